@@ -1,0 +1,74 @@
+//! Flat binary encoding of storage entries crossing the wasm boundary.
+//! One allocation per batch instead of one JS object per entry.
+//!
+//!   entry  = op:u8 (1 = put, 0 = delete) key_len:u32be key [value_len:u32be value]
+//!   batch  = entry*
+
+use crate::error::{malformed, CoreResult};
+use crate::storage::Batch;
+
+const OP_DELETE: u8 = 0;
+const OP_PUT: u8 = 1;
+
+pub fn encode(batch: &Batch) -> Vec<u8> {
+    let size: usize = batch.puts.iter().map(|(k, v)| 9 + k.len() + v.len()).sum::<usize>()
+        + batch.deletes.iter().map(|k| 5 + k.len()).sum::<usize>();
+    let mut out = Vec::with_capacity(size);
+    for (key, value) in &batch.puts {
+        out.push(OP_PUT);
+        push_chunk(&mut out, key);
+        push_chunk(&mut out, value);
+    }
+    for key in &batch.deletes {
+        out.push(OP_DELETE);
+        push_chunk(&mut out, key);
+    }
+    out
+}
+
+fn push_chunk(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// Decode entries to load; only puts are meaningful when restoring.
+pub fn decode_puts(bytes: &[u8]) -> CoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut reader = Reader { bytes, pos: 0 };
+    let mut entries = Vec::new();
+    while reader.pos < bytes.len() {
+        let op = reader.byte()?;
+        let key = reader.chunk()?;
+        match op {
+            OP_PUT => entries.push((key, reader.chunk()?)),
+            OP_DELETE => {}
+            _ => return Err(malformed("storage entries", "unknown op")),
+        }
+    }
+    Ok(entries)
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> CoreResult<&[u8]> {
+        let end = self.pos.checked_add(n).filter(|end| *end <= self.bytes.len());
+        let end = end.ok_or_else(|| malformed("storage entries", "truncated"))?;
+        let slice = self.bytes.get(self.pos..end).ok_or_else(|| malformed("storage entries", "truncated"))?;
+        self.pos = end;
+        Ok(slice)
+    }
+    fn byte(&mut self) -> CoreResult<u8> {
+        Ok(self.take(1)?.first().copied().unwrap_or_default())
+    }
+    fn chunk(&mut self) -> CoreResult<Vec<u8>> {
+        let len_bytes: [u8; 4] = self
+            .take(4)?
+            .try_into()
+            .map_err(|_| malformed("storage entries", "truncated"))?;
+        let len = u32::from_be_bytes(len_bytes) as usize;
+        Ok(self.take(len)?.to_vec())
+    }
+}

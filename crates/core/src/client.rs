@@ -1,0 +1,247 @@
+//! `Client`: one device's MLS state — its provider (crypto + journaled
+//! storage), the groups it is in, and its signature keys. The TS layer owns
+//! one `Client` per device and persists the storage batch after every
+//! mutating call.
+
+use std::collections::HashMap;
+
+use openmls::prelude::*;
+use openmls::schedule::{ExternalPsk, PreSharedKeyId, Psk};
+use openmls_traits::storage::StorageProvider as _;
+use openmls_basic_credential::SignatureKeyPair;
+use openmls_traits::OpenMlsProvider;
+use wasm_bindgen::prelude::*;
+
+use crate::batch;
+use crate::config::{ciphersuite, CapabilitiesSpec};
+use crate::error::{invalid_argument, malformed, CoreError, CoreResult};
+use crate::provider::Provider;
+
+#[wasm_bindgen]
+pub struct Client {
+    pub(crate) provider: Provider,
+    /// Groups loaded from storage, by group id.
+    pub(crate) groups: HashMap<Vec<u8>, MlsGroup>,
+    /// Signature key pairs loaded from storage, by public key.
+    pub(crate) signers: HashMap<Vec<u8>, SignatureKeyPair>,
+}
+
+/// Build a `CredentialWithKey` for a basic credential.
+pub(crate) fn credential_with_key(identity: &[u8], signature_key: &[u8]) -> CredentialWithKey {
+    CredentialWithKey {
+        credential: BasicCredential::new(identity.to_vec()).into(),
+        signature_key: signature_key.to_vec().into(),
+    }
+}
+
+pub(crate) fn serialize(what: &str, value: &impl openmls::prelude::tls_codec::Serialize) -> CoreResult<Vec<u8>> {
+    value
+        .tls_serialize_detached()
+        .map_err(|e| CoreError::new("INTERNAL", format!("serializing {what}: {e}")))
+}
+
+impl Client {
+    /// Run a mutating operation: on error, storage goes back to its last
+    /// checkpoint and cached groups are dropped (they are reloaded from
+    /// storage on next use), so a failed call leaves no half-applied state.
+    pub(crate) fn mutate<T>(&mut self, op: impl FnOnce(&mut Self) -> CoreResult<T>) -> CoreResult<T> {
+        let result = op(self);
+        if result.is_err() {
+            self.provider.storage().rollback();
+            self.groups.clear();
+        }
+        result
+    }
+
+    /// Find (loading from storage when needed) the signature key pair.
+    pub(crate) fn load_signer(&mut self, public_key: &[u8], scheme: SignatureScheme) -> CoreResult<()> {
+        if self.signers.contains_key(public_key) {
+            return Ok(());
+        }
+        let pair = SignatureKeyPair::read(self.provider.storage(), public_key, scheme)
+            .ok_or_else(|| CoreError::new("UNKNOWN_SIGNATURE_KEY", "no signature key pair stored for this public key"))?;
+        self.signers.insert(public_key.to_vec(), pair);
+        Ok(())
+    }
+
+    pub(crate) fn signer(&self, public_key: &[u8]) -> CoreResult<&SignatureKeyPair> {
+        self.signers
+            .get(public_key)
+            .ok_or_else(|| CoreError::new("UNKNOWN_SIGNATURE_KEY", "signature key pair not loaded"))
+    }
+}
+
+#[wasm_bindgen]
+impl Client {
+    /// A client with empty storage.
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> Client {
+        Client { provider: Provider::default(), groups: HashMap::new(), signers: HashMap::new() }
+    }
+
+    /// Load persisted entries (the flat encoding of `batch.rs`) into this
+    /// client's storage. Used on a fresh instance before any other call.
+    pub fn restore(&mut self, entries: &[u8]) -> Result<(), JsValue> {
+        let entries = batch::decode_puts(entries)?;
+        self.provider.storage().load_entries(entries);
+        self.groups.clear();
+        Ok(())
+    }
+
+    /// Net storage changes since the previous call, flat-encoded. The TS
+    /// layer calls this after every successful mutating call and writes the
+    /// batch atomically to its storage adapter.
+    #[wasm_bindgen(js_name = takeBatch)]
+    pub fn take_batch(&self) -> Vec<u8> {
+        batch::encode(&self.provider.storage().take_batch())
+    }
+
+    /// Number of entries in storage (for tests and diagnostics).
+    #[wasm_bindgen(js_name = storageEntryCount)]
+    pub fn storage_entry_count(&self) -> usize {
+        self.provider.storage().entry_count()
+    }
+
+    /// Generate and store a signature key pair for `ciphersuite`'s scheme.
+    /// Returns the public key.
+    #[wasm_bindgen(js_name = generateSignatureKeyPair)]
+    pub fn generate_signature_key_pair(&mut self, ciphersuite_code: u16) -> Result<Vec<u8>, JsValue> {
+        Ok(self.mutate(|client| {
+            let cs = ciphersuite(ciphersuite_code)?;
+            let pair = SignatureKeyPair::new(cs.signature_algorithm())
+                .map_err(|e| CoreError::from_mls("generating signature keys", e))?;
+            pair.store(client.provider.storage())
+                .map_err(|e| CoreError::new("STORAGE", format!("storing signature keys: {e}")))?;
+            let public = pair.to_public_vec();
+            client.signers.insert(public.clone(), pair);
+            Ok(public)
+        })?)
+    }
+
+    /// Whether the private key for `public_key` is held by this client.
+    #[wasm_bindgen(js_name = hasSignatureKeyPair)]
+    pub fn has_signature_key_pair(&mut self, public_key: &[u8], ciphersuite_code: u16) -> Result<bool, JsValue> {
+        let cs = ciphersuite(ciphersuite_code)?;
+        Ok(self.load_signer(public_key, cs.signature_algorithm()).is_ok())
+    }
+
+    /// Create `count` KeyPackages (RFC 9420 §10) for the basic credential
+    /// `identity` and signature key `public_key`. Private keys stay in
+    /// storage until a Welcome consumes them (last-resort ones are kept).
+    /// Returns each KeyPackage as a serialized MLSMessage.
+    #[wasm_bindgen(js_name = createKeyPackages)]
+    pub fn create_key_packages(
+        &mut self,
+        identity: &[u8],
+        public_key: &[u8],
+        ciphersuite_code: u16,
+        count: u32,
+        last_resort: bool,
+        lifetime_seconds: Option<u64>,
+        capabilities: JsValue,
+    ) -> Result<Vec<js_sys::Uint8Array>, JsValue> {
+        if count == 0 || count > 10_000 {
+            return Err(invalid_argument("count must be between 1 and 10000").into());
+        }
+        let capabilities: CapabilitiesSpec = if capabilities.is_undefined() || capabilities.is_null() {
+            CapabilitiesSpec::default()
+        } else {
+            serde_wasm_bindgen::from_value(capabilities).map_err(|e| invalid_argument(format!("capabilities: {e}")))?
+        };
+        let packages = self.mutate(|client| {
+            let cs = ciphersuite(ciphersuite_code)?;
+            client.load_signer(public_key, cs.signature_algorithm())?;
+            let signer = client.signer(public_key)?;
+            let mut out = Vec::with_capacity(count as usize);
+            for _ in 0..count {
+                let mut builder = KeyPackage::builder().leaf_node_capabilities(capabilities.to_capabilities());
+                if let Some(seconds) = lifetime_seconds {
+                    builder = builder.key_package_lifetime(Lifetime::new(seconds));
+                }
+                if last_resort {
+                    builder = builder.mark_as_last_resort();
+                }
+                let bundle = builder
+                    .build(cs, &client.provider, signer, credential_with_key(identity, public_key))
+                    .map_err(|e| CoreError::from_mls("building key package", e))?;
+                let message = MlsMessageOut::from(bundle.key_package().clone());
+                out.push(js_sys::Uint8Array::from(serialize("key package", &message)?.as_slice()));
+            }
+            Ok(out)
+        })?;
+        Ok(packages)
+    }
+
+    /// Register an external PSK (RFC 9420 §8.4) under `psk_id`.
+    #[wasm_bindgen(js_name = storeExternalPsk)]
+    pub fn store_external_psk(&mut self, psk_id: &[u8], secret: &[u8]) -> Result<(), JsValue> {
+        if psk_id.is_empty() || secret.is_empty() {
+            return Err(invalid_argument("PSK id and secret must be non-empty").into());
+        }
+        Ok(self.mutate(|client| {
+            // The nonce is irrelevant for storage (the PSK is stored by id);
+            // a fresh one is drawn when the PSK is proposed.
+            let id = PreSharedKeyId::external(psk_id.to_vec(), Vec::new());
+            id.store(&client.provider, secret).map_err(|e| CoreError::from_mls("storing PSK", e))
+        })?)
+    }
+
+    /// Forget an external PSK.
+    #[wasm_bindgen(js_name = deleteExternalPsk)]
+    pub fn delete_external_psk(&mut self, psk_id: &[u8]) -> Result<(), JsValue> {
+        Ok(self.mutate(|client| {
+            let psk = Psk::External(ExternalPsk::new(psk_id.to_vec()));
+            client
+                .provider
+                .storage()
+                .delete_psk(&psk)
+                .map_err(|e| CoreError::new("STORAGE", format!("deleting PSK: {e}")))
+        })?)
+    }
+
+    /// Parse an MLSMessage and report its wire format, without processing it.
+    /// One of "public", "private", "welcome", "group_info", "key_package".
+    #[wasm_bindgen(js_name = inspectWireFormat)]
+    pub fn inspect_wire_format(bytes: &[u8]) -> Result<String, JsValue> {
+        let message = parse_message(bytes)?;
+        Ok(match message.extract() {
+            MlsMessageBodyIn::PublicMessage(_) => "public",
+            MlsMessageBodyIn::PrivateMessage(_) => "private",
+            MlsMessageBodyIn::Welcome(_) => "welcome",
+            MlsMessageBodyIn::GroupInfo(_) => "group_info",
+            MlsMessageBodyIn::KeyPackage(_) => "key_package",
+            #[allow(unreachable_patterns)]
+            _ => "other",
+        }
+        .to_string())
+    }
+
+    /// Validate a serialized KeyPackage (signature, lifetime, ciphersuite)
+    /// and return its identity and signature key.
+    #[wasm_bindgen(js_name = inspectKeyPackage)]
+    pub fn inspect_key_package(&self, bytes: &[u8]) -> Result<JsValue, JsValue> {
+        let key_package = validate_key_package(&self.provider, bytes)?;
+        Ok(crate::inspect::key_package(&key_package)?)
+    }
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Decode an MLSMessage, requiring that every byte is consumed.
+pub(crate) fn parse_message(bytes: &[u8]) -> CoreResult<MlsMessageIn> {
+    use openmls::prelude::tls_codec::Deserialize as _;
+    MlsMessageIn::tls_deserialize_exact(bytes).map_err(|e| malformed("MLS message", e))
+}
+
+pub(crate) fn validate_key_package(provider: &Provider, bytes: &[u8]) -> CoreResult<KeyPackage> {
+    match parse_message(bytes)?.extract() {
+        MlsMessageBodyIn::KeyPackage(kp) => kp
+            .validate(provider.crypto(), ProtocolVersion::Mls10)
+            .map_err(|e| CoreError::new("INVALID_KEY_PACKAGE", format!("invalid key package: {e}"))),
+        _ => Err(invalid_argument("expected a KeyPackage message")),
+    }
+}

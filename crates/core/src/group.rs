@@ -1,0 +1,511 @@
+//! Group operations on a `Client` (RFC 9420 §12): create, join (Welcome and
+//! external commit), commit, propose, process, merge, application messages,
+//! exporter and the group's public state.
+//!
+//! Under openmls' `virtual-clients-draft` feature, messages are created
+//! "unconfirmed" (the own ratchet secret is retained so emulating siblings
+//! can coordinate). A plain client confirms at once, which deletes the
+//! secret and keeps forward secrecy as in RFC 9420 §9.2.
+
+use openmls::prelude::{tls_codec::Deserialize as _, *};
+use openmls::schedule::{ExternalPsk, PreSharedKeyId, Psk};
+use openmls_traits::OpenMlsProvider;
+use serde::Deserialize;
+use serde_bytes::ByteBuf;
+use wasm_bindgen::prelude::*;
+
+use crate::client::{credential_with_key, parse_message, serialize, validate_key_package, Client};
+use crate::config::{ciphersuite, GroupConfig, GroupContextExtensionsSpec};
+use crate::error::{invalid_argument, malformed, CoreError, CoreResult};
+use crate::inspect;
+use crate::provider::Provider;
+
+/// A commit received from another member, validated and staged but not yet
+/// applied. The application inspects it (see `process`) and then merges or
+/// drops it.
+#[wasm_bindgen]
+pub struct StagedCommitHandle {
+    group_id: Vec<u8>,
+    staged: Option<Box<StagedCommit>>,
+}
+
+#[wasm_bindgen]
+impl StagedCommitHandle {
+    /// Group the commit belongs to.
+    #[wasm_bindgen(getter, js_name = groupId)]
+    pub fn group_id(&self) -> Vec<u8> {
+        self.group_id.clone()
+    }
+    /// False once merged or discarded.
+    #[wasm_bindgen(getter)]
+    pub fn pending(&self) -> bool {
+        self.staged.is_some()
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+struct CommitSpec {
+    /// Serialized KeyPackage MLSMessages to add.
+    adds: Vec<ByteBuf>,
+    /// Leaf indices to remove.
+    removes: Vec<u32>,
+    /// External PSK ids to inject (each must be in the PSK registry).
+    psks: Vec<ByteBuf>,
+    group_context_extensions: Option<GroupContextExtensionsSpec>,
+    /// Force an UpdatePath even if no proposal requires one.
+    self_update: bool,
+    /// Include proposals received earlier (default true).
+    include_pending: Option<bool>,
+    /// Return a GroupInfo for the new epoch (for the DS / external joiners).
+    group_info: bool,
+    aad: Option<ByteBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+enum ProposalSpec {
+    Add { key_package: ByteBuf },
+    Remove { leaf_index: u32 },
+    Update,
+    ExternalPsk { psk_id: ByteBuf },
+    GroupContextExtensions { extensions: GroupContextExtensionsSpec },
+    SelfRemove,
+}
+
+fn group_id_of(bytes: &[u8]) -> GroupId {
+    GroupId::from_slice(bytes)
+}
+
+fn external_psk_id(provider: &Provider, cs: Ciphersuite, id: &[u8]) -> CoreResult<PreSharedKeyId> {
+    PreSharedKeyId::new(cs, provider.rand(), Psk::External(ExternalPsk::new(id.to_vec())))
+        .map_err(|e| CoreError::from_mls("drawing PSK nonce", e))
+}
+
+fn ratchet_tree_in(bytes: Option<Vec<u8>>) -> CoreResult<Option<RatchetTreeIn>> {
+    bytes
+        .map(|b| RatchetTreeIn::tls_deserialize_exact(b.as_slice()).map_err(|e| malformed("ratchet tree", e)))
+        .transpose()
+}
+
+/// Encode the outputs of a commit as a JS object.
+fn commit_output(group: &mut MlsGroup, provider: &Provider, mut bundle: CommitMessageBundle) -> CoreResult<JsValue> {
+    if let Some(confirmation) = bundle.take_confirmation() {
+        group
+            .confirm_handshake_message(provider.storage(), confirmation.epoch, confirmation.generation)
+            .map_err(|e| CoreError::from_mls("confirming commit secret", e))?;
+    }
+    let (commit, welcome, group_info) = bundle.into_messages();
+    inspect::commit_output(
+        serialize("commit", &commit)?,
+        welcome.map(|w| serialize("welcome", &w)).transpose()?,
+        group_info.map(|g| serialize("group info", &g)).transpose()?,
+    )
+}
+
+impl Client {
+    /// Load a group into the cache and make sure its signer is available.
+    /// Returns the group's own signature public key.
+    fn prepare_group(&mut self, group_id: &[u8]) -> CoreResult<Vec<u8>> {
+        if !self.groups.contains_key(group_id) {
+            let group = MlsGroup::load(self.provider.storage(), &group_id_of(group_id))
+                .map_err(|e| CoreError::new("STORAGE", format!("loading group: {e}")))?
+                .ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "no such group in storage"))?;
+            self.groups.insert(group_id.to_vec(), group);
+        }
+        let group = self.groups.get(group_id).ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "group not loaded"))?;
+        let leaf = group
+            .own_leaf_node()
+            .ok_or_else(|| CoreError::new("NOT_A_MEMBER", "this client is no longer a member of the group"))?;
+        let public_key = leaf.signature_key().as_slice().to_vec();
+        let scheme = group.ciphersuite().signature_algorithm();
+        self.load_signer(&public_key, scheme)?;
+        Ok(public_key)
+    }
+
+    /// Run `op` on a loaded group with its signer, rolling back on error.
+    fn with_group<T>(
+        &mut self,
+        group_id: &[u8],
+        op: impl FnOnce(&mut MlsGroup, &Provider, &openmls_basic_credential::SignatureKeyPair) -> CoreResult<T>,
+    ) -> CoreResult<T> {
+        self.mutate(|client| {
+            let public_key = client.prepare_group(group_id)?;
+            let signer = client
+                .signers
+                .get(&public_key)
+                .ok_or_else(|| CoreError::new("UNKNOWN_SIGNATURE_KEY", "signature key pair not loaded"))?;
+            let group = client
+                .groups
+                .get_mut(group_id)
+                .ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "group not loaded"))?;
+            op(group, &client.provider, signer)
+        })
+    }
+
+    /// Read-only access to a loaded group.
+    fn read_group<T>(&mut self, group_id: &[u8], op: impl FnOnce(&MlsGroup, &Provider) -> CoreResult<T>) -> CoreResult<T> {
+        if !self.groups.contains_key(group_id) {
+            self.prepare_group(group_id).or_else(|e| if e.code == "NOT_A_MEMBER" { Ok(Vec::new()) } else { Err(e) })?;
+        }
+        let group = self.groups.get(group_id).ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "group not loaded"))?;
+        op(group, &self.provider)
+    }
+}
+
+#[wasm_bindgen]
+impl Client {
+    /// Create a group with this client as its only member. Returns the group id.
+    #[wasm_bindgen(js_name = createGroup)]
+    pub fn create_group(&mut self, identity: &[u8], public_key: &[u8], config: JsValue) -> Result<Vec<u8>, JsValue> {
+        let config = GroupConfig::from_js(config)?;
+        Ok(self.mutate(|client| {
+            let cs = ciphersuite(config.ciphersuite)?;
+            client.load_signer(public_key, cs.signature_algorithm())?;
+            let signer = client.signer(public_key)?;
+            let mut builder = MlsGroup::builder()
+                .ciphersuite(cs)
+                .with_wire_format_policy(config.wire_format_policy()?)
+                .padding_size(config.padding_size)
+                .max_past_epochs(config.max_past_epochs)
+                .number_of_resumption_psks(config.number_of_resumption_psks)
+                .use_ratchet_tree_extension(config.use_ratchet_tree_extension)
+                .sender_ratchet_configuration(config.sender_ratchet())
+                .with_capabilities(config.capabilities.to_capabilities())
+                .with_group_context_extensions(config.extensions.to_extensions()?);
+            if let Some(id) = &config.group_id {
+                if id.is_empty() {
+                    return Err(invalid_argument("group id must not be empty"));
+                }
+                builder = builder.with_group_id(GroupId::from_slice(id));
+            }
+            let group = builder
+                .build(&client.provider, signer, credential_with_key(identity, public_key))
+                .map_err(|e| CoreError::from_mls("creating group", e))?;
+            let id = group.group_id().as_slice().to_vec();
+            client.groups.insert(id.clone(), group);
+            Ok(id)
+        })?)
+    }
+
+    /// Join a group from a Welcome (RFC 9420 §12.4.3.1). `ratchet_tree` is
+    /// needed when the group does not use the ratchet-tree extension.
+    /// Returns the group id.
+    #[wasm_bindgen(js_name = joinFromWelcome)]
+    pub fn join_from_welcome(&mut self, welcome: &[u8], ratchet_tree: Option<Vec<u8>>, config: JsValue) -> Result<Vec<u8>, JsValue> {
+        let config = GroupConfig::from_js(config)?;
+        let welcome = match parse_message(welcome)?.extract() {
+            MlsMessageBodyIn::Welcome(w) => w,
+            _ => return Err(invalid_argument("expected a Welcome message").into()),
+        };
+        let tree = ratchet_tree_in(ratchet_tree)?;
+        Ok(self.mutate(|client| {
+            let join = config.join_config()?;
+            let staged = StagedWelcome::new_from_welcome(&client.provider, &join, welcome, tree)
+                .map_err(|e| CoreError::from_mls("processing welcome", e))?;
+            let group = staged.into_group(&client.provider).map_err(|e| CoreError::from_mls("joining group", e))?;
+            let id = group.group_id().as_slice().to_vec();
+            client.groups.insert(id.clone(), group);
+            Ok(id)
+        })?)
+    }
+
+    /// Join by external commit (RFC 9420 §12.4.3.2) from a GroupInfo.
+    /// Returns `{ groupId, commit }`: the commit goes to the group.
+    #[wasm_bindgen(js_name = joinExternal)]
+    pub fn join_external(
+        &mut self,
+        group_info: &[u8],
+        ratchet_tree: Option<Vec<u8>>,
+        identity: &[u8],
+        public_key: &[u8],
+        config: JsValue,
+        psk_ids: Vec<js_sys::Uint8Array>,
+        aad: Option<Vec<u8>>,
+    ) -> Result<JsValue, JsValue> {
+        let config = GroupConfig::from_js(config)?;
+        let info = match parse_message(group_info)?.extract() {
+            MlsMessageBodyIn::GroupInfo(info) => info,
+            _ => return Err(invalid_argument("expected a GroupInfo message").into()),
+        };
+        let tree = ratchet_tree_in(ratchet_tree)?;
+        Ok(self.mutate(|client| {
+            let cs = info.ciphersuite();
+            client.load_signer(public_key, cs.signature_algorithm())?;
+            let signer = client.signer(public_key)?;
+            let mut builder = MlsGroup::external_commit_builder().with_config(config.join_config()?);
+            if let Some(tree) = tree {
+                builder = builder.with_ratchet_tree(tree);
+            }
+            if let Some(aad) = aad {
+                builder = builder.with_aad(aad);
+            }
+            let mut commit_builder = builder
+                .build_group(&client.provider, info, credential_with_key(identity, public_key))
+                .map_err(|e| CoreError::from_mls("external join", e))?
+                .leaf_node_parameters(LeafNodeParameters::builder().with_capabilities(config.capabilities.to_capabilities()).build());
+            for id in &psk_ids {
+                commit_builder = commit_builder.add_psk_proposal(PreSharedKeyProposal::new(external_psk_id(&client.provider, cs, &id.to_vec())?));
+            }
+            let (group, bundle) = commit_builder
+                .load_psks(client.provider.storage())
+                .map_err(|e| CoreError::from_mls("loading PSKs", e))?
+                .build(client.provider.rand(), client.provider.crypto(), signer, |_| true)
+                .map_err(|e| CoreError::from_mls("building external commit", e))?
+                .finalize(&client.provider)
+                .map_err(|e| CoreError::from_mls("finalizing external commit", e))?;
+            let id = group.group_id().as_slice().to_vec();
+            let commit = serialize("commit", bundle.commit())?;
+            client.groups.insert(id.clone(), group);
+            inspect::external_join_output(id, commit)
+        })?)
+    }
+
+    /// Create a commit (RFC 9420 §12.4) with the given proposals, and keep
+    /// it pending until `mergePendingCommit` (after the DS accepted it) or
+    /// `clearPendingCommit`. Returns `{ commit, welcome?, groupInfo? }`.
+    pub fn commit(&mut self, group_id: &[u8], spec: JsValue) -> Result<JsValue, JsValue> {
+        let spec: CommitSpec = if spec.is_undefined() || spec.is_null() {
+            CommitSpec::default()
+        } else {
+            serde_wasm_bindgen::from_value(spec).map_err(|e| invalid_argument(format!("commit spec: {e}")))?
+        };
+        let key_packages = spec
+            .adds
+            .iter()
+            .map(|bytes| validate_key_package(&self.provider, bytes))
+            .collect::<CoreResult<Vec<_>>>()?;
+        Ok(self.with_group(group_id, |group, provider, signer| {
+            let cs = group.ciphersuite();
+            if let Some(aad) = &spec.aad {
+                group.set_aad(aad.to_vec());
+            }
+            let mut builder = group
+                .commit_builder()
+                .consume_proposal_store(spec.include_pending.unwrap_or(true))
+                .force_self_update(spec.self_update)
+                .propose_adds(key_packages)
+                .propose_removals(spec.removes.iter().map(|i| LeafNodeIndex::new(*i)));
+            if let Some(ext) = &spec.group_context_extensions {
+                builder = builder
+                    .propose_group_context_extensions(ext.to_extensions()?)
+                    .map_err(|e| CoreError::from_mls("group context extensions", e))?;
+            }
+            for id in &spec.psks {
+                let psk = external_psk_id(provider, cs, id)?;
+                builder = builder.add_proposal(Proposal::PreSharedKey(Box::new(PreSharedKeyProposal::new(psk))));
+            }
+            let bundle = builder
+                .load_psks(provider.storage())
+                .map_err(|e| CoreError::from_mls("loading PSKs", e))?
+                .create_group_info(spec.group_info)
+                .build(provider.rand(), provider.crypto(), signer, |_| true)
+                .map_err(|e| CoreError::from_mls("building commit", e))?
+                .stage_commit(provider)
+                .map_err(|e| CoreError::from_mls("staging commit", e))?;
+            commit_output(group, provider, bundle)
+        })?)
+    }
+
+    /// Apply this client's own pending commit (after the DS accepted it).
+    #[wasm_bindgen(js_name = mergePendingCommit)]
+    pub fn merge_pending_commit(&mut self, group_id: &[u8]) -> Result<(), JsValue> {
+        Ok(self.with_group(group_id, |group, provider, _| {
+            if group.pending_commit().is_none() {
+                return Err(CoreError::new("NO_PENDING_COMMIT", "there is no pending commit to merge"));
+            }
+            group.merge_pending_commit(provider).map_err(|e| CoreError::from_mls("merging pending commit", e))
+        })?)
+    }
+
+    /// Drop this client's own pending commit (e.g. the DS rejected it).
+    #[wasm_bindgen(js_name = clearPendingCommit)]
+    pub fn clear_pending_commit(&mut self, group_id: &[u8]) -> Result<(), JsValue> {
+        Ok(self.with_group(group_id, |group, provider, _| {
+            group.clear_pending_commit(provider.storage()).map_err(|e| CoreError::new("STORAGE", format!("clearing commit: {e}")))
+        })?)
+    }
+
+    /// Send one proposal (RFC 9420 §12.1) as a standalone message.
+    pub fn propose(&mut self, group_id: &[u8], spec: JsValue) -> Result<Vec<u8>, JsValue> {
+        let spec: ProposalSpec =
+            serde_wasm_bindgen::from_value(spec).map_err(|e| invalid_argument(format!("proposal spec: {e}")))?;
+        let key_package = match &spec {
+            ProposalSpec::Add { key_package } => Some(validate_key_package(&self.provider, key_package)?),
+            _ => None,
+        };
+        Ok(self.with_group(group_id, |group, provider, signer| {
+            let propose = match spec {
+                ProposalSpec::Add { .. } => {
+                    Propose::Add(key_package.ok_or_else(|| invalid_argument("missing key package"))?)
+                }
+                ProposalSpec::Remove { leaf_index } => Propose::Remove(leaf_index),
+                ProposalSpec::Update => Propose::Update(LeafNodeParameters::default()),
+                ProposalSpec::ExternalPsk { psk_id } => Propose::PreSharedKey(external_psk_id(provider, group.ciphersuite(), &psk_id)?),
+                ProposalSpec::GroupContextExtensions { extensions } => Propose::GroupContextExtensions(extensions.to_extensions()?),
+                ProposalSpec::SelfRemove => {
+                    let message = group
+                        .leave_group_via_self_remove(provider, signer)
+                        .map_err(|e| CoreError::from_mls("self remove", e))?;
+                    return serialize("proposal", &message);
+                }
+            };
+            let (message, _, confirmation) = group
+                .propose_unconfirmed(provider, signer, propose, ProposalOrRefType::Reference)
+                .map_err(|e| CoreError::from_mls("creating proposal", e))?;
+            if let Some(c) = confirmation {
+                group
+                    .confirm_handshake_message(provider.storage(), c.epoch, c.generation)
+                    .map_err(|e| CoreError::from_mls("confirming proposal secret", e))?;
+            }
+            serialize("proposal", &message)
+        })?)
+    }
+
+    /// Encrypt an application message (RFC 9420 §6.3) with optional
+    /// authenticated data.
+    pub fn encrypt(&mut self, group_id: &[u8], plaintext: &[u8], aad: Option<Vec<u8>>) -> Result<Vec<u8>, JsValue> {
+        Ok(self.with_group(group_id, |group, provider, signer| {
+            group.set_aad(aad.unwrap_or_default());
+            let sent = group
+                .create_unconfirmed_message(provider, signer, plaintext)
+                .map_err(|e| CoreError::from_mls("encrypting", e))?;
+            group
+                .confirm_application_message(provider.storage(), sent.epoch, sent.generation)
+                .map_err(|e| CoreError::from_mls("confirming message secret", e))?;
+            serialize("application message", &sent.message)
+        })?)
+    }
+
+    /// Process any incoming group message. Returns a tagged object:
+    /// `{ kind: "application" | "proposal" | "commit", sender, epoch, … }`;
+    /// for commits, `handle` is a `StagedCommitHandle` to merge or drop.
+    /// Proposals are validated and queued for the next commit.
+    pub fn process(&mut self, group_id: &[u8], message: &[u8]) -> Result<JsValue, JsValue> {
+        let protocol_message: ProtocolMessage = match parse_message(message)?.extract() {
+            MlsMessageBodyIn::PublicMessage(m) => m.into(),
+            MlsMessageBodyIn::PrivateMessage(m) => m.into(),
+            _ => return Err(invalid_argument("expected a public or private group message").into()),
+        };
+        if protocol_message.group_id().as_slice() != group_id {
+            return Err(CoreError::new("WRONG_GROUP", "message belongs to another group").into());
+        }
+        Ok(self.with_group(group_id, |group, provider, _| {
+            let processed = group
+                .process_message(provider, protocol_message)
+                .map_err(|e| CoreError::from_mls("processing message", e))?;
+            let sender = processed.sender().clone();
+            let epoch = processed.epoch().as_u64();
+            let aad = processed.aad().to_vec();
+            match processed.into_content() {
+                ProcessedMessageContent::ApplicationMessage(app) => {
+                    inspect::application(&sender, epoch, app.into_bytes(), aad)
+                }
+                ProcessedMessageContent::ProposalMessage(proposal)
+                | ProcessedMessageContent::ExternalJoinProposalMessage(proposal) => {
+                    let summary = inspect::proposal(&sender, epoch, proposal.proposal(), aad)?;
+                    group
+                        .store_pending_proposal(provider.storage(), *proposal)
+                        .map_err(|e| CoreError::new("STORAGE", format!("queueing proposal: {e}")))?;
+                    Ok(summary)
+                }
+                ProcessedMessageContent::StagedCommitMessage(staged) => {
+                    let summary = inspect::staged_commit(&sender, epoch, &staged, aad)?;
+                    let handle = StagedCommitHandle { group_id: group_id.to_vec(), staged: Some(staged) };
+                    js_sys::Reflect::set(&summary, &"handle".into(), &JsValue::from(handle))
+                        .map_err(|_| CoreError::new("INTERNAL", "building result"))?;
+                    Ok(summary)
+                }
+                #[allow(unreachable_patterns)]
+                _ => Err(CoreError::new("UNSUPPORTED", "unsupported message content")),
+            }
+        })?)
+    }
+
+    /// Apply a staged commit returned by `process`.
+    #[wasm_bindgen(js_name = mergeStagedCommit)]
+    pub fn merge_staged_commit(&mut self, handle: &mut StagedCommitHandle) -> Result<(), JsValue> {
+        let group_id = handle.group_id.clone();
+        let staged = handle
+            .staged
+            .take()
+            .ok_or_else(|| CoreError::new("ALREADY_MERGED", "the staged commit was already merged or discarded"))?;
+        Ok(self.with_group(&group_id, |group, provider, _| {
+            group.merge_staged_commit(provider, *staged).map_err(|e| CoreError::from_mls("merging commit", e))
+        })?)
+    }
+
+    /// Drop a staged commit without applying it.
+    #[wasm_bindgen(js_name = discardStagedCommit)]
+    pub fn discard_staged_commit(&mut self, handle: &mut StagedCommitHandle) {
+        handle.staged = None;
+    }
+
+    /// MLS exporter (RFC 9420 §8.5).
+    #[wasm_bindgen(js_name = exportSecret)]
+    pub fn export_secret(&mut self, group_id: &[u8], label: &str, context: &[u8], length: usize) -> Result<Vec<u8>, JsValue> {
+        if length == 0 || length > 255 * 64 {
+            return Err(invalid_argument("exporter length must be between 1 and 16320").into());
+        }
+        Ok(self.read_group(group_id, |group, provider| {
+            group
+                .export_secret(provider.crypto(), label, context, length)
+                .map_err(|e| CoreError::from_mls("exporter", e))
+        })?)
+    }
+
+    /// Epoch authenticator of the current epoch (RFC 9420 §8.7).
+    #[wasm_bindgen(js_name = epochAuthenticator)]
+    pub fn epoch_authenticator(&mut self, group_id: &[u8]) -> Result<Vec<u8>, JsValue> {
+        Ok(self.read_group(group_id, |group, _| Ok(group.epoch_authenticator().as_slice().to_vec()))?)
+    }
+
+    /// Summary of the group's public state: epoch, ciphersuite, own leaf,
+    /// whether it is active, and the pending commit/proposals.
+    #[wasm_bindgen(js_name = groupState)]
+    pub fn group_state(&mut self, group_id: &[u8]) -> Result<JsValue, JsValue> {
+        Ok(self.read_group(group_id, |group, _| inspect::group_state(group))?)
+    }
+
+    /// Current members with leaf index, credential and signature key.
+    pub fn members(&mut self, group_id: &[u8]) -> Result<JsValue, JsValue> {
+        Ok(self.read_group(group_id, |group, _| inspect::members(group))?)
+    }
+
+    /// Signed GroupInfo for external joins (RFC 9420 §12.4.3).
+    #[wasm_bindgen(js_name = exportGroupInfo)]
+    pub fn export_group_info(&mut self, group_id: &[u8], with_ratchet_tree: bool) -> Result<Vec<u8>, JsValue> {
+        Ok(self.with_group(group_id, |group, provider, signer| {
+            let info = group
+                .export_group_info(provider.crypto(), signer, with_ratchet_tree)
+                .map_err(|e| CoreError::from_mls("exporting group info", e))?;
+            serialize("group info", &info)
+        })?)
+    }
+
+    /// The ratchet tree (RFC 9420 §12.4.3.3), for joiners without the extension.
+    #[wasm_bindgen(js_name = exportRatchetTree)]
+    pub fn export_ratchet_tree(&mut self, group_id: &[u8]) -> Result<Vec<u8>, JsValue> {
+        Ok(self.read_group(group_id, |group, _| serialize("ratchet tree", &group.export_ratchet_tree()))?)
+    }
+
+    /// Remove the group and its secrets from storage.
+    #[wasm_bindgen(js_name = deleteGroup)]
+    pub fn delete_group(&mut self, group_id: &[u8]) -> Result<(), JsValue> {
+        Ok(self.mutate(|client| {
+            let mut group = match client.groups.remove(group_id) {
+                Some(g) => g,
+                None => MlsGroup::load(client.provider.storage(), &group_id_of(group_id))
+                    .map_err(|e| CoreError::new("STORAGE", format!("loading group: {e}")))?
+                    .ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "no such group in storage"))?,
+            };
+            group.delete(client.provider.storage()).map_err(|e| CoreError::new("STORAGE", format!("deleting group: {e}")))
+        })?)
+    }
+
+    /// Drop the in-memory copy of a group (it stays in storage).
+    #[wasm_bindgen(js_name = unloadGroup)]
+    pub fn unload_group(&mut self, group_id: &[u8]) {
+        self.groups.remove(group_id);
+    }
+}

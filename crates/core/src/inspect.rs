@@ -1,0 +1,287 @@
+//! Plain-object views of openmls state handed to TypeScript. Bytes become
+//! `Uint8Array`s; nothing secret is ever included here.
+
+use openmls::prelude::{tls_codec::{Deserialize as _, Serialize as _}, *};
+use openmls::schedule::{PreSharedKeyId, Psk};
+use serde::Serialize;
+use serde_bytes::ByteBuf;
+use wasm_bindgen::JsValue;
+
+use crate::error::{CoreError, CoreResult};
+
+fn to_js<T: Serialize>(value: &T) -> CoreResult<JsValue> {
+    let serializer = serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true);
+    value
+        .serialize(&serializer)
+        .map_err(|e| CoreError::new("INTERNAL", format!("converting result: {e}")))
+}
+
+fn bytes(b: &[u8]) -> ByteBuf {
+    ByteBuf::from(b.to_vec())
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+enum SenderView {
+    Member {
+        #[serde(rename = "leafIndex")]
+        leaf_index: u32,
+    },
+    External {
+        #[serde(rename = "senderIndex")]
+        sender_index: u32,
+    },
+    NewMemberCommit,
+    NewMemberProposal,
+}
+
+/// `SenderExtensionIndex` has no public getter; its TLS encoding is the
+/// u32 index (RFC 9420 §6), so read it back from there.
+fn external_sender_index(index: &SenderExtensionIndex) -> u32 {
+    index
+        .tls_serialize_detached()
+        .ok()
+        .and_then(|b| <[u8; 4]>::try_from(b.as_slice()).ok())
+        .map(u32::from_be_bytes)
+        .unwrap_or(u32::MAX)
+}
+
+/// `PreSharedKeyProposal` exposes no getter for its PreSharedKeyID; its TLS
+/// encoding is exactly that struct (RFC 9420 §12.1.4), so decode it.
+fn psk_of(proposal: &PreSharedKeyProposal) -> Option<PreSharedKeyId> {
+    let encoded = proposal.tls_serialize_detached().ok()?;
+    PreSharedKeyId::tls_deserialize_exact(encoded.as_slice()).ok()
+}
+
+fn sender(sender: &Sender) -> SenderView {
+    match sender {
+        Sender::Member(leaf) => SenderView::Member { leaf_index: leaf.u32() },
+        Sender::External(index) => SenderView::External { sender_index: external_sender_index(index) },
+        Sender::NewMemberCommit => SenderView::NewMemberCommit,
+        Sender::NewMemberProposal => SenderView::NewMemberProposal,
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CredentialView {
+    credential_type: u16,
+    /// Identity of a basic credential; the raw credential otherwise.
+    identity: ByteBuf,
+}
+
+fn credential(c: &Credential) -> CredentialView {
+    let identity = BasicCredential::try_from(c.clone())
+        .map(|b| b.identity().to_vec())
+        .unwrap_or_else(|_| c.serialized_content().to_vec());
+    CredentialView { credential_type: u16::from(c.credential_type()), identity: ByteBuf::from(identity) }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KeyPackageView {
+    ciphersuite: u16,
+    credential: CredentialView,
+    signature_key: ByteBuf,
+    last_resort: bool,
+}
+
+pub fn key_package(kp: &KeyPackage) -> CoreResult<JsValue> {
+    to_js(&KeyPackageView {
+        ciphersuite: kp.ciphersuite() as u16,
+        credential: credential(kp.leaf_node().credential()),
+        signature_key: bytes(kp.leaf_node().signature_key().as_slice()),
+        last_resort: kp.last_resort(),
+    })
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MemberView {
+    leaf_index: u32,
+    credential: CredentialView,
+    signature_key: ByteBuf,
+    encryption_key: ByteBuf,
+}
+
+pub fn members(group: &MlsGroup) -> CoreResult<JsValue> {
+    let list: Vec<MemberView> = group
+        .members()
+        .map(|m| MemberView {
+            leaf_index: m.index.u32(),
+            credential: credential(&m.credential),
+            signature_key: bytes(&m.signature_key),
+            encryption_key: bytes(&m.encryption_key),
+        })
+        .collect();
+    to_js(&list)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GroupStateView {
+    group_id: ByteBuf,
+    epoch: u64,
+    ciphersuite: u16,
+    own_leaf_index: u32,
+    active: bool,
+    member_count: usize,
+    pending_commit: bool,
+    pending_proposals: usize,
+}
+
+pub fn group_state(group: &MlsGroup) -> CoreResult<JsValue> {
+    to_js(&GroupStateView {
+        group_id: bytes(group.group_id().as_slice()),
+        epoch: group.epoch().as_u64(),
+        ciphersuite: group.ciphersuite() as u16,
+        own_leaf_index: group.own_leaf_index().u32(),
+        active: group.is_active(),
+        member_count: group.members().count(),
+        pending_commit: group.pending_commit().is_some(),
+        pending_proposals: group.pending_proposals().count(),
+    })
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CommitOutputView {
+    commit: ByteBuf,
+    welcome: Option<ByteBuf>,
+    group_info: Option<ByteBuf>,
+}
+
+pub fn commit_output(commit: Vec<u8>, welcome: Option<Vec<u8>>, group_info: Option<Vec<u8>>) -> CoreResult<JsValue> {
+    to_js(&CommitOutputView {
+        commit: ByteBuf::from(commit),
+        welcome: welcome.map(ByteBuf::from),
+        group_info: group_info.map(ByteBuf::from),
+    })
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ExternalJoinView {
+    group_id: ByteBuf,
+    commit: ByteBuf,
+}
+
+pub fn external_join_output(group_id: Vec<u8>, commit: Vec<u8>) -> CoreResult<JsValue> {
+    to_js(&ExternalJoinView { group_id: ByteBuf::from(group_id), commit: ByteBuf::from(commit) })
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ApplicationView {
+    kind: &'static str,
+    sender: SenderView,
+    epoch: u64,
+    data: ByteBuf,
+    aad: ByteBuf,
+}
+
+pub fn application(s: &Sender, epoch: u64, data: Vec<u8>, aad: Vec<u8>) -> CoreResult<JsValue> {
+    to_js(&ApplicationView { kind: "application", sender: sender(s), epoch, data: ByteBuf::from(data), aad: ByteBuf::from(aad) })
+}
+
+/// One proposal, as the application needs it to decide on it.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+enum ProposalView {
+    Add { credential: CredentialView, #[serde(rename = "signatureKey")] signature_key: ByteBuf },
+    Update { #[serde(rename = "leafIndex")] leaf_index: Option<u32> },
+    Remove { #[serde(rename = "leafIndex")] leaf_index: u32 },
+    PreSharedKey { #[serde(rename = "pskType")] psk_type: &'static str, #[serde(rename = "pskId")] psk_id: ByteBuf },
+    ReInit,
+    ExternalInit,
+    GroupContextExtensions,
+    SelfRemove { #[serde(rename = "leafIndex")] leaf_index: Option<u32> },
+    Custom { #[serde(rename = "proposalType")] proposal_type: u16, payload: ByteBuf },
+    Other { #[serde(rename = "proposalType")] proposal_type: u16 },
+}
+
+fn sender_leaf(s: &Sender) -> Option<u32> {
+    match s {
+        Sender::Member(leaf) => Some(leaf.u32()),
+        _ => None,
+    }
+}
+
+fn proposal_view(p: &Proposal, s: &Sender) -> ProposalView {
+    match p {
+        Proposal::Add(add) => ProposalView::Add {
+            credential: credential(add.key_package().leaf_node().credential()),
+            signature_key: bytes(add.key_package().leaf_node().signature_key().as_slice()),
+        },
+        Proposal::Update(_) => ProposalView::Update { leaf_index: sender_leaf(s) },
+        Proposal::Remove(r) => ProposalView::Remove { leaf_index: r.removed().u32() },
+        Proposal::PreSharedKey(psk) => match psk_of(psk).as_ref().map(|id| id.psk()) {
+            Some(Psk::External(ext)) => ProposalView::PreSharedKey { psk_type: "external", psk_id: bytes(ext.psk_id()) },
+            Some(Psk::Resumption(res)) => ProposalView::PreSharedKey { psk_type: "resumption", psk_id: bytes(res.psk_group_id().as_slice()) },
+            #[allow(unreachable_patterns)]
+            _ => ProposalView::PreSharedKey { psk_type: "other", psk_id: ByteBuf::new() },
+        },
+        Proposal::ReInit(_) => ProposalView::ReInit,
+        Proposal::ExternalInit(_) => ProposalView::ExternalInit,
+        Proposal::GroupContextExtensions(_) => ProposalView::GroupContextExtensions,
+        Proposal::SelfRemove => ProposalView::SelfRemove { leaf_index: sender_leaf(s) },
+        Proposal::Custom(c) => ProposalView::Custom { proposal_type: c.proposal_type(), payload: bytes(c.payload()) },
+        #[allow(unreachable_patterns)]
+        other => ProposalView::Other { proposal_type: u16::from(other.proposal_type()) },
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ProposalMessageView {
+    kind: &'static str,
+    sender: SenderView,
+    epoch: u64,
+    proposal: ProposalView,
+    aad: ByteBuf,
+}
+
+pub fn proposal(s: &Sender, epoch: u64, p: &Proposal, aad: Vec<u8>) -> CoreResult<JsValue> {
+    to_js(&ProposalMessageView { kind: "proposal", sender: sender(s), epoch, proposal: proposal_view(p, s), aad: ByteBuf::from(aad) })
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct QueuedView {
+    sender: SenderView,
+    proposal: ProposalView,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StagedCommitView {
+    kind: &'static str,
+    /// The committer.
+    sender: SenderView,
+    /// Epoch the commit was sent in.
+    epoch: u64,
+    /// Epoch after merging.
+    new_epoch: u64,
+    proposals: Vec<QueuedView>,
+    has_path: bool,
+    self_removed: bool,
+    aad: ByteBuf,
+}
+
+pub fn staged_commit(s: &Sender, epoch: u64, staged: &StagedCommit, aad: Vec<u8>) -> CoreResult<JsValue> {
+    let proposals = staged
+        .queued_proposals()
+        .map(|q| QueuedView { sender: sender(q.sender()), proposal: proposal_view(q.proposal(), q.sender()) })
+        .collect();
+    let view = StagedCommitView {
+        kind: "commit",
+        sender: sender(s),
+        epoch,
+        new_epoch: staged.group_context().epoch().as_u64(),
+        proposals,
+        has_path: staged.update_path_leaf_node().is_some(),
+        self_removed: staged.self_removed(),
+        aad: ByteBuf::from(aad),
+    };
+    to_js(&view)
+}

@@ -1,0 +1,33 @@
+//! paired-mls-core: thin wasm-bindgen glue over openmls (RFC 9420).
+//!
+//! Every exported function returns `Result<_, JsValue>`; errors are
+//! `Error` objects carrying a stable `code` (see `error.rs`). Nothing here
+//! may panic: a panic aborts the wasm instance and poisons every object in
+//! it, so all fallible paths use `?` and no `unwrap`/indexing on input.
+
+mod batch;
+mod client;
+mod config;
+mod error;
+mod group;
+mod inspect;
+mod provider;
+pub mod storage;
+
+pub use client::Client;
+pub use group::StagedCommitHandle;
+
+use wasm_bindgen::prelude::*;
+
+/// Version of the core crate, so the TS layer can check it loaded the
+/// wasm it was built with.
+#[wasm_bindgen(js_name = coreVersion)]
+pub fn core_version() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
+}
+
+/// Ciphersuites this build can run (RFC 9420 §17.1 code points).
+#[wasm_bindgen(js_name = supportedCiphersuites)]
+pub fn supported_ciphersuites() -> Vec<u16> {
+    provider::supported_ciphersuites()
+}

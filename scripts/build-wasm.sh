@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Build the wasm core and its JS glue into pkg/.
+#
+# cargo + wasm-bindgen are called directly rather than through wasm-pack:
+# wasm-pack downloads prebuilt wasm-bindgen/wasm-opt binaries, which cannot
+# work on machines that reach only the package registries. The toolchain
+# comes from scripts/setup-toolchain.sh (which writes .toolchain.env).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [[ -f .toolchain.env ]]; then
+  # shellcheck disable=SC1091
+  source .toolchain.env
+fi
+CARGO_BIN="${CARGO:-cargo}"
+PROFILE="${PAIRED_MLS_PROFILE:-release}"
+CRATE=paired_mls_core
+WASM="target/wasm32-unknown-unknown/${PROFILE}/${CRATE}.wasm"
+
+"$CARGO_BIN" build --profile "$PROFILE" --target wasm32-unknown-unknown -p paired-mls-core
+
+# Skip the glue step when the wasm did not change (keeps `npm test` quick).
+stamp="pkg/.source-hash"
+hash="$(sha256sum "$WASM" | cut -d' ' -f1)"
+if [[ -f "$stamp" && "$(cat "$stamp")" == "$hash" && -f "pkg/${CRATE}_bg.wasm" ]]; then
+  echo "build-wasm: pkg/ is up to date"
+  exit 0
+fi
+
+mkdir -p pkg
+wasm-bindgen --target web --weak-refs --out-dir pkg --out-name "$CRATE" "$WASM"
+
+WASM_OPT_BIN="${WASM_OPT:-$(command -v wasm-opt || true)}"
+# binaryen before ~116 mishandles the reference-types table wasm-bindgen
+# emits (the module then fails to instantiate), so older ones are skipped.
+WASM_OPT_MIN=116
+if [[ -n "$WASM_OPT_BIN" ]]; then
+  opt_version="$("$WASM_OPT_BIN" --version 2>/dev/null | grep -oE '[0-9]+' | head -1 || echo 0)"
+  if (( opt_version < WASM_OPT_MIN )); then
+    echo "build-wasm: wasm-opt $opt_version is older than $WASM_OPT_MIN; skipping it"
+    WASM_OPT_BIN=""
+  fi
+fi
+if [[ -n "$WASM_OPT_BIN" ]]; then
+  # Features rustc enables by default for wasm32 since 1.82.
+  "$WASM_OPT_BIN" -O3 --enable-bulk-memory --enable-mutable-globals --enable-sign-ext \
+    --enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue \
+    "pkg/${CRATE}_bg.wasm" -o "pkg/${CRATE}_bg.wasm.opt" \
+    && mv "pkg/${CRATE}_bg.wasm.opt" "pkg/${CRATE}_bg.wasm" \
+    || echo "build-wasm: wasm-opt failed; keeping the unoptimised module" >&2
+else
+  echo "build-wasm: wasm-opt not found; skipping size/speed optimisation"
+fi
+echo "$hash" > "$stamp"
+ls -l "pkg/${CRATE}_bg.wasm"

@@ -1,0 +1,17 @@
+/**
+ * paired-mls: MLS (RFC 9420) on a Rust/WebAssembly core (openmls).
+ */
+export { init, coreInfo, coreInstanceId, wasmMemoryBytes, type WasmSource } from './mls/init.js';
+export { MlsError, ERROR_CODES, type MlsErrorCode } from './mls/errors.js';
+export { MlsClient, type Identity, type OpenOptions, type KeyPackageOptions, type ExternalJoinOptions } from './mls/client.js';
+export {
+  Group,
+  StagedCommit,
+  type ProcessResult,
+  type ApplicationMessage,
+  type ProposalMessage,
+  type CommitMessage,
+} from './mls/group.js';
+export { MemoryStorageAdapter, type StorageAdapter, type StorageBatch, type StorageEntry } from './mls/storage.js';
+export { toBytes, utf8, toHex, fromHex, bytesEqual, type BytesLike } from './mls/bytes.js';
+export * from './mls/types.js';

@@ -1,0 +1,35 @@
+/** Small byte helpers shared by the TS layer. */
+
+export type BytesLike = Uint8Array | string;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Strings are taken as UTF-8. */
+export function toBytes(value: BytesLike): Uint8Array {
+  return typeof value === 'string' ? encoder.encode(value) : value;
+}
+
+export function utf8(bytes: Uint8Array): string {
+  return decoder.decode(bytes);
+}
+
+export function toHex(bytes: Uint8Array): string {
+  let out = '';
+  for (const b of bytes) out += b.toString(16).padStart(2, '0');
+  return out;
+}
+
+export function fromHex(hex: string): Uint8Array {
+  if (hex.length % 2 !== 0 || /[^0-9a-fA-F]/.test(hex)) throw new Error('invalid hex');
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
+  return diff === 0;
+}

@@ -1,0 +1,249 @@
+/**
+ * `MlsClient`: one device. It owns the wasm core's client object (crypto
+ * provider, journaled storage, groups, signature keys) and a
+ * `StorageAdapter`; after every mutating call the core's batch of changes
+ * is written to the adapter before the call returns, so the adapter always
+ * holds a state the device can continue from.
+ */
+import { Client as CoreClient } from '../../pkg/paired_mls_core.js';
+import { call, init } from './init.js';
+import { MlsError, invalidArgument } from './errors.js';
+import { MemoryStorageAdapter, decodeBatch, encodeEntries, type StorageAdapter, type StorageBatch, type StorageEntry } from './storage.js';
+import { Resource } from './resources.js';
+import { toBytes, toHex, fromHex, utf8, type BytesLike } from './bytes.js';
+import { compact, groupOptionsToCore, joinOptionsToCore } from './convert.js';
+import type { Capabilities, Ciphersuite, GroupOptions, JoinOptions, KeyPackageInfo } from './types.js';
+import { Group } from './group.js';
+
+/** A basic credential with its signature key pair (private half in the core). */
+export interface Identity {
+  identity: Uint8Array;
+  signaturePublicKey: Uint8Array;
+  ciphersuite: Ciphersuite;
+}
+
+export interface OpenOptions {
+  /** Where state is kept (default: a fresh in-memory adapter). */
+  storage?: StorageAdapter;
+}
+
+export interface KeyPackageOptions {
+  count?: number;
+  /** A last-resort KeyPackage may be used more than once (RFC 9420 §16.8). */
+  lastResort?: boolean;
+  lifetimeSeconds?: number;
+  capabilities?: Capabilities;
+}
+
+export interface ExternalJoinOptions extends JoinOptions {
+  /** Needed when the GroupInfo carries no ratchet-tree extension. */
+  ratchetTree?: Uint8Array;
+  /** External PSK ids (already in this client's registry) to inject. */
+  psks?: Uint8Array[];
+  aad?: Uint8Array;
+}
+
+// Keys of the TS layer's own records start with 0x00, which no openmls key
+// (an ASCII label first) does.
+const META = '\u0000paired-mls/';
+const FORMAT_KEY = `${META}format`;
+const FORMAT_VERSION = '1';
+const IDENTITY_PREFIX = `${META}identity/`;
+const GROUP_PREFIX = `${META}group/`;
+
+const enc = new TextEncoder();
+const metaKey = (name: string): Uint8Array => enc.encode(name);
+const isMeta = (key: Uint8Array): boolean => key.length > 0 && key[0] === 0;
+/** The group index entry, written in the same batch as the group's state. */
+const indexGroup = (groupId: Uint8Array): StorageBatch => ({ puts: [[metaKey(GROUP_PREFIX + toHex(groupId)), new Uint8Array(0)]], deletes: [] });
+
+export class MlsClient extends Resource<CoreClient> {
+  readonly storage: StorageAdapter;
+  readonly #identities = new Map<string, Identity>();
+  readonly #groupIds = new Set<string>();
+  #writes: Promise<void> = Promise.resolve();
+  #storageFailure: MlsError | undefined;
+
+  private constructor(core: CoreClient, storage: StorageAdapter) {
+    super(core);
+    this.storage = storage;
+  }
+
+  /**
+   * Open a client on a storage adapter: a new device on an empty adapter,
+   * or the device that was saved there (groups, keys, PSKs).
+   */
+  static async open(options: OpenOptions = {}): Promise<MlsClient> {
+    await init();
+    const storage = options.storage ?? new MemoryStorageAdapter();
+    const entries = await storage.entries();
+    const meta = new Map<string, Uint8Array>();
+    const coreEntries: StorageEntry[] = [];
+    for (const entry of entries) {
+      if (isMeta(entry[0])) meta.set(utf8(entry[0]), entry[1]);
+      else coreEntries.push(entry);
+    }
+    const format = meta.get(FORMAT_KEY);
+    if (format !== undefined && utf8(format) !== FORMAT_VERSION) {
+      throw new MlsError('STORAGE_FORMAT', `stored state has format ${JSON.stringify(utf8(format))}; this version reads ${FORMAT_VERSION}`);
+    }
+    const core = call(() => new CoreClient());
+    const client = new MlsClient(core, storage);
+    call(() => core.restore(encodeEntries(coreEntries)));
+    for (const [name, value] of meta) {
+      if (name.startsWith(IDENTITY_PREFIX)) {
+        const record = JSON.parse(utf8(value)) as { identity: string; ciphersuite: number };
+        const publicKey = fromHex(name.slice(IDENTITY_PREFIX.length));
+        client.#identities.set(toHex(publicKey), { identity: fromHex(record.identity), signaturePublicKey: publicKey, ciphersuite: record.ciphersuite });
+      } else if (name.startsWith(GROUP_PREFIX)) {
+        client.#groupIds.add(name.slice(GROUP_PREFIX.length));
+      }
+    }
+    if (format === undefined) {
+      await storage.apply({ puts: [[metaKey(FORMAT_KEY), enc.encode(FORMAT_VERSION)]], deletes: [] });
+    }
+    return client;
+  }
+
+  /** @internal Run a mutating core call, then persist its batch. */
+  async mutate<T>(op: (core: CoreClient) => T, metaFor?: StorageBatch | ((result: T) => StorageBatch)): Promise<T> {
+    if (this.#storageFailure) throw this.#storageFailure;
+    const core = this.inner;
+    const result = call(() => op(core));
+    const batch = decodeBatch(call(() => core.takeBatch()));
+    const meta = typeof metaFor === 'function' ? metaFor(result) : metaFor;
+    if (meta) {
+      batch.puts.push(...meta.puts);
+      batch.deletes.push(...meta.deletes);
+    }
+    if (batch.puts.length > 0 || batch.deletes.length > 0) {
+      // Batches are applied strictly in the order the core produced them.
+      const write = this.#writes.then(() => this.storage.apply(batch));
+      this.#writes = write.catch(() => undefined);
+      try {
+        await write;
+      } catch (err) {
+        this.#storageFailure = new MlsError('STORAGE', 'writing state to the storage adapter failed; reopen the client from storage', { cause: err });
+        throw this.#storageFailure;
+      }
+    }
+    return result;
+  }
+
+  /** @internal Run a read-only core call. */
+  read<T>(op: (core: CoreClient) => T): T {
+    const core = this.inner;
+    return call(() => op(core));
+  }
+
+  /** Create a basic credential and a signature key pair for `ciphersuite`. */
+  async createIdentity(identity: BytesLike, ciphersuite: Ciphersuite = 1): Promise<Identity> {
+    const id = toBytes(identity);
+    if (id.length === 0 || id.length > 0xffff) throw invalidArgument('identity must be 1..65535 bytes');
+    // Generate first (in the core), then record the identity in the same batch.
+    const record = enc.encode(JSON.stringify({ identity: toHex(id), ciphersuite }));
+    const publicKey = await this.mutate(
+      (core) => core.generateSignatureKeyPair(ciphersuite),
+      (key) => ({ puts: [[metaKey(IDENTITY_PREFIX + toHex(key)), record]], deletes: [] }),
+    );
+    const result = { identity: id, signaturePublicKey: publicKey, ciphersuite };
+    this.#identities.set(toHex(publicKey), result);
+    return result;
+  }
+
+  /** Identities this client holds keys for. */
+  identities(): Identity[] {
+    return [...this.#identities.values()];
+  }
+
+  /** KeyPackages (serialized MLSMessages) to publish for `identity`. */
+  async createKeyPackages(identity: Identity, options: KeyPackageOptions = {}): Promise<Uint8Array[]> {
+    const count = options.count ?? 1;
+    if (!Number.isInteger(count) || count < 1 || count > 10_000) throw invalidArgument('count must be 1..10000');
+    const lifetime = options.lifetimeSeconds === undefined ? undefined : BigInt(options.lifetimeSeconds);
+    return this.mutate((core) =>
+      core.createKeyPackages(
+        identity.identity,
+        identity.signaturePublicKey,
+        identity.ciphersuite,
+        count,
+        options.lastResort ?? false,
+        lifetime,
+        options.capabilities ? compact(options.capabilities) : undefined,
+      ),
+    );
+  }
+
+  /** One KeyPackage. */
+  async createKeyPackage(identity: Identity, options: Omit<KeyPackageOptions, 'count'> = {}): Promise<Uint8Array> {
+    const [kp] = await this.createKeyPackages(identity, { ...options, count: 1 });
+    return kp!;
+  }
+
+  /** Validate a KeyPackage and show who it belongs to. */
+  inspectKeyPackage(keyPackage: Uint8Array): KeyPackageInfo {
+    return this.read((core) => core.inspectKeyPackage(keyPackage)) as KeyPackageInfo;
+  }
+
+  /** Create a group with `identity` as its only member. */
+  async createGroup(identity: Identity, options: GroupOptions = {}): Promise<Group> {
+    const config = groupOptionsToCore({ ciphersuite: identity.ciphersuite, ...options });
+    const groupId = await this.mutate(
+      (core) => core.createGroup(identity.identity, identity.signaturePublicKey, config),
+      indexGroup,
+    );
+    return this.#track(groupId);
+  }
+
+  /** Join from a Welcome. */
+  async joinFromWelcome(welcome: Uint8Array, options: JoinOptions & { ratchetTree?: Uint8Array } = {}): Promise<Group> {
+    const config = joinOptionsToCore(options);
+    const groupId = await this.mutate((core) => core.joinFromWelcome(welcome, options.ratchetTree, config), indexGroup);
+    return this.#track(groupId);
+  }
+
+  /** Join by external commit from a GroupInfo; send `commit` to the group. */
+  async joinExternal(groupInfo: Uint8Array, identity: Identity, options: ExternalJoinOptions = {}): Promise<{ group: Group; commit: Uint8Array }> {
+    const config = joinOptionsToCore(options);
+    const out = await this.mutate(
+      (core) =>
+        core.joinExternal(groupInfo, options.ratchetTree, identity.identity, identity.signaturePublicKey, config, options.psks ?? [], options.aad) as {
+          groupId: Uint8Array;
+          commit: Uint8Array;
+        },
+      (result) => indexGroup(result.groupId),
+    );
+    return { group: this.#track(out.groupId), commit: out.commit };
+  }
+
+  /** Remember a group whose index entry went out with its first batch. */
+  #track(groupId: Uint8Array): Group {
+    this.#groupIds.add(toHex(groupId));
+    return new Group(this, groupId);
+  }
+
+  /** A group this client is in, by id. */
+  group(groupId: Uint8Array): Group {
+    if (!this.#groupIds.has(toHex(groupId))) throw new MlsError('UNKNOWN_GROUP', 'this client has no such group');
+    return new Group(this, groupId);
+  }
+
+  /** Ids of the groups in storage. */
+  groupIds(): Uint8Array[] {
+    return [...this.#groupIds].map(fromHex);
+  }
+
+  /** Delete a group and its secrets from this client. */
+  async deleteGroup(groupId: Uint8Array): Promise<void> {
+    const hex = toHex(groupId);
+    await this.mutate((core) => core.deleteGroup(groupId), { puts: [], deletes: [metaKey(GROUP_PREFIX + hex)] });
+    this.#groupIds.delete(hex);
+  }
+
+  /** The external-PSK registry (RFC 9420 §8.4). */
+  readonly psks = {
+    store: (pskId: BytesLike, secret: Uint8Array): Promise<void> =>
+      this.mutate((core) => core.storeExternalPsk(toBytes(pskId), secret)),
+    delete: (pskId: BytesLike): Promise<void> => this.mutate((core) => core.deleteExternalPsk(toBytes(pskId))),
+  };
+}

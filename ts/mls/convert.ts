@@ -1,0 +1,79 @@
+/** Translation of public option objects to the core's config shape. */
+import type { CommitOptions, GroupContextExtensions, GroupOptions, JoinOptions, ProposalRequest } from './types.js';
+import { invalidArgument } from './errors.js';
+
+/** Drop undefined fields: the core rejects unknown and ill-typed ones. */
+export function compact<T extends object>(value: T): Partial<T> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = v;
+  return out as Partial<T>;
+}
+
+function checkUint(name: string, value: number | undefined, max = 0xffffffff): void {
+  if (value !== undefined && (!Number.isInteger(value) || value < 0 || value > max)) {
+    throw invalidArgument(`${name} must be an integer between 0 and ${max}`);
+  }
+}
+
+export function extensionsToCore(ext: GroupContextExtensions | undefined): object | undefined {
+  if (!ext) return undefined;
+  return compact({
+    requiredCapabilities: ext.requiredCapabilities ? compact(ext.requiredCapabilities) : undefined,
+    externalSenders: ext.externalSenders,
+    custom: ext.custom,
+  });
+}
+
+export function joinOptionsToCore(options: JoinOptions = {}): object {
+  checkUint('outOfOrderTolerance', options.outOfOrderTolerance);
+  checkUint('maximumForwardDistance', options.maximumForwardDistance);
+  checkUint('paddingSize', options.paddingSize, 0xffff);
+  checkUint('maxPastEpochs', options.maxPastEpochs, 0xffff);
+  checkUint('numberOfResumptionPsks', options.numberOfResumptionPsks, 0xffff);
+  return compact({
+    wireFormat: options.wireFormat,
+    useRatchetTreeExtension: options.ratchetTreeExtension,
+    outOfOrderTolerance: options.outOfOrderTolerance,
+    maximumForwardDistance: options.maximumForwardDistance,
+    paddingSize: options.paddingSize,
+    maxPastEpochs: options.maxPastEpochs,
+    numberOfResumptionPsks: options.numberOfResumptionPsks,
+    capabilities: options.capabilities ? compact(options.capabilities) : undefined,
+  });
+}
+
+export function groupOptionsToCore(options: GroupOptions = {}): object {
+  checkUint('ciphersuite', options.ciphersuite, 0xffff);
+  return compact({
+    ...joinOptionsToCore(options),
+    groupId: options.groupId,
+    ciphersuite: options.ciphersuite,
+    extensions: extensionsToCore(options.extensions),
+  });
+}
+
+export function commitOptionsToCore(options: CommitOptions = {}): object {
+  for (const leaf of options.remove ?? []) checkUint('remove[]', leaf);
+  return compact({
+    adds: options.add,
+    removes: options.remove,
+    psks: options.psks,
+    groupContextExtensions: extensionsToCore(options.groupContextExtensions),
+    selfUpdate: options.selfUpdate,
+    includePending: options.includePending,
+    groupInfo: options.groupInfo,
+    aad: options.aad,
+  });
+}
+
+export function proposalToCore(request: ProposalRequest): object {
+  switch (request.type) {
+    case 'groupContextExtensions':
+      return { type: request.type, extensions: extensionsToCore(request.extensions) ?? {} };
+    case 'remove':
+      checkUint('leafIndex', request.leafIndex);
+      return { ...request };
+    default:
+      return { ...request };
+  }
+}

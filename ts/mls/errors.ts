@@ -1,0 +1,79 @@
+/**
+ * One error class for every failure, with a stable `code` per failure kind.
+ * Codes raised by the wasm core are set in crates/core/src/error.rs; the
+ * TS layer adds its own (argument checks, storage, a poisoned instance).
+ */
+
+export const ERROR_CODES = [
+  // input
+  'MALFORMED',
+  'INVALID_ARGUMENT',
+  'INVALID_KEY_PACKAGE',
+  // message processing
+  'WRONG_GROUP',
+  'WRONG_EPOCH',
+  'DECRYPTION_FAILED',
+  'INVALID_SIGNATURE',
+  'INVALID_MESSAGE',
+  'INVALID_COMMIT',
+  'MESSAGE_TOO_OLD',
+  'MESSAGE_TOO_FAR_AHEAD',
+  'MESSAGE_REPLAYED',
+  'WIRE_FORMAT_POLICY',
+  // state
+  'UNKNOWN_GROUP',
+  'UNKNOWN_SIGNATURE_KEY',
+  'NOT_A_MEMBER',
+  'PENDING_COMMIT',
+  'NO_PENDING_COMMIT',
+  'ALREADY_MERGED',
+  'INVALID_STATE',
+  'NO_MATCHING_KEY_PACKAGE',
+  'PSK_NOT_FOUND',
+  'UNSUPPORTED_CIPHERSUITE',
+  'UNSUPPORTED',
+  // environment
+  'STORAGE',
+  'STORAGE_FORMAT',
+  'RELEASED',
+  'WASM_NOT_LOADED',
+  'WASM_POISONED',
+  // anything openmls reports that has no finer code
+  'PROTOCOL',
+  'INTERNAL',
+] as const;
+
+export type MlsErrorCode = (typeof ERROR_CODES)[number];
+
+const KNOWN = new Set<string>(ERROR_CODES);
+
+export class MlsError extends Error {
+  readonly code: MlsErrorCode;
+
+  constructor(code: MlsErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'MlsError';
+    this.code = code;
+  }
+}
+
+/** Turn whatever a wasm call threw into an `MlsError`. */
+export function toMlsError(err: unknown): MlsError {
+  if (err instanceof MlsError) return err;
+  if (err instanceof WebAssembly.RuntimeError) {
+    return new MlsError('WASM_POISONED', `the wasm instance aborted (${err.message}); reload the library`, { cause: err });
+  }
+  if (err instanceof Error) {
+    const code = (err as Error & { code?: unknown }).code;
+    if (typeof code === 'string' && KNOWN.has(code)) return new MlsError(code as MlsErrorCode, err.message);
+    if (/null pointer passed to rust|recursive use of an object/.test(err.message)) {
+      return new MlsError('RELEASED', 'the object was already released (free() or dispose)');
+    }
+    return new MlsError('INTERNAL', err.message, { cause: err });
+  }
+  return new MlsError('INTERNAL', String(err));
+}
+
+export function invalidArgument(message: string): MlsError {
+  return new MlsError('INVALID_ARGUMENT', message);
+}

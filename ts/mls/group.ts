@@ -1,0 +1,220 @@
+/**
+ * `Group`: a view of one group inside an `MlsClient` (RFC 9420 §12).
+ * Mutating calls persist through the client before they return.
+ */
+import type { StagedCommitHandle } from '../../pkg/paired_mls_core.js';
+import type { MlsClient } from './client.js';
+import { commitOptionsToCore, proposalToCore } from './convert.js';
+import { invalidArgument } from './errors.js';
+import { Resource } from './resources.js';
+import { toBytes, type BytesLike } from './bytes.js';
+import type { CommitOptions, CommitResult, GroupState, Member, ProposalInfo, ProposalRequest, Sender } from './types.js';
+
+export interface ApplicationMessage {
+  kind: 'application';
+  sender: Sender;
+  epoch: number;
+  data: Uint8Array;
+  aad: Uint8Array;
+}
+
+export interface ProposalMessage {
+  kind: 'proposal';
+  sender: Sender;
+  epoch: number;
+  proposal: ProposalInfo;
+  aad: Uint8Array;
+}
+
+export interface CommitMessage {
+  kind: 'commit';
+  sender: Sender;
+  epoch: number;
+  aad: Uint8Array;
+  /** The validated commit, to inspect and then merge or discard. */
+  staged: StagedCommit;
+}
+
+export type ProcessResult = ApplicationMessage | ProposalMessage | CommitMessage;
+
+interface StagedCommitView {
+  sender: Sender;
+  epoch: number;
+  newEpoch: number;
+  proposals: { sender: Sender; proposal: ProposalInfo }[];
+  hasPath: boolean;
+  selfRemoved: boolean;
+}
+
+/**
+ * A commit from another member, validated but not applied. Inspect what
+ * it does, then `merge()` it or `discard()` it.
+ */
+export class StagedCommit extends Resource<StagedCommitHandle> {
+  readonly committer: Sender;
+  readonly epoch: number;
+  readonly newEpoch: number;
+  /** Every proposal the commit covers, with its proposer. */
+  readonly proposals: readonly { sender: Sender; proposal: ProposalInfo }[];
+  /** Whether the committer sent an UpdatePath (its leaf was refreshed). */
+  readonly hasPath: boolean;
+  /** Whether this member is removed by the commit. */
+  readonly selfRemoved: boolean;
+  readonly #group: Group;
+
+  /** @internal */
+  constructor(group: Group, handle: StagedCommitHandle, view: StagedCommitView) {
+    super(handle);
+    this.#group = group;
+    this.committer = view.sender;
+    this.epoch = view.epoch;
+    this.newEpoch = view.newEpoch;
+    this.proposals = view.proposals;
+    this.hasPath = view.hasPath;
+    this.selfRemoved = view.selfRemoved;
+  }
+
+  get adds() {
+    return this.#of('add');
+  }
+  get removes() {
+    return this.#of('remove');
+  }
+  get updates() {
+    return this.#of('update');
+  }
+  get psks() {
+    return this.#of('preSharedKey');
+  }
+  get selfRemoves() {
+    return this.#of('selfRemove');
+  }
+  get custom() {
+    return this.#of('custom');
+  }
+
+  #of<T extends ProposalInfo['type']>(type: T): Extract<ProposalInfo, { type: T }>[] {
+    return this.proposals.map((p) => p.proposal).filter((p): p is Extract<ProposalInfo, { type: T }> => p.type === type);
+  }
+
+  /** Apply the commit: the group moves to `newEpoch`. */
+  async merge(): Promise<void> {
+    const handle = this.inner;
+    try {
+      await this.#group.client.mutate((core) => core.mergeStagedCommit(handle));
+    } finally {
+      this.free();
+    }
+  }
+
+  /** Drop the commit; the group stays in its epoch. */
+  discard(): void {
+    this.free();
+  }
+}
+
+export class Group {
+  /** @internal */
+  readonly client: MlsClient;
+  readonly id: Uint8Array;
+
+  /** @internal use `MlsClient.group()` */
+  constructor(client: MlsClient, groupId: Uint8Array) {
+    this.client = client;
+    this.id = groupId;
+  }
+
+  /** Epoch, ciphersuite, own leaf, pending state. */
+  state(): GroupState {
+    return this.client.read((core) => core.groupState(this.id)) as GroupState;
+  }
+
+  get epoch(): number {
+    return this.state().epoch;
+  }
+
+  get ownLeafIndex(): number {
+    return this.state().ownLeafIndex;
+  }
+
+  members(): Member[] {
+    return this.client.read((core) => core.members(this.id)) as Member[];
+  }
+
+  /** RFC 9420 §8.7. Equal for all members of an epoch. */
+  epochAuthenticator(): Uint8Array {
+    return this.client.read((core) => core.epochAuthenticator(this.id));
+  }
+
+  /** MLS-Exporter(label, context, length), RFC 9420 §8.5. */
+  exportSecret(label: string, context: BytesLike, length: number): Uint8Array {
+    if (!Number.isInteger(length) || length < 1 || length > 16320) throw invalidArgument('length must be 1..16320');
+    return this.client.read((core) => core.exportSecret(this.id, label, toBytes(context), length));
+  }
+
+  /** Signed GroupInfo for external joiners. */
+  exportGroupInfo(options: { ratchetTree?: boolean } = {}): Promise<Uint8Array> {
+    return this.client.mutate((core) => core.exportGroupInfo(this.id, options.ratchetTree ?? true));
+  }
+
+  exportRatchetTree(): Uint8Array {
+    return this.client.read((core) => core.exportRatchetTree(this.id));
+  }
+
+  /**
+   * Create a commit. It stays pending until `mergePendingCommit()` (call it
+   * once the Delivery Service accepted the commit) or `clearPendingCommit()`.
+   */
+  async commit(options: CommitOptions = {}): Promise<CommitResult> {
+    const spec = commitOptionsToCore(options);
+    const out = (await this.client.mutate((core) => core.commit(this.id, spec))) as CommitResult;
+    return compactResult(out);
+  }
+
+  /** Commit a full-path self-update (post-compromise security, RFC 9420 §16.6). */
+  selfUpdate(options: Omit<CommitOptions, 'selfUpdate'> = {}): Promise<CommitResult> {
+    return this.commit({ ...options, selfUpdate: true });
+  }
+
+  mergePendingCommit(): Promise<void> {
+    return this.client.mutate((core) => core.mergePendingCommit(this.id));
+  }
+
+  clearPendingCommit(): Promise<void> {
+    return this.client.mutate((core) => core.clearPendingCommit(this.id));
+  }
+
+  /** Send one standalone proposal; returns the message to deliver. */
+  propose(request: ProposalRequest): Promise<Uint8Array> {
+    const spec = proposalToCore(request);
+    return this.client.mutate((core) => core.propose(this.id, spec));
+  }
+
+  /** Ask to leave: a SelfRemove proposal another member commits. */
+  leave(): Promise<Uint8Array> {
+    return this.propose({ type: 'selfRemove' });
+  }
+
+  /** Encrypt an application message. */
+  encrypt(plaintext: BytesLike, options: { aad?: Uint8Array } = {}): Promise<Uint8Array> {
+    return this.client.mutate((core) => core.encrypt(this.id, toBytes(plaintext), options.aad));
+  }
+
+  /** Process any message of this group. */
+  async process(message: Uint8Array): Promise<ProcessResult> {
+    const raw = (await this.client.mutate((core) => core.process(this.id, message))) as
+      | ApplicationMessage
+      | ProposalMessage
+      | (StagedCommitView & { kind: 'commit'; aad: Uint8Array; handle: StagedCommitHandle });
+    if (raw.kind !== 'commit') return raw;
+    const staged = new StagedCommit(this, raw.handle, raw);
+    return { kind: 'commit', sender: raw.sender, epoch: raw.epoch, aad: raw.aad, staged };
+  }
+}
+
+function compactResult(out: CommitResult): CommitResult {
+  const result: CommitResult = { commit: out.commit };
+  if (out.welcome) result.welcome = out.welcome;
+  if (out.groupInfo) result.groupInfo = out.groupInfo;
+  return result;
+}

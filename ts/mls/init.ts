@@ -1,0 +1,88 @@
+/**
+ * Loading the wasm core. One instance per loaded copy of this module: in
+ * Node the .wasm file next to the bundle is read from disk, in browsers it
+ * is fetched (or a bundler hands its URL/bytes in).
+ */
+import initCore, { initSync, coreVersion, supportedCiphersuites } from '../../pkg/paired_mls_core.js';
+import { MlsError, toMlsError } from './errors.js';
+
+export type WasmSource = BufferSource | WebAssembly.Module | URL | string | Response;
+
+let ready: Promise<void> | undefined;
+let loaded = false;
+let poisoned: MlsError | undefined;
+let memory: WebAssembly.Memory | undefined;
+/** Distinguishes loaded copies of the library (each has its own wasm instance). */
+const instanceId = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+
+const WASM_FILE = 'paired_mls_core_bg.wasm';
+
+function isNode(): boolean {
+  return typeof process !== 'undefined' && !!process.versions?.node;
+}
+
+async function loadInNode(): Promise<void> {
+  const { readFile } = await import('node:fs/promises');
+  const bytes = await readFile(new URL(`./${WASM_FILE}`, import.meta.url));
+  const exports = initSync({ module: bytes });
+  memory = exports.memory;
+}
+
+/**
+ * Load the wasm core. Safe to call many times; the library's entry points
+ * call it themselves. Pass `source` to supply the wasm yourself (a URL,
+ * its bytes, a compiled module or a fetch Response).
+ */
+export function init(source?: WasmSource): Promise<void> {
+  if (!ready) {
+    ready = (async () => {
+      if (source === undefined && isNode()) {
+        await loadInNode();
+      } else {
+        const exports = await initCore(source === undefined ? undefined : { module_or_path: source as never });
+        memory = exports.memory;
+      }
+      loaded = true;
+    })();
+    ready.catch(() => {
+      ready = undefined;
+    });
+  }
+  return ready;
+}
+
+/** Throw unless the core is loaded and healthy. */
+export function assertReady(): void {
+  if (poisoned) throw poisoned;
+  if (!loaded) throw new MlsError('WASM_NOT_LOADED', 'call `await init()` first');
+}
+
+/**
+ * Run a synchronous core call, mapping failures to `MlsError`. A trap
+ * (abort) in wasm poisons this copy of the library for good.
+ */
+export function call<T>(fn: () => T): T {
+  assertReady();
+  try {
+    return fn();
+  } catch (err) {
+    const mapped = toMlsError(err);
+    if (mapped.code === 'WASM_POISONED') poisoned = mapped;
+    throw mapped;
+  }
+}
+
+/** Bytes of linear memory the wasm instance currently holds. */
+export function wasmMemoryBytes(): number {
+  assertReady();
+  return memory ? memory.buffer.byteLength : 0;
+}
+
+export function coreInfo(): { version: string; ciphersuites: number[] } {
+  return call(() => ({ version: coreVersion(), ciphersuites: Array.from(supportedCiphersuites()) }));
+}
+
+/** Id of this loaded copy of the library and its wasm instance. */
+export function coreInstanceId(): string {
+  return instanceId;
+}

@@ -1,0 +1,103 @@
+/**
+ * The persistence seam. The wasm core keeps openmls' state in a journaled
+ * key/value map; after every mutating call its net changes come out as one
+ * batch, which the client hands to a `StorageAdapter` to apply atomically.
+ * A process that dies after any call reloads everything from the adapter
+ * and continues. Durable adapters (IndexedDB, SQLite) implement the same
+ * interface.
+ */
+import { MlsError } from './errors.js';
+import { toHex } from './bytes.js';
+
+export type StorageEntry = [key: Uint8Array, value: Uint8Array];
+
+export interface StorageBatch {
+  puts: StorageEntry[];
+  deletes: Uint8Array[];
+}
+
+export interface StorageAdapter {
+  /** Every stored entry (used once, when a client is opened). */
+  entries(): Promise<StorageEntry[]>;
+  /** One value, or undefined. */
+  get(key: Uint8Array): Promise<Uint8Array | undefined>;
+  /** Apply all puts and deletes, or none of them. */
+  apply(batch: StorageBatch): Promise<void>;
+}
+
+/** The default adapter: a Map in memory (lost with the process). */
+export class MemoryStorageAdapter implements StorageAdapter {
+  private readonly map = new Map<string, StorageEntry>();
+
+  async entries(): Promise<StorageEntry[]> {
+    return [...this.map.values()].map(([k, v]) => [k.slice(), v.slice()]);
+  }
+
+  async get(key: Uint8Array): Promise<Uint8Array | undefined> {
+    return this.map.get(toHex(key))?.[1].slice();
+  }
+
+  async apply(batch: StorageBatch): Promise<void> {
+    // Validate first so the batch is all-or-nothing.
+    for (const [k, v] of batch.puts) {
+      if (!(k instanceof Uint8Array) || !(v instanceof Uint8Array)) {
+        throw new MlsError('STORAGE', 'storage batch entries must be Uint8Arrays');
+      }
+    }
+    for (const key of batch.deletes) {
+      const entry = this.map.get(toHex(key));
+      if (entry) entry[1].fill(0);
+      this.map.delete(toHex(key));
+    }
+    for (const [k, v] of batch.puts) this.map.set(toHex(k), [k.slice(), v.slice()]);
+  }
+
+  /** Number of stored entries. */
+  get size(): number {
+    return this.map.size;
+  }
+}
+
+// Flat batch encoding shared with crates/core/src/batch.rs:
+//   entry = op:u8 (1 put, 0 delete) key_len:u32be key [value_len:u32be value]
+const OP_DELETE = 0;
+const OP_PUT = 1;
+
+export function decodeBatch(bytes: Uint8Array): StorageBatch {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const batch: StorageBatch = { puts: [], deletes: [] };
+  let pos = 0;
+  const chunk = (): Uint8Array => {
+    const len = view.getUint32(pos);
+    pos += 4;
+    const out = bytes.slice(pos, pos + len);
+    pos += len;
+    return out;
+  };
+  while (pos < bytes.length) {
+    const op = bytes[pos++];
+    const key = chunk();
+    if (op === OP_PUT) batch.puts.push([key, chunk()]);
+    else if (op === OP_DELETE) batch.deletes.push(key);
+    else throw new MlsError('INTERNAL', 'corrupt storage batch from core');
+  }
+  return batch;
+}
+
+export function encodeEntries(entries: StorageEntry[]): Uint8Array {
+  let size = 0;
+  for (const [k, v] of entries) size += 9 + k.length + v.length;
+  const out = new Uint8Array(size);
+  const view = new DataView(out.buffer);
+  let pos = 0;
+  for (const [k, v] of entries) {
+    out[pos++] = OP_PUT;
+    view.setUint32(pos, k.length);
+    out.set(k, pos + 4);
+    pos += 4 + k.length;
+    view.setUint32(pos, v.length);
+    out.set(v, pos + 4);
+    pos += 4 + v.length;
+  }
+  return out;
+}

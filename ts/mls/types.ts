@@ -1,0 +1,133 @@
+/** Public types of the MLS API. Numbers are RFC 9420 code points. */
+
+/** RFC 9420 §17.1: 1 = X25519/AES-128-GCM/SHA-256/Ed25519, 2 = P-256/AES-128-GCM/SHA-256/P-256, 3 = X25519/ChaCha20-Poly1305/SHA-256/Ed25519. */
+export type Ciphersuite = number;
+
+export const Ciphersuites = {
+  MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519: 1,
+  MLS_128_DHKEMP256_AES128GCM_SHA256_P256: 2,
+  MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519: 3,
+} as const;
+
+/** Wire-format policy (RFC 9420 §6; openmls' outgoing/incoming pairs). */
+export type WireFormat = 'ciphertext' | 'plaintext' | 'mixed-ciphertext' | 'mixed-plaintext';
+
+export interface Capabilities {
+  extensions?: number[];
+  proposals?: number[];
+  credentials?: number[];
+}
+
+export interface ExternalSenderSpec {
+  identity: Uint8Array;
+  signatureKey: Uint8Array;
+}
+
+export interface GroupContextExtensions {
+  requiredCapabilities?: Capabilities;
+  externalSenders?: ExternalSenderSpec[];
+  custom?: { extensionType: number; data: Uint8Array }[];
+}
+
+/** Options for the way this member treats the group (creation and join). */
+export interface JoinOptions {
+  wireFormat?: WireFormat;
+  /** Put the ratchet tree into Welcomes and GroupInfos (default true). */
+  ratchetTreeExtension?: boolean;
+  /** Past generations per sender kept to decrypt late messages (default 5). */
+  outOfOrderTolerance?: number;
+  /** How far ahead of the newest generation a message may be (default 1000). */
+  maximumForwardDistance?: number;
+  paddingSize?: number;
+  /** Past epochs whose secrets are kept to decrypt late messages (default 0). */
+  maxPastEpochs?: number;
+  numberOfResumptionPsks?: number;
+  /** This member's leaf capabilities (SelfRemove is always included). */
+  capabilities?: Capabilities;
+}
+
+export interface GroupOptions extends JoinOptions {
+  groupId?: Uint8Array;
+  ciphersuite?: Ciphersuite;
+  extensions?: GroupContextExtensions;
+}
+
+export type Sender =
+  | { type: 'member'; leafIndex: number }
+  | { type: 'external'; senderIndex: number }
+  | { type: 'newMemberCommit' }
+  | { type: 'newMemberProposal' };
+
+export interface CredentialInfo {
+  /** 1 = basic (RFC 9420 §5.3). */
+  credentialType: number;
+  identity: Uint8Array;
+}
+
+export type ProposalInfo =
+  | { type: 'add'; credential: CredentialInfo; signatureKey: Uint8Array }
+  | { type: 'update'; leafIndex?: number }
+  | { type: 'remove'; leafIndex: number }
+  | { type: 'preSharedKey'; pskType: 'external' | 'resumption' | 'other'; pskId: Uint8Array }
+  | { type: 'reInit' }
+  | { type: 'externalInit' }
+  | { type: 'groupContextExtensions' }
+  | { type: 'selfRemove'; leafIndex?: number }
+  | { type: 'custom'; proposalType: number; payload: Uint8Array }
+  | { type: 'other'; proposalType: number };
+
+export interface Member {
+  leafIndex: number;
+  credential: CredentialInfo;
+  signatureKey: Uint8Array;
+  encryptionKey: Uint8Array;
+}
+
+export interface KeyPackageInfo {
+  ciphersuite: Ciphersuite;
+  credential: CredentialInfo;
+  signatureKey: Uint8Array;
+  lastResort: boolean;
+}
+
+export interface CommitOptions {
+  /** KeyPackages (serialized MLSMessages) to add. */
+  add?: Uint8Array[];
+  /** Leaf indices to remove. */
+  remove?: number[];
+  /** Ids of external PSKs (from the PSK registry) to inject. */
+  psks?: Uint8Array[];
+  groupContextExtensions?: GroupContextExtensions;
+  /** Include an UpdatePath even when no proposal needs one. */
+  selfUpdate?: boolean;
+  /** Commit proposals received earlier (default true). */
+  includePending?: boolean;
+  /** Also return a GroupInfo for the new epoch. */
+  groupInfo?: boolean;
+  aad?: Uint8Array;
+}
+
+export interface CommitResult {
+  commit: Uint8Array;
+  welcome?: Uint8Array;
+  groupInfo?: Uint8Array;
+}
+
+export type ProposalRequest =
+  | { type: 'add'; keyPackage: Uint8Array }
+  | { type: 'remove'; leafIndex: number }
+  | { type: 'update' }
+  | { type: 'externalPsk'; pskId: Uint8Array }
+  | { type: 'groupContextExtensions'; extensions: GroupContextExtensions }
+  | { type: 'selfRemove' };
+
+export interface GroupState {
+  groupId: Uint8Array;
+  epoch: number;
+  ciphersuite: Ciphersuite;
+  ownLeafIndex: number;
+  active: boolean;
+  memberCount: number;
+  pendingCommit: boolean;
+  pendingProposals: number;
+}
