@@ -72,3 +72,29 @@ impl Reader<'_> {
         Ok(self.take(len)?.to_vec())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_keeps_puts_and_skips_deletes() {
+        let batch = Batch {
+            puts: vec![(b"k1".to_vec(), b"v1".to_vec()), (Vec::new(), vec![0; 300])],
+            deletes: vec![b"gone".to_vec()],
+        };
+        let decoded = decode_puts(&encode(&batch)).expect("decodes");
+        assert_eq!(decoded, batch.puts);
+    }
+
+    #[test]
+    fn truncated_or_unknown_input_is_an_error_not_a_panic() {
+        let encoded = encode(&Batch { puts: vec![(b"key".to_vec(), b"value".to_vec())], deletes: vec![] });
+        for cut in 1..encoded.len() {
+            assert!(decode_puts(&encoded[..cut]).is_err(), "cut at {cut}");
+        }
+        assert!(decode_puts(&[7, 0, 0, 0, 0]).is_err());
+        // A length that overflows the buffer.
+        assert!(decode_puts(&[1, 0xff, 0xff, 0xff, 0xff]).is_err());
+    }
+}

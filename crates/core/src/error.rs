@@ -91,3 +91,16 @@ pub fn malformed(what: &str, err: impl std::fmt::Display) -> CoreError {
 pub fn invalid_argument(message: impl Into<String>) -> CoreError {
     CoreError::new("INVALID_ARGUMENT", message)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::classify;
+
+    #[test]
+    fn nested_variants_get_the_most_specific_code() {
+        assert_eq!(classify("ValidationError(UnableToDecrypt(SecretTreeError(TooDistantInThePast)))"), "MESSAGE_TOO_OLD");
+        assert_eq!(classify("ValidationError(WrongEpoch)"), "WRONG_EPOCH");
+        assert_eq!(classify("ValidationError(UnableToDecrypt(AeadError))"), "DECRYPTION_FAILED");
+        assert_eq!(classify("SomethingNew"), "PROTOCOL");
+    }
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The project's test command (`npm test`): build the wasm core and the
+# bundle, type-check, run the Rust unit tests, then the vitest suite
+# against the built package. Ends with one summary line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [[ -f .toolchain.env ]]; then
+  # shellcheck disable=SC1091
+  source .toolchain.env
+fi
+
+npm run --silent build
+npx tsc --noEmit -p tsconfig.json
+npx tsc --noEmit -p test/tsconfig.json
+
+mkdir -p .cache
+# Native unit tests of the Rust glue (storage journal, batch codec).
+"${CARGO:-cargo}" test -q -p paired-mls-core
+
+npx vitest run --reporter=default --reporter=json --outputFile=.cache/vitest.json "$@"
+
+node -e '
+const r = JSON.parse(require("fs").readFileSync(".cache/vitest.json", "utf8"));
+console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed` + (r.numPendingTests ? `, ${r.numPendingTests} skipped` : ""));
+'
