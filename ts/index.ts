@@ -11,6 +11,7 @@ export {
   type ApplicationMessage,
   type ProposalMessage,
   type CommitMessage,
+  type OwnMessage,
 } from './mls/group.js';
 export { MemoryStorageAdapter, type StorageAdapter, type StorageBatch, type StorageEntry } from './mls/storage.js';
 export { toBytes, utf8, toHex, fromHex, bytesEqual, type BytesLike } from './mls/bytes.js';

@@ -35,7 +35,20 @@ export interface CommitMessage {
   staged: StagedCommit;
 }
 
-export type ProcessResult = ApplicationMessage | ProposalMessage | CommitMessage;
+/**
+ * The Delivery Service echoed one of this member's own messages back.
+ * `ownCommit`: its pending commit (sent as PublicMessage) was accepted, so
+ * call `mergePendingCommit()`. `ownMessage`: one of its own
+ * PrivateMessages (application message, proposal or commit); a member
+ * cannot decrypt its own PrivateMessages and needs not.
+ */
+export interface OwnMessage {
+  kind: 'ownCommit' | 'ownMessage';
+  sender: Sender;
+  epoch: number;
+}
+
+export type ProcessResult = ApplicationMessage | ProposalMessage | CommitMessage | OwnMessage;
 
 interface StagedCommitView {
   sender: Sender;
@@ -205,6 +218,7 @@ export class Group {
     const raw = (await this.client.mutate((core) => core.process(this.id, message))) as
       | ApplicationMessage
       | ProposalMessage
+      | OwnMessage
       | (StagedCommitView & { kind: 'commit'; aad: Uint8Array; handle: StagedCommitHandle });
     if (raw.kind !== 'commit') return raw;
     const staged = new StagedCommit(this, raw.handle, raw);

@@ -34,7 +34,10 @@ export interface JoinOptions {
   wireFormat?: WireFormat;
   /** Put the ratchet tree into Welcomes and GroupInfos (default true). */
   ratchetTreeExtension?: boolean;
-  /** Past generations per sender kept to decrypt late messages (default 5). */
+  /**
+   * Out-of-order window per sender (default 5): after generation n, the
+   * generations n-1 … n-(T-1) still decrypt (openmls' SenderRatchetConfiguration).
+   */
   outOfOrderTolerance?: number;
   /** How far ahead of the newest generation a message may be (default 1000). */
   maximumForwardDistance?: number;

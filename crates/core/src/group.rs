@@ -63,7 +63,7 @@ struct CommitSpec {
 }
 
 #[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase", deny_unknown_fields)]
 enum ProposalSpec {
     Add { key_package: ByteBuf },
     Remove { leaf_index: u32 },
@@ -390,10 +390,25 @@ impl Client {
         if protocol_message.group_id().as_slice() != group_id {
             return Err(CoreError::new("WRONG_GROUP", "message belongs to another group").into());
         }
+        let message_epoch = protocol_message.epoch().as_u64();
         Ok(self.with_group(group_id, |group, provider, _| {
-            let processed = group
-                .process_message(provider, protocol_message)
-                .map_err(|e| CoreError::from_mls("processing message", e))?;
+            let current_epoch = group.epoch().as_u64();
+            let kept_epochs = match group.past_epoch_deletion_policy() {
+                PastEpochDeletionPolicy::MaxEpochs(n) => *n as u64,
+                PastEpochDeletionPolicy::KeepAll => u64::MAX,
+                #[allow(unreachable_patterns)]
+                _ => 0,
+            };
+            let processed = group.process_message(provider, protocol_message).map_err(|e| {
+                let err = CoreError::from_mls("processing message", e);
+                // openmls reports a message from an epoch whose secrets are
+                // gone like a too-old generation; name it for what it is.
+                if err.code == "MESSAGE_TOO_OLD" && message_epoch < current_epoch && current_epoch - message_epoch > kept_epochs {
+                    CoreError::new("WRONG_EPOCH", "message from an epoch whose secrets this member no longer has")
+                } else {
+                    err
+                }
+            })?;
             let sender = processed.sender().clone();
             let epoch = processed.epoch().as_u64();
             let aad = processed.aad().to_vec();
@@ -416,6 +431,8 @@ impl Client {
                         .map_err(|_| CoreError::new("INTERNAL", "building result"))?;
                     Ok(summary)
                 }
+                ProcessedMessageContent::OwnPendingCommit => inspect::own(&sender, epoch, "ownCommit"),
+                ProcessedMessageContent::OwnPrivateMessage => inspect::own(&sender, epoch, "ownMessage"),
                 #[allow(unreachable_patterns)]
                 _ => Err(CoreError::new("UNSUPPORTED", "unsupported message content")),
             }

@@ -285,3 +285,18 @@ pub fn staged_commit(s: &Sender, epoch: u64, staged: &StagedCommit, aad: Vec<u8>
     };
     to_js(&view)
 }
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OwnCommitView {
+    kind: &'static str,
+    sender: SenderView,
+    epoch: u64,
+}
+
+/// The Delivery Service echoed one of this member's own messages back:
+/// `ownCommit` (its pending commit, sent as PublicMessage) or `ownMessage`
+/// (any own PrivateMessage, which it cannot and need not decrypt).
+pub fn own(s: &Sender, epoch: u64, kind: &'static str) -> CoreResult<JsValue> {
+    to_js(&OwnCommitView { kind, sender: sender(s), epoch })
+}
