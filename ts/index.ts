@@ -3,7 +3,7 @@
  */
 export { init, coreInfo, coreInstanceId, wasmMemoryBytes, type WasmSource } from './mls/init.js';
 export { MlsError, ERROR_CODES, type MlsErrorCode } from './mls/errors.js';
-export { MlsClient, type Identity, type OpenOptions, type KeyPackageOptions, type ExternalJoinOptions } from './mls/client.js';
+export { MlsClient, type Identity, type OpenOptions, type KeyPackageOptions, type ExternalJoinOptions, type WelcomeJoinOptions } from './mls/client.js';
 export {
   Group,
   StagedCommit,
@@ -16,3 +16,4 @@ export {
 export { MemoryStorageAdapter, type StorageAdapter, type StorageBatch, type StorageEntry } from './mls/storage.js';
 export { toBytes, utf8, toHex, fromHex, bytesEqual, type BytesLike } from './mls/bytes.js';
 export * from './mls/types.js';
+export { runPassiveClientCase, type PassiveClientCase, type CaseOutcome } from './conformance/passive-client.js';

@@ -35,6 +35,13 @@ export interface KeyPackageOptions {
   capabilities?: Capabilities;
 }
 
+export interface WelcomeJoinOptions extends JoinOptions {
+  /** Needed when the Welcome's group has no ratchet-tree extension. */
+  ratchetTree?: Uint8Array;
+  /** Accept tree leaves whose lifetime has passed (RFC 9420 §7.2 lets applications decide). */
+  skipLifetimeValidation?: boolean;
+}
+
 export interface ExternalJoinOptions extends JoinOptions {
   /** Needed when the GroupInfo carries no ratchet-tree extension. */
   ratchetTree?: Uint8Array;
@@ -180,6 +187,15 @@ export class MlsClient extends Resource<CoreClient> {
     return kp!;
   }
 
+  /**
+   * Test support: import a KeyPackage with its private keys, as the MLS
+   * working group's test vectors give them, so its Welcome can be joined.
+   * Real KeyPackages come from `createKeyPackages`.
+   */
+  async importKeyPackageForTesting(keys: { keyPackage: Uint8Array; initPriv: Uint8Array; encryptionPriv: Uint8Array; signaturePriv: Uint8Array }): Promise<void> {
+    await this.mutate((core) => core.importKeyPackageForTesting(keys.keyPackage, keys.initPriv, keys.encryptionPriv, keys.signaturePriv));
+  }
+
   /** Validate a KeyPackage and show who it belongs to. */
   inspectKeyPackage(keyPackage: Uint8Array): KeyPackageInfo {
     return this.read((core) => core.inspectKeyPackage(keyPackage)) as KeyPackageInfo;
@@ -196,9 +212,13 @@ export class MlsClient extends Resource<CoreClient> {
   }
 
   /** Join from a Welcome. */
-  async joinFromWelcome(welcome: Uint8Array, options: JoinOptions & { ratchetTree?: Uint8Array } = {}): Promise<Group> {
-    const config = joinOptionsToCore(options);
-    const groupId = await this.mutate((core) => core.joinFromWelcome(welcome, options.ratchetTree, config), indexGroup);
+  async joinFromWelcome(welcome: Uint8Array, options: WelcomeJoinOptions = {}): Promise<Group> {
+    const { ratchetTree, skipLifetimeValidation, ...join } = options;
+    const config = joinOptionsToCore(join);
+    const groupId = await this.mutate(
+      (core) => core.joinFromWelcome(welcome, ratchetTree, config, skipLifetimeValidation ?? false),
+      indexGroup,
+    );
     return this.#track(groupId);
   }
 

@@ -192,7 +192,16 @@ impl Client {
     /// needed when the group does not use the ratchet-tree extension.
     /// Returns the group id.
     #[wasm_bindgen(js_name = joinFromWelcome)]
-    pub fn join_from_welcome(&mut self, welcome: &[u8], ratchet_tree: Option<Vec<u8>>, config: JsValue) -> Result<Vec<u8>, JsValue> {
+    ///
+    /// `skip_lifetime_validation` accepts leaves whose lifetime has passed
+    /// (long-lived groups whose members have not updated; test vectors).
+    pub fn join_from_welcome(
+        &mut self,
+        welcome: &[u8],
+        ratchet_tree: Option<Vec<u8>>,
+        config: JsValue,
+        skip_lifetime_validation: bool,
+    ) -> Result<Vec<u8>, JsValue> {
         let config = GroupConfig::from_js(config)?;
         let welcome = match parse_message(welcome)?.extract() {
             MlsMessageBodyIn::Welcome(w) => w,
@@ -201,8 +210,15 @@ impl Client {
         let tree = ratchet_tree_in(ratchet_tree)?;
         Ok(self.mutate(|client| {
             let join = config.join_config()?;
-            let staged = StagedWelcome::new_from_welcome(&client.provider, &join, welcome, tree)
+            let mut builder = StagedWelcome::build_from_welcome(&client.provider, &join, welcome)
                 .map_err(|e| CoreError::from_mls("processing welcome", e))?;
+            if let Some(tree) = tree {
+                builder = builder.with_ratchet_tree(tree);
+            }
+            if skip_lifetime_validation {
+                builder = builder.skip_lifetime_validation();
+            }
+            let staged = builder.build().map_err(|e| CoreError::from_mls("processing welcome", e))?;
             let group = staged.into_group(&client.provider).map_err(|e| CoreError::from_mls("joining group", e))?;
             let id = group.group_id().as_slice().to_vec();
             client.groups.insert(id.clone(), group);

@@ -12,6 +12,7 @@ mod error;
 mod group;
 mod inspect;
 mod provider;
+mod test_support;
 pub mod storage;
 
 pub use client::Client;
