@@ -17,9 +17,15 @@ mkdir -p .cache
 # Native unit tests of the Rust glue (storage journal, batch codec).
 "${CARGO:-cargo}" test -q -p paired-mls-core
 
-npx vitest run --reporter=default --reporter=json --outputFile=.cache/vitest.json "$@"
+rm -f .cache/vitest.json
+status=0
+npx vitest run --reporter=default --reporter=json --outputFile=.cache/vitest.json "$@" || status=$?
 
+# One closing line, also when tests failed.
 node -e '
-const r = JSON.parse(require("fs").readFileSync(".cache/vitest.json", "utf8"));
+const fs = require("fs");
+if (!fs.existsSync(".cache/vitest.json")) { console.log("0 passed, 1 failed"); process.exit(0); }
+const r = JSON.parse(fs.readFileSync(".cache/vitest.json", "utf8"));
 console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed` + (r.numPendingTests ? `, ${r.numPendingTests} skipped` : ""));
 '
+exit "$status"
