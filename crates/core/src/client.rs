@@ -17,6 +17,8 @@ use crate::config::{ciphersuite, CapabilitiesSpec};
 use crate::error::{invalid_argument, malformed, CoreError, CoreResult};
 use crate::provider::Provider;
 
+const MAX_LIFETIME_SECONDS: u64 = 100 * 365 * 24 * 3600;
+
 #[wasm_bindgen]
 pub struct Client {
     pub(crate) provider: Provider,
@@ -142,6 +144,10 @@ impl Client {
     ) -> Result<Vec<js_sys::Uint8Array>, JsValue> {
         if count == 0 || count > 10_000 {
             return Err(invalid_argument("count must be between 1 and 10000").into());
+        }
+        // openmls adds the lifetime to the current time unchecked.
+        if lifetime_seconds.is_some_and(|s| s == 0 || s > MAX_LIFETIME_SECONDS) {
+            return Err(invalid_argument("lifetime must be between 1 second and 100 years").into());
         }
         let capabilities: CapabilitiesSpec = if capabilities.is_undefined() || capabilities.is_null() {
             CapabilitiesSpec::default()
