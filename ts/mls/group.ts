@@ -197,6 +197,11 @@ export class Group {
     return this.client.mutate((core) => core.clearPendingCommit(this.id));
   }
 
+  /** Drop every queued proposal that no commit has covered yet. */
+  clearPendingProposals(): Promise<void> {
+    return this.client.mutate((core) => core.clearPendingProposals(this.id));
+  }
+
   /** Send one standalone proposal; returns the message to deliver. */
   propose(request: ProposalRequest): Promise<Uint8Array> {
     const spec = proposalToCore(request);

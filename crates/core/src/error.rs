@@ -47,6 +47,7 @@ const CLASSIFICATION: &[(&str, &str)] = &[
     ("NoMatchingKeyPackage", "NO_MATCHING_KEY_PACKAGE"),
     ("UnsupportedCiphersuite", "UNSUPPORTED_CIPHERSUITE"),
     ("CiphersuiteSignatureSchemeMismatch", "UNSUPPORTED_CIPHERSUITE"),
+    ("GroupAlreadyExists", "GROUP_EXISTS"),
     ("PskNotFound", "PSK_NOT_FOUND"),
     ("KeyNotFound", "PSK_NOT_FOUND"),
     ("PendingCommit", "PENDING_COMMIT"),

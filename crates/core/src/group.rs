@@ -342,6 +342,16 @@ impl Client {
         })?)
     }
 
+    /// Drop every queued proposal (received or own) not yet committed.
+    #[wasm_bindgen(js_name = clearPendingProposals)]
+    pub fn clear_pending_proposals(&mut self, group_id: &[u8]) -> Result<(), JsValue> {
+        Ok(self.with_group(group_id, |group, provider, _| {
+            group
+                .clear_pending_proposals(provider.storage())
+                .map_err(|e| CoreError::new("STORAGE", format!("clearing proposals: {e}")))
+        })?)
+    }
+
     /// Send one proposal (RFC 9420 §12.1) as a standalone message.
     pub fn propose(&mut self, group_id: &[u8], spec: JsValue) -> Result<Vec<u8>, JsValue> {
         let spec: ProposalSpec =
