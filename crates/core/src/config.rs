@@ -13,6 +13,16 @@ fn default_proposals() -> Vec<ProposalType> {
     vec![ProposalType::SelfRemove]
 }
 
+/// `base` followed by the items of `extra` it does not have yet.
+fn union<T: PartialEq>(mut base: Vec<T>, extra: impl IntoIterator<Item = T>) -> Vec<T> {
+    for item in extra {
+        if !base.contains(&item) {
+            base.push(item);
+        }
+    }
+    base
+}
+
 #[derive(Deserialize, Default, Clone)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct CapabilitiesSpec {
@@ -22,14 +32,14 @@ pub struct CapabilitiesSpec {
 }
 
 impl CapabilitiesSpec {
-    /// Leaf capabilities: SelfRemove plus whatever the application lists.
+    /// Leaf capabilities: SelfRemove and last_resort plus whatever the
+    /// application lists.
     pub fn to_capabilities(&self) -> Capabilities {
-        let mut proposals = default_proposals();
-        proposals.extend(self.proposals.iter().map(|p| ProposalType::from(*p)));
-        proposals.dedup();
-        let mut builder = Capabilities::builder()
-            .proposals(proposals)
-            .extensions(self.extensions.iter().map(|e| ExtensionType::from(*e)).collect());
+        let proposals = union(default_proposals(), self.proposals.iter().map(|p| ProposalType::from(*p)));
+        // A last-resort KeyPackage carries the last_resort extension, which
+        // its leaf must then list (RFC 9420 §7.2, draft-ietf-mls-extensions).
+        let extensions = union(vec![ExtensionType::LastResort], self.extensions.iter().map(|e| ExtensionType::from(*e)));
+        let mut builder = Capabilities::builder().proposals(proposals).extensions(extensions);
         if !self.credentials.is_empty() {
             builder = builder.credentials(self.credentials.iter().map(|c| CredentialType::from(*c)).collect());
         }
