@@ -96,7 +96,9 @@ export class MlsClient extends Resource<CoreClient> {
     }
     const core = call(() => new CoreClient());
     const client = new MlsClient(core, storage);
-    call(() => core.restore(encodeEntries(coreEntries)));
+    const flat = encodeEntries(coreEntries);
+    call(() => core.restore(flat));
+    flat.fill(0); // held every stored secret
     for (const [name, value] of meta) {
       if (name.startsWith(IDENTITY_PREFIX)) {
         const record = JSON.parse(utf8(value)) as { identity: string; ciphersuite: number };
@@ -117,7 +119,9 @@ export class MlsClient extends Resource<CoreClient> {
     if (this.#storageFailure) throw this.#storageFailure;
     const core = this.inner;
     const result = call(() => op(core));
-    const batch = decodeBatch(call(() => core.takeBatch()));
+    const raw = call(() => core.takeBatch());
+    const batch = decodeBatch(raw);
+    raw.fill(0); // decodeBatch copied out what it needs; the buffer held secrets
     const meta = typeof metaFor === 'function' ? metaFor(result) : metaFor;
     if (meta) {
       batch.puts.push(...meta.puts);

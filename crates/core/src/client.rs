@@ -11,6 +11,7 @@ use openmls_traits::storage::StorageProvider as _;
 use openmls_basic_credential::SignatureKeyPair;
 use openmls_traits::OpenMlsProvider;
 use wasm_bindgen::prelude::*;
+use zeroize::Zeroize as _;
 
 use crate::batch;
 use crate::config::{ciphersuite, CapabilitiesSpec};
@@ -95,7 +96,11 @@ impl Client {
     /// batch atomically to its storage adapter.
     #[wasm_bindgen(js_name = takeBatch)]
     pub fn take_batch(&self) -> Vec<u8> {
-        batch::encode(&self.provider.storage().take_batch())
+        let mut batch = self.provider.storage().take_batch();
+        let encoded = batch::encode(&batch);
+        // The batch holds secrets (epoch secrets, private keys); wipe our copy.
+        batch.zeroize();
+        encoded
     }
 
     /// Number of entries in storage (for tests and diagnostics).
