@@ -16,6 +16,7 @@ import {
   type WireFormat,
 } from 'paired-mls';
 import { expectInSync, newMember, type Member } from './helpers.js';
+import { mlsError } from './helpers.js';
 
 // ---------------------------------------------------------------------------
 // local plumbing
@@ -25,17 +26,6 @@ const enc = new TextEncoder();
 function g(m: Member): Group {
   if (!m.group) throw new Error(`${m.name} has no group`);
   return m.group;
-}
-
-/** Run `fn`, expect it to reject with an MlsError, return that error. */
-async function mlsError(fn: () => Promise<unknown> | unknown): Promise<MlsError> {
-  try {
-    await fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(MlsError);
-    return err as MlsError;
-  }
-  throw new Error('expected an MlsError, but the call succeeded');
 }
 
 async function join(m: Member, welcome: Uint8Array | undefined, options: JoinOptions & { ratchetTree?: Uint8Array } = {}): Promise<void> {

@@ -4,7 +4,7 @@
  * against the built package (`paired-mls` resolves to dist/).
  */
 import { expect } from 'vitest';
-import { MlsClient, bytesEqual, type Group, type Identity, type MemoryStorageAdapter, type StorageAdapter } from 'paired-mls';
+import { MlsClient, MlsError, bytesEqual, type Group, type Identity, type MemoryStorageAdapter, type StorageAdapter } from 'paired-mls';
 
 export interface Member {
   name: string;
@@ -39,4 +39,15 @@ export function expectInSync(members: Member[]): void {
     expect(bytesEqual(m.group!.epochAuthenticator(), auth)).toBe(true);
     expect(bytesEqual(m.group!.exportSecret('test', 'ctx', 32), exported)).toBe(true);
   }
+}
+
+/** Run `fn`, expect it to reject with an MlsError, return that error. */
+export async function mlsError(fn: () => Promise<unknown> | unknown): Promise<MlsError> {
+  try {
+    await fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(MlsError);
+    return err as MlsError;
+  }
+  throw new Error('expected an MlsError, but the call succeeded');
 }

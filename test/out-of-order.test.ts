@@ -10,16 +10,7 @@
 import { describe, expect, it } from 'vitest';
 import { MlsError, bytesEqual, utf8, type JoinOptions } from 'paired-mls';
 import { expectInSync, newMember, type Member } from './helpers.js';
-
-async function mlsError(fn: () => Promise<unknown>): Promise<MlsError> {
-  try {
-    await fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(MlsError);
-    return err as MlsError;
-  }
-  throw new Error('expected an MlsError, but the call succeeded');
-}
+import { mlsError } from './helpers.js';
 
 /** alice and bob in one group; bob (the receiver) joins with `receiverOptions`. */
 async function pair(receiverOptions: JoinOptions = {}, senderOptions: JoinOptions = {}): Promise<[Member, Member]> {
