@@ -17,3 +17,4 @@ export { MemoryStorageAdapter, type StorageAdapter, type StorageBatch, type Stor
 export { toBytes, utf8, toHex, fromHex, bytesEqual, type BytesLike } from './mls/bytes.js';
 export * from './mls/types.js';
 export { runPassiveClientCase, type PassiveClientCase, type CaseOutcome } from './conformance/passive-client.js';
+export { inspectMessage, type MessageInfo, type WireFormat as MessageWireFormat } from './mls/message.js';

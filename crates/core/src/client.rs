@@ -227,6 +227,13 @@ impl Client {
         .to_string())
     }
 
+    /// Decode an MLSMessage and encode it again (RFC 9420 §6). Equal bytes
+    /// show the message is in canonical TLS encoding.
+    #[wasm_bindgen(js_name = reencodeMessage)]
+    pub fn reencode_message(bytes: &[u8]) -> Result<Vec<u8>, JsValue> {
+        Ok(serialize("MLS message", &parse_message(bytes)?)?)
+    }
+
     /// Validate a serialized KeyPackage (signature, lifetime, ciphersuite)
     /// and return its identity and signature key.
     #[wasm_bindgen(js_name = inspectKeyPackage)]

@@ -1,0 +1,19 @@
+/** Looking at an MLSMessage (RFC 9420 §6) without processing it. */
+import { Client as CoreClient } from '../../pkg/paired_mls_core.js';
+import { call } from './init.js';
+
+export type WireFormat = 'public' | 'private' | 'welcome' | 'group_info' | 'key_package';
+
+export interface MessageInfo {
+  wireFormat: WireFormat;
+  /** The message decoded and encoded again: equal to the input when canonical. */
+  encoded: Uint8Array;
+}
+
+/** Decode an MLSMessage; throws `MALFORMED` unless every byte is valid. */
+export function inspectMessage(bytes: Uint8Array): MessageInfo {
+  return call(() => ({
+    wireFormat: CoreClient.inspectWireFormat(bytes) as WireFormat,
+    encoded: CoreClient.reencodeMessage(bytes),
+  }));
+}
