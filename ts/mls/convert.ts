@@ -54,11 +54,13 @@ export function groupOptionsToCore(options: GroupOptions = {}): object {
 
 export function commitOptionsToCore(options: CommitOptions = {}): object {
   for (const leaf of options.remove ?? []) checkUint('remove[]', leaf);
+  for (const c of options.custom ?? []) checkUint('custom[].proposalType', c.proposalType, 0xffff);
   return compact({
     adds: options.add,
     removes: options.remove,
     psks: options.psks,
     groupContextExtensions: extensionsToCore(options.groupContextExtensions),
+    custom: options.custom,
     selfUpdate: options.selfUpdate,
     includePending: options.includePending,
     groupInfo: options.groupInfo,

@@ -101,6 +101,8 @@ export interface CommitOptions {
   /** Ids of external PSKs (from the PSK registry) to inject. */
   psks?: Uint8Array[];
   groupContextExtensions?: GroupContextExtensions;
+  /** Custom proposals by value; every member must list the type in its capabilities. */
+  custom?: { proposalType: number; payload: Uint8Array }[];
   /** Include an UpdatePath even when no proposal needs one. */
   selfUpdate?: boolean;
   /** Commit proposals received earlier (default true). */

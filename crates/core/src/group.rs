@@ -57,9 +57,19 @@ struct CommitSpec {
     self_update: bool,
     /// Include proposals received earlier (default true).
     include_pending: Option<bool>,
+    /// Custom proposals (RFC 9420 §13.5; types every member must list in
+    /// its capabilities) committed by value.
+    custom: Vec<CustomProposalSpec>,
     /// Return a GroupInfo for the new epoch (for the DS / external joiners).
     group_info: bool,
     aad: Option<ByteBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CustomProposalSpec {
+    proposal_type: u16,
+    payload: ByteBuf,
 }
 
 #[derive(Deserialize)]
@@ -310,6 +320,10 @@ impl Client {
             for id in &spec.psks {
                 let psk = external_psk_id(provider, cs, id)?;
                 builder = builder.add_proposal(Proposal::PreSharedKey(Box::new(PreSharedKeyProposal::new(psk))));
+            }
+            for custom in &spec.custom {
+                let proposal = CustomProposal::new(custom.proposal_type, custom.payload.to_vec());
+                builder = builder.add_proposal(Proposal::Custom(Box::new(proposal)));
             }
             let bundle = builder
                 .load_psks(provider.storage())
