@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { toHex, utf8 } from 'paired-mls';
 import { newMember, type Member } from './helpers.js';
 import { TsMlsPeer } from './ts-mls-peer.js';
+import { decodeMlsMessage } from 'ts-mls';
 
 type Peer = { kind: 'pmls'; m: Member } | { kind: 'ts'; p: TsMlsPeer };
 
@@ -108,5 +109,49 @@ describe('interop with ts-mls (ciphersuite 1)', () => {
     await deliver(rm2.commit, [alice, carol]);
     await expectAgree([alice, bob]);
     await say(bob, [alice], 'two of us');
+  });
+});
+
+describe('interop with ts-mls: ts-mls creates, external joins', () => {
+  it('ts-mls creates, paired-mls joins, both send and commit', async () => {
+    const tsAlice: Peer = { kind: 'ts', p: await TsMlsPeer.create('ts-alice') };
+    const bob: Peer = { kind: 'pmls', m: await newMember('bob') };
+    await tsAlice.p.createGroup(new TextEncoder().encode('ts-mls group'));
+    const add = await tsAlice.p.commit([tsAlice.p.addProposal(await bob.m.client.createKeyPackage(bob.m.identity))]);
+    bob.m.group = await bob.m.client.joinFromWelcome(add.welcome!);
+    await expectAgree([tsAlice, bob]);
+    await say(tsAlice, [bob], 'welcome to my group');
+    await say(bob, [tsAlice], 'thanks');
+    const up = await bob.m.group.selfUpdate();
+    await bob.m.group.mergePendingCommit();
+    await deliver(up.commit, [tsAlice]);
+    await expectAgree([tsAlice, bob]);
+  });
+
+  // External joins across the two implementations cannot work with
+  // ts-mls 1.6.4 (nor 2.0.0-rc.10): it writes and reads the external_pub
+  // GroupInfo extension as the raw key, while RFC 9420 §12.4.3.2 defines
+  // its data as `struct { HPKEPublicKey external_pub; }`, i.e. the key with
+  // its own varint length. openmls follows the RFC. This test pins the
+  // difference so a fixed ts-mls release shows up as a failing test here.
+  it('external_pub encodings differ: RFC 9420 (paired-mls) vs raw key (ts-mls)', async () => {
+    const alice = await newMember('alice');
+    alice.group = await alice.client.createGroup(alice.identity);
+    const ours = decodeMlsMessage(await alice.group.exportGroupInfo({ ratchetTree: true }), 0)![0];
+    const tsCarol = await TsMlsPeer.create('ts-carol');
+    await tsCarol.createGroup(new TextEncoder().encode('ts group'));
+    const theirs = decodeMlsMessage(await tsCarol.groupInfo(), 0)![0];
+    if (ours.wireformat !== 'mls_group_info' || theirs.wireformat !== 'mls_group_info') throw new Error('expected GroupInfos');
+    const pubOf = (exts: { extensionType: unknown; extensionData: Uint8Array }[]) =>
+      exts.find((e) => e.extensionType === 'external_pub' || e.extensionType === 4)!.extensionData;
+    const oursPub = pubOf(ours.groupInfo.extensions as never);
+    const theirsPub = pubOf(theirs.groupInfo.extensions as never);
+    expect(oursPub.length).toBe(33); // varint(32) || X25519 key
+    expect(oursPub[0]).toBe(32);
+    expect(theirsPub.length).toBe(32); // raw key, no length
+    // Consequently each side rejects the other's GroupInfo for external joins.
+    await expect(tsCarol.joinExternal(await alice.group.exportGroupInfo({ ratchetTree: true }))).rejects.toThrow();
+    const dave = await newMember('dave');
+    await expect(dave.client.joinExternal(await tsCarol.groupInfo(), dave.identity)).rejects.toMatchObject({ name: 'MlsError' });
   });
 });

@@ -6,6 +6,8 @@ import {
   createApplicationMessage,
   createCommit,
   createGroup,
+  createGroupInfoWithExternalPubAndRatchetTree,
+  joinGroupExternal,
   decodeMlsMessage,
   defaultCapabilities,
   defaultLifetime,
@@ -136,6 +138,25 @@ export class TsMlsPeer {
     const r = await processPrivateMessage(this.state!, decoded.privateMessage, this.pskIndex(), this.cs, acceptAll);
     this.state = r.newState;
     return r.kind === 'applicationMessage' ? new TextDecoder().decode(r.message) : undefined;
+  }
+
+  /** Join by external commit from a GroupInfo MLSMessage; returns the commit to send. */
+  async joinExternal(groupInfo: Uint8Array): Promise<Uint8Array> {
+    const decoded = decodeMlsMessage(groupInfo, 0)![0];
+    if (decoded.wireformat !== 'mls_group_info') throw new Error('expected a GroupInfo');
+    const r = await joinGroupExternal(decoded.groupInfo, this.publicPackage, this.privatePackage, false, this.cs);
+    this.state = r.newState;
+    return encodeMlsMessage({ publicMessage: r.publicMessage, wireformat: 'mls_public_message', version: 'mls10' });
+  }
+
+  /** A GroupInfo with external_pub and the ratchet tree, as an MLSMessage. */
+  async groupInfo(): Promise<Uint8Array> {
+    const info = await createGroupInfoWithExternalPubAndRatchetTree(this.state!, [], this.cs);
+    return encodeMlsMessage({ groupInfo: info, wireformat: 'mls_group_info', version: 'mls10' });
+  }
+
+  leafIndex(): number {
+    return Number(this.state!.privatePath.leafIndex);
   }
 
   epochAuthenticator(): string {
