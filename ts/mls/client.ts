@@ -83,7 +83,9 @@ export class MlsClient extends Resource<CoreClient> {
   static async open(options: OpenOptions = {}): Promise<MlsClient> {
     await init();
     const storage = options.storage ?? new MemoryStorageAdapter();
-    const entries = await storage.entries();
+    const entries = await storage.entries().catch((err: unknown) => {
+      throw new MlsError('STORAGE', 'reading the storage adapter failed', { cause: err });
+    });
     const meta = new Map<string, Uint8Array>();
     const coreEntries: StorageEntry[] = [];
     for (const entry of entries) {
@@ -99,17 +101,26 @@ export class MlsClient extends Resource<CoreClient> {
     const flat = encodeEntries(coreEntries);
     call(() => core.restore(flat));
     flat.fill(0); // held every stored secret
-    for (const [name, value] of meta) {
-      if (name.startsWith(IDENTITY_PREFIX)) {
-        const record = JSON.parse(utf8(value)) as { identity: string; ciphersuite: number };
-        const publicKey = fromHex(name.slice(IDENTITY_PREFIX.length));
-        client.#identities.set(toHex(publicKey), { identity: fromHex(record.identity), signaturePublicKey: publicKey, ciphersuite: record.ciphersuite });
-      } else if (name.startsWith(GROUP_PREFIX)) {
-        client.#groupIds.add(name.slice(GROUP_PREFIX.length));
+    try {
+      for (const [name, value] of meta) {
+        if (name.startsWith(IDENTITY_PREFIX)) {
+          const record = JSON.parse(utf8(value)) as { identity: string; ciphersuite: number };
+          if (typeof record?.identity !== 'string' || !Number.isInteger(record.ciphersuite)) throw new Error('bad identity record');
+          const publicKey = fromHex(name.slice(IDENTITY_PREFIX.length));
+          client.#identities.set(toHex(publicKey), { identity: fromHex(record.identity), signaturePublicKey: publicKey, ciphersuite: record.ciphersuite });
+        } else if (name.startsWith(GROUP_PREFIX)) {
+          const hex = name.slice(GROUP_PREFIX.length);
+          fromHex(hex);
+          client.#groupIds.add(hex);
+        }
       }
-    }
-    if (format === undefined) {
-      await storage.apply({ puts: [[metaKey(FORMAT_KEY), enc.encode(FORMAT_VERSION)]], deletes: [] });
+      if (format === undefined) {
+        await storage.apply({ puts: [[metaKey(FORMAT_KEY), enc.encode(FORMAT_VERSION)]], deletes: [] });
+      }
+    } catch (err) {
+      client.free();
+      if (err instanceof MlsError) throw err;
+      throw new MlsError('STORAGE', `stored state could not be read or written: ${(err as Error).message}`, { cause: err });
     }
     return client;
   }
@@ -128,14 +139,20 @@ export class MlsClient extends Resource<CoreClient> {
       batch.deletes.push(...meta.deletes);
     }
     if (batch.puts.length > 0 || batch.deletes.length > 0) {
-      // Batches are applied strictly in the order the core produced them.
-      const write = this.#writes.then(() => this.storage.apply(batch));
-      this.#writes = write.catch(() => undefined);
+      // Batches are applied strictly in the order the core produced them;
+      // once one fails, no later batch may reach the adapter.
+      const write = this.#writes.then(() => {
+        if (this.#storageFailure) throw this.#storageFailure;
+        return this.storage.apply(batch);
+      });
+      this.#writes = write.catch((err) => {
+        this.#storageFailure ??= new MlsError('STORAGE', 'writing state to the storage adapter failed; reopen the client from storage', { cause: err });
+      });
       try {
         await write;
-      } catch (err) {
-        this.#storageFailure = new MlsError('STORAGE', 'writing state to the storage adapter failed; reopen the client from storage', { cause: err });
-        throw this.#storageFailure;
+      } catch {
+        await this.#writes;
+        throw this.#storageFailure!;
       }
     }
     return result;

@@ -431,7 +431,7 @@ impl Client {
             return Err(CoreError::new("WRONG_GROUP", "message belongs to another group").into());
         }
         let message_epoch = protocol_message.epoch().as_u64();
-        Ok(self.with_group(group_id, |group, provider, _| {
+        let result = self.with_group(group_id, |group, provider, _| {
             let current_epoch = group.epoch().as_u64();
             let kept_epochs = match group.past_epoch_deletion_policy() {
                 PastEpochDeletionPolicy::MaxEpochs(n) => *n as u64,
@@ -465,6 +465,12 @@ impl Client {
                     Ok(summary)
                 }
                 ProcessedMessageContent::StagedCommitMessage(staged) => {
+                    // Staging a commit must leave no persistent trace: the
+                    // StagedCommit lives in memory only, so a member that
+                    // crashes (or discards it) must be able to process the
+                    // same commit again. Undo the secret-tree changes
+                    // decryption made; merge persists the new epoch.
+                    provider.storage().rollback();
                     let summary = inspect::staged_commit(&sender, epoch, &staged, aad)?;
                     let handle = StagedCommitHandle { group_id: group_id.to_vec(), staged: Some(staged) };
                     js_sys::Reflect::set(&summary, &"handle".into(), &JsValue::from(handle))
@@ -476,7 +482,13 @@ impl Client {
                 #[allow(unreachable_patterns)]
                 _ => Err(CoreError::new("UNSUPPORTED", "unsupported message content")),
             }
-        })?)
+        })?;
+        // After staging a commit the cached group is ahead of storage (which
+        // was rolled back); reload it from storage on next use.
+        if js_sys::Reflect::has(&result, &"handle".into()).unwrap_or(false) {
+            self.groups.remove(group_id);
+        }
+        Ok(result)
     }
 
     /// Apply a staged commit returned by `process`.
