@@ -51,3 +51,23 @@ export async function mlsError(fn: () => Promise<unknown> | unknown): Promise<Ml
   }
   throw new Error('expected an MlsError, but the call succeeded');
 }
+
+/** xorshift32: a tiny seeded PRNG, so randomised tests reproduce from their seed. */
+export function xorshift32(seed: number) {
+  let x = seed >>> 0 || 0x9e3779b9;
+  const next = () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x;
+  };
+  const int = (n: number) => next() % n;
+  const bytes = (n: number) => {
+    const out = new Uint8Array(n);
+    for (let i = 0; i < n; i++) out[i] = next() & 0xff;
+    return out;
+  };
+  return { next, int, bytes, pick: <T>(xs: readonly T[]): T => xs[int(xs.length)]! };
+}

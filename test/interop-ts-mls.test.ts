@@ -49,6 +49,7 @@ import { createGroupInfo } from 'ts-mls/createCommit.js';
 import { encodeRatchetTree } from 'ts-mls/ratchetTree.js';
 import { expand as hkdfExpand, extract as hkdfExtract } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
+import { xorshift32 } from './helpers.js';
 
 const enc = new TextEncoder();
 const EXPORT_LABEL = 'interop-exporter';
@@ -597,19 +598,6 @@ describe('paired-mls ⇄ ts-mls 1.6.4: external commits', () => {
 // ---------------------------------------------------------------------------
 // 3. Seeded random mixed group.
 
-/** xorshift32 */
-function xorshift(seed: number) {
-  let x = seed >>> 0 || 0x9e3779b9;
-  const next = () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-  return { int: (n: number) => next() % n, pick: <T>(a: readonly T[]): T => a[next() % a.length]! };
-}
 
 /** Leaves listed in some parent node's unmerged_leaves, from a ts-mls member's view of the tree. */
 function unmergedLeaves(ts: TsActor): Set<number> {
@@ -622,7 +610,7 @@ const SEED = Number(process.env.INTEROP_SEED ?? 0x5eed2024);
 
 describe('paired-mls ⇄ ts-mls 1.6.4: seeded random mixed group', () => {
   it(`≥ 20 members, ≥ 200 random operations, all agree after every epoch (seed ${SEED})`, async () => {
-    const rng = xorshift(SEED);
+    const rng = xorshift32(SEED);
     let n = 0;
     const fresh = async (impl: 'paired-mls' | 'ts-mls'): Promise<Actor> =>
       impl === 'paired-mls' ? freshPaired(`p${n++}`) : freshTs(`t${n++}`);
