@@ -1,102 +1,161 @@
-// paired-mls as a bench implementation. Each implementation exports
-// `name` and `setup(n)`, which builds an n-member group (add-only, so parent
-// nodes are blank) and returns one async function per operation. A later
-// issue adds ts-mls beside it with the same shape.
-import { MlsClient } from 'paired-mls';
+// paired-mls as a bench implementation (interface: bench/ops.js).
+//
+// The group: member m0 creates it and adds m1 … m(n-1) in ONE commit
+// (add-only, so every parent node stays blank and a self-update encrypts
+// to each leaf of its copath subtrees). Only m1 joins from that Welcome;
+// the other members exist as KeyPackages only. m0 does the measured
+// operations, m1 is the peer whose commits and messages m0 processes.
+// Every commit is cleared or discarded, so the group stays in that epoch
+// with the add-only tree for every iteration.
+//
+// process_commit: staging a commit leaves no persistent trace in paired-mls
+// (the core rolls back the secret-tree step of decrypting it), while the
+// committer's handshake ratchet moves on with every commit it makes, cleared
+// or not. Commits from one long-lived m1 would land one generation further
+// ahead of m0 each iteration: m0 would ratchet forward further and further,
+// and fail after 1000 (maximum forward distance). So each commit comes from
+// a fresh copy of m1, reopened from a snapshot of its storage taken after
+// it joined: every commit is m1's first handshake message of the epoch.
+import { MemoryStorageAdapter, MlsClient } from 'paired-mls';
 
 export const name = 'paired-mls';
 
-async function member(name) {
+const CIPHERSUITE = 1; // MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519
+const DECRYPT_BATCH = 200;
+
+async function member(identity) {
   const client = await MlsClient.open();
-  const identity = await client.createIdentity(name, 1);
-  return { client, identity };
+  return { client, identity: await client.createIdentity(identity, CIPHERSUITE) };
 }
 
-/** Build the group: the creator adds n-1 members in one commit; one of them joins. */
-async function buildGroup(n) {
-  const creator = await member('m0');
-  const group = await creator.client.createGroup(creator.identity);
-  if (n === 1) return { creator, group, receiver: undefined, welcome: undefined };
-  const receiver = await member('m1');
-  const others = [await receiver.client.createKeyPackage(receiver.identity)];
-  // The other members only need KeyPackages (each with its own signature
-  // key); one client makes them all.
-  const filler = await member('filler');
+export async function setup(n, { ops = [] } = {}) {
+  if (!Number.isInteger(n) || n < 2) throw new Error('n must be an integer >= 2');
+  const m0 = await member('m0');
+  const m1 = await member('m1');
+  const group = await m0.client.createGroup(m0.identity);
+
+  // One client makes the KeyPackages of m2 … m(n-1), each with its own
+  // credential and signature key.
+  const keyPackages = [await m1.client.createKeyPackage(m1.identity)];
+  const filler = await MlsClient.open();
   for (let i = 2; i < n; i++) {
-    const identity = await filler.client.createIdentity(`m${i}`, 1);
-    others.push(await filler.client.createKeyPackage(identity));
+    const identity = await filler.createIdentity(`m${i}`, CIPHERSUITE);
+    keyPackages.push(await filler.createKeyPackage(identity));
   }
-  const add = await group.commit({ add: others });
+  const { welcome } = await group.commit({ add: keyPackages });
   await group.mergePendingCommit();
-  receiver.group = await receiver.client.joinFromWelcome(add.welcome);
-  filler.client.free();
-  return { creator, group, receiver };
-}
+  filler.free();
+  const peer = await m1.client.joinFromWelcome(welcome);
+  check(group.state().memberCount === n && peer.state().memberCount === n, `group has ${n} members`);
+  check(group.state().epoch === 1 && peer.state().epoch === 1, 'both members are in epoch 1');
+  const peerSnapshot = await m1.client.storage.entries();
+  const peerCopy = async () => {
+    const storage = new MemoryStorageAdapter();
+    await storage.apply({ puts: peerSnapshot, deletes: [] });
+    return MlsClient.open({ storage });
+  };
 
-export async function setup(n) {
-  const { creator, group, receiver } = await buildGroup(n);
-  const payload = new Uint8Array(100).fill(7);
+  const payload = new Uint8Array(100).fill(0x61);
+  const kpMaker = await member('kp');
+  const joiners = new Set();
 
-  return {
-    async self_update_commit() {
-      await group.selfUpdate();
-      await group.clearPendingCommit();
+  const tasks = {
+    self_update_commit: {
+      run: () => group.selfUpdate(),
+      afterEach: () => group.clearPendingCommit(),
     },
+
     process_commit: {
-      // The committer's commit is made outside the timed part.
-      async before() {
-        this.commit = (await receiver.group.selfUpdate()).commit;
-        await receiver.group.clearPendingCommit();
+      async beforeEach() {
+        const committer = await peerCopy();
+        try {
+          this.commit = (await committer.group(peer.id).selfUpdate()).commit;
+        } finally {
+          committer.free();
+        }
+        // Staging evicts m0's group from the core's cache (its storage was
+        // rolled back); load it again here, not in the timed process().
+        group.state();
       },
       async run() {
-        const r = await group.process(this.commit);
-        r.staged.discard();
+        this.result = await group.process(this.commit);
+      },
+      afterEach() {
+        check(this.result.kind === 'commit' && this.result.staged.hasPath, 'process_commit staged a commit with a path');
+        this.result.staged.discard();
+        this.result = undefined;
       },
     },
+
     add_member: {
-      async before() {
-        const j = await member('joiner');
-        this.kp = await j.client.createKeyPackage(j.identity);
-        j.client.free();
+      async beforeEach() {
+        this.keyPackage = await kpMaker.client.createKeyPackage(kpMaker.identity);
       },
-      async run() {
-        await group.commit({ add: [this.kp] });
-        await group.clearPendingCommit();
+      run() {
+        return group.commit({ add: [this.keyPackage] });
       },
+      afterEach: () => group.clearPendingCommit(),
     },
+
     join_welcome: {
-      async before() {
-        const j = await member('joiner');
-        const kp = await j.client.createKeyPackage(j.identity);
-        const add = await group.commit({ add: [kp] });
+      async beforeEach() {
+        this.joiner = await member('joiner');
+        joiners.add(this.joiner.client);
+        const keyPackage = await this.joiner.client.createKeyPackage(this.joiner.identity);
+        this.welcome = (await group.commit({ add: [keyPackage] })).welcome;
         await group.clearPendingCommit();
-        this.joiner = j;
-        this.welcome = add.welcome;
       },
       async run() {
-        await this.joiner.client.joinFromWelcome(this.welcome);
+        this.group = await this.joiner.client.joinFromWelcome(this.welcome);
       },
-      async after() {
+      afterEach() {
+        check(this.group.state().memberCount === n + 1, 'joiner sees n+1 members');
         this.joiner.client.free();
+        joiners.delete(this.joiner.client);
+        this.joiner = this.group = this.welcome = undefined;
       },
     },
-    async encrypt_100b() {
-      await group.encrypt(payload);
+
+    encrypt_100b: {
+      run: () => group.encrypt(payload),
     },
+
     decrypt_100b: {
-      async before() {
-        this.message = await receiver.group.encrypt(payload);
+      queue: [],
+      next: 0,
+      async beforeEach() {
+        if (this.next === this.queue.length) {
+          // Encrypt a batch ahead; m0 processes them in order.
+          this.queue = [];
+          this.next = 0;
+          for (let i = 0; i < DECRYPT_BATCH; i++) this.queue.push(await peer.encrypt(payload));
+        }
+        this.message = this.queue[this.next++];
       },
       async run() {
-        await group.process(this.message);
+        this.result = await group.process(this.message);
+      },
+      afterEach() {
+        check(this.result.kind === 'application' && this.result.data.length === 100, 'decrypt_100b got 100 bytes');
       },
     },
-    async key_package() {
-      await creator.client.createKeyPackage(creator.identity);
-    },
-    dispose() {
-      creator.client.free();
-      receiver?.client.free();
+
+    key_package: {
+      run: () => kpMaker.client.createKeyPackage(kpMaker.identity),
     },
   };
+
+  return {
+    tasks: Object.fromEntries(Object.entries(tasks).filter(([op]) => ops.length === 0 || ops.includes(op))),
+    async dispose() {
+      for (const client of joiners) client.free();
+      m0.client.free();
+      m1.client.free();
+      kpMaker.client.free();
+    },
+  };
+}
+
+function check(ok, what) {
+  if (!ok) throw new Error(`paired-mls bench: expected ${what}`);
 }
