@@ -44,6 +44,14 @@ flock 9
 
 hash_of() { sha256sum | cut -c1-16; }
 
+# A throwaway cdylib crate (its own workspace) in DIR named NAME; the
+# caller writes src/lib.rs.
+scratch_cdylib() {
+  mkdir -p "$1/src"
+  printf '%s\n' '[package]' "name = \"$2\"" 'version = "0.0.0"' 'edition = "2021"' \
+    'publish = false' '[lib]' 'crate-type = ["cdylib"]' '[workspace]' >"$1/Cargo.toml"
+}
+
 # ---------------------------------------------------------------- apt helpers
 as_root() {
   if [[ $(id -u) -eq 0 ]]; then "$@"
@@ -98,17 +106,7 @@ verify_wasm() {
   if [[ -f "$stamp" ]]; then log "wasm32 build verified before ($($rustc -V))"; return 0; fi
   log "verifying a wasm32 build with $rustc ($($rustc -V))"
   tmp="$(mktemp -d)"
-  mkdir -p "$tmp/src"
-  cat >"$tmp/Cargo.toml" <<'EOF'
-[package]
-name = "wasm-probe"
-version = "0.0.0"
-edition = "2021"
-publish = false
-[lib]
-crate-type = ["cdylib"]
-[workspace]
-EOF
+  scratch_cdylib "$tmp" wasm-probe
   cat >"$tmp/src/lib.rs" <<'EOF'
 use std::collections::HashMap;
 #[no_mangle]
@@ -191,17 +189,8 @@ build_debian_sysroot() {
   fi
   log "building std for $TARGET with Debian rustc (once; about a minute or more)"
   tmp="$(mktemp -d)"
-  mkdir -p "$tmp/src" "$tmp/.cargo"
-  cat >"$tmp/Cargo.toml" <<'EOF'
-[package]
-name = "sysroot-builder"
-version = "0.0.0"
-edition = "2021"
-publish = false
-[lib]
-crate-type = ["cdylib"]
-[workspace]
-EOF
+  scratch_cdylib "$tmp" sysroot-builder
+  mkdir -p "$tmp/.cargo"
   echo 'pub fn f() -> usize { std::vec![1u8].len() }' >"$tmp/src/lib.rs"
   # std's own dependencies come from the vendor dir rust-web-src ships; this
   # source replacement applies to this throwaway build only.

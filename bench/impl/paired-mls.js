@@ -17,11 +17,11 @@
 // a fresh copy of m1, reopened from a snapshot of its storage taken after
 // it joined: every commit is m1's first handshake message of the epoch.
 import { MemoryStorageAdapter, MlsClient } from 'paired-mls';
+import { preEncrypted } from '../ops.js';
 
 export const name = 'paired-mls';
 
 const CIPHERSUITE = 1; // MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519
-const DECRYPT_BATCH = 200;
 
 async function member(identity) {
   const client = await MlsClient.open();
@@ -121,17 +121,8 @@ export async function setup(n, { ops = [] } = {}) {
     },
 
     decrypt_100b: {
-      queue: [],
-      next: 0,
-      async beforeEach() {
-        if (this.next === this.queue.length) {
-          // Encrypt a batch ahead; m0 processes them in order.
-          this.queue = [];
-          this.next = 0;
-          for (let i = 0; i < DECRYPT_BATCH; i++) this.queue.push(await peer.encrypt(payload));
-        }
-        this.message = this.queue[this.next++];
-      },
+      // m1 encrypts ahead; m0 processes them in order.
+      beforeEach: preEncrypted(() => peer.encrypt(payload)),
       async run() {
         this.result = await group.process(this.message);
       },

@@ -27,10 +27,10 @@ import {
   joinGroup,
   processPrivateMessage,
 } from 'ts-mls';
+import { preEncrypted } from '../ops.js';
 
 export const name = 'ts-mls';
 
-const DECRYPT_BATCH = 200;
 const enc = new TextEncoder();
 
 export async function setup(n, { ops = [] } = {}) {
@@ -119,20 +119,11 @@ export async function setup(n, { ops = [] } = {}) {
     },
 
     decrypt_100b: {
-      queue: [],
-      next: 0,
-      async beforeEach() {
-        if (this.next === this.queue.length) {
-          this.queue = [];
-          this.next = 0;
-          for (let i = 0; i < DECRYPT_BATCH; i++) {
-            const r = await createApplicationMessage(s1, payload, cs);
-            s1 = r.newState;
-            this.queue.push(encodePrivate(r.privateMessage));
-          }
-        }
-        this.message = this.queue[this.next++];
-      },
+      beforeEach: preEncrypted(async () => {
+        const r = await createApplicationMessage(s1, payload, cs);
+        s1 = r.newState;
+        return encodePrivate(r.privateMessage);
+      }),
       async run() {
         const { privateMessage } = decode(this.message, 'mls_private_message');
         const r = await processPrivateMessage(s0, privateMessage, emptyPskIndex, cs, acceptAll);
