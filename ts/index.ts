@@ -18,3 +18,20 @@ export { toBytes, utf8, toHex, fromHex, bytesEqual, type BytesLike } from './mls
 export * from './mls/types.js';
 export { runPassiveClientCase, type PassiveClientCase, type CaseOutcome } from './conformance/passive-client.js';
 export { inspectMessage, type MessageInfo, type WireFormat as MessageWireFormat } from './mls/message.js';
+export { PairedDevice, type PairingRole, type PairedCommit, type PairedUpdateApplied, type PairingEvent, type CeasePairResult } from './paired/paired-device.js';
+export { WebCryptoSeedVault, generateSeed, type SeedVault } from './paired/seed-vault.js';
+export { PairingError, type NotifyRejection } from './paired/pairing-error.js';
+export {
+  encodePairingMessage,
+  decodePairingMessage,
+  pairingPskId,
+  type PairingMessage,
+  type ShareRand,
+  type Accept,
+  type Notify,
+  type NotifyKind,
+  type RoleChange,
+  type CeasePair,
+  type CeaseRoute,
+} from './paired/pairing-messages.js';
+export { Writer as TlsWriter, Reader as TlsReader, CodecError } from './codec/tls.js';

@@ -57,6 +57,7 @@ const FORMAT_KEY = `${META}format`;
 const FORMAT_VERSION = '1';
 const IDENTITY_PREFIX = `${META}identity/`;
 const GROUP_PREFIX = `${META}group/`;
+const RECORD_PREFIX = `${META}record/`;
 
 const enc = new TextEncoder();
 const metaKey = (name: string): Uint8Array => enc.encode(name);
@@ -64,12 +65,29 @@ const isMeta = (key: Uint8Array): boolean => key.length > 0 && key[0] === 0;
 /** The group index entry, written in the same batch as the group's state. */
 const indexGroup = (groupId: Uint8Array): StorageBatch => ({ puts: [[metaKey(GROUP_PREFIX + toHex(groupId)), new Uint8Array(0)]], deletes: [] });
 
+/** The net effect of `batches` applied in order, as one batch. */
+function mergeBatches(batches: StorageBatch[]): StorageBatch {
+  const net = new Map<string, [Uint8Array, Uint8Array | undefined]>();
+  for (const batch of batches) {
+    for (const key of batch.deletes) net.set(toHex(key), [key, undefined]);
+    for (const [key, value] of batch.puts) net.set(toHex(key), [key, value]);
+  }
+  const merged: StorageBatch = { puts: [], deletes: [] };
+  for (const [key, value] of net.values()) {
+    if (value) merged.puts.push([key, value]);
+    else merged.deletes.push(key);
+  }
+  return merged;
+}
+
 export class MlsClient extends Resource<CoreClient> {
   readonly storage: StorageAdapter;
   readonly #identities = new Map<string, Identity>();
   readonly #groupIds = new Set<string>();
   #writes: Promise<void> = Promise.resolve();
   #storageFailure: MlsError | undefined;
+  #transaction: StorageBatch[] | undefined;
+  readonly #records = new Map<string, Uint8Array>();
 
   private constructor(core: CoreClient, storage: StorageAdapter) {
     super(core);
@@ -83,7 +101,19 @@ export class MlsClient extends Resource<CoreClient> {
   static async open(options: OpenOptions = {}): Promise<MlsClient> {
     await init();
     const storage = options.storage ?? new MemoryStorageAdapter();
-    const entries = await storage.entries().catch((err: unknown) => {
+    const client = new MlsClient(call(() => new CoreClient()), storage);
+    try {
+      await client.#load();
+    } catch (err) {
+      client.free();
+      throw err;
+    }
+    return client;
+  }
+
+  /** Load the core and the TS records from the storage adapter. */
+  async #load(): Promise<void> {
+    const entries = await this.storage.entries().catch((err: unknown) => {
       throw new MlsError('STORAGE', 'reading the storage adapter failed', { cause: err });
     });
     const meta = new Map<string, Uint8Array>();
@@ -96,33 +126,60 @@ export class MlsClient extends Resource<CoreClient> {
     if (format !== undefined && utf8(format) !== FORMAT_VERSION) {
       throw new MlsError('STORAGE_FORMAT', `stored state has format ${JSON.stringify(utf8(format))}; this version reads ${FORMAT_VERSION}`);
     }
-    const core = call(() => new CoreClient());
-    const client = new MlsClient(core, storage);
+    const core = this.inner;
     const flat = encodeEntries(coreEntries);
     call(() => core.restore(flat));
     flat.fill(0); // held every stored secret
+    this.#identities.clear();
+    this.#groupIds.clear();
+    this.#records.clear();
     try {
       for (const [name, value] of meta) {
         if (name.startsWith(IDENTITY_PREFIX)) {
           const record = JSON.parse(utf8(value)) as { identity: string; ciphersuite: number };
           if (typeof record?.identity !== 'string' || !Number.isInteger(record.ciphersuite)) throw new Error('bad identity record');
           const publicKey = fromHex(name.slice(IDENTITY_PREFIX.length));
-          client.#identities.set(toHex(publicKey), { identity: fromHex(record.identity), signaturePublicKey: publicKey, ciphersuite: record.ciphersuite });
+          this.#identities.set(toHex(publicKey), { identity: fromHex(record.identity), signaturePublicKey: publicKey, ciphersuite: record.ciphersuite });
         } else if (name.startsWith(GROUP_PREFIX)) {
           const hex = name.slice(GROUP_PREFIX.length);
           fromHex(hex);
-          client.#groupIds.add(hex);
+          this.#groupIds.add(hex);
+        } else if (name.startsWith(RECORD_PREFIX)) {
+          this.#records.set(name.slice(RECORD_PREFIX.length), value);
         }
       }
       if (format === undefined) {
-        await storage.apply({ puts: [[metaKey(FORMAT_KEY), enc.encode(FORMAT_VERSION)]], deletes: [] });
+        await this.storage.apply({ puts: [[metaKey(FORMAT_KEY), enc.encode(FORMAT_VERSION)]], deletes: [] });
       }
     } catch (err) {
-      client.free();
       if (err instanceof MlsError) throw err;
       throw new MlsError('STORAGE', `stored state could not be read or written: ${(err as Error).message}`, { cause: err });
     }
-    return client;
+  }
+
+  /**
+   * Run several calls as one unit: their storage changes reach the adapter
+   * in one `apply` when `fn` succeeds; when it throws, nothing is written
+   * and the client goes back to the state in the adapter. Do not use the
+   * client from elsewhere while `fn` runs. Nested calls join the outer one.
+   */
+  async atomically<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#transaction) return fn();
+    const batches: StorageBatch[] = [];
+    this.#transaction = batches;
+    let result: T;
+    try {
+      result = await fn();
+    } catch (err) {
+      this.#transaction = undefined;
+      for (const batch of batches) for (const [, value] of batch.puts) value.fill(0);
+      this.replaceInner(call(() => new CoreClient()));
+      await this.#load();
+      throw err;
+    }
+    this.#transaction = undefined;
+    await this.#write(mergeBatches(batches));
+    return result;
   }
 
   /** @internal Run a mutating core call, then persist its batch. */
@@ -138,6 +195,16 @@ export class MlsClient extends Resource<CoreClient> {
       batch.puts.push(...meta.puts);
       batch.deletes.push(...meta.deletes);
     }
+    if (this.#transaction) {
+      this.#transaction.push(batch);
+      return result;
+    }
+    await this.#write(batch);
+    return result;
+  }
+
+  /** Write one batch to the adapter, strictly after the earlier ones. */
+  async #write(batch: StorageBatch): Promise<void> {
     if (batch.puts.length > 0 || batch.deletes.length > 0) {
       // Batches are applied strictly in the order the core produced them;
       // once one fails, no later batch may reach the adapter.
@@ -155,7 +222,26 @@ export class MlsClient extends Resource<CoreClient> {
         throw this.#storageFailure!;
       }
     }
-    return result;
+  }
+
+  /**
+   * A record of a protocol layer built on this client (e.g. Paired MLS
+   * state), kept in the same storage adapter as the MLS state so both
+   * change together (inside `atomically`).
+   */
+  record(name: string): Uint8Array | undefined {
+    return this.#records.get(name);
+  }
+
+  /** Write (or with `undefined`, delete) a record; see `record()`. */
+  async putRecord(name: string, value: Uint8Array | undefined): Promise<void> {
+    if (this.#storageFailure) throw this.#storageFailure;
+    const key = metaKey(RECORD_PREFIX + name);
+    const batch: StorageBatch = value ? { puts: [[key, value.slice()]], deletes: [] } : { puts: [], deletes: [key] };
+    if (value) this.#records.set(name, value.slice());
+    else this.#records.delete(name);
+    if (this.#transaction) this.#transaction.push(batch);
+    else await this.#write(batch);
   }
 
   /** @internal Run a read-only core call. */
@@ -255,6 +341,43 @@ export class MlsClient extends Resource<CoreClient> {
       (result) => indexGroup(result.groupId),
     );
     return { group: this.#track(out.groupId), commit: out.commit };
+  }
+
+  /**
+   * The private half of `identity`'s signature key, for a paired device
+   * (hidden mode shares the anchor's key). Secret: send it only over the
+   * pairing channel and wipe it after use.
+   */
+  exportSignatureKeyPair(identity: Identity): Uint8Array {
+    return this.read((core) => core.exportSignatureKeyPair(identity.signaturePublicKey, identity.ciphersuite));
+  }
+
+  /** Store an identity whose key pair another device exported; `keyPair` is wiped. */
+  async importIdentity(identity: Uint8Array, keyPair: Uint8Array, ciphersuite: Ciphersuite): Promise<Identity> {
+    if (identity.length === 0 || identity.length > 0xffff) throw invalidArgument('identity must be 1..65535 bytes');
+    const record = enc.encode(JSON.stringify({ identity: toHex(identity), ciphersuite }));
+    try {
+      const publicKey = await this.mutate(
+        (core) => core.importSignatureKeyPair(keyPair),
+        (key) => ({ puts: [[metaKey(IDENTITY_PREFIX + toHex(key)), record]], deletes: [] }),
+      );
+      const result = { identity: identity.slice(), signaturePublicKey: publicKey, ciphersuite };
+      this.#identities.set(toHex(publicKey), result);
+      return result;
+    } finally {
+      keyPair.fill(0);
+    }
+  }
+
+  /**
+   * Virtual clients: join a group as the sibling of a device that moved its
+   * leaf there with `Group.resyncAsVirtualClient()`, by replaying that
+   * commit against the GroupInfo of the epoch before it. Sends nothing.
+   */
+  async joinViaSiblingExternalCommit(groupInfo: Uint8Array, commit: Uint8Array, epochId: Uint8Array, options: JoinOptions = {}): Promise<Group> {
+    const config = joinOptionsToCore(options);
+    const groupId = await this.mutate((core) => core.joinViaSiblingExternalCommit(groupInfo, commit, epochId, config), indexGroup);
+    return this.#track(groupId);
   }
 
   /** Remember a group whose index entry went out with its first batch. */

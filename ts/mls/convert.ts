@@ -65,6 +65,8 @@ export function commitOptionsToCore(options: CommitOptions = {}): object {
     includePending: options.includePending,
     groupInfo: options.groupInfo,
     aad: options.aad,
+    vcEpochId: options.vcEpochId,
+    newSigner: options.newSigner ? { identity: options.newSigner.identity, publicKey: options.newSigner.signaturePublicKey } : undefined,
   });
 }
 

@@ -218,6 +218,28 @@ export class Group {
     return this.client.mutate((core) => core.encrypt(this.id, toBytes(plaintext), options.aad));
   }
 
+  /**
+   * Virtual clients: register this (emulation) group's current epoch as an
+   * emulation epoch and return its id. Idempotent within an epoch.
+   */
+  registerEmulationEpoch(): Promise<Uint8Array> {
+    return this.client.mutate((core) => core.registerEmulationEpoch(this.id));
+  }
+
+  /**
+   * Virtual clients: move this member's leaf onto a virtual-client leaf of
+   * emulation epoch `epochId` with a resync external commit. Returns the
+   * commit (pending until `mergePendingCommit()`) and the GroupInfo of the
+   * epoch before it, which a sibling needs to replay the commit.
+   */
+  async resyncAsVirtualClient(epochId: Uint8Array, options: { aad?: Uint8Array } = {}): Promise<{ commit: Uint8Array; groupInfo: Uint8Array }> {
+    const out = (await this.client.mutate((core) => core.resyncAsVirtualClient(this.id, epochId, options.aad))) as {
+      commit: Uint8Array;
+      groupInfo: Uint8Array;
+    };
+    return { commit: out.commit, groupInfo: out.groupInfo };
+  }
+
   /** Process any message of this group. */
   async process(message: Uint8Array): Promise<ProcessResult> {
     const raw = (await this.client.mutate((core) => core.process(this.id, message))) as

@@ -40,6 +40,17 @@ export abstract class Resource<T extends Freeable> {
     return this.#inner;
   }
 
+  /** Swap in a new wasm object (after reloading state), releasing the old one. */
+  protected replaceInner(next: T): void {
+    const old = this.#inner;
+    if (old) {
+      registry?.unregister(this);
+      old.free();
+    }
+    this.#inner = next;
+    registry?.register(this, next, this);
+  }
+
   get released(): boolean {
     return this.#inner === undefined;
   }

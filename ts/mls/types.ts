@@ -16,6 +16,11 @@ export interface Capabilities {
   extensions?: number[];
   proposals?: number[];
   credentials?: number[];
+  /**
+   * The leaf may be shared by virtual-client siblings (Paired MLS): it
+   * lists AppDataDictionary and advertises the virtual-clients component.
+   */
+  virtualClient?: boolean;
 }
 
 export interface ExternalSenderSpec {
@@ -110,6 +115,14 @@ export interface CommitOptions {
   /** Also return a GroupInfo for the new epoch. */
   groupInfo?: boolean;
   aad?: Uint8Array;
+  /**
+   * Commit as a virtual client: derive the UpdatePath from this emulation
+   * epoch (`Group.registerEmulationEpoch()` of the pairing group), so
+   * sibling devices follow the commit without receiving key material.
+   */
+  vcEpochId?: Uint8Array;
+  /** Rotate the leaf's signature key and credential (an identity of this client). */
+  newSigner?: { identity: Uint8Array; signaturePublicKey: Uint8Array };
 }
 
 export interface CommitResult {

@@ -165,7 +165,9 @@ impl Client {
             let signer = client.signer(public_key)?;
             let mut out = Vec::with_capacity(count as usize);
             for _ in 0..count {
-                let mut builder = KeyPackage::builder().leaf_node_capabilities(capabilities.to_capabilities());
+                let mut builder = KeyPackage::builder()
+                    .leaf_node_capabilities(capabilities.to_capabilities())
+                    .leaf_node_extensions(capabilities.leaf_extensions()?);
                 if let Some(seconds) = lifetime_seconds {
                     builder = builder.key_package_lifetime(Lifetime::new(seconds));
                 }

@@ -29,6 +29,10 @@ pub struct CapabilitiesSpec {
     pub extensions: Vec<u16>,
     pub proposals: Vec<u16>,
     pub credentials: Vec<u16>,
+    /// The leaf may be shared by virtual-client siblings (paired devices):
+    /// it lists AppDataDictionary and advertises the virtual-clients
+    /// component (draft-kohbrok-mls-virtual-clients).
+    pub virtual_client: bool,
 }
 
 impl CapabilitiesSpec {
@@ -38,12 +42,24 @@ impl CapabilitiesSpec {
         let proposals = union(default_proposals(), self.proposals.iter().map(|p| ProposalType::from(*p)));
         // A last-resort KeyPackage carries the last_resort extension, which
         // its leaf must then list (RFC 9420 §7.2, draft-ietf-mls-extensions).
-        let extensions = union(vec![ExtensionType::LastResort], self.extensions.iter().map(|e| ExtensionType::from(*e)));
+        let mut extensions = union(vec![ExtensionType::LastResort], self.extensions.iter().map(|e| ExtensionType::from(*e)));
+        if self.virtual_client {
+            extensions = union(extensions, [ExtensionType::AppDataDictionary]);
+        }
         let mut builder = Capabilities::builder().proposals(proposals).extensions(extensions);
         if !self.credentials.is_empty() {
             builder = builder.credentials(self.credentials.iter().map(|c| CredentialType::from(*c)).collect());
         }
         builder.build()
+    }
+
+    /// Leaf-node extensions that go with these capabilities.
+    pub fn leaf_extensions(&self) -> CoreResult<Extensions<LeafNode>> {
+        if self.virtual_client {
+            crate::virtual_client::vc_leaf_extensions()
+        } else {
+            Ok(Extensions::empty())
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 //! can coordinate). A plain client confirms at once, which deletes the
 //! secret and keeps forward secrecy as in RFC 9420 §9.2.
 
+use openmls::components::vc_derivation_info::EpochId;
 use openmls::prelude::{tls_codec::Deserialize as _, *};
 use openmls::schedule::{ExternalPsk, PreSharedKeyId, Psk};
 use openmls_traits::OpenMlsProvider;
@@ -27,6 +28,27 @@ use crate::provider::Provider;
 pub struct StagedCommitHandle {
     group_id: Vec<u8>,
     staged: Option<Box<StagedCommit>>,
+    /// Virtual-client operation-tree writes made while staging (a sibling's
+    /// commit consumes an operation secret); re-applied at merge so the
+    /// consumed secret is gone for good, dropped with the handle otherwise.
+    stash: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl Drop for StagedCommitHandle {
+    fn drop(&mut self) {
+        zeroize_stash(&mut self.stash);
+    }
+}
+
+fn zeroize_stash(stash: &mut Vec<(Vec<u8>, Option<Vec<u8>>)>) {
+    use zeroize::Zeroize as _;
+    for (key, value) in stash.iter_mut() {
+        key.zeroize();
+        if let Some(value) = value {
+            value.zeroize();
+        }
+    }
+    stash.clear();
 }
 
 #[wasm_bindgen]
@@ -41,6 +63,13 @@ impl StagedCommitHandle {
     pub fn pending(&self) -> bool {
         self.staged.is_some()
     }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NewSignerSpec {
+    identity: ByteBuf,
+    public_key: ByteBuf,
 }
 
 #[derive(Deserialize, Default)]
@@ -62,6 +91,13 @@ struct CommitSpec {
     custom: Vec<CustomProposalSpec>,
     /// Return a GroupInfo for the new epoch (for the DS / external joiners).
     group_info: bool,
+    /// Commit as a virtual client: derive the UpdatePath from this emulation
+    /// epoch (registered with `registerEmulationEpoch`) so sibling devices
+    /// can follow the commit without receiving key material.
+    vc_epoch_id: Option<ByteBuf>,
+    /// Rotate this member's signature key and credential in the commit's
+    /// UpdatePath leaf (RFC 9420 §12.4.2); the key pair must be stored.
+    new_signer: Option<NewSignerSpec>,
     aad: Option<ByteBuf>,
 }
 
@@ -134,7 +170,7 @@ impl Client {
     }
 
     /// Run `op` on a loaded group with its signer, rolling back on error.
-    fn with_group<T>(
+    pub(crate) fn with_group<T>(
         &mut self,
         group_id: &[u8],
         op: impl FnOnce(&mut MlsGroup, &Provider, &openmls_basic_credential::SignatureKeyPair) -> CoreResult<T>,
@@ -182,6 +218,8 @@ impl Client {
                 .use_ratchet_tree_extension(config.use_ratchet_tree_extension)
                 .sender_ratchet_configuration(config.sender_ratchet())
                 .with_capabilities(config.capabilities.to_capabilities())
+                .with_leaf_node_extensions(config.capabilities.leaf_extensions()?)
+                .map_err(|e| CoreError::from_mls("leaf node extensions", e))?
                 .with_group_context_extensions(config.extensions.to_extensions()?);
             if let Some(id) = &config.group_id {
                 if id.is_empty() {
@@ -269,7 +307,12 @@ impl Client {
             let mut commit_builder = builder
                 .build_group(&client.provider, info, credential_with_key(identity, public_key))
                 .map_err(|e| CoreError::from_mls("external join", e))?
-                .leaf_node_parameters(LeafNodeParameters::builder().with_capabilities(config.capabilities.to_capabilities()).build());
+                .leaf_node_parameters(
+                    LeafNodeParameters::builder()
+                        .with_capabilities(config.capabilities.to_capabilities())
+                        .with_extensions(config.capabilities.leaf_extensions()?)
+                        .build(),
+                );
             for id in &psk_ids {
                 commit_builder = commit_builder.add_psk_proposal(PreSharedKeyProposal::new(external_psk_id(&client.provider, cs, &id.to_vec())?));
             }
@@ -301,7 +344,22 @@ impl Client {
             .iter()
             .map(|bytes| validate_key_package(&self.provider, bytes))
             .collect::<CoreResult<Vec<_>>>()?;
-        Ok(self.with_group(group_id, |group, provider, signer| {
+        // A new signer is taken out of the cache for the call (the closure
+        // borrows the old one from it) and put back afterwards.
+        let new_signer = match &spec.new_signer {
+            Some(new) => {
+                let current = self.prepare_group(group_id)?;
+                if current.as_slice() == new.public_key.as_slice() {
+                    return Err(invalid_argument("the new signature key equals the current one").into());
+                }
+                let scheme = self.groups.get(group_id).map(|g| g.ciphersuite().signature_algorithm());
+                let scheme = scheme.ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "group not loaded"))?;
+                self.load_signer(&new.public_key, scheme)?;
+                self.signers.remove(new.public_key.as_slice()).map(|pair| (pair, credential_with_key(&new.identity, &new.public_key)))
+            }
+            None => None,
+        };
+        let result = self.with_group(group_id, |group, provider, signer| {
             let cs = group.ciphersuite();
             if let Some(aad) = &spec.aad {
                 group.set_aad(aad.to_vec());
@@ -321,20 +379,39 @@ impl Client {
                 let psk = external_psk_id(provider, cs, id)?;
                 builder = builder.add_proposal(Proposal::PreSharedKey(Box::new(PreSharedKeyProposal::new(psk))));
             }
+            if let Some(epoch_id) = &spec.vc_epoch_id {
+                builder = builder
+                    .vc_emulation(provider.crypto(), provider.storage(), EpochId::new(epoch_id.to_vec()))
+                    .map_err(|e| CoreError::from_mls("virtual-client commit", e))?;
+            }
             for custom in &spec.custom {
                 let proposal = CustomProposal::new(custom.proposal_type, custom.payload.to_vec());
                 builder = builder.add_proposal(Proposal::Custom(Box::new(proposal)));
             }
-            let bundle = builder
+            let loaded = builder
                 .load_psks(provider.storage())
                 .map_err(|e| CoreError::from_mls("loading PSKs", e))?
-                .create_group_info(spec.group_info)
-                .build(provider.rand(), provider.crypto(), signer, |_| true)
+                .create_group_info(spec.group_info);
+            let built = match &new_signer {
+                Some((pair, credential)) => loaded.build_with_new_signer(
+                    provider.rand(),
+                    provider.crypto(),
+                    signer,
+                    NewSignerBundle { signer: pair, credential_with_key: credential.clone() },
+                    |_| true,
+                ),
+                None => loaded.build(provider.rand(), provider.crypto(), signer, |_| true),
+            };
+            let bundle = built
                 .map_err(|e| CoreError::from_mls("building commit", e))?
                 .stage_commit(provider)
                 .map_err(|e| CoreError::from_mls("staging commit", e))?;
             commit_output(group, provider, bundle)
-        })?)
+        });
+        if let Some((pair, _)) = new_signer {
+            self.signers.insert(pair.to_public_vec(), pair);
+        }
+        Ok(result?)
     }
 
     /// Apply this client's own pending commit (after the DS accepted it).
@@ -470,9 +547,9 @@ impl Client {
                     // crashes (or discards it) must be able to process the
                     // same commit again. Undo the secret-tree changes
                     // decryption made; merge persists the new epoch.
-                    provider.storage().rollback();
+                    let stash = provider.storage().rollback_stashing(crate::storage::VC_OPERATION_TREE_PREFIX);
                     let summary = inspect::staged_commit(&sender, epoch, &staged, aad)?;
-                    let handle = StagedCommitHandle { group_id: group_id.to_vec(), staged: Some(staged) };
+                    let handle = StagedCommitHandle { group_id: group_id.to_vec(), staged: Some(staged), stash };
                     js_sys::Reflect::set(&summary, &"handle".into(), &JsValue::from(handle))
                         .map_err(|_| CoreError::new("INTERNAL", "building result"))?;
                     Ok(summary)
@@ -499,7 +576,9 @@ impl Client {
             .staged
             .take()
             .ok_or_else(|| CoreError::new("ALREADY_MERGED", "the staged commit was already merged or discarded"))?;
+        let stash = std::mem::take(&mut handle.stash);
         Ok(self.with_group(&group_id, |group, provider, _| {
+            provider.storage().apply_stash(stash);
             group.merge_staged_commit(provider, *staged).map_err(|e| CoreError::from_mls("merging commit", e))
         })?)
     }
@@ -508,6 +587,7 @@ impl Client {
     #[wasm_bindgen(js_name = discardStagedCommit)]
     pub fn discard_staged_commit(&mut self, handle: &mut StagedCommitHandle) {
         handle.staged = None;
+        zeroize_stash(&mut handle.stash);
     }
 
     /// MLS exporter (RFC 9420 §8.5).

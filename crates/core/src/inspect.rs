@@ -172,6 +172,18 @@ pub fn external_join_output(group_id: Vec<u8>, commit: Vec<u8>) -> CoreResult<Js
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
+struct ResyncView {
+    group_id: ByteBuf,
+    commit: ByteBuf,
+    group_info: ByteBuf,
+}
+
+pub fn resync_output(group_id: Vec<u8>, commit: Vec<u8>, group_info: Vec<u8>) -> CoreResult<JsValue> {
+    to_js(&ResyncView { group_id: ByteBuf::from(group_id), commit: ByteBuf::from(commit), group_info: ByteBuf::from(group_info) })
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct ApplicationView {
     kind: &'static str,
     sender: SenderView,

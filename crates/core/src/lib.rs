@@ -13,6 +13,7 @@ mod group;
 mod inspect;
 mod provider;
 mod test_support;
+mod virtual_client;
 pub mod storage;
 
 pub use client::Client;

@@ -70,6 +70,8 @@ const VC_EMULATION_EPOCH_STATE_LABEL: &[u8] = b"VcEmulationEpochState";
 const VC_EMULATION_BINDINGS_LABEL: &[u8] = b"VcEmulationBindings";
 const REGISTERED_VC_EMULATION_EPOCH_LABEL: &[u8] = b"RegisteredVcEmulationEpoch";
 const VC_OPERATION_TREE_LABEL: &[u8] = b"VcOperationTree";
+/// Keys of virtual-client operation secret trees start with this.
+pub const VC_OPERATION_TREE_PREFIX: &[u8] = VC_OPERATION_TREE_LABEL;
 const RETAINED_KP_MATERIAL_LABEL: &[u8] = b"RetainedKeyPackageMaterial";
 /// Tag entry `RetainedKeyPackageEpoch || ref` → `serde_json(epoch_id)`, used
 /// to answer "is this emulation epoch still referenced by retained material".
@@ -346,6 +348,38 @@ impl JournalStorage {
             };
             if let Some(mut replaced) = replaced {
                 replaced.zeroize();
+            }
+        }
+    }
+
+    /// Like [`rollback`](Self::rollback), but first returns the current
+    /// values (`None` = deleted) of the touched keys that start with
+    /// `prefix`, so they can be re-applied later with
+    /// [`apply_stash`](Self::apply_stash).
+    pub fn rollback_stashing(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        let stash = match self.state.try_borrow() {
+            Ok(state) => state
+                .journal
+                .keys()
+                .filter(|key| key.starts_with(prefix))
+                .map(|key| (key.clone(), state.values.get(key).cloned()))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        self.rollback();
+        stash
+    }
+
+    /// Write back values returned by [`rollback_stashing`](Self::rollback_stashing)
+    /// (journaled like any other write).
+    pub fn apply_stash(&self, stash: Vec<(Vec<u8>, Option<Vec<u8>>)>) {
+        let Ok(mut state) = self.state.try_borrow_mut() else {
+            return;
+        };
+        for (key, value) in stash {
+            match value {
+                Some(value) => state.put(key, value),
+                None => state.remove(&key),
             }
         }
     }

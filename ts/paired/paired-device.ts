@@ -1,0 +1,613 @@
+/**
+ * Paired MLS, hidden mode (draft "PCS in Limited Modes"; design in
+ * docs/PROTOCOL.md §5): one device of a pairing. The paired devices act for
+ * one *anchor* leaf in every higher-level group, as virtual-client siblings
+ * (openmls `virtual-clients-draft`), and share a private MLS *pairing
+ * group*: the emulation group from which their commits' key material is
+ * derived, and the encrypted 1:1 channel for the pairing messages.
+ *
+ * The active device commits on behalf of both: every such commit is
+ * preceded by a *derivation step* in the pairing group whose commit injects
+ * a PSK only the seed vault can produce, and followed by a Notify (no key
+ * material) that lets the passive device follow it.
+ */
+import type { Group } from '../mls/group.js';
+import type { Identity, MlsClient } from '../mls/client.js';
+import { bytesEqual, fromHex, toHex } from '../mls/bytes.js';
+import { MlsError } from '../mls/errors.js';
+import type { CommitOptions } from '../mls/types.js';
+import { CodecError } from '../codec/tls.js';
+import {
+  decodePairingMessage,
+  encodePairingMessage,
+  pairingPskId,
+  type CeaseRoute,
+  type Notify,
+  type NotifyKind,
+  type PairingMessage,
+} from './pairing-messages.js';
+import { PairingError, notifyRejected, rejectionFor } from './pairing-error.js';
+import { loadPairingState, savePairingState, type PairingState } from './pairing-state.js';
+import { WebCryptoSeedVault, generateSeed, type SeedVault } from './seed-vault.js';
+
+export type PairingRole = 'active' | 'passive';
+
+/** What the active device sends after a paired commit. */
+export interface PairedCommit {
+  groupId: Uint8Array;
+  /** The higher-level commit: to the Delivery Service (pending until `group.mergePendingCommit()`). */
+  commit: Uint8Array;
+  /** Pairing-group messages for the partner, in order: derivation commit, Notify. */
+  pairing: Uint8Array[];
+}
+
+/** Result of `applyNotify` on the passive device. */
+export interface PairedUpdateApplied {
+  type: 'pairedUpdateApplied';
+  kind: NotifyKind;
+  groupId: Uint8Array;
+  epoch: number;
+  counter: bigint;
+}
+
+/** Result of `receive` for the other pairing messages. */
+export type PairingEvent =
+  | { type: 'shareRandApplied'; anchor: Identity; accept: Uint8Array }
+  | { type: 'paired' }
+  | { type: 'derivationStep'; counter: bigint }
+  | { type: 'pairingGroupChanged'; epoch: number }
+  | { type: 'roleChanged'; role: PairingRole }
+  | { type: 'pairingCeased'; route: CeaseRoute };
+
+/** Result of `ceasePair` on the initiating device. */
+export interface CeasePairResult {
+  route: CeaseRoute;
+  /** Pairing-group messages for the (former) partner: CeasePair first. */
+  pairing: Uint8Array[];
+  /** Per higher-level group, the commits to send in order (pending ones are merged). */
+  groups: { groupId: Uint8Array; commits: Uint8Array[] }[];
+  /** The identity the initiator acts with from now on. */
+  identity: Identity;
+}
+
+const PSK_LENGTH = 32;
+const PAIRING_CAPABILITIES = { virtualClient: true } as const;
+
+async function sha256(bytes: Uint8Array): Promise<Uint8Array> {
+  return new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
+}
+
+function u64(n: bigint): Uint8Array {
+  const out = new Uint8Array(8);
+  new DataView(out.buffer).setBigUint64(0, n);
+  return out;
+}
+
+export class PairedDevice {
+  readonly client: MlsClient;
+  #vault: SeedVault | undefined;
+  #state: PairingState;
+  /** A seed generated for ShareRand, held in memory only until sent. */
+  #seedToShare: Uint8Array | undefined;
+
+  private constructor(client: MlsClient, vault: SeedVault | undefined, state: PairingState) {
+    this.client = client;
+    this.#vault = vault;
+    this.#state = state;
+  }
+
+  /**
+   * Start a pairing as the active device for `anchor` (an identity this
+   * client acts with in its groups). Without `vault`, a fresh seed is
+   * generated and shared with the partner by ShareRand; with one, the seed
+   * is preinstalled on both devices and never travels.
+   */
+  static async initiate(client: MlsClient, anchor: Identity, options: { vault?: SeedVault; deviceIdentity?: Identity } = {}): Promise<PairedDevice> {
+    if (loadPairingState(client)) throw new PairingError('PAIRING_STATE', 'this client already has a pairing');
+    let vault = options.vault;
+    let seedToShare: Uint8Array | undefined;
+    if (!vault) {
+      seedToShare = generateSeed();
+      vault = await WebCryptoSeedVault.import(seedToShare.slice());
+    }
+    const device = await client.atomically(async () => {
+      const deviceIdentity = options.deviceIdentity ?? (await client.createIdentity(deviceName(anchor.identity), anchor.ciphersuite));
+      const pairing = await client.createGroup(deviceIdentity, { capabilities: PAIRING_CAPABILITIES, wireFormat: 'ciphertext' });
+      const state: PairingState = {
+        pairingGroupId: pairing.id,
+        mode: 'hidden',
+        ownLeaf: pairing.ownLeafIndex,
+        activeLeaf: pairing.ownLeafIndex,
+        counter: 0n,
+        anchor,
+        groups: [],
+        established: false,
+        ceased: false,
+      };
+      await savePairingState(client, state);
+      return new PairedDevice(client, vault, state);
+    });
+    device.#seedToShare = seedToShare;
+    return device;
+  }
+
+  /** A KeyPackage for joining a pairing group (virtual-client capable). */
+  static createKeyPackage(client: MlsClient, deviceIdentity: Identity): Promise<Uint8Array> {
+    return client.createKeyPackage(deviceIdentity, { capabilities: PAIRING_CAPABILITIES });
+  }
+
+  /**
+   * Join a pairing from its InitPairing (the pairing group's Welcome). The
+   * device becomes passive; ShareRand (through `receive`) completes it.
+   * Pass `vault` when the seed was preinstalled.
+   */
+  static async join(client: MlsClient, initPairing: Uint8Array, options: { vault?: SeedVault } = {}): Promise<PairedDevice> {
+    if (loadPairingState(client)) throw new PairingError('PAIRING_STATE', 'this client already has a pairing');
+    return client.atomically(async () => {
+      const pairing = await client.joinFromWelcome(initPairing, { wireFormat: 'ciphertext', capabilities: PAIRING_CAPABILITIES });
+      const state: PairingState = {
+        pairingGroupId: pairing.id,
+        mode: 'hidden',
+        ownLeaf: pairing.ownLeafIndex,
+        activeLeaf: -1,
+        counter: 0n,
+        anchor: undefined,
+        groups: [],
+        established: false,
+        ceased: false,
+      };
+      await savePairingState(client, state);
+      return new PairedDevice(client, options.vault, state);
+    });
+  }
+
+  /** Reopen the pairing saved in `client`'s storage, with the device's vault. */
+  static open(client: MlsClient, vault: SeedVault | undefined): PairedDevice {
+    const state = loadPairingState(client);
+    if (!state) throw new PairingError('PAIRING_STATE', 'this client has no pairing');
+    return new PairedDevice(client, vault, state);
+  }
+
+  get role(): PairingRole {
+    return this.#state.activeLeaf === this.#state.ownLeaf ? 'active' : 'passive';
+  }
+
+  get established(): boolean {
+    return this.#state.established;
+  }
+
+  get ceased(): boolean {
+    return this.#state.ceased;
+  }
+
+  /** The shared anchor identity (hidden mode). */
+  get anchor(): Identity | undefined {
+    return this.#state.anchor;
+  }
+
+  /** Next derivation counter. */
+  get counter(): bigint {
+    return this.#state.counter;
+  }
+
+  /** The vault (e.g. to persist a WebCrypto key in IndexedDB). */
+  get vault(): SeedVault | undefined {
+    return this.#vault;
+  }
+
+  get pairingGroup(): Group {
+    return this.client.group(this.#state.pairingGroupId);
+  }
+
+  /** Ids of the higher-level groups followed on the anchor leaf. */
+  enrolledGroups(): string[] {
+    return [...this.#state.groups];
+  }
+
+  // -------------------------------------------------------------------------
+  // Pairing (direct flow, draft Figure 1b)
+
+  /**
+   * Active device: add the partner (its pairing KeyPackage) to the pairing
+   * group. Returns InitPairing (the Welcome) and ShareRand (seed when not
+   * preinstalled, anchor identity and key pair, counter), both for the
+   * partner, in this order. Several passive devices can be invited.
+   */
+  async invite(keyPackage: Uint8Array): Promise<{ initPairing: Uint8Array; shareRand: Uint8Array }> {
+    this.#requireRole('active');
+    const anchor = this.#requireAnchor();
+    const out = await this.client.atomically(async () => {
+      const pairing = this.pairingGroup;
+      const { welcome } = await pairing.commit({ add: [keyPackage] });
+      await pairing.mergePendingCommit();
+      if (!welcome) throw new MlsError('INTERNAL', 'adding the partner produced no Welcome');
+      const keyPair = this.client.exportSignatureKeyPair(anchor);
+      const seed = this.#seedToShare ?? new Uint8Array(0);
+      const body = encodePairingMessage({
+        type: 'shareRand',
+        mode: 'hidden',
+        seed,
+        anchorIdentity: anchor.identity,
+        ciphersuite: anchor.ciphersuite,
+        anchorKeyPair: keyPair,
+        counter: this.#state.counter,
+      });
+      keyPair.fill(0);
+      try {
+        const shareRand = await pairing.encrypt(body);
+        return { initPairing: welcome, shareRand };
+      } finally {
+        body.fill(0);
+      }
+    });
+    return out;
+  }
+
+  /**
+   * Process one pairing-group message other than a Notify: ShareRand,
+   * Accept, RoleChange, CeasePair, or a pairing-group commit. Atomic: on
+   * error nothing changes.
+   */
+  async receive(message: Uint8Array): Promise<PairingEvent> {
+    return this.client.atomically(async () => {
+      const result = await this.#processPairing(message);
+      if (result.kind === 'commit') {
+        return result.counter === undefined
+          ? { type: 'pairingGroupChanged', epoch: this.pairingGroup.epoch }
+          : { type: 'derivationStep', counter: result.counter };
+      }
+      return this.#onPairingMessage(result.message, result.senderLeaf);
+    });
+  }
+
+  async #onPairingMessage(message: PairingMessage, senderLeaf: number): Promise<PairingEvent> {
+    switch (message.type) {
+      case 'shareRand': {
+        if (this.#state.established) throw new PairingError('PAIRING_REJECTED', 'ShareRand for an established pairing');
+        if (message.seed.length > 0) {
+          this.#vault = await WebCryptoSeedVault.import(message.seed); // wipes the plaintext seed
+        } else if (!this.#vault) {
+          throw new PairingError('PAIRING_REJECTED', 'ShareRand carries no seed and no vault was preinstalled');
+        }
+        const anchor = await this.client.importIdentity(message.anchorIdentity, message.anchorKeyPair, message.ciphersuite);
+        this.#state = { ...this.#state, anchor, counter: message.counter, activeLeaf: senderLeaf, established: true };
+        await savePairingState(this.client, this.#state);
+        const accept = await this.pairingGroup.encrypt(
+          encodePairingMessage({ type: 'accept', seedConfirmation: await this.#seedConfirmation() }),
+        );
+        return { type: 'shareRandApplied', anchor, accept };
+      }
+      case 'accept': {
+        if (this.role !== 'active') throw new PairingError('PAIRING_REJECTED', 'Accept received by a passive device');
+        if (!bytesEqual(message.seedConfirmation, await this.#seedConfirmation())) {
+          throw new PairingError('PAIRING_REJECTED', 'the partner holds another seed');
+        }
+        this.#seedToShare?.fill(0);
+        this.#seedToShare = undefined;
+        this.#state = { ...this.#state, established: true };
+        await savePairingState(this.client, this.#state);
+        return { type: 'paired' };
+      }
+      case 'roleChange': {
+        if (senderLeaf !== this.#state.activeLeaf) throw new PairingError('PAIRING_REJECTED', 'RoleChange from a device that is not active');
+        this.#state = { ...this.#state, activeLeaf: message.newActiveLeaf };
+        await savePairingState(this.client, this.#state);
+        return { type: 'roleChanged', role: this.role };
+      }
+      case 'ceasePair': {
+        this.#state = { ...this.#state, ceased: true };
+        await savePairingState(this.client, this.#state);
+        return { type: 'pairingCeased', route: message.route };
+      }
+      case 'notify':
+        throw notifyRejected('out-of-order', 'a Notify must be applied with its commits (applyNotify)');
+    }
+  }
+
+  /** PRF("accept", pairing group id): both devices hold the same seed. */
+  #seedConfirmation(): Promise<Uint8Array> {
+    return this.#requireVault().derive('accept', this.#state.pairingGroupId, 32);
+  }
+
+  // -------------------------------------------------------------------------
+  // Commits on behalf of both devices
+
+  /**
+   * Active device: bring a higher-level group onto the shared anchor leaf
+   * (a resync external commit derived from the pairing group), so the
+   * partner can follow it. `group` must be one of this client's groups in
+   * which it acts as the anchor.
+   */
+  async enroll(group: Group): Promise<PairedCommit> {
+    this.#requireRole('active');
+    this.#requireEstablished();
+    if (this.#state.groups.includes(toHex(group.id))) throw new PairingError('PAIRING_STATE', 'the group is already enrolled');
+    return this.client.atomically(async () => {
+      const step = await this.#derivationStep();
+      const { commit, groupInfo } = await group.resyncAsVirtualClient(step.epochId);
+      if (group.state().pendingCommit) await group.mergePendingCommit();
+      const notify = await this.#notify({ kind: 'enroll', counter: step.counter, group, commit, groupInfo, epoch: BigInt(group.epoch) });
+      this.#state = { ...this.#state, groups: [...this.#state.groups, toHex(group.id)] };
+      await savePairingState(this.client, this.#state);
+      return { groupId: group.id, commit, pairing: [step.commit, notify] };
+    });
+  }
+
+  /**
+   * Active device: commit in an enrolled group on behalf of both devices
+   * (default: a full-path self-update, the paired update of the draft).
+   * The commit stays pending until the Delivery Service accepted it.
+   */
+  async commit(group: Group, options: Omit<CommitOptions, 'vcEpochId'> = {}): Promise<PairedCommit> {
+    this.#requireRole('active');
+    this.#requireEstablished();
+    this.#requireEnrolled(group.id);
+    return this.client.atomically(async () => {
+      const step = await this.#derivationStep();
+      const epoch = BigInt(group.epoch) + 1n;
+      const { commit } = await group.commit({ selfUpdate: true, ...options, vcEpochId: step.epochId });
+      const notify = await this.#notify({ kind: 'update', counter: step.counter, group, commit, groupInfo: new Uint8Array(0), epoch });
+      return { groupId: group.id, commit, pairing: [step.commit, notify] };
+    });
+  }
+
+  /** The paired update: a self-update of the anchor leaf on behalf of both. */
+  update(group: Group): Promise<PairedCommit> {
+    return this.commit(group, { selfUpdate: true });
+  }
+
+  /**
+   * Derivation step (docs/PROTOCOL.md §5.5): commit in the pairing group
+   * with PSK(counter) from the vault and a fresh path, then register the
+   * new pairing epoch as the emulation epoch.
+   */
+  async #derivationStep(extra: CommitOptions = {}): Promise<{ counter: bigint; commit: Uint8Array; epochId: Uint8Array }> {
+    const counter = this.#state.counter;
+    const pskId = await this.#storePsk(counter);
+    const pairing = this.pairingGroup;
+    const { commit } = await pairing.commit({ ...extra, selfUpdate: true, psks: [pskId] });
+    await pairing.mergePendingCommit();
+    await this.client.psks.delete(pskId);
+    const epochId = await pairing.registerEmulationEpoch();
+    this.#state = { ...this.#state, counter: counter + 1n };
+    await savePairingState(this.client, this.#state);
+    return { counter, commit, epochId };
+  }
+
+  async #storePsk(counter: bigint): Promise<Uint8Array> {
+    const pskId = pairingPskId(this.#state.pairingGroupId, counter);
+    const context = new Uint8Array([...this.#state.pairingGroupId, ...u64(counter)]);
+    const psk = await this.#requireVault().derive('psk', context, PSK_LENGTH);
+    try {
+      await this.client.psks.store(pskId, psk);
+    } finally {
+      psk.fill(0);
+    }
+    return pskId;
+  }
+
+  async #notify(n: { kind: NotifyKind; counter: bigint; group: Group; commit: Uint8Array; groupInfo: Uint8Array; epoch: bigint }): Promise<Uint8Array> {
+    const body: Notify = {
+      type: 'notify',
+      counter: n.counter,
+      kind: n.kind,
+      groupId: n.group.id,
+      epoch: n.epoch,
+      commitRef: await sha256(n.commit),
+      groupInfo: n.groupInfo,
+    };
+    return this.pairingGroup.encrypt(encodePairingMessage(body));
+  }
+
+  // -------------------------------------------------------------------------
+  // Following the active device
+
+  /**
+   * Passive device: follow a commit the active device made on behalf of
+   * both. `pairing` are the pairing-group messages it sent (derivation
+   * commit, Notify), `commit` the higher-level commit as the Delivery
+   * Service delivered it. All or nothing: a rejected Notify leaves the
+   * device exactly as it was (`PairingError` NOTIFY_REJECTED with a reason).
+   */
+  async applyNotify(update: { pairing: Uint8Array[]; commit: Uint8Array }): Promise<PairedUpdateApplied> {
+    this.#requireEstablished();
+    if (this.role !== 'passive') throw new PairingError('PAIRING_STATE', 'only a passive device applies a Notify');
+    if (update.pairing.length !== 2) throw notifyRejected('out-of-order', 'expected the derivation commit and the Notify');
+    const [stepMessage, notifyMessage] = update.pairing as [Uint8Array, Uint8Array];
+    try {
+      return await this.client.atomically(async () => {
+        const expected = this.#state.counter;
+        const step = await this.#processPairing(stepMessage);
+        if (step.kind !== 'commit') throw notifyRejected('out-of-order', 'the first message is not a pairing-group commit');
+        if (step.counter === undefined) throw notifyRejected('counter', 'the pairing-group commit is not a derivation step');
+        const epochId = await this.pairingGroup.registerEmulationEpoch();
+        const parsed = await this.#processPairing(notifyMessage);
+        if (parsed.kind !== 'message' || parsed.message.type !== 'notify') throw notifyRejected('out-of-order', 'the second message is not a Notify');
+        const notify = parsed.message;
+        if (parsed.senderLeaf !== this.#state.activeLeaf) throw notifyRejected('forged', 'the Notify is not from the active device');
+        if (notify.counter !== expected) throw notifyRejected('counter', `Notify for counter ${notify.counter}, expected ${expected}`);
+        if (!bytesEqual(notify.commitRef, await sha256(update.commit))) throw notifyRejected('commit-mismatch', 'the commit is not the one the Notify names');
+        const epoch = notify.kind === 'enroll' ? await this.#followEnroll(notify, update.commit, epochId) : await this.#followUpdate(notify, update.commit);
+        return { type: 'pairedUpdateApplied', kind: notify.kind, groupId: notify.groupId, epoch, counter: notify.counter } as const;
+      });
+    } catch (err) {
+      if (err instanceof PairingError) throw err;
+      throw notifyRejected(rejectionFor(err), err instanceof Error ? err.message : String(err), err);
+    }
+  }
+
+  async #followEnroll(notify: Notify, commit: Uint8Array, epochId: Uint8Array): Promise<number> {
+    const hex = toHex(notify.groupId);
+    if (this.#state.groups.includes(hex)) throw notifyRejected('commit-mismatch', 'the group is already enrolled');
+    const group = await this.client.joinViaSiblingExternalCommit(notify.groupInfo, commit, epochId);
+    if (!bytesEqual(group.id, notify.groupId)) throw notifyRejected('commit-mismatch', 'the commit belongs to another group');
+    if (BigInt(group.epoch) !== notify.epoch) throw notifyRejected('commit-mismatch', 'the commit creates another epoch');
+    this.#state = { ...this.#state, groups: [...this.#state.groups, hex] };
+    await savePairingState(this.client, this.#state);
+    return group.epoch;
+  }
+
+  async #followUpdate(notify: Notify, commit: Uint8Array): Promise<number> {
+    if (!this.#state.groups.includes(toHex(notify.groupId))) throw notifyRejected('unknown-group', 'the Notify names a group this device does not follow');
+    const group = this.client.group(notify.groupId);
+    const result = await group.process(commit);
+    if (result.kind !== 'commit') throw notifyRejected('commit-mismatch', 'the message is not a commit');
+    const { staged } = result;
+    const fromAnchor = staged.committer.type === 'member' && staged.committer.leafIndex === group.ownLeafIndex;
+    if (!fromAnchor || BigInt(staged.newEpoch) !== notify.epoch) {
+      staged.discard();
+      throw notifyRejected('commit-mismatch', 'the commit is not the anchor commit the Notify names');
+    }
+    await staged.merge();
+    return group.epoch;
+  }
+
+  /**
+   * Process one pairing-group message. For a commit, PSK(counter) is
+   * offered first: a commit that injects it is a derivation step and
+   * advances the counter; one that needs another counter fails (PSK not
+   * found), which is what makes skipped or replayed steps unprocessable.
+   */
+  async #processPairing(
+    message: Uint8Array,
+  ): Promise<{ kind: 'commit'; counter: bigint | undefined } | { kind: 'message'; message: PairingMessage; senderLeaf: number }> {
+    const pairing = this.pairingGroup;
+    const counter = this.#state.counter;
+    const pskId = this.#vault ? await this.#storePsk(counter) : undefined;
+    try {
+      const result = await pairing.process(message);
+      if (result.kind === 'commit') {
+        const { staged } = result;
+        const injects = pskId !== undefined && staged.psks.some((p) => p.pskType === 'external' && bytesEqual(p.pskId, pskId));
+        const removed = staged.selfRemoved;
+        await staged.merge();
+        if (removed) {
+          this.#state = { ...this.#state, ceased: true };
+        }
+        if (injects) this.#state = { ...this.#state, counter: counter + 1n };
+        await savePairingState(this.client, this.#state);
+        return { kind: 'commit', counter: injects ? counter : undefined };
+      }
+      if (result.kind !== 'application') throw new PairingError('PAIRING_REJECTED', `unexpected ${result.kind} in the pairing group`);
+      if (result.sender.type !== 'member') throw new PairingError('PAIRING_REJECTED', 'pairing message from a non-member');
+      let parsed: PairingMessage;
+      try {
+        parsed = decodePairingMessage(result.data);
+      } catch (err) {
+        if (err instanceof CodecError) throw notifyRejected('malformed', err.message);
+        throw err;
+      } finally {
+        result.data.fill(0);
+      }
+      return { kind: 'message', message: parsed, senderLeaf: result.sender.leafIndex };
+    } finally {
+      if (pskId) await this.client.psks.delete(pskId);
+    }
+  }
+
+  // -------------------------------------------------------------------------
+  // Roles and ending the pairing
+
+  /**
+   * Active device: hand the active role to another device of the pairing
+   * (default: the other member of a 2-device pairing). Returns the
+   * RoleChange for the partner(s); from now on this device is passive.
+   */
+  async handOver(newActiveLeaf?: number): Promise<Uint8Array> {
+    this.#requireRole('active');
+    this.#requireEstablished();
+    const members = this.pairingGroup.members().map((m) => m.leafIndex);
+    const target = newActiveLeaf ?? members.find((l) => l !== this.#state.ownLeaf);
+    if (target === undefined || target === this.#state.ownLeaf || !members.includes(target)) {
+      throw new PairingError('PAIRING_STATE', 'no such partner device in the pairing group');
+    }
+    return this.client.atomically(async () => {
+      const message = await this.pairingGroup.encrypt(encodePairingMessage({ type: 'roleChange', newActiveLeaf: target }));
+      this.#state = { ...this.#state, activeLeaf: target };
+      await savePairingState(this.client, this.#state);
+      return message;
+    });
+  }
+
+  /**
+   * End the pairing (either device). Afterwards the former partner can
+   * neither read new epochs of the enrolled groups nor sign for this
+   * device's leaf there.
+   *
+   * - `rekey` (default, one commit per group): remove the partner from the
+   *   pairing group in a derivation step it cannot follow, then commit in
+   *   every enrolled group from that step with a new signature key.
+   * - `rejoin` (the draft's route): per group, join again by external commit
+   *   with a new signature key, then remove the anchor leaf; the pairing
+   *   group is deleted.
+   */
+  async ceasePair(route: CeaseRoute = 'rekey'): Promise<CeasePairResult> {
+    this.#requireEstablished();
+    const anchor = this.#requireAnchor();
+    if (this.#state.ceased) throw new PairingError('PAIRING_STATE', 'the pairing has already ended');
+    return this.client.atomically(async () => {
+      const pairing = this.pairingGroup;
+      const cease = await pairing.encrypt(encodePairingMessage({ type: 'ceasePair', route }));
+      const identity = await this.client.createIdentity(anchor.identity, anchor.ciphersuite);
+      const groups: CeasePairResult['groups'] = [];
+      if (route === 'rekey') {
+        const partners = pairing.members().map((m) => m.leafIndex).filter((l) => l !== this.#state.ownLeaf);
+        const step = await this.#derivationStep({ remove: partners });
+        for (const hex of this.#state.groups) {
+          const group = this.client.group(fromHex(hex));
+          const { commit } = await group.commit({ selfUpdate: true, vcEpochId: step.epochId, newSigner: identity });
+          await group.mergePendingCommit();
+          groups.push({ groupId: group.id, commits: [commit] });
+        }
+        this.#state = { ...this.#state, anchor: identity, activeLeaf: this.#state.ownLeaf, ceased: true };
+        await savePairingState(this.client, this.#state);
+        return { route, pairing: [cease, step.commit], groups, identity };
+      }
+      for (const hex of this.#state.groups) {
+        const group = this.client.group(fromHex(hex));
+        const anchorLeaf = group.ownLeafIndex;
+        const groupInfo = await group.exportGroupInfo();
+        await this.client.deleteGroup(group.id);
+        const joined = await this.client.joinExternal(groupInfo, identity);
+        if (joined.group.state().pendingCommit) await joined.group.mergePendingCommit();
+        const { commit: removal } = await joined.group.commit({ remove: [anchorLeaf] });
+        await joined.group.mergePendingCommit();
+        groups.push({ groupId: group.id, commits: [joined.commit, removal] });
+      }
+      await this.client.deleteGroup(this.#state.pairingGroupId);
+      this.#state = { ...this.#state, anchor: identity, groups: [], ceased: true };
+      await savePairingState(this.client, this.#state);
+      return { route, pairing: [cease], groups, identity };
+    });
+  }
+
+  // -------------------------------------------------------------------------
+
+  #requireRole(role: PairingRole): void {
+    if (this.#state.ceased) throw new PairingError('PAIRING_STATE', 'the pairing has ended');
+    if (this.role !== role) throw new PairingError('PAIRING_STATE', `this device is ${this.role}, the operation needs the ${role} role`);
+  }
+
+  #requireEstablished(): void {
+    if (!this.#state.established) throw new PairingError('PAIRING_STATE', 'the pairing is not established yet');
+  }
+
+  #requireEnrolled(groupId: Uint8Array): void {
+    if (!this.#state.groups.includes(toHex(groupId))) throw new PairingError('PAIRING_STATE', 'the group is not enrolled in the pairing');
+  }
+
+  #requireAnchor(): Identity {
+    const anchor = this.#state.anchor;
+    if (!anchor) throw new PairingError('PAIRING_STATE', 'the anchor is not known yet (no ShareRand)');
+    return anchor;
+  }
+
+  #requireVault(): SeedVault {
+    if (!this.#vault) throw new PairingError('PAIRING_STATE', 'no seed vault');
+    return this.#vault;
+  }
+}
+
+function deviceName(anchorIdentity: Uint8Array): Uint8Array {
+  return new Uint8Array([...anchorIdentity, ...new TextEncoder().encode('#pairing')]);
+}

@@ -1,0 +1,156 @@
+/**
+ * The pairing messages of Paired MLS (docs/PROTOCOL.md §5.3), carried as
+ * MLS application messages of the pairing group, so they are encrypted,
+ * signed by the sending device and replay-protected by MLS itself:
+ *
+ *   enum { share_rand(1), accept(2), notify(3), role_change(4), cease_pair(5), (255) } PairingMessageType;
+ *   struct {
+ *     uint16 version = 1;
+ *     PairingMessageType msg_type;
+ *     select (msg_type) { case share_rand: ShareRand; case accept: Accept; … };
+ *   } PairingMessage;
+ *
+ * InitPairing is the pairing group's Welcome (an MLSMessage) and needs no
+ * wrapper of its own.
+ */
+import { CodecError, Reader, Writer } from '../codec/tls.js';
+
+export const PAIRING_MESSAGE_VERSION = 1;
+
+export type PairingMode = 'hidden';
+
+/** struct { PairingMode mode; opaque seed<V>; opaque anchor_identity<V>; uint16 ciphersuite; opaque anchor_key_pair<V>; uint64 counter; } */
+export interface ShareRand {
+  type: 'shareRand';
+  mode: PairingMode;
+  /** Empty when the seed was preinstalled on both devices. */
+  seed: Uint8Array;
+  anchorIdentity: Uint8Array;
+  ciphersuite: number;
+  /** Hidden mode: the anchor's signature key pair (exported form). */
+  anchorKeyPair: Uint8Array;
+  /** Next derivation counter. */
+  counter: bigint;
+}
+
+/** struct { opaque seed_confirmation<V>; } — vault PRF "accept" over the pairing group id. */
+export interface Accept {
+  type: 'accept';
+  seedConfirmation: Uint8Array;
+}
+
+export type NotifyKind = 'enroll' | 'update';
+
+/** struct { uint64 counter; NotifyKind kind; opaque group_id<V>; uint64 epoch; opaque commit_ref<V>; opaque group_info<V>; } */
+export interface Notify {
+  type: 'notify';
+  /** Derivation counter of the pairing-group commit the update is derived from. */
+  counter: bigint;
+  kind: NotifyKind;
+  groupId: Uint8Array;
+  /** Epoch the higher-level commit creates. */
+  epoch: bigint;
+  /** SHA-256 of the higher-level commit (MLSMessage bytes). */
+  commitRef: Uint8Array;
+  /** enroll: GroupInfo (with ratchet tree) of the epoch before the commit; empty otherwise. */
+  groupInfo: Uint8Array;
+}
+
+/** struct { uint32 new_active_leaf; } — pairing-group leaf index of the device taking the active role. */
+export interface RoleChange {
+  type: 'roleChange';
+  newActiveLeaf: number;
+}
+
+export type CeaseRoute = 'rekey' | 'rejoin';
+
+/** struct { CeaseRoute route; } */
+export interface CeasePair {
+  type: 'ceasePair';
+  route: CeaseRoute;
+}
+
+export type PairingMessage = ShareRand | Accept | Notify | RoleChange | CeasePair;
+
+const TYPE_CODES = { shareRand: 1, accept: 2, notify: 3, roleChange: 4, ceasePair: 5 } as const;
+const MODE_CODES: Record<PairingMode, number> = { hidden: 1 };
+const KIND_CODES: Record<NotifyKind, number> = { enroll: 1, update: 2 };
+const ROUTE_CODES: Record<CeaseRoute, number> = { rekey: 1, rejoin: 2 };
+
+function decodeEnum<T extends string>(codes: Record<T, number>, value: number, what: string): T {
+  for (const [name, code] of Object.entries(codes) as [T, number][]) if (code === value) return name;
+  throw new CodecError(`unknown ${what} ${value}`);
+}
+
+export function encodePairingMessage(message: PairingMessage): Uint8Array {
+  const w = new Writer().u16(PAIRING_MESSAGE_VERSION).u8(TYPE_CODES[message.type]);
+  switch (message.type) {
+    case 'shareRand':
+      w.u8(MODE_CODES[message.mode]).vector(message.seed).vector(message.anchorIdentity).u16(message.ciphersuite);
+      w.vector(message.anchorKeyPair).u64(message.counter);
+      break;
+    case 'accept':
+      w.vector(message.seedConfirmation);
+      break;
+    case 'notify':
+      w.u64(message.counter).u8(KIND_CODES[message.kind]).vector(message.groupId).u64(message.epoch);
+      w.vector(message.commitRef).vector(message.groupInfo);
+      break;
+    case 'roleChange':
+      w.u32(message.newActiveLeaf);
+      break;
+    case 'ceasePair':
+      w.u8(ROUTE_CODES[message.route]);
+      break;
+  }
+  return w.finish();
+}
+
+/** Strict decoding; throws `CodecError` on anything malformed. */
+export function decodePairingMessage(bytes: Uint8Array): PairingMessage {
+  const r = new Reader(bytes);
+  const version = r.u16();
+  if (version !== PAIRING_MESSAGE_VERSION) throw new CodecError(`unsupported pairing message version ${version}`);
+  const type = decodeEnum(TYPE_CODES, r.u8(), 'pairing message type');
+  let message: PairingMessage;
+  switch (type) {
+    case 'shareRand':
+      message = {
+        type,
+        mode: decodeEnum(MODE_CODES, r.u8(), 'pairing mode'),
+        seed: r.vector(),
+        anchorIdentity: r.vector(),
+        ciphersuite: r.u16(),
+        anchorKeyPair: r.vector(),
+        counter: r.u64(),
+      };
+      break;
+    case 'accept':
+      message = { type, seedConfirmation: r.vector() };
+      break;
+    case 'notify':
+      message = {
+        type,
+        counter: r.u64(),
+        kind: decodeEnum(KIND_CODES, r.u8(), 'notify kind'),
+        groupId: r.vector(),
+        epoch: r.u64(),
+        commitRef: r.vector(),
+        groupInfo: r.vector(),
+      };
+      break;
+    case 'roleChange':
+      message = { type, newActiveLeaf: r.u32() };
+      break;
+    case 'ceasePair':
+      message = { type, route: decodeEnum(ROUTE_CODES, r.u8(), 'cease route') };
+      break;
+  }
+  r.end();
+  return message;
+}
+
+/** struct { opaque label<V> = "paired-mls psk"; opaque pairing_group_id<V>; uint64 counter; } PairingPskId */
+export function pairingPskId(pairingGroupId: Uint8Array, counter: bigint): Uint8Array {
+  return new Writer().vector(new TextEncoder().encode('paired-mls psk')).vector(pairingGroupId).u64(counter).finish();
+}

@@ -1,0 +1,86 @@
+/**
+ * What a paired device remembers besides its MLS state (which lives in the
+ * same storage adapter, written in the same batches): the pairing group,
+ * roles, the derivation counter, the anchor and the enrolled groups.
+ * Nothing here is secret; the seed stays in the vault.
+ */
+import { fromHex, toHex } from '../mls/bytes.js';
+import type { Identity } from '../mls/client.js';
+import type { MlsClient } from '../mls/client.js';
+import { MlsError } from '../mls/errors.js';
+
+export const PAIRING_RECORD = 'paired-mls/pairing';
+
+export interface PairingState {
+  pairingGroupId: Uint8Array;
+  mode: 'hidden';
+  /** This device's leaf in the pairing group. */
+  ownLeaf: number;
+  /** Pairing-group leaf of the device holding the active role. */
+  activeLeaf: number;
+  /** Next derivation counter (docs/PROTOCOL.md §5.5). */
+  counter: bigint;
+  /** The shared anchor (hidden mode); unset on a joiner until ShareRand. */
+  anchor: Identity | undefined;
+  /** Higher-level groups both devices follow on the anchor leaf, by hex id. */
+  groups: string[];
+  /** Pairing completed (initiator: Accept seen; joiner: ShareRand applied). */
+  established: boolean;
+  /** CeasePair sent or received: no partner any more. */
+  ceased: boolean;
+}
+
+interface Stored {
+  v: 1;
+  pairingGroupId: string;
+  mode: 'hidden';
+  ownLeaf: number;
+  activeLeaf: number;
+  counter: string;
+  anchor?: { identity: string; publicKey: string; ciphersuite: number };
+  groups: string[];
+  established: boolean;
+  ceased: boolean;
+}
+
+export function loadPairingState(client: MlsClient): PairingState | undefined {
+  const raw = client.record(PAIRING_RECORD);
+  if (!raw) return undefined;
+  try {
+    const s = JSON.parse(new TextDecoder().decode(raw)) as Stored;
+    if (s.v !== 1) throw new Error(`unknown version ${String(s.v)}`);
+    return {
+      pairingGroupId: fromHex(s.pairingGroupId),
+      mode: s.mode,
+      ownLeaf: s.ownLeaf,
+      activeLeaf: s.activeLeaf,
+      counter: BigInt(s.counter),
+      anchor: s.anchor && { identity: fromHex(s.anchor.identity), signaturePublicKey: fromHex(s.anchor.publicKey), ciphersuite: s.anchor.ciphersuite },
+      groups: [...s.groups],
+      established: s.established,
+      ceased: s.ceased,
+    };
+  } catch (err) {
+    throw new MlsError('STORAGE', `stored pairing state could not be read: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+export function savePairingState(client: MlsClient, state: PairingState): Promise<void> {
+  const stored: Stored = {
+    v: 1,
+    pairingGroupId: toHex(state.pairingGroupId),
+    mode: state.mode,
+    ownLeaf: state.ownLeaf,
+    activeLeaf: state.activeLeaf,
+    counter: state.counter.toString(),
+    anchor: state.anchor && {
+      identity: toHex(state.anchor.identity),
+      publicKey: toHex(state.anchor.signaturePublicKey),
+      ciphersuite: state.anchor.ciphersuite,
+    },
+    groups: state.groups,
+    established: state.established,
+    ceased: state.ceased,
+  };
+  return client.putRecord(PAIRING_RECORD, new TextEncoder().encode(JSON.stringify(stored)));
+}
