@@ -16,7 +16,7 @@ import type { Identity, MlsClient } from '../mls/client.js';
 import { bytesEqual, fromHex, toHex } from '../mls/bytes.js';
 import { MlsError } from '../mls/errors.js';
 import type { CommitOptions } from '../mls/types.js';
-import { CodecError } from '../codec/tls.js';
+import { CodecError, Reader } from '../codec/tls.js';
 import {
   decodePairingMessage,
   encodePairingMessage,
@@ -26,7 +26,7 @@ import {
   type NotifyKind,
   type PairingMessage,
 } from './pairing-messages.js';
-import { PairingError, notifyRejected, rejectionFor } from './pairing-error.js';
+import { PairingError, notifyRejected, rejectionFor, type NotifyRejection } from './pairing-error.js';
 import { loadPairingState, savePairingState, type PairingState } from './pairing-state.js';
 import { WebCryptoSeedVault, generateSeed, type SeedVault } from './seed-vault.js';
 
@@ -216,7 +216,7 @@ export class PairedDevice {
   async invite(keyPackage: Uint8Array): Promise<{ initPairing: Uint8Array; shareRand: Uint8Array }> {
     this.#requireRole('active');
     const anchor = this.#requireAnchor();
-    const out = await this.client.atomically(async () => {
+    const out = await this.#atomically(async () => {
       const pairing = this.pairingGroup;
       const { welcome } = await pairing.commit({ add: [keyPackage] });
       await pairing.mergePendingCommit();
@@ -249,7 +249,7 @@ export class PairedDevice {
    * error nothing changes.
    */
   async receive(message: Uint8Array): Promise<PairingEvent> {
-    return this.client.atomically(async () => {
+    return this.#atomically(async () => {
       const result = await this.#processPairing(message);
       if (result.kind === 'commit') {
         return result.counter === undefined
@@ -322,7 +322,7 @@ export class PairedDevice {
     this.#requireRole('active');
     this.#requireEstablished();
     if (this.#state.groups.includes(toHex(group.id))) throw new PairingError('PAIRING_STATE', 'the group is already enrolled');
-    return this.client.atomically(async () => {
+    return this.#atomically(async () => {
       const step = await this.#derivationStep();
       const { commit, groupInfo } = await group.resyncAsVirtualClient(step.epochId);
       if (group.state().pendingCommit) await group.mergePendingCommit();
@@ -342,7 +342,7 @@ export class PairedDevice {
     this.#requireRole('active');
     this.#requireEstablished();
     this.#requireEnrolled(group.id);
-    return this.client.atomically(async () => {
+    return this.#atomically(async () => {
       const step = await this.#derivationStep();
       const epoch = BigInt(group.epoch) + 1n;
       const { commit } = await group.commit({ selfUpdate: true, ...options, vcEpochId: step.epochId });
@@ -415,7 +415,7 @@ export class PairedDevice {
     if (update.pairing.length !== 2) throw notifyRejected('out-of-order', 'expected the derivation commit and the Notify');
     const [stepMessage, notifyMessage] = update.pairing as [Uint8Array, Uint8Array];
     try {
-      return await this.client.atomically(async () => {
+      return await this.#atomically(async () => {
         const expected = this.#state.counter;
         const step = await this.#processPairing(stepMessage);
         if (step.kind !== 'commit') throw notifyRejected('out-of-order', 'the first message is not a pairing-group commit');
@@ -431,9 +431,19 @@ export class PairedDevice {
         return { type: 'pairedUpdateApplied', kind: notify.kind, groupId: notify.groupId, epoch, counter: notify.counter } as const;
       });
     } catch (err) {
-      if (err instanceof PairingError) throw err;
-      throw notifyRejected(rejectionFor(err), err instanceof Error ? err.message : String(err), err);
+      if (err instanceof PairingError && err.code === 'NOTIFY_REJECTED') throw err;
+      throw notifyRejected(this.#epochRejection(update.pairing) ?? rejectionFor(err), err instanceof Error ? err.message : String(err), err);
     }
+  }
+
+  /** A pairing message from a past epoch is a replay; from a future one, out of order. */
+  #epochRejection(messages: Uint8Array[]): NotifyRejection | undefined {
+    const current = BigInt(this.pairingGroup.epoch);
+    const first = messages[0] && messageEpoch(messages[0]);
+    if (first === undefined) return undefined;
+    if (first < current) return 'replay';
+    if (first > current) return 'out-of-order';
+    return undefined;
   }
 
   async #followEnroll(notify: Notify, commit: Uint8Array, epochId: Uint8Array): Promise<number> {
@@ -521,7 +531,7 @@ export class PairedDevice {
     if (target === undefined || target === this.#state.ownLeaf || !members.includes(target)) {
       throw new PairingError('PAIRING_STATE', 'no such partner device in the pairing group');
     }
-    return this.client.atomically(async () => {
+    return this.#atomically(async () => {
       const message = await this.pairingGroup.encrypt(encodePairingMessage({ type: 'roleChange', newActiveLeaf: target }));
       this.#state = { ...this.#state, activeLeaf: target };
       await savePairingState(this.client, this.#state);
@@ -545,7 +555,7 @@ export class PairedDevice {
     this.#requireEstablished();
     const anchor = this.#requireAnchor();
     if (this.#state.ceased) throw new PairingError('PAIRING_STATE', 'the pairing has already ended');
-    return this.client.atomically(async () => {
+    return this.#atomically(async () => {
       const pairing = this.pairingGroup;
       const cease = await pairing.encrypt(encodePairingMessage({ type: 'ceasePair', route }));
       const identity = await this.client.createIdentity(anchor.identity, anchor.ciphersuite);
@@ -583,6 +593,22 @@ export class PairedDevice {
 
   // -------------------------------------------------------------------------
 
+  /**
+   * `client.atomically`, and the in-memory pairing state goes back with the
+   * stored one when `fn` fails.
+   */
+  async #atomically<T>(fn: () => Promise<T>): Promise<T> {
+    const state = this.#state;
+    const vault = this.#vault;
+    try {
+      return await this.client.atomically(fn);
+    } catch (err) {
+      this.#state = state;
+      this.#vault = vault;
+      throw err;
+    }
+  }
+
   #requireRole(role: PairingRole): void {
     if (this.#state.ceased) throw new PairingError('PAIRING_STATE', 'the pairing has ended');
     if (this.role !== role) throw new PairingError('PAIRING_STATE', `this device is ${this.role}, the operation needs the ${role} role`);
@@ -605,6 +631,20 @@ export class PairedDevice {
   #requireVault(): SeedVault {
     if (!this.#vault) throw new PairingError('PAIRING_STATE', 'no seed vault');
     return this.#vault;
+  }
+}
+
+/** The epoch in an MLSMessage's clear header (Public/PrivateMessage), if it has one (RFC 9420 §6). */
+function messageEpoch(bytes: Uint8Array): bigint | undefined {
+  try {
+    const r = new Reader(bytes);
+    r.u16(); // version
+    const wireFormat = r.u16();
+    if (wireFormat !== 1 && wireFormat !== 2) return undefined; // mls_public_message, mls_private_message
+    r.vector(); // group_id
+    return r.u64();
+  } catch {
+    return undefined;
   }
 }
 

@@ -1,0 +1,106 @@
+/**
+ * Post-compromise security for the passive device (the point of Paired
+ * MLS). An attacker copies all of the passive device's state except its
+ * seed vault at epoch e and records every message on the network. After
+ * one paired update by the active device, the copy cannot read the group.
+ * Baselines in the same file: in plain MLS (the passive device never
+ * updates) the same kind of copy keeps reading, and a copy that also has
+ * the vault follows too — so it is the vault-derived derivation step that
+ * heals.
+ */
+import { describe, expect, it } from 'vitest';
+import { MemoryStorageAdapter, MlsClient, PairedDevice, WebCryptoSeedVault, generateSeed, utf8, type StorageAdapter } from 'paired-mls';
+import { deliverCommit, expectInSync, newMember } from './helpers.js';
+import { device, pairedWorld } from './paired-helpers.js';
+
+/** Everything in `storage`, copied into a fresh adapter. */
+async function snapshot(storage: StorageAdapter): Promise<MemoryStorageAdapter> {
+  const copy = new MemoryStorageAdapter();
+  const entries = await storage.entries();
+  await copy.apply({ puts: entries.map(([k, v]) => [k.slice(), v.slice()]), deletes: [] });
+  return copy;
+}
+
+/** Try everything the attacker can with `copy` and the recorded traffic; return what it could read. */
+async function attackerReads(copy: MemoryStorageAdapter, groupId: Uint8Array, traffic: { commit: Uint8Array; pairing?: Uint8Array[]; message: Uint8Array }, vault?: WebCryptoSeedVault) {
+  const client = await MlsClient.open({ storage: copy });
+  if (traffic.pairing) {
+    // Follow as the paired device would (with whatever vault it has).
+    try {
+      await PairedDevice.open(client, vault).applyNotify({ pairing: traffic.pairing, commit: traffic.commit });
+    } catch {
+      // Then process the higher-level commit directly.
+      const r = await client.group(groupId).process(traffic.commit).catch(() => undefined);
+      if (r?.kind === 'commit') await r.staged.merge();
+    }
+  } else {
+    const r = await client.group(groupId).process(traffic.commit);
+    if (r.kind === 'commit') await r.staged.merge();
+  }
+  const read = await client.group(groupId).process(traffic.message).catch(() => undefined);
+  return read?.kind === 'application' ? utf8(read.data) : undefined;
+}
+
+describe('Paired MLS: PCS for the passive device', () => {
+  it('a copy of the passive device without its vault cannot read after one paired update', async () => {
+    const w = await pairedWorld(['bob', 'carol']);
+    const [bob, carol] = w.others as [typeof w.a, typeof w.a];
+    const groupId = w.a.group!.id;
+    const epochE = w.p.group!.epoch;
+
+    // Compromise: the attacker copies the passive device's storage (all MLS
+    // and pairing state; the vault is not in it).
+    const stolen = await snapshot(w.p.storage!);
+    // Sanity: at epoch e the copy reads the group.
+    const before = await bob.group!.encrypt('epoch e secret');
+    const copyAtE = await MlsClient.open({ storage: await snapshot(stolen) });
+    const r0 = await copyAtE.group(groupId).process(before);
+    expect(r0.kind === 'application' && utf8(r0.data)).toBe('epoch e secret');
+    for (const m of [w.a, w.p, carol]) await m.group!.process(before);
+
+    // One paired update by the active device.
+    const update = await w.activeDevice.update(w.a.group!);
+    await w.a.group!.mergePendingCommit();
+    await deliverCommit(update.commit, w.others);
+    const applied = await w.passiveDevice.applyNotify(update);
+    expect(applied.epoch).toBe(epochE + 1);
+    expectInSync([w.a, w.p, ...w.others]);
+
+    const secret = await bob.group!.encrypt('epoch e+1 secret');
+    // The real passive device reads it.
+    const real = await w.p.group!.process(secret);
+    expect(real.kind === 'application' && utf8(real.data)).toBe('epoch e+1 secret');
+
+    // The attacker, with the copy, a vault of its own and all traffic: nothing.
+    const guessVault = await WebCryptoSeedVault.import(generateSeed());
+    const traffic = { commit: update.commit, pairing: update.pairing, message: secret };
+    expect(await attackerReads(await snapshot(stolen), groupId, traffic, guessVault)).toBeUndefined();
+    expect(await attackerReads(await snapshot(stolen), groupId, { commit: update.commit, message: secret }).catch(() => undefined)).toBeUndefined();
+
+    // Control: the same copy *with* the real vault follows — the vault is what heals.
+    expect(await attackerReads(await snapshot(stolen), groupId, traffic, w.passiveDevice.vault as WebCryptoSeedVault)).toBe('epoch e+1 secret');
+  });
+
+  it('baseline: in plain MLS a copy of a member that never updates keeps reading', async () => {
+    const alice = await device('alice');
+    const phone = await device('alice-phone');
+    const bob = await newMember('bob');
+    alice.group = await alice.client.createGroup(alice.identity);
+    const { welcome } = await alice.group.commit({
+      add: [await phone.client.createKeyPackage(phone.identity), await bob.client.createKeyPackage(bob.identity)],
+    });
+    await alice.group.mergePendingCommit();
+    phone.group = await phone.client.joinFromWelcome(welcome!);
+    bob.group = await bob.client.joinFromWelcome(welcome!);
+    const groupId = alice.group.id;
+
+    const stolen = await snapshot(phone.storage!);
+    // alice updates her own leaf; the phone (receive-only) never does.
+    const { commit } = await alice.group.selfUpdate();
+    await alice.group.mergePendingCommit();
+    await deliverCommit(commit, [phone, bob]);
+    expectInSync([alice, phone, bob]);
+    const secret = await bob.group.encrypt('epoch e+1 secret');
+    expect(await attackerReads(stolen, groupId, { commit, message: secret })).toBe('epoch e+1 secret');
+  });
+});
