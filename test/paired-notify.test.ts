@@ -136,6 +136,6 @@ describe('Paired MLS: Notify attacks', () => {
 });
 
 async function digest(bytes: Uint8Array): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+  return new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
 }
 void PairedDevice;

@@ -12,6 +12,7 @@ export {
   type ProposalMessage,
   type CommitMessage,
   type OwnMessage,
+  type UnconfirmedMessage,
 } from './mls/group.js';
 export { MemoryStorageAdapter, type StorageAdapter, type StorageBatch, type StorageEntry } from './mls/storage.js';
 export { toBytes, utf8, toHex, fromHex, bytesEqual, type BytesLike } from './mls/bytes.js';

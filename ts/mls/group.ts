@@ -48,6 +48,16 @@ export interface OwnMessage {
   epoch: number;
 }
 
+/** An application message whose ratchet secret is kept until `confirm()`. */
+export interface UnconfirmedMessage {
+  message: Uint8Array;
+  epoch: number;
+  generation: number;
+  /** Set in groups shared by virtual-client siblings: equal ids mean the same ratchet generation. */
+  generationId: Uint8Array | undefined;
+  confirm(): Promise<void>;
+}
+
 export type ProcessResult = ApplicationMessage | ProposalMessage | CommitMessage | OwnMessage;
 
 interface StagedCommitView {
@@ -238,6 +248,30 @@ export class Group {
       groupInfo: Uint8Array;
     };
     return { commit: out.commit, groupInfo: out.groupInfo };
+  }
+
+  /**
+   * Encrypt, keeping the message's ratchet secret until `confirm()` (call
+   * it once the Delivery Service accepted the message). Paired devices
+   * share their leaf's ratchet: when the DS rejects a message because the
+   * sibling used the same generation first (`generationId` is equal), the
+   * device processes the sibling's message, which still decrypts, and sends
+   * again.
+   */
+  async encryptUnconfirmed(plaintext: BytesLike, options: { aad?: Uint8Array } = {}): Promise<UnconfirmedMessage> {
+    const out = (await this.client.mutate((core) => core.encryptUnconfirmed(this.id, toBytes(plaintext), options.aad))) as {
+      message: Uint8Array;
+      epoch: number;
+      generation: number;
+      generationId?: Uint8Array;
+    };
+    return {
+      message: out.message,
+      epoch: out.epoch,
+      generation: out.generation,
+      generationId: out.generationId ?? undefined,
+      confirm: () => this.client.mutate((core) => core.confirmApplicationMessage(this.id, BigInt(out.epoch), out.generation)),
+    };
   }
 
   /** Process any message of this group. */

@@ -494,6 +494,39 @@ impl Client {
         })?)
     }
 
+    /// Encrypt an application message and keep its ratchet secret until
+    /// `confirmApplicationMessage` (after the Delivery Service accepted it).
+    /// Virtual-client siblings need this: if the DS rejects the message
+    /// because the sibling used the same generation first, this device can
+    /// still decrypt the sibling's message, then send again. Returns
+    /// `{ message, epoch, generation, generationId? }`; `generationId` is
+    /// set in groups bound to an emulation epoch, for the DS to compare.
+    #[wasm_bindgen(js_name = encryptUnconfirmed)]
+    pub fn encrypt_unconfirmed(&mut self, group_id: &[u8], plaintext: &[u8], aad: Option<Vec<u8>>) -> Result<JsValue, JsValue> {
+        Ok(self.with_group(group_id, |group, provider, signer| {
+            group.set_aad(aad.unwrap_or_default());
+            let sent = group
+                .create_unconfirmed_message(provider, signer, plaintext)
+                .map_err(|e| CoreError::from_mls("encrypting", e))?;
+            let generation_id = sent
+                .generation_id
+                .as_ref()
+                .map(|id| serialize("generation id", id))
+                .transpose()?;
+            inspect::unconfirmed_message(serialize("application message", &sent.message)?, sent.epoch.as_u64(), sent.generation, generation_id)
+        })?)
+    }
+
+    /// Delete the retained secret of an unconfirmed own application message.
+    #[wasm_bindgen(js_name = confirmApplicationMessage)]
+    pub fn confirm_application_message(&mut self, group_id: &[u8], epoch: u64, generation: u32) -> Result<(), JsValue> {
+        Ok(self.with_group(group_id, |group, provider, _| {
+            group
+                .confirm_application_message(provider.storage(), GroupEpoch::from(epoch), generation)
+                .map_err(|e| CoreError::from_mls("confirming message secret", e))
+        })?)
+    }
+
     /// Process any incoming group message. Returns a tagged object:
     /// `{ kind: "application" | "proposal" | "commit", sender, epoch, … }`;
     /// for commits, `handle` is a `StagedCommitHandle` to merge or drop.

@@ -172,6 +172,19 @@ pub fn external_join_output(group_id: Vec<u8>, commit: Vec<u8>) -> CoreResult<Js
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
+struct UnconfirmedView {
+    message: ByteBuf,
+    epoch: u64,
+    generation: u32,
+    generation_id: Option<ByteBuf>,
+}
+
+pub fn unconfirmed_message(message: Vec<u8>, epoch: u64, generation: u32, generation_id: Option<Vec<u8>>) -> CoreResult<JsValue> {
+    to_js(&UnconfirmedView { message: ByteBuf::from(message), epoch, generation, generation_id: generation_id.map(ByteBuf::from) })
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct ResyncView {
     group_id: ByteBuf,
     commit: ByteBuf,
