@@ -71,6 +71,7 @@ export interface CeasePairResult {
 }
 
 const PSK_LENGTH = 32;
+const ENVIRONMENT_FAILURES = new Set(['STORAGE', 'STORAGE_FORMAT', 'RELEASED', 'WASM_NOT_LOADED', 'WASM_POISONED', 'INTERNAL']);
 const PAIRING_CAPABILITIES = { virtualClient: true } as const;
 
 async function sha256(bytes: Uint8Array): Promise<Uint8Array> {
@@ -435,6 +436,8 @@ export class PairedDevice {
       });
     } catch (err) {
       if (err instanceof PairingError && err.code === 'NOTIFY_REJECTED') throw err;
+      // Failures of the device itself are not verdicts on the Notify.
+      if (err instanceof MlsError && ENVIRONMENT_FAILURES.has(err.code)) throw err;
       throw notifyRejected(this.#epochRejection(update.pairing) ?? rejectionFor(err), err instanceof Error ? err.message : String(err), err);
     }
   }
