@@ -3,6 +3,7 @@
 // Each scenario lives in examples/scenarios/<name>.js and exports `run(log)`.
 const scenarios = {
   mls: () => import('./scenarios/mls.js'),
+  paired: () => import('./scenarios/paired.js'),
 };
 
 const name = process.argv[2] ?? 'mls';
