@@ -10,7 +10,6 @@ import {
   createCommit,
   createGroup,
   createApplicationMessage,
-  createGroupInfoWithExternalPubAndRatchetTree,
   decodeMlsMessage,
   defaultCapabilities,
   defaultLifetime,
@@ -19,7 +18,6 @@ import {
   getCiphersuiteFromName,
   getCiphersuiteImpl,
   joinGroup,
-  joinGroupExternal,
   makePskIndex,
   mlsExporter,
   processPrivateMessage,
@@ -27,17 +25,12 @@ import {
   type CiphersuiteImpl,
   type CryptoProvider,
   type ClientState,
-  type GroupInfo,
   type KeyPackage,
   type PrivateKeyPackage,
   type Proposal,
 } from 'ts-mls';
-// Not re-exported from ts-mls' index, but public through its "./*.js" export map.
-import { createGroupInfo } from 'ts-mls/createCommit.js';
-import { encodeRatchetTree } from 'ts-mls/ratchetTree.js';
 import { expand as hkdfExpand, extract as hkdfExtract } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { xorshift32 } from './helpers.js';
 
 export const enc = new TextEncoder();
 export const EXPORT_LABEL = 'interop-exporter';

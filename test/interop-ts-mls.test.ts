@@ -15,34 +15,15 @@
  * PublicMessages, as RFC 9420 requires.
  */
 import { describe, expect, it } from 'vitest';
-import { Actor, PairedActor, TsActor, commitAll, say, expectAgree, everyoneTalks, enc, knownTsMlsFailures } from './interop-actors.js';
+import { type Actor, PairedActor, TsActor, commitAll, say, expectAgree, everyoneTalks, enc, knownTsMlsFailures } from './interop-actors.js';
 import {
-  acceptAll,
-  nobleCryptoProvider,
   createCommit,
   createGroup,
-  createApplicationMessage,
   createGroupInfoWithExternalPubAndRatchetTree,
   decodeMlsMessage,
-  defaultCapabilities,
-  defaultLifetime,
   encodeMlsMessage,
-  generateKeyPackage,
-  getCiphersuiteFromName,
-  getCiphersuiteImpl,
-  joinGroup,
   joinGroupExternal,
-  makePskIndex,
-  mlsExporter,
-  processPrivateMessage,
-  processPublicMessage,
-  type CiphersuiteImpl,
-  type CryptoProvider,
-  type ClientState,
   type GroupInfo,
-  type KeyPackage,
-  type PrivateKeyPackage,
-  type Proposal,
 } from 'ts-mls';
 // Not re-exported from ts-mls' index, but public through its "./*.js" export map.
 import { createGroupInfo } from 'ts-mls/createCommit.js';

@@ -43,16 +43,21 @@ async function restart(d: Device, groupId?: Uint8Array): Promise<void> {
   if (id && d.client.groupIds().some((g) => g.join() === id.join())) d.group = d.client.group(id);
 }
 
+/** alice's laptop with a group including bob, and alice's (not yet paired) phone. */
+async function laptopPhoneAndBob() {
+  const a = await newDevice('alice');
+  const p = await newDevice('alice-phone');
+  const bob = await newMember('bob');
+  a.group = await a.client.createGroup(a.identity);
+  const { welcome } = await a.group.commit({ add: [await bob.client.createKeyPackage(bob.identity)] });
+  await a.group.mergePendingCommit();
+  bob.group = await bob.client.joinFromWelcome(welcome!);
+  return { a, p, bob, groupId: a.group.id };
+}
+
 describe('Paired MLS persistence', () => {
   it('both devices survive a restart after every step', async () => {
-    const a = await newDevice('alice');
-    const p = await newDevice('alice-phone');
-    const bob = await newMember('bob');
-    a.group = await a.client.createGroup(a.identity);
-    const groupId = a.group.id;
-    const { welcome } = await a.group.commit({ add: [await bob.client.createKeyPackage(bob.identity)] });
-    await a.group.mergePendingCommit();
-    bob.group = await bob.client.joinFromWelcome(welcome!);
+    const { a, p, bob, groupId } = await laptopPhoneAndBob();
 
     a.paired = await PairedDevice.initiate(a.client, a.identity);
     const invite = await a.paired.invite(await PairedDevice.createKeyPackage(p.client, p.identity));
@@ -85,8 +90,8 @@ describe('Paired MLS persistence', () => {
       expectInSync([a, p, bob]);
     }
 
-    const { commit } = await bob.group.selfUpdate();
-    await bob.group.mergePendingCommit();
+    const { commit } = await bob.group!.selfUpdate();
+    await bob.group!.mergePendingCommit();
     await deliverCommit(commit, [a, p]);
     await restart(a);
     await restart(p);
@@ -116,20 +121,13 @@ describe('Paired MLS persistence', () => {
   });
 
   it('a crash in the middle of a paired update or of applying it changes nothing; a retry works', async () => {
-    const a = await newDevice('alice');
-    const p = await newDevice('alice-phone');
-    const bob = await newMember('bob');
-    a.group = await a.client.createGroup(a.identity);
-    const groupId = a.group.id;
-    const { welcome } = await a.group.commit({ add: [await bob.client.createKeyPackage(bob.identity)] });
-    await a.group.mergePendingCommit();
-    bob.group = await bob.client.joinFromWelcome(welcome!);
+    const { a, p, bob, groupId } = await laptopPhoneAndBob();
     a.paired = await PairedDevice.initiate(a.client, a.identity);
     const invite = await a.paired.invite(await PairedDevice.createKeyPackage(p.client, p.identity));
     p.paired = await PairedDevice.join(p.client, invite.initPairing);
     const applied = await p.paired.receive(invite.shareRand);
     await a.paired.receive((applied as { accept: Uint8Array }).accept);
-    const enrolled = await a.paired.enroll(a.group);
+    const enrolled = await a.paired.enroll(a.group!);
     await deliverCommit(enrolled.commit, [bob]);
     await p.paired.applyNotify(enrolled);
     p.group = p.client.group(groupId);
@@ -137,7 +135,7 @@ describe('Paired MLS persistence', () => {
     // The active device dies while writing its paired update.
     const before = (await a.storage.entries()).length;
     a.storage.crashNext = true;
-    await expect(a.paired.update(a.group)).rejects.toMatchObject({ code: 'STORAGE' });
+    await expect(a.paired.update(a.group!)).rejects.toMatchObject({ code: 'STORAGE' });
     expect((await a.storage.entries()).length).toBe(before);
     await restart(a, groupId);
     const u = await a.paired.update(a.group!);

@@ -67,6 +67,15 @@ impl Client {
         Ok(())
     }
 
+    /// Store a signature key pair and cache it; returns its public key.
+    pub(crate) fn keep_signer(&mut self, pair: SignatureKeyPair) -> CoreResult<Vec<u8>> {
+        pair.store(self.provider.storage())
+            .map_err(|e| CoreError::new("STORAGE", format!("storing signature keys: {e}")))?;
+        let public = pair.to_public_vec();
+        self.signers.insert(public.clone(), pair);
+        Ok(public)
+    }
+
     pub(crate) fn signer(&self, public_key: &[u8]) -> CoreResult<&SignatureKeyPair> {
         self.signers
             .get(public_key)
@@ -117,11 +126,7 @@ impl Client {
             let cs = ciphersuite(ciphersuite_code)?;
             let pair = SignatureKeyPair::new(cs.signature_algorithm())
                 .map_err(|e| CoreError::from_mls("generating signature keys", e))?;
-            pair.store(client.provider.storage())
-                .map_err(|e| CoreError::new("STORAGE", format!("storing signature keys: {e}")))?;
-            let public = pair.to_public_vec();
-            client.signers.insert(public.clone(), pair);
-            Ok(public)
+            client.keep_signer(pair)
         })?)
     }
 

@@ -189,12 +189,6 @@ impl Client {
         if pair.public().is_empty() {
             return Err(invalid_argument("signature key pair has no public key").into());
         }
-        Ok(self.mutate(|client| {
-            pair.store(client.provider.storage())
-                .map_err(|e| CoreError::new("STORAGE", format!("storing signature keys: {e}")))?;
-            let public = pair.to_public_vec();
-            client.signers.insert(public.clone(), pair);
-            Ok(public)
-        })?)
+        Ok(self.mutate(|client| client.keep_signer(pair))?)
     }
 }
