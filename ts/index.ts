@@ -36,3 +36,29 @@ export {
   type CeaseRoute,
 } from './paired/pairing-messages.js';
 export { Writer as TlsWriter, Reader as TlsReader, CodecError } from './codec/tls.js';
+export {
+  createIntent,
+  validateIntent,
+  impliedRemovals,
+  intentProposal,
+  proposeIntent,
+  commitIntents,
+  intentsIn,
+  checkIntentCommit,
+  processWithIntents,
+} from './intents/intent-operations.js';
+export {
+  LEAF_OPERATION_PROPOSAL_TYPE,
+  LEAF_OPERATION_INTENT_WIRE_FORMAT,
+  encodeIntent,
+  decodeIntent,
+  encodeIntentMessage,
+  decodeIntentMessage,
+  encodeIntentTbs,
+  type LeafOperationIntent,
+  type LeafOperationIntentTbs,
+  type RemovalMode,
+} from './intents/leaf-operation-intent.js';
+export { IntentError, type IntentRejection } from './intents/intent-error.js';
+export { sameIdentityAssociation, type LeafAssociation } from './intents/leaf-association.js';
+export { ExternalSender, readExternalRemove, type ExternalTarget } from './intents/external-sender.js';

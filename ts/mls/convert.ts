@@ -77,6 +77,9 @@ export function proposalToCore(request: ProposalRequest): object {
     case 'remove':
       checkUint('leafIndex', request.leafIndex);
       return { ...request };
+    case 'custom':
+      checkUint('proposalType', request.proposalType, 0xffff);
+      return { ...request };
     default:
       return { ...request };
   }

@@ -38,6 +38,9 @@ export const ERROR_CODES = [
   'PAIRING_STATE',
   'PAIRING_REJECTED',
   'NOTIFY_REJECTED',
+  // LeafOperationIntent
+  'INTENT_INVALID',
+  'INTENT_COMMIT_MISMATCH',
   // environment
   'STORAGE',
   'STORAGE_FORMAT',

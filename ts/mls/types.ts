@@ -137,7 +137,8 @@ export type ProposalRequest =
   | { type: 'update' }
   | { type: 'externalPsk'; pskId: Uint8Array }
   | { type: 'groupContextExtensions'; extensions: GroupContextExtensions }
-  | { type: 'selfRemove' };
+  | { type: 'selfRemove' }
+  | { type: 'custom'; proposalType: number; payload: Uint8Array };
 
 export interface GroupState {
   groupId: Uint8Array;

@@ -117,6 +117,8 @@ enum ProposalSpec {
     ExternalPsk { psk_id: ByteBuf },
     GroupContextExtensions { extensions: GroupContextExtensionsSpec },
     SelfRemove,
+    /// A custom proposal (RFC 9420 §13.5) by reference.
+    Custom { proposal_type: u16, payload: ByteBuf },
 }
 
 fn group_id_of(bytes: &[u8]) -> GroupId {
@@ -460,6 +462,9 @@ impl Client {
                 ProposalSpec::Update => Propose::Update(LeafNodeParameters::default()),
                 ProposalSpec::ExternalPsk { psk_id } => Propose::PreSharedKey(external_psk_id(provider, group.ciphersuite(), &psk_id)?),
                 ProposalSpec::GroupContextExtensions { extensions } => Propose::GroupContextExtensions(extensions.to_extensions()?),
+                ProposalSpec::Custom { proposal_type, payload } => {
+                    Propose::Custom(CustomProposal::new(proposal_type, payload.to_vec()))
+                }
                 ProposalSpec::SelfRemove => {
                     let message = group
                         .leave_group_via_self_remove(provider, signer)

@@ -172,6 +172,17 @@ pub fn external_join_output(group_id: Vec<u8>, commit: Vec<u8>) -> CoreResult<Js
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
+struct LeafNodeView {
+    leaf_node: ByteBuf,
+    source: &'static str,
+}
+
+pub fn leaf_node(leaf_node: Vec<u8>, source: &'static str) -> CoreResult<JsValue> {
+    to_js(&LeafNodeView { leaf_node: ByteBuf::from(leaf_node), source })
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct UnconfirmedView {
     message: ByteBuf,
     epoch: u64,

@@ -11,6 +11,7 @@ mod config;
 mod error;
 mod group;
 mod inspect;
+mod primitives;
 mod provider;
 mod test_support;
 mod virtual_client;

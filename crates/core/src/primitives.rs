@@ -1,0 +1,81 @@
+//! RFC 9420 building blocks for protocols the TS layer defines on top of
+//! MLS (LeafOperationIntent, external-sender messages): SignWithLabel /
+//! VerifyWithLabel (§5.1.2), RefHash (§5.2) and a group's LeafNodes.
+
+use openmls::prelude::{tls_codec::Serialize as _, *};
+use openmls_traits::signatures::Signer as _;
+use openmls_traits::OpenMlsProvider;
+use openmls::prelude::tls_codec::VLBytes;
+use openmls::treesync::LeafNodeSource;
+use wasm_bindgen::prelude::*;
+
+use crate::client::{serialize, Client};
+use crate::config::ciphersuite;
+use crate::error::{invalid_argument, CoreError, CoreResult};
+
+/// `struct { opaque label<V>; opaque content<V>; }` with `label = "MLS 1.0 " + label`.
+fn sign_content(label: &str, content: &[u8]) -> CoreResult<Vec<u8>> {
+    if label.is_empty() || label.len() > 255 {
+        return Err(invalid_argument("label must be 1..255 bytes"));
+    }
+    let full: VLBytes = format!("MLS 1.0 {label}").into_bytes().into();
+    let content: VLBytes = content.to_vec().into();
+    let mut out = full.tls_serialize_detached().map_err(|e| CoreError::new("INTERNAL", format!("encoding label: {e}")))?;
+    out.extend(content.tls_serialize_detached().map_err(|e| CoreError::new("INTERNAL", format!("encoding content: {e}")))?);
+    Ok(out)
+}
+
+#[wasm_bindgen]
+impl Client {
+    /// SignWithLabel(key, label, content) with this client's signature key
+    /// `public_key` (RFC 9420 §5.1.2).
+    #[wasm_bindgen(js_name = signWithLabel)]
+    pub fn sign_with_label(&mut self, public_key: &[u8], ciphersuite_code: u16, label: &str, content: &[u8]) -> Result<Vec<u8>, JsValue> {
+        let cs = ciphersuite(ciphersuite_code)?;
+        self.load_signer(public_key, cs.signature_algorithm())?;
+        let tbs = sign_content(label, content)?;
+        let signer = self.signer(public_key)?;
+        Ok(signer.sign(&tbs).map_err(|e| CoreError::new("INTERNAL", format!("signing: {e:?}")))?)
+    }
+
+    /// VerifyWithLabel (RFC 9420 §5.1.2); `false` when the signature does not verify.
+    #[wasm_bindgen(js_name = verifyWithLabel)]
+    pub fn verify_with_label(&self, ciphersuite_code: u16, public_key: &[u8], label: &str, content: &[u8], signature: &[u8]) -> Result<bool, JsValue> {
+        let cs = ciphersuite(ciphersuite_code)?;
+        let tbs = sign_content(label, content)?;
+        Ok(self.provider.crypto().verify_signature(cs.signature_algorithm(), &tbs, public_key, signature).is_ok())
+    }
+
+    /// RefHash(label, value) = Hash(RefHashInput) (RFC 9420 §5.2).
+    #[wasm_bindgen(js_name = refHash)]
+    pub fn ref_hash(&self, ciphersuite_code: u16, label: &str, value: &[u8]) -> Result<Vec<u8>, JsValue> {
+        let cs = ciphersuite(ciphersuite_code)?;
+        let label: VLBytes = label.as_bytes().to_vec().into();
+        let value: VLBytes = value.to_vec().into();
+        let mut input = label.tls_serialize_detached().map_err(|e| CoreError::new("INTERNAL", format!("encoding: {e}")))?;
+        input.extend(value.tls_serialize_detached().map_err(|e| CoreError::new("INTERNAL", format!("encoding: {e}")))?);
+        Ok(self
+            .provider
+            .crypto()
+            .hash(cs.hash_algorithm(), &input)
+            .map_err(|e| CoreError::new("INTERNAL", format!("hashing: {e:?}")))?)
+    }
+
+    /// The LeafNode at `leaf_index` of `group_id`, serialized, with its
+    /// source: `{ leafNode, source: "keyPackage" | "update" | "commit" }`.
+    #[wasm_bindgen(js_name = leafNode)]
+    pub fn leaf_node(&mut self, group_id: &[u8], leaf_index: u32) -> Result<JsValue, JsValue> {
+        Ok(self.with_group(group_id, |group, _, _| {
+            let leaf = group
+                .public_group()
+                .leaf(LeafNodeIndex::new(leaf_index))
+                .ok_or_else(|| CoreError::new("INVALID_ARGUMENT", "no member at this leaf index"))?;
+            let source = match leaf.leaf_node_source() {
+                LeafNodeSource::KeyPackage(_) => "keyPackage",
+                LeafNodeSource::Update => "update",
+                LeafNodeSource::Commit(_) => "commit",
+            };
+            crate::inspect::leaf_node(serialize("leaf node", leaf)?, source)
+        })?)
+    }
+}

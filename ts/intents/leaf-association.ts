@@ -1,0 +1,29 @@
+/**
+ * The Authentication Service's answer to "which members are associated
+ * with this one" (draft-kohbrok-mls-leaf-operation-intents §2.5; RFC 9750
+ * §5.3 "same user"), used for `remove_associated_members`. Pluggable: an
+ * application with user identifiers inside its credentials supplies its own.
+ */
+import { bytesEqual } from '../mls/bytes.js';
+import type { Member } from '../mls/types.js';
+
+export interface LeafAssociation {
+  /** Leaf indices of the members associated with `leafIndex` (not including it). */
+  associatedLeaves(members: readonly Member[], leafIndex: number): number[];
+}
+
+/** Default: members whose credentials have the same type and identity are the same user. */
+export const sameIdentityAssociation: LeafAssociation = {
+  associatedLeaves(members, leafIndex) {
+    const sender = members.find((m) => m.leafIndex === leafIndex);
+    if (!sender) return [];
+    return members
+      .filter((m) => m.leafIndex !== leafIndex && sameCredential(m, sender))
+      .map((m) => m.leafIndex)
+      .sort((a, b) => a - b);
+  },
+};
+
+function sameCredential(a: Member, b: Member): boolean {
+  return a.credential.credentialType === b.credential.credentialType && bytesEqual(a.credential.identity, b.credential.identity);
+}
