@@ -62,3 +62,7 @@ export {
 export { IntentError, type IntentRejection } from './intents/intent-error.js';
 export { sameIdentityAssociation, type LeafAssociation } from './intents/leaf-association.js';
 export { ExternalSender, readExternalRemove, type ExternalTarget } from './intents/external-sender.js';
+export { DMember, EXPORT_PSK_LABEL, type UniverseConfig, type DmlsOptions, type DmlsEvent } from './dmls/dmember.js';
+export { DmlsError, type DmlsRejection } from './dmls/dmls-error.js';
+export { encodeDmlsMessage, decodeDmlsMessage, exportPskId, parseExportPskId, type DmlsMessage } from './dmls/dmls-messages.js';
+export { readMlsHeader, type MlsHeader, type MlsWireFormat } from './codec/mls-header.js';

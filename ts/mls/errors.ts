@@ -41,6 +41,8 @@ export const ERROR_CODES = [
   // LeafOperationIntent
   'INTENT_INVALID',
   'INTENT_COMMIT_MISMATCH',
+  // Distributed MLS
+  'DMLS_POLICY',
   // environment
   'STORAGE',
   'STORAGE_FORMAT',

@@ -16,7 +16,8 @@ import type { Identity, MlsClient } from '../mls/client.js';
 import { bytesEqual, fromHex, toHex } from '../mls/bytes.js';
 import { MlsError } from '../mls/errors.js';
 import type { CommitOptions } from '../mls/types.js';
-import { CodecError, Reader } from '../codec/tls.js';
+import { CodecError } from '../codec/tls.js';
+import { readMlsHeader } from '../codec/mls-header.js';
 import {
   decodePairingMessage,
   encodePairingMessage,
@@ -445,7 +446,7 @@ export class PairedDevice {
   /** A pairing message from a past epoch is a replay; from a future one, out of order. */
   #epochRejection(messages: Uint8Array[]): NotifyRejection | undefined {
     const current = BigInt(this.pairingGroup.epoch);
-    const first = messages[0] && messageEpoch(messages[0]);
+    const first = messages[0] && readMlsHeader(messages[0])?.epoch;
     if (first === undefined) return undefined;
     if (first < current) return 'replay';
     if (first > current) return 'out-of-order';
@@ -637,20 +638,6 @@ export class PairedDevice {
   #requireVault(): SeedVault {
     if (!this.#vault) throw new PairingError('PAIRING_STATE', 'no seed vault');
     return this.#vault;
-  }
-}
-
-/** The epoch in an MLSMessage's clear header (Public/PrivateMessage), if it has one (RFC 9420 §6). */
-function messageEpoch(bytes: Uint8Array): bigint | undefined {
-  try {
-    const r = new Reader(bytes);
-    r.u16(); // version
-    const wireFormat = r.u16();
-    if (wireFormat !== 1 && wireFormat !== 2) return undefined; // mls_public_message, mls_private_message
-    r.vector(); // group_id
-    return r.u64();
-  } catch {
-    return undefined;
   }
 }
 

@@ -1,0 +1,31 @@
+/**
+ * The clear header of an MLSMessage (RFC 9420 §6): wire format and, for
+ * Public/PrivateMessages, group id and epoch — enough to route a message
+ * or to tell a past epoch from a future one without processing it.
+ */
+import { Reader } from './tls.js';
+
+export type MlsWireFormat = 'public' | 'private' | 'welcome' | 'group_info' | 'key_package' | 'other';
+
+const WIRE_FORMATS: Record<number, MlsWireFormat> = { 1: 'public', 2: 'private', 3: 'welcome', 4: 'group_info', 5: 'key_package' };
+
+export interface MlsHeader {
+  wireFormat: MlsWireFormat;
+  /** Public/PrivateMessage only. */
+  groupId?: Uint8Array;
+  epoch?: bigint;
+}
+
+/** Undefined when the bytes are not an mls10 MLSMessage. */
+export function readMlsHeader(bytes: Uint8Array): MlsHeader | undefined {
+  try {
+    const r = new Reader(bytes);
+    if (r.u16() !== 1) return undefined;
+    const wireFormat = WIRE_FORMATS[r.u16()] ?? 'other';
+    if (wireFormat !== 'public' && wireFormat !== 'private') return { wireFormat };
+    const groupId = r.vector();
+    return { wireFormat, groupId, epoch: r.u64() };
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,21 @@
+/** Errors of the Distributed MLS layer. */
+import { MlsError } from '../mls/errors.js';
+
+/**
+ * - `not-owner`: a commit or application message in a send group from
+ *   anyone but its owner (leaf 0);
+ * - `proposal-type`: a proposal other than Update in a send group;
+ * - `universe`: an announcement for another universe or a non-member;
+ * - `malformed`: an undecodable DMLS message.
+ */
+export type DmlsRejection = 'not-owner' | 'proposal-type' | 'universe' | 'malformed';
+
+export class DmlsError extends MlsError {
+  readonly reason: DmlsRejection;
+
+  constructor(reason: DmlsRejection, message: string) {
+    super('DMLS_POLICY', `${message} (${reason})`);
+    this.name = 'DmlsError';
+    this.reason = reason;
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * What a DMember sends as application messages in its own send group
+ * (docs/PROTOCOL.md §6.3). Every application message of a send group is a
+ * DmlsMessage, so control messages and user data cannot be confused:
+ *
+ *   enum { announce(1), rejoin_request(2), data(3), (255) } DmlsMessageType;
+ *   struct {
+ *     uint16 version = 1;
+ *     DmlsMessageType msg_type;
+ *     select (msg_type) {
+ *       case announce:       opaque universe_id<V>; uint16 export_length; uint16 ciphersuites<V>; opaque members<V> (list of opaque identity<V>);
+ *       case rejoin_request: RejoinEntry entries<V>;   struct { opaque send_group_id<V>; opaque key_package<V>; } RejoinEntry;
+ *       case data:           opaque data<V>;
+ *     };
+ *   } DmlsMessage;
+ */
+import { CodecError, Reader, Writer } from '../codec/tls.js';
+
+export interface Announce {
+  type: 'announce';
+  universeId: Uint8Array;
+  exportLength: number;
+  ciphersuites: number[];
+  members: Uint8Array[];
+}
+
+export interface RejoinRequest {
+  type: 'rejoinRequest';
+  entries: { sendGroupId: Uint8Array; keyPackage: Uint8Array }[];
+}
+
+export interface Data {
+  type: 'data';
+  data: Uint8Array;
+}
+
+export type DmlsMessage = Announce | RejoinRequest | Data;
+
+const CODES = { announce: 1, rejoinRequest: 2, data: 3 } as const;
+
+export function encodeDmlsMessage(m: DmlsMessage): Uint8Array {
+  const w = new Writer().u16(1).u8(CODES[m.type]);
+  switch (m.type) {
+    case 'announce':
+      w.vector(m.universeId).u16(m.exportLength).list(m.ciphersuites, (x, cs) => x.u16(cs)).list(m.members, (x, id) => x.vector(id));
+      break;
+    case 'rejoinRequest':
+      w.list(m.entries, (x, e) => x.vector(e.sendGroupId).vector(e.keyPackage));
+      break;
+    case 'data':
+      w.vector(m.data);
+      break;
+  }
+  return w.finish();
+}
+
+export function decodeDmlsMessage(bytes: Uint8Array): DmlsMessage {
+  const r = new Reader(bytes);
+  if (r.u16() !== 1) throw new CodecError('unsupported DMLS message version');
+  const code = r.u8();
+  let m: DmlsMessage;
+  if (code === CODES.announce) {
+    m = { type: 'announce', universeId: r.vector(), exportLength: r.u16(), ciphersuites: r.list((x) => x.u16()), members: r.list((x) => x.vector()) };
+  } else if (code === CODES.rejoinRequest) {
+    m = { type: 'rejoinRequest', entries: r.list((x) => ({ sendGroupId: x.vector(), keyPackage: x.vector() })) };
+  } else if (code === CODES.data) {
+    m = { type: 'data', data: r.vector() };
+  } else {
+    throw new CodecError(`unknown DMLS message type ${code}`);
+  }
+  r.end();
+  return m;
+}
+
+/** PSK id of a send group's epoch: `uint64(epoch) || group_id` (draft-xue-distributed-mls §COMMIT). */
+export function exportPskId(epoch: bigint | number, groupId: Uint8Array): Uint8Array {
+  return new Writer().u64(BigInt(epoch)).raw(groupId).finish();
+}
+
+/** Inverse of `exportPskId`. */
+export function parseExportPskId(id: Uint8Array): { epoch: bigint; groupId: Uint8Array } {
+  if (id.length <= 8) throw new CodecError('PSK id too short');
+  return { epoch: new DataView(id.buffer, id.byteOffset, 8).getBigUint64(0), groupId: id.slice(8) };
+}
