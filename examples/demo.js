@@ -4,6 +4,7 @@
 const scenarios = {
   mls: () => import('./scenarios/mls.js'),
   paired: () => import('./scenarios/paired.js'),
+  dmls: () => import('./scenarios/dmls.js'),
 };
 
 const name = process.argv[2] ?? 'mls';
