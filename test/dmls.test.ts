@@ -108,6 +108,44 @@ describe('Distributed MLS on a reordering, duplicating, delaying transport', () 
     expect(read.filter((t) => t.includes('after'))).toEqual([]);
   });
 
+  it('PCS for a compromised receiver: Update proposals refresh its leaves in the others\' send groups', async () => {
+    const network = new ShufflingNetwork(SEED + 4);
+    const nodes = await universe(['ann', 'ben', 'cat', 'dan'], network);
+    const [ann, ben, cat, dan] = nodes as [Node, Node, Node, Node];
+    const copy = new MemoryStorageAdapter();
+    await copy.apply({ puts: (await ben.member.client.storage.entries()).map(([k, v]) => [k.slice(), v.slice()]), deletes: [] });
+    const traffic: Uint8Array[] = [];
+    const record = (from: Node, msgs: Uint8Array[]) => {
+      traffic.push(...msgs);
+      network.send(from.name, msgs);
+    };
+    record(ann, await ann.member.protect(enc.encode('before ben healed')));
+    // ben refreshes his leaf everywhere: Update proposals to the other owners, and his own UPDATE.
+    for (const owner of [ann, cat, dan]) record(ben, [await ben.member.proposeUpdate(owner.member.sendGroup.id)]);
+    record(ben, await ben.member.update());
+    await network.quiesce();
+    const sent = new Map<string, string>();
+    for (const n of [ann, cat, dan]) {
+      record(n, await n.member.protect(enc.encode(`after ben healed, from ${n.name}`)));
+      sent.set(`after ben healed, from ${n.name}`, n.name);
+    }
+    await network.quiesce();
+    expectAllReceived(nodes, sent);
+    const stolen = await MlsClient.open({ storage: copy });
+    const read: string[] = [];
+    for (let pass = 0; pass < 3; pass++) {
+      for (const m of traffic) {
+        for (const id of stolen.groupIds()) {
+          const r = await stolen.group(id).process(m).catch(() => undefined);
+          if (r?.kind === 'application') read.push(utf8(r.data));
+          if (r?.kind === 'commit') await r.staged.merge();
+        }
+      }
+    }
+    expect(read.some((t) => t.includes('before ben healed'))).toBe(true);
+    expect(read.filter((t) => t.includes('after'))).toEqual([]);
+  });
+
   it('REJOIN of a member that missed commits, and removal of a member that stays offline', async () => {
     const network = new ShufflingNetwork(SEED + 2);
     const nodes = await universe(['ann', 'ben', 'cat', 'dan', 'eve'], network);
