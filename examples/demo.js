@@ -5,6 +5,7 @@ const scenarios = {
   mls: () => import('./scenarios/mls.js'),
   paired: () => import('./scenarios/paired.js'),
   dmls: () => import('./scenarios/dmls.js'),
+  healing: () => import('./scenarios/healing.js'),
 };
 
 const name = process.argv[2] ?? 'mls';

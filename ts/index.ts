@@ -66,3 +66,4 @@ export { DMember, EXPORT_PSK_LABEL, type UniverseConfig, type DmlsOptions, type 
 export { DmlsError, type DmlsRejection } from './dmls/dmls-error.js';
 export { encodeDmlsMessage, decodeDmlsMessage, exportPskId, parseExportPskId, type DmlsMessage } from './dmls/dmls-messages.js';
 export { readMlsHeader, type MlsHeader, type MlsWireFormat } from './codec/mls-header.js';
+export { measureHealing, healingTable, healingChart, type HealingScenario, type HealingReport, type UpdatePolicy } from './resilience/healing-meter.js';
