@@ -67,3 +67,4 @@ export { DmlsError, type DmlsRejection } from './dmls/dmls-error.js';
 export { encodeDmlsMessage, decodeDmlsMessage, exportPskId, parseExportPskId, type DmlsMessage } from './dmls/dmls-messages.js';
 export { readMlsHeader, type MlsHeader, type MlsWireFormat } from './codec/mls-header.js';
 export { measureHealing, healingTable, healingChart, type HealingScenario, type HealingReport, type UpdatePolicy } from './resilience/healing-meter.js';
+export { ForkResolver, commitRank, pickWelcome, type ForkStrategy, type ForkOptions, type ForkEvent } from './resilience/fork-resolver.js';

@@ -14,6 +14,8 @@ export interface MlsHeader {
   /** Public/PrivateMessage only. */
   groupId?: Uint8Array;
   epoch?: bigint;
+  /** Public/PrivateMessage only: 1 application, 2 proposal, 3 commit. */
+  contentType?: number;
 }
 
 /** Undefined when the bytes are not an mls10 MLSMessage. */
@@ -24,7 +26,14 @@ export function readMlsHeader(bytes: Uint8Array): MlsHeader | undefined {
     const wireFormat = WIRE_FORMATS[r.u16()] ?? 'other';
     if (wireFormat !== 'public' && wireFormat !== 'private') return { wireFormat };
     const groupId = r.vector();
-    return { wireFormat, groupId, epoch: r.u64() };
+    const epoch = r.u64();
+    if (wireFormat === 'public') {
+      // FramedContent: sender, then authenticated_data (RFC 9420 §6).
+      const senderType = r.u8();
+      if (senderType === 1 || senderType === 2) r.u32();
+      r.vector();
+    }
+    return { wireFormat, groupId, epoch, contentType: r.u8() };
   } catch {
     return undefined;
   }

@@ -10,6 +10,7 @@ mod client;
 mod config;
 mod error;
 mod group;
+mod group_state;
 mod inspect;
 mod primitives;
 mod provider;

@@ -410,6 +410,42 @@ impl JournalStorage {
         }
     }
 
+    /// Every entry whose key mentions `needle` (e.g. a serialized group
+    /// id), sorted by key. Secret material: the caller wipes it.
+    pub fn entries_containing(&self, needle: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let Ok(state) = self.state.try_borrow() else {
+            return Vec::new();
+        };
+        let mut out: Vec<_> = state
+            .values
+            .iter()
+            .filter(|(k, _)| !needle.is_empty() && k.windows(needle.len()).any(|w| w == needle))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Replace every entry whose key mentions `needle` by `entries`
+    /// (journaled, so the change reaches the next batch).
+    pub fn replace_containing(&self, needle: &[u8], entries: Vec<(Vec<u8>, Vec<u8>)>) {
+        let Ok(mut state) = self.state.try_borrow_mut() else {
+            return;
+        };
+        let stale: Vec<Vec<u8>> = state
+            .values
+            .keys()
+            .filter(|k| !needle.is_empty() && k.windows(needle.len()).any(|w| w == needle))
+            .cloned()
+            .collect();
+        for key in stale {
+            state.remove(&key);
+        }
+        for (key, value) in entries {
+            state.put(key, value);
+        }
+    }
+
     /// Number of entries currently stored.
     pub fn entry_count(&self) -> usize {
         self.state.try_borrow().map_or(0, |s| s.values.len())

@@ -1,0 +1,52 @@
+//! Whole-group state snapshots, for fork handling on an eventually
+//! consistent Delivery Service (MLS architecture §5.2.2, strategy "accept
+//! at once, switch if a competing commit wins"; docs/PROTOCOL.md §7.1): a
+//! member keeps the previous epoch's state for a bounded time and can go
+//! back to it. Every storage entry whose key names the group is captured.
+
+use openmls::prelude::GroupId;
+use openmls_traits::OpenMlsProvider as _;
+use wasm_bindgen::prelude::*;
+use zeroize::Zeroize as _;
+
+use crate::batch;
+use crate::client::Client;
+use crate::error::{CoreError, CoreResult};
+use crate::storage::Batch;
+
+/// The group id as it appears inside storage keys (serde JSON).
+fn key_needle(group_id: &[u8]) -> CoreResult<Vec<u8>> {
+    serde_json::to_vec(&GroupId::from_slice(group_id)).map_err(|_| CoreError::new("INTERNAL", "encoding group id"))
+}
+
+#[wasm_bindgen]
+impl Client {
+    /// Every stored entry of `group_id`, flat-encoded (secret: wipe it).
+    #[wasm_bindgen(js_name = snapshotGroupState)]
+    pub fn snapshot_group_state(&mut self, group_id: &[u8]) -> Result<Vec<u8>, JsValue> {
+        let needle = key_needle(group_id)?;
+        let puts = self.provider.storage().entries_containing(&needle);
+        if puts.is_empty() {
+            return Err(CoreError::new("UNKNOWN_GROUP", "no such group in storage").into());
+        }
+        let mut snapshot = Batch { puts, deletes: Vec::new() };
+        let encoded = batch::encode(&snapshot);
+        snapshot.zeroize();
+        Ok(encoded)
+    }
+
+    /// Put `group_id` back to a snapshot taken with `snapshotGroupState`.
+    #[wasm_bindgen(js_name = restoreGroupState)]
+    pub fn restore_group_state(&mut self, group_id: &[u8], snapshot: &[u8]) -> Result<(), JsValue> {
+        let needle = key_needle(group_id)?;
+        let entries = batch::decode_puts(snapshot)?;
+        if entries.iter().any(|(k, _)| !k.windows(needle.len()).any(|w| w == needle.as_slice())) {
+            return Err(crate::error::invalid_argument("the snapshot holds entries of another group").into());
+        }
+        Ok(self.mutate(|client| {
+            client.provider.storage().replace_containing(&needle, entries);
+            client.groups.remove(group_id);
+            Ok(())
+        })?)
+    }
+}
