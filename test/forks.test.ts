@@ -50,9 +50,9 @@ for (const strategy of ['hold', 'optimistic'] as const) {
       // Different orders at c and d; the committers get each other's.
       for (const m of [fromA.commit, fromB.commit]) await r(c).receive(m);
       for (const m of [fromB.commit, fromA.commit]) await r(d).receive(m);
-      await r(a).receive(fromB.commit);
-      const loserEvents = await r(b).receive(fromA.commit);
-      const events = [...loserEvents, ...(await advance(WINDOW + 1))];
+      const atA = await r(a).receive(fromB.commit);
+      const atB = await r(b).receive(fromA.commit);
+      const events = [...atA, ...atB, ...(await advance(WINDOW + 1))];
       expect(events.some((e) => e.type === 'lostRace')).toBe(true);
 
       for (const m of members) expect(m.group!.epoch).toBe(epoch + 1);
