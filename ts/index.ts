@@ -68,3 +68,17 @@ export { encodeDmlsMessage, decodeDmlsMessage, exportPskId, parseExportPskId, ty
 export { readMlsHeader, type MlsHeader, type MlsWireFormat } from './codec/mls-header.js';
 export { measureHealing, healingTable, healingChart, type HealingScenario, type HealingReport, type UpdatePolicy } from './resilience/healing-meter.js';
 export { ForkResolver, commitRank, pickWelcome, type ForkStrategy, type ForkOptions, type ForkEvent } from './resilience/fork-resolver.js';
+export {
+  issueRecoveryPsk,
+  acceptRecoveryPsks,
+  transferRecoveryPsks,
+  recoverMembership,
+  checkRecoveryCommit,
+  processWithRecoveryPolicy,
+  recoveryPskId,
+  parseRecoveryPskId,
+  RecoveryError,
+  type RecoveryRecord,
+  type RecoveryPolicy,
+  type RecoveryRejection,
+} from './resilience/state-loss-recovery.js';

@@ -8,7 +8,7 @@ import { commitOptionsToCore, proposalToCore } from './convert.js';
 import { invalidArgument } from './errors.js';
 import { Resource } from './resources.js';
 import { toBytes, type BytesLike } from './bytes.js';
-import type { CommitOptions, CommitResult, GroupState, Member, ProposalInfo, ProposalRequest, Sender } from './types.js';
+import type { CommitOptions, CommitResult, CredentialInfo, GroupState, Member, ProposalInfo, ProposalRequest, Sender } from './types.js';
 
 export interface ApplicationMessage {
   kind: 'application';
@@ -66,6 +66,7 @@ interface StagedCommitView {
   newEpoch: number;
   proposals: { sender: Sender; proposal: ProposalInfo }[];
   hasPath: boolean;
+  pathCredential?: CredentialInfo | null;
   selfRemoved: boolean;
 }
 
@@ -81,6 +82,8 @@ export class StagedCommit extends Resource<StagedCommitHandle> {
   readonly proposals: readonly { sender: Sender; proposal: ProposalInfo }[];
   /** Whether the committer sent an UpdatePath (its leaf was refreshed). */
   readonly hasPath: boolean;
+  /** Credential of the UpdatePath's leaf: the committer's (for an external commit, the joiner's). */
+  readonly pathCredential: CredentialInfo | undefined;
   /** Whether this member is removed by the commit. */
   readonly selfRemoved: boolean;
   readonly #group: Group;
@@ -94,6 +97,7 @@ export class StagedCommit extends Resource<StagedCommitHandle> {
     this.newEpoch = view.newEpoch;
     this.proposals = view.proposals;
     this.hasPath = view.hasPath;
+    this.pathCredential = view.pathCredential ?? undefined;
     this.selfRemoved = view.selfRemoved;
   }
 

@@ -300,6 +300,8 @@ struct StagedCommitView {
     new_epoch: u64,
     proposals: Vec<QueuedView>,
     has_path: bool,
+    /// Credential in the UpdatePath's leaf (the joiner's, for an external commit).
+    path_credential: Option<CredentialView>,
     self_removed: bool,
     aad: ByteBuf,
 }
@@ -316,6 +318,7 @@ pub fn staged_commit(s: &Sender, epoch: u64, staged: &StagedCommit, aad: Vec<u8>
         new_epoch: staged.group_context().epoch().as_u64(),
         proposals,
         has_path: staged.update_path_leaf_node().is_some(),
+        path_credential: staged.update_path_leaf_node().map(|leaf| credential(leaf.credential())),
         self_removed: staged.self_removed(),
         aad: ByteBuf::from(aad),
     };
