@@ -41,6 +41,37 @@ async function expectConverged(network: ShufflingNetwork, nodes: Node[]): Promis
   }
 }
 
+/** A copy of everything `node` has stored (the attacker's snapshot). */
+async function snapshotOf(node: Node): Promise<MemoryStorageAdapter> {
+  const copy = new MemoryStorageAdapter();
+  await copy.apply({ puts: (await node.member.client.storage.entries()).map(([k, v]) => [k.slice(), v.slice()]), deletes: [] });
+  return copy;
+}
+
+/** Send through `network` and keep what an attacker on the wire sees. */
+function recorder(network: ShufflingNetwork, traffic: Uint8Array[]) {
+  return (from: Node, msgs: Uint8Array[]) => {
+    traffic.push(...msgs);
+    network.send(from.name, msgs);
+  };
+}
+
+/** What a snapshot reads when fed all recorded traffic (a few passes, as the order is unknown). */
+async function stolenReads(copy: MemoryStorageAdapter, traffic: Uint8Array[]): Promise<string[]> {
+  const stolen = await MlsClient.open({ storage: copy });
+  const read: string[] = [];
+  for (let pass = 0; pass < 3; pass++) {
+    for (const m of traffic) {
+      for (const id of stolen.groupIds()) {
+        const r = await stolen.group(id).process(m).catch(() => undefined);
+        if (r?.kind === 'application') read.push(utf8(r.data));
+        if (r?.kind === 'commit') await r.staged.merge();
+      }
+    }
+  }
+  return read;
+}
+
 describe('Distributed MLS on a reordering, duplicating, delaying transport', () => {
   it(`6 members, 300+ operations (seed ${SEED}): everything decrypted, all imports converge`, async () => {
     const network = new ShufflingNetwork(SEED);
@@ -72,13 +103,9 @@ describe('Distributed MLS on a reordering, duplicating, delaying transport', () 
     const nodes = await universe(['ann', 'ben', 'cat', 'dan'], network);
     const [ann, ben, cat] = nodes as [Node, Node, Node];
     // Snapshot of ann (all her state) before her update.
-    const copy = new MemoryStorageAdapter();
-    await copy.apply({ puts: (await ann.member.client.storage.entries()).map(([k, v]) => [k.slice(), v.slice()]), deletes: [] });
+    const copy = await snapshotOf(ann);
     const traffic: Uint8Array[] = [];
-    const record = (from: Node, msgs: Uint8Array[]) => {
-      traffic.push(...msgs);
-      network.send(from.name, msgs);
-    };
+    const record = recorder(network, traffic);
     const sent = new Map<string, string>();
     // Before: the copy reads ben.
     const before = await ben.member.protect(enc.encode('before'));
@@ -93,17 +120,7 @@ describe('Distributed MLS on a reordering, duplicating, delaying transport', () 
     await network.quiesce();
     expectAllReceived(nodes, sent);
 
-    const stolen = await MlsClient.open({ storage: copy });
-    const read: string[] = [];
-    for (let pass = 0; pass < 3; pass++) {
-      for (const m of traffic) {
-        for (const id of stolen.groupIds()) {
-          const r = await stolen.group(id).process(m).catch(() => undefined);
-          if (r?.kind === 'application') read.push(utf8(r.data));
-          if (r?.kind === 'commit') await r.staged.merge();
-        }
-      }
-    }
+    const read = await stolenReads(copy, traffic);
     expect(read.some((t) => t.endsWith('before'))).toBe(true);
     expect(read.filter((t) => t.includes('after'))).toEqual([]);
   });
@@ -112,13 +129,9 @@ describe('Distributed MLS on a reordering, duplicating, delaying transport', () 
     const network = new ShufflingNetwork(SEED + 4);
     const nodes = await universe(['ann', 'ben', 'cat', 'dan'], network);
     const [ann, ben, cat, dan] = nodes as [Node, Node, Node, Node];
-    const copy = new MemoryStorageAdapter();
-    await copy.apply({ puts: (await ben.member.client.storage.entries()).map(([k, v]) => [k.slice(), v.slice()]), deletes: [] });
+    const copy = await snapshotOf(ben);
     const traffic: Uint8Array[] = [];
-    const record = (from: Node, msgs: Uint8Array[]) => {
-      traffic.push(...msgs);
-      network.send(from.name, msgs);
-    };
+    const record = recorder(network, traffic);
     record(ann, await ann.member.protect(enc.encode('before ben healed')));
     // ben refreshes his leaf everywhere: Update proposals to the other owners, and his own UPDATE.
     for (const owner of [ann, cat, dan]) record(ben, [await ben.member.proposeUpdate(owner.member.sendGroup.id)]);
@@ -131,17 +144,7 @@ describe('Distributed MLS on a reordering, duplicating, delaying transport', () 
     }
     await network.quiesce();
     expectAllReceived(nodes, sent);
-    const stolen = await MlsClient.open({ storage: copy });
-    const read: string[] = [];
-    for (let pass = 0; pass < 3; pass++) {
-      for (const m of traffic) {
-        for (const id of stolen.groupIds()) {
-          const r = await stolen.group(id).process(m).catch(() => undefined);
-          if (r?.kind === 'application') read.push(utf8(r.data));
-          if (r?.kind === 'commit') await r.staged.merge();
-        }
-      }
-    }
+    const read = await stolenReads(copy, traffic);
     expect(read.some((t) => t.includes('before ben healed'))).toBe(true);
     expect(read.filter((t) => t.includes('after'))).toEqual([]);
   });
