@@ -82,3 +82,6 @@ export {
   type RecoveryPolicy,
   type RecoveryRejection,
 } from './resilience/state-loss-recovery.js';
+export { DeliveryService, DsError, type DsRejection, type DeliveryOptions, type SubmitExtras, type SubmitResult } from './services/delivery-service.js';
+export { MemoryDeliveryStore, type DeliveryStore, type StoredKeyPackage, type LoggedMessage, type GroupRecord } from './services/delivery-store.js';
+export { AuthenticationService, type CredentialBinding, type CredentialValidator } from './services/authentication-service.js';

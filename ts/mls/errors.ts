@@ -43,6 +43,8 @@ export const ERROR_CODES = [
   'INTENT_COMMIT_MISMATCH',
   // Distributed MLS
   'DMLS_POLICY',
+  // Delivery Service
+  'DS_REJECTED',
   // environment
   'STORAGE',
   'STORAGE_FORMAT',

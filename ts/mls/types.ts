@@ -96,6 +96,11 @@ export interface KeyPackageInfo {
   credential: CredentialInfo;
   signatureKey: Uint8Array;
   lastResort: boolean;
+  /** KeyPackageRef (RFC 9420 §5.2). */
+  keyPackageRef: Uint8Array;
+  /** Lifetime, seconds since the Unix epoch. */
+  notBefore: number;
+  notAfter: number;
 }
 
 export interface CommitOptions {

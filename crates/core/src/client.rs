@@ -246,7 +246,10 @@ impl Client {
     #[wasm_bindgen(js_name = inspectKeyPackage)]
     pub fn inspect_key_package(&self, bytes: &[u8]) -> Result<JsValue, JsValue> {
         let key_package = validate_key_package(&self.provider, bytes)?;
-        Ok(crate::inspect::key_package(&key_package)?)
+        let key_package_ref = key_package
+            .hash_ref(self.provider.crypto())
+            .map_err(|e| CoreError::from_mls("key package reference", e))?;
+        Ok(crate::inspect::key_package(&key_package, key_package_ref.as_slice().to_vec())?)
     }
 }
 

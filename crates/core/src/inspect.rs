@@ -84,14 +84,22 @@ struct KeyPackageView {
     credential: CredentialView,
     signature_key: ByteBuf,
     last_resort: bool,
+    /// KeyPackageRef (RFC 9420 §5.2).
+    key_package_ref: ByteBuf,
+    /// Lifetime (seconds since the epoch).
+    not_before: u64,
+    not_after: u64,
 }
 
-pub fn key_package(kp: &KeyPackage) -> CoreResult<JsValue> {
+pub fn key_package(kp: &KeyPackage, key_package_ref: Vec<u8>) -> CoreResult<JsValue> {
     to_js(&KeyPackageView {
         ciphersuite: kp.ciphersuite() as u16,
         credential: credential(kp.leaf_node().credential()),
         signature_key: bytes(kp.leaf_node().signature_key().as_slice()),
         last_resort: kp.last_resort(),
+        key_package_ref: ByteBuf::from(key_package_ref),
+        not_before: kp.life_time().not_before(),
+        not_after: kp.life_time().not_after(),
     })
 }
 

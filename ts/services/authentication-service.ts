@@ -1,0 +1,73 @@
+/**
+ * Authentication Service (MLS architecture §4; RFC 9750 §5): binds
+ * credentials and signature keys to clients and users, answers "same
+ * client" / "same user", and revokes. Basic credentials by default; other
+ * credential checks plug in as a `CredentialValidator`.
+ */
+import { bytesEqual, toHex } from '../mls/bytes.js';
+import type { Member } from '../mls/types.js';
+import type { LeafAssociation } from '../intents/leaf-association.js';
+
+export interface CredentialBinding {
+  clientId: string;
+  userId: string;
+  /** Basic credential identity (RFC 9420 §5.3.1). */
+  identity: Uint8Array;
+  signatureKey: Uint8Array;
+  revoked: boolean;
+}
+
+/** Extra checks on a credential (e.g. an X.509 chain); the default accepts what is registered. */
+export type CredentialValidator = (binding: CredentialBinding) => boolean;
+
+export class AuthenticationService {
+  readonly #byKey = new Map<string, CredentialBinding>();
+  readonly #validator: CredentialValidator;
+
+  constructor(validator: CredentialValidator = () => true) {
+    this.#validator = validator;
+  }
+
+  /** Issue: bind a client's credential and signature key to a user. */
+  register(binding: Omit<CredentialBinding, 'revoked'>): void {
+    const key = toHex(binding.signatureKey);
+    const existing = this.#byKey.get(key);
+    if (existing && existing.clientId !== binding.clientId) throw new RangeError('this signature key belongs to another client');
+    this.#byKey.set(key, { ...binding, revoked: false });
+  }
+
+  /** Validate a credential against its reference identifiers; undefined when unknown, revoked or refused. */
+  validate(identity: Uint8Array, signatureKey: Uint8Array): CredentialBinding | undefined {
+    const binding = this.#byKey.get(toHex(signatureKey));
+    if (!binding || binding.revoked || !bytesEqual(binding.identity, identity)) return undefined;
+    return this.#validator(binding) ? binding : undefined;
+  }
+
+  /** Revoke every credential of a client. */
+  revoke(clientId: string): void {
+    for (const b of this.#byKey.values()) if (b.clientId === clientId) b.revoked = true;
+  }
+
+  sameClient(a: Member, b: Member): boolean {
+    const x = this.validate(a.credential.identity, a.signatureKey);
+    const y = this.validate(b.credential.identity, b.signatureKey);
+    return Boolean(x && y && x.clientId === y.clientId);
+  }
+
+  sameUser(a: Member, b: Member): boolean {
+    const x = this.validate(a.credential.identity, a.signatureKey);
+    const y = this.validate(b.credential.identity, b.signatureKey);
+    return Boolean(x && y && x.userId === y.userId);
+  }
+
+  /** The association LeafOperationIntents use for `remove_associated_members`: same user. */
+  association(): LeafAssociation {
+    return {
+      associatedLeaves: (members, leafIndex) => {
+        const sender = members.find((m) => m.leafIndex === leafIndex);
+        if (!sender) return [];
+        return members.filter((m) => m.leafIndex !== leafIndex && this.sameUser(m, sender)).map((m) => m.leafIndex);
+      },
+    };
+  }
+}
