@@ -13,19 +13,23 @@ const copyWasm = {
   },
 };
 
+// Two entries sharing chunks: the library (Node and browsers) and the
+// Node-only server. Chunks stay next to the entries, where the wasm glue
+// looks for the .wasm file.
 export default [
   {
-    input: 'ts/index.ts',
-    output: { file: 'dist/index.js', format: 'es', sourcemap: true },
-    external: [/^node:/],
+    input: { index: 'ts/index.ts', server: 'ts/server.ts' },
+    output: { dir: 'dist', format: 'es', sourcemap: true, entryFileNames: '[name].js', chunkFileNames: '[name]-[hash].js' },
+    external: [/^node:/, 'better-sqlite3', 'pg', 'ws'],
     plugins: [
       typescript({ tsconfig: './tsconfig.json', declaration: false, declarationDir: undefined, outDir: 'dist', noEmitOnError: true }),
       copyWasm,
     ],
   },
   {
-    input: 'ts/index.ts',
-    output: { file: 'dist/index.d.ts', format: 'es' },
+    input: { index: 'ts/index.ts', server: 'ts/server.ts' },
+    output: { dir: 'dist', format: 'es', entryFileNames: '[name].d.ts', chunkFileNames: '[name]-[hash].d.ts' },
+    external: [/^node:/, 'better-sqlite3', 'pg', 'ws'],
     plugins: [dts({ tsconfig: './tsconfig.json' })],
   },
 ];

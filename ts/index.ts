@@ -85,3 +85,4 @@ export {
 export { DeliveryService, DsError, type DsRejection, type DeliveryOptions, type SubmitExtras, type SubmitResult } from './services/delivery-service.js';
 export { MemoryDeliveryStore, type DeliveryStore, type StoredKeyPackage, type LoggedMessage, type GroupRecord } from './services/delivery-store.js';
 export { AuthenticationService, type CredentialBinding, type CredentialValidator } from './services/authentication-service.js';
+export { DeliveryClient, type DeliveredMessage } from './services/delivery-client.js';

@@ -59,6 +59,24 @@ export interface DeliveryStore {
   putPairing(anchor: string, device: string): Promise<void>;
   removePairing(anchor: string, device: string): Promise<void>;
   devicesOf(anchor: string): Promise<string[]>;
+
+  /**
+   * Be told of every message appended to any group, also by other servers
+   * sharing this store (a database server). Returns an unsubscribe function.
+   */
+  watch(listener: (groupId: string, seq: number) => void): () => void;
+}
+
+/** In-process fan-out of appends, for stores that are not shared between processes. */
+export class AppendNotifier {
+  readonly #listeners = new Set<(groupId: string, seq: number) => void>();
+  watch(listener: (groupId: string, seq: number) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+  notify(groupId: string, seq: number): void {
+    for (const l of this.#listeners) l(groupId, seq);
+  }
 }
 
 /** The default store: everything in memory, for tests and the demo. */
@@ -68,6 +86,11 @@ export class MemoryDeliveryStore implements DeliveryStore {
   readonly #logs = new Map<string, LoggedMessage[]>();
   readonly #welcomes = new Map<string, { groupId: string; welcome: Uint8Array }[]>();
   readonly #pairings = new Map<string, Set<string>>();
+  readonly #notifier = new AppendNotifier();
+
+  watch(listener: (groupId: string, seq: number) => void): () => void {
+    return this.#notifier.watch(listener);
+  }
 
   async putKeyPackages(kps: StoredKeyPackage[]): Promise<void> {
     for (const kp of kps) {
@@ -111,6 +134,7 @@ export class MemoryDeliveryStore implements DeliveryStore {
     const seq = log.length + 1;
     log.push({ ...message, seq });
     this.#logs.set(message.groupId, log);
+    this.#notifier.notify(message.groupId, seq);
     return seq;
   }
 

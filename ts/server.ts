@@ -1,0 +1,7 @@
+/**
+ * paired-mls/server: the Delivery Service as a networked server (Node
+ * only), with its embedded (SQLite) and shared (PostgreSQL) stores.
+ */
+export { startDeliveryServer, type DeliveryServerOptions, type RunningDeliveryServer } from './server/ds-server.js';
+export { SqliteDeliveryStore, DS_SCHEMA_VERSION } from './server/sqlite-store.js';
+export { PostgresDeliveryStore } from './server/postgres-store.js';

@@ -1,0 +1,179 @@
+/**
+ * The Delivery Service on PostgreSQL, for deployments that outgrow one
+ * machine: several DS processes share the database. Ordering is decided in
+ * the database (row lock on the group, first commit per epoch wins), and
+ * every append is announced with NOTIFY so each process pushes it to its
+ * own WebSocket subscribers.
+ */
+import pg from 'pg';
+import type { DeliveryStore, GroupRecord, LoggedMessage, StoredKeyPackage } from '../services/delivery-store.js';
+import { DS_SCHEMA_VERSION } from './sqlite-store.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS ds_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ds_key_packages (ref TEXT PRIMARY KEY, client_id TEXT NOT NULL, bytes BYTEA NOT NULL, last_resort BOOLEAN NOT NULL, not_after BIGINT NOT NULL, added BIGSERIAL);
+CREATE INDEX IF NOT EXISTS ds_key_packages_client ON ds_key_packages (client_id, last_resort);
+CREATE TABLE IF NOT EXISTS ds_groups (group_id TEXT PRIMARY KEY, epoch BIGINT NOT NULL, members JSONB NOT NULL, consistency TEXT NOT NULL, group_info BYTEA);
+CREATE TABLE IF NOT EXISTS ds_log (group_id TEXT NOT NULL, seq BIGINT NOT NULL, sender TEXT NOT NULL, bytes BYTEA NOT NULL, PRIMARY KEY (group_id, seq));
+CREATE TABLE IF NOT EXISTS ds_welcomes (id BIGSERIAL PRIMARY KEY, recipient TEXT NOT NULL, group_id TEXT NOT NULL, welcome BYTEA NOT NULL);
+CREATE TABLE IF NOT EXISTS ds_pairings (anchor TEXT NOT NULL, device TEXT NOT NULL, PRIMARY KEY (anchor, device));
+`;
+const CHANNEL = 'ds_log';
+const bytes = (b: Buffer): Uint8Array => new Uint8Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+
+export class PostgresDeliveryStore implements DeliveryStore {
+  readonly #pool: pg.Pool;
+  #listener: pg.Client | undefined;
+  readonly #watchers = new Set<(groupId: string, seq: number) => void>();
+
+  private constructor(pool: pg.Pool) {
+    this.#pool = pool;
+  }
+
+  static async connect(url: string): Promise<PostgresDeliveryStore> {
+    const pool = new pg.Pool({ connectionString: url, max: 10 });
+    const store = new PostgresDeliveryStore(pool);
+    const client = await pool.connect();
+    try {
+      // Several servers may start at once: serialise the schema set-up.
+      await client.query('SELECT pg_advisory_lock(7261001)');
+      await client.query(SCHEMA);
+      const { rows } = await client.query<{ value: string }>('SELECT value FROM ds_meta WHERE key = $1', ['schema']);
+      if (rows.length === 0) await client.query('INSERT INTO ds_meta (key, value) VALUES ($1, $2)', ['schema', DS_SCHEMA_VERSION]);
+      else if (rows[0]!.value !== DS_SCHEMA_VERSION) throw new Error(`database schema ${rows[0]!.value}; this server reads ${DS_SCHEMA_VERSION}`);
+    } finally {
+      await client.query('SELECT pg_advisory_unlock(7261001)').catch(() => undefined);
+      client.release();
+    }
+    store.#listener = new pg.Client({ connectionString: url });
+    await store.#listener.connect();
+    store.#listener.on('notification', (n) => {
+      const [groupId, seq] = (n.payload ?? '').split(':');
+      if (groupId && seq) for (const w of store.#watchers) w(groupId, Number(seq));
+    });
+    await store.#listener.query(`LISTEN ${CHANNEL}`);
+    return store;
+  }
+
+  async close(): Promise<void> {
+    await this.#listener?.end().catch(() => undefined);
+    await this.#pool.end();
+  }
+
+  watch(listener: (groupId: string, seq: number) => void): () => void {
+    this.#watchers.add(listener);
+    return () => this.#watchers.delete(listener);
+  }
+
+  async #tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    const c = await this.#pool.connect();
+    try {
+      await c.query('BEGIN');
+      const out = await fn(c);
+      await c.query('COMMIT');
+      return out;
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      c.release();
+    }
+  }
+
+  async putKeyPackages(kps: StoredKeyPackage[]): Promise<void> {
+    await this.#tx(async (c) => {
+      for (const k of kps) {
+        await c.query('INSERT INTO ds_key_packages (ref, client_id, bytes, last_resort, not_after) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (ref) DO NOTHING', [
+          k.ref,
+          k.clientId,
+          Buffer.from(k.bytes),
+          k.lastResort,
+          k.notAfter,
+        ]);
+      }
+    });
+  }
+
+  async takeKeyPackage(clientId: string, now: number): Promise<StoredKeyPackage | undefined> {
+    return this.#tx(async (c) => {
+      await c.query('DELETE FROM ds_key_packages WHERE client_id = $1 AND not_after < $2', [clientId, now]);
+      // SKIP LOCKED: concurrent fetches by other servers take other rows, never the same one.
+      const single = await c.query(
+        `DELETE FROM ds_key_packages WHERE ref = (
+           SELECT ref FROM ds_key_packages WHERE client_id = $1 AND NOT last_resort ORDER BY added LIMIT 1 FOR UPDATE SKIP LOCKED)
+         RETURNING ref, client_id, bytes, last_resort, not_after`,
+        [clientId],
+      );
+      const row = single.rows[0] ?? (await c.query('SELECT ref, client_id, bytes, last_resort, not_after FROM ds_key_packages WHERE client_id = $1 AND last_resort ORDER BY added LIMIT 1', [clientId])).rows[0];
+      if (!row) return undefined;
+      return { ref: row.ref, clientId: row.client_id, bytes: bytes(row.bytes), lastResort: row.last_resort, notAfter: Number(row.not_after) };
+    });
+  }
+
+  async countKeyPackages(clientId: string): Promise<number> {
+    const { rows } = await this.#pool.query('SELECT count(*)::int AS n FROM ds_key_packages WHERE client_id = $1', [clientId]);
+    return rows[0].n;
+  }
+
+  async getGroup(groupId: string): Promise<GroupRecord | undefined> {
+    const { rows } = await this.#pool.query('SELECT * FROM ds_groups WHERE group_id = $1', [groupId]);
+    const r = rows[0];
+    return r && { groupId: r.group_id, epoch: Number(r.epoch), members: r.members, consistency: r.consistency, groupInfo: r.group_info ? bytes(r.group_info) : undefined };
+  }
+
+  async putGroup(g: GroupRecord): Promise<void> {
+    await this.#pool.query(
+      `INSERT INTO ds_groups (group_id, epoch, members, consistency, group_info) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (group_id) DO UPDATE SET epoch = $2, members = $3, consistency = $4, group_info = $5`,
+      [g.groupId, g.epoch, JSON.stringify(g.members), g.consistency, g.groupInfo ? Buffer.from(g.groupInfo) : null],
+    );
+  }
+
+  async append(message: Omit<LoggedMessage, 'seq'>, update?: { expectEpoch: number; setEpoch: number; members?: string[]; groupInfo?: Uint8Array }): Promise<number | undefined> {
+    return this.#tx(async (c) => {
+      const { rows } = await c.query('SELECT epoch FROM ds_groups WHERE group_id = $1 FOR UPDATE', [message.groupId]);
+      if (rows.length === 0) return undefined;
+      if (update) {
+        if (Number(rows[0].epoch) !== update.expectEpoch) return undefined;
+        await c.query('UPDATE ds_groups SET epoch = $2, members = coalesce($3, members), group_info = coalesce($4, group_info) WHERE group_id = $1', [
+          message.groupId,
+          update.setEpoch,
+          update.members ? JSON.stringify(update.members) : null,
+          update.groupInfo ? Buffer.from(update.groupInfo) : null,
+        ]);
+      }
+      const next = await c.query('SELECT coalesce(max(seq), 0) + 1 AS next FROM ds_log WHERE group_id = $1', [message.groupId]);
+      const seq = Number(next.rows[0].next);
+      await c.query('INSERT INTO ds_log (group_id, seq, sender, bytes) VALUES ($1, $2, $3, $4)', [message.groupId, seq, message.sender, Buffer.from(message.bytes)]);
+      await c.query('SELECT pg_notify($1, $2)', [CHANNEL, `${message.groupId}:${seq}`]);
+      return seq;
+    });
+  }
+
+  async readLog(groupId: string, afterSeq: number, limit: number): Promise<LoggedMessage[]> {
+    const { rows } = await this.#pool.query('SELECT * FROM ds_log WHERE group_id = $1 AND seq > $2 ORDER BY seq LIMIT $3', [groupId, afterSeq, limit]);
+    return rows.map((r) => ({ groupId: r.group_id, seq: Number(r.seq), sender: r.sender, bytes: bytes(r.bytes) }));
+  }
+
+  async putWelcome(recipient: string, groupId: string, welcome: Uint8Array): Promise<void> {
+    await this.#pool.query('INSERT INTO ds_welcomes (recipient, group_id, welcome) VALUES ($1, $2, $3)', [recipient, groupId, Buffer.from(welcome)]);
+  }
+
+  async takeWelcomes(recipient: string): Promise<{ groupId: string; welcome: Uint8Array }[]> {
+    const { rows } = await this.#pool.query('DELETE FROM ds_welcomes WHERE recipient = $1 RETURNING id, group_id, welcome', [recipient]);
+    return rows.sort((a, b) => Number(a.id) - Number(b.id)).map((r) => ({ groupId: r.group_id, welcome: bytes(r.welcome) }));
+  }
+
+  async putPairing(anchor: string, device: string): Promise<void> {
+    await this.#pool.query('INSERT INTO ds_pairings (anchor, device) VALUES ($1, $2) ON CONFLICT DO NOTHING', [anchor, device]);
+  }
+
+  async removePairing(anchor: string, device: string): Promise<void> {
+    await this.#pool.query('DELETE FROM ds_pairings WHERE anchor = $1 AND device = $2', [anchor, device]);
+  }
+
+  async devicesOf(anchor: string): Promise<string[]> {
+    const { rows } = await this.#pool.query('SELECT device FROM ds_pairings WHERE anchor = $1 ORDER BY device', [anchor]);
+    return rows.map((r) => r.device);
+  }
+}

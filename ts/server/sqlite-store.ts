@@ -1,0 +1,139 @@
+/**
+ * The Delivery Service's embedded database (better-sqlite3): one file (or
+ * ':memory:'), WAL journal, every multi-step change in one transaction, so
+ * a killed server restarts from a consistent state.
+ */
+import Database from 'better-sqlite3';
+import { AppendNotifier, type DeliveryStore, type GroupRecord, type LoggedMessage, type StoredKeyPackage } from '../services/delivery-store.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS key_packages (ref TEXT PRIMARY KEY, client_id TEXT NOT NULL, bytes BLOB NOT NULL, last_resort INTEGER NOT NULL, not_after INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS key_packages_client ON key_packages (client_id, last_resort);
+CREATE TABLE IF NOT EXISTS groups (group_id TEXT PRIMARY KEY, epoch INTEGER NOT NULL, members TEXT NOT NULL, consistency TEXT NOT NULL, group_info BLOB);
+CREATE TABLE IF NOT EXISTS log (group_id TEXT NOT NULL, seq INTEGER NOT NULL, sender TEXT NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (group_id, seq));
+CREATE TABLE IF NOT EXISTS welcomes (id INTEGER PRIMARY KEY AUTOINCREMENT, recipient TEXT NOT NULL, group_id TEXT NOT NULL, welcome BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS pairings (anchor TEXT NOT NULL, device TEXT NOT NULL, PRIMARY KEY (anchor, device));
+`;
+/** Version of the schema above; a database of another version is refused. */
+export const DS_SCHEMA_VERSION = '1';
+
+const bytes = (b: Buffer | Uint8Array): Uint8Array => new Uint8Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+
+interface GroupRow {
+  group_id: string;
+  epoch: number;
+  members: string;
+  consistency: 'strong' | 'eventual';
+  group_info: Buffer | null;
+}
+
+export class SqliteDeliveryStore implements DeliveryStore {
+  readonly #db: Database.Database;
+  readonly #notifier = new AppendNotifier();
+
+  watch(listener: (groupId: string, seq: number) => void): () => void {
+    return this.#notifier.watch(listener);
+  }
+
+  constructor(file = ':memory:') {
+    this.#db = new Database(file);
+    this.#db.pragma('journal_mode = WAL');
+    this.#db.pragma('synchronous = NORMAL');
+    this.#db.exec(SCHEMA);
+    const version = this.#db.prepare('SELECT value FROM meta WHERE key = ?').get('schema') as { value: string } | undefined;
+    if (!version) this.#db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('schema', DS_SCHEMA_VERSION);
+    else if (version.value !== DS_SCHEMA_VERSION) throw new Error(`database schema ${version.value}; this server reads ${DS_SCHEMA_VERSION}`);
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+
+  async putKeyPackages(kps: StoredKeyPackage[]): Promise<void> {
+    const insert = this.#db.prepare('INSERT OR IGNORE INTO key_packages (ref, client_id, bytes, last_resort, not_after) VALUES (?, ?, ?, ?, ?)');
+    this.#db.transaction(() => {
+      for (const k of kps) insert.run(k.ref, k.clientId, Buffer.from(k.bytes), k.lastResort ? 1 : 0, k.notAfter);
+    })();
+  }
+
+  async takeKeyPackage(clientId: string, now: number): Promise<StoredKeyPackage | undefined> {
+    return this.#db.transaction(() => {
+      this.#db.prepare('DELETE FROM key_packages WHERE client_id = ? AND not_after < ?').run(clientId, now);
+      const row = (this.#db.prepare('SELECT * FROM key_packages WHERE client_id = ? AND last_resort = 0 ORDER BY rowid LIMIT 1').get(clientId) ??
+        this.#db.prepare('SELECT * FROM key_packages WHERE client_id = ? AND last_resort = 1 ORDER BY rowid LIMIT 1').get(clientId)) as
+        | { ref: string; client_id: string; bytes: Buffer; last_resort: number; not_after: number }
+        | undefined;
+      if (!row) return undefined;
+      if (!row.last_resort) this.#db.prepare('DELETE FROM key_packages WHERE ref = ?').run(row.ref);
+      return { ref: row.ref, clientId: row.client_id, bytes: bytes(row.bytes), lastResort: Boolean(row.last_resort), notAfter: row.not_after };
+    })();
+  }
+
+  async countKeyPackages(clientId: string): Promise<number> {
+    return (this.#db.prepare('SELECT count(*) AS n FROM key_packages WHERE client_id = ?').get(clientId) as { n: number }).n;
+  }
+
+  async getGroup(groupId: string): Promise<GroupRecord | undefined> {
+    const row = this.#db.prepare('SELECT * FROM groups WHERE group_id = ?').get(groupId) as GroupRow | undefined;
+    return row && { groupId: row.group_id, epoch: row.epoch, members: JSON.parse(row.members) as string[], consistency: row.consistency, groupInfo: row.group_info ? bytes(row.group_info) : undefined };
+  }
+
+  async putGroup(g: GroupRecord): Promise<void> {
+    this.#db
+      .prepare('INSERT OR REPLACE INTO groups (group_id, epoch, members, consistency, group_info) VALUES (?, ?, ?, ?, ?)')
+      .run(g.groupId, g.epoch, JSON.stringify(g.members), g.consistency, g.groupInfo ? Buffer.from(g.groupInfo) : null);
+  }
+
+  async append(message: Omit<LoggedMessage, 'seq'>, update?: { expectEpoch: number; setEpoch: number; members?: string[]; groupInfo?: Uint8Array }): Promise<number | undefined> {
+    const seq = this.#db.transaction(() => {
+      const group = this.#db.prepare('SELECT epoch FROM groups WHERE group_id = ?').get(message.groupId) as { epoch: number } | undefined;
+      if (!group) return undefined;
+      if (update) {
+        if (group.epoch !== update.expectEpoch) return undefined;
+        this.#db.prepare('UPDATE groups SET epoch = ? WHERE group_id = ?').run(update.setEpoch, message.groupId);
+        if (update.members) this.#db.prepare('UPDATE groups SET members = ? WHERE group_id = ?').run(JSON.stringify(update.members), message.groupId);
+        if (update.groupInfo) this.#db.prepare('UPDATE groups SET group_info = ? WHERE group_id = ?').run(Buffer.from(update.groupInfo), message.groupId);
+      }
+      const { next } = this.#db.prepare('SELECT coalesce(max(seq), 0) + 1 AS next FROM log WHERE group_id = ?').get(message.groupId) as { next: number };
+      this.#db.prepare('INSERT INTO log (group_id, seq, sender, bytes) VALUES (?, ?, ?, ?)').run(message.groupId, next, message.sender, Buffer.from(message.bytes));
+      return next as number | undefined;
+    })();
+    if (seq !== undefined) this.#notifier.notify(message.groupId, seq);
+    return seq;
+  }
+
+  async readLog(groupId: string, afterSeq: number, limit: number): Promise<LoggedMessage[]> {
+    const rows = this.#db.prepare('SELECT * FROM log WHERE group_id = ? AND seq > ? ORDER BY seq LIMIT ?').all(groupId, afterSeq, limit) as {
+      group_id: string;
+      seq: number;
+      sender: string;
+      bytes: Buffer;
+    }[];
+    return rows.map((r) => ({ groupId: r.group_id, seq: r.seq, sender: r.sender, bytes: bytes(r.bytes) }));
+  }
+
+  async putWelcome(recipient: string, groupId: string, welcome: Uint8Array): Promise<void> {
+    this.#db.prepare('INSERT INTO welcomes (recipient, group_id, welcome) VALUES (?, ?, ?)').run(recipient, groupId, Buffer.from(welcome));
+  }
+
+  async takeWelcomes(recipient: string): Promise<{ groupId: string; welcome: Uint8Array }[]> {
+    return this.#db.transaction(() => {
+      const rows = this.#db.prepare('SELECT group_id, welcome FROM welcomes WHERE recipient = ? ORDER BY id').all(recipient) as { group_id: string; welcome: Buffer }[];
+      this.#db.prepare('DELETE FROM welcomes WHERE recipient = ?').run(recipient);
+      return rows.map((r) => ({ groupId: r.group_id, welcome: bytes(r.welcome) }));
+    })();
+  }
+
+  async putPairing(anchor: string, device: string): Promise<void> {
+    this.#db.prepare('INSERT OR IGNORE INTO pairings (anchor, device) VALUES (?, ?)').run(anchor, device);
+  }
+
+  async removePairing(anchor: string, device: string): Promise<void> {
+    this.#db.prepare('DELETE FROM pairings WHERE anchor = ? AND device = ?').run(anchor, device);
+  }
+
+  async devicesOf(anchor: string): Promise<string[]> {
+    return (this.#db.prepare('SELECT device FROM pairings WHERE anchor = ? ORDER BY device').all(anchor) as { device: string }[]).map((r) => r.device);
+  }
+}
