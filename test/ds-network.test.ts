@@ -1,0 +1,171 @@
+/**
+ * The networked Delivery Service: the same guarantees over HTTP and
+ * WebSocket, on the embedded SQLite store and on PostgreSQL with two DS
+ * instances sharing the database.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WebSocket } from 'ws';
+import { DeliveryClient, DsError, utf8, type DeliveredMessage } from 'paired-mls';
+import { PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer, type RunningDeliveryServer } from 'paired-mls/server';
+import { expectInSync, newMember, type Member } from './helpers.js';
+import { startPostgres, type PgServer } from './pg-server.js';
+
+type Peer = Member & { ds: DeliveryClient; seen: number };
+
+async function catchUp(m: Peer): Promise<string[]> {
+  const texts: string[] = [];
+  for (const msg of await m.ds.poll(m.name, m.group!.id, m.seen)) {
+    m.seen = msg.seq;
+    if (msg.sender === m.name) continue;
+    const r = await m.group!.process(msg.message);
+    if (r.kind === 'commit') await r.staged.merge();
+    if (r.kind === 'application') texts.push(utf8(r.data));
+  }
+  return texts;
+}
+
+/** A group of `names`, each member talking to one of `urls` (round robin). */
+async function groupOver(urls: string[], names: string[]): Promise<Peer[]> {
+  // Client ids are unique per run: the DS keeps KeyPackages and Welcomes per id.
+  const tag = Math.random().toString(36).slice(2, 8);
+  const peers: Peer[] = [];
+  for (const [i, n] of names.entries()) peers.push({ ...(await newMember(`${n}-${tag}`)), ds: new DeliveryClient(urls[i % urls.length]!, { WebSocket }), seen: 0 });
+  for (const p of peers) await p.ds.uploadKeyPackages(p.name, await p.client.createKeyPackages(p.identity, { count: 2 }));
+  const [a, ...others] = peers as [Peer, ...Peer[]];
+  a.group = await a.client.createGroup(a.identity);
+  await a.ds.createGroup(a.group.id, a.name, { epoch: a.group.epoch });
+  const kps = await a.ds.fetchKeyPackages(others.map((o) => o.name));
+  const { commit, welcome, groupInfo } = await a.group.commit({ add: [...kps.values()], groupInfo: true });
+  a.seen = await a.ds.submit(a.group.id, a.name, commit, { welcome, added: others.map((o) => o.name), groupInfo });
+  await a.group.mergePendingCommit();
+  for (const o of others) {
+    const [w] = await o.ds.welcomes(o.name);
+    o.group = await o.client.joinFromWelcome(w!.welcome);
+    o.seen = a.seen;
+  }
+  return peers;
+}
+
+async function race(peers: Peer[]): Promise<void> {
+  const [, b, c] = peers as [Peer, Peer, Peer];
+  const fromB = await b.group!.selfUpdate();
+  const fromC = await c.group!.selfUpdate();
+  const results = await Promise.allSettled([b.ds.submit(b.group!.id, b.name, fromB.commit), c.ds.submit(c.group!.id, c.name, fromC.commit)]);
+  expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+  const lost = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+  expect(lost.reason).toBeInstanceOf(DsError);
+  expect((lost.reason as DsError).reason).toBe('epoch-taken');
+  const [winner, loser] = results[0]!.status === 'fulfilled' ? [b, c] : [c, b];
+  await winner.group!.mergePendingCommit();
+  await loser.group!.clearPendingCommit();
+  for (const p of peers) await catchUp(p);
+  expectInSync(peers);
+  const again = await loser.group!.selfUpdate();
+  await loser.ds.submit(loser.group!.id, loser.name, again.commit);
+  await loser.group!.mergePendingCommit();
+  for (const p of peers) await catchUp(p);
+  expectInSync(peers);
+}
+
+async function keyPackagesOnce(clients: DeliveryClient[]): Promise<void> {
+  const z = await newMember('zed');
+  await clients[0]!.uploadKeyPackages('zed', await z.client.createKeyPackages(z.identity, { count: 5 }));
+  const got = await Promise.all(Array.from({ length: 12 }, (_, i) => clients[i % clients.length]!.fetchKeyPackages(['zed'])));
+  const handed = got.filter((m) => m.has('zed')).map((m) => Buffer.from(m.get('zed')!).toString('hex'));
+  expect(handed).toHaveLength(5);
+  expect(new Set(handed).size).toBe(5);
+}
+
+describe('networked DS on SQLite', () => {
+  let server: RunningDeliveryServer;
+  beforeAll(async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'paired-mls-ds-'));
+    server = await startDeliveryServer({ port: 0, store: new SqliteDeliveryStore(join(dir, 'ds.sqlite')), maxBodyBytes: 256 * 1024 });
+  });
+  afterAll(async () => server.close());
+
+  it('answers /healthz, orders commits, hands KeyPackages out once', async () => {
+    const client = new DeliveryClient(server.url);
+    expect(await client.healthy()).toBe(true);
+    await race(await groupOver([server.url], ['a', 'b', 'c', 'd']));
+    await keyPackagesOnce([client]);
+  });
+
+  it('streams a group over WebSocket in order, from a given sequence number', async () => {
+    const peers = await groupOver([server.url], ['a', 'b', 'c']);
+    const [a, b] = peers as [Peer, Peer];
+    const got: DeliveredMessage[] = [];
+    const stop = b.ds.stream(b.name, a.group!.id, b.seen, (m) => got.push(m));
+    for (let i = 0; i < 20; i++) await a.ds.submit(a.group!.id, a.name, await a.group!.encrypt(`m${i}`));
+    for (let i = 0; i < 100 && got.length < 20; i++) await new Promise((r) => setTimeout(r, 20));
+    stop();
+    expect(got.map((m) => m.seq)).toEqual(Array.from({ length: 20 }, (_, i) => b.seen + i + 1));
+    const texts = [];
+    for (const m of got) {
+      const r = await b.group!.process(m.message);
+      if (r.kind === 'application') texts.push(utf8(r.data));
+    }
+    expect(texts).toEqual(Array.from({ length: 20 }, (_, i) => `m${i}`));
+  });
+
+  it('refuses malformed requests and oversized bodies with 4xx and a reason', async () => {
+    const post = (path: string, body: string) => fetch(server.url + path, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+    const cases: [string, string, number, string][] = [
+      ['/v1/groups', 'not json', 400, 'malformed'],
+      ['/v1/groups', '[]', 400, 'malformed'],
+      ['/v1/groups', '{"groupId":"%%%","creator":"a"}', 400, 'malformed'],
+      ['/v1/groups/zz/messages', '{}', 400, 'malformed'],
+      ['/v1/groups/0a0b/messages', '{"sender":"a","message":"AAEC"}', 400, 'malformed'],
+      ['/v1/key-packages/a', '{"keyPackages":["AAAA"]}', 400, 'invalid-key-package'],
+      ['/v1/key-packages:fetch', '{"clients":"x"}', 400, 'malformed'],
+      ['/v1/nothing', '{}', 404, 'not-found'],
+      ['/v1/groups', JSON.stringify({ pad: 'x'.repeat(300 * 1024) }), 413, 'too-large'],
+    ];
+    for (const [path, body, status, reason] of cases) {
+      const res = await post(path, body);
+      expect(res.status, path).toBe(status);
+      expect(((await res.json()) as { reason: string }).reason, path).toBe(reason);
+    }
+    expect(await new DeliveryClient(server.url).healthy()).toBe(true);
+  });
+});
+
+describe('networked DS on PostgreSQL, two instances', () => {
+  let pgServer: PgServer;
+  let one: RunningDeliveryServer;
+  let two: RunningDeliveryServer;
+  const stores: PostgresDeliveryStore[] = [];
+  beforeAll(async () => {
+    pgServer = await startPostgres();
+    for (let i = 0; i < 2; i++) stores.push(await PostgresDeliveryStore.connect(pgServer.url));
+    one = await startDeliveryServer({ port: 0, store: stores[0]! });
+    two = await startDeliveryServer({ port: 0, store: stores[1]! });
+  });
+  afterAll(async () => {
+    await one?.close();
+    await two?.close();
+    for (const s of stores) await s.close();
+    await pgServer?.stop();
+  });
+
+  it('serve the same groups consistently: one commit per epoch across instances, KeyPackages once, pushes from the other instance', async () => {
+    const peers = await groupOver([one.url, two.url], ['a', 'b', 'c', 'd']);
+    await race(peers);
+    await keyPackagesOnce([new DeliveryClient(one.url), new DeliveryClient(two.url)]);
+    // A message posted to instance one reaches a WebSocket on instance two (LISTEN/NOTIFY).
+    const [a, b] = peers as [Peer, Peer];
+    const viaTwo = new DeliveryClient(two.url, { WebSocket });
+    const got: DeliveredMessage[] = [];
+    const stop = viaTwo.stream(b.name, a.group!.id, b.seen, (m) => got.push(m));
+    await new Promise((r) => setTimeout(r, 100));
+    await new DeliveryClient(one.url).submit(a.group!.id, a.name, await a.group!.encrypt('across instances'));
+    for (let i = 0; i < 100 && got.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    stop();
+    expect(got).toHaveLength(1);
+    const r = await b.group!.process(got[0]!.message);
+    expect(r.kind === 'application' && utf8(r.data)).toBe('across instances');
+  });
+});
