@@ -14,7 +14,8 @@ CREATE TABLE IF NOT EXISTS ds_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS ds_key_packages (ref TEXT PRIMARY KEY, client_id TEXT NOT NULL, bytes BYTEA NOT NULL, last_resort BOOLEAN NOT NULL, not_after BIGINT NOT NULL, added BIGSERIAL);
 CREATE INDEX IF NOT EXISTS ds_key_packages_client ON ds_key_packages (client_id, last_resort);
 CREATE TABLE IF NOT EXISTS ds_groups (group_id TEXT PRIMARY KEY, epoch BIGINT NOT NULL, members JSONB NOT NULL, consistency TEXT NOT NULL, group_info BYTEA);
-CREATE TABLE IF NOT EXISTS ds_log (group_id TEXT NOT NULL, seq BIGINT NOT NULL, sender TEXT NOT NULL, bytes BYTEA NOT NULL, PRIMARY KEY (group_id, seq));
+CREATE TABLE IF NOT EXISTS ds_log (group_id TEXT NOT NULL, seq BIGINT NOT NULL, sender TEXT NOT NULL, bytes BYTEA NOT NULL, digest TEXT, PRIMARY KEY (group_id, seq));
+CREATE UNIQUE INDEX IF NOT EXISTS ds_log_digest ON ds_log (group_id, digest);
 CREATE TABLE IF NOT EXISTS ds_welcomes (id BIGSERIAL PRIMARY KEY, recipient TEXT NOT NULL, group_id TEXT NOT NULL, welcome BYTEA NOT NULL);
 CREATE TABLE IF NOT EXISTS ds_pairings (anchor TEXT NOT NULL, device TEXT NOT NULL, PRIMARY KEY (anchor, device));
 `;
@@ -133,6 +134,10 @@ export class PostgresDeliveryStore implements DeliveryStore {
     return this.#tx(async (c) => {
       const { rows } = await c.query('SELECT epoch FROM ds_groups WHERE group_id = $1 FOR UPDATE', [message.groupId]);
       if (rows.length === 0) return undefined;
+      if (message.digest) {
+        const known = await c.query('SELECT seq FROM ds_log WHERE group_id = $1 AND digest = $2', [message.groupId, message.digest]);
+        if (known.rows.length > 0) return Number(known.rows[0].seq);
+      }
       if (update) {
         if (Number(rows[0].epoch) !== update.expectEpoch) return undefined;
         await c.query('UPDATE ds_groups SET epoch = $2, members = coalesce($3, members), group_info = coalesce($4, group_info) WHERE group_id = $1', [
@@ -144,10 +149,15 @@ export class PostgresDeliveryStore implements DeliveryStore {
       }
       const next = await c.query('SELECT coalesce(max(seq), 0) + 1 AS next FROM ds_log WHERE group_id = $1', [message.groupId]);
       const seq = Number(next.rows[0].next);
-      await c.query('INSERT INTO ds_log (group_id, seq, sender, bytes) VALUES ($1, $2, $3, $4)', [message.groupId, seq, message.sender, Buffer.from(message.bytes)]);
+      await c.query('INSERT INTO ds_log (group_id, seq, sender, bytes, digest) VALUES ($1, $2, $3, $4, $5)', [message.groupId, seq, message.sender, Buffer.from(message.bytes), message.digest ?? null]);
       await c.query('SELECT pg_notify($1, $2)', [CHANNEL, `${message.groupId}:${seq}`]);
       return seq;
     });
+  }
+
+  async seqOf(groupId: string, digest: string): Promise<number | undefined> {
+    const { rows } = await this.#pool.query('SELECT seq FROM ds_log WHERE group_id = $1 AND digest = $2', [groupId, digest]);
+    return rows.length > 0 ? Number(rows[0].seq) : undefined;
   }
 
   async readLog(groupId: string, afterSeq: number, limit: number): Promise<LoggedMessage[]> {

@@ -11,7 +11,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS key_packages (ref TEXT PRIMARY KEY, client_id TEXT NOT NULL, bytes BLOB NOT NULL, last_resort INTEGER NOT NULL, not_after INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS key_packages_client ON key_packages (client_id, last_resort);
 CREATE TABLE IF NOT EXISTS groups (group_id TEXT PRIMARY KEY, epoch INTEGER NOT NULL, members TEXT NOT NULL, consistency TEXT NOT NULL, group_info BLOB);
-CREATE TABLE IF NOT EXISTS log (group_id TEXT NOT NULL, seq INTEGER NOT NULL, sender TEXT NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (group_id, seq));
+CREATE TABLE IF NOT EXISTS log (group_id TEXT NOT NULL, seq INTEGER NOT NULL, sender TEXT NOT NULL, bytes BLOB NOT NULL, digest TEXT, PRIMARY KEY (group_id, seq));
+CREATE UNIQUE INDEX IF NOT EXISTS log_digest ON log (group_id, digest);
 CREATE TABLE IF NOT EXISTS welcomes (id INTEGER PRIMARY KEY AUTOINCREMENT, recipient TEXT NOT NULL, group_id TEXT NOT NULL, welcome BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS pairings (anchor TEXT NOT NULL, device TEXT NOT NULL, PRIMARY KEY (anchor, device));
 `;
@@ -86,9 +87,17 @@ export class SqliteDeliveryStore implements DeliveryStore {
   }
 
   async append(message: Omit<LoggedMessage, 'seq'>, update?: { expectEpoch: number; setEpoch: number; members?: string[]; groupInfo?: Uint8Array }): Promise<number | undefined> {
+    let fresh = true;
     const seq = this.#db.transaction(() => {
       const group = this.#db.prepare('SELECT epoch FROM groups WHERE group_id = ?').get(message.groupId) as { epoch: number } | undefined;
       if (!group) return undefined;
+      if (message.digest) {
+        const known = this.#db.prepare('SELECT seq FROM log WHERE group_id = ? AND digest = ?').get(message.groupId, message.digest) as { seq: number } | undefined;
+        if (known) {
+          fresh = false;
+          return known.seq as number | undefined;
+        }
+      }
       if (update) {
         if (group.epoch !== update.expectEpoch) return undefined;
         this.#db.prepare('UPDATE groups SET epoch = ? WHERE group_id = ?').run(update.setEpoch, message.groupId);
@@ -96,11 +105,15 @@ export class SqliteDeliveryStore implements DeliveryStore {
         if (update.groupInfo) this.#db.prepare('UPDATE groups SET group_info = ? WHERE group_id = ?').run(Buffer.from(update.groupInfo), message.groupId);
       }
       const { next } = this.#db.prepare('SELECT coalesce(max(seq), 0) + 1 AS next FROM log WHERE group_id = ?').get(message.groupId) as { next: number };
-      this.#db.prepare('INSERT INTO log (group_id, seq, sender, bytes) VALUES (?, ?, ?, ?)').run(message.groupId, next, message.sender, Buffer.from(message.bytes));
+      this.#db.prepare('INSERT INTO log (group_id, seq, sender, bytes, digest) VALUES (?, ?, ?, ?, ?)').run(message.groupId, next, message.sender, Buffer.from(message.bytes), message.digest ?? null);
       return next as number | undefined;
     })();
-    if (seq !== undefined) this.#notifier.notify(message.groupId, seq);
+    if (seq !== undefined && fresh) this.#notifier.notify(message.groupId, seq);
     return seq;
+  }
+
+  async seqOf(groupId: string, digest: string): Promise<number | undefined> {
+    return (this.#db.prepare('SELECT seq FROM log WHERE group_id = ? AND digest = ?').get(groupId, digest) as { seq: number } | undefined)?.seq;
   }
 
   async readLog(groupId: string, afterSeq: number, limit: number): Promise<LoggedMessage[]> {

@@ -145,6 +145,11 @@ export class DeliveryService {
     const group = await this.store.getGroup(id);
     if (!group) throw new DsError('unknown-group', 'no such group');
     if (!extras.externalJoin && !(await this.#mayAct(group, sender))) throw new DsError('not-a-member', 'the sender is not a member of the group');
+    // A retried submission (same bytes) gets its first answer, so a client
+    // that lost the reply can retry without the message being logged twice.
+    const digest = toHex(new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', message as Uint8Array<ArrayBuffer>)));
+    const already = await this.store.seqOf(id, digest);
+    if (already !== undefined) return already;
     const epoch = Number(header.epoch);
     let seq: number | undefined;
     if (header.contentType === 3) {
@@ -154,7 +159,7 @@ export class DeliveryService {
       if (extras.externalJoin) members.add(sender);
       const update = { expectEpoch: group.consistency === 'strong' ? epoch : group.epoch, setEpoch: Math.max(group.epoch, epoch + 1), members: [...members], groupInfo: extras.groupInfo };
       if (group.consistency === 'strong' && epoch !== group.epoch) throw this.#epochTaken(epoch, group);
-      seq = await this.store.append({ groupId: id, sender, bytes: message.slice() }, update);
+      seq = await this.store.append({ groupId: id, sender, bytes: message.slice(), digest }, update);
       if (seq === undefined) throw this.#epochTaken(epoch, (await this.store.getGroup(id))!);
       if (extras.welcome) for (const a of extras.added ?? []) await this.store.putWelcome(a, id, extras.welcome.slice());
     } else {
@@ -162,7 +167,7 @@ export class DeliveryService {
         const stale = header.contentType === 2 ? epoch !== group.epoch : epoch > group.epoch || epoch < group.epoch - this.#tolerance;
         if (stale) throw new DsError('stale', `a message for epoch ${epoch}; the group is at ${group.epoch}`);
       }
-      seq = (await this.store.append({ groupId: id, sender, bytes: message.slice() }))!;
+      seq = (await this.store.append({ groupId: id, sender, bytes: message.slice(), digest }))!;
     }
     for (const listener of this.#listeners.get(id) ?? []) listener({ groupId: id, seq, sender, bytes: message });
     return seq;

@@ -21,6 +21,8 @@ export interface LoggedMessage {
   seq: number;
   sender: string;
   bytes: Uint8Array;
+  /** SHA-256 of `bytes`, hex: a retried submission is recognised, not logged twice. */
+  digest?: string;
 }
 
 export interface GroupRecord {
@@ -51,6 +53,8 @@ export interface DeliveryStore {
    * when the epoch check failed.
    */
   append(message: Omit<LoggedMessage, 'seq'>, update?: { expectEpoch: number; setEpoch: number; members?: string[]; groupInfo?: Uint8Array }): Promise<number | undefined>;
+  /** Sequence number of the message with this digest in the group's log, if any. */
+  seqOf(groupId: string, digest: string): Promise<number | undefined>;
   readLog(groupId: string, afterSeq: number, limit: number): Promise<LoggedMessage[]>;
 
   putWelcome(recipient: string, groupId: string, welcome: Uint8Array): Promise<void>;
@@ -87,6 +91,7 @@ export class MemoryDeliveryStore implements DeliveryStore {
   readonly #welcomes = new Map<string, { groupId: string; welcome: Uint8Array }[]>();
   readonly #pairings = new Map<string, Set<string>>();
   readonly #notifier = new AppendNotifier();
+  readonly #digests = new Map<string, Map<string, number>>();
 
   watch(listener: (groupId: string, seq: number) => void): () => void {
     return this.#notifier.watch(listener);
@@ -121,9 +126,15 @@ export class MemoryDeliveryStore implements DeliveryStore {
     this.#groups.set(group.groupId, { ...group, members: [...group.members] });
   }
 
+  async seqOf(groupId: string, digest: string): Promise<number | undefined> {
+    return this.#digests.get(groupId)?.get(digest);
+  }
+
   async append(message: Omit<LoggedMessage, 'seq'>, update?: { expectEpoch: number; setEpoch: number; members?: string[]; groupInfo?: Uint8Array }): Promise<number | undefined> {
     const group = this.#groups.get(message.groupId);
     if (!group) return undefined;
+    const known = message.digest ? this.#digests.get(message.groupId)?.get(message.digest) : undefined;
+    if (known !== undefined) return known;
     if (update) {
       if (group.epoch !== update.expectEpoch) return undefined;
       group.epoch = update.setEpoch;
@@ -134,6 +145,11 @@ export class MemoryDeliveryStore implements DeliveryStore {
     const seq = log.length + 1;
     log.push({ ...message, seq });
     this.#logs.set(message.groupId, log);
+    if (message.digest) {
+      const digests = this.#digests.get(message.groupId) ?? new Map<string, number>();
+      digests.set(message.digest, seq);
+      this.#digests.set(message.groupId, digests);
+    }
     this.#notifier.notify(message.groupId, seq);
     return seq;
   }
