@@ -6,6 +6,7 @@ const scenarios = {
   paired: () => import('./scenarios/paired.js'),
   dmls: () => import('./scenarios/dmls.js'),
   healing: () => import('./scenarios/healing.js'),
+  ds: () => import('./scenarios/ds.js'),
 };
 
 const name = process.argv[2] ?? 'mls';

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// `npm run ds -- --port P [--db FILE | --postgres URL] [--host H] [--max-body BYTES] [--epoch-tolerance N]`
+// `npm run ds -- --port P [--db FILE | --postgres URL] [--host H] [--max-body BYTES] [--epoch-tolerance N]
+//                [--max-kp-lifetime SECONDS] [--retention MESSAGES]`
 // Starts the paired-mls Delivery Service. Without --db or --postgres the
 // embedded SQLite database lives in memory. GET /healthz answers 200 when ready.
 import { PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer } from '../dist/server.js';
@@ -33,6 +34,8 @@ const server = await startDeliveryServer({
   store,
   maxBodyBytes: args['max-body'] ? Number(args['max-body']) : undefined,
   epochTolerance: args['epoch-tolerance'] ? Number(args['epoch-tolerance']) : undefined,
+  maxKeyPackageLifetime: args['max-kp-lifetime'] ? Number(args['max-kp-lifetime']) : undefined,
+  retention: args.retention ? Number(args.retention) : undefined,
 });
 console.log(`ds: listening on ${server.url} (${args.postgres ? 'postgres' : args.db ? `sqlite ${args.db}` : 'sqlite in memory'})`);
 

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Everything a fresh machine needs before `npm run demo` / `npm test`:
-# the Rust→wasm toolchain (scripts/setup-toolchain.sh) and the npm
-# dependencies. Idempotent; a second run takes seconds.
+# the Rust→wasm toolchain (scripts/setup-toolchain.sh), PostgreSQL for the
+# DS tests (scripts/setup-services.sh) and the npm dependencies (which
+# build better-sqlite3 from source against the local Node headers). Idempotent; a second run takes seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-toolchain.sh </dev/null
+bash scripts/setup-services.sh </dev/null
 
 if [[ -d node_modules && node_modules/.package-lock.json -nt package-lock.json ]]; then
   exit 0

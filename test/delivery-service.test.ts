@@ -87,6 +87,10 @@ describe('Delivery Service', () => {
     await ds.uploadKeyPackages('y', await y.client.createKeyPackages(y.identity, { count: 1, lifetimeSeconds: 60 }));
     now += 3600;
     expect((await ds.fetchKeyPackages(['y'])).size).toBe(0);
+    // A KeyPackage valid for longer than the DS accepts is refused.
+    const strict = await DeliveryService.create({ maxKeyPackageLifetime: 3600 });
+    await expect(strict.uploadKeyPackages('y', [await y.client.createKeyPackage(y.identity, { lifetimeSeconds: 7200 })])).rejects.toMatchObject({ reason: 'invalid-key-package' });
+
   });
 
   it('Welcomes go to the added members only; GroupInfo follows the epoch and serves external joins', async () => {
@@ -136,6 +140,17 @@ describe('Delivery Service', () => {
     const { commit } = await a.group!.selfUpdate({ includePending: false });
     expect((await ds.submit(a.group!.id, 'a', commit)).accepted).toBe(true);
     expect(await ds.submit(a.group!.id, 'a', proposal)).toMatchObject({ accepted: false, reason: 'stale' });
+  });
+
+  it('retention: a group log keeps only its newest messages', async () => {
+    const ds = await DeliveryService.create({ retention: 5 });
+    const a = await newMember('a');
+    a.group = await a.client.createGroup(a.identity);
+    await ds.createGroup(a.group.id, 'a', { epoch: a.group.epoch });
+    for (let i = 0; i < 12; i++) await ds.submit(a.group.id, 'a', await a.group.encrypt(`m${i}`));
+    const log = await ds.poll('a', a.group.id, 0);
+    expect(log.length).toBeLessThanOrEqual(9);
+    expect(log.at(-1)!.seq).toBe(12);
   });
 
   it('eventual consistency mode accepts competing commits (for Distributed MLS / fork handling)', async () => {

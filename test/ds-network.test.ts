@@ -167,5 +167,9 @@ describe('networked DS on PostgreSQL, two instances', () => {
     expect(got).toHaveLength(1);
     const r = await b.group!.process(got[0]!.message);
     expect(r.kind === 'application' && utf8(r.data)).toBe('across instances');
+    // Pairing: InitPairing from the anchor at one instance, from the device at the other; Accept.
+    expect(await new DeliveryClient(one.url).initPairing(a.name, a.name, `${a.name}-phone`)).toBe(false);
+    expect(await new DeliveryClient(two.url).initPairing(`${a.name}-phone`, a.name, `${a.name}-phone`)).toBe(true);
+    expect(await new DeliveryClient(one.url).poll(`${a.name}-phone`, a.group!.id, 0)).not.toHaveLength(0);
   });
 });

@@ -33,6 +33,10 @@ export interface DeliveryServerOptions {
   maxBodyBytes?: number;
   /** Application messages accepted this many epochs behind (out-of-order tolerance). */
   epochTolerance?: number;
+  /** Longest KeyPackage lifetime accepted, seconds (default 90 days). */
+  maxKeyPackageLifetime?: number;
+  /** Messages kept per group log (default 100,000). */
+  retention?: number;
 }
 
 class HttpError extends Error {
@@ -85,7 +89,12 @@ export interface RunningDeliveryServer {
 }
 
 export async function startDeliveryServer(options: DeliveryServerOptions): Promise<RunningDeliveryServer> {
-  const ds = await DeliveryService.create({ store: options.store, epochTolerance: options.epochTolerance });
+  const ds = await DeliveryService.create({
+    store: options.store,
+    epochTolerance: options.epochTolerance,
+    maxKeyPackageLifetime: options.maxKeyPackageLifetime,
+    retention: options.retention,
+  });
   const maxBody = options.maxBodyBytes ?? 4 * 1024 * 1024;
   const streams = new Map<string, Set<{ ws: WebSocket; client: string; sent: number; busy: boolean; dirty: boolean }>>();
 

@@ -18,6 +18,7 @@ CREATE TABLE IF NOT EXISTS ds_log (group_id TEXT NOT NULL, seq BIGINT NOT NULL, 
 CREATE UNIQUE INDEX IF NOT EXISTS ds_log_digest ON ds_log (group_id, digest);
 CREATE TABLE IF NOT EXISTS ds_welcomes (id BIGSERIAL PRIMARY KEY, recipient TEXT NOT NULL, group_id TEXT NOT NULL, welcome BYTEA NOT NULL);
 CREATE TABLE IF NOT EXISTS ds_pairings (anchor TEXT NOT NULL, device TEXT NOT NULL, PRIMARY KEY (anchor, device));
+CREATE TABLE IF NOT EXISTS ds_pairing_requests (anchor TEXT NOT NULL, device TEXT NOT NULL, side TEXT NOT NULL, PRIMARY KEY (anchor, device, side));
 `;
 const CHANNEL = 'ds_log';
 const bytes = (b: Buffer): Uint8Array => new Uint8Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
@@ -172,6 +173,23 @@ export class PostgresDeliveryStore implements DeliveryStore {
   async takeWelcomes(recipient: string): Promise<{ groupId: string; welcome: Uint8Array }[]> {
     const { rows } = await this.#pool.query('DELETE FROM ds_welcomes WHERE recipient = $1 RETURNING id, group_id, welcome', [recipient]);
     return rows.sort((a, b) => Number(a.id) - Number(b.id)).map((r) => ({ groupId: r.group_id, welcome: bytes(r.welcome) }));
+  }
+
+  async requestPairing(anchor: string, device: string, side: 'anchor' | 'device'): Promise<boolean> {
+    return this.#tx(async (c) => {
+      // Both sides may arrive at different servers at once: serialise per pair.
+      await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [JSON.stringify([anchor, device])]);
+      await c.query('INSERT INTO ds_pairing_requests (anchor, device, side) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [anchor, device, side]);
+      const { rows } = await c.query('SELECT count(*)::int AS n FROM ds_pairing_requests WHERE anchor = $1 AND device = $2', [anchor, device]);
+      if (rows[0].n < 2) return false;
+      await c.query('DELETE FROM ds_pairing_requests WHERE anchor = $1 AND device = $2', [anchor, device]);
+      await c.query('INSERT INTO ds_pairings (anchor, device) VALUES ($1, $2) ON CONFLICT DO NOTHING', [anchor, device]);
+      return true;
+    });
+  }
+
+  async prune(groupId: string, keep: number): Promise<void> {
+    await this.#pool.query('DELETE FROM ds_log WHERE group_id = $1 AND seq <= (SELECT max(seq) FROM ds_log WHERE group_id = $1) - $2', [groupId, keep]);
   }
 
   async putPairing(anchor: string, device: string): Promise<void> {

@@ -15,6 +15,7 @@ CREATE TABLE IF NOT EXISTS log (group_id TEXT NOT NULL, seq INTEGER NOT NULL, se
 CREATE UNIQUE INDEX IF NOT EXISTS log_digest ON log (group_id, digest);
 CREATE TABLE IF NOT EXISTS welcomes (id INTEGER PRIMARY KEY AUTOINCREMENT, recipient TEXT NOT NULL, group_id TEXT NOT NULL, welcome BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS pairings (anchor TEXT NOT NULL, device TEXT NOT NULL, PRIMARY KEY (anchor, device));
+CREATE TABLE IF NOT EXISTS pairing_requests (anchor TEXT NOT NULL, device TEXT NOT NULL, side TEXT NOT NULL, PRIMARY KEY (anchor, device, side));
 `;
 /** Version of the schema above; a database of another version is refused. */
 export const DS_SCHEMA_VERSION = '1';
@@ -136,6 +137,21 @@ export class SqliteDeliveryStore implements DeliveryStore {
       this.#db.prepare('DELETE FROM welcomes WHERE recipient = ?').run(recipient);
       return rows.map((r) => ({ groupId: r.group_id, welcome: bytes(r.welcome) }));
     })();
+  }
+
+  async requestPairing(anchor: string, device: string, side: 'anchor' | 'device'): Promise<boolean> {
+    return this.#db.transaction(() => {
+      this.#db.prepare('INSERT OR IGNORE INTO pairing_requests (anchor, device, side) VALUES (?, ?, ?)').run(anchor, device, side);
+      const { n } = this.#db.prepare('SELECT count(*) AS n FROM pairing_requests WHERE anchor = ? AND device = ?').get(anchor, device) as { n: number };
+      if (n < 2) return false;
+      this.#db.prepare('DELETE FROM pairing_requests WHERE anchor = ? AND device = ?').run(anchor, device);
+      this.#db.prepare('INSERT OR IGNORE INTO pairings (anchor, device) VALUES (?, ?)').run(anchor, device);
+      return true;
+    })();
+  }
+
+  async prune(groupId: string, keep: number): Promise<void> {
+    this.#db.prepare('DELETE FROM log WHERE group_id = ? AND seq <= (SELECT max(seq) FROM log WHERE group_id = ?) - ?').run(groupId, groupId, keep);
   }
 
   async putPairing(anchor: string, device: string): Promise<void> {

@@ -19,7 +19,7 @@ export type DsRejection = 'malformed' | 'unknown-group' | 'not-a-member' | 'epoc
 export class DsError extends MlsError {
   readonly reason: DsRejection;
   constructor(reason: DsRejection, message: string) {
-    super('DS_REJECTED', `${message} (${reason})`);
+    super('DS_REJECTED', message.endsWith(`(${reason})`) ? message : `${message} (${reason})`);
     this.name = 'DsError';
     this.reason = reason;
   }
@@ -36,6 +36,10 @@ export interface DeliveryOptions {
   pageSize?: number;
   /** Clock in seconds (KeyPackage expiry). */
   now?: () => number;
+  /** KeyPackages valid for longer than this are refused (seconds; default 90 days). */
+  maxKeyPackageLifetime?: number;
+  /** Messages kept per group log; older ones are pruned (default 100,000). */
+  retention?: number;
 }
 
 export interface SubmitExtras {
@@ -59,8 +63,9 @@ export class DeliveryService {
   readonly #tolerance: number;
   readonly #pageSize: number;
   readonly #now: () => number;
+  readonly #maxLifetime: number;
+  readonly #retention: number;
   readonly #listeners = new Map<string, Set<(m: LoggedMessage) => void>>();
-  readonly #pairingRequests = new Map<string, Set<string>>();
 
   private constructor(client: MlsClient, external: Identity, options: DeliveryOptions) {
     this.#client = client;
@@ -70,6 +75,8 @@ export class DeliveryService {
     this.#tolerance = options.epochTolerance ?? 5;
     this.#pageSize = options.pageSize ?? 500;
     this.#now = options.now ?? (() => Math.floor(Date.now() / 1000));
+    this.#maxLifetime = options.maxKeyPackageLifetime ?? 90 * 24 * 3600;
+    this.#retention = options.retention ?? 100_000;
   }
 
   static async create(options: DeliveryOptions = {}): Promise<DeliveryService> {
@@ -103,6 +110,7 @@ export class DeliveryService {
         const binding = this.#auth.validate(info.credential.identity, info.signatureKey);
         if (!binding || binding.clientId !== clientId) throw new DsError('invalid-key-package', 'the KeyPackage credential is not registered for this client');
       }
+      if (info.notAfter - this.#now() > this.#maxLifetime) throw new DsError('invalid-key-package', 'the KeyPackage lifetime is longer than this DS accepts');
       return { clientId, ref: toHex(info.keyPackageRef), bytes: bytes.slice(), lastResort: info.lastResort, notAfter: info.notAfter };
     });
     await this.store.putKeyPackages(stored);
@@ -170,6 +178,8 @@ export class DeliveryService {
       seq = (await this.store.append({ groupId: id, sender, bytes: message.slice(), digest }))!;
     }
     for (const listener of this.#listeners.get(id) ?? []) listener({ groupId: id, seq, sender, bytes: message });
+    // Prune now and then (every min(1000, retention) messages), not on every append.
+    if (seq > this.#retention && seq % Math.max(1, Math.min(1000, this.#retention)) === 0) await this.store.prune(id, this.#retention);
     return seq;
   }
 
@@ -225,16 +235,7 @@ export class DeliveryService {
    */
   async initPairing(from: string, anchor: string, device: string): Promise<boolean> {
     if (from !== anchor && from !== device) throw new DsError('not-a-member', 'only the anchor or the device can ask to pair them');
-    const key = `${anchor}\u0000${device}`;
-    const seen = this.#pairingRequests.get(key) ?? new Set();
-    seen.add(from);
-    this.#pairingRequests.set(key, seen);
-    if (seen.has(anchor) && seen.has(device)) {
-      await this.store.putPairing(anchor, device);
-      this.#pairingRequests.delete(key);
-      return true;
-    }
-    return false;
+    return this.store.requestPairing(anchor, device, from === anchor ? 'anchor' : 'device');
   }
 
   async ceasePairing(anchor: string, device: string): Promise<void> {

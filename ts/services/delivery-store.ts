@@ -60,8 +60,15 @@ export interface DeliveryStore {
   putWelcome(recipient: string, groupId: string, welcome: Uint8Array): Promise<void>;
   takeWelcomes(recipient: string): Promise<{ groupId: string; welcome: Uint8Array }[]>;
 
+  /**
+   * Record one side's InitPairing; when both the anchor and the device have
+   * asked, register the pairing (atomically) and return true.
+   */
+  requestPairing(anchor: string, device: string, side: 'anchor' | 'device'): Promise<boolean>;
   putPairing(anchor: string, device: string): Promise<void>;
   removePairing(anchor: string, device: string): Promise<void>;
+  /** Keep only the newest `keep` messages of a group's log (retention). */
+  prune(groupId: string, keep: number): Promise<void>;
   devicesOf(anchor: string): Promise<string[]>;
 
   /**
@@ -168,6 +175,24 @@ export class MemoryDeliveryStore implements DeliveryStore {
     const list = this.#welcomes.get(recipient) ?? [];
     this.#welcomes.delete(recipient);
     return list;
+  }
+
+  readonly #requests = new Map<string, Set<string>>();
+
+  async requestPairing(anchor: string, device: string, side: 'anchor' | 'device'): Promise<boolean> {
+    const key = `${anchor}\u0000${device}`;
+    const sides = this.#requests.get(key) ?? new Set<string>();
+    sides.add(side);
+    this.#requests.set(key, sides);
+    if (sides.size < 2) return false;
+    this.#requests.delete(key);
+    await this.putPairing(anchor, device);
+    return true;
+  }
+
+  async prune(groupId: string, keep: number): Promise<void> {
+    const log = this.#logs.get(groupId);
+    if (log && log.length > keep) log.splice(0, log.length - keep);
   }
 
   async putPairing(anchor: string, device: string): Promise<void> {
