@@ -149,7 +149,7 @@ export class MemoryDeliveryStore implements DeliveryStore {
       if (update.groupInfo) group.groupInfo = update.groupInfo;
     }
     const log = this.#logs.get(message.groupId) ?? [];
-    const seq = log.length + 1;
+    const seq = (log.at(-1)?.seq ?? 0) + 1;
     log.push({ ...message, seq });
     this.#logs.set(message.groupId, log);
     if (message.digest) {
