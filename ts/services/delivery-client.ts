@@ -27,14 +27,17 @@ type WebSocketLike = {
   close(): void;
 };
 type WebSocketCtor = new (url: string) => WebSocketLike;
+/** Any WebSocket class: the browser's, or e.g. the `ws` package's (overloaded constructor). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type WebSocketClass = new (...args: any[]) => unknown;
 
 export class DeliveryClient {
   readonly #base: string;
   readonly #ws: WebSocketCtor | undefined;
 
-  constructor(baseUrl: string, options: { WebSocket?: WebSocketCtor } = {}) {
+  constructor(baseUrl: string, options: { WebSocket?: WebSocketClass } = {}) {
     this.#base = baseUrl.replace(/\/$/, '');
-    this.#ws = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketCtor }).WebSocket;
+    this.#ws = (options.WebSocket as WebSocketCtor | undefined) ?? (globalThis as { WebSocket?: WebSocketCtor }).WebSocket;
   }
 
   async #call<T>(method: string, path: string, body?: unknown): Promise<T> {
