@@ -86,3 +86,4 @@ export { DeliveryService, DsError, type DsRejection, type DeliveryOptions, type 
 export { MemoryDeliveryStore, type DeliveryStore, type StoredKeyPackage, type LoggedMessage, type GroupRecord } from './services/delivery-store.js';
 export { AuthenticationService, type CredentialBinding, type CredentialValidator } from './services/authentication-service.js';
 export { DeliveryClient, type DeliveredMessage } from './services/delivery-client.js';
+export { IndexedDbStorageAdapter, INDEXEDDB_FORMAT } from './mls/indexeddb-storage.js';

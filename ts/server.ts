@@ -5,3 +5,4 @@
 export { startDeliveryServer, type DeliveryServerOptions, type RunningDeliveryServer } from './server/ds-server.js';
 export { SqliteDeliveryStore, DS_SCHEMA_VERSION } from './server/sqlite-store.js';
 export { PostgresDeliveryStore } from './server/postgres-store.js';
+export { SqliteStorageAdapter, SQLITE_STORAGE_FORMAT } from './server/sqlite-storage.js';

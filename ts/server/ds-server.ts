@@ -37,6 +37,8 @@ export interface DeliveryServerOptions {
   maxKeyPackageLifetime?: number;
   /** Messages kept per group log (default 100,000). */
   retention?: number;
+  /** Access-Control-Allow-Origin for browser clients (default "*"). */
+  corsOrigin?: string;
 }
 
 class HttpError extends Error {
@@ -181,18 +183,26 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     throw new HttpError(404, 'not-found', 'no such route');
   }
 
+  // Browsers call the DS from the application's origin: allow it (no
+  // cookies or credentials are involved, so any origin is safe).
+  const cors = { 'access-control-allow-origin': options.corsOrigin ?? '*', 'access-control-allow-headers': 'content-type', 'access-control-allow-methods': 'GET, POST' };
   const server: Server = createServer((req, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
+    if (req.method === 'OPTIONS') {
+      res.writeHead(204, cors);
+      res.end();
+      return;
+    }
     route(req, url).then(
       ([status, body]) => {
-        res.writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json' });
+        res.writeHead(status, { ...cors, 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json' });
         res.end(typeof body === 'string' ? body : JSON.stringify(body));
       },
       (err: unknown) => {
         const [status, reason, message] =
           err instanceof HttpError ? [err.status, err.reason, err.message] : err instanceof DsError ? [STATUS[err.reason], err.reason, err.message] : [500, 'internal', 'internal error'];
         if (status === 500) console.error('ds: internal error', err);
-        res.writeHead(status, { 'content-type': 'application/json', connection: status === 413 ? 'close' : 'keep-alive' });
+        res.writeHead(status, { ...cors, 'content-type': 'application/json', connection: status === 413 ? 'close' : 'keep-alive' });
         res.end(JSON.stringify({ error: message, reason }));
       },
     );

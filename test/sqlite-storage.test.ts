@@ -1,0 +1,68 @@
+/**
+ * Durable client storage in Node (SQLite): a client survives a restart
+ * from the file, a batch that fails in the middle leaves the previous
+ * consistent state (the client reopens and goes on), and a file of another
+ * format version is refused with a typed error.
+ */
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { MlsClient, MlsError } from 'paired-mls';
+import { SqliteStorageAdapter } from 'paired-mls/server';
+import { deliverCommit, expectInSync, newMember } from './helpers.js';
+
+describe('SQLite storage adapter', () => {
+  it('restart, crash in the middle of a batch, format check', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'paired-mls-sqlite-')), 'client.sqlite');
+    let storage = new SqliteStorageAdapter(file);
+    let client = await MlsClient.open({ storage });
+    const identity = await client.createIdentity('alice', 1);
+    const bob = await newMember('bob');
+    let group = await client.createGroup(identity);
+    const { welcome } = await group.commit({ add: [await bob.client.createKeyPackage(bob.identity)] });
+    await group.mergePendingCommit();
+    bob.group = await bob.client.joinFromWelcome(welcome!);
+
+    // Restart from the file.
+    client.free();
+    storage.close();
+    storage = new SqliteStorageAdapter(file);
+    client = await MlsClient.open({ storage });
+    group = client.group(client.groupIds()[0]!);
+    const alice = { name: 'alice', client, identity, group };
+    expectInSync([alice, bob]);
+
+    // A write that dies half-way: the commit's batch is not stored at all.
+    const epoch = group.epoch;
+    storage.failNextAfter = 1;
+    await expect(group.selfUpdate()).rejects.toMatchObject({ code: 'STORAGE' });
+    client.free();
+    storage.close();
+    storage = new SqliteStorageAdapter(file);
+    client = await MlsClient.open({ storage });
+    group = client.group(client.groupIds()[0]!);
+    expect(group.epoch).toBe(epoch);
+    expect(group.state().pendingCommit).toBe(false);
+    const { commit } = await group.selfUpdate();
+    await group.mergePendingCommit();
+    await deliverCommit(commit, [bob]);
+    expectInSync([{ ...alice, client, group }, bob]);
+    client.free();
+    storage.close();
+
+    // Another format version is refused.
+    const db = new Database(file);
+    db.prepare("UPDATE meta SET value = '99' WHERE key = 'format'").run();
+    db.close();
+    let error: unknown;
+    try {
+      new SqliteStorageAdapter(file);
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(MlsError);
+    expect((error as MlsError).code).toBe('STORAGE_FORMAT');
+  });
+});
