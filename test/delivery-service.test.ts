@@ -142,6 +142,18 @@ describe('Delivery Service', () => {
     expect(await ds.submit(a.group!.id, 'a', proposal)).toMatchObject({ accepted: false, reason: 'stale' });
   });
 
+  it('subscribers are pushed every appended message of their group', async () => {
+    const { ds, members } = await groupOnDs(['a', 'b']);
+    const [a] = members as [Member];
+    const pushed: number[] = [];
+    const stop = ds.subscribe(a.group!.id, (m) => pushed.push(m.seq));
+    const seqs = [];
+    for (let i = 0; i < 3; i++) seqs.push(((await ds.submit(a.group!.id, 'a', await a.group!.encrypt(`m${i}`))) as { seq: number }).seq);
+    for (let i = 0; i < 50 && pushed.length < 3; i++) await new Promise((r) => setTimeout(r, 5));
+    stop();
+    expect(pushed).toEqual(seqs);
+  });
+
   it('retention: a group log keeps only its newest messages', async () => {
     const ds = await DeliveryService.create({ retention: 5 });
     const a = await newMember('a');

@@ -42,10 +42,8 @@ async function expectConverged(network: ShufflingNetwork, nodes: Node[]): Promis
 }
 
 /** A copy of everything `node` has stored (the attacker's snapshot). */
-async function snapshotOf(node: Node): Promise<MemoryStorageAdapter> {
-  const copy = new MemoryStorageAdapter();
-  await copy.apply({ puts: (await node.member.client.storage.entries()).map(([k, v]) => [k.slice(), v.slice()]), deletes: [] });
-  return copy;
+function snapshotOf(node: Node): Promise<MemoryStorageAdapter> {
+  return MemoryStorageAdapter.copyOf(node.member.client.storage);
 }
 
 /** Send through `network` and keep what an attacker on the wire sees. */

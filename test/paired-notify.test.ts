@@ -6,15 +6,11 @@
  * then still follows the group.
  */
 import { describe, expect, it } from 'vitest';
-import { MemoryStorageAdapter, MlsClient, PairedDevice, PairingError, encodePairingMessage, toHex, type PairedCommit, type StorageAdapter } from 'paired-mls';
+import { MemoryStorageAdapter, MlsClient, PairedDevice, PairingError, encodePairingMessage, sha256, toHex, type PairedCommit, type StorageAdapter } from 'paired-mls';
 import { deliverCommit, expectInSync } from './helpers.js';
 import { pairedWorld, type PairedWorld } from './paired-helpers.js';
 
-async function snapshot(storage: StorageAdapter): Promise<MemoryStorageAdapter> {
-  const copy = new MemoryStorageAdapter();
-  await copy.apply({ puts: (await storage.entries()).map(([k, v]) => [k.slice(), v.slice()]), deletes: [] });
-  return copy;
-}
+const snapshot = (storage: StorageAdapter) => MemoryStorageAdapter.copyOf(storage);
 
 async function dump(storage: StorageAdapter): Promise<string> {
   const entries = await storage.entries();
@@ -101,14 +97,14 @@ describe('Paired MLS: Notify attacks', () => {
     const pairing = w.a.client.group(w.passiveDevice.pairingGroup.id);
     // A (buggy or compromised) active device's Notify naming another group.
     const unknown = await pairing.encrypt(
-      encodePairingMessage({ type: 'notify', counter: w.passiveDevice.counter, kind: 'update', groupId: new Uint8Array(16).fill(7), epoch: BigInt(w.a.group!.epoch), commitRef: await digest(u.commit), groupInfo: new Uint8Array(0) }),
+      encodePairingMessage({ type: 'notify', counter: w.passiveDevice.counter, kind: 'update', groupId: new Uint8Array(16).fill(7), epoch: BigInt(w.a.group!.epoch), commitRef: await sha256(u.commit), groupInfo: new Uint8Array(0) }),
     );
     await expectRejected(w, () => w.passiveDevice.applyNotify({ pairing: [u.pairing[0]!, unknown], commit: u.commit }), 'unknown-group');
     // The real Notify with another commit (bob's, of the same epoch).
     await expectRejected(w, () => w.passiveDevice.applyNotify({ pairing: u.pairing, commit: bobsCommit }), 'commit-mismatch');
     // A Notify whose epoch disagrees with the commit it names.
     const wrongEpoch = await pairing.encrypt(
-      encodePairingMessage({ type: 'notify', counter: w.passiveDevice.counter, kind: 'update', groupId: w.a.group!.id, epoch: 1000n, commitRef: await digest(u.commit), groupInfo: new Uint8Array(0) }),
+      encodePairingMessage({ type: 'notify', counter: w.passiveDevice.counter, kind: 'update', groupId: w.a.group!.id, epoch: 1000n, commitRef: await sha256(u.commit), groupInfo: new Uint8Array(0) }),
     );
     await expectRejected(w, () => w.passiveDevice.applyNotify({ pairing: [u.pairing[0]!, wrongEpoch], commit: u.commit }), 'commit-mismatch');
     await followsAfterwards(w, u);
@@ -134,8 +130,4 @@ describe('Paired MLS: Notify attacks', () => {
     await followsAfterwards(w, u);
   });
 });
-
-async function digest(bytes: Uint8Array): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
-}
 void PairedDevice;

@@ -13,13 +13,7 @@ import { MemoryStorageAdapter, MlsClient, PairedDevice, WebCryptoSeedVault, gene
 import { deliverCommit, expectInSync, newMember } from './helpers.js';
 import { device, pairedWorld } from './paired-helpers.js';
 
-/** Everything in `storage`, copied into a fresh adapter. */
-async function snapshot(storage: StorageAdapter): Promise<MemoryStorageAdapter> {
-  const copy = new MemoryStorageAdapter();
-  const entries = await storage.entries();
-  await copy.apply({ puts: entries.map(([k, v]) => [k.slice(), v.slice()]), deletes: [] });
-  return copy;
-}
+const snapshot = (storage: StorageAdapter) => MemoryStorageAdapter.copyOf(storage);
 
 /** Try everything the attacker can with `copy` and the recorded traffic; return what it could read. */
 async function attackerReads(copy: MemoryStorageAdapter, groupId: Uint8Array, traffic: { commit: Uint8Array; pairing?: Uint8Array[]; message: Uint8Array }, vault?: WebCryptoSeedVault) {

@@ -15,7 +15,7 @@ export {
   type UnconfirmedMessage,
 } from './mls/group.js';
 export { MemoryStorageAdapter, type StorageAdapter, type StorageBatch, type StorageEntry } from './mls/storage.js';
-export { toBytes, utf8, toHex, fromHex, bytesEqual, type BytesLike } from './mls/bytes.js';
+export { toBytes, utf8, toHex, fromHex, bytesEqual, sha256, type BytesLike } from './mls/bytes.js';
 export * from './mls/types.js';
 export { runPassiveClientCase, type PassiveClientCase, type CaseOutcome } from './conformance/passive-client.js';
 export { inspectMessage, type MessageInfo, type WireFormat as MessageWireFormat } from './mls/message.js';

@@ -12,12 +12,6 @@ async function person(name) {
   return { name, storage, client, identity: await client.createIdentity(name, 1), group: undefined };
 }
 
-async function copyOf(storage) {
-  const copy = new MemoryStorageAdapter();
-  await copy.apply({ puts: (await storage.entries()).map(([k, v]) => [k.slice(), v.slice()]), deletes: [] });
-  return copy;
-}
-
 async function tryRead(group, message) {
   try {
     const r = await group.process(message);
@@ -63,7 +57,7 @@ export async function run(log) {
   log(`   epoch ${phone.group.epoch}; authenticators equal: ${toHex(phone.group.epochAuthenticator()) === toHex(bob.group.epochAuthenticator())}`);
 
   // Compromise of the phone: the attacker copies its whole storage (not the vault).
-  const stolen = await copyOf(phone.storage);
+  const stolen = await MemoryStorageAdapter.copyOf(phone.storage);
   const attacker = await MlsClient.open({ storage: stolen });
   const beforeHeal = await bob.group.encrypt('before the paired update');
   log(`4. the phone is compromised; the attacker's copy ${await tryRead(attacker.group(laptop.group.id), beforeHeal)}`);

@@ -171,7 +171,7 @@ export class DMember {
   async #commitOwn(withPath: boolean): Promise<Uint8Array[]> {
     return this.#atomically(async () => {
       const group = this.sendGroup;
-      const psks = Object.entries(this.#state.pending).map(([hex, epoch]) => exportPskId(epoch, fromHex(hex)));
+      const psks = this.#pendingPskIds();
       const { commit } = await group.commit({ psks, selfUpdate: withPath, includePending: true });
       await group.mergePendingCommit();
       this.#imported();
@@ -201,7 +201,7 @@ export class DMember {
     const leaves = group.members().filter((m) => bytesEqual(m.credential.identity, identity)).map((m) => m.leafIndex);
     if (leaves.length === 0) return [];
     return this.#atomically(async () => {
-      const psks = Object.entries(this.#state.pending).map(([hex, epoch]) => exportPskId(epoch, fromHex(hex)));
+      const psks = this.#pendingPskIds();
       const { commit } = await group.commit({ remove: leaves, psks, selfUpdate: true });
       await group.mergePendingCommit();
       this.#imported();
@@ -426,6 +426,11 @@ export class DMember {
     stored.push(epoch);
     while (stored.length > this.#options.pskRetention) await this.client.psks.delete(exportPskId(stored.shift()!, group.id));
     if (pending) this.#state.pending[hex] = epoch;
+  }
+
+  /** PSK ids of the pending imports, one per foreign send group. */
+  #pendingPskIds(): Uint8Array[] {
+    return Object.entries(this.#state.pending).map(([hex, epoch]) => exportPskId(epoch, fromHex(hex)));
   }
 
   /** The pending imports went into a commit of the own send group. */

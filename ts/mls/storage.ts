@@ -52,6 +52,13 @@ export class MemoryStorageAdapter implements StorageAdapter {
     for (const [k, v] of batch.puts) this.map.set(toHex(k), [k.slice(), v.slice()]);
   }
 
+  /** An independent copy of everything in `source` (e.g. a snapshot of a device's state). */
+  static async copyOf(source: StorageAdapter): Promise<MemoryStorageAdapter> {
+    const copy = new MemoryStorageAdapter();
+    await copy.apply({ puts: await source.entries(), deletes: [] });
+    return copy;
+  }
+
   /** Number of stored entries. */
   get size(): number {
     return this.map.size;

@@ -13,7 +13,7 @@
  */
 import type { Group } from '../mls/group.js';
 import type { Identity, MlsClient } from '../mls/client.js';
-import { bytesEqual, fromHex, toHex } from '../mls/bytes.js';
+import { bytesEqual, fromHex, sha256, toHex } from '../mls/bytes.js';
 import { MlsError } from '../mls/errors.js';
 import type { CommitOptions } from '../mls/types.js';
 import { CodecError } from '../codec/tls.js';
@@ -74,10 +74,6 @@ export interface CeasePairResult {
 const PSK_LENGTH = 32;
 const ENVIRONMENT_FAILURES = new Set(['STORAGE', 'STORAGE_FORMAT', 'RELEASED', 'WASM_NOT_LOADED', 'WASM_POISONED', 'INTERNAL']);
 const PAIRING_CAPABILITIES = { virtualClient: true } as const;
-
-async function sha256(bytes: Uint8Array): Promise<Uint8Array> {
-  return new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
-}
 
 function u64(n: bigint): Uint8Array {
   const out = new Uint8Array(8);
@@ -490,7 +486,9 @@ export class PairedDevice {
   ): Promise<{ kind: 'commit'; counter: bigint | undefined } | { kind: 'message'; message: PairingMessage; senderLeaf: number }> {
     const pairing = this.pairingGroup;
     const counter = this.#state.counter;
-    const pskId = this.#vault ? await this.#storePsk(counter) : undefined;
+    // Only a commit can need the PSK (content_type is in the clear header).
+    const isCommit = readMlsHeader(message)?.contentType === 3;
+    const pskId = this.#vault && isCommit ? await this.#storePsk(counter) : undefined;
     try {
       const result = await pairing.process(message);
       if (result.kind === 'commit') {

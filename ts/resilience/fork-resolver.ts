@@ -16,7 +16,7 @@
  */
 import type { CommitResult, CommitOptions } from '../mls/types.js';
 import type { Group, ProcessResult } from '../mls/group.js';
-import { toHex } from '../mls/bytes.js';
+import { sha256, toHex } from '../mls/bytes.js';
 import { readMlsHeader } from '../codec/mls-header.js';
 
 export type ForkStrategy = 'hold' | 'optimistic';
@@ -39,7 +39,7 @@ export type ForkEvent =
 
 /** Rank of a commit under the tie-break: hex of SHA-256 (lower wins). */
 export async function commitRank(commit: Uint8Array): Promise<string> {
-  return toHex(new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', commit as Uint8Array<ArrayBuffer>)));
+  return toHex(await sha256(commit));
 }
 
 /** Welcomes follow the winning commit only (architecture §5.2.3): pick the Welcome of the lowest-ranked commit. */

@@ -60,12 +60,6 @@ interface Sim {
   lastUpdate: number;
 }
 
-async function snapshot(storage: StorageAdapter): Promise<MemoryStorageAdapter> {
-  const copy = new MemoryStorageAdapter();
-  await copy.apply({ puts: (await storage.entries()).map(([k, v]) => [k.slice(), v.slice()]), deletes: [] });
-  return copy;
-}
-
 /** Whether `policy` asks for an update now; "every k messages" counts messages sent or received. */
 function due(policy: UpdatePolicy, sim: Pick<Sim, 'seen' | 'seenAtLastUpdate' | 'lastUpdate'>, now: number): boolean {
   if (policy.kind === 'everyMessages') return sim.seen - sim.seenAtLastUpdate >= policy.messages;
@@ -88,7 +82,7 @@ class Copy {
   ) {}
 
   static async of(storage: StorageAdapter, groupId: Uint8Array, paired: boolean): Promise<Copy> {
-    const client = await MlsClient.open({ storage: await snapshot(storage) });
+    const client = await MlsClient.open({ storage: await MemoryStorageAdapter.copyOf(storage) });
     // It has everything but the vault: give it one of its own.
     const device = paired ? PairedDevice.open(client, await WebCryptoSeedVault.import(generateSeed())) : undefined;
     return new Copy(client, groupId, device);
@@ -133,10 +127,9 @@ export async function measureHealing(s: HealingScenario): Promise<HealingReport>
   const creator = s.paired ? await newSim('member-0-active') : victim;
   if (s.paired) active = creator;
   creator.group = await creator.client.createGroup(creator.identity);
-  const joiners = others;
-  const { welcome } = await creator.group.commit({ add: await Promise.all(joiners.map((m) => m.client.createKeyPackage(m.identity))) });
+  const { welcome } = await creator.group.commit({ add: await Promise.all(others.map((m) => m.client.createKeyPackage(m.identity))) });
   await creator.group.mergePendingCommit();
-  for (const m of joiners) m.group = await m.client.joinFromWelcome(welcome!);
+  for (const m of others) m.group = await m.client.joinFromWelcome(welcome!);
   if (s.paired && active) {
     activeDevice = await PairedDevice.initiate(active.client, active.identity);
     const invite = await activeDevice.invite(await PairedDevice.createKeyPackage(victim.client, victim.identity));

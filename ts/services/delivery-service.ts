@@ -8,7 +8,7 @@
  */
 import { MlsClient, type Identity } from '../mls/client.js';
 import { MlsError } from '../mls/errors.js';
-import { fromHex, toHex } from '../mls/bytes.js';
+import { fromHex, sha256, toHex } from '../mls/bytes.js';
 import { readMlsHeader } from '../codec/mls-header.js';
 import { ExternalSender } from '../intents/external-sender.js';
 import { MemoryDeliveryStore, type DeliveryStore, type GroupRecord, type LoggedMessage } from './delivery-store.js';
@@ -65,7 +65,6 @@ export class DeliveryService {
   readonly #now: () => number;
   readonly #maxLifetime: number;
   readonly #retention: number;
-  readonly #listeners = new Map<string, Set<(m: LoggedMessage) => void>>();
 
   private constructor(client: MlsClient, external: Identity, options: DeliveryOptions) {
     this.#client = client;
@@ -155,7 +154,7 @@ export class DeliveryService {
     if (!extras.externalJoin && !(await this.#mayAct(group, sender))) throw new DsError('not-a-member', 'the sender is not a member of the group');
     // A retried submission (same bytes) gets its first answer, so a client
     // that lost the reply can retry without the message being logged twice.
-    const digest = toHex(new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', message as Uint8Array<ArrayBuffer>)));
+    const digest = toHex(await sha256(message));
     const already = await this.store.seqOf(id, digest);
     if (already !== undefined) return already;
     const epoch = Number(header.epoch);
@@ -177,7 +176,6 @@ export class DeliveryService {
       }
       seq = (await this.store.append({ groupId: id, sender, bytes: message.slice(), digest }))!;
     }
-    for (const listener of this.#listeners.get(id) ?? []) listener({ groupId: id, seq, sender, bytes: message });
     // Prune now and then (every min(1000, retention) messages), not on every append.
     if (seq > this.#retention && seq % Math.max(1, Math.min(1000, this.#retention)) === 0) await this.store.prune(id, this.#retention);
     return seq;
@@ -204,13 +202,17 @@ export class DeliveryService {
     return this.store.readLog(group.groupId, afterSeq, this.#pageSize);
   }
 
-  /** In-process push: `listener` sees every message appended to the group. Returns an unsubscribe function. */
+  /**
+   * Push: `listener` sees every message appended to the group (through the
+   * store's notifications, so also those accepted by other servers on a
+   * shared database). Returns an unsubscribe function.
+   */
   subscribe(groupId: Uint8Array, listener: (m: LoggedMessage) => void): () => void {
     const id = toHex(groupId);
-    const set = this.#listeners.get(id) ?? new Set();
-    set.add(listener);
-    this.#listeners.set(id, set);
-    return () => set.delete(listener);
+    return this.store.watch((group, seq) => {
+      if (group !== id) return;
+      void this.store.readLog(id, seq - 1, 1).then(([m]) => m && listener(m));
+    });
   }
 
   /** Welcomes waiting for `client` (taken: each is handed out once). */

@@ -40,7 +40,7 @@ impl Client {
     pub fn restore_group_state(&mut self, group_id: &[u8], snapshot: &[u8]) -> Result<(), JsValue> {
         let needle = key_needle(group_id)?;
         let entries = batch::decode_puts(snapshot)?;
-        if entries.iter().any(|(k, _)| !k.windows(needle.len()).any(|w| w == needle.as_slice())) {
+        if entries.iter().any(|(k, _)| !crate::storage::key_contains(k, &needle)) {
             return Err(crate::error::invalid_argument("the snapshot holds entries of another group").into());
         }
         Ok(self.mutate(|client| {

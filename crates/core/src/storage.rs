@@ -70,6 +70,11 @@ const VC_EMULATION_EPOCH_STATE_LABEL: &[u8] = b"VcEmulationEpochState";
 const VC_EMULATION_BINDINGS_LABEL: &[u8] = b"VcEmulationBindings";
 const REGISTERED_VC_EMULATION_EPOCH_LABEL: &[u8] = b"RegisteredVcEmulationEpoch";
 const VC_OPERATION_TREE_LABEL: &[u8] = b"VcOperationTree";
+/// Whether `key` contains `needle` (e.g. a serialized group id); never for an empty needle.
+pub fn key_contains(key: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && key.windows(needle.len()).any(|w| w == needle)
+}
+
 /// Keys of virtual-client operation secret trees start with this.
 pub const VC_OPERATION_TREE_PREFIX: &[u8] = VC_OPERATION_TREE_LABEL;
 const RETAINED_KP_MATERIAL_LABEL: &[u8] = b"RetainedKeyPackageMaterial";
@@ -419,7 +424,7 @@ impl JournalStorage {
         let mut out: Vec<_> = state
             .values
             .iter()
-            .filter(|(k, _)| !needle.is_empty() && k.windows(needle.len()).any(|w| w == needle))
+            .filter(|(k, _)| key_contains(k, needle))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -435,7 +440,7 @@ impl JournalStorage {
         let stale: Vec<Vec<u8>> = state
             .values
             .keys()
-            .filter(|k| !needle.is_empty() && k.windows(needle.len()).any(|w| w == needle))
+            .filter(|k| key_contains(k, needle))
             .cloned()
             .collect();
         for key in stale {
