@@ -2,6 +2,7 @@
 // bundled type declarations; the .wasm is copied next to it, where the
 // glue's `new URL('paired_mls_core_bg.wasm', import.meta.url)` finds it.
 import { copyFileSync, mkdirSync } from 'node:fs';
+import terser from '@rollup/plugin-terser';
 import typescript from '@rollup/plugin-typescript';
 import { dts } from 'rollup-plugin-dts';
 
@@ -23,6 +24,9 @@ export default [
     external: [/^node:/, 'better-sqlite3', 'pg', 'ws'],
     plugins: [
       typescript({ tsconfig: './tsconfig.json', declaration: false, declarationDir: undefined, outDir: 'dist', noEmitOnError: true }),
+      // Minified (class names kept: errors are told apart by them) so the
+      // packed tarball, wasm included, stays under 1 MB gzip.
+      terser({ keep_classnames: true, format: { comments: false } }),
       copyWasm,
     ],
   },

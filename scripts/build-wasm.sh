@@ -21,7 +21,7 @@ WASM="target/wasm32-unknown-unknown/${PROFILE}/${CRATE}.wasm"
 
 # Skip the glue step when the wasm did not change (keeps `npm test` quick).
 stamp="pkg/.source-hash"
-hash="$(sha256sum "$WASM" | cut -d' ' -f1)"
+hash="$(sha256sum "$WASM" | cut -d' ' -f1)-names${PAIRED_MLS_KEEP_NAMES:-0}"
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$hash" && -f "pkg/${CRATE}_bg.wasm" ]]; then
   echo "build-wasm: pkg/ is up to date"
   exit 0
@@ -50,6 +50,11 @@ if [[ -n "$WASM_OPT_BIN" ]]; then
     || echo "build-wasm: wasm-opt failed; keeping the unoptimised module" >&2
 else
   echo "build-wasm: wasm-opt not found; skipping size/speed optimisation"
+fi
+# Function names only serve stack traces and profiles; PAIRED_MLS_KEEP_NAMES=1
+# keeps them (for profiling the core).
+if [[ "${PAIRED_MLS_KEEP_NAMES:-0}" != "1" ]]; then
+  node scripts/strip-wasm-names.js "pkg/${CRATE}_bg.wasm"
 fi
 echo "$hash" > "$stamp"
 ls -l "pkg/${CRATE}_bg.wasm"

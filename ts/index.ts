@@ -1,7 +1,7 @@
 /**
  * paired-mls: MLS (RFC 9420) on a Rust/WebAssembly core (openmls).
  */
-export { init, coreInfo, coreInstanceId, wasmMemoryBytes, type WasmSource } from './mls/init.js';
+export { init, coreInfo, coreInstanceId, wasmMemoryBytes, curveBackend, setCurveBackend, type WasmSource } from './mls/init.js';
 export { MlsError, ERROR_CODES, type MlsErrorCode } from './mls/errors.js';
 export { MlsClient, type Identity, type OpenOptions, type KeyPackageOptions, type ExternalJoinOptions, type WelcomeJoinOptions } from './mls/client.js';
 export {

@@ -3,7 +3,8 @@
  * Node the .wasm file next to the bundle is read from disk, in browsers it
  * is fetched (or a bundler hands its URL/bytes in).
  */
-import initCore, { initSync, coreVersion, supportedCiphersuites } from '../../pkg/paired_mls_core.js';
+import initCore, { initSync, coreVersion, supportedCiphersuites, installNativeCurves, nativeCurvesInstalled } from '../../pkg/paired_mls_core.js';
+import { nodeNativeCurves, type NativeCurves } from './native-curves.js';
 import { MlsError, toMlsError } from './errors.js';
 
 export type WasmSource = BufferSource | WebAssembly.Module | URL | string | Response;
@@ -12,6 +13,7 @@ let ready: Promise<void> | undefined;
 let loaded = false;
 let poisoned: MlsError | undefined;
 let memory: WebAssembly.Memory | undefined;
+let nodeCurves: NativeCurves | undefined;
 /** Distinguishes loaded copies of the library (each has its own wasm instance). */
 const instanceId = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
 
@@ -26,6 +28,10 @@ async function loadInNode(): Promise<void> {
   const bytes = await readFile(new URL(`./${WASM_FILE}`, import.meta.url));
   const exports = initSync({ module: bytes });
   memory = exports.memory;
+  // Node's OpenSSL does X25519/Ed25519 several times faster than Rust in
+  // wasm; PAIRED_MLS_NATIVE_CURVES=0 keeps the pure-wasm path.
+  nodeCurves = nodeNativeCurves(await import('node:crypto'));
+  if (process.env.PAIRED_MLS_NATIVE_CURVES !== '0') installNativeCurves(nodeCurves as never);
 }
 
 /**
@@ -49,6 +55,29 @@ export function init(source?: WasmSource): Promise<void> {
     });
   }
   return ready;
+}
+
+/**
+ * Where the core's X25519 and Ed25519 run: `'native'` (Node's OpenSSL,
+ * the default in Node) or `'wasm'` (pure Rust, always the case in
+ * browsers). Both produce the same bytes and interoperate; the choice is
+ * about speed only.
+ */
+export function curveBackend(): 'native' | 'wasm' {
+  assertReady();
+  return nativeCurvesInstalled() ? 'native' : 'wasm';
+}
+
+/**
+ * Switch the core's curves between Node's native crypto and pure Rust in
+ * wasm (for comparisons and tests). Returns the backend now in use;
+ * `'native'` is refused outside Node.
+ */
+export function setCurveBackend(backend: 'native' | 'wasm'): 'native' | 'wasm' {
+  assertReady();
+  if (backend === 'native' && !nodeCurves) throw new MlsError('INVALID_ARGUMENT', 'native curves are only available in Node');
+  installNativeCurves(backend === 'native' ? (nodeCurves as never) : undefined);
+  return curveBackend();
 }
 
 /** Throw unless the core is loaded and healthy. */

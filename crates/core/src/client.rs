@@ -9,6 +9,8 @@ use openmls::prelude::*;
 use openmls::schedule::{ExternalPsk, PreSharedKeyId, Psk};
 use openmls_traits::storage::StorageProvider as _;
 use openmls_basic_credential::SignatureKeyPair;
+
+use crate::signer::ClientSigner;
 use openmls_traits::OpenMlsProvider;
 use wasm_bindgen::prelude::*;
 use zeroize::Zeroize as _;
@@ -26,7 +28,7 @@ pub struct Client {
     /// Groups loaded from storage, by group id.
     pub(crate) groups: HashMap<Vec<u8>, MlsGroup>,
     /// Signature key pairs loaded from storage, by public key.
-    pub(crate) signers: HashMap<Vec<u8>, SignatureKeyPair>,
+    pub(crate) signers: HashMap<Vec<u8>, ClientSigner>,
 }
 
 /// Build a `CredentialWithKey` for a basic credential.
@@ -63,7 +65,7 @@ impl Client {
         }
         let pair = SignatureKeyPair::read(self.provider.storage(), public_key, scheme)
             .ok_or_else(|| CoreError::new("UNKNOWN_SIGNATURE_KEY", "no signature key pair stored for this public key"))?;
-        self.signers.insert(public_key.to_vec(), pair);
+        self.signers.insert(public_key.to_vec(), ClientSigner::new(pair));
         Ok(())
     }
 
@@ -72,11 +74,11 @@ impl Client {
         pair.store(self.provider.storage())
             .map_err(|e| CoreError::new("STORAGE", format!("storing signature keys: {e}")))?;
         let public = pair.to_public_vec();
-        self.signers.insert(public.clone(), pair);
+        self.signers.insert(public.clone(), ClientSigner::new(pair));
         Ok(public)
     }
 
-    pub(crate) fn signer(&self, public_key: &[u8]) -> CoreResult<&SignatureKeyPair> {
+    pub(crate) fn signer(&self, public_key: &[u8]) -> CoreResult<&ClientSigner> {
         self.signers
             .get(public_key)
             .ok_or_else(|| CoreError::new("UNKNOWN_SIGNATURE_KEY", "signature key pair not loaded"))
@@ -124,8 +126,14 @@ impl Client {
     pub fn generate_signature_key_pair(&mut self, ciphersuite_code: u16) -> Result<Vec<u8>, JsValue> {
         Ok(self.mutate(|client| {
             let cs = ciphersuite(ciphersuite_code)?;
-            let pair = SignatureKeyPair::new(cs.signature_algorithm())
+            // Through the provider, so Ed25519 keys come from the native curves when installed.
+            let scheme = cs.signature_algorithm();
+            let (private, public) = client
+                .provider
+                .crypto()
+                .signature_key_gen(scheme)
                 .map_err(|e| CoreError::from_mls("generating signature keys", e))?;
+            let pair = SignatureKeyPair::from_raw(scheme, private, public);
             client.keep_signer(pair)
         })?)
     }

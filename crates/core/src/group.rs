@@ -175,7 +175,7 @@ impl Client {
     pub(crate) fn with_group<T>(
         &mut self,
         group_id: &[u8],
-        op: impl FnOnce(&mut MlsGroup, &Provider, &openmls_basic_credential::SignatureKeyPair) -> CoreResult<T>,
+        op: impl FnOnce(&mut MlsGroup, &Provider, &crate::signer::ClientSigner) -> CoreResult<T>,
     ) -> CoreResult<T> {
         self.mutate(|client| {
             let public_key = client.prepare_group(group_id)?;

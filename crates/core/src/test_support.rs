@@ -88,7 +88,7 @@ impl Client {
             let public = key_package.leaf_node().signature_key().as_slice().to_vec();
             let pair = SignatureKeyPair::from_raw(cs.signature_algorithm(), signature_priv.to_vec(), public.clone());
             pair.store(client.provider.storage()).map_err(|e| CoreError::new("STORAGE", format!("storing signature keys: {e}")))?;
-            client.signers.insert(public, pair);
+            client.signers.insert(public, crate::signer::ClientSigner::new(pair));
             let bundle = bundle_for(&key_package, init_priv, encryption_priv)?;
             let hash_ref = key_package.hash_ref(client.provider.crypto()).map_err(|e| CoreError::from_mls("key package ref", e))?;
             client

@@ -177,7 +177,7 @@ impl Client {
         let cs = crate::config::ciphersuite(ciphersuite_code)?;
         self.load_signer(public_key, cs.signature_algorithm())?;
         let pair = self.signer(public_key)?;
-        Ok(serde_json::to_vec(pair).map_err(|_| CoreError::new("INTERNAL", "encoding signature key pair"))?)
+        Ok(serde_json::to_vec(&**pair).map_err(|_| CoreError::new("INTERNAL", "encoding signature key pair"))?)
     }
 
     /// Store a signature key pair exported by `exportSignatureKeyPair`.

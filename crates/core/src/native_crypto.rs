@@ -1,0 +1,194 @@
+//! Curve operations handed to the host's native crypto when it has one.
+//!
+//! X25519 and Ed25519 in pure Rust compiled to wasm run 5–10× slower than
+//! the same operations in Node's OpenSSL, and they dominate MLS: a
+//! self-update in an add-only group of n members makes about n HPKE
+//! encryptions (two X25519 operations each), every message is signed and
+//! verified. So when the TS layer runs in Node it installs a
+//! `NativeCurves` object (ts/mls/native-curves.ts) and the scalar
+//! multiplications and signatures go through it; hashing, HKDF, AEAD and
+//! the HPKE and MLS logic stay in Rust (openmls, hpke-rs). Browsers, and
+//! Node when the caller opts out, keep the pure-Rust provider: nothing is
+//! installed and every function below falls through to it.
+//!
+//! Only the curve of ciphersuites 1 and 3 (X25519 + Ed25519) is routed;
+//! other algorithms always use Rust crypto. A JS exception or malformed
+//! output maps to an error, never a panic.
+
+use std::cell::RefCell;
+
+use hpke_rs::{Hpke, Mode};
+use hpke_rs_crypto::{
+    error::Error as HpkeError,
+    types::{AeadAlgorithm, KdfAlgorithm, KemAlgorithm},
+    HpkeCrypto,
+};
+use hpke_rs_rust_crypto::HpkeRustCrypto;
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen]
+extern "C" {
+    /// Installed by the TS layer; see ts/mls/native-curves.ts for the contract.
+    pub type NativeCurves;
+
+    /// X25519(sk, pk): the 32-byte shared point. Throws on a low-order point.
+    #[wasm_bindgen(method, catch, js_name = x25519)]
+    fn x25519(this: &NativeCurves, sk: &[u8], pk: &[u8]) -> Result<Vec<u8>, JsValue>;
+    /// X25519(sk, basepoint): the public key of `sk`.
+    #[wasm_bindgen(method, catch, js_name = x25519Public)]
+    fn x25519_public(this: &NativeCurves, sk: &[u8]) -> Result<Vec<u8>, JsValue>;
+    /// A fresh X25519 key pair from the host's CSPRNG: secret (32) || public (32).
+    #[wasm_bindgen(method, catch, js_name = x25519Generate)]
+    fn x25519_generate(this: &NativeCurves) -> Result<Vec<u8>, JsValue>;
+    /// Ed25519 public key of a 32-byte seed.
+    #[wasm_bindgen(method, catch, js_name = ed25519Public)]
+    fn ed25519_public(this: &NativeCurves, seed: &[u8]) -> Result<Vec<u8>, JsValue>;
+    /// Ed25519 signature (RFC 8032, pure) by a 32-byte seed.
+    #[wasm_bindgen(method, catch, js_name = ed25519Sign)]
+    fn ed25519_sign(this: &NativeCurves, seed: &[u8], message: &[u8]) -> Result<Vec<u8>, JsValue>;
+    /// Whether `signature` is a valid Ed25519 signature of `message` by `public_key`.
+    #[wasm_bindgen(method, catch, js_name = ed25519Verify)]
+    fn ed25519_verify(this: &NativeCurves, public_key: &[u8], message: &[u8], signature: &[u8]) -> Result<bool, JsValue>;
+}
+
+thread_local! {
+    // wasm32 is single-threaded: this is one slot per wasm instance.
+    static CURVES: RefCell<Option<NativeCurves>> = const { RefCell::new(None) };
+}
+
+/// Route X25519/Ed25519 through `curves` (or back to pure Rust with `null`).
+#[wasm_bindgen(js_name = installNativeCurves)]
+pub fn install_native_curves(curves: Option<NativeCurves>) {
+    CURVES.with(|slot| *slot.borrow_mut() = curves);
+}
+
+/// Whether curve operations currently go to the host's native crypto.
+#[wasm_bindgen(js_name = nativeCurvesInstalled)]
+pub fn native_curves_installed() -> bool {
+    CURVES.with(|slot| slot.borrow().is_some())
+}
+
+/// Run `op` with the installed curves; `None` when none are installed, so
+/// callers fall back to Rust. A JS failure is `Some(Err(()))`.
+fn with_curves<T>(op: impl FnOnce(&NativeCurves) -> Result<T, JsValue>) -> Option<Result<T, ()>> {
+    CURVES.with(|slot| slot.borrow().as_ref().map(|curves| op(curves).map_err(|_| ())))
+}
+
+fn exact_32(bytes: Vec<u8>) -> Result<Vec<u8>, ()> {
+    if bytes.len() == 32 { Ok(bytes) } else { Err(()) }
+}
+
+pub(crate) fn native_ed25519_sign(seed: &[u8], message: &[u8]) -> Option<Result<Vec<u8>, ()>> {
+    with_curves(|c| c.ed25519_sign(seed, message))
+        .map(|r| r.and_then(|sig| if sig.len() == 64 { Ok(sig) } else { Err(()) }))
+}
+
+pub(crate) fn native_ed25519_verify(public_key: &[u8], message: &[u8], signature: &[u8]) -> Option<bool> {
+    // A throw (malformed key or signature) is a failed verification.
+    with_curves(|c| c.ed25519_verify(public_key, message, signature)).map(|r| r.unwrap_or(false))
+}
+
+pub(crate) fn native_ed25519_public(seed: &[u8]) -> Option<Result<Vec<u8>, ()>> {
+    with_curves(|c| c.ed25519_public(seed)).map(|r| r.and_then(exact_32))
+}
+
+/// hpke-rs crypto backend: Rust crypto, with the X25519 group operations
+/// of DHKEM(X25519, HKDF-SHA256) sent to the native curves when installed.
+#[derive(Debug)]
+pub struct CurveAcceleratedHpke;
+
+impl HpkeCrypto for CurveAcceleratedHpke {
+    type HpkePrng = <HpkeRustCrypto as HpkeCrypto>::HpkePrng;
+
+    fn name() -> String {
+        "RustCrypto+NativeCurves".into()
+    }
+    fn supports_kdf(alg: KdfAlgorithm) -> Result<(), HpkeError> {
+        HpkeRustCrypto::supports_kdf(alg)
+    }
+    fn supports_kem(alg: KemAlgorithm) -> Result<(), HpkeError> {
+        HpkeRustCrypto::supports_kem(alg)
+    }
+    fn supports_aead(alg: AeadAlgorithm) -> Result<(), HpkeError> {
+        HpkeRustCrypto::supports_aead(alg)
+    }
+    fn prng() -> Self::HpkePrng {
+        HpkeRustCrypto::prng()
+    }
+    fn kdf_extract(alg: KdfAlgorithm, salt: &[u8], ikm: &[u8]) -> Result<Vec<u8>, HpkeError> {
+        HpkeRustCrypto::kdf_extract(alg, salt, ikm)
+    }
+    fn kdf_expand(alg: KdfAlgorithm, prk: &[u8], info: &[u8], output_size: usize) -> Result<Vec<u8>, HpkeError> {
+        HpkeRustCrypto::kdf_expand(alg, prk, info, output_size)
+    }
+
+    fn dh(alg: KemAlgorithm, pk: &[u8], sk: &[u8]) -> Result<Vec<u8>, HpkeError> {
+        if alg == KemAlgorithm::DhKem25519 {
+            if sk.len() != 32 {
+                return Err(HpkeError::KemInvalidSecretKey);
+            }
+            if pk.len() != 32 {
+                return Err(HpkeError::KemInvalidPublicKey);
+            }
+            if let Some(shared) = with_curves(|c| c.x25519(sk, pk)) {
+                // The host throws on a low-order point (all-zero output); an
+                // all-zero answer is refused here too, as RFC 9180 §7.1.4 asks.
+                let shared = shared.and_then(exact_32).map_err(|_| HpkeError::KemInvalidPublicKey)?;
+                if shared.iter().all(|b| *b == 0) {
+                    return Err(HpkeError::KemInvalidPublicKey);
+                }
+                return Ok(shared);
+            }
+        }
+        HpkeRustCrypto::dh(alg, pk, sk)
+    }
+
+    fn secret_to_public(alg: KemAlgorithm, sk: &[u8]) -> Result<Vec<u8>, HpkeError> {
+        if alg == KemAlgorithm::DhKem25519 {
+            if sk.len() != 32 {
+                return Err(HpkeError::KemInvalidSecretKey);
+            }
+            if let Some(public) = with_curves(|c| c.x25519_public(sk)) {
+                return public.and_then(exact_32).map_err(|_| HpkeError::KemInvalidSecretKey);
+            }
+        }
+        HpkeRustCrypto::secret_to_public(alg, sk)
+    }
+
+    fn kem_key_gen(alg: KemAlgorithm, prng: &mut Self::HpkePrng) -> Result<(Vec<u8>, Vec<u8>), HpkeError> {
+        if alg == KemAlgorithm::DhKem25519 {
+            // Generated by the host, which keeps the key loaded for the DH
+            // that follows (an HPKE ephemeral key is used once, right away).
+            if let Some(pair) = with_curves(|c| c.x25519_generate()) {
+                let mut pair = pair.ok().filter(|p| p.len() == 64).ok_or(HpkeError::CryptoLibraryError(String::new()))?;
+                let (sk, pk) = (pair[..32].to_vec(), pair[32..].to_vec());
+                zeroize::Zeroize::zeroize(&mut pair);
+                return Ok((pk, sk));
+            }
+        }
+        HpkeRustCrypto::kem_key_gen(alg, prng)
+    }
+    fn kem_key_gen_derand(alg: KemAlgorithm, seed: &[u8]) -> Result<(Vec<u8>, Vec<u8>), HpkeError> {
+        HpkeRustCrypto::kem_key_gen_derand(alg, seed)
+    }
+    fn kem_encaps(alg: KemAlgorithm, pk_r: &[u8], prng: &mut Self::HpkePrng) -> Result<(Vec<u8>, Vec<u8>), HpkeError> {
+        HpkeRustCrypto::kem_encaps(alg, pk_r, prng)
+    }
+    fn kem_decaps(alg: KemAlgorithm, ct: &[u8], sk_r: &[u8]) -> Result<Vec<u8>, HpkeError> {
+        HpkeRustCrypto::kem_decaps(alg, ct, sk_r)
+    }
+    fn dh_validate_sk(alg: KemAlgorithm, sk: &[u8]) -> Result<Vec<u8>, HpkeError> {
+        HpkeRustCrypto::dh_validate_sk(alg, sk)
+    }
+    fn aead_seal(alg: AeadAlgorithm, key: &[u8], nonce: &[u8], aad: &[u8], msg: &[u8]) -> Result<Vec<u8>, HpkeError> {
+        HpkeRustCrypto::aead_seal(alg, key, nonce, aad, msg)
+    }
+    fn aead_open(alg: AeadAlgorithm, key: &[u8], nonce: &[u8], aad: &[u8], msg: &[u8]) -> Result<Vec<u8>, HpkeError> {
+        HpkeRustCrypto::aead_open(alg, key, nonce, aad, msg)
+    }
+}
+
+/// Base-mode HPKE over the accelerated backend.
+pub(crate) fn hpke(kem: KemAlgorithm, kdf: KdfAlgorithm, aead: AeadAlgorithm) -> Hpke<CurveAcceleratedHpke> {
+    Hpke::new(Mode::Base, kem, kdf, aead)
+}

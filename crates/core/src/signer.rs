@@ -1,0 +1,60 @@
+//! A client's signature key pair as openmls sees it: the stored
+//! `SignatureKeyPair` of openmls_basic_credential, signing Ed25519 through
+//! the host's native curves when they are installed (native_crypto.rs).
+//! The basic-credential type signs with its own Rust code and keeps its
+//! private key private, so the Ed25519 seed is read once from its TLS
+//! encoding and kept here in a buffer wiped on drop.
+
+use std::ops::Deref;
+
+use openmls_basic_credential::SignatureKeyPair;
+use openmls_traits::{
+    signatures::{Signer, SignerError},
+    types::SignatureScheme,
+};
+use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _, VLBytes};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::native_crypto::native_ed25519_sign;
+
+pub struct ClientSigner {
+    pair: SignatureKeyPair,
+    ed25519_seed: Option<Zeroizing<Vec<u8>>>,
+}
+
+impl ClientSigner {
+    pub fn new(pair: SignatureKeyPair) -> Self {
+        let ed25519_seed = if pair.signature_scheme() == SignatureScheme::ED25519 { private_key_of(&pair) } else { None };
+        ClientSigner { pair, ed25519_seed }
+    }
+}
+
+/// The private key of `pair`: the first field of its TLS encoding.
+fn private_key_of(pair: &SignatureKeyPair) -> Option<Zeroizing<Vec<u8>>> {
+    let mut encoded = pair.tls_serialize_detached().ok()?;
+    let private = VLBytes::tls_deserialize(&mut encoded.as_slice()).ok().map(|bytes| Zeroizing::new(bytes.as_slice().to_vec()));
+    encoded.zeroize();
+    private.filter(|key| key.len() == 32)
+}
+
+impl Deref for ClientSigner {
+    type Target = SignatureKeyPair;
+    fn deref(&self) -> &SignatureKeyPair {
+        &self.pair
+    }
+}
+
+impl Signer for ClientSigner {
+    fn sign(&self, payload: &[u8]) -> Result<Vec<u8>, SignerError> {
+        if let Some(seed) = &self.ed25519_seed {
+            if let Some(signature) = native_ed25519_sign(seed, payload) {
+                return signature.map_err(|_| SignerError::SigningError);
+            }
+        }
+        self.pair.sign(payload)
+    }
+
+    fn signature_scheme(&self) -> SignatureScheme {
+        self.pair.signature_scheme()
+    }
+}

@@ -1,0 +1,195 @@
+/**
+ * The core's X25519/Ed25519 run in Node's OpenSSL (native) or in Rust
+ * compiled to wasm (browsers, or `setCurveBackend('wasm')`). These tests
+ * load two copies of the package, one per backend, each with its own wasm
+ * instance, and check that they are interchangeable on the wire, that the
+ * native side meets the RFC test vectors, and that forged signatures and
+ * bad curve points are refused without harming the instance.
+ */
+import * as nodeCrypto from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { describe, expect, it, vi } from 'vitest';
+import * as first from 'paired-mls';
+import { nodeNativeCurves } from '../ts/mls/native-curves.js';
+
+type Lib = typeof first;
+
+async function libraryWith(backend: 'native' | 'wasm'): Promise<Lib> {
+  vi.resetModules();
+  const lib = (await import('paired-mls')) as Lib;
+  await lib.init();
+  expect(lib.setCurveBackend(backend)).toBe(backend);
+  return lib;
+}
+
+/** The error `fn` throws: an MlsError of whichever copy of the package threw it. */
+async function mlsError(fn: () => Promise<unknown>): Promise<{ code: string }> {
+  try {
+    await fn();
+  } catch (err) {
+    expect((err as Error).name).toBe('MlsError');
+    return err as { code: string };
+  }
+  throw new Error('expected an MlsError');
+}
+
+const hex = (text: string) => new Uint8Array(Buffer.from(text.replace(/\s+/g, ''), 'hex'));
+const toHex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
+
+describe('NativeCurves (Node OpenSSL) against the RFC test vectors', () => {
+  const curves = nodeNativeCurves(nodeCrypto);
+
+  it('X25519: RFC 7748 §6.1 key pairs and shared secret', () => {
+    const aliceSecret = hex('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a');
+    const bobSecret = hex('5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb');
+    const alicePublic = curves.x25519Public(aliceSecret);
+    const bobPublic = curves.x25519Public(bobSecret);
+    expect(toHex(alicePublic)).toBe('8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a');
+    expect(toHex(bobPublic)).toBe('de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f');
+    const shared = '4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742';
+    expect(toHex(curves.x25519(aliceSecret, bobPublic))).toBe(shared);
+    expect(toHex(curves.x25519(bobSecret, alicePublic))).toBe(shared);
+  });
+
+  it('X25519: a low-order public key is refused (the all-zero shared secret of RFC 7748 §6.1)', () => {
+    const secret = hex('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a');
+    expect(() => curves.x25519(secret, new Uint8Array(32))).toThrow();
+    expect(() => curves.x25519(secret, new Uint8Array(31))).toThrow(RangeError);
+  });
+
+  it('Ed25519: RFC 8032 §7.1 test 2 (one-byte message)', () => {
+    const seed = hex('4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb');
+    const message = hex('72');
+    const expected = hex(`92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da
+      085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00`);
+    const publicKey = curves.ed25519Public(seed);
+    expect(toHex(publicKey)).toBe('3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c');
+    expect(toHex(curves.ed25519Sign(seed, message))).toBe(toHex(expected));
+    expect(curves.ed25519Verify(publicKey, message, expected)).toBe(true);
+  });
+
+  it('Ed25519: forged, truncated and re-targeted signatures fail', () => {
+    const seed = createHash('sha256').update('signer').digest();
+    const message = new TextEncoder().encode('a handshake message');
+    const publicKey = curves.ed25519Public(seed);
+    const signature = curves.ed25519Sign(seed, message);
+    const flipped = signature.slice();
+    flipped[10] ^= 1;
+    expect(curves.ed25519Verify(publicKey, message, flipped)).toBe(false);
+    expect(curves.ed25519Verify(publicKey, message, signature.subarray(0, 63))).toBe(false);
+    expect(curves.ed25519Verify(publicKey, new TextEncoder().encode('another message'), signature)).toBe(false);
+    const other = curves.ed25519Public(createHash('sha256').update('someone else').digest());
+    expect(curves.ed25519Verify(other, message, signature)).toBe(false);
+  });
+});
+
+describe('native and wasm curves are interchangeable', () => {
+  it('a group split across a native-curve copy and a wasm-curve copy works both ways', async () => {
+    const native = await libraryWith('native');
+    const wasm = await libraryWith('wasm');
+    expect(native.curveBackend()).toBe('native');
+    expect(wasm.curveBackend()).toBe('wasm');
+
+    const alice = await native.MlsClient.open();
+    const bob = await wasm.MlsClient.open();
+    const carol = await native.MlsClient.open();
+    const aliceId = await alice.createIdentity('alice');
+    const bobId = await bob.createIdentity('bob');
+    const carolId = await carol.createIdentity('carol');
+
+    // alice (native) adds bob (wasm): bob's KeyPackage was signed in wasm,
+    // the Welcome HPKE-encrypted natively to his wasm-made init key.
+    const aliceGroup = await alice.createGroup(aliceId);
+    const { welcome } = await aliceGroup.commit({ add: [await bob.createKeyPackage(bobId)] });
+    await aliceGroup.mergePendingCommit();
+    const bobGroup = await bob.joinFromWelcome(welcome!);
+
+    // bob (wasm) adds carol (native) and updates his path: carol's init key
+    // is native, alice decrypts a path secret HPKE-sealed in wasm.
+    const added = await bobGroup.commit({ add: [await carol.createKeyPackage(carolId)], selfUpdate: true });
+    await bobGroup.mergePendingCommit();
+    const staged = await aliceGroup.process(added.commit);
+    if (staged.kind !== 'commit') throw new Error('expected a commit');
+    await staged.staged.merge();
+    const carolGroup = await carol.joinFromWelcome(added.welcome!);
+
+    // carol (native) self-updates; both others process it.
+    const update = await carolGroup.selfUpdate();
+    await carolGroup.mergePendingCommit();
+    for (const group of [aliceGroup, bobGroup]) {
+      const result = await group.process(update.commit);
+      if (result.kind !== 'commit') throw new Error('expected a commit');
+      await result.staged.merge();
+    }
+
+    const authenticators = [aliceGroup, bobGroup, carolGroup].map((g) => toHex(g.epochAuthenticator()));
+    expect(new Set(authenticators).size).toBe(1);
+    for (const [sender, receivers] of [
+      [aliceGroup, [bobGroup, carolGroup]],
+      [bobGroup, [aliceGroup, carolGroup]],
+    ] as const) {
+      const ciphertext = await sender.encrypt('across backends');
+      for (const receiver of receivers) {
+        const received = await receiver.process(ciphertext);
+        expect(received.kind).toBe('application');
+        if (received.kind === 'application') expect(new TextDecoder().decode(received.data)).toBe('across backends');
+      }
+    }
+  });
+
+  it('a commit whose signature was altered is rejected by both backends, and the genuine one still applies', async () => {
+    const native = await libraryWith('native');
+    const wasm = await libraryWith('wasm');
+    const alice = await native.MlsClient.open();
+    const bob = await wasm.MlsClient.open();
+    const aliceId = await alice.createIdentity('alice');
+    const bobId = await bob.createIdentity('bob');
+    // PublicMessage handshakes, so the signature is in the clear.
+    const aliceGroup = await alice.createGroup(aliceId, { wireFormat: 'plaintext' });
+    const { welcome } = await aliceGroup.commit({ add: [await bob.createKeyPackage(bobId)] });
+    await aliceGroup.mergePendingCommit();
+    const bobGroup = await bob.joinFromWelcome(welcome!, { wireFormat: 'plaintext' });
+
+    for (const [sender, receiver] of [
+      [aliceGroup, bobGroup],
+      [bobGroup, aliceGroup],
+    ] as const) {
+      const { commit } = await sender.selfUpdate();
+      // PublicMessage ends with signature<V> (1 + 64 bytes), confirmation_tag<V>
+      // (1 + 32) and membership_tag<V> (1 + 32): byte length-100 is in the signature.
+      const forged = commit.slice();
+      forged[forged.length - 100] ^= 0x01;
+      const err = await mlsError(() => receiver.process(forged));
+      expect(err.code).not.toBe('WASM_POISONED');
+      const genuine = await receiver.process(commit);
+      if (genuine.kind !== 'commit') throw new Error('expected a commit');
+      await genuine.staged.merge();
+      await sender.mergePendingCommit();
+      expect(toHex(receiver.epochAuthenticator())).toBe(toHex(sender.epochAuthenticator()));
+    }
+  });
+
+  it('a KeyPackage whose init key was replaced by a low-order point is refused, natively and in wasm', async () => {
+    for (const backend of ['native', 'wasm'] as const) {
+      const lib = await libraryWith(backend);
+      const alice = await lib.MlsClient.open();
+      const mallory = await lib.MlsClient.open();
+      const aliceId = await alice.createIdentity('alice');
+      const malloryId = await mallory.createIdentity('mallory');
+      const keyPackage = await mallory.createKeyPackage(malloryId);
+      // The init key is the first HPKE public key: after version (2),
+      // ciphersuite (2) and its 1-byte length prefix (0x20), at byte 5 of
+      // the KeyPackage, which follows the 4-byte MLSMessage header.
+      expect(keyPackage[8]).toBe(0x20);
+      const lowOrder = keyPackage.slice();
+      lowOrder.fill(0, 9, 41);
+      const group = await alice.createGroup(aliceId);
+      // Refused (its signature no longer covers it) before any DH is tried.
+      const err = await mlsError(() => group.commit({ add: [lowOrder] }));
+      expect(err.code).not.toBe('WASM_POISONED');
+      // The instance is unharmed.
+      const ok = await group.commit({ add: [await mallory.createKeyPackage(malloryId)] });
+      expect(ok.welcome).toBeDefined();
+    }
+  });
+});

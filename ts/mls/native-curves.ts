@@ -1,0 +1,119 @@
+/**
+ * Node's native X25519 and Ed25519 (OpenSSL), handed to the wasm core so
+ * its curve operations run at native speed (crates/core/src/native_crypto.rs
+ * is the other side of this contract). Only used in Node; browsers keep the
+ * core's pure-Rust curves.
+ *
+ * Why the caches: importing a raw private key into OpenSSL derives its
+ * public key, a scalar multiplication as costly as the operation itself.
+ * A member signs every message with the same key and decrypts path secrets
+ * with keys it reuses, so the imported key objects are kept in small LRU
+ * maps. Private keys are looked up by a SHA-256 of the key, never by the
+ * key itself, so the maps hold no secret strings; the key objects keep
+ * their secret inside OpenSSL, out of reach of JS code that lacks them.
+ */
+import type * as NodeCrypto from 'node:crypto';
+
+type KeyObject = NodeCrypto.KeyObject;
+
+/** The object the wasm core calls (method names fixed by the Rust import). */
+export interface NativeCurves {
+  x25519(secretKey: Uint8Array, publicKey: Uint8Array): Uint8Array;
+  x25519Public(secretKey: Uint8Array): Uint8Array;
+  x25519Generate(): Uint8Array;
+  ed25519Public(seed: Uint8Array): Uint8Array;
+  ed25519Sign(seed: Uint8Array, message: Uint8Array): Uint8Array;
+  ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
+}
+
+type Curve = 'X25519' | 'Ed25519';
+
+/** A Map that forgets its least recently used entry beyond `limit`. */
+class Lru<V> {
+  readonly #map = new Map<string, V>();
+  constructor(readonly limit: number) {}
+  get(key: string): V | undefined {
+    const value = this.#map.get(key);
+    if (value !== undefined) {
+      this.#map.delete(key);
+      this.#map.set(key, value);
+    }
+    return value;
+  }
+  set(key: string, value: V): void {
+    this.#map.delete(key);
+    this.#map.set(key, value);
+    if (this.#map.size > this.limit) this.#map.delete(this.#map.keys().next().value as string);
+  }
+}
+
+const base64url = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url');
+const fromBase64url = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'base64url'));
+
+export function nodeNativeCurves(crypto: typeof NodeCrypto): NativeCurves {
+  const privateKeys = new Lru<{ key: KeyObject; publicKey: string }>(512);
+  const publicKeys = new Lru<KeyObject>(4096);
+  const digest = (curve: Curve, secret: Uint8Array): string =>
+    curve + crypto.createHash('sha256').update(secret).digest('base64');
+
+  function importPrivate(curve: Curve, secret: Uint8Array): { key: KeyObject; publicKey: string } {
+    if (secret.length !== 32) throw new RangeError('a 32-byte private key is expected');
+    const id = digest(curve, secret);
+    let entry = privateKeys.get(id);
+    if (!entry) {
+      // JWK import: Node's DER (PKCS#8) import goes through OpenSSL's
+      // decoder framework and costs ten times more. JWK needs some `x`;
+      // OpenSSL derives the real public key from `d` and ignores it.
+      const key = crypto.createPrivateKey({ key: { kty: 'OKP', crv: curve, d: base64url(secret), x: '' }, format: 'jwk' });
+      entry = { key, publicKey: (key.export({ format: 'jwk' }) as { x: string }).x };
+      privateKeys.set(id, entry);
+    }
+    return entry;
+  }
+
+  function importPublic(curve: Curve, publicKey: Uint8Array): KeyObject {
+    if (publicKey.length !== 32) throw new RangeError('a 32-byte public key is expected');
+    const x = base64url(publicKey);
+    const id = curve + x;
+    let key = publicKeys.get(id);
+    if (!key) {
+      key = crypto.createPublicKey({ key: { kty: 'OKP', crv: curve, x }, format: 'jwk' });
+      publicKeys.set(id, key);
+    }
+    return key;
+  }
+
+  return {
+    x25519(secretKey, publicKey) {
+      const shared = crypto.diffieHellman({ privateKey: importPrivate('X25519', secretKey).key, publicKey: importPublic('X25519', publicKey) });
+      return new Uint8Array(shared.buffer, shared.byteOffset, shared.byteLength);
+    },
+    x25519Public(secretKey) {
+      return fromBase64url(importPrivate('X25519', secretKey).publicKey);
+    },
+    x25519Generate() {
+      // An HPKE ephemeral key: generated natively, and cached so the DH
+      // that follows does not import it again.
+      const { privateKey } = crypto.generateKeyPairSync('x25519');
+      const jwk = privateKey.export({ format: 'jwk' }) as { d: string; x: string };
+      const secret = fromBase64url(jwk.d);
+      privateKeys.set(digest('X25519', secret), { key: privateKey, publicKey: jwk.x });
+      const out = new Uint8Array(64);
+      out.set(secret, 0);
+      out.set(fromBase64url(jwk.x), 32);
+      secret.fill(0);
+      return out;
+    },
+    ed25519Public(seed) {
+      return fromBase64url(importPrivate('Ed25519', seed).publicKey);
+    },
+    ed25519Sign(seed, message) {
+      const signature = crypto.sign(null, message, importPrivate('Ed25519', seed).key);
+      return new Uint8Array(signature.buffer, signature.byteOffset, signature.byteLength);
+    },
+    ed25519Verify(publicKey, message, signature) {
+      if (signature.length !== 64) return false;
+      return crypto.verify(null, message, importPublic('Ed25519', publicKey), signature);
+    },
+  };
+}
