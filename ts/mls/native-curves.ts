@@ -52,7 +52,7 @@ const fromBase64url = (text: string): Uint8Array => new Uint8Array(Buffer.from(t
 
 export function nodeNativeCurves(crypto: typeof NodeCrypto): NativeCurves {
   const privateKeys = new Lru<{ key: KeyObject; publicKey: string }>(512);
-  const publicKeys = new Lru<KeyObject>(4096);
+  const publicKeys = new Lru<KeyObject>(1 << 14);
   const digest = (curve: Curve, secret: Uint8Array): string =>
     curve + crypto.createHash('sha256').update(secret).digest('base64');
 

@@ -188,7 +188,25 @@ impl HpkeCrypto for CurveAcceleratedHpke {
     }
 }
 
-/// Base-mode HPKE over the accelerated backend.
-pub(crate) fn hpke(kem: KemAlgorithm, kdf: KdfAlgorithm, aead: AeadAlgorithm) -> Hpke<CurveAcceleratedHpke> {
-    Hpke::new(Mode::Base, kem, kdf, aead)
+thread_local! {
+    // One HPKE context per (KDF, AEAD), kept for the instance's lifetime:
+    // `Hpke::new` seeds a fresh ChaCha20 PRNG from the host's CSPRNG, a JS
+    // call per HPKE operation, and a self-update makes one per member.
+    static HPKE: RefCell<Vec<((KdfAlgorithm, AeadAlgorithm), Hpke<CurveAcceleratedHpke>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Run `op` on the base-mode DHKEM(X25519) HPKE context for `kdf`/`aead`.
+pub(crate) fn with_x25519_hpke<T>(kdf: KdfAlgorithm, aead: AeadAlgorithm, op: impl FnOnce(&mut Hpke<CurveAcceleratedHpke>) -> T) -> T {
+    HPKE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let found = cache.iter().position(|(algorithms, _)| *algorithms == (kdf, aead));
+        let index = match found {
+            Some(index) => index,
+            None => {
+                cache.push(((kdf, aead), Hpke::new(Mode::Base, KemAlgorithm::DhKem25519, kdf, aead)));
+                cache.len() - 1
+            }
+        };
+        op(&mut cache[index].1)
+    })
 }

@@ -14,7 +14,9 @@ use openmls_traits::{
     OpenMlsProvider,
 };
 
-use crate::native_crypto::{self, native_ed25519_public, native_ed25519_sign, native_ed25519_verify};
+use hpke_rs_crypto::types::{AeadAlgorithm, KdfAlgorithm};
+
+use crate::native_crypto::{self, native_ed25519_public, native_ed25519_sign, native_ed25519_verify, with_x25519_hpke};
 use crate::storage::JournalStorage;
 
 #[derive(Default)]
@@ -56,10 +58,9 @@ pub struct AcceleratedCrypto {
     rust: RustCrypto,
 }
 
-/// The hpke-rs algorithms of `config` when its KEM is DHKEM(X25519): the
-/// only KEM whose group operations are routed to the host.
-fn x25519_hpke(config: &HpkeConfig) -> Option<hpke_rs::Hpke<native_crypto::CurveAcceleratedHpke>> {
-    use hpke_rs_crypto::types::{AeadAlgorithm, KdfAlgorithm, KemAlgorithm};
+/// The hpke-rs KDF and AEAD of `config` when its KEM is DHKEM(X25519) and
+/// the native curves are installed: the only case routed to the host.
+fn x25519_hpke(config: &HpkeConfig) -> Option<(KdfAlgorithm, AeadAlgorithm)> {
     if config.0 != HpkeKemType::DhKem25519 || !native_crypto::native_curves_installed() {
         return None;
     }
@@ -74,7 +75,7 @@ fn x25519_hpke(config: &HpkeConfig) -> Option<hpke_rs::Hpke<native_crypto::Curve
         HpkeAeadType::ChaCha20Poly1305 => AeadAlgorithm::ChaCha20Poly1305,
         HpkeAeadType::Export => AeadAlgorithm::HpkeExport,
     };
-    Some(native_crypto::hpke(KemAlgorithm::DhKem25519, kdf, aead))
+    Some((kdf, aead))
 }
 
 impl OpenMlsCrypto for AcceleratedCrypto {
@@ -131,11 +132,10 @@ impl OpenMlsCrypto for AcceleratedCrypto {
     }
 
     fn hpke_seal(&self, config: HpkeConfig, pk_r: &[u8], info: &[u8], aad: &[u8], ptxt: &[u8]) -> Result<HpkeCiphertext, CryptoError> {
-        let Some(mut hpke) = x25519_hpke(&config) else {
+        let Some((kdf, aead)) = x25519_hpke(&config) else {
             return self.rust.hpke_seal(config, pk_r, info, aad, ptxt);
         };
-        let (kem_output, ciphertext) = hpke
-            .seal(&pk_r.into(), info, aad, ptxt, None, None, None)
+        let (kem_output, ciphertext) = with_x25519_hpke(kdf, aead, |hpke| hpke.seal(&pk_r.into(), info, aad, ptxt, None, None, None))
             .map_err(|e| match e {
                 hpke_rs::HpkeError::InvalidInput => CryptoError::InvalidLength,
                 _ => CryptoError::CryptoLibraryError,
@@ -143,34 +143,33 @@ impl OpenMlsCrypto for AcceleratedCrypto {
         Ok(HpkeCiphertext { kem_output: kem_output.into(), ciphertext: ciphertext.into() })
     }
     fn hpke_open(&self, config: HpkeConfig, input: &HpkeCiphertext, sk_r: &[u8], info: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let Some(hpke) = x25519_hpke(&config) else {
+        let Some((kdf, aead)) = x25519_hpke(&config) else {
             return self.rust.hpke_open(config, input, sk_r, info, aad);
         };
-        hpke.open(input.kem_output.as_slice(), &sk_r.into(), info, aad, input.ciphertext.as_slice(), None, None, None)
+        with_x25519_hpke(kdf, aead, |hpke| hpke.open(input.kem_output.as_slice(), &sk_r.into(), info, aad, input.ciphertext.as_slice(), None, None, None))
             .map_err(|_| CryptoError::HpkeDecryptionError)
     }
     fn hpke_setup_sender_and_export(&self, config: HpkeConfig, pk_r: &[u8], info: &[u8], exporter_context: &[u8], exporter_length: usize) -> Result<(KemOutput, ExporterSecret), CryptoError> {
-        let Some(mut hpke) = x25519_hpke(&config) else {
+        let Some((kdf, aead)) = x25519_hpke(&config) else {
             return self.rust.hpke_setup_sender_and_export(config, pk_r, info, exporter_context, exporter_length);
         };
-        let (kem_output, context) = hpke.setup_sender(&pk_r.into(), info, None, None, None).map_err(|_| CryptoError::SenderSetupError)?;
+        let (kem_output, context) = with_x25519_hpke(kdf, aead, |hpke| hpke.setup_sender(&pk_r.into(), info, None, None, None)).map_err(|_| CryptoError::SenderSetupError)?;
         let exported = context.export(exporter_context, exporter_length).map_err(|_| CryptoError::ExporterError)?;
         Ok((kem_output, exported.into()))
     }
     fn hpke_setup_receiver_and_export(&self, config: HpkeConfig, enc: &[u8], sk_r: &[u8], info: &[u8], exporter_context: &[u8], exporter_length: usize) -> Result<ExporterSecret, CryptoError> {
-        let Some(hpke) = x25519_hpke(&config) else {
+        let Some((kdf, aead)) = x25519_hpke(&config) else {
             return self.rust.hpke_setup_receiver_and_export(config, enc, sk_r, info, exporter_context, exporter_length);
         };
-        let context = hpke.setup_receiver(enc, &sk_r.into(), info, None, None, None).map_err(|_| CryptoError::ReceiverSetupError)?;
+        let context = with_x25519_hpke(kdf, aead, |hpke| hpke.setup_receiver(enc, &sk_r.into(), info, None, None, None)).map_err(|_| CryptoError::ReceiverSetupError)?;
         let exported = context.export(exporter_context, exporter_length).map_err(|_| CryptoError::ExporterError)?;
         Ok(exported.into())
     }
     fn derive_hpke_keypair(&self, config: HpkeConfig, ikm: &[u8]) -> Result<HpkeKeyPair, CryptoError> {
-        let Some(hpke) = x25519_hpke(&config) else {
+        let Some((kdf, aead)) = x25519_hpke(&config) else {
             return self.rust.derive_hpke_keypair(config, ikm);
         };
-        let (private, public) = hpke
-            .derive_key_pair(ikm)
+        let (private, public) = with_x25519_hpke(kdf, aead, |hpke| hpke.derive_key_pair(ikm))
             .map_err(|e| match e {
                 hpke_rs::HpkeError::InvalidInput => CryptoError::InvalidLength,
                 _ => CryptoError::CryptoLibraryError,
