@@ -39,7 +39,7 @@ const IMPLS = {
 // Building it costs about n/2 joins, self-updates and processed commits at
 // sizes up to n (bench/README.md, "Tree shapes"); these keep each build
 // within a few minutes on a 2-core machine.
-const FULL_MAX = { 'paired-mls': 1024, 'ts-mls': 256, [NATIVE]: 4096 };
+const FULL_MAX = { 'paired-mls': 1024, 'ts-mls': 256, [NATIVE]: 2048 };
 
 // Wall-clock time, or this process's CPU time (user + system, all threads:
 // steadier when other processes compete for the CPU).
