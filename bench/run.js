@@ -255,7 +255,7 @@ async function main() {
         if (!sizes.length) continue;
         const run = await runNative(opts, shape, sizes);
         results.push(...run.results);
-        for (const s of run.setups) setupMs.push({ impl: NATIVE, n: s.n, shape, ms: s.ms, tree: { nonblank_parents: s.nonblank_parents, fillable_parents: s.parents_expected } });
+        for (const s of run.setups) setupMs.push({ impl: NATIVE, n: s.n, shape, ms: s.ms, tree: { nonblank_parents: s.nonblank_parents, fillable_parents: s.fillable_parents } });
         if (run.error) {
           errors.push({ impl: NATIVE, shape, error: run.error });
           log(`${NATIVE} ${shape}: FAILED: ${run.error}`);

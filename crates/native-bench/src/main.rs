@@ -12,7 +12,8 @@
 //!
 //! stdout: one JSON object per line, either a result row
 //! `{"impl":"openmls-native","op":…,"n":…,"mean_ms":…,"p50_ms":…,"samples":…,"shape":…}`
-//! or a setup record `{"setup":{"n":…,"shape":…,"ms":…,"nonblank_parents":…,"parents_expected":…}}`.
+//! or a setup record `{"setup":{"n":…,"shape":…,"ms":…,"nonblank_parents":…,"fillable_parents":…}}`
+//! (parents that can hold a key: n-1; the full shape fills them all).
 //! Progress goes to stderr.
 
 use std::collections::HashMap;
@@ -554,9 +555,9 @@ fn real_main() -> Res<()> {
         println!(
             "{}",
             json!({ "setup": { "impl": "openmls-native", "n": n, "shape": o.shape, "ms": round4(built),
-                "nonblank_parents": nonblank, "parents_expected": if o.shape == "full" { n - 1 } else { 0 } } })
+                "nonblank_parents": nonblank, "fillable_parents": n - 1 } })
         );
-        eprintln!("openmls-native n={n} {}: group built in {built:.0} ms, {nonblank} non-blank parents", o.shape);
+        eprintln!("openmls-native n={n} {}: group built in {built:.0} ms, {nonblank}/{} parents non-blank", o.shape, n - 1);
         let group_id = s.group.group_id().clone();
         let peer_id = s.peer.group_id().clone();
         let mut b = Bench {
