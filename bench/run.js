@@ -2,24 +2,44 @@
 // MLS operation benchmarks.
 //
 //   npm run bench -- [--sizes 2,16,128] [--ops a,b] [--time MS] [--json FILE]
-//                    [--impls paired-mls] [--min-samples K] [--clock wall|cpu]
-//                    [--prewarm MS] [--wasm-baseline]
+//                    [--impls paired-mls,ts-mls,openmls-native] [--shapes blank,full]
+//                    [--min-samples K] [--clock wall|cpu] [--prewarm MS]
+//                    [--full-max N] [--wasm-baseline]
 //
-// For each implementation (bench/impl/*.js) and group size n, builds an
-// n-member group and times each operation (bench/ops.js) with tinybench.
-// Prints a table to stdout (progress goes to stderr) and, with --json,
-// writes { results: [{ impl, op, n, mean_ms, p50_ms, samples }], meta }.
-import { writeFileSync } from 'node:fs';
+// For each implementation (bench/impl/*.js), tree shape and group size n,
+// builds an n-member group and times each operation (bench/ops.js) with
+// tinybench. openmls-native is the Rust binary of crates/native-bench (built
+// here when missing or stale), run with the same sizes, ops and budget; its
+// rows are merged in. Prints a table, then the ratio summary
+// (bench/summary.js) to stdout (progress goes to stderr) and, with --json,
+// writes { results: [{ impl, op, n, mean_ms, p50_ms, samples, shape }], meta }
+// and an SVG chart next to it (FILE.svg, bench/chart.js).
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { arch, cpus, platform } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Bench } from 'tinybench';
+import { renderChart } from './chart.js';
 import { OPS, OP_NAMES } from './ops.js';
+import { formatSummary, ratioRows } from './summary.js';
+import { SHAPES } from './tree.js';
 
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const NATIVE = 'openmls-native';
 const IMPLS = {
   'paired-mls': () => import('./impl/paired-mls.js'),
   'ts-mls': () => import('./impl/ts-mls.js'),
+  [NATIVE]: null, // crates/native-bench, run as a child process
 };
+
+// Largest n the full shape is built for by default (--full-max overrides).
+// Building it costs about n/2 joins, self-updates and processed commits at
+// sizes up to n (bench/README.md, "Tree shapes"); these keep each build
+// within a few minutes on a 2-core machine.
+const FULL_MAX = { 'paired-mls': 1024, 'ts-mls': 256, [NATIVE]: 2048 };
 
 // Wall-clock time, or this process's CPU time (user + system, all threads:
 // steadier when other processes compete for the CPU).
@@ -37,16 +57,20 @@ const USAGE = `usage: node bench/run.js [options]
   --time MS           timed milliseconds per operation and size (default 300)
   --min-samples K     at least K timed iterations each (default 5)
   --impls a,b,...     implementations (default paired-mls): ${Object.keys(IMPLS).join(', ')}
+  --shapes a,b,...    tree shapes (default blank): blank (add-only, every parent blank),
+                      full (every parent non-blank; see bench/README.md)
+  --full-max N        build the full shape up to n=N for every implementation (default
+                      per implementation: ${Object.entries(FULL_MAX).map(([k, v]) => `${k} ${v}`).join(', ')})
   --clock wall|cpu    time samples by the wall clock (default) or by process CPU time
   --prewarm MS        before measuring an implementation, run every op at n=2 for
                       MS timed milliseconds each, unrecorded (default 150; 0: skip)
   --wasm-baseline     let V8 start wasm in its baseline tier (Liftoff) and tier up
                       lazily, as node does by default; without it, wasm is compiled
                       by the optimizing tier from the start (--no-liftoff)
-  --json FILE         also write the results as JSON`;
+  --json FILE         also write the results as JSON, and a chart as FILE.svg`;
 
 function parseArgs(argv) {
-  const opts = { sizes: [2, 16, 128], ops: OP_NAMES, time: 300, minSamples: 5, impls: ['paired-mls'], clock: 'wall', prewarm: 150, wasmBaseline: false, json: undefined };
+  const opts = { sizes: [2, 16, 128], ops: OP_NAMES, time: 300, minSamples: 5, impls: ['paired-mls'], shapes: ['blank'], fullMax: undefined, clock: 'wall', prewarm: 150, wasmBaseline: false, json: undefined };
   const list = (v) => v.split(',').map((s) => s.trim()).filter(Boolean);
   for (let i = 0; i < argv.length; i++) {
     let [flag, value] = argv[i].split(/=(.*)/s, 2);
@@ -66,6 +90,8 @@ function parseArgs(argv) {
       case '--time': opts.time = Number(value); break;
       case '--min-samples': opts.minSamples = Number(value); break;
       case '--impls': opts.impls = list(value); break;
+      case '--shapes': opts.shapes = list(value); break;
+      case '--full-max': opts.fullMax = Number(value); break;
       case '--clock': opts.clock = value; break;
       case '--prewarm': opts.prewarm = Number(value); break;
       case '--json': opts.json = value; break;
@@ -75,6 +101,9 @@ function parseArgs(argv) {
   if (opts.sizes.length === 0 || opts.sizes.some((n) => !Number.isInteger(n) || n < 2)) fail('--sizes: integers >= 2');
   for (const op of opts.ops) if (!OP_NAMES.includes(op)) fail(`unknown op ${op}`);
   for (const impl of opts.impls) if (!(impl in IMPLS)) fail(`unknown impl ${impl}`);
+  for (const shape of opts.shapes) if (!SHAPES.includes(shape)) fail(`unknown shape ${shape}`);
+  if (opts.shapes.length === 0) fail('--shapes: blank, full or both');
+  if (opts.fullMax !== undefined && !(opts.fullMax >= 2)) fail('--full-max: a group size >= 2');
   if (!(opts.clock in CLOCKS)) fail('--clock: wall or cpu');
   if (!(opts.time > 0)) fail('--time: a positive number of milliseconds');
   if (!(opts.prewarm >= 0)) fail('--prewarm: a number of milliseconds >= 0');
@@ -113,9 +142,9 @@ function addTask(bench, op, task) {
  * Build an n-member group with `impl` and time `ops`; returns
  * { builtMs, results, errors }.
  */
-async function measure(impl, n, opts, time) {
+async function measure(impl, n, opts, time, shape = 'blank') {
   const t0 = performance.now();
-  const { tasks, dispose } = await impl.setup(n, { ops: opts.ops });
+  const { tasks, dispose, info = {} } = await impl.setup(n, { ops: opts.ops, shape });
   const builtMs = performance.now() - t0;
   const bench = new Bench({
     time,
@@ -147,9 +176,57 @@ async function measure(impl, n, opts, time) {
       continue;
     }
     const { mean, p50, samples } = r.latency;
-    results.push({ impl: impl.name, op: task.name, n, mean_ms: round(mean), p50_ms: round(p50), samples: samples.length });
+    results.push({ impl: impl.name, op: task.name, n, mean_ms: round(mean), p50_ms: round(p50), samples: samples.length, shape });
   }
-  return { builtMs, results, errors };
+  return { builtMs, results, errors, info };
+}
+
+/** Whether the full shape is built at n for `impl` (see FULL_MAX). */
+function feasible(impl, shape, n, opts) {
+  if (shape !== 'full') return true;
+  return n <= (opts.fullMax ?? FULL_MAX[impl] ?? Infinity);
+}
+
+/** The native binary, built with cargo when missing or older than its sources. */
+function nativeBinary() {
+  const bin = join(ROOT, 'target', 'release', process.platform === 'win32' ? 'native-bench.exe' : 'native-bench');
+  const sources = ['crates/native-bench/src/main.rs', 'crates/native-bench/Cargo.toml', 'Cargo.lock'].map((p) => join(ROOT, p));
+  const built = existsSync(bin) ? statSync(bin).mtimeMs : 0;
+  if (sources.some((p) => existsSync(p) && statSync(p).mtimeMs > built)) {
+    log(`${NATIVE}: building crates/native-bench (cargo build --release -p native-bench)`);
+    // scripts/setup-toolchain.sh writes the toolchain's location there.
+    const r = spawnSync('bash', ['-c', 'if [ -f .toolchain.env ]; then source .toolchain.env; fi; "${CARGO:-cargo}" build --release -p native-bench'], {
+      cwd: ROOT,
+      stdio: ['ignore', process.stderr, process.stderr],
+    });
+    if (r.status !== 0) throw new Error(`${NATIVE}: cargo build failed (status ${r.status})`);
+  }
+  return bin;
+}
+
+/** Run crates/native-bench for one shape; its stdout is JSON lines (rows and setup records). */
+function runNative(opts, shape, sizes) {
+  const bin = nativeBinary();
+  const args = ['--sizes', sizes.join(','), '--ops', opts.ops.join(','), '--time', String(opts.time), '--min-samples', String(opts.minSamples), '--shape', shape];
+  log(`${NATIVE}: ${bin} ${args.join(' ')}`);
+  return new Promise((resolve) => {
+    const child = spawn(bin, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk) => { out += chunk; });
+    child.stderr.on('data', (chunk) => process.stderr.write(chunk));
+    child.on('error', (error) => resolve({ results: [], setups: [], error: String(error) }));
+    child.on('close', (code) => {
+      const results = [];
+      const setups = [];
+      for (const line of out.split('\n')) {
+        if (!line.trim()) continue;
+        const row = JSON.parse(line);
+        if (row.setup) setups.push(row.setup);
+        else results.push(row);
+      }
+      resolve({ results, setups, error: code === 0 ? undefined : `${NATIVE} exited with status ${code}` });
+    });
+  });
 }
 
 async function main() {
@@ -161,8 +238,31 @@ async function main() {
   const results = [];
   const setupMs = [];
   const errors = [];
+  const skipped = [];
+  const wasmMemory = [];
+  const skip = (impl, shape, n) => {
+    const max = opts.fullMax ?? FULL_MAX[impl];
+    const reason = `the full shape costs ~n/2 joins and processed commits at sizes up to n; built up to n=${max} for ${impl} (--full-max raises it)`;
+    skipped.push({ impl, shape, n, reason });
+    log(`${impl} n=${n} ${shape}: skipped (${reason})`);
+  };
 
   for (const implName of opts.impls) {
+    if (implName === NATIVE) {
+      for (const shape of opts.shapes) {
+        const sizes = opts.sizes.filter((n) => feasible(NATIVE, shape, n, opts));
+        for (const n of opts.sizes) if (!sizes.includes(n)) skip(NATIVE, shape, n);
+        if (!sizes.length) continue;
+        const run = await runNative(opts, shape, sizes);
+        results.push(...run.results);
+        for (const s of run.setups) setupMs.push({ impl: NATIVE, n: s.n, shape, ms: s.ms, tree: { nonblank_parents: s.nonblank_parents, fillable_parents: s.fillable_parents } });
+        if (run.error) {
+          errors.push({ impl: NATIVE, shape, error: run.error });
+          log(`${NATIVE} ${shape}: FAILED: ${run.error}`);
+        }
+      }
+      continue;
+    }
     const impl = await IMPLS[implName]();
     if (opts.prewarm > 0) {
       // Warm the JIT (and lazily compiled wasm) on every op, unrecorded.
@@ -171,18 +271,45 @@ async function main() {
       errors.push(...warm.errors);
       log(`${impl.name}: prewarmed in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     }
-    for (const n of opts.sizes) {
-      const t0 = performance.now();
-      const run = await measure(impl, n, opts, opts.time);
-      setupMs.push({ impl: impl.name, n, ms: round(run.builtMs) });
-      results.push(...run.results);
-      errors.push(...run.errors);
-      log(`${impl.name} n=${n}: group built in ${run.builtMs.toFixed(0)} ms, measured in ${((performance.now() - t0 - run.builtMs) / 1000).toFixed(1)} s`);
+    for (const shape of opts.shapes) {
+      for (const n of opts.sizes) {
+        if (!feasible(impl.name, shape, n, opts)) {
+          skip(impl.name, shape, n);
+          continue;
+        }
+        const t0 = performance.now();
+        let run;
+        try {
+          run = await measure(impl, n, opts, opts.time, shape);
+        } catch (error) {
+          errors.push({ impl: impl.name, n, shape, error: String(error?.stack ?? error) });
+          log(`${impl.name} n=${n} ${shape}: setup FAILED: ${error?.stack ?? error}`);
+          continue;
+        }
+        const { tree, wasm_memory_bytes: bytes, wasm_memory_bytes_after: bytesAfter } = run.info;
+        setupMs.push({ impl: impl.name, n, shape, ms: round(run.builtMs), ...(tree ? { tree } : {}) });
+        if (bytes !== undefined) {
+          wasmMemory.push({ impl: impl.name, n, shape, bytes, bytes_per_member: round(bytes / n), bytes_after_ops: bytesAfter, bytes_after_ops_per_member: bytesAfter === undefined ? undefined : round(bytesAfter / n) });
+        }
+        results.push(...run.results);
+        errors.push(...run.errors);
+        const treeNote = tree ? `, ${tree.nonblank_parents}/${tree.fillable_parents} parents non-blank, ${tree.unmerged_leaves} unmerged leaves` : '';
+        log(`${impl.name} n=${n} ${shape}: group built in ${run.builtMs.toFixed(0)} ms${treeNote}, measured in ${((performance.now() - t0 - run.builtMs) / 1000).toFixed(1)} s`);
+      }
     }
   }
 
   const totalSeconds = (performance.now() - started) / 1000;
   printTable(results, opts);
+  if (wasmMemory.length) {
+    const mb = (b) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+    console.log('\npaired-mls wasm linear memory (memory.buffer.byteLength; never shrinks, so a high-water mark of the run so far)');
+    for (const m of wasmMemory) {
+      console.log(`  n=${m.n} ${m.shape}: ${mb(m.bytes)} after setup (${(m.bytes_per_member / 1024).toFixed(1)} KiB per member), ${mb(m.bytes_after_ops)} after the ops (${(m.bytes_after_ops_per_member / 1024).toFixed(1)} KiB per member)`);
+    }
+  }
+  const summary = ratioRows(results, { ops: opts.ops });
+  console.log(`\n${formatSummary(summary)}`);
   log(`total ${totalSeconds.toFixed(1)} s`);
 
   if (opts.json) {
@@ -195,30 +322,38 @@ async function main() {
       sizes: opts.sizes,
       ops: opts.ops,
       impls: opts.impls,
+      shapes: opts.shapes,
+      full_max: Object.fromEntries(opts.impls.map((impl) => [impl, opts.fullMax ?? FULL_MAX[impl]])),
       clock: opts.clock,
+      native_timing: opts.impls.includes(NATIVE) ? 'openmls-native times itself (std::time::Instant, wall clock; 2 warmup iterations; mean and median)' : undefined,
       time_ms: opts.time,
       min_samples: opts.minSamples,
       prewarm_ms: opts.prewarm,
       wasm_tiers: opts.wasmBaseline ? 'default (Liftoff, lazy tier-up)' : 'optimizing only (--no-liftoff)',
       ciphersuite: 1,
       setup_ms: setupMs,
+      ...(wasmMemory.length ? { wasm_memory: wasmMemory } : {}),
+      ...(skipped.length ? { skipped } : {}),
+      summary,
       total_seconds: round(totalSeconds),
       op_descriptions: Object.fromEntries(opts.ops.map((op) => [op, OPS[op]])),
       ...(errors.length ? { errors } : {}),
     };
     writeFileSync(opts.json, `${JSON.stringify({ results, meta }, null, 2)}\n`);
-    log(`wrote ${opts.json}`);
+    writeFileSync(`${opts.json}.svg`, renderChart(results, { ops: opts.ops, impls: opts.impls }));
+    log(`wrote ${opts.json} and ${opts.json}.svg`);
   }
   if (errors.length) process.exitCode = 1;
 }
 
 function printTable(results, opts) {
-  const order = (r) => [opts.ops.indexOf(r.op), r.n, opts.impls.indexOf(r.impl)];
+  const order = (r) => [opts.shapes.indexOf(r.shape), opts.ops.indexOf(r.op), r.n, opts.impls.indexOf(r.impl)];
   const rows = [...results].sort((a, b) => {
     const [x, y] = [order(a), order(b)];
-    return x[0] - y[0] || x[1] - y[1] || x[2] - y[2];
+    return x[0] - y[0] || x[1] - y[1] || x[2] - y[2] || x[3] - y[3];
   });
   const cols = [
+    ...(opts.shapes.length > 1 ? [['shape', (r) => r.shape, 'l']] : []),
     ['op', (r) => r.op, 'l'],
     ['n', (r) => String(r.n), 'r'],
     ...(opts.impls.length > 1 ? [['impl', (r) => r.impl, 'l']] : []),
@@ -234,8 +369,8 @@ function printTable(results, opts) {
   out.push(line(cols.map(([title]) => title)), widths.map((w) => '-'.repeat(w)).join('  '));
   let prevOp;
   for (let i = 0; i < rows.length; i++) {
-    if (prevOp !== undefined && rows[i].op !== prevOp) out.push('');
-    prevOp = rows[i].op;
+    if (prevOp !== undefined && `${rows[i].shape} ${rows[i].op}` !== prevOp) out.push('');
+    prevOp = `${rows[i].shape} ${rows[i].op}`;
     out.push(line(cells[i]));
   }
   console.log(out.join('\n'));

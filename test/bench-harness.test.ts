@@ -26,3 +26,69 @@ describe('bench harness', () => {
     }
   });
 });
+
+describe('bench summary and chart', async () => {
+  // Plain JS modules of the harness (bench/*.js, untyped).
+  const load = (file: string): Promise<any> => import(new URL(`../bench/${file}`, import.meta.url).href);
+  const { ratioRows, formatSummary } = await load('summary.js');
+  const { renderChart } = await load('chart.js');
+  const { fullShapePlan, treeCensus } = await load('tree.js');
+  const row = (impl: string, op: string, n: number, mean_ms: number, shape = 'blank') => ({ impl, op, n, mean_ms, p50_ms: mean_ms, samples: 5, shape });
+  const results = [
+    row('paired-mls', 'self_update_commit', 1024, 20),
+    row('ts-mls', 'self_update_commit', 1024, 300), // 15× ≥ 10×: met
+    row('openmls-native', 'self_update_commit', 1024, 8), // 2.5× > 2×: missed
+    row('paired-mls', 'encrypt_100b', 1024, 0.1),
+    row('ts-mls', 'encrypt_100b', 1024, 1), // 10× < 20×: missed
+    row('openmls-native', 'encrypt_100b', 1024, 0.08), // 1.25×: met
+    row('paired-mls', 'encrypt_100b', 16, 0.1, 'full'),
+    row('ts-mls', 'encrypt_100b', 16, 1.5, 'full'), // no target below n=1024
+  ];
+
+  it('computes speed-up vs ts-mls and slowdown vs native against the targets', () => {
+    const rows = ratioRows(results);
+    const su = rows.find((r: { op: string; shape: string }) => r.op === 'self_update_commit')!;
+    expect(su.speedup).toBeCloseTo(15);
+    expect(su.speedup_met).toBe(true);
+    expect(su.slowdown).toBeCloseTo(2.5);
+    expect(su.slowdown_met).toBe(false);
+    const enc = rows.find((r: { op: string; shape: string }) => r.op === 'encrypt_100b' && r.shape === 'blank')!;
+    expect(enc.speedup_target).toBe(20);
+    expect(enc.speedup_met).toBe(false);
+    expect(enc.slowdown_met).toBe(true);
+    const full = rows.find((r: { shape: string }) => r.shape === 'full')!;
+    expect(full.speedup).toBeCloseTo(15);
+    expect(full.speedup_target).toBeNull();
+    expect(full.slowdown).toBeNull();
+    const text = formatSummary(rows);
+    expect(text).toMatch(/self_update_commit\s+1024\s+15\.0×\s+≥10×\s+met\s+2\.50×\s+≤2×\s+MISSED/);
+    expect(text).toMatch(/encrypt_100b\s+1024\s+10\.0×\s+≥20×\s+MISSED/);
+    expect(text).toContain('shape: full');
+    expect(text).toContain('targets vs ts-mls: 1 met, 1 missed');
+  });
+
+  it('draws one log-log panel per op and shape, with a legend', () => {
+    const svg = renderChart(results, { impls: ['paired-mls', 'ts-mls', 'openmls-native'] });
+    expect(svg.startsWith('<svg')).toBe(true);
+    expect(svg.match(/<g class="panel"/g)).toHaveLength(3);
+    expect(svg).toContain('data-op="self_update_commit" data-shape="blank"');
+    expect(svg).toContain('data-op="encrypt_100b" data-shape="full"');
+    for (const impl of ['paired-mls', 'ts-mls', 'openmls-native']) expect(svg).toContain(`>${impl}</text>`);
+    expect(svg).toContain('>10ms</text>'); // decade ticks
+    expect(svg).toContain('<title>ts-mls self_update_commit n=1024: 300 ms</title>');
+  });
+
+  it('plans the full shape so that each parent is last written by its rightmost leaf', () => {
+    expect(fullShapePlan(8)).toEqual([
+      { adds: [1], committer: 1 },
+      { adds: [2, 3], committer: 3 },
+      { adds: [4, 5], committer: 5 },
+      { adds: [6, 7], committer: 7 },
+    ]);
+    expect(fullShapePlan(5).at(-1)).toEqual({ adds: [4], committer: 4 });
+    // 3 leaves, one unmerged leaf at the root: 2 parents can hold keys (n-1).
+    const leaf = { nodeType: 'leaf' };
+    const tree = [leaf, { nodeType: 'parent', parent: { unmergedLeaves: [] } }, leaf, { nodeType: 'parent', parent: { unmergedLeaves: [2] } }, leaf, undefined, undefined];
+    expect(treeCensus(tree)).toEqual({ leaves: 3, nonblank_parents: 2, fillable_parents: 2, unmerged_leaves: 1 });
+  });
+});

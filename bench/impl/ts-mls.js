@@ -28,28 +28,55 @@ import {
   processPrivateMessage,
 } from 'ts-mls';
 import { preEncrypted } from '../ops.js';
+import { fullShapePlan, treeCensus } from '../tree.js';
 
 export const name = 'ts-mls';
 
 const enc = new TextEncoder();
 
-export async function setup(n, { ops = [] } = {}) {
+export async function setup(n, { ops = [], shape = 'blank' } = {}) {
   if (!Number.isInteger(n) || n < 2) throw new Error('n must be an integer >= 2');
   const cs = await getCiphersuiteImpl(getCiphersuiteFromName('MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519'));
   const keyPackage = (identity) =>
     generateKeyPackage({ credentialType: 'basic', identity: enc.encode(identity) }, defaultCapabilities(), defaultLifetime, [], cs);
   const addOf = (keyPackage) => ({ proposalType: 'add', add: { keyPackage } });
 
+  let s0; // m0, carried forward by encrypt / decrypt
+  let s1; // m1
   const m0 = await keyPackage('m0');
-  const m1 = await keyPackage('m1');
-  const others = [m1.publicPackage];
-  for (let i = 2; i < n; i++) others.push((await keyPackage(`m${i}`)).publicPackage);
   const created = await createGroup(crypto.getRandomValues(new Uint8Array(16)), m0.publicPackage, m0.privatePackage, [], cs);
-  const added = await createCommit({ state: created, cipherSuite: cs }, { extraProposals: others.map(addOf), ratchetTreeExtension: true });
-  let s0 = added.newState; // m0, carried forward by encrypt / decrypt
-  let s1 = await joinGroup(added.welcome, m1.publicPackage, m1.privatePackage, emptyPskIndex, cs); // m1
+  if (shape === 'full') {
+    // bench/tree.js fullShapePlan: grow by pairs of leaves, each pair's
+    // right leaf joins and commits a self-update that m0 processes; the
+    // last committer (leaf n-1) is m1.
+    s0 = created;
+    for (const { adds, committer } of fullShapePlan(n)) {
+      const joiner = await keyPackage(committer === n - 1 ? 'm1' : `m${committer}`);
+      const packages = [];
+      for (const leaf of adds.slice(0, -1)) packages.push((await keyPackage(`m${leaf}`)).publicPackage);
+      packages.push(joiner.publicPackage);
+      const added = await createCommit({ state: s0, cipherSuite: cs }, { extraProposals: packages.map(addOf), ratchetTreeExtension: true });
+      s0 = added.newState;
+      const joined = await joinGroup(added.welcome, joiner.publicPackage, joiner.privatePackage, emptyPskIndex, cs);
+      const updated = await createCommit({ state: joined, cipherSuite: cs });
+      const processed = await processPrivateMessage(s0, updated.commit.privateMessage, emptyPskIndex, cs, acceptAll);
+      check(processed.kind === 'newState', 'm0 processed the self-update');
+      s0 = processed.newState;
+      s1 = updated.newState;
+    }
+    check(s0.groupContext.epoch === s1.groupContext.epoch, 'm0 and m1 in the same epoch');
+  } else {
+    const m1 = await keyPackage('m1');
+    const others = [m1.publicPackage];
+    for (let i = 2; i < n; i++) others.push((await keyPackage(`m${i}`)).publicPackage);
+    const added = await createCommit({ state: created, cipherSuite: cs }, { extraProposals: others.map(addOf), ratchetTreeExtension: true });
+    s0 = added.newState;
+    s1 = await joinGroup(added.welcome, m1.publicPackage, m1.privatePackage, emptyPskIndex, cs);
+    check(s0.groupContext.epoch === 1n && s1.groupContext.epoch === 1n, 'both members are in epoch 1');
+  }
   check(s0.ratchetTree.filter((node) => node?.nodeType === 'leaf').length === n, `group has ${n} members`);
-  check(s0.groupContext.epoch === 1n && s1.groupContext.epoch === 1n, 'both members are in epoch 1');
+  const info = { tree: treeCensus(s0.ratchetTree) };
+  const epoch = s0.groupContext.epoch; // the measured epoch; commits move to epoch + 1
 
   const payload = new Uint8Array(100).fill(0x61);
   const decode = (bytes, wireformat) => {
@@ -78,7 +105,7 @@ export async function setup(n, { ops = [] } = {}) {
         this.result = await processPrivateMessage(s0, privateMessage, emptyPskIndex, cs, acceptAll);
       },
       afterEach() {
-        check(this.result.kind === 'newState' && this.result.newState.groupContext.epoch === 2n, 'process_commit moved to epoch 2');
+        check(this.result.kind === 'newState' && this.result.newState.groupContext.epoch === epoch + 1n, 'process_commit moved to the next epoch');
         this.result = undefined; // dropped: m0 stays in epoch 1
       },
     },
@@ -105,7 +132,7 @@ export async function setup(n, { ops = [] } = {}) {
         this.state = await joinGroup(welcome, this.joiner.publicPackage, this.joiner.privatePackage, emptyPskIndex, cs);
       },
       afterEach() {
-        check(this.state.groupContext.epoch === 2n, 'joiner is in epoch 2');
+        check(this.state.groupContext.epoch === epoch + 1n, 'joiner is in the next epoch');
         this.joiner = this.state = this.welcome = undefined;
       },
     },
@@ -144,6 +171,7 @@ export async function setup(n, { ops = [] } = {}) {
 
   return {
     tasks: Object.fromEntries(Object.entries(tasks).filter(([op]) => ops.length === 0 || ops.includes(op))),
+    info,
     async dispose() {},
   };
 }
