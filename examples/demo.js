@@ -4,6 +4,7 @@
 const scenarios = {
   mls: () => import('./scenarios/mls.js'),
   paired: () => import('./scenarios/paired.js'),
+  'paired-standard': () => import('./scenarios/paired-standard.js'),
   dmls: () => import('./scenarios/dmls.js'),
   healing: () => import('./scenarios/healing.js'),
   ds: () => import('./scenarios/ds.js'),

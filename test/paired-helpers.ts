@@ -3,7 +3,7 @@
  * which "alice" acts through two paired devices (active A, passive P).
  */
 import { expect } from 'vitest';
-import { MemoryStorageAdapter, MlsClient, PairedDevice, type Group, type PairedCommit } from 'paired-mls';
+import { MemoryStorageAdapter, MlsClient, PairedDevice, type Group, type PairedCommit, type PairingMode } from 'paired-mls';
 import { deliverCommit, newMember, type Member } from './helpers.js';
 
 export interface PairedWorld {
@@ -25,8 +25,8 @@ export async function device(name: string): Promise<Member> {
 }
 
 /** Pair A and P (seed shared by ShareRand) and return both devices. */
-export async function pair(a: Member, p: Member): Promise<{ activeDevice: PairedDevice; passiveDevice: PairedDevice }> {
-  const activeDevice = await PairedDevice.initiate(a.client, a.identity);
+export async function pair(a: Member, p: Member, mode: PairingMode = 'hidden'): Promise<{ activeDevice: PairedDevice; passiveDevice: PairedDevice }> {
+  const activeDevice = await PairedDevice.initiate(a.client, a.identity, { mode });
   const keyPackage = await PairedDevice.createKeyPackage(p.client, p.identity);
   const { initPairing, shareRand } = await activeDevice.invite(keyPackage);
   const passiveDevice = await PairedDevice.join(p.client, initPairing);
@@ -34,11 +34,12 @@ export async function pair(a: Member, p: Member): Promise<{ activeDevice: Paired
   if (applied.type !== 'shareRandApplied') throw new Error(`expected shareRandApplied, got ${applied.type}`);
   const paired = await activeDevice.receive(applied.accept);
   expect(paired.type).toBe('paired');
+  expect(passiveDevice.mode).toBe(mode);
   return { activeDevice, passiveDevice };
 }
 
 /** A group created by A with `others` ordinary members, then P paired and the group enrolled. */
-export async function pairedWorld(otherNames: string[]): Promise<PairedWorld> {
+export async function pairedWorld(otherNames: string[], mode: PairingMode = 'hidden'): Promise<PairedWorld> {
   const a = await device('alice');
   const p = await device('alice-phone');
   const others: Member[] = [];
@@ -49,7 +50,7 @@ export async function pairedWorld(otherNames: string[]): Promise<PairedWorld> {
     await a.group.mergePendingCommit();
     for (const o of others) o.group = await o.client.joinFromWelcome(welcome!);
   }
-  const { activeDevice, passiveDevice } = await pair(a, p);
+  const { activeDevice, passiveDevice } = await pair(a, p, mode);
   const enrolled = await activeDevice.enroll(a.group);
   await deliverCommit(enrolled.commit, others);
   const applied = await passiveDevice.applyNotify(enrolled);

@@ -17,7 +17,7 @@ function deviceActor(name: string, m: Member): Pick<Actor, 'name' | 'epoch' | 'a
   return { name, epoch: () => m.group!.epoch, authenticator: () => toHex(m.group!.epochAuthenticator()) };
 }
 
-describe('Paired MLS in a mixed group with ts-mls', () => {
+describe.each(['hidden', 'standard'] as const)('Paired MLS (%s mode) in a mixed group with ts-mls', (mode) => {
   it('8 members, one ts-mls: repeated paired updates keep everyone in agreement', async () => {
     const a = await device('alice');
     const p = await device('alice-phone');
@@ -43,7 +43,7 @@ describe('Paired MLS in a mixed group with ts-mls', () => {
       for (const m of members) expect(await m.receive(commit)).toEqual({ kind: 'commit', removed: false });
     };
 
-    const { activeDevice, passiveDevice } = await pair(a, p);
+    const { activeDevice, passiveDevice } = await pair(a, p, mode);
     const enrolled = await activeDevice.enroll(a.group);
     await toAll(enrolled.commit);
     await passiveDevice.applyNotify(enrolled);

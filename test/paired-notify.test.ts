@@ -52,9 +52,9 @@ async function followsAfterwards(w: PairedWorld, u: PairedCommit): Promise<void>
   expectInSync([w.a, w.p, ...w.others]);
 }
 
-describe('Paired MLS: Notify attacks', () => {
+describe.each(['hidden', 'standard'] as const)('Paired MLS (%s mode): Notify attacks', (mode) => {
   it('forged: tampered ciphertext, or a Notify not sent by the active device', async () => {
-    const w = await pairedWorld(['bob']);
+    const w = await pairedWorld(['bob'], mode);
     const u = await update(w);
     const tampered = u.pairing[1]!.slice();
     tampered[tampered.length - 5]! ^= 0x01;
@@ -78,7 +78,7 @@ describe('Paired MLS: Notify attacks', () => {
   });
 
   it('replayed: the same update twice, or an old Notify with a new step', async () => {
-    const w = await pairedWorld(['bob']);
+    const w = await pairedWorld(['bob'], mode);
     const u1 = await update(w);
     await w.passiveDevice.applyNotify(u1);
     await expectRejected(w, () => w.passiveDevice.applyNotify(u1), 'replay');
@@ -88,7 +88,7 @@ describe('Paired MLS: Notify attacks', () => {
   });
 
   it('for an unknown group or a mismatching commit', async () => {
-    const w = await pairedWorld(['bob']);
+    const w = await pairedWorld(['bob'], mode);
     const bob = w.others[0]!;
     // bob's commit for the same epoch, which loses the race to the paired update.
     const { commit: bobsCommit } = await bob.group!.selfUpdate();
@@ -111,7 +111,7 @@ describe('Paired MLS: Notify attacks', () => {
   });
 
   it('out of order: a later update first, the parts swapped, a skipped counter', async () => {
-    const w = await pairedWorld(['bob']);
+    const w = await pairedWorld(['bob'], mode);
     const u1 = await update(w);
     const u2 = await update(w);
     await expectRejected(w, () => w.passiveDevice.applyNotify(u2), 'out-of-order');
@@ -123,7 +123,7 @@ describe('Paired MLS: Notify attacks', () => {
   });
 
   it('only a passive device applies a Notify, and garbage is rejected without harm', async () => {
-    const w = await pairedWorld(['bob']);
+    const w = await pairedWorld(['bob'], mode);
     const u = await update(w);
     await expect(w.activeDevice.applyNotify(u)).rejects.toMatchObject({ code: 'PAIRING_STATE' });
     await expectRejected(w, () => w.passiveDevice.applyNotify({ pairing: [new Uint8Array([1, 2, 3]), u.pairing[1]!], commit: u.commit }), 'malformed');

@@ -35,9 +35,9 @@ async function attackerReads(copy: MemoryStorageAdapter, groupId: Uint8Array, tr
   return read?.kind === 'application' ? utf8(read.data) : undefined;
 }
 
-describe('Paired MLS: PCS for the passive device', () => {
+describe.each(['hidden', 'standard'] as const)('Paired MLS (%s mode): PCS for the passive device', (mode) => {
   it('a copy of the passive device without its vault cannot read after one paired update', async () => {
-    const w = await pairedWorld(['bob', 'carol']);
+    const w = await pairedWorld(['bob', 'carol'], mode);
     const [bob, carol] = w.others as [typeof w.a, typeof w.a];
     const groupId = w.a.group!.id;
     const epochE = w.p.group!.epoch;

@@ -23,6 +23,24 @@ export { PairedDevice, type PairingRole, type PairedCommit, type PairedUpdateApp
 export { WebCryptoSeedVault, generateSeed, type SeedVault } from './paired/seed-vault.js';
 export { PairingError, type NotifyRejection } from './paired/pairing-error.js';
 export {
+  PAIRED_DEVICES_COMPONENT,
+  DEVICE_SIGNATURE_COMPONENT,
+  DEVICE_SIGNATURES_CAPABILITY,
+  DEVICE_SIGNATURE_LABEL,
+  encodePairedDevices,
+  decodePairedDevices,
+  encodeSafeAad,
+  decodeSafeAad,
+  encodeDeviceSignatureTbs,
+  deviceSignedAad,
+  listedDevices,
+  signedAnchorCommit,
+  signedAnchorProposal,
+  type PairedDeviceKey,
+  type SafeAadItem,
+  type DeviceSignatureTbs,
+} from './paired/device-signature.js';
+export {
   encodePairingMessage,
   decodePairingMessage,
   pairingPskId,
@@ -34,6 +52,7 @@ export {
   type RoleChange,
   type CeasePair,
   type CeaseRoute,
+  type PairingMode,
 } from './paired/pairing-messages.js';
 export { Writer as TlsWriter, Reader as TlsReader, CodecError } from './codec/tls.js';
 export {

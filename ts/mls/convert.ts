@@ -1,5 +1,5 @@
 /** Translation of public option objects to the core's config shape. */
-import type { CommitOptions, GroupContextExtensions, GroupOptions, JoinOptions, ProposalRequest } from './types.js';
+import type { AppDataEntry, CommitOptions, GroupContextExtensions, GroupOptions, JoinOptions, ProposalRequest } from './types.js';
 import { invalidArgument } from './errors.js';
 
 /** Drop undefined fields: the core rejects unknown and ill-typed ones. */
@@ -67,6 +67,15 @@ export function commitOptionsToCore(options: CommitOptions = {}): object {
     aad: options.aad,
     vcEpochId: options.vcEpochId,
     newSigner: options.newSigner ? { identity: options.newSigner.identity, publicKey: options.newSigner.signaturePublicKey } : undefined,
+    leafAppData: appDataToCore(options.leafAppData),
+  });
+}
+
+export function appDataToCore(entries: AppDataEntry[] | undefined): object[] | undefined {
+  if (!entries) return undefined;
+  return entries.map((e) => {
+    checkUint('leafAppData[].componentId', e.componentId, 0xffff);
+    return { componentId: e.componentId, data: e.data };
   });
 }
 

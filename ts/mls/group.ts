@@ -8,7 +8,9 @@ import { commitOptionsToCore, proposalToCore } from './convert.js';
 import { invalidArgument } from './errors.js';
 import { Resource } from './resources.js';
 import { toBytes, type BytesLike } from './bytes.js';
-import type { CommitOptions, CommitResult, CredentialInfo, GroupState, Member, ProposalInfo, ProposalRequest, Sender } from './types.js';
+import type { AppDataEntry, CommitOptions, CommitResult, CredentialInfo, GroupState, Member, ProposalInfo, ProposalRequest, Sender } from './types.js';
+import { appDataToCore } from './convert.js';
+import { CONTENT_TYPE, listedDevices, verifyDeviceSignature, type PairedDeviceKey } from '../paired/device-signature.js';
 
 export interface ApplicationMessage {
   kind: 'application';
@@ -24,6 +26,8 @@ export interface ProposalMessage {
   epoch: number;
   proposal: ProposalInfo;
   aad: Uint8Array;
+  /** The paired device that sent it, when the sender is a standard-mode anchor (Paired MLS). */
+  device?: PairedDeviceKey;
 }
 
 export interface CommitMessage {
@@ -33,6 +37,8 @@ export interface CommitMessage {
   aad: Uint8Array;
   /** The validated commit, to inspect and then merge or discard. */
   staged: StagedCommit;
+  /** The paired device that committed, when the committer is a standard-mode anchor (Paired MLS). */
+  device?: PairedDeviceKey;
 }
 
 /**
@@ -217,9 +223,37 @@ export class Group {
   }
 
   /** Send one standalone proposal; returns the message to deliver. */
-  propose(request: ProposalRequest): Promise<Uint8Array> {
+  async propose(request: ProposalRequest, options: { aad?: Uint8Array } = {}): Promise<Uint8Array> {
+    return (await this.proposeDetailed(request, options)).message;
+  }
+
+  /**
+   * @internal `propose`, also returning the proposal's reference and
+   * content digest (what a paired device signs in standard mode).
+   */
+  async proposeDetailed(request: ProposalRequest, options: { aad?: Uint8Array } = {}): Promise<{ message: Uint8Array; proposalRef?: Uint8Array; contentDigest?: Uint8Array }> {
     const spec = proposalToCore(request);
-    return this.client.mutate((core) => core.propose(this.id, spec));
+    const out = (await this.client.mutate((core) => core.propose(this.id, spec, options.aad))) as {
+      message: Uint8Array;
+      proposalRef?: Uint8Array | null;
+      contentDigest?: Uint8Array | null;
+    };
+    return { message: out.message, proposalRef: out.proposalRef ?? undefined, contentDigest: out.contentDigest ?? undefined };
+  }
+
+  /** Drop one queued proposal (own or received) by its reference. */
+  removePendingProposal(proposalRef: Uint8Array): Promise<void> {
+    return this.client.mutate((core) => core.removePendingProposal(this.id, proposalRef));
+  }
+
+  /** @internal Content digest of the pending commit (Paired MLS standard mode). */
+  pendingCommitDigest(): Uint8Array {
+    return this.client.read((core) => core.pendingCommitDigest(this.id));
+  }
+
+  /** The AppDataDictionary entry `componentId` of the leaf at `leafIndex`, if any. */
+  leafAppData(leafIndex: number, componentId: number): Uint8Array | undefined {
+    return this.client.read((core) => core.leafAppData(this.id, leafIndex, componentId)) ?? undefined;
   }
 
   /** Ask to leave: a SelfRemove proposal another member commits. */
@@ -246,8 +280,9 @@ export class Group {
    * commit (pending until `mergePendingCommit()`) and the GroupInfo of the
    * epoch before it, which a sibling needs to replay the commit.
    */
-  async resyncAsVirtualClient(epochId: Uint8Array, options: { aad?: Uint8Array } = {}): Promise<{ commit: Uint8Array; groupInfo: Uint8Array }> {
-    const out = (await this.client.mutate((core) => core.resyncAsVirtualClient(this.id, epochId, options.aad))) as {
+  async resyncAsVirtualClient(epochId: Uint8Array, options: { aad?: Uint8Array; leafAppData?: AppDataEntry[] } = {}): Promise<{ commit: Uint8Array; groupInfo: Uint8Array }> {
+    const leafAppData = appDataToCore(options.leafAppData);
+    const out = (await this.client.mutate((core) => core.resyncAsVirtualClient(this.id, epochId, options.aad, leafAppData))) as {
       commit: Uint8Array;
       groupInfo: Uint8Array;
     };
@@ -282,12 +317,57 @@ export class Group {
   async process(message: Uint8Array): Promise<ProcessResult> {
     const raw = (await this.client.mutate((core) => core.process(this.id, message))) as
       | ApplicationMessage
-      | ProposalMessage
+      | (ProposalMessage & { proposalRef: Uint8Array; contentDigest: Uint8Array })
       | OwnMessage
-      | (StagedCommitView & { kind: 'commit'; aad: Uint8Array; handle: StagedCommitHandle });
+      | (StagedCommitView & { kind: 'commit'; aad: Uint8Array; handle: StagedCommitHandle; contentDigest: Uint8Array });
+    if (raw.kind === 'proposal') {
+      const { proposalRef, contentDigest, ...proposal } = raw;
+      try {
+        const device = this.#checkDevice(raw.sender, [], { ...raw, contentType: CONTENT_TYPE.proposal, contentDigest });
+        return device ? { ...proposal, device } : proposal;
+      } catch (err) {
+        await this.removePendingProposal(proposalRef);
+        throw err;
+      }
+    }
     if (raw.kind !== 'commit') return raw;
     const staged = new StagedCommit(this, raw.handle, raw);
-    return { kind: 'commit', sender: raw.sender, epoch: raw.epoch, aad: raw.aad, staged };
+    let device: PairedDeviceKey | undefined;
+    try {
+      const removed = staged.removes.map((r) => r.leafIndex);
+      device = this.#checkDevice(raw.sender, removed, { ...raw, contentType: CONTENT_TYPE.commit });
+    } catch (err) {
+      staged.discard();
+      throw err;
+    }
+    const result: CommitMessage = { kind: 'commit', sender: raw.sender, epoch: raw.epoch, aad: raw.aad, staged };
+    return device ? { ...result, device } : result;
+  }
+
+  /**
+   * Paired MLS standard mode: a handshake message from an anchor that
+   * lists devices must carry a valid signature by one of them. For a
+   * member sender that is its own leaf; an external (resync) commit that
+   * replaces a standard-mode anchor leaf must be signed by one of the
+   * replaced leaf's devices, so the anchor's shared key alone cannot
+   * shed the device list either. Throws DEVICE_SIGNATURE.
+   */
+  #checkDevice(
+    sender: Sender,
+    removedLeaves: number[],
+    message: { aad: Uint8Array; epoch: number; contentType: number; contentDigest: Uint8Array },
+  ): PairedDeviceKey | undefined {
+    if (sender.type === 'member') {
+      const devices = listedDevices(this, sender.leafIndex);
+      return devices && verifyDeviceSignature(this, devices, { ...message, senderLeaf: sender.leafIndex });
+    }
+    if (sender.type === 'newMemberCommit') {
+      for (const leaf of removedLeaves) {
+        const devices = listedDevices(this, leaf);
+        if (devices) return verifyDeviceSignature(this, devices, { ...message, senderLeaf: leaf });
+      }
+    }
+    return undefined;
   }
 }
 

@@ -128,6 +128,17 @@ export interface CommitOptions {
   vcEpochId?: Uint8Array;
   /** Rotate the leaf's signature key and credential (an identity of this client). */
   newSigner?: { identity: Uint8Array; signaturePublicKey: Uint8Array };
+  /**
+   * Set these AppDataDictionary entries in this member's leaf (implies an
+   * UpdatePath; the leaf must list AppDataDictionary in its capabilities).
+   */
+  leafAppData?: AppDataEntry[];
+}
+
+/** One entry of a leaf's AppDataDictionary (draft-ietf-mls-extensions). */
+export interface AppDataEntry {
+  componentId: number;
+  data: Uint8Array;
 }
 
 export interface CommitResult {

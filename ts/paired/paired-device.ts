@@ -1,6 +1,6 @@
 /**
- * Paired MLS, hidden mode (draft "PCS in Limited Modes"; design in
- * docs/PROTOCOL.md §5): one device of a pairing. The paired devices act for
+ * Paired MLS, hidden and standard mode (draft "PCS in Limited Modes"; design in
+ * docs/PROTOCOL.md §4; standard mode §4.12): one device of a pairing. The paired devices act for
  * one *anchor* leaf in every higher-level group, as virtual-client siblings
  * (openmls `virtual-clients-draft`), and share a private MLS *pairing
  * group*: the emulation group from which their commits' key material is
@@ -15,7 +15,7 @@ import type { Group } from '../mls/group.js';
 import type { Identity, MlsClient } from '../mls/client.js';
 import { bytesEqual, fromHex, sha256, toHex } from '../mls/bytes.js';
 import { MlsError } from '../mls/errors.js';
-import type { CommitOptions } from '../mls/types.js';
+import type { CommitOptions, ProposalRequest } from '../mls/types.js';
 import { CodecError } from '../codec/tls.js';
 import { readMlsHeader } from '../codec/mls-header.js';
 import {
@@ -30,6 +30,8 @@ import {
 import { PairingError, notifyRejected, rejectionFor, type NotifyRejection } from './pairing-error.js';
 import { loadPairingState, savePairingState, type PairingState } from './pairing-state.js';
 import { WebCryptoSeedVault, generateSeed, type SeedVault } from './seed-vault.js';
+import { PAIRED_DEVICES_COMPONENT, encodePairedDevices, signedAnchorCommit, signedAnchorProposal, type PairedDeviceKey } from './device-signature.js';
+import type { PairingMode } from './pairing-messages.js';
 
 export type PairingRole = 'active' | 'passive';
 
@@ -100,7 +102,11 @@ export class PairedDevice {
    * generated and shared with the partner by ShareRand; with one, the seed
    * is preinstalled on both devices and never travels.
    */
-  static async initiate(client: MlsClient, anchor: Identity, options: { vault?: SeedVault; deviceIdentity?: Identity } = {}): Promise<PairedDevice> {
+  static async initiate(
+    client: MlsClient,
+    anchor: Identity,
+    options: { vault?: SeedVault; deviceIdentity?: Identity; mode?: PairingMode } = {},
+  ): Promise<PairedDevice> {
     if (loadPairingState(client)) throw new PairingError('PAIRING_STATE', 'this client already has a pairing');
     let vault = options.vault;
     let seedToShare: Uint8Array | undefined;
@@ -113,7 +119,7 @@ export class PairedDevice {
       const pairing = await client.createGroup(deviceIdentity, { capabilities: PAIRING_CAPABILITIES, wireFormat: 'ciphertext' });
       const state: PairingState = {
         pairingGroupId: pairing.id,
-        mode: 'hidden',
+        mode: options.mode ?? 'hidden',
         ownLeaf: pairing.ownLeafIndex,
         activeLeaf: pairing.ownLeafIndex,
         counter: 0n,
@@ -178,6 +184,29 @@ export class PairedDevice {
     return this.#state.ceased;
   }
 
+  /** Hidden or standard mode (docs/PROTOCOL.md §4, §4.12). */
+  get mode(): PairingMode {
+    return this.#state.mode;
+  }
+
+  /** This device's own identity: its pairing-group credential and key (its device key in standard mode). */
+  get deviceIdentity(): Identity {
+    const own = this.pairingGroup.members().find((m) => m.leafIndex === this.#state.ownLeaf);
+    if (!own) throw new PairingError('PAIRING_STATE', 'this device is not in its pairing group');
+    const identity = this.client.identities().find((i) => bytesEqual(i.signaturePublicKey, own.signatureKey));
+    if (!identity) throw new PairingError('PAIRING_STATE', 'the device key is not held by this client');
+    return identity;
+  }
+
+  /** The devices of the pairing, as standard mode lists them on the anchor leaf. */
+  pairedDevices(): PairedDeviceKey[] {
+    return this.pairingGroup.members().map((m) => ({ identity: m.credential.identity, signatureKey: m.signatureKey }));
+  }
+
+  #deviceListEntry(devices: PairedDeviceKey[] = this.pairedDevices()) {
+    return { componentId: PAIRED_DEVICES_COMPONENT, data: encodePairedDevices(devices) };
+  }
+
   /** The shared anchor identity (hidden mode). */
   get anchor(): Identity | undefined {
     return this.#state.anchor;
@@ -226,7 +255,7 @@ export class PairedDevice {
       const seed = this.#seedToShare ?? new Uint8Array(0);
       const body = encodePairingMessage({
         type: 'shareRand',
-        mode: 'hidden',
+        mode: this.#state.mode,
         seed,
         anchorIdentity: anchor.identity,
         ciphersuite: anchor.ciphersuite,
@@ -271,7 +300,7 @@ export class PairedDevice {
           throw new PairingError('PAIRING_REJECTED', 'ShareRand carries no seed and no vault was preinstalled');
         }
         const anchor = await this.client.importIdentity(message.anchorIdentity, message.anchorKeyPair, message.ciphersuite);
-        this.#state = { ...this.#state, anchor, counter: message.counter, activeLeaf: senderLeaf, established: true };
+        this.#state = { ...this.#state, mode: message.mode, anchor, counter: message.counter, activeLeaf: senderLeaf, established: true };
         await savePairingState(this.client, this.#state);
         const accept = await this.pairingGroup.encrypt(
           encodePairingMessage({ type: 'accept', seedConfirmation: await this.#seedConfirmation() }),
@@ -325,7 +354,10 @@ export class PairedDevice {
     if (this.#state.groups.includes(toHex(group.id))) throw new PairingError('PAIRING_STATE', 'the group is already enrolled');
     return this.#atomically(async () => {
       const step = await this.#derivationStep();
-      const { commit, groupInfo } = await group.resyncAsVirtualClient(step.epochId);
+      // Standard mode: the new anchor leaf lists the devices. The leaf it
+      // replaces lists none yet, so this first commit needs no device signature.
+      const leafAppData = this.mode === 'standard' ? [this.#deviceListEntry()] : undefined;
+      const { commit, groupInfo } = await group.resyncAsVirtualClient(step.epochId, { leafAppData });
       if (group.state().pendingCommit) await group.mergePendingCommit();
       const notify = await this.#notify({ kind: 'enroll', counter: step.counter, group, commit, groupInfo, epoch: BigInt(group.epoch) });
       this.#state = { ...this.#state, groups: [...this.#state.groups, toHex(group.id)] };
@@ -339,17 +371,36 @@ export class PairedDevice {
    * (default: a full-path self-update, the paired update of the draft).
    * The commit stays pending until the Delivery Service accepted it.
    */
-  async commit(group: Group, options: Omit<CommitOptions, 'vcEpochId'> = {}): Promise<PairedCommit> {
+  async commit(
+    group: Group,
+    options: Omit<CommitOptions, 'vcEpochId' | 'aad' | 'leafAppData'> & { listedDevices?: PairedDeviceKey[] } = {},
+  ): Promise<PairedCommit> {
     this.#requireRole('active');
     this.#requireEstablished();
     this.#requireEnrolled(group.id);
+    const { listedDevices, ...commitOptions } = options;
     return this.#atomically(async () => {
       const step = await this.#derivationStep();
       const epoch = BigInt(group.epoch) + 1n;
-      const { commit } = await group.commit({ selfUpdate: true, ...options, vcEpochId: step.epochId });
+      const spec: CommitOptions = { selfUpdate: true, ...commitOptions, vcEpochId: step.epochId };
+      const { commit } =
+        this.mode === 'standard'
+          ? await signedAnchorCommit(group, this.deviceIdentity, { ...spec, leafAppData: [this.#deviceListEntry(listedDevices)] })
+          : await group.commit(spec);
       const notify = await this.#notify({ kind: 'update', counter: step.counter, group, commit, groupInfo: new Uint8Array(0), epoch });
       return { groupId: group.id, commit, pairing: [step.commit, notify] };
     });
+  }
+
+  /**
+   * Active device: a standalone proposal for the anchor in an enrolled
+   * group; in standard mode it carries this device's signature.
+   */
+  async propose(group: Group, request: ProposalRequest): Promise<Uint8Array> {
+    this.#requireRole('active');
+    this.#requireEstablished();
+    this.#requireEnrolled(group.id);
+    return this.#atomically(() => (this.mode === 'standard' ? signedAnchorProposal(group, this.deviceIdentity, request) : group.propose(request)));
   }
 
   /** The paired update: a self-update of the anchor leaf on behalf of both. */
@@ -570,7 +621,11 @@ export class PairedDevice {
         const step = await this.#derivationStep({ remove: partners });
         for (const hex of this.#state.groups) {
           const group = this.client.group(fromHex(hex));
-          const { commit } = await group.commit({ selfUpdate: true, vcEpochId: step.epochId, newSigner: identity });
+          const spec: CommitOptions = { selfUpdate: true, vcEpochId: step.epochId, newSigner: identity };
+          const { commit } =
+            this.mode === 'standard'
+              ? await signedAnchorCommit(group, this.deviceIdentity, { ...spec, leafAppData: [this.#deviceListEntry(this.pairedDevices())] })
+              : await group.commit(spec);
           await group.mergePendingCommit();
           groups.push({ groupId: group.id, commits: [commit] });
         }

@@ -17,7 +17,8 @@ import { CodecError, Reader, Writer } from '../codec/tls.js';
 
 export const PAIRING_MESSAGE_VERSION = 1;
 
-export type PairingMode = 'hidden';
+/** hidden: the devices look like one member; standard: the anchor leaf lists them and they sign (docs/PROTOCOL.md §4.12). */
+export type PairingMode = 'hidden' | 'standard';
 
 /** struct { PairingMode mode; opaque seed<V>; opaque anchor_identity<V>; uint16 ciphersuite; opaque anchor_key_pair<V>; uint64 counter; } */
 export interface ShareRand {
@@ -73,7 +74,7 @@ export interface CeasePair {
 export type PairingMessage = ShareRand | Accept | Notify | RoleChange | CeasePair;
 
 const TYPE_CODES = { shareRand: 1, accept: 2, notify: 3, roleChange: 4, ceasePair: 5 } as const;
-const MODE_CODES: Record<PairingMode, number> = { hidden: 1 };
+const MODE_CODES: Record<PairingMode, number> = { hidden: 1, standard: 2 };
 const KIND_CODES: Record<NotifyKind, number> = { enroll: 1, update: 2 };
 const ROUTE_CODES: Record<CeaseRoute, number> = { rekey: 1, rejoin: 2 };
 

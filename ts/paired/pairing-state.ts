@@ -8,12 +8,13 @@ import { fromHex, toHex } from '../mls/bytes.js';
 import type { Identity } from '../mls/client.js';
 import type { MlsClient } from '../mls/client.js';
 import { MlsError } from '../mls/errors.js';
+import type { PairingMode } from './pairing-messages.js';
 
 export const PAIRING_RECORD = 'paired-mls/pairing';
 
 export interface PairingState {
   pairingGroupId: Uint8Array;
-  mode: 'hidden';
+  mode: PairingMode;
   /** This device's leaf in the pairing group. */
   ownLeaf: number;
   /** Pairing-group leaf of the device holding the active role. */
@@ -33,7 +34,7 @@ export interface PairingState {
 interface Stored {
   v: 1;
   pairingGroupId: string;
-  mode: 'hidden';
+  mode: PairingMode;
   ownLeaf: number;
   activeLeaf: number;
   counter: string;

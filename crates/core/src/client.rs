@@ -29,6 +29,8 @@ pub struct Client {
     pub(crate) groups: HashMap<Vec<u8>, MlsGroup>,
     /// Signature key pairs loaded from storage, by public key.
     pub(crate) signers: HashMap<Vec<u8>, ClientSigner>,
+    /// VC operation trees saved by `pinVcOperationTree`, by epoch id.
+    pub(crate) pinned_vc_trees: HashMap<Vec<u8>, zeroize::Zeroizing<Vec<u8>>>,
 }
 
 /// Build a `CredentialWithKey` for a basic credential.
@@ -90,7 +92,7 @@ impl Client {
     /// A client with empty storage.
     #[wasm_bindgen(constructor)]
     pub fn new() -> Client {
-        Client { provider: Provider::default(), groups: HashMap::new(), signers: HashMap::new() }
+        Client { provider: Provider::default(), groups: HashMap::new(), signers: HashMap::new(), pinned_vc_trees: HashMap::new() }
     }
 
     /// Load persisted entries (the flat encoding of `batch.rs`) into this

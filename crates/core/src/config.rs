@@ -42,7 +42,11 @@ impl CapabilitiesSpec {
         let proposals = union(default_proposals(), self.proposals.iter().map(|p| ProposalType::from(*p)));
         // A last-resort KeyPackage carries the last_resort extension, which
         // its leaf must then list (RFC 9420 §7.2, draft-ietf-mls-extensions).
-        let mut extensions = union(vec![ExtensionType::LastResort], self.extensions.iter().map(|e| ExtensionType::from(*e)));
+        // Every client of this library checks paired-device signatures
+        // (ts/paired/device-signature.ts), and says so, so that a group can
+        // require it (Paired MLS standard mode, docs/PROTOCOL.md §4.12).
+        let base = vec![ExtensionType::LastResort, ExtensionType::from(crate::paired_standard::DEVICE_SIGNATURES_CAPABILITY)];
+        let mut extensions = union(base, self.extensions.iter().map(|e| ExtensionType::from(*e)));
         if self.virtual_client {
             extensions = union(extensions, [ExtensionType::AppDataDictionary]);
         }

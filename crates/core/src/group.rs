@@ -99,6 +99,10 @@ struct CommitSpec {
     /// UpdatePath leaf (RFC 9420 §12.4.2); the key pair must be stored.
     new_signer: Option<NewSignerSpec>,
     aad: Option<ByteBuf>,
+    /// Set these AppDataDictionary entries in this member's leaf (through
+    /// the commit's UpdatePath, which they imply): Paired MLS standard
+    /// mode lists the anchor's devices there.
+    leaf_app_data: Vec<crate::paired_standard::AppDataEntrySpec>,
 }
 
 #[derive(Deserialize)]
@@ -192,7 +196,7 @@ impl Client {
     }
 
     /// Read-only access to a loaded group.
-    fn read_group<T>(&mut self, group_id: &[u8], op: impl FnOnce(&MlsGroup, &Provider) -> CoreResult<T>) -> CoreResult<T> {
+    pub(crate) fn read_group<T>(&mut self, group_id: &[u8], op: impl FnOnce(&MlsGroup, &Provider) -> CoreResult<T>) -> CoreResult<T> {
         if !self.groups.contains_key(group_id) {
             self.prepare_group(group_id).or_else(|e| if e.code == "NOT_A_MEMBER" { Ok(Vec::new()) } else { Err(e) })?;
         }
@@ -366,10 +370,19 @@ impl Client {
             if let Some(aad) = &spec.aad {
                 group.set_aad(aad.to_vec());
             }
+            let leaf_parameters = if spec.leaf_app_data.is_empty() {
+                None
+            } else {
+                let leaf = group
+                    .own_leaf_node()
+                    .ok_or_else(|| CoreError::new("NOT_A_MEMBER", "this client is no longer a member of the group"))?;
+                let extensions = crate::paired_standard::leaf_extensions_with(leaf, &spec.leaf_app_data)?;
+                Some(LeafNodeParameters::builder().with_extensions(extensions).build())
+            };
             let mut builder = group
                 .commit_builder()
                 .consume_proposal_store(spec.include_pending.unwrap_or(true))
-                .force_self_update(spec.self_update)
+                .force_self_update(spec.self_update || leaf_parameters.is_some())
                 .propose_adds(key_packages)
                 .propose_removals(spec.removes.iter().map(|i| LeafNodeIndex::new(*i)));
             if let Some(ext) = &spec.group_context_extensions {
@@ -380,6 +393,9 @@ impl Client {
             for id in &spec.psks {
                 let psk = external_psk_id(provider, cs, id)?;
                 builder = builder.add_proposal(Proposal::PreSharedKey(Box::new(PreSharedKeyProposal::new(psk))));
+            }
+            if let Some(parameters) = leaf_parameters {
+                builder = builder.leaf_node_parameters(parameters);
             }
             if let Some(epoch_id) = &spec.vc_epoch_id {
                 builder = builder
@@ -446,7 +462,9 @@ impl Client {
     }
 
     /// Send one proposal (RFC 9420 §12.1) as a standalone message.
-    pub fn propose(&mut self, group_id: &[u8], spec: JsValue) -> Result<Vec<u8>, JsValue> {
+    /// Returns `{ message, proposalRef?, contentDigest? }` (the last two
+    /// for proposals by reference, i.e. all but SelfRemove).
+    pub fn propose(&mut self, group_id: &[u8], spec: JsValue, aad: Option<Vec<u8>>) -> Result<JsValue, JsValue> {
         let spec: ProposalSpec =
             serde_wasm_bindgen::from_value(spec).map_err(|e| invalid_argument(format!("proposal spec: {e}")))?;
         let key_package = match &spec {
@@ -454,6 +472,9 @@ impl Client {
             _ => None,
         };
         Ok(self.with_group(group_id, |group, provider, signer| {
+            if let Some(aad) = aad {
+                group.set_aad(aad);
+            }
             let propose = match spec {
                 ProposalSpec::Add { .. } => {
                     Propose::Add(key_package.ok_or_else(|| invalid_argument("missing key package"))?)
@@ -469,10 +490,10 @@ impl Client {
                     let message = group
                         .leave_group_via_self_remove(provider, signer)
                         .map_err(|e| CoreError::from_mls("self remove", e))?;
-                    return serialize("proposal", &message);
+                    return inspect::proposal_output(serialize("proposal", &message)?, None, None);
                 }
             };
-            let (message, _, confirmation) = group
+            let (message, proposal_ref, confirmation) = group
                 .propose_unconfirmed(provider, signer, propose, ProposalOrRefType::Reference)
                 .map_err(|e| CoreError::from_mls("creating proposal", e))?;
             if let Some(c) = confirmation {
@@ -480,7 +501,12 @@ impl Client {
                     .confirm_handshake_message(provider.storage(), c.epoch, c.generation)
                     .map_err(|e| CoreError::from_mls("confirming proposal secret", e))?;
             }
-            serialize("proposal", &message)
+            let digest = group
+                .pending_proposals()
+                .find(|q| q.proposal_reference_ref() == &proposal_ref)
+                .map(|q| crate::paired_standard::proposal_digest(provider.crypto(), q.proposal()))
+                .transpose()?;
+            inspect::proposal_output(serialize("proposal", &message)?, Some(proposal_ref.as_slice().to_vec()), digest)
         })?)
     }
 
@@ -573,7 +599,9 @@ impl Client {
                 }
                 ProcessedMessageContent::ProposalMessage(proposal)
                 | ProcessedMessageContent::ExternalJoinProposalMessage(proposal) => {
-                    let summary = inspect::proposal(&sender, epoch, proposal.proposal(), aad)?;
+                    let digest = crate::paired_standard::proposal_digest(provider.crypto(), proposal.proposal())?;
+                    let reference = proposal.proposal_reference_ref().as_slice().to_vec();
+                    let summary = inspect::proposal(&sender, epoch, proposal.proposal(), aad, reference, digest)?;
                     group
                         .store_pending_proposal(provider.storage(), *proposal)
                         .map_err(|e| CoreError::new("STORAGE", format!("queueing proposal: {e}")))?;
@@ -586,7 +614,8 @@ impl Client {
                     // same commit again. Undo the secret-tree changes
                     // decryption made; merge persists the new epoch.
                     let stash = provider.storage().rollback_stashing(crate::storage::VC_OPERATION_TREE_PREFIX);
-                    let summary = inspect::staged_commit(&sender, epoch, &staged, aad)?;
+                    let digest = crate::paired_standard::commit_digest(provider.crypto(), &staged)?;
+                    let summary = inspect::staged_commit(&sender, epoch, &staged, aad, digest)?;
                     let handle = StagedCommitHandle { group_id: group_id.to_vec(), staged: Some(staged), stash };
                     js_sys::Reflect::set(&summary, &"handle".into(), &JsValue::from(handle))
                         .map_err(|_| CoreError::new("INTERNAL", "building result"))?;

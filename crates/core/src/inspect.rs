@@ -283,10 +283,37 @@ struct ProposalMessageView {
     epoch: u64,
     proposal: ProposalView,
     aad: ByteBuf,
+    proposal_ref: ByteBuf,
+    /// paired_standard.rs: what a paired device signs for this proposal.
+    content_digest: ByteBuf,
 }
 
-pub fn proposal(s: &Sender, epoch: u64, p: &Proposal, aad: Vec<u8>) -> CoreResult<JsValue> {
-    to_js(&ProposalMessageView { kind: "proposal", sender: sender(s), epoch, proposal: proposal_view(p, s), aad: ByteBuf::from(aad) })
+pub fn proposal(s: &Sender, epoch: u64, p: &Proposal, aad: Vec<u8>, proposal_ref: Vec<u8>, content_digest: Vec<u8>) -> CoreResult<JsValue> {
+    to_js(&ProposalMessageView {
+        kind: "proposal",
+        sender: sender(s),
+        epoch,
+        proposal: proposal_view(p, s),
+        aad: ByteBuf::from(aad),
+        proposal_ref: ByteBuf::from(proposal_ref),
+        content_digest: ByteBuf::from(content_digest),
+    })
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ProposalOutputView {
+    message: ByteBuf,
+    proposal_ref: Option<ByteBuf>,
+    content_digest: Option<ByteBuf>,
+}
+
+pub fn proposal_output(message: Vec<u8>, proposal_ref: Option<Vec<u8>>, content_digest: Option<Vec<u8>>) -> CoreResult<JsValue> {
+    to_js(&ProposalOutputView {
+        message: ByteBuf::from(message),
+        proposal_ref: proposal_ref.map(ByteBuf::from),
+        content_digest: content_digest.map(ByteBuf::from),
+    })
 }
 
 #[derive(Serialize)]
@@ -312,9 +339,11 @@ struct StagedCommitView {
     path_credential: Option<CredentialView>,
     self_removed: bool,
     aad: ByteBuf,
+    /// paired_standard.rs: what a paired device signs for this commit.
+    content_digest: ByteBuf,
 }
 
-pub fn staged_commit(s: &Sender, epoch: u64, staged: &StagedCommit, aad: Vec<u8>) -> CoreResult<JsValue> {
+pub fn staged_commit(s: &Sender, epoch: u64, staged: &StagedCommit, aad: Vec<u8>, content_digest: Vec<u8>) -> CoreResult<JsValue> {
     let proposals = staged
         .queued_proposals()
         .map(|q| QueuedView { sender: sender(q.sender()), proposal: proposal_view(q.proposal(), q.sender()) })
@@ -329,6 +358,7 @@ pub fn staged_commit(s: &Sender, epoch: u64, staged: &StagedCommit, aad: Vec<u8>
         path_credential: staged.update_path_leaf_node().map(|leaf| credential(leaf.credential())),
         self_removed: staged.self_removed(),
         aad: ByteBuf::from(aad),
+        content_digest: ByteBuf::from(content_digest),
     };
     to_js(&view)
 }

@@ -451,6 +451,20 @@ impl JournalStorage {
         }
     }
 
+    /// The stored value of a VC operation tree (secret material: the
+    /// caller keeps it inside the core and wipes it).
+    pub fn vc_operation_tree_value<E: Serialize + ?Sized>(&self, epoch_id: &E) -> Option<Vec<u8>> {
+        let key = build_key(VC_OPERATION_TREE_LABEL, epoch_id).ok()?;
+        self.state.try_borrow().ok()?.values.get(&key).cloned()
+    }
+
+    /// Put back a value read with `vc_operation_tree_value` (journaled).
+    pub fn restore_vc_operation_tree_value<E: Serialize + ?Sized>(&self, epoch_id: &E, value: Vec<u8>) -> Result<(), StorageError> {
+        let key = build_key(VC_OPERATION_TREE_LABEL, epoch_id)?;
+        self.state_mut()?.put(key, value);
+        Ok(())
+    }
+
     /// Number of entries currently stored.
     pub fn entry_count(&self) -> usize {
         self.state.try_borrow().map_or(0, |s| s.values.len())

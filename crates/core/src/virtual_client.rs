@@ -31,11 +31,20 @@ const APP_COMPONENTS_ID: u16 = 1;
 /// Leaf extensions of a virtual-client leaf: an AppDataDictionary whose
 /// AppComponents entry lists the virtual-clients component.
 pub(crate) fn vc_leaf_extensions() -> CoreResult<Extensions<LeafNode>> {
+    vc_leaf_extensions_with(&[])
+}
+
+/// `vc_leaf_extensions` with `entries` added to its AppDataDictionary
+/// (Paired MLS standard mode: the anchor's device list).
+fn vc_leaf_extensions_with(entries: &[crate::paired_standard::AppDataEntrySpec]) -> CoreResult<Extensions<LeafNode>> {
     let components = vec![VC_COMPONENT_ID]
         .tls_serialize_detached()
         .map_err(|e| CoreError::new("INTERNAL", format!("encoding AppComponents: {e}")))?;
     let mut dictionary = AppDataDictionary::new();
     dictionary.insert(APP_COMPONENTS_ID, components);
+    for entry in entries {
+        dictionary.insert(entry.component_id, entry.data.to_vec());
+    }
     Extensions::from_vec(vec![Extension::AppDataDictionary(AppDataDictionaryExtension::new(dictionary))])
         .map_err(|e| CoreError::from_mls("virtual-client leaf extensions", e))
 }
@@ -94,7 +103,8 @@ impl Client {
     /// ratchet tree) of the epoch before the commit, which a sibling needs to
     /// replay it. The commit is pending until `mergePendingCommit`.
     #[wasm_bindgen(js_name = resyncAsVirtualClient)]
-    pub fn resync_as_virtual_client(&mut self, group_id: &[u8], epoch_id: &[u8], aad: Option<Vec<u8>>) -> Result<JsValue, JsValue> {
+    pub fn resync_as_virtual_client(&mut self, group_id: &[u8], epoch_id: &[u8], aad: Option<Vec<u8>>, leaf_app_data: JsValue) -> Result<JsValue, JsValue> {
+        let leaf_app_data = crate::paired_standard::parse_entries(leaf_app_data)?;
         Ok(self.with_group(group_id, |group, provider, signer| {
             let leaf = group
                 .own_leaf_node()
@@ -104,6 +114,7 @@ impl Client {
                 signature_key: leaf.signature_key().clone(),
             };
             let capabilities = with_vc_capability(leaf.capabilities());
+            let extensions = vc_leaf_extensions_with(&leaf_app_data)?;
             let join_config = group.configuration().clone();
             let info_out = group
                 .export_group_info(provider.crypto(), signer, true)
@@ -122,7 +133,7 @@ impl Client {
                 .leaf_node_parameters(
                     LeafNodeParameters::builder()
                         .with_capabilities(capabilities)
-                        .with_extensions(vc_leaf_extensions()?)
+                        .with_extensions(extensions)
                         .build(),
                 )
                 .vc_emulation(provider.crypto(), provider.storage(), EpochId::new(epoch_id.to_vec()))

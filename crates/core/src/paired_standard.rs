@@ -1,0 +1,180 @@
+//! Core support for Paired MLS standard mode (ts/paired/device-signature.ts,
+//! docs/PROTOCOL.md §4.12): AppDataDictionary entries on a member's own
+//! leaf, reading them from any leaf, and the *content digest* of a
+//! handshake message that a paired device signs. The signature itself, its
+//! SafeAAD item and the checks are in TypeScript.
+//!
+//! The digest covers what the message changes and nothing the device
+//! cannot know before the message is built:
+//!
+//! ```text
+//! proposal:  SHA-256(Proposal)
+//! commit:    SHA-256(struct { opaque proposals<V>; opaque path_key<V>; })
+//! ```
+//!
+//! where `proposals` is the concatenated encoding of every committed
+//! proposal, by value, in commit order, and `path_key` the HPKE encryption
+//! key of the UpdatePath leaf as encoded in the LeafNode (`HPKEPublicKey`,
+//! with its length; empty without a path). The path key fixes
+//! the whole path (its parent hash chain binds every path node's public
+//! key), so an attacker cannot pair a device's signature with a path whose
+//! secrets it knows. The HPKE ciphertexts are not covered: they change with
+//! every build, and a commit whose ciphertexts do not match its public keys
+//! fails for its receivers anyway.
+
+use openmls::components::vc_derivation_info::EpochId;
+use openmls::prelude::*;
+use serde::Deserialize;
+use serde_bytes::ByteBuf;
+use wasm_bindgen::prelude::*;
+
+use crate::client::Client;
+use crate::error::{invalid_argument, CoreError, CoreResult};
+
+/// Extension type a leaf lists in its capabilities when its client checks
+/// paired-device signatures (private use; a group makes standard mode
+/// mandatory by listing it in RequiredCapabilities).
+pub const DEVICE_SIGNATURES_CAPABILITY: u16 = 0xF1B3;
+
+#[derive(Deserialize, Clone)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AppDataEntrySpec {
+    pub component_id: u16,
+    pub data: ByteBuf,
+}
+
+fn sha256(provider_crypto: &impl openmls_traits::crypto::OpenMlsCrypto, data: &[u8]) -> CoreResult<Vec<u8>> {
+    provider_crypto
+        .hash(openmls_traits::types::HashType::Sha2_256, data)
+        .map_err(|e| CoreError::new("INTERNAL", format!("hashing: {e:?}")))
+}
+
+fn encode(what: &str, value: &impl openmls::prelude::tls_codec::Serialize) -> CoreResult<Vec<u8>> {
+    value.tls_serialize_detached().map_err(|e| CoreError::new("INTERNAL", format!("encoding {what}: {e}")))
+}
+
+pub(crate) fn proposal_digest(crypto: &impl openmls_traits::crypto::OpenMlsCrypto, proposal: &Proposal) -> CoreResult<Vec<u8>> {
+    sha256(crypto, &encode("proposal", proposal)?)
+}
+
+pub(crate) fn commit_digest(crypto: &impl openmls_traits::crypto::OpenMlsCrypto, staged: &StagedCommit) -> CoreResult<Vec<u8>> {
+    let mut proposals = Vec::new();
+    for queued in staged.queued_proposals() {
+        proposals.extend(encode("proposal", queued.proposal())?);
+    }
+    let path_key = staged
+        .update_path_leaf_node()
+        .map(|leaf| encode("path key", leaf.encryption_key()))
+        .transpose()?
+        .unwrap_or_default();
+    let mut content = encode("proposals", &VLBytes::new(proposals))?;
+    content.extend(encode("path key", &VLBytes::new(path_key))?);
+    sha256(crypto, &content)
+}
+
+/// The leaf extensions of `leaf` with `entries` set in its AppDataDictionary
+/// (created when missing; other entries and extensions kept).
+pub(crate) fn leaf_extensions_with(leaf: &LeafNode, entries: &[AppDataEntrySpec]) -> CoreResult<Extensions<LeafNode>> {
+    let mut dictionary = leaf
+        .extensions()
+        .app_data_dictionary()
+        .map(|ext| ext.dictionary().clone())
+        .unwrap_or_else(AppDataDictionary::new);
+    for entry in entries {
+        dictionary.insert(entry.component_id, entry.data.to_vec());
+    }
+    let mut extensions: Vec<Extension> = leaf
+        .extensions()
+        .iter()
+        .filter(|e| e.extension_type() != ExtensionType::AppDataDictionary)
+        .cloned()
+        .collect();
+    extensions.push(Extension::AppDataDictionary(AppDataDictionaryExtension::new(dictionary)));
+    Extensions::from_vec(extensions).map_err(|e| CoreError::from_mls("leaf extensions", e))
+}
+
+pub(crate) fn parse_entries(spec: JsValue) -> CoreResult<Vec<AppDataEntrySpec>> {
+    if spec.is_undefined() || spec.is_null() {
+        return Ok(Vec::new());
+    }
+    serde_wasm_bindgen::from_value(spec).map_err(|e| invalid_argument(format!("leaf app data: {e}")))
+}
+
+#[wasm_bindgen]
+impl Client {
+    /// The AppDataDictionary entry `component_id` of the leaf at
+    /// `leaf_index`, or `undefined` when the leaf has none.
+    #[wasm_bindgen(js_name = leafAppData)]
+    pub fn leaf_app_data(&mut self, group_id: &[u8], leaf_index: u32, component_id: u16) -> Result<Option<Vec<u8>>, JsValue> {
+        Ok(self.read_group(group_id, |group, _| {
+            let leaf = group
+                .public_group()
+                .leaf(LeafNodeIndex::new(leaf_index))
+                .ok_or_else(|| invalid_argument("no member at this leaf index"))?;
+            Ok(leaf
+                .extensions()
+                .app_data_dictionary()
+                .and_then(|ext| ext.dictionary().get(&component_id))
+                .map(|data| data.to_vec()))
+        })?)
+    }
+
+    /// Content digest of this member's pending commit (see the module doc).
+    #[wasm_bindgen(js_name = pendingCommitDigest)]
+    pub fn pending_commit_digest(&mut self, group_id: &[u8]) -> Result<Vec<u8>, JsValue> {
+        Ok(self.read_group(group_id, |group, provider| {
+            let staged = group
+                .pending_commit()
+                .ok_or_else(|| CoreError::new("NO_PENDING_COMMIT", "there is no pending commit"))?;
+            commit_digest(provider.crypto(), staged)
+        })?)
+    }
+
+    /// Save the operation tree of emulation epoch `epoch_id` inside the
+    /// core, for `restorePinnedVcOperationTree`. A virtual-client commit
+    /// draws the tree's next operation secret; a device building a commit
+    /// twice (to sign its content, ts/paired/device-signature.ts) must
+    /// draw the same one again for the second build. The first build is
+    /// never sent, so no secret is used twice on the wire.
+    #[wasm_bindgen(js_name = pinVcOperationTree)]
+    pub fn pin_vc_operation_tree(&mut self, epoch_id: &[u8]) -> Result<(), JsValue> {
+        let value = self
+            .provider
+            .storage()
+            .vc_operation_tree_value(&EpochId::new(epoch_id.to_vec()))
+            .ok_or_else(|| CoreError::new("VIRTUAL_CLIENT", "no operation tree for this emulation epoch"))?;
+        self.pinned_vc_trees.insert(epoch_id.to_vec(), zeroize::Zeroizing::new(value));
+        Ok(())
+    }
+
+    /// Put back (and forget) the tree saved by `pinVcOperationTree`.
+    #[wasm_bindgen(js_name = restorePinnedVcOperationTree)]
+    pub fn restore_pinned_vc_operation_tree(&mut self, epoch_id: &[u8]) -> Result<(), JsValue> {
+        let pinned = self
+            .pinned_vc_trees
+            .remove(epoch_id)
+            .ok_or_else(|| invalid_argument("no operation tree pinned for this emulation epoch"))?;
+        Ok(self.mutate(|client| {
+            client
+                .provider
+                .storage()
+                .restore_vc_operation_tree_value(&EpochId::new(epoch_id.to_vec()), pinned.to_vec())
+                .map_err(|e| CoreError::new("STORAGE", format!("restoring operation tree: {e}")))
+        })?)
+    }
+
+    /// Drop one queued proposal (by its reference) without committing it.
+    #[wasm_bindgen(js_name = removePendingProposal)]
+    pub fn remove_pending_proposal(&mut self, group_id: &[u8], proposal_ref: &[u8]) -> Result<(), JsValue> {
+        Ok(self.with_group(group_id, |group, provider, _| {
+            let found = group
+                .pending_proposals()
+                .find(|q| q.proposal_reference_ref().as_slice() == proposal_ref)
+                .map(|q| q.proposal_reference_ref().clone());
+            let reference = found.ok_or_else(|| invalid_argument("no queued proposal with this reference"))?;
+            group
+                .remove_pending_proposal(provider.storage(), &reference)
+                .map_err(|e| CoreError::from_mls("removing proposal", e))
+        })?)
+    }
+}

@@ -1,0 +1,219 @@
+/**
+ * Paired MLS standard mode (docs/PROTOCOL.md §4.12): the anchor leaf lists
+ * its paired devices in an AppDataDictionary component, and every
+ * handshake message sent from the anchor carries, in its SafeAAD, a
+ * signature by the sending device's own key over the message's content
+ * digest (crates/core/src/paired_standard.rs). Every client of this
+ * library checks it (`Group.process`), so the anchor's shared signature
+ * key alone no longer lets anyone act for the anchor, and members learn
+ * which device acted.
+ *
+ * The draft (000, §3, §4.5, §4.6, §6.1) puts a vector of signature keys
+ * into the LeafNode; that would change the MLS wire format for every
+ * member, so the keys live in an extension component instead and members
+ * that do not know it (e.g. ts-mls) still interoperate.
+ */
+import type { Identity, MlsClient } from '../mls/client.js';
+import type { Group } from '../mls/group.js';
+import type { CommitOptions, CommitResult, ProposalRequest } from '../mls/types.js';
+import { bytesEqual } from '../mls/bytes.js';
+import { MlsError } from '../mls/errors.js';
+import { CodecError, Reader, Writer } from '../codec/tls.js';
+
+/** AppDataDictionary component of the anchor leaf: its paired devices. */
+export const PAIRED_DEVICES_COMPONENT = 0xf1b1;
+/** SafeAAD component carrying the device signature. */
+export const DEVICE_SIGNATURE_COMPONENT = 0xf1b2;
+/**
+ * Extension type every client of this library lists in its leaf
+ * capabilities (crates/core/src/paired_standard.rs): a group that lists it
+ * in RequiredCapabilities admits only members that check device signatures.
+ */
+export const DEVICE_SIGNATURES_CAPABILITY = 0xf1b3;
+export const DEVICE_SIGNATURE_LABEL = 'PairedMLS DeviceSignature';
+
+/** One paired device of an anchor: its own credential identity and key. */
+export interface PairedDeviceKey {
+  identity: Uint8Array;
+  signatureKey: Uint8Array;
+}
+
+/** Content types of RFC 9420 §6. */
+export const CONTENT_TYPE = { proposal: 2, commit: 3 } as const;
+
+export interface DeviceSignatureTbs {
+  groupId: Uint8Array;
+  epoch: bigint;
+  senderLeaf: number;
+  contentType: number;
+  contentDigest: Uint8Array;
+}
+
+// struct { opaque identity<V>; opaque signature_key<V>; } PairedDeviceKey;
+// PairedDeviceKey devices<V>;
+export function encodePairedDevices(devices: readonly PairedDeviceKey[]): Uint8Array {
+  return new Writer().list(devices, (w, d) => w.vector(d.identity).vector(d.signatureKey)).finish();
+}
+
+export function decodePairedDevices(bytes: Uint8Array): PairedDeviceKey[] {
+  const r = new Reader(bytes);
+  const devices = r.list((item) => ({ identity: item.vector(), signatureKey: item.vector() }));
+  r.end();
+  return devices;
+}
+
+// SafeAAD (draft-ietf-mls-extensions): struct { uint16 component_id; opaque
+// aad_item_data<V>; } SafeAADItem; struct { SafeAADItem aad_items<V>; } SafeAAD;
+export interface SafeAadItem {
+  componentId: number;
+  data: Uint8Array;
+}
+
+export function encodeSafeAad(items: readonly SafeAadItem[]): Uint8Array {
+  const sorted = [...items].sort((a, b) => a.componentId - b.componentId);
+  return new Writer().list(sorted, (w, i) => w.u16(i.componentId).vector(i.data)).finish();
+}
+
+/** The items of a SafeAAD, or undefined when `aad` is not one. */
+export function decodeSafeAad(aad: Uint8Array): SafeAadItem[] | undefined {
+  try {
+    const r = new Reader(aad);
+    const items = r.list((item) => ({ componentId: item.u16(), data: item.vector() }));
+    r.end();
+    return items;
+  } catch (err) {
+    if (err instanceof CodecError) return undefined;
+    throw err;
+  }
+}
+
+// struct { opaque group_id<V>; uint64 epoch; uint32 sender_leaf;
+//          uint8 content_type; opaque content_digest<V>; } DeviceSignatureTBS;
+export function encodeDeviceSignatureTbs(t: DeviceSignatureTbs): Uint8Array {
+  return new Writer().vector(t.groupId).u64(t.epoch).u32(t.senderLeaf).u8(t.contentType).vector(t.contentDigest).finish();
+}
+
+// struct { opaque signature_key<V>; opaque signature<V>; } DeviceSignature;
+function encodeDeviceSignature(signatureKey: Uint8Array, signature: Uint8Array): Uint8Array {
+  return new Writer().vector(signatureKey).vector(signature).finish();
+}
+
+function decodeDeviceSignature(bytes: Uint8Array): { signatureKey: Uint8Array; signature: Uint8Array } {
+  const r = new Reader(bytes);
+  const out = { signatureKey: r.vector(), signature: r.vector() };
+  r.end();
+  return out;
+}
+
+/** The SafeAAD a device sends with an anchor handshake message. */
+export function deviceSignedAad(client: MlsClient, device: Identity, tbs: DeviceSignatureTbs): Uint8Array {
+  const signature = client.read((core) =>
+    core.signWithLabel(device.signaturePublicKey, device.ciphersuite, DEVICE_SIGNATURE_LABEL, encodeDeviceSignatureTbs(tbs)),
+  );
+  return encodeSafeAad([{ componentId: DEVICE_SIGNATURE_COMPONENT, data: encodeDeviceSignature(device.signaturePublicKey, signature) }]);
+}
+
+export function deviceSignatureError(message: string): MlsError {
+  return new MlsError('DEVICE_SIGNATURE', message);
+}
+
+/** The devices listed in leaf `leafIndex` of `group`, if it is a standard-mode anchor. */
+export function listedDevices(group: Group, leafIndex: number): PairedDeviceKey[] | undefined {
+  const data = group.client.read((core) => core.leafAppData(group.id, leafIndex, PAIRED_DEVICES_COMPONENT));
+  if (!data) return undefined;
+  try {
+    return decodePairedDevices(data);
+  } catch {
+    // A malformed list authorizes nobody.
+    return [];
+  }
+}
+
+/**
+ * Check the device signature of a handshake message from `senderLeaf`
+ * against `devices` (the sender's listed devices before the message).
+ * Returns the device that signed; throws DEVICE_SIGNATURE otherwise.
+ */
+export function verifyDeviceSignature(
+  group: Group,
+  devices: readonly PairedDeviceKey[],
+  message: { aad: Uint8Array; epoch: number; senderLeaf: number; contentType: number; contentDigest: Uint8Array },
+): PairedDeviceKey {
+  const items = decodeSafeAad(message.aad);
+  const item = items?.find((i) => i.componentId === DEVICE_SIGNATURE_COMPONENT);
+  if (!item) throw deviceSignatureError('a handshake message from a standard-mode anchor carries no device signature');
+  let signed: { signatureKey: Uint8Array; signature: Uint8Array };
+  try {
+    signed = decodeDeviceSignature(item.data);
+  } catch {
+    throw deviceSignatureError('the device signature is malformed');
+  }
+  const device = devices.find((d) => bytesEqual(d.signatureKey, signed.signatureKey));
+  if (!device) throw deviceSignatureError('the message was signed by a device the anchor does not list');
+  const tbs = encodeDeviceSignatureTbs({
+    groupId: group.id,
+    epoch: BigInt(message.epoch),
+    senderLeaf: message.senderLeaf,
+    contentType: message.contentType,
+    contentDigest: message.contentDigest,
+  });
+  const ciphersuite = group.state().ciphersuite;
+  const valid = group.client.read((core) => core.verifyWithLabel(ciphersuite, device.signatureKey, DEVICE_SIGNATURE_LABEL, tbs, signed.signature));
+  if (!valid) throw deviceSignatureError('the device signature does not verify over this message');
+  return device;
+}
+
+/**
+ * Commit for the anchor, signed by `device`. openmls signs a message with
+ * its AAD already fixed, so the device signature (which goes into the AAD)
+ * cannot be computed from the finished message: the commit is built once
+ * to learn its content digest, cleared, and built again with the signed
+ * AAD. That is only sound when the second build has the same content, so
+ * the digest is compared and a mismatch sends nothing. Paired commits are
+ * deterministic (their path comes from the emulation epoch, `vcEpochId`);
+ * a commit with fresh randomness in its content (a PSK nonce, a path
+ * without `vcEpochId`) is refused this way.
+ */
+export async function signedAnchorCommit(group: Group, device: Identity, spec: CommitOptions): Promise<CommitResult> {
+  const epoch = BigInt(group.epoch);
+  const senderLeaf = group.ownLeafIndex;
+  const vcEpochId = spec.vcEpochId;
+  // The first build draws the emulation epoch's next operation secret; the
+  // second must draw the same one (crates/core/src/paired_standard.rs).
+  if (vcEpochId) group.client.read((core) => core.pinVcOperationTree(vcEpochId));
+  await group.commit(spec);
+  const contentDigest = group.pendingCommitDigest();
+  await group.clearPendingCommit();
+  if (vcEpochId) await group.client.mutate((core) => core.restorePinnedVcOperationTree(vcEpochId));
+  const aad = deviceSignedAad(group.client, device, { groupId: group.id, epoch, senderLeaf, contentType: CONTENT_TYPE.commit, contentDigest });
+  const result = await group.commit({ ...spec, aad });
+  if (!bytesEqual(group.pendingCommitDigest(), contentDigest)) {
+    await group.clearPendingCommit();
+    throw deviceSignatureError('the commit content differs between its two builds (fresh randomness in it?); nothing was sent');
+  }
+  return result;
+}
+
+/** A standalone proposal for the anchor, signed by `device` (same two-build method). */
+export async function signedAnchorProposal(group: Group, device: Identity, request: ProposalRequest): Promise<Uint8Array> {
+  const epoch = BigInt(group.epoch);
+  const senderLeaf = group.ownLeafIndex;
+  const first = await group.proposeDetailed(request);
+  if (!first.proposalRef || !first.contentDigest) {
+    throw deviceSignatureError(`a ${request.type} proposal cannot carry a device signature`);
+  }
+  await group.removePendingProposal(first.proposalRef);
+  const aad = deviceSignedAad(group.client, device, {
+    groupId: group.id,
+    epoch,
+    senderLeaf,
+    contentType: CONTENT_TYPE.proposal,
+    contentDigest: first.contentDigest,
+  });
+  const second = await group.proposeDetailed(request, { aad });
+  if (!second.contentDigest || !bytesEqual(second.contentDigest, first.contentDigest)) {
+    if (second.proposalRef) await group.removePendingProposal(second.proposalRef);
+    throw deviceSignatureError('the proposal content differs between its two builds (fresh randomness in it?); nothing was sent');
+  }
+  return second.message;
+}
