@@ -12,6 +12,7 @@ import {
   DEVICE_SIGNATURES_CAPABILITY,
   MemoryStorageAdapter,
   MlsClient,
+  PairedDevice,
   TlsWriter,
   bytesEqual,
   decodePairedDevices,
@@ -127,6 +128,18 @@ describe('Paired MLS standard mode: the anchor key alone is not enough', () => {
     const read = await bob.group!.process(fromCarol);
     expect(read.kind === 'application' && utf8(read.data)).toBe('still here');
     expectInSync([w.a, w.p, ...w.others]);
+  });
+
+  it('nor can the anchor key shed the device list: a resync external commit replacing the anchor leaf needs a listed device too', async () => {
+    const w = await paired();
+    const bob = w.others[0]!;
+    const thief = await stolenCopy(w.a);
+    const pairingCopy = PairedDevice.open(thief, undefined).pairingGroup;
+    const epochId = await pairingCopy.registerEmulationEpoch();
+    const { commit } = await thief.group(w.a.group!.id).resyncAsVirtualClient(epochId);
+    const err = await mlsError(() => bob.group!.process(commit));
+    expect(err.code).toBe('DEVICE_SIGNATURE');
+    expect(err.message).toMatch(/no device signature/);
   });
 
   it('a forged device signature, and a valid one moved onto other content, are rejected', async () => {

@@ -10,7 +10,7 @@ import { Resource } from './resources.js';
 import { toBytes, type BytesLike } from './bytes.js';
 import type { AppDataEntry, CommitOptions, CommitResult, CredentialInfo, GroupState, Member, ProposalInfo, ProposalRequest, Sender } from './types.js';
 import { appDataToCore } from './convert.js';
-import { CONTENT_TYPE, listedDevices, verifyDeviceSignature, type PairedDeviceKey } from '../paired/device-signature.js';
+import { CONTENT_TYPE, authorizedBy, verifyDeviceSignature, type PairedDeviceKey } from '../paired/device-signature.js';
 
 export interface ApplicationMessage {
   kind: 'application';
@@ -65,6 +65,12 @@ export interface UnconfirmedMessage {
 }
 
 export type ProcessResult = ApplicationMessage | ProposalMessage | CommitMessage | OwnMessage;
+
+/** What the core reports about a handshake message for the device-signature check. */
+interface HandshakeChecks {
+  contentDigest: Uint8Array;
+  authorizingDevices?: { leafIndex: number; devices: Uint8Array } | null;
+}
 
 interface StagedCommitView {
   sender: Sender;
@@ -317,13 +323,13 @@ export class Group {
   async process(message: Uint8Array): Promise<ProcessResult> {
     const raw = (await this.client.mutate((core) => core.process(this.id, message))) as
       | ApplicationMessage
-      | (ProposalMessage & { proposalRef: Uint8Array; contentDigest: Uint8Array })
+      | (ProposalMessage & HandshakeChecks & { proposalRef: Uint8Array })
       | OwnMessage
-      | (StagedCommitView & { kind: 'commit'; aad: Uint8Array; handle: StagedCommitHandle; contentDigest: Uint8Array });
+      | (StagedCommitView & HandshakeChecks & { kind: 'commit'; aad: Uint8Array; handle: StagedCommitHandle });
     if (raw.kind === 'proposal') {
-      const { proposalRef, contentDigest, ...proposal } = raw;
+      const { proposalRef, contentDigest, authorizingDevices, ...proposal } = raw;
       try {
-        const device = this.#checkDevice(raw.sender, [], { ...raw, contentType: CONTENT_TYPE.proposal, contentDigest });
+        const device = this.#checkDevice({ ...raw, contentType: CONTENT_TYPE.proposal });
         return device ? { ...proposal, device } : proposal;
       } catch (err) {
         await this.removePendingProposal(proposalRef);
@@ -334,8 +340,7 @@ export class Group {
     const staged = new StagedCommit(this, raw.handle, raw);
     let device: PairedDeviceKey | undefined;
     try {
-      const removed = staged.removes.map((r) => r.leafIndex);
-      device = this.#checkDevice(raw.sender, removed, { ...raw, contentType: CONTENT_TYPE.commit });
+      device = this.#checkDevice({ ...raw, contentType: CONTENT_TYPE.commit });
     } catch (err) {
       staged.discard();
       throw err;
@@ -345,29 +350,15 @@ export class Group {
   }
 
   /**
-   * Paired MLS standard mode: a handshake message from an anchor that
-   * lists devices must carry a valid signature by one of them. For a
-   * member sender that is its own leaf; an external (resync) commit that
-   * replaces a standard-mode anchor leaf must be signed by one of the
-   * replaced leaf's devices, so the anchor's shared key alone cannot
-   * shed the device list either. Throws DEVICE_SIGNATURE.
+   * Paired MLS standard mode (docs/PROTOCOL.md §4.12): a handshake message
+   * that the core found to need a device signature (its sender leaf lists
+   * devices, or it is an external commit replacing such a leaf) must carry
+   * a valid one by a listed device. Throws DEVICE_SIGNATURE.
    */
-  #checkDevice(
-    sender: Sender,
-    removedLeaves: number[],
-    message: { aad: Uint8Array; epoch: number; contentType: number; contentDigest: Uint8Array },
-  ): PairedDeviceKey | undefined {
-    if (sender.type === 'member') {
-      const devices = listedDevices(this, sender.leafIndex);
-      return devices && verifyDeviceSignature(this, devices, { ...message, senderLeaf: sender.leafIndex });
-    }
-    if (sender.type === 'newMemberCommit') {
-      for (const leaf of removedLeaves) {
-        const devices = listedDevices(this, leaf);
-        if (devices) return verifyDeviceSignature(this, devices, { ...message, senderLeaf: leaf });
-      }
-    }
-    return undefined;
+  #checkDevice(message: HandshakeChecks & { aad: Uint8Array; epoch: number; contentType: number }): PairedDeviceKey | undefined {
+    const auth = message.authorizingDevices;
+    if (!auth) return undefined;
+    return verifyDeviceSignature(this, authorizedBy(auth.devices), { ...message, senderLeaf: auth.leafIndex });
   }
 }
 

@@ -120,11 +120,14 @@ export function deviceSignatureError(message: string): MlsError {
 /** The devices listed in leaf `leafIndex` of `group`, if it is a standard-mode anchor. */
 export function listedDevices(group: Group, leafIndex: number): PairedDeviceKey[] | undefined {
   const data = group.client.read((core) => core.leafAppData(group.id, leafIndex, PAIRED_DEVICES_COMPONENT));
-  if (!data) return undefined;
+  return data ? authorizedBy(data) : undefined;
+}
+
+/** A stored device list; a malformed one authorizes nobody. */
+export function authorizedBy(list: Uint8Array): PairedDeviceKey[] {
   try {
-    return decodePairedDevices(data);
+    return decodePairedDevices(list);
   } catch {
-    // A malformed list authorizes nobody.
     return [];
   }
 }

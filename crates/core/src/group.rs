@@ -599,9 +599,14 @@ impl Client {
                 }
                 ProcessedMessageContent::ProposalMessage(proposal)
                 | ProcessedMessageContent::ExternalJoinProposalMessage(proposal) => {
-                    let digest = crate::paired_standard::proposal_digest(provider.crypto(), proposal.proposal())?;
                     let reference = proposal.proposal_reference_ref().as_slice().to_vec();
-                    let summary = inspect::proposal(&sender, epoch, proposal.proposal(), aad, reference, digest)?;
+                    // The digest is only needed when a device signature is.
+                    let devices = crate::paired_standard::authorizing_devices(group, &sender, &[]);
+                    let digest = match devices {
+                        Some(_) => crate::paired_standard::proposal_digest(provider.crypto(), proposal.proposal())?,
+                        None => Vec::new(),
+                    };
+                    let summary = inspect::proposal(&sender, epoch, proposal.proposal(), aad, reference, digest, devices)?;
                     group
                         .store_pending_proposal(provider.storage(), *proposal)
                         .map_err(|e| CoreError::new("STORAGE", format!("queueing proposal: {e}")))?;
@@ -614,8 +619,19 @@ impl Client {
                     // same commit again. Undo the secret-tree changes
                     // decryption made; merge persists the new epoch.
                     let stash = provider.storage().rollback_stashing(crate::storage::VC_OPERATION_TREE_PREFIX);
-                    let digest = crate::paired_standard::commit_digest(provider.crypto(), &staged)?;
-                    let summary = inspect::staged_commit(&sender, epoch, &staged, aad, digest)?;
+                    let removed: Vec<LeafNodeIndex> = staged
+                        .queued_proposals()
+                        .filter_map(|q| match q.proposal() {
+                            Proposal::Remove(r) => Some(r.removed()),
+                            _ => None,
+                        })
+                        .collect();
+                    let devices = crate::paired_standard::authorizing_devices(group, &sender, &removed);
+                    let digest = match devices {
+                        Some(_) => crate::paired_standard::commit_digest(provider.crypto(), &staged)?,
+                        None => Vec::new(),
+                    };
+                    let summary = inspect::staged_commit(&sender, epoch, &staged, aad, digest, devices)?;
                     let handle = StagedCommitHandle { group_id: group_id.to_vec(), staged: Some(staged), stash };
                     js_sys::Reflect::set(&summary, &"handle".into(), &JsValue::from(handle))
                         .map_err(|_| CoreError::new("INTERNAL", "building result"))?;

@@ -284,11 +284,34 @@ struct ProposalMessageView {
     proposal: ProposalView,
     aad: ByteBuf,
     proposal_ref: ByteBuf,
-    /// paired_standard.rs: what a paired device signs for this proposal.
+    /// paired_standard.rs: what a paired device signs for this proposal
+    /// (empty unless `authorizing_devices` is set).
     content_digest: ByteBuf,
+    authorizing_devices: Option<AuthorizingDevices>,
 }
 
-pub fn proposal(s: &Sender, epoch: u64, p: &Proposal, aad: Vec<u8>, proposal_ref: Vec<u8>, content_digest: Vec<u8>) -> CoreResult<JsValue> {
+/// The device list (Paired MLS standard mode) a message must be signed under.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthorizingDevices {
+    leaf_index: u32,
+    devices: ByteBuf,
+}
+
+fn authorizing(devices: Option<(u32, Vec<u8>)>) -> Option<AuthorizingDevices> {
+    devices.map(|(leaf_index, devices)| AuthorizingDevices { leaf_index, devices: ByteBuf::from(devices) })
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn proposal(
+    s: &Sender,
+    epoch: u64,
+    p: &Proposal,
+    aad: Vec<u8>,
+    proposal_ref: Vec<u8>,
+    content_digest: Vec<u8>,
+    devices: Option<(u32, Vec<u8>)>,
+) -> CoreResult<JsValue> {
     to_js(&ProposalMessageView {
         kind: "proposal",
         sender: sender(s),
@@ -297,6 +320,7 @@ pub fn proposal(s: &Sender, epoch: u64, p: &Proposal, aad: Vec<u8>, proposal_ref
         aad: ByteBuf::from(aad),
         proposal_ref: ByteBuf::from(proposal_ref),
         content_digest: ByteBuf::from(content_digest),
+        authorizing_devices: authorizing(devices),
     })
 }
 
@@ -339,11 +363,20 @@ struct StagedCommitView {
     path_credential: Option<CredentialView>,
     self_removed: bool,
     aad: ByteBuf,
-    /// paired_standard.rs: what a paired device signs for this commit.
+    /// paired_standard.rs: what a paired device signs for this commit
+    /// (empty unless `authorizing_devices` is set).
     content_digest: ByteBuf,
+    authorizing_devices: Option<AuthorizingDevices>,
 }
 
-pub fn staged_commit(s: &Sender, epoch: u64, staged: &StagedCommit, aad: Vec<u8>, content_digest: Vec<u8>) -> CoreResult<JsValue> {
+pub fn staged_commit(
+    s: &Sender,
+    epoch: u64,
+    staged: &StagedCommit,
+    aad: Vec<u8>,
+    content_digest: Vec<u8>,
+    devices: Option<(u32, Vec<u8>)>,
+) -> CoreResult<JsValue> {
     let proposals = staged
         .queued_proposals()
         .map(|q| QueuedView { sender: sender(q.sender()), proposal: proposal_view(q.proposal(), q.sender()) })
@@ -359,6 +392,7 @@ pub fn staged_commit(s: &Sender, epoch: u64, staged: &StagedCommit, aad: Vec<u8>
         self_removed: staged.self_removed(),
         aad: ByteBuf::from(aad),
         content_digest: ByteBuf::from(content_digest),
+        authorizing_devices: authorizing(devices),
     };
     to_js(&view)
 }

@@ -93,6 +93,30 @@ pub(crate) fn leaf_extensions_with(leaf: &LeafNode, entries: &[AppDataEntrySpec]
     Extensions::from_vec(extensions).map_err(|e| CoreError::from_mls("leaf extensions", e))
 }
 
+/// Component id of the anchor's device list (ts/paired/device-signature.ts).
+pub const PAIRED_DEVICES_COMPONENT: u16 = 0xF1B1;
+
+/// The device list a handshake message from `sender` must be signed
+/// under, read from the tree *before* the message: the sender's own leaf,
+/// or for an external commit the first removed leaf that lists devices.
+/// Returns `(leaf index, encoded list)`. Read here, while the group is
+/// loaded, so the check costs no reload after staging.
+pub(crate) fn authorizing_devices(group: &MlsGroup, sender: &Sender, removed: &[LeafNodeIndex]) -> Option<(u32, Vec<u8>)> {
+    let devices_of = |leaf: LeafNodeIndex| {
+        group
+            .public_group()
+            .leaf(leaf)
+            .and_then(|node| node.extensions().app_data_dictionary())
+            .and_then(|ext| ext.dictionary().get(&PAIRED_DEVICES_COMPONENT))
+            .map(|data| (leaf.u32(), data.to_vec()))
+    };
+    match sender {
+        Sender::Member(leaf) => devices_of(*leaf),
+        Sender::NewMemberCommit => removed.iter().find_map(|leaf| devices_of(*leaf)),
+        _ => None,
+    }
+}
+
 pub(crate) fn parse_entries(spec: JsValue) -> CoreResult<Vec<AppDataEntrySpec>> {
     if spec.is_undefined() || spec.is_null() {
         return Ok(Vec::new());
