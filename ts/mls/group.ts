@@ -4,12 +4,11 @@
  */
 import type { StagedCommitHandle } from '../../pkg/paired_mls_core.js';
 import type { MlsClient } from './client.js';
-import { commitOptionsToCore, proposalToCore } from './convert.js';
+import { appDataToCore, commitOptionsToCore, proposalToCore } from './convert.js';
 import { invalidArgument } from './errors.js';
 import { Resource } from './resources.js';
 import { toBytes, type BytesLike } from './bytes.js';
 import type { AppDataEntry, CommitOptions, CommitResult, CredentialInfo, GroupState, Member, ProposalInfo, ProposalRequest, Sender } from './types.js';
-import { appDataToCore } from './convert.js';
 import { CONTENT_TYPE, authorizedBy, verifyDeviceSignature, type PairedDeviceKey } from '../paired/device-signature.js';
 
 export interface ApplicationMessage {
