@@ -119,11 +119,11 @@ describe('Paired MLS roles', () => {
   });
 });
 
-describe('Paired MLS CeasePair', () => {
+describe.each(['hidden', 'standard'] as const)('Paired MLS CeasePair (%s mode)', (mode) => {
   for (const route of ['rekey', 'rejoin'] as const) {
     for (const side of ['active', 'passive'] as const) {
       it(`${route} route, initiated by the ${side} device: the former partner is locked out`, async () => {
-        const w = await pairedWorld(['bob', 'carol']);
+        const w = await pairedWorld(['bob', 'carol'], mode);
         const [bob, carol] = w.others as [Member, Member];
         await deliverPaired(await w.activeDevice.update(w.a.group!), w.a, w.passiveDevice, w.others);
         const [leaver, leaverDevice, partner, partnerDevice] =

@@ -120,7 +120,8 @@ export function deviceSignatureError(message: string): MlsError {
 /** The devices listed in leaf `leafIndex` of `group`, if it is a standard-mode anchor. */
 export function listedDevices(group: Group, leafIndex: number): PairedDeviceKey[] | undefined {
   const data = group.client.read((core) => core.leafAppData(group.id, leafIndex, PAIRED_DEVICES_COMPONENT));
-  return data ? authorizedBy(data) : undefined;
+  // An empty value is a cleared list (CeasePair): an ordinary member's leaf.
+  return data && data.length > 0 ? authorizedBy(data) : undefined;
 }
 
 /** A stored device list; a malformed one authorizes nobody. */

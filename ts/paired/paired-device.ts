@@ -622,9 +622,12 @@ export class PairedDevice {
         for (const hex of this.#state.groups) {
           const group = this.client.group(fromHex(hex));
           const spec: CommitOptions = { selfUpdate: true, vcEpochId: step.epochId, newSigner: identity };
+          // Standard mode: with no partner left the leaf is an ordinary
+          // member's again, so the device list is cleared (an empty value;
+          // signed by this device, which the list still names).
           const { commit } =
             this.mode === 'standard'
-              ? await signedAnchorCommit(group, this.deviceIdentity, { ...spec, leafAppData: [this.#deviceListEntry(this.pairedDevices())] })
+              ? await signedAnchorCommit(group, this.deviceIdentity, { ...spec, leafAppData: [{ componentId: PAIRED_DEVICES_COMPONENT, data: new Uint8Array(0) }] })
               : await group.commit(spec);
           await group.mergePendingCommit();
           groups.push({ groupId: group.id, commits: [commit] });

@@ -43,6 +43,16 @@ pub struct AppDataEntrySpec {
     pub data: ByteBuf,
 }
 
+/// Set `entries` in `dictionary`. There is no removal: a virtual-client
+/// commit merges the leaf's current dictionary back in (openmls
+/// `resolve_vc_leaf_dictionary`), so a component is cleared by writing an
+/// empty value instead.
+pub(crate) fn apply_entries(dictionary: &mut AppDataDictionary, entries: &[AppDataEntrySpec]) {
+    for entry in entries {
+        dictionary.insert(entry.component_id, entry.data.to_vec());
+    }
+}
+
 fn sha256(provider_crypto: &impl openmls_traits::crypto::OpenMlsCrypto, data: &[u8]) -> CoreResult<Vec<u8>> {
     provider_crypto
         .hash(openmls_traits::types::HashType::Sha2_256, data)
@@ -80,9 +90,7 @@ pub(crate) fn leaf_extensions_with(leaf: &LeafNode, entries: &[AppDataEntrySpec]
         .app_data_dictionary()
         .map(|ext| ext.dictionary().clone())
         .unwrap_or_else(AppDataDictionary::new);
-    for entry in entries {
-        dictionary.insert(entry.component_id, entry.data.to_vec());
-    }
+    apply_entries(&mut dictionary, entries);
     let mut extensions: Vec<Extension> = leaf
         .extensions()
         .iter()
@@ -108,6 +116,8 @@ pub(crate) fn authorizing_devices(group: &MlsGroup, sender: &Sender, removed: &[
             .leaf(leaf)
             .and_then(|node| node.extensions().app_data_dictionary())
             .and_then(|ext| ext.dictionary().get(&PAIRED_DEVICES_COMPONENT))
+            // An empty value is a cleared list: an ordinary member's leaf.
+            .filter(|data| !data.is_empty())
             .map(|data| (leaf.u32(), data.to_vec()))
     };
     match sender {

@@ -42,9 +42,7 @@ fn vc_leaf_extensions_with(entries: &[crate::paired_standard::AppDataEntrySpec])
         .map_err(|e| CoreError::new("INTERNAL", format!("encoding AppComponents: {e}")))?;
     let mut dictionary = AppDataDictionary::new();
     dictionary.insert(APP_COMPONENTS_ID, components);
-    for entry in entries {
-        dictionary.insert(entry.component_id, entry.data.to_vec());
-    }
+    crate::paired_standard::apply_entries(&mut dictionary, entries);
     Extensions::from_vec(vec![Extension::AppDataDictionary(AppDataDictionaryExtension::new(dictionary))])
         .map_err(|e| CoreError::from_mls("virtual-client leaf extensions", e))
 }
