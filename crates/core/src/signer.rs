@@ -3,7 +3,10 @@
 //! the host's native curves when they are installed (native_crypto.rs).
 //! The basic-credential type signs with its own Rust code and keeps its
 //! private key private, so the Ed25519 seed is read once from its TLS
-//! encoding and kept here in a buffer wiped on drop.
+//! encoding and kept here in a buffer wiped on drop. Without native
+//! curves (browsers) the expanded dalek key is kept too: the
+//! basic-credential type rebuilds it, a base-point multiplication, for
+//! every signature, which doubled the cost of signing in wasm.
 
 use std::ops::Deref;
 
@@ -20,12 +23,15 @@ use crate::native_crypto::native_ed25519_sign;
 pub struct ClientSigner {
     pair: SignatureKeyPair,
     ed25519_seed: Option<Zeroizing<Vec<u8>>>,
+    /// Wiped on drop (dalek's `SigningKey` is `ZeroizeOnDrop`).
+    ed25519_key: Option<ed25519_dalek::SigningKey>,
 }
 
 impl ClientSigner {
     pub fn new(pair: SignatureKeyPair) -> Self {
         let ed25519_seed = if pair.signature_scheme() == SignatureScheme::ED25519 { private_key_of(&pair) } else { None };
-        ClientSigner { pair, ed25519_seed }
+        let ed25519_key = ed25519_seed.as_ref().and_then(|seed| ed25519_dalek::SigningKey::try_from(seed.as_slice()).ok());
+        ClientSigner { pair, ed25519_seed, ed25519_key }
     }
 }
 
@@ -50,6 +56,10 @@ impl Signer for ClientSigner {
             if let Some(signature) = native_ed25519_sign(seed, payload) {
                 return signature.map_err(|_| SignerError::SigningError);
             }
+        }
+        if let Some(key) = &self.ed25519_key {
+            use ed25519_dalek::Signer as _;
+            return Ok(key.sign(payload).to_bytes().to_vec());
         }
         self.pair.sign(payload)
     }
