@@ -119,7 +119,7 @@ export function deviceSignatureError(message: string): MlsError {
 
 /** The devices listed in leaf `leafIndex` of `group`, if it is a standard-mode anchor. */
 export function listedDevices(group: Group, leafIndex: number): PairedDeviceKey[] | undefined {
-  const data = group.client.read((core) => core.leafAppData(group.id, leafIndex, PAIRED_DEVICES_COMPONENT));
+  const data = group.leafAppData(leafIndex, PAIRED_DEVICES_COMPONENT);
   // An empty value is a cleared list (CeasePair): an ordinary member's leaf.
   return data && data.length > 0 ? authorizedBy(data) : undefined;
 }

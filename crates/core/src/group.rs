@@ -601,7 +601,7 @@ impl Client {
                 | ProcessedMessageContent::ExternalJoinProposalMessage(proposal) => {
                     let reference = proposal.proposal_reference_ref().as_slice().to_vec();
                     // The digest is only needed when a device signature is.
-                    let devices = crate::paired_standard::authorizing_devices(group, &sender, &[]);
+                    let devices = crate::paired_standard::authorizing_devices(group, &sender, None);
                     let digest = match devices {
                         Some(_) => crate::paired_standard::proposal_digest(provider.crypto(), proposal.proposal())?,
                         None => Vec::new(),
@@ -619,14 +619,7 @@ impl Client {
                     // same commit again. Undo the secret-tree changes
                     // decryption made; merge persists the new epoch.
                     let stash = provider.storage().rollback_stashing(crate::storage::VC_OPERATION_TREE_PREFIX);
-                    let removed: Vec<LeafNodeIndex> = staged
-                        .queued_proposals()
-                        .filter_map(|q| match q.proposal() {
-                            Proposal::Remove(r) => Some(r.removed()),
-                            _ => None,
-                        })
-                        .collect();
-                    let devices = crate::paired_standard::authorizing_devices(group, &sender, &removed);
+                    let devices = crate::paired_standard::authorizing_devices(group, &sender, Some(&staged));
                     let digest = match devices {
                         Some(_) => crate::paired_standard::commit_digest(provider.crypto(), &staged)?,
                         None => Vec::new(),

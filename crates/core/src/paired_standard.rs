@@ -104,25 +104,33 @@ pub(crate) fn leaf_extensions_with(leaf: &LeafNode, entries: &[AppDataEntrySpec]
 /// Component id of the anchor's device list (ts/paired/device-signature.ts).
 pub const PAIRED_DEVICES_COMPONENT: u16 = 0xF1B1;
 
+/// The AppDataDictionary entry `component_id` of the leaf at `leaf`.
+fn leaf_component(group: &MlsGroup, leaf: LeafNodeIndex, component_id: u16) -> Option<&[u8]> {
+    group
+        .public_group()
+        .leaf(leaf)
+        .and_then(|node| node.extensions().app_data_dictionary())
+        .and_then(|ext| ext.dictionary().get(&component_id))
+}
+
 /// The device list a handshake message from `sender` must be signed
 /// under, read from the tree *before* the message: the sender's own leaf,
-/// or for an external commit the first removed leaf that lists devices.
-/// Returns `(leaf index, encoded list)`. Read here, while the group is
-/// loaded, so the check costs no reload after staging.
-pub(crate) fn authorizing_devices(group: &MlsGroup, sender: &Sender, removed: &[LeafNodeIndex]) -> Option<(u32, Vec<u8>)> {
+/// or for an external commit (`staged`) the first leaf it removes that
+/// lists devices. Returns `(leaf index, encoded list)`. Read here, while
+/// the group is loaded, so the check costs no reload after staging.
+pub(crate) fn authorizing_devices(group: &MlsGroup, sender: &Sender, staged: Option<&StagedCommit>) -> Option<(u32, Vec<u8>)> {
     let devices_of = |leaf: LeafNodeIndex| {
-        group
-            .public_group()
-            .leaf(leaf)
-            .and_then(|node| node.extensions().app_data_dictionary())
-            .and_then(|ext| ext.dictionary().get(&PAIRED_DEVICES_COMPONENT))
+        leaf_component(group, leaf, PAIRED_DEVICES_COMPONENT)
             // An empty value is a cleared list: an ordinary member's leaf.
             .filter(|data| !data.is_empty())
             .map(|data| (leaf.u32(), data.to_vec()))
     };
     match sender {
         Sender::Member(leaf) => devices_of(*leaf),
-        Sender::NewMemberCommit => removed.iter().find_map(|leaf| devices_of(*leaf)),
+        Sender::NewMemberCommit => staged?.queued_proposals().find_map(|q| match q.proposal() {
+            Proposal::Remove(remove) => devices_of(remove.removed()),
+            _ => None,
+        }),
         _ => None,
     }
 }
@@ -141,15 +149,11 @@ impl Client {
     #[wasm_bindgen(js_name = leafAppData)]
     pub fn leaf_app_data(&mut self, group_id: &[u8], leaf_index: u32, component_id: u16) -> Result<Option<Vec<u8>>, JsValue> {
         Ok(self.read_group(group_id, |group, _| {
-            let leaf = group
-                .public_group()
-                .leaf(LeafNodeIndex::new(leaf_index))
-                .ok_or_else(|| invalid_argument("no member at this leaf index"))?;
-            Ok(leaf
-                .extensions()
-                .app_data_dictionary()
-                .and_then(|ext| ext.dictionary().get(&component_id))
-                .map(|data| data.to_vec()))
+            let leaf = LeafNodeIndex::new(leaf_index);
+            if group.public_group().leaf(leaf).is_none() {
+                return Err(invalid_argument("no member at this leaf index"));
+            }
+            Ok(leaf_component(group, leaf, component_id).map(<[u8]>::to_vec))
         })?)
     }
 

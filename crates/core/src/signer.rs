@@ -1,12 +1,12 @@
 //! A client's signature key pair as openmls sees it: the stored
 //! `SignatureKeyPair` of openmls_basic_credential, signing Ed25519 through
 //! the host's native curves when they are installed (native_crypto.rs).
-//! The basic-credential type signs with its own Rust code and keeps its
-//! private key private, so the Ed25519 seed is read once from its TLS
-//! encoding and kept here in a buffer wiped on drop. Without native
-//! curves (browsers) the expanded dalek key is kept too: the
-//! basic-credential type rebuilds it, a base-point multiplication, for
-//! every signature, which doubled the cost of signing in wasm.
+//! The basic-credential type signs with its own Rust code, rebuilding the
+//! expanded key (a base-point multiplication) for every signature, and
+//! keeps its private key private. So the Ed25519 key is read once from its
+//! TLS encoding and kept here as a dalek `SigningKey` (wiped on drop):
+//! without native curves (browsers) signing uses it directly, at half the
+//! cost, and the native path takes its seed from it.
 
 use std::ops::Deref;
 
@@ -22,16 +22,18 @@ use crate::native_crypto::native_ed25519_sign;
 
 pub struct ClientSigner {
     pair: SignatureKeyPair,
-    ed25519_seed: Option<Zeroizing<Vec<u8>>>,
     /// Wiped on drop (dalek's `SigningKey` is `ZeroizeOnDrop`).
     ed25519_key: Option<ed25519_dalek::SigningKey>,
 }
 
 impl ClientSigner {
     pub fn new(pair: SignatureKeyPair) -> Self {
-        let ed25519_seed = if pair.signature_scheme() == SignatureScheme::ED25519 { private_key_of(&pair) } else { None };
-        let ed25519_key = ed25519_seed.as_ref().and_then(|seed| ed25519_dalek::SigningKey::try_from(seed.as_slice()).ok());
-        ClientSigner { pair, ed25519_seed, ed25519_key }
+        let ed25519_key = if pair.signature_scheme() == SignatureScheme::ED25519 {
+            private_key_of(&pair).and_then(|seed| ed25519_dalek::SigningKey::try_from(seed.as_slice()).ok())
+        } else {
+            None
+        };
+        ClientSigner { pair, ed25519_key }
     }
 }
 
@@ -52,16 +54,14 @@ impl Deref for ClientSigner {
 
 impl Signer for ClientSigner {
     fn sign(&self, payload: &[u8]) -> Result<Vec<u8>, SignerError> {
-        if let Some(seed) = &self.ed25519_seed {
-            if let Some(signature) = native_ed25519_sign(seed, payload) {
-                return signature.map_err(|_| SignerError::SigningError);
-            }
+        let Some(key) = &self.ed25519_key else {
+            return self.pair.sign(payload);
+        };
+        if let Some(signature) = native_ed25519_sign(key.as_bytes(), payload) {
+            return signature.map_err(|_| SignerError::SigningError);
         }
-        if let Some(key) = &self.ed25519_key {
-            use ed25519_dalek::Signer as _;
-            return Ok(key.sign(payload).to_bytes().to_vec());
-        }
-        self.pair.sign(payload)
+        use ed25519_dalek::Signer as _;
+        Ok(key.sign(payload).to_bytes().to_vec())
     }
 
     fn signature_scheme(&self) -> SignatureScheme {
