@@ -11,25 +11,6 @@ import { DeliveryService, DsError, PairedDevice, bytesEqual, listedDevices, utf8
 import { newMember } from './helpers.js';
 import { device } from './paired-helpers.js';
 
-/** A DS client's view of one group: what it has read so far. */
-class Inbox {
-  #seq = 0;
-  constructor(
-    readonly ds: DeliveryService,
-    readonly clientId: string,
-    readonly groupId: Uint8Array,
-  ) {}
-  /** Everything new in the group's log, sent by others. */
-  async next(): Promise<Uint8Array[]> {
-    const logged = await this.ds.poll(this.clientId, this.groupId, this.#seq);
-    if (logged.length > 0) this.#seq = logged.at(-1)!.seq;
-    return logged.filter((m) => m.sender !== this.clientId).map((m) => m.bytes);
-  }
-  skipTo(seq: number): void {
-    this.#seq = seq;
-  }
-}
-
 async function submit(ds: DeliveryService, groupId: Uint8Array, sender: string, message: Uint8Array, extras = {}): Promise<number> {
   const result = await ds.submit(groupId, sender, message, extras);
   if (!result.accepted) throw new Error(`DS refused: ${result.message}`);
@@ -63,8 +44,7 @@ describe('Paired MLS standard mode through the Delivery Service', () => {
     await laptop.group.mergePendingCommit();
     const [bobWelcome] = await ds.welcomes('bob');
     bob.group = await bob.client.joinFromWelcome(bobWelcome!.welcome);
-    const bobInbox = new Inbox(ds, 'bob', groupId);
-    bobInbox.skipTo(addSeq);
+    const bobInbox = ds.inbox('bob', groupId, addSeq);
 
     // Figure 1a: InitPairing from both devices; the DS answers Accept.
     expect(await ds.initPairing('alice', 'alice', 'alice-phone')).toBe(false);
@@ -84,23 +64,20 @@ describe('Paired MLS standard mode through the Delivery Service', () => {
     await submit(ds, pairingId, 'alice', invite.shareRand);
     const [initPairing] = (await ds.welcomes('alice-phone')).filter((w) => bytesEqual(w.groupId, pairingId));
     const passive = await PairedDevice.join(phone.client, initPairing!.welcome);
-    const phonePairing = new Inbox(ds, 'alice-phone', pairingId);
-    phonePairing.skipTo(joinSeq);
+    const phonePairing = ds.inbox('alice-phone', pairingId, joinSeq);
     const [shareRand] = await phonePairing.next();
     const applied = await passive.receive(shareRand!);
     if (applied.type !== 'shareRandApplied') throw new Error(applied.type);
     expect(passive.mode).toBe('standard');
     await submit(ds, pairingId, 'alice-phone', applied.accept);
-    const laptopPairing = new Inbox(ds, 'alice', pairingId);
-    laptopPairing.skipTo(joinSeq + 1);
+    const laptopPairing = ds.inbox('alice', pairingId, joinSeq + 1);
     const [accept] = await laptopPairing.next();
     expect(await active.receive(accept!)).toEqual({ type: 'paired' });
 
     // Enrolment: the resync commit to the group, derivation step + Notify
     // to the pairing group; the phone reads both from the DS as a
     // registered device of alice (Figure 2).
-    const phoneGroup = new Inbox(ds, 'alice-phone', groupId);
-    phoneGroup.skipTo(addSeq);
+    const phoneGroup = ds.inbox('alice-phone', groupId, addSeq);
     const enrolled = await active.enroll(laptop.group);
     await submit(ds, groupId, 'alice', enrolled.commit, { externalJoin: true });
     for (const m of enrolled.pairing) await submit(ds, pairingId, 'alice', m);
@@ -132,7 +109,7 @@ describe('Paired MLS standard mode through the Delivery Service', () => {
     await submit(ds, groupId, 'bob', hello);
     for (const [group, inbox] of [
       [phone.group, phoneGroup],
-      [laptop.group, new Inbox(ds, 'alice', groupId)],
+      [laptop.group, ds.inbox('alice', groupId)],
     ] as const) {
       const messages = await inbox.next();
       const last = await group.process(messages.at(-1)!);

@@ -22,20 +22,6 @@ async function person(name) {
   return { name, storage, client, identity: await client.createIdentity(name, 1), group: undefined };
 }
 
-/** One DS client's reading position in one group. */
-function inbox(ds, clientId, groupId, seq = 0) {
-  return {
-    skipTo(s) {
-      seq = s;
-    },
-    async next() {
-      const logged = await ds.poll(clientId, groupId, seq);
-      if (logged.length > 0) seq = logged.at(-1).seq;
-      return logged.filter((m) => m.sender !== clientId).map((m) => m.bytes);
-    },
-  };
-}
-
 async function submit(ds, groupId, sender, message, extras = {}) {
   const r = await ds.submit(groupId, sender, message, extras);
   if (!r.accepted) throw new Error(`the DS refused a message: ${r.message}`);
@@ -55,7 +41,7 @@ export async function run(log) {
   const addSeq = await submit(ds, groupId, 'alice', add.commit, { added: ['bob'], welcome: add.welcome });
   await laptop.group.mergePendingCommit();
   bob.group = await bob.client.joinFromWelcome((await ds.welcomes('bob'))[0].welcome);
-  const bobInbox = inbox(ds, 'bob', groupId, addSeq);
+  const bobInbox = ds.inbox('bob', groupId, addSeq);
   log(`1. alice (laptop) and bob share a group on the DS (epoch ${laptop.group.epoch})`);
 
   // Figure 1a: both devices send InitPairing; the DS answers Accept.
@@ -71,14 +57,14 @@ export async function run(log) {
   await submit(ds, pairingId, 'alice', invite.shareRand);
   const initPairing = (await ds.welcomes('alice-phone')).find((w) => bytesEqual(w.groupId, pairingId));
   const passive = await PairedDevice.join(phone.client, initPairing.welcome);
-  const phonePairing = inbox(ds, 'alice-phone', pairingId, joinSeq);
+  const phonePairing = ds.inbox('alice-phone', pairingId, joinSeq);
   const shared = await passive.receive((await phonePairing.next())[0]);
   await submit(ds, pairingId, 'alice-phone', shared.accept);
-  const laptopPairing = inbox(ds, 'alice', pairingId, joinSeq + 1);
+  const laptopPairing = ds.inbox('alice', pairingId, joinSeq + 1);
   await active.receive((await laptopPairing.next())[0]);
   log(`3. pairing group through the DS: InitPairing ${invite.initPairing.length} B, ShareRand ${invite.shareRand.length} B, Accept ${shared.accept.length} B; mode on the phone: ${passive.mode}`);
 
-  const phoneGroup = inbox(ds, 'alice-phone', groupId, addSeq);
+  const phoneGroup = ds.inbox('alice-phone', groupId, addSeq);
   const enrolled = await active.enroll(laptop.group);
   await submit(ds, groupId, 'alice', enrolled.commit, { externalJoin: true });
   for (const m of enrolled.pairing) await submit(ds, pairingId, 'alice', m);

@@ -203,6 +203,23 @@ export class DeliveryService {
   }
 
   /**
+   * A reading position of `client` in a group's log, starting after
+   * `afterSeq`: each `next()` returns what others sent since the last call
+   * (up to one page), in order, and moves past it. `client`'s own messages
+   * are skipped.
+   */
+  inbox(client: string, groupId: Uint8Array, afterSeq = 0): { next(): Promise<Uint8Array[]> } {
+    let seq = afterSeq;
+    return {
+      next: async () => {
+        const logged = await this.poll(client, groupId, seq);
+        if (logged.length > 0) seq = logged.at(-1)!.seq;
+        return logged.filter((m) => m.sender !== client).map((m) => m.bytes);
+      },
+    };
+  }
+
+  /**
    * Push: `listener` sees every message appended to the group (through the
    * store's notifications, so also those accepted by other servers on a
    * shared database). Returns an unsubscribe function.
