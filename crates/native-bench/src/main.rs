@@ -189,6 +189,18 @@ struct Setup {
     peer: MlsGroup,
 }
 
+/// The KeyPackage of member m`i`, which exists only as that KeyPackage
+/// (its own credential and signature key, made by one filler provider).
+fn filler_key_package(provider: &OpenMlsRustCrypto, i: usize) -> Res<KeyPackage> {
+    let signer = SignatureKeyPair::new(CS.signature_algorithm()).map_err(err("signature key"))?;
+    let credential = CredentialWithKey {
+        credential: BasicCredential::new(format!("m{i}").into_bytes()).into(),
+        signature_key: signer.public().into(),
+    };
+    let bundle = KeyPackage::builder().build(CS, provider, &signer, credential).map_err(err("key package"))?;
+    Ok(bundle.key_package().clone())
+}
+
 /// blank: m0 adds m1 … m(n-1) in one commit; only m1 joins.
 fn setup_blank(n: usize) -> Res<Setup> {
     let m0 = Member::new("m0")?;
@@ -197,15 +209,7 @@ fn setup_blank(n: usize) -> Res<Setup> {
     let mut kps = vec![m1.key_package()?];
     let filler_provider = OpenMlsRustCrypto::default();
     for i in 2..n {
-        let signer = SignatureKeyPair::new(CS.signature_algorithm()).map_err(err("signature key"))?;
-        let credential = CredentialWithKey {
-            credential: BasicCredential::new(format!("m{i}").into_bytes()).into(),
-            signature_key: signer.public().into(),
-        };
-        let bundle = KeyPackage::builder()
-            .build(CS, &filler_provider, &signer, credential)
-            .map_err(err("key package"))?;
-        kps.push(bundle.key_package().clone());
+        kps.push(filler_key_package(&filler_provider, i)?);
     }
     let (_, welcome) = commit(&mut group, &m0, kps, false)?;
     group.merge_pending_commit(&m0.provider).map_err(err("merging"))?;
@@ -239,15 +243,7 @@ fn setup_full(n: usize) -> Res<Setup> {
         let committer = Member::new(if c == n - 1 { "m1".to_string() } else { format!("m{c}") }.as_str())?;
         let mut kps = Vec::new();
         while next < c {
-            let signer = SignatureKeyPair::new(CS.signature_algorithm()).map_err(err("signature key"))?;
-            let credential = CredentialWithKey {
-                credential: BasicCredential::new(format!("m{next}").into_bytes()).into(),
-                signature_key: signer.public().into(),
-            };
-            let bundle = KeyPackage::builder()
-                .build(CS, &filler_provider, &signer, credential)
-                .map_err(err("key package"))?;
-            kps.push(bundle.key_package().clone());
+            kps.push(filler_key_package(&filler_provider, next)?);
             next += 1;
         }
         kps.push(committer.key_package()?);
