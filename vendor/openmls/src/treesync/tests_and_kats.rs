@@ -1,0 +1,4 @@
+#[cfg(any(feature = "test-utils", test))]
+pub mod kats;
+#[cfg(test)]
+mod tests;
