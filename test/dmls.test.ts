@@ -387,6 +387,52 @@ describe.each(PROFILES)('Distributed MLS on a reordering, duplicating, delaying 
   });
 });
 
+describe('DMLS universe definition (seed 003 §6.1)', () => {
+  async function twoPeople() {
+    const a = await MlsClient.open();
+    const b = await MlsClient.open();
+    return { a, b, ai: await a.createIdentity('ann', 1), bi: await b.createIdentity('ben', 1) };
+  }
+
+  it('a multi-mls definition whose universe id is not the founder\'s send group id is refused; the real one then works', async () => {
+    const { DMember, encodeDmlsMessage } = await import('paired-mls');
+    const { a, b, ai, bi } = await twoPeople();
+    const founded = await DMember.found(a, ai, [await b.createKeyPackage(bi)]);
+    const [welcome, definition] = founded.messages as [Uint8Array, Uint8Array];
+    expect(toHex(founded.universe.id)).toBe(toHex(founded.member.sendGroup.id));
+    const forged = await founded.member.sendGroup.encrypt(
+      encodeDmlsMessage({ type: 'announce', profile: 1, universeId: enc.encode('another universe'), exportLength: 32, ciphersuites: [1], members: [enc.encode('ann'), enc.encode('ben')] }),
+    );
+    const err = await DMember.joinUniverse(b, bi, welcome, forged, []).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(DmlsError);
+    expect((err as DmlsError).reason).toBe('universe');
+    expect(b.groupIds()).toEqual([]);
+    // Nothing was kept (the join is atomic): the genuine definition still joins.
+    const joined = await DMember.joinUniverse(b, bi, welcome, definition, []);
+    expect(toHex(joined.universe.id)).toBe(toHex(founded.universe.id));
+  });
+
+  it('an owner announcing another profile is refused', async () => {
+    const { DMember, encodeDmlsMessage } = await import('paired-mls');
+    const { a, b, ai, bi } = await twoPeople();
+    const founded = await DMember.found(a, ai, [await b.createKeyPackage(bi)], { profile: 'multi-mls' });
+    const [welcome, definition] = founded.messages as [Uint8Array, Uint8Array];
+    const joined = await DMember.joinUniverse(b, bi, welcome, definition, [await a.createKeyPackage(ai)]);
+    expect(joined.universe.profile).toBe('multi-mls');
+    const [benWelcome] = joined.messages as [Uint8Array];
+    expect((await founded.member.unprotect(benWelcome)).map((e) => e.type)).toEqual(['joined']);
+    const u = founded.universe;
+    const other = await joined.member.sendGroup.encrypt(
+      encodeDmlsMessage({ type: 'announce', profile: 2, universeId: u.id, exportLength: 32, ciphersuites: [1], members: [enc.encode('ann'), enc.encode('ben')] }),
+    );
+    const err = await founded.member.unprotect(other).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(DmlsError);
+    expect((err as DmlsError).reason).toBe('universe');
+    // ben's genuine announcement is accepted.
+    expect((await founded.member.unprotect(joined.messages[1]!)).map((e) => e.type)).toEqual(['announce']);
+  });
+});
+
 describe('DMLS wire formats', () => {
   it('round-trips DMLS messages and PSK ids, strictly', async () => {
     const { encodeDmlsMessage, decodeDmlsMessage, pskGroupId, parsePskGroupId, CodecError } = await import('paired-mls');
