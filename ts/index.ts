@@ -85,11 +85,8 @@ export { DMember, type UniverseConfig, type FoundingOptions, type DmlsOptions, t
 export {
   DMLS_PROFILE_CODES,
   dmlsProfileOf,
-  dmlsEpochValues,
-  dmlsTestVectorValues,
   type DmlsProfile,
   type DmlsEpochValues,
-  type DmlsVectorInput,
   type DmlsDerivationParams,
 } from './dmls/dmls-profile.js';
 export { DmlsError, type DmlsRejection } from './dmls/dmls-error.js';

@@ -20,9 +20,9 @@ import { CodecError } from '../codec/tls.js';
 import { readMlsHeader } from '../codec/mls-header.js';
 import { decodeDmlsMessage, encodeDmlsMessage, parsePskGroupId, pskGroupId, type Announce, type DmlsMessage } from './dmls-messages.js';
 import { DmlsError } from './dmls-error.js';
-import { DMLS_PROFILE_CODES, dmlsEpochValues, dmlsProfileOf, storeEpochPsk, type DmlsEpochValues, type DmlsProfile } from './dmls-profile.js';
+import { DMLS_PROFILE_CODES, dmlsProfileOf, storeEpochPsk, type DmlsEpochValues, type DmlsProfile } from './dmls-profile.js';
 
-/** A universe (seed 003 §2, §6): fixed when it is founded, carried in its definition message. */
+/** A universe (seed 003 §2, §6), fixed when founded. */
 export interface UniverseConfig {
   /** Universe identifier: under `multi-mls` the founder's send group id (seed 003 §6.1). */
   id: Uint8Array;
@@ -109,11 +109,9 @@ export class DMember {
   }
 
   /**
-   * Found a universe (seed 003 §6.1): create the own send group with a
-   * random group id, add the others, and define the universe in the first
-   * application message — under `multi-mls` its identifier is this send
-   * group's id. Returns the member, the universe and the messages
-   * (Welcome, definition) the others pass to `joinUniverse`.
+   * Found a universe (seed 003 §6.1): own send group with everyone, then
+   * the definition (under `multi-mls` its id is this send group's id).
+   * `messages` (Welcome, definition) go to the others' `joinUniverse`.
    */
   static async found(client: MlsClient, identity: Identity, keyPackages: Uint8Array[], founding: FoundingOptions = {}, options: DmlsOptions = {}): Promise<{ member: DMember; universe: Required<UniverseConfig>; messages: Uint8Array[] }> {
     const profile = founding.profile ?? 'multi-mls';
@@ -129,10 +127,9 @@ export class DMember {
   }
 
   /**
-   * Join a founded universe: process the founder's Welcome and definition
-   * message (the universe comes from it, nothing is taken on trust from
-   * elsewhere), then create the own send group with the others'
-   * KeyPackages. Returns the messages for the universe (Welcome, announce).
+   * Join a founded universe from the founder's Welcome and definition (the
+   * only source of the universe), then create the own send group;
+   * `messages` (Welcome, announce) go to the universe.
    */
   static async joinUniverse(client: MlsClient, identity: Identity, welcome: Uint8Array, definition: Uint8Array, keyPackages: Uint8Array[], options: DmlsOptions = {}): Promise<{ member: DMember; universe: Required<UniverseConfig>; messages: Uint8Array[] }> {
     return client.atomically(async () => {
@@ -157,12 +154,7 @@ export class DMember {
     });
   }
 
-  /**
-   * INIT with an application-defined universe (the later draft's
-   * "application-directed definition"): create the own send group, add the
-   * others (their KeyPackages), and announce. Returns the DMember and the
-   * messages for the universe (Welcome, then the announcement).
-   */
+  /** INIT with an application-defined universe (later draft): own send group with everyone, then the announcement. */
   static async init(client: MlsClient, identity: Identity, universe: UniverseConfig, keyPackages: Uint8Array[], options: DmlsOptions = {}): Promise<{ member: DMember; messages: Uint8Array[] }> {
     return client.atomically(async () => {
       const draft = new DMember(client, identity, universe, options, DMember.#emptyState());
@@ -218,12 +210,9 @@ export class DMember {
     return new DMember(client, identity, universe, options, { ...DMember.#emptyState(), ...(JSON.parse(new TextDecoder().decode(raw)) as State) });
   }
 
-  /**
-   * The public DMLS values (psk id, multi-mls exportPskId, derived group
-   * id) of the current epoch of a send group this member is in.
-   */
-  epochValues(sendGroupId: Uint8Array, signingKey?: Uint8Array): DmlsEpochValues {
-    return dmlsEpochValues(this.client.group(sendGroupId), this.#params(), signingKey);
+  /** Public DMLS values of a send group's current epoch (registers its PSK again, harmlessly). */
+  epochValues(sendGroupId: Uint8Array, signingKey?: Uint8Array): Promise<DmlsEpochValues> {
+    return storeEpochPsk(this.client.group(sendGroupId), this.#params(), signingKey);
   }
 
   get sendGroup(): Group {
@@ -248,12 +237,9 @@ export class DMember {
   // Sending (own send group)
 
   /**
-   * UPDATE (seed 003 §5): a commit with an UpdatePath in the own send group
-   * — empty when nothing is pending, full when it also imports PSKs and
-   * covers received Update proposals. With `newIdentity` (an identity of
-   * this client with a new signature key) the member's credential changes:
-   * the commit carries the new leaf, and an Update proposal with it goes to
-   * every other send group, for its owner's next (full) commit.
+   * UPDATE (seed 003 §5): an empty or full commit in the own send group.
+   * With `newIdentity` (a new signature key of this client) the credential
+   * changes too, and an Update proposal goes to every other send group.
    */
   async update(options: { newIdentity?: Identity } = {}): Promise<Uint8Array[]> {
     const next = options.newIdentity;
@@ -274,12 +260,9 @@ export class DMember {
   }
 
   /**
-   * COMMIT / the commit rules of PROTECT (seed 003 §5): import the PSK of
-   * every send group whose newest *full or empty* commit was seen and cover
-   * received Update proposals. Partial (no UpdatePath) when only PSKs are to
-   * be imported; full when credential updates (Update proposals) were seen;
-   * nothing when nothing is pending. Partial commits of others are never
-   * imported (§5: "not required"), so a quiet universe stops committing.
+   * COMMIT (seed 003 §5 PROTECT rules): partial when only PSKs of others'
+   * full/empty commits are pending, full when Update proposals were seen,
+   * nothing otherwise. Others' partial commits are never imported.
    */
   async commit(): Promise<Uint8Array[]> {
     const updates = this.sendGroup.state().pendingProposals > 0;
@@ -302,11 +285,7 @@ export class DMember {
     });
   }
 
-  /**
-   * PROTECT (seed 003 §5): incorporate what is pending (the commit rules of
-   * `commit()`), or with `pcs` an UPDATE (empty/full commit) first, then
-   * encrypt to the universe as an application message of the own send group.
-   */
+  /** PROTECT (seed 003 §5): `commit()` (or with `pcs` an UPDATE), then encrypt in the own send group. */
   async protect(data: Uint8Array, options: { pcs?: boolean } = {}): Promise<Uint8Array[]> {
     return this.#atomically(async () => {
       const out = options.pcs ? await this.update() : await this.commit();
@@ -351,12 +330,9 @@ export class DMember {
   }
 
   /**
-   * REJOIN (seed 003 §5): this member missed commits. In its own send group
-   * it commits PSK imports of the newest epoch it holds of *every* other
-   * send group — the ack from which each owner infers whether this member
-   * is behind in its group — then broadcasts a rejoin request with a fresh
-   * KeyPackage per send group. Only owners it is behind remove its stale
-   * leaf and add it again.
+   * REJOIN (seed 003 §5): commit PSK imports of the newest epoch held of
+   * every other send group (the ack owners infer from), then a rejoin
+   * request with a KeyPackage per send group.
    */
   async requestRejoin(): Promise<Uint8Array[]> {
     return this.#atomically(async () => {
@@ -378,12 +354,7 @@ export class DMember {
   // ---------------------------------------------------------------------------
   // Receiving
 
-  /**
-   * UNPROTECT (seed 003 §5): route by group id and process; then retry
-   * buffered messages that may have become processable. Returns what
-   * happened, in order. Messages breaking the send-group rules (§4) throw
-   * `DmlsError` and change nothing.
-   */
+  /** UNPROTECT (seed 003 §5): route by group id, process, retry the buffer; §4 violations throw `DmlsError`. */
   async unprotect(message: Uint8Array): Promise<DmlsEvent[]> {
     const events: DmlsEvent[] = [];
     const first = await this.#handle(message);

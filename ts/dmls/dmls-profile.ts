@@ -1,23 +1,9 @@
 /**
- * DMLS profiles (docs/PROTOCOL.md §6.4): how a send group's epoch is
- * exported for import into other send groups. A universe's profile is fixed
- * when it is founded and carried in its definition message.
- *
- * | profile           | PSK value                                        | PSK id in the proposal          |
- * |-------------------|--------------------------------------------------|---------------------------------|
- * | `multi-mls`       | MLS-Exporter("exportPSK", universe_id, L)        | uint64(epoch) ‖ group_id        |
- * | `distributed-mls` | MLS-Exporter("exporter_psk", psk_id, 32)         | uint64(epoch) ‖ group_id        |
- *
- * `multi-mls` (the default) is seed 003 (draft-xue-multi-mls) §4–§6;
- * `distributed-mls` is the later draft-xue-distributed-mls as its public
- * implementations compute it. Both define `derived groupid =
- * MLS-Exporter("derivedGroupId", leaf signature key, L)`; `multi-mls` also
- * `exportPskId = MLS-Exporter("exportPskId", universe_id, L)`.
- *
- * The derivations run in the Rust core: exporting and registering the PSK
- * is one call, the secret never reaches JavaScript.
+ * DMLS profiles (docs/PROTOCOL.md §6.4, where the table of differences
+ * is): `multi-mls` (seed 003, default) and `distributed-mls` (the later
+ * draft's public implementations). Derivations run in the core; the PSK
+ * never reaches JavaScript.
  */
-import type { MlsClient } from '../mls/client.js';
 import type { Group } from '../mls/group.js';
 import { DmlsError } from './dmls-error.js';
 
@@ -50,45 +36,20 @@ export interface DmlsEpochValues {
   derivedGroupId: Uint8Array;
 }
 
-/** Export the PSK of `group`'s current epoch and register it; returns its PSK id. */
-export function storeEpochPsk(group: Group, params: DmlsDerivationParams): Promise<Uint8Array> {
-  return group.client.mutate((core) => core.dmlsStoreEpochPsk(group.id, DMLS_PROFILE_CODES[params.profile], params.universeId, params.exportLength));
-}
-
 /**
- * The public DMLS values of `group`'s current epoch; the derived group id
- * for `signingKey` (default: this member's own leaf signature key).
+ * Export the PSK of `group`'s current epoch and register it (one core
+ * call); returns the epoch's public values, the derived group id for
+ * `signingKey` (default: this member's own leaf signature key).
  */
-export function dmlsEpochValues(group: Group, params: DmlsDerivationParams, signingKey?: Uint8Array): DmlsEpochValues {
+export async function storeEpochPsk(group: Group, params: DmlsDerivationParams, signingKey?: Uint8Array): Promise<DmlsEpochValues> {
   const key = signingKey ?? group.members().find((m) => m.leafIndex === group.ownLeafIndex)!.signatureKey;
-  return group.client.read((core) => core.dmlsEpochValues(group.id, DMLS_PROFILE_CODES[params.profile], params.universeId, params.exportLength, key)) as DmlsEpochValues;
-}
-
-/** Inputs of the committed DMLS test data (test/vectors/dmls). */
-export interface DmlsVectorInput extends DmlsDerivationParams {
-  ciphersuite: number;
-  exporterSecret: Uint8Array;
-  groupId: Uint8Array;
-  epoch: bigint;
-  signingKey: Uint8Array;
-}
-
-/**
- * Test data only: every DMLS value, the PSK included, from a given exporter
- * secret (RFC 9420 §8.5) instead of a live group — for other
- * implementations to check against.
- */
-export function dmlsTestVectorValues(client: MlsClient, input: DmlsVectorInput): DmlsEpochValues & { exportPsk: Uint8Array } {
-  return client.read((core) =>
-    core.dmlsVectorValues(
-      input.ciphersuite,
-      input.exporterSecret,
-      DMLS_PROFILE_CODES[input.profile],
-      input.groupId,
-      input.epoch,
-      input.universeId,
-      input.signingKey,
-      input.exportLength,
-    ),
-  ) as DmlsEpochValues & { exportPsk: Uint8Array };
+  const flat = await group.client.mutate((core) => core.dmlsEpoch(group.id, DMLS_PROFILE_CODES[params.profile], params.universeId, params.exportLength, key));
+  // psk_id ‖ [exportPskId] ‖ derivedGroupId (the core's layout)
+  const idLength = 8 + group.id.length;
+  const L = params.exportLength;
+  return {
+    pskId: flat.slice(0, idLength),
+    ...(params.profile === 'multi-mls' ? { exportPskId: flat.slice(idLength, idLength + L) } : {}),
+    derivedGroupId: flat.slice(flat.length - L),
+  };
 }

@@ -13,12 +13,9 @@
 //! Both: `derived groupid = MLS-Exporter("derivedGroupId", signing_key, L)`.
 //!
 //! Exporting and storing the PSK is one call so the secret never leaves
-//! the core.
+//! the core. The committed test data (test/vectors/dmls) is checked here.
 
 use openmls::prelude::*;
-use openmls_traits::crypto::OpenMlsCrypto as _;
-use openmls_traits::OpenMlsProvider as _;
-use openmls::prelude::tls_codec::{Serialize as _, VLBytes};
 use openmls::schedule::PreSharedKeyId;
 use wasm_bindgen::prelude::*;
 use zeroize::Zeroizing;
@@ -39,7 +36,7 @@ impl Profile {
         match code {
             1 => Ok(Profile::MultiMls),
             2 => Ok(Profile::DistributedMls),
-            _ => Err(invalid_argument(format!("unknown DMLS profile {code}"))),
+            _ => Err(invalid_argument("unknown DMLS profile")),
         }
     }
 }
@@ -93,76 +90,32 @@ fn derive(
     Ok(Derived { psk_id, export_psk_id, export_psk, derived_group_id })
 }
 
-/// ExpandWithLabel (RFC 9420 §8).
-fn expand_with_label(provider_crypto: &impl openmls_traits::crypto::OpenMlsCrypto, cs: Ciphersuite, secret: &[u8], label: &[u8], context: &[u8], length: usize) -> CoreResult<Zeroizing<Vec<u8>>> {
-    let length16 = u16::try_from(length).map_err(|_| invalid_argument("length too large"))?;
-    let full: VLBytes = [b"MLS 1.0 ".as_slice(), label].concat().into();
-    let ctx: VLBytes = context.to_vec().into();
-    let mut info = length16.to_be_bytes().to_vec();
-    info.extend(full.tls_serialize_detached().map_err(|e| CoreError::new("INTERNAL", format!("encoding label: {e}")))?);
-    info.extend(ctx.tls_serialize_detached().map_err(|e| CoreError::new("INTERNAL", format!("encoding context: {e}")))?);
-    let out = provider_crypto
-        .hkdf_expand(cs.hash_algorithm(), secret, &info, length)
-        .map_err(|e| CoreError::new("CRYPTO", format!("expand: {e:?}")))?;
-    Ok(Zeroizing::new(out.as_slice().to_vec()))
-}
-
-/// MLS-Exporter from a bare exporter secret (RFC 9420 §8.5), for test data.
-fn exporter_from_secret(crypto: &impl openmls_traits::crypto::OpenMlsCrypto, cs: Ciphersuite, exporter_secret: &[u8], label: &[u8], context: &[u8], length: usize) -> CoreResult<Vec<u8>> {
-    let derived = expand_with_label(crypto, cs, exporter_secret, label, &[], cs.hash_length())?;
-    let hashed = crypto.hash(cs.hash_algorithm(), context).map_err(|e| CoreError::new("CRYPTO", format!("hash: {e:?}")))?;
-    Ok(expand_with_label(crypto, cs, &derived, b"exported", &hashed, length)?.to_vec())
-}
-
 #[wasm_bindgen]
 impl Client {
     /// DMLS COMMIT input (seed 003 §5): export the PSK of the send group's
     /// current epoch under `profile` (1 multi-mls, 2 distributed-mls) and
-    /// register it as an external PSK. Returns the PSK id
-    /// (`uint64(epoch) || group_id`); the secret never leaves the core.
-    #[wasm_bindgen(js_name = dmlsStoreEpochPsk)]
-    pub fn dmls_store_epoch_psk(&mut self, group_id: &[u8], profile: u8, universe_id: &[u8], length: usize) -> Result<Vec<u8>, JsValue> {
+    /// register it as an external PSK under `psk_id = uint64(epoch) ‖
+    /// group_id`; the secret never leaves the core. Returns the epoch's
+    /// public values for `signing_key` (a leaf's public signature key),
+    /// concatenated: `psk_id ‖ [exportPskId (length), multi-mls only] ‖
+    /// derivedGroupId (length)`.
+    #[wasm_bindgen(js_name = dmlsEpoch)]
+    pub fn dmls_epoch(&mut self, group_id: &[u8], profile: u8, universe_id: &[u8], length: usize, signing_key: &[u8]) -> Result<Vec<u8>, JsValue> {
         let profile = Profile::from_code(profile)?;
         Ok(self.mutate(|client| {
             let derived = client.read_group(group_id, |group, provider| {
-                let epoch = group.epoch().as_u64();
                 let exporter = |label: &str, context: &[u8], len: usize| {
                     group.export_secret(provider.crypto(), label, context, len).map_err(|e| CoreError::from_mls("exporter", e))
                 };
-                derive(&exporter, profile, group_id, epoch, universe_id, &[], length)
+                derive(&exporter, profile, group_id, group.epoch().as_u64(), universe_id, signing_key, length)
             })?;
             let id = PreSharedKeyId::external(derived.psk_id.clone(), Vec::new());
             id.store(&client.provider, &derived.export_psk).map_err(|e| CoreError::from_mls("storing PSK", e))?;
-            Ok(derived.psk_id)
+            let mut out = derived.psk_id;
+            out.extend(derived.export_psk_id.unwrap_or_default());
+            out.extend(derived.derived_group_id);
+            Ok(out)
         })?)
-    }
-
-    /// The public DMLS values of a send group's current epoch: `{ pskId,
-    /// exportPskId? (multi-mls), derivedGroupId }` for `signing_key` (a
-    /// leaf's public signature key).
-    #[wasm_bindgen(js_name = dmlsEpochValues)]
-    pub fn dmls_epoch_values(&mut self, group_id: &[u8], profile: u8, universe_id: &[u8], length: usize, signing_key: &[u8]) -> Result<JsValue, JsValue> {
-        let profile = Profile::from_code(profile)?;
-        let derived = self.read_group(group_id, |group, provider| {
-            let exporter = |label: &str, context: &[u8], len: usize| {
-                group.export_secret(provider.crypto(), label, context, len).map_err(|e| CoreError::from_mls("exporter", e))
-            };
-            derive(&exporter, profile, group_id, group.epoch().as_u64(), universe_id, signing_key, length)
-        })?;
-        Ok(values_to_js(&derived, false)?)
-    }
-
-    /// Test data (test/vectors/dmls): every DMLS value, the PSK included,
-    /// computed from a given exporter secret rather than a live group.
-    #[wasm_bindgen(js_name = dmlsVectorValues)]
-    #[allow(clippy::too_many_arguments)]
-    pub fn dmls_vector_values(&self, ciphersuite_code: u16, exporter_secret: &[u8], profile: u8, group_id: &[u8], epoch: u64, universe_id: &[u8], signing_key: &[u8], length: usize) -> Result<JsValue, JsValue> {
-        let cs = ciphersuite(ciphersuite_code)?;
-        let profile = Profile::from_code(profile)?;
-        let crypto = self.provider.crypto();
-        let exporter = |label: &str, context: &[u8], len: usize| exporter_from_secret(crypto, cs, exporter_secret, label.as_bytes(), context, len);
-        let derived = derive(&exporter, profile, group_id, epoch, universe_id, signing_key, length)?;
-        Ok(values_to_js(&derived, true)?)
     }
 
     /// UPDATE with credential rotation (seed 003 §5): an Update proposal in
@@ -171,10 +124,8 @@ impl Client {
     /// client). The envelope is signed with the current leaf's key.
     #[wasm_bindgen(js_name = dmlsProposeCredentialUpdate)]
     pub fn dmls_propose_credential_update(&mut self, group_id: &[u8], identity: &[u8], new_public_key: &[u8]) -> Result<Vec<u8>, JsValue> {
-        let current = self.prepare_group(group_id)?;
-        if current.as_slice() == new_public_key {
-            return Err(invalid_argument("the new signature key equals the current one").into());
-        }
+        // A new key equal to the current one would still be a valid Update (no rotation).
+        self.prepare_group(group_id)?;
         let scheme = self.groups.get(group_id).map(|g| g.ciphersuite().signature_algorithm());
         let scheme = scheme.ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "group not loaded"))?;
         self.load_signer(new_public_key, scheme)?;
@@ -200,24 +151,38 @@ impl Client {
     }
 }
 
-fn values_to_js(d: &Derived, with_secret: bool) -> CoreResult<JsValue> {
-    let out = js_sys::Object::new();
-    let set = |k: &str, v: &[u8]| js_sys::Reflect::set(&out, &k.into(), &js_sys::Uint8Array::from(v).into()).map(|_| ());
-    let mut r = set("pskId", &d.psk_id).and_then(|_| set("derivedGroupId", &d.derived_group_id));
-    if let Some(id) = &d.export_psk_id {
-        r = r.and_then(|_| set("exportPskId", id));
-    }
-    if with_secret {
-        r = r.and_then(|_| set("exportPsk", &d.export_psk));
-    }
-    r.map_err(|_| CoreError::new("INTERNAL", "building the DMLS values object"))?;
-    Ok(out.into())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use openmls_rust_crypto::RustCrypto;
+
+    /// A TLS variable-length vector (RFC 9420 §2.1.2), for the short ones here.
+    fn vl(bytes: &[u8]) -> Vec<u8> {
+        let n = bytes.len();
+        let mut out = if n < 64 { vec![n as u8] } else { vec![0x40 | (n >> 8) as u8, n as u8] };
+        out.extend_from_slice(bytes);
+        out
+    }
+
+    /// ExpandWithLabel (RFC 9420 §8).
+    fn expand_with_label(provider_crypto: &impl openmls_traits::crypto::OpenMlsCrypto, cs: Ciphersuite, secret: &[u8], label: &[u8], context: &[u8], length: usize) -> CoreResult<Zeroizing<Vec<u8>>> {
+        let length16 = u16::try_from(length).map_err(|_| invalid_argument("length too large"))?;
+        let mut info = length16.to_be_bytes().to_vec();
+        info.extend(vl(&[b"MLS 1.0 ".as_slice(), label].concat()));
+        info.extend(vl(context));
+        let out = provider_crypto
+            .hkdf_expand(cs.hash_algorithm(), secret, &info, length)
+            .map_err(|e| CoreError::new("CRYPTO", format!("expand: {e:?}")))?;
+        Ok(Zeroizing::new(out.as_slice().to_vec()))
+    }
+
+    /// MLS-Exporter from a bare exporter secret (RFC 9420 §8.5): the test data
+    /// is computed from fixed exporter secrets, not from live groups.
+    fn exporter_from_secret(crypto: &impl openmls_traits::crypto::OpenMlsCrypto, cs: Ciphersuite, exporter_secret: &[u8], label: &[u8], context: &[u8], length: usize) -> CoreResult<Vec<u8>> {
+        let derived = expand_with_label(crypto, cs, exporter_secret, label, &[], cs.hash_length())?;
+        let hashed = crypto.hash(cs.hash_algorithm(), context).map_err(|e| CoreError::new("CRYPTO", format!("hash: {e:?}")))?;
+        Ok(expand_with_label(crypto, cs, &derived, b"exported", &hashed, length)?.to_vec())
+    }
 
     fn hex(s: &str) -> Vec<u8> {
         (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
@@ -257,5 +222,59 @@ mod tests {
         assert!(a.export_psk_id.is_some() && b.export_psk_id.is_none());
         assert!(derive(&exp, Profile::DistributedMls, b"g", 3, b"u", b"k", 48).is_err());
         assert!(derive(&exp, Profile::MultiMls, b"g", 3, b"", b"k", 32).is_err());
+    }
+
+    fn vectors_path() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test/vectors/dmls/dmls-derivations.json")
+    }
+
+    /// The group states of the test data: epochs 0 and 1 of the first
+    /// ciphersuite-1 case of mlswg's key-schedule.json.
+    const GROUP_ID: &str = "a897b53575b4dd35fed4466e4e714bfa949eaa72e616a9c68a47b39cb7a60d2e";
+    const EXPORTER_SECRETS: [&str; 2] = ["5a097e149f2a375d0b9e1d1f4dc3a9c6c1788df888e5441f41a8791f4dc56cea", "047d983048b132b79ea4e2e578afd02a0f4717d166cefe46e43e2e965b5c9f4e"];
+    /// RFC 8032 §7.1 test 1's public key: any leaf signature key will do.
+    const SIGNING_KEY: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+
+    fn to_hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    fn vector_cases() -> serde_json::Value {
+        let crypto = RustCrypto::default();
+        let cs = ciphersuite(1).unwrap();
+        let mut cases = Vec::new();
+        for (epoch, secret) in EXPORTER_SECRETS.iter().enumerate() {
+            for (profile, name, length) in [(Profile::MultiMls, "multi-mls", 32), (Profile::MultiMls, "multi-mls", 48), (Profile::DistributedMls, "distributed-mls", 32)] {
+                let secret = hex(secret);
+                let exporter = |label: &str, context: &[u8], len: usize| exporter_from_secret(&crypto, cs, &secret, label.as_bytes(), context, len);
+                // seed 003 §6.1: this group is taken to be the founder's, so universe_id = group_id.
+                let d = derive(&exporter, profile, &hex(GROUP_ID), epoch as u64, &hex(GROUP_ID), &hex(SIGNING_KEY), length).unwrap();
+                let mut case = serde_json::json!({
+                    "profile": name, "cipher_suite": 1, "exporter_secret": to_hex(&secret), "group_id": GROUP_ID, "epoch": epoch,
+                    "universe_id": GROUP_ID, "signing_key": SIGNING_KEY, "export_length": length,
+                    "psk_id": to_hex(&d.psk_id), "export_psk": to_hex(&d.export_psk), "derived_group_id": to_hex(&d.derived_group_id),
+                });
+                if let Some(id) = &d.export_psk_id {
+                    case["export_psk_id"] = to_hex(id).into();
+                }
+                cases.push(case);
+            }
+        }
+        serde_json::Value::Array(cases)
+    }
+
+    /// The committed test data reproduces.
+    #[test]
+    fn committed_test_data_reproduces() {
+        let text = std::fs::read_to_string(vectors_path()).unwrap();
+        let committed: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(committed, vector_cases());
+    }
+
+    /// `cargo test -p paired-mls-core write_dmls_test_data -- --ignored` (re)writes the test data.
+    #[test]
+    #[ignore]
+    fn write_dmls_test_data() {
+        std::fs::write(vectors_path(), serde_json::to_string_pretty(&vector_cases()).unwrap() + "\n").unwrap();
     }
 }
