@@ -433,6 +433,26 @@ describe('DMLS universe definition (seed 003 §6.1)', () => {
   });
 });
 
+describe('DMLS persistence', () => {
+  it('a reopened member keeps its universe and profile and goes on', async () => {
+    const { DMember } = await import('paired-mls');
+    const network = new ShufflingNetwork(SEED + 9);
+    const nodes = await universeOf(['ann', 'ben', 'cat'], network, 'distributed-mls');
+    const [ann] = nodes as [Node, ...Node[]];
+    network.send('ann', await ann.member.update());
+    await network.quiesce();
+    const reopened = DMember.open(ann.member.client, ann.member.identity);
+    expect(reopened.universe.profile).toBe('distributed-mls');
+    expect(toHex(reopened.universe.id)).toBe(toHex(ann.member.universe.id));
+    expect(reopened.lastUpdateEpoch).toBe(ann.member.lastUpdateEpoch);
+    ann.member = reopened;
+    const sent = new Map<string, string>();
+    for (const n of nodes) await protect(network, n, `after reopening, from ${n.name}`, sent);
+    await network.quiesce();
+    expectAllReceived(nodes, sent);
+  });
+});
+
 describe('DMLS wire formats', () => {
   it('round-trips DMLS messages and PSK ids, strictly', async () => {
     const { encodeDmlsMessage, decodeDmlsMessage, pskGroupId, parsePskGroupId, CodecError } = await import('paired-mls');

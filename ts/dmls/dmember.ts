@@ -78,6 +78,8 @@ interface State {
   lastUpdateEpoch: number;
   /** Foreign send group (hex) → newest epoch of the own send group its owner imported (REJOIN inference). */
   acks: Record<string, number>;
+  /** The universe, as fixed at founding (`open` takes it from here). */
+  universe?: { id: string; profile: DmlsProfile; exportLength: number; ciphersuites: number[] };
 }
 
 const RECORD = 'paired-mls/dmls';
@@ -203,11 +205,14 @@ export class DMember {
     return messages;
   }
 
-  /** Reopen a DMember saved in `client`'s storage. */
-  static open(client: MlsClient, identity: Identity, universe: UniverseConfig, options: DmlsOptions = {}): DMember {
+  /** Reopen the DMember saved in `client`'s storage, with its universe and profile; `identity` is its current one. */
+  static open(client: MlsClient, identity: Identity, options: DmlsOptions = {}): DMember {
     const raw = client.record(RECORD);
     if (!raw) throw new MlsError('UNKNOWN_GROUP', 'this client has no DMLS state');
-    return new DMember(client, identity, universe, options, { ...DMember.#emptyState(), ...(JSON.parse(new TextDecoder().decode(raw)) as State) });
+    const state = { ...DMember.#emptyState(), ...(JSON.parse(new TextDecoder().decode(raw)) as State) };
+    if (!state.universe) throw new MlsError('UNKNOWN_GROUP', 'the DMLS state has no universe');
+    const u = state.universe;
+    return new DMember(client, identity, { ...u, id: fromHex(u.id) }, options, state);
   }
 
   /** Public DMLS values of a send group's current epoch (registers its PSK again, harmlessly). */
@@ -602,6 +607,8 @@ export class DMember {
   }
 
   async #save(): Promise<void> {
+    const u = this.universe;
+    this.#state.universe = { id: toHex(u.id), profile: u.profile, exportLength: u.exportLength, ciphersuites: u.ciphersuites };
     await this.client.putRecord(RECORD, enc.encode(JSON.stringify(this.#state)));
   }
 
