@@ -68,8 +68,10 @@ interface State {
   ownGroupId: string;
   /** Foreign send group (hex) → latest updated epoch not yet imported. */
   pending: Record<string, number>;
-  /** Foreign send group (hex) → epochs whose PSKs are stored, oldest first. */
+  /** Send group (hex) → epochs with fresh randomness (importable) whose PSKs are stored, oldest first. */
   stored: Record<string, number[]>;
+  /** Send group (hex) → other epochs whose PSKs are stored for REJOIN acks, oldest first (a separate budget). */
+  ackOnly: Record<string, number[]>;
   /** Send group (hex) → owner identity (hex), from announcements. */
   owners: Record<string, string>;
   /** Foreign send group (hex) → last epoch imported into the own send group. */
@@ -166,7 +168,7 @@ export class DMember {
   }
 
   static #emptyState(): State {
-    return { ownGroupId: '', pending: {}, stored: {}, owners: {}, imported: {}, lastUpdateEpoch: 0, acks: {} };
+    return { ownGroupId: '', pending: {}, stored: {}, ackOnly: {}, owners: {}, imported: {}, lastUpdateEpoch: 0, acks: {} };
   }
 
   static #sendGroupOptions(options: DmlsOptions): GroupOptions {
@@ -324,8 +326,9 @@ export class DMember {
   async forget(sendGroupId: Uint8Array): Promise<void> {
     const hex = toHex(sendGroupId);
     await this.#atomically(async () => {
-      for (const epoch of this.#state.stored[hex] ?? []) await this.client.psks.delete(pskGroupId(epoch, sendGroupId));
+      for (const epoch of [...(this.#state.stored[hex] ?? []), ...(this.#state.ackOnly[hex] ?? [])]) await this.client.psks.delete(pskGroupId(epoch, sendGroupId));
       delete this.#state.stored[hex];
+      delete this.#state.ackOnly[hex];
       delete this.#state.pending[hex];
       delete this.#state.owners[hex];
       delete this.#state.acks[hex];
@@ -496,7 +499,7 @@ export class DMember {
         if (newOwner) this.#state.owners[hex] = toHex(newOwner);
         // Every epoch's PSK is kept (others' REJOIN acks may name it); one
         // with fresh randomness from its owner is worth importing.
-        await this.#storePsk(group, withPath && !own);
+        await this.#storePsk(group, withPath && !own, withPath);
         await this.#save();
         return [{ type: 'commit', sendGroupId: group.id, epoch: group.epoch, imported: withPath && !own }];
       }
@@ -561,21 +564,27 @@ export class DMember {
   /** A new epoch of the own send group: keep its PSK (others' imports and acks name it). */
   async #ownEpoch(group: Group, fresh: boolean): Promise<void> {
     if (fresh) this.#state.lastUpdateEpoch = group.epoch;
-    await this.#storePsk(group, false);
+    await this.#storePsk(group, false, fresh);
   }
 
   #params() {
     return { profile: this.universe.profile, universeId: this.universe.id, exportLength: this.universe.exportLength };
   }
 
-  /** Export and keep the PSK of a send group's current epoch (one core call); a foreign one with fresh randomness becomes a pending import. */
-  async #storePsk(group: Group, pending = true): Promise<void> {
+  /**
+   * Export and keep the PSK of a send group's current epoch (one core call);
+   * a foreign one with fresh randomness becomes a pending import. Epochs
+   * with fresh randomness (importable) and the others (named only by REJOIN
+   * acks) have separate budgets of `pskRetention`, so a run of partial
+   * commits cannot evict a PSK someone may still import.
+   */
+  async #storePsk(group: Group, pending = true, fresh = true): Promise<void> {
     const hex = toHex(group.id);
     const epoch = group.epoch;
     await storeEpochPsk(group, this.#params());
-    const stored = (this.#state.stored[hex] ??= []);
-    if (!stored.includes(epoch)) stored.push(epoch);
-    while (stored.length > this.#options.pskRetention) await this.client.psks.delete(pskGroupId(stored.shift()!, group.id));
+    const list = ((fresh ? this.#state.stored : this.#state.ackOnly)[hex] ??= []);
+    if (!list.includes(epoch)) list.push(epoch);
+    while (list.length > this.#options.pskRetention) await this.client.psks.delete(pskGroupId(list.shift()!, group.id));
     if (pending) this.#state.pending[hex] = epoch;
   }
 
