@@ -4,7 +4,7 @@
  * order, some duplicated, each after a random delay. Nodes can go offline
  * (what is sent to them meanwhile is lost).
  */
-import { MlsClient, utf8, type DMember, type DmlsEvent, type UniverseConfig } from 'paired-mls';
+import { MlsClient, utf8, type DMember, type DmlsEvent, type DmlsProfile, type Identity } from 'paired-mls';
 import { xorshift32 } from './helpers.js';
 
 interface InFlight {
@@ -89,28 +89,35 @@ export class ShufflingNetwork {
   }
 }
 
-export const UNIVERSE: UniverseConfig = { id: new TextEncoder().encode('test-universe-0001'), exportLength: 32, ciphersuites: [1] };
+/** The profile the DMLS tests run with (`DMLS_PROFILE=distributed-mls` for the other one). */
+export const PROFILE: DmlsProfile = (process.env.DMLS_PROFILE as DmlsProfile | undefined) ?? 'multi-mls';
 
-/** `names.length` DMembers, each having created its send group with all others; INIT traffic delivered. */
-export async function universe(names: string[], network: ShufflingNetwork): Promise<Node[]> {
+/**
+ * `names.length` DMembers: the first founds the universe (seed 003 §6.1),
+ * the others join it from its Welcome and definition, then each creates its
+ * send group with all others; INIT traffic delivered.
+ */
+export async function universe(names: string[], network: ShufflingNetwork, profile: DmlsProfile = PROFILE): Promise<Node[]> {
   const { DMember } = await import('paired-mls');
-  const clients = new Map<string, { client: MlsClient; identity: Awaited<ReturnType<MlsClient['createIdentity']>> }>();
+  const clients = new Map<string, { client: MlsClient; identity: Identity }>();
   for (const name of names) {
     const client = await MlsClient.open();
     clients.set(name, { client, identity: await client.createIdentity(name, 1) });
   }
-  const nodes: Node[] = [];
+  const keyPackagesFor = (name: string) => Promise.all(names.filter((n) => n !== name).map((n) => clients.get(n)!.client.createKeyPackage(clients.get(n)!.identity)));
+  const [founderName, ...rest] = names as [string, ...string[]];
+  const founder = clients.get(founderName)!;
+  const founded = await DMember.found(founder.client, founder.identity, await keyPackagesFor(founderName), { profile });
+  const [welcome, definition] = founded.messages as [Uint8Array, Uint8Array];
+  const nodes: Node[] = [{ name: founderName, member: founded.member, received: [], events: [] }];
   const inits: [string, Uint8Array[]][] = [];
-  for (const name of names) {
-    const others = names.filter((n) => n !== name);
-    const kps = await Promise.all(others.map((n) => clients.get(n)!.client.createKeyPackage(clients.get(n)!.identity)));
+  for (const name of rest) {
     const { client, identity } = clients.get(name)!;
-    const { member, messages } = await DMember.init(client, identity, UNIVERSE, kps);
-    const node = { name, member, received: [], events: [] };
-    nodes.push(node);
-    network.add(node);
+    const { member, messages } = await DMember.joinUniverse(client, identity, welcome, definition, await keyPackagesFor(name));
+    nodes.push({ name, member, received: [], events: [] });
     inits.push([name, messages]);
   }
+  for (const node of nodes) network.add(node);
   for (const [name, messages] of inits) network.send(name, messages);
   await network.quiesce();
   return nodes;

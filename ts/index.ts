@@ -81,9 +81,16 @@ export {
 export { IntentError, type IntentRejection } from './intents/intent-error.js';
 export { sameIdentityAssociation, type LeafAssociation } from './intents/leaf-association.js';
 export { ExternalSender, readExternalRemove, type ExternalTarget } from './intents/external-sender.js';
-export { DMember, EXPORT_PSK_LABEL, type UniverseConfig, type DmlsOptions, type DmlsEvent } from './dmls/dmember.js';
+export { DMember, type UniverseConfig, type FoundingOptions, type DmlsOptions, type DmlsEvent } from './dmls/dmember.js';
+export {
+  DMLS_PROFILE_CODES,
+  dmlsProfileOf,
+  type DmlsProfile,
+  type DmlsEpochValues,
+  type DmlsDerivationParams,
+} from './dmls/dmls-profile.js';
 export { DmlsError, type DmlsRejection } from './dmls/dmls-error.js';
-export { encodeDmlsMessage, decodeDmlsMessage, exportPskId, parseExportPskId, type DmlsMessage } from './dmls/dmls-messages.js';
+export { encodeDmlsMessage, decodeDmlsMessage, pskGroupId, parsePskGroupId, type DmlsMessage } from './dmls/dmls-messages.js';
 export { readMlsHeader, type MlsHeader, type MlsWireFormat } from './codec/mls-header.js';
 export { measureHealing, healingTable, healingChart, type HealingScenario, type HealingReport, type UpdatePolicy } from './resilience/healing-meter.js';
 export { ForkResolver, commitRank, pickWelcome, type ForkStrategy, type ForkOptions, type ForkEvent } from './resilience/fork-resolver.js';

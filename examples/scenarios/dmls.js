@@ -1,10 +1,22 @@
-// `npm run demo -- dmls`: Distributed MLS with four participants and no
-// central ordering. Each owns a send group; updates cross send groups as
-// exporter PSKs; the transport shuffles, duplicates and delays everything.
+// `npm run demo -- dmls [--profile multi-mls|distributed-mls]`: Distributed
+// MLS with four participants and no central ordering. Each owns a send
+// group; updates cross send groups as exporter PSKs; the transport
+// shuffles, duplicates and delays everything.
 import { DMember, MlsClient, toHex, utf8 } from 'paired-mls';
 
 const names = ['ann', 'ben', 'cat', 'dan'];
-const universe = { id: crypto.getRandomValues(new Uint8Array(16)), exportLength: 32, ciphersuites: [1] };
+const PROFILES = {
+  'multi-mls': 'seed 003: exportPSK = MLS-Exporter("exportPSK", universe id, 32), exportPskId = MLS-Exporter("exportPskId", universe id, 32)',
+  'distributed-mls': 'later draft, public implementations: MLS-Exporter("exporter_psk", psk_id, 32)',
+};
+
+function profileArg() {
+  const args = process.argv.slice(3);
+  const i = args.indexOf('--profile');
+  const profile = i >= 0 ? args[i + 1] : 'multi-mls';
+  if (!(profile in PROFILES)) throw new Error(`unknown profile ${JSON.stringify(profile)}; choose one of: ${Object.keys(PROFILES).join(', ')}`);
+  return profile;
+}
 
 /** A seeded transport that reorders, duplicates and delays. */
 function transport(seed) {
@@ -44,17 +56,23 @@ function transport(seed) {
 }
 
 export async function run(log) {
+  const profile = profileArg();
   const people = [];
   for (const name of names) {
     const client = await MlsClient.open();
     people.push({ name, client, identity: await client.createIdentity(name, 1) });
   }
+  const keyPackagesFor = (p) => Promise.all(people.filter((o) => o !== p).map((o) => o.client.createKeyPackage(o.identity)));
   const net = transport(0xd31a5);
-  const nodes = [];
+  const [founder, ...rest] = people;
+  // ann founds the universe (seed 003 §6.1): her send group's id is its identifier, the profile is fixed here.
+  const founded = await DMember.found(founder.client, founder.identity, await keyPackagesFor(founder), { profile });
+  const { universe } = founded;
+  const [welcome, definition] = founded.messages;
+  const nodes = [{ name: founder.name, member: founded.member, inbox: [] }];
   const inits = [];
-  for (const p of people) {
-    const kps = await Promise.all(people.filter((o) => o !== p).map((o) => o.client.createKeyPackage(o.identity)));
-    const { member, messages } = await DMember.init(p.client, p.identity, universe, kps);
+  for (const p of rest) {
+    const { member, messages } = await DMember.joinUniverse(p.client, p.identity, welcome, definition, await keyPackagesFor(p));
     nodes.push({ name: p.name, member, inbox: [] });
     inits.push([p.name, messages]);
   }
@@ -63,7 +81,9 @@ export async function run(log) {
     if (e.type === 'data') node.inbox.push(`${utf8(e.sender)}: ${utf8(e.data)}`);
   };
   await net.drain(nodes, onEvent);
-  log(`1. INIT: ${names.length} send groups, each owner at leaf 0 with everyone else (universe ${toHex(universe.id).slice(0, 8)}…)`);
+  log(`profile: ${universe.profile} — ${PROFILES[universe.profile]}`);
+  log(`1. INIT: ann founds universe ${toHex(universe.id).slice(0, 8)}… (= her send group id), the others join from her definition message;`);
+  log(`   ${names.length} send groups, each owner at leaf 0 with everyone else`);
 
   for (const [i, node] of nodes.entries()) {
     net.send(node.name, await node.member.protect(new TextEncoder().encode(`hello #${i}`)), nodes);
@@ -79,7 +99,7 @@ export async function run(log) {
 
   for (const node of nodes) net.send(node.name, await node.member.protect(new TextEncoder().encode(`after the updates (${node.name})`)), nodes);
   await net.drain(nodes, onEvent);
-  log('3. the next PROTECT first COMMITs the PSK imports (exporter "exporter-psk", id = uint64(epoch) || group_id)');
+  log('3. the next PROTECT first COMMITs the PSK imports (partial commits, PSK id = uint64(epoch) || group_id)');
   for (const node of nodes) {
     const imported = [...node.member.importedEpochs()].map(([g, e]) => `${nodes.find((n) => toHex(n.member.sendGroup.id) === g)?.name}@${e}`);
     log(`   ${node.name}: imported ${imported.join(', ') || '—'}; last message: "${node.inbox.at(-1)}"`);

@@ -1,5 +1,6 @@
 /**
- * Distributed MLS (draft-xue-distributed-mls; docs/PROTOCOL.md §6): one
+ * Distributed MLS (seed 003 draft-xue-multi-mls, and the later
+ * draft-xue-distributed-mls as a second profile; docs/PROTOCOL.md §6): one
  * participant ("DMember") of a universe. Each DMember owns a *send group*
  * in which only it commits and sends; it is an ordinary receiver in every
  * other member's send group. Fresh randomness crosses send groups as
@@ -17,19 +18,29 @@ import { bytesEqual, fromHex, toHex } from '../mls/bytes.js';
 import type { GroupOptions } from '../mls/types.js';
 import { CodecError } from '../codec/tls.js';
 import { readMlsHeader } from '../codec/mls-header.js';
-import { decodeDmlsMessage, encodeDmlsMessage, exportPskId, type DmlsMessage } from './dmls-messages.js';
+import { decodeDmlsMessage, encodeDmlsMessage, parsePskGroupId, pskGroupId, type Announce, type DmlsMessage } from './dmls-messages.js';
 import { DmlsError } from './dmls-error.js';
+import { DMLS_PROFILE_CODES, dmlsProfileOf, storeEpochPsk, type DmlsEpochValues, type DmlsProfile } from './dmls-profile.js';
 
-/** The exporter label of the PSK a send group's epoch contributes (draft-xue-distributed-mls). */
-export const EXPORT_PSK_LABEL = 'exporter-psk';
-
+/** A universe (seed 003 §2, §6), fixed when founded. */
 export interface UniverseConfig {
-  /** Random identifier of the universe (DGroup). */
+  /** Universe identifier: under `multi-mls` the founder's send group id (seed 003 §6.1). */
   id: Uint8Array;
-  /** Length of exported PSKs (KDF.Nh of the accepted suites; 32 for suites 1–3). */
+  /** DMLS profile (default `multi-mls`). */
+  profile?: DmlsProfile;
+  /** Common export key length (seed 003 §6; 32 under `distributed-mls`). */
   exportLength: number;
   /** Ciphersuites accepted for send groups. */
   ciphersuites: number[];
+}
+
+/** How a universe is founded (seed 003 §6.1). */
+export interface FoundingOptions {
+  profile?: DmlsProfile;
+  /** Default 32 (KDF.Nh of suites 1–3). */
+  exportLength?: number;
+  /** Default: the founder's ciphersuite only. */
+  ciphersuites?: number[];
 }
 
 export interface DmlsOptions {
@@ -47,7 +58,8 @@ export type DmlsEvent =
   | { type: 'commit'; sendGroupId: Uint8Array; epoch: number; imported: boolean }
   | { type: 'joined'; sendGroupId: Uint8Array }
   | { type: 'announce'; sendGroupId: Uint8Array; owner: Uint8Array }
-  | { type: 'rejoinRequest'; from: Uint8Array; messages: Uint8Array[] }
+  /** A rejoin request this owner answered (`messages` to send) or had nothing to do for (`behind` false). */
+  | { type: 'rejoinRequest'; from: Uint8Array; behind: boolean; messages: Uint8Array[] }
   | { type: 'updateProposal'; sendGroupId: Uint8Array }
   | { type: 'buffered' }
   | { type: 'dropped'; reason: 'duplicate' | 'not-for-us' | 'buffer-full' };
@@ -56,25 +68,34 @@ interface State {
   ownGroupId: string;
   /** Foreign send group (hex) → latest updated epoch not yet imported. */
   pending: Record<string, number>;
-  /** Foreign send group (hex) → epochs whose PSKs are stored, oldest first. */
+  /** Send group (hex) → epochs with fresh randomness (importable) whose PSKs are stored, oldest first. */
   stored: Record<string, number[]>;
+  /** Send group (hex) → other epochs whose PSKs are stored for REJOIN acks, oldest first (a separate budget). */
+  ackOnly: Record<string, number[]>;
   /** Send group (hex) → owner identity (hex), from announcements. */
   owners: Record<string, string>;
   /** Foreign send group (hex) → last epoch imported into the own send group. */
   imported: Record<string, number>;
   /** Last epoch of the own send group with fresh randomness (an UpdatePath). */
   lastUpdateEpoch: number;
+  /** Foreign send group (hex) → newest epoch of the own send group its owner imported (REJOIN inference). */
+  acks: Record<string, number>;
+  /** The universe, as fixed at founding (`open` takes it from here). */
+  universe?: { id: string; profile: DmlsProfile; exportLength: number; ciphersuites: number[] };
 }
 
 const RECORD = 'paired-mls/dmls';
 const enc = new TextEncoder();
+/** What an owner's commit may cover (seed 003 §5: UPDATE, COMMIT, REJOIN and removal of an offline member). */
+const COMMITTABLE = new Set(['update', 'preSharedKey', 'add', 'remove']);
 /** Failures that mean "not yet": the message waits for something else first. */
 const RETRY_CODES = new Set(['PSK_NOT_FOUND', 'WRONG_EPOCH', 'UNKNOWN_GROUP', 'MESSAGE_TOO_FAR_AHEAD', 'PROTOCOL', 'INVALID_COMMIT']);
 
 export class DMember {
   readonly client: MlsClient;
-  readonly identity: Identity;
-  readonly universe: UniverseConfig;
+  /** The current credential (changes with `update({ newIdentity })`). */
+  identity: Identity;
+  readonly universe: Required<UniverseConfig>;
   readonly #options: Required<Omit<DmlsOptions, 'sendGroup'>> & { sendGroup: GroupOptions };
   #state: State;
   #buffer: Uint8Array[] = [];
@@ -82,47 +103,123 @@ export class DMember {
   private constructor(client: MlsClient, identity: Identity, universe: UniverseConfig, options: DmlsOptions, state: State) {
     this.client = client;
     this.identity = identity;
-    this.universe = universe;
+    this.universe = { profile: 'multi-mls', ...universe };
     this.#options = {
       pskRetention: options.pskRetention ?? 16,
       maxBuffered: options.maxBuffered ?? 10_000,
-      sendGroup: { wireFormat: 'ciphertext', maxPastEpochs: 16, outOfOrderTolerance: 64, ...options.sendGroup },
+      sendGroup: DMember.#sendGroupOptions(options),
     };
     this.#state = state;
   }
 
   /**
-   * INIT (draft §INIT): create the own send group, add the other members
-   * (their KeyPackages), and announce the send group and universe.
-   * Returns the DMember and the messages for the universe (Welcome, then
-   * the announcement).
+   * Found a universe (seed 003 §6.1): own send group with everyone, then
+   * the definition (under `multi-mls` its id is this send group's id).
+   * `messages` (Welcome, definition) go to the others' `joinUniverse`.
    */
-  static async init(client: MlsClient, identity: Identity, universe: UniverseConfig, keyPackages: Uint8Array[], options: DmlsOptions = {}): Promise<{ member: DMember; messages: Uint8Array[] }> {
-    if (!universe.ciphersuites.includes(identity.ciphersuite)) throw new DmlsError('universe', 'the identity uses a ciphersuite the universe does not accept');
+  static async found(client: MlsClient, identity: Identity, keyPackages: Uint8Array[], founding: FoundingOptions = {}, options: DmlsOptions = {}): Promise<{ member: DMember; universe: Required<UniverseConfig>; messages: Uint8Array[] }> {
+    const profile = founding.profile ?? 'multi-mls';
+    const exportLength = founding.exportLength ?? 32;
+    if (profile === 'distributed-mls' && exportLength !== 32) throw new DmlsError('universe', 'the distributed-mls profile exports 32 bytes');
     return client.atomically(async () => {
-      const draft = new DMember(client, identity, universe, options, { ownGroupId: '', pending: {}, stored: {}, owners: {}, imported: {}, lastUpdateEpoch: 0 });
-      const group = await client.createGroup(identity, draft.#options.sendGroup);
-      draft.#state.ownGroupId = toHex(group.id);
-      draft.#state.owners[toHex(group.id)] = toHex(identity.identity);
-      const messages: Uint8Array[] = [];
-      if (keyPackages.length > 0) {
-        const { commit, welcome } = await group.commit({ add: keyPackages });
-        await group.mergePendingCommit();
-        void commit; // nobody is in the group before the Welcome
-        messages.push(welcome!);
-      }
-      const members = group.members().map((m) => m.credential.identity);
-      messages.push(await group.encrypt(encodeDmlsMessage({ type: 'announce', universeId: universe.id, exportLength: universe.exportLength, ciphersuites: universe.ciphersuites, members })));
-      await draft.#save();
+      const draft = new DMember(client, identity, { id: new Uint8Array(0), profile, exportLength, ciphersuites: founding.ciphersuites ?? [identity.ciphersuite] }, options, DMember.#emptyState());
+      const messages = await draft.#createSendGroup(keyPackages, (groupId) => {
+        (draft.universe as { id: Uint8Array }).id = groupId;
+      });
+      return { member: draft, universe: draft.universe, messages };
+    });
+  }
+
+  /**
+   * Join a founded universe from the founder's Welcome and definition (the
+   * only source of the universe), then create the own send group;
+   * `messages` (Welcome, announce) go to the universe.
+   */
+  static async joinUniverse(client: MlsClient, identity: Identity, welcome: Uint8Array, definition: Uint8Array, keyPackages: Uint8Array[], options: DmlsOptions = {}): Promise<{ member: DMember; universe: Required<UniverseConfig>; messages: Uint8Array[] }> {
+    return client.atomically(async () => {
+      const founderGroup = await client.joinFromWelcome(welcome, DMember.#sendGroupOptions(options));
+      const result = await founderGroup.process(definition);
+      if (result.kind !== 'application') throw new DmlsError('universe', 'the universe definition is not an application message');
+      if (result.sender.type !== 'member' || result.sender.leafIndex !== 0) throw new DmlsError('not-owner', 'a universe definition from someone other than the send group owner');
+      const m = DMember.#decode(result.data);
+      if (m.type !== 'announce') throw new DmlsError('universe', 'the first message of a founder is not a universe definition');
+      const profile = dmlsProfileOf(m.profile);
+      // seed 003 §6.1: the universe identifier is the founder's send group id.
+      if (profile === 'multi-mls' && !bytesEqual(m.universeId, founderGroup.id)) throw new DmlsError('universe', 'a multi-mls universe whose identifier is not its founder\'s send group id');
+      if (!m.members.some((id) => bytesEqual(id, identity.identity))) throw new DmlsError('universe', 'a universe definition without this member');
+      const universe = { id: m.universeId, profile, exportLength: m.exportLength, ciphersuites: m.ciphersuites };
+      const draft = new DMember(client, identity, universe, options, DMember.#emptyState());
+      draft.#checkSuite(founderGroup);
+      const founder = founderGroup.members().find((x) => x.leafIndex === 0)!;
+      draft.#state.owners[toHex(founderGroup.id)] = toHex(founder.credential.identity);
+      await draft.#storePsk(founderGroup, false);
+      const messages = await draft.#createSendGroup(keyPackages);
+      return { member: draft, universe: draft.universe, messages };
+    });
+  }
+
+  /** INIT with an application-defined universe (later draft): own send group with everyone, then the announcement. */
+  static async init(client: MlsClient, identity: Identity, universe: UniverseConfig, keyPackages: Uint8Array[], options: DmlsOptions = {}): Promise<{ member: DMember; messages: Uint8Array[] }> {
+    return client.atomically(async () => {
+      const draft = new DMember(client, identity, universe, options, DMember.#emptyState());
+      const messages = await draft.#createSendGroup(keyPackages);
       return { member: draft, messages };
     });
   }
 
-  /** Reopen a DMember saved in `client`'s storage. */
-  static open(client: MlsClient, identity: Identity, universe: UniverseConfig, options: DmlsOptions = {}): DMember {
+  static #emptyState(): State {
+    return { ownGroupId: '', pending: {}, stored: {}, ackOnly: {}, owners: {}, imported: {}, lastUpdateEpoch: 0, acks: {} };
+  }
+
+  static #sendGroupOptions(options: DmlsOptions): GroupOptions {
+    return { wireFormat: 'ciphertext', maxPastEpochs: 16, outOfOrderTolerance: 64, ...options.sendGroup };
+  }
+
+  static #decode(bytes: Uint8Array): DmlsMessage {
+    try {
+      return decodeDmlsMessage(bytes);
+    } catch (err) {
+      if (err instanceof CodecError) throw new DmlsError('malformed', err.message);
+      throw err;
+    }
+  }
+
+  /** Create the own send group, add `keyPackages`, send the universe definition. */
+  async #createSendGroup(keyPackages: Uint8Array[], named?: (groupId: Uint8Array) => void): Promise<Uint8Array[]> {
+    if (this.universe.profile === 'distributed-mls' && this.universe.exportLength !== 32) throw new DmlsError('universe', 'the distributed-mls profile exports 32 bytes');
+    if (!this.universe.ciphersuites.includes(this.identity.ciphersuite)) throw new DmlsError('universe', 'the identity uses a ciphersuite the universe does not accept');
+    const group = await this.client.createGroup(this.identity, this.#options.sendGroup);
+    named?.(group.id);
+    this.#state.ownGroupId = toHex(group.id);
+    this.#state.owners[toHex(group.id)] = toHex(this.identity.identity);
+    const messages: Uint8Array[] = [];
+    if (keyPackages.length > 0) {
+      const { welcome } = await group.commit({ add: keyPackages });
+      await group.mergePendingCommit();
+      // Nobody is in the group before the Welcome: the commit goes nowhere.
+      messages.push(welcome!);
+    }
+    await this.#ownEpoch(group, true);
+    const members = group.members().map((m) => m.credential.identity);
+    const u = this.universe;
+    messages.push(await group.encrypt(encodeDmlsMessage({ type: 'announce', profile: DMLS_PROFILE_CODES[u.profile], universeId: u.id, exportLength: u.exportLength, ciphersuites: u.ciphersuites, members })));
+    await this.#save();
+    return messages;
+  }
+
+  /** Reopen the DMember saved in `client`'s storage, with its universe and profile; `identity` is its current one. */
+  static open(client: MlsClient, identity: Identity, options: DmlsOptions = {}): DMember {
     const raw = client.record(RECORD);
     if (!raw) throw new MlsError('UNKNOWN_GROUP', 'this client has no DMLS state');
-    return new DMember(client, identity, universe, options, JSON.parse(new TextDecoder().decode(raw)) as State);
+    const state = { ...DMember.#emptyState(), ...(JSON.parse(new TextDecoder().decode(raw)) as State) };
+    if (!state.universe) throw new MlsError('UNKNOWN_GROUP', 'the DMLS state has no universe');
+    const u = state.universe;
+    return new DMember(client, identity, { ...u, id: fromHex(u.id) }, options, state);
+  }
+
+  /** Public DMLS values of a send group's current epoch (registers its PSK again, harmlessly). */
+  epochValues(sendGroupId: Uint8Array, signingKey?: Uint8Array): Promise<DmlsEpochValues> {
+    return storeEpochPsk(this.client.group(sendGroupId), this.#params(), signingKey);
   }
 
   get sendGroup(): Group {
@@ -147,19 +244,32 @@ export class DMember {
   // Sending (own send group)
 
   /**
-   * UPDATE (draft §UPDATE): a commit with an UpdatePath in the own send
-   * group — "empty" when nothing else is pending, "full" when it also
-   * imports PSKs and covers received Update proposals.
+   * UPDATE (seed 003 §5): an empty or full commit in the own send group.
+   * With `newIdentity` (a new signature key of this client) the credential
+   * changes too, and an Update proposal goes to every other send group.
    */
-  async update(): Promise<Uint8Array[]> {
-    return this.#commitOwn(true);
+  async update(options: { newIdentity?: Identity } = {}): Promise<Uint8Array[]> {
+    const next = options.newIdentity;
+    if (!next) return this.#commitOwn(true);
+    if (next.ciphersuite !== this.identity.ciphersuite) throw new DmlsError('universe', 'a new credential must keep the ciphersuite');
+    return this.#atomically(async () => {
+      const out: Uint8Array[] = [];
+      for (const hex of Object.keys(this.#state.owners)) {
+        if (hex === this.#state.ownGroupId) continue;
+        out.push(await this.client.mutate((core) => core.dmlsProposeCredentialUpdate(fromHex(hex), next.identity, next.signaturePublicKey)));
+      }
+      const own = await this.#commitOwn(true, next);
+      this.identity = next;
+      this.#state.owners[this.#state.ownGroupId] = toHex(next.identity);
+      await this.#save();
+      return [...own, ...out];
+    });
   }
 
   /**
-   * COMMIT (draft §COMMIT): import the PSKs of every send group whose
-   * updated epoch was seen and cover received Update proposals. Partial
-   * (no UpdatePath) when only PSKs are imported. Nothing to send when
-   * nothing is pending.
+   * COMMIT (seed 003 §5 PROTECT rules): partial when only PSKs of others'
+   * full/empty commits are pending, full when Update proposals were seen,
+   * nothing otherwise. Others' partial commits are never imported.
    */
   async commit(): Promise<Uint8Array[]> {
     const updates = this.sendGroup.state().pendingProposals > 0;
@@ -168,29 +278,30 @@ export class DMember {
     return this.#commitOwn(updates);
   }
 
-  async #commitOwn(withPath: boolean): Promise<Uint8Array[]> {
+  async #commitOwn(withPath: boolean, newIdentity?: Identity, extraPsks: Uint8Array[] = []): Promise<Uint8Array[]> {
     return this.#atomically(async () => {
       const group = this.sendGroup;
-      const psks = this.#pendingPskIds();
-      const { commit } = await group.commit({ psks, selfUpdate: withPath, includePending: true });
+      const psks = [...this.#pendingPskIds(), ...extraPsks];
+      const newSigner = newIdentity ? { identity: newIdentity.identity, signaturePublicKey: newIdentity.signaturePublicKey } : undefined;
+      const { commit } = await group.commit({ psks, selfUpdate: withPath, includePending: true, newSigner });
       await group.mergePendingCommit();
       this.#imported();
-      if (withPath) await this.#ownUpdate(group);
+      await this.#ownEpoch(group, withPath);
       await this.#save();
       return [commit];
     });
   }
 
-  /** PROTECT (draft §PROTECT): incorporate what is pending, then encrypt to the universe. */
-  async protect(data: Uint8Array): Promise<Uint8Array[]> {
+  /** PROTECT (seed 003 §5): `commit()` (or with `pcs` an UPDATE), then encrypt in the own send group. */
+  async protect(data: Uint8Array, options: { pcs?: boolean } = {}): Promise<Uint8Array[]> {
     return this.#atomically(async () => {
-      const out = await this.commit();
+      const out = options.pcs ? await this.update() : await this.commit();
       out.push(await this.sendGroup.encrypt(encodeDmlsMessage({ type: 'data', data })));
       return out;
     });
   }
 
-  /** Ask another owner to refresh this member's leaf in its send group (an Update proposal). */
+  /** Ask another owner to refresh this member's leaf in its send group (an Update proposal, same credential). */
   proposeUpdate(sendGroupId: Uint8Array): Promise<Uint8Array> {
     return this.client.group(sendGroupId).propose({ type: 'update' });
   }
@@ -205,7 +316,7 @@ export class DMember {
       const { commit } = await group.commit({ remove: leaves, psks, selfUpdate: true });
       await group.mergePendingCommit();
       this.#imported();
-      await this.#ownUpdate(group);
+      await this.#ownEpoch(group, true);
       await this.#save();
       return [commit];
     });
@@ -215,25 +326,34 @@ export class DMember {
   async forget(sendGroupId: Uint8Array): Promise<void> {
     const hex = toHex(sendGroupId);
     await this.#atomically(async () => {
-      for (const epoch of this.#state.stored[hex] ?? []) await this.client.psks.delete(exportPskId(epoch, sendGroupId));
+      for (const epoch of [...(this.#state.stored[hex] ?? []), ...(this.#state.ackOnly[hex] ?? [])]) await this.client.psks.delete(pskGroupId(epoch, sendGroupId));
       delete this.#state.stored[hex];
+      delete this.#state.ackOnly[hex];
       delete this.#state.pending[hex];
       delete this.#state.owners[hex];
+      delete this.#state.acks[hex];
       await this.client.deleteGroup(sendGroupId);
       await this.#save();
     });
   }
 
   /**
-   * REJOIN: this member missed commits of the given send groups (it can no
-   * longer follow them). It asks their owners, in its own send group, to
-   * remove its stale leaf and add it again from a fresh KeyPackage each.
+   * REJOIN (seed 003 §5): commit PSK imports of the newest epoch held of
+   * every other send group (the ack owners infer from), then a rejoin
+   * request with a KeyPackage per send group.
    */
-  async requestRejoin(sendGroupIds: Uint8Array[]): Promise<Uint8Array[]> {
+  async requestRejoin(): Promise<Uint8Array[]> {
     return this.#atomically(async () => {
+      const acks: Uint8Array[] = [];
       const entries = [];
-      for (const id of sendGroupIds) entries.push({ sendGroupId: id, keyPackage: await this.client.createKeyPackage(this.identity) });
-      const out = await this.commit();
+      for (const hex of Object.keys(this.#state.owners)) {
+        if (hex === this.#state.ownGroupId) continue;
+        const id = fromHex(hex);
+        const epoch = this.client.group(id).epoch;
+        if (this.#state.pending[hex] !== epoch) acks.push(pskGroupId(epoch, id));
+        entries.push({ sendGroupId: id, keyPackage: await this.client.createKeyPackage(this.identity) });
+      }
+      const out = await this.#commitOwn(this.sendGroup.state().pendingProposals > 0, undefined, acks);
       out.push(await this.sendGroup.encrypt(encodeDmlsMessage({ type: 'rejoinRequest', entries })));
       return out;
     });
@@ -242,11 +362,7 @@ export class DMember {
   // ---------------------------------------------------------------------------
   // Receiving
 
-  /**
-   * UNPROTECT (draft §UNPROTECT): route by group id and process; then retry
-   * buffered messages that may have become processable. Returns what
-   * happened, in order.
-   */
+  /** UNPROTECT (seed 003 §5): route by group id, process, retry the buffer; §4 violations throw `DmlsError`. */
   async unprotect(message: Uint8Array): Promise<DmlsEvent[]> {
     const events: DmlsEvent[] = [];
     const first = await this.#handle(message);
@@ -264,7 +380,11 @@ export class DMember {
     for (let progress = true; progress; ) {
       progress = false;
       for (const buffered of [...this.#buffer]) {
-        const r = await this.#handle(buffered);
+        const r = await this.#handle(buffered).catch((err: unknown) => {
+          // A buffered message that turns out to break the rules is dropped, not rethrown later.
+          if (err instanceof DmlsError) return { retry: false, events: [] as DmlsEvent[] };
+          throw err;
+        });
         if (r.retry) continue;
         this.#buffer.splice(this.#buffer.indexOf(buffered), 1);
         events.push(...r.events);
@@ -301,9 +421,7 @@ export class DMember {
     try {
       const group = await this.#atomically(async () => {
         const g = await this.client.joinFromWelcome(welcome, this.#options.sendGroup);
-        if (!this.universe.ciphersuites.includes(g.state().ciphersuite)) {
-          throw new DmlsError('universe', `a send group with ciphersuite ${g.state().ciphersuite}, which the universe does not accept`);
-        }
+        this.#checkSuite(g);
         const owner = g.members().find((m) => m.leafIndex === 0);
         if (owner) this.#state.owners[toHex(g.id)] = toHex(owner.credential.identity);
         // Others may import the epoch this Welcome starts at; keep its PSK.
@@ -321,6 +439,12 @@ export class DMember {
     }
   }
 
+  #checkSuite(g: Group): void {
+    if (!this.universe.ciphersuites.includes(g.state().ciphersuite)) {
+      throw new DmlsError('universe', `a send group with ciphersuite ${g.state().ciphersuite}, which the universe does not accept`);
+    }
+  }
+
   /** A Welcome into a send group this member still has a (stale) state of: the REJOIN answer, or a duplicate. */
   async #rejoinWelcome(welcome: Uint8Array): Promise<{ retry: boolean; events: DmlsEvent[] }> {
     for (const hex of Object.keys(this.#state.owners)) {
@@ -329,11 +453,12 @@ export class DMember {
         const group = await this.#atomically(async () => {
           await this.client.deleteGroup(fromHex(hex));
           const g = await this.client.joinFromWelcome(welcome, this.#options.sendGroup);
+          if (toHex(g.id) !== hex) throw new DmlsError('universe', 'not this group');
           await this.#storePsk(g, false);
           await this.#save();
           return g;
         });
-        if (toHex(group.id) === hex) return { retry: false, events: [{ type: 'joined', sendGroupId: group.id }] };
+        return { retry: false, events: [{ type: 'joined', sendGroupId: group.id }] };
       } catch {
         // not this group's Welcome (or our KeyPackage is already used): state restored
       }
@@ -341,6 +466,13 @@ export class DMember {
     return { retry: false, events: [{ type: 'dropped', reason: 'duplicate' }] };
   }
 
+  /**
+   * Send-group rules (seed 003 §4): the owner (leaf 0) is the only sender
+   * of commits and application messages; Update proposals are the only
+   * proposals, from any member — the owner accepts them for its next
+   * commit, the others hold them only so they can process that commit
+   * (Update proposals go by reference, RFC 9420 §12.4).
+   */
   async #process(group: Group, message: Uint8Array): Promise<DmlsEvent[]> {
     const own = toHex(group.id) === this.#state.ownGroupId;
     const result = await group.process(message);
@@ -351,12 +483,23 @@ export class DMember {
           result.staged.discard();
           throw new DmlsError('not-owner', 'a commit in a send group from someone other than its owner');
         }
+        const foreign = result.staged.proposals.find((p) => !COMMITTABLE.has(p.proposal.type));
+        if (foreign) {
+          result.staged.discard();
+          throw new DmlsError('proposal-type', `a commit covering a ${foreign.proposal.type} proposal in a send group`);
+        }
         const withPath = result.staged.hasPath;
         const removed = result.staged.selfRemoved;
+        const acked = this.#ackedEpoch(result.staged.psks);
+        const newOwner = result.staged.pathCredential?.identity;
         await result.staged.merge();
         if (removed) return [{ type: 'commit', sendGroupId: group.id, epoch: group.epoch, imported: false }];
-        // An epoch with fresh randomness from its owner is worth importing.
-        if (withPath && !own) await this.#storePsk(group);
+        const hex = toHex(group.id);
+        if (acked !== undefined) this.#state.acks[hex] = Math.max(this.#state.acks[hex] ?? 0, acked);
+        if (newOwner) this.#state.owners[hex] = toHex(newOwner);
+        // Every epoch's PSK is kept (others' REJOIN acks may name it); one
+        // with fresh randomness from its owner is worth importing.
+        await this.#storePsk(group, withPath && !own, withPath);
         await this.#save();
         return [{ type: 'commit', sendGroupId: group.id, epoch: group.epoch, imported: withPath && !own }];
       }
@@ -365,72 +508,89 @@ export class DMember {
         return [{ type: 'updateProposal', sendGroupId: group.id }];
       case 'application': {
         if (!fromOwner) throw new DmlsError('not-owner', 'an application message in a send group from someone other than its owner');
-        let decoded: DmlsMessage;
-        try {
-          decoded = decodeDmlsMessage(result.data);
-        } catch (err) {
-          if (err instanceof CodecError) throw new DmlsError('malformed', err.message);
-          throw err;
-        }
-        const owner = this.#ownerOf(group);
-        return this.#onMessage(group, owner, decoded);
+        return this.#onMessage(group, this.#ownerOf(group), DMember.#decode(result.data));
       }
       default:
         return [{ type: 'dropped', reason: 'duplicate' }];
     }
   }
 
+  /** The newest epoch of the own send group among a commit's PSK imports (its owner's ack). */
+  #ackedEpoch(psks: readonly { pskType: string; pskId: Uint8Array }[]): number | undefined {
+    let newest: number | undefined;
+    for (const psk of psks) {
+      if (psk.pskType !== 'external' || psk.pskId.length <= 8) continue;
+      const { epoch, groupId } = parsePskGroupId(psk.pskId);
+      if (toHex(groupId) === this.#state.ownGroupId) newest = Math.max(newest ?? 0, Number(epoch));
+    }
+    return newest;
+  }
+
   async #onMessage(group: Group, owner: Uint8Array, m: DmlsMessage): Promise<DmlsEvent[]> {
     switch (m.type) {
       case 'data':
         return [{ type: 'data', sendGroupId: group.id, sender: owner, data: m.data }];
-      case 'announce': {
-        if (!bytesEqual(m.universeId, this.universe.id)) throw new DmlsError('universe', 'a send group of another universe');
-        if (!m.members.some((id) => bytesEqual(id, this.identity.identity))) throw new DmlsError('universe', 'announced without this member');
+      case 'announce':
+        this.#checkAnnounce(m);
         return [{ type: 'announce', sendGroupId: group.id, owner }];
-      }
       case 'rejoinRequest': {
-        const mine = m.entries.find((e) => toHex(e.sendGroupId) === this.#state.ownGroupId);
-        if (!mine) return [];
+        const hex = toHex(group.id);
         const own = this.sendGroup;
+        const acked = this.#state.acks[hex];
+        // Behind = its newest import of this send group is older than the current epoch.
+        const behind = acked === undefined || acked < own.epoch;
+        const mine = m.entries.find((e) => toHex(e.sendGroupId) === this.#state.ownGroupId);
+        if (!behind || !mine) return [{ type: 'rejoinRequest', from: owner, behind: false, messages: [] }];
         const stale = own.members().filter((x) => bytesEqual(x.credential.identity, owner)).map((x) => x.leafIndex);
+        // No PSK imports here: the rejoiner would need them to read the Welcome.
         const { commit, welcome } = await own.commit({ remove: stale, add: [mine.keyPackage], includePending: false, selfUpdate: true });
         await own.mergePendingCommit();
-        await this.#ownUpdate(own);
-        return [{ type: 'rejoinRequest', from: owner, messages: [commit, welcome!] }];
+        await this.#ownEpoch(own, true);
+        this.#state.acks[hex] = own.epoch;
+        await this.#save();
+        return [{ type: 'rejoinRequest', from: owner, behind: true, messages: [commit, welcome!] }];
       }
     }
+  }
+
+  /** An owner's announcement repeats the universe definition (seed 003 §6.1). */
+  #checkAnnounce(m: Announce): void {
+    const u = this.universe;
+    if (!bytesEqual(m.universeId, u.id)) throw new DmlsError('universe', 'a send group of another universe');
+    if (m.profile !== DMLS_PROFILE_CODES[u.profile] || m.exportLength !== u.exportLength) throw new DmlsError('universe', 'a send group announcing another profile or export length');
+    if (!m.members.some((id) => bytesEqual(id, this.identity.identity))) throw new DmlsError('universe', 'announced without this member');
+  }
+
+  /** A new epoch of the own send group: keep its PSK (others' imports and acks name it). */
+  async #ownEpoch(group: Group, fresh: boolean): Promise<void> {
+    if (fresh) this.#state.lastUpdateEpoch = group.epoch;
+    await this.#storePsk(group, false, fresh);
+  }
+
+  #params() {
+    return { profile: this.universe.profile, universeId: this.universe.id, exportLength: this.universe.exportLength };
   }
 
   /**
-   * The own send group has fresh randomness: keep its PSK too, since the
-   * others' commits importing it must be processed here as well.
+   * Export and keep the PSK of a send group's current epoch (one core call);
+   * a foreign one with fresh randomness becomes a pending import. Epochs
+   * with fresh randomness (importable) and the others (named only by REJOIN
+   * acks) have separate budgets of `pskRetention`, so a run of partial
+   * commits cannot evict a PSK someone may still import.
    */
-  async #ownUpdate(group: Group): Promise<void> {
-    this.#state.lastUpdateEpoch = group.epoch;
-    await this.#storePsk(group, false);
-  }
-
-  /** Export and keep the PSK of a send group's current epoch; a foreign one becomes a pending import. */
-  async #storePsk(group: Group, pending = true): Promise<void> {
+  async #storePsk(group: Group, pending = true, fresh = true): Promise<void> {
     const hex = toHex(group.id);
     const epoch = group.epoch;
-    const id = exportPskId(epoch, group.id);
-    const psk = group.exportSecret(EXPORT_PSK_LABEL, id, this.universe.exportLength);
-    try {
-      await this.client.psks.store(id, psk);
-    } finally {
-      psk.fill(0);
-    }
-    const stored = (this.#state.stored[hex] ??= []);
-    stored.push(epoch);
-    while (stored.length > this.#options.pskRetention) await this.client.psks.delete(exportPskId(stored.shift()!, group.id));
+    await storeEpochPsk(group, this.#params());
+    const list = ((fresh ? this.#state.stored : this.#state.ackOnly)[hex] ??= []);
+    if (!list.includes(epoch)) list.push(epoch);
+    while (list.length > this.#options.pskRetention) await this.client.psks.delete(pskGroupId(list.shift()!, group.id));
     if (pending) this.#state.pending[hex] = epoch;
   }
 
   /** PSK ids of the pending imports, one per foreign send group. */
   #pendingPskIds(): Uint8Array[] {
-    return Object.entries(this.#state.pending).map(([hex, epoch]) => exportPskId(epoch, fromHex(hex)));
+    return Object.entries(this.#state.pending).map(([hex, epoch]) => pskGroupId(epoch, fromHex(hex)));
   }
 
   /** The pending imports went into a commit of the own send group. */
@@ -456,15 +616,19 @@ export class DMember {
   }
 
   async #save(): Promise<void> {
+    const u = this.universe;
+    this.#state.universe = { id: toHex(u.id), profile: u.profile, exportLength: u.exportLength, ciphersuites: u.ciphersuites };
     await this.client.putRecord(RECORD, enc.encode(JSON.stringify(this.#state)));
   }
 
   async #atomically<T>(fn: () => Promise<T>): Promise<T> {
     const saved = structuredClone(this.#state);
+    const identity = this.identity;
     try {
       return await this.client.atomically(fn);
     } catch (err) {
       this.#state = saved;
+      this.identity = identity;
       throw err;
     }
   }

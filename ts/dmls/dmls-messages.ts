@@ -8,7 +8,7 @@
  *     uint16 version = 1;
  *     DmlsMessageType msg_type;
  *     select (msg_type) {
- *       case announce:       opaque universe_id<V>; uint16 export_length; uint16 ciphersuites<V>; opaque members<V> (list of opaque identity<V>);
+ *       case announce:       uint8 profile; opaque universe_id<V>; uint16 export_length; uint16 ciphersuites<V>; opaque members<V> (list of opaque identity<V>);
  *       case rejoin_request: RejoinEntry entries<V>;   struct { opaque send_group_id<V>; opaque key_package<V>; } RejoinEntry;
  *       case data:           opaque data<V>;
  *     };
@@ -16,8 +16,15 @@
  */
 import { CodecError, Reader, Writer } from '../codec/tls.js';
 
+/**
+ * The universe definition (seed 003 §6.1): sent by every owner after its
+ * Welcome. The founder's defines the universe (its `universeId` is the
+ * founder's send group id under `multi-mls`); the others' repeat it.
+ */
 export interface Announce {
   type: 'announce';
+  /** DMLS profile code (`DMLS_PROFILE_CODES`). */
+  profile: number;
   universeId: Uint8Array;
   exportLength: number;
   ciphersuites: number[];
@@ -42,7 +49,7 @@ export function encodeDmlsMessage(m: DmlsMessage): Uint8Array {
   const w = new Writer().u16(1).u8(CODES[m.type]);
   switch (m.type) {
     case 'announce':
-      w.vector(m.universeId).u16(m.exportLength).list(m.ciphersuites, (x, cs) => x.u16(cs)).list(m.members, (x, id) => x.vector(id));
+      w.u8(m.profile).vector(m.universeId).u16(m.exportLength).list(m.ciphersuites, (x, cs) => x.u16(cs)).list(m.members, (x, id) => x.vector(id));
       break;
     case 'rejoinRequest':
       w.list(m.entries, (x, e) => x.vector(e.sendGroupId).vector(e.keyPackage));
@@ -60,7 +67,7 @@ export function decodeDmlsMessage(bytes: Uint8Array): DmlsMessage {
   const code = r.u8();
   let m: DmlsMessage;
   if (code === CODES.announce) {
-    m = { type: 'announce', universeId: r.vector(), exportLength: r.u16(), ciphersuites: r.list((x) => x.u16()), members: r.list((x) => x.vector()) };
+    m = { type: 'announce', profile: r.u8(), universeId: r.vector(), exportLength: r.u16(), ciphersuites: r.list((x) => x.u16()), members: r.list((x) => x.vector()) };
   } else if (code === CODES.rejoinRequest) {
     m = { type: 'rejoinRequest', entries: r.list((x) => ({ sendGroupId: x.vector(), keyPackage: x.vector() })) };
   } else if (code === CODES.data) {
@@ -72,13 +79,13 @@ export function decodeDmlsMessage(bytes: Uint8Array): DmlsMessage {
   return m;
 }
 
-/** PSK id of a send group's epoch: `uint64(epoch) || group_id` (draft-xue-distributed-mls §COMMIT). */
-export function exportPskId(epoch: bigint | number, groupId: Uint8Array): Uint8Array {
+/** PSK id of a send group's epoch: `psk_group_id = uint64(epoch) || group_id` (seed 003 §5 COMMIT; same in both profiles). */
+export function pskGroupId(epoch: bigint | number, groupId: Uint8Array): Uint8Array {
   return new Writer().u64(BigInt(epoch)).raw(groupId).finish();
 }
 
-/** Inverse of `exportPskId`. */
-export function parseExportPskId(id: Uint8Array): { epoch: bigint; groupId: Uint8Array } {
+/** Inverse of `pskGroupId`: `epoch = id[0..8]`, `groupId = id[8..]` (seed 003 §5). */
+export function parsePskGroupId(id: Uint8Array): { epoch: bigint; groupId: Uint8Array } {
   if (id.length <= 8) throw new CodecError('PSK id too short');
   return { epoch: new DataView(id.buffer, id.byteOffset, 8).getBigUint64(0), groupId: id.slice(8) };
 }

@@ -158,7 +158,7 @@ fn commit_output(group: &mut MlsGroup, provider: &Provider, mut bundle: CommitMe
 impl Client {
     /// Load a group into the cache and make sure its signer is available.
     /// Returns the group's own signature public key.
-    fn prepare_group(&mut self, group_id: &[u8]) -> CoreResult<Vec<u8>> {
+    pub(crate) fn prepare_group(&mut self, group_id: &[u8]) -> CoreResult<Vec<u8>> {
         if !self.groups.contains_key(group_id) {
             let group = MlsGroup::load(self.provider.storage(), &group_id_of(group_id))
                 .map_err(|e| CoreError::new("STORAGE", format!("loading group: {e}")))?

@@ -8,6 +8,7 @@
 mod batch;
 mod client;
 mod config;
+mod dmls;
 mod error;
 mod group;
 mod group_state;
