@@ -141,7 +141,7 @@ fn ratchet_tree_in(bytes: Option<Vec<u8>>) -> CoreResult<Option<RatchetTreeIn>> 
 }
 
 /// Encode the outputs of a commit as a JS object.
-fn commit_output(group: &mut MlsGroup, provider: &Provider, mut bundle: CommitMessageBundle) -> CoreResult<JsValue> {
+pub(crate) fn commit_output(group: &mut MlsGroup, provider: &Provider, mut bundle: CommitMessageBundle) -> CoreResult<JsValue> {
     if let Some(confirmation) = bundle.take_confirmation() {
         group
             .confirm_handshake_message(provider.storage(), confirmation.epoch, confirmation.generation)
@@ -182,6 +182,7 @@ impl Client {
         op: impl FnOnce(&mut MlsGroup, &Provider, &crate::signer::ClientSigner) -> CoreResult<T>,
     ) -> CoreResult<T> {
         self.mutate(|client| {
+            crate::reinit::ensure_active(&client.provider, group_id)?;
             let public_key = client.prepare_group(group_id)?;
             let signer = client
                 .signers
@@ -436,10 +437,12 @@ impl Client {
     #[wasm_bindgen(js_name = mergePendingCommit)]
     pub fn merge_pending_commit(&mut self, group_id: &[u8]) -> Result<(), JsValue> {
         Ok(self.with_group(group_id, |group, provider, _| {
-            if group.pending_commit().is_none() {
-                return Err(CoreError::new("NO_PENDING_COMMIT", "there is no pending commit to merge"));
-            }
-            group.merge_pending_commit(provider).map_err(|e| CoreError::from_mls("merging pending commit", e))
+            let reinit = match group.pending_commit() {
+                None => return Err(CoreError::new("NO_PENDING_COMMIT", "there is no pending commit to merge")),
+                Some(staged) => crate::reinit::reinit_of(staged)?,
+            };
+            group.merge_pending_commit(provider).map_err(|e| CoreError::from_mls("merging pending commit", e))?;
+            reinit.map_or(Ok(()), |r| crate::reinit::retire(group, provider, &r))
         })?)
     }
 
@@ -618,6 +621,7 @@ impl Client {
                     // crashes (or discards it) must be able to process the
                     // same commit again. Undo the secret-tree changes
                     // decryption made; merge persists the new epoch.
+                    crate::reinit::reinit_of(&staged)?;
                     let stash = provider.storage().rollback_stashing(crate::storage::VC_OPERATION_TREE_PREFIX);
                     let devices = crate::paired_standard::authorizing_devices(group, &sender, Some(&staged));
                     let digest = match devices {
@@ -655,7 +659,9 @@ impl Client {
         let stash = std::mem::take(&mut handle.stash);
         Ok(self.with_group(&group_id, |group, provider, _| {
             provider.storage().apply_stash(stash);
-            group.merge_staged_commit(provider, *staged).map_err(|e| CoreError::from_mls("merging commit", e))
+            let reinit = crate::reinit::reinit_of(&staged)?;
+            group.merge_staged_commit(provider, *staged).map_err(|e| CoreError::from_mls("merging commit", e))?;
+            reinit.map_or(Ok(()), |r| crate::reinit::retire(group, provider, &r))
         })?)
     }
 

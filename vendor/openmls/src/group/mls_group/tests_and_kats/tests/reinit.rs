@@ -11,6 +11,7 @@ use crate::{
     prelude::*,
     schedule::{errors::PskError, psk::ResumptionPskUsage, PreSharedKeyId},
 };
+use openmls_traits::signatures::Signer;
 
 fn reinit_psk_id(
     provider: &impl OpenMlsProvider,
