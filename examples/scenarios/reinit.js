@@ -27,7 +27,7 @@ export async function run(log) {
   await bob.group.mergePendingCommit();
   for (const m of [alice, carol]) {
     const r = await m.group.process(commit);
-    log(`2. ${m.name} sees a commit by leaf ${r.committer.leafIndex}: ${JSON.stringify(r.staged.proposals.map((p) => ({ ...p.proposal, groupId: utf8(p.proposal.groupId) })))}`);
+    log(`2. ${m.name} sees a commit by leaf ${r.sender.leafIndex}: ${JSON.stringify(r.staged.proposals.map((p) => ({ ...p.proposal, groupId: utf8(p.proposal.groupId) })))}`);
     await r.staged.merge();
   }
   const old = { alice: alice.group, bob: bob.group, carol: carol.group };
