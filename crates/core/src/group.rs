@@ -216,18 +216,7 @@ impl Client {
             let cs = ciphersuite(config.ciphersuite)?;
             client.load_signer(public_key, cs.signature_algorithm())?;
             let signer = client.signer(public_key)?;
-            let mut builder = MlsGroup::builder()
-                .ciphersuite(cs)
-                .with_wire_format_policy(config.wire_format_policy()?)
-                .padding_size(config.padding_size)
-                .max_past_epochs(config.max_past_epochs)
-                .number_of_resumption_psks(config.number_of_resumption_psks)
-                .use_ratchet_tree_extension(config.use_ratchet_tree_extension)
-                .sender_ratchet_configuration(config.sender_ratchet())
-                .with_capabilities(config.capabilities.to_capabilities())
-                .with_leaf_node_extensions(config.capabilities.leaf_extensions()?)
-                .map_err(|e| CoreError::from_mls("leaf node extensions", e))?
-                .with_group_context_extensions(config.extensions.to_extensions()?);
+            let mut builder = config.group_builder(cs)?.with_group_context_extensions(config.extensions.to_extensions()?);
             if let Some(id) = &config.group_id {
                 if id.is_empty() {
                     return Err(invalid_argument("group id must not be empty"));

@@ -331,18 +331,9 @@ impl Client {
                 .map_err(|e| malformed("ReInit extensions", e))?;
             client.load_signer(public_key, cs.signature_algorithm())?;
             let signer = client.signer(public_key)?;
-            let mut group = MlsGroup::builder()
+            let mut group = config
+                .group_builder(cs)?
                 .with_group_id(GroupId::from_slice(&record.new_group_id))
-                .ciphersuite(cs)
-                .with_wire_format_policy(config.wire_format_policy()?)
-                .padding_size(config.padding_size)
-                .max_past_epochs(config.max_past_epochs)
-                .number_of_resumption_psks(config.number_of_resumption_psks)
-                .use_ratchet_tree_extension(config.use_ratchet_tree_extension)
-                .sender_ratchet_configuration(config.sender_ratchet())
-                .with_capabilities(config.capabilities.to_capabilities())
-                .with_leaf_node_extensions(config.capabilities.leaf_extensions()?)
-                .map_err(|e| CoreError::from_mls("leaf node extensions", e))?
                 .with_group_context_extensions(extensions)
                 .build(&client.provider, signer, credential_with_key(identity, public_key))
                 .map_err(|e| CoreError::from_mls("creating the successor", e))?;
