@@ -288,8 +288,8 @@ describe('ReInit interop with ts-mls 1.6.4', () => {
     for (const m of ours) m.group = await m.client.joinFromWelcome(addWelcome);
     await expectAgreeWithTs(ours, t);
 
-    // ts-mls commits the ReInit.
     const newId = enc.encode('successor led by ts-mls');
+    // ts-mls commits the ReInit.
     const r = await reinitGroup(t.state, newId, 'mls10', SUITE3, [], t.cs);
     t.state = r.newState;
     expect(t.state.groupActiveState.kind).toBe('suspendedPendingReinit');
@@ -303,9 +303,34 @@ describe('ReInit interop with ts-mls 1.6.4', () => {
       expect(m.group!.reinitState()).toMatchObject({ ciphersuite: 3 });
     }
 
-    // ts-mls creates the successor with our suite-3 KeyPackages.
     const t3 = await tsMember('ts-olga', SUITE3);
     const ids = await identitiesFor(ours, 3);
+
+    // Attack: a successor that smuggles in someone who was not in the old
+    // group (mallory). Every paired-mls member refuses it, exactly.
+    const mallory = await tsMember('ts-mallory', SUITE3);
+    const smuggling = await reinitCreateNewGroup(
+      t.state,
+      t3.pub,
+      t3.priv,
+      [...(await Promise.all(ours.map(async (m) => (decodeMlsMessage(await m.client.createKeyPackage(ids.get(m)!), 0)![0] as { keyPackage: KeyPackage }).keyPackage))), mallory.pub],
+      newId,
+      SUITE3,
+      [],
+      fastKdfProvider,
+    );
+    for (const m of ours) {
+      const err = await mlsError(() =>
+        m.client.joinReInitSuccessor(old.get(m)!, encodeMlsMessage({ welcome: smuggling.welcome!, wireformat: 'mls_welcome', version: 'mls10' }), {
+          ratchetTree: encodeRatchetTree(smuggling.newState.ratchetTree),
+        }),
+      );
+      expect(err.code).toBe('REINIT_MISMATCH');
+      expect(err.message).toContain('not in the old group');
+      expect(old.get(m)!.reinitState()!.successorCreator).toBeUndefined();
+    }
+
+    // ts-mls creates the honest successor with our suite-3 KeyPackages.
     const kps = await Promise.all(ours.map(async (m) => (decodeMlsMessage(await m.client.createKeyPackage(ids.get(m)!), 0)![0] as { keyPackage: KeyPackage }).keyPackage));
     const created = await reinitCreateNewGroup(t.state, t3.pub, t3.priv, kps, newId, SUITE3, [], fastKdfProvider);
     t3.state = created.newState;

@@ -471,3 +471,83 @@ impl Client {
         })?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openmls_basic_credential::SignatureKeyPair;
+
+    fn member(provider: &Provider, name: &str) -> (SignatureKeyPair, CredentialWithKey) {
+        let cs = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+        let keys = SignatureKeyPair::new(cs.signature_algorithm()).unwrap();
+        keys.store(provider.storage()).unwrap();
+        let credential = credential_with_key(name.as_bytes(), keys.public());
+        (keys, credential)
+    }
+
+    /// A ReInit committed with another proposal is refused on receipt
+    /// (RFC 9420 §12.2); alone, it is reported. ts-mls and this library
+    /// both refuse to build the first, so it is built here with the engine.
+    #[test]
+    fn a_reinit_must_be_alone_in_its_commit() {
+        let cs = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+        let (alice_p, bob_p) = (Provider::default(), Provider::default());
+        let (alice_keys, alice) = member(&alice_p, "alice");
+        let (bob_keys, bob) = member(&bob_p, "bob");
+        let bob_kp = KeyPackage::builder().build(cs, &bob_p, &bob_keys, bob).unwrap();
+        let mut group = MlsGroup::builder().ciphersuite(cs).build(&alice_p, &alice_keys, alice).unwrap();
+        let add = group
+            .commit_builder()
+            .propose_adds([bob_kp.key_package().clone()])
+            .load_psks(alice_p.storage())
+            .unwrap()
+            .build(alice_p.rand(), alice_p.crypto(), &alice_keys, |_| true)
+            .unwrap()
+            .stage_commit(&alice_p)
+            .unwrap();
+        group.merge_pending_commit(&alice_p).unwrap();
+        let welcome = match add.into_welcome() {
+            Some(w) => w,
+            None => panic!("no welcome"),
+        };
+        let mut bob_group = StagedWelcome::new_from_welcome(&bob_p, &MlsGroupJoinConfig::default(), welcome, Some(group.export_ratchet_tree().into()))
+            .unwrap()
+            .into_group(&bob_p)
+            .unwrap();
+        let reinit = ReInitProposal::new(GroupId::from_slice(b"next"), ProtocolVersion::Mls10, cs, Extensions::empty());
+        let psk = PreSharedKeyId::new(cs, alice_p.rand(), Psk::External(openmls::schedule::ExternalPsk::new(b"shared".to_vec()))).unwrap();
+        for p in [&alice_p, &bob_p] {
+            psk.store(p, &[7u8; 32]).unwrap();
+        }
+
+        let mut received = |proposals: Vec<Proposal>, group: &mut MlsGroup| {
+            let bundle = group
+                .commit_builder()
+                .add_proposals(proposals)
+                .load_psks(alice_p.storage())
+                .unwrap()
+                .build(alice_p.rand(), alice_p.crypto(), &alice_keys, |_| true)
+                .unwrap()
+                .stage_commit(&alice_p)
+                .unwrap();
+            group.clear_pending_commit(alice_p.storage()).unwrap();
+            let bytes = serialize("commit", &bundle.into_commit()).unwrap();
+            let message: ProtocolMessage = match parse_message(&bytes).unwrap().extract() {
+                MlsMessageBodyIn::PublicMessage(m) => m.into(),
+                MlsMessageBodyIn::PrivateMessage(m) => m.into(),
+                _ => panic!("expected a group message"),
+            };
+            match bob_group.process_message(&bob_p, message).unwrap().into_content() {
+                ProcessedMessageContent::StagedCommitMessage(staged) => *staged,
+                _ => panic!("expected a commit"),
+            }
+        };
+        let mixed = received(
+            vec![Proposal::ReInit(Box::new(reinit.clone())), Proposal::PreSharedKey(Box::new(PreSharedKeyProposal::new(psk)))],
+            &mut group,
+        );
+        assert_eq!(reinit_of(&mixed).err().map(|e| e.code), Some("INVALID_REINIT_COMMIT"));
+        let alone = received(vec![Proposal::ReInit(Box::new(reinit.clone()))], &mut group);
+        assert_eq!(reinit_of(&alone).ok().flatten(), Some(reinit));
+    }
+}
