@@ -140,6 +140,27 @@ fn ratchet_tree_in(bytes: Option<Vec<u8>>) -> CoreResult<Option<RatchetTreeIn>> 
         .transpose()
 }
 
+/// Load PSKs, build and stage a commit signed by the member's own key.
+/// One out-of-line copy for every plain commit the core makes (ordinary,
+/// ReInit, a successor's first), so the builder chain is not inlined into
+/// each caller (wasm size).
+#[inline(never)]
+pub(crate) fn stage_commit(
+    builder: CommitBuilder<'_, Initial, &mut MlsGroup>,
+    provider: &Provider,
+    signer: &crate::signer::ClientSigner,
+    group_info: bool,
+) -> CoreResult<CommitMessageBundle> {
+    builder
+        .load_psks(provider.storage())
+        .map_err(|e| CoreError::from_mls("loading PSKs", e))?
+        .create_group_info(group_info)
+        .build(provider.rand(), provider.crypto(), signer, |_| true)
+        .map_err(|e| CoreError::from_mls("building commit", e))?
+        .stage_commit(provider)
+        .map_err(|e| CoreError::from_mls("staging commit", e))
+}
+
 /// Encode the outputs of a commit as a JS object.
 pub(crate) fn commit_output(group: &mut MlsGroup, provider: &Provider, mut bundle: CommitMessageBundle) -> CoreResult<JsValue> {
     if let Some(confirmation) = bundle.take_confirmation() {
@@ -396,21 +417,21 @@ impl Client {
                 let proposal = CustomProposal::new(custom.proposal_type, custom.payload.to_vec());
                 builder = builder.add_proposal(Proposal::Custom(Box::new(proposal)));
             }
-            let loaded = builder
+            let Some((pair, credential)) = &new_signer else {
+                let bundle = stage_commit(builder, provider, signer, spec.group_info)?;
+                return commit_output(group, provider, bundle);
+            };
+            let bundle = builder
                 .load_psks(provider.storage())
                 .map_err(|e| CoreError::from_mls("loading PSKs", e))?
-                .create_group_info(spec.group_info);
-            let built = match &new_signer {
-                Some((pair, credential)) => loaded.build_with_new_signer(
+                .create_group_info(spec.group_info)
+                .build_with_new_signer(
                     provider.rand(),
                     provider.crypto(),
                     signer,
                     NewSignerBundle { signer: pair, credential_with_key: credential.clone() },
                     |_| true,
-                ),
-                None => loaded.build(provider.rand(), provider.crypto(), signer, |_| true),
-            };
-            let bundle = built
+                )
                 .map_err(|e| CoreError::from_mls("building commit", e))?
                 .stage_commit(provider)
                 .map_err(|e| CoreError::from_mls("staging commit", e))?;

@@ -90,11 +90,7 @@ struct SuccessorView {
     replaced: bool,
 }
 
-fn to_js<T: Serialize>(value: &T) -> CoreResult<JsValue> {
-    value
-        .serialize(&serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true))
-        .map_err(|e| CoreError::new("INTERNAL", format!("encoding result: {e}")))
-}
+use crate::inspect::to_js;
 
 fn version_code(v: ProtocolVersion) -> u16 {
     match v {
@@ -246,16 +242,8 @@ impl Client {
             if let Some(aad) = &spec.aad {
                 group.set_aad(aad.to_vec());
             }
-            let bundle = group
-                .commit_builder()
-                .consume_proposal_store(false)
-                .add_proposal(Proposal::ReInit(Box::new(reinit)))
-                .load_psks(provider.storage())
-                .map_err(|e| CoreError::from_mls("loading PSKs", e))?
-                .build(provider.rand(), provider.crypto(), signer, |_| true)
-                .map_err(|e| CoreError::from_mls("building ReInit commit", e))?
-                .stage_commit(provider)
-                .map_err(|e| CoreError::from_mls("staging ReInit commit", e))?;
+            let builder = group.commit_builder().consume_proposal_store(false).add_proposal(Proposal::ReInit(Box::new(reinit)));
+            let bundle = crate::group::stage_commit(builder, provider, signer, false)?;
             crate::group::commit_output(group, provider, bundle)
         })?)
     }
@@ -338,17 +326,11 @@ impl Client {
                 .build(&client.provider, signer, credential_with_key(identity, public_key))
                 .map_err(|e| CoreError::from_mls("creating the successor", e))?;
             let psk = reinit_psk_id(&client.provider, cs, old_group_id, record.epoch)?;
-            let mut bundle = group
+            let builder = group
                 .commit_builder()
                 .propose_adds(key_packages)
-                .add_proposal(Proposal::PreSharedKey(Box::new(PreSharedKeyProposal::new(psk))))
-                .load_psks(client.provider.storage())
-                .map_err(|e| CoreError::from_mls("loading the reinit PSK", e))?
-                .create_group_info(true)
-                .build(client.provider.rand(), client.provider.crypto(), signer, |_| true)
-                .map_err(|e| CoreError::from_mls("building the successor's first commit", e))?
-                .stage_commit(&client.provider)
-                .map_err(|e| CoreError::from_mls("staging the successor's first commit", e))?;
+                .add_proposal(Proposal::PreSharedKey(Box::new(PreSharedKeyProposal::new(psk))));
+            let mut bundle = crate::group::stage_commit(builder, &client.provider, signer, true)?;
             if let Some(c) = bundle.take_confirmation() {
                 group
                     .confirm_handshake_message(client.provider.storage(), c.epoch, c.generation)
