@@ -329,6 +329,57 @@ export class MlsClient extends Resource<CoreClient> {
     return this.#track(groupId);
   }
 
+  /**
+   * Create the successor of `oldGroup`, which a merged ReInit commit
+   * retired (RFC 9420 §11.2): a group with the ReInit's id, version,
+   * ciphersuite and extensions whose first commit adds `keyPackages`
+   * (members of the old group, for the new ciphersuite) and injects the
+   * reinit PSK. `identity` is this member's identity for the new
+   * ciphersuite. Send `welcome` to the others and `commit` to the Delivery
+   * Service, then `group.mergePendingCommit()`.
+   */
+  async createReInitSuccessor(
+    oldGroup: Group,
+    identity: Identity,
+    keyPackages: Uint8Array[],
+    options: JoinOptions = {},
+  ): Promise<{ group: Group; commit: Uint8Array; welcome: Uint8Array | undefined; groupInfo: Uint8Array | undefined; creatorLeaf: number }> {
+    const config = joinOptionsToCore(options);
+    const out = (await this.mutate(
+      (core) => core.createReInitSuccessor(oldGroup.id, identity.identity, identity.signaturePublicKey, keyPackages, config),
+      (result) => indexGroup((result as { groupId: Uint8Array }).groupId),
+    )) as { groupId: Uint8Array; commit: Uint8Array; welcome?: Uint8Array | null; groupInfo?: Uint8Array | null; creatorLeaf: number };
+    return {
+      group: this.#track(out.groupId),
+      commit: out.commit,
+      welcome: out.welcome ?? undefined,
+      groupInfo: out.groupInfo ?? undefined,
+      creatorLeaf: out.creatorLeaf,
+    };
+  }
+
+  /**
+   * Join the successor of `oldGroup` from its Welcome, after checking it
+   * continues the old group (ReInit parameters, reinit PSK, only old
+   * members; `REINIT_MISMATCH` otherwise). If this member is already in a
+   * successor, the Welcome is taken only when its creator had a lower
+   * leaf index in the old group (`REINIT_SUPERSEDED` otherwise), so racing
+   * creators converge on one group (docs/PROTOCOL.md, ReInit).
+   */
+  async joinReInitSuccessor(
+    oldGroup: Group,
+    welcome: Uint8Array,
+    options: Omit<WelcomeJoinOptions, 'skipLifetimeValidation'> = {},
+  ): Promise<{ group: Group; creatorLeaf: number; replaced: boolean }> {
+    const { ratchetTree, ...join } = options;
+    const config = joinOptionsToCore(join);
+    const out = (await this.mutate(
+      (core) => core.joinReInitSuccessor(oldGroup.id, welcome, ratchetTree, config),
+      (result) => indexGroup((result as { groupId: Uint8Array }).groupId),
+    )) as { groupId: Uint8Array; creatorLeaf: number; replaced: boolean };
+    return { group: this.#track(out.groupId), creatorLeaf: out.creatorLeaf, replaced: out.replaced };
+  }
+
   /** Join by external commit from a GroupInfo; send `commit` to the group. */
   async joinExternal(groupInfo: Uint8Array, identity: Identity, options: ExternalJoinOptions = {}): Promise<{ group: Group; commit: Uint8Array }> {
     const config = joinOptionsToCore(options);

@@ -4,11 +4,11 @@
  */
 import type { StagedCommitHandle } from '../../pkg/paired_mls_core.js';
 import type { MlsClient } from './client.js';
-import { appDataToCore, commitOptionsToCore, proposalToCore } from './convert.js';
+import { appDataToCore, commitOptionsToCore, extensionsToCore, compact, proposalToCore } from './convert.js';
 import { invalidArgument } from './errors.js';
 import { Resource } from './resources.js';
 import { toBytes, type BytesLike } from './bytes.js';
-import type { AppDataEntry, CommitOptions, CommitResult, CredentialInfo, GroupState, Member, ProposalInfo, ProposalRequest, Sender } from './types.js';
+import type { AppDataEntry, CommitOptions, CommitResult, CredentialInfo, GroupState, Member, ProposalInfo, ProposalRequest, ReInitOptions, ReInitState, Sender } from './types.js';
 import { CONTENT_TYPE, authorizedBy, verifyDeviceSignature, type PairedDeviceKey } from '../paired/device-signature.js';
 
 export interface ApplicationMessage {
@@ -212,6 +212,34 @@ export class Group {
   /** Commit a full-path self-update (post-compromise security, RFC 9420 §16.6). */
   selfUpdate(options: Omit<CommitOptions, 'selfUpdate'> = {}): Promise<CommitResult> {
     return this.commit({ ...options, selfUpdate: true });
+  }
+
+  /**
+   * Commit a ReInit (RFC 9420 §11.2) as the commit's only proposal, after
+   * checking that every member's leaf lists the new version and
+   * ciphersuite (`REINIT_UNSUPPORTED` otherwise). Merging it (own:
+   * `mergePendingCommit`, received: `StagedCommit.merge`) retires the
+   * group: every later call that would use it fails with
+   * `GROUP_REINITIALIZED`; continue with `MlsClient.createReInitSuccessor`
+   * or `MlsClient.joinReInitSuccessor`.
+   */
+  async commitReInit(options: ReInitOptions): Promise<CommitResult> {
+    const spec = compact({
+      ciphersuite: options.ciphersuite,
+      groupId: options.groupId,
+      version: options.version,
+      extensions: extensionsToCore(options.extensions),
+      aad: options.aad,
+    });
+    const out = (await this.client.mutate((core) => core.commitReInit(this.id, spec))) as CommitResult;
+    return compactResult(out);
+  }
+
+  /** The ReInit that retired this group, or `undefined` while it is in use. */
+  reinitState(): ReInitState | undefined {
+    const state = this.client.read((core) => core.reinitState(this.id)) as ReInitState | undefined;
+    if (state && state.successorCreator == null) delete state.successorCreator;
+    return state;
   }
 
   mergePendingCommit(): Promise<void> {

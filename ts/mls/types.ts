@@ -77,7 +77,7 @@ export type ProposalInfo =
   | { type: 'update'; leafIndex?: number }
   | { type: 'remove'; leafIndex: number }
   | { type: 'preSharedKey'; pskType: 'external' | 'resumption' | 'other'; pskId: Uint8Array }
-  | { type: 'reInit' }
+  | { type: 'reInit'; groupId: Uint8Array; version: number; ciphersuite: Ciphersuite }
   | { type: 'externalInit' }
   | { type: 'groupContextExtensions' }
   | { type: 'selfRemove'; leafIndex?: number }
@@ -155,6 +155,31 @@ export type ProposalRequest =
   | { type: 'groupContextExtensions'; extensions: GroupContextExtensions }
   | { type: 'selfRemove' }
   | { type: 'custom'; proposalType: number; payload: Uint8Array };
+
+/** What a ReInit commit sets up (RFC 9420 §11.2); see `Group.commitReInit`. */
+export interface ReInitOptions {
+  /** The successor's ciphersuite; every member's leaf must list it. */
+  ciphersuite: Ciphersuite;
+  /** The successor's group id (random 16 bytes when absent). */
+  groupId?: Uint8Array;
+  /** Protocol version (1 = MLS 1.0, the only one defined). */
+  version?: number;
+  /** The successor's GroupContext extensions. */
+  extensions?: GroupContextExtensions;
+  aad?: Uint8Array;
+}
+
+/** A group retired by a merged ReInit commit. */
+export interface ReInitState {
+  newGroupId: Uint8Array;
+  version: number;
+  ciphersuite: Ciphersuite;
+  /** The old group's epoch after the ReInit commit (the reinit PSK's epoch). */
+  epoch: number;
+  ownLeaf: number;
+  /** Old leaf index of the member who created the successor this member is in. */
+  successorCreator?: number;
+}
 
 export interface GroupState {
   groupId: Uint8Array;

@@ -182,6 +182,23 @@ impl GroupConfig {
         SenderRatchetConfiguration::new(self.out_of_order_tolerance, self.maximum_forward_distance)
     }
 
+    /// A group builder for `cs` with this configuration's policies,
+    /// capabilities and leaf extensions (group id and GroupContext
+    /// extensions are the caller's).
+    pub fn group_builder(&self, cs: Ciphersuite) -> CoreResult<MlsGroupBuilder> {
+        MlsGroup::builder()
+            .ciphersuite(cs)
+            .with_wire_format_policy(self.wire_format_policy()?)
+            .padding_size(self.padding_size)
+            .max_past_epochs(self.max_past_epochs)
+            .number_of_resumption_psks(self.number_of_resumption_psks)
+            .use_ratchet_tree_extension(self.use_ratchet_tree_extension)
+            .sender_ratchet_configuration(self.sender_ratchet())
+            .with_capabilities(self.capabilities.to_capabilities())
+            .with_leaf_node_extensions(self.capabilities.leaf_extensions()?)
+            .map_err(|e| CoreError::from_mls("leaf node extensions", e))
+    }
+
     pub fn join_config(&self) -> CoreResult<MlsGroupJoinConfig> {
         Ok(MlsGroupJoinConfig::builder()
             .wire_format_policy(self.wire_format_policy()?)

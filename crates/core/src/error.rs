@@ -60,6 +60,7 @@ const CLASSIFICATION: &[(&str, &str)] = &[
     ("MissingDerivationInfo", "VIRTUAL_CLIENT"),
     ("VirtualClients", "VIRTUAL_CLIENT"),
     ("KeyNotFound", "PSK_NOT_FOUND"),
+    ("UsageMismatch", "INVALID_PSK"),
     ("PendingCommit", "PENDING_COMMIT"),
     ("UseAfterEviction", "NOT_A_MEMBER"),
     ("GroupStateError", "INVALID_STATE"),

@@ -140,8 +140,29 @@ fn ratchet_tree_in(bytes: Option<Vec<u8>>) -> CoreResult<Option<RatchetTreeIn>> 
         .transpose()
 }
 
+/// Load PSKs, build and stage a commit signed by the member's own key.
+/// One out-of-line copy for every plain commit the core makes (ordinary,
+/// ReInit, a successor's first), so the builder chain is not inlined into
+/// each caller (wasm size).
+#[inline(never)]
+pub(crate) fn stage_commit(
+    builder: CommitBuilder<'_, Initial, &mut MlsGroup>,
+    provider: &Provider,
+    signer: &crate::signer::ClientSigner,
+    group_info: bool,
+) -> CoreResult<CommitMessageBundle> {
+    builder
+        .load_psks(provider.storage())
+        .map_err(|e| CoreError::from_mls("loading PSKs", e))?
+        .create_group_info(group_info)
+        .build(provider.rand(), provider.crypto(), signer, |_| true)
+        .map_err(|e| CoreError::from_mls("building commit", e))?
+        .stage_commit(provider)
+        .map_err(|e| CoreError::from_mls("staging commit", e))
+}
+
 /// Encode the outputs of a commit as a JS object.
-fn commit_output(group: &mut MlsGroup, provider: &Provider, mut bundle: CommitMessageBundle) -> CoreResult<JsValue> {
+pub(crate) fn commit_output(group: &mut MlsGroup, provider: &Provider, mut bundle: CommitMessageBundle) -> CoreResult<JsValue> {
     if let Some(confirmation) = bundle.take_confirmation() {
         group
             .confirm_handshake_message(provider.storage(), confirmation.epoch, confirmation.generation)
@@ -182,6 +203,7 @@ impl Client {
         op: impl FnOnce(&mut MlsGroup, &Provider, &crate::signer::ClientSigner) -> CoreResult<T>,
     ) -> CoreResult<T> {
         self.mutate(|client| {
+            crate::reinit::ensure_active(&client.provider, group_id)?;
             let public_key = client.prepare_group(group_id)?;
             let signer = client
                 .signers
@@ -215,18 +237,7 @@ impl Client {
             let cs = ciphersuite(config.ciphersuite)?;
             client.load_signer(public_key, cs.signature_algorithm())?;
             let signer = client.signer(public_key)?;
-            let mut builder = MlsGroup::builder()
-                .ciphersuite(cs)
-                .with_wire_format_policy(config.wire_format_policy()?)
-                .padding_size(config.padding_size)
-                .max_past_epochs(config.max_past_epochs)
-                .number_of_resumption_psks(config.number_of_resumption_psks)
-                .use_ratchet_tree_extension(config.use_ratchet_tree_extension)
-                .sender_ratchet_configuration(config.sender_ratchet())
-                .with_capabilities(config.capabilities.to_capabilities())
-                .with_leaf_node_extensions(config.capabilities.leaf_extensions()?)
-                .map_err(|e| CoreError::from_mls("leaf node extensions", e))?
-                .with_group_context_extensions(config.extensions.to_extensions()?);
+            let mut builder = config.group_builder(cs)?.with_group_context_extensions(config.extensions.to_extensions()?);
             if let Some(id) = &config.group_id {
                 if id.is_empty() {
                     return Err(invalid_argument("group id must not be empty"));
@@ -406,21 +417,21 @@ impl Client {
                 let proposal = CustomProposal::new(custom.proposal_type, custom.payload.to_vec());
                 builder = builder.add_proposal(Proposal::Custom(Box::new(proposal)));
             }
-            let loaded = builder
+            let Some((pair, credential)) = &new_signer else {
+                let bundle = stage_commit(builder, provider, signer, spec.group_info)?;
+                return commit_output(group, provider, bundle);
+            };
+            let bundle = builder
                 .load_psks(provider.storage())
                 .map_err(|e| CoreError::from_mls("loading PSKs", e))?
-                .create_group_info(spec.group_info);
-            let built = match &new_signer {
-                Some((pair, credential)) => loaded.build_with_new_signer(
+                .create_group_info(spec.group_info)
+                .build_with_new_signer(
                     provider.rand(),
                     provider.crypto(),
                     signer,
                     NewSignerBundle { signer: pair, credential_with_key: credential.clone() },
                     |_| true,
-                ),
-                None => loaded.build(provider.rand(), provider.crypto(), signer, |_| true),
-            };
-            let bundle = built
+                )
                 .map_err(|e| CoreError::from_mls("building commit", e))?
                 .stage_commit(provider)
                 .map_err(|e| CoreError::from_mls("staging commit", e))?;
@@ -436,10 +447,12 @@ impl Client {
     #[wasm_bindgen(js_name = mergePendingCommit)]
     pub fn merge_pending_commit(&mut self, group_id: &[u8]) -> Result<(), JsValue> {
         Ok(self.with_group(group_id, |group, provider, _| {
-            if group.pending_commit().is_none() {
-                return Err(CoreError::new("NO_PENDING_COMMIT", "there is no pending commit to merge"));
-            }
-            group.merge_pending_commit(provider).map_err(|e| CoreError::from_mls("merging pending commit", e))
+            let reinit = match group.pending_commit() {
+                None => return Err(CoreError::new("NO_PENDING_COMMIT", "there is no pending commit to merge")),
+                Some(staged) => crate::reinit::reinit_of(staged)?,
+            };
+            group.merge_pending_commit(provider).map_err(|e| CoreError::from_mls("merging pending commit", e))?;
+            reinit.map_or(Ok(()), |r| crate::reinit::retire(group, provider, &r))
         })?)
     }
 
@@ -618,6 +631,7 @@ impl Client {
                     // crashes (or discards it) must be able to process the
                     // same commit again. Undo the secret-tree changes
                     // decryption made; merge persists the new epoch.
+                    crate::reinit::reinit_of(&staged)?;
                     let stash = provider.storage().rollback_stashing(crate::storage::VC_OPERATION_TREE_PREFIX);
                     let devices = crate::paired_standard::authorizing_devices(group, &sender, Some(&staged));
                     let digest = match devices {
@@ -655,7 +669,9 @@ impl Client {
         let stash = std::mem::take(&mut handle.stash);
         Ok(self.with_group(&group_id, |group, provider, _| {
             provider.storage().apply_stash(stash);
-            group.merge_staged_commit(provider, *staged).map_err(|e| CoreError::from_mls("merging commit", e))
+            let reinit = crate::reinit::reinit_of(&staged)?;
+            group.merge_staged_commit(provider, *staged).map_err(|e| CoreError::from_mls("merging commit", e))?;
+            reinit.map_or(Ok(()), |r| crate::reinit::retire(group, provider, &r))
         })?)
     }
 

@@ -9,7 +9,7 @@ use wasm_bindgen::JsValue;
 
 use crate::error::{CoreError, CoreResult};
 
-fn to_js<T: Serialize>(value: &T) -> CoreResult<JsValue> {
+pub(crate) fn to_js<T: Serialize>(value: &T) -> CoreResult<JsValue> {
     let serializer = serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true);
     value
         .serialize(&serializer)
@@ -70,11 +70,15 @@ struct CredentialView {
     identity: ByteBuf,
 }
 
-fn credential(c: &Credential) -> CredentialView {
-    let identity = BasicCredential::try_from(c.clone())
+/// The identity a credential names (a basic credential's identity, else its content).
+pub(crate) fn identity_of(c: &Credential) -> Vec<u8> {
+    BasicCredential::try_from(c.clone())
         .map(|b| b.identity().to_vec())
-        .unwrap_or_else(|_| c.serialized_content().to_vec());
-    CredentialView { credential_type: u16::from(c.credential_type()), identity: ByteBuf::from(identity) }
+        .unwrap_or_else(|_| c.serialized_content().to_vec())
+}
+
+fn credential(c: &Credential) -> CredentialView {
+    CredentialView { credential_type: u16::from(c.credential_type()), identity: ByteBuf::from(identity_of(c)) }
 }
 
 #[derive(Serialize)]
@@ -236,7 +240,7 @@ enum ProposalView {
     Update { #[serde(rename = "leafIndex")] leaf_index: Option<u32> },
     Remove { #[serde(rename = "leafIndex")] leaf_index: u32 },
     PreSharedKey { #[serde(rename = "pskType")] psk_type: &'static str, #[serde(rename = "pskId")] psk_id: ByteBuf },
-    ReInit,
+    ReInit { #[serde(rename = "groupId")] group_id: ByteBuf, version: u16, ciphersuite: u16 },
     ExternalInit,
     GroupContextExtensions,
     SelfRemove { #[serde(rename = "leafIndex")] leaf_index: Option<u32> },
@@ -265,7 +269,14 @@ fn proposal_view(p: &Proposal, s: &Sender) -> ProposalView {
             #[allow(unreachable_patterns)]
             _ => ProposalView::PreSharedKey { psk_type: "other", psk_id: ByteBuf::new() },
         },
-        Proposal::ReInit(_) => ProposalView::ReInit,
+        Proposal::ReInit(r) => ProposalView::ReInit {
+            group_id: bytes(r.group_id().as_slice()),
+            version: match r.version() {
+                ProtocolVersion::Mls10 => 1,
+                ProtocolVersion::Other(v) => v,
+            },
+            ciphersuite: r.ciphersuite() as u16,
+        },
         Proposal::ExternalInit(_) => ProposalView::ExternalInit,
         Proposal::GroupContextExtensions(_) => ProposalView::GroupContextExtensions,
         Proposal::SelfRemove => ProposalView::SelfRemove { leaf_index: sender_leaf(s) },

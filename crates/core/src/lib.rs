@@ -17,6 +17,7 @@ mod native_crypto;
 mod paired_standard;
 mod primitives;
 mod provider;
+mod reinit;
 mod signer;
 mod test_support;
 mod virtual_client;

@@ -86,6 +86,8 @@ const ENCRYPTION_KEY_PAIR_LABEL: &[u8] = b"EncryptionKeyPair";
 const EPOCH_KEY_PAIRS_LABEL: &[u8] = b"EpochKeyPairs";
 const KEY_PACKAGE_LABEL: &[u8] = b"KeyPackage";
 const PSK_LABEL: &[u8] = b"Psk";
+/// A group retired by a ReInit commit (public parameters, see reinit.rs).
+const REINIT_LABEL: &[u8] = b"ReInitRecord";
 
 #[cfg(test)]
 const ALL_LABELS: &[&[u8]] = &[
@@ -114,6 +116,7 @@ const ALL_LABELS: &[&[u8]] = &[
     EPOCH_KEY_PAIRS_LABEL,
     KEY_PACKAGE_LABEL,
     PSK_LABEL,
+    REINIT_LABEL,
 ];
 
 // ---------------------------------------------------------------------------
@@ -461,6 +464,19 @@ impl JournalStorage {
     /// Put back a value read with `vc_operation_tree_value` (journaled).
     pub fn restore_vc_operation_tree_value<E: Serialize + ?Sized>(&self, epoch_id: &E, value: Vec<u8>) -> Result<(), StorageError> {
         let key = build_key(VC_OPERATION_TREE_LABEL, epoch_id)?;
+        self.state_mut()?.put(key, value);
+        Ok(())
+    }
+
+    /// The ReInit record of a retired group, if any (public data).
+    pub fn reinit_record<G: Serialize + ?Sized>(&self, group_id: &G) -> Option<Vec<u8>> {
+        let key = build_key(REINIT_LABEL, group_id).ok()?;
+        self.state.try_borrow().ok()?.values.get(&key).cloned()
+    }
+
+    /// Write (journaled) the ReInit record of a group.
+    pub fn write_reinit_record<G: Serialize + ?Sized>(&self, group_id: &G, value: Vec<u8>) -> Result<(), StorageError> {
+        let key = build_key(REINIT_LABEL, group_id)?;
         self.state_mut()?.put(key, value);
         Ok(())
     }

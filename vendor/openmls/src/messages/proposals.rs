@@ -566,6 +566,44 @@ pub struct ReInitProposal {
     pub(crate) extensions: Extensions<GroupContext>,
 }
 
+impl ReInitProposal {
+    /// Create a ReInit proposal (RFC 9420 §12.1.5) for a new group with
+    /// these parameters.
+    pub fn new(
+        group_id: GroupId,
+        version: ProtocolVersion,
+        ciphersuite: Ciphersuite,
+        extensions: Extensions<GroupContext>,
+    ) -> Self {
+        Self {
+            group_id,
+            version,
+            ciphersuite,
+            extensions,
+        }
+    }
+
+    /// Returns the new group's id.
+    pub fn group_id(&self) -> &GroupId {
+        &self.group_id
+    }
+
+    /// Returns the new group's protocol version.
+    pub fn version(&self) -> ProtocolVersion {
+        self.version
+    }
+
+    /// Returns the new group's ciphersuite.
+    pub fn ciphersuite(&self) -> Ciphersuite {
+        self.ciphersuite
+    }
+
+    /// Returns the new group's group context extensions.
+    pub fn extensions(&self) -> &Extensions<GroupContext> {
+        &self.extensions
+    }
+}
+
 /// ExternalInit Proposal.
 ///
 /// An ExternalInit proposal is used by new members that want to join a group by

@@ -368,15 +368,25 @@ impl PreSharedKeyId {
 
     // ----- Validation ----------------------------------------------------------------------------
 
-    pub(crate) fn validate_in_proposal(self, ciphersuite: Ciphersuite) -> Result<(), PskError> {
+    pub(crate) fn validate_in_proposal(
+        self,
+        ciphersuite: Ciphersuite,
+        first_epoch: bool,
+    ) -> Result<(), PskError> {
         // ValSem402
         match self.psk() {
             Psk::Resumption(resumption_psk) => {
                 // https://validation.openmls.tech/#valn0801
                 // https://validation.openmls.tech/#valn0802
-                if resumption_psk.usage != ResumptionPskUsage::Application {
+                // Reinit and branch PSKs are only valid in the first commit
+                // of the new group (RFC 9420 §8.6, §11.2, §11.3).
+                let mut allowed = vec![ResumptionPskUsage::Application];
+                if first_epoch {
+                    allowed.extend([ResumptionPskUsage::Reinit, ResumptionPskUsage::Branch]);
+                }
+                if !allowed.contains(&resumption_psk.usage) {
                     return Err(PskError::UsageMismatch {
-                        allowed: vec![ResumptionPskUsage::Application],
+                        allowed,
                         got: resumption_psk.usage,
                     });
                 }
@@ -599,6 +609,18 @@ pub(crate) fn load_psks<'p, Storage: StorageProvider>(
         log_crypto!(trace, "PSK store {:?}", resumption_psk_store);
 
         match &psk_id.psk {
+            // Reinit and branch PSKs come from another group (RFC 9420
+            // §11.2, §11.3): resolve them by their full id from storage.
+            Psk::Resumption(resumption) if resumption.usage != ResumptionPskUsage::Application => {
+                let psk_bundle: Option<PskBundle> = storage
+                    .psk(psk_id.psk())
+                    .map_err(|_| PskError::KeyNotFound)?;
+                if let Some(psk_bundle) = psk_bundle {
+                    psk_bundles.push((psk_id, psk_bundle.secret));
+                } else {
+                    return Err(PskError::KeyNotFound);
+                }
+            }
             Psk::Resumption(resumption) => {
                 if let Some(psk_bundle) = resumption_psk_store.get(resumption.psk_epoch()) {
                     psk_bundles.push((psk_id, psk_bundle.secret.clone()));

@@ -549,6 +549,7 @@ impl ProposalQueue {
         let mut proposal_pool: HashMap<ProposalRef, QueuedProposal> = HashMap::new();
         let mut contains_own_updates = false;
         let mut contains_external_init = false;
+        let mut reinit = None;
 
         let mut member_specific_proposals: HashMap<LeafNodeIndex, QueuedProposal> = HashMap::new();
         let mut register_member_specific_proposal =
@@ -606,7 +607,10 @@ impl ProposalQueue {
                     valid_proposals.add(queued_proposal.proposal_reference());
                 }
                 Proposal::ReInit(_) => {
-                    // TODO #751: Only keep one ReInit
+                    // Keep one ReInit, the first (RFC 9420 §12.2).
+                    if reinit.is_none() {
+                        reinit = Some(queued_proposal.proposal_reference());
+                    }
                 }
                 Proposal::ExternalInit(_) => {
                     // Only use the first external init proposal we find.
@@ -638,6 +642,10 @@ impl ProposalQueue {
                     valid_proposals.add(queued_proposal.proposal_reference());
                 }
             }
+        }
+
+        if let Some(reinit) = reinit {
+            valid_proposals.add(reinit);
         }
 
         // Add the leaf-specific proposals to the list of valid proposals.

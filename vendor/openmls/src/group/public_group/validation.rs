@@ -521,7 +521,9 @@ impl PublicGroup {
             // ValSem401
             // ValSem402
             // https://validation.openmls.tech/#valn0803
-            psk_id.validate_in_proposal(self.ciphersuite())?;
+            // Reinit and branch PSKs are only valid in a new group's first epoch.
+            let first_epoch = self.group_context().epoch().as_u64() == 0;
+            psk_id.validate_in_proposal(self.ciphersuite(), first_epoch)?;
         }
 
         Ok(())

@@ -10,4 +10,5 @@ mod past_secrets;
 #[cfg(all(feature = "sqlite-provider", feature = "libcrux-provider"))]
 mod past_secrets_storage_compatibility;
 mod proposals;
+mod reinit;
 mod secret_tree_persistence;

@@ -1,0 +1,535 @@
+//! ReInit (RFC 9420 §11.2): end a group and continue in a successor with a
+//! new protocol version, ciphersuite, group id or extensions.
+//!
+//! 1. A member commits a ReInit (alone: RFC 9420 §12.2), after checking
+//!    that every member's leaf lists the new version and ciphersuite.
+//! 2. Whoever merges that commit retires the old group: the resumption PSK
+//!    of the epoch after the commit is stored under its full PSK id
+//!    (resumption, reinit, old group id, epoch) and a `ReInitRecord` makes
+//!    every later mutating call on the old group fail with
+//!    `GROUP_REINITIALIZED`.
+//! 3. One member creates the successor: a new group with the ReInit's
+//!    parameters whose first commit adds the other members and injects the
+//!    reinit PSK (the engine resolves it from storage, docs/ENGINE.md).
+//! 4. The others join from its Welcome after checking it continues this
+//!    group (parameters, PSK, membership). When several members create a
+//!    successor, the one created by the lowest old leaf index wins
+//!    (docs/PROTOCOL.md, "ReInit"), so every member ends in the same group.
+
+use openmls::prelude::{tls_codec::Deserialize as _, tls_codec::Serialize as _, *};
+use openmls::schedule::psk::ResumptionPskUsage;
+use openmls::schedule::{PreSharedKeyId, Psk};
+use openmls_traits::OpenMlsProvider;
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use wasm_bindgen::prelude::*;
+
+use crate::client::{credential_with_key, parse_message, serialize, validate_key_package, Client};
+use crate::config::{ciphersuite, GroupConfig, GroupContextExtensionsSpec};
+use crate::error::{invalid_argument, malformed, CoreError, CoreResult};
+use crate::provider::Provider;
+
+/// What a member keeps about a group it left through ReInit. Public data
+/// only: the PSK itself is in the PSK store.
+#[derive(Serialize, Deserialize, Clone)]
+struct ReInitRecord {
+    new_group_id: Vec<u8>,
+    version: u16,
+    ciphersuite: u16,
+    /// TLS encoding of the successor's GroupContext extensions.
+    extensions: Vec<u8>,
+    /// The old group's epoch after the ReInit commit (the PSK's epoch).
+    epoch: u64,
+    /// Old members: (leaf index, identity).
+    members: Vec<(u32, Vec<u8>)>,
+    own_leaf: u32,
+    /// Old leaf index of the creator of the successor this member is in.
+    successor_creator: Option<u32>,
+}
+
+/// `commitReInit` parameters.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ReInitSpec {
+    /// Successor group id; random (16 bytes) when absent.
+    group_id: Option<ByteBuf>,
+    ciphersuite: u16,
+    #[serde(default = "mls10")]
+    version: u16,
+    #[serde(default)]
+    extensions: Option<GroupContextExtensionsSpec>,
+    #[serde(default)]
+    aad: Option<ByteBuf>,
+}
+
+fn mls10() -> u16 {
+    1
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReInitStateView {
+    new_group_id: ByteBuf,
+    version: u16,
+    ciphersuite: u16,
+    epoch: u64,
+    own_leaf: u32,
+    successor_creator: Option<u32>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SuccessorView {
+    group_id: ByteBuf,
+    commit: Option<ByteBuf>,
+    welcome: Option<ByteBuf>,
+    group_info: Option<ByteBuf>,
+    /// Old leaf index of the successor's creator.
+    creator_leaf: u32,
+    /// Whether this replaced a successor this member was already in.
+    replaced: bool,
+}
+
+use crate::inspect::to_js;
+
+fn version_code(v: ProtocolVersion) -> u16 {
+    match v {
+        ProtocolVersion::Mls10 => 1,
+        ProtocolVersion::Other(code) => code,
+    }
+}
+
+fn identity_of(c: &Credential) -> Vec<u8> {
+    crate::inspect::identity_of(c)
+}
+
+fn load_record(provider: &Provider, group_id: &[u8]) -> CoreResult<Option<ReInitRecord>> {
+    provider
+        .storage()
+        .reinit_record(group_id)
+        .map(|bytes| serde_json::from_slice(&bytes).map_err(|_| CoreError::new("STORAGE", "unreadable ReInit record")))
+        .transpose()
+}
+
+fn write_record(provider: &Provider, group_id: &[u8], record: &ReInitRecord) -> CoreResult<()> {
+    let bytes = serde_json::to_vec(record).map_err(|_| CoreError::new("INTERNAL", "encoding ReInit record"))?;
+    provider
+        .storage()
+        .write_reinit_record(group_id, bytes)
+        .map_err(|e| CoreError::new("STORAGE", format!("writing ReInit record: {e:?}")))
+}
+
+/// Refuse any further use of a group retired by ReInit (RFC 9420 §11.2:
+/// no more messages in the old group).
+pub(crate) fn ensure_active(provider: &Provider, group_id: &[u8]) -> CoreResult<()> {
+    if provider.storage().reinit_record(group_id).is_some() {
+        return Err(CoreError::new(
+            "GROUP_REINITIALIZED",
+            "the group was reinitialized (ReInit); continue in its successor",
+        ));
+    }
+    Ok(())
+}
+
+/// The ReInit a staged commit carries, if any. A ReInit must be the only
+/// proposal of its commit (RFC 9420 §12.2).
+pub(crate) fn reinit_of(staged: &StagedCommit) -> CoreResult<Option<ReInitProposal>> {
+    let mut reinit = None;
+    let mut others = 0usize;
+    for queued in staged.queued_proposals() {
+        match queued.proposal() {
+            Proposal::ReInit(r) if reinit.is_none() => reinit = Some(r.as_ref().clone()),
+            _ => others += 1,
+        }
+    }
+    if reinit.is_some() && others > 0 {
+        return Err(CoreError::new("INVALID_REINIT_COMMIT", "a commit with a ReInit proposal must carry no other proposal"));
+    }
+    Ok(reinit)
+}
+
+/// After merging a ReInit commit: keep the reinit PSK under its full id and
+/// mark the group retired.
+pub(crate) fn retire(group: &MlsGroup, provider: &Provider, reinit: &ReInitProposal) -> CoreResult<()> {
+    let group_id = group.group_id().as_slice();
+    let psk = PreSharedKeyId::resumption(ResumptionPskUsage::Reinit, group.group_id().clone(), group.epoch(), Vec::new());
+    psk.store(provider, group.resumption_psk_secret().as_slice())
+        .map_err(|e| CoreError::from_mls("storing the reinit PSK", e))?;
+    let members = group
+        .members()
+        .map(|m| (m.index.u32(), identity_of(&m.credential)))
+        .collect();
+    let record = ReInitRecord {
+        new_group_id: reinit.group_id().as_slice().to_vec(),
+        version: version_code(reinit.version()),
+        ciphersuite: reinit.ciphersuite() as u16,
+        extensions: reinit.extensions().tls_serialize_detached().map_err(|e| malformed("ReInit extensions", e))?,
+        epoch: group.epoch().as_u64(),
+        members,
+        own_leaf: group.own_leaf_index().u32(),
+        successor_creator: None,
+    };
+    write_record(provider, group_id, &record)
+}
+
+/// Every member's leaf must list the new version and ciphersuite, and this
+/// build must implement the ciphersuite, before anyone commits the ReInit.
+fn check_capabilities(group: &MlsGroup, version: u16, cs: Ciphersuite) -> CoreResult<()> {
+    if version != 1 {
+        return Err(CoreError::new("REINIT_UNSUPPORTED", format!("protocol version {version} is not implemented")));
+    }
+    if !crate::provider::supported_ciphersuites().contains(&(cs as u16)) {
+        return Err(CoreError::new("REINIT_UNSUPPORTED", format!("ciphersuite {} is not implemented", cs as u16)));
+    }
+    for member in group.members() {
+        let leaf = group
+            .public_group()
+            .leaf(member.index)
+            .ok_or_else(|| CoreError::new("INTERNAL", "member without a leaf"))?;
+        let caps = leaf.capabilities();
+        let has_version = caps.versions().iter().any(|v| version_code(*v) == version);
+        let has_suite = caps.ciphersuites().iter().any(|c| c.value() == cs as u16);
+        if !has_version || !has_suite {
+            return Err(CoreError::new(
+                "REINIT_UNSUPPORTED",
+                format!("member at leaf {} does not list version {version} and ciphersuite {}", member.index.u32(), cs as u16),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn reinit_psk_id(provider: &Provider, cs: Ciphersuite, old_group_id: &[u8], epoch: u64) -> CoreResult<PreSharedKeyId> {
+    let nonce = provider
+        .rand()
+        .random_vec(cs.hash_length())
+        .map_err(|e| CoreError::new("CRYPTO", format!("drawing PSK nonce: {e:?}")))?;
+    Ok(PreSharedKeyId::resumption(
+        ResumptionPskUsage::Reinit,
+        GroupId::from_slice(old_group_id),
+        GroupEpoch::from(epoch),
+        nonce,
+    ))
+}
+
+impl Client {
+    fn record_for(&self, old_group_id: &[u8]) -> CoreResult<ReInitRecord> {
+        load_record(&self.provider, old_group_id)?
+            .ok_or_else(|| CoreError::new("NOT_REINITIALIZED", "the group has no merged ReInit commit"))
+    }
+}
+
+#[wasm_bindgen]
+impl Client {
+    /// Commit a ReInit (RFC 9420 §12.1.5) as the commit's only proposal,
+    /// after checking every member supports the new version and
+    /// ciphersuite. Pending until `mergePendingCommit`, which retires the
+    /// group. Returns `{ commit, welcome?, groupInfo? }`.
+    #[wasm_bindgen(js_name = commitReInit)]
+    pub fn commit_reinit(&mut self, group_id: &[u8], spec: JsValue) -> Result<JsValue, JsValue> {
+        let spec: ReInitSpec =
+            serde_wasm_bindgen::from_value(spec).map_err(|e| invalid_argument(format!("reinit spec: {e}")))?;
+        let cs = ciphersuite(spec.ciphersuite)?;
+        let extensions = spec.extensions.as_ref().map(|e| e.to_extensions()).transpose()?.unwrap_or_else(Extensions::empty);
+        Ok(self.with_group(group_id, |group, provider, signer| {
+            check_capabilities(group, spec.version, cs)?;
+            let new_id = match &spec.group_id {
+                Some(id) if id.is_empty() => return Err(invalid_argument("group id must not be empty")),
+                Some(id) => GroupId::from_slice(id),
+                None => GroupId::random(provider.rand()),
+            };
+            let reinit = ReInitProposal::new(new_id, ProtocolVersion::from(spec.version), cs, extensions);
+            if let Some(aad) = &spec.aad {
+                group.set_aad(aad.to_vec());
+            }
+            let builder = group.commit_builder().consume_proposal_store(false).add_proposal(Proposal::ReInit(Box::new(reinit)));
+            let bundle = crate::group::stage_commit(builder, provider, signer, false)?;
+            crate::group::commit_output(group, provider, bundle)
+        })?)
+    }
+
+    /// The ReInit a retired group points to, or `undefined` if the group
+    /// was not reinitialized.
+    #[wasm_bindgen(js_name = reinitState)]
+    pub fn reinit_state(&self, group_id: &[u8]) -> Result<JsValue, JsValue> {
+        match load_record(&self.provider, group_id)? {
+            None => Ok(JsValue::UNDEFINED),
+            Some(r) => Ok(to_js(&ReInitStateView {
+                new_group_id: ByteBuf::from(r.new_group_id),
+                version: r.version,
+                ciphersuite: r.ciphersuite,
+                epoch: r.epoch,
+                own_leaf: r.own_leaf,
+                successor_creator: r.successor_creator,
+            })?),
+        }
+    }
+
+    /// Create the successor of a retired group: a group with the ReInit's
+    /// id, version, ciphersuite and extensions whose first commit adds the
+    /// given KeyPackages (old members only) and injects the reinit PSK
+    /// (RFC 9420 §11.2). `identity`/`public_key` is this member's
+    /// credential for the new ciphersuite (same identity as in the old
+    /// group). Returns `{ groupId, commit, welcome, creatorLeaf }`; the
+    /// commit is pending until `mergePendingCommit` on the new group.
+    #[wasm_bindgen(js_name = createReInitSuccessor)]
+    pub fn create_reinit_successor(
+        &mut self,
+        old_group_id: &[u8],
+        identity: &[u8],
+        public_key: &[u8],
+        key_packages: Vec<js_sys::Uint8Array>,
+        config: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let config = GroupConfig::from_js(config)?;
+        let key_packages = key_packages
+            .iter()
+            .map(|kp| validate_key_package(&self.provider, &kp.to_vec()))
+            .collect::<CoreResult<Vec<_>>>()?;
+        Ok(self.mutate(|client| {
+            let mut record = client.record_for(old_group_id)?;
+            if record.successor_creator.is_some() {
+                return Err(CoreError::new("SUCCESSOR_EXISTS", "this member is already in the group's successor"));
+            }
+            let cs = ciphersuite(record.ciphersuite)?;
+            let own_identity = record
+                .members
+                .iter()
+                .find(|(leaf, _)| *leaf == record.own_leaf)
+                .map(|(_, id)| id.clone())
+                .ok_or_else(|| CoreError::new("INTERNAL", "own leaf missing from the ReInit record"))?;
+            if identity != own_identity.as_slice() {
+                return Err(invalid_argument("the successor credential must carry this member's identity in the old group"));
+            }
+            let mut seen = vec![own_identity];
+            for kp in &key_packages {
+                if kp.ciphersuite() != cs {
+                    return Err(CoreError::new("REINIT_MISMATCH", "a KeyPackage is not for the successor's ciphersuite"));
+                }
+                let id = identity_of(kp.leaf_node().credential());
+                if !record.members.iter().any(|(_, m)| *m == id) {
+                    return Err(CoreError::new("REINIT_MISMATCH", "a KeyPackage is not from a member of the old group"));
+                }
+                if seen.contains(&id) {
+                    return Err(CoreError::new("REINIT_MISMATCH", "two KeyPackages for the same member"));
+                }
+                seen.push(id);
+            }
+            let extensions = Extensions::<GroupContext>::tls_deserialize_exact(record.extensions.as_slice())
+                .map_err(|e| malformed("ReInit extensions", e))?;
+            client.load_signer(public_key, cs.signature_algorithm())?;
+            let signer = client.signer(public_key)?;
+            let mut group = config
+                .group_builder(cs)?
+                .with_group_id(GroupId::from_slice(&record.new_group_id))
+                .with_group_context_extensions(extensions)
+                .build(&client.provider, signer, credential_with_key(identity, public_key))
+                .map_err(|e| CoreError::from_mls("creating the successor", e))?;
+            let psk = reinit_psk_id(&client.provider, cs, old_group_id, record.epoch)?;
+            let builder = group
+                .commit_builder()
+                .propose_adds(key_packages)
+                .add_proposal(Proposal::PreSharedKey(Box::new(PreSharedKeyProposal::new(psk))));
+            let mut bundle = crate::group::stage_commit(builder, &client.provider, signer, true)?;
+            if let Some(c) = bundle.take_confirmation() {
+                group
+                    .confirm_handshake_message(client.provider.storage(), c.epoch, c.generation)
+                    .map_err(|e| CoreError::from_mls("confirming commit secret", e))?;
+            }
+            let (commit, welcome, group_info) = bundle.into_messages();
+            record.successor_creator = Some(record.own_leaf);
+            write_record(&client.provider, old_group_id, &record)?;
+            let view = SuccessorView {
+                group_id: ByteBuf::from(record.new_group_id.clone()),
+                commit: Some(ByteBuf::from(serialize("commit", &commit)?)),
+                welcome: welcome.map(|w| serialize("welcome", &w)).transpose()?.map(ByteBuf::from),
+                group_info: group_info.map(|g| serialize("group info", &g)).transpose()?.map(ByteBuf::from),
+                creator_leaf: record.own_leaf,
+                replaced: false,
+            };
+            client.groups.insert(record.new_group_id.clone(), group);
+            to_js(&view)
+        })?)
+    }
+
+    /// Join the successor of a retired group from its Welcome, after
+    /// checking that it continues this group: the ReInit's group id,
+    /// version, ciphersuite and extensions, the reinit PSK of the old
+    /// group's last epoch, and members who were all members of the old
+    /// group. If this member is already in a successor, the Welcome wins
+    /// only if its creator's old leaf index is lower (docs/PROTOCOL.md);
+    /// otherwise it is refused with `REINIT_SUPERSEDED`.
+    /// Returns `{ groupId, creatorLeaf, replaced }`.
+    #[wasm_bindgen(js_name = joinReInitSuccessor)]
+    pub fn join_reinit_successor(
+        &mut self,
+        old_group_id: &[u8],
+        welcome: &[u8],
+        ratchet_tree: Option<Vec<u8>>,
+        config: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let config = GroupConfig::from_js(config)?;
+        let welcome = match parse_message(welcome)?.extract() {
+            MlsMessageBodyIn::Welcome(w) => w,
+            _ => return Err(invalid_argument("expected a Welcome message").into()),
+        };
+        let tree = ratchet_tree
+            .map(|b| RatchetTreeIn::tls_deserialize_exact(b.as_slice()).map_err(|e| malformed("ratchet tree", e)))
+            .transpose()?;
+        Ok(self.mutate(|client| {
+            let mut record = client.record_for(old_group_id)?;
+            let join = config.join_config()?;
+            let mut builder = StagedWelcome::build_from_welcome(&client.provider, &join, welcome)
+                .map_err(|e| CoreError::from_mls("processing welcome", e))?;
+            let carries_psk = builder.processed_welcome().psks().iter().any(|id| match id.psk() {
+                Psk::Resumption(r) => {
+                    r.usage() == ResumptionPskUsage::Reinit
+                        && r.psk_group_id().as_slice() == old_group_id
+                        && r.psk_epoch().as_u64() == record.epoch
+                }
+                _ => false,
+            });
+            if !carries_psk {
+                return Err(CoreError::new("REINIT_MISMATCH", "the Welcome does not carry this group's reinit PSK"));
+            }
+            if let Some(tree) = tree {
+                builder = builder.with_ratchet_tree(tree);
+            }
+            if record.successor_creator.is_some() {
+                builder = builder.replace_old_group();
+            }
+            let staged = builder.build().map_err(|e| CoreError::from_mls("processing welcome", e))?;
+            let context = staged.group_context();
+            let extensions = context.extensions().tls_serialize_detached().map_err(|e| malformed("extensions", e))?;
+            if context.group_id().as_slice() != record.new_group_id.as_slice()
+                || context.epoch().as_u64() != 1
+                || context.ciphersuite() as u16 != record.ciphersuite
+                || version_code(context.protocol_version()) != record.version
+                || extensions != record.extensions
+            {
+                return Err(CoreError::new("REINIT_MISMATCH", "the successor's parameters differ from the ReInit"));
+            }
+            for member in staged.members() {
+                let id = identity_of(&member.credential);
+                if !record.members.iter().any(|(_, m)| *m == id) {
+                    return Err(CoreError::new("REINIT_MISMATCH", "the successor has a member who was not in the old group"));
+                }
+            }
+            let sender = staged.welcome_sender().map_err(|e| CoreError::from_mls("welcome sender", e))?;
+            let sender_id = identity_of(sender.credential());
+            let creator_leaf = record
+                .members
+                .iter()
+                .find(|(_, m)| *m == sender_id)
+                .map(|(leaf, _)| *leaf)
+                .ok_or_else(|| CoreError::new("REINIT_MISMATCH", "the successor's creator was not in the old group"))?;
+            let replaced = match record.successor_creator {
+                Some(current) if creator_leaf >= current => {
+                    return Err(CoreError::new(
+                        "REINIT_SUPERSEDED",
+                        format!("already in the successor created by old leaf {current}, which wins over leaf {creator_leaf}"),
+                    ))
+                }
+                Some(_) => true,
+                None => false,
+            };
+            if replaced {
+                // The losing successor (and this member's pending commit in
+                // it, if it created it) goes away.
+                client.groups.remove(record.new_group_id.as_slice());
+            }
+            let group = staged.into_group(&client.provider).map_err(|e| CoreError::from_mls("joining the successor", e))?;
+            record.successor_creator = Some(creator_leaf);
+            write_record(&client.provider, old_group_id, &record)?;
+            client.groups.insert(record.new_group_id.clone(), group);
+            to_js(&SuccessorView {
+                group_id: ByteBuf::from(record.new_group_id.clone()),
+                commit: None,
+                welcome: None,
+                group_info: None,
+                creator_leaf,
+                replaced,
+            })
+        })?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openmls_basic_credential::SignatureKeyPair;
+
+    fn member(provider: &Provider, name: &str) -> (SignatureKeyPair, CredentialWithKey) {
+        let cs = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+        let keys = SignatureKeyPair::new(cs.signature_algorithm()).unwrap();
+        keys.store(provider.storage()).unwrap();
+        let credential = credential_with_key(name.as_bytes(), keys.public());
+        (keys, credential)
+    }
+
+    /// A ReInit committed with another proposal is refused on receipt
+    /// (RFC 9420 §12.2); alone, it is reported. ts-mls and this library
+    /// both refuse to build the first, so it is built here with the engine.
+    #[test]
+    fn a_reinit_must_be_alone_in_its_commit() {
+        let cs = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+        let (alice_p, bob_p) = (Provider::default(), Provider::default());
+        let (alice_keys, alice) = member(&alice_p, "alice");
+        let (bob_keys, bob) = member(&bob_p, "bob");
+        let bob_kp = KeyPackage::builder().build(cs, &bob_p, &bob_keys, bob).unwrap();
+        let mut group = MlsGroup::builder().ciphersuite(cs).build(&alice_p, &alice_keys, alice).unwrap();
+        let add = group
+            .commit_builder()
+            .propose_adds([bob_kp.key_package().clone()])
+            .load_psks(alice_p.storage())
+            .unwrap()
+            .build(alice_p.rand(), alice_p.crypto(), &alice_keys, |_| true)
+            .unwrap()
+            .stage_commit(&alice_p)
+            .unwrap();
+        group.merge_pending_commit(&alice_p).unwrap();
+        let welcome = match add.into_welcome() {
+            Some(w) => w,
+            None => panic!("no welcome"),
+        };
+        let mut bob_group = StagedWelcome::new_from_welcome(&bob_p, &MlsGroupJoinConfig::default(), welcome, Some(group.export_ratchet_tree().into()))
+            .unwrap()
+            .into_group(&bob_p)
+            .unwrap();
+        let reinit = ReInitProposal::new(GroupId::from_slice(b"next"), ProtocolVersion::Mls10, cs, Extensions::empty());
+        let psk = PreSharedKeyId::new(cs, alice_p.rand(), Psk::External(openmls::schedule::ExternalPsk::new(b"shared".to_vec()))).unwrap();
+        for p in [&alice_p, &bob_p] {
+            psk.store(p, &[7u8; 32]).unwrap();
+        }
+
+        let mut received = |proposals: Vec<Proposal>, group: &mut MlsGroup| {
+            let bundle = group
+                .commit_builder()
+                .add_proposals(proposals)
+                .load_psks(alice_p.storage())
+                .unwrap()
+                .build(alice_p.rand(), alice_p.crypto(), &alice_keys, |_| true)
+                .unwrap()
+                .stage_commit(&alice_p)
+                .unwrap();
+            group.clear_pending_commit(alice_p.storage()).unwrap();
+            let bytes = serialize("commit", &bundle.into_commit()).unwrap();
+            let message: ProtocolMessage = match parse_message(&bytes).unwrap().extract() {
+                MlsMessageBodyIn::PublicMessage(m) => m.into(),
+                MlsMessageBodyIn::PrivateMessage(m) => m.into(),
+                _ => panic!("expected a group message"),
+            };
+            match bob_group.process_message(&bob_p, message).unwrap().into_content() {
+                ProcessedMessageContent::StagedCommitMessage(staged) => *staged,
+                _ => panic!("expected a commit"),
+            }
+        };
+        let mixed = received(
+            vec![Proposal::ReInit(Box::new(reinit.clone())), Proposal::PreSharedKey(Box::new(PreSharedKeyProposal::new(psk)))],
+            &mut group,
+        );
+        assert_eq!(reinit_of(&mixed).err().map(|e| e.code), Some("INVALID_REINIT_COMMIT"));
+        let alone = received(vec![Proposal::ReInit(Box::new(reinit.clone()))], &mut group);
+        assert_eq!(reinit_of(&alone).ok().flatten(), Some(reinit));
+    }
+}
