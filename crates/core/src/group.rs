@@ -105,6 +105,14 @@ struct CommitSpec {
     leaf_app_data: Vec<crate::paired_standard::AppDataEntrySpec>,
 }
 
+/// Proposals an external commit carries by value (draft-kohbrok-mls-leaf-operation-intents §2.4).
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+struct InlineProposalsSpec {
+    custom: Vec<CustomProposalSpec>,
+    removes: Vec<u32>,
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CustomProposalSpec {
@@ -160,9 +168,11 @@ impl Client {
     /// Returns the group's own signature public key.
     fn prepare_group(&mut self, group_id: &[u8]) -> CoreResult<Vec<u8>> {
         if !self.groups.contains_key(group_id) {
-            let group = MlsGroup::load(self.provider.storage(), &group_id_of(group_id))
+            let mut group = MlsGroup::load(self.provider.storage(), &group_id_of(group_id))
                 .map_err(|e| CoreError::new("STORAGE", format!("loading group: {e}")))?
                 .ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "no such group in storage"))?;
+            // Runtime behaviour, not stored: LeafOperationProposals remove leaves.
+            group.set_proposal_expander(crate::leaf_operation_intent::expander());
             self.groups.insert(group_id.to_vec(), group);
         }
         let group = self.groups.get(group_id).ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "group not loaded"))?;
@@ -233,9 +243,10 @@ impl Client {
                 }
                 builder = builder.with_group_id(GroupId::from_slice(id));
             }
-            let group = builder
+            let mut group = builder
                 .build(&client.provider, signer, credential_with_key(identity, public_key))
                 .map_err(|e| CoreError::from_mls("creating group", e))?;
+            group.set_proposal_expander(crate::leaf_operation_intent::expander());
             let id = group.group_id().as_slice().to_vec();
             client.groups.insert(id.clone(), group);
             Ok(id)
@@ -292,8 +303,14 @@ impl Client {
         config: JsValue,
         psk_ids: Vec<js_sys::Uint8Array>,
         aad: Option<Vec<u8>>,
+        inline: JsValue,
     ) -> Result<JsValue, JsValue> {
         let config = GroupConfig::from_js(config)?;
+        let inline: InlineProposalsSpec = if inline.is_undefined() || inline.is_null() {
+            InlineProposalsSpec::default()
+        } else {
+            serde_wasm_bindgen::from_value(inline).map_err(|e| invalid_argument(format!("external commit proposals: {e}")))?
+        };
         let info = match parse_message(group_info)?.extract() {
             MlsMessageBodyIn::GroupInfo(info) => info,
             _ => return Err(invalid_argument("expected a GroupInfo message").into()),
@@ -310,6 +327,14 @@ impl Client {
             if let Some(aad) = aad {
                 builder = builder.with_aad(aad);
             }
+            // Committed by value, counted before the joiner's leaf is chosen.
+            let inline_proposals = inline
+                .custom
+                .iter()
+                .map(|c| Proposal::Custom(Box::new(CustomProposal::new(c.proposal_type, c.payload.to_vec()))))
+                .chain(inline.removes.iter().map(|&leaf| Proposal::Remove(Box::new(RemoveProposal::new(LeafNodeIndex::new(leaf))))))
+                .collect();
+            builder = builder.with_inline_proposals(inline_proposals);
             let mut commit_builder = builder
                 .build_group(&client.provider, info, credential_with_key(identity, public_key))
                 .map_err(|e| CoreError::from_mls("external join", e))?

@@ -424,7 +424,11 @@ impl PublicGroup {
                 ))
             }
 
-            FramedContentBody::Proposal(Proposal::Remove(_)) => {
+            // Custom proposals too, when the group requires their type.
+            FramedContentBody::Proposal(proposal)
+                if matches!(proposal, Proposal::Remove(_))
+                    || self.requires_custom_proposal(proposal) =>
+            {
                 let content = ProcessedMessageContent::ProposalMessage(Box::new(
                     QueuedProposal::from_authenticated_content_by_ref(
                         self.ciphersuite(),

@@ -17,7 +17,8 @@ use crate::{
         past_secrets::MessageSecretsStore,
         public_group::errors::CreationFromExternalError,
         ExternalCommitBuilderFinalizeError, LeafNodeLifetimePolicy, MlsGroup, MlsGroupJoinConfig,
-        MlsGroupState, PendingCommitState, ProposalStore, PublicGroup, QueuedProposal,
+        MlsGroupState, PendingCommitState, ProposalQueue, ProposalStore, PublicGroup,
+        QueuedProposal,
         ValidationError, PURE_PLAINTEXT_WIRE_FORMAT_POLICY,
     },
     messages::{
@@ -71,6 +72,7 @@ pub enum ExternalCommitBuilderError<StorageError> {
 #[derive(Default)]
 pub struct ExternalCommitBuilder {
     proposals: Vec<PublicMessageIn>,
+    inline_proposals: Vec<Proposal>,
     ratchet_tree: Option<RatchetTreeIn>,
     config: MlsGroupJoinConfig,
     validate_lifetimes: LeafNodeLifetimePolicy,
@@ -94,6 +96,20 @@ impl ExternalCommitBuilder {
     /// other types of messages are ignored.
     pub fn with_proposals(mut self, proposals: Vec<PublicMessageIn>) -> Self {
         self.proposals = proposals;
+        self
+    }
+
+    /// Adds proposals to commit by value: custom proposals (e.g.
+    /// LeafOperationProposals, which the group's
+    /// [`ProposalExpander`](crate::group::ProposalExpander) may map to removed
+    /// leaves) and Removes. They count before the joiner's leaf index is
+    /// chosen, so a leaf they free can be the joiner's. Other proposal types
+    /// are ignored.
+    pub fn with_inline_proposals(mut self, proposals: Vec<Proposal>) -> Self {
+        self.inline_proposals = proposals
+            .into_iter()
+            .filter(|p| matches!(p, Proposal::Custom(_) | Proposal::Remove(_)))
+            .collect();
         self
     }
 
@@ -147,6 +163,7 @@ impl ExternalCommitBuilder {
     > {
         let ExternalCommitBuilder {
             proposals,
+            inline_proposals: caller_inline_proposals,
             ratchet_tree,
             mut config,
             aad,
@@ -269,6 +286,7 @@ impl ExternalCommitBuilder {
 
         let inline_proposals = inline_proposals
             .chain(remove_proposal)
+            .chain(caller_inline_proposals)
             .map(|p| {
                 QueuedProposal::from_proposal_and_sender(
                     ciphersuite,
@@ -281,7 +299,17 @@ impl ExternalCommitBuilder {
 
         queued_proposals.extend(inline_proposals);
 
-        let own_leaf_index = public_group.leftmost_free_index(queued_proposals.iter())?;
+        // Leaves removed by custom proposals free their index too.
+        let mut implied = queued_proposals.iter().cloned().collect::<ProposalQueue>();
+        implied
+            .expand(
+                &public_group,
+                &config.proposal_expander,
+                &Sender::NewMemberCommit,
+            )
+            .map_err(ValidationError::from)?;
+        let own_leaf_index =
+            public_group.leftmost_free_index(queued_proposals.iter(), implied.implied_removes())?;
 
         let original_wire_format_policy = config.wire_format_policy;
 

@@ -1,0 +1,133 @@
+//! LeafOperationProposal (draft-kohbrok-mls-leaf-operation-intents §2.3–2.4)
+//! as the engine's proposal expander: openmls asks it which leaves a
+//! custom proposal removes, and then treats them as Remove proposals in
+//! proposal validation (RFC 9420 §12.2 duplicates), the tree diff, the
+//! joiner's leaf index of an external commit and the path requirement
+//! (docs/ENGINE.md). Wire formats and the rules are in docs/PROTOCOL.md §5.
+
+use std::sync::Arc;
+
+use openmls::group::{ProposalExpander, ProposalExpansionError, PublicGroup};
+use openmls::prelude::{tls_codec::Serialize as _, *};
+use openmls::treesync::LeafNodeSource;
+use openmls_rust_crypto::RustCrypto;
+use openmls_traits::crypto::OpenMlsCrypto;
+use openmls::prelude::tls_codec::{Deserialize as _, VLBytes};
+
+/// Proposal type of LeafOperationProposal (private use, RFC 9420 §17.4).
+pub const LEAF_OPERATION_PROPOSAL_TYPE: u16 = 0xF1A0;
+const SIGNATURE_LABEL: &str = "MLS 1.0 LeafOperationIntentTBS";
+const LEAF_NODE_REF_LABEL: &str = "MLS 1.0 LeafNode Reference";
+const SENDER_REMOVAL_ONLY: u8 = 1;
+const REMOVE_ASSOCIATED_MEMBERS: u8 = 2;
+
+/// The expander every group of this library carries.
+pub fn expander() -> Arc<dyn ProposalExpander> {
+    Arc::new(LeafOperationIntents { crypto: RustCrypto::default() })
+}
+
+struct LeafOperationIntents {
+    /// Hashing and signature verification only (no secrets).
+    crypto: RustCrypto,
+}
+
+/// A decoded LeafOperationIntent: the TBS bytes and the fields we check.
+struct Intent {
+    tbs: Vec<u8>,
+    group_id: Vec<u8>,
+    sender_index: u32,
+    sender_leaf_ref: Vec<u8>,
+    removal_mode: u8,
+    signature: Vec<u8>,
+}
+
+fn refused(reason: &str) -> ProposalExpansionError {
+    ProposalExpansionError(format!("LeafOperationProposal {reason}"))
+}
+
+fn decode(payload: &[u8]) -> Result<Intent, ProposalExpansionError> {
+    let malformed = |_| refused("malformed");
+    let mut reader = payload;
+    let group_id = VLBytes::tls_deserialize(&mut reader).map_err(malformed)?;
+    let sender_index = u32::tls_deserialize(&mut reader).map_err(malformed)?;
+    let sender_leaf_ref = VLBytes::tls_deserialize(&mut reader).map_err(malformed)?;
+    let removal_mode = u8::tls_deserialize(&mut reader).map_err(malformed)?;
+    let tbs = payload.get(..payload.len() - reader.len()).ok_or_else(|| refused("malformed"))?.to_vec();
+    let signature = VLBytes::tls_deserialize(&mut reader).map_err(malformed)?;
+    if !reader.is_empty() || !matches!(removal_mode, SENDER_REMOVAL_ONLY | REMOVE_ASSOCIATED_MEMBERS) {
+        return Err(refused("malformed"));
+    }
+    Ok(Intent {
+        tbs,
+        group_id: group_id.into(),
+        sender_index,
+        sender_leaf_ref: sender_leaf_ref.into(),
+        removal_mode,
+        signature: signature.into(),
+    })
+}
+
+/// `struct { opaque a<V>; opaque b<V>; }`, the input of RefHash and SignWithLabel (RFC 9420 §5.1.2, §5.2).
+fn two_vectors(a: &[u8], b: &[u8]) -> Result<Vec<u8>, ProposalExpansionError> {
+    let mut out = VLBytes::new(a.to_vec()).tls_serialize_detached().map_err(|_| refused("unencodable"))?;
+    out.extend(VLBytes::new(b.to_vec()).tls_serialize_detached().map_err(|_| refused("unencodable"))?);
+    Ok(out)
+}
+
+impl LeafOperationIntents {
+    /// The recipient checks of draft §2.3 in its order, plus our KeyPackage
+    /// leaf rule (PROTOCOL.md §5.5). Each failure names a stable reason.
+    fn validate(&self, group: &PublicGroup, intent: &Intent) -> Result<(), ProposalExpansionError> {
+        if intent.group_id.as_slice() != group.group_id().as_slice() {
+            return Err(refused("wrong-group"));
+        }
+        let leaf = group.leaf(LeafNodeIndex::new(intent.sender_index)).ok_or_else(|| refused("unknown-leaf"))?;
+        let cs = group.ciphersuite();
+        let leaf_bytes = leaf.tls_serialize_detached().map_err(|_| refused("unencodable"))?;
+        let leaf_ref = self
+            .crypto
+            .hash(cs.hash_algorithm(), &two_vectors(LEAF_NODE_REF_LABEL.as_bytes(), &leaf_bytes)?)
+            .map_err(|_| refused("unhashable"))?;
+        if leaf_ref != intent.sender_leaf_ref {
+            return Err(refused("stale-leaf"));
+        }
+        let signed = two_vectors(SIGNATURE_LABEL.as_bytes(), &intent.tbs)?;
+        self.crypto
+            .verify_signature(cs.signature_algorithm(), &signed, leaf.signature_key().as_slice(), &intent.signature)
+            .map_err(|_| refused("bad-signature"))?;
+        if matches!(leaf.leaf_node_source(), LeafNodeSource::KeyPackage(_)) {
+            return Err(refused("key-package-leaf"));
+        }
+        Ok(())
+    }
+}
+
+/// The Authentication Service's association rule (draft §2.5): members whose
+/// credentials have the same type and identity belong to the same user.
+fn associated(group: &PublicGroup, sender: LeafNodeIndex) -> Vec<LeafNodeIndex> {
+    let Some(own) = group.leaf(sender).map(|leaf| leaf.credential().clone()) else {
+        return Vec::new();
+    };
+    group
+        .members()
+        .filter(|m| m.index != sender && m.credential.credential_type() == own.credential_type() && m.credential.serialized_content() == own.serialized_content())
+        .map(|m| m.index)
+        .collect()
+}
+
+impl ProposalExpander for LeafOperationIntents {
+    fn removed_leaves(&self, group: &PublicGroup, proposal: &CustomProposal) -> Result<Option<Vec<LeafNodeIndex>>, ProposalExpansionError> {
+        if proposal.proposal_type() != LEAF_OPERATION_PROPOSAL_TYPE {
+            return Ok(None);
+        }
+        let intent = decode(proposal.payload())?;
+        self.validate(group, &intent)?;
+        let sender = LeafNodeIndex::new(intent.sender_index);
+        let mut leaves = vec![sender];
+        if intent.removal_mode == REMOVE_ASSOCIATED_MEMBERS {
+            leaves.extend(associated(group, sender));
+        }
+        leaves.sort();
+        Ok(Some(leaves))
+    }
+}
