@@ -48,6 +48,13 @@ export interface ExternalJoinOptions extends JoinOptions {
   /** External PSK ids (already in this client's registry) to inject. */
   psks?: Uint8Array[];
   aad?: Uint8Array;
+  /**
+   * Proposals the external commit carries by value: custom proposals (e.g.
+   * a LeafOperationProposal, `intentProposal(intent)`) and Removes. Leaves
+   * they free count before the joiner's own leaf is chosen.
+   */
+  custom?: { proposalType: number; payload: Uint8Array }[];
+  remove?: number[];
 }
 
 // Keys of the TS layer's own records start with 0x00, which no openmls key
@@ -334,7 +341,10 @@ export class MlsClient extends Resource<CoreClient> {
     const config = joinOptionsToCore(options);
     const out = await this.mutate(
       (core) =>
-        core.joinExternal(groupInfo, options.ratchetTree, identity.identity, identity.signaturePublicKey, config, options.psks ?? [], options.aad) as {
+        core.joinExternal(groupInfo, options.ratchetTree, identity.identity, identity.signaturePublicKey, config, options.psks ?? [], options.aad, {
+          custom: options.custom ?? [],
+          removes: options.remove ?? [],
+        }) as {
           groupId: Uint8Array;
           commit: Uint8Array;
         },

@@ -395,7 +395,11 @@ impl MlsGroup {
 
         let unverified_message = self
             .public_group
-            .parse_message(decrypted_message, &self.message_secrets_store)
+            .parse_message(
+                decrypted_message,
+                &self.message_secrets_store,
+                &self.mls_group_config.proposal_expander,
+            )
             .map_err(ProcessMessageError::from)?;
 
         Ok(UnprotectedMessage::Unverified {

@@ -253,7 +253,7 @@ impl ExternalCommitBuilder {
                 provider.crypto(),
                 ciphersuite,
             )?;
-            let unverified_message = public_group.parse_message(decrypted_message, None)?;
+            let unverified_message = public_group.parse_message(decrypted_message, None, &config.proposal_expander)?;
             let verified = unverified_message.verify(
                 ciphersuite,
                 provider.crypto(),
