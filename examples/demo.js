@@ -8,6 +8,7 @@ const scenarios = {
   dmls: () => import('./scenarios/dmls.js'),
   healing: () => import('./scenarios/healing.js'),
   ds: () => import('./scenarios/ds.js'),
+  intents: () => import('./scenarios/intents.js'),
 };
 
 const name = process.argv[2] ?? 'mls';
