@@ -23,7 +23,6 @@ mod group;
 mod group_context_extensions;
 mod key_package_in;
 mod past_secrets;
-mod proposal_expansion;
 mod proposal_validation;
 mod remove_operation;
 mod unsupported_ciphersuite;
