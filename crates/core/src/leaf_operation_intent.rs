@@ -131,3 +131,36 @@ impl ProposalExpander for LeafOperationIntents {
         Ok(Some(leaves))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn intent_bytes(mode: u8, trailing: &[u8]) -> Vec<u8> {
+        let mut out = VLBytes::new(b"group".to_vec()).tls_serialize_detached().unwrap();
+        out.extend(7u32.to_be_bytes());
+        out.extend(VLBytes::new(vec![0xaa; 32]).tls_serialize_detached().unwrap());
+        out.push(mode);
+        out.extend(VLBytes::new(vec![0xbb; 64]).tls_serialize_detached().unwrap());
+        out.extend_from_slice(trailing);
+        out
+    }
+
+    #[test]
+    fn decodes_the_draft_layout_and_keeps_the_signed_part() {
+        let intent = decode(&intent_bytes(REMOVE_ASSOCIATED_MEMBERS, &[])).unwrap();
+        assert_eq!(intent.group_id, b"group");
+        assert_eq!(intent.sender_index, 7);
+        assert_eq!(intent.removal_mode, REMOVE_ASSOCIATED_MEMBERS);
+        assert_eq!(intent.signature, vec![0xbb; 64]);
+        // TBS = everything before the signature.
+        assert_eq!(intent.tbs.len(), 1 + 5 + 4 + 1 + 32 + 1);
+    }
+
+    #[test]
+    fn refuses_unknown_modes_trailing_bytes_and_truncation() {
+        for bad in [intent_bytes(0, &[]), intent_bytes(3, &[]), intent_bytes(1, &[0]), vec![1, 2, 3]] {
+            assert_eq!(decode(&bad).err(), Some(refused("malformed")));
+        }
+    }
+}

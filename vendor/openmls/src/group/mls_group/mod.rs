@@ -309,7 +309,8 @@ impl MlsGroup {
         &mut self,
         expander: std::sync::Arc<dyn crate::group::ProposalExpander>,
     ) {
-        self.mls_group_config.proposal_expander = crate::group::ProposalExpanderHook(Some(expander));
+        self.mls_group_config.proposal_expander =
+            crate::group::ProposalExpanderHook(Some(expander));
     }
 
     /// Sets the configuration.

@@ -227,13 +227,11 @@ impl MlsGroup {
             crate::components::vc_derivation_info::VcCommitMaterial,
         >,
     ) -> Result<StagedCommit, StageCommitError> {
-        let (commit, proposal_queue, sender_index) = self
-            .public_group
-            .validate_commit(
-                mls_content,
-                provider.crypto(),
-                &self.mls_group_config.proposal_expander,
-            )?;
+        let (commit, proposal_queue, sender_index) = self.public_group.validate_commit(
+            mls_content,
+            provider.crypto(),
+            &self.mls_group_config.proposal_expander,
+        )?;
 
         // Create the provisional public group state (including the tree and
         // group context) and apply proposals.
@@ -277,13 +275,11 @@ impl MlsGroup {
             crate::components::vc_derivation_info::VcCommitMaterial,
         >,
     ) -> Result<StagedCommit, StageCommitError> {
-        let (commit, proposal_queue, sender_index) = self
-            .public_group
-            .validate_commit(
-                mls_content,
-                provider.crypto(),
-                &self.mls_group_config.proposal_expander,
-            )?;
+        let (commit, proposal_queue, sender_index) = self.public_group.validate_commit(
+            mls_content,
+            provider.crypto(),
+            &self.mls_group_config.proposal_expander,
+        )?;
 
         // Create the provisional public group state (including the tree and
         // group context) and apply proposals.

@@ -227,12 +227,10 @@ impl PublicGroup {
         // Now we can actually look at the public keys as they might have changed.
         let sender_index = match sender {
             Sender::Member(leaf_index) => *leaf_index,
-            Sender::NewMemberCommit => {
-                self.leftmost_free_index(
-                    proposal_queue.queued_proposals(),
-                    proposal_queue.implied_removes(),
-                )?
-            }
+            Sender::NewMemberCommit => self.leftmost_free_index(
+                proposal_queue.queued_proposals(),
+                proposal_queue.implied_removes(),
+            )?,
             _ => {
                 return Err(StageCommitError::SenderTypeExternal);
             }
@@ -298,7 +296,8 @@ impl PublicGroup {
         mls_content: &AuthenticatedContent,
         crypto: &impl OpenMlsCrypto,
     ) -> Result<StagedCommit, StageCommitError> {
-        let (commit, proposal_queue, sender_index) = self.validate_commit(mls_content, crypto, &Default::default())?;
+        let (commit, proposal_queue, sender_index) =
+            self.validate_commit(mls_content, crypto, &Default::default())?;
 
         let staged_diff = self.stage_diff(mls_content, &proposal_queue, sender_index, crypto)?;
         let staged_state = PublicStagedCommitState {
@@ -323,7 +322,8 @@ impl PublicGroup {
         crypto: &impl OpenMlsCrypto,
         app_data_dict_updates: Option<AppDataUpdates>,
     ) -> Result<StagedCommit, StageCommitError> {
-        let (commit, proposal_queue, sender_index) = self.validate_commit(mls_content, crypto, &Default::default())?;
+        let (commit, proposal_queue, sender_index) =
+            self.validate_commit(mls_content, crypto, &Default::default())?;
 
         let staged_diff = self.stage_diff_with_app_data_updates(
             mls_content,

@@ -18,8 +18,7 @@ use crate::{
         public_group::errors::CreationFromExternalError,
         ExternalCommitBuilderFinalizeError, LeafNodeLifetimePolicy, MlsGroup, MlsGroupJoinConfig,
         MlsGroupState, PendingCommitState, ProposalQueue, ProposalStore, PublicGroup,
-        QueuedProposal,
-        ValidationError, PURE_PLAINTEXT_WIRE_FORMAT_POLICY,
+        QueuedProposal, ValidationError, PURE_PLAINTEXT_WIRE_FORMAT_POLICY,
     },
     messages::{
         group_info::VerifiableGroupInfo,
@@ -253,7 +252,8 @@ impl ExternalCommitBuilder {
                 provider.crypto(),
                 ciphersuite,
             )?;
-            let unverified_message = public_group.parse_message(decrypted_message, None, &config.proposal_expander)?;
+            let unverified_message =
+                public_group.parse_message(decrypted_message, None, &config.proposal_expander)?;
             let verified = unverified_message.verify(
                 ciphersuite,
                 provider.crypto(),
