@@ -105,14 +105,6 @@ struct CommitSpec {
     leaf_app_data: Vec<crate::paired_standard::AppDataEntrySpec>,
 }
 
-/// Proposals an external commit carries by value (draft-kohbrok-mls-leaf-operation-intents §2.4).
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
-struct InlineProposalsSpec {
-    custom: Vec<CustomProposalSpec>,
-    removes: Vec<u32>,
-}
-
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CustomProposalSpec {
@@ -303,14 +295,14 @@ impl Client {
         config: JsValue,
         psk_ids: Vec<js_sys::Uint8Array>,
         aad: Option<Vec<u8>>,
-        inline: JsValue,
+        custom_types: Vec<u16>,
+        custom_payloads: Vec<js_sys::Uint8Array>,
+        removes: Vec<u32>,
     ) -> Result<JsValue, JsValue> {
         let config = GroupConfig::from_js(config)?;
-        let inline: InlineProposalsSpec = if inline.is_undefined() || inline.is_null() {
-            InlineProposalsSpec::default()
-        } else {
-            serde_wasm_bindgen::from_value(inline).map_err(|e| invalid_argument(format!("external commit proposals: {e}")))?
-        };
+        if custom_types.len() != custom_payloads.len() {
+            return Err(invalid_argument("one payload per custom proposal type").into());
+        }
         let info = match parse_message(group_info)?.extract() {
             MlsMessageBodyIn::GroupInfo(info) => info,
             _ => return Err(invalid_argument("expected a GroupInfo message").into()),
@@ -327,12 +319,13 @@ impl Client {
             if let Some(aad) = aad {
                 builder = builder.with_aad(aad);
             }
-            // Committed by value, counted before the joiner's leaf is chosen.
-            let inline_proposals = inline
-                .custom
+            // Committed by value (draft-kohbrok-mls-leaf-operation-intents
+            // §2.4), counted before the joiner's leaf is chosen.
+            let inline_proposals = custom_types
                 .iter()
-                .map(|c| Proposal::Custom(Box::new(CustomProposal::new(c.proposal_type, c.payload.to_vec()))))
-                .chain(inline.removes.iter().map(|&leaf| Proposal::Remove(Box::new(RemoveProposal::new(LeafNodeIndex::new(leaf))))))
+                .zip(&custom_payloads)
+                .map(|(&t, payload)| Proposal::Custom(Box::new(CustomProposal::new(t, payload.to_vec()))))
+                .chain(removes.iter().map(|&leaf| Proposal::Remove(Box::new(RemoveProposal::new(LeafNodeIndex::new(leaf))))))
                 .collect();
             builder = builder.with_inline_proposals(inline_proposals);
             let mut commit_builder = builder

@@ -102,15 +102,20 @@ impl LeafOperationIntents {
     }
 }
 
-/// The Authentication Service's association rule (draft §2.5): members whose
-/// credentials have the same type and identity belong to the same user.
-fn associated(group: &PublicGroup, sender: LeafNodeIndex) -> Vec<LeafNodeIndex> {
+/// The leaves removed: the sender, plus for `remove_associated_members` the
+/// members the Authentication Service associates with it (draft §2.5; our
+/// rule: credentials of the same type and identity belong to the same
+/// user). In leaf order, as `members()` yields them.
+fn removed(group: &PublicGroup, sender: LeafNodeIndex, mode: u8) -> Vec<LeafNodeIndex> {
     let Some(own) = group.leaf(sender).map(|leaf| leaf.credential().clone()) else {
         return Vec::new();
     };
     group
         .members()
-        .filter(|m| m.index != sender && m.credential.credential_type() == own.credential_type() && m.credential.serialized_content() == own.serialized_content())
+        .filter(|m| {
+            m.index == sender
+                || (mode == REMOVE_ASSOCIATED_MEMBERS && m.credential.credential_type() == own.credential_type() && m.credential.serialized_content() == own.serialized_content())
+        })
         .map(|m| m.index)
         .collect()
 }
@@ -122,13 +127,7 @@ impl ProposalExpander for LeafOperationIntents {
         }
         let intent = decode(proposal.payload())?;
         self.validate(group, &intent)?;
-        let sender = LeafNodeIndex::new(intent.sender_index);
-        let mut leaves = vec![sender];
-        if intent.removal_mode == REMOVE_ASSOCIATED_MEMBERS {
-            leaves.extend(associated(group, sender));
-        }
-        leaves.sort();
-        Ok(Some(leaves))
+        Ok(Some(removed(group, LeafNodeIndex::new(intent.sender_index), intent.removal_mode)))
     }
 }
 

@@ -115,14 +115,18 @@ impl PublicGroup {
                 leftmost_blank_index: self.treesync().free_leaf_index(),
                 self_removes_in_store: self.proposal_store.self_removes(),
                 // Leaves freed by custom proposals can be the joiner's.
-                implied_removes: decrypted_message
-                    .verifiable_content()
-                    .inline_custom_proposals()
-                    .into_iter()
-                    .map(|custom| proposal_expander.removed_leaves(self, custom))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| ValidationError::InvalidProposal(e.into()))?
-                    .concat(),
+                implied_removes: {
+                    let mut implied = Vec::new();
+                    let content = decrypted_message.verifiable_content();
+                    for custom in content.inline_custom_proposals() {
+                        implied.extend(
+                            proposal_expander
+                                .removed_leaves(self, custom)
+                                .map_err(|e| ValidationError::InvalidProposal(e.into()))?,
+                        );
+                    }
+                    implied
+                },
             }),
             Sender::External(_) | Sender::NewMemberProposal => None,
         };

@@ -300,7 +300,10 @@ impl ExternalCommitBuilder {
         queued_proposals.extend(inline_proposals);
 
         // Leaves removed by custom proposals free their index too.
-        let mut implied = queued_proposals.iter().cloned().collect::<ProposalQueue>();
+        let mut implied = ProposalQueue::default();
+        for queued_proposal in &queued_proposals {
+            implied.add(queued_proposal.clone());
+        }
         implied
             .expand(
                 &public_group,
