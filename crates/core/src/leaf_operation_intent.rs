@@ -8,15 +8,16 @@
 use std::sync::Arc;
 
 use openmls::group::{ProposalExpander, ProposalExpansionError, PublicGroup};
-use openmls::prelude::{tls_codec::Serialize as _, *};
+use openmls::prelude::*;
 use openmls::treesync::LeafNodeSource;
 use openmls_rust_crypto::RustCrypto;
 use openmls_traits::crypto::OpenMlsCrypto;
-use openmls::prelude::tls_codec::{Deserialize as _, VLBytes};
+
+use crate::primitives::{sign_content, two_vectors};
 
 /// Proposal type of LeafOperationProposal (private use, RFC 9420 §17.4).
 pub const LEAF_OPERATION_PROPOSAL_TYPE: u16 = 0xF1A0;
-const SIGNATURE_LABEL: &str = "MLS 1.0 LeafOperationIntentTBS";
+const SIGNATURE_LABEL: &str = "LeafOperationIntentTBS";
 const LEAF_NODE_REF_LABEL: &str = "MLS 1.0 LeafNode Reference";
 const SENDER_REMOVAL_ONLY: u8 = 1;
 const REMOVE_ASSOCIATED_MEMBERS: u8 = 2;
@@ -45,33 +46,39 @@ fn refused(reason: &str) -> ProposalExpansionError {
     ProposalExpansionError(format!("LeafOperationProposal {reason}"))
 }
 
-fn decode(payload: &[u8]) -> Result<Intent, ProposalExpansionError> {
-    let malformed = |_| refused("malformed");
-    let mut reader = payload;
-    let group_id = VLBytes::tls_deserialize(&mut reader).map_err(malformed)?;
-    let sender_index = u32::tls_deserialize(&mut reader).map_err(malformed)?;
-    let sender_leaf_ref = VLBytes::tls_deserialize(&mut reader).map_err(malformed)?;
-    let removal_mode = u8::tls_deserialize(&mut reader).map_err(malformed)?;
-    let tbs = payload.get(..payload.len() - reader.len()).ok_or_else(|| refused("malformed"))?.to_vec();
-    let signature = VLBytes::tls_deserialize(&mut reader).map_err(malformed)?;
-    if !reader.is_empty() || !matches!(removal_mode, SENDER_REMOVAL_ONLY | REMOVE_ASSOCIATED_MEMBERS) {
-        return Err(refused("malformed"));
+/// Reads an `opaque<V>` (RFC 9420 §2.1.2 variable-size length prefix).
+fn vector<'a>(input: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let (&first, _) = input.split_first()?;
+    let prefix = 1usize << (first >> 6);
+    if prefix == 8 {
+        return None;
     }
-    Ok(Intent {
-        tbs,
-        group_id: group_id.into(),
-        sender_index,
-        sender_leaf_ref: sender_leaf_ref.into(),
-        removal_mode,
-        signature: signature.into(),
-    })
+    let header = input.get(..prefix)?;
+    let len = header.iter().skip(1).fold(usize::from(first & 0x3f), |n, &b| (n << 8) | usize::from(b));
+    let body = input.get(prefix..prefix + len)?;
+    *input = input.get(prefix + len..)?;
+    Some(body)
 }
 
-/// `struct { opaque a<V>; opaque b<V>; }`, the input of RefHash and SignWithLabel (RFC 9420 §5.1.2, §5.2).
-fn two_vectors(a: &[u8], b: &[u8]) -> Result<Vec<u8>, ProposalExpansionError> {
-    let mut out = VLBytes::new(a.to_vec()).tls_serialize_detached().map_err(|_| refused("unencodable"))?;
-    out.extend(VLBytes::new(b.to_vec()).tls_serialize_detached().map_err(|_| refused("unencodable"))?);
-    Ok(out)
+fn decode(payload: &[u8]) -> Result<Intent, ProposalExpansionError> {
+    let malformed = || refused("malformed");
+    let mut reader = payload;
+    let group_id = vector(&mut reader).ok_or_else(malformed)?.to_vec();
+    let (index, rest) = reader.split_first_chunk::<4>().ok_or_else(malformed)?;
+    reader = rest;
+    let sender_leaf_ref = vector(&mut reader).ok_or_else(malformed)?.to_vec();
+    let (&removal_mode, rest) = reader.split_first().ok_or_else(malformed)?;
+    reader = rest;
+    let tbs = payload.get(..payload.len() - reader.len()).ok_or_else(malformed)?.to_vec();
+    let signature = vector(&mut reader).ok_or_else(malformed)?.to_vec();
+    if !reader.is_empty() || !matches!(removal_mode, SENDER_REMOVAL_ONLY | REMOVE_ASSOCIATED_MEMBERS) {
+        return Err(malformed());
+    }
+    Ok(Intent { tbs, group_id, sender_index: u32::from_be_bytes(*index), sender_leaf_ref, removal_mode, signature })
+}
+
+fn encoded(vectors: crate::error::CoreResult<Vec<u8>>) -> Result<Vec<u8>, ProposalExpansionError> {
+    vectors.map_err(|_| refused("unencodable"))
 }
 
 impl LeafOperationIntents {
@@ -83,15 +90,15 @@ impl LeafOperationIntents {
         }
         let leaf = group.leaf(LeafNodeIndex::new(intent.sender_index)).ok_or_else(|| refused("unknown-leaf"))?;
         let cs = group.ciphersuite();
-        let leaf_bytes = leaf.tls_serialize_detached().map_err(|_| refused("unencodable"))?;
+        let leaf_bytes = encoded(crate::client::serialize("leaf node", leaf))?;
         let leaf_ref = self
             .crypto
-            .hash(cs.hash_algorithm(), &two_vectors(LEAF_NODE_REF_LABEL.as_bytes(), &leaf_bytes)?)
+            .hash(cs.hash_algorithm(), &encoded(two_vectors(LEAF_NODE_REF_LABEL.as_bytes(), &leaf_bytes))?)
             .map_err(|_| refused("unhashable"))?;
         if leaf_ref != intent.sender_leaf_ref {
             return Err(refused("stale-leaf"));
         }
-        let signed = two_vectors(SIGNATURE_LABEL.as_bytes(), &intent.tbs)?;
+        let signed = encoded(sign_content(SIGNATURE_LABEL, &intent.tbs))?;
         self.crypto
             .verify_signature(cs.signature_algorithm(), &signed, leaf.signature_key().as_slice(), &intent.signature)
             .map_err(|_| refused("bad-signature"))?;
@@ -134,6 +141,7 @@ impl ProposalExpander for LeafOperationIntents {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use openmls::prelude::tls_codec::{Serialize as _, VLBytes};
 
     fn intent_bytes(mode: u8, trailing: &[u8]) -> Vec<u8> {
         let mut out = VLBytes::new(b"group".to_vec()).tls_serialize_detached().unwrap();
