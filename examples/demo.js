@@ -9,6 +9,7 @@ const scenarios = {
   healing: () => import('./scenarios/healing.js'),
   ds: () => import('./scenarios/ds.js'),
   reinit: () => import('./scenarios/reinit.js'),
+  intents: () => import('./scenarios/intents.js'),
 };
 
 const name = process.argv[2] ?? 'mls';

@@ -58,13 +58,10 @@ export { Writer as TlsWriter, Reader as TlsReader, CodecError } from './codec/tl
 export {
   createIntent,
   validateIntent,
-  impliedRemovals,
   intentProposal,
   proposeIntent,
   commitIntents,
   intentsIn,
-  checkIntentCommit,
-  processWithIntents,
 } from './intents/intent-operations.js';
 export {
   LEAF_OPERATION_PROPOSAL_TYPE,
@@ -80,7 +77,7 @@ export {
 } from './intents/leaf-operation-intent.js';
 export { IntentError, type IntentRejection } from './intents/intent-error.js';
 export { sameIdentityAssociation, type LeafAssociation } from './intents/leaf-association.js';
-export { ExternalSender, readExternalRemove, type ExternalTarget } from './intents/external-sender.js';
+export { ExternalSender, type ExternalTarget } from './intents/external-sender.js';
 export { DMember, type UniverseConfig, type FoundingOptions, type DmlsOptions, type DmlsEvent } from './dmls/dmember.js';
 export {
   DMLS_PROFILE_CODES,

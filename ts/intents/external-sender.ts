@@ -1,26 +1,25 @@
 /**
  * An external sender (RFC 9420 §12.1.8.1, e.g. the Delivery Service)
- * proposing a LeafOperationIntent. openmls accepts only Add, Remove and
- * GroupContextExtensions proposals from external senders, so the external
- * sender proposes the Removes the intent implies, each carrying the intent
- * (as an mls_leaf_operation_intent MLSMessage) in its authenticated data,
- * which the signature covers. Members check it (`processWithIntents`);
- * the committer then commits the intent by value with those Removes.
+ * proposing a LeafOperationIntent itself: a LeafOperationProposal framed
+ * as a PublicMessage from an external sender. Groups accept it when the
+ * sender is listed in their external_senders extension and the proposal
+ * type is among their required capabilities (docs/ENGINE.md); the engine
+ * validates the intent on receipt and when it is committed.
  *
  * The PublicMessage is built here (RFC 9420 §6.2):
  *   MLSMessage { uint16 version = 1; uint16 wire_format = 1 (public);
  *     FramedContent { opaque group_id<V>; uint64 epoch;
  *       Sender { uint8 sender_type = 2 (external); uint32 sender_index; };
  *       opaque authenticated_data<V>; uint8 content_type = 2 (proposal);
- *       Proposal { uint16 proposal_type = 3 (remove); uint32 removed; } };
+ *       Proposal { uint16 proposal_type; <body> } };
  *     opaque signature<V>; }
  * signature = SignWithLabel(., "FramedContentTBS",
  *   FramedContentTBS { version; wire_format; FramedContent })  (no group
  *   context for external senders, §6.1).
  */
 import type { Identity, MlsClient } from '../mls/client.js';
-import { Reader, Writer } from '../codec/tls.js';
-import { encodeIntentMessage, type LeafOperationIntent } from './leaf-operation-intent.js';
+import { Writer } from '../codec/tls.js';
+import { encodeIntent, LEAF_OPERATION_PROPOSAL_TYPE, type LeafOperationIntent } from './leaf-operation-intent.js';
 
 const MLS10 = 1;
 const WIRE_PUBLIC = 1;
@@ -35,19 +34,6 @@ export interface ExternalTarget {
   senderIndex: number;
 }
 
-function framedRemove(target: ExternalTarget, removed: number, aad: Uint8Array): Uint8Array {
-  return new Writer()
-    .vector(target.groupId)
-    .u64(BigInt(target.epoch))
-    .u8(SENDER_EXTERNAL)
-    .u32(target.senderIndex)
-    .vector(aad)
-    .u8(CONTENT_PROPOSAL)
-    .u16(PROPOSAL_REMOVE)
-    .u32(removed)
-    .finish();
-}
-
 /** Signs as an external sender of groups that list `identity`'s key in their external_senders extension. */
 export class ExternalSender {
   constructor(
@@ -55,34 +41,33 @@ export class ExternalSender {
     readonly identity: Identity,
   ) {}
 
-  /** One Remove proposal per leaf in `removed`, each carrying `intent`. */
-  proposeIntentRemovals(target: ExternalTarget, intent: LeafOperationIntent, removed: number[]): Uint8Array[] {
-    const aad = encodeIntentMessage(intent);
-    return removed.map((leaf) => this.removeProposal(target, leaf, aad));
+  /**
+   * A LeafOperationProposal carrying `intent` (draft §2.4), proposed by this
+   * external sender. Custom proposal bodies are an `opaque<V>` (as openmls
+   * encodes them; docs/PROTOCOL.md §5.1).
+   */
+  proposeIntent(target: ExternalTarget, intent: LeafOperationIntent, authenticatedData: Uint8Array = new Uint8Array(0)): Uint8Array {
+    const body = new Writer().u16(LEAF_OPERATION_PROPOSAL_TYPE).vector(encodeIntent(intent)).finish();
+    return this.#sign(target, body, authenticatedData);
   }
 
   /** A signed external Remove proposal (RFC 9420 §12.1.3) with authenticated data. */
   removeProposal(target: ExternalTarget, removed: number, authenticatedData: Uint8Array = new Uint8Array(0)): Uint8Array {
-    const content = framedRemove(target, removed, authenticatedData);
+    return this.#sign(target, new Writer().u16(PROPOSAL_REMOVE).u32(removed).finish(), authenticatedData);
+  }
+
+  #sign(target: ExternalTarget, proposal: Uint8Array, aad: Uint8Array): Uint8Array {
+    const content = new Writer()
+      .vector(target.groupId)
+      .u64(BigInt(target.epoch))
+      .u8(SENDER_EXTERNAL)
+      .u32(target.senderIndex)
+      .vector(aad)
+      .u8(CONTENT_PROPOSAL)
+      .raw(proposal)
+      .finish();
     const tbs = new Writer().u16(MLS10).u16(WIRE_PUBLIC).raw(content).finish();
     const signature = this.client.read((core) => core.signWithLabel(this.identity.signaturePublicKey, this.identity.ciphersuite, 'FramedContentTBS', tbs));
     return new Writer().u16(MLS10).u16(WIRE_PUBLIC).raw(content).vector(signature).finish();
-  }
-}
-
-/** The fields of an external Remove proposal (PublicMessage), or undefined for any other message. */
-export function readExternalRemove(message: Uint8Array): { authenticatedData: Uint8Array; removed: number } | undefined {
-  try {
-    const r = new Reader(message);
-    if (r.u16() !== MLS10 || r.u16() !== WIRE_PUBLIC) return undefined;
-    r.vector(); // group_id
-    r.u64(); // epoch
-    if (r.u8() !== SENDER_EXTERNAL) return undefined;
-    r.u32();
-    const authenticatedData = r.vector();
-    if (r.u8() !== CONTENT_PROPOSAL || r.u16() !== PROPOSAL_REMOVE) return undefined;
-    return { authenticatedData, removed: r.u32() };
-  } catch {
-    return undefined;
   }
 }

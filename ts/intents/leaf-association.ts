@@ -1,8 +1,12 @@
 /**
  * The Authentication Service's answer to "which members are associated
  * with this one" (draft-kohbrok-mls-leaf-operation-intents §2.5; RFC 9750
- * §5.3 "same user"), used for `remove_associated_members`. Pluggable: an
- * application with user identifiers inside its credentials supplies its own.
+ * §5.3 "same user"), for `remove_associated_members`. The engine removes
+ * by its own rule, the same as `sameIdentityAssociation` (same credential
+ * type and identity; crates/core/src/leaf_operation_intent.rs), so this
+ * interface lets an application ask which devices an intent will take
+ * along; a different rule does not change what the engine removes
+ * (docs/PROTOCOL.md §5.4).
  */
 import { bytesEqual } from '../mls/bytes.js';
 import type { Member } from '../mls/types.js';

@@ -48,6 +48,13 @@ export interface ExternalJoinOptions extends JoinOptions {
   /** External PSK ids (already in this client's registry) to inject. */
   psks?: Uint8Array[];
   aad?: Uint8Array;
+  /**
+   * Proposals the external commit carries by value: custom proposals (e.g.
+   * a LeafOperationProposal, `intentProposal(intent)`) and Removes. Leaves
+   * they free count before the joiner's own leaf is chosen.
+   */
+  custom?: { proposalType: number; payload: Uint8Array }[];
+  remove?: number[];
 }
 
 // Keys of the TS layer's own records start with 0x00, which no openmls key
@@ -383,9 +390,25 @@ export class MlsClient extends Resource<CoreClient> {
   /** Join by external commit from a GroupInfo; send `commit` to the group. */
   async joinExternal(groupInfo: Uint8Array, identity: Identity, options: ExternalJoinOptions = {}): Promise<{ group: Group; commit: Uint8Array }> {
     const config = joinOptionsToCore(options);
+    const custom = options.custom ?? [];
+    const removes = options.remove ?? [];
+    // Typed arrays would wrap out-of-range numbers silently.
+    if (custom.some((c) => !Number.isInteger(c.proposalType) || c.proposalType < 0 || c.proposalType > 0xffff)) throw invalidArgument('custom[].proposalType must be 0..65535');
+    if (removes.some((l) => !Number.isInteger(l) || l < 0 || l > 0xffffffff)) throw invalidArgument('remove[] must be leaf indices');
     const out = await this.mutate(
       (core) =>
-        core.joinExternal(groupInfo, options.ratchetTree, identity.identity, identity.signaturePublicKey, config, options.psks ?? [], options.aad) as {
+        core.joinExternal(
+          groupInfo,
+          options.ratchetTree,
+          identity.identity,
+          identity.signaturePublicKey,
+          config,
+          options.psks ?? [],
+          options.aad,
+          Uint16Array.from(custom, (c) => c.proposalType),
+          custom.map((c) => c.payload),
+          Uint32Array.from(removes),
+        ) as {
           groupId: Uint8Array;
           commit: Uint8Array;
         },

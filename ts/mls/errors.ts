@@ -50,7 +50,6 @@ export const ERROR_CODES = [
   'DEVICE_SIGNATURE',
   // LeafOperationIntent
   'INTENT_INVALID',
-  'INTENT_COMMIT_MISMATCH',
   // Distributed MLS
   'DMLS_POLICY',
   // Delivery Service
@@ -80,6 +79,40 @@ export class MlsError extends Error {
   }
 }
 
+/**
+ * Why a LeafOperationIntent (draft-kohbrok-mls-leaf-operation-intents §2.3)
+ * is refused, by `validateIntent` or by the engine (a proposal or commit
+ * carrying it):
+ * - `wrong-group`: the intent names another group;
+ * - `unknown-leaf`: no member at `sender_index`;
+ * - `stale-leaf`: the leaf at `sender_index` is not the one the intent was
+ *   made from (it updated, or was replaced);
+ * - `bad-signature`: the signature does not verify with that leaf's key;
+ * - `key-package-leaf`: the leaf still holds the LeafNode of its KeyPackage
+ *   (the draft's replay risk; docs/PROTOCOL.md §5.5);
+ * - `malformed`: undecodable.
+ */
+export type IntentRejection = 'wrong-group' | 'unknown-leaf' | 'stale-leaf' | 'bad-signature' | 'key-package-leaf' | 'malformed';
+const INTENT_REJECTIONS: readonly IntentRejection[] = ['wrong-group', 'unknown-leaf', 'stale-leaf', 'bad-signature', 'key-package-leaf', 'malformed'];
+
+/** An invalid LeafOperationIntent (`INTENT_INVALID`) with its reason. */
+export class IntentError extends MlsError {
+  readonly reason: IntentRejection;
+
+  constructor(reason: IntentRejection, message: string) {
+    super('INTENT_INVALID', message.endsWith(`(${reason})`) ? message : `${message} (${reason})`);
+    this.name = 'IntentError';
+    this.reason = reason;
+  }
+
+  /** The engine's refusal (crates/core/src/leaf_operation_intent.rs: "LeafOperationProposal <reason>"). */
+  static fromEngine(message: string): IntentError {
+    const named = /LeafOperationProposal ([a-z-]+)/.exec(message)?.[1];
+    const reason = INTENT_REJECTIONS.find((r) => r === named) ?? 'malformed';
+    return new IntentError(reason, message);
+  }
+}
+
 /** Turn whatever a wasm call threw into an `MlsError`. */
 export function toMlsError(err: unknown): MlsError {
   if (err instanceof MlsError) return err;
@@ -88,6 +121,7 @@ export function toMlsError(err: unknown): MlsError {
   }
   if (err instanceof Error) {
     const code = (err as Error & { code?: unknown }).code;
+    if (code === 'INTENT_INVALID') return IntentError.fromEngine(err.message);
     if (typeof code === 'string' && KNOWN.has(code)) return new MlsError(code as MlsErrorCode, err.message);
     if (/null pointer passed to rust|recursive use of an object/.test(err.message)) {
       return new MlsError('RELEASED', 'the object was already released (free() or dispose)');

@@ -79,6 +79,7 @@ interface StagedCommitView {
   hasPath: boolean;
   pathCredential?: CredentialInfo | null;
   selfRemoved: boolean;
+  impliedRemoves: number[];
 }
 
 /**
@@ -97,6 +98,8 @@ export class StagedCommit extends Resource<StagedCommitHandle> {
   readonly pathCredential: CredentialInfo | undefined;
   /** Whether this member is removed by the commit. */
   readonly selfRemoved: boolean;
+  /** Leaves removed by custom proposals: the Removes LeafOperationProposals imply (engine, docs/ENGINE.md). */
+  readonly impliedRemoves: readonly number[];
   readonly #group: Group;
 
   /** @internal */
@@ -110,6 +113,7 @@ export class StagedCommit extends Resource<StagedCommitHandle> {
     this.hasPath = view.hasPath;
     this.pathCredential = view.pathCredential ?? undefined;
     this.selfRemoved = view.selfRemoved;
+    this.impliedRemoves = view.impliedRemoves;
   }
 
   get adds() {

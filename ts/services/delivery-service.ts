@@ -11,8 +11,12 @@ import { MlsError } from '../mls/errors.js';
 import { fromHex, sha256, toHex } from '../mls/bytes.js';
 import { readMlsHeader } from '../codec/mls-header.js';
 import { ExternalSender } from '../intents/external-sender.js';
+import type { LeafOperationIntent } from '../intents/leaf-operation-intent.js';
 import { MemoryDeliveryStore, type DeliveryStore, type GroupRecord, type LoggedMessage } from './delivery-store.js';
 import type { AuthenticationService } from './authentication-service.js';
+
+/** Log sender name of what the DS proposes itself. */
+const DS_SENDER = 'delivery-service';
 
 export type DsRejection = 'malformed' | 'unknown-group' | 'not-a-member' | 'epoch-taken' | 'stale' | 'invalid-key-package' | 'group-exists';
 
@@ -89,9 +93,27 @@ export class DeliveryService {
     return { identity: this.#external.identity, signatureKey: this.#external.signaturePublicKey };
   }
 
-  /** Signs external proposals (e.g. the Removes a LeafOperationIntent implies). */
+  /** Signs external proposals (e.g. LeafOperationProposals) as this DS. */
   get externalSender(): ExternalSender {
     return new ExternalSender(this.#client, this.#external);
+  }
+
+  /**
+   * Propose a LeafOperationIntent as this DS, an external sender of the
+   * group (draft-kohbrok-mls-leaf-operation-intents §2.2: an intent may be
+   * given to external senders): a LeafOperationProposal for the group's
+   * current epoch, appended to the group's log like any proposal. The DS
+   * holds no group state; every member's engine validates the intent on
+   * receipt and at commit. `senderIndex` is this DS's entry in the group's
+   * external_senders extension.
+   */
+  async proposeIntent(groupId: Uint8Array, intent: LeafOperationIntent, senderIndex = 0): Promise<{ seq: number; proposal: Uint8Array }> {
+    const id = toHex(groupId);
+    const group = await this.store.getGroup(id);
+    if (!group) throw new DsError('unknown-group', 'no such group');
+    const proposal = this.externalSender.proposeIntent({ groupId, epoch: group.epoch, senderIndex }, intent);
+    const seq = await this.store.append({ groupId: id, sender: DS_SENDER, bytes: proposal, digest: toHex(await sha256(proposal)) });
+    return { seq: seq!, proposal };
   }
 
   // --- KeyPackage directory --------------------------------------------------

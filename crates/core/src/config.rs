@@ -207,6 +207,7 @@ impl GroupConfig {
             .number_of_resumption_psks(self.number_of_resumption_psks)
             .use_ratchet_tree_extension(self.use_ratchet_tree_extension)
             .sender_ratchet_configuration(self.sender_ratchet())
+            .proposal_expander(crate::leaf_operation_intent::expander())
             .build())
     }
 }

@@ -32,6 +32,8 @@ impl CoreError {
 
 /// Ordered most specific first.
 const CLASSIFICATION: &[(&str, &str)] = &[
+    // A LeafOperationProposal the engine's expander refused (leaf_operation_intent.rs).
+    ("ProposalExpansionError", "INTENT_INVALID"),
     ("TooDistantInThePast", "MESSAGE_TOO_OLD"),
     ("SecretReuseError", "MESSAGE_REPLAYED"),
     ("TooDistantInTheFuture", "MESSAGE_TOO_FAR_AHEAD"),

@@ -181,9 +181,11 @@ impl Client {
     /// Returns the group's own signature public key.
     pub(crate) fn prepare_group(&mut self, group_id: &[u8]) -> CoreResult<Vec<u8>> {
         if !self.groups.contains_key(group_id) {
-            let group = MlsGroup::load(self.provider.storage(), &group_id_of(group_id))
+            let mut group = MlsGroup::load(self.provider.storage(), &group_id_of(group_id))
                 .map_err(|e| CoreError::new("STORAGE", format!("loading group: {e}")))?
                 .ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "no such group in storage"))?;
+            // Runtime behaviour, not stored: LeafOperationProposals remove leaves.
+            group.set_proposal_expander(crate::leaf_operation_intent::expander());
             self.groups.insert(group_id.to_vec(), group);
         }
         let group = self.groups.get(group_id).ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "group not loaded"))?;
@@ -244,9 +246,10 @@ impl Client {
                 }
                 builder = builder.with_group_id(GroupId::from_slice(id));
             }
-            let group = builder
+            let mut group = builder
                 .build(&client.provider, signer, credential_with_key(identity, public_key))
                 .map_err(|e| CoreError::from_mls("creating group", e))?;
+            group.set_proposal_expander(crate::leaf_operation_intent::expander());
             let id = group.group_id().as_slice().to_vec();
             client.groups.insert(id.clone(), group);
             Ok(id)
@@ -303,8 +306,14 @@ impl Client {
         config: JsValue,
         psk_ids: Vec<js_sys::Uint8Array>,
         aad: Option<Vec<u8>>,
+        custom_types: Vec<u16>,
+        custom_payloads: Vec<js_sys::Uint8Array>,
+        removes: Vec<u32>,
     ) -> Result<JsValue, JsValue> {
         let config = GroupConfig::from_js(config)?;
+        if custom_types.len() != custom_payloads.len() {
+            return Err(invalid_argument("one payload per custom proposal type").into());
+        }
         let info = match parse_message(group_info)?.extract() {
             MlsMessageBodyIn::GroupInfo(info) => info,
             _ => return Err(invalid_argument("expected a GroupInfo message").into()),
@@ -321,6 +330,15 @@ impl Client {
             if let Some(aad) = aad {
                 builder = builder.with_aad(aad);
             }
+            // Committed by value (draft-kohbrok-mls-leaf-operation-intents
+            // §2.4), counted before the joiner's leaf is chosen.
+            let inline_proposals = custom_types
+                .iter()
+                .zip(&custom_payloads)
+                .map(|(&t, payload)| Proposal::Custom(Box::new(CustomProposal::new(t, payload.to_vec()))))
+                .chain(removes.iter().map(|&leaf| Proposal::Remove(Box::new(RemoveProposal::new(LeafNodeIndex::new(leaf))))))
+                .collect();
+            builder = builder.with_inline_proposals(inline_proposals);
             let mut commit_builder = builder
                 .build_group(&client.provider, info, credential_with_key(identity, public_key))
                 .map_err(|e| CoreError::from_mls("external join", e))?

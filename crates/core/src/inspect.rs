@@ -373,6 +373,8 @@ struct StagedCommitView {
     /// Credential in the UpdatePath's leaf (the joiner's, for an external commit).
     path_credential: Option<CredentialView>,
     self_removed: bool,
+    /// Leaves removed by custom proposals (LeafOperationProposals).
+    implied_removes: Vec<u32>,
     aad: ByteBuf,
     /// paired_standard.rs: what a paired device signs for this commit
     /// (empty unless `authorizing_devices` is set).
@@ -401,6 +403,7 @@ pub fn staged_commit(
         has_path: staged.update_path_leaf_node().is_some(),
         path_credential: staged.update_path_leaf_node().map(|leaf| credential(leaf.credential())),
         self_removed: staged.self_removed(),
+        implied_removes: staged.implied_removes().iter().map(|leaf| leaf.u32()).collect(),
         aad: ByteBuf::from(aad),
         content_digest: ByteBuf::from(content_digest),
         authorizing_devices: authorizing(devices),

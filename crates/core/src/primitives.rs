@@ -13,16 +13,20 @@ use crate::client::{serialize, Client};
 use crate::config::ciphersuite;
 use crate::error::{invalid_argument, CoreError, CoreResult};
 
-/// `struct { opaque label<V>; opaque content<V>; }` with `label = "MLS 1.0 " + label`.
-fn sign_content(label: &str, content: &[u8]) -> CoreResult<Vec<u8>> {
+/// `struct { opaque a<V>; opaque b<V>; }`: the input of SignWithLabel and
+/// RefHash (RFC 9420 §5.1.2, §5.2).
+pub(crate) fn two_vectors(a: &[u8], b: &[u8]) -> CoreResult<Vec<u8>> {
+    let mut out = VLBytes::new(a.to_vec()).tls_serialize_detached().map_err(|e| CoreError::new("INTERNAL", format!("encoding: {e}")))?;
+    out.extend(VLBytes::new(b.to_vec()).tls_serialize_detached().map_err(|e| CoreError::new("INTERNAL", format!("encoding: {e}")))?);
+    Ok(out)
+}
+
+/// SignWithLabel's content: `label = "MLS 1.0 " + label`.
+pub(crate) fn sign_content(label: &str, content: &[u8]) -> CoreResult<Vec<u8>> {
     if label.is_empty() || label.len() > 255 {
         return Err(invalid_argument("label must be 1..255 bytes"));
     }
-    let full: VLBytes = format!("MLS 1.0 {label}").into_bytes().into();
-    let content: VLBytes = content.to_vec().into();
-    let mut out = full.tls_serialize_detached().map_err(|e| CoreError::new("INTERNAL", format!("encoding label: {e}")))?;
-    out.extend(content.tls_serialize_detached().map_err(|e| CoreError::new("INTERNAL", format!("encoding content: {e}")))?);
-    Ok(out)
+    two_vectors(format!("MLS 1.0 {label}").as_bytes(), content)
 }
 
 #[wasm_bindgen]
@@ -50,10 +54,7 @@ impl Client {
     #[wasm_bindgen(js_name = refHash)]
     pub fn ref_hash(&self, ciphersuite_code: u16, label: &str, value: &[u8]) -> Result<Vec<u8>, JsValue> {
         let cs = ciphersuite(ciphersuite_code)?;
-        let label: VLBytes = label.as_bytes().to_vec().into();
-        let value: VLBytes = value.to_vec().into();
-        let mut input = label.tls_serialize_detached().map_err(|e| CoreError::new("INTERNAL", format!("encoding: {e}")))?;
-        input.extend(value.tls_serialize_detached().map_err(|e| CoreError::new("INTERNAL", format!("encoding: {e}")))?);
+        let input = two_vectors(label.as_bytes(), value)?;
         Ok(self
             .provider
             .crypto()

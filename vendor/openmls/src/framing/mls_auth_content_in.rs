@@ -139,6 +139,16 @@ impl VerifiableAuthenticatedContentIn {
         self.tbs.content.epoch
     }
 
+    /// Custom proposals a Commit carries by value (none for other content).
+    pub(crate) fn inline_custom_proposals(
+        &self,
+    ) -> Vec<&crate::messages::proposals::CustomProposal> {
+        match &self.tbs.content.body {
+            FramedContentBodyIn::Commit(commit) => commit.inline_custom_proposals().collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Returns the [`Credential`] and the [`SignaturePublicKey`] contained in
     /// the [`VerifiableAuthenticatedContent`] if the `sender_type` is either
     /// [`Sender::NewMemberCommit`] or [`Sender::NewMemberProposal`].

@@ -335,6 +335,8 @@ pub(crate) enum SenderContext {
         group_id: GroupId,
         leftmost_blank_index: LeafNodeIndex,
         self_removes_in_store: Vec<SelfRemoveInStore>,
+        /// Leaves removed by the commit's custom proposals (`ProposalExpander`).
+        implied_removes: Vec<LeafNodeIndex>,
     },
 }
 

@@ -584,6 +584,9 @@ pub enum ValidationError {
     /// See [`InvalidExtensionError`]
     #[error("Invalid extension")]
     InvalidExtension(#[from] InvalidExtensionError),
+    /// See [`ProposalValidationError`] for more details.
+    #[error(transparent)]
+    InvalidProposal(#[from] ProposalValidationError),
 }
 
 /// Proposal validation error
@@ -639,6 +642,12 @@ pub enum ProposalValidationError {
     /// Regular Commits may not contain ExternalInit proposals, but one was found
     #[error("Found ExternalInit proposal in regular commit")]
     ExternalInitProposalInRegularCommit,
+    /// A custom proposal would remove the committer (RFC 9420 §12.2).
+    #[error("A custom proposal would remove the committer.")]
+    CommitterRemovedByProposal,
+    /// See [`ProposalExpansionError`](crate::group::ProposalExpansionError).
+    #[error(transparent)]
+    Expansion(#[from] crate::group::ProposalExpansionError),
 }
 
 /// External Commit validaton error

@@ -16,6 +16,7 @@ use crate::ciphersuite::*;
 // Crate
 pub(crate) mod errors;
 pub(crate) mod mls_group;
+pub(crate) mod proposal_expansion;
 pub(crate) mod public_group;
 
 // Public
@@ -33,6 +34,7 @@ pub use mls_group::processing::{
 pub use mls_group::proposal_store::*;
 pub use mls_group::staged_commit::StagedCommit;
 pub use mls_group::{Member, *};
+pub use proposal_expansion::*;
 pub use public_group::*;
 
 // Private

@@ -91,6 +91,34 @@ impl ExternalProposal {
         .map(MlsMessageOut::from)
         .map_err(CreateGroupContextExtProposalError::from)
     }
+    /// Creates an external custom proposal. Groups accept it when its type is
+    /// among their required capabilities (e.g. a delivery service proposing a
+    /// LeafOperationProposal).
+    ///
+    /// # Arguments
+    /// * `proposal` - the custom proposal
+    /// * `group_id` - unique group identifier of the group
+    /// * `epoch` - group's epoch
+    /// * `signer` - of the sender to sign the message
+    /// * `sender_index` - index of the sender in the group's external senders
+    pub fn new_custom(
+        proposal: crate::messages::proposals::CustomProposal,
+        group_id: GroupId,
+        epoch: GroupEpoch,
+        signer: &impl Signer,
+        sender_index: SenderExtensionIndex,
+    ) -> Result<MlsMessageOut, crate::error::LibraryError> {
+        AuthenticatedContent::new_external_proposal(
+            Proposal::Custom(Box::new(proposal)),
+            group_id,
+            epoch,
+            signer,
+            sender_index,
+        )
+        .map(PublicMessage::from)
+        .map(MlsMessageOut::from)
+    }
+
     /// Creates an external Remove proposal. For delivery services requesting to remove a client.
     /// This proposal will have to be committed later by a group member.
     ///

@@ -219,6 +219,17 @@ pub(crate) struct CommitIn {
 }
 
 impl CommitIn {
+    /// Custom proposals the commit carries by value.
+    pub(crate) fn inline_custom_proposals(&self) -> impl Iterator<Item = &CustomProposal> {
+        self.proposals.iter().filter_map(|p| match p {
+            ProposalOrRefIn::Proposal(p) => match p.as_ref() {
+                proposals_in::ProposalIn::Custom(custom) => Some(custom.as_ref()),
+                _ => None,
+            },
+            ProposalOrRefIn::Reference(_) => None,
+        })
+    }
+
     pub(crate) fn unverified_credential(&self) -> Option<CredentialWithKey> {
         self.path.as_ref().map(|p| {
             let credential = p.leaf_node().credential().clone();
@@ -253,6 +264,7 @@ impl CommitIn {
                     group_id,
                     leftmost_blank_index,
                     self_removes_in_store,
+                    implied_removes,
                 } => {
                     // We need to determine if it is a a resync or a join.
                     // Find the first remove proposal and extract the leaf index.
@@ -278,6 +290,7 @@ impl CommitIn {
                         .into_iter()
                         .chain(former_sender_index)
                         .chain(self_removed_indices)
+                        .chain(implied_removes)
                         .min()
                         .ok_or_else(|| {
                             ValidationError::LibraryError(LibraryError::custom(

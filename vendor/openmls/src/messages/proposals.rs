@@ -484,6 +484,12 @@ pub struct RemoveProposal {
 }
 
 impl RemoveProposal {
+    /// A Remove proposal for `removed` (e.g. to commit by value in an
+    /// external commit, see `ExternalCommitBuilder::with_inline_proposals`).
+    pub fn new(removed: LeafNodeIndex) -> Self {
+        Self { removed }
+    }
+
     /// Returns the leaf index of the removed leaf in this proposal.
     pub fn removed(&self) -> LeafNodeIndex {
         self.removed

@@ -727,7 +727,7 @@ impl<'a, G: BorrowMut<MlsGroup>> CommitBuilder<'a, LoadedPsks, G> {
         // newest, we have to put them last.
         let proposal_queue = group_proposal_store_queue.chain(own_proposals).filter(f);
 
-        let (proposal_queue, contains_own_updates) =
+        let (mut proposal_queue, contains_own_updates) =
             ProposalQueue::filter_proposals(proposal_queue, group.own_leaf_index).map_err(|e| {
                 match e {
                     ProposalQueueError::LibraryError(e) => e.into(),
@@ -738,6 +738,13 @@ impl<'a, G: BorrowMut<MlsGroup>> CommitBuilder<'a, LoadedPsks, G> {
                     }
                 }
             })?;
+
+        // Custom proposals that remove leaves (e.g. LeafOperationProposals)
+        proposal_queue.expand(
+            &group.public_group,
+            &group.mls_group_config.proposal_expander,
+            &sender,
+        )?;
 
         // Validate the proposals by doing the following checks:
 

@@ -214,6 +214,9 @@ pub struct MlsGroupJoinConfig {
     pub(crate) use_ratchet_tree_extension: bool,
     /// Sender ratchet configuration
     pub(crate) sender_ratchet_configuration: SenderRatchetConfiguration,
+    /// Maps custom proposals to the leaves they remove (not persisted).
+    #[serde(skip)]
+    pub(crate) proposal_expander: crate::group::ProposalExpanderHook,
 }
 
 impl MlsGroupJoinConfig {
@@ -302,6 +305,16 @@ impl MlsGroupJoinConfigBuilder {
     /// Sets the `padding_size` property of the [`MlsGroupJoinConfig`].
     pub fn padding_size(mut self, padding_size: usize) -> Self {
         self.join_config.padding_size = padding_size;
+        self
+    }
+
+    /// Sets the [`ProposalExpander`](crate::group::ProposalExpander) that maps
+    /// custom proposals to the leaves they remove.
+    pub fn proposal_expander(
+        mut self,
+        expander: std::sync::Arc<dyn crate::group::ProposalExpander>,
+    ) -> Self {
+        self.join_config.proposal_expander = crate::group::ProposalExpanderHook(Some(expander));
         self
     }
 

@@ -966,7 +966,7 @@ impl MlsGroup {
             .group_context()
             .tls_serialize_detached()
             .map_err(LibraryError::missing_bound_check)?;
-        let own_leaf_index = public_group.leftmost_free_index(std::iter::empty())?;
+        let own_leaf_index = public_group.leftmost_free_index(std::iter::empty(), &[])?;
         let init_secret = InitSecret::random(ciphersuite, provider.rand())
             .map_err(LibraryError::unexpected_crypto_error)?;
         let epoch_secrets =

@@ -302,6 +302,17 @@ impl MlsGroup {
         &self.mls_group_config
     }
 
+    /// Sets the [`ProposalExpander`](crate::group::ProposalExpander) that maps
+    /// custom proposals to the leaves they remove. It is not persisted: set it
+    /// again after [`MlsGroup::load`].
+    pub fn set_proposal_expander(
+        &mut self,
+        expander: std::sync::Arc<dyn crate::group::ProposalExpander>,
+    ) {
+        self.mls_group_config.proposal_expander =
+            crate::group::ProposalExpanderHook(Some(expander));
+    }
+
     /// Sets the configuration.
     pub fn set_configuration<Storage: StorageProvider>(
         &mut self,

@@ -395,7 +395,11 @@ impl MlsGroup {
 
         let unverified_message = self
             .public_group
-            .parse_message(decrypted_message, &self.message_secrets_store)
+            .parse_message(
+                decrypted_message,
+                &self.message_secrets_store,
+                &self.mls_group_config.proposal_expander,
+            )
             .map_err(ProcessMessageError::from)?;
 
         Ok(UnprotectedMessage::Unverified {
@@ -914,6 +918,15 @@ impl MlsGroup {
                 .try_attach_safe_aad()
                 .map_err(|_| ProcessMessageError::MalformedSafeAad)?;
         }
+        // A custom proposal its expander refuses is refused on receipt.
+        if let ProcessedMessageContent::ProposalMessage(queued) = processed.content() {
+            if let Proposal::Custom(custom) = queued.proposal() {
+                self.mls_group_config
+                    .proposal_expander
+                    .removed_leaves(&self.public_group, custom)
+                    .map_err(|e| ValidationError::InvalidProposal(e.into()))?;
+            }
+        }
         Ok(processed)
     }
 
@@ -1120,7 +1133,11 @@ impl MlsGroup {
                 ))
             }
 
-            FramedContentBody::Proposal(Proposal::Remove(_)) => {
+            // Custom proposals too, when the group requires their type.
+            FramedContentBody::Proposal(proposal)
+                if matches!(proposal, Proposal::Remove(_))
+                    || self.public_group.requires_custom_proposal(proposal) =>
+            {
                 let content = ProcessedMessageContent::ProposalMessage(Box::new(
                     QueuedProposal::from_authenticated_content_by_ref(
                         self.ciphersuite(),

@@ -260,6 +260,11 @@ pub struct ProposalQueue {
     /// stored in a `HashMap` to allow for efficient access to the proposals.
     #[serde(with = "vector_converter")]
     queued_proposals: HashMap<ProposalRef, QueuedProposal>,
+    /// Leaves removed by custom proposals, as their
+    /// [`ProposalExpander`](crate::group::ProposalExpander) says (see
+    /// [`ProposalQueue::expand`]); treated like Remove proposals.
+    #[serde(default)]
+    implied_removes: Vec<LeafNodeIndex>,
 }
 
 impl ProposalQueue {
@@ -353,6 +358,35 @@ impl ProposalQueue {
         }
 
         Ok(proposal_queue)
+    }
+
+    /// Asks `hook` which leaves the custom proposals of this queue remove and
+    /// records them as implied Removes. A custom proposal that removes the
+    /// committer is refused like a Remove of the committer (RFC 9420 §12.2).
+    pub(crate) fn expand(
+        &mut self,
+        group: &crate::group::PublicGroup,
+        hook: &crate::group::ProposalExpanderHook,
+        committer: &Sender,
+    ) -> Result<(), ProposalValidationError> {
+        let mut implied = Vec::new();
+        for queued_proposal in self.queued_proposals() {
+            if let Proposal::Custom(custom) = queued_proposal.proposal() {
+                implied.extend(hook.removed_leaves(group, custom)?);
+            }
+        }
+        if let Sender::Member(committer) = committer {
+            if implied.contains(committer) {
+                return Err(ProposalValidationError::CommitterRemovedByProposal);
+            }
+        }
+        self.implied_removes = implied;
+        Ok(())
+    }
+
+    /// Leaves removed by custom proposals (see [`ProposalQueue::expand`]).
+    pub(crate) fn implied_removes(&self) -> &[LeafNodeIndex] {
+        &self.implied_removes
     }
 
     /// Returns proposal for a given proposal ID

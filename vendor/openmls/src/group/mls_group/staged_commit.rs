@@ -227,9 +227,11 @@ impl MlsGroup {
             crate::components::vc_derivation_info::VcCommitMaterial,
         >,
     ) -> Result<StagedCommit, StageCommitError> {
-        let (commit, proposal_queue, sender_index) = self
-            .public_group
-            .validate_commit(mls_content, provider.crypto())?;
+        let (commit, proposal_queue, sender_index) = self.public_group.validate_commit(
+            mls_content,
+            provider.crypto(),
+            &self.mls_group_config.proposal_expander,
+        )?;
 
         // Create the provisional public group state (including the tree and
         // group context) and apply proposals.
@@ -273,9 +275,11 @@ impl MlsGroup {
             crate::components::vc_derivation_info::VcCommitMaterial,
         >,
     ) -> Result<StagedCommit, StageCommitError> {
-        let (commit, proposal_queue, sender_index) = self
-            .public_group
-            .validate_commit(mls_content, provider.crypto())?;
+        let (commit, proposal_queue, sender_index) = self.public_group.validate_commit(
+            mls_content,
+            provider.crypto(),
+            &self.mls_group_config.proposal_expander,
+        )?;
 
         // Create the provisional public group state (including the tree and
         // group context) and apply proposals.
@@ -892,6 +896,12 @@ impl StagedCommit {
     /// Returns the Remove proposals that are covered by the Commit message as in iterator over [QueuedRemoveProposal].
     pub fn remove_proposals(&self) -> impl Iterator<Item = QueuedRemoveProposal<'_>> {
         self.staged_proposal_queue.remove_proposals()
+    }
+
+    /// Returns the leaves removed by custom proposals of the Commit, as the
+    /// group's [`ProposalExpander`](crate::group::ProposalExpander) said.
+    pub fn implied_removes(&self) -> &[LeafNodeIndex] {
+        self.staged_proposal_queue.implied_removes()
     }
 
     /// Returns the Update proposals that are covered by the Commit message as in iterator over [QueuedUpdateProposal].

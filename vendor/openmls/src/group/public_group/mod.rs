@@ -316,7 +316,23 @@ impl PublicGroup {
         &self,
         commit: &StagedCommit,
     ) -> Result<LeafNodeIndex, LibraryError> {
-        self.leftmost_free_index(commit.queued_proposals())
+        self.leftmost_free_index(commit.queued_proposals(), commit.implied_removes())
+    }
+
+    /// Whether `proposal` is a custom proposal whose type is among the
+    /// group's required capabilities: such proposals are accepted from
+    /// external senders (RFC 9420 §12.1.8.1, §11.1).
+    pub(crate) fn requires_custom_proposal(&self, proposal: &Proposal) -> bool {
+        let Proposal::Custom(custom) = proposal else {
+            return false;
+        };
+        self.group_context
+            .required_capabilities()
+            .is_some_and(|required| {
+                required
+                    .proposal_types()
+                    .contains(&custom.proposal_type().into())
+            })
     }
 
     /// Returns the leftmost free leaf index.
@@ -328,6 +344,7 @@ impl PublicGroup {
     pub(crate) fn leftmost_free_index<'a>(
         &self,
         queued_proposals: impl Iterator<Item = &'a QueuedProposal>,
+        implied_removes: &[LeafNodeIndex],
     ) -> Result<LeafNodeIndex, LibraryError> {
         // Leftmost free leaf in the tree
         let free_leaf_index = self.treesync().free_leaf_index();
@@ -344,6 +361,7 @@ impl PublicGroup {
         // or the leftmost index of a self-remove proposal or remove proposal.
         removed_indices
             .into_iter()
+            .chain(implied_removes.iter().copied())
             .chain(std::iter::once(free_leaf_index))
             .min()
             .ok_or_else(|| LibraryError::custom("No free leaf index found"))

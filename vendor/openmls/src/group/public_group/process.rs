@@ -51,6 +51,7 @@ impl PublicGroup {
         &self,
         decrypted_message: DecryptedMessage,
         message_secrets_store_option: impl Into<Option<&'a MessageSecretsStore>>,
+        proposal_expander: &crate::group::ProposalExpanderHook,
     ) -> Result<UnverifiedMessage, ValidationError> {
         let message_secrets_store_option = message_secrets_store_option.into();
         let verifiable_content = decrypted_message.verifiable_content();
@@ -113,6 +114,19 @@ impl PublicGroup {
                 group_id: self.group_id().clone(),
                 leftmost_blank_index: self.treesync().free_leaf_index(),
                 self_removes_in_store: self.proposal_store.self_removes(),
+                // Leaves freed by custom proposals can be the joiner's.
+                implied_removes: {
+                    let mut implied = Vec::new();
+                    let content = decrypted_message.verifiable_content();
+                    for custom in content.inline_custom_proposals() {
+                        implied.extend(
+                            proposal_expander
+                                .removed_leaves(self, custom)
+                                .map_err(|e| ValidationError::InvalidProposal(e.into()))?,
+                        );
+                    }
+                    implied
+                },
             }),
             Sender::External(_) | Sender::NewMemberProposal => None,
         };
@@ -196,7 +210,7 @@ impl PublicGroup {
         };
 
         let unverified_message = self
-            .parse_message(decrypted_message, None)
+            .parse_message(decrypted_message, None, &Default::default())
             .map_err(PublicProcessMessageError::from)?;
         self.process_unverified_message(crypto, unverified_message)
     }
@@ -424,7 +438,11 @@ impl PublicGroup {
                 ))
             }
 
-            FramedContentBody::Proposal(Proposal::Remove(_)) => {
+            // Custom proposals too, when the group requires their type.
+            FramedContentBody::Proposal(proposal)
+                if matches!(proposal, Proposal::Remove(_))
+                    || self.requires_custom_proposal(proposal) =>
+            {
                 let content = ProcessedMessageContent::ProposalMessage(Box::new(
                     QueuedProposal::from_authenticated_content_by_ref(
                         self.ciphersuite(),

@@ -50,6 +50,7 @@ impl PublicGroup {
         &self,
         mls_content: &'a AuthenticatedContent,
         crypto: &impl OpenMlsCrypto,
+        proposal_expander: &crate::group::ProposalExpanderHook,
     ) -> Result<(&'a Commit, ProposalQueue, LeafNodeIndex), StageCommitError> {
         let ciphersuite = self.ciphersuite();
 
@@ -125,7 +126,7 @@ impl PublicGroup {
         // Build a queue with all proposals from the Commit and check that we have all
         // of the proposals by reference locally
         // ValSem240: Commit must not cover inline self Remove proposal
-        let proposal_queue = ProposalQueue::from_committed_proposals(
+        let mut proposal_queue = ProposalQueue::from_committed_proposals(
             ciphersuite,
             crypto,
             commit.proposals.as_slice().to_vec(),
@@ -143,6 +144,9 @@ impl PublicGroup {
                 }
             }
         })?;
+
+        // Custom proposals that remove leaves (e.g. LeafOperationProposals)
+        proposal_queue.expand(self, proposal_expander, sender)?;
 
         // https://validation.openmls.tech/#valn1207
         if let Some(update_path) = &commit.path {
@@ -223,9 +227,10 @@ impl PublicGroup {
         // Now we can actually look at the public keys as they might have changed.
         let sender_index = match sender {
             Sender::Member(leaf_index) => *leaf_index,
-            Sender::NewMemberCommit => {
-                self.leftmost_free_index(proposal_queue.queued_proposals())?
-            }
+            Sender::NewMemberCommit => self.leftmost_free_index(
+                proposal_queue.queued_proposals(),
+                proposal_queue.implied_removes(),
+            )?,
             _ => {
                 return Err(StageCommitError::SenderTypeExternal);
             }
@@ -291,7 +296,8 @@ impl PublicGroup {
         mls_content: &AuthenticatedContent,
         crypto: &impl OpenMlsCrypto,
     ) -> Result<StagedCommit, StageCommitError> {
-        let (commit, proposal_queue, sender_index) = self.validate_commit(mls_content, crypto)?;
+        let (commit, proposal_queue, sender_index) =
+            self.validate_commit(mls_content, crypto, &Default::default())?;
 
         let staged_diff = self.stage_diff(mls_content, &proposal_queue, sender_index, crypto)?;
         let staged_state = PublicStagedCommitState {
@@ -316,7 +322,8 @@ impl PublicGroup {
         crypto: &impl OpenMlsCrypto,
         app_data_dict_updates: Option<AppDataUpdates>,
     ) -> Result<StagedCommit, StageCommitError> {
-        let (commit, proposal_queue, sender_index) = self.validate_commit(mls_content, crypto)?;
+        let (commit, proposal_queue, sender_index) =
+            self.validate_commit(mls_content, crypto, &Default::default())?;
 
         let staged_diff = self.stage_diff_with_app_data_updates(
             mls_content,

@@ -453,6 +453,17 @@ impl PublicGroup {
             }
         }
 
+        // Leaves removed by custom proposals count as Removes (see
+        // `ProposalQueue::expand`): same checks, same duplicate set.
+        for &removed in proposal_queue.implied_removes() {
+            if self.treesync().leaf(removed).is_none() {
+                return Err(ProposalValidationError::UnknownMemberRemoval);
+            }
+            if !removes_set.insert(removed) || updates_set.contains(&removed) {
+                return Err(ProposalValidationError::DuplicateMemberRemoval);
+            }
+        }
+
         Ok(())
     }
 

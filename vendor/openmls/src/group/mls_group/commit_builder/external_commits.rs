@@ -17,8 +17,8 @@ use crate::{
         past_secrets::MessageSecretsStore,
         public_group::errors::CreationFromExternalError,
         ExternalCommitBuilderFinalizeError, LeafNodeLifetimePolicy, MlsGroup, MlsGroupJoinConfig,
-        MlsGroupState, PendingCommitState, ProposalStore, PublicGroup, QueuedProposal,
-        ValidationError, PURE_PLAINTEXT_WIRE_FORMAT_POLICY,
+        MlsGroupState, PendingCommitState, ProposalQueue, ProposalStore, PublicGroup,
+        QueuedProposal, ValidationError, PURE_PLAINTEXT_WIRE_FORMAT_POLICY,
     },
     messages::{
         group_info::VerifiableGroupInfo,
@@ -71,6 +71,7 @@ pub enum ExternalCommitBuilderError<StorageError> {
 #[derive(Default)]
 pub struct ExternalCommitBuilder {
     proposals: Vec<PublicMessageIn>,
+    inline_proposals: Vec<Proposal>,
     ratchet_tree: Option<RatchetTreeIn>,
     config: MlsGroupJoinConfig,
     validate_lifetimes: LeafNodeLifetimePolicy,
@@ -94,6 +95,20 @@ impl ExternalCommitBuilder {
     /// other types of messages are ignored.
     pub fn with_proposals(mut self, proposals: Vec<PublicMessageIn>) -> Self {
         self.proposals = proposals;
+        self
+    }
+
+    /// Adds proposals to commit by value: custom proposals (e.g.
+    /// LeafOperationProposals, which the group's
+    /// [`ProposalExpander`](crate::group::ProposalExpander) may map to removed
+    /// leaves) and Removes. They count before the joiner's leaf index is
+    /// chosen, so a leaf they free can be the joiner's. Other proposal types
+    /// are ignored.
+    pub fn with_inline_proposals(mut self, proposals: Vec<Proposal>) -> Self {
+        self.inline_proposals = proposals
+            .into_iter()
+            .filter(|p| matches!(p, Proposal::Custom(_) | Proposal::Remove(_)))
+            .collect();
         self
     }
 
@@ -147,6 +162,7 @@ impl ExternalCommitBuilder {
     > {
         let ExternalCommitBuilder {
             proposals,
+            inline_proposals: caller_inline_proposals,
             ratchet_tree,
             mut config,
             aad,
@@ -236,7 +252,8 @@ impl ExternalCommitBuilder {
                 provider.crypto(),
                 ciphersuite,
             )?;
-            let unverified_message = public_group.parse_message(decrypted_message, None)?;
+            let unverified_message =
+                public_group.parse_message(decrypted_message, None, &config.proposal_expander)?;
             let verified = unverified_message.verify(
                 ciphersuite,
                 provider.crypto(),
@@ -269,6 +286,7 @@ impl ExternalCommitBuilder {
 
         let inline_proposals = inline_proposals
             .chain(remove_proposal)
+            .chain(caller_inline_proposals)
             .map(|p| {
                 QueuedProposal::from_proposal_and_sender(
                     ciphersuite,
@@ -281,7 +299,20 @@ impl ExternalCommitBuilder {
 
         queued_proposals.extend(inline_proposals);
 
-        let own_leaf_index = public_group.leftmost_free_index(queued_proposals.iter())?;
+        // Leaves removed by custom proposals free their index too.
+        let mut implied = ProposalQueue::default();
+        for queued_proposal in &queued_proposals {
+            implied.add(queued_proposal.clone());
+        }
+        implied
+            .expand(
+                &public_group,
+                &config.proposal_expander,
+                &Sender::NewMemberCommit,
+            )
+            .map_err(ValidationError::from)?;
+        let own_leaf_index =
+            public_group.leftmost_free_index(queued_proposals.iter(), implied.implied_removes())?;
 
         let original_wire_format_policy = config.wire_format_policy;
 

@@ -129,6 +129,14 @@ impl PublicGroupDiff<'_> {
             }
         }
 
+        // Process leaves removed by custom proposals (see `ProposalQueue::expand`)
+        for &removed in proposal_queue.implied_removes() {
+            if Some(removed) == own_leaf_index {
+                self_removed = true;
+            }
+            self.diff.blank_leaf(removed);
+        }
+
         // Process adds
         let add_proposals = proposal_queue
             .filtered_by_type(ProposalType::Add)
@@ -187,7 +195,9 @@ impl PublicGroupDiff<'_> {
         // * (or) the commit is empty which implicitly means it's a self-update
         // * (or) it is an external commit
         // External commits always have an ExternalInit proposal, which requires a path. Therefore the last check is redundant.
-        let path_required = proposals_require_path || proposal_queue.is_empty();
+        let path_required = proposals_require_path
+            || proposal_queue.is_empty()
+            || !proposal_queue.implied_removes().is_empty();
 
         Ok(ApplyProposalsValues {
             path_required,
