@@ -150,6 +150,8 @@ interface Stream {
   busy: boolean;
   dirty: boolean;
   pausedSince: number | undefined;
+  /** bufferedAmount at the last check, to tell a slow reader from a stalled one. */
+  buffered: number;
 }
 
 export async function startDeliveryServer(options: DeliveryServerOptions): Promise<RunningDeliveryServer> {
@@ -414,9 +416,10 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       },
     );
   };
-  const server: Server = options.tls ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, handler) : createHttpServer(handler);
-  server.headersTimeout = options.headersTimeoutMs ?? 10_000;
-  server.requestTimeout = options.requestTimeoutMs ?? 30_000;
+  const headersTimeout = options.headersTimeoutMs ?? 10_000;
+  // Slow requests are checked for this often (Node's default, 30 s, would let a slowloris hold sockets that long).
+  const timing = { headersTimeout, requestTimeout: options.requestTimeoutMs ?? 30_000, connectionsCheckingInterval: Math.min(1000, headersTimeout) };
+  const server: Server = options.tls ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key, ...timing }, handler) : createHttpServer(timing, handler);
   server.keepAliveTimeout = 5_000;
   server.maxHeadersCount = 64;
   server.maxConnections = options.maxConnections ?? 10_000;
@@ -463,7 +466,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
 
   function openStream(ws: WebSocket, client: string, group: Uint8Array, after: number): void {
     const groupHex = toHex(group);
-    const sub: Stream = { ws, client, group, sent: after, busy: false, dirty: true, pausedSince: undefined };
+    const sub: Stream = { ws, client, group, sent: after, busy: false, dirty: true, pausedSince: undefined, buffered: 0 };
     const set = streams.get(groupHex) ?? new Set();
     set.add(sub);
     streams.set(groupHex, set);
@@ -495,7 +498,9 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
         for (;;) {
           if (sub.ws.readyState !== sub.ws.OPEN) return;
           if (sub.ws.bufferedAmount > highWater) {
-            sub.pausedSince ??= Date.now();
+            // Cut off a subscriber that makes no progress at all for slowMs, not one that reads slowly.
+            if (sub.pausedSince === undefined || sub.ws.bufferedAmount < sub.buffered) sub.pausedSince = Date.now();
+            sub.buffered = sub.ws.bufferedAmount;
             if (Date.now() - sub.pausedSince > slowMs) {
               sub.ws.terminate();
               return;
