@@ -206,20 +206,40 @@ describe('the DS against an attacker', () => {
     await honestStillWork();
   });
 
-  it('in a group open to external joins, an outsider may join only by a real external commit (PublicMessage from a new member)', async () => {
+  it('in a group open to external joins, an outsider may join only by a real external commit of her own (signature and AS binding checked)', async () => {
     const dave = await dsPeer(server.url, `dave-${tag}`);
     dave.group = await dave.client.createGroup(dave.identity);
-    await dave.ds.createGroup(dave.group.id, { epoch: dave.group.epoch, externalJoin: true });
+    await dave.ds.createGroup(dave.group.id, { epoch: dave.group.epoch, externalJoin: true, groupInfo: await dave.group.exportGroupInfo() });
     const gid = toHex(dave.group.id);
     // A header-only PrivateMessage or a PublicMessage from a "member" is no external join.
     for (const forged of [forgedCommit(dave.group.id, 0), forgedCommit(dave.group.id, 0, 1, 1)]) {
       const r = await raw(server.url, 'POST', `/v1/groups/${gid}/messages`, { message: b64(forged), externalJoin: true }, malloryToken);
       expect(r).toMatchObject({ status: 400, body: { reason: 'malformed' } });
     }
-    // An external joiner adds no one else.
-    const r = await raw(server.url, 'POST', `/v1/groups/${gid}/messages`, { message: b64(forgedCommit(dave.group.id, 0, 1, 4)), externalJoin: true, added: [bob.name] }, malloryToken);
+    // A header-only "new member commit": no UpdatePath, nothing signed.
+    let r = await raw(server.url, 'POST', `/v1/groups/${gid}/messages`, { message: b64(forgedCommit(dave.group.id, 0, 1, 4)), externalJoin: true }, malloryToken);
     expect(r).toMatchObject({ status: 400, body: { reason: 'malformed' } });
+    // An external joiner adds no one else.
+    r = await raw(server.url, 'POST', `/v1/groups/${gid}/messages`, { message: b64(forgedCommit(dave.group.id, 0, 1, 4)), externalJoin: true, added: [bob.name] }, malloryToken);
+    expect(r).toMatchObject({ status: 400, body: { reason: 'malformed' } });
+    // A real external commit by someone the AS does not know as its poster (eve's commit posted by mallory), or with its signature broken.
+    const eve = await dsPeer(server.url, `eve-${tag}`);
+    const info = await mallory.ds.groupInfo(dave.group.id);
+    const byEve = await eve.client.joinExternal(info, eve.identity);
+    r = await raw(server.url, 'POST', `/v1/groups/${gid}/messages`, { message: b64(byEve.commit), externalJoin: true }, malloryToken);
+    expect(r).toMatchObject({ status: 400, body: { reason: 'invalid-commit' } });
+    const broken = byEve.commit.slice();
+    broken[broken.length - 40] ^= 1; // inside the signature (before the 32-byte confirmation tag and its length)
+    await refused(eve.ds.submit(dave.group.id, broken, { externalJoin: true }), 'invalid-commit');
     expect(await server.ds.epoch(dave.group.id)).toBe(0);
+    // eve posting her own real external commit joins.
+    await eve.ds.submit(dave.group.id, byEve.commit, { externalJoin: true });
+    expect(await server.ds.epoch(dave.group.id)).toBe(1);
+    const [logged] = await dave.ds.poll(dave.group.id, 0);
+    const processed = await dave.group.process(logged!.message);
+    expect(processed.kind).toBe('commit');
+    if (processed.kind === 'commit') await processed.staged.merge();
+    expect(dave.group.epoch).toBe(byEve.group.epoch);
   });
 
   it('no client is impersonated: anonymous, forged-token and other-client requests are refused', async () => {

@@ -119,6 +119,7 @@ const STATUS: Record<DsRejection, number> = {
   'invalid-key-package': 400,
   'invalid-group-info': 400,
   'invalid-welcome': 400,
+  'invalid-commit': 400,
   'unknown-group': 404,
   'unknown-client': 404,
   'not-found': 404,

@@ -13,7 +13,7 @@ import { readMlsHeader } from '../codec/mls-header.js';
 import { ExternalSender } from '../intents/external-sender.js';
 import { MemoryDeliveryStore, type DeliveryStore, type GroupRecord, type LoggedMessage, type PendingWelcome } from './delivery-store.js';
 import type { CredentialBinding } from './authentication-service.js';
-import { groupInfoFits, isWelcome } from './ds-checks.js';
+import { externalCommitTbs, groupContextOf, groupInfoFits, isWelcome, readExternalCommit } from './ds-checks.js';
 
 /**
  * Why the DS refused (stable codes; docs/PROTOCOL.md §8.3). The last five
@@ -31,6 +31,7 @@ export type DsRejection =
   | 'external-join-closed'
   | 'invalid-group-info'
   | 'invalid-welcome'
+  | 'invalid-commit'
   | 'unknown-client'
   | 'unauthenticated'
   | 'forbidden'
@@ -239,6 +240,7 @@ export class DeliveryService {
       if (!group.externalJoin) throw new DsError('external-join-closed', 'this group does not take external joins');
       if (header.wireFormat !== 'public' || header.senderType !== 4 || header.contentType !== 3) throw new DsError('malformed', 'an external join is a PublicMessage commit from a new member');
       if (extras.added?.length || extras.removed?.length || extras.welcome) throw new DsError('malformed', 'an external joiner adds and removes no one');
+      await this.#verifyExternalCommit(group, sender, message, header.epoch);
     }
     // A retried submission (same bytes) gets its first answer, so a client
     // that lost the reply can retry without the message being logged twice.
@@ -281,6 +283,32 @@ export class DeliveryService {
     return epoch < group.epoch
       ? new DsError('epoch-taken', `epoch ${epoch} already has a commit; process the group's messages up to epoch ${group.epoch} and commit again`)
       : new DsError('stale', `a commit for epoch ${epoch}; the group is at ${group.epoch}`);
+  }
+
+  /**
+   * An external commit from a non-member (docs/PROTOCOL.md §8.5): signed
+   * with the key of its own UpdatePath leaf over the current GroupContext
+   * (from the stored GroupInfo), and that leaf's credential is the AS's
+   * binding of the posting client.
+   */
+  async #verifyExternalCommit(group: GroupRecord, sender: string, message: Uint8Array, epoch: bigint): Promise<void> {
+    if (epoch < BigInt(group.epoch)) throw this.#epochTaken(Number(epoch), group);
+    const context = group.groupInfo && groupContextOf(group.groupInfo);
+    if (!context || context.epoch !== epoch || epoch !== BigInt(group.epoch)) throw new DsError('stale', 'the DS has no GroupInfo of this epoch to check the external commit against');
+    const commit = readExternalCommit(message);
+    if (!commit) throw new DsError('malformed', 'not an external commit with an UpdatePath');
+    const tbs = externalCommitTbs(commit, context.context);
+    let valid = false;
+    try {
+      valid = this.#client.read((core) => core.verifyWithLabel(context.ciphersuite, commit.signatureKey, 'FramedContentTBS', tbs, commit.signature));
+    } catch {
+      valid = false;
+    }
+    if (!valid) throw new DsError('invalid-commit', 'the external commit is not signed by its joiner over the current group context');
+    if (this.#auth) {
+      const binding = await this.#auth.validate(commit.identity, commit.signatureKey);
+      if (!binding || binding.clientId !== sender) throw new DsError('invalid-commit', "the joiner's credential is not the AS's binding of the posting client");
+    }
   }
 
   /** Refuse clients the AS does not know (or revoked): they could never read what is addressed to them. */
