@@ -34,7 +34,9 @@ async function freePort(): Promise<number> {
 
 function startServer(port: number, db: string): ChildProcess {
   // 200 clients share one address here: the per-address limit is raised; the per-client one stays at its default.
-  return spawn(process.execPath, ['scripts/ds.js', '--port', String(port), '--db', db, '--ip-rate', '100000'], { stdio: 'ignore' });
+  // DS_LOAD_SQLITE_SYNC=NORMAL measures what synchronous=FULL (the default) costs.
+  const sync = process.env.DS_LOAD_SQLITE_SYNC ? ['--sqlite-sync', process.env.DS_LOAD_SQLITE_SYNC] : [];
+  return spawn(process.execPath, ['scripts/ds.js', '--port', String(port), '--db', db, '--ip-rate', '100000', ...sync], { stdio: 'ignore' });
 }
 
 async function waitHealthy(ds: { client: DeliveryClient }): Promise<void> {

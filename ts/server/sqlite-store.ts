@@ -72,12 +72,16 @@ export class SqliteDeliveryStore implements DeliveryStore {
     return this.#notifier.watch(listener);
   }
 
-  constructor(file = ':memory:') {
+  /**
+   * `synchronous`: FULL (default) makes an accepted commit survive power
+   * loss, so the DS never accepts a second commit for an epoch it already
+   * answered (a fork it caused); NORMAL only survives a process crash, and
+   * exists to measure what FULL costs.
+   */
+  constructor(file = ':memory:', options: { synchronous?: 'FULL' | 'NORMAL' } = {}) {
     this.#db = new Database(file);
     this.#db.pragma('journal_mode = WAL');
-    // FULL: an accepted commit survives power loss, so the DS never accepts
-    // a second commit for an epoch it already answered (a fork it caused).
-    this.#db.pragma('synchronous = FULL');
+    this.#db.pragma(`synchronous = ${options.synchronous === 'NORMAL' ? 'NORMAL' : 'FULL'}`);
     this.#db.exec(SCHEMA);
     const version = this.#db.prepare('SELECT value FROM meta WHERE key = ?').get('schema') as { value: string } | undefined;
     if (!version) this.#db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('schema', DS_SCHEMA_VERSION);
