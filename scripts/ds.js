@@ -2,7 +2,7 @@
 // `npm run ds -- --port P [--db FILE | --postgres URL] [--host H] [--max-body BYTES] [--epoch-tolerance N]
 //                [--max-kp-lifetime SECONDS] [--retention MESSAGES] [--tls-cert PEM --tls-key PEM]
 //                [--client-rate N] [--ip-rate N] [--max-connections-per-ip N] [--audience URL]
-//                [--sqlite-sync FULL|NORMAL]`
+//                [--sqlite-sync FULL|COMMITS|NORMAL]`
 // Starts the paired-mls Delivery Service. Without --db or --postgres the
 // embedded SQLite database lives in memory. With --tls-cert/--tls-key it
 // serves HTTPS and WSS itself. GET /healthz answers 200 when ready.
@@ -35,7 +35,7 @@ try {
   if (!args.port || !/^\d+$/.test(args.port)) throw new Error('--port is required');
   if (args.db && args.postgres) throw new Error('choose --db or --postgres');
   if (Boolean(args['tls-cert']) !== Boolean(args['tls-key'])) throw new Error('--tls-cert and --tls-key go together');
-  if (args['sqlite-sync'] && !['FULL', 'NORMAL'].includes(args['sqlite-sync'])) throw new Error('--sqlite-sync is FULL or NORMAL');
+  if (args['sqlite-sync'] && !['FULL', 'COMMITS', 'NORMAL'].includes(args['sqlite-sync'])) throw new Error('--sqlite-sync is FULL, COMMITS or NORMAL');
   const clientRate = int(args, 'client-rate');
   const ipRate = int(args, 'ip-rate');
   options = {

@@ -511,6 +511,8 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
             return;
           }
           sub.pausedSince = undefined;
+          // A client revoked since it connected gets nothing more.
+          if (await authentication.revoked(sub.client)) throw new DsError('unauthenticated', 'the client was revoked');
           const batch = await ds.poll(sub.client, sub.group, sub.sent);
           if (batch.length === 0) break;
           for (const m of batch) {

@@ -66,6 +66,7 @@ const binding = (r: BindingRow): StoredBinding => ({
 
 export class SqliteDeliveryStore implements DeliveryStore {
   readonly #db: Database.Database;
+  readonly #sync: 'FULL' | 'COMMITS' | 'NORMAL';
   readonly #notifier = new AppendNotifier();
 
   watch(listener: (groupId: string, seq: number) => void): () => void {
@@ -73,15 +74,19 @@ export class SqliteDeliveryStore implements DeliveryStore {
   }
 
   /**
-   * `synchronous`: FULL (default) makes an accepted commit survive power
+   * `synchronous`: FULL (default) makes every accepted change survive power
    * loss, so the DS never accepts a second commit for an epoch it already
-   * answered (a fork it caused); NORMAL only survives a process crash, and
-   * exists to measure what FULL costs.
+   * answered (a fork it caused) nor reuses a sequence number it already
+   * handed out. COMMITS syncs every change but application messages (their
+   * transactions run NORMAL; the next synced one persists them too): commits
+   * stay fork-safe, an application message accepted just before a power
+   * loss may be lost. NORMAL survives a process crash only (measurement).
    */
-  constructor(file = ':memory:', options: { synchronous?: 'FULL' | 'NORMAL' } = {}) {
+  constructor(file = ':memory:', options: { synchronous?: 'FULL' | 'COMMITS' | 'NORMAL' } = {}) {
     this.#db = new Database(file);
     this.#db.pragma('journal_mode = WAL');
-    this.#db.pragma(`synchronous = ${options.synchronous === 'NORMAL' ? 'NORMAL' : 'FULL'}`);
+    this.#sync = options.synchronous ?? 'FULL';
+    this.#db.pragma(`synchronous = ${this.#sync === 'NORMAL' ? 'NORMAL' : 'FULL'}`);
     this.#db.exec(SCHEMA);
     const version = this.#db.prepare('SELECT value FROM meta WHERE key = ?').get('schema') as { value: string } | undefined;
     if (!version) this.#db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('schema', DS_SCHEMA_VERSION);
@@ -195,13 +200,23 @@ export class SqliteDeliveryStore implements DeliveryStore {
 
   async append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate): Promise<number | undefined> {
     let fresh = true;
+    const relaxed = this.#sync === 'COMMITS' && !update;
+    if (relaxed) this.#db.pragma('synchronous = NORMAL');
+    try {
+      return this.#append(message, update, () => (fresh = false), () => fresh);
+    } finally {
+      if (relaxed) this.#db.pragma('synchronous = FULL');
+    }
+  }
+
+  #append(message: Omit<LoggedMessage, 'seq'>, update: CommitUpdate | undefined, markKnown: () => void, isFresh: () => boolean): number | undefined {
     const seq = this.#db.transaction(() => {
       const group = this.#db.prepare('SELECT epoch FROM groups WHERE group_id = ?').get(message.groupId) as { epoch: number } | undefined;
       if (!group) return undefined;
       if (message.digest) {
         const known = this.#db.prepare('SELECT seq FROM log WHERE group_id = ? AND digest = ?').get(message.groupId, message.digest) as { seq: number } | undefined;
         if (known) {
-          fresh = false;
+          markKnown();
           return known.seq as number | undefined;
         }
       }
@@ -217,7 +232,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
       this.#db.prepare('INSERT INTO log (group_id, seq, sender, bytes, digest) VALUES (?, ?, ?, ?, ?)').run(message.groupId, next, message.sender, Buffer.from(message.bytes), message.digest ?? null);
       return next as number | undefined;
     })();
-    if (seq !== undefined && fresh) this.#notifier.notify(message.groupId, seq);
+    if (seq !== undefined && isFresh()) this.#notifier.notify(message.groupId, seq);
     return seq;
   }
 
