@@ -1,31 +1,7 @@
 /**
- * The Delivery Service over HTTP(S) and WebSocket (docs/PROTOCOL.md §8).
- * JSON bodies with base64 byte fields; every refusal is a 4xx with
- * `{ error, reason }`, never a crash. Clients authenticate (§8.2): they
- * prove control of the signature key the AS registered for their client id
- * and get a session token; no request names its acting client, the server
- * knows it from the token (or from the deployment's own `authenticate`
- * hook). Routes and who may use them: the table in §8.3.
- *
- *   GET  /healthz                       public    200 "ok" when ready
- *   POST /v1/auth/challenge             public    { clientId } → { challenge, audience, expires }
- *   POST /v1/auth/session               public    { challenge, signatureKey, signature } → { token, expires }
- *   POST /v1/as/register                public*   { challenge, userId, identity, signatureKey, ciphersuite, signature } → { token, expires }
- *   POST /v1/as/validate                session   { identity, signatureKey } → { clientId, userId }
- *   POST /v1/as/revoke                  session   {} (revokes the acting client, for good)
- *   POST /v1/key-packages               session   { keyPackages: [b64] } (the acting client's own)
- *   POST /v1/key-packages:fetch         session   { clients: [id] } → { keyPackages: { id: b64 }, refs: { id: hex } }
- *   POST /v1/key-packages:ack           session   { refs: [hex] }
- *   POST /v1/groups                     session   { groupId, epoch?, consistency?, groupInfo?, externalJoin? }
- *   POST /v1/groups/{gid}/messages      session   { message, welcome?, added?, removed?, groupInfo?, externalJoin? } → { seq }
- *   GET  /v1/groups/{gid}/messages      member    ?after= → { messages: [{ seq, sender, message }] }
- *   GET  /v1/groups/{gid}/group-info    member or open group → { groupInfo }
- *   GET  /v1/welcomes                   session   → { welcomes: [{ id, groupId, welcome }] }
- *   POST /v1/welcomes:ack               session   { ids: [n] }
- *   GET  /v1/pairings                   session   → { devices }
- *   POST /v1/pairings                   session   { anchor, device } → { accepted }
- *   POST /v1/pairings:cease             session   { anchor, device }
- *   WS   /v1/stream?group=&after=&access_token=   member: pushes { seq, sender, message } in order
+ * The Delivery Service over HTTP(S) and WebSocket. Routes, who may use
+ * them (authorization table) and refusals: docs/PROTOCOL.md §8.3; client
+ * authentication: §8.2.
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -42,62 +18,50 @@ import { SessionIssuer } from './ds-session.js';
 import { RateLimiter } from './rate-limit.js';
 import { HttpError, b64, clientId, hexGroupId, idList, natural, optionalB64, unb64 } from './ds-input.js';
 
-/** What a deployment's registration policy is asked (docs/PROTOCOL.md §8.4). */
+/** What a registration policy is asked (docs/PROTOCOL.md §8.4). */
 export interface RegistrationRequest {
   clientId: string;
   userId: string;
   identity: Uint8Array;
   signatureKey: Uint8Array;
-  /** The client the request is authenticated as (session token or `authenticate` hook), if any. */
+  /** Who sent the request (session or `authenticate` hook), if anyone. */
   actingClient: string | undefined;
-  /** Active clients of `userId` already registered. */
+  /** The acting client, if it is an active client of `userId`. */
   clientsOfUser: (userId: string) => Promise<string[]>;
-  /** Active keys of `clientId` already registered. */
+  /** Active keys `clientId` has. */
   existingKeys: number;
 }
 
+/** Options; defaults and meaning: docs/PROTOCOL.md §8.6. */
 export interface DeliveryServerOptions {
   port: number;
   host?: string;
   store: DeliveryStore;
-  /** Serve HTTPS/WSS with this PEM certificate chain and key (instead of HTTP behind a TLS proxy). */
+  /** Serve HTTPS/WSS with this PEM certificate chain and key. */
   tls?: { cert: string | Buffer; key: string | Buffer };
-  /** Largest request body accepted (bytes; default 4 MiB). */
   maxBodyBytes?: number;
-  /** Application messages accepted this many epochs behind (out-of-order tolerance). */
   epochTolerance?: number;
-  /** Longest KeyPackage lifetime accepted, seconds (default 90 days). */
   maxKeyPackageLifetime?: number;
-  /** Messages kept per group log (default 100,000). */
   retention?: number;
-  /** Access-Control-Allow-Origin for browser clients (default "*": tokens travel in a header, never in cookies). */
+  /** Access-Control-Allow-Origin (default "*": tokens travel in a header, never in cookies). */
   corsOrigin?: string;
-  /** Session lifetime, seconds (default 3600). */
   sessionSeconds?: number;
-  /** Audience named in challenges (default: the server's URL); set it to the public URL behind a proxy. */
+  /** Audience named in challenges (default: the server's URL). */
   audience?: string;
-  /**
-   * Deployment authentication (OIDC, mTLS, ...): map a request to the
-   * client id it acts as, or undefined to fall back to DS sessions.
-   */
+  /** Deployment authentication (OIDC, mTLS): the client id a request acts as, or undefined. */
   authenticate?: (req: IncomingMessage) => string | undefined | Promise<string | undefined>;
-  /** Registration policy (default: `defaultRegistrationPolicy`). */
+  /** Default: `defaultRegistrationPolicy`. */
   registrationPolicy?: (request: RegistrationRequest) => boolean | Promise<boolean>;
-  /** Requests per second per client, and burst (default 200, 400). */
+  /** [per second, burst] */
   clientRate?: [number, number];
-  /** Requests per second per IP address, and burst (default 1000, 2000). */
   ipRate?: [number, number];
-  /** KeyPackages a client may fetch per second, and burst (default 2, 200). */
   keyPackageRate?: [number, number];
-  /** Open connections per IP address (default 512) and in all (default 10,000). */
   maxConnectionsPerIp?: number;
   maxConnections?: number;
-  /** WebSocket streams per client (default 32). */
   maxStreamsPerClient?: number;
-  /** Bytes a WebSocket may have unsent before the stream pauses (default 1 MiB); paused longer than `slowConsumerMs` (default 30 s), it is closed. */
+  /** Unsent bytes before a stream pauses; no progress for `slowConsumerMs` closes it. */
   streamHighWater?: number;
   slowConsumerMs?: number;
-  /** Time to receive a request's headers and whole body (ms; default 10 s and 30 s). */
   headersTimeoutMs?: number;
   requestTimeoutMs?: number;
 }

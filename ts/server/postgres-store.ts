@@ -110,22 +110,6 @@ export class PostgresDeliveryStore implements DeliveryStore {
     });
   }
 
-  async takeKeyPackage(clientId: string, now: number): Promise<StoredKeyPackage | undefined> {
-    return this.#tx(async (c) => {
-      await c.query('DELETE FROM ds_key_packages WHERE client_id = $1 AND not_after < $2', [clientId, now]);
-      // SKIP LOCKED: concurrent fetches by other servers take other rows, never the same one.
-      const single = await c.query(
-        `DELETE FROM ds_key_packages WHERE ref = (
-           SELECT ref FROM ds_key_packages WHERE client_id = $1 AND NOT last_resort AND coalesce(lease_until, 0) < $2 ORDER BY added LIMIT 1 FOR UPDATE SKIP LOCKED)
-         RETURNING ref, client_id, bytes, last_resort, not_after`,
-        [clientId, now],
-      );
-      const row = single.rows[0] ?? (await c.query('SELECT ref, client_id, bytes, last_resort, not_after FROM ds_key_packages WHERE client_id = $1 AND last_resort ORDER BY added LIMIT 1', [clientId])).rows[0];
-      if (!row) return undefined;
-      return { ref: row.ref, clientId: row.client_id, bytes: bytes(row.bytes), lastResort: row.last_resort, notAfter: Number(row.not_after) };
-    });
-  }
-
   async leaseKeyPackage(clientId: string, requester: string, now: number, leaseUntil: number): Promise<StoredKeyPackage | undefined> {
     return this.#tx(async (c) => {
       await c.query('DELETE FROM ds_key_packages WHERE client_id = $1 AND not_after < $2', [clientId, now]);
@@ -263,10 +247,6 @@ export class PostgresDeliveryStore implements DeliveryStore {
   async readLog(groupId: string, afterSeq: number, limit: number): Promise<LoggedMessage[]> {
     const { rows } = await this.#pool.query('SELECT * FROM ds_log WHERE group_id = $1 AND seq > $2 ORDER BY seq LIMIT $3', [groupId, afterSeq, limit]);
     return rows.map((r) => ({ groupId: r.group_id, seq: Number(r.seq), sender: r.sender, bytes: bytes(r.bytes) }));
-  }
-
-  async putWelcome(recipient: string, groupId: string, welcome: Uint8Array): Promise<void> {
-    await this.#pool.query('INSERT INTO ds_welcomes (recipient, group_id, welcome) VALUES ($1, $2, $3)', [recipient, groupId, Buffer.from(welcome)]);
   }
 
   async pendingWelcomes(recipient: string): Promise<PendingWelcome[]> {

@@ -104,19 +104,6 @@ export class SqliteDeliveryStore implements DeliveryStore {
     })();
   }
 
-  async takeKeyPackage(clientId: string, now: number): Promise<StoredKeyPackage | undefined> {
-    return this.#db.transaction(() => {
-      this.#db.prepare('DELETE FROM key_packages WHERE client_id = ? AND not_after < ?').run(clientId, now);
-      const row = (this.#db.prepare('SELECT * FROM key_packages WHERE client_id = ? AND last_resort = 0 AND coalesce(lease_until, 0) < ? ORDER BY rowid LIMIT 1').get(clientId, now) ??
-        this.#db.prepare('SELECT * FROM key_packages WHERE client_id = ? AND last_resort = 1 ORDER BY rowid LIMIT 1').get(clientId)) as
-        | { ref: string; client_id: string; bytes: Buffer; last_resort: number; not_after: number }
-        | undefined;
-      if (!row) return undefined;
-      if (!row.last_resort) this.#db.prepare('DELETE FROM key_packages WHERE ref = ?').run(row.ref);
-      return { ref: row.ref, clientId: row.client_id, bytes: bytes(row.bytes), lastResort: Boolean(row.last_resort), notAfter: row.not_after };
-    })();
-  }
-
   async leaseKeyPackage(clientId: string, requester: string, now: number, leaseUntil: number): Promise<StoredKeyPackage | undefined> {
     return this.#db.transaction(() => {
       this.#db.prepare('DELETE FROM key_packages WHERE client_id = ? AND not_after < ?').run(clientId, now);
@@ -248,10 +235,6 @@ export class SqliteDeliveryStore implements DeliveryStore {
       bytes: Buffer;
     }[];
     return rows.map((r) => ({ groupId: r.group_id, seq: r.seq, sender: r.sender, bytes: bytes(r.bytes) }));
-  }
-
-  async putWelcome(recipient: string, groupId: string, welcome: Uint8Array): Promise<void> {
-    this.#db.prepare('INSERT INTO welcomes (recipient, group_id, welcome) VALUES (?, ?, ?)').run(recipient, groupId, Buffer.from(welcome));
   }
 
   async pendingWelcomes(recipient: string): Promise<PendingWelcome[]> {

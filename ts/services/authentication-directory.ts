@@ -1,11 +1,4 @@
-/**
- * The Authentication Service of a Delivery Service deployment, kept in the
- * DS's own store (docs/PROTOCOL.md §8.4): registers which signature key and
- * credential belong to which client and user, validates credentials, and
- * revokes for good. The in-memory `AuthenticationService` answers the same
- * questions inside one process; this one survives restarts and is shared
- * by every server on the store.
- */
+/** The DS deployment's Authentication Service, in the DS store (docs/PROTOCOL.md §8.4). */
 import { bytesEqual } from '../mls/bytes.js';
 import type { CredentialBinding } from './authentication-service.js';
 import type { DeliveryStore, StoredBinding } from './delivery-store.js';
@@ -31,12 +24,6 @@ export class AuthenticationDirectory {
   /** Every binding of a client, revoked ones included. */
   bindingsOf(clientId: string): Promise<StoredBinding[]> {
     return this.store.bindingsOf(clientId);
-  }
-
-  /** The client's key registered as `signatureKey`, when active. */
-  async activeKey(clientId: string, signatureKey: Uint8Array): Promise<StoredBinding | undefined> {
-    const b = await this.store.bindingByKey(signatureKey);
-    return b && !b.revoked && b.clientId === clientId ? b : undefined;
   }
 
   /** Revoke a client and all its keys; final (neither can be registered again). */

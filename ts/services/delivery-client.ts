@@ -1,11 +1,7 @@
 /**
- * Typed client of the networked Delivery Service (ts/server/ds-server.ts),
- * for Node and browsers: HTTP with `fetch`, live delivery with WebSocket
- * (the global one, or the constructor passed in, e.g. the `ws` package in
- * Node 20). The client authenticates (docs/PROTOCOL.md §8.2): it signs the
- * server's challenge with its MLS signature key and sends the session token
- * it gets with every request, logging in again when the session ends.
- * Refusals come back as `DsError` with the server's reason.
+ * Typed client of the networked DS, for Node and browsers (fetch, and a
+ * WebSocket class). It authenticates as in docs/PROTOCOL.md §8.2 and logs
+ * in again when its session ends. Refusals are `DsError`s.
  */
 import { toHex } from '../mls/bytes.js';
 import type { Identity, MlsClient } from '../mls/client.js';
@@ -55,18 +51,14 @@ export class DeliveryClient {
   /** KeyPackageRefs leased to this client by fetchKeyPackages, per owner, until acknowledged. */
   readonly #leased = new Map<string, string>();
 
-  /** An unauthenticated client (only `healthy()` works); use `register` or `login` for the rest. */
+  /** Anonymous (only `healthy()`); use `register` or `login`. */
   constructor(baseUrl: string, options: DeliveryClientOptions = {}, account?: DsAccount) {
     this.#base = baseUrl.replace(/\/$/, '');
     this.#ws = (options.WebSocket as WebSocketCtor | undefined) ?? (globalThis as { WebSocket?: WebSocketCtor }).WebSocket;
     this.#account = account;
   }
 
-  /**
-   * Register `account` at the DS's AS (its signature key for its client
-   * id, under `userId`, default the client id) and log in. `vouch`: a
-   * logged-in client of the same user, for a user's further clients.
-   */
+  /** Register `account`'s key at the AS (`userId` default: client id; `vouch`: a client of that user) and log in. */
   static async register(baseUrl: string, account: DsAccount & { userId?: string; vouch?: DeliveryClient }, options: DeliveryClientOptions = {}): Promise<DeliveryClient> {
     const ds = new DeliveryClient(baseUrl, options, account);
     const challenge = await ds.#challenge();
@@ -149,29 +141,26 @@ export class DeliveryClient {
     }
   }
 
-  /** Publish this client's own KeyPackages (their credential must be the one the AS registered for it). */
+  /** Publish this client's own KeyPackages. */
   uploadKeyPackages(keyPackages: Uint8Array[]): Promise<void> {
     return this.#authed('POST', '/v1/key-packages', { keyPackages: keyPackages.map(b64) });
   }
 
-  /**
-   * One KeyPackage per client, leased to this client until `ackKeyPackages`
-   * (asking again before then returns the same ones).
-   */
+  /** One KeyPackage per client, leased to this client until `ackKeyPackages`. */
   async fetchKeyPackages(clients: string[]): Promise<Map<string, Uint8Array>> {
     const out = await this.#authed<{ keyPackages: Record<string, string>; refs: Record<string, string> }>('POST', '/v1/key-packages:fetch', { clients });
     for (const [id, ref] of Object.entries(out.refs)) this.#leased.set(id, ref);
     return new Map(Object.entries(out.keyPackages).map(([k, v]) => [k, unb64(v)]));
   }
 
-  /** The KeyPackages fetched for these clients were used (or are no longer wanted): the DS deletes them. */
+  /** The KeyPackages fetched for these clients are used: delete them. */
   async ackKeyPackages(clients: string[]): Promise<void> {
     const refs = clients.map((c) => this.#leased.get(c)).filter((r): r is string => r !== undefined);
     if (refs.length > 0) await this.#authed('POST', '/v1/key-packages:ack', { refs });
     for (const c of clients) this.#leased.delete(c);
   }
 
-  /** Register a group with this client as its creator; `externalJoin` opens its GroupInfo and external commits to every client. */
+  /** Register a group; `externalJoin` opens it to external commits. */
   createGroup(groupId: Uint8Array, options: { epoch?: number; consistency?: 'strong' | 'eventual'; groupInfo?: Uint8Array; externalJoin?: boolean } = {}): Promise<void> {
     return this.#authed('POST', '/v1/groups', {
       groupId: b64(groupId),
@@ -214,7 +203,7 @@ export class DeliveryClient {
     return this.#authed('POST', '/v1/welcomes:ack', { ids });
   }
 
-  /** InitPairing(anchor, device) from this client (one of the two); true when both sides have asked. */
+  /** InitPairing from this client (anchor or device); true once both asked. */
   async initPairing(anchor: string, device: string): Promise<boolean> {
     return (await this.#authed<{ accepted: boolean }>('POST', '/v1/pairings', { anchor, device })).accepted;
   }

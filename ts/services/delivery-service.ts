@@ -15,11 +15,7 @@ import { MemoryDeliveryStore, type DeliveryStore, type GroupRecord, type LoggedM
 import type { CredentialBinding } from './authentication-service.js';
 import { externalCommitTbs, groupContextOf, groupInfoFits, isWelcome, readExternalCommit } from './ds-checks.js';
 
-/**
- * Why the DS refused (stable codes; docs/PROTOCOL.md §8.3). The last five
- * come from the networked server: no or a bad session, a route the acting
- * client may not use, too many requests, a body too large, no such route.
- */
+/** Why the DS refused: stable codes (docs/PROTOCOL.md §8.3). */
 export type DsRejection =
   | 'malformed'
   | 'unknown-group'
@@ -40,7 +36,7 @@ export type DsRejection =
   | 'not-found'
   | 'registration-refused';
 
-/** Anything that validates a credential against registered bindings (the in-memory AS, or the store-backed one). */
+/** Validates credentials (the in-memory AS or the store-backed one). */
 export interface CredentialCheck {
   validate(identity: Uint8Array, signatureKey: Uint8Array): CredentialBinding | undefined | Promise<CredentialBinding | undefined>;
 }
@@ -95,6 +91,7 @@ export class DeliveryService {
   readonly #external: Identity;
   readonly #auth: CredentialCheck | undefined;
   readonly #lease: number;
+  #takes = 0;
   readonly #tolerance: number;
   readonly #pageSize: number;
   readonly #now: () => number;
@@ -159,18 +156,18 @@ export class DeliveryService {
   /** One KeyPackage per client (the minimal set), each handed out once; last-resort ones only when nothing else is left. */
   async fetchKeyPackages(clientIds: string[]): Promise<Map<string, Uint8Array>> {
     const out = new Map<string, Uint8Array>();
+    // Taken: leased to a one-off requester (no client id has a NUL) and acknowledged at once.
+    const taker = `\u0000take-${++this.#takes}`;
     for (const id of new Set(clientIds)) {
-      const kp = await this.store.takeKeyPackage(id, this.#now());
-      if (kp) out.set(id, kp.bytes);
+      const kp = await this.store.leaseKeyPackage(id, taker, this.#now(), this.#now() + this.#lease);
+      if (!kp) continue;
+      if (!kp.lastResort) await this.store.ackKeyPackages(taker, [kp.ref]);
+      out.set(id, kp.bytes);
     }
     return out;
   }
 
-  /**
-   * One KeyPackage per client for `requester`, leased (at-least-once): it
-   * stays the requester's until `ackKeyPackages` deletes it or the lease
-   * runs out; asking again returns the same one. Returns id → { ref, keyPackage }.
-   */
+  /** One KeyPackage per client, leased to `requester` until acknowledged (docs/PROTOCOL.md §8.1). */
   async leaseKeyPackages(requester: string, clientIds: string[]): Promise<Map<string, { ref: string; keyPackage: Uint8Array }>> {
     const out = new Map<string, { ref: string; keyPackage: Uint8Array }>();
     const now = this.#now();
@@ -181,17 +178,14 @@ export class DeliveryService {
     return out;
   }
 
-  /** The requester used these leased KeyPackages (refs, hex): delete them. Returns how many were deleted. */
+  /** Delete KeyPackages (refs) leased to `requester`; returns how many. */
   ackKeyPackages(requester: string, refs: string[]): Promise<number> {
     return this.store.ackKeyPackages(requester, refs);
   }
 
   // --- groups and delivery ------------------------------------------------------
 
-  /**
-   * Register a group with `creator` as its only member. `externalJoin`:
-   * any client may read its GroupInfo and join it by external commit.
-   */
+  /** Register a group; `creator` is its only member. */
   async createGroup(
     groupId: Uint8Array,
     creator: string,
@@ -368,7 +362,7 @@ export class DeliveryService {
     });
   }
 
-  /** Welcomes waiting for `client`, taken (pending, then acknowledged in one call: in-process callers cannot lose the reply). */
+  /** Welcomes waiting for `client`, taken (read and acknowledged). */
   async welcomes(client: string): Promise<{ groupId: Uint8Array; welcome: Uint8Array }[]> {
     const pending = await this.store.pendingWelcomes(client);
     await this.store.ackWelcomes(
@@ -378,21 +372,17 @@ export class DeliveryService {
     return pending.map((w) => ({ groupId: fromHex(w.groupId), welcome: w.welcome }));
   }
 
-  /** Welcomes waiting for `client`, kept until `ackWelcomes` (at-least-once). */
+  /** Welcomes waiting for `client`, kept until `ackWelcomes`. */
   pendingWelcomes(client: string): Promise<PendingWelcome[]> {
     return this.store.pendingWelcomes(client);
   }
 
-  /** `client` has its Welcomes with these ids: delete them (only its own). */
+  /** Delete `client`'s Welcomes with these ids. */
   ackWelcomes(client: string, ids: number[]): Promise<void> {
     return this.store.ackWelcomes(client, ids);
   }
 
-  /**
-   * The GroupInfo of the group's current epoch, for external joins. With
-   * `requester`, only for a member or device of one, or when the group is
-   * open to external joins.
-   */
+  /** The current GroupInfo; with `requester`, only for a reader or in an open group. */
   async groupInfo(groupId: Uint8Array, requester?: string): Promise<Uint8Array | undefined> {
     const group = await this.store.getGroup(toHex(groupId));
     if (!group) return undefined;

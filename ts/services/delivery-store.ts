@@ -33,7 +33,7 @@ export interface GroupRecord {
   /** Strongly consistent (ordered, first commit per epoch wins) or eventually consistent. */
   consistency: 'strong' | 'eventual';
   groupInfo?: Uint8Array;
-  /** External-join policy: when true, any authenticated client may read the GroupInfo and join by external commit. */
+  /** Open to external joins (GroupInfo readable by all). */
   externalJoin?: boolean;
 }
 
@@ -70,21 +70,9 @@ export interface CommitUpdate {
 
 export interface DeliveryStore {
   putKeyPackages(kps: StoredKeyPackage[]): Promise<void>;
-  /**
-   * Hand out one KeyPackage of `clientId`, atomically: a non-last-resort
-   * one is removed; a last-resort one only when no other is left, and kept.
-   * Expired ones (notAfter < now) are deleted and never handed out.
-   */
-  takeKeyPackage(clientId: string, now: number): Promise<StoredKeyPackage | undefined>;
-  /**
-   * Lease one KeyPackage of `clientId` to `requester` until `leaseUntil`
-   * (at-least-once): the same requester asking again while it holds an
-   * unacknowledged lease gets the same KeyPackage; others never get it
-   * until the lease runs out; `ackKeyPackages` deletes it. Last-resort ones
-   * are handed out (never leased, kept) only when nothing else is left.
-   */
+  /** Lease one KeyPackage of `clientId` to `requester` until `leaseUntil` (docs/PROTOCOL.md §8.1), atomically. */
   leaseKeyPackage(clientId: string, requester: string, now: number, leaseUntil: number): Promise<StoredKeyPackage | undefined>;
-  /** Delete the one-time KeyPackages (by ref) leased to `requester`; returns how many. */
+  /** Delete these KeyPackages (refs) if leased to `requester`; returns how many. */
   ackKeyPackages(requester: string, refs: string[]): Promise<number>;
   countKeyPackages(clientId: string): Promise<number>;
 
@@ -101,17 +89,12 @@ export interface DeliveryStore {
   seqOf(groupId: string, digest: string): Promise<number | undefined>;
   readLog(groupId: string, afterSeq: number, limit: number): Promise<LoggedMessage[]>;
 
-  putWelcome(recipient: string, groupId: string, welcome: Uint8Array): Promise<void>;
-  /** Welcomes waiting for `recipient`, oldest first; kept until acknowledged. */
+  /** Welcomes waiting for `recipient`, oldest first. */
   pendingWelcomes(recipient: string): Promise<PendingWelcome[]>;
-  /** Delete `recipient`'s Welcomes with these ids (others' are untouched). */
+  /** Delete `recipient`'s Welcomes with these ids. */
   ackWelcomes(recipient: string, ids: number[]): Promise<void>;
 
-  /**
-   * AS: register a binding, atomically. Refused when the signature key is
-   * registered to another client or was ever revoked, or the client id was
-   * revoked (revocation is final).
-   */
+  /** AS: register a binding, atomically (refusals: docs/PROTOCOL.md §8.4). */
   registerBinding(binding: Omit<StoredBinding, 'revoked'>): Promise<BindingRefusal | undefined>;
   bindingByKey(signatureKey: Uint8Array): Promise<StoredBinding | undefined>;
   /** Every binding of a client, revoked ones included. */
@@ -119,7 +102,7 @@ export interface DeliveryStore {
   /** Revoke a client id and all its keys, for good. */
   revokeClient(clientId: string): Promise<void>;
   clientRevoked(clientId: string): Promise<boolean>;
-  /** A server secret by name: the stored one, or `fresh` stored now (shared by every server on the store). */
+  /** The stored secret `name`, or `fresh`, stored now. */
   secret(name: string, fresh: Uint8Array): Promise<Uint8Array>;
 
   /**
@@ -173,14 +156,6 @@ export class MemoryDeliveryStore implements DeliveryStore {
       if (!list.some((k) => k.ref === kp.ref)) list.push(kp);
       this.#kps.set(kp.clientId, list);
     }
-  }
-
-  async takeKeyPackage(clientId: string, now: number): Promise<StoredKeyPackage | undefined> {
-    const list = (this.#kps.get(clientId) ?? []).filter((k) => k.notAfter >= now);
-    this.#kps.set(clientId, list);
-    const single = list.findIndex((k) => !k.lastResort);
-    if (single >= 0) return list.splice(single, 1)[0];
-    return list.find((k) => k.lastResort);
   }
 
   async leaseKeyPackage(clientId: string, requester: string, now: number, leaseUntil: number): Promise<StoredKeyPackage | undefined> {
@@ -269,7 +244,7 @@ export class MemoryDeliveryStore implements DeliveryStore {
       group.epoch = update.setEpoch;
       if (update.members) group.members = [...update.members];
       if (update.groupInfo) group.groupInfo = update.groupInfo;
-      for (const w of update.welcomes ?? []) await this.putWelcome(w.recipient, message.groupId, w.welcome);
+      for (const w of update.welcomes ?? []) this.#putWelcome(w.recipient, message.groupId, w.welcome);
     }
     const log = this.#logs.get(message.groupId) ?? [];
     const seq = (log.at(-1)?.seq ?? 0) + 1;
@@ -288,7 +263,7 @@ export class MemoryDeliveryStore implements DeliveryStore {
     return (this.#logs.get(groupId) ?? []).filter((m) => m.seq > afterSeq).slice(0, limit);
   }
 
-  async putWelcome(recipient: string, groupId: string, welcome: Uint8Array): Promise<void> {
+  #putWelcome(recipient: string, groupId: string, welcome: Uint8Array): void {
     const list = this.#welcomes.get(recipient) ?? [];
     list.push({ id: ++this.#welcomeIds, groupId, welcome });
     this.#welcomes.set(recipient, list);
