@@ -121,15 +121,18 @@ export class DeliveryClient {
     return (text.startsWith('{') ? JSON.parse(text) : text) as T;
   }
 
-  /** An authenticated call; a session that ended (expiry) is renewed once. */
+  /** An authenticated call; a session that ended is renewed once; a rate-limited call waits a second and retries (three times). */
   async #authed<T>(method: string, path: string, body?: unknown): Promise<T> {
     if (!this.#token) await this.#login();
-    try {
-      return await this.#call<T>(method, path, body, this.#token);
-    } catch (err) {
-      if (!(err instanceof DsError) || err.reason !== 'unauthenticated' || !this.#account) throw err;
-      await this.#login();
-      return this.#call<T>(method, path, body, this.#token);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.#call<T>(method, path, body, this.#token);
+      } catch (err) {
+        if (!(err instanceof DsError)) throw err;
+        if (err.reason === 'unauthenticated' && this.#account && attempt === 0) await this.#login();
+        else if (err.reason === 'rate-limited' && attempt < 3) await new Promise((r) => setTimeout(r, 1000));
+        else throw err;
+      }
     }
   }
 
