@@ -1,8 +1,12 @@
 #!/usr/bin/env node
 // `npm run ds -- --port P [--db FILE | --postgres URL] [--host H] [--max-body BYTES] [--epoch-tolerance N]
-//                [--max-kp-lifetime SECONDS] [--retention MESSAGES]`
+//                [--max-kp-lifetime SECONDS] [--retention MESSAGES] [--tls-cert PEM --tls-key PEM]
+//                [--client-rate N] [--ip-rate N] [--max-connections-per-ip N] [--audience URL]
+//                [--sqlite-sync FULL|COMMITS|NORMAL]`
 // Starts the paired-mls Delivery Service. Without --db or --postgres the
-// embedded SQLite database lives in memory. GET /healthz answers 200 when ready.
+// embedded SQLite database lives in memory. With --tls-cert/--tls-key it
+// serves HTTPS and WSS itself. GET /healthz answers 200 when ready.
+import { readFileSync } from 'node:fs';
 import { PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer } from '../dist/server.js';
 
 function parseArgs(argv) {
@@ -17,26 +21,43 @@ function parseArgs(argv) {
   return out;
 }
 
+/** A positive integer flag, or undefined when absent. */
+function int(args, name) {
+  if (args[name] === undefined) return undefined;
+  if (!/^\d+$/.test(args[name]) || Number(args[name]) <= 0) throw new Error(`--${name} must be a positive integer`);
+  return Number(args[name]);
+}
+
 let args;
+let options;
 try {
   args = parseArgs(process.argv.slice(2));
   if (!args.port || !/^\d+$/.test(args.port)) throw new Error('--port is required');
   if (args.db && args.postgres) throw new Error('choose --db or --postgres');
+  if (Boolean(args['tls-cert']) !== Boolean(args['tls-key'])) throw new Error('--tls-cert and --tls-key go together');
+  if (args['sqlite-sync'] && !['FULL', 'COMMITS', 'NORMAL'].includes(args['sqlite-sync'])) throw new Error('--sqlite-sync is FULL, COMMITS or NORMAL');
+  const clientRate = int(args, 'client-rate');
+  const ipRate = int(args, 'ip-rate');
+  options = {
+    port: Number(args.port),
+    host: args.host,
+    maxBodyBytes: int(args, 'max-body'),
+    epochTolerance: args['epoch-tolerance'] === undefined ? undefined : Number(args['epoch-tolerance']),
+    maxKeyPackageLifetime: int(args, 'max-kp-lifetime'),
+    retention: int(args, 'retention'),
+    clientRate: clientRate && [clientRate, clientRate * 2],
+    ipRate: ipRate && [ipRate, ipRate * 2],
+    maxConnectionsPerIp: int(args, 'max-connections-per-ip'),
+    audience: args.audience,
+    tls: args['tls-cert'] ? { cert: readFileSync(args['tls-cert']), key: readFileSync(args['tls-key']) } : undefined,
+  };
 } catch (err) {
-  console.error(`ds: ${err.message}\nusage: npm run ds -- --port P [--db FILE | --postgres URL] [--host H] [--max-body BYTES]`);
+  console.error(`ds: ${err.message}\nusage: npm run ds -- --port P [--db FILE | --postgres URL] [--host H] [--max-body BYTES] [--tls-cert PEM --tls-key PEM]`);
   process.exit(2);
 }
 
-const store = args.postgres ? await PostgresDeliveryStore.connect(args.postgres) : new SqliteDeliveryStore(args.db ?? ':memory:');
-const server = await startDeliveryServer({
-  port: Number(args.port),
-  host: args.host,
-  store,
-  maxBodyBytes: args['max-body'] ? Number(args['max-body']) : undefined,
-  epochTolerance: args['epoch-tolerance'] ? Number(args['epoch-tolerance']) : undefined,
-  maxKeyPackageLifetime: args['max-kp-lifetime'] ? Number(args['max-kp-lifetime']) : undefined,
-  retention: args.retention ? Number(args.retention) : undefined,
-});
+const store = args.postgres ? await PostgresDeliveryStore.connect(args.postgres) : new SqliteDeliveryStore(args.db ?? ':memory:', { synchronous: args['sqlite-sync'] });
+const server = await startDeliveryServer({ ...options, store });
 console.log(`ds: listening on ${server.url} (${args.postgres ? 'postgres' : args.db ? `sqlite ${args.db}` : 'sqlite in memory'})`);
 
 const stop = async () => {

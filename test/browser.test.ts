@@ -86,9 +86,9 @@ describe('in Chromium', () => {
     const { initPairing, shareRand } = await call<{ initPairing: string; shareRand: string }>(laptop, 'initiatePairing', kp);
     const accept = await call<string>(phone, 'joinPairing', initPairing, shareRand);
     expect(await call(laptop, 'acceptPairing', accept)).toBe('paired');
-    await fetch(`${ds.url}/v1/pairings`, { method: 'POST', body: JSON.stringify({ from: 'p-alice', anchor: 'p-alice', device: 'p-alice-phone' }) });
-    const reg = await fetch(`${ds.url}/v1/pairings`, { method: 'POST', body: JSON.stringify({ from: 'p-alice-phone', anchor: 'p-alice', device: 'p-alice-phone' }) });
-    expect(await reg.json()).toEqual({ accepted: true });
+    // Both sides ask the DS registry, each with its own session.
+    expect(await call(laptop, 'registerPairing', 'p-alice', 'p-alice-phone')).toBe(false);
+    expect(await call(phone, 'registerPairing', 'p-alice', 'p-alice-phone')).toBe(true);
 
     const enrolled = await call<{ commit: string; pairing: string[] }>(laptop, 'pairedCommit', 'enroll');
     await call(bob, 'receive');

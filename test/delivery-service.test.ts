@@ -22,13 +22,13 @@ async function catchUp(ds: DeliveryService, m: Member & { seen?: number }): Prom
   return texts;
 }
 
-async function groupOnDs(names: string[]) {
+async function groupOnDs(names: string[], options: { externalJoin?: boolean } = {}) {
   const ds = await DeliveryService.create();
   const members = (await Promise.all(names.map((n) => newMember(n)))) as (Member & { seen?: number })[];
   for (const m of members) await ds.uploadKeyPackages(m.name, await m.client.createKeyPackages(m.identity, { count: 2 }));
   const [a] = members as [Member & { seen?: number }];
   a.group = await a.client.createGroup(a.identity);
-  await ds.createGroup(a.group.id, a.name, { epoch: a.group.epoch });
+  await ds.createGroup(a.group.id, a.name, { epoch: a.group.epoch, externalJoin: options.externalJoin });
   const others = members.slice(1);
   const kps = await ds.fetchKeyPackages(others.map((o) => o.name));
   const { commit, welcome, groupInfo } = await a.group.commit({ add: [...kps.values()], groupInfo: true });
@@ -94,7 +94,7 @@ describe('Delivery Service', () => {
   });
 
   it('Welcomes go to the added members only; GroupInfo follows the epoch and serves external joins', async () => {
-    const { ds, members } = await groupOnDs(['a', 'b']);
+    const { ds, members } = await groupOnDs(['a', 'b'], { externalJoin: true });
     const [a, b] = members as [Member & { seen?: number }, Member & { seen?: number }];
     expect(await ds.welcomes('b')).toEqual([]); // already taken
     const info = await ds.groupInfo(a.group!.id);
@@ -121,7 +121,8 @@ describe('Delivery Service', () => {
     expect((await ds.submit(b.group!.id, 'b', msg)).accepted).toBe(true);
     const atPhone = await ds.poll('a-phone', a.group!.id);
     expect(atPhone.at(-1)!.bytes).toEqual(msg);
-    await ds.ceasePairing('a', 'a-phone');
+    await expect(ds.ceasePairing('mallory', 'a', 'a-phone')).rejects.toMatchObject({ reason: 'forbidden' });
+    await ds.ceasePairing('a', 'a', 'a-phone');
     await expect(ds.poll('a-phone', a.group!.id)).rejects.toMatchObject({ reason: 'not-a-member' });
     await expect(ds.initPairing('mallory', 'a', 'a-phone')).rejects.toBeInstanceOf(DsError);
   });

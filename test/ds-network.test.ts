@@ -8,16 +8,15 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
-import { DeliveryClient, DsError, utf8, type DeliveredMessage } from 'paired-mls';
+import { DeliveryClient, DsError, signDsChallenge, utf8, type DeliveredMessage } from 'paired-mls';
 import { PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer, type RunningDeliveryServer } from 'paired-mls/server';
-import { expectInSync, newMember, type Member } from './helpers.js';
+import { expectInSync } from './helpers.js';
+import { dsPeer, type DsPeer as Peer } from './ds-helpers.js';
 import { startPostgres, type PgServer } from './pg-server.js';
-
-type Peer = Member & { ds: DeliveryClient; seen: number };
 
 async function catchUp(m: Peer): Promise<string[]> {
   const texts: string[] = [];
-  for (const msg of await m.ds.poll(m.name, m.group!.id, m.seen)) {
+  for (const msg of await m.ds.poll(m.group!.id, m.seen)) {
     m.seen = msg.seq;
     if (msg.sender === m.name) continue;
     const r = await m.group!.process(msg.message);
@@ -32,18 +31,20 @@ async function groupOver(urls: string[], names: string[]): Promise<Peer[]> {
   // Client ids are unique per run: the DS keeps KeyPackages and Welcomes per id.
   const tag = Math.random().toString(36).slice(2, 8);
   const peers: Peer[] = [];
-  for (const [i, n] of names.entries()) peers.push({ ...(await newMember(`${n}-${tag}`)), ds: new DeliveryClient(urls[i % urls.length]!, { WebSocket }), seen: 0 });
-  for (const p of peers) await p.ds.uploadKeyPackages(p.name, await p.client.createKeyPackages(p.identity, { count: 2 }));
+  for (const [i, n] of names.entries()) peers.push(await dsPeer(urls[i % urls.length]!, `${n}-${tag}`));
+  for (const p of peers) await p.ds.uploadKeyPackages(await p.client.createKeyPackages(p.identity, { count: 2 }));
   const [a, ...others] = peers as [Peer, ...Peer[]];
   a.group = await a.client.createGroup(a.identity);
-  await a.ds.createGroup(a.group.id, a.name, { epoch: a.group.epoch });
+  await a.ds.createGroup(a.group.id, { epoch: a.group.epoch });
   const kps = await a.ds.fetchKeyPackages(others.map((o) => o.name));
   const { commit, welcome, groupInfo } = await a.group.commit({ add: [...kps.values()], groupInfo: true });
-  a.seen = await a.ds.submit(a.group.id, a.name, commit, { welcome, added: others.map((o) => o.name), groupInfo });
+  a.seen = await a.ds.submit(a.group.id, commit, { welcome, added: others.map((o) => o.name), groupInfo });
+  await a.ds.ackKeyPackages(others.map((o) => o.name));
   await a.group.mergePendingCommit();
   for (const o of others) {
-    const [w] = await o.ds.welcomes(o.name);
+    const [w] = await o.ds.welcomes();
     o.group = await o.client.joinFromWelcome(w!.welcome);
+    await o.ds.ackWelcomes([w!.id]);
     o.seen = a.seen;
   }
   return peers;
@@ -53,7 +54,7 @@ async function race(peers: Peer[]): Promise<void> {
   const [, b, c] = peers as [Peer, Peer, Peer];
   const fromB = await b.group!.selfUpdate();
   const fromC = await c.group!.selfUpdate();
-  const results = await Promise.allSettled([b.ds.submit(b.group!.id, b.name, fromB.commit), c.ds.submit(c.group!.id, c.name, fromC.commit)]);
+  const results = await Promise.allSettled([b.ds.submit(b.group!.id, fromB.commit), c.ds.submit(c.group!.id, fromC.commit)]);
   expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
   const lost = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
   expect(lost.reason).toBeInstanceOf(DsError);
@@ -64,19 +65,31 @@ async function race(peers: Peer[]): Promise<void> {
   for (const p of peers) await catchUp(p);
   expectInSync(peers);
   const again = await loser.group!.selfUpdate();
-  await loser.ds.submit(loser.group!.id, loser.name, again.commit);
+  await loser.ds.submit(loser.group!.id, again.commit);
   await loser.group!.mergePendingCommit();
   for (const p of peers) await catchUp(p);
   expectInSync(peers);
 }
 
-async function keyPackagesOnce(clients: DeliveryClient[]): Promise<void> {
-  const z = await newMember('zed');
-  await clients[0]!.uploadKeyPackages('zed', await z.client.createKeyPackages(z.identity, { count: 5 }));
-  const got = await Promise.all(Array.from({ length: 12 }, (_, i) => clients[i % clients.length]!.fetchKeyPackages(['zed'])));
-  const handed = got.filter((m) => m.has('zed')).map((m) => Buffer.from(m.get('zed')!).toString('hex'));
+/** KeyPackages of one client, fetched by twelve others through `urls`: five one-time ones, each leased to exactly one fetcher. */
+async function keyPackagesOnce(urls: string[]): Promise<void> {
+  const tag = Math.random().toString(36).slice(2, 8);
+  const z = await dsPeer(urls[0]!, `zed-${tag}`);
+  await z.ds.uploadKeyPackages(await z.client.createKeyPackages(z.identity, { count: 5 }));
+  const fetchers = await Promise.all(Array.from({ length: 12 }, (_, i) => dsPeer(urls[i % urls.length]!, `fetcher${i}-${tag}`)));
+  const got = await Promise.all(fetchers.map((f) => f.ds.fetchKeyPackages([z.name])));
+  const handed = got.filter((m) => m.has(z.name)).map((m) => Buffer.from(m.get(z.name)!).toString('hex'));
   expect(handed).toHaveLength(5);
   expect(new Set(handed).size).toBe(5);
+}
+
+/** A raw session token of `p` at `url` (challenge, SignWithLabel, session), for hand-made requests. */
+async function sessionToken(url: string, p: Peer): Promise<string> {
+  const post = async (path: string, body: unknown) => (await fetch(url + path, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } })).json();
+  const { challenge } = (await post('/v1/auth/challenge', { clientId: p.name })) as { challenge: string };
+  const signature = Buffer.from(signDsChallenge(p.client, p.identity, challenge)).toString('base64');
+  const { token } = (await post('/v1/auth/session', { challenge, signatureKey: Buffer.from(p.identity.signaturePublicKey).toString('base64'), signature })) as { token: string };
+  return token;
 }
 
 describe('networked DS on SQLite', () => {
@@ -91,15 +104,15 @@ describe('networked DS on SQLite', () => {
     const client = new DeliveryClient(server.url);
     expect(await client.healthy()).toBe(true);
     await race(await groupOver([server.url], ['a', 'b', 'c', 'd']));
-    await keyPackagesOnce([client]);
+    await keyPackagesOnce([server.url]);
   });
 
   it('streams a group over WebSocket in order, from a given sequence number', async () => {
     const peers = await groupOver([server.url], ['a', 'b', 'c']);
     const [a, b] = peers as [Peer, Peer];
     const got: DeliveredMessage[] = [];
-    const stop = b.ds.stream(b.name, a.group!.id, b.seen, (m) => got.push(m));
-    for (let i = 0; i < 20; i++) await a.ds.submit(a.group!.id, a.name, await a.group!.encrypt(`m${i}`));
+    const stop = b.ds.stream(a.group!.id, b.seen, (m) => got.push(m));
+    for (let i = 0; i < 20; i++) await a.ds.submit(a.group!.id, await a.group!.encrypt(`m${i}`));
     for (let i = 0; i < 100 && got.length < 20; i++) await new Promise((r) => setTimeout(r, 20));
     stop();
     expect(got.map((m) => m.seq)).toEqual(Array.from({ length: 20 }, (_, i) => b.seen + i + 1));
@@ -112,14 +125,18 @@ describe('networked DS on SQLite', () => {
   });
 
   it('refuses malformed requests and oversized bodies with 4xx and a reason', async () => {
-    const post = (path: string, body: string) => fetch(server.url + path, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+    // A logged-in client's token: these requests pass authentication and fail on their content.
+    const me = await dsPeer(server.url, `checker-${Math.random().toString(36).slice(2, 8)}`);
+    const token = await sessionToken(server.url, me);
+    const post = (path: string, body: string) =>
+      fetch(server.url + path, { method: 'POST', body, headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` } });
     const cases: [string, string, number, string][] = [
       ['/v1/groups', 'not json', 400, 'malformed'],
       ['/v1/groups', '[]', 400, 'malformed'],
-      ['/v1/groups', '{"groupId":"%%%","creator":"a"}', 400, 'malformed'],
+      ['/v1/groups', '{"groupId":"%%%"}', 400, 'malformed'],
       ['/v1/groups/zz/messages', '{}', 400, 'malformed'],
-      ['/v1/groups/0a0b/messages', '{"sender":"a","message":"AAEC"}', 400, 'malformed'],
-      ['/v1/key-packages/a', '{"keyPackages":["AAAA"]}', 400, 'invalid-key-package'],
+      ['/v1/groups/0a0b/messages', '{"message":"AAEC"}', 400, 'malformed'],
+      ['/v1/key-packages', '{"keyPackages":["AAAA"]}', 400, 'invalid-key-package'],
       ['/v1/key-packages:fetch', '{"clients":"x"}', 400, 'malformed'],
       ['/v1/nothing', '{}', 404, 'not-found'],
       ['/v1/groups', JSON.stringify({ pad: 'x'.repeat(300 * 1024) }), 413, 'too-large'],
@@ -154,22 +171,25 @@ describe('networked DS on PostgreSQL, two instances', () => {
   it('serve the same groups consistently: one commit per epoch across instances, KeyPackages once, pushes from the other instance', async () => {
     const peers = await groupOver([one.url, two.url], ['a', 'b', 'c', 'd']);
     await race(peers);
-    await keyPackagesOnce([new DeliveryClient(one.url), new DeliveryClient(two.url)]);
+    await keyPackagesOnce([one.url, two.url]);
     // A message posted to instance one reaches a WebSocket on instance two (LISTEN/NOTIFY).
     const [a, b] = peers as [Peer, Peer];
-    const viaTwo = new DeliveryClient(two.url, { WebSocket });
+    // Sessions are shared: b's session (from instance one or two) is valid at both.
+    const viaTwo = await DeliveryClient.login(two.url, { clientId: b.name, client: b.client, identity: b.identity }, { WebSocket });
+    const aViaOne = await DeliveryClient.login(one.url, { clientId: a.name, client: a.client, identity: a.identity });
     const got: DeliveredMessage[] = [];
-    const stop = viaTwo.stream(b.name, a.group!.id, b.seen, (m) => got.push(m));
+    const stop = viaTwo.stream(a.group!.id, b.seen, (m) => got.push(m));
     await new Promise((r) => setTimeout(r, 100));
-    await new DeliveryClient(one.url).submit(a.group!.id, a.name, await a.group!.encrypt('across instances'));
+    await aViaOne.submit(a.group!.id, await a.group!.encrypt('across instances'));
     for (let i = 0; i < 100 && got.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
     stop();
     expect(got).toHaveLength(1);
     const r = await b.group!.process(got[0]!.message);
     expect(r.kind === 'application' && utf8(r.data)).toBe('across instances');
     // Pairing: InitPairing from the anchor at one instance, from the device at the other; Accept.
-    expect(await new DeliveryClient(one.url).initPairing(a.name, a.name, `${a.name}-phone`)).toBe(false);
-    expect(await new DeliveryClient(two.url).initPairing(`${a.name}-phone`, a.name, `${a.name}-phone`)).toBe(true);
-    expect(await new DeliveryClient(one.url).poll(`${a.name}-phone`, a.group!.id, 0)).not.toHaveLength(0);
+    const phone = await dsPeer(two.url, `${a.name}-phone`);
+    expect(await aViaOne.initPairing(a.name, phone.name)).toBe(false);
+    expect(await phone.ds.initPairing(a.name, phone.name)).toBe(true);
+    expect(await phone.ds.poll(a.group!.id, 0)).not.toHaveLength(0);
   });
 });

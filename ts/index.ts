@@ -105,8 +105,20 @@ export {
   type RecoveryPolicy,
   type RecoveryRejection,
 } from './resilience/state-loss-recovery.js';
-export { DeliveryService, DsError, type DsRejection, type DeliveryOptions, type SubmitExtras, type SubmitResult } from './services/delivery-service.js';
-export { MemoryDeliveryStore, type DeliveryStore, type StoredKeyPackage, type LoggedMessage, type GroupRecord } from './services/delivery-store.js';
+export { DeliveryService, DsError, type DsRejection, type DeliveryOptions, type SubmitExtras, type SubmitResult, type CredentialCheck } from './services/delivery-service.js';
+export {
+  MemoryDeliveryStore,
+  type DeliveryStore,
+  type StoredKeyPackage,
+  type LoggedMessage,
+  type GroupRecord,
+  type StoredBinding,
+  type BindingRefusal,
+  type PendingWelcome,
+  type CommitUpdate,
+} from './services/delivery-store.js';
 export { AuthenticationService, type CredentialBinding, type CredentialValidator } from './services/authentication-service.js';
-export { DeliveryClient, type DeliveredMessage } from './services/delivery-client.js';
+export { AuthenticationDirectory } from './services/authentication-directory.js';
+export { DeliveryClient, type DeliveredMessage, type DsAccount, type DeliveryClientOptions } from './services/delivery-client.js';
+export { DS_AUTH_LABEL, signDsChallenge } from './services/ds-proof.js';
 export { IndexedDbStorageAdapter, INDEXEDDB_FORMAT } from './mls/indexeddb-storage.js';

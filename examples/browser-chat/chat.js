@@ -8,7 +8,7 @@ import { DeliveryClient, IndexedDbStorageAdapter, MlsClient, utf8 } from '../../
 
 const params = new URLSearchParams(location.search);
 const name = params.get('name') ?? `guest-${Math.floor(Math.random() * 1000)}`;
-const ds = new DeliveryClient(params.get('ds') ?? 'http://127.0.0.1:8080');
+const dsUrl = params.get('ds') ?? 'http://127.0.0.1:8080';
 const channel = new BroadcastChannel('paired-mls-chat');
 const $ = (id) => document.getElementById(id);
 
@@ -21,7 +21,11 @@ function show(text, cls = '') {
 }
 
 const client = await MlsClient.open({ storage: await IndexedDbStorageAdapter.open(`chat-${name}`) });
-const identity = client.identities()[0] ?? (await client.createIdentity(name, 1));
+const known = client.identities()[0];
+const identity = known ?? (await client.createIdentity(name, 1));
+// A new tab registers its signature key at the DS's AS; a reloaded one logs in with it.
+const account = { clientId: name, client, identity };
+const ds = known ? await DeliveryClient.login(dsUrl, account) : await DeliveryClient.register(dsUrl, account);
 let group = client.groupIds().length > 0 ? client.group(client.groupIds()[0]) : undefined;
 let seen = Number(localStorage.getItem(`chat-seen-${name}`) ?? 0);
 const setSeen = (s) => localStorage.setItem(`chat-seen-${name}`, String((seen = s)));
@@ -37,7 +41,8 @@ channel.onmessage = async ({ data }) => {
     const kps = await ds.fetchKeyPackages([data.name]);
     if (!kps.has(data.name)) return;
     const { commit, welcome } = await group.commit({ add: [...kps.values()] });
-    setSeen(await ds.submit(group.id, name, commit, { welcome, added: [data.name] }));
+    setSeen(await ds.submit(group.id, commit, { welcome, added: [data.name] }));
+    await ds.ackKeyPackages([data.name]);
     await group.mergePendingCommit();
     show(`${data.name} joined`, 'sys');
     status();
@@ -46,10 +51,10 @@ channel.onmessage = async ({ data }) => {
 };
 
 if (!group) {
-  await ds.uploadKeyPackages(name, [await client.createKeyPackage(identity)]);
+  await ds.uploadKeyPackages([await client.createKeyPackage(identity)]);
   if (params.get('create') === '1') {
     group = await client.createGroup(identity);
-    await ds.createGroup(group.id, name, { epoch: group.epoch });
+    await ds.createGroup(group.id, { epoch: group.epoch });
     show('room created', 'sys');
   } else {
     channel.postMessage({ type: 'join', name });
@@ -61,14 +66,15 @@ status();
 async function tick() {
   try {
     if (!group) {
-      const [w] = await ds.welcomes(name);
+      const [w] = await ds.welcomes();
       if (w) {
         group = await client.joinFromWelcome(w.welcome);
-        setSeen((await ds.poll(name, group.id, 0)).at(-1)?.seq ?? 0);
+        await ds.ackWelcomes([w.id]);
+        setSeen((await ds.poll(group.id, 0)).at(-1)?.seq ?? 0);
         show('joined the room', 'sys');
       }
     } else {
-      for (const m of await ds.poll(name, group.id, seen)) {
+      for (const m of await ds.poll(group.id, seen)) {
         setSeen(m.seq);
         if (m.sender === name) continue;
         const r = await group.process(m.message);
@@ -88,7 +94,7 @@ $('form').onsubmit = async (e) => {
   const text = $('text').value.trim();
   if (!text || !group) return;
   $('text').value = '';
-  setSeen(await ds.submit(group.id, name, await group.encrypt(text)));
+  setSeen(await ds.submit(group.id, await group.encrypt(text)));
   show(`${name}: ${text}`, 'me');
 };
 window.chatReady = true;

@@ -12,38 +12,43 @@ const app = {
     this.name = name;
     this.storage = await IndexedDbStorageAdapter.open(`paired-mls-${name}`);
     this.client = await MlsClient.open({ storage: this.storage });
-    this.identity = this.client.identities()[0] ?? (await this.client.createIdentity(name, 1));
-    this.ds = new DeliveryClient(dsUrl);
+    const known = this.client.identities()[0];
+    this.identity = known ?? (await this.client.createIdentity(name, 1));
+    // A new device registers its signature key at the DS's AS; a reloaded one logs in with it.
+    const account = { clientId: name, client: this.client, identity: this.identity };
+    this.ds = known ? await DeliveryClient.login(dsUrl, account) : await DeliveryClient.register(dsUrl, account);
     const ids = this.client.groupIds();
     this.group = ids.length > 0 ? this.client.group(ids[0]) : undefined;
     this.seen = Number(localStorage.getItem(`seen-${name}`) ?? 0);
     return { groups: ids.length, epoch: this.group?.epoch ?? null };
   },
   async publishKeyPackage() {
-    await this.ds.uploadKeyPackages(this.name, [await this.client.createKeyPackage(this.identity)]);
+    await this.ds.uploadKeyPackages([await this.client.createKeyPackage(this.identity)]);
   },
   async createGroup(others) {
     this.group = await this.client.createGroup(this.identity);
-    await this.ds.createGroup(this.group.id, this.name, { epoch: this.group.epoch });
+    await this.ds.createGroup(this.group.id, { epoch: this.group.epoch });
     const kps = await this.ds.fetchKeyPackages(others);
     const { commit, welcome } = await this.group.commit({ add: [...kps.values()] });
-    this.setSeen(await this.ds.submit(this.group.id, this.name, commit, { welcome, added: others }));
+    this.setSeen(await this.ds.submit(this.group.id, commit, { welcome, added: others }));
+    await this.ds.ackKeyPackages(others);
     await this.group.mergePendingCommit();
     return hex(this.group.id);
   },
   async join() {
-    const [w] = await this.ds.welcomes(this.name);
+    const [w] = await this.ds.welcomes();
     this.group = await this.client.joinFromWelcome(w.welcome);
-    const log = await this.ds.poll(this.name, this.group.id, 0);
+    await this.ds.ackWelcomes([w.id]);
+    const log = await this.ds.poll(this.group.id, 0);
     this.setSeen(log.at(-1)?.seq ?? 0);
     return this.group.epoch;
   },
   async send(text) {
-    this.setSeen(await this.ds.submit(this.group.id, this.name, await this.group.encrypt(text)));
+    this.setSeen(await this.ds.submit(this.group.id, await this.group.encrypt(text)));
   },
   async receive() {
     const texts = [];
-    for (const m of await this.ds.poll(this.name, this.group.id, this.seen)) {
+    for (const m of await this.ds.poll(this.group.id, this.seen)) {
       this.setSeen(m.seq);
       if (m.sender === this.name) continue;
       const r = await this.group.process(m.message);
@@ -77,21 +82,25 @@ const app = {
     const ev = await this.paired.receive(unb64(shareRand));
     return b64(ev.accept);
   },
+  /** InitPairing(anchor, device) at the DS registry from this page's client (one of the two). */
+  async registerPairing(anchor, device) {
+    return this.ds.initPairing(anchor, device);
+  },
   async acceptPairing(accept) {
     return (await this.paired.receive(unb64(accept))).type;
   },
   async pairedCommit(kind) {
     const out = kind === 'enroll' ? await this.paired.enroll(this.group) : await this.paired.update(this.group);
-    this.setSeen(await this.ds.submit(this.group.id, this.name, out.commit));
+    this.setSeen(await this.ds.submit(this.group.id, out.commit));
     if (this.group.state().pendingCommit) await this.group.mergePendingCommit();
     return { commit: b64(out.commit), pairing: out.pairing.map(b64) };
   },
   async applyNotify(update, anchorName) {
     const r = await this.paired.applyNotify({ commit: unb64(update.commit), pairing: update.pairing.map(unb64) });
     this.group = this.client.group(r.groupId);
-    // Read the anchor's log as a registered device of the anchor.
+    // Read the anchor's log with this device's own session: the DS lets a paired device of the anchor read it.
     this.name = anchorName;
-    const log = await this.ds.poll(anchorName, this.group.id, 0);
+    const log = await this.ds.poll(this.group.id, 0);
     this.setSeen(log.at(-1)?.seq ?? 0);
     return { type: r.type, epoch: r.epoch };
   },

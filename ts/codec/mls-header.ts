@@ -16,6 +16,8 @@ export interface MlsHeader {
   epoch?: bigint;
   /** Public/PrivateMessage only: 1 application, 2 proposal, 3 commit. */
   contentType?: number;
+  /** PublicMessage only: 1 member, 2 external, 3 new_member_proposal, 4 new_member_commit (RFC 9420 §6). */
+  senderType?: number;
 }
 
 /** Undefined when the bytes are not an mls10 MLSMessage. */
@@ -27,13 +29,14 @@ export function readMlsHeader(bytes: Uint8Array): MlsHeader | undefined {
     if (wireFormat !== 'public' && wireFormat !== 'private') return { wireFormat };
     const groupId = r.vector();
     const epoch = r.u64();
+    let senderType: number | undefined;
     if (wireFormat === 'public') {
       // FramedContent: sender, then authenticated_data (RFC 9420 §6).
-      const senderType = r.u8();
+      senderType = r.u8();
       if (senderType === 1 || senderType === 2) r.u32();
       r.vector();
     }
-    return { wireFormat, groupId, epoch, contentType: r.u8() };
+    return { wireFormat, groupId, epoch, contentType: r.u8(), ...(senderType === undefined ? {} : { senderType }) };
   } catch {
     return undefined;
   }

@@ -152,6 +152,11 @@ export class Reader {
     return this.#offset === this.#bytes.length;
   }
 
+  /** Bytes read so far (to slice out a structure that was just parsed). */
+  get offset(): number {
+    return this.#offset;
+  }
+
   /** Require that every byte was read. */
   end(): void {
     if (!this.done) throw new CodecError('trailing bytes');

@@ -1,104 +1,149 @@
 /**
- * The Delivery Service over HTTP and WebSocket (docs/PROTOCOL.md §8.3).
- * JSON bodies with base64 byte fields; every refusal is a 4xx with
- * `{ error, reason }`, never a crash. Routes (all under /v1 but /healthz):
- *
- *   GET  /healthz                                   200 "ok" when ready
- *   POST /v1/key-packages/{client}                  { keyPackages: [b64] }
- *   POST /v1/key-packages:fetch                     { clients: [id] } → { keyPackages: { id: b64 } }
- *   POST /v1/groups                                 { groupId, creator, epoch?, consistency?, groupInfo? }
- *   POST /v1/groups/{gid}/messages                  { sender, message, welcome?, added?, removed?, groupInfo?, externalJoin? }
- *                                                   → 200 { seq } | 409 { error, reason }
- *   GET  /v1/groups/{gid}/messages?client=&after=   → { messages: [{ seq, sender, message }] }
- *   GET  /v1/groups/{gid}/group-info                → { groupInfo }
- *   GET  /v1/welcomes/{client}                      → { welcomes: [{ groupId, welcome }] }
- *   POST /v1/pairings                               { from, anchor, device } → { accepted }
- *   WS   /v1/stream?client=&group=&after=           pushes { seq, sender, message } in order
- *
- * Group ids are hex in paths, bytes are base64 in bodies. Client identity
- * is as claimed: authenticating clients to the DS is the deployment's job
- * (TLS client certificates, tokens), outside MLS.
+ * The Delivery Service over HTTP(S) and WebSocket. Routes, who may use
+ * them (authorization table) and refusals: docs/PROTOCOL.md §8.3; client
+ * authentication: §8.2.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { fromHex } from '../mls/bytes.js';
+import { toHex } from '../mls/bytes.js';
+import { MlsClient } from '../mls/client.js';
 import { DeliveryService, DsError, type DsRejection } from '../services/delivery-service.js';
 import type { DeliveryStore } from '../services/delivery-store.js';
+import { AuthenticationDirectory } from '../services/authentication-directory.js';
+import { verifyDsChallenge } from '../services/ds-proof.js';
+import { SessionIssuer } from './ds-session.js';
+import { RateLimiter } from './rate-limit.js';
+import { HttpError, b64, clientId, hexGroupId, idList, natural, optionalB64, unb64 } from './ds-input.js';
 
+/** What a registration policy is asked (docs/PROTOCOL.md §8.4). */
+export interface RegistrationRequest {
+  clientId: string;
+  userId: string;
+  identity: Uint8Array;
+  signatureKey: Uint8Array;
+  /** Who sent the request (session or `authenticate` hook), if anyone. */
+  actingClient: string | undefined;
+  /** The acting client, if it is an active client of `userId`. */
+  clientsOfUser: (userId: string) => Promise<string[]>;
+  /** Active keys `clientId` has. */
+  existingKeys: number;
+}
+
+/** Options; defaults and meaning: docs/PROTOCOL.md §8.6. */
 export interface DeliveryServerOptions {
   port: number;
   host?: string;
   store: DeliveryStore;
-  /** Largest request body accepted (bytes). */
+  /** Serve HTTPS/WSS with this PEM certificate chain and key. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
   maxBodyBytes?: number;
-  /** Application messages accepted this many epochs behind (out-of-order tolerance). */
   epochTolerance?: number;
-  /** Longest KeyPackage lifetime accepted, seconds (default 90 days). */
   maxKeyPackageLifetime?: number;
-  /** Messages kept per group log (default 100,000). */
   retention?: number;
-  /** Access-Control-Allow-Origin for browser clients (default "*"). */
+  /** Access-Control-Allow-Origin (default "*": tokens travel in a header, never in cookies). */
   corsOrigin?: string;
+  sessionSeconds?: number;
+  /** Audience named in challenges (default: the server's URL). */
+  audience?: string;
+  /** Deployment authentication (OIDC, mTLS): the client id a request acts as, or undefined. */
+  authenticate?: (req: IncomingMessage) => string | undefined | Promise<string | undefined>;
+  /** Default: `defaultRegistrationPolicy`. */
+  registrationPolicy?: (request: RegistrationRequest) => boolean | Promise<boolean>;
+  /** [per second, burst] */
+  clientRate?: [number, number];
+  ipRate?: [number, number];
+  keyPackageRate?: [number, number];
+  maxConnectionsPerIp?: number;
+  maxConnections?: number;
+  maxStreamsPerClient?: number;
+  /** Unsent bytes before a stream pauses; no progress for `slowConsumerMs` closes it. */
+  streamHighWater?: number;
+  slowConsumerMs?: number;
+  headersTimeoutMs?: number;
+  requestTimeoutMs?: number;
 }
 
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly reason: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
-
-function unb64(value: unknown, field: string): Uint8Array {
-  if (typeof value !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(value)) throw new HttpError(400, 'malformed', `${field} must be base64`);
-  return new Uint8Array(Buffer.from(value, 'base64'));
-}
-
-function str(value: unknown, field: string): string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > 256) throw new HttpError(400, 'malformed', `${field} must be a string of 1..256 characters`);
-  return value;
-}
-
-function strList(value: unknown, field: string): string[] {
-  if (value === undefined) return [];
-  if (!Array.isArray(value) || value.length > 10_000) throw new HttpError(400, 'malformed', `${field} must be a list`);
-  return value.map((v, i) => str(v, `${field}[${i}]`));
-}
-
-function hexId(value: string): Uint8Array {
-  if (!/^([0-9a-f]{2}){1,255}$/.test(value)) throw new HttpError(400, 'malformed', 'group id must be hex');
-  return fromHex(value);
+/**
+ * The default registration policy: a new client id is first come, first
+ * served, with userId = clientId, or with another userId when the request
+ * comes from an active client of that user (a user's device vouches for its
+ * next one); more keys for a registered client only from that client.
+ */
+export async function defaultRegistrationPolicy(r: RegistrationRequest): Promise<boolean> {
+  if (r.existingKeys > 0) return r.actingClient === r.clientId;
+  if (r.userId === r.clientId) return true;
+  return r.actingClient !== undefined && (await r.clientsOfUser(r.userId)).includes(r.actingClient);
 }
 
 const STATUS: Record<DsRejection, number> = {
   malformed: 400,
   'invalid-key-package': 400,
+  'invalid-group-info': 400,
+  'invalid-welcome': 400,
+  'invalid-commit': 400,
   'unknown-group': 404,
+  'unknown-client': 404,
+  'not-found': 404,
   'not-a-member': 403,
+  forbidden: 403,
+  'external-join-closed': 403,
+  'registration-refused': 403,
+  unauthenticated: 401,
   'epoch-taken': 409,
   stale: 409,
   'group-exists': 409,
+  'too-large': 413,
+  'rate-limited': 429,
 };
 
 export interface RunningDeliveryServer {
   url: string;
   ds: DeliveryService;
+  /** The AS of this server, in its store. */
+  authentication: AuthenticationDirectory;
   close(): Promise<void>;
 }
 
+interface Stream {
+  ws: WebSocket;
+  client: string;
+  group: Uint8Array;
+  sent: number;
+  busy: boolean;
+  dirty: boolean;
+  pausedSince: number | undefined;
+  /** bufferedAmount at the last check, to tell a slow reader from a stalled one. */
+  buffered: number;
+}
+
 export async function startDeliveryServer(options: DeliveryServerOptions): Promise<RunningDeliveryServer> {
+  const store = options.store;
+  const authentication = new AuthenticationDirectory(store);
   const ds = await DeliveryService.create({
-    store: options.store,
+    store,
+    authentication,
     epochTolerance: options.epochTolerance,
     maxKeyPackageLifetime: options.maxKeyPackageLifetime,
     retention: options.retention,
   });
+  const verifier = await MlsClient.open();
+  const secret = await store.secret('session-mac', randomBytes(32));
   const maxBody = options.maxBodyBytes ?? 4 * 1024 * 1024;
-  const streams = new Map<string, Set<{ ws: WebSocket; client: string; sent: number; busy: boolean; dirty: boolean }>>();
+  const policy = options.registrationPolicy ?? defaultRegistrationPolicy;
+  const clientLimit = new RateLimiter(...(options.clientRate ?? [200, 400]));
+  const ipLimit = new RateLimiter(...(options.ipRate ?? [1000, 2000]));
+  const kpLimit = new RateLimiter(...(options.keyPackageRate ?? [2, 200]));
+  const maxPerIp = options.maxConnectionsPerIp ?? 512;
+  const maxStreams = options.maxStreamsPerClient ?? 32;
+  const highWater = options.streamHighWater ?? 1024 * 1024;
+  const slowMs = options.slowConsumerMs ?? 30_000;
+  const streams = new Map<string, Set<Stream>>();
+  const streamsOf = new Map<string, number>();
+  const connectionsOf = new Map<string, number>();
+  let sessions: SessionIssuer;
 
   async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
     const declared = Number(req.headers['content-length'] ?? 0);
@@ -119,124 +164,294 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     }
   }
 
+  /** The acting client: the deployment's hook, else a DS session token; revoked clients have none. */
+  async function actingClient(req: IncomingMessage, token: string | undefined): Promise<string | undefined> {
+    const fromHook = options.authenticate ? await options.authenticate(req) : undefined;
+    const client = fromHook ?? (token ? sessions.sessionClient(token) : undefined);
+    if (client === undefined || (await authentication.revoked(client))) return undefined;
+    return client;
+  }
+
+  function bearer(req: IncomingMessage): string | undefined {
+    const h = req.headers.authorization;
+    return typeof h === 'string' && h.startsWith('Bearer ') ? h.slice(7) : undefined;
+  }
+
+  async function requireClient(req: IncomingMessage): Promise<string> {
+    const client = await actingClient(req, bearer(req));
+    if (client === undefined) throw new HttpError(401, 'unauthenticated', 'authenticate first (POST /v1/auth/challenge, then /v1/auth/session)');
+    if (!clientLimit.take(client)) throw new HttpError(429, 'rate-limited', 'too many requests from this client');
+    return client;
+  }
+
+  /** A challenge of this server, signed by the key `signatureKey` (one SignWithLabel verification). */
+  function provenChallenge(body: Record<string, unknown>, signatureKey: Uint8Array, ciphersuite: number): string {
+    const challenge = typeof body.challenge === 'string' ? body.challenge : '';
+    const client = sessions.challengeClient(challenge);
+    if (client === undefined) throw new HttpError(401, 'unauthenticated', 'no valid challenge of this server (expired, forged or for another server)');
+    if (!verifyDsChallenge(verifier, ciphersuite, signatureKey, challenge, unb64(body.signature, 'signature'))) {
+      throw new HttpError(401, 'unauthenticated', 'the signature does not verify with this key');
+    }
+    return client;
+  }
+
   async function route(req: IncomingMessage, url: URL): Promise<[number, unknown]> {
     const parts = url.pathname.split('/').filter(Boolean);
     const method = req.method ?? 'GET';
     if (method === 'GET' && url.pathname === '/healthz') return [200, 'ok'];
-    if (parts[0] !== 'v1') throw new HttpError(404, 'not-found', 'no such route');
-    if (method === 'POST' && parts[1] === 'key-packages:fetch' && parts.length === 2) {
+    if (parts[0] !== 'v1' || parts.length < 2) throw new HttpError(404, 'not-found', 'no such route');
+    const at = (p: string, m: string) => method === m && parts.length === 2 && parts[1] === p;
+
+    // --- authentication and the AS (public: the proof is the signature) ---
+    if (method === 'POST' && parts[1] === 'auth' && parts[2] === 'challenge' && parts.length === 3) {
       const body = await readJson(req);
-      const got = await ds.fetchKeyPackages(strList(body.clients, 'clients'));
-      return [200, { keyPackages: Object.fromEntries([...got].map(([k, v]) => [k, b64(v)])) }];
+      return [200, sessions.challenge(clientId(body.clientId, 'clientId'))];
     }
-    if (method === 'POST' && parts[1] === 'key-packages' && parts.length === 3) {
+    if (method === 'POST' && parts[1] === 'auth' && parts[2] === 'session' && parts.length === 3) {
       const body = await readJson(req);
-      if (!Array.isArray(body.keyPackages) || body.keyPackages.length > 1000) throw new HttpError(400, 'malformed', 'keyPackages must be a list of at most 1000');
-      await ds.uploadKeyPackages(str(parts[2], 'client'), body.keyPackages.map((k, i) => unb64(k, `keyPackages[${i}]`)));
+      const signatureKey = unb64(body.signatureKey, 'signatureKey');
+      const binding = await store.bindingByKey(signatureKey);
+      if (!binding || binding.revoked) throw new HttpError(401, 'unauthenticated', 'this signature key is not registered (or was revoked)');
+      const client = provenChallenge(body, signatureKey, binding.ciphersuite);
+      if (client !== binding.clientId) throw new HttpError(401, 'unauthenticated', 'this key is registered to another client than the challenge names');
+      return [200, sessions.session(client)];
+    }
+    if (method === 'POST' && parts[1] === 'as' && parts[2] === 'register' && parts.length === 3) {
+      const body = await readJson(req);
+      const signatureKey = unb64(body.signatureKey, 'signatureKey');
+      const ciphersuite = natural(body.ciphersuite, 'ciphersuite', 1);
+      if (ciphersuite > 0xffff) throw new HttpError(400, 'malformed', 'ciphersuite is a u16');
+      const client = provenChallenge(body, signatureKey, ciphersuite);
+      const userId = clientId(body.userId ?? client, 'userId');
+      const identity = unb64(body.identity, 'identity');
+      const acting = await actingClient(req, bearer(req));
+      const existingKeys = (await authentication.bindingsOf(client)).filter((b) => !b.revoked).length;
+      const clientsOfUser = async (user: string) => {
+        // Only the acting client's own bindings are looked at: enough to tell whether it is a client of `user`.
+        if (acting === undefined) return [];
+        return (await authentication.bindingsOf(acting)).some((b) => !b.revoked && b.userId === user) ? [acting] : [];
+      };
+      if (!(await policy({ clientId: client, userId, identity, signatureKey, actingClient: acting, clientsOfUser, existingKeys }))) {
+        throw new HttpError(403, 'registration-refused', 'the registration policy refused this client id, user or key');
+      }
+      await authentication.register({ clientId: client, userId, identity, signatureKey, ciphersuite });
+      return [200, sessions.session(client)];
+    }
+
+    const client = await requireClient(req);
+    if (method === 'POST' && parts[1] === 'as' && parts[2] === 'validate' && parts.length === 3) {
+      const body = await readJson(req);
+      const b = await authentication.validate(unb64(body.identity, 'identity'), unb64(body.signatureKey, 'signatureKey'));
+      if (!b) throw new HttpError(404, 'unknown-client', 'no active binding for this credential');
+      return [200, { clientId: b.clientId, userId: b.userId }];
+    }
+    if (method === 'POST' && parts[1] === 'as' && parts[2] === 'revoke' && parts.length === 3) {
+      await authentication.revoke(client);
       return [200, {}];
     }
-    if (method === 'POST' && parts[1] === 'groups' && parts.length === 2) {
+    if (at('key-packages', 'POST')) {
       const body = await readJson(req);
-      const consistency = body.consistency === undefined ? 'strong' : body.consistency;
+      if (!Array.isArray(body.keyPackages) || body.keyPackages.length === 0 || body.keyPackages.length > 1000) {
+        throw new HttpError(400, 'malformed', 'keyPackages must be a list of 1..1000');
+      }
+      await ds.uploadKeyPackages(
+        client,
+        body.keyPackages.map((k, i) => unb64(k, `keyPackages[${i}]`)),
+      );
+      return [200, {}];
+    }
+    if (at('key-packages:fetch', 'POST')) {
+      const body = await readJson(req);
+      const ids = idList(body.clients, 'clients', 100);
+      if (!kpLimit.take(client, new Set(ids).size)) throw new HttpError(429, 'rate-limited', 'too many KeyPackages fetched by this client');
+      const got = await ds.leaseKeyPackages(client, ids);
+      return [
+        200,
+        {
+          keyPackages: Object.fromEntries([...got].map(([k, v]) => [k, b64(v.keyPackage)])),
+          refs: Object.fromEntries([...got].map(([k, v]) => [k, v.ref])),
+        },
+      ];
+    }
+    if (at('key-packages:ack', 'POST')) {
+      const body = await readJson(req);
+      if (!Array.isArray(body.refs) || body.refs.length > 1000 || !body.refs.every((r) => typeof r === 'string' && /^[0-9a-f]{2,128}$/.test(r))) {
+        throw new HttpError(400, 'malformed', 'refs must be a list of at most 1000 hex KeyPackageRefs');
+      }
+      return [200, { deleted: await ds.ackKeyPackages(client, body.refs as string[]) }];
+    }
+    if (at('groups', 'POST')) {
+      const body = await readJson(req);
+      const consistency = body.consistency ?? 'strong';
       if (consistency !== 'strong' && consistency !== 'eventual') throw new HttpError(400, 'malformed', 'consistency is strong or eventual');
-      const epoch = body.epoch === undefined ? 0 : body.epoch;
-      if (typeof epoch !== 'number' || !Number.isInteger(epoch) || epoch < 0) throw new HttpError(400, 'malformed', 'epoch must be a natural number');
-      await ds.createGroup(unb64(body.groupId, 'groupId'), str(body.creator, 'creator'), {
-        epoch,
+      if (body.externalJoin !== undefined && typeof body.externalJoin !== 'boolean') throw new HttpError(400, 'malformed', 'externalJoin is a boolean');
+      await ds.createGroup(unb64(body.groupId, 'groupId'), client, {
+        epoch: natural(body.epoch, 'epoch', 0),
         consistency,
-        groupInfo: body.groupInfo === undefined ? undefined : unb64(body.groupInfo, 'groupInfo'),
+        groupInfo: optionalB64(body.groupInfo, 'groupInfo'),
+        externalJoin: body.externalJoin === true,
       });
       return [200, {}];
     }
-    if (parts[1] === 'groups' && parts.length === 4 && parts[3] === 'messages') {
-      const groupId = hexId(parts[2]!);
+    if (parts[1] === 'groups' && parts.length === 4 && parts[3] === 'messages' && (method === 'POST' || method === 'GET')) {
+      const groupId = hexGroupId(parts[2]);
       if (method === 'POST') {
         const body = await readJson(req);
-        const result = await ds.submit(groupId, str(body.sender, 'sender'), unb64(body.message, 'message'), {
-          welcome: body.welcome === undefined ? undefined : unb64(body.welcome, 'welcome'),
-          added: strList(body.added, 'added'),
-          removed: strList(body.removed, 'removed'),
-          groupInfo: body.groupInfo === undefined ? undefined : unb64(body.groupInfo, 'groupInfo'),
+        const result = await ds.submit(groupId, client, unb64(body.message, 'message'), {
+          welcome: optionalB64(body.welcome, 'welcome'),
+          added: idList(body.added, 'added', 1000),
+          removed: idList(body.removed, 'removed', 1000),
+          groupInfo: optionalB64(body.groupInfo, 'groupInfo'),
           externalJoin: body.externalJoin === true,
         });
         if (!result.accepted) throw new HttpError(STATUS[result.reason], result.reason, result.message);
         return [200, { seq: result.seq }];
       }
-      const after = Number(url.searchParams.get('after') ?? 0);
-      if (!Number.isInteger(after) || after < 0) throw new HttpError(400, 'malformed', 'after must be a natural number');
-      const messages = await ds.poll(str(url.searchParams.get('client') ?? undefined, 'client'), groupId, after);
+      const messages = await ds.poll(client, groupId, natural(url.searchParams.get('after'), 'after', 0));
       return [200, { messages: messages.map((m) => ({ seq: m.seq, sender: m.sender, message: b64(m.bytes) })) }];
     }
     if (method === 'GET' && parts[1] === 'groups' && parts.length === 4 && parts[3] === 'group-info') {
-      const info = await ds.groupInfo(hexId(parts[2]!));
+      const info = await ds.groupInfo(hexGroupId(parts[2]), client);
       if (!info) throw new HttpError(404, 'unknown-group', 'no GroupInfo for this group');
       return [200, { groupInfo: b64(info) }];
     }
-    if (method === 'GET' && parts[1] === 'welcomes' && parts.length === 3) {
-      const welcomes = await ds.welcomes(str(parts[2], 'client'));
-      return [200, { welcomes: welcomes.map((w) => ({ groupId: Buffer.from(w.groupId).toString('hex'), welcome: b64(w.welcome) })) }];
+    if (at('welcomes', 'GET')) {
+      const welcomes = await ds.pendingWelcomes(client);
+      return [200, { welcomes: welcomes.map((w) => ({ id: w.id, groupId: w.groupId, welcome: b64(w.welcome) })) }];
     }
-    if (method === 'POST' && parts[1] === 'pairings' && parts.length === 2) {
+    if (at('welcomes:ack', 'POST')) {
       const body = await readJson(req);
-      return [200, { accepted: await ds.initPairing(str(body.from, 'from'), str(body.anchor, 'anchor'), str(body.device, 'device')) }];
+      if (!Array.isArray(body.ids) || body.ids.length > 1000) throw new HttpError(400, 'malformed', 'ids must be a list of at most 1000');
+      await ds.ackWelcomes(
+        client,
+        body.ids.map((id, i) => natural(id, `ids[${i}]`, 0)),
+      );
+      return [200, {}];
+    }
+    if (at('pairings', 'GET')) return [200, { devices: await ds.devicesOf(client) }];
+    if (at('pairings', 'POST') || at('pairings:cease', 'POST')) {
+      const body = await readJson(req);
+      const anchor = clientId(body.anchor, 'anchor');
+      const device = clientId(body.device, 'device');
+      if (anchor === device) throw new HttpError(400, 'malformed', 'a client cannot pair with itself');
+      if (client !== anchor && client !== device) throw new HttpError(403, 'forbidden', 'only the anchor or the device can pair or unpair them');
+      if (parts[1] === 'pairings:cease') {
+        await ds.ceasePairing(client, anchor, device);
+        return [200, {}];
+      }
+      return [200, { accepted: await ds.initPairing(client, anchor, device) }];
     }
     throw new HttpError(404, 'not-found', 'no such route');
   }
 
-  // Browsers call the DS from the application's origin: allow it (no
-  // cookies or credentials are involved, so any origin is safe).
-  const cors = { 'access-control-allow-origin': options.corsOrigin ?? '*', 'access-control-allow-headers': 'content-type', 'access-control-allow-methods': 'GET, POST' };
-  const server: Server = createServer((req, res: ServerResponse) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    if (req.method === 'OPTIONS') {
-      res.writeHead(204, cors);
-      res.end();
-      return;
+  const cors = {
+    'access-control-allow-origin': options.corsOrigin ?? '*',
+    'access-control-allow-headers': 'content-type, authorization',
+    'access-control-allow-methods': 'GET, POST',
+  };
+  const ipOf = (req: IncomingMessage): string => req.socket.remoteAddress ?? 'unknown';
+
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
+    const reply = (status: number, body: unknown, extra: Record<string, string> = {}) => {
+      if (res.headersSent || res.destroyed) return;
+      res.writeHead(status, { ...cors, 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json', ...extra });
+      res.end(typeof body === 'string' ? body : JSON.stringify(body));
+    };
+    req.on('error', () => req.destroy());
+    res.on('error', () => res.destroy());
+    if (req.method === 'OPTIONS') return reply(204, '');
+    if (!ipLimit.take(ipOf(req))) {
+      req.resume();
+      return reply(429, { error: 'too many requests from this address', reason: 'rate-limited' }, { 'retry-after': '1' });
+    }
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://localhost');
+    } catch {
+      return reply(400, { error: 'bad request target', reason: 'malformed' });
     }
     route(req, url).then(
-      ([status, body]) => {
-        res.writeHead(status, { ...cors, 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json' });
-        res.end(typeof body === 'string' ? body : JSON.stringify(body));
-      },
+      ([status, body]) => reply(status, body),
       (err: unknown) => {
         const [status, reason, message] =
-          err instanceof HttpError ? [err.status, err.reason, err.message] : err instanceof DsError ? [STATUS[err.reason], err.reason, err.message] : [500, 'internal', 'internal error'];
+          err instanceof HttpError ? [err.status, err.reason, err.message] : err instanceof DsError ? [STATUS[err.reason] ?? 400, err.reason, err.message] : [500, 'internal', 'internal error'];
         if (status === 500) console.error('ds: internal error', err);
-        res.writeHead(status, { ...cors, 'content-type': 'application/json', connection: status === 413 ? 'close' : 'keep-alive' });
-        res.end(JSON.stringify({ error: message, reason }));
+        if (status === 413 || status === 500) res.setHeader('connection', 'close');
+        reply(status, { error: message, reason }, status === 429 ? { 'retry-after': '1' } : {});
       },
     );
+  };
+  const headersTimeout = options.headersTimeoutMs ?? 10_000;
+  // Slow requests are checked for this often (Node's default, 30 s, would let a slowloris hold sockets that long).
+  const timing = { headersTimeout, requestTimeout: options.requestTimeoutMs ?? 30_000, connectionsCheckingInterval: Math.min(1000, headersTimeout) };
+  const server: Server = options.tls ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key, ...timing }, handler) : createHttpServer(timing, handler);
+  server.keepAliveTimeout = 5_000;
+  server.maxHeadersCount = 64;
+  server.maxConnections = options.maxConnections ?? 10_000;
+  server.on('clientError', (_err, socket: Duplex) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    socket.destroy();
   });
-
-  // WebSocket stream: catch up from `after`, then push every append in order.
-  const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
-  server.on('upgrade', (req, socket, head) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    if (url.pathname !== '/v1/stream') return socket.destroy();
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      let groupHex: string;
-      let client: string;
-      let after: number;
-      try {
-        groupHex = Buffer.from(hexId(url.searchParams.get('group') ?? '')).toString('hex');
-        client = str(url.searchParams.get('client') ?? undefined, 'client');
-        after = Number(url.searchParams.get('after') ?? 0);
-        if (!Number.isInteger(after) || after < 0) throw new HttpError(400, 'malformed', 'after must be a natural number');
-      } catch (err) {
-        ws.close(1008, (err as Error).message.slice(0, 100));
-        return;
-      }
-      const sub = { ws, client, sent: after, busy: false, dirty: true };
-      const set = streams.get(groupHex) ?? new Set();
-      set.add(sub);
-      streams.set(groupHex, set);
-      ws.on('close', () => set.delete(sub));
-      void pump(groupHex, sub);
+  // Per-address connection cap: one address cannot take every socket.
+  server.on(options.tls ? 'secureConnection' : 'connection', (socket: import('node:net').Socket) => {
+    const ip = socket.remoteAddress ?? 'unknown';
+    const n = (connectionsOf.get(ip) ?? 0) + 1;
+    socket.on('error', () => socket.destroy());
+    if (n > maxPerIp) return socket.destroy();
+    connectionsOf.set(ip, n);
+    socket.once('close', () => {
+      const left = (connectionsOf.get(ip) ?? 1) - 1;
+      if (left > 0) connectionsOf.set(ip, left);
+      else connectionsOf.delete(ip);
     });
   });
 
-  /** Send a subscriber everything after what it has, one pass at a time. */
-  async function pump(groupHex: string, sub: { ws: WebSocket; client: string; sent: number; busy: boolean; dirty: boolean }): Promise<void> {
+  // WebSocket stream: authenticated and authorised before the upgrade; then catch up from `after` and push every append in order.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    const refuse = (status: number, reason: string) => {
+      if (socket.writable) socket.end(`HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: ${reason.length}\r\n\r\n${reason}`);
+      socket.destroy();
+    };
+    if (!ipLimit.take(ipOf(req))) return refuse(429, 'rate-limited');
+    void (async () => {
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      if (url.pathname !== '/v1/stream') return refuse(404, 'not-found');
+      const group = hexGroupId(url.searchParams.get('group'));
+      const after = natural(url.searchParams.get('after'), 'after', 0);
+      const client = await actingClient(req, url.searchParams.get('access_token') ?? bearer(req));
+      if (client === undefined) return refuse(401, 'unauthenticated');
+      if (!clientLimit.take(client)) return refuse(429, 'rate-limited');
+      if (!(await ds.isReader(group, client))) return refuse(403, 'not-a-member');
+      if ((streamsOf.get(client) ?? 0) >= maxStreams) return refuse(429, 'too-many-streams');
+      wss.handleUpgrade(req, socket, head, (ws) => openStream(ws, client, group, after));
+    })().catch((err: unknown) => refuse(err instanceof HttpError ? err.status : 400, err instanceof HttpError ? err.reason : 'malformed'));
+  });
+
+  function openStream(ws: WebSocket, client: string, group: Uint8Array, after: number): void {
+    const groupHex = toHex(group);
+    const sub: Stream = { ws, client, group, sent: after, busy: false, dirty: true, pausedSince: undefined, buffered: 0 };
+    const set = streams.get(groupHex) ?? new Set();
+    set.add(sub);
+    streams.set(groupHex, set);
+    streamsOf.set(client, (streamsOf.get(client) ?? 0) + 1);
+    // Errors (a frame over maxPayload, a broken socket) end this stream only.
+    ws.on('error', () => ws.terminate());
+    // Clients have nothing to say on a stream: any data frame closes it.
+    ws.on('message', () => ws.close(1008, 'no frames expected'));
+    ws.on('close', () => {
+      set.delete(sub);
+      if (set.size === 0) streams.delete(groupHex);
+      const left = (streamsOf.get(client) ?? 1) - 1;
+      if (left > 0) streamsOf.set(client, left);
+      else streamsOf.delete(client);
+    });
+    void pump(sub);
+  }
+
+  /** Send a subscriber everything after what it has; pause while its socket is backed up (the log is the buffer). */
+  async function pump(sub: Stream): Promise<void> {
     if (sub.busy) {
       sub.dirty = true;
       return;
@@ -246,7 +461,23 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       while (sub.dirty) {
         sub.dirty = false;
         for (;;) {
-          const batch = await ds.poll(sub.client, fromHex(groupHex), sub.sent);
+          if (sub.ws.readyState !== sub.ws.OPEN) return;
+          if (sub.ws.bufferedAmount > highWater) {
+            // Cut off a subscriber that makes no progress at all for slowMs, not one that reads slowly.
+            if (sub.pausedSince === undefined || sub.ws.bufferedAmount < sub.buffered) sub.pausedSince = Date.now();
+            sub.buffered = sub.ws.bufferedAmount;
+            if (Date.now() - sub.pausedSince > slowMs) {
+              sub.ws.terminate();
+              return;
+            }
+            sub.dirty = true;
+            setTimeout(() => void pump(sub), 50).unref();
+            return;
+          }
+          sub.pausedSince = undefined;
+          // A client revoked since it connected gets nothing more.
+          if (await authentication.revoked(sub.client)) throw new DsError('unauthenticated', 'the client was revoked');
+          const batch = await ds.poll(sub.client, sub.group, sub.sent);
           if (batch.length === 0) break;
           for (const m of batch) {
             if (sub.ws.readyState !== sub.ws.OPEN) return;
@@ -256,31 +487,37 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
         }
       }
     } catch (err) {
+      // Removed from the group (or its pairing ceased) since: the stream ends.
       sub.ws.close(1008, err instanceof DsError ? err.reason : 'error');
     } finally {
       sub.busy = false;
     }
   }
 
-  const unwatch = options.store.watch((groupHex) => {
+  const unwatch = store.watch((groupHex) => {
     for (const sub of streams.get(groupHex) ?? []) {
       sub.dirty = true;
-      void pump(groupHex, sub);
+      void pump(sub);
     }
   });
 
   await new Promise<void>((resolve) => server.listen(options.port, options.host ?? '127.0.0.1', resolve));
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
+  const url = `${options.tls ? 'https' : 'http'}://${options.host ?? '127.0.0.1'}:${port}`;
+  sessions = new SessionIssuer(secret, options.audience ?? url, options.sessionSeconds ?? 3600);
   return {
-    url: `http://${options.host ?? '127.0.0.1'}:${port}`,
+    url,
     ds,
+    authentication,
     close: async () => {
       unwatch();
       for (const set of streams.values()) for (const s of set) s.ws.terminate();
       wss.close();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections?.();
+      await closed;
+      verifier.free();
     },
   };
 }

@@ -6,22 +6,36 @@
  * own WebSocket subscribers.
  */
 import pg from 'pg';
-import type { DeliveryStore, GroupRecord, LoggedMessage, StoredKeyPackage } from '../services/delivery-store.js';
+import { fromHex, toHex } from '../mls/bytes.js';
+import type { BindingRefusal, CommitUpdate, DeliveryStore, GroupRecord, LoggedMessage, PendingWelcome, StoredBinding, StoredKeyPackage } from '../services/delivery-store.js';
 import { DS_SCHEMA_VERSION } from './sqlite-store.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS ds_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS ds_key_packages (ref TEXT PRIMARY KEY, client_id TEXT NOT NULL, bytes BYTEA NOT NULL, last_resort BOOLEAN NOT NULL, not_after BIGINT NOT NULL, added BIGSERIAL);
+CREATE TABLE IF NOT EXISTS ds_key_packages (ref TEXT PRIMARY KEY, client_id TEXT NOT NULL, bytes BYTEA NOT NULL, last_resort BOOLEAN NOT NULL, not_after BIGINT NOT NULL, added BIGSERIAL, leased_to TEXT, lease_until BIGINT);
 CREATE INDEX IF NOT EXISTS ds_key_packages_client ON ds_key_packages (client_id, last_resort);
-CREATE TABLE IF NOT EXISTS ds_groups (group_id TEXT PRIMARY KEY, epoch BIGINT NOT NULL, members JSONB NOT NULL, consistency TEXT NOT NULL, group_info BYTEA);
+CREATE TABLE IF NOT EXISTS ds_groups (group_id TEXT PRIMARY KEY, epoch BIGINT NOT NULL, members JSONB NOT NULL, consistency TEXT NOT NULL, group_info BYTEA, external_join BOOLEAN NOT NULL DEFAULT false);
 CREATE TABLE IF NOT EXISTS ds_log (group_id TEXT NOT NULL, seq BIGINT NOT NULL, sender TEXT NOT NULL, bytes BYTEA NOT NULL, digest TEXT, PRIMARY KEY (group_id, seq));
 CREATE UNIQUE INDEX IF NOT EXISTS ds_log_digest ON ds_log (group_id, digest);
 CREATE TABLE IF NOT EXISTS ds_welcomes (id BIGSERIAL PRIMARY KEY, recipient TEXT NOT NULL, group_id TEXT NOT NULL, welcome BYTEA NOT NULL);
 CREATE TABLE IF NOT EXISTS ds_pairings (anchor TEXT NOT NULL, device TEXT NOT NULL, PRIMARY KEY (anchor, device));
 CREATE TABLE IF NOT EXISTS ds_pairing_requests (anchor TEXT NOT NULL, device TEXT NOT NULL, side TEXT NOT NULL, PRIMARY KEY (anchor, device, side));
+CREATE TABLE IF NOT EXISTS ds_bindings (signature_key TEXT PRIMARY KEY, client_id TEXT NOT NULL, user_id TEXT NOT NULL, identity BYTEA NOT NULL, ciphersuite INT NOT NULL, revoked BOOLEAN NOT NULL, added BIGSERIAL);
+CREATE INDEX IF NOT EXISTS ds_bindings_client ON ds_bindings (client_id);
+CREATE TABLE IF NOT EXISTS ds_revoked_clients (client_id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS ds_secrets (name TEXT PRIMARY KEY, value BYTEA NOT NULL);
 `;
 const CHANNEL = 'ds_log';
 const bytes = (b: Buffer): Uint8Array => new Uint8Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const binding = (r: any): StoredBinding => ({
+  clientId: r.client_id,
+  userId: r.user_id,
+  identity: bytes(r.identity),
+  signatureKey: fromHex(r.signature_key),
+  ciphersuite: r.ciphersuite,
+  revoked: r.revoked,
+});
 
 export class PostgresDeliveryStore implements DeliveryStore {
   readonly #pool: pg.Pool;
@@ -96,20 +110,77 @@ export class PostgresDeliveryStore implements DeliveryStore {
     });
   }
 
-  async takeKeyPackage(clientId: string, now: number): Promise<StoredKeyPackage | undefined> {
+  async leaseKeyPackage(clientId: string, requester: string, now: number, leaseUntil: number): Promise<StoredKeyPackage | undefined> {
     return this.#tx(async (c) => {
       await c.query('DELETE FROM ds_key_packages WHERE client_id = $1 AND not_after < $2', [clientId, now]);
-      // SKIP LOCKED: concurrent fetches by other servers take other rows, never the same one.
-      const single = await c.query(
-        `DELETE FROM ds_key_packages WHERE ref = (
-           SELECT ref FROM ds_key_packages WHERE client_id = $1 AND NOT last_resort ORDER BY added LIMIT 1 FOR UPDATE SKIP LOCKED)
-         RETURNING ref, client_id, bytes, last_resort, not_after`,
-        [clientId],
+      const held = await c.query(
+        `SELECT ref, client_id, bytes, last_resort, not_after FROM ds_key_packages
+         WHERE client_id = $1 AND NOT last_resort AND leased_to = $2 AND lease_until >= $3 ORDER BY added LIMIT 1`,
+        [clientId, requester, now],
       );
-      const row = single.rows[0] ?? (await c.query('SELECT ref, client_id, bytes, last_resort, not_after FROM ds_key_packages WHERE client_id = $1 AND last_resort ORDER BY added LIMIT 1', [clientId])).rows[0];
+      // SKIP LOCKED: concurrent fetches by other servers lease other rows, never the same one.
+      const row =
+        held.rows[0] ??
+        (
+          await c.query(
+            `UPDATE ds_key_packages SET leased_to = $2, lease_until = $4 WHERE ref = (
+               SELECT ref FROM ds_key_packages WHERE client_id = $1 AND NOT last_resort AND coalesce(lease_until, 0) < $3 ORDER BY added LIMIT 1 FOR UPDATE SKIP LOCKED)
+             RETURNING ref, client_id, bytes, last_resort, not_after`,
+            [clientId, requester, now, leaseUntil],
+          )
+        ).rows[0] ??
+        (await c.query('SELECT ref, client_id, bytes, last_resort, not_after FROM ds_key_packages WHERE client_id = $1 AND last_resort ORDER BY added LIMIT 1', [clientId])).rows[0];
       if (!row) return undefined;
       return { ref: row.ref, clientId: row.client_id, bytes: bytes(row.bytes), lastResort: row.last_resort, notAfter: Number(row.not_after) };
     });
+  }
+
+  async ackKeyPackages(requester: string, refs: string[]): Promise<number> {
+    const { rowCount } = await this.#pool.query('DELETE FROM ds_key_packages WHERE ref = ANY($1) AND leased_to = $2 AND NOT last_resort', [refs, requester]);
+    return rowCount ?? 0;
+  }
+
+  async registerBinding(b: Omit<StoredBinding, 'revoked'>): Promise<BindingRefusal | undefined> {
+    return this.#tx(async (c) => {
+      const key = toHex(b.signatureKey);
+      await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`as:${key}`]);
+      const existing = (await c.query('SELECT client_id, revoked FROM ds_bindings WHERE signature_key = $1', [key])).rows[0];
+      const revokedClient = (await c.query('SELECT 1 FROM ds_revoked_clients WHERE client_id = $1', [b.clientId])).rows.length > 0;
+      if (existing?.revoked || revokedClient) return 'revoked' as const;
+      if (existing && existing.client_id !== b.clientId) return 'key-taken' as const;
+      await c.query(
+        `INSERT INTO ds_bindings (signature_key, client_id, user_id, identity, ciphersuite, revoked) VALUES ($1, $2, $3, $4, $5, false)
+         ON CONFLICT (signature_key) DO UPDATE SET user_id = $3, identity = $4, ciphersuite = $5`,
+        [key, b.clientId, b.userId, Buffer.from(b.identity), b.ciphersuite],
+      );
+      return undefined;
+    });
+  }
+
+  async bindingByKey(signatureKey: Uint8Array): Promise<StoredBinding | undefined> {
+    const { rows } = await this.#pool.query('SELECT * FROM ds_bindings WHERE signature_key = $1', [toHex(signatureKey)]);
+    return rows[0] && binding(rows[0]);
+  }
+
+  async bindingsOf(clientId: string): Promise<StoredBinding[]> {
+    const { rows } = await this.#pool.query('SELECT * FROM ds_bindings WHERE client_id = $1 ORDER BY added', [clientId]);
+    return rows.map(binding);
+  }
+
+  async revokeClient(clientId: string): Promise<void> {
+    await this.#tx(async (c) => {
+      await c.query('INSERT INTO ds_revoked_clients (client_id) VALUES ($1) ON CONFLICT DO NOTHING', [clientId]);
+      await c.query('UPDATE ds_bindings SET revoked = true WHERE client_id = $1', [clientId]);
+    });
+  }
+
+  async clientRevoked(clientId: string): Promise<boolean> {
+    return (await this.#pool.query('SELECT 1 FROM ds_revoked_clients WHERE client_id = $1', [clientId])).rows.length > 0;
+  }
+
+  async secret(name: string, fresh: Uint8Array): Promise<Uint8Array> {
+    await this.#pool.query('INSERT INTO ds_secrets (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING', [name, Buffer.from(fresh)]);
+    return bytes((await this.#pool.query('SELECT value FROM ds_secrets WHERE name = $1', [name])).rows[0].value);
   }
 
   async countKeyPackages(clientId: string): Promise<number> {
@@ -120,18 +191,27 @@ export class PostgresDeliveryStore implements DeliveryStore {
   async getGroup(groupId: string): Promise<GroupRecord | undefined> {
     const { rows } = await this.#pool.query('SELECT * FROM ds_groups WHERE group_id = $1', [groupId]);
     const r = rows[0];
-    return r && { groupId: r.group_id, epoch: Number(r.epoch), members: r.members, consistency: r.consistency, groupInfo: r.group_info ? bytes(r.group_info) : undefined };
+    return (
+      r && {
+        groupId: r.group_id,
+        epoch: Number(r.epoch),
+        members: r.members,
+        consistency: r.consistency,
+        groupInfo: r.group_info ? bytes(r.group_info) : undefined,
+        externalJoin: r.external_join,
+      }
+    );
   }
 
   async putGroup(g: GroupRecord): Promise<void> {
     await this.#pool.query(
-      `INSERT INTO ds_groups (group_id, epoch, members, consistency, group_info) VALUES ($1, $2, $3, $4, $5)
-       ON CONFLICT (group_id) DO UPDATE SET epoch = $2, members = $3, consistency = $4, group_info = $5`,
-      [g.groupId, g.epoch, JSON.stringify(g.members), g.consistency, g.groupInfo ? Buffer.from(g.groupInfo) : null],
+      `INSERT INTO ds_groups (group_id, epoch, members, consistency, group_info, external_join) VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (group_id) DO UPDATE SET epoch = $2, members = $3, consistency = $4, group_info = $5, external_join = $6`,
+      [g.groupId, g.epoch, JSON.stringify(g.members), g.consistency, g.groupInfo ? Buffer.from(g.groupInfo) : null, Boolean(g.externalJoin)],
     );
   }
 
-  async append(message: Omit<LoggedMessage, 'seq'>, update?: { expectEpoch: number; setEpoch: number; members?: string[]; groupInfo?: Uint8Array }): Promise<number | undefined> {
+  async append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate): Promise<number | undefined> {
     return this.#tx(async (c) => {
       const { rows } = await c.query('SELECT epoch FROM ds_groups WHERE group_id = $1 FOR UPDATE', [message.groupId]);
       if (rows.length === 0) return undefined;
@@ -147,6 +227,9 @@ export class PostgresDeliveryStore implements DeliveryStore {
           update.members ? JSON.stringify(update.members) : null,
           update.groupInfo ? Buffer.from(update.groupInfo) : null,
         ]);
+        for (const w of update.welcomes ?? []) {
+          await c.query('INSERT INTO ds_welcomes (recipient, group_id, welcome) VALUES ($1, $2, $3)', [w.recipient, message.groupId, Buffer.from(w.welcome)]);
+        }
       }
       const next = await c.query('SELECT coalesce(max(seq), 0) + 1 AS next FROM ds_log WHERE group_id = $1', [message.groupId]);
       const seq = Number(next.rows[0].next);
@@ -166,13 +249,13 @@ export class PostgresDeliveryStore implements DeliveryStore {
     return rows.map((r) => ({ groupId: r.group_id, seq: Number(r.seq), sender: r.sender, bytes: bytes(r.bytes) }));
   }
 
-  async putWelcome(recipient: string, groupId: string, welcome: Uint8Array): Promise<void> {
-    await this.#pool.query('INSERT INTO ds_welcomes (recipient, group_id, welcome) VALUES ($1, $2, $3)', [recipient, groupId, Buffer.from(welcome)]);
+  async pendingWelcomes(recipient: string): Promise<PendingWelcome[]> {
+    const { rows } = await this.#pool.query('SELECT id, group_id, welcome FROM ds_welcomes WHERE recipient = $1 ORDER BY id', [recipient]);
+    return rows.map((r) => ({ id: Number(r.id), groupId: r.group_id, welcome: bytes(r.welcome) }));
   }
 
-  async takeWelcomes(recipient: string): Promise<{ groupId: string; welcome: Uint8Array }[]> {
-    const { rows } = await this.#pool.query('DELETE FROM ds_welcomes WHERE recipient = $1 RETURNING id, group_id, welcome', [recipient]);
-    return rows.sort((a, b) => Number(a.id) - Number(b.id)).map((r) => ({ groupId: r.group_id, welcome: bytes(r.welcome) }));
+  async ackWelcomes(recipient: string, ids: number[]): Promise<void> {
+    await this.#pool.query('DELETE FROM ds_welcomes WHERE recipient = $1 AND id = ANY($2)', [recipient, ids]);
   }
 
   async requestPairing(anchor: string, device: string, side: 'anchor' | 'device'): Promise<boolean> {

@@ -4,21 +4,36 @@
  * a killed server restarts from a consistent state.
  */
 import Database from 'better-sqlite3';
-import { AppendNotifier, type DeliveryStore, type GroupRecord, type LoggedMessage, type StoredKeyPackage } from '../services/delivery-store.js';
+import { fromHex, toHex } from '../mls/bytes.js';
+import {
+  AppendNotifier,
+  type BindingRefusal,
+  type CommitUpdate,
+  type DeliveryStore,
+  type GroupRecord,
+  type LoggedMessage,
+  type PendingWelcome,
+  type StoredBinding,
+  type StoredKeyPackage,
+} from '../services/delivery-store.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS key_packages (ref TEXT PRIMARY KEY, client_id TEXT NOT NULL, bytes BLOB NOT NULL, last_resort INTEGER NOT NULL, not_after INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS key_packages (ref TEXT PRIMARY KEY, client_id TEXT NOT NULL, bytes BLOB NOT NULL, last_resort INTEGER NOT NULL, not_after INTEGER NOT NULL, leased_to TEXT, lease_until INTEGER);
 CREATE INDEX IF NOT EXISTS key_packages_client ON key_packages (client_id, last_resort);
-CREATE TABLE IF NOT EXISTS groups (group_id TEXT PRIMARY KEY, epoch INTEGER NOT NULL, members TEXT NOT NULL, consistency TEXT NOT NULL, group_info BLOB);
+CREATE TABLE IF NOT EXISTS groups (group_id TEXT PRIMARY KEY, epoch INTEGER NOT NULL, members TEXT NOT NULL, consistency TEXT NOT NULL, group_info BLOB, external_join INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS log (group_id TEXT NOT NULL, seq INTEGER NOT NULL, sender TEXT NOT NULL, bytes BLOB NOT NULL, digest TEXT, PRIMARY KEY (group_id, seq));
 CREATE UNIQUE INDEX IF NOT EXISTS log_digest ON log (group_id, digest);
 CREATE TABLE IF NOT EXISTS welcomes (id INTEGER PRIMARY KEY AUTOINCREMENT, recipient TEXT NOT NULL, group_id TEXT NOT NULL, welcome BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS pairings (anchor TEXT NOT NULL, device TEXT NOT NULL, PRIMARY KEY (anchor, device));
 CREATE TABLE IF NOT EXISTS pairing_requests (anchor TEXT NOT NULL, device TEXT NOT NULL, side TEXT NOT NULL, PRIMARY KEY (anchor, device, side));
+CREATE TABLE IF NOT EXISTS bindings (signature_key TEXT PRIMARY KEY, client_id TEXT NOT NULL, user_id TEXT NOT NULL, identity BLOB NOT NULL, ciphersuite INTEGER NOT NULL, revoked INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS bindings_client ON bindings (client_id);
+CREATE TABLE IF NOT EXISTS revoked_clients (client_id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 `;
 /** Version of the schema above; a database of another version is refused. */
-export const DS_SCHEMA_VERSION = '1';
+export const DS_SCHEMA_VERSION = '2';
 
 const bytes = (b: Buffer | Uint8Array): Uint8Array => new Uint8Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 
@@ -28,20 +43,50 @@ interface GroupRow {
   members: string;
   consistency: 'strong' | 'eventual';
   group_info: Buffer | null;
+  external_join: number;
 }
+
+interface BindingRow {
+  signature_key: string;
+  client_id: string;
+  user_id: string;
+  identity: Buffer;
+  ciphersuite: number;
+  revoked: number;
+}
+
+const binding = (r: BindingRow): StoredBinding => ({
+  clientId: r.client_id,
+  userId: r.user_id,
+  identity: bytes(r.identity),
+  signatureKey: fromHex(r.signature_key),
+  ciphersuite: r.ciphersuite,
+  revoked: Boolean(r.revoked),
+});
 
 export class SqliteDeliveryStore implements DeliveryStore {
   readonly #db: Database.Database;
+  readonly #sync: 'FULL' | 'COMMITS' | 'NORMAL';
   readonly #notifier = new AppendNotifier();
 
   watch(listener: (groupId: string, seq: number) => void): () => void {
     return this.#notifier.watch(listener);
   }
 
-  constructor(file = ':memory:') {
+  /**
+   * `synchronous`: FULL (default) makes every accepted change survive power
+   * loss, so the DS never accepts a second commit for an epoch it already
+   * answered (a fork it caused) nor reuses a sequence number it already
+   * handed out. COMMITS syncs every change but application messages (their
+   * transactions run NORMAL; the next synced one persists them too): commits
+   * stay fork-safe, an application message accepted just before a power
+   * loss may be lost. NORMAL survives a process crash only (measurement).
+   */
+  constructor(file = ':memory:', options: { synchronous?: 'FULL' | 'COMMITS' | 'NORMAL' } = {}) {
     this.#db = new Database(file);
     this.#db.pragma('journal_mode = WAL');
-    this.#db.pragma('synchronous = NORMAL');
+    this.#sync = options.synchronous ?? 'FULL';
+    this.#db.pragma(`synchronous = ${this.#sync === 'NORMAL' ? 'NORMAL' : 'FULL'}`);
     this.#db.exec(SCHEMA);
     const version = this.#db.prepare('SELECT value FROM meta WHERE key = ?').get('schema') as { value: string } | undefined;
     if (!version) this.#db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('schema', DS_SCHEMA_VERSION);
@@ -59,17 +104,61 @@ export class SqliteDeliveryStore implements DeliveryStore {
     })();
   }
 
-  async takeKeyPackage(clientId: string, now: number): Promise<StoredKeyPackage | undefined> {
+  async leaseKeyPackage(clientId: string, requester: string, now: number, leaseUntil: number): Promise<StoredKeyPackage | undefined> {
     return this.#db.transaction(() => {
       this.#db.prepare('DELETE FROM key_packages WHERE client_id = ? AND not_after < ?').run(clientId, now);
-      const row = (this.#db.prepare('SELECT * FROM key_packages WHERE client_id = ? AND last_resort = 0 ORDER BY rowid LIMIT 1').get(clientId) ??
+      const row = (this.#db.prepare('SELECT * FROM key_packages WHERE client_id = ? AND last_resort = 0 AND leased_to = ? AND lease_until >= ? ORDER BY rowid LIMIT 1').get(clientId, requester, now) ??
+        this.#db.prepare('SELECT * FROM key_packages WHERE client_id = ? AND last_resort = 0 AND coalesce(lease_until, 0) < ? ORDER BY rowid LIMIT 1').get(clientId, now) ??
         this.#db.prepare('SELECT * FROM key_packages WHERE client_id = ? AND last_resort = 1 ORDER BY rowid LIMIT 1').get(clientId)) as
         | { ref: string; client_id: string; bytes: Buffer; last_resort: number; not_after: number }
         | undefined;
       if (!row) return undefined;
-      if (!row.last_resort) this.#db.prepare('DELETE FROM key_packages WHERE ref = ?').run(row.ref);
+      if (!row.last_resort) this.#db.prepare('UPDATE key_packages SET leased_to = ?, lease_until = ? WHERE ref = ?').run(requester, leaseUntil, row.ref);
       return { ref: row.ref, clientId: row.client_id, bytes: bytes(row.bytes), lastResort: Boolean(row.last_resort), notAfter: row.not_after };
     })();
+  }
+
+  async ackKeyPackages(requester: string, refs: string[]): Promise<number> {
+    const del = this.#db.prepare('DELETE FROM key_packages WHERE ref = ? AND leased_to = ? AND last_resort = 0');
+    return this.#db.transaction(() => refs.reduce((n, ref) => n + del.run(ref, requester).changes, 0))();
+  }
+
+  async registerBinding(b: Omit<StoredBinding, 'revoked'>): Promise<BindingRefusal | undefined> {
+    return this.#db.transaction(() => {
+      const key = toHex(b.signatureKey);
+      const existing = this.#db.prepare('SELECT client_id, revoked FROM bindings WHERE signature_key = ?').get(key) as { client_id: string; revoked: number } | undefined;
+      if (existing?.revoked || this.#db.prepare('SELECT 1 FROM revoked_clients WHERE client_id = ?').get(b.clientId)) return 'revoked' as const;
+      if (existing && existing.client_id !== b.clientId) return 'key-taken' as const;
+      this.#db
+        .prepare('INSERT OR REPLACE INTO bindings (signature_key, client_id, user_id, identity, ciphersuite, revoked) VALUES (?, ?, ?, ?, ?, 0)')
+        .run(key, b.clientId, b.userId, Buffer.from(b.identity), b.ciphersuite);
+      return undefined;
+    })();
+  }
+
+  async bindingByKey(signatureKey: Uint8Array): Promise<StoredBinding | undefined> {
+    const row = this.#db.prepare('SELECT * FROM bindings WHERE signature_key = ?').get(toHex(signatureKey)) as BindingRow | undefined;
+    return row && binding(row);
+  }
+
+  async bindingsOf(clientId: string): Promise<StoredBinding[]> {
+    return (this.#db.prepare('SELECT * FROM bindings WHERE client_id = ? ORDER BY rowid').all(clientId) as BindingRow[]).map(binding);
+  }
+
+  async revokeClient(clientId: string): Promise<void> {
+    this.#db.transaction(() => {
+      this.#db.prepare('INSERT OR IGNORE INTO revoked_clients (client_id) VALUES (?)').run(clientId);
+      this.#db.prepare('UPDATE bindings SET revoked = 1 WHERE client_id = ?').run(clientId);
+    })();
+  }
+
+  async clientRevoked(clientId: string): Promise<boolean> {
+    return Boolean(this.#db.prepare('SELECT 1 FROM revoked_clients WHERE client_id = ?').get(clientId));
+  }
+
+  async secret(name: string, fresh: Uint8Array): Promise<Uint8Array> {
+    this.#db.prepare('INSERT OR IGNORE INTO secrets (name, value) VALUES (?, ?)').run(name, Buffer.from(fresh));
+    return bytes((this.#db.prepare('SELECT value FROM secrets WHERE name = ?').get(name) as { value: Buffer }).value);
   }
 
   async countKeyPackages(clientId: string): Promise<number> {
@@ -78,24 +167,43 @@ export class SqliteDeliveryStore implements DeliveryStore {
 
   async getGroup(groupId: string): Promise<GroupRecord | undefined> {
     const row = this.#db.prepare('SELECT * FROM groups WHERE group_id = ?').get(groupId) as GroupRow | undefined;
-    return row && { groupId: row.group_id, epoch: row.epoch, members: JSON.parse(row.members) as string[], consistency: row.consistency, groupInfo: row.group_info ? bytes(row.group_info) : undefined };
+    return (
+      row && {
+        groupId: row.group_id,
+        epoch: row.epoch,
+        members: JSON.parse(row.members) as string[],
+        consistency: row.consistency,
+        groupInfo: row.group_info ? bytes(row.group_info) : undefined,
+        externalJoin: Boolean(row.external_join),
+      }
+    );
   }
 
   async putGroup(g: GroupRecord): Promise<void> {
     this.#db
-      .prepare('INSERT OR REPLACE INTO groups (group_id, epoch, members, consistency, group_info) VALUES (?, ?, ?, ?, ?)')
-      .run(g.groupId, g.epoch, JSON.stringify(g.members), g.consistency, g.groupInfo ? Buffer.from(g.groupInfo) : null);
+      .prepare('INSERT OR REPLACE INTO groups (group_id, epoch, members, consistency, group_info, external_join) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(g.groupId, g.epoch, JSON.stringify(g.members), g.consistency, g.groupInfo ? Buffer.from(g.groupInfo) : null, g.externalJoin ? 1 : 0);
   }
 
-  async append(message: Omit<LoggedMessage, 'seq'>, update?: { expectEpoch: number; setEpoch: number; members?: string[]; groupInfo?: Uint8Array }): Promise<number | undefined> {
+  async append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate): Promise<number | undefined> {
     let fresh = true;
+    const relaxed = this.#sync === 'COMMITS' && !update;
+    if (relaxed) this.#db.pragma('synchronous = NORMAL');
+    try {
+      return this.#append(message, update, () => (fresh = false), () => fresh);
+    } finally {
+      if (relaxed) this.#db.pragma('synchronous = FULL');
+    }
+  }
+
+  #append(message: Omit<LoggedMessage, 'seq'>, update: CommitUpdate | undefined, markKnown: () => void, isFresh: () => boolean): number | undefined {
     const seq = this.#db.transaction(() => {
       const group = this.#db.prepare('SELECT epoch FROM groups WHERE group_id = ?').get(message.groupId) as { epoch: number } | undefined;
       if (!group) return undefined;
       if (message.digest) {
         const known = this.#db.prepare('SELECT seq FROM log WHERE group_id = ? AND digest = ?').get(message.groupId, message.digest) as { seq: number } | undefined;
         if (known) {
-          fresh = false;
+          markKnown();
           return known.seq as number | undefined;
         }
       }
@@ -104,12 +212,14 @@ export class SqliteDeliveryStore implements DeliveryStore {
         this.#db.prepare('UPDATE groups SET epoch = ? WHERE group_id = ?').run(update.setEpoch, message.groupId);
         if (update.members) this.#db.prepare('UPDATE groups SET members = ? WHERE group_id = ?').run(JSON.stringify(update.members), message.groupId);
         if (update.groupInfo) this.#db.prepare('UPDATE groups SET group_info = ? WHERE group_id = ?').run(Buffer.from(update.groupInfo), message.groupId);
+        const putWelcome = this.#db.prepare('INSERT INTO welcomes (recipient, group_id, welcome) VALUES (?, ?, ?)');
+        for (const w of update.welcomes ?? []) putWelcome.run(w.recipient, message.groupId, Buffer.from(w.welcome));
       }
       const { next } = this.#db.prepare('SELECT coalesce(max(seq), 0) + 1 AS next FROM log WHERE group_id = ?').get(message.groupId) as { next: number };
       this.#db.prepare('INSERT INTO log (group_id, seq, sender, bytes, digest) VALUES (?, ?, ?, ?, ?)').run(message.groupId, next, message.sender, Buffer.from(message.bytes), message.digest ?? null);
       return next as number | undefined;
     })();
-    if (seq !== undefined && fresh) this.#notifier.notify(message.groupId, seq);
+    if (seq !== undefined && isFresh()) this.#notifier.notify(message.groupId, seq);
     return seq;
   }
 
@@ -127,16 +237,14 @@ export class SqliteDeliveryStore implements DeliveryStore {
     return rows.map((r) => ({ groupId: r.group_id, seq: r.seq, sender: r.sender, bytes: bytes(r.bytes) }));
   }
 
-  async putWelcome(recipient: string, groupId: string, welcome: Uint8Array): Promise<void> {
-    this.#db.prepare('INSERT INTO welcomes (recipient, group_id, welcome) VALUES (?, ?, ?)').run(recipient, groupId, Buffer.from(welcome));
+  async pendingWelcomes(recipient: string): Promise<PendingWelcome[]> {
+    const rows = this.#db.prepare('SELECT id, group_id, welcome FROM welcomes WHERE recipient = ? ORDER BY id').all(recipient) as { id: number; group_id: string; welcome: Buffer }[];
+    return rows.map((r) => ({ id: r.id, groupId: r.group_id, welcome: bytes(r.welcome) }));
   }
 
-  async takeWelcomes(recipient: string): Promise<{ groupId: string; welcome: Uint8Array }[]> {
-    return this.#db.transaction(() => {
-      const rows = this.#db.prepare('SELECT group_id, welcome FROM welcomes WHERE recipient = ? ORDER BY id').all(recipient) as { group_id: string; welcome: Buffer }[];
-      this.#db.prepare('DELETE FROM welcomes WHERE recipient = ?').run(recipient);
-      return rows.map((r) => ({ groupId: r.group_id, welcome: bytes(r.welcome) }));
-    })();
+  async ackWelcomes(recipient: string, ids: number[]): Promise<void> {
+    const del = this.#db.prepare('DELETE FROM welcomes WHERE recipient = ? AND id = ?');
+    this.#db.transaction(() => ids.forEach((id) => del.run(recipient, id)))();
   }
 
   async requestPairing(anchor: string, device: string, side: 'anchor' | 'device'): Promise<boolean> {

@@ -1,11 +1,12 @@
 /**
- * Typed client of the networked Delivery Service (ts/server/ds-server.ts),
- * for Node and browsers: HTTP with `fetch`, live delivery with WebSocket
- * (the global one, or the constructor passed in, e.g. the `ws` package in
- * Node 20). Refusals come back as `DsError` with the server's reason.
+ * Typed client of the networked DS, for Node and browsers (fetch, and a
+ * WebSocket class). It authenticates as in docs/PROTOCOL.md §8.2 and logs
+ * in again when its session ends. Refusals are `DsError`s.
  */
 import { toHex } from '../mls/bytes.js';
+import type { Identity, MlsClient } from '../mls/client.js';
 import { DsError, type DsRejection, type SubmitExtras } from './delivery-service.js';
+import { signDsChallenge } from './ds-proof.js';
 
 const b64 = (bytes: Uint8Array): string => {
   let s = '';
@@ -31,21 +32,82 @@ type WebSocketCtor = new (url: string) => WebSocketLike;
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type WebSocketClass = new (...args: any[]) => unknown;
 
+/** Who this client is at the DS: its id and the MLS identity whose key the AS registered for it. */
+export interface DsAccount {
+  clientId: string;
+  client: MlsClient;
+  identity: Identity;
+}
+
+export interface DeliveryClientOptions {
+  WebSocket?: WebSocketClass;
+}
+
 export class DeliveryClient {
   readonly #base: string;
   readonly #ws: WebSocketCtor | undefined;
+  readonly #account: DsAccount | undefined;
+  #token: string | undefined;
+  /** KeyPackageRefs leased to this client by fetchKeyPackages, per owner, until acknowledged. */
+  readonly #leased = new Map<string, string>();
 
-  constructor(baseUrl: string, options: { WebSocket?: WebSocketClass } = {}) {
+  /** Anonymous (only `healthy()`); use `register` or `login`. */
+  constructor(baseUrl: string, options: DeliveryClientOptions = {}, account?: DsAccount) {
     this.#base = baseUrl.replace(/\/$/, '');
     this.#ws = (options.WebSocket as WebSocketCtor | undefined) ?? (globalThis as { WebSocket?: WebSocketCtor }).WebSocket;
+    this.#account = account;
   }
 
-  async #call<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const res = await fetch(this.#base + path, {
-      method,
-      headers: body === undefined ? undefined : { 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+  /** Register `account`'s key at the AS (`userId` default: client id; `vouch`: a client of that user) and log in. */
+  static async register(baseUrl: string, account: DsAccount & { userId?: string; vouch?: DeliveryClient }, options: DeliveryClientOptions = {}): Promise<DeliveryClient> {
+    const ds = new DeliveryClient(baseUrl, options, account);
+    const challenge = await ds.#challenge();
+    const { token } = await ds.#call<{ token: string }>('POST', '/v1/as/register', {
+      challenge,
+      userId: account.userId ?? account.clientId,
+      identity: b64(account.identity.identity),
+      signatureKey: b64(account.identity.signaturePublicKey),
+      ciphersuite: account.identity.ciphersuite,
+      signature: b64(signDsChallenge(account.client, account.identity, challenge)),
+    }, account.vouch ? account.vouch.#token : undefined);
+    ds.#token = token;
+    return ds;
+  }
+
+  /** Log in as an account the AS already knows. */
+  static async login(baseUrl: string, account: DsAccount, options: DeliveryClientOptions = {}): Promise<DeliveryClient> {
+    const ds = new DeliveryClient(baseUrl, options, account);
+    await ds.#login();
+    return ds;
+  }
+
+  /** The client id this client acts as (undefined when anonymous). */
+  get clientId(): string | undefined {
+    return this.#account?.clientId;
+  }
+
+  async #challenge(): Promise<string> {
+    return (await this.#call<{ challenge: string }>('POST', '/v1/auth/challenge', { clientId: this.#account!.clientId }, undefined)).challenge;
+  }
+
+  async #login(): Promise<void> {
+    const account = this.#account;
+    if (!account) throw new DsError('unauthenticated', 'this DeliveryClient has no account: use DeliveryClient.login or register');
+    const challenge = await this.#challenge();
+    const { token } = await this.#call<{ token: string }>(
+      'POST',
+      '/v1/auth/session',
+      { challenge, signatureKey: b64(account.identity.signaturePublicKey), signature: b64(signDsChallenge(account.client, account.identity, challenge)) },
+      undefined,
+    );
+    this.#token = token;
+  }
+
+  async #call<T>(method: string, path: string, body: unknown, token: string | undefined): Promise<T> {
+    const headers: Record<string, string> = {};
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (token) headers.authorization = `Bearer ${token}`;
+    const res = await fetch(this.#base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     const text = await res.text();
     if (!res.ok) {
       let parsed: { error?: string; reason?: string } = {};
@@ -59,37 +121,62 @@ export class DeliveryClient {
     return (text.startsWith('{') ? JSON.parse(text) : text) as T;
   }
 
+  /** An authenticated call; a session that ended is renewed once; a rate-limited call waits a second and retries (three times). */
+  async #authed<T>(method: string, path: string, body?: unknown): Promise<T> {
+    if (!this.#token) await this.#login();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.#call<T>(method, path, body, this.#token);
+      } catch (err) {
+        if (!(err instanceof DsError)) throw err;
+        if (err.reason === 'unauthenticated' && this.#account && attempt === 0) await this.#login();
+        else if (err.reason === 'rate-limited' && attempt < 3) await new Promise((r) => setTimeout(r, 1000));
+        else throw err;
+      }
+    }
+  }
+
   async healthy(): Promise<boolean> {
     try {
-      return (await this.#call<string>('GET', '/healthz')) === 'ok';
+      return (await this.#call<string>('GET', '/healthz', undefined, undefined)) === 'ok';
     } catch {
       return false;
     }
   }
 
-  uploadKeyPackages(client: string, keyPackages: Uint8Array[]): Promise<void> {
-    return this.#call('POST', `/v1/key-packages/${encodeURIComponent(client)}`, { keyPackages: keyPackages.map(b64) });
+  /** Publish this client's own KeyPackages. */
+  uploadKeyPackages(keyPackages: Uint8Array[]): Promise<void> {
+    return this.#authed('POST', '/v1/key-packages', { keyPackages: keyPackages.map(b64) });
   }
 
+  /** One KeyPackage per client, leased to this client until `ackKeyPackages`. */
   async fetchKeyPackages(clients: string[]): Promise<Map<string, Uint8Array>> {
-    const out = await this.#call<{ keyPackages: Record<string, string> }>('POST', '/v1/key-packages:fetch', { clients });
+    const out = await this.#authed<{ keyPackages: Record<string, string>; refs: Record<string, string> }>('POST', '/v1/key-packages:fetch', { clients });
+    for (const [id, ref] of Object.entries(out.refs)) this.#leased.set(id, ref);
     return new Map(Object.entries(out.keyPackages).map(([k, v]) => [k, unb64(v)]));
   }
 
-  createGroup(groupId: Uint8Array, creator: string, options: { epoch?: number; consistency?: 'strong' | 'eventual'; groupInfo?: Uint8Array } = {}): Promise<void> {
-    return this.#call('POST', '/v1/groups', {
+  /** The KeyPackages fetched for these clients are used: delete them. */
+  async ackKeyPackages(clients: string[]): Promise<void> {
+    const refs = clients.map((c) => this.#leased.get(c)).filter((r): r is string => r !== undefined);
+    if (refs.length > 0) await this.#authed('POST', '/v1/key-packages:ack', { refs });
+    for (const c of clients) this.#leased.delete(c);
+  }
+
+  /** Register a group; `externalJoin` opens it to external commits. */
+  createGroup(groupId: Uint8Array, options: { epoch?: number; consistency?: 'strong' | 'eventual'; groupInfo?: Uint8Array; externalJoin?: boolean } = {}): Promise<void> {
+    return this.#authed('POST', '/v1/groups', {
       groupId: b64(groupId),
-      creator,
       epoch: options.epoch,
       consistency: options.consistency,
       groupInfo: options.groupInfo && b64(options.groupInfo),
+      externalJoin: options.externalJoin,
     });
   }
 
   /** Submit a group message; a refusal (e.g. `epoch-taken`) throws `DsError`. Returns the sequence number. */
-  async submit(groupId: Uint8Array, sender: string, message: Uint8Array, extras: SubmitExtras = {}): Promise<number> {
-    const out = await this.#call<{ seq: number }>('POST', `/v1/groups/${toHex(groupId)}/messages`, {
-      sender,
+  async submit(groupId: Uint8Array, message: Uint8Array, extras: SubmitExtras = {}): Promise<number> {
+    const out = await this.#authed<{ seq: number }>('POST', `/v1/groups/${toHex(groupId)}/messages`, {
       message: b64(message),
       welcome: extras.welcome && b64(extras.welcome),
       added: extras.added,
@@ -100,38 +187,72 @@ export class DeliveryClient {
     return out.seq;
   }
 
-  async poll(client: string, groupId: Uint8Array, after = 0): Promise<DeliveredMessage[]> {
-    const out = await this.#call<{ messages: { seq: number; sender: string; message: string }[] }>(
-      'GET',
-      `/v1/groups/${toHex(groupId)}/messages?client=${encodeURIComponent(client)}&after=${after}`,
-    );
+  async poll(groupId: Uint8Array, after = 0): Promise<DeliveredMessage[]> {
+    const out = await this.#authed<{ messages: { seq: number; sender: string; message: string }[] }>('GET', `/v1/groups/${toHex(groupId)}/messages?after=${after}`);
     return out.messages.map((m) => ({ seq: m.seq, sender: m.sender, message: unb64(m.message) }));
   }
 
   async groupInfo(groupId: Uint8Array): Promise<Uint8Array> {
-    return unb64((await this.#call<{ groupInfo: string }>('GET', `/v1/groups/${toHex(groupId)}/group-info`)).groupInfo);
+    return unb64((await this.#authed<{ groupInfo: string }>('GET', `/v1/groups/${toHex(groupId)}/group-info`)).groupInfo);
   }
 
-  async welcomes(client: string): Promise<{ groupId: string; welcome: Uint8Array }[]> {
-    const out = await this.#call<{ welcomes: { groupId: string; welcome: string }[] }>('GET', `/v1/welcomes/${encodeURIComponent(client)}`);
-    return out.welcomes.map((w) => ({ groupId: w.groupId, welcome: unb64(w.welcome) }));
+  /** Welcomes waiting for this client; they stay until `ackWelcomes`. */
+  async welcomes(): Promise<{ id: number; groupId: string; welcome: Uint8Array }[]> {
+    const out = await this.#authed<{ welcomes: { id: number; groupId: string; welcome: string }[] }>('GET', '/v1/welcomes');
+    return out.welcomes.map((w) => ({ id: w.id, groupId: w.groupId, welcome: unb64(w.welcome) }));
   }
 
-  async initPairing(from: string, anchor: string, device: string): Promise<boolean> {
-    return (await this.#call<{ accepted: boolean }>('POST', '/v1/pairings', { from, anchor, device })).accepted;
+  ackWelcomes(ids: number[]): Promise<void> {
+    return this.#authed('POST', '/v1/welcomes:ack', { ids });
+  }
+
+  /** InitPairing from this client (anchor or device); true once both asked. */
+  async initPairing(anchor: string, device: string): Promise<boolean> {
+    return (await this.#authed<{ accepted: boolean }>('POST', '/v1/pairings', { anchor, device })).accepted;
+  }
+
+  /** Cease a pairing this client is a side of. */
+  ceasePairing(anchor: string, device: string): Promise<void> {
+    return this.#authed('POST', '/v1/pairings:cease', { anchor, device });
+  }
+
+  /** This client's paired devices (as an anchor). */
+  async devices(): Promise<string[]> {
+    return (await this.#authed<{ devices: string[] }>('GET', '/v1/pairings')).devices;
+  }
+
+  /** Who the AS says holds this credential. */
+  validate(identity: Uint8Array, signatureKey: Uint8Array): Promise<{ clientId: string; userId: string }> {
+    return this.#authed('POST', '/v1/as/validate', { identity: b64(identity), signatureKey: b64(signatureKey) });
+  }
+
+  /** Revoke this client at the AS, for good (a lost or retired device). */
+  revoke(): Promise<void> {
+    return this.#authed('POST', '/v1/as/revoke', {});
   }
 
   /** Live delivery of a group's messages after `after`, in order. Returns a function that stops it. */
-  stream(client: string, groupId: Uint8Array, after: number, onMessage: (m: DeliveredMessage) => void, onClose?: () => void): () => void {
+  stream(groupId: Uint8Array, after: number, onMessage: (m: DeliveredMessage) => void, onClose?: () => void): () => void {
     if (!this.#ws) throw new Error('no WebSocket implementation: pass one to the DeliveryClient constructor');
-    const url = `${this.#base.replace(/^http/, 'ws')}/v1/stream?client=${encodeURIComponent(client)}&group=${toHex(groupId)}&after=${after}`;
-    const ws = new this.#ws(url);
-    ws.onmessage = (ev) => {
-      const m = JSON.parse(String(ev.data)) as { seq: number; sender: string; message: string };
-      onMessage({ seq: m.seq, sender: m.sender, message: unb64(m.message) });
+    let ws: WebSocketLike | undefined;
+    let stopped = false;
+    // The token rides in the query: browsers cannot set headers on a WebSocket.
+    const open = () => {
+      const url = `${this.#base.replace(/^http/, 'ws')}/v1/stream?group=${toHex(groupId)}&after=${after}&access_token=${encodeURIComponent(this.#token ?? '')}`;
+      ws = new this.#ws!(url);
+      ws.onmessage = (ev) => {
+        const m = JSON.parse(String(ev.data)) as { seq: number; sender: string; message: string };
+        onMessage({ seq: m.seq, sender: m.sender, message: unb64(m.message) });
+      };
+      ws.onclose = () => onClose?.();
+      ws.onerror = () => undefined;
+      if (stopped) ws.close();
     };
-    ws.onclose = () => onClose?.();
-    ws.onerror = () => undefined;
-    return () => ws.close();
+    if (this.#token) open();
+    else void this.#login().then(open, () => onClose?.());
+    return () => {
+      stopped = true;
+      ws?.close();
+    };
   }
 }

@@ -12,13 +12,41 @@ import { fromHex, sha256, toHex } from '../mls/bytes.js';
 import { readMlsHeader } from '../codec/mls-header.js';
 import { ExternalSender } from '../intents/external-sender.js';
 import type { LeafOperationIntent } from '../intents/leaf-operation-intent.js';
-import { MemoryDeliveryStore, type DeliveryStore, type GroupRecord, type LoggedMessage } from './delivery-store.js';
-import type { AuthenticationService } from './authentication-service.js';
+import { MemoryDeliveryStore, type DeliveryStore, type GroupRecord, type LoggedMessage, type PendingWelcome } from './delivery-store.js';
+import type { CredentialBinding } from './authentication-service.js';
+import { externalCommitTbs, groupContextOf, groupInfoFits, isWelcome, readExternalCommit } from './ds-checks.js';
+
+/** Why the DS refused: stable codes (docs/PROTOCOL.md §8.3). */
+export type DsRejection =
+  | 'malformed'
+  | 'unknown-group'
+  | 'not-a-member'
+  | 'epoch-taken'
+  | 'stale'
+  | 'invalid-key-package'
+  | 'group-exists'
+  | 'external-join-closed'
+  | 'invalid-group-info'
+  | 'invalid-welcome'
+  | 'invalid-commit'
+  | 'unknown-client'
+  | 'unauthenticated'
+  | 'forbidden'
+  | 'rate-limited'
+  | 'too-large'
+  | 'not-found'
+  | 'registration-refused';
+
+/** Validates credentials (the in-memory AS or the store-backed one). */
+export interface CredentialCheck {
+  validate(identity: Uint8Array, signatureKey: Uint8Array): CredentialBinding | undefined | Promise<CredentialBinding | undefined>;
+}
+
+/** Largest epoch the DS accepts: JavaScript numbers are exact up to 2^53 - 1. */
+const MAX_EPOCH = Number.MAX_SAFE_INTEGER - 1;
 
 /** Log sender name of what the DS proposes itself. */
 const DS_SENDER = 'delivery-service';
-
-export type DsRejection = 'malformed' | 'unknown-group' | 'not-a-member' | 'epoch-taken' | 'stale' | 'invalid-key-package' | 'group-exists';
 
 export class DsError extends MlsError {
   readonly reason: DsRejection;
@@ -32,8 +60,10 @@ export class DsError extends MlsError {
 /** Operational parameters (architecture §7) with their defaults. */
 export interface DeliveryOptions {
   store?: DeliveryStore;
-  /** Validates credentials of uploaded KeyPackages when given. */
-  authentication?: AuthenticationService;
+  /** Validates credentials of uploaded KeyPackages (and clients named in `added`) when given. */
+  authentication?: CredentialCheck;
+  /** How long a fetched one-time KeyPackage stays leased to its fetcher before it may go to another (seconds; default 600). */
+  keyPackageLease?: number;
   /** Application messages are accepted this many epochs behind the group (out-of-order tolerance). */
   epochTolerance?: number;
   /** Messages per poll. */
@@ -63,7 +93,9 @@ export class DeliveryService {
   readonly store: DeliveryStore;
   readonly #client: MlsClient;
   readonly #external: Identity;
-  readonly #auth: AuthenticationService | undefined;
+  readonly #auth: CredentialCheck | undefined;
+  readonly #lease: number;
+  #takes = 0;
   readonly #tolerance: number;
   readonly #pageSize: number;
   readonly #now: () => number;
@@ -80,6 +112,7 @@ export class DeliveryService {
     this.#now = options.now ?? (() => Math.floor(Date.now() / 1000));
     this.#maxLifetime = options.maxKeyPackageLifetime ?? 90 * 24 * 3600;
     this.#retention = options.retention ?? 100_000;
+    this.#lease = options.keyPackageLease ?? 600;
   }
 
   static async create(options: DeliveryOptions = {}): Promise<DeliveryService> {
@@ -120,39 +153,80 @@ export class DeliveryService {
 
   /** Upload KeyPackages of `clientId` (validated: signature, lifetime, credential). */
   async uploadKeyPackages(clientId: string, keyPackages: Uint8Array[]): Promise<void> {
-    const stored = keyPackages.map((bytes) => {
+    const infos = keyPackages.map((bytes) => {
       let info;
       try {
         info = this.#client.inspectKeyPackage(bytes);
       } catch (err) {
         throw new DsError('invalid-key-package', `KeyPackage rejected: ${(err as Error).message}`);
       }
+      return info;
+    });
+    const stored = [];
+    for (const [i, info] of infos.entries()) {
       if (this.#auth) {
-        const binding = this.#auth.validate(info.credential.identity, info.signatureKey);
+        const binding = await this.#auth.validate(info.credential.identity, info.signatureKey);
         if (!binding || binding.clientId !== clientId) throw new DsError('invalid-key-package', 'the KeyPackage credential is not registered for this client');
       }
       if (info.notAfter - this.#now() > this.#maxLifetime) throw new DsError('invalid-key-package', 'the KeyPackage lifetime is longer than this DS accepts');
-      return { clientId, ref: toHex(info.keyPackageRef), bytes: bytes.slice(), lastResort: info.lastResort, notAfter: info.notAfter };
-    });
+      if (info.notAfter < this.#now()) throw new DsError('invalid-key-package', 'the KeyPackage has expired');
+      stored.push({ clientId, ref: toHex(info.keyPackageRef), bytes: keyPackages[i]!.slice(), lastResort: info.lastResort, notAfter: info.notAfter });
+    }
     await this.store.putKeyPackages(stored);
   }
 
   /** One KeyPackage per client (the minimal set), each handed out once; last-resort ones only when nothing else is left. */
   async fetchKeyPackages(clientIds: string[]): Promise<Map<string, Uint8Array>> {
     const out = new Map<string, Uint8Array>();
+    // Taken: leased to a one-off requester (no client id has a NUL) and acknowledged at once.
+    const taker = `\u0000take-${++this.#takes}`;
     for (const id of new Set(clientIds)) {
-      const kp = await this.store.takeKeyPackage(id, this.#now());
-      if (kp) out.set(id, kp.bytes);
+      const kp = await this.store.leaseKeyPackage(id, taker, this.#now(), this.#now() + this.#lease);
+      if (!kp) continue;
+      if (!kp.lastResort) await this.store.ackKeyPackages(taker, [kp.ref]);
+      out.set(id, kp.bytes);
     }
     return out;
   }
 
+  /** One KeyPackage per client, leased to `requester` until acknowledged (docs/PROTOCOL.md §8.1). */
+  async leaseKeyPackages(requester: string, clientIds: string[]): Promise<Map<string, { ref: string; keyPackage: Uint8Array }>> {
+    const out = new Map<string, { ref: string; keyPackage: Uint8Array }>();
+    const now = this.#now();
+    for (const id of new Set(clientIds)) {
+      const kp = await this.store.leaseKeyPackage(id, requester, now, now + this.#lease);
+      if (kp) out.set(id, { ref: kp.ref, keyPackage: kp.bytes });
+    }
+    return out;
+  }
+
+  /** Delete KeyPackages (refs) leased to `requester`; returns how many. */
+  ackKeyPackages(requester: string, refs: string[]): Promise<number> {
+    return this.store.ackKeyPackages(requester, refs);
+  }
+
   // --- groups and delivery ------------------------------------------------------
 
-  async createGroup(groupId: Uint8Array, creator: string, options: { epoch?: number; consistency?: 'strong' | 'eventual'; groupInfo?: Uint8Array } = {}): Promise<void> {
+  /** Register a group; `creator` is its only member. */
+  async createGroup(
+    groupId: Uint8Array,
+    creator: string,
+    options: { epoch?: number; consistency?: 'strong' | 'eventual'; groupInfo?: Uint8Array; externalJoin?: boolean } = {},
+  ): Promise<void> {
+    if (groupId.length === 0 || groupId.length > 255) throw new DsError('malformed', 'a group id is 1..255 bytes');
+    const epoch = options.epoch ?? 0;
+    if (!Number.isSafeInteger(epoch) || epoch < 0 || epoch > MAX_EPOCH) throw new DsError('malformed', 'epoch must be a natural number below 2^53');
+    if (options.groupInfo && !groupInfoFits(options.groupInfo, groupId, epoch)) throw new DsError('invalid-group-info', 'the GroupInfo is not one of this group at this epoch');
     const id = toHex(groupId);
     if (await this.store.getGroup(id)) throw new DsError('group-exists', 'a group with this id exists');
-    await this.store.putGroup({ groupId: id, epoch: options.epoch ?? 0, members: [creator], consistency: options.consistency ?? 'strong', groupInfo: options.groupInfo });
+    await this.store.putGroup({
+      groupId: id,
+      epoch,
+      members: [creator],
+      consistency: options.consistency ?? 'strong',
+      groupInfo: options.groupInfo,
+      externalJoin: options.externalJoin ?? false,
+    });
   }
 
   /** Submit a handshake or application message of a group. */
@@ -171,9 +245,19 @@ export class DeliveryService {
       throw new DsError('malformed', 'not an MLS group message');
     }
     if (toHex(header.groupId) !== id) throw new DsError('malformed', 'the message belongs to another group');
+    if (header.epoch > BigInt(MAX_EPOCH)) throw new DsError('malformed', 'the epoch is out of range');
     const group = await this.store.getGroup(id);
     if (!group) throw new DsError('unknown-group', 'no such group');
-    if (!extras.externalJoin && !(await this.#mayAct(group, sender))) throw new DsError('not-a-member', 'the sender is not a member of the group');
+    const member = await this.#mayAct(group, sender);
+    if (!member) {
+      if (!extras.externalJoin) throw new DsError('not-a-member', 'the sender is not a member of the group');
+      // A non-member may only send an external commit (a PublicMessage from
+      // a new member, RFC 9420 §12.4.3.2), and only to a group open to them.
+      if (!group.externalJoin) throw new DsError('external-join-closed', 'this group does not take external joins');
+      if (header.wireFormat !== 'public' || header.senderType !== 4 || header.contentType !== 3) throw new DsError('malformed', 'an external join is a PublicMessage commit from a new member');
+      if (extras.added?.length || extras.removed?.length || extras.welcome) throw new DsError('malformed', 'an external joiner adds and removes no one');
+      await this.#verifyExternalCommit(group, sender, message, header.epoch);
+    }
     // A retried submission (same bytes) gets its first answer, so a client
     // that lost the reply can retry without the message being logged twice.
     const digest = toHex(await sha256(message));
@@ -182,15 +266,23 @@ export class DeliveryService {
     const epoch = Number(header.epoch);
     let seq: number | undefined;
     if (header.contentType === 3) {
+      if (group.consistency === 'strong' && epoch !== group.epoch) throw this.#epochTaken(epoch, group);
+      const setEpoch = Math.max(group.epoch, epoch + 1);
+      if (extras.groupInfo && !groupInfoFits(extras.groupInfo, header.groupId, epoch + 1)) {
+        throw new DsError('invalid-group-info', `the GroupInfo is not one of this group at epoch ${epoch + 1}`);
+      }
+      if (extras.welcome && !isWelcome(extras.welcome)) throw new DsError('invalid-welcome', 'the Welcome is not a well-formed Welcome');
+      if (extras.welcome && !extras.added?.length) throw new DsError('malformed', 'a Welcome needs the clients it is for (added)');
+      if (this.#auth && extras.added?.length) for (const a of extras.added) await this.#registered(a);
       const members = new Set(group.members);
       for (const r of extras.removed ?? []) members.delete(r);
       for (const a of extras.added ?? []) members.add(a);
       if (extras.externalJoin) members.add(sender);
-      const update = { expectEpoch: group.consistency === 'strong' ? epoch : group.epoch, setEpoch: Math.max(group.epoch, epoch + 1), members: [...members], groupInfo: extras.groupInfo };
-      if (group.consistency === 'strong' && epoch !== group.epoch) throw this.#epochTaken(epoch, group);
+      // Commit, GroupInfo and Welcomes in one transaction: a crash keeps all or none.
+      const welcomes = extras.welcome ? (extras.added ?? []).map((recipient) => ({ recipient, welcome: extras.welcome!.slice() })) : [];
+      const update = { expectEpoch: group.consistency === 'strong' ? epoch : group.epoch, setEpoch, members: [...members], groupInfo: extras.groupInfo, welcomes };
       seq = await this.store.append({ groupId: id, sender, bytes: message.slice(), digest }, update);
       if (seq === undefined) throw this.#epochTaken(epoch, (await this.store.getGroup(id))!);
-      if (extras.welcome) for (const a of extras.added ?? []) await this.store.putWelcome(a, id, extras.welcome.slice());
     } else {
       if (group.consistency === 'strong') {
         const stale = header.contentType === 2 ? epoch !== group.epoch : epoch > group.epoch || epoch < group.epoch - this.#tolerance;
@@ -207,6 +299,44 @@ export class DeliveryService {
     return epoch < group.epoch
       ? new DsError('epoch-taken', `epoch ${epoch} already has a commit; process the group's messages up to epoch ${group.epoch} and commit again`)
       : new DsError('stale', `a commit for epoch ${epoch}; the group is at ${group.epoch}`);
+  }
+
+  /**
+   * An external commit from a non-member (docs/PROTOCOL.md §8.5): signed
+   * with the key of its own UpdatePath leaf over the current GroupContext
+   * (from the stored GroupInfo), and that leaf's credential is the AS's
+   * binding of the posting client.
+   */
+  async #verifyExternalCommit(group: GroupRecord, sender: string, message: Uint8Array, epoch: bigint): Promise<void> {
+    if (epoch < BigInt(group.epoch)) throw this.#epochTaken(Number(epoch), group);
+    const context = group.groupInfo && groupContextOf(group.groupInfo);
+    if (!context || context.epoch !== epoch || epoch !== BigInt(group.epoch)) throw new DsError('stale', 'the DS has no GroupInfo of this epoch to check the external commit against');
+    const commit = readExternalCommit(message);
+    if (!commit) throw new DsError('malformed', 'not an external commit with an UpdatePath');
+    const tbs = externalCommitTbs(commit, context.context);
+    let valid = false;
+    try {
+      valid = this.#client.read((core) => core.verifyWithLabel(context.ciphersuite, commit.signatureKey, 'FramedContentTBS', tbs, commit.signature));
+    } catch {
+      valid = false;
+    }
+    if (!valid) throw new DsError('invalid-commit', 'the external commit is not signed by its joiner over the current group context');
+    if (this.#auth) {
+      const binding = await this.#auth.validate(commit.identity, commit.signatureKey);
+      if (!binding || binding.clientId !== sender) throw new DsError('invalid-commit', "the joiner's credential is not the AS's binding of the posting client");
+    }
+  }
+
+  /** Refuse clients the AS does not know (or revoked): they could never read what is addressed to them. */
+  async #registered(clientId: string): Promise<void> {
+    const auth = this.#auth as CredentialCheck & { bindingsOf?: (c: string) => Promise<{ revoked: boolean }[]> };
+    if (auth.bindingsOf && !(await auth.bindingsOf(clientId)).some((b) => !b.revoked)) throw new DsError('unknown-client', `no registered client ${clientId}`);
+  }
+
+  /** Whether `client` may read and post in the group: a member, or a paired device of one. */
+  async isReader(groupId: Uint8Array, client: string): Promise<boolean> {
+    const group = await this.store.getGroup(toHex(groupId));
+    return group !== undefined && (await this.#mayAct(group, client));
   }
 
   /** Members, and the registered devices of members (paired anchors). */
@@ -254,14 +384,32 @@ export class DeliveryService {
     });
   }
 
-  /** Welcomes waiting for `client` (taken: each is handed out once). */
+  /** Welcomes waiting for `client`, taken (read and acknowledged). */
   async welcomes(client: string): Promise<{ groupId: Uint8Array; welcome: Uint8Array }[]> {
-    return (await this.store.takeWelcomes(client)).map((w) => ({ groupId: fromHex(w.groupId), welcome: w.welcome }));
+    const pending = await this.store.pendingWelcomes(client);
+    await this.store.ackWelcomes(
+      client,
+      pending.map((w) => w.id),
+    );
+    return pending.map((w) => ({ groupId: fromHex(w.groupId), welcome: w.welcome }));
   }
 
-  /** The GroupInfo of the group's current epoch, for external joins. */
-  async groupInfo(groupId: Uint8Array): Promise<Uint8Array | undefined> {
-    return (await this.store.getGroup(toHex(groupId)))?.groupInfo;
+  /** Welcomes waiting for `client`, kept until `ackWelcomes`. */
+  pendingWelcomes(client: string): Promise<PendingWelcome[]> {
+    return this.store.pendingWelcomes(client);
+  }
+
+  /** Delete `client`'s Welcomes with these ids. */
+  ackWelcomes(client: string, ids: number[]): Promise<void> {
+    return this.store.ackWelcomes(client, ids);
+  }
+
+  /** The current GroupInfo; with `requester`, only for a reader or in an open group. */
+  async groupInfo(groupId: Uint8Array, requester?: string): Promise<Uint8Array | undefined> {
+    const group = await this.store.getGroup(toHex(groupId));
+    if (!group) return undefined;
+    if (requester !== undefined && !group.externalJoin && !(await this.#mayAct(group, requester))) throw new DsError('not-a-member', 'the GroupInfo of this group is for its members');
+    return group.groupInfo;
   }
 
   async epoch(groupId: Uint8Array): Promise<number | undefined> {
@@ -279,7 +427,9 @@ export class DeliveryService {
     return this.store.requestPairing(anchor, device, from === anchor ? 'anchor' : 'device');
   }
 
-  async ceasePairing(anchor: string, device: string): Promise<void> {
+  /** Cease a pairing; `from` must be its anchor or its device. */
+  async ceasePairing(from: string, anchor: string, device: string): Promise<void> {
+    if (from !== anchor && from !== device) throw new DsError('forbidden', 'only the anchor or the device can cease their pairing');
     await this.store.removePairing(anchor, device);
   }
 

@@ -5,6 +5,7 @@
  * in-process memory store and database stores are interchangeable; every
  * method that changes several things is atomic.
  */
+import { toHex } from '../mls/bytes.js';
 
 export interface StoredKeyPackage {
   clientId: string;
@@ -32,16 +33,47 @@ export interface GroupRecord {
   /** Strongly consistent (ordered, first commit per epoch wins) or eventually consistent. */
   consistency: 'strong' | 'eventual';
   groupInfo?: Uint8Array;
+  /** Open to external joins (GroupInfo readable by all). */
+  externalJoin?: boolean;
+}
+
+/** A credential the Authentication Service registered (docs/PROTOCOL.md §8.4). */
+export interface StoredBinding {
+  clientId: string;
+  userId: string;
+  /** Basic credential identity (RFC 9420 §5.3.1). */
+  identity: Uint8Array;
+  signatureKey: Uint8Array;
+  ciphersuite: number;
+  revoked: boolean;
+}
+
+/** Why the AS refused a registration. */
+export type BindingRefusal = 'key-taken' | 'revoked';
+
+/** A Welcome waiting for its recipient's acknowledgement. */
+export interface PendingWelcome {
+  id: number;
+  groupId: string;
+  welcome: Uint8Array;
+}
+
+/** What a commit changes beside its log entry, written in the same transaction. */
+export interface CommitUpdate {
+  expectEpoch: number;
+  setEpoch: number;
+  members?: string[];
+  groupInfo?: Uint8Array;
+  /** Welcomes of this commit, one per added client. */
+  welcomes?: { recipient: string; welcome: Uint8Array }[];
 }
 
 export interface DeliveryStore {
   putKeyPackages(kps: StoredKeyPackage[]): Promise<void>;
-  /**
-   * Hand out one KeyPackage of `clientId`, atomically: a non-last-resort
-   * one is removed; a last-resort one only when no other is left, and kept.
-   * Expired ones (notAfter < now) are deleted and never handed out.
-   */
-  takeKeyPackage(clientId: string, now: number): Promise<StoredKeyPackage | undefined>;
+  /** Lease one KeyPackage of `clientId` to `requester` until `leaseUntil` (docs/PROTOCOL.md §8.1), atomically. */
+  leaseKeyPackage(clientId: string, requester: string, now: number, leaseUntil: number): Promise<StoredKeyPackage | undefined>;
+  /** Delete these KeyPackages (refs) if leased to `requester`; returns how many. */
+  ackKeyPackages(requester: string, refs: string[]): Promise<number>;
   countKeyPackages(clientId: string): Promise<number>;
 
   getGroup(groupId: string): Promise<GroupRecord | undefined>;
@@ -52,13 +84,26 @@ export interface DeliveryStore {
    * commit for an epoch wins). Returns the sequence number, or undefined
    * when the epoch check failed.
    */
-  append(message: Omit<LoggedMessage, 'seq'>, update?: { expectEpoch: number; setEpoch: number; members?: string[]; groupInfo?: Uint8Array }): Promise<number | undefined>;
+  append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate): Promise<number | undefined>;
   /** Sequence number of the message with this digest in the group's log, if any. */
   seqOf(groupId: string, digest: string): Promise<number | undefined>;
   readLog(groupId: string, afterSeq: number, limit: number): Promise<LoggedMessage[]>;
 
-  putWelcome(recipient: string, groupId: string, welcome: Uint8Array): Promise<void>;
-  takeWelcomes(recipient: string): Promise<{ groupId: string; welcome: Uint8Array }[]>;
+  /** Welcomes waiting for `recipient`, oldest first. */
+  pendingWelcomes(recipient: string): Promise<PendingWelcome[]>;
+  /** Delete `recipient`'s Welcomes with these ids. */
+  ackWelcomes(recipient: string, ids: number[]): Promise<void>;
+
+  /** AS: register a binding, atomically (refusals: docs/PROTOCOL.md §8.4). */
+  registerBinding(binding: Omit<StoredBinding, 'revoked'>): Promise<BindingRefusal | undefined>;
+  bindingByKey(signatureKey: Uint8Array): Promise<StoredBinding | undefined>;
+  /** Every binding of a client, revoked ones included. */
+  bindingsOf(clientId: string): Promise<StoredBinding[]>;
+  /** Revoke a client id and all its keys, for good. */
+  revokeClient(clientId: string): Promise<void>;
+  clientRevoked(clientId: string): Promise<boolean>;
+  /** The stored secret `name`, or `fresh`, stored now. */
+  secret(name: string, fresh: Uint8Array): Promise<Uint8Array>;
 
   /**
    * Record one side's InitPairing; when both the anchor and the device have
@@ -92,10 +137,11 @@ export class AppendNotifier {
 
 /** The default store: everything in memory, for tests and the demo. */
 export class MemoryDeliveryStore implements DeliveryStore {
-  readonly #kps = new Map<string, StoredKeyPackage[]>();
+  readonly #kps = new Map<string, (StoredKeyPackage & { leasedTo?: string; leaseUntil?: number })[]>();
   readonly #groups = new Map<string, GroupRecord>();
   readonly #logs = new Map<string, LoggedMessage[]>();
-  readonly #welcomes = new Map<string, { groupId: string; welcome: Uint8Array }[]>();
+  readonly #welcomes = new Map<string, PendingWelcome[]>();
+  #welcomeIds = 0;
   readonly #pairings = new Map<string, Set<string>>();
   readonly #notifier = new AppendNotifier();
   readonly #digests = new Map<string, Map<string, number>>();
@@ -112,16 +158,67 @@ export class MemoryDeliveryStore implements DeliveryStore {
     }
   }
 
-  async takeKeyPackage(clientId: string, now: number): Promise<StoredKeyPackage | undefined> {
+  async leaseKeyPackage(clientId: string, requester: string, now: number, leaseUntil: number): Promise<StoredKeyPackage | undefined> {
     const list = (this.#kps.get(clientId) ?? []).filter((k) => k.notAfter >= now);
     this.#kps.set(clientId, list);
-    const single = list.findIndex((k) => !k.lastResort);
-    if (single >= 0) return list.splice(single, 1)[0];
+    const held = list.find((k) => !k.lastResort && k.leasedTo === requester && (k.leaseUntil ?? 0) >= now);
+    const free = held ?? list.find((k) => !k.lastResort && (k.leasedTo === undefined || (k.leaseUntil ?? 0) < now));
+    if (free) {
+      free.leasedTo = requester;
+      free.leaseUntil = leaseUntil;
+      return { clientId: free.clientId, ref: free.ref, bytes: free.bytes, lastResort: false, notAfter: free.notAfter };
+    }
     return list.find((k) => k.lastResort);
+  }
+
+  async ackKeyPackages(requester: string, refs: string[]): Promise<number> {
+    let n = 0;
+    for (const [client, list] of this.#kps) {
+      const kept = list.filter((k) => k.lastResort || k.leasedTo !== requester || !refs.includes(k.ref));
+      n += list.length - kept.length;
+      this.#kps.set(client, kept);
+    }
+    return n;
   }
 
   async countKeyPackages(clientId: string): Promise<number> {
     return (this.#kps.get(clientId) ?? []).length;
+  }
+
+  readonly #bindings = new Map<string, StoredBinding>();
+  readonly #revokedClients = new Set<string>();
+  readonly #secrets = new Map<string, Uint8Array>();
+
+  async registerBinding(b: Omit<StoredBinding, 'revoked'>): Promise<BindingRefusal | undefined> {
+    const key = toHex(b.signatureKey);
+    const existing = this.#bindings.get(key);
+    if (this.#revokedClients.has(b.clientId) || existing?.revoked) return 'revoked';
+    if (existing && existing.clientId !== b.clientId) return 'key-taken';
+    this.#bindings.set(key, { ...b, revoked: false });
+    return undefined;
+  }
+
+  async bindingByKey(signatureKey: Uint8Array): Promise<StoredBinding | undefined> {
+    const b = this.#bindings.get(toHex(signatureKey));
+    return b && { ...b };
+  }
+
+  async bindingsOf(clientId: string): Promise<StoredBinding[]> {
+    return [...this.#bindings.values()].filter((b) => b.clientId === clientId).map((b) => ({ ...b }));
+  }
+
+  async revokeClient(clientId: string): Promise<void> {
+    this.#revokedClients.add(clientId);
+    for (const b of this.#bindings.values()) if (b.clientId === clientId) b.revoked = true;
+  }
+
+  async clientRevoked(clientId: string): Promise<boolean> {
+    return this.#revokedClients.has(clientId);
+  }
+
+  async secret(name: string, fresh: Uint8Array): Promise<Uint8Array> {
+    if (!this.#secrets.has(name)) this.#secrets.set(name, fresh.slice());
+    return this.#secrets.get(name)!;
   }
 
   async getGroup(groupId: string): Promise<GroupRecord | undefined> {
@@ -137,7 +234,7 @@ export class MemoryDeliveryStore implements DeliveryStore {
     return this.#digests.get(groupId)?.get(digest);
   }
 
-  async append(message: Omit<LoggedMessage, 'seq'>, update?: { expectEpoch: number; setEpoch: number; members?: string[]; groupInfo?: Uint8Array }): Promise<number | undefined> {
+  async append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate): Promise<number | undefined> {
     const group = this.#groups.get(message.groupId);
     if (!group) return undefined;
     const known = message.digest ? this.#digests.get(message.groupId)?.get(message.digest) : undefined;
@@ -147,6 +244,7 @@ export class MemoryDeliveryStore implements DeliveryStore {
       group.epoch = update.setEpoch;
       if (update.members) group.members = [...update.members];
       if (update.groupInfo) group.groupInfo = update.groupInfo;
+      for (const w of update.welcomes ?? []) this.#putWelcome(w.recipient, message.groupId, w.welcome);
     }
     const log = this.#logs.get(message.groupId) ?? [];
     const seq = (log.at(-1)?.seq ?? 0) + 1;
@@ -165,16 +263,20 @@ export class MemoryDeliveryStore implements DeliveryStore {
     return (this.#logs.get(groupId) ?? []).filter((m) => m.seq > afterSeq).slice(0, limit);
   }
 
-  async putWelcome(recipient: string, groupId: string, welcome: Uint8Array): Promise<void> {
+  #putWelcome(recipient: string, groupId: string, welcome: Uint8Array): void {
     const list = this.#welcomes.get(recipient) ?? [];
-    list.push({ groupId, welcome });
+    list.push({ id: ++this.#welcomeIds, groupId, welcome });
     this.#welcomes.set(recipient, list);
   }
 
-  async takeWelcomes(recipient: string): Promise<{ groupId: string; welcome: Uint8Array }[]> {
-    const list = this.#welcomes.get(recipient) ?? [];
-    this.#welcomes.delete(recipient);
-    return list;
+  async pendingWelcomes(recipient: string): Promise<PendingWelcome[]> {
+    return [...(this.#welcomes.get(recipient) ?? [])];
+  }
+
+  async ackWelcomes(recipient: string, ids: number[]): Promise<void> {
+    const kept = (this.#welcomes.get(recipient) ?? []).filter((w) => !ids.includes(w.id));
+    if (kept.length > 0) this.#welcomes.set(recipient, kept);
+    else this.#welcomes.delete(recipient);
   }
 
   readonly #requests = new Map<string, Set<string>>();

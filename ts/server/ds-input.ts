@@ -1,0 +1,58 @@
+/**
+ * Input checks of the networked DS: every field of every request is
+ * validated here before it reaches the service, and every failure is an
+ * `HttpError` with a stable reason (docs/PROTOCOL.md §8.3).
+ */
+import { fromHex } from '../mls/bytes.js';
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
+
+export function unb64(value: unknown, field: string, options: { optional?: boolean; nonEmpty?: boolean } = {}): Uint8Array {
+  if (value === undefined && options.optional) return undefined as unknown as Uint8Array;
+  if (typeof value !== 'string' || value.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(value)) throw new HttpError(400, 'malformed', `${field} must be base64`);
+  const out = new Uint8Array(Buffer.from(value, 'base64'));
+  if (options.nonEmpty !== false && out.length === 0) throw new HttpError(400, 'malformed', `${field} must not be empty`);
+  return out;
+}
+
+export function optionalB64(value: unknown, field: string): Uint8Array | undefined {
+  return value === undefined ? undefined : unb64(value, field);
+}
+
+/** A client or user id: 1..256 characters, no control characters (ids are compared exactly as sent in JSON). */
+export function clientId(value: unknown, field: string): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > 256 || /[\u0000-\u001f\u007f]/.test(value)) {
+    throw new HttpError(400, 'malformed', `${field} must be a string of 1..256 characters without control characters`);
+  }
+  return value;
+}
+
+export function idList(value: unknown, field: string, max: number): string[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value) || value.length > max) throw new HttpError(400, 'malformed', `${field} must be a list of at most ${max}`);
+  return value.map((v, i) => clientId(v, `${field}[${i}]`));
+}
+
+/** A natural number up to 2^53 - 2 (exact in JavaScript); `undefined` gives `fallback`. */
+export function natural(value: unknown, field: string, fallback: number): number {
+  if (value === undefined || value === null) return fallback;
+  const n = typeof value === 'string' && /^\d{1,16}$/.test(value) ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0 || n > Number.MAX_SAFE_INTEGER - 1) throw new HttpError(400, 'malformed', `${field} must be a natural number below 2^53`);
+  return n;
+}
+
+/** A group id in a path or query: lower-case hex of 1..255 bytes. */
+export function hexGroupId(value: string | null | undefined): Uint8Array {
+  if (typeof value !== 'string' || !/^([0-9a-f]{2}){1,255}$/.test(value)) throw new HttpError(400, 'malformed', 'group id must be lower-case hex of 1..255 bytes');
+  return fromHex(value);
+}

@@ -1,0 +1,37 @@
+/** The DS deployment's Authentication Service, in the DS store (docs/PROTOCOL.md §8.4). */
+import { bytesEqual } from '../mls/bytes.js';
+import type { CredentialBinding } from './authentication-service.js';
+import type { DeliveryStore, StoredBinding } from './delivery-store.js';
+import { DsError } from './delivery-service.js';
+
+export class AuthenticationDirectory {
+  constructor(readonly store: DeliveryStore) {}
+
+  /** Register a binding; refused (`registration-refused`) when the key is another client's, or the key or client was revoked. */
+  async register(binding: Omit<StoredBinding, 'revoked'>): Promise<void> {
+    const refusal = await this.store.registerBinding(binding);
+    if (refusal === 'revoked') throw new DsError('registration-refused', 'this client id or signature key was revoked; revocation is final');
+    if (refusal === 'key-taken') throw new DsError('registration-refused', 'this signature key belongs to another client');
+  }
+
+  /** The active binding of this credential, or undefined when unknown, revoked, or registered with another identity. */
+  async validate(identity: Uint8Array, signatureKey: Uint8Array): Promise<CredentialBinding | undefined> {
+    const b = await this.store.bindingByKey(signatureKey);
+    if (!b || b.revoked || !bytesEqual(b.identity, identity)) return undefined;
+    return b;
+  }
+
+  /** Every binding of a client, revoked ones included. */
+  bindingsOf(clientId: string): Promise<StoredBinding[]> {
+    return this.store.bindingsOf(clientId);
+  }
+
+  /** Revoke a client and all its keys; final (neither can be registered again). */
+  revoke(clientId: string): Promise<void> {
+    return this.store.revokeClient(clientId);
+  }
+
+  revoked(clientId: string): Promise<boolean> {
+    return this.store.clientRevoked(clientId);
+  }
+}
