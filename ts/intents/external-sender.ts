@@ -41,11 +41,7 @@ export class ExternalSender {
     readonly identity: Identity,
   ) {}
 
-  /**
-   * A LeafOperationProposal carrying `intent` (draft §2.4), proposed by this
-   * external sender. Custom proposal bodies are an `opaque<V>` (as openmls
-   * encodes them; docs/PROTOCOL.md §5.1).
-   */
+  /** A LeafOperationProposal of `intent` from this external sender (body as an `opaque<V>`, PROTOCOL.md §5.4). */
   proposeIntent(target: ExternalTarget, intent: LeafOperationIntent, authenticatedData: Uint8Array = new Uint8Array(0)): Uint8Array {
     const body = new Writer().u16(LEAF_OPERATION_PROPOSAL_TYPE).vector(encodeIntent(intent)).finish();
     return this.#sign(target, body, authenticatedData);

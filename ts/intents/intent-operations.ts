@@ -78,13 +78,7 @@ export function proposeIntent(group: Group, intent: LeafOperationIntent): Promis
   return group.propose({ type: 'custom', ...intentProposal(intent) });
 }
 
-/**
- * Commit intents by value: each LeafOperationProposal alone. The engine
- * processes it as the set of Removes it implies (the sender, plus its
- * associated members for `removeAssociatedMembers`; draft §2.4), so no
- * Remove goes beside it. Intents proposed earlier (by a member or an
- * external sender) are pending proposals and go in by reference.
- */
+/** Commit intents by value, each LeafOperationProposal alone (the engine removes what it implies); pending ones go in by reference. */
 export function commitIntents(group: Group, intents: LeafOperationIntent[], options: { commit?: CommitOptions } = {}): ReturnType<Group['commit']> {
   for (const intent of intents) validateIntent(group, intent);
   return group.commit({ ...options.commit, custom: [...(options.commit?.custom ?? []), ...intents.map(intentProposal)] });

@@ -48,11 +48,7 @@ export interface ExternalJoinOptions extends JoinOptions {
   /** External PSK ids (already in this client's registry) to inject. */
   psks?: Uint8Array[];
   aad?: Uint8Array;
-  /**
-   * Proposals the external commit carries by value: custom proposals (e.g.
-   * a LeafOperationProposal, `intentProposal(intent)`) and Removes. Leaves
-   * they free count before the joiner's own leaf is chosen.
-   */
+  /** Custom proposals (e.g. `intentProposal(intent)`) and Removes the external commit carries. */
   custom?: { proposalType: number; payload: Uint8Array }[];
   remove?: number[];
 }

@@ -79,23 +79,11 @@ export class MlsError extends Error {
   }
 }
 
-/**
- * Why a LeafOperationIntent (draft-kohbrok-mls-leaf-operation-intents §2.3)
- * is refused, by `validateIntent` or by the engine (a proposal or commit
- * carrying it):
- * - `wrong-group`: the intent names another group;
- * - `unknown-leaf`: no member at `sender_index`;
- * - `stale-leaf`: the leaf at `sender_index` is not the one the intent was
- *   made from (it updated, or was replaced);
- * - `bad-signature`: the signature does not verify with that leaf's key;
- * - `key-package-leaf`: the leaf still holds the LeafNode of its KeyPackage
- *   (the draft's replay risk; docs/PROTOCOL.md §5.5);
- * - `malformed`: undecodable.
- */
+/** Why a LeafOperationIntent is refused (docs/PROTOCOL.md §5.3). */
 export type IntentRejection = 'wrong-group' | 'unknown-leaf' | 'stale-leaf' | 'bad-signature' | 'key-package-leaf' | 'malformed';
 const INTENT_REJECTIONS: readonly IntentRejection[] = ['wrong-group', 'unknown-leaf', 'stale-leaf', 'bad-signature', 'key-package-leaf', 'malformed'];
 
-/** An invalid LeafOperationIntent (`INTENT_INVALID`) with its reason. */
+/** An invalid LeafOperationIntent (`INTENT_INVALID`), from `validateIntent` or the engine. */
 export class IntentError extends MlsError {
   readonly reason: IntentRejection;
 
@@ -105,7 +93,7 @@ export class IntentError extends MlsError {
     this.reason = reason;
   }
 
-  /** The engine's refusal (crates/core/src/leaf_operation_intent.rs: "LeafOperationProposal <reason>"). */
+  /** @internal the engine's "LeafOperationProposal <reason>" */
   static fromEngine(message: string): IntentError {
     const named = /LeafOperationProposal ([a-z-]+)/.exec(message)?.[1];
     const reason = INTENT_REJECTIONS.find((r) => r === named) ?? 'malformed';

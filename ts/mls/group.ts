@@ -98,7 +98,7 @@ export class StagedCommit extends Resource<StagedCommitHandle> {
   readonly pathCredential: CredentialInfo | undefined;
   /** Whether this member is removed by the commit. */
   readonly selfRemoved: boolean;
-  /** Leaves removed by custom proposals: the Removes LeafOperationProposals imply (engine, docs/ENGINE.md). */
+  /** Leaves the commit's LeafOperationProposals remove. */
   readonly impliedRemoves: readonly number[];
   readonly #group: Group;
 

@@ -131,15 +131,7 @@ export class DeliveryService {
     return new ExternalSender(this.#client, this.#external);
   }
 
-  /**
-   * Propose a LeafOperationIntent as this DS, an external sender of the
-   * group (draft-kohbrok-mls-leaf-operation-intents §2.2: an intent may be
-   * given to external senders): a LeafOperationProposal for the group's
-   * current epoch, appended to the group's log like any proposal. The DS
-   * holds no group state; every member's engine validates the intent on
-   * receipt and at commit. `senderIndex` is this DS's entry in the group's
-   * external_senders extension.
-   */
+  /** Propose `intent` as this external sender (index `senderIndex`): appended to the group's log; members' engines validate it. */
   async proposeIntent(groupId: Uint8Array, intent: LeafOperationIntent, senderIndex = 0): Promise<{ seq: number; proposal: Uint8Array }> {
     const id = toHex(groupId);
     const group = await this.store.getGroup(id);

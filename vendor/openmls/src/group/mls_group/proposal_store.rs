@@ -262,8 +262,10 @@ pub struct ProposalQueue {
     queued_proposals: HashMap<ProposalRef, QueuedProposal>,
     /// Leaves removed by custom proposals, as their
     /// [`ProposalExpander`](crate::group::ProposalExpander) says (see
-    /// [`ProposalQueue::expand`]); treated like Remove proposals.
-    #[serde(default)]
+    /// [`ProposalQueue::expand`]); treated like Remove proposals. Runtime
+    /// only, like the expander: a staged commit applies them to its diff when
+    /// it is staged, so a stored one needs them no more.
+    #[serde(skip)]
     implied_removes: Vec<LeafNodeIndex>,
 }
 
