@@ -467,6 +467,16 @@ mod tests {
         (keys, credential)
     }
 
+    fn stage(builder: CommitBuilder<'_, Initial, &mut MlsGroup>, p: &Provider, keys: &SignatureKeyPair) -> CommitMessageBundle {
+        builder
+            .load_psks(p.storage())
+            .unwrap()
+            .build(p.rand(), p.crypto(), keys, |_| true)
+            .unwrap()
+            .stage_commit(p)
+            .unwrap()
+    }
+
     /// A ReInit committed with another proposal is refused on receipt
     /// (RFC 9420 §12.2); alone, it is reported. ts-mls and this library
     /// both refuse to build the first, so it is built here with the engine.
@@ -478,15 +488,7 @@ mod tests {
         let (bob_keys, bob) = member(&bob_p, "bob");
         let bob_kp = KeyPackage::builder().build(cs, &bob_p, &bob_keys, bob).unwrap();
         let mut group = MlsGroup::builder().ciphersuite(cs).build(&alice_p, &alice_keys, alice).unwrap();
-        let add = group
-            .commit_builder()
-            .propose_adds([bob_kp.key_package().clone()])
-            .load_psks(alice_p.storage())
-            .unwrap()
-            .build(alice_p.rand(), alice_p.crypto(), &alice_keys, |_| true)
-            .unwrap()
-            .stage_commit(&alice_p)
-            .unwrap();
+        let add = stage(group.commit_builder().propose_adds([bob_kp.key_package().clone()]), &alice_p, &alice_keys);
         group.merge_pending_commit(&alice_p).unwrap();
         let welcome = match add.into_welcome() {
             Some(w) => w,
@@ -503,15 +505,7 @@ mod tests {
         }
 
         let mut received = |proposals: Vec<Proposal>, group: &mut MlsGroup| {
-            let bundle = group
-                .commit_builder()
-                .add_proposals(proposals)
-                .load_psks(alice_p.storage())
-                .unwrap()
-                .build(alice_p.rand(), alice_p.crypto(), &alice_keys, |_| true)
-                .unwrap()
-                .stage_commit(&alice_p)
-                .unwrap();
+            let bundle = stage(group.commit_builder().add_proposals(proposals), &alice_p, &alice_keys);
             group.clear_pending_commit(alice_p.storage()).unwrap();
             let bytes = serialize("commit", &bundle.into_commit()).unwrap();
             let message: ProtocolMessage = match parse_message(&bytes).unwrap().extract() {
