@@ -412,6 +412,27 @@ describe('DMLS universe definition (seed 003 §6.1)', () => {
     expect(toHex(joined.universe.id)).toBe(toHex(founded.universe.id));
   });
 
+  it('a universe definition sent by a member other than the founder (leaf 0) is refused; the real one then works', async () => {
+    const { DMember, encodeDmlsMessage } = await import('paired-mls');
+    const { a, b, ai, bi } = await twoPeople();
+    const c = await MlsClient.open();
+    const ci = await c.createIdentity('cat', 1);
+    const founded = await DMember.found(a, ai, [await b.createKeyPackage(bi), await c.createKeyPackage(ci)]);
+    const [welcome, definition] = founded.messages as [Uint8Array, Uint8Array];
+    // cat, a member of the founder's send group but not its owner, announces
+    // a universe with the right identifier and profile.
+    const catView = await c.joinFromWelcome(welcome);
+    const forged = await catView.encrypt(
+      encodeDmlsMessage({ type: 'announce', profile: 1, universeId: founded.universe.id, exportLength: 32, ciphersuites: [1], members: [enc.encode('ann'), enc.encode('ben'), enc.encode('cat')] }),
+    );
+    const err = await DMember.joinUniverse(b, bi, welcome, forged, []).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(DmlsError);
+    expect((err as DmlsError).reason).toBe('not-owner');
+    expect(b.groupIds()).toEqual([]);
+    const joined = await DMember.joinUniverse(b, bi, welcome, definition, []);
+    expect(toHex(joined.universe.id)).toBe(toHex(founded.universe.id));
+  });
+
   it('an owner announcing another profile is refused', async () => {
     const { DMember, encodeDmlsMessage } = await import('paired-mls');
     const { a, b, ai, bi } = await twoPeople();
