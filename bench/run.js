@@ -16,7 +16,7 @@
 // and an SVG chart next to it (FILE.svg, bench/chart.js).
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { arch, cpus, platform } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
@@ -189,7 +189,7 @@ function feasible(impl, shape, n, opts) {
 
 /** The native binary, built with cargo when missing or older than its sources. */
 function nativeBinary() {
-  const bin = join(ROOT, 'target', 'release', process.platform === 'win32' ? 'native-bench.exe' : 'native-bench');
+  const bin = join(process.env.CARGO_TARGET_DIR ? resolve(ROOT, process.env.CARGO_TARGET_DIR) : join(ROOT, 'target'), 'release', process.platform === 'win32' ? 'native-bench.exe' : 'native-bench');
   const sources = ['crates/native-bench/src/main.rs', 'crates/native-bench/Cargo.toml', 'Cargo.lock'].map((p) => join(ROOT, p));
   const built = existsSync(bin) ? statSync(bin).mtimeMs : 0;
   if (sources.some((p) => existsSync(p) && statSync(p).mtimeMs > built)) {

@@ -15,7 +15,7 @@ fi
 CARGO_BIN="${CARGO:-cargo}"
 PROFILE="${PAIRED_MLS_PROFILE:-release}"
 CRATE=paired_mls_core
-WASM="target/wasm32-unknown-unknown/${PROFILE}/${CRATE}.wasm"
+WASM="${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/${PROFILE}/${CRATE}.wasm"
 
 "$CARGO_BIN" build --profile "$PROFILE" --target wasm32-unknown-unknown -p paired-mls-core
 
