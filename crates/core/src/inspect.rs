@@ -9,7 +9,7 @@ use wasm_bindgen::JsValue;
 
 use crate::error::{CoreError, CoreResult};
 
-fn to_js<T: Serialize>(value: &T) -> CoreResult<JsValue> {
+pub(crate) fn to_js<T: Serialize>(value: &T) -> CoreResult<JsValue> {
     let serializer = serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true);
     value
         .serialize(&serializer)

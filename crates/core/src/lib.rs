@@ -16,6 +16,7 @@ mod native_crypto;
 mod paired_standard;
 mod primitives;
 mod provider;
+mod public_group;
 mod signer;
 mod test_support;
 mod virtual_client;

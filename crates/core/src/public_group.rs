@@ -1,0 +1,153 @@
+//! The Delivery Service's check of a commit without group secrets
+//! (docs/PROTOCOL.md §8.5): openmls' `PublicGroup` rebuilt from the DS's
+//! stored GroupInfo (with its `ratchet_tree` extension), the commit (a
+//! PublicMessage) processed and merged, and the committer's GroupInfo for
+//! the new epoch checked against the merged state. Returns the member
+//! lists before and after, derived from the tree, never from the submitter.
+
+use openmls::prelude::*;
+use openmls_rust_crypto::MemoryStorage;
+use serde::Serialize;
+use serde_bytes::ByteBuf;
+use wasm_bindgen::prelude::*;
+
+use crate::client::{parse_message, Client};
+use crate::error::{CoreError, CoreResult};
+
+/// One leaf of the verified tree: who the DS maps to a client id via the AS.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LeafView {
+    leaf_index: u32,
+    identity: ByteBuf,
+    signature_key: ByteBuf,
+}
+
+/// The result of a verified commit.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct VerifiedCommitView {
+    /// The epoch the commit creates.
+    epoch: u64,
+    /// true for an external commit (sender new_member_commit).
+    external: bool,
+    /// The committer's leaf after the commit (its UpdatePath leaf if any).
+    committer: LeafView,
+    members_before: Vec<LeafView>,
+    members_after: Vec<LeafView>,
+    /// KeyPackageRefs of the added members (the Welcome's recipients).
+    added_key_packages: Vec<ByteBuf>,
+}
+
+fn refused(code: &'static str, message: impl Into<String>) -> CoreError {
+    CoreError::new(code, message)
+}
+
+fn leaf_view(index: u32, credential: &Credential, signature_key: &[u8]) -> LeafView {
+    let identity = BasicCredential::try_from(credential.clone()).map(|b| b.identity().to_vec()).unwrap_or_default();
+    LeafView { leaf_index: index, identity: ByteBuf::from(identity), signature_key: ByteBuf::from(signature_key.to_vec()) }
+}
+
+fn members(group: &PublicGroup) -> Vec<LeafView> {
+    group.members().map(|m| leaf_view(m.index.u32(), &m.credential, &m.signature_key)).collect()
+}
+
+/// A PublicGroup from a GroupInfo MLSMessage carrying the ratchet tree
+/// (signature, tree hash and leaves verified by openmls).
+fn public_group_of(crypto: &impl OpenMlsCrypto, storage: &MemoryStorage, group_info: &[u8], what: &'static str) -> CoreResult<PublicGroup> {
+    let code = if what == "stored" { "UNVERIFIABLE_STATE" } else { "INVALID_GROUP_INFO" };
+    let info = match parse_message(group_info).map_err(|e| refused(code, format!("{what} GroupInfo: {}", e.message)))?.extract() {
+        MlsMessageBodyIn::GroupInfo(info) => info,
+        _ => return Err(refused(code, format!("the {what} GroupInfo is not a GroupInfo"))),
+    };
+    let tree = info
+        .extensions()
+        .ratchet_tree()
+        .map(|t| t.ratchet_tree().clone())
+        .ok_or_else(|| refused(code, format!("the {what} GroupInfo carries no ratchet_tree extension")))?;
+    PublicGroup::from_external(crypto, storage, tree, info, ProposalStore::new())
+        .map(|(group, _)| group)
+        .map_err(|e| refused(code, format!("the {what} GroupInfo does not verify: {e}")))
+}
+
+fn encode(what: &str, value: &impl openmls::prelude::tls_codec::Serialize) -> CoreResult<Vec<u8>> {
+    crate::client::serialize(what, value)
+}
+
+/// The whole check; every failure is a typed error with a stable code:
+/// `UNVERIFIABLE_STATE` (the DS's stored GroupInfo), `UNVERIFIABLE_COMMIT`
+/// (not a PublicMessage commit), `INVALID_COMMIT` (openmls refused it),
+/// `INVALID_GROUP_INFO` (the committer's new GroupInfo).
+fn verify(crypto: &impl OpenMlsCrypto, group_info: &[u8], commit: &[u8], new_group_info: &[u8]) -> CoreResult<VerifiedCommitView> {
+    let storage = MemoryStorage::default();
+    let mut group = public_group_of(crypto, &storage, group_info, "stored")?;
+    let message = parse_message(commit)
+        .map_err(|e| refused("INVALID_COMMIT", e.message))?
+        .try_into_protocol_message()
+        .map_err(|_| refused("UNVERIFIABLE_COMMIT", "not a handshake message"))?;
+    if !matches!(message, ProtocolMessage::PublicMessage(_)) {
+        return Err(refused("UNVERIFIABLE_COMMIT", "an encrypted (PrivateMessage) commit cannot be verified by the DS"));
+    }
+    if message.content_type() != ContentType::Commit {
+        return Err(refused("UNVERIFIABLE_COMMIT", "not a commit"));
+    }
+    let before = members(&group);
+    let processed = group.process_message(crypto, message).map_err(|e| refused("INVALID_COMMIT", format!("the commit does not verify: {e}")))?;
+    let sender = processed.sender().clone();
+    let staged = match processed.into_content() {
+        ProcessedMessageContent::StagedCommitMessage(staged) => *staged,
+        _ => return Err(refused("UNVERIFIABLE_COMMIT", "not a commit")),
+    };
+    let added_key_packages = staged
+        .add_proposals()
+        .map(|p| p.add_proposal().key_package().hash_ref(crypto).map(|r| ByteBuf::from(r.as_slice().to_vec())))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| refused("INVALID_COMMIT", format!("KeyPackage reference: {e}")))?;
+    let committer_index = match &sender {
+        Sender::Member(leaf) => Some(*leaf),
+        Sender::NewMemberCommit => None,
+        _ => return Err(refused("INVALID_COMMIT", "a commit from an external sender")),
+    };
+    group.merge_commit(&storage, staged).map_err(|e| refused("INVALID_COMMIT", format!("merging: {e}")))?;
+    let after = members(&group);
+    let committer = match committer_index {
+        Some(index) => after.iter().find(|m| m.leaf_index == index.u32()),
+        // An external joiner's leaf is the one that is new after the commit and not from an Add.
+        None => after.iter().find(|m| !before.iter().any(|b| b.signature_key == m.signature_key)),
+    }
+    .map(|m| LeafView { leaf_index: m.leaf_index, identity: m.identity.clone(), signature_key: m.signature_key.clone() })
+    .ok_or_else(|| refused("INVALID_COMMIT", "the committer is not in the new tree"))?;
+
+    // The committer's GroupInfo must describe exactly the merged state: same
+    // GroupContext (so the same tree hash and transcript), same confirmation tag.
+    let claimed = public_group_of(crypto, &MemoryStorage::default(), new_group_info, "new")?;
+    let same_context = encode("group context", claimed.group_context())? == encode("group context", group.group_context())?;
+    let same_tag = encode("confirmation tag", claimed.confirmation_tag())? == encode("confirmation tag", group.confirmation_tag())?;
+    if !same_context || !same_tag {
+        return Err(refused("INVALID_GROUP_INFO", "the new GroupInfo does not match the state the commit creates"));
+    }
+    Ok(VerifiedCommitView {
+        epoch: group.group_context().epoch().as_u64(),
+        external: committer_index.is_none(),
+        committer,
+        members_before: before,
+        members_after: after,
+        added_key_packages,
+    })
+}
+
+#[wasm_bindgen]
+impl Client {
+    /// The DS's check of a commit (docs/PROTOCOL.md §8.5): `groupInfo` is
+    /// the stored GroupInfo of the current epoch (with the ratchet tree),
+    /// `commit` a PublicMessage commit, `newGroupInfo` the committer's
+    /// GroupInfo of the next epoch (with the ratchet tree). Returns
+    /// `{ epoch, external, committer, membersBefore, membersAfter,
+    /// addedKeyPackages }` or throws with code UNVERIFIABLE_STATE,
+    /// UNVERIFIABLE_COMMIT, INVALID_COMMIT or INVALID_GROUP_INFO.
+    #[wasm_bindgen(js_name = verifyPublicCommit)]
+    pub fn verify_public_commit(&self, group_info: &[u8], commit: &[u8], new_group_info: &[u8]) -> Result<JsValue, JsValue> {
+        let view = verify(self.provider.crypto(), group_info, commit, new_group_info)?;
+        Ok(crate::inspect::to_js(&view)?)
+    }
+}
