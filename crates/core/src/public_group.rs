@@ -150,4 +150,13 @@ impl Client {
         let view = verify(self.provider.crypto(), group_info, commit, new_group_info)?;
         Ok(crate::inspect::to_js(&view)?)
     }
+
+    /// The members of a GroupInfo that carries its ratchet tree (signature
+    /// and tree verified), for the DS to accept it as a group's first
+    /// public state; throws INVALID_GROUP_INFO.
+    #[wasm_bindgen(js_name = publicGroupMembers)]
+    pub fn public_group_members(&self, group_info: &[u8]) -> Result<JsValue, JsValue> {
+        let group = public_group_of(self.provider.crypto(), &MemoryStorage::default(), group_info, "new")?;
+        Ok(crate::inspect::to_js(&members(&group))?)
+    }
 }
