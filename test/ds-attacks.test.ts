@@ -832,7 +832,7 @@ describe('a DS that verifies commits (verifyCommits: PublicMessage handshake, do
     expect(await mallory.ds.welcomes()).toEqual([]);
     await honestStillWork([alice, bob, carol]);
     // alice removes carol and claims nothing: the DS removes carol anyway.
-    const carolLeaf = alice.group!.members().find((m) => utf8(m.credential.identity) === carol.name)!.index;
+    const carolLeaf = alice.group!.members().find((m) => utf8(m.credential.identity) === carol.name)!.leafIndex;
     const rm = await alice.group!.commit({ remove: [carolLeaf], groupInfo: true });
     alice.seen = await alice.ds.submit(gid, rm.commit, { groupInfo: rm.groupInfo });
     await alice.group!.mergePendingCommit();

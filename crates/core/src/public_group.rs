@@ -160,3 +160,76 @@ impl Client {
         Ok(crate::inspect::to_js(&members(&group))?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::verify;
+    use openmls::prelude::{tls_codec::Serialize as _, *};
+    use openmls_basic_credential::SignatureKeyPair;
+    use openmls_rust_crypto::OpenMlsRustCrypto;
+
+    const CS: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+
+    fn member(name: &str) -> (OpenMlsRustCrypto, SignatureKeyPair, CredentialWithKey) {
+        let provider = OpenMlsRustCrypto::default();
+        let signer = SignatureKeyPair::new(CS.signature_algorithm()).expect("key");
+        signer.store(provider.storage()).expect("store");
+        let credential = CredentialWithKey { credential: BasicCredential::new(name.as_bytes().to_vec()).into(), signature_key: signer.to_public_vec().into() };
+        (provider, signer, credential)
+    }
+
+    fn config(policy: WireFormatPolicy) -> MlsGroupCreateConfig {
+        MlsGroupCreateConfig::builder().ciphersuite(CS).use_ratchet_tree_extension(true).wire_format_policy(policy).build()
+    }
+
+    fn bytes(m: &MlsMessageOut) -> Vec<u8> {
+        m.tls_serialize_detached().expect("encode")
+    }
+
+    /// alice's group with bob; returns both groups, their providers and signers, and the GroupInfo of the current epoch.
+    fn group(policy: WireFormatPolicy) -> (MlsGroup, OpenMlsRustCrypto, SignatureKeyPair, Vec<u8>) {
+        let (a, a_sig, a_cred) = member("alice");
+        let (b, b_sig, b_cred) = member("bob");
+        let mut alice = MlsGroup::new(&a, &a_sig, &config(policy), a_cred).expect("group");
+        let kp = KeyPackage::builder().build(CS, &b, &b_sig, b_cred).expect("kp");
+        let (_, _, info) = alice.add_members(&a, &a_sig, &[kp.key_package().clone()]).expect("add");
+        alice.merge_pending_commit(&a).expect("merge");
+        let info = bytes(&info.expect("group info"));
+        let _ = (b, b_sig);
+        (alice, a, a_sig, info)
+    }
+
+    #[test]
+    fn a_public_commit_verifies_and_names_its_committer_and_members() {
+        let (mut alice, a, a_sig, info) = group(PURE_PLAINTEXT_WIRE_FORMAT_POLICY);
+        let bundle = alice.self_update(&a, &a_sig, LeafNodeParameters::default()).expect("update");
+        let commit = bytes(bundle.commit());
+        let new_info = bytes(bundle.group_info().expect("group info"));
+        let crypto = a.crypto();
+        let view = verify(crypto, &info, &commit, &new_info).expect("verifies");
+        assert_eq!(view.epoch, 2);
+        assert_eq!(view.committer.identity.as_slice(), b"alice");
+        assert_eq!(view.members_after.len(), 2);
+        assert!(!view.external);
+
+        // A flipped byte in the signed content, the old GroupInfo as the new one, junk: typed errors.
+        let mut tampered = commit.clone();
+        let mid = tampered.len() / 2;
+        tampered[mid] ^= 1;
+        assert_eq!(verify(crypto, &info, &tampered, &new_info).err().map(|e| e.code), Some("INVALID_COMMIT"));
+        assert_eq!(verify(crypto, &info, &commit, &info).err().map(|e| e.code), Some("INVALID_GROUP_INFO"));
+        assert_eq!(verify(crypto, &[0, 1, 0, 4], &commit, &new_info).err().map(|e| e.code), Some("UNVERIFIABLE_STATE"));
+        for cut in [0, 4, 20, commit.len() - 1] {
+            assert!(verify(crypto, &info, &commit[..cut], &new_info).is_err());
+        }
+    }
+
+    #[test]
+    fn an_encrypted_commit_is_unverifiable() {
+        let (mut alice, a, a_sig, info) = group(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY);
+        let bundle = alice.self_update(&a, &a_sig, LeafNodeParameters::default()).expect("update");
+        let new_info = bytes(bundle.group_info().expect("group info"));
+        let err = verify(a.crypto(), &info, &bytes(bundle.commit()), &new_info).err().map(|e| e.code);
+        assert_eq!(err, Some("UNVERIFIABLE_COMMIT"));
+    }
+}
