@@ -182,6 +182,23 @@ mod tests {
         MlsGroupCreateConfig::builder().ciphersuite(CS).use_ratchet_tree_extension(true).wire_format_policy(policy).build()
     }
 
+    /// A commit (adds, or a self-update) with the GroupInfo of the new epoch, staged.
+    fn commit(group: &mut MlsGroup, provider: &OpenMlsRustCrypto, signer: &SignatureKeyPair, adds: Vec<KeyPackage>) -> (Vec<u8>, Vec<u8>) {
+        let bundle = group
+            .commit_builder()
+            .force_self_update(adds.is_empty())
+            .propose_adds(adds)
+            .load_psks(provider.storage())
+            .expect("psks")
+            .create_group_info(true)
+            .build(provider.rand(), provider.crypto(), signer, |_| true)
+            .expect("build")
+            .stage_commit(provider)
+            .expect("stage");
+        let (commit, _, info) = bundle.into_messages();
+        (bytes(&commit), bytes(&info.expect("group info")))
+    }
+
     fn bytes(m: &MlsMessageOut) -> Vec<u8> {
         m.tls_serialize_detached().expect("encode")
     }
@@ -192,9 +209,8 @@ mod tests {
         let (b, b_sig, b_cred) = member("bob");
         let mut alice = MlsGroup::new(&a, &a_sig, &config(policy), a_cred).expect("group");
         let kp = KeyPackage::builder().build(CS, &b, &b_sig, b_cred).expect("kp");
-        let (_, _, info) = alice.add_members(&a, &a_sig, &[kp.key_package().clone()]).expect("add");
+        let (_, info) = commit(&mut alice, &a, &a_sig, vec![kp.key_package().clone()]);
         alice.merge_pending_commit(&a).expect("merge");
-        let info = bytes(&info.expect("group info"));
         let _ = (b, b_sig);
         (alice, a, a_sig, info)
     }
@@ -202,9 +218,7 @@ mod tests {
     #[test]
     fn a_public_commit_verifies_and_names_its_committer_and_members() {
         let (mut alice, a, a_sig, info) = group(PURE_PLAINTEXT_WIRE_FORMAT_POLICY);
-        let bundle = alice.self_update(&a, &a_sig, LeafNodeParameters::default()).expect("update");
-        let commit = bytes(bundle.commit());
-        let new_info = bytes(bundle.group_info().expect("group info"));
+        let (commit, new_info) = commit(&mut alice, &a, &a_sig, vec![]);
         let crypto = a.crypto();
         let view = verify(crypto, &info, &commit, &new_info).expect("verifies");
         assert_eq!(view.epoch, 2);
@@ -227,9 +241,8 @@ mod tests {
     #[test]
     fn an_encrypted_commit_is_unverifiable() {
         let (mut alice, a, a_sig, info) = group(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY);
-        let bundle = alice.self_update(&a, &a_sig, LeafNodeParameters::default()).expect("update");
-        let new_info = bytes(bundle.group_info().expect("group info"));
-        let err = verify(a.crypto(), &info, &bytes(bundle.commit()), &new_info).err().map(|e| e.code);
+        let (commit, new_info) = commit(&mut alice, &a, &a_sig, vec![]);
+        let err = verify(a.crypto(), &info, &commit, &new_info).err().map(|e| e.code);
         assert_eq!(err, Some("UNVERIFIABLE_COMMIT"));
     }
 }
