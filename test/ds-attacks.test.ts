@@ -829,6 +829,20 @@ describe('a DS that verifies commits (verifyCommits: PublicMessage handshake, do
     await honestStillWork([alice, bob]);
   });
 
+  it('an external join to an open verified group is verified like any commit; the joiner becomes a reader by the tree', async () => {
+    const g = await bob.client.createGroup(bob.identity, plaintext);
+    await bob.ds.createGroup(g.id, { epoch: 0, groupInfo: await g.exportGroupInfo(), externalJoin: true });
+    const info = (await mallory.ds.groupInfo(g.id))!;
+    const joined = await mallory.client.joinExternal(info, mallory.identity, plaintext);
+    const newInfo = await joined.group.exportGroupInfo();
+    // Without the new GroupInfo, or with the old one, the state would go stale: refused.
+    await refused(mallory.ds.submit(g.id, joined.commit, { externalJoin: true }), 'invalid-group-info');
+    await refused(mallory.ds.submit(g.id, joined.commit, { externalJoin: true, groupInfo: info }), 'invalid-group-info');
+    const seen = await mallory.ds.submit(g.id, joined.commit, { externalJoin: true, groupInfo: newInfo });
+    expect(await server.ds.isReader(g.id, mallory.name)).toBe(true);
+    await groupStillWorks([{ ...bob, group: g, seen: 0 }, { ...mallory, group: joined.group, seen }], 'joined');
+  });
+
   it('a group with an encrypted handshake cannot have its commits verified: refused with unverifiable-commit', async () => {
     const g = await alice.client.createGroup(alice.identity);
     await alice.ds.createGroup(g.id, { epoch: 0, groupInfo: await g.exportGroupInfo() });
