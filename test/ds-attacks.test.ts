@@ -755,7 +755,7 @@ describe('a DS that verifies commits (verifyCommits: PublicMessage handshake, do
 
   beforeAll(async () => {
     const db = join(mkdtempSync(join(tmpdir(), 'paired-mls-verified-')), 'ds.sqlite');
-    server = await startDeliveryServer({ port: 0, store: new SqliteDeliveryStore(db), verifyCommits: true });
+    server = await startDeliveryServer({ port: 0, store: new SqliteDeliveryStore(db), verifyCommits: true, clientRate: [1e6, 1e6], ipRate: [1e6, 1e6] });
     const tag = Math.random().toString(36).slice(2, 8);
     [alice, bob, carol, mallory] = await Promise.all(['alice', 'bob', 'carol', 'mallory'].map((n) => dsPeer(server.url, `${n}-v-${tag}`)));
     for (const p of [bob, carol, mallory]) await p.ds.uploadKeyPackages(await p.client.createKeyPackages(p.identity, { count: 3 }));
@@ -841,6 +841,33 @@ describe('a DS that verifies commits (verifyCommits: PublicMessage handshake, do
     const seen = await mallory.ds.submit(g.id, joined.commit, { externalJoin: true, groupInfo: newInfo });
     expect(await server.ds.isReader(g.id, mallory.name)).toBe(true);
     await groupStillWorks([{ ...bob, group: g, seen: 0 }, { ...mallory, group: joined.group, seen }], 'joined');
+  });
+
+  it('fuzz: 500 mutations of a signed commit are all refused; the wasm instance and the group keep working', async () => {
+    const gid = alice.group!.id;
+    const epoch = await server.ds.epoch(gid);
+    const own = await bob.group!.selfUpdate({ groupInfo: true });
+    // Only the signed part (FramedContent and signature); the confirmation and
+    // membership tags after it need epoch secrets the DS does not have (§8.5).
+    const signedEnd = own.commit.length - 66;
+    const { int } = xorshift32(20);
+    const reasons = new Set<string>();
+    for (let i = 0; i < 500; i++) {
+      const m = own.commit.slice(0, i % 5 === 0 ? int(signedEnd) : own.commit.length);
+      if (i % 5 !== 0) m[int(signedEnd)]! ^= 1 + int(255);
+      const err = await bob.ds.submit(gid, m, { groupInfo: own.groupInfo }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(DsError);
+      reasons.add((err as DsError).reason);
+    }
+    expect([...reasons].every((r) => ['invalid-commit', 'unverifiable-commit', 'malformed', 'stale', 'epoch-taken'].includes(r))).toBe(true);
+    expect(await server.ds.epoch(gid)).toBe(epoch);
+    // The real commit still goes through, and everyone follows it.
+    bob.seen = await bob.ds.submit(gid, own.commit, { groupInfo: own.groupInfo });
+    await bob.group!.mergePendingCommit();
+    await honestStillWork([alice, bob]);
   });
 
   it('a group with an encrypted handshake cannot have its commits verified: refused with unverifiable-commit', async () => {
