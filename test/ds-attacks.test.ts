@@ -849,12 +849,18 @@ describe('a DS that verifies commits (verifyCommits: PublicMessage handshake, do
     const own = await bob.group!.selfUpdate({ groupInfo: true });
     // Only the signed part (FramedContent and signature); the confirmation and
     // membership tags after it need epoch secrets the DS does not have (§8.5).
+    // The wire format and content type stay: a member's message that is not a
+    // commit is not verified in either mode (§8.5), so a flip there is logged.
     const signedEnd = own.commit.length - 66;
+    const contentType = 4 + 1 + gid.length + 8 + 5 + 1;
+    expect(own.commit[contentType]).toBe(3);
     const { int } = xorshift32(20);
     const reasons = new Set<string>();
     for (let i = 0; i < 500; i++) {
       const m = own.commit.slice(0, i % 5 === 0 ? int(signedEnd) : own.commit.length);
-      if (i % 5 !== 0) m[int(signedEnd)]! ^= 1 + int(255);
+      const at = 4 + int(signedEnd - 4);
+      if (i % 5 !== 0 && at !== contentType) m[at]! ^= 1 + int(255);
+      if (i % 5 !== 0 && at === contentType) m[at + 1]! ^= 1 + int(255);
       const err = await bob.ds.submit(gid, m, { groupInfo: own.groupInfo }).then(
         () => undefined,
         (e: unknown) => e,
