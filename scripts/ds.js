@@ -2,7 +2,7 @@
 // `npm run ds -- --port P [--db FILE | --postgres URL] [--host H] [--max-body BYTES] [--epoch-tolerance N]
 //                [--max-kp-lifetime SECONDS] [--retention MESSAGES] [--tls-cert PEM --tls-key PEM]
 //                [--client-rate N] [--ip-rate N] [--max-connections-per-ip N] [--audience URL]
-//                [--sqlite-sync FULL|COMMITS|NORMAL]`
+//                [--sqlite-sync FULL|COMMITS|NORMAL] [--verify-commits yes]`
 // Starts the paired-mls Delivery Service. Without --db or --postgres the
 // embedded SQLite database lives in memory. With --tls-cert/--tls-key it
 // serves HTTPS and WSS itself. GET /healthz answers 200 when ready.
@@ -42,6 +42,7 @@ try {
     port: Number(args.port),
     host: args.host,
     maxBodyBytes: int(args, 'max-body'),
+    verifyCommits: args['verify-commits'] === 'yes',
     epochTolerance: args['epoch-tolerance'] === undefined ? undefined : Number(args['epoch-tolerance']),
     maxKeyPackageLifetime: int(args, 'max-kp-lifetime'),
     retention: int(args, 'retention'),

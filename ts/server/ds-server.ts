@@ -43,6 +43,8 @@ export interface DeliveryServerOptions {
   epochTolerance?: number;
   maxKeyPackageLifetime?: number;
   retention?: number;
+  /** Verify every commit of strongly consistent groups (docs/PROTOCOL.md §8.5); groups then use a PublicMessage handshake. */
+  verifyCommits?: boolean;
   /** Access-Control-Allow-Origin (default "*": tokens travel in a header, never in cookies). */
   corsOrigin?: string;
   sessionSeconds?: number;
@@ -84,6 +86,7 @@ const STATUS: Record<DsRejection, number> = {
   'invalid-group-info': 400,
   'invalid-welcome': 400,
   'invalid-commit': 400,
+  'unverifiable-commit': 400,
   'unknown-group': 404,
   'unknown-client': 404,
   'not-found': 404,
@@ -128,6 +131,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     epochTolerance: options.epochTolerance,
     maxKeyPackageLifetime: options.maxKeyPackageLifetime,
     retention: options.retention,
+    verifyCommits: options.verifyCommits,
   });
   const verifier = await MlsClient.open();
   const secret = await store.secret('session-mac', randomBytes(32));

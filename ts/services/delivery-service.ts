@@ -14,7 +14,8 @@ import { ExternalSender } from '../intents/external-sender.js';
 import type { LeafOperationIntent } from '../intents/leaf-operation-intent.js';
 import { MemoryDeliveryStore, type DeliveryStore, type GroupRecord, type LoggedMessage, type PendingWelcome } from './delivery-store.js';
 import type { CredentialBinding } from './authentication-service.js';
-import { externalCommitTbs, groupContextOf, groupInfoFits, isWelcome, readExternalCommit } from './ds-checks.js';
+import { externalCommitTbs, groupContextOf, groupInfoFits, isWelcome, readExternalCommit, welcomeRecipients } from './ds-checks.js';
+import { clientOfLeaf, publicMembers, verifyCommit, welcomeMatches, type VerifiedCommit } from './verified-commit.js';
 
 /** Why the DS refused: stable codes (docs/PROTOCOL.md §8.3). */
 export type DsRejection =
@@ -29,6 +30,7 @@ export type DsRejection =
   | 'invalid-group-info'
   | 'invalid-welcome'
   | 'invalid-commit'
+  | 'unverifiable-commit'
   | 'unknown-client'
   | 'unauthenticated'
   | 'forbidden'
@@ -74,6 +76,13 @@ export interface DeliveryOptions {
   maxKeyPackageLifetime?: number;
   /** Messages kept per group log; older ones are pruned (default 100,000). */
   retention?: number;
+  /**
+   * Verify every commit of strongly consistent groups (docs/PROTOCOL.md
+   * §8.5): groups are created with a GroupInfo carrying the ratchet tree,
+   * commits are PublicMessages checked with openmls' PublicGroup and carry
+   * the new epoch's GroupInfo, and the member list follows the verified tree.
+   */
+  verifyCommits?: boolean;
 }
 
 export interface SubmitExtras {
@@ -101,6 +110,7 @@ export class DeliveryService {
   readonly #now: () => number;
   readonly #maxLifetime: number;
   readonly #retention: number;
+  readonly #verify: boolean;
 
   private constructor(client: MlsClient, external: Identity, options: DeliveryOptions) {
     this.#client = client;
@@ -113,6 +123,7 @@ export class DeliveryService {
     this.#maxLifetime = options.maxKeyPackageLifetime ?? 90 * 24 * 3600;
     this.#retention = options.retention ?? 100_000;
     this.#lease = options.keyPackageLease ?? 600;
+    this.#verify = options.verifyCommits ?? false;
   }
 
   static async create(options: DeliveryOptions = {}): Promise<DeliveryService> {
@@ -209,13 +220,15 @@ export class DeliveryService {
     const epoch = options.epoch ?? 0;
     if (!Number.isSafeInteger(epoch) || epoch < 0 || epoch > MAX_EPOCH) throw new DsError('malformed', 'epoch must be a natural number below 2^53');
     if (options.groupInfo && !groupInfoFits(options.groupInfo, groupId, epoch)) throw new DsError('invalid-group-info', 'the GroupInfo is not one of this group at this epoch');
+    const consistency = options.consistency ?? 'strong';
+    if (this.#verify && consistency === 'strong') await this.#checkFirstState(creator, options.groupInfo);
     const id = toHex(groupId);
     if (await this.store.getGroup(id)) throw new DsError('group-exists', 'a group with this id exists');
     await this.store.putGroup({
       groupId: id,
       epoch,
       members: [creator],
-      consistency: options.consistency ?? 'strong',
+      consistency,
       groupInfo: options.groupInfo,
       externalJoin: options.externalJoin ?? false,
     });
@@ -264,14 +277,23 @@ export class DeliveryService {
         throw new DsError('invalid-group-info', `the GroupInfo is not one of this group at epoch ${epoch + 1}`);
       }
       if (extras.welcome && !isWelcome(extras.welcome)) throw new DsError('invalid-welcome', 'the Welcome is not a well-formed Welcome');
-      if (extras.welcome && !extras.added?.length) throw new DsError('malformed', 'a Welcome needs the clients it is for (added)');
-      if (this.#auth && extras.added?.length) for (const a of extras.added) await this.#registered(a);
-      const members = new Set(group.members);
-      for (const r of extras.removed ?? []) members.delete(r);
-      for (const a of extras.added ?? []) members.add(a);
-      if (extras.externalJoin) members.add(sender);
+      let members: Set<string>;
+      let added = extras.added ?? [];
+      if (this.#verify && group.consistency === 'strong') {
+        // The commit itself says who is in the group; the submitter's lists are ignored.
+        const derived = await this.#verifiedMembers(group, sender, message, extras);
+        members = derived.members;
+        added = derived.added;
+      } else {
+        if (extras.welcome && !extras.added?.length) throw new DsError('malformed', 'a Welcome needs the clients it is for (added)');
+        if (this.#auth && extras.added?.length) for (const a of extras.added) await this.#registered(a);
+        members = new Set(group.members);
+        for (const r of extras.removed ?? []) members.delete(r);
+        for (const a of added) members.add(a);
+        if (extras.externalJoin) members.add(sender);
+      }
       // Commit, GroupInfo and Welcomes in one transaction: a crash keeps all or none.
-      const welcomes = extras.welcome ? (extras.added ?? []).map((recipient) => ({ recipient, welcome: extras.welcome!.slice() })) : [];
+      const welcomes = extras.welcome ? added.map((recipient) => ({ recipient, welcome: extras.welcome!.slice() })) : [];
       const update = { expectEpoch: group.consistency === 'strong' ? epoch : group.epoch, setEpoch, members: [...members], groupInfo: extras.groupInfo, welcomes };
       seq = await this.store.append({ groupId: id, sender, bytes: message.slice(), digest }, update);
       if (seq === undefined) throw this.#epochTaken(epoch, (await this.store.getGroup(id))!);
@@ -317,6 +339,49 @@ export class DeliveryService {
       const binding = await this.#auth.validate(commit.identity, commit.signatureKey);
       if (!binding || binding.clientId !== sender) throw new DsError('invalid-commit', "the joiner's credential is not the AS's binding of the posting client");
     }
+  }
+
+  /** A verified group's first public state: a GroupInfo with its tree, whose only member is the creator. */
+  async #checkFirstState(creator: string, groupInfo: Uint8Array | undefined): Promise<void> {
+    const leaves = groupInfo && publicMembers(this.#client, groupInfo);
+    if (!leaves) throw new DsError('invalid-group-info', 'this DS verifies commits: a group is created with a GroupInfo carrying its ratchet tree');
+    if (leaves.length !== 1 || (await clientOfLeaf(this.#auth, leaves[0]!)) !== creator) {
+      throw new DsError('invalid-group-info', "the GroupInfo's only member must be the creator");
+    }
+  }
+
+  /**
+   * A commit of a verified group (docs/PROTOCOL.md §8.5): verified against
+   * the stored GroupInfo, signed by the posting client's own leaf (or a
+   * leaf of the anchor it is a paired device of), the new GroupInfo the
+   * state it creates, the Welcome for exactly the added KeyPackages; the
+   * members are the clients the AS binds to the new tree's leaves.
+   */
+  async #verifiedMembers(group: GroupRecord, sender: string, message: Uint8Array, extras: SubmitExtras): Promise<{ members: Set<string>; added: string[] }> {
+    if (!group.groupInfo) throw new DsError('invalid-commit', 'the DS has no public state of this group to verify against');
+    if (!extras.groupInfo) throw new DsError('invalid-group-info', "a verified group's commit carries the GroupInfo of the epoch it creates");
+    const verified = verifyCommit(this.#client, group.groupInfo, message, extras.groupInfo);
+    if ('reason' in verified) throw new DsError(verified.reason, verified.message);
+    const committer = await clientOfLeaf(this.#auth, verified.committer);
+    if (committer === undefined || (committer !== sender && !(await this.store.devicesOf(committer)).includes(sender))) {
+      throw new DsError('invalid-commit', 'the commit is not signed by the posting client');
+    }
+    if (extras.welcome && !welcomeMatches(welcomeRecipients(extras.welcome) ?? [], verified.addedKeyPackages)) {
+      throw new DsError('invalid-welcome', 'the Welcome is not for exactly the KeyPackages the commit adds');
+    }
+    const members = await this.#clientsOf(verified.membersAfter);
+    const before = new Set(group.members);
+    return { members, added: [...members].filter((m) => !before.has(m)) };
+  }
+
+  async #clientsOf(leaves: VerifiedCommit['membersAfter']): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (const leaf of leaves) {
+      const client = await clientOfLeaf(this.#auth, leaf);
+      if (client === undefined) throw new DsError('unknown-client', `leaf ${leaf.leafIndex} has a credential the AS does not know`);
+      out.add(client);
+    }
+    return out;
   }
 
   /** Refuse clients the AS does not know (or revoked): they could never read what is addressed to them. */

@@ -30,18 +30,23 @@ export function readGroupInfoHeader(bytes: Uint8Array): { groupId: Uint8Array; e
   }
 }
 
-/** True when `bytes` is exactly one Welcome MLSMessage (RFC 9420 §12.4.3.1) with at least one recipient. */
-export function isWelcome(bytes: Uint8Array): boolean {
+/** The recipients (KeyPackageRefs) of exactly one Welcome MLSMessage (RFC 9420 §12.4.3.1); undefined when the bytes are not one, or it has none. */
+export function welcomeRecipients(bytes: Uint8Array): Uint8Array[] | undefined {
   try {
     const r = new Reader(bytes);
-    if (r.u16() !== 1 || r.u16() !== 3) return false;
+    if (r.u16() !== 1 || r.u16() !== 3) return undefined;
     r.u16(); // cipher_suite
     const secrets = r.list((x) => [x.vector(), x.vector(), x.vector()]);
     r.vector(); // encrypted_group_info
-    return r.done && secrets.length > 0;
+    return r.done && secrets.length > 0 ? secrets.map(([newMember]) => newMember!) : undefined;
   } catch {
-    return false;
+    return undefined;
   }
+}
+
+/** True when `bytes` is exactly one Welcome MLSMessage with at least one recipient. */
+export function isWelcome(bytes: Uint8Array): boolean {
+  return welcomeRecipients(bytes) !== undefined;
 }
 
 /** A GroupInfo fit to publish after a commit: this group, the epoch the commit creates. */

@@ -18,6 +18,7 @@ mod native_crypto;
 mod paired_standard;
 mod primitives;
 mod provider;
+mod public_group;
 mod reinit;
 mod signer;
 mod test_support;

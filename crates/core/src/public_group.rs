@@ -1,0 +1,248 @@
+//! The Delivery Service's check of a commit without group secrets
+//! (docs/PROTOCOL.md §8.5): openmls' `PublicGroup` rebuilt from the DS's
+//! stored GroupInfo (with its `ratchet_tree` extension), the commit (a
+//! PublicMessage) processed and merged, and the committer's GroupInfo for
+//! the new epoch checked against the merged state. Returns the member
+//! lists before and after, derived from the tree, never from the submitter.
+
+use openmls::prelude::*;
+use openmls_rust_crypto::MemoryStorage;
+use serde::Serialize;
+use serde_bytes::ByteBuf;
+use wasm_bindgen::prelude::*;
+
+use crate::client::{parse_message, Client};
+use crate::error::{CoreError, CoreResult};
+
+/// One leaf of the verified tree: who the DS maps to a client id via the AS.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LeafView {
+    leaf_index: u32,
+    identity: ByteBuf,
+    signature_key: ByteBuf,
+}
+
+/// The result of a verified commit.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct VerifiedCommitView {
+    /// The epoch the commit creates.
+    epoch: u64,
+    /// true for an external commit (sender new_member_commit).
+    external: bool,
+    /// The committer's leaf after the commit (its UpdatePath leaf if any).
+    committer: LeafView,
+    members_before: Vec<LeafView>,
+    members_after: Vec<LeafView>,
+    /// KeyPackageRefs of the added members (the Welcome's recipients).
+    added_key_packages: Vec<ByteBuf>,
+}
+
+fn refused(code: &'static str, message: impl Into<String>) -> CoreError {
+    CoreError::new(code, message)
+}
+
+fn leaf_view(index: u32, credential: &Credential, signature_key: &[u8]) -> LeafView {
+    let identity = BasicCredential::try_from(credential.clone()).map(|b| b.identity().to_vec()).unwrap_or_default();
+    LeafView { leaf_index: index, identity: ByteBuf::from(identity), signature_key: ByteBuf::from(signature_key.to_vec()) }
+}
+
+fn members(group: &PublicGroup) -> Vec<LeafView> {
+    group.members().map(|m| leaf_view(m.index.u32(), &m.credential, &m.signature_key)).collect()
+}
+
+/// A PublicGroup from a GroupInfo MLSMessage carrying the ratchet tree
+/// (signature, tree hash and leaves verified by openmls).
+fn public_group_of(crypto: &impl OpenMlsCrypto, storage: &MemoryStorage, group_info: &[u8], what: &'static str) -> CoreResult<PublicGroup> {
+    let code = if what == "stored" { "UNVERIFIABLE_STATE" } else { "INVALID_GROUP_INFO" };
+    let info = match parse_message(group_info).map_err(|e| refused(code, format!("{what} GroupInfo: {}", e.message)))?.extract() {
+        MlsMessageBodyIn::GroupInfo(info) => info,
+        _ => return Err(refused(code, format!("the {what} GroupInfo is not a GroupInfo"))),
+    };
+    let tree = info
+        .extensions()
+        .ratchet_tree()
+        .map(|t| t.ratchet_tree().clone())
+        .ok_or_else(|| refused(code, format!("the {what} GroupInfo carries no ratchet_tree extension")))?;
+    PublicGroup::from_external(crypto, storage, tree, info, ProposalStore::new())
+        .map(|(group, _)| group)
+        .map_err(|e| refused(code, format!("the {what} GroupInfo does not verify: {e}")))
+}
+
+fn encode(what: &str, value: &impl openmls::prelude::tls_codec::Serialize) -> CoreResult<Vec<u8>> {
+    crate::client::serialize(what, value)
+}
+
+/// The whole check; every failure is a typed error with a stable code:
+/// `UNVERIFIABLE_STATE` (the DS's stored GroupInfo), `UNVERIFIABLE_COMMIT`
+/// (not a PublicMessage commit), `INVALID_COMMIT` (openmls refused it),
+/// `INVALID_GROUP_INFO` (the committer's new GroupInfo).
+fn verify(crypto: &impl OpenMlsCrypto, group_info: &[u8], commit: &[u8], new_group_info: &[u8]) -> CoreResult<VerifiedCommitView> {
+    let storage = MemoryStorage::default();
+    let mut group = public_group_of(crypto, &storage, group_info, "stored")?;
+    let message = parse_message(commit)
+        .map_err(|e| refused("INVALID_COMMIT", e.message))?
+        .try_into_protocol_message()
+        .map_err(|_| refused("UNVERIFIABLE_COMMIT", "not a handshake message"))?;
+    if !matches!(message, ProtocolMessage::PublicMessage(_)) {
+        return Err(refused("UNVERIFIABLE_COMMIT", "an encrypted (PrivateMessage) commit cannot be verified by the DS"));
+    }
+    if message.content_type() != ContentType::Commit {
+        return Err(refused("UNVERIFIABLE_COMMIT", "not a commit"));
+    }
+    let before = members(&group);
+    let processed = group.process_message(crypto, message).map_err(|e| refused("INVALID_COMMIT", format!("the commit does not verify: {e}")))?;
+    let sender = processed.sender().clone();
+    let staged = match processed.into_content() {
+        ProcessedMessageContent::StagedCommitMessage(staged) => *staged,
+        _ => return Err(refused("UNVERIFIABLE_COMMIT", "not a commit")),
+    };
+    let added_key_packages = staged
+        .add_proposals()
+        .map(|p| p.add_proposal().key_package().hash_ref(crypto).map(|r| ByteBuf::from(r.as_slice().to_vec())))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| refused("INVALID_COMMIT", format!("KeyPackage reference: {e}")))?;
+    let committer_index = match &sender {
+        Sender::Member(leaf) => Some(*leaf),
+        Sender::NewMemberCommit => None,
+        _ => return Err(refused("INVALID_COMMIT", "a commit from an external sender")),
+    };
+    group.merge_commit(&storage, staged).map_err(|e| refused("INVALID_COMMIT", format!("merging: {e}")))?;
+    let after = members(&group);
+    let committer = match committer_index {
+        Some(index) => after.iter().find(|m| m.leaf_index == index.u32()),
+        // An external joiner's leaf is the one that is new after the commit and not from an Add.
+        None => after.iter().find(|m| !before.iter().any(|b| b.signature_key == m.signature_key)),
+    }
+    .map(|m| LeafView { leaf_index: m.leaf_index, identity: m.identity.clone(), signature_key: m.signature_key.clone() })
+    .ok_or_else(|| refused("INVALID_COMMIT", "the committer is not in the new tree"))?;
+
+    // The committer's GroupInfo must describe exactly the merged state: same
+    // GroupContext (so the same tree hash and transcript), same confirmation tag.
+    let claimed = public_group_of(crypto, &MemoryStorage::default(), new_group_info, "new")?;
+    let same_context = encode("group context", claimed.group_context())? == encode("group context", group.group_context())?;
+    let same_tag = encode("confirmation tag", claimed.confirmation_tag())? == encode("confirmation tag", group.confirmation_tag())?;
+    if !same_context || !same_tag {
+        return Err(refused("INVALID_GROUP_INFO", "the new GroupInfo does not match the state the commit creates"));
+    }
+    Ok(VerifiedCommitView {
+        epoch: group.group_context().epoch().as_u64(),
+        external: committer_index.is_none(),
+        committer,
+        members_before: before,
+        members_after: after,
+        added_key_packages,
+    })
+}
+
+#[wasm_bindgen]
+impl Client {
+    /// The DS's check of a commit (docs/PROTOCOL.md §8.5): `groupInfo` is
+    /// the stored GroupInfo of the current epoch (with the ratchet tree),
+    /// `commit` a PublicMessage commit, `newGroupInfo` the committer's
+    /// GroupInfo of the next epoch (with the ratchet tree). Returns
+    /// `{ epoch, external, committer, membersBefore, membersAfter,
+    /// addedKeyPackages }` or throws with code UNVERIFIABLE_STATE,
+    /// UNVERIFIABLE_COMMIT, INVALID_COMMIT or INVALID_GROUP_INFO.
+    #[wasm_bindgen(js_name = verifyPublicCommit)]
+    pub fn verify_public_commit(&self, group_info: &[u8], commit: &[u8], new_group_info: &[u8]) -> Result<JsValue, JsValue> {
+        let view = verify(self.provider.crypto(), group_info, commit, new_group_info)?;
+        Ok(crate::inspect::to_js(&view)?)
+    }
+
+    /// The members of a GroupInfo that carries its ratchet tree (signature
+    /// and tree verified), for the DS to accept it as a group's first
+    /// public state; throws INVALID_GROUP_INFO.
+    #[wasm_bindgen(js_name = publicGroupMembers)]
+    pub fn public_group_members(&self, group_info: &[u8]) -> Result<JsValue, JsValue> {
+        let group = public_group_of(self.provider.crypto(), &MemoryStorage::default(), group_info, "new")?;
+        Ok(crate::inspect::to_js(&members(&group))?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::verify;
+    use openmls::prelude::{tls_codec::Serialize as _, *};
+    use openmls_basic_credential::SignatureKeyPair;
+    use openmls_rust_crypto::OpenMlsRustCrypto;
+
+    const CS: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+
+    fn member(name: &str) -> (OpenMlsRustCrypto, SignatureKeyPair, CredentialWithKey) {
+        let provider = OpenMlsRustCrypto::default();
+        let signer = SignatureKeyPair::new(CS.signature_algorithm()).expect("key");
+        signer.store(provider.storage()).expect("store");
+        let credential = CredentialWithKey { credential: BasicCredential::new(name.as_bytes().to_vec()).into(), signature_key: signer.to_public_vec().into() };
+        (provider, signer, credential)
+    }
+
+    fn config(policy: WireFormatPolicy) -> MlsGroupCreateConfig {
+        MlsGroupCreateConfig::builder().ciphersuite(CS).use_ratchet_tree_extension(true).wire_format_policy(policy).build()
+    }
+
+    /// A commit (adds, or a self-update) with the GroupInfo of the new epoch, staged.
+    fn commit(group: &mut MlsGroup, provider: &OpenMlsRustCrypto, signer: &SignatureKeyPair, adds: Vec<KeyPackage>) -> (Vec<u8>, Vec<u8>) {
+        let bundle = group
+            .commit_builder()
+            .force_self_update(adds.is_empty())
+            .propose_adds(adds)
+            .load_psks(provider.storage())
+            .expect("psks")
+            .create_group_info(true)
+            .build(provider.rand(), provider.crypto(), signer, |_| true)
+            .expect("build")
+            .stage_commit(provider)
+            .expect("stage");
+        let (commit, _, info) = bundle.into_messages();
+        (bytes(&commit), bytes(&info.expect("group info")))
+    }
+
+    fn bytes(m: &MlsMessageOut) -> Vec<u8> {
+        m.tls_serialize_detached().expect("encode")
+    }
+
+    /// alice's group with bob; returns both groups, their providers and signers, and the GroupInfo of the current epoch.
+    fn group(policy: WireFormatPolicy) -> (MlsGroup, OpenMlsRustCrypto, SignatureKeyPair, Vec<u8>) {
+        let (a, a_sig, a_cred) = member("alice");
+        let (b, b_sig, b_cred) = member("bob");
+        let mut alice = MlsGroup::new(&a, &a_sig, &config(policy), a_cred).expect("group");
+        let kp = KeyPackage::builder().build(CS, &b, &b_sig, b_cred).expect("kp");
+        let (_, info) = commit(&mut alice, &a, &a_sig, vec![kp.key_package().clone()]);
+        alice.merge_pending_commit(&a).expect("merge");
+        let _ = (b, b_sig);
+        (alice, a, a_sig, info)
+    }
+
+    #[test]
+    fn a_public_commit_verifies_and_names_its_committer_and_members() {
+        let (mut alice, a, a_sig, info) = group(PURE_PLAINTEXT_WIRE_FORMAT_POLICY);
+        let (commit, new_info) = commit(&mut alice, &a, &a_sig, vec![]);
+        let crypto = a.crypto();
+        let view = verify(crypto, &info, &commit, &new_info).expect("verifies");
+        assert_eq!(view.epoch, 2);
+        assert_eq!(view.committer.identity.as_slice(), b"alice");
+        assert_eq!(view.members_after.len(), 2);
+        assert!(!view.external);
+
+        // A flipped byte in the signed content, the old GroupInfo as the new one, junk: typed errors.
+        let mut tampered = commit.clone();
+        let mid = tampered.len() / 2;
+        tampered[mid] ^= 1;
+        assert_eq!(verify(crypto, &info, &tampered, &new_info).err().map(|e| e.code), Some("INVALID_COMMIT"));
+        assert_eq!(verify(crypto, &info, &commit, &info).err().map(|e| e.code), Some("INVALID_GROUP_INFO"));
+        assert_eq!(verify(crypto, &[0, 1, 0, 4], &commit, &new_info).err().map(|e| e.code), Some("UNVERIFIABLE_STATE"));
+        for cut in [0, 4, 20, commit.len() - 1] {
+            assert!(verify(crypto, &info, &commit[..cut], &new_info).is_err());
+        }
+    }
+
+    #[test]
+    fn an_encrypted_commit_is_unverifiable() {
+        let (mut alice, a, a_sig, info) = group(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY);
+        let (commit, new_info) = commit(&mut alice, &a, &a_sig, vec![]);
+        let err = verify(a.crypto(), &info, &commit, &new_info).err().map(|e| e.code);
+        assert_eq!(err, Some("UNVERIFIABLE_COMMIT"));
+    }
+}
