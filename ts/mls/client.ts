@@ -354,18 +354,33 @@ export class MlsClient extends Resource<CoreClient> {
 
   /** Store an identity whose key pair another device exported; `keyPair` is wiped. */
   async importIdentity(identity: Uint8Array, keyPair: Uint8Array, ciphersuite: Ciphersuite): Promise<Identity> {
-    if (identity.length === 0 || identity.length > 0xffff) throw invalidArgument('identity must be 1..65535 bytes');
-    const record = enc.encode(JSON.stringify({ identity: toHex(identity), ciphersuite }));
     try {
-      const publicKey = await this.mutate(
-        (core) => core.importSignatureKeyPair(keyPair),
-        (key) => ({ puts: [[metaKey(IDENTITY_PREFIX + toHex(key)), record]], deletes: [] }),
-      );
-      const result = { identity: identity.slice(), signaturePublicKey: publicKey, ciphersuite };
-      this.#identities.set(toHex(publicKey), result);
-      return result;
+      return await this.#keepIdentity(identity, ciphersuite, (core) => core.importSignatureKeyPair(keyPair));
     } finally {
       keyPair.fill(0);
+    }
+  }
+
+  /** Store the key pair `keep` puts in the core under basic credential `identity`. */
+  async #keepIdentity(identity: Uint8Array, ciphersuite: Ciphersuite, keep: (core: CoreClient) => Uint8Array): Promise<Identity> {
+    if (identity.length === 0 || identity.length > 0xffff) throw invalidArgument('identity must be 1..65535 bytes');
+    const record = enc.encode(JSON.stringify({ identity: toHex(identity), ciphersuite }));
+    const publicKey = await this.mutate(keep, (key) => ({ puts: [[metaKey(IDENTITY_PREFIX + toHex(key)), record]], deletes: [] }));
+    const result = { identity: identity.slice(), signaturePublicKey: publicKey, ciphersuite };
+    this.#identities.set(toHex(publicKey), result);
+    return result;
+  }
+
+  /**
+   * Store the Ed25519 identity whose private key is `seed` (32 bytes; wiped
+   * here). Paired MLS derives the anchor's rotated signature keys this way
+   * from the seed vault, so both devices get the same key without sending it.
+   */
+  async deriveIdentity(identity: Uint8Array, seed: Uint8Array, ciphersuite: Ciphersuite): Promise<Identity> {
+    try {
+      return await this.#keepIdentity(identity, ciphersuite, (core) => core.deriveSignatureKeyPair(seed, ciphersuite));
+    } finally {
+      seed.fill(0);
     }
   }
 

@@ -29,6 +29,13 @@ export interface PairingState {
   established: boolean;
   /** CeasePair sent or received: no partner any more. */
   ceased: boolean;
+  /**
+   * Pairing-group leaf of a partner whose proven CeasePair (route rekey)
+   * was accepted: the removal step that follows may come from it.
+   */
+  ceaseFrom?: number;
+  /** Pairing-group leaves invited by this (active) device that have not sent Accept yet. */
+  awaitingAccept?: number[];
 }
 
 interface Stored {
@@ -42,6 +49,8 @@ interface Stored {
   groups: string[];
   established: boolean;
   ceased: boolean;
+  ceaseFrom?: number;
+  awaitingAccept?: number[];
 }
 
 export function loadPairingState(client: MlsClient): PairingState | undefined {
@@ -60,6 +69,8 @@ export function loadPairingState(client: MlsClient): PairingState | undefined {
       groups: [...s.groups],
       established: s.established,
       ceased: s.ceased,
+      ...(s.ceaseFrom === undefined ? {} : { ceaseFrom: s.ceaseFrom }),
+      ...(s.awaitingAccept === undefined ? {} : { awaitingAccept: [...s.awaitingAccept] }),
     };
   } catch (err) {
     throw new MlsError('STORAGE', `stored pairing state could not be read: ${(err as Error).message}`, { cause: err });
@@ -82,6 +93,8 @@ export function savePairingState(client: MlsClient, state: PairingState): Promis
     groups: state.groups,
     established: state.established,
     ceased: state.ceased,
+    ...(state.ceaseFrom === undefined ? {} : { ceaseFrom: state.ceaseFrom }),
+    ...(state.awaitingAccept === undefined ? {} : { awaitingAccept: state.awaitingAccept }),
   };
   return client.putRecord(PAIRING_RECORD, new TextEncoder().encode(JSON.stringify(stored)));
 }

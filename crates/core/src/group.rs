@@ -158,7 +158,10 @@ fn commit_output(group: &mut MlsGroup, provider: &Provider, mut bundle: CommitMe
 impl Client {
     /// Load a group into the cache and make sure its signer is available.
     /// Returns the group's own signature public key.
-    fn prepare_group(&mut self, group_id: &[u8]) -> CoreResult<Vec<u8>> {
+    /// Load `group_id` and, when `with_signer`, the signer of its own leaf.
+    /// Receiving needs no signer: a Paired MLS standard-mode device follows
+    /// the anchor leaf before it can derive the anchor's key (PROTOCOL §4.12).
+    fn prepare_group(&mut self, group_id: &[u8], with_signer: bool) -> CoreResult<Vec<u8>> {
         if !self.groups.contains_key(group_id) {
             let group = MlsGroup::load(self.provider.storage(), &group_id_of(group_id))
                 .map_err(|e| CoreError::new("STORAGE", format!("loading group: {e}")))?
@@ -171,7 +174,9 @@ impl Client {
             .ok_or_else(|| CoreError::new("NOT_A_MEMBER", "this client is no longer a member of the group"))?;
         let public_key = leaf.signature_key().as_slice().to_vec();
         let scheme = group.ciphersuite().signature_algorithm();
-        self.load_signer(&public_key, scheme)?;
+        if with_signer {
+            self.load_signer(&public_key, scheme)?;
+        }
         Ok(public_key)
     }
 
@@ -182,7 +187,7 @@ impl Client {
         op: impl FnOnce(&mut MlsGroup, &Provider, &crate::signer::ClientSigner) -> CoreResult<T>,
     ) -> CoreResult<T> {
         self.mutate(|client| {
-            let public_key = client.prepare_group(group_id)?;
+            let public_key = client.prepare_group(group_id, true)?;
             let signer = client
                 .signers
                 .get(&public_key)
@@ -195,10 +200,19 @@ impl Client {
         })
     }
 
+    /// Like `with_group`, for operations that sign nothing (receiving).
+    pub(crate) fn with_group_unsigned<T>(&mut self, group_id: &[u8], op: impl FnOnce(&mut MlsGroup, &Provider) -> CoreResult<T>) -> CoreResult<T> {
+        self.mutate(|client| {
+            client.prepare_group(group_id, false)?;
+            let group = client.groups.get_mut(group_id).ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "group not loaded"))?;
+            op(group, &client.provider)
+        })
+    }
+
     /// Read-only access to a loaded group.
     pub(crate) fn read_group<T>(&mut self, group_id: &[u8], op: impl FnOnce(&MlsGroup, &Provider) -> CoreResult<T>) -> CoreResult<T> {
         if !self.groups.contains_key(group_id) {
-            self.prepare_group(group_id).or_else(|e| if e.code == "NOT_A_MEMBER" { Ok(Vec::new()) } else { Err(e) })?;
+            self.prepare_group(group_id, false).or_else(|e| if e.code == "NOT_A_MEMBER" { Ok(Vec::new()) } else { Err(e) })?;
         }
         let group = self.groups.get(group_id).ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "group not loaded"))?;
         op(group, &self.provider)
@@ -354,7 +368,7 @@ impl Client {
         // borrows the old one from it) and put back afterwards.
         let new_signer = match &spec.new_signer {
             Some(new) => {
-                let current = self.prepare_group(group_id)?;
+                let current = self.prepare_group(group_id, true)?;
                 if current.as_slice() == new.public_key.as_slice() {
                     return Err(invalid_argument("the new signature key equals the current one").into());
                 }
@@ -572,7 +586,7 @@ impl Client {
             return Err(CoreError::new("WRONG_GROUP", "message belongs to another group").into());
         }
         let message_epoch = protocol_message.epoch().as_u64();
-        let result = self.with_group(group_id, |group, provider, _| {
+        let result = self.with_group_unsigned(group_id, |group, provider| {
             let current_epoch = group.epoch().as_u64();
             let kept_epochs = match group.past_epoch_deletion_policy() {
                 PastEpochDeletionPolicy::MaxEpochs(n) => *n as u64,
@@ -618,7 +632,11 @@ impl Client {
                     // crashes (or discards it) must be able to process the
                     // same commit again. Undo the secret-tree changes
                     // decryption made; merge persists the new epoch.
-                    let stash = provider.storage().rollback_stashing(crate::storage::VC_OPERATION_TREE_PREFIX);
+                    let mut stash = provider.storage().rollback_stashing(crate::storage::VC_OPERATION_TREE_PREFIX);
+                    if let Err(err) = crate::paired_keys::check_external_remove(group, &sender, &staged) {
+                        zeroize_stash(&mut stash);
+                        return Err(err);
+                    }
                     let devices = crate::paired_standard::authorizing_devices(group, &sender, Some(&staged));
                     let digest = match devices {
                         Some(_) => crate::paired_standard::commit_digest(provider.crypto(), &staged)?,
@@ -653,7 +671,7 @@ impl Client {
             .take()
             .ok_or_else(|| CoreError::new("ALREADY_MERGED", "the staged commit was already merged or discarded"))?;
         let stash = std::mem::take(&mut handle.stash);
-        Ok(self.with_group(&group_id, |group, provider, _| {
+        Ok(self.with_group_unsigned(&group_id, |group, provider| {
             provider.storage().apply_stash(stash);
             group.merge_staged_commit(provider, *staged).map_err(|e| CoreError::from_mls("merging commit", e))
         })?)

@@ -13,6 +13,7 @@ mod group;
 mod group_state;
 mod inspect;
 mod native_crypto;
+mod paired_keys;
 mod paired_standard;
 mod primitives;
 mod provider;
