@@ -121,7 +121,7 @@ describe('Delivery Service', () => {
     expect((await ds.submit(b.group!.id, 'b', msg)).accepted).toBe(true);
     const atPhone = await ds.poll('a-phone', a.group!.id);
     expect(atPhone.at(-1)!.bytes).toEqual(msg);
-    await ds.ceasePairing('a', 'a-phone');
+    await ds.ceasePairing('a', 'a', 'a-phone');
     await expect(ds.poll('a-phone', a.group!.id)).rejects.toMatchObject({ reason: 'not-a-member' });
     await expect(ds.initPairing('mallory', 'a', 'a-phone')).rejects.toBeInstanceOf(DsError);
   });

@@ -13,6 +13,7 @@
  *   GET  /v1/groups/{gid}/group-info                → { groupInfo }
  *   GET  /v1/welcomes/{client}                      → { welcomes: [{ groupId, welcome }] }
  *   POST /v1/pairings                               { from, anchor, device } → { accepted }
+ *   DELETE /v1/pairings                             { from, anchor, device } → { ceased }
  *   WS   /v1/stream?client=&group=&after=           pushes { seq, sender, message } in order
  *
  * Group ids are hex in paths, bytes are base64 in bodies. Client identity
@@ -180,12 +181,17 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       const body = await readJson(req);
       return [200, { accepted: await ds.initPairing(str(body.from, 'from'), str(body.anchor, 'anchor'), str(body.device, 'device')) }];
     }
+    if (method === 'DELETE' && parts[1] === 'pairings' && parts.length === 2) {
+      const body = await readJson(req);
+      await ds.ceasePairing(str(body.from, 'from'), str(body.anchor, 'anchor'), str(body.device, 'device'));
+      return [200, { ceased: true }];
+    }
     throw new HttpError(404, 'not-found', 'no such route');
   }
 
   // Browsers call the DS from the application's origin: allow it (no
   // cookies or credentials are involved, so any origin is safe).
-  const cors = { 'access-control-allow-origin': options.corsOrigin ?? '*', 'access-control-allow-headers': 'content-type', 'access-control-allow-methods': 'GET, POST' };
+  const cors = { 'access-control-allow-origin': options.corsOrigin ?? '*', 'access-control-allow-headers': 'content-type', 'access-control-allow-methods': 'GET, POST, DELETE' };
   const server: Server = createServer((req, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (req.method === 'OPTIONS') {

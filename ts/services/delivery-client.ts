@@ -121,6 +121,11 @@ export class DeliveryClient {
     return (await this.#call<{ accepted: boolean }>('POST', '/v1/pairings', { from, anchor, device })).accepted;
   }
 
+  /** End a pairing in the DS registry (either side). */
+  async ceasePairing(from: string, anchor: string, device: string): Promise<void> {
+    await this.#call<{ ceased: boolean }>('DELETE', '/v1/pairings', { from, anchor, device });
+  }
+
   /** Live delivery of a group's messages after `after`, in order. Returns a function that stops it. */
   stream(client: string, groupId: Uint8Array, after: number, onMessage: (m: DeliveredMessage) => void, onClose?: () => void): () => void {
     if (!this.#ws) throw new Error('no WebSocket implementation: pass one to the DeliveryClient constructor');

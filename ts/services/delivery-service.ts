@@ -257,7 +257,12 @@ export class DeliveryService {
     return this.store.requestPairing(anchor, device, from === anchor ? 'anchor' : 'device');
   }
 
-  async ceasePairing(anchor: string, device: string): Promise<void> {
+  /**
+   * CeasePair(anchor, device) from either side: the DS forgets the pairing
+   * (no more fan-out to the device), so the two can pair again later.
+   */
+  async ceasePairing(from: string, anchor: string, device: string): Promise<void> {
+    if (from !== anchor && from !== device) throw new DsError('not-a-member', 'only the anchor or the device can end their pairing');
     await this.store.removePairing(anchor, device);
   }
 
