@@ -224,3 +224,44 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS (%s mode) against a s
     if (shared.type === 'shareRandApplied') expect(await again.receive(shared.accept)).toEqual({ type: 'paired' });
   });
 });
+
+describe('Paired MLS: a passive device that lost a step re-enrols', () => {
+  it('hidden mode: it cannot follow after a lost [step, Notify]; reset + reenroll bring it back, and it heals again', async () => {
+    const w = await pairedWorld(['bob', 'carol']);
+    const { client: copy } = await stolenCopy(w);
+    const lost = await w.activeDevice.update(w.a.group!);
+    await w.a.group!.mergePendingCommit();
+    await deliverCommit(lost.commit, w.others);
+    const next = await w.activeDevice.update(w.a.group!);
+    await w.a.group!.mergePendingCommit();
+    await deliverCommit(next.commit, w.others);
+    // The step of `next` is from a pairing epoch the device has not reached.
+    await refused(() => w.passiveDevice.applyNotify(next), 'NOTIFY_REJECTED', 'out-of-order');
+
+    // The defined way back: the device resets and sends a new pairing KeyPackage …
+    const staleLeaf = w.passiveDevice.pairingGroup.ownLeafIndex;
+    const vault = w.passiveDevice.vault!;
+    await PairedDevice.reset(w.p.client);
+    const keyPackage = await PairedDevice.createKeyPackage(w.p.client, w.p.identity);
+    // … and the active device removes the stale leaf, invites the new one and re-enrols every group.
+    const back = await w.activeDevice.reenroll(staleLeaf, keyPackage);
+    for (const g of back.groups) await deliverCommit(g.commit, w.others);
+    const passive = await PairedDevice.join(w.p.client, back.initPairing, { vault });
+    const shared = await passive.receive(back.shareRand);
+    expect(shared.type).toBe('shareRandApplied');
+    // No Accept is needed (the device kept its vault; following the steps
+    // below needs it), and by now it is from a past pairing epoch anyway.
+    for (const g of back.groups) expect((await passive.applyNotify(g)).kind).toBe('enroll');
+    w.p.group = w.p.client.group(w.a.group!.id);
+    expectInSync([w.a, w.p, ...w.others]);
+
+    // It follows paired updates again; the old copy (of the stale leaf) does not.
+    const again = await w.activeDevice.update(w.a.group!);
+    await deliverPaired(again, w.a, passive, w.others);
+    expectInSync([w.a, w.p, ...w.others]);
+    const secret = await w.others[0]!.group!.encrypt('back in step');
+    const read = await w.p.group.process(secret);
+    expect(read.kind === 'application' && utf8(read.data)).toBe('back in step');
+    expect((await mlsError(() => copy.group(w.a.group!.id).process(secret))).code).toBe('WRONG_EPOCH');
+  });
+});

@@ -179,6 +179,26 @@ export class PairedDevice {
     return new PairedDevice(client, vault, state);
   }
 
+  /**
+   * A passive device that fell behind for good (it lost a derivation step
+   * and its Notify, so it can follow nothing after them): forget the
+   * pairing and the groups it followed on the anchor leaf, keeping its
+   * identities and its vault. It then re-enrols: a new pairing KeyPackage
+   * to the active device, which answers with `reenroll`.
+   */
+  static async reset(client: MlsClient): Promise<void> {
+    const state = loadPairingState(client);
+    if (!state) throw new PairingError('PAIRING_STATE', 'this client has no pairing');
+    if (state.activeLeaf === state.ownLeaf && !state.ceased) throw new PairingError('PAIRING_STATE', 'the active device does not reset its pairing');
+    await client.atomically(async () => {
+      const held = client.groupIds();
+      for (const id of [state.pairingGroupId, ...state.groups.map(fromHex)]) {
+        if (held.some((h) => bytesEqual(h, id))) await client.deleteGroup(id);
+      }
+      await client.putRecord(PAIRING_RECORD, undefined);
+    });
+  }
+
   get role(): PairingRole {
     return this.#state.activeLeaf === this.#state.ownLeaf ? 'active' : 'passive';
   }
@@ -409,16 +429,52 @@ export class PairedDevice {
     this.#requireEstablished();
     if (this.#state.groups.includes(toHex(group.id))) throw new PairingError('PAIRING_STATE', 'the group is already enrolled');
     return this.#atomically(async () => {
-      const step = await this.#derivationStep();
-      // Standard mode: the new anchor leaf lists the devices. The leaf it
-      // replaces lists none yet, so this first commit needs no device signature.
-      const leafAppData = this.mode === 'standard' ? [this.#deviceListEntry()] : undefined;
-      const { commit, groupInfo } = await group.resyncAsVirtualClient(step.epochId, { leafAppData });
-      if (group.state().pendingCommit) await group.mergePendingCommit();
-      const notify = await this.#notify({ kind: 'enroll', counter: step.counter, group, commit, groupInfo, epoch: BigInt(group.epoch) });
+      const out = await this.#enrollStep(group);
       this.#state = { ...this.#state, groups: [...this.#state.groups, toHex(group.id)] };
       await savePairingState(this.client, this.#state);
-      return { groupId: group.id, commit, pairing: [step.commit, notify] };
+      return out;
+    });
+  }
+
+  /** A derivation step, the resync of `group`'s anchor leaf onto its emulation epoch, and the enroll Notify. */
+  async #enrollStep(group: Group): Promise<PairedCommit> {
+    const step = await this.#derivationStep();
+    // Standard mode: the new anchor leaf lists the devices. The leaf it
+    // replaces lists none yet, so this first commit needs no device signature.
+    const leafAppData = this.mode === 'standard' ? [this.#deviceListEntry()] : undefined;
+    const { commit, groupInfo } = await group.resyncAsVirtualClient(step.epochId, { leafAppData });
+    if (group.state().pendingCommit) await group.mergePendingCommit();
+    const notify = await this.#notify({ kind: 'enroll', counter: step.counter, group, commit, groupInfo, epoch: BigInt(group.epoch) });
+    return { groupId: group.id, commit, pairing: [step.commit, notify] };
+  }
+
+  /**
+   * Active device: take back a passive device that fell behind (it ran
+   * `PairedDevice.reset` and sent a new pairing KeyPackage). In order:
+   * a derivation step that removes its stale leaf (so nothing more is
+   * derived for that leaf's state, which a thief may hold), the invite of
+   * the new KeyPackage (InitPairing and ShareRand; the device keeps its
+   * vault, so no seed travels), and for every enrolled group an enrolment
+   * resync the device replays (`applyNotify`). Hidden mode only: in
+   * standard mode the resync of a leaf that lists devices would need a
+   * device signature on an external commit (docs/PROTOCOL.md §4.12).
+   */
+  async reenroll(staleLeaf: number, keyPackage: Uint8Array): Promise<{ pairing: Uint8Array[]; initPairing: Uint8Array; shareRand: Uint8Array; groups: PairedCommit[] }> {
+    this.#requireRole('active');
+    this.#requireEstablished();
+    if (this.#state.mode !== 'hidden') throw new MlsError('UNSUPPORTED', 're-enrolling a device is offered in hidden mode only');
+    if (staleLeaf === this.#state.ownLeaf || !this.pairingGroup.members().some((m) => m.leafIndex === staleLeaf)) {
+      throw new PairingError('PAIRING_STATE', 'no such partner device in the pairing group');
+    }
+    return this.#atomically(async () => {
+      const removal = await this.#derivationStep({ remove: [staleLeaf] });
+      const { initPairing, shareRand, pairingCommit } = await this.invite(keyPackage);
+      // The device kept its vault: it needs no Accept round (it could not
+      // arrive anyway; the enrolment steps below move the pairing epoch on).
+      this.#state = { ...this.#state, awaitingAccept: (this.#state.awaitingAccept ?? []).slice(0, -1) };
+      const groups: PairedCommit[] = [];
+      for (const hex of this.#state.groups) groups.push(await this.#enrollStep(this.client.group(fromHex(hex))));
+      return { pairing: [removal.commit, pairingCommit], initPairing, shareRand, groups };
     });
   }
 
