@@ -372,15 +372,16 @@ export class MlsClient extends Resource<CoreClient> {
   }
 
   /**
-   * Store the Ed25519 identity whose private key is `seed` (32 bytes; wiped
-   * here). Paired MLS derives the anchor's rotated signature keys this way
-   * from the seed vault, so both devices get the same key without sending it.
+   * Paired MLS: store the anchor's signature key for a derivation step,
+   * derived in the core from `vaultOutput` (wiped here) and pairing group
+   * `pairingGroupId`'s exporter at its current epoch (docs/PROTOCOL.md §4.5).
+   * Both paired devices get the same key without sending it.
    */
-  async deriveIdentity(identity: Uint8Array, seed: Uint8Array, ciphersuite: Ciphersuite): Promise<Identity> {
+  async deriveAnchorIdentity(identity: Uint8Array, pairingGroupId: Uint8Array, vaultOutput: Uint8Array, context: Uint8Array, ciphersuite: Ciphersuite): Promise<Identity> {
     try {
-      return await this.#keepIdentity(identity, ciphersuite, (core) => core.deriveSignatureKeyPair(seed, ciphersuite));
+      return await this.#keepIdentity(identity, ciphersuite, (core) => core.deriveAnchorSignatureKey(pairingGroupId, vaultOutput, context, ciphersuite));
     } finally {
-      seed.fill(0);
+      vaultOutput.fill(0);
     }
   }
 

@@ -522,16 +522,18 @@ export class PairedDevice {
   }
 
   /**
-   * The anchor's signature key from derivation step `counter`: both devices
-   * derive it from the vault (`vault.derive("anchor key", pairing_group_id
-   * ‖ uint64(counter), 32)` as an Ed25519 private key), so it is rotated on
-   * every paired commit and never sent.
+   * The anchor's signature key from derivation step `counter`, called in
+   * the pairing epoch that step created: both devices derive it from the
+   * vault (`vault.derive("anchor key", pairing_group_id ‖ uint64(counter),
+   * 32)`) and that epoch's exporter (docs/PROTOCOL.md §4.5), so it is
+   * rotated on every paired commit and never sent.
    */
   async #anchorKey(counter: bigint): Promise<Identity> {
     const anchor = this.#requireAnchor();
     const context = new Uint8Array([...this.#state.pairingGroupId, ...u64(counter)]);
-    const seed = await this.#requireVault().derive('anchor key', context, ANCHOR_KEY_SEED_LENGTH);
-    return this.client.deriveIdentity(anchor.identity, seed, anchor.ciphersuite); // wipes the seed
+    const vaultOutput = await this.#requireVault().derive('anchor key', context, ANCHOR_KEY_SEED_LENGTH);
+    // Wipes vaultOutput; the core mixes in the pairing epoch's exporter.
+    return this.client.deriveAnchorIdentity(anchor.identity, this.#state.pairingGroupId, vaultOutput, context, anchor.ciphersuite);
   }
 
   /**

@@ -1,11 +1,11 @@
 /**
- * The pairing messages of Paired MLS (docs/PROTOCOL.md §5.3), carried as
+ * The pairing messages of Paired MLS (docs/PROTOCOL.md §4.2), carried as
  * MLS application messages of the pairing group, so they are encrypted,
  * signed by the sending device and replay-protected by MLS itself:
  *
  *   enum { share_rand(1), accept(2), notify(3), role_change(4), cease_pair(5), (255) } PairingMessageType;
  *   struct {
- *     uint16 version = 1;
+ *     uint16 version = 2;
  *     PairingMessageType msg_type;
  *     select (msg_type) { case share_rand: ShareRand; case accept: Accept; … };
  *   } PairingMessage;
@@ -191,8 +191,9 @@ export function provenContent(message: ProvenMessage): Uint8Array {
 /**
  * struct { opaque label<V> = "paired-mls commit"; uint64 counter; opaque added<V>; } PairingCommitContent
  * — for a pairing-group commit without a PSK (adding a device); `added` is
- * SHA-256 over the added KeyPackages, so the proof (carried in the
- * commit's authenticated data) cannot vouch for another device.
+ * SHA-256 over the added leaves' signature keys (each opaque<V>), so the
+ * proof (carried in the commit's authenticated data) cannot vouch for
+ * another device.
  */
 export function pairingCommitContent(counter: bigint, addedDigest: Uint8Array): Uint8Array {
   return new Writer().vector(new TextEncoder().encode('paired-mls commit')).u64(counter).vector(addedDigest).finish();

@@ -19,7 +19,7 @@ export interface PairingState {
   ownLeaf: number;
   /** Pairing-group leaf of the device holding the active role. */
   activeLeaf: number;
-  /** Next derivation counter (docs/PROTOCOL.md §5.5). */
+  /** Next derivation counter (docs/PROTOCOL.md §4.5). */
   counter: bigint;
   /** The shared anchor (hidden mode); unset on a joiner until ShareRand. */
   anchor: Identity | undefined;

@@ -55,20 +55,44 @@ pub(crate) fn check_external_remove(group: &MlsGroup, sender: &Sender, staged: &
     Ok(())
 }
 
+/// Exporter label of the pairing group's half of an anchor key seed.
+const ANCHOR_KEY_EXPORTER_LABEL: &str = "paired-mls anchor key";
+
 #[wasm_bindgen]
 impl Client {
-    /// Store the signature key pair derived from `seed` (secret; the
-    /// caller wipes its copy) for `ciphersuite`'s scheme and return its
-    /// public key. Deterministic: two paired devices with the same vault
-    /// output get the same key. Ed25519 suites only (UNSUPPORTED_CIPHERSUITE
-    /// otherwise).
-    #[wasm_bindgen(js_name = deriveSignatureKeyPair)]
-    pub fn derive_signature_key_pair(&mut self, seed: &[u8], ciphersuite_code: u16) -> Result<Vec<u8>, JsValue> {
+    /// Derive, store and return (public key) the anchor's signature key for
+    /// derivation step `context` (docs/PROTOCOL.md §4.5):
+    /// `seed = HKDF-Extract(salt = MLS-Exporter("paired-mls anchor key",
+    /// context, 32) of pairing group `pairing_group_id`, ikm = vault_output)`,
+    /// the Ed25519 private key. Both halves are needed: the vault output
+    /// (only the vault makes it) and the current pairing epoch (a leaked seed
+    /// alone has no pairing state). `vault_output` is secret; the caller
+    /// wipes its copy. Ed25519 suites only (UNSUPPORTED_CIPHERSUITE otherwise).
+    #[wasm_bindgen(js_name = deriveAnchorSignatureKey)]
+    pub fn derive_anchor_signature_key(
+        &mut self,
+        pairing_group_id: &[u8],
+        vault_output: &[u8],
+        context: &[u8],
+        ciphersuite_code: u16,
+    ) -> Result<Vec<u8>, JsValue> {
         let cs = crate::config::ciphersuite(ciphersuite_code)?;
         if cs.signature_algorithm() != SignatureScheme::ED25519 {
             return Err(CoreError::new("UNSUPPORTED_CIPHERSUITE", "derived anchor keys need an Ed25519 ciphersuite").into());
         }
-        let pair = ed25519_pair_from_seed(seed)?;
+        let seed = self.read_group(pairing_group_id, |group, provider| {
+            let salt = Zeroizing::new(
+                group
+                    .export_secret(provider.crypto(), ANCHOR_KEY_EXPORTER_LABEL, context, ED25519_SEED_LENGTH)
+                    .map_err(|e| CoreError::from_mls("pairing exporter", e))?,
+            );
+            let prk = provider
+                .crypto()
+                .hkdf_extract(group.ciphersuite().hash_algorithm(), &salt, vault_output)
+                .map_err(|e| CoreError::new("INTERNAL", format!("HKDF-Extract: {e:?}")))?;
+            Ok(Zeroizing::new(prk.as_slice()[..ED25519_SEED_LENGTH].to_vec()))
+        })?;
+        let pair = ed25519_pair_from_seed(&seed)?;
         Ok(self.mutate(|client| client.keep_signer(pair))?)
     }
 }
