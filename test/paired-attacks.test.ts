@@ -43,12 +43,13 @@ async function refused(fn: () => Promise<unknown>, code: string, reason: string)
  * real passive device; a member's next message is read by both real
  * devices and not by the copy, which cannot even reach the new epoch.
  */
-async function expectHealedOut(w: PairedWorld, copy: MlsClient): Promise<void> {
+async function expectHealedOut(w: PairedWorld, copy: MlsClient, roles: 'as-paired' | 'swapped' = 'as-paired'): Promise<void> {
+  const [active, activeMember, passive] = roles === 'as-paired' ? [w.activeDevice, w.a, w.passiveDevice] : [w.passiveDevice, w.p, w.activeDevice];
   // A copy still in the pairing epoch of the step fails on the step's PSK;
   // one left further behind cannot even place the step.
-  const inStep = PairedDevice.open(copy, undefined).pairingGroup.epoch === w.activeDevice.pairingGroup.epoch;
-  const update = await w.activeDevice.update(w.a.group!);
-  await deliverPaired(update, w.a, w.passiveDevice, w.others);
+  const inStep = PairedDevice.open(copy, undefined).pairingGroup.epoch === active.pairingGroup.epoch;
+  const update = await active.update(activeMember.group!);
+  await deliverPaired(update, activeMember, passive, w.others);
   expectInSync([w.a, w.p, ...w.others]);
   const secret = await w.others[0]!.group!.encrypt('after healing');
   for (const real of [w.a, w.p]) {
@@ -58,7 +59,10 @@ async function expectHealedOut(w: PairedWorld, copy: MlsClient): Promise<void> {
   // The copy, with a vault of its own, tries to follow the update: the
   // derivation step needs the real PSK.
   const guess = PairedDevice.open(copy, await WebCryptoSeedVault.import(generateSeed()));
-  await refused(() => guess.applyNotify(update), 'NOTIFY_REJECTED', inStep ? 'forged' : 'out-of-order');
+  // (After a hand-over the step comes from the copy's own leaf: MLS reports
+  // it as this client's own commit, which the pairing does not take.)
+  const reason = roles === 'swapped' ? 'unexpected' : inStep ? 'forged' : 'out-of-order';
+  await refused(() => guess.applyNotify(update), 'NOTIFY_REJECTED', reason);
   expect((await mlsError(() => copy.group(w.a.group!.id).process(secret))).code).toBe('WRONG_EPOCH');
 }
 
@@ -155,6 +159,39 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS (%s mode) against a s
     // handOver() itself refuses a target that is not a device of the pairing.
     expect((await mlsError(() => w.activeDevice.handOver(9))).code).toBe('PAIRING_STATE');
     await expectHealedOut(w, copy);
+  });
+
+  it('after a hand-over to the robbed device the copy signs as the active leaf, and still cannot prove the vault', async () => {
+    const w = await pairedWorld(['bob'], mode);
+    // One paired update first: in standard mode the partner holds an anchor key only from then on (§4.12).
+    await deliverPaired(await w.activeDevice.update(w.a.group!), w.a, w.passiveDevice, w.others);
+    const { client: copy } = await stolenCopy(w);
+    expect(await w.passiveDevice.receive(await w.activeDevice.handOver())).toEqual({ type: 'roleChanged', role: 'active' });
+    const pairing = PairedDevice.open(copy, undefined).pairingGroup;
+    // A plain commit from the (now active) stolen leaf: no PSK, no proof.
+    const { commit } = await pairing.selfUpdate();
+    await refused(() => w.activeDevice.receive(commit), 'PAIRING_REJECTED', 'no-proof');
+    await pairing.clearPendingCommit();
+    // An add with a made-up proof in its authenticated data.
+    const stranger = await MlsClient.open({ storage: new MemoryStorageAdapter() });
+    const keyPackage = await PairedDevice.createKeyPackage(stranger, await stranger.createIdentity('mallory', 1));
+    const { commit: add } = await pairing.commit({ add: [keyPackage], aad: new Uint8Array(32).fill(1) });
+    await refused(() => w.activeDevice.receive(add), 'PAIRING_REJECTED', 'no-proof');
+    await pairing.clearPendingCommit();
+    // A RoleChange back to itself and a CeasePair, both without the vault's proof.
+    const counter = w.activeDevice.counter;
+    const roleChange = await pairing.encrypt(encodePairingMessage({ type: 'roleChange', newActiveLeaf: pairing.ownLeafIndex, counter, proof: new Uint8Array(32) }));
+    await refused(() => w.activeDevice.receive(roleChange), 'PAIRING_REJECTED', 'no-proof');
+    const cease = await pairing.encrypt(encodePairingMessage({ type: 'ceasePair', route: 'rekey', counter, proof: new Uint8Array(32) }));
+    await refused(() => w.activeDevice.receive(cease), 'PAIRING_REJECTED', 'no-proof');
+    // A ShareRand to the established pairing.
+    const shareRand = await pairing.encrypt(
+      encodePairingMessage({ type: 'shareRand', mode, seed: new Uint8Array(32), anchorIdentity: new Uint8Array([1]), ciphersuite: 1, anchorKeyPair: new Uint8Array(0), counter }),
+    );
+    await refused(() => w.activeDevice.receive(shareRand), 'PAIRING_REJECTED', 'unexpected');
+    expect(w.activeDevice.role).toBe('passive');
+    expect(w.activeDevice.ceased).toBe(false);
+    await expectHealedOut(w, copy, 'swapped');
   });
 
   it('a replayed Accept, and after an update a replayed step + Notify or any message of the copy, are refused', async () => {
@@ -263,5 +300,20 @@ describe('Paired MLS: a passive device that lost a step re-enrols', () => {
     const read = await w.p.group.process(secret);
     expect(read.kind === 'application' && utf8(read.data)).toBe('back in step');
     expect((await mlsError(() => copy.group(w.a.group!.id).process(secret))).code).toBe('WRONG_EPOCH');
+  });
+});
+
+describe('Paired MLS standard mode: the anchor key is never handed over', () => {
+  it('a hand-over waits until a paired update gave the partner a derived anchor key', async () => {
+    const w = await pairedWorld(['bob'], 'standard');
+    // The partner got no anchor key with ShareRand …
+    expect(w.p.client.identities().some((i) => bytesEqual(i.signaturePublicKey, w.a.identity.signaturePublicKey))).toBe(false);
+    const err = await mlsError(() => w.activeDevice.handOver());
+    expect({ code: err.code, message: err.message }).toEqual({ code: 'PAIRING_STATE', message: expect.stringMatching(/no anchor key/) });
+    // … and holds one after the next paired update; then the hand-over works and it commits.
+    await deliverPaired(await w.activeDevice.update(w.a.group!), w.a, w.passiveDevice, w.others);
+    expect(await w.passiveDevice.receive(await w.activeDevice.handOver())).toEqual({ type: 'roleChanged', role: 'active' });
+    await deliverPaired(await w.passiveDevice.update(w.p.group!), w.p, w.activeDevice, w.others);
+    expectInSync([w.a, w.p, ...w.others]);
   });
 });

@@ -330,7 +330,7 @@ export class PairedDevice {
   async #onPairingMessage(message: PairingMessage, senderLeaf: number, epoch: bigint): Promise<PairingEvent> {
     switch (message.type) {
       case 'shareRand': {
-        if (this.#state.established) throw new PairingError('PAIRING_REJECTED', 'ShareRand for an established pairing');
+        if (this.#state.established) throw pairingRejected('unexpected', 'ShareRand for an established pairing');
         if (message.seed.length > 0) {
           this.#vault = await WebCryptoSeedVault.import(message.seed); // wipes the plaintext seed
         } else if (!this.#vault) {
@@ -756,6 +756,18 @@ export class PairedDevice {
     const target = newActiveLeaf ?? members.find((l) => l !== this.#state.ownLeaf);
     if (target === undefined || target === this.#state.ownLeaf || !members.includes(target)) {
       throw new PairingError('PAIRING_STATE', 'no such partner device in the pairing group');
+    }
+    // Standard mode: the partner never received the anchor key; it holds one
+    // only where a paired commit rotated the leaf to a derived key (§4.12).
+    if (this.mode === 'standard') {
+      const anchorKey = this.#requireAnchor().signaturePublicKey;
+      for (const hex of this.#state.groups) {
+        const group = this.client.group(fromHex(hex));
+        const leaf = group.members().find((m) => m.leafIndex === group.ownLeafIndex);
+        if (leaf && bytesEqual(leaf.signatureKey, anchorKey)) {
+          throw new PairingError('PAIRING_STATE', 'the partner holds no anchor key for an enrolled group yet: make a paired update there first');
+        }
+      }
     }
     return this.#atomically(async () => {
       const message = await this.#sendProven({ type: 'roleChange', newActiveLeaf: target, counter: this.#state.counter, proof: new Uint8Array(0) });
