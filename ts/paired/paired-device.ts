@@ -22,7 +22,6 @@ import {
   decodePairingMessage,
   encodePairingMessage,
   pairingCommitContent,
-  pairingProofTbs,
   pairingPskId,
   provenContent,
   type CeaseRoute,
@@ -32,8 +31,8 @@ import {
   type ProvenMessage,
 } from './pairing-messages.js';
 import { PairingError, notifyRejected, pairingRejected, rejectionFor, type PairingRejection } from './pairing-error.js';
-import { Writer } from '../codec/tls.js';
-import { PAIRING_RECORD, loadPairingState, savePairingState, type PairingState } from './pairing-state.js';
+import { addedDigest, proofsEqual, vaultProof } from './pairing-proof.js';
+import { forgetPairing, loadPairingState, retireCeasedPairing, savePairingState, type PairingState } from './pairing-state.js';
 import { WebCryptoSeedVault, generateSeed, type SeedVault } from './seed-vault.js';
 import { PAIRED_DEVICES_COMPONENT, encodePairedDevices, signedAnchorCommit, signedAnchorProposal, type PairedDeviceKey } from './device-signature.js';
 import type { PairingMode } from './pairing-messages.js';
@@ -79,7 +78,6 @@ export interface CeasePairResult {
 }
 
 const PSK_LENGTH = 32;
-const PROOF_LENGTH = 32;
 const ANCHOR_KEY_SEED_LENGTH = 32;
 const ENVIRONMENT_FAILURES = new Set(['STORAGE', 'STORAGE_FORMAT', 'RELEASED', 'WASM_NOT_LOADED', 'WASM_POISONED', 'INTERNAL']);
 const PAIRING_CAPABILITIES = { virtualClient: true } as const;
@@ -190,13 +188,7 @@ export class PairedDevice {
     const state = loadPairingState(client);
     if (!state) throw new PairingError('PAIRING_STATE', 'this client has no pairing');
     if (state.activeLeaf === state.ownLeaf && !state.ceased) throw new PairingError('PAIRING_STATE', 'the active device does not reset its pairing');
-    await client.atomically(async () => {
-      const held = client.groupIds();
-      for (const id of [state.pairingGroupId, ...state.groups.map(fromHex)]) {
-        if (held.some((h) => bytesEqual(h, id))) await client.deleteGroup(id);
-      }
-      await client.putRecord(PAIRING_RECORD, undefined);
-    });
+    await forgetPairing(client, [state.pairingGroupId, ...state.groups.map(fromHex)]);
   }
 
   get role(): PairingRole {
@@ -389,7 +381,7 @@ export class PairedDevice {
    * `epoch` (PairingProofTBS, docs/PROTOCOL.md §4.2).
    */
   #proofOf(content: Uint8Array, epoch: bigint, senderLeaf: number): Promise<Uint8Array> {
-    return this.#requireVault().derive('proof', pairingProofTbs(this.#state.pairingGroupId, epoch, senderLeaf, content), PROOF_LENGTH);
+    return vaultProof(this.#requireVault(), this.#state.pairingGroupId, epoch, senderLeaf, content);
   }
 
   /** Encrypt `message` in the pairing group with its vault proof. */
@@ -883,36 +875,6 @@ export class PairedDevice {
     if (!this.#vault) throw new PairingError('PAIRING_STATE', 'no seed vault');
     return this.#vault;
   }
-}
-
-/**
- * Before a new pairing: refuse while one is running; clear an ended one
- * (its state record, and its pairing group if this device still has it),
- * so devices can pair again after a CeasePair.
- */
-async function retireCeasedPairing(client: MlsClient): Promise<void> {
-  const previous = loadPairingState(client);
-  if (!previous) return;
-  if (!previous.ceased) throw new PairingError('PAIRING_STATE', 'this client already has a pairing');
-  await client.atomically(async () => {
-    if (client.groupIds().some((id) => bytesEqual(id, previous.pairingGroupId))) await client.deleteGroup(previous.pairingGroupId);
-    await client.putRecord(PAIRING_RECORD, undefined);
-  });
-}
-
-/** Compare two proofs without an early exit on the first differing byte. */
-function proofsEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
-  return diff === 0;
-}
-
-/** SHA-256 over the added devices' signature keys (`PairingCommitContent.added`). */
-function addedDigest(signatureKeys: Uint8Array[]): Promise<Uint8Array> {
-  const w = new Writer();
-  for (const key of signatureKeys) w.vector(key);
-  return sha256(w.finish());
 }
 
 function deviceName(anchorIdentity: Uint8Array): Uint8Array {

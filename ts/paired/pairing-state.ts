@@ -4,10 +4,11 @@
  * roles, the derivation counter, the anchor and the enrolled groups.
  * Nothing here is secret; the seed stays in the vault.
  */
-import { fromHex, toHex } from '../mls/bytes.js';
+import { bytesEqual, fromHex, toHex } from '../mls/bytes.js';
 import type { Identity } from '../mls/client.js';
 import type { MlsClient } from '../mls/client.js';
 import { MlsError } from '../mls/errors.js';
+import { PairingError } from './pairing-error.js';
 import type { PairingMode } from './pairing-messages.js';
 
 export const PAIRING_RECORD = 'paired-mls/pairing';
@@ -97,4 +98,25 @@ export function savePairingState(client: MlsClient, state: PairingState): Promis
     ...(state.awaitingAccept === undefined ? {} : { awaitingAccept: state.awaitingAccept }),
   };
   return client.putRecord(PAIRING_RECORD, new TextEncoder().encode(JSON.stringify(stored)));
+}
+
+/**
+ * Before a new pairing: refuse while one is running; clear an ended one
+ * (its state record, and its pairing group if this device still has it),
+ * so devices can pair again after a CeasePair.
+ */
+export async function retireCeasedPairing(client: MlsClient): Promise<void> {
+  const previous = loadPairingState(client);
+  if (!previous) return;
+  if (!previous.ceased) throw new PairingError('PAIRING_STATE', 'this client already has a pairing');
+  await forgetPairing(client, [previous.pairingGroupId]);
+}
+
+/** Delete the pairing record and those of `groupIds` this client still holds, in one batch. */
+export async function forgetPairing(client: MlsClient, groupIds: Uint8Array[]): Promise<void> {
+  await client.atomically(async () => {
+    const held = client.groupIds();
+    for (const id of groupIds) if (held.some((h) => bytesEqual(h, id))) await client.deleteGroup(id);
+    await client.putRecord(PAIRING_RECORD, undefined);
+  });
 }
