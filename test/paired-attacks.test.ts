@@ -242,7 +242,7 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS (%s mode) against a s
     }
   });
 
-  it('the real CeasePair takes effect (proven, from the partner), the DS-free devices can pair again', async () => {
+  it('the real CeasePair takes effect (proven, from the partner); the receiver rejoins with its own key; the devices can pair again', async () => {
     const w = await pairedWorld(['bob'], mode);
     const { client: copy } = await stolenCopy(w);
     await expectHealedOut(w, copy);
@@ -252,6 +252,14 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS (%s mode) against a s
     expect(await w.passiveDevice.receive(ceaseMessage)).toEqual({ type: 'pairingCeased', route: 'rekey' });
     await w.passiveDevice.receive(step);
     expect(w.passiveDevice.ceased).toBe(true);
+    // The receiver lost the anchor leaf; it re-keys by joining again with its own key (draft §3.1.3).
+    const groupId = w.a.group!.id;
+    await w.p.client.deleteGroup(groupId);
+    const rejoin = await w.p.client.joinExternal(await w.a.group!.exportGroupInfo(), w.p.identity);
+    if (rejoin.group.state().pendingCommit) await rejoin.group.mergePendingCommit();
+    await deliverCommit(rejoin.commit, [w.a, ...w.others]);
+    w.p.group = rejoin.group;
+    expectInSync([w.a, w.p, ...w.others]);
     // Both can pair again (a fresh pairing over the ended one).
     const again = await PairedDevice.initiate(w.a.client, cease.identity, { mode });
     const { initPairing, shareRand } = await again.invite(await PairedDevice.createKeyPackage(w.p.client, w.p.identity));
