@@ -23,6 +23,7 @@ import {
   type ProvenMessage,
 } from 'paired-mls';
 import { deliverCommit, expectInSync, mlsError } from './helpers.js';
+import { TsActor, TsExternalJoiner } from './interop-actors.js';
 import { deliverPaired, pairedWorld, type PairedWorld } from './paired-helpers.js';
 
 /** The attacker's copy of the passive device: its storage, reopened, with no vault. */
@@ -240,6 +241,32 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS (%s mode) against a s
       // device's copy does not hold the key the anchor had at pairing.
       expect(copy.identities().some((i) => bytesEqual(i.signaturePublicKey, before))).toBe(false);
     }
+  });
+
+  it("an external commit that removes the anchor's leaf under another key is refused by every member; all keep working", async () => {
+    const w = await pairedWorld(['bob'], mode);
+    const bob = w.others[0]!;
+    const { client: copy } = await stolenCopy(w);
+    const anchorLeaf = w.a.group!.ownLeafIndex;
+    const anchorKey = bob.group!.members().find((x) => x.leafIndex === anchorLeaf)!.signatureKey;
+    // openmls' builder only removes a leaf with the joiner's own key; ts-mls
+    // (an independent RFC 9420 implementation) removes whichever leaf its
+    // comparator names, so the attacker builds a valid external commit that
+    // removes the anchor leaf and joins under the anchor's name, own key.
+    const attacker = await TsActor.create('alice');
+    const hostile = await TsExternalJoiner.join(attacker, await bob.group!.exportGroupInfo({ ratchetTree: true }), true, (leaf) =>
+      bytesEqual(leaf.signaturePublicKey, anchorKey),
+    );
+    for (const member of [bob, w.a, w.p]) {
+      const err = await mlsError(() => member.group!.process(hostile));
+      expect({ code: err.code, message: err.message }).toEqual({
+        code: 'INVALID_COMMIT',
+        message: "an external commit may only remove a leaf with the joiner's own signature key (resync)",
+      });
+    }
+    // Nobody moved; the pairing heals on (and the copy is healed out).
+    expectInSync([w.a, w.p, bob]);
+    await expectHealedOut(w, copy);
   });
 
   it('the real CeasePair takes effect (proven, from the partner); the receiver rejoins with its own key; the devices can pair again', async () => {

@@ -115,6 +115,133 @@ mod tests {
         assert!(key.verify_strict(b"payload", &signature).is_ok());
     }
 
+    /// The attack on `check_external_remove`: an external joiner with a key
+    /// of its own commits a Remove of another member's leaf (RFC 9420
+    /// §12.4.3.2 lets an external commit carry Remove proposals; openmls
+    /// builds one through `propose_external_removals`, docs/ENGINE.md). The
+    /// engine stages the commit as valid; our rule refuses it. A true
+    /// resync (same key) passes, and the honest members carry on.
+    mod external_remove {
+        use super::super::check_external_remove;
+        use crate::provider::Provider;
+        use openmls::prelude::{tls_codec::Deserialize as _, tls_codec::Serialize as _, *};
+        use openmls::messages::group_info::VerifiableGroupInfo;
+        use openmls_basic_credential::SignatureKeyPair;
+
+        const CS: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+
+        fn identity(name: &str, signer: &SignatureKeyPair) -> CredentialWithKey {
+            CredentialWithKey { credential: BasicCredential::new(name.as_bytes().to_vec()).into(), signature_key: signer.to_public_vec().into() }
+        }
+
+        fn wire(message: &MlsMessageOut) -> MlsMessageIn {
+            MlsMessageIn::tls_deserialize_exact(message.tls_serialize_detached().unwrap()).unwrap()
+        }
+
+        fn group_info(message: &MlsMessageOut) -> VerifiableGroupInfo {
+            match wire(message).extract() {
+                MlsMessageBodyIn::GroupInfo(info) => info,
+                _ => panic!("expected a GroupInfo"),
+            }
+        }
+
+        /// An external commit from `signer`/`credential` that also removes `removes`.
+        fn external_commit(info: VerifiableGroupInfo, credential: CredentialWithKey, signer: &SignatureKeyPair, removes: Vec<LeafNodeIndex>) -> (Provider, MlsGroup, ProtocolMessage) {
+            let provider = Provider::default();
+            let (group, bundle) = MlsGroup::external_commit_builder()
+                .build_group(&provider, info, credential)
+                .unwrap()
+                .propose_external_removals(removes)
+                .load_psks(provider.storage())
+                .unwrap()
+                .build(provider.rand(), provider.crypto(), signer, |_| true)
+                .unwrap()
+                .finalize(&provider)
+                .unwrap();
+            let message = match wire(bundle.commit()).extract() {
+                MlsMessageBodyIn::PublicMessage(m) => m.into(),
+                _ => panic!("an external commit is a PublicMessage"),
+            };
+            (provider, group, message)
+        }
+
+        fn staged(group: &mut MlsGroup, provider: &Provider, message: ProtocolMessage) -> (Sender, StagedCommit) {
+            let processed = group.process_message(provider, message).expect("the engine accepts the commit");
+            let sender = processed.sender().clone();
+            match processed.into_content() {
+                ProcessedMessageContent::StagedCommitMessage(staged) => (sender, *staged),
+                _ => panic!("expected a commit"),
+            }
+        }
+
+        /// A member's commit (adds, or a self-update when none), merged at once.
+        fn commit(group: &mut MlsGroup, provider: &Provider, signer: &SignatureKeyPair, adds: Vec<KeyPackage>) -> (MlsMessageOut, Option<MlsMessageOut>, Option<MlsMessageOut>) {
+            let mut bundle = group
+                .commit_builder()
+                .force_self_update(adds.is_empty())
+                .propose_adds(adds)
+                .load_psks(provider.storage())
+                .unwrap()
+                .build(provider.rand(), provider.crypto(), signer, |_| true)
+                .unwrap()
+                .stage_commit(provider)
+                .unwrap();
+            if let Some(c) = bundle.take_confirmation() {
+                group.confirm_handshake_message(provider.storage(), c.epoch, c.generation).unwrap();
+            }
+            group.merge_pending_commit(provider).unwrap();
+            bundle.into_messages()
+        }
+
+        #[test]
+        fn removing_another_members_leaf_is_refused_and_a_resync_passes() {
+            let config = MlsGroupCreateConfig::builder().ciphersuite(CS).use_ratchet_tree_extension(true).build();
+            let (pa, pb) = (Provider::default(), Provider::default());
+            let alice_signer = SignatureKeyPair::new(CS.signature_algorithm()).unwrap();
+            let bob_signer = SignatureKeyPair::new(CS.signature_algorithm()).unwrap();
+            let mut alice = MlsGroup::new(&pa, &alice_signer, &config, identity("alice", &alice_signer)).unwrap();
+            let bob_kp = KeyPackage::builder().build(CS, &pb, &bob_signer, identity("bob", &bob_signer)).unwrap();
+            let (_, welcome, _) = commit(&mut alice, &pa, &alice_signer, vec![bob_kp.key_package().clone()]);
+            let welcome = match wire(&welcome.unwrap()).extract() {
+                MlsMessageBodyIn::Welcome(w) => w,
+                _ => panic!("expected a Welcome"),
+            };
+            let bob = StagedWelcome::new_from_welcome(&pb, config.join_config(), welcome, None).unwrap().into_group(&pb).unwrap();
+            let bob_leaf = bob.own_leaf_index();
+            let info = alice.export_group_info(pa.crypto(), &alice_signer, true).unwrap();
+
+            // Mallory, with a key of her own, even under Bob's name, removes Bob's leaf.
+            let mallory_signer = SignatureKeyPair::new(CS.signature_algorithm()).unwrap();
+            let (_, _, attack) = external_commit(group_info(&info), identity("bob", &mallory_signer), &mallory_signer, vec![bob_leaf]);
+            let (sender, hostile) = staged(&mut alice, &pa, attack);
+            assert!(matches!(sender, Sender::NewMemberCommit));
+            assert!(hostile.queued_proposals().any(|q| matches!(q.proposal(), Proposal::Remove(r) if r.removed() == bob_leaf)));
+            let err = check_external_remove(&alice, &sender, &hostile).err().expect("refused");
+            assert_eq!(
+                (err.code, err.message.as_str()),
+                ("INVALID_COMMIT", "an external commit may only remove a leaf with the joiner's own signature key (resync)")
+            );
+            drop(hostile);
+
+            // Bob's own resync (same key) passes and is merged; Alice and Bob agree.
+            let (pb2, mut bob2, resync) = external_commit(group_info(&info), identity("bob", &bob_signer), &bob_signer, vec![]);
+            let (sender, honest) = staged(&mut alice, &pa, resync);
+            assert!(check_external_remove(&alice, &sender, &honest).is_ok());
+            alice.merge_staged_commit(&pa, honest).unwrap();
+            assert_eq!(alice.epoch_authenticator().as_slice(), bob2.epoch_authenticator().as_slice());
+            // And they carry on: Alice commits, Bob follows.
+            let (update, _, _) = commit(&mut alice, &pa, &alice_signer, vec![]);
+            let message = match wire(&update).extract() {
+                MlsMessageBodyIn::PrivateMessage(m) => m.into(),
+                MlsMessageBodyIn::PublicMessage(m) => m.into(),
+                _ => panic!("expected a commit"),
+            };
+            let (_, next) = staged(&mut bob2, &pb2, message);
+            bob2.merge_staged_commit(&pb2, next).unwrap();
+            assert_eq!(alice.epoch_authenticator().as_slice(), bob2.epoch_authenticator().as_slice());
+        }
+    }
+
     #[test]
     fn wrong_seed_length_is_a_typed_error() {
         let err = ed25519_pair_from_seed(&[1u8; 31]).err().unwrap();

@@ -76,6 +76,7 @@ struct VcLoaded {
 }
 
 pub(crate) mod external_commits;
+mod external_removals;
 
 pub use external_commits::{ExternalCommitBuilder, ExternalCommitBuilderError};
 
