@@ -298,8 +298,8 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS (%s mode) against a s
 });
 
 describe('Paired MLS: a passive device that lost a step re-enrols', () => {
-  it('hidden mode: it cannot follow after a lost [step, Notify]; reset + reenroll bring it back, and it heals again', async () => {
-    const w = await pairedWorld(['bob', 'carol']);
+  it.each(['hidden', 'standard'] as const)('%s mode: it cannot follow after a lost [step, Notify]; reset + reenroll bring it back, and it heals again', async (mode) => {
+    const w = await pairedWorld(['bob', 'carol'], mode);
     const { client: copy } = await stolenCopy(w);
     const lost = await w.activeDevice.update(w.a.group!);
     await w.a.group!.mergePendingCommit();
@@ -317,6 +317,12 @@ describe('Paired MLS: a passive device that lost a step re-enrols', () => {
     const keyPackage = await PairedDevice.createKeyPackage(w.p.client, w.p.identity);
     // … and the active device removes the stale leaf, invites the new one and re-enrols every group.
     const back = await w.activeDevice.reenroll(staleLeaf, keyPackage);
+    if (mode === 'standard') {
+      // The resync replaces a leaf that lists devices: the active device signed it, and members name it.
+      const seen = await w.others[0]!.group!.process(back.groups[0]!.commit);
+      expect(seen.kind === 'commit' && seen.device && bytesEqual(seen.device.signatureKey, w.activeDevice.deviceIdentity.signaturePublicKey)).toBe(true);
+      if (seen.kind === 'commit') seen.staged.discard();
+    }
     for (const g of back.groups) await deliverCommit(g.commit, w.others);
     const passive = await PairedDevice.join(w.p.client, back.initPairing, { vault });
     const shared = await passive.receive(back.shareRand);
@@ -349,6 +355,24 @@ describe('Paired MLS standard mode: the anchor key is never handed over', () => 
     await deliverPaired(await w.activeDevice.update(w.a.group!), w.a, w.passiveDevice, w.others);
     expect(await w.passiveDevice.receive(await w.activeDevice.handOver())).toEqual({ type: 'roleChanged', role: 'active' });
     await deliverPaired(await w.passiveDevice.update(w.p.group!), w.p, w.activeDevice, w.others);
+    expectInSync([w.a, w.p, ...w.others]);
+  });
+
+  it('a resync of the anchor leaf with the anchor key but no device signature is refused (DEVICE_SIGNATURE); the pairing goes on', async () => {
+    const w = await pairedWorld(['bob'], 'standard');
+    // A holder of the active device's state (anchor key included) resyncs
+    // the anchor leaf onto a leaf listing nobody, without a device signature.
+    const thief = await MlsClient.open({ storage: await MemoryStorageAdapter.copyOf(w.a.storage!) });
+    const epochId = await PairedDevice.open(thief, undefined).pairingGroup.registerEmulationEpoch();
+    const { commit } = await thief.group(w.a.group!.id).resyncAsVirtualClient(epochId, { leafAppData: [] });
+    for (const member of [w.others[0]!, w.p]) {
+      const err = await mlsError(() => member.group!.process(commit));
+      expect({ code: err.code, message: err.message }).toEqual({
+        code: 'DEVICE_SIGNATURE',
+        message: 'a handshake message from a standard-mode anchor carries no device signature',
+      });
+    }
+    await deliverPaired(await w.activeDevice.update(w.a.group!), w.a, w.passiveDevice, w.others);
     expectInSync([w.a, w.p, ...w.others]);
   });
 });

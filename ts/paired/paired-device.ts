@@ -34,7 +34,7 @@ import { PairingError, notifyRejected, pairingRejected, rejectionFor, type Pairi
 import { addedDigest, proofsEqual, vaultProof } from './pairing-proof.js';
 import { forgetPairing, loadPairingState, retireCeasedPairing, savePairingState, type PairingState } from './pairing-state.js';
 import { WebCryptoSeedVault, generateSeed, type SeedVault } from './seed-vault.js';
-import { PAIRED_DEVICES_COMPONENT, encodePairedDevices, signedAnchorCommit, signedAnchorProposal, type PairedDeviceKey } from './device-signature.js';
+import { PAIRED_DEVICES_COMPONENT, encodePairedDevices, listedDevices, signedAnchorCommit, signedAnchorProposal, signedAnchorResync, type PairedDeviceKey } from './device-signature.js';
 import type { PairingMode } from './pairing-messages.js';
 
 export type PairingRole = 'active' | 'passive';
@@ -431,10 +431,15 @@ export class PairedDevice {
   /** A derivation step, the resync of `group`'s anchor leaf onto its emulation epoch, and the enroll Notify. */
   async #enrollStep(group: Group): Promise<PairedCommit> {
     const step = await this.#derivationStep();
-    // Standard mode: the new anchor leaf lists the devices. The leaf it
-    // replaces lists none yet, so this first commit needs no device signature.
+    // Standard mode: the new anchor leaf lists the devices. At the first
+    // enrolment the leaf it replaces lists none, so the commit needs no
+    // device signature; a re-enrolment replaces a leaf that lists devices,
+    // so one of them (this device) signs it.
     const leafAppData = this.mode === 'standard' ? [this.#deviceListEntry()] : undefined;
-    const { commit, groupInfo } = await group.resyncAsVirtualClient(step.epochId, { leafAppData });
+    const { commit, groupInfo } =
+      leafAppData && listedDevices(group, group.ownLeafIndex)
+        ? await signedAnchorResync(group, this.deviceIdentity, step.epochId, leafAppData)
+        : await group.resyncAsVirtualClient(step.epochId, { leafAppData });
     if (group.state().pendingCommit) await group.mergePendingCommit();
     const notify = await this.#notify({ kind: 'enroll', counter: step.counter, group, commit, groupInfo, epoch: BigInt(group.epoch) });
     return { groupId: group.id, commit, pairing: [step.commit, notify] };
@@ -447,14 +452,13 @@ export class PairedDevice {
    * derived for that leaf's state, which a thief may hold), the invite of
    * the new KeyPackage (InitPairing and ShareRand; the device keeps its
    * vault, so no seed travels), and for every enrolled group an enrolment
-   * resync the device replays (`applyNotify`). Hidden mode only: in
-   * standard mode the resync of a leaf that lists devices would need a
-   * device signature on an external commit (docs/PROTOCOL.md §4.12).
+   * resync the device replays (`applyNotify`). In standard mode each
+   * resync replaces a leaf that lists devices, so this device signs it
+   * (`signedAnchorResync`, docs/PROTOCOL.md §4.12, §4.14).
    */
   async reenroll(staleLeaf: number, keyPackage: Uint8Array): Promise<{ pairing: Uint8Array[]; initPairing: Uint8Array; shareRand: Uint8Array; groups: PairedCommit[] }> {
     this.#requireRole('active');
     this.#requireEstablished();
-    if (this.#state.mode !== 'hidden') throw new MlsError('UNSUPPORTED', 're-enrolling a device is offered in hidden mode only');
     if (staleLeaf === this.#state.ownLeaf || !this.pairingGroup.members().some((m) => m.leafIndex === staleLeaf)) {
       throw new PairingError('PAIRING_STATE', 'no such partner device in the pairing group');
     }

@@ -40,7 +40,7 @@ impl Drop for StagedCommitHandle {
     }
 }
 
-fn zeroize_stash(stash: &mut Vec<(Vec<u8>, Option<Vec<u8>>)>) {
+pub(crate) fn zeroize_stash(stash: &mut Vec<(Vec<u8>, Option<Vec<u8>>)>) {
     use zeroize::Zeroize as _;
     for (key, value) in stash.iter_mut() {
         key.zeroize();

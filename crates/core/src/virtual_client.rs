@@ -71,6 +71,18 @@ fn verifiable_group_info(bytes: &[u8]) -> CoreResult<VerifiableGroupInfo> {
     }
 }
 
+/// The content digest of this client's own resync `commit`, computed by
+/// its state before the commit exactly as another member computes it.
+fn resync_digest(mut old_group: MlsGroup, provider: &crate::provider::Provider, commit: &[u8]) -> CoreResult<Vec<u8>> {
+    let processed = old_group
+        .process_message(provider, protocol_message(commit)?)
+        .map_err(|e| CoreError::from_mls("processing own resync commit", e))?;
+    match processed.into_content() {
+        ProcessedMessageContent::StagedCommitMessage(staged) => crate::paired_standard::commit_digest(provider.crypto(), &staged),
+        _ => Err(CoreError::new("INTERNAL", "own resync commit did not stage")),
+    }
+}
+
 fn protocol_message(bytes: &[u8]) -> CoreResult<ProtocolMessage> {
     match parse_message(bytes)?.extract() {
         MlsMessageBodyIn::PublicMessage(m) => Ok(m.into()),
@@ -101,7 +113,23 @@ impl Client {
     /// ratchet tree) of the epoch before the commit, which a sibling needs to
     /// replay it. The commit is pending until `mergePendingCommit`.
     #[wasm_bindgen(js_name = resyncAsVirtualClient)]
-    pub fn resync_as_virtual_client(&mut self, group_id: &[u8], epoch_id: &[u8], aad: Option<Vec<u8>>, leaf_app_data: JsValue) -> Result<JsValue, JsValue> {
+    ///
+    /// The result also has `contentDigest`, the digest a member computes
+    /// for the commit (crates/core/src/paired_standard.rs), for a device
+    /// signature in standard mode. `dry_run` builds the commit, computes
+    /// the digest and undoes everything (nothing is sent, no operation
+    /// secret is drawn for good); `expect_digest` refuses a commit whose
+    /// digest differs (DEVICE_SIGNATURE, nothing changed) — the two builds
+    /// of a device-signed resync (ts/paired/device-signature.ts).
+    pub fn resync_as_virtual_client(
+        &mut self,
+        group_id: &[u8],
+        epoch_id: &[u8],
+        aad: Option<Vec<u8>>,
+        leaf_app_data: JsValue,
+        dry_run: bool,
+        expect_digest: Option<Vec<u8>>,
+    ) -> Result<JsValue, JsValue> {
         let leaf_app_data = crate::paired_standard::parse_entries(leaf_app_data)?;
         Ok(self.with_group(group_id, |group, provider, signer| {
             let leaf = group
@@ -143,8 +171,31 @@ impl Client {
                 .finalize(provider)
                 .map_err(|e| CoreError::from_mls("finalizing resync commit", e))?;
             let commit = serialize("commit", bundle.commit())?;
-            *group = new_group;
-            inspect::resync_output(group_id.to_vec(), commit, info_bytes)
+            // The digest as members compute it: the old state processes the
+            // commit, then the storage goes back to the new state (or, for a
+            // dry run, stays at the old one).
+            let new_state = provider.storage().rollback_stashing(b"");
+            let old_group = MlsGroup::load(provider.storage(), new_group.group_id())
+                .map_err(|e| CoreError::new("STORAGE", format!("loading group: {e}")))?
+                .ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "no such group in storage"))?;
+            let digest = resync_digest(old_group, provider, &commit);
+            provider.storage().rollback();
+            let digest = digest?;
+            if let Some(expected) = &expect_digest {
+                if expected != &digest {
+                    return Err(CoreError::new("DEVICE_SIGNATURE", "the resync commit differs from the one the device signed; nothing was sent"));
+                }
+            }
+            if dry_run {
+                crate::group::zeroize_stash(&mut { new_state });
+                *group = MlsGroup::load(provider.storage(), new_group.group_id())
+                    .map_err(|e| CoreError::new("STORAGE", format!("loading group: {e}")))?
+                    .ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "no such group in storage"))?;
+            } else {
+                provider.storage().apply_stash(new_state);
+                *group = new_group;
+            }
+            inspect::resync_output(group_id.to_vec(), commit, info_bytes, digest)
         })?)
     }
 
