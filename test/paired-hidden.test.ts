@@ -3,8 +3,10 @@
  * followed by the passive device, and the passive device's traffic.
  */
 import { describe, expect, it } from 'vitest';
-import { PAIRED_DEVICES_COMPONENT, readMlsHeader, utf8 } from 'paired-mls';
-import { deliverCommit, expectInSync } from './helpers.js';
+import { PAIRED_DEVICES_COMPONENT, bytesEqual, readMlsHeader, utf8 } from 'paired-mls';
+// Not re-exported from ts-mls' index, but public through its "./*.js" export map.
+import { decodeRatchetTree } from 'ts-mls/ratchetTree.js';
+import { deliverCommit, expectInSync, type Member } from './helpers.js';
 import { deliverPaired, pairedWorld } from './paired-helpers.js';
 
 describe('Paired MLS hidden mode', () => {
@@ -72,5 +74,53 @@ describe('Paired MLS hidden mode', () => {
     const fromBob = await bob.group!.encrypt('y'.repeat(40));
     expect(readMlsHeader(fromPhone)!.wireFormat).toBe(readMlsHeader(fromBob)!.wireFormat);
     expect(fromPhone.length).toBe(fromBob.length);
+  });
+
+  it('with anchorCover, an ordinary member leaves nothing to tell the anchor by (docs/PROTOCOL.md §4.13)', async () => {
+    const w = await pairedWorld(['bob', 'carol']);
+    const [bob, carol] = w.others as [Member, Member];
+    const anchorLeaf = w.a.group!.ownLeafIndex;
+    const bobLeaf = bob.group!.ownLeafIndex;
+    const keyOf = (leaf: number) => carol.group!.members().find((m) => m.leafIndex === leaf)!.signatureKey;
+    const [anchorKey, bobKey] = [keyOf(anchorLeaf), keyOf(bobLeaf)];
+    // The anchor's paired update and Bob's covered self-update, as Carol receives them.
+    const update = await w.activeDevice.update(w.a.group!);
+    await deliverPaired(update, w.a, w.passiveDevice, w.others);
+    const { commit: covered } = await bob.group!.selfUpdate({ anchorCover: true });
+    await bob.group!.mergePendingCommit();
+    await deliverCommit(covered, [w.a, w.p, carol]);
+    expectInSync([w.a, w.p, bob, carol]);
+
+    // Key rotation: both leaves got a new signature key, same credential.
+    expect(bytesEqual(keyOf(anchorLeaf), anchorKey)).toBe(false);
+    expect(bytesEqual(keyOf(bobLeaf), bobKey)).toBe(false);
+    // Leaf contents: the same capabilities, extension types, source, and
+    // AppDataDictionary components of the same lengths.
+    const tree = decodeRatchetTree(carol.group!.exportRatchetTree(), 0)![0];
+    const leafAt = (i: number) => {
+      const node = tree[2 * i];
+      if (node?.nodeType !== 'leaf') throw new Error('expected a leaf');
+      return node.leaf;
+    };
+    const [anchor, ordinary] = [leafAt(anchorLeaf), leafAt(bobLeaf)];
+    expect(ordinary.capabilities).toEqual(anchor.capabilities);
+    expect(ordinary.leafNodeSource).toBe(anchor.leafNodeSource);
+    expect(ordinary.extensions.map((e) => e.extensionType)).toEqual(anchor.extensions.map((e) => e.extensionType));
+    for (const component of [1, 0x667a, PAIRED_DEVICES_COMPONENT]) {
+      const [a, o] = [carol.group!.leafAppData(anchorLeaf, component), carol.group!.leafAppData(bobLeaf, component)];
+      expect(o?.length, `component ${component}`).toBe(a?.length);
+    }
+    expect(bytesEqual(carol.group!.leafAppData(bobLeaf, 1)!, carol.group!.leafAppData(anchorLeaf, 1)!)).toBe(true);
+    // The 0x667A entry: `opaque epoch_id<V>; opaque ciphertext<V>;` with the same field lengths.
+    expect(carol.group!.leafAppData(bobLeaf, 0x667a)![0]).toBe(carol.group!.leafAppData(anchorLeaf, 0x667a)![0]);
+    // Message type, wire format and size of the two commits.
+    expect(readMlsHeader(covered)!.wireFormat).toBe(readMlsHeader(update.commit)!.wireFormat);
+    // The sizes differ only by the credentials' identity lengths ('bob' vs 'alice').
+    expect(covered.length - 'bob'.length).toBe(update.commit.length - 'alice'.length);
+    // And Bob's cover is no virtual client: it keeps working as an ordinary member.
+    const { commit: again } = await bob.group!.selfUpdate({ anchorCover: true });
+    await bob.group!.mergePendingCommit();
+    await deliverCommit(again, [w.a, w.p, carol]);
+    expectInSync([w.a, w.p, bob, carol]);
   });
 });

@@ -103,6 +103,10 @@ struct CommitSpec {
     /// the commit's UpdatePath, which they imply): Paired MLS standard
     /// mode lists the anchor's devices there.
     leaf_app_data: Vec<crate::paired_standard::AppDataEntrySpec>,
+    /// Paired MLS hidden-mode cover (crates/core/src/hidden_cover.rs): a
+    /// self-update with a fresh signature key and a leaf shaped like a
+    /// hidden-mode anchor's.
+    anchor_cover: bool,
 }
 
 #[derive(Deserialize)]
@@ -366,7 +370,25 @@ impl Client {
             .collect::<CoreResult<Vec<_>>>()?;
         // A new signer is taken out of the cache for the call (the closure
         // borrows the old one from it) and put back afterwards.
+        if spec.anchor_cover && (spec.new_signer.is_some() || spec.vc_epoch_id.is_some() || !spec.leaf_app_data.is_empty()) {
+            return Err(invalid_argument("anchorCover is an ordinary member's self-update: no newSigner, vcEpochId or leafAppData").into());
+        }
         let new_signer = match &spec.new_signer {
+            None if spec.anchor_cover => {
+                self.prepare_group(group_id, true)?;
+                let group = self.groups.get(group_id).ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "group not loaded"))?;
+                let scheme = group.ciphersuite().signature_algorithm();
+                let credential = group
+                    .own_leaf_node()
+                    .ok_or_else(|| CoreError::new("NOT_A_MEMBER", "this client is no longer a member of the group"))?
+                    .credential()
+                    .clone();
+                let pair = openmls_basic_credential::SignatureKeyPair::new(scheme).map_err(|e| CoreError::from_mls("cover signature key", e))?;
+                let public = self.keep_signer(pair)?;
+                self.signers
+                    .remove(public.as_slice())
+                    .map(|pair| (pair, CredentialWithKey { credential, signature_key: public.into() }))
+            }
             Some(new) => {
                 let current = self.prepare_group(group_id, true)?;
                 if current.as_slice() == new.public_key.as_slice() {
@@ -384,7 +406,12 @@ impl Client {
             if let Some(aad) = &spec.aad {
                 group.set_aad(aad.to_vec());
             }
-            let leaf_parameters = if spec.leaf_app_data.is_empty() {
+            let leaf_parameters = if spec.anchor_cover {
+                let leaf = group
+                    .own_leaf_node()
+                    .ok_or_else(|| CoreError::new("NOT_A_MEMBER", "this client is no longer a member of the group"))?;
+                Some(crate::hidden_cover::cover_leaf_parameters(leaf, provider)?)
+            } else if spec.leaf_app_data.is_empty() {
                 None
             } else {
                 let leaf = group

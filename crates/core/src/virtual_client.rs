@@ -36,7 +36,7 @@ pub(crate) fn vc_leaf_extensions() -> CoreResult<Extensions<LeafNode>> {
 
 /// `vc_leaf_extensions` with `entries` added to its AppDataDictionary
 /// (Paired MLS standard mode: the anchor's device list).
-fn vc_leaf_extensions_with(entries: &[crate::paired_standard::AppDataEntrySpec]) -> CoreResult<Extensions<LeafNode>> {
+pub(crate) fn vc_leaf_extensions_with(entries: &[crate::paired_standard::AppDataEntrySpec]) -> CoreResult<Extensions<LeafNode>> {
     let components = vec![VC_COMPONENT_ID]
         .tls_serialize_detached()
         .map_err(|e| CoreError::new("INTERNAL", format!("encoding AppComponents: {e}")))?;
@@ -48,7 +48,7 @@ fn vc_leaf_extensions_with(entries: &[crate::paired_standard::AppDataEntrySpec])
 }
 
 /// `capabilities` plus AppDataDictionary, keeping everything else.
-fn with_vc_capability(capabilities: &Capabilities) -> Capabilities {
+pub(crate) fn with_vc_capability(capabilities: &Capabilities) -> Capabilities {
     let mut extensions = capabilities.extensions().to_vec();
     if !extensions.contains(&ExtensionType::AppDataDictionary) {
         extensions.push(ExtensionType::AppDataDictionary);
