@@ -46,31 +46,26 @@ fn cover_derivation_info(provider: &Provider) -> CoreResult<Vec<u8>> {
 /// Leaf parameters of a covered self-update of `leaf`: the anchor's
 /// capabilities and extension shape, with cover derivation info.
 pub(crate) fn cover_leaf_parameters(leaf: &LeafNode, provider: &Provider) -> CoreResult<LeafNodeParameters> {
-    let entries = [crate::paired_standard::AppDataEntrySpec {
-        component_id: VC_COMPONENT_ID,
-        data: serde_bytes::ByteBuf::from(cover_derivation_info(provider)?),
-    }];
-    let extensions = crate::virtual_client::vc_leaf_extensions_with(&entries)?;
-    // Keep any other leaf extension the member had (the anchor's resync
-    // leaf carries only the dictionary; members of this library add none).
-    let mut all: Vec<Extension> = leaf
-        .extensions()
-        .iter()
-        .filter(|e| e.extension_type() != ExtensionType::AppDataDictionary)
-        .cloned()
-        .collect();
-    all.extend(extensions.iter().cloned());
-    let extensions = Extensions::from_vec(all).map_err(|e| CoreError::from_mls("cover leaf extensions", e))?;
+    let app_components = vec![VC_COMPONENT_ID]
+        .tls_serialize_detached()
+        .map_err(|e| CoreError::new("INTERNAL", format!("encoding AppComponents: {e}")))?;
+    let entry = |component_id: u16, data: Vec<u8>| crate::paired_standard::AppDataEntrySpec {
+        component_id,
+        data: serde_bytes::ByteBuf::from(data),
+    };
+    let entries = [
+        entry(crate::virtual_client::APP_COMPONENTS_ID, app_components),
+        entry(VC_COMPONENT_ID, cover_derivation_info(provider)?),
+    ];
     Ok(LeafNodeParameters::builder()
         .with_capabilities(crate::virtual_client::with_vc_capability(leaf.capabilities()))
-        .with_extensions(extensions)
+        .with_extensions(crate::paired_standard::leaf_extensions_with(leaf, &entries)?)
         .build())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use openmls::prelude::tls_codec::DeserializeBytes as _;
 
     #[test]
     fn cover_is_two_random_vectors_of_the_real_lengths() {

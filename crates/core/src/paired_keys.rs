@@ -124,7 +124,8 @@ mod tests {
     mod external_remove {
         use super::super::check_external_remove;
         use crate::provider::Provider;
-        use openmls::prelude::{tls_codec::Deserialize as _, tls_codec::Serialize as _, *};
+        use crate::storage::tests::{stage_commit, wire};
+        use openmls::prelude::*;
         use openmls::messages::group_info::VerifiableGroupInfo;
         use openmls_basic_credential::SignatureKeyPair;
 
@@ -132,10 +133,6 @@ mod tests {
 
         fn identity(name: &str, signer: &SignatureKeyPair) -> CredentialWithKey {
             CredentialWithKey { credential: BasicCredential::new(name.as_bytes().to_vec()).into(), signature_key: signer.to_public_vec().into() }
-        }
-
-        fn wire(message: &MlsMessageOut) -> MlsMessageIn {
-            MlsMessageIn::tls_deserialize_exact(message.tls_serialize_detached().unwrap()).unwrap()
         }
 
         fn group_info(message: &MlsMessageOut) -> VerifiableGroupInfo {
@@ -175,22 +172,11 @@ mod tests {
         }
 
         /// A member's commit (adds, or a self-update when none), merged at once.
-        fn commit(group: &mut MlsGroup, provider: &Provider, signer: &SignatureKeyPair, adds: Vec<KeyPackage>) -> (MlsMessageOut, Option<MlsMessageOut>, Option<MlsMessageOut>) {
-            let mut bundle = group
-                .commit_builder()
-                .force_self_update(adds.is_empty())
-                .propose_adds(adds)
-                .load_psks(provider.storage())
-                .unwrap()
-                .build(provider.rand(), provider.crypto(), signer, |_| true)
-                .unwrap()
-                .stage_commit(provider)
-                .unwrap();
-            if let Some(c) = bundle.take_confirmation() {
-                group.confirm_handshake_message(provider.storage(), c.epoch, c.generation).unwrap();
-            }
+        fn commit(group: &mut MlsGroup, provider: &Provider, signer: &SignatureKeyPair, adds: Vec<KeyPackage>) -> (MlsMessageOut, Option<MlsMessageOut>) {
+            let self_update = adds.is_empty();
+            let out = stage_commit(group, provider, signer, adds, self_update);
             group.merge_pending_commit(provider).unwrap();
-            bundle.into_messages()
+            out
         }
 
         #[test]
@@ -201,7 +187,7 @@ mod tests {
             let bob_signer = SignatureKeyPair::new(CS.signature_algorithm()).unwrap();
             let mut alice = MlsGroup::new(&pa, &alice_signer, &config, identity("alice", &alice_signer)).unwrap();
             let bob_kp = KeyPackage::builder().build(CS, &pb, &bob_signer, identity("bob", &bob_signer)).unwrap();
-            let (_, welcome, _) = commit(&mut alice, &pa, &alice_signer, vec![bob_kp.key_package().clone()]);
+            let (_, welcome) = commit(&mut alice, &pa, &alice_signer, vec![bob_kp.key_package().clone()]);
             let welcome = match wire(&welcome.unwrap()).extract() {
                 MlsMessageBodyIn::Welcome(w) => w,
                 _ => panic!("expected a Welcome"),
@@ -230,7 +216,7 @@ mod tests {
             alice.merge_staged_commit(&pa, honest).unwrap();
             assert_eq!(alice.epoch_authenticator().as_slice(), bob2.epoch_authenticator().as_slice());
             // And they carry on: Alice commits, Bob follows.
-            let (update, _, _) = commit(&mut alice, &pa, &alice_signer, vec![]);
+            let (update, _) = commit(&mut alice, &pa, &alice_signer, vec![]);
             let message = match wire(&update).extract() {
                 MlsMessageBodyIn::PrivateMessage(m) => m.into(),
                 MlsMessageBodyIn::PublicMessage(m) => m.into(),

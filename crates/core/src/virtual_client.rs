@@ -26,7 +26,7 @@ use crate::inspect;
 
 /// Component id of `AppComponents` in the AppDataDictionary
 /// (draft-ietf-mls-extensions §4.6).
-const APP_COMPONENTS_ID: u16 = 1;
+pub(crate) const APP_COMPONENTS_ID: u16 = 1;
 
 /// Leaf extensions of a virtual-client leaf: an AppDataDictionary whose
 /// AppComponents entry lists the virtual-clients component.
@@ -36,7 +36,7 @@ pub(crate) fn vc_leaf_extensions() -> CoreResult<Extensions<LeafNode>> {
 
 /// `vc_leaf_extensions` with `entries` added to its AppDataDictionary
 /// (Paired MLS standard mode: the anchor's device list).
-pub(crate) fn vc_leaf_extensions_with(entries: &[crate::paired_standard::AppDataEntrySpec]) -> CoreResult<Extensions<LeafNode>> {
+fn vc_leaf_extensions_with(entries: &[crate::paired_standard::AppDataEntrySpec]) -> CoreResult<Extensions<LeafNode>> {
     let components = vec![VC_COMPONENT_ID]
         .tls_serialize_detached()
         .map_err(|e| CoreError::new("INTERNAL", format!("encoding AppComponents: {e}")))?;
