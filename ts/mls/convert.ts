@@ -68,7 +68,6 @@ export function commitOptionsToCore(options: CommitOptions = {}): object {
     vcEpochId: options.vcEpochId,
     newSigner: options.newSigner ? { identity: options.newSigner.identity, publicKey: options.newSigner.signaturePublicKey } : undefined,
     leafAppData: appDataToCore(options.leafAppData),
-    anchorCover: options.anchorCover,
   });
 }
 

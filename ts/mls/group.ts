@@ -10,6 +10,7 @@ import { Resource } from './resources.js';
 import { toBytes, type BytesLike } from './bytes.js';
 import type { AppDataEntry, CommitOptions, CommitResult, CredentialInfo, GroupState, Member, ProposalInfo, ProposalRequest, Sender } from './types.js';
 import { CONTENT_TYPE, authorizedBy, verifyDeviceSignature, type PairedDeviceKey } from '../paired/device-signature.js';
+import { anchorCoverOptions } from '../paired/hidden-cover.js';
 
 export interface ApplicationMessage {
   kind: 'application';
@@ -204,7 +205,7 @@ export class Group {
    * once the Delivery Service accepted the commit) or `clearPendingCommit()`.
    */
   async commit(options: CommitOptions = {}): Promise<CommitResult> {
-    const spec = commitOptionsToCore(options);
+    const spec = commitOptionsToCore(options.anchorCover ? await anchorCoverOptions(this, options) : options);
     const out = (await this.client.mutate((core) => core.commit(this.id, spec))) as CommitResult;
     return compactResult(out);
   }

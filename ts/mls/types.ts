@@ -130,7 +130,7 @@ export interface CommitOptions {
   newSigner?: { identity: Uint8Array; signaturePublicKey: Uint8Array };
   /**
    * Set these AppDataDictionary entries in this member's leaf (implies an
-   * UpdatePath; the leaf must list AppDataDictionary in its capabilities).
+   * UpdatePath; the leaf then lists AppDataDictionary in its capabilities).
    */
   leafAppData?: AppDataEntry[];
   /**

@@ -100,13 +100,11 @@ struct CommitSpec {
     new_signer: Option<NewSignerSpec>,
     aad: Option<ByteBuf>,
     /// Set these AppDataDictionary entries in this member's leaf (through
-    /// the commit's UpdatePath, which they imply): Paired MLS standard
-    /// mode lists the anchor's devices there.
+    /// the commit's UpdatePath, which they imply; the leaf then lists
+    /// AppDataDictionary in its capabilities): Paired MLS standard mode
+    /// lists the anchor's devices there, hidden-mode cover
+    /// (ts/paired/hidden-cover.ts) writes the virtual-clients component.
     leaf_app_data: Vec<crate::paired_standard::AppDataEntrySpec>,
-    /// Paired MLS hidden-mode cover (crates/core/src/hidden_cover.rs): a
-    /// self-update with a fresh signature key and a leaf shaped like a
-    /// hidden-mode anchor's.
-    anchor_cover: bool,
 }
 
 #[derive(Deserialize)]
@@ -127,6 +125,21 @@ enum ProposalSpec {
     SelfRemove,
     /// A custom proposal (RFC 9420 §13.5) by reference.
     Custom { proposal_type: u16, payload: ByteBuf },
+}
+
+/// Load a stored group; the one call site of openmls' `MlsGroup::load`
+/// (kept out of line so the wasm carries one copy of it).
+#[inline(never)]
+pub(crate) fn load_group(provider: &Provider, group_id: &GroupId) -> CoreResult<MlsGroup> {
+    MlsGroup::load(provider.storage(), group_id)
+        .map_err(|e| CoreError::new("STORAGE", format!("loading group: {e}")))?
+        .ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "no such group in storage"))
+}
+
+/// openmls' `process_message`, out of line for the same reason.
+#[inline(never)]
+pub(crate) fn process_in(group: &mut MlsGroup, provider: &Provider, message: ProtocolMessage) -> Result<ProcessedMessage, ProcessMessageError<crate::storage::StorageError>> {
+    group.process_message(provider, message)
 }
 
 fn group_id_of(bytes: &[u8]) -> GroupId {
@@ -167,9 +180,7 @@ impl Client {
     /// the anchor leaf before it can derive the anchor's key (PROTOCOL §4.12).
     fn prepare_group(&mut self, group_id: &[u8], with_signer: bool) -> CoreResult<Vec<u8>> {
         if !self.groups.contains_key(group_id) {
-            let group = MlsGroup::load(self.provider.storage(), &group_id_of(group_id))
-                .map_err(|e| CoreError::new("STORAGE", format!("loading group: {e}")))?
-                .ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "no such group in storage"))?;
+            let group = load_group(&self.provider, &group_id_of(group_id))?;
             self.groups.insert(group_id.to_vec(), group);
         }
         let group = self.groups.get(group_id).ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "group not loaded"))?;
@@ -370,25 +381,7 @@ impl Client {
             .collect::<CoreResult<Vec<_>>>()?;
         // A new signer is taken out of the cache for the call (the closure
         // borrows the old one from it) and put back afterwards.
-        if spec.anchor_cover && (spec.new_signer.is_some() || spec.vc_epoch_id.is_some() || !spec.leaf_app_data.is_empty()) {
-            return Err(invalid_argument("anchorCover is an ordinary member's self-update: no newSigner, vcEpochId or leafAppData").into());
-        }
         let new_signer = match &spec.new_signer {
-            None if spec.anchor_cover => {
-                self.prepare_group(group_id, true)?;
-                let group = self.groups.get(group_id).ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "group not loaded"))?;
-                let scheme = group.ciphersuite().signature_algorithm();
-                let credential = group
-                    .own_leaf_node()
-                    .ok_or_else(|| CoreError::new("NOT_A_MEMBER", "this client is no longer a member of the group"))?
-                    .credential()
-                    .clone();
-                let pair = openmls_basic_credential::SignatureKeyPair::new(scheme).map_err(|e| CoreError::from_mls("cover signature key", e))?;
-                let public = self.keep_signer(pair)?;
-                self.signers
-                    .remove(public.as_slice())
-                    .map(|pair| (pair, CredentialWithKey { credential, signature_key: public.into() }))
-            }
             Some(new) => {
                 let current = self.prepare_group(group_id, true)?;
                 if current.as_slice() == new.public_key.as_slice() {
@@ -406,19 +399,16 @@ impl Client {
             if let Some(aad) = &spec.aad {
                 group.set_aad(aad.to_vec());
             }
-            let leaf_parameters = if spec.anchor_cover {
-                let leaf = group
-                    .own_leaf_node()
-                    .ok_or_else(|| CoreError::new("NOT_A_MEMBER", "this client is no longer a member of the group"))?;
-                Some(crate::hidden_cover::cover_leaf_parameters(leaf, provider)?)
-            } else if spec.leaf_app_data.is_empty() {
+            let leaf_parameters = if spec.leaf_app_data.is_empty() {
                 None
             } else {
                 let leaf = group
                     .own_leaf_node()
                     .ok_or_else(|| CoreError::new("NOT_A_MEMBER", "this client is no longer a member of the group"))?;
                 let extensions = crate::paired_standard::leaf_extensions_with(leaf, &spec.leaf_app_data)?;
-                Some(LeafNodeParameters::builder().with_extensions(extensions).build())
+                // The leaf lists AppDataDictionary since it carries one.
+                let capabilities = crate::virtual_client::with_vc_capability(leaf.capabilities());
+                Some(LeafNodeParameters::builder().with_capabilities(capabilities).with_extensions(extensions).build())
             };
             let mut builder = group
                 .commit_builder()
@@ -621,7 +611,7 @@ impl Client {
                 #[allow(unreachable_patterns)]
                 _ => 0,
             };
-            let processed = group.process_message(provider, protocol_message).map_err(|e| {
+            let processed = process_in(group, provider, protocol_message).map_err(|e| {
                 let err = CoreError::from_mls("processing message", e);
                 // openmls reports a message from an epoch whose secrets are
                 // gone like a too-old generation; name it for what it is.
@@ -765,9 +755,7 @@ impl Client {
         Ok(self.mutate(|client| {
             let mut group = match client.groups.remove(group_id) {
                 Some(g) => g,
-                None => MlsGroup::load(client.provider.storage(), &group_id_of(group_id))
-                    .map_err(|e| CoreError::new("STORAGE", format!("loading group: {e}")))?
-                    .ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "no such group in storage"))?,
+                None => load_group(&client.provider, &group_id_of(group_id))?,
             };
             group.delete(client.provider.storage()).map_err(|e| CoreError::new("STORAGE", format!("deleting group: {e}")))
         })?)

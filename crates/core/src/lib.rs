@@ -11,7 +11,6 @@ mod config;
 mod error;
 mod group;
 mod group_state;
-mod hidden_cover;
 mod inspect;
 mod native_crypto;
 mod paired_keys;

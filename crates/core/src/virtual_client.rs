@@ -26,7 +26,7 @@ use crate::inspect;
 
 /// Component id of `AppComponents` in the AppDataDictionary
 /// (draft-ietf-mls-extensions §4.6).
-pub(crate) const APP_COMPONENTS_ID: u16 = 1;
+const APP_COMPONENTS_ID: u16 = 1;
 
 /// Leaf extensions of a virtual-client leaf: an AppDataDictionary whose
 /// AppComponents entry lists the virtual-clients component.
@@ -74,8 +74,7 @@ fn verifiable_group_info(bytes: &[u8]) -> CoreResult<VerifiableGroupInfo> {
 /// The content digest of this client's own resync `commit`, computed by
 /// its state before the commit exactly as another member computes it.
 fn resync_digest(mut old_group: MlsGroup, provider: &crate::provider::Provider, commit: &[u8]) -> CoreResult<Vec<u8>> {
-    let processed = old_group
-        .process_message(provider, protocol_message(commit)?)
+    let processed = crate::group::process_in(&mut old_group, provider, protocol_message(commit)?)
         .map_err(|e| CoreError::from_mls("processing own resync commit", e))?;
     match processed.into_content() {
         ProcessedMessageContent::StagedCommitMessage(staged) => crate::paired_standard::commit_digest(provider.crypto(), &staged),
@@ -175,9 +174,7 @@ impl Client {
             // commit, then the storage goes back to the new state (or, for a
             // dry run, stays at the old one).
             let new_state = provider.storage().rollback_stashing(b"");
-            let old_group = MlsGroup::load(provider.storage(), new_group.group_id())
-                .map_err(|e| CoreError::new("STORAGE", format!("loading group: {e}")))?
-                .ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "no such group in storage"))?;
+            let old_group = crate::group::load_group(provider, new_group.group_id())?;
             let digest = resync_digest(old_group, provider, &commit);
             provider.storage().rollback();
             let digest = digest?;
@@ -188,9 +185,7 @@ impl Client {
             }
             if dry_run {
                 crate::group::zeroize_stash(&mut { new_state });
-                *group = MlsGroup::load(provider.storage(), new_group.group_id())
-                    .map_err(|e| CoreError::new("STORAGE", format!("loading group: {e}")))?
-                    .ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "no such group in storage"))?;
+                *group = crate::group::load_group(provider, new_group.group_id())?;
             } else {
                 provider.storage().apply_stash(new_state);
                 *group = new_group;
