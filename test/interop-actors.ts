@@ -18,6 +18,7 @@ import {
   getCiphersuiteFromName,
   getCiphersuiteImpl,
   joinGroup,
+  joinGroupExternal,
   makePskIndex,
   mlsExporter,
   processPrivateMessage,
@@ -25,10 +26,14 @@ import {
   type CiphersuiteImpl,
   type CryptoProvider,
   type ClientState,
+  type GroupInfo,
+  type LeafNode,
   type KeyPackage,
   type PrivateKeyPackage,
   type Proposal,
 } from 'ts-mls';
+// Not re-exported from ts-mls' index, but public through its "./*.js" export map.
+import { defaultClientConfig } from 'ts-mls/clientConfig.js';
 import { expand as hkdfExpand, extract as hkdfExtract } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 
@@ -317,4 +322,49 @@ export async function expectAgree(members: Actor[], withExporter = true): Promis
 
 export async function everyoneTalks(members: Actor[], tag: string): Promise<void> {
   for (const m of members) await say(m, members, `${tag}: hello from ${m.name} (${m.impl})`);
+}
+
+/**
+ * Let ts-mls 1.6.4 read an RFC-encoded external_pub: joinGroupExternal looks
+ * the extension up with `extensions.find(...)` and uses its data as the raw
+ * key; signature verification re-encodes the extensions by iterating them.
+ * So `find` hands back the unwrapped key while iteration still sees the
+ * signed bytes.
+ */
+function withRawExternalPub(gi: GroupInfo): GroupInfo {
+  class Exts extends Array<GroupInfo['extensions'][number]> {
+    override find(pred: (e: GroupInfo['extensions'][number], i: number, a: GroupInfo['extensions'][number][]) => unknown): GroupInfo['extensions'][number] | undefined {
+      const hit = Array.prototype.find.call(this, pred as never) as GroupInfo['extensions'][number] | undefined;
+      if (hit && hit.extensionType === 'external_pub') {
+        const data = hit.extensionData;
+        expect(data[0]).toBe(data.length - 1); // varint length prefix (< 64)
+        return { ...hit, extensionData: data.subarray(1) };
+      }
+      return hit;
+    }
+  }
+  const exts = new Exts();
+  for (const e of gi.extensions) exts.push(e);
+  return { ...gi, extensions: exts as never };
+}
+
+/** External joins made by ts-mls (see interop-ts-mls.test.ts on the external_pub adapter). */
+export class TsExternalJoiner {
+  /**
+   * Join by external commit. `removing`, when given, picks a leaf the commit
+   * also removes: ts-mls' resync removes the leaf its key-package comparator
+   * matches, so an attacker's comparator can name any member's leaf, which
+   * openmls' builder never does (it removes only a leaf with the joiner's key).
+   */
+  static async join(actor: TsActor, groupInfo: Uint8Array, adapt: boolean, removing?: (leaf: LeafNode) => boolean): Promise<Uint8Array> {
+    const m = decodeMlsMessage(groupInfo, 0)![0];
+    if (m.wireformat !== 'mls_group_info') throw new Error('expected a GroupInfo');
+    const gi = adapt ? withRawExternalPub(m.groupInfo) : m.groupInfo;
+    const config = removing
+      ? { ...defaultClientConfig, keyPackageEqualityConfig: { ...defaultClientConfig.keyPackageEqualityConfig, compareKeyPackageToLeafNode: (_: KeyPackage, leaf: LeafNode) => removing(leaf) } }
+      : defaultClientConfig;
+    const r = await joinGroupExternal(gi, actor.publicPackage, actor.privatePackage, removing !== undefined, actor.cs, undefined, config);
+    actor.state = r.newState;
+    return encodeMlsMessage({ publicMessage: r.publicMessage, wireformat: 'mls_public_message', version: 'mls10' });
+  }
 }

@@ -15,15 +15,13 @@
  * PublicMessages, as RFC 9420 requires.
  */
 import { describe, expect, it } from 'vitest';
-import { type Actor, PairedActor, TsActor, commitAll, say, expectAgree, everyoneTalks, enc, knownTsMlsFailures } from './interop-actors.js';
+import { type Actor, PairedActor, TsActor, TsExternalJoiner, commitAll, say, expectAgree, everyoneTalks, enc, knownTsMlsFailures } from './interop-actors.js';
 import {
   createCommit,
   createGroup,
   createGroupInfoWithExternalPubAndRatchetTree,
   decodeMlsMessage,
   encodeMlsMessage,
-  joinGroupExternal,
-  type GroupInfo,
 } from 'ts-mls';
 // Not re-exported from ts-mls' index, but public through its "./*.js" export map.
 import { createGroupInfo } from 'ts-mls/createCommit.js';
@@ -151,41 +149,6 @@ describe('paired-mls ⇄ ts-mls 1.6.4, ciphersuite 1: mixed groups', () => {
 function rfcExternalPub(rawKey: Uint8Array): Uint8Array {
   expect(rawKey.length).toBe(32);
   return Uint8Array.of(rawKey.length, ...rawKey);
-}
-
-/**
- * Let ts-mls 1.6.4 read an RFC-encoded external_pub: joinGroupExternal looks
- * the extension up with `extensions.find(...)` and uses its data as the raw
- * key; signature verification re-encodes the extensions by iterating them.
- * So `find` hands back the unwrapped key while iteration still sees the
- * signed bytes.
- */
-function withRawExternalPub(gi: GroupInfo): GroupInfo {
-  class Exts extends Array<GroupInfo['extensions'][number]> {
-    override find(pred: (e: GroupInfo['extensions'][number], i: number, a: GroupInfo['extensions'][number][]) => unknown): GroupInfo['extensions'][number] | undefined {
-      const hit = Array.prototype.find.call(this, pred as never) as GroupInfo['extensions'][number] | undefined;
-      if (hit && hit.extensionType === 'external_pub') {
-        const data = hit.extensionData;
-        expect(data[0]).toBe(data.length - 1); // varint length prefix (< 64)
-        return { ...hit, extensionData: data.subarray(1) };
-      }
-      return hit;
-    }
-  }
-  const exts = new Exts();
-  for (const e of gi.extensions) exts.push(e);
-  return { ...gi, extensions: exts as never };
-}
-
-class TsExternalJoiner {
-  static async join(actor: TsActor, groupInfo: Uint8Array, adapt: boolean): Promise<Uint8Array> {
-    const m = decodeMlsMessage(groupInfo, 0)![0];
-    if (m.wireformat !== 'mls_group_info') throw new Error('expected a GroupInfo');
-    const gi = adapt ? withRawExternalPub(m.groupInfo) : m.groupInfo;
-    const r = await joinGroupExternal(gi, actor.publicPackage, actor.privatePackage, false, actor.cs);
-    actor.state = r.newState;
-    return encodeMlsMessage({ publicMessage: r.publicMessage, wireformat: 'mls_public_message', version: 'mls10' });
-  }
 }
 
 /** A GroupInfo signed by a ts-mls member, external_pub encoded per RFC 9420; no ratchet_tree extension. */

@@ -6,7 +6,7 @@
  * then still follows the group.
  */
 import { describe, expect, it } from 'vitest';
-import { MemoryStorageAdapter, MlsClient, PairedDevice, PairingError, encodePairingMessage, sha256, toHex, type PairedCommit, type StorageAdapter } from 'paired-mls';
+import { MemoryStorageAdapter, MlsClient, PairedDevice, PairingError, encodePairingMessage, pairingProofTbs, provenContent, sha256, toHex, type Notify, type PairedCommit, type StorageAdapter } from 'paired-mls';
 import { deliverCommit, expectInSync } from './helpers.js';
 import { pairedWorld, type PairedWorld } from './paired-helpers.js';
 
@@ -71,7 +71,7 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS (%s mode): Notify att
     const { commit: fakeStep } = await pairingCopy.commit({ selfUpdate: true });
     await pairingCopy.mergePendingCommit();
     const forged = await pairingCopy.encrypt(
-      encodePairingMessage({ type: 'notify', counter: w.passiveDevice.counter, kind: 'update', groupId: w.a.group!.id, epoch: 99n, commitRef: new Uint8Array(32), groupInfo: new Uint8Array(0) }),
+      encodePairingMessage({ type: 'notify', counter: w.passiveDevice.counter, kind: 'update', groupId: w.a.group!.id, epoch: 99n, commitRef: new Uint8Array(32), groupInfo: new Uint8Array(0), proof: new Uint8Array(32) }),
     );
     await expectRejected(w, () => w.passiveDevice.applyNotify({ pairing: [fakeStep, forged], commit: u.commit }), 'forged');
     await followsAfterwards(w, u);
@@ -96,17 +96,23 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS (%s mode): Notify att
     const u = await update(w);
     const pairing = w.a.client.group(w.passiveDevice.pairingGroup.id);
     // A (buggy or compromised) active device's Notify naming another group.
-    const unknown = await pairing.encrypt(
-      encodePairingMessage({ type: 'notify', counter: w.passiveDevice.counter, kind: 'update', groupId: new Uint8Array(16).fill(7), epoch: BigInt(w.a.group!.epoch), commitRef: await sha256(u.commit), groupInfo: new Uint8Array(0) }),
-    );
+    // It holds the vault, so its Notify carries a valid proof.
+    const proven = async (n: Notify) => {
+      const tbs = pairingProofTbs(pairing.id, BigInt(pairing.epoch), pairing.ownLeafIndex, provenContent(n));
+      return pairing.encrypt(encodePairingMessage({ ...n, proof: await w.activeDevice.vault!.derive('proof', tbs, 32) }));
+    };
+    const unknown = await proven({ type: 'notify', counter: w.passiveDevice.counter, kind: 'update', groupId: new Uint8Array(16).fill(7), epoch: BigInt(w.a.group!.epoch), commitRef: await sha256(u.commit), groupInfo: new Uint8Array(0), proof: new Uint8Array(0) });
     await expectRejected(w, () => w.passiveDevice.applyNotify({ pairing: [u.pairing[0]!, unknown], commit: u.commit }), 'unknown-group');
     // The real Notify with another commit (bob's, of the same epoch).
     await expectRejected(w, () => w.passiveDevice.applyNotify({ pairing: u.pairing, commit: bobsCommit }), 'commit-mismatch');
     // A Notify whose epoch disagrees with the commit it names.
-    const wrongEpoch = await pairing.encrypt(
-      encodePairingMessage({ type: 'notify', counter: w.passiveDevice.counter, kind: 'update', groupId: w.a.group!.id, epoch: 1000n, commitRef: await sha256(u.commit), groupInfo: new Uint8Array(0) }),
-    );
+    const wrongEpoch = await proven({ type: 'notify', counter: w.passiveDevice.counter, kind: 'update', groupId: w.a.group!.id, epoch: 1000n, commitRef: await sha256(u.commit), groupInfo: new Uint8Array(0), proof: new Uint8Array(0) });
     await expectRejected(w, () => w.passiveDevice.applyNotify({ pairing: [u.pairing[0]!, wrongEpoch], commit: u.commit }), 'commit-mismatch');
+    // The right Notify from the active leaf, but without the vault's proof.
+    const unproven = await pairing.encrypt(
+      encodePairingMessage({ type: 'notify', counter: w.passiveDevice.counter, kind: 'update', groupId: w.a.group!.id, epoch: BigInt(w.a.group!.epoch), commitRef: await sha256(u.commit), groupInfo: new Uint8Array(0), proof: new Uint8Array(32) }),
+    );
+    await expectRejected(w, () => w.passiveDevice.applyNotify({ pairing: [u.pairing[0]!, unproven], commit: u.commit }), 'no-proof');
     await followsAfterwards(w, u);
   });
 

@@ -9,30 +9,19 @@
  * heals.
  */
 import { describe, expect, it } from 'vitest';
-import { MemoryStorageAdapter, MlsClient, PairedDevice, WebCryptoSeedVault, generateSeed, utf8, type StorageAdapter } from 'paired-mls';
-import { deliverCommit, expectInSync, newMember } from './helpers.js';
+import { MemoryStorageAdapter, MlsClient, PairedDevice, WebCryptoSeedVault, generateSeed, utf8, type MlsError, type PairingError, type StorageAdapter } from 'paired-mls';
+import { deliverCommit, expectInSync, mlsError, newMember } from './helpers.js';
 import { device, pairedWorld } from './paired-helpers.js';
 
 const snapshot = (storage: StorageAdapter) => MemoryStorageAdapter.copyOf(storage);
 
-/** Try everything the attacker can with `copy` and the recorded traffic; return what it could read. */
-async function attackerReads(copy: MemoryStorageAdapter, groupId: Uint8Array, traffic: { commit: Uint8Array; pairing?: Uint8Array[]; message: Uint8Array }, vault?: WebCryptoSeedVault) {
+/** Plain MLS: the copy processes the recorded commit and then the message; what it reads. */
+async function attackerReads(copy: MemoryStorageAdapter, groupId: Uint8Array, traffic: { commit: Uint8Array; message: Uint8Array }) {
   const client = await MlsClient.open({ storage: copy });
-  if (traffic.pairing) {
-    // Follow as the paired device would (with whatever vault it has).
-    try {
-      await PairedDevice.open(client, vault).applyNotify({ pairing: traffic.pairing, commit: traffic.commit });
-    } catch {
-      // Then process the higher-level commit directly.
-      const r = await client.group(groupId).process(traffic.commit).catch(() => undefined);
-      if (r?.kind === 'commit') await r.staged.merge();
-    }
-  } else {
-    const r = await client.group(groupId).process(traffic.commit);
-    if (r.kind === 'commit') await r.staged.merge();
-  }
-  const read = await client.group(groupId).process(traffic.message).catch(() => undefined);
-  return read?.kind === 'application' ? utf8(read.data) : undefined;
+  const r = await client.group(groupId).process(traffic.commit);
+  if (r.kind === 'commit') await r.staged.merge();
+  const read = await client.group(groupId).process(traffic.message);
+  return read.kind === 'application' ? utf8(read.data) : undefined;
 }
 
 describe.each(['hidden', 'standard'] as const)('Paired MLS (%s mode): PCS for the passive device', (mode) => {
@@ -65,14 +54,29 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS (%s mode): PCS for th
     const real = await w.p.group!.process(secret);
     expect(real.kind === 'application' && utf8(real.data)).toBe('epoch e+1 secret');
 
-    // The attacker, with the copy, a vault of its own and all traffic: nothing.
+    // The attacker, with the copy, a vault of its own and all traffic. It
+    // fails exactly where the vault matters: the derivation step injects
+    // PSK(counter), which only the real vault derives, so its key schedule
+    // gives another epoch and the step's confirmation tag does not verify.
     const guessVault = await WebCryptoSeedVault.import(generateSeed());
-    const traffic = { commit: update.commit, pairing: update.pairing, message: secret };
-    expect(await attackerReads(await snapshot(stolen), groupId, traffic, guessVault)).toBeUndefined();
-    expect(await attackerReads(await snapshot(stolen), groupId, { commit: update.commit, message: secret }).catch(() => undefined)).toBeUndefined();
+    const attacker = await MlsClient.open({ storage: await snapshot(stolen) });
+    const err = await mlsError(() => PairedDevice.open(attacker, guessVault).applyNotify(update));
+    expect({ code: err.code, reason: (err as PairingError).reason }).toEqual({ code: 'NOTIFY_REJECTED', reason: 'forged' });
+    expect((err.cause as MlsError).code).toBe('INVALID_COMMIT');
+    expect((err.cause as MlsError).message).toMatch(/confirmation tag is invalid/);
+    // Without the step's emulation epoch the anchor's UpdatePath cannot be derived …
+    expect((await mlsError(() => attacker.group(groupId).process(update.commit))).code).toBe('VIRTUAL_CLIENT');
+    // … so the copy stays in epoch e and cannot decrypt the first message after the update.
+    expect(attacker.group(groupId).epoch).toBe(epochE);
+    expect((await mlsError(() => attacker.group(groupId).process(secret))).code).toBe('WRONG_EPOCH');
 
-    // Control: the same copy *with* the real vault follows — the vault is what heals.
-    expect(await attackerReads(await snapshot(stolen), groupId, traffic, w.passiveDevice.vault as WebCryptoSeedVault)).toBe('epoch e+1 secret');
+    // Control, beside it: the same copy *with* the real vault follows the
+    // update and reads that message — the vault is what heals.
+    const control = await MlsClient.open({ storage: await snapshot(stolen) });
+    const followed = await PairedDevice.open(control, w.passiveDevice.vault).applyNotify(update);
+    expect(followed.epoch).toBe(epochE + 1);
+    const read = await control.group(groupId).process(secret);
+    expect(read.kind === 'application' && utf8(read.data)).toBe('epoch e+1 secret');
   });
 
   it('baseline: in plain MLS a copy of a member that never updates keeps reading', async () => {

@@ -21,7 +21,7 @@ export { runPassiveClientCase, type PassiveClientCase, type CaseOutcome } from '
 export { inspectMessage, type MessageInfo, type WireFormat as MessageWireFormat } from './mls/message.js';
 export { PairedDevice, type PairingRole, type PairedCommit, type PairedUpdateApplied, type PairingEvent, type CeasePairResult } from './paired/paired-device.js';
 export { WebCryptoSeedVault, generateSeed, type SeedVault } from './paired/seed-vault.js';
-export { PairingError, type NotifyRejection } from './paired/pairing-error.js';
+export { PairingError, type NotifyRejection, type PairingRejection } from './paired/pairing-error.js';
 export {
   PAIRED_DEVICES_COMPONENT,
   DEVICE_SIGNATURE_COMPONENT,
@@ -44,6 +44,9 @@ export {
   encodePairingMessage,
   decodePairingMessage,
   pairingPskId,
+  pairingProofTbs,
+  provenContent,
+  type ProvenMessage,
   type PairingMessage,
   type ShareRand,
   type Accept,

@@ -2,8 +2,9 @@
 // alice has a laptop (active) and a phone that cannot send updates
 // (passive). They pair, the phone is compromised (an attacker copies its
 // storage), the laptop updates on the phone's behalf, and the phone heals:
-// the attacker's copy can no longer read, the phone can. Then the phone
-// ends the pairing and the laptop is locked out.
+// the attacker's copy can no longer read, the phone can. The copy's attempt
+// to cease the pairing first (to stop the healing) is refused: it lacks the
+// vault's proof. Then the phone ends the pairing and the laptop is locked out.
 import { MemoryStorageAdapter, MlsClient, PairedDevice, WebCryptoSeedVault, generateSeed, toHex, utf8 } from 'paired-mls';
 
 async function person(name) {
@@ -65,6 +66,18 @@ export async function run(log) {
   await tryRead(phone.group, beforeHeal);
   await tryRead(carol.group, beforeHeal);
 
+  // The attacker tries to stop the healing: it runs ceasePair() on its copy
+  // (with a vault of its own: it never had the phone's) and sends the
+  // CeasePair and the removal step to the laptop.
+  const forger = PairedDevice.open(await MlsClient.open({ storage: await MemoryStorageAdapter.copyOf(stolen) }), await WebCryptoSeedVault.import(generateSeed()));
+  const forged = await forger.ceasePair('rekey');
+  const verdicts = [];
+  for (const message of forged.pairing) {
+    verdicts.push(await active.receive(message).then((e) => `accepted (${e.type}) (!)`, (err) => `${err.code}: ${err.reason}`));
+  }
+  log(`   the attacker's copy sends a forged CeasePair and its removal step: the laptop refuses them (${verdicts.join('; ')});`);
+  log(`   the pairing is still on (laptop ceased: ${active.ceased}, role ${active.role})`);
+
   // The laptop updates on the phone's behalf and sends Notify.
   const update = await active.update(laptop.group);
   await laptop.group.mergePendingCommit();
@@ -84,6 +97,8 @@ export async function run(log) {
   }
   log(`6. healed: the attacker's copy ${attackerFollow} and ${await tryRead(attacker.group(laptop.group.id), afterHeal)};`);
   log(`   the phone ${await tryRead(phone.group, afterHeal)}; the laptop ${await tryRead(laptop.group, afterHeal)}`);
+  const anchorKey = (g) => toHex(g.members().find((m) => m.leafIndex === laptop.group.ownLeafIndex).signatureKey);
+  log(`   the anchor's signature key was rotated to one both devices derive from the vault; the copy holds it: ${attacker.identities().some((i) => toHex(i.signaturePublicKey) === anchorKey(bob.group))}`);
   await tryRead(carol.group, afterHeal);
 
   // A forged or replayed Notify is refused and changes nothing.

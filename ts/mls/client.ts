@@ -424,18 +424,34 @@ export class MlsClient extends Resource<CoreClient> {
 
   /** Store an identity whose key pair another device exported; `keyPair` is wiped. */
   async importIdentity(identity: Uint8Array, keyPair: Uint8Array, ciphersuite: Ciphersuite): Promise<Identity> {
-    if (identity.length === 0 || identity.length > 0xffff) throw invalidArgument('identity must be 1..65535 bytes');
-    const record = enc.encode(JSON.stringify({ identity: toHex(identity), ciphersuite }));
     try {
-      const publicKey = await this.mutate(
-        (core) => core.importSignatureKeyPair(keyPair),
-        (key) => ({ puts: [[metaKey(IDENTITY_PREFIX + toHex(key)), record]], deletes: [] }),
-      );
-      const result = { identity: identity.slice(), signaturePublicKey: publicKey, ciphersuite };
-      this.#identities.set(toHex(publicKey), result);
-      return result;
+      return await this.#keepIdentity(identity, ciphersuite, (core) => core.importSignatureKeyPair(keyPair));
     } finally {
       keyPair.fill(0);
+    }
+  }
+
+  /** Store the key pair `keep` puts in the core under basic credential `identity`. */
+  async #keepIdentity(identity: Uint8Array, ciphersuite: Ciphersuite, keep: (core: CoreClient) => Uint8Array): Promise<Identity> {
+    if (identity.length === 0 || identity.length > 0xffff) throw invalidArgument('identity must be 1..65535 bytes');
+    const record = enc.encode(JSON.stringify({ identity: toHex(identity), ciphersuite }));
+    const publicKey = await this.mutate(keep, (key) => ({ puts: [[metaKey(IDENTITY_PREFIX + toHex(key)), record]], deletes: [] }));
+    const result = { identity: identity.slice(), signaturePublicKey: publicKey, ciphersuite };
+    this.#identities.set(toHex(publicKey), result);
+    return result;
+  }
+
+  /**
+   * Paired MLS: store the anchor's signature key for a derivation step,
+   * derived in the core from `vaultOutput` (wiped here) and pairing group
+   * `pairingGroupId`'s exporter at its current epoch (docs/PROTOCOL.md §4.5).
+   * Both paired devices get the same key without sending it.
+   */
+  async deriveAnchorIdentity(identity: Uint8Array, pairingGroupId: Uint8Array, vaultOutput: Uint8Array, context: Uint8Array, ciphersuite: Ciphersuite): Promise<Identity> {
+    try {
+      return await this.#keepIdentity(identity, ciphersuite, (core) => core.deriveAnchorSignatureKey(pairingGroupId, vaultOutput, context, ciphersuite));
+    } finally {
+      vaultOutput.fill(0);
     }
   }
 

@@ -10,6 +10,7 @@ import { Resource } from './resources.js';
 import { toBytes, type BytesLike } from './bytes.js';
 import type { AppDataEntry, CommitOptions, CommitResult, CredentialInfo, GroupState, Member, ProposalInfo, ProposalRequest, ReInitOptions, ReInitState, Sender } from './types.js';
 import { CONTENT_TYPE, authorizedBy, verifyDeviceSignature, type PairedDeviceKey } from '../paired/device-signature.js';
+import { anchorCoverOptions } from '../paired/hidden-cover.js';
 
 export interface ApplicationMessage {
   kind: 'application';
@@ -208,7 +209,7 @@ export class Group {
    * once the Delivery Service accepted the commit) or `clearPendingCommit()`.
    */
   async commit(options: CommitOptions = {}): Promise<CommitResult> {
-    const spec = commitOptionsToCore(options);
+    const spec = commitOptionsToCore(options.anchorCover ? await anchorCoverOptions(this, options) : options);
     const out = (await this.client.mutate((core) => core.commit(this.id, spec))) as CommitResult;
     return compactResult(out);
   }
@@ -314,16 +315,22 @@ export class Group {
   /**
    * Virtual clients: move this member's leaf onto a virtual-client leaf of
    * emulation epoch `epochId` with a resync external commit. Returns the
-   * commit (pending until `mergePendingCommit()`) and the GroupInfo of the
-   * epoch before it, which a sibling needs to replay the commit.
+   * commit (pending until `mergePendingCommit()`), the GroupInfo of the
+   * epoch before it, which a sibling needs to replay the commit, and the
+   * commit's content digest (docs/PROTOCOL.md §4.12). `dryRun` builds the
+   * commit only to learn the digest and changes nothing; `expectDigest`
+   * refuses (`DEVICE_SIGNATURE`, nothing changed) a commit whose digest
+   * differs — the two builds of a device-signed resync.
    */
-  async resyncAsVirtualClient(epochId: Uint8Array, options: { aad?: Uint8Array; leafAppData?: AppDataEntry[] } = {}): Promise<{ commit: Uint8Array; groupInfo: Uint8Array }> {
+  async resyncAsVirtualClient(
+    epochId: Uint8Array,
+    options: { aad?: Uint8Array; leafAppData?: AppDataEntry[]; dryRun?: boolean; expectDigest?: Uint8Array } = {},
+  ): Promise<{ commit: Uint8Array; groupInfo: Uint8Array; contentDigest: Uint8Array }> {
     const leafAppData = appDataToCore(options.leafAppData);
-    const out = (await this.client.mutate((core) => core.resyncAsVirtualClient(this.id, epochId, options.aad, leafAppData))) as {
-      commit: Uint8Array;
-      groupInfo: Uint8Array;
-    };
-    return { commit: out.commit, groupInfo: out.groupInfo };
+    const out = (await this.client.mutate((core) =>
+      core.resyncAsVirtualClient(this.id, epochId, options.aad, leafAppData, options.dryRun ?? false, options.expectDigest),
+    )) as { commit: Uint8Array; groupInfo: Uint8Array; contentDigest: Uint8Array };
+    return { commit: out.commit, groupInfo: out.groupInfo, contentDigest: out.contentDigest };
   }
 
   /**

@@ -130,9 +130,19 @@ export interface CommitOptions {
   newSigner?: { identity: Uint8Array; signaturePublicKey: Uint8Array };
   /**
    * Set these AppDataDictionary entries in this member's leaf (implies an
-   * UpdatePath; the leaf must list AppDataDictionary in its capabilities).
+   * UpdatePath; the leaf then lists AppDataDictionary in its capabilities).
    */
   leafAppData?: AppDataEntry[];
+  /**
+   * Paired MLS hidden-mode cover (docs/PROTOCOL.md §4.13): make this
+   * self-update look like a hidden-mode anchor's paired update — a fresh
+   * signature key (same credential) and a leaf with the anchor's
+   * capabilities and virtual-clients component, filled with random
+   * material of the real lengths. Members that all commit with it make a
+   * hidden anchor's leaf and key rotation indistinguishable from theirs.
+   * Not with `newSigner`, `vcEpochId` or `leafAppData`.
+   */
+  anchorCover?: boolean;
 }
 
 /** One entry of a leaf's AppDataDictionary (draft-ietf-mls-extensions). */

@@ -15,7 +15,7 @@
  */
 import type { Identity, MlsClient } from '../mls/client.js';
 import type { Group } from '../mls/group.js';
-import type { CommitOptions, CommitResult, ProposalRequest } from '../mls/types.js';
+import type { AppDataEntry, CommitOptions, CommitResult, ProposalRequest } from '../mls/types.js';
 import { bytesEqual } from '../mls/bytes.js';
 import { MlsError } from '../mls/errors.js';
 import { CodecError, Reader, Writer } from '../codec/tls.js';
@@ -196,6 +196,28 @@ export async function signedAnchorCommit(group: Group, device: Identity, spec: C
     throw deviceSignatureError('the commit content differs between its two builds (fresh randomness in it?); nothing was sent');
   }
   return result;
+}
+
+/**
+ * The resync external commit that moves a standard-mode anchor leaf (one
+ * that lists devices) onto emulation epoch `epochId`, signed by `device`
+ * (re-enrolment, docs/PROTOCOL.md §4.14). Same two-build method: a dry run
+ * gives the digest (members compute it with the removed anchor leaf as
+ * sender leaf), the second build carries the signed AAD and is refused by
+ * the core if its digest differs.
+ */
+export async function signedAnchorResync(
+  group: Group,
+  device: Identity,
+  epochId: Uint8Array,
+  leafAppData: AppDataEntry[],
+): Promise<{ commit: Uint8Array; groupInfo: Uint8Array }> {
+  const epoch = BigInt(group.epoch);
+  const senderLeaf = group.ownLeafIndex;
+  const { contentDigest } = await group.resyncAsVirtualClient(epochId, { leafAppData, dryRun: true });
+  const aad = deviceSignedAad(group.client, device, { groupId: group.id, epoch, senderLeaf, contentType: CONTENT_TYPE.commit, contentDigest });
+  const { commit, groupInfo } = await group.resyncAsVirtualClient(epochId, { leafAppData, aad, expectDigest: contentDigest });
+  return { commit, groupInfo };
 }
 
 /** A standalone proposal for the anchor, signed by `device` (same two-build method). */

@@ -21,16 +21,20 @@ import { readMlsHeader } from '../codec/mls-header.js';
 import {
   decodePairingMessage,
   encodePairingMessage,
+  pairingCommitContent,
   pairingPskId,
+  provenContent,
   type CeaseRoute,
   type Notify,
   type NotifyKind,
   type PairingMessage,
+  type ProvenMessage,
 } from './pairing-messages.js';
-import { PairingError, notifyRejected, rejectionFor, type NotifyRejection } from './pairing-error.js';
-import { loadPairingState, savePairingState, type PairingState } from './pairing-state.js';
+import { PairingError, notifyRejected, pairingRejected, rejectionFor, type PairingRejection } from './pairing-error.js';
+import { addedDigest, proofsEqual, vaultProof } from './pairing-proof.js';
+import { forgetPairing, loadPairingState, retireCeasedPairing, savePairingState, type PairingState } from './pairing-state.js';
 import { WebCryptoSeedVault, generateSeed, type SeedVault } from './seed-vault.js';
-import { PAIRED_DEVICES_COMPONENT, encodePairedDevices, signedAnchorCommit, signedAnchorProposal, type PairedDeviceKey } from './device-signature.js';
+import { PAIRED_DEVICES_COMPONENT, encodePairedDevices, listedDevices, signedAnchorCommit, signedAnchorProposal, signedAnchorResync, type PairedDeviceKey } from './device-signature.js';
 import type { PairingMode } from './pairing-messages.js';
 
 export type PairingRole = 'active' | 'passive';
@@ -74,6 +78,7 @@ export interface CeasePairResult {
 }
 
 const PSK_LENGTH = 32;
+const ANCHOR_KEY_SEED_LENGTH = 32;
 const ENVIRONMENT_FAILURES = new Set(['STORAGE', 'STORAGE_FORMAT', 'RELEASED', 'WASM_NOT_LOADED', 'WASM_POISONED', 'INTERNAL']);
 const PAIRING_CAPABILITIES = { virtualClient: true } as const;
 
@@ -107,7 +112,7 @@ export class PairedDevice {
     anchor: Identity,
     options: { vault?: SeedVault; deviceIdentity?: Identity; mode?: PairingMode } = {},
   ): Promise<PairedDevice> {
-    if (loadPairingState(client)) throw new PairingError('PAIRING_STATE', 'this client already has a pairing');
+    await retireCeasedPairing(client);
     let vault = options.vault;
     let seedToShare: Uint8Array | undefined;
     if (!vault) {
@@ -146,7 +151,7 @@ export class PairedDevice {
    * Pass `vault` when the seed was preinstalled.
    */
   static async join(client: MlsClient, initPairing: Uint8Array, options: { vault?: SeedVault } = {}): Promise<PairedDevice> {
-    if (loadPairingState(client)) throw new PairingError('PAIRING_STATE', 'this client already has a pairing');
+    await retireCeasedPairing(client);
     return client.atomically(async () => {
       const pairing = await client.joinFromWelcome(initPairing, { wireFormat: 'ciphertext', capabilities: PAIRING_CAPABILITIES });
       const state: PairingState = {
@@ -170,6 +175,20 @@ export class PairedDevice {
     const state = loadPairingState(client);
     if (!state) throw new PairingError('PAIRING_STATE', 'this client has no pairing');
     return new PairedDevice(client, vault, state);
+  }
+
+  /**
+   * A passive device that fell behind for good (it lost a derivation step
+   * and its Notify, so it can follow nothing after them): forget the
+   * pairing and the groups it followed on the anchor leaf, keeping its
+   * identities and its vault. It then re-enrols: a new pairing KeyPackage
+   * to the active device, which answers with `reenroll`.
+   */
+  static async reset(client: MlsClient): Promise<void> {
+    const state = loadPairingState(client);
+    if (!state) throw new PairingError('PAIRING_STATE', 'this client has no pairing');
+    if (state.activeLeaf === state.ownLeaf && !state.ceased) throw new PairingError('PAIRING_STATE', 'the active device does not reset its pairing');
+    await forgetPairing(client, [state.pairingGroupId, ...state.groups.map(fromHex)]);
   }
 
   get role(): PairingRole {
@@ -248,10 +267,20 @@ export class PairedDevice {
     const anchor = this.#requireAnchor();
     const out = await this.#atomically(async () => {
       const pairing = this.pairingGroup;
-      const { welcome, commit: pairingCommit } = await pairing.commit({ add: [keyPackage] });
+      // Devices already paired accept this commit (it injects no PSK) only
+      // with a vault proof for exactly this device, in its authenticated data.
+      const joinerKey = this.client.inspectKeyPackage(keyPackage).signatureKey;
+      const added = await addedDigest([joinerKey]);
+      const aad = await this.#proofOf(pairingCommitContent(this.#state.counter, added), BigInt(pairing.epoch), this.#state.ownLeaf);
+      const { welcome, commit: pairingCommit } = await pairing.commit({ add: [keyPackage], aad });
       await pairing.mergePendingCommit();
       if (!welcome) throw new MlsError('INTERNAL', 'adding the partner produced no Welcome');
-      const keyPair = this.client.exportSignatureKeyPair(anchor);
+      const joinerLeaf = pairing.members().find((m) => bytesEqual(m.signatureKey, joinerKey))?.leafIndex;
+      if (joinerLeaf === undefined) throw new MlsError('INTERNAL', 'the added partner is not in the pairing group');
+      this.#state = { ...this.#state, awaitingAccept: [...(this.#state.awaitingAccept ?? []), joinerLeaf] };
+      await savePairingState(this.client, this.#state);
+      // Standard mode: each device signs with its own key; the anchor's never leaves this device.
+      const keyPair = this.#state.mode === 'standard' ? new Uint8Array(0) : this.client.exportSignatureKeyPair(anchor);
       const seed = this.#seedToShare ?? new Uint8Array(0);
       const body = encodePairingMessage({
         type: 'shareRand',
@@ -286,20 +315,23 @@ export class PairedDevice {
           ? { type: 'pairingGroupChanged', epoch: this.pairingGroup.epoch }
           : { type: 'derivationStep', counter: result.counter };
       }
-      return this.#onPairingMessage(result.message, result.senderLeaf);
+      return this.#onPairingMessage(result.message, result.senderLeaf, result.epoch);
     });
   }
 
-  async #onPairingMessage(message: PairingMessage, senderLeaf: number): Promise<PairingEvent> {
+  async #onPairingMessage(message: PairingMessage, senderLeaf: number, epoch: bigint): Promise<PairingEvent> {
     switch (message.type) {
       case 'shareRand': {
-        if (this.#state.established) throw new PairingError('PAIRING_REJECTED', 'ShareRand for an established pairing');
+        if (this.#state.established) throw pairingRejected('unexpected', 'ShareRand for an established pairing');
         if (message.seed.length > 0) {
           this.#vault = await WebCryptoSeedVault.import(message.seed); // wipes the plaintext seed
         } else if (!this.#vault) {
           throw new PairingError('PAIRING_REJECTED', 'ShareRand carries no seed and no vault was preinstalled');
         }
-        const anchor = await this.client.importIdentity(message.anchorIdentity, message.anchorKeyPair, message.ciphersuite);
+        const anchor: Identity =
+          message.anchorKeyPair.length === 0
+            ? { identity: message.anchorIdentity, signaturePublicKey: new Uint8Array(0), ciphersuite: message.ciphersuite }
+            : await this.client.importIdentity(message.anchorIdentity, message.anchorKeyPair, message.ciphersuite);
         this.#state = { ...this.#state, mode: message.mode, anchor, counter: message.counter, activeLeaf: senderLeaf, established: true };
         await savePairingState(this.client, this.#state);
         const accept = await this.pairingGroup.encrypt(
@@ -309,29 +341,65 @@ export class PairedDevice {
       }
       case 'accept': {
         if (this.role !== 'active') throw new PairingError('PAIRING_REJECTED', 'Accept received by a passive device');
+        const awaiting = this.#state.awaitingAccept ?? [];
+        if (!awaiting.includes(senderLeaf)) throw pairingRejected('unexpected', 'Accept from a device that was not invited, or twice');
         if (!bytesEqual(message.seedConfirmation, await this.#seedConfirmation())) {
           throw new PairingError('PAIRING_REJECTED', 'the partner holds another seed');
         }
         this.#seedToShare?.fill(0);
         this.#seedToShare = undefined;
-        this.#state = { ...this.#state, established: true };
+        this.#state = { ...this.#state, established: true, awaitingAccept: awaiting.filter((l) => l !== senderLeaf) };
         await savePairingState(this.client, this.#state);
         return { type: 'paired' };
       }
       case 'roleChange': {
-        if (senderLeaf !== this.#state.activeLeaf) throw new PairingError('PAIRING_REJECTED', 'RoleChange from a device that is not active');
-        this.#state = { ...this.#state, activeLeaf: message.newActiveLeaf };
+        this.#requireEstablishedPairing();
+        if (senderLeaf !== this.#state.activeLeaf) throw pairingRejected('wrong-sender', 'RoleChange from a device that is not active');
+        await this.#verifyProof(message, epoch, senderLeaf);
+        const target = message.newActiveLeaf;
+        if (target === senderLeaf || !this.pairingGroup.members().some((m) => m.leafIndex === target)) {
+          throw pairingRejected('no-such-leaf', `RoleChange names leaf ${target}, which is not another device of the pairing`);
+        }
+        this.#state = { ...this.#state, activeLeaf: target };
         await savePairingState(this.client, this.#state);
         return { type: 'roleChanged', role: this.role };
       }
       case 'ceasePair': {
-        this.#state = { ...this.#state, ceased: true };
+        this.#requireEstablishedPairing();
+        await this.#verifyProof(message, epoch, senderLeaf);
+        this.#state = { ...this.#state, ceased: true, ...(message.route === 'rekey' ? { ceaseFrom: senderLeaf } : {}) };
         await savePairingState(this.client, this.#state);
         return { type: 'pairingCeased', route: message.route };
       }
       case 'notify':
         throw notifyRejected('out-of-order', 'a Notify must be applied with its commits (applyNotify)');
     }
+  }
+
+  /**
+   * The vault proof over `content` as sent by `senderLeaf` in pairing epoch
+   * `epoch` (PairingProofTBS, docs/PROTOCOL.md §4.2).
+   */
+  #proofOf(content: Uint8Array, epoch: bigint, senderLeaf: number): Promise<Uint8Array> {
+    return vaultProof(this.#requireVault(), this.#state.pairingGroupId, epoch, senderLeaf, content);
+  }
+
+  /** Encrypt `message` in the pairing group with its vault proof. */
+  async #sendProven(message: ProvenMessage): Promise<Uint8Array> {
+    const pairing = this.pairingGroup;
+    const proof = await this.#proofOf(provenContent(message), BigInt(pairing.epoch), this.#state.ownLeaf);
+    return pairing.encrypt(encodePairingMessage({ ...message, proof }));
+  }
+
+  /**
+   * Refuse `message` unless its proof is the vault's for it, its sender and
+   * epoch (`no-proof`) and it was made for this device's derivation counter
+   * (`stale`). Only a holder of the seed vault can produce the proof.
+   */
+  async #verifyProof(message: ProvenMessage, epoch: bigint, senderLeaf: number): Promise<void> {
+    const expected = await this.#proofOf(provenContent(message), epoch, senderLeaf);
+    if (!proofsEqual(expected, message.proof)) throw pairingRejected('no-proof', `${message.type} without a valid vault proof`);
+    if (message.counter !== this.#state.counter) throw pairingRejected('stale', `${message.type} for counter ${message.counter}, expected ${this.#state.counter}`);
   }
 
   /** PRF("accept", pairing group id): both devices hold the same seed. */
@@ -353,16 +421,56 @@ export class PairedDevice {
     this.#requireEstablished();
     if (this.#state.groups.includes(toHex(group.id))) throw new PairingError('PAIRING_STATE', 'the group is already enrolled');
     return this.#atomically(async () => {
-      const step = await this.#derivationStep();
-      // Standard mode: the new anchor leaf lists the devices. The leaf it
-      // replaces lists none yet, so this first commit needs no device signature.
-      const leafAppData = this.mode === 'standard' ? [this.#deviceListEntry()] : undefined;
-      const { commit, groupInfo } = await group.resyncAsVirtualClient(step.epochId, { leafAppData });
-      if (group.state().pendingCommit) await group.mergePendingCommit();
-      const notify = await this.#notify({ kind: 'enroll', counter: step.counter, group, commit, groupInfo, epoch: BigInt(group.epoch) });
+      const out = await this.#enrollStep(group);
       this.#state = { ...this.#state, groups: [...this.#state.groups, toHex(group.id)] };
       await savePairingState(this.client, this.#state);
-      return { groupId: group.id, commit, pairing: [step.commit, notify] };
+      return out;
+    });
+  }
+
+  /** A derivation step, the resync of `group`'s anchor leaf onto its emulation epoch, and the enroll Notify. */
+  async #enrollStep(group: Group): Promise<PairedCommit> {
+    const step = await this.#derivationStep();
+    // Standard mode: the new anchor leaf lists the devices. At the first
+    // enrolment the leaf it replaces lists none, so the commit needs no
+    // device signature; a re-enrolment replaces a leaf that lists devices,
+    // so one of them (this device) signs it.
+    const leafAppData = this.mode === 'standard' ? [this.#deviceListEntry()] : undefined;
+    const { commit, groupInfo } =
+      leafAppData && listedDevices(group, group.ownLeafIndex)
+        ? await signedAnchorResync(group, this.deviceIdentity, step.epochId, leafAppData)
+        : await group.resyncAsVirtualClient(step.epochId, { leafAppData });
+    if (group.state().pendingCommit) await group.mergePendingCommit();
+    const notify = await this.#notify({ kind: 'enroll', counter: step.counter, group, commit, groupInfo, epoch: BigInt(group.epoch) });
+    return { groupId: group.id, commit, pairing: [step.commit, notify] };
+  }
+
+  /**
+   * Active device: take back a passive device that fell behind (it ran
+   * `PairedDevice.reset` and sent a new pairing KeyPackage). In order:
+   * a derivation step that removes its stale leaf (so nothing more is
+   * derived for that leaf's state, which a thief may hold), the invite of
+   * the new KeyPackage (InitPairing and ShareRand; the device keeps its
+   * vault, so no seed travels), and for every enrolled group an enrolment
+   * resync the device replays (`applyNotify`). In standard mode each
+   * resync replaces a leaf that lists devices, so this device signs it
+   * (`signedAnchorResync`, docs/PROTOCOL.md §4.12, §4.14).
+   */
+  async reenroll(staleLeaf: number, keyPackage: Uint8Array): Promise<{ pairing: Uint8Array[]; initPairing: Uint8Array; shareRand: Uint8Array; groups: PairedCommit[] }> {
+    this.#requireRole('active');
+    this.#requireEstablished();
+    if (staleLeaf === this.#state.ownLeaf || !this.pairingGroup.members().some((m) => m.leafIndex === staleLeaf)) {
+      throw new PairingError('PAIRING_STATE', 'no such partner device in the pairing group');
+    }
+    return this.#atomically(async () => {
+      const removal = await this.#derivationStep({ remove: [staleLeaf] });
+      const { initPairing, shareRand, pairingCommit } = await this.invite(keyPackage);
+      // The device kept its vault: it needs no Accept round (it could not
+      // arrive anyway; the enrolment steps below move the pairing epoch on).
+      this.#state = { ...this.#state, awaitingAccept: (this.#state.awaitingAccept ?? []).slice(0, -1) };
+      const groups: PairedCommit[] = [];
+      for (const hex of this.#state.groups) groups.push(await this.#enrollStep(this.client.group(fromHex(hex))));
+      return { pairing: [removal.commit, pairingCommit], initPairing, shareRand, groups };
     });
   }
 
@@ -382,7 +490,8 @@ export class PairedDevice {
     return this.#atomically(async () => {
       const step = await this.#derivationStep();
       const epoch = BigInt(group.epoch) + 1n;
-      const spec: CommitOptions = { selfUpdate: true, ...commitOptions, vcEpochId: step.epochId };
+      const newSigner = await this.#anchorKey(step.counter);
+      const spec: CommitOptions = { selfUpdate: true, ...commitOptions, vcEpochId: step.epochId, newSigner };
       const { commit } =
         this.mode === 'standard'
           ? await signedAnchorCommit(group, this.deviceIdentity, { ...spec, leafAppData: [this.#deviceListEntry(listedDevices)] })
@@ -409,7 +518,22 @@ export class PairedDevice {
   }
 
   /**
-   * Derivation step (docs/PROTOCOL.md §5.5): commit in the pairing group
+   * The anchor's signature key from derivation step `counter`, called in
+   * the pairing epoch that step created: both devices derive it from the
+   * vault (`vault.derive("anchor key", pairing_group_id ‖ uint64(counter),
+   * 32)`) and that epoch's exporter (docs/PROTOCOL.md §4.5), so it is
+   * rotated on every paired commit and never sent.
+   */
+  async #anchorKey(counter: bigint): Promise<Identity> {
+    const anchor = this.#requireAnchor();
+    const context = new Uint8Array([...this.#state.pairingGroupId, ...u64(counter)]);
+    const vaultOutput = await this.#requireVault().derive('anchor key', context, ANCHOR_KEY_SEED_LENGTH);
+    // Wipes vaultOutput; the core mixes in the pairing epoch's exporter.
+    return this.client.deriveAnchorIdentity(anchor.identity, this.#state.pairingGroupId, vaultOutput, context, anchor.ciphersuite);
+  }
+
+  /**
+   * Derivation step (docs/PROTOCOL.md §4.5): commit in the pairing group
    * with PSK(counter) from the vault and a fresh path, then register the
    * new pairing epoch as the emulation epoch.
    */
@@ -447,8 +571,9 @@ export class PairedDevice {
       epoch: n.epoch,
       commitRef: await sha256(n.commit),
       groupInfo: n.groupInfo,
+      proof: new Uint8Array(0),
     };
-    return this.pairingGroup.encrypt(encodePairingMessage(body));
+    return this.#sendProven(body);
   }
 
   // -------------------------------------------------------------------------
@@ -478,6 +603,8 @@ export class PairedDevice {
         const notify = parsed.message;
         if (parsed.senderLeaf !== this.#state.activeLeaf) throw notifyRejected('forged', 'the Notify is not from the active device');
         if (notify.counter !== expected) throw notifyRejected('counter', `Notify for counter ${notify.counter}, expected ${expected}`);
+        const proof = await this.#proofOf(provenContent(notify), parsed.epoch, parsed.senderLeaf);
+        if (!proofsEqual(proof, notify.proof)) throw notifyRejected('no-proof', 'the Notify carries no valid vault proof');
         if (!bytesEqual(notify.commitRef, await sha256(update.commit))) throw notifyRejected('commit-mismatch', 'the commit is not the one the Notify names');
         const epoch = notify.kind === 'enroll' ? await this.#followEnroll(notify, update.commit, epochId) : await this.#followUpdate(notify, update.commit);
         return { type: 'pairedUpdateApplied', kind: notify.kind, groupId: notify.groupId, epoch, counter: notify.counter } as const;
@@ -491,7 +618,7 @@ export class PairedDevice {
   }
 
   /** A pairing message from a past epoch is a replay; from a future one, out of order. */
-  #epochRejection(messages: Uint8Array[]): NotifyRejection | undefined {
+  #epochRejection(messages: Uint8Array[]): PairingRejection | undefined {
     const current = BigInt(this.pairingGroup.epoch);
     const first = messages[0] && readMlsHeader(messages[0])?.epoch;
     if (first === undefined) return undefined;
@@ -522,7 +649,14 @@ export class PairedDevice {
       staged.discard();
       throw notifyRejected('commit-mismatch', 'the commit is not the anchor commit the Notify names');
     }
+    // The commit must put the anchor key of this step on the leaf: derive it
+    // (from the vault) and check after merging (inside the caller's atomic block).
+    const anchorKey = await this.#anchorKey(notify.counter);
     await staged.merge();
+    const leaf = group.members().find((m) => m.leafIndex === group.ownLeafIndex);
+    if (!leaf || !bytesEqual(leaf.signatureKey, anchorKey.signaturePublicKey)) {
+      throw notifyRejected('commit-mismatch', 'the commit does not rotate the anchor key to the one of its derivation step');
+    }
     return group.epoch;
   }
 
@@ -531,10 +665,14 @@ export class PairedDevice {
    * offered first: a commit that injects it is a derivation step and
    * advances the counter; one that needs another counter fails (PSK not
    * found), which is what makes skipped or replayed steps unprocessable.
+   * A commit is accepted only from the active leaf (or from the partner
+   * whose proven CeasePair removes this device) and only with a vault
+   * proof: PSK(counter) itself, or for an add a proof in its authenticated
+   * data. Proposals are refused: nobody else changes the pairing group.
    */
   async #processPairing(
     message: Uint8Array,
-  ): Promise<{ kind: 'commit'; counter: bigint | undefined } | { kind: 'message'; message: PairingMessage; senderLeaf: number }> {
+  ): Promise<{ kind: 'commit'; counter: bigint | undefined } | { kind: 'message'; message: PairingMessage; senderLeaf: number; epoch: bigint }> {
     const pairing = this.pairingGroup;
     const counter = this.#state.counter;
     // Only a commit can need the PSK (content_type is in the clear header).
@@ -546,6 +684,12 @@ export class PairedDevice {
         const { staged } = result;
         const injects = pskId !== undefined && staged.psks.some((p) => p.pskType === 'external' && bytesEqual(p.pskId, pskId));
         const removed = staged.selfRemoved;
+        try {
+          await this.#authorizeCommit(staged, result.aad, { injects, removed, counter });
+        } catch (err) {
+          staged.discard();
+          throw err;
+        }
         await staged.merge();
         if (removed) {
           this.#state = { ...this.#state, ceased: true };
@@ -554,8 +698,8 @@ export class PairedDevice {
         await savePairingState(this.client, this.#state);
         return { kind: 'commit', counter: injects ? counter : undefined };
       }
-      if (result.kind !== 'application') throw new PairingError('PAIRING_REJECTED', `unexpected ${result.kind} in the pairing group`);
-      if (result.sender.type !== 'member') throw new PairingError('PAIRING_REJECTED', 'pairing message from a non-member');
+      if (result.kind !== 'application') throw pairingRejected('unexpected', `unexpected ${result.kind} in the pairing group`);
+      if (result.sender.type !== 'member') throw pairingRejected('wrong-sender', 'pairing message from a non-member');
       let parsed: PairingMessage;
       try {
         parsed = decodePairingMessage(result.data);
@@ -565,10 +709,32 @@ export class PairedDevice {
       } finally {
         result.data.fill(0);
       }
-      return { kind: 'message', message: parsed, senderLeaf: result.sender.leafIndex };
+      return { kind: 'message', message: parsed, senderLeaf: result.sender.leafIndex, epoch: BigInt(result.epoch) };
     } finally {
       if (pskId) await this.client.psks.delete(pskId);
     }
+  }
+
+  /** The sender and vault-proof rules for a pairing-group commit (see `#processPairing`). */
+  async #authorizeCommit(
+    staged: { committer: { type: string; leafIndex?: number }; epoch: number; adds: { signatureKey: Uint8Array }[]; proposals: readonly unknown[] },
+    aad: Uint8Array,
+    c: { injects: boolean; removed: boolean; counter: bigint },
+  ): Promise<void> {
+    const sender = staged.committer.type === 'member' ? staged.committer.leafIndex : undefined;
+    if (sender === undefined) throw pairingRejected('wrong-sender', 'a pairing-group commit from a non-member');
+    // The partner's cease step: announced by a proven CeasePair; a removed
+    // device cannot check the step's PSK (it cannot compute the new epoch).
+    if (sender === this.#state.ceaseFrom && c.removed) return;
+    if (sender !== this.#state.activeLeaf) throw pairingRejected('wrong-sender', `a pairing-group commit from leaf ${sender}, not the active device`);
+    if (c.injects) return;
+    const adds = staged.adds;
+    if (adds.length === 0 || adds.length !== staged.proposals.length) {
+      throw pairingRejected('no-proof', 'a pairing-group commit that is neither a derivation step nor a proven add');
+    }
+    const content = pairingCommitContent(c.counter, await addedDigest(adds.map((a) => a.signatureKey)));
+    const expected = await this.#proofOf(content, BigInt(staged.epoch), sender);
+    if (!proofsEqual(expected, aad)) throw pairingRejected('no-proof', 'an add to the pairing group without a valid vault proof');
   }
 
   // -------------------------------------------------------------------------
@@ -587,8 +753,20 @@ export class PairedDevice {
     if (target === undefined || target === this.#state.ownLeaf || !members.includes(target)) {
       throw new PairingError('PAIRING_STATE', 'no such partner device in the pairing group');
     }
+    // Standard mode: the partner never received the anchor key; it holds one
+    // only where a paired commit rotated the leaf to a derived key (§4.12).
+    if (this.mode === 'standard') {
+      const anchorKey = this.#requireAnchor().signaturePublicKey;
+      for (const hex of this.#state.groups) {
+        const group = this.client.group(fromHex(hex));
+        const leaf = group.members().find((m) => m.leafIndex === group.ownLeafIndex);
+        if (leaf && bytesEqual(leaf.signatureKey, anchorKey)) {
+          throw new PairingError('PAIRING_STATE', 'the partner holds no anchor key for an enrolled group yet: make a paired update there first');
+        }
+      }
+    }
     return this.#atomically(async () => {
-      const message = await this.pairingGroup.encrypt(encodePairingMessage({ type: 'roleChange', newActiveLeaf: target }));
+      const message = await this.#sendProven({ type: 'roleChange', newActiveLeaf: target, counter: this.#state.counter, proof: new Uint8Array(0) });
       this.#state = { ...this.#state, activeLeaf: target };
       await savePairingState(this.client, this.#state);
       return message;
@@ -613,7 +791,7 @@ export class PairedDevice {
     if (this.#state.ceased) throw new PairingError('PAIRING_STATE', 'the pairing has already ended');
     return this.#atomically(async () => {
       const pairing = this.pairingGroup;
-      const cease = await pairing.encrypt(encodePairingMessage({ type: 'ceasePair', route }));
+      const cease = await this.#sendProven({ type: 'ceasePair', route, counter: this.#state.counter, proof: new Uint8Array(0) });
       const identity = await this.client.createIdentity(anchor.identity, anchor.ciphersuite);
       const groups: CeasePairResult['groups'] = [];
       if (route === 'rekey') {
@@ -679,6 +857,12 @@ export class PairedDevice {
 
   #requireEstablished(): void {
     if (!this.#state.established) throw new PairingError('PAIRING_STATE', 'the pairing is not established yet');
+  }
+
+  /** For pairing messages that only an established, not ended pairing accepts. */
+  #requireEstablishedPairing(): void {
+    if (!this.#state.established) throw pairingRejected('unexpected', 'the pairing is not established yet');
+    if (this.#state.ceased) throw pairingRejected('unexpected', 'the pairing has ended');
   }
 
   #requireEnrolled(groupId: Uint8Array): void {

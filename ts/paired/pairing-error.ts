@@ -14,25 +14,44 @@ import { MlsError, type MlsErrorCode } from '../mls/errors.js';
  * - `commit-mismatch`: the higher-level commit is not the one the Notify
  *   names, not from the anchor, or creates another epoch.
  * - `malformed`: undecodable.
+ * - `no-proof`: the vault proof is missing or wrong (a sender without the
+ *   seed vault, e.g. a stolen copy of a device's state).
  */
-export type NotifyRejection = 'forged' | 'replay' | 'counter' | 'out-of-order' | 'unknown-group' | 'commit-mismatch' | 'malformed';
+export type NotifyRejection = 'forged' | 'replay' | 'counter' | 'out-of-order' | 'unknown-group' | 'commit-mismatch' | 'malformed' | 'no-proof';
+
+/**
+ * Why another pairing message (RoleChange, CeasePair, Accept, a
+ * pairing-group commit or proposal) was refused (`PAIRING_REJECTED`):
+ * - `wrong-sender`: not from the leaf allowed to send it (the active
+ *   device, or the device that announced a CeasePair).
+ * - `no-proof`: its vault proof is missing or wrong.
+ * - `stale`: made for another derivation counter (an old or reordered step).
+ * - `no-such-leaf`: a RoleChange naming a leaf that is not a device of the pairing.
+ * - `unexpected`: a message the pairing's state does not allow now
+ *   (ShareRand or Accept after pairing, a proposal, a second CeasePair).
+ */
+export type PairingRejection = NotifyRejection | 'wrong-sender' | 'stale' | 'no-such-leaf' | 'unexpected';
 
 export class PairingError extends MlsError {
-  readonly reason: NotifyRejection | undefined;
+  readonly reason: PairingRejection | undefined;
 
-  constructor(code: Extract<MlsErrorCode, 'PAIRING_STATE' | 'PAIRING_REJECTED' | 'NOTIFY_REJECTED'>, message: string, reason?: NotifyRejection, options?: { cause?: unknown }) {
+  constructor(code: Extract<MlsErrorCode, 'PAIRING_STATE' | 'PAIRING_REJECTED' | 'NOTIFY_REJECTED'>, message: string, reason?: PairingRejection, options?: { cause?: unknown }) {
     super(code, reason ? `${message} (${reason})` : message, options);
     this.name = 'PairingError';
     this.reason = reason;
   }
 }
 
-export function notifyRejected(reason: NotifyRejection, message: string, cause?: unknown): PairingError {
+export function notifyRejected(reason: PairingRejection, message: string, cause?: unknown): PairingError {
   return new PairingError('NOTIFY_REJECTED', `Notify rejected: ${message}`, reason, cause === undefined ? undefined : { cause });
 }
 
+export function pairingRejected(reason: PairingRejection, message: string): PairingError {
+  return new PairingError('PAIRING_REJECTED', message, reason);
+}
+
 /** Classify an MLS failure while processing pairing traffic. */
-export function rejectionFor(err: unknown): NotifyRejection {
+export function rejectionFor(err: unknown): PairingRejection {
   if (err instanceof PairingError && err.reason) return err.reason;
   const code = err instanceof MlsError ? err.code : undefined;
   switch (code) {

@@ -1,11 +1,11 @@
 /**
- * The pairing messages of Paired MLS (docs/PROTOCOL.md §5.3), carried as
+ * The pairing messages of Paired MLS (docs/PROTOCOL.md §4.2), carried as
  * MLS application messages of the pairing group, so they are encrypted,
  * signed by the sending device and replay-protected by MLS itself:
  *
  *   enum { share_rand(1), accept(2), notify(3), role_change(4), cease_pair(5), (255) } PairingMessageType;
  *   struct {
- *     uint16 version = 1;
+ *     uint16 version = 2;
  *     PairingMessageType msg_type;
  *     select (msg_type) { case share_rand: ShareRand; case accept: Accept; … };
  *   } PairingMessage;
@@ -15,7 +15,8 @@
  */
 import { CodecError, Reader, Writer } from '../codec/tls.js';
 
-export const PAIRING_MESSAGE_VERSION = 1;
+/** 2: Notify, RoleChange and CeasePair carry a vault proof (docs/PROTOCOL.md §4.2). */
+export const PAIRING_MESSAGE_VERSION = 2;
 
 /** hidden: the devices look like one member; standard: the anchor leaf lists them and they sign (docs/PROTOCOL.md §4.12). */
 export type PairingMode = 'hidden' | 'standard';
@@ -28,7 +29,7 @@ export interface ShareRand {
   seed: Uint8Array;
   anchorIdentity: Uint8Array;
   ciphersuite: number;
-  /** Hidden mode: the anchor's signature key pair (exported form). */
+  /** Hidden mode: the anchor's signature key pair at pairing time (exported form); empty in standard mode. */
   anchorKeyPair: Uint8Array;
   /** Next derivation counter. */
   counter: bigint;
@@ -42,7 +43,7 @@ export interface Accept {
 
 export type NotifyKind = 'enroll' | 'update';
 
-/** struct { uint64 counter; NotifyKind kind; opaque group_id<V>; uint64 epoch; opaque commit_ref<V>; opaque group_info<V>; } */
+/** struct { uint64 counter; NotifyKind kind; opaque group_id<V>; uint64 epoch; opaque commit_ref<V>; opaque group_info<V>; opaque proof<V>; } */
 export interface Notify {
   type: 'notify';
   /** Derivation counter of the pairing-group commit the update is derived from. */
@@ -55,20 +56,28 @@ export interface Notify {
   commitRef: Uint8Array;
   /** enroll: GroupInfo (with ratchet tree) of the epoch before the commit; empty otherwise. */
   groupInfo: Uint8Array;
+  /** Vault proof (`pairingProofTbs`); empty while it is being computed. */
+  proof: Uint8Array;
 }
 
-/** struct { uint32 new_active_leaf; } — pairing-group leaf index of the device taking the active role. */
+/** struct { uint32 new_active_leaf; uint64 counter; opaque proof<V>; } — pairing-group leaf index of the device taking the active role. */
 export interface RoleChange {
   type: 'roleChange';
   newActiveLeaf: number;
+  /** The sender's next derivation counter: a RoleChange from another step is stale. */
+  counter: bigint;
+  proof: Uint8Array;
 }
 
 export type CeaseRoute = 'rekey' | 'rejoin';
 
-/** struct { CeaseRoute route; } */
+/** struct { CeaseRoute route; uint64 counter; opaque proof<V>; } */
 export interface CeasePair {
   type: 'ceasePair';
   route: CeaseRoute;
+  /** rekey: the counter of the derivation step that removes the partner; rejoin: the next counter. */
+  counter: bigint;
+  proof: Uint8Array;
 }
 
 export type PairingMessage = ShareRand | Accept | Notify | RoleChange | CeasePair;
@@ -95,13 +104,13 @@ export function encodePairingMessage(message: PairingMessage): Uint8Array {
       break;
     case 'notify':
       w.u64(message.counter).u8(KIND_CODES[message.kind]).vector(message.groupId).u64(message.epoch);
-      w.vector(message.commitRef).vector(message.groupInfo);
+      w.vector(message.commitRef).vector(message.groupInfo).vector(message.proof);
       break;
     case 'roleChange':
-      w.u32(message.newActiveLeaf);
+      w.u32(message.newActiveLeaf).u64(message.counter).vector(message.proof);
       break;
     case 'ceasePair':
-      w.u8(ROUTE_CODES[message.route]);
+      w.u8(ROUTE_CODES[message.route]).u64(message.counter).vector(message.proof);
       break;
   }
   return w.finish();
@@ -138,13 +147,14 @@ export function decodePairingMessage(bytes: Uint8Array): PairingMessage {
         epoch: r.u64(),
         commitRef: r.vector(),
         groupInfo: r.vector(),
+        proof: r.vector(),
       };
       break;
     case 'roleChange':
-      message = { type, newActiveLeaf: r.u32() };
+      message = { type, newActiveLeaf: r.u32(), counter: r.u64(), proof: r.vector() };
       break;
     case 'ceasePair':
-      message = { type, route: decodeEnum(ROUTE_CODES, r.u8(), 'cease route') };
+      message = { type, route: decodeEnum(ROUTE_CODES, r.u8(), 'cease route'), counter: r.u64(), proof: r.vector() };
       break;
   }
   r.end();
@@ -154,4 +164,37 @@ export function decodePairingMessage(bytes: Uint8Array): PairingMessage {
 /** struct { opaque label<V> = "paired-mls psk"; opaque pairing_group_id<V>; uint64 counter; } PairingPskId */
 export function pairingPskId(pairingGroupId: Uint8Array, counter: bigint): Uint8Array {
   return new Writer().vector(new TextEncoder().encode('paired-mls psk')).vector(pairingGroupId).u64(counter).finish();
+}
+
+/** Pairing messages that change the pairing's state and so carry a vault proof. */
+export type ProvenMessage = Notify | RoleChange | CeasePair;
+
+/**
+ * What a vault proof covers (docs/PROTOCOL.md §4.2):
+ *
+ *   struct { opaque pairing_group_id<V>; uint64 pairing_epoch; uint32 sender_leaf;
+ *            opaque content<V>; } PairingProofTBS;
+ *   proof = vault.derive("proof", PairingProofTBS, 32)
+ *
+ * `content` is the PairingMessage encoded with an empty proof, or for a
+ * pairing-group commit that is not a derivation step `PairingCommitContent`.
+ */
+export function pairingProofTbs(pairingGroupId: Uint8Array, pairingEpoch: bigint, senderLeaf: number, content: Uint8Array): Uint8Array {
+  return new Writer().vector(pairingGroupId).u64(pairingEpoch).u32(senderLeaf).vector(content).finish();
+}
+
+/** The content a proof covers for `message`: its encoding with an empty proof. */
+export function provenContent(message: ProvenMessage): Uint8Array {
+  return encodePairingMessage({ ...message, proof: new Uint8Array(0) });
+}
+
+/**
+ * struct { opaque label<V> = "paired-mls commit"; uint64 counter; opaque added<V>; } PairingCommitContent
+ * — for a pairing-group commit without a PSK (adding a device); `added` is
+ * SHA-256 over the added leaves' signature keys (each opaque<V>), so the
+ * proof (carried in the commit's authenticated data) cannot vouch for
+ * another device.
+ */
+export function pairingCommitContent(counter: bigint, addedDigest: Uint8Array): Uint8Array {
+  return new Writer().vector(new TextEncoder().encode('paired-mls commit')).u64(counter).vector(addedDigest).finish();
 }

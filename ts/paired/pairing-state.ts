@@ -4,10 +4,11 @@
  * roles, the derivation counter, the anchor and the enrolled groups.
  * Nothing here is secret; the seed stays in the vault.
  */
-import { fromHex, toHex } from '../mls/bytes.js';
+import { bytesEqual, fromHex, toHex } from '../mls/bytes.js';
 import type { Identity } from '../mls/client.js';
 import type { MlsClient } from '../mls/client.js';
 import { MlsError } from '../mls/errors.js';
+import { PairingError } from './pairing-error.js';
 import type { PairingMode } from './pairing-messages.js';
 
 export const PAIRING_RECORD = 'paired-mls/pairing';
@@ -19,7 +20,7 @@ export interface PairingState {
   ownLeaf: number;
   /** Pairing-group leaf of the device holding the active role. */
   activeLeaf: number;
-  /** Next derivation counter (docs/PROTOCOL.md §5.5). */
+  /** Next derivation counter (docs/PROTOCOL.md §4.5). */
   counter: bigint;
   /** The shared anchor (hidden mode); unset on a joiner until ShareRand. */
   anchor: Identity | undefined;
@@ -29,6 +30,13 @@ export interface PairingState {
   established: boolean;
   /** CeasePair sent or received: no partner any more. */
   ceased: boolean;
+  /**
+   * Pairing-group leaf of a partner whose proven CeasePair (route rekey)
+   * was accepted: the removal step that follows may come from it.
+   */
+  ceaseFrom?: number;
+  /** Pairing-group leaves invited by this (active) device that have not sent Accept yet. */
+  awaitingAccept?: number[];
 }
 
 interface Stored {
@@ -42,6 +50,8 @@ interface Stored {
   groups: string[];
   established: boolean;
   ceased: boolean;
+  ceaseFrom?: number;
+  awaitingAccept?: number[];
 }
 
 export function loadPairingState(client: MlsClient): PairingState | undefined {
@@ -60,6 +70,8 @@ export function loadPairingState(client: MlsClient): PairingState | undefined {
       groups: [...s.groups],
       established: s.established,
       ceased: s.ceased,
+      ...(s.ceaseFrom === undefined ? {} : { ceaseFrom: s.ceaseFrom }),
+      ...(s.awaitingAccept === undefined ? {} : { awaitingAccept: [...s.awaitingAccept] }),
     };
   } catch (err) {
     throw new MlsError('STORAGE', `stored pairing state could not be read: ${(err as Error).message}`, { cause: err });
@@ -82,6 +94,29 @@ export function savePairingState(client: MlsClient, state: PairingState): Promis
     groups: state.groups,
     established: state.established,
     ceased: state.ceased,
+    ...(state.ceaseFrom === undefined ? {} : { ceaseFrom: state.ceaseFrom }),
+    ...(state.awaitingAccept === undefined ? {} : { awaitingAccept: state.awaitingAccept }),
   };
   return client.putRecord(PAIRING_RECORD, new TextEncoder().encode(JSON.stringify(stored)));
+}
+
+/**
+ * Before a new pairing: refuse while one is running; clear an ended one
+ * (its state record, and its pairing group if this device still has it),
+ * so devices can pair again after a CeasePair.
+ */
+export async function retireCeasedPairing(client: MlsClient): Promise<void> {
+  const previous = loadPairingState(client);
+  if (!previous) return;
+  if (!previous.ceased) throw new PairingError('PAIRING_STATE', 'this client already has a pairing');
+  await forgetPairing(client, [previous.pairingGroupId]);
+}
+
+/** Delete the pairing record and those of `groupIds` this client still holds, in one batch. */
+export async function forgetPairing(client: MlsClient, groupIds: Uint8Array[]): Promise<void> {
+  await client.atomically(async () => {
+    const held = client.groupIds();
+    for (const id of groupIds) if (held.some((h) => bytesEqual(h, id))) await client.deleteGroup(id);
+    await client.putRecord(PAIRING_RECORD, undefined);
+  });
 }

@@ -5,7 +5,7 @@
  * hardware-backed vaults (secure enclave, TPM, HSM) implement the same
  * interface.
  *
- * Healing relies on the vault (docs/PROTOCOL.md §5.6): an attacker who
+ * Healing relies on the vault (docs/PROTOCOL.md §4.6): an attacker who
  * copies a device's ordinary state but cannot use its vault cannot follow
  * a paired update.
  */

@@ -80,6 +80,19 @@ impl Client {
         Ok(public)
     }
 
+    /// Generate, store and cache a signature key pair; returns its public
+    /// key. Through the provider, so Ed25519 keys come from the native
+    /// curves when installed. Out of line: two callers, one copy in the wasm.
+    #[inline(never)]
+    pub(crate) fn generate_signer(&mut self, scheme: SignatureScheme) -> CoreResult<Vec<u8>> {
+        let (private, public) = self
+            .provider
+            .crypto()
+            .signature_key_gen(scheme)
+            .map_err(|e| CoreError::from_mls("generating signature keys", e))?;
+        self.keep_signer(SignatureKeyPair::from_raw(scheme, private, public))
+    }
+
     pub(crate) fn signer(&self, public_key: &[u8]) -> CoreResult<&ClientSigner> {
         self.signers
             .get(public_key)
@@ -128,15 +141,7 @@ impl Client {
     pub fn generate_signature_key_pair(&mut self, ciphersuite_code: u16) -> Result<Vec<u8>, JsValue> {
         Ok(self.mutate(|client| {
             let cs = ciphersuite(ciphersuite_code)?;
-            // Through the provider, so Ed25519 keys come from the native curves when installed.
-            let scheme = cs.signature_algorithm();
-            let (private, public) = client
-                .provider
-                .crypto()
-                .signature_key_gen(scheme)
-                .map_err(|e| CoreError::from_mls("generating signature keys", e))?;
-            let pair = SignatureKeyPair::from_raw(scheme, private, public);
-            client.keep_signer(pair)
+            client.generate_signer(cs.signature_algorithm())
         })?)
     }
 

@@ -125,7 +125,7 @@ impl Client {
     #[wasm_bindgen(js_name = dmlsProposeCredentialUpdate)]
     pub fn dmls_propose_credential_update(&mut self, group_id: &[u8], identity: &[u8], new_public_key: &[u8]) -> Result<Vec<u8>, JsValue> {
         // A new key equal to the current one would still be a valid Update (no rotation).
-        self.prepare_group(group_id)?;
+        self.prepare_group(group_id, true)?;
         let scheme = self.groups.get(group_id).map(|g| g.ciphersuite().signature_algorithm());
         let scheme = scheme.ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "group not loaded"))?;
         self.load_signer(new_public_key, scheme)?;

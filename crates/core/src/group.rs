@@ -40,7 +40,7 @@ impl Drop for StagedCommitHandle {
     }
 }
 
-fn zeroize_stash(stash: &mut Vec<(Vec<u8>, Option<Vec<u8>>)>) {
+pub(crate) fn zeroize_stash(stash: &mut Vec<(Vec<u8>, Option<Vec<u8>>)>) {
     use zeroize::Zeroize as _;
     for (key, value) in stash.iter_mut() {
         key.zeroize();
@@ -100,8 +100,10 @@ struct CommitSpec {
     new_signer: Option<NewSignerSpec>,
     aad: Option<ByteBuf>,
     /// Set these AppDataDictionary entries in this member's leaf (through
-    /// the commit's UpdatePath, which they imply): Paired MLS standard
-    /// mode lists the anchor's devices there.
+    /// the commit's UpdatePath, which they imply; the leaf then lists
+    /// AppDataDictionary in its capabilities): Paired MLS standard mode
+    /// lists the anchor's devices there, hidden-mode cover
+    /// (ts/paired/hidden-cover.ts) writes the virtual-clients component.
     leaf_app_data: Vec<crate::paired_standard::AppDataEntrySpec>,
 }
 
@@ -123,6 +125,24 @@ enum ProposalSpec {
     SelfRemove,
     /// A custom proposal (RFC 9420 §13.5) by reference.
     Custom { proposal_type: u16, payload: ByteBuf },
+}
+
+/// Load a stored group; the one call site of openmls' `MlsGroup::load`
+/// (kept out of line so the wasm carries one copy of it).
+#[inline(never)]
+pub(crate) fn load_group(provider: &Provider, group_id: &GroupId) -> CoreResult<MlsGroup> {
+    let mut group = MlsGroup::load(provider.storage(), group_id)
+        .map_err(|e| CoreError::new("STORAGE", format!("loading group: {e}")))?
+        .ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "no such group in storage"))?;
+    // Runtime behaviour, not stored: LeafOperationProposals remove leaves.
+    group.set_proposal_expander(crate::leaf_operation_intent::expander());
+    Ok(group)
+}
+
+/// openmls' `process_message`, out of line for the same reason.
+#[inline(never)]
+pub(crate) fn process_in(group: &mut MlsGroup, provider: &Provider, message: ProtocolMessage) -> Result<ProcessedMessage, ProcessMessageError<crate::storage::StorageError>> {
+    group.process_message(provider, message)
 }
 
 fn group_id_of(bytes: &[u8]) -> GroupId {
@@ -179,13 +199,12 @@ pub(crate) fn commit_output(group: &mut MlsGroup, provider: &Provider, mut bundl
 impl Client {
     /// Load a group into the cache and make sure its signer is available.
     /// Returns the group's own signature public key.
-    pub(crate) fn prepare_group(&mut self, group_id: &[u8]) -> CoreResult<Vec<u8>> {
+    /// Load `group_id` and, when `with_signer`, the signer of its own leaf.
+    /// Receiving needs no signer: a Paired MLS standard-mode device follows
+    /// the anchor leaf before it can derive the anchor's key (PROTOCOL §4.12).
+    pub(crate) fn prepare_group(&mut self, group_id: &[u8], with_signer: bool) -> CoreResult<Vec<u8>> {
         if !self.groups.contains_key(group_id) {
-            let mut group = MlsGroup::load(self.provider.storage(), &group_id_of(group_id))
-                .map_err(|e| CoreError::new("STORAGE", format!("loading group: {e}")))?
-                .ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "no such group in storage"))?;
-            // Runtime behaviour, not stored: LeafOperationProposals remove leaves.
-            group.set_proposal_expander(crate::leaf_operation_intent::expander());
+            let group = load_group(&self.provider, &group_id_of(group_id))?;
             self.groups.insert(group_id.to_vec(), group);
         }
         let group = self.groups.get(group_id).ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "group not loaded"))?;
@@ -194,7 +213,9 @@ impl Client {
             .ok_or_else(|| CoreError::new("NOT_A_MEMBER", "this client is no longer a member of the group"))?;
         let public_key = leaf.signature_key().as_slice().to_vec();
         let scheme = group.ciphersuite().signature_algorithm();
-        self.load_signer(&public_key, scheme)?;
+        if with_signer {
+            self.load_signer(&public_key, scheme)?;
+        }
         Ok(public_key)
     }
 
@@ -206,7 +227,7 @@ impl Client {
     ) -> CoreResult<T> {
         self.mutate(|client| {
             crate::reinit::ensure_active(&client.provider, group_id)?;
-            let public_key = client.prepare_group(group_id)?;
+            let public_key = client.prepare_group(group_id, true)?;
             let signer = client
                 .signers
                 .get(&public_key)
@@ -219,10 +240,20 @@ impl Client {
         })
     }
 
+    /// Like `with_group`, for operations that sign nothing (receiving).
+    pub(crate) fn with_group_unsigned<T>(&mut self, group_id: &[u8], op: impl FnOnce(&mut MlsGroup, &Provider) -> CoreResult<T>) -> CoreResult<T> {
+        self.mutate(|client| {
+            crate::reinit::ensure_active(&client.provider, group_id)?;
+            client.prepare_group(group_id, false)?;
+            let group = client.groups.get_mut(group_id).ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "group not loaded"))?;
+            op(group, &client.provider)
+        })
+    }
+
     /// Read-only access to a loaded group.
     pub(crate) fn read_group<T>(&mut self, group_id: &[u8], op: impl FnOnce(&MlsGroup, &Provider) -> CoreResult<T>) -> CoreResult<T> {
         if !self.groups.contains_key(group_id) {
-            self.prepare_group(group_id).or_else(|e| if e.code == "NOT_A_MEMBER" { Ok(Vec::new()) } else { Err(e) })?;
+            self.prepare_group(group_id, false).or_else(|e| if e.code == "NOT_A_MEMBER" { Ok(Vec::new()) } else { Err(e) })?;
         }
         let group = self.groups.get(group_id).ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "group not loaded"))?;
         op(group, &self.provider)
@@ -383,7 +414,7 @@ impl Client {
         // borrows the old one from it) and put back afterwards.
         let new_signer = match &spec.new_signer {
             Some(new) => {
-                let current = self.prepare_group(group_id)?;
+                let current = self.prepare_group(group_id, true)?;
                 if current.as_slice() == new.public_key.as_slice() {
                     return Err(invalid_argument("the new signature key equals the current one").into());
                 }
@@ -406,7 +437,9 @@ impl Client {
                     .own_leaf_node()
                     .ok_or_else(|| CoreError::new("NOT_A_MEMBER", "this client is no longer a member of the group"))?;
                 let extensions = crate::paired_standard::leaf_extensions_with(leaf, &spec.leaf_app_data)?;
-                Some(LeafNodeParameters::builder().with_extensions(extensions).build())
+                // The leaf lists AppDataDictionary since it carries one.
+                let capabilities = crate::virtual_client::with_vc_capability(leaf.capabilities());
+                Some(LeafNodeParameters::builder().with_capabilities(capabilities).with_extensions(extensions).build())
             };
             let mut builder = group
                 .commit_builder()
@@ -603,7 +636,7 @@ impl Client {
             return Err(CoreError::new("WRONG_GROUP", "message belongs to another group").into());
         }
         let message_epoch = protocol_message.epoch().as_u64();
-        let result = self.with_group(group_id, |group, provider, _| {
+        let result = self.with_group_unsigned(group_id, |group, provider| {
             let current_epoch = group.epoch().as_u64();
             let kept_epochs = match group.past_epoch_deletion_policy() {
                 PastEpochDeletionPolicy::MaxEpochs(n) => *n as u64,
@@ -611,7 +644,7 @@ impl Client {
                 #[allow(unreachable_patterns)]
                 _ => 0,
             };
-            let processed = group.process_message(provider, protocol_message).map_err(|e| {
+            let processed = process_in(group, provider, protocol_message).map_err(|e| {
                 let err = CoreError::from_mls("processing message", e);
                 // openmls reports a message from an epoch whose secrets are
                 // gone like a too-old generation; name it for what it is.
@@ -650,7 +683,11 @@ impl Client {
                     // same commit again. Undo the secret-tree changes
                     // decryption made; merge persists the new epoch.
                     crate::reinit::reinit_of(&staged)?;
-                    let stash = provider.storage().rollback_stashing(crate::storage::VC_OPERATION_TREE_PREFIX);
+                    let mut stash = provider.storage().rollback_stashing(crate::storage::VC_OPERATION_TREE_PREFIX);
+                    if let Err(err) = crate::paired_keys::check_external_remove(group, &sender, &staged) {
+                        zeroize_stash(&mut stash);
+                        return Err(err);
+                    }
                     let devices = crate::paired_standard::authorizing_devices(group, &sender, Some(&staged));
                     let digest = match devices {
                         Some(_) => crate::paired_standard::commit_digest(provider.crypto(), &staged)?,
@@ -685,7 +722,7 @@ impl Client {
             .take()
             .ok_or_else(|| CoreError::new("ALREADY_MERGED", "the staged commit was already merged or discarded"))?;
         let stash = std::mem::take(&mut handle.stash);
-        Ok(self.with_group(&group_id, |group, provider, _| {
+        Ok(self.with_group_unsigned(&group_id, |group, provider| {
             provider.storage().apply_stash(stash);
             let reinit = crate::reinit::reinit_of(&staged)?;
             group.merge_staged_commit(provider, *staged).map_err(|e| CoreError::from_mls("merging commit", e))?;
@@ -754,9 +791,7 @@ impl Client {
         Ok(self.mutate(|client| {
             let mut group = match client.groups.remove(group_id) {
                 Some(g) => g,
-                None => MlsGroup::load(client.provider.storage(), &group_id_of(group_id))
-                    .map_err(|e| CoreError::new("STORAGE", format!("loading group: {e}")))?
-                    .ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "no such group in storage"))?,
+                None => load_group(&client.provider, &group_id_of(group_id))?,
             };
             group.delete(client.provider.storage()).map_err(|e| CoreError::new("STORAGE", format!("deleting group: {e}")))
         })?)

@@ -212,10 +212,16 @@ struct ResyncView {
     group_id: ByteBuf,
     commit: ByteBuf,
     group_info: ByteBuf,
+    content_digest: ByteBuf,
 }
 
-pub fn resync_output(group_id: Vec<u8>, commit: Vec<u8>, group_info: Vec<u8>) -> CoreResult<JsValue> {
-    to_js(&ResyncView { group_id: ByteBuf::from(group_id), commit: ByteBuf::from(commit), group_info: ByteBuf::from(group_info) })
+pub fn resync_output(group_id: Vec<u8>, commit: Vec<u8>, group_info: Vec<u8>, content_digest: Vec<u8>) -> CoreResult<JsValue> {
+    to_js(&ResyncView {
+        group_id: ByteBuf::from(group_id),
+        commit: ByteBuf::from(commit),
+        group_info: ByteBuf::from(group_info),
+        content_digest: ByteBuf::from(content_digest),
+    })
 }
 
 #[derive(Serialize)]

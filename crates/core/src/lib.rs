@@ -15,6 +15,7 @@ mod group_state;
 mod inspect;
 mod leaf_operation_intent;
 mod native_crypto;
+mod paired_keys;
 mod paired_standard;
 mod primitives;
 mod provider;

@@ -13,7 +13,11 @@
 //! ```
 //!
 //! where `proposals` is the concatenated encoding of every committed
-//! proposal, by value, in commit order, and `path_key` the HPKE encryption
+//! proposal, by value, in commit order, except an external commit's
+//! ExternalInit (its KEM output is fresh in every build; replacing it
+//! still needs the anchor's signature key over the whole message, and
+//! whoever replaces it cannot read the new epoch without the path
+//! secrets, which come from the devices' emulation epoch), and `path_key` the HPKE encryption
 //! key of the UpdatePath leaf as encoded in the LeafNode (`HPKEPublicKey`,
 //! with its length; empty without a path). The path key fixes
 //! the whole path (its parent hash chain binds every path node's public
@@ -70,6 +74,12 @@ pub(crate) fn proposal_digest(crypto: &impl openmls_traits::crypto::OpenMlsCrypt
 pub(crate) fn commit_digest(crypto: &impl openmls_traits::crypto::OpenMlsCrypto, staged: &StagedCommit) -> CoreResult<Vec<u8>> {
     let mut proposals = Vec::new();
     for queued in staged.queued_proposals() {
+        // An external commit's ExternalInit is fresh HPKE output in every
+        // build (like the path ciphertexts), so a device cannot sign it
+        // ahead; see the module doc.
+        if matches!(queued.proposal(), Proposal::ExternalInit(_)) {
+            continue;
+        }
         proposals.extend(encode("proposal", queued.proposal())?);
     }
     let path_key = staged

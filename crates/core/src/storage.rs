@@ -1414,7 +1414,7 @@ impl StorageProvider<V> for JournalStorage {
 // ---------------------------------------------------------------------------
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
@@ -1681,7 +1681,7 @@ mod tests {
         )
     }
 
-    fn wire(msg: &MlsMessageOut) -> MlsMessageIn {
+    pub(crate) fn wire(msg: &MlsMessageOut) -> MlsMessageIn {
         let bytes = msg.to_bytes().unwrap();
         MlsMessageIn::tls_deserialize_exact(bytes).unwrap()
     }
@@ -1705,9 +1705,9 @@ mod tests {
     /// Build and stage a commit (adds + optional self-update) with the
     /// commit builder (`add_members`/`self_update` are unavailable under
     /// `virtual-clients-draft`). Returns (commit, welcome).
-    fn stage_commit(
+    pub(crate) fn stage_commit<P: OpenMlsProvider>(
         group: &mut MlsGroup,
-        provider: &TestProvider,
+        provider: &P,
         signer: &SignatureKeyPair,
         adds: Vec<KeyPackage>,
         self_update: bool,

@@ -48,7 +48,7 @@ fn vc_leaf_extensions_with(entries: &[crate::paired_standard::AppDataEntrySpec])
 }
 
 /// `capabilities` plus AppDataDictionary, keeping everything else.
-fn with_vc_capability(capabilities: &Capabilities) -> Capabilities {
+pub(crate) fn with_vc_capability(capabilities: &Capabilities) -> Capabilities {
     let mut extensions = capabilities.extensions().to_vec();
     if !extensions.contains(&ExtensionType::AppDataDictionary) {
         extensions.push(ExtensionType::AppDataDictionary);
@@ -68,6 +68,17 @@ fn verifiable_group_info(bytes: &[u8]) -> CoreResult<VerifiableGroupInfo> {
     match parse_message(bytes)?.extract() {
         MlsMessageBodyIn::GroupInfo(info) => Ok(info),
         _ => Err(invalid_argument("expected a GroupInfo message")),
+    }
+}
+
+/// The content digest of this client's own resync `commit`, computed by
+/// its state before the commit exactly as another member computes it.
+fn resync_digest(mut old_group: MlsGroup, provider: &crate::provider::Provider, commit: &[u8]) -> CoreResult<Vec<u8>> {
+    let processed = crate::group::process_in(&mut old_group, provider, protocol_message(commit)?)
+        .map_err(|e| CoreError::from_mls("processing own resync commit", e))?;
+    match processed.into_content() {
+        ProcessedMessageContent::StagedCommitMessage(staged) => crate::paired_standard::commit_digest(provider.crypto(), &staged),
+        _ => Err(CoreError::new("INTERNAL", "own resync commit did not stage")),
     }
 }
 
@@ -101,7 +112,23 @@ impl Client {
     /// ratchet tree) of the epoch before the commit, which a sibling needs to
     /// replay it. The commit is pending until `mergePendingCommit`.
     #[wasm_bindgen(js_name = resyncAsVirtualClient)]
-    pub fn resync_as_virtual_client(&mut self, group_id: &[u8], epoch_id: &[u8], aad: Option<Vec<u8>>, leaf_app_data: JsValue) -> Result<JsValue, JsValue> {
+    ///
+    /// The result also has `contentDigest`, the digest a member computes
+    /// for the commit (crates/core/src/paired_standard.rs), for a device
+    /// signature in standard mode. `dry_run` builds the commit, computes
+    /// the digest and undoes everything (nothing is sent, no operation
+    /// secret is drawn for good); `expect_digest` refuses a commit whose
+    /// digest differs (DEVICE_SIGNATURE, nothing changed) — the two builds
+    /// of a device-signed resync (ts/paired/device-signature.ts).
+    pub fn resync_as_virtual_client(
+        &mut self,
+        group_id: &[u8],
+        epoch_id: &[u8],
+        aad: Option<Vec<u8>>,
+        leaf_app_data: JsValue,
+        dry_run: bool,
+        expect_digest: Option<Vec<u8>>,
+    ) -> Result<JsValue, JsValue> {
         let leaf_app_data = crate::paired_standard::parse_entries(leaf_app_data)?;
         Ok(self.with_group(group_id, |group, provider, signer| {
             let leaf = group
@@ -143,8 +170,27 @@ impl Client {
                 .finalize(provider)
                 .map_err(|e| CoreError::from_mls("finalizing resync commit", e))?;
             let commit = serialize("commit", bundle.commit())?;
-            *group = new_group;
-            inspect::resync_output(group_id.to_vec(), commit, info_bytes)
+            // The digest as members compute it: the old state processes the
+            // commit, then the storage goes back to the new state (or, for a
+            // dry run, stays at the old one).
+            let new_state = provider.storage().rollback_stashing(b"");
+            let old_group = crate::group::load_group(provider, new_group.group_id())?;
+            let digest = resync_digest(old_group, provider, &commit);
+            provider.storage().rollback();
+            let digest = digest?;
+            if let Some(expected) = &expect_digest {
+                if expected != &digest {
+                    return Err(CoreError::new("DEVICE_SIGNATURE", "the resync commit differs from the one the device signed; nothing was sent"));
+                }
+            }
+            if dry_run {
+                crate::group::zeroize_stash(&mut { new_state });
+                *group = crate::group::load_group(provider, new_group.group_id())?;
+            } else {
+                provider.storage().apply_stash(new_state);
+                *group = new_group;
+            }
+            inspect::resync_output(group_id.to_vec(), commit, info_bytes, digest)
         })?)
     }
 
