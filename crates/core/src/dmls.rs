@@ -21,7 +21,6 @@ use wasm_bindgen::prelude::*;
 use zeroize::Zeroizing;
 
 use crate::client::{credential_with_key, serialize, Client};
-use crate::config::ciphersuite;
 use crate::error::{invalid_argument, CoreError, CoreResult};
 
 /// A DMLS profile (the code carried in the universe definition).
@@ -154,6 +153,7 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ciphersuite;
     use openmls_rust_crypto::RustCrypto;
 
     /// A TLS variable-length vector (RFC 9420 §2.1.2), for the short ones here.
