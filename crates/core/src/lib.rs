@@ -19,6 +19,7 @@ mod paired_standard;
 mod primitives;
 mod provider;
 mod reinit;
+mod signatures;
 mod signer;
 mod test_support;
 mod virtual_client;
