@@ -10,10 +10,10 @@ use std::sync::Arc;
 use openmls::group::{ProposalExpander, ProposalExpansionError, PublicGroup};
 use openmls::prelude::*;
 use openmls::treesync::LeafNodeSource;
-use openmls_rust_crypto::RustCrypto;
 use openmls_traits::crypto::OpenMlsCrypto;
 
 use crate::primitives::{sign_content, two_vectors};
+use crate::provider::AcceleratedCrypto;
 
 /// Proposal type of LeafOperationProposal (private use, RFC 9420 §17.4).
 pub const LEAF_OPERATION_PROPOSAL_TYPE: u16 = 0xF1A0;
@@ -24,12 +24,13 @@ const REMOVE_ASSOCIATED_MEMBERS: u8 = 2;
 
 /// The expander every group of this library carries.
 pub fn expander() -> Arc<dyn ProposalExpander> {
-    Arc::new(LeafOperationIntents { crypto: RustCrypto::default() })
+    Arc::new(LeafOperationIntents { crypto: AcceleratedCrypto::default() })
 }
 
 struct LeafOperationIntents {
-    /// Hashing and signature verification only (no secrets).
-    crypto: RustCrypto,
+    /// Hashing and signature verification only (no secrets); the core's
+    /// provider, whose verification covers ciphersuites 1-3 only.
+    crypto: AcceleratedCrypto,
 }
 
 /// A decoded LeafOperationIntent: the TBS bytes and the fields we check.

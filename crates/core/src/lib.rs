@@ -21,6 +21,7 @@ mod primitives;
 mod provider;
 mod public_group;
 mod reinit;
+mod signatures;
 mod signer;
 mod test_support;
 mod virtual_client;

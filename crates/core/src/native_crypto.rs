@@ -92,10 +92,32 @@ pub(crate) fn native_ed25519_public(seed: &[u8]) -> Option<Result<Vec<u8>, ()>> 
     with_curves(|c| c.ed25519_public(seed)).map(|r| r.and_then(exact_32))
 }
 
-/// hpke-rs crypto backend: Rust crypto, with the X25519 group operations
-/// of DHKEM(X25519, HKDF-SHA256) sent to the native curves when installed.
+/// hpke-rs crypto backend for the two KEMs of ciphersuites 1-3:
+/// DHKEM(X25519) — on the native curves when installed, x25519-dalek
+/// otherwise — and DHKEM(P-256) with the `p256` crate. KDF, AEAD and PRNG
+/// are hpke-rs' Rust crypto. Any other KEM is refused here rather than
+/// handed to `HpkeRustCrypto`, whose KEM functions also carry P-384 and
+/// secp256k1: never reaching them lets the linker drop that code.
 #[derive(Debug)]
 pub struct CurveAcceleratedHpke;
+
+fn p256_secret(sk: &[u8]) -> Result<p256::SecretKey, HpkeError> {
+    p256::SecretKey::from_bytes(p256::FieldBytes::from_slice(sk_of_len(sk, 32)?)).map_err(|_| HpkeError::KemInvalidSecretKey)
+}
+
+fn sk_of_len(sk: &[u8], len: usize) -> Result<&[u8], HpkeError> {
+    if sk.len() == len { Ok(sk) } else { Err(HpkeError::KemInvalidSecretKey) }
+}
+
+fn x25519_secret(sk: &[u8]) -> Result<x25519_dalek::StaticSecret, HpkeError> {
+    let bytes: [u8; 32] = sk.try_into().map_err(|_| HpkeError::KemInvalidSecretKey)?;
+    Ok(x25519_dalek::StaticSecret::from(bytes))
+}
+
+fn p256_public_bytes(sk: &p256::SecretKey) -> Vec<u8> {
+    use p256::elliptic_curve::sec1::ToEncodedPoint as _;
+    sk.public_key().to_encoded_point(false).as_bytes().to_vec()
+}
 
 impl HpkeCrypto for CurveAcceleratedHpke {
     type HpkePrng = <HpkeRustCrypto as HpkeCrypto>::HpkePrng;
@@ -107,7 +129,10 @@ impl HpkeCrypto for CurveAcceleratedHpke {
         HpkeRustCrypto::supports_kdf(alg)
     }
     fn supports_kem(alg: KemAlgorithm) -> Result<(), HpkeError> {
-        HpkeRustCrypto::supports_kem(alg)
+        match alg {
+            KemAlgorithm::DhKem25519 | KemAlgorithm::DhKemP256 => Ok(()),
+            _ => Err(HpkeError::UnknownKemAlgorithm),
+        }
     }
     fn supports_aead(alg: AeadAlgorithm) -> Result<(), HpkeError> {
         HpkeRustCrypto::supports_aead(alg)
@@ -123,62 +148,97 @@ impl HpkeCrypto for CurveAcceleratedHpke {
     }
 
     fn dh(alg: KemAlgorithm, pk: &[u8], sk: &[u8]) -> Result<Vec<u8>, HpkeError> {
-        if alg == KemAlgorithm::DhKem25519 {
-            if sk.len() != 32 {
-                return Err(HpkeError::KemInvalidSecretKey);
-            }
-            if pk.len() != 32 {
-                return Err(HpkeError::KemInvalidPublicKey);
-            }
-            if let Some(shared) = with_curves(|c| c.x25519(sk, pk)) {
-                // The host throws on a low-order point (all-zero output); an
-                // all-zero answer is refused here too, as RFC 9180 §7.1.4 asks.
-                let shared = shared.and_then(exact_32).map_err(|_| HpkeError::KemInvalidPublicKey)?;
-                if shared.iter().all(|b| *b == 0) {
+        match alg {
+            KemAlgorithm::DhKem25519 => {
+                if sk.len() != 32 {
+                    return Err(HpkeError::KemInvalidSecretKey);
+                }
+                let pk: [u8; 32] = pk.try_into().map_err(|_| HpkeError::KemInvalidPublicKey)?;
+                let shared = match with_curves(|c| c.x25519(sk, &pk)) {
+                    // The host throws on a low-order point.
+                    Some(shared) => shared.and_then(exact_32).map_err(|_| HpkeError::KemInvalidPublicKey)?,
+                    None => x25519_secret(sk)?.diffie_hellman(&x25519_dalek::PublicKey::from(pk)).as_bytes().to_vec(),
+                };
+                // An all-zero shared secret (low-order point) is refused, as RFC 9180 §7.1.4 asks.
+                if shared.iter().fold(0u8, |acc, b| acc | b) == 0 {
                     return Err(HpkeError::KemInvalidPublicKey);
                 }
-                return Ok(shared);
+                Ok(shared)
             }
+            KemAlgorithm::DhKemP256 => {
+                let sk = p256_secret(sk)?;
+                let pk = p256::PublicKey::from_sec1_bytes(pk).map_err(|_| HpkeError::KemInvalidPublicKey)?;
+                let shared = p256::ecdh::diffie_hellman(sk.to_nonzero_scalar(), pk.as_affine());
+                Ok(shared.raw_secret_bytes().to_vec())
+            }
+            _ => Err(HpkeError::UnknownKemAlgorithm),
         }
-        HpkeRustCrypto::dh(alg, pk, sk)
     }
 
     fn secret_to_public(alg: KemAlgorithm, sk: &[u8]) -> Result<Vec<u8>, HpkeError> {
-        if alg == KemAlgorithm::DhKem25519 {
-            if sk.len() != 32 {
-                return Err(HpkeError::KemInvalidSecretKey);
+        match alg {
+            KemAlgorithm::DhKem25519 => {
+                if sk.len() != 32 {
+                    return Err(HpkeError::KemInvalidSecretKey);
+                }
+                match with_curves(|c| c.x25519_public(sk)) {
+                    Some(public) => public.and_then(exact_32).map_err(|_| HpkeError::KemInvalidSecretKey),
+                    None => Ok(x25519_dalek::PublicKey::from(&x25519_secret(sk)?).as_bytes().to_vec()),
+                }
             }
-            if let Some(public) = with_curves(|c| c.x25519_public(sk)) {
-                return public.and_then(exact_32).map_err(|_| HpkeError::KemInvalidSecretKey);
-            }
+            KemAlgorithm::DhKemP256 => Ok(p256_public_bytes(&p256_secret(sk)?)),
+            _ => Err(HpkeError::UnknownKemAlgorithm),
         }
-        HpkeRustCrypto::secret_to_public(alg, sk)
     }
 
     fn kem_key_gen(alg: KemAlgorithm, prng: &mut Self::HpkePrng) -> Result<(Vec<u8>, Vec<u8>), HpkeError> {
-        if alg == KemAlgorithm::DhKem25519 {
-            // Generated by the host, which keeps the key loaded for the DH
-            // that follows (an HPKE ephemeral key is used once, right away).
-            if let Some(pair) = with_curves(|c| c.x25519_generate()) {
-                let mut pair = pair.ok().filter(|p| p.len() == 64).ok_or(HpkeError::CryptoLibraryError(String::new()))?;
-                let (sk, pk) = (pair[..32].to_vec(), pair[32..].to_vec());
-                zeroize::Zeroize::zeroize(&mut pair);
-                return Ok((pk, sk));
+        use hpke_rs_crypto::Rng as _;
+        match alg {
+            KemAlgorithm::DhKem25519 => {
+                // Generated by the host, which keeps the key loaded for the DH
+                // that follows (an HPKE ephemeral key is used once, right away).
+                if let Some(pair) = with_curves(|c| c.x25519_generate()) {
+                    let mut pair = pair.ok().filter(|p| p.len() == 64).ok_or(HpkeError::CryptoLibraryError(String::new()))?;
+                    let (sk, pk) = (pair[..32].to_vec(), pair[32..].to_vec());
+                    zeroize::Zeroize::zeroize(&mut pair);
+                    return Ok((pk, sk));
+                }
+                let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+                prng.fill_bytes(seed.as_mut_slice());
+                let sk = x25519_dalek::StaticSecret::from(*seed);
+                Ok((x25519_dalek::PublicKey::from(&sk).as_bytes().to_vec(), sk.to_bytes().to_vec()))
             }
+            KemAlgorithm::DhKemP256 => {
+                // Rejection sampling: a uniformly random 32-byte string is a
+                // valid scalar with overwhelming probability.
+                let mut candidate = zeroize::Zeroizing::new([0u8; 32]);
+                for _ in 0..64 {
+                    prng.fill_bytes(candidate.as_mut_slice());
+                    if let Ok(sk) = p256_secret(candidate.as_slice()) {
+                        return Ok((p256_public_bytes(&sk), sk.to_bytes().to_vec()));
+                    }
+                }
+                Err(HpkeError::InsufficientRandomness)
+            }
+            _ => Err(HpkeError::UnknownKemAlgorithm),
         }
-        HpkeRustCrypto::kem_key_gen(alg, prng)
     }
-    fn kem_key_gen_derand(alg: KemAlgorithm, seed: &[u8]) -> Result<(Vec<u8>, Vec<u8>), HpkeError> {
-        HpkeRustCrypto::kem_key_gen_derand(alg, seed)
+    // The KEM-as-a-whole functions are for post-quantum KEMs, which
+    // ciphersuites 1-3 do not use (hpke-rs calls them for those only).
+    fn kem_key_gen_derand(_alg: KemAlgorithm, _seed: &[u8]) -> Result<(Vec<u8>, Vec<u8>), HpkeError> {
+        Err(HpkeError::UnsupportedKemOperation)
     }
-    fn kem_encaps(alg: KemAlgorithm, pk_r: &[u8], prng: &mut Self::HpkePrng) -> Result<(Vec<u8>, Vec<u8>), HpkeError> {
-        HpkeRustCrypto::kem_encaps(alg, pk_r, prng)
+    fn kem_encaps(_alg: KemAlgorithm, _pk_r: &[u8], _prng: &mut Self::HpkePrng) -> Result<(Vec<u8>, Vec<u8>), HpkeError> {
+        Err(HpkeError::UnsupportedKemOperation)
     }
-    fn kem_decaps(alg: KemAlgorithm, ct: &[u8], sk_r: &[u8]) -> Result<Vec<u8>, HpkeError> {
-        HpkeRustCrypto::kem_decaps(alg, ct, sk_r)
+    fn kem_decaps(_alg: KemAlgorithm, _ct: &[u8], _sk_r: &[u8]) -> Result<Vec<u8>, HpkeError> {
+        Err(HpkeError::UnsupportedKemOperation)
     }
     fn dh_validate_sk(alg: KemAlgorithm, sk: &[u8]) -> Result<Vec<u8>, HpkeError> {
-        HpkeRustCrypto::dh_validate_sk(alg, sk)
+        match alg {
+            KemAlgorithm::DhKemP256 => p256_secret(sk).map(|_| sk.to_vec()),
+            _ => Err(HpkeError::UnknownKemAlgorithm),
+        }
     }
     fn aead_seal(alg: AeadAlgorithm, key: &[u8], nonce: &[u8], aad: &[u8], msg: &[u8]) -> Result<Vec<u8>, HpkeError> {
         HpkeRustCrypto::aead_seal(alg, key, nonce, aad, msg)
@@ -189,21 +249,26 @@ impl HpkeCrypto for CurveAcceleratedHpke {
 }
 
 thread_local! {
-    // One HPKE context per (KDF, AEAD), kept for the instance's lifetime:
-    // `Hpke::new` seeds a fresh ChaCha20 PRNG from the host's CSPRNG, a JS
-    // call per HPKE operation, and a self-update makes one per member.
-    static HPKE: RefCell<Vec<((KdfAlgorithm, AeadAlgorithm), Hpke<CurveAcceleratedHpke>)>> = const { RefCell::new(Vec::new()) };
+    // One HPKE context per (KEM, KDF, AEAD), kept for the instance's
+    // lifetime: `Hpke::new` seeds a fresh ChaCha20 PRNG from the host's
+    // CSPRNG, a JS call per HPKE operation, and a self-update makes one
+    // per member.
+    static HPKE: RefCell<Vec<(Algorithms, Hpke<CurveAcceleratedHpke>)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Run `op` on the base-mode DHKEM(X25519) HPKE context for `kdf`/`aead`.
-pub(crate) fn with_x25519_hpke<T>(kdf: KdfAlgorithm, aead: AeadAlgorithm, op: impl FnOnce(&mut Hpke<CurveAcceleratedHpke>) -> T) -> T {
+/// The KEM, KDF and AEAD of one HPKE configuration.
+pub(crate) type Algorithms = (KemAlgorithm, KdfAlgorithm, AeadAlgorithm);
+
+/// Run `op` on the base-mode HPKE context for `algorithms` (whose KEM the
+/// caller has checked `CurveAcceleratedHpke` supports).
+pub(crate) fn with_hpke<T>(algorithms: Algorithms, op: impl FnOnce(&mut Hpke<CurveAcceleratedHpke>) -> T) -> T {
     HPKE.with(|cache| {
         let mut cache = cache.borrow_mut();
-        let found = cache.iter().position(|(algorithms, _)| *algorithms == (kdf, aead));
-        let index = match found {
+        let index = match cache.iter().position(|(known, _)| *known == algorithms) {
             Some(index) => index,
             None => {
-                cache.push(((kdf, aead), Hpke::new(Mode::Base, KemAlgorithm::DhKem25519, kdf, aead)));
+                let (kem, kdf, aead) = algorithms;
+                cache.push((algorithms, Hpke::new(Mode::Base, kem, kdf, aead)));
                 cache.len() - 1
             }
         };

@@ -1,4 +1,5 @@
-//! The openmls provider of one client: Rust crypto compiled to wasm, with
+//! The openmls provider of one client: Rust crypto compiled to wasm (the
+//! signatures and HPKE of ciphersuites 1-3 in the core's own code), with
 //! curve operations sent to the host's native crypto when it installed
 //! them (native_crypto.rs), and the journaled key/value storage whose
 //! batches the TS layer persists.
@@ -14,9 +15,10 @@ use openmls_traits::{
     OpenMlsProvider,
 };
 
-use hpke_rs_crypto::types::{AeadAlgorithm, KdfAlgorithm};
+use hpke_rs_crypto::types::{AeadAlgorithm, KdfAlgorithm, KemAlgorithm};
 
-use crate::native_crypto::{self, native_ed25519_public, native_ed25519_sign, native_ed25519_verify, with_x25519_hpke};
+use crate::native_crypto::{with_hpke, Algorithms};
+use crate::signatures;
 use crate::storage::JournalStorage;
 
 #[derive(Default)]
@@ -51,19 +53,25 @@ pub fn supported_ciphersuites() -> Vec<u16> {
         .collect()
 }
 
-/// openmls' Rust crypto, except for Ed25519 and DHKEM(X25519) HPKE, which
-/// use the native curves when installed (and Rust crypto otherwise).
+/// openmls' Rust crypto for hashing, HKDF, AEAD and randomness; the
+/// signatures (signatures.rs) and HPKE (`Hpke<CurveAcceleratedHpke>`) of
+/// ciphersuites 1-3 are the core's own, with the curves on the host's
+/// native crypto when installed. Nothing here reaches the Rust crypto
+/// provider's signature or HPKE functions, so their P-384 and secp256k1
+/// code is never linked.
 #[derive(Default)]
 pub struct AcceleratedCrypto {
     rust: RustCrypto,
 }
 
-/// The hpke-rs KDF and AEAD of `config` when its KEM is DHKEM(X25519) and
-/// the native curves are installed: the only case routed to the host.
-fn x25519_hpke(config: &HpkeConfig) -> Option<(KdfAlgorithm, AeadAlgorithm)> {
-    if config.0 != HpkeKemType::DhKem25519 || !native_crypto::native_curves_installed() {
-        return None;
-    }
+/// The hpke-rs algorithms of `config`; other KEMs than DHKEM(X25519) and
+/// DHKEM(P-256) (those of ciphersuites 1-3) are refused.
+fn hpke_algorithms(config: &HpkeConfig) -> Result<Algorithms, CryptoError> {
+    let kem = match config.0 {
+        HpkeKemType::DhKem25519 => KemAlgorithm::DhKem25519,
+        HpkeKemType::DhKemP256 => KemAlgorithm::DhKemP256,
+        _ => return Err(CryptoError::UnsupportedCiphersuite),
+    };
     let kdf = match config.1 {
         HpkeKdfType::HkdfSha256 => KdfAlgorithm::HkdfSha256,
         HpkeKdfType::HkdfSha384 => KdfAlgorithm::HkdfSha384,
@@ -75,7 +83,7 @@ fn x25519_hpke(config: &HpkeConfig) -> Option<(KdfAlgorithm, AeadAlgorithm)> {
         HpkeAeadType::ChaCha20Poly1305 => AeadAlgorithm::ChaCha20Poly1305,
         HpkeAeadType::Export => AeadAlgorithm::HpkeExport,
     };
-    Some((kdf, aead))
+    Ok((kem, kdf, aead))
 }
 
 impl OpenMlsCrypto for AcceleratedCrypto {
@@ -105,37 +113,17 @@ impl OpenMlsCrypto for AcceleratedCrypto {
     }
 
     fn signature_key_gen(&self, alg: SignatureScheme) -> Result<(Vec<u8>, Vec<u8>), CryptoError> {
-        if alg == SignatureScheme::ED25519 && native_crypto::native_curves_installed() {
-            let seed: [u8; 32] = self.rust.random_array().map_err(|_| CryptoError::InsufficientRandomness)?;
-            if let Some(public) = native_ed25519_public(&seed) {
-                let public = public.map_err(|_| CryptoError::CryptoLibraryError)?;
-                return Ok((seed.to_vec(), public));
-            }
-        }
-        self.rust.signature_key_gen(alg)
+        signatures::generate(alg, || self.rust.random_array().map_err(|_| CryptoError::InsufficientRandomness))
     }
     fn verify_signature(&self, alg: SignatureScheme, data: &[u8], pk: &[u8], signature: &[u8]) -> Result<(), CryptoError> {
-        if alg == SignatureScheme::ED25519 {
-            if let Some(valid) = native_ed25519_verify(pk, data, signature) {
-                return if valid { Ok(()) } else { Err(CryptoError::InvalidSignature) };
-            }
-        }
-        self.rust.verify_signature(alg, data, pk, signature)
+        signatures::verify(alg, data, pk, signature)
     }
     fn sign(&self, alg: SignatureScheme, data: &[u8], key: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        if alg == SignatureScheme::ED25519 && key.len() == 32 {
-            if let Some(signature) = native_ed25519_sign(key, data) {
-                return signature.map_err(|_| CryptoError::CryptoLibraryError);
-            }
-        }
-        self.rust.sign(alg, data, key)
+        signatures::sign(alg, data, key)
     }
 
     fn hpke_seal(&self, config: HpkeConfig, pk_r: &[u8], info: &[u8], aad: &[u8], ptxt: &[u8]) -> Result<HpkeCiphertext, CryptoError> {
-        let Some((kdf, aead)) = x25519_hpke(&config) else {
-            return self.rust.hpke_seal(config, pk_r, info, aad, ptxt);
-        };
-        let (kem_output, ciphertext) = with_x25519_hpke(kdf, aead, |hpke| hpke.seal(&pk_r.into(), info, aad, ptxt, None, None, None))
+        let (kem_output, ciphertext) = with_hpke(hpke_algorithms(&config)?, |hpke| hpke.seal(&pk_r.into(), info, aad, ptxt, None, None, None))
             .map_err(|e| match e {
                 hpke_rs::HpkeError::InvalidInput => CryptoError::InvalidLength,
                 _ => CryptoError::CryptoLibraryError,
@@ -143,33 +131,21 @@ impl OpenMlsCrypto for AcceleratedCrypto {
         Ok(HpkeCiphertext { kem_output: kem_output.into(), ciphertext: ciphertext.into() })
     }
     fn hpke_open(&self, config: HpkeConfig, input: &HpkeCiphertext, sk_r: &[u8], info: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let Some((kdf, aead)) = x25519_hpke(&config) else {
-            return self.rust.hpke_open(config, input, sk_r, info, aad);
-        };
-        with_x25519_hpke(kdf, aead, |hpke| hpke.open(input.kem_output.as_slice(), &sk_r.into(), info, aad, input.ciphertext.as_slice(), None, None, None))
+        with_hpke(hpke_algorithms(&config)?, |hpke| hpke.open(input.kem_output.as_slice(), &sk_r.into(), info, aad, input.ciphertext.as_slice(), None, None, None))
             .map_err(|_| CryptoError::HpkeDecryptionError)
     }
     fn hpke_setup_sender_and_export(&self, config: HpkeConfig, pk_r: &[u8], info: &[u8], exporter_context: &[u8], exporter_length: usize) -> Result<(KemOutput, ExporterSecret), CryptoError> {
-        let Some((kdf, aead)) = x25519_hpke(&config) else {
-            return self.rust.hpke_setup_sender_and_export(config, pk_r, info, exporter_context, exporter_length);
-        };
-        let (kem_output, context) = with_x25519_hpke(kdf, aead, |hpke| hpke.setup_sender(&pk_r.into(), info, None, None, None)).map_err(|_| CryptoError::SenderSetupError)?;
+        let (kem_output, context) = with_hpke(hpke_algorithms(&config)?, |hpke| hpke.setup_sender(&pk_r.into(), info, None, None, None)).map_err(|_| CryptoError::SenderSetupError)?;
         let exported = context.export(exporter_context, exporter_length).map_err(|_| CryptoError::ExporterError)?;
         Ok((kem_output, exported.into()))
     }
     fn hpke_setup_receiver_and_export(&self, config: HpkeConfig, enc: &[u8], sk_r: &[u8], info: &[u8], exporter_context: &[u8], exporter_length: usize) -> Result<ExporterSecret, CryptoError> {
-        let Some((kdf, aead)) = x25519_hpke(&config) else {
-            return self.rust.hpke_setup_receiver_and_export(config, enc, sk_r, info, exporter_context, exporter_length);
-        };
-        let context = with_x25519_hpke(kdf, aead, |hpke| hpke.setup_receiver(enc, &sk_r.into(), info, None, None, None)).map_err(|_| CryptoError::ReceiverSetupError)?;
+        let context = with_hpke(hpke_algorithms(&config)?, |hpke| hpke.setup_receiver(enc, &sk_r.into(), info, None, None, None)).map_err(|_| CryptoError::ReceiverSetupError)?;
         let exported = context.export(exporter_context, exporter_length).map_err(|_| CryptoError::ExporterError)?;
         Ok(exported.into())
     }
     fn derive_hpke_keypair(&self, config: HpkeConfig, ikm: &[u8]) -> Result<HpkeKeyPair, CryptoError> {
-        let Some((kdf, aead)) = x25519_hpke(&config) else {
-            return self.rust.derive_hpke_keypair(config, ikm);
-        };
-        let (private, public) = with_x25519_hpke(kdf, aead, |hpke| hpke.derive_key_pair(ikm))
+        let (private, public) = with_hpke(hpke_algorithms(&config)?, |hpke| hpke.derive_key_pair(ikm))
             .map_err(|e| match e {
                 hpke_rs::HpkeError::InvalidInput => CryptoError::InvalidLength,
                 _ => CryptoError::CryptoLibraryError,
@@ -183,5 +159,144 @@ impl OpenMlsCrypto for AcceleratedCrypto {
     }
     fn ff1_aes128_decrypt(&self, key: &[u8; 16], ciphertext: u32) -> Result<u32, CryptoError> {
         self.rust.ff1_aes128_decrypt(key, ciphertext)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The core's own signatures and HPKE against openmls_rust_crypto 0.6,
+    //! which they replace: same encodings both ways, and the curves outside
+    //! ciphersuites 1-3 refused with a typed error. (No native curves are
+    //! installed in cargo tests: this is the pure-Rust path.)
+    use super::*;
+    use openmls_traits::signatures::Signer as _;
+
+    /// The HPKE configuration of ciphersuites 1-3 with `kem`.
+    fn hpke(kem: HpkeKemType) -> HpkeConfig {
+        HpkeConfig(kem, HpkeKdfType::HkdfSha256, HpkeAeadType::AesGcm128)
+    }
+    /// Ciphersuite 7's (MLS_256_DHKEMP384_AES256GCM_SHA384_P384).
+    fn p384_hpke() -> HpkeConfig {
+        HpkeConfig(HpkeKemType::DhKemP384, HpkeKdfType::HkdfSha384, HpkeAeadType::AesGcm256)
+    }
+    const P256: HpkeKemType = HpkeKemType::DhKemP256;
+    const X25519: HpkeKemType = HpkeKemType::DhKem25519;
+    const ECDSA: SignatureScheme = SignatureScheme::ECDSA_SECP256R1_SHA256;
+
+    fn seal_then_open(sender: &impl OpenMlsCrypto, receiver: &impl OpenMlsCrypto, kem: HpkeKemType) {
+        let pair = receiver.derive_hpke_keypair(hpke(kem), &[7u8; 32]).unwrap();
+        let sealed = sender.hpke_seal(hpke(kem), &pair.public, b"info", b"aad", b"a path secret").unwrap();
+        assert_eq!(receiver.hpke_open(hpke(kem), &sealed, &pair.private, b"info", b"aad").unwrap(), b"a path secret");
+        // A changed AAD is refused with the typed decryption error.
+        assert_eq!(receiver.hpke_open(hpke(kem), &sealed, &pair.private, b"info", b"other aad"), Err(CryptoError::HpkeDecryptionError));
+        let (enc, sent) = sender.hpke_setup_sender_and_export(hpke(kem), &pair.public, b"info", b"ctx", 32).unwrap();
+        let received = receiver.hpke_setup_receiver_and_export(hpke(kem), &enc, &pair.private, b"info", b"ctx", 32).unwrap();
+        assert_eq!(&*sent, &*received);
+    }
+
+    #[test]
+    fn p256_and_x25519_hpke_round_trip_and_match_rust_crypto() {
+        let (core, rust) = (AcceleratedCrypto::default(), RustCrypto::default());
+        for kem in [P256, X25519] {
+            seal_then_open(&core, &core, kem);
+            seal_then_open(&core, &rust, kem);
+            seal_then_open(&rust, &core, kem);
+            // DeriveKeyPair (RFC 9180 §7.1.3) gives the same keys as before.
+            let ours = core.derive_hpke_keypair(hpke(kem), &[3u8; 32]).unwrap();
+            let theirs = rust.derive_hpke_keypair(hpke(kem), &[3u8; 32]).unwrap();
+            assert_eq!((&*ours.private, &ours.public), (&*theirs.private, &theirs.public));
+        }
+        assert_eq!(core.derive_hpke_keypair(hpke(P256), &[1u8; 32]).unwrap().public.len(), 65, "uncompressed SEC1 point");
+    }
+
+    #[test]
+    fn hpke_refuses_a_p384_config_and_bad_points() {
+        let core = AcceleratedCrypto::default();
+        let p256 = core.derive_hpke_keypair(hpke(P256), &[9u8; 32]).unwrap();
+        assert_eq!(core.derive_hpke_keypair(p384_hpke(), &[9u8; 32]).err(), Some(CryptoError::UnsupportedCiphersuite));
+        assert_eq!(core.hpke_seal(p384_hpke(), &p256.public, b"", b"", b"x").err(), Some(CryptoError::UnsupportedCiphersuite));
+        let sealed = core.hpke_seal(hpke(P256), &p256.public, b"", b"", b"x").unwrap();
+        assert_eq!(core.hpke_open(p384_hpke(), &sealed, &p256.private, b"", b"").err(), Some(CryptoError::UnsupportedCiphersuite));
+        assert_eq!(core.hpke_setup_sender_and_export(p384_hpke(), &p256.public, b"", b"", 32).err(), Some(CryptoError::UnsupportedCiphersuite));
+        assert_eq!(core.hpke_setup_receiver_and_export(p384_hpke(), sealed.kem_output.as_slice(), &p256.private, b"", b"", 32).err(), Some(CryptoError::UnsupportedCiphersuite));
+        // An attacker's public key off the curve, or an X25519 low-order
+        // point (all-zero shared secret), is refused, not encrypted to.
+        let mut off_curve = p256.public.clone();
+        off_curve[64] ^= 1;
+        assert_eq!(core.hpke_seal(hpke(P256), &off_curve, b"", b"", b"x").err(), Some(CryptoError::CryptoLibraryError));
+        assert_eq!(core.hpke_seal(hpke(X25519), &[0u8; 32], b"", b"", b"x").err(), Some(CryptoError::CryptoLibraryError));
+        // The honest recipient still decrypts afterwards.
+        assert_eq!(core.hpke_open(hpke(P256), &sealed, &p256.private, b"", b"").unwrap(), b"x");
+    }
+
+    /// Keys and signatures of `scheme` made by either provider work with the
+    /// other, and both sign a key and message to the same bytes (Ed25519 and
+    /// RFC 6979 ECDSA are deterministic). Returns a core key pair and signature of b"tbs".
+    fn cross_check(scheme: SignatureScheme) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+        let (core, rust) = (AcceleratedCrypto::default(), RustCrypto::default());
+        let (private, public) = core.signature_key_gen(scheme).unwrap();
+        let ours = core.sign(scheme, b"tbs", &private).unwrap();
+        assert_eq!(core.verify_signature(scheme, b"tbs", &public, &ours), Ok(()));
+        assert_eq!(rust.verify_signature(scheme, b"tbs", &public, &ours), Ok(()));
+        assert_eq!(rust.sign(scheme, b"tbs", &private).unwrap(), ours);
+        let (their_private, their_public) = rust.signature_key_gen(scheme).unwrap();
+        let theirs = rust.sign(scheme, b"tbs", &their_private).unwrap();
+        assert_eq!(core.verify_signature(scheme, b"tbs", &their_public, &theirs), Ok(()));
+        assert_eq!(core.sign(scheme, b"tbs", &their_private).unwrap(), theirs);
+        // Someone else's key does not verify our signature.
+        assert_eq!(core.verify_signature(scheme, b"tbs", &their_public, &ours), Err(CryptoError::InvalidSignature));
+        (private, public, ours)
+    }
+
+    #[test]
+    fn ecdsa_p256_signatures_are_byte_compatible_with_rust_crypto() {
+        let core = AcceleratedCrypto::default();
+        let (private, public, ours) = cross_check(ECDSA);
+        assert_eq!((private.len(), public.len(), public[0]), (32, 65, 0x04), "32-byte scalar, uncompressed SEC1 point");
+        // Forgeries fail with the exact error: another message, a changed
+        // signature; a malformed key is a library error.
+        assert_eq!(core.verify_signature(ECDSA, b"other", &public, &ours), Err(CryptoError::InvalidSignature));
+        let mut changed = ours.clone();
+        let last = changed.len() - 1;
+        changed[last] ^= 1;
+        assert_eq!(core.verify_signature(ECDSA, b"tbs", &public, &changed), Err(CryptoError::InvalidSignature));
+        assert_eq!(core.verify_signature(ECDSA, b"tbs", &public[..64], &ours), Err(CryptoError::CryptoLibraryError));
+        assert_eq!(core.sign(ECDSA, b"tbs", &private[..31]), Err(CryptoError::CryptoLibraryError));
+        // The honest signature still verifies afterwards.
+        assert_eq!(core.verify_signature(ECDSA, b"tbs", &public, &ours), Ok(()));
+    }
+
+    #[test]
+    fn ed25519_signatures_are_byte_compatible_with_rust_crypto() {
+        let core = AcceleratedCrypto::default();
+        let (_, public, ours) = cross_check(SignatureScheme::ED25519);
+        assert_eq!(core.verify_signature(SignatureScheme::ED25519, b"other", &public, &ours), Err(CryptoError::InvalidSignature));
+        assert_eq!(core.verify_signature(SignatureScheme::ED25519, b"tbs", &public, &ours[..63]), Err(CryptoError::CryptoLibraryError));
+    }
+
+    #[test]
+    fn p384_and_other_signature_schemes_are_refused() {
+        let (core, rust) = (AcceleratedCrypto::default(), RustCrypto::default());
+        let p384 = SignatureScheme::ECDSA_SECP384R1_SHA384;
+        let (private, public) = rust.signature_key_gen(p384).unwrap();
+        let signature = rust.sign(p384, b"tbs", &private).unwrap();
+        assert_eq!(core.signature_key_gen(p384), Err(CryptoError::UnsupportedSignatureScheme));
+        assert_eq!(core.sign(p384, b"tbs", &private), Err(CryptoError::UnsupportedSignatureScheme));
+        assert_eq!(core.verify_signature(p384, b"tbs", &public, &signature), Err(CryptoError::UnsupportedSignatureScheme));
+        assert_eq!(core.signature_key_gen(SignatureScheme::ED448), Err(CryptoError::UnsupportedSignatureScheme));
+    }
+
+    #[test]
+    fn client_signer_signs_p256_with_the_cores_ecdsa() {
+        let core = AcceleratedCrypto::default();
+        let (private, public) = core.signature_key_gen(ECDSA).unwrap();
+        let signer = crate::signer::ClientSigner::new(openmls_basic_credential::SignatureKeyPair::from_raw(ECDSA, private.clone(), public.clone()));
+        let signature = signer.sign(b"tbs").unwrap();
+        assert_eq!(signature, core.sign(ECDSA, b"tbs", &private).unwrap());
+        assert_eq!(RustCrypto::default().verify_signature(ECDSA, b"tbs", &public, &signature), Ok(()));
+        // A P-384 pair is not signed with (the basic credential's code is never used).
+        let (p384_private, p384_public) = RustCrypto::default().signature_key_gen(SignatureScheme::ECDSA_SECP384R1_SHA384).unwrap();
+        let p384 = crate::signer::ClientSigner::new(openmls_basic_credential::SignatureKeyPair::from_raw(SignatureScheme::ECDSA_SECP384R1_SHA384, p384_private, p384_public));
+        assert!(matches!(p384.sign(b"tbs"), Err(openmls_traits::signatures::SignerError::SigningError)));
     }
 }

@@ -6,7 +6,8 @@
 //! keeps its private key private. So the Ed25519 key is read once from its
 //! TLS encoding and kept here as a dalek `SigningKey` (wiped on drop):
 //! without native curves (browsers) signing uses it directly, at half the
-//! cost, and the native path takes its seed from it.
+//! cost, and the native path takes its seed from it. A P-256 key is read
+//! the same way and signs with the core's ECDSA (signatures.rs).
 
 use std::ops::Deref;
 
@@ -19,21 +20,29 @@ use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _, VLBytes};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::native_crypto::native_ed25519_sign;
+use crate::signatures::{p256_sign, p256_signing_key};
 
 pub struct ClientSigner {
     pair: SignatureKeyPair,
-    /// Wiped on drop (dalek's `SigningKey` is `ZeroizeOnDrop`).
-    ed25519_key: Option<ed25519_dalek::SigningKey>,
+    /// The private key, parsed once; wiped on drop (dalek's and the
+    /// `p256` crate's signing keys are `ZeroizeOnDrop`). `None` for a
+    /// scheme outside ciphersuites 1-3 or a malformed key: signing fails.
+    key: Option<SigningKey>,
+}
+
+enum SigningKey {
+    Ed25519(ed25519_dalek::SigningKey),
+    P256(p256::ecdsa::SigningKey),
 }
 
 impl ClientSigner {
     pub fn new(pair: SignatureKeyPair) -> Self {
-        let ed25519_key = if pair.signature_scheme() == SignatureScheme::ED25519 {
-            private_key_of(&pair).and_then(|seed| ed25519_dalek::SigningKey::try_from(seed.as_slice()).ok())
-        } else {
-            None
-        };
-        ClientSigner { pair, ed25519_key }
+        let key = private_key_of(&pair).and_then(|private| match pair.signature_scheme() {
+            SignatureScheme::ED25519 => ed25519_dalek::SigningKey::try_from(private.as_slice()).ok().map(SigningKey::Ed25519),
+            SignatureScheme::ECDSA_SECP256R1_SHA256 => p256_signing_key(&private).ok().map(SigningKey::P256),
+            _ => None,
+        });
+        ClientSigner { pair, key }
     }
 }
 
@@ -53,15 +62,20 @@ impl Deref for ClientSigner {
 }
 
 impl Signer for ClientSigner {
+    // Never the basic credential's own `sign`: its P-384 arm would link
+    // that curve's code into the package.
     fn sign(&self, payload: &[u8]) -> Result<Vec<u8>, SignerError> {
-        let Some(key) = &self.ed25519_key else {
-            return self.pair.sign(payload);
-        };
-        if let Some(signature) = native_ed25519_sign(key.as_bytes(), payload) {
-            return signature.map_err(|_| SignerError::SigningError);
+        match &self.key {
+            Some(SigningKey::Ed25519(key)) => {
+                if let Some(signature) = native_ed25519_sign(key.as_bytes(), payload) {
+                    return signature.map_err(|_| SignerError::SigningError);
+                }
+                use ed25519_dalek::Signer as _;
+                Ok(key.sign(payload).to_bytes().to_vec())
+            }
+            Some(SigningKey::P256(key)) => Ok(p256_sign(key, payload)),
+            None => Err(SignerError::SigningError),
         }
-        use ed25519_dalek::Signer as _;
-        Ok(key.sign(payload).to_bytes().to_vec())
     }
 
     fn signature_scheme(&self) -> SignatureScheme {

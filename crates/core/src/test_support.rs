@@ -38,7 +38,10 @@ fn bundle_for(key_package: &KeyPackage, init_priv: &[u8], encryption_priv: &[u8]
     // A throwaway bundle of the same ciphersuite gives the serde shape.
     let scratch = Provider::default();
     let cs = key_package.ciphersuite();
-    let signer = SignatureKeyPair::new(cs.signature_algorithm()).map_err(|e| CoreError::from_mls("scratch keys", e))?;
+    // Through the core's provider: `SignatureKeyPair::new` would link the
+    // basic credential's P-384 code into the package.
+    let (private, public) = scratch.crypto().signature_key_gen(cs.signature_algorithm()).map_err(|e| CoreError::from_mls("scratch keys", e))?;
+    let signer = crate::signer::ClientSigner::new(SignatureKeyPair::from_raw(cs.signature_algorithm(), private, public));
     let credential = CredentialWithKey { credential: BasicCredential::new(b"scratch".to_vec()).into(), signature_key: signer.to_public_vec().into() };
     let template = KeyPackage::builder()
         .build(cs, &scratch, &signer, credential)
