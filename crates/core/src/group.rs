@@ -185,7 +185,7 @@ impl Client {
                 .map_err(|e| CoreError::new("STORAGE", format!("loading group: {e}")))?
                 .ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "no such group in storage"))?;
             // Runtime behaviour, not stored: LeafOperationProposals remove leaves.
-            group.set_proposal_expander(crate::leaf_operation_intent::expander());
+            group.set_proposal_expander(self.expander());
             self.groups.insert(group_id.to_vec(), group);
         }
         let group = self.groups.get(group_id).ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "group not loaded"))?;
@@ -249,7 +249,7 @@ impl Client {
             let mut group = builder
                 .build(&client.provider, signer, credential_with_key(identity, public_key))
                 .map_err(|e| CoreError::from_mls("creating group", e))?;
-            group.set_proposal_expander(crate::leaf_operation_intent::expander());
+            group.set_proposal_expander(client.expander());
             let id = group.group_id().as_slice().to_vec();
             client.groups.insert(id.clone(), group);
             Ok(id)
@@ -277,7 +277,7 @@ impl Client {
         };
         let tree = ratchet_tree_in(ratchet_tree)?;
         Ok(self.mutate(|client| {
-            let join = config.join_config()?;
+            let join = config.join_config(client.expander())?;
             let mut builder = StagedWelcome::build_from_welcome(&client.provider, &join, welcome)
                 .map_err(|e| CoreError::from_mls("processing welcome", e))?;
             if let Some(tree) = tree {
@@ -323,7 +323,7 @@ impl Client {
             let cs = info.ciphersuite();
             client.load_signer(public_key, cs.signature_algorithm())?;
             let signer = client.signer(public_key)?;
-            let mut builder = MlsGroup::external_commit_builder().with_config(config.join_config()?);
+            let mut builder = MlsGroup::external_commit_builder().with_config(config.join_config(client.expander())?);
             if let Some(tree) = tree {
                 builder = builder.with_ratchet_tree(tree);
             }
@@ -728,7 +728,7 @@ impl Client {
 
     /// Current members with leaf index, credential and signature key.
     pub fn members(&mut self, group_id: &[u8]) -> Result<JsValue, JsValue> {
-        Ok(self.read_group(group_id, |group, _| inspect::members(group))?)
+        Ok(self.read_group(group_id, |group, _| inspect::members(group.members()))?)
     }
 
     /// Signed GroupInfo for external joins (RFC 9420 §12.4.3).

@@ -165,7 +165,7 @@ impl Client {
         Ok(self.mutate(|client| {
             let group = MlsGroup::vc_join_via_sibling_external_commit(
                 &client.provider,
-                &config.join_config()?,
+                &config.join_config(client.expander())?,
                 info,
                 None,
                 message,
