@@ -378,6 +378,25 @@ describe('LeafOperationIntent: association through the AS', () => {
     });
   }
 
+  it('a committer whose association takes an extra member along is refused by every honest member', async () => {
+    const w = await devices((as) => as.association());
+    const carolLeaf = w.carol.group!.ownLeafIndex;
+    // The attacker's (or a misconfigured) committer: the AS's answer plus carol.
+    w.bob.client.setLeafAssociation({ associatedLeaves: (members, leaf) => [...w.as.association().associatedLeaves(members, leaf), carolLeaf] });
+    const { commit } = await commitIntents(w.bob.group!, [w.intent]);
+    for (const m of [w.laptop, w.carol, w.dave]) {
+      const epoch = m.group!.epoch;
+      await refused(() => m.group!.process(commit), 'INVALID_COMMIT', 'length of the received update path');
+      expect(m.group!.epoch).toBe(epoch);
+    }
+    // bob drops it and commits with the AS's answer; everyone follows.
+    await w.bob.group!.clearPendingCommit();
+    w.bob.client.setLeafAssociation(w.as.association());
+    const { seen } = await commitAndDeliver(w.bob, w.others, (g) => commitIntents(g, [w.intent]));
+    expect(seen?.impliedRemoves).toEqual(leaves(w.phone, w.laptop));
+    expectInSync([w.bob, w.carol, w.dave]);
+  });
+
   it('a throwing hook or an answer naming no member refuses the commit, built or received', async () => {
     const w = await devices((as) => as.association());
     const honest = w.as.association();
