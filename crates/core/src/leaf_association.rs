@@ -16,7 +16,6 @@
 //! the committer stays refused by the engine's own rule.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use openmls::group::{ProposalExpander, ProposalExpansionError, PublicGroup};
@@ -38,7 +37,8 @@ extern "C" {
 }
 
 thread_local! {
-    static HOOKS: RefCell<HashMap<u32, JsValue>> = RefCell::new(HashMap::new());
+    // (slot, hook); a handful of clients per instance, so a list.
+    static HOOKS: RefCell<Vec<(u32, JsValue)>> = const { RefCell::new(Vec::new()) };
     static NEXT_SLOT: Cell<u32> = const { Cell::new(0) };
 }
 
@@ -54,14 +54,14 @@ pub(crate) fn new_slot() -> u32 {
 /// Forget a dropped client's hook.
 pub(crate) fn release(slot: u32) {
     // try_with: thread-local teardown may already have run.
-    let _ = HOOKS.try_with(|hooks| hooks.try_borrow_mut().map(|mut h| h.remove(&slot)));
+    let _ = HOOKS.try_with(|hooks| hooks.try_borrow_mut().map(|mut h| h.retain(|(s, _)| *s != slot)));
 }
 
 /// The leaves the hook of `slot` associates with `sender` (and the sender),
 /// in leaf order; `None` when the client installed no hook.
 pub(crate) fn associated(slot: u32, group: &PublicGroup, sender: LeafNodeIndex) -> Option<Result<Vec<LeafNodeIndex>, ProposalExpansionError>> {
     // Cloned out so that a callback reaching another client cannot find the registry borrowed.
-    let hook = HOOKS.with(|hooks| hooks.borrow().get(&slot).cloned())?;
+    let hook = HOOKS.with(|hooks| hooks.borrow().iter().find(|(s, _)| *s == slot).map(|(_, h)| h.clone()))?;
     let hook: &LeafAssociationHook = hook.unchecked_ref();
     let answer = crate::inspect::members(group.members())
         .ok()
@@ -109,9 +109,10 @@ impl Client {
     #[wasm_bindgen(js_name = setLeafAssociation)]
     pub fn set_leaf_association(&mut self, hook: Option<LeafAssociationHook>) {
         let slot = self.association_slot;
-        HOOKS.with(|hooks| match hook {
-            Some(hook) => hooks.borrow_mut().insert(slot, hook.into()),
-            None => hooks.borrow_mut().remove(&slot),
+        HOOKS.with(|hooks| {
+            let mut hooks = hooks.borrow_mut();
+            hooks.retain(|(s, _)| *s != slot);
+            hooks.extend(hook.map(|h| (slot, h.into())));
         });
     }
 }
