@@ -24,15 +24,18 @@ import {
   intentsIn,
   proposeIntent,
   validateIntent,
+  AuthenticationService,
   type Group,
+  type GroupOptions,
+  type LeafAssociation,
   type LeafOperationIntent,
 } from 'paired-mls';
 import { expectInSync, type Member } from './helpers.js';
 
 const CAPS = { proposals: [LEAF_OPERATION_PROPOSAL_TYPE] };
 
-async function member(name: string, identity = name): Promise<Member> {
-  const client = await MlsClient.open();
+async function member(name: string, identity = name, association?: LeafAssociation): Promise<Member> {
+  const client = await MlsClient.open({ association });
   return { name, client, identity: await client.createIdentity(identity, 1) };
 }
 
@@ -77,14 +80,20 @@ async function world(options: { externalSender?: { identity: Uint8Array; signatu
     ...(options.externalSender ? { externalSenders: [options.externalSender] } : {}),
     ...(options.requireIntents ? { requiredCapabilities: CAPS } : {}),
   };
-  alice.group = await alice.client.createGroup(alice.identity, { capabilities: CAPS, extensions });
-  const kps = await Promise.all(all.slice(1).map((m) => m.client.createKeyPackage(m.identity, { capabilities: CAPS })));
-  const { welcome } = await alice.group.commit({ add: kps });
-  await alice.group.mergePendingCommit();
-  for (const m of all.slice(1)) m.group = await m.client.joinFromWelcome(welcome!, { capabilities: CAPS });
+  await formGroup(all, extensions);
+  return { alice, alicePhone, bob, carol, dave, all };
+}
+
+/** The first member creates the group and adds the others; everyone updates once. */
+async function formGroup(all: Member[], extensions: GroupOptions['extensions'] = {}): Promise<void> {
+  const [founder, ...rest] = all;
+  founder!.group = await founder!.client.createGroup(founder!.identity, { capabilities: CAPS, extensions });
+  const kps = await Promise.all(rest.map((m) => m.client.createKeyPackage(m.identity, { capabilities: CAPS })));
+  const { welcome } = await founder!.group.commit({ add: kps });
+  await founder!.group.mergePendingCommit();
+  for (const m of rest) m.group = await m.client.joinFromWelcome(welcome!, { capabilities: CAPS });
   for (const m of all) await commitAndDeliver(m, all.filter((o) => o !== m), (g) => g.selfUpdate());
   expectInSync(all);
-  return { alice, alicePhone, bob, carol, dave, all };
 }
 
 /** Unrelated traffic between creating and using an intent: erin joins, dave leaves. */
@@ -302,5 +311,121 @@ describe('LeafOperationIntent', () => {
     await rejected(() => commitIntents(alice.group!, [replayable]), 'key-package-leaf');
     // The engine refuses it too (a commit built without the TS check).
     await rejected(() => alice.group!.commit({ custom: [intentProposal(replayable)] }), 'key-package-leaf');
+  });
+});
+
+/**
+ * The application's association rule (draft §2.5: the recipient asks the
+ * AS). alice has a phone and a laptop with different identities, both
+ * registered to user 'alice'; the default rule does not associate them.
+ */
+describe('LeafOperationIntent: association through the AS', () => {
+  /** Every member opened with `association(name)` (undefined: the default rule). */
+  async function devices(association: (as: AuthenticationService, name: string) => LeafAssociation | undefined, order = ['alice-phone', 'alice-laptop', 'bob', 'carol', 'dave']) {
+    const as = new AuthenticationService();
+    const byName = new Map<string, Member>();
+    for (const name of order) {
+      const m = await member(name, name, association(as, name));
+      as.register({ clientId: name, userId: name.startsWith('alice') ? 'alice' : name, identity: m.identity.identity, signatureKey: m.identity.signaturePublicKey });
+      byName.set(name, m);
+    }
+    await formGroup(order.map((n) => byName.get(n)!));
+    const [phone, laptop, bob, carol, dave] = ['alice-phone', 'alice-laptop', 'bob', 'carol', 'dave'].map((n) => byName.get(n)!) as [Member, Member, Member, Member, Member];
+    const intent = createIntent(phone.group!, 'removeAssociatedMembers');
+    return { as, phone, laptop, bob, carol, dave, intent, others: [laptop, carol, dave] };
+  }
+
+  const leaves = (...ms: Member[]) => ms.map((m) => m.group!.ownLeafIndex).sort((a, b) => a - b);
+
+  it("with the AS's association, an intent alone removes both of alice's devices on every member", async () => {
+    const w = await devices((as) => as.association());
+    const { seen } = await commitAndDeliver(w.bob, w.others, (g) => commitIntents(g, [w.intent]));
+    expect(seen).toEqual({ removes: 0, impliedRemoves: leaves(w.phone, w.laptop), intents: 1 });
+    const remaining = [w.bob, w.carol, w.dave];
+    expectInSync(remaining);
+    for (const m of remaining) expect(names(m.group!)).toEqual(['bob', 'carol', 'dave']);
+    await commitAndDeliver(w.carol, [w.bob, w.dave], (g) => g.selfUpdate());
+    expectInSync(remaining);
+  });
+
+  it('without a hook the default rule (same type and identity) removes only the sender', async () => {
+    const w = await devices(() => undefined);
+    const { seen } = await commitAndDeliver(w.bob, w.others, (g) => commitIntents(g, [w.intent]));
+    expect(seen).toEqual({ removes: 0, impliedRemoves: leaves(w.phone), intents: 1 });
+    expect(names(w.bob.group!)).toEqual(['alice-laptop', 'bob', 'carol', 'dave']);
+    expectInSync([w.laptop, w.bob, w.carol, w.dave]);
+  });
+
+  // The Removes are not on the wire: dave, with the default rule, removes only
+  // the phone, so his tree differs from the committer's. Which check catches
+  // it depends on the tree's shape; both refuse with INVALID_COMMIT.
+  for (const [order, text] of [
+    [['alice-phone', 'alice-laptop', 'bob', 'carol', 'dave'], 'length of the received update path'],
+    [['alice-phone', 'bob', 'alice-laptop', 'dave', 'carol'], 'parent hash'],
+  ] as const) {
+    it(`a member whose association disagrees refuses the commit; the others continue (${text})`, async () => {
+      const w = await devices((as, name) => (name === 'dave' ? undefined : as.association()), [...order]);
+      const { commit } = await commitIntents(w.bob.group!, [w.intent]);
+      await w.bob.group!.mergePendingCommit();
+      const daveEpoch = w.dave.group!.epoch;
+      await refused(() => w.dave.group!.process(commit), 'INVALID_COMMIT', text);
+      expect(w.dave.group!.epoch).toBe(daveEpoch);
+      await deliver(commit, [w.laptop, w.carol]);
+      expectInSync([w.bob, w.carol]);
+      expect(names(w.carol.group!)).toEqual(['bob', 'carol', 'dave']);
+      await commitAndDeliver(w.carol, [w.bob], (g) => g.selfUpdate());
+      expectInSync([w.bob, w.carol]);
+    });
+  }
+
+  it('a committer whose association takes an extra member along is refused by every honest member', async () => {
+    const w = await devices((as) => as.association());
+    const carolLeaf = w.carol.group!.ownLeafIndex;
+    // The attacker's (or a misconfigured) committer: the AS's answer plus carol.
+    w.bob.client.setLeafAssociation({ associatedLeaves: (members, leaf) => [...w.as.association().associatedLeaves(members, leaf), carolLeaf] });
+    const { commit } = await commitIntents(w.bob.group!, [w.intent]);
+    for (const m of [w.laptop, w.carol, w.dave]) {
+      const epoch = m.group!.epoch;
+      await refused(() => m.group!.process(commit), 'INVALID_COMMIT', 'length of the received update path');
+      expect(m.group!.epoch).toBe(epoch);
+    }
+    // bob drops it and commits with the AS's answer; everyone follows.
+    await w.bob.group!.clearPendingCommit();
+    w.bob.client.setLeafAssociation(w.as.association());
+    const { seen } = await commitAndDeliver(w.bob, w.others, (g) => commitIntents(g, [w.intent]));
+    expect(seen?.impliedRemoves).toEqual(leaves(w.phone, w.laptop));
+    expectInSync([w.bob, w.carol, w.dave]);
+  });
+
+  it('a throwing hook or an answer naming no member refuses the commit, built or received', async () => {
+    const w = await devices((as) => as.association());
+    const honest = w.as.association();
+    const answer = (leaves: unknown): LeafAssociation => ({ associatedLeaves: () => leaves as number[] });
+    // The committer's own hook: nothing is built.
+    for (const [bad, reason] of [
+      [answer([99]), 'association-invalid'],
+      [answer([w.phone.group!.ownLeafIndex + 0.5]), 'association-invalid'],
+      [answer([-1]), 'association-invalid'],
+      [answer('1'), 'association-invalid'],
+      [{ associatedLeaves: () => { throw new Error('AS unreachable'); } }, 'association-failed'],
+      // Calling back into the client that runs the hook is refused, not a panic.
+      [{ associatedLeaves: () => w.bob.group!.members().map((m) => m.leafIndex) }, 'association-failed'],
+    ] as const) {
+      w.bob.client.setLeafAssociation(bad);
+      await rejected(() => commitIntents(w.bob.group!, [w.intent]), reason);
+    }
+    expect(() => w.bob.client.setLeafAssociation({} as LeafAssociation)).toThrow(MlsError);
+    // The committer's association may not take the committer along (RFC 9420 §12.2).
+    w.bob.client.setLeafAssociation(answer([w.bob.group!.ownLeafIndex]));
+    await refused(() => commitIntents(w.bob.group!, [w.intent]), 'INVALID_MESSAGE', 'would remove the committer');
+    // A receiver whose hook fails refuses the honest commit.
+    w.bob.client.setLeafAssociation(honest);
+    w.dave.client.setLeafAssociation(answer([99]));
+    const { commit } = await commitIntents(w.bob.group!, [w.intent]);
+    await w.bob.group!.mergePendingCommit();
+    await rejected(() => w.dave.group!.process(commit), 'association-invalid');
+    await deliver(commit, [w.laptop, w.carol]);
+    await commitAndDeliver(w.carol, [w.bob], (g) => g.selfUpdate());
+    expectInSync([w.bob, w.carol]);
   });
 });

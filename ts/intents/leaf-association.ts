@@ -1,18 +1,22 @@
 /**
  * The Authentication Service's answer to "which members are associated
  * with this one" (draft-kohbrok-mls-leaf-operation-intents §2.5; RFC 9750
- * §5.3 "same user"), for `remove_associated_members`. The engine removes
- * by its own rule, the same as `sameIdentityAssociation` (same credential
- * type and identity; crates/core/src/leaf_operation_intent.rs), so this
- * interface lets an application ask which devices an intent will take
- * along; a different rule does not change what the engine removes
- * (docs/PROTOCOL.md §5.4).
+ * §5.3 "same user"), for `remove_associated_members`. A client installs one
+ * (`MlsClient.open({ association })`, `client.setLeafAssociation`) and the
+ * engine calls it for every such LeafOperationProposal; without one the
+ * engine uses the rule of `sameIdentityAssociation` (same credential type
+ * and identity; crates/core/src/leaf_operation_intent.rs). Every member must
+ * give the same answer (docs/PROTOCOL.md §5.4).
  */
 import { bytesEqual } from '../mls/bytes.js';
 import type { Member } from '../mls/types.js';
 
 export interface LeafAssociation {
-  /** Leaf indices of the members associated with `leafIndex` (not including it). */
+  /**
+   * Leaf indices of the members associated with `leafIndex` (the sender,
+   * whose credential and signature key are in `members`). Synchronous and
+   * deterministic; must not call into the client that runs it.
+   */
   associatedLeaves(members: readonly Member[], leafIndex: number): number[];
 }
 

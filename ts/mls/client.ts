@@ -14,6 +14,7 @@ import { toBytes, toHex, fromHex, utf8, type BytesLike } from './bytes.js';
 import { compact, groupOptionsToCore, joinOptionsToCore } from './convert.js';
 import type { Capabilities, Ciphersuite, GroupOptions, JoinOptions, KeyPackageInfo } from './types.js';
 import { Group } from './group.js';
+import type { LeafAssociation } from '../intents/leaf-association.js';
 
 /** A basic credential with its signature key pair (private half in the core). */
 export interface Identity {
@@ -25,6 +26,13 @@ export interface Identity {
 export interface OpenOptions {
   /** Where state is kept (default: a fresh in-memory adapter). */
   storage?: StorageAdapter;
+  /**
+   * Which members a `remove_associated_members` intent takes along (the
+   * Authentication Service's answer, e.g. `authenticationService.association()`).
+   * Default: members whose credential has the sender's type and identity.
+   * It must be deterministic and agreed across the group (docs/PROTOCOL.md §5.4).
+   */
+  association?: LeafAssociation;
 }
 
 export interface KeyPackageOptions {
@@ -91,6 +99,7 @@ export class MlsClient extends Resource<CoreClient> {
   #storageFailure: MlsError | undefined;
   #transaction: StorageBatch[] | undefined;
   readonly #records = new Map<string, Uint8Array>();
+  #association: LeafAssociation | undefined;
 
   private constructor(core: CoreClient, storage: StorageAdapter) {
     super(core);
@@ -106,12 +115,32 @@ export class MlsClient extends Resource<CoreClient> {
     const storage = options.storage ?? new MemoryStorageAdapter();
     const client = new MlsClient(call(() => new CoreClient()), storage);
     try {
+      client.setLeafAssociation(options.association);
       await client.#load();
     } catch (err) {
       client.free();
       throw err;
     }
     return client;
+  }
+
+  /**
+   * Install the association rule of `remove_associated_members` (or, with
+   * `undefined`, go back to the default same-identity rule). The engine
+   * calls `associatedLeaves(members, senderLeafIndex)` synchronously for
+   * every such LeafOperationProposal it builds or receives, with the group's
+   * members before the commit; it must not call back into this client. A
+   * throw, or an answer that is not an array of current members' leaf
+   * indices, refuses the proposal (`IntentError`, reason
+   * `association-failed` / `association-invalid`).
+   */
+  setLeafAssociation(association: LeafAssociation | undefined): void {
+    if (association !== undefined && typeof association?.associatedLeaves !== 'function') {
+      throw invalidArgument('association must have an associatedLeaves function');
+    }
+    this.#association = association;
+    const core = this.inner;
+    call(() => core.setLeafAssociation(association));
   }
 
   /** Load the core and the TS records from the storage adapter. */
@@ -177,6 +206,7 @@ export class MlsClient extends Resource<CoreClient> {
       this.#transaction = undefined;
       for (const batch of batches) for (const [, value] of batch.puts) value.fill(0);
       this.replaceInner(call(() => new CoreClient()));
+      this.setLeafAssociation(this.#association);
       await this.#load();
       throw err;
     }

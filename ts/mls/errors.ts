@@ -83,8 +83,8 @@ export class MlsError extends Error {
 }
 
 /** Why a LeafOperationIntent is refused (docs/PROTOCOL.md §5.3). */
-export type IntentRejection = 'wrong-group' | 'unknown-leaf' | 'stale-leaf' | 'bad-signature' | 'key-package-leaf' | 'malformed';
-const INTENT_REJECTIONS: readonly IntentRejection[] = ['wrong-group', 'unknown-leaf', 'stale-leaf', 'bad-signature', 'key-package-leaf', 'malformed'];
+export type IntentRejection = 'wrong-group' | 'unknown-leaf' | 'stale-leaf' | 'bad-signature' | 'key-package-leaf' | 'malformed' | 'association-failed' | 'association-invalid';
+const INTENT_REJECTIONS: readonly IntentRejection[] = ['wrong-group', 'unknown-leaf', 'stale-leaf', 'bad-signature', 'key-package-leaf', 'malformed', 'association-failed', 'association-invalid'];
 
 /** An invalid LeafOperationIntent (`INTENT_INVALID`), from `validateIntent` or the engine. */
 export class IntentError extends MlsError {

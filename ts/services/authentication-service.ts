@@ -60,7 +60,11 @@ export class AuthenticationService {
     return Boolean(x && y && x.userId === y.userId);
   }
 
-  /** The association LeafOperationIntents use for `remove_associated_members`: same user. */
+  /**
+   * The association LeafOperationIntents use for `remove_associated_members`:
+   * registered to the same user. Pass it to `MlsClient.open({ association })`
+   * (or `setLeafAssociation`) so the engine removes by it.
+   */
   association(): LeafAssociation {
     return {
       associatedLeaves: (members, leafIndex) => {

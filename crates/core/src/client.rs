@@ -31,6 +31,14 @@ pub struct Client {
     pub(crate) signers: HashMap<Vec<u8>, ClientSigner>,
     /// VC operation trees saved by `pinVcOperationTree`, by epoch id.
     pub(crate) pinned_vc_trees: HashMap<Vec<u8>, zeroize::Zeroizing<Vec<u8>>>,
+    /// This client's slot for its LeafAssociation hook (leaf_association.rs).
+    pub(crate) association_slot: u32,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        crate::leaf_association::release(self.association_slot);
+    }
 }
 
 /// Build a `CredentialWithKey` for a basic credential.
@@ -105,7 +113,7 @@ impl Client {
     /// A client with empty storage.
     #[wasm_bindgen(constructor)]
     pub fn new() -> Client {
-        Client { provider: Provider::default(), groups: HashMap::new(), signers: HashMap::new(), pinned_vc_trees: HashMap::new() }
+        Client { provider: Provider::default(), groups: HashMap::new(), signers: HashMap::new(), pinned_vc_trees: HashMap::new(), association_slot: crate::leaf_association::new_slot() }
     }
 
     /// Load persisted entries (the flat encoding of `batch.rs`) into this

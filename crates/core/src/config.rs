@@ -199,7 +199,8 @@ impl GroupConfig {
             .map_err(|e| CoreError::from_mls("leaf node extensions", e))
     }
 
-    pub fn join_config(&self) -> CoreResult<MlsGroupJoinConfig> {
+    /// The join configuration; `expander` is the client's (leaf_association.rs).
+    pub fn join_config(&self, expander: std::sync::Arc<dyn openmls::group::ProposalExpander>) -> CoreResult<MlsGroupJoinConfig> {
         Ok(MlsGroupJoinConfig::builder()
             .wire_format_policy(self.wire_format_policy()?)
             .padding_size(self.padding_size)
@@ -207,7 +208,7 @@ impl GroupConfig {
             .number_of_resumption_psks(self.number_of_resumption_psks)
             .use_ratchet_tree_extension(self.use_ratchet_tree_extension)
             .sender_ratchet_configuration(self.sender_ratchet())
-            .proposal_expander(crate::leaf_operation_intent::expander())
+            .proposal_expander(expander)
             .build())
     }
 }

@@ -130,12 +130,12 @@ enum ProposalSpec {
 /// Load a stored group; the one call site of openmls' `MlsGroup::load`
 /// (kept out of line so the wasm carries one copy of it).
 #[inline(never)]
-pub(crate) fn load_group(provider: &Provider, group_id: &GroupId) -> CoreResult<MlsGroup> {
+pub(crate) fn load_group(provider: &Provider, group_id: &GroupId, expander: std::sync::Arc<dyn openmls::group::ProposalExpander>) -> CoreResult<MlsGroup> {
     let mut group = MlsGroup::load(provider.storage(), group_id)
         .map_err(|e| CoreError::new("STORAGE", format!("loading group: {e}")))?
         .ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "no such group in storage"))?;
     // Runtime behaviour, not stored: LeafOperationProposals remove leaves.
-    group.set_proposal_expander(crate::leaf_operation_intent::expander());
+    group.set_proposal_expander(expander);
     Ok(group)
 }
 
@@ -204,7 +204,8 @@ impl Client {
     /// the anchor leaf before it can derive the anchor's key (PROTOCOL §4.12).
     pub(crate) fn prepare_group(&mut self, group_id: &[u8], with_signer: bool) -> CoreResult<Vec<u8>> {
         if !self.groups.contains_key(group_id) {
-            let group = load_group(&self.provider, &group_id_of(group_id))?;
+            let expander = self.expander();
+            let group = load_group(&self.provider, &group_id_of(group_id), expander)?;
             self.groups.insert(group_id.to_vec(), group);
         }
         let group = self.groups.get(group_id).ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "group not loaded"))?;
@@ -280,7 +281,7 @@ impl Client {
             let mut group = builder
                 .build(&client.provider, signer, credential_with_key(identity, public_key))
                 .map_err(|e| CoreError::from_mls("creating group", e))?;
-            group.set_proposal_expander(crate::leaf_operation_intent::expander());
+            group.set_proposal_expander(client.expander());
             let id = group.group_id().as_slice().to_vec();
             client.groups.insert(id.clone(), group);
             Ok(id)
@@ -308,7 +309,7 @@ impl Client {
         };
         let tree = ratchet_tree_in(ratchet_tree)?;
         Ok(self.mutate(|client| {
-            let join = config.join_config()?;
+            let join = config.join_config(client.expander())?;
             let mut builder = StagedWelcome::build_from_welcome(&client.provider, &join, welcome)
                 .map_err(|e| CoreError::from_mls("processing welcome", e))?;
             if let Some(tree) = tree {
@@ -354,7 +355,7 @@ impl Client {
             let cs = info.ciphersuite();
             client.load_signer(public_key, cs.signature_algorithm())?;
             let signer = client.signer(public_key)?;
-            let mut builder = MlsGroup::external_commit_builder().with_config(config.join_config()?);
+            let mut builder = MlsGroup::external_commit_builder().with_config(config.join_config(client.expander())?);
             if let Some(tree) = tree {
                 builder = builder.with_ratchet_tree(tree);
             }
@@ -765,7 +766,7 @@ impl Client {
 
     /// Current members with leaf index, credential and signature key.
     pub fn members(&mut self, group_id: &[u8]) -> Result<JsValue, JsValue> {
-        Ok(self.read_group(group_id, |group, _| inspect::members(group))?)
+        Ok(self.read_group(group_id, |group, _| inspect::members(group.members()))?)
     }
 
     /// Signed GroupInfo for external joins (RFC 9420 §12.4.3).
@@ -791,7 +792,10 @@ impl Client {
         Ok(self.mutate(|client| {
             let mut group = match client.groups.remove(group_id) {
                 Some(g) => g,
-                None => load_group(&client.provider, &group_id_of(group_id))?,
+                None => {
+                    let expander = client.expander();
+                    load_group(&client.provider, &group_id_of(group_id), expander)?
+                }
             };
             group.delete(client.provider.storage()).map_err(|e| CoreError::new("STORAGE", format!("deleting group: {e}")))
         })?)

@@ -116,9 +116,9 @@ struct MemberView {
     encryption_key: ByteBuf,
 }
 
-pub fn members(group: &MlsGroup) -> CoreResult<JsValue> {
-    let list: Vec<MemberView> = group
-        .members()
+/// `Member[]` of ts/mls/types.ts (a group's, or a PublicGroup's for the association hook).
+pub fn members(members: impl Iterator<Item = Member>) -> CoreResult<JsValue> {
+    let list: Vec<MemberView> = members
         .map(|m| MemberView {
             leaf_index: m.index.u32(),
             credential: credential(&m.credential),

@@ -22,15 +22,17 @@ const LEAF_NODE_REF_LABEL: &str = "MLS 1.0 LeafNode Reference";
 const SENDER_REMOVAL_ONLY: u8 = 1;
 const REMOVE_ASSOCIATED_MEMBERS: u8 = 2;
 
-/// The expander every group of this library carries.
-pub fn expander() -> Arc<dyn ProposalExpander> {
-    Arc::new(LeafOperationIntents { crypto: AcceleratedCrypto::default() })
+/// The expander every group of this library carries; `association_slot`
+/// names its client's association hook (leaf_association.rs).
+pub fn expander(association_slot: u32) -> Arc<dyn ProposalExpander> {
+    Arc::new(LeafOperationIntents { crypto: AcceleratedCrypto::default(), association_slot })
 }
 
 struct LeafOperationIntents {
     /// Hashing and signature verification only (no secrets); the core's
     /// provider, whose verification covers ciphersuites 1-3 only.
     crypto: AcceleratedCrypto,
+    association_slot: u32,
 }
 
 /// A decoded LeafOperationIntent: the TBS bytes and the fields we check.
@@ -43,7 +45,7 @@ struct Intent {
     signature: Vec<u8>,
 }
 
-fn refused(reason: &str) -> ProposalExpansionError {
+pub(crate) fn refused(reason: &str) -> ProposalExpansionError {
     ProposalExpansionError(format!("LeafOperationProposal {reason}"))
 }
 
@@ -111,18 +113,25 @@ impl LeafOperationIntents {
 }
 
 /// The leaves removed: the sender, plus for `remove_associated_members` the
-/// members the Authentication Service associates with it (draft §2.5; our
-/// rule: credentials of the same type and identity belong to the same
-/// user). In leaf order, as `members()` yields them.
-fn removed(group: &PublicGroup, sender: LeafNodeIndex, mode: u8) -> Vec<LeafNodeIndex> {
+/// members the Authentication Service associates with it (draft §2.5): the
+/// client's association hook when it installed one, else the default rule.
+fn removed(group: &PublicGroup, sender: LeafNodeIndex, mode: u8, association_slot: u32) -> Result<Vec<LeafNodeIndex>, ProposalExpansionError> {
+    if mode != REMOVE_ASSOCIATED_MEMBERS {
+        return Ok(vec![sender]);
+    }
+    crate::leaf_association::associated(association_slot, group, sender).unwrap_or_else(|| Ok(same_identity(group, sender)))
+}
+
+/// Default association: credentials of the same type and identity belong
+/// to the same user. In leaf order, as `members()` yields them.
+fn same_identity(group: &PublicGroup, sender: LeafNodeIndex) -> Vec<LeafNodeIndex> {
     let Some(own) = group.leaf(sender).map(|leaf| leaf.credential().clone()) else {
         return Vec::new();
     };
     group
         .members()
         .filter(|m| {
-            m.index == sender
-                || (mode == REMOVE_ASSOCIATED_MEMBERS && m.credential.credential_type() == own.credential_type() && m.credential.serialized_content() == own.serialized_content())
+            m.index == sender || (m.credential.credential_type() == own.credential_type() && m.credential.serialized_content() == own.serialized_content())
         })
         .map(|m| m.index)
         .collect()
@@ -135,7 +144,7 @@ impl ProposalExpander for LeafOperationIntents {
         }
         let intent = decode(proposal.payload())?;
         self.validate(group, &intent)?;
-        Ok(Some(removed(group, LeafNodeIndex::new(intent.sender_index), intent.removal_mode)))
+        removed(group, LeafNodeIndex::new(intent.sender_index), intent.removal_mode, self.association_slot).map(Some)
     }
 }
 

@@ -13,6 +13,7 @@ mod error;
 mod group;
 mod group_state;
 mod inspect;
+mod leaf_association;
 mod leaf_operation_intent;
 mod native_crypto;
 mod paired_keys;

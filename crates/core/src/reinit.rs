@@ -378,7 +378,7 @@ impl Client {
             .transpose()?;
         Ok(self.mutate(|client| {
             let mut record = client.record_for(old_group_id)?;
-            let join = config.join_config()?;
+            let join = config.join_config(client.expander())?;
             let mut builder = StagedWelcome::build_from_welcome(&client.provider, &join, welcome)
                 .map_err(|e| CoreError::from_mls("processing welcome", e))?;
             let carries_psk = builder.processed_welcome().psks().iter().any(|id| match id.psk() {

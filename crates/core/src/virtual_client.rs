@@ -130,6 +130,7 @@ impl Client {
         expect_digest: Option<Vec<u8>>,
     ) -> Result<JsValue, JsValue> {
         let leaf_app_data = crate::paired_standard::parse_entries(leaf_app_data)?;
+        let expander = self.expander();
         Ok(self.with_group(group_id, |group, provider, signer| {
             let leaf = group
                 .own_leaf_node()
@@ -174,7 +175,7 @@ impl Client {
             // commit, then the storage goes back to the new state (or, for a
             // dry run, stays at the old one).
             let new_state = provider.storage().rollback_stashing(b"");
-            let old_group = crate::group::load_group(provider, new_group.group_id())?;
+            let old_group = crate::group::load_group(provider, new_group.group_id(), expander.clone())?;
             let digest = resync_digest(old_group, provider, &commit);
             provider.storage().rollback();
             let digest = digest?;
@@ -185,7 +186,7 @@ impl Client {
             }
             if dry_run {
                 crate::group::zeroize_stash(&mut { new_state });
-                *group = crate::group::load_group(provider, new_group.group_id())?;
+                *group = crate::group::load_group(provider, new_group.group_id(), expander)?;
             } else {
                 provider.storage().apply_stash(new_state);
                 *group = new_group;
@@ -211,7 +212,7 @@ impl Client {
         Ok(self.mutate(|client| {
             let group = MlsGroup::vc_join_via_sibling_external_commit(
                 &client.provider,
-                &config.join_config()?,
+                &config.join_config(client.expander())?,
                 info,
                 None,
                 message,
