@@ -10,8 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
-import { Agent, request as httpRequest } from 'node:http';
-import { connect } from 'node:net';
+import { Agent, createServer as createHttpServer, request as httpRequest } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -276,6 +276,44 @@ describe('the DS against an attacker', () => {
     await refused(mallory.ds.poll(alice.group!.id, 0), 'not-a-member');
     await refused(mallory.ds.submit(alice.group!.id, await alice.group!.encrypt('replayed by mallory')), 'not-a-member');
     await refused(mallory.ds.groupInfo(alice.group!.id), 'not-a-member');
+    await honestStillWork();
+  });
+
+  it('a malicious DS cannot relay the honest DS\'s challenge: the client refuses to sign a challenge for another audience', async () => {
+    // "DS M" is an HTTP server on loopback that answers every challenge
+    // request with one it fetched from the honest DS for the same client,
+    // and forwards any signed answer there.
+    const forwarded: string[] = [];
+    const relay = createHttpServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk) => (body += chunk));
+      req.on('end', async () => {
+        if (req.url === '/v1/auth/session') forwarded.push(body);
+        const upstream = await raw(server.url, req.method ?? 'POST', req.url ?? '/', body === '' ? undefined : body);
+        res.writeHead(upstream.status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(upstream.body));
+      });
+    });
+    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+    const relayUrl = `http://127.0.0.1:${(relay.address() as AddressInfo).port}`;
+    try {
+      const err = await DeliveryClient.login(relayUrl, { clientId: alice.name, client: alice.client, identity: alice.identity }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(DsError);
+      expect({ reason: (err as DsError).reason, message: (err as DsError).message }).toEqual({
+        reason: 'unauthenticated',
+        message: 'the DS sent a challenge for another server, client or purpose; not signed (unauthenticated)',
+      });
+      expect(forwarded).toEqual([]);
+    } finally {
+      await new Promise<void>((resolve) => relay.close(() => resolve()));
+    }
+    // A client that names the honest DS's audience would sign (and the honest
+    // DS itself still logs alice in).
+    const again = await DeliveryClient.login(server.url, { clientId: alice.name, client: alice.client, identity: alice.identity });
+    expect((await again.poll(alice.group!.id, 0)).length).toBeGreaterThan(0);
     await honestStillWork();
   });
 

@@ -41,10 +41,18 @@ export interface DsAccount {
 
 export interface DeliveryClientOptions {
   WebSocket?: WebSocketClass;
+  /**
+   * The audience this client expects in the DS's challenges: the server's
+   * `audience` option, by default its URL (the one given here). A challenge
+   * for another audience, client or purpose is never signed: a malicious
+   * DS cannot relay another DS's challenge (docs/PROTOCOL.md §8.2).
+   */
+  audience?: string;
 }
 
 export class DeliveryClient {
   readonly #base: string;
+  readonly #audience: string;
   readonly #ws: WebSocketCtor | undefined;
   readonly #account: DsAccount | undefined;
   #token: string | undefined;
@@ -54,6 +62,7 @@ export class DeliveryClient {
   /** Anonymous (only `healthy()`); use `register` or `login`. */
   constructor(baseUrl: string, options: DeliveryClientOptions = {}, account?: DsAccount) {
     this.#base = baseUrl.replace(/\/$/, '');
+    this.#audience = options.audience ?? this.#base;
     this.#ws = (options.WebSocket as WebSocketCtor | undefined) ?? (globalThis as { WebSocket?: WebSocketCtor }).WebSocket;
     this.#account = account;
   }
@@ -86,8 +95,21 @@ export class DeliveryClient {
     return this.#account?.clientId;
   }
 
+  /** A challenge from the DS, checked to be for this server, this client and logging in before it is signed. */
   async #challenge(): Promise<string> {
-    return (await this.#call<{ challenge: string }>('POST', '/v1/auth/challenge', { clientId: this.#account!.clientId }, undefined)).challenge;
+    const clientId = this.#account!.clientId;
+    const { challenge } = await this.#call<{ challenge: string }>('POST', '/v1/auth/challenge', { clientId }, undefined);
+    let claims: { t?: unknown; c?: unknown; aud?: unknown; exp?: unknown } = {};
+    try {
+      const [version, payload] = String(challenge).split('.');
+      if (version === 'v1' && payload) claims = JSON.parse(new TextDecoder().decode(fromBase64Url(payload))) as typeof claims;
+    } catch {
+      // refused below
+    }
+    if (claims.t !== 'challenge' || claims.c !== clientId || claims.aud !== this.#audience || typeof claims.exp !== 'number') {
+      throw new DsError('unauthenticated', 'the DS sent a challenge for another server, client or purpose; not signed');
+    }
+    return challenge;
   }
 
   async #login(): Promise<void> {
@@ -255,4 +277,11 @@ export class DeliveryClient {
       ws?.close();
     };
   }
+}
+
+/** base64url (RFC 4648 §5) without padding, as the DS's tokens use. */
+function fromBase64Url(text: string): Uint8Array {
+  const b64 = text.replace(/-/g, '+').replace(/_/g, '/');
+  const bin = atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4));
+  return Uint8Array.from(bin, (ch) => ch.charCodeAt(0));
 }

@@ -370,7 +370,11 @@ pub fn run_test_vector(
 
             let processed_unverified_message = group
                 .public_group()
-                .parse_message(decrypted_message, group.message_secrets_store())
+                .parse_message(
+                    decrypted_message,
+                    group.message_secrets_store(),
+                    &Default::default(),
+                )
                 .unwrap();
             let processed_message: AuthenticatedContent = processed_unverified_message
                 .verify(ciphersuite, provider.crypto(), ProtocolVersion::Mls10)
