@@ -448,6 +448,22 @@ describe('the DS against an attacker', () => {
       status: 403,
       body: { reason: 'registration-refused' },
     });
+    // A registered client adding a key cannot move itself under another
+    // user id or credential identity, even from its own session; a further
+    // key with its own user id and identity is accepted.
+    const malloryToken2 = await tokenOf(server.url, mallory);
+    const withKey = async (name: string) => {
+      const identity = await mallory.client.createIdentity(name, 1);
+      return { ...mallory, identity } as DsPeer;
+    };
+    const asAlice = await withKey(alice.name);
+    const refusal = { status: 403, body: { reason: 'registration-refused', error: 'a further key of a client keeps its user id and credential identity' } };
+    expect(await post('/v1/as/register', await registration(mallory.name, asAlice, {}, asAlice), malloryToken2)).toMatchObject(refusal);
+    const secondKey = await withKey(mallory.name);
+    expect(await post('/v1/as/register', await registration(mallory.name, secondKey, { userId: alice.name }, secondKey), malloryToken2)).toMatchObject(refusal);
+    expect(await post('/v1/as/register', await registration(mallory.name, secondKey, {}, secondKey), malloryToken2)).toMatchObject({ status: 200 });
+    expect(await alice.ds.validate(secondKey.identity.identity, secondKey.identity.signaturePublicKey)).toEqual({ clientId: mallory.name, userId: mallory.name });
+    await refused(alice.ds.validate(asAlice.identity.identity, asAlice.identity.signaturePublicKey), 'unknown-client');
     // Validation names the holder of a credential.
     expect(await alice.ds.validate(bob.identity.identity, bob.identity.signaturePublicKey)).toEqual({ clientId: bob.name, userId: bob.name });
     await refused(alice.ds.validate(alice.identity.identity, bob.identity.signaturePublicKey), 'unknown-client');

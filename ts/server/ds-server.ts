@@ -8,7 +8,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { toHex } from '../mls/bytes.js';
+import { bytesEqual, toHex } from '../mls/bytes.js';
 import { MlsClient } from '../mls/client.js';
 import { DeliveryService, DsError, type DsRejection } from '../services/delivery-service.js';
 import type { DeliveryStore } from '../services/delivery-store.js';
@@ -229,7 +229,13 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       const userId = clientId(body.userId ?? client, 'userId');
       const identity = unb64(body.identity, 'identity');
       const acting = await actingClient(req, bearer(req));
-      const existingKeys = (await authentication.bindingsOf(client)).filter((b) => !b.revoked).length;
+      const active = (await authentication.bindingsOf(client)).filter((b) => !b.revoked);
+      const existingKeys = active.length;
+      // A client id keeps one user id and one credential identity for life,
+      // whatever the policy: a further key may not move it (PROTOCOL §8.4).
+      if (active.some((b) => b.userId !== userId || !bytesEqual(b.identity, identity))) {
+        throw new HttpError(403, 'registration-refused', 'a further key of a client keeps its user id and credential identity');
+      }
       const clientsOfUser = async (user: string) => {
         // Only the acting client's own bindings are looked at: enough to tell whether it is a client of `user`.
         if (acting === undefined) return [];
