@@ -282,6 +282,5 @@ export class DeliveryClient {
 /** base64url (RFC 4648 §5) without padding, as the DS's tokens use. */
 function fromBase64Url(text: string): Uint8Array {
   const b64 = text.replace(/-/g, '+').replace(/_/g, '/');
-  const bin = atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4));
-  return Uint8Array.from(bin, (ch) => ch.charCodeAt(0));
+  return unb64(b64 + '='.repeat((4 - (b64.length % 4)) % 4));
 }
