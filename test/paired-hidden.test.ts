@@ -3,7 +3,7 @@
  * followed by the passive device, and the passive device's traffic.
  */
 import { describe, expect, it } from 'vitest';
-import { PAIRED_DEVICES_COMPONENT, bytesEqual, readMlsHeader, utf8 } from 'paired-mls';
+import { PAIRED_DEVICES_COMPONENT, anchorCoverOptions, bytesEqual, readMlsHeader, utf8 } from 'paired-mls';
 // Not re-exported from ts-mls' index, but public through its "./*.js" export map.
 import { decodeRatchetTree } from 'ts-mls/ratchetTree.js';
 import { deliverCommit, expectInSync, type Member } from './helpers.js';
@@ -86,7 +86,7 @@ describe('Paired MLS hidden mode', () => {
     // The anchor's paired update and Bob's covered self-update, as Carol receives them.
     const update = await w.activeDevice.update(w.a.group!);
     await deliverPaired(update, w.a, w.passiveDevice, w.others);
-    const { commit: covered } = await bob.group!.selfUpdate({ anchorCover: true });
+    const { commit: covered } = await bob.group!.commit(await anchorCoverOptions(bob.group!, { selfUpdate: true }));
     await bob.group!.mergePendingCommit();
     await deliverCommit(covered, [w.a, w.p, carol]);
     expectInSync([w.a, w.p, bob, carol]);
@@ -118,7 +118,7 @@ describe('Paired MLS hidden mode', () => {
     // The sizes differ only by the credentials' identity lengths ('bob' vs 'alice').
     expect(covered.length - 'bob'.length).toBe(update.commit.length - 'alice'.length);
     // And Bob's cover is no virtual client: it keeps working as an ordinary member.
-    const { commit: again } = await bob.group!.selfUpdate({ anchorCover: true });
+    const { commit: again } = await bob.group!.commit(await anchorCoverOptions(bob.group!, { selfUpdate: true }));
     await bob.group!.mergePendingCommit();
     await deliverCommit(again, [w.a, w.p, carol]);
     expectInSync([w.a, w.p, bob, carol]);

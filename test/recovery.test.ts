@@ -5,7 +5,7 @@
  * from the member who added them; a rejoin without a valid proof is refused.
  */
 import { describe, expect, it } from 'vitest';
-import { MlsClient, RecoveryError, issueRecoveryPsk, acceptRecoveryPsks, processWithRecoveryPolicy, recoverMembership, transferRecoveryPsks, utf8 } from 'paired-mls';
+import { MlsClient, RecoveryError, issueRecoveryPsk, acceptRecoveryPsks, recoveryPolicy, recoverMembership, transferRecoveryPsks, utf8 } from 'paired-mls';
 import { expectInSync, newMember, type Member } from './helpers.js';
 
 async function deliverApp(message: Uint8Array, members: Member[]): Promise<void> {
@@ -18,7 +18,7 @@ async function deliverApp(message: Uint8Array, members: Member[]): Promise<void>
 
 async function deliverCommit(commit: Uint8Array, members: Member[]): Promise<void> {
   for (const m of members) {
-    const r = await processWithRecoveryPolicy(m.group!, commit);
+    const r = await m.group!.process(commit, { checks: [recoveryPolicy()] });
     if (r.kind === 'commit') await r.staged.merge();
   }
 }
@@ -60,7 +60,7 @@ describe('recovery after state loss', () => {
     const impostorId = await impostor.createIdentity('c', 1);
     const noProof = await impostor.joinExternal(await a!.group.exportGroupInfo(), impostorId);
     for (const m of members) {
-      const err = await rejected(() => processWithRecoveryPolicy(m.group!, noProof.commit));
+      const err = await rejected(() => m.group!.process(noProof.commit, { checks: [recoveryPolicy()] }));
       expect(err).toBeInstanceOf(RecoveryError);
       expect((err as RecoveryError).reason).toBe('no-proof');
     }
@@ -69,7 +69,7 @@ describe('recovery after state loss', () => {
     const fakeId = await fake.createIdentity('c', 1);
     const fakeRecord = { ...record, secret: crypto.getRandomValues(new Uint8Array(32)) };
     const { commits: fakeCommits } = await recoverMembership(fake, fakeId, await a!.group.exportGroupInfo(), fakeRecord);
-    for (const m of members) expect(await rejected(() => processWithRecoveryPolicy(m.group!, fakeCommits[0]!))).toBeTruthy();
+    for (const m of members) expect(await rejected(() => m.group!.process(fakeCommits[0]!, { checks: [recoveryPolicy()] }))).toBeTruthy();
     // A proof issued to c cannot be used by someone else.
     const otherId = await fake.createIdentity('mallory', 1);
     await expect(recoverMembership(fake, otherId, await a!.group.exportGroupInfo(), record)).rejects.toMatchObject({ reason: 'identity-mismatch' });

@@ -2,7 +2,18 @@
  * paired-mls: MLS (RFC 9420) on a Rust/WebAssembly core (openmls).
  */
 export { init, coreInfo, coreInstanceId, wasmMemoryBytes, curveBackend, setCurveBackend, type WasmSource } from './mls/init.js';
-export { MlsError, ERROR_CODES, type MlsErrorCode } from './mls/errors.js';
+export { MlsError, ERROR_CODES, errorCodes, registerErrorCodes, type MlsErrorCode, type EngineErrorFactory } from './mls/errors.js';
+export {
+  CHECK_STAGES,
+  type CheckStage,
+  type ProcessCheck,
+  type ProposalToCheck,
+  type CommitToCheck,
+  type CheckFindings,
+  type HandshakeReport,
+  type Requirement,
+  type SignerDevice,
+} from './mls/checks.js';
 export { MlsClient, type Identity, type OpenOptions, type KeyPackageOptions, type ExternalJoinOptions, type WelcomeJoinOptions } from './mls/client.js';
 export {
   Group,
@@ -13,6 +24,7 @@ export {
   type CommitMessage,
   type OwnMessage,
   type UnconfirmedMessage,
+  type ProcessOptions,
 } from './mls/group.js';
 export { MemoryStorageAdapter, type StorageAdapter, type StorageBatch, type StorageEntry } from './mls/storage.js';
 export { toBytes, utf8, toHex, fromHex, bytesEqual, sha256, type BytesLike } from './mls/bytes.js';
@@ -21,7 +33,8 @@ export { runPassiveClientCase, type PassiveClientCase, type CaseOutcome } from '
 export { inspectMessage, type MessageInfo, type WireFormat as MessageWireFormat } from './mls/message.js';
 export { PairedDevice, type PairingRole, type PairedCommit, type PairedUpdateApplied, type PairingEvent, type CeasePairResult } from './paired/paired-device.js';
 export { WebCryptoSeedVault, generateSeed, type SeedVault } from './paired/seed-vault.js';
-export { PairingError, type NotifyRejection, type PairingRejection } from './paired/pairing-error.js';
+export { PairingError, PAIRED_ERROR_CODES, type PairedErrorCode, type NotifyRejection, type PairingRejection } from './paired/pairing-error.js';
+export { anchorCoverOptions } from './paired/hidden-cover.js';
 export {
   PAIRED_DEVICES_COMPONENT,
   DEVICE_SIGNATURE_COMPONENT,
@@ -36,6 +49,7 @@ export {
   listedDevices,
   signedAnchorCommit,
   signedAnchorProposal,
+  pairedDeviceSignatures,
   type PairedDeviceKey,
   type SafeAadItem,
   type DeviceSignatureTbs,
@@ -78,7 +92,7 @@ export {
   type LeafOperationIntentTbs,
   type RemovalMode,
 } from './intents/leaf-operation-intent.js';
-export { IntentError, type IntentRejection } from './intents/intent-error.js';
+export { IntentError, INTENT_ERROR_CODES, type IntentRejection } from './intents/intent-error.js';
 export { sameIdentityAssociation, type LeafAssociation } from './intents/leaf-association.js';
 export { ExternalSender, type ExternalTarget } from './intents/external-sender.js';
 export { DMember, type UniverseConfig, type FoundingOptions, type DmlsOptions, type DmlsEvent } from './dmls/dmember.js';
@@ -89,7 +103,7 @@ export {
   type DmlsEpochValues,
   type DmlsDerivationParams,
 } from './dmls/dmls-profile.js';
-export { DmlsError, type DmlsRejection } from './dmls/dmls-error.js';
+export { DmlsError, DMLS_ERROR_CODES, type DmlsRejection } from './dmls/dmls-error.js';
 export { encodeDmlsMessage, decodeDmlsMessage, pskGroupId, parsePskGroupId, type DmlsMessage } from './dmls/dmls-messages.js';
 export { readMlsHeader, type MlsHeader, type MlsWireFormat } from './codec/mls-header.js';
 export { measureHealing, healingTable, healingChart, type HealingScenario, type HealingReport, type UpdatePolicy } from './resilience/healing-meter.js';
@@ -99,8 +113,7 @@ export {
   acceptRecoveryPsks,
   transferRecoveryPsks,
   recoverMembership,
-  checkRecoveryCommit,
-  processWithRecoveryPolicy,
+  recoveryPolicy,
   recoveryPskId,
   parseRecoveryPskId,
   RecoveryError,
@@ -108,7 +121,7 @@ export {
   type RecoveryPolicy,
   type RecoveryRejection,
 } from './resilience/state-loss-recovery.js';
-export { DeliveryService, DsError, type DsRejection, type DeliveryOptions, type SubmitExtras, type SubmitResult, type CredentialCheck } from './services/delivery-service.js';
+export { DeliveryService, DsError, DS_ERROR_CODES, type DsRejection, type DeliveryOptions, type SubmitExtras, type SubmitResult, type CredentialCheck } from './services/delivery-service.js';
 export {
   MemoryDeliveryStore,
   type DeliveryStore,

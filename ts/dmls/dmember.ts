@@ -15,6 +15,7 @@ import type { Identity, MlsClient } from '../mls/client.js';
 import type { Group } from '../mls/group.js';
 import { MlsError } from '../mls/errors.js';
 import { bytesEqual, fromHex, toHex } from '../mls/bytes.js';
+import { dmlsProposeCredentialUpdate } from '../mls/layer-calls.js';
 import type { GroupOptions } from '../mls/types.js';
 import { CodecError } from '../codec/tls.js';
 import { readMlsHeader } from '../codec/mls-header.js';
@@ -256,7 +257,7 @@ export class DMember {
       const out: Uint8Array[] = [];
       for (const hex of Object.keys(this.#state.owners)) {
         if (hex === this.#state.ownGroupId) continue;
-        out.push(await this.client.mutate((core) => core.dmlsProposeCredentialUpdate(fromHex(hex), next.identity, next.signaturePublicKey)));
+        out.push(await dmlsProposeCredentialUpdate(this.client, fromHex(hex), next.identity, next.signaturePublicKey));
       }
       const own = await this.#commitOwn(true, next);
       this.identity = next;

@@ -1,5 +1,9 @@
-/** Errors of the Distributed MLS layer. */
-import { MlsError } from '../mls/errors.js';
+/** Errors of the Distributed MLS layer: its code set and error class. */
+import { MlsError, registerErrorCodes } from '../mls/errors.js';
+
+/** The codes of this layer. */
+export const DMLS_ERROR_CODES = ['DMLS_POLICY'] as const;
+export type DmlsErrorCode = (typeof DMLS_ERROR_CODES)[number];
 
 /**
  * - `not-owner`: a commit or application message in a send group from
@@ -10,7 +14,7 @@ import { MlsError } from '../mls/errors.js';
  */
 export type DmlsRejection = 'not-owner' | 'proposal-type' | 'universe' | 'malformed';
 
-export class DmlsError extends MlsError {
+export class DmlsError extends MlsError<DmlsErrorCode> {
   readonly reason: DmlsRejection;
 
   constructor(reason: DmlsRejection, message: string) {
@@ -19,3 +23,5 @@ export class DmlsError extends MlsError {
     this.reason = reason;
   }
 }
+
+registerErrorCodes(DMLS_ERROR_CODES);

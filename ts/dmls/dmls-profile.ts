@@ -5,6 +5,7 @@
  * never reaches JavaScript.
  */
 import type { Group } from '../mls/group.js';
+import { dmlsEpoch } from '../mls/layer-calls.js';
 import { DmlsError } from './dmls-error.js';
 
 export type DmlsProfile = 'multi-mls' | 'distributed-mls';
@@ -43,7 +44,7 @@ export interface DmlsEpochValues {
  */
 export async function storeEpochPsk(group: Group, params: DmlsDerivationParams, signingKey?: Uint8Array): Promise<DmlsEpochValues> {
   const key = signingKey ?? group.members().find((m) => m.leafIndex === group.ownLeafIndex)!.signatureKey;
-  const flat = await group.client.mutate((core) => core.dmlsEpoch(group.id, DMLS_PROFILE_CODES[params.profile], params.universeId, params.exportLength, key));
+  const flat = await dmlsEpoch(group, DMLS_PROFILE_CODES[params.profile], params.universeId, params.exportLength, key);
   // psk_id ‖ [exportPskId] ‖ derivedGroupId (the core's layout)
   const idLength = 8 + group.id.length;
   const L = params.exportLength;

@@ -63,7 +63,7 @@ export class ExternalSender {
       .raw(proposal)
       .finish();
     const tbs = new Writer().u16(MLS10).u16(WIRE_PUBLIC).raw(content).finish();
-    const signature = this.client.read((core) => core.signWithLabel(this.identity.signaturePublicKey, this.identity.ciphersuite, 'FramedContentTBS', tbs));
+    const signature = this.client.signWithLabel(this.identity, 'FramedContentTBS', tbs);
     return new Writer().u16(MLS10).u16(WIRE_PUBLIC).raw(content).vector(signature).finish();
   }
 }

@@ -32,10 +32,8 @@ function leafInfo(group: Group, leafIndex: number): LeafInfo | undefined {
   const member = group.members().find((m) => m.leafIndex === leafIndex);
   if (!member) return undefined;
   const cs = group.state().ciphersuite;
-  return group.client.read((core) => {
-    const { leafNode, source } = core.leafNode(group.id, leafIndex) as { leafNode: Uint8Array; source: LeafInfo['source'] };
-    return { ref: core.refHash(cs, LEAF_NODE_REF_LABEL, leafNode), source, member };
-  });
+  const { leafNode, source } = group.leafNode(leafIndex);
+  return { ref: group.client.refHash(cs, LEAF_NODE_REF_LABEL, leafNode), source, member };
 }
 
 /**
@@ -51,7 +49,7 @@ export function createIntent(group: Group, removalMode: RemovalMode = 'senderRem
   if (leaf.source === 'keyPackage') throw new IntentError('key-package-leaf', 'the leaf still holds its KeyPackage LeafNode; update it (selfUpdate) first');
   const tbs = { groupId: group.id, senderIndex: own, senderLeafRef: leaf.ref, removalMode };
   const cs = group.state().ciphersuite;
-  const signature = group.client.read((core) => core.signWithLabel(leaf.member.signatureKey, cs, INTENT_SIGNATURE_LABEL, encodeIntentTbs(tbs)));
+  const signature = group.client.signWithLabel({ signaturePublicKey: leaf.member.signatureKey, ciphersuite: cs }, INTENT_SIGNATURE_LABEL, encodeIntentTbs(tbs));
   return { ...tbs, signature };
 }
 
@@ -62,7 +60,7 @@ export function validateIntent(group: Group, intent: LeafOperationIntent): void 
   if (!leaf) throw new IntentError('unknown-leaf', `no member at leaf ${intent.senderIndex}`);
   if (!bytesEqual(leaf.ref, intent.senderLeafRef)) throw new IntentError('stale-leaf', `the leaf at ${intent.senderIndex} changed since the intent was made`);
   const cs = group.state().ciphersuite;
-  const valid = group.client.read((core) => core.verifyWithLabel(cs, leaf.member.signatureKey, INTENT_SIGNATURE_LABEL, encodeIntentTbs(intent), intent.signature));
+  const valid = group.client.verifyWithLabel(cs, leaf.member.signatureKey, INTENT_SIGNATURE_LABEL, encodeIntentTbs(intent), intent.signature);
   if (!valid) throw new IntentError('bad-signature', 'the intent signature does not verify');
   if (leaf.source === 'keyPackage') throw new IntentError('key-package-leaf', 'the sender leaf still holds its KeyPackage LeafNode (replayable)');
 }

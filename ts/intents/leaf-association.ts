@@ -9,16 +9,10 @@
  * give the same answer (docs/PROTOCOL.md §5.4).
  */
 import { bytesEqual } from '../mls/bytes.js';
-import type { Member } from '../mls/types.js';
+import type { LeafAssociation, Member } from '../mls/types.js';
 
-export interface LeafAssociation {
-  /**
-   * Leaf indices of the members associated with `leafIndex` (the sender,
-   * whose credential and signature key are in `members`). Synchronous and
-   * deterministic; must not call into the client that runs it.
-   */
-  associatedLeaves(members: readonly Member[], leafIndex: number): number[];
-}
+// The interface is the engine's callback, so the MLS layer defines it.
+export type { LeafAssociation } from '../mls/types.js';
 
 /** Default: members whose credentials have the same type and identity are the same user. */
 export const sameIdentityAssociation: LeafAssociation = {

@@ -12,9 +12,9 @@ import { MemoryStorageAdapter, decodeBatch, encodeEntries, type StorageAdapter, 
 import { Resource } from './resources.js';
 import { toBytes, toHex, fromHex, utf8, type BytesLike } from './bytes.js';
 import { compact, groupOptionsToCore, joinOptionsToCore } from './convert.js';
-import type { Capabilities, Ciphersuite, GroupOptions, JoinOptions, KeyPackageInfo } from './types.js';
+import type { Capabilities, Ciphersuite, GroupOptions, JoinOptions, KeyPackageInfo, LeafAssociation, PublicLeaf, VerifiedCommit } from './types.js';
 import { Group } from './group.js';
-import type { LeafAssociation } from '../intents/leaf-association.js';
+import { checkList, type ProcessCheck } from './checks.js';
 
 /** A basic credential with its signature key pair (private half in the core). */
 export interface Identity {
@@ -33,6 +33,12 @@ export interface OpenOptions {
    * It must be deterministic and agreed across the group (docs/PROTOCOL.md §5.4).
    */
   association?: LeafAssociation;
+  /**
+   * Process checks every group of this client runs (`Group.process`,
+   * ts/mls/checks.ts), e.g. `pairedDeviceSignatures()` from
+   * `paired-mls/paired`. Not persisted; `useChecks` replaces them.
+   */
+  checks?: readonly ProcessCheck[];
 }
 
 export interface KeyPackageOptions {
@@ -100,6 +106,8 @@ export class MlsClient extends Resource<CoreClient> {
   #transaction: StorageBatch[] | undefined;
   readonly #records = new Map<string, Uint8Array>();
   #association: LeafAssociation | undefined;
+  #checks: ProcessCheck[] = [];
+  readonly #groupChecks = new Map<string, ProcessCheck[]>();
 
   private constructor(core: CoreClient, storage: StorageAdapter) {
     super(core);
@@ -116,6 +124,7 @@ export class MlsClient extends Resource<CoreClient> {
     const client = new MlsClient(call(() => new CoreClient()), storage);
     try {
       client.setLeafAssociation(options.association);
+      client.useChecks(options.checks ?? []);
       await client.#load();
     } catch (err) {
       client.free();
@@ -141,6 +150,26 @@ export class MlsClient extends Resource<CoreClient> {
     this.#association = association;
     const core = this.inner;
     call(() => core.setLeafAssociation(association));
+  }
+
+  /** Make `checks` the process checks of every group of this client (see `OpenOptions.checks`). */
+  useChecks(checks: readonly ProcessCheck[]): void {
+    this.#checks = checkList(checks);
+  }
+
+  /** The client-wide process checks. */
+  defaultChecks(): readonly ProcessCheck[] {
+    return this.#checks;
+  }
+
+  /** @internal `Group.useChecks` */
+  setGroupChecks(groupId: Uint8Array, checks: ProcessCheck[]): void {
+    this.#groupChecks.set(toHex(groupId), checks);
+  }
+
+  /** @internal The default checks of one group (`Group.useChecks`). */
+  groupChecks(groupId: Uint8Array): readonly ProcessCheck[] {
+    return this.#groupChecks.get(toHex(groupId)) ?? [];
   }
 
   /** Load the core and the TS records from the storage adapter. */
@@ -296,6 +325,48 @@ export class MlsClient extends Resource<CoreClient> {
     const result = { identity: id, signaturePublicKey: publicKey, ciphersuite };
     this.#identities.set(toHex(publicKey), result);
     return result;
+  }
+
+  /**
+   * A new signature key pair kept in this client without an identity
+   * record (e.g. a leaf's fresh key for a commit's `newSigner`). Returns
+   * its public key.
+   */
+  generateSignatureKey(ciphersuite: Ciphersuite): Promise<Uint8Array> {
+    return this.mutate((core) => core.generateSignatureKeyPair(ciphersuite));
+  }
+
+  /**
+   * SignWithLabel(key, label, content) (RFC 9420 §5.1.2) with the private
+   * key of `signer` (an identity, or any key pair this client holds).
+   */
+  signWithLabel(signer: { signaturePublicKey: Uint8Array; ciphersuite: Ciphersuite }, label: string, content: Uint8Array): Uint8Array {
+    return this.read((core) => core.signWithLabel(signer.signaturePublicKey, signer.ciphersuite, label, content));
+  }
+
+  /** VerifyWithLabel (RFC 9420 §5.1.2): whether `signature` by `publicKey` verifies. */
+  verifyWithLabel(ciphersuite: Ciphersuite, publicKey: Uint8Array, label: string, content: Uint8Array, signature: Uint8Array): boolean {
+    return this.read((core) => core.verifyWithLabel(ciphersuite, publicKey, label, content, signature));
+  }
+
+  /** RefHash(label, value) (RFC 9420 §5.2). */
+  refHash(ciphersuite: Ciphersuite, label: string, value: Uint8Array): Uint8Array {
+    return this.read((core) => core.refHash(ciphersuite, label, value));
+  }
+
+  /**
+   * Verify `commit` against `groupInfo` (with its ratchet tree) without
+   * group secrets (openmls PublicGroup), and the committer's `newGroupInfo`
+   * against the result. Throws `UNVERIFIABLE_COMMIT`, `INVALID_COMMIT` or
+   * `INVALID_GROUP_INFO`.
+   */
+  verifyPublicCommit(groupInfo: Uint8Array, commit: Uint8Array, newGroupInfo: Uint8Array): VerifiedCommit {
+    return this.read((core) => core.verifyPublicCommit(groupInfo, commit, newGroupInfo)) as VerifiedCommit;
+  }
+
+  /** The members of a GroupInfo with its ratchet tree, after verifying it. */
+  publicGroupMembers(groupInfo: Uint8Array): PublicLeaf[] {
+    return this.read((core) => core.publicGroupMembers(groupInfo)) as PublicLeaf[];
   }
 
   /** Identities this client holds keys for. */

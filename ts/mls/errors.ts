@@ -1,9 +1,15 @@
 /**
- * One error class for every failure, with a stable `code` per failure kind.
- * Codes raised by the wasm core are set in crates/core/src/error.rs; the
- * TS layer adds its own (argument checks, storage, a poisoned instance).
+ * Errors of the MLS layer. Every failure is an `MlsError` with a stable
+ * `code`. This file lists only the MLS layer's own codes; each protocol
+ * layer (paired, intents, dmls, services) owns its code set and error
+ * class (a subclass of `MlsError`) and registers the codes the wasm core
+ * raises for it with `registerErrorCodes`, so this layer knows nothing
+ * above it (docs/ARCHITECTURE.md). Codes raised by the wasm core are set in
+ * crates/core/src/error.rs; the TS layer adds its own (argument checks,
+ * storage, a poisoned instance).
  */
 
+/** The MLS layer's own codes. */
 export const ERROR_CODES = [
   // input
   'MALFORMED',
@@ -38,6 +44,8 @@ export const ERROR_CODES = [
   'UNSUPPORTED_CIPHERSUITE',
   'UNSUPPORTED',
   'VIRTUAL_CLIENT',
+  // process checks (Group.process): the engine reports a requirement no check in use covers
+  'CHECK_MISSING',
   // ReInit (RFC 9420 §11.2)
   'GROUP_REINITIALIZED',
   'NOT_REINITIALIZED',
@@ -46,17 +54,6 @@ export const ERROR_CODES = [
   'REINIT_SUPERSEDED',
   'SUCCESSOR_EXISTS',
   'INVALID_REINIT_COMMIT',
-  // Paired MLS
-  'PAIRING_STATE',
-  'PAIRING_REJECTED',
-  'NOTIFY_REJECTED',
-  'DEVICE_SIGNATURE',
-  // LeafOperationIntent
-  'INTENT_INVALID',
-  // Distributed MLS
-  'DMLS_POLICY',
-  // Delivery Service
-  'DS_REJECTED',
   // environment
   'STORAGE',
   'STORAGE_FORMAT',
@@ -72,36 +69,43 @@ export type MlsErrorCode = (typeof ERROR_CODES)[number];
 
 const KNOWN = new Set<string>(ERROR_CODES);
 
-export class MlsError extends Error {
-  readonly code: MlsErrorCode;
+/**
+ * A failure with a stable `code`. The MLS layer raises the codes of
+ * `ERROR_CODES`; protocol layers raise subclasses with their own codes
+ * (`PairingError`, `IntentError`, `DmlsError`, `DsError`, `RecoveryError`).
+ */
+export class MlsError<Code extends string = string> extends Error {
+  readonly code: Code;
 
-  constructor(code: MlsErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: Code, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'MlsError';
     this.code = code;
   }
 }
 
-/** Why a LeafOperationIntent is refused (docs/PROTOCOL.md §5.3). */
-export type IntentRejection = 'wrong-group' | 'unknown-leaf' | 'stale-leaf' | 'bad-signature' | 'key-package-leaf' | 'malformed' | 'association-failed' | 'association-invalid';
-const INTENT_REJECTIONS: readonly IntentRejection[] = ['wrong-group', 'unknown-leaf', 'stale-leaf', 'bad-signature', 'key-package-leaf', 'malformed', 'association-failed', 'association-invalid'];
+/** Turns the wasm core's message for a layer's code into that layer's error. */
+export type EngineErrorFactory = (code: string, message: string) => MlsError;
 
-/** An invalid LeafOperationIntent (`INTENT_INVALID`), from `validateIntent` or the engine. */
-export class IntentError extends MlsError {
-  readonly reason: IntentRejection;
+const layerCodes = new Map<string, EngineErrorFactory | undefined>();
 
-  constructor(reason: IntentRejection, message: string) {
-    super('INTENT_INVALID', message.endsWith(`(${reason})`) ? message : `${message} (${reason})`);
-    this.name = 'IntentError';
-    this.reason = reason;
+/**
+ * A protocol layer claims its error codes. `fromEngine` builds the layer's
+ * error for a code the wasm core raised (without it: a plain `MlsError`
+ * with the code). A code the MLS layer owns cannot be claimed. Until a
+ * layer that owns it is loaded, an engine error with its code is reported
+ * as `INTERNAL` (the message keeps the engine's text).
+ */
+export function registerErrorCodes(codes: readonly string[], fromEngine?: EngineErrorFactory): void {
+  for (const code of codes) {
+    if (KNOWN.has(code)) throw new MlsError('INVALID_ARGUMENT', `error code ${code} belongs to the MLS layer`);
+    layerCodes.set(code, fromEngine);
   }
+}
 
-  /** @internal the engine's "LeafOperationProposal <reason>" */
-  static fromEngine(message: string): IntentError {
-    const named = /LeafOperationProposal ([a-z-]+)/.exec(message)?.[1];
-    const reason = INTENT_REJECTIONS.find((r) => r === named) ?? 'malformed';
-    return new IntentError(reason, message);
-  }
+/** Every code known now: the MLS layer's and those of the layers loaded. */
+export function errorCodes(): string[] {
+  return [...ERROR_CODES, ...layerCodes.keys()];
 }
 
 /** Turn whatever a wasm call threw into an `MlsError`. */
@@ -112,8 +116,8 @@ export function toMlsError(err: unknown): MlsError {
   }
   if (err instanceof Error) {
     const code = (err as Error & { code?: unknown }).code;
-    if (code === 'INTENT_INVALID') return IntentError.fromEngine(err.message);
     if (typeof code === 'string' && KNOWN.has(code)) return new MlsError(code as MlsErrorCode, err.message);
+    if (typeof code === 'string' && layerCodes.has(code)) return layerCodes.get(code)?.(code, err.message) ?? new MlsError(code, err.message);
     if (/null pointer passed to rust|recursive use of an object/.test(err.message)) {
       return new MlsError('RELEASED', 'the object was already released (free() or dispose)');
     }
@@ -122,6 +126,6 @@ export function toMlsError(err: unknown): MlsError {
   return new MlsError('INTERNAL', String(err));
 }
 
-export function invalidArgument(message: string): MlsError {
+export function invalidArgument(message: string): MlsError<'INVALID_ARGUMENT'> {
   return new MlsError('INVALID_ARGUMENT', message);
 }

@@ -9,8 +9,7 @@ import { invalidArgument } from './errors.js';
 import { Resource } from './resources.js';
 import { toBytes, type BytesLike } from './bytes.js';
 import type { AppDataEntry, CommitOptions, CommitResult, CredentialInfo, GroupState, Member, ProposalInfo, ProposalRequest, ReInitOptions, ReInitState, Sender } from './types.js';
-import { CONTENT_TYPE, authorizedBy, verifyDeviceSignature, type PairedDeviceKey } from '../paired/device-signature.js';
-import { anchorCoverOptions } from '../paired/hidden-cover.js';
+import { checkList, composeChecks, runChecks, type HandshakeReport, type ProcessCheck, type SignerDevice } from './checks.js';
 
 export interface ApplicationMessage {
   kind: 'application';
@@ -26,8 +25,8 @@ export interface ProposalMessage {
   epoch: number;
   proposal: ProposalInfo;
   aad: Uint8Array;
-  /** The paired device that sent it, when the sender is a standard-mode anchor (Paired MLS). */
-  device?: PairedDeviceKey;
+  /** The paired device that sent it, when the sender is a standard-mode anchor (set by the device-signature check). */
+  device?: SignerDevice;
 }
 
 export interface CommitMessage {
@@ -37,8 +36,8 @@ export interface CommitMessage {
   aad: Uint8Array;
   /** The validated commit, to inspect and then merge or discard. */
   staged: StagedCommit;
-  /** The paired device that committed, when the committer is a standard-mode anchor (Paired MLS). */
-  device?: PairedDeviceKey;
+  /** The paired device that committed, when the committer is a standard-mode anchor (set by the device-signature check). */
+  device?: SignerDevice;
 }
 
 /**
@@ -66,10 +65,20 @@ export interface UnconfirmedMessage {
 
 export type ProcessResult = ApplicationMessage | ProposalMessage | CommitMessage | OwnMessage;
 
-/** What the core reports about a handshake message for the device-signature check. */
+/** What the core reports about a handshake message for the checks. */
 interface HandshakeChecks {
   contentDigest: Uint8Array;
   authorizingDevices?: { leafIndex: number; devices: Uint8Array } | null;
+}
+
+/** Options of `Group.process`. */
+export interface ProcessOptions {
+  /** Checks for this call, after the client's and the group's defaults (ts/mls/checks.ts). */
+  checks?: readonly ProcessCheck[];
+}
+
+function reportOf(raw: HandshakeChecks): HandshakeReport {
+  return raw.authorizingDevices ? { contentDigest: raw.contentDigest, authorizingDevices: raw.authorizingDevices } : { contentDigest: raw.contentDigest };
 }
 
 interface StagedCommitView {
@@ -209,7 +218,7 @@ export class Group {
    * once the Delivery Service accepted the commit) or `clearPendingCommit()`.
    */
   async commit(options: CommitOptions = {}): Promise<CommitResult> {
-    const spec = commitOptionsToCore(options.anchorCover ? await anchorCoverOptions(this, options) : options);
+    const spec = commitOptionsToCore(options);
     const out = (await this.client.mutate((core) => core.commit(this.id, spec))) as CommitResult;
     return compactResult(out);
   }
@@ -294,6 +303,28 @@ export class Group {
     return this.client.read((core) => core.leafAppData(this.id, leafIndex, componentId)) ?? undefined;
   }
 
+  /**
+   * The LeafNode at `leafIndex`, serialized, and where it came from
+   * (`keyPackage`: still the KeyPackage's leaf; `update`; `commit`).
+   */
+  leafNode(leafIndex: number): { leafNode: Uint8Array; source: 'keyPackage' | 'update' | 'commit' } {
+    return this.client.read((core) => core.leafNode(this.id, leafIndex)) as { leafNode: Uint8Array; source: 'keyPackage' | 'update' | 'commit' };
+  }
+
+  /**
+   * Every stored entry of this group, to go back to with `restoreState`
+   * (fork handling, docs/PROTOCOL.md §7.1). Secret: it holds the epoch's
+   * secrets; keep it for a bounded time and wipe it (`fill(0)`).
+   */
+  snapshotState(): Uint8Array {
+    return this.client.read((core) => core.snapshotGroupState(this.id));
+  }
+
+  /** Put this group back to a `snapshotState()` (entries of another group are refused). */
+  restoreState(snapshot: Uint8Array): Promise<void> {
+    return this.client.mutate((core) => core.restoreGroupState(this.id, snapshot));
+  }
+
   /** Ask to leave: a SelfRemove proposal another member commits. */
   leave(): Promise<Uint8Array> {
     return this.propose({ type: 'selfRemove' });
@@ -357,17 +388,39 @@ export class Group {
     };
   }
 
-  /** Process any message of this group. */
-  async process(message: Uint8Array): Promise<ProcessResult> {
+  /**
+   * Make `checks` this group's default process checks (they run after the
+   * client's defaults on every `process` of this group, in this client,
+   * until replaced; ts/mls/checks.ts). Not persisted: set them again after
+   * reopening the client.
+   */
+  useChecks(checks: readonly ProcessCheck[]): void {
+    this.client.setGroupChecks(this.id, checkList(checks));
+  }
+
+  /** The process checks in force for this group, in running order. */
+  checks(extra: readonly ProcessCheck[] = []): ProcessCheck[] {
+    return composeChecks(this.client.defaultChecks(), this.client.groupChecks(this.id), checkList(extra));
+  }
+
+  /**
+   * Process any message of this group. A received proposal or commit then
+   * goes through the process checks in force (`checks()`, plus
+   * `options.checks`; docs/PROTOCOL.md §1.3): a refusal throws the check's
+   * typed error, drops the proposal from the queue or discards the staged
+   * commit, and leaves the group in its epoch.
+   */
+  async process(message: Uint8Array, options: ProcessOptions = {}): Promise<ProcessResult> {
+    const checks = this.checks(options.checks);
     const raw = (await this.client.mutate((core) => core.process(this.id, message))) as
       | ApplicationMessage
       | (ProposalMessage & HandshakeChecks & { proposalRef: Uint8Array })
       | OwnMessage
       | (StagedCommitView & HandshakeChecks & { kind: 'commit'; aad: Uint8Array; handle: StagedCommitHandle });
     if (raw.kind === 'proposal') {
-      const { proposalRef, contentDigest, authorizingDevices, ...proposal } = raw;
+      const { proposalRef, contentDigest: _, authorizingDevices: __, ...proposal } = raw;
       try {
-        const device = this.#checkDevice({ ...raw, contentType: CONTENT_TYPE.proposal });
+        const { device } = await runChecks(checks, { ...proposal, kind: 'proposal', group: this, report: reportOf(raw) });
         return device ? { ...proposal, device } : proposal;
       } catch (err) {
         await this.removePendingProposal(proposalRef);
@@ -376,27 +429,15 @@ export class Group {
     }
     if (raw.kind !== 'commit') return raw;
     const staged = new StagedCommit(this, raw.handle, raw);
-    let device: PairedDeviceKey | undefined;
+    let device: SignerDevice | undefined;
     try {
-      device = this.#checkDevice({ ...raw, contentType: CONTENT_TYPE.commit });
+      ({ device } = await runChecks(checks, { kind: 'commit', group: this, sender: raw.sender, epoch: raw.epoch, aad: raw.aad, report: reportOf(raw), staged }));
     } catch (err) {
       staged.discard();
       throw err;
     }
     const result: CommitMessage = { kind: 'commit', sender: raw.sender, epoch: raw.epoch, aad: raw.aad, staged };
     return device ? { ...result, device } : result;
-  }
-
-  /**
-   * Paired MLS standard mode (docs/PROTOCOL.md §4.12): a handshake message
-   * that the core found to need a device signature (its sender leaf lists
-   * devices, or it is an external commit replacing such a leaf) must carry
-   * a valid one by a listed device. Throws DEVICE_SIGNATURE.
-   */
-  #checkDevice(message: HandshakeChecks & { aad: Uint8Array; epoch: number; contentType: number }): PairedDeviceKey | undefined {
-    const auth = message.authorizingDevices;
-    if (!auth) return undefined;
-    return verifyDeviceSignature(this, authorizedBy(auth.devices), { ...message, senderLeaf: auth.leafIndex });
   }
 }
 

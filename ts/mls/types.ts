@@ -133,16 +133,6 @@ export interface CommitOptions {
    * UpdatePath; the leaf then lists AppDataDictionary in its capabilities).
    */
   leafAppData?: AppDataEntry[];
-  /**
-   * Paired MLS hidden-mode cover (docs/PROTOCOL.md §4.13): make this
-   * self-update look like a hidden-mode anchor's paired update — a fresh
-   * signature key (same credential) and a leaf with the anchor's
-   * capabilities and virtual-clients component, filled with random
-   * material of the real lengths. Members that all commit with it make a
-   * hidden anchor's leaf and key rotation indistinguishable from theirs.
-   * Not with `newSigner`, `vcEpochId` or `leafAppData`.
-   */
-  anchorCover?: boolean;
 }
 
 /** One entry of a leaf's AppDataDictionary (draft-ietf-mls-extensions). */
@@ -200,4 +190,36 @@ export interface GroupState {
   memberCount: number;
   pendingCommit: boolean;
   pendingProposals: number;
+}
+
+/**
+ * Which members a `remove_associated_members` LeafOperationProposal takes
+ * along (the Authentication Service's answer; the engine calls it, see
+ * `MlsClient.setLeafAssociation`; `sameIdentityAssociation` in
+ * `paired-mls/intents` is the default rule).
+ */
+export interface LeafAssociation {
+  /**
+   * Leaf indices of the members associated with `leafIndex` (the sender,
+   * whose credential and signature key are in `members`). Synchronous and
+   * deterministic; must not call into the client that runs it.
+   */
+  associatedLeaves(members: readonly Member[], leafIndex: number): number[];
+}
+
+/** A leaf of a publicly verified tree. */
+export interface PublicLeaf {
+  leafIndex: number;
+  identity: Uint8Array;
+  signatureKey: Uint8Array;
+}
+
+/** A commit verified against a GroupInfo without group secrets (`MlsClient.verifyPublicCommit`, openmls PublicGroup). */
+export interface VerifiedCommit {
+  epoch: number;
+  external: boolean;
+  committer: PublicLeaf;
+  membersBefore: PublicLeaf[];
+  membersAfter: PublicLeaf[];
+  addedKeyPackages: Uint8Array[];
 }

@@ -3,10 +3,13 @@
  * its paired devices in an AppDataDictionary component, and every
  * handshake message sent from the anchor carries, in its SafeAAD, a
  * signature by the sending device's own key over the message's content
- * digest (crates/core/src/paired_standard.rs). Every client of this
- * library checks it (`Group.process`), so the anchor's shared signature
- * key alone no longer lets anyone act for the anchor, and members learn
- * which device acted.
+ * digest (crates/core/src/paired_standard.rs). Members check it with the
+ * process check `pairedDeviceSignatures()` (the core reports which
+ * messages need it; a group that uses no such check refuses them with
+ * `CHECK_MISSING`), so the anchor's shared signature key alone no longer
+ * lets anyone act for the anchor, and members learn which device acted.
+ * A device builds its signed messages in one core call each
+ * (crates/core/src/device_signed.rs).
  *
  * The draft (000, §3, §4.5, §4.6, §6.1) puts a vector of signature keys
  * into the LeafNode; that would change the MLS wire format for every
@@ -17,8 +20,10 @@ import type { Identity, MlsClient } from '../mls/client.js';
 import type { Group } from '../mls/group.js';
 import type { AppDataEntry, CommitOptions, CommitResult, ProposalRequest } from '../mls/types.js';
 import { bytesEqual } from '../mls/bytes.js';
-import { MlsError } from '../mls/errors.js';
+import type { ProcessCheck, ProposalToCheck, CommitToCheck } from '../mls/checks.js';
+import { commitSignedByDevice, proposeSignedByDevice, resyncSignedByDevice } from '../mls/layer-calls.js';
 import { CodecError, Reader, Writer } from '../codec/tls.js';
+import { PairingError } from './pairing-error.js';
 
 /** AppDataDictionary component of the anchor leaf: its paired devices. */
 export const PAIRED_DEVICES_COMPONENT = 0xf1b1;
@@ -107,14 +112,12 @@ function decodeDeviceSignature(bytes: Uint8Array): { signatureKey: Uint8Array; s
 
 /** The SafeAAD a device sends with an anchor handshake message. */
 export function deviceSignedAad(client: MlsClient, device: Identity, tbs: DeviceSignatureTbs): Uint8Array {
-  const signature = client.read((core) =>
-    core.signWithLabel(device.signaturePublicKey, device.ciphersuite, DEVICE_SIGNATURE_LABEL, encodeDeviceSignatureTbs(tbs)),
-  );
+  const signature = client.signWithLabel(device, DEVICE_SIGNATURE_LABEL, encodeDeviceSignatureTbs(tbs));
   return encodeSafeAad([{ componentId: DEVICE_SIGNATURE_COMPONENT, data: encodeDeviceSignature(device.signaturePublicKey, signature) }]);
 }
 
-export function deviceSignatureError(message: string): MlsError {
-  return new MlsError('DEVICE_SIGNATURE', message);
+export function deviceSignatureError(message: string): PairingError {
+  return new PairingError('DEVICE_SIGNATURE', message);
 }
 
 /** The devices listed in leaf `leafIndex` of `group`, if it is a standard-mode anchor. */
@@ -162,84 +165,62 @@ export function verifyDeviceSignature(
     contentDigest: message.contentDigest,
   });
   const ciphersuite = group.state().ciphersuite;
-  const valid = group.client.read((core) => core.verifyWithLabel(ciphersuite, device.signatureKey, DEVICE_SIGNATURE_LABEL, tbs, signed.signature));
+  const valid = group.client.verifyWithLabel(ciphersuite, device.signatureKey, DEVICE_SIGNATURE_LABEL, tbs, signed.signature);
   if (!valid) throw deviceSignatureError('the device signature does not verify over this message');
   return device;
 }
 
 /**
- * Commit for the anchor, signed by `device`. openmls signs a message with
- * its AAD already fixed, so the device signature (which goes into the AAD)
- * cannot be computed from the finished message: the commit is built once
- * to learn its content digest, cleared, and built again with the signed
- * AAD. That is only sound when the second build has the same content, so
- * the digest is compared and a mismatch sends nothing. Paired commits are
- * deterministic (their path comes from the emulation epoch, `vcEpochId`);
- * a commit with fresh randomness in its content (a PSK nonce, a path
- * without `vcEpochId`) is refused this way.
+ * Commit for the anchor, signed by `device`: one core call
+ * (crates/core/src/device_signed.rs builds it twice — once for its content
+ * digest, once with the signed AAD — and refuses with DEVICE_SIGNATURE,
+ * nothing changed, when the builds differ; paired commits are deterministic
+ * through `vcEpochId`).
  */
-export async function signedAnchorCommit(group: Group, device: Identity, spec: CommitOptions): Promise<CommitResult> {
-  const epoch = BigInt(group.epoch);
-  const senderLeaf = group.ownLeafIndex;
-  const vcEpochId = spec.vcEpochId;
-  // The first build draws the emulation epoch's next operation secret; the
-  // second must draw the same one (crates/core/src/paired_standard.rs).
-  if (vcEpochId) group.client.read((core) => core.pinVcOperationTree(vcEpochId));
-  await group.commit(spec);
-  const contentDigest = group.pendingCommitDigest();
-  await group.clearPendingCommit();
-  if (vcEpochId) await group.client.mutate((core) => core.restorePinnedVcOperationTree(vcEpochId));
-  const aad = deviceSignedAad(group.client, device, { groupId: group.id, epoch, senderLeaf, contentType: CONTENT_TYPE.commit, contentDigest });
-  const result = await group.commit({ ...spec, aad });
-  if (!bytesEqual(group.pendingCommitDigest(), contentDigest)) {
-    await group.clearPendingCommit();
-    throw deviceSignatureError('the commit content differs between its two builds (fresh randomness in it?); nothing was sent');
-  }
-  return result;
+export function signedAnchorCommit(group: Group, device: Identity, spec: CommitOptions): Promise<CommitResult> {
+  return commitSignedByDevice(group, device, spec);
 }
 
 /**
  * The resync external commit that moves a standard-mode anchor leaf (one
  * that lists devices) onto emulation epoch `epochId`, signed by `device`
- * (re-enrolment, docs/PROTOCOL.md §4.14). Same two-build method: a dry run
- * gives the digest (members compute it with the removed anchor leaf as
- * sender leaf), the second build carries the signed AAD and is refused by
- * the core if its digest differs.
+ * (re-enrolment, docs/PROTOCOL.md §4.14); one core call, same method
+ * (members compute the digest with the removed anchor leaf as sender leaf).
  */
-export async function signedAnchorResync(
+export function signedAnchorResync(
   group: Group,
   device: Identity,
   epochId: Uint8Array,
   leafAppData: AppDataEntry[],
 ): Promise<{ commit: Uint8Array; groupInfo: Uint8Array }> {
-  const epoch = BigInt(group.epoch);
-  const senderLeaf = group.ownLeafIndex;
-  const { contentDigest } = await group.resyncAsVirtualClient(epochId, { leafAppData, dryRun: true });
-  const aad = deviceSignedAad(group.client, device, { groupId: group.id, epoch, senderLeaf, contentType: CONTENT_TYPE.commit, contentDigest });
-  const { commit, groupInfo } = await group.resyncAsVirtualClient(epochId, { leafAppData, aad, expectDigest: contentDigest });
-  return { commit, groupInfo };
+  return resyncSignedByDevice(group, device, epochId, leafAppData);
 }
 
-/** A standalone proposal for the anchor, signed by `device` (same two-build method). */
-export async function signedAnchorProposal(group: Group, device: Identity, request: ProposalRequest): Promise<Uint8Array> {
-  const epoch = BigInt(group.epoch);
-  const senderLeaf = group.ownLeafIndex;
-  const first = await group.proposeDetailed(request);
-  if (!first.proposalRef || !first.contentDigest) {
-    throw deviceSignatureError(`a ${request.type} proposal cannot carry a device signature`);
-  }
-  await group.removePendingProposal(first.proposalRef);
-  const aad = deviceSignedAad(group.client, device, {
-    groupId: group.id,
-    epoch,
-    senderLeaf,
-    contentType: CONTENT_TYPE.proposal,
-    contentDigest: first.contentDigest,
-  });
-  const second = await group.proposeDetailed(request, { aad });
-  if (!second.contentDigest || !bytesEqual(second.contentDigest, first.contentDigest)) {
-    if (second.proposalRef) await group.removePendingProposal(second.proposalRef);
-    throw deviceSignatureError('the proposal content differs between its two builds (fresh randomness in it?); nothing was sent');
-  }
-  return second.message;
+/** A standalone proposal for the anchor, signed by `device` (one core call, same method). */
+export function signedAnchorProposal(group: Group, device: Identity, request: ProposalRequest): Promise<Uint8Array> {
+  return proposeSignedByDevice(group, device, request);
+}
+
+/**
+ * The process check of Paired MLS standard mode (`authenticate` stage;
+ * docs/PROTOCOL.md §4.12, §1.3): a handshake message that the core found to
+ * need a device signature (its sender leaf lists devices, or it is an
+ * external commit replacing such a leaf) must carry a valid one by a listed
+ * device. Refuses with `PairingError` `DEVICE_SIGNATURE`; on success the
+ * result names the device (`device`).
+ */
+export function pairedDeviceSignatures(): ProcessCheck {
+  const check = (message: ProposalToCheck | CommitToCheck) => {
+    const auth = message.report.authorizingDevices;
+    if (!auth) return undefined;
+    const device = verifyDeviceSignature(message.group, authorizedBy(auth.devices), {
+      aad: message.aad,
+      epoch: message.epoch,
+      senderLeaf: auth.leafIndex,
+      contentType: message.kind === 'proposal' ? CONTENT_TYPE.proposal : CONTENT_TYPE.commit,
+      contentDigest: message.report.contentDigest,
+    });
+    return { device };
+  };
+  return { name: 'paired/device-signature', stage: 'authenticate', covers: ['device-signature'], proposal: check, commit: check };
 }

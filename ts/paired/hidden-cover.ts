@@ -3,7 +3,7 @@
  * member's self-update made to look like a hidden-mode anchor's paired
  * update. The anchor leaf must carry the virtual-clients derivation info
  * (its sibling reads it to rebuild the leaf's keys) and gets a new
- * signature key on every paired commit; `CommitOptions.anchorCover` does
+ * signature key on every paired commit; `anchorCoverOptions` does
  * the same with random material: the leaf lists AppDataDictionary, its
  * dictionary has AppComponents = [0x667A] and a 0x667A entry shaped like
  * a DerivationInfo (`opaque epoch_id<V>; opaque ciphertext<V>;`, both
@@ -29,16 +29,19 @@ const VIRTUAL_CLIENTS_COMPONENT = 0x667a;
 const EPOCH_ID_LENGTH = 32;
 const CIPHERTEXT_LENGTH = 25;
 
-/** The commit options that make `options` (a self-update) a covered one. */
-export async function anchorCoverOptions(group: Group, options: CommitOptions): Promise<CommitOptions> {
-  const { anchorCover: _, ...rest } = options;
+/**
+ * The commit options that make `options` (a self-update) a covered one:
+ * `group.commit(await anchorCoverOptions(group))`.
+ */
+export async function anchorCoverOptions(group: Group, options: CommitOptions = {}): Promise<CommitOptions> {
+  const rest = options;
   if (rest.newSigner || rest.vcEpochId || rest.leafAppData) {
     throw invalidArgument('anchorCover is an ordinary self-update: no newSigner, vcEpochId or leafAppData');
   }
   const own = group.members().find((m) => m.leafIndex === group.ownLeafIndex);
   if (!own) throw invalidArgument('this client is not a member of the group');
   const ciphersuite = group.state().ciphersuite;
-  const signaturePublicKey = await group.client.mutate((core) => core.generateSignatureKeyPair(ciphersuite));
+  const signaturePublicKey = await group.client.generateSignatureKey(ciphersuite);
   const random = (n: number) => crypto.getRandomValues(new Uint8Array(n));
   const derivationInfo = new Writer().vector(random(EPOCH_ID_LENGTH)).vector(random(CIPHERTEXT_LENGTH)).finish();
   return {

@@ -1,5 +1,9 @@
 /** Errors of the Paired MLS layer: an `MlsError` with a finer reason. */
-import { MlsError, type MlsErrorCode } from '../mls/errors.js';
+import { MlsError, registerErrorCodes } from '../mls/errors.js';
+
+/** The codes of the Paired MLS layer (`DEVICE_SIGNATURE` is also raised by the engine). */
+export const PAIRED_ERROR_CODES = ['PAIRING_STATE', 'PAIRING_REJECTED', 'NOTIFY_REJECTED', 'DEVICE_SIGNATURE'] as const;
+export type PairedErrorCode = (typeof PAIRED_ERROR_CODES)[number];
 
 /**
  * Why a Notify (with its pairing-group commit) was rejected. In every case
@@ -32,15 +36,17 @@ export type NotifyRejection = 'forged' | 'replay' | 'counter' | 'out-of-order' |
  */
 export type PairingRejection = NotifyRejection | 'wrong-sender' | 'stale' | 'no-such-leaf' | 'unexpected';
 
-export class PairingError extends MlsError {
+export class PairingError extends MlsError<PairedErrorCode> {
   readonly reason: PairingRejection | undefined;
 
-  constructor(code: Extract<MlsErrorCode, 'PAIRING_STATE' | 'PAIRING_REJECTED' | 'NOTIFY_REJECTED'>, message: string, reason?: PairingRejection, options?: { cause?: unknown }) {
+  constructor(code: PairedErrorCode, message: string, reason?: PairingRejection, options?: { cause?: unknown }) {
     super(code, reason ? `${message} (${reason})` : message, options);
     this.name = 'PairingError';
     this.reason = reason;
   }
 }
+
+registerErrorCodes(PAIRED_ERROR_CODES, (code, message) => new PairingError(code as PairedErrorCode, message));
 
 export function notifyRejected(reason: PairingRejection, message: string, cause?: unknown): PairingError {
   return new PairingError('NOTIFY_REJECTED', `Notify rejected: ${message}`, reason, cause === undefined ? undefined : { cause });

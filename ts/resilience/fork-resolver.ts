@@ -101,7 +101,7 @@ export class ForkResolver {
       return out;
     }
     await this.#closeOptimistic();
-    const snapshot = this.group.client.read((core) => core.snapshotGroupState(this.group.id));
+    const snapshot = this.group.snapshotState();
     const out = await this.group.commit(options);
     await this.group.mergePendingCommit();
     const rank = await commitRank(out.commit);
@@ -176,7 +176,7 @@ export class ForkResolver {
         this.#decided.add(rank);
         return [{ type: 'dropped', reason: 'losing-commit' }];
       }
-      await this.group.client.mutate((core) => core.restoreGroupState(this.group.id, window.snapshot));
+      await this.group.restoreState(window.snapshot);
       const r = await this.group.process(commit);
       if (r.kind !== 'commit') throw new Error('the competing message is not a commit');
       await r.staged.merge();
@@ -190,7 +190,7 @@ export class ForkResolver {
     }
     if (epoch !== this.group.epoch) return [{ type: 'dropped', reason: 'stale' }];
     await this.#closeOptimistic();
-    const snapshot = this.group.client.read((core) => core.snapshotGroupState(this.group.id));
+    const snapshot = this.group.snapshotState();
     const r = await this.group.process(commit);
     if (r.kind !== 'commit') {
       snapshot.fill(0);

@@ -16,6 +16,7 @@
 import type { Identity, MlsClient } from '../mls/client.js';
 import type { Group, StagedCommit } from '../mls/group.js';
 import { MlsError } from '../mls/errors.js';
+import type { ProcessCheck } from '../mls/checks.js';
 import { bytesEqual, fromHex, toHex } from '../mls/bytes.js';
 import { CodecError, Reader, Writer } from '../codec/tls.js';
 
@@ -156,7 +157,7 @@ export type RecoveryPolicy = (joiner: Uint8Array, proof: { identity: Uint8Array;
  * member knows, issued for the joiner's identity. (A wrong PSK value never
  * gets here: the commit does not process.) Throws `RecoveryError`.
  */
-export function checkRecoveryCommit(group: Group, staged: StagedCommit, policy: RecoveryPolicy = (j, p) => bytesEqual(j, p.identity)): void {
+function checkRecoveryCommit(group: Group, staged: StagedCommit, policy: RecoveryPolicy = (j, p) => bytesEqual(j, p.identity)): void {
   if (staged.committer.type !== 'newMemberCommit') return;
   const joiner = staged.pathCredential?.identity;
   const proofs = staged.psks.map((p) => ({ p, id: parseRecoveryPskId(p.pskId) })).filter((x) => x.id && bytesEqual(x.id.groupId, group.id));
@@ -168,15 +169,13 @@ export function checkRecoveryCommit(group: Group, staged: StagedCommit, policy: 
   }
 }
 
-/** `group.process` with the recovery rule for external commits (the commit is discarded when it fails). */
-export async function processWithRecoveryPolicy(group: Group, message: Uint8Array, policy?: RecoveryPolicy): ReturnType<Group['process']> {
-  const result = await group.process(message);
-  if (result.kind !== 'commit') return result;
-  try {
-    checkRecoveryCommit(group, result.staged, policy);
-  } catch (err) {
-    result.staged.discard();
-    throw err;
-  }
-  return result;
+/**
+ * The process check of state-loss recovery (`admit` stage; docs/PROTOCOL.md
+ * §7.2, §1.3): an external commit is accepted only as a recovery with a
+ * valid proof (`checkRecoveryCommit`). Use it per group
+ * (`group.useChecks([recoveryPolicy()])`), per client or per call;
+ * a refused commit is discarded (`RecoveryError`).
+ */
+export function recoveryPolicy(policy?: RecoveryPolicy): ProcessCheck {
+  return { name: 'resilience/recovery-policy', stage: 'admit', commit: ({ group, staged }) => checkRecoveryCommit(group, staged, policy) };
 }

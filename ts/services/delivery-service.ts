@@ -7,7 +7,7 @@
  * identity (LeafOperationIntents). An "eventual" group skips the ordering.
  */
 import { MlsClient, type Identity } from '../mls/client.js';
-import { MlsError } from '../mls/errors.js';
+import { MlsError, registerErrorCodes } from '../mls/errors.js';
 import { fromHex, sha256, toHex } from '../mls/bytes.js';
 import { readMlsHeader } from '../codec/mls-header.js';
 import { ExternalSender } from '../intents/external-sender.js';
@@ -50,7 +50,11 @@ const MAX_EPOCH = Number.MAX_SAFE_INTEGER - 1;
 /** Log sender name of what the DS proposes itself. */
 const DS_SENDER = 'delivery-service';
 
-export class DsError extends MlsError {
+/** The codes of the services layer. */
+export const DS_ERROR_CODES = ['DS_REJECTED'] as const;
+registerErrorCodes(DS_ERROR_CODES);
+
+export class DsError extends MlsError<(typeof DS_ERROR_CODES)[number]> {
   readonly reason: DsRejection;
   constructor(reason: DsRejection, message: string) {
     super('DS_REJECTED', message.endsWith(`(${reason})`) ? message : `${message} (${reason})`);
@@ -330,7 +334,7 @@ export class DeliveryService {
     const tbs = externalCommitTbs(commit, context.context);
     let valid = false;
     try {
-      valid = this.#client.read((core) => core.verifyWithLabel(context.ciphersuite, commit.signatureKey, 'FramedContentTBS', tbs, commit.signature));
+      valid = this.#client.verifyWithLabel(context.ciphersuite, commit.signatureKey, 'FramedContentTBS', tbs, commit.signature);
     } catch {
       valid = false;
     }

@@ -13,13 +13,13 @@ const enc = new TextEncoder();
 
 /** Sign a DS challenge with `identity`'s signature key (one call into the core; the key never leaves it). */
 export function signDsChallenge(client: MlsClient, identity: Identity, challenge: string): Uint8Array {
-  return client.read((core) => core.signWithLabel(identity.signaturePublicKey, identity.ciphersuite, DS_AUTH_LABEL, enc.encode(challenge)));
+  return client.signWithLabel(identity, DS_AUTH_LABEL, enc.encode(challenge));
 }
 
 /** Verify a DS challenge signature (the server's side). */
 export function verifyDsChallenge(verifier: MlsClient, ciphersuite: number, signatureKey: Uint8Array, challenge: string, signature: Uint8Array): boolean {
   try {
-    return verifier.read((core) => core.verifyWithLabel(ciphersuite, signatureKey, DS_AUTH_LABEL, enc.encode(challenge), signature));
+    return verifier.verifyWithLabel(ciphersuite, signatureKey, DS_AUTH_LABEL, enc.encode(challenge), signature);
   } catch {
     return false;
   }

@@ -6,26 +6,13 @@
  * submitter's `added` / `removed`.
  */
 import type { MlsClient } from '../mls/client.js';
+import type { PublicLeaf, VerifiedCommit } from '../mls/types.js';
 import { MlsError } from '../mls/errors.js';
 import { bytesEqual, utf8 } from '../mls/bytes.js';
 import type { CredentialCheck } from './delivery-service.js';
 
-/** A leaf of the verified tree. */
-export interface PublicLeaf {
-  leafIndex: number;
-  identity: Uint8Array;
-  signatureKey: Uint8Array;
-}
-
-/** What the core's `verifyPublicCommit` returns. */
-export interface VerifiedCommit {
-  epoch: number;
-  external: boolean;
-  committer: PublicLeaf;
-  membersBefore: PublicLeaf[];
-  membersAfter: PublicLeaf[];
-  addedKeyPackages: Uint8Array[];
-}
+// The result types of the core's public-group verification belong to the MLS layer.
+export type { PublicLeaf, VerifiedCommit } from '../mls/types.js';
 
 /** Why a verified check failed, in DS terms (a DsRejection and a message). */
 export type VerifyFailure = { reason: 'unverifiable-commit' | 'invalid-commit' | 'invalid-group-info'; message: string };
@@ -41,7 +28,7 @@ function failure(err: unknown): VerifyFailure {
 /** Verify `commit` against the stored GroupInfo and the committer's new one; a VerifyFailure when it does not hold. */
 export function verifyCommit(client: MlsClient, groupInfo: Uint8Array, commit: Uint8Array, newGroupInfo: Uint8Array): VerifiedCommit | VerifyFailure {
   try {
-    return client.read((core) => core.verifyPublicCommit(groupInfo, commit, newGroupInfo)) as VerifiedCommit;
+    return client.verifyPublicCommit(groupInfo, commit, newGroupInfo);
   } catch (err) {
     return failure(err);
   }
@@ -50,7 +37,7 @@ export function verifyCommit(client: MlsClient, groupInfo: Uint8Array, commit: U
 /** The members of a GroupInfo with its ratchet tree; undefined when it does not verify. */
 export function publicMembers(client: MlsClient, groupInfo: Uint8Array): PublicLeaf[] | undefined {
   try {
-    return client.read((core) => core.publicGroupMembers(groupInfo)) as PublicLeaf[];
+    return client.publicGroupMembers(groupInfo);
   } catch {
     return undefined;
   }

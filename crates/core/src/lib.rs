@@ -8,6 +8,7 @@
 mod batch;
 mod client;
 mod config;
+mod device_signed;
 mod dmls;
 mod error;
 mod group;
