@@ -17,7 +17,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  ERROR_CODES,
+  errorCodes,
   MemoryStorageAdapter,
   MlsClient,
   MlsError,
@@ -93,7 +93,7 @@ function mutate(rng: Rng, b: Uint8Array, others: Uint8Array[]): Uint8Array {
   return out;
 }
 
-const KNOWN = new Set<string>(ERROR_CODES);
+const KNOWN = new Set<string>(errorCodes());
 const STORAGE_ENTRY = 'MlsClient.open(garbage storage)';
 
 interface EntryStats {

@@ -11,11 +11,14 @@
  *    policy for external commits, `recoveryPolicy()` in `paired-mls/resilience`);
  * 3. `policy` — the application's own rules.
  *
- * Within a stage, checks run in the order of the list they come from:
- * the client's defaults (`MlsClient.open({ checks })`,
- * `client.useChecks`), then the group's defaults (`group.useChecks`), then
- * those of the call (`group.process(message, { checks })`). A later check
- * with the same `name` replaces an earlier one. The first check that throws
+ * Within a stage, checks run in the order of the lists they come from:
+ * the layers' defaults (a layer that answers a requirement of the engine
+ * registers its check when it is loaded, `registerDefaultCheck`: Paired
+ * MLS registers `pairedDeviceSignatures()`), the client's defaults
+ * (`MlsClient.open({ checks })`, `client.useChecks`), the group's defaults
+ * (`group.useChecks`), then those of the call (`group.process(message,
+ * { checks })`). A later check with the same `name` replaces an earlier
+ * one. The first check that throws
  * refuses the message: a received proposal is dropped from the queue, a
  * staged commit is discarded, the group stays in its epoch and the error
  * (the layer's typed error) reaches the caller. A check must not call into
@@ -24,7 +27,8 @@
  * Fail-closed: when the engine reports that a message needs a check (a
  * `Requirement`, e.g. a handshake message from a leaf that lists paired
  * devices needs `device-signature`) and no check in use `covers` it, the
- * message is refused with `CHECK_MISSING` (docs/PROTOCOL.md §1.3).
+ * message is refused with `CHECK_MISSING` (docs/PROTOCOL.md §1.3): a
+ * client never accepts what it did not check, whichever layers are loaded.
  */
 import type { Group, StagedCommit } from './group.js';
 import type { ProposalInfo, Sender } from './types.js';
@@ -94,6 +98,26 @@ export interface ProcessCheck {
   readonly covers?: readonly Requirement[];
   proposal?(message: ProposalToCheck): CheckFindings | void | Promise<CheckFindings | void>;
   commit?(message: CommitToCheck): CheckFindings | void | Promise<CheckFindings | void>;
+}
+
+const layerDefaults: ProcessCheck[] = [];
+
+/**
+ * A protocol layer contributes a check every client runs by default (for a
+ * requirement the engine reports, which no client may skip). Called once,
+ * when the layer's module is loaded; a second check with the same name
+ * replaces the first.
+ */
+export function registerDefaultCheck(check: ProcessCheck): void {
+  const [valid] = checkList([check]);
+  const at = layerDefaults.findIndex((c) => c.name === valid!.name);
+  if (at >= 0) layerDefaults[at] = valid!;
+  else layerDefaults.push(valid!);
+}
+
+/** The checks the loaded layers contribute (`registerDefaultCheck`). */
+export function layerDefaultChecks(): readonly ProcessCheck[] {
+  return layerDefaults;
 }
 
 /** Validate a list of checks given by the application. */

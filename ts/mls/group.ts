@@ -9,7 +9,7 @@ import { invalidArgument } from './errors.js';
 import { Resource } from './resources.js';
 import { toBytes, type BytesLike } from './bytes.js';
 import type { AppDataEntry, CommitOptions, CommitResult, CredentialInfo, GroupState, Member, ProposalInfo, ProposalRequest, ReInitOptions, ReInitState, Sender } from './types.js';
-import { checkList, composeChecks, runChecks, type HandshakeReport, type ProcessCheck, type SignerDevice } from './checks.js';
+import { checkList, composeChecks, layerDefaultChecks, runChecks, type HandshakeReport, type ProcessCheck, type SignerDevice } from './checks.js';
 
 export interface ApplicationMessage {
   kind: 'application';
@@ -400,7 +400,7 @@ export class Group {
 
   /** The process checks in force for this group, in running order. */
   checks(extra: readonly ProcessCheck[] = []): ProcessCheck[] {
-    return composeChecks(this.client.defaultChecks(), this.client.groupChecks(this.id), checkList(extra));
+    return composeChecks(layerDefaultChecks(), this.client.defaultChecks(), this.client.groupChecks(this.id), checkList(extra));
   }
 
   /**

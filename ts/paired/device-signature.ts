@@ -4,10 +4,11 @@
  * handshake message sent from the anchor carries, in its SafeAAD, a
  * signature by the sending device's own key over the message's content
  * digest (crates/core/src/paired_standard.rs). Members check it with the
- * process check `pairedDeviceSignatures()` (the core reports which
- * messages need it; a group that uses no such check refuses them with
- * `CHECK_MISSING`), so the anchor's shared signature key alone no longer
- * lets anyone act for the anchor, and members learn which device acted.
+ * process check `pairedDeviceSignatures()`, which this layer makes a
+ * default of every client once loaded (the core reports which messages
+ * need it; a client without the check refuses them with `CHECK_MISSING`),
+ * so the anchor's shared signature key alone no longer lets anyone act for
+ * the anchor, and members learn which device acted.
  * A device builds its signed messages in one core call each
  * (crates/core/src/device_signed.rs).
  *
@@ -20,7 +21,7 @@ import type { Identity, MlsClient } from '../mls/client.js';
 import type { Group } from '../mls/group.js';
 import type { AppDataEntry, CommitOptions, CommitResult, ProposalRequest } from '../mls/types.js';
 import { bytesEqual } from '../mls/bytes.js';
-import type { ProcessCheck, ProposalToCheck, CommitToCheck } from '../mls/checks.js';
+import { registerDefaultCheck, type ProcessCheck, type ProposalToCheck, type CommitToCheck } from '../mls/checks.js';
 import { commitSignedByDevice, proposeSignedByDevice, resyncSignedByDevice } from '../mls/layer-calls.js';
 import { CodecError, Reader, Writer } from '../codec/tls.js';
 import { PairingError } from './pairing-error.js';
@@ -224,3 +225,8 @@ export function pairedDeviceSignatures(): ProcessCheck {
   };
   return { name: 'paired/device-signature', stage: 'authenticate', covers: ['device-signature'], proposal: check, commit: check };
 }
+
+// Every client of this library lists DEVICE_SIGNATURES_CAPABILITY: where
+// this layer is loaded, its clients check device signatures by default
+// (elsewhere they refuse such messages with CHECK_MISSING).
+registerDefaultCheck(pairedDeviceSignatures());
