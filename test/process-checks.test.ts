@@ -19,10 +19,12 @@ import {
   recoverMembership,
   recoveryPolicy,
   type Group,
+  type PairedCommit,
   type ProcessCheck,
+  type ProcessResult,
 } from 'paired-mls';
 import { expectInSync, type Member } from './helpers.js';
-import { deliverPaired, pairedWorld } from './paired-helpers.js';
+import { deliverPaired, pairedWorld, type PairedWorld } from './paired-helpers.js';
 
 /** What a refused message must not change. */
 function fingerprint(group: Group) {
@@ -59,6 +61,14 @@ function recorder(log: string[], name: string, stage: ProcessCheck['stage'], ref
 }
 
 class AppPolicyError extends Error {}
+
+/** Bob merges the accepted paired update; alice's devices apply it; all three agree. */
+async function mergeEverywhere(seen: ProcessResult, w: PairedWorld, update: PairedCommit): Promise<void> {
+  if (seen.kind !== 'commit') throw new Error(`expected a commit, got ${seen.kind}`);
+  await seen.staged.merge();
+  await deliverPaired(update, w.a, w.passiveDevice, []);
+  expectInSync([w.a, w.p, ...w.others]);
+}
 
 describe('process checks: one registry for every layer', () => {
   it('device signature and recovery policy on one group: each refuses with its own error, the group stays as it was, honest commits pass both', async () => {
@@ -144,9 +154,7 @@ describe('process checks: one registry for every layer', () => {
     const seen = await bob.group!.process(update.commit, { checks: [accept] });
     expect(seen.kind).toBe('commit');
     expect(log).toEqual(['app/admit', 'app/policy', 'app/admit', 'app/policy']);
-    if (seen.kind === 'commit') await seen.staged.merge();
-    await deliverPaired(update, w.a, w.passiveDevice, []);
-    expectInSync([w.a, w.p, bob]);
+    await mergeEverywhere(seen, w, update);
   });
 
   it('fail-closed: replacing the device check by one that does not cover its requirement refuses anchor messages (CHECK_MISSING)', async () => {
@@ -162,9 +170,7 @@ describe('process checks: one registry for every layer', () => {
     // With the real check (the default) the same commit is accepted.
     const seen = await bob.group!.process(update.commit);
     expect(seen.kind === 'commit' && seen.device !== undefined).toBe(true);
-    if (seen.kind === 'commit') await seen.staged.merge();
-    await deliverPaired(update, w.a, w.passiveDevice, []);
-    expectInSync([w.a, w.p, bob]);
+    await mergeEverywhere(seen, w, update);
   });
 
   it('a check list that is not one is refused (INVALID_ARGUMENT)', async () => {
