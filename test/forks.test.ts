@@ -102,3 +102,28 @@ for (const strategy of ['hold', 'optimistic'] as const) {
     });
   });
 }
+
+describe('retained group state (optimistic strategy)', () => {
+  it('stays inside the core: restores its own group only, and once freed cannot be used', async () => {
+    const [a, b] = await Promise.all(['a', 'b'].map((n) => newMember(n)));
+    const g1 = await a!.client.createGroup(a!.identity);
+    const g2 = await a!.client.createGroup(a!.identity);
+    const kept = g1.retainState();
+    expect(Object.keys(kept)).toEqual([]); // an opaque handle, no bytes
+    await g1.selfUpdate();
+    await g1.mergePendingCommit();
+    // Another group's state cannot be put into g2.
+    await expect(g2.restoreState(kept)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: 'the retained state belongs to another group' });
+    expect(g2.epoch).toBe(0);
+    // g1 goes back to the kept epoch and continues from it.
+    await g1.restoreState(kept);
+    expect(g1.epoch).toBe(0);
+    const { welcome } = await g1.commit({ add: [await b!.client.createKeyPackage(b!.identity)] });
+    await g1.mergePendingCommit();
+    b!.group = await b!.client.joinFromWelcome(welcome!);
+    a!.group = g1;
+    expectInSync([a!, b!]);
+    kept.free();
+    await expect(g1.restoreState(kept)).rejects.toMatchObject({ code: 'RELEASED' });
+  });
+});

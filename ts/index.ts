@@ -18,6 +18,7 @@ export { MlsClient, type Identity, type OpenOptions, type KeyPackageOptions, typ
 export {
   Group,
   StagedCommit,
+  RetainedState,
   type ProcessResult,
   type ApplicationMessage,
   type ProposalMessage,

@@ -2,7 +2,7 @@
  * `Group`: a view of one group inside an `MlsClient` (RFC 9420 §12).
  * Mutating calls persist through the client before they return.
  */
-import type { StagedCommitHandle } from '../../pkg/paired_mls_core.js';
+import type { RetainedGroupState, StagedCommitHandle } from '../../pkg/paired_mls_core.js';
 import type { MlsClient } from './client.js';
 import { appDataToCore, commitOptionsToCore, extensionsToCore, compact, proposalToCore } from './convert.js';
 import { invalidArgument } from './errors.js';
@@ -165,6 +165,19 @@ export class StagedCommit extends Resource<StagedCommitHandle> {
   }
 }
 
+/** A group's state kept inside the core (`Group.retainState`); `free()` wipes it. */
+export class RetainedState extends Resource<RetainedGroupState> {
+  /** @internal */
+  constructor(handle: RetainedGroupState) {
+    super(handle);
+  }
+
+  /** @internal */
+  get handle(): RetainedGroupState {
+    return this.inner;
+  }
+}
+
 export class Group {
   /** @internal */
   readonly client: MlsClient;
@@ -312,17 +325,19 @@ export class Group {
   }
 
   /**
-   * Every stored entry of this group, to go back to with `restoreState`
-   * (fork handling, docs/PROTOCOL.md §7.1). Secret: it holds the epoch's
-   * secrets; keep it for a bounded time and wipe it (`fill(0)`).
+   * Keep this group's current state inside the core, to go back to with
+   * `restoreState` (fork handling, docs/PROTOCOL.md §7.1). It holds the
+   * epoch's secrets, which never leave wasm memory; `free()` wipes them —
+   * keep it for a bounded time.
    */
-  snapshotState(): Uint8Array {
-    return this.client.read((core) => core.snapshotGroupState(this.id));
+  retainState(): RetainedState {
+    return new RetainedState(this.client.read((core) => core.retainGroupState(this.id)));
   }
 
-  /** Put this group back to a `snapshotState()` (entries of another group are refused). */
-  restoreState(snapshot: Uint8Array): Promise<void> {
-    return this.client.mutate((core) => core.restoreGroupState(this.id, snapshot));
+  /** Put this group back to a state `retainState()` kept (another group's is refused). */
+  async restoreState(retained: RetainedState): Promise<void> {
+    const handle = retained.handle;
+    await this.client.mutate((core) => core.restoreRetainedGroupState(this.id, handle));
   }
 
   /** Ask to leave: a SelfRemove proposal another member commits. */

@@ -15,7 +15,7 @@
  *   is wiped when the window closes (forward secrecy).
  */
 import type { CommitResult, CommitOptions } from '../mls/types.js';
-import type { Group, ProcessResult } from '../mls/group.js';
+import type { Group, ProcessResult, RetainedState } from '../mls/group.js';
 import { sha256, toHex } from '../mls/bytes.js';
 import { readMlsHeader } from '../codec/mls-header.js';
 
@@ -64,7 +64,8 @@ interface OptimisticWindow {
   deadline: number;
   winner: string;
   ownWinner: boolean;
-  snapshot: Uint8Array;
+  /** The state before the winner, kept inside the core; `free()` wipes it. */
+  snapshot: RetainedState;
 }
 
 export class ForkResolver {
@@ -101,7 +102,7 @@ export class ForkResolver {
       return out;
     }
     await this.#closeOptimistic();
-    const snapshot = this.group.snapshotState();
+    const snapshot = this.group.retainState();
     const out = await this.group.commit(options);
     await this.group.mergePendingCommit();
     const rank = await commitRank(out.commit);
@@ -190,10 +191,16 @@ export class ForkResolver {
     }
     if (epoch !== this.group.epoch) return [{ type: 'dropped', reason: 'stale' }];
     await this.#closeOptimistic();
-    const snapshot = this.group.snapshotState();
-    const r = await this.group.process(commit);
+    const snapshot = this.group.retainState();
+    let r: ProcessResult;
+    try {
+      r = await this.group.process(commit);
+    } catch (err) {
+      snapshot.free();
+      throw err;
+    }
     if (r.kind !== 'commit') {
-      snapshot.fill(0);
+      snapshot.free();
       return [{ type: 'processed', result: r }];
     }
     await r.staged.merge();
@@ -203,7 +210,7 @@ export class ForkResolver {
 
   async #closeOptimistic(): Promise<void> {
     if (!this.#optimistic) return;
-    this.#optimistic.snapshot.fill(0);
+    this.#optimistic.snapshot.free();
     this.#decided.add(this.#optimistic.winner);
     this.#optimistic = undefined;
   }

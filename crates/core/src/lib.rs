@@ -23,6 +23,7 @@ mod primitives;
 mod provider;
 mod public_group;
 mod reinit;
+mod retained_state;
 mod signatures;
 mod signer;
 mod test_support;
