@@ -21,6 +21,7 @@ import { CodecError } from '../codec/tls.js';
 import { readMlsHeader } from '../codec/mls-header.js';
 import { decodeDmlsMessage, encodeDmlsMessage, parsePskGroupId, pskGroupId, type Announce, type DmlsMessage } from './dmls-messages.js';
 import { DmlsError } from './dmls-error.js';
+import { SEND_GROUP_RULES } from './send-group-rules.js';
 import { DMLS_PROFILE_CODES, dmlsProfileOf, storeEpochPsk, type DmlsEpochValues, type DmlsProfile } from './dmls-profile.js';
 
 /** A universe (seed 003 §2, §6), fixed when founded. */
@@ -87,8 +88,6 @@ interface State {
 
 const RECORD = 'paired-mls/dmls';
 const enc = new TextEncoder();
-/** What an owner's commit may cover (seed 003 §5: UPDATE, COMMIT, REJOIN and removal of an offline member). */
-const COMMITTABLE = new Set(['update', 'preSharedKey', 'add', 'remove']);
 /** Failures that mean "not yet": the message waits for something else first. */
 const RETRY_CODES = new Set(['PSK_NOT_FOUND', 'WRONG_EPOCH', 'UNKNOWN_GROUP', 'MESSAGE_TOO_FAR_AHEAD', 'PROTOCOL', 'INVALID_COMMIT']);
 
@@ -472,23 +471,15 @@ export class DMember {
    * of commits and application messages; Update proposals are the only
    * proposals, from any member — the owner accepts them for its next
    * commit, the others hold them only so they can process that commit
-   * (Update proposals go by reference, RFC 9420 §12.4).
+   * (Update proposals go by reference, RFC 9420 §12.4). Commits and
+   * proposals are held to them by the process check `SEND_GROUP_RULES`.
    */
   async #process(group: Group, message: Uint8Array): Promise<DmlsEvent[]> {
     const own = toHex(group.id) === this.#state.ownGroupId;
-    const result = await group.process(message);
+    const result = await group.process(message, { checks: [SEND_GROUP_RULES] });
     const fromOwner = result.sender.type === 'member' && result.sender.leafIndex === 0;
     switch (result.kind) {
       case 'commit': {
-        if (!fromOwner) {
-          result.staged.discard();
-          throw new DmlsError('not-owner', 'a commit in a send group from someone other than its owner');
-        }
-        const foreign = result.staged.proposals.find((p) => !COMMITTABLE.has(p.proposal.type));
-        if (foreign) {
-          result.staged.discard();
-          throw new DmlsError('proposal-type', `a commit covering a ${foreign.proposal.type} proposal in a send group`);
-        }
         const withPath = result.staged.hasPath;
         const removed = result.staged.selfRemoved;
         const acked = this.#ackedEpoch(result.staged.psks);
@@ -505,7 +496,6 @@ export class DMember {
         return [{ type: 'commit', sendGroupId: group.id, epoch: group.epoch, imported: withPath && !own }];
       }
       case 'proposal':
-        if (result.proposal.type !== 'update') throw new DmlsError('proposal-type', `a ${result.proposal.type} proposal in a send group`);
         return [{ type: 'updateProposal', sendGroupId: group.id }];
       case 'application': {
         if (!fromOwner) throw new DmlsError('not-owner', 'an application message in a send group from someone other than its owner');

@@ -1,0 +1,29 @@
+/**
+ * The send-group rules of Distributed MLS (seed 003 §4; docs/PROTOCOL.md
+ * §6.2) as a process check (`admit` stage, docs/PROTOCOL.md §1.3): in a
+ * send group only the owner (leaf 0) commits, a commit covers only the
+ * proposal types DMLS uses, and Update is the only standalone proposal.
+ * `DMember` runs it on every message of its send groups; a refused
+ * proposal is dropped from the queue and a refused commit discarded
+ * (`DmlsError` `not-owner` / `proposal-type`). Application messages from
+ * others than the owner are refused by `DMember` itself (checks see
+ * handshake messages only).
+ */
+import type { ProcessCheck } from '../mls/checks.js';
+import { DmlsError } from './dmls-error.js';
+
+/** Proposal types a send-group commit may cover (Update by reference; PSK, Add, Remove by the owner). */
+const COMMITTABLE = new Set(['update', 'preSharedKey', 'add', 'remove']);
+
+export const SEND_GROUP_RULES: ProcessCheck = {
+  name: 'dmls/send-group-rules',
+  stage: 'admit',
+  proposal: ({ proposal }) => {
+    if (proposal.type !== 'update') throw new DmlsError('proposal-type', `a ${proposal.type} proposal in a send group`);
+  },
+  commit: ({ sender, staged }) => {
+    if (sender.type !== 'member' || sender.leafIndex !== 0) throw new DmlsError('not-owner', 'a commit in a send group from someone other than its owner');
+    const foreign = staged.proposals.find((p) => !COMMITTABLE.has(p.proposal.type));
+    if (foreign) throw new DmlsError('proposal-type', `a commit covering a ${foreign.proposal.type} proposal in a send group`);
+  },
+};
