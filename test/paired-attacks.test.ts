@@ -14,6 +14,7 @@ import {
   PairingError,
   WebCryptoSeedVault,
   bytesEqual,
+  decodePairingMessage,
   encodePairingMessage,
   generateSeed,
   pairingProofTbs,
@@ -62,8 +63,13 @@ async function expectHealedOut(w: PairedWorld, copy: MlsClient, roles: 'as-paire
   const guess = PairedDevice.open(copy, await WebCryptoSeedVault.import(generateSeed()));
   // (After a hand-over the step comes from the copy's own leaf: MLS reports
   // it as this client's own commit, which the pairing does not take.)
-  const reason = roles === 'swapped' ? 'unexpected' : inStep ? 'forged' : 'out-of-order';
-  await refused(() => guess.applyNotify(update), 'NOTIFY_REJECTED', reason);
+  if (guess.role === 'active') {
+    // A copy stolen while its device was active does not even take a Notify.
+    expect((await mlsError(() => guess.applyNotify(update))).code).toBe('PAIRING_STATE');
+  } else {
+    const reason = roles === 'swapped' ? 'unexpected' : inStep ? 'forged' : 'out-of-order';
+    await refused(() => guess.applyNotify(update), 'NOTIFY_REJECTED', reason);
+  }
   expect((await mlsError(() => copy.group(w.a.group!.id).process(secret))).code).toBe('WRONG_EPOCH');
 }
 
@@ -192,6 +198,41 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS (%s mode) against a s
     await refused(() => w.activeDevice.receive(shareRand), 'PAIRING_REJECTED', 'unexpected');
     expect(w.activeDevice.role).toBe('passive');
     expect(w.activeDevice.ceased).toBe(false);
+    await expectHealedOut(w, copy, 'swapped');
+  });
+
+  it("a RoleChange replayed after a hand-over and a hand-back in one pairing epoch is refused (replay); roles stay, updates go on", async () => {
+    const w = await pairedWorld(['bob'], mode);
+    // One paired update first: in standard mode the partner holds an anchor key only from then on (§4.12).
+    await deliverPaired(await w.activeDevice.update(w.a.group!), w.a, w.passiveDevice, w.others);
+    const pairingEpoch = w.activeDevice.pairingGroup.epoch;
+    expect(await w.passiveDevice.receive(await w.activeDevice.handOver())).toEqual({ type: 'roleChanged', role: 'active' });
+    // P hands the role to A (the RoleChange the thief will replay) and A hands it back.
+    const before = await MlsClient.open({ storage: await MemoryStorageAdapter.copyOf(w.a.storage!) });
+    const first = await w.passiveDevice.handOver();
+    expect(await w.activeDevice.receive(first)).toEqual({ type: 'roleChanged', role: 'active' });
+    expect(await w.passiveDevice.receive(await w.activeDevice.handOver())).toEqual({ type: 'roleChanged', role: 'active' });
+    expect(w.activeDevice.pairingGroup.epoch).toBe(pairingEpoch); // no step in between: the proof's epoch is the same
+    // The thief has P's state (stolen now, so its sender ratchet is past P's
+    // messages) and the plaintext of P's first RoleChange from past traffic
+    // (here read with a copy of A from before A processed it).
+    const { client: copy } = await stolenCopy(w);
+    const seen = await before.group(w.activeDevice.pairingGroup.id).process(first);
+    if (seen.kind !== 'application') throw new Error(`expected the RoleChange, got ${seen.kind}`);
+    const plaintext = seen.data.slice();
+    const copyPairing = PairedDevice.open(copy, undefined).pairingGroup;
+    await refused(async () => w.activeDevice.receive(await copyPairing.encrypt(plaintext)), 'PAIRING_REJECTED', 'replay');
+    // Moving its counter forward breaks the vault proof.
+    const replayed = decodePairingMessage(plaintext);
+    if (replayed.type !== 'roleChange') throw new Error('expected a RoleChange');
+    const bumped = encodePairingMessage({ ...replayed, counter: w.activeDevice.counter });
+    await refused(async () => w.activeDevice.receive(await copyPairing.encrypt(bumped)), 'PAIRING_REJECTED', 'no-proof');
+    // Roles intact: exactly one active device, P.
+    expect([w.activeDevice.role, w.passiveDevice.role]).toEqual(['passive', 'active']);
+    // A second copy acts as the active device it was stolen as, with a guessed vault: its step is refused.
+    const actor = PairedDevice.open((await stolenCopy(w)).client, await WebCryptoSeedVault.import(generateSeed()));
+    const fake = await actor.update(actor.client.group(w.a.group!.id));
+    await refused(() => w.activeDevice.applyNotify(fake), 'NOTIFY_REJECTED', 'forged');
     await expectHealedOut(w, copy, 'swapped');
   });
 

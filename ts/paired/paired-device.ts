@@ -360,7 +360,7 @@ export class PairedDevice {
         if (target === senderLeaf || !this.pairingGroup.members().some((m) => m.leafIndex === target)) {
           throw pairingRejected('no-such-leaf', `RoleChange names leaf ${target}, which is not another device of the pairing`);
         }
-        this.#state = { ...this.#state, activeLeaf: target };
+        this.#state = { ...this.#state, activeLeaf: target, counter: this.#state.counter + 1n };
         await savePairingState(this.client, this.#state);
         return { type: 'roleChanged', role: this.role };
       }
@@ -393,13 +393,17 @@ export class PairedDevice {
 
   /**
    * Refuse `message` unless its proof is the vault's for it, its sender and
-   * epoch (`no-proof`) and it was made for this device's derivation counter
-   * (`stale`). Only a holder of the seed vault can produce the proof.
+   * epoch (`no-proof`) and it was made for this device's counter: an
+   * earlier one is a `replay` (the counter moves with every derivation step
+   * and every hand-over), a later one `stale`. Only a holder of the seed
+   * vault can produce the proof.
    */
   async #verifyProof(message: ProvenMessage, epoch: bigint, senderLeaf: number): Promise<void> {
     const expected = await this.#proofOf(provenContent(message), epoch, senderLeaf);
     if (!proofsEqual(expected, message.proof)) throw pairingRejected('no-proof', `${message.type} without a valid vault proof`);
-    if (message.counter !== this.#state.counter) throw pairingRejected('stale', `${message.type} for counter ${message.counter}, expected ${this.#state.counter}`);
+    const counter = this.#state.counter;
+    if (message.counter < counter) throw pairingRejected('replay', `${message.type} for counter ${message.counter}, already past (${counter})`);
+    if (message.counter !== counter) throw pairingRejected('stale', `${message.type} for counter ${message.counter}, expected ${counter}`);
   }
 
   /** PRF("accept", pairing group id): both devices hold the same seed. */
@@ -767,7 +771,10 @@ export class PairedDevice {
     }
     return this.#atomically(async () => {
       const message = await this.#sendProven({ type: 'roleChange', newActiveLeaf: target, counter: this.#state.counter, proof: new Uint8Array(0) });
-      this.#state = { ...this.#state, activeLeaf: target };
+      // Every hand-over moves the counter (on both sides), so the proof of
+      // this RoleChange is never valid again, not even after a hand-back
+      // within the same pairing epoch (docs/PROTOCOL.md §4.7).
+      this.#state = { ...this.#state, activeLeaf: target, counter: this.#state.counter + 1n };
       await savePairingState(this.client, this.#state);
       return message;
     });

@@ -64,7 +64,7 @@ export interface Notify {
 export interface RoleChange {
   type: 'roleChange';
   newActiveLeaf: number;
-  /** The sender's next derivation counter: a RoleChange from another step is stale. */
+  /** The sender's counter (moved by every derivation step and every hand-over): a RoleChange for a passed one is a replay. */
   counter: bigint;
   proof: Uint8Array;
 }
