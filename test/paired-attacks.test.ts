@@ -106,14 +106,12 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS (%s mode) against a s
     const { client: copy } = await stolenCopy(w);
     // The forger runs on a second copy: ceasePair() changes the copy it runs on.
     const forger = PairedDevice.open((await stolenCopy(w)).client, await WebCryptoSeedVault.import(generateSeed()));
-    if (mode === 'standard') {
-      // Standard mode never gave the passive device the anchor key: the copy cannot even commit for the anchor.
-      expect((await mlsError(() => forger.ceasePair('rekey'))).code).toBe('UNKNOWN_SIGNATURE_KEY');
-    } else {
-      const cease = await forger.ceasePair('rekey');
-      await refused(() => w.activeDevice.receive(cease.pairing[0]!), 'PAIRING_REJECTED', 'no-proof');
-      await refused(() => w.activeDevice.receive(cease.pairing[1]!), 'PAIRING_REJECTED', 'wrong-sender');
-    }
+    // The copy holds the anchor key of the enrolment's paired update (in
+    // standard mode also its device key), so it builds the whole cease; the
+    // active device refuses its parts.
+    const cease = await forger.ceasePair('rekey');
+    await refused(() => w.activeDevice.receive(cease.pairing[0]!), 'PAIRING_REJECTED', 'no-proof');
+    await refused(() => w.activeDevice.receive(cease.pairing[1]!), 'PAIRING_REJECTED', 'wrong-sender');
     expect(w.activeDevice.ceased).toBe(false);
     await expectHealedOut(w, copy);
   });
@@ -277,11 +275,10 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS (%s mode) against a s
       if (seen.kind === 'commit') seen.staged.discard();
     }
     expect(bytesEqual(keyAt(bob), after)).toBe(true);
-    if (mode === 'standard') {
-      // Standard mode never hands the anchor key to a partner: the passive
-      // device's copy does not hold the key the anchor had at pairing.
-      expect(copy.identities().some((i) => bytesEqual(i.signaturePublicKey, before))).toBe(false);
-    }
+    // The anchor key is never handed to a partner (PROTOCOL §4.3): the
+    // passive device's copy does not hold the key the anchor had at pairing
+    // (with which it signs in groups not enrolled).
+    expect(copy.identities().some((i) => bytesEqual(i.signaturePublicKey, w.a.identity.signaturePublicKey))).toBe(false);
   });
 
   it("an external commit that removes the anchor's leaf under another key is refused by every member; all keep working", async () => {
@@ -359,7 +356,7 @@ describe('Paired MLS: a passive device that lost a step re-enrols', () => {
     // … and the active device removes the stale leaf, invites the new one and re-enrols every group.
     const back = await w.activeDevice.reenroll(staleLeaf, keyPackage);
     if (mode === 'standard') {
-      // The resync replaces a leaf that lists devices: the active device signed it, and members name it.
+      // The enrolment's paired update is device-signed like every other, and members name the device.
       const seen = await w.others[0]!.group!.process(back.groups[0]!.commit);
       expect(seen.kind === 'commit' && seen.device && bytesEqual(seen.device.signatureKey, w.activeDevice.deviceIdentity.signaturePublicKey)).toBe(true);
       if (seen.kind === 'commit') seen.staged.discard();
@@ -386,14 +383,15 @@ describe('Paired MLS: a passive device that lost a step re-enrols', () => {
 });
 
 describe('Paired MLS standard mode: the anchor key is never handed over', () => {
-  it('a hand-over waits until a paired update gave the partner a derived anchor key', async () => {
+  it('the partner never gets the anchor key from before pairing; the enrolment gives it a derived one, so it can take over', async () => {
     const w = await pairedWorld(['bob'], 'standard');
     // The partner got no anchor key with ShareRand …
     expect(w.p.client.identities().some((i) => bytesEqual(i.signaturePublicKey, w.a.identity.signaturePublicKey))).toBe(false);
-    const err = await mlsError(() => w.activeDevice.handOver());
-    expect({ code: err.code, message: err.message }).toEqual({ code: 'PAIRING_STATE', message: expect.stringMatching(/no anchor key/) });
-    // … and holds one after the next paired update; then the hand-over works and it commits.
-    await deliverPaired(await w.activeDevice.update(w.a.group!), w.a, w.passiveDevice, w.others);
+    // … the enrolment (a paired update, PROTOCOL §4.4) replaced the leaf's key by one both derive …
+    const anchorKey = w.others[0]!.group!.members().find((m) => m.leafIndex === w.a.group!.ownLeafIndex)!.signatureKey;
+    expect(bytesEqual(anchorKey, w.a.identity.signaturePublicKey)).toBe(false);
+    expect(w.p.client.identities().some((i) => bytesEqual(i.signaturePublicKey, anchorKey))).toBe(true);
+    // … so the hand-over works at once and the partner commits.
     expect(await w.passiveDevice.receive(await w.activeDevice.handOver())).toEqual({ type: 'roleChanged', role: 'active' });
     await deliverPaired(await w.passiveDevice.update(w.p.group!), w.p, w.activeDevice, w.others);
     expectInSync([w.a, w.p, ...w.others]);

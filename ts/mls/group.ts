@@ -357,9 +357,13 @@ export class Group {
     };
   }
 
-  /** Process any message of this group. */
-  async process(message: Uint8Array): Promise<ProcessResult> {
-    const raw = (await this.client.mutate((core) => core.process(this.id, message))) as
+  /**
+   * Process any message of this group. `vcDerivationInfo`: a sibling
+   * virtual client's commit made with `vcDetached` needs the derivation
+   * info the sibling handed over (Paired MLS: in its Notify).
+   */
+  async process(message: Uint8Array, options: { vcDerivationInfo?: Uint8Array } = {}): Promise<ProcessResult> {
+    const raw = (await this.client.mutate((core) => core.process(this.id, message, options.vcDerivationInfo))) as
       | ApplicationMessage
       | (ProposalMessage & HandshakeChecks & { proposalRef: Uint8Array })
       | OwnMessage
@@ -404,5 +408,6 @@ function compactResult(out: CommitResult): CommitResult {
   const result: CommitResult = { commit: out.commit };
   if (out.welcome) result.welcome = out.welcome;
   if (out.groupInfo) result.groupInfo = out.groupInfo;
+  if (out.vcDerivationInfo) result.vcDerivationInfo = out.vcDerivationInfo;
   return result;
 }

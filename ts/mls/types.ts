@@ -126,6 +126,12 @@ export interface CommitOptions {
    * sibling devices follow the commit without receiving key material.
    */
   vcEpochId?: Uint8Array;
+  /**
+   * With `vcEpochId`: return the derivation info (`CommitResult.vcDerivationInfo`)
+   * for the siblings instead of writing it into the leaf, so the leaf stays
+   * an ordinary member's (openmls `vc_emulation_detached`, docs/ENGINE.md).
+   */
+  vcDetached?: boolean;
   /** Rotate the leaf's signature key and credential (an identity of this client). */
   newSigner?: { identity: Uint8Array; signaturePublicKey: Uint8Array };
   /**
@@ -135,11 +141,10 @@ export interface CommitOptions {
   leafAppData?: AppDataEntry[];
   /**
    * Paired MLS hidden-mode cover (docs/PROTOCOL.md §4.13): make this
-   * self-update look like a hidden-mode anchor's paired update — a fresh
-   * signature key (same credential) and a leaf with the anchor's
-   * capabilities and virtual-clients component, filled with random
-   * material of the real lengths. Members that all commit with it make a
-   * hidden anchor's leaf and key rotation indistinguishable from theirs.
+   * self-update look like a hidden-mode anchor's paired update, which
+   * always brings a new signature key — a fresh signature key (same
+   * credential). Members that commit with it make the anchor's key
+   * rotation indistinguishable from theirs.
    * Not with `newSigner`, `vcEpochId` or `leafAppData`.
    */
   anchorCover?: boolean;
@@ -155,6 +160,8 @@ export interface CommitResult {
   commit: Uint8Array;
   welcome?: Uint8Array;
   groupInfo?: Uint8Array;
+  /** A `vcDetached` commit's derivation info: for the sibling devices only (`Group.process` option). */
+  vcDerivationInfo?: Uint8Array;
 }
 
 export type ProposalRequest =

@@ -34,7 +34,7 @@ import { PairingError, notifyRejected, pairingRejected, rejectionFor, type Pairi
 import { addedDigest, proofsEqual, vaultProof } from './pairing-proof.js';
 import { forgetPairing, loadPairingState, retireCeasedPairing, savePairingState, type PairingState } from './pairing-state.js';
 import { WebCryptoSeedVault, generateSeed, type SeedVault } from './seed-vault.js';
-import { PAIRED_DEVICES_COMPONENT, encodePairedDevices, listedDevices, signedAnchorCommit, signedAnchorProposal, signedAnchorResync, type PairedDeviceKey } from './device-signature.js';
+import { PAIRED_DEVICES_COMPONENT, encodePairedDevices, signedAnchorCommit, signedAnchorProposal, type PairedDeviceKey } from './device-signature.js';
 import type { PairingMode } from './pairing-messages.js';
 
 export type PairingRole = 'active' | 'passive';
@@ -279,8 +279,10 @@ export class PairedDevice {
       if (joinerLeaf === undefined) throw new MlsError('INTERNAL', 'the added partner is not in the pairing group');
       this.#state = { ...this.#state, awaitingAccept: [...(this.#state.awaitingAccept ?? []), joinerLeaf] };
       await savePairingState(this.client, this.#state);
-      // Standard mode: each device signs with its own key; the anchor's never leaves this device.
-      const keyPair = this.#state.mode === 'standard' ? new Uint8Array(0) : this.client.exportSignatureKeyPair(anchor);
+      // The anchor's key never leaves this device: the partner needs none
+      // before a group is enrolled, and the enrolment (a paired update)
+      // gives the leaf a key both devices derive (docs/PROTOCOL.md §4.4).
+      const keyPair = new Uint8Array(0);
       const seed = this.#seedToShare ?? new Uint8Array(0);
       const body = encodePairingMessage({
         type: 'shareRand',
@@ -323,15 +325,14 @@ export class PairedDevice {
     switch (message.type) {
       case 'shareRand': {
         if (this.#state.established) throw pairingRejected('unexpected', 'ShareRand for an established pairing');
+        // The anchor's key is never handed over (docs/PROTOCOL.md §4.2).
+        if (message.anchorKeyPair.length > 0) throw pairingRejected('unexpected', 'ShareRand carries an anchor key pair');
         if (message.seed.length > 0) {
           this.#vault = await WebCryptoSeedVault.import(message.seed); // wipes the plaintext seed
         } else if (!this.#vault) {
           throw new PairingError('PAIRING_REJECTED', 'ShareRand carries no seed and no vault was preinstalled');
         }
-        const anchor: Identity =
-          message.anchorKeyPair.length === 0
-            ? { identity: message.anchorIdentity, signaturePublicKey: new Uint8Array(0), ciphersuite: message.ciphersuite }
-            : await this.client.importIdentity(message.anchorIdentity, message.anchorKeyPair, message.ciphersuite);
+        const anchor: Identity = { identity: message.anchorIdentity, signaturePublicKey: new Uint8Array(0), ciphersuite: message.ciphersuite };
         this.#state = { ...this.#state, mode: message.mode, anchor, counter: message.counter, activeLeaf: senderLeaf, established: true };
         await savePairingState(this.client, this.#state);
         const accept = await this.pairingGroup.encrypt(
@@ -415,10 +416,13 @@ export class PairedDevice {
   // Commits on behalf of both devices
 
   /**
-   * Active device: bring a higher-level group onto the shared anchor leaf
-   * (a resync external commit derived from the pairing group), so the
-   * partner can follow it. `group` must be one of this client's groups in
-   * which it acts as the anchor.
+   * Active device: bring a higher-level group under the pairing, so the
+   * partner follows it on the anchor leaf: a derivation step, the group's
+   * state handed to the partner inside the pairing group, and a paired
+   * update it follows (docs/PROTOCOL.md §4.4). To the group and the DS the
+   * enrolment is an ordinary self-update of the anchor; it is merged at
+   * once. `group` must be one of this client's groups in which it acts as
+   * the anchor.
    */
   async enroll(group: Group): Promise<PairedCommit> {
     this.#requireRole('active');
@@ -432,21 +436,23 @@ export class PairedDevice {
     });
   }
 
-  /** A derivation step, the resync of `group`'s anchor leaf onto its emulation epoch, and the enroll Notify. */
+  /**
+   * A derivation step, the group's state for the partner, and a paired
+   * update of the anchor leaf (merged) with its enroll Notify. The state
+   * travels only in the Notify, encrypted in the pairing epoch of the
+   * step, which needs the vault.
+   */
   async #enrollStep(group: Group): Promise<PairedCommit> {
     const step = await this.#derivationStep();
-    // Standard mode: the new anchor leaf lists the devices. At the first
-    // enrolment the leaf it replaces lists none, so the commit needs no
-    // device signature; a re-enrolment replaces a leaf that lists devices,
-    // so one of them (this device) signs it.
-    const leafAppData = this.mode === 'standard' ? [this.#deviceListEntry()] : undefined;
-    const { commit, groupInfo } =
-      leafAppData && listedDevices(group, group.ownLeafIndex)
-        ? await signedAnchorResync(group, this.deviceIdentity, step.epochId, leafAppData)
-        : await group.resyncAsVirtualClient(step.epochId, { leafAppData });
-    if (group.state().pendingCommit) await group.mergePendingCommit();
-    const notify = await this.#notify({ kind: 'enroll', counter: step.counter, group, commit, groupInfo, epoch: BigInt(group.epoch) });
-    return { groupId: group.id, commit, pairing: [step.commit, notify] };
+    const groupState = this.client.exportSiblingGroupState(group.id);
+    try {
+      const { commit, derivationInfo } = await this.#anchorCommit(group, step, { selfUpdate: true });
+      await group.mergePendingCommit();
+      const notify = await this.#notify({ kind: 'enroll', counter: step.counter, group, commit, groupState, derivationInfo, epoch: BigInt(group.epoch) });
+      return { groupId: group.id, commit, pairing: [step.commit, notify] };
+    } finally {
+      groupState.fill(0);
+    }
   }
 
   /**
@@ -490,19 +496,36 @@ export class PairedDevice {
     this.#requireRole('active');
     this.#requireEstablished();
     this.#requireEnrolled(group.id);
-    const { listedDevices, ...commitOptions } = options;
     return this.#atomically(async () => {
       const step = await this.#derivationStep();
       const epoch = BigInt(group.epoch) + 1n;
-      const newSigner = await this.#anchorKey(step.counter);
-      const spec: CommitOptions = { selfUpdate: true, ...commitOptions, vcEpochId: step.epochId, newSigner };
-      const { commit } =
-        this.mode === 'standard'
-          ? await signedAnchorCommit(group, this.deviceIdentity, { ...spec, leafAppData: [this.#deviceListEntry(listedDevices)] })
-          : await group.commit(spec);
-      const notify = await this.#notify({ kind: 'update', counter: step.counter, group, commit, groupInfo: new Uint8Array(0), epoch });
+      const { commit, derivationInfo } = await this.#anchorCommit(group, step, options);
+      const notify = await this.#notify({ kind: 'update', counter: step.counter, group, commit, groupState: new Uint8Array(0), derivationInfo, epoch });
       return { groupId: group.id, commit, pairing: [step.commit, notify] };
     });
+  }
+
+  /**
+   * The anchor's commit from derivation `step`: its UpdatePath derived from
+   * the step's emulation epoch, the derivation info kept out of the leaf
+   * (it goes to the partner in the Notify, so the leaf stays an ordinary
+   * member's, docs/PROTOCOL.md §4.13), and the anchor key of the step.
+   * Standard mode: the leaf lists the devices and this device signs.
+   */
+  async #anchorCommit(
+    group: Group,
+    step: { counter: bigint; epochId: Uint8Array },
+    options: Omit<CommitOptions, 'vcEpochId' | 'aad' | 'leafAppData'> & { listedDevices?: PairedDeviceKey[] },
+  ): Promise<{ commit: Uint8Array; derivationInfo: Uint8Array }> {
+    const { listedDevices, ...commitOptions } = options;
+    const newSigner = await this.#anchorKey(step.counter);
+    const spec: CommitOptions = { selfUpdate: true, ...commitOptions, vcEpochId: step.epochId, vcDetached: true, newSigner };
+    const { commit, vcDerivationInfo } =
+      this.mode === 'standard'
+        ? await signedAnchorCommit(group, this.deviceIdentity, { ...spec, leafAppData: [this.#deviceListEntry(listedDevices)] })
+        : await group.commit(spec);
+    if (!vcDerivationInfo) throw new MlsError('INTERNAL', 'a detached virtual-client commit returned no derivation info');
+    return { commit, derivationInfo: vcDerivationInfo };
   }
 
   /**
@@ -566,7 +589,7 @@ export class PairedDevice {
     return pskId;
   }
 
-  async #notify(n: { kind: NotifyKind; counter: bigint; group: Group; commit: Uint8Array; groupInfo: Uint8Array; epoch: bigint }): Promise<Uint8Array> {
+  async #notify(n: { kind: NotifyKind; counter: bigint; group: Group; commit: Uint8Array; groupState: Uint8Array; derivationInfo: Uint8Array; epoch: bigint }): Promise<Uint8Array> {
     const body: Notify = {
       type: 'notify',
       counter: n.counter,
@@ -574,10 +597,15 @@ export class PairedDevice {
       groupId: n.group.id,
       epoch: n.epoch,
       commitRef: await sha256(n.commit),
-      groupInfo: n.groupInfo,
+      groupState: n.groupState,
+      derivationInfo: n.derivationInfo,
       proof: new Uint8Array(0),
     };
-    return this.#sendProven(body);
+    try {
+      return await this.#sendProven(body);
+    } finally {
+      body.groupState.fill(0);
+    }
   }
 
   // -------------------------------------------------------------------------
@@ -601,7 +629,7 @@ export class PairedDevice {
         const step = await this.#processPairing(stepMessage);
         if (step.kind !== 'commit') throw notifyRejected('out-of-order', 'the first message is not a pairing-group commit');
         if (step.counter === undefined) throw notifyRejected('counter', 'the pairing-group commit is not a derivation step');
-        const epochId = await this.pairingGroup.registerEmulationEpoch();
+        await this.pairingGroup.registerEmulationEpoch();
         const parsed = await this.#processPairing(notifyMessage);
         if (parsed.kind !== 'message' || parsed.message.type !== 'notify') throw notifyRejected('out-of-order', 'the second message is not a Notify');
         const notify = parsed.message;
@@ -610,7 +638,7 @@ export class PairedDevice {
         const proof = await this.#proofOf(provenContent(notify), parsed.epoch, parsed.senderLeaf);
         if (!proofsEqual(proof, notify.proof)) throw notifyRejected('no-proof', 'the Notify carries no valid vault proof');
         if (!bytesEqual(notify.commitRef, await sha256(update.commit))) throw notifyRejected('commit-mismatch', 'the commit is not the one the Notify names');
-        const epoch = notify.kind === 'enroll' ? await this.#followEnroll(notify, update.commit, epochId) : await this.#followUpdate(notify, update.commit);
+        const epoch = notify.kind === 'enroll' ? await this.#followEnroll(notify, update.commit) : await this.#followUpdate(notify, update.commit);
         return { type: 'pairedUpdateApplied', kind: notify.kind, groupId: notify.groupId, epoch, counter: notify.counter } as const;
       });
     } catch (err) {
@@ -631,21 +659,29 @@ export class PairedDevice {
     return undefined;
   }
 
-  async #followEnroll(notify: Notify, commit: Uint8Array, epochId: Uint8Array): Promise<number> {
+  /**
+   * Enrolment: take the group's state from the Notify (the active device's,
+   * before its commit), then follow the commit like a paired update.
+   */
+  async #followEnroll(notify: Notify, commit: Uint8Array): Promise<number> {
     const hex = toHex(notify.groupId);
     if (this.#state.groups.includes(hex)) throw notifyRejected('commit-mismatch', 'the group is already enrolled');
-    const group = await this.client.joinViaSiblingExternalCommit(notify.groupInfo, commit, epochId);
-    if (!bytesEqual(group.id, notify.groupId)) throw notifyRejected('commit-mismatch', 'the commit belongs to another group');
-    if (BigInt(group.epoch) !== notify.epoch) throw notifyRejected('commit-mismatch', 'the commit creates another epoch');
+    if (this.client.groupIds().some((id) => bytesEqual(id, notify.groupId))) {
+      throw notifyRejected('commit-mismatch', 'this device already holds the group outside the pairing');
+    }
+    await this.client.importSiblingGroupState(notify.groupId, notify.groupState); // wipes it
     this.#state = { ...this.#state, groups: [...this.#state.groups, hex] };
     await savePairingState(this.client, this.#state);
-    return group.epoch;
+    return this.#followUpdate(notify, commit);
   }
 
   async #followUpdate(notify: Notify, commit: Uint8Array): Promise<number> {
     if (!this.#state.groups.includes(toHex(notify.groupId))) throw notifyRejected('unknown-group', 'the Notify names a group this device does not follow');
     const group = this.client.group(notify.groupId);
-    const result = await group.process(commit);
+    // Checked before processing: the derivation info would be spent on a commit that is not the named one.
+    const sentIn = readMlsHeader(commit)?.epoch;
+    if (sentIn === undefined || sentIn + 1n !== notify.epoch) throw notifyRejected('commit-mismatch', 'the commit does not create the epoch the Notify names');
+    const result = await group.process(commit, { vcDerivationInfo: notify.derivationInfo });
     if (result.kind !== 'commit') throw notifyRejected('commit-mismatch', 'the message is not a commit');
     const { staged } = result;
     const fromAnchor = staged.committer.type === 'member' && staged.committer.leafIndex === group.ownLeafIndex;
@@ -757,16 +793,14 @@ export class PairedDevice {
     if (target === undefined || target === this.#state.ownLeaf || !members.includes(target)) {
       throw new PairingError('PAIRING_STATE', 'no such partner device in the pairing group');
     }
-    // Standard mode: the partner never received the anchor key; it holds one
-    // only where a paired commit rotated the leaf to a derived key (§4.12).
-    if (this.mode === 'standard') {
-      const anchorKey = this.#requireAnchor().signaturePublicKey;
-      for (const hex of this.#state.groups) {
-        const group = this.client.group(fromHex(hex));
-        const leaf = group.members().find((m) => m.leafIndex === group.ownLeafIndex);
-        if (leaf && bytesEqual(leaf.signatureKey, anchorKey)) {
-          throw new PairingError('PAIRING_STATE', 'the partner holds no anchor key for an enrolled group yet: make a paired update there first');
-        }
+    // The partner never received the anchor key; it holds one only where a
+    // paired commit (the enrolment is one) rotated the leaf to a derived key.
+    const anchorKey = this.#requireAnchor().signaturePublicKey;
+    for (const hex of this.#state.groups) {
+      const group = this.client.group(fromHex(hex));
+      const leaf = group.members().find((m) => m.leafIndex === group.ownLeafIndex);
+      if (leaf && bytesEqual(leaf.signatureKey, anchorKey)) {
+        throw new PairingError('PAIRING_STATE', 'the partner holds no anchor key for an enrolled group yet: make a paired update there first');
       }
     }
     return this.#atomically(async () => {
@@ -806,7 +840,9 @@ export class PairedDevice {
         const step = await this.#derivationStep({ remove: partners });
         for (const hex of this.#state.groups) {
           const group = this.client.group(fromHex(hex));
-          const spec: CommitOptions = { selfUpdate: true, vcEpochId: step.epochId, newSigner: identity };
+          // The path comes from the step (a standard-mode device signature
+          // needs two identical builds); its derivation info is for nobody.
+          const spec: CommitOptions = { selfUpdate: true, vcEpochId: step.epochId, vcDetached: true, newSigner: identity };
           // Standard mode: with no partner left the leaf is an ordinary
           // member's again, so the device list is cleared (an empty value;
           // signed by this device, which the list still names).
