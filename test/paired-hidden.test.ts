@@ -112,7 +112,13 @@ describe('Paired MLS hidden mode', () => {
     const keyOf = (leaf: number) => carol.group!.members().find((m) => m.leafIndex === leaf)!.signatureKey;
     const [anchorKey, bobKey] = [keyOf(anchorLeaf), keyOf(bobLeaf)];
     // Without the cover: the anchor's key changes with its paired update, Bob's does not with his self-update.
-    await deliverPaired(await w.activeDevice.update(w.a.group!), w.a, w.passiveDevice, w.others);
+    const first = await w.activeDevice.update(w.a.group!);
+    await w.a.group!.mergePendingCommit();
+    await deliverCommit(first.commit, w.others);
+    const applied = await w.passiveDevice.applyNotify(first);
+    // Both devices report the new anchor key (e.g. for the Authentication Service).
+    expect(bytesEqual(first.anchorSignatureKey, keyOf(anchorLeaf))).toBe(true);
+    expect(bytesEqual(applied.anchorSignatureKey, keyOf(anchorLeaf))).toBe(true);
     const { commit: plain } = await bob.group!.selfUpdate();
     await bob.group!.mergePendingCommit();
     await deliverCommit(plain, [w.a, w.p, carol]);

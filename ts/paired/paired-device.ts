@@ -46,6 +46,12 @@ export interface PairedCommit {
   commit: Uint8Array;
   /** Pairing-group messages for the partner, in order: derivation commit, Notify. */
   pairing: Uint8Array[];
+  /**
+   * The anchor's new signature public key, which the commit puts on the
+   * anchor leaf (e.g. to register it with the Authentication Service and
+   * retire the previous one).
+   */
+  anchorSignatureKey: Uint8Array;
 }
 
 /** Result of `applyNotify` on the passive device. */
@@ -55,6 +61,8 @@ export interface PairedUpdateApplied {
   groupId: Uint8Array;
   epoch: number;
   counter: bigint;
+  /** The anchor's signature public key the commit put on the anchor leaf. */
+  anchorSignatureKey: Uint8Array;
 }
 
 /** Result of `receive` for the other pairing messages. */
@@ -446,10 +454,10 @@ export class PairedDevice {
     const step = await this.#derivationStep();
     const groupState = this.client.exportSiblingGroupState(group.id);
     try {
-      const { commit, derivationInfo } = await this.#anchorCommit(group, step, { selfUpdate: true });
+      const { commit, derivationInfo, anchorSignatureKey } = await this.#anchorCommit(group, step, { selfUpdate: true });
       await group.mergePendingCommit();
       const notify = await this.#notify({ kind: 'enroll', counter: step.counter, group, commit, groupState, derivationInfo, epoch: BigInt(group.epoch) });
-      return { groupId: group.id, commit, pairing: [step.commit, notify] };
+      return { groupId: group.id, commit, pairing: [step.commit, notify], anchorSignatureKey };
     } finally {
       groupState.fill(0);
     }
@@ -499,9 +507,9 @@ export class PairedDevice {
     return this.#atomically(async () => {
       const step = await this.#derivationStep();
       const epoch = BigInt(group.epoch) + 1n;
-      const { commit, derivationInfo } = await this.#anchorCommit(group, step, options);
+      const { commit, derivationInfo, anchorSignatureKey } = await this.#anchorCommit(group, step, options);
       const notify = await this.#notify({ kind: 'update', counter: step.counter, group, commit, groupState: new Uint8Array(0), derivationInfo, epoch });
-      return { groupId: group.id, commit, pairing: [step.commit, notify] };
+      return { groupId: group.id, commit, pairing: [step.commit, notify], anchorSignatureKey };
     });
   }
 
@@ -516,7 +524,7 @@ export class PairedDevice {
     group: Group,
     step: { counter: bigint; epochId: Uint8Array },
     options: Omit<CommitOptions, 'vcEpochId' | 'aad' | 'leafAppData'> & { listedDevices?: PairedDeviceKey[] },
-  ): Promise<{ commit: Uint8Array; derivationInfo: Uint8Array }> {
+  ): Promise<{ commit: Uint8Array; derivationInfo: Uint8Array; anchorSignatureKey: Uint8Array }> {
     const { listedDevices, ...commitOptions } = options;
     const newSigner = await this.#anchorKey(step.counter);
     const spec: CommitOptions = { selfUpdate: true, ...commitOptions, vcEpochId: step.epochId, vcDetached: true, newSigner };
@@ -525,7 +533,7 @@ export class PairedDevice {
         ? await signedAnchorCommit(group, this.deviceIdentity, { ...spec, leafAppData: [this.#deviceListEntry(listedDevices)] })
         : await group.commit(spec);
     if (!vcDerivationInfo) throw new MlsError('INTERNAL', 'a detached virtual-client commit returned no derivation info');
-    return { commit, derivationInfo: vcDerivationInfo };
+    return { commit, derivationInfo: vcDerivationInfo, anchorSignatureKey: newSigner.signaturePublicKey };
   }
 
   /**
@@ -638,8 +646,8 @@ export class PairedDevice {
         const proof = await this.#proofOf(provenContent(notify), parsed.epoch, parsed.senderLeaf);
         if (!proofsEqual(proof, notify.proof)) throw notifyRejected('no-proof', 'the Notify carries no valid vault proof');
         if (!bytesEqual(notify.commitRef, await sha256(update.commit))) throw notifyRejected('commit-mismatch', 'the commit is not the one the Notify names');
-        const epoch = notify.kind === 'enroll' ? await this.#followEnroll(notify, update.commit) : await this.#followUpdate(notify, update.commit);
-        return { type: 'pairedUpdateApplied', kind: notify.kind, groupId: notify.groupId, epoch, counter: notify.counter } as const;
+        const followed = notify.kind === 'enroll' ? await this.#followEnroll(notify, update.commit) : await this.#followUpdate(notify, update.commit);
+        return { type: 'pairedUpdateApplied', kind: notify.kind, groupId: notify.groupId, counter: notify.counter, ...followed } as const;
       });
     } catch (err) {
       if (err instanceof PairingError && err.code === 'NOTIFY_REJECTED') throw err;
@@ -663,7 +671,7 @@ export class PairedDevice {
    * Enrolment: take the group's state from the Notify (the active device's,
    * before its commit), then follow the commit like a paired update.
    */
-  async #followEnroll(notify: Notify, commit: Uint8Array): Promise<number> {
+  async #followEnroll(notify: Notify, commit: Uint8Array): Promise<{ epoch: number; anchorSignatureKey: Uint8Array }> {
     const hex = toHex(notify.groupId);
     if (this.#state.groups.includes(hex)) throw notifyRejected('commit-mismatch', 'the group is already enrolled');
     if (this.client.groupIds().some((id) => bytesEqual(id, notify.groupId))) {
@@ -675,7 +683,7 @@ export class PairedDevice {
     return this.#followUpdate(notify, commit);
   }
 
-  async #followUpdate(notify: Notify, commit: Uint8Array): Promise<number> {
+  async #followUpdate(notify: Notify, commit: Uint8Array): Promise<{ epoch: number; anchorSignatureKey: Uint8Array }> {
     if (!this.#state.groups.includes(toHex(notify.groupId))) throw notifyRejected('unknown-group', 'the Notify names a group this device does not follow');
     const group = this.client.group(notify.groupId);
     // Checked before processing: the derivation info would be spent on a commit that is not the named one.
@@ -697,7 +705,7 @@ export class PairedDevice {
     if (!leaf || !bytesEqual(leaf.signatureKey, anchorKey.signaturePublicKey)) {
       throw notifyRejected('commit-mismatch', 'the commit does not rotate the anchor key to the one of its derivation step');
     }
-    return group.epoch;
+    return { epoch: group.epoch, anchorSignatureKey: anchorKey.signaturePublicKey };
   }
 
   /**

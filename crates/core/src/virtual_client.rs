@@ -316,7 +316,6 @@ mod tests {
     use openmls::components::vc_derivation_info::EpochId;
     use openmls::prelude::*;
     use openmls_basic_credential::SignatureKeyPair;
-    use openmls_traits::OpenMlsProvider as _;
 
     const CS: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
 
@@ -338,13 +337,6 @@ mod tests {
         }
     }
 
-    fn welcome(message: &MlsMessageOut) -> Welcome {
-        match wire(message).extract() {
-            MlsMessageBodyIn::Welcome(w) => w,
-            _ => panic!("expected a Welcome"),
-        }
-    }
-
     fn add(group: &mut MlsGroup, provider: &Provider, signer: &SignatureKeyPair, kp: KeyPackage) -> Welcome {
         let bundle = group
             .commit_builder()
@@ -356,7 +348,7 @@ mod tests {
             .stage_commit(provider)
             .unwrap();
         group.merge_pending_commit(provider).unwrap();
-        welcome(&bundle.into_welcome().map(MlsMessageOut::from).unwrap())
+        bundle.into_welcome().unwrap()
     }
 
     #[test]
@@ -367,18 +359,17 @@ mod tests {
         let vc_caps = Capabilities::builder().extensions(vec![ExtensionType::AppDataDictionary]).build();
         let a_signer = SignatureKeyPair::new(CS.signature_algorithm()).unwrap();
         let mut emulation_a = MlsGroup::new(&pa, &a_signer, &config, identity("a#pairing", &a_signer)).unwrap();
-        let (b_signer, b_kp) = member(&pb, "b#pairing", vc_caps);
+        let (_b_signer, b_kp) = member(&pb, "b#pairing", vc_caps);
         let w = add(&mut emulation_a, &pa, &a_signer, b_kp);
         let mut emulation_b = StagedWelcome::new_from_welcome(&pb, config.join_config(), w, None).unwrap().into_group(&pb).unwrap();
         let epoch_a = emulation_a.register_vc_emulation_epoch(pa.crypto(), pa.storage()).unwrap();
         let epoch_b = emulation_b.register_vc_emulation_epoch(pb.crypto(), pb.storage()).unwrap();
         assert_eq!(epoch_a.as_bytes(), epoch_b.as_bytes());
-        let _ = b_signer;
 
         // The higher-level group: the anchor (on A) with an ordinary leaf, and Carol.
         let anchor_signer = SignatureKeyPair::new(CS.signature_algorithm()).unwrap();
         let mut anchor_a = MlsGroup::new(&pa, &anchor_signer, &config, identity("alice", &anchor_signer)).unwrap();
-        let (_carol_signer, carol_kp) = member(&pc, "carol", Capabilities::default());
+        let (carol_signer, carol_kp) = member(&pc, "carol", Capabilities::default());
         let w = add(&mut anchor_a, &pa, &anchor_signer, carol_kp);
         let mut carol = StagedWelcome::new_from_welcome(&pc, config.join_config(), w, None).unwrap().into_group(&pc).unwrap();
         let group_id = anchor_a.group_id().clone();
@@ -430,7 +421,7 @@ mod tests {
         assert_eq!(anchor_b.epoch_authenticator().as_slice(), anchor_a.epoch_authenticator().as_slice());
 
         // And B reads what Carol sends in the new epoch.
-        let sent = carol.create_unconfirmed_message(&pc, &_carol_signer, b"after the paired update").unwrap();
+        let sent = carol.create_unconfirmed_message(&pc, &carol_signer, b"after the paired update").unwrap();
         let processed = anchor_b.process_message(&pb, protocol(&sent.message)).unwrap();
         let ProcessedMessageContent::ApplicationMessage(app) = processed.into_content() else { panic!("expected an application message") };
         assert_eq!(app.into_bytes(), b"after the paired update");
