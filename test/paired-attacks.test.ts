@@ -199,6 +199,32 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS (%s mode) against a s
     await expectHealedOut(w, copy, 'swapped');
   });
 
+  it("a group enrolled after the theft stays out of the copy's reach: its state travels only in the step's pairing epoch", async () => {
+    const w = await pairedWorld(['bob'], mode);
+    const bob = w.others[0]!;
+    const { client: copy } = await stolenCopy(w);
+    // A second group of alice's with bob, enrolled after the theft.
+    const second = await w.a.client.createGroup(w.a.identity);
+    const { welcome } = await second.commit({ add: [await bob.client.createKeyPackage(bob.identity)] });
+    await second.mergePendingCommit();
+    const bobsSecond = await bob.client.joinFromWelcome(welcome!);
+    const enrolled = await w.activeDevice.enroll(second);
+    const seen = await bobsSecond.process(enrolled.commit);
+    if (seen.kind !== 'commit') throw new Error('expected a commit');
+    await seen.staged.merge();
+    // The copy, with a vault of its own, cannot open the step, so neither the
+    // Notify with the group's state: refused, and it holds no such group.
+    const guess = PairedDevice.open(copy, await WebCryptoSeedVault.import(generateSeed()));
+    await refused(() => guess.applyNotify(enrolled), 'NOTIFY_REJECTED', 'forged');
+    expect(copy.groupIds().some((id) => bytesEqual(id, second.id))).toBe(false);
+    // The real passive device enrols and reads the group.
+    expect((await w.passiveDevice.applyNotify(enrolled)).kind).toBe('enroll');
+    const secret = await bobsSecond.encrypt('second group');
+    const read = await w.p.client.group(second.id).process(secret);
+    expect(read.kind === 'application' && utf8(read.data)).toBe('second group');
+    await expectHealedOut(w, copy);
+  });
+
   it("a RoleChange replayed after a hand-over and a hand-back in one pairing epoch is refused (replay); roles stay, updates go on", async () => {
     const w = await pairedWorld(['bob'], mode);
     // One paired update first: in standard mode the partner holds an anchor key only from then on (§4.12).

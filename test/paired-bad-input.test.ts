@@ -42,6 +42,40 @@ describe('virtual-client entry points reject bad input', () => {
     await w.passiveDevice.applyNotify(u);
   });
 
+  it('the sibling group-state hand-over refuses foreign, held, malformed or pending state (typed errors)', async () => {
+    const w = await pairedWorld(['bob']);
+    const rnd = xorshift32(0x57a7e);
+    const bob = w.others[0]!;
+    const g = w.a.group!;
+    const state = w.a.client.exportSiblingGroupState(g.id);
+    // Held already (the exporter itself; the passive device holds it too).
+    expect((await mlsError(() => w.a.client.importSiblingGroupState(g.id, state.slice()))).code).toBe('GROUP_EXISTS');
+    expect((await mlsError(() => w.p.client.importSiblingGroupState(g.id, state.slice()))).code).toBe('GROUP_EXISTS');
+    // Filed under another group id, or bytes that are no state at all.
+    const fresh = await newMember('fresh');
+    expect((await mlsError(() => fresh.client.importSiblingGroupState(rnd.bytes(16), state.slice()))).code).toBe('INVALID_ARGUMENT');
+    for (let i = 0; i < 20; i++) {
+      const err = await mlsError(() => fresh.client.importSiblingGroupState(g.id, rnd.bytes(1 + rnd.int(300))));
+      expect(['MALFORMED', 'INVALID_ARGUMENT']).toContain(err.code);
+    }
+    expect(fresh.client.groupIds()).toHaveLength(0);
+    // Not while a commit is pending.
+    await g.selfUpdate();
+    expect((await mlsError(() => Promise.resolve().then(() => w.a.client.exportSiblingGroupState(g.id)))).code).toBe('PENDING_COMMIT');
+    await g.clearPendingCommit();
+    // A valid state loads as the same group at the same epoch.
+    const copy = await fresh.client.importSiblingGroupState(g.id, state);
+    expect(state.every((b) => b === 0)).toBe(true); // wiped
+    expect(copy.epoch).toBe(g.epoch);
+    expect(copy.epochAuthenticator()).toEqual(g.epochAuthenticator());
+    // And the pairing carries on.
+    const u = await w.activeDevice.update(g);
+    await g.mergePendingCommit();
+    const r = await bob.group!.process(u.commit);
+    if (r.kind === 'commit') await r.staged.merge();
+    await w.passiveDevice.applyNotify(u);
+  });
+
   it('PairedDevice misuse gets PAIRING_STATE', async () => {
     const w = await pairedWorld(['bob']);
     const expectState = async (p: Promise<unknown>) => {
