@@ -312,7 +312,7 @@ mod tests {
     //! §4.13): a virtual-client commit whose leaf is an ordinary member's,
     //! followed by the sibling only with the info handed to it.
     use crate::provider::Provider;
-    use crate::storage::tests::wire;
+    use crate::storage::tests::{stage_commit, wire};
     use openmls::components::vc_derivation_info::EpochId;
     use openmls::prelude::*;
     use openmls_basic_credential::SignatureKeyPair;
@@ -338,17 +338,12 @@ mod tests {
     }
 
     fn add(group: &mut MlsGroup, provider: &Provider, signer: &SignatureKeyPair, kp: KeyPackage) -> Welcome {
-        let bundle = group
-            .commit_builder()
-            .propose_adds(vec![kp])
-            .load_psks(provider.storage())
-            .unwrap()
-            .build(provider.rand(), provider.crypto(), signer, |_| true)
-            .unwrap()
-            .stage_commit(provider)
-            .unwrap();
+        let (_, welcome) = stage_commit(group, provider, signer, vec![kp], false);
         group.merge_pending_commit(provider).unwrap();
-        bundle.into_welcome().unwrap()
+        match wire(&welcome.expect("a Welcome")).extract() {
+            MlsMessageBodyIn::Welcome(w) => w,
+            _ => panic!("expected a Welcome"),
+        }
     }
 
     #[test]
