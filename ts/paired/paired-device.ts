@@ -9,7 +9,8 @@
  * The active device commits on behalf of both: every such commit is
  * preceded by a *derivation step* in the pairing group whose commit injects
  * a PSK only the seed vault can produce, and followed by a Notify (no key
- * material) that lets the passive device follow it.
+ * material; at enrolment, the group's state) that lets the passive device
+ * follow it.
  */
 import type { Group } from '../mls/group.js';
 import type { Identity, MlsClient } from '../mls/client.js';

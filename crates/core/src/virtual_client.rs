@@ -1,16 +1,22 @@
 //! Virtual clients (draft-kohbrok-mls-virtual-clients, openmls feature
 //! `virtual-clients-draft`): several devices acting for one leaf. Paired
-//! MLS (docs/PROTOCOL.md §5) builds on these entry points:
+//! MLS (docs/PROTOCOL.md §4) builds on these entry points:
 //!
 //! - the *emulation group* (our pairing group) exports one root secret per
 //!   epoch (`registerEmulationEpoch`); commits in higher-level groups derive
 //!   their UpdatePath from it (`commit` with `vcEpochId`), so a sibling that
 //!   registered the same epoch follows them without receiving key material;
-//! - an existing leaf moves onto a virtual-client leaf with a resync external
-//!   commit (`resyncAsVirtualClient`), which the sibling replays to join
-//!   (`joinViaSiblingExternalCommit`);
-//! - in hidden mode the siblings share the anchor's signature key
-//!   (`exportSignatureKeyPair` / `importSignatureKeyPair`).
+//! - the derivation info of such a commit can be kept out of the leaf
+//!   (`commit` with `vcDetached`, engine change 9) and handed to the sibling,
+//!   which passes it to `process`; Paired MLS does so, and enrols a sibling
+//!   by handing it the group's state (`exportSiblingGroupState` /
+//!   `importSiblingGroupState`) before such a commit;
+//! - an existing leaf can also move onto a virtual-client leaf with a resync
+//!   external commit (`resyncAsVirtualClient`), which the sibling replays to
+//!   join (`joinViaSiblingExternalCommit`) — a public commit, which Paired
+//!   MLS no longer uses;
+//! - siblings can share a signature key (`exportSignatureKeyPair` /
+//!   `importSignatureKeyPair`).
 
 use openmls::components::vc_derivation_info::{EpochId, VC_COMPONENT_ID};
 use openmls::messages::group_info::VerifiableGroupInfo;
