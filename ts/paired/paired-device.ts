@@ -471,9 +471,8 @@ export class PairedDevice {
    * derived for that leaf's state, which a thief may hold), the invite of
    * the new KeyPackage (InitPairing and ShareRand; the device keeps its
    * vault, so no seed travels), and for every enrolled group an enrolment
-   * resync the device replays (`applyNotify`). In standard mode each
-   * resync replaces a leaf that lists devices, so this device signs it
-   * (`signedAnchorResync`, docs/PROTOCOL.md §4.12, §4.14).
+   * (the group's state and a paired update, docs/PROTOCOL.md §4.4, §4.14)
+   * the device follows with `applyNotify`.
    */
   async reenroll(staleLeaf: number, keyPackage: Uint8Array): Promise<{ pairing: Uint8Array[]; initPairing: Uint8Array; shareRand: Uint8Array; groups: PairedCommit[] }> {
     this.#requireRole('active');
