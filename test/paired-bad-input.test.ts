@@ -4,9 +4,9 @@
  * working (no panic). Also misuse of the PairedDevice API.
  */
 import { describe, expect, it } from 'vitest';
-import { PairedDevice, PairingError } from 'paired-mls';
+import { PairedDevice, PairingError, bytesEqual, encodePairingMessage, generateSeed } from 'paired-mls';
 import { mlsError, newMember, xorshift32 } from './helpers.js';
-import { pairedWorld } from './paired-helpers.js';
+import { device, pairedWorld } from './paired-helpers.js';
 
 describe('virtual-client entry points reject bad input', () => {
   it('typed errors, instance intact', async () => {
@@ -74,6 +74,21 @@ describe('virtual-client entry points reject bad input', () => {
     const r = await bob.group!.process(u.commit);
     if (r.kind === 'commit') await r.staged.merge();
     await w.passiveDevice.applyNotify(u);
+  });
+
+  it('a ShareRand carrying an anchor key pair is refused (the anchor key is never handed over)', async () => {
+    const a = await device('alice');
+    const p = await device('alice-phone');
+    const active = await PairedDevice.initiate(a.client, a.identity);
+    const { initPairing } = await active.invite(await PairedDevice.createKeyPackage(p.client, p.identity));
+    const withKey = await active.pairingGroup.encrypt(
+      encodePairingMessage({ type: 'shareRand', mode: 'hidden', seed: generateSeed(), anchorIdentity: a.identity.identity, ciphersuite: 1, anchorKeyPair: a.client.exportSignatureKeyPair(a.identity), counter: 0n }),
+    );
+    const passive = await PairedDevice.join(p.client, initPairing);
+    const err = await mlsError(() => passive.receive(withKey));
+    expect({ code: err.code, reason: (err as PairingError).reason }).toEqual({ code: 'PAIRING_REJECTED', reason: 'unexpected' });
+    expect(passive.established).toBe(false);
+    expect(p.client.identities().some((i) => bytesEqual(i.signaturePublicKey, a.identity.signaturePublicKey))).toBe(false);
   });
 
   it('PairedDevice misuse gets PAIRING_STATE', async () => {
