@@ -14,6 +14,7 @@ import {
   PairingError,
   WebCryptoSeedVault,
   bytesEqual,
+  decodePairingMessage,
   encodePairingMessage,
   generateSeed,
   pairingProofTbs,
@@ -62,8 +63,13 @@ async function expectHealedOut(w: PairedWorld, copy: MlsClient, roles: 'as-paire
   const guess = PairedDevice.open(copy, await WebCryptoSeedVault.import(generateSeed()));
   // (After a hand-over the step comes from the copy's own leaf: MLS reports
   // it as this client's own commit, which the pairing does not take.)
-  const reason = roles === 'swapped' ? 'unexpected' : inStep ? 'forged' : 'out-of-order';
-  await refused(() => guess.applyNotify(update), 'NOTIFY_REJECTED', reason);
+  if (guess.role === 'active') {
+    // A copy stolen while its device was active does not even take a Notify.
+    expect((await mlsError(() => guess.applyNotify(update))).code).toBe('PAIRING_STATE');
+  } else {
+    const reason = roles === 'swapped' ? 'unexpected' : inStep ? 'forged' : 'out-of-order';
+    await refused(() => guess.applyNotify(update), 'NOTIFY_REJECTED', reason);
+  }
   expect((await mlsError(() => copy.group(w.a.group!.id).process(secret))).code).toBe('WRONG_EPOCH');
 }
 
@@ -100,14 +106,12 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS (%s mode) against a s
     const { client: copy } = await stolenCopy(w);
     // The forger runs on a second copy: ceasePair() changes the copy it runs on.
     const forger = PairedDevice.open((await stolenCopy(w)).client, await WebCryptoSeedVault.import(generateSeed()));
-    if (mode === 'standard') {
-      // Standard mode never gave the passive device the anchor key: the copy cannot even commit for the anchor.
-      expect((await mlsError(() => forger.ceasePair('rekey'))).code).toBe('UNKNOWN_SIGNATURE_KEY');
-    } else {
-      const cease = await forger.ceasePair('rekey');
-      await refused(() => w.activeDevice.receive(cease.pairing[0]!), 'PAIRING_REJECTED', 'no-proof');
-      await refused(() => w.activeDevice.receive(cease.pairing[1]!), 'PAIRING_REJECTED', 'wrong-sender');
-    }
+    // The copy holds the anchor key of the enrolment's paired update (in
+    // standard mode also its device key), so it builds the whole cease; the
+    // active device refuses its parts.
+    const cease = await forger.ceasePair('rekey');
+    await refused(() => w.activeDevice.receive(cease.pairing[0]!), 'PAIRING_REJECTED', 'no-proof');
+    await refused(() => w.activeDevice.receive(cease.pairing[1]!), 'PAIRING_REJECTED', 'wrong-sender');
     expect(w.activeDevice.ceased).toBe(false);
     await expectHealedOut(w, copy);
   });
@@ -195,6 +199,67 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS (%s mode) against a s
     await expectHealedOut(w, copy, 'swapped');
   });
 
+  it("a group enrolled after the theft stays out of the copy's reach: its state travels only in the step's pairing epoch", async () => {
+    const w = await pairedWorld(['bob'], mode);
+    const bob = w.others[0]!;
+    const { client: copy } = await stolenCopy(w);
+    // A second group of alice's with bob, enrolled after the theft.
+    const second = await w.a.client.createGroup(w.a.identity);
+    const { welcome } = await second.commit({ add: [await bob.client.createKeyPackage(bob.identity)] });
+    await second.mergePendingCommit();
+    const bobsSecond = await bob.client.joinFromWelcome(welcome!);
+    const enrolled = await w.activeDevice.enroll(second);
+    const seen = await bobsSecond.process(enrolled.commit);
+    if (seen.kind !== 'commit') throw new Error('expected a commit');
+    await seen.staged.merge();
+    // The copy, with a vault of its own, cannot open the step, so neither the
+    // Notify with the group's state: refused, and it holds no such group.
+    const guess = PairedDevice.open(copy, await WebCryptoSeedVault.import(generateSeed()));
+    await refused(() => guess.applyNotify(enrolled), 'NOTIFY_REJECTED', 'forged');
+    expect(copy.groupIds().some((id) => bytesEqual(id, second.id))).toBe(false);
+    // The real passive device enrols and reads the group.
+    expect((await w.passiveDevice.applyNotify(enrolled)).kind).toBe('enroll');
+    const secret = await bobsSecond.encrypt('second group');
+    const read = await w.p.client.group(second.id).process(secret);
+    expect(read.kind === 'application' && utf8(read.data)).toBe('second group');
+    await expectHealedOut(w, copy);
+  });
+
+  it("a RoleChange replayed after a hand-over and a hand-back in one pairing epoch is refused (replay); roles stay, updates go on", async () => {
+    const w = await pairedWorld(['bob'], mode);
+    // One paired update first: in standard mode the partner holds an anchor key only from then on (§4.12).
+    await deliverPaired(await w.activeDevice.update(w.a.group!), w.a, w.passiveDevice, w.others);
+    const pairingEpoch = w.activeDevice.pairingGroup.epoch;
+    expect(await w.passiveDevice.receive(await w.activeDevice.handOver())).toEqual({ type: 'roleChanged', role: 'active' });
+    // P hands the role to A (the RoleChange the thief will replay) and A hands it back.
+    const before = await MlsClient.open({ storage: await MemoryStorageAdapter.copyOf(w.a.storage!) });
+    const first = await w.passiveDevice.handOver();
+    expect(await w.activeDevice.receive(first)).toEqual({ type: 'roleChanged', role: 'active' });
+    expect(await w.passiveDevice.receive(await w.activeDevice.handOver())).toEqual({ type: 'roleChanged', role: 'active' });
+    expect(w.activeDevice.pairingGroup.epoch).toBe(pairingEpoch); // no step in between: the proof's epoch is the same
+    // The thief has P's state (stolen now, so its sender ratchet is past P's
+    // messages) and the plaintext of P's first RoleChange from past traffic
+    // (here read with a copy of A from before A processed it).
+    const { client: copy } = await stolenCopy(w);
+    const seen = await before.group(w.activeDevice.pairingGroup.id).process(first);
+    if (seen.kind !== 'application') throw new Error(`expected the RoleChange, got ${seen.kind}`);
+    const plaintext = seen.data.slice();
+    const copyPairing = PairedDevice.open(copy, undefined).pairingGroup;
+    await refused(async () => w.activeDevice.receive(await copyPairing.encrypt(plaintext)), 'PAIRING_REJECTED', 'replay');
+    // Moving its counter forward breaks the vault proof.
+    const replayed = decodePairingMessage(plaintext);
+    if (replayed.type !== 'roleChange') throw new Error('expected a RoleChange');
+    const bumped = encodePairingMessage({ ...replayed, counter: w.activeDevice.counter });
+    await refused(async () => w.activeDevice.receive(await copyPairing.encrypt(bumped)), 'PAIRING_REJECTED', 'no-proof');
+    // Roles intact: exactly one active device, P.
+    expect([w.activeDevice.role, w.passiveDevice.role]).toEqual(['passive', 'active']);
+    // A second copy acts as the active device it was stolen as, with a guessed vault: its step is refused.
+    const actor = PairedDevice.open((await stolenCopy(w)).client, await WebCryptoSeedVault.import(generateSeed()));
+    const fake = await actor.update(actor.client.group(w.a.group!.id));
+    await refused(() => w.activeDevice.applyNotify(fake), 'NOTIFY_REJECTED', 'forged');
+    await expectHealedOut(w, copy, 'swapped');
+  });
+
   it('a replayed Accept, and after an update a replayed step + Notify or any message of the copy, are refused', async () => {
     const w = await pairedWorld(['bob'], mode);
     const { client: copy } = await stolenCopy(w);
@@ -236,11 +301,10 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS (%s mode) against a s
       if (seen.kind === 'commit') seen.staged.discard();
     }
     expect(bytesEqual(keyAt(bob), after)).toBe(true);
-    if (mode === 'standard') {
-      // Standard mode never hands the anchor key to a partner: the passive
-      // device's copy does not hold the key the anchor had at pairing.
-      expect(copy.identities().some((i) => bytesEqual(i.signaturePublicKey, before))).toBe(false);
-    }
+    // The anchor key is never handed to a partner (PROTOCOL §4.3): the
+    // passive device's copy does not hold the key the anchor had at pairing
+    // (with which it signs in groups not enrolled).
+    expect(copy.identities().some((i) => bytesEqual(i.signaturePublicKey, w.a.identity.signaturePublicKey))).toBe(false);
   });
 
   it("an external commit that removes the anchor's leaf under another key is refused by every member; all keep working", async () => {
@@ -318,7 +382,7 @@ describe('Paired MLS: a passive device that lost a step re-enrols', () => {
     // … and the active device removes the stale leaf, invites the new one and re-enrols every group.
     const back = await w.activeDevice.reenroll(staleLeaf, keyPackage);
     if (mode === 'standard') {
-      // The resync replaces a leaf that lists devices: the active device signed it, and members name it.
+      // The enrolment's paired update is device-signed like every other, and members name the device.
       const seen = await w.others[0]!.group!.process(back.groups[0]!.commit);
       expect(seen.kind === 'commit' && seen.device && bytesEqual(seen.device.signatureKey, w.activeDevice.deviceIdentity.signaturePublicKey)).toBe(true);
       if (seen.kind === 'commit') seen.staged.discard();
@@ -345,14 +409,15 @@ describe('Paired MLS: a passive device that lost a step re-enrols', () => {
 });
 
 describe('Paired MLS standard mode: the anchor key is never handed over', () => {
-  it('a hand-over waits until a paired update gave the partner a derived anchor key', async () => {
+  it('the partner never gets the anchor key from before pairing; the enrolment gives it a derived one, so it can take over', async () => {
     const w = await pairedWorld(['bob'], 'standard');
     // The partner got no anchor key with ShareRand …
     expect(w.p.client.identities().some((i) => bytesEqual(i.signaturePublicKey, w.a.identity.signaturePublicKey))).toBe(false);
-    const err = await mlsError(() => w.activeDevice.handOver());
-    expect({ code: err.code, message: err.message }).toEqual({ code: 'PAIRING_STATE', message: expect.stringMatching(/no anchor key/) });
-    // … and holds one after the next paired update; then the hand-over works and it commits.
-    await deliverPaired(await w.activeDevice.update(w.a.group!), w.a, w.passiveDevice, w.others);
+    // … the enrolment (a paired update, PROTOCOL §4.4) replaced the leaf's key by one both derive …
+    const anchorKey = w.others[0]!.group!.members().find((m) => m.leafIndex === w.a.group!.ownLeafIndex)!.signatureKey;
+    expect(bytesEqual(anchorKey, w.a.identity.signaturePublicKey)).toBe(false);
+    expect(w.p.client.identities().some((i) => bytesEqual(i.signaturePublicKey, anchorKey))).toBe(true);
+    // … so the hand-over works at once and the partner commits.
     expect(await w.passiveDevice.receive(await w.activeDevice.handOver())).toEqual({ type: 'roleChanged', role: 'active' });
     await deliverPaired(await w.passiveDevice.update(w.p.group!), w.p, w.activeDevice, w.others);
     expectInSync([w.a, w.p, ...w.others]);

@@ -4,9 +4,9 @@
  * working (no panic). Also misuse of the PairedDevice API.
  */
 import { describe, expect, it } from 'vitest';
-import { PairedDevice, PairingError } from 'paired-mls';
+import { PairedDevice, PairingError, bytesEqual, encodePairingMessage, generateSeed } from 'paired-mls';
 import { mlsError, newMember, xorshift32 } from './helpers.js';
-import { pairedWorld } from './paired-helpers.js';
+import { device, pairedWorld } from './paired-helpers.js';
 
 describe('virtual-client entry points reject bad input', () => {
   it('typed errors, instance intact', async () => {
@@ -40,6 +40,55 @@ describe('virtual-client entry points reject bad input', () => {
       if (r.kind === 'commit') await r.staged.merge();
     }
     await w.passiveDevice.applyNotify(u);
+  });
+
+  it('the sibling group-state hand-over refuses foreign, held, malformed or pending state (typed errors)', async () => {
+    const w = await pairedWorld(['bob']);
+    const rnd = xorshift32(0x57a7e);
+    const bob = w.others[0]!;
+    const g = w.a.group!;
+    const state = w.a.client.exportSiblingGroupState(g.id);
+    // Held already (the exporter itself; the passive device holds it too).
+    expect((await mlsError(() => w.a.client.importSiblingGroupState(g.id, state.slice()))).code).toBe('GROUP_EXISTS');
+    expect((await mlsError(() => w.p.client.importSiblingGroupState(g.id, state.slice()))).code).toBe('GROUP_EXISTS');
+    // Filed under another group id, or bytes that are no state at all.
+    const fresh = await newMember('fresh');
+    expect((await mlsError(() => fresh.client.importSiblingGroupState(rnd.bytes(16), state.slice()))).code).toBe('INVALID_ARGUMENT');
+    for (let i = 0; i < 20; i++) {
+      const err = await mlsError(() => fresh.client.importSiblingGroupState(g.id, rnd.bytes(1 + rnd.int(300))));
+      expect(['MALFORMED', 'INVALID_ARGUMENT']).toContain(err.code);
+    }
+    expect(fresh.client.groupIds()).toHaveLength(0);
+    // Not while a commit is pending.
+    await g.selfUpdate();
+    expect((await mlsError(() => Promise.resolve().then(() => w.a.client.exportSiblingGroupState(g.id)))).code).toBe('PENDING_COMMIT');
+    await g.clearPendingCommit();
+    // A valid state loads as the same group at the same epoch.
+    const copy = await fresh.client.importSiblingGroupState(g.id, state);
+    expect(state.every((b) => b === 0)).toBe(true); // wiped
+    expect(copy.epoch).toBe(g.epoch);
+    expect(copy.epochAuthenticator()).toEqual(g.epochAuthenticator());
+    // And the pairing carries on.
+    const u = await w.activeDevice.update(g);
+    await g.mergePendingCommit();
+    const r = await bob.group!.process(u.commit);
+    if (r.kind === 'commit') await r.staged.merge();
+    await w.passiveDevice.applyNotify(u);
+  });
+
+  it('a ShareRand carrying an anchor key pair is refused (the anchor key is never handed over)', async () => {
+    const a = await device('alice');
+    const p = await device('alice-phone');
+    const active = await PairedDevice.initiate(a.client, a.identity);
+    const { initPairing } = await active.invite(await PairedDevice.createKeyPackage(p.client, p.identity));
+    const withKey = await active.pairingGroup.encrypt(
+      encodePairingMessage({ type: 'shareRand', mode: 'hidden', seed: generateSeed(), anchorIdentity: a.identity.identity, ciphersuite: 1, anchorKeyPair: a.client.exportSignatureKeyPair(a.identity), counter: 0n }),
+    );
+    const passive = await PairedDevice.join(p.client, initPairing);
+    const err = await mlsError(() => passive.receive(withKey));
+    expect({ code: err.code, reason: (err as PairingError).reason }).toEqual({ code: 'PAIRING_REJECTED', reason: 'unexpected' });
+    expect(passive.established).toBe(false);
+    expect(p.client.identities().some((i) => bytesEqual(i.signaturePublicKey, a.identity.signaturePublicKey))).toBe(false);
   });
 
   it('PairedDevice misuse gets PAIRING_STATE', async () => {

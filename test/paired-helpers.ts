@@ -14,6 +14,8 @@ export interface PairedWorld {
   others: Member[];
   activeDevice: PairedDevice;
   passiveDevice: PairedDevice;
+  /** What `enroll` sent: the group's commit and the pairing messages. */
+  enrolment: PairedCommit;
 }
 
 /** Open a device on its own (persistent-in-test) storage. */
@@ -56,7 +58,7 @@ export async function pairedWorld(otherNames: string[], mode: PairingMode = 'hid
   const applied = await passiveDevice.applyNotify(enrolled);
   expect(applied.kind).toBe('enroll');
   p.group = p.client.group(a.group.id);
-  return { a, p, others, activeDevice, passiveDevice };
+  return { a, p, others, activeDevice, passiveDevice, enrolment: enrolled };
 }
 
 /** The active side's paired commit reaches everyone: others process it, the passive device applies the Notify. */

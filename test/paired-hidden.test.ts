@@ -45,79 +45,98 @@ describe('Paired MLS hidden mode', () => {
     }
   });
 
-  it('what a member sees of the anchor (docs/PROTOCOL.md §4.13): one member, no device, but a virtual-client leaf', async () => {
-    const w = await pairedWorld(['bob', 'carol']);
-    const bob = w.others[0]!;
-    const anchorLeaf = w.a.group!.ownLeafIndex;
-    const update = await w.activeDevice.update(w.a.group!);
-    const seen = await bob.group!.process(update.commit);
-    if (seen.kind !== 'commit') throw new Error('expected a commit');
-    await seen.staged.merge();
-    await w.a.group!.mergePendingCommit();
-    await deliverCommit(update.commit, [w.others[1]!]);
-    await w.passiveDevice.applyNotify(update);
-    // One member with alice's credential; no device is named or listed.
-    const anchor = bob.group!.members().find((m) => m.leafIndex === anchorLeaf)!;
-    expect(utf8(anchor.credential.identity)).toBe('alice');
-    expect(bob.group!.members()).toHaveLength(3);
-    expect(bob.group!.leafAppData(anchorLeaf, PAIRED_DEVICES_COMPONENT)).toBeUndefined();
-    expect(seen.device).toBeUndefined();
-    expect(seen.aad).toHaveLength(0);
-    // The documented signal: the virtual-clients component (0x667A) sits on the anchor leaf only.
-    expect(bob.group!.leafAppData(anchorLeaf, 0x667a)).toBeDefined();
-    expect(bob.group!.leafAppData(bob.group!.ownLeafIndex, 0x667a)).toBeUndefined();
-    // Same wire format as an ordinary member's commit and application message; same message size.
-    const { commit: bobs } = await bob.group!.selfUpdate();
-    await bob.group!.clearPendingCommit();
-    expect(readMlsHeader(update.commit)!.wireFormat).toBe(readMlsHeader(bobs)!.wireFormat);
-    const fromPhone = await w.p.group!.encrypt('x'.repeat(40));
-    const fromBob = await bob.group!.encrypt('y'.repeat(40));
-    expect(readMlsHeader(fromPhone)!.wireFormat).toBe(readMlsHeader(fromBob)!.wireFormat);
-    expect(fromPhone.length).toBe(fromBob.length);
-  });
-
-  it('with anchorCover, an ordinary member leaves nothing to tell the anchor by (docs/PROTOCOL.md §4.13)', async () => {
+  it('what a member and the DS see of the anchor (docs/PROTOCOL.md §4.13): an ordinary member, with no option set', async () => {
     const w = await pairedWorld(['bob', 'carol']);
     const [bob, carol] = w.others as [Member, Member];
     const anchorLeaf = w.a.group!.ownLeafIndex;
     const bobLeaf = bob.group!.ownLeafIndex;
-    const keyOf = (leaf: number) => carol.group!.members().find((m) => m.leafIndex === leaf)!.signatureKey;
-    const [anchorKey, bobKey] = [keyOf(anchorLeaf), keyOf(bobLeaf)];
-    // The anchor's paired update and Bob's covered self-update, as Carol receives them.
-    const update = await w.activeDevice.update(w.a.group!);
-    await deliverPaired(update, w.a, w.passiveDevice, w.others);
-    const { commit: covered } = await bob.group!.commit(await anchorCoverOptions(bob.group!, { selfUpdate: true }));
+    // Bob's ordinary self-update (no option), as Carol and the DS receive it.
+    const { commit: bobs } = await bob.group!.selfUpdate();
     await bob.group!.mergePendingCommit();
-    await deliverCommit(covered, [w.a, w.p, carol]);
+    await deliverCommit(bobs, [w.a, w.p, carol]);
     expectInSync([w.a, w.p, bob, carol]);
 
-    // Key rotation: both leaves got a new signature key, same credential.
-    expect(bytesEqual(keyOf(anchorLeaf), anchorKey)).toBe(false);
-    expect(bytesEqual(keyOf(bobLeaf), bobKey)).toBe(false);
-    // Leaf contents: the same capabilities, extension types, source, and
-    // AppDataDictionary components of the same lengths.
+    // The enrolment was a commit of the ordinary kind: a PrivateMessage
+    // commit (no external commit, no resync), of a self-update's size.
+    const enrolment = readMlsHeader(w.enrolment.commit)!;
+    const ordinary = readMlsHeader(bobs)!;
+    expect(enrolment).toMatchObject({ wireFormat: 'private', contentType: 3 });
+    expect({ wireFormat: enrolment.wireFormat, contentType: enrolment.contentType }).toEqual({ wireFormat: ordinary.wireFormat, contentType: ordinary.contentType });
+    // The sizes differ only by the credentials' identity lengths ('alice' vs 'bob').
+    expect(w.enrolment.commit.length - 'alice'.length).toBe(bobs.length - 'bob'.length);
+
+    // A paired update, likewise.
+    const update = await w.activeDevice.update(w.a.group!);
+    await deliverPaired(update, w.a, w.passiveDevice, w.others);
+    const paired = readMlsHeader(update.commit)!;
+    expect({ wireFormat: paired.wireFormat, contentType: paired.contentType }).toEqual({ wireFormat: ordinary.wireFormat, contentType: ordinary.contentType });
+    expect(update.commit.length - 'alice'.length).toBe(bobs.length - 'bob'.length);
+
+    // Leaf by leaf: one member with alice's credential, no device; the
+    // same capabilities, extensions and source as Bob's leaf; no
+    // virtual-clients component anywhere.
+    expect(carol.group!.members()).toHaveLength(3);
+    expect(utf8(carol.group!.members().find((m) => m.leafIndex === anchorLeaf)!.credential.identity)).toBe('alice');
     const tree = decodeRatchetTree(carol.group!.exportRatchetTree(), 0)![0];
     const leafAt = (i: number) => {
       const node = tree[2 * i];
       if (node?.nodeType !== 'leaf') throw new Error('expected a leaf');
       return node.leaf;
     };
-    const [anchor, ordinary] = [leafAt(anchorLeaf), leafAt(bobLeaf)];
-    expect(ordinary.capabilities).toEqual(anchor.capabilities);
-    expect(ordinary.leafNodeSource).toBe(anchor.leafNodeSource);
-    expect(ordinary.extensions.map((e) => e.extensionType)).toEqual(anchor.extensions.map((e) => e.extensionType));
+    const [anchor, ordinaryLeaf] = [leafAt(anchorLeaf), leafAt(bobLeaf)];
+    expect(anchor.capabilities).toEqual(ordinaryLeaf.capabilities);
+    expect(anchor.leafNodeSource).toBe(ordinaryLeaf.leafNodeSource);
+    expect(anchor.extensions).toEqual(ordinaryLeaf.extensions);
     for (const component of [1, 0x667a, PAIRED_DEVICES_COMPONENT]) {
-      const [a, o] = [carol.group!.leafAppData(anchorLeaf, component), carol.group!.leafAppData(bobLeaf, component)];
-      expect(o?.length, `component ${component}`).toBe(a?.length);
+      expect(carol.group!.leafAppData(anchorLeaf, component), `component ${component}`).toBeUndefined();
     }
-    expect(bytesEqual(carol.group!.leafAppData(bobLeaf, 1)!, carol.group!.leafAppData(anchorLeaf, 1)!)).toBe(true);
-    // The 0x667A entry: `opaque epoch_id<V>; opaque ciphertext<V>;` with the same field lengths.
-    expect(carol.group!.leafAppData(bobLeaf, 0x667a)![0]).toBe(carol.group!.leafAppData(anchorLeaf, 0x667a)![0]);
-    // Message type, wire format and size of the two commits.
+
+    // Messages: same wire format, no AAD, same size.
+    const seen = await carol.group!.process((await w.activeDevice.update(w.a.group!)).commit);
+    if (seen.kind !== 'commit') throw new Error('expected a commit');
+    expect(seen.device).toBeUndefined();
+    expect(seen.aad).toHaveLength(0);
+    seen.staged.discard();
+    await w.a.group!.clearPendingCommit();
+    const fromPhone = await w.p.group!.encrypt('x'.repeat(40));
+    const fromBob = await bob.group!.encrypt('y'.repeat(40));
+    expect(readMlsHeader(fromPhone)!.wireFormat).toBe(readMlsHeader(fromBob)!.wireFormat);
+    expect(fromPhone.length).toBe(fromBob.length);
+  });
+
+  it('key rotation: the one signal left, and anchorCover removes it (docs/PROTOCOL.md §4.13)', async () => {
+    const w = await pairedWorld(['bob', 'carol']);
+    const [bob, carol] = w.others as [Member, Member];
+    const anchorLeaf = w.a.group!.ownLeafIndex;
+    const bobLeaf = bob.group!.ownLeafIndex;
+    const keyOf = (leaf: number) => carol.group!.members().find((m) => m.leafIndex === leaf)!.signatureKey;
+    const [anchorKey, bobKey] = [keyOf(anchorLeaf), keyOf(bobLeaf)];
+    // Without the cover: the anchor's key changes with its paired update, Bob's does not with his self-update.
+    const first = await w.activeDevice.update(w.a.group!);
+    await w.a.group!.mergePendingCommit();
+    await deliverCommit(first.commit, w.others);
+    const applied = await w.passiveDevice.applyNotify(first);
+    // Both devices report the new anchor key (e.g. for the Authentication Service).
+    expect(bytesEqual(first.anchorSignatureKey, keyOf(anchorLeaf))).toBe(true);
+    expect(bytesEqual(applied.anchorSignatureKey, keyOf(anchorLeaf))).toBe(true);
+    const { commit: plain } = await bob.group!.selfUpdate();
+    await bob.group!.mergePendingCommit();
+    await deliverCommit(plain, [w.a, w.p, carol]);
+    expect(bytesEqual(keyOf(anchorLeaf), anchorKey)).toBe(false);
+    expect(bytesEqual(keyOf(bobLeaf), bobKey)).toBe(true);
+    // With it, Bob's key changes too (same credential), and his commit still
+    // matches a paired update in wire format and size.
+    const update = await w.activeDevice.update(w.a.group!);
+    await deliverPaired(update, w.a, w.passiveDevice, w.others);
+    const { commit: covered } = await bob.group!.commit(await anchorCoverOptions(bob.group!, { selfUpdate: true }));
+    await bob.group!.mergePendingCommit();
+    await deliverCommit(covered, [w.a, w.p, carol]);
+    expectInSync([w.a, w.p, bob, carol]);
+    expect(bytesEqual(keyOf(bobLeaf), bobKey)).toBe(false);
+    expect(utf8(carol.group!.members().find((m) => m.leafIndex === bobLeaf)!.credential.identity)).toBe('bob');
     expect(readMlsHeader(covered)!.wireFormat).toBe(readMlsHeader(update.commit)!.wireFormat);
-    // The sizes differ only by the credentials' identity lengths ('bob' vs 'alice').
     expect(covered.length - 'bob'.length).toBe(update.commit.length - 'alice'.length);
-    // And Bob's cover is no virtual client: it keeps working as an ordinary member.
+    // And Bob's cover is no virtual client: he keeps working as an ordinary member.
     const { commit: again } = await bob.group!.commit(await anchorCoverOptions(bob.group!, { selfUpdate: true }));
     await bob.group!.mergePendingCommit();
     await deliverCommit(again, [w.a, w.p, carol]);

@@ -71,7 +71,7 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS (%s mode): Notify att
     const { commit: fakeStep } = await pairingCopy.commit({ selfUpdate: true });
     await pairingCopy.mergePendingCommit();
     const forged = await pairingCopy.encrypt(
-      encodePairingMessage({ type: 'notify', counter: w.passiveDevice.counter, kind: 'update', groupId: w.a.group!.id, epoch: 99n, commitRef: new Uint8Array(32), groupInfo: new Uint8Array(0), proof: new Uint8Array(32) }),
+      encodePairingMessage({ type: 'notify', counter: w.passiveDevice.counter, kind: 'update', groupId: w.a.group!.id, epoch: 99n, commitRef: new Uint8Array(32), groupState: new Uint8Array(0), derivationInfo: new Uint8Array(0), proof: new Uint8Array(32) }),
     );
     await expectRejected(w, () => w.passiveDevice.applyNotify({ pairing: [fakeStep, forged], commit: u.commit }), 'forged');
     await followsAfterwards(w, u);
@@ -101,16 +101,16 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS (%s mode): Notify att
       const tbs = pairingProofTbs(pairing.id, BigInt(pairing.epoch), pairing.ownLeafIndex, provenContent(n));
       return pairing.encrypt(encodePairingMessage({ ...n, proof: await w.activeDevice.vault!.derive('proof', tbs, 32) }));
     };
-    const unknown = await proven({ type: 'notify', counter: w.passiveDevice.counter, kind: 'update', groupId: new Uint8Array(16).fill(7), epoch: BigInt(w.a.group!.epoch), commitRef: await sha256(u.commit), groupInfo: new Uint8Array(0), proof: new Uint8Array(0) });
+    const unknown = await proven({ type: 'notify', counter: w.passiveDevice.counter, kind: 'update', groupId: new Uint8Array(16).fill(7), epoch: BigInt(w.a.group!.epoch), commitRef: await sha256(u.commit), groupState: new Uint8Array(0), derivationInfo: new Uint8Array(0), proof: new Uint8Array(0) });
     await expectRejected(w, () => w.passiveDevice.applyNotify({ pairing: [u.pairing[0]!, unknown], commit: u.commit }), 'unknown-group');
     // The real Notify with another commit (bob's, of the same epoch).
     await expectRejected(w, () => w.passiveDevice.applyNotify({ pairing: u.pairing, commit: bobsCommit }), 'commit-mismatch');
     // A Notify whose epoch disagrees with the commit it names.
-    const wrongEpoch = await proven({ type: 'notify', counter: w.passiveDevice.counter, kind: 'update', groupId: w.a.group!.id, epoch: 1000n, commitRef: await sha256(u.commit), groupInfo: new Uint8Array(0), proof: new Uint8Array(0) });
+    const wrongEpoch = await proven({ type: 'notify', counter: w.passiveDevice.counter, kind: 'update', groupId: w.a.group!.id, epoch: 1000n, commitRef: await sha256(u.commit), groupState: new Uint8Array(0), derivationInfo: new Uint8Array(0), proof: new Uint8Array(0) });
     await expectRejected(w, () => w.passiveDevice.applyNotify({ pairing: [u.pairing[0]!, wrongEpoch], commit: u.commit }), 'commit-mismatch');
     // The right Notify from the active leaf, but without the vault's proof.
     const unproven = await pairing.encrypt(
-      encodePairingMessage({ type: 'notify', counter: w.passiveDevice.counter, kind: 'update', groupId: w.a.group!.id, epoch: BigInt(w.a.group!.epoch), commitRef: await sha256(u.commit), groupInfo: new Uint8Array(0), proof: new Uint8Array(32) }),
+      encodePairingMessage({ type: 'notify', counter: w.passiveDevice.counter, kind: 'update', groupId: w.a.group!.id, epoch: BigInt(w.a.group!.epoch), commitRef: await sha256(u.commit), groupState: new Uint8Array(0), derivationInfo: new Uint8Array(0), proof: new Uint8Array(32) }),
     );
     await expectRejected(w, () => w.passiveDevice.applyNotify({ pairing: [u.pairing[0]!, unproven], commit: u.commit }), 'no-proof');
     await followsAfterwards(w, u);

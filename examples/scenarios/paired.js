@@ -54,7 +54,7 @@ export async function run(log) {
   await deliver(enrolled.commit, [bob, carol]);
   await passive.applyNotify(enrolled);
   phone.group = phone.client.group(laptop.group.id);
-  log(`3. the group moved onto the shared anchor leaf ${laptop.group.ownLeafIndex}; the phone follows it without sending anything`);
+  log(`3. enrolled: the phone got the group's state inside the pairing group and followed the laptop's self-update of leaf ${laptop.group.ownLeafIndex} (to the group an ordinary ${enrolled.commit.length} B commit)`);
   log(`   epoch ${phone.group.epoch}; authenticators equal: ${toHex(phone.group.epochAuthenticator()) === toHex(bob.group.epochAuthenticator())}`);
 
   // Compromise of the phone: the attacker copies its whole storage (not the vault).

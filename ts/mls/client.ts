@@ -567,6 +567,25 @@ export class MlsClient extends Resource<CoreClient> {
     return this.#track(groupId);
   }
 
+  /**
+   * Paired MLS enrolment (docs/PROTOCOL.md §4.4): the whole stored state of
+   * a group, secrets included, for a sibling device — send it only inside
+   * the pairing group and wipe it. `PENDING_COMMIT` while a commit is pending.
+   */
+  exportSiblingGroupState(groupId: Uint8Array): Uint8Array {
+    return this.read((core) => core.exportSiblingGroupState(groupId));
+  }
+
+  /** Store a group exported by a sibling's `exportSiblingGroupState` (`GROUP_EXISTS` if held already). Wipes `state`. */
+  async importSiblingGroupState(groupId: Uint8Array, state: Uint8Array): Promise<Group> {
+    try {
+      await this.mutate((core) => core.importSiblingGroupState(groupId, state), () => indexGroup(groupId));
+    } finally {
+      state.fill(0);
+    }
+    return this.#track(groupId);
+  }
+
   /** Remember a group whose index entry went out with its first batch. */
   #track(groupId: Uint8Array): Group {
     this.#groupIds.add(toHex(groupId));

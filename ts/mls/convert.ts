@@ -66,6 +66,7 @@ export function commitOptionsToCore(options: CommitOptions = {}): object {
     groupInfo: options.groupInfo,
     aad: options.aad,
     vcEpochId: options.vcEpochId,
+    vcDetached: options.vcDetached,
     newSigner: options.newSigner ? { identity: options.newSigner.identity, publicKey: options.newSigner.signaturePublicKey } : undefined,
     leafAppData: appDataToCore(options.leafAppData),
   });

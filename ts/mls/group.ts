@@ -73,6 +73,8 @@ interface HandshakeChecks {
 
 /** Options of `Group.process`. */
 export interface ProcessOptions {
+  /** Detached virtual-clients derivation info for a sibling's commit (`vcDetached`; Paired MLS: from the Notify). */
+  vcDerivationInfo?: Uint8Array;
   /** Checks for this call, after the client's and the group's defaults (ts/mls/checks.ts). */
   checks?: readonly ProcessCheck[];
 }
@@ -423,11 +425,13 @@ export class Group {
    * goes through the process checks in force (`checks()`, plus
    * `options.checks`; docs/PROTOCOL.md §1.3): a refusal throws the check's
    * typed error, drops the proposal from the queue or discards the staged
-   * commit, and leaves the group in its epoch.
+   * commit, and leaves the group in its epoch. `vcDerivationInfo`: a
+   * sibling virtual client's commit made with `vcDetached` needs the
+   * derivation info the sibling handed over (Paired MLS: in its Notify).
    */
   async process(message: Uint8Array, options: ProcessOptions = {}): Promise<ProcessResult> {
     const checks = this.checks(options.checks);
-    const raw = (await this.client.mutate((core) => core.process(this.id, message))) as
+    const raw = (await this.client.mutate((core) => core.process(this.id, message, options.vcDerivationInfo))) as
       | ApplicationMessage
       | (ProposalMessage & HandshakeChecks & { proposalRef: Uint8Array })
       | OwnMessage
@@ -460,5 +464,6 @@ function compactResult(out: CommitResult): CommitResult {
   const result: CommitResult = { commit: out.commit };
   if (out.welcome) result.welcome = out.welcome;
   if (out.groupInfo) result.groupInfo = out.groupInfo;
+  if (out.vcDerivationInfo) result.vcDerivationInfo = out.vcDerivationInfo;
   return result;
 }

@@ -126,6 +126,12 @@ export interface CommitOptions {
    * sibling devices follow the commit without receiving key material.
    */
   vcEpochId?: Uint8Array;
+  /**
+   * With `vcEpochId`: return the derivation info (`CommitResult.vcDerivationInfo`)
+   * for the siblings instead of writing it into the leaf, so the leaf stays
+   * an ordinary member's (openmls `vc_emulation_detached`, docs/ENGINE.md).
+   */
+  vcDetached?: boolean;
   /** Rotate the leaf's signature key and credential (an identity of this client). */
   newSigner?: { identity: Uint8Array; signaturePublicKey: Uint8Array };
   /**
@@ -145,6 +151,8 @@ export interface CommitResult {
   commit: Uint8Array;
   welcome?: Uint8Array;
   groupInfo?: Uint8Array;
+  /** A `vcDetached` commit's derivation info: for the sibling devices only (`Group.process` option). */
+  vcDerivationInfo?: Uint8Array;
 }
 
 export type ProposalRequest =

@@ -9,7 +9,8 @@
  * The active device commits on behalf of both: every such commit is
  * preceded by a *derivation step* in the pairing group whose commit injects
  * a PSK only the seed vault can produce, and followed by a Notify (no key
- * material) that lets the passive device follow it.
+ * material; at enrolment, the group's state) that lets the passive device
+ * follow it.
  */
 import type { Group } from '../mls/group.js';
 import type { Identity, MlsClient } from '../mls/client.js';
@@ -34,7 +35,7 @@ import { PairingError, notifyRejected, pairingRejected, rejectionFor, type Pairi
 import { addedDigest, proofsEqual, vaultProof } from './pairing-proof.js';
 import { forgetPairing, loadPairingState, retireCeasedPairing, savePairingState, type PairingState } from './pairing-state.js';
 import { WebCryptoSeedVault, generateSeed, type SeedVault } from './seed-vault.js';
-import { PAIRED_DEVICES_COMPONENT, encodePairedDevices, listedDevices, signedAnchorCommit, signedAnchorProposal, signedAnchorResync, type PairedDeviceKey } from './device-signature.js';
+import { PAIRED_DEVICES_COMPONENT, encodePairedDevices, signedAnchorCommit, signedAnchorProposal, type PairedDeviceKey } from './device-signature.js';
 import type { PairingMode } from './pairing-messages.js';
 
 export type PairingRole = 'active' | 'passive';
@@ -46,6 +47,12 @@ export interface PairedCommit {
   commit: Uint8Array;
   /** Pairing-group messages for the partner, in order: derivation commit, Notify. */
   pairing: Uint8Array[];
+  /**
+   * The anchor's new signature public key, which the commit puts on the
+   * anchor leaf (e.g. to register it with the Authentication Service and
+   * retire the previous one).
+   */
+  anchorSignatureKey: Uint8Array;
 }
 
 /** Result of `applyNotify` on the passive device. */
@@ -55,6 +62,8 @@ export interface PairedUpdateApplied {
   groupId: Uint8Array;
   epoch: number;
   counter: bigint;
+  /** The anchor's signature public key the commit put on the anchor leaf. */
+  anchorSignatureKey: Uint8Array;
 }
 
 /** Result of `receive` for the other pairing messages. */
@@ -279,8 +288,10 @@ export class PairedDevice {
       if (joinerLeaf === undefined) throw new MlsError('INTERNAL', 'the added partner is not in the pairing group');
       this.#state = { ...this.#state, awaitingAccept: [...(this.#state.awaitingAccept ?? []), joinerLeaf] };
       await savePairingState(this.client, this.#state);
-      // Standard mode: each device signs with its own key; the anchor's never leaves this device.
-      const keyPair = this.#state.mode === 'standard' ? new Uint8Array(0) : this.client.exportSignatureKeyPair(anchor);
+      // The anchor's key never leaves this device: the partner needs none
+      // before a group is enrolled, and the enrolment (a paired update)
+      // gives the leaf a key both devices derive (docs/PROTOCOL.md §4.4).
+      const keyPair = new Uint8Array(0);
       const seed = this.#seedToShare ?? new Uint8Array(0);
       const body = encodePairingMessage({
         type: 'shareRand',
@@ -323,15 +334,14 @@ export class PairedDevice {
     switch (message.type) {
       case 'shareRand': {
         if (this.#state.established) throw pairingRejected('unexpected', 'ShareRand for an established pairing');
+        // The anchor's key is never handed over (docs/PROTOCOL.md §4.2).
+        if (message.anchorKeyPair.length > 0) throw pairingRejected('unexpected', 'ShareRand carries an anchor key pair');
         if (message.seed.length > 0) {
           this.#vault = await WebCryptoSeedVault.import(message.seed); // wipes the plaintext seed
         } else if (!this.#vault) {
           throw new PairingError('PAIRING_REJECTED', 'ShareRand carries no seed and no vault was preinstalled');
         }
-        const anchor: Identity =
-          message.anchorKeyPair.length === 0
-            ? { identity: message.anchorIdentity, signaturePublicKey: new Uint8Array(0), ciphersuite: message.ciphersuite }
-            : await this.client.importIdentity(message.anchorIdentity, message.anchorKeyPair, message.ciphersuite);
+        const anchor: Identity = { identity: message.anchorIdentity, signaturePublicKey: new Uint8Array(0), ciphersuite: message.ciphersuite };
         this.#state = { ...this.#state, mode: message.mode, anchor, counter: message.counter, activeLeaf: senderLeaf, established: true };
         await savePairingState(this.client, this.#state);
         const accept = await this.pairingGroup.encrypt(
@@ -360,7 +370,7 @@ export class PairedDevice {
         if (target === senderLeaf || !this.pairingGroup.members().some((m) => m.leafIndex === target)) {
           throw pairingRejected('no-such-leaf', `RoleChange names leaf ${target}, which is not another device of the pairing`);
         }
-        this.#state = { ...this.#state, activeLeaf: target };
+        this.#state = { ...this.#state, activeLeaf: target, counter: this.#state.counter + 1n };
         await savePairingState(this.client, this.#state);
         return { type: 'roleChanged', role: this.role };
       }
@@ -393,13 +403,17 @@ export class PairedDevice {
 
   /**
    * Refuse `message` unless its proof is the vault's for it, its sender and
-   * epoch (`no-proof`) and it was made for this device's derivation counter
-   * (`stale`). Only a holder of the seed vault can produce the proof.
+   * epoch (`no-proof`) and it was made for this device's counter: an
+   * earlier one is a `replay` (the counter moves with every derivation step
+   * and every hand-over), a later one `stale`. Only a holder of the seed
+   * vault can produce the proof.
    */
   async #verifyProof(message: ProvenMessage, epoch: bigint, senderLeaf: number): Promise<void> {
     const expected = await this.#proofOf(provenContent(message), epoch, senderLeaf);
     if (!proofsEqual(expected, message.proof)) throw pairingRejected('no-proof', `${message.type} without a valid vault proof`);
-    if (message.counter !== this.#state.counter) throw pairingRejected('stale', `${message.type} for counter ${message.counter}, expected ${this.#state.counter}`);
+    const counter = this.#state.counter;
+    if (message.counter < counter) throw pairingRejected('replay', `${message.type} for counter ${message.counter}, already past (${counter})`);
+    if (message.counter !== counter) throw pairingRejected('stale', `${message.type} for counter ${message.counter}, expected ${counter}`);
   }
 
   /** PRF("accept", pairing group id): both devices hold the same seed. */
@@ -411,10 +425,13 @@ export class PairedDevice {
   // Commits on behalf of both devices
 
   /**
-   * Active device: bring a higher-level group onto the shared anchor leaf
-   * (a resync external commit derived from the pairing group), so the
-   * partner can follow it. `group` must be one of this client's groups in
-   * which it acts as the anchor.
+   * Active device: bring a higher-level group under the pairing, so the
+   * partner follows it on the anchor leaf: a derivation step, the group's
+   * state handed to the partner inside the pairing group, and a paired
+   * update it follows (docs/PROTOCOL.md §4.4). To the group and the DS the
+   * enrolment is an ordinary self-update of the anchor; it is merged at
+   * once. `group` must be one of this client's groups in which it acts as
+   * the anchor.
    */
   async enroll(group: Group): Promise<PairedCommit> {
     this.#requireRole('active');
@@ -428,21 +445,23 @@ export class PairedDevice {
     });
   }
 
-  /** A derivation step, the resync of `group`'s anchor leaf onto its emulation epoch, and the enroll Notify. */
+  /**
+   * A derivation step, the group's state for the partner, and a paired
+   * update of the anchor leaf (merged) with its enroll Notify. The state
+   * travels only in the Notify, encrypted in the pairing epoch of the
+   * step, which needs the vault.
+   */
   async #enrollStep(group: Group): Promise<PairedCommit> {
     const step = await this.#derivationStep();
-    // Standard mode: the new anchor leaf lists the devices. At the first
-    // enrolment the leaf it replaces lists none, so the commit needs no
-    // device signature; a re-enrolment replaces a leaf that lists devices,
-    // so one of them (this device) signs it.
-    const leafAppData = this.mode === 'standard' ? [this.#deviceListEntry()] : undefined;
-    const { commit, groupInfo } =
-      leafAppData && listedDevices(group, group.ownLeafIndex)
-        ? await signedAnchorResync(group, this.deviceIdentity, step.epochId, leafAppData)
-        : await group.resyncAsVirtualClient(step.epochId, { leafAppData });
-    if (group.state().pendingCommit) await group.mergePendingCommit();
-    const notify = await this.#notify({ kind: 'enroll', counter: step.counter, group, commit, groupInfo, epoch: BigInt(group.epoch) });
-    return { groupId: group.id, commit, pairing: [step.commit, notify] };
+    const groupState = this.client.exportSiblingGroupState(group.id);
+    try {
+      const { commit, derivationInfo, anchorSignatureKey } = await this.#anchorCommit(group, step, { selfUpdate: true });
+      await group.mergePendingCommit();
+      const notify = await this.#notify({ kind: 'enroll', counter: step.counter, group, commit, groupState, derivationInfo, epoch: BigInt(group.epoch) });
+      return { groupId: group.id, commit, pairing: [step.commit, notify], anchorSignatureKey };
+    } finally {
+      groupState.fill(0);
+    }
   }
 
   /**
@@ -452,9 +471,8 @@ export class PairedDevice {
    * derived for that leaf's state, which a thief may hold), the invite of
    * the new KeyPackage (InitPairing and ShareRand; the device keeps its
    * vault, so no seed travels), and for every enrolled group an enrolment
-   * resync the device replays (`applyNotify`). In standard mode each
-   * resync replaces a leaf that lists devices, so this device signs it
-   * (`signedAnchorResync`, docs/PROTOCOL.md §4.12, §4.14).
+   * (the group's state and a paired update, docs/PROTOCOL.md §4.4, §4.14)
+   * the device follows with `applyNotify`.
    */
   async reenroll(staleLeaf: number, keyPackage: Uint8Array): Promise<{ pairing: Uint8Array[]; initPairing: Uint8Array; shareRand: Uint8Array; groups: PairedCommit[] }> {
     this.#requireRole('active');
@@ -486,19 +504,36 @@ export class PairedDevice {
     this.#requireRole('active');
     this.#requireEstablished();
     this.#requireEnrolled(group.id);
-    const { listedDevices, ...commitOptions } = options;
     return this.#atomically(async () => {
       const step = await this.#derivationStep();
       const epoch = BigInt(group.epoch) + 1n;
-      const newSigner = await this.#anchorKey(step.counter);
-      const spec: CommitOptions = { selfUpdate: true, ...commitOptions, vcEpochId: step.epochId, newSigner };
-      const { commit } =
-        this.mode === 'standard'
-          ? await signedAnchorCommit(group, this.deviceIdentity, { ...spec, leafAppData: [this.#deviceListEntry(listedDevices)] })
-          : await group.commit(spec);
-      const notify = await this.#notify({ kind: 'update', counter: step.counter, group, commit, groupInfo: new Uint8Array(0), epoch });
-      return { groupId: group.id, commit, pairing: [step.commit, notify] };
+      const { commit, derivationInfo, anchorSignatureKey } = await this.#anchorCommit(group, step, options);
+      const notify = await this.#notify({ kind: 'update', counter: step.counter, group, commit, groupState: new Uint8Array(0), derivationInfo, epoch });
+      return { groupId: group.id, commit, pairing: [step.commit, notify], anchorSignatureKey };
     });
+  }
+
+  /**
+   * The anchor's commit from derivation `step`: its UpdatePath derived from
+   * the step's emulation epoch, the derivation info kept out of the leaf
+   * (it goes to the partner in the Notify, so the leaf stays an ordinary
+   * member's, docs/PROTOCOL.md §4.13), and the anchor key of the step.
+   * Standard mode: the leaf lists the devices and this device signs.
+   */
+  async #anchorCommit(
+    group: Group,
+    step: { counter: bigint; epochId: Uint8Array },
+    options: Omit<CommitOptions, 'vcEpochId' | 'aad' | 'leafAppData'> & { listedDevices?: PairedDeviceKey[] },
+  ): Promise<{ commit: Uint8Array; derivationInfo: Uint8Array; anchorSignatureKey: Uint8Array }> {
+    const { listedDevices, ...commitOptions } = options;
+    const newSigner = await this.#anchorKey(step.counter);
+    const spec: CommitOptions = { selfUpdate: true, ...commitOptions, vcEpochId: step.epochId, vcDetached: true, newSigner };
+    const { commit, vcDerivationInfo } =
+      this.mode === 'standard'
+        ? await signedAnchorCommit(group, this.deviceIdentity, { ...spec, leafAppData: [this.#deviceListEntry(listedDevices)] })
+        : await group.commit(spec);
+    if (!vcDerivationInfo) throw new MlsError('INTERNAL', 'a detached virtual-client commit returned no derivation info');
+    return { commit, derivationInfo: vcDerivationInfo, anchorSignatureKey: newSigner.signaturePublicKey };
   }
 
   /**
@@ -562,7 +597,7 @@ export class PairedDevice {
     return pskId;
   }
 
-  async #notify(n: { kind: NotifyKind; counter: bigint; group: Group; commit: Uint8Array; groupInfo: Uint8Array; epoch: bigint }): Promise<Uint8Array> {
+  async #notify(n: { kind: NotifyKind; counter: bigint; group: Group; commit: Uint8Array; groupState: Uint8Array; derivationInfo: Uint8Array; epoch: bigint }): Promise<Uint8Array> {
     const body: Notify = {
       type: 'notify',
       counter: n.counter,
@@ -570,10 +605,15 @@ export class PairedDevice {
       groupId: n.group.id,
       epoch: n.epoch,
       commitRef: await sha256(n.commit),
-      groupInfo: n.groupInfo,
+      groupState: n.groupState,
+      derivationInfo: n.derivationInfo,
       proof: new Uint8Array(0),
     };
-    return this.#sendProven(body);
+    try {
+      return await this.#sendProven(body);
+    } finally {
+      body.groupState.fill(0);
+    }
   }
 
   // -------------------------------------------------------------------------
@@ -597,7 +637,7 @@ export class PairedDevice {
         const step = await this.#processPairing(stepMessage);
         if (step.kind !== 'commit') throw notifyRejected('out-of-order', 'the first message is not a pairing-group commit');
         if (step.counter === undefined) throw notifyRejected('counter', 'the pairing-group commit is not a derivation step');
-        const epochId = await this.pairingGroup.registerEmulationEpoch();
+        await this.pairingGroup.registerEmulationEpoch();
         const parsed = await this.#processPairing(notifyMessage);
         if (parsed.kind !== 'message' || parsed.message.type !== 'notify') throw notifyRejected('out-of-order', 'the second message is not a Notify');
         const notify = parsed.message;
@@ -606,8 +646,8 @@ export class PairedDevice {
         const proof = await this.#proofOf(provenContent(notify), parsed.epoch, parsed.senderLeaf);
         if (!proofsEqual(proof, notify.proof)) throw notifyRejected('no-proof', 'the Notify carries no valid vault proof');
         if (!bytesEqual(notify.commitRef, await sha256(update.commit))) throw notifyRejected('commit-mismatch', 'the commit is not the one the Notify names');
-        const epoch = notify.kind === 'enroll' ? await this.#followEnroll(notify, update.commit, epochId) : await this.#followUpdate(notify, update.commit);
-        return { type: 'pairedUpdateApplied', kind: notify.kind, groupId: notify.groupId, epoch, counter: notify.counter } as const;
+        const followed = notify.kind === 'enroll' ? await this.#followEnroll(notify, update.commit) : await this.#followUpdate(notify, update.commit);
+        return { type: 'pairedUpdateApplied', kind: notify.kind, groupId: notify.groupId, counter: notify.counter, ...followed } as const;
       });
     } catch (err) {
       if (err instanceof PairingError && err.code === 'NOTIFY_REJECTED') throw err;
@@ -627,21 +667,29 @@ export class PairedDevice {
     return undefined;
   }
 
-  async #followEnroll(notify: Notify, commit: Uint8Array, epochId: Uint8Array): Promise<number> {
+  /**
+   * Enrolment: take the group's state from the Notify (the active device's,
+   * before its commit), then follow the commit like a paired update.
+   */
+  async #followEnroll(notify: Notify, commit: Uint8Array): Promise<{ epoch: number; anchorSignatureKey: Uint8Array }> {
     const hex = toHex(notify.groupId);
     if (this.#state.groups.includes(hex)) throw notifyRejected('commit-mismatch', 'the group is already enrolled');
-    const group = await this.client.joinViaSiblingExternalCommit(notify.groupInfo, commit, epochId);
-    if (!bytesEqual(group.id, notify.groupId)) throw notifyRejected('commit-mismatch', 'the commit belongs to another group');
-    if (BigInt(group.epoch) !== notify.epoch) throw notifyRejected('commit-mismatch', 'the commit creates another epoch');
+    if (this.client.groupIds().some((id) => bytesEqual(id, notify.groupId))) {
+      throw notifyRejected('commit-mismatch', 'this device already holds the group outside the pairing');
+    }
+    await this.client.importSiblingGroupState(notify.groupId, notify.groupState); // wipes it
     this.#state = { ...this.#state, groups: [...this.#state.groups, hex] };
     await savePairingState(this.client, this.#state);
-    return group.epoch;
+    return this.#followUpdate(notify, commit);
   }
 
-  async #followUpdate(notify: Notify, commit: Uint8Array): Promise<number> {
+  async #followUpdate(notify: Notify, commit: Uint8Array): Promise<{ epoch: number; anchorSignatureKey: Uint8Array }> {
     if (!this.#state.groups.includes(toHex(notify.groupId))) throw notifyRejected('unknown-group', 'the Notify names a group this device does not follow');
     const group = this.client.group(notify.groupId);
-    const result = await group.process(commit);
+    // Checked before processing: the derivation info would be spent on a commit that is not the named one.
+    const sentIn = readMlsHeader(commit)?.epoch;
+    if (sentIn === undefined || sentIn + 1n !== notify.epoch) throw notifyRejected('commit-mismatch', 'the commit does not create the epoch the Notify names');
+    const result = await group.process(commit, { vcDerivationInfo: notify.derivationInfo });
     if (result.kind !== 'commit') throw notifyRejected('commit-mismatch', 'the message is not a commit');
     const { staged } = result;
     const fromAnchor = staged.committer.type === 'member' && staged.committer.leafIndex === group.ownLeafIndex;
@@ -657,7 +705,7 @@ export class PairedDevice {
     if (!leaf || !bytesEqual(leaf.signatureKey, anchorKey.signaturePublicKey)) {
       throw notifyRejected('commit-mismatch', 'the commit does not rotate the anchor key to the one of its derivation step');
     }
-    return group.epoch;
+    return { epoch: group.epoch, anchorSignatureKey: anchorKey.signaturePublicKey };
   }
 
   /**
@@ -753,21 +801,22 @@ export class PairedDevice {
     if (target === undefined || target === this.#state.ownLeaf || !members.includes(target)) {
       throw new PairingError('PAIRING_STATE', 'no such partner device in the pairing group');
     }
-    // Standard mode: the partner never received the anchor key; it holds one
-    // only where a paired commit rotated the leaf to a derived key (§4.12).
-    if (this.mode === 'standard') {
-      const anchorKey = this.#requireAnchor().signaturePublicKey;
-      for (const hex of this.#state.groups) {
-        const group = this.client.group(fromHex(hex));
-        const leaf = group.members().find((m) => m.leafIndex === group.ownLeafIndex);
-        if (leaf && bytesEqual(leaf.signatureKey, anchorKey)) {
-          throw new PairingError('PAIRING_STATE', 'the partner holds no anchor key for an enrolled group yet: make a paired update there first');
-        }
+    // The partner never received the anchor key; it holds one only where a
+    // paired commit (the enrolment is one) rotated the leaf to a derived key.
+    const anchorKey = this.#requireAnchor().signaturePublicKey;
+    for (const hex of this.#state.groups) {
+      const group = this.client.group(fromHex(hex));
+      const leaf = group.members().find((m) => m.leafIndex === group.ownLeafIndex);
+      if (leaf && bytesEqual(leaf.signatureKey, anchorKey)) {
+        throw new PairingError('PAIRING_STATE', 'the partner holds no anchor key for an enrolled group yet: make a paired update there first');
       }
     }
     return this.#atomically(async () => {
       const message = await this.#sendProven({ type: 'roleChange', newActiveLeaf: target, counter: this.#state.counter, proof: new Uint8Array(0) });
-      this.#state = { ...this.#state, activeLeaf: target };
+      // Every hand-over moves the counter (on both sides), so the proof of
+      // this RoleChange is never valid again, not even after a hand-back
+      // within the same pairing epoch (docs/PROTOCOL.md §4.7).
+      this.#state = { ...this.#state, activeLeaf: target, counter: this.#state.counter + 1n };
       await savePairingState(this.client, this.#state);
       return message;
     });
@@ -799,7 +848,9 @@ export class PairedDevice {
         const step = await this.#derivationStep({ remove: partners });
         for (const hex of this.#state.groups) {
           const group = this.client.group(fromHex(hex));
-          const spec: CommitOptions = { selfUpdate: true, vcEpochId: step.epochId, newSigner: identity };
+          // The path comes from the step (a standard-mode device signature
+          // needs two identical builds); its derivation info is for nobody.
+          const spec: CommitOptions = { selfUpdate: true, vcEpochId: step.epochId, vcDetached: true, newSigner: identity };
           // Standard mode: with no partner left the leaf is an ordinary
           // member's again, so the device list is cleared (an empty value;
           // signed by this device, which the list still names).

@@ -29,7 +29,9 @@ export type NotifyRejection = 'forged' | 'replay' | 'counter' | 'out-of-order' |
  * - `wrong-sender`: not from the leaf allowed to send it (the active
  *   device, or the device that announced a CeasePair).
  * - `no-proof`: its vault proof is missing or wrong.
- * - `stale`: made for another derivation counter (an old or reordered step).
+ * - `replay` (RoleChange, CeasePair): made for a counter this device has
+ *   already passed (every derivation step and every hand-over moves it).
+ * - `stale`: made for a later counter than this device's (a reordered step).
  * - `no-such-leaf`: a RoleChange naming a leaf that is not a device of the pairing.
  * - `unexpected`: a message the pairing's state does not allow now
  *   (ShareRand or Accept after pairing, a proposal, a second CeasePair).

@@ -15,8 +15,8 @@
  */
 import { CodecError, Reader, Writer } from '../codec/tls.js';
 
-/** 2: Notify, RoleChange and CeasePair carry a vault proof (docs/PROTOCOL.md §4.2). */
-export const PAIRING_MESSAGE_VERSION = 2;
+/** 3: Notify carries the group state (enrol) and the detached derivation info (docs/PROTOCOL.md §4.2). */
+export const PAIRING_MESSAGE_VERSION = 3;
 
 /** hidden: the devices look like one member; standard: the anchor leaf lists them and they sign (docs/PROTOCOL.md §4.12). */
 export type PairingMode = 'hidden' | 'standard';
@@ -29,7 +29,7 @@ export interface ShareRand {
   seed: Uint8Array;
   anchorIdentity: Uint8Array;
   ciphersuite: number;
-  /** Hidden mode: the anchor's signature key pair at pairing time (exported form); empty in standard mode. */
+  /** Always empty since version 3 (the anchor's key is never handed over; a non-empty one is refused). */
   anchorKeyPair: Uint8Array;
   /** Next derivation counter. */
   counter: bigint;
@@ -43,7 +43,7 @@ export interface Accept {
 
 export type NotifyKind = 'enroll' | 'update';
 
-/** struct { uint64 counter; NotifyKind kind; opaque group_id<V>; uint64 epoch; opaque commit_ref<V>; opaque group_info<V>; opaque proof<V>; } */
+/** struct { uint64 counter; NotifyKind kind; opaque group_id<V>; uint64 epoch; opaque commit_ref<V>; opaque group_state<V>; opaque derivation_info<V>; opaque proof<V>; } */
 export interface Notify {
   type: 'notify';
   /** Derivation counter of the pairing-group commit the update is derived from. */
@@ -54,8 +54,10 @@ export interface Notify {
   epoch: bigint;
   /** SHA-256 of the higher-level commit (MLSMessage bytes). */
   commitRef: Uint8Array;
-  /** enroll: GroupInfo (with ratchet tree) of the epoch before the commit; empty otherwise. */
-  groupInfo: Uint8Array;
+  /** enroll: the group's whole stored state before the commit (secret: `MlsClient.exportSiblingGroupState`); empty otherwise. */
+  groupState: Uint8Array;
+  /** The commit's detached virtual-clients DerivationInfo (`CommitResult.vcDerivationInfo`). */
+  derivationInfo: Uint8Array;
   /** Vault proof (`pairingProofTbs`); empty while it is being computed. */
   proof: Uint8Array;
 }
@@ -64,7 +66,7 @@ export interface Notify {
 export interface RoleChange {
   type: 'roleChange';
   newActiveLeaf: number;
-  /** The sender's next derivation counter: a RoleChange from another step is stale. */
+  /** The sender's counter (moved by every derivation step and every hand-over): a RoleChange for a passed one is a replay. */
   counter: bigint;
   proof: Uint8Array;
 }
@@ -104,7 +106,7 @@ export function encodePairingMessage(message: PairingMessage): Uint8Array {
       break;
     case 'notify':
       w.u64(message.counter).u8(KIND_CODES[message.kind]).vector(message.groupId).u64(message.epoch);
-      w.vector(message.commitRef).vector(message.groupInfo).vector(message.proof);
+      w.vector(message.commitRef).vector(message.groupState).vector(message.derivationInfo).vector(message.proof);
       break;
     case 'roleChange':
       w.u32(message.newActiveLeaf).u64(message.counter).vector(message.proof);
@@ -146,7 +148,8 @@ export function decodePairingMessage(bytes: Uint8Array): PairingMessage {
         groupId: r.vector(),
         epoch: r.u64(),
         commitRef: r.vector(),
-        groupInfo: r.vector(),
+        groupState: r.vector(),
+        derivationInfo: r.vector(),
         proof: r.vector(),
       };
       break;

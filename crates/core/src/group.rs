@@ -95,6 +95,10 @@ struct CommitSpec {
     /// epoch (registered with `registerEmulationEpoch`) so sibling devices
     /// can follow the commit without receiving key material.
     vc_epoch_id: Option<ByteBuf>,
+    /// With `vc_epoch_id`: return the derivation info (`vcDerivationInfo`)
+    /// instead of writing it into the leaf, which then stays an ordinary
+    /// member's (Paired MLS hidden mode, docs/PROTOCOL.md §4.13).
+    vc_detached: bool,
     /// Rotate this member's signature key and credential in the commit's
     /// UpdatePath leaf (RFC 9420 §12.4.2); the key pair must be stored.
     new_signer: Option<NewSignerSpec>,
@@ -145,6 +149,19 @@ pub(crate) fn process_in(group: &mut MlsGroup, provider: &Provider, message: Pro
     group.process_message(provider, message)
 }
 
+/// `process_in` with a sibling's detached virtual-client derivation info, if any.
+fn process_in_with(
+    group: &mut MlsGroup,
+    provider: &Provider,
+    message: ProtocolMessage,
+    vc_derivation_info: Option<&[u8]>,
+) -> Result<ProcessedMessage, ProcessMessageError<crate::storage::StorageError>> {
+    match vc_derivation_info {
+        Some(info) => group.process_message_with_vc_derivation_info(provider, message, info),
+        None => process_in(group, provider, message),
+    }
+}
+
 fn group_id_of(bytes: &[u8]) -> GroupId {
     GroupId::from_slice(bytes)
 }
@@ -188,11 +205,13 @@ pub(crate) fn commit_output(group: &mut MlsGroup, provider: &Provider, mut bundl
             .confirm_handshake_message(provider.storage(), confirmation.epoch, confirmation.generation)
             .map_err(|e| CoreError::from_mls("confirming commit secret", e))?;
     }
+    let vc_derivation_info = bundle.vc_derivation_info().map(<[u8]>::to_vec);
     let (commit, welcome, group_info) = bundle.into_messages();
     inspect::commit_output(
         serialize("commit", &commit)?,
         welcome.map(|w| serialize("welcome", &w)).transpose()?,
         group_info.map(|g| serialize("group info", &g)).transpose()?,
+        vc_derivation_info,
     )
 }
 
@@ -461,9 +480,13 @@ impl Client {
                 builder = builder.leaf_node_parameters(parameters);
             }
             if let Some(epoch_id) = &spec.vc_epoch_id {
-                builder = builder
-                    .vc_emulation(provider.crypto(), provider.storage(), EpochId::new(epoch_id.to_vec()))
-                    .map_err(|e| CoreError::from_mls("virtual-client commit", e))?;
+                let epoch_id = EpochId::new(epoch_id.to_vec());
+                builder = if spec.vc_detached {
+                    builder.vc_emulation_detached(provider.crypto(), provider.storage(), epoch_id)
+                } else {
+                    builder.vc_emulation(provider.crypto(), provider.storage(), epoch_id)
+                }
+                .map_err(|e| CoreError::from_mls("virtual-client commit", e))?;
             }
             for custom in &spec.custom {
                 let proposal = CustomProposal::new(custom.proposal_type, custom.payload.to_vec());
@@ -627,7 +650,11 @@ impl Client {
     /// `{ kind: "application" | "proposal" | "commit", sender, epoch, … }`;
     /// for commits, `handle` is a `StagedCommitHandle` to merge or drop.
     /// Proposals are validated and queued for the next commit.
-    pub fn process(&mut self, group_id: &[u8], message: &[u8]) -> Result<JsValue, JsValue> {
+    ///
+    /// `vc_derivation_info`: the detached derivation info of a sibling's
+    /// virtual-client commit through this client's leaf (`commit` with
+    /// `vcDetached`), handed over by the sibling.
+    pub fn process(&mut self, group_id: &[u8], message: &[u8], vc_derivation_info: Option<Vec<u8>>) -> Result<JsValue, JsValue> {
         let protocol_message: ProtocolMessage = match parse_message(message)?.extract() {
             MlsMessageBodyIn::PublicMessage(m) => m.into(),
             MlsMessageBodyIn::PrivateMessage(m) => m.into(),
@@ -645,7 +672,7 @@ impl Client {
                 #[allow(unreachable_patterns)]
                 _ => 0,
             };
-            let processed = process_in(group, provider, protocol_message).map_err(|e| {
+            let processed = process_in_with(group, provider, protocol_message, vc_derivation_info.as_deref()).map_err(|e| {
                 let err = CoreError::from_mls("processing message", e);
                 // openmls reports a message from an epoch whose secrets are
                 // gone like a too-old generation; name it for what it is.

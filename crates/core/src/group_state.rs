@@ -15,7 +15,7 @@ use crate::error::{CoreError, CoreResult};
 use crate::storage::Batch;
 
 /// The group id as it appears inside storage keys (serde JSON).
-fn key_needle(group_id: &[u8]) -> CoreResult<Vec<u8>> {
+pub(crate) fn key_needle(group_id: &[u8]) -> CoreResult<Vec<u8>> {
     serde_json::to_vec(&GroupId::from_slice(group_id)).map_err(|_| CoreError::new("INTERNAL", "encoding group id"))
 }
 

@@ -161,13 +161,17 @@ struct CommitOutputView {
     commit: ByteBuf,
     welcome: Option<ByteBuf>,
     group_info: Option<ByteBuf>,
+    /// A virtual-client commit's detached derivation info (for the siblings).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vc_derivation_info: Option<ByteBuf>,
 }
 
-pub fn commit_output(commit: Vec<u8>, welcome: Option<Vec<u8>>, group_info: Option<Vec<u8>>) -> CoreResult<JsValue> {
+pub fn commit_output(commit: Vec<u8>, welcome: Option<Vec<u8>>, group_info: Option<Vec<u8>>, vc_derivation_info: Option<Vec<u8>>) -> CoreResult<JsValue> {
     to_js(&CommitOutputView {
         commit: ByteBuf::from(commit),
         welcome: welcome.map(ByteBuf::from),
         group_info: group_info.map(ByteBuf::from),
+        vc_derivation_info: vc_derivation_info.map(ByteBuf::from),
     })
 }
 

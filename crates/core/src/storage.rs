@@ -71,6 +71,12 @@ const VC_EMULATION_BINDINGS_LABEL: &[u8] = b"VcEmulationBindings";
 const REGISTERED_VC_EMULATION_EPOCH_LABEL: &[u8] = b"RegisteredVcEmulationEpoch";
 const VC_OPERATION_TREE_LABEL: &[u8] = b"VcOperationTree";
 /// Whether `key` contains `needle` (e.g. a serialized group id); never for an empty needle.
+/// Whether `key` is the virtual-client emulation bindings of a group (each
+/// sibling device binds the group's epochs to its own emulation state).
+pub fn is_vc_bindings_key(key: &[u8]) -> bool {
+    key.starts_with(VC_EMULATION_BINDINGS_LABEL)
+}
+
 pub fn key_contains(key: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && key.windows(needle.len()).any(|w| w == needle)
 }

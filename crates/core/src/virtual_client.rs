@@ -1,16 +1,22 @@
 //! Virtual clients (draft-kohbrok-mls-virtual-clients, openmls feature
 //! `virtual-clients-draft`): several devices acting for one leaf. Paired
-//! MLS (docs/PROTOCOL.md §5) builds on these entry points:
+//! MLS (docs/PROTOCOL.md §4) builds on these entry points:
 //!
 //! - the *emulation group* (our pairing group) exports one root secret per
 //!   epoch (`registerEmulationEpoch`); commits in higher-level groups derive
 //!   their UpdatePath from it (`commit` with `vcEpochId`), so a sibling that
 //!   registered the same epoch follows them without receiving key material;
-//! - an existing leaf moves onto a virtual-client leaf with a resync external
-//!   commit (`resyncAsVirtualClient`), which the sibling replays to join
-//!   (`joinViaSiblingExternalCommit`);
-//! - in hidden mode the siblings share the anchor's signature key
-//!   (`exportSignatureKeyPair` / `importSignatureKeyPair`).
+//! - the derivation info of such a commit can be kept out of the leaf
+//!   (`commit` with `vcDetached`, engine change 9) and handed to the sibling,
+//!   which passes it to `process`; Paired MLS does so, and enrols a sibling
+//!   by handing it the group's state (`exportSiblingGroupState` /
+//!   `importSiblingGroupState`) before such a commit;
+//! - an existing leaf can also move onto a virtual-client leaf with a resync
+//!   external commit (`resyncAsVirtualClient`), which the sibling replays to
+//!   join (`joinViaSiblingExternalCommit`) — a public commit, which Paired
+//!   MLS no longer uses;
+//! - siblings can share a signature key (`exportSignatureKeyPair` /
+//!   `importSignatureKeyPair`).
 
 use openmls::components::vc_derivation_info::{EpochId, VC_COMPONENT_ID};
 use openmls::messages::group_info::VerifiableGroupInfo;
@@ -18,6 +24,7 @@ use openmls::prelude::{tls_codec::Serialize as _, *};
 use openmls_basic_credential::SignatureKeyPair;
 use openmls_traits::OpenMlsProvider;
 use wasm_bindgen::prelude::*;
+use zeroize::Zeroize as _;
 
 use crate::client::{parse_message, serialize, Client};
 use crate::config::GroupConfig;
@@ -225,6 +232,61 @@ impl Client {
         })?)
     }
 
+    /// Paired MLS enrolment (docs/PROTOCOL.md §4.4): every stored entry of
+    /// `group_id` for a sibling device, flat-encoded — the group's whole
+    /// state at its current epoch, secrets included, so the caller sends
+    /// it only inside the pairing group and wipes it. Left out: the
+    /// emulation bindings (each device binds epochs to its own emulation
+    /// state). Refused while the group has a pending commit.
+    #[wasm_bindgen(js_name = exportSiblingGroupState)]
+    pub fn export_sibling_group_state(&mut self, group_id: &[u8]) -> Result<Vec<u8>, JsValue> {
+        let pending = self.with_group_unsigned(group_id, |group, _| Ok(group.pending_commit().is_some()))?;
+        if pending {
+            return Err(CoreError::new("PENDING_COMMIT", "merge or clear the pending commit before handing the group over").into());
+        }
+        let needle = crate::group_state::key_needle(group_id)?;
+        let mut entries = self.provider.storage().entries_containing(&needle);
+        entries.retain_mut(|(key, value)| {
+            let keep = !crate::storage::is_vc_bindings_key(key);
+            if !keep {
+                value.zeroize();
+            }
+            keep
+        });
+        let mut state = crate::storage::Batch { puts: entries, deletes: Vec::new() };
+        let encoded = crate::batch::encode(&state);
+        state.zeroize();
+        Ok(encoded)
+    }
+
+    /// The sibling's side of `exportSiblingGroupState`: store that state
+    /// as group `group_id`, which this client must not hold yet
+    /// (`GROUP_EXISTS`); every entry must belong to that group
+    /// (`INVALID_ARGUMENT`) and the result must load as a group.
+    #[wasm_bindgen(js_name = importSiblingGroupState)]
+    pub fn import_sibling_group_state(&mut self, group_id: &[u8], state: &[u8]) -> Result<(), JsValue> {
+        let needle = crate::group_state::key_needle(group_id)?;
+        let mut entries = crate::batch::decode_puts(state)?;
+        let foreign = entries
+            .iter()
+            .any(|(key, _)| !crate::storage::key_contains(key, &needle) || crate::storage::is_vc_bindings_key(key));
+        if foreign || entries.is_empty() {
+            for (_, value) in entries.iter_mut() {
+                value.zeroize();
+            }
+            return Err(invalid_argument("the group state holds no entries, or entries of another group").into());
+        }
+        Ok(self.mutate(|client| {
+            if !client.provider.storage().entries_containing(&needle).is_empty() {
+                return Err(CoreError::new("GROUP_EXISTS", "this client already holds the group"));
+            }
+            client.provider.storage().replace_containing(&needle, entries);
+            let group = crate::group::load_group(&client.provider, &GroupId::from_slice(group_id), client.expander())?;
+            client.groups.insert(group_id.to_vec(), group);
+            Ok(())
+        })?)
+    }
+
     /// The signature key pair for `public_key` (serde JSON of openmls'
     /// `SignatureKeyPair`: scheme, private and public key). Secret: for the
     /// pairing channel only (hidden mode shares the anchor's key).
@@ -246,5 +308,123 @@ impl Client {
             return Err(invalid_argument("signature key pair has no public key").into());
         }
         Ok(self.mutate(|client| client.keep_signer(pair))?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The engine's detached derivation info (docs/ENGINE.md change 9) and
+    //! the sibling state hand-over it is used with (docs/PROTOCOL.md §4.4,
+    //! §4.13): a virtual-client commit whose leaf is an ordinary member's,
+    //! followed by the sibling only with the info handed to it.
+    use crate::provider::Provider;
+    use crate::storage::tests::{stage_commit, wire};
+    use openmls::components::vc_derivation_info::EpochId;
+    use openmls::prelude::*;
+    use openmls_basic_credential::SignatureKeyPair;
+
+    const CS: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+
+    fn identity(name: &str, signer: &SignatureKeyPair) -> CredentialWithKey {
+        CredentialWithKey { credential: BasicCredential::new(name.as_bytes().to_vec()).into(), signature_key: signer.to_public_vec().into() }
+    }
+
+    fn member(provider: &Provider, name: &str, capabilities: Capabilities) -> (SignatureKeyPair, KeyPackage) {
+        let signer = SignatureKeyPair::new(CS.signature_algorithm()).unwrap();
+        let kp = KeyPackage::builder().leaf_node_capabilities(capabilities).build(CS, provider, &signer, identity(name, &signer)).unwrap();
+        (signer, kp.key_package().clone())
+    }
+
+    fn protocol(message: &MlsMessageOut) -> ProtocolMessage {
+        match wire(message).extract() {
+            MlsMessageBodyIn::PrivateMessage(m) => m.into(),
+            MlsMessageBodyIn::PublicMessage(m) => m.into(),
+            _ => panic!("expected a group message"),
+        }
+    }
+
+    fn add(group: &mut MlsGroup, provider: &Provider, signer: &SignatureKeyPair, kp: KeyPackage) -> Welcome {
+        let (_, welcome) = stage_commit(group, provider, signer, vec![kp], false);
+        group.merge_pending_commit(provider).unwrap();
+        match wire(&welcome.expect("a Welcome")).extract() {
+            MlsMessageBodyIn::Welcome(w) => w,
+            _ => panic!("expected a Welcome"),
+        }
+    }
+
+    #[test]
+    fn a_detached_vc_commit_has_an_ordinary_leaf_and_the_sibling_follows_it_with_the_info() {
+        let config = MlsGroupCreateConfig::builder().ciphersuite(CS).use_ratchet_tree_extension(true).build();
+        let (pa, pb, pc) = (Provider::default(), Provider::default(), Provider::default());
+        // The devices' emulation (pairing) group: A and B, both virtual-client capable.
+        let vc_caps = Capabilities::builder().extensions(vec![ExtensionType::AppDataDictionary]).build();
+        let a_signer = SignatureKeyPair::new(CS.signature_algorithm()).unwrap();
+        let mut emulation_a = MlsGroup::new(&pa, &a_signer, &config, identity("a#pairing", &a_signer)).unwrap();
+        let (_b_signer, b_kp) = member(&pb, "b#pairing", vc_caps);
+        let w = add(&mut emulation_a, &pa, &a_signer, b_kp);
+        let mut emulation_b = StagedWelcome::new_from_welcome(&pb, config.join_config(), w, None).unwrap().into_group(&pb).unwrap();
+        let epoch_a = emulation_a.register_vc_emulation_epoch(pa.crypto(), pa.storage()).unwrap();
+        let epoch_b = emulation_b.register_vc_emulation_epoch(pb.crypto(), pb.storage()).unwrap();
+        assert_eq!(epoch_a.as_bytes(), epoch_b.as_bytes());
+
+        // The higher-level group: the anchor (on A) with an ordinary leaf, and Carol.
+        let anchor_signer = SignatureKeyPair::new(CS.signature_algorithm()).unwrap();
+        let mut anchor_a = MlsGroup::new(&pa, &anchor_signer, &config, identity("alice", &anchor_signer)).unwrap();
+        let (carol_signer, carol_kp) = member(&pc, "carol", Capabilities::default());
+        let w = add(&mut anchor_a, &pa, &anchor_signer, carol_kp);
+        let mut carol = StagedWelcome::new_from_welcome(&pc, config.join_config(), w, None).unwrap().into_group(&pc).unwrap();
+        let group_id = anchor_a.group_id().clone();
+
+        // B takes A's stored state of the group (what exportSiblingGroupState hands over).
+        let needle = serde_json::to_vec(&group_id).unwrap();
+        let entries: Vec<_> = pa.storage().entries_containing(&needle).into_iter().filter(|(k, _)| !crate::storage::is_vc_bindings_key(k)).collect();
+        pb.storage().load_entries(entries);
+        let mut anchor_b = MlsGroup::load(pb.storage(), &group_id).unwrap().unwrap();
+
+        // The leaf lists no AppDataDictionary: the leaf-carried form is refused, the detached one builds.
+        let refused = anchor_a.commit_builder().force_self_update(true).vc_emulation(pa.crypto(), pa.storage(), EpochId::new(epoch_a.as_bytes().to_vec()));
+        assert!(matches!(refused, Err(CreateCommitError::VirtualClientsError(_))));
+        let bundle = anchor_a
+            .commit_builder()
+            .force_self_update(true)
+            .vc_emulation_detached(pa.crypto(), pa.storage(), EpochId::new(epoch_a.as_bytes().to_vec()))
+            .unwrap()
+            .load_psks(pa.storage())
+            .unwrap()
+            .build(pa.rand(), pa.crypto(), &anchor_signer, |_| true)
+            .unwrap()
+            .stage_commit(&pa)
+            .unwrap();
+        let info = bundle.vc_derivation_info().expect("the detached derivation info").to_vec();
+        let commit = bundle.commit().clone();
+        anchor_a.merge_pending_commit(&pa).unwrap();
+        let anchor_leaf = anchor_a.own_leaf_index();
+        let leaf = anchor_a.public_group().leaf(anchor_leaf).unwrap();
+        assert!(leaf.extensions().app_data_dictionary().is_none());
+        assert!(!leaf.capabilities().extensions().contains(&ExtensionType::AppDataDictionary));
+
+        // Carol processes an ordinary self-update.
+        let processed = carol.process_message(&pc, protocol(&commit)).unwrap();
+        let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content() else { panic!("expected a commit") };
+        carol.merge_staged_commit(&pc, *staged).unwrap();
+        assert_eq!(carol.epoch_authenticator().as_slice(), anchor_a.epoch_authenticator().as_slice());
+
+        // B: without the info the commit through its own leaf cannot be followed;
+        // with a tampered info neither; with the real one it can.
+        assert!(anchor_b.process_message(&pb, protocol(&commit)).is_err());
+        let mut tampered = info.clone();
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        assert!(anchor_b.process_message_with_vc_derivation_info(&pb, protocol(&commit), &tampered).is_err());
+        let processed = anchor_b.process_message_with_vc_derivation_info(&pb, protocol(&commit), &info).unwrap();
+        let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content() else { panic!("expected a commit") };
+        anchor_b.merge_staged_commit(&pb, *staged).unwrap();
+        assert_eq!(anchor_b.epoch_authenticator().as_slice(), anchor_a.epoch_authenticator().as_slice());
+
+        // And B reads what Carol sends in the new epoch.
+        let sent = carol.create_unconfirmed_message(&pc, &carol_signer, b"after the paired update").unwrap();
+        let processed = anchor_b.process_message(&pb, protocol(&sent.message)).unwrap();
+        let ProcessedMessageContent::ApplicationMessage(app) = processed.into_content() else { panic!("expected an application message") };
+        assert_eq!(app.into_bytes(), b"after the paired update");
     }
 }

@@ -73,6 +73,10 @@ struct VcLoaded {
     /// pre-check in `vc_emulation`, carried to `build` so the VC
     /// derivation-info injection preserves every other entry.
     resolved_dictionary: AppDataDictionary,
+    /// Set by [`CommitBuilder::vc_emulation_detached`]: `build` returns the
+    /// derivation info (see [`CommitMessageBundle::vc_derivation_info`])
+    /// instead of writing it into the leaf.
+    detached: bool,
 }
 
 pub(crate) mod external_commits;
@@ -159,6 +163,9 @@ pub struct Complete {
     result: CreateCommitResult,
     // Only for external commits
     original_wire_format_policy: Option<WireFormatPolicy>,
+    /// The detached derivation info of a `vc_emulation_detached` commit.
+    #[cfg(feature = "virtual-clients-draft")]
+    vc_derivation_info: Option<Vec<u8>>,
 }
 
 /// The [`CommitBuilder`] is used to easily and dynamically build commit messages.
@@ -412,10 +419,41 @@ impl<'a, G: BorrowMut<MlsGroup>> CommitBuilder<'a, Initial, G> {
     /// [`MlsGroup::register_vc_emulation_epoch`]: crate::group::MlsGroup::register_vc_emulation_epoch
     #[cfg(feature = "virtual-clients-draft")]
     pub fn vc_emulation<Crypto: OpenMlsCrypto, Storage: StorageProvider>(
+        self,
+        crypto: &Crypto,
+        storage: &Storage,
+        epoch_id: EpochId,
+    ) -> Result<Self, CreateCommitError> {
+        self.vc_emulation_with(crypto, storage, epoch_id, false)
+    }
+
+    /// Like [`Self::vc_emulation`], but the derivation info is not written
+    /// into the new leaf: `build` returns it in
+    /// [`CommitMessageBundle::vc_derivation_info`] and the application
+    /// hands it to its sibling clients on a channel of its own (they pass
+    /// it to [`MlsGroup::process_message_with_vc_derivation_info`]). The
+    /// leaf then needs neither `AppDataDictionary` nor the
+    /// virtual-clients component, so it is not checked for them: the
+    /// commit looks like any member's (draft-kohbrok-mls-virtual-clients
+    /// carries the info in the leaf; this keeps the group from seeing
+    /// that the leaf is emulated).
+    #[cfg(feature = "virtual-clients-draft")]
+    pub fn vc_emulation_detached<Crypto: OpenMlsCrypto, Storage: StorageProvider>(
+        self,
+        crypto: &Crypto,
+        storage: &Storage,
+        epoch_id: EpochId,
+    ) -> Result<Self, CreateCommitError> {
+        self.vc_emulation_with(crypto, storage, epoch_id, true)
+    }
+
+    #[cfg(feature = "virtual-clients-draft")]
+    fn vc_emulation_with<Crypto: OpenMlsCrypto, Storage: StorageProvider>(
         mut self,
         crypto: &Crypto,
         storage: &Storage,
         epoch_id: EpochId,
+        detached: bool,
     ) -> Result<Self, CreateCommitError> {
         let state: EmulationEpochState = storage
             .vc_emulation_epoch_state(&epoch_id)
@@ -442,12 +480,16 @@ impl<'a, G: BorrowMut<MlsGroup>> CommitBuilder<'a, Initial, G> {
         // across commits.
         let own_leaf_index = self.group.borrow().own_leaf_index();
         let is_external_commit = self.stage.external_commit_info.is_some();
-        let resolved_dictionary = check_vc_leaf_configuration(
-            &self.stage.leaf_node_parameters,
-            self.group.borrow(),
-            own_leaf_index,
-            is_external_commit,
-        )?;
+        let resolved_dictionary = if detached {
+            AppDataDictionary::new()
+        } else {
+            check_vc_leaf_configuration(
+                &self.stage.leaf_node_parameters,
+                self.group.borrow(),
+                own_leaf_index,
+                is_external_commit,
+            )?
+        };
 
         // Update-path leaf-node derivations are the only operation type
         // wired up so far. KeyPackage / Application will get their own
@@ -478,6 +520,7 @@ impl<'a, G: BorrowMut<MlsGroup>> CommitBuilder<'a, Initial, G> {
             generation,
             operation_secret,
             resolved_dictionary,
+            detached,
         });
         Ok(self)
     }
@@ -826,6 +869,8 @@ impl<'a, G: BorrowMut<MlsGroup>> CommitBuilder<'a, LoadedPsks, G> {
         #[cfg(feature = "virtual-clients-draft")]
         let vc_loaded = builder.vc_loaded.take();
         #[cfg(feature = "virtual-clients-draft")]
+        let mut vc_derivation_info = None;
+        #[cfg(feature = "virtual-clients-draft")]
         let own_update_override = if let Some(loaded) = vc_loaded.as_ref() {
             // The leaf-configuration pre-check already ran in `vc_emulation`,
             // before the generation was allocated. Reuse the resolved
@@ -838,7 +883,7 @@ impl<'a, G: BorrowMut<MlsGroup>> CommitBuilder<'a, LoadedPsks, G> {
             // Regular commits carry no external init secret.
             let external_init_secret =
                 is_external_commit.then(|| group.group_epoch_secrets().init_secret());
-            Some(apply_vc_emulation(
+            let (path_override, derivation_info) = apply_vc_emulation(
                 loaded,
                 &mut cur_stage.leaf_node_parameters,
                 loaded.resolved_dictionary.clone(),
@@ -846,7 +891,9 @@ impl<'a, G: BorrowMut<MlsGroup>> CommitBuilder<'a, LoadedPsks, G> {
                 ciphersuite,
                 group.group_id(),
                 external_init_secret,
-            )?)
+            )?;
+            vc_derivation_info = derivation_info;
+            Some(path_override)
         } else {
             None
         };
@@ -1191,6 +1238,8 @@ impl<'a, G: BorrowMut<MlsGroup>> CommitBuilder<'a, LoadedPsks, G> {
                 .external_commit_info
                 .as_ref()
                 .map(|info| info.wire_format_policy),
+            #[cfg(feature = "virtual-clients-draft")]
+            vc_derivation_info,
         }))
     }
 
@@ -1256,6 +1305,8 @@ impl CommitBuilder<'_, Complete, &mut MlsGroup> {
                 Complete {
                     result: create_commit_result,
                     original_wire_format_policy: _,
+                    #[cfg(feature = "virtual-clients-draft")]
+                    vc_derivation_info,
                 },
             ..
         } = self;
@@ -1287,6 +1338,8 @@ impl CommitBuilder<'_, Complete, &mut MlsGroup> {
             group_info: create_commit_result.group_info,
             #[cfg(feature = "virtual-clients-draft")]
             confirmation: framing.confirmation,
+            #[cfg(feature = "virtual-clients-draft")]
+            vc_derivation_info,
         })
     }
 }
@@ -1311,7 +1364,7 @@ fn apply_vc_emulation(
     group_ciphersuite: openmls_traits::types::Ciphersuite,
     group_id: &crate::prelude::GroupId,
     external_init_secret: Option<&crate::schedule::InitSecret>,
-) -> Result<crate::treesync::diff::OwnUpdatePathOverride, CreateCommitError> {
+) -> Result<(crate::treesync::diff::OwnUpdatePathOverride, Option<Vec<u8>>), CreateCommitError> {
     let target_operation_secret = loaded.operation_secret.derive_target_operation_secret(
         crypto,
         group_ciphersuite,
@@ -1352,16 +1405,20 @@ fn apply_vc_emulation(
         .tls_serialize_detached()
         .map_err(VirtualClientsError::from)?;
 
+    let path_override = crate::treesync::diff::OwnUpdatePathOverride {
+        path_secret,
+        leaf_encryption_keypair,
+    };
+    if loaded.detached {
+        return Ok((path_override, Some(derivation_info_bytes)));
+    }
     inject_vc_derivation_info(
         leaf_node_parameters,
         resolved_dictionary,
         derivation_info_bytes,
     )?;
 
-    Ok(crate::treesync::diff::OwnUpdatePathOverride {
-        path_secret,
-        leaf_encryption_keypair,
-    })
+    Ok((path_override, None))
 }
 
 /// Verify that the effective leaf for this commit (= the merged view of
@@ -1429,6 +1486,9 @@ pub struct CommitMessageBundle {
     /// plaintext-framed commit.
     #[cfg(feature = "virtual-clients-draft")]
     confirmation: Option<HandshakeConfirmationData>,
+    /// The derivation info of a `vc_emulation_detached` commit.
+    #[cfg(feature = "virtual-clients-draft")]
+    vc_derivation_info: Option<Vec<u8>>,
 }
 
 /// The result of a commit with an add proposal. This includes
@@ -1478,11 +1538,22 @@ impl CommitMessageBundle {
             group_info,
             #[cfg(feature = "virtual-clients-draft")]
             confirmation: None,
+            #[cfg(feature = "virtual-clients-draft")]
+            vc_derivation_info: None,
         }
     }
 }
 
 impl CommitMessageBundle {
+    /// The serialized `DerivationInfo` of a commit built with
+    /// [`CommitBuilder::vc_emulation_detached`] (`None` otherwise): what a
+    /// sibling client passes to
+    /// [`MlsGroup::process_message_with_vc_derivation_info`].
+    #[cfg(feature = "virtual-clients-draft")]
+    pub fn vc_derivation_info(&self) -> Option<&[u8]> {
+        self.vc_derivation_info.as_deref()
+    }
+
     // borrowed getters
 
     /// Gets the Commit messsage. For owned version, see [`Self::into_commit`].

@@ -1023,7 +1023,7 @@ impl MlsGroup {
         // epoch id + carried external init secret) from the leaf's derivation
         // info, then stage and merge the commit through the sibling-VC path.
         let material = group
-            .load_vc_commit_material(provider, commit)?
+            .load_vc_commit_material(provider, commit, None)?
             .ok_or(Error::MissingDerivationInfo)?;
         if material.epoch_id != epoch_id {
             return Err(Error::EpochIdMismatch);

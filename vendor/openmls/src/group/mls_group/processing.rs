@@ -258,11 +258,49 @@ impl MlsGroup {
         provider: &Provider,
         message: impl Into<ProtocolMessage>,
     ) -> Result<ProcessedMessage, ProcessMessageError<Provider::StorageError>> {
+        self.process_message_with(
+            provider,
+            message,
+            #[cfg(feature = "virtual-clients-draft")]
+            None,
+        )
+    }
+
+    /// [`Self::process_message`] for a sibling's commit built with
+    /// [`CommitBuilder::vc_emulation_detached`](crate::group::CommitBuilder::vc_emulation_detached):
+    /// `derivation_info` is the commit's
+    /// [`CommitMessageBundle::vc_derivation_info`](crate::group::CommitMessageBundle::vc_derivation_info),
+    /// received from the sibling on the application's own channel. It is
+    /// used only where the commit's UpdatePath leaf carries none, and only
+    /// for a commit through this client's own leaf; it is bound to that
+    /// leaf's encryption key (AEAD), so one made for another leaf fails.
+    #[cfg(feature = "virtual-clients-draft")]
+    pub fn process_message_with_vc_derivation_info<Provider: OpenMlsProvider>(
+        &mut self,
+        provider: &Provider,
+        message: impl Into<ProtocolMessage>,
+        derivation_info: &[u8],
+    ) -> Result<ProcessedMessage, ProcessMessageError<Provider::StorageError>> {
+        self.process_message_with(provider, message, Some(derivation_info))
+    }
+
+    fn process_message_with<Provider: OpenMlsProvider>(
+        &mut self,
+        provider: &Provider,
+        message: impl Into<ProtocolMessage>,
+        #[cfg(feature = "virtual-clients-draft")] vc_derivation_info: Option<&[u8]>,
+    ) -> Result<ProcessedMessage, ProcessMessageError<Provider::StorageError>> {
         match self.unprotect_message(provider, message)? {
             UnprotectedMessage::Unverified {
                 message,
                 ratchet_update,
-            } => self.process_unverified_message(provider, *message, ratchet_update),
+            } => self.process_unverified_message(
+                provider,
+                *message,
+                ratchet_update,
+                #[cfg(feature = "virtual-clients-draft")]
+                vc_derivation_info,
+            ),
             // The content cannot be decrypted and the sender claim is unauthenticated,
             // so we surface OwnPrivateMessage and skip all further processing.
             UnprotectedMessage::OwnPrivateMessage {
@@ -620,6 +658,7 @@ impl MlsGroup {
         &self,
         provider: &Provider,
         commit: &Commit,
+        detached_derivation_info: Option<&[u8]>,
     ) -> Result<Option<crate::components::vc_derivation_info::VcCommitMaterial>, StageCommitError>
     {
         use tls_codec::{DeserializeBytes, Serialize as _};
@@ -636,10 +675,14 @@ impl MlsGroup {
         let Some(path) = commit.path.as_ref() else {
             return Ok(None);
         };
-        let Some(app_data_dict) = path.leaf_node().extensions().app_data_dictionary() else {
-            return Ok(None);
-        };
-        let Some(derivation_info_bytes) = app_data_dict.dictionary().get(&VC_COMPONENT_ID) else {
+        // The leaf's own entry, else one handed over detached
+        // (`CommitBuilder::vc_emulation_detached`).
+        let in_leaf = path
+            .leaf_node()
+            .extensions()
+            .app_data_dictionary()
+            .and_then(|dictionary| dictionary.dictionary().get(&VC_COMPONENT_ID));
+        let Some(derivation_info_bytes) = in_leaf.or(detached_derivation_info) else {
             return Ok(None);
         };
         let derivation_info = DerivationInfo::tls_deserialize_exact_bytes(derivation_info_bytes)
@@ -850,6 +893,7 @@ impl MlsGroup {
         provider: &Provider,
         unverified_message: UnverifiedMessage,
         ratchet_update: Option<EpochRatchetUpdate>,
+        #[cfg(feature = "virtual-clients-draft")] vc_derivation_info: Option<&[u8]>,
     ) -> Result<ProcessedMessage, ProcessMessageError<Provider::StorageError>> {
         // Checks the following semantic validation:
         //  - ValSem010
@@ -859,7 +903,12 @@ impl MlsGroup {
         let verified =
             unverified_message.verify(self.ciphersuite(), provider.crypto(), self.version())?;
 
-        let processed = self.process_verified_message(provider, verified)?;
+        let processed = self.process_verified_message(
+            provider,
+            verified,
+            #[cfg(feature = "virtual-clients-draft")]
+            vc_derivation_info,
+        )?;
 
         if let Some(ratchet_update) = ratchet_update {
             self.apply_ratchet_update(provider, ratchet_update)?;
@@ -895,6 +944,7 @@ impl MlsGroup {
         &self,
         provider: &Provider,
         verified: VerifiedMessage,
+        #[cfg(feature = "virtual-clients-draft")] vc_derivation_info: Option<&[u8]>,
     ) -> Result<ProcessedMessage, ProcessMessageError<Provider::StorageError>> {
         #[cfg_attr(not(feature = "extensions-draft"), allow(unused_mut))]
         let mut processed = match verified.content.sender() {
@@ -905,6 +955,8 @@ impl MlsGroup {
                     verified.credential,
                     #[cfg(feature = "virtual-clients-draft")]
                     verified.emulator_sender_leaf_index,
+                    #[cfg(feature = "virtual-clients-draft")]
+                    vc_derivation_info,
                 )?,
             Sender::External(_) => self.process_external_authenticated_content(
                 provider,
@@ -936,6 +988,7 @@ impl MlsGroup {
         content: AuthenticatedContent,
         credential: Credential,
         #[cfg(feature = "virtual-clients-draft")] emulator_sender_leaf_index: Option<LeafNodeIndex>,
+        #[cfg(feature = "virtual-clients-draft")] vc_derivation_info: Option<&[u8]>,
     ) -> Result<ProcessedMessage, ProcessMessageError<Provider::StorageError>> {
         let sender = content.sender().clone();
         let authenticated_data = content.authenticated_data().to_owned();
@@ -1007,7 +1060,7 @@ impl MlsGroup {
                 let (vc_commit_material, is_own_commit) = {
                     let vc_commit_material =
                         if is_sibling_vc_commit(commit, &sender, self.own_leaf_index()) {
-                            self.load_vc_commit_material(provider, commit)?
+                            self.load_vc_commit_material(provider, commit, vc_derivation_info)?
                         } else {
                             None
                         };

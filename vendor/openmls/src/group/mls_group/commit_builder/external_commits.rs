@@ -412,6 +412,8 @@ impl CommitBuilder<'_, super::Complete, MlsGroup> {
                 super::Complete {
                     result: create_commit_result,
                     original_wire_format_policy,
+                    #[cfg(feature = "virtual-clients-draft")]
+                    vc_derivation_info,
                 },
             ..
         } = self;
@@ -450,6 +452,8 @@ impl CommitBuilder<'_, super::Complete, MlsGroup> {
             group_info: create_commit_result.group_info,
             #[cfg(feature = "virtual-clients-draft")]
             confirmation: None,
+            #[cfg(feature = "virtual-clients-draft")]
+            vc_derivation_info,
         };
 
         Ok((group, bundle))
