@@ -8,7 +8,8 @@
 import { Client as CoreClient } from '../../pkg/paired_mls_core.js';
 import { call, init } from './init.js';
 import { MlsError, invalidArgument } from './errors.js';
-import { MemoryStorageAdapter, decodeBatch, encodeEntries, type StorageAdapter, type StorageBatch, type StorageEntry } from './storage.js';
+import { MemoryStorageAdapter, decodeBatch, encodeEntries, readStorage, type StorageAdapter, type StorageBatch, type StorageEntry } from './storage.js';
+import { setAsideTamperedGroups } from './encrypted-storage.js';
 import { Resource } from './resources.js';
 import { toBytes, toHex, fromHex, utf8, type BytesLike } from './bytes.js';
 import { compact, groupOptionsToCore, joinOptionsToCore } from './convert.js';
@@ -95,6 +96,8 @@ export class MlsClient extends Resource<CoreClient> {
   readonly storage: StorageAdapter;
   readonly #identities = new Map<string, Identity>();
   readonly #groupIds = new Set<string>();
+  /** Groups whose stored records failed authentication at load (not in the core). */
+  #tamperedGroups = new Set<string>();
   #writes: Promise<void> = Promise.resolve();
   #storageFailure: MlsError | undefined;
   #transaction: StorageBatch[] | undefined;
@@ -145,9 +148,13 @@ export class MlsClient extends Resource<CoreClient> {
 
   /** Load the core and the TS records from the storage adapter. */
   async #load(): Promise<void> {
-    const entries = await this.storage.entries().catch((err: unknown) => {
+    const read = await readStorage(this.storage).catch((err: unknown) => {
+      if (err instanceof MlsError) throw err; // STORAGE_KEY, STORAGE_TAMPERED, STORAGE_FORMAT
       throw new MlsError('STORAGE', 'reading the storage adapter failed', { cause: err });
     });
+    // Records that failed authentication set their group aside (encrypted-storage.ts).
+    const { entries, groups: tampered } = setAsideTamperedGroups(read, metaKey(GROUP_PREFIX));
+    this.#tamperedGroups = tampered;
     const meta = new Map<string, Uint8Array>();
     const coreEntries: StorageEntry[] = [];
     for (const entry of entries) {
@@ -505,6 +512,7 @@ export class MlsClient extends Resource<CoreClient> {
   /** A group this client is in, by id. */
   group(groupId: Uint8Array): Group {
     if (!this.#groupIds.has(toHex(groupId))) throw new MlsError('UNKNOWN_GROUP', 'this client has no such group');
+    if (this.#tamperedGroups.has(toHex(groupId))) throw new MlsError('STORAGE_TAMPERED', "this group's stored records failed authentication");
     return new Group(this, groupId);
   }
 
