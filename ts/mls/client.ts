@@ -222,6 +222,25 @@ export class MlsClient extends Resource<CoreClient> {
     return result;
   }
 
+  /**
+   * Several operations as one storage transaction: every state change made
+   * inside `fn` reaches the adapter in one atomic `apply` when `fn`
+   * resolves; when it throws, nothing is written and the client returns to
+   * the state in the adapter (docs/PROTOCOL.md §2.5). A commit and its
+   * merge written once:
+   *
+   * ```ts
+   * await client.transaction(async () => {
+   *   const { commit } = await group.selfUpdate();
+   *   await deliveryService.submit(commit); // throws: nothing was stored
+   *   await group.mergePendingCommit();
+   * });
+   * ```
+   */
+  transaction<T>(fn: (tx: MlsClient) => Promise<T>): Promise<T> {
+    return this.atomically(() => fn(this));
+  }
+
   /** @internal Run a mutating core call, then persist its batch. */
   async mutate<T>(op: (core: CoreClient) => T, metaFor?: StorageBatch | ((result: T) => StorageBatch)): Promise<T> {
     if (this.#storageFailure) throw this.#storageFailure;
