@@ -11,7 +11,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { MlsClient, utf8, type StorageBatch } from 'paired-mls';
+import { MemoryStorageAdapter, MlsClient, utf8, type StorageBatch } from 'paired-mls';
 import { SqliteStorageAdapter } from 'paired-mls/server';
 import { deliverCommit, expectInSync, mlsError, newMember, type Member } from './helpers.js';
 
@@ -127,5 +127,33 @@ describe('storage transactions', () => {
     expectInSync([{ ...alice, client: reopened, group: g2 }, carol]);
     reopened.free();
     storage.close();
+  });
+
+  it('merging a processed commit keeps memory and storage equal, with or without writes in between', async () => {
+    const alice = await newMember('alice', { storage: new MemoryStorageAdapter() });
+    const bob = await newMember('bob');
+    alice.group = await alice.client.createGroup(alice.identity);
+    const { welcome } = await alice.group.commit({ add: [await bob.client.createKeyPackage(bob.identity)] });
+    await alice.group.mergePendingCommit();
+    bob.group = await bob.client.joinFromWelcome(welcome!);
+    for (const writeInBetween of [false, true]) {
+      const { commit } = await bob.group.selfUpdate();
+      await bob.group.mergePendingCommit();
+      const staged = await alice.group.process(commit);
+      expect(staged.kind).toBe('commit');
+      // A write between processing and merging (a message in the old epoch) makes the merge reload the group.
+      if (writeInBetween) await alice.group.encrypt('old epoch (never delivered)');
+      if (staged.kind === 'commit') await staged.staged.merge();
+      expectInSync([alice, bob]);
+      // A copy opened from storage alone is in the same state and goes on.
+      const copy = await MlsClient.open({ storage: await MemoryStorageAdapter.copyOf(alice.storage!) });
+      const twin: Member = { ...alice, client: copy, group: copy.group(alice.group.id) };
+      expectInSync([twin, bob]);
+      const m = await twin.group!.process(await bob.group.encrypt(`to the copy ${writeInBetween}`));
+      expect(m.kind === 'application' && utf8(m.data)).toBe(`to the copy ${writeInBetween}`);
+      copy.free();
+      const m2 = await alice.group.process(await bob.group.encrypt('to alice'));
+      expect(m2.kind === 'application' && utf8(m2.data)).toBe('to alice');
+    }
   });
 });
