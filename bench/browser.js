@@ -3,7 +3,9 @@
 // (@wireapp/core-crypto, npm, a dev-only dependency of this bench) side by
 // side in headless Chromium, the same group shape and operations, with
 // in-memory storage and with IndexedDB encrypted at rest on both sides.
-// Prints the ratios (core-crypto time / ours) and writes
+// `--storages …,indexeddb-plain` adds ours on IndexedDB without
+// encryption (the cost of encryption at rest). Prints the ratios
+// (core-crypto time / ours) and writes
 // bench/results/browser-<date>.{json,txt}. See bench/README.md.
 import { createServer } from 'node:http';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -27,12 +29,14 @@ const { values: args } = parseArgs({
     'min-samples': { type: 'string', default: '5' },
     'max-samples': { type: 'string', default: '200' },
     warmup: { type: 'string', default: '2' },
+    profile: { type: 'boolean', default: false },
     out: { type: 'string', default: join(ROOT, 'bench', 'results') },
+    wasm: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
 if (args.help) {
-  console.log('node bench/browser.js [--sizes 16,128,1024] [--storages memory,indexeddb] [--impls paired-mls,core-crypto] [--ops a,b] [--time MS] [--min-samples K] [--max-samples K] [--warmup K] [--out DIR]');
+  console.log('node bench/browser.js [--sizes 16,128,1024] [--storages memory,indexeddb] [--impls paired-mls,core-crypto] [--ops a,b] [--time MS] [--min-samples K] [--max-samples K] [--warmup K] [--out DIR] [--profile] [--wasm FILE]');
   process.exit(0);
 }
 const list = (s) => s.split(',').map((x) => x.trim()).filter(Boolean);
@@ -46,7 +50,8 @@ const TYPES = { '.js': 'text/javascript', '.html': 'text/html', '.wasm': 'applic
 async function serve() {
   const server = createServer((req, res) => {
     const path = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)).replace(/^(\.\.[/\\])+/, '');
-    readFile(join(ROOT, path)).then(
+    const file = args.wasm && path === '/dist/paired_mls_core_bg.wasm' ? args.wasm : join(ROOT, path);
+    readFile(file).then(
       (body) => {
         res.writeHead(200, {
           'content-type': TYPES[extname(path)] ?? 'application/octet-stream',
@@ -63,6 +68,49 @@ async function serve() {
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   return { url: `http://127.0.0.1:${server.address().port}`, close: () => new Promise((r) => server.close(r)) };
+}
+
+/**
+ * --profile: V8's sampling profiler (100 µs) around each op's loop; only
+ * the samples inside timed runs count (the page's calibration marker ties
+ * the profiler's clock to performance.now()). Self time per function, top
+ * 25, to stderr and bench/results/browser-profile-<date>.txt. Serve a
+ * wasm built with PAIRED_MLS_KEEP_NAMES=1 (--wasm FILE) for Rust names.
+ */
+const profiles = [];
+async function attachProfiler(page, context) {
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Profiler.enable');
+  await cdp.send('Profiler.setSamplingInterval', { interval: 100 });
+  await page.exposeFunction('benchProfile', async (what, json) => {
+    if (what === 'start') return void (await cdp.send('Profiler.start'));
+    const { profile } = await cdp.send('Profiler.stop');
+    const { label, calibration, windows } = JSON.parse(json);
+    profiles.push(summarizeProfile(label, profile, calibration, windows));
+    console.error(profiles.at(-1));
+  });
+}
+
+function summarizeProfile(label, profile, calibration, windows) {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const times = [];
+  let t = profile.startTime;
+  for (const dt of profile.timeDeltas) times.push((t += dt));
+  // Profiler clock (µs) → performance.now() (ms): the marker's first sample is its start.
+  const markerSamples = profile.samples.map((id, i) => [byId.get(id).callFrame.functionName, times[i]]).filter(([name]) => name === 'benchCalibrationMarker');
+  if (markerSamples.length === 0) return `${label}: no calibration samples`;
+  const offset = markerSamples[0][1] / 1000 - calibration.start;
+  const inside = (ms) => windows.some(([a, b]) => ms >= a && ms <= b);
+  const self = new Map();
+  let total = 0;
+  profile.samples.forEach((id, i) => {
+    if (!inside(times[i] / 1000 - offset)) return;
+    const name = byId.get(id).callFrame.functionName || '(anonymous)';
+    self.set(name, (self.get(name) ?? 0) + 1);
+    total++;
+  });
+  const top = [...self].sort((a, b) => b[1] - a[1]).slice(0, 25);
+  return [`${label}: ${total} samples in timed runs`, ...top.map(([name, c]) => `  ${((c / total) * 100).toFixed(1).padStart(5)} %  ${name.replace(/::h[0-9a-f]{16}$/, '').slice(0, 150)}`)].join('\n');
 }
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -98,11 +146,13 @@ async function main() {
       for (const n of sizes) {
         // One page per size and storage, both libraries in it.
         const { page, context } = await openPage();
+        if (args.profile) await attachProfiler(page, context);
         for (const impl of impls) {
+          if (impl === 'core-crypto' && storage === 'indexeddb-plain') continue; // core-crypto always encrypts its database
           const tag = `${n}-${Date.now()}`;
           console.error(`${impl} n=${n} ${storage}: setting up…`);
           const out = await page.evaluate((a) => window.bench.run(a), {
-            impl, n, storage, ops, tag,
+            impl, n, storage, ops, tag, profile: args.profile,
             timeMs: Number(args.time), minSamples: Number(args['min-samples']), maxSamples: Number(args['max-samples']), warmup: Number(args.warmup),
           });
           setups.push({ impl, n, storage, ms: out.setupMs });
@@ -140,6 +190,17 @@ function report({ results, setups, cold, seconds }) {
       }
     }
   }
+  if (storages.includes('indexeddb') && storages.includes('indexeddb-plain')) {
+    lines.push('');
+    lines.push('encryption at rest, paired-mls on IndexedDB: in the clear → encrypted (mean ms)');
+    for (const op of ops) {
+      for (const n of sizes) {
+        const plain = find('paired-mls', op, n, 'indexeddb-plain');
+        const sealed = find('paired-mls', op, n, 'indexeddb');
+        if (plain && sealed) lines.push([op, n, fmt(plain.mean_ms), fmt(sealed.mean_ms), `${(((sealed.mean_ms - plain.mean_ms) / plain.mean_ms) * 100).toFixed(0)}%`].join('\t'));
+      }
+    }
+  }
   lines.push('');
   lines.push(`cold start (fresh page: fetch, compile, init): ${Object.entries(cold).map(([k, v]) => `${k} ${fmt(v)} ms`).join(', ')}`);
   const missed = summary.filter((s) => s.met === false).length;
@@ -152,6 +213,7 @@ function report({ results, setups, cold, seconds }) {
   const meta = { date: new Date().toISOString(), node: process.version, chromium: CHROMIUM, sizes, storages, impls, ops, time_ms: Number(args.time), cold_start_ms: cold, setup_ms: setups, summary, total_seconds: seconds };
   writeFileSync(join(args.out, `browser-${date}.json`), JSON.stringify({ results, meta }, null, 2));
   writeFileSync(join(args.out, `browser-${date}.txt`), `${text}\n`);
+  if (profiles.length > 0) writeFileSync(join(args.out, `browser-profile-${date}.txt`), `${profiles.join('\n\n')}\n`);
   console.error(`wrote ${join(args.out, `browser-${date}.json`)} and .txt`);
 }
 

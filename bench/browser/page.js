@@ -20,6 +20,21 @@ function stats(samples) {
   return { mean_ms: mean, p50_ms: sorted[sorted.length >> 1], samples: samples.length };
 }
 
+/**
+ * A 30 ms busy loop in a function of a known name: its first and last
+ * profile samples tie the profiler's clock to performance.now().
+ */
+function benchCalibrationMarker() {
+  const start = performance.now();
+  let x = 0;
+  while (performance.now() - start < 30) x += Math.sqrt(x + 1);
+  return [start, performance.now(), x];
+}
+function calibrate() {
+  const [start, end] = benchCalibrationMarker();
+  return { start, end };
+}
+
 window.bench = {
   /** Load and initialise one implementation; its cold start in ms (module fetch, compile, init). */
   async coldStart(implName) {
@@ -30,7 +45,7 @@ window.bench = {
   },
 
   /** Build an n-member group with `implName` on `storage` and time each op. */
-  async run({ impl: implName, n, storage, ops, timeMs, minSamples, maxSamples, warmup, tag }) {
+  async run({ impl: implName, n, storage, ops, timeMs, minSamples, maxSamples, warmup, tag, profile }) {
     const impl = await impls[implName]();
     await impl.init();
     const t0 = performance.now();
@@ -40,18 +55,24 @@ window.bench = {
     for (const op of ops) {
       const task = tasks[op];
       const samples = [];
+      const windows = []; // [start, end] of each timed run, for --profile
       let timed = 0;
+      const profiling = profile && window.benchProfile;
+      if (profiling) await window.benchProfile('start');
+      const calibration = profiling ? calibrate() : undefined;
       for (let i = 0; i < warmup + maxSamples && (samples.length < minSamples || timed < timeMs); i++) {
         if (task.before) await task.before();
         const start = performance.now();
         await task.run();
-        const ms = performance.now() - start;
+        const end = performance.now();
         if (task.after) await task.after();
         if (i >= warmup) {
-          samples.push(ms);
-          timed += ms;
+          samples.push(end - start);
+          windows.push([start, end]);
+          timed += end - start;
         }
       }
+      if (profiling) await window.benchProfile('stop', JSON.stringify({ label: `${implName} ${op} n=${n} ${storage}`, calibration, windows }));
       await check();
       results.push({ impl: implName, op, n, storage, ...stats(samples) });
     }

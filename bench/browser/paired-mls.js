@@ -11,10 +11,19 @@ let nextClient = 1;
 
 export const init = () => initLibrary();
 
-/** A client: memory, or IndexedDB encrypted under a 32-byte key the app supplies (as core-crypto's). */
+/**
+ * A client: memory, or IndexedDB encrypted under a 32-byte key the app
+ * supplies (as core-crypto's), or ('indexeddb-plain', ours only: the cost
+ * of encryption at rest) IndexedDB in the clear.
+ */
 async function client(storage, tag, label) {
+  const name = `pm-bench-${tag}-${nextClient++}`;
   const adapter =
-    storage === 'indexeddb' ? await IndexedDbStorageAdapter.open(`pm-bench-${tag}-${nextClient++}`, { key: crypto.getRandomValues(new Uint8Array(32)) }) : new MemoryStorageAdapter();
+    storage === 'indexeddb'
+      ? await IndexedDbStorageAdapter.open(name, { key: crypto.getRandomValues(new Uint8Array(32)) })
+      : storage === 'indexeddb-plain'
+        ? await IndexedDbStorageAdapter.open(name, { encryption: false })
+        : new MemoryStorageAdapter();
   const c = await MlsClient.open({ storage: adapter });
   return { client: c, identity: await c.createIdentity(label, SUITE) };
 }
