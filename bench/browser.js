@@ -97,7 +97,7 @@ function summarizeProfile(label, profile, calibration, windows) {
   let t = profile.startTime;
   for (const dt of profile.timeDeltas) times.push((t += dt));
   // Profiler clock (µs) → performance.now() (ms): the marker's first sample is its start.
-  const markerSamples = profile.samples.map((id, i) => [byId.get(id).callFrame.functionName, times[i]]).filter(([name]) => name === 'benchCalibrationMarker');
+  const markerSamples = profile.samples.map((id, i) => [byId.get(id).callFrame.functionName, times[i]]).filter(([name]) => name === 'benchCalibrationMarker' || name === 'calibrate'); // (inlined or not)
   if (markerSamples.length === 0) return `${label}: no calibration samples`;
   const offset = markerSamples[0][1] / 1000 - calibration.start;
   const inside = (ms) => windows.some(([a, b]) => ms >= a && ms <= b);

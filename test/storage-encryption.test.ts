@@ -7,7 +7,8 @@
  *   key is refused with STORAGE_TAMPERED: its group is set aside, the other
  *   group keeps working (a message and a commit each way), and a record
  *   that belongs to no group refuses the whole load;
- * - a wrong key is STORAGE_KEY, no key is INVALID_ARGUMENT.
+ * - a wrong key is STORAGE_KEY, no key is INVALID_ARGUMENT;
+ * - `EncryptedStorageAdapter` gives any adapter the same protection.
  * The same checks on IndexedDB in Chromium: test/browser-storage.test.ts.
  */
 import { describe, expect, it } from 'vitest';
@@ -118,5 +119,25 @@ describe('encryption at rest (SQLite)', () => {
     expect((await mlsError(() => storage.get(new Uint8Array(row.key)))).code).toBe('STORAGE_TAMPERED');
     expect((await mlsError(() => storage.entries())).code).toBe('STORAGE_TAMPERED');
     storage.close();
+  });
+
+  it('EncryptedStorageAdapter gives any adapter the same protection', async () => {
+    const inner = new lib.MemoryStorageAdapter();
+    const key = key32();
+    const storage = await lib.EncryptedStorageAdapter.open(inner, key);
+    const tee = new Tee(storage);
+    const { alice, carol, g1, g2 } = await twoGroups(lib, tee);
+    alice.free();
+    const raw = new Uint8Array(Buffer.concat((await inner.entries()).flatMap(([k, v]) => [Buffer.from(k), Buffer.from(v)])));
+    expect(secretsFound(tee, raw)).toMatchObject({ found: 0, signatureKeyFound: false });
+    expect((await mlsError(() => lib.EncryptedStorageAdapter.open(inner, key32()))).code).toBe('STORAGE_KEY');
+    // g1's tree sealed for g2's key slot: refused, g1 set aside, g2 goes on.
+    const moved = await inner.get(groupRecordKey('Tree', g2.id));
+    await inner.apply({ puts: [[groupRecordKey('Tree', g1.id), moved!]], deletes: [] });
+    const client = await MlsClient.open({ storage: await lib.EncryptedStorageAdapter.open(inner, key) });
+    expect((await mlsError(() => client.group(g1.id))).code).toBe('STORAGE_TAMPERED');
+    const auth = await stillWorks(client.group(g2.id), carol, 'wrapped');
+    expect(auth.alice).toBe(auth.carol);
+    client.free();
   });
 });
