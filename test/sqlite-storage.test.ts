@@ -16,7 +16,8 @@ import { deliverCommit, expectInSync, newMember } from './helpers.js';
 describe('SQLite storage adapter', () => {
   it('restart, crash in the middle of a batch, format check', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'paired-mls-sqlite-')), 'client.sqlite');
-    let storage = new SqliteStorageAdapter(file);
+    const key = crypto.getRandomValues(new Uint8Array(32));
+    let storage = new SqliteStorageAdapter(file, { key });
     let client = await MlsClient.open({ storage });
     const identity = await client.createIdentity('alice', 1);
     const bob = await newMember('bob');
@@ -28,7 +29,7 @@ describe('SQLite storage adapter', () => {
     // Restart from the file.
     client.free();
     storage.close();
-    storage = new SqliteStorageAdapter(file);
+    storage = new SqliteStorageAdapter(file, { key });
     client = await MlsClient.open({ storage });
     group = client.group(client.groupIds()[0]!);
     const alice = { name: 'alice', client, identity, group };
@@ -40,7 +41,7 @@ describe('SQLite storage adapter', () => {
     await expect(group.selfUpdate()).rejects.toMatchObject({ code: 'STORAGE' });
     client.free();
     storage.close();
-    storage = new SqliteStorageAdapter(file);
+    storage = new SqliteStorageAdapter(file, { key });
     client = await MlsClient.open({ storage });
     group = client.group(client.groupIds()[0]!);
     expect(group.epoch).toBe(epoch);
@@ -58,7 +59,7 @@ describe('SQLite storage adapter', () => {
     db.close();
     let error: unknown;
     try {
-      new SqliteStorageAdapter(file);
+      new SqliteStorageAdapter(file, { key });
     } catch (err) {
       error = err;
     }

@@ -27,7 +27,8 @@ export {
   type UnconfirmedMessage,
   type ProcessOptions,
 } from './mls/group.js';
-export { MemoryStorageAdapter, type StorageAdapter, type StorageBatch, type StorageEntry } from './mls/storage.js';
+export { MemoryStorageAdapter, type StorageAdapter, type StorageBatch, type StorageEntry, type VerifiedEntries } from './mls/storage.js';
+export { EncryptedStorageAdapter, StorageCipher, type StorageKey } from './mls/encrypted-storage.js';
 export { toBytes, utf8, toHex, fromHex, bytesEqual, sha256, type BytesLike } from './mls/bytes.js';
 export * from './mls/types.js';
 export { runPassiveClientCase, type PassiveClientCase, type CaseOutcome } from './conformance/passive-client.js';
@@ -138,4 +139,4 @@ export { AuthenticationService, type CredentialBinding, type CredentialValidator
 export { AuthenticationDirectory } from './services/authentication-directory.js';
 export { DeliveryClient, type DeliveredMessage, type DsAccount, type DeliveryClientOptions } from './services/delivery-client.js';
 export { DS_AUTH_LABEL, signDsChallenge } from './services/ds-proof.js';
-export { IndexedDbStorageAdapter, INDEXEDDB_FORMAT } from './mls/indexeddb-storage.js';
+export { IndexedDbStorageAdapter, INDEXEDDB_FORMAT, type IndexedDbStorageOptions } from './mls/indexeddb-storage.js';

@@ -5,4 +5,4 @@
 export { startDeliveryServer, defaultRegistrationPolicy, type DeliveryServerOptions, type RunningDeliveryServer, type RegistrationRequest } from './server/ds-server.js';
 export { SqliteDeliveryStore, DS_SCHEMA_VERSION } from './server/sqlite-store.js';
 export { PostgresDeliveryStore } from './server/postgres-store.js';
-export { SqliteStorageAdapter, SQLITE_STORAGE_FORMAT } from './server/sqlite-storage.js';
+export { SqliteStorageAdapter, SQLITE_STORAGE_FORMAT, type SqliteStorageOptions } from './server/sqlite-storage.js';

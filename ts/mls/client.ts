@@ -8,7 +8,8 @@
 import { Client as CoreClient } from '../../pkg/paired_mls_core.js';
 import { call, init } from './init.js';
 import { MlsError, invalidArgument } from './errors.js';
-import { MemoryStorageAdapter, decodeBatch, encodeEntries, type StorageAdapter, type StorageBatch, type StorageEntry } from './storage.js';
+import { MemoryStorageAdapter, decodeBatch, encodeEntries, readStorage, type StorageAdapter, type StorageBatch, type StorageEntry } from './storage.js';
+import { setAsideTamperedGroups } from './encrypted-storage.js';
 import { Resource } from './resources.js';
 import { toBytes, toHex, fromHex, utf8, type BytesLike } from './bytes.js';
 import { compact, groupOptionsToCore, joinOptionsToCore } from './convert.js';
@@ -101,6 +102,8 @@ export class MlsClient extends Resource<CoreClient> {
   readonly storage: StorageAdapter;
   readonly #identities = new Map<string, Identity>();
   readonly #groupIds = new Set<string>();
+  /** Groups whose stored records failed authentication at load (not in the core). */
+  #tamperedGroups = new Set<string>();
   #writes: Promise<void> = Promise.resolve();
   #storageFailure: MlsError | undefined;
   #transaction: StorageBatch[] | undefined;
@@ -174,9 +177,13 @@ export class MlsClient extends Resource<CoreClient> {
 
   /** Load the core and the TS records from the storage adapter. */
   async #load(): Promise<void> {
-    const entries = await this.storage.entries().catch((err: unknown) => {
+    const read = await readStorage(this.storage).catch((err: unknown) => {
+      if (err instanceof MlsError) throw err; // STORAGE_KEY, STORAGE_TAMPERED, STORAGE_FORMAT
       throw new MlsError('STORAGE', 'reading the storage adapter failed', { cause: err });
     });
+    // Records that failed authentication set their group aside (encrypted-storage.ts).
+    const { entries, groups: tampered } = setAsideTamperedGroups(read, metaKey(GROUP_PREFIX));
+    this.#tamperedGroups = tampered;
     const meta = new Map<string, Uint8Array>();
     const coreEntries: StorageEntry[] = [];
     for (const entry of entries) {
@@ -242,6 +249,25 @@ export class MlsClient extends Resource<CoreClient> {
     this.#transaction = undefined;
     await this.#write(mergeBatches(batches));
     return result;
+  }
+
+  /**
+   * Several operations as one storage transaction: every state change made
+   * inside `fn` reaches the adapter in one atomic `apply` when `fn`
+   * resolves; when it throws, nothing is written and the client returns to
+   * the state in the adapter (docs/PROTOCOL.md §2.5). A commit and its
+   * merge written once:
+   *
+   * ```ts
+   * await client.transaction(async () => {
+   *   const { commit } = await group.selfUpdate();
+   *   await deliveryService.submit(commit); // throws: nothing was stored
+   *   await group.mergePendingCommit();
+   * });
+   * ```
+   */
+  transaction<T>(fn: (tx: MlsClient) => Promise<T>): Promise<T> {
+    return this.atomically(() => fn(this));
   }
 
   /** @internal Run a mutating core call, then persist its batch. */
@@ -595,6 +621,7 @@ export class MlsClient extends Resource<CoreClient> {
   /** A group this client is in, by id. */
   group(groupId: Uint8Array): Group {
     if (!this.#groupIds.has(toHex(groupId))) throw new MlsError('UNKNOWN_GROUP', 'this client has no such group');
+    if (this.#tamperedGroups.has(toHex(groupId))) throw new MlsError('STORAGE_TAMPERED', "this group's stored records failed authentication");
     return new Group(this, groupId);
   }
 

@@ -57,6 +57,8 @@ export const ERROR_CODES = [
   // environment
   'STORAGE',
   'STORAGE_FORMAT',
+  'STORAGE_TAMPERED',
+  'STORAGE_KEY',
   'RELEASED',
   'WASM_NOT_LOADED',
   'WASM_POISONED',

@@ -34,25 +34,6 @@ export function proposeSignedByDevice(group: Group, device: Identity, request: P
 }
 
 /**
- * The resync external commit moving a standard-mode anchor leaf onto
- * emulation epoch `epochId`, signed by `device` (docs/PROTOCOL.md §4.14).
- * Pending until `mergePendingCommit()`.
- */
-export async function resyncSignedByDevice(
-  group: Group,
-  device: Identity,
-  epochId: Uint8Array,
-  leafAppData: AppDataEntry[],
-): Promise<{ commit: Uint8Array; groupInfo: Uint8Array }> {
-  const entries = appDataToCore(leafAppData);
-  const out = (await group.client.mutate((core) => core.resyncSignedByDevice(group.id, epochId, entries, device.signaturePublicKey, device.ciphersuite))) as {
-    commit: Uint8Array;
-    groupInfo: Uint8Array;
-  };
-  return { commit: out.commit, groupInfo: out.groupInfo };
-}
-
-/**
  * Distributed MLS: export the PSK of `group`'s current epoch under profile
  * `profileCode`, register it, and return the core's flat layout
  * `psk_id ‖ [exportPskId] ‖ derivedGroupId` (crates/core/src/dmls.rs).

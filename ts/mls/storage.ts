@@ -16,13 +16,32 @@ export interface StorageBatch {
   deletes: Uint8Array[];
 }
 
+/** What an encrypting adapter read: the entries that verified, and the keys of those that did not. */
+export interface VerifiedEntries {
+  entries: StorageEntry[];
+  tampered: Uint8Array[];
+}
+
 export interface StorageAdapter {
   /** Every stored entry (used once, when a client is opened). */
   entries(): Promise<StorageEntry[]>;
+  /**
+   * Optional, for adapters that authenticate their records (encryption at
+   * rest, ts/mls/encrypted-storage.ts): every entry that verified, and the
+   * keys of the ones that did not, so the client can set aside only the
+   * groups they belong to. Without it `entries()` is used.
+   */
+  verifiedEntries?(): Promise<VerifiedEntries>;
   /** One value, or undefined. */
   get(key: Uint8Array): Promise<Uint8Array | undefined>;
   /** Apply all puts and deletes, or none of them. */
   apply(batch: StorageBatch): Promise<void>;
+}
+
+/** Every entry of `adapter`, verified where the adapter authenticates its records. */
+export function readStorage(adapter: StorageAdapter): Promise<VerifiedEntries> {
+  if (adapter.verifiedEntries) return adapter.verifiedEntries();
+  return adapter.entries().then((entries) => ({ entries, tampered: [] }));
 }
 
 /** The default adapter: a Map in memory (lost with the process). */

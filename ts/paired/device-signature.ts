@@ -22,7 +22,7 @@ import type { Group } from '../mls/group.js';
 import type { AppDataEntry, CommitOptions, CommitResult, ProposalRequest } from '../mls/types.js';
 import { bytesEqual } from '../mls/bytes.js';
 import { registerDefaultCheck, type ProcessCheck, type ProposalToCheck, type CommitToCheck } from '../mls/checks.js';
-import { commitSignedByDevice, proposeSignedByDevice, resyncSignedByDevice } from '../mls/layer-calls.js';
+import { commitSignedByDevice, proposeSignedByDevice } from '../mls/layer-calls.js';
 import { CodecError, Reader, Writer } from '../codec/tls.js';
 import { PairingError } from './pairing-error.js';
 
@@ -180,21 +180,6 @@ export function verifyDeviceSignature(
  */
 export function signedAnchorCommit(group: Group, device: Identity, spec: CommitOptions): Promise<CommitResult> {
   return commitSignedByDevice(group, device, spec);
-}
-
-/**
- * The resync external commit that moves a standard-mode anchor leaf (one
- * that lists devices) onto emulation epoch `epochId`, signed by `device`
- * (re-enrolment, docs/PROTOCOL.md §4.14); one core call, same method
- * (members compute the digest with the removed anchor leaf as sender leaf).
- */
-export function signedAnchorResync(
-  group: Group,
-  device: Identity,
-  epochId: Uint8Array,
-  leafAppData: AppDataEntry[],
-): Promise<{ commit: Uint8Array; groupInfo: Uint8Array }> {
-  return resyncSignedByDevice(group, device, epochId, leafAppData);
 }
 
 /** A standalone proposal for the anchor, signed by `device` (one core call, same method). */

@@ -3,46 +3,118 @@
  * one transaction, so a process killed mid-write (or a failed transaction)
  * leaves the previous consistent state. The file carries its format
  * version and refuses others.
+ *
+ * Values are encrypted at rest (ts/mls/encrypted-storage.ts,
+ * docs/PROTOCOL.md §2.6) under the key the app passes; Node has no place
+ * of its own to keep a key apart from the file, so there is no generated
+ * default: without `key` the app must say `encryption: false`.
  */
 import Database from 'better-sqlite3';
 import { MlsError } from '../mls/errors.js';
-import type { StorageAdapter, StorageBatch, StorageEntry } from '../mls/storage.js';
+import { fromHex, toHex } from '../mls/bytes.js';
+import { StorageCipher, refuseTampered, type StorageKey } from '../mls/encrypted-storage.js';
+import type { StorageAdapter, StorageBatch, StorageEntry, VerifiedEntries } from '../mls/storage.js';
 
-export const SQLITE_STORAGE_FORMAT = '1';
+export const SQLITE_STORAGE_FORMAT = '2';
+
+/** How a `SqliteStorageAdapter` protects what it stores. */
+export type SqliteStorageOptions = { key: StorageKey; encryption?: true } | { key?: undefined; encryption: false };
 
 const bytes = (b: Buffer): Uint8Array => new Uint8Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 
 export class SqliteStorageAdapter implements StorageAdapter {
   readonly #db: Database.Database;
+  /** The cipher once the key check passed (`STORAGE_KEY` otherwise); undefined without encryption. */
+  readonly #cipher: Promise<StorageCipher | undefined>;
   /** Test hook: fail the next batch after this many writes (inside its transaction). */
   failNextAfter: number | undefined;
 
-  constructor(file: string) {
+  /**
+   * Open (or create) `file`. The key is checked on first use; use
+   * `SqliteStorageAdapter.open` to have a wrong key refused right away.
+   */
+  constructor(file: string, options: SqliteStorageOptions) {
+    const encrypt = options?.encryption !== false;
+    if (encrypt && !options?.key) throw new MlsError('INVALID_ARGUMENT', 'SqliteStorageAdapter needs { key } (32 bytes or an AES-GCM CryptoKey), or { encryption: false }');
     this.#db = new Database(file);
-    this.#db.pragma('journal_mode = WAL');
-    this.#db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); CREATE TABLE IF NOT EXISTS entries (key BLOB PRIMARY KEY, value BLOB NOT NULL);');
-    const row = this.#db.prepare("SELECT value FROM meta WHERE key = 'format'").get() as { value: string } | undefined;
-    if (!row) this.#db.prepare("INSERT INTO meta (key, value) VALUES ('format', ?)").run(SQLITE_STORAGE_FORMAT);
-    else if (row.value !== SQLITE_STORAGE_FORMAT) {
+    try {
+      this.#cipher = this.#prepare(encrypt ? options.key! : undefined);
+    } catch (err) {
       this.#db.close();
-      throw new MlsError('STORAGE_FORMAT', `SQLite storage has format ${row.value}; this version reads ${SQLITE_STORAGE_FORMAT}`);
+      throw err;
     }
+    this.#cipher.catch(() => undefined); // reported by every use
+  }
+
+  /** Open `file` and check the key (`STORAGE_KEY` when the file was encrypted under another). */
+  static async open(file: string, options: SqliteStorageOptions): Promise<SqliteStorageAdapter> {
+    const adapter = new SqliteStorageAdapter(file, options);
+    try {
+      await adapter.#cipher;
+    } catch (err) {
+      adapter.close();
+      throw err;
+    }
+    return adapter;
+  }
+
+  /** Checks the format (synchronously) and the protection; returns the key check's verdict. */
+  #prepare(key: StorageKey | undefined): Promise<StorageCipher | undefined> {
+    const db = this.#db;
+    db.pragma('journal_mode = WAL');
+    db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); CREATE TABLE IF NOT EXISTS entries (key BLOB PRIMARY KEY, value BLOB NOT NULL);');
+    const meta = (name: string) => (db.prepare('SELECT value FROM meta WHERE key = ?').get(name) as { value: string } | undefined)?.value;
+    const format = meta('format');
+    const wanted = key ? 'aes-256-gcm' : 'none';
+    if (format !== undefined && format !== SQLITE_STORAGE_FORMAT) {
+      throw new MlsError('STORAGE_FORMAT', `SQLite storage has format ${format}; this version reads ${SQLITE_STORAGE_FORMAT}`);
+    }
+    if (format !== undefined && meta('encryption') !== wanted) {
+      throw new MlsError('STORAGE_FORMAT', `SQLite storage is ${meta('encryption')}-protected; opened as ${wanted}`);
+    }
+    return (async () => {
+      const cipher = key ? await StorageCipher.create(key) : undefined;
+      if (format !== undefined) {
+        if (cipher) await cipher.verifyKeyCheck(fromHex(meta('key-check') ?? ''));
+        return cipher;
+      }
+      const check = cipher ? toHex(await cipher.keyCheck()) : undefined;
+      const put = db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)');
+      db.transaction(() => {
+        put.run('format', SQLITE_STORAGE_FORMAT);
+        put.run('encryption', wanted);
+        if (check) put.run('key-check', check);
+      })();
+      return cipher;
+    })();
   }
 
   close(): void {
     this.#db.close();
   }
 
+  async verifiedEntries(): Promise<VerifiedEntries> {
+    const cipher = await this.#cipher;
+    const raw = (this.#db.prepare('SELECT key, value FROM entries').all() as { key: Buffer; value: Buffer }[]).map((r): StorageEntry => [bytes(r.key), bytes(r.value)]);
+    return cipher ? cipher.openEntries(raw) : { entries: raw, tampered: [] };
+  }
+
   async entries(): Promise<StorageEntry[]> {
-    return (this.#db.prepare('SELECT key, value FROM entries').all() as { key: Buffer; value: Buffer }[]).map((r) => [bytes(r.key), bytes(r.value)]);
+    const { entries, tampered } = await this.verifiedEntries();
+    refuseTampered(tampered);
+    return entries;
   }
 
   async get(key: Uint8Array): Promise<Uint8Array | undefined> {
+    const cipher = await this.#cipher;
     const row = this.#db.prepare('SELECT value FROM entries WHERE key = ?').get(Buffer.from(key)) as { value: Buffer } | undefined;
-    return row ? bytes(row.value) : undefined;
+    if (!row) return undefined;
+    return cipher ? cipher.open(key, bytes(row.value)) : bytes(row.value);
   }
 
-  async apply(batch: StorageBatch): Promise<void> {
+  async apply(plain: StorageBatch): Promise<void> {
+    const cipher = await this.#cipher;
+    const batch = cipher ? await cipher.sealBatch(plain) : plain;
     const del = this.#db.prepare('DELETE FROM entries WHERE key = ?');
     const put = this.#db.prepare('INSERT OR REPLACE INTO entries (key, value) VALUES (?, ?)');
     const failAfter = this.failNextAfter;

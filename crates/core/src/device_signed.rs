@@ -108,30 +108,6 @@ impl Client {
         let result = self.build_signed_proposal(group_id, spec, device_key, device_ciphersuite);
         self.undo_on_error(result)
     }
-
-    /// The resync external commit that moves a standard-mode anchor leaf
-    /// onto emulation epoch `epoch_id`, signed by the device key
-    /// (docs/PROTOCOL.md §4.14; digest as members compute it, with the
-    /// replaced anchor leaf as sender leaf). Returns what
-    /// `resyncAsVirtualClient` returns; the commit is pending.
-    #[wasm_bindgen(js_name = resyncSignedByDevice)]
-    pub fn resync_signed_by_device(
-        &mut self,
-        group_id: &[u8],
-        epoch_id: &[u8],
-        leaf_app_data: JsValue,
-        device_key: &[u8],
-        device_ciphersuite: u16,
-    ) -> Result<JsValue, JsValue> {
-        let result = (|| {
-            let (epoch, sender_leaf) = self.epoch_and_leaf(group_id)?;
-            let dry = self.resync_as_virtual_client(group_id, epoch_id, None, leaf_app_data.clone(), true, None)?;
-            let digest = field(&dry, "contentDigest").ok_or_else(|| CoreError::new("INTERNAL", "resync without a content digest"))?;
-            let aad = self.device_aad(group_id, epoch, sender_leaf, CONTENT_TYPE_COMMIT, &digest, device_key, device_ciphersuite)?;
-            self.resync_as_virtual_client(group_id, epoch_id, Some(aad), leaf_app_data, false, Some(digest))
-        })();
-        self.undo_on_error(result)
-    }
 }
 
 impl Client {

@@ -32,6 +32,10 @@ pub struct StagedCommitHandle {
     /// commit consumes an operation secret); re-applied at merge so the
     /// consumed secret is gone for good, dropped with the handle otherwise.
     stash: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// The group as processing left it in memory, with the storage write
+    /// count at that moment. Merging reuses it when nothing was written
+    /// since, instead of loading (deserializing) the whole group again.
+    processed: Option<(u64, MlsGroup)>,
 }
 
 impl Drop for StagedCommitHandle {
@@ -664,7 +668,7 @@ impl Client {
             return Err(CoreError::new("WRONG_GROUP", "message belongs to another group").into());
         }
         let message_epoch = protocol_message.epoch().as_u64();
-        let result = self.with_group_unsigned(group_id, |group, provider| {
+        let (result, handle) = self.with_group_unsigned(group_id, |group, provider| {
             let current_epoch = group.epoch().as_u64();
             let kept_epochs = match group.past_epoch_deletion_policy() {
                 PastEpochDeletionPolicy::MaxEpochs(n) => *n as u64,
@@ -687,7 +691,7 @@ impl Client {
             let aad = processed.aad().to_vec();
             match processed.into_content() {
                 ProcessedMessageContent::ApplicationMessage(app) => {
-                    inspect::application(&sender, epoch, app.into_bytes(), aad)
+                    Ok((inspect::application(&sender, epoch, app.into_bytes(), aad)?, None))
                 }
                 ProcessedMessageContent::ProposalMessage(proposal)
                 | ProcessedMessageContent::ExternalJoinProposalMessage(proposal) => {
@@ -702,7 +706,7 @@ impl Client {
                     group
                         .store_pending_proposal(provider.storage(), *proposal)
                         .map_err(|e| CoreError::new("STORAGE", format!("queueing proposal: {e}")))?;
-                    Ok(summary)
+                    Ok((summary, None))
                 }
                 ProcessedMessageContent::StagedCommitMessage(staged) => {
                     // Staging a commit must leave no persistent trace: the
@@ -722,21 +726,23 @@ impl Client {
                         None => Vec::new(),
                     };
                     let summary = inspect::staged_commit(&sender, epoch, &staged, aad, digest, devices)?;
-                    let handle = StagedCommitHandle { group_id: group_id.to_vec(), staged: Some(staged), stash };
-                    js_sys::Reflect::set(&summary, &"handle".into(), &JsValue::from(handle))
-                        .map_err(|_| CoreError::new("INTERNAL", "building result"))?;
-                    Ok(summary)
+                    Ok((summary, Some(StagedCommitHandle { group_id: group_id.to_vec(), staged: Some(staged), stash, processed: None })))
                 }
-                ProcessedMessageContent::OwnPendingCommit => inspect::own(&sender, epoch, "ownCommit"),
-                ProcessedMessageContent::OwnPrivateMessage => inspect::own(&sender, epoch, "ownMessage"),
+                ProcessedMessageContent::OwnPendingCommit => Ok((inspect::own(&sender, epoch, "ownCommit")?, None)),
+                ProcessedMessageContent::OwnPrivateMessage => Ok((inspect::own(&sender, epoch, "ownMessage")?, None)),
                 #[allow(unreachable_patterns)]
                 _ => Err(CoreError::new("UNSUPPORTED", "unsupported message content")),
             }
         })?;
         // After staging a commit the cached group is ahead of storage (which
-        // was rolled back); reload it from storage on next use.
-        if js_sys::Reflect::has(&result, &"handle".into()).unwrap_or(false) {
-            self.groups.remove(group_id);
+        // was rolled back): take it out of the cache (the next use reloads
+        // it from storage) and keep it in the handle, where merging reuses
+        // it if storage has not changed since.
+        if let Some(mut handle) = handle {
+            let write_count = self.provider.storage().write_count();
+            handle.processed = self.groups.remove(group_id).map(|group| (write_count, group));
+            js_sys::Reflect::set(&result, &"handle".into(), &JsValue::from(handle))
+                .map_err(|_| CoreError::new("INTERNAL", "building result"))?;
         }
         Ok(result)
     }
@@ -750,6 +756,13 @@ impl Client {
             .take()
             .ok_or_else(|| CoreError::new("ALREADY_MERGED", "the staged commit was already merged or discarded"))?;
         let stash = std::mem::take(&mut handle.stash);
+        // Unchanged storage since processing: the group processing left in
+        // memory is current, so merging needs no reload from storage.
+        if let Some((write_count, group)) = handle.processed.take() {
+            if write_count == self.provider.storage().write_count() {
+                self.groups.insert(group_id.clone(), group);
+            }
+        }
         Ok(self.with_group_unsigned(&group_id, |group, provider| {
             provider.storage().apply_stash(stash);
             let reinit = crate::reinit::reinit_of(&staged)?;
@@ -762,6 +775,7 @@ impl Client {
     #[wasm_bindgen(js_name = discardStagedCommit)]
     pub fn discard_staged_commit(&mut self, handle: &mut StagedCommitHandle) {
         handle.staged = None;
+        handle.processed = None;
         zeroize_stash(&mut handle.stash);
     }
 

@@ -217,11 +217,14 @@ struct State {
     /// For every key touched since the last checkpoint: its value at the
     /// checkpoint (`None` = absent).
     journal: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Counts every change of `values` (see [`JournalStorage::write_count`]).
+    writes: u64,
 }
 
 impl State {
     /// Insert/overwrite `key`, journaling its previous value on first touch.
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.writes = self.writes.wrapping_add(1);
         if self.journal.contains_key(&key) {
             if let Some(mut old) = self.values.insert(key, value) {
                 old.zeroize();
@@ -236,6 +239,7 @@ impl State {
     /// an absent key is a no-op (and is not journaled).
     fn remove(&mut self, key: &[u8]) {
         if let Some(mut old) = self.values.remove(key) {
+            self.writes = self.writes.wrapping_add(1);
             if self.journal.contains_key(key) {
                 old.zeroize();
             } else {
@@ -329,7 +333,9 @@ impl JournalStorage {
             // untouched so the changes are reported by the next call.
             return Batch::default();
         };
-        let State { values, journal } = &mut *state;
+        let State { values, journal, writes } = &mut *state;
+        // Taking a batch changes no value: the count stays.
+        let _ = writes;
         let mut batch = Batch::default();
         for (key, mut old) in journal.drain() {
             if let Some(old) = old.as_mut() {
@@ -354,7 +360,8 @@ impl JournalStorage {
         let Ok(mut state) = self.state.try_borrow_mut() else {
             return; // Unreachable in practice (no re-entrancy).
         };
-        let State { values, journal } = &mut *state;
+        let State { values, journal, writes } = &mut *state;
+        *writes = writes.wrapping_add(1);
         for (key, old) in journal.drain() {
             let replaced = match old {
                 Some(old) => values.insert(key, old),
@@ -398,6 +405,14 @@ impl JournalStorage {
         }
     }
 
+    /// A number that changes whenever any stored value may have changed
+    /// (a write, a delete, a rollback, a load). Equal at two points in time
+    /// means nothing was written in between: a cached `MlsGroup` still
+    /// matches storage.
+    pub fn write_count(&self) -> u64 {
+        self.state.try_borrow().map_or(u64::MAX, |state| state.writes)
+    }
+
     /// Bulk-insert persisted entries without journaling them.
     ///
     /// Each loaded value becomes both the current and the checkpoint value of
@@ -411,7 +426,8 @@ impl JournalStorage {
             }
             return;
         };
-        let State { values, journal } = &mut *state;
+        let State { values, journal, writes } = &mut *state;
+        *writes = writes.wrapping_add(1);
         // Best effort; on failure the inserts below simply grow the map.
         let _ = values.try_reserve(entries.len());
         for (key, value) in entries {
@@ -1452,6 +1468,34 @@ pub(crate) mod tests {
         for k in &batch.deletes {
             persisted.remove(k);
         }
+    }
+
+    #[test]
+    fn write_count_moves_with_every_change_and_only_then() {
+        let s = JournalStorage::new();
+        let c0 = s.write_count();
+        raw_put(&s, b"a", b"1");
+        let c1 = s.write_count();
+        assert_ne!(c0, c1);
+        // Taking a batch and reading change nothing.
+        let _ = s.take_batch();
+        let _ = raw_get(&s, b"a");
+        let _ = s.entries_containing(b"a");
+        assert_eq!(s.write_count(), c1);
+        // Deleting an absent key changes nothing; deleting a present one does.
+        raw_del(&s, b"zz");
+        assert_eq!(s.write_count(), c1);
+        raw_del(&s, b"a");
+        let c2 = s.write_count();
+        assert_ne!(c2, c1);
+        // A rollback and a load change values.
+        raw_put(&s, b"b", b"2");
+        let c3 = s.write_count();
+        s.rollback();
+        assert_ne!(s.write_count(), c3);
+        let c4 = s.write_count();
+        s.load_entries(vec![(b"c".to_vec(), b"3".to_vec())]);
+        assert_ne!(s.write_count(), c4);
     }
 
     #[test]

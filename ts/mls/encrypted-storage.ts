@@ -1,0 +1,243 @@
+/**
+ * Encryption at rest for storage adapters (docs/PROTOCOL.md §2.6).
+ *
+ * Every stored value is sealed with AES-256-GCM under a key the
+ * application supplies (32 bytes, or a WebCrypto `CryptoKey`) or a
+ * non-extractable WebCrypto key the adapter generates. The record's own
+ * storage key is the AAD, so a value moved to another key (two records
+ * swapped, one copied over another) fails authentication like a flipped
+ * or truncated byte does: the read is refused with `STORAGE_TAMPERED`,
+ * never handed to the core as garbage. Storage keys themselves (record
+ * kind, group id, public keys) stay in the clear so adapters can index
+ * them; they carry no secret.
+ *
+ * Sealed value: `version:u8 (1) ‖ nonce (12 random bytes) ‖ AES-GCM
+ * ciphertext ‖ tag (16)`, AAD = `"paired-mls storage v1\0" ‖ storage key`.
+ *
+ * `StorageCipher` is the building block any adapter can use;
+ * `EncryptedStorageAdapter` wraps any `StorageAdapter` with it.
+ */
+import { MlsError } from './errors.js';
+import { bytesEqual } from './bytes.js';
+import type { StorageAdapter, StorageBatch, StorageEntry, VerifiedEntries } from './storage.js';
+
+const VERSION = 1;
+const NONCE_BYTES = 12;
+const TAG_BYTES = 16;
+const AAD_PREFIX = new TextEncoder().encode('paired-mls storage v1\u0000');
+/** The storage key of the value that tells a right key from a wrong one. */
+const KEY_CHECK_KEY = new TextEncoder().encode('\u0000paired-mls/key-check');
+const KEY_CHECK_VALUE = new TextEncoder().encode('paired-mls storage key check');
+
+/** A storage encryption key: 32 raw bytes (imported non-extractable) or an AES-GCM `CryptoKey`. */
+export type StorageKey = CryptoKey | Uint8Array;
+
+type Buf = Uint8Array<ArrayBuffer>;
+
+function subtle(): SubtleCrypto {
+  const s = globalThis.crypto?.subtle;
+  if (!s) throw new MlsError('STORAGE', 'WebCrypto (crypto.subtle) is not available here');
+  return s;
+}
+
+function aadFor(key: Uint8Array): Buf {
+  const aad = new Uint8Array(AAD_PREFIX.length + key.length);
+  aad.set(AAD_PREFIX);
+  aad.set(key, AAD_PREFIX.length);
+  return aad;
+}
+
+/** Seals and opens stored values under one AES-256-GCM key. */
+export class StorageCipher {
+  readonly #key: CryptoKey;
+
+  private constructor(key: CryptoKey) {
+    this.#key = key;
+  }
+
+  /** A cipher over `key` (32 raw bytes are imported as a non-extractable key; the caller may then wipe them). */
+  static async create(key: StorageKey): Promise<StorageCipher> {
+    if (key instanceof Uint8Array) {
+      if (key.length !== 32) throw new MlsError('INVALID_ARGUMENT', 'a storage key must be 32 bytes');
+      const imported = await subtle().importKey('raw', key.slice() as Buf, { name: 'AES-GCM' }, false, ['encrypt', 'decrypt']);
+      return new StorageCipher(imported);
+    }
+    const algorithm = (key as CryptoKey | undefined)?.algorithm as AesKeyAlgorithm | undefined;
+    if (algorithm?.name !== 'AES-GCM' || !key.usages.includes('encrypt') || !key.usages.includes('decrypt')) {
+      throw new MlsError('INVALID_ARGUMENT', 'a storage CryptoKey must be an AES-GCM key usable to encrypt and decrypt');
+    }
+    return new StorageCipher(key);
+  }
+
+  /** A fresh non-extractable AES-256-GCM key (it can be stored in IndexedDB, never read out by script). */
+  static generateKey(): Promise<CryptoKey> {
+    return subtle().generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']) as Promise<CryptoKey>;
+  }
+
+  /** `value` sealed for the storage key `key`. */
+  async seal(key: Uint8Array, value: Uint8Array): Promise<Uint8Array> {
+    const nonce = globalThis.crypto.getRandomValues(new Uint8Array(NONCE_BYTES));
+    const ct = new Uint8Array(await subtle().encrypt({ name: 'AES-GCM', iv: nonce, additionalData: aadFor(key) }, this.#key, value as Buf));
+    const out = new Uint8Array(1 + NONCE_BYTES + ct.length);
+    out[0] = VERSION;
+    out.set(nonce, 1);
+    out.set(ct, 1 + NONCE_BYTES);
+    return out;
+  }
+
+  /** The value sealed for `key`; `STORAGE_TAMPERED` when it was changed, truncated or sealed for another key. */
+  async open(key: Uint8Array, sealed: Uint8Array): Promise<Uint8Array> {
+    if (sealed.length < 1 + NONCE_BYTES + TAG_BYTES || sealed[0] !== VERSION) throw tampered();
+    try {
+      const plain = await subtle().decrypt(
+        { name: 'AES-GCM', iv: sealed.slice(1, 1 + NONCE_BYTES), additionalData: aadFor(key) },
+        this.#key,
+        sealed.slice(1 + NONCE_BYTES) as Buf,
+      );
+      return new Uint8Array(plain);
+    } catch {
+      throw tampered();
+    }
+  }
+
+  /** Every put of `batch` sealed (deletes unchanged). */
+  async sealBatch(batch: StorageBatch): Promise<StorageBatch> {
+    const puts = await Promise.all(batch.puts.map(async ([k, v]): Promise<StorageEntry> => [k, await this.seal(k, v)]));
+    return { puts, deletes: batch.deletes };
+  }
+
+  /** Opens every entry; the ones that fail are listed by key instead of thrown. */
+  async openEntries(entries: StorageEntry[]): Promise<VerifiedEntries> {
+    const result: VerifiedEntries = { entries: [], tampered: [] };
+    const opened = await Promise.all(entries.map(([k, v]) => this.open(k, v).then((plain) => plain, () => undefined)));
+    entries.forEach(([k], i) => {
+      const plain = opened[i];
+      if (plain) result.entries.push([k, plain]);
+      else result.tampered.push(k);
+    });
+    return result;
+  }
+
+  /** A sealed known value, stored next to the records so a wrong key is told apart from tampering. */
+  keyCheck(): Promise<Uint8Array> {
+    return this.seal(KEY_CHECK_KEY, KEY_CHECK_VALUE);
+  }
+
+  /** Throws `STORAGE_KEY` unless `sealed` is this key's `keyCheck()`. */
+  async verifyKeyCheck(sealed: Uint8Array): Promise<void> {
+    try {
+      await this.open(KEY_CHECK_KEY, sealed);
+    } catch {
+      throw new MlsError('STORAGE_KEY', 'the storage was encrypted under another key (or its key check was changed)');
+    }
+  }
+}
+
+function tampered(): MlsError {
+  return new MlsError('STORAGE_TAMPERED', 'a stored record was changed, truncated or moved to another key');
+}
+
+/** Throws `STORAGE_TAMPERED` naming how many records failed (keys are not secret but can be long). */
+export function refuseTampered(tamperedKeys: Uint8Array[]): void {
+  if (tamperedKeys.length > 0) {
+    throw new MlsError('STORAGE_TAMPERED', `${tamperedKeys.length} stored record(s) were changed, truncated or moved to another key`);
+  }
+}
+
+/**
+ * Any `StorageAdapter` with its values sealed by a `StorageCipher`.
+ * The inner adapter sees only sealed values; the key check is kept in it
+ * under `\0paired-mls/key-check` (use `EncryptedStorageAdapter.open`).
+ */
+export class EncryptedStorageAdapter implements StorageAdapter {
+  readonly inner: StorageAdapter;
+  readonly #cipher: StorageCipher;
+
+  private constructor(inner: StorageAdapter, cipher: StorageCipher) {
+    this.inner = inner;
+    this.#cipher = cipher;
+  }
+
+  /** Wrap `inner`: checks the key against the stored key check (`STORAGE_KEY`), or stores one. */
+  static async open(inner: StorageAdapter, key: StorageKey): Promise<EncryptedStorageAdapter> {
+    const cipher = await StorageCipher.create(key);
+    const check = await inner.get(KEY_CHECK_KEY);
+    if (check) await cipher.verifyKeyCheck(check);
+    else await inner.apply({ puts: [[KEY_CHECK_KEY.slice(), await cipher.keyCheck()]], deletes: [] });
+    return new EncryptedStorageAdapter(inner, cipher);
+  }
+
+  async verifiedEntries(): Promise<VerifiedEntries> {
+    const all = (await this.inner.entries()).filter(([k]) => !bytesEqual(k, KEY_CHECK_KEY));
+    return this.#cipher.openEntries(all);
+  }
+
+  async entries(): Promise<StorageEntry[]> {
+    const { entries, tampered } = await this.verifiedEntries();
+    refuseTampered(tampered);
+    return entries;
+  }
+
+  async get(key: Uint8Array): Promise<Uint8Array | undefined> {
+    const sealed = await this.inner.get(key);
+    return sealed === undefined ? undefined : this.#cipher.open(key, sealed);
+  }
+
+  async apply(batch: StorageBatch): Promise<void> {
+    await this.inner.apply(await this.#cipher.sealBatch(batch));
+  }
+}
+
+/**
+ * What a client loads when some records failed to verify. A failed record
+ * that belongs to one group (its key holds the group's id, as every
+ * per-group openmls record and the group index entry do) sets that whole
+ * group aside: none of its records reach the core, and the client answers
+ * `STORAGE_TAMPERED` for it while its other groups work as before. A
+ * failed record that belongs to no group (a signature key, a KeyPackage,
+ * an identity) refuses the whole load with `STORAGE_TAMPERED`.
+ *
+ * `groupIndexPrefix` is the key prefix of the client's group index
+ * entries (`\0paired-mls/group/` then the group id in hex).
+ */
+export function setAsideTamperedGroups(read: VerifiedEntries, groupIndexPrefix: Uint8Array): { entries: StorageEntry[]; groups: Set<string> } {
+  if (read.tampered.length === 0) return { entries: read.entries, groups: new Set() };
+  const decoder = new TextDecoder();
+  const groupHexes = new Set<string>();
+  for (const [k] of read.entries) if (startsWith(k, groupIndexPrefix)) groupHexes.add(decoder.decode(k.subarray(groupIndexPrefix.length)));
+  for (const k of read.tampered) if (startsWith(k, groupIndexPrefix)) groupHexes.add(decoder.decode(k.subarray(groupIndexPrefix.length)));
+  const needles = new Map([...groupHexes].map((hex) => [hex, groupKeyNeedle(hex)]));
+  const ownerOf = (key: Uint8Array): string | undefined => {
+    if (startsWith(key, groupIndexPrefix)) return decoder.decode(key.subarray(groupIndexPrefix.length));
+    for (const [hex, needle] of needles) if (contains(key, needle)) return hex;
+    return undefined;
+  };
+  const groups = new Set<string>();
+  for (const key of read.tampered) {
+    const owner = ownerOf(key);
+    if (owner === undefined) refuseTampered(read.tampered);
+    groups.add(owner!);
+  }
+  // The group index entry stays, so the group is still listed (and refused by name).
+  const entries = read.entries.filter(([k]) => startsWith(k, groupIndexPrefix) || !groups.has(ownerOf(k) ?? ''));
+  return { entries, groups };
+}
+
+/** How the core's storage keys hold a group id: serde JSON of openmls' `GroupId` (docs/PROTOCOL.md §2.2). */
+function groupKeyNeedle(hex: string): Uint8Array {
+  const bytes: number[] = [];
+  for (let i = 0; i + 1 < hex.length; i += 2) bytes.push(parseInt(hex.slice(i, i + 2), 16));
+  return new TextEncoder().encode(`{"vec":[${bytes.join(',')}]}`);
+}
+
+function startsWith(key: Uint8Array, prefix: Uint8Array): boolean {
+  return key.length >= prefix.length && bytesEqual(key.subarray(0, prefix.length), prefix);
+}
+
+function contains(key: Uint8Array, needle: Uint8Array): boolean {
+  outer: for (let i = 0; i + needle.length <= key.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (key[i + j] !== needle[j]) continue outer;
+    return true;
+  }
+  return false;
+}
