@@ -6,7 +6,7 @@
  * (the other members never commit in it), 2 messages per 10 s.
  */
 import { describe, expect, it } from 'vitest';
-import { measureHealing, type HealingScenario } from 'paired-mls';
+import { measureHealing, type HealingScenario } from 'paired-mls/resilience';
 
 const base = { members: 5, othersPolicy: { kind: 'never' }, secondsPerStep: 10, steps: 40, messagesPerStep: 2 } as const;
 

@@ -7,13 +7,11 @@
  * overlapping Remove is refused with its exact reason and changes nothing.
  */
 import { describe, expect, it } from 'vitest';
+import { MlsClient, MlsError, type Group, type GroupOptions } from 'paired-mls';
 import {
-  DeliveryService,
   ExternalSender,
   IntentError,
   LEAF_OPERATION_PROPOSAL_TYPE,
-  MlsClient,
-  MlsError,
   commitIntents,
   createIntent,
   decodeIntent,
@@ -24,12 +22,10 @@ import {
   intentsIn,
   proposeIntent,
   validateIntent,
-  AuthenticationService,
-  type Group,
-  type GroupOptions,
   type LeafAssociation,
   type LeafOperationIntent,
-} from 'paired-mls';
+} from 'paired-mls/intents';
+import { DeliveryService, AuthenticationService } from 'paired-mls/services';
 import { expectInSync, type Member } from './helpers.js';
 
 const CAPS = { proposals: [LEAF_OPERATION_PROPOSAL_TYPE] };

@@ -4,7 +4,7 @@
  * working (no panic). Also misuse of the PairedDevice API.
  */
 import { describe, expect, it } from 'vitest';
-import { PairedDevice, PairingError } from 'paired-mls';
+import { PairedDevice, PairingError } from 'paired-mls/paired';
 import { mlsError, newMember, xorshift32 } from './helpers.js';
 import { pairedWorld } from './paired-helpers.js';
 

@@ -18,7 +18,8 @@ import type { Group } from '../mls/group.js';
 import type { AppDataEntry, CommitOptions, CommitResult, ProposalRequest } from '../mls/types.js';
 import { bytesEqual } from '../mls/bytes.js';
 import { MlsError } from '../mls/errors.js';
-import { CodecError, Reader, Writer } from '../codec/tls.js';
+import { Reader, Writer } from '../codec/tls.js';
+import { decodeSafeAad, encodeSafeAad } from '../mls/safe-aad.js';
 
 /** AppDataDictionary component of the anchor leaf: its paired devices. */
 export const PAIRED_DEVICES_COMPONENT = 0xf1b1;
@@ -62,30 +63,8 @@ export function decodePairedDevices(bytes: Uint8Array): PairedDeviceKey[] {
   return devices;
 }
 
-// SafeAAD (draft-ietf-mls-extensions): struct { uint16 component_id; opaque
-// aad_item_data<V>; } SafeAADItem; struct { SafeAADItem aad_items<V>; } SafeAAD;
-export interface SafeAadItem {
-  componentId: number;
-  data: Uint8Array;
-}
-
-export function encodeSafeAad(items: readonly SafeAadItem[]): Uint8Array {
-  const sorted = [...items].sort((a, b) => a.componentId - b.componentId);
-  return new Writer().list(sorted, (w, i) => w.u16(i.componentId).vector(i.data)).finish();
-}
-
-/** The items of a SafeAAD, or undefined when `aad` is not one. */
-export function decodeSafeAad(aad: Uint8Array): SafeAadItem[] | undefined {
-  try {
-    const r = new Reader(aad);
-    const items = r.list((item) => ({ componentId: item.u16(), data: item.vector() }));
-    r.end();
-    return items;
-  } catch (err) {
-    if (err instanceof CodecError) return undefined;
-    throw err;
-  }
-}
+// SafeAAD goes through the engine's codec (ts/mls/safe-aad.ts).
+export { encodeSafeAad, decodeSafeAad, type SafeAadItem } from '../mls/safe-aad.js';
 
 // struct { opaque group_id<V>; uint64 epoch; uint32 sender_leaf;
 //          uint8 content_type; opaque content_digest<V>; } DeviceSignatureTBS;

@@ -4,9 +4,10 @@
  * leaves the previous consistent state. The file carries its format
  * version and refuses others.
  */
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { MlsError } from '../mls/errors.js';
 import type { StorageAdapter, StorageBatch, StorageEntry } from '../mls/storage.js';
+import { peerDependency } from './peer-dependency.js';
 
 export const SQLITE_STORAGE_FORMAT = '1';
 
@@ -18,7 +19,8 @@ export class SqliteStorageAdapter implements StorageAdapter {
   failNextAfter: number | undefined;
 
   constructor(file: string) {
-    this.#db = new Database(file);
+    const Sqlite = peerDependency<typeof Database>('better-sqlite3', 'SqliteStorageAdapter');
+    this.#db = new Sqlite(file);
     this.#db.pragma('journal_mode = WAL');
     this.#db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); CREATE TABLE IF NOT EXISTS entries (key BLOB PRIMARY KEY, value BLOB NOT NULL);');
     const row = this.#db.prepare("SELECT value FROM meta WHERE key = 'format'").get() as { value: string } | undefined;

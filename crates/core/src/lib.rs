@@ -22,6 +22,7 @@ mod primitives;
 mod provider;
 mod public_group;
 mod reinit;
+mod safe_aad;
 mod signatures;
 mod signer;
 mod test_support;
