@@ -3,7 +3,7 @@
  * MLS message's authenticated data starts with. Encoded and decoded by the
  * engine's own codec (openmls `SafeAad`), so there is one codec for the
  * structure and one rule for it: items strictly increasing by component id,
- * none repeated.
+ * none repeated. Both functions run in the core, so they need `init()`.
  *
  * ```tls
  * struct { uint16 component_id; opaque aad_item_data<V>; } SafeAADItem;

@@ -1,6 +1,6 @@
 //! Virtual clients (draft-kohbrok-mls-virtual-clients, openmls feature
 //! `virtual-clients-draft`): several devices acting for one leaf. Paired
-//! MLS (docs/PROTOCOL.md §5) builds on these entry points:
+//! MLS (docs/PROTOCOL.md §4) builds on these entry points:
 //!
 //! - the *emulation group* (our pairing group) exports one root secret per
 //!   epoch (`registerEmulationEpoch`); commits in higher-level groups derive
