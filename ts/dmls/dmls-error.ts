@@ -10,6 +10,7 @@ import { MlsError } from '../mls/errors.js';
  */
 export type DmlsRejection = 'not-owner' | 'proposal-type' | 'universe' | 'malformed';
 
+/** A DMLS rule was broken (`DMLS_POLICY`), with the reason. */
 export class DmlsError extends MlsError {
   readonly reason: DmlsRejection;
 

@@ -11,6 +11,7 @@
 import { bytesEqual } from '../mls/bytes.js';
 import type { Member } from '../mls/types.js';
 
+/** Which members are associated with a leaf (for `removeAssociatedMembers`), as the Authentication Service decides. */
 export interface LeafAssociation {
   /**
    * Leaf indices of the members associated with `leafIndex` (the sender,

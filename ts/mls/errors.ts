@@ -68,10 +68,12 @@ export const ERROR_CODES = [
   'INTERNAL',
 ] as const;
 
+/** One of `ERROR_CODES`: the stable code of an `MlsError`. */
 export type MlsErrorCode = (typeof ERROR_CODES)[number];
 
 const KNOWN = new Set<string>(ERROR_CODES);
 
+/** Every failure of the library: an Error with a stable `code` (docs/PROTOCOL.md §3). */
 export class MlsError extends Error {
   readonly code: MlsErrorCode;
 

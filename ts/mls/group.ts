@@ -12,6 +12,7 @@ import type { AppDataEntry, CommitOptions, CommitResult, CredentialInfo, GroupSt
 import { CONTENT_TYPE, authorizedBy, verifyDeviceSignature, type PairedDeviceKey } from '../paired/device-signature.js';
 import { anchorCoverOptions } from '../paired/hidden-cover.js';
 
+/** A decrypted application message. */
 export interface ApplicationMessage {
   kind: 'application';
   sender: Sender;
@@ -20,6 +21,7 @@ export interface ApplicationMessage {
   aad: Uint8Array;
 }
 
+/** A proposal, now queued for the next commit. */
 export interface ProposalMessage {
   kind: 'proposal';
   sender: Sender;
@@ -30,6 +32,7 @@ export interface ProposalMessage {
   device?: PairedDeviceKey;
 }
 
+/** A commit from another member, staged: inspect `staged`, then `merge()` or `discard()`. */
 export interface CommitMessage {
   kind: 'commit';
   sender: Sender;
@@ -64,6 +67,7 @@ export interface UnconfirmedMessage {
   confirm(): Promise<void>;
 }
 
+/** What `group.process(message)` found, told apart by `kind`. */
 export type ProcessResult = ApplicationMessage | ProposalMessage | CommitMessage | OwnMessage;
 
 /** What the core reports about a handshake message for the device-signature check. */
@@ -156,6 +160,7 @@ export class StagedCommit extends Resource<StagedCommitHandle> {
   }
 }
 
+/** One MLS group of a client: commit, propose, process, encrypt, and its state (epoch, members, exporter). From `createGroup` or a join. */
 export class Group {
   /** @internal */
   readonly client: MlsClient;

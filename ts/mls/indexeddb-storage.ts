@@ -10,6 +10,7 @@ import type { StorageAdapter, StorageBatch, StorageEntry } from './storage.js';
 
 const STORE = 'entries';
 const META = 'meta';
+/** Format version of the IndexedDB layout; a database of another version is refused. */
 export const INDEXEDDB_FORMAT = 1;
 
 function request<T>(req: IDBRequest<T>): Promise<T> {
@@ -27,6 +28,7 @@ function done(tx: IDBTransaction): Promise<void> {
   });
 }
 
+/** Durable storage in browsers: an IndexedDB database, one transaction per batch. */
 export class IndexedDbStorageAdapter implements StorageAdapter {
   readonly #db: IDBDatabase;
   /** Test hook: abort the next batch's transaction after this many writes. */

@@ -31,6 +31,7 @@ export const DEVICE_SIGNATURE_COMPONENT = 0xf1b2;
  * in RequiredCapabilities admits only members that check device signatures.
  */
 export const DEVICE_SIGNATURES_CAPABILITY = 0xf1b3;
+/** SignWithLabel label of device signatures (standard mode). */
 export const DEVICE_SIGNATURE_LABEL = 'PairedMLS DeviceSignature';
 
 /** One paired device of an anchor: its own credential identity and key. */
@@ -42,6 +43,7 @@ export interface PairedDeviceKey {
 /** Content types of RFC 9420 §6. */
 export const CONTENT_TYPE = { proposal: 2, commit: 3 } as const;
 
+/** What a device signs: the message's group, epoch, sender leaf, content type and content digest. */
 export interface DeviceSignatureTbs {
   groupId: Uint8Array;
   epoch: bigint;
@@ -52,10 +54,12 @@ export interface DeviceSignatureTbs {
 
 // struct { opaque identity<V>; opaque signature_key<V>; } PairedDeviceKey;
 // PairedDeviceKey devices<V>;
+/** Encode the anchor leaf's device list (PairedDeviceKey devices<V>). */
 export function encodePairedDevices(devices: readonly PairedDeviceKey[]): Uint8Array {
   return new Writer().list(devices, (w, d) => w.vector(d.identity).vector(d.signatureKey)).finish();
 }
 
+/** Decode the anchor leaf's device list; throws `CodecError` on malformed bytes. */
 export function decodePairedDevices(bytes: Uint8Array): PairedDeviceKey[] {
   const r = new Reader(bytes);
   const devices = r.list((item) => ({ identity: item.vector(), signatureKey: item.vector() }));
@@ -68,6 +72,7 @@ export { encodeSafeAad, decodeSafeAad, type SafeAadItem } from '../mls/safe-aad.
 
 // struct { opaque group_id<V>; uint64 epoch; uint32 sender_leaf;
 //          uint8 content_type; opaque content_digest<V>; } DeviceSignatureTBS;
+/** Encode DeviceSignatureTBS, what a device signs. */
 export function encodeDeviceSignatureTbs(t: DeviceSignatureTbs): Uint8Array {
   return new Writer().vector(t.groupId).u64(t.epoch).u32(t.senderLeaf).u8(t.contentType).vector(t.contentDigest).finish();
 }

@@ -103,6 +103,7 @@ const STATUS: Record<DsRejection, number> = {
   'rate-limited': 429,
 };
 
+/** A running server: its URL, its DS and AS, and `close()`. */
 export interface RunningDeliveryServer {
   url: string;
   ds: DeliveryService;
@@ -123,6 +124,7 @@ interface Stream {
   buffered: number;
 }
 
+/** Start the Delivery Service as an HTTP(S)/WebSocket server (Node; needs the optional peer `ws`). */
 export async function startDeliveryServer(options: DeliveryServerOptions): Promise<RunningDeliveryServer> {
   const { WebSocketServer } = peerDependency<{ WebSocketServer: typeof WsServer }>('ws', 'startDeliveryServer');
   const store = options.store;

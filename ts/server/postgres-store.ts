@@ -38,6 +38,7 @@ const binding = (r: any): StoredBinding => ({
   revoked: r.revoked,
 });
 
+/** The Delivery Service's store on PostgreSQL, shared by several servers (needs the optional peer `pg`). */
 export class PostgresDeliveryStore implements DeliveryStore {
   readonly #pool: pg.Pool;
   #listener: pg.Client | undefined;

@@ -9,10 +9,12 @@ import { MlsError } from '../mls/errors.js';
 import type { StorageAdapter, StorageBatch, StorageEntry } from '../mls/storage.js';
 import { peerDependency } from './peer-dependency.js';
 
+/** Format version of the SQLite client storage; a file of another version is refused. */
 export const SQLITE_STORAGE_FORMAT = '1';
 
 const bytes = (b: Buffer): Uint8Array => new Uint8Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 
+/** Durable client storage in Node on SQLite, one transaction per batch (needs the optional peer `better-sqlite3`). */
 export class SqliteStorageAdapter implements StorageAdapter {
   readonly #db: Database.Database;
   /** Test hook: fail the next batch after this many writes (inside its transaction). */

@@ -65,6 +65,7 @@ const binding = (r: BindingRow): StoredBinding => ({
   revoked: Boolean(r.revoked),
 });
 
+/** The Delivery Service's store on SQLite (needs the optional peer `better-sqlite3`). */
 export class SqliteDeliveryStore implements DeliveryStore {
   readonly #db: Database.Database;
   readonly #sync: 'FULL' | 'COMMITS' | 'NORMAL';

@@ -50,6 +50,7 @@ const MAX_EPOCH = Number.MAX_SAFE_INTEGER - 1;
 /** Log sender name of what the DS proposes itself. */
 const DS_SENDER = 'delivery-service';
 
+/** A refusal of the Delivery Service (`DS_REJECTED`), with the reason. */
 export class DsError extends MlsError {
   readonly reason: DsRejection;
   constructor(reason: DsRejection, message: string) {
@@ -85,6 +86,7 @@ export interface DeliveryOptions {
   verifyCommits?: boolean;
 }
 
+/** What a commit brings beside it: Welcome, GroupInfo, added clients. */
 export interface SubmitExtras {
   /** Welcome of this commit, for the clients in `added` only. */
   welcome?: Uint8Array;
@@ -96,8 +98,10 @@ export interface SubmitExtras {
   externalJoin?: boolean;
 }
 
+/** Whether the DS accepted a message, and its sequence number or the reason. */
 export type SubmitResult = { accepted: true; seq: number } | { accepted: false; reason: DsRejection; message: string };
 
+/** The Delivery Service in process (docs/PROTOCOL.md §8): KeyPackages, ordered group logs, Welcomes, pairings. */
 export class DeliveryService {
   readonly store: DeliveryStore;
   readonly #client: MlsClient;
