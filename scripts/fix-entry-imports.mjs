@@ -16,15 +16,14 @@ import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const ENTRIES = {
-  'paired-mls': 'ts/index.ts',
-  'paired-mls/paired': 'ts/paired/index.ts',
-  'paired-mls/dmls': 'ts/dmls/index.ts',
-  'paired-mls/intents': 'ts/intents/index.ts',
-  'paired-mls/resilience': 'ts/resilience/index.ts',
-  'paired-mls/services': 'ts/services/index.ts',
-  'paired-mls/server': 'ts/server/index.ts',
-};
+// package.json "exports" subpath → source entry (`.` is ts/index.ts,
+// `./<layer>` is ts/<layer>/index.ts, as rollup.config.js builds them).
+const EXPORTS = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).exports;
+const ENTRIES = Object.fromEntries(
+  Object.keys(EXPORTS)
+    .filter((k) => !k.endsWith('.wasm') && k !== './package.json')
+    .map((k) => [`paired-mls${k.slice(1)}`, k === '.' ? 'ts/index.ts' : `ts/${k.slice(2)}/index.ts`]),
+);
 const ORDER = Object.keys(ENTRIES);
 
 /** name → the entry that exports it. */
