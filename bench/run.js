@@ -26,6 +26,7 @@ import { renderChart } from './chart.js';
 import { OPS, OP_NAMES } from './ops.js';
 import { formatSummary, ratioRows } from './summary.js';
 import { SHAPES } from './tree.js';
+import { bundleCoreApp } from '../scripts/core-bundle.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const NATIVE = 'openmls-native';
@@ -310,6 +311,9 @@ async function main() {
   }
   const summary = ratioRows(results, { ops: opts.ops });
   console.log(`\n${formatSummary(summary)}`);
+  // What the core costs an app that imports only `paired-mls` (test/core-bundle.test.ts).
+  const app = await bundleCoreApp();
+  console.log(`\ncore-only app bundle (imports only 'paired-mls'; rollup, tree-shaken): ${app.gzipBytes} bytes JS gzip -9, + ${app.wasmGzipBytes} bytes wasm gzip -9`);
   log(`total ${totalSeconds.toFixed(1)} s`);
 
   if (opts.json) {

@@ -28,7 +28,13 @@ if [[ -f "$stamp" && "$(cat "$stamp")" == "$hash" && -f "pkg/${CRATE}_bg.wasm" ]
 fi
 
 mkdir -p pkg
-wasm-bindgen --target web --weak-refs --out-dir pkg --out-name "$CRATE" "$WASM"
+# Function names (the "name" section) only serve stack traces and profiles,
+# and the "producers" section is toolchain telemetry; neither is read at run
+# time, so wasm-bindgen leaves them out. PAIRED_MLS_KEEP_NAMES=1 keeps them
+# (for profiling the core).
+STRIP_FLAGS=(--remove-name-section --remove-producers-section)
+if [[ "${PAIRED_MLS_KEEP_NAMES:-0}" == "1" ]]; then STRIP_FLAGS=(); fi
+wasm-bindgen --target web --weak-refs "${STRIP_FLAGS[@]}" --out-dir pkg --out-name "$CRATE" "$WASM"
 
 WASM_OPT_BIN="${WASM_OPT:-$(command -v wasm-opt || true)}"
 # binaryen before ~116 mishandles the reference-types table wasm-bindgen
@@ -50,11 +56,6 @@ if [[ -n "$WASM_OPT_BIN" ]]; then
     || echo "build-wasm: wasm-opt failed; keeping the unoptimised module" >&2
 else
   echo "build-wasm: wasm-opt not found; skipping size/speed optimisation"
-fi
-# Function names only serve stack traces and profiles; PAIRED_MLS_KEEP_NAMES=1
-# keeps them (for profiling the core).
-if [[ "${PAIRED_MLS_KEEP_NAMES:-0}" != "1" ]]; then
-  node scripts/strip-wasm-names.js "pkg/${CRATE}_bg.wasm"
 fi
 echo "$hash" > "$stamp"
 ls -l "pkg/${CRATE}_bg.wasm"

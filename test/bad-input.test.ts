@@ -16,18 +16,7 @@
  * commit the group accepts).
  */
 import { describe, expect, it } from 'vitest';
-import {
-  errorCodes,
-  MemoryStorageAdapter,
-  MlsClient,
-  MlsError,
-  coreInstanceId,
-  toHex,
-  utf8,
-  wasmMemoryBytes,
-  type Group,
-  type StorageEntry,
-} from 'paired-mls';
+import { errorCodes, MemoryStorageAdapter, MlsClient, MlsError, coreInstanceId, toHex, utf8, wasmMemoryBytes, type Group, type StorageEntry } from 'paired-mls';
 import { deliverCommit, expectInSync, newMember, xorshift32, type Member } from './helpers.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed2024) >>> 0;

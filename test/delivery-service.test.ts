@@ -6,7 +6,8 @@
  * to the anchor's devices; malformed input is refused with a reason.
  */
 import { describe, expect, it } from 'vitest';
-import { AuthenticationService, DeliveryService, DsError, MlsClient, toHex, utf8, type Group } from 'paired-mls';
+import { MlsClient, toHex, utf8, type Group } from 'paired-mls';
+import { AuthenticationService, DeliveryService, DsError } from 'paired-mls/services';
 import { expectInSync, newMember, type Member } from './helpers.js';
 
 /** Process everything in the group's log after `seen` (not one's own messages). */

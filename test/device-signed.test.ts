@@ -7,7 +7,8 @@
  * same epoch — and the pairing then goes on with an honest update.
  */
 import { describe, expect, it } from 'vitest';
-import { bytesEqual, signedAnchorCommit, signedAnchorProposal, type Group } from 'paired-mls';
+import { bytesEqual, type Group } from 'paired-mls';
+import { signedAnchorCommit, signedAnchorProposal } from 'paired-mls/paired';
 import { expectInSync, mlsError, type Member } from './helpers.js';
 import { deliverPaired, pairedWorld } from './paired-helpers.js';
 

@@ -13,7 +13,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { mlsExporter } from 'ts-mls';
-import { DMember, MlsClient, fromHex, toHex, type DmlsProfile } from 'paired-mls';
+import { MlsClient, fromHex, toHex } from 'paired-mls';
+import { DMember, type DmlsProfile } from 'paired-mls/dmls';
 import { TsActor, suite1 } from './interop-actors.js';
 
 interface VectorCase {

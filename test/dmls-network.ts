@@ -4,7 +4,8 @@
  * order, some duplicated, each after a random delay. Nodes can go offline
  * (what is sent to them meanwhile is lost).
  */
-import { MlsClient, utf8, type DMember, type DmlsEvent, type DmlsProfile, type Identity } from 'paired-mls';
+import { MlsClient, utf8, type Identity } from 'paired-mls';
+import { type DMember, type DmlsEvent, type DmlsProfile } from 'paired-mls/dmls';
 import { xorshift32 } from './helpers.js';
 
 interface InFlight {
@@ -98,7 +99,7 @@ export const PROFILE: DmlsProfile = (process.env.DMLS_PROFILE as DmlsProfile | u
  * send group with all others; INIT traffic delivered.
  */
 export async function universe(names: string[], network: ShufflingNetwork, profile: DmlsProfile = PROFILE): Promise<Node[]> {
-  const { DMember } = await import('paired-mls');
+  const { DMember } = await import('paired-mls/dmls');
   const clients = new Map<string, { client: MlsClient; identity: Identity }>();
   for (const name of names) {
     const client = await MlsClient.open();

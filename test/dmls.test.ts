@@ -5,10 +5,11 @@
  * member, and the send-group policy.
  */
 import { describe, expect, it } from 'vitest';
-import { DmlsError, MemoryStorageAdapter, MlsClient, toHex, utf8 } from 'paired-mls';
+import { MemoryStorageAdapter, MlsClient, toHex, utf8 } from 'paired-mls';
+import { DmlsError } from 'paired-mls/dmls';
 import { xorshift32 } from './helpers.js';
 import { ShufflingNetwork, universe as universeOf, type Node } from './dmls-network.js';
-import type { DmlsProfile } from 'paired-mls';
+import type { DmlsProfile } from 'paired-mls/dmls';
 
 const SEED = Number(process.env.DMLS_SEED ?? 0xd31a5);
 const PROFILES: DmlsProfile[] = ['multi-mls', 'distributed-mls'];
@@ -395,7 +396,7 @@ describe('DMLS universe definition (seed 003 §6.1)', () => {
   }
 
   it('a multi-mls definition whose universe id is not the founder\'s send group id is refused; the real one then works', async () => {
-    const { DMember, encodeDmlsMessage } = await import('paired-mls');
+    const { DMember, encodeDmlsMessage } = await import('paired-mls/dmls');
     const { a, b, ai, bi } = await twoPeople();
     const founded = await DMember.found(a, ai, [await b.createKeyPackage(bi)]);
     const [welcome, definition] = founded.messages as [Uint8Array, Uint8Array];
@@ -413,7 +414,7 @@ describe('DMLS universe definition (seed 003 §6.1)', () => {
   });
 
   it('a universe definition sent by a member other than the founder (leaf 0) is refused; the real one then works', async () => {
-    const { DMember, encodeDmlsMessage } = await import('paired-mls');
+    const { DMember, encodeDmlsMessage } = await import('paired-mls/dmls');
     const { a, b, ai, bi } = await twoPeople();
     const c = await MlsClient.open();
     const ci = await c.createIdentity('cat', 1);
@@ -434,7 +435,7 @@ describe('DMLS universe definition (seed 003 §6.1)', () => {
   });
 
   it('an owner announcing another profile is refused', async () => {
-    const { DMember, encodeDmlsMessage } = await import('paired-mls');
+    const { DMember, encodeDmlsMessage } = await import('paired-mls/dmls');
     const { a, b, ai, bi } = await twoPeople();
     const founded = await DMember.found(a, ai, [await b.createKeyPackage(bi)], { profile: 'multi-mls' });
     const [welcome, definition] = founded.messages as [Uint8Array, Uint8Array];
@@ -456,7 +457,7 @@ describe('DMLS universe definition (seed 003 §6.1)', () => {
 
 describe('DMLS persistence', () => {
   it('a reopened member keeps its universe and profile and goes on', async () => {
-    const { DMember } = await import('paired-mls');
+    const { DMember } = await import('paired-mls/dmls');
     const network = new ShufflingNetwork(SEED + 9);
     const nodes = await universeOf(['ann', 'ben', 'cat'], network, 'distributed-mls');
     const [ann] = nodes as [Node, ...Node[]];
@@ -476,7 +477,8 @@ describe('DMLS persistence', () => {
 
 describe('DMLS wire formats', () => {
   it('round-trips DMLS messages and PSK ids, strictly', async () => {
-    const { encodeDmlsMessage, decodeDmlsMessage, pskGroupId, parsePskGroupId, CodecError } = await import('paired-mls');
+    const { encodeDmlsMessage, decodeDmlsMessage, pskGroupId, parsePskGroupId } = await import('paired-mls/dmls');
+    const { CodecError } = await import('paired-mls');
     const samples = [
       { type: 'announce' as const, profile: 1, universeId: enc.encode('u'), exportLength: 32, ciphersuites: [1, 3], members: [enc.encode('ann'), enc.encode('ben')] },
       { type: 'rejoinRequest' as const, entries: [{ sendGroupId: enc.encode('g1'), keyPackage: new Uint8Array(300).fill(7) }] },

@@ -1,6 +1,6 @@
 /** Clients of the networked DS for tests: a fresh MLS identity registered at the DS's AS and logged in. */
 import { WebSocket } from 'ws';
-import { DeliveryClient } from 'paired-mls';
+import { DeliveryClient } from 'paired-mls/services';
 import { newMember, type Member } from './helpers.js';
 
 export type DsPeer = Member & { ds: DeliveryClient; seen: number };

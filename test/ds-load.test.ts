@@ -16,7 +16,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
-import { DeliveryClient, DsError, utf8 } from 'paired-mls';
+import { utf8 } from 'paired-mls';
+import { DeliveryClient, DsError } from 'paired-mls/services';
 import { expectInSync, newMember, type Member } from './helpers.js';
 
 const GROUPS = 20;

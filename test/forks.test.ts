@@ -6,7 +6,7 @@
  * no kept state outlives the window.
  */
 import { describe, expect, it } from 'vitest';
-import { ForkResolver, commitRank, pickWelcome, type ForkStrategy } from 'paired-mls';
+import { ForkResolver, commitRank, pickWelcome, type ForkStrategy } from 'paired-mls/resilience';
 import { expectInSync, newMember, type Member } from './helpers.js';
 
 const WINDOW = 1000;

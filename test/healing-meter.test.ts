@@ -6,7 +6,7 @@
  * decryption attempts of a fresh copy.
  */
 import { describe, expect, it } from 'vitest';
-import { healingChart, healingTable, measureHealing, type HealingScenario } from 'paired-mls';
+import { healingChart, healingTable, measureHealing, type HealingScenario } from 'paired-mls/resilience';
 
 const base: Omit<HealingScenario, 'name' | 'compromisedPolicy'> = {
   members: 4,

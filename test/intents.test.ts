@@ -7,29 +7,9 @@
  * overlapping Remove is refused with its exact reason and changes nothing.
  */
 import { describe, expect, it } from 'vitest';
-import {
-  DeliveryService,
-  ExternalSender,
-  IntentError,
-  LEAF_OPERATION_PROPOSAL_TYPE,
-  MlsClient,
-  MlsError,
-  commitIntents,
-  createIntent,
-  decodeIntent,
-  encodeIntent,
-  encodeIntentMessage,
-  encodeIntentTbs,
-  intentProposal,
-  intentsIn,
-  proposeIntent,
-  validateIntent,
-  AuthenticationService,
-  type Group,
-  type GroupOptions,
-  type LeafAssociation,
-  type LeafOperationIntent,
-} from 'paired-mls';
+import { MlsClient, MlsError, type Group, type GroupOptions } from 'paired-mls';
+import { ExternalSender, IntentError, LEAF_OPERATION_PROPOSAL_TYPE, commitIntents, createIntent, decodeIntent, encodeIntent, encodeIntentMessage, encodeIntentTbs, intentProposal, intentsIn, proposeIntent, validateIntent, type LeafAssociation, type LeafOperationIntent } from 'paired-mls/intents';
+import { DeliveryService, AuthenticationService } from 'paired-mls/services';
 import { expectInSync, type Member } from './helpers.js';
 
 const CAPS = { proposals: [LEAF_OPERATION_PROPOSAL_TYPE] };

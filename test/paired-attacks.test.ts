@@ -7,22 +7,9 @@
  * after the next paired update the copy reads nothing new.
  */
 import { describe, expect, it } from 'vitest';
-import {
-  MemoryStorageAdapter,
-  MlsClient,
-  PairedDevice,
-  PairingError,
-  WebCryptoSeedVault,
-  bytesEqual,
-  decodePairingMessage,
-  encodePairingMessage,
-  generateSeed,
-  pairingProofTbs,
-  provenContent,
-  utf8,
-  type PairingMode,
-  type ProvenMessage,
-} from 'paired-mls';
+import { MemoryStorageAdapter, MlsClient, bytesEqual, utf8 } from 'paired-mls';
+import { bytesEqual } from 'paired-mls';
+import { PairedDevice, PairingError, WebCryptoSeedVault, decodePairingMessage, encodePairingMessage, generateSeed, pairingProofTbs, provenContent, type PairingMode, type ProvenMessage } from 'paired-mls/paired';
 import { deliverCommit, expectInSync, mlsError } from './helpers.js';
 import { TsActor, TsExternalJoiner } from './interop-actors.js';
 import { deliverPaired, pairedWorld, type PairedWorld } from './paired-helpers.js';

@@ -4,7 +4,8 @@
  * working (no panic). Also misuse of the PairedDevice API.
  */
 import { describe, expect, it } from 'vitest';
-import { PairedDevice, PairingError, bytesEqual, encodePairingMessage, generateSeed } from 'paired-mls';
+import { bytesEqual } from 'paired-mls';
+import { PairedDevice, PairingError, encodePairingMessage, generateSeed } from 'paired-mls/paired';
 import { mlsError, newMember, xorshift32 } from './helpers.js';
 import { device, pairedWorld } from './paired-helpers.js';
 

@@ -3,7 +3,8 @@
  * seed vault (deterministic, seed never extractable, caller's copy wiped).
  */
 import { describe, expect, it } from 'vitest';
-import { CodecError, WebCryptoSeedVault, bytesEqual, decodePairingMessage, encodePairingMessage, generateSeed, pairingPskId, type PairingMessage } from 'paired-mls';
+import { CodecError, bytesEqual } from 'paired-mls';
+import { WebCryptoSeedVault, decodePairingMessage, encodePairingMessage, generateSeed, pairingPskId, type PairingMessage } from 'paired-mls/paired';
 import { xorshift32 } from './helpers.js';
 
 const rnd = xorshift32(0xc0dec);

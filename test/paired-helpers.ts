@@ -3,7 +3,8 @@
  * which "alice" acts through two paired devices (active A, passive P).
  */
 import { expect } from 'vitest';
-import { MemoryStorageAdapter, MlsClient, PairedDevice, type Group, type PairedCommit, type PairingMode } from 'paired-mls';
+import { MemoryStorageAdapter, MlsClient, type Group } from 'paired-mls';
+import { PairedDevice, type PairedCommit, type PairingMode } from 'paired-mls/paired';
 import { deliverCommit, newMember, type Member } from './helpers.js';
 
 export interface PairedWorld {

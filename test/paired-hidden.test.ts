@@ -3,7 +3,8 @@
  * followed by the passive device, and the passive device's traffic.
  */
 import { describe, expect, it } from 'vitest';
-import { PAIRED_DEVICES_COMPONENT, anchorCoverOptions, bytesEqual, readMlsHeader, utf8 } from 'paired-mls';
+import { bytesEqual, readMlsHeader, utf8 } from 'paired-mls';
+import { PAIRED_DEVICES_COMPONENT, anchorCoverOptions } from 'paired-mls/paired';
 // Not re-exported from ts-mls' index, but public through its "./*.js" export map.
 import { decodeRatchetTree } from 'ts-mls/ratchetTree.js';
 import { deliverCommit, expectInSync, type Member } from './helpers.js';

@@ -6,7 +6,8 @@
  * then still follows the group.
  */
 import { describe, expect, it } from 'vitest';
-import { MemoryStorageAdapter, MlsClient, PairedDevice, PairingError, encodePairingMessage, pairingProofTbs, provenContent, sha256, toHex, type Notify, type PairedCommit, type StorageAdapter } from 'paired-mls';
+import { MemoryStorageAdapter, MlsClient, sha256, toHex, type StorageAdapter } from 'paired-mls';
+import { PairedDevice, PairingError, encodePairingMessage, pairingProofTbs, provenContent, type Notify, type PairedCommit } from 'paired-mls/paired';
 import { deliverCommit, expectInSync } from './helpers.js';
 import { pairedWorld, type PairedWorld } from './paired-helpers.js';
 

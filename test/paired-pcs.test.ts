@@ -9,7 +9,8 @@
  * heals.
  */
 import { describe, expect, it } from 'vitest';
-import { MemoryStorageAdapter, MlsClient, PairedDevice, WebCryptoSeedVault, generateSeed, utf8, type MlsError, type PairingError, type StorageAdapter } from 'paired-mls';
+import { MemoryStorageAdapter, MlsClient, utf8, type MlsError, type StorageAdapter } from 'paired-mls';
+import { PairedDevice, WebCryptoSeedVault, generateSeed, type PairingError } from 'paired-mls/paired';
 import { deliverCommit, expectInSync, mlsError, newMember } from './helpers.js';
 import { device, pairedWorld } from './paired-helpers.js';
 

@@ -6,7 +6,8 @@
  * state as before the operation, and the operation can simply be retried.
  */
 import { describe, expect, it } from 'vitest';
-import { MemoryStorageAdapter, MlsClient, PairedDevice, type StorageBatch } from 'paired-mls';
+import { MemoryStorageAdapter, MlsClient, type StorageBatch } from 'paired-mls';
+import { PairedDevice } from 'paired-mls/paired';
 import { deliverCommit, expectInSync, newMember, type Member } from './helpers.js';
 
 /** Storage whose next write can be made to fail, like a process killed mid-write. */

@@ -5,7 +5,8 @@
  * locked out (cannot follow, cannot read, cannot act for the leaf).
  */
 import { describe, expect, it } from 'vitest';
-import { PairedDevice, WebCryptoSeedVault, bytesEqual, generateSeed, utf8 } from 'paired-mls';
+import { bytesEqual, utf8 } from 'paired-mls';
+import { PairedDevice, WebCryptoSeedVault, generateSeed } from 'paired-mls/paired';
 import { deliverCommit, expectInSync, newMember, type Member } from './helpers.js';
 import { device, deliverPaired, pairedWorld } from './paired-helpers.js';
 

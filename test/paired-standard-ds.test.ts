@@ -7,7 +7,9 @@
  * update that bob, reading only from the DS, attributes to the laptop.
  */
 import { describe, expect, it } from 'vitest';
-import { DeliveryService, DsError, PairedDevice, bytesEqual, listedDevices, utf8, type Group } from 'paired-mls';
+import { bytesEqual, utf8, type Group } from 'paired-mls';
+import { PairedDevice, listedDevices } from 'paired-mls/paired';
+import { DeliveryService, DsError } from 'paired-mls/services';
 import { newMember } from './helpers.js';
 import { device } from './paired-helpers.js';
 

@@ -7,23 +7,8 @@
  * key gives; what differs per attack is the device key it has.
  */
 import { describe, expect, it } from 'vitest';
-import {
-  DEVICE_SIGNATURE_COMPONENT,
-  DEVICE_SIGNATURES_CAPABILITY,
-  MemoryStorageAdapter,
-  MlsClient,
-  PairedDevice,
-  TlsWriter,
-  bytesEqual,
-  decodePairedDevices,
-  decodeSafeAad,
-  encodeSafeAad,
-  listedDevices,
-  signedAnchorProposal,
-  utf8,
-  type Group,
-  type ProcessResult,
-} from 'paired-mls';
+import { MemoryStorageAdapter, MlsClient, TlsWriter, bytesEqual, decodeSafeAad, encodeSafeAad, utf8, type Group, type ProcessResult } from 'paired-mls';
+import { DEVICE_SIGNATURE_COMPONENT, DEVICE_SIGNATURES_CAPABILITY, PairedDevice, decodePairedDevices, listedDevices, signedAnchorProposal } from 'paired-mls/paired';
 import { deliverCommit, expectInSync, mlsError, newMember, type Member } from './helpers.js';
 import { pairedWorld, type PairedWorld } from './paired-helpers.js';
 import { TsActor } from './interop-actors.js';

@@ -7,22 +7,9 @@
  * as it was; a requirement no check covers is refused (fail-closed).
  */
 import { describe, expect, it } from 'vitest';
-import {
-  MemoryStorageAdapter,
-  MlsClient,
-  MlsError,
-  PairingError,
-  RecoveryError,
-  bytesEqual,
-  issueRecoveryPsk,
-  acceptRecoveryPsks,
-  recoverMembership,
-  recoveryPolicy,
-  type Group,
-  type PairedCommit,
-  type ProcessCheck,
-  type ProcessResult,
-} from 'paired-mls';
+import { MemoryStorageAdapter, MlsClient, MlsError, bytesEqual, type Group, type ProcessCheck, type ProcessResult } from 'paired-mls';
+import { PairingError, type PairedCommit } from 'paired-mls/paired';
+import { RecoveryError, issueRecoveryPsk, acceptRecoveryPsks, recoverMembership, recoveryPolicy } from 'paired-mls/resilience';
 import { expectInSync, type Member } from './helpers.js';
 import { deliverPaired, pairedWorld, type PairedWorld } from './paired-helpers.js';
 

@@ -5,7 +5,8 @@
  * from the member who added them; a rejoin without a valid proof is refused.
  */
 import { describe, expect, it } from 'vitest';
-import { MlsClient, RecoveryError, issueRecoveryPsk, acceptRecoveryPsks, recoveryPolicy, recoverMembership, transferRecoveryPsks, utf8 } from 'paired-mls';
+import { MlsClient, utf8 } from 'paired-mls';
+import { RecoveryError, issueRecoveryPsk, acceptRecoveryPsks, recoveryPolicy, recoverMembership, transferRecoveryPsks } from 'paired-mls/resilience';
 import { expectInSync, newMember, type Member } from './helpers.js';
 
 async function deliverApp(message: Uint8Array, members: Member[]): Promise<void> {

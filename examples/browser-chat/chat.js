@@ -4,7 +4,8 @@
 // BroadcastChannel; everything else — KeyPackages, the Welcome, messages —
 // goes through the DS, end-to-end encrypted with MLS. State lives in
 // IndexedDB, so a reloaded tab continues where it was.
-import { DeliveryClient, IndexedDbStorageAdapter, MlsClient, utf8 } from '../../dist/index.js';
+import { IndexedDbStorageAdapter, MlsClient, utf8 } from '../../dist/index.js';
+import { DeliveryClient } from '../../dist/services.js';
 
 const params = new URLSearchParams(location.search);
 const name = params.get('name') ?? `guest-${Math.floor(Math.random() * 1000)}`;

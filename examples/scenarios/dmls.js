@@ -2,7 +2,8 @@
 // MLS with four participants and no central ordering. Each owns a send
 // group; updates cross send groups as exporter PSKs; the transport
 // shuffles, duplicates and delays everything.
-import { DMember, MlsClient, toHex, utf8 } from 'paired-mls';
+import { MlsClient, toHex, utf8 } from 'paired-mls';
+import { DMember } from 'paired-mls/dmls';
 
 const names = ['ann', 'ben', 'cat', 'dan'];
 const PROFILES = {

@@ -9,7 +9,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
-import { DeliveryClient, DsError, MlsClient, utf8 } from 'paired-mls';
+import { MlsClient, utf8 } from 'paired-mls';
+import { DeliveryClient, DsError } from 'paired-mls/services';
 
 const PORT = 18000 + Math.floor(Math.random() * 2000);
 const DB = join(mkdtempSync(join(tmpdir(), 'paired-mls-demo-')), 'ds.sqlite');

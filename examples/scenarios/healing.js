@@ -3,7 +3,7 @@
 // Real groups in simulated time; writes healing.svg.
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { healingChart, healingTable, measureHealing } from 'paired-mls';
+import { healingChart, healingTable, measureHealing } from 'paired-mls/resilience';
 
 export async function run(log) {
   const base = { members: 5, othersPolicy: { kind: 'everySeconds', seconds: 30 }, secondsPerStep: 10, steps: 18, messagesPerStep: 2 };

@@ -4,7 +4,9 @@
 // it as an external sender, and a commit holding only the intent removes
 // the sender and its associated device. A second intent rides in an
 // external commit. Stale intents and overlapping Removes are refused.
-import { DeliveryService, LEAF_OPERATION_PROPOSAL_TYPE, MlsClient, createIntent, commitIntents, intentProposal, intentsIn } from 'paired-mls';
+import { MlsClient } from 'paired-mls';
+import { LEAF_OPERATION_PROPOSAL_TYPE, createIntent, commitIntents, intentProposal, intentsIn } from 'paired-mls/intents';
+import { DeliveryService } from 'paired-mls/services';
 
 const CAPS = { proposals: [LEAF_OPERATION_PROPOSAL_TYPE] };
 const who = (g) => g.members().map((m) => `${new TextDecoder().decode(m.credential.identity)}@${m.leafIndex}`).join(', ');

@@ -5,16 +5,9 @@
 // device made each paired update, and a thief holding the anchor's shared
 // key (a copy of the laptop's storage) but signing with a key of its own
 // gets nothing accepted.
-import {
-  DeliveryService,
-  MemoryStorageAdapter,
-  MlsClient,
-  PairedDevice,
-  bytesEqual,
-  deviceSignedAad,
-  listedDevices,
-  utf8,
-} from 'paired-mls';
+import { MemoryStorageAdapter, MlsClient, bytesEqual, utf8 } from 'paired-mls';
+import { PairedDevice, deviceSignedAad, listedDevices } from 'paired-mls/paired';
+import { DeliveryService } from 'paired-mls/services';
 
 async function person(name) {
   const storage = new MemoryStorageAdapter();

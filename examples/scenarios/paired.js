@@ -5,7 +5,8 @@
 // the attacker's copy can no longer read, the phone can. The copy's attempt
 // to cease the pairing first (to stop the healing) is refused: it lacks the
 // vault's proof. Then the phone ends the pairing and the laptop is locked out.
-import { MemoryStorageAdapter, MlsClient, PairedDevice, WebCryptoSeedVault, generateSeed, toHex, utf8 } from 'paired-mls';
+import { MemoryStorageAdapter, MlsClient, toHex, utf8 } from 'paired-mls';
+import { PairedDevice, WebCryptoSeedVault, generateSeed } from 'paired-mls/paired';
 
 async function person(name) {
   const storage = new MemoryStorageAdapter();

@@ -1,7 +1,9 @@
 // Page-side helpers for the real-browser tests (and the chat example's
 // logic): one device per page, its MLS state in IndexedDB, talking to the
 // Delivery Service over HTTP. Bytes cross to the test as base64.
-import { DeliveryClient, IndexedDbStorageAdapter, MlsClient, PairedDevice, utf8 } from '/dist/index.js';
+import { IndexedDbStorageAdapter, MlsClient, utf8 } from '/dist/index.js';
+import { PairedDevice } from '/dist/paired.js';
+import { DeliveryClient } from '/dist/services.js';
 
 const b64 = (bytes) => btoa(String.fromCharCode(...bytes));
 const unb64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));

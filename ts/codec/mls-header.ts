@@ -5,10 +5,12 @@
  */
 import { Reader } from './tls.js';
 
+/** Wire format of an MLSMessage as `readMlsHeader` names it. */
 export type MlsWireFormat = 'public' | 'private' | 'welcome' | 'group_info' | 'key_package' | 'other';
 
 const WIRE_FORMATS: Record<number, MlsWireFormat> = { 1: 'public', 2: 'private', 3: 'welcome', 4: 'group_info', 5: 'key_package' };
 
+/** The unencrypted header fields of an MLSMessage. */
 export interface MlsHeader {
   wireFormat: MlsWireFormat;
   /** Public/PrivateMessage only. */

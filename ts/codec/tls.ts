@@ -16,6 +16,7 @@ export class CodecError extends Error {
 /** Largest length the 4-byte varint can carry (RFC 9420 §2.1.2). */
 const MAX_VARINT = 0x3fffffff;
 
+/** Writes the TLS presentation language (RFC 8446 §3) with MLS variable-length vectors (RFC 9420 §2.1.2). */
 export class Writer {
   #chunks: Uint8Array[] = [];
   #length = 0;
@@ -81,6 +82,7 @@ export class Writer {
   }
 }
 
+/** Reads what `Writer` writes; throws `CodecError` on truncated, oversized or non-minimal input. */
 export class Reader {
   readonly #bytes: Uint8Array;
   #offset = 0;

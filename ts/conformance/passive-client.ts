@@ -9,6 +9,7 @@ import { MlsError } from '../mls/errors.js';
 import { bytesEqual, fromHex, toHex } from '../mls/bytes.js';
 import { coreInfo, init } from '../mls/init.js';
 
+/** One case of the mlswg passive-client test vectors, as in their JSON files. */
 export interface PassiveClientCase {
   cipher_suite: number;
   external_psks: { psk_id: string; psk: string }[];
@@ -22,8 +23,10 @@ export interface PassiveClientCase {
   epochs: { proposals: string[]; commit: string; epoch_authenticator: string }[];
 }
 
+/** How a passive-client case ended. */
 export type CaseOutcome = { status: 'passed' } | { status: 'skipped'; reason: string } | { status: 'failed'; reason: string };
 
+/** Run one mlswg passive-client test vector case against the core. */
 export async function runPassiveClientCase(testCase: PassiveClientCase): Promise<CaseOutcome> {
   await init();
   if (!coreInfo().ciphersuites.includes(testCase.cipher_suite)) {

@@ -45,6 +45,7 @@ export interface FoundingOptions {
   ciphersuites?: number[];
 }
 
+/** Options of a DMember. */
 export interface DmlsOptions {
   /** PSKs kept per foreign send group (older epochs can no longer be imported). */
   pskRetention?: number;
@@ -91,6 +92,7 @@ const enc = new TextEncoder();
 /** Failures that mean "not yet": the message waits for something else first. */
 const RETRY_CODES = new Set(['PSK_NOT_FOUND', 'WRONG_EPOCH', 'UNKNOWN_GROUP', 'MESSAGE_TOO_FAR_AHEAD', 'PROTOCOL', 'INVALID_COMMIT']);
 
+/** A participant of a Distributed MLS universe (docs/PROTOCOL.md §6): its own send group and the others' imported epochs. */
 export class DMember {
   readonly client: MlsClient;
   /** The current credential (changes with `update({ newIdentity })`). */

@@ -14,6 +14,7 @@ export type DmlsErrorCode = (typeof DMLS_ERROR_CODES)[number];
  */
 export type DmlsRejection = 'not-owner' | 'proposal-type' | 'universe' | 'malformed';
 
+/** A DMLS rule was broken (`DMLS_POLICY`), with the reason. */
 export class DmlsError extends MlsError<DmlsErrorCode> {
   readonly reason: DmlsRejection;
 

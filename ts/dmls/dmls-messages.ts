@@ -41,10 +41,12 @@ export interface Data {
   data: Uint8Array;
 }
 
+/** Any DMLS message, told apart by `type`. */
 export type DmlsMessage = Announce | RejoinRequest | Data;
 
 const CODES = { announce: 1, rejoinRequest: 2, data: 3 } as const;
 
+/** Encode a DMLS message (docs/PROTOCOL.md §6.3). */
 export function encodeDmlsMessage(m: DmlsMessage): Uint8Array {
   const w = new Writer().u16(1).u8(CODES[m.type]);
   switch (m.type) {
@@ -61,6 +63,7 @@ export function encodeDmlsMessage(m: DmlsMessage): Uint8Array {
   return w.finish();
 }
 
+/** Decode a DMLS message; throws `CodecError` on malformed bytes. */
 export function decodeDmlsMessage(bytes: Uint8Array): DmlsMessage {
   const r = new Reader(bytes);
   if (r.u16() !== 1) throw new CodecError('unsupported DMLS message version');

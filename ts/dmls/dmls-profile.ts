@@ -8,6 +8,7 @@ import type { Group } from '../mls/group.js';
 import { dmlsEpoch } from '../mls/layer-calls.js';
 import { DmlsError } from './dmls-error.js';
 
+/** The DMLS profile a universe uses (docs/PROTOCOL.md §6.4). */
 export type DmlsProfile = 'multi-mls' | 'distributed-mls';
 
 /** Wire code of each profile (in the universe definition). */

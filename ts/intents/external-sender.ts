@@ -27,6 +27,7 @@ const SENDER_EXTERNAL = 2;
 const CONTENT_PROPOSAL = 2;
 const PROPOSAL_REMOVE = 3;
 
+/** The group an external sender proposes into: its id, epoch and this sender's index in its external_senders. */
 export interface ExternalTarget {
   groupId: Uint8Array;
   epoch: bigint | number;

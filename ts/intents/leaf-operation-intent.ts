@@ -20,9 +20,11 @@ export const INTENT_SIGNATURE_LABEL = 'LeafOperationIntentTBS';
 /** RefHash label of LeafNodeRef. */
 export const LEAF_NODE_REF_LABEL = 'MLS 1.0 LeafNode Reference';
 
+/** Remove only the sender's leaf, or also the leaves associated with it. */
 export type RemovalMode = 'senderRemovalOnly' | 'removeAssociatedMembers';
 const MODE_CODES: Record<RemovalMode, number> = { senderRemovalOnly: 1, removeAssociatedMembers: 2 };
 
+/** The signed content of a LeafOperationIntent: group, sender leaf index, its LeafNodeRef and the removal mode. */
 export interface LeafOperationIntentTbs {
   groupId: Uint8Array;
   senderIndex: number;
@@ -30,6 +32,7 @@ export interface LeafOperationIntentTbs {
   removalMode: RemovalMode;
 }
 
+/** A signed LeafOperationIntent. */
 export interface LeafOperationIntent extends LeafOperationIntentTbs {
   signature: Uint8Array;
 }
@@ -48,10 +51,12 @@ function readTbs(r: Reader): LeafOperationIntentTbs {
   return { groupId, senderIndex, senderLeafRef, removalMode };
 }
 
+/** Encode LeafOperationIntentTBS, what the member signs. */
 export function encodeIntentTbs(tbs: LeafOperationIntentTbs): Uint8Array {
   return writeTbs(new Writer(), tbs).finish();
 }
 
+/** Encode a signed LeafOperationIntent. */
 export function encodeIntent(intent: LeafOperationIntent): Uint8Array {
   return writeTbs(new Writer(), intent).vector(intent.signature).finish();
 }
@@ -74,6 +79,7 @@ export function encodeIntentMessage(intent: LeafOperationIntent): Uint8Array {
   return new Writer().u16(1).u16(LEAF_OPERATION_INTENT_WIRE_FORMAT).raw(encodeIntent(intent)).finish();
 }
 
+/** Decode a LeafOperationIntent carried as an MLSMessage; throws `CodecError` on malformed bytes. */
 export function decodeIntentMessage(bytes: Uint8Array): LeafOperationIntent {
   const r = new Reader(bytes);
   if (r.u16() !== 1) throw new CodecError('not an mls10 message');

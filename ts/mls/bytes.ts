@@ -10,16 +10,19 @@ export function toBytes(value: BytesLike): Uint8Array {
   return typeof value === 'string' ? encoder.encode(value) : value;
 }
 
+/** Decode UTF-8 bytes to a string. */
 export function utf8(bytes: Uint8Array): string {
   return decoder.decode(bytes);
 }
 
+/** Lower-case hexadecimal of `bytes`. */
 export function toHex(bytes: Uint8Array): string {
   let out = '';
   for (const b of bytes) out += b.toString(16).padStart(2, '0');
   return out;
 }
 
+/** The bytes of a hexadecimal string (even length, hex digits only). */
 export function fromHex(hex: string): Uint8Array {
   if (hex.length % 2 !== 0 || /[^0-9a-fA-F]/.test(hex)) throw new Error('invalid hex');
   const out = new Uint8Array(hex.length / 2);
@@ -27,6 +30,7 @@ export function fromHex(hex: string): Uint8Array {
   return out;
 }
 
+/** Whether two byte strings are equal, in time independent of where they differ. */
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   let diff = 0;

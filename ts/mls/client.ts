@@ -24,6 +24,7 @@ export interface Identity {
   ciphersuite: Ciphersuite;
 }
 
+/** Options of `MlsClient.open`. */
 export interface OpenOptions {
   /** Where state is kept (default: a fresh in-memory adapter). */
   storage?: StorageAdapter;
@@ -42,6 +43,7 @@ export interface OpenOptions {
   checks?: readonly ProcessCheck[];
 }
 
+/** Options of `createKeyPackage(s)`. */
 export interface KeyPackageOptions {
   count?: number;
   /** A last-resort KeyPackage may be used more than once (RFC 9420 §16.8). */
@@ -50,6 +52,7 @@ export interface KeyPackageOptions {
   capabilities?: Capabilities;
 }
 
+/** Options of `joinFromWelcome`. */
 export interface WelcomeJoinOptions extends JoinOptions {
   /** Needed when the Welcome's group has no ratchet-tree extension. */
   ratchetTree?: Uint8Array;
@@ -57,6 +60,7 @@ export interface WelcomeJoinOptions extends JoinOptions {
   skipLifetimeValidation?: boolean;
 }
 
+/** Options of `joinExternal` (an external commit from a GroupInfo). */
 export interface ExternalJoinOptions extends JoinOptions {
   /** Needed when the GroupInfo carries no ratchet-tree extension. */
   ratchetTree?: Uint8Array;
@@ -98,6 +102,7 @@ function mergeBatches(batches: StorageBatch[]): StorageBatch {
   return merged;
 }
 
+/** One device's MLS client: its identities, KeyPackages, groups and PSKs, kept in one StorageAdapter. Open with `MlsClient.open()`. */
 export class MlsClient extends Resource<CoreClient> {
   readonly storage: StorageAdapter;
   readonly #identities = new Map<string, Identity>();

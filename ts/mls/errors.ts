@@ -67,12 +67,14 @@ export const ERROR_CODES = [
   'INTERNAL',
 ] as const;
 
+/** One of `ERROR_CODES`: the stable code of an `MlsError`. */
 export type MlsErrorCode = (typeof ERROR_CODES)[number];
 
 const KNOWN = new Set<string>(ERROR_CODES);
 
 /**
- * A failure with a stable `code`. The MLS layer raises the codes of
+ * Every failure of the library: an Error with a stable `code`
+ * (docs/PROTOCOL.md §3). The MLS layer raises the codes of
  * `ERROR_CODES`; protocol layers raise subclasses with their own codes
  * (`PairingError`, `IntentError`, `DmlsError`, `DsError`, `RecoveryError`).
  */

@@ -11,6 +11,7 @@ import { toBytes, type BytesLike } from './bytes.js';
 import type { AppDataEntry, CommitOptions, CommitResult, CredentialInfo, GroupState, Member, ProposalInfo, ProposalRequest, ReInitOptions, ReInitState, Sender } from './types.js';
 import { checkList, composeChecks, layerDefaultChecks, runChecks, type HandshakeReport, type ProcessCheck, type SignerDevice } from './checks.js';
 
+/** A decrypted application message. */
 export interface ApplicationMessage {
   kind: 'application';
   sender: Sender;
@@ -19,6 +20,7 @@ export interface ApplicationMessage {
   aad: Uint8Array;
 }
 
+/** A proposal, now queued for the next commit. */
 export interface ProposalMessage {
   kind: 'proposal';
   sender: Sender;
@@ -29,6 +31,7 @@ export interface ProposalMessage {
   device?: SignerDevice;
 }
 
+/** A commit from another member, staged: inspect `staged`, then `merge()` or `discard()`. */
 export interface CommitMessage {
   kind: 'commit';
   sender: Sender;
@@ -63,6 +66,7 @@ export interface UnconfirmedMessage {
   confirm(): Promise<void>;
 }
 
+/** What `group.process(message)` found, told apart by `kind`. */
 export type ProcessResult = ApplicationMessage | ProposalMessage | CommitMessage | OwnMessage;
 
 /** What the core reports about a handshake message for the checks. */
@@ -180,6 +184,7 @@ export class RetainedState extends Resource<RetainedGroupState> {
   }
 }
 
+/** One MLS group of a client: commit, propose, process, encrypt, and its state (epoch, members, exporter). From `createGroup` or a join. */
 export class Group {
   /** @internal */
   readonly client: MlsClient;

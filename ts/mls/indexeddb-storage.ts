@@ -16,6 +16,7 @@ import type { StorageAdapter, StorageBatch, StorageEntry, VerifiedEntries } from
 
 const STORE = 'entries';
 const META = 'meta';
+/** Format version of the IndexedDB layout; a database of another version is refused. */
 export const INDEXEDDB_FORMAT = 2;
 
 /** How `IndexedDbStorageAdapter.open` protects what it stores. */
@@ -41,6 +42,7 @@ function done(tx: IDBTransaction): Promise<void> {
   });
 }
 
+/** Durable storage in browsers: an IndexedDB database, one transaction per batch. */
 export class IndexedDbStorageAdapter implements StorageAdapter {
   readonly #db: IDBDatabase;
   readonly #cipher: StorageCipher | undefined;

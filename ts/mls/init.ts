@@ -7,6 +7,7 @@ import initCore, { initSync, coreVersion, supportedCiphersuites, installNativeCu
 import { nodeNativeCurves, type NativeCurves } from './native-curves.js';
 import { MlsError, toMlsError } from './errors.js';
 
+/** Where `init()` gets the wasm module: bytes, a compiled module, a URL or path, or a fetch Response. */
 export type WasmSource = BufferSource | WebAssembly.Module | URL | string | Response;
 
 let ready: Promise<void> | undefined;
@@ -107,6 +108,7 @@ export function wasmMemoryBytes(): number {
   return memory ? memory.buffer.byteLength : 0;
 }
 
+/** The core's version and the ciphersuites (RFC 9420 §17.1 code points) this build runs. */
 export function coreInfo(): { version: string; ciphersuites: number[] } {
   return call(() => ({ version: coreVersion(), ciphersuites: Array.from(supportedCiphersuites()) }));
 }

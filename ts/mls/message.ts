@@ -2,8 +2,10 @@
 import { Client as CoreClient } from '../../pkg/paired_mls_core.js';
 import { call } from './init.js';
 
+/** Wire format of an MLSMessage (RFC 9420 §6). */
 export type WireFormat = 'public' | 'private' | 'welcome' | 'group_info' | 'key_package';
 
+/** What `inspectMessage` reads from an MLSMessage without any group state. */
 export interface MessageInfo {
   wireFormat: WireFormat;
   /** The message decoded and encoded again: equal to the input when canonical. */

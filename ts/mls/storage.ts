@@ -9,8 +9,10 @@
 import { MlsError } from './errors.js';
 import { toHex } from './bytes.js';
 
+/** A stored key and its value. */
 export type StorageEntry = [key: Uint8Array, value: Uint8Array];
 
+/** One atomic write: entries to put and keys to delete. */
 export interface StorageBatch {
   puts: StorageEntry[];
   deletes: Uint8Array[];
@@ -22,6 +24,7 @@ export interface VerifiedEntries {
   tampered: Uint8Array[];
 }
 
+/** Where a client's state lives: a key-value store that applies each batch atomically. */
 export interface StorageAdapter {
   /** Every stored entry (used once, when a client is opened). */
   entries(): Promise<StorageEntry[]>;

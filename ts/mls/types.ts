@@ -3,6 +3,7 @@
 /** RFC 9420 §17.1: 1 = X25519/AES-128-GCM/SHA-256/Ed25519, 2 = P-256/AES-128-GCM/SHA-256/P-256, 3 = X25519/ChaCha20-Poly1305/SHA-256/Ed25519. */
 export type Ciphersuite = number;
 
+/** The ciphersuites this library runs, by their RFC 9420 §17.1 names. */
 export const Ciphersuites = {
   MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519: 1,
   MLS_128_DHKEMP256_AES128GCM_SHA256_P256: 2,
@@ -12,6 +13,7 @@ export const Ciphersuites = {
 /** Wire-format policy (RFC 9420 §6; openmls' outgoing/incoming pairs). */
 export type WireFormat = 'ciphertext' | 'plaintext' | 'mixed-ciphertext' | 'mixed-plaintext';
 
+/** A leaf's capabilities (RFC 9420 §7.2): extension, proposal and credential types it supports. */
 export interface Capabilities {
   extensions?: number[];
   proposals?: number[];
@@ -23,11 +25,13 @@ export interface Capabilities {
   virtualClient?: boolean;
 }
 
+/** An external sender of a group (RFC 9420 §12.1.8.1): its credential identity and signature key. */
 export interface ExternalSenderSpec {
   identity: Uint8Array;
   signatureKey: Uint8Array;
 }
 
+/** Group-context extensions a commit or a new group sets. */
 export interface GroupContextExtensions {
   requiredCapabilities?: Capabilities;
   externalSenders?: ExternalSenderSpec[];
@@ -54,24 +58,28 @@ export interface JoinOptions {
   capabilities?: Capabilities;
 }
 
+/** Options of `createGroup`. */
 export interface GroupOptions extends JoinOptions {
   groupId?: Uint8Array;
   ciphersuite?: Ciphersuite;
   extensions?: GroupContextExtensions;
 }
 
+/** Who sent a message (RFC 9420 §6). */
 export type Sender =
   | { type: 'member'; leafIndex: number }
   | { type: 'external'; senderIndex: number }
   | { type: 'newMemberCommit' }
   | { type: 'newMemberProposal' };
 
+/** A credential as the library shows it. */
 export interface CredentialInfo {
   /** 1 = basic (RFC 9420 §5.3). */
   credentialType: number;
   identity: Uint8Array;
 }
 
+/** A proposal as the library shows it (in a staged commit or the proposal queue). */
 export type ProposalInfo =
   | { type: 'add'; credential: CredentialInfo; signatureKey: Uint8Array }
   | { type: 'update'; leafIndex?: number }
@@ -84,6 +92,7 @@ export type ProposalInfo =
   | { type: 'custom'; proposalType: number; payload: Uint8Array }
   | { type: 'other'; proposalType: number };
 
+/** A member of a group: its leaf, credential and signature key. */
 export interface Member {
   leafIndex: number;
   credential: CredentialInfo;
@@ -91,6 +100,7 @@ export interface Member {
   encryptionKey: Uint8Array;
 }
 
+/** What `inspectKeyPackage` reads from a KeyPackage. */
 export interface KeyPackageInfo {
   ciphersuite: Ciphersuite;
   credential: CredentialInfo;
@@ -103,6 +113,7 @@ export interface KeyPackageInfo {
   notAfter: number;
 }
 
+/** What a commit contains: adds, removes, a path update, PSKs, extensions, custom proposals. */
 export interface CommitOptions {
   /** KeyPackages (serialized MLSMessages) to add. */
   add?: Uint8Array[];
@@ -147,6 +158,7 @@ export interface AppDataEntry {
   data: Uint8Array;
 }
 
+/** A commit to send, with the Welcome for added members. */
 export interface CommitResult {
   commit: Uint8Array;
   welcome?: Uint8Array;
@@ -155,6 +167,7 @@ export interface CommitResult {
   vcDerivationInfo?: Uint8Array;
 }
 
+/** A proposal to send by reference (`group.propose`). */
 export type ProposalRequest =
   | { type: 'add'; keyPackage: Uint8Array }
   | { type: 'remove'; leafIndex: number }
@@ -189,6 +202,7 @@ export interface ReInitState {
   successorCreator?: number;
 }
 
+/** A snapshot of a group's public state. */
 export interface GroupState {
   groupId: Uint8Array;
   epoch: number;

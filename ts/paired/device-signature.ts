@@ -25,6 +25,7 @@ import { registerDefaultCheck, type ProcessCheck, type ProposalToCheck, type Com
 import { commitSignedByDevice, proposeSignedByDevice } from '../mls/layer-calls.js';
 import { CodecError, Reader, Writer } from '../codec/tls.js';
 import { PairingError } from './pairing-error.js';
+import { decodeSafeAad, encodeSafeAad } from '../mls/safe-aad.js';
 
 /** AppDataDictionary component of the anchor leaf: its paired devices. */
 export const PAIRED_DEVICES_COMPONENT = 0xf1b1;
@@ -36,6 +37,7 @@ export const DEVICE_SIGNATURE_COMPONENT = 0xf1b2;
  * in RequiredCapabilities admits only members that check device signatures.
  */
 export const DEVICE_SIGNATURES_CAPABILITY = 0xf1b3;
+/** SignWithLabel label of device signatures (standard mode). */
 export const DEVICE_SIGNATURE_LABEL = 'PairedMLS DeviceSignature';
 
 /** One paired device of an anchor: its own credential identity and key. */
@@ -47,6 +49,7 @@ export interface PairedDeviceKey {
 /** Content types of RFC 9420 §6. */
 export const CONTENT_TYPE = { proposal: 2, commit: 3 } as const;
 
+/** What a device signs: the message's group, epoch, sender leaf, content type and content digest. */
 export interface DeviceSignatureTbs {
   groupId: Uint8Array;
   epoch: bigint;
@@ -57,10 +60,12 @@ export interface DeviceSignatureTbs {
 
 // struct { opaque identity<V>; opaque signature_key<V>; } PairedDeviceKey;
 // PairedDeviceKey devices<V>;
+/** Encode the anchor leaf's device list (PairedDeviceKey devices<V>). */
 export function encodePairedDevices(devices: readonly PairedDeviceKey[]): Uint8Array {
   return new Writer().list(devices, (w, d) => w.vector(d.identity).vector(d.signatureKey)).finish();
 }
 
+/** Decode the anchor leaf's device list; throws `CodecError` on malformed bytes. */
 export function decodePairedDevices(bytes: Uint8Array): PairedDeviceKey[] {
   const r = new Reader(bytes);
   const devices = r.list((item) => ({ identity: item.vector(), signatureKey: item.vector() }));
@@ -68,33 +73,12 @@ export function decodePairedDevices(bytes: Uint8Array): PairedDeviceKey[] {
   return devices;
 }
 
-// SafeAAD (draft-ietf-mls-extensions): struct { uint16 component_id; opaque
-// aad_item_data<V>; } SafeAADItem; struct { SafeAADItem aad_items<V>; } SafeAAD;
-export interface SafeAadItem {
-  componentId: number;
-  data: Uint8Array;
-}
-
-export function encodeSafeAad(items: readonly SafeAadItem[]): Uint8Array {
-  const sorted = [...items].sort((a, b) => a.componentId - b.componentId);
-  return new Writer().list(sorted, (w, i) => w.u16(i.componentId).vector(i.data)).finish();
-}
-
-/** The items of a SafeAAD, or undefined when `aad` is not one. */
-export function decodeSafeAad(aad: Uint8Array): SafeAadItem[] | undefined {
-  try {
-    const r = new Reader(aad);
-    const items = r.list((item) => ({ componentId: item.u16(), data: item.vector() }));
-    r.end();
-    return items;
-  } catch (err) {
-    if (err instanceof CodecError) return undefined;
-    throw err;
-  }
-}
+// SafeAAD goes through the engine's codec (ts/mls/safe-aad.ts).
+export { encodeSafeAad, decodeSafeAad, type SafeAadItem } from '../mls/safe-aad.js';
 
 // struct { opaque group_id<V>; uint64 epoch; uint32 sender_leaf;
 //          uint8 content_type; opaque content_digest<V>; } DeviceSignatureTBS;
+/** Encode DeviceSignatureTBS, what a device signs. */
 export function encodeDeviceSignatureTbs(t: DeviceSignatureTbs): Uint8Array {
   return new Writer().vector(t.groupId).u64(t.epoch).u32(t.senderLeaf).u8(t.contentType).vector(t.contentDigest).finish();
 }

@@ -38,6 +38,7 @@ import { WebCryptoSeedVault, generateSeed, type SeedVault } from './seed-vault.j
 import { PAIRED_DEVICES_COMPONENT, encodePairedDevices, signedAnchorCommit, signedAnchorProposal, type PairedDeviceKey } from './device-signature.js';
 import type { PairingMode } from './pairing-messages.js';
 
+/** Whether the device commits for the pairing (active) or follows (passive). */
 export type PairingRole = 'active' | 'passive';
 
 /** What the active device sends after a paired commit. */
@@ -97,6 +98,7 @@ function u64(n: bigint): Uint8Array {
   return out;
 }
 
+/** One device of a Paired MLS pairing (docs/PROTOCOL.md §4): pairs, enrols groups, sends or follows paired updates. */
 export class PairedDevice {
   readonly client: MlsClient;
   #vault: SeedVault | undefined;

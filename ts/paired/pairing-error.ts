@@ -38,6 +38,7 @@ export type NotifyRejection = 'forged' | 'replay' | 'counter' | 'out-of-order' |
  */
 export type PairingRejection = NotifyRejection | 'wrong-sender' | 'stale' | 'no-such-leaf' | 'unexpected';
 
+/** A refused pairing step or Notify, with the reason (`PAIRING_REJECTED`, `NOTIFY_REJECTED`, `PAIRING_STATE`, `DEVICE_SIGNATURE`). */
 export class PairingError extends MlsError<PairedErrorCode> {
   readonly reason: PairingRejection | undefined;
 

@@ -41,6 +41,7 @@ export interface Accept {
   seedConfirmation: Uint8Array;
 }
 
+/** What a Notify reports: an enrolment or a paired update. */
 export type NotifyKind = 'enroll' | 'update';
 
 /** struct { uint64 counter; NotifyKind kind; opaque group_id<V>; uint64 epoch; opaque commit_ref<V>; opaque group_state<V>; opaque derivation_info<V>; opaque proof<V>; } */
@@ -71,6 +72,7 @@ export interface RoleChange {
   proof: Uint8Array;
 }
 
+/** How a CeasePair ends the pairing: rekey in place, or rejoin. */
 export type CeaseRoute = 'rekey' | 'rejoin';
 
 /** struct { CeaseRoute route; uint64 counter; opaque proof<V>; } */
@@ -82,6 +84,7 @@ export interface CeasePair {
   proof: Uint8Array;
 }
 
+/** Any pairing message, told apart by `type`. */
 export type PairingMessage = ShareRand | Accept | Notify | RoleChange | CeasePair;
 
 const TYPE_CODES = { shareRand: 1, accept: 2, notify: 3, roleChange: 4, ceasePair: 5 } as const;
@@ -94,6 +97,7 @@ function decodeEnum<T extends string>(codes: Record<T, number>, value: number, w
   throw new CodecError(`unknown ${what} ${value}`);
 }
 
+/** Encode a pairing message (docs/PROTOCOL.md §4.2). */
 export function encodePairingMessage(message: PairingMessage): Uint8Array {
   const w = new Writer().u16(PAIRING_MESSAGE_VERSION).u8(TYPE_CODES[message.type]);
   switch (message.type) {

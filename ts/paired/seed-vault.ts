@@ -11,6 +11,7 @@
  */
 import { Writer } from '../codec/tls.js';
 
+/** Holds the pairing seed and derives from it without releasing it (docs/PROTOCOL.md §4.6). */
 export interface SeedVault {
   /**
    * PRF(seed, label, context) of `length` bytes (1..255·32). Deterministic:

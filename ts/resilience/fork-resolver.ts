@@ -19,8 +19,10 @@ import type { Group, ProcessResult, RetainedState } from '../mls/group.js';
 import { sha256, toHex } from '../mls/bytes.js';
 import { readMlsHeader } from '../codec/mls-header.js';
 
+/** Wait for the winning commit (hold) or apply the first and switch if another wins (optimistic). */
 export type ForkStrategy = 'hold' | 'optimistic';
 
+/** Options of a ForkResolver. */
 export interface ForkOptions {
   strategy: ForkStrategy;
   /** How long competitors are awaited (hold) or the old state is kept (optimistic). */
@@ -29,6 +31,7 @@ export interface ForkOptions {
   now?: () => number;
 }
 
+/** What a ForkResolver did with a message. */
 export type ForkEvent =
   | { type: 'processed'; result: ProcessResult }
   | { type: 'candidate'; epoch: number }
@@ -68,6 +71,7 @@ interface OptimisticWindow {
   snapshot: RetainedState;
 }
 
+/** Processes a group's messages under eventually consistent delivery, resolving competing commits for one epoch (docs/PROTOCOL.md §7.1). */
 export class ForkResolver {
   readonly group: Group;
   readonly #options: Required<ForkOptions>;

@@ -19,6 +19,7 @@ import { WebCryptoSeedVault, generateSeed } from '../paired/seed-vault.js';
 /** When a member (or the active device of a paired member) commits a self-update. */
 export type UpdatePolicy = { kind: 'never' } | { kind: 'everyMessages'; messages: number } | { kind: 'everySeconds'; seconds: number };
 
+/** One scenario of the healing meter: group size, update policy, pairing. */
 export interface HealingScenario {
   /** Label in reports. */
   name: string;
@@ -37,6 +38,7 @@ export interface HealingScenario {
   messagesPerStep: number;
 }
 
+/** How long a stolen copy kept reading in one scenario. */
 export interface HealingReport {
   name: string;
   /** Epochs from the compromise until the copy stops reading, or 'never' within the horizon. */

@@ -32,8 +32,10 @@ export interface RecoveryRecord {
   secret: Uint8Array;
 }
 
+/** Why a recovery was refused. */
 export type RecoveryRejection = 'no-proof' | 'unknown-proof' | 'identity-mismatch' | 'policy';
 
+/** A refused recovery (docs/PROTOCOL.md §7.2), with the reason. */
 export class RecoveryError extends MlsError {
   readonly reason: RecoveryRejection;
   constructor(reason: RecoveryRejection, message: string) {
@@ -43,10 +45,12 @@ export class RecoveryError extends MlsError {
   }
 }
 
+/** The PSK id of a recovery PSK for `identity` in `groupId` at `epoch`. */
 export function recoveryPskId(groupId: Uint8Array, identity: Uint8Array, epoch: number | bigint): Uint8Array {
   return new Writer().vector(enc.encode(LABEL)).vector(groupId).vector(identity).u64(BigInt(epoch)).finish();
 }
 
+/** The fields of a recovery PSK id, or undefined when `id` is not one. */
 export function parseRecoveryPskId(id: Uint8Array): { groupId: Uint8Array; identity: Uint8Array; epoch: bigint } | undefined {
   try {
     const r = new Reader(id);

@@ -7,7 +7,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { WebSocketServer as WsServer, WebSocket } from 'ws';
 import { bytesEqual, toHex } from '../mls/bytes.js';
 import { MlsClient } from '../mls/client.js';
 import { DeliveryService, DsError, type DsRejection } from '../services/delivery-service.js';
@@ -17,6 +17,7 @@ import { verifyDsChallenge } from '../services/ds-proof.js';
 import { SessionIssuer } from './ds-session.js';
 import { RateLimiter } from './rate-limit.js';
 import { HttpError, b64, clientId, hexGroupId, idList, natural, optionalB64, unb64 } from './ds-input.js';
+import { peerDependency } from './peer-dependency.js';
 
 /** What a registration policy is asked (docs/PROTOCOL.md §8.4). */
 export interface RegistrationRequest {
@@ -102,6 +103,7 @@ const STATUS: Record<DsRejection, number> = {
   'rate-limited': 429,
 };
 
+/** A running server: its URL, its DS and AS, and `close()`. */
 export interface RunningDeliveryServer {
   url: string;
   ds: DeliveryService;
@@ -122,7 +124,9 @@ interface Stream {
   buffered: number;
 }
 
+/** Start the Delivery Service as an HTTP(S)/WebSocket server (Node; needs the optional peer `ws`). */
 export async function startDeliveryServer(options: DeliveryServerOptions): Promise<RunningDeliveryServer> {
+  const { WebSocketServer } = peerDependency<{ WebSocketServer: typeof WsServer }>('ws', 'startDeliveryServer');
   const store = options.store;
   const authentication = new AuthenticationDirectory(store);
   const ds = await DeliveryService.create({

@@ -5,10 +5,11 @@
  * every append is announced with NOTIFY so each process pushes it to its
  * own WebSocket subscribers.
  */
-import pg from 'pg';
+import type pg from 'pg';
 import { fromHex, toHex } from '../mls/bytes.js';
 import type { BindingRefusal, CommitUpdate, DeliveryStore, GroupRecord, LoggedMessage, PendingWelcome, StoredBinding, StoredKeyPackage } from '../services/delivery-store.js';
 import { DS_SCHEMA_VERSION } from './sqlite-store.js';
+import { peerDependency } from './peer-dependency.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS ds_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -37,6 +38,7 @@ const binding = (r: any): StoredBinding => ({
   revoked: r.revoked,
 });
 
+/** The Delivery Service's store on PostgreSQL, shared by several servers (needs the optional peer `pg`). */
 export class PostgresDeliveryStore implements DeliveryStore {
   readonly #pool: pg.Pool;
   #listener: pg.Client | undefined;
@@ -47,7 +49,8 @@ export class PostgresDeliveryStore implements DeliveryStore {
   }
 
   static async connect(url: string): Promise<PostgresDeliveryStore> {
-    const pool = new pg.Pool({ connectionString: url, max: 10 });
+    const { Pool, Client } = peerDependency<typeof pg>('pg', 'PostgresDeliveryStore');
+    const pool = new Pool({ connectionString: url, max: 10 });
     const store = new PostgresDeliveryStore(pool);
     const client = await pool.connect();
     try {
@@ -61,7 +64,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
       await client.query('SELECT pg_advisory_unlock(7261001)').catch(() => undefined);
       client.release();
     }
-    store.#listener = new pg.Client({ connectionString: url });
+    store.#listener = new Client({ connectionString: url });
     await store.#listener.connect();
     store.#listener.on('notification', (n) => {
       const [groupId, seq] = (n.payload ?? '').split(':');

@@ -9,12 +9,14 @@
  * of its own to keep a key apart from the file, so there is no generated
  * default: without `key` the app must say `encryption: false`.
  */
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { MlsError } from '../mls/errors.js';
 import { fromHex, toHex } from '../mls/bytes.js';
 import { StorageCipher, refuseTampered, type StorageKey } from '../mls/encrypted-storage.js';
 import type { StorageAdapter, StorageBatch, StorageEntry, VerifiedEntries } from '../mls/storage.js';
+import { peerDependency } from './peer-dependency.js';
 
+/** Format version of the SQLite client storage; a file of another version is refused. */
 export const SQLITE_STORAGE_FORMAT = '2';
 
 /** How a `SqliteStorageAdapter` protects what it stores. */
@@ -22,6 +24,7 @@ export type SqliteStorageOptions = { key: StorageKey; encryption?: true } | { ke
 
 const bytes = (b: Buffer): Uint8Array => new Uint8Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 
+/** Durable client storage in Node on SQLite, one transaction per batch (needs the optional peer `better-sqlite3`). */
 export class SqliteStorageAdapter implements StorageAdapter {
   readonly #db: Database.Database;
   /** The cipher once the key check passed (`STORAGE_KEY` otherwise); undefined without encryption. */
@@ -36,7 +39,8 @@ export class SqliteStorageAdapter implements StorageAdapter {
   constructor(file: string, options: SqliteStorageOptions) {
     const encrypt = options?.encryption !== false;
     if (encrypt && !options?.key) throw new MlsError('INVALID_ARGUMENT', 'SqliteStorageAdapter needs { key } (32 bytes or an AES-GCM CryptoKey), or { encryption: false }');
-    this.#db = new Database(file);
+    const Sqlite = peerDependency<typeof Database>('better-sqlite3', 'SqliteStorageAdapter');
+    this.#db = new Sqlite(file);
     try {
       this.#cipher = this.#prepare(encrypt ? options.key! : undefined);
     } catch (err) {

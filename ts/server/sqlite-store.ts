@@ -3,7 +3,8 @@
  * ':memory:'), WAL journal, every multi-step change in one transaction, so
  * a killed server restarts from a consistent state.
  */
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { peerDependency } from './peer-dependency.js';
 import { fromHex, toHex } from '../mls/bytes.js';
 import {
   AppendNotifier,
@@ -64,6 +65,7 @@ const binding = (r: BindingRow): StoredBinding => ({
   revoked: Boolean(r.revoked),
 });
 
+/** The Delivery Service's store on SQLite (needs the optional peer `better-sqlite3`). */
 export class SqliteDeliveryStore implements DeliveryStore {
   readonly #db: Database.Database;
   readonly #sync: 'FULL' | 'COMMITS' | 'NORMAL';
@@ -83,7 +85,8 @@ export class SqliteDeliveryStore implements DeliveryStore {
    * loss may be lost. NORMAL survives a process crash only (measurement).
    */
   constructor(file = ':memory:', options: { synchronous?: 'FULL' | 'COMMITS' | 'NORMAL' } = {}) {
-    this.#db = new Database(file);
+    const Sqlite = peerDependency<typeof Database>('better-sqlite3', 'SqliteDeliveryStore');
+    this.#db = new Sqlite(file);
     this.#db.pragma('journal_mode = WAL');
     this.#sync = options.synchronous ?? 'FULL';
     this.#db.pragma(`synchronous = ${this.#sync === 'NORMAL' ? 'NORMAL' : 'FULL'}`);

@@ -4,6 +4,7 @@ import type { CredentialBinding } from './authentication-service.js';
 import type { DeliveryStore, StoredBinding } from './delivery-store.js';
 import { DsError } from './delivery-service.js';
 
+/** Authentication Service over a DeliveryStore (docs/PROTOCOL.md §8.4). */
 export class AuthenticationDirectory {
   constructor(readonly store: DeliveryStore) {}
 

@@ -8,6 +8,7 @@ import { bytesEqual, toHex } from '../mls/bytes.js';
 import type { Member } from '../mls/types.js';
 import type { LeafAssociation } from '../intents/leaf-association.js';
 
+/** A client's registered credential and signature key. */
 export interface CredentialBinding {
   clientId: string;
   userId: string;
@@ -20,6 +21,7 @@ export interface CredentialBinding {
 /** Extra checks on a credential (e.g. an X.509 chain); the default accepts what is registered. */
 export type CredentialValidator = (binding: CredentialBinding) => boolean;
 
+/** An in-memory Authentication Service: which client owns which signature key and credential. */
 export class AuthenticationService {
   readonly #byKey = new Map<string, CredentialBinding>();
   readonly #validator: CredentialValidator;

@@ -15,6 +15,7 @@ const b64 = (bytes: Uint8Array): string => {
 };
 const unb64 = (s: string): Uint8Array => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
 
+/** A message from a group's log, as the DS delivers it. */
 export interface DeliveredMessage {
   seq: number;
   sender: string;
@@ -39,6 +40,7 @@ export interface DsAccount {
   identity: Identity;
 }
 
+/** Options of a DeliveryClient (e.g. the WebSocket class in Node). */
 export interface DeliveryClientOptions {
   WebSocket?: WebSocketClass;
   /**
@@ -50,6 +52,7 @@ export interface DeliveryClientOptions {
   audience?: string;
 }
 
+/** A client of a networked Delivery Service: authenticates with its MLS key and uses the DS routes (docs/PROTOCOL.md §8.2). */
 export class DeliveryClient {
   readonly #base: string;
   readonly #audience: string;

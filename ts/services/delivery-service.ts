@@ -54,6 +54,7 @@ const DS_SENDER = 'delivery-service';
 export const DS_ERROR_CODES = ['DS_REJECTED'] as const;
 registerErrorCodes(DS_ERROR_CODES);
 
+/** A refusal of the Delivery Service (`DS_REJECTED`), with the reason. */
 export class DsError extends MlsError<(typeof DS_ERROR_CODES)[number]> {
   readonly reason: DsRejection;
   constructor(reason: DsRejection, message: string) {
@@ -89,6 +90,7 @@ export interface DeliveryOptions {
   verifyCommits?: boolean;
 }
 
+/** What a commit brings beside it: Welcome, GroupInfo, added clients. */
 export interface SubmitExtras {
   /** Welcome of this commit, for the clients in `added` only. */
   welcome?: Uint8Array;
@@ -100,8 +102,10 @@ export interface SubmitExtras {
   externalJoin?: boolean;
 }
 
+/** Whether the DS accepted a message, and its sequence number or the reason. */
 export type SubmitResult = { accepted: true; seq: number } | { accepted: false; reason: DsRejection; message: string };
 
+/** The Delivery Service in process (docs/PROTOCOL.md §8): KeyPackages, ordered group logs, Welcomes, pairings. */
 export class DeliveryService {
   readonly store: DeliveryStore;
   readonly #client: MlsClient;

@@ -7,6 +7,7 @@
  */
 import { toHex } from '../mls/bytes.js';
 
+/** A KeyPackage the DS holds for a client. */
 export interface StoredKeyPackage {
   clientId: string;
   /** KeyPackageRef, hex. */
@@ -17,6 +18,7 @@ export interface StoredKeyPackage {
   notAfter: number;
 }
 
+/** A message in a group's log, with its sequence number and sender. */
 export interface LoggedMessage {
   groupId: string;
   seq: number;
@@ -26,6 +28,7 @@ export interface LoggedMessage {
   digest?: string;
 }
 
+/** What the DS knows of a group: epoch, members, consistency mode, GroupInfo. */
 export interface GroupRecord {
   groupId: string;
   epoch: number;
@@ -68,6 +71,7 @@ export interface CommitUpdate {
   welcomes?: { recipient: string; welcome: Uint8Array }[];
 }
 
+/** Where a Delivery Service keeps its state (in memory, SQLite or PostgreSQL). */
 export interface DeliveryStore {
   putKeyPackages(kps: StoredKeyPackage[]): Promise<void>;
   /** Lease one KeyPackage of `clientId` to `requester` until `leaseUntil` (docs/PROTOCOL.md §8.1), atomically. */

@@ -24,6 +24,7 @@ mod provider;
 mod public_group;
 mod reinit;
 mod retained_state;
+mod safe_aad;
 mod signatures;
 mod signer;
 mod test_support;

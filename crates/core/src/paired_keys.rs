@@ -1,4 +1,4 @@
-//! Paired MLS key healing (docs/PROTOCOL.md §4.6–§4.7):
+//! Paired MLS key healing (docs/PROTOCOL.md §4.5–§4.6):
 //!
 //! - `deriveSignatureKeyPair`: the anchor's signature key is rotated on
 //!   every paired commit to a key pair both devices derive from their seed

@@ -1,0 +1,17 @@
+/**
+ * paired-mls/dmls: Distributed / Multi-MLS (seed 003): each member sends in
+ * its own group and imports the others' epochs by PSK; profiles, messages
+ * and errors. Builds on the core entry (`paired-mls`).
+ *
+ * @packageDocumentation
+ */
+export { DMember, type UniverseConfig, type FoundingOptions, type DmlsOptions, type DmlsEvent } from './dmember.js';
+export {
+  DMLS_PROFILE_CODES,
+  dmlsProfileOf,
+  type DmlsProfile,
+  type DmlsEpochValues,
+  type DmlsDerivationParams,
+} from './dmls-profile.js';
+export { DmlsError, DMLS_ERROR_CODES, type DmlsRejection } from './dmls-error.js';
+export { encodeDmlsMessage, decodeDmlsMessage, pskGroupId, parsePskGroupId, type DmlsMessage } from './dmls-messages.js';

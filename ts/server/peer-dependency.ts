@@ -1,0 +1,43 @@
+/**
+ * The server's database and WebSocket packages (`better-sqlite3`, `pg`,
+ * `ws`) are optional peer dependencies: a browser app that installs
+ * paired-mls builds nothing native. They are loaded when first used, so a
+ * server that uses only PostgreSQL needs no SQLite, and a missing one is
+ * reported as a typed error naming the package to install instead of a
+ * module-resolution failure at import time.
+ */
+import { createRequire } from 'node:module';
+
+/** The optional peer dependencies of `paired-mls/server`. */
+export type PeerDependency = 'better-sqlite3' | 'pg' | 'ws';
+
+/** A feature of `paired-mls/server` needs a peer dependency that is not installed. */
+export class PeerDependencyError extends Error {
+  /** Stable code of this failure. */
+  readonly code = 'PEER_DEPENDENCY_MISSING';
+  /** The package to install (`npm install <dependency>`). */
+  readonly dependency: PeerDependency;
+
+  constructor(dependency: PeerDependency, feature: string) {
+    super(`${feature} needs the optional peer dependency "${dependency}": install it with \`npm install ${dependency}\``);
+    this.name = 'PeerDependencyError';
+    this.dependency = dependency;
+  }
+}
+
+// Resolved from this file, so from the app's node_modules where the peers live.
+const requireFromHere = createRequire(import.meta.url);
+
+/** Load `dependency` (synchronously: the stores' constructors are synchronous), or throw PeerDependencyError. */
+export function peerDependency<T>(dependency: PeerDependency, feature: string): T {
+  try {
+    return requireFromHere(dependency) as T;
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    // Only "not installed" becomes the typed error; a peer that is present but fails to load keeps its own error.
+    if ((code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND') && String((e as Error).message).includes(`'${dependency}'`)) {
+      throw new PeerDependencyError(dependency, feature);
+    }
+    throw e;
+  }
+}

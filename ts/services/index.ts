@@ -1,0 +1,24 @@
+/**
+ * paired-mls/services: the Delivery and Authentication Services (seed 002)
+ * in process: the DS and its store interface, the AS and its directory,
+ * and the client that talks to a networked DS. Runs in Node and browsers;
+ * the networked server itself is `paired-mls/server`.
+ *
+ * @packageDocumentation
+ */
+export { DeliveryService, DsError, DS_ERROR_CODES, type DsRejection, type DeliveryOptions, type SubmitExtras, type SubmitResult, type CredentialCheck } from './delivery-service.js';
+export {
+  MemoryDeliveryStore,
+  type DeliveryStore,
+  type StoredKeyPackage,
+  type LoggedMessage,
+  type GroupRecord,
+  type StoredBinding,
+  type BindingRefusal,
+  type PendingWelcome,
+  type CommitUpdate,
+} from './delivery-store.js';
+export { AuthenticationService, type CredentialBinding, type CredentialValidator } from './authentication-service.js';
+export { AuthenticationDirectory } from './authentication-directory.js';
+export { DeliveryClient, type DeliveredMessage, type DsAccount, type DeliveryClientOptions } from './delivery-client.js';
+export { DS_AUTH_LABEL, signDsChallenge } from './ds-proof.js';
