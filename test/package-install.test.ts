@@ -107,7 +107,7 @@ describe('installed package', () => {
       };
       console.log(JSON.stringify([
         await seen(() => new SqliteDeliveryStore(':memory:')),
-        await seen(() => new SqliteStorageAdapter(':memory:')),
+        await seen(() => new SqliteStorageAdapter(':memory:', { encryption: false })),
         await seen(() => PostgresDeliveryStore.connect('postgres://127.0.0.1:1/none')),
         await seen(() => startDeliveryServer({ store: new MemoryDeliveryStore(), port: 0 })),
       ]));

@@ -8,7 +8,6 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MemoryStorageAdapter, MlsClient, bytesEqual, utf8 } from 'paired-mls';
-import { bytesEqual } from 'paired-mls';
 import { PairedDevice, PairingError, WebCryptoSeedVault, decodePairingMessage, encodePairingMessage, generateSeed, pairingProofTbs, provenContent, type PairingMode, type ProvenMessage } from 'paired-mls/paired';
 import { deliverCommit, expectInSync, mlsError } from './helpers.js';
 import { TsActor, TsExternalJoiner } from './interop-actors.js';

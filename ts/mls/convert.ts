@@ -1,5 +1,5 @@
 /** Translation of public option objects to the core's config shape. */
-import type { AppDataEntry, CommitOptions, GroupContextExtensions, GroupOptions, JoinOptions, ProposalRequest } from './types.js';
+import type { AppDataEntry, CommitOptions, CommitResult, GroupContextExtensions, GroupOptions, JoinOptions, ProposalRequest } from './types.js';
 import { invalidArgument } from './errors.js';
 
 /** Drop undefined fields: the core rejects unknown and ill-typed ones. */
@@ -93,4 +93,13 @@ export function proposalToCore(request: ProposalRequest): object {
     default:
       return { ...request };
   }
+}
+
+/** A core commit output without its absent fields (what `Group.commit` and the device-signed commit return). */
+export function compactResult(out: CommitResult): CommitResult {
+  const result: CommitResult = { commit: out.commit };
+  if (out.welcome) result.welcome = out.welcome;
+  if (out.groupInfo) result.groupInfo = out.groupInfo;
+  if (out.vcDerivationInfo) result.vcDerivationInfo = out.vcDerivationInfo;
+  return result;
 }

@@ -4,7 +4,7 @@
  */
 import type { RetainedGroupState, StagedCommitHandle } from '../../pkg/paired_mls_core.js';
 import type { MlsClient } from './client.js';
-import { appDataToCore, commitOptionsToCore, extensionsToCore, compact, proposalToCore } from './convert.js';
+import { appDataToCore, commitOptionsToCore, extensionsToCore, compact, compactResult, proposalToCore } from './convert.js';
 import { invalidArgument } from './errors.js';
 import { Resource } from './resources.js';
 import { toBytes, type BytesLike } from './bytes.js';
@@ -463,12 +463,4 @@ export class Group {
     const result: CommitMessage = { kind: 'commit', sender: raw.sender, epoch: raw.epoch, aad: raw.aad, staged };
     return device ? { ...result, device } : result;
   }
-}
-
-function compactResult(out: CommitResult): CommitResult {
-  const result: CommitResult = { commit: out.commit };
-  if (out.welcome) result.welcome = out.welcome;
-  if (out.groupInfo) result.groupInfo = out.groupInfo;
-  if (out.vcDerivationInfo) result.vcDerivationInfo = out.vcDerivationInfo;
-  return result;
 }

@@ -8,7 +8,7 @@
  */
 import type { Identity, MlsClient } from './client.js';
 import type { Group } from './group.js';
-import { appDataToCore, commitOptionsToCore, proposalToCore } from './convert.js';
+import { appDataToCore, commitOptionsToCore, compactResult, proposalToCore } from './convert.js';
 import type { AppDataEntry, CommitOptions, CommitResult, ProposalRequest } from './types.js';
 
 /**
@@ -21,10 +21,7 @@ import type { AppDataEntry, CommitOptions, CommitResult, ProposalRequest } from 
 export async function commitSignedByDevice(group: Group, device: Identity, options: CommitOptions): Promise<CommitResult> {
   const spec = commitOptionsToCore(options);
   const out = (await group.client.mutate((core) => core.commitSignedByDevice(group.id, spec, device.signaturePublicKey, device.ciphersuite))) as CommitResult;
-  const result: CommitResult = { commit: out.commit };
-  if (out.welcome) result.welcome = out.welcome;
-  if (out.groupInfo) result.groupInfo = out.groupInfo;
-  return result;
+  return compactResult(out);
 }
 
 /** A standalone proposal for the anchor leaf, signed by `device` (same method). Stays queued. */
