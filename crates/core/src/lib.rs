@@ -8,23 +8,30 @@
 mod batch;
 mod client;
 mod config;
+#[path = "ext/dmls.rs"]
 mod dmls;
 mod error;
 mod group;
 mod group_state;
 mod inspect;
+#[path = "ext/intents/leaf_association.rs"]
 mod leaf_association;
+#[path = "ext/intents/leaf_operation_intent.rs"]
 mod leaf_operation_intent;
 mod native_crypto;
+#[path = "ext/paired/paired_keys.rs"]
 mod paired_keys;
+#[path = "ext/paired/paired_standard.rs"]
 mod paired_standard;
 mod primitives;
 mod provider;
 mod public_group;
+#[path = "ext/reinit.rs"]
 mod reinit;
 mod signatures;
 mod signer;
 mod test_support;
+#[path = "ext/paired/virtual_client.rs"]
 mod virtual_client;
 pub mod storage;
 
