@@ -12,7 +12,7 @@ use openmls::prelude::*;
 use openmls::treesync::LeafNodeSource;
 use openmls_traits::crypto::OpenMlsCrypto;
 
-use crate::primitives::{sign_content, two_vectors};
+use crate::codec::{serialize, sign_content, two_vectors};
 use crate::provider::AcceleratedCrypto;
 
 /// Proposal type of LeafOperationProposal (private use, RFC 9420 §17.4).
@@ -45,9 +45,7 @@ struct Intent {
     signature: Vec<u8>,
 }
 
-pub(crate) fn refused(reason: &str) -> ProposalExpansionError {
-    ProposalExpansionError(format!("LeafOperationProposal {reason}"))
-}
+use crate::ext::intents::rejection::refused;
 
 /// Reads an `opaque<V>` (RFC 9420 §2.1.2 variable-size length prefix).
 fn vector<'a>(input: &mut &'a [u8]) -> Option<&'a [u8]> {
@@ -93,7 +91,7 @@ impl LeafOperationIntents {
         }
         let leaf = group.leaf(LeafNodeIndex::new(intent.sender_index)).ok_or_else(|| refused("unknown-leaf"))?;
         let cs = group.ciphersuite();
-        let leaf_bytes = encoded(crate::client::serialize("leaf node", leaf))?;
+        let leaf_bytes = encoded(serialize("leaf node", leaf))?;
         let leaf_ref = self
             .crypto
             .hash(cs.hash_algorithm(), &encoded(two_vectors(LEAF_NODE_REF_LABEL.as_bytes(), &leaf_bytes))?)
@@ -119,7 +117,7 @@ fn removed(group: &PublicGroup, sender: LeafNodeIndex, mode: u8, association_slo
     if mode != REMOVE_ASSOCIATED_MEMBERS {
         return Ok(vec![sender]);
     }
-    crate::leaf_association::associated(association_slot, group, sender).unwrap_or_else(|| Ok(same_identity(group, sender)))
+    crate::ext::intents::leaf_association::associated(association_slot, group, sender).unwrap_or_else(|| Ok(same_identity(group, sender)))
 }
 
 /// Default association: credentials of the same type and identity belong
