@@ -1,6 +1,7 @@
 /**
  * One error class for every failure, with a stable `code` per failure kind.
- * Codes raised by the wasm core are set in crates/core/src/error.rs; the
+ * Codes raised by the wasm core come from its Rust error enums (by variant,
+ * crates/core/src/error.rs, mls_error/, ext/*); the
  * TS layer adds its own (argument checks, storage, a poisoned instance).
  */
 
@@ -96,11 +97,14 @@ export class IntentError extends MlsError {
     this.reason = reason;
   }
 
-  /** @internal the engine's "LeafOperationProposal <reason>" */
-  static fromEngine(message: string): IntentError {
-    const named = /LeafOperationProposal ([a-z-]+)/.exec(message)?.[1];
-    const reason = INTENT_REJECTIONS.find((r) => r === named) ?? 'malformed';
-    return new IntentError(reason, message);
+  /**
+   * @internal the engine's refusal: `reason` is the expander's stable token
+   * (crates/core/src/ext/intents/rejection.rs), set on the wasm error by
+   * the core; a token this layer does not name (an internal failure to
+   * encode or hash) counts as `malformed`.
+   */
+  static fromEngine(reason: unknown, message: string): IntentError {
+    return new IntentError(INTENT_REJECTIONS.find((r) => r === reason) ?? 'malformed', message);
   }
 }
 
@@ -111,9 +115,14 @@ export function toMlsError(err: unknown): MlsError {
     return new MlsError('WASM_POISONED', `the wasm instance aborted (${err.message}); reload the library`, { cause: err });
   }
   if (err instanceof Error) {
-    const code = (err as Error & { code?: unknown }).code;
-    if (code === 'INTENT_INVALID') return IntentError.fromEngine(err.message);
+    // The core's errors carry `code` (and `reason`) set from Rust enums
+    // (crates/core/src/error.rs); their message is never parsed.
+    const { code, reason } = err as Error & { code?: unknown; reason?: unknown };
+    if (code === 'INTENT_INVALID') return IntentError.fromEngine(reason, err.message);
     if (typeof code === 'string' && KNOWN.has(code)) return new MlsError(code as MlsErrorCode, err.message);
+    // Not from Rust: wasm-bindgen's JS glue throws these untyped errors for
+    // a freed object or a re-entrant call, and has no other signal for them
+    // (test/error-codes.test.ts allows exactly this one text check).
     if (/null pointer passed to rust|recursive use of an object/.test(err.message)) {
       return new MlsError('RELEASED', 'the object was already released (free() or dispose)');
     }

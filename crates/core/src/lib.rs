@@ -16,6 +16,7 @@ mod group;
 mod group_state;
 mod hooks;
 mod inspect;
+mod mls_error;
 mod native_crypto;
 mod primitives;
 mod provider;

@@ -22,7 +22,7 @@ use openmls::prelude::LeafNodeIndex;
 use wasm_bindgen::prelude::*;
 
 use crate::client::Client;
-use crate::ext::intents::rejection::refused;
+use crate::ext::intents::rejection::{refused, IntentRejection};
 
 #[wasm_bindgen]
 extern "C" {
@@ -55,10 +55,10 @@ pub(crate) fn associated(slot: u32, group: &PublicGroup, sender: LeafNodeIndex) 
     let answer = crate::inspect::members(group.members())
         .ok()
         .and_then(|members| hook.associated_leaves(&members, sender.u32()).ok())
-        .ok_or_else(|| refused("association-failed"));
+        .ok_or_else(|| refused(IntentRejection::AssociationFailed));
     Some(answer.and_then(|answer| {
         let members: Vec<u32> = group.members().map(|m| m.index.u32()).collect();
-        checked(numbers(&answer), sender.u32(), &members).map_err(|_| refused("association-invalid"))
+        checked(numbers(&answer), sender.u32(), &members).map_err(|_| refused(IntentRejection::AssociationInvalid))
     }))
 }
 
