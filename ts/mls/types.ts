@@ -1,5 +1,12 @@
 /** Public types of the MLS API. Numbers are RFC 9420 code points. */
 
+/**
+ * Results the wasm core returns, declared from their Rust structs
+ * (crates/core/src/inspect.rs, tsify) and used here as they are.
+ */
+import type { CredentialInfo } from '../../pkg/paired_mls_core.js';
+export type { CommitResult, CredentialInfo, GroupState, KeyPackageInfo, Member } from '../../pkg/paired_mls_core.js';
+
 /** RFC 9420 §17.1: 1 = X25519/AES-128-GCM/SHA-256/Ed25519, 2 = P-256/AES-128-GCM/SHA-256/P-256, 3 = X25519/ChaCha20-Poly1305/SHA-256/Ed25519. */
 export type Ciphersuite = number;
 
@@ -66,12 +73,6 @@ export type Sender =
   | { type: 'newMemberCommit' }
   | { type: 'newMemberProposal' };
 
-export interface CredentialInfo {
-  /** 1 = basic (RFC 9420 §5.3). */
-  credentialType: number;
-  identity: Uint8Array;
-}
-
 export type ProposalInfo =
   | { type: 'add'; credential: CredentialInfo; signatureKey: Uint8Array }
   | { type: 'update'; leafIndex?: number }
@@ -83,25 +84,6 @@ export type ProposalInfo =
   | { type: 'selfRemove'; leafIndex?: number }
   | { type: 'custom'; proposalType: number; payload: Uint8Array }
   | { type: 'other'; proposalType: number };
-
-export interface Member {
-  leafIndex: number;
-  credential: CredentialInfo;
-  signatureKey: Uint8Array;
-  encryptionKey: Uint8Array;
-}
-
-export interface KeyPackageInfo {
-  ciphersuite: Ciphersuite;
-  credential: CredentialInfo;
-  signatureKey: Uint8Array;
-  lastResort: boolean;
-  /** KeyPackageRef (RFC 9420 §5.2). */
-  keyPackageRef: Uint8Array;
-  /** Lifetime, seconds since the Unix epoch. */
-  notBefore: number;
-  notAfter: number;
-}
 
 export interface CommitOptions {
   /** KeyPackages (serialized MLSMessages) to add. */
@@ -151,12 +133,6 @@ export interface AppDataEntry {
   data: Uint8Array;
 }
 
-export interface CommitResult {
-  commit: Uint8Array;
-  welcome?: Uint8Array;
-  groupInfo?: Uint8Array;
-}
-
 export type ProposalRequest =
   | { type: 'add'; keyPackage: Uint8Array }
   | { type: 'remove'; leafIndex: number }
@@ -191,13 +167,3 @@ export interface ReInitState {
   successorCreator?: number;
 }
 
-export interface GroupState {
-  groupId: Uint8Array;
-  epoch: number;
-  ciphersuite: Ciphersuite;
-  ownLeafIndex: number;
-  active: boolean;
-  memberCount: number;
-  pendingCommit: boolean;
-  pendingProposals: number;
-}

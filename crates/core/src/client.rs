@@ -278,7 +278,7 @@ impl Client {
 
     /// Validate a serialized KeyPackage (signature, lifetime, ciphersuite)
     /// and return its identity and signature key.
-    #[wasm_bindgen(js_name = inspectKeyPackage)]
+    #[wasm_bindgen(js_name = inspectKeyPackage, unchecked_return_type = "KeyPackageInfo")]
     pub fn inspect_key_package(&self, bytes: &[u8]) -> Result<JsValue, JsValue> {
         let key_package = validate_key_package(&self.provider, bytes)?;
         let key_package_ref = key_package

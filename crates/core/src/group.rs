@@ -400,6 +400,7 @@ impl Client {
     /// Create a commit (RFC 9420 §12.4) with the given proposals, and keep
     /// it pending until `mergePendingCommit` (after the DS accepted it) or
     /// `clearPendingCommit`. Returns `{ commit, welcome?, groupInfo? }`.
+    #[wasm_bindgen(unchecked_return_type = "CommitResult")]
     pub fn commit(&mut self, group_id: &[u8], spec: JsValue) -> Result<JsValue, JsValue> {
         let spec: CommitSpec = if spec.is_undefined() || spec.is_null() {
             CommitSpec::default()
@@ -762,12 +763,13 @@ impl Client {
 
     /// Summary of the group's public state: epoch, ciphersuite, own leaf,
     /// whether it is active, and the pending commit/proposals.
-    #[wasm_bindgen(js_name = groupState)]
+    #[wasm_bindgen(js_name = groupState, unchecked_return_type = "GroupState")]
     pub fn group_state(&mut self, group_id: &[u8]) -> Result<JsValue, JsValue> {
         Ok(self.read_group(group_id, |group, _| inspect::group_state(group))?)
     }
 
     /// Current members with leaf index, credential and signature key.
+    #[wasm_bindgen(unchecked_return_type = "Member[]")]
     pub fn members(&mut self, group_id: &[u8]) -> Result<JsValue, JsValue> {
         Ok(self.read_group(group_id, |group, _| inspect::members(group.members()))?)
     }

@@ -21,7 +21,7 @@ use wasm_bindgen::prelude::*;
 use zeroize::Zeroizing;
 
 use crate::client::{credential_with_key, serialize, Client};
-use crate::error::{invalid_argument, CoreError, CoreResult};
+use crate::error::{CoreError, CoreResult};
 
 /// Why a DMLS derivation refuses its arguments (seed 003 §4–5).
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +174,7 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::invalid_argument;
     use crate::config::ciphersuite;
     use openmls_rust_crypto::RustCrypto;
 

@@ -268,7 +268,7 @@ impl Client {
     /// after checking every member supports the new version and
     /// ciphersuite. Pending until `mergePendingCommit`, which retires the
     /// group. Returns `{ commit, welcome?, groupInfo? }`.
-    #[wasm_bindgen(js_name = commitReInit)]
+    #[wasm_bindgen(js_name = commitReInit, unchecked_return_type = "CommitResult")]
     pub fn commit_reinit(&mut self, group_id: &[u8], spec: JsValue) -> Result<JsValue, JsValue> {
         let spec: ReInitSpec =
             serde_wasm_bindgen::from_value(spec).map_err(|e| invalid_argument(format!("reinit spec: {e}")))?;
