@@ -19,13 +19,16 @@ export class IntentError extends MlsError<IntentErrorCode> {
     this.reason = reason;
   }
 
-  /** @internal the engine's "LeafOperationProposal <reason>" */
-  static fromEngine(message: string): IntentError {
-    const named = /LeafOperationProposal ([a-z-]+)/.exec(message)?.[1];
-    const reason = INTENT_REJECTIONS.find((r) => r === named) ?? 'malformed';
-    return new IntentError(reason, message);
+  /**
+   * @internal the engine's refusal: `reason` is the expander's stable token
+   * (crates/core/src/ext/intents/rejection.rs), set on the wasm error by
+   * the core; a token this layer does not name (an internal failure to
+   * encode or hash) counts as `malformed`.
+   */
+  static fromEngine(reason: unknown, message: string): IntentError {
+    return new IntentError(INTENT_REJECTIONS.find((r) => r === reason) ?? 'malformed', message);
   }
 }
 
 // The engine refuses LeafOperationProposals it processes with INTENT_INVALID.
-registerErrorCodes(INTENT_ERROR_CODES, (_code, message) => IntentError.fromEngine(message));
+registerErrorCodes(INTENT_ERROR_CODES, (_code, message, reason) => IntentError.fromEngine(reason, message));

@@ -440,7 +440,7 @@ export class MlsClient extends Resource<CoreClient> {
 
   /** Validate a KeyPackage and show who it belongs to. */
   inspectKeyPackage(keyPackage: Uint8Array): KeyPackageInfo {
-    return this.read((core) => core.inspectKeyPackage(keyPackage)) as KeyPackageInfo;
+    return this.read((core) => core.inspectKeyPackage(keyPackage));
   }
 
   /** Create a group with `identity` as its only member. */

@@ -4,9 +4,10 @@
  * layer (paired, intents, dmls, services) owns its code set and error
  * class (a subclass of `MlsError`) and registers the codes the wasm core
  * raises for it with `registerErrorCodes`, so this layer knows nothing
- * above it (docs/ARCHITECTURE.md). Codes raised by the wasm core are set in
- * crates/core/src/error.rs; the TS layer adds its own (argument checks,
- * storage, a poisoned instance).
+ * above it (docs/ARCHITECTURE.md). Codes raised by the wasm core come from
+ * its Rust error enums, by variant (crates/core/src/error.rs, mls_error/,
+ * ext/*); the TS layer adds its own (argument checks, storage, a poisoned
+ * instance).
  */
 
 /** The MLS layer's own codes. */
@@ -88,8 +89,8 @@ export class MlsError<Code extends string = string> extends Error {
   }
 }
 
-/** Turns the wasm core's message for a layer's code into that layer's error. */
-export type EngineErrorFactory = (code: string, message: string) => MlsError;
+/** Turns the wasm core's error for a layer's code (its message, and the `reason` token the core set) into that layer's error. */
+export type EngineErrorFactory = (code: string, message: string, reason?: unknown) => MlsError;
 
 const layerCodes = new Map<string, EngineErrorFactory | undefined>();
 
@@ -119,9 +120,14 @@ export function toMlsError(err: unknown): MlsError {
     return new MlsError('WASM_POISONED', `the wasm instance aborted (${err.message}); reload the library`, { cause: err });
   }
   if (err instanceof Error) {
-    const code = (err as Error & { code?: unknown }).code;
+    // The core's errors carry `code` (and `reason`) set from Rust enums
+    // (crates/core/src/error.rs); their message is never parsed.
+    const { code, reason } = err as Error & { code?: unknown; reason?: unknown };
     if (typeof code === 'string' && KNOWN.has(code)) return new MlsError(code as MlsErrorCode, err.message);
-    if (typeof code === 'string' && layerCodes.has(code)) return layerCodes.get(code)?.(code, err.message) ?? new MlsError(code, err.message);
+    if (typeof code === 'string' && layerCodes.has(code)) return layerCodes.get(code)?.(code, err.message, reason) ?? new MlsError(code, err.message);
+    // Not from Rust: wasm-bindgen's JS glue throws these untyped errors for
+    // a freed object or a re-entrant call, and has no other signal for them
+    // (test/error-codes.test.ts allows exactly this one text check).
     if (/null pointer passed to rust|recursive use of an object/.test(err.message)) {
       return new MlsError('RELEASED', 'the object was already released (free() or dispose)');
     }

@@ -198,7 +198,7 @@ export class Group {
 
   /** Epoch, ciphersuite, own leaf, pending state. */
   state(): GroupState {
-    return this.client.read((core) => core.groupState(this.id)) as GroupState;
+    return this.client.read((core) => core.groupState(this.id));
   }
 
   get epoch(): number {
@@ -210,7 +210,7 @@ export class Group {
   }
 
   members(): Member[] {
-    return this.client.read((core) => core.members(this.id)) as Member[];
+    return this.client.read((core) => core.members(this.id));
   }
 
   /** RFC 9420 §8.7. Equal for all members of an epoch. */
@@ -239,7 +239,7 @@ export class Group {
    */
   async commit(options: CommitOptions = {}): Promise<CommitResult> {
     const spec = commitOptionsToCore(options);
-    const out = (await this.client.mutate((core) => core.commit(this.id, spec))) as CommitResult;
+    const out = (await this.client.mutate((core) => core.commit(this.id, spec)));
     return compactResult(out);
   }
 
@@ -265,7 +265,7 @@ export class Group {
       extensions: extensionsToCore(options.extensions),
       aad: options.aad,
     });
-    const out = (await this.client.mutate((core) => core.commitReInit(this.id, spec))) as CommitResult;
+    const out = await this.client.mutate((core) => core.commitReInit(this.id, spec));
     return compactResult(out);
   }
 

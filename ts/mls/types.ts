@@ -1,5 +1,12 @@
 /** Public types of the MLS API. Numbers are RFC 9420 code points. */
 
+/**
+ * Results the wasm core returns, declared from their Rust structs
+ * (crates/core/src/inspect.rs, tsify) and used here as they are.
+ */
+import type { CredentialInfo } from '../../pkg/paired_mls_core.js';
+export type { CommitResult, CredentialInfo, GroupState, KeyPackageInfo, Member } from '../../pkg/paired_mls_core.js';
+
 /** RFC 9420 §17.1: 1 = X25519/AES-128-GCM/SHA-256/Ed25519, 2 = P-256/AES-128-GCM/SHA-256/P-256, 3 = X25519/ChaCha20-Poly1305/SHA-256/Ed25519. */
 export type Ciphersuite = number;
 
@@ -72,13 +79,6 @@ export type Sender =
   | { type: 'newMemberCommit' }
   | { type: 'newMemberProposal' };
 
-/** A credential as the library shows it. */
-export interface CredentialInfo {
-  /** 1 = basic (RFC 9420 §5.3). */
-  credentialType: number;
-  identity: Uint8Array;
-}
-
 /** A proposal as the library shows it (in a staged commit or the proposal queue). */
 export type ProposalInfo =
   | { type: 'add'; credential: CredentialInfo; signatureKey: Uint8Array }
@@ -91,27 +91,6 @@ export type ProposalInfo =
   | { type: 'selfRemove'; leafIndex?: number }
   | { type: 'custom'; proposalType: number; payload: Uint8Array }
   | { type: 'other'; proposalType: number };
-
-/** A member of a group: its leaf, credential and signature key. */
-export interface Member {
-  leafIndex: number;
-  credential: CredentialInfo;
-  signatureKey: Uint8Array;
-  encryptionKey: Uint8Array;
-}
-
-/** What `inspectKeyPackage` reads from a KeyPackage. */
-export interface KeyPackageInfo {
-  ciphersuite: Ciphersuite;
-  credential: CredentialInfo;
-  signatureKey: Uint8Array;
-  lastResort: boolean;
-  /** KeyPackageRef (RFC 9420 §5.2). */
-  keyPackageRef: Uint8Array;
-  /** Lifetime, seconds since the Unix epoch. */
-  notBefore: number;
-  notAfter: number;
-}
 
 /** What a commit contains: adds, removes, a path update, PSKs, extensions, custom proposals. */
 export interface CommitOptions {
@@ -158,15 +137,6 @@ export interface AppDataEntry {
   data: Uint8Array;
 }
 
-/** A commit to send, with the Welcome for added members. */
-export interface CommitResult {
-  commit: Uint8Array;
-  welcome?: Uint8Array;
-  groupInfo?: Uint8Array;
-  /** A `vcDetached` commit's derivation info: for the sibling devices only (`Group.process` option). */
-  vcDerivationInfo?: Uint8Array;
-}
-
 /** A proposal to send by reference (`group.propose`). */
 export type ProposalRequest =
   | { type: 'add'; keyPackage: Uint8Array }
@@ -200,18 +170,6 @@ export interface ReInitState {
   ownLeaf: number;
   /** Old leaf index of the member who created the successor this member is in. */
   successorCreator?: number;
-}
-
-/** A snapshot of a group's public state. */
-export interface GroupState {
-  groupId: Uint8Array;
-  epoch: number;
-  ciphersuite: Ciphersuite;
-  ownLeafIndex: number;
-  active: boolean;
-  memberCount: number;
-  pendingCommit: boolean;
-  pendingProposals: number;
 }
 
 /**

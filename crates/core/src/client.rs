@@ -16,8 +16,10 @@ use wasm_bindgen::prelude::*;
 use zeroize::Zeroize as _;
 
 use crate::batch;
+pub(crate) use crate::codec::{parse_message, serialize};
 use crate::config::{ciphersuite, CapabilitiesSpec};
-use crate::error::{invalid_argument, malformed, CoreError, CoreResult};
+use crate::error::{invalid_argument, CoreError, CoreResult};
+use crate::hooks::Hooks;
 use crate::provider::Provider;
 
 const MAX_LIFETIME_SECONDS: u64 = 100 * 365 * 24 * 3600;
@@ -31,13 +33,16 @@ pub struct Client {
     pub(crate) signers: HashMap<Vec<u8>, ClientSigner>,
     /// VC operation trees saved by `pinVcOperationTree`, by epoch id.
     pub(crate) pinned_vc_trees: HashMap<Vec<u8>, zeroize::Zeroizing<Vec<u8>>>,
-    /// This client's slot for its LeafAssociation hook (leaf_association.rs).
+    /// This client's id among the live clients of the instance; extensions
+    /// keep per-client state (e.g. the association hook) under it.
     pub(crate) association_slot: u32,
+    /// The protocol extensions' hooks (hooks.rs, set by ext/mod.rs).
+    pub(crate) hooks: &'static Hooks,
 }
 
 impl Drop for Client {
     fn drop(&mut self) {
-        crate::leaf_association::release(self.association_slot);
+        (self.hooks.client_dropped)(self.association_slot);
     }
 }
 
@@ -49,13 +54,26 @@ pub(crate) fn credential_with_key(identity: &[u8], signature_key: &[u8]) -> Cred
     }
 }
 
-pub(crate) fn serialize(what: &str, value: &impl openmls::prelude::tls_codec::Serialize) -> CoreResult<Vec<u8>> {
-    value
-        .tls_serialize_detached()
-        .map_err(|e| CoreError::new("INTERNAL", format!("serializing {what}: {e}")))
+thread_local! {
+    static NEXT_CLIENT_ID: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
 impl Client {
+    /// A client with empty storage and these extension hooks.
+    pub(crate) fn with_hooks(hooks: &'static Hooks) -> Client {
+        let association_slot = NEXT_CLIENT_ID.with(|next| {
+            let id = next.get();
+            next.set(id.wrapping_add(1));
+            id
+        });
+        Client { provider: Provider::default(), groups: HashMap::new(), signers: HashMap::new(), pinned_vc_trees: HashMap::new(), association_slot, hooks }
+    }
+
+    /// The proposal expander of this client's groups.
+    pub(crate) fn expander(&self) -> std::sync::Arc<dyn openmls::group::ProposalExpander> {
+        (self.hooks.expander)(self.association_slot)
+    }
+
     /// Run a mutating operation: on error, storage goes back to its last
     /// checkpoint and cached groups are dropped (they are reloaded from
     /// storage on next use), so a failed call leaves no half-applied state.
@@ -110,12 +128,6 @@ impl Client {
 
 #[wasm_bindgen]
 impl Client {
-    /// A client with empty storage.
-    #[wasm_bindgen(constructor)]
-    pub fn new() -> Client {
-        Client { provider: Provider::default(), groups: HashMap::new(), signers: HashMap::new(), pinned_vc_trees: HashMap::new(), association_slot: crate::leaf_association::new_slot() }
-    }
-
     /// Load persisted entries (the flat encoding of `batch.rs`) into this
     /// client's storage. Used on a fresh instance before any other call.
     pub fn restore(&mut self, entries: &[u8]) -> Result<(), JsValue> {
@@ -266,7 +278,7 @@ impl Client {
 
     /// Validate a serialized KeyPackage (signature, lifetime, ciphersuite)
     /// and return its identity and signature key.
-    #[wasm_bindgen(js_name = inspectKeyPackage)]
+    #[wasm_bindgen(js_name = inspectKeyPackage, unchecked_return_type = "KeyPackageInfo")]
     pub fn inspect_key_package(&self, bytes: &[u8]) -> Result<JsValue, JsValue> {
         let key_package = validate_key_package(&self.provider, bytes)?;
         let key_package_ref = key_package
@@ -280,12 +292,6 @@ impl Default for Client {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// Decode an MLSMessage, requiring that every byte is consumed.
-pub(crate) fn parse_message(bytes: &[u8]) -> CoreResult<MlsMessageIn> {
-    use openmls::prelude::tls_codec::Deserialize as _;
-    MlsMessageIn::tls_deserialize_exact(bytes).map_err(|e| malformed("MLS message", e))
 }
 
 pub(crate) fn validate_key_package(provider: &Provider, bytes: &[u8]) -> CoreResult<KeyPackage> {

@@ -45,7 +45,7 @@ impl CapabilitiesSpec {
         // Every client of this library checks paired-device signatures
         // (ts/paired/device-signature.ts), and says so, so that a group can
         // require it (Paired MLS standard mode, docs/PROTOCOL.md §4.12).
-        let base = vec![ExtensionType::LastResort, ExtensionType::from(crate::paired_standard::DEVICE_SIGNATURES_CAPABILITY)];
+        let base = vec![ExtensionType::LastResort, ExtensionType::from(crate::codec::DEVICE_SIGNATURES_CAPABILITY)];
         let mut extensions = union(base, self.extensions.iter().map(|e| ExtensionType::from(*e)));
         if self.virtual_client {
             extensions = union(extensions, [ExtensionType::AppDataDictionary]);
@@ -60,7 +60,7 @@ impl CapabilitiesSpec {
     /// Leaf-node extensions that go with these capabilities.
     pub fn leaf_extensions(&self) -> CoreResult<Extensions<LeafNode>> {
         if self.virtual_client {
-            crate::virtual_client::vc_leaf_extensions()
+            crate::app_data::vc_leaf_extensions()
         } else {
             Ok(Extensions::empty())
         }

@@ -112,7 +112,7 @@ struct CommitSpec {
     /// AppDataDictionary in its capabilities): Paired MLS standard mode
     /// lists the anchor's devices there, hidden-mode cover
     /// (ts/paired/hidden-cover.ts) writes the virtual-clients component.
-    leaf_app_data: Vec<crate::paired_standard::AppDataEntrySpec>,
+    leaf_app_data: Vec<crate::app_data::AppDataEntrySpec>,
 }
 
 #[derive(Deserialize)]
@@ -250,7 +250,7 @@ impl Client {
         op: impl FnOnce(&mut MlsGroup, &Provider, &crate::signer::ClientSigner) -> CoreResult<T>,
     ) -> CoreResult<T> {
         self.mutate(|client| {
-            crate::reinit::ensure_active(&client.provider, group_id)?;
+            (client.hooks.ensure_active)(&client.provider, group_id)?;
             let public_key = client.prepare_group(group_id, true)?;
             let signer = client
                 .signers
@@ -267,7 +267,7 @@ impl Client {
     /// Like `with_group`, for operations that sign nothing (receiving).
     pub(crate) fn with_group_unsigned<T>(&mut self, group_id: &[u8], op: impl FnOnce(&mut MlsGroup, &Provider) -> CoreResult<T>) -> CoreResult<T> {
         self.mutate(|client| {
-            crate::reinit::ensure_active(&client.provider, group_id)?;
+            (client.hooks.ensure_active)(&client.provider, group_id)?;
             client.prepare_group(group_id, false)?;
             let group = client.groups.get_mut(group_id).ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "group not loaded"))?;
             op(group, &client.provider)
@@ -423,6 +423,7 @@ impl Client {
     /// Create a commit (RFC 9420 §12.4) with the given proposals, and keep
     /// it pending until `mergePendingCommit` (after the DS accepted it) or
     /// `clearPendingCommit`. Returns `{ commit, welcome?, groupInfo? }`.
+    #[wasm_bindgen(unchecked_return_type = "CommitResult")]
     pub fn commit(&mut self, group_id: &[u8], spec: JsValue) -> Result<JsValue, JsValue> {
         let spec: CommitSpec = if spec.is_undefined() || spec.is_null() {
             CommitSpec::default()
@@ -460,9 +461,9 @@ impl Client {
                 let leaf = group
                     .own_leaf_node()
                     .ok_or_else(|| CoreError::new("NOT_A_MEMBER", "this client is no longer a member of the group"))?;
-                let extensions = crate::paired_standard::leaf_extensions_with(leaf, &spec.leaf_app_data)?;
+                let extensions = crate::app_data::leaf_extensions_with(leaf, &spec.leaf_app_data)?;
                 // The leaf lists AppDataDictionary since it carries one.
-                let capabilities = crate::virtual_client::with_vc_capability(leaf.capabilities());
+                let capabilities = crate::app_data::with_app_data_capability(leaf.capabilities());
                 Some(LeafNodeParameters::builder().with_capabilities(capabilities).with_extensions(extensions).build())
             };
             let mut builder = group
@@ -525,13 +526,14 @@ impl Client {
     /// Apply this client's own pending commit (after the DS accepted it).
     #[wasm_bindgen(js_name = mergePendingCommit)]
     pub fn merge_pending_commit(&mut self, group_id: &[u8]) -> Result<(), JsValue> {
+        let hooks = self.hooks;
         Ok(self.with_group(group_id, |group, provider, _| {
-            let reinit = match group.pending_commit() {
+            let after = match group.pending_commit() {
                 None => return Err(CoreError::new("NO_PENDING_COMMIT", "there is no pending commit to merge")),
-                Some(staged) => crate::reinit::reinit_of(staged)?,
+                Some(staged) => (hooks.before_merge)(staged)?,
             };
             group.merge_pending_commit(provider).map_err(|e| CoreError::from_mls("merging pending commit", e))?;
-            reinit.map_or(Ok(()), |r| crate::reinit::retire(group, provider, &r))
+            after.map_or(Ok(()), |after| after(group, provider))
         })?)
     }
 
@@ -563,6 +565,7 @@ impl Client {
             ProposalSpec::Add { key_package } => Some(validate_key_package(&self.provider, key_package)?),
             _ => None,
         };
+        let hooks = self.hooks;
         Ok(self.with_group(group_id, |group, provider, signer| {
             if let Some(aad) = aad {
                 group.set_aad(aad);
@@ -596,7 +599,7 @@ impl Client {
             let digest = group
                 .pending_proposals()
                 .find(|q| q.proposal_reference_ref() == &proposal_ref)
-                .map(|q| crate::paired_standard::proposal_digest(provider.crypto(), q.proposal()))
+                .map(|q| (hooks.proposal_digest)(provider, q.proposal()))
                 .transpose()?;
             inspect::proposal_output(serialize("proposal", &message)?, Some(proposal_ref.as_slice().to_vec()), digest)
         })?)
@@ -668,6 +671,7 @@ impl Client {
             return Err(CoreError::new("WRONG_GROUP", "message belongs to another group").into());
         }
         let message_epoch = protocol_message.epoch().as_u64();
+        let hooks = self.hooks;
         let (result, handle) = self.with_group_unsigned(group_id, |group, provider| {
             let current_epoch = group.epoch().as_u64();
             let kept_epochs = match group.past_epoch_deletion_policy() {
@@ -697,9 +701,9 @@ impl Client {
                 | ProcessedMessageContent::ExternalJoinProposalMessage(proposal) => {
                     let reference = proposal.proposal_reference_ref().as_slice().to_vec();
                     // The digest is only needed when a device signature is.
-                    let devices = crate::paired_standard::authorizing_devices(group, &sender, None);
+                    let devices = (hooks.authorizers)(group, &sender, None);
                     let digest = match devices {
-                        Some(_) => crate::paired_standard::proposal_digest(provider.crypto(), proposal.proposal())?,
+                        Some(_) => (hooks.proposal_digest)(provider, proposal.proposal())?,
                         None => Vec::new(),
                     };
                     let summary = inspect::proposal(&sender, epoch, proposal.proposal(), aad, reference, digest, devices)?;
@@ -714,15 +718,14 @@ impl Client {
                     // crashes (or discards it) must be able to process the
                     // same commit again. Undo the secret-tree changes
                     // decryption made; merge persists the new epoch.
-                    crate::reinit::reinit_of(&staged)?;
                     let mut stash = provider.storage().rollback_stashing(crate::storage::VC_OPERATION_TREE_PREFIX);
-                    if let Err(err) = crate::paired_keys::check_external_remove(group, &sender, &staged) {
+                    if let Err(err) = (hooks.check_staged_commit)(group, &sender, &staged) {
                         zeroize_stash(&mut stash);
                         return Err(err);
                     }
-                    let devices = crate::paired_standard::authorizing_devices(group, &sender, Some(&staged));
+                    let devices = (hooks.authorizers)(group, &sender, Some(&staged));
                     let digest = match devices {
-                        Some(_) => crate::paired_standard::commit_digest(provider.crypto(), &staged)?,
+                        Some(_) => (hooks.commit_digest)(provider, &staged)?,
                         None => Vec::new(),
                     };
                     let summary = inspect::staged_commit(&sender, epoch, &staged, aad, digest, devices)?;
@@ -763,11 +766,12 @@ impl Client {
                 self.groups.insert(group_id.clone(), group);
             }
         }
+        let hooks = self.hooks;
         Ok(self.with_group_unsigned(&group_id, |group, provider| {
             provider.storage().apply_stash(stash);
-            let reinit = crate::reinit::reinit_of(&staged)?;
+            let after = (hooks.before_merge)(&staged)?;
             group.merge_staged_commit(provider, *staged).map_err(|e| CoreError::from_mls("merging commit", e))?;
-            reinit.map_or(Ok(()), |r| crate::reinit::retire(group, provider, &r))
+            after.map_or(Ok(()), |after| after(group, provider))
         })?)
     }
 
@@ -800,12 +804,13 @@ impl Client {
 
     /// Summary of the group's public state: epoch, ciphersuite, own leaf,
     /// whether it is active, and the pending commit/proposals.
-    #[wasm_bindgen(js_name = groupState)]
+    #[wasm_bindgen(js_name = groupState, unchecked_return_type = "GroupState")]
     pub fn group_state(&mut self, group_id: &[u8]) -> Result<JsValue, JsValue> {
         Ok(self.read_group(group_id, |group, _| inspect::group_state(group))?)
     }
 
     /// Current members with leaf index, credential and signature key.
+    #[wasm_bindgen(unchecked_return_type = "Member[]")]
     pub fn members(&mut self, group_id: &[u8]) -> Result<JsValue, JsValue> {
         Ok(self.read_group(group_id, |group, _| inspect::members(group.members()))?)
     }

@@ -1,10 +1,15 @@
 //! Plain-object views of openmls state handed to TypeScript. Bytes become
-//! `Uint8Array`s; nothing secret is ever included here.
+//! `Uint8Array`s; nothing secret is ever included here. The views that
+//! derive `Tsify` are declared to TypeScript from here (pkg/
+//! paired_mls_core.d.ts, under the public names `ts/mls/types.ts`
+//! re-exports); the entry points returning them say so with
+//! `unchecked_return_type`, so the TS layer needs no cast.
 
 use openmls::prelude::{tls_codec::{Deserialize as _, Serialize as _}, *};
 use openmls::schedule::{PreSharedKeyId, Psk};
 use serde::Serialize;
 use serde_bytes::ByteBuf;
+use tsify::Tsify;
 use wasm_bindgen::JsValue;
 
 use crate::error::{CoreError, CoreResult};
@@ -62,11 +67,13 @@ fn sender(sender: &Sender) -> SenderView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Tsify)]
 #[serde(rename_all = "camelCase")]
-struct CredentialView {
+struct CredentialInfo {
+    /// 1 = basic (RFC 9420 §5.3).
     credential_type: u16,
     /// Identity of a basic credential; the raw credential otherwise.
+    #[tsify(type = "Uint8Array")]
     identity: ByteBuf,
 }
 
@@ -77,18 +84,22 @@ pub(crate) fn identity_of(c: &Credential) -> Vec<u8> {
         .unwrap_or_else(|_| c.serialized_content().to_vec())
 }
 
-fn credential(c: &Credential) -> CredentialView {
-    CredentialView { credential_type: u16::from(c.credential_type()), identity: ByteBuf::from(identity_of(c)) }
+fn credential(c: &Credential) -> CredentialInfo {
+    CredentialInfo { credential_type: u16::from(c.credential_type()), identity: ByteBuf::from(identity_of(c)) }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Tsify)]
 #[serde(rename_all = "camelCase")]
-struct KeyPackageView {
+struct KeyPackageInfo {
+    /// RFC 9420 §17.1 code point.
     ciphersuite: u16,
-    credential: CredentialView,
+    credential: CredentialInfo,
+    #[tsify(type = "Uint8Array")]
     signature_key: ByteBuf,
+    /// Carries the last_resort extension (RFC 9420 §7.2 via draft-ietf-mls-extensions).
     last_resort: bool,
     /// KeyPackageRef (RFC 9420 §5.2).
+    #[tsify(type = "Uint8Array")]
     key_package_ref: ByteBuf,
     /// Lifetime (seconds since the epoch).
     not_before: u64,
@@ -96,7 +107,7 @@ struct KeyPackageView {
 }
 
 pub fn key_package(kp: &KeyPackage, key_package_ref: Vec<u8>) -> CoreResult<JsValue> {
-    to_js(&KeyPackageView {
+    to_js(&KeyPackageInfo {
         ciphersuite: kp.ciphersuite() as u16,
         credential: credential(kp.leaf_node().credential()),
         signature_key: bytes(kp.leaf_node().signature_key().as_slice()),
@@ -107,19 +118,21 @@ pub fn key_package(kp: &KeyPackage, key_package_ref: Vec<u8>) -> CoreResult<JsVa
     })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Tsify)]
 #[serde(rename_all = "camelCase")]
-struct MemberView {
+struct Member {
     leaf_index: u32,
-    credential: CredentialView,
+    credential: CredentialInfo,
+    #[tsify(type = "Uint8Array")]
     signature_key: ByteBuf,
+    #[tsify(type = "Uint8Array")]
     encryption_key: ByteBuf,
 }
 
 /// `Member[]` of ts/mls/types.ts (a group's, or a PublicGroup's for the association hook).
-pub fn members(members: impl Iterator<Item = Member>) -> CoreResult<JsValue> {
-    let list: Vec<MemberView> = members
-        .map(|m| MemberView {
+pub fn members(members: impl Iterator<Item = openmls::prelude::Member>) -> CoreResult<JsValue> {
+    let list: Vec<Member> = members
+        .map(|m| Member {
             leaf_index: m.index.u32(),
             credential: credential(&m.credential),
             signature_key: bytes(&m.signature_key),
@@ -129,11 +142,13 @@ pub fn members(members: impl Iterator<Item = Member>) -> CoreResult<JsValue> {
     to_js(&list)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Tsify)]
 #[serde(rename_all = "camelCase")]
-struct GroupStateView {
+struct GroupState {
+    #[tsify(type = "Uint8Array")]
     group_id: ByteBuf,
     epoch: u64,
+    /// RFC 9420 §17.1 code point.
     ciphersuite: u16,
     own_leaf_index: u32,
     active: bool,
@@ -143,7 +158,7 @@ struct GroupStateView {
 }
 
 pub fn group_state(group: &MlsGroup) -> CoreResult<JsValue> {
-    to_js(&GroupStateView {
+    to_js(&GroupState {
         group_id: bytes(group.group_id().as_slice()),
         epoch: group.epoch().as_u64(),
         ciphersuite: group.ciphersuite() as u16,
@@ -155,19 +170,25 @@ pub fn group_state(group: &MlsGroup) -> CoreResult<JsValue> {
     })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Tsify)]
 #[serde(rename_all = "camelCase")]
-struct CommitOutputView {
+struct CommitResult {
+    #[tsify(type = "Uint8Array")]
     commit: ByteBuf,
+    /// For the members the commit adds.
+    #[tsify(type = "Uint8Array", optional)]
     welcome: Option<ByteBuf>,
+    /// When the commit asked for one (`groupInfo: true`).
+    #[tsify(type = "Uint8Array", optional)]
     group_info: Option<ByteBuf>,
     /// A virtual-client commit's detached derivation info (for the siblings).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[tsify(type = "Uint8Array", optional)]
     vc_derivation_info: Option<ByteBuf>,
 }
 
 pub fn commit_output(commit: Vec<u8>, welcome: Option<Vec<u8>>, group_info: Option<Vec<u8>>, vc_derivation_info: Option<Vec<u8>>) -> CoreResult<JsValue> {
-    to_js(&CommitOutputView {
+    to_js(&CommitResult {
         commit: ByteBuf::from(commit),
         welcome: welcome.map(ByteBuf::from),
         group_info: group_info.map(ByteBuf::from),
@@ -246,7 +267,7 @@ pub fn application(s: &Sender, epoch: u64, data: Vec<u8>, aad: Vec<u8>) -> CoreR
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 enum ProposalView {
-    Add { credential: CredentialView, #[serde(rename = "signatureKey")] signature_key: ByteBuf },
+    Add { credential: CredentialInfo, #[serde(rename = "signatureKey")] signature_key: ByteBuf },
     Update { #[serde(rename = "leafIndex")] leaf_index: Option<u32> },
     Remove { #[serde(rename = "leafIndex")] leaf_index: u32 },
     PreSharedKey { #[serde(rename = "pskType")] psk_type: &'static str, #[serde(rename = "pskId")] psk_id: ByteBuf },
@@ -381,7 +402,7 @@ struct StagedCommitView {
     proposals: Vec<QueuedView>,
     has_path: bool,
     /// Credential in the UpdatePath's leaf (the joiner's, for an external commit).
-    path_credential: Option<CredentialView>,
+    path_credential: Option<CredentialInfo>,
     self_removed: bool,
     /// Leaves removed by custom proposals (LeafOperationProposals).
     implied_removes: Vec<u32>,

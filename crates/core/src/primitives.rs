@@ -2,32 +2,16 @@
 //! MLS (LeafOperationIntent, external-sender messages): SignWithLabel /
 //! VerifyWithLabel (§5.1.2), RefHash (§5.2) and a group's LeafNodes.
 
-use openmls::prelude::{tls_codec::Serialize as _, *};
+use openmls::prelude::*;
 use openmls_traits::signatures::Signer as _;
 use openmls_traits::OpenMlsProvider;
-use openmls::prelude::tls_codec::VLBytes;
 use openmls::treesync::LeafNodeSource;
 use wasm_bindgen::prelude::*;
 
-use crate::client::{serialize, Client};
+use crate::client::Client;
+use crate::codec::{serialize, sign_content, two_vectors};
 use crate::config::ciphersuite;
-use crate::error::{invalid_argument, CoreError, CoreResult};
-
-/// `struct { opaque a<V>; opaque b<V>; }`: the input of SignWithLabel and
-/// RefHash (RFC 9420 §5.1.2, §5.2).
-pub(crate) fn two_vectors(a: &[u8], b: &[u8]) -> CoreResult<Vec<u8>> {
-    let mut out = VLBytes::new(a.to_vec()).tls_serialize_detached().map_err(|e| CoreError::new("INTERNAL", format!("encoding: {e}")))?;
-    out.extend(VLBytes::new(b.to_vec()).tls_serialize_detached().map_err(|e| CoreError::new("INTERNAL", format!("encoding: {e}")))?);
-    Ok(out)
-}
-
-/// SignWithLabel's content: `label = "MLS 1.0 " + label`.
-pub(crate) fn sign_content(label: &str, content: &[u8]) -> CoreResult<Vec<u8>> {
-    if label.is_empty() || label.len() > 255 {
-        return Err(invalid_argument("label must be 1..255 bytes"));
-    }
-    two_vectors(format!("MLS 1.0 {label}").as_bytes(), content)
-}
+use crate::error::CoreError;
 
 #[wasm_bindgen]
 impl Client {

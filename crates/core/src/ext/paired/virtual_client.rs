@@ -18,9 +18,9 @@
 //! - siblings can share a signature key (`exportSignatureKeyPair` /
 //!   `importSignatureKeyPair`).
 
-use openmls::components::vc_derivation_info::{EpochId, VC_COMPONENT_ID};
+use openmls::components::vc_derivation_info::EpochId;
 use openmls::messages::group_info::VerifiableGroupInfo;
-use openmls::prelude::{tls_codec::Serialize as _, *};
+use openmls::prelude::*;
 use openmls_basic_credential::SignatureKeyPair;
 use openmls_traits::OpenMlsProvider;
 use wasm_bindgen::prelude::*;
@@ -30,46 +30,7 @@ use crate::client::{parse_message, serialize, Client};
 use crate::config::GroupConfig;
 use crate::error::{invalid_argument, CoreError, CoreResult};
 use crate::inspect;
-
-/// Component id of `AppComponents` in the AppDataDictionary
-/// (draft-ietf-mls-extensions §4.6).
-const APP_COMPONENTS_ID: u16 = 1;
-
-/// Leaf extensions of a virtual-client leaf: an AppDataDictionary whose
-/// AppComponents entry lists the virtual-clients component.
-pub(crate) fn vc_leaf_extensions() -> CoreResult<Extensions<LeafNode>> {
-    vc_leaf_extensions_with(&[])
-}
-
-/// `vc_leaf_extensions` with `entries` added to its AppDataDictionary
-/// (Paired MLS standard mode: the anchor's device list).
-fn vc_leaf_extensions_with(entries: &[crate::paired_standard::AppDataEntrySpec]) -> CoreResult<Extensions<LeafNode>> {
-    let components = vec![VC_COMPONENT_ID]
-        .tls_serialize_detached()
-        .map_err(|e| CoreError::new("INTERNAL", format!("encoding AppComponents: {e}")))?;
-    let mut dictionary = AppDataDictionary::new();
-    dictionary.insert(APP_COMPONENTS_ID, components);
-    crate::paired_standard::apply_entries(&mut dictionary, entries);
-    Extensions::from_vec(vec![Extension::AppDataDictionary(AppDataDictionaryExtension::new(dictionary))])
-        .map_err(|e| CoreError::from_mls("virtual-client leaf extensions", e))
-}
-
-/// `capabilities` plus AppDataDictionary, keeping everything else.
-pub(crate) fn with_vc_capability(capabilities: &Capabilities) -> Capabilities {
-    let mut extensions = capabilities.extensions().to_vec();
-    if !extensions.contains(&ExtensionType::AppDataDictionary) {
-        extensions.push(ExtensionType::AppDataDictionary);
-    }
-    let ciphersuites: Vec<Ciphersuite> =
-        capabilities.ciphersuites().iter().filter_map(|c| Ciphersuite::try_from(*c).ok()).collect();
-    Capabilities::new(
-        Some(capabilities.versions()),
-        Some(&ciphersuites),
-        Some(&extensions),
-        Some(capabilities.proposals()),
-        Some(capabilities.credentials()),
-    )
-}
+use crate::app_data::{vc_leaf_extensions_with, with_app_data_capability};
 
 fn verifiable_group_info(bytes: &[u8]) -> CoreResult<VerifiableGroupInfo> {
     match parse_message(bytes)?.extract() {
@@ -121,7 +82,7 @@ impl Client {
     #[wasm_bindgen(js_name = resyncAsVirtualClient)]
     ///
     /// The result also has `contentDigest`, the digest a member computes
-    /// for the commit (crates/core/src/paired_standard.rs), for a device
+    /// for the commit (crates/core/src/ext/paired/paired_standard.rs), for a device
     /// signature in standard mode. `dry_run` builds the commit, computes
     /// the digest and undoes everything (nothing is sent, no operation
     /// secret is drawn for good); `expect_digest` refuses a commit whose
@@ -146,7 +107,7 @@ impl Client {
                 credential: leaf.credential().clone(),
                 signature_key: leaf.signature_key().clone(),
             };
-            let capabilities = with_vc_capability(leaf.capabilities());
+            let capabilities = with_app_data_capability(leaf.capabilities());
             let extensions = vc_leaf_extensions_with(&leaf_app_data)?;
             let join_config = group.configuration().clone();
             let info_out = group

@@ -15,15 +15,14 @@
 //! (`association-failed` / `association-invalid`), never a panic. Removing
 //! the committer stays refused by the engine's own rule.
 
-use std::cell::{Cell, RefCell};
-use std::sync::Arc;
+use std::cell::RefCell;
 
-use openmls::group::{ProposalExpander, ProposalExpansionError, PublicGroup};
+use openmls::group::{ProposalExpansionError, PublicGroup};
 use openmls::prelude::LeafNodeIndex;
 use wasm_bindgen::prelude::*;
 
 use crate::client::Client;
-use crate::leaf_operation_intent::refused;
+use crate::ext::intents::rejection::{refused, IntentRejection};
 
 #[wasm_bindgen]
 extern "C" {
@@ -39,16 +38,6 @@ extern "C" {
 thread_local! {
     // (slot, hook); a handful of clients per instance, so a list.
     static HOOKS: RefCell<Vec<(u32, JsValue)>> = const { RefCell::new(Vec::new()) };
-    static NEXT_SLOT: Cell<u32> = const { Cell::new(0) };
-}
-
-/// A fresh registry slot for a new client.
-pub(crate) fn new_slot() -> u32 {
-    NEXT_SLOT.with(|next| {
-        let slot = next.get();
-        next.set(slot.wrapping_add(1));
-        slot
-    })
 }
 
 /// Forget a dropped client's hook.
@@ -66,10 +55,10 @@ pub(crate) fn associated(slot: u32, group: &PublicGroup, sender: LeafNodeIndex) 
     let answer = crate::inspect::members(group.members())
         .ok()
         .and_then(|members| hook.associated_leaves(&members, sender.u32()).ok())
-        .ok_or_else(|| refused("association-failed"));
+        .ok_or_else(|| refused(IntentRejection::AssociationFailed));
     Some(answer.and_then(|answer| {
         let members: Vec<u32> = group.members().map(|m| m.index.u32()).collect();
-        checked(numbers(&answer), sender.u32(), &members).map_err(|_| refused("association-invalid"))
+        checked(numbers(&answer), sender.u32(), &members).map_err(|_| refused(IntentRejection::AssociationInvalid))
     }))
 }
 
@@ -92,13 +81,6 @@ fn checked(answer: Option<Vec<f64>>, sender: u32, members: &[u32]) -> Result<Vec
     leaves.sort_unstable();
     leaves.dedup();
     Ok(leaves.into_iter().map(LeafNodeIndex::new).collect())
-}
-
-impl Client {
-    /// The proposal expander of this client's groups.
-    pub(crate) fn expander(&self) -> Arc<dyn ProposalExpander> {
-        crate::leaf_operation_intent::expander(self.association_slot)
-    }
 }
 
 #[wasm_bindgen]

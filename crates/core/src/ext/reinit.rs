@@ -29,6 +29,55 @@ use crate::config::{ciphersuite, GroupConfig, GroupContextExtensionsSpec};
 use crate::error::{invalid_argument, malformed, CoreError, CoreResult};
 use crate::provider::Provider;
 
+/// Why a ReInit step fails (RFC 9420 §11.2; docs/PROTOCOL.md §1.6), each
+/// with its stable code.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReinitError {
+    #[error("the group was reinitialized (ReInit); continue in its successor")]
+    GroupReinitialized,
+    #[error("a commit with a ReInit proposal must carry no other proposal")]
+    NotAlone,
+    #[error("protocol version {0} is not implemented")]
+    UnsupportedVersion(u16),
+    #[error("ciphersuite {0} is not implemented")]
+    UnsupportedCiphersuite(u16),
+    #[error("member at leaf {leaf} does not list version {version} and ciphersuite {ciphersuite}")]
+    MemberUnsupported { leaf: u32, version: u16, ciphersuite: u16 },
+    #[error("the group has no merged ReInit commit")]
+    NotReinitialized,
+    #[error("this member is already in the group's successor")]
+    SuccessorExists,
+    #[error("already in the successor created by old leaf {winner}, which wins over leaf {loser}")]
+    Superseded { winner: u32, loser: u32 },
+    /// The successor (its Welcome, KeyPackages or members) does not match the ReInit.
+    #[error("{0}")]
+    Mismatch(&'static str),
+    #[error("unreadable ReInit record")]
+    UnreadableRecord,
+    #[error("writing ReInit record: {0}")]
+    WriteRecord(crate::storage::StorageError),
+    #[error("drawing PSK nonce: no randomness")]
+    PskNonce,
+    #[error("{0}")]
+    Internal(&'static str),
+}
+
+impl crate::error::ErrorCode for ReinitError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::GroupReinitialized => "GROUP_REINITIALIZED",
+            Self::NotAlone => "INVALID_REINIT_COMMIT",
+            Self::UnsupportedVersion(_) | Self::UnsupportedCiphersuite(_) | Self::MemberUnsupported { .. } => "REINIT_UNSUPPORTED",
+            Self::NotReinitialized => "NOT_REINITIALIZED",
+            Self::SuccessorExists => "SUCCESSOR_EXISTS",
+            Self::Superseded { .. } => "REINIT_SUPERSEDED",
+            Self::Mismatch(_) => "REINIT_MISMATCH",
+            Self::UnreadableRecord | Self::WriteRecord(_) => "STORAGE",
+            Self::PskNonce | Self::Internal(_) => "INTERNAL",
+        }
+    }
+}
+
 /// What a member keeps about a group it left through ReInit. Public data
 /// only: the PSK itself is in the PSK store.
 #[derive(Serialize, Deserialize, Clone)]
@@ -107,26 +156,23 @@ fn load_record(provider: &Provider, group_id: &[u8]) -> CoreResult<Option<ReInit
     provider
         .storage()
         .reinit_record(group_id)
-        .map(|bytes| serde_json::from_slice(&bytes).map_err(|_| CoreError::new("STORAGE", "unreadable ReInit record")))
+        .map(|bytes| serde_json::from_slice(&bytes).map_err(|_| ReinitError::UnreadableRecord.into()))
         .transpose()
 }
 
 fn write_record(provider: &Provider, group_id: &[u8], record: &ReInitRecord) -> CoreResult<()> {
-    let bytes = serde_json::to_vec(record).map_err(|_| CoreError::new("INTERNAL", "encoding ReInit record"))?;
+    let bytes = serde_json::to_vec(record).map_err(|_| ReinitError::Internal("encoding ReInit record"))?;
     provider
         .storage()
         .write_reinit_record(group_id, bytes)
-        .map_err(|e| CoreError::new("STORAGE", format!("writing ReInit record: {e:?}")))
+        .map_err(|e| ReinitError::WriteRecord(e).into())
 }
 
 /// Refuse any further use of a group retired by ReInit (RFC 9420 §11.2:
 /// no more messages in the old group).
 pub(crate) fn ensure_active(provider: &Provider, group_id: &[u8]) -> CoreResult<()> {
     if provider.storage().reinit_record(group_id).is_some() {
-        return Err(CoreError::new(
-            "GROUP_REINITIALIZED",
-            "the group was reinitialized (ReInit); continue in its successor",
-        ));
+        return Err(ReinitError::GroupReinitialized.into());
     }
     Ok(())
 }
@@ -143,7 +189,7 @@ pub(crate) fn reinit_of(staged: &StagedCommit) -> CoreResult<Option<ReInitPropos
         }
     }
     if reinit.is_some() && others > 0 {
-        return Err(CoreError::new("INVALID_REINIT_COMMIT", "a commit with a ReInit proposal must carry no other proposal"));
+        return Err(ReinitError::NotAlone.into());
     }
     Ok(reinit)
 }
@@ -176,24 +222,21 @@ pub(crate) fn retire(group: &MlsGroup, provider: &Provider, reinit: &ReInitPropo
 /// build must implement the ciphersuite, before anyone commits the ReInit.
 fn check_capabilities(group: &MlsGroup, version: u16, cs: Ciphersuite) -> CoreResult<()> {
     if version != 1 {
-        return Err(CoreError::new("REINIT_UNSUPPORTED", format!("protocol version {version} is not implemented")));
+        return Err(ReinitError::UnsupportedVersion(version).into());
     }
     if !crate::provider::supported_ciphersuites().contains(&(cs as u16)) {
-        return Err(CoreError::new("REINIT_UNSUPPORTED", format!("ciphersuite {} is not implemented", cs as u16)));
+        return Err(ReinitError::UnsupportedCiphersuite(cs as u16).into());
     }
     for member in group.members() {
         let leaf = group
             .public_group()
             .leaf(member.index)
-            .ok_or_else(|| CoreError::new("INTERNAL", "member without a leaf"))?;
+            .ok_or(ReinitError::Internal("member without a leaf"))?;
         let caps = leaf.capabilities();
         let has_version = caps.versions().iter().any(|v| version_code(*v) == version);
         let has_suite = caps.ciphersuites().iter().any(|c| c.value() == cs as u16);
         if !has_version || !has_suite {
-            return Err(CoreError::new(
-                "REINIT_UNSUPPORTED",
-                format!("member at leaf {} does not list version {version} and ciphersuite {}", member.index.u32(), cs as u16),
-            ));
+            return Err(ReinitError::MemberUnsupported { leaf: member.index.u32(), version, ciphersuite: cs as u16 }.into());
         }
     }
     Ok(())
@@ -203,7 +246,7 @@ fn reinit_psk_id(provider: &Provider, cs: Ciphersuite, old_group_id: &[u8], epoc
     let nonce = provider
         .rand()
         .random_vec(cs.hash_length())
-        .map_err(|e| CoreError::new("CRYPTO", format!("drawing PSK nonce: {e:?}")))?;
+        .map_err(|_| ReinitError::PskNonce)?;
     Ok(PreSharedKeyId::resumption(
         ResumptionPskUsage::Reinit,
         GroupId::from_slice(old_group_id),
@@ -215,7 +258,7 @@ fn reinit_psk_id(provider: &Provider, cs: Ciphersuite, old_group_id: &[u8], epoc
 impl Client {
     fn record_for(&self, old_group_id: &[u8]) -> CoreResult<ReInitRecord> {
         load_record(&self.provider, old_group_id)?
-            .ok_or_else(|| CoreError::new("NOT_REINITIALIZED", "the group has no merged ReInit commit"))
+            .ok_or_else(|| ReinitError::NotReinitialized.into())
     }
 }
 
@@ -225,7 +268,7 @@ impl Client {
     /// after checking every member supports the new version and
     /// ciphersuite. Pending until `mergePendingCommit`, which retires the
     /// group. Returns `{ commit, welcome?, groupInfo? }`.
-    #[wasm_bindgen(js_name = commitReInit)]
+    #[wasm_bindgen(js_name = commitReInit, unchecked_return_type = "CommitResult")]
     pub fn commit_reinit(&mut self, group_id: &[u8], spec: JsValue) -> Result<JsValue, JsValue> {
         let spec: ReInitSpec =
             serde_wasm_bindgen::from_value(spec).map_err(|e| invalid_argument(format!("reinit spec: {e}")))?;
@@ -289,7 +332,7 @@ impl Client {
         Ok(self.mutate(|client| {
             let mut record = client.record_for(old_group_id)?;
             if record.successor_creator.is_some() {
-                return Err(CoreError::new("SUCCESSOR_EXISTS", "this member is already in the group's successor"));
+                return Err(ReinitError::SuccessorExists.into());
             }
             let cs = ciphersuite(record.ciphersuite)?;
             let own_identity = record
@@ -297,21 +340,21 @@ impl Client {
                 .iter()
                 .find(|(leaf, _)| *leaf == record.own_leaf)
                 .map(|(_, id)| id.clone())
-                .ok_or_else(|| CoreError::new("INTERNAL", "own leaf missing from the ReInit record"))?;
+                .ok_or(ReinitError::Internal("own leaf missing from the ReInit record"))?;
             if identity != own_identity.as_slice() {
                 return Err(invalid_argument("the successor credential must carry this member's identity in the old group"));
             }
             let mut seen = vec![own_identity];
             for kp in &key_packages {
                 if kp.ciphersuite() != cs {
-                    return Err(CoreError::new("REINIT_MISMATCH", "a KeyPackage is not for the successor's ciphersuite"));
+                    return Err(ReinitError::Mismatch("a KeyPackage is not for the successor's ciphersuite").into());
                 }
                 let id = identity_of(kp.leaf_node().credential());
                 if !record.members.iter().any(|(_, m)| *m == id) {
-                    return Err(CoreError::new("REINIT_MISMATCH", "a KeyPackage is not from a member of the old group"));
+                    return Err(ReinitError::Mismatch("a KeyPackage is not from a member of the old group").into());
                 }
                 if seen.contains(&id) {
-                    return Err(CoreError::new("REINIT_MISMATCH", "two KeyPackages for the same member"));
+                    return Err(ReinitError::Mismatch("two KeyPackages for the same member").into());
                 }
                 seen.push(id);
             }
@@ -390,7 +433,7 @@ impl Client {
                 _ => false,
             });
             if !carries_psk {
-                return Err(CoreError::new("REINIT_MISMATCH", "the Welcome does not carry this group's reinit PSK"));
+                return Err(ReinitError::Mismatch("the Welcome does not carry this group's reinit PSK").into());
             }
             if let Some(tree) = tree {
                 builder = builder.with_ratchet_tree(tree);
@@ -407,12 +450,12 @@ impl Client {
                 || version_code(context.protocol_version()) != record.version
                 || extensions != record.extensions
             {
-                return Err(CoreError::new("REINIT_MISMATCH", "the successor's parameters differ from the ReInit"));
+                return Err(ReinitError::Mismatch("the successor's parameters differ from the ReInit").into());
             }
             for member in staged.members() {
                 let id = identity_of(&member.credential);
                 if !record.members.iter().any(|(_, m)| *m == id) {
-                    return Err(CoreError::new("REINIT_MISMATCH", "the successor has a member who was not in the old group"));
+                    return Err(ReinitError::Mismatch("the successor has a member who was not in the old group").into());
                 }
             }
             let sender = staged.welcome_sender().map_err(|e| CoreError::from_mls("welcome sender", e))?;
@@ -422,13 +465,10 @@ impl Client {
                 .iter()
                 .find(|(_, m)| *m == sender_id)
                 .map(|(leaf, _)| *leaf)
-                .ok_or_else(|| CoreError::new("REINIT_MISMATCH", "the successor's creator was not in the old group"))?;
+                .ok_or(ReinitError::Mismatch("the successor's creator was not in the old group"))?;
             let replaced = match record.successor_creator {
                 Some(current) if creator_leaf >= current => {
-                    return Err(CoreError::new(
-                        "REINIT_SUPERSEDED",
-                        format!("already in the successor created by old leaf {current}, which wins over leaf {creator_leaf}"),
-                    ))
+                    return Err(ReinitError::Superseded { winner: current, loser: creator_leaf }.into())
                 }
                 Some(_) => true,
                 None => false,

@@ -28,34 +28,12 @@
 
 use openmls::components::vc_derivation_info::EpochId;
 use openmls::prelude::*;
-use serde::Deserialize;
-use serde_bytes::ByteBuf;
 use wasm_bindgen::prelude::*;
 
 use crate::client::Client;
 use crate::error::{invalid_argument, CoreError, CoreResult};
 
-/// Extension type a leaf lists in its capabilities when its client checks
-/// paired-device signatures (private use; a group makes standard mode
-/// mandatory by listing it in RequiredCapabilities).
-pub const DEVICE_SIGNATURES_CAPABILITY: u16 = 0xF1B3;
-
-#[derive(Deserialize, Clone)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AppDataEntrySpec {
-    pub component_id: u16,
-    pub data: ByteBuf,
-}
-
-/// Set `entries` in `dictionary`. There is no removal: a virtual-client
-/// commit merges the leaf's current dictionary back in (openmls
-/// `resolve_vc_leaf_dictionary`), so a component is cleared by writing an
-/// empty value instead.
-pub(crate) fn apply_entries(dictionary: &mut AppDataDictionary, entries: &[AppDataEntrySpec]) {
-    for entry in entries {
-        dictionary.insert(entry.component_id, entry.data.to_vec());
-    }
-}
+pub(crate) use crate::app_data::AppDataEntrySpec;
 
 fn sha256(provider_crypto: &impl openmls_traits::crypto::OpenMlsCrypto, data: &[u8]) -> CoreResult<Vec<u8>> {
     provider_crypto
@@ -90,25 +68,6 @@ pub(crate) fn commit_digest(crypto: &impl openmls_traits::crypto::OpenMlsCrypto,
     let mut content = encode("proposals", &VLBytes::new(proposals))?;
     content.extend(encode("path key", &VLBytes::new(path_key))?);
     sha256(crypto, &content)
-}
-
-/// The leaf extensions of `leaf` with `entries` set in its AppDataDictionary
-/// (created when missing; other entries and extensions kept).
-pub(crate) fn leaf_extensions_with(leaf: &LeafNode, entries: &[AppDataEntrySpec]) -> CoreResult<Extensions<LeafNode>> {
-    let mut dictionary = leaf
-        .extensions()
-        .app_data_dictionary()
-        .map(|ext| ext.dictionary().clone())
-        .unwrap_or_else(AppDataDictionary::new);
-    apply_entries(&mut dictionary, entries);
-    let mut extensions: Vec<Extension> = leaf
-        .extensions()
-        .iter()
-        .filter(|e| e.extension_type() != ExtensionType::AppDataDictionary)
-        .cloned()
-        .collect();
-    extensions.push(Extension::AppDataDictionary(AppDataDictionaryExtension::new(dictionary)));
-    Extensions::from_vec(extensions).map_err(|e| CoreError::from_mls("leaf extensions", e))
 }
 
 /// Component id of the anchor's device list (ts/paired/device-signature.ts).

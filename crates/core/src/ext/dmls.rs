@@ -21,7 +21,28 @@ use wasm_bindgen::prelude::*;
 use zeroize::Zeroizing;
 
 use crate::client::{credential_with_key, serialize, Client};
-use crate::error::{invalid_argument, CoreError, CoreResult};
+use crate::error::{CoreError, CoreResult};
+
+/// Why a DMLS derivation refuses its arguments (seed 003 §4–5).
+#[derive(Debug, thiserror::Error)]
+enum DmlsError {
+    #[error("unknown DMLS profile {0}")]
+    UnknownProfile(u8),
+    #[error("export length must be 1..255")]
+    ExportLength,
+    #[error("the multi-mls profile needs the universe identifier")]
+    MissingUniverse,
+    #[error("the distributed-mls profile exports 32 bytes")]
+    DistributedLength,
+}
+
+impl crate::error::ErrorCode for DmlsError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownProfile(_) | Self::ExportLength | Self::MissingUniverse | Self::DistributedLength => "INVALID_ARGUMENT",
+        }
+    }
+}
 
 /// A DMLS profile (the code carried in the universe definition).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -35,7 +56,7 @@ impl Profile {
         match code {
             1 => Ok(Profile::MultiMls),
             2 => Ok(Profile::DistributedMls),
-            _ => Err(invalid_argument("unknown DMLS profile")),
+            _ => Err(DmlsError::UnknownProfile(code).into()),
         }
     }
 }
@@ -68,19 +89,19 @@ fn derive(
     length: usize,
 ) -> CoreResult<Derived> {
     if length == 0 || length > 255 {
-        return Err(invalid_argument("export length must be 1..255"));
+        return Err(DmlsError::ExportLength.into());
     }
     let psk_id = psk_group_id(epoch, group_id);
     let (export_psk_id, export_psk) = match profile {
         Profile::MultiMls => {
             if universe_id.is_empty() {
-                return Err(invalid_argument("the multi-mls profile needs the universe identifier"));
+                return Err(DmlsError::MissingUniverse.into());
             }
             (Some(exporter("exportPskId", universe_id, length)?), Zeroizing::new(exporter("exportPSK", universe_id, length)?))
         }
         Profile::DistributedMls => {
             if length != 32 {
-                return Err(invalid_argument("the distributed-mls profile exports 32 bytes"));
+                return Err(DmlsError::DistributedLength.into());
             }
             (None, Zeroizing::new(exporter("exporter_psk", &psk_id, 32)?))
         }
@@ -153,6 +174,7 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::invalid_argument;
     use crate::config::ciphersuite;
     use openmls_rust_crypto::RustCrypto;
 

@@ -12,7 +12,7 @@ use openmls::prelude::*;
 use openmls::treesync::LeafNodeSource;
 use openmls_traits::crypto::OpenMlsCrypto;
 
-use crate::primitives::{sign_content, two_vectors};
+use crate::codec::{serialize, sign_content, two_vectors};
 use crate::provider::AcceleratedCrypto;
 
 /// Proposal type of LeafOperationProposal (private use, RFC 9420 §17.4).
@@ -45,9 +45,7 @@ struct Intent {
     signature: Vec<u8>,
 }
 
-pub(crate) fn refused(reason: &str) -> ProposalExpansionError {
-    ProposalExpansionError(format!("LeafOperationProposal {reason}"))
-}
+use crate::ext::intents::rejection::{refused, IntentRejection};
 
 /// Reads an `opaque<V>` (RFC 9420 §2.1.2 variable-size length prefix).
 fn vector<'a>(input: &mut &'a [u8]) -> Option<&'a [u8]> {
@@ -64,7 +62,7 @@ fn vector<'a>(input: &mut &'a [u8]) -> Option<&'a [u8]> {
 }
 
 fn decode(payload: &[u8]) -> Result<Intent, ProposalExpansionError> {
-    let malformed = || refused("malformed");
+    let malformed = || refused(IntentRejection::Malformed);
     let mut reader = payload;
     let group_id = vector(&mut reader).ok_or_else(malformed)?.to_vec();
     let (index, rest) = reader.split_first_chunk::<4>().ok_or_else(malformed)?;
@@ -81,7 +79,7 @@ fn decode(payload: &[u8]) -> Result<Intent, ProposalExpansionError> {
 }
 
 fn encoded(vectors: crate::error::CoreResult<Vec<u8>>) -> Result<Vec<u8>, ProposalExpansionError> {
-    vectors.map_err(|_| refused("unencodable"))
+    vectors.map_err(|_| refused(IntentRejection::Unencodable))
 }
 
 impl LeafOperationIntents {
@@ -89,24 +87,24 @@ impl LeafOperationIntents {
     /// leaf rule (PROTOCOL.md §5.5). Each failure names a stable reason.
     fn validate(&self, group: &PublicGroup, intent: &Intent) -> Result<(), ProposalExpansionError> {
         if intent.group_id.as_slice() != group.group_id().as_slice() {
-            return Err(refused("wrong-group"));
+            return Err(refused(IntentRejection::WrongGroup));
         }
-        let leaf = group.leaf(LeafNodeIndex::new(intent.sender_index)).ok_or_else(|| refused("unknown-leaf"))?;
+        let leaf = group.leaf(LeafNodeIndex::new(intent.sender_index)).ok_or_else(|| refused(IntentRejection::UnknownLeaf))?;
         let cs = group.ciphersuite();
-        let leaf_bytes = encoded(crate::client::serialize("leaf node", leaf))?;
+        let leaf_bytes = encoded(serialize("leaf node", leaf))?;
         let leaf_ref = self
             .crypto
             .hash(cs.hash_algorithm(), &encoded(two_vectors(LEAF_NODE_REF_LABEL.as_bytes(), &leaf_bytes))?)
-            .map_err(|_| refused("unhashable"))?;
+            .map_err(|_| refused(IntentRejection::Unhashable))?;
         if leaf_ref != intent.sender_leaf_ref {
-            return Err(refused("stale-leaf"));
+            return Err(refused(IntentRejection::StaleLeaf));
         }
         let signed = encoded(sign_content(SIGNATURE_LABEL, &intent.tbs))?;
         self.crypto
             .verify_signature(cs.signature_algorithm(), &signed, leaf.signature_key().as_slice(), &intent.signature)
-            .map_err(|_| refused("bad-signature"))?;
+            .map_err(|_| refused(IntentRejection::BadSignature))?;
         if matches!(leaf.leaf_node_source(), LeafNodeSource::KeyPackage(_)) {
-            return Err(refused("key-package-leaf"));
+            return Err(refused(IntentRejection::KeyPackageLeaf));
         }
         Ok(())
     }
@@ -119,7 +117,7 @@ fn removed(group: &PublicGroup, sender: LeafNodeIndex, mode: u8, association_slo
     if mode != REMOVE_ASSOCIATED_MEMBERS {
         return Ok(vec![sender]);
     }
-    crate::leaf_association::associated(association_slot, group, sender).unwrap_or_else(|| Ok(same_identity(group, sender)))
+    crate::ext::intents::leaf_association::associated(association_slot, group, sender).unwrap_or_else(|| Ok(same_identity(group, sender)))
 }
 
 /// Default association: credentials of the same type and identity belong
@@ -177,7 +175,7 @@ mod tests {
     #[test]
     fn refuses_unknown_modes_trailing_bytes_and_truncation() {
         for bad in [intent_bytes(0, &[]), intent_bytes(3, &[]), intent_bytes(1, &[0]), vec![1, 2, 3]] {
-            assert_eq!(decode(&bad).err(), Some(refused("malformed")));
+            assert_eq!(decode(&bad).err(), Some(refused(IntentRejection::Malformed)));
         }
     }
 }
