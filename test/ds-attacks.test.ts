@@ -743,7 +743,7 @@ describe('the DS under abuse: rate limits, connection caps, slow clients, TLS', 
     // A reading subscriber gets everything.
     const got: number[] = [];
     const stop = bob.ds.stream(alice.group!.id, from, (m) => got.push(m.seq));
-    for (let i = 0; i < 800 && got.length < 60; i++) await new Promise((r) => setTimeout(r, 25));
+    for (let i = 0; i < 2400 && got.length < 60; i++) await new Promise((r) => setTimeout(r, 25));
     stop();
     expect(got).toEqual(Array.from({ length: 60 }, (_, i) => from + i + 1));
   });

@@ -116,6 +116,7 @@ export {
   type LoggedMessage,
   type GroupRecord,
   type StoredBinding,
+  type KeyPackageGrant,
   type BindingRefusal,
   type PendingWelcome,
   type CommitUpdate,
