@@ -300,8 +300,8 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       // Register a new key of this client (proof of it in the body) and retire the key of this session (§8.4).
       if (who.key === undefined) throw new HttpError(403, 'forbidden', 'a key is rotated from a session proven with that key');
       const body = await readJson(req);
+      if (toHex(unb64(body.signatureKey, 'signatureKey')) === who.key) throw new HttpError(400, 'malformed', 'the new key is the key of this session');
       const { key } = await registerKey(body, client);
-      if (toHex(key) === who.key) throw new HttpError(400, 'malformed', 'the new key is the key of this session');
       await authentication.revokeKey(client, fromHex(who.key));
       return [200, sessions.session(client, toHex(key))];
     }
