@@ -133,8 +133,11 @@ describe('the gaps of docs/PROTOCOL.md §8, closed (SQLite)', () => {
     const alice2 = await dsPeer(open.url, `alice-${tag}`);
     expect(await raw(open.url, 'POST', '/v1/as/register', await registration(open.url, `mallory-${tag}`, await unregistered(alice2.name)))).toMatchObject({
       status: 403,
-      body: { reason: 'registration-refused', error: 'this credential identity belongs to another client (registration-refused)' },
+      body: { reason: 'registration-refused', error: 'this credential identity belongs to a client of another user (registration-refused)' },
     });
+    // A device of alice's, vouched for by her session, may carry her user's identity (same user); not mallory's.
+    const phone = await unregistered(alice.name);
+    expect((await post(await registration(s.url, `alice-phone-${tag}`, phone, { userId: alice.name }), await tokenOf(s.url, alice))).status).toBe(200);
     // Two first registrations of one new client id racing with different keys: exactly one wins.
     const racers = await Promise.all(Array.from({ length: 8 }, () => unregistered(`carol-${tag}`)));
     const bodies = await Promise.all(racers.map((r) => registration(s.url, r.name, r)));

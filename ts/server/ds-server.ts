@@ -78,15 +78,16 @@ export interface DeliveryServerOptions {
 
 /**
  * The default registration policy: a new client id is first come, first
- * served, its credential identity the client id's UTF-8 bytes, with
- * userId = clientId, or with another userId when the request comes from an
- * active client of that user (a user's device vouches for its next one);
- * more keys for a registered client only from that client.
+ * served, with userId = clientId, or with another userId when the request
+ * comes from an active client of that user (a user's device vouches for its
+ * next one); its credential identity is the UTF-8 bytes of its client id or
+ * of its user id; more keys for a registered client only from that client.
  */
 export async function defaultRegistrationPolicy(r: RegistrationRequest): Promise<boolean> {
   if (r.existingKeys > 0) return r.actingClient === r.clientId;
-  // The identity names this client and no other (members that read only the credential see who it is).
-  if (!bytesEqual(r.identity, new TextEncoder().encode(r.clientId))) return false;
+  // The identity names this client or its user and nobody else (members that read only the credential see who it is).
+  const names = (id: string) => bytesEqual(r.identity, new TextEncoder().encode(id));
+  if (!names(r.clientId) && !names(r.userId)) return false;
   if (r.userId === r.clientId) return true;
   return r.actingClient !== undefined && (await r.clientsOfUser(r.userId)).includes(r.actingClient);
 }

@@ -192,7 +192,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
       const revokedClient = (await c.query('SELECT 1 FROM ds_revoked_clients WHERE client_id = $1', [b.clientId])).rows.length > 0;
       if (existing?.revoked || revokedClient) return 'revoked' as const;
       if (existing && existing.client_id !== b.clientId) return 'key-taken' as const;
-      if ((await c.query('SELECT 1 FROM ds_bindings WHERE identity = $1 AND client_id <> $2 LIMIT 1', [Buffer.from(b.identity), b.clientId])).rows.length > 0) return 'identity-taken' as const;
+      if ((await c.query('SELECT 1 FROM ds_bindings WHERE identity = $1 AND user_id <> $2 LIMIT 1', [Buffer.from(b.identity), b.userId])).rows.length > 0) return 'identity-taken' as const;
       if (options.newClient && (await c.query('SELECT 1 FROM ds_bindings WHERE client_id = $1 LIMIT 1', [b.clientId])).rows.length > 0) return 'client-taken' as const;
       await c.query(
         `INSERT INTO ds_bindings (signature_key, client_id, user_id, identity, ciphersuite, revoked) VALUES ($1, $2, $3, $4, $5, false)

@@ -154,7 +154,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
       const existing = this.#db.prepare('SELECT client_id, revoked FROM bindings WHERE signature_key = ?').get(key) as { client_id: string; revoked: number } | undefined;
       if (existing?.revoked || this.#db.prepare('SELECT 1 FROM revoked_clients WHERE client_id = ?').get(b.clientId)) return 'revoked' as const;
       if (existing && existing.client_id !== b.clientId) return 'key-taken' as const;
-      if (this.#db.prepare('SELECT 1 FROM bindings WHERE identity = ? AND client_id <> ?').get(Buffer.from(b.identity), b.clientId)) return 'identity-taken' as const;
+      if (this.#db.prepare('SELECT 1 FROM bindings WHERE identity = ? AND user_id <> ?').get(Buffer.from(b.identity), b.userId)) return 'identity-taken' as const;
       if (options.newClient && this.#db.prepare('SELECT 1 FROM bindings WHERE client_id = ?').get(b.clientId)) return 'client-taken' as const;
       this.#db
         .prepare('INSERT OR REPLACE INTO bindings (signature_key, client_id, user_id, identity, ciphersuite, revoked) VALUES (?, ?, ?, ?, ?, 0)')

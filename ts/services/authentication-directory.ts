@@ -10,13 +10,13 @@ export class AuthenticationDirectory {
   /**
    * Register a binding; refused (`registration-refused`) when the key is
    * another client's, the key or client was revoked, the credential identity
-   * is another client's, or (`newClient`) the client id got a key meanwhile.
+   * is a client's of another user, or (`newClient`) the client id got a key meanwhile.
    */
   async register(binding: Omit<StoredBinding, 'revoked'>, options: { newClient?: boolean } = {}): Promise<void> {
     const refusal = await this.store.registerBinding(binding, options);
     if (refusal === 'revoked') throw new DsError('registration-refused', 'this client id or signature key was revoked; revocation is final');
     if (refusal === 'key-taken') throw new DsError('registration-refused', 'this signature key belongs to another client');
-    if (refusal === 'identity-taken') throw new DsError('registration-refused', 'this credential identity belongs to another client');
+    if (refusal === 'identity-taken') throw new DsError('registration-refused', 'this credential identity belongs to a client of another user');
     if (refusal === 'client-taken') throw new DsError('registration-refused', 'this client id was registered meanwhile');
   }
 
@@ -24,6 +24,13 @@ export class AuthenticationDirectory {
   async validate(identity: Uint8Array, signatureKey: Uint8Array): Promise<CredentialBinding | undefined> {
     const b = await this.store.bindingByKey(signatureKey);
     if (!b || b.revoked || !bytesEqual(b.identity, identity)) return undefined;
+    return b;
+  }
+
+  /** The binding of this credential while its client is not revoked, also when this key alone was rotated away. */
+  async holderOf(identity: Uint8Array, signatureKey: Uint8Array): Promise<CredentialBinding | undefined> {
+    const b = await this.store.bindingByKey(signatureKey);
+    if (!b || !bytesEqual(b.identity, identity) || (await this.store.clientRevoked(b.clientId))) return undefined;
     return b;
   }
 

@@ -44,6 +44,8 @@ export type DsRejection =
 /** Validates credentials (the in-memory AS or the store-backed one). */
 export interface CredentialCheck {
   validate(identity: Uint8Array, signatureKey: Uint8Array): CredentialBinding | undefined | Promise<CredentialBinding | undefined>;
+  /** The client a credential names, also when only this key was rotated away (not when the client is revoked). */
+  holderOf?(identity: Uint8Array, signatureKey: Uint8Array): Promise<CredentialBinding | undefined>;
 }
 
 /** Largest epoch the DS accepts: JavaScript numbers are exact up to 2^53 - 1. */
@@ -314,13 +316,13 @@ export class DeliveryService {
       let members: Set<string>;
       let added = extras.added ?? [];
       if (new Set(added).size !== added.length) throw new DsError('malformed', 'added names each client once');
-      let spent: string[] = [];
+      let spent: [string, string][] = [];
       if (this.#verify && group.consistency === 'strong') {
         // The commit itself says who is in the group; the submitter's lists are ignored.
         const derived = await this.#verifiedMembers(group, sender, message, extras);
         members = derived.members;
         added = derived.added;
-        if (this.#requireGrants) spent = await this.#grantedRefs(sender, derived.addedRefs);
+        if (this.#requireGrants) spent = await this.#grantedRefs([sender, ...group.members], derived.addedRefs);
       } else {
         if (extras.welcome && !extras.added?.length) throw new DsError('malformed', 'a Welcome needs the clients it is for (added)');
         if (this.#auth && extras.added?.length) for (const a of extras.added) await this.#registered(a);
@@ -341,7 +343,7 @@ export class DeliveryService {
       seq = await this.store.append({ groupId: id, sender, bytes: message.slice(), digest }, update);
       if (seq === undefined) throw this.#epochTaken(epoch, (await this.store.getGroup(id))!);
       // A grant adds its client once: one more Welcome needs one more KeyPackage from the DS.
-      if (spent.length > 0) await this.store.spendGrants(sender, spent);
+      for (const [holder, ref] of spent) await this.store.spendGrants(holder, [ref]);
     } else {
       if (group.consistency === 'strong') {
         const stale = header.contentType === 2 ? epoch !== group.epoch : epoch > group.epoch || epoch < group.epoch - this.#tolerance;
@@ -405,7 +407,7 @@ export class DeliveryService {
   async #verifiedMembers(group: GroupRecord, sender: string, message: Uint8Array, extras: SubmitExtras): Promise<{ members: Set<string>; added: string[]; addedRefs: string[] }> {
     if (!group.groupInfo) throw new DsError('invalid-commit', 'the DS has no public state of this group to verify against');
     if (!extras.groupInfo) throw new DsError('invalid-group-info', "a verified group's commit carries the GroupInfo of the epoch it creates");
-    const verified = verifyCommit(this.#client, group.groupInfo, message, extras.groupInfo);
+    const verified = verifyCommit(this.#client, group.groupInfo, message, extras.groupInfo, await this.#epochProposals(group));
     if ('reason' in verified) throw new DsError(verified.reason, verified.message);
     const committer = await clientOfLeaf(this.#auth, verified.committer);
     if (committer === undefined || (committer !== sender && !(await this.store.devicesOf(committer)).includes(sender))) {
@@ -417,6 +419,20 @@ export class DeliveryService {
     const members = await this.#clientsOf(verified.membersAfter);
     const before = new Set(group.members);
     return { members, added: [...members].filter((m) => !before.has(m)), addedRefs: verified.addedKeyPackages.map(toHex) };
+  }
+
+  /** The PublicMessage proposals logged in the group's current epoch (after the commit that began it). */
+  async #epochProposals(group: GroupRecord): Promise<Uint8Array[]> {
+    const out: Uint8Array[] = [];
+    for (let after = group.epochStart ?? 0; ; ) {
+      const page = await this.store.readLog(group.groupId, after, this.#pageSize);
+      for (const m of page) {
+        const h = readMlsHeader(m.bytes);
+        if (h?.wireFormat === 'public' && h.contentType === 2 && h.epoch === BigInt(group.epoch)) out.push(m.bytes);
+      }
+      if (page.length < this.#pageSize) return out;
+      after = page.at(-1)!.seq;
+    }
   }
 
   async #clientsOf(leaves: VerifiedCommit['membersAfter']): Promise<Set<string>> {
@@ -433,23 +449,33 @@ export class DeliveryService {
    * Default mode: each added client has a KeyPackage granted to `sender`
    * whose ref is a recipient of the Welcome; returns the refs to spend.
    */
-  async #grantedClients(sender: string, added: string[], welcome: Uint8Array | undefined): Promise<string[]> {
+  async #grantedClients(sender: string, added: string[], welcome: Uint8Array | undefined): Promise<[string, string][]> {
     if (!welcome) throw new DsError('malformed', 'added clients need the Welcome of the commit');
     const recipients = new Set((welcomeRecipients(welcome) ?? []).map(toHex));
     const grants = await this.store.grants(sender, this.#now());
     return added.map((a) => {
       const g = grants.find((x) => x.clientId === a && recipients.has(x.ref));
       if (!g) throw new DsError('not-granted', `no KeyPackage of ${a} that this DS handed to the committer is a recipient of the Welcome`);
-      return g.ref;
+      return [sender, g.ref];
     });
   }
 
-  /** Verified mode: every KeyPackage the commit adds was granted to `sender`; returns the refs to spend. */
-  async #grantedRefs(sender: string, refs: string[]): Promise<string[]> {
-    const granted = new Set((await this.store.grants(sender, this.#now())).map((g) => g.ref));
-    const missing = refs.find((r) => !granted.has(r));
-    if (missing !== undefined) throw new DsError('not-granted', `the commit adds a KeyPackage (${missing.slice(0, 16)}…) this DS did not hand to the committer`);
-    return refs;
+  /**
+   * Verified mode: every KeyPackage the commit adds was granted to the
+   * committer or to a member (an Add proposed by one member and committed
+   * by reference by another); returns [requester, ref] pairs to spend.
+   */
+  async #grantedRefs(holders: string[], refs: string[]): Promise<[string, string][]> {
+    const out: [string, string][] = [];
+    let left = refs;
+    for (const holder of new Set(holders)) {
+      if (left.length === 0) break;
+      const granted = new Set((await this.store.grants(holder, this.#now())).map((g) => g.ref));
+      out.push(...left.filter((r) => granted.has(r)).map((r): [string, string] => [holder, r]));
+      left = left.filter((r) => !granted.has(r));
+    }
+    if (left.length > 0) throw new DsError('not-granted', `the commit adds a KeyPackage (${left[0]!.slice(0, 16)}…) this DS handed to no member`);
+    return out;
   }
 
   /** Refuse clients the AS does not know (or revoked): they could never read what is addressed to them. */

@@ -116,7 +116,7 @@ export interface DeliveryStore {
   /**
    * AS: register a binding, atomically (refusals: docs/PROTOCOL.md §8.4):
    * the key must be new or this client's, neither revoked; the identity no
-   * other client's; with `newClient`, the client id must have no binding.
+   * other user's client's; with `newClient`, the client id must have no binding.
    */
   registerBinding(binding: Omit<StoredBinding, 'revoked'>, options?: { newClient?: boolean }): Promise<BindingRefusal | undefined>;
   bindingByKey(signatureKey: Uint8Array): Promise<StoredBinding | undefined>;
@@ -242,7 +242,7 @@ export class MemoryDeliveryStore implements DeliveryStore {
     if (this.#revokedClients.has(b.clientId) || existing?.revoked) return 'revoked';
     if (existing && existing.clientId !== b.clientId) return 'key-taken';
     const all = [...this.#bindings.values()];
-    if (all.some((x) => x.clientId !== b.clientId && bytesEqual(x.identity, b.identity))) return 'identity-taken';
+    if (all.some((x) => x.userId !== b.userId && bytesEqual(x.identity, b.identity))) return 'identity-taken';
     if (options.newClient && all.some((x) => x.clientId === b.clientId)) return 'client-taken';
     this.#bindings.set(key, { ...b, revoked: false });
     return undefined;
