@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { DeliveryClient, MlsClient, signDsChallenge, toHex } from 'paired-mls';
 import { PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer, type DeliveryServerOptions, type RunningDeliveryServer } from 'paired-mls/server';
-import { dsPeer, type DsPeer } from './ds-helpers.js';
+import { dsPeer, groupStillWorks, type DsPeer } from './ds-helpers.js';
 import { startPostgres, type PgServer } from './pg-server.js';
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
@@ -77,30 +77,6 @@ async function groupOf(alice: DsPeer, others: DsPeer[]): Promise<void> {
     p.group = await p.client.joinFromWelcome(w!.welcome);
     await p.ds.ackWelcomes([w!.id]);
     p.seen = alice.seen;
-  }
-}
-
-/** Everyone in `peers` catches up; then a message from the first reaches the others. */
-async function stillWorks(peers: DsPeer[], text: string): Promise<void> {
-  const gid = peers[0]!.group!.id;
-  for (const p of peers) {
-    for (const m of await p.ds.poll(gid, p.seen)) {
-      p.seen = m.seq;
-      if (m.sender === p.name) continue;
-      const r = await p.group!.process(m.message);
-      if (r.kind === 'commit') await r.staged.merge();
-    }
-  }
-  const [sender, ...others] = peers;
-  sender!.seen = await sender!.ds.submit(gid, await sender!.group!.encrypt(text));
-  for (const p of others) {
-    const texts: string[] = [];
-    for (const m of await p.ds.poll(gid, p.seen)) {
-      p.seen = m.seq;
-      const r = await p.group!.process(m.message);
-      if (r.kind === 'application') texts.push(new TextDecoder().decode(r.data));
-    }
-    expect(texts).toEqual([text]);
   }
 }
 
@@ -235,7 +211,7 @@ describe('the gaps of docs/PROTOCOL.md §8, closed (SQLite)', () => {
     const [w] = await victim!.ds.welcomes();
     victim!.group = await victim!.client.joinFromWelcome(w!.welcome);
     victim!.seen = alice.seen;
-    await stillWorks([alice, bob!, carol!, victim!], 'after the amplification attempts');
+    await groupStillWorks([alice, bob!, carol!, victim!], 'after the amplification attempts');
   });
 
   it('Sybil requesters cannot drain a KeyPackage pool: one-time KeyPackages per target are limited, then the last-resort one is served', async () => {
@@ -254,7 +230,7 @@ describe('the gaps of docs/PROTOCOL.md §8, closed (SQLite)', () => {
     expect(await s.ds.store.countKeyPackages(bob!.name)).toBe(6);
     // alice can still add bob (with the last-resort KeyPackage while the target limit lasts).
     await groupOf(alice!, [bob!]);
-    await stillWorks([alice!, bob!], 'bob is reachable');
+    await groupStillWorks([alice!, bob!], 'bob is reachable');
   });
 
   it('parallel WebSocket upgrades cannot pass the per-client stream cap (the slot is reserved before the upgrade)', async () => {
@@ -276,7 +252,7 @@ describe('the gaps of docs/PROTOCOL.md §8, closed (SQLite)', () => {
     expect(next.status).toBe(101);
     expect((await upgrade(s.url, path)).status).toBe(429);
     for (const r of [...open, next]) r.ws?.terminate();
-    await stillWorks([alice!, bob!], 'streams capped');
+    await groupStillWorks([alice!, bob!], 'streams capped');
   });
 
   it('a rate-limited client cannot reset its bucket by making the limiter forget it (churning other keys)', async () => {
@@ -309,7 +285,7 @@ describe('the gaps of docs/PROTOCOL.md §8, closed (SQLite)', () => {
     // Asked again in time: paired.
     expect(await alice!.ds.initPairing(alice!.name, phone!.name)).toBe(true);
     expect(await alice!.ds.devices()).toEqual([phone!.name]);
-    await stillWorks([alice!, bob!], 'paired in time');
+    await groupStillWorks([alice!, bob!], 'paired in time');
   });
 });
 
@@ -367,6 +343,6 @@ describe('the gaps of docs/PROTOCOL.md §8, closed (PostgreSQL, two servers)', (
     // Honest clients on both servers keep working.
     const [a, b] = await Promise.all([dsPeer(one.url, `a-${tag}`), dsPeer(two.url, `b-${tag}`)]);
     await groupOf(a, [b]);
-    await stillWorks([a, b], 'after the races');
+    await groupStillWorks([a, b], 'after the races');
   });
 });

@@ -409,6 +409,8 @@ export class DeliveryService {
     if (!extras.groupInfo) throw new DsError('invalid-group-info', "a verified group's commit carries the GroupInfo of the epoch it creates");
     const verified = verifyCommit(this.#client, group.groupInfo, message, extras.groupInfo, await this.#epochProposals(group));
     if ('reason' in verified) throw new DsError(verified.reason, verified.message);
+    // Every leaf of the new tree must be a client the AS knows (unknown-client), the committer's included.
+    const members = await this.#clientsOf(verified.membersAfter);
     const committer = await clientOfLeaf(this.#auth, verified.committer);
     if (committer === undefined || (committer !== sender && !(await this.store.devicesOf(committer)).includes(sender))) {
       throw new DsError('invalid-commit', 'the commit is not signed by the posting client');
@@ -416,7 +418,6 @@ export class DeliveryService {
     if (extras.welcome && !welcomeMatches(welcomeRecipients(extras.welcome) ?? [], verified.addedKeyPackages)) {
       throw new DsError('invalid-welcome', 'the Welcome is not for exactly the KeyPackages the commit adds');
     }
-    const members = await this.#clientsOf(verified.membersAfter);
     const before = new Set(group.members);
     return { members, added: [...members].filter((m) => !before.has(m)), addedRefs: verified.addedKeyPackages.map(toHex) };
   }

@@ -146,6 +146,8 @@ fn verify(
         .map(|p| p.add_proposal().key_package().hash_ref(crypto).map(|r| ByteBuf::from(r.as_slice().to_vec())))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| refused("INVALID_COMMIT", format!("KeyPackage reference: {e}")))?;
+    // An external commit's committer is its UpdatePath leaf (a resync may keep the key of the leaf it replaces).
+    let path_key = staged.update_path_leaf_node().map(|leaf| leaf.signature_key().as_slice().to_vec());
     let committer_index = match &sender {
         Sender::Member(leaf) => Some(*leaf),
         Sender::NewMemberCommit => None,
@@ -155,8 +157,7 @@ fn verify(
     let after = members(&group);
     let committer = match committer_index {
         Some(index) => after.iter().find(|m| m.leaf_index == index.u32()),
-        // An external joiner's leaf is the one that is new after the commit and not from an Add.
-        None => after.iter().find(|m| !before.iter().any(|b| b.signature_key == m.signature_key)),
+        None => path_key.as_deref().and_then(|key| after.iter().find(|m| m.signature_key.as_slice() == key)),
     }
     .map(|m| LeafView { leaf_index: m.leaf_index, identity: m.identity.clone(), signature_key: m.signature_key.clone() })
     .ok_or_else(|| refused("INVALID_COMMIT", "the committer is not in the new tree"))?;
@@ -282,6 +283,25 @@ mod tests {
         for cut in [0, 4, 20, commit.len() - 1] {
             assert!(verify(crypto, None, &info, &commit[..cut], &new_info, &[]).is_err());
         }
+    }
+
+    #[test]
+    fn a_commit_covering_a_proposal_by_reference_verifies_only_with_that_proposal() {
+        let (mut alice, a, a_sig, info) = group(PURE_PLAINTEXT_WIRE_FORMAT_POLICY);
+        let (c, c_sig, c_cred) = member("carol");
+        let kp = KeyPackage::builder().build(CS, &c, &c_sig, c_cred).expect("kp");
+        let (proposal, _) = alice.propose_add_member(&a, &a_sig, kp.key_package()).expect("propose");
+        let proposal = bytes(&proposal);
+        // The commit covers the pending Add by reference.
+        let (commit, new_info) = commit(&mut alice, &a, &a_sig, vec![]);
+        let crypto = a.crypto();
+        let unknown = verify(crypto, None, &info, &commit, &new_info, &[]).err().map(|e| e.code);
+        assert_eq!(unknown, Some("INVALID_COMMIT"));
+        // Junk and a truncated proposal beside it are left out; the real one is queued.
+        let junk = vec![vec![0, 1, 0, 1, 9], proposal[..proposal.len() - 3].to_vec()];
+        let view = verify(crypto, None, &info, &commit, &new_info, &[junk[0].clone(), junk[1].clone(), proposal]).expect("verifies");
+        assert_eq!(view.added_key_packages.len(), 1);
+        assert_eq!(view.members_after.len(), 3);
     }
 
     #[test]
