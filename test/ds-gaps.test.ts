@@ -9,7 +9,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
-import { DeliveryClient, MlsClient, signDsChallenge, toHex } from 'paired-mls';
+import { bytesEqual, DeliveryClient, MlsClient, signDsChallenge, toHex } from 'paired-mls';
 import { PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer, type DeliveryServerOptions, type RunningDeliveryServer } from 'paired-mls/server';
 import { dsPeer, groupStillWorks, type DsPeer } from './ds-helpers.js';
 import { startPostgres, type PgServer } from './pg-server.js';
@@ -286,6 +286,32 @@ describe('the gaps of docs/PROTOCOL.md §8, closed (SQLite)', () => {
     expect(await alice!.ds.initPairing(alice!.name, phone!.name)).toBe(true);
     expect(await alice!.ds.devices()).toEqual([phone!.name]);
     await groupStillWorks([alice!, bob!], 'paired in time');
+  });
+});
+
+describe('suspicions checked', () => {
+  it("the pairing Accept's seed confirmation is compared in constant time: bytesEqual reads every byte whatever differs", () => {
+    // A Proxy counts the element reads: an early exit would read fewer when the first byte differs.
+    const reads = (a: Uint8Array, b: Uint8Array) => {
+      let n = 0;
+      const count = (x: Uint8Array) =>
+        new Proxy(x, {
+          get(target, key) {
+            if (typeof key === 'string' && /^\d+$/.test(key)) n++;
+            return Reflect.get(target, key) as unknown;
+          },
+        });
+      const equal = bytesEqual(count(a), count(b));
+      return { equal, n };
+    };
+    const x = new Uint8Array(32).fill(7);
+    const firstDiffers = x.slice();
+    firstDiffers[0] = 8;
+    const lastDiffers = x.slice();
+    lastDiffers[31] = 8;
+    expect(reads(x, x.slice())).toEqual({ equal: true, n: 64 });
+    expect(reads(x, firstDiffers)).toEqual({ equal: false, n: 64 });
+    expect(reads(x, lastDiffers)).toEqual({ equal: false, n: 64 });
   });
 });
 
