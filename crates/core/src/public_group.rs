@@ -290,7 +290,9 @@ mod tests {
         let (mut alice, a, a_sig, info) = group(PURE_PLAINTEXT_WIRE_FORMAT_POLICY);
         let (c, c_sig, c_cred) = member("carol");
         let kp = KeyPackage::builder().build(CS, &c, &c_sig, c_cred).expect("kp");
-        let (proposal, _) = alice.propose_add_member(&a, &a_sig, kp.key_package()).expect("propose");
+        let (proposal, _, _) = alice
+            .propose_unconfirmed(&a, &a_sig, openmls::group::Propose::Add(kp.key_package().clone()), ProposalOrRefType::Reference)
+            .expect("propose");
         let proposal = bytes(&proposal);
         // The commit covers the pending Add by reference.
         let (commit, new_info) = commit(&mut alice, &a, &a_sig, vec![]);
