@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { bytesEqual, DeliveryClient, MlsClient, signDsChallenge, toHex } from 'paired-mls';
-import { PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer, type DeliveryServerOptions, type RunningDeliveryServer } from 'paired-mls/server';
+import { SqliteDeliveryStore, startDeliveryServer, type DeliveryServerOptions, type PostgresDeliveryStore, type RunningDeliveryServer } from 'paired-mls/server';
 import { dsPeer, groupStillWorks, type DsPeer } from './ds-helpers.js';
-import { startPostgres, type PgServer } from './pg-server.js';
+import { postgresPair, type PostgresPair } from './ds-postgres-pair.js';
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
 
@@ -316,23 +316,16 @@ describe('suspicions checked', () => {
 });
 
 describe('the gaps of docs/PROTOCOL.md §8, closed (PostgreSQL, two servers)', () => {
-  let pg: PgServer;
-  const stores: PostgresDeliveryStore[] = [];
+  let pair: PostgresPair;
   let one: RunningDeliveryServer;
   let two: RunningDeliveryServer;
+  let stores: PostgresDeliveryStore[];
   const tag = Math.random().toString(36).slice(2, 8);
   beforeAll(async () => {
-    pg = await startPostgres();
-    for (let i = 0; i < 2; i++) stores.push(await PostgresDeliveryStore.connect(pg.url));
-    one = await startDeliveryServer({ port: 0, store: stores[0]! });
-    two = await startDeliveryServer({ port: 0, store: stores[1]! });
+    pair = await postgresPair();
+    ({ one, two, stores } = pair);
   });
-  afterAll(async () => {
-    await one?.close();
-    await two?.close();
-    for (const s of stores) await s.close();
-    await pg?.stop();
-  });
+  afterAll(async () => pair?.close());
 
   it('a proof spent at one server is refused at the other', async () => {
     const alice = await dsPeer(one.url, `alice-${tag}`);
