@@ -13,7 +13,7 @@ import { DeliveryClient, DsError, signDsChallenge, type DeliveredMessage } from 
 import { PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer, type RunningDeliveryServer } from 'paired-mls/server';
 import { expectInSync } from './helpers.js';
 import { dsPeer, type DsPeer as Peer } from './ds-helpers.js';
-import { startPostgres, type PgServer } from './pg-server.js';
+import { postgresPair, type PostgresPair } from './ds-postgres-pair.js';
 
 async function catchUp(m: Peer): Promise<string[]> {
   const texts: string[] = [];
@@ -152,22 +152,14 @@ describe('networked DS on SQLite', () => {
 });
 
 describe('networked DS on PostgreSQL, two instances', () => {
-  let pgServer: PgServer;
+  let pair: PostgresPair;
   let one: RunningDeliveryServer;
   let two: RunningDeliveryServer;
-  const stores: PostgresDeliveryStore[] = [];
   beforeAll(async () => {
-    pgServer = await startPostgres();
-    for (let i = 0; i < 2; i++) stores.push(await PostgresDeliveryStore.connect(pgServer.url));
-    one = await startDeliveryServer({ port: 0, store: stores[0]! });
-    two = await startDeliveryServer({ port: 0, store: stores[1]! });
+    pair = await postgresPair();
+    ({ one, two } = pair);
   });
-  afterAll(async () => {
-    await one?.close();
-    await two?.close();
-    for (const s of stores) await s.close();
-    await pgServer?.stop();
-  });
+  afterAll(async () => pair?.close());
 
   it('serve the same groups consistently: one commit per epoch across instances, KeyPackages once, pushes from the other instance', async () => {
     const peers = await groupOver([one.url, two.url], ['a', 'b', 'c', 'd']);

@@ -391,8 +391,8 @@ export class MlsClient extends Resource<CoreClient> {
    * against the result. Throws `UNVERIFIABLE_COMMIT`, `INVALID_COMMIT` or
    * `INVALID_GROUP_INFO`.
    */
-  verifyPublicCommit(groupInfo: Uint8Array, commit: Uint8Array, newGroupInfo: Uint8Array): VerifiedCommit {
-    return this.read((core) => core.verifyPublicCommit(groupInfo, commit, newGroupInfo)) as VerifiedCommit;
+  verifyPublicCommit(groupInfo: Uint8Array, commit: Uint8Array, newGroupInfo: Uint8Array, proposals: Uint8Array[] = []): VerifiedCommit {
+    return this.read((core) => core.verifyPublicCommit(groupInfo, commit, newGroupInfo, proposals)) as VerifiedCommit;
   }
 
   /** The members of a GroupInfo with its ratchet tree, after verifying it. */

@@ -8,7 +8,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { WebSocketServer as WsServer, WebSocket } from 'ws';
-import { bytesEqual, toHex } from '../mls/bytes.js';
+import { bytesEqual, fromHex, toHex } from '../mls/bytes.js';
 import { MlsClient } from '../mls/client.js';
 import { DeliveryService, DsError, type DsRejection } from '../services/delivery-service.js';
 import type { DeliveryStore } from '../services/delivery-store.js';
@@ -59,6 +59,14 @@ export interface DeliveryServerOptions {
   clientRate?: [number, number];
   ipRate?: [number, number];
   keyPackageRate?: [number, number];
+  /** One-time KeyPackages handed out per target client, whoever asks (beyond it: the last-resort one); [per second, burst]. */
+  keyPackageTargetRate?: [number, number];
+  /** Buckets kept per rate limiter (default 100,000). */
+  rateLimitKeys?: number;
+  /** Welcomes waiting per recipient (default 1000). */
+  maxPendingWelcomes?: number;
+  /** Unanswered pairing requests are forgotten after this many seconds (default 600). */
+  pairingRequestSeconds?: number;
   maxConnectionsPerIp?: number;
   maxConnections?: number;
   maxStreamsPerClient?: number;
@@ -73,10 +81,14 @@ export interface DeliveryServerOptions {
  * The default registration policy: a new client id is first come, first
  * served, with userId = clientId, or with another userId when the request
  * comes from an active client of that user (a user's device vouches for its
- * next one); more keys for a registered client only from that client.
+ * next one); its credential identity is the UTF-8 bytes of its client id or
+ * of its user id; more keys for a registered client only from that client.
  */
 export async function defaultRegistrationPolicy(r: RegistrationRequest): Promise<boolean> {
   if (r.existingKeys > 0) return r.actingClient === r.clientId;
+  // The identity names this client or its user and nobody else (members that read only the credential see who it is).
+  const names = (id: string) => bytesEqual(r.identity, new TextEncoder().encode(id));
+  if (!names(r.clientId) && !names(r.userId)) return false;
   if (r.userId === r.clientId) return true;
   return r.actingClient !== undefined && (await r.clientsOfUser(r.userId)).includes(r.actingClient);
 }
@@ -101,7 +113,12 @@ const STATUS: Record<DsRejection, number> = {
   'group-exists': 409,
   'too-large': 413,
   'rate-limited': 429,
+  'inbox-full': 429,
+  'not-granted': 403,
 };
+
+/** Welcomes per page of `GET /v1/welcomes`. */
+const WELCOME_PAGE = 100;
 
 /** A running server: its URL, its DS and AS, and `close()`. */
 export interface RunningDeliveryServer {
@@ -115,6 +132,8 @@ export interface RunningDeliveryServer {
 interface Stream {
   ws: WebSocket;
   client: string;
+  /** The session's key (hex), if it came from a DS session: revoking it ends the stream. */
+  key: string | undefined;
   group: Uint8Array;
   sent: number;
   busy: boolean;
@@ -136,14 +155,19 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     maxKeyPackageLifetime: options.maxKeyPackageLifetime,
     retention: options.retention,
     verifyCommits: options.verifyCommits,
+    requireGrants: true,
+    maxPendingWelcomes: options.maxPendingWelcomes,
+    pairingRequestSeconds: options.pairingRequestSeconds,
   });
   const verifier = await MlsClient.open();
   const secret = await store.secret('session-mac', randomBytes(32));
   const maxBody = options.maxBodyBytes ?? 4 * 1024 * 1024;
   const policy = options.registrationPolicy ?? defaultRegistrationPolicy;
-  const clientLimit = new RateLimiter(...(options.clientRate ?? [200, 400]));
-  const ipLimit = new RateLimiter(...(options.ipRate ?? [1000, 2000]));
-  const kpLimit = new RateLimiter(...(options.keyPackageRate ?? [2, 200]));
+  const limiter = ([rate, burst]: [number, number]) => new RateLimiter(rate, burst, options.rateLimitKeys);
+  const clientLimit = limiter(options.clientRate ?? [200, 400]);
+  const ipLimit = limiter(options.ipRate ?? [1000, 2000]);
+  const kpLimit = limiter(options.keyPackageRate ?? [2, 200]);
+  const kpTargetLimit = limiter(options.keyPackageTargetRate ?? [0.1, 30]);
   const maxPerIp = options.maxConnectionsPerIp ?? 512;
   const maxStreams = options.maxStreamsPerClient ?? 32;
   const highWater = options.streamHighWater ?? 1024 * 1024;
@@ -172,12 +196,22 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     }
   }
 
-  /** The acting client: the deployment's hook, else a DS session token; revoked clients have none. */
-  async function actingClient(req: IncomingMessage, token: string | undefined): Promise<string | undefined> {
+  /** Who acts: the deployment's hook, else a DS session token (with the key it proved). */
+  async function actor(req: IncomingMessage, token: string | undefined): Promise<{ client: string; key?: string } | undefined> {
     const fromHook = options.authenticate ? await options.authenticate(req) : undefined;
-    const client = fromHook ?? (token ? sessions.sessionClient(token) : undefined);
-    if (client === undefined || (await authentication.revoked(client))) return undefined;
-    return client;
+    const who = fromHook !== undefined ? { client: fromHook } : token ? sessions.sessionOf(token) : undefined;
+    return who && (await stillValid(who)) ? who : undefined;
+  }
+
+  /** A revoked client, or a session whose key was revoked (PROTOCOL §8.4), acts no more. */
+  async function stillValid(who: { client: string; key?: string }): Promise<boolean> {
+    if (who.key === undefined) return !(await authentication.revoked(who.client));
+    const b = await store.bindingByKey(fromHex(who.key));
+    return b !== undefined && !b.revoked && b.clientId === who.client;
+  }
+
+  async function actingClient(req: IncomingMessage, token: string | undefined): Promise<string | undefined> {
+    return (await actor(req, token))?.client;
   }
 
   function bearer(req: IncomingMessage): string | undefined {
@@ -185,22 +219,57 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     return typeof h === 'string' && h.startsWith('Bearer ') ? h.slice(7) : undefined;
   }
 
-  async function requireClient(req: IncomingMessage): Promise<string> {
-    const client = await actingClient(req, bearer(req));
-    if (client === undefined) throw new HttpError(401, 'unauthenticated', 'authenticate first (POST /v1/auth/challenge, then /v1/auth/session)');
-    if (!clientLimit.take(client)) throw new HttpError(429, 'rate-limited', 'too many requests from this client');
-    return client;
+  async function requireActor(req: IncomingMessage): Promise<{ client: string; key?: string }> {
+    const who = await actor(req, bearer(req));
+    if (who === undefined) throw new HttpError(401, 'unauthenticated', 'authenticate first (POST /v1/auth/challenge, then /v1/auth/session)');
+    if (!clientLimit.take(who.client)) throw new HttpError(429, 'rate-limited', 'too many requests from this client');
+    return who;
   }
 
-  /** A challenge of this server, signed by the key `signatureKey` (one SignWithLabel verification). */
-  function provenChallenge(body: Record<string, unknown>, signatureKey: Uint8Array, ciphersuite: number): string {
+  /**
+   * A challenge of this server, signed by the key `signatureKey` (one
+   * SignWithLabel verification), and not used before: its nonce is spent in
+   * the store, so a proof works once, also across servers on one database.
+   */
+  async function provenChallenge(body: Record<string, unknown>, signatureKey: Uint8Array, ciphersuite: number): Promise<string> {
     const challenge = typeof body.challenge === 'string' ? body.challenge : '';
-    const client = sessions.challengeClient(challenge);
-    if (client === undefined) throw new HttpError(401, 'unauthenticated', 'no valid challenge of this server (expired, forged or for another server)');
+    const claims = sessions.challengeClaims(challenge);
+    if (claims === undefined) throw new HttpError(401, 'unauthenticated', 'no valid challenge of this server (expired, forged or for another server)');
     if (!verifyDsChallenge(verifier, ciphersuite, signatureKey, challenge, unb64(body.signature, 'signature'))) {
       throw new HttpError(401, 'unauthenticated', 'the signature does not verify with this key');
     }
-    return client;
+    if (!(await store.useProof(claims.nonce, claims.expires, Math.floor(Date.now() / 1000)))) {
+      throw new HttpError(401, 'unauthenticated', 'this proof was used already; ask for a new challenge');
+    }
+    return claims.client;
+  }
+
+  /** Register `signatureKey` for the client a proven challenge names; the AS's refusals as 403 registration-refused. */
+  async function registerKey(body: Record<string, unknown>, acting: string | undefined): Promise<{ client: string; key: Uint8Array }> {
+    const signatureKey = unb64(body.signatureKey, 'signatureKey');
+    const ciphersuite = natural(body.ciphersuite, 'ciphersuite', 1);
+    if (ciphersuite > 0xffff) throw new HttpError(400, 'malformed', 'ciphersuite is a u16');
+    const client = await provenChallenge(body, signatureKey, ciphersuite);
+    const userId = clientId(body.userId ?? client, 'userId');
+    const identity = unb64(body.identity, 'identity');
+    const active = (await authentication.bindingsOf(client)).filter((b) => !b.revoked);
+    const existingKeys = active.length;
+    // A client id keeps one user id and one credential identity for life,
+    // whatever the policy: a further key may not move it (PROTOCOL §8.4).
+    if (active.some((b) => b.userId !== userId || !bytesEqual(b.identity, identity))) {
+      throw new HttpError(403, 'registration-refused', 'a further key of a client keeps its user id and credential identity');
+    }
+    const clientsOfUser = async (user: string) => {
+      // Only the acting client's own bindings are looked at: enough to tell whether it is a client of `user`.
+      if (acting === undefined) return [];
+      return (await authentication.bindingsOf(acting)).some((b) => !b.revoked && b.userId === user) ? [acting] : [];
+    };
+    if (!(await policy({ clientId: client, userId, identity, signatureKey, actingClient: acting, clientsOfUser, existingKeys }))) {
+      throw new HttpError(403, 'registration-refused', 'the registration policy refused this client id, user or key');
+    }
+    // A first key only while the client id has none (two first registrations racing: one wins).
+    await authentication.register({ clientId: client, userId, identity, signatureKey, ciphersuite }, { newClient: existingKeys === 0 });
+    return { client, key: signatureKey };
   }
 
   async function route(req: IncomingMessage, url: URL): Promise<[number, unknown]> {
@@ -220,39 +289,27 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       const signatureKey = unb64(body.signatureKey, 'signatureKey');
       const binding = await store.bindingByKey(signatureKey);
       if (!binding || binding.revoked) throw new HttpError(401, 'unauthenticated', 'this signature key is not registered (or was revoked)');
-      const client = provenChallenge(body, signatureKey, binding.ciphersuite);
+      const client = await provenChallenge(body, signatureKey, binding.ciphersuite);
       if (client !== binding.clientId) throw new HttpError(401, 'unauthenticated', 'this key is registered to another client than the challenge names');
-      return [200, sessions.session(client)];
+      return [200, sessions.session(client, toHex(signatureKey))];
     }
     if (method === 'POST' && parts[1] === 'as' && parts[2] === 'register' && parts.length === 3) {
       const body = await readJson(req);
-      const signatureKey = unb64(body.signatureKey, 'signatureKey');
-      const ciphersuite = natural(body.ciphersuite, 'ciphersuite', 1);
-      if (ciphersuite > 0xffff) throw new HttpError(400, 'malformed', 'ciphersuite is a u16');
-      const client = provenChallenge(body, signatureKey, ciphersuite);
-      const userId = clientId(body.userId ?? client, 'userId');
-      const identity = unb64(body.identity, 'identity');
-      const acting = await actingClient(req, bearer(req));
-      const active = (await authentication.bindingsOf(client)).filter((b) => !b.revoked);
-      const existingKeys = active.length;
-      // A client id keeps one user id and one credential identity for life,
-      // whatever the policy: a further key may not move it (PROTOCOL §8.4).
-      if (active.some((b) => b.userId !== userId || !bytesEqual(b.identity, identity))) {
-        throw new HttpError(403, 'registration-refused', 'a further key of a client keeps its user id and credential identity');
-      }
-      const clientsOfUser = async (user: string) => {
-        // Only the acting client's own bindings are looked at: enough to tell whether it is a client of `user`.
-        if (acting === undefined) return [];
-        return (await authentication.bindingsOf(acting)).some((b) => !b.revoked && b.userId === user) ? [acting] : [];
-      };
-      if (!(await policy({ clientId: client, userId, identity, signatureKey, actingClient: acting, clientsOfUser, existingKeys }))) {
-        throw new HttpError(403, 'registration-refused', 'the registration policy refused this client id, user or key');
-      }
-      await authentication.register({ clientId: client, userId, identity, signatureKey, ciphersuite });
-      return [200, sessions.session(client)];
+      const { client, key } = await registerKey(body, await actingClient(req, bearer(req)));
+      return [200, sessions.session(client, toHex(key))];
     }
 
-    const client = await requireClient(req);
+    const who = await requireActor(req);
+    const client = who.client;
+    if (method === 'POST' && parts[1] === 'as' && parts[2] === 'rotate' && parts.length === 3) {
+      // Register a new key of this client (proof of it in the body) and retire the key of this session (§8.4).
+      if (who.key === undefined) throw new HttpError(403, 'forbidden', 'a key is rotated from a session proven with that key');
+      const body = await readJson(req);
+      if (toHex(unb64(body.signatureKey, 'signatureKey')) === who.key) throw new HttpError(400, 'malformed', 'the new key is the key of this session');
+      const { key } = await registerKey(body, client);
+      await authentication.revokeKey(client, fromHex(who.key));
+      return [200, sessions.session(client, toHex(key))];
+    }
     if (method === 'POST' && parts[1] === 'as' && parts[2] === 'validate' && parts.length === 3) {
       const body = await readJson(req);
       const b = await authentication.validate(unb64(body.identity, 'identity'), unb64(body.signatureKey, 'signatureKey'));
@@ -278,7 +335,8 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       const body = await readJson(req);
       const ids = idList(body.clients, 'clients', 100);
       if (!kpLimit.take(client, new Set(ids).size)) throw new HttpError(429, 'rate-limited', 'too many KeyPackages fetched by this client');
-      const got = await ds.leaseKeyPackages(client, ids);
+      // Per target, whoever asks: beyond the limit only a lease already held or the last-resort KeyPackage (Sybil requesters cannot drain a pool).
+      const got = await ds.leaseKeyPackages(client, ids, (id) => kpTargetLimit.take(id));
       return [
         200,
         {
@@ -330,8 +388,17 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       return [200, { groupInfo: b64(info) }];
     }
     if (at('welcomes', 'GET')) {
-      const welcomes = await ds.pendingWelcomes(client);
-      return [200, { welcomes: welcomes.map((w) => ({ id: w.id, groupId: w.groupId, welcome: b64(w.welcome) })) }];
+      const limit = Math.min(WELCOME_PAGE, Math.max(1, natural(url.searchParams.get('limit'), 'limit', WELCOME_PAGE)));
+      const welcomes = await ds.pendingWelcomes(client, natural(url.searchParams.get('after'), 'after', 0), limit + 1);
+      const page = welcomes.slice(0, limit);
+      return [
+        200,
+        {
+          welcomes: page.map((w) => ({ id: w.id, groupId: w.groupId, welcome: b64(w.welcome) })),
+          // Set when more wait: ask again with after=next.
+          ...(welcomes.length > limit ? { next: page.at(-1)!.id } : {}),
+        },
+      ];
     }
     if (at('welcomes:ack', 'POST')) {
       const body = await readJson(req);
@@ -434,22 +501,43 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       if (url.pathname !== '/v1/stream') return refuse(404, 'not-found');
       const group = hexGroupId(url.searchParams.get('group'));
       const after = natural(url.searchParams.get('after'), 'after', 0);
-      const client = await actingClient(req, url.searchParams.get('access_token') ?? bearer(req));
-      if (client === undefined) return refuse(401, 'unauthenticated');
+      const who = await actor(req, url.searchParams.get('access_token') ?? bearer(req));
+      if (who === undefined) return refuse(401, 'unauthenticated');
+      const client = who.client;
       if (!clientLimit.take(client)) return refuse(429, 'rate-limited');
-      if (!(await ds.isReader(group, client))) return refuse(403, 'not-a-member');
+      // Reserve the stream slot now, in the same turn as the check: parallel
+      // upgrades of one client cannot all pass the cap while awaiting below.
       if ((streamsOf.get(client) ?? 0) >= maxStreams) return refuse(429, 'too-many-streams');
-      wss.handleUpgrade(req, socket, head, (ws) => openStream(ws, client, group, after));
+      streamsOf.set(client, (streamsOf.get(client) ?? 0) + 1);
+      let opened = false;
+      try {
+        if (!(await ds.isReader(group, client))) return refuse(403, 'not-a-member');
+        if (socket.destroyed) return;
+        wss.handleUpgrade(req, socket, head, (ws) => {
+          opened = true;
+          openStream(ws, who, group, after);
+        });
+      } finally {
+        // handleUpgrade calls back synchronously when it upgrades; otherwise give the slot back.
+        if (!opened) releaseStream(client);
+      }
     })().catch((err: unknown) => refuse(err instanceof HttpError ? err.status : 400, err instanceof HttpError ? err.reason : 'malformed'));
   });
 
-  function openStream(ws: WebSocket, client: string, group: Uint8Array, after: number): void {
+  function releaseStream(client: string): void {
+    const left = (streamsOf.get(client) ?? 1) - 1;
+    if (left > 0) streamsOf.set(client, left);
+    else streamsOf.delete(client);
+  }
+
+  /** A stream on an upgraded socket; its slot in `streamsOf` was reserved before the upgrade. */
+  function openStream(ws: WebSocket, who: { client: string; key?: string }, group: Uint8Array, after: number): void {
     const groupHex = toHex(group);
-    const sub: Stream = { ws, client, group, sent: after, busy: false, dirty: true, pausedSince: undefined, buffered: 0 };
+    const client = who.client;
+    const sub: Stream = { ws, client, key: who.key, group, sent: after, busy: false, dirty: true, pausedSince: undefined, buffered: 0 };
     const set = streams.get(groupHex) ?? new Set();
     set.add(sub);
     streams.set(groupHex, set);
-    streamsOf.set(client, (streamsOf.get(client) ?? 0) + 1);
     // Errors (a frame over maxPayload, a broken socket) end this stream only.
     ws.on('error', () => ws.terminate());
     // Clients have nothing to say on a stream: any data frame closes it.
@@ -457,9 +545,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     ws.on('close', () => {
       set.delete(sub);
       if (set.size === 0) streams.delete(groupHex);
-      const left = (streamsOf.get(client) ?? 1) - 1;
-      if (left > 0) streamsOf.set(client, left);
-      else streamsOf.delete(client);
+      releaseStream(client);
     });
     void pump(sub);
   }
@@ -489,8 +575,8 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
             return;
           }
           sub.pausedSince = undefined;
-          // A client revoked since it connected gets nothing more.
-          if (await authentication.revoked(sub.client)) throw new DsError('unauthenticated', 'the client was revoked');
+          // A client (or session key) revoked since it connected gets nothing more.
+          if (!(await stillValid(sub))) throw new DsError('unauthenticated', 'the client or its key was revoked');
           const batch = await ds.poll(sub.client, sub.group, sub.sent);
           if (batch.length === 0) break;
           for (const m of batch) {

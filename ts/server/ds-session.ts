@@ -17,6 +17,17 @@ interface Claims {
   aud?: string;
   /** Nonce. */
   n?: string;
+  /** Session: the signature key (hex) it was proven with; revoking that key ends it. */
+  k?: string;
+}
+
+/** What a genuine challenge of this server says. */
+export interface ChallengeClaims {
+  client: string;
+  /** Its nonce: a proof over it is accepted once (docs/PROTOCOL.md §8.2). */
+  nonce: string;
+  /** Expiry, seconds since the epoch. */
+  expires: number;
 }
 
 const b64url = (b: Buffer): string => b.toString('base64url');
@@ -61,20 +72,21 @@ export class SessionIssuer {
     return { challenge: this.#seal({ t: 'challenge', c: clientId, exp, aud: this.audience, n: b64url(randomBytes(16)) }), audience: this.audience, expires: exp };
   }
 
-  /** The client id of a genuine, unexpired challenge of this server. */
-  challengeClient(challenge: string): string | undefined {
+  /** The claims of a genuine, unexpired challenge of this server. */
+  challengeClaims(challenge: string): ChallengeClaims | undefined {
     const claims = this.#open(challenge, 'challenge');
-    return claims && claims.aud === this.audience ? claims.c : undefined;
+    return claims && claims.aud === this.audience && typeof claims.n === 'string' ? { client: claims.c, nonce: claims.n, expires: claims.exp } : undefined;
   }
 
-  /** A session token for `clientId`. */
-  session(clientId: string): { token: string; expires: number } {
+  /** A session token for `clientId`, proven with `signatureKey` (hex). */
+  session(clientId: string, signatureKey: string): { token: string; expires: number } {
     const exp = this.now() + this.sessionSeconds;
-    return { token: this.#seal({ t: 'session', c: clientId, exp }), expires: exp };
+    return { token: this.#seal({ t: 'session', c: clientId, exp, k: signatureKey }), expires: exp };
   }
 
-  /** The client of a genuine, unexpired session token. */
-  sessionClient(token: string): string | undefined {
-    return this.#open(token, 'session')?.c;
+  /** The client (and the key it proved) of a genuine, unexpired session token. */
+  sessionOf(token: string): { client: string; key: string } | undefined {
+    const claims = this.#open(token, 'session');
+    return claims && typeof claims.k === 'string' ? { client: claims.c, key: claims.k } : undefined;
   }
 }

@@ -7,7 +7,17 @@
  */
 import type pg from 'pg';
 import { fromHex, toHex } from '../mls/bytes.js';
-import type { BindingRefusal, CommitUpdate, DeliveryStore, GroupRecord, LoggedMessage, PendingWelcome, StoredBinding, StoredKeyPackage } from '../services/delivery-store.js';
+import type {
+  BindingRefusal,
+  CommitUpdate,
+  DeliveryStore,
+  GroupRecord,
+  KeyPackageGrant,
+  LoggedMessage,
+  PendingWelcome,
+  StoredBinding,
+  StoredKeyPackage,
+} from '../services/delivery-store.js';
 import { DS_SCHEMA_VERSION } from './sqlite-store.js';
 import { peerDependency } from './peer-dependency.js';
 
@@ -15,14 +25,20 @@ const SCHEMA = `
 CREATE TABLE IF NOT EXISTS ds_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS ds_key_packages (ref TEXT PRIMARY KEY, client_id TEXT NOT NULL, bytes BYTEA NOT NULL, last_resort BOOLEAN NOT NULL, not_after BIGINT NOT NULL, added BIGSERIAL, leased_to TEXT, lease_until BIGINT);
 CREATE INDEX IF NOT EXISTS ds_key_packages_client ON ds_key_packages (client_id, last_resort);
-CREATE TABLE IF NOT EXISTS ds_groups (group_id TEXT PRIMARY KEY, epoch BIGINT NOT NULL, members JSONB NOT NULL, consistency TEXT NOT NULL, group_info BYTEA, external_join BOOLEAN NOT NULL DEFAULT false);
+CREATE TABLE IF NOT EXISTS ds_groups (group_id TEXT PRIMARY KEY, epoch BIGINT NOT NULL, members JSONB NOT NULL, consistency TEXT NOT NULL, group_info BYTEA, external_join BOOLEAN NOT NULL DEFAULT false, epoch_start BIGINT NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS ds_log (group_id TEXT NOT NULL, seq BIGINT NOT NULL, sender TEXT NOT NULL, bytes BYTEA NOT NULL, digest TEXT, PRIMARY KEY (group_id, seq));
 CREATE UNIQUE INDEX IF NOT EXISTS ds_log_digest ON ds_log (group_id, digest);
 CREATE TABLE IF NOT EXISTS ds_welcomes (id BIGSERIAL PRIMARY KEY, recipient TEXT NOT NULL, group_id TEXT NOT NULL, welcome BYTEA NOT NULL);
 CREATE TABLE IF NOT EXISTS ds_pairings (anchor TEXT NOT NULL, device TEXT NOT NULL, PRIMARY KEY (anchor, device));
-CREATE TABLE IF NOT EXISTS ds_pairing_requests (anchor TEXT NOT NULL, device TEXT NOT NULL, side TEXT NOT NULL, PRIMARY KEY (anchor, device, side));
+CREATE TABLE IF NOT EXISTS ds_pairing_requests (anchor TEXT NOT NULL, device TEXT NOT NULL, side TEXT NOT NULL, at BIGINT NOT NULL, PRIMARY KEY (anchor, device, side));
+CREATE INDEX IF NOT EXISTS ds_pairing_requests_at ON ds_pairing_requests (at);
+CREATE INDEX IF NOT EXISTS ds_welcomes_recipient ON ds_welcomes (recipient, id);
+CREATE TABLE IF NOT EXISTS ds_key_package_grants (requester TEXT NOT NULL, ref TEXT NOT NULL, client_id TEXT NOT NULL, until BIGINT NOT NULL, PRIMARY KEY (requester, ref));
+CREATE TABLE IF NOT EXISTS ds_used_proofs (nonce TEXT PRIMARY KEY, expires BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS ds_used_proofs_expires ON ds_used_proofs (expires);
 CREATE TABLE IF NOT EXISTS ds_bindings (signature_key TEXT PRIMARY KEY, client_id TEXT NOT NULL, user_id TEXT NOT NULL, identity BYTEA NOT NULL, ciphersuite INT NOT NULL, revoked BOOLEAN NOT NULL, added BIGSERIAL);
 CREATE INDEX IF NOT EXISTS ds_bindings_client ON ds_bindings (client_id);
+CREATE INDEX IF NOT EXISTS ds_bindings_identity ON ds_bindings (identity);
 CREATE TABLE IF NOT EXISTS ds_revoked_clients (client_id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS ds_secrets (name TEXT PRIMARY KEY, value BYTEA NOT NULL);
 `;
@@ -113,7 +129,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
     });
   }
 
-  async leaseKeyPackage(clientId: string, requester: string, now: number, leaseUntil: number): Promise<StoredKeyPackage | undefined> {
+  async leaseKeyPackage(clientId: string, requester: string, now: number, leaseUntil: number, options: { lastResortOnly?: boolean } = {}): Promise<StoredKeyPackage | undefined> {
     return this.#tx(async (c) => {
       await c.query('DELETE FROM ds_key_packages WHERE client_id = $1 AND not_after < $2', [clientId, now]);
       const held = await c.query(
@@ -124,14 +140,14 @@ export class PostgresDeliveryStore implements DeliveryStore {
       // SKIP LOCKED: concurrent fetches by other servers lease other rows, never the same one.
       const row =
         held.rows[0] ??
-        (
+        (options.lastResortOnly ? undefined : (
           await c.query(
             `UPDATE ds_key_packages SET leased_to = $2, lease_until = $4 WHERE ref = (
                SELECT ref FROM ds_key_packages WHERE client_id = $1 AND NOT last_resort AND coalesce(lease_until, 0) < $3 ORDER BY added LIMIT 1 FOR UPDATE SKIP LOCKED)
              RETURNING ref, client_id, bytes, last_resort, not_after`,
             [clientId, requester, now, leaseUntil],
           )
-        ).rows[0] ??
+        ).rows[0]) ??
         (await c.query('SELECT ref, client_id, bytes, last_resort, not_after FROM ds_key_packages WHERE client_id = $1 AND last_resort ORDER BY added LIMIT 1', [clientId])).rows[0];
       if (!row) return undefined;
       return { ref: row.ref, clientId: row.client_id, bytes: bytes(row.bytes), lastResort: row.last_resort, notAfter: Number(row.not_after) };
@@ -143,14 +159,44 @@ export class PostgresDeliveryStore implements DeliveryStore {
     return rowCount ?? 0;
   }
 
-  async registerBinding(b: Omit<StoredBinding, 'revoked'>): Promise<BindingRefusal | undefined> {
+  async grantKeyPackage(g: KeyPackageGrant, now: number): Promise<void> {
+    await this.#pool.query('DELETE FROM ds_key_package_grants WHERE requester = $1 AND until < $2', [g.requester, now]);
+    await this.#pool.query(
+      'INSERT INTO ds_key_package_grants (requester, ref, client_id, until) VALUES ($1, $2, $3, $4) ON CONFLICT (requester, ref) DO UPDATE SET until = $4',
+      [g.requester, g.ref, g.clientId, g.until],
+    );
+  }
+
+  async grants(requester: string, now: number): Promise<KeyPackageGrant[]> {
+    const { rows } = await this.#pool.query('SELECT * FROM ds_key_package_grants WHERE requester = $1 AND until >= $2', [requester, now]);
+    return rows.map((r) => ({ requester, clientId: r.client_id, ref: r.ref, until: Number(r.until) }));
+  }
+
+  async spendGrants(requester: string, refs: string[]): Promise<void> {
+    await this.#pool.query('DELETE FROM ds_key_package_grants WHERE requester = $1 AND ref = ANY($2)', [requester, refs]);
+  }
+
+  /**
+   * Advisory locks in one order (client, identity, key): a registration
+   * and a revocation of the same client, or two registrations of one
+   * identity or key on different servers, run one after the other.
+   */
+  async #lockAs(c: pg.PoolClient, clientId: string, identity?: Uint8Array, key?: string): Promise<void> {
+    await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`as-client:${clientId}`]);
+    if (identity) await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`as-identity:${toHex(identity)}`]);
+    if (key) await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`as:${key}`]);
+  }
+
+  async registerBinding(b: Omit<StoredBinding, 'revoked'>, options: { newClient?: boolean } = {}): Promise<BindingRefusal | undefined> {
     return this.#tx(async (c) => {
       const key = toHex(b.signatureKey);
-      await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`as:${key}`]);
+      await this.#lockAs(c, b.clientId, b.identity, key);
       const existing = (await c.query('SELECT client_id, revoked FROM ds_bindings WHERE signature_key = $1', [key])).rows[0];
       const revokedClient = (await c.query('SELECT 1 FROM ds_revoked_clients WHERE client_id = $1', [b.clientId])).rows.length > 0;
       if (existing?.revoked || revokedClient) return 'revoked' as const;
       if (existing && existing.client_id !== b.clientId) return 'key-taken' as const;
+      if ((await c.query('SELECT 1 FROM ds_bindings WHERE identity = $1 AND user_id <> $2 LIMIT 1', [Buffer.from(b.identity), b.userId])).rows.length > 0) return 'identity-taken' as const;
+      if (options.newClient && (await c.query('SELECT 1 FROM ds_bindings WHERE client_id = $1 LIMIT 1', [b.clientId])).rows.length > 0) return 'client-taken' as const;
       await c.query(
         `INSERT INTO ds_bindings (signature_key, client_id, user_id, identity, ciphersuite, revoked) VALUES ($1, $2, $3, $4, $5, false)
          ON CONFLICT (signature_key) DO UPDATE SET user_id = $3, identity = $4, ciphersuite = $5`,
@@ -172,6 +218,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
 
   async revokeClient(clientId: string): Promise<void> {
     await this.#tx(async (c) => {
+      await this.#lockAs(c, clientId);
       await c.query('INSERT INTO ds_revoked_clients (client_id) VALUES ($1) ON CONFLICT DO NOTHING', [clientId]);
       await c.query('UPDATE ds_bindings SET revoked = true WHERE client_id = $1', [clientId]);
     });
@@ -179,6 +226,21 @@ export class PostgresDeliveryStore implements DeliveryStore {
 
   async clientRevoked(clientId: string): Promise<boolean> {
     return (await this.#pool.query('SELECT 1 FROM ds_revoked_clients WHERE client_id = $1', [clientId])).rows.length > 0;
+  }
+
+  async revokeKey(clientId: string, signatureKey: Uint8Array): Promise<boolean> {
+    return this.#tx(async (c) => {
+      const key = toHex(signatureKey);
+      await this.#lockAs(c, clientId, undefined, key);
+      const { rowCount } = await c.query('UPDATE ds_bindings SET revoked = true WHERE signature_key = $1 AND client_id = $2 AND NOT revoked', [key, clientId]);
+      return rowCount === 1;
+    });
+  }
+
+  async useProof(nonce: string, expires: number, now: number): Promise<boolean> {
+    await this.#pool.query('DELETE FROM ds_used_proofs WHERE expires < $1', [now]);
+    const { rowCount } = await this.#pool.query('INSERT INTO ds_used_proofs (nonce, expires) VALUES ($1, $2) ON CONFLICT DO NOTHING', [nonce, expires]);
+    return rowCount === 1;
   }
 
   async secret(name: string, fresh: Uint8Array): Promise<Uint8Array> {
@@ -202,15 +264,16 @@ export class PostgresDeliveryStore implements DeliveryStore {
         consistency: r.consistency,
         groupInfo: r.group_info ? bytes(r.group_info) : undefined,
         externalJoin: r.external_join,
+        epochStart: Number(r.epoch_start),
       }
     );
   }
 
   async putGroup(g: GroupRecord): Promise<void> {
     await this.#pool.query(
-      `INSERT INTO ds_groups (group_id, epoch, members, consistency, group_info, external_join) VALUES ($1, $2, $3, $4, $5, $6)
-       ON CONFLICT (group_id) DO UPDATE SET epoch = $2, members = $3, consistency = $4, group_info = $5, external_join = $6`,
-      [g.groupId, g.epoch, JSON.stringify(g.members), g.consistency, g.groupInfo ? Buffer.from(g.groupInfo) : null, Boolean(g.externalJoin)],
+      `INSERT INTO ds_groups (group_id, epoch, members, consistency, group_info, external_join, epoch_start) VALUES ($1, $2, $3, $4, $5, $6, $7)
+       ON CONFLICT (group_id) DO UPDATE SET epoch = $2, members = $3, consistency = $4, group_info = $5, external_join = $6, epoch_start = $7`,
+      [g.groupId, g.epoch, JSON.stringify(g.members), g.consistency, g.groupInfo ? Buffer.from(g.groupInfo) : null, Boolean(g.externalJoin), g.epochStart ?? 0],
     );
   }
 
@@ -222,20 +285,21 @@ export class PostgresDeliveryStore implements DeliveryStore {
         const known = await c.query('SELECT seq FROM ds_log WHERE group_id = $1 AND digest = $2', [message.groupId, message.digest]);
         if (known.rows.length > 0) return Number(known.rows[0].seq);
       }
+      const next = await c.query('SELECT coalesce(max(seq), 0) + 1 AS next FROM ds_log WHERE group_id = $1', [message.groupId]);
+      const seq = Number(next.rows[0].next);
       if (update) {
         if (Number(rows[0].epoch) !== update.expectEpoch) return undefined;
-        await c.query('UPDATE ds_groups SET epoch = $2, members = coalesce($3, members), group_info = coalesce($4, group_info) WHERE group_id = $1', [
+        await c.query('UPDATE ds_groups SET epoch = $2, members = coalesce($3, members), group_info = coalesce($4, group_info), epoch_start = $5 WHERE group_id = $1', [
           message.groupId,
           update.setEpoch,
           update.members ? JSON.stringify(update.members) : null,
           update.groupInfo ? Buffer.from(update.groupInfo) : null,
+          seq,
         ]);
         for (const w of update.welcomes ?? []) {
           await c.query('INSERT INTO ds_welcomes (recipient, group_id, welcome) VALUES ($1, $2, $3)', [w.recipient, message.groupId, Buffer.from(w.welcome)]);
         }
       }
-      const next = await c.query('SELECT coalesce(max(seq), 0) + 1 AS next FROM ds_log WHERE group_id = $1', [message.groupId]);
-      const seq = Number(next.rows[0].next);
       await c.query('INSERT INTO ds_log (group_id, seq, sender, bytes, digest) VALUES ($1, $2, $3, $4, $5)', [message.groupId, seq, message.sender, Buffer.from(message.bytes), message.digest ?? null]);
       await c.query('SELECT pg_notify($1, $2)', [CHANNEL, `${message.groupId}:${seq}`]);
       return seq;
@@ -252,20 +316,31 @@ export class PostgresDeliveryStore implements DeliveryStore {
     return rows.map((r) => ({ groupId: r.group_id, seq: Number(r.seq), sender: r.sender, bytes: bytes(r.bytes) }));
   }
 
-  async pendingWelcomes(recipient: string): Promise<PendingWelcome[]> {
-    const { rows } = await this.#pool.query('SELECT id, group_id, welcome FROM ds_welcomes WHERE recipient = $1 ORDER BY id', [recipient]);
+  async pendingWelcomes(recipient: string, afterId = 0, limit?: number): Promise<PendingWelcome[]> {
+    const { rows } = await this.#pool.query('SELECT id, group_id, welcome FROM ds_welcomes WHERE recipient = $1 AND id > $2 ORDER BY id LIMIT $3', [recipient, afterId, limit ?? null]);
     return rows.map((r) => ({ id: Number(r.id), groupId: r.group_id, welcome: bytes(r.welcome) }));
+  }
+
+  async countWelcomes(recipient: string): Promise<number> {
+    const { rows } = await this.#pool.query('SELECT count(*)::int AS n FROM ds_welcomes WHERE recipient = $1', [recipient]);
+    return rows[0].n;
   }
 
   async ackWelcomes(recipient: string, ids: number[]): Promise<void> {
     await this.#pool.query('DELETE FROM ds_welcomes WHERE recipient = $1 AND id = ANY($2)', [recipient, ids]);
   }
 
-  async requestPairing(anchor: string, device: string, side: 'anchor' | 'device'): Promise<boolean> {
+  async requestPairing(anchor: string, device: string, side: 'anchor' | 'device', now: number, expiresBefore: number): Promise<boolean> {
     return this.#tx(async (c) => {
       // Both sides may arrive at different servers at once: serialise per pair.
       await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [JSON.stringify([anchor, device])]);
-      await c.query('INSERT INTO ds_pairing_requests (anchor, device, side) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [anchor, device, side]);
+      await c.query('DELETE FROM ds_pairing_requests WHERE at < $1', [expiresBefore]);
+      await c.query('INSERT INTO ds_pairing_requests (anchor, device, side, at) VALUES ($1, $2, $3, $4) ON CONFLICT (anchor, device, side) DO UPDATE SET at = $4', [
+        anchor,
+        device,
+        side,
+        now,
+      ]);
       const { rows } = await c.query('SELECT count(*)::int AS n FROM ds_pairing_requests WHERE anchor = $1 AND device = $2', [anchor, device]);
       if (rows[0].n < 2) return false;
       await c.query('DELETE FROM ds_pairing_requests WHERE anchor = $1 AND device = $2', [anchor, device]);

@@ -12,6 +12,7 @@ import {
   type CommitUpdate,
   type DeliveryStore,
   type GroupRecord,
+  type KeyPackageGrant,
   type LoggedMessage,
   type PendingWelcome,
   type StoredBinding,
@@ -22,19 +23,25 @@ const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS key_packages (ref TEXT PRIMARY KEY, client_id TEXT NOT NULL, bytes BLOB NOT NULL, last_resort INTEGER NOT NULL, not_after INTEGER NOT NULL, leased_to TEXT, lease_until INTEGER);
 CREATE INDEX IF NOT EXISTS key_packages_client ON key_packages (client_id, last_resort);
-CREATE TABLE IF NOT EXISTS groups (group_id TEXT PRIMARY KEY, epoch INTEGER NOT NULL, members TEXT NOT NULL, consistency TEXT NOT NULL, group_info BLOB, external_join INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS groups (group_id TEXT PRIMARY KEY, epoch INTEGER NOT NULL, members TEXT NOT NULL, consistency TEXT NOT NULL, group_info BLOB, external_join INTEGER NOT NULL DEFAULT 0, epoch_start INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS log (group_id TEXT NOT NULL, seq INTEGER NOT NULL, sender TEXT NOT NULL, bytes BLOB NOT NULL, digest TEXT, PRIMARY KEY (group_id, seq));
 CREATE UNIQUE INDEX IF NOT EXISTS log_digest ON log (group_id, digest);
 CREATE TABLE IF NOT EXISTS welcomes (id INTEGER PRIMARY KEY AUTOINCREMENT, recipient TEXT NOT NULL, group_id TEXT NOT NULL, welcome BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS pairings (anchor TEXT NOT NULL, device TEXT NOT NULL, PRIMARY KEY (anchor, device));
-CREATE TABLE IF NOT EXISTS pairing_requests (anchor TEXT NOT NULL, device TEXT NOT NULL, side TEXT NOT NULL, PRIMARY KEY (anchor, device, side));
+CREATE TABLE IF NOT EXISTS pairing_requests (anchor TEXT NOT NULL, device TEXT NOT NULL, side TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (anchor, device, side));
+CREATE INDEX IF NOT EXISTS pairing_requests_at ON pairing_requests (at);
+CREATE INDEX IF NOT EXISTS welcomes_recipient ON welcomes (recipient, id);
+CREATE TABLE IF NOT EXISTS key_package_grants (requester TEXT NOT NULL, ref TEXT NOT NULL, client_id TEXT NOT NULL, until INTEGER NOT NULL, PRIMARY KEY (requester, ref));
+CREATE TABLE IF NOT EXISTS used_proofs (nonce TEXT PRIMARY KEY, expires INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS used_proofs_expires ON used_proofs (expires);
 CREATE TABLE IF NOT EXISTS bindings (signature_key TEXT PRIMARY KEY, client_id TEXT NOT NULL, user_id TEXT NOT NULL, identity BLOB NOT NULL, ciphersuite INTEGER NOT NULL, revoked INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS bindings_client ON bindings (client_id);
+CREATE INDEX IF NOT EXISTS bindings_identity ON bindings (identity);
 CREATE TABLE IF NOT EXISTS revoked_clients (client_id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 `;
 /** Version of the schema above; a database of another version is refused. */
-export const DS_SCHEMA_VERSION = '2';
+export const DS_SCHEMA_VERSION = '3';
 
 const bytes = (b: Buffer | Uint8Array): Uint8Array => new Uint8Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 
@@ -45,6 +52,7 @@ interface GroupRow {
   consistency: 'strong' | 'eventual';
   group_info: Buffer | null;
   external_join: number;
+  epoch_start: number;
 }
 
 interface BindingRow {
@@ -107,11 +115,11 @@ export class SqliteDeliveryStore implements DeliveryStore {
     })();
   }
 
-  async leaseKeyPackage(clientId: string, requester: string, now: number, leaseUntil: number): Promise<StoredKeyPackage | undefined> {
+  async leaseKeyPackage(clientId: string, requester: string, now: number, leaseUntil: number, options: { lastResortOnly?: boolean } = {}): Promise<StoredKeyPackage | undefined> {
     return this.#db.transaction(() => {
       this.#db.prepare('DELETE FROM key_packages WHERE client_id = ? AND not_after < ?').run(clientId, now);
       const row = (this.#db.prepare('SELECT * FROM key_packages WHERE client_id = ? AND last_resort = 0 AND leased_to = ? AND lease_until >= ? ORDER BY rowid LIMIT 1').get(clientId, requester, now) ??
-        this.#db.prepare('SELECT * FROM key_packages WHERE client_id = ? AND last_resort = 0 AND coalesce(lease_until, 0) < ? ORDER BY rowid LIMIT 1').get(clientId, now) ??
+        (options.lastResortOnly ? undefined : this.#db.prepare('SELECT * FROM key_packages WHERE client_id = ? AND last_resort = 0 AND coalesce(lease_until, 0) < ? ORDER BY rowid LIMIT 1').get(clientId, now)) ??
         this.#db.prepare('SELECT * FROM key_packages WHERE client_id = ? AND last_resort = 1 ORDER BY rowid LIMIT 1').get(clientId)) as
         | { ref: string; client_id: string; bytes: Buffer; last_resort: number; not_after: number }
         | undefined;
@@ -126,12 +134,31 @@ export class SqliteDeliveryStore implements DeliveryStore {
     return this.#db.transaction(() => refs.reduce((n, ref) => n + del.run(ref, requester).changes, 0))();
   }
 
-  async registerBinding(b: Omit<StoredBinding, 'revoked'>): Promise<BindingRefusal | undefined> {
+  async grantKeyPackage(g: KeyPackageGrant, now: number): Promise<void> {
+    this.#db.transaction(() => {
+      this.#db.prepare('DELETE FROM key_package_grants WHERE requester = ? AND until < ?').run(g.requester, now);
+      this.#db.prepare('INSERT OR REPLACE INTO key_package_grants (requester, ref, client_id, until) VALUES (?, ?, ?, ?)').run(g.requester, g.ref, g.clientId, g.until);
+    })();
+  }
+
+  async grants(requester: string, now: number): Promise<KeyPackageGrant[]> {
+    const rows = this.#db.prepare('SELECT * FROM key_package_grants WHERE requester = ? AND until >= ?').all(requester, now) as { ref: string; client_id: string; until: number }[];
+    return rows.map((r) => ({ requester, clientId: r.client_id, ref: r.ref, until: r.until }));
+  }
+
+  async spendGrants(requester: string, refs: string[]): Promise<void> {
+    const del = this.#db.prepare('DELETE FROM key_package_grants WHERE requester = ? AND ref = ?');
+    this.#db.transaction(() => refs.forEach((ref) => del.run(requester, ref)))();
+  }
+
+  async registerBinding(b: Omit<StoredBinding, 'revoked'>, options: { newClient?: boolean } = {}): Promise<BindingRefusal | undefined> {
     return this.#db.transaction(() => {
       const key = toHex(b.signatureKey);
       const existing = this.#db.prepare('SELECT client_id, revoked FROM bindings WHERE signature_key = ?').get(key) as { client_id: string; revoked: number } | undefined;
       if (existing?.revoked || this.#db.prepare('SELECT 1 FROM revoked_clients WHERE client_id = ?').get(b.clientId)) return 'revoked' as const;
       if (existing && existing.client_id !== b.clientId) return 'key-taken' as const;
+      if (this.#db.prepare('SELECT 1 FROM bindings WHERE identity = ? AND user_id <> ?').get(Buffer.from(b.identity), b.userId)) return 'identity-taken' as const;
+      if (options.newClient && this.#db.prepare('SELECT 1 FROM bindings WHERE client_id = ?').get(b.clientId)) return 'client-taken' as const;
       this.#db
         .prepare('INSERT OR REPLACE INTO bindings (signature_key, client_id, user_id, identity, ciphersuite, revoked) VALUES (?, ?, ?, ?, ?, 0)')
         .run(key, b.clientId, b.userId, Buffer.from(b.identity), b.ciphersuite);
@@ -159,6 +186,17 @@ export class SqliteDeliveryStore implements DeliveryStore {
     return Boolean(this.#db.prepare('SELECT 1 FROM revoked_clients WHERE client_id = ?').get(clientId));
   }
 
+  async revokeKey(clientId: string, signatureKey: Uint8Array): Promise<boolean> {
+    return this.#db.prepare('UPDATE bindings SET revoked = 1 WHERE signature_key = ? AND client_id = ? AND revoked = 0').run(toHex(signatureKey), clientId).changes === 1;
+  }
+
+  async useProof(nonce: string, expires: number, now: number): Promise<boolean> {
+    return this.#db.transaction(() => {
+      this.#db.prepare('DELETE FROM used_proofs WHERE expires < ?').run(now);
+      return this.#db.prepare('INSERT OR IGNORE INTO used_proofs (nonce, expires) VALUES (?, ?)').run(nonce, expires).changes === 1;
+    })();
+  }
+
   async secret(name: string, fresh: Uint8Array): Promise<Uint8Array> {
     this.#db.prepare('INSERT OR IGNORE INTO secrets (name, value) VALUES (?, ?)').run(name, Buffer.from(fresh));
     return bytes((this.#db.prepare('SELECT value FROM secrets WHERE name = ?').get(name) as { value: Buffer }).value);
@@ -178,14 +216,15 @@ export class SqliteDeliveryStore implements DeliveryStore {
         consistency: row.consistency,
         groupInfo: row.group_info ? bytes(row.group_info) : undefined,
         externalJoin: Boolean(row.external_join),
+        epochStart: row.epoch_start,
       }
     );
   }
 
   async putGroup(g: GroupRecord): Promise<void> {
     this.#db
-      .prepare('INSERT OR REPLACE INTO groups (group_id, epoch, members, consistency, group_info, external_join) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(g.groupId, g.epoch, JSON.stringify(g.members), g.consistency, g.groupInfo ? Buffer.from(g.groupInfo) : null, g.externalJoin ? 1 : 0);
+      .prepare('INSERT OR REPLACE INTO groups (group_id, epoch, members, consistency, group_info, external_join, epoch_start) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(g.groupId, g.epoch, JSON.stringify(g.members), g.consistency, g.groupInfo ? Buffer.from(g.groupInfo) : null, g.externalJoin ? 1 : 0, g.epochStart ?? 0);
   }
 
   async append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate): Promise<number | undefined> {
@@ -210,15 +249,15 @@ export class SqliteDeliveryStore implements DeliveryStore {
           return known.seq as number | undefined;
         }
       }
+      const { next } = this.#db.prepare('SELECT coalesce(max(seq), 0) + 1 AS next FROM log WHERE group_id = ?').get(message.groupId) as { next: number };
       if (update) {
         if (group.epoch !== update.expectEpoch) return undefined;
-        this.#db.prepare('UPDATE groups SET epoch = ? WHERE group_id = ?').run(update.setEpoch, message.groupId);
+        this.#db.prepare('UPDATE groups SET epoch = ?, epoch_start = ? WHERE group_id = ?').run(update.setEpoch, next, message.groupId);
         if (update.members) this.#db.prepare('UPDATE groups SET members = ? WHERE group_id = ?').run(JSON.stringify(update.members), message.groupId);
         if (update.groupInfo) this.#db.prepare('UPDATE groups SET group_info = ? WHERE group_id = ?').run(Buffer.from(update.groupInfo), message.groupId);
         const putWelcome = this.#db.prepare('INSERT INTO welcomes (recipient, group_id, welcome) VALUES (?, ?, ?)');
         for (const w of update.welcomes ?? []) putWelcome.run(w.recipient, message.groupId, Buffer.from(w.welcome));
       }
-      const { next } = this.#db.prepare('SELECT coalesce(max(seq), 0) + 1 AS next FROM log WHERE group_id = ?').get(message.groupId) as { next: number };
       this.#db.prepare('INSERT INTO log (group_id, seq, sender, bytes, digest) VALUES (?, ?, ?, ?, ?)').run(message.groupId, next, message.sender, Buffer.from(message.bytes), message.digest ?? null);
       return next as number | undefined;
     })();
@@ -240,9 +279,17 @@ export class SqliteDeliveryStore implements DeliveryStore {
     return rows.map((r) => ({ groupId: r.group_id, seq: r.seq, sender: r.sender, bytes: bytes(r.bytes) }));
   }
 
-  async pendingWelcomes(recipient: string): Promise<PendingWelcome[]> {
-    const rows = this.#db.prepare('SELECT id, group_id, welcome FROM welcomes WHERE recipient = ? ORDER BY id').all(recipient) as { id: number; group_id: string; welcome: Buffer }[];
+  async pendingWelcomes(recipient: string, afterId = 0, limit = -1): Promise<PendingWelcome[]> {
+    const rows = this.#db.prepare('SELECT id, group_id, welcome FROM welcomes WHERE recipient = ? AND id > ? ORDER BY id LIMIT ?').all(recipient, afterId, limit) as {
+      id: number;
+      group_id: string;
+      welcome: Buffer;
+    }[];
     return rows.map((r) => ({ id: r.id, groupId: r.group_id, welcome: bytes(r.welcome) }));
+  }
+
+  async countWelcomes(recipient: string): Promise<number> {
+    return (this.#db.prepare('SELECT count(*) AS n FROM welcomes WHERE recipient = ?').get(recipient) as { n: number }).n;
   }
 
   async ackWelcomes(recipient: string, ids: number[]): Promise<void> {
@@ -250,9 +297,10 @@ export class SqliteDeliveryStore implements DeliveryStore {
     this.#db.transaction(() => ids.forEach((id) => del.run(recipient, id)))();
   }
 
-  async requestPairing(anchor: string, device: string, side: 'anchor' | 'device'): Promise<boolean> {
+  async requestPairing(anchor: string, device: string, side: 'anchor' | 'device', now: number, expiresBefore: number): Promise<boolean> {
     return this.#db.transaction(() => {
-      this.#db.prepare('INSERT OR IGNORE INTO pairing_requests (anchor, device, side) VALUES (?, ?, ?)').run(anchor, device, side);
+      this.#db.prepare('DELETE FROM pairing_requests WHERE at < ?').run(expiresBefore);
+      this.#db.prepare('INSERT OR REPLACE INTO pairing_requests (anchor, device, side, at) VALUES (?, ?, ?, ?)').run(anchor, device, side, now);
       const { n } = this.#db.prepare('SELECT count(*) AS n FROM pairing_requests WHERE anchor = ? AND device = ?').get(anchor, device) as { n: number };
       if (n < 2) return false;
       this.#db.prepare('DELETE FROM pairing_requests WHERE anchor = ? AND device = ?').run(anchor, device);

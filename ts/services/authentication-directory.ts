@@ -8,17 +8,30 @@ import { DsError } from './delivery-service.js';
 export class AuthenticationDirectory {
   constructor(readonly store: DeliveryStore) {}
 
-  /** Register a binding; refused (`registration-refused`) when the key is another client's, or the key or client was revoked. */
-  async register(binding: Omit<StoredBinding, 'revoked'>): Promise<void> {
-    const refusal = await this.store.registerBinding(binding);
+  /**
+   * Register a binding; refused (`registration-refused`) when the key is
+   * another client's, the key or client was revoked, the credential identity
+   * is a client's of another user, or (`newClient`) the client id got a key meanwhile.
+   */
+  async register(binding: Omit<StoredBinding, 'revoked'>, options: { newClient?: boolean } = {}): Promise<void> {
+    const refusal = await this.store.registerBinding(binding, options);
     if (refusal === 'revoked') throw new DsError('registration-refused', 'this client id or signature key was revoked; revocation is final');
     if (refusal === 'key-taken') throw new DsError('registration-refused', 'this signature key belongs to another client');
+    if (refusal === 'identity-taken') throw new DsError('registration-refused', 'this credential identity belongs to a client of another user');
+    if (refusal === 'client-taken') throw new DsError('registration-refused', 'this client id was registered meanwhile');
   }
 
   /** The active binding of this credential, or undefined when unknown, revoked, or registered with another identity. */
   async validate(identity: Uint8Array, signatureKey: Uint8Array): Promise<CredentialBinding | undefined> {
     const b = await this.store.bindingByKey(signatureKey);
     if (!b || b.revoked || !bytesEqual(b.identity, identity)) return undefined;
+    return b;
+  }
+
+  /** The binding of this credential while its client is not revoked, also when this key alone was rotated away. */
+  async holderOf(identity: Uint8Array, signatureKey: Uint8Array): Promise<CredentialBinding | undefined> {
+    const b = await this.store.bindingByKey(signatureKey);
+    if (!b || !bytesEqual(b.identity, identity) || (await this.store.clientRevoked(b.clientId))) return undefined;
     return b;
   }
 
@@ -30,6 +43,11 @@ export class AuthenticationDirectory {
   /** Revoke a client and all its keys; final (neither can be registered again). */
   revoke(clientId: string): Promise<void> {
     return this.store.revokeClient(clientId);
+  }
+
+  /** Revoke one key of a client, for good (key rotation, §8.4); `not-found` when it is no active key of that client. */
+  async revokeKey(clientId: string, signatureKey: Uint8Array): Promise<void> {
+    if (!(await this.store.revokeKey(clientId, signatureKey))) throw new DsError('not-found', 'no such active key of this client');
   }
 
   revoked(clientId: string): Promise<boolean> {

@@ -36,6 +36,8 @@ export type WebSocketClass = new (...args: any[]) => unknown;
 /** Who this client is at the DS: its id and the MLS identity whose key the AS registered for it. */
 export interface DsAccount {
   clientId: string;
+  /** Its user id at the AS (default: the client id). */
+  userId?: string;
   client: MlsClient;
   identity: Identity;
 }
@@ -57,7 +59,7 @@ export class DeliveryClient {
   readonly #base: string;
   readonly #audience: string;
   readonly #ws: WebSocketCtor | undefined;
-  readonly #account: DsAccount | undefined;
+  #account: DsAccount | undefined;
   #token: string | undefined;
   /** KeyPackageRefs leased to this client by fetchKeyPackages, per owner, until acknowledged. */
   readonly #leased = new Map<string, string>();
@@ -91,6 +93,34 @@ export class DeliveryClient {
     const ds = new DeliveryClient(baseUrl, options, account);
     await ds.#login();
     return ds;
+  }
+
+  /**
+   * Key rotation (docs/PROTOCOL.md §8.4): register `identity`'s signature
+   * key for this client (same client id, user id and credential identity;
+   * proof of the new key), revoke the key of the current session for good —
+   * every session proven with it ends — and continue with the new key.
+   */
+  async rotateKey(identity: Identity): Promise<void> {
+    const account = this.#account;
+    if (!account) throw new DsError('unauthenticated', 'this DeliveryClient has no account');
+    if (!this.#token) await this.#login();
+    const challenge = await this.#challenge();
+    const { token } = await this.#call<{ token: string }>(
+      'POST',
+      '/v1/as/rotate',
+      {
+        challenge,
+        userId: account.userId ?? account.clientId,
+        identity: b64(identity.identity),
+        signatureKey: b64(identity.signaturePublicKey),
+        ciphersuite: identity.ciphersuite,
+        signature: b64(signDsChallenge(account.client, identity, challenge)),
+      },
+      this.#token,
+    );
+    this.#account = { ...account, identity };
+    this.#token = token;
   }
 
   /** The client id this client acts as (undefined when anonymous). */
@@ -221,10 +251,15 @@ export class DeliveryClient {
     return unb64((await this.#authed<{ groupInfo: string }>('GET', `/v1/groups/${toHex(groupId)}/group-info`)).groupInfo);
   }
 
-  /** Welcomes waiting for this client; they stay until `ackWelcomes`. */
+  /** Welcomes waiting for this client, every page (the DS keeps at most 1000 by default); they stay until `ackWelcomes`. */
   async welcomes(): Promise<{ id: number; groupId: string; welcome: Uint8Array }[]> {
-    const out = await this.#authed<{ welcomes: { id: number; groupId: string; welcome: string }[] }>('GET', '/v1/welcomes');
-    return out.welcomes.map((w) => ({ id: w.id, groupId: w.groupId, welcome: unb64(w.welcome) }));
+    const all: { id: number; groupId: string; welcome: Uint8Array }[] = [];
+    for (let after = 0; ; ) {
+      const out = await this.#authed<{ welcomes: { id: number; groupId: string; welcome: string }[]; next?: number }>('GET', `/v1/welcomes?after=${after}`);
+      all.push(...out.welcomes.map((w) => ({ id: w.id, groupId: w.groupId, welcome: unb64(w.welcome) })));
+      if (out.next === undefined) return all;
+      after = out.next;
+    }
   }
 
   ackWelcomes(ids: number[]): Promise<void> {

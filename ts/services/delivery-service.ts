@@ -37,11 +37,15 @@ export type DsRejection =
   | 'rate-limited'
   | 'too-large'
   | 'not-found'
-  | 'registration-refused';
+  | 'registration-refused'
+  | 'inbox-full'
+  | 'not-granted';
 
 /** Validates credentials (the in-memory AS or the store-backed one). */
 export interface CredentialCheck {
   validate(identity: Uint8Array, signatureKey: Uint8Array): CredentialBinding | undefined | Promise<CredentialBinding | undefined>;
+  /** The client a credential names, also when only this key was rotated away (not when the client is revoked). */
+  holderOf?(identity: Uint8Array, signatureKey: Uint8Array): Promise<CredentialBinding | undefined>;
 }
 
 /** Largest epoch the DS accepts: JavaScript numbers are exact up to 2^53 - 1. */
@@ -88,6 +92,19 @@ export interface DeliveryOptions {
    * the new epoch's GroupInfo, and the member list follows the verified tree.
    */
   verifyCommits?: boolean;
+  /**
+   * Each client a commit adds must match a KeyPackage this DS handed to the
+   * committer (a grant, spent by the commit) whose ref is a recipient of the
+   * Welcome (docs/PROTOCOL.md §8.1). The networked server turns it on; the
+   * in-process DS, whose `fetchKeyPackages` has no requester, leaves it off.
+   */
+  requireGrants?: boolean;
+  /** How long a handed-out KeyPackage may be added by its requester (seconds; default 1 day). */
+  grantSeconds?: number;
+  /** Welcomes waiting per recipient before commits adding it are refused (`inbox-full`; default 1000). */
+  maxPendingWelcomes?: number;
+  /** A pairing request the other side did not answer is forgotten after this long (seconds; default 600). */
+  pairingRequestSeconds?: number;
 }
 
 /** What a commit brings beside it: Welcome, GroupInfo, added clients. */
@@ -119,6 +136,10 @@ export class DeliveryService {
   readonly #maxLifetime: number;
   readonly #retention: number;
   readonly #verify: boolean;
+  readonly #requireGrants: boolean;
+  readonly #grantSeconds: number;
+  readonly #maxWelcomes: number;
+  readonly #pairingSeconds: number;
 
   private constructor(client: MlsClient, external: Identity, options: DeliveryOptions) {
     this.#client = client;
@@ -132,6 +153,10 @@ export class DeliveryService {
     this.#retention = options.retention ?? 100_000;
     this.#lease = options.keyPackageLease ?? 600;
     this.#verify = options.verifyCommits ?? false;
+    this.#requireGrants = options.requireGrants ?? false;
+    this.#grantSeconds = options.grantSeconds ?? 24 * 3600;
+    this.#maxWelcomes = options.maxPendingWelcomes ?? 1000;
+    this.#pairingSeconds = options.pairingRequestSeconds ?? 600;
   }
 
   static async create(options: DeliveryOptions = {}): Promise<DeliveryService> {
@@ -200,13 +225,24 @@ export class DeliveryService {
     return out;
   }
 
-  /** One KeyPackage per client, leased to `requester` until acknowledged (docs/PROTOCOL.md §8.1). */
-  async leaseKeyPackages(requester: string, clientIds: string[]): Promise<Map<string, { ref: string; keyPackage: Uint8Array }>> {
+  /**
+   * One KeyPackage per client, leased to `requester` until acknowledged, and
+   * granted to it (docs/PROTOCOL.md §8.1). `oneTime(id)` false: only a lease
+   * the requester already holds, or the last-resort KeyPackage (the
+   * per-target limit of the networked server).
+   */
+  async leaseKeyPackages(
+    requester: string,
+    clientIds: string[],
+    oneTime: (clientId: string) => boolean = () => true,
+  ): Promise<Map<string, { ref: string; keyPackage: Uint8Array }>> {
     const out = new Map<string, { ref: string; keyPackage: Uint8Array }>();
     const now = this.#now();
     for (const id of new Set(clientIds)) {
-      const kp = await this.store.leaseKeyPackage(id, requester, now, now + this.#lease);
-      if (kp) out.set(id, { ref: kp.ref, keyPackage: kp.bytes });
+      const kp = await this.store.leaseKeyPackage(id, requester, now, now + this.#lease, { lastResortOnly: !oneTime(id) });
+      if (!kp) continue;
+      await this.store.grantKeyPackage({ requester, clientId: id, ref: kp.ref, until: now + this.#grantSeconds }, now);
+      out.set(id, { ref: kp.ref, keyPackage: kp.bytes });
     }
     return out;
   }
@@ -287,24 +323,35 @@ export class DeliveryService {
       if (extras.welcome && !isWelcome(extras.welcome)) throw new DsError('invalid-welcome', 'the Welcome is not a well-formed Welcome');
       let members: Set<string>;
       let added = extras.added ?? [];
+      if (new Set(added).size !== added.length) throw new DsError('malformed', 'added names each client once');
+      let spent: [string, string][] = [];
       if (this.#verify && group.consistency === 'strong') {
         // The commit itself says who is in the group; the submitter's lists are ignored.
         const derived = await this.#verifiedMembers(group, sender, message, extras);
         members = derived.members;
         added = derived.added;
+        if (this.#requireGrants) spent = await this.#grantedRefs([sender, ...group.members], derived.addedRefs);
       } else {
         if (extras.welcome && !extras.added?.length) throw new DsError('malformed', 'a Welcome needs the clients it is for (added)');
         if (this.#auth && extras.added?.length) for (const a of extras.added) await this.#registered(a);
+        if (this.#requireGrants && added.length > 0) spent = await this.#grantedClients(sender, added, extras.welcome);
         members = new Set(group.members);
         for (const r of extras.removed ?? []) members.delete(r);
         for (const a of added) members.add(a);
         if (extras.externalJoin) members.add(sender);
+      }
+      if (extras.welcome) {
+        for (const a of added) {
+          if ((await this.store.countWelcomes(a)) >= this.#maxWelcomes) throw new DsError('inbox-full', `${a} has ${this.#maxWelcomes} Welcomes waiting; it must take them first`);
+        }
       }
       // Commit, GroupInfo and Welcomes in one transaction: a crash keeps all or none.
       const welcomes = extras.welcome ? added.map((recipient) => ({ recipient, welcome: extras.welcome!.slice() })) : [];
       const update = { expectEpoch: group.consistency === 'strong' ? epoch : group.epoch, setEpoch, members: [...members], groupInfo: extras.groupInfo, welcomes };
       seq = await this.store.append({ groupId: id, sender, bytes: message.slice(), digest }, update);
       if (seq === undefined) throw this.#epochTaken(epoch, (await this.store.getGroup(id))!);
+      // A grant adds its client once: one more Welcome needs one more KeyPackage from the DS.
+      for (const [holder, ref] of spent) await this.store.spendGrants(holder, [ref]);
     } else {
       if (group.consistency === 'strong') {
         const stale = header.contentType === 2 ? epoch !== group.epoch : epoch > group.epoch || epoch < group.epoch - this.#tolerance;
@@ -365,11 +412,13 @@ export class DeliveryService {
    * state it creates, the Welcome for exactly the added KeyPackages; the
    * members are the clients the AS binds to the new tree's leaves.
    */
-  async #verifiedMembers(group: GroupRecord, sender: string, message: Uint8Array, extras: SubmitExtras): Promise<{ members: Set<string>; added: string[] }> {
+  async #verifiedMembers(group: GroupRecord, sender: string, message: Uint8Array, extras: SubmitExtras): Promise<{ members: Set<string>; added: string[]; addedRefs: string[] }> {
     if (!group.groupInfo) throw new DsError('invalid-commit', 'the DS has no public state of this group to verify against');
     if (!extras.groupInfo) throw new DsError('invalid-group-info', "a verified group's commit carries the GroupInfo of the epoch it creates");
-    const verified = verifyCommit(this.#client, group.groupInfo, message, extras.groupInfo);
+    const verified = verifyCommit(this.#client, group.groupInfo, message, extras.groupInfo, await this.#epochProposals(group));
     if ('reason' in verified) throw new DsError(verified.reason, verified.message);
+    // Every leaf of the new tree must be a client the AS knows (unknown-client), the committer's included.
+    const members = await this.#clientsOf(verified.membersAfter);
     const committer = await clientOfLeaf(this.#auth, verified.committer);
     if (committer === undefined || (committer !== sender && !(await this.store.devicesOf(committer)).includes(sender))) {
       throw new DsError('invalid-commit', 'the commit is not signed by the posting client');
@@ -377,9 +426,22 @@ export class DeliveryService {
     if (extras.welcome && !welcomeMatches(welcomeRecipients(extras.welcome) ?? [], verified.addedKeyPackages)) {
       throw new DsError('invalid-welcome', 'the Welcome is not for exactly the KeyPackages the commit adds');
     }
-    const members = await this.#clientsOf(verified.membersAfter);
     const before = new Set(group.members);
-    return { members, added: [...members].filter((m) => !before.has(m)) };
+    return { members, added: [...members].filter((m) => !before.has(m)), addedRefs: verified.addedKeyPackages.map(toHex) };
+  }
+
+  /** The PublicMessage proposals logged in the group's current epoch (after the commit that began it). */
+  async #epochProposals(group: GroupRecord): Promise<Uint8Array[]> {
+    const out: Uint8Array[] = [];
+    for (let after = group.epochStart ?? 0; ; ) {
+      const page = await this.store.readLog(group.groupId, after, this.#pageSize);
+      for (const m of page) {
+        const h = readMlsHeader(m.bytes);
+        if (h?.wireFormat === 'public' && h.contentType === 2 && h.epoch === BigInt(group.epoch)) out.push(m.bytes);
+      }
+      if (page.length < this.#pageSize) return out;
+      after = page.at(-1)!.seq;
+    }
   }
 
   async #clientsOf(leaves: VerifiedCommit['membersAfter']): Promise<Set<string>> {
@@ -389,6 +451,39 @@ export class DeliveryService {
       if (client === undefined) throw new DsError('unknown-client', `leaf ${leaf.leafIndex} has a credential the AS does not know`);
       out.add(client);
     }
+    return out;
+  }
+
+  /**
+   * Default mode: each added client has a KeyPackage granted to `sender`
+   * whose ref is a recipient of the Welcome; returns the refs to spend.
+   */
+  async #grantedClients(sender: string, added: string[], welcome: Uint8Array | undefined): Promise<[string, string][]> {
+    if (!welcome) throw new DsError('malformed', 'added clients need the Welcome of the commit');
+    const recipients = new Set((welcomeRecipients(welcome) ?? []).map(toHex));
+    const grants = await this.store.grants(sender, this.#now());
+    return added.map((a) => {
+      const g = grants.find((x) => x.clientId === a && recipients.has(x.ref));
+      if (!g) throw new DsError('not-granted', `no KeyPackage of ${a} that this DS handed to the committer is a recipient of the Welcome`);
+      return [sender, g.ref];
+    });
+  }
+
+  /**
+   * Verified mode: every KeyPackage the commit adds was granted to the
+   * committer or to a member (an Add proposed by one member and committed
+   * by reference by another); returns [requester, ref] pairs to spend.
+   */
+  async #grantedRefs(holders: string[], refs: string[]): Promise<[string, string][]> {
+    const out: [string, string][] = [];
+    let left = refs;
+    for (const holder of new Set(holders)) {
+      if (left.length === 0) break;
+      const granted = new Set((await this.store.grants(holder, this.#now())).map((g) => g.ref));
+      out.push(...left.filter((r) => granted.has(r)).map((r): [string, string] => [holder, r]));
+      left = left.filter((r) => !granted.has(r));
+    }
+    if (left.length > 0) throw new DsError('not-granted', `the commit adds a KeyPackage (${left[0]!.slice(0, 16)}…) this DS handed to no member`);
     return out;
   }
 
@@ -459,9 +554,9 @@ export class DeliveryService {
     return pending.map((w) => ({ groupId: fromHex(w.groupId), welcome: w.welcome }));
   }
 
-  /** Welcomes waiting for `client`, kept until `ackWelcomes`. */
-  pendingWelcomes(client: string): Promise<PendingWelcome[]> {
-    return this.store.pendingWelcomes(client);
+  /** Welcomes waiting for `client`, kept until `ackWelcomes`: with an id above `afterId`, at most `limit`. */
+  pendingWelcomes(client: string, afterId?: number, limit?: number): Promise<PendingWelcome[]> {
+    return this.store.pendingWelcomes(client, afterId, limit);
   }
 
   /** Delete `client`'s Welcomes with these ids. */
@@ -489,7 +584,9 @@ export class DeliveryService {
    */
   async initPairing(from: string, anchor: string, device: string): Promise<boolean> {
     if (from !== anchor && from !== device) throw new DsError('not-a-member', 'only the anchor or the device can ask to pair them');
-    return this.store.requestPairing(anchor, device, from === anchor ? 'anchor' : 'device');
+    if (this.#auth) for (const id of [anchor, device]) await this.#registered(id);
+    const now = this.#now();
+    return this.store.requestPairing(anchor, device, from === anchor ? 'anchor' : 'device', now, now - this.#pairingSeconds);
   }
 
   /** Cease a pairing; `from` must be its anchor or its device. */

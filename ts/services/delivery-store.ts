@@ -5,7 +5,7 @@
  * in-process memory store and database stores are interchangeable; every
  * method that changes several things is atomic.
  */
-import { toHex } from '../mls/bytes.js';
+import { bytesEqual, toHex } from '../mls/bytes.js';
 
 /** A KeyPackage the DS holds for a client. */
 export interface StoredKeyPackage {
@@ -38,6 +38,8 @@ export interface GroupRecord {
   groupInfo?: Uint8Array;
   /** Open to external joins (GroupInfo readable by all). */
   externalJoin?: boolean;
+  /** Sequence number of the commit that began the current epoch (0: none yet); the epoch's proposals follow it. */
+  epochStart?: number;
 }
 
 /** A credential the Authentication Service registered (docs/PROTOCOL.md §8.4). */
@@ -51,8 +53,18 @@ export interface StoredBinding {
   revoked: boolean;
 }
 
-/** Why the AS refused a registration. */
-export type BindingRefusal = 'key-taken' | 'revoked';
+/** Why the AS refused a registration (docs/PROTOCOL.md §8.4). */
+export type BindingRefusal = 'key-taken' | 'revoked' | 'client-taken' | 'identity-taken';
+
+/** A KeyPackage the DS handed to a requester: what lets that requester's commit send a Welcome to its owner (§8.1). */
+export interface KeyPackageGrant {
+  requester: string;
+  clientId: string;
+  /** KeyPackageRef, hex. */
+  ref: string;
+  /** Seconds since the epoch. */
+  until: number;
+}
 
 /** A Welcome waiting for its recipient's acknowledgement. */
 export interface PendingWelcome {
@@ -75,7 +87,13 @@ export interface CommitUpdate {
 export interface DeliveryStore {
   putKeyPackages(kps: StoredKeyPackage[]): Promise<void>;
   /** Lease one KeyPackage of `clientId` to `requester` until `leaseUntil` (docs/PROTOCOL.md §8.1), atomically. */
-  leaseKeyPackage(clientId: string, requester: string, now: number, leaseUntil: number): Promise<StoredKeyPackage | undefined>;
+  leaseKeyPackage(clientId: string, requester: string, now: number, leaseUntil: number, options?: { lastResortOnly?: boolean }): Promise<StoredKeyPackage | undefined>;
+  /** Record that `requester` obtained a KeyPackage (drops its expired grants). */
+  grantKeyPackage(grant: KeyPackageGrant, now: number): Promise<void>;
+  /** The unexpired KeyPackages granted to `requester`. */
+  grants(requester: string, now: number): Promise<KeyPackageGrant[]>;
+  /** Spend these grants of `requester` (a commit used them). */
+  spendGrants(requester: string, refs: string[]): Promise<void>;
   /** Delete these KeyPackages (refs) if leased to `requester`; returns how many. */
   ackKeyPackages(requester: string, refs: string[]): Promise<number>;
   countKeyPackages(clientId: string): Promise<number>;
@@ -93,27 +111,37 @@ export interface DeliveryStore {
   seqOf(groupId: string, digest: string): Promise<number | undefined>;
   readLog(groupId: string, afterSeq: number, limit: number): Promise<LoggedMessage[]>;
 
-  /** Welcomes waiting for `recipient`, oldest first. */
-  pendingWelcomes(recipient: string): Promise<PendingWelcome[]>;
+  /** Welcomes waiting for `recipient`, oldest first: those with an id above `afterId`, at most `limit`. */
+  pendingWelcomes(recipient: string, afterId?: number, limit?: number): Promise<PendingWelcome[]>;
+  countWelcomes(recipient: string): Promise<number>;
   /** Delete `recipient`'s Welcomes with these ids. */
   ackWelcomes(recipient: string, ids: number[]): Promise<void>;
 
-  /** AS: register a binding, atomically (refusals: docs/PROTOCOL.md §8.4). */
-  registerBinding(binding: Omit<StoredBinding, 'revoked'>): Promise<BindingRefusal | undefined>;
+  /**
+   * AS: register a binding, atomically (refusals: docs/PROTOCOL.md §8.4):
+   * the key must be new or this client's, neither revoked; the identity no
+   * other user's client's; with `newClient`, the client id must have no binding.
+   */
+  registerBinding(binding: Omit<StoredBinding, 'revoked'>, options?: { newClient?: boolean }): Promise<BindingRefusal | undefined>;
   bindingByKey(signatureKey: Uint8Array): Promise<StoredBinding | undefined>;
   /** Every binding of a client, revoked ones included. */
   bindingsOf(clientId: string): Promise<StoredBinding[]>;
   /** Revoke a client id and all its keys, for good. */
   revokeClient(clientId: string): Promise<void>;
+  /** Revoke one key of `clientId`, for good; false when it is not an active key of that client. */
+  revokeKey(clientId: string, signatureKey: Uint8Array): Promise<boolean>;
+  /** Mark a proof (challenge nonce) used until `expires`; false when it was used already (docs/PROTOCOL.md §8.2). */
+  useProof(nonce: string, expires: number, now: number): Promise<boolean>;
   clientRevoked(clientId: string): Promise<boolean>;
   /** The stored secret `name`, or `fresh`, stored now. */
   secret(name: string, fresh: Uint8Array): Promise<Uint8Array>;
 
   /**
    * Record one side's InitPairing; when both the anchor and the device have
-   * asked, register the pairing (atomically) and return true.
+   * asked, register the pairing (atomically) and return true. Requests
+   * made before `expiresBefore` (seconds) are forgotten first.
    */
-  requestPairing(anchor: string, device: string, side: 'anchor' | 'device'): Promise<boolean>;
+  requestPairing(anchor: string, device: string, side: 'anchor' | 'device', now: number, expiresBefore: number): Promise<boolean>;
   putPairing(anchor: string, device: string): Promise<void>;
   removePairing(anchor: string, device: string): Promise<void>;
   /** Keep only the newest `keep` messages of a group's log (retention). */
@@ -162,11 +190,11 @@ export class MemoryDeliveryStore implements DeliveryStore {
     }
   }
 
-  async leaseKeyPackage(clientId: string, requester: string, now: number, leaseUntil: number): Promise<StoredKeyPackage | undefined> {
+  async leaseKeyPackage(clientId: string, requester: string, now: number, leaseUntil: number, options: { lastResortOnly?: boolean } = {}): Promise<StoredKeyPackage | undefined> {
     const list = (this.#kps.get(clientId) ?? []).filter((k) => k.notAfter >= now);
     this.#kps.set(clientId, list);
     const held = list.find((k) => !k.lastResort && k.leasedTo === requester && (k.leaseUntil ?? 0) >= now);
-    const free = held ?? list.find((k) => !k.lastResort && (k.leasedTo === undefined || (k.leaseUntil ?? 0) < now));
+    const free = held ?? (options.lastResortOnly ? undefined : list.find((k) => !k.lastResort && (k.leasedTo === undefined || (k.leaseUntil ?? 0) < now)));
     if (free) {
       free.leasedTo = requester;
       free.leaseUntil = leaseUntil;
@@ -189,15 +217,37 @@ export class MemoryDeliveryStore implements DeliveryStore {
     return (this.#kps.get(clientId) ?? []).length;
   }
 
+  readonly #grants = new Map<string, KeyPackageGrant[]>();
+
+  async grantKeyPackage(grant: KeyPackageGrant, now: number): Promise<void> {
+    const list = (this.#grants.get(grant.requester) ?? []).filter((g) => g.until >= now && g.ref !== grant.ref);
+    list.push({ ...grant });
+    this.#grants.set(grant.requester, list);
+  }
+
+  async grants(requester: string, now: number): Promise<KeyPackageGrant[]> {
+    return (this.#grants.get(requester) ?? []).filter((g) => g.until >= now).map((g) => ({ ...g }));
+  }
+
+  async spendGrants(requester: string, refs: string[]): Promise<void> {
+    this.#grants.set(
+      requester,
+      (this.#grants.get(requester) ?? []).filter((g) => !refs.includes(g.ref)),
+    );
+  }
+
   readonly #bindings = new Map<string, StoredBinding>();
   readonly #revokedClients = new Set<string>();
   readonly #secrets = new Map<string, Uint8Array>();
 
-  async registerBinding(b: Omit<StoredBinding, 'revoked'>): Promise<BindingRefusal | undefined> {
+  async registerBinding(b: Omit<StoredBinding, 'revoked'>, options: { newClient?: boolean } = {}): Promise<BindingRefusal | undefined> {
     const key = toHex(b.signatureKey);
     const existing = this.#bindings.get(key);
     if (this.#revokedClients.has(b.clientId) || existing?.revoked) return 'revoked';
     if (existing && existing.clientId !== b.clientId) return 'key-taken';
+    const all = [...this.#bindings.values()];
+    if (all.some((x) => x.userId !== b.userId && bytesEqual(x.identity, b.identity))) return 'identity-taken';
+    if (options.newClient && all.some((x) => x.clientId === b.clientId)) return 'client-taken';
     this.#bindings.set(key, { ...b, revoked: false });
     return undefined;
   }
@@ -218,6 +268,22 @@ export class MemoryDeliveryStore implements DeliveryStore {
 
   async clientRevoked(clientId: string): Promise<boolean> {
     return this.#revokedClients.has(clientId);
+  }
+
+  async revokeKey(clientId: string, signatureKey: Uint8Array): Promise<boolean> {
+    const b = this.#bindings.get(toHex(signatureKey));
+    if (!b || b.clientId !== clientId || b.revoked) return false;
+    b.revoked = true;
+    return true;
+  }
+
+  readonly #proofs = new Map<string, number>();
+
+  async useProof(nonce: string, expires: number, now: number): Promise<boolean> {
+    for (const [n, until] of this.#proofs) if (until < now) this.#proofs.delete(n);
+    if (this.#proofs.has(nonce)) return false;
+    this.#proofs.set(nonce, expires);
+    return true;
   }
 
   async secret(name: string, fresh: Uint8Array): Promise<Uint8Array> {
@@ -243,15 +309,16 @@ export class MemoryDeliveryStore implements DeliveryStore {
     if (!group) return undefined;
     const known = message.digest ? this.#digests.get(message.groupId)?.get(message.digest) : undefined;
     if (known !== undefined) return known;
+    const log = this.#logs.get(message.groupId) ?? [];
+    const seq = (log.at(-1)?.seq ?? 0) + 1;
     if (update) {
       if (group.epoch !== update.expectEpoch) return undefined;
       group.epoch = update.setEpoch;
+      group.epochStart = seq;
       if (update.members) group.members = [...update.members];
       if (update.groupInfo) group.groupInfo = update.groupInfo;
       for (const w of update.welcomes ?? []) this.#putWelcome(w.recipient, message.groupId, w.welcome);
     }
-    const log = this.#logs.get(message.groupId) ?? [];
-    const seq = (log.at(-1)?.seq ?? 0) + 1;
     log.push({ ...message, seq });
     this.#logs.set(message.groupId, log);
     if (message.digest) {
@@ -273,8 +340,12 @@ export class MemoryDeliveryStore implements DeliveryStore {
     this.#welcomes.set(recipient, list);
   }
 
-  async pendingWelcomes(recipient: string): Promise<PendingWelcome[]> {
-    return [...(this.#welcomes.get(recipient) ?? [])];
+  async pendingWelcomes(recipient: string, afterId = 0, limit = Number.MAX_SAFE_INTEGER): Promise<PendingWelcome[]> {
+    return (this.#welcomes.get(recipient) ?? []).filter((w) => w.id > afterId).slice(0, limit);
+  }
+
+  async countWelcomes(recipient: string): Promise<number> {
+    return (this.#welcomes.get(recipient) ?? []).length;
   }
 
   async ackWelcomes(recipient: string, ids: number[]): Promise<void> {
@@ -283,12 +354,16 @@ export class MemoryDeliveryStore implements DeliveryStore {
     else this.#welcomes.delete(recipient);
   }
 
-  readonly #requests = new Map<string, Set<string>>();
+  readonly #requests = new Map<string, Map<string, number>>();
 
-  async requestPairing(anchor: string, device: string, side: 'anchor' | 'device'): Promise<boolean> {
+  async requestPairing(anchor: string, device: string, side: 'anchor' | 'device', now: number, expiresBefore: number): Promise<boolean> {
+    for (const [k, sides] of this.#requests) {
+      for (const [s, at] of sides) if (at < expiresBefore) sides.delete(s);
+      if (sides.size === 0) this.#requests.delete(k);
+    }
     const key = `${anchor}\u0000${device}`;
-    const sides = this.#requests.get(key) ?? new Set<string>();
-    sides.add(side);
+    const sides = this.#requests.get(key) ?? new Map<string, number>();
+    sides.set(side, now);
     this.#requests.set(key, sides);
     if (sides.size < 2) return false;
     this.#requests.delete(key);

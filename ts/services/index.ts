@@ -14,6 +14,7 @@ export {
   type LoggedMessage,
   type GroupRecord,
   type StoredBinding,
+  type KeyPackageGrant,
   type BindingRefusal,
   type PendingWelcome,
   type CommitUpdate,

@@ -25,10 +25,14 @@ function failure(err: unknown): VerifyFailure {
   return { reason: 'invalid-commit', message };
 }
 
-/** Verify `commit` against the stored GroupInfo and the committer's new one; a VerifyFailure when it does not hold. */
-export function verifyCommit(client: MlsClient, groupInfo: Uint8Array, commit: Uint8Array, newGroupInfo: Uint8Array): VerifiedCommit | VerifyFailure {
+/**
+ * Verify `commit` against the stored GroupInfo and the committer's new one,
+ * with the epoch's PublicMessage `proposals` (a commit may cover them by
+ * reference); a VerifyFailure when it does not hold.
+ */
+export function verifyCommit(client: MlsClient, groupInfo: Uint8Array, commit: Uint8Array, newGroupInfo: Uint8Array, proposals: Uint8Array[] = []): VerifiedCommit | VerifyFailure {
   try {
-    return client.verifyPublicCommit(groupInfo, commit, newGroupInfo);
+    return client.verifyPublicCommit(groupInfo, commit, newGroupInfo, proposals);
   } catch (err) {
     return failure(err);
   }
@@ -46,10 +50,14 @@ export function publicMembers(client: MlsClient, groupInfo: Uint8Array): PublicL
 /**
  * The client id of a leaf: the AS's binding of its credential (identity and
  * signature key); without an AS, the identity as UTF-8. Undefined when the
- * AS knows no such (active) binding.
+ * AS knows no such binding. A key its client rotated away (revoked alone,
+ * docs/PROTOCOL.md §8.4) still names that client here — the leaf is still
+ * the client's until it updates — but it opens no session, so nobody posts
+ * with it; a revoked client names no one.
  */
 export async function clientOfLeaf(auth: CredentialCheck | undefined, leaf: PublicLeaf): Promise<string | undefined> {
   if (!auth) return utf8(leaf.identity);
+  if (auth.holderOf) return (await auth.holderOf(leaf.identity, leaf.signatureKey))?.clientId;
   return (await auth.validate(leaf.identity, leaf.signatureKey))?.clientId;
 }
 

@@ -4,12 +4,20 @@
 //! PublicMessage) processed and merged, and the committer's GroupInfo for
 //! the new epoch checked against the merged state. Returns the member
 //! lists before and after, derived from the tree, never from the submitter.
+//! The public group carries the LeafOperationIntent expander, so an intent
+//! commit verifies, and is given the epoch's earlier PublicMessage
+//! proposals (members' and external senders'), so a commit that covers them
+//! by reference verifies.
 
 use openmls::prelude::*;
 use openmls_rust_crypto::MemoryStorage;
 use serde::Serialize;
 use serde_bytes::ByteBuf;
 use wasm_bindgen::prelude::*;
+
+use std::sync::Arc;
+
+use openmls::group::ProposalExpander;
 
 use crate::client::{parse_message, Client};
 use crate::error::{CoreError, CoreResult};
@@ -74,13 +82,48 @@ fn encode(what: &str, value: &impl openmls::prelude::tls_codec::Serialize) -> Co
     crate::client::serialize(what, value)
 }
 
+/// Queue the epoch's PublicMessage proposals that verify against `group`
+/// (signature by a member or an external sender of the group, this epoch);
+/// returns how many were queued. One that does not verify is left out: a
+/// commit covering it by reference then fails as any unknown reference.
+fn queue_proposals(crypto: &impl OpenMlsCrypto, storage: &MemoryStorage, group: &mut PublicGroup, proposals: &[Vec<u8>]) -> usize {
+    let mut queued = 0;
+    for bytes in proposals {
+        let Ok(message) = parse_message(bytes).map(|m| m.try_into_protocol_message()) else { continue };
+        let Ok(message @ ProtocolMessage::PublicMessage(_)) = message else { continue };
+        if message.content_type() != ContentType::Proposal {
+            continue;
+        }
+        let proposal = match group.process_message(crypto, message).map(|p| p.into_content()) {
+            Ok(ProcessedMessageContent::ProposalMessage(p)) | Ok(ProcessedMessageContent::ExternalJoinProposalMessage(p)) => p,
+            _ => continue,
+        };
+        if group.add_proposal(storage, *proposal).is_ok() {
+            queued += 1;
+        }
+    }
+    queued
+}
+
 /// The whole check; every failure is a typed error with a stable code:
 /// `UNVERIFIABLE_STATE` (the DS's stored GroupInfo), `UNVERIFIABLE_COMMIT`
 /// (not a PublicMessage commit), `INVALID_COMMIT` (openmls refused it),
-/// `INVALID_GROUP_INFO` (the committer's new GroupInfo).
-fn verify(crypto: &impl OpenMlsCrypto, group_info: &[u8], commit: &[u8], new_group_info: &[u8]) -> CoreResult<VerifiedCommitView> {
+/// `INVALID_GROUP_INFO` (the committer's new GroupInfo). `expander`: the
+/// LeafOperationIntent expander; `proposals`: the epoch's proposals.
+fn verify(
+    crypto: &impl OpenMlsCrypto,
+    expander: Option<Arc<dyn ProposalExpander>>,
+    group_info: &[u8],
+    commit: &[u8],
+    new_group_info: &[u8],
+    proposals: &[Vec<u8>],
+) -> CoreResult<VerifiedCommitView> {
     let storage = MemoryStorage::default();
     let mut group = public_group_of(crypto, &storage, group_info, "stored")?;
+    if let Some(expander) = expander {
+        group.set_proposal_expander(expander);
+    }
+    queue_proposals(crypto, &storage, &mut group, proposals);
     let message = parse_message(commit)
         .map_err(|e| refused("INVALID_COMMIT", e.message))?
         .try_into_protocol_message()
@@ -103,6 +146,8 @@ fn verify(crypto: &impl OpenMlsCrypto, group_info: &[u8], commit: &[u8], new_gro
         .map(|p| p.add_proposal().key_package().hash_ref(crypto).map(|r| ByteBuf::from(r.as_slice().to_vec())))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| refused("INVALID_COMMIT", format!("KeyPackage reference: {e}")))?;
+    // An external commit's committer is its UpdatePath leaf (a resync may keep the key of the leaf it replaces).
+    let path_key = staged.update_path_leaf_node().map(|leaf| leaf.signature_key().as_slice().to_vec());
     let committer_index = match &sender {
         Sender::Member(leaf) => Some(*leaf),
         Sender::NewMemberCommit => None,
@@ -112,8 +157,7 @@ fn verify(crypto: &impl OpenMlsCrypto, group_info: &[u8], commit: &[u8], new_gro
     let after = members(&group);
     let committer = match committer_index {
         Some(index) => after.iter().find(|m| m.leaf_index == index.u32()),
-        // An external joiner's leaf is the one that is new after the commit and not from an Add.
-        None => after.iter().find(|m| !before.iter().any(|b| b.signature_key == m.signature_key)),
+        None => path_key.as_deref().and_then(|key| after.iter().find(|m| m.signature_key.as_slice() == key)),
     }
     .map(|m| LeafView { leaf_index: m.leaf_index, identity: m.identity.clone(), signature_key: m.signature_key.clone() })
     .ok_or_else(|| refused("INVALID_COMMIT", "the committer is not in the new tree"))?;
@@ -141,13 +185,16 @@ impl Client {
     /// The DS's check of a commit (docs/PROTOCOL.md §8.5): `groupInfo` is
     /// the stored GroupInfo of the current epoch (with the ratchet tree),
     /// `commit` a PublicMessage commit, `newGroupInfo` the committer's
-    /// GroupInfo of the next epoch (with the ratchet tree). Returns
-    /// `{ epoch, external, committer, membersBefore, membersAfter,
-    /// addedKeyPackages }` or throws with code UNVERIFIABLE_STATE,
-    /// UNVERIFIABLE_COMMIT, INVALID_COMMIT or INVALID_GROUP_INFO.
+    /// GroupInfo of the next epoch (with the ratchet tree), `proposals` the
+    /// PublicMessage proposals sent in the current epoch (a commit may cover
+    /// them by reference). Returns `{ epoch, external, committer,
+    /// membersBefore, membersAfter, addedKeyPackages }` or throws with code
+    /// UNVERIFIABLE_STATE, UNVERIFIABLE_COMMIT, INVALID_COMMIT or
+    /// INVALID_GROUP_INFO.
     #[wasm_bindgen(js_name = verifyPublicCommit)]
-    pub fn verify_public_commit(&self, group_info: &[u8], commit: &[u8], new_group_info: &[u8]) -> Result<JsValue, JsValue> {
-        let view = verify(self.provider.crypto(), group_info, commit, new_group_info)?;
+    pub fn verify_public_commit(&self, group_info: &[u8], commit: &[u8], new_group_info: &[u8], proposals: Vec<js_sys::Uint8Array>) -> Result<JsValue, JsValue> {
+        let proposals: Vec<Vec<u8>> = proposals.iter().map(|p| p.to_vec()).collect();
+        let view = verify(self.provider.crypto(), Some(self.expander()), group_info, commit, new_group_info, &proposals)?;
         Ok(crate::inspect::to_js(&view)?)
     }
 
@@ -220,7 +267,7 @@ mod tests {
         let (mut alice, a, a_sig, info) = group(PURE_PLAINTEXT_WIRE_FORMAT_POLICY);
         let (commit, new_info) = commit(&mut alice, &a, &a_sig, vec![]);
         let crypto = a.crypto();
-        let view = verify(crypto, &info, &commit, &new_info).expect("verifies");
+        let view = verify(crypto, None, &info, &commit, &new_info, &[]).expect("verifies");
         assert_eq!(view.epoch, 2);
         assert_eq!(view.committer.identity.as_slice(), b"alice");
         assert_eq!(view.members_after.len(), 2);
@@ -230,19 +277,40 @@ mod tests {
         let mut tampered = commit.clone();
         let mid = tampered.len() / 2;
         tampered[mid] ^= 1;
-        assert_eq!(verify(crypto, &info, &tampered, &new_info).err().map(|e| e.code), Some("INVALID_COMMIT"));
-        assert_eq!(verify(crypto, &info, &commit, &info).err().map(|e| e.code), Some("INVALID_GROUP_INFO"));
-        assert_eq!(verify(crypto, &[0, 1, 0, 4], &commit, &new_info).err().map(|e| e.code), Some("UNVERIFIABLE_STATE"));
+        assert_eq!(verify(crypto, None, &info, &tampered, &new_info, &[]).err().map(|e| e.code), Some("INVALID_COMMIT"));
+        assert_eq!(verify(crypto, None, &info, &commit, &info, &[]).err().map(|e| e.code), Some("INVALID_GROUP_INFO"));
+        assert_eq!(verify(crypto, None, &[0, 1, 0, 4], &commit, &new_info, &[]).err().map(|e| e.code), Some("UNVERIFIABLE_STATE"));
         for cut in [0, 4, 20, commit.len() - 1] {
-            assert!(verify(crypto, &info, &commit[..cut], &new_info).is_err());
+            assert!(verify(crypto, None, &info, &commit[..cut], &new_info, &[]).is_err());
         }
+    }
+
+    #[test]
+    fn a_commit_covering_a_proposal_by_reference_verifies_only_with_that_proposal() {
+        let (mut alice, a, a_sig, info) = group(PURE_PLAINTEXT_WIRE_FORMAT_POLICY);
+        let (c, c_sig, c_cred) = member("carol");
+        let kp = KeyPackage::builder().build(CS, &c, &c_sig, c_cred).expect("kp");
+        let (proposal, _, _) = alice
+            .propose_unconfirmed(&a, &a_sig, openmls::group::Propose::Add(kp.key_package().clone()), ProposalOrRefType::Reference)
+            .expect("propose");
+        let proposal = bytes(&proposal);
+        // The commit covers the pending Add by reference.
+        let (commit, new_info) = commit(&mut alice, &a, &a_sig, vec![]);
+        let crypto = a.crypto();
+        let unknown = verify(crypto, None, &info, &commit, &new_info, &[]).err().map(|e| e.code);
+        assert_eq!(unknown, Some("INVALID_COMMIT"));
+        // Junk and a truncated proposal beside it are left out; the real one is queued.
+        let junk = vec![vec![0, 1, 0, 1, 9], proposal[..proposal.len() - 3].to_vec()];
+        let view = verify(crypto, None, &info, &commit, &new_info, &[junk[0].clone(), junk[1].clone(), proposal]).expect("verifies");
+        assert_eq!(view.added_key_packages.len(), 1);
+        assert_eq!(view.members_after.len(), 3);
     }
 
     #[test]
     fn an_encrypted_commit_is_unverifiable() {
         let (mut alice, a, a_sig, info) = group(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY);
         let (commit, new_info) = commit(&mut alice, &a, &a_sig, vec![]);
-        let err = verify(a.crypto(), &info, &commit, &new_info).err().map(|e| e.code);
+        let err = verify(a.crypto(), None, &info, &commit, &new_info, &[]).err().map(|e| e.code);
         assert_eq!(err, Some("UNVERIFIABLE_COMMIT"));
     }
 }

@@ -588,3 +588,69 @@ fn external_commit_carries_custom_proposals() {
     );
     assert_eq!(groups[0].members().count(), 3);
 }
+
+/// A `PublicGroup` (a DS tracking the group without its secrets) processes a
+/// custom proposal as its Removes once given the expander
+/// (`PublicGroup::set_proposal_expander`); without one it stays opaque.
+#[openmls_test]
+fn a_public_group_with_the_expander_processes_custom_proposals_as_removes() {
+    let providers = [
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+    ];
+    let World {
+        mut groups,
+        signers,
+        ..
+    } = world(ciphersuite, &providers, true, false);
+    let info = groups[0]
+        .export_group_info(providers[0].crypto(), &signers[0].signer, false)
+        .unwrap();
+    let info = MlsMessageIn::from(info).into_verifiable_group_info().unwrap();
+    let tree: RatchetTreeIn = groups[0].export_ratchet_tree().into();
+    let commit = commit_with(
+        &mut groups[0],
+        providers[0],
+        &signers[0].signer,
+        vec![removing(&[2])],
+    )
+    .unwrap();
+    let message = || {
+        MlsMessageIn::from(commit.clone())
+            .try_into_protocol_message()
+            .unwrap()
+    };
+    let members_after = |expander: bool| {
+        let storage = Provider::default();
+        let (mut public, _) = PublicGroup::from_external(
+            providers[3].crypto(),
+            storage.storage(),
+            tree.clone(),
+            info.clone(),
+            ProposalStore::new(),
+        )
+        .unwrap();
+        if expander {
+            public.set_proposal_expander(Arc::new(LeafList));
+        }
+        let processed = public
+            .process_message(providers[3].crypto(), message())
+            .map_err(|e| format!("{e:?}"))?;
+        let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content()
+        else {
+            panic!("expected a commit");
+        };
+        let implied = staged.implied_removes().to_vec();
+        public.merge_commit(storage.storage(), *staged).unwrap();
+        Ok::<_, String>((implied, public.members().count()))
+    };
+    // Without the expander the commit is opaque to the public group: refused, as the DS saw it before.
+    // (openmls keeps leaf 2, so the UpdatePath has the length of a 3-leaf tree's path, not 2.)
+    assert_eq!(
+        members_after(false),
+        Err("InvalidCommit(UpdatePathError(PathLengthMismatch))".to_string())
+    );
+    assert_eq!(members_after(true), Ok((vec![LeafNodeIndex::new(2)], 2)));
+}

@@ -83,6 +83,10 @@ pub struct PublicGroup {
     interim_transcript_hash: Vec<u8>,
     // Most recent confirmation tag. Kept here for verification purposes.
     confirmation_tag: ConfirmationTag,
+    // The expander this public group's own processing uses (a DS checking
+    // commits without group secrets). Runtime behaviour, never persisted.
+    #[cfg_attr(feature = "migration-import", serde(skip))]
+    proposal_expander: crate::group::ProposalExpanderHook,
 }
 
 /// This is a wrapper type, because we can't implement the storage traits on `Vec<u8>`.
@@ -114,7 +118,20 @@ impl PublicGroup {
             group_context,
             interim_transcript_hash,
             confirmation_tag: initial_confirmation_tag,
+            proposal_expander: Default::default(),
         })
+    }
+
+    /// Sets the [`ProposalExpander`](crate::group::ProposalExpander) this
+    /// public group's own processing ([`PublicGroup::process_message`]) uses
+    /// for custom proposals that expand to Removes, as
+    /// [`MlsGroup::set_proposal_expander`](crate::group::MlsGroup::set_proposal_expander)
+    /// does for a member's group. Not persisted.
+    pub fn set_proposal_expander(
+        &mut self,
+        expander: std::sync::Arc<dyn crate::group::ProposalExpander>,
+    ) {
+        self.proposal_expander = crate::group::ProposalExpanderHook(Some(expander));
     }
 
     /// Create a [`PublicGroup`] instance to start tracking an existing MLS group.
@@ -297,6 +314,7 @@ impl PublicGroup {
             interim_transcript_hash,
             confirmation_tag: group_info.confirmation_tag().clone(),
             proposal_store,
+            proposal_expander: Default::default(),
         };
 
         // Fully check that the leaf nodes in the ratchet tree are valid
@@ -569,6 +587,7 @@ impl PublicGroup {
                 group_context: group_context?,
                 interim_transcript_hash: interim_transcript_hash?.0,
                 confirmation_tag: confirmation_tag?,
+                proposal_expander: Default::default(),
             })
         };
 

@@ -210,7 +210,7 @@ impl PublicGroup {
         };
 
         let unverified_message = self
-            .parse_message(decrypted_message, None, &Default::default())
+            .parse_message(decrypted_message, None, &self.proposal_expander)
             .map_err(PublicProcessMessageError::from)?;
         self.process_unverified_message(crypto, unverified_message)
     }

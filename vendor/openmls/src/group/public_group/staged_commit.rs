@@ -297,7 +297,7 @@ impl PublicGroup {
         crypto: &impl OpenMlsCrypto,
     ) -> Result<StagedCommit, StageCommitError> {
         let (commit, proposal_queue, sender_index) =
-            self.validate_commit(mls_content, crypto, &Default::default())?;
+            self.validate_commit(mls_content, crypto, &self.proposal_expander)?;
 
         let staged_diff = self.stage_diff(mls_content, &proposal_queue, sender_index, crypto)?;
         let staged_state = PublicStagedCommitState {
@@ -323,7 +323,7 @@ impl PublicGroup {
         app_data_dict_updates: Option<AppDataUpdates>,
     ) -> Result<StagedCommit, StageCommitError> {
         let (commit, proposal_queue, sender_index) =
-            self.validate_commit(mls_content, crypto, &Default::default())?;
+            self.validate_commit(mls_content, crypto, &self.proposal_expander)?;
 
         let staged_diff = self.stage_diff_with_app_data_updates(
             mls_content,

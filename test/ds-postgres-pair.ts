@@ -1,0 +1,29 @@
+/** Two networked DS servers on one real PostgreSQL (test/pg-server.ts), for the tests of several servers sharing a database. */
+import { PostgresDeliveryStore, startDeliveryServer, type RunningDeliveryServer } from 'paired-mls/server';
+import { startPostgres } from './pg-server.js';
+
+export interface PostgresPair {
+  one: RunningDeliveryServer;
+  two: RunningDeliveryServer;
+  stores: PostgresDeliveryStore[];
+  close(): Promise<void>;
+}
+
+export async function postgresPair(): Promise<PostgresPair> {
+  const pg = await startPostgres();
+  const stores: PostgresDeliveryStore[] = [];
+  for (let i = 0; i < 2; i++) stores.push(await PostgresDeliveryStore.connect(pg.url));
+  const one = await startDeliveryServer({ port: 0, store: stores[0]! });
+  const two = await startDeliveryServer({ port: 0, store: stores[1]! });
+  return {
+    one,
+    two,
+    stores,
+    close: async () => {
+      await one.close();
+      await two.close();
+      for (const s of stores) await s.close();
+      await pg.stop();
+    },
+  };
+}
