@@ -2,6 +2,7 @@
 import { expect } from 'vitest';
 import { WebSocket } from 'ws';
 import { DeliveryClient } from 'paired-mls/services';
+import { utf8 } from 'paired-mls';
 import { newMember, type Member } from './helpers.js';
 
 export type DsPeer = Member & { ds: DeliveryClient; seen: number };

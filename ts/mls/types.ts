@@ -4,7 +4,7 @@
  * Results the wasm core returns, declared from their Rust structs
  * (crates/core/src/inspect.rs, tsify) and used here as they are.
  */
-import type { CredentialInfo } from '../../pkg/paired_mls_core.js';
+import type { CredentialInfo, Member } from '../../pkg/paired_mls_core.js';
 export type { CommitResult, CredentialInfo, GroupState, KeyPackageInfo, Member } from '../../pkg/paired_mls_core.js';
 
 /** RFC 9420 §17.1: 1 = X25519/AES-128-GCM/SHA-256/Ed25519, 2 = P-256/AES-128-GCM/SHA-256/P-256, 3 = X25519/ChaCha20-Poly1305/SHA-256/Ed25519. */
