@@ -44,14 +44,17 @@ describe('hidden Paired MLS: the anchor key rotated at the AS after a paired upd
 
   it("a stolen copy of the passive device loses the anchor's DS account; the real devices keep it", async () => {
     const w = await pairedWorld(['bob'], 'hidden');
-    const anchor = w.passiveDevice.anchor!;
-    // The anchor's account: registered by the active device with the anchor key both devices hold.
+    // The anchor's account: registered by the active device with its original key, then moved to the
+    // key the enrolment (a paired update) put on the anchor leaf, which both devices derived.
     const active = await DeliveryClient.register(server.url, { clientId: 'alice', client: w.a.client, identity: w.a.identity });
-    const phone = await DeliveryClient.login(server.url, { clientId: 'alice', client: w.p.client, identity: anchor });
+    const enrolled = leafIdentity(w.a.client, w.a.group!);
+    expect(bytesEqual(enrolled.signaturePublicKey, w.a.identity.signaturePublicKey)).toBe(false);
+    await active.rotateKey(enrolled);
+    const phone = await DeliveryClient.login(server.url, { clientId: 'alice', client: w.p.client, identity: leafIdentity(w.p.client, w.p.group!) });
     expect(await phone.welcomes()).toEqual([]);
-    // The thief copies the phone's storage: the anchor key comes along, and logs in as the anchor.
+    // The thief copies the phone's storage: the current anchor key comes along, and logs in as the anchor.
     const copy = await MlsClient.open({ storage: await MemoryStorageAdapter.copyOf(w.p.storage!) });
-    const stolen = copy.identities().find((i) => bytesEqual(i.signaturePublicKey, w.a.identity.signaturePublicKey))!;
+    const stolen = copy.identities().find((i) => bytesEqual(i.signaturePublicKey, enrolled.signaturePublicKey))!;
     expect(stolen).toBeDefined();
     const thief = await DeliveryClient.login(server.url, { clientId: 'alice', client: copy, identity: stolen });
     expect(await thief.welcomes()).toEqual([]);
@@ -67,7 +70,7 @@ describe('hidden Paired MLS: the anchor key rotated at the AS after a paired upd
     const update = await w.activeDevice.update(w.a.group!);
     await deliverPaired(update, w.a, w.passiveDevice, w.others);
     const rotated = leafIdentity(w.a.client, w.a.group!);
-    expect(bytesEqual(rotated.signaturePublicKey, w.a.identity.signaturePublicKey)).toBe(false);
+    expect(bytesEqual(rotated.signaturePublicKey, enrolled.signaturePublicKey)).toBe(false);
     await active.rotateKey(rotated);
 
     // The old key is retired for good: the thief's session ends and a new login with it is refused.

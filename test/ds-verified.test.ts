@@ -104,7 +104,7 @@ describe('a verifying DS: proposals by reference, LeafOperationIntents, paired a
     await groupStillWorks([bob!, alice!], 'carol left by intent');
   });
 
-  it('hidden Paired MLS in a verified group: the active device\'s enrolment verifies; a paired update needs its new anchor key at the AS, which the active device rotates in', async () => {
+  it('hidden Paired MLS in a verified group: the enrolment and each paired update need the new anchor key at the AS, which the active device rotates in; then they verify', async () => {
     const a = await device(`anchor-${tag}`);
     const p = await device(`anchor-phone-${tag}`);
     const bobPeer = await dsPeer(server.url, `bob-pm-${tag}`);
@@ -112,18 +112,20 @@ describe('a verifying DS: proposals by reference, LeafOperationIntents, paired a
     const anchor: DsPeer = { ...a, ds: anchorDs, seen: 0 };
     await verifiedGroup(anchor, [bobPeer]);
     const gid = anchor.group!.id;
-    // The passive device (p) holds the pairing; it is not run here: it follows enrolled groups with the
-    // default (encrypted) wire format, so it cannot follow a PublicMessage group (ts/paired; see the report).
+    // The passive device (p) holds the pairing; it is not run here (PROTOCOL §8.5: not yet tested).
     const { activeDevice } = await pairDevices(a.client, a.identity, p.client, p.identity);
-    // Enrolment (a resync external commit of the anchor leaf, same key): verified like any commit, its committer the UpdatePath leaf.
+    // Enrolment is a paired update (§4.4): it puts a new anchor key on the leaf, unknown to the AS, so
+    // the commit is refused until the active device registers that key and retires the old one (§8.4).
     const enrolled = await activeDevice.enroll(anchor.group!);
-    anchor.seen = await anchor.ds.submit(gid, enrolled.commit, { groupInfo: await anchor.group!.exportGroupInfo() });
-    // A paired update puts a new anchor key on the leaf: unknown to the AS, the commit is refused.
+    const enrolledInfo = await anchor.group!.exportGroupInfo();
+    await refusedWith(anchor.ds.submit(gid, enrolled.commit, { groupInfo: enrolledInfo }), 'unknown-client');
+    await anchor.ds.rotateKey(leafIdentity(a.client, anchor.group!));
+    anchor.seen = await anchor.ds.submit(gid, enrolled.commit, { groupInfo: enrolledInfo });
+    // The next paired update: the same again.
     const update = await activeDevice.update(anchor.group!);
     await anchor.group!.mergePendingCommit();
     const updatedInfo = await anchor.group!.exportGroupInfo();
     await refusedWith(anchor.ds.submit(gid, update.commit, { groupInfo: updatedInfo }), 'unknown-client');
-    // The active device registers the new key and retires the old one (§8.4); then the update verifies.
     await anchor.ds.rotateKey(leafIdentity(a.client, anchor.group!));
     anchor.seen = await anchor.ds.submit(gid, update.commit, { groupInfo: updatedInfo });
     expect(await server.ds.isReader(gid, a.name)).toBe(true);

@@ -8,7 +8,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MlsClient, MlsError, type Group, type GroupOptions } from 'paired-mls';
-import { ExternalSender, IntentError, LEAF_OPERATION_PROPOSAL_TYPE, commitIntents, createIntent, decodeIntent, encodeIntent, encodeIntentMessage, encodeIntentTbs, intentProposal, intentsIn, proposeIntent, validateIntent, type LeafAssociation, type LeafOperationIntent } from 'paired-mls/intents';
+import { type LeafAssociation } from 'paired-mls';
+import { ExternalSender, IntentError, LEAF_OPERATION_PROPOSAL_TYPE, commitIntents, createIntent, decodeIntent, encodeIntent, encodeIntentMessage, encodeIntentTbs, intentProposal, intentsIn, proposeIntent, validateIntent, type LeafOperationIntent } from 'paired-mls/intents';
 import { DeliveryService, AuthenticationService } from 'paired-mls/services';
 import { expectInSync, type Member } from './helpers.js';
 

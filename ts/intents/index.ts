@@ -27,5 +27,5 @@ export {
   type RemovalMode,
 } from './leaf-operation-intent.js';
 export { IntentError, INTENT_ERROR_CODES, type IntentRejection } from './intent-error.js';
-export { sameIdentityAssociation, type LeafAssociation } from './leaf-association.js';
+export { sameIdentityAssociation } from './leaf-association.js';
 export { ExternalSender, type ExternalTarget } from './external-sender.js';

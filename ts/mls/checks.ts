@@ -36,6 +36,7 @@ import { MlsError, invalidArgument } from './errors.js';
 
 /** The stages checks run in, first to last. */
 export const CHECK_STAGES = ['authenticate', 'admit', 'policy'] as const;
+/** When a check runs: `authenticate`, then `admit`, then `policy` (docs/PROTOCOL.md §1.3). */
 export type CheckStage = (typeof CHECK_STAGES)[number];
 
 /**

@@ -4,8 +4,18 @@
  * Results the wasm core returns, declared from their Rust structs
  * (crates/core/src/inspect.rs, tsify) and used here as they are.
  */
-import type { CredentialInfo, Member } from '../../pkg/paired_mls_core.js';
-export type { CommitResult, CredentialInfo, GroupState, KeyPackageInfo, Member } from '../../pkg/paired_mls_core.js';
+import type * as Core from '../../pkg/paired_mls_core.js';
+
+/** A credential as the library shows it (`credentialType` 1 = basic, RFC 9420 §5.3). */
+export type CredentialInfo = Core.CredentialInfo;
+/** A member of a group: its leaf index, credential, signature and encryption keys. */
+export type Member = Core.Member;
+/** What `inspectKeyPackage` reads from a KeyPackage (ciphersuite, credential, keys, KeyPackageRef, lifetime). */
+export type KeyPackageInfo = Core.KeyPackageInfo;
+/** A commit to send, with the Welcome for added members (and a `vcDetached` commit's derivation info). */
+export type CommitResult = Core.CommitResult;
+/** A snapshot of a group's public state (id, epoch, ciphersuite, own leaf, members, pending work). */
+export type GroupState = Core.GroupState;
 
 /** RFC 9420 §17.1: 1 = X25519/AES-128-GCM/SHA-256/Ed25519, 2 = P-256/AES-128-GCM/SHA-256/P-256, 3 = X25519/ChaCha20-Poly1305/SHA-256/Ed25519. */
 export type Ciphersuite = number;

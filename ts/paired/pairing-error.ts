@@ -3,6 +3,7 @@ import { MlsError, registerErrorCodes } from '../mls/errors.js';
 
 /** The codes of the Paired MLS layer (`DEVICE_SIGNATURE` is also raised by the engine). */
 export const PAIRED_ERROR_CODES = ['PAIRING_STATE', 'PAIRING_REJECTED', 'NOTIFY_REJECTED', 'DEVICE_SIGNATURE'] as const;
+/** One of `PAIRED_ERROR_CODES`. */
 export type PairedErrorCode = (typeof PAIRED_ERROR_CODES)[number];
 
 /**

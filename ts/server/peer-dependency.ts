@@ -30,14 +30,14 @@ const requireFromHere = createRequire(import.meta.url);
 
 /** Load `dependency` (synchronously: the stores' constructors are synchronous), or throw PeerDependencyError. */
 export function peerDependency<T>(dependency: PeerDependency, feature: string): T {
+  // Only "not installed" becomes the typed error (resolving finds no file);
+  // a peer that is present but fails to load keeps its own error.
   try {
-    return requireFromHere(dependency) as T;
+    requireFromHere.resolve(dependency);
   } catch (e) {
     const code = (e as { code?: unknown }).code;
-    // Only "not installed" becomes the typed error; a peer that is present but fails to load keeps its own error.
-    if ((code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND') && String((e as Error).message).includes(`'${dependency}'`)) {
-      throw new PeerDependencyError(dependency, feature);
-    }
+    if (code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND') throw new PeerDependencyError(dependency, feature);
     throw e;
   }
+  return requireFromHere(dependency) as T;
 }
