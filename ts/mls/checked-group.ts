@@ -6,9 +6,7 @@
  */
 
 /** The group a checked message arrived in: a `Group`. */
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
 export interface CheckedGroup {}
 
 /** The staged commit a commit check inspects: a `StagedCommit`. */
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
 export interface CheckedStagedCommit {}

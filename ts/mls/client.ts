@@ -654,6 +654,5 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
 // A Group names its client as `GroupClient` (group-host.ts), which imports
 // nothing above it; here it becomes the whole MlsClient.
 declare module './group-host.js' {
-  // eslint-disable-next-line @typescript-eslint/no-empty-object-type
   interface GroupClient extends MlsClient {}
 }

@@ -27,5 +27,4 @@ export interface GroupHost {
  * (client.ts extends this interface by `MlsClient` through declaration
  * merging).
  */
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
 export interface GroupClient extends GroupHost {}

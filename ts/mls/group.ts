@@ -469,8 +469,6 @@ export class Group {
 // these interfaces, which import nothing; here they become Group and
 // StagedCommit.
 declare module './checked-group.js' {
-  // eslint-disable-next-line @typescript-eslint/no-empty-object-type
   interface CheckedGroup extends Group {}
-  // eslint-disable-next-line @typescript-eslint/no-empty-object-type
   interface CheckedStagedCommit extends StagedCommit {}
 }
