@@ -15,6 +15,32 @@ const copyWasm = {
   },
 };
 
+// ts/mls widens two interfaces by declaration merging in another module
+// (`declare module './group-host.js' { interface GroupClient extends
+// MlsClient {} }`, so that group.ts need not import client.ts). In a bundled
+// declaration chunk that relative specifier names no file; the merged
+// interface lives in the same chunk, so the block is unwrapped into a plain
+// same-file merge. An augmentation whose interface is in another chunk
+// fails the build instead of silently losing its members.
+const inlineAugmentations = {
+  name: 'inline-augmentations',
+  renderChunk(code) {
+    const block = /^declare module '\.\/[^']+' \{\n([\s\S]*?)\n\}$/gm;
+    if (!block.test(code)) return null;
+    return {
+      code: code.replace(block, (whole, body) => {
+        for (const [, name] of body.matchAll(/^\s*interface (\w+)/gm)) {
+          if (!new RegExp(`^(declare )?(interface|class) ${name}\\b`, 'm').test(code)) {
+            this.error(`augmented interface ${name} is not declared in the same declaration chunk`);
+          }
+        }
+        return body.replace(/^ {4}/gm, '');
+      }),
+      map: null,
+    };
+  },
+};
+
 // The package's entry points (package.json "exports"): the MLS core, one
 // per protocol layer, and the Node-only server. They are built together so
 // that code used by several entries (above all the wasm glue and the core's
@@ -50,6 +76,11 @@ export default [
     input: ENTRIES,
     output: { dir: 'dist', format: 'es', entryFileNames: '[name].d.ts', chunkFileNames: '[name]-[hash].d.ts' },
     external,
-    plugins: [dts({ tsconfig: './tsconfig.json' })],
+    plugins: [dts({ tsconfig: './tsconfig.json' }), inlineAugmentations],
+    // inlineAugmentations resolves these (or fails the build).
+    onwarn(warning, warn) {
+      if (/augments names that the target chunk does not export unchanged/.test(warning.message)) return;
+      warn(warning);
+    },
   },
 ];

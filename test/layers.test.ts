@@ -35,7 +35,7 @@ describe('layers', () => {
     expect(result).toEqual([]);
   });
 
-  it('the rules catch an upward import, an import between protocol layers and a cycle', async () => {
+  it('the rules catch an upward import, an import between protocol layers, a cycle and a type-only cycle', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'layers-'));
     try {
       const file = (path: string, text: string) => {
@@ -48,12 +48,16 @@ describe('layers', () => {
       file('ts/intents/intent.ts', 'export type Intent = number;\n');
       file('ts/services/ds.ts', "import { server } from '../server/http.js';\nexport const ds = server;\n");
       file('ts/server/http.ts', 'export const server = 1;\n');
+      // A cycle closed only by `import type` counts too.
+      file('ts/codec/reader.ts', "import type { Writer } from './writer.js';\nexport interface Reader { peer?: Writer }\n");
+      file('ts/codec/writer.ts', "import type { Reader } from './reader.js';\nexport interface Writer { peer?: Reader }\n");
       const found = await violations(dir);
       const rules = (rule: string) => found.filter((v) => v.rule === rule).map((v) => `${v.from} -> ${v.to}`);
       expect(rules('mls-closed')).toEqual(['ts/mls/group.ts -> ts/paired/device-signature.ts']);
       expect(rules('protocol-on-mls')).toEqual(['ts/dmls/dmember.ts -> ts/intents/intent.ts']);
       expect(rules('services-below-server')).toEqual(['ts/services/ds.ts -> ts/server/http.ts']);
       expect(rules('no-circular').length).toBeGreaterThan(0);
+      expect(rules('no-circular')).toEqual(['ts/codec/reader.ts -> ts/codec/writer.ts', 'ts/mls/group.ts -> ts/paired/device-signature.ts']);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -30,7 +30,7 @@
  * message is refused with `CHECK_MISSING` (docs/PROTOCOL.md §1.3): a
  * client never accepts what it did not check, whichever layers are loaded.
  */
-import type { Group, StagedCommit } from './group.js';
+import type { CheckedGroup, CheckedStagedCommit } from './checked-group.js';
 import type { ProposalInfo, Sender } from './types.js';
 import { MlsError, invalidArgument } from './errors.js';
 
@@ -62,7 +62,7 @@ export interface HandshakeReport {
 }
 
 interface CheckedMessage {
-  group: Group;
+  group: CheckedGroup;
   sender: Sender;
   epoch: number;
   aad: Uint8Array;
@@ -78,7 +78,7 @@ export interface ProposalToCheck extends CheckedMessage {
 /** A received commit, staged but not merged. */
 export interface CommitToCheck extends CheckedMessage {
   kind: 'commit';
-  staged: StagedCommit;
+  staged: CheckedStagedCommit;
 }
 
 /** What a check may add to the result it accepts. */

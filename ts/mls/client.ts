@@ -16,6 +16,7 @@ import { compact, groupOptionsToCore, joinOptionsToCore } from './convert.js';
 import type { Capabilities, Ciphersuite, GroupOptions, JoinOptions, KeyPackageInfo, LeafAssociation, PublicLeaf, VerifiedCommit } from './types.js';
 import { Group } from './group.js';
 import { checkList, type ProcessCheck } from './checks.js';
+import type { GroupHost } from './group-host.js';
 
 /** A basic credential with its signature key pair (private half in the core). */
 export interface Identity {
@@ -103,7 +104,7 @@ function mergeBatches(batches: StorageBatch[]): StorageBatch {
 }
 
 /** One device's MLS client: its identities, KeyPackages, groups and PSKs, kept in one StorageAdapter. Open with `MlsClient.open()`. */
-export class MlsClient extends Resource<CoreClient> {
+export class MlsClient extends Resource<CoreClient> implements GroupHost {
   readonly storage: StorageAdapter;
   readonly #identities = new Map<string, Identity>();
   readonly #groupIds = new Set<string>();
@@ -648,4 +649,10 @@ export class MlsClient extends Resource<CoreClient> {
       this.mutate((core) => core.storeExternalPsk(toBytes(pskId), secret)),
     delete: (pskId: BytesLike): Promise<void> => this.mutate((core) => core.deleteExternalPsk(toBytes(pskId))),
   };
+}
+
+// A Group names its client as `GroupClient` (group-host.ts), which imports
+// nothing above it; here it becomes the whole MlsClient.
+declare module './group-host.js' {
+  interface GroupClient extends MlsClient {}
 }

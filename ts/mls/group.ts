@@ -3,7 +3,7 @@
  * Mutating calls persist through the client before they return.
  */
 import type { RetainedGroupState, StagedCommitHandle } from '../../pkg/paired_mls_core.js';
-import type { MlsClient } from './client.js';
+import type { GroupClient } from './group-host.js';
 import { appDataToCore, commitOptionsToCore, extensionsToCore, compact, compactResult, proposalToCore } from './convert.js';
 import { invalidArgument } from './errors.js';
 import { Resource } from './resources.js';
@@ -187,11 +187,11 @@ export class RetainedState extends Resource<RetainedGroupState> {
 /** One MLS group of a client: commit, propose, process, encrypt, and its state (epoch, members, exporter). From `createGroup` or a join. */
 export class Group {
   /** @internal */
-  readonly client: MlsClient;
+  readonly client: GroupClient;
   readonly id: Uint8Array;
 
   /** @internal use `MlsClient.group()` */
-  constructor(client: MlsClient, groupId: Uint8Array) {
+  constructor(client: GroupClient, groupId: Uint8Array) {
     this.client = client;
     this.id = groupId;
   }
@@ -463,4 +463,12 @@ export class Group {
     const result: CommitMessage = { kind: 'commit', sender: raw.sender, epoch: raw.epoch, aad: raw.aad, staged };
     return device ? { ...result, device } : result;
   }
+}
+
+// Checks (checks.ts) name the group and staged commit they inspect through
+// these interfaces, which import nothing; here they become Group and
+// StagedCommit.
+declare module './checked-group.js' {
+  interface CheckedGroup extends Group {}
+  interface CheckedStagedCommit extends StagedCommit {}
 }

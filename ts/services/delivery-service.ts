@@ -13,7 +13,8 @@ import { readMlsHeader } from '../codec/mls-header.js';
 import { ExternalSender } from '../intents/external-sender.js';
 import type { LeafOperationIntent } from '../intents/leaf-operation-intent.js';
 import { MemoryDeliveryStore, type DeliveryStore, type GroupRecord, type LoggedMessage, type PendingWelcome } from './delivery-store.js';
-import type { CredentialBinding } from './authentication-service.js';
+import type { CredentialCheck } from './credential-check.js';
+export type { CredentialCheck } from './credential-check.js';
 import { externalCommitTbs, groupContextOf, groupInfoFits, isWelcome, readExternalCommit, welcomeRecipients } from './ds-checks.js';
 import { clientOfLeaf, publicMembers, verifyCommit, welcomeMatches, type VerifiedCommit } from './verified-commit.js';
 
@@ -40,13 +41,6 @@ export type DsRejection =
   | 'registration-refused'
   | 'inbox-full'
   | 'not-granted';
-
-/** Validates credentials (the in-memory AS or the store-backed one). */
-export interface CredentialCheck {
-  validate(identity: Uint8Array, signatureKey: Uint8Array): CredentialBinding | undefined | Promise<CredentialBinding | undefined>;
-  /** The client a credential names, also when only this key was rotated away (not when the client is revoked). */
-  holderOf?(identity: Uint8Array, signatureKey: Uint8Array): Promise<CredentialBinding | undefined>;
-}
 
 /** Largest epoch the DS accepts: JavaScript numbers are exact up to 2^53 - 1. */
 const MAX_EPOCH = Number.MAX_SAFE_INTEGER - 1;

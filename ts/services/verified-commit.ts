@@ -9,7 +9,7 @@ import type { MlsClient } from '../mls/client.js';
 import type { PublicLeaf, VerifiedCommit } from '../mls/types.js';
 import { MlsError } from '../mls/errors.js';
 import { bytesEqual, utf8 } from '../mls/bytes.js';
-import type { CredentialCheck } from './delivery-service.js';
+import type { CredentialCheck } from './credential-check.js';
 
 // The result types of the core's public-group verification belong to the MLS layer.
 export type { PublicLeaf, VerifiedCommit } from '../mls/types.js';
