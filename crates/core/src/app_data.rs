@@ -8,7 +8,7 @@ use openmls::prelude::{tls_codec::Serialize as _, *};
 use serde::Deserialize;
 use serde_bytes::ByteBuf;
 
-use crate::error::{CoreError, CoreResult};
+use crate::error::{Code, CoreError, CoreResult};
 
 /// Component id of `AppComponents` in the AppDataDictionary
 /// (draft-ietf-mls-extensions §4.6).
@@ -61,7 +61,7 @@ pub(crate) fn vc_leaf_extensions() -> CoreResult<Extensions<LeafNode>> {
 pub(crate) fn vc_leaf_extensions_with(entries: &[AppDataEntrySpec]) -> CoreResult<Extensions<LeafNode>> {
     let components = vec![VC_COMPONENT_ID]
         .tls_serialize_detached()
-        .map_err(|e| CoreError::new("INTERNAL", format!("encoding AppComponents: {e}")))?;
+        .map_err(|e| CoreError::new(Code::Internal, format!("encoding AppComponents: {e}")))?;
     let mut dictionary = AppDataDictionary::new();
     dictionary.insert(APP_COMPONENTS_ID, components);
     apply_entries(&mut dictionary, entries);

@@ -18,7 +18,7 @@ use zeroize::Zeroize as _;
 use crate::batch;
 pub(crate) use crate::codec::{parse_message, serialize};
 use crate::config::{ciphersuite, CapabilitiesSpec};
-use crate::error::{invalid_argument, CoreError, CoreResult};
+use crate::error::{invalid_argument, Code, CoreError, CoreResult};
 use crate::hooks::Hooks;
 use crate::provider::Provider;
 
@@ -92,7 +92,7 @@ impl Client {
             return Ok(());
         }
         let pair = SignatureKeyPair::read(self.provider.storage(), public_key, scheme)
-            .ok_or_else(|| CoreError::new("UNKNOWN_SIGNATURE_KEY", "no signature key pair stored for this public key"))?;
+            .ok_or_else(|| CoreError::new(Code::UnknownSignatureKey, "no signature key pair stored for this public key"))?;
         self.signers.insert(public_key.to_vec(), ClientSigner::new(pair));
         Ok(())
     }
@@ -100,7 +100,7 @@ impl Client {
     /// Store a signature key pair and cache it; returns its public key.
     pub(crate) fn keep_signer(&mut self, pair: SignatureKeyPair) -> CoreResult<Vec<u8>> {
         pair.store(self.provider.storage())
-            .map_err(|e| CoreError::new("STORAGE", format!("storing signature keys: {e}")))?;
+            .map_err(|e| CoreError::new(Code::Storage, format!("storing signature keys: {e}")))?;
         let public = pair.to_public_vec();
         self.signers.insert(public.clone(), ClientSigner::new(pair));
         Ok(public)
@@ -122,7 +122,7 @@ impl Client {
     pub(crate) fn signer(&self, public_key: &[u8]) -> CoreResult<&ClientSigner> {
         self.signers
             .get(public_key)
-            .ok_or_else(|| CoreError::new("UNKNOWN_SIGNATURE_KEY", "signature key pair not loaded"))
+            .ok_or_else(|| CoreError::new(Code::UnknownSignatureKey, "signature key pair not loaded"))
     }
 }
 
@@ -248,7 +248,7 @@ impl Client {
                 .provider
                 .storage()
                 .delete_psk(&psk)
-                .map_err(|e| CoreError::new("STORAGE", format!("deleting PSK: {e}")))
+                .map_err(|e| CoreError::new(Code::Storage, format!("deleting PSK: {e}")))
         })?)
     }
 
@@ -298,7 +298,7 @@ pub(crate) fn validate_key_package(provider: &Provider, bytes: &[u8]) -> CoreRes
     match parse_message(bytes)?.extract() {
         MlsMessageBodyIn::KeyPackage(kp) => kp
             .validate(provider.crypto(), ProtocolVersion::Mls10)
-            .map_err(|e| CoreError::new("INVALID_KEY_PACKAGE", format!("invalid key package: {e}"))),
+            .map_err(|e| CoreError::new(Code::InvalidKeyPackage, format!("invalid key package: {e}"))),
         _ => Err(invalid_argument("expected a KeyPackage message")),
     }
 }

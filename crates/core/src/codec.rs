@@ -5,7 +5,7 @@
 use openmls::prelude::tls_codec::{Serialize as _, VLBytes};
 use openmls::prelude::*;
 
-use crate::error::{invalid_argument, malformed, CoreError, CoreResult};
+use crate::error::{invalid_argument, malformed, Code, CoreError, CoreResult};
 
 /// Extension type a leaf lists in its capabilities when its client checks
 /// paired-device signatures (private use; a group makes standard mode
@@ -16,7 +16,7 @@ pub const DEVICE_SIGNATURES_CAPABILITY: u16 = 0xF1B3;
 pub(crate) fn serialize(what: &str, value: &impl openmls::prelude::tls_codec::Serialize) -> CoreResult<Vec<u8>> {
     value
         .tls_serialize_detached()
-        .map_err(|e| CoreError::new("INTERNAL", format!("serializing {what}: {e}")))
+        .map_err(|e| CoreError::new(Code::Internal, format!("serializing {what}: {e}")))
 }
 
 /// Decode an MLSMessage, requiring that every byte is consumed.
@@ -28,8 +28,8 @@ pub(crate) fn parse_message(bytes: &[u8]) -> CoreResult<MlsMessageIn> {
 /// `struct { opaque a<V>; opaque b<V>; }`: the input of SignWithLabel and
 /// RefHash (RFC 9420 §5.1.2, §5.2).
 pub(crate) fn two_vectors(a: &[u8], b: &[u8]) -> CoreResult<Vec<u8>> {
-    let mut out = VLBytes::new(a.to_vec()).tls_serialize_detached().map_err(|e| CoreError::new("INTERNAL", format!("encoding: {e}")))?;
-    out.extend(VLBytes::new(b.to_vec()).tls_serialize_detached().map_err(|e| CoreError::new("INTERNAL", format!("encoding: {e}")))?);
+    let mut out = VLBytes::new(a.to_vec()).tls_serialize_detached().map_err(|e| CoreError::new(Code::Internal, format!("encoding: {e}")))?;
+    out.extend(VLBytes::new(b.to_vec()).tls_serialize_detached().map_err(|e| CoreError::new(Code::Internal, format!("encoding: {e}")))?);
     Ok(out)
 }
 

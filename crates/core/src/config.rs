@@ -5,7 +5,7 @@ use openmls::prelude::*;
 use serde::Deserialize;
 use serde_bytes::ByteBuf;
 
-use crate::error::{invalid_argument, CoreError, CoreResult};
+use crate::error::{invalid_argument, Code, CoreError, CoreResult};
 
 /// RFC 9420 §17.4 proposal type of SelfRemove (draft-ietf-mls-extensions).
 /// Always advertised so members can leave with a SelfRemove proposal.
@@ -157,7 +157,7 @@ impl Default for GroupConfig {
 
 pub fn ciphersuite(code: u16) -> CoreResult<Ciphersuite> {
     Ciphersuite::try_from(code)
-        .map_err(|_| CoreError::new("UNSUPPORTED_CIPHERSUITE", format!("unknown ciphersuite {code}")))
+        .map_err(|_| CoreError::new(Code::UnsupportedCiphersuite, format!("unknown ciphersuite {code}")))
 }
 
 impl GroupConfig {

@@ -30,7 +30,7 @@ use openmls::prelude::*;
 use wasm_bindgen::prelude::*;
 
 use crate::client::Client;
-use crate::error::{invalid_argument, CoreError, CoreResult};
+use crate::error::{invalid_argument, Code, CoreError, CoreResult};
 
 /// SafeAAD component carrying the device signature (ts/paired/device-signature.ts).
 pub const DEVICE_SIGNATURE_COMPONENT: u16 = 0xF1B2;
@@ -40,7 +40,7 @@ const CONTENT_TYPE_PROPOSAL: u8 = 2;
 const CONTENT_TYPE_COMMIT: u8 = 3;
 
 fn tls(what: &str, value: &impl openmls::prelude::tls_codec::Serialize) -> CoreResult<Vec<u8>> {
-    value.tls_serialize_detached().map_err(|e| CoreError::new("INTERNAL", format!("encoding {what}: {e}")))
+    value.tls_serialize_detached().map_err(|e| CoreError::new(Code::Internal, format!("encoding {what}: {e}")))
 }
 
 /// The DeviceSignatureTBS of a handshake message (see the module doc).
@@ -87,7 +87,7 @@ fn refuse_aad(spec: &JsValue) -> Result<(), JsValue> {
 }
 
 fn mismatch(what: &str) -> JsValue {
-    CoreError::new("DEVICE_SIGNATURE", format!("the {what} content differs between its two builds (fresh randomness in it?); nothing was sent")).into()
+    CoreError::new(Code::DeviceSignature, format!("the {what} content differs between its two builds (fresh randomness in it?); nothing was sent")).into()
 }
 
 #[wasm_bindgen]
@@ -144,7 +144,7 @@ impl Client {
                 .storage()
                 .vc_operation_tree_value(id)
                 .map(zeroize::Zeroizing::new)
-                .ok_or_else(|| CoreError::new("VIRTUAL_CLIENT", "no operation tree for this emulation epoch"))
+                .ok_or_else(|| CoreError::new(Code::VirtualClient, "no operation tree for this emulation epoch"))
         });
         let tree = tree.transpose()?;
         self.commit(group_id, spec.clone())?;
@@ -154,7 +154,7 @@ impl Client {
             self.provider
                 .storage()
                 .restore_vc_operation_tree_value(id, tree.to_vec())
-                .map_err(|e| CoreError::new("STORAGE", format!("restoring operation tree: {e}")))?;
+                .map_err(|e| CoreError::new(Code::Storage, format!("restoring operation tree: {e}")))?;
         }
         let aad = self.device_aad(group_id, epoch, sender_leaf, CONTENT_TYPE_COMMIT, &digest, device_key, cs)?;
         let out = self.commit(group_id, with_aad(spec, &aad)?)?;
@@ -168,7 +168,7 @@ impl Client {
         let (epoch, sender_leaf) = self.epoch_and_leaf(group_id)?;
         let first = self.propose(group_id, spec.clone(), None)?;
         let (Some(reference), Some(digest)) = (field(&first, "proposalRef"), field(&first, "contentDigest")) else {
-            return Err(CoreError::new("DEVICE_SIGNATURE", "this proposal cannot carry a device signature").into());
+            return Err(CoreError::new(Code::DeviceSignature, "this proposal cannot carry a device signature").into());
         };
         self.remove_pending_proposal(group_id, &reference)?;
         let aad = self.device_aad(group_id, epoch, sender_leaf, CONTENT_TYPE_PROPOSAL, &digest, device_key, cs)?;
@@ -176,7 +176,7 @@ impl Client {
         if field(&second, "contentDigest").as_deref() != Some(digest.as_slice()) {
             return Err(mismatch("proposal"));
         }
-        field(&second, "message").ok_or_else(|| CoreError::new("INTERNAL", "proposal without a message").into())
+        field(&second, "message").ok_or_else(|| CoreError::new(Code::Internal, "proposal without a message").into())
     }
 }
 

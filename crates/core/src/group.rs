@@ -17,7 +17,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::client::{credential_with_key, parse_message, serialize, validate_key_package, Client};
 use crate::config::{ciphersuite, GroupConfig, GroupContextExtensionsSpec};
-use crate::error::{invalid_argument, malformed, CoreError, CoreResult};
+use crate::error::{invalid_argument, malformed, Code, CoreError, CoreResult};
 use crate::inspect;
 use crate::provider::Provider;
 
@@ -140,8 +140,8 @@ enum ProposalSpec {
 #[inline(never)]
 pub(crate) fn load_group(provider: &Provider, group_id: &GroupId, expander: std::sync::Arc<dyn openmls::group::ProposalExpander>) -> CoreResult<MlsGroup> {
     let mut group = MlsGroup::load(provider.storage(), group_id)
-        .map_err(|e| CoreError::new("STORAGE", format!("loading group: {e}")))?
-        .ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "no such group in storage"))?;
+        .map_err(|e| CoreError::new(Code::Storage, format!("loading group: {e}")))?
+        .ok_or_else(|| CoreError::new(Code::UnknownGroup, "no such group in storage"))?;
     // Runtime behaviour, not stored: LeafOperationProposals remove leaves.
     group.set_proposal_expander(expander);
     Ok(group)
@@ -231,10 +231,10 @@ impl Client {
             let group = load_group(&self.provider, &group_id_of(group_id), expander)?;
             self.groups.insert(group_id.to_vec(), group);
         }
-        let group = self.groups.get(group_id).ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "group not loaded"))?;
+        let group = self.groups.get(group_id).ok_or_else(|| CoreError::new(Code::UnknownGroup, "group not loaded"))?;
         let leaf = group
             .own_leaf_node()
-            .ok_or_else(|| CoreError::new("NOT_A_MEMBER", "this client is no longer a member of the group"))?;
+            .ok_or_else(|| CoreError::new(Code::NotAMember, "this client is no longer a member of the group"))?;
         let public_key = leaf.signature_key().as_slice().to_vec();
         let scheme = group.ciphersuite().signature_algorithm();
         if with_signer {
@@ -255,11 +255,11 @@ impl Client {
             let signer = client
                 .signers
                 .get(&public_key)
-                .ok_or_else(|| CoreError::new("UNKNOWN_SIGNATURE_KEY", "signature key pair not loaded"))?;
+                .ok_or_else(|| CoreError::new(Code::UnknownSignatureKey, "signature key pair not loaded"))?;
             let group = client
                 .groups
                 .get_mut(group_id)
-                .ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "group not loaded"))?;
+                .ok_or_else(|| CoreError::new(Code::UnknownGroup, "group not loaded"))?;
             op(group, &client.provider, signer)
         })
     }
@@ -269,7 +269,7 @@ impl Client {
         self.mutate(|client| {
             (client.hooks.ensure_active)(&client.provider, group_id)?;
             client.prepare_group(group_id, false)?;
-            let group = client.groups.get_mut(group_id).ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "group not loaded"))?;
+            let group = client.groups.get_mut(group_id).ok_or_else(|| CoreError::new(Code::UnknownGroup, "group not loaded"))?;
             op(group, &client.provider)
         })
     }
@@ -277,9 +277,9 @@ impl Client {
     /// Read-only access to a loaded group.
     pub(crate) fn read_group<T>(&mut self, group_id: &[u8], op: impl FnOnce(&MlsGroup, &Provider) -> CoreResult<T>) -> CoreResult<T> {
         if !self.groups.contains_key(group_id) {
-            self.prepare_group(group_id, false).or_else(|e| if e.code == "NOT_A_MEMBER" { Ok(Vec::new()) } else { Err(e) })?;
+            self.prepare_group(group_id, false).or_else(|e| if e.code == Code::NotAMember { Ok(Vec::new()) } else { Err(e) })?;
         }
-        let group = self.groups.get(group_id).ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "group not loaded"))?;
+        let group = self.groups.get(group_id).ok_or_else(|| CoreError::new(Code::UnknownGroup, "group not loaded"))?;
         op(group, &self.provider)
     }
 }
@@ -444,7 +444,7 @@ impl Client {
                     return Err(invalid_argument("the new signature key equals the current one").into());
                 }
                 let scheme = self.groups.get(group_id).map(|g| g.ciphersuite().signature_algorithm());
-                let scheme = scheme.ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "group not loaded"))?;
+                let scheme = scheme.ok_or_else(|| CoreError::new(Code::UnknownGroup, "group not loaded"))?;
                 self.load_signer(&new.public_key, scheme)?;
                 self.signers.remove(new.public_key.as_slice()).map(|pair| (pair, credential_with_key(&new.identity, &new.public_key)))
             }
@@ -460,7 +460,7 @@ impl Client {
             } else {
                 let leaf = group
                     .own_leaf_node()
-                    .ok_or_else(|| CoreError::new("NOT_A_MEMBER", "this client is no longer a member of the group"))?;
+                    .ok_or_else(|| CoreError::new(Code::NotAMember, "this client is no longer a member of the group"))?;
                 let extensions = crate::app_data::leaf_extensions_with(leaf, &spec.leaf_app_data)?;
                 // The leaf lists AppDataDictionary since it carries one.
                 let capabilities = crate::app_data::with_app_data_capability(leaf.capabilities());
@@ -529,7 +529,7 @@ impl Client {
         let hooks = self.hooks;
         Ok(self.with_group(group_id, |group, provider, _| {
             let after = match group.pending_commit() {
-                None => return Err(CoreError::new("NO_PENDING_COMMIT", "there is no pending commit to merge")),
+                None => return Err(CoreError::new(Code::NoPendingCommit, "there is no pending commit to merge")),
                 Some(staged) => (hooks.before_merge)(staged)?,
             };
             group.merge_pending_commit(provider).map_err(|e| CoreError::from_mls("merging pending commit", e))?;
@@ -541,7 +541,7 @@ impl Client {
     #[wasm_bindgen(js_name = clearPendingCommit)]
     pub fn clear_pending_commit(&mut self, group_id: &[u8]) -> Result<(), JsValue> {
         Ok(self.with_group(group_id, |group, provider, _| {
-            group.clear_pending_commit(provider.storage()).map_err(|e| CoreError::new("STORAGE", format!("clearing commit: {e}")))
+            group.clear_pending_commit(provider.storage()).map_err(|e| CoreError::new(Code::Storage, format!("clearing commit: {e}")))
         })?)
     }
 
@@ -551,7 +551,7 @@ impl Client {
         Ok(self.with_group(group_id, |group, provider, _| {
             group
                 .clear_pending_proposals(provider.storage())
-                .map_err(|e| CoreError::new("STORAGE", format!("clearing proposals: {e}")))
+                .map_err(|e| CoreError::new(Code::Storage, format!("clearing proposals: {e}")))
         })?)
     }
 
@@ -668,7 +668,7 @@ impl Client {
             _ => return Err(invalid_argument("expected a public or private group message").into()),
         };
         if protocol_message.group_id().as_slice() != group_id {
-            return Err(CoreError::new("WRONG_GROUP", "message belongs to another group").into());
+            return Err(CoreError::new(Code::WrongGroup, "message belongs to another group").into());
         }
         let message_epoch = protocol_message.epoch().as_u64();
         let hooks = self.hooks;
@@ -684,8 +684,8 @@ impl Client {
                 let err = CoreError::from_mls("processing message", e);
                 // openmls reports a message from an epoch whose secrets are
                 // gone like a too-old generation; name it for what it is.
-                if err.code == "MESSAGE_TOO_OLD" && message_epoch < current_epoch && current_epoch - message_epoch > kept_epochs {
-                    CoreError::new("WRONG_EPOCH", "message from an epoch whose secrets this member no longer has")
+                if err.code == Code::MessageTooOld && message_epoch < current_epoch && current_epoch - message_epoch > kept_epochs {
+                    CoreError::new(Code::WrongEpoch, "message from an epoch whose secrets this member no longer has")
                 } else {
                     err
                 }
@@ -709,7 +709,7 @@ impl Client {
                     let summary = inspect::proposal(&sender, epoch, proposal.proposal(), aad, reference, digest, devices)?;
                     group
                         .store_pending_proposal(provider.storage(), *proposal)
-                        .map_err(|e| CoreError::new("STORAGE", format!("queueing proposal: {e}")))?;
+                        .map_err(|e| CoreError::new(Code::Storage, format!("queueing proposal: {e}")))?;
                     Ok((summary, None))
                 }
                 ProcessedMessageContent::StagedCommitMessage(staged) => {
@@ -734,7 +734,7 @@ impl Client {
                 ProcessedMessageContent::OwnPendingCommit => Ok((inspect::own(&sender, epoch, "ownCommit")?, None)),
                 ProcessedMessageContent::OwnPrivateMessage => Ok((inspect::own(&sender, epoch, "ownMessage")?, None)),
                 #[allow(unreachable_patterns)]
-                _ => Err(CoreError::new("UNSUPPORTED", "unsupported message content")),
+                _ => Err(CoreError::new(Code::Unsupported, "unsupported message content")),
             }
         })?;
         // After staging a commit the cached group is ahead of storage (which
@@ -745,7 +745,7 @@ impl Client {
             let write_count = self.provider.storage().write_count();
             handle.processed = self.groups.remove(group_id).map(|group| (write_count, group));
             js_sys::Reflect::set(&result, &"handle".into(), &JsValue::from(handle))
-                .map_err(|_| CoreError::new("INTERNAL", "building result"))?;
+                .map_err(|_| CoreError::new(Code::Internal, "building result"))?;
         }
         Ok(result)
     }
@@ -757,7 +757,7 @@ impl Client {
         let staged = handle
             .staged
             .take()
-            .ok_or_else(|| CoreError::new("ALREADY_MERGED", "the staged commit was already merged or discarded"))?;
+            .ok_or_else(|| CoreError::new(Code::AlreadyMerged, "the staged commit was already merged or discarded"))?;
         let stash = std::mem::take(&mut handle.stash);
         // Unchanged storage since processing: the group processing left in
         // memory is current, so merging needs no reload from storage.
@@ -843,7 +843,7 @@ impl Client {
                     load_group(&client.provider, &group_id_of(group_id), expander)?
                 }
             };
-            group.delete(client.provider.storage()).map_err(|e| CoreError::new("STORAGE", format!("deleting group: {e}")))
+            group.delete(client.provider.storage()).map_err(|e| CoreError::new(Code::Storage, format!("deleting group: {e}")))
         })?)
     }
 

@@ -11,12 +11,12 @@ use zeroize::Zeroize as _;
 
 use crate::batch;
 use crate::client::Client;
-use crate::error::{CoreError, CoreResult};
+use crate::error::{Code, CoreError, CoreResult};
 use crate::storage::Batch;
 
 /// The group id as it appears inside storage keys (serde JSON).
 pub(crate) fn key_needle(group_id: &[u8]) -> CoreResult<Vec<u8>> {
-    serde_json::to_vec(&GroupId::from_slice(group_id)).map_err(|_| CoreError::new("INTERNAL", "encoding group id"))
+    serde_json::to_vec(&GroupId::from_slice(group_id)).map_err(|_| CoreError::new(Code::Internal, "encoding group id"))
 }
 
 #[wasm_bindgen]
@@ -27,7 +27,7 @@ impl Client {
         let needle = key_needle(group_id)?;
         let puts = self.provider.storage().entries_containing(&needle);
         if puts.is_empty() {
-            return Err(CoreError::new("UNKNOWN_GROUP", "no such group in storage").into());
+            return Err(CoreError::new(Code::UnknownGroup, "no such group in storage").into());
         }
         let mut snapshot = Batch { puts, deletes: Vec::new() };
         let encoded = batch::encode(&snapshot);

@@ -12,13 +12,13 @@ use serde_bytes::ByteBuf;
 use tsify::Tsify;
 use wasm_bindgen::JsValue;
 
-use crate::error::{CoreError, CoreResult};
+use crate::error::{Code, CoreError, CoreResult};
 
 pub(crate) fn to_js<T: Serialize>(value: &T) -> CoreResult<JsValue> {
     let serializer = serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true);
     value
         .serialize(&serializer)
-        .map_err(|e| CoreError::new("INTERNAL", format!("converting result: {e}")))
+        .map_err(|e| CoreError::new(Code::Internal, format!("converting result: {e}")))
 }
 
 fn bytes(b: &[u8]) -> ByteBuf {

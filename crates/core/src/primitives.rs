@@ -11,7 +11,7 @@ use wasm_bindgen::prelude::*;
 use crate::client::Client;
 use crate::codec::{serialize, sign_content, two_vectors};
 use crate::config::ciphersuite;
-use crate::error::CoreError;
+use crate::error::{Code, CoreError};
 
 #[wasm_bindgen]
 impl Client {
@@ -23,7 +23,7 @@ impl Client {
         self.load_signer(public_key, cs.signature_algorithm())?;
         let tbs = sign_content(label, content)?;
         let signer = self.signer(public_key)?;
-        Ok(signer.sign(&tbs).map_err(|e| CoreError::new("INTERNAL", format!("signing: {e:?}")))?)
+        Ok(signer.sign(&tbs).map_err(|e| CoreError::new(Code::Internal, format!("signing: {e:?}")))?)
     }
 
     /// VerifyWithLabel (RFC 9420 §5.1.2); `false` when the signature does not verify.
@@ -43,7 +43,7 @@ impl Client {
             .provider
             .crypto()
             .hash(cs.hash_algorithm(), &input)
-            .map_err(|e| CoreError::new("INTERNAL", format!("hashing: {e:?}")))?)
+            .map_err(|e| CoreError::new(Code::Internal, format!("hashing: {e:?}")))?)
     }
 
     /// The LeafNode at `leaf_index` of `group_id`, serialized, with its
@@ -54,7 +54,7 @@ impl Client {
             let leaf = group
                 .public_group()
                 .leaf(LeafNodeIndex::new(leaf_index))
-                .ok_or_else(|| CoreError::new("INVALID_ARGUMENT", "no member at this leaf index"))?;
+                .ok_or_else(|| CoreError::new(Code::InvalidArgument, "no member at this leaf index"))?;
             let source = match leaf.leaf_node_source() {
                 LeafNodeSource::KeyPackage(_) => "keyPackage",
                 LeafNodeSource::Update => "update",

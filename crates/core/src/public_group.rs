@@ -20,7 +20,7 @@ use std::sync::Arc;
 use openmls::group::ProposalExpander;
 
 use crate::client::{parse_message, Client};
-use crate::error::{CoreError, CoreResult};
+use crate::error::{Code, CoreError, CoreResult};
 
 /// One leaf of the verified tree: who the DS maps to a client id via the AS.
 #[derive(Serialize)]
@@ -47,7 +47,7 @@ struct VerifiedCommitView {
     added_key_packages: Vec<ByteBuf>,
 }
 
-fn refused(code: &'static str, message: impl Into<String>) -> CoreError {
+fn refused(code: Code, message: impl Into<String>) -> CoreError {
     CoreError::new(code, message)
 }
 
@@ -63,7 +63,7 @@ fn members(group: &PublicGroup) -> Vec<LeafView> {
 /// A PublicGroup from a GroupInfo MLSMessage carrying the ratchet tree
 /// (signature, tree hash and leaves verified by openmls).
 fn public_group_of(crypto: &impl OpenMlsCrypto, storage: &MemoryStorage, group_info: &[u8], what: &'static str) -> CoreResult<PublicGroup> {
-    let code = if what == "stored" { "UNVERIFIABLE_STATE" } else { "INVALID_GROUP_INFO" };
+    let code = if what == "stored" { Code::UnverifiableState } else { Code::InvalidGroupInfo };
     let info = match parse_message(group_info).map_err(|e| refused(code, format!("{what} GroupInfo: {}", e.message)))?.extract() {
         MlsMessageBodyIn::GroupInfo(info) => info,
         _ => return Err(refused(code, format!("the {what} GroupInfo is not a GroupInfo"))),
@@ -125,42 +125,42 @@ fn verify(
     }
     queue_proposals(crypto, &storage, &mut group, proposals);
     let message = parse_message(commit)
-        .map_err(|e| refused("INVALID_COMMIT", e.message))?
+        .map_err(|e| refused(Code::InvalidCommit, e.message))?
         .try_into_protocol_message()
-        .map_err(|_| refused("UNVERIFIABLE_COMMIT", "not a handshake message"))?;
+        .map_err(|_| refused(Code::UnverifiableCommit, "not a handshake message"))?;
     if !matches!(message, ProtocolMessage::PublicMessage(_)) {
-        return Err(refused("UNVERIFIABLE_COMMIT", "an encrypted (PrivateMessage) commit cannot be verified by the DS"));
+        return Err(refused(Code::UnverifiableCommit, "an encrypted (PrivateMessage) commit cannot be verified by the DS"));
     }
     if message.content_type() != ContentType::Commit {
-        return Err(refused("UNVERIFIABLE_COMMIT", "not a commit"));
+        return Err(refused(Code::UnverifiableCommit, "not a commit"));
     }
     let before = members(&group);
-    let processed = group.process_message(crypto, message).map_err(|e| refused("INVALID_COMMIT", format!("the commit does not verify: {e}")))?;
+    let processed = group.process_message(crypto, message).map_err(|e| refused(Code::InvalidCommit, format!("the commit does not verify: {e}")))?;
     let sender = processed.sender().clone();
     let staged = match processed.into_content() {
         ProcessedMessageContent::StagedCommitMessage(staged) => *staged,
-        _ => return Err(refused("UNVERIFIABLE_COMMIT", "not a commit")),
+        _ => return Err(refused(Code::UnverifiableCommit, "not a commit")),
     };
     let added_key_packages = staged
         .add_proposals()
         .map(|p| p.add_proposal().key_package().hash_ref(crypto).map(|r| ByteBuf::from(r.as_slice().to_vec())))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| refused("INVALID_COMMIT", format!("KeyPackage reference: {e}")))?;
+        .map_err(|e| refused(Code::InvalidCommit, format!("KeyPackage reference: {e}")))?;
     // An external commit's committer is its UpdatePath leaf (a resync may keep the key of the leaf it replaces).
     let path_key = staged.update_path_leaf_node().map(|leaf| leaf.signature_key().as_slice().to_vec());
     let committer_index = match &sender {
         Sender::Member(leaf) => Some(*leaf),
         Sender::NewMemberCommit => None,
-        _ => return Err(refused("INVALID_COMMIT", "a commit from an external sender")),
+        _ => return Err(refused(Code::InvalidCommit, "a commit from an external sender")),
     };
-    group.merge_commit(&storage, staged).map_err(|e| refused("INVALID_COMMIT", format!("merging: {e}")))?;
+    group.merge_commit(&storage, staged).map_err(|e| refused(Code::InvalidCommit, format!("merging: {e}")))?;
     let after = members(&group);
     let committer = match committer_index {
         Some(index) => after.iter().find(|m| m.leaf_index == index.u32()),
         None => path_key.as_deref().and_then(|key| after.iter().find(|m| m.signature_key.as_slice() == key)),
     }
     .map(|m| LeafView { leaf_index: m.leaf_index, identity: m.identity.clone(), signature_key: m.signature_key.clone() })
-    .ok_or_else(|| refused("INVALID_COMMIT", "the committer is not in the new tree"))?;
+    .ok_or_else(|| refused(Code::InvalidCommit, "the committer is not in the new tree"))?;
 
     // The committer's GroupInfo must describe exactly the merged state: same
     // GroupContext (so the same tree hash and transcript), same confirmation tag.
@@ -168,7 +168,7 @@ fn verify(
     let same_context = encode("group context", claimed.group_context())? == encode("group context", group.group_context())?;
     let same_tag = encode("confirmation tag", claimed.confirmation_tag())? == encode("confirmation tag", group.confirmation_tag())?;
     if !same_context || !same_tag {
-        return Err(refused("INVALID_GROUP_INFO", "the new GroupInfo does not match the state the commit creates"));
+        return Err(refused(Code::InvalidGroupInfo, "the new GroupInfo does not match the state the commit creates"));
     }
     Ok(VerifiedCommitView {
         epoch: group.group_context().epoch().as_u64(),
@@ -277,9 +277,9 @@ mod tests {
         let mut tampered = commit.clone();
         let mid = tampered.len() / 2;
         tampered[mid] ^= 1;
-        assert_eq!(verify(crypto, None, &info, &tampered, &new_info, &[]).err().map(|e| e.code), Some("INVALID_COMMIT"));
-        assert_eq!(verify(crypto, None, &info, &commit, &info, &[]).err().map(|e| e.code), Some("INVALID_GROUP_INFO"));
-        assert_eq!(verify(crypto, None, &[0, 1, 0, 4], &commit, &new_info, &[]).err().map(|e| e.code), Some("UNVERIFIABLE_STATE"));
+        assert_eq!(verify(crypto, None, &info, &tampered, &new_info, &[]).err().map(|e| e.code.as_str()), Some("INVALID_COMMIT"));
+        assert_eq!(verify(crypto, None, &info, &commit, &info, &[]).err().map(|e| e.code.as_str()), Some("INVALID_GROUP_INFO"));
+        assert_eq!(verify(crypto, None, &[0, 1, 0, 4], &commit, &new_info, &[]).err().map(|e| e.code.as_str()), Some("UNVERIFIABLE_STATE"));
         for cut in [0, 4, 20, commit.len() - 1] {
             assert!(verify(crypto, None, &info, &commit[..cut], &new_info, &[]).is_err());
         }
@@ -297,7 +297,7 @@ mod tests {
         // The commit covers the pending Add by reference.
         let (commit, new_info) = commit(&mut alice, &a, &a_sig, vec![]);
         let crypto = a.crypto();
-        let unknown = verify(crypto, None, &info, &commit, &new_info, &[]).err().map(|e| e.code);
+        let unknown = verify(crypto, None, &info, &commit, &new_info, &[]).err().map(|e| e.code.as_str());
         assert_eq!(unknown, Some("INVALID_COMMIT"));
         // Junk and a truncated proposal beside it are left out; the real one is queued.
         let junk = vec![vec![0, 1, 0, 1, 9], proposal[..proposal.len() - 3].to_vec()];
@@ -310,7 +310,7 @@ mod tests {
     fn an_encrypted_commit_is_unverifiable() {
         let (mut alice, a, a_sig, info) = group(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY);
         let (commit, new_info) = commit(&mut alice, &a, &a_sig, vec![]);
-        let err = verify(a.crypto(), None, &info, &commit, &new_info, &[]).err().map(|e| e.code);
+        let err = verify(a.crypto(), None, &info, &commit, &new_info, &[]).err().map(|e| e.code.as_str());
         assert_eq!(err, Some("UNVERIFIABLE_COMMIT"));
     }
 }

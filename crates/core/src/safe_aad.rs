@@ -11,7 +11,7 @@ use serde_bytes::ByteBuf;
 use openmls::prelude::tls_codec::{DeserializeBytes as _, Serialize as _};
 use wasm_bindgen::prelude::*;
 
-use crate::error::{invalid_argument, malformed, CoreError, CoreResult};
+use crate::error::{invalid_argument, malformed, Code, CoreError, CoreResult};
 use crate::inspect::to_js;
 
 /// One item as it crosses the wasm boundary: `{ componentId, data }`.
@@ -28,7 +28,7 @@ struct ItemView {
 pub(crate) fn encode(items: Vec<(ComponentId, Vec<u8>)>) -> CoreResult<Vec<u8>> {
     let items = items.into_iter().map(|(id, data)| SafeAadItem::new(id, data)).collect();
     let safe_aad = SafeAad::from_items(items).map_err(|e| invalid_argument(format!("SafeAAD: {e}")))?;
-    safe_aad.tls_serialize_detached().map_err(|e| CoreError::new("INTERNAL", format!("encoding SafeAAD: {e}")))
+    safe_aad.tls_serialize_detached().map_err(|e| CoreError::new(Code::Internal, format!("encoding SafeAAD: {e}")))
 }
 
 /// The items of `bytes`, which must be exactly one SafeAAD whose items are
@@ -90,14 +90,14 @@ mod tests {
     #[test]
     fn unsorted_and_repeated_items_are_refused_both_ways() {
         let unsorted = encode(vec![(9, vec![]), (2, vec![])]).unwrap_err();
-        assert_eq!((unsorted.code, unsorted.message.as_str()), ("INVALID_ARGUMENT", "SafeAAD: SafeAAD items are not sorted by component id in increasing order"));
+        assert_eq!((unsorted.code.as_str(), unsorted.message.as_str()), ("INVALID_ARGUMENT", "SafeAAD: SafeAAD items are not sorted by component id in increasing order"));
         let repeated = encode(vec![(3, vec![1]), (3, vec![2])]).unwrap_err();
-        assert_eq!((repeated.code, repeated.message.as_str()), ("INVALID_ARGUMENT", "SafeAAD: duplicate component id in SafeAAD: 3"));
+        assert_eq!((repeated.code.as_str(), repeated.message.as_str()), ("INVALID_ARGUMENT", "SafeAAD: duplicate component id in SafeAAD: 3"));
 
         let unsorted = decode(&raw(&[(9, b""), (2, b"")])).unwrap_err();
-        assert_eq!((unsorted.code, unsorted.message.as_str()), ("MALFORMED", "malformed SafeAAD: SafeAAD items are not sorted by component id in increasing order"));
+        assert_eq!((unsorted.code.as_str(), unsorted.message.as_str()), ("MALFORMED", "malformed SafeAAD: SafeAAD items are not sorted by component id in increasing order"));
         let repeated = decode(&raw(&[(3, b"x"), (3, b"y")])).unwrap_err();
-        assert_eq!((repeated.code, repeated.message.as_str()), ("MALFORMED", "malformed SafeAAD: duplicate component id in SafeAAD: 3"));
+        assert_eq!((repeated.code.as_str(), repeated.message.as_str()), ("MALFORMED", "malformed SafeAAD: duplicate component id in SafeAAD: 3"));
     }
 
     #[test]

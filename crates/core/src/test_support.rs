@@ -11,7 +11,7 @@ use serde_json::Value;
 use wasm_bindgen::prelude::*;
 
 use crate::client::{parse_message, Client};
-use crate::error::{invalid_argument, CoreError, CoreResult};
+use crate::error::{invalid_argument, Code, CoreError, CoreResult};
 use crate::provider::Provider;
 
 /// Replace the single byte array inside `value` with `bytes`.
@@ -31,7 +31,7 @@ fn replace_byte_array(value: &mut Value, bytes: &[u8]) -> bool {
 }
 
 fn internal(what: &str) -> impl Fn(serde_json::Error) -> CoreError + '_ {
-    move |e| CoreError::new("INTERNAL", format!("{what}: {e}"))
+    move |e| CoreError::new(Code::Internal, format!("{what}: {e}"))
 }
 
 fn bundle_for(key_package: &KeyPackage, init_priv: &[u8], encryption_priv: &[u8]) -> CoreResult<KeyPackageBundle> {
@@ -47,12 +47,12 @@ fn bundle_for(key_package: &KeyPackage, init_priv: &[u8], encryption_priv: &[u8]
         .build(cs, &scratch, &signer, credential)
         .map_err(|e| CoreError::from_mls("scratch key package", e))?;
     let mut json = serde_json::to_value(&template).map_err(internal("bundle template"))?;
-    let obj = json.as_object_mut().ok_or_else(|| CoreError::new("INTERNAL", "unexpected bundle shape"))?;
+    let obj = json.as_object_mut().ok_or_else(|| CoreError::new(Code::Internal, "unexpected bundle shape"))?;
     obj.insert("key_package".into(), serde_json::to_value(key_package).map_err(internal("key package"))?);
     let init_ok = obj.get_mut("private_init_key").is_some_and(|v| replace_byte_array(v, init_priv));
     let enc_ok = obj.get_mut("private_encryption_key").is_some_and(|v| replace_byte_array(v, encryption_priv));
     if !init_ok || !enc_ok {
-        return Err(CoreError::new("INTERNAL", "unexpected bundle shape"));
+        return Err(CoreError::new(Code::Internal, "unexpected bundle shape"));
     }
     serde_json::from_value(json).map_err(internal("bundle"))
 }
@@ -90,7 +90,7 @@ impl Client {
             let cs = key_package.ciphersuite();
             let public = key_package.leaf_node().signature_key().as_slice().to_vec();
             let pair = SignatureKeyPair::from_raw(cs.signature_algorithm(), signature_priv.to_vec(), public.clone());
-            pair.store(client.provider.storage()).map_err(|e| CoreError::new("STORAGE", format!("storing signature keys: {e}")))?;
+            pair.store(client.provider.storage()).map_err(|e| CoreError::new(Code::Storage, format!("storing signature keys: {e}")))?;
             client.signers.insert(public, crate::signer::ClientSigner::new(pair));
             let bundle = bundle_for(&key_package, init_priv, encryption_priv)?;
             let hash_ref = key_package.hash_ref(client.provider.crypto()).map_err(|e| CoreError::from_mls("key package ref", e))?;
@@ -98,7 +98,7 @@ impl Client {
                 .provider
                 .storage()
                 .write_key_package(&hash_ref, &bundle)
-                .map_err(|e| CoreError::new("STORAGE", format!("storing key package: {e}")))
+                .map_err(|e| CoreError::new(Code::Storage, format!("storing key package: {e}")))
         })?)
     }
 }

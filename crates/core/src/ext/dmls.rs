@@ -21,7 +21,7 @@ use wasm_bindgen::prelude::*;
 use zeroize::Zeroizing;
 
 use crate::client::{credential_with_key, serialize, Client};
-use crate::error::{CoreError, CoreResult};
+use crate::error::{Code, CoreError, CoreResult};
 
 /// Why a DMLS derivation refuses its arguments (seed 003 §4–5).
 #[derive(Debug, thiserror::Error)]
@@ -37,9 +37,9 @@ enum DmlsError {
 }
 
 impl crate::error::ErrorCode for DmlsError {
-    fn code(&self) -> &'static str {
+    fn code(&self) -> Code {
         match self {
-            Self::UnknownProfile(_) | Self::ExportLength | Self::MissingUniverse | Self::DistributedLength => "INVALID_ARGUMENT",
+            Self::UnknownProfile(_) | Self::ExportLength | Self::MissingUniverse | Self::DistributedLength => Code::InvalidArgument,
         }
     }
 }
@@ -147,12 +147,12 @@ impl Client {
         // A new key equal to the current one would still be a valid Update (no rotation).
         self.prepare_group(group_id, true)?;
         let scheme = self.groups.get(group_id).map(|g| g.ciphersuite().signature_algorithm());
-        let scheme = scheme.ok_or_else(|| CoreError::new("UNKNOWN_GROUP", "group not loaded"))?;
+        let scheme = scheme.ok_or_else(|| CoreError::new(Code::UnknownGroup, "group not loaded"))?;
         self.load_signer(new_public_key, scheme)?;
         let pair = self
             .signers
             .remove(new_public_key)
-            .ok_or_else(|| CoreError::new("UNKNOWN_SIGNATURE_KEY", "signature key pair not loaded"))?;
+            .ok_or_else(|| CoreError::new(Code::UnknownSignatureKey, "signature key pair not loaded"))?;
         let credential = credential_with_key(identity, new_public_key);
         let result = self.with_group(group_id, |group, provider, signer| {
             let bundle = NewSignerBundle { signer: &pair, credential_with_key: credential.clone() };
@@ -194,7 +194,7 @@ mod tests {
         info.extend(vl(context));
         let out = provider_crypto
             .hkdf_expand(cs.hash_algorithm(), secret, &info, length)
-            .map_err(|e| CoreError::new("CRYPTO", format!("expand: {e:?}")))?;
+            .map_err(|e| CoreError::new(Code::Internal, format!("expand: {e:?}")))?;
         Ok(Zeroizing::new(out.as_slice().to_vec()))
     }
 
@@ -202,7 +202,7 @@ mod tests {
     /// is computed from fixed exporter secrets, not from live groups.
     fn exporter_from_secret(crypto: &impl openmls_traits::crypto::OpenMlsCrypto, cs: Ciphersuite, exporter_secret: &[u8], label: &[u8], context: &[u8], length: usize) -> CoreResult<Vec<u8>> {
         let derived = expand_with_label(crypto, cs, exporter_secret, label, &[], cs.hash_length())?;
-        let hashed = crypto.hash(cs.hash_algorithm(), context).map_err(|e| CoreError::new("CRYPTO", format!("hash: {e:?}")))?;
+        let hashed = crypto.hash(cs.hash_algorithm(), context).map_err(|e| CoreError::new(Code::Internal, format!("hash: {e:?}")))?;
         Ok(expand_with_label(crypto, cs, &derived, b"exported", &hashed, length)?.to_vec())
     }
 

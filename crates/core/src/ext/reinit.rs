@@ -26,7 +26,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::client::{credential_with_key, parse_message, serialize, validate_key_package, Client};
 use crate::config::{ciphersuite, GroupConfig, GroupContextExtensionsSpec};
-use crate::error::{invalid_argument, malformed, CoreError, CoreResult};
+use crate::error::{invalid_argument, malformed, Code, CoreError, CoreResult};
 use crate::provider::Provider;
 
 /// Why a ReInit step fails (RFC 9420 §11.2; docs/PROTOCOL.md §1.6), each
@@ -63,17 +63,17 @@ pub(crate) enum ReinitError {
 }
 
 impl crate::error::ErrorCode for ReinitError {
-    fn code(&self) -> &'static str {
+    fn code(&self) -> Code {
         match self {
-            Self::GroupReinitialized => "GROUP_REINITIALIZED",
-            Self::NotAlone => "INVALID_REINIT_COMMIT",
-            Self::UnsupportedVersion(_) | Self::UnsupportedCiphersuite(_) | Self::MemberUnsupported { .. } => "REINIT_UNSUPPORTED",
-            Self::NotReinitialized => "NOT_REINITIALIZED",
-            Self::SuccessorExists => "SUCCESSOR_EXISTS",
-            Self::Superseded { .. } => "REINIT_SUPERSEDED",
-            Self::Mismatch(_) => "REINIT_MISMATCH",
-            Self::UnreadableRecord | Self::WriteRecord(_) => "STORAGE",
-            Self::PskNonce | Self::Internal(_) => "INTERNAL",
+            Self::GroupReinitialized => Code::GroupReinitialized,
+            Self::NotAlone => Code::InvalidReinitCommit,
+            Self::UnsupportedVersion(_) | Self::UnsupportedCiphersuite(_) | Self::MemberUnsupported { .. } => Code::ReinitUnsupported,
+            Self::NotReinitialized => Code::NotReinitialized,
+            Self::SuccessorExists => Code::SuccessorExists,
+            Self::Superseded { .. } => Code::ReinitSuperseded,
+            Self::Mismatch(_) => Code::ReinitMismatch,
+            Self::UnreadableRecord | Self::WriteRecord(_) => Code::Storage,
+            Self::PskNonce | Self::Internal(_) => Code::Internal,
         }
     }
 }
@@ -562,7 +562,7 @@ mod tests {
             vec![Proposal::ReInit(Box::new(reinit.clone())), Proposal::PreSharedKey(Box::new(PreSharedKeyProposal::new(psk)))],
             &mut group,
         );
-        assert_eq!(reinit_of(&mixed).err().map(|e| e.code), Some("INVALID_REINIT_COMMIT"));
+        assert_eq!(reinit_of(&mixed).err().map(|e| e.code.as_str()), Some("INVALID_REINIT_COMMIT"));
         let alone = received(vec![Proposal::ReInit(Box::new(reinit.clone()))], &mut group);
         assert_eq!(reinit_of(&alone).ok().flatten(), Some(reinit));
     }

@@ -20,6 +20,7 @@ mod imports {
     pub use openmls_traits::types::CryptoError;
 }
 
+use crate::error::Code;
 use openmls::error::LibraryError;
 use openmls::group::ProposalExpansionError;
 
@@ -83,32 +84,32 @@ impl Marker {
     }
 
     /// The stable code (docs/PROTOCOL.md §3).
-    pub(crate) fn code(self) -> &'static str {
+    pub(crate) fn code(self) -> Code {
         use Marker::*;
         match self {
-            ProposalExpansion => "INTENT_INVALID",
-            TooDistantInThePast | GenerationOutOfBound => "MESSAGE_TOO_OLD",
-            SecretReuse => "MESSAGE_REPLAYED",
-            TooDistantInTheFuture => "MESSAGE_TOO_FAR_AHEAD",
-            WrongEpoch | NoPastEpochData => "WRONG_EPOCH",
-            WrongGroupId => "WRONG_GROUP",
-            AeadError | DecryptionFailed | UnableToDecrypt => "DECRYPTION_FAILED",
-            InvalidNodeSignature | InvalidSignature | InvalidMembershipTag | InvalidLeafNodeSignature => "INVALID_SIGNATURE",
-            TrailingBlankNodes | WrongNodeType | MissingNodes | Codec | Malformed => "MALFORMED",
-            NoMatchingKeyPackage => "NO_MATCHING_KEY_PACKAGE",
-            UnsupportedCiphersuite | CiphersuiteSignatureSchemeMismatch => "UNSUPPORTED_CIPHERSUITE",
-            GroupAlreadyExists => "GROUP_EXISTS",
-            KeyNotFound => "PSK_NOT_FOUND",
-            MissingEmulationEpochState | MissingOperationTree | EpochIdMismatch | MissingDerivationInfo | VirtualClients => "VIRTUAL_CLIENT",
-            UsageMismatch => "INVALID_PSK",
-            PendingCommit => "PENDING_COMMIT",
-            UseAfterEviction => "NOT_A_MEMBER",
-            GroupState => "INVALID_STATE",
-            IncompatibleWireFormat | CannotSelfRemoveWithPureCiphertext => "WIRE_FORMAT_POLICY",
-            StorageError | Storage => "STORAGE",
-            InvalidCommit | StageCommit => "INVALID_COMMIT",
-            Validation => "INVALID_MESSAGE",
-            Library => "INTERNAL",
+            ProposalExpansion => Code::IntentInvalid,
+            TooDistantInThePast | GenerationOutOfBound => Code::MessageTooOld,
+            SecretReuse => Code::MessageReplayed,
+            TooDistantInTheFuture => Code::MessageTooFarAhead,
+            WrongEpoch | NoPastEpochData => Code::WrongEpoch,
+            WrongGroupId => Code::WrongGroup,
+            AeadError | DecryptionFailed | UnableToDecrypt => Code::DecryptionFailed,
+            InvalidNodeSignature | InvalidSignature | InvalidMembershipTag | InvalidLeafNodeSignature => Code::InvalidSignature,
+            TrailingBlankNodes | WrongNodeType | MissingNodes | Codec | Malformed => Code::Malformed,
+            NoMatchingKeyPackage => Code::NoMatchingKeyPackage,
+            UnsupportedCiphersuite | CiphersuiteSignatureSchemeMismatch => Code::UnsupportedCiphersuite,
+            GroupAlreadyExists => Code::GroupExists,
+            KeyNotFound => Code::PskNotFound,
+            MissingEmulationEpochState | MissingOperationTree | EpochIdMismatch | MissingDerivationInfo | VirtualClients => Code::VirtualClient,
+            UsageMismatch => Code::InvalidPsk,
+            PendingCommit => Code::PendingCommit,
+            UseAfterEviction => Code::NotAMember,
+            GroupState => Code::InvalidState,
+            IncompatibleWireFormat | CannotSelfRemoveWithPureCiphertext => Code::WireFormatPolicy,
+            StorageError | Storage => Code::Storage,
+            InvalidCommit | StageCommit => Code::InvalidCommit,
+            Validation => Code::InvalidMessage,
+            Library => Code::Internal,
         }
     }
 }
@@ -119,8 +120,8 @@ pub(crate) trait Classify {
     fn marker(&self) -> Option<Marker>;
 
     /// The stable code; `PROTOCOL` for a failure with no finer code.
-    fn code(&self) -> &'static str {
-        self.marker().map_or("PROTOCOL", Marker::code)
+    fn code(&self) -> Code {
+        self.marker().map_or(Code::Protocol, Marker::code)
     }
 
     /// The custom-proposal expander's refusal this error carries, if any:

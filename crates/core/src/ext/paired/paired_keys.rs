@@ -18,7 +18,7 @@ use wasm_bindgen::prelude::*;
 use zeroize::Zeroizing;
 
 use crate::client::Client;
-use crate::error::{invalid_argument, CoreError, CoreResult};
+use crate::error::{invalid_argument, Code, CoreError, CoreResult};
 
 /// Length of the seed an Ed25519 key pair is derived from (RFC 8032 §5.1.5).
 const ED25519_SEED_LENGTH: usize = 32;
@@ -46,7 +46,7 @@ pub(crate) fn check_external_remove(group: &MlsGroup, sender: &Sender, staged: &
             let removed_key = group.public_group().leaf(remove.removed()).map(|leaf| leaf.signature_key().as_slice());
             if removed_key.is_some() && removed_key != joiner_key {
                 return Err(CoreError::new(
-                    "INVALID_COMMIT",
+                    Code::InvalidCommit,
                     "an external commit may only remove a leaf with the joiner's own signature key (resync)",
                 ));
             }
@@ -78,7 +78,7 @@ impl Client {
     ) -> Result<Vec<u8>, JsValue> {
         let cs = crate::config::ciphersuite(ciphersuite_code)?;
         if cs.signature_algorithm() != SignatureScheme::ED25519 {
-            return Err(CoreError::new("UNSUPPORTED_CIPHERSUITE", "derived anchor keys need an Ed25519 ciphersuite").into());
+            return Err(CoreError::new(Code::UnsupportedCiphersuite, "derived anchor keys need an Ed25519 ciphersuite").into());
         }
         let seed = self.read_group(pairing_group_id, |group, provider| {
             let salt = Zeroizing::new(
@@ -89,7 +89,7 @@ impl Client {
             let prk = provider
                 .crypto()
                 .hkdf_extract(group.ciphersuite().hash_algorithm(), &salt, vault_output)
-                .map_err(|e| CoreError::new("INTERNAL", format!("HKDF-Extract: {e:?}")))?;
+                .map_err(|e| CoreError::new(Code::Internal, format!("HKDF-Extract: {e:?}")))?;
             Ok(Zeroizing::new(prk.as_slice()[..ED25519_SEED_LENGTH].to_vec()))
         })?;
         let pair = ed25519_pair_from_seed(&seed)?;
@@ -205,7 +205,7 @@ mod tests {
             assert!(hostile.queued_proposals().any(|q| matches!(q.proposal(), Proposal::Remove(r) if r.removed() == bob_leaf)));
             let err = check_external_remove(&alice, &sender, &hostile).err().expect("refused");
             assert_eq!(
-                (err.code, err.message.as_str()),
+                (err.code.as_str(), err.message.as_str()),
                 ("INVALID_COMMIT", "an external commit may only remove a leaf with the joiner's own signature key (resync)")
             );
             drop(hostile);

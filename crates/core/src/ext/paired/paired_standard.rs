@@ -31,18 +31,18 @@ use openmls::prelude::*;
 use wasm_bindgen::prelude::*;
 
 use crate::client::Client;
-use crate::error::{invalid_argument, CoreError, CoreResult};
+use crate::error::{invalid_argument, Code, CoreError, CoreResult};
 
 pub(crate) use crate::app_data::AppDataEntrySpec;
 
 fn sha256(provider_crypto: &impl openmls_traits::crypto::OpenMlsCrypto, data: &[u8]) -> CoreResult<Vec<u8>> {
     provider_crypto
         .hash(openmls_traits::types::HashType::Sha2_256, data)
-        .map_err(|e| CoreError::new("INTERNAL", format!("hashing: {e:?}")))
+        .map_err(|e| CoreError::new(Code::Internal, format!("hashing: {e:?}")))
 }
 
 fn encode(what: &str, value: &impl openmls::prelude::tls_codec::Serialize) -> CoreResult<Vec<u8>> {
-    value.tls_serialize_detached().map_err(|e| CoreError::new("INTERNAL", format!("encoding {what}: {e}")))
+    value.tls_serialize_detached().map_err(|e| CoreError::new(Code::Internal, format!("encoding {what}: {e}")))
 }
 
 pub(crate) fn proposal_digest(crypto: &impl openmls_traits::crypto::OpenMlsCrypto, proposal: &Proposal) -> CoreResult<Vec<u8>> {
@@ -132,7 +132,7 @@ impl Client {
         Ok(self.read_group(group_id, |group, provider| {
             let staged = group
                 .pending_commit()
-                .ok_or_else(|| CoreError::new("NO_PENDING_COMMIT", "there is no pending commit"))?;
+                .ok_or_else(|| CoreError::new(Code::NoPendingCommit, "there is no pending commit"))?;
             commit_digest(provider.crypto(), staged)
         })?)
     }
@@ -149,7 +149,7 @@ impl Client {
             .provider
             .storage()
             .vc_operation_tree_value(&EpochId::new(epoch_id.to_vec()))
-            .ok_or_else(|| CoreError::new("VIRTUAL_CLIENT", "no operation tree for this emulation epoch"))?;
+            .ok_or_else(|| CoreError::new(Code::VirtualClient, "no operation tree for this emulation epoch"))?;
         self.pinned_vc_trees.insert(epoch_id.to_vec(), zeroize::Zeroizing::new(value));
         Ok(())
     }
@@ -166,7 +166,7 @@ impl Client {
                 .provider
                 .storage()
                 .restore_vc_operation_tree_value(&EpochId::new(epoch_id.to_vec()), pinned.to_vec())
-                .map_err(|e| CoreError::new("STORAGE", format!("restoring operation tree: {e}")))
+                .map_err(|e| CoreError::new(Code::Storage, format!("restoring operation tree: {e}")))
         })?)
     }
 

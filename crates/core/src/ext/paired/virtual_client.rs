@@ -28,7 +28,7 @@ use zeroize::Zeroize as _;
 
 use crate::client::{parse_message, serialize, Client};
 use crate::config::GroupConfig;
-use crate::error::{invalid_argument, CoreError, CoreResult};
+use crate::error::{invalid_argument, Code, CoreError, CoreResult};
 use crate::inspect;
 use crate::app_data::{vc_leaf_extensions_with, with_app_data_capability};
 
@@ -46,7 +46,7 @@ fn resync_digest(mut old_group: MlsGroup, provider: &crate::provider::Provider, 
         .map_err(|e| CoreError::from_mls("processing own resync commit", e))?;
     match processed.into_content() {
         ProcessedMessageContent::StagedCommitMessage(staged) => crate::paired_standard::commit_digest(provider.crypto(), &staged),
-        _ => Err(CoreError::new("INTERNAL", "own resync commit did not stage")),
+        _ => Err(CoreError::new(Code::Internal, "own resync commit did not stage")),
     }
 }
 
@@ -102,7 +102,7 @@ impl Client {
         Ok(self.with_group(group_id, |group, provider, signer| {
             let leaf = group
                 .own_leaf_node()
-                .ok_or_else(|| CoreError::new("NOT_A_MEMBER", "this client is no longer a member of the group"))?;
+                .ok_or_else(|| CoreError::new(Code::NotAMember, "this client is no longer a member of the group"))?;
             let credential = CredentialWithKey {
                 credential: leaf.credential().clone(),
                 signature_key: leaf.signature_key().clone(),
@@ -116,7 +116,7 @@ impl Client {
             let info_bytes = serialize("group info", &info_out)?;
             let info = verifiable_group_info(&info_bytes)?;
             // The new group object replaces the old one under the same id.
-            group.delete(provider.storage()).map_err(|e| CoreError::new("STORAGE", format!("deleting old group state: {e}")))?;
+            group.delete(provider.storage()).map_err(|e| CoreError::new(Code::Storage, format!("deleting old group state: {e}")))?;
             let mut builder = MlsGroup::external_commit_builder().with_config(join_config);
             if let Some(aad) = aad {
                 builder = builder.with_aad(aad);
@@ -149,7 +149,7 @@ impl Client {
             let digest = digest?;
             if let Some(expected) = &expect_digest {
                 if expected != &digest {
-                    return Err(CoreError::new("DEVICE_SIGNATURE", "the resync commit differs from the one the device signed; nothing was sent"));
+                    return Err(CoreError::new(Code::DeviceSignature, "the resync commit differs from the one the device signed; nothing was sent"));
                 }
             }
             if dry_run {
@@ -203,7 +203,7 @@ impl Client {
     pub fn export_sibling_group_state(&mut self, group_id: &[u8]) -> Result<Vec<u8>, JsValue> {
         let pending = self.with_group_unsigned(group_id, |group, _| Ok(group.pending_commit().is_some()))?;
         if pending {
-            return Err(CoreError::new("PENDING_COMMIT", "merge or clear the pending commit before handing the group over").into());
+            return Err(CoreError::new(Code::PendingCommit, "merge or clear the pending commit before handing the group over").into());
         }
         let needle = crate::group_state::key_needle(group_id)?;
         let mut entries = self.provider.storage().entries_containing(&needle);
@@ -239,7 +239,7 @@ impl Client {
         }
         Ok(self.mutate(|client| {
             if !client.provider.storage().entries_containing(&needle).is_empty() {
-                return Err(CoreError::new("GROUP_EXISTS", "this client already holds the group"));
+                return Err(CoreError::new(Code::GroupExists, "this client already holds the group"));
             }
             client.provider.storage().replace_containing(&needle, entries);
             let group = crate::group::load_group(&client.provider, &GroupId::from_slice(group_id), client.expander())?;
@@ -256,7 +256,7 @@ impl Client {
         let cs = crate::config::ciphersuite(ciphersuite_code)?;
         self.load_signer(public_key, cs.signature_algorithm())?;
         let pair = self.signer(public_key)?;
-        Ok(serde_json::to_vec(&**pair).map_err(|_| CoreError::new("INTERNAL", "encoding signature key pair"))?)
+        Ok(serde_json::to_vec(&**pair).map_err(|_| CoreError::new(Code::Internal, "encoding signature key pair"))?)
     }
 
     /// Store a signature key pair exported by `exportSignatureKeyPair`.
