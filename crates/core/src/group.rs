@@ -135,13 +135,32 @@ enum ProposalSpec {
     Custom { proposal_type: u16, payload: ByteBuf },
 }
 
+/// A group the call names that this client does not have.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum GroupLookupError {
+    /// Not among the groups loaded in this instance.
+    #[error("group not loaded")]
+    NotLoaded,
+    /// Not in storage either.
+    #[error("no such group in storage")]
+    NotStored,
+}
+
+impl crate::error::ErrorCode for GroupLookupError {
+    fn code(&self) -> Code {
+        match self {
+            Self::NotLoaded | Self::NotStored => Code::UnknownGroup,
+        }
+    }
+}
+
 /// Load a stored group; the one call site of openmls' `MlsGroup::load`
 /// (kept out of line so the wasm carries one copy of it).
 #[inline(never)]
 pub(crate) fn load_group(provider: &Provider, group_id: &GroupId, expander: std::sync::Arc<dyn openmls::group::ProposalExpander>) -> CoreResult<MlsGroup> {
     let mut group = MlsGroup::load(provider.storage(), group_id)
         .map_err(|e| CoreError::new(Code::Storage, format!("loading group: {e}")))?
-        .ok_or_else(|| CoreError::new(Code::UnknownGroup, "no such group in storage"))?;
+        .ok_or_else(|| CoreError::from(GroupLookupError::NotStored))?;
     // Runtime behaviour, not stored: LeafOperationProposals remove leaves.
     group.set_proposal_expander(expander);
     Ok(group)
@@ -231,7 +250,7 @@ impl Client {
             let group = load_group(&self.provider, &group_id_of(group_id), expander)?;
             self.groups.insert(group_id.to_vec(), group);
         }
-        let group = self.groups.get(group_id).ok_or_else(|| CoreError::new(Code::UnknownGroup, "group not loaded"))?;
+        let group = self.groups.get(group_id).ok_or_else(|| CoreError::from(GroupLookupError::NotLoaded))?;
         let leaf = group
             .own_leaf_node()
             .ok_or_else(|| CoreError::new(Code::NotAMember, "this client is no longer a member of the group"))?;
@@ -259,7 +278,7 @@ impl Client {
             let group = client
                 .groups
                 .get_mut(group_id)
-                .ok_or_else(|| CoreError::new(Code::UnknownGroup, "group not loaded"))?;
+                .ok_or_else(|| CoreError::from(GroupLookupError::NotLoaded))?;
             op(group, &client.provider, signer)
         })
     }
@@ -269,7 +288,7 @@ impl Client {
         self.mutate(|client| {
             (client.hooks.ensure_active)(&client.provider, group_id)?;
             client.prepare_group(group_id, false)?;
-            let group = client.groups.get_mut(group_id).ok_or_else(|| CoreError::new(Code::UnknownGroup, "group not loaded"))?;
+            let group = client.groups.get_mut(group_id).ok_or_else(|| CoreError::from(GroupLookupError::NotLoaded))?;
             op(group, &client.provider)
         })
     }
@@ -279,7 +298,7 @@ impl Client {
         if !self.groups.contains_key(group_id) {
             self.prepare_group(group_id, false).or_else(|e| if e.code == Code::NotAMember { Ok(Vec::new()) } else { Err(e) })?;
         }
-        let group = self.groups.get(group_id).ok_or_else(|| CoreError::new(Code::UnknownGroup, "group not loaded"))?;
+        let group = self.groups.get(group_id).ok_or_else(|| CoreError::from(GroupLookupError::NotLoaded))?;
         op(group, &self.provider)
     }
 }
@@ -444,7 +463,7 @@ impl Client {
                     return Err(invalid_argument("the new signature key equals the current one").into());
                 }
                 let scheme = self.groups.get(group_id).map(|g| g.ciphersuite().signature_algorithm());
-                let scheme = scheme.ok_or_else(|| CoreError::new(Code::UnknownGroup, "group not loaded"))?;
+                let scheme = scheme.ok_or_else(|| CoreError::from(GroupLookupError::NotLoaded))?;
                 self.load_signer(&new.public_key, scheme)?;
                 self.signers.remove(new.public_key.as_slice()).map(|pair| (pair, credential_with_key(&new.identity, &new.public_key)))
             }

@@ -27,7 +27,7 @@ impl Client {
         let needle = key_needle(group_id)?;
         let puts = self.provider.storage().entries_containing(&needle);
         if puts.is_empty() {
-            return Err(CoreError::new(Code::UnknownGroup, "no such group in storage").into());
+            return Err(CoreError::from(crate::group::GroupLookupError::NotStored).into());
         }
         let mut snapshot = Batch { puts, deletes: Vec::new() };
         let encoded = batch::encode(&snapshot);

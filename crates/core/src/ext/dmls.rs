@@ -147,7 +147,7 @@ impl Client {
         // A new key equal to the current one would still be a valid Update (no rotation).
         self.prepare_group(group_id, true)?;
         let scheme = self.groups.get(group_id).map(|g| g.ciphersuite().signature_algorithm());
-        let scheme = scheme.ok_or_else(|| CoreError::new(Code::UnknownGroup, "group not loaded"))?;
+        let scheme = scheme.ok_or_else(|| CoreError::from(crate::group::GroupLookupError::NotLoaded))?;
         self.load_signer(new_public_key, scheme)?;
         let pair = self
             .signers
