@@ -35,10 +35,10 @@ function hits(sources: { path: string; text: string }[], pattern: RegExp): strin
   return sources.flatMap(({ path, text }) => text.split('\n').flatMap((line, i) => (pattern.test(line) ? [`${path}:${i + 1}: ${line.trim()}`] : [])));
 }
 
-/** `codes! { Variant => "CODE", … }` in crates/core/src/error.rs: every code the core raises. */
+/** `codes! { Variant => "CODE", … }` in crates/core/src/error_code.rs: every code the core raises. */
 const codeBlock = /\/\/ BEGIN CODES[\s\S]*?\/\/ END CODES/;
 function coreCodes(): Set<string> {
-  const block = readFileSync(join(root, 'crates/core/src/error.rs'), 'utf8').match(codeBlock)?.[0] ?? '';
+  const block = readFileSync(join(root, 'crates/core/src/error_code.rs'), 'utf8').match(codeBlock)?.[0] ?? '';
   return new Set([...block.matchAll(/^\s*[A-Z]\w* => "([A-Z_]+)",$/gm)].map(([, code]) => code!));
 }
 
@@ -88,10 +88,10 @@ describe('error codes come from the source', () => {
   });
 
   it('the core names its codes only in the Code enum', () => {
-    // Outside `codes! { … }` in error.rs, production Rust writes a code
+    // Outside `codes! { … }` in error_code.rs, production Rust writes a code
     // as `Code::Variant`, never as a string: a code string anywhere else
     // would be a code the enum (and this test) does not see.
-    const outside = rust.map(({ path, text }) => ({ path, text: path.endsWith('crates/core/src/error.rs') ? text.replace(codeBlock, '') : text }));
+    const outside = rust.map(({ path, text }) => ({ path, text: path.endsWith('crates/core/src/error_code.rs') ? text.replace(codeBlock, '') : text }));
     expect(hits(outside, /"[A-Z][A-Z0-9_]{3,}"/).filter((hit) => !/env!\("/.test(hit))).toEqual([]);
     expect(hits(outside, /CoreError::new\("/)).toEqual([]);
   });

@@ -12,6 +12,7 @@ mod codec;
 mod config;
 mod device_signed;
 mod error;
+mod error_code;
 mod ext;
 mod group;
 mod group_state;

@@ -20,7 +20,7 @@ mod imports {
     pub use openmls_traits::types::CryptoError;
 }
 
-use crate::error::Code;
+use crate::error_code::Code;
 use openmls::error::LibraryError;
 use openmls::group::ProposalExpansionError;
 
