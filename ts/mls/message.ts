@@ -1,9 +1,10 @@
 /** Looking at an MLSMessage (RFC 9420 §6) without processing it. */
+import type * as Core from '../../pkg/paired_mls_core.js';
 import { Client as CoreClient } from '../../pkg/paired_mls_core.js';
 import { call } from './init.js';
 
-/** Wire format of an MLSMessage (RFC 9420 §6). */
-export type WireFormat = 'public' | 'private' | 'welcome' | 'group_info' | 'key_package';
+/** Wire format of an MLSMessage (RFC 9420 §6): 'public' | 'private' | 'welcome' | 'group_info' | 'key_package' (| 'other', a format the engine does not name). */
+export type WireFormat = Core.MessageWireFormat;
 
 /** What `inspectMessage` reads from an MLSMessage without any group state. */
 export interface MessageInfo {
@@ -15,7 +16,7 @@ export interface MessageInfo {
 /** Decode an MLSMessage; throws `MALFORMED` unless every byte is valid. */
 export function inspectMessage(bytes: Uint8Array): MessageInfo {
   return call(() => ({
-    wireFormat: CoreClient.inspectWireFormat(bytes) as WireFormat,
+    wireFormat: CoreClient.inspectWireFormat(bytes),
     encoded: CoreClient.reencodeMessage(bytes),
   }));
 }

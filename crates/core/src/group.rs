@@ -351,7 +351,7 @@ impl Client {
 
     /// Join by external commit (RFC 9420 §12.4.3.2) from a GroupInfo.
     /// Returns `{ groupId, commit }`: the commit goes to the group.
-    #[wasm_bindgen(js_name = joinExternal)]
+    #[wasm_bindgen(js_name = joinExternal, unchecked_return_type = "ExternalJoinOutput")]
     pub fn join_external(
         &mut self,
         group_info: &[u8],
@@ -558,6 +558,7 @@ impl Client {
     /// Send one proposal (RFC 9420 §12.1) as a standalone message.
     /// Returns `{ message, proposalRef?, contentDigest? }` (the last two
     /// for proposals by reference, i.e. all but SelfRemove).
+    #[wasm_bindgen(unchecked_return_type = "ProposalOutput")]
     pub fn propose(&mut self, group_id: &[u8], spec: JsValue, aad: Option<Vec<u8>>) -> Result<JsValue, JsValue> {
         let spec: ProposalSpec =
             serde_wasm_bindgen::from_value(spec).map_err(|e| invalid_argument(format!("proposal spec: {e}")))?;
@@ -627,7 +628,7 @@ impl Client {
     /// still decrypt the sibling's message, then send again. Returns
     /// `{ message, epoch, generation, generationId? }`; `generationId` is
     /// set in groups bound to an emulation epoch, for the DS to compare.
-    #[wasm_bindgen(js_name = encryptUnconfirmed)]
+    #[wasm_bindgen(js_name = encryptUnconfirmed, unchecked_return_type = "UnconfirmedOutput")]
     pub fn encrypt_unconfirmed(&mut self, group_id: &[u8], plaintext: &[u8], aad: Option<Vec<u8>>) -> Result<JsValue, JsValue> {
         Ok(self.with_group(group_id, |group, provider, signer| {
             group.set_aad(aad.unwrap_or_default());
@@ -661,6 +662,7 @@ impl Client {
     /// `vc_derivation_info`: the detached derivation info of a sibling's
     /// virtual-client commit through this client's leaf (`commit` with
     /// `vcDetached`), handed over by the sibling.
+    #[wasm_bindgen(unchecked_return_type = "ApplicationMessage | ProposalSummary | OwnMessage | (StagedCommitSummary & { handle: StagedCommitHandle })")]
     pub fn process(&mut self, group_id: &[u8], message: &[u8], vc_derivation_info: Option<Vec<u8>>) -> Result<JsValue, JsValue> {
         let protocol_message: ProtocolMessage = match parse_message(message)?.extract() {
             MlsMessageBodyIn::PublicMessage(m) => m.into(),
