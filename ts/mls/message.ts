@@ -1,14 +1,14 @@
 /** Looking at an MLSMessage (RFC 9420 §6) without processing it. */
-import type * as Core from '../../pkg/paired_mls_core.js';
 import { Client as CoreClient } from '../../pkg/paired_mls_core.js';
 import { call } from './init.js';
+import type { MessageWireFormat } from './types.js';
 
-/** Wire format of an MLSMessage (RFC 9420 §6): 'public' | 'private' | 'welcome' | 'group_info' | 'key_package' (| 'other', a format the engine does not name). */
-export type WireFormat = Core.MessageWireFormat;
+/** Wire format of an MLSMessage (RFC 9420 §6), declared in types.ts. */
+export type { MessageWireFormat as WireFormat } from './types.js';
 
 /** What `inspectMessage` reads from an MLSMessage without any group state. */
 export interface MessageInfo {
-  wireFormat: WireFormat;
+  wireFormat: MessageWireFormat;
   /** The message decoded and encoded again: equal to the input when canonical. */
   encoded: Uint8Array;
 }

@@ -17,6 +17,8 @@ export type KeyPackageInfo = Core.KeyPackageInfo;
 export type CommitResult = Core.CommitResult;
 /** A snapshot of a group's public state (id, epoch, ciphersuite, own leaf, members, pending work). */
 export type GroupState = Core.GroupState;
+/** Wire format of an MLSMessage (RFC 9420 §6) as `inspectMessage` reports it: 'public' | 'private' | 'welcome' | 'group_info' | 'key_package' (| 'other', one the engine does not name); a wasm-bindgen string enum in crates/core/src/client.rs. */
+export type MessageWireFormat = Core.InspectedWireFormat;
 
 /** RFC 9420 §17.1: 1 = X25519/AES-128-GCM/SHA-256/Ed25519, 2 = P-256/AES-128-GCM/SHA-256/P-256, 3 = X25519/ChaCha20-Poly1305/SHA-256/Ed25519. */
 export type Ciphersuite = number;

@@ -254,16 +254,16 @@ impl Client {
 
     /// Parse an MLSMessage and report its wire format, without processing it.
     #[wasm_bindgen(js_name = inspectWireFormat)]
-    pub fn inspect_wire_format(bytes: &[u8]) -> Result<MessageWireFormat, JsValue> {
+    pub fn inspect_wire_format(bytes: &[u8]) -> Result<InspectedWireFormat, JsValue> {
         let message = parse_message(bytes)?;
         Ok(match message.extract() {
-            MlsMessageBodyIn::PublicMessage(_) => MessageWireFormat::Public,
-            MlsMessageBodyIn::PrivateMessage(_) => MessageWireFormat::Private,
-            MlsMessageBodyIn::Welcome(_) => MessageWireFormat::Welcome,
-            MlsMessageBodyIn::GroupInfo(_) => MessageWireFormat::GroupInfo,
-            MlsMessageBodyIn::KeyPackage(_) => MessageWireFormat::KeyPackage,
+            MlsMessageBodyIn::PublicMessage(_) => InspectedWireFormat::Public,
+            MlsMessageBodyIn::PrivateMessage(_) => InspectedWireFormat::Private,
+            MlsMessageBodyIn::Welcome(_) => InspectedWireFormat::Welcome,
+            MlsMessageBodyIn::GroupInfo(_) => InspectedWireFormat::GroupInfo,
+            MlsMessageBodyIn::KeyPackage(_) => InspectedWireFormat::KeyPackage,
             #[allow(unreachable_patterns)]
-            _ => MessageWireFormat::Other,
+            _ => InspectedWireFormat::Other,
         })
     }
 
@@ -305,7 +305,7 @@ pub(crate) fn validate_key_package(provider: &Provider, bytes: &[u8]) -> CoreRes
 /// reports it (a string enum: TypeScript sees the union of its values).
 #[wasm_bindgen]
 #[derive(Clone, Copy)]
-pub enum MessageWireFormat {
+pub enum InspectedWireFormat {
     Public = "public",
     Private = "private",
     Welcome = "welcome",
