@@ -13,6 +13,7 @@ use openmls::schedule::{ExternalPsk, PreSharedKeyId, Psk};
 use openmls_traits::OpenMlsProvider;
 use serde::Deserialize;
 use serde_bytes::ByteBuf;
+use tsify::Tsify;
 use wasm_bindgen::prelude::*;
 
 use crate::client::{credential_with_key, parse_message, serialize, validate_key_package, Client};
@@ -69,26 +70,32 @@ impl StagedCommitHandle {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Tsify)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct NewSignerSpec {
+    #[tsify(type = "Uint8Array")]
     identity: ByteBuf,
+    #[tsify(type = "Uint8Array")]
     public_key: ByteBuf,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Tsify, Default)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 struct CommitSpec {
     /// Serialized KeyPackage MLSMessages to add.
+    #[tsify(type = "Uint8Array[]")]
     adds: Vec<ByteBuf>,
     /// Leaf indices to remove.
     removes: Vec<u32>,
     /// External PSK ids to inject (each must be in the PSK registry).
+    #[tsify(type = "Uint8Array[]")]
     psks: Vec<ByteBuf>,
+    #[tsify(optional)]
     group_context_extensions: Option<GroupContextExtensionsSpec>,
     /// Force an UpdatePath even if no proposal requires one.
     self_update: bool,
     /// Include proposals received earlier (default true).
+    #[tsify(optional)]
     include_pending: Option<bool>,
     /// Custom proposals (RFC 9420 §13.5; types every member must list in
     /// its capabilities) committed by value.
@@ -98,6 +105,7 @@ struct CommitSpec {
     /// Commit as a virtual client: derive the UpdatePath from this emulation
     /// epoch (registered with `registerEmulationEpoch`) so sibling devices
     /// can follow the commit without receiving key material.
+    #[tsify(type = "Uint8Array", optional)]
     vc_epoch_id: Option<ByteBuf>,
     /// With `vc_epoch_id`: return the derivation info (`vcDerivationInfo`)
     /// instead of writing it into the leaf, which then stays an ordinary
@@ -105,7 +113,9 @@ struct CommitSpec {
     vc_detached: bool,
     /// Rotate this member's signature key and credential in the commit's
     /// UpdatePath leaf (RFC 9420 §12.4.2); the key pair must be stored.
+    #[tsify(optional)]
     new_signer: Option<NewSignerSpec>,
+    #[tsify(type = "Uint8Array", optional)]
     aad: Option<ByteBuf>,
     /// Set these AppDataDictionary entries in this member's leaf (through
     /// the commit's UpdatePath, which they imply; the leaf then lists
@@ -115,24 +125,25 @@ struct CommitSpec {
     leaf_app_data: Vec<crate::app_data::AppDataEntrySpec>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Tsify)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CustomProposalSpec {
     proposal_type: u16,
+    #[tsify(type = "Uint8Array")]
     payload: ByteBuf,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Tsify)]
 #[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase", deny_unknown_fields)]
 enum ProposalSpec {
-    Add { key_package: ByteBuf },
+    Add { #[tsify(type = "Uint8Array")] key_package: ByteBuf },
     Remove { leaf_index: u32 },
     Update,
-    ExternalPsk { psk_id: ByteBuf },
+    ExternalPsk { #[tsify(type = "Uint8Array")] psk_id: ByteBuf },
     GroupContextExtensions { extensions: GroupContextExtensionsSpec },
     SelfRemove,
     /// A custom proposal (RFC 9420 §13.5) by reference.
-    Custom { proposal_type: u16, payload: ByteBuf },
+    Custom { proposal_type: u16, #[tsify(type = "Uint8Array")] payload: ByteBuf },
 }
 
 /// Load a stored group; the one call site of openmls' `MlsGroup::load`
