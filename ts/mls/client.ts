@@ -393,12 +393,12 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
    * `INVALID_GROUP_INFO`.
    */
   verifyPublicCommit(groupInfo: Uint8Array, commit: Uint8Array, newGroupInfo: Uint8Array, proposals: Uint8Array[] = []): VerifiedCommit {
-    return this.read((core) => core.verifyPublicCommit(groupInfo, commit, newGroupInfo, proposals)) as VerifiedCommit;
+    return this.read((core) => core.verifyPublicCommit(groupInfo, commit, newGroupInfo, proposals));
   }
 
   /** The members of a GroupInfo with its ratchet tree, after verifying it. */
   publicGroupMembers(groupInfo: Uint8Array): PublicLeaf[] {
-    return this.read((core) => core.publicGroupMembers(groupInfo)) as PublicLeaf[];
+    return this.read((core) => core.publicGroupMembers(groupInfo));
   }
 
   /** Identities this client holds keys for. */
@@ -481,10 +481,10 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
     options: JoinOptions = {},
   ): Promise<{ group: Group; commit: Uint8Array; welcome: Uint8Array | undefined; groupInfo: Uint8Array | undefined; creatorLeaf: number }> {
     const config = joinOptionsToCore(options);
-    const out = (await this.mutate(
+    const out = await this.mutate(
       (core) => core.createReInitSuccessor(oldGroup.id, identity.identity, identity.signaturePublicKey, keyPackages, config),
-      (result) => indexGroup((result as { groupId: Uint8Array }).groupId),
-    )) as { groupId: Uint8Array; commit: Uint8Array; welcome?: Uint8Array | null; groupInfo?: Uint8Array | null; creatorLeaf: number };
+      (result) => indexGroup(result.groupId),
+    );
     return {
       group: this.#track(out.groupId),
       commit: out.commit,
@@ -509,10 +509,10 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
   ): Promise<{ group: Group; creatorLeaf: number; replaced: boolean }> {
     const { ratchetTree, ...join } = options;
     const config = joinOptionsToCore(join);
-    const out = (await this.mutate(
+    const out = await this.mutate(
       (core) => core.joinReInitSuccessor(oldGroup.id, welcome, ratchetTree, config),
-      (result) => indexGroup((result as { groupId: Uint8Array }).groupId),
-    )) as { groupId: Uint8Array; creatorLeaf: number; replaced: boolean };
+      (result) => indexGroup(result.groupId),
+    );
     return { group: this.#track(out.groupId), creatorLeaf: out.creatorLeaf, replaced: out.replaced };
   }
 
@@ -537,10 +537,7 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
           Uint16Array.from(custom, (c) => c.proposalType),
           custom.map((c) => c.payload),
           Uint32Array.from(removes),
-        ) as {
-          groupId: Uint8Array;
-          commit: Uint8Array;
-        },
+        ),
       (result) => indexGroup(result.groupId),
     );
     return { group: this.#track(out.groupId), commit: out.commit };

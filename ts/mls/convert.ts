@@ -1,6 +1,12 @@
-/** Translation of public option objects to the core's config shape. */
+/**
+ * Translation of public option objects to the core's input specs, typed by
+ * the declarations generated from their Rust structs (tsify; crates/core/
+ * src/config.rs, group.rs, app_data.rs), so a field the core does not
+ * take fails the type check here.
+ */
 import type { AppDataEntry, CommitOptions, CommitResult, GroupContextExtensions, GroupOptions, JoinOptions, ProposalRequest } from './types.js';
 import { invalidArgument } from './errors.js';
+import type * as Core from '../../pkg/paired_mls_core.js';
 
 /** Drop undefined fields: the core rejects unknown and ill-typed ones. */
 export function compact<T extends object>(value: T): Partial<T> {
@@ -15,7 +21,7 @@ function checkUint(name: string, value: number | undefined, max = 0xffffffff): v
   }
 }
 
-export function extensionsToCore(ext: GroupContextExtensions | undefined): object | undefined {
+export function extensionsToCore(ext: GroupContextExtensions | undefined): Core.GroupContextExtensionsSpec | undefined {
   if (!ext) return undefined;
   return compact({
     requiredCapabilities: ext.requiredCapabilities ? compact(ext.requiredCapabilities) : undefined,
@@ -24,7 +30,7 @@ export function extensionsToCore(ext: GroupContextExtensions | undefined): objec
   });
 }
 
-export function joinOptionsToCore(options: JoinOptions = {}): object {
+export function joinOptionsToCore(options: JoinOptions = {}): Core.GroupConfig {
   checkUint('outOfOrderTolerance', options.outOfOrderTolerance);
   checkUint('maximumForwardDistance', options.maximumForwardDistance);
   checkUint('paddingSize', options.paddingSize, 0xffff);
@@ -42,7 +48,7 @@ export function joinOptionsToCore(options: JoinOptions = {}): object {
   });
 }
 
-export function groupOptionsToCore(options: GroupOptions = {}): object {
+export function groupOptionsToCore(options: GroupOptions = {}): Core.GroupConfig {
   checkUint('ciphersuite', options.ciphersuite, 0xffff);
   return compact({
     ...joinOptionsToCore(options),
@@ -52,7 +58,7 @@ export function groupOptionsToCore(options: GroupOptions = {}): object {
   });
 }
 
-export function commitOptionsToCore(options: CommitOptions = {}): object {
+export function commitOptionsToCore(options: CommitOptions = {}): Core.CommitSpec {
   for (const leaf of options.remove ?? []) checkUint('remove[]', leaf);
   for (const c of options.custom ?? []) checkUint('custom[].proposalType', c.proposalType, 0xffff);
   return compact({
@@ -72,7 +78,7 @@ export function commitOptionsToCore(options: CommitOptions = {}): object {
   });
 }
 
-export function appDataToCore(entries: AppDataEntry[] | undefined): object[] | undefined {
+export function appDataToCore(entries: AppDataEntry[] | undefined): Core.AppDataEntrySpec[] | undefined {
   if (!entries) return undefined;
   return entries.map((e) => {
     checkUint('leafAppData[].componentId', e.componentId, 0xffff);
@@ -80,7 +86,7 @@ export function appDataToCore(entries: AppDataEntry[] | undefined): object[] | u
   });
 }
 
-export function proposalToCore(request: ProposalRequest): object {
+export function proposalToCore(request: ProposalRequest): Core.ProposalSpec {
   switch (request.type) {
     case 'groupContextExtensions':
       return { type: request.type, extensions: extensionsToCore(request.extensions) ?? {} };

@@ -2,6 +2,7 @@
  * `Group`: a view of one group inside an `MlsClient` (RFC 9420 §12).
  * Mutating calls persist through the client before they return.
  */
+import type * as Core from '../../pkg/paired_mls_core.js';
 import type { RetainedGroupState, StagedCommitHandle } from '../../pkg/paired_mls_core.js';
 import type { GroupClient } from './group-host.js';
 import { appDataToCore, commitOptionsToCore, extensionsToCore, compact, compactResult, proposalToCore } from './convert.js';
@@ -11,14 +12,8 @@ import { toBytes, type BytesLike } from './bytes.js';
 import type { AppDataEntry, CommitOptions, CommitResult, CredentialInfo, GroupState, Member, ProposalInfo, ProposalRequest, ReInitOptions, ReInitState, Sender } from './types.js';
 import { checkList, composeChecks, layerDefaultChecks, runChecks, type HandshakeReport, type ProcessCheck, type SignerDevice } from './checks.js';
 
-/** A decrypted application message. */
-export interface ApplicationMessage {
-  kind: 'application';
-  sender: Sender;
-  epoch: number;
-  data: Uint8Array;
-  aad: Uint8Array;
-}
+/** A decrypted application message (`kind: 'application'`, sender, epoch, data, aad). */
+export type ApplicationMessage = Core.ApplicationMessage;
 
 /** A proposal, now queued for the next commit. */
 export interface ProposalMessage {
@@ -50,11 +45,7 @@ export interface CommitMessage {
  * PrivateMessages (application message, proposal or commit); a member
  * cannot decrypt its own PrivateMessages and needs not.
  */
-export interface OwnMessage {
-  kind: 'ownCommit' | 'ownMessage';
-  sender: Sender;
-  epoch: number;
-}
+export type OwnMessage = Core.OwnMessage;
 
 /** An application message whose ratchet secret is kept until `confirm()`. */
 export interface UnconfirmedMessage {
@@ -70,10 +61,7 @@ export interface UnconfirmedMessage {
 export type ProcessResult = ApplicationMessage | ProposalMessage | CommitMessage | OwnMessage;
 
 /** What the core reports about a handshake message for the checks. */
-interface HandshakeChecks {
-  contentDigest: Uint8Array;
-  authorizingDevices?: { leafIndex: number; devices: Uint8Array } | null;
-}
+type HandshakeChecks = Pick<Core.ProposalSummary, 'contentDigest' | 'authorizingDevices'>;
 
 /** Options of `Group.process`. */
 export interface ProcessOptions {
@@ -87,16 +75,7 @@ function reportOf(raw: HandshakeChecks): HandshakeReport {
   return raw.authorizingDevices ? { contentDigest: raw.contentDigest, authorizingDevices: raw.authorizingDevices } : { contentDigest: raw.contentDigest };
 }
 
-interface StagedCommitView {
-  sender: Sender;
-  epoch: number;
-  newEpoch: number;
-  proposals: { sender: Sender; proposal: ProposalInfo }[];
-  hasPath: boolean;
-  pathCredential?: CredentialInfo | null;
-  selfRemoved: boolean;
-  impliedRemoves: number[];
-}
+type StagedCommitView = Core.StagedCommitSummary;
 
 /**
  * A commit from another member, validated but not applied. Inspect what
@@ -271,9 +250,7 @@ export class Group {
 
   /** The ReInit that retired this group, or `undefined` while it is in use. */
   reinitState(): ReInitState | undefined {
-    const state = this.client.read((core) => core.reinitState(this.id)) as ReInitState | undefined;
-    if (state && state.successorCreator == null) delete state.successorCreator;
-    return state;
+    return this.client.read((core) => core.reinitState(this.id));
   }
 
   mergePendingCommit(): Promise<void> {
@@ -300,11 +277,7 @@ export class Group {
    */
   async proposeDetailed(request: ProposalRequest, options: { aad?: Uint8Array } = {}): Promise<{ message: Uint8Array; proposalRef?: Uint8Array; contentDigest?: Uint8Array }> {
     const spec = proposalToCore(request);
-    const out = (await this.client.mutate((core) => core.propose(this.id, spec, options.aad))) as {
-      message: Uint8Array;
-      proposalRef?: Uint8Array | null;
-      contentDigest?: Uint8Array | null;
-    };
+    const out = await this.client.mutate((core) => core.propose(this.id, spec, options.aad));
     return { message: out.message, proposalRef: out.proposalRef ?? undefined, contentDigest: out.contentDigest ?? undefined };
   }
 
@@ -327,8 +300,8 @@ export class Group {
    * The LeafNode at `leafIndex`, serialized, and where it came from
    * (`keyPackage`: still the KeyPackage's leaf; `update`; `commit`).
    */
-  leafNode(leafIndex: number): { leafNode: Uint8Array; source: 'keyPackage' | 'update' | 'commit' } {
-    return this.client.read((core) => core.leafNode(this.id, leafIndex)) as { leafNode: Uint8Array; source: 'keyPackage' | 'update' | 'commit' };
+  leafNode(leafIndex: number): Core.LeafNodeInfo {
+    return this.client.read((core) => core.leafNode(this.id, leafIndex));
   }
 
   /**
@@ -380,9 +353,9 @@ export class Group {
     options: { aad?: Uint8Array; leafAppData?: AppDataEntry[]; dryRun?: boolean; expectDigest?: Uint8Array } = {},
   ): Promise<{ commit: Uint8Array; groupInfo: Uint8Array; contentDigest: Uint8Array }> {
     const leafAppData = appDataToCore(options.leafAppData);
-    const out = (await this.client.mutate((core) =>
+    const out = await this.client.mutate((core) =>
       core.resyncAsVirtualClient(this.id, epochId, options.aad, leafAppData, options.dryRun ?? false, options.expectDigest),
-    )) as { commit: Uint8Array; groupInfo: Uint8Array; contentDigest: Uint8Array };
+    );
     return { commit: out.commit, groupInfo: out.groupInfo, contentDigest: out.contentDigest };
   }
 
@@ -395,12 +368,7 @@ export class Group {
    * again.
    */
   async encryptUnconfirmed(plaintext: BytesLike, options: { aad?: Uint8Array } = {}): Promise<UnconfirmedMessage> {
-    const out = (await this.client.mutate((core) => core.encryptUnconfirmed(this.id, toBytes(plaintext), options.aad))) as {
-      message: Uint8Array;
-      epoch: number;
-      generation: number;
-      generationId?: Uint8Array;
-    };
+    const out = await this.client.mutate((core) => core.encryptUnconfirmed(this.id, toBytes(plaintext), options.aad));
     return {
       message: out.message,
       epoch: out.epoch,
@@ -436,11 +404,7 @@ export class Group {
    */
   async process(message: Uint8Array, options: ProcessOptions = {}): Promise<ProcessResult> {
     const checks = this.checks(options.checks);
-    const raw = (await this.client.mutate((core) => core.process(this.id, message, options.vcDerivationInfo))) as
-      | ApplicationMessage
-      | (ProposalMessage & HandshakeChecks & { proposalRef: Uint8Array })
-      | OwnMessage
-      | (StagedCommitView & HandshakeChecks & { kind: 'commit'; aad: Uint8Array; handle: StagedCommitHandle });
+    const raw = await this.client.mutate((core) => core.process(this.id, message, options.vcDerivationInfo));
     if (raw.kind === 'proposal') {
       const { proposalRef, contentDigest: _, authorizingDevices: __, ...proposal } = raw;
       try {

@@ -1,13 +1,14 @@
 /** Looking at an MLSMessage (RFC 9420 §6) without processing it. */
 import { Client as CoreClient } from '../../pkg/paired_mls_core.js';
 import { call } from './init.js';
+import type { MessageWireFormat } from './types.js';
 
-/** Wire format of an MLSMessage (RFC 9420 §6). */
-export type WireFormat = 'public' | 'private' | 'welcome' | 'group_info' | 'key_package';
+/** Wire format of an MLSMessage (RFC 9420 §6), declared in types.ts. */
+export type { MessageWireFormat as WireFormat } from './types.js';
 
 /** What `inspectMessage` reads from an MLSMessage without any group state. */
 export interface MessageInfo {
-  wireFormat: WireFormat;
+  wireFormat: MessageWireFormat;
   /** The message decoded and encoded again: equal to the input when canonical. */
   encoded: Uint8Array;
 }
@@ -15,7 +16,7 @@ export interface MessageInfo {
 /** Decode an MLSMessage; throws `MALFORMED` unless every byte is valid. */
 export function inspectMessage(bytes: Uint8Array): MessageInfo {
   return call(() => ({
-    wireFormat: CoreClient.inspectWireFormat(bytes) as WireFormat,
+    wireFormat: CoreClient.inspectWireFormat(bytes),
     encoded: CoreClient.reencodeMessage(bytes),
   }));
 }

@@ -2,7 +2,8 @@
 
 /**
  * Results the wasm core returns, declared from their Rust structs
- * (crates/core/src/inspect.rs, tsify) and used here as they are.
+ * (crates/core/src/inspect.rs, ext/reinit.rs, public_group.rs; tsify) and
+ * used here as they are.
  */
 import type * as Core from '../../pkg/paired_mls_core.js';
 
@@ -16,6 +17,8 @@ export type KeyPackageInfo = Core.KeyPackageInfo;
 export type CommitResult = Core.CommitResult;
 /** A snapshot of a group's public state (id, epoch, ciphersuite, own leaf, members, pending work). */
 export type GroupState = Core.GroupState;
+/** Wire format of an MLSMessage (RFC 9420 §6) as `inspectMessage` reports it: 'public' | 'private' | 'welcome' | 'group_info' | 'key_package' (| 'other', one the engine does not name); a wasm-bindgen string enum in crates/core/src/client.rs. */
+export type MessageWireFormat = Core.InspectedWireFormat;
 
 /** RFC 9420 §17.1: 1 = X25519/AES-128-GCM/SHA-256/Ed25519, 2 = P-256/AES-128-GCM/SHA-256/P-256, 3 = X25519/ChaCha20-Poly1305/SHA-256/Ed25519. */
 export type Ciphersuite = number;
@@ -83,24 +86,10 @@ export interface GroupOptions extends JoinOptions {
 }
 
 /** Who sent a message (RFC 9420 §6). */
-export type Sender =
-  | { type: 'member'; leafIndex: number }
-  | { type: 'external'; senderIndex: number }
-  | { type: 'newMemberCommit' }
-  | { type: 'newMemberProposal' };
+export type Sender = Core.SenderView;
 
 /** A proposal as the library shows it (in a staged commit or the proposal queue). */
-export type ProposalInfo =
-  | { type: 'add'; credential: CredentialInfo; signatureKey: Uint8Array }
-  | { type: 'update'; leafIndex?: number }
-  | { type: 'remove'; leafIndex: number }
-  | { type: 'preSharedKey'; pskType: 'external' | 'resumption' | 'other'; pskId: Uint8Array }
-  | { type: 'reInit'; groupId: Uint8Array; version: number; ciphersuite: Ciphersuite }
-  | { type: 'externalInit' }
-  | { type: 'groupContextExtensions' }
-  | { type: 'selfRemove'; leafIndex?: number }
-  | { type: 'custom'; proposalType: number; payload: Uint8Array }
-  | { type: 'other'; proposalType: number };
+export type ProposalInfo = Core.ProposalView;
 
 /** What a commit contains: adds, removes, a path update, PSKs, extensions, custom proposals. */
 export interface CommitOptions {
@@ -171,16 +160,7 @@ export interface ReInitOptions {
 }
 
 /** A group retired by a merged ReInit commit. */
-export interface ReInitState {
-  newGroupId: Uint8Array;
-  version: number;
-  ciphersuite: Ciphersuite;
-  /** The old group's epoch after the ReInit commit (the reinit PSK's epoch). */
-  epoch: number;
-  ownLeaf: number;
-  /** Old leaf index of the member who created the successor this member is in. */
-  successorCreator?: number;
-}
+export type ReInitState = Core.ReInitState;
 
 /**
  * Which members a `remove_associated_members` LeafOperationProposal takes
@@ -198,18 +178,7 @@ export interface LeafAssociation {
 }
 
 /** A leaf of a publicly verified tree. */
-export interface PublicLeaf {
-  leafIndex: number;
-  identity: Uint8Array;
-  signatureKey: Uint8Array;
-}
+export type PublicLeaf = Core.LeafView;
 
 /** A commit verified against a GroupInfo without group secrets (`MlsClient.verifyPublicCommit`, openmls PublicGroup). */
-export interface VerifiedCommit {
-  epoch: number;
-  external: boolean;
-  committer: PublicLeaf;
-  membersBefore: PublicLeaf[];
-  membersAfter: PublicLeaf[];
-  addedKeyPackages: Uint8Array[];
-}
+export type VerifiedCommit = Core.VerifiedCommit;

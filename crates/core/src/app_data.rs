@@ -7,6 +7,7 @@ use openmls::components::vc_derivation_info::VC_COMPONENT_ID;
 use openmls::prelude::{tls_codec::Serialize as _, *};
 use serde::Deserialize;
 use serde_bytes::ByteBuf;
+use tsify::Tsify;
 
 use crate::error::{Code, CoreError, CoreResult};
 
@@ -14,10 +15,11 @@ use crate::error::{Code, CoreError, CoreResult};
 /// (draft-ietf-mls-extensions §4.6).
 const APP_COMPONENTS_ID: u16 = 1;
 
-#[derive(Deserialize, Clone)]
+#[derive(Deserialize, Tsify, Clone)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AppDataEntrySpec {
     pub component_id: u16,
+    #[tsify(type = "Uint8Array")]
     pub data: ByteBuf,
 }
 

@@ -253,20 +253,18 @@ impl Client {
     }
 
     /// Parse an MLSMessage and report its wire format, without processing it.
-    /// One of "public", "private", "welcome", "group_info", "key_package".
     #[wasm_bindgen(js_name = inspectWireFormat)]
-    pub fn inspect_wire_format(bytes: &[u8]) -> Result<String, JsValue> {
+    pub fn inspect_wire_format(bytes: &[u8]) -> Result<InspectedWireFormat, JsValue> {
         let message = parse_message(bytes)?;
         Ok(match message.extract() {
-            MlsMessageBodyIn::PublicMessage(_) => "public",
-            MlsMessageBodyIn::PrivateMessage(_) => "private",
-            MlsMessageBodyIn::Welcome(_) => "welcome",
-            MlsMessageBodyIn::GroupInfo(_) => "group_info",
-            MlsMessageBodyIn::KeyPackage(_) => "key_package",
+            MlsMessageBodyIn::PublicMessage(_) => InspectedWireFormat::Public,
+            MlsMessageBodyIn::PrivateMessage(_) => InspectedWireFormat::Private,
+            MlsMessageBodyIn::Welcome(_) => InspectedWireFormat::Welcome,
+            MlsMessageBodyIn::GroupInfo(_) => InspectedWireFormat::GroupInfo,
+            MlsMessageBodyIn::KeyPackage(_) => InspectedWireFormat::KeyPackage,
             #[allow(unreachable_patterns)]
-            _ => "other",
-        }
-        .to_string())
+            _ => InspectedWireFormat::Other,
+        })
     }
 
     /// Decode an MLSMessage and encode it again (RFC 9420 §6). Equal bytes
@@ -301,4 +299,18 @@ pub(crate) fn validate_key_package(provider: &Provider, bytes: &[u8]) -> CoreRes
             .map_err(|e| CoreError::new(Code::InvalidKeyPackage, format!("invalid key package: {e}"))),
         _ => Err(invalid_argument("expected a KeyPackage message")),
     }
+}
+
+/// Wire format of an MLSMessage (RFC 9420 §6), as `inspectWireFormat`
+/// reports it (a string enum: TypeScript sees the union of its values).
+#[wasm_bindgen]
+#[derive(Clone, Copy)]
+pub enum InspectedWireFormat {
+    Public = "public",
+    Private = "private",
+    Welcome = "welcome",
+    GroupInfo = "group_info",
+    KeyPackage = "key_package",
+    /// A wire format this engine decodes but does not name.
+    Other = "other",
 }

@@ -4,6 +4,7 @@
 use openmls::prelude::*;
 use serde::Deserialize;
 use serde_bytes::ByteBuf;
+use tsify::Tsify;
 
 use crate::error::{invalid_argument, Code, CoreError, CoreResult};
 
@@ -23,7 +24,7 @@ fn union<T: PartialEq>(mut base: Vec<T>, extra: impl IntoIterator<Item = T>) -> 
     base
 }
 
-#[derive(Deserialize, Default, Clone)]
+#[derive(Deserialize, Tsify, Default, Clone)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct CapabilitiesSpec {
     pub extensions: Vec<u16>,
@@ -67,25 +68,29 @@ impl CapabilitiesSpec {
     }
 }
 
-#[derive(Deserialize, Clone)]
+#[derive(Deserialize, Tsify, Clone)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExternalSenderSpec {
+    #[tsify(type = "Uint8Array")]
     pub identity: ByteBuf,
+    #[tsify(type = "Uint8Array")]
     pub signature_key: ByteBuf,
 }
 
-#[derive(Deserialize, Clone)]
+#[derive(Deserialize, Tsify, Clone)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawExtensionSpec {
     pub extension_type: u16,
+    #[tsify(type = "Uint8Array")]
     pub data: ByteBuf,
 }
 
 /// Group-context extensions, used at creation and in GroupContextExtensions
 /// proposals. Each present field becomes one extension.
-#[derive(Deserialize, Default, Clone)]
+#[derive(Deserialize, Tsify, Default, Clone)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct GroupContextExtensionsSpec {
+    #[tsify(optional)]
     pub required_capabilities: Option<CapabilitiesSpec>,
     pub external_senders: Vec<ExternalSenderSpec>,
     pub custom: Vec<RawExtensionSpec>,
@@ -120,9 +125,10 @@ impl GroupContextExtensionsSpec {
     }
 }
 
-#[derive(Deserialize, Clone)]
+#[derive(Deserialize, Tsify, Clone)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct GroupConfig {
+    #[tsify(type = "Uint8Array", optional)]
     pub group_id: Option<ByteBuf>,
     pub ciphersuite: u16,
     /// "ciphertext" (default), "plaintext", "mixed-ciphertext", "mixed-plaintext"

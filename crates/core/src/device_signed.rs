@@ -95,7 +95,7 @@ impl Client {
     /// Commit for the anchor leaf, signed by this client's paired device key
     /// `device_key` (module doc). `spec` is a commit spec as for `commit`,
     /// without `aad`. Returns what `commit` returns; the commit is pending.
-    #[wasm_bindgen(js_name = commitSignedByDevice)]
+    #[wasm_bindgen(js_name = commitSignedByDevice, unchecked_return_type = "CommitResult")]
     pub fn commit_signed_by_device(&mut self, group_id: &[u8], spec: JsValue, device_key: &[u8], device_ciphersuite: u16) -> Result<JsValue, JsValue> {
         let result = self.build_signed_commit(group_id, &spec, device_key, device_ciphersuite);
         self.undo_on_error(result)

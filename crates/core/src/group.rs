@@ -13,6 +13,7 @@ use openmls::schedule::{ExternalPsk, PreSharedKeyId, Psk};
 use openmls_traits::OpenMlsProvider;
 use serde::Deserialize;
 use serde_bytes::ByteBuf;
+use tsify::Tsify;
 use wasm_bindgen::prelude::*;
 
 use crate::client::{credential_with_key, parse_message, serialize, validate_key_package, Client};
@@ -69,26 +70,32 @@ impl StagedCommitHandle {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Tsify)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct NewSignerSpec {
+    #[tsify(type = "Uint8Array")]
     identity: ByteBuf,
+    #[tsify(type = "Uint8Array")]
     public_key: ByteBuf,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Tsify, Default)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 struct CommitSpec {
     /// Serialized KeyPackage MLSMessages to add.
+    #[tsify(type = "Uint8Array[]")]
     adds: Vec<ByteBuf>,
     /// Leaf indices to remove.
     removes: Vec<u32>,
     /// External PSK ids to inject (each must be in the PSK registry).
+    #[tsify(type = "Uint8Array[]")]
     psks: Vec<ByteBuf>,
+    #[tsify(optional)]
     group_context_extensions: Option<GroupContextExtensionsSpec>,
     /// Force an UpdatePath even if no proposal requires one.
     self_update: bool,
     /// Include proposals received earlier (default true).
+    #[tsify(optional)]
     include_pending: Option<bool>,
     /// Custom proposals (RFC 9420 §13.5; types every member must list in
     /// its capabilities) committed by value.
@@ -98,6 +105,7 @@ struct CommitSpec {
     /// Commit as a virtual client: derive the UpdatePath from this emulation
     /// epoch (registered with `registerEmulationEpoch`) so sibling devices
     /// can follow the commit without receiving key material.
+    #[tsify(type = "Uint8Array", optional)]
     vc_epoch_id: Option<ByteBuf>,
     /// With `vc_epoch_id`: return the derivation info (`vcDerivationInfo`)
     /// instead of writing it into the leaf, which then stays an ordinary
@@ -105,7 +113,9 @@ struct CommitSpec {
     vc_detached: bool,
     /// Rotate this member's signature key and credential in the commit's
     /// UpdatePath leaf (RFC 9420 §12.4.2); the key pair must be stored.
+    #[tsify(optional)]
     new_signer: Option<NewSignerSpec>,
+    #[tsify(type = "Uint8Array", optional)]
     aad: Option<ByteBuf>,
     /// Set these AppDataDictionary entries in this member's leaf (through
     /// the commit's UpdatePath, which they imply; the leaf then lists
@@ -115,24 +125,25 @@ struct CommitSpec {
     leaf_app_data: Vec<crate::app_data::AppDataEntrySpec>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Tsify)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CustomProposalSpec {
     proposal_type: u16,
+    #[tsify(type = "Uint8Array")]
     payload: ByteBuf,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Tsify)]
 #[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase", deny_unknown_fields)]
 enum ProposalSpec {
-    Add { key_package: ByteBuf },
+    Add { #[tsify(type = "Uint8Array")] key_package: ByteBuf },
     Remove { leaf_index: u32 },
     Update,
-    ExternalPsk { psk_id: ByteBuf },
+    ExternalPsk { #[tsify(type = "Uint8Array")] psk_id: ByteBuf },
     GroupContextExtensions { extensions: GroupContextExtensionsSpec },
     SelfRemove,
     /// A custom proposal (RFC 9420 §13.5) by reference.
-    Custom { proposal_type: u16, payload: ByteBuf },
+    Custom { proposal_type: u16, #[tsify(type = "Uint8Array")] payload: ByteBuf },
 }
 
 /// A group the call names that this client does not have.
@@ -370,7 +381,7 @@ impl Client {
 
     /// Join by external commit (RFC 9420 §12.4.3.2) from a GroupInfo.
     /// Returns `{ groupId, commit }`: the commit goes to the group.
-    #[wasm_bindgen(js_name = joinExternal)]
+    #[wasm_bindgen(js_name = joinExternal, unchecked_return_type = "ExternalJoinOutput")]
     pub fn join_external(
         &mut self,
         group_info: &[u8],
@@ -577,6 +588,7 @@ impl Client {
     /// Send one proposal (RFC 9420 §12.1) as a standalone message.
     /// Returns `{ message, proposalRef?, contentDigest? }` (the last two
     /// for proposals by reference, i.e. all but SelfRemove).
+    #[wasm_bindgen(unchecked_return_type = "ProposalOutput")]
     pub fn propose(&mut self, group_id: &[u8], spec: JsValue, aad: Option<Vec<u8>>) -> Result<JsValue, JsValue> {
         let spec: ProposalSpec =
             serde_wasm_bindgen::from_value(spec).map_err(|e| invalid_argument(format!("proposal spec: {e}")))?;
@@ -646,7 +658,7 @@ impl Client {
     /// still decrypt the sibling's message, then send again. Returns
     /// `{ message, epoch, generation, generationId? }`; `generationId` is
     /// set in groups bound to an emulation epoch, for the DS to compare.
-    #[wasm_bindgen(js_name = encryptUnconfirmed)]
+    #[wasm_bindgen(js_name = encryptUnconfirmed, unchecked_return_type = "UnconfirmedOutput")]
     pub fn encrypt_unconfirmed(&mut self, group_id: &[u8], plaintext: &[u8], aad: Option<Vec<u8>>) -> Result<JsValue, JsValue> {
         Ok(self.with_group(group_id, |group, provider, signer| {
             group.set_aad(aad.unwrap_or_default());
@@ -680,6 +692,7 @@ impl Client {
     /// `vc_derivation_info`: the detached derivation info of a sibling's
     /// virtual-client commit through this client's leaf (`commit` with
     /// `vcDetached`), handed over by the sibling.
+    #[wasm_bindgen(unchecked_return_type = "ApplicationMessage | ProposalSummary | OwnMessage | (StagedCommitSummary & { handle: StagedCommitHandle })")]
     pub fn process(&mut self, group_id: &[u8], message: &[u8], vc_derivation_info: Option<Vec<u8>>) -> Result<JsValue, JsValue> {
         let protocol_message: ProtocolMessage = match parse_message(message)?.extract() {
             MlsMessageBodyIn::PublicMessage(m) => m.into(),

@@ -25,7 +25,8 @@ fn bytes(b: &[u8]) -> ByteBuf {
     ByteBuf::from(b.to_vec())
 }
 
-#[derive(Serialize)]
+/// Who sent a message (RFC 9420 §6); `Sender` in TypeScript.
+#[derive(Serialize, Tsify)]
 #[serde(tag = "type", rename_all = "camelCase")]
 enum SenderView {
     Member {
@@ -196,10 +197,13 @@ pub fn commit_output(commit: Vec<u8>, welcome: Option<Vec<u8>>, group_info: Opti
     })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Tsify)]
 #[serde(rename_all = "camelCase")]
+#[tsify(rename = "ExternalJoinOutput")]
 struct ExternalJoinView {
+    #[tsify(type = "Uint8Array")]
     group_id: ByteBuf,
+    #[tsify(type = "Uint8Array")]
     commit: ByteBuf,
 }
 
@@ -207,10 +211,14 @@ pub fn external_join_output(group_id: Vec<u8>, commit: Vec<u8>) -> CoreResult<Js
     to_js(&ExternalJoinView { group_id: ByteBuf::from(group_id), commit: ByteBuf::from(commit) })
 }
 
-#[derive(Serialize)]
+/// A serialized LeafNode and where it came from.
+#[derive(Serialize, Tsify)]
 #[serde(rename_all = "camelCase")]
+#[tsify(rename = "LeafNodeInfo")]
 struct LeafNodeView {
+    #[tsify(type = "Uint8Array")]
     leaf_node: ByteBuf,
+    #[tsify(type = "\"keyPackage\" | \"update\" | \"commit\"")]
     source: &'static str,
 }
 
@@ -218,12 +226,15 @@ pub fn leaf_node(leaf_node: Vec<u8>, source: &'static str) -> CoreResult<JsValue
     to_js(&LeafNodeView { leaf_node: ByteBuf::from(leaf_node), source })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Tsify)]
 #[serde(rename_all = "camelCase")]
+#[tsify(rename = "UnconfirmedOutput")]
 struct UnconfirmedView {
+    #[tsify(type = "Uint8Array")]
     message: ByteBuf,
     epoch: u64,
     generation: u32,
+    #[tsify(type = "Uint8Array", optional)]
     generation_id: Option<ByteBuf>,
 }
 
@@ -231,12 +242,17 @@ pub fn unconfirmed_message(message: Vec<u8>, epoch: u64, generation: u32, genera
     to_js(&UnconfirmedView { message: ByteBuf::from(message), epoch, generation, generation_id: generation_id.map(ByteBuf::from) })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Tsify)]
 #[serde(rename_all = "camelCase")]
+#[tsify(rename = "ResyncOutput")]
 struct ResyncView {
+    #[tsify(type = "Uint8Array")]
     group_id: ByteBuf,
+    #[tsify(type = "Uint8Array")]
     commit: ByteBuf,
+    #[tsify(type = "Uint8Array")]
     group_info: ByteBuf,
+    #[tsify(type = "Uint8Array")]
     content_digest: ByteBuf,
 }
 
@@ -249,13 +265,17 @@ pub fn resync_output(group_id: Vec<u8>, commit: Vec<u8>, group_info: Vec<u8>, co
     })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Tsify)]
 #[serde(rename_all = "camelCase")]
+#[tsify(rename = "ApplicationMessage")]
 struct ApplicationView {
+    #[tsify(type = "\"application\"")]
     kind: &'static str,
     sender: SenderView,
     epoch: u64,
+    #[tsify(type = "Uint8Array")]
     data: ByteBuf,
+    #[tsify(type = "Uint8Array")]
     aad: ByteBuf,
 }
 
@@ -264,19 +284,58 @@ pub fn application(s: &Sender, epoch: u64, data: Vec<u8>, aad: Vec<u8>) -> CoreR
 }
 
 /// One proposal, as the application needs it to decide on it.
-#[derive(Serialize)]
+/// `ProposalInfo` in TypeScript.
+#[derive(Serialize, Tsify)]
 #[serde(tag = "type", rename_all = "camelCase")]
 enum ProposalView {
-    Add { credential: CredentialInfo, #[serde(rename = "signatureKey")] signature_key: ByteBuf },
-    Update { #[serde(rename = "leafIndex")] leaf_index: Option<u32> },
-    Remove { #[serde(rename = "leafIndex")] leaf_index: u32 },
-    PreSharedKey { #[serde(rename = "pskType")] psk_type: &'static str, #[serde(rename = "pskId")] psk_id: ByteBuf },
-    ReInit { #[serde(rename = "groupId")] group_id: ByteBuf, version: u16, ciphersuite: u16 },
+    Add {
+        credential: CredentialInfo,
+        #[serde(rename = "signatureKey")]
+        #[tsify(type = "Uint8Array")]
+        signature_key: ByteBuf,
+    },
+    Update {
+        #[serde(rename = "leafIndex")]
+        #[tsify(optional)]
+        leaf_index: Option<u32>,
+    },
+    Remove {
+        #[serde(rename = "leafIndex")]
+        leaf_index: u32,
+    },
+    PreSharedKey {
+        #[serde(rename = "pskType")]
+        #[tsify(type = "\"external\" | \"resumption\" | \"other\"")]
+        psk_type: &'static str,
+        #[serde(rename = "pskId")]
+        #[tsify(type = "Uint8Array")]
+        psk_id: ByteBuf,
+    },
+    ReInit {
+        #[serde(rename = "groupId")]
+        #[tsify(type = "Uint8Array")]
+        group_id: ByteBuf,
+        version: u16,
+        /// RFC 9420 §17.1 code point.
+        ciphersuite: u16,
+    },
     ExternalInit,
     GroupContextExtensions,
-    SelfRemove { #[serde(rename = "leafIndex")] leaf_index: Option<u32> },
-    Custom { #[serde(rename = "proposalType")] proposal_type: u16, payload: ByteBuf },
-    Other { #[serde(rename = "proposalType")] proposal_type: u16 },
+    SelfRemove {
+        #[serde(rename = "leafIndex")]
+        #[tsify(optional)]
+        leaf_index: Option<u32>,
+    },
+    Custom {
+        #[serde(rename = "proposalType")]
+        proposal_type: u16,
+        #[tsify(type = "Uint8Array")]
+        payload: ByteBuf,
+    },
+    Other {
+        #[serde(rename = "proposalType")]
+        proposal_type: u16,
+    },
 }
 
 fn sender_leaf(s: &Sender) -> Option<u32> {
@@ -317,26 +376,34 @@ fn proposal_view(p: &Proposal, s: &Sender) -> ProposalView {
     }
 }
 
-#[derive(Serialize)]
+/// A received proposal, before the TS layer's process checks.
+#[derive(Serialize, Tsify)]
 #[serde(rename_all = "camelCase")]
+#[tsify(rename = "ProposalSummary")]
 struct ProposalMessageView {
+    #[tsify(type = "\"proposal\"")]
     kind: &'static str,
     sender: SenderView,
     epoch: u64,
     proposal: ProposalView,
+    #[tsify(type = "Uint8Array")]
     aad: ByteBuf,
+    #[tsify(type = "Uint8Array")]
     proposal_ref: ByteBuf,
     /// paired_standard.rs: what a paired device signs for this proposal
     /// (empty unless `authorizing_devices` is set).
+    #[tsify(type = "Uint8Array")]
     content_digest: ByteBuf,
+    #[tsify(optional)]
     authorizing_devices: Option<AuthorizingDevices>,
 }
 
 /// The device list (Paired MLS standard mode) a message must be signed under.
-#[derive(Serialize)]
+#[derive(Serialize, Tsify)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthorizingDevices {
     leaf_index: u32,
+    #[tsify(type = "Uint8Array")]
     devices: ByteBuf,
 }
 
@@ -366,11 +433,15 @@ pub fn proposal(
     })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Tsify)]
 #[serde(rename_all = "camelCase")]
+#[tsify(rename = "ProposalOutput")]
 struct ProposalOutputView {
+    #[tsify(type = "Uint8Array")]
     message: ByteBuf,
+    #[tsify(type = "Uint8Array", optional)]
     proposal_ref: Option<ByteBuf>,
+    #[tsify(type = "Uint8Array", optional)]
     content_digest: Option<ByteBuf>,
 }
 
@@ -382,16 +453,19 @@ pub fn proposal_output(message: Vec<u8>, proposal_ref: Option<Vec<u8>>, content_
     })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Tsify)]
 #[serde(rename_all = "camelCase")]
 struct QueuedView {
     sender: SenderView,
     proposal: ProposalView,
 }
 
-#[derive(Serialize)]
+/// A received commit, staged, before the TS layer's process checks.
+#[derive(Serialize, Tsify)]
 #[serde(rename_all = "camelCase")]
+#[tsify(rename = "StagedCommitSummary")]
 struct StagedCommitView {
+    #[tsify(type = "\"commit\"")]
     kind: &'static str,
     /// The committer.
     sender: SenderView,
@@ -402,14 +476,18 @@ struct StagedCommitView {
     proposals: Vec<QueuedView>,
     has_path: bool,
     /// Credential in the UpdatePath's leaf (the joiner's, for an external commit).
+    #[tsify(optional)]
     path_credential: Option<CredentialInfo>,
     self_removed: bool,
     /// Leaves removed by custom proposals (LeafOperationProposals).
     implied_removes: Vec<u32>,
+    #[tsify(type = "Uint8Array")]
     aad: ByteBuf,
     /// paired_standard.rs: what a paired device signs for this commit
     /// (empty unless `authorizing_devices` is set).
+    #[tsify(type = "Uint8Array")]
     content_digest: ByteBuf,
+    #[tsify(optional)]
     authorizing_devices: Option<AuthorizingDevices>,
 }
 
@@ -442,9 +520,11 @@ pub fn staged_commit(
     to_js(&view)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Tsify)]
 #[serde(rename_all = "camelCase")]
+#[tsify(rename = "OwnMessage")]
 struct OwnCommitView {
+    #[tsify(type = "\"ownCommit\" | \"ownMessage\"")]
     kind: &'static str,
     sender: SenderView,
     epoch: u64,

@@ -48,7 +48,7 @@ impl Client {
 
     /// The LeafNode at `leaf_index` of `group_id`, serialized, with its
     /// source: `{ leafNode, source: "keyPackage" | "update" | "commit" }`.
-    #[wasm_bindgen(js_name = leafNode)]
+    #[wasm_bindgen(js_name = leafNode, unchecked_return_type = "LeafNodeInfo")]
     pub fn leaf_node(&mut self, group_id: &[u8], leaf_index: u32) -> Result<JsValue, JsValue> {
         Ok(self.with_group(group_id, |group, _, _| {
             let leaf = group

@@ -13,6 +13,7 @@ use openmls::prelude::*;
 use openmls_rust_crypto::MemoryStorage;
 use serde::Serialize;
 use serde_bytes::ByteBuf;
+use tsify::Tsify;
 use wasm_bindgen::prelude::*;
 
 use std::sync::Arc;
@@ -23,17 +24,20 @@ use crate::client::{parse_message, Client};
 use crate::error::{Code, CoreError, CoreResult};
 
 /// One leaf of the verified tree: who the DS maps to a client id via the AS.
-#[derive(Serialize)]
+#[derive(Serialize, Tsify)]
 #[serde(rename_all = "camelCase")]
 struct LeafView {
     leaf_index: u32,
+    #[tsify(type = "Uint8Array")]
     identity: ByteBuf,
+    #[tsify(type = "Uint8Array")]
     signature_key: ByteBuf,
 }
 
 /// The result of a verified commit.
-#[derive(Serialize)]
+#[derive(Serialize, Tsify)]
 #[serde(rename_all = "camelCase")]
+#[tsify(rename = "VerifiedCommit")]
 struct VerifiedCommitView {
     /// The epoch the commit creates.
     epoch: u64,
@@ -44,6 +48,7 @@ struct VerifiedCommitView {
     members_before: Vec<LeafView>,
     members_after: Vec<LeafView>,
     /// KeyPackageRefs of the added members (the Welcome's recipients).
+    #[tsify(type = "Uint8Array[]")]
     added_key_packages: Vec<ByteBuf>,
 }
 
@@ -191,7 +196,7 @@ impl Client {
     /// membersBefore, membersAfter, addedKeyPackages }` or throws with code
     /// UNVERIFIABLE_STATE, UNVERIFIABLE_COMMIT, INVALID_COMMIT or
     /// INVALID_GROUP_INFO.
-    #[wasm_bindgen(js_name = verifyPublicCommit)]
+    #[wasm_bindgen(js_name = verifyPublicCommit, unchecked_return_type = "VerifiedCommit")]
     pub fn verify_public_commit(&self, group_info: &[u8], commit: &[u8], new_group_info: &[u8], proposals: Vec<js_sys::Uint8Array>) -> Result<JsValue, JsValue> {
         let proposals: Vec<Vec<u8>> = proposals.iter().map(|p| p.to_vec()).collect();
         let view = verify(self.provider.crypto(), Some(self.expander()), group_info, commit, new_group_info, &proposals)?;
@@ -201,7 +206,7 @@ impl Client {
     /// The members of a GroupInfo that carries its ratchet tree (signature
     /// and tree verified), for the DS to accept it as a group's first
     /// public state; throws INVALID_GROUP_INFO.
-    #[wasm_bindgen(js_name = publicGroupMembers)]
+    #[wasm_bindgen(js_name = publicGroupMembers, unchecked_return_type = "LeafView[]")]
     pub fn public_group_members(&self, group_info: &[u8]) -> Result<JsValue, JsValue> {
         let group = public_group_of(self.provider.crypto(), &MemoryStorage::default(), group_info, "new")?;
         Ok(crate::inspect::to_js(&members(&group))?)

@@ -22,6 +22,7 @@ use openmls::schedule::{PreSharedKeyId, Psk};
 use openmls_traits::OpenMlsProvider;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
+use tsify::Tsify;
 use wasm_bindgen::prelude::*;
 
 use crate::client::{credential_with_key, parse_message, serialize, validate_key_package, Client};
@@ -115,24 +116,49 @@ fn mls10() -> u16 {
     1
 }
 
-#[derive(Serialize)]
+/// `ReInitState` in TypeScript: a group retired by a merged ReInit commit.
+#[derive(Serialize, Tsify)]
 #[serde(rename_all = "camelCase")]
+#[tsify(rename = "ReInitState")]
 struct ReInitStateView {
+    #[tsify(type = "Uint8Array")]
     new_group_id: ByteBuf,
     version: u16,
+    /// RFC 9420 §17.1 code point.
     ciphersuite: u16,
+    /// The old group's epoch after the ReInit commit (the reinit PSK's epoch).
     epoch: u64,
     own_leaf: u32,
+    /// Old leaf index of the member who created the successor this member is in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
     successor_creator: Option<u32>,
 }
 
-#[derive(Serialize)]
+/// `createReInitSuccessor`: the new group and its first commit.
+#[derive(Serialize, Tsify)]
 #[serde(rename_all = "camelCase")]
-struct SuccessorView {
+#[tsify(rename = "SuccessorCreated")]
+struct SuccessorCreatedView {
+    #[tsify(type = "Uint8Array")]
     group_id: ByteBuf,
-    commit: Option<ByteBuf>,
+    #[tsify(type = "Uint8Array")]
+    commit: ByteBuf,
+    #[tsify(type = "Uint8Array", optional)]
     welcome: Option<ByteBuf>,
+    #[tsify(type = "Uint8Array", optional)]
     group_info: Option<ByteBuf>,
+    /// Old leaf index of the successor's creator (this member).
+    creator_leaf: u32,
+}
+
+/// `joinReInitSuccessor`: the successor joined.
+#[derive(Serialize, Tsify)]
+#[serde(rename_all = "camelCase")]
+#[tsify(rename = "SuccessorJoined")]
+struct SuccessorJoinedView {
+    #[tsify(type = "Uint8Array")]
+    group_id: ByteBuf,
     /// Old leaf index of the successor's creator.
     creator_leaf: u32,
     /// Whether this replaced a successor this member was already in.
@@ -293,7 +319,7 @@ impl Client {
 
     /// The ReInit a retired group points to, or `undefined` if the group
     /// was not reinitialized.
-    #[wasm_bindgen(js_name = reinitState)]
+    #[wasm_bindgen(js_name = reinitState, unchecked_return_type = "ReInitState | undefined")]
     pub fn reinit_state(&self, group_id: &[u8]) -> Result<JsValue, JsValue> {
         match load_record(&self.provider, group_id)? {
             None => Ok(JsValue::UNDEFINED),
@@ -315,7 +341,7 @@ impl Client {
     /// credential for the new ciphersuite (same identity as in the old
     /// group). Returns `{ groupId, commit, welcome, creatorLeaf }`; the
     /// commit is pending until `mergePendingCommit` on the new group.
-    #[wasm_bindgen(js_name = createReInitSuccessor)]
+    #[wasm_bindgen(js_name = createReInitSuccessor, unchecked_return_type = "SuccessorCreated")]
     pub fn create_reinit_successor(
         &mut self,
         old_group_id: &[u8],
@@ -382,13 +408,12 @@ impl Client {
             let (commit, welcome, group_info) = bundle.into_messages();
             record.successor_creator = Some(record.own_leaf);
             write_record(&client.provider, old_group_id, &record)?;
-            let view = SuccessorView {
+            let view = SuccessorCreatedView {
                 group_id: ByteBuf::from(record.new_group_id.clone()),
-                commit: Some(ByteBuf::from(serialize("commit", &commit)?)),
+                commit: ByteBuf::from(serialize("commit", &commit)?),
                 welcome: welcome.map(|w| serialize("welcome", &w)).transpose()?.map(ByteBuf::from),
                 group_info: group_info.map(|g| serialize("group info", &g)).transpose()?.map(ByteBuf::from),
                 creator_leaf: record.own_leaf,
-                replaced: false,
             };
             client.groups.insert(record.new_group_id.clone(), group);
             to_js(&view)
@@ -403,7 +428,7 @@ impl Client {
     /// only if its creator's old leaf index is lower (docs/PROTOCOL.md);
     /// otherwise it is refused with `REINIT_SUPERSEDED`.
     /// Returns `{ groupId, creatorLeaf, replaced }`.
-    #[wasm_bindgen(js_name = joinReInitSuccessor)]
+    #[wasm_bindgen(js_name = joinReInitSuccessor, unchecked_return_type = "SuccessorJoined")]
     pub fn join_reinit_successor(
         &mut self,
         old_group_id: &[u8],
@@ -482,14 +507,7 @@ impl Client {
             record.successor_creator = Some(creator_leaf);
             write_record(&client.provider, old_group_id, &record)?;
             client.groups.insert(record.new_group_id.clone(), group);
-            to_js(&SuccessorView {
-                group_id: ByteBuf::from(record.new_group_id.clone()),
-                commit: None,
-                welcome: None,
-                group_info: None,
-                creator_leaf,
-                replaced,
-            })
+            to_js(&SuccessorJoinedView { group_id: ByteBuf::from(record.new_group_id.clone()), creator_leaf, replaced })
         })?)
     }
 }

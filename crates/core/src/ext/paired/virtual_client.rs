@@ -79,7 +79,7 @@ impl Client {
     /// `{ groupId, commit, groupInfo }`: `groupInfo` is the GroupInfo (with
     /// ratchet tree) of the epoch before the commit, which a sibling needs to
     /// replay it. The commit is pending until `mergePendingCommit`.
-    #[wasm_bindgen(js_name = resyncAsVirtualClient)]
+    #[wasm_bindgen(js_name = resyncAsVirtualClient, unchecked_return_type = "ResyncOutput")]
     ///
     /// The result also has `contentDigest`, the digest a member computes
     /// for the commit (crates/core/src/ext/paired/paired_standard.rs), for a device
