@@ -4,7 +4,7 @@
  * src/config.rs, group.rs, app_data.rs), so a field the core does not
  * take fails the type check here.
  */
-import type { AppDataEntry, CommitOptions, CommitResult, GroupContextExtensions, GroupOptions, JoinOptions, ProposalRequest } from './types.js';
+import type { AppDataEntry, CommitOptions, CommitResult, GroupContextExtensions, GroupOptions, JoinOptions, ProposalRequest, ReInitOptions } from './types.js';
 import { invalidArgument } from './errors.js';
 import type * as Core from '../../pkg/paired_mls_core.js';
 
@@ -108,4 +108,12 @@ export function compactResult(out: CommitResult): CommitResult {
   if (out.groupInfo) result.groupInfo = out.groupInfo;
   if (out.vcDerivationInfo) result.vcDerivationInfo = out.vcDerivationInfo;
   return result;
+}
+
+/** The core's `commitReInit` spec (generated from crates/core/src/ext/reinit.rs) for these options. */
+export function reinitOptionsToCore(options: ReInitOptions): Core.ReInitSpec {
+  return {
+    ciphersuite: options.ciphersuite,
+    ...compact({ groupId: options.groupId, version: options.version, extensions: extensionsToCore(options.extensions), aad: options.aad }),
+  };
 }

@@ -5,7 +5,7 @@
 import type * as Core from '../../pkg/paired_mls_core.js';
 import type { RetainedGroupState, StagedCommitHandle } from '../../pkg/paired_mls_core.js';
 import type { GroupClient } from './group-host.js';
-import { appDataToCore, commitOptionsToCore, extensionsToCore, compact, compactResult, proposalToCore } from './convert.js';
+import { appDataToCore, commitOptionsToCore, extensionsToCore, compact, compactResult, proposalToCore, reinitOptionsToCore } from './convert.js';
 import { invalidArgument } from './errors.js';
 import { Resource } from './resources.js';
 import { toBytes, type BytesLike } from './bytes.js';
@@ -237,13 +237,7 @@ export class Group {
    * or `MlsClient.joinReInitSuccessor`.
    */
   async commitReInit(options: ReInitOptions): Promise<CommitResult> {
-    const spec = compact({
-      ciphersuite: options.ciphersuite,
-      groupId: options.groupId,
-      version: options.version,
-      extensions: extensionsToCore(options.extensions),
-      aad: options.aad,
-    });
+    const spec = reinitOptionsToCore(options);
     const out = await this.client.mutate((core) => core.commitReInit(this.id, spec));
     return compactResult(out);
   }

@@ -14,7 +14,11 @@ import { decodeSafeAad as coreDecodeSafeAad, encodeSafeAad as coreEncodeSafeAad 
 import { MlsError } from './errors.js';
 import { call } from './init.js';
 
-/** One SafeAAD item: the component it belongs to and that component's bytes. */
+/**
+ * One SafeAAD item: the component it belongs to and that component's bytes
+ * (the shape of `SafeAadEntry`, which crates/core/src/safe_aad.rs declares;
+ * the core's typed result is returned as it is).
+ */
 export interface SafeAadItem {
   componentId: number;
   data: Uint8Array;
@@ -36,7 +40,7 @@ export function encodeSafeAad(items: readonly SafeAadItem[]): Uint8Array {
  */
 export function decodeSafeAad(aad: Uint8Array): SafeAadItem[] | undefined {
   try {
-    return call(() => coreDecodeSafeAad(aad) as SafeAadItem[]);
+    return call(() => coreDecodeSafeAad(aad));
   } catch (err) {
     if (err instanceof MlsError && err.code === 'MALFORMED') return undefined;
     throw err;

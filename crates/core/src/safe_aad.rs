@@ -7,6 +7,7 @@ use openmls::component::ComponentId;
 use openmls::framing::{SafeAad, SafeAadItem};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
+use tsify::Tsify;
 // The engine's tls_codec (the crate's own direct dependency is an older major).
 use openmls::prelude::tls_codec::{DeserializeBytes as _, Serialize as _};
 use wasm_bindgen::prelude::*;
@@ -14,11 +15,14 @@ use wasm_bindgen::prelude::*;
 use crate::error::{invalid_argument, malformed, Code, CoreError, CoreResult};
 use crate::inspect::to_js;
 
-/// One item as it crosses the wasm boundary: `{ componentId, data }`.
-#[derive(Serialize, Deserialize)]
+/// One item as it crosses the wasm boundary: `{ componentId, data }`
+/// (declared to TypeScript by tsify as `SafeAadEntry`).
+#[derive(Serialize, Deserialize, Tsify)]
 #[serde(rename_all = "camelCase")]
-struct ItemView {
+struct SafeAadEntry {
+    #[tsify(type = "number")]
     component_id: ComponentId,
+    #[tsify(type = "Uint8Array")]
     data: ByteBuf,
 }
 
@@ -46,18 +50,18 @@ pub(crate) fn decode(bytes: &[u8]) -> CoreResult<Vec<(ComponentId, Vec<u8>)>> {
 
 /// `encodeSafeAad(items: { componentId, data }[]): Uint8Array`.
 #[wasm_bindgen(js_name = encodeSafeAad)]
-pub fn encode_safe_aad(items: JsValue) -> Result<Vec<u8>, CoreError> {
-    let items: Vec<ItemView> = serde_wasm_bindgen::from_value(items).map_err(|e| invalid_argument(format!("SafeAAD items: {e}")))?;
+pub fn encode_safe_aad(#[wasm_bindgen(unchecked_param_type = "SafeAadEntry[]")] items: JsValue) -> Result<Vec<u8>, CoreError> {
+    let items: Vec<SafeAadEntry> = serde_wasm_bindgen::from_value(items).map_err(|e| invalid_argument(format!("SafeAAD items: {e}")))?;
     encode(items.into_iter().map(|i| (i.component_id, i.data.into_vec())).collect())
 }
 
 /// `decodeSafeAad(bytes): { componentId, data }[]`; `MALFORMED` when the
 /// bytes are not one well-formed SafeAAD.
-#[wasm_bindgen(js_name = decodeSafeAad)]
+#[wasm_bindgen(js_name = decodeSafeAad, unchecked_return_type = "SafeAadEntry[]")]
 pub fn decode_safe_aad(bytes: &[u8]) -> Result<JsValue, CoreError> {
-    let items: Vec<ItemView> = decode(bytes)?
+    let items: Vec<SafeAadEntry> = decode(bytes)?
         .into_iter()
-        .map(|(component_id, data)| ItemView { component_id, data: ByteBuf::from(data) })
+        .map(|(component_id, data)| SafeAadEntry { component_id, data: ByteBuf::from(data) })
         .collect();
     to_js(&items)
 }

@@ -98,17 +98,21 @@ struct ReInitRecord {
 }
 
 /// `commitReInit` parameters.
-#[derive(Deserialize)]
+#[derive(Deserialize, Tsify)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ReInitSpec {
     /// Successor group id; random (16 bytes) when absent.
+    #[tsify(type = "Uint8Array", optional)]
     group_id: Option<ByteBuf>,
     ciphersuite: u16,
     #[serde(default = "mls10")]
+    #[tsify(optional)]
     version: u16,
     #[serde(default)]
+    #[tsify(optional)]
     extensions: Option<GroupContextExtensionsSpec>,
     #[serde(default)]
+    #[tsify(type = "Uint8Array", optional)]
     aad: Option<ByteBuf>,
 }
 
@@ -295,7 +299,7 @@ impl Client {
     /// ciphersuite. Pending until `mergePendingCommit`, which retires the
     /// group. Returns `{ commit, welcome?, groupInfo? }`.
     #[wasm_bindgen(js_name = commitReInit, unchecked_return_type = "CommitResult")]
-    pub fn commit_reinit(&mut self, group_id: &[u8], spec: JsValue) -> Result<JsValue, JsValue> {
+    pub fn commit_reinit(&mut self, group_id: &[u8], #[wasm_bindgen(unchecked_param_type = "ReInitSpec")] spec: JsValue) -> Result<JsValue, JsValue> {
         let spec: ReInitSpec =
             serde_wasm_bindgen::from_value(spec).map_err(|e| invalid_argument(format!("reinit spec: {e}")))?;
         let cs = ciphersuite(spec.ciphersuite)?;
