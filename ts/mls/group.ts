@@ -5,7 +5,7 @@
 import type * as Core from '../../pkg/paired_mls_core.js';
 import type { RetainedGroupState, StagedCommitHandle } from '../../pkg/paired_mls_core.js';
 import type { GroupClient } from './group-host.js';
-import { appDataToCore, commitOptionsToCore, extensionsToCore, compact, compactResult, proposalToCore, reinitOptionsToCore } from './convert.js';
+import { appDataToCore, commitOptionsToCore, compactResult, proposalToCore, reinitOptionsToCore } from './convert.js';
 import { invalidArgument } from './errors.js';
 import { Resource } from './resources.js';
 import { toBytes, type BytesLike } from './bytes.js';

@@ -16,13 +16,12 @@ import { invalidArgument } from '../mls/errors.js';
  * `group.commit(await anchorCoverOptions(group))`.
  */
 export async function anchorCoverOptions(group: Group, options: CommitOptions = {}): Promise<CommitOptions> {
-  const rest = options;
-  if (rest.newSigner || rest.vcEpochId || rest.leafAppData) {
-    throw invalidArgument('anchorCover is an ordinary self-update: no newSigner, vcEpochId or leafAppData');
+  if (options.newSigner || options.vcEpochId || options.leafAppData) {
+    throw invalidArgument('the anchor cover is an ordinary self-update: no newSigner, vcEpochId or leafAppData');
   }
   const own = group.members().find((m) => m.leafIndex === group.ownLeafIndex);
   if (!own) throw invalidArgument('this client is not a member of the group');
   const ciphersuite = group.state().ciphersuite;
   const signaturePublicKey = await group.client.generateSignatureKey(ciphersuite);
-  return { ...rest, selfUpdate: true, newSigner: { identity: own.credential.identity, signaturePublicKey } };
+  return { ...options, selfUpdate: true, newSigner: { identity: own.credential.identity, signaturePublicKey } };
 }
