@@ -77,7 +77,9 @@ export interface ExternalJoinOptions extends JoinOptions {
 // (an ASCII label first) does.
 const META = '\u0000paired-mls/';
 const FORMAT_KEY = `${META}format`;
-const FORMAT_VERSION = '1';
+/** Storage format 2: the core's records are MessagePack, each value led by this byte (format 1 was JSON). */
+const FORMAT_VERSION = '2';
+const RECORD_FORMAT = 0x02;
 const IDENTITY_PREFIX = `${META}identity/`;
 const GROUP_PREFIX = `${META}group/`;
 const RECORD_PREFIX = `${META}record/`;
@@ -199,6 +201,10 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
     const format = meta.get(FORMAT_KEY);
     if (format !== undefined && utf8(format) !== FORMAT_VERSION) {
       throw new MlsError('STORAGE_FORMAT', `stored state has format ${JSON.stringify(utf8(format))}; this version reads ${FORMAT_VERSION}`);
+    }
+    // Format 1 (JSON records) is refused, not migrated (docs/PROTOCOL.md §2.2).
+    if (coreEntries.some(([, value]) => value[0] !== RECORD_FORMAT)) {
+      throw new MlsError('STORAGE_FORMAT', `stored records are not of storage format ${FORMAT_VERSION}; this version reads only that format`);
     }
     const core = this.inner;
     const flat = encodeEntries(coreEntries);

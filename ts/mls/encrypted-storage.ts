@@ -206,10 +206,12 @@ export function setAsideTamperedGroups(read: VerifiedEntries, groupIndexPrefix: 
   const groupHexes = new Set<string>();
   for (const [k] of read.entries) if (startsWith(k, groupIndexPrefix)) groupHexes.add(decoder.decode(k.subarray(groupIndexPrefix.length)));
   for (const k of read.tampered) if (startsWith(k, groupIndexPrefix)) groupHexes.add(decoder.decode(k.subarray(groupIndexPrefix.length)));
-  const needles = new Map([...groupHexes].map((hex) => [hex, groupKeyNeedle(hex)]));
+  const prefixes = new Map([...groupHexes].map((hex) => [hex, groupKeyPrefix(hex)]));
   const ownerOf = (key: Uint8Array): string | undefined => {
     if (startsWith(key, groupIndexPrefix)) return decoder.decode(key.subarray(groupIndexPrefix.length));
-    for (const [hex, needle] of needles) if (contains(key, needle)) return hex;
+    const body = perGroupKeyBody(key);
+    if (body === undefined) return undefined;
+    for (const [hex, prefix] of prefixes) if (startsWith(body, prefix)) return hex;
     return undefined;
   };
   const groups = new Set<string>();
@@ -223,21 +225,32 @@ export function setAsideTamperedGroups(read: VerifiedEntries, groupIndexPrefix: 
   return { entries, groups };
 }
 
-/** How the core's storage keys hold a group id: serde JSON of openmls' `GroupId` (docs/PROTOCOL.md §2.2). */
-function groupKeyNeedle(hex: string): Uint8Array {
-  const bytes: number[] = [];
-  for (let i = 0; i + 1 < hex.length; i += 2) bytes.push(parseInt(hex.slice(i, i + 2), 16));
-  return new TextEncoder().encode(`{"vec":[${bytes.join(',')}]}`);
+/**
+ * The part of a core storage key after its label when the record is a
+ * per-group one (docs/PROTOCOL.md §2.2: label letters, scope byte 0x01,
+ * then the group id); undefined for any other key.
+ */
+function perGroupKeyBody(key: Uint8Array): Uint8Array | undefined {
+  const scopeAt = key.findIndex((b) => b < 0x02);
+  return scopeAt > 0 && key[scopeAt] === 0x01 ? key.subarray(scopeAt + 1) : undefined;
+}
+
+/**
+ * How a per-group key starts after its scope byte: postcard of openmls'
+ * `GroupId`, its length as a LEB128 varint then its bytes, as
+ * `group_key_prefix` in crates/core/src/storage.rs.
+ */
+function groupKeyPrefix(hex: string): Uint8Array {
+  const out: number[] = [];
+  let n = hex.length >> 1;
+  do {
+    out.push((n & 0x7f) | (n > 0x7f ? 0x80 : 0));
+    n >>>= 7;
+  } while (n > 0);
+  for (let i = 0; i + 1 < hex.length; i += 2) out.push(parseInt(hex.slice(i, i + 2), 16));
+  return Uint8Array.from(out);
 }
 
 function startsWith(key: Uint8Array, prefix: Uint8Array): boolean {
   return key.length >= prefix.length && bytesEqual(key.subarray(0, prefix.length), prefix);
-}
-
-function contains(key: Uint8Array, needle: Uint8Array): boolean {
-  outer: for (let i = 0; i + needle.length <= key.length; i++) {
-    for (let j = 0; j < needle.length; j++) if (key[i + j] !== needle[j]) continue outer;
-    return true;
-  }
-  return false;
 }

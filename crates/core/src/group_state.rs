@@ -14,9 +14,10 @@ use crate::client::Client;
 use crate::error::{Code, CoreError, CoreResult};
 use crate::storage::Batch;
 
-/// The group id as it appears inside storage keys (serde JSON).
-pub(crate) fn key_needle(group_id: &[u8]) -> CoreResult<Vec<u8>> {
-    serde_json::to_vec(&GroupId::from_slice(group_id)).map_err(|_| CoreError::new(Code::Internal, "encoding group id"))
+/// The group id as it starts the key of each of the group's records
+/// (after the label, storage.rs key layout).
+pub(crate) fn key_prefix(group_id: &[u8]) -> CoreResult<Vec<u8>> {
+    crate::storage::group_key_prefix(&GroupId::from_slice(group_id)).map_err(|_| CoreError::new(Code::Internal, "encoding group id"))
 }
 
 #[wasm_bindgen]
@@ -24,8 +25,8 @@ impl Client {
     /// Every stored entry of `group_id`, flat-encoded (secret: wipe it).
     #[wasm_bindgen(js_name = snapshotGroupState)]
     pub fn snapshot_group_state(&mut self, group_id: &[u8]) -> Result<Vec<u8>, JsValue> {
-        let needle = key_needle(group_id)?;
-        let puts = self.provider.storage().entries_containing(&needle);
+        let prefix = key_prefix(group_id)?;
+        let puts = self.provider.storage().group_entries(&prefix);
         if puts.is_empty() {
             return Err(CoreError::from(crate::group::GroupLookupError::NotStored).into());
         }
@@ -38,13 +39,13 @@ impl Client {
     /// Put `group_id` back to a snapshot taken with `snapshotGroupState`.
     #[wasm_bindgen(js_name = restoreGroupState)]
     pub fn restore_group_state(&mut self, group_id: &[u8], snapshot: &[u8]) -> Result<(), JsValue> {
-        let needle = key_needle(group_id)?;
+        let prefix = key_prefix(group_id)?;
         let entries = batch::decode_puts(snapshot)?;
-        if entries.iter().any(|(k, _)| !crate::storage::key_contains(k, &needle)) {
+        if entries.iter().any(|(k, _)| !crate::storage::key_names_group(k, &prefix)) {
             return Err(crate::error::invalid_argument("the snapshot holds entries of another group").into());
         }
         Ok(self.mutate(|client| {
-            client.provider.storage().replace_containing(&needle, entries);
+            client.provider.storage().replace_group_entries(&prefix, entries);
             client.groups.remove(group_id);
             Ok(())
         })?)

@@ -15,18 +15,25 @@
 //! * [`JournalStorage::load_entries`] bulk-loads persisted entries without
 //!   journaling them (restoring a fresh wasm instance).
 //!
-//! # Key layout
+//! # Key layout (storage format 2, docs/PROTOCOL.md §2.2)
 //!
-//! `label || serde_json(key) || CURRENT_VERSION.to_be_bytes()` where `label`
-//! is a fixed ASCII byte string per kind of record (e.g. `b"Tree"`). Composite
-//! keys are encoded as one JSON array (e.g. `[group_id, epoch, leaf_index]`),
-//! so concatenated numbers can never collide. No label is a prefix of another.
+//! `label || scope || postcard(key) || CURRENT_VERSION.to_be_bytes()` where
+//! `label` is a fixed ASCII byte string per kind of record (e.g. `b"Tree"`)
+//! and `scope` is one byte: [`GROUP_SCOPE`] when the record's key starts with
+//! the group's `GroupId` (every per-group record), 0 otherwise. Labels are
+//! ASCII letters, so the first byte below 0x02 ends the label, and postcard
+//! encodes the `GroupId` length-prefixed, so "this record belongs to that
+//! group" is a prefix test ([`key_names_group`]), never a substring search
+//! an attacker-chosen group id could satisfy for another group's records.
+//! Composite keys are postcard tuples (e.g. `(group_id, epoch, leaf_index)`).
 //!
 //! # Value layout
 //!
-//! Values are `serde_json` encodings. List-valued records (own leaf nodes,
-//! queued proposal references, epoch encryption key pairs) are stored as a
-//! single JSON array of the encoded items.
+//! `RECORD_FORMAT || postcard(value)`. The leading byte tells this format
+//! from the JSON of format 1 (a JSON text never starts with 0x02) and from
+//! any later one: a value of another format is [`StorageError::Format`].
+//! List-valued records (own leaf nodes, queued proposal references, epoch
+//! encryption key pairs) are stored as one postcard sequence.
 //!
 //! # Safety properties
 //!
@@ -49,51 +56,54 @@ use serde::{de::DeserializeOwned, Serialize};
 use zeroize::Zeroize;
 
 // ---------------------------------------------------------------------------
-// Labels (one per kind of record). None of them is a prefix of another.
+// Labels (one per kind of record), each with its scope byte: 0x01 when the
+// record's key starts with a GroupId, 0x00 otherwise. None of them is a
+// prefix of another.
 // ---------------------------------------------------------------------------
 
-const JOIN_CONFIG_LABEL: &[u8] = b"MlsGroupJoinConfig";
-const OWN_LEAF_NODES_LABEL: &[u8] = b"OwnLeafNodes";
-const QUEUED_PROPOSAL_LABEL: &[u8] = b"QueuedProposal";
-const PROPOSAL_QUEUE_REFS_LABEL: &[u8] = b"ProposalQueueRefs";
-const TREE_LABEL: &[u8] = b"Tree";
-const INTERIM_TRANSCRIPT_HASH_LABEL: &[u8] = b"InterimTranscriptHash";
-const GROUP_CONTEXT_LABEL: &[u8] = b"GroupContext";
-const CONFIRMATION_TAG_LABEL: &[u8] = b"ConfirmationTag";
-const GROUP_STATE_LABEL: &[u8] = b"GroupState";
-const MESSAGE_SECRETS_LABEL: &[u8] = b"MessageSecrets";
-const RESUMPTION_PSK_STORE_LABEL: &[u8] = b"ResumptionPsk";
-const OWN_LEAF_INDEX_LABEL: &[u8] = b"OwnLeafNodeIndex";
-const EPOCH_SECRETS_LABEL: &[u8] = b"EpochSecrets";
-const APPLICATION_EXPORT_TREE_LABEL: &[u8] = b"ApplicationExportTree";
-const VC_EMULATION_EPOCH_STATE_LABEL: &[u8] = b"VcEmulationEpochState";
-const VC_EMULATION_BINDINGS_LABEL: &[u8] = b"VcEmulationBindings";
-const REGISTERED_VC_EMULATION_EPOCH_LABEL: &[u8] = b"RegisteredVcEmulationEpoch";
-const VC_OPERATION_TREE_LABEL: &[u8] = b"VcOperationTree";
-/// Whether `key` contains `needle` (e.g. a serialized group id); never for an empty needle.
+/// Scope byte of a per-group record (its key starts with the `GroupId`).
+pub const GROUP_SCOPE: u8 = 0x01;
+/// First byte of every stored value: storage format 2 (postcard). Format 1
+/// was JSON, whose text never starts with this byte.
+pub const RECORD_FORMAT: u8 = 0x02;
+
+const JOIN_CONFIG_LABEL: &[u8] = b"MlsGroupJoinConfig\x01";
+const OWN_LEAF_NODES_LABEL: &[u8] = b"OwnLeafNodes\x01";
+const QUEUED_PROPOSAL_LABEL: &[u8] = b"QueuedProposal\x01";
+const PROPOSAL_QUEUE_REFS_LABEL: &[u8] = b"ProposalQueueRefs\x01";
+const TREE_LABEL: &[u8] = b"Tree\x01";
+const INTERIM_TRANSCRIPT_HASH_LABEL: &[u8] = b"InterimTranscriptHash\x01";
+const GROUP_CONTEXT_LABEL: &[u8] = b"GroupContext\x01";
+const CONFIRMATION_TAG_LABEL: &[u8] = b"ConfirmationTag\x01";
+const GROUP_STATE_LABEL: &[u8] = b"GroupState\x01";
+const MESSAGE_SECRETS_LABEL: &[u8] = b"MessageSecrets\x01";
+const RESUMPTION_PSK_STORE_LABEL: &[u8] = b"ResumptionPsk\x01";
+const OWN_LEAF_INDEX_LABEL: &[u8] = b"OwnLeafNodeIndex\x01";
+const EPOCH_SECRETS_LABEL: &[u8] = b"EpochSecrets\x01";
+const APPLICATION_EXPORT_TREE_LABEL: &[u8] = b"ApplicationExportTree\x01";
+const VC_EMULATION_EPOCH_STATE_LABEL: &[u8] = b"VcEmulationEpochState\x00";
+const VC_EMULATION_BINDINGS_LABEL: &[u8] = b"VcEmulationBindings\x01";
+const REGISTERED_VC_EMULATION_EPOCH_LABEL: &[u8] = b"RegisteredVcEmulationEpoch\x01";
+const VC_OPERATION_TREE_LABEL: &[u8] = b"VcOperationTree\x00";
 /// Whether `key` is the virtual-client emulation bindings of a group (each
 /// sibling device binds the group's epochs to its own emulation state).
 pub fn is_vc_bindings_key(key: &[u8]) -> bool {
     key.starts_with(VC_EMULATION_BINDINGS_LABEL)
 }
 
-pub fn key_contains(key: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && key.windows(needle.len()).any(|w| w == needle)
-}
-
 /// Keys of virtual-client operation secret trees start with this.
 pub const VC_OPERATION_TREE_PREFIX: &[u8] = VC_OPERATION_TREE_LABEL;
-const RETAINED_KP_MATERIAL_LABEL: &[u8] = b"RetainedKeyPackageMaterial";
-/// Tag entry `RetainedKeyPackageEpoch || ref` → `serde_json(epoch_id)`, used
+const RETAINED_KP_MATERIAL_LABEL: &[u8] = b"RetainedKeyPackageMaterial\x00";
+/// Tag entry `RetainedKeyPackageEpoch || ref` → `encode(epoch_id)`, used
 /// to answer "is this emulation epoch still referenced by retained material".
-const RETAINED_KP_EPOCH_LABEL: &[u8] = b"RetainedKeyPackageEpoch";
-const SIGNATURE_KEY_PAIR_LABEL: &[u8] = b"SignatureKeyPair";
-const ENCRYPTION_KEY_PAIR_LABEL: &[u8] = b"EncryptionKeyPair";
-const EPOCH_KEY_PAIRS_LABEL: &[u8] = b"EpochKeyPairs";
-const KEY_PACKAGE_LABEL: &[u8] = b"KeyPackage";
-const PSK_LABEL: &[u8] = b"Psk";
+const RETAINED_KP_EPOCH_LABEL: &[u8] = b"RetainedKeyPackageEpoch\x00";
+const SIGNATURE_KEY_PAIR_LABEL: &[u8] = b"SignatureKeyPair\x00";
+const ENCRYPTION_KEY_PAIR_LABEL: &[u8] = b"EncryptionKeyPair\x00";
+const EPOCH_KEY_PAIRS_LABEL: &[u8] = b"EpochKeyPairs\x01";
+const KEY_PACKAGE_LABEL: &[u8] = b"KeyPackage\x00";
+const PSK_LABEL: &[u8] = b"Psk\x00";
 /// A group retired by a ReInit commit (public parameters, see reinit.rs).
-const REINIT_LABEL: &[u8] = b"ReInitRecord";
+const REINIT_LABEL: &[u8] = b"ReInitRecord\x01";
 
 #[cfg(test)]
 const ALL_LABELS: &[&[u8]] = &[
@@ -139,6 +149,9 @@ pub enum StorageError {
     Serialize,
     /// A stored value could not be deserialized into the requested type.
     Deserialize,
+    /// A stored value is of another storage format (e.g. the JSON of
+    /// format 1): refused rather than misread.
+    Format,
     /// The storage state is not accessible (re-entrant access while it was
     /// already borrowed for writing). Never expected in practice.
     Poisoned,
@@ -149,6 +162,7 @@ impl fmt::Display for StorageError {
         let msg = match self {
             StorageError::Serialize => "storage: failed to serialize a key or value",
             StorageError::Deserialize => "storage: failed to deserialize a stored value",
+            StorageError::Format => "storage: a stored value is of another storage format",
             StorageError::Poisoned => "storage: state is not accessible (re-entrant access)",
         };
         f.write_str(msg)
@@ -270,21 +284,51 @@ impl Drop for State {
 // Encoding helpers
 // ---------------------------------------------------------------------------
 
-/// `label || serde_json(key) || CURRENT_VERSION (u16, big endian)`.
+/// `label || scope || postcard(key) || CURRENT_VERSION (u16, big endian)`.
 fn build_key<K: Serialize + ?Sized>(label: &[u8], key: &K) -> Result<Vec<u8>, StorageError> {
-    let mut out = Vec::with_capacity(label.len().saturating_add(64));
+    let mut out = Vec::with_capacity(label.len().saturating_add(48));
     out.extend_from_slice(label);
-    serde_json::to_writer(&mut out, key).map_err(|_| StorageError::Serialize)?;
+    let mut out = postcard::to_extend(key, out).map_err(|_| StorageError::Serialize)?;
     out.extend_from_slice(&CURRENT_VERSION.to_be_bytes());
     Ok(out)
 }
 
-fn encode<V: Serialize + ?Sized>(value: &V) -> Result<Vec<u8>, StorageError> {
-    serde_json::to_vec(value).map_err(|_| StorageError::Serialize)
+/// `RECORD_FORMAT || postcard(value)`: the encoding of every stored value
+/// (also of the records the core writes itself, e.g. ReInit records).
+pub(crate) fn encode<V: Serialize + ?Sized>(value: &V) -> Result<Vec<u8>, StorageError> {
+    postcard::to_extend(value, vec![RECORD_FORMAT]).map_err(|_| StorageError::Serialize)
 }
 
-fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, StorageError> {
-    serde_json::from_slice(bytes).map_err(|_| StorageError::Deserialize)
+/// The inverse of [`encode`]: a value of another format (JSON of format 1,
+/// or a later one) is [`StorageError::Format`], not a misread.
+pub(crate) fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, StorageError> {
+    match bytes.split_first() {
+        Some((&RECORD_FORMAT, body)) => postcard::from_bytes(body).map_err(|_| StorageError::Deserialize),
+        _ => Err(StorageError::Format),
+    }
+}
+
+/// The bytes that start the key of every record of `group_id` after its
+/// label and scope byte: postcard of openmls' `GroupId` (length-prefixed).
+pub fn group_key_prefix<G: Serialize + ?Sized>(group_id: &G) -> Result<Vec<u8>, StorageError> {
+    postcard::to_allocvec(group_id).map_err(|_| StorageError::Serialize)
+}
+
+/// Whether `key` is a per-group record of the group whose
+/// [`group_key_prefix`] is `prefix`: its label ends with [`GROUP_SCOPE`] and
+/// the group id follows. Never for an empty prefix.
+pub fn key_names_group(key: &[u8], prefix: &[u8]) -> bool {
+    let Some(scope_at) = key.iter().position(|b| *b < 0x02) else {
+        return false;
+    };
+    key[scope_at] == GROUP_SCOPE && !prefix.is_empty() && key[scope_at + 1..].starts_with(prefix)
+}
+
+/// Whether every stored value is of this storage format ([`RECORD_FORMAT`]).
+/// A store written by another format is refused as a whole rather than
+/// loaded record by record into misreads (docs/PROTOCOL.md §2.2).
+pub fn is_current_format(value: &[u8]) -> bool {
+    value.first() == Some(&RECORD_FORMAT)
 }
 
 // ---------------------------------------------------------------------------
@@ -440,32 +484,33 @@ impl JournalStorage {
         }
     }
 
-    /// Every entry whose key mentions `needle` (e.g. a serialized group
-    /// id), sorted by key. Secret material: the caller wipes it.
-    pub fn entries_containing(&self, needle: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    /// Every per-group entry of the group whose [`group_key_prefix`] is
+    /// `prefix`, sorted by key. Secret material: the caller wipes it.
+    pub fn group_entries(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
         let Ok(state) = self.state.try_borrow() else {
             return Vec::new();
         };
         let mut out: Vec<_> = state
             .values
             .iter()
-            .filter(|(k, _)| key_contains(k, needle))
+            .filter(|(k, _)| key_names_group(k, prefix))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         out
     }
 
-    /// Replace every entry whose key mentions `needle` by `entries`
-    /// (journaled, so the change reaches the next batch).
-    pub fn replace_containing(&self, needle: &[u8], entries: Vec<(Vec<u8>, Vec<u8>)>) {
+    /// Replace every per-group entry of the group whose
+    /// [`group_key_prefix`] is `prefix` by `entries` (journaled, so the
+    /// change reaches the next batch).
+    pub fn replace_group_entries(&self, prefix: &[u8], entries: Vec<(Vec<u8>, Vec<u8>)>) {
         let Ok(mut state) = self.state.try_borrow_mut() else {
             return;
         };
         let stale: Vec<Vec<u8>> = state
             .values
             .keys()
-            .filter(|k| key_contains(k, needle))
+            .filter(|k| key_names_group(k, prefix))
             .cloned()
             .collect();
         for key in stale {
@@ -1480,7 +1525,7 @@ pub(crate) mod tests {
         // Taking a batch and reading change nothing.
         let _ = s.take_batch();
         let _ = raw_get(&s, b"a");
-        let _ = s.entries_containing(b"a");
+        let _ = s.group_entries(b"a");
         assert_eq!(s.write_count(), c1);
         // Deleting an absent key changes nothing; deleting a present one does.
         raw_del(&s, b"zz");
@@ -1510,14 +1555,70 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn every_label_ends_with_its_scope_byte_and_only_there() {
+        for label in ALL_LABELS {
+            let (scope, name) = label.split_last().unwrap();
+            assert!(*scope == 0 || *scope == GROUP_SCOPE, "{label:?}");
+            assert!(name.iter().all(u8::is_ascii_alphabetic), "{label:?}");
+        }
+    }
+
+    /// The attack the prefix test stops: an attacker who gets a member into
+    /// a group whose id it chose (a Welcome) picks that id so that its
+    /// encoding occurs inside the keys of another group's records, or
+    /// equals a KeyPackage reference. A substring search would then hand
+    /// those records to a snapshot, an export or a restore of the
+    /// attacker's group.
+    #[test]
+    fn a_group_owns_only_its_own_per_group_records() {
+        use openmls::prelude::GroupId;
+        let victim = GroupId::from_slice(&[0x91, 0xc4, 0x02, 0xaa, 0xbb, 0x07, 0x07, 0x07]);
+        let s = JournalStorage::new();
+        s.write_value(TREE_LABEL, &victim, &1u8).unwrap();
+        s.write_value(EPOCH_SECRETS_LABEL, &victim, &2u8).unwrap();
+        let victim_prefix = group_key_prefix(&victim).unwrap();
+        // Every id the attacker can derive from the victim's key bytes.
+        let victim_key = build_key(TREE_LABEL, &victim).unwrap();
+        for start in 0..victim_key.len() {
+            for end in start + 1..=victim_key.len() {
+                let attacker = GroupId::from_slice(&victim_key[start..end]);
+                if attacker == victim {
+                    continue;
+                }
+                let prefix = group_key_prefix(&attacker).unwrap();
+                assert!(s.group_entries(&prefix).is_empty(), "{:?}", &victim_key[start..end]);
+            }
+        }
+        // A KeyPackage whose reference has the group id's bytes is no record of the group.
+        s.write_value(KEY_PACKAGE_LABEL, &victim, &3u8).unwrap();
+        let owned: Vec<Vec<u8>> = s.group_entries(&victim_prefix).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(owned, vec![build_key(EPOCH_SECRETS_LABEL, &victim).unwrap(), victim_key]);
+        // A restore of the victim's group replaces its records and nothing else.
+        s.replace_group_entries(&victim_prefix, Vec::new());
+        assert_eq!(s.entry_count(), 1);
+        assert!(!key_names_group(b"", &victim_prefix) && !key_names_group(b"Tree\x01", b""));
+    }
+
+    #[test]
     fn key_layout() {
+        // label, scope byte, postcard of the key, storage version.
         let key = build_key(TREE_LABEL, &vec![1u8, 2]).unwrap();
-        assert_eq!(key, b"Tree[1,2]\x00\x01".to_vec());
-        // Composite keys are JSON arrays: (epoch 1, leaf 23) != (epoch 12, leaf 3).
+        assert_eq!(key, b"Tree\x01\x02\x01\x02\x00\x01".to_vec());
+        let key = build_key(KEY_PACKAGE_LABEL, &vec![1u8, 2]).unwrap();
+        assert_eq!(key, b"KeyPackage\x00\x02\x01\x02\x00\x01".to_vec());
+        // Composite keys are postcard tuples: (epoch 1, leaf 23) != (epoch 12, leaf 3).
         let a = epoch_key_pairs_key(&"g", &1u64, 23).unwrap();
         let b = epoch_key_pairs_key(&"g", &12u64, 3).unwrap();
         assert_ne!(a, b);
-        assert_eq!(a, b"EpochKeyPairs[\"g\",1,23]\x00\x01".to_vec());
+        assert_eq!(a, b"EpochKeyPairs\x01\x01g\x01\x17\x00\x01".to_vec());
+        // A group id starts every per-group key after the scope byte as
+        // postcard of GroupId (length as a varint, then the bytes); the TS
+        // layer builds the same bytes (encrypted-storage.ts groupKeyPrefix).
+        let id = openmls::prelude::GroupId::from_slice(&[0x01, 0xc8]);
+        assert_eq!(group_key_prefix(&id).unwrap(), b"\x02\x01\xc8".to_vec());
+        assert!(build_key(TREE_LABEL, &id).unwrap().starts_with(b"Tree\x01\x02\x01\xc8"));
+        // Values: the format byte, then postcard.
+        assert_eq!(encode(&vec![1u8, 200]).unwrap(), b"\x02\x02\x01\xc8".to_vec());
     }
 
     #[test]
@@ -1608,19 +1709,27 @@ pub(crate) mod tests {
         assert_eq!(none, None);
 
         // Wrong type → Deserialize error (no panic), message has no value.
-        let err = s.read_value::<_, String>(TREE_LABEL, "g1").unwrap_err();
+        let err = s.read_value::<_, (u32, u32, u32, u32, u32)>(TREE_LABEL, "g1").unwrap_err();
         assert_eq!(err, StorageError::Deserialize);
         assert!(!err.to_string().contains('1'));
 
         // Corrupted bytes → Deserialize error.
         let key = build_key(GROUP_STATE_LABEL, "g1").unwrap();
-        s.state.borrow_mut().put(key, b"\xff\xfe not json".to_vec());
+        s.state.borrow_mut().put(key.clone(), b"\x02".to_vec());
         assert_eq!(
             s.read_value::<_, u8>(GROUP_STATE_LABEL, "g1").unwrap_err(),
             StorageError::Deserialize
         );
+        // A value of format 1 (JSON) or of an unknown format → Format error.
+        for other in [&b"7"[..], b"{\"vec\":[1]}", b"\x03\x07", b""] {
+            s.state.borrow_mut().put(key.clone(), other.to_vec());
+            assert_eq!(
+                s.read_value::<_, u8>(GROUP_STATE_LABEL, "g1").unwrap_err(),
+                StorageError::Format
+            );
+        }
 
-        // Lists: stored as one JSON array.
+        // Lists: stored as one postcard sequence.
         s.append_to_list(OWN_LEAF_NODES_LABEL, "g1", &"x".to_string(), false)
             .unwrap();
         s.append_to_list(OWN_LEAF_NODES_LABEL, "g1", &"y".to_string(), false)
@@ -1634,7 +1743,7 @@ pub(crate) mod tests {
         let list: Vec<String> = s.read_list(OWN_LEAF_NODES_LABEL, "g1").unwrap();
         assert_eq!(list, vec!["x", "y"]);
         let raw = raw_get(&s, &build_key(OWN_LEAF_NODES_LABEL, "g1").unwrap()).unwrap();
-        assert_eq!(raw, br#"["x","y"]"#.to_vec());
+        assert_eq!(raw, b"\x02\x02\x01x\x01y".to_vec());
         let refs: Vec<u32> = s.read_list(PROPOSAL_QUEUE_REFS_LABEL, "g1").unwrap();
         assert_eq!(refs, vec![7, 8]);
         s.remove_from_list(PROPOSAL_QUEUE_REFS_LABEL, "g1", &7u32)
@@ -1651,13 +1760,13 @@ pub(crate) mod tests {
 
         // Appending to a corrupted list fails cleanly and writes nothing.
         let key = build_key(OWN_LEAF_NODES_LABEL, "bad").unwrap();
-        s.state.borrow_mut().put(key.clone(), b"{".to_vec());
+        s.state.borrow_mut().put(key.clone(), b"\x02".to_vec());
         assert_eq!(
             s.append_to_list(OWN_LEAF_NODES_LABEL, "bad", &1u8, false)
                 .unwrap_err(),
             StorageError::Deserialize
         );
-        assert_eq!(raw_get(&s, &key), Some(b"{".to_vec()));
+        assert_eq!(raw_get(&s, &key), Some(b"\x02".to_vec()));
     }
 
     #[test]

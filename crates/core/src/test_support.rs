@@ -6,68 +6,60 @@
 
 use openmls::prelude::*;
 use openmls_basic_credential::SignatureKeyPair;
+use openmls_traits::types::HpkePrivateKey;
 use openmls_traits::{storage::StorageProvider as _, OpenMlsProvider};
-use serde_json::Value;
+use zeroize::Zeroize as _;
 use wasm_bindgen::prelude::*;
 
 use crate::client::{parse_message, Client};
 use crate::error::{invalid_argument, Code, CoreError, CoreResult};
-use crate::provider::Provider;
 
-/// Replace the single byte array inside `value` with `bytes`.
 /// openmls keeps `KeyPackageBundle`'s fields private and its constructor
-/// behind `test-utils`; its serde form is the one stable way in. Each
-/// private-key field holds exactly one byte array (the key).
-fn replace_byte_array(value: &mut Value, bytes: &[u8]) -> bool {
-    match value {
-        Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_u64) => {
-            *items = bytes.iter().map(|b| Value::from(*b)).collect();
-            true
-        }
-        Value::Array(items) => items.iter_mut().any(|v| replace_byte_array(v, bytes)),
-        Value::Object(map) => map.values_mut().any(|v| replace_byte_array(v, bytes)),
-        _ => false,
-    }
+/// behind `test-utils`; its serde form is the one stable way in. These
+/// structs have the bundle's fields in the same order and of the same
+/// serde shape (`EncryptionPrivateKey` is a struct around an
+/// `HpkePrivateKey`), so their encoding as a stored record (MessagePack,
+/// a struct as the array of its fields) decodes as a bundle.
+#[derive(serde::Serialize)]
+struct BundleFields<'a> {
+    key_package: &'a KeyPackage,
+    private_init_key: HpkePrivateKey,
+    private_encryption_key: EncryptionKeyFields,
 }
 
-fn internal(what: &str) -> impl Fn(serde_json::Error) -> CoreError + '_ {
-    move |e| CoreError::new(Code::Internal, format!("{what}: {e}"))
+#[derive(serde::Serialize)]
+struct EncryptionKeyFields {
+    key: HpkePrivateKey,
+}
+
+fn internal(what: &'static str) -> impl Fn(crate::storage::StorageError) -> CoreError {
+    move |_| CoreError::new(Code::Internal, what)
 }
 
 fn bundle_for(key_package: &KeyPackage, init_priv: &[u8], encryption_priv: &[u8]) -> CoreResult<KeyPackageBundle> {
-    // A throwaway bundle of the same ciphersuite gives the serde shape.
-    let scratch = Provider::default();
-    let cs = key_package.ciphersuite();
-    // Through the core's provider: `SignatureKeyPair::new` would link the
-    // basic credential's P-384 code into the package.
-    let (private, public) = scratch.crypto().signature_key_gen(cs.signature_algorithm()).map_err(|e| CoreError::from_mls("scratch keys", e))?;
-    let signer = crate::signer::ClientSigner::new(SignatureKeyPair::from_raw(cs.signature_algorithm(), private, public));
-    let credential = CredentialWithKey { credential: BasicCredential::new(b"scratch".to_vec()).into(), signature_key: signer.to_public_vec().into() };
-    let template = KeyPackage::builder()
-        .build(cs, &scratch, &signer, credential)
-        .map_err(|e| CoreError::from_mls("scratch key package", e))?;
-    let mut json = serde_json::to_value(&template).map_err(internal("bundle template"))?;
-    let obj = json.as_object_mut().ok_or_else(|| CoreError::new(Code::Internal, "unexpected bundle shape"))?;
-    obj.insert("key_package".into(), serde_json::to_value(key_package).map_err(internal("key package"))?);
-    let init_ok = obj.get_mut("private_init_key").is_some_and(|v| replace_byte_array(v, init_priv));
-    let enc_ok = obj.get_mut("private_encryption_key").is_some_and(|v| replace_byte_array(v, encryption_priv));
-    if !init_ok || !enc_ok {
-        return Err(CoreError::new(Code::Internal, "unexpected bundle shape"));
-    }
-    serde_json::from_value(json).map_err(internal("bundle"))
+    let fields = BundleFields {
+        key_package,
+        private_init_key: init_priv.to_vec().into(),
+        private_encryption_key: EncryptionKeyFields { key: encryption_priv.to_vec().into() },
+    };
+    let mut encoded = crate::storage::encode(&fields).map_err(internal("encoding the bundle"))?;
+    let bundle = crate::storage::decode(&encoded).map_err(internal("decoding the bundle"));
+    encoded.zeroize();
+    bundle
 }
 
 /// The vectors' KeyPackages expired long ago (lifetimes from their
 /// generation date), so the usual validation would refuse them. For test
 /// material the unverified KeyPackageIn is converted through its serde
-/// form, which has the same shape as KeyPackage's.
+/// form (as a stored record), which has the same fields in the same order
+/// as KeyPackage's.
 fn unchecked_key_package(bytes: &[u8]) -> CoreResult<KeyPackage> {
     let key_package_in = match parse_message(bytes)?.extract() {
         MlsMessageBodyIn::KeyPackage(kp) => kp,
         _ => return Err(invalid_argument("expected a KeyPackage message")),
     };
-    let json = serde_json::to_value(&key_package_in).map_err(internal("key package"))?;
-    serde_json::from_value(json).map_err(internal("key package"))
+    let encoded = crate::storage::encode(&key_package_in).map_err(internal("encoding the key package"))?;
+    crate::storage::decode(&encoded).map_err(internal("decoding the key package"))
 }
 
 #[wasm_bindgen]

@@ -54,6 +54,24 @@ macro_rules! log_content {
     (trace, $($arg:tt)*) => {{}};
 }
 
+/// Deserializes a [`tls_codec::VLByteVec`] from formats that are not
+/// self-describing (postcard, bincode) too: its own `Deserialize` accepts
+/// legacy shapes through `deserialize_any`, which those formats refuse.
+/// There it reads the byte string `VLByteVec`'s `Serialize` wrote.
+#[cfg(feature = "virtual-clients-draft")]
+pub mod vl_byte_vec {
+    use serde::{Deserialize, Deserializer};
+    use tls_codec::VLByteVec;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(des: D) -> Result<VLByteVec, D::Error> {
+        if des.is_human_readable() {
+            VLByteVec::deserialize(des)
+        } else {
+            serde_bytes::ByteBuf::deserialize(des).map(|bytes| VLByteVec::new(bytes.into_vec()))
+        }
+    }
+}
+
 /// Helper mod that converts a objects that implement FromIterator<_,_> (like a
 /// HashMap or a BTreeMap) into a vector of tuples and vice versa.
 pub mod vector_converter {

@@ -186,12 +186,12 @@ fn load_record(provider: &Provider, group_id: &[u8]) -> CoreResult<Option<ReInit
     provider
         .storage()
         .reinit_record(group_id)
-        .map(|bytes| serde_json::from_slice(&bytes).map_err(|_| ReinitError::UnreadableRecord.into()))
+        .map(|bytes| crate::storage::decode(&bytes).map_err(|_| ReinitError::UnreadableRecord.into()))
         .transpose()
 }
 
 fn write_record(provider: &Provider, group_id: &[u8], record: &ReInitRecord) -> CoreResult<()> {
-    let bytes = serde_json::to_vec(record).map_err(|_| ReinitError::Internal("encoding ReInit record"))?;
+    let bytes = crate::storage::encode(record).map_err(|_| ReinitError::Internal("encoding ReInit record"))?;
     provider
         .storage()
         .write_reinit_record(group_id, bytes)

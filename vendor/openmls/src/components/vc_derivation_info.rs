@@ -469,7 +469,7 @@ impl DerivationInfo {
 #[derive(
     Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TlsSize, TlsSerialize, TlsDeserializeBytes,
 )]
-pub struct EpochId(VLByteVec);
+pub struct EpochId(#[serde(deserialize_with = "crate::utils::vl_byte_vec::deserialize")] VLByteVec);
 
 impl EpochId {
     /// Create an epoch ID from raw bytes.

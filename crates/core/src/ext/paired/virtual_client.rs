@@ -205,8 +205,8 @@ impl Client {
         if pending {
             return Err(CoreError::new(Code::PendingCommit, "merge or clear the pending commit before handing the group over").into());
         }
-        let needle = crate::group_state::key_needle(group_id)?;
-        let mut entries = self.provider.storage().entries_containing(&needle);
+        let prefix = crate::group_state::key_prefix(group_id)?;
+        let mut entries = self.provider.storage().group_entries(&prefix);
         entries.retain_mut(|(key, value)| {
             let keep = !crate::storage::is_vc_bindings_key(key);
             if !keep {
@@ -226,11 +226,11 @@ impl Client {
     /// (`INVALID_ARGUMENT`) and the result must load as a group.
     #[wasm_bindgen(js_name = importSiblingGroupState)]
     pub fn import_sibling_group_state(&mut self, group_id: &[u8], state: &[u8]) -> Result<(), JsValue> {
-        let needle = crate::group_state::key_needle(group_id)?;
+        let prefix = crate::group_state::key_prefix(group_id)?;
         let mut entries = crate::batch::decode_puts(state)?;
         let foreign = entries
             .iter()
-            .any(|(key, _)| !crate::storage::key_contains(key, &needle) || crate::storage::is_vc_bindings_key(key));
+            .any(|(key, _)| !crate::storage::key_names_group(key, &prefix) || crate::storage::is_vc_bindings_key(key));
         if foreign || entries.is_empty() {
             for (_, value) in entries.iter_mut() {
                 value.zeroize();
@@ -238,25 +238,26 @@ impl Client {
             return Err(invalid_argument("the group state holds no entries, or entries of another group").into());
         }
         Ok(self.mutate(|client| {
-            if !client.provider.storage().entries_containing(&needle).is_empty() {
+            if !client.provider.storage().group_entries(&prefix).is_empty() {
                 return Err(CoreError::new(Code::GroupExists, "this client already holds the group"));
             }
-            client.provider.storage().replace_containing(&needle, entries);
+            client.provider.storage().replace_group_entries(&prefix, entries);
             let group = crate::group::load_group(&client.provider, &GroupId::from_slice(group_id), client.expander())?;
             client.groups.insert(group_id.to_vec(), group);
             Ok(())
         })?)
     }
 
-    /// The signature key pair for `public_key` (serde JSON of openmls'
-    /// `SignatureKeyPair`: scheme, private and public key). Secret: for the
+    /// The signature key pair for `public_key` (openmls' `SignatureKeyPair`:
+    /// private and public key, scheme, encoded as a stored record: format
+    /// byte and MessagePack, storage.rs). Secret: for the
     /// pairing channel only (hidden mode shares the anchor's key).
     #[wasm_bindgen(js_name = exportSignatureKeyPair)]
     pub fn export_signature_key_pair(&mut self, public_key: &[u8], ciphersuite_code: u16) -> Result<Vec<u8>, JsValue> {
         let cs = crate::config::ciphersuite(ciphersuite_code)?;
         self.load_signer(public_key, cs.signature_algorithm())?;
         let pair = self.signer(public_key)?;
-        Ok(serde_json::to_vec(&**pair).map_err(|_| CoreError::new(Code::Internal, "encoding signature key pair"))?)
+        Ok(crate::storage::encode(&**pair).map_err(|_| CoreError::new(Code::Internal, "encoding signature key pair"))?)
     }
 
     /// Store a signature key pair exported by `exportSignatureKeyPair`.
@@ -264,7 +265,7 @@ impl Client {
     #[wasm_bindgen(js_name = importSignatureKeyPair)]
     pub fn import_signature_key_pair(&mut self, encoded: &[u8]) -> Result<Vec<u8>, JsValue> {
         let pair: SignatureKeyPair =
-            serde_json::from_slice(encoded).map_err(|_| invalid_argument("not an exported signature key pair"))?;
+            crate::storage::decode(encoded).map_err(|_| invalid_argument("not an exported signature key pair"))?;
         if pair.public().is_empty() {
             return Err(invalid_argument("signature key pair has no public key").into());
         }
@@ -337,8 +338,8 @@ mod tests {
         let group_id = anchor_a.group_id().clone();
 
         // B takes A's stored state of the group (what exportSiblingGroupState hands over).
-        let needle = serde_json::to_vec(&group_id).unwrap();
-        let entries: Vec<_> = pa.storage().entries_containing(&needle).into_iter().filter(|(k, _)| !crate::storage::is_vc_bindings_key(k)).collect();
+        let prefix = crate::storage::group_key_prefix(&group_id).unwrap();
+        let entries: Vec<_> = pa.storage().group_entries(&prefix).into_iter().filter(|(k, _)| !crate::storage::is_vc_bindings_key(k)).collect();
         pb.storage().load_entries(entries);
         let mut anchor_b = MlsGroup::load(pb.storage(), &group_id).unwrap().unwrap();
 

@@ -86,6 +86,15 @@ impl Serialize for PastEpochDeletionPolicy {
 
 impl<'de> Deserialize<'de> for PastEpochDeletionPolicy {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Binary formats that are not self-describing (postcard, bincode)
+        // cannot take the untagged fallback below; they only ever held the
+        // plain integer `serialize` writes.
+        if !deserializer.is_human_readable() {
+            return Ok(match u64::deserialize(deserializer)? {
+                u64::MAX => Self::KeepAll,
+                n => Self::MaxEpochs(usize::try_from(n).map_err(serde::de::Error::custom)?),
+            });
+        }
         // Previously supported format (changed to plain integer in 8bdba6f)
         #[derive(Deserialize)]
         enum Tagged {
