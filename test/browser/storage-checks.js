@@ -25,12 +25,23 @@ export class Tee {
   }
 }
 
-/** Every byte string of >= 16 bytes in a stored JSON value (openmls' serde encodes secrets as such arrays). */
-function byteArrays(json, out = []) {
-  if (Array.isArray(json)) {
-    if (json.length >= 16 && json.every((x) => Number.isInteger(x) && x >= 0 && x <= 255)) out.push(json);
-    else for (const x of json) byteArrays(x, out);
-  } else if (json && typeof json === 'object') for (const x of Object.values(json)) byteArrays(x, out);
+/**
+ * Every 32-byte string of a stored record's value: the core stores values
+ * as a format byte (0x02) then postcard, which writes a byte string as its
+ * length (one byte, 0x20, for 32) then the bytes. Secrets (epoch and
+ * ratchet secrets, HPKE and signature private keys) are such strings; so
+ * is any other run of plaintext after a 0x20 byte, which an encrypted
+ * store must not show either. Runs with few distinct bytes (zero fill)
+ * are left out: they occur in any file.
+ */
+function byteStrings32(value) {
+  const out = [];
+  if (value[0] !== 0x02) throw new Error(`record of another storage format (first byte ${value[0]})`);
+  for (let i = 1; i + 33 <= value.length; i++) {
+    if (value[i] !== 0x20) continue;
+    const s = value.subarray(i + 1, i + 33);
+    if (new Set(s).size >= 16) out.push(s);
+  }
   return out;
 }
 
@@ -56,8 +67,8 @@ function concat(parts) {
 /**
  * The secrets in the tee's plaintext: every 32-byte string of an openmls
  * record that appears in no storage key (keys hold only public values:
- * ids, public keys), each raw and as its JSON text; and the signature
- * private key by name.
+ * ids, public keys); and the signature private key by name (the first
+ * field of openmls' SignatureKeyPair: length, then the key).
  */
 export function storedSecrets(tee) {
   const keys = concat([...tee.plain.values()].map(([k]) => k));
@@ -65,19 +76,8 @@ export function storedSecrets(tee) {
   let signatureKey;
   for (const [k, v] of tee.plain.values()) {
     if (k[0] === 0 || v.length === 0) continue; // the TS layer's own records hold no secret
-    const record = JSON.parse(dec.decode(v));
-    for (const arr of byteArrays(record)) {
-      if (arr.length !== 32) continue;
-      const raw = Uint8Array.from(arr);
-      const text = enc.encode(JSON.stringify(arr));
-      if (includes(keys, raw) || includes(keys, text)) continue;
-      all.push(raw, text);
-    }
-    if (dec.decode(k).startsWith('SignatureKeyPair')) {
-      const priv = record.private;
-      const bytes = Array.isArray(priv) ? priv : priv?.vec;
-      if (bytes) signatureKey = Uint8Array.from(bytes);
-    }
+    for (const s of byteStrings32(v)) if (!includes(keys, s)) all.push(s.slice());
+    if (dec.decode(k).startsWith('SignatureKeyPair')) signatureKey = v.slice(2, 2 + v[1]);
   }
   return { all, signatureKey };
 }
@@ -89,7 +89,7 @@ export function secretsFound(tee, raw) {
     secrets: all.length,
     found: all.filter((s) => includes(raw, s)).length,
     signatureKeyLength: signatureKey?.length ?? 0,
-    signatureKeyFound: signatureKey ? includes(raw, signatureKey) || includes(raw, enc.encode(JSON.stringify([...signatureKey]))) : false,
+    signatureKeyFound: signatureKey ? includes(raw, signatureKey) : false,
   };
 }
 
@@ -136,7 +136,13 @@ export async function stillWorks(group, carol, text) {
   return { alice: hex(group.epochAuthenticator()), carol: hex(carol.epochAuthenticator()) };
 }
 
-/** The storage key of a per-group openmls record (crates/core/src/storage.rs key layout). */
+/** The storage key of a per-group openmls record (crates/core/src/storage.rs key layout, storage format 2): label, scope byte 0x01, postcard of the GroupId (varint length, bytes), storage version. */
 export function groupRecordKey(label, groupId) {
-  return enc.encode(`${label}{"value":{"vec":[${[...groupId].join(',')}]}}\u0000\u0001`);
+  const length = [];
+  let n = groupId.length;
+  do {
+    length.push((n & 0x7f) | (n > 0x7f ? 0x80 : 0));
+    n >>>= 7;
+  } while (n > 0);
+  return concat([enc.encode(label), Uint8Array.of(0x01, ...length), groupId, Uint8Array.of(0x00, 0x01)]);
 }
