@@ -2,7 +2,8 @@
  * One storage transaction per user operation (docs/PROTOCOL.md §2.5), on
  * an encrypted SQLite file: a processed commit, a sent and a received
  * message each write once; `client.transaction` makes a commit and its
- * merge (and operations on several groups) one write; an operation that
+ * merge (and operations on several groups) one write, as does
+ * `commit({ send })`; an operation that
  * fails inside a transaction leaves the file byte for byte as it was, and
  * the client goes on from there.
  */
@@ -126,6 +127,46 @@ describe('storage transactions', () => {
     expectInSync([{ ...alice, client: reopened, group: g1 }, bob]);
     expectInSync([{ ...alice, client: reopened, group: g2 }, carol]);
     reopened.free();
+    storage.close();
+  });
+
+  it('commit({ send }): sent and merged in one write; a send that throws leaves storage unchanged and the group in its epoch', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'paired-mls-send-')), 'client.sqlite');
+    const storage = new CountingSqlite(file, { key: crypto.getRandomValues(new Uint8Array(32)) });
+    const client = await MlsClient.open({ storage });
+    const identity = await client.createIdentity('alice', 1);
+    const bob = await newMember('bob');
+    const g = await client.createGroup(identity);
+    const alice: Member = { name: 'alice', client, identity, group: g };
+    // An add, sent (the Welcome reaches bob inside send) and merged: one write.
+    storage.applies = 0;
+    const kp = await bob.client.createKeyPackage(bob.identity);
+    await g.commit({ add: [kp], send: async ({ welcome }) => void (bob.group = await bob.client.joinFromWelcome(welcome!)) });
+    expect(storage.applies).toBe(1);
+    expectInSync([alice, bob]);
+    // A self-update through a DS that accepts: one write, and bob follows.
+    storage.applies = 0;
+    let delivered: Uint8Array | undefined;
+    await g.selfUpdate({ send: async ({ commit }) => void (delivered = commit) });
+    expect(storage.applies).toBe(1);
+    expect(g.state().pendingCommit).toBe(false);
+    await deliverCommit(delivered!, [bob]);
+    expectInSync([alice, bob]);
+    // A DS that refuses: its error comes back as thrown, nothing is written, no commit stays pending.
+    const before = rows(file);
+    const epoch = g.epoch;
+    storage.applies = 0;
+    const refused = new Error('the DS refused the commit');
+    await expect(g.selfUpdate({ send: async () => Promise.reject(refused) })).rejects.toBe(refused);
+    expect(storage.applies).toBe(0);
+    expect(rows(file)).toEqual(before);
+    expect(g.epoch).toBe(epoch);
+    expect(g.state().pendingCommit).toBe(false);
+    expect((await mlsError(() => g.commit({ send: 'not a function' as never }))).code).toBe('INVALID_ARGUMENT');
+    // Both go on.
+    const m = await bob.group!.process(await g.encrypt('after the refusal'));
+    expect(m.kind === 'application' && utf8(m.data)).toBe('after the refusal');
+    client.free();
     storage.close();
   });
 

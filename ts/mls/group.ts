@@ -214,9 +214,20 @@ export class Group {
 
   /**
    * Create a commit. It stays pending until `mergePendingCommit()` (call it
-   * once the Delivery Service accepted the commit) or `clearPendingCommit()`.
+   * once the Delivery Service accepted the commit) or `clearPendingCommit()`;
+   * with `options.send`, it is sent and merged in one storage write.
    */
   async commit(options: CommitOptions = {}): Promise<CommitResult> {
+    const { send, ...rest } = options;
+    if (send !== undefined) {
+      if (typeof send !== 'function') throw invalidArgument('send must be a function');
+      return this.client.atomically(async () => {
+        const result = await this.commit(rest);
+        await send(result);
+        await this.mergePendingCommit();
+        return result;
+      });
+    }
     const spec = commitOptionsToCore(options);
     const out = (await this.client.mutate((core) => core.commit(this.id, spec)));
     return compactResult(out);

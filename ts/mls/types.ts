@@ -128,6 +128,18 @@ export interface CommitOptions {
    * UpdatePath; the leaf then lists AppDataDictionary in its capabilities).
    */
   leafAppData?: AppDataEntry[];
+  /**
+   * Hand the commit to the Delivery Service and merge it once `send`
+   * resolves, in one storage write (docs/PROTOCOL.md §2.5). When `send`
+   * throws, the commit is discarded: nothing is written and the group stays
+   * in its epoch. Without `send` the commit is written as pending and stays
+   * so until `mergePendingCommit()` (two writes; a crash while the DS
+   * answers leaves a pending commit to merge on restart). With `send`, a
+   * crash after the DS accepted and before the write loses the commit: the
+   * member must then rejoin (an external commit), as with core-crypto's
+   * transport.
+   */
+  send?: (commit: CommitResult) => Promise<void>;
 }
 
 /** One entry of a leaf's AppDataDictionary (draft-ietf-mls-extensions). */
