@@ -1599,6 +1599,21 @@ pub(crate) mod tests {
         assert!(!key_names_group(b"", &victim_prefix) && !key_names_group(b"Tree\x01", b""));
     }
 
+    /// Engine change 11 (docs/ENGINE.md): openmls types whose serde needed a
+    /// self-describing format read postcard.
+    #[test]
+    fn openmls_types_with_format_specific_serde_round_trip() {
+        use openmls::components::vc_derivation_info::EpochId;
+        use openmls::group::PastEpochDeletionPolicy;
+        for policy in [PastEpochDeletionPolicy::MaxEpochs(0), PastEpochDeletionPolicy::MaxEpochs(300), PastEpochDeletionPolicy::KeepAll] {
+            assert_eq!(decode::<PastEpochDeletionPolicy>(&encode(&policy).unwrap()).unwrap(), policy);
+        }
+        let id = EpochId::new(vec![7; 40]);
+        assert_eq!(decode::<EpochId>(&encode(&id).unwrap()).unwrap(), id);
+        // Its byte string is written as bytes: length, then the 40 bytes.
+        assert_eq!(encode(&id).unwrap().len(), 1 + 1 + 40);
+    }
+
     #[test]
     fn key_layout() {
         // label, scope byte, postcard of the key, storage version.
