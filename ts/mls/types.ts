@@ -136,8 +136,8 @@ export interface CommitOptions {
    * so until `mergePendingCommit()` (two writes; a crash while the DS
    * answers leaves a pending commit to merge on restart). With `send`, a
    * crash after the DS accepted and before the write loses the commit: the
-   * member must then rejoin (an external commit), as with core-crypto's
-   * transport.
+   * member must then rejoin (an external commit), as with any API that
+   * sends and merges in one step.
    */
   send?: (commit: CommitResult) => Promise<void>;
 }

@@ -324,13 +324,6 @@ pub fn key_names_group(key: &[u8], prefix: &[u8]) -> bool {
     key[scope_at] == GROUP_SCOPE && !prefix.is_empty() && key[scope_at + 1..].starts_with(prefix)
 }
 
-/// Whether every stored value is of this storage format ([`RECORD_FORMAT`]).
-/// A store written by another format is refused as a whole rather than
-/// loaded record by record into misreads (docs/PROTOCOL.md §2.2).
-pub fn is_current_format(value: &[u8]) -> bool {
-    value.first() == Some(&RECORD_FORMAT)
-}
-
 // ---------------------------------------------------------------------------
 // JournalStorage
 // ---------------------------------------------------------------------------
