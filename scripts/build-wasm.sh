@@ -17,7 +17,8 @@ PROFILE="${PAIRED_MLS_PROFILE:-release}"
 CRATE=paired_mls_core
 WASM="${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/${PROFILE}/${CRATE}.wasm"
 
-"$CARGO_BIN" build --profile "$PROFILE" --target wasm32-unknown-unknown -p paired-mls-core
+# Per-crate opt-levels for size: scripts/wasm-size-profile.toml.
+"$CARGO_BIN" build --config scripts/wasm-size-profile.toml --profile "$PROFILE" --target wasm32-unknown-unknown -p paired-mls-core
 
 # Skip the glue step when the wasm did not change (keeps `npm test` quick).
 stamp="pkg/.source-hash"
