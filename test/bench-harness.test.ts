@@ -61,7 +61,7 @@ describe('bench summary and chart', async () => {
     expect(full.speedup_target).toBeNull();
     expect(full.slowdown).toBeNull();
     const text = formatSummary(rows);
-    expect(text).toMatch(/self_update_commit\s+1024\s+15\.0×\s+≥10×\s+met\s+2\.50×\s+≤2×\s+MISSED/);
+    expect(text).toMatch(/self_update_commit\s+1024\s+15\.0×\s+≥10×\s+met\s+2\.50×\s+≤1\.5×\s+MISSED/);
     expect(text).toMatch(/encrypt_100b\s+1024\s+10\.0×\s+≥20×\s+MISSED/);
     expect(text).toContain('shape: full');
     expect(text).toContain('targets vs ts-mls: 1 met, 1 missed');
