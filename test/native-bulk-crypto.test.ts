@@ -9,19 +9,9 @@
  * with the exact error and applying the genuine one after it.
  */
 import * as nodeCrypto from 'node:crypto';
-import { describe, expect, it, vi } from 'vitest';
-import type * as First from 'paired-mls';
+import { describe, expect, it } from 'vitest';
 import { nodeNativeCurves } from '../ts/mls/native-curves.js';
-
-type Lib = typeof First;
-
-async function libraryWith(backend: 'native' | 'wasm'): Promise<Lib> {
-  vi.resetModules();
-  const lib = (await import('paired-mls')) as Lib;
-  await lib.init();
-  expect(lib.setCurveBackend(backend)).toBe(backend);
-  return lib;
-}
+import { libraryWith, type Lib } from './curve-backends.js';
 
 const hex = (text: string) => new Uint8Array(Buffer.from(text.replace(/\s+/g, ''), 'hex'));
 const toHex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
