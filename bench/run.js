@@ -4,7 +4,7 @@
 //   npm run bench -- [--sizes 2,16,128] [--ops a,b] [--time MS] [--json FILE]
 //                    [--impls paired-mls,ts-mls,openmls-native] [--shapes blank,full]
 //                    [--min-samples K] [--clock wall|cpu] [--prewarm MS]
-//                    [--full-max N] [--wasm-baseline] [--no-cold-start]
+//                    [--full-max N] [--wasm-baseline] [--[no-]cold-start]
 //
 // Without --sizes, --ops, --impls and --shapes it runs TARGETS_PLAN: what
 // the performance issue's targets need (bench/targets.js), measured in one
@@ -95,10 +95,11 @@ const USAGE = `usage: node bench/run.js [options]
                       lazily, as node does by default; without it, wasm is compiled
                       by the optimizing tier from the start (--no-liftoff)
   --no-cold-start     do not measure the cold start (bench/cold-start.js) for the targets table
+  --cold-start        measure it with a selection too (default: only in the targets run)
   --json FILE         also write the results as JSON, and a chart as FILE.svg`;
 
 function parseArgs(argv) {
-  const opts = { sizes: [2, 16, 128], ops: OP_NAMES, time: 300, minSamples: 5, impls: ['paired-mls'], shapes: ['blank'], fullMax: undefined, clock: 'wall', prewarm: 150, wasmBaseline: false, coldStart: true, json: undefined };
+  const opts = { sizes: [2, 16, 128], ops: OP_NAMES, time: 300, minSamples: 5, impls: ['paired-mls'], shapes: ['blank'], fullMax: undefined, clock: 'wall', prewarm: 150, wasmBaseline: false, coldStart: undefined, json: undefined };
   let selected = false;
   const list = (v) => v.split(',').map((s) => s.trim()).filter(Boolean);
   for (let i = 0; i < argv.length; i++) {
@@ -111,8 +112,8 @@ function parseArgs(argv) {
       opts.wasmBaseline = true;
       continue;
     }
-    if (flag === '--no-cold-start') {
-      opts.coldStart = false;
+    if (flag === '--no-cold-start' || flag === '--cold-start') {
+      opts.coldStart = flag === '--cold-start';
       continue;
     }
     if (['--sizes', '--ops', '--impls', '--shapes'].includes(flag)) selected = true;
@@ -145,6 +146,9 @@ function parseArgs(argv) {
   // Report in the canonical op order.
   opts.ops = OP_NAMES.filter((op) => opts.ops.includes(op));
   opts.plan = selected ? [{ impls: opts.impls, shapes: opts.shapes, sizes: opts.sizes, ops: opts.ops }] : TARGETS_PLAN;
+  // Cold start (bench/cold-start.js: fresh Node processes and Chromium
+  // contexts) is part of the targets run; a selection measures it on request.
+  opts.coldStart ??= !selected;
   if (!selected) {
     // What the table, chart and JSON meta describe: the union of the plan.
     opts.impls = [...new Set(TARGETS_PLAN.flatMap((s) => s.impls))];
@@ -370,7 +374,7 @@ async function main() {
   // The figures of the targets that are not per-op timings.
   const coreBundle = await settle(async () => bundleCoreApp());
   const tarball = await settle(packedTarball);
-  const coldStart = opts.coldStart ? await settle(coldStartTimes) : { error: '--no-cold-start' };
+  const coldStart = opts.coldStart ? await settle(coldStartTimes) : { error: 'not run: a selection measures it with --cold-start' };
   const browser = await settle(latestBrowserRun);
   const targets = targetRows({ summary, results, wasmMemory, jsHeap, tarball, coreBundle, coldStart, browser });
   console.log(`\n${formatTargets(targets)}`);
