@@ -4,20 +4,25 @@
 //   npm run bench -- [--sizes 2,16,128] [--ops a,b] [--time MS] [--json FILE]
 //                    [--impls paired-mls,ts-mls,openmls-native] [--shapes blank,full]
 //                    [--min-samples K] [--clock wall|cpu] [--prewarm MS]
-//                    [--full-max N] [--wasm-baseline]
+//                    [--full-max N] [--wasm-baseline] [--[no-]cold-start]
+//
+// Without --sizes, --ops, --impls and --shapes it runs TARGETS_PLAN: what
+// the performance issue's targets need (bench/targets.js), measured in one
+// run. With any of them, the one selection given (defaults: sizes 2,16,128,
+// all ops, paired-mls, blank) is run for every implementation.
 //
 // For each implementation (bench/impl/*.js), tree shape and group size n,
 // builds an n-member group and times each operation (bench/ops.js) with
 // tinybench. openmls-native is the Rust binary of crates/native-bench (built
 // here when missing or stale), run with the same sizes, ops and budget; its
 // rows are merged in. Prints a table, then the ratio summary
-// (bench/summary.js) to stdout (progress goes to stderr) and, with --json,
+// (bench/summary.js) and the targets table (bench/targets.js) to stdout (progress goes to stderr) and, with --json,
 // writes { results: [{ impl, op, n, mean_ms, p50_ms, samples, shape }], meta }
 // and an SVG chart next to it (FILE.svg, bench/chart.js).
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { arch, cpus, platform } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -25,6 +30,7 @@ import { Bench } from 'tinybench';
 import { renderChart } from './chart.js';
 import { OPS, OP_NAMES } from './ops.js';
 import { formatSummary, ratioRows } from './summary.js';
+import { BIG_N, browserCells, formatTargets, targetRows } from './targets.js';
 import { SHAPES } from './tree.js';
 import { bundleCoreApp } from '../scripts/core-bundle.js';
 
@@ -42,6 +48,23 @@ const IMPLS = {
 // within a few minutes on a 2-core machine.
 const FULL_MAX = { 'paired-mls': 1024, 'ts-mls': 256, [NATIVE]: 2048 };
 
+// The default run (no --sizes/--ops/--impls/--shapes): the sizes and
+// implementations issue 24's targets need, and nothing more, so it ends in
+// minutes on a 2-core machine. Each step runs its impls × shapes × sizes ×
+// ops; the order keeps the largest group last (wasm memory never shrinks, so
+// the n = 10,000 high-water mark is that group's own).
+export const TARGETS_PLAN = [
+  // ≤ 1.5× native at n ≥ 128, every op: the blank tree at 128 and 1024, the
+  // full tree at 128 (building it at 1024 takes ~3 min for paired-mls and
+  // ~1 min for native under load: `--shapes full --sizes 1024` runs it).
+  { impls: ['paired-mls', NATIVE], shapes: ['blank'], sizes: [128, 1024], ops: OP_NAMES },
+  { impls: ['paired-mls', NATIVE], shapes: ['full'], sizes: [128], ops: OP_NAMES },
+  // ≥ 20× / ≥ 10× ts-mls at n = 1024 (encrypt / decrypt; round 1's ≥ 10× for the others).
+  { impls: ['ts-mls'], shapes: ['blank'], sizes: [1024], ops: OP_NAMES },
+  // Self-update < 1 s and ≤ 10 KiB of wasm memory per member at n = 10,000.
+  { impls: ['paired-mls', NATIVE], shapes: ['blank'], sizes: [BIG_N], ops: ['self_update_commit'] },
+];
+
 // Wall-clock time, or this process's CPU time (user + system, all threads:
 // steadier when other processes compete for the CPU).
 const CLOCKS = {
@@ -53,6 +76,9 @@ const CLOCKS = {
 };
 
 const USAGE = `usage: node bench/run.js [options]
+  With none of --sizes, --ops, --impls, --shapes: the targets run (paired-mls and
+  openmls-native at n=128,1024 blank and n=128 full, every op; ts-mls at n=1024 blank;
+  paired-mls and openmls-native self-update at n=10000), then the targets table.
   --sizes N,N,...     group sizes (default 2,16,128)
   --ops a,b,...       operations (default all): ${OP_NAMES.join(', ')}
   --time MS           timed milliseconds per operation and size (default 300)
@@ -68,10 +94,13 @@ const USAGE = `usage: node bench/run.js [options]
   --wasm-baseline     let V8 start wasm in its baseline tier (Liftoff) and tier up
                       lazily, as node does by default; without it, wasm is compiled
                       by the optimizing tier from the start (--no-liftoff)
+  --no-cold-start     do not measure the cold start (bench/cold-start.js) for the targets table
+  --cold-start        measure it with a selection too (default: only in the targets run)
   --json FILE         also write the results as JSON, and a chart as FILE.svg`;
 
 function parseArgs(argv) {
-  const opts = { sizes: [2, 16, 128], ops: OP_NAMES, time: 300, minSamples: 5, impls: ['paired-mls'], shapes: ['blank'], fullMax: undefined, clock: 'wall', prewarm: 150, wasmBaseline: false, json: undefined };
+  const opts = { sizes: [2, 16, 128], ops: OP_NAMES, time: 300, minSamples: 5, impls: ['paired-mls'], shapes: ['blank'], fullMax: undefined, clock: 'wall', prewarm: 150, wasmBaseline: false, coldStart: undefined, json: undefined };
+  let selected = false;
   const list = (v) => v.split(',').map((s) => s.trim()).filter(Boolean);
   for (let i = 0; i < argv.length; i++) {
     let [flag, value] = argv[i].split(/=(.*)/s, 2);
@@ -83,6 +112,11 @@ function parseArgs(argv) {
       opts.wasmBaseline = true;
       continue;
     }
+    if (flag === '--no-cold-start' || flag === '--cold-start') {
+      opts.coldStart = flag === '--cold-start';
+      continue;
+    }
+    if (['--sizes', '--ops', '--impls', '--shapes'].includes(flag)) selected = true;
     if (value === undefined) value = argv[++i];
     if (value === undefined) fail(`${flag} needs a value`);
     switch (flag) {
@@ -111,6 +145,16 @@ function parseArgs(argv) {
   if (!Number.isInteger(opts.minSamples) || opts.minSamples < 1) fail('--min-samples: an integer >= 1');
   // Report in the canonical op order.
   opts.ops = OP_NAMES.filter((op) => opts.ops.includes(op));
+  opts.plan = selected ? [{ impls: opts.impls, shapes: opts.shapes, sizes: opts.sizes, ops: opts.ops }] : TARGETS_PLAN;
+  // Cold start (bench/cold-start.js: fresh Node processes and Chromium
+  // contexts) is part of the targets run; a selection measures it on request.
+  opts.coldStart ??= !selected;
+  if (!selected) {
+    // What the table, chart and JSON meta describe: the union of the plan.
+    opts.impls = [...new Set(TARGETS_PLAN.flatMap((s) => s.impls))];
+    opts.shapes = SHAPES.filter((shape) => TARGETS_PLAN.some((s) => s.shapes.includes(shape)));
+    opts.sizes = [...new Set(TARGETS_PLAN.flatMap((s) => s.sizes))].sort((a, b) => a - b);
+  }
   return opts;
 }
 
@@ -143,10 +187,13 @@ function addTask(bench, op, task) {
  * Build an n-member group with `impl` and time `ops`; returns
  * { builtMs, results, errors }.
  */
-async function measure(impl, n, opts, time, shape = 'blank') {
+async function measure(impl, n, opts, time, shape = 'blank', ops = opts.ops) {
   const t0 = performance.now();
-  const { tasks, dispose, info = {} } = await impl.setup(n, { ops: opts.ops, shape });
+  const { tasks, dispose, info = {} } = await impl.setup(n, { ops, shape });
   const builtMs = performance.now() - t0;
+  // The process's JS heap with the group built (after a full GC).
+  gc();
+  info.heap_used_bytes = process.memoryUsage().heapUsed;
   const bench = new Bench({
     time,
     iterations: opts.minSamples,
@@ -157,7 +204,7 @@ async function measure(impl, n, opts, time, shape = 'blank') {
     now: CLOCKS[opts.clock],
     setup: () => gc(),
   });
-  for (const op of opts.ops) {
+  for (const op of ops) {
     if (tasks[op]) addTask(bench, op, tasks[op]);
     else log(`${impl.name} n=${n}: ${op} not implemented, skipped`);
   }
@@ -206,9 +253,9 @@ function nativeBinary() {
 }
 
 /** Run crates/native-bench for one shape; its stdout is JSON lines (rows and setup records). */
-function runNative(opts, shape, sizes) {
+function runNative(opts, shape, sizes, ops = opts.ops) {
   const bin = nativeBinary();
-  const args = ['--sizes', sizes.join(','), '--ops', opts.ops.join(','), '--time', String(opts.time), '--min-samples', String(opts.minSamples), '--shape', shape];
+  const args = ['--sizes', sizes.join(','), '--ops', ops.join(','), '--time', String(opts.time), '--min-samples', String(opts.minSamples), '--shape', shape, '--clock', opts.clock];
   log(`${NATIVE}: ${bin} ${args.join(' ')}`);
   return new Promise((resolve) => {
     const child = spawn(bin, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -248,59 +295,67 @@ async function main() {
     log(`${impl} n=${n} ${shape}: skipped (${reason})`);
   };
 
-  for (const implName of opts.impls) {
-    if (implName === NATIVE) {
-      for (const shape of opts.shapes) {
-        const sizes = opts.sizes.filter((n) => feasible(NATIVE, shape, n, opts));
-        for (const n of opts.sizes) if (!sizes.includes(n)) skip(NATIVE, shape, n);
-        if (!sizes.length) continue;
-        const run = await runNative(opts, shape, sizes);
-        results.push(...run.results);
-        for (const s of run.setups) setupMs.push({ impl: NATIVE, n: s.n, shape, ms: s.ms, tree: { nonblank_parents: s.nonblank_parents, fillable_parents: s.fillable_parents } });
-        if (run.error) {
-          errors.push({ impl: NATIVE, shape, error: run.error });
-          log(`${NATIVE} ${shape}: FAILED: ${run.error}`);
+  const jsHeap = [];
+  const loaded = new Map(); // JS implementations, imported and prewarmed once
+  for (const step of opts.plan) {
+    for (const implName of step.impls) {
+      if (implName === NATIVE) {
+        for (const shape of step.shapes) {
+          const sizes = step.sizes.filter((n) => feasible(NATIVE, shape, n, opts));
+          for (const n of step.sizes) if (!sizes.includes(n)) skip(NATIVE, shape, n);
+          if (!sizes.length) continue;
+          const run = await runNative(opts, shape, sizes, step.ops);
+          results.push(...run.results);
+          for (const s of run.setups) setupMs.push({ impl: NATIVE, n: s.n, shape, ms: s.ms, tree: { nonblank_parents: s.nonblank_parents, fillable_parents: s.fillable_parents } });
+          if (run.error) {
+            errors.push({ impl: NATIVE, shape, error: run.error });
+            log(`${NATIVE} ${shape}: FAILED: ${run.error}`);
+          }
         }
+        continue;
       }
-      continue;
-    }
-    const impl = await IMPLS[implName]();
-    if (opts.prewarm > 0) {
-      // Warm the JIT (and lazily compiled wasm) on every op, unrecorded.
-      const t0 = performance.now();
-      const warm = await measure(impl, 2, opts, opts.prewarm);
-      errors.push(...warm.errors);
-      log(`${impl.name}: prewarmed in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-    }
-    for (const shape of opts.shapes) {
-      for (const n of opts.sizes) {
-        if (!feasible(impl.name, shape, n, opts)) {
-          skip(impl.name, shape, n);
-          continue;
+      if (!loaded.has(implName)) {
+        const impl = await IMPLS[implName]();
+        if (opts.prewarm > 0) {
+          // Warm the JIT (and lazily compiled wasm) on every op, unrecorded.
+          const t0 = performance.now();
+          const warm = await measure(impl, 2, opts, opts.prewarm, 'blank', OP_NAMES);
+          errors.push(...warm.errors);
+          log(`${impl.name}: prewarmed in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
         }
-        const t0 = performance.now();
-        let run;
-        try {
-          run = await measure(impl, n, opts, opts.time, shape);
-        } catch (error) {
-          errors.push({ impl: impl.name, n, shape, error: String(error?.stack ?? error) });
-          log(`${impl.name} n=${n} ${shape}: setup FAILED: ${error?.stack ?? error}`);
-          continue;
+        loaded.set(implName, impl);
+      }
+      const impl = loaded.get(implName);
+      for (const shape of step.shapes) {
+        for (const n of step.sizes) {
+          if (!feasible(impl.name, shape, n, opts)) {
+            skip(impl.name, shape, n);
+            continue;
+          }
+          const t0 = performance.now();
+          let run;
+          try {
+            run = await measure(impl, n, opts, opts.time, shape, step.ops);
+          } catch (error) {
+            errors.push({ impl: impl.name, n, shape, error: String(error?.stack ?? error) });
+            log(`${impl.name} n=${n} ${shape}: setup FAILED: ${error?.stack ?? error}`);
+            continue;
+          }
+          const { tree, wasm_memory_bytes: bytes, wasm_memory_bytes_after: bytesAfter, heap_used_bytes: heapUsed } = run.info;
+          setupMs.push({ impl: impl.name, n, shape, ms: round(run.builtMs), ...(tree ? { tree } : {}) });
+          if (bytes !== undefined) {
+            wasmMemory.push({ impl: impl.name, n, shape, bytes, bytes_per_member: round(bytes / n), bytes_after_ops: bytesAfter, bytes_after_ops_per_member: bytesAfter === undefined ? undefined : round(bytesAfter / n) });
+          }
+          jsHeap.push({ impl: impl.name, n, shape, heap_used_bytes: heapUsed, heap_used_per_member: round(heapUsed / n) });
+          results.push(...run.results);
+          errors.push(...run.errors);
+          const treeNote = tree ? `, ${tree.nonblank_parents}/${tree.fillable_parents} parents non-blank, ${tree.unmerged_leaves} unmerged leaves` : '';
+          log(`${impl.name} n=${n} ${shape}: group built in ${run.builtMs.toFixed(0)} ms${treeNote}, measured in ${((performance.now() - t0 - run.builtMs) / 1000).toFixed(1)} s`);
         }
-        const { tree, wasm_memory_bytes: bytes, wasm_memory_bytes_after: bytesAfter } = run.info;
-        setupMs.push({ impl: impl.name, n, shape, ms: round(run.builtMs), ...(tree ? { tree } : {}) });
-        if (bytes !== undefined) {
-          wasmMemory.push({ impl: impl.name, n, shape, bytes, bytes_per_member: round(bytes / n), bytes_after_ops: bytesAfter, bytes_after_ops_per_member: bytesAfter === undefined ? undefined : round(bytesAfter / n) });
-        }
-        results.push(...run.results);
-        errors.push(...run.errors);
-        const treeNote = tree ? `, ${tree.nonblank_parents}/${tree.fillable_parents} parents non-blank, ${tree.unmerged_leaves} unmerged leaves` : '';
-        log(`${impl.name} n=${n} ${shape}: group built in ${run.builtMs.toFixed(0)} ms${treeNote}, measured in ${((performance.now() - t0 - run.builtMs) / 1000).toFixed(1)} s`);
       }
     }
   }
 
-  const totalSeconds = (performance.now() - started) / 1000;
   printTable(results, opts);
   if (wasmMemory.length) {
     const mb = (b) => `${(b / 2 ** 20).toFixed(1)} MiB`;
@@ -309,12 +364,22 @@ async function main() {
       console.log(`  n=${m.n} ${m.shape}: ${mb(m.bytes)} after setup (${(m.bytes_per_member / 1024).toFixed(1)} KiB per member), ${mb(m.bytes_after_ops)} after the ops (${(m.bytes_after_ops_per_member / 1024).toFixed(1)} KiB per member)`);
     }
   }
+  if (jsHeap.length) {
+    console.log('\nJS heap with the group built (process.memoryUsage().heapUsed after a full GC; process-wide)');
+    for (const h of jsHeap) console.log(`  ${h.impl} n=${h.n} ${h.shape}: ${(h.heap_used_bytes / 2 ** 20).toFixed(1)} MiB (${(h.heap_used_per_member / 1024).toFixed(1)} KiB per member)`);
+  }
   const summary = ratioRows(results, { ops: opts.ops });
   console.log(`\n${formatSummary(summary)}`);
-  // What the core costs an app that imports only `paired-mls` (test/core-bundle.test.ts).
-  const app = await bundleCoreApp();
-  console.log(`\ncore-only app bundle (imports only 'paired-mls'; rollup, tree-shaken): ${app.gzipBytes} bytes JS gzip -9, + ${app.wasmGzipBytes} bytes wasm gzip -9`);
-  log(`total ${totalSeconds.toFixed(1)} s`);
+  const measuredSeconds = (performance.now() - started) / 1000;
+  // The figures of the targets that are not per-op timings.
+  const coreBundle = await settle(async () => bundleCoreApp());
+  const tarball = await settle(packedTarball);
+  const coldStart = opts.coldStart ? await settle(coldStartTimes) : { error: 'not run: a selection measures it with --cold-start' };
+  const browser = await settle(latestBrowserRun);
+  const targets = targetRows({ summary, results, wasmMemory, jsHeap, tarball, coreBundle, coldStart, browser });
+  console.log(`\n${formatTargets(targets)}`);
+  const totalSeconds = (performance.now() - started) / 1000;
+  log(`total ${totalSeconds.toFixed(1)} s (operations ${measuredSeconds.toFixed(1)} s)`);
 
   if (opts.json) {
     const meta = {
@@ -323,13 +388,14 @@ async function main() {
       cpu: cpus()[0]?.model ?? 'unknown',
       cpu_count: cpus().length,
       platform: `${platform()}-${arch()}`,
+      plan: opts.plan,
       sizes: opts.sizes,
       ops: opts.ops,
       impls: opts.impls,
       shapes: opts.shapes,
       full_max: Object.fromEntries(opts.impls.map((impl) => [impl, opts.fullMax ?? FULL_MAX[impl]])),
       clock: opts.clock,
-      native_timing: opts.impls.includes(NATIVE) ? 'openmls-native times itself (std::time::Instant, wall clock; 2 warmup iterations; mean and median)' : undefined,
+      native_timing: opts.impls.includes(NATIVE) ? `openmls-native times itself (--clock ${opts.clock}: ${opts.clock === 'cpu' ? 'process CPU time' : 'std::time::Instant'}; 2 warmup iterations; mean and median)` : undefined,
       time_ms: opts.time,
       min_samples: opts.minSamples,
       prewarm_ms: opts.prewarm,
@@ -338,7 +404,13 @@ async function main() {
       setup_ms: setupMs,
       ...(wasmMemory.length ? { wasm_memory: wasmMemory } : {}),
       ...(skipped.length ? { skipped } : {}),
+      js_heap: jsHeap,
       summary,
+      targets,
+      tarball,
+      core_bundle: coreBundle.error ? coreBundle : { js_gzip_bytes: coreBundle.gzipBytes, js_raw_bytes: coreBundle.bytes, wasm_gzip_bytes: coreBundle.wasmGzipBytes },
+      cold_start: coldStart,
+      browser_from_file: browser,
       total_seconds: round(totalSeconds),
       op_descriptions: Object.fromEntries(opts.ops.map((op) => [op, OPS[op]])),
       ...(errors.length ? { errors } : {}),
@@ -348,6 +420,47 @@ async function main() {
     log(`wrote ${opts.json} and ${opts.json}.svg`);
   }
   if (errors.length) process.exitCode = 1;
+}
+
+/** `fn()`'s value, or `{ error }` when it throws (one missing figure does not end the run). */
+async function settle(fn) {
+  try {
+    return await fn();
+  } catch (error) {
+    log(`${fn.name || 'figure'}: ${error?.message ?? error}`);
+    return { error: String(error?.message ?? error).split('\n')[0] };
+  }
+}
+
+/** The packed npm tarball's size, as `npm pack --dry-run --json` reports it. */
+function packedTarball() {
+  const r = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  if (r.status !== 0) throw new Error(`npm pack --dry-run failed (status ${r.status})`);
+  const [pack] = JSON.parse(r.stdout);
+  return { bytes: pack.size, unpacked_bytes: pack.unpackedSize, files: pack.entryCount };
+}
+
+/** Cold start in Node and Chromium from bench/cold-start.js, when the repository has it. */
+async function coldStartTimes() {
+  const file = join(ROOT, 'bench', 'cold-start.js');
+  if (!existsSync(file)) throw new Error('bench/cold-start.js is not in this tree');
+  const mod = await import(pathToFileURL(file).href);
+  const fn = mod.coldStart ?? mod.default;
+  if (typeof fn !== 'function') throw new Error('bench/cold-start.js exports no coldStart function');
+  log('cold start: bench/cold-start.js');
+  return fn();
+}
+
+/** The newest committed `npm run bench:browser` run (bench/results/browser-*.json, by its meta.date). */
+function latestBrowserRun() {
+  const dir = join(ROOT, 'bench', 'results');
+  const runs = readdirSync(dir)
+    .filter((f) => /^browser-.*\.json$/.test(f))
+    .map((f) => ({ file: `bench/results/${f}`, json: JSON.parse(readFileSync(join(dir, f), 'utf8')) }))
+    .filter(({ json }) => (json.meta?.summary ?? []).some((r) => r.storage === 'indexeddb' && typeof r.ratio === 'number'))
+    .sort((a, b) => String(b.json.meta.date).localeCompare(String(a.json.meta.date)));
+  if (runs.length === 0) throw new Error('no committed bench:browser run with IndexedDB ratios');
+  return browserCells(runs[0].json, runs[0].file);
 }
 
 function printTable(results, opts) {

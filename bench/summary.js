@@ -1,7 +1,9 @@
-// The ratio summary bench/run.js prints last: for each shape, op and n,
-// ts-mls / paired-mls (paired-mls' speed-up) and paired-mls / openmls-native
-// (its slowdown against native openmls), with the performance issue's
-// targets next to them. Ratios are of mean times.
+// The ratio summary bench/run.js prints before its targets table: for each
+// shape, op and n, ts-mls / paired-mls (paired-mls' speed-up) and
+// paired-mls / openmls-native (its slowdown against native openmls), with
+// the performance issues' targets next to them. Ratios are of mean times.
+// Issue 24 (round 2): ≤ 1.5× native at n ≥ 128, encrypt ≥ 20× and decrypt
+// ≥ 10× ts-mls at n = 1024; the other ops keep round 1's ≥ 10× over ts-mls.
 
 /** Speed-up paired-mls must reach over ts-mls, at TARGET_N only. */
 export const TARGET_N = 1024;
@@ -11,11 +13,12 @@ export const SPEEDUP_TARGETS = {
   add_member: 10,
   join_welcome: 10,
   encrypt_100b: 20,
-  decrypt_100b: 8,
+  decrypt_100b: 10,
   key_package: 10,
 };
-/** Slowdown paired-mls may have against native openmls, every op and size. */
-export const NATIVE_MAX = 2;
+/** Slowdown paired-mls may have against native openmls, every op at n ≥ NATIVE_MIN_N. */
+export const NATIVE_MAX = 1.5;
+export const NATIVE_MIN_N = 128;
 
 const key = (r) => `${r.shape ?? 'blank'}\u0000${r.op}\u0000${r.n}`;
 
@@ -40,6 +43,7 @@ export function ratioRows(results, { ops } = {}) {
     const speedup = ts ? ts.mean_ms / p.mean_ms : null;
     const slowdown = native ? p.mean_ms / native.mean_ms : null;
     const speedupTarget = p.n === TARGET_N ? SPEEDUP_TARGETS[p.op] ?? null : null;
+    const slowdownTarget = p.n >= NATIVE_MIN_N ? NATIVE_MAX : null;
     rows.push({
       shape: p.shape ?? 'blank',
       op: p.op,
@@ -48,8 +52,8 @@ export function ratioRows(results, { ops } = {}) {
       speedup_target: speedupTarget,
       speedup_met: speedup !== null && speedupTarget !== null ? speedup >= speedupTarget : null,
       slowdown,
-      slowdown_target: NATIVE_MAX,
-      slowdown_met: slowdown !== null ? slowdown <= NATIVE_MAX : null,
+      slowdown_target: slowdownTarget,
+      slowdown_met: slowdown !== null && slowdownTarget !== null ? slowdown <= slowdownTarget : null,
     });
   }
   const opOrder = ops ?? Object.keys(SPEEDUP_TARGETS);
@@ -70,13 +74,13 @@ export function formatSummary(rows) {
     ['target', (r) => (r.speedup_target === null ? '' : `≥${r.speedup_target}×`), 'r'],
     ['', (r) => mark(r.speedup_met), 'l'],
     ['paired/native', (r) => ratio(r.slowdown), 'r'],
-    ['target', (r) => (r.slowdown === null ? '' : `≤${r.slowdown_target}×`), 'r'],
+    ['target', (r) => (r.slowdown === null || r.slowdown_target === null ? '' : `≤${r.slowdown_target}×`), 'r'],
     ['', (r) => mark(r.slowdown_met), 'l'],
   ];
   const cells = rows.map((r) => cols.map(([, get]) => get(r)));
   const widths = cols.map(([title], i) => Math.max(title.length, ...cells.map((c) => c[i].length)));
   const line = (values) => values.map((v, i) => (cols[i][2] === 'l' ? v.padEnd(widths[i]) : v.padStart(widths[i]))).join('  ').trimEnd();
-  const out = [`summary: ratios of mean times (speed-up target vs ts-mls applies at n=${TARGET_N}; vs native at every n)`];
+  const out = [`summary: ratios of mean times (speed-up target vs ts-mls applies at n=${TARGET_N}; vs native at n>=${NATIVE_MIN_N})`];
   let shape;
   let op;
   for (let i = 0; i < rows.length; i++) {

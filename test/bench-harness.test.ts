@@ -61,10 +61,43 @@ describe('bench summary and chart', async () => {
     expect(full.speedup_target).toBeNull();
     expect(full.slowdown).toBeNull();
     const text = formatSummary(rows);
-    expect(text).toMatch(/self_update_commit\s+1024\s+15\.0×\s+≥10×\s+met\s+2\.50×\s+≤2×\s+MISSED/);
+    expect(text).toMatch(/self_update_commit\s+1024\s+15\.0×\s+≥10×\s+met\s+2\.50×\s+≤1\.5×\s+MISSED/);
     expect(text).toMatch(/encrypt_100b\s+1024\s+10\.0×\s+≥20×\s+MISSED/);
     expect(text).toContain('shape: full');
     expect(text).toContain('targets vs ts-mls: 1 met, 1 missed');
+  });
+
+  it('prints one targets row per issue-24 target: met/MISSED from this run, "not measured" where nothing was run', async () => {
+    const { targetRows, formatTargets, browserCells } = await load('targets.js');
+    const big = [row('paired-mls', 'self_update_commit', 10000, 1200), row('openmls-native', 'self_update_commit', 10000, 400)];
+    const decrypt = [row('paired-mls', 'decrypt_100b', 1024, 0.1), row('ts-mls', 'decrypt_100b', 1024, 1.2), row('openmls-native', 'decrypt_100b', 1024, 0.08)];
+    const all = [...results, ...big, ...decrypt];
+    const browser = browserCells({ meta: { summary: [{ storage: 'indexeddb', op: 'encrypt_100b', n: 16, ratio: 3 }, { storage: 'indexeddb', op: 'add_member', n: 16, ratio: 1.5 }, { storage: 'memory', op: 'add_member', n: 16, ratio: 0.5 }] } }, 'bench/results/browser-x.json');
+    const rows = targetRows({
+      summary: ratioRows(all),
+      results: all,
+      wasmMemory: [{ impl: 'paired-mls', n: 10000, bytes: 80 * 2 ** 20, bytes_after_ops: 110 * 2 ** 20 }],
+      jsHeap: [{ impl: 'paired-mls', n: 10000, heap_used_bytes: 50 * 2 ** 20 }],
+      tarball: { bytes: 790_000 },
+      coreBundle: { gzipBytes: 15000, wasmGzipBytes: 880000 },
+      coldStart: { error: 'bench/cold-start.js is not in this tree' },
+      browser,
+    });
+    const by = (prefix: string) => rows.find((r: { target: string }) => r.target.startsWith(prefix))!;
+    expect(rows).toHaveLength(10);
+    expect(by('≤ 1.5× native')).toMatchObject({ status: 'MISSED' }); // self-update 2.5× at n=1024, n=10000 3×
+    expect(by('≤ 1.5× native').figure).toContain('2/4 cells within');
+    expect(by('encrypt ≥ 20×')).toMatchObject({ status: 'MISSED' });
+    expect(by('decrypt ≥ 10×')).toMatchObject({ status: 'met' }); // 12×
+    expect(by('self-update commit at n = 10000')).toMatchObject({ status: 'MISSED', figure: '1200 ms (native openmls 400 ms)' });
+    expect(by('wasm memory')).toMatchObject({ status: 'MISSED' }); // the after-ops high-water: 110 MiB / 10000 = 11.3 KiB
+    expect(by('wasm memory').figure).toMatch(/^11\.3 KiB per member/);
+    expect(by('packed tarball')).toMatchObject({ status: 'met', figure: '790,000 bytes (npm pack --dry-run)' });
+    expect(by('core-only')).toMatchObject({ status: 'reported' });
+    expect(by('cold start in Node')).toMatchObject({ status: 'not measured', figure: 'not measured (bench/cold-start.js is not in this tree)' });
+    expect(by('≥ 2× core-crypto')).toMatchObject({ status: 'MISSED' });
+    expect(by('≥ 2× core-crypto').figure).toContain('read from bench/results/browser-x.json (not this run): 1/2 cells');
+    expect(formatTargets(rows)).toContain('targets: ');
   });
 
   it('draws one log-log panel per op and shape, with a legend', () => {

@@ -8,19 +8,9 @@
  */
 import * as nodeCrypto from 'node:crypto';
 import { createHash } from 'node:crypto';
-import { describe, expect, it, vi } from 'vitest';
-import * as first from 'paired-mls';
+import { describe, expect, it } from 'vitest';
 import { nodeNativeCurves } from '../ts/mls/native-curves.js';
-
-type Lib = typeof first;
-
-async function libraryWith(backend: 'native' | 'wasm'): Promise<Lib> {
-  vi.resetModules();
-  const lib = (await import('paired-mls')) as Lib;
-  await lib.init();
-  expect(lib.setCurveBackend(backend)).toBe(backend);
-  return lib;
-}
+import { libraryWith } from './curve-backends.js';
 
 /** The error `fn` throws: an MlsError of whichever copy of the package threw it. */
 async function mlsError(fn: () => Promise<unknown>): Promise<{ code: string }> {

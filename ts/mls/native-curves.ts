@@ -1,8 +1,9 @@
 /**
  * Node's native X25519 and Ed25519 (OpenSSL), handed to the wasm core so
  * its curve operations run at native speed (crates/core/src/native_crypto.rs
- * is the other side of this contract). Only used in Node; browsers keep the
- * core's pure-Rust curves.
+ * is the other side of this contract, and decides what it routes here: every
+ * X25519, Ed25519 and AES-GCM for long messages only). Only used in Node;
+ * browsers keep the core's pure-Rust curves.
  *
  * Why the caches: importing a raw private key into OpenSSL derives its
  * public key, a scalar multiplication as costly as the operation itself.
@@ -24,6 +25,10 @@ export interface NativeCurves {
   ed25519Public(seed: Uint8Array): Uint8Array;
   ed25519Sign(seed: Uint8Array, message: Uint8Array): Uint8Array;
   ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
+  /** AES-GCM (16- or 32-byte key, 12-byte nonce): ciphertext || 16-byte tag. */
+  aesGcmSeal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array;
+  /** AES-GCM open of ciphertext || tag; throws when the tag does not verify. */
+  aesGcmOpen(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, ciphertextAndTag: Uint8Array): Uint8Array;
 }
 
 type Curve = 'X25519' | 'Ed25519';
@@ -49,6 +54,12 @@ class Lru<V> {
 
 const base64url = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url');
 const fromBase64url = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'base64url'));
+
+function aesGcm(key: Uint8Array): 'aes-128-gcm' | 'aes-256-gcm' {
+  if (key.length === 16) return 'aes-128-gcm';
+  if (key.length === 32) return 'aes-256-gcm';
+  throw new RangeError('a 16- or 32-byte AES-GCM key is expected');
+}
 
 export function nodeNativeCurves(crypto: typeof NodeCrypto): NativeCurves {
   const privateKeys = new Lru<{ key: KeyObject; publicKey: string }>(512);
@@ -114,6 +125,22 @@ export function nodeNativeCurves(crypto: typeof NodeCrypto): NativeCurves {
     ed25519Verify(publicKey, message, signature) {
       if (signature.length !== 64) return false;
       return crypto.verify(null, message, importPublic('Ed25519', publicKey), signature);
+    },
+    aesGcmSeal(key, nonce, aad, plaintext) {
+      const cipher = crypto.createCipheriv(aesGcm(key), key, nonce, { authTagLength: 16 });
+      cipher.setAAD(aad);
+      const out = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
+      return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+    },
+    aesGcmOpen(key, nonce, aad, ciphertextAndTag) {
+      if (ciphertextAndTag.length < 16) throw new RangeError('AES-GCM ciphertext shorter than its tag');
+      const split = ciphertextAndTag.length - 16;
+      const decipher = crypto.createDecipheriv(aesGcm(key), key, nonce, { authTagLength: 16 });
+      decipher.setAAD(aad);
+      decipher.setAuthTag(ciphertextAndTag.subarray(split));
+      // final() throws when the tag does not verify; nothing is returned then.
+      const out = Buffer.concat([decipher.update(ciphertextAndTag.subarray(0, split)), decipher.final()]);
+      return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
     },
   };
 }

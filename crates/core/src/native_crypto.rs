@@ -14,6 +14,18 @@
 //! Only the curve of ciphersuites 1 and 3 (X25519 + Ed25519) is routed;
 //! other algorithms always use Rust crypto. A JS exception or malformed
 //! output maps to an error, never a panic.
+//!
+//! What goes to the host is chosen by measurement (bench/README.md,
+//! "Round 2: hot paths"): every X25519 operation; Ed25519 and AES-GCM only
+//! for messages of at least [`NATIVE_BULK_MIN`] bytes. For a short message
+//! the call into JS, the key-object lookup and OpenSSL's one-shot set-up
+//! cost more than they save: an Ed25519 signature with the expanded key
+//! kept in wasm (signer.rs) and a verification in wasm are both faster than
+//! the round trip, and a 100-byte AES-GCM seal takes ~4 µs in wasm. For a
+//! commit with a path, a Welcome or a GroupInfo (tens of KB at n = 1024)
+//! the hashing and AES-GCM dominate, and OpenSSL's SHA-512 and
+//! AES-NI/PCLMUL code is many times faster than Rust's portable code in
+//! wasm (no SIMD or AES instructions there).
 
 use std::cell::RefCell;
 
@@ -49,7 +61,17 @@ extern "C" {
     /// Whether `signature` is a valid Ed25519 signature of `message` by `public_key`.
     #[wasm_bindgen(method, catch, js_name = ed25519Verify)]
     fn ed25519_verify(this: &NativeCurves, public_key: &[u8], message: &[u8], signature: &[u8]) -> Result<bool, JsValue>;
+    /// AES-GCM (16- or 32-byte key, 12-byte nonce): ciphertext || 16-byte tag.
+    #[wasm_bindgen(method, catch, js_name = aesGcmSeal)]
+    fn aes_gcm_seal(this: &NativeCurves, key: &[u8], nonce: &[u8], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, JsValue>;
+    /// AES-GCM open of ciphertext || tag; throws when the tag does not verify.
+    #[wasm_bindgen(method, catch, js_name = aesGcmOpen)]
+    fn aes_gcm_open(this: &NativeCurves, key: &[u8], nonce: &[u8], aad: &[u8], ct_tag: &[u8]) -> Result<Vec<u8>, JsValue>;
 }
+
+/// Shortest message (bytes) whose Ed25519 signature, verification or
+/// AES-GCM goes to the host's native crypto (module docs).
+pub(crate) const NATIVE_BULK_MIN: usize = 2048;
 
 thread_local! {
     // wasm32 is single-threaded: this is one slot per wasm instance.
@@ -79,17 +101,48 @@ fn exact_32(bytes: Vec<u8>) -> Result<Vec<u8>, ()> {
 }
 
 pub(crate) fn native_ed25519_sign(seed: &[u8], message: &[u8]) -> Option<Result<Vec<u8>, ()>> {
+    if message.len() < NATIVE_BULK_MIN {
+        return None;
+    }
     with_curves(|c| c.ed25519_sign(seed, message))
         .map(|r| r.and_then(|sig| if sig.len() == 64 { Ok(sig) } else { Err(()) }))
 }
 
 pub(crate) fn native_ed25519_verify(public_key: &[u8], message: &[u8], signature: &[u8]) -> Option<bool> {
+    if message.len() < NATIVE_BULK_MIN {
+        return None;
+    }
     // A throw (malformed key or signature) is a failed verification.
     with_curves(|c| c.ed25519_verify(public_key, message, signature)).map(|r| r.unwrap_or(false))
 }
 
 pub(crate) fn native_ed25519_public(seed: &[u8]) -> Option<Result<Vec<u8>, ()>> {
     with_curves(|c| c.ed25519_public(seed)).map(|r| r.and_then(exact_32))
+}
+
+/// Whether an AES-GCM call with these sizes goes to the host.
+fn bulk_aes_gcm(key: &[u8], nonce: &[u8], data: &[u8]) -> bool {
+    data.len() >= NATIVE_BULK_MIN && (key.len() == 16 || key.len() == 32) && nonce.len() == 12
+}
+
+/// AES-GCM seal on the host for a long message; `None` below the
+/// threshold or without native crypto (the caller uses Rust).
+pub(crate) fn native_aes_gcm_seal(key: &[u8], nonce: &[u8], aad: &[u8], plaintext: &[u8]) -> Option<Result<Vec<u8>, ()>> {
+    if !bulk_aes_gcm(key, nonce, plaintext) {
+        return None;
+    }
+    with_curves(|c| c.aes_gcm_seal(key, nonce, aad, plaintext))
+        .map(|r| r.and_then(|ct| if ct.len() == plaintext.len() + 16 { Ok(ct) } else { Err(()) }))
+}
+
+/// AES-GCM open on the host for a long message; `Some(Err(()))` when the
+/// tag does not verify (or the host failed), `None` as for sealing.
+pub(crate) fn native_aes_gcm_open(key: &[u8], nonce: &[u8], aad: &[u8], ct_tag: &[u8]) -> Option<Result<Vec<u8>, ()>> {
+    if !bulk_aes_gcm(key, nonce, ct_tag) {
+        return None;
+    }
+    with_curves(|c| c.aes_gcm_open(key, nonce, aad, ct_tag))
+        .map(|r| r.and_then(|pt| if pt.len() + 16 == ct_tag.len() { Ok(pt) } else { Err(()) }))
 }
 
 /// hpke-rs crypto backend for the two KEMs of ciphersuites 1-3:

@@ -17,7 +17,7 @@ use openmls_traits::{
 
 use hpke_rs_crypto::types::{AeadAlgorithm, KdfAlgorithm, KemAlgorithm};
 
-use crate::native_crypto::{with_hpke, Algorithms};
+use crate::native_crypto::{self, with_hpke, Algorithms};
 use crate::signatures;
 use crate::storage::JournalStorage;
 
@@ -86,6 +86,10 @@ fn hpke_algorithms(config: &HpkeConfig) -> Result<Algorithms, CryptoError> {
     Ok((kem, kdf, aead))
 }
 
+fn is_aes_gcm(alg: openmls_traits::types::AeadType) -> bool {
+    matches!(alg, openmls_traits::types::AeadType::Aes128Gcm | openmls_traits::types::AeadType::Aes256Gcm)
+}
+
 impl OpenMlsCrypto for AcceleratedCrypto {
     fn supports(&self, ciphersuite: Ciphersuite) -> Result<(), CryptoError> {
         self.rust.supports(ciphersuite)
@@ -105,10 +109,22 @@ impl OpenMlsCrypto for AcceleratedCrypto {
     fn hash(&self, hash_type: HashType, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
         self.rust.hash(hash_type, data)
     }
+    // Long messages (commits with a path, Welcomes) go to the host's
+    // AES-GCM when it has one (native_crypto.rs, NATIVE_BULK_MIN).
     fn aead_encrypt(&self, alg: openmls_traits::types::AeadType, key: &[u8], data: &[u8], nonce: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if is_aes_gcm(alg) {
+            if let Some(sealed) = native_crypto::native_aes_gcm_seal(key, nonce, aad, data) {
+                return sealed.map_err(|_| CryptoError::CryptoLibraryError);
+            }
+        }
         self.rust.aead_encrypt(alg, key, data, nonce, aad)
     }
     fn aead_decrypt(&self, alg: openmls_traits::types::AeadType, key: &[u8], ct_tag: &[u8], nonce: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if is_aes_gcm(alg) {
+            if let Some(opened) = native_crypto::native_aes_gcm_open(key, nonce, aad, ct_tag) {
+                return opened.map_err(|_| CryptoError::AeadDecryptionError);
+            }
+        }
         self.rust.aead_decrypt(alg, key, ct_tag, nonce, aad)
     }
 

@@ -2,7 +2,11 @@
 //! `bench/run.js --impls openmls-native` compares paired-mls against.
 //!
 //!   native-bench [--sizes 2,16,128] [--ops a,b] [--time MS] [--min-samples K]
-//!                [--shape blank|full]
+//!                [--shape blank|full] [--clock wall|cpu]
+//!
+//! `--clock cpu` times by this process's CPU time (user + system), as
+//! `bench/run.js --clock cpu` does for the JS implementations, so a loaded
+//! machine's waiting is shed on both sides of a ratio alike.
 //!
 //! The group is built as bench/impl/paired-mls.js builds it (see
 //! bench/README.md): ciphersuite 1, PrivateMessage handshakes, the ratchet
@@ -266,9 +270,35 @@ struct Stats {
     samples: usize,
 }
 
+/// What samples are timed by: the wall clock or the process's CPU time.
+#[derive(Clone, Copy, PartialEq)]
+enum Clock {
+    Wall,
+    Cpu,
+}
+
+/// This process's CPU time (user + system, all threads).
+fn process_cpu_time() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_PROCESS_CPUTIME_ID
+    // is supported by every Linux and macOS version this bench runs on.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID) failed");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// The selected clock's current reading; only differences are meaningful.
+fn now(clock: Clock, wall_origin: Instant) -> Duration {
+    match clock {
+        Clock::Wall => wall_origin.elapsed(),
+        Clock::Cpu => process_cpu_time(),
+    }
+}
+
 /// Time `run` (with untimed `before`/`after` around each call): 2 warmup
 /// iterations, then at least `min_samples` and until `budget` of timed time.
 fn measure<S>(
+    clock: Clock,
     budget: Duration,
     min_samples: usize,
     state: &mut S,
@@ -283,11 +313,12 @@ fn measure<S>(
     }
     let mut samples = Vec::new();
     let mut total = Duration::ZERO;
+    let origin = Instant::now();
     while samples.len() < min_samples || total < budget {
         before(state)?;
-        let t0 = Instant::now();
+        let t0 = now(clock, origin);
         run(state)?;
-        let dt = t0.elapsed();
+        let dt = now(clock, origin).saturating_sub(t0);
         after(state)?;
         total += dt;
         samples.push(dt.as_secs_f64() * 1000.0);
@@ -321,10 +352,11 @@ struct Bench {
     out: Vec<u8>,
 }
 
-fn run_op(b: &mut Bench, op: &str, budget: Duration, min_samples: usize) -> Res<Stats> {
+fn run_op(b: &mut Bench, op: &str, clock: Clock, budget: Duration, min_samples: usize) -> Res<Stats> {
     let none = |_: &mut Bench| Ok(());
     match op {
         "self_update_commit" => measure(
+            clock,
             budget,
             min_samples,
             b,
@@ -343,6 +375,7 @@ fn run_op(b: &mut Bench, op: &str, budget: Duration, min_samples: usize) -> Res<
             b.m1_snapshot = snapshot(&b.s.m1.provider);
             let group_id = b.s.group.group_id().clone();
             let stats = measure(
+                clock,
                 budget,
                 min_samples,
                 b,
@@ -377,6 +410,7 @@ fn run_op(b: &mut Bench, op: &str, budget: Duration, min_samples: usize) -> Res<
             stats
         }
         "add_member" => measure(
+            clock,
             budget,
             min_samples,
             b,
@@ -394,6 +428,7 @@ fn run_op(b: &mut Bench, op: &str, budget: Duration, min_samples: usize) -> Res<
             |b| b.s.group.clear_pending_commit(b.s.m0.provider.storage()).map_err(err("clearing")),
         ),
         "join_welcome" => measure(
+            clock,
             budget,
             min_samples,
             b,
@@ -420,6 +455,7 @@ fn run_op(b: &mut Bench, op: &str, budget: Duration, min_samples: usize) -> Res<
             },
         ),
         "encrypt_100b" => measure(
+            clock,
             budget,
             min_samples,
             b,
@@ -431,6 +467,7 @@ fn run_op(b: &mut Bench, op: &str, budget: Duration, min_samples: usize) -> Res<
             none,
         ),
         "decrypt_100b" => measure(
+            clock,
             budget,
             min_samples,
             b,
@@ -456,6 +493,7 @@ fn run_op(b: &mut Bench, op: &str, budget: Duration, min_samples: usize) -> Res<
             none,
         ),
         "key_package" => measure(
+            clock,
             budget,
             min_samples,
             b,
@@ -476,6 +514,7 @@ struct Opts {
     time_ms: u64,
     min_samples: usize,
     shape: String,
+    clock: Clock,
 }
 
 fn parse_args() -> Res<Opts> {
@@ -485,6 +524,7 @@ fn parse_args() -> Res<Opts> {
         time_ms: 300,
         min_samples: 5,
         shape: "blank".into(),
+        clock: Clock::Wall,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -493,7 +533,7 @@ fn parse_args() -> Res<Opts> {
             None => (flag, None),
         };
         if flag == "--help" || flag == "-h" {
-            println!("usage: native-bench [--sizes 2,16,128] [--ops a,b] [--time MS] [--min-samples K] [--shape blank|full]");
+            println!("usage: native-bench [--sizes 2,16,128] [--ops a,b] [--time MS] [--min-samples K] [--shape blank|full] [--clock wall|cpu]");
             std::process::exit(0);
         }
         let value = inline.or_else(|| args.next()).ok_or(format!("{flag} needs a value"))?;
@@ -506,6 +546,13 @@ fn parse_args() -> Res<Opts> {
             "--time" => o.time_ms = value.parse().map_err(|_| "bad --time")?,
             "--min-samples" => o.min_samples = value.parse().map_err(|_| "bad --min-samples")?,
             "--shape" => o.shape = value,
+            "--clock" => {
+                o.clock = match value.as_str() {
+                    "wall" => Clock::Wall,
+                    "cpu" => Clock::Cpu,
+                    _ => return Err("--clock: wall or cpu".into()),
+                }
+            }
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -585,7 +632,7 @@ fn real_main() -> Res<()> {
             b.s.peer = MlsGroup::load(b.s.m1.provider.storage(), &peer_id).map_err(err("loading peer"))?.ok_or("peer missing")?;
             b.queue.clear();
             b.next = 0;
-            let st = run_op(&mut b, op, Duration::from_millis(o.time_ms), o.min_samples)
+            let st = run_op(&mut b, op, o.clock, Duration::from_millis(o.time_ms), o.min_samples)
                 .map_err(|e| format!("n={n} {op}: {e}"))?;
             println!(
                 "{}",
