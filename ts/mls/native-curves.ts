@@ -21,6 +21,8 @@ export interface NativeCurves {
   x25519(secretKey: Uint8Array, publicKey: Uint8Array): Uint8Array;
   x25519Public(secretKey: Uint8Array): Uint8Array;
   x25519Generate(): Uint8Array;
+  /** HPKE Encap's DH with a fresh ephemeral key that never leaves OpenSSL: enc (32) || DH(skE, publicKey) (32). */
+  x25519Encap(publicKey: Uint8Array): Uint8Array;
   ed25519Public(seed: Uint8Array): Uint8Array;
   ed25519Sign(seed: Uint8Array, message: Uint8Array): Uint8Array;
   ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
@@ -102,6 +104,18 @@ export function nodeNativeCurves(crypto: typeof NodeCrypto): NativeCurves {
       out.set(secret, 0);
       out.set(fromBase64url(jwk.x), 32);
       secret.fill(0);
+      return out;
+    },
+    x25519Encap(publicKey) {
+      // Generated, used once and dropped here: neither the wasm core nor JS
+      // code ever sees the ephemeral secret (crates/core/src/native_crypto.rs,
+      // native_x25519_seal). Throws on a low-order point, like x25519.
+      const { privateKey, publicKey: ephemeral } = crypto.generateKeyPairSync('x25519');
+      const shared = crypto.diffieHellman({ privateKey, publicKey: importPublic('X25519', publicKey) });
+      const out = new Uint8Array(64);
+      out.set(fromBase64url((ephemeral.export({ format: 'jwk' }) as { x: string }).x), 0);
+      out.set(shared, 32);
+      shared.fill(0);
       return out;
     },
     ed25519Public(seed) {
