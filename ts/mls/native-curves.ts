@@ -94,26 +94,41 @@ export function nodeNativeCurves(crypto: typeof NodeCrypto): NativeCurves {
       return fromBase64url(importPrivate('X25519', secretKey).publicKey);
     },
     x25519Generate() {
-      // An HPKE ephemeral key: generated natively, and cached so the DH
-      // that follows does not import it again.
-      const { privateKey } = crypto.generateKeyPairSync('x25519');
-      const jwk = privateKey.export({ format: 'jwk' }) as { d: string; x: string };
-      const secret = fromBase64url(jwk.d);
-      privateKeys.set(digest('X25519', secret), { key: privateKey, publicKey: jwk.x });
-      const out = new Uint8Array(64);
-      out.set(secret, 0);
-      out.set(fromBase64url(jwk.x), 32);
-      secret.fill(0);
-      return out;
+      // An HPKE ephemeral key, cached so the DH that follows does not
+      // import it again. Random bytes imported rather than
+      // generateKeyPairSync: see x25519Encap.
+      const secret = crypto.randomBytes(32);
+      try {
+        const out = new Uint8Array(64);
+        out.set(secret, 0);
+        out.set(fromBase64url(importPrivate('X25519', secret).publicKey), 32);
+        return out;
+      } finally {
+        secret.fill(0);
+      }
     },
     x25519Encap(publicKey) {
-      // Generated, used once and dropped here: neither the wasm core nor JS
-      // code ever sees the ephemeral secret (crates/core/src/native_crypto.rs,
-      // native_x25519_seal). Throws on a low-order point, like x25519.
-      const { privateKey, publicKey: ephemeral } = crypto.generateKeyPairSync('x25519');
-      const shared = crypto.diffieHellman({ privateKey, publicKey: importPublic('X25519', publicKey) });
+      // Used once and dropped here: the ephemeral secret never reaches the
+      // wasm core (crates/core/src/native_crypto.rs, native_x25519_seal).
+      // Not cached: it is never used again. Made from random bytes by a
+      // JWK import (which derives its public key), not generateKeyPairSync:
+      // in Node 20 exporting a key fresh from generateKeyPairSync can
+      // deadlock when a GC during the export finalizes the key-generation
+      // job, which locks the same key (seen at n = 10,000: main thread in
+      // KeyGenJob::~KeyGenJob under ExportJWK). Throws on a low-order
+      // point, like x25519.
+      if (publicKey.length !== 32) throw new RangeError('a 32-byte public key is expected');
+      const secret = crypto.randomBytes(32);
+      let ephemeral: KeyObject;
+      try {
+        ephemeral = crypto.createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: base64url(secret), x: '' }, format: 'jwk' });
+      } finally {
+        secret.fill(0);
+      }
+      const enc = fromBase64url((ephemeral.export({ format: 'jwk' }) as { x: string }).x);
+      const shared = crypto.diffieHellman({ privateKey: ephemeral, publicKey: importPublic('X25519', publicKey) });
       const out = new Uint8Array(64);
-      out.set(fromBase64url((ephemeral.export({ format: 'jwk' }) as { x: string }).x), 0);
+      out.set(enc, 0);
       out.set(shared, 32);
       shared.fill(0);
       return out;
