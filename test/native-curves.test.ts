@@ -47,6 +47,20 @@ describe('NativeCurves (Node OpenSSL) against the RFC test vectors', () => {
     expect(() => curves.x25519(secret, new Uint8Array(31))).toThrow(RangeError);
   });
 
+  it('X25519 Encap: the recipient derives the same DH from enc, each call has a fresh ephemeral key, low-order keys are refused', () => {
+    const bobSecret = hex('5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb');
+    const bobPublic = hex('de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f');
+    const first = curves.x25519Encap(bobPublic);
+    const second = curves.x25519Encap(bobPublic);
+    expect(first.length).toBe(64);
+    // DH(skE, pkR) = DH(skR, pkE): what the recipient's Decap computes.
+    expect(toHex(curves.x25519(bobSecret, first.subarray(0, 32)))).toBe(toHex(first.subarray(32)));
+    expect(toHex(curves.x25519(bobSecret, second.subarray(0, 32)))).toBe(toHex(second.subarray(32)));
+    expect(toHex(first.subarray(0, 32))).not.toBe(toHex(second.subarray(0, 32)));
+    expect(() => curves.x25519Encap(new Uint8Array(32))).toThrow();
+    expect(() => curves.x25519Encap(new Uint8Array(31))).toThrow(RangeError);
+  });
+
   it('Ed25519: RFC 8032 §7.1 test 2 (one-byte message)', () => {
     const seed = hex('4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb');
     const message = hex('72');

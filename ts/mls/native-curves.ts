@@ -22,6 +22,8 @@ export interface NativeCurves {
   x25519(secretKey: Uint8Array, publicKey: Uint8Array): Uint8Array;
   x25519Public(secretKey: Uint8Array): Uint8Array;
   x25519Generate(): Uint8Array;
+  /** HPKE Encap's DH with a fresh ephemeral key that never leaves OpenSSL: enc (32) || DH(skE, publicKey) (32). */
+  x25519Encap(publicKey: Uint8Array): Uint8Array;
   ed25519Public(seed: Uint8Array): Uint8Array;
   ed25519Sign(seed: Uint8Array, message: Uint8Array): Uint8Array;
   ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
@@ -103,16 +105,43 @@ export function nodeNativeCurves(crypto: typeof NodeCrypto): NativeCurves {
       return fromBase64url(importPrivate('X25519', secretKey).publicKey);
     },
     x25519Generate() {
-      // An HPKE ephemeral key: generated natively, and cached so the DH
-      // that follows does not import it again.
-      const { privateKey } = crypto.generateKeyPairSync('x25519');
-      const jwk = privateKey.export({ format: 'jwk' }) as { d: string; x: string };
-      const secret = fromBase64url(jwk.d);
-      privateKeys.set(digest('X25519', secret), { key: privateKey, publicKey: jwk.x });
+      // An HPKE ephemeral key, cached so the DH that follows does not
+      // import it again. Random bytes imported rather than
+      // generateKeyPairSync: see x25519Encap.
+      const secret = crypto.randomBytes(32);
+      try {
+        const out = new Uint8Array(64);
+        out.set(secret, 0);
+        out.set(fromBase64url(importPrivate('X25519', secret).publicKey), 32);
+        return out;
+      } finally {
+        secret.fill(0);
+      }
+    },
+    x25519Encap(publicKey) {
+      // Used once and dropped here: the ephemeral secret never reaches the
+      // wasm core (crates/core/src/native_crypto.rs, native_x25519_seal).
+      // Not cached: it is never used again. Made from random bytes by a
+      // JWK import (which derives its public key), not generateKeyPairSync:
+      // in Node 20 exporting a key fresh from generateKeyPairSync can
+      // deadlock when a GC during the export finalizes the key-generation
+      // job, which locks the same key (seen at n = 10,000: main thread in
+      // KeyGenJob::~KeyGenJob under ExportJWK). Throws on a low-order
+      // point, like x25519.
+      if (publicKey.length !== 32) throw new RangeError('a 32-byte public key is expected');
+      const secret = crypto.randomBytes(32);
+      let ephemeral: KeyObject;
+      try {
+        ephemeral = crypto.createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: base64url(secret), x: '' }, format: 'jwk' });
+      } finally {
+        secret.fill(0);
+      }
+      const enc = fromBase64url((ephemeral.export({ format: 'jwk' }) as { x: string }).x);
+      const shared = crypto.diffieHellman({ privateKey: ephemeral, publicKey: importPublic('X25519', publicKey) });
       const out = new Uint8Array(64);
-      out.set(secret, 0);
-      out.set(fromBase64url(jwk.x), 32);
-      secret.fill(0);
+      out.set(enc, 0);
+      out.set(shared, 32);
+      shared.fill(0);
       return out;
     },
     ed25519Public(seed) {

@@ -52,6 +52,11 @@ extern "C" {
     /// A fresh X25519 key pair from the host's CSPRNG: secret (32) || public (32).
     #[wasm_bindgen(method, catch, js_name = x25519Generate)]
     fn x25519_generate(this: &NativeCurves) -> Result<Vec<u8>, JsValue>;
+    /// DHKEM(X25519)'s Encap DH for `pk`: a fresh ephemeral key generated
+    /// and used by the host (its secret never leaves it): enc (32) || DH (32).
+    /// Throws on a low-order point.
+    #[wasm_bindgen(method, catch, js_name = x25519Encap)]
+    fn x25519_encap(this: &NativeCurves, pk: &[u8]) -> Result<Vec<u8>, JsValue>;
     /// Ed25519 public key of a 32-byte seed.
     #[wasm_bindgen(method, catch, js_name = ed25519Public)]
     fn ed25519_public(this: &NativeCurves, seed: &[u8]) -> Result<Vec<u8>, JsValue>;
@@ -309,6 +314,106 @@ thread_local! {
     static HPKE: RefCell<Vec<(Algorithms, Hpke<CurveAcceleratedHpke>)>> = const { RefCell::new(Vec::new()) };
 }
 
+/// HPKE base-mode single-shot Seal (RFC 9180 §6.1) for DHKEM(X25519) on
+/// the native curves; `None` when none are installed or the KEM is
+/// another one (the caller then uses hpke-rs' own `seal`).
+///
+/// Why not hpke-rs' `seal`: its Encap derives the ephemeral key in Rust
+/// (DeriveKeyPair from 32 random bytes, §7.1.3), so the host must import
+/// that secret (deriving its public key) and then run the DH: an import,
+/// an export and two key lookups per encryption, and a self-update in an
+/// add-only group makes one per member. Encap only asks for a fresh
+/// ephemeral key pair (§4.1, `GenerateKeyPair`), so here the host
+/// generates it, runs the DH and returns enc and the DH output; the rest
+/// of Encap (ExtractAndExpand) and the key schedule stay in Rust.
+pub(crate) fn native_x25519_seal(algorithms: Algorithms, pk_r: &[u8], info: &[u8], aad: &[u8], ptxt: &[u8]) -> Option<Result<(Vec<u8>, Vec<u8>), hpke_rs::HpkeError>> {
+    if algorithms.0 != KemAlgorithm::DhKem25519 || !native_curves_installed() {
+        return None;
+    }
+    let Ok(pk_r) = <[u8; 32]>::try_from(pk_r) else {
+        return Some(Err(hpke_rs::HpkeError::InvalidInput));
+    };
+    let encapsulated = with_curves(|c| c.x25519_encap(&pk_r))?;
+    Some(match encapsulated {
+        Ok(out) if out.len() == 64 => {
+            let mut out = zeroize::Zeroizing::new(out);
+            let enc: [u8; 32] = out[..32].try_into().unwrap_or([0; 32]);
+            let dh = zeroize::Zeroizing::new(out[32..].to_vec());
+            zeroize::Zeroize::zeroize(&mut *out);
+            seal_with_encapsulation(algorithms, &enc, &pk_r, &dh, info, aad, ptxt).map(|ct| (enc.to_vec(), ct))
+        }
+        // The host throws on a low-order point.
+        _ => Err(hpke_rs::HpkeError::CryptoError(String::new())),
+    })
+}
+
+/// DHKEM(X25519, HKDF-SHA256)'s suite id (RFC 9180 §4.1: "KEM" || I2OSP(0x0020, 2)).
+const X25519_KEM_SUITE_ID: &[u8] = b"KEM\x00\x20";
+
+/// LabeledExtract (RFC 9180 §4).
+fn labeled_extract(suite_id: &[u8], salt: &[u8], label: &[u8], ikm: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>, HpkeError> {
+    let labeled_ikm = zeroize::Zeroizing::new([b"HPKE-v1", suite_id, label, ikm].concat());
+    CurveAcceleratedHpke::kdf_extract(KdfAlgorithm::HkdfSha256, salt, &labeled_ikm).map(zeroize::Zeroizing::new)
+}
+
+/// LabeledExpand (RFC 9180 §4).
+fn labeled_expand(suite_id: &[u8], prk: &[u8], label: &[u8], info: &[u8], len: u16) -> Result<zeroize::Zeroizing<Vec<u8>>, HpkeError> {
+    let labeled_info = [&len.to_be_bytes()[..], b"HPKE-v1", suite_id, label, info].concat();
+    CurveAcceleratedHpke::kdf_expand(KdfAlgorithm::HkdfSha256, prk, &labeled_info, len.into()).map(zeroize::Zeroizing::new)
+}
+
+thread_local! {
+    // The last (suite_id, info) and its key_schedule_context: a path's
+    // encryptions all use the same info (the EncryptContext of the new
+    // GroupContext), so its two hashes are computed once per commit, not
+    // once per recipient. Public values only.
+    static KEY_SCHEDULE_CONTEXT: RefCell<Option<(Vec<u8>, Vec<u8>)>> = const { RefCell::new(None) };
+}
+
+/// key_schedule_context = mode_base || LabeledExtract("", "psk_id_hash", "")
+/// || LabeledExtract("", "info_hash", info) (RFC 9180 §5.1; no PSK).
+fn key_schedule_context(suite_id: &[u8], info: &[u8]) -> Result<Vec<u8>, HpkeError> {
+    let cache_key = [suite_id, info].concat();
+    if let Some(context) = KEY_SCHEDULE_CONTEXT.with(|cell| cell.borrow().as_ref().filter(|(key, _)| *key == cache_key).map(|(_, context)| context.clone())) {
+        return Ok(context);
+    }
+    let psk_id_hash = labeled_extract(suite_id, &[], b"psk_id_hash", &[])?;
+    let info_hash = labeled_extract(suite_id, &[], b"info_hash", info)?;
+    let context = [&[0u8][..], &psk_id_hash, &info_hash].concat();
+    KEY_SCHEDULE_CONTEXT.with(|cell| *cell.borrow_mut() = Some((cache_key, context.clone())));
+    Ok(context)
+}
+
+/// The rest of Encap once the DH is done (ExtractAndExpand, RFC 9180
+/// §4.1), then KeySchedule in mode_base (§5.1) and one Seal at sequence
+/// number 0 (§5.2, so the nonce is base_nonce), for HKDF-SHA256. `dh` is
+/// DH(skE, pkR), `enc` is pkE. Written out rather than through
+/// `Hpke::key_schedule`, which clones the `Hpke` (re-seeding its PRNG from
+/// the host, a JS call per encryption) and derives an exporter secret a
+/// single-shot Seal never uses. The receiver opens it with hpke-rs (tests).
+fn seal_with_encapsulation(algorithms: Algorithms, enc: &[u8; 32], pk_r: &[u8; 32], dh: &[u8], info: &[u8], aad: &[u8], ptxt: &[u8]) -> Result<Vec<u8>, hpke_rs::HpkeError> {
+    // An all-zero DH output (low-order point) is refused, as RFC 9180 §7.1.4 asks.
+    if dh.iter().fold(0u8, |acc, b| acc | b) == 0 {
+        return Err(hpke_rs::HpkeError::CryptoError(String::new()));
+    }
+    let (_, kdf, aead) = algorithms;
+    if kdf != KdfAlgorithm::HkdfSha256 || aead == AeadAlgorithm::HpkeExport {
+        return Err(hpke_rs::HpkeError::InvalidConfig);
+    }
+    let crypto_error = |_| hpke_rs::HpkeError::CryptoError(String::new());
+    let kem_context = [&enc[..], &pk_r[..]].concat();
+    let shared_secret = labeled_extract(X25519_KEM_SUITE_ID, &[], b"eae_prk", dh)
+        .and_then(|prk| labeled_expand(X25519_KEM_SUITE_ID, &prk, b"shared_secret", &kem_context, 32))
+        .map_err(crypto_error)?;
+    // suite_id = "HPKE" || kem_id || kdf_id || aead_id (§5.1).
+    let suite_id = [&b"HPKE"[..], &(KemAlgorithm::DhKem25519 as u16).to_be_bytes(), &(kdf as u16).to_be_bytes(), &(aead as u16).to_be_bytes()].concat();
+    let context = key_schedule_context(&suite_id, info).map_err(crypto_error)?;
+    let secret = labeled_extract(&suite_id, &shared_secret, b"secret", &[]).map_err(crypto_error)?;
+    let key = labeled_expand(&suite_id, &secret, b"key", &context, CurveAcceleratedHpke::aead_key_length(aead) as u16).map_err(crypto_error)?;
+    let base_nonce = labeled_expand(&suite_id, &secret, b"base_nonce", &context, CurveAcceleratedHpke::aead_nonce_length(aead) as u16).map_err(crypto_error)?;
+    Ok(CurveAcceleratedHpke::aead_seal(aead, &key, &base_nonce, aad, ptxt)?)
+}
+
 /// The KEM, KDF and AEAD of one HPKE configuration.
 pub(crate) type Algorithms = (KemAlgorithm, KdfAlgorithm, AeadAlgorithm);
 
@@ -327,4 +432,59 @@ pub(crate) fn with_hpke<T>(algorithms: Algorithms, op: impl FnOnce(&mut Hpke<Cur
         };
         op(&mut cache[index].1)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use x25519_dalek::{PublicKey, StaticSecret};
+
+    const SUITE_1: Algorithms = (KemAlgorithm::DhKem25519, KdfAlgorithm::HkdfSha256, AeadAlgorithm::Aes128Gcm);
+
+    fn key_pair(seed: u8) -> ([u8; 32], [u8; 32]) {
+        let secret = StaticSecret::from([seed; 32]);
+        (secret.to_bytes(), PublicKey::from(&secret).to_bytes())
+    }
+
+    /// What the host does in `x25519Encap`, here with x25519-dalek.
+    fn encapsulate(ephemeral_seed: u8, pk_r: &[u8; 32]) -> ([u8; 32], [u8; 32]) {
+        let (sk_e, enc) = key_pair(ephemeral_seed);
+        (enc, StaticSecret::from(sk_e).diffie_hellman(&PublicKey::from(*pk_r)).to_bytes())
+    }
+
+    #[test]
+    fn a_seal_from_a_host_encapsulation_opens_with_hpke_rs() {
+        // Ciphersuites 1 (AES-128-GCM) and 3 (ChaCha20-Poly1305).
+        for suite in [SUITE_1, (KemAlgorithm::DhKem25519, KdfAlgorithm::HkdfSha256, AeadAlgorithm::ChaCha20Poly1305)] {
+            let (sk_r, pk_r) = key_pair(7);
+            let (enc, dh) = encapsulate(9, &pk_r);
+            let ct = seal_with_encapsulation(suite, &enc, &pk_r, &dh, b"info", b"aad", b"a path secret").expect("sealed");
+            // hpke-rs' own Decap and key schedule (the receiver's side) open it.
+            let open = |enc: &[u8], info: &[u8]| with_hpke(suite, |hpke| hpke.open(enc, &sk_r.to_vec().into(), info, b"aad", &ct, None, None, None));
+            assert_eq!(open(&enc, b"info").expect("opened"), b"a path secret");
+            // Bound to info (the MLS encryption context) and to enc.
+            assert!(matches!(open(&enc, b"other"), Err(hpke_rs::HpkeError::OpenError)));
+            let (other_enc, _) = encapsulate(10, &pk_r);
+            assert!(matches!(open(&other_enc, b"info"), Err(hpke_rs::HpkeError::OpenError)));
+            // Another info after a cached one (key_schedule_context) is hashed anew.
+            let ct = seal_with_encapsulation(suite, &enc, &pk_r, &dh, b"other", b"aad", b"a path secret").expect("sealed");
+            let open = |info: &[u8]| with_hpke(suite, |hpke| hpke.open(&enc, &sk_r.to_vec().into(), info, b"aad", &ct, None, None, None));
+            assert_eq!(open(b"other").expect("opened"), b"a path secret");
+            assert!(matches!(open(b"info"), Err(hpke_rs::HpkeError::OpenError)));
+        }
+    }
+
+    #[test]
+    fn an_all_zero_dh_output_is_refused() {
+        let (_, pk_r) = key_pair(7);
+        let (enc, _) = encapsulate(9, &pk_r);
+        let sealed = seal_with_encapsulation(SUITE_1, &enc, &pk_r, &[0u8; 32], b"info", b"aad", b"secret");
+        assert!(matches!(sealed, Err(hpke_rs::HpkeError::CryptoError(_))));
+    }
+
+    #[test]
+    fn without_native_curves_hpke_rs_seals() {
+        let (_, pk_r) = key_pair(7);
+        assert!(native_x25519_seal(SUITE_1, &pk_r, b"info", b"aad", b"secret").is_none());
+    }
 }

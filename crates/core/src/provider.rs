@@ -17,7 +17,7 @@ use openmls_traits::{
 
 use hpke_rs_crypto::types::{AeadAlgorithm, KdfAlgorithm, KemAlgorithm};
 
-use crate::native_crypto::{self, with_hpke, Algorithms};
+use crate::native_crypto::{self, native_x25519_seal, with_hpke, Algorithms};
 use crate::signatures;
 use crate::storage::JournalStorage;
 
@@ -139,7 +139,9 @@ impl OpenMlsCrypto for AcceleratedCrypto {
     }
 
     fn hpke_seal(&self, config: HpkeConfig, pk_r: &[u8], info: &[u8], aad: &[u8], ptxt: &[u8]) -> Result<HpkeCiphertext, CryptoError> {
-        let (kem_output, ciphertext) = with_hpke(hpke_algorithms(&config)?, |hpke| hpke.seal(&pk_r.into(), info, aad, ptxt, None, None, None))
+        let algorithms = hpke_algorithms(&config)?;
+        let (kem_output, ciphertext) = native_x25519_seal(algorithms, pk_r, info, aad, ptxt)
+            .unwrap_or_else(|| with_hpke(algorithms, |hpke| hpke.seal(&pk_r.into(), info, aad, ptxt, None, None, None)))
             .map_err(|e| match e {
                 hpke_rs::HpkeError::InvalidInput => CryptoError::InvalidLength,
                 _ => CryptoError::CryptoLibraryError,

@@ -17,7 +17,8 @@
 //! functions that are not expected to fail and throw an error, will still
 //! return a [`Result`] since they may throw a
 //! [`LibraryError`](TreeSyncDiffError::LibraryError).
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 
 use log::debug;
 use openmls_traits::crypto::OpenMlsCrypto;
@@ -119,12 +120,20 @@ impl StagedTreeSyncDiff {
 /// invariants. See [`TreeSync`] for the list of invariants.
 pub(crate) struct TreeSyncDiff<'a> {
     diff: MlsBinaryTreeDiff<'a, TreeSyncLeafNode, TreeSyncParentNode>,
+    /// Tree hashes of subtrees the diff has not changed, by tree node index.
+    /// A commit hashes the tree several times (the copath's subtrees for the
+    /// parent hashes, then the whole tree for the group context and when
+    /// staging); the subtrees off the committer's path stay the same, so
+    /// each is hashed once. An entry is only read while its subtree is
+    /// still unchanged (`subtree_unchanged`), so it is never stale.
+    tree_hash_memo: Mutex<HashMap<u32, Vec<u8>>>,
 }
 
 impl<'a> From<&'a TreeSync> for TreeSyncDiff<'a> {
     fn from(tree_sync: &'a TreeSync) -> Self {
         TreeSyncDiff {
             diff: tree_sync.tree.empty_diff(),
+            tree_hash_memo: Mutex::default(),
         }
     }
 }
@@ -787,6 +796,49 @@ impl TreeSyncDiff<'_> {
         node_index: TreeNodeIndex,
         exclusion_list: &HashSet<&LeafNodeIndex>,
     ) -> Result<Vec<u8>, LibraryError> {
+        self.memoized_tree_hash(crypto, ciphersuite, node_index, exclusion_list, true)
+    }
+
+    /// [`Self::compute_tree_hash`], reading and writing `tree_hash_memo` for
+    /// the topmost unchanged subtrees only (`memoize` is false below them),
+    /// so the memo holds O(log n) entries, not one per node.
+    fn memoized_tree_hash(
+        &self,
+        crypto: &impl OpenMlsCrypto,
+        ciphersuite: Ciphersuite,
+        node_index: TreeNodeIndex,
+        exclusion_list: &HashSet<&LeafNodeIndex>,
+        memoize: bool,
+    ) -> Result<Vec<u8>, LibraryError> {
+        let memo_key = (memoize
+            && exclusion_list.is_empty()
+            && self.diff.subtree_unchanged(node_index))
+        .then_some(match node_index {
+            TreeNodeIndex::Leaf(leaf) => leaf.u32().saturating_mul(2),
+            TreeNodeIndex::Parent(parent) => parent.u32().saturating_mul(2).saturating_add(1),
+        });
+        if let Some(key) = memo_key {
+            if let Some(hash) = self.tree_hash_memo.lock().ok().and_then(|memo| memo.get(&key).cloned()) {
+                return Ok(hash);
+            }
+        }
+        let hash = self.tree_hash_of(crypto, ciphersuite, node_index, exclusion_list, memo_key.is_none())?;
+        if let Some(key) = memo_key {
+            if let Ok(mut memo) = self.tree_hash_memo.lock() {
+                memo.insert(key, hash.clone());
+            }
+        }
+        Ok(hash)
+    }
+
+    fn tree_hash_of(
+        &self,
+        crypto: &impl OpenMlsCrypto,
+        ciphersuite: Ciphersuite,
+        node_index: TreeNodeIndex,
+        exclusion_list: &HashSet<&LeafNodeIndex>,
+        memoize: bool,
+    ) -> Result<Vec<u8>, LibraryError> {
         match node_index {
             TreeNodeIndex::Leaf(leaf_index) => {
                 let leaf = self.diff.leaf(leaf_index);
@@ -801,11 +853,11 @@ impl TreeSyncDiff<'_> {
                 // Compute left hash.
                 let left_child = self.diff.left_child(parent_index);
                 let left_hash =
-                    self.compute_tree_hash(crypto, ciphersuite, left_child, exclusion_list)?;
+                    self.memoized_tree_hash(crypto, ciphersuite, left_child, exclusion_list, memoize)?;
                 // Compute right hash.
                 let right_child = self.diff.right_child(parent_index);
                 let right_hash =
-                    self.compute_tree_hash(crypto, ciphersuite, right_child, exclusion_list)?;
+                    self.memoized_tree_hash(crypto, ciphersuite, right_child, exclusion_list, memoize)?;
 
                 let node = self.diff.parent(parent_index);
 

@@ -26,7 +26,7 @@ use super::{
     sorted_iter::sorted_iter,
     tree::{ABinaryTree, ABinaryTreeError},
     treemath::{
-        copath, direct_path, left, lowest_common_ancestor, right, root, LeafNodeIndex,
+        copath, direct_path, left, level, lowest_common_ancestor, right, root, LeafNodeIndex,
         ParentNodeIndex, TreeNodeIndex, TreeSize, MAX_TREE_SIZE, MIN_TREE_SIZE,
     },
 };
@@ -338,6 +338,38 @@ impl<L: Clone + Debug + Default, P: Clone + Debug + Default> AbDiff<'_, L, P> {
 
     // Functions pertaining to the whole diff
     /////////////////////////////////////////
+
+    /// Whether the subtree under `node_index` is the one of the original
+    /// tree: none of its leaves or parents is in the diff, and all of them
+    /// lie inside both the original tree and the diff. Its contents, and so
+    /// anything computed from them (e.g. its tree hash), are then those of
+    /// the original tree, however the rest of the diff changed.
+    pub(crate) fn subtree_unchanged(&self, node_index: TreeNodeIndex) -> bool {
+        let (leaves, parents) = match node_index {
+            TreeNodeIndex::Leaf(leaf) => (leaf.u32()..leaf.u32().saturating_add(1), 0..0),
+            TreeNodeIndex::Parent(parent) => {
+                // Node x at level k spans the nodes x - (2^k - 1) ..= x + (2^k - 1).
+                let x = u64::from(parent.u32()) * 2 + 1;
+                let half = (1u64 << level(x as u32)) - 1;
+                let (low, high) = (x - half, x + half);
+                let clamp = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+                (clamp(low / 2)..clamp(high / 2 + 1), clamp(low / 2)..clamp(high / 2))
+            }
+        };
+        leaves.end <= self.leaf_count().min(self.original_tree.leaf_count())
+            && parents.end <= self.parent_count().min(self.original_tree.parent_count())
+            && self
+                .leaf_diff
+                .range(LeafNodeIndex::new(leaves.start)..LeafNodeIndex::new(leaves.end))
+                .next()
+                .is_none()
+            && (parents.is_empty()
+                || self
+                    .parent_diff
+                    .range(ParentNodeIndex::new(parents.start)..ParentNodeIndex::new(parents.end))
+                    .next()
+                    .is_none())
+    }
 
     /// Returns the leaf count of the diff.
     pub(crate) fn leaf_count(&self) -> u32 {

@@ -47,3 +47,55 @@ fn test_free_leaf_computation() {
 
     assert_eq!(free_leaf_index.u32(), 2u32);
 }
+
+// A diff hashes the subtrees it has not changed once and keeps their hashes
+// (TreeSyncDiff::tree_hash_memo): every hash it gives must still equal the
+// one a fresh diff with the same changes computes, including after a change
+// lands in a subtree whose hash was kept.
+#[openmls_test::openmls_test]
+fn test_tree_hash_memo_follows_changes() {
+    let provider = &Provider::default();
+    let leaf = |name: &[u8]| {
+        let (credential, signer) = new_credential(provider, name, ciphersuite.signature_algorithm());
+        KeyPackageBundle::generate(provider, &signer, ciphersuite, credential)
+            .key_package()
+            .leaf_node()
+            .clone()
+    };
+    let (leaf_0, leaf_3, leaf_1, leaf_2) = (leaf(b"leaf0"), leaf(b"leaf3"), leaf(b"leaf1"), leaf(b"leaf2"));
+    let ratchet_tree = RatchetTree::trimmed(vec![
+        Some(Node::leaf_node(leaf_0)),
+        None,
+        None,
+        None,
+        None,
+        None,
+        Some(Node::leaf_node(leaf_3)),
+    ]);
+    let tree = TreeSync::from_ratchet_tree(provider.crypto(), ciphersuite, ratchet_tree)
+        .expect("error generating tree");
+    let fresh_hash = |leaves: &[&crate::treesync::LeafNode]| {
+        let mut fresh = tree.empty_diff();
+        for leaf in leaves {
+            fresh.add_leaf((*leaf).clone()).expect("error adding leaf");
+        }
+        fresh.compute_tree_hashes(provider.crypto(), ciphersuite).expect("tree hash")
+    };
+
+    let mut diff = tree.empty_diff();
+    let unchanged = diff.compute_tree_hashes(provider.crypto(), ciphersuite).expect("tree hash");
+    assert_eq!(unchanged, tree.tree_hash());
+
+    // Leaf 1 changes the left subtree; the right one (leaves 2, 3) is kept.
+    diff.add_leaf(leaf_1.clone()).expect("error adding leaf");
+    let one_added = diff.compute_tree_hashes(provider.crypto(), ciphersuite).expect("tree hash");
+    assert_ne!(one_added, unchanged);
+    assert_eq!(one_added, fresh_hash(&[&leaf_1]));
+    assert_eq!(one_added, diff.compute_tree_hashes(provider.crypto(), ciphersuite).expect("tree hash"));
+
+    // Leaf 2 lands in the kept right subtree: its kept hash must not be used.
+    diff.add_leaf(leaf_2.clone()).expect("error adding leaf");
+    let two_added = diff.compute_tree_hashes(provider.crypto(), ciphersuite).expect("tree hash");
+    assert_ne!(two_added, one_added);
+    assert_eq!(two_added, fresh_hash(&[&leaf_1, &leaf_2]));
+}
