@@ -133,7 +133,12 @@ struct CustomProposalSpec {
     payload: ByteBuf,
 }
 
-#[derive(Deserialize, Tsify)]
+/// What `propose` takes. The derive gives TypeScript its shape (a union
+/// tagged by `type`); the value is decoded through [`ProposalSpecFields`],
+/// not a derived `Deserialize`: serde's internally tagged enums buffer the
+/// input and linked 24 KB of wasm for this one type (bench/README.md,
+/// "Size round 2b").
+#[derive(Tsify)]
 #[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase", deny_unknown_fields)]
 enum ProposalSpec {
     Add { #[tsify(type = "Uint8Array")] key_package: ByteBuf },
@@ -144,6 +149,77 @@ enum ProposalSpec {
     SelfRemove,
     /// A custom proposal (RFC 9420 §13.5) by reference.
     Custom { proposal_type: u16, #[tsify(type = "Uint8Array")] payload: ByteBuf },
+}
+
+/// The fields of every [`ProposalSpec`] variant, flat: decoded as one
+/// struct, then checked so that each `type` takes exactly its own fields
+/// (what the tagged enum with `deny_unknown_fields` accepted).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ProposalSpecFields {
+    #[serde(rename = "type")]
+    kind: String,
+    key_package: Option<ByteBuf>,
+    leaf_index: Option<u32>,
+    psk_id: Option<ByteBuf>,
+    extensions: Option<GroupContextExtensionsSpec>,
+    proposal_type: Option<u16>,
+    payload: Option<ByteBuf>,
+}
+
+impl ProposalSpec {
+    /// Decode a JS proposal spec; a field the `type` does not take, a
+    /// missing one or an unknown `type` is INVALID_ARGUMENT.
+    fn from_js(value: JsValue) -> CoreResult<Self> {
+        // serde-wasm-bindgen reads a struct's fields by name and never sees
+        // any other key, so `deny_unknown_fields` alone would let a stray
+        // key through (the tagged enum refused it): list the keys here.
+        const FIELDS: [&str; 7] = ["type", "keyPackage", "leafIndex", "pskId", "extensions", "proposalType", "payload"];
+        if let Some(object) = value.dyn_ref::<js_sys::Object>() {
+            for key in js_sys::Object::keys(object).iter() {
+                let key = key.as_string().unwrap_or_default();
+                if !FIELDS.contains(&key.as_str()) {
+                    return Err(invalid_argument(format!("proposal spec: unknown field `{key}`")));
+                }
+            }
+        }
+        let f: ProposalSpecFields =
+            serde_wasm_bindgen::from_value(value).map_err(|e| invalid_argument(format!("proposal spec: {e}")))?;
+        let kind = f.kind.as_str();
+        let present = [
+            ("keyPackage", f.key_package.is_some()),
+            ("leafIndex", f.leaf_index.is_some()),
+            ("pskId", f.psk_id.is_some()),
+            ("extensions", f.extensions.is_some()),
+            ("proposalType", f.proposal_type.is_some()),
+            ("payload", f.payload.is_some()),
+        ];
+        let takes: &[&str] = match kind {
+            "add" => &["keyPackage"],
+            "remove" => &["leafIndex"],
+            "update" | "selfRemove" => &[],
+            "externalPsk" => &["pskId"],
+            "groupContextExtensions" => &["extensions"],
+            "custom" => &["proposalType", "payload"],
+            _ => return Err(invalid_argument(format!("proposal spec: unknown type `{kind}`"))),
+        };
+        for (name, is_set) in present {
+            if is_set != takes.contains(&name) {
+                let what = if is_set { "unknown" } else { "missing" };
+                return Err(invalid_argument(format!("proposal spec: {what} field `{name}` for type `{kind}`")));
+            }
+        }
+        // Every field `takes` names is present (checked above).
+        Ok(match kind {
+            "add" => Self::Add { key_package: f.key_package.unwrap_or_default() },
+            "remove" => Self::Remove { leaf_index: f.leaf_index.unwrap_or_default() },
+            "update" => Self::Update,
+            "selfRemove" => Self::SelfRemove,
+            "externalPsk" => Self::ExternalPsk { psk_id: f.psk_id.unwrap_or_default() },
+            "groupContextExtensions" => Self::GroupContextExtensions { extensions: f.extensions.unwrap_or_default() },
+            _ => Self::Custom { proposal_type: f.proposal_type.unwrap_or_default(), payload: f.payload.unwrap_or_default() },
+        })
+    }
 }
 
 /// A group the call names that this client does not have.
@@ -590,8 +666,7 @@ impl Client {
     /// for proposals by reference, i.e. all but SelfRemove).
     #[wasm_bindgen(unchecked_return_type = "ProposalOutput")]
     pub fn propose(&mut self, group_id: &[u8], spec: JsValue, aad: Option<Vec<u8>>) -> Result<JsValue, JsValue> {
-        let spec: ProposalSpec =
-            serde_wasm_bindgen::from_value(spec).map_err(|e| invalid_argument(format!("proposal spec: {e}")))?;
+        let spec = ProposalSpec::from_js(spec)?;
         let key_package = match &spec {
             ProposalSpec::Add { key_package } => Some(validate_key_package(&self.provider, key_package)?),
             _ => None,

@@ -10,7 +10,7 @@
 //! by reference verifies.
 
 use openmls::prelude::*;
-use openmls_rust_crypto::MemoryStorage;
+use crate::storage::JournalStorage;
 use serde::Serialize;
 use serde_bytes::ByteBuf;
 use tsify::Tsify;
@@ -67,7 +67,7 @@ fn members(group: &PublicGroup) -> Vec<LeafView> {
 
 /// A PublicGroup from a GroupInfo MLSMessage carrying the ratchet tree
 /// (signature, tree hash and leaves verified by openmls).
-fn public_group_of(crypto: &impl OpenMlsCrypto, storage: &MemoryStorage, group_info: &[u8], what: &'static str) -> CoreResult<PublicGroup> {
+fn public_group_of(crypto: &impl OpenMlsCrypto, storage: &JournalStorage, group_info: &[u8], what: &'static str) -> CoreResult<PublicGroup> {
     let code = if what == "stored" { Code::UnverifiableState } else { Code::InvalidGroupInfo };
     let info = match parse_message(group_info).map_err(|e| refused(code, format!("{what} GroupInfo: {}", e.message)))?.extract() {
         MlsMessageBodyIn::GroupInfo(info) => info,
@@ -91,7 +91,7 @@ fn encode(what: &str, value: &impl openmls::prelude::tls_codec::Serialize) -> Co
 /// (signature by a member or an external sender of the group, this epoch);
 /// returns how many were queued. One that does not verify is left out: a
 /// commit covering it by reference then fails as any unknown reference.
-fn queue_proposals(crypto: &impl OpenMlsCrypto, storage: &MemoryStorage, group: &mut PublicGroup, proposals: &[Vec<u8>]) -> usize {
+fn queue_proposals(crypto: &impl OpenMlsCrypto, storage: &JournalStorage, group: &mut PublicGroup, proposals: &[Vec<u8>]) -> usize {
     let mut queued = 0;
     for bytes in proposals {
         let Ok(message) = parse_message(bytes).map(|m| m.try_into_protocol_message()) else { continue };
@@ -123,7 +123,7 @@ fn verify(
     new_group_info: &[u8],
     proposals: &[Vec<u8>],
 ) -> CoreResult<VerifiedCommitView> {
-    let storage = MemoryStorage::default();
+    let storage = JournalStorage::new();
     let mut group = public_group_of(crypto, &storage, group_info, "stored")?;
     if let Some(expander) = expander {
         group.set_proposal_expander(expander);
@@ -169,7 +169,7 @@ fn verify(
 
     // The committer's GroupInfo must describe exactly the merged state: same
     // GroupContext (so the same tree hash and transcript), same confirmation tag.
-    let claimed = public_group_of(crypto, &MemoryStorage::default(), new_group_info, "new")?;
+    let claimed = public_group_of(crypto, &JournalStorage::new(), new_group_info, "new")?;
     let same_context = encode("group context", claimed.group_context())? == encode("group context", group.group_context())?;
     let same_tag = encode("confirmation tag", claimed.confirmation_tag())? == encode("confirmation tag", group.confirmation_tag())?;
     if !same_context || !same_tag {
@@ -208,7 +208,7 @@ impl Client {
     /// public state; throws INVALID_GROUP_INFO.
     #[wasm_bindgen(js_name = publicGroupMembers, unchecked_return_type = "LeafView[]")]
     pub fn public_group_members(&self, group_info: &[u8]) -> Result<JsValue, JsValue> {
-        let group = public_group_of(self.provider.crypto(), &MemoryStorage::default(), group_info, "new")?;
+        let group = public_group_of(self.provider.crypto(), &JournalStorage::new(), group_info, "new")?;
         Ok(crate::inspect::to_js(&members(&group))?)
     }
 }
