@@ -3,7 +3,7 @@
  * an encrypted SQLite file: a processed commit, a sent and a received
  * message each write once; `client.transaction` makes a commit and its
  * merge (and operations on several groups) one write, as does
- * `commit({ send })`; an operation that
+ * `commit({ send })`, which never rolls back; an operation that
  * fails inside a transaction leaves the file byte for byte as it was, and
  * the client goes on from there.
  */
@@ -130,7 +130,7 @@ describe('storage transactions', () => {
     storage.close();
   });
 
-  it('commit({ send }): sent and merged in one write; a send that throws leaves storage unchanged and the group in its epoch', async () => {
+  it('commit({ send }): sent and merged in one write; a send that throws clears the commit, keeps the group in its epoch and stores the ratchet step', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'paired-mls-send-')), 'client.sqlite');
     const storage = new CountingSqlite(file, { key: crypto.getRandomValues(new Uint8Array(32)) });
     const client = await MlsClient.open({ storage });
@@ -152,14 +152,14 @@ describe('storage transactions', () => {
     expect(g.state().pendingCommit).toBe(false);
     await deliverCommit(delivered!, [bob]);
     expectInSync([alice, bob]);
-    // A DS that refuses: its error comes back as thrown, nothing is written, no commit stays pending.
-    const before = rows(file);
+    // A DS that refuses: its error comes back as thrown, no commit stays
+    // pending, the group stays in its epoch; one write keeps the handshake
+    // ratchet step the refused commit used (it may have reached the DS).
     const epoch = g.epoch;
     storage.applies = 0;
     const refused = new Error('the DS refused the commit');
     await expect(g.selfUpdate({ send: async () => Promise.reject(refused) })).rejects.toBe(refused);
-    expect(storage.applies).toBe(0);
-    expect(rows(file)).toEqual(before);
+    expect(storage.applies).toBe(1);
     expect(g.epoch).toBe(epoch);
     expect(g.state().pendingCommit).toBe(false);
     expect((await mlsError(() => g.commit({ send: 'not a function' as never }))).code).toBe('INVALID_ARGUMENT');
@@ -168,6 +168,57 @@ describe('storage transactions', () => {
     expect(m.kind === 'application' && utf8(m.data)).toBe('after the refusal');
     client.free();
     storage.close();
+  });
+
+  it('a message sent while send waits, then send throws: nothing is rolled back, so no key is used twice (also after a restart)', async () => {
+    // The attack this closes: commit({ send }) used to run inside
+    // atomically, so a message the app made on another group while send
+    // waited joined it, and a failing send rolled that group's ratchet
+    // back: the next message reused the same generation (key and nonce),
+    // and the receiver, who already used it, could not read it.
+    const file = join(mkdtempSync(join(tmpdir(), 'paired-mls-send-race-')), 'client.sqlite');
+    const key = crypto.getRandomValues(new Uint8Array(32));
+    const storage = new CountingSqlite(file, { key });
+    const client = await MlsClient.open({ storage });
+    const identity = await client.createIdentity('alice', 1);
+    const bob = await newMember('bob');
+    const carol = await newMember('carol');
+    const g1 = await client.createGroup(identity);
+    const g2 = await client.createGroup(identity);
+    await g1.commit({ add: [await bob.client.createKeyPackage(bob.identity)], send: async ({ welcome }) => void (bob.group = await bob.client.joinFromWelcome(welcome!)) });
+    await g2.commit({ add: [await carol.client.createKeyPackage(carol.identity)], send: async ({ welcome }) => void (carol.group = await carol.client.joinFromWelcome(welcome!)) });
+
+    const refused = new Error('the DS timed out');
+    let whileWaiting: Uint8Array | undefined;
+    await expect(
+      g1.selfUpdate({
+        send: async () => {
+          whileWaiting = await g2.encrypt('sent while the commit waited');
+          throw refused;
+        },
+      }),
+    ).rejects.toBe(refused);
+    const after = await g2.encrypt('sent after the refusal');
+    const read = async (message: Uint8Array) => {
+      const m = await carol.group!.process(message);
+      return m.kind === 'application' ? utf8(m.data) : m.kind;
+    };
+    expect(await read(whileWaiting!)).toBe('sent while the commit waited');
+    expect(await read(after)).toBe('sent after the refusal');
+
+    // A restart from the file: the ratchet steps of both messages were stored.
+    client.free();
+    storage.close();
+    const reopened = await MlsClient.open({ storage: new SqliteStorageAdapter(file, { key }) });
+    const g2again = reopened.group(g2.id);
+    expect(await read(await g2again.encrypt('after the restart'))).toBe('after the restart');
+    // And g1 goes on: the refused commit is gone, a new one is accepted by bob.
+    let delivered: Uint8Array | undefined;
+    const g1again = reopened.group(g1.id);
+    await g1again.selfUpdate({ send: async ({ commit }) => void (delivered = commit) });
+    await deliverCommit(delivered!, [bob]);
+    expectInSync([{ name: 'alice', client: reopened, identity, group: g1again }, bob]);
+    reopened.free();
   });
 
   it('merging a processed commit keeps memory and storage equal, with or without writes in between', async () => {

@@ -113,6 +113,8 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
   /** Groups whose stored records failed authentication at load (not in the core). */
   #tamperedGroups = new Set<string>();
   #writes: Promise<void> = Promise.resolve();
+  /** Held batches of `writeOnce` flows in progress, told about every write made meanwhile. */
+  #holders = new Set<(written: StorageBatch) => void>();
   #storageFailure: MlsError | undefined;
   #transaction: StorageBatch[] | undefined;
   readonly #records = new Map<string, Uint8Array>();
@@ -267,19 +269,67 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
    * Several operations as one storage transaction: every state change made
    * inside `fn` reaches the adapter in one atomic `apply` when `fn`
    * resolves; when it throws, nothing is written and the client returns to
-   * the state in the adapter (docs/PROTOCOL.md §2.5). A commit and its
-   * merge written once:
+   * the state in the adapter (docs/PROTOCOL.md §2.5). Several received
+   * messages applied in one write:
    *
    * ```ts
    * await client.transaction(async () => {
-   *   const { commit } = await group.selfUpdate();
-   *   await deliveryService.submit(commit); // throws: nothing was stored
-   *   await group.mergePendingCommit();
+   *   for (const message of received) {
+   *     const result = await group.process(message);
+   *     if (result.kind === 'commit') await result.staged.merge();
+   *   }
    * });
    * ```
+   *
+   * A rollback also undoes ratchet steps, so a message made inside must
+   * not be sent before the transaction resolves, and nothing else may use
+   * the client meanwhile. To send a commit and merge it in one write, use
+   * `group.commit({ send })`, which never rolls back.
    */
   transaction<T>(fn: (tx: MlsClient) => Promise<T>): Promise<T> {
     return this.atomically(() => fn(this));
+  }
+
+  /**
+   * @internal Several core calls written once at the end, whatever `fn`
+   * does: for a flow that must wait on the outside world between its
+   * calls (`Group.commit({ send })`). Unlike `atomically`, nothing is ever
+   * rolled back: a ratchet step taken for a message that may have left
+   * (a commit handed to `send`) must stay taken, or the next message
+   * would reuse its key and nonce. Calls made meanwhile from elsewhere do
+   * not join it: they are written as usual, and a held value they
+   * replace is dropped (theirs is newer). Inside a transaction, `fn` joins
+   * it.
+   */
+  async writeOnce<T>(fn: (hold: <R>(op: (core: CoreClient) => R) => R) => Promise<T>): Promise<T> {
+    if (this.#storageFailure) throw this.#storageFailure;
+    if (this.#transaction) return fn((op) => this.#runHeld(op, this.#transaction!));
+    const held: StorageBatch[] = [];
+    const holder = (written: StorageBatch) => {
+      const replaced = new Set([...written.deletes, ...written.puts.map(([key]) => key)].map(toHex));
+      for (const batch of held) {
+        batch.puts = batch.puts.filter(([key, value]) => !replaced.has(toHex(key)) || (value.fill(0), false));
+        batch.deletes = batch.deletes.filter((key) => !replaced.has(toHex(key)));
+      }
+    };
+    this.#holders.add(holder);
+    let result: T;
+    try {
+      result = await fn((op) => this.#runHeld(op, held));
+    } finally {
+      this.#holders.delete(holder);
+      await this.#write(mergeBatches(held));
+    }
+    return result;
+  }
+
+  #runHeld<R>(op: (core: CoreClient) => R, into: StorageBatch[]): R {
+    const core = this.inner;
+    const result = call(() => op(core));
+    const raw = call(() => core.takeBatch());
+    into.push(decodeBatch(raw));
+    raw.fill(0);
+    return result;
   }
 
   /** @internal Run a mutating core call, then persist its batch. */
@@ -306,6 +356,7 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
   /** Write one batch to the adapter, strictly after the earlier ones. */
   async #write(batch: StorageBatch): Promise<void> {
     if (batch.puts.length > 0 || batch.deletes.length > 0) {
+      for (const holder of this.#holders) holder(batch);
       // Batches are applied strictly in the order the core produced them;
       // once one fails, no later batch may reach the adapter.
       const write = this.#writes.then(() => {

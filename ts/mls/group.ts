@@ -221,10 +221,19 @@ export class Group {
     const { send, ...rest } = options;
     if (send !== undefined) {
       if (typeof send !== 'function') throw invalidArgument('send must be a function');
-      return this.client.atomically(async () => {
-        const result = await this.commit(rest);
-        await send(result);
-        await this.mergePendingCommit();
+      // One write whatever happens (client.writeOnce): when send throws,
+      // the commit is cleared but its handshake ratchet step is kept, since
+      // the commit may have reached the DS; rolling it back would make the
+      // next commit reuse its key and nonce.
+      return this.client.writeOnce(async (hold) => {
+        const result = compactResult(hold((core) => core.commit(this.id, commitOptionsToCore(rest))));
+        try {
+          await send(result);
+        } catch (err) {
+          hold((core) => core.clearPendingCommit(this.id));
+          throw err;
+        }
+        hold((core) => core.mergePendingCommit(this.id));
         return result;
       });
     }
