@@ -198,6 +198,19 @@ describe('storage transactions', () => {
         },
       }),
     ).rejects.toBe(refused);
+    // A transaction around commit({ send }), or one started while a send
+    // waits, would roll a sent commit back: both refused, nothing sent.
+    let sent = 0;
+    const inside = await mlsError(() => client.transaction(() => g1.selfUpdate({ send: async () => void sent++ })));
+    expect(inside.code).toBe('INVALID_STATE');
+    expect(sent).toBe(0);
+    let during: unknown;
+    await g1.selfUpdate({ send: async ({ commit }) => {
+      during = await mlsError(() => client.transaction(async () => undefined));
+      await deliverCommit(commit, [bob]);
+    } });
+    expect((during as { code: string }).code).toBe('INVALID_STATE');
+    expectInSync([{ name: 'alice', client, identity, group: g1 }, bob]);
     const after = await g2.encrypt('sent after the refusal');
     const read = async (message: Uint8Array) => {
       const m = await carol.group!.process(message);

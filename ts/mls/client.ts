@@ -91,6 +91,12 @@ const isMeta = (key: Uint8Array): boolean => key.length > 0 && key[0] === 0;
 const indexGroup = (groupId: Uint8Array): StorageBatch => ({ puts: [[metaKey(GROUP_PREFIX + toHex(groupId)), new Uint8Array(0)]], deletes: [] });
 
 /** The net effect of `batches` applied in order, as one batch. */
+/** A batch a `writeOnce` flow holds, with when it was taken from the core. */
+interface HeldBatch {
+  batch: StorageBatch;
+  taken: number;
+}
+
 function mergeBatches(batches: StorageBatch[]): StorageBatch {
   const net = new Map<string, [Uint8Array, Uint8Array | undefined]>();
   for (const batch of batches) {
@@ -113,8 +119,10 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
   /** Groups whose stored records failed authentication at load (not in the core). */
   #tamperedGroups = new Set<string>();
   #writes: Promise<void> = Promise.resolve();
-  /** Held batches of `writeOnce` flows in progress, told about every write made meanwhile. */
-  #holders = new Set<(written: StorageBatch) => void>();
+  /** `writeOnce` flows in progress, told about every write made meanwhile and when its values were taken. */
+  #holders = new Set<(written: StorageBatch, taken: number) => void>();
+  /** Counts batches taken from the core, to tell an older held value from a newer one. */
+  #taken = 0;
   #storageFailure: MlsError | undefined;
   #transaction: StorageBatch[] | undefined;
   readonly #records = new Map<string, Uint8Array>();
@@ -247,6 +255,10 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
    */
   async atomically<T>(fn: () => Promise<T>): Promise<T> {
     if (this.#transaction) return fn();
+    if (this.#holders.size > 0) {
+      // Its rollback would reload the core and drop the waiting commit's ratchet step.
+      throw new MlsError('INVALID_STATE', 'a commit is waiting on its send; start the transaction once it settled');
+    }
     const batches: StorageBatch[] = [];
     this.#transaction = batches;
     let result: T;
@@ -296,40 +308,50 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
    * calls (`Group.commit({ send })`). Unlike `atomically`, nothing is ever
    * rolled back: a ratchet step taken for a message that may have left
    * (a commit handed to `send`) must stay taken, or the next message
-   * would reuse its key and nonce. Calls made meanwhile from elsewhere do
+   * would reuse its generation. Calls made meanwhile from elsewhere do
    * not join it: they are written as usual, and a held value they
-   * replace is dropped (theirs is newer). Inside a transaction, `fn` joins
-   * it.
+   * replace is dropped (theirs is newer; two held flows compare when
+   * their values were taken). Refused inside a transaction, and a
+   * transaction is refused while it waits (`INVALID_STATE`): a rollback
+   * reloads the core and would undo a step already sent.
    */
   async writeOnce<T>(fn: (hold: <R>(op: (core: CoreClient) => R) => R) => Promise<T>): Promise<T> {
     if (this.#storageFailure) throw this.#storageFailure;
-    if (this.#transaction) return fn((op) => this.#runHeld(op, this.#transaction!));
-    const held: StorageBatch[] = [];
-    const holder = (written: StorageBatch) => {
+    if (this.#transaction) {
+      throw new MlsError('INVALID_STATE', 'commit({ send }) cannot run inside a transaction, whose rollback would undo a commit that was sent; use commit() and mergePendingCommit() there');
+    }
+    const held: HeldBatch[] = [];
+    const holder = (written: StorageBatch, taken: number) => {
       const replaced = new Set([...written.deletes, ...written.puts.map(([key]) => key)].map(toHex));
-      for (const batch of held) {
-        batch.puts = batch.puts.filter(([key, value]) => !replaced.has(toHex(key)) || (value.fill(0), false));
-        batch.deletes = batch.deletes.filter((key) => !replaced.has(toHex(key)));
+      for (const entry of held) {
+        if (entry.taken > taken) continue; // ours is the newer value
+        entry.batch.puts = entry.batch.puts.filter(([key, value]) => !replaced.has(toHex(key)) || (value.fill(0), false));
+        entry.batch.deletes = entry.batch.deletes.filter((key) => !replaced.has(toHex(key)));
       }
     };
     this.#holders.add(holder);
     let result: T;
     try {
-      result = await fn((op) => this.#runHeld(op, held));
+      result = await fn((op) => {
+        const core = this.inner;
+        const value = call(() => op(core));
+        held.push({ batch: this.#takeBatch(core), taken: ++this.#taken });
+        return value;
+      });
     } finally {
       this.#holders.delete(holder);
-      await this.#write(mergeBatches(held));
+      // Other held flows learn of each value with the time it was taken.
+      for (const other of this.#holders) for (const entry of held) other(entry.batch, entry.taken);
+      await this.#write(mergeBatches(held.map((entry) => entry.batch)), false);
     }
     return result;
   }
 
-  #runHeld<R>(op: (core: CoreClient) => R, into: StorageBatch[]): R {
-    const core = this.inner;
-    const result = call(() => op(core));
+  #takeBatch(core: CoreClient): StorageBatch {
     const raw = call(() => core.takeBatch());
-    into.push(decodeBatch(raw));
-    raw.fill(0);
-    return result;
+    const batch = decodeBatch(raw);
+    raw.fill(0); // decodeBatch copied out what it needs; the buffer held secrets
+    return batch;
   }
 
   /** @internal Run a mutating core call, then persist its batch. */
@@ -337,9 +359,7 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
     if (this.#storageFailure) throw this.#storageFailure;
     const core = this.inner;
     const result = call(() => op(core));
-    const raw = call(() => core.takeBatch());
-    const batch = decodeBatch(raw);
-    raw.fill(0); // decodeBatch copied out what it needs; the buffer held secrets
+    const batch = this.#takeBatch(core);
     const meta = typeof metaFor === 'function' ? metaFor(result) : metaFor;
     if (meta) {
       batch.puts.push(...meta.puts);
@@ -354,9 +374,10 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
   }
 
   /** Write one batch to the adapter, strictly after the earlier ones. */
-  async #write(batch: StorageBatch): Promise<void> {
+  async #write(batch: StorageBatch, notify = true): Promise<void> {
     if (batch.puts.length > 0 || batch.deletes.length > 0) {
-      for (const holder of this.#holders) holder(batch);
+      // A value written now is newer than every value a writeOnce holds.
+      if (notify) for (const holder of this.#holders) holder(batch, ++this.#taken);
       // Batches are applied strictly in the order the core produced them;
       // once one fails, no later batch may reach the adapter.
       const write = this.#writes.then(() => {

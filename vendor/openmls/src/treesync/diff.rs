@@ -799,6 +799,12 @@ impl TreeSyncDiff<'_> {
         self.memoized_tree_hash(crypto, ciphersuite, node_index, exclusion_list, true)
     }
 
+    /// How many subtree hashes the diff keeps (tests: O(log n), not O(n)).
+    #[cfg(test)]
+    pub(crate) fn tree_hash_memo_len(&self) -> usize {
+        self.tree_hash_memo.lock().map(|memo| memo.len()).unwrap_or(0)
+    }
+
     /// [`Self::compute_tree_hash`], reading and writing `tree_hash_memo` for
     /// the topmost unchanged subtrees only (`memoize` is false below them),
     /// so the memo holds O(log n) entries, not one per node.
@@ -822,7 +828,7 @@ impl TreeSyncDiff<'_> {
                 return Ok(hash);
             }
         }
-        let hash = self.tree_hash_of(crypto, ciphersuite, node_index, exclusion_list, memo_key.is_none())?;
+        let hash = self.tree_hash_of(crypto, ciphersuite, node_index, exclusion_list, memoize && memo_key.is_none())?;
         if let Some(key) = memo_key {
             if let Ok(mut memo) = self.tree_hash_memo.lock() {
                 // A key is only missing here; O(log n) entries, so a list.

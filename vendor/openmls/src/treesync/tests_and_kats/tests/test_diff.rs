@@ -85,6 +85,9 @@ fn test_tree_hash_memo_follows_changes() {
     let mut diff = tree.empty_diff();
     let unchanged = diff.compute_tree_hashes(provider.crypto(), ciphersuite).expect("tree hash");
     assert_eq!(unchanged, tree.tree_hash());
+    // Only the topmost unchanged subtree (here the root) is kept, not every
+    // other level below it.
+    assert_eq!(diff.tree_hash_memo_len(), 1);
 
     // Leaf 1 changes the left subtree; the right one (leaves 2, 3) is kept.
     diff.add_leaf(leaf_1.clone()).expect("error adding leaf");
