@@ -77,7 +77,7 @@ export interface ExternalJoinOptions extends JoinOptions {
 // (an ASCII label first) does.
 const META = '\u0000paired-mls/';
 const FORMAT_KEY = `${META}format`;
-/** Storage format 2: the core's records are MessagePack, each value led by this byte (format 1 was JSON). */
+/** Storage format 2: the core's records are postcard, each value led by this byte (format 1 was JSON). */
 const FORMAT_VERSION = '2';
 const RECORD_FORMAT = 0x02;
 const IDENTITY_PREFIX = `${META}identity/`;
@@ -90,13 +90,13 @@ const isMeta = (key: Uint8Array): boolean => key.length > 0 && key[0] === 0;
 /** The group index entry, written in the same batch as the group's state. */
 const indexGroup = (groupId: Uint8Array): StorageBatch => ({ puts: [[metaKey(GROUP_PREFIX + toHex(groupId)), new Uint8Array(0)]], deletes: [] });
 
-/** The net effect of `batches` applied in order, as one batch. */
 /** A batch a `writeOnce` flow holds, with when it was taken from the core. */
 interface HeldBatch {
   batch: StorageBatch;
   taken: number;
 }
 
+/** The net effect of `batches` applied in order, as one batch. */
 function mergeBatches(batches: StorageBatch[]): StorageBatch {
   const net = new Map<string, [Uint8Array, Uint8Array | undefined]>();
   for (const batch of batches) {

@@ -224,7 +224,7 @@ export class Group {
       // One write whatever happens (client.writeOnce): when send throws,
       // the commit is cleared but its handshake ratchet step is kept, since
       // the commit may have reached the DS; rolling it back would make the
-      // next commit reuse its key and nonce.
+      // next commit reuse its generation.
       return this.client.writeOnce(async (hold) => {
         const result = compactResult(hold((core) => core.commit(this.id, commitOptionsToCore(rest))));
         try {

@@ -133,8 +133,8 @@ export interface CommitOptions {
    * resolves, in one storage write (docs/PROTOCOL.md §2.5). When `send`
    * throws, the commit is cleared and the group stays in its epoch; the
    * write still happens, keeping the handshake ratchet step the commit
-   * used (it may have reached the DS), so no later commit reuses its key
-   * and nonce. Without `send` the commit is written as pending and stays
+   * used (it may have reached the DS), so no later commit reuses its
+   * generation. Without `send` the commit is written as pending and stays
    * so until `mergePendingCommit()` (two writes; a crash while the DS
    * answers leaves a pending commit to merge on restart). With `send`, a
    * crash after the DS accepted and before the write loses the commit: the

@@ -18,8 +18,8 @@ use crate::error::{invalid_argument, Code, CoreError, CoreResult};
 /// behind `test-utils`; its serde form is the one stable way in. These
 /// structs have the bundle's fields in the same order and of the same
 /// serde shape (`EncryptionPrivateKey` is a struct around an
-/// `HpkePrivateKey`), so their encoding as a stored record (MessagePack,
-/// a struct as the array of its fields) decodes as a bundle.
+/// `HpkePrivateKey`), so their encoding as a stored record (postcard,
+/// a struct as its fields in order) decodes as a bundle.
 #[derive(serde::Serialize)]
 struct BundleFields<'a> {
     key_package: &'a KeyPackage,

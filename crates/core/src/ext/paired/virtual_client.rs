@@ -250,7 +250,7 @@ impl Client {
 
     /// The signature key pair for `public_key` (openmls' `SignatureKeyPair`:
     /// private and public key, scheme, encoded as a stored record: format
-    /// byte and MessagePack, storage.rs). Secret: for the
+    /// byte and postcard, storage.rs). Secret: for the
     /// pairing channel only (hidden mode shares the anchor's key).
     #[wasm_bindgen(js_name = exportSignatureKeyPair)]
     pub fn export_signature_key_pair(&mut self, public_key: &[u8], ciphersuite_code: u16) -> Result<Vec<u8>, JsValue> {
