@@ -29,6 +29,11 @@ pub struct Client {
     pub(crate) provider: Provider,
     /// Groups loaded from storage, by group id.
     pub(crate) groups: HashMap<Vec<u8>, MlsGroup>,
+    /// Node tree hashes of groups taken out of `groups` (after a staged
+    /// commit is discarded, or a failed call), by group id: a group loaded
+    /// again takes them if its tree is the same (engine change 13), instead
+    /// of hashing the whole tree again for its next commit.
+    pub(crate) tree_hashes: HashMap<Vec<u8>, openmls::treesync::TreeHashes>,
     /// Signature key pairs loaded from storage, by public key.
     pub(crate) signers: HashMap<Vec<u8>, ClientSigner>,
     /// VC operation trees saved by `pinVcOperationTree`, by epoch id.
@@ -66,7 +71,7 @@ impl Client {
             next.set(id.wrapping_add(1));
             id
         });
-        Client { provider: Provider::default(), groups: HashMap::new(), signers: HashMap::new(), pinned_vc_trees: HashMap::new(), association_slot, hooks }
+        Client { provider: Provider::default(), groups: HashMap::new(), tree_hashes: HashMap::new(), signers: HashMap::new(), pinned_vc_trees: HashMap::new(), association_slot, hooks }
     }
 
     /// The proposal expander of this client's groups.
@@ -81,9 +86,19 @@ impl Client {
         let result = op(self);
         if result.is_err() {
             self.provider.storage().rollback();
-            self.groups.clear();
+            for (group_id, group) in std::mem::take(&mut self.groups) {
+                self.keep_tree_hashes(group_id, group);
+            }
         }
         result
+    }
+
+    /// Drop `group` (no longer in `groups`) but keep its node tree hashes
+    /// for the next load of the group; `MlsGroup::adopt_tree_hashes` takes
+    /// them only for the same tree (same tree hash), so hashes of a tree
+    /// that storage no longer holds are never used.
+    pub(crate) fn keep_tree_hashes(&mut self, group_id: Vec<u8>, mut group: MlsGroup) {
+        self.tree_hashes.insert(group_id, group.take_tree_hashes());
     }
 
     /// Find (loading from storage when needed) the signature key pair.

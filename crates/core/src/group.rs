@@ -334,7 +334,10 @@ impl Client {
     pub(crate) fn prepare_group(&mut self, group_id: &[u8], with_signer: bool) -> CoreResult<Vec<u8>> {
         if !self.groups.contains_key(group_id) {
             let expander = self.expander();
-            let group = load_group(&self.provider, &group_id_of(group_id), expander)?;
+            let mut group = load_group(&self.provider, &group_id_of(group_id), expander)?;
+            if let Some(hashes) = self.tree_hashes.remove(group_id) {
+                group.adopt_tree_hashes(hashes);
+            }
             self.groups.insert(group_id.to_vec(), group);
         }
         let group = self.groups.get(group_id).ok_or_else(|| CoreError::from(GroupLookupError::NotLoaded))?;
@@ -886,7 +889,11 @@ impl Client {
     #[wasm_bindgen(js_name = discardStagedCommit)]
     pub fn discard_staged_commit(&mut self, handle: &mut StagedCommitHandle) {
         handle.staged = None;
-        handle.processed = None;
+        // Processing did not change the group's tree: its node hashes serve
+        // the copy loaded from storage next.
+        if let Some((_, group)) = handle.processed.take() {
+            self.keep_tree_hashes(handle.group_id.clone(), group);
+        }
         zeroize_stash(&mut handle.stash);
     }
 
@@ -943,6 +950,7 @@ impl Client {
     #[wasm_bindgen(js_name = deleteGroup)]
     pub fn delete_group(&mut self, group_id: &[u8]) -> Result<(), JsValue> {
         Ok(self.mutate(|client| {
+            client.tree_hashes.remove(group_id);
             let mut group = match client.groups.remove(group_id) {
                 Some(g) => g,
                 None => {
@@ -958,5 +966,6 @@ impl Client {
     #[wasm_bindgen(js_name = unloadGroup)]
     pub fn unload_group(&mut self, group_id: &[u8]) {
         self.groups.remove(group_id);
+        self.tree_hashes.remove(group_id);
     }
 }

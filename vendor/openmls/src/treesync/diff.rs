@@ -46,6 +46,7 @@ use super::{
         parent_node::{ParentNode, PathDerivationResult, PlainUpdatePathNode},
         Node, NodeReference,
     },
+    tree_hash_cache::{node_number, TreeHashCache},
     treekem::UpdatePath,
     treesync_node::{TreeSyncLeafNode, TreeSyncParentNode},
     LeafNode, TreeSync, TreeSyncParentHashError,
@@ -127,6 +128,9 @@ pub(crate) struct TreeSyncDiff<'a> {
     /// each is hashed once. An entry is only read while its subtree is
     /// still unchanged (`subtree_unchanged`), so it is never stale.
     tree_hash_memo: Mutex<Vec<(u32, Vec<u8>)>>,
+    /// The tree's own hashes of its nodes (`TreeHashCache`), kept across
+    /// diffs: read and filled for every subtree this diff has not changed.
+    tree_hash_cache: &'a TreeHashCache,
 }
 
 impl<'a> From<&'a TreeSync> for TreeSyncDiff<'a> {
@@ -134,6 +138,7 @@ impl<'a> From<&'a TreeSync> for TreeSyncDiff<'a> {
         TreeSyncDiff {
             diff: tree_sync.tree.empty_diff(),
             tree_hash_memo: Mutex::default(),
+            tree_hash_cache: tree_sync.tree_hash_cache(),
         }
     }
 }
@@ -796,7 +801,7 @@ impl TreeSyncDiff<'_> {
         node_index: TreeNodeIndex,
         exclusion_list: &HashSet<&LeafNodeIndex>,
     ) -> Result<Vec<u8>, LibraryError> {
-        self.memoized_tree_hash(crypto, ciphersuite, node_index, exclusion_list, true)
+        self.memoized_tree_hash(crypto, ciphersuite, node_index, exclusion_list, true, false)
     }
 
     /// How many subtree hashes the diff keeps (tests: O(log n), not O(n)).
@@ -807,7 +812,10 @@ impl TreeSyncDiff<'_> {
 
     /// [`Self::compute_tree_hash`], reading and writing `tree_hash_memo` for
     /// the topmost unchanged subtrees only (`memoize` is false below them),
-    /// so the memo holds O(log n) entries, not one per node.
+    /// so the memo holds O(log n) entries, not one per node. The hash of
+    /// every unchanged subtree (`known_unchanged`: its parent's is) is also
+    /// read from and written to the tree's `tree_hash_cache`, which outlives
+    /// the diff.
     fn memoized_tree_hash(
         &self,
         crypto: &impl OpenMlsCrypto,
@@ -815,20 +823,26 @@ impl TreeSyncDiff<'_> {
         node_index: TreeNodeIndex,
         exclusion_list: &HashSet<&LeafNodeIndex>,
         memoize: bool,
+        known_unchanged: bool,
     ) -> Result<Vec<u8>, LibraryError> {
-        let memo_key = (memoize
-            && exclusion_list.is_empty()
-            && self.diff.subtree_unchanged(node_index))
-        .then_some(match node_index {
-            TreeNodeIndex::Leaf(leaf) => leaf.u32().saturating_mul(2),
-            TreeNodeIndex::Parent(parent) => parent.u32().saturating_mul(2).saturating_add(1),
-        });
+        let unchanged = exclusion_list.is_empty()
+            && (known_unchanged || self.diff.subtree_unchanged(node_index));
+        let node = node_number(node_index);
+        if unchanged {
+            if let Some(hash) = self.tree_hash_cache.get(ciphersuite, node) {
+                return Ok(hash);
+            }
+        }
+        let memo_key = (memoize && unchanged).then_some(node);
         if let Some(key) = memo_key {
             if let Some(hash) = self.tree_hash_memo.lock().ok().and_then(|memo| memo.iter().find(|(k, _)| *k == key).map(|(_, hash)| hash.clone())) {
                 return Ok(hash);
             }
         }
-        let hash = self.tree_hash_of(crypto, ciphersuite, node_index, exclusion_list, memoize && memo_key.is_none())?;
+        let hash = self.tree_hash_of(crypto, ciphersuite, node_index, exclusion_list, memoize && memo_key.is_none(), unchanged)?;
+        if unchanged {
+            self.tree_hash_cache.put(ciphersuite, node, &hash);
+        }
         if let Some(key) = memo_key {
             if let Ok(mut memo) = self.tree_hash_memo.lock() {
                 // A key is only missing here; O(log n) entries, so a list.
@@ -845,6 +859,7 @@ impl TreeSyncDiff<'_> {
         node_index: TreeNodeIndex,
         exclusion_list: &HashSet<&LeafNodeIndex>,
         memoize: bool,
+        unchanged: bool,
     ) -> Result<Vec<u8>, LibraryError> {
         match node_index {
             TreeNodeIndex::Leaf(leaf_index) => {
@@ -860,11 +875,11 @@ impl TreeSyncDiff<'_> {
                 // Compute left hash.
                 let left_child = self.diff.left_child(parent_index);
                 let left_hash =
-                    self.memoized_tree_hash(crypto, ciphersuite, left_child, exclusion_list, memoize)?;
+                    self.memoized_tree_hash(crypto, ciphersuite, left_child, exclusion_list, memoize, unchanged)?;
                 // Compute right hash.
                 let right_child = self.diff.right_child(parent_index);
                 let right_hash =
-                    self.memoized_tree_hash(crypto, ciphersuite, right_child, exclusion_list, memoize)?;
+                    self.memoized_tree_hash(crypto, ciphersuite, right_child, exclusion_list, memoize, unchanged)?;
 
                 let node = self.diff.parent(parent_index);
 

@@ -38,6 +38,7 @@ use self::{
         },
         NodeIn,
     },
+    tree_hash_cache::TreeHashCache,
     treesync_node::{TreeSyncLeafNode, TreeSyncNode, TreeSyncParentNode},
 };
 #[cfg(any(feature = "test-utils", test))]
@@ -70,6 +71,7 @@ pub(crate) mod diff;
 pub(crate) mod node;
 pub(crate) mod treekem;
 pub(crate) mod treesync_node;
+pub(crate) mod tree_hash_cache;
 
 use node::encryption_keys::EncryptionKeyPair;
 
@@ -401,6 +403,17 @@ impl fmt::Display for RatchetTree {
     }
 }
 
+/// The node tree hashes of a [`TreeSync`], detached from it
+/// (`MlsGroup::take_tree_hashes`), for another copy of the same tree, e.g. the
+/// same group loaded again from storage (`MlsGroup::adopt_tree_hashes`).
+/// Runtime only: it cannot be serialized.
+#[derive(Debug, Default)]
+pub struct TreeHashes {
+    /// The tree hash of the tree the node hashes belong to.
+    tree_hash: Vec<u8>,
+    cache: TreeHashCache,
+}
+
 /// The [`TreeSync`] struct holds an `MlsBinaryTree` instance, which contains
 /// the state that is synced across the group, as well as the [`LeafNodeIndex`]
 /// pointing to the leaf of this group member and the current hash of the tree.
@@ -418,6 +431,9 @@ impl fmt::Display for RatchetTree {
 pub struct TreeSync {
     tree: MlsBinaryTree<TreeSyncLeafNode, TreeSyncParentNode>,
     tree_hash: Vec<u8>,
+    /// Tree hashes of this tree's nodes, read and filled by its diffs.
+    #[serde(skip)]
+    tree_hash_cache: TreeHashCache,
 }
 
 impl TreeSync {
@@ -458,6 +474,7 @@ impl TreeSync {
         let mut tree_sync = Self {
             tree,
             tree_hash: vec![],
+            tree_hash_cache: TreeHashCache::default(),
         };
         // Populate tree hash caches.
         tree_sync.populate_parent_hashes(provider.crypto(), ciphersuite)?;
@@ -510,10 +527,37 @@ impl TreeSync {
         let mut tree_sync = Self {
             tree,
             tree_hash: vec![],
+            tree_hash_cache: TreeHashCache::default(),
         };
         tree_sync.populate_parent_hashes(provider.crypto(), ciphersuite)?;
 
         Ok((tree_sync, encryption_key_pair))
+    }
+
+    /// The tree hashes of this tree's nodes that diffs have computed.
+    pub(crate) fn tree_hash_cache(&self) -> &TreeHashCache {
+        &self.tree_hash_cache
+    }
+
+    /// Detach the node tree hashes this tree's diffs have computed (the tree
+    /// keeps none), to give them to another copy of the same tree with
+    /// [`Self::adopt_tree_hashes`].
+    pub(crate) fn take_tree_hashes(&mut self) -> TreeHashes {
+        TreeHashes {
+            tree_hash: self.tree_hash.clone(),
+            cache: std::mem::take(&mut self.tree_hash_cache),
+        }
+    }
+
+    /// Take `hashes` as this tree's node hashes if they were computed for a
+    /// tree with the same tree hash, which commits to every node (RFC 9420
+    /// §7.8), so it is the same tree. Returns whether they were taken.
+    pub(crate) fn adopt_tree_hashes(&mut self, hashes: TreeHashes) -> bool {
+        if self.tree_hash.is_empty() || hashes.tree_hash != self.tree_hash {
+            return false;
+        }
+        self.tree_hash_cache = hashes.cache;
+        true
     }
 
     /// Return the full tree
@@ -530,6 +574,8 @@ impl TreeSync {
     /// `tree_hash` value in the process.
     pub(crate) fn merge_diff(&mut self, tree_sync_diff: StagedTreeSyncDiff) {
         let (diff, new_tree_hash) = tree_sync_diff.into_parts();
+        self.tree_hash_cache
+            .forget_changed(diff.changed_node_numbers(), diff.node_count());
         self.tree_hash = new_tree_hash;
         self.tree.merge_diff(diff);
     }
@@ -600,6 +646,7 @@ impl TreeSync {
         let mut tree_sync = Self {
             tree,
             tree_hash: vec![],
+            tree_hash_cache: TreeHashCache::default(),
         };
 
         // Verify all parent hashes.

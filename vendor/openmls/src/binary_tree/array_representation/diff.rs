@@ -72,6 +72,19 @@ impl<L: Clone + Debug + Default, P: Clone + Debug + Default> StagedAbDiff<L, P> 
         self.size
     }
 
+    /// The tree node numbers (leaf i: 2i, parent i: 2i + 1) of every node
+    /// the diff sets, in no particular order.
+    pub(crate) fn changed_node_numbers(&self) -> impl Iterator<Item = u32> + '_ {
+        let leaves = self.leaf_diff.keys().map(|leaf| leaf.u32().saturating_mul(2));
+        let parents = self.parent_diff.keys().map(|parent| parent.u32().saturating_mul(2).saturating_add(1));
+        leaves.chain(parents)
+    }
+
+    /// The number of nodes of the tree after a merge with the diff.
+    pub(crate) fn node_count(&self) -> u32 {
+        self.size.u32()
+    }
+
     /// Returns an iterator over a tuple of the leaf index and a reference to a
     /// leaf, sorted according to their position in the tree from left to right.
     pub(crate) fn leaves<'a>(

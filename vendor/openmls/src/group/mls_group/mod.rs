@@ -39,7 +39,7 @@ use crate::{
     storage::{OpenMlsProvider, StorageProvider},
     treesync::{
         node::{encryption_keys::EncryptionKeyPair, leaf_node::LeafNode},
-        RatchetTree, TreeSync,
+        RatchetTree, TreeHashes, TreeSync,
     },
     versions::ProtocolVersion,
 };
@@ -427,6 +427,22 @@ impl MlsGroup {
     /// Returns the current tree state of the group, in the form of a [`TreeSync`].
     pub fn treesync(&self) -> &TreeSync {
         self.public_group.treesync()
+    }
+
+    /// Detach the tree hashes of the group's tree nodes computed so far
+    /// (runtime only, never stored): a copy of this group loaded again
+    /// from storage can take them with [`Self::adopt_tree_hashes`] instead
+    /// of hashing its whole tree again.
+    pub fn take_tree_hashes(&mut self) -> TreeHashes {
+        self.public_group.take_tree_hashes()
+    }
+
+    /// Take `hashes` (from [`Self::take_tree_hashes`]) as the tree hashes
+    /// of this group's tree nodes, if they belong to a tree with this
+    /// group's tree hash; otherwise they are dropped. Returns whether they
+    /// were taken.
+    pub fn adopt_tree_hashes(&mut self, hashes: TreeHashes) -> bool {
+        self.public_group.adopt_tree_hashes(hashes)
     }
 
     /// Returns a reference to the [`StagedCommit`] of the most recently created

@@ -49,7 +49,7 @@ use crate::{
             encryption_keys::{EncryptionKey, EncryptionKeyPair},
             leaf_node::LeafNode,
         },
-        RatchetTree, RatchetTreeIn, TreeSync,
+        RatchetTree, RatchetTreeIn, TreeHashes, TreeSync,
     },
     versions::ProtocolVersion,
 };
@@ -503,6 +503,16 @@ impl PublicGroup {
     /// Returns the current tree state of the group, in the form of a [`TreeSync`].
     pub fn treesync(&self) -> &TreeSync {
         &self.treesync
+    }
+
+    /// See [`TreeSync::take_tree_hashes`].
+    pub(crate) fn take_tree_hashes(&mut self) -> TreeHashes {
+        self.treesync.take_tree_hashes()
+    }
+
+    /// See [`TreeSync::adopt_tree_hashes`].
+    pub(crate) fn adopt_tree_hashes(&mut self, hashes: TreeHashes) -> bool {
+        self.treesync.adopt_tree_hashes(hashes)
     }
 
     /// Get confirmation tag.

@@ -72,8 +72,11 @@ fn test_tree_hash_memo_follows_changes() {
         None,
         Some(Node::leaf_node(leaf_3)),
     ]);
-    let tree = TreeSync::from_ratchet_tree(provider.crypto(), ciphersuite, ratchet_tree)
+    let mut tree = TreeSync::from_ratchet_tree(provider.crypto(), ciphersuite, ratchet_tree)
         .expect("error generating tree");
+    // Without the tree's own kept hashes (change 13), which would answer
+    // before the diff's memo is consulted.
+    tree.take_tree_hashes();
     let fresh_hash = |leaves: &[&crate::treesync::LeafNode]| {
         let mut fresh = tree.empty_diff();
         for leaf in leaves {
@@ -101,4 +104,118 @@ fn test_tree_hash_memo_follows_changes() {
     let two_added = diff.compute_tree_hashes(provider.crypto(), ciphersuite).expect("tree hash");
     assert_ne!(two_added, one_added);
     assert_eq!(two_added, fresh_hash(&[&leaf_1, &leaf_2]));
+}
+
+// A tree keeps the hashes of its nodes from one diff to the next
+// (TreeSync::tree_hash_cache, engine change 13). After every merge —
+// leaves added (the tree grows), updated, blanked and trimmed (it shrinks) —
+// the tree hash a new diff computes from the kept hashes must equal the one
+// a tree built from scratch from the same nodes computes, and a merge must
+// forget exactly the changed nodes and their ancestors.
+#[openmls_test::openmls_test]
+fn test_tree_hash_cache_survives_merges() {
+    let provider = &Provider::default();
+    let leaf = |name: &[u8]| {
+        let (credential, signer) = new_credential(provider, name, ciphersuite.signature_algorithm());
+        KeyPackageBundle::generate(provider, &signer, ciphersuite, credential)
+            .key_package()
+            .leaf_node()
+            .clone()
+    };
+    let ratchet_tree = RatchetTree::trimmed(vec![
+        Some(Node::leaf_node(leaf(b"leaf0"))),
+        None,
+        None,
+        None,
+        None,
+        None,
+        Some(Node::leaf_node(leaf(b"leaf3"))),
+    ]);
+    let mut tree = TreeSync::from_ratchet_tree(provider.crypto(), ciphersuite, ratchet_tree)
+        .expect("error generating tree");
+    // Building the tree hashed every node once: 4 leaves and 3 parents.
+    assert_eq!(tree.tree_hash_cache().len(), 7);
+
+    // The tree hash of the same nodes, computed by a tree with no kept hashes.
+    let from_scratch = |tree: &TreeSync| {
+        let mut copy = TreeSync::from_ratchet_tree(provider.crypto(), ciphersuite, tree.export_ratchet_tree())
+            .expect("error rebuilding tree");
+        copy.take_tree_hashes();
+        assert_eq!(copy.tree_hash_cache().len(), 0);
+        copy.empty_diff()
+            .compute_tree_hashes(provider.crypto(), ciphersuite)
+            .expect("tree hash")
+    };
+    let merge = |tree: &mut TreeSync, change: &dyn Fn(&mut crate::treesync::diff::TreeSyncDiff)| {
+        let mut diff = tree.empty_diff();
+        change(&mut diff);
+        let staged = diff.into_staged_diff(provider.crypto(), ciphersuite).expect("staging");
+        tree.merge_diff(staged);
+        let again = tree
+            .empty_diff()
+            .compute_tree_hashes(provider.crypto(), ciphersuite)
+            .expect("tree hash");
+        assert_eq!(again, tree.tree_hash());
+        assert_eq!(again, from_scratch(tree));
+    };
+
+    // Leaf 1 (node 2) changes: nodes 2, 1 and 3 are forgotten, 4 are kept.
+    let leaf_1 = leaf(b"leaf1");
+    {
+        let mut diff = tree.empty_diff();
+        diff.add_leaf(leaf_1.clone()).expect("error adding leaf");
+        let staged = diff.into_staged_diff(provider.crypto(), ciphersuite).expect("staging");
+        tree.merge_diff(staged);
+        assert_eq!(tree.tree_hash_cache().len(), 4);
+        let again = tree.empty_diff().compute_tree_hashes(provider.crypto(), ciphersuite).expect("tree hash");
+        assert_eq!(again, tree.tree_hash());
+        assert_eq!(again, from_scratch(&tree));
+        assert_eq!(tree.tree_hash_cache().len(), 7);
+    }
+    // Leaf 2 lands in the right subtree, whose hash was kept.
+    let leaf_2 = leaf(b"leaf2");
+    merge(&mut tree, &|diff| {
+        diff.add_leaf(leaf_2.clone()).expect("error adding leaf");
+    });
+    // Leaf 4: the tree grows to 8 leaves; the old root keeps its subtree.
+    let leaf_4 = leaf(b"leaf4");
+    merge(&mut tree, &|diff| {
+        diff.add_leaf(leaf_4.clone()).expect("error adding leaf");
+    });
+    assert_eq!(tree.leaf_count(), 8);
+    // Leaf 1 is replaced in place.
+    let leaf_1b = leaf(b"leaf1b");
+    merge(&mut tree, &|diff| {
+        diff.update_leaf(leaf_1b.clone(), crate::binary_tree::LeafNodeIndex::new(1));
+    });
+    // Leaf 4 leaves and the tree is trimmed back to 4 leaves.
+    merge(&mut tree, &|diff| {
+        diff.blank_leaf(crate::binary_tree::LeafNodeIndex::new(4));
+        diff.trim_tree();
+    });
+    assert_eq!(tree.leaf_count(), 4);
+    // ... and grows again: node 7 and up were forgotten when it shrank.
+    let leaf_4b = leaf(b"leaf4b");
+    merge(&mut tree, &|diff| {
+        diff.add_leaf(leaf_4b.clone()).expect("error adding leaf");
+    });
+
+    // Kept hashes move to another copy of the same tree only.
+    let mut copy = TreeSync::from_ratchet_tree(provider.crypto(), ciphersuite, tree.export_ratchet_tree())
+        .expect("error rebuilding tree");
+    copy.take_tree_hashes();
+    let hashes = tree.take_tree_hashes();
+    assert_eq!(tree.tree_hash_cache().len(), 0);
+    assert!(copy.adopt_tree_hashes(hashes));
+    assert!(copy.tree_hash_cache().len() > 0);
+    let mut other = TreeSync::from_ratchet_tree(
+        provider.crypto(),
+        ciphersuite,
+        RatchetTree::trimmed(vec![Some(Node::leaf_node(leaf(b"other")))]),
+    )
+    .expect("error generating tree");
+    let copy_hashes = copy.take_tree_hashes();
+    other.take_tree_hashes();
+    assert!(!other.adopt_tree_hashes(copy_hashes));
+    assert_eq!(other.tree_hash_cache().len(), 0);
 }
