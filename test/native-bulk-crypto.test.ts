@@ -11,6 +11,7 @@
 import * as nodeCrypto from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { nodeNativeCurves } from '../ts/mls/native-curves.js';
+import { sha256 } from '@noble/hashes/sha2.js';
 import { libraryWith, type Lib } from './curve-backends.js';
 
 const hex = (text: string) => new Uint8Array(Buffer.from(text.replace(/\s+/g, ''), 'hex'));
@@ -43,6 +44,17 @@ describe('native AES-GCM (Node OpenSSL)', () => {
     expect(() => curves.aesGcmOpen(key, nonce, new Uint8Array(0), sealed)).toThrow(/unable to authenticate/);
     expect(() => curves.aesGcmOpen(key, nonce, aad, sealed.subarray(0, 15))).toThrow(RangeError);
     expect(() => curves.aesGcmSeal(key.subarray(0, 15), nonce, aad, plaintext)).toThrow(RangeError);
+  });
+});
+
+describe('native SHA-256 (Node OpenSSL)', () => {
+  const curves = nodeNativeCurves(nodeCrypto);
+  it('hashes the FIPS 180-4 "abc" example and a 3 KB input like @noble/hashes', () => {
+    expect(toHex(curves.sha256(new TextEncoder().encode('abc')))).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+    const long = new Uint8Array(3000).map((_, i) => i * 7);
+    expect(toHex(curves.sha256(long))).toBe(toHex(sha256(long)));
+    // A view into a larger buffer hashes only its own bytes (wasm passes views of its memory).
+    expect(toHex(curves.sha256(long.subarray(1000, 2500)))).toBe(toHex(sha256(long.slice(1000, 2500))));
   });
 });
 

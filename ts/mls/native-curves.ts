@@ -31,6 +31,8 @@ export interface NativeCurves {
   aesGcmSeal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array;
   /** AES-GCM open of ciphertext || tag; throws when the tag does not verify. */
   aesGcmOpen(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, ciphertextAndTag: Uint8Array): Uint8Array;
+  /** SHA-256 of a long input (a commit's transcript hash input). */
+  sha256(data: Uint8Array): Uint8Array;
 }
 
 type Curve = 'X25519' | 'Ed25519';
@@ -170,6 +172,10 @@ export function nodeNativeCurves(crypto: typeof NodeCrypto): NativeCurves {
       // final() throws when the tag does not verify; nothing is returned then.
       const out = Buffer.concat([decipher.update(ciphertextAndTag.subarray(0, split)), decipher.final()]);
       return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+    },
+    sha256(data) {
+      const digest = crypto.createHash('sha256').update(data).digest();
+      return new Uint8Array(digest.buffer, digest.byteOffset, digest.byteLength);
     },
   };
 }

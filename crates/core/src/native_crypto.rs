@@ -72,10 +72,13 @@ extern "C" {
     /// AES-GCM open of ciphertext || tag; throws when the tag does not verify.
     #[wasm_bindgen(method, catch, js_name = aesGcmOpen)]
     fn aes_gcm_open(this: &NativeCurves, key: &[u8], nonce: &[u8], aad: &[u8], ct_tag: &[u8]) -> Result<Vec<u8>, JsValue>;
+    /// SHA-256 of `data`.
+    #[wasm_bindgen(method, catch, js_name = sha256)]
+    fn sha256(this: &NativeCurves, data: &[u8]) -> Result<Vec<u8>, JsValue>;
 }
 
-/// Shortest message (bytes) whose Ed25519 signature, verification or
-/// AES-GCM goes to the host's native crypto (module docs).
+/// Shortest message (bytes) whose Ed25519 signature, verification,
+/// AES-GCM or SHA-256 goes to the host's native crypto (module docs).
 pub(crate) const NATIVE_BULK_MIN: usize = 2048;
 
 thread_local! {
@@ -128,6 +131,18 @@ pub(crate) fn native_ed25519_public(seed: &[u8]) -> Option<Result<Vec<u8>, ()>> 
 /// Whether an AES-GCM call with these sizes goes to the host.
 fn bulk_aes_gcm(key: &[u8], nonce: &[u8], data: &[u8]) -> bool {
     data.len() >= NATIVE_BULK_MIN && (key.len() == 16 || key.len() == 32) && nonce.len() == 12
+}
+
+/// SHA-256 on the host (SHA-NI where the CPU has it) for a long input:
+/// the transcript hash of a commit with a path hashes the whole commit
+/// (~85 KB at n = 1024), which Rust's portable SHA-256 in wasm hashes
+/// several times slower. `None` below the threshold or without native
+/// crypto (the caller uses Rust).
+pub(crate) fn native_sha256(data: &[u8]) -> Option<Result<Vec<u8>, ()>> {
+    if data.len() < NATIVE_BULK_MIN {
+        return None;
+    }
+    with_curves(|c| c.sha256(data)).map(|r| r.and_then(exact_32))
 }
 
 /// AES-GCM seal on the host for a long message; `None` below the

@@ -107,6 +107,13 @@ impl OpenMlsCrypto for AcceleratedCrypto {
         self.rust.hkdf_expand(hash_type, prk, info, okm_len)
     }
     fn hash(&self, hash_type: HashType, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        // Long inputs (a commit's transcript hash input) go to the host's
+        // SHA-256 when it has one (native_crypto.rs, NATIVE_BULK_MIN).
+        if hash_type == HashType::Sha2_256 {
+            if let Some(digest) = native_crypto::native_sha256(data) {
+                return digest.map_err(|_| CryptoError::CryptoLibraryError);
+            }
+        }
         self.rust.hash(hash_type, data)
     }
     // Long messages (commits with a path, Welcomes) go to the host's

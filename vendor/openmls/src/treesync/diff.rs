@@ -148,18 +148,18 @@ impl TreeSyncDiff<'_> {
     pub(crate) fn filtered_direct_path(&self, leaf_index: LeafNodeIndex) -> Vec<ParentNodeIndex> {
         // Full direct path
         let direct_path = self.diff.direct_path(leaf_index);
-        // Copath resolutions
-        let copath_resolutions = self.copath_resolutions(leaf_index);
+        // Whether each copath node's resolution is non-empty
+        let copath_resolved = self.copath_resolutions_nonempty(leaf_index);
 
         // The two vectors should have the same length
-        debug_assert_eq!(direct_path.len(), copath_resolutions.len());
+        debug_assert_eq!(direct_path.len(), copath_resolved.len());
 
         direct_path
             .into_iter()
-            .zip(copath_resolutions)
-            .filter_map(|(index, resolution)| {
+            .zip(copath_resolved)
+            .filter_map(|(index, resolved)| {
                 // Filter out the nodes whose copath resolution is empty
-                if !resolution.is_empty() {
+                if resolved {
                     Some(index)
                 } else {
                     None
@@ -173,18 +173,18 @@ impl TreeSyncDiff<'_> {
     pub(crate) fn filtered_copath(&self, leaf_index: LeafNodeIndex) -> Vec<TreeNodeIndex> {
         // Full copath
         let copath = self.diff.copath(leaf_index);
-        // Copath resolutions
-        let copath_resolutions = self.copath_resolutions(leaf_index);
+        // Whether each copath node's resolution is non-empty
+        let copath_resolved = self.copath_resolutions_nonempty(leaf_index);
 
         // The two vectors should have the same length
-        debug_assert_eq!(copath.len(), copath_resolutions.len());
+        debug_assert_eq!(copath.len(), copath_resolved.len());
 
         copath
             .into_iter()
-            .zip(copath_resolutions)
-            .filter_map(|(index, resolution)| {
+            .zip(copath_resolved)
+            .filter_map(|(index, resolved)| {
                 // Filter out the nodes whose copath resolution is empty
-                if !resolution.is_empty() {
+                if resolved {
                     Some(index)
                 } else {
                     None
@@ -634,6 +634,13 @@ impl TreeSyncDiff<'_> {
     /// Returns a vector containing the copath resolutions of the given
     /// `leaf_index` beginning with the neighbour of the leaf. Returns an error
     /// if the target leaf is outside of the tree.
+    /// The (unfiltered) direct path of `leaf_index` (tests).
+    #[cfg(test)]
+    pub(crate) fn diff_direct_path(&self, leaf_index: LeafNodeIndex) -> Vec<ParentNodeIndex> {
+        self.diff.direct_path(leaf_index)
+    }
+
+    #[cfg(test)]
     pub(crate) fn copath_resolutions(
         &self,
         leaf_index: LeafNodeIndex,
@@ -649,6 +656,36 @@ impl TreeSyncDiff<'_> {
             .copath(leaf_index)
             .into_iter()
             .map(|node_index| self.resolution(node_index, &HashSet::new()))
+            .collect()
+    }
+
+    /// Whether the resolution of `node_index` (no exclusion list) is
+    /// non-empty: the same as `!self.resolution(node_index, ..).is_empty()`,
+    /// without building it. It stops at the first non-blank node, so a
+    /// filtered direct path costs O(log n) node reads in a populated tree
+    /// instead of one resolution of every copath node (O(n) entries).
+    pub(super) fn resolution_nonempty(&self, node_index: TreeNodeIndex) -> bool {
+        match node_index {
+            TreeNodeIndex::Leaf(leaf_index) => self.diff.leaf(leaf_index).node().is_some(),
+            TreeNodeIndex::Parent(parent_index) => {
+                self.diff.parent(parent_index).node().is_some()
+                    || self.resolution_nonempty(self.diff.left_child(parent_index))
+                    || self.resolution_nonempty(self.diff.right_child(parent_index))
+            }
+        }
+    }
+
+    /// For each node of the copath of `leaf_index` (the order of
+    /// [`Self::copath_resolutions`]), whether its resolution is non-empty.
+    fn copath_resolutions_nonempty(&self, leaf_index: LeafNodeIndex) -> Vec<bool> {
+        // If we're the only node in the tree, there's no copath.
+        if self.diff.leaf_count() == MIN_TREE_SIZE {
+            return vec![];
+        }
+        self.diff
+            .copath(leaf_index)
+            .into_iter()
+            .map(|node_index| self.resolution_nonempty(node_index))
             .collect()
     }
 
@@ -941,17 +978,16 @@ impl TreeSyncDiff<'_> {
             .diff
             .subtree_root_copath_node(sender_leaf_index, leaf_index);
 
-        let sender_copath_resolution: Vec<EncryptionKey> = self
-            .resolution(subtree_root_copath_node_id, excluded_indices)
-            .into_iter()
-            .map(|(_, node_ref)| match node_ref {
-                NodeReference::Leaf(leaf) => leaf.encryption_key().clone(),
-                NodeReference::Parent(parent) => parent.encryption_key().clone(),
-            })
-            .collect();
+        // The keys are compared in place (not cloned: the resolution can
+        // hold every leaf of half the tree).
+        let sender_copath_resolution = self.resolution(subtree_root_copath_node_id, excluded_indices);
 
         if let Some((keypair, resolution_position)) = sender_copath_resolution
             .iter()
+            .map(|(_, node_ref)| match node_ref {
+                NodeReference::Leaf(leaf) => leaf.encryption_key(),
+                NodeReference::Parent(parent) => parent.encryption_key(),
+            })
             .enumerate()
             .find_map(|(position, pk)| {
                 owned_keys

@@ -1,7 +1,7 @@
 //! This module contains validation functions for incoming messages
 //! as defined in <https://github.com/openmls/openmls/wiki/Message-validation>
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use openmls_traits::types::VerifiableCiphersuite;
 
@@ -18,7 +18,7 @@ use crate::{
         errors::{ExternalCommitValidationError, ProposalValidationError, ValidationError},
         past_secrets::MessageSecretsStore,
         proposal_store::ProposalQueue,
-        GroupContextExtensionsProposalValidationError, Member,
+        GroupContextExtensionsProposalValidationError,
     },
     messages::{
         proposals::{Proposal, ProposalOrRefType, ProposalType},
@@ -133,6 +133,16 @@ impl PublicGroup {
         &self,
         proposal_queue: &ProposalQueue,
     ) -> Result<(), ProposalValidationError> {
+        // Only non-default proposal types need every member's support: with
+        // none queued there is nothing to check, and no reason to intersect
+        // the capabilities of every leaf (O(n) sets).
+        if proposal_queue
+            .queued_proposals()
+            .all(|proposal| proposal.proposal().proposal_type().is_default())
+        {
+            return Ok(());
+        }
+
         // Collect signature keys of removed members s.t. we can skip them
         // when checking capabilities.
         let signature_keys: HashSet<_> = proposal_queue
@@ -199,10 +209,6 @@ impl PublicGroup {
         proposal_queue: &ProposalQueue,
         commit: Option<&Commit>,
     ) -> Result<(), ProposalValidationError> {
-        let mut signature_key_set = HashSet::new();
-        let mut init_key_set = HashSet::new();
-        let mut encryption_key_set = HashSet::new();
-
         // Handle the exceptions needed for https://validation.openmls.tech/#valn0306
         let remove_proposals = HashSet::<LeafNodeIndex>::from_iter(
             proposal_queue
@@ -210,91 +216,89 @@ impl PublicGroup {
                 .map(|remove_proposal| remove_proposal.remove_proposal().removed),
         );
 
-        // Initialize the sets with the current members, filtered by the
-        // remove proposals.
-        for Member {
-            index,
-            encryption_key,
-            signature_key,
-            ..
-        } in self.treesync().full_leaf_members()
-        {
-            if !remove_proposals.contains(&index) {
-                signature_key_set.insert(signature_key);
-                encryption_key_set.insert(encryption_key);
-            }
-        }
+        // The queued Add and Update proposals, in the order of the commit
+        // (as `add_proposals()` and `update_proposals()` give them), borrowed
+        // from the queue.
+        let adds: Vec<_> = proposal_queue
+            .queued_proposals()
+            .filter_map(|queued| match queued.proposal() {
+                Proposal::Add(add_proposal) => Some(add_proposal.key_package()),
+                _ => None,
+            })
+            .collect();
+        let updates = proposal_queue.queued_proposals().filter_map(|queued| match queued.proposal() {
+            Proposal::Update(update_proposal) => Some(update_proposal.leaf_node()),
+            _ => None,
+        });
 
         // Collect signature keys from add proposals
-        let signature_keys = proposal_queue.add_proposals().map(|add_proposal| {
-            add_proposal
-                .add_proposal()
-                .key_package()
-                .leaf_node()
-                .signature_key()
-                .as_slice()
-                .to_vec()
-        });
+        let signature_keys: Vec<&[u8]> = adds
+            .iter()
+            .map(|key_package| key_package.leaf_node().signature_key().as_slice())
+            .collect();
 
         // Collect encryption keys from add proposals, update proposals, the
         // commit leaf node and path keys
-        let encryption_keys = proposal_queue
-            .add_proposals()
-            .map(|add_proposal| {
-                add_proposal
-                    .add_proposal()
-                    .key_package()
-                    .leaf_node()
-                    .encryption_key()
-                    .key()
-                    .as_slice()
-                    .to_vec()
-            })
-            .chain(proposal_queue.update_proposals().map(|update_proposal| {
-                update_proposal
-                    .update_proposal()
-                    .leaf_node()
-                    .encryption_key()
-                    .key()
-                    .as_slice()
-                    .to_vec()
-            }))
+        let encryption_keys: Vec<&[u8]> = adds
+            .iter()
+            .map(|key_package| key_package.leaf_node().encryption_key().key().as_slice())
+            .chain(updates.map(|leaf_node| leaf_node.encryption_key().key().as_slice()))
             .chain(commit.and_then(|commit| {
                 commit
                     .path
                     .as_ref()
-                    .map(|path| path.leaf_node().encryption_key().as_slice().to_vec())
+                    .map(|path| path.leaf_node().encryption_key().as_slice())
             }))
             .chain(
                 commit
                     .iter()
                     .filter_map(|commit| {
-                        commit.path.as_ref().map(|path| {
-                            path.nodes()
-                                .iter()
-                                .map(|node| node.encryption_key().as_slice().to_vec())
-                        })
+                        commit
+                            .path
+                            .as_ref()
+                            .map(|path| path.nodes().iter().map(|node| node.encryption_key().as_slice()))
                     })
                     .flatten(),
-            );
+            )
+            .collect();
 
         // Collect init keys from add proposals
-        let init_keys = proposal_queue.add_proposals().map(|add_proposal| {
-            add_proposal
-                .add_proposal()
-                .key_package()
-                .hpke_init_key()
-                .as_slice()
-                .to_vec()
-        });
+        let init_keys: Vec<&[u8]> = adds
+            .iter()
+            .map(|key_package| key_package.hpke_init_key().as_slice())
+            .collect();
+
+        // The new keys that equal a key of a current member (filtered by the
+        // remove proposals): one pass over the members, each key looked up
+        // among the few new ones, instead of a hash set of every member's
+        // keys (O(n) hashing and copies per commit).
+        let new_signature_keys: BTreeSet<&[u8]> = signature_keys.iter().copied().collect();
+        let new_encryption_keys: BTreeSet<&[u8]> = encryption_keys.iter().copied().collect();
+        let new_init_keys: BTreeSet<&[u8]> = init_keys.iter().copied().collect();
+        let mut member_signature_keys = BTreeSet::new();
+        let mut member_encryption_keys = BTreeSet::new();
+        for (index, leaf_node) in self.treesync().full_leaves() {
+            if !remove_proposals.is_empty() && remove_proposals.contains(&index) {
+                continue;
+            }
+            let signature_key = leaf_node.signature_key().as_slice();
+            if new_signature_keys.contains(signature_key) {
+                member_signature_keys.insert(signature_key);
+            }
+            let encryption_key = leaf_node.encryption_key().as_slice();
+            if new_encryption_keys.contains(encryption_key) || new_init_keys.contains(encryption_key) {
+                member_encryption_keys.insert(encryption_key);
+            }
+        }
 
         // Validate uniqueness of signature keys
         //  - ValSem101
         //  - https://validation.openmls.tech/#valn0111
         //  - https://validation.openmls.tech/#valn0305
         //  - https://validation.openmls.tech/#valn0306
+        let mut signature_key_set = BTreeSet::new();
         for signature_key in signature_keys {
-            if !signature_key_set.insert(signature_key) {
+            if member_signature_keys.contains(signature_key) || !signature_key_set.insert(signature_key) {
                 return Err(ProposalValidationError::DuplicateSignatureKey);
             }
         }
@@ -307,11 +311,11 @@ impl PublicGroup {
         //  - ValSem207
         //  - https://validation.openmls.tech/#valn0112
         //  - https://validation.openmls.tech/#valn1209
+        // (No init key is known yet at this point, so an encryption key
+        // cannot collide with one here; the init keys are checked below.)
+        let mut encryption_key_set = BTreeSet::new();
         for encryption_key in encryption_keys {
-            if init_key_set.contains(&encryption_key) {
-                return Err(ProposalValidationError::InitEncryptionKeyCollision);
-            }
-            if !encryption_key_set.insert(encryption_key) {
+            if member_encryption_keys.contains(encryption_key) || !encryption_key_set.insert(encryption_key) {
                 return Err(ProposalValidationError::DuplicateEncryptionKey);
             }
         }
@@ -319,8 +323,9 @@ impl PublicGroup {
         // Validate uniqueness of init keys
         //  - ValSem102
         //  - ValSem104
+        let mut init_key_set = BTreeSet::new();
         for init_key in init_keys {
-            if encryption_key_set.contains(&init_key) {
+            if member_encryption_keys.contains(init_key) || encryption_key_set.contains(init_key) {
                 return Err(ProposalValidationError::InitEncryptionKeyCollision);
             }
             if !init_key_set.insert(init_key) {

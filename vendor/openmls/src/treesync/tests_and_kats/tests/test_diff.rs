@@ -219,3 +219,76 @@ fn test_tree_hash_cache_survives_merges() {
     assert!(!other.adopt_tree_hashes(copy_hashes));
     assert_eq!(other.tree_hash_cache().len(), 0);
 }
+
+// A filtered direct path asks, for each copath node, whether its resolution
+// is empty (engine change 14): `resolution_nonempty` answers without building
+// the resolution and must agree with it for every node of trees with blank
+// and non-blank leaves under blank parents, as the tree changes.
+#[openmls_test::openmls_test]
+fn test_resolution_nonempty_agrees_with_resolution() {
+    use crate::binary_tree::array_representation::TreeNodeIndex;
+    use crate::binary_tree::{LeafNodeIndex, ParentNodeIndex};
+    use std::collections::HashSet;
+
+    let provider = &Provider::default();
+    let leaf = |name: &[u8]| {
+        let (credential, signer) = new_credential(provider, name, ciphersuite.signature_algorithm());
+        KeyPackageBundle::generate(provider, &signer, ciphersuite, credential)
+            .key_package()
+            .leaf_node()
+            .clone()
+    };
+    // Leaves 0 and 6 of 8, the rest blank: some subtrees have no resolution.
+    let ratchet_tree = RatchetTree::trimmed(vec![
+        Some(Node::leaf_node(leaf(b"leaf0"))),
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        Some(Node::leaf_node(leaf(b"leaf6"))),
+    ]);
+    let tree = TreeSync::from_ratchet_tree(provider.crypto(), ciphersuite, ratchet_tree)
+        .expect("error generating tree");
+    let mut diff = tree.empty_diff();
+    let check = |diff: &crate::treesync::diff::TreeSyncDiff| {
+        let no_exclusions = HashSet::new();
+        let mut nonempty = 0;
+        for leaf in 0..diff.leaf_count() {
+            let index = TreeNodeIndex::Leaf(LeafNodeIndex::new(leaf));
+            let expected = !diff.resolution(index, &no_exclusions).is_empty();
+            assert_eq!(diff.resolution_nonempty(index), expected, "leaf {leaf}");
+            nonempty += usize::from(expected);
+        }
+        for parent in 0..diff.leaf_count() - 1 {
+            let index = TreeNodeIndex::Parent(ParentNodeIndex::new(parent));
+            let expected = !diff.resolution(index, &no_exclusions).is_empty();
+            assert_eq!(diff.resolution_nonempty(index), expected, "parent {parent}");
+        }
+        // The filtered direct path of every leaf is the one the full
+        // resolutions give.
+        for leaf in 0..diff.leaf_count() {
+            let leaf = LeafNodeIndex::new(leaf);
+            let expected: Vec<_> = diff
+                .diff_direct_path(leaf)
+                .into_iter()
+                .zip(diff.copath_resolutions(leaf))
+                .filter(|(_, resolution)| !resolution.is_empty())
+                .map(|(index, _)| index)
+                .collect();
+            assert_eq!(diff.filtered_direct_path(leaf), expected);
+        }
+        nonempty
+    };
+    assert_eq!(check(&diff), 2);
+    diff.add_leaf(leaf(b"leaf1")).expect("error adding leaf");
+    assert_eq!(check(&diff), 3);
+    diff.blank_leaf(LeafNodeIndex::new(0));
+    assert_eq!(check(&diff), 2);
+}
