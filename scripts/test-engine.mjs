@@ -59,6 +59,7 @@ const UNIT_FILTERS = [
   'group::mls_group::tests_and_kats::tests::reinit',
   'treesync::tests_and_kats::tests::test_diff',
   'treesync::tree_hash_cache',
+  'extensions::codec',
   'group::tests_and_kats::tests::proposal_validation',
   'group::tests_and_kats::tests::commit_validation',
   'group::tests_and_kats::tests::capabilities_check',

@@ -85,8 +85,12 @@ impl Serialize for Extension {
         );
         debug_assert_eq!(extension_data_written, extension_data.len());
 
-        // Write the serialized extension out.
-        extension_data.tls_serialize(writer).map(|l| l + written)
+        // Write the serialized extension out, as one variable-length byte
+        // vector: the encoding of `Vec<u8>`, without writing it byte by byte
+        // (a ratchet tree extension is hundreds of KB at n = 1024).
+        tls_codec::VLByteSlice(&extension_data)
+            .tls_serialize(writer)
+            .map(|l| l + written)
     }
 }
 
@@ -277,6 +281,21 @@ mod tests {
                 Extension::Unknown(u16::from(extension_type), UnknownExtension(payload.clone()))
             );
             assert_eq!(extension.tls_serialize_detached().unwrap(), serialized);
+        }
+    }
+
+    // The extension data is written as one variable-length byte vector
+    // (engine change 16): the same bytes as the `Vec<u8>` encoding written
+    // element by element, for lengths with 1-, 2- and 4-byte length prefixes.
+    #[test]
+    fn extension_data_is_encoded_like_a_byte_vector() {
+        for length in [0usize, 63, 64, 16383, 16384, 70_000] {
+            let payload: Vec<u8> = (0..length).map(|i| (i * 31 % 251) as u8).collect();
+            let extension = Extension::Unknown(0xf042, UnknownExtension(payload.clone()));
+            let mut expected = ExtensionType::Unknown(0xf042).tls_serialize_detached().unwrap();
+            expected.extend(payload.tls_serialize_detached().unwrap());
+            assert_eq!(extension.tls_serialize_detached().unwrap(), expected, "length {length}");
+            assert_eq!(extension.tls_serialized_len(), expected.len());
         }
     }
 }

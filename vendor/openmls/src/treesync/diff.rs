@@ -870,6 +870,16 @@ impl TreeSyncDiff<'_> {
                 return Ok(hash);
             }
         }
+        // Where the diff grew the tree, an all-blank subtree's hash depends
+        // on its position only: kept by the tree too, for every diff.
+        let blank = !unchanged
+            && exclusion_list.is_empty()
+            && self.diff.subtree_blank_beyond_original(node_index);
+        if blank {
+            if let Some(hash) = self.tree_hash_cache.get_blank(ciphersuite, node) {
+                return Ok(hash);
+            }
+        }
         let memo_key = (memoize && unchanged).then_some(node);
         if let Some(key) = memo_key {
             if let Some(hash) = self.tree_hash_memo.lock().ok().and_then(|memo| memo.iter().find(|(k, _)| *k == key).map(|(_, hash)| hash.clone())) {
@@ -879,6 +889,8 @@ impl TreeSyncDiff<'_> {
         let hash = self.tree_hash_of(crypto, ciphersuite, node_index, exclusion_list, memoize && memo_key.is_none(), unchanged)?;
         if unchanged {
             self.tree_hash_cache.put(ciphersuite, node, &hash);
+        } else if blank {
+            self.tree_hash_cache.put_blank(ciphersuite, node, &hash);
         }
         if let Some(key) = memo_key {
             if let Ok(mut memo) = self.tree_hash_memo.lock() {

@@ -22,6 +22,10 @@ struct Entries {
     ciphersuite: Option<Ciphersuite>,
     /// `hashes[i]` is the tree hash of node `i`, if known.
     hashes: Vec<Option<Vec<u8>>>,
+    /// `blank[i]` is the tree hash of an all-blank subtree under node `i`
+    /// (a pure function of `i`: blank leaves hash their index), if known.
+    /// Used where a diff grows the tree; merges never invalidate it.
+    blank: Vec<Option<Vec<u8>>>,
 }
 
 /// Tree hashes of unchanged nodes, by tree node index.
@@ -52,13 +56,29 @@ impl TreeHashCache {
             return;
         };
         if entries.ciphersuite != Some(ciphersuite) {
-            *entries = Entries { ciphersuite: Some(ciphersuite), hashes: Vec::new() };
+            *entries = Entries { ciphersuite: Some(ciphersuite), ..Entries::default() };
         }
-        let index = node as usize;
-        if entries.hashes.len() <= index {
-            entries.hashes.resize(index + 1, None);
+        set(&mut entries.hashes, node, hash);
+    }
+
+    /// The stored tree hash of an all-blank subtree under node `node`.
+    pub(crate) fn get_blank(&self, ciphersuite: Ciphersuite, node: u32) -> Option<Vec<u8>> {
+        let entries = self.0.lock().ok()?;
+        if entries.ciphersuite != Some(ciphersuite) {
+            return None;
         }
-        entries.hashes[index] = Some(hash.to_vec());
+        entries.blank.get(node as usize)?.clone()
+    }
+
+    /// Store the tree hash of an all-blank subtree under node `node`.
+    pub(crate) fn put_blank(&self, ciphersuite: Ciphersuite, node: u32, hash: &[u8]) {
+        let Ok(mut entries) = self.0.lock() else {
+            return;
+        };
+        if entries.ciphersuite != Some(ciphersuite) {
+            *entries = Entries { ciphersuite: Some(ciphersuite), ..Entries::default() };
+        }
+        set(&mut entries.blank, node, hash);
     }
 
     /// Before merging a diff: forget the hashes of the `changed` nodes and of
@@ -95,12 +115,22 @@ impl TreeHashCache {
     }
 }
 
+/// `hashes[node] = hash`, growing `hashes` as needed.
+fn set(hashes: &mut Vec<Option<Vec<u8>>>, node: u32, hash: &[u8]) {
+    let index = node as usize;
+    if hashes.len() <= index {
+        hashes.resize(index + 1, None);
+    }
+    hashes[index] = Some(hash.to_vec());
+}
+
 impl Clone for TreeHashCache {
     fn clone(&self) -> Self {
         match self.0.lock() {
             Ok(entries) => TreeHashCache(Mutex::new(Entries {
                 ciphersuite: entries.ciphersuite,
                 hashes: entries.hashes.clone(),
+                blank: entries.blank.clone(),
             })),
             Err(_) => TreeHashCache::default(),
         }

@@ -358,24 +358,30 @@ impl<L: Clone + Debug + Default, P: Clone + Debug + Default> AbDiff<'_, L, P> {
     /// anything computed from them (e.g. its tree hash), are then those of
     /// the original tree, however the rest of the diff changed.
     pub(crate) fn subtree_unchanged(&self, node_index: TreeNodeIndex) -> bool {
-        let (leaves, parents) = match node_index {
-            TreeNodeIndex::Leaf(leaf) => (leaf.u32()..leaf.u32().saturating_add(1), 0..0),
-            TreeNodeIndex::Parent(parent) => {
-                // Node x at level k spans the nodes x - (2^k - 1) ..= x + (2^k - 1).
-                let x = u64::from(parent.u32()) * 2 + 1;
-                let half = (1u64 << level(x as u32)) - 1;
-                let (low, high) = (x - half, x + half);
-                let clamp = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
-                (clamp(low / 2)..clamp(high / 2 + 1), clamp(low / 2)..clamp(high / 2))
-            }
-        };
+        let (leaves, parents) = subtree_ranges(node_index);
         leaves.end <= self.leaf_count().min(self.original_tree.leaf_count())
             && parents.end <= self.parent_count().min(self.original_tree.parent_count())
-            && self
-                .leaf_diff
-                .range(LeafNodeIndex::new(leaves.start)..LeafNodeIndex::new(leaves.end))
-                .next()
-                .is_none()
+            && self.subtree_not_in_diff(leaves, parents)
+    }
+
+    /// Whether the subtree under `node_index` lies wholly in the part of the
+    /// diff beyond the original tree (where it grew) and none of its nodes
+    /// is set: every node in it is blank, so its contents, and anything
+    /// computed from them, depend on its position only.
+    pub(crate) fn subtree_blank_beyond_original(&self, node_index: TreeNodeIndex) -> bool {
+        let (leaves, parents) = subtree_ranges(node_index);
+        leaves.start >= self.original_tree.leaf_count()
+            && leaves.end <= self.leaf_count()
+            && parents.end <= self.parent_count()
+            && self.subtree_not_in_diff(leaves, parents)
+    }
+
+    /// Whether no leaf in `leaves` and no parent in `parents` is set in the diff.
+    fn subtree_not_in_diff(&self, leaves: std::ops::Range<u32>, parents: std::ops::Range<u32>) -> bool {
+        self.leaf_diff
+            .range(LeafNodeIndex::new(leaves.start)..LeafNodeIndex::new(leaves.end))
+            .next()
+            .is_none()
             && (parents.is_empty()
                 || self
                     .parent_diff
@@ -506,4 +512,19 @@ pub(crate) enum ABinaryTreeDiffError {
     /// See [`ABinaryTreeError`] for more details.
     #[error(transparent)]
     ABinaryTreeError(#[from] ABinaryTreeError),
+}
+
+/// The leaf and parent index ranges of the subtree under `node_index`.
+fn subtree_ranges(node_index: TreeNodeIndex) -> (std::ops::Range<u32>, std::ops::Range<u32>) {
+    match node_index {
+        TreeNodeIndex::Leaf(leaf) => (leaf.u32()..leaf.u32().saturating_add(1), 0..0),
+        TreeNodeIndex::Parent(parent) => {
+            // Node x at level k spans the nodes x - (2^k - 1) ..= x + (2^k - 1).
+            let x = u64::from(parent.u32()) * 2 + 1;
+            let half = (1u64 << level(x as u32)) - 1;
+            let (low, high) = (x - half, x + half);
+            let clamp = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+            (clamp(low / 2)..clamp(high / 2 + 1), clamp(low / 2)..clamp(high / 2))
+        }
+    }
 }

@@ -178,7 +178,17 @@ fn test_tree_hash_cache_survives_merges() {
         diff.add_leaf(leaf_2.clone()).expect("error adding leaf");
     });
     // Leaf 4: the tree grows to 8 leaves; the old root keeps its subtree.
+    // The blank subtrees beyond the old end (leaf 5; leaves 6 and 7) are
+    // hashed once and kept by position: a second diff growing the tree
+    // reads them and gets the same hash, and the merged tree's hash (from a
+    // diff that read them) equals the one hashed from scratch below.
     let leaf_4 = leaf(b"leaf4");
+    let grown = |tree: &TreeSync| {
+        let mut diff = tree.empty_diff();
+        diff.add_leaf(leaf_4.clone()).expect("error adding leaf");
+        diff.compute_tree_hashes(provider.crypto(), ciphersuite).expect("tree hash")
+    };
+    assert_eq!(grown(&tree), grown(&tree));
     merge(&mut tree, &|diff| {
         diff.add_leaf(leaf_4.clone()).expect("error adding leaf");
     });
