@@ -58,6 +58,7 @@ const UNIT_FILTERS = [
   'group::mls_group::tests_and_kats::tests::proposals',
   'group::mls_group::tests_and_kats::tests::reinit',
   'treesync::tests_and_kats::tests::test_diff',
+  'treesync::tests_and_kats::tests::test_update_path_batch',
   'messages::',
 ];
 

@@ -4,7 +4,7 @@
  * is fetched (or a bundler hands its URL/bytes in).
  */
 import initCore, { initSync, coreVersion, supportedCiphersuites, installNativeCurves, nativeCurvesInstalled } from '../../pkg/paired_mls_core.js';
-import { nodeNativeCurves, type NativeCurves } from './native-curves.js';
+import { nodeNativeCurves, type NodeNativeCurves } from './native-curves.js';
 import { MlsError, toMlsError } from './errors.js';
 
 /** Where `init()` gets the wasm module: bytes, a compiled module, a URL or path, or a fetch Response. */
@@ -14,7 +14,7 @@ let ready: Promise<void> | undefined;
 let loaded = false;
 let poisoned: MlsError | undefined;
 let memory: WebAssembly.Memory | undefined;
-let nodeCurves: NativeCurves | undefined;
+let nodeCurves: NodeNativeCurves | undefined;
 /** Distinguishes loaded copies of the library (each has its own wasm instance). */
 const instanceId = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
 
@@ -31,8 +31,11 @@ async function loadInNode(): Promise<void> {
   memory = exports.memory;
   // Node's OpenSSL does X25519/Ed25519 several times faster than Rust in
   // wasm; PAIRED_MLS_NATIVE_CURVES=0 keeps the pure-wasm path.
-  nodeCurves = nodeNativeCurves(await import('node:crypto'));
+  nodeCurves = nodeNativeCurves(await import('node:crypto'), await import('node:worker_threads'));
   if (process.env.PAIRED_MLS_NATIVE_CURVES !== '0') installNativeCurves(nodeCurves as never);
+  // PAIRED_MLS_THREADS=N sets the worker threads before any call (bench/run.js --threads).
+  const threads = process.env.PAIRED_MLS_THREADS;
+  if (threads !== undefined && threads !== '') nodeCurves.setThreads(Number(threads));
 }
 
 /**
@@ -79,6 +82,34 @@ export function setCurveBackend(backend: 'native' | 'wasm'): 'native' | 'wasm' {
   if (backend === 'native' && !nodeCurves) throw new MlsError('INVALID_ARGUMENT', 'native curves are only available in Node');
   installNativeCurves(backend === 'native' ? (nodeCurves as never) : undefined);
   return curveBackend();
+}
+
+/**
+ * Worker threads (Node) that make the X25519 Encaps of a commit's path
+ * encryptions besides the calling thread, which shares the work and waits
+ * for them (`Atomics.wait`). `0` keeps everything on the calling thread.
+ * Only batches of at least 128 encryptions (groups of a few hundred
+ * members and more) use the pool; its workers start with the first such
+ * commit, never keep the process alive, and a worker that fails or stalls
+ * is replaced while the calling thread finishes the commit (same bytes on
+ * the wire either way). Takes effect with the native curves only
+ * (`curveBackend() === 'native'`). Returns the number now set.
+ */
+export function setThreads(threads: number): number {
+  assertReady();
+  if (!Number.isInteger(threads) || threads < 0 || threads > 64) throw new MlsError('INVALID_ARGUMENT', 'threads must be a whole number from 0 to 64');
+  if (!nodeCurves) {
+    if (threads > 0) throw new MlsError('INVALID_ARGUMENT', 'threads are only available in Node');
+    return 0;
+  }
+  nodeCurves.setThreads(threads);
+  return nodeCurves.threads();
+}
+
+/** The worker threads set by `setThreads` (0 outside Node). */
+export function threadCount(): number {
+  assertReady();
+  return nodeCurves?.threads() ?? 0;
 }
 
 /** Throw unless the core is loaded and healthy. */

@@ -125,6 +125,35 @@ pub trait OpenMlsCrypto: Send + Sync {
         ptxt: &[u8],
     ) -> Result<HpkeCiphertext, CryptoError>;
 
+    /// HPKE single-shot encryption of a batch: for each `(pk_r, ptxt)` in
+    /// `inputs`, the same as `hpke_seal(config, pk_r, info, aad, ptxt)`, and
+    /// the ciphertexts in the order of `inputs`.
+    ///
+    /// The encryptions of an UpdatePath (one per node of each copath
+    /// resolution) are independent of one another; a provider may run them
+    /// together (on several threads, or with one call into a host's crypto).
+    /// The default seals them one by one.
+    fn hpke_seal_batch(
+        &self,
+        config: HpkeConfig,
+        info: &[u8],
+        aad: &[u8],
+        inputs: &[(&[u8], &[u8])],
+    ) -> Result<Vec<HpkeCiphertext>, CryptoError> {
+        inputs
+            .iter()
+            .map(|(pk_r, ptxt)| {
+                self.hpke_seal(
+                    HpkeConfig(config.0, config.1, config.2),
+                    pk_r,
+                    info,
+                    aad,
+                    ptxt,
+                )
+            })
+            .collect()
+    }
+
     /// HPKE single-shot decryption of `input` with `sk_r`, using `info` and
     /// `aad`.
     fn hpke_open(

@@ -1,0 +1,276 @@
+/**
+ * A pool of Node worker threads making the X25519 Encaps of an UpdatePath
+ * (issue 24 item 6): the calling thread shares the work and waits for the
+ * workers' share with `Atomics.wait` (allowed on Node's main thread), while
+ * the wasm core runs the key schedules of the chunks already made.
+ *
+ * Protocol (one SharedArrayBuffer): the public keys are copied in, the
+ * batch is cut into chunks of `CHUNK` Encaps, and every thread (workers and
+ * the calling thread) claims the next chunk with `Atomics.add` until none is
+ * left, writes its `enc || DH` results and marks the chunk done (or failed)
+ * in a status word. Claiming as they go balances the load whatever else
+ * runs on the cores. The calling thread copies each chunk's results into
+ * the core's memory (which the core wipes) and wipes them from the shared
+ * buffer at once; `end()` waits for every claimed chunk and wipes the rest.
+ *
+ * Failures never hang or crash the caller:
+ * - a worker whose Encap throws marks its chunk failed; the calling thread
+ *   redoes that chunk itself, so a bad public key gives exactly the error
+ *   of the single-thread mode;
+ * - a worker that does not finish a claimed chunk within `STALL_MS` (it
+ *   died, hangs or the machine is starved) is given up: the calling thread
+ *   makes the rest of the batch itself (fresh ephemeral keys, so the late
+ *   worker's results are never used) and the pool is terminated; the next
+ *   large batch starts a new one. A late worker may still write the DH
+ *   outputs of its chunk into the abandoned buffer after the wipe: they
+ *   belong to encryptions that were never sent, and the buffer is no longer
+ *   referenced by the pool.
+ * Workers are `unref()`ed: an idle pool never keeps the process alive.
+ */
+import type * as NodeCrypto from 'node:crypto';
+import type * as WorkerThreads from 'node:worker_threads';
+import { CallingThreadEncaps, encapInto, type EncapBatchRunner, type PublicKeyImport } from './x25519-encap.js';
+
+/** Encaps per claim. */
+const CHUNK = 32;
+/** Smaller batches (small groups) stay on the calling thread: waking the pool would cost more than it saves. */
+export const POOL_MIN_ENCAPS = 128;
+/** How long a claimed chunk may take before its worker is given up. */
+const STALL_MS = 1000;
+/** Status of a chunk. */
+const PENDING = 0;
+const DONE = 2;
+const FAILED = 3;
+/** Control words: next chunk to claim, chunk count, Encap count. */
+const NEXT = 0;
+const CHUNKS = 1;
+const ITEMS = 2;
+const CONTROL_BYTES = 16;
+
+/** What a worker runs (its source text is sent with `eval: true`, so the package needs no extra file). */
+function workerMain(encap: typeof encapInto): void {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const crypto = require('node:crypto') as typeof NodeCrypto;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { parentPort } = require('node:worker_threads') as typeof WorkerThreads;
+  // Test hook only (test/threads.test.ts): make this worker fail its chunk.
+  const fault = process.env.PAIRED_MLS_TEST_POOL_FAULT;
+  const keys = new Map<string, NodeCrypto.KeyObject>();
+  const importPublic = (bytes: Uint8Array): NodeCrypto.KeyObject => {
+    const x = Buffer.from(bytes).toString('base64url');
+    let key = keys.get(x);
+    if (!key) {
+      if (keys.size >= 1 << 14) keys.clear();
+      key = crypto.createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x }, format: 'jwk' });
+      keys.set(x, key);
+    }
+    return key;
+  };
+  parentPort!.on('message', ({ buffer, capacity, chunk }: { buffer: SharedArrayBuffer; capacity: number; chunk: number }) => {
+    const chunks = Math.ceil(capacity / chunk);
+    const control = new Int32Array(buffer, 0, 4);
+    const status = new Int32Array(buffer, 16, chunks);
+    const publicKeys = new Uint8Array(buffer, 16 + 4 * chunks, 32 * capacity);
+    const out = new Uint8Array(buffer, 16 + 4 * chunks + 32 * capacity, 64 * capacity);
+    for (;;) {
+      const claimed = Atomics.add(control, 0, 1);
+      if (claimed >= Atomics.load(control, 1)) return;
+      const items = Atomics.load(control, 2);
+      let result = 2;
+      try {
+        if (fault === 'throw') throw new Error('test fault');
+        if (fault === 'hang') Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+        for (let i = claimed * chunk; i < Math.min(items, (claimed + 1) * chunk); i++) {
+          encap(crypto, importPublic(publicKeys.subarray(i * 32, i * 32 + 32)), out, i * 64);
+        }
+      } catch {
+        result = 3;
+      }
+      Atomics.store(status, claimed, result);
+      Atomics.notify(status, claimed);
+    }
+  });
+}
+
+/** The shared buffer of a pool and its views. */
+class SharedBatch {
+  readonly buffer: SharedArrayBuffer;
+  readonly control: Int32Array;
+  readonly status: Int32Array;
+  readonly publicKeys: Uint8Array;
+  readonly out: Uint8Array;
+
+  constructor(readonly capacity: number) {
+    const chunks = Math.ceil(capacity / CHUNK);
+    this.buffer = new SharedArrayBuffer(CONTROL_BYTES + 4 * chunks + 96 * capacity);
+    this.control = new Int32Array(this.buffer, 0, 4);
+    this.status = new Int32Array(this.buffer, CONTROL_BYTES, chunks);
+    this.publicKeys = new Uint8Array(this.buffer, CONTROL_BYTES + 4 * chunks, 32 * capacity);
+    this.out = new Uint8Array(this.buffer, CONTROL_BYTES + 4 * chunks + 32 * capacity, 64 * capacity);
+  }
+}
+
+/** Batches on `threads` workers plus the calling thread; small batches on the calling thread only. */
+export class WorkerPoolEncaps implements EncapBatchRunner {
+  readonly #local: CallingThreadEncaps;
+  #workers: WorkerThreads.Worker[] = [];
+  #shared: SharedBatch | undefined;
+  /** Whether the current batch runs on the pool (else on `#local`). */
+  #pooled = false;
+  #items = 0;
+  #taken = 0;
+  /** Set when a worker stalled, exited or failed outside a chunk: the pool is replaced before its next batch. */
+  #broken = false;
+
+  constructor(
+    private readonly crypto: typeof NodeCrypto,
+    importPublic: PublicKeyImport,
+    private readonly workerThreads: typeof WorkerThreads,
+    /** Workers besides the calling thread (at least 1). */
+    readonly threads: number,
+  ) {
+    this.#local = new CallingThreadEncaps(crypto, importPublic);
+  }
+
+  begin(publicKeys: Uint8Array): void {
+    const items = publicKeys.length / 32;
+    if (!Number.isInteger(items)) throw new RangeError('32-byte public keys are expected');
+    this.#pooled = items >= POOL_MIN_ENCAPS;
+    if (!this.#pooled) return this.#local.begin(publicKeys);
+    if (this.#broken) this.close();
+    const shared = this.#sharedFor(items);
+    this.#start();
+    shared.publicKeys.set(publicKeys);
+    shared.status.fill(PENDING);
+    Atomics.store(shared.control, ITEMS, items);
+    Atomics.store(shared.control, CHUNKS, Math.ceil(items / CHUNK));
+    Atomics.store(shared.control, NEXT, 0);
+    for (const worker of this.#workers) worker.postMessage({ buffer: shared.buffer, capacity: shared.capacity, chunk: CHUNK });
+    this.#items = items;
+    this.#taken = 0;
+  }
+
+  take(out: Uint8Array): void {
+    if (!this.#pooled) return this.#local.take(out);
+    const shared = this.#shared!;
+    const count = out.length / 64;
+    if (!Number.isInteger(count) || this.#taken + count > this.#items) throw new RangeError('no such Encaps in this batch');
+    let written = 0;
+    while (written < count) {
+      const index = this.#taken + written;
+      const chunk = Math.floor(index / CHUNK);
+      if (!this.#awaitChunk(shared, chunk)) {
+        // A worker stalled: the rest of the batch on the calling thread.
+        this.#broken = true;
+        this.#pooled = false;
+        this.#local.begin(shared.publicKeys.subarray(index * 32, this.#items * 32));
+        this.#local.take(out.subarray(written * 64));
+        this.#taken += count;
+        return;
+      }
+      const upTo = Math.min(this.#taken + count, (chunk + 1) * CHUNK);
+      const results = shared.out.subarray(index * 64, upTo * 64);
+      out.set(results, written * 64);
+      results.fill(0);
+      written += upTo - index;
+    }
+    this.#taken += count;
+  }
+
+  end(): void {
+    const shared = this.#shared;
+    if (this.#items > 0 && shared) {
+      // No new claims; wait for the claimed chunks (unless a worker
+      // stalled already), then wipe what is left of the results.
+      const claimed = Math.min(Atomics.exchange(shared.control, NEXT, 1 << 30), Atomics.load(shared.control, CHUNKS));
+      for (let chunk = 0; chunk < claimed && !this.#broken; chunk++) {
+        if (!this.#waitWhilePending(shared, chunk)) this.#broken = true;
+      }
+      shared.out.fill(0, 0, this.#items * 64);
+    }
+    this.#local.end();
+    this.#pooled = false;
+    this.#items = 0;
+    this.#taken = 0;
+    if (this.#broken) this.close();
+  }
+
+  /** Terminate the workers (a later large batch starts new ones). */
+  close(): void {
+    for (const worker of this.#workers) void worker.terminate();
+    this.#workers = [];
+    // A stalled worker may still write into the old buffer: never reuse it.
+    if (this.#broken) this.#shared = undefined;
+    this.#broken = false;
+  }
+
+  /** Workers running now (0 until the first large batch). */
+  get running(): number {
+    return this.#workers.length;
+  }
+
+  #sharedFor(items: number): SharedBatch {
+    if (!this.#shared || this.#shared.capacity < items) {
+      this.#shared = new SharedBatch(Math.max(items, 2 * (this.#shared?.capacity ?? 0)));
+    }
+    return this.#shared;
+  }
+
+  #start(): void {
+    if (this.#workers.length > 0) return;
+    const source = `(${workerMain.toString()})(${encapInto.toString()})`;
+    for (let i = 0; i < this.threads; i++) {
+      const worker = new this.workerThreads.Worker(source, { eval: true });
+      worker.unref();
+      // Seen only between batches (the calling thread is busy during one);
+      // a stall within a batch is caught by STALL_MS.
+      worker.on('error', () => (this.#broken = true));
+      worker.on('exit', () => (this.#broken = true));
+      this.#workers.push(worker);
+    }
+  }
+
+  /**
+   * Make sure `chunk` is done: claim and make chunks on the calling
+   * thread while any is left, redo a chunk a worker failed, wait for one a
+   * worker is making. False when that worker stalled.
+   */
+  #awaitChunk(shared: SharedBatch, chunk: number): boolean {
+    const chunks = Atomics.load(shared.control, CHUNKS);
+    for (;;) {
+      const state = Atomics.load(shared.status, chunk);
+      if (state === DONE) return true;
+      if (state === FAILED) {
+        // The worker is done with it: redo it here (throws as the single-thread mode would).
+        this.#make(shared, chunk);
+        continue;
+      }
+      const claimed = Atomics.add(shared.control, NEXT, 1);
+      if (claimed < chunks) {
+        this.#make(shared, claimed);
+        continue;
+      }
+      return this.#waitWhilePending(shared, chunk);
+    }
+  }
+
+  /** Make one chunk's Encaps on the calling thread. */
+  #make(shared: SharedBatch, chunk: number): void {
+    const end = Math.min(this.#items, (chunk + 1) * CHUNK);
+    for (let i = chunk * CHUNK; i < end; i++) {
+      encapInto(this.crypto, this.#local.importPublic(shared.publicKeys.subarray(i * 32, i * 32 + 32)), shared.out, i * 64);
+    }
+    Atomics.store(shared.status, chunk, DONE);
+  }
+
+  /** Wait until a claimed chunk is no longer pending; false after STALL_MS. */
+  #waitWhilePending(shared: SharedBatch, chunk: number): boolean {
+    const deadline = performance.now() + STALL_MS;
+    while (Atomics.load(shared.status, chunk) === PENDING) {
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      Atomics.wait(shared.status, chunk, PENDING, left);
+    }
+    return true;
+  }
+}
