@@ -112,6 +112,28 @@ export function threadCount(): number {
   return nodeCurves?.threads() ?? 0;
 }
 
+/**
+ * What the worker pool of `setThreads` did since it was set: batches it
+ * ran, Encaps made by the workers and by the calling thread, chunks a
+ * worker failed (redone by the calling thread), stalls (batch finished on
+ * the calling thread, pool replaced), and workers running now. Undefined
+ * with `setThreads(0)` or outside Node.
+ */
+export function threadStats(): ThreadStats | undefined {
+  assertReady();
+  return nodeCurves?.poolStats();
+}
+
+/** See `threadStats()`. */
+export interface ThreadStats {
+  pooledBatches: number;
+  workerEncaps: number;
+  callingThreadEncaps: number;
+  redoneChunks: number;
+  stalls: number;
+  running: number;
+}
+
 /** Throw unless the core is loaded and healthy. */
 export function assertReady(): void {
   if (poisoned) throw poisoned;

@@ -16,7 +16,7 @@
 import type * as NodeCrypto from 'node:crypto';
 import type * as WorkerThreads from 'node:worker_threads';
 import { CallingThreadEncaps, encapInto, type EncapBatchRunner } from './x25519-encap.js';
-import { WorkerPoolEncaps } from './x25519-pool.js';
+import { WorkerPoolEncaps, type PoolStats } from './x25519-pool.js';
 
 type KeyObject = NodeCrypto.KeyObject;
 
@@ -78,6 +78,8 @@ export interface NodeNativeCurves extends NativeCurves {
   setThreads(threads: number): void;
   /** The worker threads set (not necessarily started yet). */
   threads(): number;
+  /** What the current pool did, and how many workers run now; undefined without a pool. */
+  poolStats(): (PoolStats & { running: number }) | undefined;
 }
 
 export function nodeNativeCurves(crypto: typeof NodeCrypto, workerThreads?: typeof WorkerThreads): NodeNativeCurves {
@@ -129,6 +131,9 @@ export function nodeNativeCurves(crypto: typeof NodeCrypto, workerThreads?: type
     },
     threads() {
       return pool?.threads ?? 0;
+    },
+    poolStats() {
+      return pool ? { ...pool.stats, running: pool.running } : undefined;
     },
     x25519(secretKey, publicKey) {
       const shared = crypto.diffieHellman({ privateKey: importPrivate('X25519', secretKey).key, publicKey: importPublic('X25519', publicKey) });

@@ -110,6 +110,20 @@ class SharedBatch {
   }
 }
 
+/** What a pool did since it was made (`threadStats()`). */
+export interface PoolStats {
+  /** Batches run on the pool (large enough). */
+  pooledBatches: number;
+  /** Encaps the workers made and the calling thread used. */
+  workerEncaps: number;
+  /** Encaps the calling thread made in pooled batches (its share, chunks a worker failed, and after a stall). */
+  callingThreadEncaps: number;
+  /** Chunks a worker failed that the calling thread redid. */
+  redoneChunks: number;
+  /** Batches finished on the calling thread because a worker stalled (the pool was then replaced). */
+  stalls: number;
+}
+
 /** Batches on `threads` workers plus the calling thread; small batches on the calling thread only. */
 export class WorkerPoolEncaps implements EncapBatchRunner {
   readonly #local: CallingThreadEncaps;
@@ -121,6 +135,9 @@ export class WorkerPoolEncaps implements EncapBatchRunner {
   #taken = 0;
   /** Set when a worker stalled, exited or failed outside a chunk: the pool is replaced before its next batch. */
   #broken = false;
+  /** Chunks of the current batch the calling thread made. */
+  readonly #madeHere = new Set<number>();
+  readonly stats: PoolStats = { pooledBatches: 0, workerEncaps: 0, callingThreadEncaps: 0, redoneChunks: 0, stalls: 0 };
 
   constructor(
     private readonly crypto: typeof NodeCrypto,
@@ -142,12 +159,14 @@ export class WorkerPoolEncaps implements EncapBatchRunner {
     this.#start();
     shared.publicKeys.set(publicKeys);
     shared.status.fill(PENDING);
+    this.#madeHere.clear();
     Atomics.store(shared.control, ITEMS, items);
     Atomics.store(shared.control, CHUNKS, Math.ceil(items / CHUNK));
     Atomics.store(shared.control, NEXT, 0);
     for (const worker of this.#workers) worker.postMessage({ buffer: shared.buffer, capacity: shared.capacity, chunk: CHUNK });
     this.#items = items;
     this.#taken = 0;
+    this.stats.pooledBatches++;
   }
 
   take(out: Uint8Array): void {
@@ -163,12 +182,15 @@ export class WorkerPoolEncaps implements EncapBatchRunner {
         // A worker stalled: the rest of the batch on the calling thread.
         this.#broken = true;
         this.#pooled = false;
+        this.stats.stalls++;
         this.#local.begin(shared.publicKeys.subarray(index * 32, this.#items * 32));
         this.#local.take(out.subarray(written * 64));
+        this.stats.callingThreadEncaps += count - written;
         this.#taken += count;
         return;
       }
       const upTo = Math.min(this.#taken + count, (chunk + 1) * CHUNK);
+      if (!this.#madeHere.has(chunk)) this.stats.workerEncaps += upTo - index;
       const results = shared.out.subarray(index * 64, upTo * 64);
       out.set(results, written * 64);
       results.fill(0);
@@ -224,8 +246,11 @@ export class WorkerPoolEncaps implements EncapBatchRunner {
       worker.unref();
       // Seen only between batches (the calling thread is busy during one);
       // a stall within a batch is caught by STALL_MS.
-      worker.on('error', () => (this.#broken = true));
-      worker.on('exit', () => (this.#broken = true));
+      const failed = (): void => {
+        if (this.#workers.includes(worker)) this.#broken = true;
+      };
+      worker.on('error', failed);
+      worker.on('exit', failed);
       this.#workers.push(worker);
     }
   }
@@ -242,6 +267,7 @@ export class WorkerPoolEncaps implements EncapBatchRunner {
       if (state === DONE) return true;
       if (state === FAILED) {
         // The worker is done with it: redo it here (throws as the single-thread mode would).
+        this.stats.redoneChunks++;
         this.#make(shared, chunk);
         continue;
       }
@@ -257,9 +283,17 @@ export class WorkerPoolEncaps implements EncapBatchRunner {
   /** Make one chunk's Encaps on the calling thread. */
   #make(shared: SharedBatch, chunk: number): void {
     const end = Math.min(this.#items, (chunk + 1) * CHUNK);
-    for (let i = chunk * CHUNK; i < end; i++) {
-      encapInto(this.crypto, this.#local.importPublic(shared.publicKeys.subarray(i * 32, i * 32 + 32)), shared.out, i * 64);
+    try {
+      for (let i = chunk * CHUNK; i < end; i++) {
+        encapInto(this.crypto, this.#local.importPublic(shared.publicKeys.subarray(i * 32, i * 32 + 32)), shared.out, i * 64);
+      }
+    } catch (error) {
+      // Not pending any more, so end() does not wait for it.
+      Atomics.store(shared.status, chunk, FAILED);
+      throw error;
     }
+    this.#madeHere.add(chunk);
+    this.stats.callingThreadEncaps += end - chunk * CHUNK;
     Atomics.store(shared.status, chunk, DONE);
   }
 
