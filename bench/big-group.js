@@ -18,7 +18,8 @@
 // holding the group and committing in it).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpuUsage, memoryUsage } from 'node:process';
-import { MemoryStorageAdapter, MlsClient, init, wasmMemoryBytes } from 'paired-mls';
+import { MemoryStorageAdapter, MlsClient, init, threadCount, threadStats, wasmMemoryBytes } from 'paired-mls';
+import { loadavg } from 'node:os';
 
 const CIPHERSUITE = 1;
 const args = process.argv.slice(2);
@@ -109,12 +110,20 @@ async function measure() {
   const held = { wasm: wasmMemoryBytes(), wasm_fresh_instance: before, wasm_after_loading_records: records, ...heap() };
   const now = () => (clock === 'cpu' ? (({ user, system }) => (user + system) / 1000)(cpuUsage()) : performance.now());
   const times = [];
+  const cpuTimes = [];
+  const loadAtStart = loadavg();
   for (let i = 0; i < iterations + 1; i++) {
     const t0 = now();
+    const c0 = cpuUsage();
     await group.selfUpdate();
     const t1 = now();
+    const c1 = cpuUsage(c0);
     await group.clearPendingCommit();
-    if (i > 0) times.push(t1 - t0); // the first one is a warm-up
+    // The first one is a warm-up (and starts the worker pool, if any).
+    if (i > 0) {
+      times.push(t1 - t0);
+      cpuTimes.push((c1.user + c1.system) / 1000);
+    }
   }
   const after = { wasm: wasmMemoryBytes(), ...heap() };
   const mean = times.reduce((a, b) => a + b, 0) / times.length;
@@ -124,6 +133,10 @@ async function measure() {
     held: { ...held, wasm_per_member: held.wasm / n },
     after_self_updates: { ...after, wasm_per_member: after.wasm / n },
     self_update_ms: { clock, mean, samples: times.map((t) => Math.round(t * 10) / 10) },
+    // Process CPU time (all threads) of the same self-updates.
+    self_update_cpu_ms: { mean: cpuTimes.reduce((a, b) => a + b, 0) / cpuTimes.length, samples: cpuTimes.map((t) => Math.round(t * 10) / 10) },
+    threads: { set: threadCount(), pool: threadStats() },
+    load_average: { start: loadAtStart, end: loadavg() },
   };
   console.log(JSON.stringify(report, null, 2));
   client.free();
