@@ -15,7 +15,8 @@
  */
 import type * as NodeCrypto from 'node:crypto';
 import type * as WorkerThreads from 'node:worker_threads';
-import { CallingThreadEncaps, encapInto, type EncapBatchRunner } from './x25519-encap.js';
+import type { EncapBatchRunner } from './encap-batch.js';
+import { CallingThreadEncaps, encapInto } from './x25519-encap.js';
 import { WorkerPoolEncaps, type PoolStats } from './x25519-pool.js';
 
 type KeyObject = NodeCrypto.KeyObject;

@@ -7,6 +7,7 @@
  * ephemeral secrets never leave OpenSSL.
  */
 import type * as NodeCrypto from 'node:crypto';
+import type { EncapBatchRunner } from './encap-batch.js';
 
 type KeyObject = NodeCrypto.KeyObject;
 
@@ -41,16 +42,6 @@ export function encapInto(crypto: typeof NodeCrypto, publicKey: KeyObject, out: 
   } finally {
     shared.fill(0);
   }
-}
-
-/** Runs the Encaps of one batch (x25519EncapBegin/Take/End of the core's contract). */
-export interface EncapBatchRunner {
-  /** Start a batch: `publicKeys` is 32 bytes per recipient (copied if kept). */
-  begin(publicKeys: Uint8Array): void;
-  /** Write the next `out.length / 64` results, in order, into `out`. */
-  take(out: Uint8Array): void;
-  /** End the batch, done or abandoned; wipe every copy of its results. */
-  end(): void;
 }
 
 /** Looks up (and caches) the KeyObject of a 32-byte X25519 public key. */

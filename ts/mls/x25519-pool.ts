@@ -29,23 +29,11 @@
  */
 import type * as NodeCrypto from 'node:crypto';
 import type * as WorkerThreads from 'node:worker_threads';
-import { CallingThreadEncaps, encapInto, type EncapBatchRunner, type PublicKeyImport } from './x25519-encap.js';
+import { CHUNK, CHUNKS, DONE, FAILED, NEXT, sharedBatchFor, type EncapBatchRunner, type SharedBatch } from './encap-batch.js';
+import { CallingThreadEncaps, encapInto, type PublicKeyImport } from './x25519-encap.js';
 
-/** Encaps per claim. */
-const CHUNK = 32;
 /** Smaller batches (small groups) stay on the calling thread: waking the pool would cost more than it saves. */
 export const POOL_MIN_ENCAPS = 128;
-/** How long a claimed chunk may take before its worker is given up. */
-const STALL_MS = 1000;
-/** Status of a chunk. */
-const PENDING = 0;
-const DONE = 2;
-const FAILED = 3;
-/** Control words: next chunk to claim, chunk count, Encap count. */
-const NEXT = 0;
-const CHUNKS = 1;
-const ITEMS = 2;
-const CONTROL_BYTES = 16;
 
 /** What a worker runs (its source text is sent with `eval: true`, so the package needs no extra file). */
 function workerMain(encap: typeof encapInto): void {
@@ -90,24 +78,6 @@ function workerMain(encap: typeof encapInto): void {
       Atomics.notify(status, claimed);
     }
   });
-}
-
-/** The shared buffer of a pool and its views. */
-class SharedBatch {
-  readonly buffer: SharedArrayBuffer;
-  readonly control: Int32Array;
-  readonly status: Int32Array;
-  readonly publicKeys: Uint8Array;
-  readonly out: Uint8Array;
-
-  constructor(readonly capacity: number) {
-    const chunks = Math.ceil(capacity / CHUNK);
-    this.buffer = new SharedArrayBuffer(CONTROL_BYTES + 4 * chunks + 96 * capacity);
-    this.control = new Int32Array(this.buffer, 0, 4);
-    this.status = new Int32Array(this.buffer, CONTROL_BYTES, chunks);
-    this.publicKeys = new Uint8Array(this.buffer, CONTROL_BYTES + 4 * chunks, 32 * capacity);
-    this.out = new Uint8Array(this.buffer, CONTROL_BYTES + 4 * chunks + 32 * capacity, 64 * capacity);
-  }
 }
 
 /** What a pool did since it was made (`threadStats()`). */
@@ -155,15 +125,11 @@ export class WorkerPoolEncaps implements EncapBatchRunner {
     this.#pooled = items >= POOL_MIN_ENCAPS;
     if (!this.#pooled) return this.#local.begin(publicKeys);
     if (this.#broken) this.close();
-    const shared = this.#sharedFor(items);
+    const shared = (this.#shared = sharedBatchFor(this.#shared, items));
     this.#start();
-    shared.publicKeys.set(publicKeys);
-    shared.status.fill(PENDING);
+    shared.load(publicKeys);
     this.#madeHere.clear();
-    Atomics.store(shared.control, ITEMS, items);
-    Atomics.store(shared.control, CHUNKS, Math.ceil(items / CHUNK));
-    Atomics.store(shared.control, NEXT, 0);
-    for (const worker of this.#workers) worker.postMessage({ buffer: shared.buffer, capacity: shared.capacity, chunk: CHUNK });
+    for (const worker of this.#workers) worker.postMessage(shared.message());
     this.#items = items;
     this.#taken = 0;
     this.stats.pooledBatches++;
@@ -191,9 +157,7 @@ export class WorkerPoolEncaps implements EncapBatchRunner {
       }
       const upTo = Math.min(this.#taken + count, (chunk + 1) * CHUNK);
       if (!this.#madeHere.has(chunk)) this.stats.workerEncaps += upTo - index;
-      const results = shared.out.subarray(index * 64, upTo * 64);
-      out.set(results, written * 64);
-      results.fill(0);
+      shared.move(index, upTo, out, written);
       written += upTo - index;
     }
     this.#taken += count;
@@ -204,9 +168,9 @@ export class WorkerPoolEncaps implements EncapBatchRunner {
     if (this.#items > 0 && shared) {
       // No new claims; wait for the claimed chunks (unless a worker
       // stalled already), then wipe what is left of the results.
-      const claimed = Math.min(Atomics.exchange(shared.control, NEXT, 1 << 30), Atomics.load(shared.control, CHUNKS));
+      const claimed = shared.closeClaims();
       for (let chunk = 0; chunk < claimed && !this.#broken; chunk++) {
-        if (!this.#waitWhilePending(shared, chunk)) this.#broken = true;
+        if (!shared.waitWhilePending(chunk, true)) this.#broken = true;
       }
       shared.out.fill(0, 0, this.#items * 64);
     }
@@ -229,13 +193,6 @@ export class WorkerPoolEncaps implements EncapBatchRunner {
   /** Workers running now (0 until the first large batch). */
   get running(): number {
     return this.#workers.length;
-  }
-
-  #sharedFor(items: number): SharedBatch {
-    if (!this.#shared || this.#shared.capacity < items) {
-      this.#shared = new SharedBatch(Math.max(items, 2 * (this.#shared?.capacity ?? 0)));
-    }
-    return this.#shared;
   }
 
   #start(): void {
@@ -276,7 +233,7 @@ export class WorkerPoolEncaps implements EncapBatchRunner {
         this.#make(shared, claimed);
         continue;
       }
-      return this.#waitWhilePending(shared, chunk);
+      return shared.waitWhilePending(chunk, true);
     }
   }
 
@@ -295,16 +252,5 @@ export class WorkerPoolEncaps implements EncapBatchRunner {
     this.#madeHere.add(chunk);
     this.stats.callingThreadEncaps += end - chunk * CHUNK;
     Atomics.store(shared.status, chunk, DONE);
-  }
-
-  /** Wait until a claimed chunk is no longer pending; false after STALL_MS. */
-  #waitWhilePending(shared: SharedBatch, chunk: number): boolean {
-    const deadline = performance.now() + STALL_MS;
-    while (Atomics.load(shared.status, chunk) === PENDING) {
-      const left = deadline - performance.now();
-      if (left <= 0) return false;
-      Atomics.wait(shared.status, chunk, PENDING, left);
-    }
-    return true;
   }
 }

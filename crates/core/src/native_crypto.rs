@@ -101,6 +101,20 @@ pub fn install_native_curves(curves: Option<NativeCurves>) {
     CURVES.with(|slot| *slot.borrow_mut() = curves);
 }
 
+thread_local! {
+    // A host that makes only batches of Encaps (x25519EncapBegin/Take/End):
+    // browsers' opt-in pool of Web Workers (ts/mls/browser-encap-pool.ts),
+    // used when no native curves are installed.
+    static ENCAP_POOL: RefCell<Option<NativeCurves>> = const { RefCell::new(None) };
+}
+
+/// Hand the Encaps of path encryptions to `pool` (or stop with `null`);
+/// the native curves, when installed, take precedence.
+#[wasm_bindgen(js_name = installEncapPool)]
+pub fn install_encap_pool(pool: Option<NativeCurves>) {
+    ENCAP_POOL.with(|slot| *slot.borrow_mut() = pool);
+}
+
 /// Whether curve operations currently go to the host's native crypto.
 #[wasm_bindgen(js_name = nativeCurvesInstalled)]
 pub fn native_curves_installed() -> bool {
@@ -375,39 +389,62 @@ impl Drop for EncapBatch<'_> {
 /// outputs over chunk by chunk into memory this function wipes; each
 /// chunk's key schedules and AEAD run here while the host makes the next.
 /// Ciphertexts in the order of `inputs`. `None` as for one seal.
-pub(crate) fn native_x25519_seal_batch(algorithms: Algorithms, info: &[u8], aad: &[u8], inputs: &[(&[u8], &[u8])]) -> Option<Result<Vec<(Vec<u8>, Vec<u8>)>, hpke_rs::HpkeError>> {
-    if algorithms.0 != KemAlgorithm::DhKem25519 || !native_curves_installed() {
+///
+/// Without native curves, an installed Encap pool (browsers) makes them;
+/// its failure is `Some(Err(HostFailed))`, and the caller then seals in Rust.
+pub(crate) fn native_x25519_seal_batch(algorithms: Algorithms, info: &[u8], aad: &[u8], inputs: &[(&[u8], &[u8])]) -> Option<Result<Vec<(Vec<u8>, Vec<u8>)>, BatchError>> {
+    if algorithms.0 != KemAlgorithm::DhKem25519 {
         return None;
     }
+    if native_curves_installed() {
+        CURVES.with(|slot| slot.borrow().as_ref().map(|curves| seal_batch_on(curves, algorithms, info, aad, inputs)))
+    } else {
+        ENCAP_POOL.with(|slot| {
+            slot.borrow().as_ref().map(|pool| {
+                seal_batch_on(pool, algorithms, info, aad, inputs).map_err(|error| match error {
+                    BatchError::Seal(_) => BatchError::HostFailed,
+                    other => other,
+                })
+            })
+        })
+    }
+}
+
+/// Why a batch seal failed.
+#[derive(Debug)]
+pub(crate) enum BatchError {
+    /// The seal failed (a public key of the wrong length, a low-order point
+    /// reported by the native curves, a failed key schedule).
+    Seal(hpke_rs::HpkeError),
+    /// The browsers' Encap pool failed (a worker, or a point WebCrypto
+    /// refused): the caller seals the batch in Rust instead.
+    HostFailed,
+}
+
+fn seal_batch_on(curves: &NativeCurves, algorithms: Algorithms, info: &[u8], aad: &[u8], inputs: &[(&[u8], &[u8])]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BatchError> {
     let mut pks = Vec::with_capacity(inputs.len() * 32);
     for (pk_r, _) in inputs {
         if pk_r.len() != 32 {
-            return Some(Err(hpke_rs::HpkeError::InvalidInput));
+            return Err(BatchError::Seal(hpke_rs::HpkeError::InvalidInput));
         }
         pks.extend_from_slice(pk_r);
     }
-    let host_error = || hpke_rs::HpkeError::CryptoError(String::new());
-    CURVES.with(|slot| {
-        let slot = slot.borrow();
-        let curves = slot.as_ref()?;
-        Some((|| {
-            curves.x25519_encap_begin(&pks).map_err(|_| host_error())?;
-            let _batch = EncapBatch(curves);
-            let mut encapsulated = zeroize::Zeroizing::new(vec![0u8; ENCAP_CHUNK.min(inputs.len()) * 64]);
-            let mut sealed = Vec::with_capacity(inputs.len());
-            for chunk in inputs.chunks(ENCAP_CHUNK) {
-                let out = &mut encapsulated[..chunk.len() * 64];
-                // The host throws on a low-order point, or when its threads failed.
-                curves.x25519_encap_take(out).map_err(|_| host_error())?;
-                for ((pk_r, ptxt), one) in chunk.iter().zip(out.chunks_exact(64)) {
-                    let pk_r: [u8; 32] = (*pk_r).try_into().map_err(|_| hpke_rs::HpkeError::InvalidInput)?;
-                    let one: &[u8; 64] = one.try_into().map_err(|_| host_error())?;
-                    sealed.push(seal_encapsulated(algorithms, one, &pk_r, info, aad, ptxt)?);
-                }
-            }
-            Ok(sealed)
-        })())
-    })
+    let host_error = || BatchError::Seal(hpke_rs::HpkeError::CryptoError(String::new()));
+    curves.x25519_encap_begin(&pks).map_err(|_| host_error())?;
+    let _batch = EncapBatch(curves);
+    let mut encapsulated = zeroize::Zeroizing::new(vec![0u8; ENCAP_CHUNK.min(inputs.len()) * 64]);
+    let mut sealed = Vec::with_capacity(inputs.len());
+    for chunk in inputs.chunks(ENCAP_CHUNK) {
+        let out = &mut encapsulated[..chunk.len() * 64];
+        // The host throws on a low-order point, or when its threads failed.
+        curves.x25519_encap_take(out).map_err(|_| host_error())?;
+        for ((pk_r, ptxt), one) in chunk.iter().zip(out.chunks_exact(64)) {
+            let pk_r: [u8; 32] = (*pk_r).try_into().map_err(|_| BatchError::Seal(hpke_rs::HpkeError::InvalidInput))?;
+            let one: &[u8; 64] = one.try_into().map_err(|_| host_error())?;
+            sealed.push(seal_encapsulated(algorithms, one, &pk_r, info, aad, ptxt).map_err(BatchError::Seal)?);
+        }
+    }
+    Ok(sealed)
 }
 
 /// Seal with a host's Encap output `enc (32) || DH (32)`: (enc, ciphertext).

@@ -159,12 +159,16 @@ impl OpenMlsCrypto for AcceleratedCrypto {
     fn hpke_seal_batch(&self, config: HpkeConfig, info: &[u8], aad: &[u8], inputs: &[(&[u8], &[u8])]) -> Result<Vec<HpkeCiphertext>, CryptoError> {
         let algorithms = hpke_algorithms(&config)?;
         match native_crypto::native_x25519_seal_batch(algorithms, info, aad, inputs) {
-            Some(sealed) => Ok(sealed
-                .map_err(hpke_seal_error)?
+            Some(Ok(sealed)) => Ok(sealed
                 .into_iter()
                 .map(|(kem_output, ciphertext)| HpkeCiphertext { kem_output: kem_output.into(), ciphertext: ciphertext.into() })
                 .collect()),
-            None => inputs.iter().map(|(pk_r, ptxt)| self.hpke_seal(HpkeConfig(config.0, config.1, config.2), pk_r, info, aad, ptxt)).collect(),
+            Some(Err(native_crypto::BatchError::Seal(error))) => Err(hpke_seal_error(error)),
+            // No batch host, or the browsers' pool failed: one by one in Rust
+            // (a low-order point then fails here as it would have without a pool).
+            None | Some(Err(native_crypto::BatchError::HostFailed)) => {
+                inputs.iter().map(|(pk_r, ptxt)| self.hpke_seal(HpkeConfig(config.0, config.1, config.2), pk_r, info, aad, ptxt)).collect()
+            }
         }
     }
     fn hpke_open(&self, config: HpkeConfig, input: &HpkeCiphertext, sk_r: &[u8], info: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
