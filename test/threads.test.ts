@@ -10,6 +10,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MlsClient, MlsError, curveBackend, init, setThreads, threadCount, threadStats } from 'paired-mls';
 import { deliverCommit, expectInSync, newMember, type Member } from './helpers.js';
+import { PairedActor, TsActor, commitAll, expectAgree } from './interop-actors.js';
 
 /** Leaves of the members that process the commits; the rest are KeyPackages only. */
 const REAL_LEAVES = [1, 37, 130, 255, 299];
@@ -144,6 +145,25 @@ describe('path encryptions on worker threads', () => {
     expect(threadStats()!.workerEncaps).toBeGreaterThan(workerEncaps);
     setThreads(0);
   }, 60_000);
+
+  it('ts-mls (an independent implementation) processes a commit whose Encaps the pool made', async () => {
+    const creator = await PairedActor.create('p-creator');
+    await creator.createGroup();
+    const ts = await TsActor.create('t-member');
+    const filler = await MlsClient.open();
+    const keyPackages = [await ts.keyPackage()];
+    for (let leaf = 2; leaf < 200; leaf++) keyPackages.push(await filler.createKeyPackage(await filler.createIdentity(`f${leaf}`)));
+    await ts.join((await commitAll(creator, { add: keyPackages }, [creator]))!);
+    filler.free();
+    setThreads(1);
+    for (let round = 0; round < 6 && (threadStats()?.workerEncaps ?? 0) === 0; round++) {
+      await commitAll(creator, { update: true }, [creator, ts]);
+      await expectAgree([creator, ts]);
+      await pause(100);
+    }
+    expect(threadStats()!.workerEncaps).toBeGreaterThan(0);
+    setThreads(0);
+  }, 120_000);
 
   it('refuses a thread count that is not a whole number from 0 to 64', () => {
     for (const bad of [-1, 1.5, 65, Number.NaN]) {
