@@ -24,14 +24,14 @@
  * one by one in wasm, as without a pool (same result), and the pool's
  * workers are replaced before its next batch.
  */
-import { CHUNK, DONE, sharedBatchFor, type EncapBatchRunner, type SharedBatch } from './encap-batch.js';
+import { CHUNK, DONE, claimChunks, sharedBatchFor, type BatchMessage, type EncapBatchRunner, type SharedBatch } from './encap-batch.js';
 import type { PoolStats } from './x25519-pool.js';
 
 /** Smaller batches are sealed in wasm without the pool (the core is told so by `begin`). */
 export const BROWSER_POOL_MIN_ENCAPS = 128;
 
 /** What a Web Worker runs (sent as source text in a Blob URL). */
-function browserWorkerMain(): void {
+function browserWorkerMain(claim: typeof claimChunks): void {
   const subtle = crypto.subtle;
   const X25519 = { name: 'X25519' } as const;
   const encap = async (publicKey: Uint8Array, out: Uint8Array, offset: number): Promise<void> => {
@@ -51,29 +51,12 @@ function browserWorkerMain(): void {
   // Tell the page this worker runs: a worker starts only when the page's
   // main thread is free, never while it waits inside a commit.
   postMessage('ready');
-  onmessage = async (event: MessageEvent<{ buffer: SharedArrayBuffer; capacity: number; chunk: number }>) => {
-    const { buffer, capacity, chunk } = event.data;
-    const chunks = Math.ceil(capacity / chunk);
-    const control = new Int32Array(buffer, 0, 4);
-    const status = new Int32Array(buffer, 16, chunks);
-    const publicKeys = new Uint8Array(buffer, 16 + 4 * chunks, 32 * capacity);
-    const out = new Uint8Array(buffer, 16 + 4 * chunks + 32 * capacity, 64 * capacity);
-    for (;;) {
-      const claimed = Atomics.add(control, 0, 1);
-      if (claimed >= Atomics.load(control, 1)) return;
-      const items = Atomics.load(control, 2);
-      let result = 2;
-      try {
-        const jobs = [];
-        for (let i = claimed * chunk; i < Math.min(items, (claimed + 1) * chunk); i++) jobs.push(encap(publicKeys.subarray(i * 32, i * 32 + 32), out, i * 64));
-        await Promise.all(jobs);
-      } catch {
-        result = 3;
-      }
-      Atomics.store(status, claimed, result);
-      Atomics.notify(status, claimed);
-    }
-  };
+  onmessage = (event: MessageEvent<BatchMessage>) =>
+    claim(event.data, async (publicKeys, out, from, to) => {
+      const jobs = [];
+      for (let i = from; i < to; i++) jobs.push(encap(publicKeys.subarray(i * 32, i * 32 + 32), out, i * 64));
+      await Promise.all(jobs);
+    });
 }
 
 /** Whether this thread may block in `Atomics.wait` (Workers may; a window's main thread may not). */
@@ -148,14 +131,8 @@ export class BrowserEncapPool implements EncapBatchRunner {
 
   end(): void {
     const shared = this.#shared;
-    if (this.#items > 0 && shared) {
-      // No new claims; wait for the claimed chunks, then wipe the results.
-      const claimed = shared.closeClaims();
-      for (let chunk = 0; chunk < claimed && !this.#broken; chunk++) {
-        if (!shared.waitWhilePending(chunk, mayBlock())) this.#broken = true;
-      }
-      shared.out.fill(0, 0, this.#items * 64);
-    }
+    // No new claims; wait for the claimed chunks, then wipe the results.
+    if (this.#items > 0 && shared && !shared.finish(this.#items, mayBlock(), this.#broken)) this.#broken = true;
     this.#items = 0;
     this.#taken = 0;
     // Replace a failed pool now, so the new workers start as soon as the page's thread is free.
@@ -178,7 +155,7 @@ export class BrowserEncapPool implements EncapBatchRunner {
   }
 
   #start(): void {
-    this.#url ??= URL.createObjectURL(new Blob([`(${browserWorkerMain.toString()})()`], { type: 'text/javascript' }));
+    this.#url ??= URL.createObjectURL(new Blob([`(${browserWorkerMain.toString()})(${claimChunks.toString()})`], { type: 'text/javascript' }));
     for (let i = 0; i < this.threads; i++) {
       const worker = new Worker(this.#url);
       worker.onmessage = () => this.#ready++;

@@ -66,7 +66,7 @@ export class SharedBatch {
   }
 
   /** The message that tells a worker to join the batch. */
-  message(): { buffer: SharedArrayBuffer; capacity: number; chunk: number } {
+  message(): BatchMessage {
     return { buffer: this.buffer, capacity: this.capacity, chunk: CHUNK };
   }
 
@@ -77,9 +77,17 @@ export class SharedBatch {
     results.fill(0);
   }
 
-  /** Close the batch to claims; the number of chunks claimed until now. */
-  closeClaims(): number {
-    return Math.min(Atomics.exchange(this.control, NEXT, 1 << 30), Atomics.load(this.control, CHUNKS));
+  /**
+   * End a batch of `items`: no new claims, wait for the claimed chunks
+   * (unless `stalled` already), wipe the results. False if a chunk stalled.
+   */
+  finish(items: number, block: boolean, stalled: boolean): boolean {
+    const claimed = Math.min(Atomics.exchange(this.control, NEXT, 1 << 30), Atomics.load(this.control, CHUNKS));
+    for (let chunk = 0; chunk < claimed && !stalled; chunk++) {
+      if (!this.waitWhilePending(chunk, block)) stalled = true;
+    }
+    this.out.fill(0, 0, items * 64);
+    return !stalled;
   }
 
   /** Wait while `chunk` is pending, blocking if `block`, else spinning; false after STALL_MS. */
@@ -91,6 +99,42 @@ export class SharedBatch {
       if (block) Atomics.wait(this.status, chunk, PENDING, left);
     }
     return true;
+  }
+}
+
+/** What a worker receives to join a batch. */
+export interface BatchMessage {
+  buffer: SharedArrayBuffer;
+  capacity: number;
+  chunk: number;
+}
+
+/**
+ * A worker's side of the protocol: claim chunks until none is left, make
+ * each with `makeChunk(publicKeys, out, from, to)` (results `[from, to)`
+ * into `out`), mark it DONE, or FAILED when `makeChunk` throws. Its source
+ * text runs in the workers of both pools, so it names nothing outside
+ * itself (the layout is SharedBatch's).
+ */
+export async function claimChunks(message: BatchMessage, makeChunk: (publicKeys: Uint8Array, out: Uint8Array, from: number, to: number) => unknown): Promise<void> {
+  const { buffer, capacity, chunk } = message;
+  const chunks = Math.ceil(capacity / chunk);
+  const control = new Int32Array(buffer, 0, 4);
+  const status = new Int32Array(buffer, 16, chunks);
+  const publicKeys = new Uint8Array(buffer, 16 + 4 * chunks, 32 * capacity);
+  const out = new Uint8Array(buffer, 16 + 4 * chunks + 32 * capacity, 64 * capacity);
+  for (;;) {
+    const claimed = Atomics.add(control, 0, 1);
+    if (claimed >= Atomics.load(control, 1)) return;
+    const items = Atomics.load(control, 2);
+    let result = 2;
+    try {
+      await makeChunk(publicKeys, out, claimed * chunk, Math.min(items, (claimed + 1) * chunk));
+    } catch {
+      result = 3;
+    }
+    Atomics.store(status, claimed, result);
+    Atomics.notify(status, claimed);
   }
 }
 

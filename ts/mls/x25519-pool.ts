@@ -29,19 +29,19 @@
  */
 import type * as NodeCrypto from 'node:crypto';
 import type * as WorkerThreads from 'node:worker_threads';
-import { CHUNK, CHUNKS, DONE, FAILED, NEXT, sharedBatchFor, type EncapBatchRunner, type SharedBatch } from './encap-batch.js';
+import { CHUNK, CHUNKS, DONE, FAILED, NEXT, claimChunks, sharedBatchFor, type BatchMessage, type EncapBatchRunner, type SharedBatch } from './encap-batch.js';
 import { CallingThreadEncaps, encapInto, type PublicKeyImport } from './x25519-encap.js';
 
 /** Smaller batches (small groups) stay on the calling thread: waking the pool would cost more than it saves. */
 export const POOL_MIN_ENCAPS = 128;
 
 /** What a worker runs (its source text is sent with `eval: true`, so the package needs no extra file). */
-function workerMain(encap: typeof encapInto): void {
+function workerMain(encap: typeof encapInto, claim: typeof claimChunks): void {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const crypto = require('node:crypto') as typeof NodeCrypto;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { parentPort } = require('node:worker_threads') as typeof WorkerThreads;
-  // Test hook only (test/threads.test.ts): make this worker fail its chunk.
+  // Test hook only (test/threads.test.ts): make this worker fail its chunks.
   const fault = process.env.PAIRED_MLS_TEST_POOL_FAULT;
   const keys = new Map<string, NodeCrypto.KeyObject>();
   const importPublic = (bytes: Uint8Array): NodeCrypto.KeyObject => {
@@ -54,30 +54,13 @@ function workerMain(encap: typeof encapInto): void {
     }
     return key;
   };
-  parentPort!.on('message', ({ buffer, capacity, chunk }: { buffer: SharedArrayBuffer; capacity: number; chunk: number }) => {
-    const chunks = Math.ceil(capacity / chunk);
-    const control = new Int32Array(buffer, 0, 4);
-    const status = new Int32Array(buffer, 16, chunks);
-    const publicKeys = new Uint8Array(buffer, 16 + 4 * chunks, 32 * capacity);
-    const out = new Uint8Array(buffer, 16 + 4 * chunks + 32 * capacity, 64 * capacity);
-    for (;;) {
-      const claimed = Atomics.add(control, 0, 1);
-      if (claimed >= Atomics.load(control, 1)) return;
-      const items = Atomics.load(control, 2);
-      let result = 2;
-      try {
-        if (fault === 'throw') throw new Error('test fault');
-        if (fault === 'hang') Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
-        for (let i = claimed * chunk; i < Math.min(items, (claimed + 1) * chunk); i++) {
-          encap(crypto, importPublic(publicKeys.subarray(i * 32, i * 32 + 32)), out, i * 64);
-        }
-      } catch {
-        result = 3;
-      }
-      Atomics.store(status, claimed, result);
-      Atomics.notify(status, claimed);
-    }
-  });
+  parentPort!.on('message', (message: BatchMessage) =>
+    claim(message, (publicKeys, out, from, to) => {
+      if (fault === 'throw') throw new Error('test fault');
+      if (fault === 'hang') Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+      for (let i = from; i < to; i++) encap(crypto, importPublic(publicKeys.subarray(i * 32, i * 32 + 32)), out, i * 64);
+    }),
+  );
 }
 
 /** What a pool did since it was made (`threadStats()`). */
@@ -165,15 +148,8 @@ export class WorkerPoolEncaps implements EncapBatchRunner {
 
   end(): void {
     const shared = this.#shared;
-    if (this.#items > 0 && shared) {
-      // No new claims; wait for the claimed chunks (unless a worker
-      // stalled already), then wipe what is left of the results.
-      const claimed = shared.closeClaims();
-      for (let chunk = 0; chunk < claimed && !this.#broken; chunk++) {
-        if (!shared.waitWhilePending(chunk, true)) this.#broken = true;
-      }
-      shared.out.fill(0, 0, this.#items * 64);
-    }
+    // No new claims; wait for the claimed chunks, then wipe the results.
+    if (this.#items > 0 && shared && !shared.finish(this.#items, true, this.#broken)) this.#broken = true;
     this.#local.end();
     this.#pooled = false;
     this.#items = 0;
@@ -197,7 +173,7 @@ export class WorkerPoolEncaps implements EncapBatchRunner {
 
   #start(): void {
     if (this.#workers.length > 0) return;
-    const source = `(${workerMain.toString()})(${encapInto.toString()})`;
+    const source = `(${workerMain.toString()})(${encapInto.toString()}, ${claimChunks.toString()})`;
     for (let i = 0; i < this.threads; i++) {
       const worker = new this.workerThreads.Worker(source, { eval: true });
       worker.unref();
