@@ -386,7 +386,7 @@ async function main() {
   const tarball = await settle(packedTarball);
   const coldStart = opts.coldStart ? await settle(coldStartTimes) : { error: 'not run: a selection measures it with --cold-start' };
   const browser = await settle(latestBrowserRun);
-  const targets = targetRows({ summary, results, wasmMemory, jsHeap, tarball, coreBundle, coldStart, browser });
+  const targets = targetRows({ summary, results, wasmMemory, jsHeap, tarball, coreBundle, coldStart, browser, threads: opts.threads });
   console.log(`\n${formatTargets(targets)}`);
   const totalSeconds = (performance.now() - started) / 1000;
   log(`total ${totalSeconds.toFixed(1)} s (operations ${measuredSeconds.toFixed(1)} s)`);
