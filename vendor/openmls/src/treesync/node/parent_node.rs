@@ -87,7 +87,8 @@ impl PlainUpdatePathNode {
 
     /// Encrypt the nodes of a `path`, each to the public keys of its copath
     /// resolution in `resolutions`, with one [`OpenMlsCrypto::hpke_seal_batch`]
-    /// call for all of them (on wasm32), or one per chunk on rayon's threads.
+    /// call for all of them (on wasm32), or one per chunk on rayon's threads
+    /// (several chunks per thread, so that work stealing still balances).
     /// Same ciphertexts, in the same order, as [`Self::encrypt`] per node.
     pub(in crate::treesync) fn encrypt_path(
         path: &[Self],
@@ -120,7 +121,7 @@ impl PlainUpdatePathNode {
         let ciphertexts = seal(&inputs)?;
         #[cfg(not(target_arch = "wasm32"))]
         let ciphertexts = inputs
-            .par_chunks(inputs.len().div_ceil(rayon::current_num_threads()).max(1))
+            .par_chunks(inputs.len().div_ceil(8 * rayon::current_num_threads()).max(1))
             .map(seal)
             .collect::<Result<Vec<Vec<HpkeCiphertext>>, LibraryError>>()?
             .concat();
