@@ -97,6 +97,14 @@ describe('setThreads in Chromium', () => {
     expect(after.epoch).toBe(again.epoch + 1);
     expect(after.stats).toMatchObject({ pooledBatches: 1, workerEncaps: SIZE - 1, stalls: 0 });
 
+    // A commit right after setThreads, before any worker could start: sealed
+    // in wasm at once (no stall), and correct.
+    expect(await call(page, 'setThreads', 0)).toEqual({ threads: 0, count: 0 });
+    const early = await call<Round>(page, 'setThreadsThenCommit', 2);
+    expectAgreed(early);
+    expect(early.stats).toMatchObject({ pooledBatches: 0, workerEncaps: 0, stalls: 0 });
+    expect(early.ms).toBeLessThan(900);
+
     expect(await call(page, 'setThreads', 0)).toEqual({ threads: 0, count: 0 });
     expectAgreed(await call<Round>(page, 'selfUpdateRound'));
     console.log(`Chromium n=300 self-update: single-thread ${single.ms.toFixed(0)} ms; pool of 2: ${pooled.map((r) => r.ms.toFixed(0)).join(', ')} ms`);

@@ -48,6 +48,11 @@ const app = {
       return { error: err instanceof MlsError ? err.code : String(err) };
     }
   },
+  /** setThreads and a self-update in the same task: no worker can have started yet. */
+  async setThreadsThenCommit(threads) {
+    setThreads(threads);
+    return this.selfUpdateRound();
+  },
   /** Replace the Worker constructor by one whose workers start but never make an Encap (a stalled pool). */
   breakWorkers() {
     this.RealWorker ??= globalThis.Worker;
