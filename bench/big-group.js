@@ -16,9 +16,10 @@
 // times self-updates (each cleared) and reports the memory again (linear
 // memory never shrinks: the second figure is the high-water mark of
 // holding the group and committing in it).
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpuUsage, memoryUsage } from 'node:process';
-import { MemoryStorageAdapter, MlsClient, init, wasmMemoryBytes } from 'paired-mls';
+import { MemoryStorageAdapter, MlsClient, init, threadCount, threadStats, wasmMemoryBytes } from 'paired-mls';
+import { loadavg } from 'node:os';
 
 const CIPHERSUITE = 1;
 const args = process.argv.slice(2);
@@ -27,6 +28,32 @@ const option = (name, fallback) => {
   const at = args.indexOf(`--${name}`);
   return at < 0 ? fallback : args[at + 1];
 };
+
+/**
+ * CPU time (ms) of this process's calling thread and of all its other
+ * threads (workers, V8/libuv helpers), from /proc (Linux; undefined
+ * elsewhere). The calling thread's is the critical path of a commit.
+ */
+function threadCpuMs() {
+  const dir = `/proc/${process.pid}/task`;
+  if (!existsSync(dir)) return undefined;
+  const ticks = 100; // USER_HZ on Linux
+  let main = 0;
+  let others = 0;
+  for (const tid of readdirSync(dir)) {
+    let stat;
+    try {
+      stat = readFileSync(`${dir}/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // the thread ended
+    }
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ms = ((Number(fields[11]) + Number(fields[12])) * 1000) / ticks;
+    if (Number(tid) === process.pid) main += ms;
+    else others += ms;
+  }
+  return { main, others };
+}
 
 /** entries as [u32 count] then per entry [u32 klen][key][u32 vlen][value]. */
 function encodeEntries(groupId, entries) {
@@ -109,12 +136,24 @@ async function measure() {
   const held = { wasm: wasmMemoryBytes(), wasm_fresh_instance: before, wasm_after_loading_records: records, ...heap() };
   const now = () => (clock === 'cpu' ? (({ user, system }) => (user + system) / 1000)(cpuUsage()) : performance.now());
   const times = [];
+  const cpuTimes = [];
+  const threadTimes = [];
+  const loadAtStart = loadavg();
   for (let i = 0; i < iterations + 1; i++) {
     const t0 = now();
+    const c0 = cpuUsage();
+    const th0 = threadCpuMs();
     await group.selfUpdate();
     const t1 = now();
+    const c1 = cpuUsage(c0);
+    const th1 = threadCpuMs();
     await group.clearPendingCommit();
-    if (i > 0) times.push(t1 - t0); // the first one is a warm-up
+    // The first one is a warm-up (and starts the worker pool, if any).
+    if (i > 0) {
+      times.push(t1 - t0);
+      cpuTimes.push((c1.user + c1.system) / 1000);
+      if (th0 && th1) threadTimes.push({ main: th1.main - th0.main, others: th1.others - th0.others });
+    }
   }
   const after = { wasm: wasmMemoryBytes(), ...heap() };
   const mean = times.reduce((a, b) => a + b, 0) / times.length;
@@ -124,6 +163,13 @@ async function measure() {
     held: { ...held, wasm_per_member: held.wasm / n },
     after_self_updates: { ...after, wasm_per_member: after.wasm / n },
     self_update_ms: { clock, mean, samples: times.map((t) => Math.round(t * 10) / 10) },
+    // Process CPU time (all threads) of the same self-updates.
+    self_update_cpu_ms: { mean: cpuTimes.reduce((a, b) => a + b, 0) / cpuTimes.length, samples: cpuTimes.map((t) => Math.round(t * 10) / 10) },
+    // Per thread (10 ms resolution): the calling thread's CPU is what a
+    // quiet machine's wall clock cannot go below.
+    self_update_thread_cpu_ms: threadTimes.length ? { main: threadTimes.map((t) => t.main), others: threadTimes.map((t) => t.others) } : undefined,
+    threads: { set: threadCount(), pool: threadStats() },
+    load_average: { start: loadAtStart, end: loadavg() },
   };
   console.log(JSON.stringify(report, null, 2));
   client.free();

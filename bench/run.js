@@ -23,7 +23,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { arch, cpus, platform } from 'node:os';
+import { arch, availableParallelism, cpus, loadavg, platform } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Bench } from 'tinybench';
@@ -96,10 +96,13 @@ const USAGE = `usage: node bench/run.js [options]
                       by the optimizing tier from the start (--no-liftoff)
   --no-cold-start     do not measure the cold start (bench/cold-start.js) for the targets table
   --cold-start        measure it with a selection too (default: only in the targets run)
-  --json FILE         also write the results as JSON, and a chart as FILE.svg`;
+  --json FILE         also write the results as JSON, and a chart as FILE.svg
+  --threads N         paired-mls: worker threads for a commit's path encryptions
+                      (setThreads; default: cores - 1 in the targets run, else the
+                      library's default, 0)`;
 
 function parseArgs(argv) {
-  const opts = { sizes: [2, 16, 128], ops: OP_NAMES, time: 300, minSamples: 5, impls: ['paired-mls'], shapes: ['blank'], fullMax: undefined, clock: 'wall', prewarm: 150, wasmBaseline: false, coldStart: undefined, json: undefined };
+  const opts = { sizes: [2, 16, 128], ops: OP_NAMES, time: 300, minSamples: 5, impls: ['paired-mls'], shapes: ['blank'], fullMax: undefined, clock: 'wall', prewarm: 150, wasmBaseline: false, coldStart: undefined, json: undefined, threads: undefined };
   let selected = false;
   const list = (v) => v.split(',').map((s) => s.trim()).filter(Boolean);
   for (let i = 0; i < argv.length; i++) {
@@ -130,6 +133,7 @@ function parseArgs(argv) {
       case '--clock': opts.clock = value; break;
       case '--prewarm': opts.prewarm = Number(value); break;
       case '--json': opts.json = value; break;
+      case '--threads': opts.threads = Number(value); break;
       default: fail(`unknown option ${flag}`);
     }
   }
@@ -142,6 +146,7 @@ function parseArgs(argv) {
   if (!(opts.clock in CLOCKS)) fail('--clock: wall or cpu');
   if (!(opts.time > 0)) fail('--time: a positive number of milliseconds');
   if (!(opts.prewarm >= 0)) fail('--prewarm: a number of milliseconds >= 0');
+  if (opts.threads !== undefined && !(Number.isInteger(opts.threads) && opts.threads >= 0)) fail('--threads: an integer >= 0');
   if (!Number.isInteger(opts.minSamples) || opts.minSamples < 1) fail('--min-samples: an integer >= 1');
   // Report in the canonical op order.
   opts.ops = OP_NAMES.filter((op) => opts.ops.includes(op));
@@ -150,6 +155,10 @@ function parseArgs(argv) {
   // contexts) is part of the targets run; a selection measures it on request.
   opts.coldStart ??= !selected;
   if (!selected) {
+    // Issue 24 item 6 measures the n = 10,000 self-update "with threads":
+    // the targets run gives paired-mls one worker per core besides the
+    // committing thread (native openmls uses rayon on every core).
+    opts.threads ??= Math.max(1, availableParallelism() - 1);
     // What the table, chart and JSON meta describe: the union of the plan.
     opts.impls = [...new Set(TARGETS_PLAN.flatMap((s) => s.impls))];
     opts.shapes = SHAPES.filter((shape) => TARGETS_PLAN.some((s) => s.shapes.includes(shape)));
@@ -282,6 +291,10 @@ async function main() {
   // Before any wasm is compiled: optimized code from the first call, so
   // early samples do not catch V8 tiering wasm up lazily.
   if (!opts.wasmBaseline) setFlagsFromString('--no-liftoff');
+  // Read by the library's init() (PAIRED_MLS_THREADS), before any import of it.
+  if (opts.threads !== undefined) process.env.PAIRED_MLS_THREADS = String(opts.threads);
+  // The machine is shared: the load is part of every figure.
+  const loadAtStart = loadavg();
   const started = performance.now();
   const results = [];
   const setupMs = [];
@@ -370,13 +383,15 @@ async function main() {
   }
   const summary = ratioRows(results, { ops: opts.ops });
   console.log(`\n${formatSummary(summary)}`);
+  const load = (l) => l.map((v) => v.toFixed(2)).join(' ');
+  console.log(`\npaired-mls threads: ${opts.threads ?? 'library default'}; load average (1, 5, 15 min) at start ${load(loadAtStart)}, at end ${load(loadavg())}`);
   const measuredSeconds = (performance.now() - started) / 1000;
   // The figures of the targets that are not per-op timings.
   const coreBundle = await settle(async () => bundleCoreApp());
   const tarball = await settle(packedTarball);
   const coldStart = opts.coldStart ? await settle(coldStartTimes) : { error: 'not run: a selection measures it with --cold-start' };
   const browser = await settle(latestBrowserRun);
-  const targets = targetRows({ summary, results, wasmMemory, jsHeap, tarball, coreBundle, coldStart, browser });
+  const targets = targetRows({ summary, results, wasmMemory, jsHeap, tarball, coreBundle, coldStart, browser, threads: opts.threads });
   console.log(`\n${formatTargets(targets)}`);
   const totalSeconds = (performance.now() - started) / 1000;
   log(`total ${totalSeconds.toFixed(1)} s (operations ${measuredSeconds.toFixed(1)} s)`);
@@ -399,6 +414,8 @@ async function main() {
       time_ms: opts.time,
       min_samples: opts.minSamples,
       prewarm_ms: opts.prewarm,
+      threads: opts.threads ?? 'library default',
+      load_average: { start: loadAtStart, end: loadavg() },
       wasm_tiers: opts.wasmBaseline ? 'default (Liftoff, lazy tier-up)' : 'optimizing only (--no-liftoff)',
       ciphersuite: 1,
       setup_ms: setupMs,

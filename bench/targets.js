@@ -37,7 +37,7 @@ const NOT_MEASURED = 'not measured';
  * @param {{node_ms?:number, chromium_ms?:number}|{error:string}} [run.coldStart]
  * @param {{file:string, cells:number, met:number, misses:Array}|{error:string}} [run.browser]
  */
-export function targetRows({ summary, results, wasmMemory, jsHeap, tarball, coreBundle, coldStart, browser }) {
+export function targetRows({ summary, results, wasmMemory, jsHeap, tarball, coreBundle, coldStart, browser, threads }) {
   const rows = [];
 
   // 1. ≤ NATIVE_MAX× native openmls on every op at n ≥ NATIVE_MIN_N.
@@ -73,7 +73,7 @@ export function targetRows({ summary, results, wasmMemory, jsHeap, tarball, core
     const p = findResult(results, 'paired-mls', 'self_update_commit', BIG_N);
     const native = findResult(results, 'openmls-native', 'self_update_commit', BIG_N);
     if (!p) rows.push({ target, figure: `${NOT_MEASURED} (needs --sizes ${BIG_N} --ops self_update_commit)`, status: NOT_MEASURED });
-    else rows.push({ target, figure: `${ms(p.mean_ms)}${native ? ` (native openmls ${ms(native.mean_ms)})` : ''}`, status: status(p.mean_ms < BIG_SELF_UPDATE_MS) });
+    else rows.push({ target, figure: `${ms(p.mean_ms)}${threads ? ` with ${threads} worker thread(s)` : ''}${native ? ` (native openmls ${ms(native.mean_ms)})` : ''}`, status: status(p.mean_ms < BIG_SELF_UPDATE_MS) });
   }
 
   // 5. Wasm memory per member at n = BIG_N, with the JS heap reported.

@@ -63,6 +63,7 @@ const UNIT_FILTERS = [
   'group::tests_and_kats::tests::proposal_validation',
   'group::tests_and_kats::tests::commit_validation',
   'group::tests_and_kats::tests::capabilities_check',
+  'treesync::tests_and_kats::tests::test_update_path_batch',
   'messages::',
 ];
 

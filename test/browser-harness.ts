@@ -10,12 +10,17 @@ import { chromium, type Browser } from 'playwright-core';
 
 const TYPES: Record<string, string> = { '.js': 'text/javascript', '.html': 'text/html', '.wasm': 'application/wasm', '.map': 'application/json', '.css': 'text/css' };
 
-export async function staticServer(root: string): Promise<{ url: string; close(): Promise<void> }> {
+/**
+ * `isolated`: serve every file with COOP same-origin and COEP require-corp,
+ * so pages are cross-origin isolated (SharedArrayBuffer, `setThreads`).
+ */
+export async function staticServer(root: string, options: { isolated?: boolean } = {}): Promise<{ url: string; close(): Promise<void> }> {
+  const isolation = options.isolated ? { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' } : {};
   const server: Server = createServer((req, res) => {
     const path = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)).replace(/^(\.\.[/\\])+/, '');
     readFile(join(root, path)).then(
       (body) => {
-        res.writeHead(200, { 'content-type': TYPES[extname(path)] ?? 'application/octet-stream' });
+        res.writeHead(200, { 'content-type': TYPES[extname(path)] ?? 'application/octet-stream', ...isolation });
         res.end(body);
       },
       () => {

@@ -50,15 +50,55 @@ describe('NativeCurves (Node OpenSSL) against the RFC test vectors', () => {
   it('X25519 Encap: the recipient derives the same DH from enc, each call has a fresh ephemeral key, low-order keys are refused', () => {
     const bobSecret = hex('5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb');
     const bobPublic = hex('de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f');
-    const first = curves.x25519Encap(bobPublic);
-    const second = curves.x25519Encap(bobPublic);
-    expect(first.length).toBe(64);
+    const encap = (publicKey: Uint8Array): Uint8Array => {
+      const out = new Uint8Array(64);
+      curves.x25519Encap(publicKey, out);
+      return out;
+    };
+    const first = encap(bobPublic);
+    const second = encap(bobPublic);
     // DH(skE, pkR) = DH(skR, pkE): what the recipient's Decap computes.
     expect(toHex(curves.x25519(bobSecret, first.subarray(0, 32)))).toBe(toHex(first.subarray(32)));
     expect(toHex(curves.x25519(bobSecret, second.subarray(0, 32)))).toBe(toHex(second.subarray(32)));
     expect(toHex(first.subarray(0, 32))).not.toBe(toHex(second.subarray(0, 32)));
-    expect(() => curves.x25519Encap(new Uint8Array(32))).toThrow();
-    expect(() => curves.x25519Encap(new Uint8Array(31))).toThrow(RangeError);
+    expect(() => encap(new Uint8Array(32))).toThrow();
+    expect(() => encap(new Uint8Array(31))).toThrow(RangeError);
+    expect(() => curves.x25519Encap(bobPublic, new Uint8Array(32))).toThrow(RangeError);
+  });
+
+  // The batch contract of engine change 17 (x25519EncapBegin/Take/End), on
+  // the calling thread and on a pool (x25519-pool.ts): every result is an
+  // Encap to its own public key, in order, whatever thread made it; a
+  // low-order key anywhere fails the batch on both; end() wipes.
+  it.each([0, 2])('X25519 Encap batches with %i worker threads: results in order, low-order keys refused', async (threads) => {
+    const batchCurves = nodeNativeCurves(nodeCrypto, await import('node:worker_threads'));
+    batchCurves.setThreads(threads);
+    try {
+      const secrets = Array.from({ length: 300 }, (_, i) => createHash('sha256').update(`recipient ${i}`).digest());
+      const publicKeys = new Uint8Array(32 * secrets.length);
+      secrets.forEach((secret, i) => publicKeys.set(curves.x25519Public(secret), 32 * i));
+      for (let round = 0; round < 3; round++) {
+        batchCurves.x25519EncapBegin(publicKeys);
+        const out = new Uint8Array(64 * secrets.length);
+        // Taken in uneven pieces, as the core may.
+        for (const [from, to] of [[0, 1], [1, 100], [100, 129], [129, 300]]) batchCurves.x25519EncapTake(out.subarray(64 * from!, 64 * to!));
+        batchCurves.x25519EncapEnd();
+        secrets.forEach((secret, i) => {
+          expect(toHex(curves.x25519(secret, out.subarray(64 * i, 64 * i + 32)))).toBe(toHex(out.subarray(64 * i + 32, 64 * i + 64)));
+        });
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const withLowOrder = publicKeys.slice();
+      withLowOrder.fill(0, 32 * 250, 32 * 251);
+      batchCurves.x25519EncapBegin(withLowOrder);
+      const out = new Uint8Array(64 * secrets.length);
+      expect(() => batchCurves.x25519EncapTake(out)).toThrow();
+      batchCurves.x25519EncapEnd();
+      expect(() => batchCurves.x25519EncapTake(new Uint8Array(64))).toThrow(RangeError);
+      if (threads > 0) expect(batchCurves.poolStats()!.workerEncaps).toBeGreaterThan(0);
+    } finally {
+      batchCurves.setThreads(0);
+    }
   });
 
   it('Ed25519: RFC 8032 §7.1 test 2 (one-byte message)', () => {

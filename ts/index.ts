@@ -11,7 +11,7 @@
  *
  * @packageDocumentation
  */
-export { init, coreInfo, coreInstanceId, wasmMemoryBytes, curveBackend, setCurveBackend, type WasmSource } from './mls/init.js';
+export { init, coreInfo, coreInstanceId, wasmMemoryBytes, curveBackend, setCurveBackend, setThreads, threadCount, threadStats, type ThreadStats, type WasmSource } from './mls/init.js';
 export { MlsError, ERROR_CODES, errorCodes, registerErrorCodes, type MlsErrorCode, type EngineErrorFactory } from './mls/errors.js';
 export {
   CHECK_STAGES,

@@ -3,8 +3,9 @@
  * Node the .wasm file next to the bundle is read from disk, in browsers it
  * is fetched (or a bundler hands its URL/bytes in).
  */
-import initCore, { initSync, coreVersion, supportedCiphersuites, installNativeCurves, nativeCurvesInstalled } from '../../pkg/paired_mls_core.js';
-import { nodeNativeCurves, type NativeCurves } from './native-curves.js';
+import initCore, { initSync, coreVersion, supportedCiphersuites, installEncapPool, installNativeCurves, nativeCurvesInstalled } from '../../pkg/paired_mls_core.js';
+import { BrowserEncapPool } from './browser-encap-pool.js';
+import { nodeNativeCurves, type NodeNativeCurves } from './native-curves.js';
 import { MlsError, toMlsError } from './errors.js';
 
 /** Where `init()` gets the wasm module: bytes, a compiled module, a URL or path, or a fetch Response. */
@@ -14,7 +15,8 @@ let ready: Promise<void> | undefined;
 let loaded = false;
 let poisoned: MlsError | undefined;
 let memory: WebAssembly.Memory | undefined;
-let nodeCurves: NativeCurves | undefined;
+let nodeCurves: NodeNativeCurves | undefined;
+let browserPool: BrowserEncapPool | undefined;
 /** Distinguishes loaded copies of the library (each has its own wasm instance). */
 const instanceId = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
 
@@ -31,8 +33,11 @@ async function loadInNode(): Promise<void> {
   memory = exports.memory;
   // Node's OpenSSL does X25519/Ed25519 several times faster than Rust in
   // wasm; PAIRED_MLS_NATIVE_CURVES=0 keeps the pure-wasm path.
-  nodeCurves = nodeNativeCurves(await import('node:crypto'));
+  nodeCurves = nodeNativeCurves(await import('node:crypto'), await import('node:worker_threads'));
   if (process.env.PAIRED_MLS_NATIVE_CURVES !== '0') installNativeCurves(nodeCurves as never);
+  // PAIRED_MLS_THREADS=N sets the worker threads before any call (bench/run.js --threads).
+  const threads = process.env.PAIRED_MLS_THREADS;
+  if (threads !== undefined && threads !== '') nodeCurves.setThreads(Number(threads));
 }
 
 /**
@@ -79,6 +84,75 @@ export function setCurveBackend(backend: 'native' | 'wasm'): 'native' | 'wasm' {
   if (backend === 'native' && !nodeCurves) throw new MlsError('INVALID_ARGUMENT', 'native curves are only available in Node');
   installNativeCurves(backend === 'native' ? (nodeCurves as never) : undefined);
   return curveBackend();
+}
+
+/**
+ * Worker threads that make the X25519 Encaps of a commit's path
+ * encryptions (one per member the path encrypts to: a self-update in a
+ * group of n members without parent keys makes n - 1), besides the thread
+ * that commits. `0` (the default) keeps everything on the calling thread.
+ * Only batches of at least 128 encryptions (groups of a few hundred
+ * members and more) use the pool; its workers start with the first such
+ * commit and a worker that fails or stalls is replaced (same bytes on the
+ * wire either way). Returns the number now set.
+ *
+ * - Node: worker_threads with the native curves (`curveBackend() ===
+ *   'native'`); the calling thread shares the Encaps and waits with
+ *   `Atomics.wait`. Workers never keep the process alive.
+ * - Browsers: Web Workers with WebCrypto X25519; needs a cross-origin
+ *   isolated page (SharedArrayBuffer: serve it with
+ *   `Cross-Origin-Opener-Policy: same-origin` and
+ *   `Cross-Origin-Embedder-Policy: require-corp`), else refused with
+ *   `UNSUPPORTED`. On a window's main thread the caller spins while it
+ *   waits (it may not block); in a Worker it blocks. A failed batch is
+ *   sealed in wasm instead.
+ */
+export function setThreads(threads: number): number {
+  assertReady();
+  if (!Number.isInteger(threads) || threads < 0 || threads > 64) throw new MlsError('INVALID_ARGUMENT', 'threads must be a whole number from 0 to 64');
+  if (nodeCurves) {
+    nodeCurves.setThreads(threads);
+    return nodeCurves.threads();
+  }
+  if (threads === (browserPool?.threads ?? 0)) return threads;
+  if (threads > 0 && !BrowserEncapPool.supported()) {
+    throw new MlsError('UNSUPPORTED', 'threads need SharedArrayBuffer and Web Workers: serve the page cross-origin isolated (COOP same-origin, COEP require-corp)');
+  }
+  browserPool?.close();
+  browserPool = threads > 0 ? new BrowserEncapPool(threads) : undefined;
+  const pool = browserPool;
+  // The core calls the batch methods of the NativeCurves contract.
+  installEncapPool((pool ? { x25519EncapBegin: (keys: Uint8Array) => pool.begin(keys), x25519EncapTake: (out: Uint8Array) => pool.take(out), x25519EncapEnd: () => pool.end() } : undefined) as never);
+  return threads;
+}
+
+/** The worker threads set by `setThreads`. */
+export function threadCount(): number {
+  assertReady();
+  return nodeCurves ? nodeCurves.threads() : (browserPool?.threads ?? 0);
+}
+
+/**
+ * What the worker pool of `setThreads` did since it was set: batches it
+ * ran, Encaps made by the workers and by the calling thread, chunks a
+ * worker failed (redone by the calling thread), stalls (Node: batch
+ * finished on the calling thread; browsers: batch sealed in wasm; the pool
+ * is replaced), and workers running now. Undefined with `setThreads(0)`.
+ */
+export function threadStats(): ThreadStats | undefined {
+  assertReady();
+  if (nodeCurves) return nodeCurves.poolStats();
+  return browserPool ? { ...browserPool.stats, running: browserPool.running } : undefined;
+}
+
+/** See `threadStats()`. */
+export interface ThreadStats {
+  pooledBatches: number;
+  workerEncaps: number;
+  callingThreadEncaps: number;
+  redoneChunks: number;
+  stalls: number;
+  running: number;
 }
 
 /** Throw unless the core is loaded and healthy. */

@@ -14,6 +14,10 @@
  * their secret inside OpenSSL, out of reach of JS code that lacks them.
  */
 import type * as NodeCrypto from 'node:crypto';
+import type * as WorkerThreads from 'node:worker_threads';
+import type { EncapBatchRunner } from './encap-batch.js';
+import { CallingThreadEncaps, encapInto } from './x25519-encap.js';
+import { WorkerPoolEncaps, type PoolStats } from './x25519-pool.js';
 
 type KeyObject = NodeCrypto.KeyObject;
 
@@ -22,8 +26,14 @@ export interface NativeCurves {
   x25519(secretKey: Uint8Array, publicKey: Uint8Array): Uint8Array;
   x25519Public(secretKey: Uint8Array): Uint8Array;
   x25519Generate(): Uint8Array;
-  /** HPKE Encap's DH with a fresh ephemeral key that never leaves OpenSSL: enc (32) || DH(skE, publicKey) (32). */
-  x25519Encap(publicKey: Uint8Array): Uint8Array;
+  /** HPKE Encap's DH with a fresh ephemeral key that never leaves OpenSSL, written into `out` (the core's memory): enc (32) || DH(skE, publicKey) (32). */
+  x25519Encap(publicKey: Uint8Array, out: Uint8Array): void;
+  /** Start a batch of Encaps (32 bytes per public key); see x25519-encap.ts. */
+  x25519EncapBegin(publicKeys: Uint8Array): void;
+  /** The batch's next `out.length / 64` Encaps, in order, written into `out`. */
+  x25519EncapTake(out: Uint8Array): void;
+  /** End the batch and wipe the host's copies. */
+  x25519EncapEnd(): void;
   ed25519Public(seed: Uint8Array): Uint8Array;
   ed25519Sign(seed: Uint8Array, message: Uint8Array): Uint8Array;
   ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
@@ -65,7 +75,17 @@ function aesGcm(key: Uint8Array): 'aes-128-gcm' | 'aes-256-gcm' {
   throw new RangeError('a 16- or 32-byte AES-GCM key is expected');
 }
 
-export function nodeNativeCurves(crypto: typeof NodeCrypto): NativeCurves {
+/** Node's curves plus the choice of threads for a path's Encaps. */
+export interface NodeNativeCurves extends NativeCurves {
+  /** Worker threads besides the calling thread for large Encap batches (0: the calling thread only). */
+  setThreads(threads: number): void;
+  /** The worker threads set (not necessarily started yet). */
+  threads(): number;
+  /** What the current pool did, and how many workers run now; undefined without a pool. */
+  poolStats(): (PoolStats & { running: number }) | undefined;
+}
+
+export function nodeNativeCurves(crypto: typeof NodeCrypto, workerThreads?: typeof WorkerThreads): NodeNativeCurves {
   const privateKeys = new Lru<{ key: KeyObject; publicKey: string }>(512);
   const publicKeys = new Lru<KeyObject>(1 << 14);
   const digest = (curve: Curve, secret: Uint8Array): string =>
@@ -98,7 +118,26 @@ export function nodeNativeCurves(crypto: typeof NodeCrypto): NativeCurves {
     return key;
   }
 
+  const importX25519 = (publicKey: Uint8Array): KeyObject => importPublic('X25519', publicKey);
+  const callingThread = new CallingThreadEncaps(crypto, importX25519);
+  let batches: EncapBatchRunner = callingThread;
+  let pool: WorkerPoolEncaps | undefined;
+
   return {
+    setThreads(threads) {
+      if (!Number.isInteger(threads) || threads < 0) throw new RangeError('threads must be a whole number >= 0');
+      if (threads > 0 && !workerThreads) throw new RangeError('worker threads are not available');
+      if (threads === (pool?.threads ?? 0)) return;
+      pool?.close();
+      pool = threads > 0 ? new WorkerPoolEncaps(crypto, importX25519, workerThreads!, threads) : undefined;
+      batches = pool ?? callingThread;
+    },
+    threads() {
+      return pool?.threads ?? 0;
+    },
+    poolStats() {
+      return pool ? { ...pool.stats, running: pool.running } : undefined;
+    },
     x25519(secretKey, publicKey) {
       const shared = crypto.diffieHellman({ privateKey: importPrivate('X25519', secretKey).key, publicKey: importPublic('X25519', publicKey) });
       return new Uint8Array(shared.buffer, shared.byteOffset, shared.byteLength);
@@ -120,31 +159,21 @@ export function nodeNativeCurves(crypto: typeof NodeCrypto): NativeCurves {
         secret.fill(0);
       }
     },
-    x25519Encap(publicKey) {
-      // Used once and dropped here: the ephemeral secret never reaches the
-      // wasm core (crates/core/src/native_crypto.rs, native_x25519_seal).
-      // Not cached: it is never used again. Made from random bytes by a
-      // JWK import (which derives its public key), not generateKeyPairSync:
-      // in Node 20 exporting a key fresh from generateKeyPairSync can
-      // deadlock when a GC during the export finalizes the key-generation
-      // job, which locks the same key (seen at n = 10,000: main thread in
-      // KeyGenJob::~KeyGenJob under ExportJWK). Throws on a low-order
-      // point, like x25519.
-      if (publicKey.length !== 32) throw new RangeError('a 32-byte public key is expected');
-      const secret = crypto.randomBytes(32);
-      let ephemeral: KeyObject;
-      try {
-        ephemeral = crypto.createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: base64url(secret), x: '' }, format: 'jwk' });
-      } finally {
-        secret.fill(0);
-      }
-      const enc = fromBase64url((ephemeral.export({ format: 'jwk' }) as { x: string }).x);
-      const shared = crypto.diffieHellman({ privateKey: ephemeral, publicKey: importPublic('X25519', publicKey) });
-      const out = new Uint8Array(64);
-      out.set(enc, 0);
-      out.set(shared, 32);
-      shared.fill(0);
-      return out;
+    x25519Encap(publicKey, out) {
+      // Used once and dropped: the ephemeral secret never reaches the wasm
+      // core (crates/core/src/native_crypto.rs, native_x25519_seal), and
+      // the DH output is written straight into the core's memory.
+      if (out.length !== 64) throw new RangeError('a 64-byte output is expected');
+      encapInto(crypto, importX25519(publicKey), out, 0);
+    },
+    x25519EncapBegin(publicKeys) {
+      batches.begin(publicKeys);
+    },
+    x25519EncapTake(out) {
+      batches.take(out);
+    },
+    x25519EncapEnd() {
+      batches.end();
     },
     ed25519Public(seed) {
       return fromBase64url(importPrivate('Ed25519', seed).publicKey);

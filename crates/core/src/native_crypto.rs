@@ -53,10 +53,22 @@ extern "C" {
     #[wasm_bindgen(method, catch, js_name = x25519Generate)]
     fn x25519_generate(this: &NativeCurves) -> Result<Vec<u8>, JsValue>;
     /// DHKEM(X25519)'s Encap DH for `pk`: a fresh ephemeral key generated
-    /// and used by the host (its secret never leaves it): enc (32) || DH (32).
-    /// Throws on a low-order point.
+    /// and used by the host (its secret never leaves it), written into
+    /// `out` (wasm memory, wiped by Rust): enc (32) || DH (32). Throws on a
+    /// low-order point.
     #[wasm_bindgen(method, catch, js_name = x25519Encap)]
-    fn x25519_encap(this: &NativeCurves, pk: &[u8]) -> Result<Vec<u8>, JsValue>;
+    fn x25519_encap(this: &NativeCurves, pk: &[u8], out: &mut [u8]) -> Result<(), JsValue>;
+    /// Starts a batch of Encaps, one per 32-byte public key of `pks`; the
+    /// host may run them on several threads (ts/mls/x25519-pool.ts).
+    #[wasm_bindgen(method, catch, js_name = x25519EncapBegin)]
+    fn x25519_encap_begin(this: &NativeCurves, pks: &[u8]) -> Result<(), JsValue>;
+    /// Writes the batch's next `out.len() / 64` results, in order, into
+    /// `out` as `x25519Encap` does; blocks until they are ready.
+    #[wasm_bindgen(method, catch, js_name = x25519EncapTake)]
+    fn x25519_encap_take(this: &NativeCurves, out: &mut [u8]) -> Result<(), JsValue>;
+    /// Ends the batch, finished or not: the host wipes its copies.
+    #[wasm_bindgen(method, catch, js_name = x25519EncapEnd)]
+    fn x25519_encap_end(this: &NativeCurves) -> Result<(), JsValue>;
     /// Ed25519 public key of a 32-byte seed.
     #[wasm_bindgen(method, catch, js_name = ed25519Public)]
     fn ed25519_public(this: &NativeCurves, seed: &[u8]) -> Result<Vec<u8>, JsValue>;
@@ -90,6 +102,20 @@ thread_local! {
 #[wasm_bindgen(js_name = installNativeCurves)]
 pub fn install_native_curves(curves: Option<NativeCurves>) {
     CURVES.with(|slot| *slot.borrow_mut() = curves);
+}
+
+thread_local! {
+    // A host that makes only batches of Encaps (x25519EncapBegin/Take/End):
+    // browsers' opt-in pool of Web Workers (ts/mls/browser-encap-pool.ts),
+    // used when no native curves are installed.
+    static ENCAP_POOL: RefCell<Option<NativeCurves>> = const { RefCell::new(None) };
+}
+
+/// Hand the Encaps of path encryptions to `pool` (or stop with `null`);
+/// the native curves, when installed, take precedence.
+#[wasm_bindgen(js_name = installEncapPool)]
+pub fn install_encap_pool(pool: Option<NativeCurves>) {
+    ENCAP_POOL.with(|slot| *slot.borrow_mut() = pool);
 }
 
 /// Whether curve operations currently go to the host's native crypto.
@@ -348,18 +374,99 @@ pub(crate) fn native_x25519_seal(algorithms: Algorithms, pk_r: &[u8], info: &[u8
     let Ok(pk_r) = <[u8; 32]>::try_from(pk_r) else {
         return Some(Err(hpke_rs::HpkeError::InvalidInput));
     };
-    let encapsulated = with_curves(|c| c.x25519_encap(&pk_r))?;
-    Some(match encapsulated {
-        Ok(out) if out.len() == 64 => {
-            let mut out = zeroize::Zeroizing::new(out);
-            let enc: [u8; 32] = out[..32].try_into().unwrap_or([0; 32]);
-            let dh = zeroize::Zeroizing::new(out[32..].to_vec());
-            zeroize::Zeroize::zeroize(&mut *out);
-            seal_with_encapsulation(algorithms, &enc, &pk_r, &dh, info, aad, ptxt).map(|ct| (enc.to_vec(), ct))
-        }
+    let mut encapsulated = zeroize::Zeroizing::new([0u8; 64]);
+    let done = with_curves(|c| c.x25519_encap(&pk_r, encapsulated.as_mut_slice()))?;
+    Some(match done {
+        Ok(()) => seal_encapsulated(algorithms, &encapsulated, &pk_r, info, aad, ptxt),
         // The host throws on a low-order point.
-        _ => Err(hpke_rs::HpkeError::CryptoError(String::new())),
+        Err(()) => Err(hpke_rs::HpkeError::CryptoError(String::new())),
     })
+}
+
+/// Encaps handed over per call of `x25519EncapTake`: small enough that the
+/// key schedules of one chunk run while the host's threads make the next.
+const ENCAP_CHUNK: usize = 128;
+
+/// Ends the host's batch when dropped, whether the seal finished or failed
+/// half-way (the host then wipes what it still holds).
+struct EncapBatch<'a>(&'a NativeCurves);
+
+impl Drop for EncapBatch<'_> {
+    fn drop(&mut self) {
+        // Nothing to recover from: the host's end only wipes and resets.
+        let _ = self.0.x25519_encap_end();
+    }
+}
+
+/// [`native_x25519_seal`] for a batch of `(pk_r, ptxt)` with one `info` and
+/// `aad` (an UpdatePath's encryptions, engine change 17): the host makes
+/// all the Encaps (on several threads when it has a pool) and hands their
+/// outputs over chunk by chunk into memory this function wipes; each
+/// chunk's key schedules and AEAD run here while the host makes the next.
+/// Ciphertexts in the order of `inputs`. `None` as for one seal.
+///
+/// Without native curves, an installed Encap pool (browsers) makes them;
+/// its failure is `Some(Err(HostFailed))`, and the caller then seals in Rust.
+pub(crate) fn native_x25519_seal_batch(algorithms: Algorithms, info: &[u8], aad: &[u8], inputs: &[(&[u8], &[u8])]) -> Option<Result<Vec<(Vec<u8>, Vec<u8>)>, BatchError>> {
+    if algorithms.0 != KemAlgorithm::DhKem25519 {
+        return None;
+    }
+    if native_curves_installed() {
+        CURVES.with(|slot| slot.borrow().as_ref().map(|curves| seal_batch_on(curves, algorithms, info, aad, inputs)))
+    } else {
+        ENCAP_POOL.with(|slot| {
+            slot.borrow().as_ref().map(|pool| {
+                seal_batch_on(pool, algorithms, info, aad, inputs).map_err(|error| match error {
+                    BatchError::Seal(_) => BatchError::HostFailed,
+                    other => other,
+                })
+            })
+        })
+    }
+}
+
+/// Why a batch seal failed.
+#[derive(Debug)]
+pub(crate) enum BatchError {
+    /// The seal failed (a public key of the wrong length, a low-order point
+    /// reported by the native curves, a failed key schedule).
+    Seal(hpke_rs::HpkeError),
+    /// The browsers' Encap pool failed (a worker, or a point WebCrypto
+    /// refused): the caller seals the batch in Rust instead.
+    HostFailed,
+}
+
+fn seal_batch_on(curves: &NativeCurves, algorithms: Algorithms, info: &[u8], aad: &[u8], inputs: &[(&[u8], &[u8])]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BatchError> {
+    let mut pks = Vec::with_capacity(inputs.len() * 32);
+    for (pk_r, _) in inputs {
+        if pk_r.len() != 32 {
+            return Err(BatchError::Seal(hpke_rs::HpkeError::InvalidInput));
+        }
+        pks.extend_from_slice(pk_r);
+    }
+    let host_error = || BatchError::Seal(hpke_rs::HpkeError::CryptoError(String::new()));
+    curves.x25519_encap_begin(&pks).map_err(|_| host_error())?;
+    let _batch = EncapBatch(curves);
+    let mut encapsulated = zeroize::Zeroizing::new(vec![0u8; ENCAP_CHUNK.min(inputs.len()) * 64]);
+    let mut sealed = Vec::with_capacity(inputs.len());
+    for chunk in inputs.chunks(ENCAP_CHUNK) {
+        let out = &mut encapsulated[..chunk.len() * 64];
+        // The host throws on a low-order point, or when its threads failed.
+        curves.x25519_encap_take(out).map_err(|_| host_error())?;
+        for ((pk_r, ptxt), one) in chunk.iter().zip(out.chunks_exact(64)) {
+            let pk_r: [u8; 32] = (*pk_r).try_into().map_err(|_| BatchError::Seal(hpke_rs::HpkeError::InvalidInput))?;
+            let one: &[u8; 64] = one.try_into().map_err(|_| host_error())?;
+            sealed.push(seal_encapsulated(algorithms, one, &pk_r, info, aad, ptxt).map_err(BatchError::Seal)?);
+        }
+    }
+    Ok(sealed)
+}
+
+/// Seal with a host's Encap output `enc (32) || DH (32)`: (enc, ciphertext).
+fn seal_encapsulated(algorithms: Algorithms, encapsulated: &[u8; 64], pk_r: &[u8; 32], info: &[u8], aad: &[u8], ptxt: &[u8]) -> Result<(Vec<u8>, Vec<u8>), hpke_rs::HpkeError> {
+    let (enc, dh) = encapsulated.split_at(32);
+    let enc: [u8; 32] = enc.try_into().map_err(|_| hpke_rs::HpkeError::InvalidInput)?;
+    seal_with_encapsulation(algorithms, &enc, pk_r, dh, info, aad, ptxt).map(|ct| (enc.to_vec(), ct))
 }
 
 /// DHKEM(X25519, HKDF-SHA256)'s suite id (RFC 9180 §4.1: "KEM" || I2OSP(0x0020, 2)).
@@ -505,5 +612,6 @@ mod tests {
     fn without_native_curves_hpke_rs_seals() {
         let (_, pk_r) = key_pair(7);
         assert!(native_x25519_seal(SUITE_1, &pk_r, b"info", b"aad", b"secret").is_none());
+        assert!(native_x25519_seal_batch(SUITE_1, b"info", b"aad", &[(&pk_r, b"secret")]).is_none());
     }
 }

@@ -66,6 +66,14 @@ pub struct AcceleratedCrypto {
 
 /// The hpke-rs algorithms of `config`; other KEMs than DHKEM(X25519) and
 /// DHKEM(P-256) (those of ciphersuites 1-3) are refused.
+/// The `CryptoError` of a failed HPKE seal.
+fn hpke_seal_error(error: hpke_rs::HpkeError) -> CryptoError {
+    match error {
+        hpke_rs::HpkeError::InvalidInput => CryptoError::InvalidLength,
+        _ => CryptoError::CryptoLibraryError,
+    }
+}
+
 fn hpke_algorithms(config: &HpkeConfig) -> Result<Algorithms, CryptoError> {
     let kem = match config.0 {
         HpkeKemType::DhKem25519 => KemAlgorithm::DhKem25519,
@@ -149,11 +157,26 @@ impl OpenMlsCrypto for AcceleratedCrypto {
         let algorithms = hpke_algorithms(&config)?;
         let (kem_output, ciphertext) = native_x25519_seal(algorithms, pk_r, info, aad, ptxt)
             .unwrap_or_else(|| with_hpke(algorithms, |hpke| hpke.seal(&pk_r.into(), info, aad, ptxt, None, None, None)))
-            .map_err(|e| match e {
-                hpke_rs::HpkeError::InvalidInput => CryptoError::InvalidLength,
-                _ => CryptoError::CryptoLibraryError,
-            })?;
+            .map_err(hpke_seal_error)?;
         Ok(HpkeCiphertext { kem_output: kem_output.into(), ciphertext: ciphertext.into() })
+    }
+    // Engine change 17: an UpdatePath's encryptions arrive together, so the
+    // host makes all their Encaps in one batch (on several threads when it
+    // has a pool: native_crypto.rs, native_x25519_seal_batch).
+    fn hpke_seal_batch(&self, config: HpkeConfig, info: &[u8], aad: &[u8], inputs: &[(&[u8], &[u8])]) -> Result<Vec<HpkeCiphertext>, CryptoError> {
+        let algorithms = hpke_algorithms(&config)?;
+        match native_crypto::native_x25519_seal_batch(algorithms, info, aad, inputs) {
+            Some(Ok(sealed)) => Ok(sealed
+                .into_iter()
+                .map(|(kem_output, ciphertext)| HpkeCiphertext { kem_output: kem_output.into(), ciphertext: ciphertext.into() })
+                .collect()),
+            Some(Err(native_crypto::BatchError::Seal(error))) => Err(hpke_seal_error(error)),
+            // No batch host, or the browsers' pool failed: one by one in Rust
+            // (a low-order point then fails here as it would have without a pool).
+            None | Some(Err(native_crypto::BatchError::HostFailed)) => {
+                inputs.iter().map(|(pk_r, ptxt)| self.hpke_seal(HpkeConfig(config.0, config.1, config.2), pk_r, info, aad, ptxt)).collect()
+            }
+        }
     }
     fn hpke_open(&self, config: HpkeConfig, input: &HpkeCiphertext, sk_r: &[u8], info: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
         with_hpke(hpke_algorithms(&config)?, |hpke| hpke.open(input.kem_output.as_slice(), &sk_r.into(), info, aad, input.ciphertext.as_slice(), None, None, None))
@@ -217,6 +240,25 @@ mod tests {
         let (enc, sent) = sender.hpke_setup_sender_and_export(hpke(kem), &pair.public, b"info", b"ctx", 32).unwrap();
         let received = receiver.hpke_setup_receiver_and_export(hpke(kem), &enc, &pair.private, b"info", b"ctx", 32).unwrap();
         assert_eq!(&*sent, &*received);
+    }
+
+    // Engine change 17's batch: each ciphertext opens with hpke-rs (the Rust
+    // crypto provider) under its own key, in the order of the inputs.
+    #[test]
+    fn an_hpke_batch_opens_like_one_by_one_seals() {
+        let (core, rust) = (AcceleratedCrypto::default(), RustCrypto::default());
+        for kem in [P256, X25519] {
+            let pairs: Vec<_> = (1u8..=3).map(|i| rust.derive_hpke_keypair(hpke(kem), &[i; 32]).unwrap()).collect();
+            let secrets: [&[u8]; 3] = [b"first", b"second", b"third"];
+            let inputs: Vec<(&[u8], &[u8])> = pairs.iter().zip(secrets).map(|(pair, secret)| (pair.public.as_slice(), secret)).collect();
+            let sealed = core.hpke_seal_batch(hpke(kem), b"info", b"aad", &inputs).unwrap();
+            assert_eq!(sealed.len(), 3);
+            for ((ciphertext, pair), secret) in sealed.iter().zip(&pairs).zip(secrets) {
+                assert_eq!(rust.hpke_open(hpke(kem), ciphertext, &pair.private, b"info", b"aad").unwrap(), secret);
+            }
+            assert_eq!(rust.hpke_open(hpke(kem), &sealed[1], &pairs[0].private, b"info", b"aad"), Err(CryptoError::HpkeDecryptionError));
+            assert!(core.hpke_seal_batch(hpke(kem), b"info", b"aad", &[]).unwrap().is_empty());
+        }
     }
 
     #[test]

@@ -139,6 +139,27 @@ pub(crate) fn encrypt_with_label(
     encrypt_with_label_internal(public_key, context, plaintext, ciphersuite, crypto)
 }
 
+/// Encrypt to each public key of `inputs` its plaintext, all with the same
+/// label and context, in one [`OpenMlsCrypto::hpke_seal_batch`] call. The
+/// ciphertexts are those of [`encrypt_with_label`], in the order of `inputs`.
+pub(crate) fn encrypt_batch_with_label(
+    inputs: &[(&[u8], &[u8])],
+    label: &str,
+    context: &[u8],
+    ciphersuite: Ciphersuite,
+    crypto: &impl OpenMlsCrypto,
+) -> Result<Vec<HpkeCiphertext>, Error> {
+    let context = EncryptContext::from((label, context)).tls_serialize_detached()?;
+
+    log_crypto!(
+        debug,
+        "HPKE Encrypt a batch of {} with label `{label}` and ciphersuite `{ciphersuite:?}`:",
+        inputs.len()
+    );
+
+    Ok(crypto.hpke_seal_batch(ciphersuite.hpke_config(), &context, &[], inputs)?)
+}
+
 fn encrypt_with_label_internal(
     public_key: &[u8],
     context: EncryptContext,

@@ -23,7 +23,7 @@ use crate::{
     schedule::{psk::PreSharedKeyId, JoinerSecret},
     treesync::{
         node::{
-            encryption_keys::{EncryptionKey, EncryptionKeyPair, EncryptionPrivateKey},
+            encryption_keys::{EncryptionKeyPair, EncryptionPrivateKey},
             leaf_node::TreePosition,
         },
         treekem::{UpdatePath, UpdatePathIn},
@@ -401,11 +401,12 @@ impl PathSecret {
 
     /// Encrypt the path secret under the given `HpkePublicKey` using the given
     /// `group_context`.
+    #[cfg(test)]
     pub(crate) fn encrypt(
         &self,
         crypto: &impl OpenMlsCrypto,
         ciphersuite: Ciphersuite,
-        public_key: &EncryptionKey,
+        public_key: &crate::treesync::node::encryption_keys::EncryptionKey,
         group_context: &[u8],
     ) -> Result<HpkeCiphertext, LibraryError> {
         public_key.encrypt(
@@ -414,6 +415,12 @@ impl PathSecret {
             group_context,
             self.path_secret.as_slice(),
         )
+    }
+
+    /// The bytes of the path secret, to encrypt them in a batch
+    /// (`PlainUpdatePathNode::encrypt_path`).
+    pub(crate) fn secret_bytes(&self) -> &[u8] {
+        self.path_secret.as_slice()
     }
 
     /// Consume the `PathSecret`, returning the internal `Secret` value.

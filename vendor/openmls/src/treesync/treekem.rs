@@ -10,8 +10,6 @@ use openmls_traits::{
     crypto::OpenMlsCrypto,
     types::{Ciphersuite, HpkeCiphertext},
 };
-#[cfg(not(target_arch = "wasm32"))]
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tls_codec::{TlsDeserialize, TlsDeserializeBytes, TlsSerialize, TlsSize};
 
@@ -69,16 +67,14 @@ impl TreeSyncDiff<'_> {
         // There should be as many copath resolutions.
         debug_assert_eq!(copath_resolutions.len(), path.len());
 
-        // Encrypt the secrets
-
-        #[cfg(not(target_arch = "wasm32"))]
-        let resolved_path = path.par_iter().zip(copath_resolutions.par_iter());
-        #[cfg(target_arch = "wasm32")]
-        let resolved_path = path.iter().zip(copath_resolutions.iter());
-
-        resolved_path
-            .map(|(node, resolution)| node.encrypt(crypto, ciphersuite, resolution, group_context))
-            .collect::<Result<Vec<UpdatePathNode>, LibraryError>>()
+        // Encrypt the secrets, all of them in one batch: they are independent.
+        PlainUpdatePathNode::encrypt_path(
+            path,
+            crypto,
+            ciphersuite,
+            &copath_resolutions,
+            group_context,
+        )
     }
 
     /// Decrypt an [`UpdatePath`] originating from the given

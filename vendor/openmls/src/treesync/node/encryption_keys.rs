@@ -46,6 +46,7 @@ impl EncryptionKey {
     }
 
     /// Encrypt to this HPKE public key.
+    #[cfg(test)]
     pub(crate) fn encrypt(
         &self,
         crypto: &impl OpenMlsCrypto,

@@ -12,7 +12,7 @@ use tls_codec::{TlsDeserialize, TlsDeserializeBytes, TlsSerialize, TlsSize, VLBy
 use super::encryption_keys::{EncryptionKey, EncryptionKeyPair};
 use crate::{
     binary_tree::array_representation::{LeafNodeIndex, ParentNodeIndex},
-    ciphersuite::HpkePublicKey,
+    ciphersuite::{hpke, HpkePublicKey},
     error::LibraryError,
     messages::PathSecret,
     schedule::CommitSecret,
@@ -60,6 +60,7 @@ pub(crate) struct PlainUpdatePathNode {
 
 impl PlainUpdatePathNode {
     /// Encrypt this node and return the resulting [`UpdatePathNode`].
+    #[cfg(test)]
     pub(in crate::treesync) fn encrypt(
         &self,
         crypto: &impl OpenMlsCrypto,
@@ -82,6 +83,61 @@ impl PlainUpdatePathNode {
                 public_key: self.public_key.clone(),
                 encrypted_path_secrets,
             })
+    }
+
+    /// Encrypt the nodes of a `path`, each to the public keys of its copath
+    /// resolution in `resolutions`, with one [`OpenMlsCrypto::hpke_seal_batch`]
+    /// call for all of them (on wasm32), or one per chunk on rayon's threads
+    /// (several chunks per thread, so that work stealing still balances).
+    /// Same ciphertexts, in the same order, as [`Self::encrypt`] per node.
+    pub(in crate::treesync) fn encrypt_path(
+        path: &[Self],
+        crypto: &impl OpenMlsCrypto,
+        ciphersuite: Ciphersuite,
+        resolutions: &[Vec<EncryptionKey>],
+        group_context: &[u8],
+    ) -> Result<Vec<UpdatePathNode>, LibraryError> {
+        let inputs = path
+            .iter()
+            .zip(resolutions)
+            .flat_map(|(node, resolution)| {
+                resolution
+                    .iter()
+                    .map(|pk| (pk.as_slice(), node.path_secret.secret_bytes()))
+            })
+            .collect::<Vec<(&[u8], &[u8])>>();
+        let seal = |inputs: &[(&[u8], &[u8])]| {
+            hpke::encrypt_batch_with_label(
+                inputs,
+                "UpdatePathNode",
+                group_context,
+                ciphersuite,
+                crypto,
+            )
+            .map_err(|_| LibraryError::custom("Encryption failed. A serialization issue really"))
+        };
+
+        #[cfg(target_arch = "wasm32")]
+        let ciphertexts = seal(&inputs)?;
+        #[cfg(not(target_arch = "wasm32"))]
+        let ciphertexts = inputs
+            .par_chunks(inputs.len().div_ceil(8 * rayon::current_num_threads()).max(1))
+            .map(seal)
+            .collect::<Result<Vec<Vec<HpkeCiphertext>>, LibraryError>>()?
+            .concat();
+
+        if ciphertexts.len() != inputs.len() {
+            return Err(LibraryError::custom("HPKE batch returned another count"));
+        }
+        let mut ciphertexts = ciphertexts.into_iter();
+        Ok(path
+            .iter()
+            .zip(resolutions)
+            .map(|(node, resolution)| UpdatePathNode {
+                public_key: node.public_key.clone(),
+                encrypted_path_secrets: ciphertexts.by_ref().take(resolution.len()).collect(),
+            })
+            .collect())
     }
 
     /// Return a reference to the `path_secret` of this node.

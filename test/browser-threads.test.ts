@@ -1,0 +1,122 @@
+/**
+ * The browsers' opt-in Web Worker pool of `setThreads` (ts/mls/
+ * browser-encap-pool.ts) in Chromium: on a cross-origin isolated page a
+ * self-update whose Encaps the workers made (WebCrypto X25519) is
+ * processed by members at several leaves to the same epoch authenticator;
+ * a pool whose workers never answer stalls, the core seals that batch in
+ * wasm instead and the group keeps working; without cross-origin isolation
+ * setThreads is refused with UNSUPPORTED; the single-thread mode works.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium, staticServer } from './browser-harness.js';
+
+const REAL_LEAVES = [1, 37, 130, 255, 299];
+const SIZE = 300;
+
+let browser: Browser;
+let isolated: { url: string; close(): Promise<void> };
+let plain: { url: string; close(): Promise<void> };
+
+beforeAll(async () => {
+  isolated = await staticServer(process.cwd(), { isolated: true });
+  plain = await staticServer(process.cwd());
+  browser = await launchChromium();
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await isolated?.close();
+  await plain?.close();
+});
+
+async function open(site: { url: string }): Promise<Page> {
+  const page = await browser.newPage();
+  page.on('pageerror', (e) => console.error(`page: ${e.message}`));
+  await page.goto(`${site.url}/test/browser/threads.html`);
+  await page.waitForFunction(() => (window as unknown as { appReady?: boolean }).appReady === true);
+  return page;
+}
+
+const call = <T>(page: Page, fn: string, ...args: unknown[]): Promise<T> =>
+  page.evaluate(([f, a]) => (window as any).app[f as string](...(a as unknown[])), [fn, args] as const) as Promise<T>;
+
+interface Round {
+  ms: number;
+  epoch: number;
+  authenticators: string[];
+  stats: { pooledBatches: number; workerEncaps: number; stalls: number; running: number } | null;
+}
+
+function expectAgreed(round: Round): void {
+  expect(new Set(round.authenticators).size).toBe(1);
+  expect(round.authenticators).toHaveLength(REAL_LEAVES.length + 1);
+}
+
+describe('setThreads in Chromium', () => {
+  it('a cross-origin isolated page commits on the pool; members at every position agree; a stalled pool falls back to wasm', async () => {
+    const page = await open(isolated);
+    expect(await call(page, 'crossOriginIsolated')).toBe(true);
+    expect(await call(page, 'build', SIZE, REAL_LEAVES)).toEqual(REAL_LEAVES);
+
+    const single = await call<Round>(page, 'selfUpdateRound');
+    expectAgreed(single);
+    expect(await call(page, 'setThreads', 2)).toEqual({ threads: 2, count: 2 });
+    // The workers start once the page is free (a commit cannot wait for that).
+    await call(page, 'idle', 300);
+    const pooled: Round[] = [];
+    for (let i = 0; i < 3; i++) pooled.push(await call<Round>(page, 'selfUpdateRound'));
+    for (const round of pooled) expectAgreed(round);
+    // Every Encap made by the workers, none stalled.
+    expect(pooled[2]!.stats).toMatchObject({ pooledBatches: 3, workerEncaps: 3 * (SIZE - 1), stalls: 0, running: 2 });
+    expect(pooled.map((r) => r.epoch)).toEqual([single.epoch + 1, single.epoch + 2, single.epoch + 3]);
+
+    // Workers that never answer: the batch stalls (STALL_MS, 1 s), the core
+    // seals it in wasm; the commit is good and the group goes on.
+    expect(await call(page, 'setThreads', 0)).toEqual({ threads: 0, count: 0 });
+    await call(page, 'breakWorkers');
+    expect(await call(page, 'setThreads', 1)).toEqual({ threads: 1, count: 1 });
+    await call(page, 'idle', 300);
+    const stalled = await call<Round>(page, 'selfUpdateRound');
+    expectAgreed(stalled);
+    expect(stalled.ms).toBeGreaterThanOrEqual(950);
+    expect(stalled.stats).toMatchObject({ pooledBatches: 1, workerEncaps: 0, stalls: 1 });
+    // The pool was replaced at once (by workers that never answer, still):
+    // the next commit stalls again and still works.
+    await call(page, 'idle', 300);
+    const again = await call<Round>(page, 'selfUpdateRound');
+    expectAgreed(again);
+    expect(again.stats).toMatchObject({ pooledBatches: 2, stalls: 2 });
+    // Real workers again: the pool works after its failures.
+    await call(page, 'repairWorkers');
+    expect(await call(page, 'setThreads', 0)).toEqual({ threads: 0, count: 0 });
+    expect(await call(page, 'setThreads', 1)).toEqual({ threads: 1, count: 1 });
+    await call(page, 'idle', 300);
+    const after = await call<Round>(page, 'selfUpdateRound');
+    expectAgreed(after);
+    expect(after.epoch).toBe(again.epoch + 1);
+    expect(after.stats).toMatchObject({ pooledBatches: 1, workerEncaps: SIZE - 1, stalls: 0 });
+
+    // A commit right after setThreads, before any worker could start: sealed
+    // in wasm at once (no stall), and correct.
+    expect(await call(page, 'setThreads', 0)).toEqual({ threads: 0, count: 0 });
+    const early = await call<Round>(page, 'setThreadsThenCommit', 2);
+    expectAgreed(early);
+    expect(early.stats).toMatchObject({ pooledBatches: 0, workerEncaps: 0, stalls: 0 });
+    expect(early.ms).toBeLessThan(900);
+
+    expect(await call(page, 'setThreads', 0)).toEqual({ threads: 0, count: 0 });
+    expectAgreed(await call<Round>(page, 'selfUpdateRound'));
+    console.log(`Chromium n=300 self-update: single-thread ${single.ms.toFixed(0)} ms; pool of 2: ${pooled.map((r) => r.ms.toFixed(0)).join(', ')} ms`);
+    await page.close();
+  }, 180_000);
+
+  it('without cross-origin isolation, setThreads is refused with UNSUPPORTED (0 still works)', async () => {
+    const page = await open(plain);
+    expect(await call(page, 'crossOriginIsolated')).toBe(false);
+    await call(page, 'build', 3, [1, 2]);
+    expect(await call(page, 'setThreads', 1)).toEqual({ error: 'UNSUPPORTED' });
+    expect(await call(page, 'setThreads', 0)).toEqual({ threads: 0, count: 0 });
+    await page.close();
+  }, 60_000);
+});

@@ -1,0 +1,166 @@
+/**
+ * Browsers' opt-in pool of Web Workers for the X25519 Encaps of a commit's
+ * path encryptions (issue 24 item 6; `setThreads` in a browser). Each
+ * worker makes its Encaps with WebCrypto's X25519 (the browser's native
+ * crypto, asynchronous in the worker): the ephemeral key is generated
+ * non-extractable, so its secret never reaches JS or wasm; `enc` and the
+ * DH output go into a SharedArrayBuffer, from which the calling thread
+ * copies them into the core's memory (which the core wipes) and wipes them.
+ * The chunk protocol and buffer are the Node pool's (x25519-pool.ts), except
+ * that the calling thread makes no Encaps itself (it has no synchronous
+ * X25519 outside wasm): it runs the key schedules of the chunks already
+ * made and waits for the next one.
+ *
+ * Waiting: `Atomics.wait` where the browser allows it (a Worker — run the
+ * MLS client in one for the best use of the cores); on the main thread,
+ * which may not block, a spin on `Atomics.load`. Either way a commit is
+ * one synchronous call into the core, so the page is busy for its length
+ * with or without the pool.
+ *
+ * Needs SharedArrayBuffer, i.e. a cross-origin isolated page (COOP
+ * `same-origin` + COEP `require-corp`), and WebCrypto X25519. Any failure
+ * (a worker that errs, stalls for `STALL_MS`, or a browser without
+ * WebCrypto X25519) makes `take` throw; the core then seals that batch
+ * one by one in wasm, as without a pool (same result), and the pool's
+ * workers are replaced before its next batch.
+ */
+import { CHUNK, DONE, claimChunks, sharedBatchFor, type BatchMessage, type EncapBatchRunner, type SharedBatch } from './encap-batch.js';
+import type { PoolStats } from './x25519-pool.js';
+
+/** Smaller batches are sealed in wasm without the pool (the core is told so by `begin`). */
+export const BROWSER_POOL_MIN_ENCAPS = 128;
+
+/** What a Web Worker runs (sent as source text in a Blob URL). */
+function browserWorkerMain(claim: typeof claimChunks): void {
+  const subtle = crypto.subtle;
+  const X25519 = { name: 'X25519' } as const;
+  const encap = async (publicKey: Uint8Array, out: Uint8Array, offset: number): Promise<void> => {
+    const recipient = await subtle.importKey('raw', publicKey.slice(), X25519, false, []);
+    const ephemeral = (await subtle.generateKey(X25519, false, ['deriveBits'])) as CryptoKeyPair;
+    const enc = new Uint8Array(await subtle.exportKey('raw', ephemeral.publicKey));
+    // Rejects on a low-order point (an all-zero output).
+    const shared = new Uint8Array(await subtle.deriveBits({ name: 'X25519', public: recipient } as never, ephemeral.privateKey, 256));
+    try {
+      if (enc.length !== 32 || shared.length !== 32) throw new RangeError('X25519 output of unexpected length');
+      out.set(enc, offset);
+      out.set(shared, offset + 32);
+    } finally {
+      shared.fill(0);
+    }
+  };
+  // Tell the page this worker runs: a worker starts only when the page's
+  // main thread is free, never while it waits inside a commit.
+  postMessage('ready');
+  onmessage = (event: MessageEvent<BatchMessage>) =>
+    claim(event.data, async (publicKeys, out, from, to) => {
+      const jobs = [];
+      for (let i = from; i < to; i++) jobs.push(encap(publicKeys.subarray(i * 32, i * 32 + 32), out, i * 64));
+      await Promise.all(jobs);
+    });
+}
+
+/** Whether this thread may block in `Atomics.wait` (Workers may; a window's main thread may not). */
+function mayBlock(): boolean {
+  return typeof (globalThis as { document?: unknown }).document === 'undefined';
+}
+
+/** The pool; installed into the core by `setThreads` in a browser. */
+export class BrowserEncapPool implements EncapBatchRunner {
+  #workers: Worker[] = [];
+  #shared: SharedBatch | undefined;
+  #url: string | undefined;
+  #items = 0;
+  #taken = 0;
+  #broken = false;
+  /** As the Node pool's; `stalls` counts batches the core sealed in wasm because the pool failed. */
+  readonly stats: PoolStats = { pooledBatches: 0, workerEncaps: 0, callingThreadEncaps: 0, redoneChunks: 0, stalls: 0 };
+
+  /** Workers that reported they run. */
+  #ready = 0;
+
+  /** Starts the workers now, so that they run by the first large commit (they start once the page's thread is free). */
+  constructor(readonly threads: number) {
+    this.#start();
+  }
+
+  /** Workers running now. */
+  get running(): number {
+    return this.#workers.length;
+  }
+
+  /** Whether this browser can run the pool (SharedArrayBuffer needs cross-origin isolation). */
+  static supported(): boolean {
+    return typeof SharedArrayBuffer === 'function' && (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true && typeof Worker === 'function' && !!globalThis.crypto?.subtle;
+  }
+
+  begin(publicKeys: Uint8Array): void {
+    const items = publicKeys.length / 32;
+    // Too small, or no worker runs yet: the core then seals in wasm, as
+    // without a pool (waiting here could not let a worker start).
+    if (items < BROWSER_POOL_MIN_ENCAPS) throw new RangeError('batch below the pool minimum');
+    if (this.#broken) this.#restart();
+    if (this.#ready === 0) throw new RangeError('no worker runs yet');
+    const shared = (this.#shared = sharedBatchFor(this.#shared, items));
+    this.#items = shared.load(publicKeys);
+    this.#taken = 0;
+    this.stats.pooledBatches++;
+    for (const worker of this.#workers) worker.postMessage(shared.message());
+  }
+
+  take(out: Uint8Array): void {
+    const shared = this.#shared;
+    const count = out.length / 64;
+    if (!shared || !Number.isInteger(count) || this.#taken + count > this.#items) throw new RangeError('no such Encaps in this batch');
+    let written = 0;
+    while (written < count) {
+      const index = this.#taken + written;
+      const chunk = Math.floor(index / CHUNK);
+      // Failed or stalled: the core seals this batch in wasm instead.
+      if (!shared.waitWhilePending(chunk, mayBlock()) || Atomics.load(shared.status, chunk) !== DONE) {
+        this.#broken = true;
+        this.stats.stalls++;
+        throw new Error('the Encap pool failed');
+      }
+      const upTo = Math.min(this.#taken + count, (chunk + 1) * CHUNK);
+      shared.move(index, upTo, out, written);
+      this.stats.workerEncaps += upTo - index;
+      written += upTo - index;
+    }
+    this.#taken += count;
+  }
+
+  end(): void {
+    const shared = this.#shared;
+    // No new claims; wait for the claimed chunks, then wipe the results.
+    if (this.#items > 0 && shared && !shared.finish(this.#items, mayBlock(), this.#broken)) this.#broken = true;
+    this.#items = 0;
+    this.#taken = 0;
+    // Replace a failed pool now, so the new workers start as soon as the page's thread is free.
+    if (this.#broken) this.#restart();
+  }
+
+  /** Terminate the workers (`setThreads(0)` or another count). */
+  close(): void {
+    for (const worker of this.#workers) worker.terminate();
+    this.#workers = [];
+    this.#ready = 0;
+    // A stalled worker may still write into the old buffer: never reuse it.
+    if (this.#broken) this.#shared = undefined;
+    this.#broken = false;
+  }
+
+  #restart(): void {
+    this.close();
+    this.#start();
+  }
+
+  #start(): void {
+    this.#url ??= URL.createObjectURL(new Blob([`(${browserWorkerMain.toString()})(${claimChunks.toString()})`], { type: 'text/javascript' }));
+    for (let i = 0; i < this.threads; i++) {
+      const worker = new Worker(this.#url);
+      worker.onmessage = () => this.#ready++;
+      worker.onerror = () => (this.#broken = true);
+      this.#workers.push(worker);
+    }
+  }
+}

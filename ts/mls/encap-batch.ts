@@ -1,0 +1,144 @@
+/**
+ * The batch contract between the wasm core and a host that makes the
+ * X25519 Encaps of a commit's path encryptions (engine change 17,
+ * docs/ENGINE.md; crates/core/src/native_crypto.rs, native_x25519_seal_batch),
+ * and the shared buffer and chunk protocol of the pools that make them on
+ * several threads (Node: x25519-pool.ts; browsers: browser-encap-pool.ts).
+ *
+ * Buffer layout: four control words (next chunk to claim, chunk count,
+ * Encap count, unused), one status word per chunk, the public keys (32
+ * bytes each), the results (`enc || DH`, 64 bytes each). Every thread
+ * claims the next chunk with `Atomics.add` on the first word until none is
+ * left, writes its results, then stores DONE or FAILED in the chunk's
+ * status and notifies.
+ */
+
+/** Runs the Encaps of one batch (x25519EncapBegin/Take/End of the core's contract). */
+export interface EncapBatchRunner {
+  /** Start a batch: `publicKeys` is 32 bytes per recipient (copied if kept). */
+  begin(publicKeys: Uint8Array): void;
+  /** Write the next `out.length / 64` results, in order, into `out`. */
+  take(out: Uint8Array): void;
+  /** End the batch, done or abandoned; wipe every copy of its results. */
+  end(): void;
+}
+
+/** Encaps per claim. */
+export const CHUNK = 32;
+/** How long a claimed chunk may take before its worker is given up. */
+export const STALL_MS = 1000;
+/** Status of a chunk. */
+export const PENDING = 0;
+export const DONE = 2;
+export const FAILED = 3;
+/** Control words. */
+export const NEXT = 0;
+export const CHUNKS = 1;
+export const ITEMS = 2;
+const CONTROL_BYTES = 16;
+
+/** A pool's shared buffer and its views. */
+export class SharedBatch {
+  readonly buffer: SharedArrayBuffer;
+  readonly control: Int32Array;
+  readonly status: Int32Array;
+  readonly publicKeys: Uint8Array;
+  readonly out: Uint8Array;
+
+  constructor(readonly capacity: number) {
+    const chunks = Math.ceil(capacity / CHUNK);
+    this.buffer = new SharedArrayBuffer(CONTROL_BYTES + 4 * chunks + 96 * capacity);
+    this.control = new Int32Array(this.buffer, 0, 4);
+    this.status = new Int32Array(this.buffer, CONTROL_BYTES, chunks);
+    this.publicKeys = new Uint8Array(this.buffer, CONTROL_BYTES + 4 * chunks, 32 * capacity);
+    this.out = new Uint8Array(this.buffer, CONTROL_BYTES + 4 * chunks + 32 * capacity, 64 * capacity);
+  }
+
+  /** Load a new batch and open it for claims; returns its Encap count. */
+  load(publicKeys: Uint8Array): number {
+    const items = publicKeys.length / 32;
+    this.publicKeys.set(publicKeys);
+    this.status.fill(PENDING);
+    Atomics.store(this.control, ITEMS, items);
+    Atomics.store(this.control, CHUNKS, Math.ceil(items / CHUNK));
+    Atomics.store(this.control, NEXT, 0);
+    return items;
+  }
+
+  /** The message that tells a worker to join the batch. */
+  message(): BatchMessage {
+    return { buffer: this.buffer, capacity: this.capacity, chunk: CHUNK };
+  }
+
+  /** Copy results `[from, to)` into `out` at `at`, wiping them here. */
+  move(from: number, to: number, out: Uint8Array, at: number): void {
+    const results = this.out.subarray(from * 64, to * 64);
+    out.set(results, at * 64);
+    results.fill(0);
+  }
+
+  /**
+   * End a batch of `items`: no new claims, wait for the claimed chunks
+   * (unless `stalled` already), wipe the results. False if a chunk stalled.
+   */
+  finish(items: number, block: boolean, stalled: boolean): boolean {
+    const claimed = Math.min(Atomics.exchange(this.control, NEXT, 1 << 30), Atomics.load(this.control, CHUNKS));
+    for (let chunk = 0; chunk < claimed && !stalled; chunk++) {
+      if (!this.waitWhilePending(chunk, block)) stalled = true;
+    }
+    this.out.fill(0, 0, items * 64);
+    return !stalled;
+  }
+
+  /** Wait while `chunk` is pending, blocking if `block`, else spinning; false after STALL_MS. */
+  waitWhilePending(chunk: number, block: boolean): boolean {
+    const deadline = performance.now() + STALL_MS;
+    while (Atomics.load(this.status, chunk) === PENDING) {
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      if (block) Atomics.wait(this.status, chunk, PENDING, left);
+    }
+    return true;
+  }
+}
+
+/** What a worker receives to join a batch. */
+export interface BatchMessage {
+  buffer: SharedArrayBuffer;
+  capacity: number;
+  chunk: number;
+}
+
+/**
+ * A worker's side of the protocol: claim chunks until none is left, make
+ * each with `makeChunk(publicKeys, out, from, to)` (results `[from, to)`
+ * into `out`), mark it DONE, or FAILED when `makeChunk` throws. Its source
+ * text runs in the workers of both pools, so it names nothing outside
+ * itself (the layout is SharedBatch's).
+ */
+export async function claimChunks(message: BatchMessage, makeChunk: (publicKeys: Uint8Array, out: Uint8Array, from: number, to: number) => unknown): Promise<void> {
+  const { buffer, capacity, chunk } = message;
+  const chunks = Math.ceil(capacity / chunk);
+  const control = new Int32Array(buffer, 0, 4);
+  const status = new Int32Array(buffer, 16, chunks);
+  const publicKeys = new Uint8Array(buffer, 16 + 4 * chunks, 32 * capacity);
+  const out = new Uint8Array(buffer, 16 + 4 * chunks + 32 * capacity, 64 * capacity);
+  for (;;) {
+    const claimed = Atomics.add(control, 0, 1);
+    if (claimed >= Atomics.load(control, 1)) return;
+    const items = Atomics.load(control, 2);
+    let result = 2;
+    try {
+      await makeChunk(publicKeys, out, claimed * chunk, Math.min(items, (claimed + 1) * chunk));
+    } catch {
+      result = 3;
+    }
+    Atomics.store(status, claimed, result);
+    Atomics.notify(status, claimed);
+  }
+}
+
+/** A buffer big enough for `items` Encaps: `current` or a new one. */
+export function sharedBatchFor(current: SharedBatch | undefined, items: number): SharedBatch {
+  return current && current.capacity >= items ? current : new SharedBatch(Math.max(items, 2 * (current?.capacity ?? 0)));
+}

@@ -1,0 +1,81 @@
+/**
+ * DHKEM(X25519)'s Encap DH (RFC 9180 §4.1) in Node's OpenSSL, one at a
+ * time or in batches, on the calling thread or on a worker pool
+ * (x25519-pool.ts). The wasm core hands over the public keys of an
+ * UpdatePath's recipients (engine change 17, docs/ENGINE.md) and gets
+ * `enc || DH` back written into its own memory, which it wipes; the
+ * ephemeral secrets never leave OpenSSL.
+ */
+import type * as NodeCrypto from 'node:crypto';
+import type { EncapBatchRunner } from './encap-batch.js';
+
+type KeyObject = NodeCrypto.KeyObject;
+
+/**
+ * One Encap for `publicKey` (an imported X25519 public key), written into
+ * `out[offset, offset + 64)`: enc (32) || DH(skE, publicKey) (32).
+ *
+ * Self-contained on purpose (no module-level names): x25519-pool.ts runs
+ * its source text in the workers. The ephemeral key is made from random
+ * bytes by a JWK import (which derives its public key), not
+ * generateKeyPairSync: in Node 20 exporting a key fresh from
+ * generateKeyPairSync can deadlock when a GC during the export finalizes
+ * the key-generation job (bench/README.md, "n = 10,000 round 2"). Every
+ * buffer here that held a secret is wiped before returning; the key object
+ * keeps skE inside OpenSSL until it is collected. Throws on a low-order
+ * point.
+ */
+export function encapInto(crypto: typeof NodeCrypto, publicKey: KeyObject, out: Uint8Array, offset: number): void {
+  const secret = crypto.randomBytes(32);
+  let ephemeral: KeyObject;
+  try {
+    ephemeral = crypto.createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: secret.toString('base64url'), x: '' }, format: 'jwk' });
+  } finally {
+    secret.fill(0);
+  }
+  const enc = Buffer.from((ephemeral.export({ format: 'jwk' }) as { x: string }).x, 'base64url');
+  const shared = crypto.diffieHellman({ privateKey: ephemeral, publicKey });
+  try {
+    if (enc.length !== 32 || shared.length !== 32) throw new RangeError('X25519 output of unexpected length');
+    out.set(enc, offset);
+    out.set(shared, offset + 32);
+  } finally {
+    shared.fill(0);
+  }
+}
+
+/** Looks up (and caches) the KeyObject of a 32-byte X25519 public key. */
+export type PublicKeyImport = (publicKey: Uint8Array) => KeyObject;
+
+/** Batches run on the calling thread, one Encap after the other. */
+export class CallingThreadEncaps implements EncapBatchRunner {
+  #publicKeys: Uint8Array | undefined;
+  #taken = 0;
+
+  constructor(
+    private readonly crypto: typeof NodeCrypto,
+    readonly importPublic: PublicKeyImport,
+  ) {}
+
+  begin(publicKeys: Uint8Array): void {
+    if (publicKeys.length % 32 !== 0) throw new RangeError('32-byte public keys are expected');
+    this.#publicKeys = publicKeys.slice();
+    this.#taken = 0;
+  }
+
+  take(out: Uint8Array): void {
+    const keys = this.#publicKeys;
+    const count = out.length / 64;
+    if (!keys || !Number.isInteger(count) || (this.#taken + count) * 32 > keys.length) throw new RangeError('no such Encaps in this batch');
+    for (let i = 0; i < count; i++) {
+      const index = this.#taken + i;
+      encapInto(this.crypto, this.importPublic(keys.subarray(index * 32, index * 32 + 32)), out, i * 64);
+    }
+    this.#taken += count;
+  }
+
+  end(): void {
+    this.#publicKeys = undefined;
+    this.#taken = 0;
+  }
+}
