@@ -28,6 +28,7 @@ mod safe_aad;
 mod signatures;
 mod signer;
 mod test_support;
+mod verifying_keys;
 pub mod storage;
 
 // The extension modules' former flat paths (`crate::reinit`, ...), so code
