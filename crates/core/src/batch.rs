@@ -5,25 +5,41 @@
 //!   batch  = entry*
 
 use crate::error::{malformed, CoreResult};
+use zeroize::Zeroize as _;
+
 use crate::storage::Batch;
 
 const OP_DELETE: u8 = 0;
 const OP_PUT: u8 = 1;
 
 pub fn encode(batch: &Batch) -> Vec<u8> {
-    let size: usize = batch.puts.iter().map(|(k, v)| 9 + k.len() + v.len()).sum::<usize>()
-        + batch.deletes.iter().map(|k| 5 + k.len()).sum::<usize>();
-    let mut out = Vec::with_capacity(size);
-    for (key, value) in &batch.puts {
-        out.push(OP_PUT);
-        push_chunk(&mut out, key);
-        push_chunk(&mut out, value);
-    }
-    for key in &batch.deletes {
-        out.push(OP_DELETE);
-        push_chunk(&mut out, key);
-    }
+    let mut out = Vec::new();
+    encode_into(&mut out, batch.puts.iter().map(|(k, v)| (k.as_slice(), v.as_slice())), batch.deletes.iter().map(Vec::as_slice));
     out
+}
+
+/// The encoding of `puts` then `deletes`, written into `out` (cleared
+/// first). When `out` is too small it is wiped and replaced by one of the
+/// exact size, so no reallocation leaves a copy of the entries behind.
+pub fn encode_into<'a, P, D>(out: &mut Vec<u8>, puts: P, deletes: D)
+where
+    P: Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
+    D: Iterator<Item = &'a [u8]> + Clone,
+{
+    let size: usize = puts.clone().map(|(k, v)| 9 + k.len() + v.len()).sum::<usize>() + deletes.clone().map(|k| 5 + k.len()).sum::<usize>();
+    out.zeroize();
+    if out.capacity() < size {
+        *out = Vec::with_capacity(size);
+    }
+    for (key, value) in puts {
+        out.push(OP_PUT);
+        push_chunk(out, key);
+        push_chunk(out, value);
+    }
+    for key in deletes {
+        out.push(OP_DELETE);
+        push_chunk(out, key);
+    }
 }
 
 fn push_chunk(out: &mut Vec<u8>, bytes: &[u8]) {

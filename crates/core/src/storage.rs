@@ -388,6 +388,29 @@ impl JournalStorage {
         batch
     }
 
+    /// [`take_batch`](Self::take_batch) written straight into `out` in the
+    /// flat encoding of batch.rs, from the stored values: no cloned copy of
+    /// them to encode and wipe (this runs after every message).
+    pub fn take_batch_encoded(&self, out: &mut Vec<u8>) {
+        let Ok(mut state) = self.state.try_borrow_mut() else {
+            return; // As take_batch: the next call reports the changes.
+        };
+        let State { values, journal, .. } = &mut *state;
+        let (mut puts, mut deletes) = (Vec::new(), Vec::new());
+        for (key, mut old) in journal.drain() {
+            if let Some(old) = old.as_mut() {
+                old.zeroize();
+            }
+            match values.get_key_value(&key) {
+                Some(entry) => puts.push(entry),
+                None => deletes.push(key),
+            }
+        }
+        puts.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        deletes.sort_unstable();
+        crate::batch::encode_into(out, puts.iter().map(|(k, v)| (k.as_slice(), v.as_slice())), deletes.iter().map(Vec::as_slice));
+    }
+
     /// Restore every key touched since the last checkpoint to its value at
     /// that checkpoint, and clear the journal.
     ///
