@@ -1652,6 +1652,32 @@ pub(crate) mod tests {
         assert_eq!(encode(&vec![1u8, 200]).unwrap(), b"\x02\x02\x01\xc8".to_vec());
     }
 
+    /// The batch encoded straight from the journal is the encoding of the
+    /// batch take_batch returns for the same changes, clears the journal the
+    /// same way, and reuses a buffer that held an earlier (longer) batch.
+    #[test]
+    fn batch_encoded_from_the_journal_equals_the_encoded_batch() {
+        let (cloned, direct) = (JournalStorage::new(), JournalStorage::new());
+        for s in [&cloned, &direct] {
+            s.load_entries(vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"2".to_vec())]);
+            raw_put(s, b"c", &[7u8; 300]);
+            raw_put(s, b"a", b"10");
+            raw_del(s, b"b");
+            raw_put(s, b"d", b"4");
+            raw_del(s, b"d");
+        }
+        let mut buffer = vec![0xaa; 1000];
+        direct.take_batch_encoded(&mut buffer);
+        assert_eq!(buffer, crate::batch::encode(&cloned.take_batch()));
+        direct.take_batch_encoded(&mut buffer);
+        assert!(buffer.is_empty(), "the journal was cleared");
+        for s in [&cloned, &direct] {
+            raw_put(s, b"a", b"11");
+        }
+        direct.take_batch_encoded(&mut buffer);
+        assert_eq!(buffer, crate::batch::encode(&cloned.take_batch()));
+    }
+
     #[test]
     fn batch_reports_net_effect_and_clears_journal() {
         let s = JournalStorage::new();
