@@ -401,14 +401,19 @@ impl JournalStorage {
             if let Some(old) = old.as_mut() {
                 old.zeroize();
             }
-            match values.get_key_value(&key) {
-                Some(entry) => puts.push(entry),
-                None => deletes.push(key),
+            if values.contains_key(&key) {
+                puts.push(key);
+            } else {
+                deletes.push(key);
             }
         }
-        puts.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        // Owned keys sorted as `deletes` are: one sort instantiation (a
+        // sort of borrowed pairs added 11 KB of wasm).
+        puts.sort_unstable();
         deletes.sort_unstable();
-        crate::batch::encode_into(out, puts.iter().map(|(k, v)| (k.as_slice(), v.as_slice())), deletes.iter().map(Vec::as_slice));
+        let values: &HashMap<Vec<u8>, Vec<u8>> = values;
+        let puts = puts.iter().filter_map(|key| values.get(key).map(|value| (key.as_slice(), value.as_slice())));
+        crate::batch::encode_into(out, puts, deletes.iter().map(Vec::as_slice));
     }
 
     /// Restore every key touched since the last checkpoint to its value at
