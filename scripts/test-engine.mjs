@@ -59,7 +59,6 @@ const UNIT_FILTERS = [
   'group::mls_group::tests_and_kats::tests::reinit',
   'treesync::tests_and_kats::tests::test_diff',
   'messages::',
-  'ciphersuite::tests_and_kats::tests::test_kdf_expand_label', // engine change 13
 ];
 
 const FEATURES = 'test-utils,virtual-clients-draft';

@@ -156,7 +156,7 @@ impl Client {
     pub fn take_batch(&mut self) -> js_sys::Uint8Array {
         // A buffer grown by a large batch (a join at n = 10,000: MBs) is not kept.
         if self.batch_buffer.capacity() > BATCH_BUFFER_KEPT {
-            *self.batch_buffer = Vec::new(); // the old one is wiped on drop
+            self.batch_buffer = zeroize::Zeroizing::new(Vec::new()); // the old one is wiped as it drops
         }
         self.provider.storage().take_batch_encoded(&mut self.batch_buffer);
         // SAFETY: the view is read and wiped by the caller before it calls

@@ -146,11 +146,7 @@ impl Secret {
         context: &[u8],
         length: usize,
     ) -> Result<Secret, CryptoError> {
-        // Built without `format!`: the formatting machinery is a measurable
-        // share of a message's processing in wasm (paired-mls engine change 13).
-        let mut full_label = String::with_capacity(8 + label.len());
-        full_label.push_str("MLS 1.0 ");
-        full_label.push_str(label);
+        let full_label = format!("MLS 1.0 {label}");
         log::trace!(
             "KDF expand with label \"{}\" and {:?} with context {:x?}",
             full_label,

@@ -175,27 +175,3 @@ fn test_safe_hpke_seal_open() {
         CryptoError::HpkeDecryptionError
     );
 }
-
-// paired-mls engine change 13: the label "MLS 1.0 " + Label is built
-// without `format!`; the expansion is still HKDF-Expand over the KDFLabel
-// of RFC 9420 §8, whose bytes are written out by hand here.
-#[openmls_test::openmls_test]
-fn test_kdf_expand_label_info_bytes() {
-    let provider = &Provider::default();
-    let secret = Secret::from_slice(&[7u8; 32]);
-    for (label, context, length) in [("key", &b"ctx"[..], 16usize), ("", &[][..], 32), ("a longer label for the test", &[1u8; 70][..], 12)] {
-        let full = format!("MLS 1.0 {label}");
-        let mut info = (length as u16).to_be_bytes().to_vec();
-        info.push(full.len() as u8); // QUIC varint, < 64
-        info.extend_from_slice(full.as_bytes());
-        if context.len() < 64 {
-            info.push(context.len() as u8);
-        } else {
-            info.extend_from_slice(&(0x4000u16 | context.len() as u16).to_be_bytes());
-        }
-        info.extend_from_slice(context);
-        let expected = secret.hkdf_expand(provider.crypto(), ciphersuite, &info, length).unwrap();
-        let derived = secret.kdf_expand_label(provider.crypto(), ciphersuite, label, context, length).unwrap();
-        assert_eq!(derived.as_slice(), expected.as_slice());
-    }
-}
