@@ -1933,10 +1933,23 @@ pub(crate) mod tests {
         adds: Vec<KeyPackage>,
         self_update: bool,
     ) -> (MlsMessageOut, Option<MlsMessageOut>) {
+        stage_commit_removing(group, provider, signer, adds, Vec::new(), self_update)
+    }
+
+    /// [`stage_commit`] that also removes the members at `removes`.
+    pub(crate) fn stage_commit_removing<P: OpenMlsProvider>(
+        group: &mut MlsGroup,
+        provider: &P,
+        signer: &SignatureKeyPair,
+        adds: Vec<KeyPackage>,
+        removes: Vec<LeafNodeIndex>,
+        self_update: bool,
+    ) -> (MlsMessageOut, Option<MlsMessageOut>) {
         let bundle = group
             .commit_builder()
             .force_self_update(self_update)
             .propose_adds(adds)
+            .propose_removals(removes)
             .load_psks(provider.storage())
             .unwrap()
             .build(provider.rand(), provider.crypto(), signer, |_| true)

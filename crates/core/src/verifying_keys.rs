@@ -188,21 +188,11 @@ mod old_key_attacks {
         StagedWelcome::new_from_welcome(provider, &config, welcome, None).unwrap().into_group(provider).unwrap()
     }
 
-    /// `group` commits `adds` and `removes`; returns (commit, welcome).
+    /// `group` commits `adds` and `removes` and merges; returns (commit, welcome).
     fn commit(group: &mut MlsGroup, provider: &Provider, signer: &SignatureKeyPair, adds: Vec<KeyPackage>, removes: Vec<LeafNodeIndex>) -> (MlsMessageOut, Option<MlsMessageOut>) {
-        let bundle = group
-            .commit_builder()
-            .propose_adds(adds)
-            .propose_removals(removes)
-            .load_psks(provider.storage())
-            .unwrap()
-            .build(provider.rand(), provider.crypto(), signer, |_| true)
-            .unwrap()
-            .stage_commit(provider)
-            .unwrap();
+        let sent = crate::storage::tests::stage_commit_removing(group, provider, signer, adds, removes, false);
         group.merge_pending_commit(provider).unwrap();
-        let (commit, welcome, _) = bundle.into_messages();
-        (commit, welcome)
+        sent
     }
 
     fn is_invalid_signature(result: Result<Vec<u8>, ProcessMessageError<crate::storage::StorageError>>) -> bool {
