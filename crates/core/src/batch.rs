@@ -4,10 +4,56 @@
 //!   entry  = op:u8 (1 = put, 0 = delete) key_len:u32be key [value_len:u32be value]
 //!   batch  = entry*
 
-use crate::error::{malformed, CoreResult};
-use zeroize::Zeroize as _;
+use std::fmt;
 
-use crate::storage::Batch;
+use zeroize::Zeroize;
+
+use crate::error::{malformed, CoreResult};
+
+/// Net effect of all writes since the previous checkpoint.
+///
+/// Every key touched since the checkpoint appears exactly once: in `puts`
+/// (with its current value) if it is present now, otherwise in `deletes`.
+/// Both lists are sorted by key.
+///
+/// `Debug` only prints counts: the values may be secret.
+#[derive(Default)]
+pub struct Batch {
+    /// Entries to write (key, current value).
+    pub puts: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Keys to remove.
+    pub deletes: Vec<Vec<u8>>,
+}
+
+impl Batch {
+    /// `true` if the batch contains no operation.
+    pub fn is_empty(&self) -> bool {
+        self.puts.is_empty() && self.deletes.is_empty()
+    }
+}
+
+impl fmt::Debug for Batch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Batch")
+            .field("puts", &self.puts.len())
+            .field("deletes", &self.deletes.len())
+            .finish()
+    }
+}
+
+impl Zeroize for Batch {
+    fn zeroize(&mut self) {
+        for (key, value) in &mut self.puts {
+            key.zeroize();
+            value.zeroize();
+        }
+        self.puts.clear();
+        for key in &mut self.deletes {
+            key.zeroize();
+        }
+        self.deletes.clear();
+    }
+}
 
 const OP_DELETE: u8 = 0;
 const OP_PUT: u8 = 1;
