@@ -58,6 +58,60 @@ describe('native SHA-256 (Node OpenSSL)', () => {
   });
 });
 
+describe('native AES-GCM leaves no plaintext in Buffers of its own (review F4)', () => {
+  /** Node's crypto, with every Buffer its ciphers return recorded in `made`. */
+  function recording(made: Buffer[]): typeof nodeCrypto {
+    const record = <C extends nodeCrypto.Cipher | nodeCrypto.Decipher>(cipher: C): C => {
+      const update = cipher.update.bind(cipher) as (data: Uint8Array) => Buffer;
+      const final = cipher.final.bind(cipher) as () => Buffer;
+      Object.assign(cipher, {
+        update: (data: Uint8Array) => (made.push(update(data)), made.at(-1)!),
+        final: () => (made.push(final()), made.at(-1)!),
+      });
+      return cipher;
+    };
+    return {
+      ...nodeCrypto,
+      createCipheriv: ((...args: Parameters<typeof nodeCrypto.createCipheriv>) => record(nodeCrypto.createCipheriv(...args))) as typeof nodeCrypto.createCipheriv,
+      createDecipheriv: ((...args: Parameters<typeof nodeCrypto.createDecipheriv>) => record(nodeCrypto.createDecipheriv(...args))) as typeof nodeCrypto.createDecipheriv,
+    };
+  }
+  const key = nodeCrypto.randomBytes(16);
+  const nonce = nodeCrypto.randomBytes(12);
+  const aad = new TextEncoder().encode('aad');
+  const plaintext = new Uint8Array(5000).fill(0x61);
+  const allZero = (bytes: Uint8Array) => bytes.every((b) => b === 0);
+
+  it('seals and opens into the given output and wipes every Buffer the cipher returned', () => {
+    const made: Buffer[] = [];
+    const curves = nodeNativeCurves(recording(made));
+    const sealed = new Uint8Array(plaintext.length + 16);
+    expect(curves.aesGcmSeal(key, nonce, aad, plaintext, sealed)).toBe(sealed);
+    expect(toHex(sealed)).toBe(toHex(nodeNativeCurves(nodeCrypto).aesGcmSeal(key, nonce, aad, plaintext)));
+    const opened = new Uint8Array(plaintext.length);
+    expect(curves.aesGcmOpen(key, nonce, aad, sealed, opened)).toBe(opened);
+    expect(toHex(opened)).toBe(toHex(plaintext));
+    expect(made.length).toBe(4); // seal: update, final; open: update, final
+    expect(made.some((piece) => piece.length >= plaintext.length)).toBe(true);
+    expect(made.every(allZero)).toBe(true);
+  });
+
+  it('a tampered ciphertext is refused and its unauthenticated plaintext wiped, from the output too', () => {
+    const made: Buffer[] = [];
+    const curves = nodeNativeCurves(recording(made));
+    const sealed = curves.aesGcmSeal(key, nonce, aad, plaintext);
+    sealed[10] ^= 1;
+    const opened = new Uint8Array(plaintext.length).fill(0xee);
+    expect(() => curves.aesGcmOpen(key, nonce, aad, sealed, opened)).toThrow(/unable to authenticate/);
+    expect(allZero(opened)).toBe(true);
+    expect(made.every(allZero)).toBe(true);
+    expect(() => curves.aesGcmOpen(key, nonce, aad, sealed, new Uint8Array(3))).toThrow(RangeError);
+    // The genuine ciphertext still opens.
+    sealed[10] ^= 1;
+    expect(toHex(curves.aesGcmOpen(key, nonce, aad, sealed))).toBe(toHex(plaintext));
+  });
+});
+
 describe('long messages across a native and a wasm copy', () => {
   /** `count` KeyPackages of fresh members, each its own identity. */
   async function keyPackages(lib: Lib, count: number): Promise<Uint8Array[]> {
@@ -102,5 +156,19 @@ describe('long messages across a native and a wasm copy', () => {
     const message = await aliceGroup.encrypt('after the long commits');
     const received = await bobGroup.process(message);
     expect(received.kind === 'application' && new TextDecoder().decode(received.data)).toBe('after the long commits');
+    // Long application messages (sealed and opened natively on one side, in
+    // wasm on the other) both ways; a tampered one refused, the next one read.
+    const long = new Uint8Array(6000).fill(0x62);
+    for (const [sender, receiver] of [
+      [aliceGroup, bobGroup],
+      [bobGroup, aliceGroup],
+    ] as const) {
+      const sent = await sender.encrypt(long);
+      const tampered = sent.slice();
+      tampered[sent.length - 100] ^= 0x01;
+      await expect(receiver.process(tampered)).rejects.toMatchObject({ name: 'MlsError', code: 'DECRYPTION_FAILED' });
+      const next = await receiver.process(await sender.encrypt(long));
+      expect(next.kind === 'application' && toHex(next.data)).toBe(toHex(long));
+    }
   });
 });

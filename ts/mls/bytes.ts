@@ -15,10 +15,12 @@ export function utf8(bytes: Uint8Array): string {
   return decoder.decode(bytes);
 }
 
-/** Lower-case hexadecimal of `bytes`. */
+const HEX_DIGITS = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+
+/** Lower-case hexadecimal of `bytes`. (A table: storage keys are hexed on every message.) */
 export function toHex(bytes: Uint8Array): string {
   let out = '';
-  for (const b of bytes) out += b.toString(16).padStart(2, '0');
+  for (let i = 0; i < bytes.length; i++) out += HEX_DIGITS[bytes[i]!]!;
   return out;
 }
 

@@ -37,10 +37,14 @@ export interface NativeCurves {
   ed25519Public(seed: Uint8Array): Uint8Array;
   ed25519Sign(seed: Uint8Array, message: Uint8Array): Uint8Array;
   ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
-  /** AES-GCM (16- or 32-byte key, 12-byte nonce): ciphertext || 16-byte tag. */
-  aesGcmSeal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array;
-  /** AES-GCM open of ciphertext || tag; throws when the tag does not verify. */
-  aesGcmOpen(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, ciphertextAndTag: Uint8Array): Uint8Array;
+  /**
+   * AES-GCM (16- or 32-byte key, 12-byte nonce): ciphertext || 16-byte tag,
+   * written into `out` when given (exactly that long; the core passes a
+   * view of its memory), else into a new array; returns it.
+   */
+  aesGcmSeal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, out?: Uint8Array): Uint8Array;
+  /** AES-GCM open of ciphertext || tag into `out` as for sealing; throws (and wipes `out`) when the tag does not verify. */
+  aesGcmOpen(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, ciphertextAndTag: Uint8Array, out?: Uint8Array): Uint8Array;
   /** SHA-256 of a long input (a commit's transcript hash input). */
   sha256(data: Uint8Array): Uint8Array;
 }
@@ -73,6 +77,23 @@ function aesGcm(key: Uint8Array): 'aes-128-gcm' | 'aes-256-gcm' {
   if (key.length === 16) return 'aes-128-gcm';
   if (key.length === 32) return 'aes-256-gcm';
   throw new RangeError('a 16- or 32-byte AES-GCM key is expected');
+}
+
+/** `out` when it is exactly `length` bytes long (else a RangeError), or a new array. */
+function outputFor(length: number, out: Uint8Array | undefined): Uint8Array {
+  if (out === undefined) return new Uint8Array(length);
+  if (out.length !== length) throw new RangeError(`an output of ${length} bytes is expected`);
+  return out;
+}
+
+/** Copy `pieces` one after another into `out`, then zero each piece. */
+function copyThenWipe(pieces: Uint8Array[], out: Uint8Array): void {
+  let at = 0;
+  for (const piece of pieces) {
+    out.set(piece, at);
+    at += piece.length;
+    piece.fill(0);
+  }
 }
 
 /** Node's curves plus the choice of threads for a path's Encaps. */
@@ -186,21 +207,34 @@ export function nodeNativeCurves(crypto: typeof NodeCrypto, workerThreads?: type
       if (signature.length !== 64) return false;
       return crypto.verify(null, message, importPublic('Ed25519', publicKey), signature);
     },
-    aesGcmSeal(key, nonce, aad, plaintext) {
+    aesGcmSeal(key, nonce, aad, plaintext, out) {
+      const sealed = outputFor(plaintext.length + 16, out);
       const cipher = crypto.createCipheriv(aesGcm(key), key, nonce, { authTagLength: 16 });
       cipher.setAAD(aad);
-      const out = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
-      return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+      // Node returns each piece in a Buffer of its own: copied out, then wiped (review F4).
+      const pieces = [cipher.update(plaintext), cipher.final(), cipher.getAuthTag()];
+      copyThenWipe(pieces, sealed);
+      return sealed;
     },
-    aesGcmOpen(key, nonce, aad, ciphertextAndTag) {
+    aesGcmOpen(key, nonce, aad, ciphertextAndTag, out) {
       if (ciphertextAndTag.length < 16) throw new RangeError('AES-GCM ciphertext shorter than its tag');
       const split = ciphertextAndTag.length - 16;
+      const opened = outputFor(split, out);
       const decipher = crypto.createDecipheriv(aesGcm(key), key, nonce, { authTagLength: 16 });
       decipher.setAAD(aad);
       decipher.setAuthTag(ciphertextAndTag.subarray(split));
-      // final() throws when the tag does not verify; nothing is returned then.
-      const out = Buffer.concat([decipher.update(ciphertextAndTag.subarray(0, split)), decipher.final()]);
-      return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+      const pieces = [decipher.update(ciphertextAndTag.subarray(0, split))];
+      try {
+        // final() throws when the tag does not verify; the unauthenticated
+        // plaintext update() gave is wiped either way, and so is `out`.
+        pieces.push(decipher.final());
+        copyThenWipe(pieces, opened);
+      } catch (err) {
+        for (const piece of pieces) piece.fill(0);
+        opened.fill(0);
+        throw err;
+      }
+      return opened;
     },
     sha256(data) {
       const digest = crypto.createHash('sha256').update(data).digest();

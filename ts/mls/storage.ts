@@ -67,11 +67,16 @@ export class MemoryStorageAdapter implements StorageAdapter {
       }
     }
     for (const key of batch.deletes) {
-      const entry = this.map.get(toHex(key));
-      if (entry) entry[1].fill(0);
-      this.map.delete(toHex(key));
+      const id = toHex(key);
+      this.map.get(id)?.[1].fill(0);
+      this.map.delete(id);
     }
-    for (const [k, v] of batch.puts) this.map.set(toHex(k), [k.slice(), v.slice()]);
+    for (const [k, v] of batch.puts) {
+      const id = toHex(k);
+      // The value replaced (e.g. the previous ratchet state) is wiped, as a deleted one.
+      this.map.get(id)?.[1].fill(0);
+      this.map.set(id, [k.slice(), v.slice()]);
+    }
   }
 
   /** An independent copy of everything in `source` (e.g. a snapshot of a device's state). */

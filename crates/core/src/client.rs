@@ -13,7 +13,6 @@ use openmls_basic_credential::SignatureKeyPair;
 use crate::signer::ClientSigner;
 use openmls_traits::OpenMlsProvider;
 use wasm_bindgen::prelude::*;
-use zeroize::Zeroize as _;
 
 use crate::batch;
 pub(crate) use crate::codec::{parse_message, serialize};
@@ -43,6 +42,9 @@ pub struct Client {
     pub(crate) association_slot: u32,
     /// The protocol extensions' hooks (hooks.rs, set by ext/mod.rs).
     pub(crate) hooks: &'static Hooks,
+    /// The last batch handed to JS by `takeBatch` (a view of it), reused
+    /// by the next one; JS wipes it once decoded, and so does a drop.
+    batch_buffer: zeroize::Zeroizing<Vec<u8>>,
 }
 
 impl Drop for Client {
@@ -63,6 +65,9 @@ thread_local! {
     static NEXT_CLIENT_ID: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
+/// Largest batch buffer kept between `takeBatch` calls (bytes).
+const BATCH_BUFFER_KEPT: usize = 1 << 16;
+
 impl Client {
     /// A client with empty storage and these extension hooks.
     pub(crate) fn with_hooks(hooks: &'static Hooks) -> Client {
@@ -71,7 +76,7 @@ impl Client {
             next.set(id.wrapping_add(1));
             id
         });
-        Client { provider: Provider::default(), groups: HashMap::new(), tree_hashes: HashMap::new(), signers: HashMap::new(), pinned_vc_trees: HashMap::new(), association_slot, hooks }
+        Client { provider: Provider::default(), groups: HashMap::new(), tree_hashes: HashMap::new(), signers: HashMap::new(), pinned_vc_trees: HashMap::new(), association_slot, hooks, batch_buffer: Default::default() }
     }
 
     /// The proposal expander of this client's groups.
@@ -155,13 +160,23 @@ impl Client {
     /// Net storage changes since the previous call, flat-encoded. The TS
     /// layer calls this after every successful mutating call and writes the
     /// batch atomically to its storage adapter.
+    ///
+    /// The result is a view of this client's batch buffer in wasm memory,
+    /// not a copy: valid only until the next call into the core, and
+    /// holding secrets (epoch secrets, private keys), so the caller copies
+    /// out what it needs and then zero-fills it (`decodeBatch`, then
+    /// `fill(0)`). A returned copy would leave the encoding behind in freed
+    /// wasm memory; the buffer is wiped again before its next use.
     #[wasm_bindgen(js_name = takeBatch)]
-    pub fn take_batch(&self) -> Vec<u8> {
-        let mut batch = self.provider.storage().take_batch();
-        let encoded = batch::encode(&batch);
-        // The batch holds secrets (epoch secrets, private keys); wipe our copy.
-        batch.zeroize();
-        encoded
+    pub fn take_batch(&mut self) -> js_sys::Uint8Array {
+        // A buffer grown by a large batch (a join at n = 10,000: MBs) is not kept.
+        if self.batch_buffer.capacity() > BATCH_BUFFER_KEPT {
+            self.batch_buffer = zeroize::Zeroizing::new(Vec::new()); // the old one is wiped as it drops
+        }
+        self.provider.storage().take_batch_encoded(&mut self.batch_buffer);
+        // SAFETY: the view is read and wiped by the caller before it calls
+        // into the core again (nothing else can grow memory or touch the buffer meanwhile).
+        unsafe { js_sys::Uint8Array::view(&self.batch_buffer) }
     }
 
     /// Number of entries in storage (for tests and diagnostics).

@@ -28,6 +28,9 @@ mod safe_aad;
 mod signatures;
 mod signer;
 mod test_support;
+#[cfg(test)]
+mod verifying_key_attacks;
+mod verifying_keys;
 pub mod storage;
 
 // The extension modules' former flat paths (`crate::reinit`, ...), so code

@@ -78,12 +78,15 @@ extern "C" {
     /// Whether `signature` is a valid Ed25519 signature of `message` by `public_key`.
     #[wasm_bindgen(method, catch, js_name = ed25519Verify)]
     fn ed25519_verify(this: &NativeCurves, public_key: &[u8], message: &[u8], signature: &[u8]) -> Result<bool, JsValue>;
-    /// AES-GCM (16- or 32-byte key, 12-byte nonce): ciphertext || 16-byte tag.
+    /// AES-GCM (16- or 32-byte key, 12-byte nonce): ciphertext || 16-byte
+    /// tag, written into `out` (exactly that long), a view of wasm memory:
+    /// the host wipes every buffer of its own that held plaintext (F4).
     #[wasm_bindgen(method, catch, js_name = aesGcmSeal)]
-    fn aes_gcm_seal(this: &NativeCurves, key: &[u8], nonce: &[u8], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, JsValue>;
-    /// AES-GCM open of ciphertext || tag; throws when the tag does not verify.
+    fn aes_gcm_seal(this: &NativeCurves, key: &[u8], nonce: &[u8], aad: &[u8], plaintext: &[u8], out: &mut [u8]) -> Result<(), JsValue>;
+    /// AES-GCM open of ciphertext || tag into `out` (the ciphertext's
+    /// length), as for sealing; throws when the tag does not verify.
     #[wasm_bindgen(method, catch, js_name = aesGcmOpen)]
-    fn aes_gcm_open(this: &NativeCurves, key: &[u8], nonce: &[u8], aad: &[u8], ct_tag: &[u8]) -> Result<Vec<u8>, JsValue>;
+    fn aes_gcm_open(this: &NativeCurves, key: &[u8], nonce: &[u8], aad: &[u8], ct_tag: &[u8], out: &mut [u8]) -> Result<(), JsValue>;
     /// SHA-256 of `data`.
     #[wasm_bindgen(method, catch, js_name = sha256)]
     fn sha256(this: &NativeCurves, data: &[u8]) -> Result<Vec<u8>, JsValue>;
@@ -177,8 +180,8 @@ pub(crate) fn native_aes_gcm_seal(key: &[u8], nonce: &[u8], aad: &[u8], plaintex
     if !bulk_aes_gcm(key, nonce, plaintext) {
         return None;
     }
-    with_curves(|c| c.aes_gcm_seal(key, nonce, aad, plaintext))
-        .map(|r| r.and_then(|ct| if ct.len() == plaintext.len() + 16 { Ok(ct) } else { Err(()) }))
+    let mut out = vec![0u8; plaintext.len() + 16];
+    with_curves(|c| c.aes_gcm_seal(key, nonce, aad, plaintext, &mut out)).map(|r| r.map(|()| out))
 }
 
 /// AES-GCM open on the host for a long message; `Some(Err(()))` when the
@@ -187,8 +190,10 @@ pub(crate) fn native_aes_gcm_open(key: &[u8], nonce: &[u8], aad: &[u8], ct_tag: 
     if !bulk_aes_gcm(key, nonce, ct_tag) {
         return None;
     }
-    with_curves(|c| c.aes_gcm_open(key, nonce, aad, ct_tag))
-        .map(|r| r.and_then(|pt| if pt.len() + 16 == ct_tag.len() { Ok(pt) } else { Err(()) }))
+    // Wiped when the tag does not verify (the host may have written
+    // unauthenticated plaintext before it found out).
+    let mut out = zeroize::Zeroizing::new(vec![0u8; ct_tag.len() - 16]);
+    with_curves(|c| c.aes_gcm_open(key, nonce, aad, ct_tag, &mut out)).map(|r| r.map(|()| std::mem::take(&mut *out)))
 }
 
 /// hpke-rs crypto backend for the two KEMs of ciphersuites 1-3:

@@ -67,7 +67,8 @@ pub(crate) fn verify(scheme: SignatureScheme, data: &[u8], public_key: &[u8], si
             if let Some(valid) = native_ed25519_verify(public_key, data, signature) {
                 return if valid { Ok(()) } else { Err(CryptoError::InvalidSignature) };
             }
-            let key = ed25519_dalek::VerifyingKey::try_from(public_key).map_err(|_| CryptoError::CryptoLibraryError)?;
+            // The decompressed key is kept across messages (verifying_keys.rs).
+            let key = crate::verifying_keys::verifying_key(public_key).ok_or(CryptoError::CryptoLibraryError)?;
             let signature = ed25519_dalek::Signature::from_slice(signature).map_err(|_| CryptoError::CryptoLibraryError)?;
             key.verify_strict(data, &signature).map_err(|_| CryptoError::InvalidSignature)
         }

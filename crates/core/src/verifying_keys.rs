@@ -1,0 +1,134 @@
+//! Decompressed Ed25519 public keys kept across verifications.
+//!
+//! Verifying a signature in wasm first decompresses the sender's 32-byte
+//! key into a curve point (a square root in the field, ~9 µs of the
+//! ~125 µs of `verify_strict` in wasm on the bench machine). The same few
+//! senders sign message after message, so the last [`CAPACITY`] keys are
+//! kept, each under its full 32-byte encoding.
+//!
+//! Why this cannot let an old key verify: the cache is a memo of a pure
+//! function (`VerifyingKey::from_bytes`) keyed by its whole input. openmls
+//! still chooses which key bytes a message is checked against (the
+//! sender's leaf in the current tree); the cache only skips recomputing
+//! the point for bytes it has already seen. A key replaced in the tree is
+//! simply never asked for again; it is never looked up by leaf, member or
+//! group. Keys that do not decompress are not kept (each attempt fails
+//! again the same way). Public keys are not secret, so nothing is wiped.
+
+use std::cell::RefCell;
+
+use ed25519_dalek::VerifyingKey;
+
+/// Keys kept: a group's active senders and a few more; at a join, the n
+/// leaf keys pass through once each (replacing the oldest entries).
+pub(crate) const CAPACITY: usize = 16;
+
+#[derive(Default)]
+struct Cache {
+    entries: Vec<([u8; 32], VerifyingKey)>,
+    /// Where the next new key goes once the cache is full (oldest first).
+    next: usize,
+}
+
+thread_local! {
+    static KEYS: RefCell<Cache> = RefCell::new(Cache::default());
+}
+
+/// The verifying key of the 32-byte encoding `public_key`, decompressed
+/// once and kept; `None` when it is not 32 bytes or not a curve point
+/// (as `VerifyingKey::try_from` refuses it).
+pub(crate) fn verifying_key(public_key: &[u8]) -> Option<VerifyingKey> {
+    let bytes: &[u8; 32] = public_key.try_into().ok()?;
+    let found = KEYS.with(|cache| {
+        let cache = cache.try_borrow().ok()?;
+        cache.entries.iter().find(|(kept, _)| kept == bytes).map(|(_, key)| *key)
+    });
+    if found.is_some() {
+        return found;
+    }
+    let key = VerifyingKey::from_bytes(bytes).ok()?;
+    KEYS.with(|cache| {
+        // A failed borrow (never re-entered in practice) only skips keeping it.
+        if let Ok(mut cache) = cache.try_borrow_mut() {
+            if cache.entries.len() < CAPACITY {
+                cache.entries.push((*bytes, key));
+            } else {
+                let at = cache.next;
+                cache.entries[at] = (*bytes, key);
+                cache.next = (at + 1) % CAPACITY;
+            }
+        }
+    });
+    Some(key)
+}
+
+/// Number of keys kept (tests).
+#[cfg(test)]
+pub(crate) fn kept() -> usize {
+    KEYS.with(|cache| cache.borrow().entries.len())
+}
+
+/// Whether the key encoded as `public_key` is kept (tests).
+#[cfg(test)]
+pub(crate) fn is_kept(public_key: &[u8]) -> bool {
+    KEYS.with(|cache| cache.borrow().entries.iter().any(|(kept, _)| kept.as_slice() == public_key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::{Signer as _, SigningKey};
+
+    fn signing_key(seed: u8) -> SigningKey {
+        SigningKey::from_bytes(&[seed; 32])
+    }
+
+    #[test]
+    fn a_kept_key_is_the_decompressed_key_of_exactly_those_bytes() {
+        let (one, two) = (signing_key(1), signing_key(2));
+        let (public_one, public_two) = (one.verifying_key().to_bytes(), two.verifying_key().to_bytes());
+        let signature_one = one.sign(b"tbs");
+        // First use decompresses and keeps; later uses are served from the cache.
+        for _ in 0..3 {
+            let key = verifying_key(&public_one).unwrap();
+            assert_eq!(key, one.verifying_key());
+            assert!(key.verify_strict(b"tbs", &signature_one).is_ok());
+        }
+        // Another key's bytes give that key, against which the first key's
+        // signature does not verify, before and after both were kept.
+        for _ in 0..2 {
+            let key = verifying_key(&public_two).unwrap();
+            assert_eq!(key, two.verifying_key());
+            assert!(key.verify_strict(b"tbs", &signature_one).is_err());
+        }
+        assert!(verifying_key(&public_one).unwrap().verify_strict(b"tbs", &signature_one).is_ok());
+    }
+
+    #[test]
+    fn bytes_that_are_no_key_are_refused_every_time_and_never_kept() {
+        // y = 2 has no x on the curve: decompression fails.
+        let mut not_a_point = [0u8; 32];
+        not_a_point[0] = 2;
+        assert!(VerifyingKey::from_bytes(&not_a_point).is_err());
+        let before = kept();
+        for _ in 0..2 {
+            assert!(verifying_key(&not_a_point).is_none());
+            assert!(verifying_key(&[1u8; 31]).is_none());
+        }
+        assert_eq!(kept(), before);
+    }
+
+    #[test]
+    fn the_cache_stays_bounded_and_evicted_keys_are_decompressed_again() {
+        let keys: Vec<SigningKey> = (10..10 + 3 * CAPACITY as u8).map(signing_key).collect();
+        for key in &keys {
+            assert_eq!(verifying_key(&key.verifying_key().to_bytes()).unwrap(), key.verifying_key());
+        }
+        assert_eq!(kept(), CAPACITY);
+        // The first keys were evicted; asking again still gives the right key.
+        let signature = keys[0].sign(b"again");
+        let key = verifying_key(&keys[0].verifying_key().to_bytes()).unwrap();
+        assert!(key.verify_strict(b"again", &signature).is_ok());
+        assert_eq!(kept(), CAPACITY);
+    }
+}
