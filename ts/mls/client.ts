@@ -349,9 +349,11 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
 
   #takeBatch(core: CoreClient): StorageBatch {
     const raw = call(() => core.takeBatch());
-    const batch = decodeBatch(raw);
-    raw.fill(0); // decodeBatch copied out what it needs; the buffer held secrets
-    return batch;
+    try {
+      return decodeBatch(raw);
+    } finally {
+      raw.fill(0); // decodeBatch copied out what it needs; the buffer held secrets (wiped also when decoding throws)
+    }
   }
 
   /** @internal Run a mutating core call, then persist its batch. */

@@ -29,7 +29,7 @@
  */
 import type * as NodeCrypto from 'node:crypto';
 import type * as WorkerThreads from 'node:worker_threads';
-import { CHUNK, CHUNKS, DONE, FAILED, NEXT, claimChunks, sharedBatchFor, type BatchMessage, type EncapBatchRunner, type SharedBatch } from './encap-batch.js';
+import { CHUNK, DONE, FAILED, claimChunks, sharedBatchFor, type BatchMessage, type EncapBatchRunner, type SharedBatch } from './encap-batch.js';
 import { CallingThreadEncaps, encapInto, type PublicKeyImport } from './x25519-encap.js';
 
 /** Smaller batches (small groups) stay on the calling thread: waking the pool would cost more than it saves. */
@@ -194,7 +194,6 @@ export class WorkerPoolEncaps implements EncapBatchRunner {
    * worker is making. False when that worker stalled.
    */
   #awaitChunk(shared: SharedBatch, chunk: number): boolean {
-    const chunks = Atomics.load(shared.control, CHUNKS);
     for (;;) {
       const state = Atomics.load(shared.status, chunk);
       if (state === DONE) return true;
@@ -204,12 +203,15 @@ export class WorkerPoolEncaps implements EncapBatchRunner {
         this.#make(shared, chunk);
         continue;
       }
-      const claimed = Atomics.add(shared.control, NEXT, 1);
-      if (claimed < chunks) {
+      const claimed = shared.claim();
+      if (claimed >= 0) {
         this.#make(shared, claimed);
         continue;
       }
-      return shared.waitWhilePending(chunk, true);
+      // Then look again: the worker may have FAILED the chunk (it stops at
+      // the key that threw, its later results unwritten), which is redone
+      // here, not taken as made.
+      if (!shared.waitWhilePending(chunk, true)) return false;
     }
   }
 

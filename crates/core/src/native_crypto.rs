@@ -456,6 +456,11 @@ fn seal_batch_on(curves: &NativeCurves, algorithms: Algorithms, info: &[u8], aad
     let mut sealed = Vec::with_capacity(inputs.len());
     for chunk in inputs.chunks(ENCAP_CHUNK) {
         let out = &mut encapsulated[..chunk.len() * 64];
+        // Cleared first: a host that returned without writing would
+        // otherwise hand the previous chunk's enc || DH to other
+        // recipients; an unwritten entry is now an all-zero DH, refused
+        // in seal_with_encapsulation.
+        zeroize::Zeroize::zeroize(out);
         // The host throws on a low-order point, or when its threads failed.
         curves.x25519_encap_take(out).map_err(|_| host_error())?;
         for ((pk_r, ptxt), one) in chunk.iter().zip(out.chunks_exact(64)) {

@@ -350,7 +350,12 @@ impl JournalStorage {
     /// them to encode and wipe (this runs after every message).
     pub fn take_batch_encoded(&self, out: &mut Vec<u8>) {
         let Ok(mut state) = self.state.try_borrow_mut() else {
-            return; // As take_batch: the next call reports the changes.
+            // As take_batch: the next call reports the changes. The
+            // previous batch must not be handed out again (it would be
+            // written twice, its old secret values with it): wipe `out`
+            // and leave an empty batch in it.
+            crate::batch::encode_into(out, std::iter::empty::<(&[u8], &[u8])>(), std::iter::empty::<&[u8]>());
+            return;
         };
         let State { values, journal, .. } = &mut *state;
         let (mut puts, mut deletes) = (Vec::new(), Vec::new());
