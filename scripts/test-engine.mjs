@@ -65,6 +65,9 @@ const UNIT_FILTERS = [
   'group::tests_and_kats::tests::capabilities_check',
   'treesync::tests_and_kats::tests::test_update_path_batch',
   'messages::',
+  'tree::sparse_vec',
+  'tree::secret_tree::sparse_storage_tests',
+  'tree::tests_and_kats::unit_tests',
 ];
 
 const FEATURES = 'test-utils,virtual-clients-draft';

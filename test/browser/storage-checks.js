@@ -27,7 +27,7 @@ export class Tee {
 
 /**
  * Every 32-byte string of a stored record's value: the core stores values
- * as a format byte (0x02) then postcard, which writes a byte string as its
+ * as a format byte (0x02, or 0x03 for a sparse secret tree) then postcard, which writes a byte string as its
  * length (one byte, 0x20, for 32) then the bytes. Secrets (epoch and
  * ratchet secrets, HPKE and signature private keys) are such strings; so
  * is any other run of plaintext after a 0x20 byte, which an encrypted
@@ -36,7 +36,7 @@ export class Tee {
  */
 function byteStrings32(value) {
   const out = [];
-  if (value[0] !== 0x02) throw new Error(`record of another storage format (first byte ${value[0]})`);
+  if (value[0] !== 0x02 && value[0] !== 0x03) throw new Error(`record of another storage format (first byte ${value[0]})`);
   for (let i = 1; i + 33 <= value.length; i++) {
     if (value[i] !== 0x20) continue;
     const s = value.subarray(i + 1, i + 33);

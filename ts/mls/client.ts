@@ -80,6 +80,8 @@ const FORMAT_KEY = `${META}format`;
 /** Storage format 2: the core's records are postcard, each value led by this byte (format 1 was JSON). */
 const FORMAT_VERSION = '2';
 const RECORD_FORMAT = 0x02;
+/** The same, for a MessageSecrets record whose secret tree is stored sparsely (docs/PROTOCOL.md §2.2). */
+const SPARSE_SECRET_TREE_FORMAT = 0x03;
 const IDENTITY_PREFIX = `${META}identity/`;
 const GROUP_PREFIX = `${META}group/`;
 const RECORD_PREFIX = `${META}record/`;
@@ -213,7 +215,7 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
       throw new MlsError('STORAGE_FORMAT', `stored state has format ${JSON.stringify(utf8(format))}; this version reads ${FORMAT_VERSION}`);
     }
     // Format 1 (JSON records) is refused, not migrated (docs/PROTOCOL.md §2.2).
-    if (coreEntries.some(([, value]) => value[0] !== RECORD_FORMAT)) {
+    if (coreEntries.some(([, value]) => value[0] !== RECORD_FORMAT && value[0] !== SPARSE_SECRET_TREE_FORMAT)) {
       throw new MlsError('STORAGE_FORMAT', `stored records are not of storage format ${FORMAT_VERSION}; this version reads only that format`);
     }
     const core = this.inner;

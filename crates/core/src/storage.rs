@@ -66,6 +66,11 @@ pub const GROUP_SCOPE: u8 = 0x01;
 /// First byte of every stored value: storage format 2 (postcard). Format 1
 /// was JSON, whose text never starts with this byte.
 pub const RECORD_FORMAT: u8 = 0x02;
+/// First byte of a `MessageSecrets` record written with the secret tree's
+/// per-leaf vectors sparse (engine change 18, docs/PROTOCOL.md §2.2): the
+/// same postcard, but releases before it cannot read the vectors, and
+/// refuse the store on this byte instead of failing on the record.
+pub const SPARSE_SECRET_TREE_FORMAT: u8 = 0x03;
 
 const JOIN_CONFIG_LABEL: &[u8] = b"MlsGroupJoinConfig\x01";
 const OWN_LEAF_NODES_LABEL: &[u8] = b"OwnLeafNodes\x01";
@@ -253,14 +258,23 @@ fn build_key<K: Serialize + ?Sized>(label: &[u8], key: &K) -> Result<Vec<u8>, St
 /// `RECORD_FORMAT || postcard(value)`: the encoding of every stored value
 /// (also of the records the core writes itself, e.g. ReInit records).
 pub(crate) fn encode<V: Serialize + ?Sized>(value: &V) -> Result<Vec<u8>, StorageError> {
-    postcard::to_extend(value, vec![RECORD_FORMAT]).map_err(|_| StorageError::Serialize)
+    encode_as(RECORD_FORMAT, value)
+}
+
+/// `format || postcard(value)`.
+fn encode_as<V: Serialize + ?Sized>(format: u8, value: &V) -> Result<Vec<u8>, StorageError> {
+    postcard::to_extend(value, vec![format]).map_err(|_| StorageError::Serialize)
 }
 
 /// The inverse of [`encode`]: a value of another format (JSON of format 1,
-/// or a later one) is [`StorageError::Format`], not a misread.
+/// or a later one) is [`StorageError::Format`], not a misread. Both bytes
+/// of format 2 read the same way: the engine reads the secret tree's
+/// vectors in either layout, whichever the record holds.
 pub(crate) fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, StorageError> {
     match bytes.split_first() {
-        Some((&RECORD_FORMAT, body)) => postcard::from_bytes(body).map_err(|_| StorageError::Deserialize),
+        Some((&(RECORD_FORMAT | SPARSE_SECRET_TREE_FORMAT), body)) => {
+            postcard::from_bytes(body).map_err(|_| StorageError::Deserialize)
+        }
         _ => Err(StorageError::Format),
     }
 }
@@ -795,7 +809,11 @@ impl StorageProvider<V> for JournalStorage {
         group_id: &GroupId,
         message_secrets: &MessageSecrets,
     ) -> Result<(), Self::Error> {
-        self.write_value(MESSAGE_SECRETS_LABEL, group_id, message_secrets)
+        // Written after every message: the sparse secret tree keeps it small.
+        let key = build_key(MESSAGE_SECRETS_LABEL, group_id)?;
+        let value = encode_as(SPARSE_SECRET_TREE_FORMAT, message_secrets)?;
+        self.state_mut()?.put(key, value);
+        Ok(())
     }
 
     fn write_resumption_psk_store<
@@ -1745,7 +1763,7 @@ pub(crate) mod tests {
             StorageError::Deserialize
         );
         // A value of format 1 (JSON) or of an unknown format → Format error.
-        for other in [&b"7"[..], b"{\"vec\":[1]}", b"\x03\x07", b""] {
+        for other in [&b"7"[..], b"{\"vec\":[1]}", b"\x04\x07", b""] {
             s.state.borrow_mut().put(key.clone(), other.to_vec());
             assert_eq!(
                 s.read_value::<_, u8>(GROUP_STATE_LABEL, "g1").unwrap_err(),

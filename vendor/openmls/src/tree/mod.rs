@@ -8,6 +8,7 @@ pub mod sender_ratchet;
 #[cfg(feature = "virtual-clients-draft")]
 pub(crate) mod dual_use_ratchet;
 pub(crate) mod secret_tree;
+pub(crate) mod sparse_vec;
 
 #[cfg(any(feature = "test-utils", test))]
 pub mod tests_and_kats;

@@ -16,6 +16,7 @@ use crate::{
     framing::*,
     schedule::*,
     tree::sender_ratchet::*,
+    tree::sparse_vec::SparseVec,
 };
 
 /// Secret tree error
@@ -161,10 +162,10 @@ pub(crate) struct SecretTreeNode {
 #[cfg_attr(any(feature = "crypto-debug", test), derive(Debug))]
 pub(crate) struct SecretTree {
     own_index: LeafNodeIndex,
-    leaf_nodes: Vec<Option<SecretTreeNode>>,
-    parent_nodes: Vec<Option<SecretTreeNode>>,
-    handshake_sender_ratchets: Vec<Option<SenderRatchet>>,
-    application_sender_ratchets: Vec<Option<SenderRatchet>>,
+    leaf_nodes: SparseVec<SecretTreeNode>,
+    parent_nodes: SparseVec<SecretTreeNode>,
+    handshake_sender_ratchets: SparseVec<SenderRatchet>,
+    application_sender_ratchets: SparseVec<SenderRatchet>,
     size: TreeSize,
 }
 
@@ -636,5 +637,101 @@ impl SecretTree {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod sparse_storage_tests {
+    use openmls_traits::OpenMlsProvider;
+
+    use super::*;
+    use crate::tree::sender_ratchet::SenderRatchetConfiguration;
+
+    /// A tree of 1024 leaves that sent and received a few messages.
+    fn used_tree(ciphersuite: Ciphersuite, provider: &impl OpenMlsProvider) -> SecretTree {
+        let mut tree = SecretTree::new(
+            EncryptionSecret::random(ciphersuite, provider.rand()),
+            TreeSize::from_leaf_count(1024),
+            LeafNodeIndex::new(0),
+        );
+        for _ in 0..3 {
+            tree.secret_for_encryption(
+                ciphersuite,
+                provider.crypto(),
+                LeafNodeIndex::new(0),
+                SecretType::ApplicationSecret,
+            )
+            .unwrap();
+        }
+        for generation in 0..2 {
+            tree.secret_for_decryption(
+                ciphersuite,
+                provider.crypto(),
+                LeafNodeIndex::new(700),
+                SecretType::ApplicationSecret,
+                generation,
+                &SenderRatchetConfiguration::default(),
+            )
+            .unwrap();
+        }
+        tree
+    }
+
+    #[openmls_test::openmls_test]
+    fn a_stored_secret_tree_does_not_grow_with_the_group() {
+        let provider = &Provider::default();
+        let tree = used_tree(ciphersuite, provider);
+        let bytes = postcard::to_allocvec(&tree).unwrap();
+        // The sparse vectors hold the few derived nodes and two members'
+        // ratchets; dense, the four vectors alone were 4096 option tags.
+        assert!(bytes.len() < 1024, "{} bytes", bytes.len());
+        assert!(postcard::from_bytes::<SecretTree>(&bytes).unwrap() == tree);
+    }
+
+    #[openmls_test::openmls_test]
+    fn a_secret_tree_stored_densely_before_the_change_loads() {
+        let provider = &Provider::default();
+        let tree = used_tree(ciphersuite, provider);
+        // The layout serde derived before: the fields in order, each vector
+        // a sequence of options.
+        fn dense<T>(vec: &SparseVec<T>, len: u32) -> Vec<Option<&T>> {
+            (0..len as usize)
+                .map(|i| vec.get(i).unwrap().as_ref())
+                .collect()
+        }
+        let leaves = tree.size.leaf_count();
+        let dense = postcard::to_allocvec(&(
+            &tree.own_index,
+            dense(&tree.leaf_nodes, leaves),
+            dense(&tree.parent_nodes, leaves),
+            dense(&tree.handshake_sender_ratchets, leaves),
+            dense(&tree.application_sender_ratchets, leaves),
+            &tree.size,
+        ))
+        .unwrap();
+        assert!(dense.len() > 4096);
+        let mut loaded = postcard::from_bytes::<SecretTree>(&dense).unwrap();
+        assert!(loaded == tree);
+        // The loaded tree goes on where the stored one stopped.
+        let (generation, _) = loaded
+            .secret_for_encryption(
+                ciphersuite,
+                provider.crypto(),
+                LeafNodeIndex::new(0),
+                SecretType::ApplicationSecret,
+            )
+            .unwrap();
+        assert_eq!(generation, 3);
+        assert_eq!(
+            loaded.secret_for_decryption(
+                ciphersuite,
+                provider.crypto(),
+                LeafNodeIndex::new(700),
+                SecretType::ApplicationSecret,
+                1,
+                &SenderRatchetConfiguration::default(),
+            ),
+            Err(SecretTreeError::SecretReuseError)
+        );
     }
 }
