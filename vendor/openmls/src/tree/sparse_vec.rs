@@ -7,7 +7,9 @@
 //! storage provider after every message, so a `Vec<Option<T>>` made every
 //! message cost O(group size) twice over: walking the slots and writing an
 //! option tag for each (4 KB at 1024 members). [`SparseVec`] keeps the
-//! slots that were ever written in a map, so both are O(slots in use).
+//! slots that were ever written, sorted by index, so both are O(slots in
+//! use). (A sorted `Vec` rather than a `BTreeMap`: a handful of slots, and
+//! a fraction of the code in wasm.)
 //!
 //! Serialization. For formats that are not human-readable (postcard,
 //! bincode) the vector is written as a sequence of ONE element, a tuple
@@ -18,7 +20,6 @@
 //! cannot be mistaken for each other and records written before this change
 //! load as before. Human-readable formats (JSON) keep the dense layout.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -39,7 +40,8 @@ const MAX_LEN: usize = 1 << 29;
 #[derive(Clone)]
 pub(crate) struct SparseVec<T> {
     len: usize,
-    slots: BTreeMap<u32, Option<T>>,
+    /// The slots written since creation or load, by increasing index.
+    slots: Vec<(u32, Option<T>)>,
     /// What [`Self::get`] returns for a slot never written.
     none: Option<T>,
 }
@@ -50,7 +52,10 @@ impl<T> SparseVec<T> {
         if index >= self.len {
             return None;
         }
-        Some(self.slots.get(&(index as u32)).unwrap_or(&self.none))
+        match self.search(index) {
+            Ok(at) => Some(&self.slots[at].1),
+            Err(_) => Some(&self.none),
+        }
     }
 
     /// The slot at `index` to write, or `None` when `index >= len` (as
@@ -59,7 +64,18 @@ impl<T> SparseVec<T> {
         if index >= self.len {
             return None;
         }
-        Some(self.slots.entry(index as u32).or_insert(None))
+        let at = match self.search(index) {
+            Ok(at) => at,
+            Err(at) => {
+                self.slots.insert(at, (index as u32, None));
+                at
+            }
+        };
+        Some(&mut self.slots[at].1)
+    }
+
+    fn search(&self, index: usize) -> Result<usize, usize> {
+        self.slots.binary_search_by_key(&(index as u32), |(at, _)| *at)
     }
 
     /// The filled slots, by increasing index.
@@ -73,10 +89,10 @@ impl<T> SparseVec<T> {
 impl<T> FromIterator<Option<T>> for SparseVec<T> {
     fn from_iter<I: IntoIterator<Item = Option<T>>>(iter: I) -> Self {
         let mut len = 0;
-        let mut slots = BTreeMap::new();
+        let mut slots = Vec::new();
         for slot in iter {
             if slot.is_some() {
-                slots.insert(len as u32, slot);
+                slots.push((len as u32, slot));
             }
             len += 1;
         }
@@ -106,9 +122,18 @@ impl<T: fmt::Debug> fmt::Debug for SparseVec<T> {
 impl<T: Serialize> Serialize for SparseVec<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         if serializer.is_human_readable() {
+            // Dense, walking the slots in order: O(len + filled).
             let mut seq = serializer.serialize_seq(Some(self.len))?;
-            for index in 0..self.len {
-                seq.serialize_element(&self.get(index))?;
+            let mut next = 0usize;
+            for (index, value) in self.filled() {
+                for _ in next..index as usize {
+                    seq.serialize_element(&None::<&T>)?;
+                }
+                seq.serialize_element(&Some(value))?;
+                next = index as usize + 1;
+            }
+            for _ in next..self.len {
+                seq.serialize_element(&None::<&T>)?;
             }
             return seq.end();
         }
@@ -122,7 +147,8 @@ struct SparseTuple<'a, T>(&'a SparseVec<T>);
 
 impl<T: Serialize> Serialize for SparseTuple<'_, T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let len = u32::try_from(self.0.len).map_err(serde::ser::Error::custom)?;
+        // Never above MAX_LEN: built from a tree size, or read and checked.
+        let len = self.0.len as u32;
         let count = self.0.filled().count();
         let mut tuple = serializer.serialize_tuple(3 + 2 * count)?;
         tuple.serialize_element(&SPARSE_MARKER)?;
@@ -165,12 +191,9 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for OuterVisitor<T> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let first = match seq.next_element_seed(FirstSeed(PhantomData))? {
             None => return Ok(SparseVec::from_iter(None)),
-            Some(First::Sparse(vec)) => {
-                if seq.next_element::<de::IgnoredAny>()?.is_some() {
-                    return Err(de::Error::custom("sparse vector followed by more elements"));
-                }
-                return Ok(vec);
-            }
+            // The sequence holds one element (a format that checks the
+            // length of a sequence refuses more).
+            Some(First::Sparse(vec)) => return Ok(vec),
             Some(First::Dense(first)) => first,
         };
         // The dense layout of records written before the sparse one.
@@ -180,7 +203,7 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for OuterVisitor<T> {
                 return Err(de::Error::custom("vector longer than any tree"));
             }
             if slot.is_some() {
-                vec.slots.insert(vec.len as u32, slot);
+                vec.slots.push((vec.len as u32, slot));
             }
             vec.len += 1;
         }
@@ -223,14 +246,14 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for FirstVisitor<T> {
                 if count > len || len > MAX_LEN {
                     return Err(de::Error::custom("sparse vector length out of range"));
                 }
-                let mut slots = BTreeMap::new();
+                let mut slots = Vec::new();
                 let mut next = 0usize;
                 for _ in 0..count {
                     let index = field::<u32, A>(&mut seq)?;
                     if (index as usize) < next || index as usize >= len {
                         return Err(de::Error::custom("sparse index out of order or range"));
                     }
-                    slots.insert(index, Some(field(&mut seq)?));
+                    slots.push((index, Some(field(&mut seq)?)));
                     next = index as usize + 1;
                 }
                 Ok(First::Sparse(SparseVec {
