@@ -123,13 +123,16 @@ impl PointTable {
     }
 
     /// `acc` + digit·2¹²ʳᵒʷ·P (or − when `negate`); `None` only if a digit
-    /// were out of range, which the recoding rules out.
+    /// were out of range, which the recoding rules out. One addition site,
+    /// not inlined: the point addition is a few KB of wasm per copy.
+    #[inline(never)]
     fn add(&self, acc: EdwardsPoint, row: usize, digit: i8, negate: bool) -> Option<EdwardsPoint> {
         if digit == 0 {
             return Some(acc);
         }
         let multiple = self.rows.get(row)?.get(usize::from(digit.unsigned_abs()) - 1)?;
-        Some(if (digit < 0) != negate { acc - multiple } else { acc + multiple })
+        let term = if (digit < 0) != negate { -multiple } else { *multiple };
+        Some(acc + term)
     }
 }
 
