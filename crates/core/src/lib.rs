@@ -31,6 +31,9 @@ mod test_support;
 #[cfg(test)]
 mod verifying_key_attacks;
 mod verifying_keys;
+mod verifying_tables;
+#[cfg(test)]
+mod verifying_table_differential;
 pub mod storage;
 
 // The extension modules' former flat paths (`crate::reinit`, ...), so code

@@ -67,10 +67,17 @@ pub(crate) fn verify(scheme: SignatureScheme, data: &[u8], public_key: &[u8], si
             if let Some(valid) = native_ed25519_verify(public_key, data, signature) {
                 return if valid { Ok(()) } else { Err(CryptoError::InvalidSignature) };
             }
-            // The decompressed key is kept across messages (verifying_keys.rs).
-            let key = crate::verifying_keys::verifying_key(public_key).ok_or(CryptoError::CryptoLibraryError)?;
+            // The decompressed key is kept across messages (verifying_keys.rs);
+            // a key used often verifies through a table of its multiples,
+            // accepting exactly what `verify_strict` accepts (verifying_tables.rs).
+            let kept = crate::verifying_keys::kept_key(public_key).ok_or(CryptoError::CryptoLibraryError)?;
             let signature = ed25519_dalek::Signature::from_slice(signature).map_err(|_| CryptoError::CryptoLibraryError)?;
-            key.verify_strict(data, &signature).map_err(|_| CryptoError::InvalidSignature)
+            let key_bytes = kept.key.as_bytes();
+            if crate::verifying_tables::verify_strict(key_bytes, &kept.key, kept.uses, data, &signature) {
+                Ok(())
+            } else {
+                Err(CryptoError::InvalidSignature)
+            }
         }
         SignatureScheme::ECDSA_SECP256R1_SHA256 => {
             let point = p256::EncodedPoint::from_bytes(public_key).map_err(|_| CryptoError::CryptoLibraryError)?;

@@ -3,7 +3,8 @@
 //! `verifying_keys::verifying_key`): a member's old signature key after it rotated its
 //! key, and a removed member's key used for the leaf a newcomer took over.
 //! Each forged message is refused with `InvalidSignature` while its key is
-//! in the cache, and the honest members keep talking afterwards.
+//! in the cache (and, in the second test, has a precomputed table), and the
+//! honest members keep talking afterwards.
 //! (A module of its own, test-only: it builds groups with the core's
 //! provider, which the cache itself must not depend on.)
 
@@ -67,6 +68,19 @@ fn is_invalid_signature(result: Result<Vec<u8>, ProcessMessageError<crate::stora
 
 #[test]
 fn a_rotated_or_removed_members_cached_key_does_not_verify() {
+    rotated_and_removed_keys_are_refused(1);
+}
+
+/// The same attacks with each old key used often enough beforehand that
+/// Alice verifies it through a precomputed table (verifying_tables.rs).
+#[test]
+fn a_rotated_or_removed_members_key_with_a_table_does_not_verify() {
+    rotated_and_removed_keys_are_refused(crate::verifying_tables::BUILD_AT_USE as usize);
+}
+
+/// Bob sends `messages` messages with each key before the attack on it.
+fn rotated_and_removed_keys_are_refused(messages: usize) {
+    let with_table = messages >= crate::verifying_tables::BUILD_AT_USE as usize;
     let (alice, bob, carol) = (Provider::default(), Provider::default(), Provider::default());
     let (alice_credential, alice_signer) = identity(&alice, "alice");
     let (bob_credential, bob_signer) = identity(&bob, "bob");
@@ -77,8 +91,13 @@ fn a_rotated_or_removed_members_cached_key_does_not_verify() {
     let mut bob_group = join(&bob, &welcome.unwrap());
 
     // Alice verifies Bob's first key: it is now in her cache.
-    let message = send(&mut bob_group, &bob, &bob_signer, b"first key");
-    assert_eq!(receive(&mut alice_group, &alice, message).unwrap(), b"first key");
+    for _ in 0..messages {
+        let message = send(&mut bob_group, &bob, &bob_signer, b"first key");
+        assert_eq!(receive(&mut alice_group, &alice, message).unwrap(), b"first key");
+    }
+    if with_table {
+        assert!(crate::verifying_tables::has_table(bob_signer.public()), "Bob's old key has a table");
+    }
 
     // Bob rotates his signature key (a commit with a new signer).
     let (new_credential, new_signer) = identity(&bob, "bob");
@@ -98,10 +117,15 @@ fn a_rotated_or_removed_members_cached_key_does_not_verify() {
     // old key (a thief of the old key who also holds the epoch's
     // secrets) is refused, though that key is in Alice's cache.
     assert!(crate::verifying_keys::is_kept(bob_signer.public()), "Bob's old key is cached");
+    if with_table {
+        assert!(crate::verifying_tables::has_table(bob_signer.public()), "Bob's old key has a table");
+    }
     let forged = send(&mut bob_group, &bob, &bob_signer, b"old key");
     assert!(is_invalid_signature(receive(&mut alice_group, &alice, forged)));
-    let message = send(&mut bob_group, &bob, &new_signer, b"new key");
-    assert_eq!(receive(&mut alice_group, &alice, message).unwrap(), b"new key");
+    for _ in 0..messages {
+        let message = send(&mut bob_group, &bob, &new_signer, b"new key");
+        assert_eq!(receive(&mut alice_group, &alice, message).unwrap(), b"new key");
+    }
 
     // Alice removes Bob and adds Carol, who takes Bob's leaf (index 1).
     let (carol_credential, carol_signer) = identity(&carol, "carol");
@@ -113,6 +137,9 @@ fn a_rotated_or_removed_members_cached_key_does_not_verify() {
     // Attack 2: Carol (an insider of the new epoch) holds the removed
     // Bob's key, cached by Alice, and signs as leaf 1 with it: refused.
     assert!(crate::verifying_keys::is_kept(new_signer.public()), "the removed Bob's key is cached");
+    if with_table {
+        assert!(crate::verifying_tables::has_table(new_signer.public()), "the removed Bob's key has a table");
+    }
     let forged = send(&mut carol_group, &carol, &new_signer, b"removed key");
     assert!(is_invalid_signature(receive(&mut alice_group, &alice, forged)));
     // Carol's own messages still go through.

@@ -14,6 +14,10 @@
 //! simply never asked for again; it is never looked up by leaf, member or
 //! group. Keys that do not decompress are not kept (each attempt fails
 //! again the same way). Public keys are not secret, so nothing is wiped.
+//!
+//! Each entry also counts how often it was asked for: a key used often
+//! gets a table of its multiples (`verifying_tables.rs`), one passing once
+//! (a join's leaves) does not.
 
 use std::cell::RefCell;
 
@@ -23,9 +27,17 @@ use ed25519_dalek::VerifyingKey;
 /// leaf keys pass through once each (replacing the oldest entries).
 pub(crate) const CAPACITY: usize = 16;
 
+/// A kept key and how many verifications asked for it while kept (the
+/// table policy of `verifying_tables.rs` reads it).
+#[derive(Clone, Copy)]
+pub(crate) struct KeptKey {
+    pub(crate) key: VerifyingKey,
+    pub(crate) uses: u32,
+}
+
 #[derive(Default)]
 struct Cache {
-    entries: Vec<([u8; 32], VerifyingKey)>,
+    entries: Vec<([u8; 32], KeptKey)>,
     /// Where the next new key goes once the cache is full (oldest first).
     next: usize,
 }
@@ -38,28 +50,36 @@ thread_local! {
 /// once and kept; `None` when it is not 32 bytes or not a curve point
 /// (as `VerifyingKey::try_from` refuses it).
 pub(crate) fn verifying_key(public_key: &[u8]) -> Option<VerifyingKey> {
+    kept_key(public_key).map(|kept| kept.key)
+}
+
+/// [`verifying_key`] with the number of times it was asked for while kept,
+/// this time included (1 for a key not kept before).
+pub(crate) fn kept_key(public_key: &[u8]) -> Option<KeptKey> {
     let bytes: &[u8; 32] = public_key.try_into().ok()?;
     let found = KEYS.with(|cache| {
-        let cache = cache.try_borrow().ok()?;
-        cache.entries.iter().find(|(kept, _)| kept == bytes).map(|(_, key)| *key)
+        let mut cache = cache.try_borrow_mut().ok()?;
+        let (_, kept) = cache.entries.iter_mut().find(|(kept, _)| kept == bytes)?;
+        kept.uses = kept.uses.saturating_add(1);
+        Some(*kept)
     });
     if found.is_some() {
         return found;
     }
-    let key = VerifyingKey::from_bytes(bytes).ok()?;
+    let kept = KeptKey { key: VerifyingKey::from_bytes(bytes).ok()?, uses: 1 };
     KEYS.with(|cache| {
         // A failed borrow (never re-entered in practice) only skips keeping it.
         if let Ok(mut cache) = cache.try_borrow_mut() {
             if cache.entries.len() < CAPACITY {
-                cache.entries.push((*bytes, key));
+                cache.entries.push((*bytes, kept));
             } else {
                 let at = cache.next;
-                cache.entries[at] = (*bytes, key);
+                cache.entries[at] = (*bytes, kept);
                 cache.next = (at + 1) % CAPACITY;
             }
         }
     });
-    Some(key)
+    Some(kept)
 }
 
 /// Number of keys kept (tests).

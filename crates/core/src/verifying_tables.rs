@@ -1,0 +1,277 @@
+//! Ed25519 verification with precomputed multiples of a repeat signer's
+//! key, accepting exactly what ed25519-dalek's `verify_strict` accepts.
+//!
+//! Why: `verify_strict` computes R' = [s]B − [k]A with one double-scalar
+//! multiplication: ~253 point doublings plus additions, ~120 µs in wasm
+//! (curve25519-dalek's u32 backend), 60–67 % of a decrypt. For a key seen
+//! before (the same sender message after message, the same committer),
+//! a table of multiples of A turns [k]A into ~43 additions and no
+//! doublings; with a table of B kept as well, R' costs ~86 additions and 6
+//! doublings in one accumulator (bench/README.md "Verification tables
+//! (round 2c)": ~70–75 µs against ~155–190 µs for `verify_strict`,
+//! measured side by side).
+//!
+//! Why it accepts the same (key, message, signature) triples as
+//! `verify_strict` (ed25519-dalek 2.2.0, `VerifyingKey::verify_strict` and
+//! `RCompute`), which accepts iff all of:
+//!   (1) s is canonical (`Scalar::from_canonical_bytes`, when the signature
+//!       is parsed; no `legacy_compatibility` feature in this build);
+//!   (2) the R bytes decompress to a point R₀;
+//!   (3) R₀ is not of small order;  (4) A is not of small order;
+//!   (5) compress([s]B − [k]A) equals the R bytes, where
+//!       k = SHA-512(R bytes ‖ A bytes ‖ M) mod ℓ (`Scalar::from_hash`), the
+//!       A bytes being the key's 32 bytes as given (`VerifyingKey::from_bytes`
+//!       keeps them; a non-canonical encoding of A is hashed as it came).
+//! This path computes the same R' (integer multiples of the same points,
+//! so exact for any A, torsion component or not: the digits below sum to
+//! the integer k, never to a reduction of −k mod ℓ) and accepts iff (1),
+//! (4) (no table is ever built for a small-order A), (5), and
+//!   (3') R' is not of small order.
+//! If (5) holds, the R bytes are compress(R'), which decompress to R'
+//! (compress gives every point its canonical encoding, from which
+//! decompression recovers it), so (2) holds with R₀ = R' and (3) is (3').
+//! If (5) fails, both refuse. So the two accept the same triples; in
+//! particular non-canonical R encodings (y ≥ p, or x = 0 with the sign bit
+//! set) and R bytes that are no point never equal compress(R') and are
+//! refused by both. `verifying_table_differential.rs` checks this against
+//! `verify_strict` case by case.
+//!
+//! Which keys get a table: one seen [`BUILD_AT_USE`] times while in the
+//! decompressed-key cache (a join's leaf keys, verified once each, and a
+//! joiner's KeyPackage and leaf, twice, never build one), at most
+//! [`CAPACITY`] tables, and a table is replaced only after
+//! [`IDLE_BEFORE_REPLACE`] verifications without use, so a round of more
+//! active senders than tables does not rebuild tables over and over (a
+//! build costs ~4 verifications). Each table is [`TABLE_BYTES`] (110 KiB);
+//! with the basepoint's, at most 550 KiB. Keys are public: nothing is
+//! wiped. The arithmetic is variable-time, as `verify_strict`'s is: it
+//! only touches public values.
+//!
+//! Like the key cache, this is a memo keyed by the key's whole encoding:
+//! openmls still chooses which key a message is checked against.
+
+use std::cell::RefCell;
+
+use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+use curve25519_dalek::edwards::EdwardsPoint;
+use curve25519_dalek::scalar::Scalar;
+use curve25519_dalek::traits::Identity;
+use ed25519_dalek::{Signature, VerifyingKey};
+use sha2::{Digest, Sha512};
+
+/// Bits per signed digit: digits in [−32, 32], 32 multiples per row.
+const WINDOW: usize = 6;
+/// Multiples kept per row: 1·P … 32·P.
+const ENTRIES: usize = 1 << (WINDOW - 1);
+/// Digits of a scalar below 2²⁵³ (every reduced scalar: ℓ < 2²⁵³): 43
+/// digits of 6 bits cover 258 bits, and the top one (bit 252 plus a carry)
+/// is at most 2, so no carry is left over.
+const DIGITS: usize = 43;
+/// Rows: digits 2j and 2j+1 share row j (2¹²ʲ·P), the odd ones being
+/// multiplied by 2⁶ at the end (dalek's basepoint tables do the same).
+const ROWS: usize = DIGITS.div_ceil(2);
+
+/// Bytes of one table: 22 rows × 32 points × 160 bytes (an extended point
+/// is four field elements of 40 bytes in the u32 backend; also 160 in u64).
+pub(crate) const TABLE_BYTES: usize = ROWS * ENTRIES * core::mem::size_of::<EdwardsPoint>();
+/// Tables kept for signers' keys (besides the basepoint's).
+pub(crate) const CAPACITY: usize = 4;
+/// A key gets a table at this verification while it stays in the key cache.
+pub(crate) const BUILD_AT_USE: u32 = 3;
+/// Verifications a table must go unused before another key may take it.
+pub(crate) const IDLE_BEFORE_REPLACE: u64 = 64;
+
+/// The multiples j·2¹²ⁱ·P for rows i and j = 1…32, P of any order.
+pub(crate) struct PointTable {
+    rows: Vec<[EdwardsPoint; ENTRIES]>,
+}
+
+impl PointTable {
+    /// The table of `point`, from additions and doublings only (complete
+    /// formulas: exact for every curve point, small-order parts included).
+    fn of(point: &EdwardsPoint) -> PointTable {
+        let mut rows = Vec::with_capacity(ROWS);
+        let mut base = *point;
+        for _ in 0..ROWS {
+            let mut row = [EdwardsPoint::identity(); ENTRIES];
+            let mut multiple = base;
+            for entry in row.iter_mut() {
+                *entry = multiple;
+                multiple += base;
+            }
+            rows.push(row);
+            // 2¹² · base: four times 2³.
+            base = base.mul_by_cofactor().mul_by_cofactor().mul_by_cofactor().mul_by_cofactor();
+        }
+        PointTable { rows }
+    }
+
+    /// The table of a signer's key; `None` for a small-order key, which
+    /// `verify_strict` refuses whatever the signature (so the table path
+    /// never sees one).
+    pub(crate) fn for_key(key: &VerifyingKey) -> Option<PointTable> {
+        if key.is_weak() {
+            return None;
+        }
+        let point = key.to_edwards();
+        Some(PointTable::of(&point))
+    }
+
+    /// The basepoint's table.
+    pub(crate) fn basepoint() -> PointTable {
+        PointTable::of(&ED25519_BASEPOINT_POINT)
+    }
+
+    /// `acc` + digit·2¹²ʳᵒʷ·P (or − when `negate`); `None` only if a digit
+    /// were out of range, which the recoding rules out. One addition site,
+    /// not inlined: the point addition is a few KB of wasm per copy.
+    #[inline(never)]
+    fn add(&self, acc: EdwardsPoint, row: usize, digit: i8, negate: bool) -> Option<EdwardsPoint> {
+        if digit == 0 {
+            return Some(acc);
+        }
+        let multiple = self.rows.get(row)?.get(usize::from(digit.unsigned_abs()) - 1)?;
+        let term = if (digit < 0) != negate { -multiple } else { *multiple };
+        Some(acc + term)
+    }
+}
+
+/// Signed radix-2⁶ digits of a reduced scalar: Σ dᵢ·2⁶ⁱ equals the
+/// scalar's integer value (< 2²⁵³), each dᵢ in [−32, 32).
+fn digits(scalar: &Scalar) -> [i8; DIGITS] {
+    let bytes = scalar.as_bytes();
+    let mut limbs = [0u64; 5];
+    for (limb, chunk) in limbs.iter_mut().zip(bytes.chunks_exact(8)) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        *limb = u64::from_le_bytes(word);
+    }
+    let mut out = [0i8; DIGITS];
+    let mut carry = 0i16;
+    for (i, digit) in out.iter_mut().enumerate() {
+        let (limb, shift) = ((i * WINDOW) / 64, (i * WINDOW) % 64);
+        let mut bits = limbs[limb] >> shift;
+        if shift + WINDOW > 64 {
+            bits |= limbs[limb + 1] << (64 - shift);
+        }
+        let value = (bits & ((1 << WINDOW) - 1)) as i16 + carry;
+        carry = i16::from(value >= (1 << (WINDOW - 1)));
+        *digit = (value - (carry << WINDOW)) as i8;
+    }
+    out
+}
+
+/// [s]B − [k]A from the two tables, in one accumulator: the odd digits of
+/// both, then ×2⁶, then the even digits.
+fn double_base(k: &Scalar, a: &PointTable, s: &Scalar, b: &PointTable) -> Option<EdwardsPoint> {
+    let (k, s) = (digits(k), digits(s));
+    let mut acc = EdwardsPoint::identity();
+    for parity in [1, 0] {
+        for i in (parity..DIGITS).step_by(2) {
+            acc = a.add(acc, i / 2, k[i], true)?;
+            acc = b.add(acc, i / 2, s[i], false)?;
+        }
+        if parity == 1 {
+            // ×2⁶: two times 2³.
+            acc = acc.mul_by_cofactor().mul_by_cofactor();
+        }
+    }
+    Some(acc)
+}
+
+/// Whether `signature` is valid for `message` under the key whose 32-byte
+/// encoding is `key_bytes` and table is `key_table`: exactly
+/// `VerifyingKey::verify_strict` (the module comment has why).
+pub(crate) fn verify_with_table(key_bytes: &[u8; 32], key_table: &PointTable, basepoint: &PointTable, message: &[u8], signature: &Signature) -> bool {
+    let r_bytes = signature.r_bytes();
+    // (1) canonical s, as dalek's signature parsing requires.
+    let Some(s) = Option::<Scalar>::from(Scalar::from_canonical_bytes(*signature.s_bytes())) else {
+        return false;
+    };
+    let mut hash = Sha512::new();
+    hash.update(r_bytes);
+    hash.update(key_bytes);
+    hash.update(message);
+    let k = Scalar::from_hash(hash);
+    let Some(expected_r) = double_base(&k, key_table, &s, basepoint) else {
+        return false;
+    };
+    // (5) the R bytes exactly, then (3') R' not of small order.
+    expected_r.compress().as_bytes() == r_bytes && !expected_r.is_small_order()
+}
+
+struct Slot {
+    key: [u8; 32],
+    table: Box<PointTable>,
+    last_used: u64,
+}
+
+#[derive(Default)]
+struct Tables {
+    basepoint: Option<Box<PointTable>>,
+    slots: Vec<Slot>,
+    /// Verifications so far (the idle measure of a slot).
+    clock: u64,
+}
+
+thread_local! {
+    static TABLES: RefCell<Tables> = RefCell::new(Tables::default());
+}
+
+/// `verify_strict` of `signature` on `message` by `key` (encoded as
+/// `key_bytes`), through a table when the key has one or, at its
+/// [`BUILD_AT_USE`]-th use (`uses`, counted by the key cache), gets one.
+pub(crate) fn verify_strict(key_bytes: &[u8; 32], key: &VerifyingKey, uses: u32, message: &[u8], signature: &Signature) -> bool {
+    let through_table = TABLES.with(|tables| {
+        // Never re-entered; a failed borrow only means no table this time.
+        let mut tables = tables.try_borrow_mut().ok()?;
+        let tables = &mut *tables;
+        tables.clock += 1;
+        let now = tables.clock;
+        let at = match tables.slots.iter().position(|slot| &slot.key == key_bytes) {
+            Some(at) => at,
+            None => {
+                if uses < BUILD_AT_USE {
+                    return None;
+                }
+                let free = if tables.slots.len() < CAPACITY {
+                    None
+                } else {
+                    Some(tables.slots.iter().position(|slot| now - slot.last_used >= IDLE_BEFORE_REPLACE)?)
+                };
+                let table = Box::new(PointTable::for_key(key)?);
+                let slot = Slot { key: *key_bytes, table, last_used: now };
+                match free {
+                    Some(at) => {
+                        tables.slots[at] = slot;
+                        at
+                    }
+                    None => {
+                        tables.slots.push(slot);
+                        tables.slots.len() - 1
+                    }
+                }
+            }
+        };
+        let basepoint = tables.basepoint.get_or_insert_with(|| Box::new(PointTable::basepoint()));
+        let slot = &mut tables.slots[at];
+        slot.last_used = now;
+        Some(verify_with_table(key_bytes, &slot.table, basepoint, message, signature))
+    });
+    match through_table {
+        Some(valid) => valid,
+        None => key.verify_strict(message, signature).is_ok(),
+    }
+}
+
+/// Whether the key encoded as `key_bytes` has a table (tests).
+#[cfg(test)]
+pub(crate) fn has_table(key_bytes: &[u8]) -> bool {
+    TABLES.with(|tables| tables.borrow().slots.iter().any(|slot| slot.key.as_slice() == key_bytes))
+}
+
+/// Number of signer tables kept (tests).
+#[cfg(test)]
+pub(crate) fn tables_kept() -> usize {
+    TABLES.with(|tables| tables.borrow().slots.len())
+}
