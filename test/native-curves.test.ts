@@ -26,19 +26,37 @@ async function mlsError(fn: () => Promise<unknown>): Promise<{ code: string }> {
 const hex = (text: string) => new Uint8Array(Buffer.from(text.replace(/\s+/g, ''), 'hex'));
 const toHex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
 
+/** The X25519 base point (u = 9): X25519(sk, base) is the public key of sk. */
+const X25519_BASE = Uint8Array.from({ length: 32 }, (_, i) => (i === 0 ? 9 : 0));
+
+/** The Ed25519 public key of `seed`, from Node directly (the core derives its own in wasm). */
+function ed25519Public(seed: Uint8Array): Uint8Array {
+  const key = nodeCrypto.createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d: Buffer.from(seed).toString('base64url'), x: '' }, format: 'jwk' });
+  return new Uint8Array(Buffer.from((key.export({ format: 'jwk' }) as { x: string }).x, 'base64url'));
+}
+
 describe('NativeCurves (Node OpenSSL) against the RFC test vectors', () => {
   const curves = nodeNativeCurves(nodeCrypto);
+  /** The DH half of the host's answer (DH || public key of the secret). */
+  const dh = (secret: Uint8Array, publicKey: Uint8Array) => curves.x25519(secret, publicKey).subarray(0, 32);
+  const x25519Public = (secret: Uint8Array) => dh(secret, X25519_BASE);
 
-  it('X25519: RFC 7748 §6.1 key pairs and shared secret', () => {
+  it('X25519: RFC 7748 §6.1 key pairs and shared secret; the answer carries the public key of the secret', () => {
     const aliceSecret = hex('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a');
     const bobSecret = hex('5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb');
-    const alicePublic = curves.x25519Public(aliceSecret);
-    const bobPublic = curves.x25519Public(bobSecret);
-    expect(toHex(alicePublic)).toBe('8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a');
-    expect(toHex(bobPublic)).toBe('de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f');
+    const alicePublic = '8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a';
+    const bobPublic = 'de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f';
+    expect(toHex(x25519Public(aliceSecret))).toBe(alicePublic);
+    expect(toHex(x25519Public(bobSecret))).toBe(bobPublic);
     const shared = '4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742';
-    expect(toHex(curves.x25519(aliceSecret, bobPublic))).toBe(shared);
-    expect(toHex(curves.x25519(bobSecret, alicePublic))).toBe(shared);
+    // DH || the caller's own public key (what HPKE Decap needs next: the
+    // core takes it from here instead of deriving it again).
+    expect(toHex(curves.x25519(aliceSecret, hex(bobPublic)))).toBe(shared + alicePublic);
+    // Written into the caller's buffer (the core passes a view of its memory).
+    const out = new Uint8Array(64);
+    expect(curves.x25519(bobSecret, hex(alicePublic), out)).toBe(out);
+    expect(toHex(out)).toBe(shared + bobPublic);
+    expect(() => curves.x25519(bobSecret, hex(alicePublic), new Uint8Array(32))).toThrow(RangeError);
   });
 
   it('X25519: a low-order public key is refused (the all-zero shared secret of RFC 7748 §6.1)', () => {
@@ -58,8 +76,8 @@ describe('NativeCurves (Node OpenSSL) against the RFC test vectors', () => {
     const first = encap(bobPublic);
     const second = encap(bobPublic);
     // DH(skE, pkR) = DH(skR, pkE): what the recipient's Decap computes.
-    expect(toHex(curves.x25519(bobSecret, first.subarray(0, 32)))).toBe(toHex(first.subarray(32)));
-    expect(toHex(curves.x25519(bobSecret, second.subarray(0, 32)))).toBe(toHex(second.subarray(32)));
+    expect(toHex(dh(bobSecret, first.subarray(0, 32)))).toBe(toHex(first.subarray(32)));
+    expect(toHex(dh(bobSecret, second.subarray(0, 32)))).toBe(toHex(second.subarray(32)));
     expect(toHex(first.subarray(0, 32))).not.toBe(toHex(second.subarray(0, 32)));
     expect(() => encap(new Uint8Array(32))).toThrow();
     expect(() => encap(new Uint8Array(31))).toThrow(RangeError);
@@ -76,7 +94,7 @@ describe('NativeCurves (Node OpenSSL) against the RFC test vectors', () => {
     try {
       const secrets = Array.from({ length: 300 }, (_, i) => createHash('sha256').update(`recipient ${i}`).digest());
       const publicKeys = new Uint8Array(32 * secrets.length);
-      secrets.forEach((secret, i) => publicKeys.set(curves.x25519Public(secret), 32 * i));
+      secrets.forEach((secret, i) => publicKeys.set(x25519Public(secret), 32 * i));
       for (let round = 0; round < 3; round++) {
         batchCurves.x25519EncapBegin(publicKeys);
         const out = new Uint8Array(64 * secrets.length);
@@ -84,7 +102,7 @@ describe('NativeCurves (Node OpenSSL) against the RFC test vectors', () => {
         for (const [from, to] of [[0, 1], [1, 100], [100, 129], [129, 300]]) batchCurves.x25519EncapTake(out.subarray(64 * from!, 64 * to!));
         batchCurves.x25519EncapEnd();
         secrets.forEach((secret, i) => {
-          expect(toHex(curves.x25519(secret, out.subarray(64 * i, 64 * i + 32)))).toBe(toHex(out.subarray(64 * i + 32, 64 * i + 64)));
+          expect(toHex(dh(secret, out.subarray(64 * i, 64 * i + 32)))).toBe(toHex(out.subarray(64 * i + 32, 64 * i + 64)));
         });
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
@@ -111,7 +129,7 @@ describe('NativeCurves (Node OpenSSL) against the RFC test vectors', () => {
     const message = hex('72');
     const expected = hex(`92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da
       085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00`);
-    const publicKey = curves.ed25519Public(seed);
+    const publicKey = ed25519Public(seed);
     expect(toHex(publicKey)).toBe('3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c');
     expect(toHex(curves.ed25519Sign(seed, message))).toBe(toHex(expected));
     expect(curves.ed25519Verify(publicKey, message, expected)).toBe(true);
@@ -120,14 +138,14 @@ describe('NativeCurves (Node OpenSSL) against the RFC test vectors', () => {
   it('Ed25519: forged, truncated and re-targeted signatures fail', () => {
     const seed = createHash('sha256').update('signer').digest();
     const message = new TextEncoder().encode('a handshake message');
-    const publicKey = curves.ed25519Public(seed);
+    const publicKey = ed25519Public(seed);
     const signature = curves.ed25519Sign(seed, message);
     const flipped = signature.slice();
     flipped[10] ^= 1;
     expect(curves.ed25519Verify(publicKey, message, flipped)).toBe(false);
     expect(curves.ed25519Verify(publicKey, message, signature.subarray(0, 63))).toBe(false);
     expect(curves.ed25519Verify(publicKey, new TextEncoder().encode('another message'), signature)).toBe(false);
-    const other = curves.ed25519Public(createHash('sha256').update('someone else').digest());
+    const other = ed25519Public(createHash('sha256').update('someone else').digest());
     expect(curves.ed25519Verify(other, message, signature)).toBe(false);
   });
 });
@@ -241,4 +259,63 @@ describe('native and wasm curves are interchangeable', () => {
       expect(ok.welcome).toBeDefined();
     }
   });
+
+  // HPKE Decap on the receiving side: with native curves the DH runs in
+  // OpenSSL and the public key of the init key comes back with it (no
+  // second derivation); in wasm both run in Rust. A Welcome whose
+  // kem_output is a low-order point, or the wrong length, must fail the
+  // same typed way on both, and leave the joiner able to join.
+  it('a Welcome whose kem_output was replaced by a low-order point is refused alike natively and in wasm', async () => {
+    const codes: Record<string, string[]> = {};
+    for (const backend of ['native', 'wasm'] as const) {
+      const lib = await libraryWith(backend);
+      const alice = await lib.MlsClient.open();
+      const bob = await lib.MlsClient.open();
+      const aliceId = await alice.createIdentity('alice');
+      const bobId = await bob.createIdentity('bob');
+      const group = await alice.createGroup(aliceId);
+      const { welcome } = await group.commit({ add: [await bob.createKeyPackage(bobId)] });
+      const kemOutput = kemOutputOffset(welcome!);
+      const lowOrder = welcome!.slice();
+      lowOrder.fill(0, kemOutput, kemOutput + 32);
+      // Another low-order point: u = 1 (order 4).
+      const orderFour = welcome!.slice();
+      orderFour.fill(0, kemOutput, kemOutput + 32);
+      orderFour[kemOutput] = 1;
+      codes[backend] = [];
+      for (const bad of [lowOrder, orderFour]) {
+        const err = await mlsError(() => bob.joinFromWelcome(bad));
+        expect(err.code).not.toBe('WASM_POISONED');
+        codes[backend]!.push(err.code);
+      }
+      // The genuine Welcome still joins, and the two talk.
+      const bobGroup = await bob.joinFromWelcome(welcome!);
+      await group.mergePendingCommit();
+      const received = await bobGroup.process(await group.encrypt('after the bad Welcomes'));
+      expect(received.kind).toBe('application');
+    }
+    expect(codes.native).toEqual(codes.wasm);
+  });
 });
+
+/**
+ * Offset of the first EncryptedGroupSecrets' kem_output in an MLSMessage
+ * Welcome (RFC 9420 §12.4.3.1): header (4), cipher_suite (2), secrets<V>
+ * (a varint), new_member<V> (1 + 32), kem_output<V> (1 + 32).
+ */
+function kemOutputOffset(welcome: Uint8Array): number {
+  let at = 6;
+  const varint = (): number => {
+    const prefix = welcome[at]! >> 6;
+    const length = 1 << prefix;
+    let value = welcome[at]! & 0x3f;
+    for (let i = 1; i < length; i++) value = (value << 8) | welcome[at + i]!;
+    at += length;
+    return value;
+  };
+  varint(); // secrets
+  expect(varint()).toBe(32); // new_member: a SHA-256 KeyPackageRef
+  at += 32;
+  expect(varint()).toBe(32); // kem_output: an X25519 public key
+  return at;
+}

@@ -31,8 +31,9 @@ async function loadInNode(): Promise<void> {
   const bytes = await readFile(new URL(`./${WASM_FILE}`, import.meta.url));
   const exports = initSync({ module: bytes });
   memory = exports.memory;
-  // Node's OpenSSL does X25519/Ed25519 several times faster than Rust in
-  // wasm; PAIRED_MLS_NATIVE_CURVES=0 keeps the pure-wasm path.
+  // Node's OpenSSL does X25519 DH (and long-message Ed25519, AES-GCM,
+  // SHA-256) several times faster than Rust in wasm (native_crypto.rs says
+  // what goes where); PAIRED_MLS_NATIVE_CURVES=0 keeps the pure-wasm path.
   nodeCurves = nodeNativeCurves(await import('node:crypto'), await import('node:worker_threads'));
   if (process.env.PAIRED_MLS_NATIVE_CURVES !== '0') installNativeCurves(nodeCurves as never);
   // PAIRED_MLS_THREADS=N sets the worker threads before any call (bench/run.js --threads).

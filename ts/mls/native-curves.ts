@@ -1,9 +1,12 @@
 /**
- * Node's native X25519 and Ed25519 (OpenSSL), handed to the wasm core so
- * its curve operations run at native speed (crates/core/src/native_crypto.rs
- * is the other side of this contract, and decides what it routes here: every
- * X25519, Ed25519 and AES-GCM for long messages only). Only used in Node;
- * browsers keep the core's pure-Rust curves.
+ * Node's native X25519 and Ed25519 (OpenSSL), handed to the wasm core for
+ * the curve operations it runs faster (crates/core/src/native_crypto.rs is
+ * the other side of this contract, and decides what it routes here: X25519
+ * DH and HPKE Encaps; Ed25519, AES-GCM and SHA-256 for long messages only.
+ * Public keys from secrets are derived in wasm: a fixed-base
+ * multiplication there costs less than an import here, bench/README.md
+ * "Curve routing (round 2c)"). Only used in Node; browsers keep the core's
+ * pure-Rust curves.
  *
  * Why the caches: importing a raw private key into OpenSSL derives its
  * public key, a scalar multiplication as costly as the operation itself.
@@ -23,9 +26,14 @@ type KeyObject = NodeCrypto.KeyObject;
 
 /** The object the wasm core calls (method names fixed by the Rust import). */
 export interface NativeCurves {
-  x25519(secretKey: Uint8Array, publicKey: Uint8Array): Uint8Array;
-  x25519Public(secretKey: Uint8Array): Uint8Array;
-  x25519Generate(): Uint8Array;
+  /**
+   * X25519(secretKey, publicKey) (32) || the public key of `secretKey` (32)
+   * (the import derived it, and HPKE Decap needs it next), written into
+   * `out` when given (exactly 64 bytes; the core passes a view of its
+   * memory, which it wipes), else into a new array; returns it. Throws on a
+   * low-order point.
+   */
+  x25519(secretKey: Uint8Array, publicKey: Uint8Array, out?: Uint8Array): Uint8Array;
   /** HPKE Encap's DH with a fresh ephemeral key that never leaves OpenSSL, written into `out` (the core's memory): enc (32) || DH(skE, publicKey) (32). */
   x25519Encap(publicKey: Uint8Array, out: Uint8Array): void;
   /** Start a batch of Encaps (32 bytes per public key); see x25519-encap.ts. */
@@ -34,7 +42,6 @@ export interface NativeCurves {
   x25519EncapTake(out: Uint8Array): void;
   /** End the batch and wipe the host's copies. */
   x25519EncapEnd(): void;
-  ed25519Public(seed: Uint8Array): Uint8Array;
   ed25519Sign(seed: Uint8Array, message: Uint8Array): Uint8Array;
   ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
   /**
@@ -159,25 +166,18 @@ export function nodeNativeCurves(crypto: typeof NodeCrypto, workerThreads?: type
     poolStats() {
       return pool ? { ...pool.stats, running: pool.running } : undefined;
     },
-    x25519(secretKey, publicKey) {
-      const shared = crypto.diffieHellman({ privateKey: importPrivate('X25519', secretKey).key, publicKey: importPublic('X25519', publicKey) });
-      return new Uint8Array(shared.buffer, shared.byteOffset, shared.byteLength);
-    },
-    x25519Public(secretKey) {
-      return fromBase64url(importPrivate('X25519', secretKey).publicKey);
-    },
-    x25519Generate() {
-      // An HPKE ephemeral key, cached so the DH that follows does not
-      // import it again. Random bytes imported rather than
-      // generateKeyPairSync: see x25519Encap.
-      const secret = crypto.randomBytes(32);
+    x25519(secretKey, publicKey, out) {
+      const answer = outputFor(64, out);
+      const privateKey = importPrivate('X25519', secretKey);
+      const shared = crypto.diffieHellman({ privateKey: privateKey.key, publicKey: importPublic('X25519', publicKey) });
       try {
-        const out = new Uint8Array(64);
-        out.set(secret, 0);
-        out.set(fromBase64url(importPrivate('X25519', secret).publicKey), 32);
-        return out;
+        if (shared.length !== 32) throw new RangeError('X25519 output of unexpected length');
+        answer.set(shared, 0);
+        answer.set(fromBase64url(privateKey.publicKey), 32);
+        return answer;
       } finally {
-        secret.fill(0);
+        // Node's own Buffer of the shared secret; `answer` is the core's to wipe.
+        shared.fill(0);
       }
     },
     x25519Encap(publicKey, out) {
@@ -195,9 +195,6 @@ export function nodeNativeCurves(crypto: typeof NodeCrypto, workerThreads?: type
     },
     x25519EncapEnd() {
       batches.end();
-    },
-    ed25519Public(seed) {
-      return fromBase64url(importPrivate('Ed25519', seed).publicKey);
     },
     ed25519Sign(seed, message) {
       const signature = crypto.sign(null, message, importPrivate('Ed25519', seed).key);

@@ -58,7 +58,13 @@ function workerMain(encap: typeof encapInto, claim: typeof claimChunks): void {
     claim(message, (publicKeys, out, from, to) => {
       if (fault === 'throw') throw new Error('test fault');
       if (fault === 'hang') Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
-      for (let i = from; i < to; i++) encap(crypto, importPublic(publicKeys.subarray(i * 32, i * 32 + 32)), out, i * 64);
+      // One draw of randomness per chunk, wiped after (x25519-encap.ts).
+      const random = crypto.randomBytes(32 * (to - from));
+      try {
+        for (let i = from; i < to; i++) encap(crypto, importPublic(publicKeys.subarray(i * 32, i * 32 + 32)), out, i * 64, random.subarray((i - from) * 32, (i - from) * 32 + 32));
+      } finally {
+        random.fill(0);
+      }
     }),
   );
 }
@@ -217,15 +223,19 @@ export class WorkerPoolEncaps implements EncapBatchRunner {
 
   /** Make one chunk's Encaps on the calling thread. */
   #make(shared: SharedBatch, chunk: number): void {
+    const start = chunk * CHUNK;
     const end = Math.min(this.#items, (chunk + 1) * CHUNK);
+    const random = this.crypto.randomBytes(32 * (end - start));
     try {
-      for (let i = chunk * CHUNK; i < end; i++) {
-        encapInto(this.crypto, this.#local.importPublic(shared.publicKeys.subarray(i * 32, i * 32 + 32)), shared.out, i * 64);
+      for (let i = start; i < end; i++) {
+        encapInto(this.crypto, this.#local.importPublic(shared.publicKeys.subarray(i * 32, i * 32 + 32)), shared.out, i * 64, random.subarray((i - start) * 32, (i - start) * 32 + 32));
       }
     } catch (error) {
       // Not pending any more, so end() does not wait for it.
       Atomics.store(shared.status, chunk, FAILED);
       throw error;
+    } finally {
+      random.fill(0);
     }
     this.#madeHere.add(chunk);
     this.stats.callingThreadEncaps += end - chunk * CHUNK;

@@ -1,29 +1,38 @@
 //! Curve operations handed to the host's native crypto when it has one.
 //!
-//! X25519 and Ed25519 in pure Rust compiled to wasm run 5–10× slower than
-//! the same operations in Node's OpenSSL, and they dominate MLS: a
-//! self-update in an add-only group of n members makes about n HPKE
-//! encryptions (two X25519 operations each), every message is signed and
-//! verified. So when the TS layer runs in Node it installs a
-//! `NativeCurves` object (ts/mls/native-curves.ts) and the scalar
-//! multiplications and signatures go through it; hashing, HKDF, AEAD and
-//! the HPKE and MLS logic stay in Rust (openmls, hpke-rs). Browsers, and
-//! Node when the caller opts out, keep the pure-Rust provider: nothing is
-//! installed and every function below falls through to it.
+//! When the TS layer runs in Node it installs a `NativeCurves` object
+//! (ts/mls/native-curves.ts) and the operations below for which Node's
+//! OpenSSL is faster go through it; hashing, HKDF, the HPKE and MLS logic
+//! stay in Rust (openmls, hpke-rs). Browsers, and Node when the caller opts
+//! out, keep the pure-Rust provider: nothing is installed and every
+//! function below falls through to it.
 //!
 //! Only the curve of ciphersuites 1 and 3 (X25519 + Ed25519) is routed;
 //! other algorithms always use Rust crypto. A JS exception or malformed
 //! output maps to an error, never a panic.
 //!
-//! What goes to the host is chosen by measurement (bench/README.md,
-//! "Round 2: hot paths"): every X25519 operation; Ed25519 and AES-GCM only
-//! for messages of at least [`NATIVE_BULK_MIN`] bytes. For a short message
-//! the call into JS, the key-object lookup and OpenSSL's one-shot set-up
-//! cost more than they save: an Ed25519 signature with the expanded key
-//! kept in wasm (signer.rs) and a verification in wasm are both faster than
-//! the round trip, and a 100-byte AES-GCM seal takes ~4 µs in wasm. For a
-//! commit with a path, a Welcome or a GroupInfo (tens of KB at n = 1024)
-//! the hashing and AES-GCM dominate, and OpenSSL's SHA-512 and
+//! What goes to the host is chosen per operation by measurement
+//! (bench/README.md, "Round 2: hot paths" and "Curve routing (round 2c)";
+//! bench/curve-ops.js times each both ways):
+//! - to the host: every X25519 DH with a variable point (OpenSSL's ladder
+//!   is ~2.5× faster than curve25519-dalek's u32 backend in wasm, even with
+//!   the JWK import of the secret), the Encaps of HPKE seals, and Ed25519
+//!   and AES-GCM for messages of at least [`NATIVE_BULK_MIN`] bytes;
+//! - in wasm: every fixed-base multiplication — an X25519 public key from
+//!   its secret (a key pair's derivation, key generation) and an Ed25519
+//!   public key from its seed. dalek multiplies the base point with its
+//!   precomputed table in ~55–65 µs; the host needs a JWK import (which
+//!   derives the public key inside OpenSSL) and an export, ~85–145 µs of
+//!   CPU. The secret then never leaves wasm. One exception: the public key
+//!   of the secret the host just used for a DH (HPKE Decap asks for it
+//!   right after the DH, and the host's import already derived it) is
+//!   taken from the host's answer ([`X25519_LAST_PUBLIC`]).
+//!
+//! For a short message an Ed25519 signature with the expanded key kept in
+//! wasm (signer.rs) costs the same as the host's, and a verification in
+//! wasm less than the round trip, and a 100-byte AES-GCM seal takes ~4 µs
+//! in wasm. For a commit with a path, a Welcome or a GroupInfo (tens of KB
+//! at n = 1024) the hashing and AES-GCM dominate, and OpenSSL's SHA-512 and
 //! AES-NI/PCLMUL code is many times faster than Rust's portable code in
 //! wasm (no SIMD or AES instructions there).
 
@@ -43,15 +52,12 @@ extern "C" {
     /// Installed by the TS layer; see ts/mls/native-curves.ts for the contract.
     pub type NativeCurves;
 
-    /// X25519(sk, pk): the 32-byte shared point. Throws on a low-order point.
+    /// X25519(sk, pk) (32) || X25519(sk, basepoint) (32), written into
+    /// `out` (wasm memory, wiped by Rust): the shared point and the public
+    /// key of `sk`, which the host's import of `sk` derives anyway. Throws
+    /// on a low-order point.
     #[wasm_bindgen(method, catch, js_name = x25519)]
-    fn x25519(this: &NativeCurves, sk: &[u8], pk: &[u8]) -> Result<Vec<u8>, JsValue>;
-    /// X25519(sk, basepoint): the public key of `sk`.
-    #[wasm_bindgen(method, catch, js_name = x25519Public)]
-    fn x25519_public(this: &NativeCurves, sk: &[u8]) -> Result<Vec<u8>, JsValue>;
-    /// A fresh X25519 key pair from the host's CSPRNG: secret (32) || public (32).
-    #[wasm_bindgen(method, catch, js_name = x25519Generate)]
-    fn x25519_generate(this: &NativeCurves) -> Result<Vec<u8>, JsValue>;
+    fn x25519(this: &NativeCurves, sk: &[u8], pk: &[u8], out: &mut [u8]) -> Result<(), JsValue>;
     /// DHKEM(X25519)'s Encap DH for `pk`: a fresh ephemeral key generated
     /// and used by the host (its secret never leaves it), written into
     /// `out` (wasm memory, wiped by Rust): enc (32) || DH (32). Throws on a
@@ -69,9 +75,6 @@ extern "C" {
     /// Ends the batch, finished or not: the host wipes its copies.
     #[wasm_bindgen(method, catch, js_name = x25519EncapEnd)]
     fn x25519_encap_end(this: &NativeCurves) -> Result<(), JsValue>;
-    /// Ed25519 public key of a 32-byte seed.
-    #[wasm_bindgen(method, catch, js_name = ed25519Public)]
-    fn ed25519_public(this: &NativeCurves, seed: &[u8]) -> Result<Vec<u8>, JsValue>;
     /// Ed25519 signature (RFC 8032, pure) by a 32-byte seed.
     #[wasm_bindgen(method, catch, js_name = ed25519Sign)]
     fn ed25519_sign(this: &NativeCurves, seed: &[u8], message: &[u8]) -> Result<Vec<u8>, JsValue>;
@@ -99,6 +102,20 @@ pub(crate) const NATIVE_BULK_MIN: usize = 2048;
 thread_local! {
     // wasm32 is single-threaded: this is one slot per wasm instance.
     static CURVES: RefCell<Option<NativeCurves>> = const { RefCell::new(None) };
+}
+
+thread_local! {
+    /// The public key of the secret the host last used for an X25519 DH,
+    /// under a SHA-256 of that secret (the secret itself is not kept): HPKE
+    /// Decap asks `secret_to_public` for exactly that key right after the
+    /// DH, and the host's import of the secret derived it already. Taken
+    /// by the next `secret_to_public`, whatever its secret.
+    static X25519_LAST_PUBLIC: RefCell<Option<([u8; 32], [u8; 32])>> = const { RefCell::new(None) };
+}
+
+fn secret_digest(sk: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(sk).into()
 }
 
 /// Route X25519/Ed25519 through `curves` (or back to pure Rust with `null`).
@@ -151,10 +168,6 @@ pub(crate) fn native_ed25519_verify(public_key: &[u8], message: &[u8], signature
     }
     // A throw (malformed key or signature) is a failed verification.
     with_curves(|c| c.ed25519_verify(public_key, message, signature)).map(|r| r.unwrap_or(false))
-}
-
-pub(crate) fn native_ed25519_public(seed: &[u8]) -> Option<Result<Vec<u8>, ()>> {
-    with_curves(|c| c.ed25519_public(seed)).map(|r| r.and_then(exact_32))
 }
 
 /// Whether an AES-GCM call with these sizes goes to the host.
@@ -258,9 +271,16 @@ impl HpkeCrypto for CurveAcceleratedHpke {
                     return Err(HpkeError::KemInvalidSecretKey);
                 }
                 let pk: [u8; 32] = pk.try_into().map_err(|_| HpkeError::KemInvalidPublicKey)?;
-                let shared = match with_curves(|c| c.x25519(sk, &pk)) {
+                let mut answer = zeroize::Zeroizing::new([0u8; 64]);
+                let shared = match with_curves(|c| c.x25519(sk, &pk, answer.as_mut_slice())) {
                     // The host throws on a low-order point.
-                    Some(shared) => shared.and_then(exact_32).map_err(|_| HpkeError::KemInvalidPublicKey)?,
+                    Some(done) => {
+                        done.map_err(|_| HpkeError::KemInvalidPublicKey)?;
+                        let (shared, public) = answer.split_at(32);
+                        let public: [u8; 32] = public.try_into().map_err(|_| HpkeError::KemInvalidPublicKey)?;
+                        X25519_LAST_PUBLIC.with(|slot| *slot.borrow_mut() = Some((secret_digest(sk), public)));
+                        shared.to_vec()
+                    }
                     None => x25519_secret(sk)?.diffie_hellman(&x25519_dalek::PublicKey::from(pk)).as_bytes().to_vec(),
                 };
                 // An all-zero shared secret (low-order point) is refused, as RFC 9180 §7.1.4 asks.
@@ -285,10 +305,15 @@ impl HpkeCrypto for CurveAcceleratedHpke {
                 if sk.len() != 32 {
                     return Err(HpkeError::KemInvalidSecretKey);
                 }
-                match with_curves(|c| c.x25519_public(sk)) {
-                    Some(public) => public.and_then(exact_32).map_err(|_| HpkeError::KemInvalidSecretKey),
-                    None => Ok(x25519_dalek::PublicKey::from(&x25519_secret(sk)?).as_bytes().to_vec()),
+                // Taken, so it answers only the call right after its DH.
+                if let Some((digest, public)) = X25519_LAST_PUBLIC.with(|slot| slot.borrow_mut().take()) {
+                    if digest == secret_digest(sk) {
+                        return Ok(public.to_vec());
+                    }
                 }
+                // Fixed-base, with dalek's precomputed table: cheaper in
+                // wasm than the host's import (module docs).
+                Ok(x25519_dalek::PublicKey::from(&x25519_secret(sk)?).as_bytes().to_vec())
             }
             KemAlgorithm::DhKemP256 => Ok(p256_public_bytes(&p256_secret(sk)?)),
             _ => Err(HpkeError::UnknownKemAlgorithm),
@@ -299,14 +324,9 @@ impl HpkeCrypto for CurveAcceleratedHpke {
         use hpke_rs_crypto::Rng as _;
         match alg {
             KemAlgorithm::DhKem25519 => {
-                // Generated by the host, which keeps the key loaded for the DH
-                // that follows (an HPKE ephemeral key is used once, right away).
-                if let Some(pair) = with_curves(|c| c.x25519_generate()) {
-                    let mut pair = pair.ok().filter(|p| p.len() == 64).ok_or(HpkeError::CryptoLibraryError(String::new()))?;
-                    let (sk, pk) = (pair[..32].to_vec(), pair[32..].to_vec());
-                    zeroize::Zeroize::zeroize(&mut pair);
-                    return Ok((pk, sk));
-                }
+                // In wasm also with native curves: a fixed-base
+                // multiplication (module docs). HPKE seals on the native
+                // curves never come here (native_x25519_seal).
                 let mut seed = zeroize::Zeroizing::new([0u8; 32]);
                 prng.fill_bytes(seed.as_mut_slice());
                 let sk = x25519_dalek::StaticSecret::from(*seed);
@@ -608,6 +628,38 @@ mod tests {
             assert_eq!(open(b"other").expect("opened"), b"a path secret");
             assert!(matches!(open(b"info"), Err(hpke_rs::HpkeError::OpenError)));
         }
+    }
+
+    const RFC7748_ALICE_SECRET: &str = "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a";
+    const RFC7748_ALICE_PUBLIC: &str = "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a";
+
+    fn unhex(text: &str) -> Vec<u8> {
+        (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex")).collect()
+    }
+
+    #[test]
+    fn x25519_public_keys_are_derived_here_as_rfc_7748_gives_them() {
+        // The same vector test/native-curves.test.ts checks Node's import against.
+        let public = CurveAcceleratedHpke::secret_to_public(KemAlgorithm::DhKem25519, &unhex(RFC7748_ALICE_SECRET)).expect("derived");
+        assert_eq!(public, unhex(RFC7748_ALICE_PUBLIC));
+        assert!(matches!(CurveAcceleratedHpke::secret_to_public(KemAlgorithm::DhKem25519, &[1u8; 31]), Err(HpkeError::KemInvalidSecretKey)));
+    }
+
+    #[test]
+    fn the_hosts_public_key_answers_only_the_next_call_for_its_own_secret() {
+        let alice = unhex(RFC7748_ALICE_SECRET);
+        let (bob, bob_public) = key_pair(7);
+        // What dh() leaves after a host DH with alice's secret (a marker
+        // value here, to see where the answer came from).
+        let memo = || X25519_LAST_PUBLIC.with(|slot| *slot.borrow_mut() = Some((secret_digest(&alice), [0xAA; 32])));
+        memo();
+        assert_eq!(CurveAcceleratedHpke::secret_to_public(KemAlgorithm::DhKem25519, &alice).expect("memo"), vec![0xAA; 32]);
+        // Used once: the next call derives.
+        assert_eq!(CurveAcceleratedHpke::secret_to_public(KemAlgorithm::DhKem25519, &alice).expect("derived"), unhex(RFC7748_ALICE_PUBLIC));
+        // Another secret never gets it, and the memo is gone after that call too.
+        memo();
+        assert_eq!(CurveAcceleratedHpke::secret_to_public(KemAlgorithm::DhKem25519, &bob).expect("derived"), bob_public.to_vec());
+        assert!(X25519_LAST_PUBLIC.with(|slot| slot.borrow().is_none()));
     }
 
     #[test]

@@ -6,25 +6,24 @@
 //! §5.1.2), made deterministically (RFC 6979). Any other scheme is
 //! refused: the Rust crypto provider's own functions also carry P-384,
 //! whose code the linker can drop only if nothing here reaches them.
-//! Ed25519 goes to the host's native curves when installed.
+//! Ed25519 signatures and verifications of long messages go to the host's
+//! native curves when installed (native_crypto.rs); key generation stays here.
 
 use openmls_traits::types::{CryptoError, SignatureScheme};
 use p256::ecdsa::signature::{Signer as _, Verifier as _};
 use zeroize::Zeroizing;
 
-use crate::native_crypto::{native_curves_installed, native_ed25519_public, native_ed25519_sign, native_ed25519_verify};
+use crate::native_crypto::{native_ed25519_sign, native_ed25519_verify};
 
 /// A fresh key pair `(private, public)` for `scheme` from 32-byte `random`
 /// draws (more than one only for the rare out-of-range P-256 scalar).
 pub(crate) fn generate(scheme: SignatureScheme, mut random: impl FnMut() -> Result<[u8; 32], CryptoError>) -> Result<(Vec<u8>, Vec<u8>), CryptoError> {
     match scheme {
         SignatureScheme::ED25519 => {
+            // In wasm also with native curves: a base-point multiplication
+            // with dalek's table is cheaper than the host's import
+            // (native_crypto.rs module docs).
             let seed = Zeroizing::new(random()?);
-            if native_curves_installed() {
-                if let Some(public) = native_ed25519_public(seed.as_slice()) {
-                    return Ok((seed.to_vec(), public.map_err(|_| CryptoError::CryptoLibraryError)?));
-                }
-            }
             let key = ed25519_dalek::SigningKey::from_bytes(&seed);
             Ok((seed.to_vec(), key.verifying_key().to_bytes().to_vec()))
         }

@@ -1,12 +1,14 @@
 //! A client's signature key pair as openmls sees it: the stored
-//! `SignatureKeyPair` of openmls_basic_credential, signing Ed25519 through
-//! the host's native curves when they are installed (native_crypto.rs).
+//! `SignatureKeyPair` of openmls_basic_credential, signing Ed25519 in wasm,
+//! or through the host's native curves for messages of at least
+//! `NATIVE_BULK_MIN` bytes when they are installed (native_crypto.rs).
 //! The basic-credential type signs with its own Rust code, rebuilding the
 //! expanded key (a base-point multiplication) for every signature, and
 //! keeps its private key private. So the Ed25519 key is read once from its
 //! TLS encoding and kept here as a dalek `SigningKey` (wiped on drop):
-//! without native curves (browsers) signing uses it directly, at half the
-//! cost, and the native path takes its seed from it. A P-256 key is read
+//! signing uses it directly, at half the cost (as cheap as Node's OpenSSL
+//! with a cached key object, bench/README.md "Curve routing (round 2c)"),
+//! and the native path takes its seed from it. A P-256 key is read
 //! the same way and signs with the core's ECDSA (signatures.rs).
 
 use std::ops::Deref;
