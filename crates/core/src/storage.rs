@@ -1545,6 +1545,19 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn both_value_bytes_of_format_2_read_and_others_are_refused() {
+        // 0x03 marks a MessageSecrets record with the sparse secret tree
+        // (engine change 18); its postcard reads like any other.
+        assert_eq!(decode::<u8>(b"\x02\x07"), Ok(7));
+        assert_eq!(decode::<u8>(b"\x03\x07"), Ok(7));
+        assert_eq!(encode_as(SPARSE_SECRET_TREE_FORMAT, &7u8).unwrap(), b"\x03\x07".to_vec());
+        assert_eq!(encode(&7u8).unwrap(), b"\x02\x07".to_vec());
+        for other in [&b"\x01\x07"[..], b"\x04\x07", b"{", b""] {
+            assert_eq!(decode::<u8>(other), Err(StorageError::Format));
+        }
+    }
+
+    #[test]
     fn labels_are_prefix_free() {
         for (i, a) in ALL_LABELS.iter().enumerate() {
             for (j, b) in ALL_LABELS.iter().enumerate() {
