@@ -1,6 +1,6 @@
 //! The attacks a stale cache would let through, run on real openmls groups
 //! with the core's provider (so every Ed25519 verification goes through
-//! `verifying_keys::verifying_key`): a member's old signature key after it rotated its
+//! `verifying_keys::kept_key`): a member's old signature key after it rotated its
 //! key, and a removed member's key used for the leaf a newcomer took over.
 //! Each forged message is refused with `InvalidSignature` while its key is
 //! in the cache (and, in the second test, has a precomputed table), and the

@@ -48,13 +48,17 @@ thread_local! {
 
 /// The verifying key of the 32-byte encoding `public_key`, decompressed
 /// once and kept; `None` when it is not 32 bytes or not a curve point
-/// (as `VerifyingKey::try_from` refuses it).
+/// (as `VerifyingKey::try_from` refuses it). Tests only: the core asks
+/// for [`kept_key`], which also counts the use.
+#[cfg(test)]
 pub(crate) fn verifying_key(public_key: &[u8]) -> Option<VerifyingKey> {
     kept_key(public_key).map(|kept| kept.key)
 }
 
-/// [`verifying_key`] with the number of times it was asked for while kept,
-/// this time included (1 for a key not kept before).
+/// The verifying key of the 32-byte encoding `public_key`, decompressed
+/// once and kept, with the number of times it was asked for while kept,
+/// this time included (1 for a key not kept before); `None` when it is not
+/// 32 bytes or not a curve point.
 pub(crate) fn kept_key(public_key: &[u8]) -> Option<KeptKey> {
     let bytes: &[u8; 32] = public_key.try_into().ok()?;
     let found = KEYS.with(|cache| {
