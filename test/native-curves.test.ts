@@ -104,6 +104,9 @@ describe('NativeCurves (Node OpenSSL) against the RFC test vectors', () => {
         secrets.forEach((secret, i) => {
           expect(toHex(dh(secret, out.subarray(64 * i, 64 * i + 32)))).toBe(toHex(out.subarray(64 * i + 32, 64 * i + 64)));
         });
+        // Every Encap has its own ephemeral key (the randomness is drawn once per take or chunk and sliced).
+        const encs = new Set(secrets.map((_, i) => toHex(out.subarray(64 * i, 64 * i + 32))));
+        expect(encs.size).toBe(secrets.length);
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
       const withLowOrder = publicKeys.slice();

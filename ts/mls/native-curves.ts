@@ -113,6 +113,10 @@ export interface NodeNativeCurves extends NativeCurves {
   poolStats(): (PoolStats & { running: number }) | undefined;
 }
 
+/**
+ * The host object the core calls in Node (installed by `init()`), over
+ * `crypto`; `workerThreads` enables `setThreads` for large Encap batches.
+ */
 export function nodeNativeCurves(crypto: typeof NodeCrypto, workerThreads?: typeof WorkerThreads): NodeNativeCurves {
   const privateKeys = new Lru<{ key: KeyObject; publicKey: string }>(512);
   const publicKeys = new Lru<KeyObject>(1 << 14);
