@@ -110,12 +110,14 @@ thread_local! {
     /// Decap asks `secret_to_public` for exactly that key right after the
     /// DH, and the host's import of the secret derived it already. Taken
     /// by the next `secret_to_public`, whatever its secret.
-    static X25519_LAST_PUBLIC: RefCell<Option<([u8; 32], [u8; 32])>> = const { RefCell::new(None) };
+    static X25519_LAST_PUBLIC: RefCell<Option<(zeroize::Zeroizing<[u8; 32]>, [u8; 32])>> = const { RefCell::new(None) };
 }
 
-fn secret_digest(sk: &[u8]) -> [u8; 32] {
+/// Wiped when dropped: it cannot give the secret back, but nothing derived
+/// from a secret is left in memory.
+fn secret_digest(sk: &[u8]) -> zeroize::Zeroizing<[u8; 32]> {
     use sha2::Digest as _;
-    sha2::Sha256::digest(sk).into()
+    zeroize::Zeroizing::new(sha2::Sha256::digest(sk).into())
 }
 
 /// Route X25519/Ed25519 through `curves` (or back to pure Rust with `null`).
@@ -163,11 +165,34 @@ pub(crate) fn native_ed25519_sign(seed: &[u8], message: &[u8]) -> Option<Result<
 }
 
 pub(crate) fn native_ed25519_verify(public_key: &[u8], message: &[u8], signature: &[u8]) -> Option<bool> {
-    if message.len() < NATIVE_BULK_MIN {
+    if message.len() < NATIVE_BULK_MIN || !native_curves_installed() {
         return None;
+    }
+    // OpenSSL refuses a non-canonical s and compares R's bytes with those
+    // of [s]B - [k]A, but accepts a small-order key or R, which
+    // `verify_strict` (the wasm route) refuses: refused here first, so both
+    // routes accept the same signatures.
+    if !passes_strict_prechecks(public_key, signature) {
+        return Some(false);
     }
     // A throw (malformed key or signature) is a failed verification.
     with_curves(|c| c.ed25519_verify(public_key, message, signature)).map(|r| r.unwrap_or(false))
+}
+
+/// What `verify_strict` checks beyond the cofactorless equation: the key
+/// is not of small order, R is a point not of small order, s is canonical.
+fn passes_strict_prechecks(public_key: &[u8], signature: &[u8]) -> bool {
+    let Some(key) = crate::verifying_keys::verifying_key(public_key) else {
+        return false;
+    };
+    let Ok(signature) = <&[u8; 64]>::try_from(signature) else {
+        return false;
+    };
+    let (r, s) = signature.split_at(32);
+    let r = curve25519_dalek::edwards::CompressedEdwardsY::from_slice(r).ok().and_then(|r| r.decompress());
+    let s: Option<[u8; 32]> = s.try_into().ok();
+    let s_canonical = s.is_some_and(|s| bool::from(curve25519_dalek::Scalar::from_canonical_bytes(s).is_some()));
+    !key.is_weak() && r.is_some_and(|r| !r.is_small_order()) && s_canonical
 }
 
 /// Whether an AES-GCM call with these sizes goes to the host.
@@ -271,14 +296,16 @@ impl HpkeCrypto for CurveAcceleratedHpke {
                     return Err(HpkeError::KemInvalidSecretKey);
                 }
                 let pk: [u8; 32] = pk.try_into().map_err(|_| HpkeError::KemInvalidPublicKey)?;
+                // A memo of an earlier DH never outlives the next one, also when it fails.
+                X25519_LAST_PUBLIC.with(|slot| slot.borrow_mut().take());
                 let mut answer = zeroize::Zeroizing::new([0u8; 64]);
+                let mut host_public = None;
                 let shared = match with_curves(|c| c.x25519(sk, &pk, answer.as_mut_slice())) {
                     // The host throws on a low-order point.
                     Some(done) => {
                         done.map_err(|_| HpkeError::KemInvalidPublicKey)?;
                         let (shared, public) = answer.split_at(32);
-                        let public: [u8; 32] = public.try_into().map_err(|_| HpkeError::KemInvalidPublicKey)?;
-                        X25519_LAST_PUBLIC.with(|slot| *slot.borrow_mut() = Some((secret_digest(sk), public)));
+                        host_public = Some(<[u8; 32]>::try_from(public).map_err(|_| HpkeError::KemInvalidPublicKey)?);
                         shared.to_vec()
                     }
                     None => x25519_secret(sk)?.diffie_hellman(&x25519_dalek::PublicKey::from(pk)).as_bytes().to_vec(),
@@ -286,6 +313,11 @@ impl HpkeCrypto for CurveAcceleratedHpke {
                 // An all-zero shared secret (low-order point) is refused, as RFC 9180 §7.1.4 asks.
                 if shared.iter().fold(0u8, |acc, b| acc | b) == 0 {
                     return Err(HpkeError::KemInvalidPublicKey);
+                }
+                // Kept only from an answer that passed, and never an all-zero key
+                // (a host that wrote nothing).
+                if let Some(public) = host_public.filter(|public| public.iter().any(|b| *b != 0)) {
+                    X25519_LAST_PUBLIC.with(|slot| *slot.borrow_mut() = Some((secret_digest(sk), public)));
                 }
                 Ok(shared)
             }
@@ -594,6 +626,51 @@ pub(crate) fn with_hpke<T>(algorithms: Algorithms, op: impl FnOnce(&mut Hpke<Cur
 mod tests {
     use super::*;
     use x25519_dalek::{PublicKey, StaticSecret};
+
+    /// The checks made before the host's OpenSSL (which accepts a
+    /// small-order key or R) refuse what `verify_strict` refuses beyond the
+    /// equation, and pass an honest signature.
+    #[test]
+    fn the_checks_before_openssl_refuse_small_order_keys_and_r_and_a_non_canonical_s() {
+        use curve25519_dalek::{constants::EIGHT_TORSION, Scalar};
+        use ed25519_dalek::{Signer as _, SigningKey};
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let public = key.verifying_key().to_bytes();
+        let honest = key.sign(b"a long commit").to_bytes();
+        assert!(passes_strict_prechecks(&public, &honest));
+        for torsion in EIGHT_TORSION {
+            // A small-order key, with any signature.
+            assert!(!passes_strict_prechecks(&torsion.compress().to_bytes(), &honest));
+            // A small-order R with the honest key.
+            let mut signature = honest;
+            signature[..32].copy_from_slice(&torsion.compress().to_bytes());
+            assert!(!passes_strict_prechecks(&public, &signature));
+        }
+        // s + L, the same signature in a non-canonical encoding.
+        let s = Scalar::from_canonical_bytes(honest[32..].try_into().unwrap()).unwrap();
+        let mut wide = [0u8; 32];
+        let mut carry = 0u16;
+        // L, the order of the base point, little-endian.
+        let mut l = [0u8; 32];
+        l[..16].copy_from_slice(&[0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14]);
+        l[31] = 0x10;
+        for i in 0..32 {
+            let sum = u16::from(s.to_bytes()[i]) + u16::from(l[i]) + carry;
+            wide[i] = sum as u8;
+            carry = sum >> 8;
+        }
+        let mut signature = honest;
+        signature[32..].copy_from_slice(&wide);
+        assert!(!passes_strict_prechecks(&public, &signature));
+        // R that is no point, a short signature, a key that is no point.
+        let mut signature = honest;
+        signature[..32].copy_from_slice(&[2; 32]);
+        assert!(!passes_strict_prechecks(&public, &signature));
+        assert!(!passes_strict_prechecks(&public, &honest[..63]));
+        let mut not_a_point = [0u8; 32];
+        not_a_point[0] = 2;
+        assert!(!passes_strict_prechecks(&not_a_point, &honest));
+    }
 
     const SUITE_1: Algorithms = (KemAlgorithm::DhKem25519, KdfAlgorithm::HkdfSha256, AeadAlgorithm::Aes128Gcm);
 

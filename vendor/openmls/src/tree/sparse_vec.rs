@@ -191,9 +191,15 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for OuterVisitor<T> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let first = match seq.next_element_seed(FirstSeed(PhantomData))? {
             None => return Ok(SparseVec::from_iter(None)),
-            // The sequence holds one element (a format that checks the
-            // length of a sequence refuses more).
-            Some(First::Sparse(vec)) => return Ok(vec),
+            // The sequence holds exactly one element: postcard does not
+            // check that a sequence was read to its end, so more elements
+            // would be taken as the fields that follow.
+            Some(First::Sparse(vec)) => {
+                if seq.next_element::<de::IgnoredAny>()?.is_some() {
+                    return Err(de::Error::custom("sparse vector followed by more elements"));
+                }
+                return Ok(vec);
+            }
             Some(First::Dense(first)) => first,
         };
         // The dense layout of records written before the sparse one.
@@ -364,7 +370,7 @@ mod tests {
 
     #[test]
     fn malformed_sparse_vectors_are_errors() {
-        let cases: [&[u8]; 8] = [
+        let cases: [&[u8]; 9] = [
             // more entries than the length
             &[0, 1, SPARSE, 1, 2, 0, 0, 0, 0],
             // index out of range
@@ -381,6 +387,8 @@ mod tests {
             &[0, 1, SPARSE, 0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0],
             // the sparse tuple after a dense first element
             &[0, 2, 0, SPARSE, 0, 0, 0],
+            // the sparse tuple announced as one of three elements
+            &[0, 3, SPARSE, 4, 0, 9, 0],
         ];
         for bytes in cases {
             assert!(postcard::from_bytes::<Sparse>(bytes).is_err(), "{bytes:?}");
