@@ -182,7 +182,7 @@ pub(crate) fn native_ed25519_verify(public_key: &[u8], message: &[u8], signature
 /// What `verify_strict` checks beyond the cofactorless equation: the key
 /// is not of small order, R is a point not of small order, s is canonical.
 fn passes_strict_prechecks(public_key: &[u8], signature: &[u8]) -> bool {
-    let Some(key) = crate::verifying_keys::verifying_key(public_key) else {
+    let Some(key) = crate::verifying_keys::kept_key(public_key).map(|kept| kept.key) else {
         return false;
     };
     let Ok(signature) = <&[u8; 64]>::try_from(signature) else {
