@@ -92,8 +92,8 @@ export function setCurveBackend(backend: 'native' | 'wasm'): 'native' | 'wasm' {
  * encryptions (one per member the path encrypts to: a self-update in a
  * group of n members without parent keys makes n - 1), besides the thread
  * that commits. `0` (the default) keeps everything on the calling thread.
- * Only batches of at least 128 encryptions (groups of a few hundred
- * members and more) use the pool; its workers start with the first such
+ * Only batches of at least 64 encryptions in Node, 128 in browsers
+ * (groups of about a hundred members and more) use the pool; its workers start with the first such
  * commit and a worker that fails or stalls is replaced (same bytes on the
  * wire either way). Returns the number now set.
  *

@@ -32,8 +32,15 @@ import type * as WorkerThreads from 'node:worker_threads';
 import { CHUNK, DONE, FAILED, claimChunks, sharedBatchFor, type BatchMessage, type EncapBatchRunner, type SharedBatch } from './encap-batch.js';
 import { CallingThreadEncaps, encapInto, type PublicKeyImport } from './x25519-encap.js';
 
-/** Smaller batches (small groups) stay on the calling thread: waking the pool would cost more than it saves. */
-export const POOL_MIN_ENCAPS = 128;
+/**
+ * Smaller batches stay on the calling thread: two chunks, the least the
+ * pool can share (one chunk is made by whichever thread claims it, so the
+ * pool would only add a wake-up). Measured by wall clock with one worker
+ * (bench/pool-threshold.js, bench/README.md "Round 2d: commits"): a
+ * self-update at n = 128 (127 Encaps) gains from the second core, one at
+ * n = 16 or 32 (one chunk) does not. Was 128, which left n = 128 out.
+ */
+export const POOL_MIN_ENCAPS = 2 * CHUNK;
 
 /** What a worker runs (its source text is sent with `eval: true`, so the package needs no extra file). */
 function workerMain(encap: typeof encapInto, claim: typeof claimChunks): void {
