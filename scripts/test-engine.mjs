@@ -57,6 +57,7 @@ const UNIT_FILTERS = [
   'group::public_group::',
   'group::mls_group::tests_and_kats::tests::proposals',
   'group::mls_group::tests_and_kats::tests::reinit',
+  'group::mls_group::tests_and_kats::tests::welcome_ratchet_tree',
   'treesync::tests_and_kats::tests::test_diff',
   'treesync::tree_hash_cache',
   'extensions::codec',

@@ -1035,6 +1035,23 @@ impl TreeSyncDiff<'_> {
         )
     }
 
+    /// The TLS encoding of [`Self::export_ratchet_tree`]'s tree (a
+    /// `RatchetTree`), written from the diff's nodes by reference: a
+    /// Welcome's GroupInfo only serializes its ratchet tree, and cloning
+    /// every node for it (and freeing the clone) was a sixth of an add.
+    pub(crate) fn export_ratchet_tree_tls(&self) -> Result<Vec<u8>, tls_codec::Error> {
+        let parents_count = self.diff.parents().count();
+        let leaves_count = self.diff.leaves().count();
+        let max_length = rightmost_full_leaf(self.diff.leaves());
+        export_ratchet_tree_tls(
+            self.diff.leaves(),
+            self.diff.parents(),
+            max_length,
+            leaves_count,
+            parents_count,
+        )
+    }
+
     /// Returns the filtered common path two leaf nodes share. If the leaves are
     /// identical, the common path is the leaf's direct path.
     pub(super) fn filtered_common_direct_path(
@@ -1138,6 +1155,67 @@ where
     }
 
     RatchetTree::trimmed(nodes)
+}
+
+/// [`export_ratchet_tree`] written straight into the TLS encoding of the
+/// `RatchetTree` it returns (a variable-length vector of `optional<Node>`,
+/// RFC 9420 §12.4.3.3), reading the nodes by reference; trailing blank
+/// nodes are trimmed the same way.
+fn export_ratchet_tree_tls<'a, IL, IP>(
+    leaves: IL,
+    parents: IP,
+    max_length: LeafNodeIndex,
+    leaves_count: usize,
+    parents_count: usize,
+) -> Result<Vec<u8>, tls_codec::Error>
+where
+    IL: Iterator<Item = (LeafNodeIndex, &'a TreeSyncLeafNode)> + 'a,
+    IP: Iterator<Item = (ParentNodeIndex, &'a TreeSyncParentNode)> + 'a,
+{
+    use tls_codec::Serialize as _;
+
+    // `optional<Node>`: 0 for a blank node; else 1, the node type (1 leaf,
+    // 2 parent, as `Node`'s discriminants) and the node.
+    fn write_node<N: tls_codec::Serialize>(
+        out: &mut Vec<u8>,
+        node_type: u8,
+        node: Option<&N>,
+    ) -> Result<bool, tls_codec::Error> {
+        match node {
+            None => out.push(0),
+            Some(node) => {
+                out.extend_from_slice(&[1, node_type]);
+                node.tls_serialize(out)?;
+            }
+        }
+        Ok(node.is_some())
+    }
+
+    let mut leaves = leaves.map(|(_, leaf)| leaf).take(max_length.usize() + 1);
+    let default_parent = TreeSyncParentNode::default();
+    let parents = parents
+        .map(|(_, parent)| parent)
+        .take(max_length.usize())
+        .chain((parents_count..leaves_count - 1).map(|_| &default_parent));
+
+    let mut nodes = Vec::new();
+    // The encoding up to the last non-blank node (`RatchetTree::trimmed`).
+    let mut trimmed_len = 0;
+    if let Some(leaf) = leaves.next() {
+        if write_node(&mut nodes, 1, leaf.node().as_ref())? {
+            trimmed_len = nodes.len();
+        }
+        for (leaf, parent) in leaves.zip(parents) {
+            if write_node(&mut nodes, 2, parent.node().as_ref())? {
+                trimmed_len = nodes.len();
+            }
+            if write_node(&mut nodes, 1, leaf.node().as_ref())? {
+                trimmed_len = nodes.len();
+            }
+        }
+    }
+    nodes.truncate(trimmed_len);
+    tls_codec::VLByteSlice(&nodes).tls_serialize_detached()
 }
 
 /// Returns the index of the last full leaf in the tree.

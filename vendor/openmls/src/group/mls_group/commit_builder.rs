@@ -11,7 +11,7 @@ use tls_codec::Serialize as _;
 use crate::{
     binary_tree::LeafNodeIndex,
     ciphersuite::{signable::Signable as _, Secret},
-    extensions::Extensions,
+    extensions::{ExtensionType, Extensions, UnknownExtension},
     framing::{FramingParameters, WireFormat},
     group::{
         diff::compute_path::{CommitType, PathComputationResult},
@@ -1097,9 +1097,22 @@ impl<'a, G: BorrowMut<MlsGroup>> CommitBuilder<'a, LoadedPsks, G> {
             // Create the ratchet tree extension if necessary
             let mut extensions_list = vec![];
             if use_ratchet_tree_extension {
-                extensions_list.push(Extension::RatchetTree(RatchetTreeExtension::new(
-                    diff.export_ratchet_tree(),
-                )));
+                // A GroupInfo made only for the Welcome is signed, serialized
+                // and encrypted, never handed out: its ratchet tree extension
+                // then carries the tree's encoding written from the diff (the
+                // same extension type and bytes) instead of a clone of every
+                // node, which cost more than serializing them.
+                extensions_list.push(if create_group_info {
+                    Extension::RatchetTree(RatchetTreeExtension::new(diff.export_ratchet_tree()))
+                } else {
+                    Extension::Unknown(
+                        ExtensionType::RatchetTree.into(),
+                        UnknownExtension(
+                            diff.export_ratchet_tree_tls()
+                                .map_err(LibraryError::missing_bound_check)?,
+                        ),
+                    )
+                });
             };
             // Append rest of extensions
             extensions_list.extend(other_extensions);
@@ -1111,7 +1124,11 @@ impl<'a, G: BorrowMut<MlsGroup>> CommitBuilder<'a, LoadedPsks, G> {
                     let group_info_tbs = {
                         GroupInfoTBS::new(
                             diff.group_context().clone(),
-                            extensions.clone(),
+                            if create_group_info {
+                                extensions.clone()
+                            } else {
+                                std::mem::take(&mut extensions)
+                            },
                             confirmation_tag.clone(),
                             own_leaf_index,
                         )?

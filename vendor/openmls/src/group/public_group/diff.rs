@@ -116,6 +116,12 @@ impl<'a> PublicGroupDiff<'a> {
         self.diff.export_ratchet_tree()
     }
 
+    /// The TLS encoding of [`Self::export_ratchet_tree`], written without
+    /// cloning the nodes.
+    pub(crate) fn export_ratchet_tree_tls(&self) -> Result<Vec<u8>, tls_codec::Error> {
+        self.diff.export_ratchet_tree_tls()
+    }
+
     /// Decrypt an [`UpdatePath`] originating from the given
     /// `sender_leaf_index`. The `group_context` is used in the decryption
     /// process and the `exclusion_list` is used to determine the position of

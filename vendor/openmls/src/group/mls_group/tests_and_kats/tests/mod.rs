@@ -12,3 +12,4 @@ mod past_secrets_storage_compatibility;
 mod proposals;
 mod reinit;
 mod secret_tree_persistence;
+mod welcome_ratchet_tree;
