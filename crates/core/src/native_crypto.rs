@@ -261,8 +261,55 @@ fn p256_public_bytes(sk: &p256::SecretKey) -> Vec<u8> {
     sk.public_key().to_encoded_point(false).as_bytes().to_vec()
 }
 
+/// hpke-rs' ChaCha20 PRNG, seeded from the host at its first draw instead
+/// of when it is made. hpke-rs makes a fresh one whenever it clones an
+/// `Hpke` — twice per HPKE open (`setup_receiver` and the `Context` it
+/// returns), each a JS call for the seed — and those clones never draw:
+/// the only draws are key generation on the instance's kept context
+/// (`with_hpke`). A draw gets the same seeding as before, just later.
+pub struct LazyHpkePrng(Option<<HpkeRustCrypto as HpkeCrypto>::HpkePrng>);
+
+impl LazyHpkePrng {
+    fn seeded(&mut self) -> &mut <HpkeRustCrypto as HpkeCrypto>::HpkePrng {
+        self.0.get_or_insert_with(HpkeRustCrypto::prng)
+    }
+}
+
+impl hpke_rs_crypto::TryRng for LazyHpkePrng {
+    type Error = core::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        self.seeded().try_next_u32()
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        self.seeded().try_next_u64()
+    }
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        self.seeded().try_fill_bytes(dst)
+    }
+}
+
+impl hpke_rs_crypto::TryCryptoRng for LazyHpkePrng {}
+
+impl hpke_rs_crypto::HpkeTestRng for LazyHpkePrng {
+    type Error = <<HpkeRustCrypto as HpkeCrypto>::HpkePrng as hpke_rs_crypto::HpkeTestRng>::Error;
+    fn try_fill_test_bytes(&mut self, dest: &mut [u8]) -> Result<(), Self::Error> {
+        self.seeded().try_fill_test_bytes(dest)
+    }
+    fn seed(&mut self, seed: &[u8]) {
+        self.seeded().seed(seed)
+    }
+}
+
+impl zeroize::Zeroize for LazyHpkePrng {
+    fn zeroize(&mut self) {
+        if let Some(prng) = self.0.as_mut() {
+            prng.zeroize();
+        }
+    }
+}
+
 impl HpkeCrypto for CurveAcceleratedHpke {
-    type HpkePrng = <HpkeRustCrypto as HpkeCrypto>::HpkePrng;
+    type HpkePrng = LazyHpkePrng;
 
     fn name() -> String {
         "RustCrypto+NativeCurves".into()
@@ -280,7 +327,7 @@ impl HpkeCrypto for CurveAcceleratedHpke {
         HpkeRustCrypto::supports_aead(alg)
     }
     fn prng() -> Self::HpkePrng {
-        HpkeRustCrypto::prng()
+        LazyHpkePrng(None)
     }
     fn kdf_extract(alg: KdfAlgorithm, salt: &[u8], ikm: &[u8]) -> Result<Vec<u8>, HpkeError> {
         HpkeRustCrypto::kdf_extract(alg, salt, ikm)
@@ -626,6 +673,29 @@ pub(crate) fn with_hpke<T>(algorithms: Algorithms, op: impl FnOnce(&mut Hpke<Cur
 mod tests {
     use super::*;
     use x25519_dalek::{PublicKey, StaticSecret};
+
+    /// hpke-rs' clones of a context get a PRNG that is not seeded until it
+    /// draws; a draw is seeded from the system, so two PRNGs differ; an
+    /// HPKE open (which clones twice) still opens what a seal made.
+    #[test]
+    fn hpke_prngs_are_seeded_at_their_first_draw() {
+        use hpke_rs_crypto::Rng as _;
+        let mut first = CurveAcceleratedHpke::prng();
+        let mut second = CurveAcceleratedHpke::prng();
+        assert!(first.0.is_none() && second.0.is_none());
+        let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
+        first.fill_bytes(&mut a);
+        second.fill_bytes(&mut b);
+        assert!(first.0.is_some() && second.0.is_some());
+        assert_ne!(a, b);
+        assert_ne!(a, [0u8; 32]);
+
+        let algorithms = (KemAlgorithm::DhKem25519, KdfAlgorithm::HkdfSha256, AeadAlgorithm::Aes128Gcm);
+        let (sk, pk) = with_hpke(algorithms, |hpke| hpke.generate_key_pair()).expect("key pair").into_keys();
+        let (enc, ct) = with_hpke(algorithms, |hpke| hpke.seal(&pk, b"info", b"aad", b"path secret", None, None, None)).expect("seal");
+        let opened = with_hpke(algorithms, |hpke| hpke.open(&enc, &sk, b"info", b"aad", &ct, None, None, None)).expect("open");
+        assert_eq!(opened, b"path secret");
+    }
 
     /// The checks made before the host's OpenSSL (which accepts a
     /// small-order key or R) refuse what `verify_strict` refuses beyond the
