@@ -9,7 +9,7 @@ use crate::{
     extensions::RatchetTreeExtension,
     group::{mls_group::tests_and_kats::utils::setup_client, *},
     messages::Welcome,
-    prelude::{KeyPackage, LeafNodeIndex, MlsMessageIn},
+    prelude::{KeyPackage, LeafNodeIndex, MlsMessageIn, OpenMlsProvider},
     treesync::LeafNodeParameters,
 };
 
