@@ -1101,7 +1101,7 @@ impl<'a, G: BorrowMut<MlsGroup>> CommitBuilder<'a, LoadedPsks, G> {
                 // and encrypted, never handed out: its ratchet tree extension
                 // then carries the tree's encoding written from the diff (the
                 // same extension type and bytes) instead of a clone of every
-                // node, which cost more than serializing them.
+                // node, which cost about as much as serializing them.
                 extensions_list.push(if create_group_info {
                     Extension::RatchetTree(RatchetTreeExtension::new(diff.export_ratchet_tree()))
                 } else {
