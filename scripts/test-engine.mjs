@@ -69,6 +69,7 @@ const UNIT_FILTERS = [
   'tree::sparse_vec',
   'tree::secret_tree::sparse_storage_tests',
   'tree::tests_and_kats::unit_tests',
+  'group::mls_group::tests_and_kats::tests::confirmed_message',
 ];
 
 const FEATURES = 'test-utils,virtual-clients-draft';

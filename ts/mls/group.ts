@@ -11,6 +11,7 @@ import { Resource } from './resources.js';
 import { toBytes, type BytesLike } from './bytes.js';
 import type { AppDataEntry, CommitOptions, CommitResult, CredentialInfo, GroupState, Member, ProposalInfo, ProposalRequest, ReInitOptions, ReInitState, Sender } from './types.js';
 import { checkList, composeChecks, layerDefaultChecks, runChecks, type HandshakeReport, type ProcessCheck, type SignerDevice } from './checks.js';
+import { decodeApplication } from './application-result.js';
 
 /** A decrypted application message (`kind: 'application'`, sender, epoch, data, aad). */
 export type ApplicationMessage = Core.ApplicationMessage;
@@ -423,8 +424,13 @@ export class Group {
    * derivation info the sibling handed over (Paired MLS: in its Notify).
    */
   async process(message: Uint8Array, options: ProcessOptions = {}): Promise<ProcessResult> {
-    const checks = this.checks(options.checks);
+    // Extra checks are validated before processing (a bad one throws first);
+    // the composed list is only needed for a proposal or a commit.
+    const extra = options.checks === undefined ? undefined : checkList(options.checks);
     const raw = await this.client.mutate((core) => core.process(this.id, message, options.vcDerivationInfo));
+    if (raw instanceof Uint8Array) return decodeApplication(raw);
+    if (raw.kind === 'application' || raw.kind === 'ownMessage' || raw.kind === 'ownCommit') return raw;
+    const checks = this.checks(extra);
     if (raw.kind === 'proposal') {
       const { proposalRef, contentDigest: _, authorizingDevices: __, ...proposal } = raw;
       try {

@@ -719,12 +719,12 @@ impl Client {
     pub fn encrypt(&mut self, group_id: &[u8], plaintext: &[u8], aad: Option<Vec<u8>>) -> Result<Vec<u8>, JsValue> {
         Ok(self.with_group(group_id, |group, provider, signer| {
             group.set_aad(aad.unwrap_or_default());
+            // Encrypted and its ratchet secret dropped before the one write
+            // of the message secrets (engine change 21): the state an
+            // unconfirmed message and its confirmation leave, written once.
             let sent = group
-                .create_unconfirmed_message(provider, signer, plaintext)
+                .create_confirmed_message(provider, signer, plaintext)
                 .map_err(|e| CoreError::from_mls("encrypting", e))?;
-            group
-                .confirm_application_message(provider.storage(), sent.epoch, sent.generation)
-                .map_err(|e| CoreError::from_mls("confirming message secret", e))?;
             serialize("application message", &sent.message)
         })?)
     }
@@ -765,12 +765,14 @@ impl Client {
     /// Process any incoming group message. Returns a tagged object:
     /// `{ kind: "application" | "proposal" | "commit", sender, epoch, … }`;
     /// for commits, `handle` is a `StagedCommitHandle` to merge or drop.
+    /// An application message comes flat, as a `Uint8Array`
+    /// (`inspect::application`), which the TS layer turns into its object.
     /// Proposals are validated and queued for the next commit.
     ///
     /// `vc_derivation_info`: the detached derivation info of a sibling's
     /// virtual-client commit through this client's leaf (`commit` with
     /// `vcDetached`), handed over by the sibling.
-    #[wasm_bindgen(unchecked_return_type = "ApplicationMessage | ProposalSummary | OwnMessage | (StagedCommitSummary & { handle: StagedCommitHandle })")]
+    #[wasm_bindgen(unchecked_return_type = "Uint8Array | ApplicationMessage | ProposalSummary | OwnMessage | (StagedCommitSummary & { handle: StagedCommitHandle })")]
     pub fn process(&mut self, group_id: &[u8], message: &[u8], vc_derivation_info: Option<Vec<u8>>) -> Result<JsValue, JsValue> {
         let protocol_message: ProtocolMessage = match parse_message(message)?.extract() {
             MlsMessageBodyIn::PublicMessage(m) => m.into(),

@@ -18,6 +18,8 @@ mod group;
 mod group_state;
 mod hooks;
 mod inspect;
+#[cfg(test)]
+mod message_writes;
 mod mls_error;
 mod native_crypto;
 mod primitives;

@@ -71,7 +71,7 @@ impl MlsGroup {
         message: &[u8],
     ) -> Result<MlsMessageOut, CreateMessageError<Provider::StorageError>> {
         let (generation, _generation_id, output) =
-            self.create_message_internal(provider, signer, message)?;
+            self.create_message_internal(provider, signer, message, true)?;
         self.confirm_application_message(provider.storage(), self.epoch(), generation)?;
         Ok(output)
     }
@@ -105,7 +105,7 @@ impl MlsGroup {
             generation,
             private_message,
         } = self
-            .encrypt(authenticated_content, provider)
+            .encrypt(authenticated_content, provider, true)
             // We know the application message is wellformed and we have the key material of the current epoch
             .map_err(|_| LibraryError::custom("Malformed plaintext"))?;
 
@@ -120,6 +120,7 @@ impl MlsGroup {
         provider: &Provider,
         signer: &impl Signer,
         message: &[u8],
+        retain_own_secret: bool,
     ) -> Result<
         (
             u32,
@@ -147,7 +148,7 @@ impl MlsGroup {
             generation,
             private_message,
             generation_id,
-        } = self.encrypt(authenticated_content, provider)?;
+        } = self.encrypt(authenticated_content, provider, retain_own_secret)?;
 
         let output = MlsMessageOut::from_private_message(private_message, self.version());
         self.reset_aad();
@@ -183,7 +184,31 @@ impl MlsGroup {
         message: &[u8],
     ) -> Result<UnconfirmedMessage, CreateMessageError<Provider::StorageError>> {
         let (generation, generation_id, message) =
-            self.create_message_internal(provider, signer, message)?;
+            self.create_message_internal(provider, signer, message, true)?;
+        Ok(UnconfirmedMessage {
+            message,
+            epoch: self.epoch(),
+            generation,
+            generation_id,
+        })
+    }
+
+    /// Creates an application message whose encryption secret is not
+    /// retained: the state [`MlsGroup::create_unconfirmed_message`] followed
+    /// at once by [`MlsGroup::confirm_application_message`] leaves, with the
+    /// message secrets written to storage once instead of twice. For a member
+    /// that does not coordinate sends with siblings through the DS.
+    ///
+    /// Returns the same errors as [`MlsGroup::create_unconfirmed_message`].
+    #[cfg(feature = "virtual-clients-draft")]
+    pub fn create_confirmed_message<Provider: OpenMlsProvider>(
+        &mut self,
+        provider: &Provider,
+        signer: &impl Signer,
+        message: &[u8],
+    ) -> Result<UnconfirmedMessage, CreateMessageError<Provider::StorageError>> {
+        let (generation, generation_id, message) =
+            self.create_message_internal(provider, signer, message, false)?;
         Ok(UnconfirmedMessage {
             message,
             epoch: self.epoch(),

@@ -795,11 +795,16 @@ impl MlsGroup {
         Ok(Some(state))
     }
 
-    // Encrypt an AuthenticatedContent into an PrivateMessage
+    // Encrypt an AuthenticatedContent into an PrivateMessage. With
+    // `retain_own_secret` false (virtual-clients-draft), the encryption
+    // secret of the generation used is deleted before the message secrets
+    // are stored, so they are written once: the same state as a
+    // `confirm_*_message` right after, without its second write.
     pub(crate) fn encrypt<Provider: OpenMlsProvider>(
         &mut self,
         public_message: AuthenticatedContent,
         provider: &Provider,
+        retain_own_secret: bool,
     ) -> Result<EncryptionOutput, MessageEncryptionError<Provider::StorageError>> {
         let padding_size = self.configuration().padding_size();
 
@@ -859,6 +864,22 @@ impl MlsGroup {
             }
             msg
         };
+
+        #[cfg(feature = "virtual-clients-draft")]
+        if !retain_own_secret {
+            use crate::tree::secret_tree::SecretType;
+            let secret_type = match public_message.content().content_type() {
+                ContentType::Application => SecretType::ApplicationSecret,
+                ContentType::Proposal | ContentType::Commit => SecretType::HandshakeSecret,
+            };
+            self.message_secrets_store
+                .message_secrets_mut()
+                .secret_tree_mut()
+                .delete_own_secret_for_generation(secret_type, msg.generation)
+                .map_err(MessageEncryptionError::SecretTreeError)?;
+        }
+        #[cfg(not(feature = "virtual-clients-draft"))]
+        let _ = retain_own_secret;
 
         provider
             .storage()
@@ -1116,7 +1137,7 @@ impl MlsGroup {
                 #[cfg(feature = "virtual-clients-draft")]
                 let epoch = self.epoch();
                 let encryption_output = self
-                    .encrypt(mls_auth_content, provider)
+                    .encrypt(mls_auth_content, provider, true)
                     // We can be sure the encryption will work because the plaintext was created by us
                     .map_err(|_| LibraryError::custom("Malformed plaintext"))?;
                 let message = MlsMessageOut::from_private_message(

@@ -1,6 +1,8 @@
 //! Test and Known Answer Test (KAT) modules for the MLS group.
 
 mod commit_builder_leaf_node_validation;
+#[cfg(feature = "virtual-clients-draft")]
+mod confirmed_message;
 mod decryption_ratchet_updates;
 mod external_init;
 mod mls_group;

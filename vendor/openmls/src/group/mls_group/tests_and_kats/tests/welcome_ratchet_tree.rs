@@ -1,4 +1,4 @@
-//! Engine change 19: a GroupInfo made only for a Welcome carries the ratchet
+//! Engine change 20: a GroupInfo made only for a Welcome carries the ratchet
 //! tree's encoding written from the diff (`export_ratchet_tree_tls`) instead
 //! of a clone of every node.
 use openmls_test::openmls_test;
