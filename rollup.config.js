@@ -7,6 +7,16 @@ import terser from '@rollup/plugin-terser';
 import typescript from '@rollup/plugin-typescript';
 import { dts } from 'rollup-plugin-dts';
 
+// The bundled declarations come out indented by four spaces per level;
+// two read the same in an editor and pack ~0.4 KB smaller (the tarball
+// limit of issue 24 is 800,000 bytes). Only leading indentation changes.
+const halveDeclarationIndent = {
+  name: 'halve-declaration-indent',
+  renderChunk(code) {
+    return { code: code.replace(/^(?: {4})+/gm, (indent) => ' '.repeat(indent.length / 2)), map: null };
+  },
+};
+
 const copyWasm = {
   name: 'copy-wasm',
   writeBundle() {
@@ -76,7 +86,7 @@ export default [
     input: ENTRIES,
     output: { dir: 'dist', format: 'es', entryFileNames: '[name].d.ts', chunkFileNames: '[name]-[hash].d.ts' },
     external,
-    plugins: [dts({ tsconfig: './tsconfig.json' }), inlineAugmentations],
+    plugins: [dts({ tsconfig: './tsconfig.json' }), inlineAugmentations, halveDeclarationIndent],
     // inlineAugmentations resolves these (or fails the build).
     onwarn(warning, warn) {
       if (/augments names that the target chunk does not export unchanged/.test(warning.message)) return;
