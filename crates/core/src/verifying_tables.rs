@@ -125,7 +125,9 @@ impl PointTable {
     /// `verify_strict` refuses whatever the signature (so the table path
     /// never sees one).
     pub(crate) fn for_key(key: &VerifyingKey) -> Option<PointTable> {
-        if key.is_weak() {
+        // `is_weak()` by the key's encoding (small_order_encodings.rs): the
+        // same answer, without linking dalek's order check.
+        if is_small_order_encoding(key.as_bytes()) {
             return None;
         }
         let point = key.to_edwards();
