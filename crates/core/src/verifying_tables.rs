@@ -261,7 +261,8 @@ thread_local! {
 
 /// `verify_strict` of `signature` on `message` by `key` (encoded as
 /// `key_bytes`), through a table when the key has one or, at its
-/// [`BUILD_AT_USE`]-th use (`uses`, counted by the key cache), gets one.
+/// [`BUILD_AT_USE`]-th use (`uses`, counted by the key cache), gets one;
+/// otherwise through [`verify_without_table`].
 pub(crate) fn verify_strict(key_bytes: &[u8; 32], key: &VerifyingKey, uses: u32, message: &[u8], signature: &Signature) -> bool {
     let through_table = TABLES.with(|tables| {
         // Never re-entered; a failed borrow only means no table this time.
