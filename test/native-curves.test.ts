@@ -151,6 +151,41 @@ describe('NativeCurves (Node OpenSSL) against the RFC test vectors', () => {
     const other = ed25519Public(createHash('sha256').update('someone else').digest());
     expect(curves.ed25519Verify(other, message, signature)).toBe(false);
   });
+
+  it("Ed25519: OpenSSL compares R's bytes, so an R that is no point or not canonical fails", () => {
+    // The core's checks before OpenSSL no longer decompress R
+    // (native_crypto.rs passes_strict_prechecks): that relies on OpenSSL
+    // comparing R's bytes with the encoding of [s]B - [k]A, shown here with
+    // R' the identity (s = k·a for the key's scalar a): its canonical
+    // encoding (y = 1) passes OpenSSL (a small-order R, which the core's
+    // checks refuse), the same point encoded as y = p + 1 or with the sign
+    // bit set does not, nor do bytes that are no point.
+    const ell = 2n ** 252n + 27742317777372353535851937790883648493n;
+    const p = 2n ** 255n - 19n;
+    const toInt = (bytes: Uint8Array) => BigInt(`0x${Buffer.from(bytes).reverse().toString('hex') || '0'}`);
+    const toBytes = (n: bigint) => Uint8Array.from(Buffer.from(n.toString(16).padStart(64, '0'), 'hex').reverse());
+    const seed = createHash('sha256').update('identity R').digest();
+    const expanded = createHash('sha512').update(seed).digest().subarray(0, 32);
+    expanded[0] &= 248;
+    expanded[31] &= 127;
+    expanded[31] |= 64;
+    const a = toInt(expanded);
+    const publicKey = ed25519Public(seed);
+    const message = new TextEncoder().encode('R is the identity');
+    const withR = (r: Uint8Array) => {
+      const k = toInt(createHash('sha512').update(r).update(publicKey).update(message).digest()) % ell;
+      const signature = new Uint8Array(64);
+      signature.set(r);
+      signature.set(toBytes((k * a) % ell), 32);
+      return curves.ed25519Verify(publicKey, message, signature);
+    };
+    expect(withR(toBytes(1n))).toBe(true);
+    expect(withR(toBytes(p + 1n))).toBe(false);
+    const signedIdentity = toBytes(1n);
+    signedIdentity[31] |= 0x80;
+    expect(withR(signedIdentity)).toBe(false);
+    expect(withR(toBytes(2n))).toBe(false); // y = 2: no point
+  });
 });
 
 describe('native and wasm curves are interchangeable', () => {

@@ -29,6 +29,7 @@ mod retained_state;
 mod safe_aad;
 mod signatures;
 mod signer;
+mod small_order_encodings;
 mod test_support;
 #[cfg(test)]
 mod verifying_key_attacks;

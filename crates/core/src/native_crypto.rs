@@ -180,19 +180,24 @@ pub(crate) fn native_ed25519_verify(public_key: &[u8], message: &[u8], signature
 }
 
 /// What `verify_strict` checks beyond the cofactorless equation: the key
-/// is not of small order, R is a point not of small order, s is canonical.
-fn passes_strict_prechecks(public_key: &[u8], signature: &[u8]) -> bool {
-    let Some(key) = crate::verifying_keys::kept_key(public_key).map(|kept| kept.key) else {
+/// is a point not of small order, R is not of small order, s is canonical.
+/// The orders are checked on the bytes (`small_order_encodings.rs`: the
+/// strings that decode to a small-order point), so R is not decompressed:
+/// an R that is no point, or not canonically encoded, is refused by
+/// OpenSSL's byte comparison with the encoding of [s]B − [k]A, which also
+/// makes "R not of small order" the same as "R's bytes not in the set"
+/// whenever the equation holds (the argument of `verifying_tables.rs`).
+pub(crate) fn passes_strict_prechecks(public_key: &[u8], signature: &[u8]) -> bool {
+    // The key must be a point, as on the wasm route (kept decompressed).
+    let (Some(_), Ok(key_bytes)) = (crate::verifying_keys::kept_key(public_key), <&[u8; 32]>::try_from(public_key)) else {
         return false;
     };
-    let Ok(signature) = <&[u8; 64]>::try_from(signature) else {
+    let Ok(signature) = ed25519_dalek::Signature::from_slice(signature) else {
         return false;
     };
-    let (r, s) = signature.split_at(32);
-    let r = curve25519_dalek::edwards::CompressedEdwardsY::from_slice(r).ok().and_then(|r| r.decompress());
-    let s: Option<[u8; 32]> = s.try_into().ok();
-    let s_canonical = s.is_some_and(|s| bool::from(curve25519_dalek::Scalar::from_canonical_bytes(s).is_some()));
-    !key.is_weak() && r.is_some_and(|r| !r.is_small_order()) && s_canonical
+    let s_canonical = bool::from(curve25519_dalek::Scalar::from_canonical_bytes(*signature.s_bytes()).is_some());
+    use crate::small_order_encodings::is_small_order_encoding;
+    s_canonical && !is_small_order_encoding(key_bytes) && !is_small_order_encoding(signature.r_bytes())
 }
 
 /// Whether an AES-GCM call with these sizes goes to the host.
@@ -732,10 +737,14 @@ mod tests {
         let mut signature = honest;
         signature[32..].copy_from_slice(&wide);
         assert!(!passes_strict_prechecks(&public, &signature));
-        // R that is no point, a short signature, a key that is no point.
+        // R that is no point passes the checks (it is never decompressed):
+        // OpenSSL's byte comparison refuses it, as the differential tests'
+        // model of the host route shows (verifying_table_differential.rs).
         let mut signature = honest;
         signature[..32].copy_from_slice(&[2; 32]);
-        assert!(!passes_strict_prechecks(&public, &signature));
+        assert!(curve25519_dalek::edwards::CompressedEdwardsY(signature[..32].try_into().unwrap()).decompress().is_none());
+        assert!(passes_strict_prechecks(&public, &signature));
+        // A short signature, a key that is no point.
         assert!(!passes_strict_prechecks(&public, &honest[..63]));
         let mut not_a_point = [0u8; 32];
         not_a_point[0] = 2;

@@ -24,7 +24,8 @@ use std::cell::RefCell;
 use ed25519_dalek::VerifyingKey;
 
 /// Keys kept: a group's active senders and a few more; at a join, the n
-/// leaf keys pass through once each (replacing the oldest entries).
+/// leaf keys pass through once each (replacing the oldest entries used
+/// only once, so the active senders' keys stay).
 pub(crate) const CAPACITY: usize = 16;
 
 /// A kept key and how many verifications asked for it while kept (the
@@ -38,7 +39,8 @@ pub(crate) struct KeptKey {
 #[derive(Default)]
 struct Cache {
     entries: Vec<([u8; 32], KeptKey)>,
-    /// Where the next new key goes once the cache is full (oldest first).
+    /// Where the search for an entry to replace starts once the cache is
+    /// full (oldest first).
     next: usize,
 }
 
@@ -77,7 +79,16 @@ pub(crate) fn kept_key(public_key: &[u8]) -> Option<KeptKey> {
             if cache.entries.len() < CAPACITY {
                 cache.entries.push((*bytes, kept));
             } else {
-                let at = cache.next;
+                // The oldest key seen only once goes first: a join passes
+                // n new leaf keys through once each, and they should not
+                // push out the keys of the group's active senders (asked
+                // for again and again). Only when every kept key was used
+                // more than once does the oldest go.
+                let start = cache.next;
+                let at = (0..CAPACITY)
+                    .map(|offset| (start + offset) % CAPACITY)
+                    .find(|&at| cache.entries[at].1.uses == 1)
+                    .unwrap_or(start);
                 cache.entries[at] = (*bytes, kept);
                 cache.next = (at + 1) % CAPACITY;
             }
@@ -140,6 +151,39 @@ mod tests {
             assert!(verifying_key(&[1u8; 31]).is_none());
         }
         assert_eq!(kept(), before);
+    }
+
+    #[test]
+    fn a_join_of_many_once_used_keys_does_not_evict_a_repeat_senders_key() {
+        let sender = signing_key(200);
+        let sender_public = sender.verifying_key().to_bytes();
+        // The sender's key asked for twice (two messages), then a join's
+        // leaf keys once each, many more than the cache holds.
+        assert_eq!(kept_key(&sender_public).unwrap().uses, 1);
+        assert_eq!(kept_key(&sender_public).unwrap().uses, 2);
+        for seed in 120..120 + 4 * CAPACITY as u8 {
+            let key = signing_key(seed).verifying_key();
+            assert_eq!(kept_key(&key.to_bytes()).unwrap().key, key);
+        }
+        assert!(is_kept(&sender_public));
+        assert_eq!(kept(), CAPACITY);
+        // Its count went on: the third use is the third (a table's turn).
+        let kept_sender = kept_key(&sender_public).unwrap();
+        assert_eq!((kept_sender.key, kept_sender.uses), (sender.verifying_key(), 3));
+        // Once every kept key was used more than once, the oldest goes.
+        // (CAPACITY − 1 more repeat senders take the once-used entries.)
+        let mut repeat: Vec<SigningKey> = (60..60 + CAPACITY as u8 - 1).map(signing_key).collect();
+        for key in &repeat {
+            kept_key(&key.verifying_key().to_bytes());
+            kept_key(&key.verifying_key().to_bytes());
+        }
+        repeat.push(sender);
+        assert!(repeat.iter().all(|key| is_kept(&key.verifying_key().to_bytes())));
+        let newcomer = signing_key(90).verifying_key().to_bytes();
+        kept_key(&newcomer);
+        assert!(is_kept(&newcomer));
+        assert_eq!(kept(), CAPACITY);
+        assert_eq!(repeat.iter().filter(|key| is_kept(&key.verifying_key().to_bytes())).count(), CAPACITY - 1);
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //! byte of signature, message and key changed, non-canonical s, small-order
 //! and non-canonical R with an otherwise valid equation, R bytes that are
 //! no point, every small-order A, and A with a torsion component. Each case
-//! asserts that `verify_strict`, the table path and the core's `verify`
-//! (first use without a table, later uses with one where the policy builds
-//! it) all agree, and that a refusal is `InvalidSignature`.
+//! asserts that `verify_strict`, the path without a table, the table path,
+//! the host route's pre-checks (with OpenSSL's decision modelled) and the
+//! core's `verify` (first use without a table, later uses with one where
+//! the policy builds it) all agree, and that a refusal is
+//! `InvalidSignature`.
 //! (Test-only, a module of its own: it calls `signatures.rs`, which uses
 //! the table module.)
 
@@ -16,7 +18,7 @@ use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use openmls_traits::types::{CryptoError, SignatureScheme};
 use sha2::{Digest, Sha512};
 
-use crate::verifying_tables::{has_table, tables_kept, verify_with_table, PointTable, BUILD_AT_USE, CAPACITY, IDLE_BEFORE_REPLACE, TABLE_BYTES};
+use crate::verifying_tables::{has_table, tables_kept, verify_with_table, verify_without_table, PointTable, BUILD_AT_USE, CAPACITY, IDLE_BEFORE_REPLACE, TABLE_BYTES};
 
 /// ℓ, little-endian.
 const ELL: [u8; 32] = [
@@ -131,6 +133,30 @@ fn tabled(key: &[u8; 32], m: &[u8], sig: &[u8; 64], basepoint: &PointTable) -> O
     }
 }
 
+/// The path without a table (a key's first and second uses): dalek's
+/// double-scalar multiplication, R never decompressed, orders by lookup.
+fn untabled(key: &[u8; 32], m: &[u8], sig: &[u8; 64]) -> Option<bool> {
+    let verifying_key = VerifyingKey::from_bytes(key).ok()?;
+    Some(verify_without_table(key, &verifying_key.to_edwards(), m, &Signature::from_bytes(sig)))
+}
+
+/// The host route (long messages): the core's pre-checks, then what
+/// OpenSSL decides (modelled: s canonical, A a point, the bytes of
+/// [s]B − [k]A equal to R's bytes; it does not check orders). `None` when
+/// the key is no point (both routes refuse it).
+fn host_route(key: &[u8; 32], m: &[u8], sig: &[u8; 64]) -> Option<bool> {
+    let point = CompressedEdwardsY(*key).decompress()?;
+    let openssl = || {
+        let Some(s) = Option::<Scalar>::from(Scalar::from_canonical_bytes(sig[32..].try_into().unwrap())) else {
+            return false;
+        };
+        let r: [u8; 32] = sig[..32].try_into().unwrap();
+        let k = challenge(&r, key, m);
+        (EdwardsPoint::mul_base(&s) - k * point).compress().to_bytes() == r
+    };
+    Some(crate::native_crypto::passes_strict_prechecks(key, sig) && openssl())
+}
+
 /// The core's `verify` (key cache and table policy included), asked
 /// `times` in a row; each answer must be the same.
 fn core(key: &[u8; 32], m: &[u8], sig: &[u8; 64], times: u32) -> Option<bool> {
@@ -151,7 +177,9 @@ fn core(key: &[u8; 32], m: &[u8], sig: &[u8; 64], times: u32) -> Option<bool> {
 /// answer.
 fn agree(case: &str, key: &[u8; 32], m: &[u8], sig: &[u8; 64], basepoint: &PointTable) -> Option<bool> {
     let expected = strict(key, m, sig);
+    assert_eq!(untabled(key, m, sig), expected, "path without a table, {case}");
     assert_eq!(tabled(key, m, sig, basepoint), expected, "table path, {case}");
+    assert_eq!(host_route(key, m, sig), expected, "host route, {case}");
     assert_eq!(core(key, m, sig, BUILD_AT_USE + 1), expected, "core verify, {case}");
     expected
 }
@@ -411,4 +439,54 @@ fn a_key_gets_a_table_at_its_third_use_and_tables_stay_bounded() {
     assert_eq!(tables_kept(), CAPACITY);
     // The memory bound bench/README.md states: 110 KiB a table.
     assert_eq!(TABLE_BYTES, 112_640);
+}
+
+#[test]
+fn every_small_order_r_encoding_with_a_valid_point_equation_is_refused_on_every_path() {
+    // Each of the fourteen strings that decode to a small-order point
+    // (canonical and y + p, both sign bits), as R with [s]B − [k]A equal
+    // to its decoding as a point: the identity with A = [a]B and s = k·a;
+    // another torsion point T with A = [a]B + T, s = k·a and a message whose
+    // k makes −[k]T = T. Only the canonical encodings match compress(R');
+    // all are refused, by the order check or by the byte comparison.
+    let basepoint = PointTable::basepoint();
+    let a = scalar("a", 11);
+    let mut encodings: Vec<[u8; 32]> = Vec::new();
+    for t in torsion() {
+        let mut y = t.compress().to_bytes();
+        y[31] &= 0x7f;
+        let mut aliased = [0u8; 32];
+        let mut carry = 0u16;
+        for i in 0..32 {
+            let sum = u16::from(y[i]) + u16::from(P[i]) + carry;
+            aliased[i] = sum as u8;
+            carry = sum >> 8;
+        }
+        let aliases = if carry == 0 && aliased[31] & 0x80 == 0 { vec![y, aliased] } else { vec![y] };
+        for alias in aliases {
+            for sign in [0u8, 0x80] {
+                let mut bytes = alias;
+                bytes[31] |= sign;
+                if !encodings.contains(&bytes) {
+                    encodings.push(bytes);
+                }
+            }
+        }
+    }
+    assert_eq!(encodings.len(), 14);
+    for (e, r) in encodings.iter().enumerate() {
+        let target = CompressedEdwardsY(*r).decompress().expect("decodes");
+        assert!(target.is_small_order());
+        assert!(crate::small_order_encodings::is_small_order_encoding(r));
+        let public_point = EdwardsPoint::mul_base(&a) + target;
+        let public = public_point.compress().to_bytes();
+        let m = (0..512u64)
+            .map(|i| message(1000 + 600 * e as u64 + i, 24))
+            .find(|m| EdwardsPoint::identity() - challenge(r, &public, m) * target == target)
+            .expect("a message with −[k]T = T");
+        let s = challenge(r, &public, &m) * a;
+        let k = challenge(r, &public, &m);
+        assert_eq!(EdwardsPoint::mul_base(&s) - k * public_point, target, "the point equation holds");
+        assert_eq!(agree("small-order R encoding, valid point equation", &public, &m, &signature(r, s.as_bytes()), &basepoint), Some(false), "encoding {e}");
+    }
 }

@@ -1,5 +1,7 @@
-//! Ed25519 verification with precomputed multiples of a repeat signer's
-//! key, accepting exactly what ed25519-dalek's `verify_strict` accepts.
+//! Ed25519 verification in wasm, accepting exactly what ed25519-dalek's
+//! `verify_strict` accepts: with precomputed multiples of a repeat signer's
+//! key, and without them (dalek's double-scalar multiplication) for the
+//! others; neither decompresses R.
 //!
 //! Why: `verify_strict` computes R' = [s]B − [k]A with one double-scalar
 //! multiplication: ~253 point doublings plus additions, ~120 µs in wasm
@@ -22,18 +24,27 @@
 //!       k = SHA-512(R bytes ‖ A bytes ‖ M) mod ℓ (`Scalar::from_hash`), the
 //!       A bytes being the key's 32 bytes as given (`VerifyingKey::from_bytes`
 //!       keeps them; a non-canonical encoding of A is hashed as it came).
-//! This path computes the same R' (integer multiples of the same points,
-//! so exact for any A, torsion component or not: the digits below sum to
-//! the integer k, never to a reduction of −k mod ℓ) and accepts iff (1),
-//! (4) (no table is ever built for a small-order A), (5), and
-//!   (3') R' is not of small order.
-//! If (5) holds, the R bytes are compress(R'), which decompress to R'
-//! (compress gives every point its canonical encoding, from which
-//! decompression recovers it), so (2) holds with R₀ = R' and (3) is (3').
-//! If (5) fails, both refuse. So the two accept the same triples; in
-//! particular non-canonical R encodings (y ≥ p, or x = 0 with the sign bit
-//! set) and R bytes that are no point never equal compress(R') and are
-//! refused by both. `verifying_table_differential.rs` checks this against
+//! Both paths here (with a table, `verify_with_table`, and without,
+//! `verify_without_table`, for keys used too rarely to get one) compute the
+//! same R' (with a table: integer multiples of the same points, so exact
+//! for any A, torsion component or not: the digits below sum to the
+//! integer k, never to a reduction of −k mod ℓ; without: dalek's own
+//! `vartime_double_scalar_mul_basepoint(k, −A, s)`, as `RCompute` calls it)
+//! and accept iff (1), (5) and
+//!   (4') A's bytes are not in the set S of 32-byte strings that decode to a
+//!        small-order point (`small_order_encodings.rs`);
+//!   (3') R's bytes are not in S.
+//! (4') is (4): A is the decoding of A's bytes, and S holds exactly the
+//! strings whose decoding succeeds and has small order. If (5) holds, the
+//! R bytes are compress(R'), which decompress to R' (compress gives every
+//! point its canonical encoding, from which decompression recovers it), so
+//! (2) holds with R₀ = R', and (3) — R₀ = decode(R bytes) not of small
+//! order — is (3'). If (5) fails, both refuse. So the two accept the same
+//! triples; in particular non-canonical R encodings (y ≥ p, or x = 0 with
+//! the sign bit set) and R bytes that are no point never equal
+//! compress(R') and are refused by both, and R is never decompressed (a
+//! field square root saved per verification; A's order is a lookup too).
+//! `verifying_table_differential.rs` checks both paths against
 //! `verify_strict` case by case.
 //!
 //! Which keys get a table: one seen [`BUILD_AT_USE`] times while in the
@@ -58,6 +69,8 @@ use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::Identity;
 use ed25519_dalek::{Signature, VerifyingKey};
 use sha2::{Digest, Sha512};
+
+use crate::small_order_encodings::is_small_order_encoding;
 
 /// Bits per signed digit: digits in [−32, 32], 32 multiples per row.
 const WINDOW: usize = 6;
@@ -112,7 +125,9 @@ impl PointTable {
     /// `verify_strict` refuses whatever the signature (so the table path
     /// never sees one).
     pub(crate) fn for_key(key: &VerifyingKey) -> Option<PointTable> {
-        if key.is_weak() {
+        // `is_weak()` by the key's encoding (small_order_encodings.rs): the
+        // same answer, without linking dalek's order check.
+        if is_small_order_encoding(key.as_bytes()) {
             return None;
         }
         let point = key.to_edwards();
@@ -181,10 +196,18 @@ fn double_base(k: &Scalar, a: &PointTable, s: &Scalar, b: &PointTable) -> Option
     Some(acc)
 }
 
-/// Whether `signature` is valid for `message` under the key whose 32-byte
-/// encoding is `key_bytes` and table is `key_table`: exactly
-/// `VerifyingKey::verify_strict` (the module comment has why).
-pub(crate) fn verify_with_table(key_bytes: &[u8; 32], key_table: &PointTable, basepoint: &PointTable, message: &[u8], signature: &Signature) -> bool {
+/// `verify_strict`'s decision on a signature, given how R' = [s]B − [k]A is
+/// computed (`r_prime(k, s)`): (4) A's bytes not a small-order encoding,
+/// (1) canonical s, (5) compress(R') equal to R's bytes, and (3) R's bytes
+/// not a small-order encoding (the module comment has why this is
+/// `verify_strict` exactly). The encoding checks are lookups
+/// (`small_order_encodings.rs`): R is never decompressed.
+/// One copy for both paths (not generic, not inlined: wasm size).
+#[inline(never)]
+fn strict_decision(key_bytes: &[u8; 32], message: &[u8], signature: &Signature, r_prime: &dyn Fn(&Scalar, &Scalar) -> Option<EdwardsPoint>) -> bool {
+    if is_small_order_encoding(key_bytes) {
+        return false;
+    }
     let r_bytes = signature.r_bytes();
     // (1) canonical s, as dalek's signature parsing requires.
     let Some(s) = Option::<Scalar>::from(Scalar::from_canonical_bytes(*signature.s_bytes())) else {
@@ -195,11 +218,27 @@ pub(crate) fn verify_with_table(key_bytes: &[u8; 32], key_table: &PointTable, ba
     hash.update(key_bytes);
     hash.update(message);
     let k = Scalar::from_hash(hash);
-    let Some(expected_r) = double_base(&k, key_table, &s, basepoint) else {
+    let Some(expected_r) = r_prime(&k, &s) else {
         return false;
     };
-    // (5) the R bytes exactly, then (3') R' not of small order.
-    expected_r.compress().as_bytes() == r_bytes && !expected_r.is_small_order()
+    // (5) the R bytes exactly, then (3) R not of small order.
+    expected_r.compress().as_bytes() == r_bytes && !is_small_order_encoding(r_bytes)
+}
+
+/// Whether `signature` is valid for `message` under the key whose 32-byte
+/// encoding is `key_bytes` and table is `key_table`: exactly
+/// `VerifyingKey::verify_strict` (the module comment has why).
+pub(crate) fn verify_with_table(key_bytes: &[u8; 32], key_table: &PointTable, basepoint: &PointTable, message: &[u8], signature: &Signature) -> bool {
+    strict_decision(key_bytes, message, signature, &|k, s| double_base(k, key_table, s, basepoint))
+}
+
+/// Whether `signature` is valid for `message` under `key` (decompressed
+/// from `key_bytes`, the kept key of `verifying_keys.rs`), without a
+/// table: exactly `VerifyingKey::verify_strict`, with the same
+/// double-scalar multiplication as dalek's (`RCompute`), minus the
+/// decompression of R and the two point-order checks (lookups instead).
+pub(crate) fn verify_without_table(key_bytes: &[u8; 32], key: &EdwardsPoint, message: &[u8], signature: &Signature) -> bool {
+    strict_decision(key_bytes, message, signature, &|k, s| Some(EdwardsPoint::vartime_double_scalar_mul_basepoint(k, &-key, s)))
 }
 
 struct Slot {
@@ -222,7 +261,8 @@ thread_local! {
 
 /// `verify_strict` of `signature` on `message` by `key` (encoded as
 /// `key_bytes`), through a table when the key has one or, at its
-/// [`BUILD_AT_USE`]-th use (`uses`, counted by the key cache), gets one.
+/// [`BUILD_AT_USE`]-th use (`uses`, counted by the key cache), gets one;
+/// otherwise through [`verify_without_table`].
 pub(crate) fn verify_strict(key_bytes: &[u8; 32], key: &VerifyingKey, uses: u32, message: &[u8], signature: &Signature) -> bool {
     let through_table = TABLES.with(|tables| {
         // Never re-entered; a failed borrow only means no table this time.
@@ -262,7 +302,7 @@ pub(crate) fn verify_strict(key_bytes: &[u8; 32], key: &VerifyingKey, uses: u32,
     });
     match through_table {
         Some(valid) => valid,
-        None => key.verify_strict(message, signature).is_ok(),
+        None => verify_without_table(key_bytes, &key.to_edwards(), message, signature),
     }
 }
 

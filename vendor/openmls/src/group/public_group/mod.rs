@@ -319,11 +319,18 @@ impl PublicGroup {
 
         // Fully check that the leaf nodes in the ratchet tree are valid
         // https://validation.openmls.tech/#valn1407
+        // The credential checks of all leaves from one summary of the tree
+        // (O(n), not O(n²): every leaf against every other leaf).
+        let credential_support = public_group.tree_credential_support();
         public_group
             .treesync
             .full_leaves()
             .try_for_each(|(_, leaf_node)| {
-                public_group.validate_leaf_node_inner(leaf_node, validate_lifetimes)
+                public_group.validate_tree_leaf_node(
+                    leaf_node,
+                    validate_lifetimes,
+                    Some(&credential_support),
+                )
             })?;
 
         Ok((public_group, group_info))

@@ -615,3 +615,90 @@ fn external_join_with_nested_unmerged_leaves() {
         "the tree has no non-blank intermediate node between an unmerged leaf and its parent"
     );
 }
+
+/// Engine change 19 (docs/ENGINE.md): the credential checks of valn0104
+/// answered for all leaves of a tree from one summary
+/// (`tree_credential_support`) give, leaf for leaf, what the per-leaf
+/// check gives, refusals included (`UnsupportedCredentials`).
+#[openmls_test::openmls_test]
+fn tree_credential_support_answers_like_the_leaf_by_leaf_check() {
+    use crate::{
+        credentials::{Credential, CredentialType, CredentialWithKey},
+        group::creation::LeafNodeLifetimePolicy,
+        prelude::{Capabilities, KeyPackage},
+        treesync::{errors::LeafNodeValidationError, LeafNode},
+    };
+    use openmls_basic_credential::SignatureKeyPair;
+
+    let provider = &Provider::default();
+    let (alice_credential, _alice_kpb, alice_signer, _alice_pk) =
+        setup_client("Alice", ciphersuite, provider);
+    let alice_group = MlsGroup::builder()
+        .ciphersuite(ciphersuite)
+        .build(provider, &alice_signer, alice_credential)
+        .expect("group created");
+    // Alice: basic credential, supporting the basic type only.
+    let other = CredentialType::Other(0xF003);
+    let leaf = |name: &str, credential_type: CredentialType, supported: Vec<CredentialType>| -> LeafNode {
+        let signer = SignatureKeyPair::new(ciphersuite.signature_algorithm()).unwrap();
+        let credential = Credential::new(credential_type, name.as_bytes().to_vec());
+        KeyPackage::builder()
+            .leaf_node_capabilities(Capabilities::builder().credentials(supported).build())
+            .build(
+                ciphersuite,
+                provider,
+                &signer,
+                CredentialWithKey { credential, signature_key: signer.to_public_vec().into() },
+            )
+            .expect("key package")
+            .key_package()
+            .leaf_node()
+            .clone()
+    };
+    let with_leaves = |leaves: Vec<LeafNode>| -> PublicGroup {
+        let mut public_group = alice_group.public_group().clone();
+        let mut diff = public_group.treesync.empty_diff();
+        for leaf in leaves {
+            diff.add_leaf(leaf).expect("leaf added");
+        }
+        let staged = diff.into_staged_diff(provider.crypto(), ciphersuite).unwrap();
+        public_group.treesync.merge_diff(staged);
+        public_group
+    };
+    let answers = |public_group: &PublicGroup| -> Vec<Result<(), LeafNodeValidationError>> {
+        let support = public_group.tree_credential_support();
+        public_group
+            .treesync()
+            .full_leaves()
+            .map(|(_, leaf)| {
+                let per_leaf = public_group.validate_leaf_node_inner(leaf, LeafNodeLifetimePolicy::Skip);
+                let summarised =
+                    public_group.validate_tree_leaf_node(leaf, LeafNodeLifetimePolicy::Skip, Some(&support));
+                assert_eq!(format!("{per_leaf:?}"), format!("{summarised:?}"));
+                summarised
+            })
+            .collect()
+    };
+    let unsupported = |answer: &Result<(), LeafNodeValidationError>| {
+        matches!(answer, Err(LeafNodeValidationError::UnsupportedCredentials))
+    };
+
+    // Everyone basic, Bob also supporting the other type: all valid.
+    let valid = with_leaves(vec![leaf("bob", CredentialType::Basic, vec![CredentialType::Basic, other])]);
+    assert!(answers(&valid).iter().all(|answer| answer.is_ok()));
+
+    // Carol uses the other type, which Alice and Dave do not support, and
+    // Alice and Dave do not support every type in use: Alice, Carol and Dave
+    // refused, Bob accepted, on both paths.
+    let mixed = with_leaves(vec![
+        leaf("bob", CredentialType::Basic, vec![CredentialType::Basic, other]),
+        leaf("carol", other, vec![CredentialType::Basic, other]),
+        leaf("dave", CredentialType::Basic, vec![CredentialType::Basic]),
+    ]);
+    let mixed_answers = answers(&mixed);
+    assert_eq!(mixed_answers.len(), 4);
+    assert!(unsupported(&mixed_answers[0]), "alice");
+    assert!(mixed_answers[1].is_ok(), "bob");
+    assert!(unsupported(&mixed_answers[2]), "carol");
+    assert!(unsupported(&mixed_answers[3]), "dave");
+}
