@@ -6,7 +6,7 @@ import type * as Core from '../../pkg/paired_mls_core.js';
 import type { RetainedGroupState, StagedCommitHandle } from '../../pkg/paired_mls_core.js';
 import type { GroupClient } from './group-host.js';
 import { appDataToCore, commitOptionsToCore, compactResult, proposalToCore, reinitOptionsToCore } from './convert.js';
-import { invalidArgument } from './errors.js';
+import { MlsError, invalidArgument } from './errors.js';
 import { Resource } from './resources.js';
 import { toBytes, type BytesLike } from './bytes.js';
 import type { AppDataEntry, CommitOptions, CommitResult, CredentialInfo, GroupState, Member, ProposalInfo, ProposalRequest, ReInitOptions, ReInitState, Sender } from './types.js';
@@ -417,7 +417,8 @@ export class Group {
   /**
    * Process any message of this group. A received proposal or commit then
    * goes through the process checks in force (`checks()`, plus
-   * `options.checks`; docs/PROTOCOL.md §1.3): a refusal throws the check's
+   * `options.checks`; docs/PROTOCOL.md §1.3) when its turn in the client's
+   * queue of calls comes, after the calls made before it: a refusal throws the check's
    * typed error, drops the proposal from the queue or discards the staged
    * commit, and leaves the group in its epoch. `vcDerivationInfo`: a
    * sibling virtual client's commit made with `vcDetached` needs the
@@ -428,7 +429,9 @@ export class Group {
     // the composed list is only needed for a proposal or a commit.
     const extra = options.checks === undefined ? undefined : checkList(options.checks);
     const raw = await this.client.mutate((core) => core.process(this.id, message, options.vcDerivationInfo));
-    if (raw instanceof Uint8Array) return decodeApplication(raw);
+    // The core hands a received application message over flat (bytes);
+    // everything else as a view object with a `kind`.
+    if (ArrayBuffer.isView(raw)) return decodeApplication(raw as Uint8Array);
     if (raw.kind === 'application' || raw.kind === 'ownMessage' || raw.kind === 'ownCommit') return raw;
     const checks = this.checks(extra);
     if (raw.kind === 'proposal') {
@@ -441,7 +444,7 @@ export class Group {
         throw err;
       }
     }
-    if (raw.kind !== 'commit') return raw;
+    if (raw.kind !== 'commit') throw new MlsError('INTERNAL', 'unknown process result');
     const staged = new StagedCommit(this, raw.handle, raw);
     let device: SignerDevice | undefined;
     try {

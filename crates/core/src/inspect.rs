@@ -291,22 +291,22 @@ struct ApplicationView {
 /// application message is always a PrivateMessage, whose sender is a member
 /// (RFC 9420 §6.3.2); an epoch JS numbers cannot hold exactly is refused, as
 /// serde-wasm-bindgen refused it.
-pub fn application(s: &Sender, epoch: u64, mut data: Vec<u8>, aad: Vec<u8>) -> CoreResult<JsValue> {
+pub fn application(s: &Sender, epoch: u64, data: Vec<u8>, aad: Vec<u8>) -> CoreResult<JsValue> {
     const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+    // The copies of the plaintext made here are wiped when they drop, on
+    // every path (JS holds its own; the engine's decryption buffers are not
+    // reached from here).
+    let data = zeroize::Zeroizing::new(data);
     let (Sender::Member(leaf), Ok(data_len), true) = (s, u32::try_from(data.len()), epoch <= MAX_SAFE_INTEGER) else {
         return Err(CoreError::new(Code::Internal, "converting result: unexpected application message"));
     };
-    let mut flat = Vec::with_capacity(16 + data.len() + aad.len());
+    let mut flat = zeroize::Zeroizing::new(Vec::with_capacity(16 + data.len() + aad.len()));
     flat.extend_from_slice(&leaf.u32().to_be_bytes());
     flat.extend_from_slice(&epoch.to_be_bytes());
     flat.extend_from_slice(&data_len.to_be_bytes());
     flat.extend_from_slice(&data);
     flat.extend_from_slice(&aad);
-    let out = js_sys::Uint8Array::from(flat.as_slice());
-    // The plaintext's copies in wasm memory are wiped (JS holds its own).
-    zeroize::Zeroize::zeroize(&mut flat);
-    zeroize::Zeroize::zeroize(&mut data);
-    Ok(out.into())
+    Ok(js_sys::Uint8Array::from(flat.as_slice()).into())
 }
 
 /// One proposal, as the application needs it to decide on it.

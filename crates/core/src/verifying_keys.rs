@@ -79,11 +79,15 @@ pub(crate) fn kept_key(public_key: &[u8]) -> Option<KeptKey> {
             if cache.entries.len() < CAPACITY {
                 cache.entries.push((*bytes, kept));
             } else {
-                // The oldest key seen only once goes first: a join passes
-                // n new leaf keys through once each, and they should not
-                // push out the keys of the group's active senders (asked
-                // for again and again). Only when every kept key was used
-                // more than once does the oldest go.
+                // A key seen only once goes first (the first such slot
+                // after the last replacement): a join passes n new leaf
+                // keys through once each, and they should not push out the
+                // keys of the group's active senders (asked for again and
+                // again). Only when every kept key was used more than once
+                // does the slot after the last replacement go. Keys used
+                // twice and then never again stay until then; that costs
+                // speed (fewer slots for new senders), never correctness:
+                // entries are found by all 32 bytes of the key.
                 let start = cache.next;
                 let at = (0..CAPACITY)
                     .map(|offset| (start + offset) % CAPACITY)
