@@ -32,6 +32,8 @@ mod signer;
 mod small_order_encodings;
 mod test_support;
 #[cfg(test)]
+mod test_groups;
+#[cfg(test)]
 mod verifying_key_attacks;
 mod verifying_keys;
 mod verifying_tables;

@@ -11,19 +11,7 @@ use openmls::prelude::{tls_codec::Deserialize as _, *};
 use openmls_basic_credential::SignatureKeyPair;
 
 use crate::provider::Provider;
-
-const CS: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
-
-fn identity(provider: &Provider, name: &str) -> (CredentialWithKey, SignatureKeyPair) {
-    let signer = SignatureKeyPair::new(CS.signature_algorithm()).unwrap();
-    signer.store(provider.storage()).unwrap();
-    let credential = BasicCredential::new(name.as_bytes().to_vec()).into();
-    (CredentialWithKey { credential, signature_key: signer.to_public_vec().into() }, signer)
-}
-
-fn wire(message: &MlsMessageOut) -> ProtocolMessage {
-    MlsMessageIn::tls_deserialize_exact(message.to_bytes().unwrap()).unwrap().try_into_protocol_message().unwrap()
-}
+use crate::test_groups::{identity, wire, CS};
 
 /// Alice's group with Bob; Alice's storage journal is left holding every record.
 fn alice_and_bob() -> (Provider, SignatureKeyPair, MlsGroup, Provider, MlsGroup) {

@@ -67,7 +67,7 @@ pub(crate) fn is_small_order_encoding(bytes: &[u8; 32]) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use curve25519_dalek::constants::EIGHT_TORSION;
     use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
@@ -125,8 +125,9 @@ mod tests {
     }
 
     /// The 8-torsion found without dalek's constants: [ℓ]P for a point P
-    /// whose torsion part has order 8, and its multiples.
-    fn torsion_found_independently() -> Vec<EdwardsPoint> {
+    /// whose torsion part has order 8, and its multiples j·[ℓ]P for
+    /// j = 0..7 (also the differential tests' torsion points).
+    pub(crate) fn torsion_found_independently() -> Vec<EdwardsPoint> {
         // ℓ = 2²⁵² + 27742317777372353535851937790883648493, little-endian.
         let ell: [u8; 32] = [
             0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
@@ -149,12 +150,15 @@ mod tests {
                 (t.mul_by_cofactor() == EdwardsPoint::identity() && (t + t + t + t) != EdwardsPoint::identity()).then_some(t)
             })
             .unwrap();
-        (0..8).scan(EdwardsPoint::identity(), |acc, _| {
-            let out = *acc;
-            *acc += generator;
-            Some(out)
-        })
-        .collect()
+        let torsion: Vec<EdwardsPoint> = (0..8)
+            .scan(EdwardsPoint::identity(), |acc, _| {
+                let out = *acc;
+                *acc += generator;
+                Some(out)
+            })
+            .collect();
+        assert!(torsion.iter().all(|t| t.is_small_order()));
+        torsion
     }
 
     #[test]

@@ -12,19 +12,7 @@ use openmls::prelude::{tls_codec::Deserialize as _, *};
 use openmls_basic_credential::SignatureKeyPair;
 
 use crate::provider::Provider;
-
-const CS: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
-
-fn identity(provider: &Provider, name: &str) -> (CredentialWithKey, SignatureKeyPair) {
-    let signer = SignatureKeyPair::new(CS.signature_algorithm()).unwrap();
-    signer.store(provider.storage()).unwrap();
-    let credential = BasicCredential::new(name.as_bytes().to_vec()).into();
-    (CredentialWithKey { credential, signature_key: signer.to_public_vec().into() }, signer)
-}
-
-fn wire(message: &MlsMessageOut) -> ProtocolMessage {
-    MlsMessageIn::tls_deserialize_exact(message.to_bytes().unwrap()).unwrap().try_into_protocol_message().unwrap()
-}
+use crate::test_groups::{identity, wire, CS};
 
 /// `from` sends `text` signed by `signer` (whatever key its leaf holds).
 fn send(from: &mut MlsGroup, provider: &Provider, signer: &SignatureKeyPair, text: &[u8]) -> ProtocolMessage {

@@ -18,6 +18,7 @@ use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use openmls_traits::types::{CryptoError, SignatureScheme};
 use sha2::{Digest, Sha512};
 
+use crate::small_order_encodings::tests::torsion_found_independently as torsion;
 use crate::verifying_tables::{has_table, tables_kept, verify_with_table, verify_without_table, PointTable, BUILD_AT_USE, CAPACITY, IDLE_BEFORE_REPLACE, TABLE_BYTES};
 
 /// ℓ, little-endian.
@@ -67,39 +68,6 @@ fn signature(r: &[u8; 32], s: &[u8; 32]) -> [u8; 64] {
     let mut out = [0u8; 64];
     out[..32].copy_from_slice(r);
     out[32..].copy_from_slice(s);
-    out
-}
-
-/// [n]P for the integer n (little-endian bytes), by double-and-add with no
-/// reduction mod ℓ (so [ℓ]P is the torsion part of P, not the identity).
-fn times_integer(point: &EdwardsPoint, n: &[u8; 32]) -> EdwardsPoint {
-    let mut acc = EdwardsPoint::identity();
-    for bit in (0..256).rev() {
-        acc = acc + acc;
-        if (n[bit / 8] >> (bit % 8)) & 1 == 1 {
-            acc += point;
-        }
-    }
-    acc
-}
-
-/// The eight points of the 8-torsion, j·T₈ for j = 0..7 (T₈ of order 8:
-/// [ℓ]P of a point P whose torsion part has order 8).
-fn torsion() -> Vec<EdwardsPoint> {
-    let generator = (0u64..)
-        .find_map(|i| {
-            let point = CompressedEdwardsY(hash(&[b"point", &i.to_le_bytes()])[..32].try_into().unwrap()).decompress()?;
-            let t = times_integer(&point, &ELL);
-            (!(t + t + t + t).is_identity()).then_some(t)
-        })
-        .unwrap();
-    let mut out = Vec::new();
-    let mut multiple = EdwardsPoint::identity();
-    for _ in 0..8 {
-        out.push(multiple);
-        multiple += generator;
-    }
-    assert!(multiple.is_identity() && out.iter().all(|t| t.is_small_order()));
     out
 }
 
