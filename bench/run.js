@@ -29,6 +29,7 @@ import { runInNewContext } from 'node:vm';
 import { Bench } from 'tinybench';
 import { renderChart } from './chart.js';
 import { OPS, OP_NAMES } from './ops.js';
+import { formatRoundSpread, mergeRounds } from './rounds.js';
 import { formatSummary, ratioRows } from './summary.js';
 import { BIG_N, browserCells, formatTargets, targetRows } from './targets.js';
 import { SHAPES } from './tree.js';
@@ -57,8 +58,10 @@ export const TARGETS_PLAN = [
   // ≤ 1.5× native at n ≥ 128, every op: the blank tree at 128 and 1024, the
   // full tree at 128 (building it at 1024 takes ~3 min for paired-mls and
   // ~1 min for native under load: `--shapes full --sizes 1024` runs it).
-  { impls: ['paired-mls', NATIVE], shapes: ['blank'], sizes: [128, 1024], ops: OP_NAMES },
-  { impls: ['paired-mls', NATIVE], shapes: ['full'], sizes: [128], ops: OP_NAMES },
+  // Three rounds each, the two sides taking turns (bench/rounds.js): a
+  // burst of load in one window no longer decides a ratio.
+  { impls: ['paired-mls', NATIVE], shapes: ['blank'], sizes: [128, 1024], ops: OP_NAMES, rounds: 3 },
+  { impls: ['paired-mls', NATIVE], shapes: ['full'], sizes: [128], ops: OP_NAMES, rounds: 3 },
   // ≥ 20× / ≥ 10× ts-mls at n = 1024 (encrypt / decrypt; round 1's ≥ 10× for the others).
   { impls: ['ts-mls'], shapes: ['blank'], sizes: [1024], ops: OP_NAMES },
   // Self-update < 1 s and ≤ 10 KiB of wasm memory per member at n = 10,000.
@@ -96,13 +99,17 @@ const USAGE = `usage: node bench/run.js [options]
                       by the optimizing tier from the start (--no-liftoff)
   --no-cold-start     do not measure the cold start (bench/cold-start.js) for the targets table
   --cold-start        measure it with a selection too (default: only in the targets run)
+  --rounds R          measure every selected cell R times, the implementations taking
+                      turns, each round with fresh groups; a cell reports the median
+                      of its round means (default 1; the targets run uses 3 for the
+                      cells compared with native, bench/rounds.js)
   --json FILE         also write the results as JSON, and a chart as FILE.svg
   --threads N         paired-mls: worker threads for a commit's path encryptions
                       (setThreads; default: cores - 1 in the targets run, else the
                       library's default, 0)`;
 
 function parseArgs(argv) {
-  const opts = { sizes: [2, 16, 128], ops: OP_NAMES, time: 300, minSamples: 5, impls: ['paired-mls'], shapes: ['blank'], fullMax: undefined, clock: 'wall', prewarm: 150, wasmBaseline: false, coldStart: undefined, json: undefined, threads: undefined };
+  const opts = { sizes: [2, 16, 128], ops: OP_NAMES, time: 300, minSamples: 5, impls: ['paired-mls'], shapes: ['blank'], fullMax: undefined, clock: 'wall', prewarm: 150, wasmBaseline: false, coldStart: undefined, json: undefined, threads: undefined, rounds: 1 };
   let selected = false;
   const list = (v) => v.split(',').map((s) => s.trim()).filter(Boolean);
   for (let i = 0; i < argv.length; i++) {
@@ -134,6 +141,7 @@ function parseArgs(argv) {
       case '--prewarm': opts.prewarm = Number(value); break;
       case '--json': opts.json = value; break;
       case '--threads': opts.threads = Number(value); break;
+      case '--rounds': opts.rounds = Number(value); break;
       default: fail(`unknown option ${flag}`);
     }
   }
@@ -148,9 +156,10 @@ function parseArgs(argv) {
   if (!(opts.prewarm >= 0)) fail('--prewarm: a number of milliseconds >= 0');
   if (opts.threads !== undefined && !(Number.isInteger(opts.threads) && opts.threads >= 0)) fail('--threads: an integer >= 0');
   if (!Number.isInteger(opts.minSamples) || opts.minSamples < 1) fail('--min-samples: an integer >= 1');
+  if (!Number.isInteger(opts.rounds) || opts.rounds < 1) fail('--rounds: an integer >= 1');
   // Report in the canonical op order.
   opts.ops = OP_NAMES.filter((op) => opts.ops.includes(op));
-  opts.plan = selected ? [{ impls: opts.impls, shapes: opts.shapes, sizes: opts.sizes, ops: opts.ops }] : TARGETS_PLAN;
+  opts.plan = selected ? [{ impls: opts.impls, shapes: opts.shapes, sizes: opts.sizes, ops: opts.ops, rounds: opts.rounds }] : TARGETS_PLAN;
   // Cold start (bench/cold-start.js: fresh Node processes and Chromium
   // contexts) is part of the targets run; a selection measures it on request.
   opts.coldStart ??= !selected;
@@ -296,7 +305,7 @@ async function main() {
   // The machine is shared: the load is part of every figure.
   const loadAtStart = loadavg();
   const started = performance.now();
-  const results = [];
+  const measured = []; // result rows of every round (merged into `results` below)
   const setupMs = [];
   const errors = [];
   const skipped = [];
@@ -311,65 +320,76 @@ async function main() {
   const jsHeap = [];
   const loaded = new Map(); // JS implementations, imported and prewarmed once
   for (const step of opts.plan) {
-    for (const implName of step.impls) {
-      if (implName === NATIVE) {
+    const rounds = step.rounds ?? 1;
+    for (let roundIndex = 0; roundIndex < rounds; roundIndex++) {
+      // Set-up times, memory and skips: the first round's (the later ones repeat them).
+      const first = roundIndex === 0;
+      if (rounds > 1) log(`round ${roundIndex + 1} of ${rounds}: ${step.impls.join(', ')} (${step.shapes.join(', ')}; n = ${step.sizes.join(', ')})`);
+      for (const implName of step.impls) {
+        if (implName === NATIVE) {
+          for (const shape of step.shapes) {
+            const sizes = step.sizes.filter((n) => feasible(NATIVE, shape, n, opts));
+            if (first) for (const n of step.sizes) if (!sizes.includes(n)) skip(NATIVE, shape, n);
+            if (!sizes.length) continue;
+            const run = await runNative(opts, shape, sizes, step.ops);
+            measured.push(...run.results.map((r) => ({ ...r, round: roundIndex })));
+            if (first) for (const s of run.setups) setupMs.push({ impl: NATIVE, n: s.n, shape, ms: s.ms, tree: { nonblank_parents: s.nonblank_parents, fillable_parents: s.fillable_parents } });
+            if (run.error) {
+              errors.push({ impl: NATIVE, shape, error: run.error });
+              log(`${NATIVE} ${shape}: FAILED: ${run.error}`);
+            }
+          }
+          continue;
+        }
+        if (!loaded.has(implName)) {
+          const impl = await IMPLS[implName]();
+          if (opts.prewarm > 0) {
+            // Warm the JIT (and lazily compiled wasm) on every op, unrecorded.
+            const t0 = performance.now();
+            const warm = await measure(impl, 2, opts, opts.prewarm, 'blank', OP_NAMES);
+            errors.push(...warm.errors);
+            log(`${impl.name}: prewarmed in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+          }
+          loaded.set(implName, impl);
+        }
+        const impl = loaded.get(implName);
         for (const shape of step.shapes) {
-          const sizes = step.sizes.filter((n) => feasible(NATIVE, shape, n, opts));
-          for (const n of step.sizes) if (!sizes.includes(n)) skip(NATIVE, shape, n);
-          if (!sizes.length) continue;
-          const run = await runNative(opts, shape, sizes, step.ops);
-          results.push(...run.results);
-          for (const s of run.setups) setupMs.push({ impl: NATIVE, n: s.n, shape, ms: s.ms, tree: { nonblank_parents: s.nonblank_parents, fillable_parents: s.fillable_parents } });
-          if (run.error) {
-            errors.push({ impl: NATIVE, shape, error: run.error });
-            log(`${NATIVE} ${shape}: FAILED: ${run.error}`);
+          for (const n of step.sizes) {
+            if (!feasible(impl.name, shape, n, opts)) {
+              if (first) skip(impl.name, shape, n);
+              continue;
+            }
+            const t0 = performance.now();
+            let run;
+            try {
+              run = await measure(impl, n, opts, opts.time, shape, step.ops);
+            } catch (error) {
+              errors.push({ impl: impl.name, n, shape, error: String(error?.stack ?? error) });
+              log(`${impl.name} n=${n} ${shape}: setup FAILED: ${error?.stack ?? error}`);
+              continue;
+            }
+            const { tree, wasm_memory_bytes: bytes, wasm_memory_bytes_after: bytesAfter, heap_used_bytes: heapUsed } = run.info;
+            measured.push(...run.results.map((r) => ({ ...r, round: roundIndex })));
+            errors.push(...run.errors);
+            const treeNote = tree ? `, ${tree.nonblank_parents}/${tree.fillable_parents} parents non-blank, ${tree.unmerged_leaves} unmerged leaves` : '';
+            log(`${impl.name} n=${n} ${shape}: group built in ${run.builtMs.toFixed(0)} ms${treeNote}, measured in ${((performance.now() - t0 - run.builtMs) / 1000).toFixed(1)} s`);
+            if (!first) continue;
+            setupMs.push({ impl: impl.name, n, shape, ms: round(run.builtMs), ...(tree ? { tree } : {}) });
+            if (bytes !== undefined) {
+              wasmMemory.push({ impl: impl.name, n, shape, bytes, bytes_per_member: round(bytes / n), bytes_after_ops: bytesAfter, bytes_after_ops_per_member: bytesAfter === undefined ? undefined : round(bytesAfter / n) });
+            }
+            jsHeap.push({ impl: impl.name, n, shape, heap_used_bytes: heapUsed, heap_used_per_member: round(heapUsed / n) });
           }
-        }
-        continue;
-      }
-      if (!loaded.has(implName)) {
-        const impl = await IMPLS[implName]();
-        if (opts.prewarm > 0) {
-          // Warm the JIT (and lazily compiled wasm) on every op, unrecorded.
-          const t0 = performance.now();
-          const warm = await measure(impl, 2, opts, opts.prewarm, 'blank', OP_NAMES);
-          errors.push(...warm.errors);
-          log(`${impl.name}: prewarmed in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-        }
-        loaded.set(implName, impl);
-      }
-      const impl = loaded.get(implName);
-      for (const shape of step.shapes) {
-        for (const n of step.sizes) {
-          if (!feasible(impl.name, shape, n, opts)) {
-            skip(impl.name, shape, n);
-            continue;
-          }
-          const t0 = performance.now();
-          let run;
-          try {
-            run = await measure(impl, n, opts, opts.time, shape, step.ops);
-          } catch (error) {
-            errors.push({ impl: impl.name, n, shape, error: String(error?.stack ?? error) });
-            log(`${impl.name} n=${n} ${shape}: setup FAILED: ${error?.stack ?? error}`);
-            continue;
-          }
-          const { tree, wasm_memory_bytes: bytes, wasm_memory_bytes_after: bytesAfter, heap_used_bytes: heapUsed } = run.info;
-          setupMs.push({ impl: impl.name, n, shape, ms: round(run.builtMs), ...(tree ? { tree } : {}) });
-          if (bytes !== undefined) {
-            wasmMemory.push({ impl: impl.name, n, shape, bytes, bytes_per_member: round(bytes / n), bytes_after_ops: bytesAfter, bytes_after_ops_per_member: bytesAfter === undefined ? undefined : round(bytesAfter / n) });
-          }
-          jsHeap.push({ impl: impl.name, n, shape, heap_used_bytes: heapUsed, heap_used_per_member: round(heapUsed / n) });
-          results.push(...run.results);
-          errors.push(...run.errors);
-          const treeNote = tree ? `, ${tree.nonblank_parents}/${tree.fillable_parents} parents non-blank, ${tree.unmerged_leaves} unmerged leaves` : '';
-          log(`${impl.name} n=${n} ${shape}: group built in ${run.builtMs.toFixed(0)} ms${treeNote}, measured in ${((performance.now() - t0 - run.builtMs) / 1000).toFixed(1)} s`);
         }
       }
     }
   }
+  // One row per cell: the median of its rounds' means (bench/rounds.js).
+  const results = mergeRounds(measured);
 
   printTable(results, opts);
+  const spread = formatRoundSpread(results, fmt);
+  if (spread) console.log(`\n${spread}`);
   if (wasmMemory.length) {
     const mb = (b) => `${(b / 2 ** 20).toFixed(1)} MiB`;
     console.log('\npaired-mls wasm linear memory (memory.buffer.byteLength; never shrinks, so a high-water mark of the run so far)');
@@ -413,6 +433,7 @@ async function main() {
       native_timing: opts.impls.includes(NATIVE) ? `openmls-native times itself (--clock ${opts.clock}: ${opts.clock === 'cpu' ? 'process CPU time' : 'std::time::Instant'}; 2 warmup iterations; mean and median)` : undefined,
       time_ms: opts.time,
       min_samples: opts.minSamples,
+      rounds: opts.plan.map((step) => step.rounds ?? 1),
       prewarm_ms: opts.prewarm,
       threads: opts.threads ?? 'library default',
       load_average: { start: loadAtStart, end: loadavg() },

@@ -27,6 +27,34 @@ describe('bench harness', () => {
   });
 });
 
+describe('bench rounds', async () => {
+  const { mergeRounds, median } = (await import(new URL('../bench/rounds.js', import.meta.url).href)) as any;
+
+  it('merges rounds into one row per cell: the median of the round means, the samples summed, the means kept in order', () => {
+    const row = (impl: string, mean_ms: number, round: number, op = 'key_package') => ({ impl, op, n: 128, shape: 'full', mean_ms, p50_ms: mean_ms / 2, samples: 10, round });
+    // A disturbed window (the 0.43 ms round) on one side no longer decides the cell.
+    const merged = mergeRounds([row('paired-mls', 0.27, 0), row('openmls-native', 0.2, 0), row('paired-mls', 0.43, 1), row('openmls-native', 0.19, 1), row('paired-mls', 0.26, 2), row('openmls-native', 0.21, 2), row('paired-mls', 0.1, 0, 'encrypt_100b')]);
+    expect(merged).toEqual([
+      { impl: 'paired-mls', op: 'key_package', n: 128, shape: 'full', mean_ms: 0.27, p50_ms: 0.135, samples: 30, round_means: [0.27, 0.43, 0.26] },
+      { impl: 'openmls-native', op: 'key_package', n: 128, shape: 'full', mean_ms: 0.2, p50_ms: 0.1, samples: 30, round_means: [0.2, 0.19, 0.21] },
+      { impl: 'paired-mls', op: 'encrypt_100b', n: 128, shape: 'full', mean_ms: 0.1, p50_ms: 0.05, samples: 10 },
+    ]);
+    expect(median([3, 1, 2, 10])).toBe(2.5);
+  });
+
+  it('measures a selection in --rounds rounds and writes one row per cell with its round means', () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'pmls-bench-')), 'bench.json');
+    execFileSync(process.execPath, ['bench/run.js', '--sizes', '2', '--time', '10', '--prewarm', '0', '--ops', 'encrypt_100b,key_package', '--rounds', '3', '--json', out], { stdio: 'pipe' });
+    const { results, meta } = JSON.parse(readFileSync(out, 'utf8'));
+    expect(meta.rounds).toEqual([3]);
+    expect(results.map((r: any) => r.op)).toEqual(['encrypt_100b', 'key_package']);
+    for (const r of results) {
+      expect(r.round_means).toHaveLength(3);
+      expect(r.mean_ms).toBe(median(r.round_means));
+    }
+  });
+});
+
 describe('bench summary and chart', async () => {
   // Plain JS modules of the harness (bench/*.js, untyped).
   const load = (file: string): Promise<any> => import(new URL(`../bench/${file}`, import.meta.url).href);
