@@ -75,7 +75,7 @@ use crate::small_order_encodings::is_small_order_encoding;
 /// Bits per signed digit: digits in [−64, 64], 64 multiples per row.
 /// Window 7 rather than 6: 37 digits instead of 43 per scalar, so R' costs
 /// ~74 additions instead of ~86 (bench/README.md "Round 2e: decrypt and
-/// join"), for 195 KiB a table instead of 110 KiB.
+/// join"), for 190 KiB a table instead of 110 KiB.
 const WINDOW: usize = 7;
 /// Multiples kept per row: 1·P … 64·P.
 const ENTRIES: usize = 1 << (WINDOW - 1);
