@@ -70,6 +70,7 @@ const UNIT_FILTERS = [
   'tree::secret_tree::sparse_storage_tests',
   'tree::tests_and_kats::unit_tests',
   'group::mls_group::tests_and_kats::tests::confirmed_message',
+  'ciphersuite::secret::byte_serialization_tests',
 ];
 
 const FEATURES = 'test-utils,virtual-clients-draft';

@@ -7,11 +7,11 @@
 //! multiplication: ~253 point doublings plus additions, ~120 µs in wasm
 //! (curve25519-dalek's u32 backend), 60–67 % of a decrypt. For a key seen
 //! before (the same sender message after message, the same committer),
-//! a table of multiples of A turns [k]A into ~43 additions and no
-//! doublings; with a table of B kept as well, R' costs ~86 additions and 6
+//! a table of multiples of A turns [k]A into ~37 additions and no
+//! doublings; with a table of B kept as well, R' costs ~74 additions and 7
 //! doublings in one accumulator (bench/README.md "Verification tables
-//! (round 2c)": ~70–75 µs against ~155–190 µs for `verify_strict`,
-//! measured side by side).
+//! (round 2c)", with window 6's ~86 additions: ~70–75 µs against
+//! ~155–190 µs for `verify_strict`, measured side by side).
 //!
 //! Why it accepts the same (key, message, signature) triples as
 //! `verify_strict` (ed25519-dalek 2.2.0, `VerifyingKey::verify_strict` and
@@ -53,8 +53,8 @@
 //! [`CAPACITY`] tables, and a table is replaced only after
 //! [`IDLE_BEFORE_REPLACE`] verifications without use, so a round of more
 //! active senders than tables does not rebuild tables over and over (a
-//! build costs ~4 verifications). Each table is [`TABLE_BYTES`] (110 KiB);
-//! with the basepoint's, at most 550 KiB. Keys are public: nothing is
+//! build costs ~8 verifications). Each table is [`TABLE_BYTES`] (190 KiB);
+//! with the basepoint's, at most 950 KiB. Keys are public: nothing is
 //! wiped. The arithmetic is variable-time, as `verify_strict`'s is: it
 //! only touches public values.
 //!
@@ -72,19 +72,22 @@ use sha2::{Digest, Sha512};
 
 use crate::small_order_encodings::is_small_order_encoding;
 
-/// Bits per signed digit: digits in [−32, 32], 32 multiples per row.
-const WINDOW: usize = 6;
-/// Multiples kept per row: 1·P … 32·P.
+/// Bits per signed digit: digits in [−64, 64], 64 multiples per row.
+/// Window 7 rather than 6: 37 digits instead of 43 per scalar, so R' costs
+/// ~74 additions instead of ~86 (bench/README.md "Round 2e: decrypt and
+/// join"), for 190 KiB a table instead of 110 KiB.
+const WINDOW: usize = 7;
+/// Multiples kept per row: 1·P … 64·P.
 const ENTRIES: usize = 1 << (WINDOW - 1);
-/// Digits of a scalar below 2²⁵³ (every reduced scalar: ℓ < 2²⁵³): 43
-/// digits of 6 bits cover 258 bits, and the top one (bit 252 plus a carry)
+/// Digits of a scalar below 2²⁵³ (every reduced scalar: ℓ < 2²⁵³): 37
+/// digits of 7 bits cover 259 bits, and the top one (bit 252 plus a carry)
 /// is at most 2, so no carry is left over.
-const DIGITS: usize = 43;
-/// Rows: digits 2j and 2j+1 share row j (2¹²ʲ·P), the odd ones being
-/// multiplied by 2⁶ at the end (dalek's basepoint tables do the same).
+const DIGITS: usize = 37;
+/// Rows: digits 2j and 2j+1 share row j (2¹⁴ʲ·P), the odd ones being
+/// multiplied by 2⁷ at the end (dalek's basepoint tables do the same).
 const ROWS: usize = DIGITS.div_ceil(2);
 
-/// Bytes of one table: 22 rows × 32 points × 160 bytes (an extended point
+/// Bytes of one table: 19 rows × 64 points × 160 bytes (an extended point
 /// is four field elements of 40 bytes in the u32 backend; also 160 in u64).
 /// The memory bound bench/README.md states, asserted by a test.
 #[cfg(test)]
@@ -115,8 +118,8 @@ impl PointTable {
                 multiple += base;
             }
             rows.push(row);
-            // 2¹² · base: four times 2³.
-            base = base.mul_by_cofactor().mul_by_cofactor().mul_by_cofactor().mul_by_cofactor();
+            // 2¹⁴ · base.
+            base = times_two_to_the(&base, 2 * WINDOW);
         }
         PointTable { rows }
     }
@@ -153,8 +156,21 @@ impl PointTable {
     }
 }
 
-/// Signed radix-2⁶ digits of a reduced scalar: Σ dᵢ·2⁶ⁱ equals the
-/// scalar's integer value (< 2²⁵³), each dᵢ in [−32, 32).
+/// [2ᵇⁱᵗˢ]P: doublings by 2³ (dalek's `mul_by_cofactor`, the public way to
+/// double), then one addition of the point to itself per bit left over.
+fn times_two_to_the(point: &EdwardsPoint, bits: usize) -> EdwardsPoint {
+    let mut out = *point;
+    for _ in 0..bits / 3 {
+        out = out.mul_by_cofactor();
+    }
+    for _ in 0..bits % 3 {
+        out = out + out;
+    }
+    out
+}
+
+/// Signed radix-2⁷ digits of a reduced scalar: Σ dᵢ·2⁷ⁱ equals the
+/// scalar's integer value (< 2²⁵³), each dᵢ in [−64, 64).
 fn digits(scalar: &Scalar) -> [i8; DIGITS] {
     let bytes = scalar.as_bytes();
     let mut limbs = [0u64; 5];
@@ -179,7 +195,7 @@ fn digits(scalar: &Scalar) -> [i8; DIGITS] {
 }
 
 /// [s]B − [k]A from the two tables, in one accumulator: the odd digits of
-/// both, then ×2⁶, then the even digits.
+/// both, then ×2⁷, then the even digits.
 fn double_base(k: &Scalar, a: &PointTable, s: &Scalar, b: &PointTable) -> Option<EdwardsPoint> {
     let (k, s) = (digits(k), digits(s));
     let mut acc = EdwardsPoint::identity();
@@ -189,8 +205,7 @@ fn double_base(k: &Scalar, a: &PointTable, s: &Scalar, b: &PointTable) -> Option
             acc = b.add(acc, i / 2, s[i], false)?;
         }
         if parity == 1 {
-            // ×2⁶: two times 2³.
-            acc = acc.mul_by_cofactor().mul_by_cofactor();
+            acc = times_two_to_the(&acc, WINDOW);
         }
     }
     Some(acc)

@@ -11,6 +11,7 @@ pub(crate) const NONCE_BYTES: usize = 12;
 #[cfg_attr(feature = "crypto-debug", derive(Debug))]
 pub struct AeadKey {
     aead_mode: AeadType,
+    #[serde(serialize_with = "super::secret::serialize_secret_vl_bytes")]
     value: SecretVLBytes,
 }
 

@@ -12,7 +12,34 @@ use super::{kdf_label::KdfLabel, *};
 ///       Please update as well when changing this struct.
 #[derive(Clone, Serialize, Deserialize, Eq)]
 pub(crate) struct Secret {
+    #[serde(serialize_with = "serialize_secret_vl_bytes")]
     pub(in crate::ciphersuite) value: SecretVLBytes,
+}
+
+/// Serializes a [`SecretVLBytes`] exactly as its derived `Serialize` does
+/// (a newtype `SecretVLBytes` around a struct `VLBytes` with one field
+/// `vec`), but hands the bytes to the serializer in one `serialize_bytes`
+/// call instead of one `serialize_u8` per byte. Formats that write bytes as
+/// a sequence of `u8` (postcard: length then the bytes; serde_json: an
+/// array of numbers) produce the same output, so stored state reads back
+/// unchanged; the derived `Deserialize` still reads it. Secrets are written
+/// with every message (the `MessageSecrets` record), and the byte-by-byte
+/// path was most of that write.
+pub(crate) fn serialize_secret_vl_bytes<S: serde::Serializer>(
+    value: &SecretVLBytes,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct;
+
+    struct VlBytes<'a>(&'a [u8]);
+    impl Serialize for VlBytes<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let mut state = serializer.serialize_struct("VLBytes", 1)?;
+            state.serialize_field("vec", serde_bytes::Bytes::new(self.0))?;
+            state.end()
+        }
+    }
+    serializer.serialize_newtype_struct("SecretVLBytes", &VlBytes(value.as_slice()))
 }
 
 impl Debug for Secret {
@@ -188,6 +215,60 @@ impl From<&[u8]> for Secret {
         log::trace!("Secret from slice");
         Secret {
             value: bytes.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod byte_serialization_tests {
+    use super::*;
+    use openmls_traits::types::AeadType;
+
+    /// The shapes the derived `Serialize` gave `Secret` and `AeadKey`
+    /// before `serialize_secret_vl_bytes`: what is already stored.
+    #[derive(Serialize)]
+    struct DerivedSecret<'a> {
+        value: &'a SecretVLBytes,
+    }
+    #[derive(Serialize)]
+    struct DerivedAeadKey<'a> {
+        aead_mode: AeadType,
+        value: &'a SecretVLBytes,
+    }
+
+    /// Lengths around postcard's varint steps (127/128) and the usual
+    /// secret sizes.
+    const LENGTHS: [usize; 9] = [0, 1, 16, 31, 32, 64, 127, 128, 300];
+
+    #[test]
+    fn secrets_serialize_as_the_derived_shape_and_read_back() {
+        let ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+        for len in LENGTHS {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            let secret = Secret::from_slice(&bytes);
+            let old = postcard::to_allocvec(&DerivedSecret { value: &secret.value }).unwrap();
+            let new = postcard::to_allocvec(&secret).unwrap();
+            assert_eq!(new, old, "postcard, {len} bytes");
+            let back: Secret = postcard::from_bytes(&new).unwrap();
+            assert_eq!(back.value.as_slice(), bytes.as_slice());
+
+            let key = AeadKey::from_secret(secret.clone(), ciphersuite);
+            let old = postcard::to_allocvec(&DerivedAeadKey { aead_mode: ciphersuite.aead_algorithm(), value: &secret.value }).unwrap();
+            let new = postcard::to_allocvec(&key).unwrap();
+            assert_eq!(new, old, "postcard AeadKey, {len} bytes");
+            let back: AeadKey = postcard::from_bytes(&new).unwrap();
+            assert_eq!(postcard::to_allocvec(&back).unwrap(), new);
+
+            #[cfg(feature = "test-utils")]
+            {
+                let old = serde_json::to_string(&DerivedSecret { value: &secret.value }).unwrap();
+                let new = serde_json::to_string(&secret).unwrap();
+                assert_eq!(new, old, "JSON, {len} bytes");
+                let back: Secret = serde_json::from_str(&new).unwrap();
+                assert_eq!(back.value.as_slice(), bytes.as_slice());
+                let old = serde_json::to_string(&DerivedAeadKey { aead_mode: ciphersuite.aead_algorithm(), value: &secret.value }).unwrap();
+                assert_eq!(serde_json::to_string(&key).unwrap(), old, "JSON AeadKey, {len} bytes");
+            }
         }
     }
 }
