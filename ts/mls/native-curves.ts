@@ -2,7 +2,8 @@
  * Node's native X25519 and Ed25519 (OpenSSL), handed to the wasm core for
  * the curve operations it runs faster (crates/core/src/native_crypto.rs is
  * the other side of this contract, and decides what it routes here: X25519
- * DH and HPKE Encaps; Ed25519, AES-GCM and SHA-256 for long messages only.
+ * DH and HPKE Encaps; Ed25519 signatures, AES-GCM and SHA-256 for long
+ * messages only; every Ed25519 verification stays in wasm.
  * Public keys from secrets are derived in wasm: a fixed-base
  * multiplication there costs less than an import here, bench/README.md
  * "Curve routing (round 2c)"). Only used in Node; browsers keep the core's
@@ -43,7 +44,6 @@ export interface NativeCurves {
   /** End the batch and wipe the host's copies. */
   x25519EncapEnd(): void;
   ed25519Sign(seed: Uint8Array, message: Uint8Array): Uint8Array;
-  ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
   /**
    * AES-GCM (16- or 32-byte key, 12-byte nonce): ciphertext || 16-byte tag,
    * written into `out` when given (exactly that long; the core passes a
@@ -138,19 +138,18 @@ export function nodeNativeCurves(crypto: typeof NodeCrypto, workerThreads?: type
     return entry;
   }
 
-  function importPublic(curve: Curve, publicKey: Uint8Array): KeyObject {
+  // X25519 only: Ed25519 verifications stay in wasm (native_crypto.rs).
+  function importX25519(publicKey: Uint8Array): KeyObject {
     if (publicKey.length !== 32) throw new RangeError('a 32-byte public key is expected');
     const x = base64url(publicKey);
-    const id = curve + x;
-    let key = publicKeys.get(id);
+    let key = publicKeys.get(x);
     if (!key) {
-      key = crypto.createPublicKey({ key: { kty: 'OKP', crv: curve, x }, format: 'jwk' });
-      publicKeys.set(id, key);
+      key = crypto.createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x }, format: 'jwk' });
+      publicKeys.set(x, key);
     }
     return key;
   }
 
-  const importX25519 = (publicKey: Uint8Array): KeyObject => importPublic('X25519', publicKey);
   const callingThread = new CallingThreadEncaps(crypto, importX25519);
   let batches: EncapBatchRunner = callingThread;
   let pool: WorkerPoolEncaps | undefined;
@@ -173,7 +172,7 @@ export function nodeNativeCurves(crypto: typeof NodeCrypto, workerThreads?: type
     x25519(secretKey, publicKey, out) {
       const answer = outputFor(64, out);
       const privateKey = importPrivate('X25519', secretKey);
-      const shared = crypto.diffieHellman({ privateKey: privateKey.key, publicKey: importPublic('X25519', publicKey) });
+      const shared = crypto.diffieHellman({ privateKey: privateKey.key, publicKey: importX25519(publicKey) });
       try {
         if (shared.length !== 32) throw new RangeError('X25519 output of unexpected length');
         answer.set(shared, 0);
@@ -203,10 +202,6 @@ export function nodeNativeCurves(crypto: typeof NodeCrypto, workerThreads?: type
     ed25519Sign(seed, message) {
       const signature = crypto.sign(null, message, importPrivate('Ed25519', seed).key);
       return new Uint8Array(signature.buffer, signature.byteOffset, signature.byteLength);
-    },
-    ed25519Verify(publicKey, message, signature) {
-      if (signature.length !== 64) return false;
-      return crypto.verify(null, message, importPublic('Ed25519', publicKey), signature);
     },
     aesGcmSeal(key, nonce, aad, plaintext, out) {
       const sealed = outputFor(plaintext.length + 16, out);
