@@ -64,6 +64,22 @@ describe('NativeCurves (Node OpenSSL) against the RFC test vectors', () => {
     expect(() => curves.x25519(bobSecret, hex(alicePublic), new Uint8Array(32))).toThrow(RangeError);
   });
 
+  it("X25519: the core's SHA-256 of the secret is the cache id; same answer as hashing here, a wrong length refused", () => {
+    // A fresh host: its cache starts empty, so the first call imports.
+    const fresh = nodeNativeCurves(nodeCrypto);
+    const aliceSecret = hex('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a');
+    const bobPublic = hex('de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f');
+    const expected = '4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742' + '8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a';
+    const digest = new Uint8Array(createHash('sha256').update(aliceSecret).digest());
+    expect(toHex(fresh.x25519(aliceSecret, bobPublic, new Uint8Array(64), digest))).toBe(expected);
+    // Again from the cache, then without a digest (hashed here): the same bytes.
+    expect(toHex(fresh.x25519(aliceSecret, bobPublic, new Uint8Array(64), digest))).toBe(expected);
+    expect(toHex(fresh.x25519(aliceSecret, bobPublic))).toBe(expected);
+    expect(() => fresh.x25519(aliceSecret, bobPublic, new Uint8Array(64), digest.subarray(0, 31))).toThrow(RangeError);
+    // A low-order point is still refused with a digest given.
+    expect(() => fresh.x25519(aliceSecret, new Uint8Array(32), new Uint8Array(64), digest)).toThrow();
+  });
+
   it('X25519: a low-order public key is refused (the all-zero shared secret of RFC 7748 §6.1)', () => {
     const secret = hex('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a');
     expect(() => curves.x25519(secret, new Uint8Array(32))).toThrow();

@@ -60,9 +60,12 @@ extern "C" {
     /// X25519(sk, pk) (32) || X25519(sk, basepoint) (32), written into
     /// `out` (wasm memory, wiped by Rust): the shared point and the public
     /// key of `sk`, which the host's import of `sk` derives anyway. Throws
-    /// on a low-order point.
+    /// on a low-order point. `sk_digest` is SHA-256(sk), the host's key
+    /// cache id: computed here in ~1 µs, where the host's `createHash`
+    /// called once inside a commit's processing cost 47–118 µs
+    /// (bench/README.md "Round 2e: commits").
     #[wasm_bindgen(method, catch, js_name = x25519)]
-    fn x25519(this: &NativeCurves, sk: &[u8], pk: &[u8], out: &mut [u8]) -> Result<(), JsValue>;
+    fn x25519(this: &NativeCurves, sk: &[u8], pk: &[u8], out: &mut [u8], sk_digest: &[u8]) -> Result<(), JsValue>;
     /// DHKEM(X25519)'s Encap DH for `pk`: a fresh ephemeral key generated
     /// and used by the host (its secret never leaves it), written into
     /// `out` (wasm memory, wiped by Rust): enc (32) || DH (32). Throws on a
@@ -318,7 +321,8 @@ impl HpkeCrypto for CurveAcceleratedHpke {
                 X25519_LAST_PUBLIC.with(|slot| slot.borrow_mut().take());
                 let mut answer = zeroize::Zeroizing::new([0u8; 64]);
                 let mut host_public = None;
-                let shared = match with_curves(|c| c.x25519(sk, &pk, answer.as_mut_slice())) {
+                let digest = secret_digest(sk);
+                let shared = match with_curves(|c| c.x25519(sk, &pk, answer.as_mut_slice(), digest.as_slice())) {
                     // The host throws on a low-order point.
                     Some(done) => {
                         done.map_err(|_| HpkeError::KemInvalidPublicKey)?;
@@ -335,7 +339,7 @@ impl HpkeCrypto for CurveAcceleratedHpke {
                 // Kept only from an answer that passed, and never an all-zero key
                 // (a host that wrote nothing).
                 if let Some(public) = host_public.filter(|public| public.iter().any(|b| *b != 0)) {
-                    X25519_LAST_PUBLIC.with(|slot| *slot.borrow_mut() = Some((secret_digest(sk), public)));
+                    X25519_LAST_PUBLIC.with(|slot| *slot.borrow_mut() = Some((digest, public)));
                 }
                 Ok(shared)
             }
