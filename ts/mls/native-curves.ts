@@ -2,7 +2,8 @@
  * Node's native X25519 and Ed25519 (OpenSSL), handed to the wasm core for
  * the curve operations it runs faster (crates/core/src/native_crypto.rs is
  * the other side of this contract, and decides what it routes here: X25519
- * DH and HPKE Encaps; Ed25519, AES-GCM and SHA-256 for long messages only.
+ * DH and HPKE Encaps; Ed25519 signatures, AES-GCM and SHA-256 for long
+ * messages only; every Ed25519 verification stays in wasm.
  * Public keys from secrets are derived in wasm: a fixed-base
  * multiplication there costs less than an import here, bench/README.md
  * "Curve routing (round 2c)"). Only used in Node; browsers keep the core's
@@ -31,9 +32,10 @@ export interface NativeCurves {
    * (the import derived it, and HPKE Decap needs it next), written into
    * `out` when given (exactly 64 bytes; the core passes a view of its
    * memory, which it wipes), else into a new array; returns it. Throws on a
-   * low-order point.
+   * low-order point. `secretDigest`, when given, is SHA-256(secretKey),
+   * the key cache's id (the core hashes it far cheaper than a host call).
    */
-  x25519(secretKey: Uint8Array, publicKey: Uint8Array, out?: Uint8Array): Uint8Array;
+  x25519(secretKey: Uint8Array, publicKey: Uint8Array, out?: Uint8Array, secretDigest?: Uint8Array): Uint8Array;
   /** HPKE Encap's DH with a fresh ephemeral key that never leaves OpenSSL, written into `out` (the core's memory): enc (32) || DH(skE, publicKey) (32). */
   x25519Encap(publicKey: Uint8Array, out: Uint8Array): void;
   /** Start a batch of Encaps (32 bytes per public key); see x25519-encap.ts. */
@@ -43,7 +45,6 @@ export interface NativeCurves {
   /** End the batch and wipe the host's copies. */
   x25519EncapEnd(): void;
   ed25519Sign(seed: Uint8Array, message: Uint8Array): Uint8Array;
-  ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
   /**
    * AES-GCM (16- or 32-byte key, 12-byte nonce): ciphertext || 16-byte tag,
    * written into `out` when given (exactly that long; the core passes a
@@ -120,12 +121,11 @@ export interface NodeNativeCurves extends NativeCurves {
 export function nodeNativeCurves(crypto: typeof NodeCrypto, workerThreads?: typeof WorkerThreads): NodeNativeCurves {
   const privateKeys = new Lru<{ key: KeyObject; publicKey: string }>(512);
   const publicKeys = new Lru<KeyObject>(1 << 14);
-  const digest = (curve: Curve, secret: Uint8Array): string =>
-    curve + crypto.createHash('sha256').update(secret).digest('base64');
-
-  function importPrivate(curve: Curve, secret: Uint8Array): { key: KeyObject; publicKey: string } {
+  /** `secretDigest`: SHA-256(secret) from the core, else hashed here. */
+  function importPrivate(curve: Curve, secret: Uint8Array, secretDigest?: Uint8Array): { key: KeyObject; publicKey: string } {
     if (secret.length !== 32) throw new RangeError('a 32-byte private key is expected');
-    const id = digest(curve, secret);
+    if (secretDigest !== undefined && secretDigest.length !== 32) throw new RangeError('a 32-byte digest is expected');
+    const id = curve + (secretDigest ? base64url(secretDigest) : crypto.createHash('sha256').update(secret).digest('base64url'));
     let entry = privateKeys.get(id);
     if (!entry) {
       // JWK import: Node's DER (PKCS#8) import goes through OpenSSL's
@@ -138,19 +138,18 @@ export function nodeNativeCurves(crypto: typeof NodeCrypto, workerThreads?: type
     return entry;
   }
 
-  function importPublic(curve: Curve, publicKey: Uint8Array): KeyObject {
+  // X25519 only: Ed25519 verifications stay in wasm (native_crypto.rs).
+  function importX25519(publicKey: Uint8Array): KeyObject {
     if (publicKey.length !== 32) throw new RangeError('a 32-byte public key is expected');
     const x = base64url(publicKey);
-    const id = curve + x;
-    let key = publicKeys.get(id);
+    let key = publicKeys.get(x);
     if (!key) {
-      key = crypto.createPublicKey({ key: { kty: 'OKP', crv: curve, x }, format: 'jwk' });
-      publicKeys.set(id, key);
+      key = crypto.createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x }, format: 'jwk' });
+      publicKeys.set(x, key);
     }
     return key;
   }
 
-  const importX25519 = (publicKey: Uint8Array): KeyObject => importPublic('X25519', publicKey);
   const callingThread = new CallingThreadEncaps(crypto, importX25519);
   let batches: EncapBatchRunner = callingThread;
   let pool: WorkerPoolEncaps | undefined;
@@ -170,10 +169,10 @@ export function nodeNativeCurves(crypto: typeof NodeCrypto, workerThreads?: type
     poolStats() {
       return pool ? { ...pool.stats, running: pool.running } : undefined;
     },
-    x25519(secretKey, publicKey, out) {
+    x25519(secretKey, publicKey, out, secretDigest) {
       const answer = outputFor(64, out);
-      const privateKey = importPrivate('X25519', secretKey);
-      const shared = crypto.diffieHellman({ privateKey: privateKey.key, publicKey: importPublic('X25519', publicKey) });
+      const privateKey = importPrivate('X25519', secretKey, secretDigest);
+      const shared = crypto.diffieHellman({ privateKey: privateKey.key, publicKey: importX25519(publicKey) });
       try {
         if (shared.length !== 32) throw new RangeError('X25519 output of unexpected length');
         answer.set(shared, 0);
@@ -203,10 +202,6 @@ export function nodeNativeCurves(crypto: typeof NodeCrypto, workerThreads?: type
     ed25519Sign(seed, message) {
       const signature = crypto.sign(null, message, importPrivate('Ed25519', seed).key);
       return new Uint8Array(signature.buffer, signature.byteOffset, signature.byteLength);
-    },
-    ed25519Verify(publicKey, message, signature) {
-      if (signature.length !== 64) return false;
-      return crypto.verify(null, message, importPublic('Ed25519', publicKey), signature);
     },
     aesGcmSeal(key, nonce, aad, plaintext, out) {
       const sealed = outputFor(plaintext.length + 16, out);

@@ -17,7 +17,8 @@
 //! - to the host: every X25519 DH with a variable point (OpenSSL's ladder
 //!   is ~2.5× faster than curve25519-dalek's u32 backend in wasm, even with
 //!   the JWK import of the secret), the Encaps of HPKE seals, and Ed25519
-//!   and AES-GCM for messages of at least [`NATIVE_BULK_MIN`] bytes;
+//!   signatures, AES-GCM and SHA-256 for messages of at least
+//!   [`NATIVE_BULK_MIN`] bytes;
 //! - in wasm: every fixed-base multiplication — an X25519 public key from
 //!   its secret (a key pair's derivation, key generation) and an Ed25519
 //!   public key from its seed. dalek multiplies the base point with its
@@ -28,9 +29,13 @@
 //!   right after the DH, and the host's import already derived it) is
 //!   taken from the host's answer ([`X25519_LAST_PUBLIC`]).
 //!
-//! For a short message an Ed25519 signature with the expanded key kept in
-//! wasm (signer.rs) costs the same as the host's, and a verification in
-//! wasm less than the round trip, and a 100-byte AES-GCM seal takes ~4 µs
+//! Every Ed25519 verification stays in wasm (verifying_tables.rs), also of
+//! a long commit: called once in the middle of a commit's processing,
+//! OpenSSL's verification (a KeyObject, then `crypto.verify`) cost more
+//! than the wasm route with its SHA-512 of the whole message
+//! (bench/README.md "Round 2e: commits"). For a short message an Ed25519
+//! signature with the expanded key kept in wasm (signer.rs) costs the same
+//! as the host's, and a 100-byte AES-GCM seal takes ~4 µs
 //! in wasm. For a commit with a path, a Welcome or a GroupInfo (tens of KB
 //! at n = 1024) the hashing and AES-GCM dominate, and OpenSSL's SHA-512 and
 //! AES-NI/PCLMUL code is many times faster than Rust's portable code in
@@ -55,9 +60,12 @@ extern "C" {
     /// X25519(sk, pk) (32) || X25519(sk, basepoint) (32), written into
     /// `out` (wasm memory, wiped by Rust): the shared point and the public
     /// key of `sk`, which the host's import of `sk` derives anyway. Throws
-    /// on a low-order point.
+    /// on a low-order point. `sk_digest` is SHA-256(sk), the host's key
+    /// cache id: computed here in ~1 µs, where the host's `createHash`
+    /// called once inside a commit's processing cost 47–118 µs
+    /// (bench/README.md "Round 2e: commits").
     #[wasm_bindgen(method, catch, js_name = x25519)]
-    fn x25519(this: &NativeCurves, sk: &[u8], pk: &[u8], out: &mut [u8]) -> Result<(), JsValue>;
+    fn x25519(this: &NativeCurves, sk: &[u8], pk: &[u8], out: &mut [u8], sk_digest: &[u8]) -> Result<(), JsValue>;
     /// DHKEM(X25519)'s Encap DH for `pk`: a fresh ephemeral key generated
     /// and used by the host (its secret never leaves it), written into
     /// `out` (wasm memory, wiped by Rust): enc (32) || DH (32). Throws on a
@@ -78,9 +86,6 @@ extern "C" {
     /// Ed25519 signature (RFC 8032, pure) by a 32-byte seed.
     #[wasm_bindgen(method, catch, js_name = ed25519Sign)]
     fn ed25519_sign(this: &NativeCurves, seed: &[u8], message: &[u8]) -> Result<Vec<u8>, JsValue>;
-    /// Whether `signature` is a valid Ed25519 signature of `message` by `public_key`.
-    #[wasm_bindgen(method, catch, js_name = ed25519Verify)]
-    fn ed25519_verify(this: &NativeCurves, public_key: &[u8], message: &[u8], signature: &[u8]) -> Result<bool, JsValue>;
     /// AES-GCM (16- or 32-byte key, 12-byte nonce): ciphertext || 16-byte
     /// tag, written into `out` (exactly that long), a view of wasm memory:
     /// the host wipes every buffer of its own that held plaintext (F4).
@@ -95,8 +100,8 @@ extern "C" {
     fn sha256(this: &NativeCurves, data: &[u8]) -> Result<Vec<u8>, JsValue>;
 }
 
-/// Shortest message (bytes) whose Ed25519 signature, verification,
-/// AES-GCM or SHA-256 goes to the host's native crypto (module docs).
+/// Shortest message (bytes) whose Ed25519 signature, AES-GCM or SHA-256
+/// goes to the host's native crypto (module docs).
 pub(crate) const NATIVE_BULK_MIN: usize = 2048;
 
 thread_local! {
@@ -162,42 +167,6 @@ pub(crate) fn native_ed25519_sign(seed: &[u8], message: &[u8]) -> Option<Result<
     }
     with_curves(|c| c.ed25519_sign(seed, message))
         .map(|r| r.and_then(|sig| if sig.len() == 64 { Ok(sig) } else { Err(()) }))
-}
-
-pub(crate) fn native_ed25519_verify(public_key: &[u8], message: &[u8], signature: &[u8]) -> Option<bool> {
-    if message.len() < NATIVE_BULK_MIN || !native_curves_installed() {
-        return None;
-    }
-    // OpenSSL refuses a non-canonical s and compares R's bytes with those
-    // of [s]B - [k]A, but accepts a small-order key or R, which
-    // `verify_strict` (the wasm route) refuses: refused here first, so both
-    // routes accept the same signatures.
-    if !passes_strict_prechecks(public_key, signature) {
-        return Some(false);
-    }
-    // A throw (malformed key or signature) is a failed verification.
-    with_curves(|c| c.ed25519_verify(public_key, message, signature)).map(|r| r.unwrap_or(false))
-}
-
-/// What `verify_strict` checks beyond the cofactorless equation: the key
-/// is a point not of small order, R is not of small order, s is canonical.
-/// The orders are checked on the bytes (`small_order_encodings.rs`: the
-/// strings that decode to a small-order point), so R is not decompressed:
-/// an R that is no point, or not canonically encoded, is refused by
-/// OpenSSL's byte comparison with the encoding of [s]B − [k]A, which also
-/// makes "R not of small order" the same as "R's bytes not in the set"
-/// whenever the equation holds (the argument of `verifying_tables.rs`).
-pub(crate) fn passes_strict_prechecks(public_key: &[u8], signature: &[u8]) -> bool {
-    // The key must be a point, as on the wasm route (kept decompressed).
-    let (Some(_), Ok(key_bytes)) = (crate::verifying_keys::kept_key(public_key), <&[u8; 32]>::try_from(public_key)) else {
-        return false;
-    };
-    let Ok(signature) = ed25519_dalek::Signature::from_slice(signature) else {
-        return false;
-    };
-    let s_canonical = bool::from(curve25519_dalek::Scalar::from_canonical_bytes(*signature.s_bytes()).is_some());
-    use crate::small_order_encodings::is_small_order_encoding;
-    s_canonical && !is_small_order_encoding(key_bytes) && !is_small_order_encoding(signature.r_bytes())
 }
 
 /// Whether an AES-GCM call with these sizes goes to the host.
@@ -352,7 +321,8 @@ impl HpkeCrypto for CurveAcceleratedHpke {
                 X25519_LAST_PUBLIC.with(|slot| slot.borrow_mut().take());
                 let mut answer = zeroize::Zeroizing::new([0u8; 64]);
                 let mut host_public = None;
-                let shared = match with_curves(|c| c.x25519(sk, &pk, answer.as_mut_slice())) {
+                let digest = secret_digest(sk);
+                let shared = match with_curves(|c| c.x25519(sk, &pk, answer.as_mut_slice(), digest.as_slice())) {
                     // The host throws on a low-order point.
                     Some(done) => {
                         done.map_err(|_| HpkeError::KemInvalidPublicKey)?;
@@ -369,7 +339,7 @@ impl HpkeCrypto for CurveAcceleratedHpke {
                 // Kept only from an answer that passed, and never an all-zero key
                 // (a host that wrote nothing).
                 if let Some(public) = host_public.filter(|public| public.iter().any(|b| *b != 0)) {
-                    X25519_LAST_PUBLIC.with(|slot| *slot.borrow_mut() = Some((secret_digest(sk), public)));
+                    X25519_LAST_PUBLIC.with(|slot| *slot.borrow_mut() = Some((digest, public)));
                 }
                 Ok(shared)
             }
@@ -700,55 +670,6 @@ mod tests {
         let (enc, ct) = with_hpke(algorithms, |hpke| hpke.seal(&pk, b"info", b"aad", b"path secret", None, None, None)).expect("seal");
         let opened = with_hpke(algorithms, |hpke| hpke.open(&enc, &sk, b"info", b"aad", &ct, None, None, None)).expect("open");
         assert_eq!(opened, b"path secret");
-    }
-
-    /// The checks made before the host's OpenSSL (which accepts a
-    /// small-order key or R) refuse what `verify_strict` refuses beyond the
-    /// equation, and pass an honest signature.
-    #[test]
-    fn the_checks_before_openssl_refuse_small_order_keys_and_r_and_a_non_canonical_s() {
-        use curve25519_dalek::{constants::EIGHT_TORSION, Scalar};
-        use ed25519_dalek::{Signer as _, SigningKey};
-        let key = SigningKey::from_bytes(&[7; 32]);
-        let public = key.verifying_key().to_bytes();
-        let honest = key.sign(b"a long commit").to_bytes();
-        assert!(passes_strict_prechecks(&public, &honest));
-        for torsion in EIGHT_TORSION {
-            // A small-order key, with any signature.
-            assert!(!passes_strict_prechecks(&torsion.compress().to_bytes(), &honest));
-            // A small-order R with the honest key.
-            let mut signature = honest;
-            signature[..32].copy_from_slice(&torsion.compress().to_bytes());
-            assert!(!passes_strict_prechecks(&public, &signature));
-        }
-        // s + L, the same signature in a non-canonical encoding.
-        let s = Scalar::from_canonical_bytes(honest[32..].try_into().unwrap()).unwrap();
-        let mut wide = [0u8; 32];
-        let mut carry = 0u16;
-        // L, the order of the base point, little-endian.
-        let mut l = [0u8; 32];
-        l[..16].copy_from_slice(&[0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14]);
-        l[31] = 0x10;
-        for i in 0..32 {
-            let sum = u16::from(s.to_bytes()[i]) + u16::from(l[i]) + carry;
-            wide[i] = sum as u8;
-            carry = sum >> 8;
-        }
-        let mut signature = honest;
-        signature[32..].copy_from_slice(&wide);
-        assert!(!passes_strict_prechecks(&public, &signature));
-        // R that is no point passes the checks (it is never decompressed):
-        // OpenSSL's byte comparison refuses it, as the differential tests'
-        // model of the host route shows (verifying_table_differential.rs).
-        let mut signature = honest;
-        signature[..32].copy_from_slice(&[2; 32]);
-        assert!(curve25519_dalek::edwards::CompressedEdwardsY(signature[..32].try_into().unwrap()).decompress().is_none());
-        assert!(passes_strict_prechecks(&public, &signature));
-        // A short signature, a key that is no point.
-        assert!(!passes_strict_prechecks(&public, &honest[..63]));
-        let mut not_a_point = [0u8; 32];
-        not_a_point[0] = 2;
-        assert!(!passes_strict_prechecks(&not_a_point, &honest));
     }
 
     const SUITE_1: Algorithms = (KemAlgorithm::DhKem25519, KdfAlgorithm::HkdfSha256, AeadAlgorithm::Aes128Gcm);

@@ -13,7 +13,7 @@ use openmls_traits::types::{CryptoError, SignatureScheme};
 use p256::ecdsa::signature::{Signer as _, Verifier as _};
 use zeroize::Zeroizing;
 
-use crate::native_crypto::{native_ed25519_sign, native_ed25519_verify};
+use crate::native_crypto::native_ed25519_sign;
 
 /// A fresh key pair `(private, public)` for `scheme` from 32-byte `random`
 /// draws (more than one only for the rare out-of-range P-256 scalar).
@@ -63,10 +63,8 @@ pub(crate) fn sign(scheme: SignatureScheme, data: &[u8], key: &[u8]) -> Result<V
 pub(crate) fn verify(scheme: SignatureScheme, data: &[u8], public_key: &[u8], signature: &[u8]) -> Result<(), CryptoError> {
     match scheme {
         SignatureScheme::ED25519 => {
-            if let Some(valid) = native_ed25519_verify(public_key, data, signature) {
-                return if valid { Ok(()) } else { Err(CryptoError::InvalidSignature) };
-            }
-            // The decompressed key is kept across messages (verifying_keys.rs);
+            // In wasm whatever the message's length (native_crypto.rs module
+            // docs: OpenSSL's route cost more). The decompressed key is kept across messages (verifying_keys.rs);
             // a key used often verifies through a table of its multiples,
             // accepting exactly what `verify_strict` accepts (verifying_tables.rs).
             let kept = crate::verifying_keys::kept_key(public_key).ok_or(CryptoError::CryptoLibraryError)?;
