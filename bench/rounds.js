@@ -1,6 +1,9 @@
 // Rounds: a step of the bench measured several times, the implementations
-// taking turns (paired-mls, then openmls-native, then paired-mls again …),
-// each round with a fresh set-up on both sides.
+// taking turns (paired-mls, then openmls-native; in the next round
+// openmls-native first, then paired-mls; …), each round with a fresh
+// set-up on both sides (fresh groups: paired-mls stays in one warm process
+// across rounds, native starts a new one each round). A round that fails
+// on one side leaves that cell with fewer round means (`round_means`).
 //
 // Why: each cell of one round is a single window of --time ms at one
 // moment. On a shared machine a burst of load from another process in

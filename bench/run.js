@@ -325,7 +325,10 @@ async function main() {
       // Set-up times, memory and skips: the first round's (the later ones repeat them).
       const first = roundIndex === 0;
       if (rounds > 1) log(`round ${roundIndex + 1} of ${rounds}: ${step.impls.join(', ')} (${step.shapes.join(', ')}; n = ${step.sizes.join(', ')})`);
-      for (const implName of step.impls) {
+      // Each side goes first in every other round, so neither always runs
+      // in the window after the other's set-up.
+      const order = roundIndex % 2 === 1 ? [...step.impls].reverse() : step.impls;
+      for (const implName of order) {
         if (implName === NATIVE) {
           for (const shape of step.shapes) {
             const sizes = step.sizes.filter((n) => feasible(NATIVE, shape, n, opts));

@@ -29,12 +29,12 @@ const toHex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
 /** The X25519 base point (u = 9): X25519(sk, base) is the public key of sk. */
 const X25519_BASE = Uint8Array.from({ length: 32 }, (_, i) => (i === 0 ? 9 : 0));
 
-/** The Ed25519 public key of `seed`, from Node directly (the core derives its own in wasm). */
 /** OpenSSL's verification (the host verifies nothing since round 2e: the core verifies in wasm). */
 const opensslVerify = (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean =>
   signature.length === 64 &&
   nodeCrypto.verify(null, message, nodeCrypto.createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(publicKey).toString('base64url') }, format: 'jwk' }), signature);
 
+/** The Ed25519 public key of `seed`, from Node directly (the core derives its own in wasm). */
 function ed25519Public(seed: Uint8Array): Uint8Array {
   const key = nodeCrypto.createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d: Buffer.from(seed).toString('base64url'), x: '' }, format: 'jwk' });
   return new Uint8Array(Buffer.from((key.export({ format: 'jwk' }) as { x: string }).x, 'base64url'));

@@ -34,6 +34,9 @@ export interface NativeCurves {
    * memory, which it wipes), else into a new array; returns it. Throws on a
    * low-order point. `secretDigest`, when given, is SHA-256(secretKey),
    * the key cache's id (the core hashes it far cheaper than a host call).
+   * It is trusted, not checked: a digest that is not the secret's selects
+   * whichever cached key has it. Only the core calls this, with the digest
+   * of the same secret; the host object is never exported.
    */
   x25519(secretKey: Uint8Array, publicKey: Uint8Array, out?: Uint8Array, secretDigest?: Uint8Array): Uint8Array;
   /** HPKE Encap's DH with a fresh ephemeral key that never leaves OpenSSL, written into `out` (the core's memory): enc (32) || DH(skE, publicKey) (32). */

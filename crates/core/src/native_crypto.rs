@@ -321,8 +321,9 @@ impl HpkeCrypto for CurveAcceleratedHpke {
                 X25519_LAST_PUBLIC.with(|slot| slot.borrow_mut().take());
                 let mut answer = zeroize::Zeroizing::new([0u8; 64]);
                 let mut host_public = None;
-                let digest = secret_digest(sk);
-                let shared = match with_curves(|c| c.x25519(sk, &pk, answer.as_mut_slice(), digest.as_slice())) {
+                // Hashed only when a host takes the DH (its cache id, and the memo's).
+                let mut digest = None;
+                let shared = match with_curves(|c| c.x25519(sk, &pk, answer.as_mut_slice(), digest.insert(secret_digest(sk)).as_slice())) {
                     // The host throws on a low-order point.
                     Some(done) => {
                         done.map_err(|_| HpkeError::KemInvalidPublicKey)?;
@@ -338,7 +339,7 @@ impl HpkeCrypto for CurveAcceleratedHpke {
                 }
                 // Kept only from an answer that passed, and never an all-zero key
                 // (a host that wrote nothing).
-                if let Some(public) = host_public.filter(|public| public.iter().any(|b| *b != 0)) {
+                if let (Some(public), Some(digest)) = (host_public.filter(|public| public.iter().any(|b| *b != 0)), digest) {
                     X25519_LAST_PUBLIC.with(|slot| *slot.borrow_mut() = Some((digest, public)));
                 }
                 Ok(shared)

@@ -6,8 +6,9 @@
 //! §5.1.2), made deterministically (RFC 6979). Any other scheme is
 //! refused: the Rust crypto provider's own functions also carry P-384,
 //! whose code the linker can drop only if nothing here reaches them.
-//! Ed25519 signatures and verifications of long messages go to the host's
-//! native curves when installed (native_crypto.rs); key generation stays here.
+//! Ed25519 signatures of long messages go to the host's native curves when
+//! installed (native_crypto.rs); every verification and key generation
+//! stays here.
 
 use openmls_traits::types::{CryptoError, SignatureScheme};
 use p256::ecdsa::signature::{Signer as _, Verifier as _};

@@ -8,7 +8,7 @@
 //! (curve25519-dalek's u32 backend), 60–67 % of a decrypt. For a key seen
 //! before (the same sender message after message, the same committer),
 //! a table of multiples of A turns [k]A into ~37 additions and no
-//! doublings; with a table of B kept as well, R' costs ~74 additions and 7
+//! doublings; with a table of B kept as well, R' costs ~74 additions and 6
 //! doublings in one accumulator (bench/README.md "Verification tables
 //! (round 2c)", with window 6's ~86 additions: ~70–75 µs against
 //! ~155–190 µs for `verify_strict`, measured side by side).
@@ -99,7 +99,7 @@ pub(crate) const BUILD_AT_USE: u32 = 3;
 /// Verifications a table must go unused before another key may take it.
 pub(crate) const IDLE_BEFORE_REPLACE: u64 = 64;
 
-/// The multiples j·2¹²ⁱ·P for rows i and j = 1…32, P of any order.
+/// The multiples j·2¹⁴ⁱ·P for rows i and j = 1…64, P of any order.
 pub(crate) struct PointTable {
     rows: Vec<[EdwardsPoint; ENTRIES]>,
 }
@@ -142,7 +142,7 @@ impl PointTable {
         PointTable::of(&ED25519_BASEPOINT_POINT)
     }
 
-    /// `acc` + digit·2¹²ʳᵒʷ·P (or − when `negate`); `None` only if a digit
+    /// `acc` + digit·2¹⁴ʳᵒʷ·P (or − when `negate`); `None` only if a digit
     /// were out of range, which the recoding rules out. One addition site,
     /// not inlined: the point addition is a few KB of wasm per copy.
     #[inline(never)]
