@@ -165,14 +165,7 @@ fn long_messages_are_decided_as_verify_strict_decides() {
         let mut tampered = m.clone();
         tampered[len - 1] ^= 1;
         assert_eq!(agree("long, tampered", &public, &tampered, &sig, &basepoint), Some(false));
-        let mut s_plus_l = [0u8; 32];
-        let mut carry = 0u16;
-        for j in 0..32 {
-            let sum = u16::from(sig[32 + j]) + u16::from(ELL[j]) + carry;
-            s_plus_l[j] = sum as u8;
-            carry = sum >> 8;
-        }
-        let wide = signature(sig[..32].try_into().unwrap(), &s_plus_l);
+        let wide = signature(sig[..32].try_into().unwrap(), &s_plus_ell(&sig));
         assert_eq!(agree("long, s + l", &public, &m, &wide, &basepoint), Some(false));
     }
     let a = scalar("a", 2);
@@ -216,21 +209,26 @@ fn every_changed_byte_of_signature_message_or_key_is_refused_on_both_paths() {
     }
 }
 
+/// s + ℓ, the signature's s in a non-canonical encoding (s < ℓ < 2²⁵³, so
+/// no overflow): the same s mod ℓ.
+fn s_plus_ell(sig: &[u8; 64]) -> [u8; 32] {
+    let mut wide = [0u8; 32];
+    let mut carry = 0u16;
+    for i in 0..32 {
+        let sum = u16::from(sig[32 + i]) + u16::from(ELL[i]) + carry;
+        wide[i] = sum as u8;
+        carry = sum >> 8;
+    }
+    wide
+}
+
 #[test]
 fn a_non_canonical_s_is_refused_on_both_paths() {
     let basepoint = PointTable::basepoint();
     let key = signing_key(200);
     let m = message(200, 64);
     let sig = key.sign(&m).to_bytes();
-    // s + ℓ (s < ℓ < 2²⁵³, so no overflow): the same s mod ℓ.
-    let mut s_plus_l = [0u8; 32];
-    let mut carry = 0u16;
-    for i in 0..32 {
-        let sum = u16::from(sig[32 + i]) + u16::from(ELL[i]) + carry;
-        s_plus_l[i] = sum as u8;
-        carry = sum >> 8;
-    }
-    let changed = signature(sig[..32].try_into().unwrap(), &s_plus_l);
+    let changed = signature(sig[..32].try_into().unwrap(), &s_plus_ell(&sig));
     assert_eq!(agree("s + l", key.verifying_key().as_bytes(), &m, &changed, &basepoint), Some(false));
 }
 
