@@ -21,11 +21,13 @@ rm -f .cache/vitest.json
 status=0
 npx vitest run --reporter=default --reporter=json --outputFile=.cache/vitest.json "$@" || status=$?
 
-# One closing line, also when tests failed.
+# One closing line, also when tests failed. Vitest also fails a run whose
+# tests all passed when errors escaped them (unhandled errors): say so.
 node -e '
 const fs = require("fs");
 if (!fs.existsSync(".cache/vitest.json")) { console.log("0 passed, 1 failed"); process.exit(0); }
 const r = JSON.parse(fs.readFileSync(".cache/vitest.json", "utf8"));
-console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed` + (r.numPendingTests ? `, ${r.numPendingTests} skipped` : ""));
-'
+const escaped = process.argv[1] !== "0" && r.numFailedTests === 0 ? "; the run failed on errors outside tests (above)" : "";
+console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed` + (r.numPendingTests ? `, ${r.numPendingTests} skipped` : "") + escaped);
+' "$status"
 exit "$status"

@@ -186,3 +186,61 @@ describe('networked DS on PostgreSQL, two instances', () => {
     expect(await phone.ds.poll(a.group!.id, 0)).not.toHaveLength(0);
   });
 });
+
+describe('networked DS on PostgreSQL, the database restarting under it', () => {
+  let pair: PostgresPair;
+  const crashes: unknown[] = [];
+  const onCrash = (err: unknown) => crashes.push(err);
+  beforeAll(async () => {
+    process.on('uncaughtException', onCrash);
+    process.on('unhandledRejection', onCrash);
+    pair = await postgresPair();
+  });
+  afterAll(async () => {
+    await pair?.close();
+    process.off('uncaughtException', onCrash);
+    process.off('unhandledRejection', onCrash);
+  });
+
+  it('keeps both servers up: a request in the outage gets 500 internal, then posting, polling and a stream across instances work again', async () => {
+    const { one, two } = pair;
+    // a and c talk to instance one, b to instance two, where b streams the group.
+    const peers = await groupOver([one.url, two.url, one.url], ['a', 'b', 'c']);
+    const [a, b, c] = peers as [Peer, Peer, Peer];
+    const texts: string[] = [];
+    const got: DeliveredMessage[] = [];
+    const stop = b.ds.stream(a.group!.id, b.seen, (m) => got.push(m));
+    const waitFor = async (n: number) => {
+      for (let i = 0; i < 500 && got.length < n; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(got).toHaveLength(n);
+    };
+    await new Promise((r) => setTimeout(r, 100));
+    await a.ds.submit(a.group!.id, await a.group!.encrypt('before'));
+    await waitFor(1);
+
+    await pair.restartDatabase(async () => {
+      const refused = await a.ds.submit(a.group!.id, await a.group!.encrypt('during')).catch((err: unknown) => err);
+      expect(refused).toBeInstanceOf(DsError);
+      expect((refused as DsError).reason).toBe('internal');
+      expect(await new DeliveryClient(two.url).healthy()).toBe(true);
+    });
+
+    // Posted at once (the LISTEN connections may still be reopening: the
+    // stream then gets it when they are back), then once more later.
+    await a.ds.submit(a.group!.id, await a.group!.encrypt('after'));
+    await waitFor(2);
+    await a.ds.submit(a.group!.id, await a.group!.encrypt('later'));
+    await waitFor(3);
+    stop();
+    for (const m of got) {
+      const r = await b.group!.process(m.message);
+      if (r.kind === 'application') texts.push(utf8(r.data));
+    }
+    expect(texts).toEqual(['before', 'after', 'later']);
+    b.seen = got[2]!.seq;
+    expect(await catchUp(c)).toEqual(['before', 'after', 'later']);
+    a.seen = b.seen;
+    expectInSync(peers);
+    expect(crashes).toEqual([]);
+  });
+});

@@ -6,6 +6,8 @@ export interface PostgresPair {
   one: RunningDeliveryServer;
   two: RunningDeliveryServer;
   stores: PostgresDeliveryStore[];
+  /** Restart the database under both servers, running `whileDown` while it is stopped. */
+  restartDatabase(whileDown?: () => Promise<void>): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -19,6 +21,7 @@ export async function postgresPair(): Promise<PostgresPair> {
     one,
     two,
     stores,
+    restartDatabase: (whileDown) => pg.restart(whileDown),
     close: async () => {
       await one.close();
       await two.close();

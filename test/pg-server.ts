@@ -33,9 +33,21 @@ async function freePort(): Promise<number> {
 
 export interface PgServer {
   url: string;
+  /** Stop the server (fast shutdown: open connections are ended). */
   stop(): Promise<void>;
+  /** Stop it, run `whileDown`, then start it again on the same data and port (a database restart under running clients). */
+  restart(whileDown?: () => Promise<void>): Promise<void>;
 }
 
+/**
+ * A PostgreSQL cluster of its own. The port is chosen free before the
+ * server binds it, so another test file starting its own cluster at the
+ * same moment may take it first: the server is then refused the port and
+ * exits, and the clients would silently reach the other file's server
+ * (which that file stops while this one's clients still use it). So each
+ * start checks that it reached its own data directory, and tries another
+ * port when not.
+ */
 export async function startPostgres(): Promise<PgServer> {
   const asRoot = process.getuid?.() === 0;
   const run = (bin: string, args: string[]) => (asRoot ? execFileSync('runuser', ['-u', 'postgres', '--', bin, ...args], { stdio: 'pipe' }) : execFileSync(bin, args, { stdio: 'pipe' }));
@@ -44,31 +56,61 @@ export async function startPostgres(): Promise<PgServer> {
   const data = join(dir, 'data');
   if (asRoot) execFileSync('chown', ['postgres', dir]);
   run(pgBin('initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']);
-  const port = await freePort();
-  const args = ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'max_connections=200'];
-  const child: ChildProcess = asRoot
-    ? spawn('runuser', ['-u', 'postgres', '--', pgBin('postgres'), ...args], { stdio: 'ignore' })
-    : spawn(pgBin('postgres'), args, { stdio: 'ignore' });
-  const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
   const { default: pg } = await import('pg');
-  for (let i = 0; ; i++) {
-    const c = new pg.Client({ connectionString: url });
+
+  let child: ChildProcess | undefined;
+  let url = '';
+  /** Start the postmaster on `port`; resolves once a connection reaches this cluster, rejects if the postmaster exits first. */
+  const boot = async (port: number): Promise<void> => {
+    const args = ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'max_connections=200'];
+    const started: ChildProcess = asRoot
+      ? spawn('runuser', ['-u', 'postgres', '--', pgBin('postgres'), ...args], { stdio: 'ignore' })
+      : spawn(pgBin('postgres'), args, { stdio: 'ignore' });
+    let exited = false;
+    started.once('exit', () => (exited = true));
+    const candidate = `postgres://postgres@127.0.0.1:${port}/postgres`;
+    for (let i = 0; ; i++) {
+      if (exited) throw new Error(`postgres exited at start on port ${port}`);
+      const c = new pg.Client({ connectionString: candidate });
+      c.on('error', () => undefined);
+      try {
+        await c.connect();
+        const { rows } = await c.query<{ data_directory: string }>('SHOW data_directory');
+        await c.end();
+        if (rows[0]?.data_directory !== data) throw new Error(`port ${port} is another cluster's`);
+        child = started;
+        url = candidate;
+        return;
+      } catch (err) {
+        await c.end().catch(() => undefined);
+        if (i > 100) {
+          started.kill();
+          throw err;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  };
+  const stop = async () => {
+    const exited = new Promise((r) => child!.once('exit', r));
+    run(pgBin('pg_ctl'), ['stop', '-D', data, '-m', 'fast', '-w']);
+    await exited;
+  };
+  for (let attempt = 0; ; attempt++) {
     try {
-      await c.connect();
-      await c.end();
+      await boot(await freePort());
       break;
     } catch (err) {
-      await c.end().catch(() => undefined);
-      if (i > 100) throw err;
-      await new Promise((r) => setTimeout(r, 100));
+      if (attempt >= 4) throw err;
     }
   }
   return {
     url,
-    stop: async () => {
-      const exited = new Promise((r) => child.once('exit', r));
-      run(pgBin('pg_ctl'), ['stop', '-D', data, '-m', 'fast', '-w']);
-      await exited;
+    stop,
+    restart: async (whileDown) => {
+      await stop();
+      await whileDown?.();
+      await boot(Number(new URL(url).port));
     },
   };
 }

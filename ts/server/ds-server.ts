@@ -600,6 +600,15 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       void pump(sub);
     }
   });
+  // The store lost and regained its notification channel: every stream re-reads its log.
+  const unwatchGaps =
+    store.watchGaps?.(() => {
+      for (const set of streams.values())
+        for (const sub of set) {
+          sub.dirty = true;
+          void pump(sub);
+        }
+    }) ?? (() => undefined);
 
   await new Promise<void>((resolve) => server.listen(options.port, options.host ?? '127.0.0.1', resolve));
   const address = server.address();
@@ -612,6 +621,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     authentication,
     close: async () => {
       unwatch();
+      unwatchGaps();
       for (const set of streams.values()) for (const s of set) s.ws.terminate();
       wss.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));

@@ -43,6 +43,9 @@ CREATE TABLE IF NOT EXISTS ds_revoked_clients (client_id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS ds_secrets (name TEXT PRIMARY KEY, value BYTEA NOT NULL);
 `;
 const CHANNEL = 'ds_log';
+/** First and longest wait before the LISTEN connection is opened again after it was lost. */
+const RELISTEN_FIRST_MS = 100;
+const RELISTEN_MAX_MS = 5_000;
 const bytes = (b: Buffer): Uint8Array => new Uint8Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const binding = (r: any): StoredBinding => ({
@@ -57,17 +60,28 @@ const binding = (r: any): StoredBinding => ({
 /** The Delivery Service's store on PostgreSQL, shared by several servers (needs the optional peer `pg`). */
 export class PostgresDeliveryStore implements DeliveryStore {
   readonly #pool: pg.Pool;
+  readonly #url: string;
+  /** The connection that LISTENs for appends; undefined while it is being opened again. */
   #listener: pg.Client | undefined;
+  #relistenTimer: ReturnType<typeof setTimeout> | undefined;
+  #closed = false;
   readonly #watchers = new Set<(groupId: string, seq: number) => void>();
+  readonly #gapWatchers = new Set<() => void>();
 
-  private constructor(pool: pg.Pool) {
+  private constructor(pool: pg.Pool, url: string) {
     this.#pool = pool;
+    this.#url = url;
   }
 
   static async connect(url: string): Promise<PostgresDeliveryStore> {
     const { Pool, Client } = peerDependency<typeof pg>('pg', 'PostgresDeliveryStore');
     const pool = new Pool({ connectionString: url, max: 10 });
-    const store = new PostgresDeliveryStore(pool);
+    // An idle pooled connection that breaks (the database restarted, a
+    // network cut) is dropped by the pool, which opens a new one when next
+    // needed; queries in flight get the error themselves. Without a
+    // listener, Node would end the whole server on this 'error' event.
+    pool.on('error', () => undefined);
+    const store = new PostgresDeliveryStore(pool, url);
     const client = await pool.connect();
     try {
       // Several servers may start at once: serialise the schema set-up.
@@ -80,19 +94,81 @@ export class PostgresDeliveryStore implements DeliveryStore {
       await client.query('SELECT pg_advisory_unlock(7261001)').catch(() => undefined);
       client.release();
     }
-    store.#listener = new Client({ connectionString: url });
-    await store.#listener.connect();
-    store.#listener.on('notification', (n) => {
-      const [groupId, seq] = (n.payload ?? '').split(':');
-      if (groupId && seq) for (const w of store.#watchers) w(groupId, Number(seq));
-    });
-    await store.#listener.query(`LISTEN ${CHANNEL}`);
+    await store.#listen(Client);
     return store;
   }
 
+  /** Open the LISTEN connection; when it is lost later, it is opened again (`#relisten`). */
+  async #listen(Client: typeof pg.Client): Promise<void> {
+    const client = new Client({ connectionString: this.#url });
+    let lost = false;
+    const onLost = () => {
+      lost = true;
+      this.#lost(client, Client);
+    };
+    client.on('error', onLost);
+    client.on('end', onLost);
+    client.on('notification', (n) => {
+      const [groupId, seq] = (n.payload ?? '').split(':');
+      if (groupId && seq) for (const w of this.#watchers) w(groupId, Number(seq));
+    });
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${CHANNEL}`);
+      if (lost) throw new Error('the LISTEN connection closed while it was set up');
+    } catch (err) {
+      await client.end().catch(() => undefined);
+      throw err;
+    }
+    this.#listener = client;
+  }
+
+  #lost(client: pg.Client, Client: typeof pg.Client): void {
+    if (this.#closed || this.#listener !== client) return;
+    this.#listener = undefined;
+    void client.end().catch(() => undefined);
+    this.#relisten(Client, RELISTEN_FIRST_MS);
+  }
+
+  /**
+   * Try to LISTEN again after `delayMs`, doubling the delay up to
+   * RELISTEN_MAX_MS while the database stays away. Appends in between were
+   * announced to nobody: once listening again, gap watchers are told so
+   * that they re-read what they follow.
+   */
+  #relisten(Client: typeof pg.Client, delayMs: number): void {
+    this.#relistenTimer = setTimeout(() => {
+      this.#relistenTimer = undefined;
+      if (this.#closed) return;
+      this.#listen(Client).then(
+        () => {
+          if (this.#closed) {
+            void this.#listener?.end().catch(() => undefined);
+            return;
+          }
+          for (const g of this.#gapWatchers) g();
+        },
+        () => this.#relisten(Client, Math.min(delayMs * 2, RELISTEN_MAX_MS)),
+      );
+    }, delayMs);
+    this.#relistenTimer.unref?.();
+  }
+
   async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#relistenTimer);
     await this.#listener?.end().catch(() => undefined);
     await this.#pool.end();
+  }
+
+  /**
+   * Be told when appends may have gone unannounced: the LISTEN connection
+   * was lost (the database restarted) and is back. Returns an unsubscribe
+   * function.
+   */
+  watchGaps(listener: () => void): () => void {
+    this.#gapWatchers.add(listener);
+    return () => this.#gapWatchers.delete(listener);
   }
 
   watch(listener: (groupId: string, seq: number) => void): () => void {

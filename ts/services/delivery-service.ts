@@ -47,6 +47,8 @@ const MAX_EPOCH = Number.MAX_SAFE_INTEGER - 1;
 
 /** Log sender name of what the DS proposes itself. */
 const DS_SENDER = 'delivery-service';
+/** Messages read at once to fill a gap in a store's notifications (`subscribe`). */
+const GAP_READ_LIMIT = 1000;
 
 /** The codes of the services layer. */
 export const DS_ERROR_CODES = ['DS_REJECTED'] as const;
@@ -528,14 +530,41 @@ export class DeliveryService {
   /**
    * Push: `listener` sees every message appended to the group (through the
    * store's notifications, so also those accepted by other servers on a
-   * shared database). Returns an unsubscribe function.
+   * shared database). Returns an unsubscribe function. When the store
+   * reports a gap in its notifications (`DeliveryStore.watchGaps`), what
+   * was appended after the last pushed message is read and pushed; before
+   * the first push there is no such mark, and a gap is left to `poll`.
    */
   subscribe(groupId: Uint8Array, listener: (m: LoggedMessage) => void): () => void {
     const id = toHex(groupId);
-    return this.store.watch((group, seq) => {
-      if (group !== id) return;
-      void this.store.readLog(id, seq - 1, 1).then(([m]) => m && listener(m));
+    let last: number | undefined;
+    // Reads run one after another, in the order of the notifications
+    // (the order of the appends), so a message already pushed is known by
+    // its sequence number and never pushed twice.
+    let reads = Promise.resolve();
+    const read = (after: number, limit: number) => {
+      reads = reads
+        .then(() => this.store.readLog(id, after, limit))
+        .then((ms) => {
+          for (const m of ms) {
+            if (last !== undefined && m.seq <= last) continue;
+            last = m.seq;
+            listener(m);
+          }
+        })
+        .catch(() => undefined);
+    };
+    const unwatch = this.store.watch((group, seq) => {
+      if (group === id) read(seq - 1, 1);
     });
+    const unwatchGaps =
+      this.store.watchGaps?.(() => {
+        if (last !== undefined) read(last, GAP_READ_LIMIT);
+      }) ?? (() => undefined);
+    return () => {
+      unwatch();
+      unwatchGaps();
+    };
   }
 
   /** Welcomes waiting for `client`, taken (read and acknowledged). */

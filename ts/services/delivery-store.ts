@@ -153,6 +153,14 @@ export interface DeliveryStore {
    * sharing this store (a database server). Returns an unsubscribe function.
    */
   watch(listener: (groupId: string, seq: number) => void): () => void;
+
+  /**
+   * Stores whose notifications travel over a connection that can break (a
+   * database server): be told when appends may have been missed, once the
+   * notifications flow again, so as to re-read what is followed. Returns
+   * an unsubscribe function. In-process stores miss nothing and omit it.
+   */
+  watchGaps?(listener: () => void): () => void;
 }
 
 /** In-process fan-out of appends, for stores that are not shared between processes. */
