@@ -7,11 +7,12 @@
 //! multiplication: ~253 point doublings plus additions, ~120 µs in wasm
 //! (curve25519-dalek's u32 backend), 60–67 % of a decrypt. For a key seen
 //! before (the same sender message after message, the same committer),
-//! a table of multiples of A turns [k]A into ~37 additions and no
-//! doublings; with a table of B kept as well, R' costs ~74 additions and 6
+//! a table of multiples of A turns [k]A into ~29 additions and no
+//! doublings; with a table of B kept as well, R' costs ~58 additions and 9
 //! doublings in one accumulator (bench/README.md "Verification tables
 //! (round 2c)", with window 6's ~86 additions: ~70–75 µs against
-//! ~155–190 µs for `verify_strict`, measured side by side).
+//! ~155–190 µs for `verify_strict`, measured side by side; window 9:
+//! "Round 2f: verification tables of window 9").
 //!
 //! Why it accepts the same (key, message, signature) triples as
 //! `verify_strict` (ed25519-dalek 2.2.0, `VerifyingKey::verify_strict` and
@@ -53,10 +54,10 @@
 //! [`CAPACITY`] tables, and a table is replaced only after
 //! [`IDLE_BEFORE_REPLACE`] verifications without use, so a round of more
 //! active senders than tables does not rebuild tables over and over (a
-//! build costs ~8 verifications). Each table is [`TABLE_BYTES`] (190 KiB);
-//! with the basepoint's, at most 950 KiB. Keys are public: nothing is
-//! wiped. The arithmetic is variable-time, as `verify_strict`'s is: it
-//! only touches public values.
+//! build costs ~22 verifications: 3,840 additions and 270 doublings).
+//! Each table is [`TABLE_BYTES`] (600 KiB); with the basepoint's, at most
+//! 3000 KiB. Keys are public: nothing is wiped. The arithmetic is
+//! variable-time, as `verify_strict`'s is: it only touches public values.
 //!
 //! Like the key cache, this is a memo keyed by the key's whole encoding:
 //! openmls still chooses which key a message is checked against.
@@ -72,34 +73,37 @@ use sha2::{Digest, Sha512};
 
 use crate::small_order_encodings::is_small_order_encoding;
 
-/// Bits per signed digit: digits in [−64, 64], 64 multiples per row.
-/// Window 7 rather than 6: 37 digits instead of 43 per scalar, so R' costs
-/// ~74 additions instead of ~86 (bench/README.md "Round 2e: decrypt and
-/// join"), for 190 KiB a table instead of 110 KiB.
-const WINDOW: usize = 7;
-/// Multiples kept per row: 1·P … 64·P.
+/// Bits per signed digit: digits in [−256, 256], 256 multiples per row.
+/// Window 9 rather than 7: 29 digits instead of 37 per scalar, so R' costs
+/// ~58 additions instead of ~74 (bench/README.md "Round 2f: verification
+/// tables of window 9"; window 7 in "Round 2e: decrypt and join"), for
+/// 600 KiB a table instead of 190 KiB.
+const WINDOW: usize = 9;
+/// Multiples kept per row: 1·P … 256·P.
 const ENTRIES: usize = 1 << (WINDOW - 1);
-/// Digits of a scalar below 2²⁵³ (every reduced scalar: ℓ < 2²⁵³): 37
-/// digits of 7 bits cover 259 bits, and the top one (bit 252 plus a carry)
+/// Digits of a scalar below 2²⁵³ (every reduced scalar: ℓ < 2²⁵³): 29
+/// digits of 9 bits cover 261 bits, and the top one (bit 252 plus a carry)
 /// is at most 2, so no carry is left over.
-const DIGITS: usize = 37;
-/// Rows: digits 2j and 2j+1 share row j (2¹⁴ʲ·P), the odd ones being
-/// multiplied by 2⁷ at the end (dalek's basepoint tables do the same).
+const DIGITS: usize = 29;
+/// Rows: digits 2j and 2j+1 share row j (2¹⁸ʲ·P), the odd ones being
+/// multiplied by 2⁹ at the end (dalek's basepoint tables do the same).
 const ROWS: usize = DIGITS.div_ceil(2);
 
-/// Bytes of one table: 19 rows × 64 points × 160 bytes (an extended point
+/// Bytes of one table: 15 rows × 256 points × 160 bytes (an extended point
 /// is four field elements of 40 bytes in the u32 backend; also 160 in u64).
 /// The memory bound bench/README.md states, asserted by a test.
 #[cfg(test)]
 pub(crate) const TABLE_BYTES: usize = ROWS * ENTRIES * core::mem::size_of::<EdwardsPoint>();
 /// Tables kept for signers' keys (besides the basepoint's).
 pub(crate) const CAPACITY: usize = 4;
-/// A key gets a table at this verification while it stays in the key cache.
-pub(crate) const BUILD_AT_USE: u32 = 3;
+/// A key gets a table at this verification while it stays in the key cache:
+/// the fourth, not the third, since a window-9 table costs ~3× a window-7
+/// one to build (bench/README.md "Round 2f: verification tables of window 9").
+pub(crate) const BUILD_AT_USE: u32 = 4;
 /// Verifications a table must go unused before another key may take it.
 pub(crate) const IDLE_BEFORE_REPLACE: u64 = 64;
 
-/// The multiples j·2¹⁴ⁱ·P for rows i and j = 1…64, P of any order.
+/// The multiples j·2¹⁸ⁱ·P for rows i and j = 1…256, P of any order.
 pub(crate) struct PointTable {
     rows: Vec<[EdwardsPoint; ENTRIES]>,
 }
@@ -118,7 +122,7 @@ impl PointTable {
                 multiple += base;
             }
             rows.push(row);
-            // 2¹⁴ · base.
+            // 2¹⁸ · base.
             base = times_two_to_the(&base, 2 * WINDOW);
         }
         PointTable { rows }
@@ -142,11 +146,11 @@ impl PointTable {
         PointTable::of(&ED25519_BASEPOINT_POINT)
     }
 
-    /// `acc` + digit·2¹⁴ʳᵒʷ·P (or − when `negate`); `None` only if a digit
+    /// `acc` + digit·2¹⁸ʳᵒʷ·P (or − when `negate`); `None` only if a digit
     /// were out of range, which the recoding rules out. One addition site,
     /// not inlined: the point addition is a few KB of wasm per copy.
     #[inline(never)]
-    fn add(&self, acc: EdwardsPoint, row: usize, digit: i8, negate: bool) -> Option<EdwardsPoint> {
+    fn add(&self, acc: EdwardsPoint, row: usize, digit: i16, negate: bool) -> Option<EdwardsPoint> {
         if digit == 0 {
             return Some(acc);
         }
@@ -169,9 +173,9 @@ fn times_two_to_the(point: &EdwardsPoint, bits: usize) -> EdwardsPoint {
     out
 }
 
-/// Signed radix-2⁷ digits of a reduced scalar: Σ dᵢ·2⁷ⁱ equals the
-/// scalar's integer value (< 2²⁵³), each dᵢ in [−64, 64).
-fn digits(scalar: &Scalar) -> [i8; DIGITS] {
+/// Signed radix-2⁹ digits of a reduced scalar: Σ dᵢ·2⁹ⁱ equals the
+/// scalar's integer value (< 2²⁵³), each dᵢ in [−256, 256).
+fn digits(scalar: &Scalar) -> [i16; DIGITS] {
     let bytes = scalar.as_bytes();
     let mut limbs = [0u64; 5];
     for (limb, chunk) in limbs.iter_mut().zip(bytes.chunks_exact(8)) {
@@ -179,7 +183,7 @@ fn digits(scalar: &Scalar) -> [i8; DIGITS] {
         word.copy_from_slice(chunk);
         *limb = u64::from_le_bytes(word);
     }
-    let mut out = [0i8; DIGITS];
+    let mut out = [0i16; DIGITS];
     let mut carry = 0i16;
     for (i, digit) in out.iter_mut().enumerate() {
         let (limb, shift) = ((i * WINDOW) / 64, (i * WINDOW) % 64);
@@ -189,13 +193,13 @@ fn digits(scalar: &Scalar) -> [i8; DIGITS] {
         }
         let value = (bits & ((1 << WINDOW) - 1)) as i16 + carry;
         carry = i16::from(value >= (1 << (WINDOW - 1)));
-        *digit = (value - (carry << WINDOW)) as i8;
+        *digit = value - (carry << WINDOW);
     }
     out
 }
 
 /// [s]B − [k]A from the two tables, in one accumulator: the odd digits of
-/// both, then ×2⁷, then the even digits.
+/// both, then ×2⁹, then the even digits.
 fn double_base(k: &Scalar, a: &PointTable, s: &Scalar, b: &PointTable) -> Option<EdwardsPoint> {
     let (k, s) = (digits(k), digits(s));
     let mut acc = EdwardsPoint::identity();
