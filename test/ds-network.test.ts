@@ -210,6 +210,9 @@ describe('networked DS on PostgreSQL, the database restarting under it', () => {
     const texts: string[] = [];
     const got: DeliveredMessage[] = [];
     const stop = b.ds.stream(a.group!.id, b.seen, (m) => got.push(m));
+    // The in-process push of instance two (DeliveryService.subscribe) across the same gap.
+    const pushed: number[] = [];
+    const unsubscribe = two.ds.subscribe(a.group!.id, (m) => pushed.push(m.seq));
     const waitFor = async (n: number) => {
       for (let i = 0; i < 500 && got.length < n; i++) await new Promise((r) => setTimeout(r, 20));
       expect(got).toHaveLength(n);
@@ -232,6 +235,9 @@ describe('networked DS on PostgreSQL, the database restarting under it', () => {
     await a.ds.submit(a.group!.id, await a.group!.encrypt('later'));
     await waitFor(3);
     stop();
+    for (let i = 0; i < 100 && pushed.length < 3; i++) await new Promise((r) => setTimeout(r, 20));
+    unsubscribe();
+    expect(pushed).toEqual(got.map((m) => m.seq));
     for (const m of got) {
       const r = await b.group!.process(m.message);
       if (r.kind === 'application') texts.push(utf8(r.data));
@@ -239,6 +245,38 @@ describe('networked DS on PostgreSQL, the database restarting under it', () => {
     expect(texts).toEqual(['before', 'after', 'later']);
     b.seen = got[2]!.seq;
     expect(await catchUp(c)).toEqual(['before', 'after', 'later']);
+    a.seen = b.seen;
+    expectInSync(peers);
+    expect(crashes).toEqual([]);
+  });
+
+  it('keeps both servers up through a restart in the middle of transactions: each post is refused or kept, none half-done', async () => {
+    const { one, two } = pair;
+    const peers = await groupOver([one.url, two.url, one.url], ['a', 'b', 'c']);
+    const [a, b, c] = peers as [Peer, Peer, Peer];
+    const texts = Array.from({ length: 12 }, (_, i) => `busy ${i}`);
+    const messages = [];
+    for (const t of texts) messages.push(await a.group!.encrypt(t));
+    // Posted all at once, and the database stopped once the first is
+    // answered, while the others are in flight (some inside a transaction).
+    const posts = messages.map((m) => a.ds.submit(a.group!.id, m));
+    await Promise.race(posts).catch(() => undefined);
+    await pair.restartDatabase();
+    const results = await Promise.allSettled(posts);
+    for (const r of results) {
+      if (r.status === 'rejected') {
+        expect(r.reason).toBeInstanceOf(DsError);
+        expect((r.reason as DsError).reason).toBe('internal');
+      }
+    }
+    const kept = texts.filter((_, i) => results[i]!.status === 'fulfilled');
+    expect(kept.length).toBeGreaterThan(0);
+    // The log holds exactly the posts that were answered with a sequence
+    // number (in the order the DS took them), then the group goes on.
+    expect((await catchUp(b)).sort()).toEqual(kept.sort());
+    await a.ds.submit(a.group!.id, await a.group!.encrypt('after'));
+    expect(await catchUp(b)).toEqual(['after']);
+    expect((await catchUp(c)).sort()).toEqual([...kept, 'after'].sort());
     a.seen = b.seen;
     expectInSync(peers);
     expect(crashes).toEqual([]);

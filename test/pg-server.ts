@@ -92,6 +92,7 @@ export async function startPostgres(): Promise<PgServer> {
     }
   };
   const stop = async () => {
+    if (child!.exitCode !== null || child!.signalCode !== null) return; // already gone
     const exited = new Promise((r) => child!.once('exit', r));
     run(pgBin('pg_ctl'), ['stop', '-D', data, '-m', 'fast', '-w']);
     await exited;

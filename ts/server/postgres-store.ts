@@ -46,6 +46,13 @@ const CHANNEL = 'ds_log';
 /** First and longest wait before the LISTEN connection is opened again after it was lost. */
 const RELISTEN_FIRST_MS = 100;
 const RELISTEN_MAX_MS = 5_000;
+/** A LISTEN connection that lasted this long counts as stable: the next loss retries from the first delay. */
+const RELISTEN_STABLE_MS = 10_000;
+/** The LISTEN connection is pinged this often, and lost when a ping gets no answer in time. */
+const PING_EVERY_MS = 30_000;
+const PING_TIMEOUT_MS = 10_000;
+/** No query runs longer (PostgreSQL's statement_timeout on pooled connections). */
+const STATEMENT_TIMEOUT_MS = 30_000;
 const bytes = (b: Buffer): Uint8Array => new Uint8Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const binding = (r: any): StoredBinding => ({
@@ -64,6 +71,12 @@ export class PostgresDeliveryStore implements DeliveryStore {
   /** The connection that LISTENs for appends; undefined while it is being opened again. */
   #listener: pg.Client | undefined;
   #relistenTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The LISTEN connection being opened, awaited by `close()`. */
+  #opening: Promise<void> | undefined;
+  /** Wait before the next reopening; back to the first only once a connection lasted RELISTEN_STABLE_MS. */
+  #relistenDelay = RELISTEN_FIRST_MS;
+  #listeningSince = 0;
+  #pingTimer: ReturnType<typeof setInterval> | undefined;
   #closed = false;
   readonly #watchers = new Set<(groupId: string, seq: number) => void>();
   readonly #gapWatchers = new Set<() => void>();
@@ -75,32 +88,68 @@ export class PostgresDeliveryStore implements DeliveryStore {
 
   static async connect(url: string): Promise<PostgresDeliveryStore> {
     const { Pool, Client } = peerDependency<typeof pg>('pg', 'PostgresDeliveryStore');
-    const pool = new Pool({ connectionString: url, max: 10 });
+    // TCP keep-alive: a connection cut without a reset is noticed (and its
+    // queries fail) instead of hanging.
+    const pool = new Pool({ connectionString: url, max: 10, keepAlive: true, statement_timeout: STATEMENT_TIMEOUT_MS });
     // An idle pooled connection that breaks (the database restarted, a
     // network cut) is dropped by the pool, which opens a new one when next
-    // needed; queries in flight get the error themselves. Without a
-    // listener, Node would end the whole server on this 'error' event.
+    // needed. Without a listener, Node would end the whole server on this
+    // 'error' event.
     pool.on('error', () => undefined);
     const store = new PostgresDeliveryStore(pool, url);
-    const client = await pool.connect();
     try {
-      // Several servers may start at once: serialise the schema set-up.
-      await client.query('SELECT pg_advisory_lock(7261001)');
-      await client.query(SCHEMA);
-      const { rows } = await client.query<{ value: string }>('SELECT value FROM ds_meta WHERE key = $1', ['schema']);
-      if (rows.length === 0) await client.query('INSERT INTO ds_meta (key, value) VALUES ($1, $2)', ['schema', DS_SCHEMA_VERSION]);
-      else if (rows[0]!.value !== DS_SCHEMA_VERSION) throw new Error(`database schema ${rows[0]!.value}; this server reads ${DS_SCHEMA_VERSION}`);
-    } finally {
-      await client.query('SELECT pg_advisory_unlock(7261001)').catch(() => undefined);
-      client.release();
+      await store.#withClient(async (client) => {
+        // Several servers may start at once: serialise the schema set-up.
+        await client.query('SELECT pg_advisory_lock(7261001)');
+        try {
+          await client.query(SCHEMA);
+          const { rows } = await client.query<{ value: string }>('SELECT value FROM ds_meta WHERE key = $1', ['schema']);
+          if (rows.length === 0) await client.query('INSERT INTO ds_meta (key, value) VALUES ($1, $2)', ['schema', DS_SCHEMA_VERSION]);
+          else if (rows[0]!.value !== DS_SCHEMA_VERSION) throw new Error(`database schema ${rows[0]!.value}; this server reads ${DS_SCHEMA_VERSION}`);
+        } finally {
+          await client.query('SELECT pg_advisory_unlock(7261001)').catch(() => undefined);
+        }
+      });
+      await store.#listen(Client);
+    } catch (err) {
+      await store.close();
+      throw err;
     }
-    await store.#listen(Client);
     return store;
   }
 
+  /**
+   * Run `fn` on a client of the pool. While it is checked out the pool
+   * does not listen for the client's 'error' event, which pg emits when
+   * the connection ends under it (a database restart in the middle of a
+   * transaction): without this listener that event would end the process.
+   * A client whose connection broke is given back with the error, so the
+   * pool drops it instead of handing it out again.
+   */
+  async #withClient<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    const c = await this.#pool.connect();
+    let broken: Error | undefined;
+    const onError = (err: Error) => (broken = err);
+    c.on('error', onError);
+    try {
+      return await fn(c);
+    } finally {
+      c.off('error', onError);
+      c.release(broken);
+    }
+  }
+
   /** Open the LISTEN connection; when it is lost later, it is opened again (`#relisten`). */
-  async #listen(Client: typeof pg.Client): Promise<void> {
-    const client = new Client({ connectionString: this.#url });
+  #listen(Client: typeof pg.Client): Promise<void> {
+    const opening = this.#openListener(Client).finally(() => {
+      if (this.#opening === opening) this.#opening = undefined;
+    });
+    this.#opening = opening;
+    return opening;
+  }
+
+  async #openListener(Client: typeof pg.Client): Promise<void> {
+    const client = new Client({ connectionString: this.#url, keepAlive: true });
     let lost = false;
     const onLost = () => {
       lost = true;
@@ -116,48 +165,72 @@ export class PostgresDeliveryStore implements DeliveryStore {
       await client.connect();
       await client.query(`LISTEN ${CHANNEL}`);
       if (lost) throw new Error('the LISTEN connection closed while it was set up');
+      if (this.#closed) throw new Error('the store was closed');
     } catch (err) {
       await client.end().catch(() => undefined);
       throw err;
     }
     this.#listener = client;
+    this.#listeningSince = Date.now();
+    // A connection cut without a reset delivers nothing and reports
+    // nothing: a ping that gets no answer in time counts as a loss.
+    clearInterval(this.#pingTimer);
+    this.#pingTimer = setInterval(() => {
+      const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('ping timeout')), PING_TIMEOUT_MS).unref?.());
+      Promise.race([client.query('SELECT 1'), timeout]).catch(() => this.#lost(client, Client));
+    }, PING_EVERY_MS);
+    this.#pingTimer.unref?.();
   }
 
   #lost(client: pg.Client, Client: typeof pg.Client): void {
     if (this.#closed || this.#listener !== client) return;
     this.#listener = undefined;
+    clearInterval(this.#pingTimer);
     void client.end().catch(() => undefined);
-    this.#relisten(Client, RELISTEN_FIRST_MS);
+    // A database that keeps dropping the connection right after accepting
+    // it is not retried ever faster: the delay resets only after a stable spell.
+    if (Date.now() - this.#listeningSince >= RELISTEN_STABLE_MS) this.#relistenDelay = RELISTEN_FIRST_MS;
+    this.#relisten(Client);
   }
 
   /**
-   * Try to LISTEN again after `delayMs`, doubling the delay up to
+   * Try to LISTEN again after the current delay, doubling it up to
    * RELISTEN_MAX_MS while the database stays away. Appends in between were
    * announced to nobody: once listening again, gap watchers are told so
    * that they re-read what they follow.
    */
-  #relisten(Client: typeof pg.Client, delayMs: number): void {
+  #relisten(Client: typeof pg.Client): void {
+    const delay = this.#relistenDelay;
+    this.#relistenDelay = Math.min(delay * 2, RELISTEN_MAX_MS);
     this.#relistenTimer = setTimeout(() => {
       this.#relistenTimer = undefined;
       if (this.#closed) return;
       this.#listen(Client).then(
         () => {
-          if (this.#closed) {
-            void this.#listener?.end().catch(() => undefined);
-            return;
+          for (const g of this.#gapWatchers) {
+            try {
+              g();
+            } catch {
+              // One watcher's failure neither stops the others nor the store.
+            }
           }
-          for (const g of this.#gapWatchers) g();
         },
-        () => this.#relisten(Client, Math.min(delayMs * 2, RELISTEN_MAX_MS)),
+        () => {
+          if (!this.#closed) this.#relisten(Client);
+        },
       );
-    }, delayMs);
+    }, delay);
     this.#relistenTimer.unref?.();
   }
 
   async close(): Promise<void> {
+    if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#relistenTimer);
+    clearInterval(this.#pingTimer);
+    await this.#opening?.catch(() => undefined);
     await this.#listener?.end().catch(() => undefined);
+    this.#listener = undefined;
     await this.#pool.end();
   }
 
@@ -177,18 +250,17 @@ export class PostgresDeliveryStore implements DeliveryStore {
   }
 
   async #tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-    const c = await this.#pool.connect();
-    try {
-      await c.query('BEGIN');
-      const out = await fn(c);
-      await c.query('COMMIT');
-      return out;
-    } catch (err) {
-      await c.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      c.release();
-    }
+    return this.#withClient(async (c) => {
+      try {
+        await c.query('BEGIN');
+        const out = await fn(c);
+        await c.query('COMMIT');
+        return out;
+      } catch (err) {
+        await c.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+    });
   }
 
   async putKeyPackages(kps: StoredKeyPackage[]): Promise<void> {

@@ -47,8 +47,6 @@ const MAX_EPOCH = Number.MAX_SAFE_INTEGER - 1;
 
 /** Log sender name of what the DS proposes itself. */
 const DS_SENDER = 'delivery-service';
-/** Messages read at once to fill a gap in a store's notifications (`subscribe`). */
-const GAP_READ_LIMIT = 1000;
 
 /** The codes of the services layer. */
 export const DS_ERROR_CODES = ['DS_REJECTED'] as const;
@@ -530,38 +528,62 @@ export class DeliveryService {
   /**
    * Push: `listener` sees every message appended to the group (through the
    * store's notifications, so also those accepted by other servers on a
-   * shared database). Returns an unsubscribe function. When the store
-   * reports a gap in its notifications (`DeliveryStore.watchGaps`), what
-   * was appended after the last pushed message is read and pushed; before
-   * the first push there is no such mark, and a gap is left to `poll`.
+   * shared database). Returns an unsubscribe function. Messages are read
+   * from the log in order, in pages, from the one after the last pushed,
+   * so none is pushed twice and none is skipped once the first
+   * notification set the start: also not after a gap in the store's
+   * notifications (`DeliveryStore.watchGaps`) or a failed read (the next
+   * notification reads again). A listener that throws does not stop the
+   * delivery of later messages.
    */
   subscribe(groupId: Uint8Array, listener: (m: LoggedMessage) => void): () => void {
     const id = toHex(groupId);
     let last: number | undefined;
-    // Reads run one after another, in the order of the notifications
-    // (the order of the appends), so a message already pushed is known by
-    // its sequence number and never pushed twice.
-    let reads = Promise.resolve();
-    const read = (after: number, limit: number) => {
-      reads = reads
-        .then(() => this.store.readLog(id, after, limit))
-        .then((ms) => {
-          for (const m of ms) {
-            if (last !== undefined && m.seq <= last) continue;
-            last = m.seq;
-            listener(m);
+    let busy = false;
+    let dirty = false;
+    let stopped = false;
+    // One reader at a time; notifications while it reads only mark it dirty.
+    const drain = async () => {
+      if (busy) {
+        dirty = true;
+        return;
+      }
+      busy = true;
+      try {
+        do {
+          dirty = false;
+          for (;;) {
+            if (stopped || last === undefined) return;
+            const page = await this.store.readLog(id, last, this.#pageSize);
+            for (const m of page) {
+              if (stopped) return;
+              last = m.seq;
+              try {
+                listener(m);
+              } catch {
+                // The listener's own failure; later messages still reach it.
+              }
+            }
+            if (page.length < this.#pageSize) break;
           }
-        })
-        .catch(() => undefined);
+        } while (dirty);
+      } catch {
+        // The store failed (e.g. its database is away): the next notification or gap reads from `last` again.
+      } finally {
+        busy = false;
+      }
     };
     const unwatch = this.store.watch((group, seq) => {
-      if (group === id) read(seq - 1, 1);
+      if (group !== id) return;
+      last ??= seq - 1;
+      void drain();
     });
     const unwatchGaps =
       this.store.watchGaps?.(() => {
-        if (last !== undefined) read(last, GAP_READ_LIMIT);
+        if (last !== undefined) void drain();
       }) ?? (() => undefined);
     return () => {
+      stopped = true;
       unwatch();
       unwatchGaps();
     };

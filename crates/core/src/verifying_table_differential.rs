@@ -19,7 +19,7 @@ use openmls_traits::types::{CryptoError, SignatureScheme};
 use sha2::{Digest, Sha512};
 
 use crate::small_order_encodings::tests::torsion_found_independently as torsion;
-use crate::verifying_tables::{has_table, tables_kept, verify_with_table, verify_without_table, PointTable, BUILD_AT_USE, CAPACITY, IDLE_BEFORE_REPLACE, TABLE_BYTES};
+use crate::verifying_tables::{has_table, tables_kept, TABLES_PEAK, verify_with_table, verify_without_table, PointTable, BUILD_AT_USE, CAPACITY, IDLE_BEFORE_REPLACE, TABLE_BYTES};
 
 /// ℓ, little-endian.
 const ELL: [u8; 32] = [
@@ -387,7 +387,7 @@ fn non_canonical_r_and_r_that_is_no_point_are_refused_on_both_paths() {
 }
 
 #[test]
-fn a_key_gets_a_table_at_its_third_use_and_tables_stay_bounded() {
+fn a_key_gets_a_table_at_its_build_use_and_tables_stay_bounded() {
     let verify = |key: &SigningKey, m: &[u8]| {
         crate::signatures::verify(SignatureScheme::ED25519, m, key.verifying_key().as_bytes(), &key.sign(m).to_bytes())
     };
@@ -400,7 +400,7 @@ fn a_key_gets_a_table_at_its_third_use_and_tables_stay_bounded() {
         assert!(!has_table(key.verifying_key().as_bytes()));
     }
     assert_eq!(tables_kept(), 0);
-    // Repeat signers: a table at the third use, at most CAPACITY of them.
+    // Repeat signers: a table at use BUILD_AT_USE, at most CAPACITY of them.
     let senders: Vec<SigningKey> = (0..CAPACITY as u64 + 2).map(|i| signing_key(900 + i)).collect();
     for (n, key) in senders.iter().enumerate() {
         for use_ in 1..=BUILD_AT_USE {
@@ -421,6 +421,8 @@ fn a_key_gets_a_table_at_its_third_use_and_tables_stay_bounded() {
     }
     assert!(has_table(newcomer.verifying_key().as_bytes()));
     assert_eq!(tables_kept(), CAPACITY);
+    // The evicted table went before the new one was built: never more than CAPACITY.
+    assert_eq!(TABLES_PEAK.with(|peak| peak.get()), CAPACITY);
     // The memory bound bench/README.md states: 600 KiB a table.
     assert_eq!(TABLE_BYTES, 614_400);
 }

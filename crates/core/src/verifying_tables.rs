@@ -52,7 +52,8 @@
 //! decompressed-key cache (a join's leaf keys, verified once each, and a
 //! joiner's KeyPackage and leaf, twice, never build one), at most
 //! [`CAPACITY`] tables, and a table is replaced only after
-//! [`IDLE_BEFORE_REPLACE`] verifications without use, so a round of more
+//! [`IDLE_BEFORE_REPLACE`] verifications without use (the old one dropped
+//! before the new one is built), so a round of more
 //! active senders than tables does not rebuild tables over and over (a
 //! build costs ~22 verifications: 3,840 additions and 270 doublings).
 //! Each table is [`TABLE_BYTES`] (600 KiB); with the basepoint's, at most
@@ -100,8 +101,12 @@ pub(crate) const CAPACITY: usize = 4;
 /// the fourth, not the third, since a window-9 table costs ~3× a window-7
 /// one to build (bench/README.md "Round 2f: verification tables of window 9").
 pub(crate) const BUILD_AT_USE: u32 = 4;
-/// Verifications a table must go unused before another key may take it.
-pub(crate) const IDLE_BEFORE_REPLACE: u64 = 64;
+/// Verifications a table must go unused before another key may take it:
+/// each slot is rebuilt at most once per this many verifications, so
+/// senders that come and go (or a member sending bad signatures under
+/// other members' keys, counted as uses too) add at most CAPACITY builds
+/// of ~22 verifications' cost per 128, ~0.7 of the verification cost.
+pub(crate) const IDLE_BEFORE_REPLACE: u64 = 128;
 
 /// The multiples j·2¹⁸ⁱ·P for rows i and j = 1…256, P of any order.
 pub(crate) struct PointTable {
@@ -278,6 +283,12 @@ thread_local! {
     static TABLES: RefCell<Tables> = RefCell::new(Tables::default());
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Most signer tables that existed at once, the one being built included (tests).
+    pub(crate) static TABLES_PEAK: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// `verify_strict` of `signature` on `message` by `key` (encoded as
 /// `key_bytes`), through a table when the key has one or, at its
 /// [`BUILD_AT_USE`]-th use (`uses`, counted by the key cache), gets one;
@@ -292,26 +303,22 @@ pub(crate) fn verify_strict(key_bytes: &[u8; 32], key: &VerifyingKey, uses: u32,
         let at = match tables.slots.iter().position(|slot| &slot.key == key_bytes) {
             Some(at) => at,
             None => {
-                if uses < BUILD_AT_USE {
+                // A small-order key never gets a table (nor evicts one):
+                // `verify_strict` refuses it whatever the signature.
+                if uses < BUILD_AT_USE || is_small_order_encoding(key_bytes) {
                     return None;
                 }
-                let free = if tables.slots.len() < CAPACITY {
-                    None
-                } else {
-                    Some(tables.slots.iter().position(|slot| now - slot.last_used >= IDLE_BEFORE_REPLACE)?)
-                };
-                let table = Box::new(PointTable::for_key(key)?);
-                let slot = Slot { key: *key_bytes, table, last_used: now };
-                match free {
-                    Some(at) => {
-                        tables.slots[at] = slot;
-                        at
-                    }
-                    None => {
-                        tables.slots.push(slot);
-                        tables.slots.len() - 1
-                    }
+                if tables.slots.len() >= CAPACITY {
+                    let idle = tables.slots.iter().position(|slot| now - slot.last_used >= IDLE_BEFORE_REPLACE)?;
+                    // Dropped before the new table is built: at most
+                    // CAPACITY tables of signers ever exist at once.
+                    tables.slots.swap_remove(idle);
                 }
+                #[cfg(test)]
+                TABLES_PEAK.with(|peak| peak.set(peak.get().max(tables.slots.len() + 1)));
+                let table = Box::new(PointTable::for_key(key)?);
+                tables.slots.push(Slot { key: *key_bytes, table, last_used: now });
+                tables.slots.len() - 1
             }
         };
         let basepoint = tables.basepoint.get_or_insert_with(|| Box::new(PointTable::basepoint()));
