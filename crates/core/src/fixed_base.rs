@@ -11,8 +11,8 @@
 //! tarball). Here the same kind of table is built in memory once per wasm
 //! instance, at the first use, and while nothing else calls
 //! `EdwardsPoint::mul_base` (or the dalek key types' constructors and
-//! `sign`, which do) the linker drops the static one. Radix 32 rather than
-//! 16: see [`Table`].
+//! `sign`, which do) the linker drops the static one. Which radix: see
+//! [`Table`].
 //!
 //! The results are byte for byte those of `ed25519_dalek::SigningKey`
 //! (`verifying_key`, `sign`) and `x25519_dalek::PublicKey::from(&StaticSecret)`
@@ -41,11 +41,14 @@ use sha2::digest::generic_array::GenericArray;
 use sha2::{Digest, Sha512};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-/// Radix 32: 52 table additions per multiplication instead of radix 16's
-/// 64, for a table of 32 × 16 affine points (60 KiB of wasm memory; radix
-/// 16: 30 KiB) that costs ~4 ms more to build at the first use
+/// Radix 16, as dalek's static table: 32 × 8 affine points (30 KiB of
+/// wasm memory), ~2.2 ms to build. Radix 32 needs 52 additions instead of
+/// 64, but its constant-time lookups read 16 entries instead of 8, so a
+/// multiplication was only ~1 µs (3 %) faster in wasm, for twice the
+/// build time (~4.3 ms; the first createIdentity 9.1 ms cold instead of
+/// 6.8): ~2,000 multiplications to earn it back. Radix 64 was slower
 /// (bench/README.md "Round 2f: fixed-base multiplication").
-type Table = curve25519_dalek::edwards::EdwardsBasepointTableRadix32;
+type Table = curve25519_dalek::edwards::EdwardsBasepointTableRadix16;
 
 thread_local! {
     /// Built at the first fixed-base multiplication of the instance.
