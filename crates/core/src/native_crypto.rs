@@ -22,7 +22,7 @@
 //! - in wasm: every fixed-base multiplication — an X25519 public key from
 //!   its secret (a key pair's derivation, key generation) and an Ed25519
 //!   public key from its seed. The core multiplies the base point with a
-//!   table built once per instance (fixed_base.rs) in ~45–60 µs; the host
+//!   table built once per instance (fixed_base.rs) in ~40–55 µs; the host
 //!   needs a JWK import (which
 //!   derives the public key inside OpenSSL) and an export, ~85–145 µs of
 //!   CPU. The secret then never leaves wasm. One exception: the public key
