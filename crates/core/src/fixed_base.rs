@@ -7,7 +7,7 @@
 //! openmls_basic_credential and hpke-rs-rust-crypto turn on through the
 //! dalek crates' default features, so this build cannot turn it off), their
 //! fixed-base multiplications read `ED25519_BASEPOINT_TABLE`, a radix-16
-//! table compiled into the wasm as ~30 KB of data (~26 KB of the packed
+//! table compiled into the wasm as ~30 KB of data (~28 KB of the packed
 //! tarball). Here the same kind of table is built in memory once per wasm
 //! instance, at the first use, and while nothing else calls
 //! `EdwardsPoint::mul_base` (or the dalek key types' constructors and
@@ -29,7 +29,8 @@
 //! nonce prefix, the nonce r and k·a are wiped when dropped. Not wiped (as
 //! in ed25519-dalek): the SHA-512 hasher's internal buffer and state after
 //! hashing the seed or prefix ‖ M (sha2 0.10 has no zeroize support), and
-//! stack temporaries inside dalek's scalar and point arithmetic.
+//! stack temporaries inside dalek's scalar and point arithmetic, and the
+//! stack copies a move of the key or a by-value argument may leave.
 
 use std::cell::OnceCell;
 
