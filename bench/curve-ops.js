@@ -124,6 +124,13 @@ const cases = [
   ['Ed25519 public from seed (fresh seed)', (k) => wasm.run(3, k), (k) => { for (let i = 0; i < k; i++) nodePublic('Ed25519', fresh()); }, true],
   ['Ed25519 sign 100 B (wasm: kept key; Node: cached KeyObject)', (k) => wasm.run(4, k), (k) => { for (let i = 0; i < k; i++) node.ed25519Sign(seed, message); }, false],
   ['Ed25519 sign 100 B (wasm from the seed)', (k) => wasm.run(5, k), null, false],
+  // Round 2f (fixed_base.rs): the basepoint table built at run time.
+  ['X25519 public from secret, run-time table radix 16', (k) => wasm.run(6, k), null, false],
+  ['X25519 public from secret, run-time table radix 32', (k) => wasm.run(7, k), null, false],
+  ['X25519 public from secret, run-time table radix 64', (k) => wasm.run(8, k), null, false],
+  ['building the radix-16 table', (k) => wasm.run(9, Math.ceil(k / 50)), null, false, 50],
+  ['building the radix-32 table', (k) => wasm.run(10, Math.ceil(k / 50)), null, false, 50],
+  ['building the radix-64 table', (k) => wasm.run(11, Math.ceil(k / 50)), null, false, 50],
 ];
 
 const secretsCost = [];
@@ -133,11 +140,12 @@ console.log(`node ${process.version}, ${process.execArgv.join(' ') || '(no flags
 console.log(`drawing a fresh 32-byte secret in JS: ${fmt(secretsCost)} µs (subtracted from the "fresh" Node cases)`);
 console.log('| op | wasm µs | Node µs |');
 console.log('| --- | --- | --- |');
-for (const [label, w, n, subtract] of cases) {
+// `scale`: a case that does one operation per `scale` calls (a table build).
+for (const [label, w, n, subtract, scale = 1] of cases) {
   const wc = [], ww = [], nc = [], nw = [];
   for (let r = 0; r < RUNS; r++) {
     const a = time(w);
-    wc.push(a.cpu); ww.push(a.wall);
+    wc.push(a.cpu * scale); ww.push(a.wall * scale);
     if (n) {
       const b = time(n);
       const s = subtract ? secretsCost[r] : 0;

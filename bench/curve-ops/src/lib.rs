@@ -3,6 +3,10 @@
 //! Each iteration feeds its output into the next input so nothing can be
 //! hoisted out of the loop.
 
+use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+use curve25519_dalek::edwards::{EdwardsBasepointTableRadix16, EdwardsBasepointTableRadix32, EdwardsBasepointTableRadix64};
+use curve25519_dalek::scalar::Scalar;
+use curve25519_dalek::traits::BasepointTable;
 use ed25519_dalek::{Signer as _, SigningKey};
 use x25519_dalek::{PublicKey, StaticSecret};
 
@@ -34,10 +38,16 @@ fn feed(out: &[u8]) {
 /// 1: X25519 DH with a variable point; 2: an Encap's curve work (public key
 /// of a fresh secret + DH to the peer); 3: Ed25519 public key of a seed;
 /// 4: Ed25519 signature of 100 bytes with a kept SigningKey;
-/// 5: the same from the seed (expanding the key each time).
+/// 5: the same from the seed (expanding the key each time);
+/// 6/7/8: X25519 public key (clamp, a·B, to Montgomery) through a radix
+/// 16/32/64 basepoint table built at the first call and kept (the core's
+/// fixed_base.rs); 9/10/11: building that table.
 #[no_mangle]
 pub extern "C" fn run(op: u32, iterations: u32) {
     let key = SigningKey::from_bytes(&secret());
+    if (6..=11).contains(&op) {
+        return run_tables(op, iterations);
+    }
     for _ in 0..iterations {
         match op {
             0 => feed(PublicKey::from(&StaticSecret::from(secret())).as_bytes()),
@@ -66,5 +76,44 @@ pub extern "C" fn run(op: u32, iterations: u32) {
                 feed(&signature);
             }
         }
+    }
+}
+
+fn clamped() -> Scalar {
+    let mut bytes = secret();
+    bytes[0] &= 248;
+    bytes[31] &= 127;
+    bytes[31] |= 64;
+    Scalar::from_bytes_mod_order(bytes)
+}
+
+fn public_through<T: BasepointTable<Point = curve25519_dalek::EdwardsPoint>>(table: &T, iterations: u32) {
+    for _ in 0..iterations {
+        feed(table.mul_base(&clamped()).to_montgomery().as_bytes());
+    }
+}
+
+fn build<T: BasepointTable<Point = curve25519_dalek::EdwardsPoint>>(iterations: u32) {
+    for _ in 0..iterations {
+        let table = Box::new(T::create(&ED25519_BASEPOINT_POINT));
+        feed(table.basepoint().compress().as_bytes());
+    }
+}
+
+thread_local! {
+    // Built at the first call, as the core builds its table; kept across calls.
+    static RADIX16: Box<EdwardsBasepointTableRadix16> = Box::new(EdwardsBasepointTableRadix16::create(&ED25519_BASEPOINT_POINT));
+    static RADIX32: Box<EdwardsBasepointTableRadix32> = Box::new(EdwardsBasepointTableRadix32::create(&ED25519_BASEPOINT_POINT));
+    static RADIX64: Box<EdwardsBasepointTableRadix64> = Box::new(EdwardsBasepointTableRadix64::create(&ED25519_BASEPOINT_POINT));
+}
+
+fn run_tables(op: u32, iterations: u32) {
+    match op {
+        6 => RADIX16.with(|table| public_through(&**table, iterations)),
+        7 => RADIX32.with(|table| public_through(&**table, iterations)),
+        8 => RADIX64.with(|table| public_through(&**table, iterations)),
+        9 => build::<EdwardsBasepointTableRadix16>(iterations),
+        10 => build::<EdwardsBasepointTableRadix32>(iterations),
+        _ => build::<EdwardsBasepointTableRadix64>(iterations),
     }
 }

@@ -14,6 +14,7 @@ mod device_signed;
 mod error;
 mod error_code;
 mod ext;
+mod fixed_base;
 mod group;
 mod group_state;
 mod hooks;

@@ -21,8 +21,9 @@
 //!   [`NATIVE_BULK_MIN`] bytes;
 //! - in wasm: every fixed-base multiplication — an X25519 public key from
 //!   its secret (a key pair's derivation, key generation) and an Ed25519
-//!   public key from its seed. dalek multiplies the base point with its
-//!   precomputed table in ~55–65 µs; the host needs a JWK import (which
+//!   public key from its seed. The core multiplies the base point with a
+//!   table built once per instance (fixed_base.rs) in ~40–55 µs; the host
+//!   needs a JWK import (which
 //!   derives the public key inside OpenSSL) and an export, ~85–145 µs of
 //!   CPU. The secret then never leaves wasm. One exception: the public key
 //!   of the secret the host just used for a DH (HPKE Decap asks for it
@@ -366,9 +367,10 @@ impl HpkeCrypto for CurveAcceleratedHpke {
                         return Ok(public.to_vec());
                     }
                 }
-                // Fixed-base, with dalek's precomputed table: cheaper in
-                // wasm than the host's import (module docs).
-                Ok(x25519_dalek::PublicKey::from(&x25519_secret(sk)?).as_bytes().to_vec())
+                // Fixed-base, with the basepoint table (fixed_base.rs):
+                // cheaper in wasm than the host's import (module docs).
+                let sk: &[u8; 32] = sk.try_into().map_err(|_| HpkeError::KemInvalidSecretKey)?;
+                Ok(crate::fixed_base::x25519_public(sk).to_vec())
             }
             KemAlgorithm::DhKemP256 => Ok(p256_public_bytes(&p256_secret(sk)?)),
             _ => Err(HpkeError::UnknownKemAlgorithm),
@@ -384,8 +386,7 @@ impl HpkeCrypto for CurveAcceleratedHpke {
                 // curves never come here (native_x25519_seal).
                 let mut seed = zeroize::Zeroizing::new([0u8; 32]);
                 prng.fill_bytes(seed.as_mut_slice());
-                let sk = x25519_dalek::StaticSecret::from(*seed);
-                Ok((x25519_dalek::PublicKey::from(&sk).as_bytes().to_vec(), sk.to_bytes().to_vec()))
+                Ok((crate::fixed_base::x25519_public(&seed).to_vec(), seed.to_vec()))
             }
             KemAlgorithm::DhKemP256 => {
                 // Rejection sampling: a uniformly random 32-byte string is a

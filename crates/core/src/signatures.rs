@@ -14,6 +14,7 @@ use openmls_traits::types::{CryptoError, SignatureScheme};
 use p256::ecdsa::signature::{Signer as _, Verifier as _};
 use zeroize::Zeroizing;
 
+use crate::fixed_base;
 use crate::native_crypto::native_ed25519_sign;
 
 /// A fresh key pair `(private, public)` for `scheme` from 32-byte `random`
@@ -22,11 +23,10 @@ pub(crate) fn generate(scheme: SignatureScheme, mut random: impl FnMut() -> Resu
     match scheme {
         SignatureScheme::ED25519 => {
             // In wasm also with native curves: a base-point multiplication
-            // with dalek's table is cheaper than the host's import
-            // (native_crypto.rs module docs).
+            // with the basepoint table (fixed_base.rs) is cheaper than the
+            // host's import (native_crypto.rs module docs).
             let seed = Zeroizing::new(random()?);
-            let key = ed25519_dalek::SigningKey::from_bytes(&seed);
-            Ok((seed.to_vec(), key.verifying_key().to_bytes().to_vec()))
+            Ok((seed.to_vec(), fixed_base::ed25519_public(&seed).to_vec()))
         }
         SignatureScheme::ECDSA_SECP256R1_SHA256 => {
             for _ in 0..64 {
@@ -45,13 +45,11 @@ pub(crate) fn generate(scheme: SignatureScheme, mut random: impl FnMut() -> Resu
 pub(crate) fn sign(scheme: SignatureScheme, data: &[u8], key: &[u8]) -> Result<Vec<u8>, CryptoError> {
     match scheme {
         SignatureScheme::ED25519 => {
-            if key.len() == 32 {
-                if let Some(signature) = native_ed25519_sign(key, data) {
-                    return signature.map_err(|_| CryptoError::CryptoLibraryError);
-                }
+            let seed: &[u8; 32] = key.try_into().map_err(|_| CryptoError::CryptoLibraryError)?;
+            if let Some(signature) = native_ed25519_sign(seed, data) {
+                return signature.map_err(|_| CryptoError::CryptoLibraryError);
             }
-            let key = ed25519_dalek::SigningKey::try_from(key).map_err(|_| CryptoError::CryptoLibraryError)?;
-            Ok(ed25519_dalek::Signer::sign(&key, data).to_bytes().to_vec())
+            Ok(fixed_base::Ed25519Key::from_seed(seed).sign(data).to_vec())
         }
         SignatureScheme::ECDSA_SECP256R1_SHA256 => Ok(p256_sign(&p256_signing_key(key)?, data)),
         _ => Err(CryptoError::UnsupportedSignatureScheme),

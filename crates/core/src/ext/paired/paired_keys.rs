@@ -29,8 +29,7 @@ pub(crate) fn ed25519_pair_from_seed(seed: &[u8]) -> CoreResult<SignatureKeyPair
     let seed: Zeroizing<[u8; ED25519_SEED_LENGTH]> = Zeroizing::new(
         seed.try_into().map_err(|_| invalid_argument("an Ed25519 key seed has 32 bytes"))?,
     );
-    let signing = ed25519_dalek::SigningKey::from_bytes(&seed);
-    let public = signing.verifying_key().to_bytes().to_vec();
+    let public = crate::fixed_base::ed25519_public(&seed).to_vec();
     Ok(SignatureKeyPair::from_raw(SignatureScheme::ED25519, seed.to_vec(), public))
 }
 
