@@ -48,6 +48,9 @@ export interface PgServer {
  * start checks that it reached its own data directory, and tries another
  * port when not.
  */
+/** Whether the process has ended (by itself or by a signal). */
+const exited = (p: ChildProcess) => p.exitCode !== null || p.signalCode !== null;
+
 export async function startPostgres(): Promise<PgServer> {
   const asRoot = process.getuid?.() === 0;
   const run = (bin: string, args: string[]) => (asRoot ? execFileSync('runuser', ['-u', 'postgres', '--', bin, ...args], { stdio: 'pipe' }) : execFileSync(bin, args, { stdio: 'pipe' }));
@@ -66,11 +69,9 @@ export async function startPostgres(): Promise<PgServer> {
     const started: ChildProcess = asRoot
       ? spawn('runuser', ['-u', 'postgres', '--', pgBin('postgres'), ...args], { stdio: 'ignore' })
       : spawn(pgBin('postgres'), args, { stdio: 'ignore' });
-    let exited = false;
-    started.once('exit', () => (exited = true));
     const candidate = `postgres://postgres@127.0.0.1:${port}/postgres`;
     for (let i = 0; ; i++) {
-      if (exited) throw new Error(`postgres exited at start on port ${port}`);
+      if (exited(started)) throw new Error(`postgres exited at start on port ${port}`);
       const c = new pg.Client({ connectionString: candidate });
       c.on('error', () => undefined);
       try {
@@ -92,10 +93,10 @@ export async function startPostgres(): Promise<PgServer> {
     }
   };
   const stop = async () => {
-    if (child!.exitCode !== null || child!.signalCode !== null) return; // already gone
-    const exited = new Promise((r) => child!.once('exit', r));
+    if (exited(child!)) return;
+    const ended = new Promise((r) => child!.once('exit', r));
     run(pgBin('pg_ctl'), ['stop', '-D', data, '-m', 'fast', '-w']);
-    await exited;
+    await ended;
   };
   for (let attempt = 0; ; attempt++) {
     try {

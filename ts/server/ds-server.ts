@@ -594,21 +594,16 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     }
   }
 
-  const unwatch = store.watch((groupHex) => {
-    for (const sub of streams.get(groupHex) ?? []) {
+  /** Make each of `subs` read its log again (from what it was sent). */
+  const wake = (subs: Iterable<Stream>) => {
+    for (const sub of subs) {
       sub.dirty = true;
       void pump(sub);
     }
-  });
+  };
+  const unwatch = store.watch((groupHex) => wake(streams.get(groupHex) ?? []));
   // The store lost and regained its notification channel: every stream re-reads its log.
-  const unwatchGaps =
-    store.watchGaps?.(() => {
-      for (const set of streams.values())
-        for (const sub of set) {
-          sub.dirty = true;
-          void pump(sub);
-        }
-    }) ?? (() => undefined);
+  const unwatchGaps = store.watchGaps?.(() => [...streams.values()].forEach(wake)) ?? (() => undefined);
 
   await new Promise<void>((resolve) => server.listen(options.port, options.host ?? '127.0.0.1', resolve));
   const address = server.address();

@@ -68,6 +68,8 @@ const binding = (r: any): StoredBinding => ({
 export class PostgresDeliveryStore implements DeliveryStore {
   readonly #pool: pg.Pool;
   readonly #url: string;
+  /** pg's Client class (an optional peer dependency, loaded in `connect`), for the LISTEN connection. */
+  readonly #Client: typeof pg.Client;
   /** The connection that LISTENs for appends; undefined while it is being opened again. */
   #listener: pg.Client | undefined;
   #relistenTimer: ReturnType<typeof setTimeout> | undefined;
@@ -81,9 +83,10 @@ export class PostgresDeliveryStore implements DeliveryStore {
   readonly #watchers = new Set<(groupId: string, seq: number) => void>();
   readonly #gapWatchers = new Set<() => void>();
 
-  private constructor(pool: pg.Pool, url: string) {
+  private constructor(pool: pg.Pool, url: string, Client: typeof pg.Client) {
     this.#pool = pool;
     this.#url = url;
+    this.#Client = Client;
   }
 
   static async connect(url: string): Promise<PostgresDeliveryStore> {
@@ -96,7 +99,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
     // needed. Without a listener, Node would end the whole server on this
     // 'error' event.
     pool.on('error', () => undefined);
-    const store = new PostgresDeliveryStore(pool, url);
+    const store = new PostgresDeliveryStore(pool, url, Client);
     try {
       await store.#withClient(async (client) => {
         // Several servers may start at once: serialise the schema set-up.
@@ -110,7 +113,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
           await client.query('SELECT pg_advisory_unlock(7261001)').catch(() => undefined);
         }
       });
-      await store.#listen(Client);
+      await store.#listen();
     } catch (err) {
       await store.close();
       throw err;
@@ -140,20 +143,20 @@ export class PostgresDeliveryStore implements DeliveryStore {
   }
 
   /** Open the LISTEN connection; when it is lost later, it is opened again (`#relisten`). */
-  #listen(Client: typeof pg.Client): Promise<void> {
-    const opening = this.#openListener(Client).finally(() => {
+  #listen(): Promise<void> {
+    const opening = this.#openListener().finally(() => {
       if (this.#opening === opening) this.#opening = undefined;
     });
     this.#opening = opening;
     return opening;
   }
 
-  async #openListener(Client: typeof pg.Client): Promise<void> {
-    const client = new Client({ connectionString: this.#url, keepAlive: true });
+  async #openListener(): Promise<void> {
+    const client = new this.#Client({ connectionString: this.#url, keepAlive: true });
     let lost = false;
     const onLost = () => {
       lost = true;
-      this.#lost(client, Client);
+      this.#lost(client);
     };
     client.on('error', onLost);
     client.on('end', onLost);
@@ -177,12 +180,12 @@ export class PostgresDeliveryStore implements DeliveryStore {
     clearInterval(this.#pingTimer);
     this.#pingTimer = setInterval(() => {
       const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('ping timeout')), PING_TIMEOUT_MS).unref?.());
-      Promise.race([client.query('SELECT 1'), timeout]).catch(() => this.#lost(client, Client));
+      Promise.race([client.query('SELECT 1'), timeout]).catch(() => this.#lost(client));
     }, PING_EVERY_MS);
     this.#pingTimer.unref?.();
   }
 
-  #lost(client: pg.Client, Client: typeof pg.Client): void {
+  #lost(client: pg.Client): void {
     if (this.#closed || this.#listener !== client) return;
     this.#listener = undefined;
     clearInterval(this.#pingTimer);
@@ -190,7 +193,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
     // A database that keeps dropping the connection right after accepting
     // it is not retried ever faster: the delay resets only after a stable spell.
     if (Date.now() - this.#listeningSince >= RELISTEN_STABLE_MS) this.#relistenDelay = RELISTEN_FIRST_MS;
-    this.#relisten(Client);
+    this.#relisten();
   }
 
   /**
@@ -199,13 +202,13 @@ export class PostgresDeliveryStore implements DeliveryStore {
    * announced to nobody: once listening again, gap watchers are told so
    * that they re-read what they follow.
    */
-  #relisten(Client: typeof pg.Client): void {
+  #relisten(): void {
     const delay = this.#relistenDelay;
     this.#relistenDelay = Math.min(delay * 2, RELISTEN_MAX_MS);
     this.#relistenTimer = setTimeout(() => {
       this.#relistenTimer = undefined;
       if (this.#closed) return;
-      this.#listen(Client).then(
+      this.#listen().then(
         () => {
           for (const g of this.#gapWatchers) {
             try {
@@ -216,7 +219,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
           }
         },
         () => {
-          if (!this.#closed) this.#relisten(Client);
+          if (!this.#closed) this.#relisten();
         },
       );
     }, delay);

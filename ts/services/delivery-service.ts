@@ -427,13 +427,19 @@ export class DeliveryService {
   /** The PublicMessage proposals logged in the group's current epoch (after the commit that began it). */
   async #epochProposals(group: GroupRecord): Promise<Uint8Array[]> {
     const out: Uint8Array[] = [];
-    for (let after = group.epochStart ?? 0; ; ) {
-      const page = await this.store.readLog(group.groupId, after, this.#pageSize);
-      for (const m of page) {
-        const h = readMlsHeader(m.bytes);
-        if (h?.wireFormat === 'public' && h.contentType === 2 && h.epoch === BigInt(group.epoch)) out.push(m.bytes);
-      }
-      if (page.length < this.#pageSize) return out;
+    for await (const m of this.#logAfter(group.groupId, group.epochStart ?? 0)) {
+      const h = readMlsHeader(m.bytes);
+      if (h?.wireFormat === 'public' && h.contentType === 2 && h.epoch === BigInt(group.epoch)) out.push(m.bytes);
+    }
+    return out;
+  }
+
+  /** A group's logged messages after sequence number `after`, read a page at a time. */
+  async *#logAfter(groupId: string, after: number): AsyncGenerator<LoggedMessage> {
+    for (;;) {
+      const page = await this.store.readLog(groupId, after, this.#pageSize);
+      yield* page;
+      if (page.length < this.#pageSize) return;
       after = page.at(-1)!.seq;
     }
   }
@@ -552,21 +558,17 @@ export class DeliveryService {
       try {
         do {
           dirty = false;
-          for (;;) {
-            if (stopped || last === undefined) return;
-            const page = await this.store.readLog(id, last, this.#pageSize);
-            for (const m of page) {
-              if (stopped) return;
-              last = m.seq;
-              try {
-                listener(m);
-              } catch {
-                // The listener's own failure; later messages still reach it.
-              }
+          if (last === undefined) return;
+          for await (const m of this.#logAfter(id, last)) {
+            if (stopped) return;
+            last = m.seq;
+            try {
+              listener(m);
+            } catch {
+              // The listener's own failure; later messages still reach it.
             }
-            if (page.length < this.#pageSize) break;
           }
-        } while (dirty);
+        } while (dirty && !stopped);
       } catch {
         // The store failed (e.g. its database is away): the next notification or gap reads from `last` again.
       } finally {
