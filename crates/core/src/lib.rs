@@ -30,6 +30,7 @@ mod retained_state;
 mod safe_aad;
 mod signatures;
 mod signer;
+mod half_size_scalars;
 mod small_order_encodings;
 mod test_support;
 #[cfg(test)]

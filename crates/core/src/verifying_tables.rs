@@ -66,12 +66,13 @@
 use std::cell::RefCell;
 
 use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
-use curve25519_dalek::edwards::EdwardsPoint;
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint, VartimeEdwardsPrecomputation};
 use curve25519_dalek::scalar::Scalar;
-use curve25519_dalek::traits::Identity;
+use curve25519_dalek::traits::{Identity, IsIdentity, VartimePrecomputedMultiscalarMul};
 use ed25519_dalek::{Signature, VerifyingKey};
 use sha2::{Digest, Sha512};
 
+use crate::half_size_scalars::half_size;
 use crate::small_order_encodings::is_small_order_encoding;
 
 /// Bits per signed digit: digits in [−256, 256], 256 multiples per row.
@@ -220,15 +221,15 @@ fn double_base(k: &Scalar, a: &PointTable, s: &Scalar, b: &PointTable) -> Option
     Some(acc)
 }
 
-/// `verify_strict`'s decision on a signature, given how R' = [s]B − [k]A is
-/// computed (`r_prime(k, s)`): (4) A's bytes not a small-order encoding,
-/// (1) canonical s, (5) compress(R') equal to R's bytes, and (3) R's bytes
-/// not a small-order encoding (the module comment has why this is
-/// `verify_strict` exactly). The encoding checks are lookups
-/// (`small_order_encodings.rs`): R is never decompressed.
+/// `verify_strict`'s decision on a signature, given how equation (5) —
+/// compress([s]B − [k]A) equals R's bytes — is decided
+/// (`equation(k, s, r_bytes)`): (4) A's bytes not a small-order encoding,
+/// (1) canonical s, (5), and (3) R's bytes not a small-order encoding (the
+/// module comment has why this is `verify_strict` exactly). The encoding
+/// checks are lookups (`small_order_encodings.rs`).
 /// One copy for both paths (not generic, not inlined: wasm size).
 #[inline(never)]
-fn strict_decision(key_bytes: &[u8; 32], message: &[u8], signature: &Signature, r_prime: &dyn Fn(&Scalar, &Scalar) -> Option<EdwardsPoint>) -> bool {
+fn strict_decision(key_bytes: &[u8; 32], message: &[u8], signature: &Signature, equation: &dyn Fn(&Scalar, &Scalar, &[u8; 32]) -> bool) -> bool {
     if is_small_order_encoding(key_bytes) {
         return false;
     }
@@ -242,27 +243,84 @@ fn strict_decision(key_bytes: &[u8; 32], message: &[u8], signature: &Signature, 
     hash.update(key_bytes);
     hash.update(message);
     let k = Scalar::from_hash(hash);
-    let Some(expected_r) = r_prime(&k, &s) else {
-        return false;
-    };
-    // (5) the R bytes exactly, then (3) R not of small order.
-    expected_r.compress().as_bytes() == r_bytes && !is_small_order_encoding(r_bytes)
+    // (5), then (3) R not of small order.
+    equation(&k, &s, r_bytes) && !is_small_order_encoding(r_bytes)
 }
 
 /// Whether `signature` is valid for `message` under the key whose 32-byte
 /// encoding is `key_bytes` and table is `key_table`: exactly
 /// `VerifyingKey::verify_strict` (the module comment has why).
 pub(crate) fn verify_with_table(key_bytes: &[u8; 32], key_table: &PointTable, basepoint: &PointTable, message: &[u8], signature: &Signature) -> bool {
-    strict_decision(key_bytes, message, signature, &|k, s| double_base(k, key_table, s, basepoint))
+    strict_decision(key_bytes, message, signature, &|k, s, r_bytes| {
+        double_base(k, key_table, s, basepoint).is_some_and(|r_prime| r_prime.compress().as_bytes() == r_bytes)
+    })
 }
 
 /// Whether `signature` is valid for `message` under `key` (decompressed
 /// from `key_bytes`, the kept key of `verifying_keys.rs`), without a
-/// table: exactly `VerifyingKey::verify_strict`, with the same
-/// double-scalar multiplication as dalek's (`RCompute`), minus the
-/// decompression of R and the two point-order checks (lookups instead).
+/// table: exactly `VerifyingKey::verify_strict`. Equation (5) is decided
+/// with half-size scalars (`half_size_scalars.rs`: ~128 doublings instead
+/// of ~253) and otherwise, when no half-size pair is found, with the same
+/// double-scalar multiplication as dalek's (`RCompute`).
 pub(crate) fn verify_without_table(key_bytes: &[u8; 32], key: &EdwardsPoint, message: &[u8], signature: &Signature) -> bool {
-    strict_decision(key_bytes, message, signature, &|k, s| Some(EdwardsPoint::vartime_double_scalar_mul_basepoint(k, &-key, s)))
+    strict_decision(key_bytes, message, signature, &|k, s, r_bytes| {
+        half_size_equation(k, s, key, r_bytes).unwrap_or_else(|| {
+            EdwardsPoint::vartime_double_scalar_mul_basepoint(k, &-key, s).compress().as_bytes() == r_bytes
+        })
+    })
+}
+
+/// Equation (5) decided as Q = [C·s mod ℓ]B − [D]A − [C]R = 0 with the
+/// half-size C, D of k (`half_size_scalars.rs` has why Q = 0 exactly when
+/// R = [s]B − [k]A); R's bytes must then also be R's canonical encoding,
+/// as compress(R') always is. `None` when there is no half-size pair: the
+/// caller takes the full-size path.
+fn half_size_equation(k: &Scalar, s: &Scalar, key: &EdwardsPoint, r_bytes: &[u8; 32]) -> Option<bool> {
+    let pair = half_size(k)?;
+    if !is_canonical_encoding(r_bytes) {
+        return Some(false);
+    }
+    let Some(r) = CompressedEdwardsY(*r_bytes).decompress() else {
+        return Some(false);
+    };
+    // [C·s mod ℓ]B as [u₀]B + [u₁]([2¹²⁸]B), u₀ and u₁ its 128-bit halves,
+    // and − [C]R − [D]A: one Straus loop of ~128 doublings (dalek change 1
+    // starts it at the highest non-zero digit; change 2 uses the static
+    // tables' full width).
+    let u = (if pair.c_negative { -pair.c } else { pair.c }) * s;
+    let (u0, u1) = u.as_bytes().split_at(16);
+    let halves = [u0, u1].map(|half| Scalar::from(u128::from_le_bytes(half.try_into().unwrap_or_default())));
+    let r_term = if pair.c_negative { r } else { -r };
+    let q = BASEPOINT_HALVES.with(|halves_table| {
+        halves_table.vartime_mixed_multiscalar_mul(halves, [pair.c, pair.d], [r_term, -key])
+    });
+    Some(q.is_identity())
+}
+
+thread_local! {
+    /// Width-8 tables of odd multiples of B and [2¹²⁸]B (2 × 64 points,
+    /// 15 KiB), built on the first verification without a table.
+    static BASEPOINT_HALVES: VartimeEdwardsPrecomputation = {
+        let high = times_two_to_the(&ED25519_BASEPOINT_POINT, 128);
+        VartimeEdwardsPrecomputation::new([ED25519_BASEPOINT_POINT, high])
+    };
+}
+
+/// Whether R's bytes are the encoding compress gives its point: y below p,
+/// and no sign bit on x = 0 (the points with y = ±1). Decompression
+/// accepts both kinds of non-canonical bytes; compress(R') never yields
+/// them, so (5) fails for them.
+fn is_canonical_encoding(bytes: &[u8; 32]) -> bool {
+    let mut y = *bytes;
+    let sign = y[31] >> 7;
+    y[31] &= 0x7f;
+    // y < p = 2²⁵⁵ − 19: false only for y in [p, 2²⁵⁵ − 1], i.e. bytes
+    // 1..31 all 0xff (the top one 0x7f) and byte 0 ≥ 0xed.
+    let y_at_least_p = y[31] == 0x7f && y[1..31].iter().all(|b| *b == 0xff) && y[0] >= 0xed;
+    // y = 1 or y = p − 1 (x = 0) with the sign bit set.
+    let one = y[0] == 1 && y[1..].iter().all(|b| *b == 0);
+    let minus_one = y[31] == 0x7f && y[1..31].iter().all(|b| *b == 0xff) && y[0] == 0xec;
+    !y_at_least_p && !(sign == 1 && (one || minus_one))
 }
 
 struct Slot {

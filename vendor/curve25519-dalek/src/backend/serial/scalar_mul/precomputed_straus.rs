@@ -59,9 +59,12 @@ impl VartimePrecomputedMultiscalarMul for VartimePrecomputedStraus {
         J::Item: Borrow<Scalar>,
         K: IntoIterator<Item = Option<Self::Point>>,
     {
+        // paired-mls patch (docs/ENGINE.md, dalek change 2): width-8 digits
+        // for the width-8 static tables, as curve25519-dalek 5.0 does (at
+        // width 5 only 8 of their 64 odd multiples were ever used).
         let static_nafs = static_scalars
             .into_iter()
-            .map(|c| c.borrow().non_adjacent_form(5))
+            .map(|c| c.borrow().non_adjacent_form(8))
             .collect::<Vec<_>>();
         let dynamic_nafs: Vec<_> = dynamic_scalars
             .into_iter()
@@ -81,8 +84,15 @@ impl VartimePrecomputedMultiscalarMul for VartimePrecomputedStraus {
         // We could save some doublings by looking for the highest
         // nonzero NAF coefficient, but since we might have a lot of
         // them to search, it's not clear it's worthwhile to check.
+        // paired-mls patch (docs/ENGINE.md, dalek change 1): it is for
+        // half-size scalars (~128 bits: half the doublings), so start at
+        // the highest non-zero digit of any scalar.
+        let top = (0..256)
+            .rev()
+            .find(|&j| static_nafs.iter().chain(dynamic_nafs.iter()).any(|naf| naf[j] != 0))
+            .unwrap_or(0);
         let mut S = ProjectivePoint::identity();
-        for j in (0..256).rev() {
+        for j in (0..=top).rev() {
             let mut R: CompletedPoint = S.double();
 
             for i in 0..dp {

@@ -180,7 +180,13 @@ impl VartimeMultiscalarMul for Straus {
 
         let mut r = ProjectivePoint::identity();
 
-        for i in (0..256).rev() {
+        // paired-mls patch (docs/ENGINE.md, dalek change 1): start at the
+        // highest non-zero digit of any scalar, as the double-base
+        // multiplication does; the doublings of the identity above it change
+        // nothing, and half-size scalars then cost half the doublings.
+        let top = (0..256).rev().find(|&i| nafs.iter().any(|naf| naf[i] != 0)).unwrap_or(0);
+
+        for i in (0..=top).rev() {
             let mut t: CompletedPoint = r.double();
 
             for (naf, lookup_table) in nafs.iter().zip(lookup_tables.iter()) {
