@@ -7,6 +7,8 @@
 // compile time, or a runtime read relative to the crate). The published
 // crate leaves that folder out, so this script builds it (git-ignored) as
 // symlinks to test/vectors/mlswg; the vendored code is not modified.
+// Then the wasm tests of the field multiplication patched into
+// vendor/curve25519-dalek (scripts/test-field-wasm.sh).
 // Ends with `N passed, M failed` and exits non-zero on any failure.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -105,10 +107,10 @@ function cargo(args) {
   return { status: r.status, out: r.stdout };
 }
 
-/** `test NAME ... ok|FAILED|ignored` lines of libtest output. */
+/** `test NAME ... ok|FAILED|ignored` lines of libtest output (wasm-bindgen-test-runner: FAIL). */
 function results(out) {
   const map = new Map();
-  for (const m of out.matchAll(/^test (\S+) \.\.\. (ok|FAILED|ignored)$/gm)) map.set(m[1], m[2]);
+  for (const m of out.matchAll(/^test (\S+) \.\.\. (ok|FAILED|FAIL|ignored)$/gm)) map.set(m[1], m[2] === 'FAIL' ? 'FAILED' : m[2]);
   return map;
 }
 
@@ -150,6 +152,27 @@ if (run.status !== 0 && failed + unitFailed === 0) {
   console.log(run.out.split('\n').slice(-40).join('\n'));
   failed++;
 }
+// The wasm SIMD field multiplication in vendor/curve25519-dalek
+// (docs/ENGINE.md): its tests run in wasm, not natively.
+const wasmEnv = { ...process.env, CARGO_TARGET_DIR: process.env.CARGO_TARGET_DIR ?? join(root, 'target/engine') };
+const wasmRun = spawnSync('bash', [join(root, 'scripts/test-field-wasm.sh')], { cwd: root, env: wasmEnv, encoding: 'utf8', maxBuffer: 1 << 28 });
+const wasmTests = results(wasmRun.stdout ?? '');
+let wasmPassed = 0;
+let wasmFailed = 0;
+for (const [t, s] of wasmTests) {
+  if (s === 'ok') wasmPassed++;
+  else if (s === 'FAILED') {
+    wasmFailed++;
+    console.log(`  FAIL wasm ${t}`);
+  }
+}
+if (wasmRun.status !== 0 && wasmFailed === 0) {
+  console.log(`${wasmRun.stdout ?? ''}${wasmRun.stderr ?? ''}`.split('\n').slice(-40).join('\n'));
+  wasmFailed++;
+}
+console.log(`wasm tests of the SIMD field multiplication (crates/field-wasm-test): ${wasmPassed} passed, ${wasmFailed} failed`);
+unitPassed += wasmPassed;
+unitFailed += wasmFailed;
 console.log(`took ${Math.round((Date.now() - started) / 1000)} s`);
 console.log(`${passed + unitPassed} passed, ${failed + unitFailed} failed`);
 process.exit(failed + unitFailed > 0 ? 1 : 0);

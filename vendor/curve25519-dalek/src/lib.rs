@@ -101,6 +101,16 @@ pub mod backend;
 #[cfg(not(docsrs))]
 pub(crate) mod backend;
 
+// paired-mls patch: the wasm SIMD column products, for the wasm tests in
+// crates/field-wasm-test only (the feature is off in every other build).
+#[cfg(all(
+    feature = "paired-mls-simd-test-hook",
+    target_arch = "wasm32",
+    target_feature = "simd128"
+))]
+#[doc(hidden)]
+pub use backend::serial::u32::field_wasm_simd::mul_columns as __wasm_simd_mul_columns;
+
 // Generic code for window lookups
 pub(crate) mod window;
 

@@ -124,6 +124,13 @@ impl<'b> MulAssign<&'b FieldElement2625> for FieldElement2625 {
 impl<'a, 'b> Mul<&'b FieldElement2625> for &'a FieldElement2625 {
     type Output = FieldElement2625;
 
+    // paired-mls patch: wasm SIMD column products (field_wasm_simd.rs).
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    fn mul(self, _rhs: &'b FieldElement2625) -> FieldElement2625 {
+        FieldElement2625::reduce(super::field_wasm_simd::mul_columns(&self.0, &_rhs.0))
+    }
+
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     #[rustfmt::skip] // keep alignment of z* calculations
     fn mul(self, _rhs: &'b FieldElement2625) -> FieldElement2625 {
         /// Helper function to multiply two 32-bit integers with 64 bits

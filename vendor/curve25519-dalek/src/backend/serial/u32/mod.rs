@@ -17,6 +17,10 @@
 
 pub mod field;
 
+// paired-mls patch (docs/ENGINE.md): wasm SIMD limb products.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub(crate) mod field_wasm_simd;
+
 pub mod scalar;
 
 pub mod constants;
