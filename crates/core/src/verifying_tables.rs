@@ -1,7 +1,7 @@
 //! Ed25519 verification in wasm, accepting exactly what ed25519-dalek's
 //! `verify_strict` accepts: with precomputed multiples of a repeat signer's
-//! key, and without them (dalek's double-scalar multiplication) for the
-//! others; neither decompresses R.
+//! key, and without them for the others (half-size scalars,
+//! `half_size_scalars.rs`, else dalek's double-scalar multiplication).
 //!
 //! Why: `verify_strict` computes R' = [s]B − [k]A with one double-scalar
 //! multiplication: ~253 point doublings plus additions, ~120 µs in wasm
@@ -26,12 +26,8 @@
 //!       A bytes being the key's 32 bytes as given (`VerifyingKey::from_bytes`
 //!       keeps them; a non-canonical encoding of A is hashed as it came).
 //! Both paths here (with a table, `verify_with_table`, and without,
-//! `verify_without_table`, for keys used too rarely to get one) compute the
-//! same R' (with a table: integer multiples of the same points, so exact
-//! for any A, torsion component or not: the digits below sum to the
-//! integer k, never to a reduction of −k mod ℓ; without: dalek's own
-//! `vartime_double_scalar_mul_basepoint(k, −A, s)`, as `RCompute` calls it)
-//! and accept iff (1), (5) and
+//! `verify_without_table`, for keys used too rarely to get one) accept iff
+//! (1), (5) and
 //!   (4') A's bytes are not in the set S of 32-byte strings that decode to a
 //!        small-order point (`small_order_encodings.rs`);
 //!   (3') R's bytes are not in S.
@@ -41,10 +37,20 @@
 //! point its canonical encoding, from which decompression recovers it), so
 //! (2) holds with R₀ = R', and (3) — R₀ = decode(R bytes) not of small
 //! order — is (3'). If (5) fails, both refuse. So the two accept the same
-//! triples; in particular non-canonical R encodings (y ≥ p, or x = 0 with
-//! the sign bit set) and R bytes that are no point never equal
-//! compress(R') and are refused by both, and R is never decompressed (a
-//! field square root saved per verification; A's order is a lookup too).
+//! triples.
+//! How each decides (5):
+//! - with a table: R' from integer multiples of the same points, so exact
+//!   for any A, torsion component or not (the digits below sum to the
+//!   integer k, never to a reduction of −k mod ℓ), then compress(R')
+//!   compared with R's bytes; R is never decompressed;
+//! - without: (5) holds iff R's bytes are canonical (y < p, no sign bit on
+//!   x = 0: compress never yields anything else), decode to a point R, and
+//!   R = [s]B − [k]A. The last is checked with half-size scalars,
+//!   Q = [C·s]B − [D]A − [C]R = 0 (`half_size_scalars.rs` has why this is
+//!   exactly R = [s]B − [k]A for every A and R, torsion included), or, for
+//!   the ~2.6 % of k without a half-size pair, by dalek's own
+//!   `vartime_double_scalar_mul_basepoint(k, −A, s)` (as `RCompute` calls
+//!   it) and the compression compared with R's bytes.
 //! `verifying_table_differential.rs` checks both paths against
 //! `verify_strict` case by case.
 //!
