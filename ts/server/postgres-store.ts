@@ -128,12 +128,26 @@ export class PostgresDeliveryStore implements DeliveryStore {
    * transaction): without this listener that event would end the process.
    * A client whose connection broke is given back with the error, so the
    * pool drops it instead of handing it out again.
+   *
+   * The listener is attached in the pool's callback, not after awaiting
+   * `pool.connect()`: the pool removes its own listener and calls back
+   * while pg is still parsing the bytes that completed the connection,
+   * and a database shutting down can send its FATAL "terminating
+   * connection" in the same read. pg emits that as an 'error' at once;
+   * a promise continuation would attach the listener only afterwards (seen
+   * once in CI: test/ds-network.test.ts's restart in the middle of
+   * transactions recorded the uncaught 57P01).
    */
   async #withClient<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-    const c = await this.#pool.connect();
     let broken: Error | undefined;
     const onError = (err: Error) => (broken = err);
-    c.on('error', onError);
+    const c = await new Promise<pg.PoolClient>((resolve, reject) => {
+      this.#pool.connect((err, client) => {
+        if (err || !client) return reject(err ?? new Error('the pool gave no client'));
+        client.on('error', onError);
+        resolve(client);
+      });
+    });
     try {
       return await fn(c);
     } finally {
