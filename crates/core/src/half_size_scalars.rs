@@ -325,3 +325,7 @@ pub(crate) mod tests {
         assert!(search(&k).is_some_and(|(t, _)| t & 1 == 1));
     }
 }
+
+#[cfg(test)]
+#[path = "review_half_size_search.rs"]
+mod review_half_size_search;

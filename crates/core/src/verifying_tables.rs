@@ -407,3 +407,7 @@ pub(crate) fn has_table(key_bytes: &[u8]) -> bool {
 pub(crate) fn tables_kept() -> usize {
     TABLES.with(|tables| tables.borrow().slots.len())
 }
+
+#[cfg(test)]
+#[path = "review_half_size_equation.rs"]
+mod review_half_size_equation;
