@@ -101,8 +101,10 @@ fn tabled(key: &[u8; 32], m: &[u8], sig: &[u8; 64], basepoint: &PointTable) -> O
     }
 }
 
-/// The path without a table (a key's first and second uses): dalek's
-/// double-scalar multiplication, R never decompressed, orders by lookup.
+/// The path without a table (a key's first uses): half-size scalars
+/// (R decompressed, its encoding checked canonical), or dalek's
+/// double-scalar multiplication for k without a half-size pair; orders
+/// by lookup.
 fn untabled(key: &[u8; 32], m: &[u8], sig: &[u8; 64]) -> Option<bool> {
     let verifying_key = VerifyingKey::from_bytes(key).ok()?;
     Some(verify_without_table(key, &verifying_key.to_edwards(), m, &Signature::from_bytes(sig)))

@@ -409,5 +409,5 @@ pub(crate) fn tables_kept() -> usize {
 }
 
 #[cfg(test)]
-#[path = "review_half_size_equation.rs"]
-mod review_half_size_equation;
+#[path = "half_size_differential.rs"]
+mod half_size_differential;

@@ -1,4 +1,4 @@
-//! Reviewer's differential tests of the half-size path (branch lattice):
+//! Differential tests of the half-size path (from the attacker review of round 2g):
 //! `half_size_equation` against the full-size equation for chosen k
 //! (edge values, inverses of small integers, small fractions, random),
 //! keys and R with every torsion component, s = k·a (R' of small order,
@@ -57,7 +57,7 @@ fn edge_ks() -> Vec<Scalar> {
     v.push(pow2(252)); // 2^252 < ℓ
     v.push(-Scalar::ONE * Scalar::from(2u8).invert()); // (ℓ-1)/2
     v.push(Scalar::from(8u8).invert());
-    for i in 0..300 {
+    for i in 0..16 {
         v.push(sc("k", i));
     }
     v
@@ -68,7 +68,7 @@ fn edge_ks() -> Vec<Scalar> {
 /// flipped; s = k·a as well (R' = −[k]T, x = 0 encodings with the sign
 /// bit). The half-size decision, when given, must equal the full one.
 #[test]
-fn review_half_size_equation_matches_full_size_for_chosen_k() {
+fn half_size_equation_matches_full_size_for_chosen_k() {
     let torsion = torsion();
     let (mut some, mut none, mut negative, mut accepted) = (0u32, 0u32, 0u32, 0u32);
     for (i, k) in edge_ks().iter().enumerate() {
@@ -106,14 +106,14 @@ fn review_half_size_equation_matches_full_size_for_chosen_k() {
             }
         }
     }
-    println!("review: {some} k with a pair ({negative} with C < 0), {none} without, {accepted} accepted decisions");
+    println!("half-size equation: {some} k with a pair ({negative} with C < 0), {none} without, {accepted} accepted decisions");
     assert!(negative > 0 && accepted > 0);
 }
 
 /// `is_canonical_encoding` is "decompress then compress gives the bytes
 /// back" for every decompressible string near the edges.
 #[test]
-fn review_is_canonical_encoding_is_round_trip() {
+fn is_canonical_encoding_is_round_trip() {
     let mut inputs: Vec<[u8; 32]> = Vec::new();
     for low in 0u8..=255 {
         let mut top = [0xffu8; 32];
@@ -160,7 +160,7 @@ fn y_plus_p(y: u8) -> [u8; 32] {
 /// R with each torsion component, s = r + k·a, so that exactly the
 /// messages with T_R = −[k]T_A are valid; and keys given as y + p.
 #[test]
-fn review_verify_without_table_matches_verify_strict_with_torsion() {
+fn verify_without_table_matches_verify_strict_with_torsion() {
     let torsion = torsion();
     let mut keys: Vec<([u8; 32], Option<Scalar>, EdwardsPoint)> = Vec::new();
     for (j, t) in torsion.iter().enumerate() {
@@ -213,7 +213,7 @@ fn review_verify_without_table_matches_verify_strict_with_torsion() {
             }
         }
     }
-    println!("review end to end: {accepted} accepted of {total}");
+    println!("half-size end to end: {accepted} accepted of {total}");
     assert!(accepted > 0);
 }
 
@@ -235,7 +235,7 @@ fn mul_int(x: &EdwardsPoint, m: &[u8; 32]) -> EdwardsPoint {
 /// the small-order lookup does not cover these). A = [k⁻¹ mod 8ℓ]([s]B − P)
 /// makes [s]B − [k]A = P for the chosen k.
 #[test]
-fn review_non_canonical_alias_of_a_large_order_r_prime_is_refused() {
+fn non_canonical_alias_of_a_large_order_r_prime_is_refused() {
     let inverses: [(u64, [u8; 32]); 4] = [
         (1, { let mut one = [0u8; 32]; one[0] = 1; one }),
         (3, [35, 53, 58, 77, 70, 8, 49, 64, 230, 76, 148, 178, 81, 154, 82, 226, 170, 170, 170, 170, 170, 170, 170, 170, 170, 170, 170, 170, 170, 170, 170, 42]),
