@@ -10,23 +10,11 @@ use curve25519_dalek::constants::ED25519_BASEPOINT_POINT as B;
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
 use ed25519_dalek::{Signature, VerifyingKey};
-use sha2::{Digest, Sha512};
 
 use super::{half_size_equation, is_canonical_encoding, verify_without_table};
 use crate::half_size_scalars::half_size;
-use crate::small_order_encodings::tests::torsion_found_independently as torsion;
-
-fn hash(parts: &[&[u8]]) -> [u8; 64] {
-    let mut h = Sha512::new();
-    for p in parts {
-        h.update(p);
-    }
-    h.finalize().into()
-}
-
-fn sc(tag: &str, i: u64) -> Scalar {
-    Scalar::from_bytes_mod_order_wide(&hash(&[tag.as_bytes(), &i.to_le_bytes()]))
-}
+use crate::small_order_encodings::tests::{times_integer, torsion_found_independently as torsion};
+use crate::verifying_table_differential::{challenge, hash, scalar, signature};
 
 fn pow2(e: u32) -> Scalar {
     let mut out = Scalar::ONE;
@@ -58,7 +46,7 @@ fn edge_ks() -> Vec<Scalar> {
     v.push(-Scalar::ONE * Scalar::from(2u8).invert()); // (ℓ-1)/2
     v.push(Scalar::from(8u8).invert());
     for i in 0..16 {
-        v.push(sc("k", i));
+        v.push(scalar("k", i));
     }
     v
 }
@@ -81,10 +69,10 @@ fn half_size_equation_matches_full_size_for_chosen_k() {
             }
             None => none += 1,
         }
-        let a = sc("a", i as u64);
+        let a = scalar("a", i as u64);
         for (j, t) in torsion.iter().enumerate() {
             for key in [B * a + t, *t] {
-                for s in [sc("s", (i * 8 + j) as u64), *k * a, Scalar::ZERO] {
+                for s in [scalar("s", (i * 8 + j) as u64), *k * a, Scalar::ZERO] {
                     let r_prime = EdwardsPoint::vartime_double_scalar_mul_basepoint(k, &-key, &s);
                     let mut candidates = vec![r_prime.compress().to_bytes(), (r_prime + B).compress().to_bytes()];
                     for t2 in torsion.iter().skip(1) {
@@ -164,7 +152,7 @@ fn verify_without_table_matches_verify_strict_with_torsion() {
     let torsion = torsion();
     let mut keys: Vec<([u8; 32], Option<Scalar>, EdwardsPoint)> = Vec::new();
     for (j, t) in torsion.iter().enumerate() {
-        let a = sc("key", j as u64);
+        let a = scalar("key", j as u64);
         keys.push(((B * a + t).compress().to_bytes(), Some(a), *t));
     }
     // Non-canonical key encodings: y + p for y < 19 that decodes to a
@@ -187,25 +175,18 @@ fn verify_without_table_matches_verify_strict_with_torsion() {
         let point = vk.to_edwards();
         for i in 0..200u64 {
             let m = hash(&[b"m", &(n as u64).to_le_bytes(), &i.to_le_bytes()]);
-            let r_scalar = sc("r", i + 1000 * n as u64);
+            let r_scalar = scalar("r", i + 1000 * n as u64);
             let t_r = torsion[(i % 8) as usize];
             let r_point = B * r_scalar + t_r;
             let r = r_point.compress().to_bytes();
-            let mut hh = Sha512::new();
-            hh.update(r);
-            hh.update(key_bytes);
-            hh.update(m);
-            let k = Scalar::from_hash(hh);
+            let k = challenge(&r, key_bytes, &m);
             let s = match a {
                 Some(a) => r_scalar + k * a,
-                None => sc("s", i),
+                None => scalar("s", i),
             };
-            let mut sig = [0u8; 64];
-            sig[..32].copy_from_slice(&r);
-            sig[32..].copy_from_slice(s.as_bytes());
-            let signature = Signature::from_bytes(&sig);
-            let want = vk.verify_strict(&m, &signature).is_ok();
-            let got = verify_without_table(key_bytes, &point, &m, &signature);
+            let signed = Signature::from_bytes(&signature(&r, s.as_bytes()));
+            let want = vk.verify_strict(&m, &signed).is_ok();
+            let got = verify_without_table(key_bytes, &point, &m, &signed);
             assert_eq!(got, want, "key {n}, message {i}");
             total += 1;
             if want {
@@ -215,18 +196,6 @@ fn verify_without_table_matches_verify_strict_with_torsion() {
     }
     println!("half-size end to end: {accepted} accepted of {total}");
     assert!(accepted > 0);
-}
-
-/// [m]X for an integer m given as 32 little-endian bytes (m may exceed ℓ).
-fn mul_int(x: &EdwardsPoint, m: &[u8; 32]) -> EdwardsPoint {
-    let mut acc = EdwardsPoint::default();
-    for i in (0..256).rev() {
-        acc = acc + acc;
-        if (m[i / 8] >> (i % 8)) & 1 == 1 {
-            acc += x;
-        }
-    }
-    acc
 }
 
 /// R' equal to a large-order point P whose y is below 19, R given as the
@@ -253,8 +222,8 @@ fn non_canonical_alias_of_a_large_order_r_prime_is_refused() {
             }
             for (k, m) in &inverses {
                 let k = Scalar::from(*k);
-                let s = sc("alias s", u64::from(y));
-                let a = mul_int(&(B * s - p), m);
+                let s = scalar("alias s", u64::from(y));
+                let a = times_integer(&(B * s - p), m);
                 let canonical = p.compress().to_bytes();
                 assert!(full(&k, &s, &a, &canonical), "the construction gives R' = P");
                 assert!(!full(&k, &s, &a, &alias));

@@ -272,11 +272,7 @@ pub(crate) mod tests {
         // 2¹²⁸ ± small, and ℓ − 2¹²⁸.
         let two_128 = Scalar::from(u128::MAX) + Scalar::ONE;
         out.extend([two_128, two_128 + Scalar::ONE, two_128 - Scalar::ONE, -two_128, -two_128 + Scalar::ONE]);
-        let mut seed = [7u8; 64];
-        for i in 0..2000u32 {
-            seed[..4].copy_from_slice(&i.to_le_bytes());
-            out.push(Scalar::from_bytes_mod_order_wide(&<sha2::Sha512 as sha2::Digest>::digest(seed).into()));
-        }
+        out.extend((0..2000).map(|i| crate::verifying_table_differential::scalar("sample k", i)));
         out
     }
 

@@ -4,17 +4,11 @@
 
 use super::*;
 
-fn sc(i: u64, tag: &[u8]) -> Scalar {
-    use sha2::Digest;
-    let mut h = sha2::Sha512::new();
-    h.update(tag);
-    h.update(i.to_le_bytes());
-    Scalar::from_hash(h)
-}
+use crate::verifying_table_differential::scalar;
 
 #[test]
 fn search_never_panics_and_pairs_hold() {
-    let mut ks: Vec<Scalar> = (0..20_000u64).map(|i| sc(i, b"random k")).collect();
+    let mut ks: Vec<Scalar> = (0..20_000u64).map(|i| scalar("random k", i)).collect();
     // Adversarial: k = a/b mod ℓ and k = 8ℓ·p/q-like via inverses, powers of 2.
     for a in 1..200u64 {
         for b in [1u64, 2, 3, 5, 8, 13, 1 << 20, u64::MAX] {

@@ -124,6 +124,20 @@ pub(crate) mod tests {
         CompressedEdwardsY(*bytes).decompress().is_some_and(|point| point.is_small_order())
     }
 
+    /// [m]P for the integer m given as 32 little-endian bytes (m may
+    /// exceed ℓ), by plain double-and-add: exact for any point, torsion
+    /// included, and independent of dalek's scalar multiplication.
+    pub(crate) fn times_integer(point: &EdwardsPoint, m: &[u8; 32]) -> EdwardsPoint {
+        let mut acc = EdwardsPoint::identity();
+        for bit in (0..256).rev() {
+            acc = acc + acc;
+            if (m[bit / 8] >> (bit % 8)) & 1 == 1 {
+                acc += point;
+            }
+        }
+        acc
+    }
+
     /// The 8-torsion found without dalek's constants: [ℓ]P for a point P
     /// whose torsion part has order 8, and its multiples j·[ℓ]P for
     /// j = 0..7 (also the differential tests' torsion points).
@@ -133,16 +147,7 @@ pub(crate) mod tests {
             0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
             0x10,
         ];
-        let times_ell = |point: &EdwardsPoint| {
-            let mut acc = EdwardsPoint::identity();
-            for bit in (0..256).rev() {
-                acc = acc + acc;
-                if (ell[bit / 8] >> (bit % 8)) & 1 == 1 {
-                    acc += point;
-                }
-            }
-            acc
-        };
+        let times_ell = |point: &EdwardsPoint| times_integer(point, &ell);
         let generator = (0u64..)
             .find_map(|i| {
                 let bytes: [u8; 32] = Sha512::digest(i.to_le_bytes())[..32].try_into().unwrap();

@@ -30,7 +30,7 @@ const P: [u8; 32] = [
     0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
 ];
 
-fn hash(parts: &[&[u8]]) -> [u8; 64] {
+pub(crate) fn hash(parts: &[&[u8]]) -> [u8; 64] {
     let mut h = Sha512::new();
     for part in parts {
         h.update(part);
@@ -39,7 +39,7 @@ fn hash(parts: &[&[u8]]) -> [u8; 64] {
 }
 
 /// A deterministic "random" scalar.
-fn scalar(tag: &str, i: u64) -> Scalar {
+pub(crate) fn scalar(tag: &str, i: u64) -> Scalar {
     Scalar::from_bytes_mod_order_wide(&hash(&[tag.as_bytes(), &i.to_le_bytes()]))
 }
 
@@ -56,7 +56,7 @@ fn message(i: u64, len: usize) -> Vec<u8> {
 }
 
 /// k = SHA-512(R ‖ A ‖ M) mod ℓ, as ed25519-dalek computes it.
-fn challenge(r: &[u8; 32], a: &[u8; 32], m: &[u8]) -> Scalar {
+pub(crate) fn challenge(r: &[u8; 32], a: &[u8; 32], m: &[u8]) -> Scalar {
     let mut h = Sha512::new();
     h.update(r);
     h.update(a);
@@ -64,7 +64,7 @@ fn challenge(r: &[u8; 32], a: &[u8; 32], m: &[u8]) -> Scalar {
     Scalar::from_hash(h)
 }
 
-fn signature(r: &[u8; 32], s: &[u8; 32]) -> [u8; 64] {
+pub(crate) fn signature(r: &[u8; 32], s: &[u8; 32]) -> [u8; 64] {
     let mut out = [0u8; 64];
     out[..32].copy_from_slice(r);
     out[32..].copy_from_slice(s);
