@@ -17,6 +17,7 @@ mod ext;
 mod fixed_base;
 mod group;
 mod group_state;
+mod half_size_scalars;
 mod hooks;
 mod inspect;
 #[cfg(test)]
@@ -30,7 +31,6 @@ mod retained_state;
 mod safe_aad;
 mod signatures;
 mod signer;
-mod half_size_scalars;
 mod small_order_encodings;
 mod test_support;
 #[cfg(test)]

@@ -48,7 +48,7 @@
 //!   R = [s]B − [k]A. The last is checked with half-size scalars,
 //!   Q = [C·s]B − [D]A − [C]R = 0 (`half_size_scalars.rs` has why this is
 //!   exactly R = [s]B − [k]A for every A and R, torsion included), or, for
-//!   the ~2.6 % of k without a half-size pair, by dalek's own
+//!   the ~2.5 % of k without a half-size pair, by dalek's own
 //!   `vartime_double_scalar_mul_basepoint(k, −A, s)` (as `RCompute` calls
 //!   it) and the compression compared with R's bytes.
 //! `verifying_table_differential.rs` checks both paths against
@@ -290,9 +290,9 @@ fn half_size_equation(k: &Scalar, s: &Scalar, key: &EdwardsPoint, r_bytes: &[u8;
         return Some(false);
     };
     // [C·s mod ℓ]B as [u₀]B + [u₁]([2¹²⁸]B), u₀ and u₁ its 128-bit halves,
-    // and − [C]R − [D]A: one Straus loop of ~128 doublings (dalek change 1
-    // starts it at the highest non-zero digit; change 2 uses the static
-    // tables' full width).
+    // and − [C]R − [D]A: one Straus loop of ~128 doublings (dalek patch D2
+    // starts it at the highest non-zero digit; D3 uses the static tables'
+    // full width; docs/ENGINE.md).
     let u = (if pair.c_negative { -pair.c } else { pair.c }) * s;
     let (u0, u1) = u.as_bytes().split_at(16);
     let halves = [u0, u1].map(|half| Scalar::from(u128::from_le_bytes(half.try_into().unwrap_or_default())));

@@ -59,7 +59,7 @@ impl VartimePrecomputedMultiscalarMul for VartimePrecomputedStraus {
         J::Item: Borrow<Scalar>,
         K: IntoIterator<Item = Option<Self::Point>>,
     {
-        // paired-mls patch (docs/ENGINE.md, dalek change 2): width-8 digits
+        // paired-mls patch (docs/ENGINE.md, D3): width-8 digits
         // for the width-8 static tables, as curve25519-dalek 5.0 does (at
         // width 5 only 8 of their 64 odd multiples were ever used).
         let static_nafs = static_scalars
@@ -84,7 +84,7 @@ impl VartimePrecomputedMultiscalarMul for VartimePrecomputedStraus {
         // We could save some doublings by looking for the highest
         // nonzero NAF coefficient, but since we might have a lot of
         // them to search, it's not clear it's worthwhile to check.
-        // paired-mls patch (docs/ENGINE.md, dalek change 1): it is for
+        // paired-mls patch (docs/ENGINE.md, D2): it is for
         // half-size scalars (~128 bits: half the doublings), so start at
         // the highest non-zero digit of any scalar.
         let top = (0..256)

@@ -180,7 +180,7 @@ impl VartimeMultiscalarMul for Straus {
 
         let mut r = ProjectivePoint::identity();
 
-        // paired-mls patch (docs/ENGINE.md, dalek change 1): start at the
+        // paired-mls patch (docs/ENGINE.md, D2): start at the
         // highest non-zero digit of any scalar, as the double-base
         // multiplication does; the doublings of the identity above it change
         // nothing, and half-size scalars then cost half the doublings.
