@@ -14,7 +14,7 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use super::{half_size_equation, is_canonical_encoding, verify_without_table};
 use crate::half_size_scalars::half_size;
 use crate::small_order_encodings::tests::{times_integer, torsion_found_independently as torsion};
-use crate::verifying_table_differential::{challenge, hash, scalar, signature};
+use crate::ed25519_test_inputs::{challenge, hash, scalar, signature};
 
 fn pow2(e: u32) -> Scalar {
     let mut out = Scalar::ONE;

@@ -272,7 +272,7 @@ pub(crate) mod tests {
         // 2¹²⁸ ± small, and ℓ − 2¹²⁸.
         let two_128 = Scalar::from(u128::MAX) + Scalar::ONE;
         out.extend([two_128, two_128 + Scalar::ONE, two_128 - Scalar::ONE, -two_128, -two_128 + Scalar::ONE]);
-        out.extend((0..2000).map(|i| crate::verifying_table_differential::scalar("sample k", i)));
+        out.extend((0..2000).map(|i| crate::ed25519_test_inputs::scalar("sample k", i)));
         out
     }
 

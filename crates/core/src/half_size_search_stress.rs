@@ -4,7 +4,7 @@
 
 use super::*;
 
-use crate::verifying_table_differential::scalar;
+use crate::ed25519_test_inputs::scalar;
 
 #[test]
 fn search_never_panics_and_pairs_hold() {

@@ -11,6 +11,8 @@ mod client;
 mod codec;
 mod config;
 mod device_signed;
+#[cfg(test)]
+mod ed25519_test_inputs;
 mod error;
 mod error_code;
 mod ext;

@@ -12,12 +12,11 @@
 //! the table module.)
 
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
-use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::Identity;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use openmls_traits::types::{CryptoError, SignatureScheme};
-use sha2::{Digest, Sha512};
 
+use crate::ed25519_test_inputs::{challenge, hash, scalar, signature};
 use crate::small_order_encodings::tests::torsion_found_independently as torsion;
 use crate::verifying_tables::{has_table, tables_kept, TABLES_PEAK, verify_with_table, verify_without_table, PointTable, BUILD_AT_USE, CAPACITY, IDLE_BEFORE_REPLACE, TABLE_BYTES};
 
@@ -30,19 +29,6 @@ const P: [u8; 32] = [
     0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
 ];
 
-pub(crate) fn hash(parts: &[&[u8]]) -> [u8; 64] {
-    let mut h = Sha512::new();
-    for part in parts {
-        h.update(part);
-    }
-    h.finalize().into()
-}
-
-/// A deterministic "random" scalar.
-pub(crate) fn scalar(tag: &str, i: u64) -> Scalar {
-    Scalar::from_bytes_mod_order_wide(&hash(&[tag.as_bytes(), &i.to_le_bytes()]))
-}
-
 /// Deterministic message bytes of length `len`.
 fn message(i: u64, len: usize) -> Vec<u8> {
     let mut out = Vec::new();
@@ -52,22 +38,6 @@ fn message(i: u64, len: usize) -> Vec<u8> {
         block += 1;
     }
     out.truncate(len);
-    out
-}
-
-/// k = SHA-512(R ‖ A ‖ M) mod ℓ, as ed25519-dalek computes it.
-pub(crate) fn challenge(r: &[u8; 32], a: &[u8; 32], m: &[u8]) -> Scalar {
-    let mut h = Sha512::new();
-    h.update(r);
-    h.update(a);
-    h.update(m);
-    Scalar::from_hash(h)
-}
-
-pub(crate) fn signature(r: &[u8; 32], s: &[u8; 32]) -> [u8; 64] {
-    let mut out = [0u8; 64];
-    out[..32].copy_from_slice(r);
-    out[32..].copy_from_slice(s);
     out
 }
 
