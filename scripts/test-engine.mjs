@@ -67,6 +67,7 @@ const UNIT_FILTERS = [
   'group::tests_and_kats::tests::commit_validation',
   'group::tests_and_kats::tests::capabilities_check',
   'treesync::tests_and_kats::tests::test_update_path_batch',
+  'treesync::tests_and_kats::tests::test_verify_signatures_ahead',
   'messages::',
   'tree::sparse_vec',
   'tree::secret_tree::sparse_storage_tests',

@@ -107,6 +107,18 @@ pub trait OpenMlsCrypto: Send + Sync {
         signature: &[u8],
     ) -> Result<(), CryptoError>;
 
+    /// The signatures about to be checked one by one with
+    /// [`Self::verify_signature`], each as `(data, pk, signature)` under
+    /// `alg` (a ratchet tree's leaf signatures at join).
+    ///
+    /// Only a hint: every one is still checked by `verify_signature`
+    /// afterwards. A provider may verify them together here (on several
+    /// threads, say) and answer those later calls from what it found. The
+    /// default does nothing.
+    fn verify_signatures_ahead(&self, alg: SignatureScheme, inputs: &[(&[u8], &[u8], &[u8])]) {
+        let _ = (alg, inputs);
+    }
+
     /// Sign with the given parameters.
     ///
     /// Returns an error if the [`SignatureScheme`] is not supported or an error

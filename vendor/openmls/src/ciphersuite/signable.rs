@@ -135,6 +135,22 @@ pub trait Verifiable: Sized {
         pk: &OpenMlsSignaturePublicKey,
     ) -> Result<Self::VerifiedStruct, SignatureError>;
 
+    /// The bytes the signature is over: `SignContent` of [`Verifiable::label()`]
+    /// and [`Verifiable::unsigned_payload()`], as `verify_no_out` verifies them.
+    fn signed_content(&self) -> Result<Vec<u8>, SignatureError> {
+        let payload = self
+            .unsigned_payload()
+            .map_err(|_| SignatureError::VerificationError)?;
+        let sign_content = SignContent::new(self.label(), payload.into());
+        match sign_content.tls_serialize_detached() {
+            Ok(p) => Ok(p),
+            Err(e) => {
+                log::error!("Serializing SignContent failed, {e:?}");
+                Err(SignatureError::VerificationError)
+            }
+        }
+    }
+
     /// Verifies the payload against the given public key.
     /// The signature is fetched via the [`Verifiable::signature()`] function and
     /// the payload via [`Verifiable::unsigned_payload()`].
@@ -146,17 +162,7 @@ pub trait Verifiable: Sized {
         crypto: &impl OpenMlsCrypto,
         pk: &OpenMlsSignaturePublicKey,
     ) -> Result<(), SignatureError> {
-        let payload = self
-            .unsigned_payload()
-            .map_err(|_| SignatureError::VerificationError)?;
-        let sign_content = SignContent::new(self.label(), payload.into());
-        let payload = match sign_content.tls_serialize_detached() {
-            Ok(p) => p,
-            Err(e) => {
-                log::error!("Serializing SignContent failed, {e:?}");
-                return Err(SignatureError::VerificationError);
-            }
-        };
+        let payload = self.signed_content()?;
         // https://validation.openmls.tech/#valn1301
         crypto
             .verify_signature(

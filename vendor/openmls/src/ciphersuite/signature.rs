@@ -133,7 +133,8 @@ impl Signature {
 
 impl Signature {
     /// Get this signature as slice.
-    pub(super) fn value(&self) -> &[u8] {
+    // Engine change 23: crate-wide, for a tree's leaf signature inputs.
+    pub(crate) fn value(&self) -> &[u8] {
         self.value.as_slice()
     }
 }

@@ -116,6 +116,16 @@ pub enum RatchetTreeError {
     WrongNodeType,
 }
 
+/// A node of an incoming ratchet tree once its type is checked against its
+/// position, before its signature is (engine change 23).
+enum TypedNode {
+    Leaf(Box<VerifiableLeafNode>),
+    Parent(Box<ParentNode>),
+    Blank,
+    /// A node of the wrong type for its position: the tree is refused there.
+    Wrong,
+}
+
 impl RatchetTree {
     /// Create a [`RatchetTree`] from a vector of nodes stripping all trailing blank nodes.
     ///
@@ -159,52 +169,92 @@ impl RatchetTree {
             Some(Some(_)) => {
                 // The ratchet tree is not empty, i.e., has a last node, and the last node is not blank.
 
-                // Verify the nodes.
-                // https://validation.openmls.tech/#valn1407
-                let mut verified_nodes = Vec::new();
+                // Engine change 23: every leaf's signature input is handed to
+                // the provider before the one-by-one checks below, so that it
+                // can verify them together (on several threads). The nodes are
+                // typed first; the first misplaced node ends the pass, so the
+                // errors come in the order of the nodes, as before.
+                let mut typed_nodes = Vec::with_capacity(nodes.len());
                 for (index, node) in nodes.into_iter().enumerate() {
-                    let verified_node = match (index % 2, node) {
+                    let typed_node = match (index % 2, node) {
                         // Even indices must be leaf nodes.
                         (0, Some(NodeIn::LeafNode(leaf_node))) => {
                             let tree_position = TreePosition::new(
                                 group_id.clone(),
                                 LeafNodeIndex::new((index / 2) as u32),
                             );
-                            let verifiable_leaf_node = leaf_node.into_verifiable_leaf_node();
+                            let mut verifiable_leaf_node = leaf_node.into_verifiable_leaf_node();
+                            match &mut verifiable_leaf_node {
+                                VerifiableLeafNode::KeyPackage(_) => {}
+                                VerifiableLeafNode::Update(leaf_node) => {
+                                    leaf_node.add_tree_position(tree_position)
+                                }
+                                VerifiableLeafNode::Commit(leaf_node) => {
+                                    leaf_node.add_tree_position(tree_position)
+                                }
+                            }
+                            TypedNode::Leaf(Box::new(verifiable_leaf_node))
+                        }
+                        // Odd indices must be parent nodes.
+                        (1, Some(NodeIn::ParentNode(parent_node))) => {
+                            TypedNode::Parent(parent_node)
+                        }
+                        // Blank nodes.
+                        (_, None) => TypedNode::Blank,
+                        // All other cases are invalid.
+                        _ => TypedNode::Wrong,
+                    };
+                    let wrong = matches!(typed_node, TypedNode::Wrong);
+                    typed_nodes.push(typed_node);
+                    if wrong {
+                        break;
+                    }
+                }
+                let signature_inputs: Vec<(Vec<u8>, &[u8], &[u8])> = typed_nodes
+                    .iter()
+                    .filter_map(|node| match node {
+                        TypedNode::Leaf(leaf_node) => {
+                            let (content, signature) = leaf_node.signature_input()?;
+                            Some((content, leaf_node.signature_key().as_slice(), signature))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                let borrowed: Vec<(&[u8], &[u8], &[u8])> = signature_inputs
+                    .iter()
+                    .map(|(content, key, signature)| (content.as_slice(), *key, *signature))
+                    .collect();
+                crypto.verify_signatures_ahead(ciphersuite.signature_algorithm(), &borrowed);
+                drop(borrowed);
+                drop(signature_inputs);
+
+                // Verify the nodes.
+                // https://validation.openmls.tech/#valn1407
+                let mut verified_nodes = Vec::new();
+                for typed_node in typed_nodes {
+                    let verified_node = match typed_node {
+                        TypedNode::Leaf(verifiable_leaf_node) => {
                             let signature_key = verifiable_leaf_node
                                 .signature_key()
                                 .clone()
                                 .into_signature_public_key_enriched(
                                     ciphersuite.signature_algorithm(),
                                 );
-                            Some(Node::leaf_node(match verifiable_leaf_node {
+                            Some(Node::leaf_node(match *verifiable_leaf_node {
                                 VerifiableLeafNode::KeyPackage(leaf_node) => leaf_node
                                     .verify(crypto, &signature_key)
                                     .map_err(|_| RatchetTreeError::InvalidNodeSignature)?,
-                                VerifiableLeafNode::Update(mut leaf_node) => {
-                                    leaf_node.add_tree_position(tree_position);
-                                    leaf_node
-                                        .verify(crypto, &signature_key)
-                                        .map_err(|_| RatchetTreeError::InvalidNodeSignature)?
-                                }
-                                VerifiableLeafNode::Commit(mut leaf_node) => {
-                                    leaf_node.add_tree_position(tree_position);
-                                    leaf_node
-                                        .verify(crypto, &signature_key)
-                                        .map_err(|_| RatchetTreeError::InvalidNodeSignature)?
-                                }
+                                VerifiableLeafNode::Update(leaf_node) => leaf_node
+                                    .verify(crypto, &signature_key)
+                                    .map_err(|_| RatchetTreeError::InvalidNodeSignature)?,
+                                VerifiableLeafNode::Commit(leaf_node) => leaf_node
+                                    .verify(crypto, &signature_key)
+                                    .map_err(|_| RatchetTreeError::InvalidNodeSignature)?,
                             }))
                         }
-                        // Odd indices must be parent nodes.
-                        (1, Some(NodeIn::ParentNode(parent_node))) => {
-                            Some(Node::ParentNode(parent_node))
-                        }
-                        // Blank nodes.
-                        (_, None) => None,
-                        // All other cases are invalid.
-                        _ => {
-                            return Err(RatchetTreeError::WrongNodeType);
-                        }
+                        TypedNode::Parent(parent_node) => Some(Node::ParentNode(parent_node)),
+                        TypedNode::Blank => None,
+                        TypedNode::Wrong => return Err(RatchetTreeError::WrongNodeType),
                     };
                     verified_nodes.push(verified_node);
                 }

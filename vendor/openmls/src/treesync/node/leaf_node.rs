@@ -902,6 +902,17 @@ impl VerifiableLeafNode {
             VerifiableLeafNode::Commit(v) => v.signature_key(),
         }
     }
+
+    /// The signed bytes and the signature, as `verify` will check them
+    /// (engine change 23); `None` when they cannot be encoded (`verify`
+    /// then fails on its own).
+    pub(crate) fn signature_input(&self) -> Option<(Vec<u8>, &[u8])> {
+        match self {
+            VerifiableLeafNode::KeyPackage(v) => Some((v.signed_content().ok()?, v.signature().value())),
+            VerifiableLeafNode::Update(v) => Some((v.signed_content().ok()?, v.signature().value())),
+            VerifiableLeafNode::Commit(v) => Some((v.signed_content().ok()?, v.signature().value())),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
