@@ -3,9 +3,10 @@
  * Node the .wasm file next to the bundle is read from disk, in browsers it
  * is fetched (or a bundler hands its URL/bytes in).
  */
-import initCore, { initSync, coreVersion, supportedCiphersuites, installEncapPool, installNativeCurves, nativeCurvesInstalled } from '../../pkg/paired_mls_core.js';
+import initCore, { initSync, coreVersion, supportedCiphersuites, installEncapPool, installNativeCurves, installVerifyPool, nativeCurvesInstalled } from '../../pkg/paired_mls_core.js';
 import { BrowserEncapPool } from './browser-encap-pool.js';
 import { nodeNativeCurves, type NodeNativeCurves } from './native-curves.js';
+import { VerifyPool, type VerifyPoolStats } from './verify-pool.js';
 import { MlsError, toMlsError } from './errors.js';
 
 /** Where `init()` gets the wasm module: bytes, a compiled module, a URL or path, or a fetch Response. */
@@ -16,6 +17,10 @@ let loaded = false;
 let poisoned: MlsError | undefined;
 let memory: WebAssembly.Memory | undefined;
 let nodeCurves: NodeNativeCurves | undefined;
+let nodeWorkers: typeof import('node:worker_threads') | undefined;
+/** The core's compiled module in Node, which verification workers instantiate too. */
+let coreModule: WebAssembly.Module | undefined;
+let verifyPool: VerifyPool | undefined;
 let browserPool: BrowserEncapPool | undefined;
 /** Distinguishes loaded copies of the library (each has its own wasm instance). */
 const instanceId = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
@@ -29,16 +34,20 @@ function isNode(): boolean {
 async function loadInNode(): Promise<void> {
   const { readFile } = await import('node:fs/promises');
   const bytes = await readFile(new URL(`./${WASM_FILE}`, import.meta.url));
-  const exports = initSync({ module: bytes });
+  // Compiled here (not inside initSync) so that verification workers can
+  // instantiate the same module without compiling it again.
+  coreModule = new WebAssembly.Module(bytes);
+  const exports = initSync({ module: coreModule });
   memory = exports.memory;
+  nodeWorkers = await import('node:worker_threads');
   // Node's OpenSSL does X25519 DH (and long-message Ed25519, AES-GCM,
   // SHA-256) several times faster than Rust in wasm (native_crypto.rs says
   // what goes where); PAIRED_MLS_NATIVE_CURVES=0 keeps the pure-wasm path.
-  nodeCurves = nodeNativeCurves(await import('node:crypto'), await import('node:worker_threads'));
+  nodeCurves = nodeNativeCurves(await import('node:crypto'), nodeWorkers);
   if (process.env.PAIRED_MLS_NATIVE_CURVES !== '0') installNativeCurves(nodeCurves as never);
   // PAIRED_MLS_THREADS=N sets the worker threads before any call (bench/run.js --threads).
   const threads = process.env.PAIRED_MLS_THREADS;
-  if (threads !== undefined && threads !== '') nodeCurves.setThreads(Number(threads));
+  if (threads !== undefined && threads !== '') setNodeThreads(Number(threads));
 }
 
 /**
@@ -99,7 +108,11 @@ export function setCurveBackend(backend: 'native' | 'wasm'): 'native' | 'wasm' {
  *
  * - Node: worker_threads with the native curves (`curveBackend() ===
  *   'native'`); the calling thread shares the Encaps and waits with
- *   `Atomics.wait`. Workers never keep the process alive.
+ *   `Atomics.wait`. Workers never keep the process alive. As many workers
+ *   again, each with its own instance of the core's wasm, verify the leaf
+ *   signatures of a joined tree of at least 32 members with the calling
+ *   thread (`joinFromWelcome`, external joins; same decision as on one
+ *   thread: a signature no worker found valid is verified by the caller).
  * - Browsers: Web Workers with WebCrypto X25519; needs a cross-origin
  *   isolated page (SharedArrayBuffer: serve it with
  *   `Cross-Origin-Opener-Policy: same-origin` and
@@ -112,7 +125,7 @@ export function setThreads(threads: number): number {
   assertReady();
   if (!Number.isInteger(threads) || threads < 0 || threads > 64) throw new MlsError('INVALID_ARGUMENT', 'threads must be a whole number from 0 to 64');
   if (nodeCurves) {
-    nodeCurves.setThreads(threads);
+    setNodeThreads(threads);
     return nodeCurves.threads();
   }
   if (threads === (browserPool?.threads ?? 0)) return threads;
@@ -125,6 +138,15 @@ export function setThreads(threads: number): number {
   // The core calls the batch methods of the NativeCurves contract.
   installEncapPool((pool ? { x25519EncapBegin: (keys: Uint8Array) => pool.begin(keys), x25519EncapTake: (out: Uint8Array) => pool.take(out), x25519EncapEnd: () => pool.end() } : undefined) as never);
   return threads;
+}
+
+/** Node: the Encap pool's workers, and as many verifying a joined tree's leaf signatures (verify-pool.ts). */
+function setNodeThreads(threads: number): void {
+  nodeCurves!.setThreads(threads);
+  if (threads === (verifyPool?.threads ?? 0)) return;
+  verifyPool?.close();
+  verifyPool = threads > 0 ? new VerifyPool(nodeWorkers!, coreModule!, threads) : undefined;
+  installVerifyPool(verifyPool as never);
 }
 
 /** The worker threads set by `setThreads`. */
@@ -142,7 +164,10 @@ export function threadCount(): number {
  */
 export function threadStats(): ThreadStats | undefined {
   assertReady();
-  if (nodeCurves) return nodeCurves.poolStats();
+  if (nodeCurves) {
+    const encaps = nodeCurves.poolStats();
+    return encaps && verifyPool ? { ...encaps, verify: { ...verifyPool.stats, running: verifyPool.running } } : encaps;
+  }
   return browserPool ? { ...browserPool.stats, running: browserPool.running } : undefined;
 }
 
@@ -154,6 +179,8 @@ export interface ThreadStats {
   redoneChunks: number;
   stalls: number;
   running: number;
+  /** Node: the pool verifying a joined tree's leaf signatures, and its workers running now. */
+  verify?: VerifyPoolStats & { running: number };
 }
 
 /** Throw unless the core is loaded and healthy. */

@@ -39,6 +39,7 @@ mod test_support;
 mod test_groups;
 #[cfg(test)]
 mod verifying_key_attacks;
+mod verify_pool;
 mod verifying_keys;
 mod verifying_tables;
 #[cfg(test)]

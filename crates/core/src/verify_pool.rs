@@ -1,0 +1,267 @@
+//! A ratchet tree's leaf signatures verified on several threads at join
+//! (engine change 23, docs/ENGINE.md; issue 24).
+//!
+//! openmls hands every leaf's Ed25519 signature input to the provider
+//! before it checks them one by one (`verify_signatures_ahead`). When the
+//! host installed a pool (ts/mls/verify-pool.ts, `setThreads` in Node),
+//! the batch goes to it: worker threads, each with its own instance of this
+//! same wasm module, claim chunks of it and run the worker entry below,
+//! while this thread claims chunks too and verifies them here. The
+//! signatures found valid are kept in [`AHEAD`], and the one-by-one
+//! check that follows answers from there (`take_verified`).
+//!
+//! Why this keeps `verify_strict`'s decision: a worker runs the very
+//! function this thread runs ([`verify_one`]); a signature it did not
+//! report valid (invalid, a failed or stalled worker, a host error) is
+//! simply not kept, so the one-by-one check verifies it here and refuses
+//! it with the error it always gave. A kept entry is matched on its exact
+//! key, signature and signed bytes, and only ever says "valid", which
+//! verifying them again would say too. The host (the app's own JS) is
+//! trusted here as it is for every other crypto call it serves.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use openmls_traits::types::SignatureScheme;
+use wasm_bindgen::prelude::*;
+
+use crate::signatures;
+
+#[wasm_bindgen]
+extern "C" {
+    /// Installed by the TS layer; see ts/mls/verify-pool.ts for the contract.
+    pub type VerifyPool;
+
+    /// Starts a batch of `count` jobs, each `key (32) || signature (64) ||
+    /// length (u32 LE) || signed bytes`. Returns the jobs per chunk, or 0
+    /// when the host does not take the batch (too small, no workers).
+    #[wasm_bindgen(method, catch, js_name = verifyBegin)]
+    fn verify_begin(this: &VerifyPool, jobs: &[u8], count: u32) -> Result<u32, JsValue>;
+    /// The next chunk for this thread to verify, or -1 when none is left.
+    #[wasm_bindgen(method, catch, js_name = verifyClaim)]
+    fn verify_claim(this: &VerifyPool) -> Result<i32, JsValue>;
+    /// Ends the batch: waits for the chunks workers claimed (or gives up on
+    /// a stalled one) and writes 1 into `results` for each job a worker
+    /// found valid, 0 for every other.
+    #[wasm_bindgen(method, catch, js_name = verifyEnd)]
+    fn verify_end(this: &VerifyPool, results: &mut [u8]) -> Result<(), JsValue>;
+}
+
+/// Fixed part of a job: key, signature, length of the signed bytes.
+const JOB_HEADER: usize = 32 + 64 + 4;
+/// Batches smaller than this are verified one by one (no pool round trip).
+const MIN_BATCH: usize = 32;
+
+thread_local! {
+    // wasm32 is single-threaded: one slot per wasm instance.
+    static POOL: RefCell<Option<VerifyPool>> = const { RefCell::new(None) };
+    /// Signatures found valid ahead, by signature: (key, signed bytes).
+    static AHEAD: RefCell<HashMap<[u8; 64], ([u8; 32], Vec<u8>)>> = RefCell::new(HashMap::new());
+    /// A worker's jobs, written by the worker's JS (`paired_mls_verify_buffer`).
+    static WORKER_JOBS: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Verify leaf signatures on `pool` from now on (or stop with `null`).
+#[wasm_bindgen(js_name = installVerifyPool)]
+pub fn install_verify_pool(pool: Option<VerifyPool>) {
+    POOL.with(|slot| *slot.borrow_mut() = pool);
+}
+
+/// `verify_strict`'s decision on one signature, as the one-by-one check makes it.
+fn verify_one(key: &[u8], signature: &[u8], data: &[u8]) -> bool {
+    signatures::verify(SignatureScheme::ED25519, data, key, signature).is_ok()
+}
+
+/// One job of a batch, borrowed from the inputs.
+struct Job<'a> {
+    key: &'a [u8; 32],
+    signature: &'a [u8; 64],
+    data: &'a [u8],
+}
+
+/// The provider's `verify_signatures_ahead` (module docs). Forgets what an
+/// earlier batch kept, then keeps the valid signatures of this one.
+pub(crate) fn verify_ahead(alg: SignatureScheme, inputs: &[(&[u8], &[u8], &[u8])]) {
+    AHEAD.with(|ahead| ahead.borrow_mut().clear());
+    if alg != SignatureScheme::ED25519 {
+        return;
+    }
+    // A handle of its own: the host is called with no borrow of the slot held.
+    let Some(pool) = POOL.with(|slot| slot.borrow().as_ref().map(|pool| pool.unchecked_ref::<JsValue>().clone().unchecked_into::<VerifyPool>())) else { return };
+    // Malformed keys and signatures are left to the one-by-one check.
+    let jobs: Vec<Job> = inputs
+        .iter()
+        .filter_map(|(data, key, signature)| Some(Job { key: (*key).try_into().ok()?, signature: (*signature).try_into().ok()?, data }))
+        .filter(|job| u32::try_from(job.data.len()).is_ok())
+        .collect();
+    if jobs.len() < MIN_BATCH {
+        return;
+    }
+    let mut bytes = Vec::with_capacity(jobs.iter().map(|job| JOB_HEADER + job.data.len()).sum());
+    for job in &jobs {
+        bytes.extend_from_slice(job.key);
+        bytes.extend_from_slice(job.signature);
+        bytes.extend_from_slice(&(job.data.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(job.data);
+    }
+    let Ok(count) = u32::try_from(jobs.len()) else { return };
+    let chunk = match pool.verify_begin(&bytes, count) {
+        Ok(chunk) if chunk > 0 => chunk as usize,
+        _ => return,
+    };
+    drop(bytes);
+    let mut valid = vec![false; jobs.len()];
+    // This thread's share: chunks claimed as it goes, like the workers.
+    while let Ok(claimed) = pool.verify_claim() {
+        let Ok(claimed) = usize::try_from(claimed) else { break };
+        let from = claimed.saturating_mul(chunk);
+        if from >= jobs.len() {
+            break;
+        }
+        for index in from..jobs.len().min(from + chunk) {
+            let job = &jobs[index];
+            valid[index] = verify_one(job.key, job.signature, job.data);
+        }
+    }
+    let mut from_workers = vec![0u8; jobs.len()];
+    if pool.verify_end(&mut from_workers).is_err() {
+        from_workers.fill(0);
+    }
+    AHEAD.with(|ahead| {
+        let mut ahead = ahead.borrow_mut();
+        for (index, job) in jobs.iter().enumerate() {
+            if valid[index] || from_workers[index] == 1 {
+                ahead.insert(*job.signature, (*job.key, job.data.to_vec()));
+            }
+        }
+    });
+}
+
+/// Whether this exact signature of `data` under `key` was found valid
+/// ahead; the entry is used up. False for anything else (then verify it).
+pub(crate) fn take_verified(data: &[u8], key: &[u8], signature: &[u8]) -> bool {
+    let Ok(signature) = <&[u8; 64]>::try_from(signature) else { return false };
+    AHEAD.with(|ahead| {
+        let mut ahead = ahead.borrow_mut();
+        match ahead.get(signature) {
+            Some((kept_key, kept_data)) if kept_key.as_slice() == key && kept_data.as_slice() == data => {
+                ahead.remove(signature);
+                true
+            }
+            _ => false,
+        }
+    })
+}
+
+/// Worker entry (not a wasm-bindgen export: a verification worker
+/// instantiates this module without the JS glue and calls it directly).
+/// Makes room for `len` bytes of jobs and returns where the worker writes
+/// them.
+#[no_mangle]
+pub extern "C" fn paired_mls_verify_buffer(len: u32) -> *mut u8 {
+    WORKER_JOBS.with(|jobs| {
+        let mut jobs = jobs.borrow_mut();
+        jobs.clear();
+        jobs.resize(len as usize, 0);
+        jobs.as_mut_ptr()
+    })
+}
+
+/// Worker entry: verifies the `count` jobs written at the buffer (layout
+/// of `verifyBegin`) and writes one byte per job at its start, 1 for a
+/// valid signature, 0 for an invalid one. Returns `count`, or -1 when the
+/// jobs do not fill the buffer exactly (nothing is written then).
+#[no_mangle]
+pub extern "C" fn paired_mls_verify_jobs(count: u32) -> i32 {
+    WORKER_JOBS.with(|jobs| {
+        let mut jobs = jobs.borrow_mut();
+        let Some(results) = verify_job_bytes(&jobs, count as usize) else { return -1 };
+        jobs[..results.len()].copy_from_slice(&results);
+        i32::try_from(results.len()).unwrap_or(-1)
+    })
+}
+
+/// The decisions on `count` jobs laid out back to back in `bytes`; None
+/// unless they fill it exactly.
+fn verify_job_bytes(bytes: &[u8], count: usize) -> Option<Vec<u8>> {
+    let mut results = Vec::with_capacity(count);
+    let mut rest = bytes;
+    for _ in 0..count {
+        let (header, tail) = rest.split_at_checked(JOB_HEADER)?;
+        let length = u32::from_le_bytes(header[96..100].try_into().ok()?) as usize;
+        let (data, tail) = tail.split_at_checked(length)?;
+        results.push(u8::from(verify_one(&header[..32], &header[32..96], data)));
+        rest = tail;
+    }
+    (rest.is_empty() && results.len() <= bytes.len()).then_some(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::{Signer, SigningKey};
+
+    fn job(seed: u8, data: &[u8]) -> Vec<u8> {
+        let key = SigningKey::from_bytes(&[seed; 32]);
+        let mut bytes = key.verifying_key().to_bytes().to_vec();
+        bytes.extend_from_slice(&key.sign(data).to_bytes());
+        bytes.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(data);
+        bytes
+    }
+
+    #[test]
+    fn a_worker_reports_each_signature_as_verify_strict_decides() {
+        let mut bytes = job(1, b"first leaf");
+        let mut forged = job(2, b"second leaf");
+        forged[40] ^= 1; // a signature bit
+        bytes.extend_from_slice(&forged);
+        bytes.extend_from_slice(&job(3, b""));
+        let ptr = paired_mls_verify_buffer(bytes.len() as u32);
+        WORKER_JOBS.with(|jobs| {
+            assert_eq!(jobs.borrow().as_ptr(), ptr as *const u8);
+            jobs.borrow_mut().copy_from_slice(&bytes);
+        });
+        assert_eq!(paired_mls_verify_jobs(3), 3);
+        WORKER_JOBS.with(|jobs| assert_eq!(&jobs.borrow()[..3], &[1, 0, 1]));
+    }
+
+    #[test]
+    fn jobs_that_do_not_fill_the_buffer_are_refused() {
+        let bytes = [job(1, b"a"), job(2, b"bb")].concat();
+        for (cut, count) in [(bytes.len() - 1, 2), (bytes.len(), 1), (bytes.len(), 3), (10, 1)] {
+            assert_eq!(verify_job_bytes(&bytes[..cut], count), None, "cut {cut}, count {count}");
+        }
+        // A length field pointing past the end.
+        let mut long = job(1, b"a");
+        long[96..100].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(verify_job_bytes(&long, 1), None);
+        assert_eq!(verify_job_bytes(&bytes, 2), Some(vec![1, 1]));
+    }
+
+    #[test]
+    fn only_the_exact_signature_key_and_data_found_valid_are_taken() {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let public = key.verifying_key().to_bytes();
+        let signature = key.sign(b"leaf").to_bytes();
+        AHEAD.with(|ahead| ahead.borrow_mut().insert(signature, (public, b"leaf".to_vec())));
+        assert!(!take_verified(b"leag", &public, &signature), "other data");
+        let mut other_key = public;
+        other_key[0] ^= 1;
+        assert!(!take_verified(b"leaf", &other_key, &signature), "other key");
+        assert!(!take_verified(b"leaf", &public, &signature[..63]), "short signature");
+        assert!(take_verified(b"leaf", &public, &signature));
+        assert!(!take_verified(b"leaf", &public, &signature), "used up");
+    }
+
+    #[test]
+    fn without_a_pool_nothing_is_kept() {
+        let key = SigningKey::from_bytes(&[9; 32]);
+        let public = key.verifying_key().to_bytes();
+        let signatures: Vec<[u8; 64]> = (0..40u8).map(|i| key.sign(&[i]).to_bytes()).collect();
+        let data: Vec<[u8; 1]> = (0..40u8).map(|i| [i]).collect();
+        let inputs: Vec<(&[u8], &[u8], &[u8])> = (0..40).map(|i| (&data[i][..], &public[..], &signatures[i][..])).collect();
+        verify_ahead(SignatureScheme::ED25519, &inputs);
+        assert!(!take_verified(&data[0], &public, &signatures[0]));
+    }
+}
