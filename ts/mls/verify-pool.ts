@@ -148,20 +148,25 @@ function verifyWorkerMain(): void {
       if (claimed >= chunks) return;
       const from = claimed * chunk;
       const to = Math.min(count, from + chunk);
-      let state = 2; // DONE
       try {
         if (fault === 'throw') throw new Error('test fault');
         if (fault === 'hang') Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
         const start = offsets[from]!;
         const end = offsets[to]!;
         const at = exports.paired_mls_verify_buffer(end - start);
+        if (at === 0) throw new Error('no room for the verification jobs');
         new Uint8Array(exports.memory.buffer, at, end - start).set(jobs.subarray(start, end));
         if (exports.paired_mls_verify_jobs(to - from) !== to - from) throw new Error('malformed verification jobs');
         results.set(new Uint8Array(exports.memory.buffer, at, to - from), from);
       } catch {
-        state = 3; // FAILED
+        Atomics.store(status, claimed, 3); // FAILED
+        Atomics.notify(status, claimed);
+        // An instance that trapped is not trusted to work again (a borrow
+        // may be left held): this worker ends, the calling thread verifies
+        // what it leaves, and the pool is replaced before its next batch.
+        process.exit(1);
       }
-      Atomics.store(status, claimed, state);
+      Atomics.store(status, claimed, 2); // DONE
       Atomics.notify(status, claimed);
     }
   });

@@ -40,6 +40,8 @@ mod test_groups;
 #[cfg(test)]
 mod verifying_key_attacks;
 mod verify_pool;
+#[cfg(test)]
+mod verify_pool_attacks;
 mod verifying_keys;
 mod verifying_tables;
 #[cfg(test)]

@@ -149,13 +149,16 @@ impl OpenMlsCrypto for AcceleratedCrypto {
     }
     fn verify_signature(&self, alg: SignatureScheme, data: &[u8], pk: &[u8], signature: &[u8]) -> Result<(), CryptoError> {
         // Found valid ahead, with exactly these bytes (verify_pool.rs).
-        if alg == SignatureScheme::ED25519 && verify_pool::take_verified(data, pk, signature) {
+        if alg == SignatureScheme::ED25519 && verify_pool::found_valid(data, pk, signature) {
             return Ok(());
         }
         signatures::verify(alg, data, pk, signature)
     }
     // Engine change 23: a ratchet tree's leaf signatures arrive together at
     // join, so a host pool can verify them on several threads.
+    fn wants_signatures_ahead(&self, alg: SignatureScheme, count: usize) -> bool {
+        verify_pool::wants_ahead(alg, count)
+    }
     fn verify_signatures_ahead(&self, alg: SignatureScheme, inputs: &[(&[u8], &[u8], &[u8])]) {
         verify_pool::verify_ahead(alg, inputs);
     }

@@ -8,7 +8,8 @@
 //! same wasm module, claim chunks of it and run the worker entry below,
 //! while this thread claims chunks too and verifies them here. The
 //! signatures found valid are kept in [`AHEAD`], and the one-by-one
-//! check that follows answers from there (`take_verified`).
+//! check that follows answers from there (`found_valid`); the entries
+//! stay until the next batch.
 //!
 //! Why this keeps `verify_strict`'s decision: a worker runs the very
 //! function this thread runs ([`verify_one`]); a signature it did not
@@ -20,7 +21,7 @@
 //! trusted here as it is for every other crypto call it serves.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use openmls_traits::types::SignatureScheme;
 use wasm_bindgen::prelude::*;
@@ -48,23 +49,33 @@ extern "C" {
 }
 
 /// Fixed part of a job: key, signature, length of the signed bytes.
-const JOB_HEADER: usize = 32 + 64 + 4;
+pub(crate) const JOB_HEADER: usize = 32 + 64 + 4;
 /// Batches smaller than this are verified one by one (no pool round trip).
-const MIN_BATCH: usize = 32;
+pub(crate) const MIN_BATCH: usize = 32;
 
 thread_local! {
     // wasm32 is single-threaded: one slot per wasm instance.
     static POOL: RefCell<Option<VerifyPool>> = const { RefCell::new(None) };
-    /// Signatures found valid ahead, by signature: (key, signed bytes).
-    static AHEAD: RefCell<HashMap<[u8; 64], ([u8; 32], Vec<u8>)>> = RefCell::new(HashMap::new());
+    /// Signatures found valid ahead, by signature: (key, signed bytes). A
+    /// BTreeMap: its cost does not depend on how the signatures hash (a
+    /// tree's author picks them), and an entry is a fact about one valid
+    /// triple, so it is not used up (a leaf repeated in a tree matches it
+    /// every time; the next batch clears the map).
+    pub(crate) static AHEAD: RefCell<BTreeMap<[u8; 64], ([u8; 32], Vec<u8>)>> = const { RefCell::new(BTreeMap::new()) };
     /// A worker's jobs, written by the worker's JS (`paired_mls_verify_buffer`).
-    static WORKER_JOBS: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    pub(crate) static WORKER_JOBS: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Verify leaf signatures on `pool` from now on (or stop with `null`).
 #[wasm_bindgen(js_name = installVerifyPool)]
 pub fn install_verify_pool(pool: Option<VerifyPool>) {
     POOL.with(|slot| *slot.borrow_mut() = pool);
+}
+
+/// The provider's `wants_signatures_ahead`: Ed25519 batches large enough
+/// for the installed pool (openmls builds no batch otherwise).
+pub(crate) fn wants_ahead(alg: SignatureScheme, count: usize) -> bool {
+    alg == SignatureScheme::ED25519 && count >= MIN_BATCH && POOL.with(|slot| slot.borrow().is_some())
 }
 
 /// `verify_strict`'s decision on one signature, as the one-by-one check makes it.
@@ -79,15 +90,48 @@ struct Job<'a> {
     data: &'a [u8],
 }
 
-/// The provider's `verify_signatures_ahead` (module docs). Forgets what an
-/// earlier batch kept, then keeps the valid signatures of this one.
+/// The calls of a batch host: the JS pool ([`VerifyPool`]), or a test's.
+pub(crate) trait VerifyHost {
+    /// `verifyBegin`: the jobs per chunk, or None when the host does not take the batch.
+    fn begin(&self, jobs: &[u8], count: u32) -> Option<usize>;
+    /// `verifyClaim`: the next chunk for this thread, or None when none is left.
+    fn claim(&self) -> Option<usize>;
+    /// `verifyEnd`: the workers' results, one byte per job (1: valid); false
+    /// when the host failed (its results are then not used).
+    fn end(&self, results: &mut [u8]) -> bool;
+}
+
+impl VerifyHost for VerifyPool {
+    fn begin(&self, jobs: &[u8], count: u32) -> Option<usize> {
+        match self.verify_begin(jobs, count) {
+            Ok(chunk) if chunk > 0 => Some(chunk as usize),
+            _ => None,
+        }
+    }
+    fn claim(&self) -> Option<usize> {
+        self.verify_claim().ok().and_then(|claimed| usize::try_from(claimed).ok())
+    }
+    fn end(&self, results: &mut [u8]) -> bool {
+        self.verify_end(results).is_ok()
+    }
+}
+
+/// The provider's `verify_signatures_ahead` (module docs), on the
+/// installed pool.
 pub(crate) fn verify_ahead(alg: SignatureScheme, inputs: &[(&[u8], &[u8], &[u8])]) {
+    AHEAD.with(|ahead| ahead.borrow_mut().clear());
+    // A handle of its own: the host is called with no borrow of the slot held.
+    let Some(pool) = POOL.with(|slot| slot.borrow().as_ref().map(|pool| pool.unchecked_ref::<JsValue>().clone().unchecked_into::<VerifyPool>())) else { return };
+    verify_ahead_on(&pool, alg, inputs);
+}
+
+/// Forgets what an earlier batch kept, then runs this one on `host` and
+/// keeps its valid signatures.
+pub(crate) fn verify_ahead_on(host: &impl VerifyHost, alg: SignatureScheme, inputs: &[(&[u8], &[u8], &[u8])]) {
     AHEAD.with(|ahead| ahead.borrow_mut().clear());
     if alg != SignatureScheme::ED25519 {
         return;
     }
-    // A handle of its own: the host is called with no borrow of the slot held.
-    let Some(pool) = POOL.with(|slot| slot.borrow().as_ref().map(|pool| pool.unchecked_ref::<JsValue>().clone().unchecked_into::<VerifyPool>())) else { return };
     // Malformed keys and signatures are left to the one-by-one check.
     let jobs: Vec<Job> = inputs
         .iter()
@@ -105,26 +149,22 @@ pub(crate) fn verify_ahead(alg: SignatureScheme, inputs: &[(&[u8], &[u8], &[u8])
         bytes.extend_from_slice(job.data);
     }
     let Ok(count) = u32::try_from(jobs.len()) else { return };
-    let chunk = match pool.verify_begin(&bytes, count) {
-        Ok(chunk) if chunk > 0 => chunk as usize,
-        _ => return,
-    };
+    let Some(chunk) = host.begin(&bytes, count) else { return };
     drop(bytes);
     let mut valid = vec![false; jobs.len()];
     // This thread's share: chunks claimed as it goes, like the workers.
-    while let Ok(claimed) = pool.verify_claim() {
-        let Ok(claimed) = usize::try_from(claimed) else { break };
+    while let Some(claimed) = host.claim() {
         let from = claimed.saturating_mul(chunk);
         if from >= jobs.len() {
             break;
         }
-        for index in from..jobs.len().min(from + chunk) {
+        for index in from..jobs.len().min(from.saturating_add(chunk)) {
             let job = &jobs[index];
             valid[index] = verify_one(job.key, job.signature, job.data);
         }
     }
     let mut from_workers = vec![0u8; jobs.len()];
-    if pool.verify_end(&mut from_workers).is_err() {
+    if !host.end(&mut from_workers) {
         from_workers.fill(0);
     }
     AHEAD.with(|ahead| {
@@ -138,30 +178,27 @@ pub(crate) fn verify_ahead(alg: SignatureScheme, inputs: &[(&[u8], &[u8], &[u8])
 }
 
 /// Whether this exact signature of `data` under `key` was found valid
-/// ahead; the entry is used up. False for anything else (then verify it).
-pub(crate) fn take_verified(data: &[u8], key: &[u8], signature: &[u8]) -> bool {
+/// ahead. False for anything else (then verify it).
+pub(crate) fn found_valid(data: &[u8], key: &[u8], signature: &[u8]) -> bool {
     let Ok(signature) = <&[u8; 64]>::try_from(signature) else { return false };
     AHEAD.with(|ahead| {
-        let mut ahead = ahead.borrow_mut();
-        match ahead.get(signature) {
-            Some((kept_key, kept_data)) if kept_key.as_slice() == key && kept_data.as_slice() == data => {
-                ahead.remove(signature);
-                true
-            }
-            _ => false,
-        }
+        matches!(ahead.borrow().get(signature), Some((kept_key, kept_data)) if kept_key.as_slice() == key && kept_data.as_slice() == data)
     })
 }
 
 /// Worker entry (not a wasm-bindgen export: a verification worker
 /// instantiates this module without the JS glue and calls it directly).
 /// Makes room for `len` bytes of jobs and returns where the worker writes
-/// them.
+/// them, or null when the memory cannot grow that far (or the buffer is in
+/// use: an earlier call trapped).
 #[no_mangle]
 pub extern "C" fn paired_mls_verify_buffer(len: u32) -> *mut u8 {
     WORKER_JOBS.with(|jobs| {
-        let mut jobs = jobs.borrow_mut();
+        let Ok(mut jobs) = jobs.try_borrow_mut() else { return std::ptr::null_mut() };
         jobs.clear();
+        if jobs.try_reserve_exact(len as usize).is_err() {
+            return std::ptr::null_mut();
+        }
         jobs.resize(len as usize, 0);
         jobs.as_mut_ptr()
     })
@@ -174,7 +211,7 @@ pub extern "C" fn paired_mls_verify_buffer(len: u32) -> *mut u8 {
 #[no_mangle]
 pub extern "C" fn paired_mls_verify_jobs(count: u32) -> i32 {
     WORKER_JOBS.with(|jobs| {
-        let mut jobs = jobs.borrow_mut();
+        let Ok(mut jobs) = jobs.try_borrow_mut() else { return -1 };
         let Some(results) = verify_job_bytes(&jobs, count as usize) else { return -1 };
         jobs[..results.len()].copy_from_slice(&results);
         i32::try_from(results.len()).unwrap_or(-1)
@@ -183,7 +220,12 @@ pub extern "C" fn paired_mls_verify_jobs(count: u32) -> i32 {
 
 /// The decisions on `count` jobs laid out back to back in `bytes`; None
 /// unless they fill it exactly.
-fn verify_job_bytes(bytes: &[u8], count: usize) -> Option<Vec<u8>> {
+pub(crate) fn verify_job_bytes(bytes: &[u8], count: usize) -> Option<Vec<u8>> {
+    // Every job takes at least its header: a larger count cannot fit (and
+    // must not size an allocation).
+    if count > bytes.len() / JOB_HEADER {
+        return None;
+    }
     let mut results = Vec::with_capacity(count);
     let mut rest = bytes;
     for _ in 0..count {
@@ -193,7 +235,7 @@ fn verify_job_bytes(bytes: &[u8], count: usize) -> Option<Vec<u8>> {
         results.push(u8::from(verify_one(&header[..32], &header[32..96], data)));
         rest = tail;
     }
-    (rest.is_empty() && results.len() <= bytes.len()).then_some(results)
+    rest.is_empty().then_some(results)
 }
 
 #[cfg(test)]
@@ -237,6 +279,10 @@ mod tests {
         long[96..100].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(verify_job_bytes(&long, 1), None);
         assert_eq!(verify_job_bytes(&bytes, 2), Some(vec![1, 1]));
+        // A count no buffer could hold is refused before anything is sized
+        // by it (review L2: it panicked on "capacity overflow").
+        assert_eq!(verify_job_bytes(&bytes, u32::MAX as usize), None);
+        assert_eq!(paired_mls_verify_jobs(u32::MAX), -1);
     }
 
     #[test]
@@ -245,13 +291,15 @@ mod tests {
         let public = key.verifying_key().to_bytes();
         let signature = key.sign(b"leaf").to_bytes();
         AHEAD.with(|ahead| ahead.borrow_mut().insert(signature, (public, b"leaf".to_vec())));
-        assert!(!take_verified(b"leag", &public, &signature), "other data");
+        assert!(!found_valid(b"leag", &public, &signature), "other data");
         let mut other_key = public;
         other_key[0] ^= 1;
-        assert!(!take_verified(b"leaf", &other_key, &signature), "other key");
-        assert!(!take_verified(b"leaf", &public, &signature[..63]), "short signature");
-        assert!(take_verified(b"leaf", &public, &signature));
-        assert!(!take_verified(b"leaf", &public, &signature), "used up");
+        assert!(!found_valid(b"leaf", &other_key, &signature), "other key");
+        assert!(!found_valid(b"leaf", &public, &signature[..63]), "short signature");
+        assert!(found_valid(b"leaf", &public, &signature));
+        // Not used up: a leaf repeated in a tree matches every time (review L1).
+        assert!(found_valid(b"leaf", &public, &signature));
+        AHEAD.with(|ahead| ahead.borrow_mut().clear());
     }
 
     #[test]
@@ -261,7 +309,8 @@ mod tests {
         let signatures: Vec<[u8; 64]> = (0..40u8).map(|i| key.sign(&[i]).to_bytes()).collect();
         let data: Vec<[u8; 1]> = (0..40u8).map(|i| [i]).collect();
         let inputs: Vec<(&[u8], &[u8], &[u8])> = (0..40).map(|i| (&data[i][..], &public[..], &signatures[i][..])).collect();
+        assert!(!wants_ahead(SignatureScheme::ED25519, inputs.len()));
         verify_ahead(SignatureScheme::ED25519, &inputs);
-        assert!(!take_verified(&data[0], &public, &signatures[0]));
+        assert!(!found_valid(&data[0], &public, &signatures[0]));
     }
 }

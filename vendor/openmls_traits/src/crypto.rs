@@ -107,6 +107,14 @@ pub trait OpenMlsCrypto: Send + Sync {
         signature: &[u8],
     ) -> Result<(), CryptoError>;
 
+    /// Whether [`Self::verify_signatures_ahead`] would use a batch of
+    /// `count` signatures under `alg`; when false, the caller does not
+    /// build the batch. The default: false.
+    fn wants_signatures_ahead(&self, alg: SignatureScheme, count: usize) -> bool {
+        let _ = (alg, count);
+        false
+    }
+
     /// The signatures about to be checked one by one with
     /// [`Self::verify_signature`], each as `(data, pk, signature)` under
     /// `alg` (a ratchet tree's leaf signatures at join).

@@ -170,10 +170,11 @@ impl RatchetTree {
                 // The ratchet tree is not empty, i.e., has a last node, and the last node is not blank.
 
                 // Engine change 23: every leaf's signature input is handed to
-                // the provider before the one-by-one checks below, so that it
-                // can verify them together (on several threads). The nodes are
-                // typed first; the first misplaced node ends the pass, so the
-                // errors come in the order of the nodes, as before.
+                // the provider before the one-by-one checks below, when it
+                // wants them, so that it can verify them together (on several
+                // threads). The nodes are typed first; the first misplaced node
+                // ends the pass, so the errors come in the order of the nodes,
+                // as before.
                 let mut typed_nodes = Vec::with_capacity(nodes.len());
                 for (index, node) in nodes.into_iter().enumerate() {
                     let typed_node = match (index % 2, node) {
@@ -210,23 +211,30 @@ impl RatchetTree {
                         break;
                     }
                 }
-                let signature_inputs: Vec<(Vec<u8>, &[u8], &[u8])> = typed_nodes
+                let leaves = typed_nodes
                     .iter()
-                    .filter_map(|node| match node {
-                        TypedNode::Leaf(leaf_node) => {
-                            let (content, signature) = leaf_node.signature_input()?;
-                            Some((content, leaf_node.signature_key().as_slice(), signature))
-                        }
-                        _ => None,
-                    })
-                    .collect();
-                let borrowed: Vec<(&[u8], &[u8], &[u8])> = signature_inputs
-                    .iter()
-                    .map(|(content, key, signature)| (content.as_slice(), *key, *signature))
-                    .collect();
-                crypto.verify_signatures_ahead(ciphersuite.signature_algorithm(), &borrowed);
-                drop(borrowed);
-                drop(signature_inputs);
+                    .filter(|node| matches!(node, TypedNode::Leaf(_)))
+                    .count();
+                let alg = ciphersuite.signature_algorithm();
+                if crypto.wants_signatures_ahead(alg, leaves) {
+                    // Leaves whose signed content cannot be encoded are left
+                    // out; their own check below fails as before.
+                    let signature_inputs: Vec<(Vec<u8>, &[u8], &[u8])> = typed_nodes
+                        .iter()
+                        .filter_map(|node| match node {
+                            TypedNode::Leaf(leaf_node) => {
+                                let (content, signature) = leaf_node.signature_input()?;
+                                Some((content, leaf_node.signature_key().as_slice(), signature))
+                            }
+                            _ => None,
+                        })
+                        .collect();
+                    let borrowed: Vec<(&[u8], &[u8], &[u8])> = signature_inputs
+                        .iter()
+                        .map(|(content, key, signature)| (content.as_slice(), *key, *signature))
+                        .collect();
+                    crypto.verify_signatures_ahead(alg, &borrowed);
+                }
 
                 // Verify the nodes.
                 // https://validation.openmls.tech/#valn1407

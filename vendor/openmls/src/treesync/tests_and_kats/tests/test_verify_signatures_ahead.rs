@@ -31,6 +31,8 @@ struct RecordingCrypto {
     ahead: Mutex<Vec<Vec<Input>>>,
     verified: Mutex<Vec<Input>>,
     from_ahead: bool,
+    /// What `wants_signatures_ahead` answers.
+    declines: bool,
 }
 
 impl OpenMlsCrypto for RecordingCrypto {
@@ -69,6 +71,10 @@ impl OpenMlsCrypto for RecordingCrypto {
             return if announced { Ok(()) } else { Err(CryptoError::InvalidSignature) };
         }
         self.inner.verify_signature(alg, data, pk, signature)
+    }
+    fn wants_signatures_ahead(&self, alg: SignatureScheme, count: usize) -> bool {
+        assert_eq!((alg, count), (SignatureScheme::ED25519, 5));
+        !self.declines
     }
     fn verify_signatures_ahead(&self, alg: SignatureScheme, inputs: &[(&[u8], &[u8], &[u8])]) {
         assert_eq!(alg, SignatureScheme::ED25519);
@@ -157,7 +163,13 @@ fn leaf_signatures_are_announced_ahead_exactly_as_verified() {
 
     let answering = RecordingCrypto { from_ahead: true, ..Default::default() };
     let from_batch = RatchetTree::try_from_nodes(ciphersuite, &answering, nodes.clone(), &group_id).expect("answered from the batch");
-    assert_eq!(from_batch, RatchetTree::try_from_nodes(ciphersuite, &RustCrypto::default(), nodes, &group_id).unwrap());
+    assert_eq!(from_batch, RatchetTree::try_from_nodes(ciphersuite, &RustCrypto::default(), nodes.clone(), &group_id).unwrap());
+
+    // A provider that declines gets no batch; the leaves are checked as before.
+    let declining = RecordingCrypto { declines: true, ..Default::default() };
+    RatchetTree::try_from_nodes(ciphersuite, &declining, nodes, &group_id).expect("valid tree");
+    assert!(declining.ahead.lock().unwrap().is_empty());
+    assert_eq!(declining.verified.lock().unwrap().len(), 5);
 }
 
 // A forged leaf is still refused by its own check (the batch is only a

@@ -1,0 +1,483 @@
+//! Attacks on the leaf signatures verified ahead (verify_pool.rs), from the
+//! independent review of the pool: the real `verify_ahead_on` driven by a
+//! host like ts/mls/verify-pool.ts whose "workers" run the real worker
+//! entry, against the one-by-one decision, on Ed25519 edge cases and on
+//! real ratchet trees through openmls' `RatchetTreeIn::into_verified`
+//! (engine change 23's `try_from_nodes`), with every split of the chunks
+//! between the calling thread and the workers.
+
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use curve25519_dalek::edwards::EdwardsPoint;
+use curve25519_dalek::traits::Identity;
+use ed25519_dalek::{Signer as _, SigningKey};
+use openmls::prelude::{tls_codec::{Deserialize as _, Serialize as _}, *};
+use openmls::treesync::{LeafNode, Node, RatchetTreeError};
+use openmls_traits::crypto::OpenMlsCrypto;
+use openmls_traits::types::{AeadType, CryptoError, ExporterSecret, HashType, HpkeCiphertext, HpkeConfig, HpkeKeyPair, KemOutput};
+
+use crate::signatures;
+use crate::verify_pool::*;
+use crate::ed25519_test_inputs::{challenge, scalar, signature as sig_bytes};
+use crate::provider::{AcceleratedCrypto, Provider};
+use crate::small_order_encodings::tests::torsion_found_independently as torsion;
+use crate::test_groups::{identity, CS};
+
+/// Who claims a chunk in the simulation.
+#[derive(Clone, Copy, Debug)]
+enum Share {
+    /// Every chunk to a worker (PAIRED_MLS_TEST_VERIFY_SHARE=workers).
+    Workers,
+    /// Every chunk to the calling thread (workers not started yet).
+    Caller,
+    /// Alternate chunks (one worker as fast as the calling thread).
+    Alternate,
+}
+
+/// Counters of a simulated batch and the one-by-one checks after it.
+#[derive(Default)]
+struct Counts {
+    /// Signatures the calling thread verified inside the batch.
+    caller_in_batch: AtomicUsize,
+    /// Signatures a "worker" verified.
+    worker: AtomicUsize,
+    /// One-by-one checks not answered from AHEAD (verified again on the calling thread).
+    fallbacks: AtomicUsize,
+    /// One-by-one checks.
+    checks: AtomicUsize,
+}
+
+/// A host like ts/mls/verify-pool.ts for the real `verify_ahead_on`: the
+/// chunks of VERIFY_CHUNK = 8 are split by `share`; a "worker's" chunk is
+/// verified by the real worker entry on the bytes of `VerifyBatch`'s
+/// offsets when the batch ends.
+struct SimulatedHost<'a> {
+    share: Share,
+    counts: &'a Counts,
+    jobs: RefCell<Vec<u8>>,
+    count: Cell<usize>,
+    next: Cell<usize>,
+}
+
+const CHUNK: usize = 8;
+
+impl SimulatedHost<'_> {
+    fn chunks(&self) -> usize {
+        self.count.get().div_ceil(CHUNK)
+    }
+    fn to_worker(&self, chunk: usize) -> bool {
+        match self.share {
+            Share::Workers => true,
+            Share::Caller => false,
+            Share::Alternate => chunk % 2 == 1,
+        }
+    }
+}
+
+impl VerifyHost for SimulatedHost<'_> {
+    fn begin(&self, jobs: &[u8], count: u32) -> Option<usize> {
+        *self.jobs.borrow_mut() = jobs.to_vec();
+        self.count.set(count as usize);
+        self.next.set(0);
+        Some(CHUNK)
+    }
+    fn claim(&self) -> Option<usize> {
+        while self.next.get() < self.chunks() {
+            let chunk = self.next.get();
+            self.next.set(chunk + 1);
+            if !self.to_worker(chunk) {
+                let to = self.count.get().min(chunk * CHUNK + CHUNK);
+                self.counts.caller_in_batch.fetch_add(to - chunk * CHUNK, Ordering::Relaxed);
+                return Some(chunk);
+            }
+        }
+        None
+    }
+    fn end(&self, results: &mut [u8]) -> bool {
+        let bytes = self.jobs.borrow();
+        // VerifyBatch's offsets.
+        let mut offsets = Vec::with_capacity(self.count.get() + 1);
+        let mut at = 0usize;
+        for _ in 0..self.count.get() {
+            offsets.push(at);
+            at += JOB_HEADER + u32::from_le_bytes(bytes[at + 96..at + 100].try_into().unwrap()) as usize;
+        }
+        assert_eq!(at, bytes.len());
+        offsets.push(at);
+        for chunk in (0..self.chunks()).filter(|&chunk| self.to_worker(chunk)) {
+            let (from, to) = (chunk * CHUNK, self.count.get().min(chunk * CHUNK + CHUNK));
+            let part = &bytes[offsets[from]..offsets[to]];
+            assert!(!paired_mls_verify_buffer(part.len() as u32).is_null());
+            WORKER_JOBS.with(|buffer| buffer.borrow_mut().copy_from_slice(part));
+            assert_eq!(paired_mls_verify_jobs((to - from) as u32), (to - from) as i32);
+            WORKER_JOBS.with(|buffer| results[from..to].copy_from_slice(&buffer.borrow()[..to - from]));
+            self.counts.worker.fetch_add(to - from, Ordering::Relaxed);
+        }
+        true
+    }
+}
+
+/// Whether AHEAD answers this check.
+fn answered_ahead(data: &[u8], key: &[u8], signature: &[u8]) -> bool {
+    found_valid(data, key, signature)
+}
+
+fn ahead_entries() -> usize {
+    AHEAD.with(|ahead| ahead.borrow().len())
+}
+
+/// The core's provider with the simulated pool in place of the JS host.
+struct SimulatedPool {
+    inner: AcceleratedCrypto,
+    share: Share,
+    counts: Counts,
+}
+
+impl SimulatedPool {
+    fn new(share: Share) -> Self {
+        SimulatedPool { inner: AcceleratedCrypto::default(), share, counts: Counts::default() }
+    }
+    fn get(counter: &AtomicUsize) -> usize {
+        counter.load(Ordering::Relaxed)
+    }
+    /// Signatures the calling thread verified: its batch share plus the fallbacks.
+    fn caller_total(&self) -> usize {
+        Self::get(&self.counts.caller_in_batch) + Self::get(&self.counts.fallbacks)
+    }
+}
+
+impl OpenMlsCrypto for SimulatedPool {
+    fn supports(&self, ciphersuite: Ciphersuite) -> Result<(), CryptoError> {
+        self.inner.supports(ciphersuite)
+    }
+    fn supported_ciphersuites(&self) -> Vec<Ciphersuite> {
+        self.inner.supported_ciphersuites()
+    }
+    fn hkdf_extract(&self, hash_type: HashType, salt: &[u8], ikm: &[u8]) -> Result<tls_codec::SecretVLBytes, CryptoError> {
+        self.inner.hkdf_extract(hash_type, salt, ikm)
+    }
+    fn hmac(&self, hash_type: HashType, key: &[u8], message: &[u8]) -> Result<tls_codec::SecretVLBytes, CryptoError> {
+        self.inner.hmac(hash_type, key, message)
+    }
+    fn hkdf_expand(&self, hash_type: HashType, prk: &[u8], info: &[u8], okm_len: usize) -> Result<tls_codec::SecretVLBytes, CryptoError> {
+        self.inner.hkdf_expand(hash_type, prk, info, okm_len)
+    }
+    fn hash(&self, hash_type: HashType, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.inner.hash(hash_type, data)
+    }
+    fn aead_encrypt(&self, alg: AeadType, key: &[u8], data: &[u8], nonce: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.inner.aead_encrypt(alg, key, data, nonce, aad)
+    }
+    fn aead_decrypt(&self, alg: AeadType, key: &[u8], ct_tag: &[u8], nonce: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.inner.aead_decrypt(alg, key, ct_tag, nonce, aad)
+    }
+    fn signature_key_gen(&self, alg: SignatureScheme) -> Result<(Vec<u8>, Vec<u8>), CryptoError> {
+        self.inner.signature_key_gen(alg)
+    }
+    fn verify_signature(&self, alg: SignatureScheme, data: &[u8], pk: &[u8], signature: &[u8]) -> Result<(), CryptoError> {
+        self.counts.checks.fetch_add(1, Ordering::Relaxed);
+        if !(alg == SignatureScheme::ED25519 && answered_ahead(data, pk, signature)) {
+            self.counts.fallbacks.fetch_add(1, Ordering::Relaxed);
+        }
+        self.inner.verify_signature(alg, data, pk, signature)
+    }
+    fn wants_signatures_ahead(&self, alg: SignatureScheme, count: usize) -> bool {
+        alg == SignatureScheme::ED25519 && count >= MIN_BATCH
+    }
+    fn verify_signatures_ahead(&self, alg: SignatureScheme, inputs: &[(&[u8], &[u8], &[u8])]) {
+        let host = SimulatedHost { share: self.share, counts: &self.counts, jobs: RefCell::new(Vec::new()), count: Cell::new(0), next: Cell::new(0) };
+        verify_ahead_on(&host, alg, inputs);
+    }
+    fn sign(&self, alg: SignatureScheme, data: &[u8], key: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.inner.sign(alg, data, key)
+    }
+    fn hpke_seal(&self, config: HpkeConfig, pk_r: &[u8], info: &[u8], aad: &[u8], ptxt: &[u8]) -> Result<HpkeCiphertext, CryptoError> {
+        self.inner.hpke_seal(config, pk_r, info, aad, ptxt)
+    }
+    fn hpke_open(&self, config: HpkeConfig, input: &HpkeCiphertext, sk_r: &[u8], info: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.inner.hpke_open(config, input, sk_r, info, aad)
+    }
+    fn hpke_setup_sender_and_export(&self, config: HpkeConfig, pk_r: &[u8], info: &[u8], exporter_context: &[u8], exporter_length: usize) -> Result<(KemOutput, ExporterSecret), CryptoError> {
+        self.inner.hpke_setup_sender_and_export(config, pk_r, info, exporter_context, exporter_length)
+    }
+    fn hpke_setup_receiver_and_export(&self, config: HpkeConfig, enc: &[u8], sk_r: &[u8], info: &[u8], exporter_context: &[u8], exporter_length: usize) -> Result<ExporterSecret, CryptoError> {
+        self.inner.hpke_setup_receiver_and_export(config, enc, sk_r, info, exporter_context, exporter_length)
+    }
+    fn derive_hpke_keypair(&self, config: HpkeConfig, ikm: &[u8]) -> Result<HpkeKeyPair, CryptoError> {
+        self.inner.derive_hpke_keypair(config, ikm)
+    }
+    fn ff1_aes128_encrypt(&self, key: &[u8; 16], plaintext: u32) -> Result<u32, CryptoError> {
+        self.inner.ff1_aes128_encrypt(key, plaintext)
+    }
+    fn ff1_aes128_decrypt(&self, key: &[u8; 16], ciphertext: u32) -> Result<u32, CryptoError> {
+        self.inner.ff1_aes128_decrypt(key, ciphertext)
+    }
+}
+
+type Triple = (Vec<u8>, Vec<u8>, Vec<u8>);
+
+/// Ed25519 triples (data, key, signature) an attacker can put in leaves:
+/// honest, forged, signatures reused under other keys and other data,
+/// duplicates, every small-order key with an equation that holds, keys
+/// with a torsion component (accepted and refused), non-canonical s and R,
+/// bytes that are no point, wrong lengths.
+fn edge_case_triples() -> Vec<Triple> {
+    let mut out: Vec<Triple> = Vec::new();
+    let honest: Vec<(SigningKey, Vec<u8>)> = (1..=12u8).map(|i| (SigningKey::from_bytes(&[i; 32]), vec![i; 40 + i as usize])).collect();
+    for (key, data) in &honest {
+        let signature = key.sign(data).to_bytes();
+        let public = key.verifying_key().to_bytes();
+        out.push((data.clone(), public.to_vec(), signature.to_vec()));
+        // Duplicate.
+        out.push((data.clone(), public.to_vec(), signature.to_vec()));
+        // Forged bits of R and of s.
+        let mut forged = signature;
+        forged[3] ^= 1;
+        out.push((data.clone(), public.to_vec(), forged.to_vec()));
+        let mut forged = signature;
+        forged[40] ^= 0x10;
+        out.push((data.clone(), public.to_vec(), forged.to_vec()));
+        // The same signature bytes with other data, and under another key.
+        out.push((b"other data".to_vec(), public.to_vec(), signature.to_vec()));
+        let other = SigningKey::from_bytes(&[0xee; 32]).verifying_key().to_bytes();
+        out.push((data.clone(), other.to_vec(), signature.to_vec()));
+        // s + ℓ (non-canonical s; the equation still holds mod ℓ).
+        let ell: [u8; 32] = [
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        ];
+        let mut s_plus = [0u8; 32];
+        let mut carry = 0u16;
+        for i in 0..32 {
+            let sum = u16::from(signature[32 + i]) + u16::from(ell[i]) + carry;
+            s_plus[i] = sum as u8;
+            carry = sum >> 8;
+        }
+        let mut non_canonical = signature;
+        non_canonical[32..].copy_from_slice(&s_plus);
+        out.push((data.clone(), public.to_vec(), non_canonical.to_vec()));
+        // Wrong lengths.
+        out.push((data.clone(), public[..31].to_vec(), signature.to_vec()));
+        out.push((data.clone(), public.to_vec(), signature[..63].to_vec()));
+        let mut long = signature.to_vec();
+        long.push(0);
+        out.push((data.clone(), public.to_vec(), long));
+    }
+    // Every small-order key, R = −[k]T and s = 0: [s]B − [k]A = R holds,
+    // verify_strict refuses (weak key; R of small order too).
+    for (j, t) in torsion().iter().enumerate() {
+        let public = t.compress().to_bytes();
+        for r_point in torsion() {
+            let r = r_point.compress().to_bytes();
+            let m = format!("small order {j}").into_bytes();
+            let k = challenge(&r, &public, &m);
+            if -(k * t) == r_point {
+                out.push((m, public.to_vec(), sig_bytes(&r, &[0; 32]).to_vec()));
+            }
+        }
+        // Identity key, identity R, s = 0.
+        let identity = EdwardsPoint::identity().compress().to_bytes();
+        out.push((b"identity".to_vec(), public.to_vec(), sig_bytes(&identity, &[0; 32]).to_vec()));
+    }
+    // Keys with a torsion component: valid iff [k]T = 0.
+    let a = scalar("review torsion key", 1);
+    for t in torsion().iter().skip(1) {
+        let public = (EdwardsPoint::mul_base(&a) + t).compress().to_bytes();
+        for i in 0..16u64 {
+            let m = format!("mixed {i}").into_bytes();
+            let r_scalar = scalar("review nonce", i);
+            let r = EdwardsPoint::mul_base(&r_scalar).compress().to_bytes();
+            let s = r_scalar + challenge(&r, &public, &m) * a;
+            out.push((m.clone(), public.to_vec(), sig_bytes(&r, s.as_bytes()).to_vec()));
+            // R with the torsion component.
+            let r_t = (EdwardsPoint::mul_base(&r_scalar) + t).compress().to_bytes();
+            let s = r_scalar + challenge(&r_t, &public, &m) * a;
+            out.push((m, public.to_vec(), sig_bytes(&r_t, s.as_bytes()).to_vec()));
+        }
+    }
+    // Non-canonical R (y + p) with an honest s, and key bytes that are no point.
+    let (key, m) = (SigningKey::from_bytes(&[0x42; 32]), b"non-canonical R".to_vec());
+    let mut sig = key.sign(&m).to_bytes();
+    sig[..32].copy_from_slice(&[0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
+    out.push((m.clone(), key.verifying_key().to_bytes().to_vec(), sig.to_vec()));
+    let mut not_a_point = [0u8; 32];
+    not_a_point[0] = 2;
+    out.push((m, not_a_point.to_vec(), key.sign(b"x").to_bytes().to_vec()));
+    out
+}
+
+// Every triple, and every recombination of data, key and signature bytes
+// among them, gets from the provider with AHEAD filled by a simulated batch
+// exactly the one-by-one answer (Ok, InvalidSignature or
+// CryptoLibraryError), whoever verified which chunk.
+#[test]
+fn a_batch_never_changes_a_decision_on_ed25519_edge_cases() {
+    let triples = edge_case_triples();
+    assert!(triples.len() > 200);
+    let accepted = triples.iter().filter(|(d, k, s)| signatures::verify(SignatureScheme::ED25519, d, k, s).is_ok()).count();
+    assert!(accepted >= 12 + 12 + 1, "honest, duplicates and some mixed-order keys: {accepted}");
+    let inputs: Vec<(&[u8], &[u8], &[u8])> = triples.iter().map(|(d, k, s)| (&d[..], &k[..], &s[..])).collect();
+    for share in [Share::Workers, Share::Caller, Share::Alternate] {
+        let pool = SimulatedPool::new(share);
+        pool.verify_signatures_ahead(SignatureScheme::ED25519, &inputs);
+        assert!(ahead_entries() > 0);
+        for (d, k, s) in &triples {
+            assert_eq!(pool.verify_signature(SignatureScheme::ED25519, d, k, s), signatures::verify(SignatureScheme::ED25519, d, k, s), "{share:?}");
+        }
+        // Recombinations (other data, other key for the same signature bytes).
+        pool.verify_signatures_ahead(SignatureScheme::ED25519, &inputs);
+        for (i, (_, _, s)) in triples.iter().enumerate().step_by(3) {
+            for (d, k, _) in triples.iter().skip(i % 7).step_by(11) {
+                assert_eq!(pool.verify_signature(SignatureScheme::ED25519, d, k, s), signatures::verify(SignatureScheme::ED25519, d, k, s), "{share:?}");
+            }
+        }
+        // A later batch (any scheme) forgets the earlier one.
+        pool.verify_signatures_ahead(SignatureScheme::ECDSA_SECP256R1_SHA256, &inputs);
+        assert_eq!(ahead_entries(), 0);
+    }
+}
+
+/// `count` KeyPackage leaf nodes of distinct members.
+fn key_package_leaves(provider: &Provider, count: usize) -> Vec<LeafNode> {
+    (0..count)
+        .map(|i| {
+            let (credential, signer) = identity(provider, &format!("leaf {i}"));
+            KeyPackage::builder().build(CS, provider, &signer, credential).unwrap().key_package().leaf_node().clone()
+        })
+        .collect()
+}
+
+/// A ratchet tree with `leaves` at leaf positions 0.. (parents blank), its
+/// bytes edited by `edit` (the leaves' signatures are the last 64 bytes of
+/// each leaf's encoding: `signature_at` finds them).
+fn tree_with(leaves: &[Option<LeafNode>], edit: impl Fn(&mut Vec<u8>)) -> RatchetTreeIn {
+    let mut nodes: Vec<Option<Node>> = Vec::new();
+    for (i, leaf) in leaves.iter().enumerate() {
+        if i > 0 {
+            nodes.push(None);
+        }
+        nodes.push(leaf.clone().map(|leaf| Node::LeafNode(Box::new(leaf))));
+    }
+    let mut bytes = nodes.tls_serialize_detached().unwrap();
+    edit(&mut bytes);
+    RatchetTreeIn::tls_deserialize_exact(bytes).unwrap()
+}
+
+fn tree_of(leaves: &[Option<LeafNode>]) -> RatchetTreeIn {
+    tree_with(leaves, |_| {})
+}
+
+/// The signature of `leaf` and where it sits in `tree` (first occurrence).
+fn signature_at(tree: &[u8], leaf: &LeafNode) -> (usize, Vec<u8>) {
+    let bytes = leaf.tls_serialize_detached().unwrap();
+    let signature = bytes[bytes.len() - 64..].to_vec();
+    let at = tree.windows(64).position(|w| w == signature.as_slice()).expect("signature in tree");
+    (at, signature)
+}
+
+fn verified(tree: &RatchetTreeIn, crypto: &impl OpenMlsCrypto) -> Result<Vec<u8>, RatchetTreeError> {
+    let group_id = GroupId::from_slice(b"review group");
+    tree.clone().into_verified(CS, crypto, &group_id).map(|tree| tree.tls_serialize_detached().unwrap())
+}
+
+/// `leaves` with the signature of leaf `position` forged (one bit of byte `byte`).
+fn forged_tree(leaves: &[LeafNode], position: usize, byte: usize) -> RatchetTreeIn {
+    let all: Vec<Option<LeafNode>> = leaves.iter().cloned().map(Some).collect();
+    tree_with(&all, |bytes| {
+        let (at, _) = signature_at(bytes, &leaves[position]);
+        bytes[at + byte] ^= 1;
+    })
+}
+
+// Real trees through openmls (engine change 23): forged leaves anywhere,
+// a signature moved to or swapped with another leaf, a leaf repeated, blank
+// leaves: the same result with the simulated pool, any share, as with the
+// one-by-one provider alone (misplaced nodes: test_verify_signatures_ahead).
+#[test]
+fn trees_get_the_single_thread_result_with_the_simulated_pool() {
+    let provider = Provider::default();
+    let leaves = key_package_leaves(&provider, 40);
+    let all: Vec<Option<LeafNode>> = leaves.iter().cloned().map(Some).collect();
+    let mut cases: Vec<(&str, RatchetTreeIn)> = vec![("honest", tree_of(&all))];
+    for position in [0, 7, 8, 21, 39] {
+        cases.push(("forged R", forged_tree(&leaves, position, 10)));
+        cases.push(("forged s", forged_tree(&leaves, position, 50)));
+    }
+    // Leaf 5 carrying leaf 6's signature; leaves 5 and 6 swapping theirs.
+    cases.push(("moved signature", tree_with(&all, |bytes| {
+        let (at5, _) = signature_at(bytes, &leaves[5]);
+        let (_, sig6) = signature_at(bytes, &leaves[6]);
+        bytes[at5..at5 + 64].copy_from_slice(&sig6);
+    })));
+    cases.push(("swapped signatures", tree_with(&all, |bytes| {
+        let (at5, sig5) = signature_at(bytes, &leaves[5]);
+        let (at6, sig6) = signature_at(bytes, &leaves[6]);
+        bytes[at5..at5 + 64].copy_from_slice(&sig6);
+        bytes[at6..at6 + 64].copy_from_slice(&sig5);
+    })));
+    // The same leaf at every position; the same leaf twice among others.
+    cases.push(("one leaf repeated", tree_of(&vec![Some(leaves[0].clone()); 40])));
+    let mut twice = all.clone();
+    twice[30] = twice[3].clone();
+    cases.push(("a leaf twice", tree_of(&twice)));
+    // Blank leaves in between (fewer than MIN_BATCH signed leaves left, and more).
+    let mut sparse = all.clone();
+    for i in (0..40).step_by(3) {
+        sparse[i] = None;
+    }
+    cases.push(("blank leaves", tree_of(&sparse)));
+    for (name, tree) in &cases {
+        let alone = verified(tree, &AcceleratedCrypto::default());
+        if name.starts_with("forged") || name.contains("signature") {
+            assert_eq!(alone, Err(RatchetTreeError::InvalidNodeSignature), "{name}");
+        }
+        for share in [Share::Workers, Share::Caller, Share::Alternate] {
+            assert_eq!(verified(tree, &SimulatedPool::new(share)), alone, "{name}, {share:?}");
+        }
+    }
+}
+
+// A tree whose leaves repeat one valid leaf (openmls refuses the repeated
+// keys only after try_from_nodes): every copy is answered from the batch,
+// so the calling thread verifies no more than its share. (The review found
+// that entries used up by their first match made it verify every other
+// copy again: n/2 + n − 1 signatures against n on one thread.)
+#[test]
+fn a_repeated_leaf_is_verified_once_per_batch_share() {
+    let provider = Provider::default();
+    let leaf = key_package_leaves(&provider, 1).remove(0);
+    let n = 64;
+    let tree = tree_of(&vec![Some(leaf); n]);
+    let pool = SimulatedPool::new(Share::Alternate);
+    assert!(verified(&tree, &pool).is_ok(), "try_from_nodes accepts the repeated leaf");
+    assert_eq!(SimulatedPool::get(&pool.counts.checks), n);
+    assert_eq!(SimulatedPool::get(&pool.counts.fallbacks), 0);
+    assert_eq!(pool.caller_total(), n / 2, "vs n = {n} on one thread");
+    // Distinct leaves: no fallback either.
+    let distinct = tree_of(&key_package_leaves(&provider, n).into_iter().map(Some).collect::<Vec<_>>());
+    let pool = SimulatedPool::new(Share::Alternate);
+    assert!(verified(&distinct, &pool).is_ok());
+    assert_eq!(SimulatedPool::get(&pool.counts.fallbacks), 0);
+    assert_eq!(pool.caller_total(), n / 2);
+}
+
+// A refused tree leaves the entries of the leaves after the refused one
+// until the next batch (copies of their signed contents); they can only
+// ever answer Ok for exactly those valid triples.
+#[test]
+fn a_refused_tree_leaves_its_later_entries_kept() {
+    let provider = Provider::default();
+    let leaves = key_package_leaves(&provider, 40);
+    assert_eq!(verified(&forged_tree(&leaves, 0, 10), &SimulatedPool::new(Share::Workers)), Err(RatchetTreeError::InvalidNodeSignature));
+    assert_eq!(ahead_entries(), 39);
+}
+
+// The worker entry refuses a job count no buffer could fill before
+// anything is sized by it (the review found it reserved `count` bytes
+// first: "capacity overflow", a trap on wasm32, for counts above 2³¹ − 1).
+#[test]
+fn a_huge_job_count_is_refused_not_a_panic() {
+    let beyond_isize = isize::MAX as usize + 1; // 0x8000_0000 on wasm32
+    let result = std::panic::catch_unwind(|| verify_job_bytes(&[], beyond_isize));
+    assert!(matches!(result, Ok(None)));
+}
