@@ -26,6 +26,7 @@
  */
 import type * as WorkerThreads from 'node:worker_threads';
 import { DONE, FAILED, PENDING, STALL_MS } from './encap-batch.js';
+import { startWorkers } from './pool-workers.js';
 
 /** Signatures per claim: 8 verifications take ~1 ms, against ~1 µs for a claim; smaller chunks leave less for the calling thread to wait for at the end of a batch (16: 2 % slower joins at n = 128). */
 export const VERIFY_CHUNK = 8;
@@ -109,11 +110,11 @@ class VerifyBatch {
 }
 
 /**
- * What a worker runs (its source text is sent with `eval: true`, so the
- * package needs no extra file; it names nothing outside itself). The core's
- * module is instantiated without its JS glue: the worker entry needs none
- * of its imports, so each import throws if it is ever reached (the chunk
- * then fails and the calling thread verifies it).
+ * What a worker runs (its source text is sent with `eval: true`, so it
+ * names nothing outside itself). The core's module is instantiated without
+ * its JS glue: the worker entry needs none of its imports, so each import
+ * throws if it is ever reached (the chunk then fails, the worker exits and
+ * the calling thread verifies the chunk).
  */
 function verifyWorkerMain(): void {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -265,16 +266,9 @@ export class VerifyPool {
   #start(): void {
     if (this.#workers.length > 0) return;
     const source = `(${verifyWorkerMain.toString()})()`;
-    for (let i = 0; i < this.threads; i++) {
-      const worker = new this.workerThreads.Worker(source, { eval: true, workerData: { module: this.module } });
-      worker.unref();
-      const failed = (): void => {
-        if (this.#workers.includes(worker)) this.#broken = true;
-      };
-      worker.on('error', failed);
-      worker.on('exit', failed);
-      this.#workers.push(worker);
-    }
+    this.#workers = startWorkers(this.workerThreads, source, this.threads, { workerData: { module: this.module } }, (worker) => {
+      if (this.#workers.includes(worker)) this.#broken = true;
+    });
   }
 
   /** Wait while `chunk` is pending, up to STALL_MS; false if it stalled. */

@@ -31,6 +31,7 @@ import type * as NodeCrypto from 'node:crypto';
 import type * as WorkerThreads from 'node:worker_threads';
 import { CHUNK, DONE, FAILED, claimChunks, sharedBatchFor, type BatchMessage, type EncapBatchRunner, type SharedBatch } from './encap-batch.js';
 import { CallingThreadEncaps, encapInto, type PublicKeyImport } from './x25519-encap.js';
+import { startWorkers } from './pool-workers.js';
 
 /**
  * Smaller batches stay on the calling thread: two chunks, the least the
@@ -187,18 +188,9 @@ export class WorkerPoolEncaps implements EncapBatchRunner {
   #start(): void {
     if (this.#workers.length > 0) return;
     const source = `(${workerMain.toString()})(${encapInto.toString()}, ${claimChunks.toString()})`;
-    for (let i = 0; i < this.threads; i++) {
-      const worker = new this.workerThreads.Worker(source, { eval: true });
-      worker.unref();
-      // Seen only between batches (the calling thread is busy during one);
-      // a stall within a batch is caught by STALL_MS.
-      const failed = (): void => {
-        if (this.#workers.includes(worker)) this.#broken = true;
-      };
-      worker.on('error', failed);
-      worker.on('exit', failed);
-      this.#workers.push(worker);
-    }
+    this.#workers = startWorkers(this.workerThreads, source, this.threads, {}, (worker) => {
+      if (this.#workers.includes(worker)) this.#broken = true;
+    });
   }
 
   /**

@@ -19,6 +19,7 @@ use openmls_traits::types::{AeadType, CryptoError, ExporterSecret, HashType, Hpk
 
 use crate::signatures;
 use crate::verify_pool::*;
+use crate::verifying_table_differential::s_plus_ell;
 use crate::ed25519_test_inputs::{challenge, scalar, signature as sig_bytes};
 use crate::provider::{AcceleratedCrypto, Provider};
 use crate::small_order_encodings::tests::torsion_found_independently as torsion;
@@ -243,18 +244,8 @@ fn edge_case_triples() -> Vec<Triple> {
         let other = SigningKey::from_bytes(&[0xee; 32]).verifying_key().to_bytes();
         out.push((data.clone(), other.to_vec(), signature.to_vec()));
         // s + ℓ (non-canonical s; the equation still holds mod ℓ).
-        let ell: [u8; 32] = [
-            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
-        ];
-        let mut s_plus = [0u8; 32];
-        let mut carry = 0u16;
-        for i in 0..32 {
-            let sum = u16::from(signature[32 + i]) + u16::from(ell[i]) + carry;
-            s_plus[i] = sum as u8;
-            carry = sum >> 8;
-        }
         let mut non_canonical = signature;
-        non_canonical[32..].copy_from_slice(&s_plus);
+        non_canonical[32..].copy_from_slice(&s_plus_ell(&signature));
         out.push((data.clone(), public.to_vec(), non_canonical.to_vec()));
         // Wrong lengths.
         out.push((data.clone(), public[..31].to_vec(), signature.to_vec()));

@@ -183,7 +183,7 @@ fn every_changed_byte_of_signature_message_or_key_is_refused_on_both_paths() {
 
 /// s + ℓ, the signature's s in a non-canonical encoding (s < ℓ < 2²⁵³, so
 /// no overflow): the same s mod ℓ.
-fn s_plus_ell(sig: &[u8; 64]) -> [u8; 32] {
+pub(crate) fn s_plus_ell(sig: &[u8; 64]) -> [u8; 32] {
     let mut wide = [0u8; 32];
     let mut carry = 0u16;
     for i in 0..32 {
