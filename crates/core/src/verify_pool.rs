@@ -8,8 +8,9 @@
 //! same wasm module, claim chunks of it and run the worker entry below,
 //! while this thread claims chunks too and verifies them here. The
 //! signatures found valid are kept in [`AHEAD`], and the one-by-one
-//! check that follows answers from there (`found_valid`); the entries
-//! stay until the next batch.
+//! check that follows answers from there (`found_valid`), each entry
+//! once per copy of its signature in the batch, so a tree that passes
+//! leaves none behind.
 //!
 //! Why this keeps `verify_strict`'s decision: a worker runs the very
 //! function this thread runs ([`verify_one`]); a signature it did not
@@ -56,12 +57,12 @@ pub(crate) const MIN_BATCH: usize = 32;
 thread_local! {
     // wasm32 is single-threaded: one slot per wasm instance.
     static POOL: RefCell<Option<VerifyPool>> = const { RefCell::new(None) };
-    /// Signatures found valid ahead, by signature: (key, signed bytes). A
-    /// BTreeMap: its cost does not depend on how the signatures hash (a
-    /// tree's author picks them), and an entry is a fact about one valid
-    /// triple, so it is not used up (a leaf repeated in a tree matches it
-    /// every time; the next batch clears the map).
-    pub(crate) static AHEAD: RefCell<BTreeMap<[u8; 64], ([u8; 32], Vec<u8>)>> = const { RefCell::new(BTreeMap::new()) };
+    /// Signatures found valid ahead, by signature: the key, the signed
+    /// bytes and how many checks of that exact triple the batch announced
+    /// (a leaf repeated in a tree is answered for every copy, then the
+    /// entry is gone). A BTreeMap: its cost does not depend on how the
+    /// signatures hash (a tree's author picks them).
+    pub(crate) static AHEAD: RefCell<BTreeMap<[u8; 64], Entry>> = const { RefCell::new(BTreeMap::new()) };
     /// A worker's jobs, written by the worker's JS (`paired_mls_verify_buffer`).
     pub(crate) static WORKER_JOBS: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
@@ -171,18 +172,44 @@ pub(crate) fn verify_ahead_on(host: &impl VerifyHost, alg: SignatureScheme, inpu
         let mut ahead = ahead.borrow_mut();
         for (index, job) in jobs.iter().enumerate() {
             if valid[index] || from_workers[index] == 1 {
-                ahead.insert(*job.signature, (*job.key, job.data.to_vec()));
+                match ahead.get_mut(job.signature) {
+                    Some(entry) if entry.key == *job.key && entry.data == job.data => entry.checks += 1,
+                    // The same signature bytes with another key or data:
+                    // the later one is left to its own check.
+                    Some(_) => {}
+                    None => {
+                        ahead.insert(*job.signature, Entry { key: *job.key, data: job.data.to_vec(), checks: 1 });
+                    }
+                }
             }
         }
     });
 }
 
+/// A signature found valid ahead: its key and signed bytes, and the
+/// checks of it still to answer.
+pub(crate) struct Entry {
+    pub(crate) key: [u8; 32],
+    pub(crate) data: Vec<u8>,
+    pub(crate) checks: u32,
+}
+
 /// Whether this exact signature of `data` under `key` was found valid
-/// ahead. False for anything else (then verify it).
+/// ahead (one of the checks the batch announced for it is used up). False
+/// for anything else (then verify it).
 pub(crate) fn found_valid(data: &[u8], key: &[u8], signature: &[u8]) -> bool {
     let Ok(signature) = <&[u8; 64]>::try_from(signature) else { return false };
     AHEAD.with(|ahead| {
-        matches!(ahead.borrow().get(signature), Some((kept_key, kept_data)) if kept_key.as_slice() == key && kept_data.as_slice() == data)
+        let mut ahead = ahead.borrow_mut();
+        let Some(entry) = ahead.get_mut(signature) else { return false };
+        if entry.key.as_slice() != key || entry.data.as_slice() != data {
+            return false;
+        }
+        entry.checks -= 1;
+        if entry.checks == 0 {
+            ahead.remove(signature);
+        }
+        true
     })
 }
 
@@ -290,16 +317,17 @@ mod tests {
         let key = SigningKey::from_bytes(&[7; 32]);
         let public = key.verifying_key().to_bytes();
         let signature = key.sign(b"leaf").to_bytes();
-        AHEAD.with(|ahead| ahead.borrow_mut().insert(signature, (public, b"leaf".to_vec())));
+        AHEAD.with(|ahead| ahead.borrow_mut().insert(signature, Entry { key: public, data: b"leaf".to_vec(), checks: 2 }));
         assert!(!found_valid(b"leag", &public, &signature), "other data");
         let mut other_key = public;
         other_key[0] ^= 1;
         assert!(!found_valid(b"leaf", &other_key, &signature), "other key");
         assert!(!found_valid(b"leaf", &public, &signature[..63]), "short signature");
+        // Announced twice (a leaf repeated in a tree, review L1): answered twice, then gone.
         assert!(found_valid(b"leaf", &public, &signature));
-        // Not used up: a leaf repeated in a tree matches every time (review L1).
         assert!(found_valid(b"leaf", &public, &signature));
-        AHEAD.with(|ahead| ahead.borrow_mut().clear());
+        assert!(!found_valid(b"leaf", &public, &signature), "used up");
+        AHEAD.with(|ahead| assert!(ahead.borrow().is_empty()));
     }
 
     #[test]
