@@ -64,4 +64,6 @@ for (const t of [0, threads]) {
 }
 const ratio = (key) => median(results[threads].map((r) => r[key])) / median(results[0].map((r) => r[key]));
 console.log(`threads ${threads} / 0: wall ${ratio('wall').toFixed(2)}, CPU ${ratio('cpu').toFixed(2)}`);
-console.log(`pool: ${JSON.stringify(threadStats() ?? {})}`);
+// The pool of the last setting timed (none when that was 0 threads).
+const stats = threadStats();
+if (stats) console.log(`pool: ${JSON.stringify(stats)}`);
