@@ -124,14 +124,23 @@ export class SharedBatch {
 
   /** Wait while `chunk` is pending, blocking if `block`, else spinning; false after STALL_MS. */
   waitWhilePending(chunk: number, block: boolean): boolean {
-    const deadline = performance.now() + STALL_MS;
-    while (Atomics.load(this.status, chunk) === PENDING) {
-      const left = deadline - performance.now();
-      if (left <= 0) return false;
-      if (block) Atomics.wait(this.status, chunk, PENDING, left);
-    }
-    return true;
+    return waitWhilePending(this.status, chunk, block);
   }
+}
+
+/**
+ * Wait while `status[chunk]` is PENDING, blocking if `block`, else
+ * spinning; false after STALL_MS (the Encap pools' and the verification
+ * pool's status words).
+ */
+export function waitWhilePending(status: Int32Array, chunk: number, block: boolean): boolean {
+  const deadline = performance.now() + STALL_MS;
+  while (Atomics.load(status, chunk) === PENDING) {
+    const left = deadline - performance.now();
+    if (left <= 0) return false;
+    if (block) Atomics.wait(status, chunk, PENDING, left);
+  }
+  return true;
 }
 
 /**

@@ -32,7 +32,7 @@
  * result byte per job, then the jobs as the core laid them out.
  */
 import type * as WorkerThreads from 'node:worker_threads';
-import { DONE, FAILED, PENDING, STALL_MS } from './encap-batch.js';
+import { FAILED, STALL_MS, waitWhilePending } from './encap-batch.js';
 import { startWorkers } from './pool-workers.js';
 
 /** Signatures per claim: 8 verifications take ~1 ms, against ~1 µs for a claim; smaller chunks leave less for the calling thread to wait for at the end of a batch (16: 2 % slower joins at n = 128). */
@@ -257,7 +257,7 @@ export class VerifyPool {
     for (let chunk = 0; chunk < claimed; chunk++) {
       if (this.#claimedHere.has(chunk)) continue;
       const [from, to] = batch.range(chunk);
-      if (!this.#awaitChunk(batch, chunk)) {
+      if (!waitWhilePending(batch.status, chunk, true)) {
         // Left to the calling thread; the worker may still finish into this batch's own buffer.
         this.#broken = true;
         this.stats.verifyStalls++;
@@ -299,17 +299,6 @@ export class VerifyPool {
     this.#workers = startWorkers(this.workerThreads, source, this.threads, options, (worker) => {
       if (this.#workers.includes(worker)) this.#broken = true;
     });
-  }
-
-  /** Wait while `chunk` is pending, up to STALL_MS; false if it stalled. */
-  #awaitChunk(batch: VerifyBatch, chunk: number): boolean {
-    const deadline = performance.now() + STALL_MS;
-    while (Atomics.load(batch.status, chunk) === PENDING) {
-      const left = deadline - performance.now();
-      if (left <= 0) return false;
-      Atomics.wait(batch.status, chunk, PENDING, left);
-    }
-    return Atomics.load(batch.status, chunk) === DONE || Atomics.load(batch.status, chunk) === FAILED;
   }
 
   /** Test hook: wait until the workers claimed every chunk (or STALL_MS passed). */

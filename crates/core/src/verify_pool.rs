@@ -120,7 +120,6 @@ impl VerifyHost for VerifyPool {
 /// The provider's `verify_signatures_ahead` (module docs), on the
 /// installed pool.
 pub(crate) fn verify_ahead(alg: SignatureScheme, inputs: &[(&[u8], &[u8], &[u8])]) {
-    AHEAD.with(|ahead| ahead.borrow_mut().clear());
     // A handle of its own: the host is called with no borrow of the slot held.
     let Some(pool) = POOL.with(|slot| slot.borrow().as_ref().map(|pool| pool.unchecked_ref::<JsValue>().clone().unchecked_into::<VerifyPool>())) else { return };
     verify_ahead_on(&pool, alg, inputs);
