@@ -49,6 +49,20 @@ async function joinAndCheck(ratchetTree: Uint8Array): Promise<Group> {
 const verifyStats = () => threadStats()?.verify;
 const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Honest joins (each then deleted), 100 ms apart, until `done` (at most
+ * 20): workers start with the first batch, which the calling thread may
+ * finish alone while they instantiate the module (slower when other test
+ * files share the cores).
+ */
+async function joinUntil(done: () => boolean): Promise<void> {
+  for (let round = 0; round < 20 && !done(); round++) {
+    const group = await joinAndCheck(tree);
+    await joiner.client.deleteGroup(group.id);
+    await pause(100);
+  }
+}
+
 describe('leaf signatures verified on worker threads at join', () => {
   beforeAll(async () => {
     await init();
@@ -79,14 +93,7 @@ describe('leaf signatures verified on worker threads at join', () => {
 
   it('the workers and the calling thread share the leaves; the joiner reaches the creator epoch', async () => {
     expect(setThreads(1)).toBe(1);
-    // Workers start with the first batch, which the calling thread may
-    // finish alone while they instantiate the module (slower when other
-    // test files share the cores).
-    for (let round = 0; round < 20 && (verifyStats()?.workerVerifications ?? 0) === 0; round++) {
-      const group = await joinAndCheck(tree);
-      await joiner.client.deleteGroup(group.id);
-      await pause(100);
-    }
+    await joinUntil(() => (verifyStats()?.workerVerifications ?? 0) > 0);
     const stats = verifyStats()!;
     expect(stats.workerVerifications).toBeGreaterThan(0);
     expect(stats.workerVerifications + stats.callingThreadVerifications).toBe(stats.verifyBatches * SIZE);
@@ -104,11 +111,7 @@ describe('leaf signatures verified on worker threads at join', () => {
 
     process.env.PAIRED_MLS_TEST_VERIFY_SHARE = 'workers';
     setThreads(1);
-    // Until the workers (started by the first batch) are up and verifying.
-    for (let round = 0; round < 20 && (verifyStats()?.workerVerifications ?? 0) === 0; round++) {
-      await joinAndCheck(tree).then((group) => joiner.client.deleteGroup(group.id));
-      await pause(100);
-    }
+    await joinUntil(() => (verifyStats()?.workerVerifications ?? 0) > 0);
     const before = verifyStats()!;
     const pooled = await mlsError(() => joiner.client.joinFromWelcome(welcome, { ratchetTree: forgedTree }));
     expect(pooled.code).toBe(alone.code);
@@ -145,11 +148,7 @@ describe('leaf signatures verified on worker threads at join', () => {
     process.env.PAIRED_MLS_TEST_POOL_FAULT = 'throw';
     process.env.PAIRED_MLS_TEST_VERIFY_SHARE = 'workers';
     setThreads(1);
-    for (let round = 0; round < 20 && (verifyStats()?.failedVerifyChunks ?? 0) === 0; round++) {
-      const group = await joinAndCheck(tree);
-      await joiner.client.deleteGroup(group.id);
-      await pause(100);
-    }
+    await joinUntil(() => (verifyStats()?.failedVerifyChunks ?? 0) > 0);
     expect(verifyStats()!.failedVerifyChunks).toBeGreaterThan(0);
     expect(verifyStats()!.workerVerifications).toBe(0);
     expect((await mlsError(() => joiner.client.joinFromWelcome(welcome, { ratchetTree: forged([32]) }))).code).toBe('INVALID_SIGNATURE');
@@ -172,11 +171,7 @@ describe('leaf signatures verified on worker threads at join', () => {
     expect(stalled).toBeGreaterThanOrEqual(950);
     delete process.env.PAIRED_MLS_TEST_POOL_FAULT;
     const workerVerifications = verifyStats()!.workerVerifications;
-    for (let round = 0; round < 20 && verifyStats()!.workerVerifications === workerVerifications; round++) {
-      const group = await joinAndCheck(tree);
-      await joiner.client.deleteGroup(group.id);
-      await pause(100);
-    }
+    await joinUntil(() => verifyStats()!.workerVerifications > workerVerifications);
     expect(verifyStats()!.workerVerifications).toBeGreaterThan(workerVerifications);
     setThreads(0);
   }, 60_000);
