@@ -131,14 +131,18 @@ export class SharedBatch {
 /**
  * Wait while `status[chunk]` is PENDING, blocking if `block`, else
  * spinning; false after STALL_MS (the Encap pools' and the verification
- * pool's status words).
+ * pool's status words). With `spinMs`, a blocking wait spins that long
+ * first: a thread woken by `Atomics.notify` here resumes ~0.1 ms after the
+ * notify, longer than a chunk the verification pool's worker is finishing.
  */
-export function waitWhilePending(status: Int32Array, chunk: number, block: boolean): boolean {
-  const deadline = performance.now() + STALL_MS;
+export function waitWhilePending(status: Int32Array, chunk: number, block: boolean, spinMs = 0): boolean {
+  const start = performance.now();
+  const deadline = start + STALL_MS;
   while (Atomics.load(status, chunk) === PENDING) {
-    const left = deadline - performance.now();
+    const now = performance.now();
+    const left = deadline - now;
     if (left <= 0) return false;
-    if (block) Atomics.wait(status, chunk, PENDING, left);
+    if (block && now - start >= spinMs) Atomics.wait(status, chunk, PENDING, left);
   }
   return true;
 }

@@ -35,8 +35,16 @@ import type * as WorkerThreads from 'node:worker_threads';
 import { FAILED, STALL_MS, waitWhilePending } from './encap-batch.js';
 import { startWorkers } from './pool-workers.js';
 
-/** Signatures per claim: 8 verifications take ~1 ms, against ~1 µs for a claim; smaller chunks leave less for the calling thread to wait for at the end of a batch (16: 2 % slower joins at n = 128). */
-export const VERIFY_CHUNK = 8;
+/**
+ * Signatures per claim: 2 verifications take ~0.2 ms, against ~2 µs for a
+ * claim. What the calling thread waits for at the end of a batch (the
+ * worker's last chunk) shrinks with the chunk: at n = 128, full tree, one
+ * worker, 0.40 ms per join with chunks of 8, 0.21 ms with 2, and 0.05–0.08
+ * ms with 2 and the short spin of `END_SPIN_MS` (bench/README.md, round 2i).
+ */
+export const VERIFY_CHUNK = 2;
+/** How long `verifyEnd` spins on a worker's chunk before it blocks: about one chunk's work, so a waiting calling thread never takes a core from a worker for longer than that. */
+const END_SPIN_MS = 0.25;
 /** Smaller batches stay on the calling thread (the core sends none smaller: MIN_BATCH in verify_pool.rs). */
 export const POOL_MIN_VERIFICATIONS = 32;
 /** Bytes before a job's signed data: key (32), signature (64), length (4). */
@@ -56,6 +64,8 @@ export interface VerifyPoolStats {
   failedVerifyChunks: number;
   /** Batches in which a worker stalled (its chunks verified by the calling thread; the pool is replaced). */
   verifyStalls: number;
+  /** Milliseconds the calling thread spent in `verifyEnd`, waiting for the workers' last chunks. */
+  callingThreadWaitMs: number;
 }
 
 /** The views of one batch's shared buffer (module docs). */
@@ -197,7 +207,7 @@ export class VerifyPool {
   readonly #claimedHere = new Set<number>();
   /** Set when a worker failed, stalled or exited: the pool is replaced before its next batch. */
   #broken = false;
-  readonly stats: VerifyPoolStats = { verifyBatches: 0, workerVerifications: 0, callingThreadVerifications: 0, failedVerifyChunks: 0, verifyStalls: 0 };
+  readonly stats: VerifyPoolStats = { verifyBatches: 0, workerVerifications: 0, callingThreadVerifications: 0, failedVerifyChunks: 0, verifyStalls: 0, callingThreadWaitMs: 0 };
   /** Test hook only (test/verify-pool.test.ts): the workers take every chunk. Read once: `process.env` is slow to read per claim. */
   readonly #workersOnly = process.env.PAIRED_MLS_TEST_VERIFY_SHARE === 'workers';
   /** Rung (incremented and notified) after a batch is posted to every worker's port. */
@@ -253,11 +263,21 @@ export class VerifyPool {
     if (!batch) throw new RangeError('no verification batch is running');
     if (results.length !== batch.count) throw new RangeError('one result byte per job is expected');
     results.fill(0);
+    const started = performance.now();
+    try {
+      this.#collect(batch, results);
+    } finally {
+      this.stats.callingThreadWaitMs += performance.now() - started;
+    }
+  }
+
+  /** The workers' chunks of `batch` into `results`, waiting for each (verifyEnd). */
+  #collect(batch: VerifyBatch, results: Uint8Array): void {
     const claimed = batch.close();
     for (let chunk = 0; chunk < claimed; chunk++) {
       if (this.#claimedHere.has(chunk)) continue;
       const [from, to] = batch.range(chunk);
-      if (!waitWhilePending(batch.status, chunk, true)) {
+      if (!waitWhilePending(batch.status, chunk, true, END_SPIN_MS)) {
         // Left to the calling thread; the worker may still finish into this batch's own buffer.
         this.#broken = true;
         this.stats.verifyStalls++;

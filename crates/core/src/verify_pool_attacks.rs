@@ -50,7 +50,7 @@ struct Counts {
 }
 
 /// A host like ts/mls/verify-pool.ts for the real `verify_ahead_on`: the
-/// chunks of VERIFY_CHUNK = 8 are split by `share`; a "worker's" chunk is
+/// chunks of VERIFY_CHUNK = 2 are split by `share`; a "worker's" chunk is
 /// verified by the real worker entry on the bytes of `VerifyBatch`'s
 /// offsets when the batch ends.
 struct SimulatedHost<'a> {
@@ -61,7 +61,7 @@ struct SimulatedHost<'a> {
     next: Cell<usize>,
 }
 
-const CHUNK: usize = 8;
+const CHUNK: usize = 2;
 
 impl SimulatedHost<'_> {
     fn chunks(&self) -> usize {
