@@ -148,9 +148,13 @@ impl OpenMlsCrypto for AcceleratedCrypto {
         signatures::generate(alg, || self.rust.random_array().map_err(|_| CryptoError::InsufficientRandomness))
     }
     fn verify_signature(&self, alg: SignatureScheme, data: &[u8], pk: &[u8], signature: &[u8]) -> Result<(), CryptoError> {
-        // Found valid ahead, with exactly these bytes (verify_pool.rs).
-        if alg == SignatureScheme::ED25519 && verify_pool::found_valid(data, pk, signature) {
-            return Ok(());
+        // Found valid ahead, with exactly these bytes (verify_pool.rs); the
+        // first check of a running batch's signature settles the batch.
+        if alg == SignatureScheme::ED25519 {
+            verify_pool::settle_for(signature);
+            if verify_pool::found_valid(data, pk, signature) {
+                return Ok(());
+            }
         }
         signatures::verify(alg, data, pk, signature)
     }

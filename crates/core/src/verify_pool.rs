@@ -65,6 +65,9 @@ thread_local! {
     pub(crate) static AHEAD: RefCell<BTreeMap<[u8; 64], Entry>> = const { RefCell::new(BTreeMap::new()) };
     /// A worker's jobs, written by the worker's JS (`paired_mls_verify_buffer`).
     pub(crate) static WORKER_JOBS: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// The batch handed to the pool and not yet settled (`verify_ahead`,
+    /// `settle_for`).
+    static PENDING: RefCell<Option<Begun>> = const { RefCell::new(None) };
 }
 
 /// Verify leaf signatures on `pool` from now on (or stop with `null`).
@@ -82,13 +85,6 @@ pub(crate) fn wants_ahead(alg: SignatureScheme, count: usize) -> bool {
 /// `verify_strict`'s decision on one signature, as the one-by-one check makes it.
 fn verify_one(key: &[u8], signature: &[u8], data: &[u8]) -> bool {
     signatures::verify(SignatureScheme::ED25519, data, key, signature).is_ok()
-}
-
-/// One job of a batch, borrowed from the inputs.
-struct Job<'a> {
-    key: &'a [u8; 32],
-    signature: &'a [u8; 64],
-    data: &'a [u8],
 }
 
 /// The calls of a batch host: the JS pool ([`VerifyPool`]), or a test's.
@@ -117,72 +113,153 @@ impl VerifyHost for VerifyPool {
     }
 }
 
-/// The provider's `verify_signatures_ahead` (module docs), on the
-/// installed pool.
-pub(crate) fn verify_ahead(alg: SignatureScheme, inputs: &[(&[u8], &[u8], &[u8])]) {
-    // A handle of its own: the host is called with no borrow of the slot held.
-    let Some(pool) = POOL.with(|slot| slot.borrow().as_ref().map(|pool| pool.unchecked_ref::<JsValue>().clone().unchecked_into::<VerifyPool>())) else { return };
-    verify_ahead_on(&pool, alg, inputs);
+/// The installed pool, as a handle of its own (the host is called with no
+/// borrow of the slot held).
+fn installed_pool() -> Option<VerifyPool> {
+    POOL.with(|slot| slot.borrow().as_ref().map(|pool| pool.unchecked_ref::<JsValue>().clone().unchecked_into::<VerifyPool>()))
 }
 
-/// Forgets what an earlier batch kept, then runs this one on `host` and
-/// keeps its valid signatures.
-pub(crate) fn verify_ahead_on(host: &impl VerifyHost, alg: SignatureScheme, inputs: &[(&[u8], &[u8], &[u8])]) {
+/// The provider's `verify_signatures_ahead` (module docs), on the
+/// installed pool: the batch is handed over and left running
+/// ([`PENDING`]); this thread verifies its share when the first check of
+/// one of its signatures comes ([`settle_for`]). openmls makes that check
+/// after the rest of the tree's checks (engine change 24), so the workers
+/// verify while this thread does that work.
+pub(crate) fn verify_ahead(alg: SignatureScheme, inputs: &[(&[u8], &[u8], &[u8])]) {
+    if let Some(pool) = installed_pool() {
+        begin_pending_on(&pool, alg, inputs);
+    }
+}
+
+/// [`verify_ahead`] on `host`: the batch is left running in [`PENDING`].
+pub(crate) fn begin_pending_on(host: &impl VerifyHost, alg: SignatureScheme, inputs: &[(&[u8], &[u8], &[u8])]) {
+    // A batch begun and never checked (not seen: openmls checks every
+    // batch it announces) is ended unused.
+    if let Some(stale) = PENDING.with(|pending| pending.borrow_mut().take()) {
+        stale.abandon(host);
+    }
+    if let Some(begun) = begin_on(host, alg, inputs) {
+        PENDING.with(|pending| *pending.borrow_mut() = Some(begun));
+    }
+}
+
+/// Before the one-by-one check of `signature`: if it is one of the running
+/// batch's, this thread verifies its share of the batch and keeps what
+/// the batch found valid. Any other check (a GroupInfo's signature, say)
+/// leaves the batch running.
+pub(crate) fn settle_for(signature: &[u8]) {
+    if pending_has(signature) {
+        // The pool cannot change during a core call: it is the one that
+        // took the batch.
+        if let Some(pool) = installed_pool() {
+            settle_on(&pool);
+        }
+    }
+}
+
+/// Whether `signature` is one of the running batch's.
+pub(crate) fn pending_has(signature: &[u8]) -> bool {
+    PENDING.with(|pending| pending.borrow().as_ref().is_some_and(|begun| begun.has_signature(signature)))
+}
+
+/// Completes the running batch on `host` (the one that took it), if any.
+pub(crate) fn settle_on(host: &impl VerifyHost) {
+    if let Some(begun) = PENDING.with(|pending| pending.borrow_mut().take()) {
+        begun.complete_on(host);
+    }
+}
+
+/// Forgets what an earlier batch kept and hands this one to `host`; None
+/// when there is no batch (not Ed25519, too small, or the host declined).
+pub(crate) fn begin_on(host: &impl VerifyHost, alg: SignatureScheme, inputs: &[(&[u8], &[u8], &[u8])]) -> Option<Begun> {
     AHEAD.with(|ahead| ahead.borrow_mut().clear());
     if alg != SignatureScheme::ED25519 {
-        return;
+        return None;
     }
     // Malformed keys and signatures are left to the one-by-one check.
-    let jobs: Vec<Job> = inputs
+    let jobs: Vec<OwnedJob> = inputs
         .iter()
-        .filter_map(|(data, key, signature)| Some(Job { key: (*key).try_into().ok()?, signature: (*signature).try_into().ok()?, data }))
+        .filter_map(|(data, key, signature)| Some(OwnedJob { key: (*key).try_into().ok()?, signature: (*signature).try_into().ok()?, data: data.to_vec() }))
         .filter(|job| u32::try_from(job.data.len()).is_ok())
         .collect();
     if jobs.len() < MIN_BATCH {
-        return;
+        return None;
     }
     let mut bytes = Vec::with_capacity(jobs.iter().map(|job| JOB_HEADER + job.data.len()).sum());
     for job in &jobs {
-        bytes.extend_from_slice(job.key);
-        bytes.extend_from_slice(job.signature);
+        bytes.extend_from_slice(&job.key);
+        bytes.extend_from_slice(&job.signature);
         bytes.extend_from_slice(&(job.data.len() as u32).to_le_bytes());
-        bytes.extend_from_slice(job.data);
+        bytes.extend_from_slice(&job.data);
     }
-    let Ok(count) = u32::try_from(jobs.len()) else { return };
-    let Some(chunk) = host.begin(&bytes, count) else { return };
-    drop(bytes);
-    let mut valid = vec![false; jobs.len()];
-    // This thread's share: chunks claimed as it goes, like the workers.
-    while let Some(claimed) = host.claim() {
-        let from = claimed.saturating_mul(chunk);
-        if from >= jobs.len() {
-            break;
+    let count = u32::try_from(jobs.len()).ok()?;
+    let chunk = host.begin(&bytes, count)?;
+    Some(Begun { jobs, chunk })
+}
+
+/// One job of a batch (key, signature, signed bytes), kept while it runs.
+struct OwnedJob {
+    key: [u8; 32],
+    signature: [u8; 64],
+    data: Vec<u8>,
+}
+
+/// A batch handed to the host and still running: its jobs, in the order
+/// of `verifyBegin`, and the jobs per chunk.
+pub(crate) struct Begun {
+    jobs: Vec<OwnedJob>,
+    chunk: usize,
+}
+
+impl Begun {
+    fn has_signature(&self, signature: &[u8]) -> bool {
+        self.jobs.iter().any(|job| job.signature.as_slice() == signature)
+    }
+
+    /// Ends the batch on `host` without using it (its results are dropped).
+    fn abandon(self, host: &impl VerifyHost) {
+        let mut results = vec![0u8; self.jobs.len()];
+        host.end(&mut results);
+    }
+
+    /// This thread's share, then the workers' results: the valid
+    /// signatures are kept in [`AHEAD`].
+    pub(crate) fn complete_on(self, host: &impl VerifyHost) {
+        let count = self.jobs.len();
+        let mut valid = vec![false; count];
+        // This thread's share: chunks claimed as it goes, like the workers.
+        while let Some(claimed) = host.claim() {
+            let from = claimed.saturating_mul(self.chunk);
+            if from >= count {
+                break;
+            }
+            let to = count.min(from.saturating_add(self.chunk));
+            for (job, valid) in self.jobs[from..to].iter().zip(&mut valid[from..to]) {
+                *valid = verify_one(&job.key, &job.signature, &job.data);
+            }
         }
-        for index in from..jobs.len().min(from.saturating_add(chunk)) {
-            let job = &jobs[index];
-            valid[index] = verify_one(job.key, job.signature, job.data);
+        let mut from_workers = vec![0u8; count];
+        if !host.end(&mut from_workers) {
+            from_workers.fill(0);
         }
-    }
-    let mut from_workers = vec![0u8; jobs.len()];
-    if !host.end(&mut from_workers) {
-        from_workers.fill(0);
-    }
-    AHEAD.with(|ahead| {
-        let mut ahead = ahead.borrow_mut();
-        for (index, job) in jobs.iter().enumerate() {
-            if valid[index] || from_workers[index] == 1 {
-                match ahead.get_mut(job.signature) {
-                    Some(entry) if entry.key == *job.key && entry.data == job.data => entry.checks += 1,
+        AHEAD.with(|ahead| {
+            let mut ahead = ahead.borrow_mut();
+            for ((job, valid), from_worker) in self.jobs.into_iter().zip(valid).zip(from_workers) {
+                if !(valid || from_worker == 1) {
+                    continue;
+                }
+                match ahead.get_mut(&job.signature) {
+                    Some(entry) if entry.key == job.key && entry.data == job.data => entry.checks += 1,
                     // The same signature bytes with another key or data:
                     // the later one is left to its own check.
                     Some(_) => {}
                     None => {
-                        ahead.insert(*job.signature, Entry { key: *job.key, data: job.data.to_vec(), checks: 1 });
+                        ahead.insert(job.signature, Entry { key: job.key, data: job.data, checks: 1 });
                     }
                 }
             }
-        }
-    });
+        });
+    }
 }
 
 /// A signature found valid ahead: its key and signed bytes, and the
@@ -276,6 +353,104 @@ mod tests {
         bytes.extend_from_slice(&(data.len() as u32).to_le_bytes());
         bytes.extend_from_slice(data);
         bytes
+    }
+
+    /// A host whose workers never claim: the calling thread takes every
+    /// chunk of 2; counts the calls.
+    #[derive(Default)]
+    struct CallerOnlyHost {
+        count: std::cell::Cell<usize>,
+        next: std::cell::Cell<usize>,
+        begins: std::cell::Cell<usize>,
+        claims: std::cell::Cell<usize>,
+        ends: std::cell::Cell<usize>,
+    }
+
+    impl VerifyHost for CallerOnlyHost {
+        fn begin(&self, _jobs: &[u8], count: u32) -> Option<usize> {
+            self.begins.set(self.begins.get() + 1);
+            self.count.set(count as usize);
+            self.next.set(0);
+            Some(2)
+        }
+        fn claim(&self) -> Option<usize> {
+            let next = self.next.get();
+            if next >= self.count.get().div_ceil(2) {
+                return None;
+            }
+            self.claims.set(self.claims.get() + 1);
+            self.next.set(next + 1);
+            Some(next)
+        }
+        fn end(&self, results: &mut [u8]) -> bool {
+            self.ends.set(self.ends.get() + 1);
+            results.fill(0);
+            true
+        }
+    }
+
+    /// `n` signed inputs (data, key, signature), the one at `forged` with a bit of its signature flipped.
+    fn inputs(n: u8, forged: u8) -> Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+        (0..n)
+            .map(|i| {
+                let key = SigningKey::from_bytes(&[i + 1; 32]);
+                let data = vec![i; 10];
+                let mut signature = key.sign(&data).to_bytes();
+                if i == forged {
+                    signature[5] ^= 1;
+                }
+                (data, key.verifying_key().to_bytes().to_vec(), signature.to_vec())
+            })
+            .collect()
+    }
+
+    fn borrowed(inputs: &[(Vec<u8>, Vec<u8>, Vec<u8>)]) -> Vec<(&[u8], &[u8], &[u8])> {
+        inputs.iter().map(|(d, k, s)| (d.as_slice(), k.as_slice(), s.as_slice())).collect()
+    }
+
+    // Engine change 24: a batch is left running after `verifyBegin`; checks
+    // of other signatures do not settle it; the first check of one of its
+    // signatures does (this thread's share, then `verifyEnd`), and only its
+    // valid signatures are kept.
+    #[test]
+    fn a_pending_batch_settles_at_the_first_check_of_its_own() {
+        let host = CallerOnlyHost::default();
+        let batch = inputs(40, 7);
+        begin_pending_on(&host, SignatureScheme::ED25519, &borrowed(&batch));
+        assert_eq!((host.begins.get(), host.claims.get(), host.ends.get()), (1, 0, 0));
+        let other = inputs(1, 9).remove(0);
+        let mut other_signature = other.2.clone();
+        other_signature[0] ^= 0x80;
+        assert!(!pending_has(&other_signature), "a GroupInfo's signature, say");
+        assert!(pending_has(&batch[3].2));
+        settle_on(&host);
+        assert_eq!((host.claims.get(), host.ends.get()), (20, 1));
+        assert!(!pending_has(&batch[3].2), "settled once");
+        for (index, (data, key, signature)) in batch.iter().enumerate() {
+            assert_eq!(found_valid(data, key, signature), index != 7, "input {index}");
+        }
+        settle_on(&host);
+        assert_eq!((host.claims.get(), host.ends.get()), (20, 1), "nothing left to settle");
+    }
+
+    // A batch never checked is ended unused when the next one begins, and
+    // the next one's entries are the only ones kept.
+    #[test]
+    fn a_stale_pending_batch_is_ended_unused() {
+        let host = CallerOnlyHost::default();
+        let first = inputs(40, 255);
+        begin_pending_on(&host, SignatureScheme::ED25519, &borrowed(&first));
+        let second = inputs(33, 0);
+        begin_pending_on(&host, SignatureScheme::ED25519, &borrowed(&second[1..].to_vec()));
+        assert_eq!((host.begins.get(), host.claims.get(), host.ends.get()), (2, 0, 1));
+        settle_on(&host);
+        assert_eq!(host.ends.get(), 2);
+        assert!(!found_valid(&first[39].0, &first[39].1, &first[39].2), "only kept for the batch that was checked");
+        assert!(found_valid(&second[1].0, &second[1].1, &second[1].2));
+        // Too small for a batch: nothing pending, nothing begun.
+        begin_pending_on(&host, SignatureScheme::ED25519, &borrowed(&first[..MIN_BATCH - 1].to_vec()));
+        assert_eq!(host.begins.get(), 2);
+        assert!(!pending_has(&first[0].2));
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! Attacks on the leaf signatures verified ahead (verify_pool.rs), from the
-//! independent review of the pool: the real `verify_ahead_on` driven by a
-//! host like ts/mls/verify-pool.ts whose "workers" run the real worker
-//! entry, against the one-by-one decision, on Ed25519 edge cases and on
-//! real ratchet trees through openmls' `RatchetTreeIn::into_verified`
-//! (engine change 23's `try_from_nodes`), with every split of the chunks
-//! between the calling thread and the workers.
+//! independent review of the pool: the real batch (`begin_pending_on`, then
+//! `settle_on` at the first check of one of its signatures, as the core's
+//! provider does) driven by a host like ts/mls/verify-pool.ts whose
+//! "workers" run the real worker entry, against the one-by-one decision, on
+//! Ed25519 edge cases and on real ratchet trees through openmls'
+//! `RatchetTreeIn::into_verified` (engine change 23's `try_from_nodes`),
+//! with every split of the chunks between the calling thread and the
+//! workers. (The join path, engine change 24's checks after the rest of the
+//! tree, is tested with real workers in test/verify-pool.test.ts.)
 
-use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use curve25519_dalek::edwards::EdwardsPoint;
@@ -49,23 +51,30 @@ struct Counts {
     checks: AtomicUsize,
 }
 
-/// A host like ts/mls/verify-pool.ts for the real `verify_ahead_on`: the
+/// A host like ts/mls/verify-pool.ts for the real batch: the
 /// chunks of VERIFY_CHUNK = 2 are split by `share`; a "worker's" chunk is
 /// verified by the real worker entry on the bytes of `VerifyBatch`'s
 /// offsets when the batch ends.
 struct SimulatedHost<'a> {
     share: Share,
     counts: &'a Counts,
-    jobs: RefCell<Vec<u8>>,
-    count: Cell<usize>,
-    next: Cell<usize>,
+    batch: &'a HostBatch,
+}
+
+/// The batch a simulated host took, kept from `verifyBegin` until it is
+/// settled (the one-by-one checks come later, engine change 24).
+#[derive(Default)]
+struct HostBatch {
+    jobs: std::sync::Mutex<Vec<u8>>,
+    count: AtomicUsize,
+    next: AtomicUsize,
 }
 
 const CHUNK: usize = 2;
 
 impl SimulatedHost<'_> {
     fn chunks(&self) -> usize {
-        self.count.get().div_ceil(CHUNK)
+        self.batch.count.load(Ordering::Relaxed).div_ceil(CHUNK)
     }
     fn to_worker(&self, chunk: usize) -> bool {
         match self.share {
@@ -78,17 +87,17 @@ impl SimulatedHost<'_> {
 
 impl VerifyHost for SimulatedHost<'_> {
     fn begin(&self, jobs: &[u8], count: u32) -> Option<usize> {
-        *self.jobs.borrow_mut() = jobs.to_vec();
-        self.count.set(count as usize);
-        self.next.set(0);
+        *self.batch.jobs.lock().unwrap() = jobs.to_vec();
+        self.batch.count.store(count as usize, Ordering::Relaxed);
+        self.batch.next.store(0, Ordering::Relaxed);
         Some(CHUNK)
     }
     fn claim(&self) -> Option<usize> {
-        while self.next.get() < self.chunks() {
-            let chunk = self.next.get();
-            self.next.set(chunk + 1);
+        while self.batch.next.load(Ordering::Relaxed) < self.chunks() {
+            let chunk = self.batch.next.load(Ordering::Relaxed);
+            self.batch.next.store(chunk + 1, Ordering::Relaxed);
             if !self.to_worker(chunk) {
-                let to = self.count.get().min(chunk * CHUNK + CHUNK);
+                let to = self.batch.count.load(Ordering::Relaxed).min(chunk * CHUNK + CHUNK);
                 self.counts.caller_in_batch.fetch_add(to - chunk * CHUNK, Ordering::Relaxed);
                 return Some(chunk);
             }
@@ -96,18 +105,18 @@ impl VerifyHost for SimulatedHost<'_> {
         None
     }
     fn end(&self, results: &mut [u8]) -> bool {
-        let bytes = self.jobs.borrow();
+        let bytes = self.batch.jobs.lock().unwrap();
         // VerifyBatch's offsets.
-        let mut offsets = Vec::with_capacity(self.count.get() + 1);
+        let mut offsets = Vec::with_capacity(self.batch.count.load(Ordering::Relaxed) + 1);
         let mut at = 0usize;
-        for _ in 0..self.count.get() {
+        for _ in 0..self.batch.count.load(Ordering::Relaxed) {
             offsets.push(at);
             at += JOB_HEADER + u32::from_le_bytes(bytes[at + 96..at + 100].try_into().unwrap()) as usize;
         }
         assert_eq!(at, bytes.len());
         offsets.push(at);
         for chunk in (0..self.chunks()).filter(|&chunk| self.to_worker(chunk)) {
-            let (from, to) = (chunk * CHUNK, self.count.get().min(chunk * CHUNK + CHUNK));
+            let (from, to) = (chunk * CHUNK, self.batch.count.load(Ordering::Relaxed).min(chunk * CHUNK + CHUNK));
             let part = &bytes[offsets[from]..offsets[to]];
             assert!(!paired_mls_verify_buffer(part.len() as u32).is_null());
             WORKER_JOBS.with(|buffer| buffer.borrow_mut().copy_from_slice(part));
@@ -134,11 +143,15 @@ struct SimulatedPool {
     inner: AcceleratedCrypto,
     share: Share,
     counts: Counts,
+    batch: HostBatch,
 }
 
 impl SimulatedPool {
     fn new(share: Share) -> Self {
-        SimulatedPool { inner: AcceleratedCrypto::default(), share, counts: Counts::default() }
+        SimulatedPool { inner: AcceleratedCrypto::default(), share, counts: Counts::default(), batch: HostBatch::default() }
+    }
+    fn host(&self) -> SimulatedHost<'_> {
+        SimulatedHost { share: self.share, counts: &self.counts, batch: &self.batch }
     }
     fn get(counter: &AtomicUsize) -> usize {
         counter.load(Ordering::Relaxed)
@@ -179,6 +192,11 @@ impl OpenMlsCrypto for SimulatedPool {
     }
     fn verify_signature(&self, alg: SignatureScheme, data: &[u8], pk: &[u8], signature: &[u8]) -> Result<(), CryptoError> {
         self.counts.checks.fetch_add(1, Ordering::Relaxed);
+        // As the core's provider: the first check of a batch signature
+        // settles the batch (verify_pool::settle_for).
+        if alg == SignatureScheme::ED25519 && pending_has(signature) {
+            settle_on(&self.host());
+        }
         if !(alg == SignatureScheme::ED25519 && answered_ahead(data, pk, signature)) {
             self.counts.fallbacks.fetch_add(1, Ordering::Relaxed);
         }
@@ -188,8 +206,9 @@ impl OpenMlsCrypto for SimulatedPool {
         alg == SignatureScheme::ED25519 && count >= MIN_BATCH
     }
     fn verify_signatures_ahead(&self, alg: SignatureScheme, inputs: &[(&[u8], &[u8], &[u8])]) {
-        let host = SimulatedHost { share: self.share, counts: &self.counts, jobs: RefCell::new(Vec::new()), count: Cell::new(0), next: Cell::new(0) };
-        verify_ahead_on(&host, alg, inputs);
+        // As the core's provider: the batch is left running until its
+        // first check (verify_pool::verify_ahead).
+        begin_pending_on(&self.host(), alg, inputs);
     }
     fn sign(&self, alg: SignatureScheme, data: &[u8], key: &[u8]) -> Result<Vec<u8>, CryptoError> {
         self.inner.sign(alg, data, key)
@@ -312,7 +331,9 @@ fn a_batch_never_changes_a_decision_on_ed25519_edge_cases() {
     for share in [Share::Workers, Share::Caller, Share::Alternate] {
         let pool = SimulatedPool::new(share);
         pool.verify_signatures_ahead(SignatureScheme::ED25519, &inputs);
-        assert!(ahead_entries() > 0);
+        // Running until its first check (engine change 24), which fills AHEAD.
+        assert!(pending_has(&triples[0].2));
+        assert_eq!(ahead_entries(), 0);
         for (d, k, s) in &triples {
             assert_eq!(pool.verify_signature(SignatureScheme::ED25519, d, k, s), signatures::verify(SignatureScheme::ED25519, d, k, s), "{share:?}");
         }

@@ -24,7 +24,7 @@ use std::fmt;
 use openmls_traits::{
     crypto::OpenMlsCrypto,
     signatures::Signer,
-    types::{Ciphersuite, CryptoError},
+    types::{Ciphersuite, CryptoError, SignatureScheme},
 };
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -116,6 +116,37 @@ pub enum RatchetTreeError {
     WrongNodeType,
 }
 
+/// The leaf signature checks of an incoming ratchet tree whose inputs the
+/// provider took ahead (engine change 24): the checks
+/// [`RatchetTree::try_from_nodes`] makes, in the same order and with the
+/// same error, left to run after the caller's other checks of the tree.
+/// Until [`LeafSignatureChecks::check`] passes, the tree's leaves are
+/// unauthenticated: the caller uses the tree for nothing but checks whose
+/// outcome it drops when these fail.
+#[must_use]
+pub(crate) struct LeafSignatureChecks {
+    alg: SignatureScheme,
+    /// Per leaf, in node order: its signed content, signature key and
+    /// signature; None when its signed content could not be encoded.
+    leaves: Vec<Option<(Vec<u8>, Vec<u8>, Vec<u8>)>>,
+}
+
+impl LeafSignatureChecks {
+    /// Checks every leaf signature in node order; the first that fails
+    /// gives [`RatchetTreeError::InvalidNodeSignature`], as in
+    /// [`RatchetTree::try_from_nodes`].
+    // https://validation.openmls.tech/#valn1407
+    pub(crate) fn check(self, crypto: &impl OpenMlsCrypto) -> Result<(), RatchetTreeError> {
+        for leaf in self.leaves {
+            let (content, key, signature) = leaf.ok_or(RatchetTreeError::InvalidNodeSignature)?;
+            crypto
+                .verify_signature(self.alg, &content, &key, &signature)
+                .map_err(|_| RatchetTreeError::InvalidNodeSignature)?;
+        }
+        Ok(())
+    }
+}
+
 /// A node of an incoming ratchet tree once its type is checked against its
 /// position, before its signature is (engine change 23).
 enum TypedNode {
@@ -154,6 +185,25 @@ impl RatchetTree {
         nodes: Vec<Option<NodeIn>>,
         group_id: &GroupId,
     ) -> Result<Self, RatchetTreeError> {
+        let (tree, leaf_checks) =
+            Self::try_from_nodes_checks_later(ciphersuite, crypto, nodes, group_id)?;
+        if let Some(leaf_checks) = leaf_checks {
+            leaf_checks.check(crypto)?;
+        }
+        Ok(tree)
+    }
+
+    /// As [`RatchetTree::try_from_nodes`], but when the provider took the
+    /// leaf signatures ahead (engine change 23), the tree comes back with
+    /// its leaf signature checks still to run (engine change 24): the
+    /// caller runs them before it uses the tree, and their error before any
+    /// of its own (see [`LeafSignatureChecks`]).
+    pub(crate) fn try_from_nodes_checks_later(
+        ciphersuite: Ciphersuite,
+        crypto: &impl OpenMlsCrypto,
+        nodes: Vec<Option<NodeIn>>,
+        group_id: &GroupId,
+    ) -> Result<(Self, Option<LeafSignatureChecks>), RatchetTreeError> {
         // ValSem300: "Exported ratchet trees must not have trailing blank nodes."
         //
         // We can check this by only looking at the last node (if any).
@@ -217,23 +267,53 @@ impl RatchetTree {
                     .count();
                 let alg = ciphersuite.signature_algorithm();
                 if crypto.wants_signatures_ahead(alg, leaves) {
-                    // Leaves whose signed content cannot be encoded are left
-                    // out; their own check below fails as before.
-                    let signature_inputs: Vec<(Vec<u8>, &[u8], &[u8])> = typed_nodes
+                    // One input per leaf, in node order; None for a leaf whose
+                    // signed content cannot be encoded (left out of the batch;
+                    // its own check fails as before).
+                    let signature_inputs: Vec<Option<(Vec<u8>, &[u8], &[u8])>> = typed_nodes
                         .iter()
                         .filter_map(|node| match node {
-                            TypedNode::Leaf(leaf_node) => {
-                                let (content, signature) = leaf_node.signature_input()?;
-                                Some((content, leaf_node.signature_key().as_slice(), signature))
-                            }
+                            TypedNode::Leaf(leaf_node) => Some(
+                                leaf_node.signature_input().map(|(content, signature)| {
+                                    (content, leaf_node.signature_key().as_slice(), signature)
+                                }),
+                            ),
                             _ => None,
                         })
                         .collect();
                     let borrowed: Vec<(&[u8], &[u8], &[u8])> = signature_inputs
                         .iter()
+                        .flatten()
                         .map(|(content, key, signature)| (content.as_slice(), *key, *signature))
                         .collect();
                     crypto.verify_signatures_ahead(alg, &borrowed);
+
+                    // Engine change 24: with every node in its place, the
+                    // checks of these same inputs are left to the caller, so
+                    // that the provider verifies them while the caller checks
+                    // the rest of the tree. (A tree with a misplaced node is
+                    // checked below, as before: it fails here anyway.)
+                    if !typed_nodes.iter().any(|node| matches!(node, TypedNode::Wrong)) {
+                        let leaves = signature_inputs
+                            .into_iter()
+                            .map(|input| {
+                                input.map(|(content, key, signature)| {
+                                    (content, key.to_vec(), signature.to_vec())
+                                })
+                            })
+                            .collect();
+                        let nodes = typed_nodes
+                            .into_iter()
+                            .map(|typed_node| match typed_node {
+                                TypedNode::Leaf(verifiable_leaf_node) => Some(Node::leaf_node(
+                                    verifiable_leaf_node.into_leaf_node_checked_later(),
+                                )),
+                                TypedNode::Parent(parent_node) => Some(Node::ParentNode(parent_node)),
+                                TypedNode::Blank | TypedNode::Wrong => None,
+                            })
+                            .collect();
+                        return Ok((Self::trimmed(nodes), Some(LeafSignatureChecks { alg, leaves })));
+                    }
                 }
 
                 // Verify the nodes.
@@ -266,7 +346,7 @@ impl RatchetTree {
                     };
                     verified_nodes.push(verified_node);
                 }
-                Ok(Self::trimmed(verified_nodes))
+                Ok((Self::trimmed(verified_nodes), None))
             }
         }
     }
@@ -319,6 +399,18 @@ impl RatchetTreeIn {
         group_id: &GroupId,
     ) -> Result<RatchetTree, RatchetTreeError> {
         RatchetTree::try_from_nodes(ciphersuite, crypto, self.0, group_id)
+    }
+
+    /// As [`RatchetTreeIn::into_verified`], with the leaf signature checks
+    /// left to the caller when the provider took them ahead (engine change
+    /// 24, [`RatchetTree::try_from_nodes_checks_later`]).
+    pub(crate) fn into_verified_checks_later(
+        self,
+        ciphersuite: Ciphersuite,
+        crypto: &impl OpenMlsCrypto,
+        group_id: &GroupId,
+    ) -> Result<(RatchetTree, Option<LeafSignatureChecks>), RatchetTreeError> {
+        RatchetTree::try_from_nodes_checks_later(ciphersuite, crypto, self.0, group_id)
     }
 
     /// Returns an iterator over all nodes in the ratchet tree.

@@ -177,14 +177,46 @@ impl PublicGroup {
             .map_err(|_| CreationFromExternalError::UnsupportedCiphersuite(ciphersuite))?;
 
         let group_id = verifiable_group_info.group_id();
-        let ratchet_tree = ratchet_tree
-            .into_verified(ciphersuite, crypto, group_id)
+        // Engine change 24: leaf signatures the provider took ahead are
+        // checked after the rest of the tree and the GroupInfo, so that its
+        // threads verify them while this one checks the rest. A failing
+        // leaf signature still decides the error, as when it was checked
+        // first: nothing below has an effect beyond its result.
+        let (ratchet_tree, leaf_checks) = ratchet_tree
+            .into_verified_checks_later(ciphersuite, crypto, group_id)
             .map_err(|e| {
                 CreationFromExternalError::TreeSyncError(TreeSyncFromNodesError::RatchetTreeError(
                     e,
                 ))
             })?;
+        let built = Self::from_tree(
+            crypto,
+            ciphersuite,
+            ratchet_tree,
+            verifiable_group_info,
+            proposal_store,
+            validate_lifetimes,
+        );
+        if let Some(leaf_checks) = leaf_checks {
+            leaf_checks.check(crypto).map_err(|e| {
+                CreationFromExternalError::TreeSyncError(TreeSyncFromNodesError::RatchetTreeError(
+                    e,
+                ))
+            })?;
+        }
+        built
+    }
 
+    /// The rest of [`PublicGroup::from_ratchet_tree`], from a tree whose
+    /// leaf signatures are checked or are about to be (engine change 24).
+    fn from_tree<StorageError>(
+        crypto: &impl OpenMlsCrypto,
+        ciphersuite: Ciphersuite,
+        ratchet_tree: RatchetTree,
+        verifiable_group_info: VerifiableGroupInfo,
+        proposal_store: ProposalStore,
+        validate_lifetimes: LeafNodeLifetimePolicy,
+    ) -> Result<(Self, GroupInfo), CreationFromExternalError<StorageError>> {
         // Create a RatchetTree from the given nodes. We have to do this before
         // verifying the group info, since we need to find the Credential to verify the
         // signature against.

@@ -903,6 +903,18 @@ impl VerifiableLeafNode {
         }
     }
 
+    /// The leaf node, its signature not checked here: only for a tree whose
+    /// [`LeafSignatureChecks`](crate::treesync::LeafSignatureChecks) the
+    /// caller runs before it uses the tree (engine change 24).
+    pub(crate) fn into_leaf_node_checked_later(self) -> LeafNode {
+        let (payload, signature) = match self {
+            VerifiableLeafNode::KeyPackage(v) => (v.payload, v.signature),
+            VerifiableLeafNode::Update(v) => (v.payload, v.signature),
+            VerifiableLeafNode::Commit(v) => (v.payload, v.signature),
+        };
+        LeafNode { payload, signature }
+    }
+
     /// The signed bytes and the signature, as `verify` will check them
     /// (engine change 23); `None` when they cannot be encoded (`verify`
     /// then fails on its own).

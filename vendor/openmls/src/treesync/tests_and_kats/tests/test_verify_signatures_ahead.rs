@@ -1,6 +1,8 @@
 //! Engine change 23: a ratchet tree's leaf signature inputs go to the crypto
 //! provider in one `verify_signatures_ahead` call before the one-by-one
-//! checks (`RatchetTree::try_from_nodes`).
+//! checks (`RatchetTree::try_from_nodes`). Engine change 24: when it took
+//! them, `PublicGroup::from_ratchet_tree` checks them after the rest of the
+//! tree and the GroupInfo, and their error still comes first.
 use std::sync::Mutex;
 
 use openmls_rust_crypto::RustCrypto;
@@ -14,7 +16,13 @@ use openmls_traits::{
 use tls_codec::{DeserializeBytes, SecretVLBytes, Serialize};
 
 use crate::{
-    group::{tests_and_kats::utils::generate_credential_with_key, MlsGroup, MlsGroupCreateConfig},
+    group::{
+        public_group::{errors::CreationFromExternalError, PublicGroup},
+        tests_and_kats::utils::generate_credential_with_key,
+        LeafNodeLifetimePolicy, MlsGroup, MlsGroupCreateConfig, ProposalStore,
+    },
+    messages::group_info::{GroupInfo, VerifiableGroupInfo},
+    treesync::errors::TreeSyncFromNodesError,
     key_packages::KeyPackage,
     prelude::*,
     treesync::{node::NodeIn, RatchetTree, RatchetTreeError, RatchetTreeIn},
@@ -33,6 +41,10 @@ struct RecordingCrypto {
     from_ahead: bool,
     /// What `wants_signatures_ahead` answers.
     declines: bool,
+    /// Hashes computed before the first signature check (the tree hash and
+    /// parent hashes come after the leaf checks unless those are left for
+    /// later, engine change 24).
+    hashes_before_checks: Mutex<usize>,
 }
 
 impl OpenMlsCrypto for RecordingCrypto {
@@ -52,6 +64,9 @@ impl OpenMlsCrypto for RecordingCrypto {
         self.inner.hkdf_expand(hash_type, prk, info, okm_len)
     }
     fn hash(&self, hash_type: HashType, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if self.verified.lock().unwrap().is_empty() {
+            *self.hashes_before_checks.lock().unwrap() += 1;
+        }
         self.inner.hash(hash_type, data)
     }
     fn aead_encrypt(&self, alg: AeadType, key: &[u8], data: &[u8], nonce: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
@@ -125,6 +140,13 @@ impl OpenMlsCrypto for RecordingCrypto {
 /// leaves and a Commit leaf, signed with the group id and leaf index), its
 /// exported tree, and its id.
 fn five_member_tree(ciphersuite: Ciphersuite, provider: &impl crate::storage::OpenMlsProvider) -> (Vec<Option<NodeIn>>, GroupId) {
+    let (nodes, group_info) = five_member_group(ciphersuite, provider);
+    (nodes, group_info.group_id().clone())
+}
+
+/// `five_member_tree`'s group: its exported tree and its GroupInfo (signed
+/// by the creator, without the tree).
+fn five_member_group(ciphersuite: Ciphersuite, provider: &impl crate::storage::OpenMlsProvider) -> (Vec<Option<NodeIn>>, VerifiableGroupInfo) {
     let alice = generate_credential_with_key(b"alice".to_vec(), ciphersuite.signature_algorithm(), provider);
     let config = MlsGroupCreateConfig::builder().ciphersuite(ciphersuite).build();
     let mut group = MlsGroup::new(provider, &alice.signer, &config, alice.credential_with_key.clone()).expect("group");
@@ -143,7 +165,101 @@ fn five_member_tree(ciphersuite: Ciphersuite, provider: &impl crate::storage::Op
     group.self_update(provider, &alice.signer, LeafNodeParameters::default()).expect("update");
     group.merge_pending_commit(provider).expect("merge");
     let tree: RatchetTreeIn = group.export_ratchet_tree().into();
-    (tree.0, group.group_id().clone())
+    let group_info = group
+        .export_group_info(provider.crypto(), &alice.signer, false)
+        .expect("group info")
+        .into_verifiable_group_info()
+        .expect("a GroupInfo");
+    (tree.0, group_info)
+}
+
+/// Leaf 1 of `nodes` with a bit of its signature's R flipped (a LeafNode
+/// ends with its 64-byte signature).
+fn forge_leaf_1(nodes: &[Option<NodeIn>]) -> Vec<Option<NodeIn>> {
+    let mut forged = nodes.to_vec();
+    let mut bytes = forged[2].as_ref().expect("leaf 1").tls_serialize_detached().unwrap();
+    let at = bytes.len() - 40;
+    bytes[at] ^= 1;
+    forged[2] = Some(NodeIn::tls_deserialize_exact_bytes(&bytes).unwrap());
+    forged
+}
+
+/// `group_info` with a bit of its signature flipped (it ends with it).
+fn forge_group_info(group_info: &VerifiableGroupInfo) -> VerifiableGroupInfo {
+    let mut bytes = group_info.tls_serialize_detached().unwrap();
+    let at = bytes.len() - 40;
+    bytes[at] ^= 1;
+    VerifiableGroupInfo::tls_deserialize_exact_bytes(&bytes).unwrap()
+}
+
+type FromTree = Result<(PublicGroup, GroupInfo), CreationFromExternalError<()>>;
+
+fn from_tree(crypto: &impl OpenMlsCrypto, nodes: &[Option<NodeIn>], group_info: &VerifiableGroupInfo) -> FromTree {
+    PublicGroup::from_ratchet_tree(crypto, RatchetTreeIn(nodes.to_vec()), group_info.clone(), ProposalStore::new(), LeafNodeLifetimePolicy::Verify)
+}
+
+const LEAF_ERROR: CreationFromExternalError<()> =
+    CreationFromExternalError::TreeSyncError(TreeSyncFromNodesError::RatchetTreeError(RatchetTreeError::InvalidNodeSignature));
+
+// Engine change 24: with the batch taken, the GroupInfo's signature is
+// checked before the leaves' (the rest of the tree is checked in between),
+// the leaf checks are exactly the announced inputs, and the group built is
+// the one a provider taking no batch builds, which checks the leaves first.
+#[openmls_test::openmls_test]
+fn leaf_checks_come_after_the_rest_of_the_tree() {
+    let provider = &Provider::default();
+    let (nodes, group_info) = five_member_group(ciphersuite, provider);
+
+    let taking = RecordingCrypto::default();
+    let built = from_tree(&taking, &nodes, &group_info).expect("valid group");
+    let ahead = taking.ahead.lock().unwrap().clone();
+    let verified = taking.verified.lock().unwrap().clone();
+    assert_eq!((ahead.len(), ahead[0].len(), verified.len()), (1, 5, 6));
+    assert!(!ahead[0].contains(&verified[0]), "the GroupInfo's signature first");
+    assert_eq!(verified[1..], ahead[0][..], "then the leaves, as announced");
+
+    let declining = RecordingCrypto { declines: true, ..Default::default() };
+    let plain = from_tree(&declining, &nodes, &group_info).expect("valid group");
+    let plain_verified = declining.verified.lock().unwrap().clone();
+    assert_eq!(plain_verified[..5], ahead[0][..], "without a batch: the leaves first");
+    assert_eq!(plain_verified[5], verified[0], "then the GroupInfo");
+    assert_eq!(built, plain);
+}
+
+// Engine change 24: a forged leaf decides the error even though the checks
+// after it now run first and fail too (the forged signature changes the
+// tree hash, so the GroupInfo's tree hash no longer matches; a forged
+// GroupInfo signature fails before that), the same error as without a
+// batch. A forged GroupInfo alone gives its own error with both.
+#[openmls_test::openmls_test]
+fn a_forged_leaf_decides_the_error_before_later_checks() {
+    let provider = &Provider::default();
+    let (nodes, group_info) = five_member_group(ciphersuite, provider);
+    let forged_nodes = forge_leaf_1(&nodes);
+    let forged_info = forge_group_info(&group_info);
+    for declines in [false, true] {
+        let crypto = RecordingCrypto { declines, ..Default::default() };
+        assert_eq!(from_tree(&crypto, &forged_nodes, &group_info).unwrap_err(), LEAF_ERROR);
+        let crypto = RecordingCrypto { declines, ..Default::default() };
+        assert_eq!(from_tree(&crypto, &forged_nodes, &forged_info).unwrap_err(), LEAF_ERROR);
+        let crypto = RecordingCrypto { declines, ..Default::default() };
+        assert_eq!(
+            from_tree(&crypto, &nodes, &forged_info).unwrap_err(),
+            CreationFromExternalError::InvalidGroupInfoSignature
+        );
+    }
+    // With the batch taken, the later checks did run first (the tree and
+    // parent hashes before any signature check; here the parent hash over
+    // the forged leaf fails, before the GroupInfo is reached), then the leaf
+    // checks: leaf 0, then the forged leaf 1 ends them. Without a batch, no
+    // hash comes before the leaf checks.
+    let taking = RecordingCrypto::default();
+    assert_eq!(from_tree(&taking, &forged_nodes, &group_info).unwrap_err(), LEAF_ERROR);
+    assert!(*taking.hashes_before_checks.lock().unwrap() > 0);
+    assert_eq!(taking.verified.lock().unwrap()[..], taking.ahead.lock().unwrap()[0][..2]);
+    let declining = RecordingCrypto { declines: true, ..Default::default() };
+    assert_eq!(from_tree(&declining, &forged_nodes, &group_info).unwrap_err(), LEAF_ERROR);
+    assert_eq!(*declining.hashes_before_checks.lock().unwrap(), 0);
 }
 
 // Every non-blank leaf's signature input is announced once, in leaf order,
@@ -180,13 +296,7 @@ fn refusals_come_in_node_order_as_before() {
     let provider = &Provider::default();
     let (nodes, group_id) = five_member_tree(ciphersuite, provider);
     let crypto = RustCrypto::default();
-    // Leaf 1 with a bit of its signature's R flipped (a LeafNode ends with
-    // its 64-byte signature).
-    let mut forged = nodes.clone();
-    let mut bytes = forged[2].as_ref().expect("leaf 1").tls_serialize_detached().unwrap();
-    let at = bytes.len() - 40;
-    bytes[at] ^= 1;
-    forged[2] = Some(NodeIn::tls_deserialize_exact_bytes(&bytes).unwrap());
+    let forged = forge_leaf_1(&nodes);
     assert_eq!(RatchetTree::try_from_nodes(ciphersuite, &crypto, forged.clone(), &group_id), Err(RatchetTreeError::InvalidNodeSignature));
     // The forged input is announced as it is, and refused by its own check.
     let recording = RecordingCrypto::default();
