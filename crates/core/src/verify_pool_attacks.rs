@@ -497,3 +497,138 @@ fn a_huge_job_count_is_refused_not_a_panic() {
     let result = std::panic::catch_unwind(|| verify_job_bytes(&[], beyond_isize));
     assert!(matches!(result, Ok(None)));
 }
+
+// ---- Review of engine change 24 (review-24): the join path and batches
+// left running. ----
+
+/// A 40-member group's exported tree (bytes) and GroupInfo (bytes, without
+/// the tree), the creator's leaf encoding (leaf 0, a Commit leaf) and the
+/// other 39 leaves' encodings (KeyPackage leaves, as in the tree).
+fn forty_member_group() -> (Vec<u8>, Vec<u8>, Vec<u8>, Vec<Vec<u8>>) {
+    let provider = Provider::default();
+    let (alice, alice_signer) = identity(&provider, "alice");
+    let config = MlsGroupCreateConfig::builder().ciphersuite(CS).build();
+    let mut group = MlsGroup::new(&provider, &alice_signer, &config, alice).unwrap();
+    let key_packages: Vec<KeyPackage> = (0..39)
+        .map(|i| {
+            let (credential, signer) = identity(&provider, &format!("member {i}"));
+            KeyPackage::builder().build(CS, &provider, &signer, credential).unwrap().key_package().clone()
+        })
+        .collect();
+    let leaves = key_packages.iter().map(|kp| kp.leaf_node().tls_serialize_detached().unwrap()).collect();
+    group
+        .commit_builder()
+        .propose_adds(key_packages)
+        .load_psks(provider.storage())
+        .unwrap()
+        .build(provider.rand(), provider.crypto(), &alice_signer, |_| true)
+        .unwrap()
+        .stage_commit(&provider)
+        .unwrap();
+    group.merge_pending_commit(&provider).unwrap();
+    let tree = RatchetTreeIn::from(group.export_ratchet_tree()).tls_serialize_detached().unwrap();
+    let info = group.export_group_info(provider.crypto(), &alice_signer, false).unwrap().to_bytes().unwrap();
+    let leaf0 = group.own_leaf_node().unwrap().tls_serialize_detached().unwrap();
+    (tree, info, leaf0, leaves)
+}
+
+fn group_info_in(bytes: &[u8]) -> openmls::messages::group_info::VerifiableGroupInfo {
+    match MlsMessageIn::tls_deserialize_exact(bytes).unwrap().extract() {
+        MlsMessageBodyIn::GroupInfo(info) => info,
+        _ => unreachable!("a GroupInfo"),
+    }
+}
+
+/// `PublicGroup::from_external` (the join path's `from_ratchet_tree`, engine
+/// change 24) with `crypto`: Ok(tree hash) or the error's Debug text.
+fn from_external(crypto: &impl OpenMlsCrypto, tree: &[u8], info: &[u8]) -> Result<Vec<u8>, String> {
+    let storage = Provider::default();
+    let tree = RatchetTreeIn::tls_deserialize_exact(tree).unwrap();
+    PublicGroup::from_external(crypto, storage.storage(), tree, group_info_in(info), ProposalStore::new())
+        .map(|(_, info)| info.group_context().tree_hash().to_vec())
+        .map_err(|e| format!("{e:?}"))
+}
+
+/// Leaf 0's signature key made 31 bytes (and its encryption key 33), the
+/// tree's length unchanged: a leaf the batch leaves out (malformed key).
+fn leaf0_key_of_31_bytes(tree: &[u8], leaf0: &[u8]) -> Vec<u8> {
+    let at = tree.windows(leaf0.len()).position(|w| w == leaf0).expect("leaf 0 in the tree");
+    let mut edited = tree.to_vec();
+    assert_eq!((edited[at], edited[at + 33]), (0x20, 0x20), "two 32-byte keys");
+    edited[at] = 0x21;
+    edited[at + 34] = 0x1f;
+    edited
+}
+
+const LEAF_ERROR: &str = "TreeSyncError(RatchetTreeError(InvalidNodeSignature))";
+
+// The join path (from_ratchet_tree with the leaf checks last) gives the
+// one-thread result with the simulated pool, any share: honest; a forged
+// leaf with a forged GroupInfo (leaf error first); a forged GroupInfo
+// alone; a leaf carrying the GroupInfo's signature bytes (the GroupInfo's
+// check settles the batch early); a leaf the batch leaves out; a leaf
+// repeated (its copy is validly signed: the later duplicate-key error).
+#[test]
+fn the_join_path_gives_the_one_thread_result() {
+    let (tree, info, leaf0, leaves) = forty_member_group();
+    let info_signature = info[info.len() - 64..].to_vec();
+    let mut forged_info = info.clone();
+    let n = forged_info.len();
+    forged_info[n - 40] ^= 1;
+    // Where leaf `position` (1..40) ends with its signature in the tree.
+    let leaf_signature_at = |position: usize| -> usize {
+        let leaf = &leaves[position - 1];
+        tree.windows(leaf.len()).position(|w| w == leaf.as_slice()).unwrap() + leaf.len() - 64
+    };
+    let mut forged_leaf = tree.clone();
+    forged_leaf[leaf_signature_at(7) + 5] ^= 1;
+    let mut carries_info_signature = tree.clone();
+    let at = leaf_signature_at(9);
+    carries_info_signature[at..at + 64].copy_from_slice(&info_signature);
+    let outside = leaf0_key_of_31_bytes(&tree, &leaf0);
+    let cases: Vec<(&str, &[u8], &[u8], Result<(), &str>)> = vec![
+        ("honest", &tree, &info, Ok(())),
+        ("forged leaf", &forged_leaf, &info, Err(LEAF_ERROR)),
+        ("forged leaf and GroupInfo", &forged_leaf, &forged_info, Err(LEAF_ERROR)),
+        ("forged GroupInfo", &tree, &forged_info, Err("InvalidGroupInfoSignature")),
+        ("a leaf with the GroupInfo's signature", &carries_info_signature, &info, Err(LEAF_ERROR)),
+        ("leaf 0 outside the batch", &outside, &info, Err(LEAF_ERROR)),
+    ];
+    for (name, tree, info, expected) in cases {
+        let alone = from_external(&AcceleratedCrypto::default(), tree, info);
+        match expected {
+            Ok(()) => assert!(alone.is_ok(), "{name}: {alone:?}"),
+            Err(error) => assert_eq!(alone.as_ref().unwrap_err(), error, "{name}"),
+        }
+        for share in [Share::Workers, Share::Caller, Share::Alternate] {
+            assert_eq!(from_external(&SimulatedPool::new(share), tree, info), alone, "{name}, {share:?}");
+        }
+    }
+}
+
+// No join may leave its batch running once it returns (the JS pool's
+// batch never ended, a copy of every leaf's signed content held, and
+// every later Ed25519 check scanning it, until the next batch). A tree
+// refused at a first leaf the batch left out (here a 31-byte key; also a
+// leaf whose signed content cannot be encoded) is refused before any check
+// of one of the batch's signatures: nothing settles the batch.
+// FAILS at 55c3818 (the batch is still running after the join returns).
+#[test]
+fn a_refused_join_leaves_no_batch_running() {
+    let (tree, info, leaf0, leaves) = forty_member_group();
+    let outside = leaf0_key_of_31_bytes(&tree, &leaf0);
+    let pool = SimulatedPool::new(Share::Workers);
+    assert_eq!(from_external(&pool, &outside, &info).unwrap_err(), LEAF_ERROR);
+    // Every other leaf (39 >= MIN_BATCH) was handed over.
+    let leaf1 = &leaves[0];
+    let leaf1_signature = leaf1[leaf1.len() - 64..].to_vec();
+    let still_running = pending_has(&leaf1_signature);
+    // What a batch left running can and cannot do: a later check of one of
+    // its signatures settles it, and is answered by its own verification.
+    if still_running {
+        assert_eq!(pool.verify_signature(SignatureScheme::ED25519, b"other data", &[7; 32], &leaf1_signature), signatures::verify(SignatureScheme::ED25519, b"other data", &[7; 32], &leaf1_signature));
+        assert!(!pending_has(&leaf1_signature));
+        assert_eq!(ahead_entries(), 39, "settled late: its valid entries kept until the next batch");
+    }
+    assert!(!still_running, "the refused join left its batch running");
+}
