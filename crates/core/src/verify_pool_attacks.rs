@@ -632,3 +632,28 @@ fn a_refused_join_leaves_no_batch_running() {
     }
     assert!(!still_running, "the refused join left its batch running");
 }
+
+// What a batch left running (above) does to the joins after it: the next
+// join's batch ends it unused, and both the next join and a refused one
+// get the one-thread result; a forged leaf of the stale batch's tree is
+// not answered "valid" by its late settling.
+#[test]
+fn a_join_after_a_batch_left_running_gets_the_one_thread_result() {
+    let (tree, info, leaf0, leaves) = forty_member_group();
+    let outside = leaf0_key_of_31_bytes(&tree, &leaf0);
+    let mut forged_leaf = tree.clone();
+    let leaf = &leaves[4];
+    let at = tree.windows(leaf.len()).position(|w| w == leaf.as_slice()).unwrap() + leaf.len() - 64;
+    forged_leaf[at + 3] ^= 1;
+    let alone = from_external(&AcceleratedCrypto::default(), &tree, &info);
+    assert!(alone.is_ok());
+    for share in [Share::Workers, Share::Caller, Share::Alternate] {
+        let pool = SimulatedPool::new(share);
+        assert_eq!(from_external(&pool, &outside, &info).unwrap_err(), LEAF_ERROR, "{share:?}");
+        assert_eq!(from_external(&pool, &forged_leaf, &info).unwrap_err(), LEAF_ERROR, "{share:?}");
+        assert_eq!(from_external(&pool, &outside, &info).unwrap_err(), LEAF_ERROR, "{share:?}");
+        assert_eq!(from_external(&pool, &tree, &info), alone, "{share:?}");
+        assert!(!pending_has(&leaves[0][leaves[0].len() - 64..]), "the honest join settled its batch");
+        assert_eq!(ahead_entries(), 0, "{share:?}: a tree that passes leaves nothing behind");
+    }
+}
