@@ -166,6 +166,9 @@ impl OpenMlsCrypto for AcceleratedCrypto {
     fn verify_signatures_ahead(&self, alg: SignatureScheme, inputs: &[(&[u8], &[u8], &[u8])]) {
         verify_pool::verify_ahead(alg, inputs);
     }
+    fn settle_signatures_ahead(&self) {
+        verify_pool::settle();
+    }
     fn sign(&self, alg: SignatureScheme, data: &[u8], key: &[u8]) -> Result<Vec<u8>, CryptoError> {
         signatures::sign(alg, data, key)
     }

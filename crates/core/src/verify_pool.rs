@@ -157,6 +157,15 @@ pub(crate) fn settle_for(signature: &[u8]) {
     }
 }
 
+/// openmls' leaf checks of the announced batch are about to run (or the
+/// tree was refused without them): the running batch, if any, is
+/// completed now, so none outlives the call that began it.
+pub(crate) fn settle() {
+    if let Some(pool) = installed_pool() {
+        settle_on(&pool);
+    }
+}
+
 /// Whether `signature` is one of the running batch's.
 pub(crate) fn pending_has(signature: &[u8]) -> bool {
     PENDING.with(|pending| pending.borrow().as_ref().is_some_and(|begun| begun.has_signature(signature)))

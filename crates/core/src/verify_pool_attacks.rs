@@ -210,6 +210,9 @@ impl OpenMlsCrypto for SimulatedPool {
         // first check (verify_pool::verify_ahead).
         begin_pending_on(&self.host(), alg, inputs);
     }
+    fn settle_signatures_ahead(&self) {
+        settle_on(&self.host());
+    }
     fn sign(&self, alg: SignatureScheme, data: &[u8], key: &[u8]) -> Result<Vec<u8>, CryptoError> {
         self.inner.sign(alg, data, key)
     }

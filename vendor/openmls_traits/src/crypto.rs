@@ -127,6 +127,12 @@ pub trait OpenMlsCrypto: Send + Sync {
         let _ = (alg, inputs);
     }
 
+    /// The one-by-one checks of the batch announced last are about to run
+    /// (or the tree is refused without them): a provider that left that
+    /// batch running completes it now. Called once per announced batch,
+    /// whatever the tree's outcome. The default does nothing.
+    fn settle_signatures_ahead(&self) {}
+
     /// Sign with the given parameters.
     ///
     /// Returns an error if the [`SignatureScheme`] is not supported or an error

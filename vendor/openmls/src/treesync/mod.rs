@@ -137,6 +137,7 @@ impl LeafSignatureChecks {
     /// [`RatchetTree::try_from_nodes`].
     // https://validation.openmls.tech/#valn1407
     pub(crate) fn check(self, crypto: &impl OpenMlsCrypto) -> Result<(), RatchetTreeError> {
+        crypto.settle_signatures_ahead();
         for leaf in self.leaves {
             let (content, key, signature) = leaf.ok_or(RatchetTreeError::InvalidNodeSignature)?;
             crypto
@@ -314,6 +315,7 @@ impl RatchetTree {
                             .collect();
                         return Ok((Self::trimmed(nodes), Some(LeafSignatureChecks { alg, leaves })));
                     }
+                    crypto.settle_signatures_ahead();
                 }
 
                 // Verify the nodes.
