@@ -43,7 +43,7 @@ import { startWorkers } from './pool-workers.js';
  * ms with 2 and the short spin of `END_SPIN_MS` (bench/README.md, round 2i).
  */
 export const VERIFY_CHUNK = 2;
-/** How long `verifyEnd` spins on a worker's chunk before it blocks: about one chunk's work, so a waiting calling thread never takes a core from a worker for longer than that. */
+/** How long `verifyEnd` spins in all on the workers' chunks before it blocks: about one chunk's work, so a waiting calling thread never takes a core from the workers for longer than that. */
 const END_SPIN_MS = 0.25;
 /** Smaller batches stay on the calling thread (the core sends none smaller: MIN_BATCH in verify_pool.rs). */
 export const POOL_MIN_VERIFICATIONS = 32;
@@ -274,10 +274,12 @@ export class VerifyPool {
   /** The workers' chunks of `batch` into `results`, waiting for each (verifyEnd). */
   #collect(batch: VerifyBatch, results: Uint8Array): void {
     const claimed = batch.close();
+    // One spin budget for the whole wait, not one per pending chunk.
+    const spinUntil = performance.now() + END_SPIN_MS;
     for (let chunk = 0; chunk < claimed; chunk++) {
       if (this.#claimedHere.has(chunk)) continue;
       const [from, to] = batch.range(chunk);
-      if (!waitWhilePending(batch.status, chunk, true, END_SPIN_MS)) {
+      if (!waitWhilePending(batch.status, chunk, true, Math.max(0, spinUntil - performance.now()))) {
         // Left to the calling thread; the worker may still finish into this batch's own buffer.
         this.#broken = true;
         this.stats.verifyStalls++;

@@ -148,13 +148,9 @@ impl OpenMlsCrypto for AcceleratedCrypto {
         signatures::generate(alg, || self.rust.random_array().map_err(|_| CryptoError::InsufficientRandomness))
     }
     fn verify_signature(&self, alg: SignatureScheme, data: &[u8], pk: &[u8], signature: &[u8]) -> Result<(), CryptoError> {
-        // Found valid ahead, with exactly these bytes (verify_pool.rs); the
-        // first check of a running batch's signature settles the batch.
-        if alg == SignatureScheme::ED25519 {
-            verify_pool::settle_for(signature);
-            if verify_pool::found_valid(data, pk, signature) {
-                return Ok(());
-            }
+        // Found valid ahead, with exactly these bytes (verify_pool.rs).
+        if alg == SignatureScheme::ED25519 && verify_pool::found_valid(data, pk, signature) {
+            return Ok(());
         }
         signatures::verify(alg, data, pk, signature)
     }
@@ -166,6 +162,8 @@ impl OpenMlsCrypto for AcceleratedCrypto {
     fn verify_signatures_ahead(&self, alg: SignatureScheme, inputs: &[(&[u8], &[u8], &[u8])]) {
         verify_pool::verify_ahead(alg, inputs);
     }
+    // Engine change 24: the checks of the batch are due (after the rest of
+    // the tree's checks at a join), so the batch is settled now.
     fn settle_signatures_ahead(&self) {
         verify_pool::settle();
     }

@@ -66,7 +66,7 @@ thread_local! {
     /// A worker's jobs, written by the worker's JS (`paired_mls_verify_buffer`).
     pub(crate) static WORKER_JOBS: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     /// The batch handed to the pool and not yet settled (`verify_ahead`,
-    /// `settle_for`).
+    /// `settle`).
     static PENDING: RefCell<Option<Begun>> = const { RefCell::new(None) };
 }
 
@@ -121,10 +121,10 @@ fn installed_pool() -> Option<VerifyPool> {
 
 /// The provider's `verify_signatures_ahead` (module docs), on the
 /// installed pool: the batch is handed over and left running
-/// ([`PENDING`]); this thread verifies its share when the first check of
-/// one of its signatures comes ([`settle_for`]). openmls makes that check
-/// after the rest of the tree's checks (engine change 24), so the workers
-/// verify while this thread does that work.
+/// ([`PENDING`]); this thread verifies its share when openmls says the
+/// batch's checks are due (`settle_signatures_ahead`, [`settle`]). At a
+/// join that is after the rest of the tree's checks (engine change 24),
+/// so the workers verify while this thread does that work.
 pub(crate) fn verify_ahead(alg: SignatureScheme, inputs: &[(&[u8], &[u8], &[u8])]) {
     if let Some(pool) = installed_pool() {
         begin_pending_on(&pool, alg, inputs);
@@ -133,27 +133,13 @@ pub(crate) fn verify_ahead(alg: SignatureScheme, inputs: &[(&[u8], &[u8], &[u8])
 
 /// [`verify_ahead`] on `host`: the batch is left running in [`PENDING`].
 pub(crate) fn begin_pending_on(host: &impl VerifyHost, alg: SignatureScheme, inputs: &[(&[u8], &[u8], &[u8])]) {
-    // A batch begun and never checked (not seen: openmls checks every
-    // batch it announces) is ended unused.
+    // A batch begun and never settled (not seen: openmls settles every
+    // batch it announces, whatever the tree's outcome) is ended unused.
     if let Some(stale) = PENDING.with(|pending| pending.borrow_mut().take()) {
         stale.abandon(host);
     }
     if let Some(begun) = begin_on(host, alg, inputs) {
         PENDING.with(|pending| *pending.borrow_mut() = Some(begun));
-    }
-}
-
-/// Before the one-by-one check of `signature`: if it is one of the running
-/// batch's, this thread verifies its share of the batch and keeps what
-/// the batch found valid. Any other check (a GroupInfo's signature, say)
-/// leaves the batch running.
-pub(crate) fn settle_for(signature: &[u8]) {
-    if pending_has(signature) {
-        // The pool cannot change during a core call: it is the one that
-        // took the batch.
-        if let Some(pool) = installed_pool() {
-            settle_on(&pool);
-        }
     }
 }
 
@@ -166,7 +152,8 @@ pub(crate) fn settle() {
     }
 }
 
-/// Whether `signature` is one of the running batch's.
+/// Whether `signature` is one of the running batch's (tests: is a batch left running?).
+#[cfg(test)]
 pub(crate) fn pending_has(signature: &[u8]) -> bool {
     PENDING.with(|pending| pending.borrow().as_ref().is_some_and(|begun| begun.has_signature(signature)))
 }
@@ -221,6 +208,7 @@ pub(crate) struct Begun {
 }
 
 impl Begun {
+    #[cfg(test)]
     fn has_signature(&self, signature: &[u8]) -> bool {
         self.jobs.iter().any(|job| job.signature.as_slice() == signature)
     }
@@ -417,21 +405,17 @@ mod tests {
         inputs.iter().map(|(d, k, s)| (d.as_slice(), k.as_slice(), s.as_slice())).collect()
     }
 
-    // Engine change 24: a batch is left running after `verifyBegin`; checks
-    // of other signatures do not settle it; the first check of one of its
-    // signatures does (this thread's share, then `verifyEnd`), and only its
-    // valid signatures are kept.
+    // Engine change 24: a batch is left running after `verifyBegin`, and
+    // nothing is answered from it until it is settled (this thread's share,
+    // then `verifyEnd`); then only its valid signatures are kept.
     #[test]
-    fn a_pending_batch_settles_at_the_first_check_of_its_own() {
+    fn a_pending_batch_answers_only_once_settled() {
         let host = CallerOnlyHost::default();
         let batch = inputs(40, 7);
         begin_pending_on(&host, SignatureScheme::ED25519, &borrowed(&batch));
         assert_eq!((host.begins.get(), host.claims.get(), host.ends.get()), (1, 0, 0));
-        let other = inputs(1, 9).remove(0);
-        let mut other_signature = other.2.clone();
-        other_signature[0] ^= 0x80;
-        assert!(!pending_has(&other_signature), "a GroupInfo's signature, say");
         assert!(pending_has(&batch[3].2));
+        assert!(!found_valid(&batch[3].0, &batch[3].1, &batch[3].2), "not before it is settled");
         settle_on(&host);
         assert_eq!((host.claims.get(), host.ends.get()), (20, 1));
         assert!(!pending_has(&batch[3].2), "settled once");

@@ -1,13 +1,12 @@
 //! Attacks on the leaf signatures verified ahead (verify_pool.rs), from the
-//! independent review of the pool: the real batch (`begin_pending_on`, then
-//! `settle_on` at the first check of one of its signatures, as the core's
-//! provider does) driven by a host like ts/mls/verify-pool.ts whose
-//! "workers" run the real worker entry, against the one-by-one decision, on
-//! Ed25519 edge cases and on real ratchet trees through openmls'
-//! `RatchetTreeIn::into_verified` (engine change 23's `try_from_nodes`),
-//! with every split of the chunks between the calling thread and the
-//! workers. (The join path, engine change 24's checks after the rest of the
-//! tree, is tested with real workers in test/verify-pool.test.ts.)
+//! independent reviews of the pool: the real batch (`begin_pending_on`, then
+//! `settle_on` when openmls settles it, as the core's provider does)
+//! driven by a host like ts/mls/verify-pool.ts whose "workers" run the real
+//! worker entry, against the one-by-one decision, on Ed25519 edge cases and
+//! on real ratchet trees through openmls' `RatchetTreeIn::into_verified`
+//! (engine change 23's `try_from_nodes`) and `PublicGroup::from_external`
+//! (engine change 24: the leaf checks after the rest of the tree), with
+//! every split of the chunks between the calling thread and the workers.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -192,11 +191,6 @@ impl OpenMlsCrypto for SimulatedPool {
     }
     fn verify_signature(&self, alg: SignatureScheme, data: &[u8], pk: &[u8], signature: &[u8]) -> Result<(), CryptoError> {
         self.counts.checks.fetch_add(1, Ordering::Relaxed);
-        // As the core's provider: the first check of a batch signature
-        // settles the batch (verify_pool::settle_for).
-        if alg == SignatureScheme::ED25519 && pending_has(signature) {
-            settle_on(&self.host());
-        }
         if !(alg == SignatureScheme::ED25519 && answered_ahead(data, pk, signature)) {
             self.counts.fallbacks.fetch_add(1, Ordering::Relaxed);
         }
@@ -334,14 +328,17 @@ fn a_batch_never_changes_a_decision_on_ed25519_edge_cases() {
     for share in [Share::Workers, Share::Caller, Share::Alternate] {
         let pool = SimulatedPool::new(share);
         pool.verify_signatures_ahead(SignatureScheme::ED25519, &inputs);
-        // Running until its first check (engine change 24), which fills AHEAD.
+        // Running until openmls settles it (engine change 24), which fills AHEAD.
         assert!(pending_has(&triples[0].2));
         assert_eq!(ahead_entries(), 0);
+        pool.settle_signatures_ahead();
+        assert!(ahead_entries() > 0);
         for (d, k, s) in &triples {
             assert_eq!(pool.verify_signature(SignatureScheme::ED25519, d, k, s), signatures::verify(SignatureScheme::ED25519, d, k, s), "{share:?}");
         }
         // Recombinations (other data, other key for the same signature bytes).
         pool.verify_signatures_ahead(SignatureScheme::ED25519, &inputs);
+        pool.settle_signatures_ahead();
         for (i, (_, _, s)) in triples.iter().enumerate().step_by(3) {
             for (d, k, _) in triples.iter().skip(i % 7).step_by(11) {
                 assert_eq!(pool.verify_signature(SignatureScheme::ED25519, d, k, s), signatures::verify(SignatureScheme::ED25519, d, k, s), "{share:?}");
@@ -569,7 +566,8 @@ const LEAF_ERROR: &str = "TreeSyncError(RatchetTreeError(InvalidNodeSignature))"
 // one-thread result with the simulated pool, any share: honest; a forged
 // leaf with a forged GroupInfo (leaf error first); a forged GroupInfo
 // alone; a leaf carrying the GroupInfo's signature bytes (the GroupInfo's
-// check settles the batch early); a leaf the batch leaves out; a leaf
+// check, made before the batch is settled, is not answered from it); a
+// leaf the batch leaves out; a leaf
 // repeated (its copy is validly signed: the later duplicate-key error).
 #[test]
 fn the_join_path_gives_the_one_thread_result() {
@@ -610,30 +608,23 @@ fn the_join_path_gives_the_one_thread_result() {
 }
 
 // No join may leave its batch running once it returns (the JS pool's
-// batch never ended, a copy of every leaf's signed content held, and
-// every later Ed25519 check scanning it, until the next batch). A tree
-// refused at a first leaf the batch left out (here a 31-byte key; also a
-// leaf whose signed content cannot be encoded) is refused before any check
-// of one of the batch's signatures: nothing settles the batch.
-// FAILS at 55c3818 (the batch is still running after the join returns).
+// batch never ended and a copy of every leaf's signed content held, until
+// the next batch). A tree refused at a first leaf the batch left out (here
+// a 31-byte key; also a leaf whose signed content cannot be encoded) is
+// refused before any check of one of the batch's signatures; openmls
+// settles the batch before its checks all the same. (The review found it
+// left running when the provider settled at the first check of one of
+// the batch's own signatures.)
 #[test]
 fn a_refused_join_leaves_no_batch_running() {
     let (tree, info, leaf0, leaves) = forty_member_group();
     let outside = leaf0_key_of_31_bytes(&tree, &leaf0);
     let pool = SimulatedPool::new(Share::Workers);
     assert_eq!(from_external(&pool, &outside, &info).unwrap_err(), LEAF_ERROR);
-    // Every other leaf (39 >= MIN_BATCH) was handed over.
+    // Every other leaf (39 >= MIN_BATCH) was handed over, and settled.
     let leaf1 = &leaves[0];
-    let leaf1_signature = leaf1[leaf1.len() - 64..].to_vec();
-    let still_running = pending_has(&leaf1_signature);
-    // What a batch left running can and cannot do: a later check of one of
-    // its signatures settles it, and is answered by its own verification.
-    if still_running {
-        assert_eq!(pool.verify_signature(SignatureScheme::ED25519, b"other data", &[7; 32], &leaf1_signature), signatures::verify(SignatureScheme::ED25519, b"other data", &[7; 32], &leaf1_signature));
-        assert!(!pending_has(&leaf1_signature));
-        assert_eq!(ahead_entries(), 39, "settled late: its valid entries kept until the next batch");
-    }
-    assert!(!still_running, "the refused join left its batch running");
+    assert!(!pending_has(&leaf1[leaf1.len() - 64..]), "the refused join left its batch running");
+    assert_eq!(ahead_entries(), 39, "its valid entries kept until the next batch, as in change 23");
 }
 
 // What a batch left running (above) does to the joins after it: the next

@@ -45,6 +45,8 @@ struct RecordingCrypto {
     /// parent hashes come after the leaf checks unless those are left for
     /// later, engine change 24).
     hashes_before_checks: Mutex<usize>,
+    /// `settle_signatures_ahead` calls.
+    settled: Mutex<usize>,
 }
 
 impl OpenMlsCrypto for RecordingCrypto {
@@ -88,13 +90,19 @@ impl OpenMlsCrypto for RecordingCrypto {
         self.inner.verify_signature(alg, data, pk, signature)
     }
     fn wants_signatures_ahead(&self, alg: SignatureScheme, count: usize) -> bool {
-        assert_eq!((alg, count), (SignatureScheme::ED25519, 5));
+        // Five leaves, fewer when a misplaced node ends the typing pass.
+        assert!(alg == SignatureScheme::ED25519 && count <= 5);
         !self.declines
     }
     fn verify_signatures_ahead(&self, alg: SignatureScheme, inputs: &[(&[u8], &[u8], &[u8])]) {
         assert_eq!(alg, SignatureScheme::ED25519);
         let batch = inputs.iter().map(|(d, k, s)| (d.to_vec(), k.to_vec(), s.to_vec())).collect();
         self.ahead.lock().unwrap().push(batch);
+    }
+    fn settle_signatures_ahead(&self) {
+        // Always after the batch it settles, before any of its checks.
+        assert_eq!(self.ahead.lock().unwrap().len(), *self.settled.lock().unwrap() + 1);
+        *self.settled.lock().unwrap() += 1;
     }
     fn sign(&self, alg: SignatureScheme, data: &[u8], key: &[u8]) -> Result<Vec<u8>, CryptoError> {
         self.inner.sign(alg, data, key)
@@ -217,6 +225,7 @@ fn leaf_checks_come_after_the_rest_of_the_tree() {
     assert_eq!((ahead.len(), ahead[0].len(), verified.len()), (1, 5, 6));
     assert!(!ahead[0].contains(&verified[0]), "the GroupInfo's signature first");
     assert_eq!(verified[1..], ahead[0][..], "then the leaves, as announced");
+    assert_eq!(*taking.settled.lock().unwrap(), 1, "settled once, before the leaf checks");
 
     let declining = RecordingCrypto { declines: true, ..Default::default() };
     let plain = from_tree(&declining, &nodes, &group_info).expect("valid group");
@@ -257,6 +266,7 @@ fn a_forged_leaf_decides_the_error_before_later_checks() {
     assert_eq!(from_tree(&taking, &forged_nodes, &group_info).unwrap_err(), LEAF_ERROR);
     assert!(*taking.hashes_before_checks.lock().unwrap() > 0);
     assert_eq!(taking.verified.lock().unwrap()[..], taking.ahead.lock().unwrap()[0][..2]);
+    assert_eq!(*taking.settled.lock().unwrap(), 1);
     let declining = RecordingCrypto { declines: true, ..Default::default() };
     assert_eq!(from_tree(&declining, &forged_nodes, &group_info).unwrap_err(), LEAF_ERROR);
     assert_eq!(*declining.hashes_before_checks.lock().unwrap(), 0);
@@ -276,6 +286,7 @@ fn leaf_signatures_are_announced_ahead_exactly_as_verified() {
     assert_eq!(ahead.len(), 1, "one batch");
     assert_eq!(ahead[0].len(), 5, "one input per leaf");
     assert_eq!(ahead[0], verified, "the checks are the announced inputs, in order");
+    assert_eq!(*recording.settled.lock().unwrap(), 1, "settled once");
 
     let answering = RecordingCrypto { from_ahead: true, ..Default::default() };
     let from_batch = RatchetTree::try_from_nodes(ciphersuite, &answering, nodes.clone(), &group_id).expect("answered from the batch");
@@ -286,6 +297,7 @@ fn leaf_signatures_are_announced_ahead_exactly_as_verified() {
     RatchetTree::try_from_nodes(ciphersuite, &declining, nodes, &group_id).expect("valid tree");
     assert!(declining.ahead.lock().unwrap().is_empty());
     assert_eq!(declining.verified.lock().unwrap().len(), 5);
+    assert_eq!(*declining.settled.lock().unwrap(), 0, "no batch, nothing to settle");
 }
 
 // A forged leaf is still refused by its own check (the batch is only a
@@ -306,7 +318,12 @@ fn refusals_come_in_node_order_as_before() {
     // A parent node at leaf 3's position, after the forged leaf 1: the forged leaf first.
     let mut both = forged.clone();
     both[6] = both[1].clone();
-    assert_eq!(RatchetTree::try_from_nodes(ciphersuite, &crypto, both, &group_id), Err(RatchetTreeError::InvalidNodeSignature));
+    assert_eq!(RatchetTree::try_from_nodes(ciphersuite, &crypto, both.clone(), &group_id), Err(RatchetTreeError::InvalidNodeSignature));
+    // With a batch taken (change 24 leaves a tree with a misplaced node to
+    // the checks here), the batch is settled before them all the same.
+    let recording = RecordingCrypto::default();
+    assert_eq!(RatchetTree::try_from_nodes(ciphersuite, &recording, both, &group_id), Err(RatchetTreeError::InvalidNodeSignature));
+    assert_eq!((recording.ahead.lock().unwrap().len(), *recording.settled.lock().unwrap()), (1, 1));
     // A parent node at leaf 0's position, before the forged leaf: the misplaced node first.
     let mut both = forged;
     both[0] = both[1].clone();
