@@ -5,8 +5,11 @@
 //! before it checks them one by one (`verify_signatures_ahead`). When the
 //! host installed a pool (ts/mls/verify-pool.ts, `setThreads` in Node),
 //! the batch goes to it: worker threads, each with its own instance of this
-//! same wasm module, claim chunks of it and run the worker entry below,
-//! while this thread claims chunks too and verifies them here. The
+//! same wasm module, claim chunks of it and run the worker entry below.
+//! The batch is left running ([`PENDING`]) until openmls says its checks
+//! are due (`settle_signatures_ahead`, engine change 24: at a join, after
+//! the rest of the tree's checks); this thread then claims what chunks are
+//! left and verifies them with the same entry function. The
 //! signatures found valid are kept in [`AHEAD`], and the one-by-one
 //! check that follows answers from there (`found_valid`), each entry
 //! once per copy of its signature in the batch, so a tree that passes
@@ -173,66 +176,80 @@ pub(crate) fn begin_on(host: &impl VerifyHost, alg: SignatureScheme, inputs: &[(
         return None;
     }
     // Malformed keys and signatures are left to the one-by-one check.
-    let jobs: Vec<OwnedJob> = inputs
+    let jobs: Vec<&(&[u8], &[u8], &[u8])> = inputs
         .iter()
-        .filter_map(|(data, key, signature)| Some(OwnedJob { key: (*key).try_into().ok()?, signature: (*signature).try_into().ok()?, data: data.to_vec() }))
-        .filter(|job| u32::try_from(job.data.len()).is_ok())
+        .filter(|(data, key, signature)| key.len() == 32 && signature.len() == 64 && u32::try_from(data.len()).is_ok())
         .collect();
     if jobs.len() < MIN_BATCH {
         return None;
     }
-    let mut bytes = Vec::with_capacity(jobs.iter().map(|job| JOB_HEADER + job.data.len()).sum());
-    for job in &jobs {
-        bytes.extend_from_slice(&job.key);
-        bytes.extend_from_slice(&job.signature);
-        bytes.extend_from_slice(&(job.data.len() as u32).to_le_bytes());
-        bytes.extend_from_slice(&job.data);
+    let mut bytes = Vec::with_capacity(jobs.iter().map(|(data, _, _)| JOB_HEADER + data.len()).sum());
+    let mut offsets = Vec::with_capacity(jobs.len() + 1);
+    for (data, key, signature) in jobs {
+        offsets.push(bytes.len());
+        bytes.extend_from_slice(key);
+        bytes.extend_from_slice(signature);
+        bytes.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(data);
     }
-    let count = u32::try_from(jobs.len()).ok()?;
+    offsets.push(bytes.len());
+    let count = u32::try_from(offsets.len() - 1).ok()?;
     let chunk = host.begin(&bytes, count)?;
-    Some(Begun { jobs, chunk })
+    Some(Begun { bytes, offsets, chunk })
 }
 
-/// One job of a batch (key, signature, signed bytes), kept while it runs.
-struct OwnedJob {
-    key: [u8; 32],
-    signature: [u8; 64],
-    data: Vec<u8>,
-}
-
-/// A batch handed to the host and still running: its jobs, in the order
-/// of `verifyBegin`, and the jobs per chunk.
+/// A batch handed to the host and still running: its jobs, laid out as
+/// `verifyBegin` took them (the only copy this side keeps), and the jobs
+/// per chunk.
 pub(crate) struct Begun {
-    jobs: Vec<OwnedJob>,
+    bytes: Vec<u8>,
+    /// Where each job starts in `bytes`, then where the last one ends.
+    offsets: Vec<usize>,
     chunk: usize,
 }
 
 impl Begun {
+    fn count(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    /// The bytes of jobs `from..to` (`from <= to <= count`).
+    fn jobs(&self, from: usize, to: usize) -> &[u8] {
+        &self.bytes[self.offsets[from]..self.offsets[to]]
+    }
+
+    /// Job `index`: key, signature, signed bytes.
+    fn job(&self, index: usize) -> Option<([u8; 32], [u8; 64], &[u8])> {
+        let (header, data) = self.jobs(index, index + 1).split_at_checked(JOB_HEADER)?;
+        Some((header[..32].try_into().ok()?, header[32..96].try_into().ok()?, data))
+    }
+
     #[cfg(test)]
     fn has_signature(&self, signature: &[u8]) -> bool {
-        self.jobs.iter().any(|job| job.signature.as_slice() == signature)
+        (0..self.count()).any(|index| self.job(index).is_some_and(|(_, kept, _)| kept.as_slice() == signature))
     }
 
     /// Ends the batch on `host` without using it (its results are dropped).
     fn abandon(self, host: &impl VerifyHost) {
-        let mut results = vec![0u8; self.jobs.len()];
+        let mut results = vec![0u8; self.count()];
         host.end(&mut results);
     }
 
     /// This thread's share, then the workers' results: the valid
     /// signatures are kept in [`AHEAD`].
     pub(crate) fn complete_on(self, host: &impl VerifyHost) {
-        let count = self.jobs.len();
-        let mut valid = vec![false; count];
-        // This thread's share: chunks claimed as it goes, like the workers.
+        let count = self.count();
+        let mut here = vec![0u8; count];
+        // This thread's share: chunks claimed as it goes, verified by the
+        // workers' own entry function on the same bytes.
         while let Some(claimed) = host.claim() {
             let from = claimed.saturating_mul(self.chunk);
             if from >= count {
                 break;
             }
             let to = count.min(from.saturating_add(self.chunk));
-            for (job, valid) in self.jobs[from..to].iter().zip(&mut valid[from..to]) {
-                *valid = verify_one(&job.key, &job.signature, &job.data);
+            if let Some(decisions) = verify_job_bytes(self.jobs(from, to), to - from) {
+                here[from..to].copy_from_slice(&decisions);
             }
         }
         let mut from_workers = vec![0u8; count];
@@ -241,17 +258,18 @@ impl Begun {
         }
         AHEAD.with(|ahead| {
             let mut ahead = ahead.borrow_mut();
-            for ((job, valid), from_worker) in self.jobs.into_iter().zip(valid).zip(from_workers) {
-                if !(valid || from_worker == 1) {
+            for index in 0..count {
+                if here[index] != 1 && from_workers[index] != 1 {
                     continue;
                 }
-                match ahead.get_mut(&job.signature) {
-                    Some(entry) if entry.key == job.key && entry.data == job.data => entry.checks += 1,
+                let Some((key, signature, data)) = self.job(index) else { continue };
+                match ahead.get_mut(&signature) {
+                    Some(entry) if entry.key == key && entry.data == data => entry.checks += 1,
                     // The same signature bytes with another key or data:
                     // the later one is left to its own check.
                     Some(_) => {}
                     None => {
-                        ahead.insert(job.signature, Entry { key: job.key, data: job.data, checks: 1 });
+                        ahead.insert(signature, Entry { key, data: data.to_vec(), checks: 1 });
                     }
                 }
             }
