@@ -68,6 +68,7 @@ const UNIT_FILTERS = [
   'group::tests_and_kats::tests::capabilities_check',
   'treesync::tests_and_kats::tests::test_update_path_batch',
   'treesync::tests_and_kats::tests::test_verify_signatures_ahead',
+  'treesync::tests_and_kats::tests::test_derive_key_pairs_batch',
   'messages::',
   'tree::sparse_vec',
   'tree::secret_tree::sparse_storage_tests',

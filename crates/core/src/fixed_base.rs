@@ -21,7 +21,8 @@
 //! Constant time: the table's `mul_base` selects every entry with
 //! constant-time conditional moves (dalek's `LookupTable::select`) over a
 //! scalar recoded without branches (`as_radix_2w`); the hashing, clamping,
-//! scalar arithmetic, compression and Montgomery conversion here have no
+//! scalar arithmetic, compression and Montgomery conversion here (also a
+//! path's conversions with one shared inversion, dalek patch D4) have no
 //! branch or index that depends on a secret. Building the table touches
 //! only the public basepoint.
 //!
@@ -29,8 +30,10 @@
 //! nonce prefix, the nonce r and k·a are wiped when dropped. Not wiped (as
 //! in ed25519-dalek): the SHA-512 hasher's internal buffer and state after
 //! hashing the seed or prefix ‖ M (sha2 0.10 has no zeroize support), and
-//! stack temporaries inside dalek's scalar and point arithmetic, and the
-//! stack copies a move of the key or a by-value argument may leave.
+//! stack temporaries inside dalek's scalar and point arithmetic, the two
+//! heap vectors of a batch conversion's inversion inside dalek (each
+//! point's Z − Y and their running products), and the stack copies a move
+//! of the key or a by-value argument may leave.
 
 use std::cell::OnceCell;
 
@@ -156,6 +159,16 @@ pub(crate) fn ed25519_public(seed: &[u8; 32]) -> [u8; 32] {
 /// (RFC 7748 §6.1), as u((clamp(secret) mod ℓ)·B) on the Edwards curve.
 pub(crate) fn x25519_public(secret: &[u8; 32]) -> [u8; 32] {
     mul_base(&clamped_scalar(secret)).to_montgomery().to_bytes()
+}
+
+/// [`x25519_public`] of each of `secrets`, in order, with one field
+/// inversion for all of them (dalek patch D4; path_key_pairs.rs).
+pub(crate) fn x25519_publics(secrets: &[Zeroizing<[u8; 32]>]) -> Vec<[u8; 32]> {
+    // The points' projective coordinates depend on how they were computed,
+    // not only on the public keys: wiped with the list. (The conversion's
+    // own temporaries, like `x25519_public`'s, are not: module docs.)
+    let points: Zeroizing<Vec<EdwardsPoint>> = Zeroizing::new(secrets.iter().map(|secret| mul_base(&clamped_scalar(secret))).collect());
+    EdwardsPoint::to_montgomery_batch(&points).into_iter().map(|u| u.to_bytes()).collect()
 }
 
 #[cfg(test)]

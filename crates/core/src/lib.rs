@@ -26,6 +26,7 @@ mod inspect;
 mod message_writes;
 mod mls_error;
 mod native_crypto;
+mod path_key_pairs;
 mod primitives;
 mod provider;
 mod public_group;

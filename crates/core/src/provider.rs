@@ -220,6 +220,15 @@ impl OpenMlsCrypto for AcceleratedCrypto {
         Ok(HpkeKeyPair { private: private.as_slice().into(), public: public.as_slice().into() })
     }
 
+    // Engine change 25: a path's node key pairs arrive together, so their
+    // X25519 public keys share one field inversion (path_key_pairs.rs).
+    fn derive_hpke_keypairs(&self, config: HpkeConfig, ikms: &[&[u8]]) -> Result<Vec<HpkeKeyPair>, CryptoError> {
+        match config {
+            HpkeConfig(HpkeKemType::DhKem25519, _, _) => crate::path_key_pairs::derive_x25519_key_pairs(ikms),
+            _ => ikms.iter().map(|ikm| self.derive_hpke_keypair(HpkeConfig(config.0, config.1, config.2), ikm)).collect(),
+        }
+    }
+
     fn ff1_aes128_encrypt(&self, key: &[u8; 16], plaintext: u32) -> Result<u32, CryptoError> {
         self.rust.ff1_aes128_encrypt(key, plaintext)
     }
@@ -292,6 +301,24 @@ mod tests {
             assert_eq!((&*ours.private, &ours.public), (&*theirs.private, &theirs.public));
         }
         assert_eq!(core.derive_hpke_keypair(hpke(P256), &[1u8; 32]).unwrap().public.len(), 65, "uncompressed SEC1 point");
+    }
+
+    #[test]
+    fn a_path_of_key_pairs_matches_the_one_by_one_pairs_of_rust_crypto() {
+        // Engine change 25: X25519 through path_key_pairs.rs, P-256 one by one.
+        let (core, rust) = (AcceleratedCrypto::default(), RustCrypto::default());
+        let ikms: Vec<[u8; 32]> = (0..13u8).map(|i| [i.wrapping_mul(29) ^ 0x5a; 32]).collect();
+        let refs: Vec<&[u8]> = ikms.iter().map(|ikm| ikm.as_slice()).collect();
+        for kem in [X25519, P256] {
+            let batch = core.derive_hpke_keypairs(hpke(kem), &refs).unwrap();
+            assert_eq!(batch.len(), refs.len());
+            for (pair, ikm) in batch.iter().zip(&refs) {
+                let theirs = rust.derive_hpke_keypair(hpke(kem), ikm).unwrap();
+                assert_eq!((&*pair.private, &pair.public), (&*theirs.private, &theirs.public));
+            }
+        }
+        assert_eq!(core.derive_hpke_keypairs(p384_hpke(), &refs).err(), Some(CryptoError::UnsupportedCiphersuite));
+        assert!(core.derive_hpke_keypairs(hpke(X25519), &[]).unwrap().is_empty());
     }
 
     #[test]

@@ -149,6 +149,9 @@ use crate::traits::{Identity, IsIdentity};
 
 #[cfg(feature = "alloc")]
 use crate::traits::MultiscalarMul;
+// paired-mls patch D4: `to_montgomery_batch` returns a Vec.
+#[cfg(feature = "alloc")]
+use alloc::vec::Vec;
 #[cfg(feature = "alloc")]
 use crate::traits::{VartimeMultiscalarMul, VartimePrecomputedMultiscalarMul};
 
@@ -560,6 +563,24 @@ impl EdwardsPoint {
         let W = &self.Z - &self.Y;
         let u = &U * &W.invert();
         MontgomeryPoint(u.as_bytes())
+    }
+
+    // paired-mls patch D4 (docs/ENGINE.md): the API of curve25519-dalek
+    // 5.0's `to_montgomery_batch`, written on 4.1.3's `batch_invert`.
+    /// Convert each of `points` as [`Self::to_montgomery`] does (the
+    /// identity to \\((0,0)\\) included), with one field inversion for
+    /// all of them instead of one each. Constant time in the points.
+    #[cfg(feature = "alloc")]
+    pub fn to_montgomery_batch(points: &[EdwardsPoint]) -> Vec<MontgomeryPoint> {
+        // u = (Z+Y)/(Z-Y) for each; batch_invert leaves a zero Z-Y (the
+        // identity) zero, so its u is 0, as 0.invert() = 0 gives above.
+        let mut denominators: Vec<FieldElement> = points.iter().map(|p| &p.Z - &p.Y).collect();
+        FieldElement::batch_invert(&mut denominators);
+        points
+            .iter()
+            .zip(&denominators)
+            .map(|(p, inverse)| MontgomeryPoint((&(&p.Z + &p.Y) * inverse).as_bytes()))
+            .collect()
     }
 
     /// Compress this point to `CompressedEdwardsY` format.

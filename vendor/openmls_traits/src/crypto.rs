@@ -223,6 +223,22 @@ pub trait OpenMlsCrypto: Send + Sync {
         ikm: &[u8],
     ) -> Result<HpkeKeyPair, CryptoError>;
 
+    /// For each of `ikms`, the same as `derive_hpke_keypair(config, ikm)`,
+    /// and the key pairs in the order of `ikms` (the first error, if any).
+    ///
+    /// The key pairs of an UpdatePath's nodes are derived together; a
+    /// provider may share work between them (one field inversion for all
+    /// the public keys, say). The default derives them one by one.
+    fn derive_hpke_keypairs(
+        &self,
+        config: HpkeConfig,
+        ikms: &[&[u8]],
+    ) -> Result<Vec<HpkeKeyPair>, CryptoError> {
+        ikms.iter()
+            .map(|ikm| self.derive_hpke_keypair(HpkeConfig(config.0, config.1, config.2), ikm))
+            .collect()
+    }
+
     /// HPKE single-shot decryption in PSK mode of `input` with `sk_r`, using
     /// `info`, `aad`, `psk`, and `psk_id`.
     #[cfg(feature = "targeted-messages-draft")]

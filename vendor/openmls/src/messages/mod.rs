@@ -386,6 +386,40 @@ impl PathSecret {
         Ok((HpkePublicKey::from(public), private).into())
     }
 
+    /// [`Self::derive_key_pair`] of each of `path_secrets`, in order, with
+    /// one [`OpenMlsCrypto::derive_hpke_keypairs`] call for all of them.
+    // paired-mls change 25: only wasm32 builds derive a path this way.
+    #[cfg_attr(not(any(target_arch = "wasm32", test)), allow(dead_code))]
+    pub(crate) fn derive_key_pairs(
+        path_secrets: &[Self],
+        crypto: &impl OpenMlsCrypto,
+        ciphersuite: Ciphersuite,
+    ) -> Result<Vec<EncryptionKeyPair>, LibraryError> {
+        let node_secrets = path_secrets
+            .iter()
+            .map(|path_secret| {
+                path_secret
+                    .path_secret
+                    .kdf_expand_label(crypto, ciphersuite, "node", &[], ciphersuite.hash_length())
+                    .map_err(LibraryError::unexpected_crypto_error)
+            })
+            .collect::<Result<Vec<Secret>, LibraryError>>()?;
+        let ikms = node_secrets
+            .iter()
+            .map(|node_secret| node_secret.as_slice())
+            .collect::<Vec<&[u8]>>();
+        let key_pairs = crypto
+            .derive_hpke_keypairs(ciphersuite.hpke_config(), &ikms)
+            .map_err(LibraryError::unexpected_crypto_error)?;
+        if key_pairs.len() != path_secrets.len() {
+            return Err(LibraryError::custom("HPKE key pair batch returned another count"));
+        }
+        Ok(key_pairs
+            .into_iter()
+            .map(|HpkeKeyPair { public, private }| (HpkePublicKey::from(public), private).into())
+            .collect())
+    }
+
     /// Derives a path secret.
     pub(crate) fn derive_path_secret(
         &self,

@@ -191,37 +191,39 @@ impl ParentNode {
             Vec<PlainUpdatePathNode>,
         );
 
-        // Iterate over the path secrets and derive a key pair
-
+        // Derive a key pair from each path secret. This includes the
+        // intermediate derivation of a node secret.
         #[cfg(not(target_arch = "wasm32"))]
-        let path_secrets = path_secrets.into_par_iter();
-        #[cfg(target_arch = "wasm32")]
-        let path_secrets = path_secrets.into_iter();
-
-        let (path_with_keypairs, update_path_nodes): PathDerivationResults = path_secrets
-            .zip(path_indices)
-            .map(|(path_secret, index)| {
-                // Derive a key pair from the path secret. This includes the
-                // intermediate derivation of a node secret.
+        let path_secrets_with_keypairs = path_secrets
+            .into_par_iter()
+            .map(|path_secret| {
                 let keypair = path_secret.derive_key_pair(crypto, ciphersuite)?;
-                let parent_node = ParentNode::from(keypair.public_key().clone());
-                // Store the current path secret and the derived public key for
-                // later encryption.
-                let update_path_node = PlainUpdatePathNode {
-                    public_key: keypair.public_key().clone(),
-                    path_secret,
-                };
-                Ok((((index, parent_node), keypair), update_path_node))
+                Ok((path_secret, keypair))
             })
-            .collect::<Result<
-                Vec<(
-                    ((ParentNodeIndex, ParentNode), EncryptionKeyPair),
-                    PlainUpdatePathNode,
-                )>,
-                LibraryError,
-            >>()?
-            .into_iter()
-            .unzip();
+            .collect::<Result<Vec<(PathSecret, EncryptionKeyPair)>, LibraryError>>()?;
+        // paired-mls change 25: one derive_hpke_keypairs call for the path
+        // on wasm32, where there are no rayon threads to spread them on.
+        #[cfg(target_arch = "wasm32")]
+        let path_secrets_with_keypairs = {
+            let keypairs = PathSecret::derive_key_pairs(&path_secrets, crypto, ciphersuite)?;
+            path_secrets.into_iter().zip(keypairs).collect::<Vec<_>>()
+        };
+
+        let (path_with_keypairs, update_path_nodes): PathDerivationResults =
+            path_secrets_with_keypairs
+                .into_iter()
+                .zip(path_indices)
+                .map(|((path_secret, keypair), index)| {
+                    let parent_node = ParentNode::from(keypair.public_key().clone());
+                    // Store the current path secret and the derived public key for
+                    // later encryption.
+                    let update_path_node = PlainUpdatePathNode {
+                        public_key: keypair.public_key().clone(),
+                        path_secret,
+                    };
+                    (((index, parent_node), keypair), update_path_node)
+                })
+                .unzip();
 
         let (path, keypairs) = path_with_keypairs.into_iter().unzip();
 
