@@ -20,6 +20,8 @@ mod fixed_base;
 mod group;
 mod group_state;
 mod half_size_scalars;
+#[cfg(test)]
+mod heap_residue;
 mod hooks;
 mod inspect;
 #[cfg(test)]

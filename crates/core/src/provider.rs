@@ -321,6 +321,59 @@ mod tests {
         assert!(core.derive_hpke_keypairs(hpke(X25519), &[]).unwrap().is_empty());
     }
 
+    /// Deterministic pseudo-random bytes of `len` for case `i`.
+    fn draw(i: u64, len: usize) -> Vec<u8> {
+        use sha2::Digest as _;
+        (0..len.div_ceil(32) as u64).flat_map(|block| sha2::Sha256::digest([i.to_le_bytes(), block.to_le_bytes()].concat())).take(len).collect()
+    }
+
+    /// (private, public) of each pair, or the error.
+    fn pair_bytes(pairs: Result<Vec<HpkeKeyPair>, CryptoError>) -> Result<Vec<(Vec<u8>, Vec<u8>)>, CryptoError> {
+        pairs.map(|pairs| pairs.into_iter().map(|pair| (pair.private.to_vec(), pair.public)).collect())
+    }
+
+    #[test]
+    fn a_path_batch_equals_derive_hpke_keypair_for_every_config_and_input() {
+        // Review 2j: every KEM, KDF and AEAD id openmls can name, inputs of
+        // every length from 0 to 129 bytes (node secrets are Nh = 32 or 64)
+        // and longer, in batches of 0 to 16: the batch gives the same pairs,
+        // or the same error, as derive_hpke_keypair one by one; X25519's
+        // pairs also equal openmls_rust_crypto's (hpke-rs over its own
+        // curve code) for every input.
+        let (core, rust) = (AcceleratedCrypto::default(), RustCrypto::default());
+        let kems = [X25519, P256, HpkeKemType::DhKemP384, HpkeKemType::DhKemP521, HpkeKemType::DhKem448];
+        let kdfs = [HpkeKdfType::HkdfSha256, HpkeKdfType::HkdfSha384, HpkeKdfType::HkdfSha512];
+        let aeads = [HpkeAeadType::AesGcm128, HpkeAeadType::AesGcm256, HpkeAeadType::ChaCha20Poly1305, HpkeAeadType::Export];
+        let inputs: Vec<Vec<u8>> = (0..130).chain([255, 256, 1000]).enumerate().map(|(i, len)| draw(i as u64, len)).collect();
+        let all: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
+        let mut checked = 0;
+        for kem in kems {
+            for kdf in kdfs {
+                for aead in aeads {
+                    let config = || HpkeConfig(kem, kdf, aead);
+                    for (start, count) in [(0, 0), (0, 1), (5, 7), (20, 13), (31, 16), (60, 14), (0, all.len())] {
+                        let refs = &all[start..start + count];
+                        let one_by_one = refs.iter().map(|ikm| core.derive_hpke_keypair(config(), ikm)).collect();
+                        let batch = core.derive_hpke_keypairs(config(), refs);
+                        let expected = match kem {
+                            X25519 | P256 => Ok(count),
+                            _ if count == 0 => Ok(0),
+                            _ => Err(CryptoError::UnsupportedCiphersuite),
+                        };
+                        assert_eq!(batch.as_ref().map(Vec::len).map_err(Clone::clone), expected);
+                        assert_eq!(pair_bytes(batch), pair_bytes(one_by_one));
+                        checked += 1;
+                    }
+                    if kem == X25519 {
+                        let theirs = all.iter().map(|ikm| rust.derive_hpke_keypair(config(), ikm)).collect();
+                        assert_eq!(pair_bytes(core.derive_hpke_keypairs(config(), &all)), pair_bytes(theirs));
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 5 * 3 * 4 * 7);
+    }
+
     #[test]
     fn hpke_refuses_a_p384_config_and_bad_points() {
         let core = AcceleratedCrypto::default();
