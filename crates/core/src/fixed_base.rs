@@ -32,8 +32,8 @@
 //! hashing the seed or prefix ‖ M (sha2 0.10 has no zeroize support), and
 //! stack temporaries inside dalek's scalar and point arithmetic, the two
 //! heap vectors of a batch conversion's inversion inside dalek (each
-//! point's Z − Y and their running products), and the stack copies a move
-//! of the key or a by-value argument may leave.
+//! point's 1/(Z − Y), written over its Z − Y, and their running products),
+//! and the stack copies a move of the key or a by-value argument may leave.
 
 use std::cell::OnceCell;
 

@@ -10,8 +10,11 @@
 //! derives 7 pairs, a commit at n = 10,000 13.
 //!
 //! Secrets: the labeled input (holding the node secret), the PRK and each
-//! private key are wiped when dropped; the private keys handed back are
-//! openmls' `HpkePrivateKey`, which wipes itself.
+//! private key are wiped when dropped (the keys' vector is allocated at its
+//! final size, so no outgrown block keeps the first ones; the test uses
+//! heap_residue.rs); the private keys handed back are openmls'
+//! `HpkePrivateKey`, which wipes itself. (hpke-rs' one-by-one
+//! DeriveKeyPair leaves its labeled input and PRK unwiped.)
 
 use hpke_rs_crypto::{types::KdfAlgorithm, HpkeCrypto as _};
 use hpke_rs_rust_crypto::HpkeRustCrypto;
@@ -45,7 +48,12 @@ fn derive_secret(ikm: &[u8]) -> Result<Zeroizing<[u8; SECRET_LEN]>, CryptoError>
 /// DeriveKeyPair(ikm) for each of `ikms`, in order: the same pairs as
 /// `Hpke::derive_key_pair` one by one, with one field inversion in all.
 pub(crate) fn derive_x25519_key_pairs(ikms: &[&[u8]]) -> Result<Vec<HpkeKeyPair>, CryptoError> {
-    let secrets = ikms.iter().map(|ikm| derive_secret(ikm)).collect::<Result<Vec<_>, _>>()?;
+    // Allocated once at its final size: a vector grown while collecting
+    // would free its earlier blocks, with the first keys in them, unwiped.
+    let mut secrets = Vec::with_capacity(ikms.len());
+    for ikm in ikms {
+        secrets.push(derive_secret(ikm)?);
+    }
     let publics = crate::fixed_base::x25519_publics(&secrets);
     Ok(secrets
         .iter()
