@@ -223,6 +223,8 @@ impl OpenMlsCrypto for AcceleratedCrypto {
     // Engine change 25: a path's node key pairs arrive together, so their
     // X25519 public keys share one field inversion (path_key_pairs.rs).
     fn derive_hpke_keypairs(&self, config: HpkeConfig, ikms: &[&[u8]]) -> Result<Vec<HpkeKeyPair>, CryptoError> {
+        #[cfg(test)]
+        tests::KEY_PAIR_BATCHES.with(|batches| batches.borrow_mut().push(ikms.len()));
         match config {
             HpkeConfig(HpkeKemType::DhKem25519, _, _) => crate::path_key_pairs::derive_x25519_key_pairs(ikms),
             _ => ikms.iter().map(|ikm| self.derive_hpke_keypair(HpkeConfig(config.0, config.1, config.2), ikm)).collect(),
@@ -245,6 +247,11 @@ mod tests {
     //! installed in cargo tests: this is the pure-Rust path.)
     use super::*;
     use openmls_traits::signatures::Signer as _;
+
+    thread_local! {
+        /// The size of each `derive_hpke_keypairs` batch on this thread.
+        pub(super) static KEY_PAIR_BATCHES: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
 
     /// The HPKE configuration of ciphersuites 1-3 with `kem`.
     fn hpke(kem: HpkeKemType) -> HpkeConfig {
@@ -372,6 +379,30 @@ mod tests {
             }
         }
         assert_eq!(checked, 5 * 3 * 4 * 7);
+    }
+
+    #[test]
+    fn a_key_package_derives_its_two_key_pairs_in_one_batch() {
+        // Engine change 26: the init key and the leaf's encryption key come
+        // from one derive_hpke_keypairs call of two, and are two real pairs.
+        use openmls::prelude::{BasicCredential, CredentialWithKey, KeyPackage, KeyPackageIn, ProtocolVersion};
+        let provider = Provider::default();
+        let signer = openmls_basic_credential::SignatureKeyPair::new(SignatureScheme::ED25519).unwrap();
+        let credential = CredentialWithKey { credential: BasicCredential::new(b"kp".to_vec()).into(), signature_key: signer.to_public_vec().into() };
+        let cs = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+        KEY_PAIR_BATCHES.with(|batches| batches.borrow_mut().clear());
+        let bundle = KeyPackage::builder().build(cs, &provider, &signer, credential).unwrap();
+        assert_eq!(KEY_PAIR_BATCHES.with(|batches| batches.borrow().clone()), vec![2]);
+        let key_package = bundle.key_package();
+        assert!(KeyPackageIn::from(key_package.clone()).validate(provider.crypto(), ProtocolVersion::Mls10).is_ok());
+        let init_public = key_package.hpke_init_key().as_slice();
+        let init_private: [u8; 32] = bundle.init_private_key().as_ref().try_into().unwrap();
+        assert_eq!(crate::fixed_base::x25519_public(&init_private).as_slice(), init_public);
+        // The leaf key's public bytes are reachable only encoded (a VLBytes, as the init key's).
+        use openmls::prelude::tls_codec::Serialize as _;
+        let leaf_encoded = key_package.leaf_node().encryption_key().tls_serialize_detached().unwrap();
+        assert_eq!(leaf_encoded.len(), 33);
+        assert_ne!(leaf_encoded, key_package.hpke_init_key().tls_serialize_detached().unwrap());
     }
 
     #[test]

@@ -309,20 +309,36 @@ impl KeyPackage {
         // Create a new HPKE key pair
         let ikm = Secret::random(ciphersuite, provider.rand())
             .map_err(LibraryError::unexpected_crypto_error)?;
-        let init_key = provider
+        // paired-mls change 26: the leaf's encryption key pair is derived
+        // with the init key pair in one derive_hpke_keypairs call (its input
+        // drawn right after the init key's, as LeafNode::new drew it).
+        let encryption_ikm = Secret::random(ciphersuite, provider.rand())
+            .map_err(LibraryError::unexpected_crypto_error)?;
+        let mut key_pairs = provider
             .crypto()
-            .derive_hpke_keypair(ciphersuite.hpke_config(), ikm.as_slice())
+            .derive_hpke_keypairs(
+                ciphersuite.hpke_config(),
+                &[ikm.as_slice(), encryption_ikm.as_slice()],
+            )
             .map_err(|e| {
                 KeyPackageNewError::LibraryError(LibraryError::unexpected_crypto_error(e))
-            })?;
-        let (key_package, encryption_keypair) = Self::new_from_keys(
+            })?
+            .into_iter();
+        let (Some(init_key), Some(encryption_key_pair), None) =
+            (key_pairs.next(), key_pairs.next(), key_pairs.next())
+        else {
+            return Err(KeyPackageNewError::LibraryError(LibraryError::custom(
+                "HPKE key pair batch returned another count",
+            )));
+        };
+        let (key_package, encryption_keypair) = Self::new_from_vc_keys(
             ciphersuite,
-            provider,
             signer,
             credential_with_key,
             extensions,
             leaf_node_params,
             init_key.public.into(),
+            encryption_key_pair.into(),
         )?;
 
         Ok(KeyPackageCreationResult {
@@ -332,65 +348,13 @@ impl KeyPackage {
         })
     }
 
-    /// Create a new key package for the given `ciphersuite` and `identity`.
-    ///
-    /// The HPKE init key must have been generated before and the private part
-    /// has to be stored in the key store.
-    ///
-    /// This function returns the new [`KeyPackage`] as well as the
-    /// encryption key ([`HpkeKeyPair`]) of the leaf node.
-    ///
-    /// The caller is responsible for storing the new values.
-    fn new_from_keys(
-        ciphersuite: Ciphersuite,
-        provider: &impl OpenMlsProvider,
-        signer: &impl Signer,
-        credential_with_key: CredentialWithKey,
-        extensions: Extensions<KeyPackage>,
-        leaf_node_params: KeyPackageLeafNodeParams,
-        init_key: InitKey,
-    ) -> Result<(Self, EncryptionKeyPair), KeyPackageNewError> {
-        // We don't need the private key here. It's stored in the key store for
-        // use later when creating a group with this key package.
-
-        let KeyPackageLeafNodeParams {
-            lifetime,
-            capabilities,
-            extensions: leaf_node_extensions,
-        } = leaf_node_params;
-
-        let new_leaf_node_params = NewLeafNodeParams {
-            ciphersuite,
-            credential_with_key,
-            leaf_node_source: LeafNodeSource::KeyPackage(lifetime),
-            capabilities,
-            extensions: leaf_node_extensions,
-            tree_info_tbs: TreeInfoTbs::KeyPackage,
-        };
-
-        let (leaf_node, encryption_key_pair) =
-            LeafNode::new(provider, signer, new_leaf_node_params)?;
-
-        let key_package_tbs = KeyPackageTbs {
-            protocol_version: ProtocolVersion::default(),
-            ciphersuite,
-            init_key,
-            leaf_node,
-            extensions,
-        };
-
-        let key_package = key_package_tbs.sign(signer)?;
-
-        Ok((key_package, encryption_key_pair))
-    }
-
     /// Create a new KeyPackage from caller-provided init and encryption keys.
     ///
-    /// Mirrors [`KeyPackage::new_from_keys`] but takes a caller-provided
-    /// encryption key pair for the leaf instead of generating a fresh one.
-    /// Used by the virtual-clients KeyPackage build path, where both keys are
-    /// derived from a per-operation secret so a sibling can reproduce them.
-    #[cfg(feature = "virtual-clients-draft")]
+    /// Takes a caller-provided encryption key pair for the leaf instead of
+    /// generating a fresh one. Used by the virtual-clients KeyPackage build
+    /// path, where both keys are derived from a per-operation secret so a
+    /// sibling can reproduce them, and (paired-mls change 26, which removed
+    /// `new_from_keys`, the one that generated it) by [`KeyPackage::create`].
     fn new_from_vc_keys(
         ciphersuite: Ciphersuite,
         signer: &impl Signer,

@@ -480,3 +480,33 @@ fn build_vc_key_package_carries_reproducible_derivation_info() {
     assert_eq!(tbe_generation, batch.generation);
     assert_eq!(key_package_index, key_package_info.key_package_index);
 }
+
+/// paired-mls change 26: the init key pair and the leaf's encryption key pair
+/// are derived with one `derive_hpke_keypairs` call. Each private key opens
+/// what is sealed to its own public key and not to the other's (so the pairs
+/// are neither swapped nor mixed), and two KeyPackages share no key.
+#[openmls_test::openmls_test]
+fn key_package_init_and_leaf_keys_are_two_distinct_pairs() {
+    use crate::{
+        ciphersuite::hpke,
+        treesync::node::encryption_keys::EncryptionPrivateKey,
+    };
+    let provider = &Provider::default();
+    let (bundle, _, _) = key_package(ciphersuite, provider);
+    let (other, _, _) = key_package(ciphersuite, provider);
+    let crypto = provider.crypto();
+    let init_public = bundle.key_package().hpke_init_key().as_slice();
+    let leaf_public = bundle.key_package().leaf_node().encryption_key().as_slice();
+    assert_ne!(init_public, leaf_public);
+    assert_ne!(init_public, other.key_package().hpke_init_key().as_slice());
+    assert_ne!(leaf_public, other.key_package().leaf_node().encryption_key().as_slice());
+    let init_private = EncryptionPrivateKey::from(bundle.init_private_key().clone());
+    let encryption = bundle.encryption_key_pair();
+    let leaf_private = encryption.private_key();
+    for (public, own, wrong) in [(init_public, &init_private, leaf_private), (leaf_public, leaf_private, &init_private)] {
+        let sealed = hpke::encrypt_with_label(public, "UpdatePathNode", b"context", b"a secret", ciphersuite, crypto).expect("seal");
+        let opened = own.decrypt(crypto, ciphersuite, &sealed, b"context").expect("its own key opens");
+        assert_eq!(opened.as_slice(), b"a secret");
+        assert!(matches!(wrong.decrypt(crypto, ciphersuite, &sealed, b"context"), Err(hpke::Error::DecryptionFailed)));
+    }
+}

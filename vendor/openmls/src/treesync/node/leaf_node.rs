@@ -227,8 +227,8 @@ impl LeafNode {
     /// Mirrors [`LeafNode::new`] but uses `encryption_key_pair` instead of
     /// generating a fresh one. This is the virtual-clients KeyPackage build
     /// hook: the encryption key is derived from the per-operation secret so a
-    /// sibling can reproduce it.
-    #[cfg(feature = "virtual-clients-draft")]
+    /// sibling can reproduce it. (paired-mls change 26: also the KeyPackage
+    /// build path, whose two key pairs are derived together.)
     pub(crate) fn new_with_encryption_key_pair(
         signer: &impl Signer,
         new_leaf_node_params: NewLeafNodeParams,
