@@ -25,6 +25,8 @@ mod heap_residue;
 mod hooks;
 mod inspect;
 #[cfg(test)]
+mod key_package_keys;
+#[cfg(test)]
 mod message_writes;
 mod mls_error;
 mod native_crypto;

@@ -510,3 +510,180 @@ fn key_package_init_and_leaf_keys_are_two_distinct_pairs() {
         assert!(matches!(wrong.decrypt(crypto, ciphersuite, &sealed, b"context"), Err(hpke::Error::DecryptionFailed)));
     }
 }
+
+/// Review 2j of paired-mls change 26: what a provider's
+/// `derive_hpke_keypairs` answers for a KeyPackage's two inputs instead of
+/// two pairs (an error, or another count of pairs).
+#[derive(Clone, Copy)]
+enum BatchFault {
+    Error,
+    Count(usize),
+}
+
+/// RustCrypto, with `derive_hpke_keypairs` answering `fault` and recording
+/// the size of each batch it was asked for.
+struct FaultyBatchCrypto {
+    inner: openmls_rust_crypto::RustCrypto,
+    fault: BatchFault,
+    batches: std::sync::Mutex<Vec<usize>>,
+}
+
+mod faulty_batch_crypto {
+    use openmls_traits::{
+        crypto::OpenMlsCrypto,
+        types::{
+            AeadType, Ciphersuite, CryptoError, ExporterSecret, HashType, HpkeCiphertext, HpkeConfig,
+            HpkeKeyPair, KemOutput, SignatureScheme,
+        },
+    };
+    use tls_codec::SecretVLBytes;
+
+    use super::{BatchFault, FaultyBatchCrypto};
+
+    impl OpenMlsCrypto for FaultyBatchCrypto {
+        fn supports(&self, ciphersuite: Ciphersuite) -> Result<(), CryptoError> {
+            self.inner.supports(ciphersuite)
+        }
+        fn supported_ciphersuites(&self) -> Vec<Ciphersuite> {
+            self.inner.supported_ciphersuites()
+        }
+        fn hkdf_extract(&self, hash_type: HashType, salt: &[u8], ikm: &[u8]) -> Result<SecretVLBytes, CryptoError> {
+            self.inner.hkdf_extract(hash_type, salt, ikm)
+        }
+        fn hmac(&self, hash_type: HashType, key: &[u8], message: &[u8]) -> Result<SecretVLBytes, CryptoError> {
+            self.inner.hmac(hash_type, key, message)
+        }
+        fn hkdf_expand(&self, hash_type: HashType, prk: &[u8], info: &[u8], okm_len: usize) -> Result<SecretVLBytes, CryptoError> {
+            self.inner.hkdf_expand(hash_type, prk, info, okm_len)
+        }
+        fn hash(&self, hash_type: HashType, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+            self.inner.hash(hash_type, data)
+        }
+        fn aead_encrypt(&self, alg: AeadType, key: &[u8], data: &[u8], nonce: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+            self.inner.aead_encrypt(alg, key, data, nonce, aad)
+        }
+        fn aead_decrypt(&self, alg: AeadType, key: &[u8], ct_tag: &[u8], nonce: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+            self.inner.aead_decrypt(alg, key, ct_tag, nonce, aad)
+        }
+        fn signature_key_gen(&self, alg: SignatureScheme) -> Result<(Vec<u8>, Vec<u8>), CryptoError> {
+            self.inner.signature_key_gen(alg)
+        }
+        fn verify_signature(&self, alg: SignatureScheme, data: &[u8], pk: &[u8], signature: &[u8]) -> Result<(), CryptoError> {
+            self.inner.verify_signature(alg, data, pk, signature)
+        }
+        fn sign(&self, alg: SignatureScheme, data: &[u8], key: &[u8]) -> Result<Vec<u8>, CryptoError> {
+            self.inner.sign(alg, data, key)
+        }
+        fn hpke_seal(&self, config: HpkeConfig, pk_r: &[u8], info: &[u8], aad: &[u8], ptxt: &[u8]) -> Result<HpkeCiphertext, CryptoError> {
+            self.inner.hpke_seal(config, pk_r, info, aad, ptxt)
+        }
+        fn hpke_open(&self, config: HpkeConfig, input: &HpkeCiphertext, sk_r: &[u8], info: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+            self.inner.hpke_open(config, input, sk_r, info, aad)
+        }
+        fn hpke_setup_sender_and_export(&self, config: HpkeConfig, pk_r: &[u8], info: &[u8], exporter_context: &[u8], exporter_length: usize) -> Result<(KemOutput, ExporterSecret), CryptoError> {
+            self.inner.hpke_setup_sender_and_export(config, pk_r, info, exporter_context, exporter_length)
+        }
+        fn hpke_setup_receiver_and_export(&self, config: HpkeConfig, enc: &[u8], sk_r: &[u8], info: &[u8], exporter_context: &[u8], exporter_length: usize) -> Result<ExporterSecret, CryptoError> {
+            self.inner.hpke_setup_receiver_and_export(config, enc, sk_r, info, exporter_context, exporter_length)
+        }
+        fn derive_hpke_keypair(&self, config: HpkeConfig, ikm: &[u8]) -> Result<HpkeKeyPair, CryptoError> {
+            self.inner.derive_hpke_keypair(config, ikm)
+        }
+        fn derive_hpke_keypairs(&self, config: HpkeConfig, ikms: &[&[u8]]) -> Result<Vec<HpkeKeyPair>, CryptoError> {
+            self.batches.lock().unwrap().push(ikms.len());
+            match self.fault {
+                BatchFault::Error => Err(CryptoError::InvalidLength),
+                // Real pairs, of the given inputs while they last.
+                BatchFault::Count(count) => (0..count)
+                    .map(|i| self.inner.derive_hpke_keypair(HpkeConfig(config.0, config.1, config.2), ikms.get(i).copied().unwrap_or(b"an extra input of 32 bytes......")))
+                    .collect(),
+            }
+        }
+        #[cfg(feature = "targeted-messages-draft")]
+        fn hpke_open_psk(&self, config: HpkeConfig, input: &HpkeCiphertext, sk_r: &[u8], info: &[u8], aad: &[u8], psk: &[u8], psk_id: &[u8]) -> Result<Vec<u8>, CryptoError> {
+            self.inner.hpke_open_psk(config, input, sk_r, info, aad, psk, psk_id)
+        }
+        #[cfg(feature = "targeted-messages-draft")]
+        fn hpke_seal_psk_resolved_aad<F, E>(&self, config: HpkeConfig, pk_r: &[u8], info: &[u8], ptxt: &[u8], psk: &[u8], psk_id: &[u8], aad_builder: F) -> Result<HpkeCiphertext, openmls_traits::crypto::HpkeSealPskResolvedAadError<E>>
+        where
+            Self: Sized,
+            F: FnOnce(&[u8]) -> Result<Vec<u8>, E>,
+        {
+            self.inner.hpke_seal_psk_resolved_aad(config, pk_r, info, ptxt, psk, psk_id, aad_builder)
+        }
+        #[cfg(feature = "virtual-clients-draft")]
+        fn ff1_aes128_encrypt(&self, key: &[u8; 16], plaintext: u32) -> Result<u32, CryptoError> {
+            self.inner.ff1_aes128_encrypt(key, plaintext)
+        }
+        #[cfg(feature = "virtual-clients-draft")]
+        fn ff1_aes128_decrypt(&self, key: &[u8; 16], ciphertext: u32) -> Result<u32, CryptoError> {
+            self.inner.ff1_aes128_decrypt(key, ciphertext)
+        }
+    }
+}
+
+/// A provider whose crypto is [`FaultyBatchCrypto`].
+struct FaultyBatchProvider {
+    crypto: FaultyBatchCrypto,
+    rand: openmls_rust_crypto::RustCrypto,
+    storage: openmls_rust_crypto::MemoryStorage,
+}
+
+impl openmls_traits::OpenMlsProvider for FaultyBatchProvider {
+    type CryptoProvider = FaultyBatchCrypto;
+    type RandProvider = openmls_rust_crypto::RustCrypto;
+    type StorageProvider = openmls_rust_crypto::MemoryStorage;
+    fn storage(&self) -> &Self::StorageProvider {
+        &self.storage
+    }
+    fn crypto(&self) -> &Self::CryptoProvider {
+        &self.crypto
+    }
+    fn rand(&self) -> &Self::RandProvider {
+        &self.rand
+    }
+}
+
+/// Review 2j of paired-mls change 26: a provider whose batch for the two
+/// key pairs fails, or answers 0, 1 or 3 pairs, makes `build` return the
+/// typed `LibraryError` (the crypto error itself; for a count, a custom one,
+/// which carries a backtrace under `test-utils` and so is compared only by
+/// variant and as not the crypto error), asked once for a batch of two, with
+/// nothing stored and no panic.
+#[openmls_test::openmls_test]
+fn key_package_batch_faults_are_library_errors() {
+    let crypto_error = KeyPackageNewError::LibraryError(LibraryError::unexpected_crypto_error(
+        openmls_traits::types::CryptoError::InvalidLength,
+    ));
+    for fault in [BatchFault::Error, BatchFault::Count(0), BatchFault::Count(1), BatchFault::Count(3)] {
+        let provider = FaultyBatchProvider {
+            crypto: FaultyBatchCrypto { inner: Default::default(), fault, batches: Default::default() },
+            rand: Default::default(),
+            storage: Default::default(),
+        };
+        let signer = SignatureKeyPair::new(ciphersuite.signature_algorithm()).unwrap();
+        let credential = CredentialWithKey {
+            credential: BasicCredential::new(b"Sasha".to_vec()).into(),
+            signature_key: signer.to_public_vec().into(),
+        };
+        let error = KeyPackage::builder().build(ciphersuite, &provider, &signer, credential).err().expect("the batch failed");
+        match fault {
+            BatchFault::Error => assert_eq!(error, crypto_error),
+            BatchFault::Count(_) => {
+                assert!(matches!(error, KeyPackageNewError::LibraryError(_)));
+                assert_ne!(error, crypto_error);
+            }
+        }
+        assert_eq!(*provider.crypto.batches.lock().unwrap(), vec![2]);
+        assert!(provider.storage.values.read().unwrap().is_empty());
+    }
+    // The same provider answering two pairs builds a KeyPackage.
+    let provider = FaultyBatchProvider {
+        crypto: FaultyBatchCrypto { inner: Default::default(), fault: BatchFault::Count(2), batches: Default::default() },
+        rand: Default::default(),
+        storage: Default::default(),
+    };
+    let (bundle, _, _) = key_package(ciphersuite, &provider);
+    assert_eq!(*provider.crypto.batches.lock().unwrap(), vec![2]);
+    assert!(bundle.key_package().hpke_init_key().as_slice() != bundle.key_package().leaf_node().encryption_key().as_slice());
+}
