@@ -63,21 +63,18 @@ pub(crate) fn derive_x25519_key_pairs(ikms: &[&[u8]]) -> Result<Vec<HpkeKeyPair>
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! Against hpke-rs' own DeriveKeyPair (the one-at-a-time path), and
     //! the RFC 9180 test vector A.1.1.
     use super::*;
     use hpke_rs::Hpke;
     use hpke_rs_crypto::types::{AeadAlgorithm, KemAlgorithm};
+    use crate::fixed_base::tests::hex as unhex;
 
     fn one_at_a_time(ikm: &[u8]) -> HpkeKeyPair {
         let hpke = Hpke::<HpkeRustCrypto>::new(hpke_rs::Mode::Base, KemAlgorithm::DhKem25519, KdfAlgorithm::HkdfSha256, AeadAlgorithm::Aes128Gcm);
         let (private, public) = hpke.derive_key_pair(ikm).expect("derived").into_keys();
         HpkeKeyPair { private: private.as_slice().into(), public: public.as_slice().to_vec() }
-    }
-
-    fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
     }
 
     #[test]
@@ -103,8 +100,9 @@ mod tests {
         }
     }
 
-    /// Deterministic pseudo-random bytes of `len` for case `i`.
-    fn draw(i: u64, len: usize) -> Vec<u8> {
+    /// Deterministic pseudo-random bytes of `len` for case `i` (also the
+    /// provider's tests).
+    pub(crate) fn draw(i: u64, len: usize) -> Vec<u8> {
         use sha2::Digest as _;
         (0..len.div_ceil(32) as u64).flat_map(|block| sha2::Sha256::digest([i.to_le_bytes(), block.to_le_bytes()].concat())).take(len).collect()
     }

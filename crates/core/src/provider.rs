@@ -247,6 +247,7 @@ mod tests {
     //! installed in cargo tests: this is the pure-Rust path.)
     use super::*;
     use openmls_traits::signatures::Signer as _;
+    use crate::path_key_pairs::tests::draw;
 
     thread_local! {
         /// The size of each `derive_hpke_keypairs` batch on this thread.
@@ -326,12 +327,6 @@ mod tests {
         }
         assert_eq!(core.derive_hpke_keypairs(p384_hpke(), &refs).err(), Some(CryptoError::UnsupportedCiphersuite));
         assert!(core.derive_hpke_keypairs(hpke(X25519), &[]).unwrap().is_empty());
-    }
-
-    /// Deterministic pseudo-random bytes of `len` for case `i`.
-    fn draw(i: u64, len: usize) -> Vec<u8> {
-        use sha2::Digest as _;
-        (0..len.div_ceil(32) as u64).flat_map(|block| sha2::Sha256::digest([i.to_le_bytes(), block.to_le_bytes()].concat())).take(len).collect()
     }
 
     /// (private, public) of each pair, or the error.
