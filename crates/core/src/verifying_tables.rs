@@ -72,7 +72,7 @@
 use std::cell::RefCell;
 
 use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
-use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint, VartimeEdwardsPrecomputation};
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsNielsPoint, EdwardsPoint, VartimeEdwardsPrecomputation};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::{Identity, IsIdentity, VartimePrecomputedMultiscalarMul};
 use ed25519_dalek::{Signature, VerifyingKey};
@@ -97,11 +97,11 @@ const DIGITS: usize = 29;
 /// multiplied by 2⁹ at the end (dalek's basepoint tables do the same).
 const ROWS: usize = DIGITS.div_ceil(2);
 
-/// Bytes of one table: 15 rows × 256 points × 160 bytes (an extended point
-/// is four field elements of 40 bytes in the u32 backend; also 160 in u64).
-/// The memory bound bench/README.md states, asserted by a test.
+/// Bytes of one table: 15 rows × 256 points × 160 bytes (a point in Niels
+/// form is four field elements of 40 bytes in the u32 backend; also 160 in
+/// u64). The memory bound bench/README.md states, asserted by a test.
 #[cfg(test)]
-pub(crate) const TABLE_BYTES: usize = ROWS * ENTRIES * core::mem::size_of::<EdwardsPoint>();
+pub(crate) const TABLE_BYTES: usize = ROWS * ENTRIES * core::mem::size_of::<EdwardsNielsPoint>();
 /// Tables kept for signers' keys (besides the basepoint's).
 pub(crate) const CAPACITY: usize = 4;
 /// A key gets a table at this verification while it stays in the key cache:
@@ -115,9 +115,11 @@ pub(crate) const BUILD_AT_USE: u32 = 4;
 /// of ~22 verifications' cost per 128, ~0.7 of the verification cost.
 pub(crate) const IDLE_BEFORE_REPLACE: u64 = 128;
 
-/// The multiples j·2¹⁸ⁱ·P for rows i and j = 1…256, P of any order.
+/// The multiples j·2¹⁸ⁱ·P for rows i and j = 1…256, P of any order, kept
+/// in the form dalek adds points in (dalek patch D5), so that each of a
+/// verification's ~58 additions skips converting its multiple.
 pub(crate) struct PointTable {
-    rows: Vec<[EdwardsPoint; ENTRIES]>,
+    rows: Vec<[EdwardsNielsPoint; ENTRIES]>,
 }
 
 impl PointTable {
@@ -127,12 +129,13 @@ impl PointTable {
         let mut rows = Vec::with_capacity(ROWS);
         let mut base = *point;
         for _ in 0..ROWS {
-            let mut row = [EdwardsPoint::identity(); ENTRIES];
+            let base_niels = base.to_niels();
             let mut multiple = base;
-            for entry in row.iter_mut() {
-                *entry = multiple;
-                multiple += base;
-            }
+            let row: [EdwardsNielsPoint; ENTRIES] = core::array::from_fn(|_| {
+                let entry = multiple.to_niels();
+                multiple = &multiple + &base_niels;
+                entry
+            });
             rows.push(row);
             // 2¹⁸ · base.
             base = times_two_to_the(&base, 2 * WINDOW);
@@ -167,8 +170,10 @@ impl PointTable {
             return Some(acc);
         }
         let multiple = self.rows.get(row)?.get(usize::from(digit.unsigned_abs()) - 1)?;
-        let term = if (digit < 0) != negate { -multiple } else { *multiple };
-        Some(acc + term)
+        // Subtracting, not adding the negated multiple: dalek's subtraction
+        // swaps two coordinates where negation costs two field negations
+        // and a copy of the point (round 2k).
+        Some(if (digit < 0) != negate { &acc - multiple } else { &acc + multiple })
     }
 }
 

@@ -685,6 +685,37 @@ impl<'b> SubAssign<&'b EdwardsPoint> for EdwardsPoint {
 
 define_sub_assign_variants!(LHS = EdwardsPoint, RHS = EdwardsPoint);
 
+// paired-mls patch D5 (docs/ENGINE.md): a point kept in the form dalek
+// adds it in, for tables of multiples that are added many times.
+/// An [`EdwardsPoint`] converted once into the form dalek's point addition
+/// takes (projective Niels coordinates \\((Y+X, Y-X, Z, 2dT)\\)), so that
+/// adding or subtracting it again and again skips that conversion; the sum
+/// is exactly `self + point` (or `self - point`) with the point as
+/// converted. Variable- and constant-time use alike: nothing here branches.
+#[derive(Copy, Clone)]
+pub struct EdwardsNielsPoint(ProjectiveNielsPoint);
+
+impl EdwardsPoint {
+    /// This point in the form [`EdwardsNielsPoint`] keeps.
+    pub fn to_niels(&self) -> EdwardsNielsPoint {
+        EdwardsNielsPoint(self.as_projective_niels())
+    }
+}
+
+impl<'a, 'b> Add<&'b EdwardsNielsPoint> for &'a EdwardsPoint {
+    type Output = EdwardsPoint;
+    fn add(self, other: &'b EdwardsNielsPoint) -> EdwardsPoint {
+        (self + &other.0).as_extended()
+    }
+}
+
+impl<'a, 'b> Sub<&'b EdwardsNielsPoint> for &'a EdwardsPoint {
+    type Output = EdwardsPoint;
+    fn sub(self, other: &'b EdwardsNielsPoint) -> EdwardsPoint {
+        (self - &other.0).as_extended()
+    }
+}
+
 impl<T> Sum<T> for EdwardsPoint
 where
     T: Borrow<EdwardsPoint>,
