@@ -416,3 +416,7 @@ pub(crate) fn tables_kept() -> usize {
 #[cfg(test)]
 #[path = "half_size_differential.rs"]
 mod half_size_differential;
+
+#[cfg(test)]
+#[path = "verifying_table_review.rs"]
+mod verifying_table_review;
