@@ -194,3 +194,28 @@ fn non_canonical_large_order_keys_agree_through_a_table() {
     }
     assert!(tested > 0);
 }
+
+/// Dalek patch D6: `vartime_compress` (Z inverted by divsteps) gives the
+/// bytes `compress` gives, natively here (the u64 backend) as in wasm
+/// (`crates/field-wasm-test/tests/vartime_inverse.rs`): results of the
+/// table arithmetic for edge scalars, points with each torsion component,
+/// the torsion points and the identity.
+#[test]
+fn vartime_compress_gives_the_bytes_of_compress() {
+    let a = B * scalar("vartime compress key", 0);
+    let table = PointTable::of(&a);
+    let base = PointTable::basepoint();
+    let mut points: Vec<EdwardsPoint> = torsion().iter().flat_map(|t| [*t, a + t, B + t]).collect();
+    points.push(EdwardsPoint::identity());
+    for k in edge_scalars() {
+        for s in edge_scalars().into_iter().take(4) {
+            points.extend(double_base(&k, &table, &s, &base));
+        }
+    }
+    for i in 0..500u32 {
+        points.push(B * scalar("vartime compress point", u64::from(i)) - a);
+    }
+    for point in &points {
+        assert_eq!(point.vartime_compress(), point.compress());
+    }
+}

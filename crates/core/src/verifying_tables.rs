@@ -51,6 +51,11 @@
 //!   the ~2.5 % of k without a half-size pair, by dalek's own
 //!   `vartime_double_scalar_mul_basepoint(k, −A, s)` (as `RCompute` calls
 //!   it) and the compression compared with R's bytes.
+//! Both compress R' with dalek's `vartime_compress` (patch D6,
+//! docs/ENGINE.md): the same bytes as `compress`, with Z inverted by
+//! Bernstein–Yang divsteps (~2 µs in wasm) instead of Fermat's ~254
+//! squarings (~10 µs). Its time depends on R', which is computed from
+//! the public key, signature and message only.
 //! `verifying_table_differential.rs` checks both paths against
 //! `verify_strict` case by case.
 //!
@@ -263,7 +268,7 @@ fn strict_decision(key_bytes: &[u8; 32], message: &[u8], signature: &Signature, 
 /// `VerifyingKey::verify_strict` (the module comment has why).
 pub(crate) fn verify_with_table(key_bytes: &[u8; 32], key_table: &PointTable, basepoint: &PointTable, message: &[u8], signature: &Signature) -> bool {
     strict_decision(key_bytes, message, signature, &|k, s, r_bytes| {
-        double_base(k, key_table, s, basepoint).is_some_and(|r_prime| r_prime.compress().as_bytes() == r_bytes)
+        double_base(k, key_table, s, basepoint).is_some_and(|r_prime| r_prime.vartime_compress().as_bytes() == r_bytes)
     })
 }
 
@@ -276,7 +281,7 @@ pub(crate) fn verify_with_table(key_bytes: &[u8; 32], key_table: &PointTable, ba
 pub(crate) fn verify_without_table(key_bytes: &[u8; 32], key: &EdwardsPoint, message: &[u8], signature: &Signature) -> bool {
     strict_decision(key_bytes, message, signature, &|k, s, r_bytes| {
         half_size_equation(k, s, key, r_bytes).unwrap_or_else(|| {
-            EdwardsPoint::vartime_double_scalar_mul_basepoint(k, &-key, s).compress().as_bytes() == r_bytes
+            EdwardsPoint::vartime_double_scalar_mul_basepoint(k, &-key, s).vartime_compress().as_bytes() == r_bytes
         })
     })
 }

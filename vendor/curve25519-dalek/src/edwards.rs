@@ -595,6 +595,22 @@ impl EdwardsPoint {
         CompressedEdwardsY(s)
     }
 
+    // paired-mls patch D6 (docs/ENGINE.md): `compress` with a
+    // variable-time inversion of Z.
+    /// Compress this point to `CompressedEdwardsY` format, in time that
+    /// depends on the point's coordinates: the same bytes as `compress`.
+    ///
+    /// Only for public points computed from public values (such as an
+    /// Ed25519 verification's R'): the time reveals about Z.
+    pub fn vartime_compress(&self) -> CompressedEdwardsY {
+        let recip = self.Z.invert_vartime();
+        let x = &self.X * &recip;
+        let y = &self.Y * &recip;
+        let mut s = y.as_bytes();
+        s[31] ^= x.is_negative().unwrap_u8() << 7;
+        CompressedEdwardsY(s)
+    }
+
     #[cfg(feature = "digest")]
     /// Maps the digest of the input bytes to the curve. This is NOT a hash-to-curve function, as
     /// it produces points with a non-uniform distribution. Rather, it performs something that

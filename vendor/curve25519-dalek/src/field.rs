@@ -35,6 +35,9 @@ use subtle::ConstantTimeEq;
 use crate::backend;
 use crate::constants;
 
+// paired-mls patch D6 (docs/ENGINE.md).
+mod divsteps;
+
 cfg_if! {
     if #[cfg(curve25519_dalek_backend = "fiat")] {
         /// A `FieldElement` represents an element of the field
@@ -195,6 +198,21 @@ impl FieldElement {
         }
     }
 
+    // paired-mls patch D6 (docs/ENGINE.md): in wasm, where the
+    // exponentiation below costs ~8 us, constant-time divsteps (~4 us).
+    /// Given a nonzero field element, compute its inverse; zero on zero.
+    #[cfg(target_arch = "wasm32")]
+    pub(crate) fn invert(&self) -> FieldElement {
+        divsteps::invert(self)
+    }
+
+    // paired-mls patch D6: other targets keep the exponentiation.
+    /// Given a nonzero field element, compute its inverse; zero on zero.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) fn invert(&self) -> FieldElement {
+        self.invert_by_exponentiation()
+    }
+
     /// Given a nonzero field element, compute its inverse.
     ///
     /// The inverse is computed as self^(p-2), since
@@ -203,7 +221,7 @@ impl FieldElement {
     /// This function returns zero on input zero.
     #[rustfmt::skip] // keep alignment of explanatory comments
     #[allow(clippy::let_and_return)]
-    pub(crate) fn invert(&self) -> FieldElement {
+    pub(crate) fn invert_by_exponentiation(&self) -> FieldElement {
         // The bits of p-2 = 2^255 -19 -2 are 11010111111...11.
         //
         //                                 nonzero bits of exponent
@@ -212,6 +230,12 @@ impl FieldElement {
         let t21 = &t20 * &t3;              // 254..5,3,1,0
 
         t21
+    }
+
+    // paired-mls patch D6 (docs/ENGINE.md): the inverse of a public field
+    // element by Bernstein-Yang divsteps, in time that depends on it.
+    pub(crate) fn invert_vartime(&self) -> FieldElement {
+        divsteps::invert_vartime(self)
     }
 
     /// Raise this field element to the power (p-5)/8 = 2^252 -3.

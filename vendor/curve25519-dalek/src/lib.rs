@@ -111,6 +111,20 @@ pub(crate) mod backend;
 #[doc(hidden)]
 pub use backend::serial::u32::field_wasm_simd::mul_columns as __wasm_simd_mul_columns;
 
+// paired-mls patch D6: the divsteps inversions (variable time, constant
+// time) and the exponentiation on field encodings, for the same wasm
+// tests (same feature).
+#[cfg(all(
+    feature = "paired-mls-simd-test-hook",
+    target_arch = "wasm32",
+    target_feature = "simd128"
+))]
+#[doc(hidden)]
+pub fn __field_inverses(bytes: &[u8; 32]) -> [[u8; 32]; 3] {
+    let x = field::FieldElement::from_bytes(bytes);
+    [x.invert_vartime(), x.invert(), x.invert_by_exponentiation()].map(|y| y.as_bytes())
+}
+
 // Generic code for window lookups
 pub(crate) mod window;
 
