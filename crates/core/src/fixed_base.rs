@@ -23,7 +23,8 @@
 //! scalar recoded without branches (`as_radix_2w`); the hashing, clamping,
 //! scalar arithmetic, compression and Montgomery conversion here (also a
 //! path's conversions with one shared inversion, dalek patch D4) have no
-//! branch or index that depends on a secret. Building the table touches
+//! branch or index that depends on a secret; in wasm their inversions are
+//! dalek patch D6's constant-time divsteps. Building the table touches
 //! only the public basepoint.
 //!
 //! Secrets: the expanded key (SHA-512 of the seed), the scalar a, the

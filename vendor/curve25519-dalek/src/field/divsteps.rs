@@ -48,9 +48,10 @@ const P_INVERSE: u64 = {
     }
     x & (MASK as u64)
 };
-/// Batches after which g is zero for every input: Bernstein-Yang,
-/// Theorem 11.2, bound g to zero within (49d + 57)/17 = 739 divsteps for
-/// f = p < 2^255 (d = 255); 25 batches are 750.
+/// Batches after which g is zero for every input: by Bernstein-Yang's
+/// Theorem 11.2, g is zero after m divsteps from delta = 1 whenever
+/// f^2 + 4g^2 <= 5 * 2^(2d) and m >= (49d + 57)/17; with f = p, 0 <= g < p,
+/// d = 255 and m >= 738.4, so 739 divsteps suffice; 25 batches are 750.
 const MAX_BATCHES: usize = 25;
 
 /// A batch's transition matrix, scaled by 2^30: after the batch,
