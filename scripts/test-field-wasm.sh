@@ -15,5 +15,8 @@ fi
 runner="$(dirname "${WASM_BINDGEN:-$(command -v wasm-bindgen || echo .)}")/wasm-bindgen-test-runner"
 [[ -x "$runner" ]] || runner="$(command -v wasm-bindgen-test-runner || true)"
 [[ -n "$runner" ]] || { echo "wasm-bindgen-test-runner not found (run scripts/setup-toolchain.sh)" >&2; exit 1; }
-CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER="$runner" exec "${CARGO:-cargo}" test --release \
+CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER="$runner" "${CARGO:-cargo}" test --release \
   --config scripts/wasm-size-profile.toml --target wasm32-unknown-unknown -p field-wasm-test
+# Patch D6: the constant-time inversion, as compiled, has no branch or
+# address that depends on the value (LLVM can turn masks into branches).
+exec node scripts/check-invert-branches.mjs
