@@ -17,6 +17,8 @@
 // time depends on the input, so it must only see public values, such as
 // the Z of a point computed from a public key and a public signature.
 
+use subtle::{Choice, ConditionallySelectable};
+
 use super::FieldElement;
 
 /// Bits per limb and per batch of divsteps.
@@ -237,12 +239,15 @@ pub(crate) fn invert(x: &FieldElement) -> FieldElement {
         apply(&transition, &mut f, &mut g, false);
         apply(&transition, &mut d, &mut e, true);
     }
-    // f = ±1 (or p for x = 0, with d = 0): negate d when f < 0, by masks.
-    let negative = f[LIMBS - 1] >> 63;
+    // f = ±1 (or p for x = 0, with d = 0): negate d when f < 0. The sign
+    // goes through subtle's Choice, opaque to LLVM: from plain masks on
+    // f >> 63 it compiled a branch on the sign
+    // (scripts/check-invert-branches.mjs).
+    let negative = Choice::from((f[LIMBS - 1] >> 63) as u8 & 1);
     let mut minus_d = d;
     negate(&mut minus_d);
     for (limb, minus) in d.iter_mut().zip(minus_d) {
-        *limb = (*limb & !negative) | (minus & negative);
+        limb.conditional_assign(&minus, negative);
     }
     fold(&mut d);
     fold(&mut d);
