@@ -8,7 +8,9 @@
 // Usage: node scripts/check-invert-branches.mjs [file.wasm]
 // Default: the newest divsteps_inverse test wasm that
 // scripts/test-field-wasm.sh built (release, the wasm build's settings,
-// function names kept). Needs binaryen's wasm-dis (the toolchain's
+// function names kept). Also works on the core's wasm with names (cargo's
+// output, or pkg/ from PAIRED_MLS_KEEP_NAMES=1; wasm-opt drops names
+// unless given -g). Needs binaryen's wasm-dis (the toolchain's
 // wasm-opt comes with it). Exits 1 on a finding, 2 if nothing was checked.
 //
 // Checked functions: names containing `divsteps` (the module) without
@@ -154,7 +156,7 @@ let failed = 0;
 for (let i = 0; i < starts.length; i++) {
   const name = starts[i][1];
   const wanted = (name.includes('divsteps') && !name.includes('vartime') && !name.includes('divsteps_inverse'))
-    || /FieldElement2625\$GT\$6invert17h/.test(name);
+    || /FieldElement2625(\$GT\$6invert17h|>::invert::h)/.test(name); // mangled or demangled
   if (!wanted) continue;
   const text = wat.slice(starts[i].index, i + 1 < starts.length ? starts[i + 1].index : undefined);
   const findings = checkFunction(parse(text));
