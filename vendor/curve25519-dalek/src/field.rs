@@ -35,8 +35,8 @@ use subtle::ConstantTimeEq;
 use crate::backend;
 use crate::constants;
 
-// paired-mls patch D6 (docs/ENGINE.md).
-mod divsteps;
+// paired-mls patch D6 (docs/ENGINE.md); pub(crate) for the test hook in lib.rs.
+pub(crate) mod divsteps;
 
 cfg_if! {
     if #[cfg(curve25519_dalek_backend = "fiat")] {

@@ -125,6 +125,18 @@ pub fn __field_inverses(bytes: &[u8; 32]) -> [[u8; 32]; 3] {
     [x.invert_vartime(), x.invert(), x.invert_by_exponentiation()].map(|y| y.as_bytes())
 }
 
+// paired-mls patch D6: one batch of thirty divsteps, variable time and
+// constant time, as [delta, u, v, q, r] (same wasm tests, same feature).
+#[cfg(all(
+    feature = "paired-mls-simd-test-hook",
+    target_arch = "wasm32",
+    target_feature = "simd128"
+))]
+#[doc(hidden)]
+pub fn __divsteps_batches(delta: i64, f_low: i64, g_low: i64) -> [[i64; 5]; 2] {
+    field::divsteps::batches_for_test(delta, f_low, g_low)
+}
+
 // Generic code for window lookups
 pub(crate) mod window;
 

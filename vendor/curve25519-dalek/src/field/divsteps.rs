@@ -55,6 +55,7 @@ const P_INVERSE: u64 = {
 /// f^2 + 4g^2 <= 5 * 2^(2d) and m >= (49d + 57)/17; with f = p, 0 <= g < p,
 /// d = 255 and m >= 738.4, so 739 divsteps suffice; 25 batches are 750.
 const MAX_BATCHES: usize = 25;
+const _: () = assert!(MAX_BATCHES * BITS as usize >= 739);
 
 /// A batch's transition matrix, scaled by 2^30: after the batch,
 /// 2^30 f' = u f + v g and 2^30 g' = q f + r g. Entries are at most 2^30
@@ -252,6 +253,24 @@ pub(crate) fn invert(x: &FieldElement) -> FieldElement {
     fold(&mut d);
     fold(&mut d);
     FieldElement::from_bytes(&bytes_of(&d))
+}
+
+/// Test hook (lib.rs, crates/field-wasm-test): one batch of each kind
+/// from (delta, f, g) as [delta, u, v, q, r], to compare with the paper's
+/// divsteps one at a time.
+#[cfg(all(
+    feature = "paired-mls-simd-test-hook",
+    target_arch = "wasm32",
+    target_feature = "simd128"
+))]
+pub(crate) fn batches_for_test(delta: i64, f_low: i64, g_low: i64) -> [[i64; 5]; 2] {
+    let (mut vartime_delta, mut constant_delta) = (delta, delta);
+    let a = divsteps_vartime(&mut vartime_delta, f_low, g_low);
+    let b = divsteps_constant_time(&mut constant_delta, f_low, g_low);
+    [
+        [vartime_delta, a.u, a.v, a.q, a.r],
+        [constant_delta, b.u, b.v, b.q, b.r],
+    ]
 }
 
 /// Thirty divsteps on the low 30 bits of f and g, each the same
