@@ -197,7 +197,7 @@ fn non_canonical_large_order_keys_agree_through_a_table() {
 
 /// Dalek patch D6: `vartime_compress` (Z inverted by divsteps) gives the
 /// bytes `compress` gives, natively here (the u64 backend) as in wasm
-/// (`crates/field-wasm-test/tests/vartime_inverse.rs`): results of the
+/// (`crates/field-wasm-test/tests/divsteps_inverse.rs`): results of the
 /// table arithmetic for edge scalars, points with each torsion component,
 /// the torsion points and the identity.
 #[test]
