@@ -149,7 +149,15 @@ function checkFunction(func) {
 }
 
 const file = process.argv[2] || defaultWasm();
-const wat = execFileSync(wasmDis(), [file], { maxBuffer: 1 << 30 }).toString();
+let wat;
+try {
+  wat = execFileSync(wasmDis(), [file], { maxBuffer: 1 << 30 }).toString();
+} catch (error) {
+  // No wasm-dis, no check: say why and fail (binaryen comes from
+  // scripts/setup-toolchain.sh, step 3).
+  console.error(`check-invert-branches: cannot run ${wasmDis()} (${error.code ?? error.message}); install binaryen (scripts/setup-toolchain.sh)`);
+  process.exit(2);
+}
 const starts = [...wat.matchAll(/^ \(func \$(\S+)/gm)];
 let checked = 0;
 let failed = 0;

@@ -14,7 +14,8 @@
 #      Either way a tiny std-using cdylib is compiled for wasm32 to prove it.
 #   2. The wasm-bindgen CLI at exactly the version of the wasm-bindgen crate
 #      in Cargo.lock.
-#   3. wasm-opt from Debian's binaryen (optional).
+#   3. Debian's binaryen: wasm-opt (optional for the build) and wasm-dis
+#      (scripts/check-invert-branches.mjs, run by npm run test:engine).
 #   4. Node >= 20 and npm.
 #
 # PAIRED_MLS_TOOLCHAIN=auto (default) | rustup | debian  forces a route.
