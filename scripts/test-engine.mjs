@@ -155,8 +155,8 @@ if (run.status !== 0 && failed + unitFailed === 0) {
   console.log(run.out.split('\n').slice(-40).join('\n'));
   failed++;
 }
-// The wasm SIMD field multiplication in vendor/curve25519-dalek
-// (docs/ENGINE.md): its tests run in wasm, not natively.
+// The dalek patches in vendor/curve25519-dalek
+// (docs/ENGINE.md): their tests run in wasm, not natively.
 const wasmEnv = { ...process.env, CARGO_TARGET_DIR: process.env.CARGO_TARGET_DIR ?? join(root, 'target/engine') };
 const wasmRun = spawnSync('bash', [join(root, 'scripts/test-field-wasm.sh')], { cwd: root, env: wasmEnv, encoding: 'utf8', maxBuffer: 1 << 28 });
 const wasmTests = results(wasmRun.stdout ?? '');
@@ -173,7 +173,7 @@ if (wasmRun.status !== 0 && wasmFailed === 0) {
   console.log(`${wasmRun.stdout ?? ''}${wasmRun.stderr ?? ''}`.split('\n').slice(-40).join('\n'));
   wasmFailed++;
 }
-console.log(`wasm tests of the SIMD field multiplication (crates/field-wasm-test): ${wasmPassed} passed, ${wasmFailed} failed`);
+console.log(`wasm tests of the dalek patches D1–D6 (crates/field-wasm-test, and the D6 branch check): ${wasmPassed} passed, ${wasmFailed} failed`);
 unitPassed += wasmPassed;
 unitFailed += wasmFailed;
 console.log(`took ${Math.round((Date.now() - started) / 1000)} s`);
