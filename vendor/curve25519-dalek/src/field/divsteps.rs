@@ -67,36 +67,68 @@ struct Transition {
     r: i64,
 }
 
+/// f, g and their cofactors d, e (f = d x and g = e x mod p; f stays
+/// odd), and delta, from f = p, g = x, d = 0, e = 1, delta = 1.
+struct State {
+    f: [i64; LIMBS],
+    g: [i64; LIMBS],
+    d: [i64; LIMBS],
+    e: [i64; LIMBS],
+    delta: i64,
+}
+
+impl State {
+    fn new(x: &FieldElement) -> State {
+        let mut e = [0i64; LIMBS];
+        e[0] = 1;
+        State { f: P, g: limbs_of(&x.as_bytes()), d: [0i64; LIMBS], e, delta: 1 }
+    }
+
+    /// One batch of thirty divsteps (either kind) applied to f, g, d, e.
+    fn batch(&mut self, divsteps: fn(&mut i64, i64, i64) -> Transition) {
+        let transition = divsteps(&mut self.delta, self.f[0], self.g[0]);
+        apply(&transition, &mut self.f, &mut self.g, false);
+        apply(&transition, &mut self.d, &mut self.e, true);
+    }
+
+    fn g_is_zero(&self) -> bool {
+        self.g.iter().all(|limb| *limb == 0)
+    }
+
+    /// Once g = 0, f = ±gcd(p, x): ±1 for x ≠ 0, and then d x = f, so the
+    /// inverse is d negated when f < 0, reduced; for x = 0, f = p and
+    /// d = 0, the answer. The sign goes through subtle's Choice, opaque to
+    /// LLVM: from plain masks on f >> 63 it compiled a branch on the sign
+    /// (scripts/check-invert-branches.mjs).
+    fn inverse(self) -> FieldElement {
+        let mut d = self.d;
+        let negative = Choice::from((self.f[LIMBS - 1] >> 63) as u8 & 1);
+        let mut minus_d = d;
+        negate(&mut minus_d);
+        for (limb, minus) in d.iter_mut().zip(minus_d) {
+            limb.conditional_assign(&minus, negative);
+        }
+        fold(&mut d);
+        fold(&mut d);
+        FieldElement::from_bytes(&bytes_of(&d))
+    }
+}
+
 /// The inverse of `x` mod p (zero for zero, as `FieldElement::invert`),
 /// in time that depends on `x`.
 pub(crate) fn invert_vartime(x: &FieldElement) -> FieldElement {
-    // Invariants: f = d x and g = e x (mod p); f stays odd.
-    let mut f = P;
-    let mut g = limbs_of(&x.as_bytes());
-    let mut d = [0i64; LIMBS];
-    let mut e = [0i64; LIMBS];
-    e[0] = 1;
-    let mut delta: i64 = 1;
+    let mut state = State::new(x);
     for _ in 0..MAX_BATCHES {
-        if g.iter().all(|limb| *limb == 0) {
+        if state.g_is_zero() {
             break;
         }
-        let transition = divsteps_vartime(&mut delta, f[0], g[0]);
-        apply(&transition, &mut f, &mut g, false);
-        apply(&transition, &mut d, &mut e, true);
+        state.batch(divsteps_vartime);
     }
-    if g.iter().any(|limb| *limb != 0) {
+    if !state.g_is_zero() {
         // Not reached (the bound above); the exponentiation is always right.
         return x.invert_by_exponentiation();
     }
-    // g = 0, so f = ±gcd(p, x): ±1 for x ≠ 0, and then d x = f. For x = 0,
-    // d = 0, the answer.
-    if f[LIMBS - 1] < 0 {
-        negate(&mut d);
-    }
-    fold(&mut d);
-    fold(&mut d);
-    FieldElement::from_bytes(&bytes_of(&d))
+    state.inverse()
 }
 
 /// Thirty divsteps on the low 30 bits of f and g (all the bits they
@@ -229,30 +261,11 @@ fn bytes_of(limbs: &[i64; LIMBS]) -> [u8; 32] {
 /// Bernstein-Yang's bound makes enough for g to reach zero.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 pub(crate) fn invert(x: &FieldElement) -> FieldElement {
-    let mut f = P;
-    let mut g = limbs_of(&x.as_bytes());
-    let mut d = [0i64; LIMBS];
-    let mut e = [0i64; LIMBS];
-    e[0] = 1;
-    let mut delta: i64 = 1;
+    let mut state = State::new(x);
     for _ in 0..MAX_BATCHES {
-        let transition = divsteps_constant_time(&mut delta, f[0], g[0]);
-        apply(&transition, &mut f, &mut g, false);
-        apply(&transition, &mut d, &mut e, true);
+        state.batch(divsteps_constant_time);
     }
-    // f = ±1 (or p for x = 0, with d = 0): negate d when f < 0. The sign
-    // goes through subtle's Choice, opaque to LLVM: from plain masks on
-    // f >> 63 it compiled a branch on the sign
-    // (scripts/check-invert-branches.mjs).
-    let negative = Choice::from((f[LIMBS - 1] >> 63) as u8 & 1);
-    let mut minus_d = d;
-    negate(&mut minus_d);
-    for (limb, minus) in d.iter_mut().zip(minus_d) {
-        limb.conditional_assign(&minus, negative);
-    }
-    fold(&mut d);
-    fold(&mut d);
-    FieldElement::from_bytes(&bytes_of(&d))
+    state.inverse()
 }
 
 /// Test hook (lib.rs, crates/field-wasm-test): one batch of each kind
