@@ -13,6 +13,9 @@ use curve25519_dalek::traits::Identity;
 use sha2::{Digest, Sha512};
 use wasm_bindgen_test::wasm_bindgen_test;
 
+mod inverse_checks;
+use inverse_checks::assert_inverse_matches;
+
 /// p = 2^255 - 19, little-endian.
 fn p_minus(k: u8) -> [u8; 32] {
     let mut bytes = [0xff; 32];
@@ -38,13 +41,6 @@ fn hashed(label: &[u8], i: u32) -> [u8; 32] {
     h.update(label);
     h.update(i.to_le_bytes());
     h.finalize()[..32].try_into().unwrap()
-}
-
-/// [variable-time divsteps, constant-time divsteps, exponentiation].
-fn assert_inverse_matches(bytes: &[u8; 32]) {
-    let [vartime, constant_time, fermat] = inverses(bytes);
-    assert_eq!(vartime, fermat, "variable time, input {bytes:02x?}");
-    assert_eq!(constant_time, fermat, "constant time, input {bytes:02x?}");
 }
 
 #[wasm_bindgen_test]

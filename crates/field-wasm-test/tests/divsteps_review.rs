@@ -16,6 +16,9 @@ use curve25519_dalek::__field_inverses as inverses;
 use sha2::{Digest, Sha512};
 use wasm_bindgen_test::wasm_bindgen_test;
 
+mod inverse_checks;
+use inverse_checks::assert_inverse_matches;
+
 /// Thirty divsteps on whole integers, one at a time, from the paper's
 /// definition: (delta, f, g) -> (1 - delta, g, (g - f)/2) when delta > 0
 /// and g is odd, else (1 + delta, f, (g + (g mod 2) f)/2). Returns delta
@@ -87,12 +90,6 @@ fn from_hex(hex: &str) -> [u8; 32] {
         *byte = u8::from_str_radix(&padded[62 - 2 * i..64 - 2 * i], 16).unwrap();
     }
     bytes
-}
-
-fn assert_inverse_matches(bytes: &[u8; 32]) {
-    let [vartime, constant_time, fermat] = inverses(bytes);
-    assert_eq!(vartime, fermat, "variable time, input {bytes:02x?}");
-    assert_eq!(constant_time, fermat, "constant time, input {bytes:02x?}");
 }
 
 /// The most divsteps to g = 0 a hill-climbing search over 30 x 5,000
