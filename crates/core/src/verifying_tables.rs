@@ -53,9 +53,10 @@
 //!   it) and the compression compared with R's bytes.
 //! Both compress R' with dalek's `vartime_compress` (patch D6,
 //! docs/ENGINE.md): the same bytes as `compress`, with Z inverted by
-//! Bernstein–Yang divsteps (~2 µs in wasm) instead of Fermat's ~254
-//! squarings (~10 µs). Its time depends on R', which is computed from
-//! the public key, signature and message only.
+//! variable-time divsteps (~2 µs in wasm; `compress` inverts in constant
+//! time, ~4–5 µs with D6, ~8–10 µs by exponentiation before it). Its time
+//! depends on R', which is computed from the public key, signature and
+//! message only.
 //! `verifying_table_differential.rs` checks both paths against
 //! `verify_strict` case by case.
 //!
