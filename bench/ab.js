@@ -9,20 +9,14 @@
 //        [--ops key_package,encrypt_100b] [--rounds 10] [--ms 300]
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { option as opt, timeTaskRuns, upperMedian as median } from './script-helpers.js';
 
-const args = process.argv.slice(2);
-const opt = (name, fallback) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
 const dirs = { a: resolve(opt('--a', '.')), b: resolve(opt('--b', '.')) };
 const n = Number(opt('--n', 128));
 const shape = opt('--shape', 'blank');
 const ops = opt('--ops', 'key_package,self_update_commit,process_commit,add_member,encrypt_100b').split(',');
 const rounds = Number(opt('--rounds', 10));
 const ms = Number(opt('--ms', 300));
-
-const cpu = () => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-};
 
 const sides = {};
 for (const [side, dir] of Object.entries(dirs)) {
@@ -31,19 +25,7 @@ for (const [side, dir] of Object.entries(dirs)) {
 }
 
 /** Mean CPU ms of `task.run` over at least `ms` of timed runs (hooks untimed). */
-async function measure(task) {
-  let timed = 0;
-  let count = 0;
-  while (timed < ms || count < 3) {
-    await task.beforeEach?.call(task);
-    const t0 = cpu();
-    await task.run.call(task);
-    timed += cpu() - t0;
-    count++;
-    await task.afterEach?.call(task);
-  }
-  return timed / count;
-}
+const measure = async (task) => (await timeTaskRuns(task, { budgetMs: ms, clock: 'cpu' })).cpu;
 
 const results = Object.fromEntries(ops.map((op) => [op, { a: [], b: [] }]));
 for (const op of ops) for (const side of ['a', 'b']) { const t = sides[side].tasks[op]; await t.beforeAll?.call(t); await measure(t); }
@@ -53,7 +35,6 @@ for (let round = 0; round < rounds; round++) {
     for (const side of round % 2 ? ['b', 'a'] : ['a', 'b']) results[op][side].push(await measure(sides[side].tasks[op]));
   }
 }
-const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
 const f = (x) => (x >= 1 ? x.toFixed(3) : x.toFixed(4));
 console.log(`A = ${dirs.a}\nB = ${dirs.b}\nn = ${n} ${shape}, ${rounds} interleaved rounds × ≥ ${ms} ms CPU per build and op; CPU ms per op: median [min–max of rounds]; B/A per round`);
 console.log('| op | A | B | B / A median [range] |');

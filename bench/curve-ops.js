@@ -12,17 +12,11 @@
 import * as crypto from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { option as opt, processCpuMs as cpuNow } from './script-helpers.js';
 
-const args = process.argv.slice(2);
-const opt = (name, fallback) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
 const RUNS = Number(opt('--runs', 5));
 const MS = Number(opt('--ms', 300));
 const WASM = opt('--wasm', join(process.env.CARGO_TARGET_DIR ?? '/tmp/curve-ops-target', 'wasm32-unknown-unknown/release/curve_ops_bench.wasm'));
-
-const cpuNow = () => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-};
 
 /** µs per call of `batch(k)` (k calls), CPU and wall, over at least MS ms. */
 function time(batch) {

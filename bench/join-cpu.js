@@ -12,9 +12,8 @@
 import { readFileSync } from 'node:fs';
 import { setup } from './impl/paired-mls.js';
 import { setThreads, threadStats } from 'paired-mls';
+import { option as opt } from './script-helpers.js';
 
-const args = process.argv.slice(2);
-const opt = (name, fallback) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
 const n = Number(opt('--n', 128));
 const shape = opt('--shape', 'full');
 const ms = Number(opt('--ms', 3000));

@@ -13,9 +13,8 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { loadavg } from 'node:os';
+import { option as opt, timeTaskRuns, upperMedian as median } from './script-helpers.js';
 
-const args = process.argv.slice(2);
-const opt = (name, fallback) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
 const dirs = opt('--dirs', '.').split(',').map((d) => resolve(d));
 const sizes = opt('--sizes', '16,32,64,128').split(',').map(Number);
 const shape = opt('--shape', 'blank');
@@ -25,21 +24,8 @@ const ms = Number(opt('--ms', 400));
 process.env.PAIRED_MLS_THREADS ??= '1';
 
 /** Mean wall ms of `task.run` over at least `ms` of timed runs (hooks untimed). */
-async function measure(task) {
-  let timed = 0;
-  let count = 0;
-  while (timed < ms || count < 3) {
-    await task.beforeEach?.call(task);
-    const t0 = performance.now();
-    await task.run.call(task);
-    timed += performance.now() - t0;
-    count++;
-    await task.afterEach?.call(task);
-  }
-  return timed / count;
-}
+const measure = async (task) => (await timeTaskRuns(task, { budgetMs: ms, clock: 'wall' })).wall;
 
-const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
 const f = (x) => (x >= 1 ? x.toFixed(2) : x.toFixed(3));
 console.log(`builds: ${dirs.map((d, i) => `${String.fromCharCode(65 + i)} = ${d}`).join(', ')}`);
 console.log(`${op} ${shape}, threads ${process.env.PAIRED_MLS_THREADS}, ${rounds} interleaved rounds × ≥ ${ms} ms wall per build; load at start ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);

@@ -7,9 +7,8 @@
 //   node --no-liftoff bench/profile-op.js --op key_package --n 128 [--shape full] [--ms 3000] [--top 40]
 import { Session } from 'node:inspector/promises';
 import { setup } from './impl/paired-mls.js';
+import { option as opt } from './script-helpers.js';
 
-const args = process.argv.slice(2);
-const opt = (name, fallback) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
 const op = opt('--op', 'key_package');
 const n = Number(opt('--n', 128));
 const shape = opt('--shape', 'blank');

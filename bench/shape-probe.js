@@ -9,20 +9,14 @@
 //   node --expose-gc bench/shape-probe.js [--ops key_package,encrypt_100b,decrypt_100b] [--n 128] [--rounds 6] [--ms 300]
 import { setFlagsFromString } from 'node:v8';
 import { setup } from './impl/paired-mls.js';
+import { option as opt, processCpuMs as cpuMs } from './script-helpers.js';
 
 setFlagsFromString('--no-liftoff'); // as bench/run.js: wasm from the optimizing tier
-const args = process.argv.slice(2);
-const opt = (name, fallback) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
 const ops = opt('--ops', 'key_package,encrypt_100b,decrypt_100b').split(',');
 const n = Number(opt('--n', 128));
 const rounds = Number(opt('--rounds', 6));
 const ms = Number(opt('--ms', 300));
 if (typeof gc !== 'function') throw new Error('run with node --expose-gc');
-
-const cpuMs = () => {
-  const { user, system } = process.cpuUsage();
-  return (user + system) / 1000;
-};
 
 /** Per-op CPU and wall ms of `task` over a window of `ms` wall-clock ms (3 untimed warm-up runs). */
 async function window(task) {

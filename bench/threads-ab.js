@@ -8,9 +8,8 @@
 //        [--shape blank] [--threads 1] [--rounds 8] [--ms 600]
 import { setup } from './impl/paired-mls.js';
 import { setThreads, threadStats } from 'paired-mls';
+import { option as opt, timeTaskRuns, upperMedian as median } from './script-helpers.js';
 
-const args = process.argv.slice(2);
-const opt = (name, fallback) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
 const op = opt('--op', 'join_welcome');
 const n = Number(opt('--n', 128));
 const shape = opt('--shape', 'blank');
@@ -21,28 +20,8 @@ const ms = Number(opt('--ms', 600));
 const { tasks } = await setup(n, { ops: [op], shape });
 const task = tasks[op];
 await task.beforeAll?.call(task);
-const cpu = () => {
-  const usage = process.cpuUsage();
-  return (usage.user + usage.system) / 1000;
-};
-
-/** Mean wall and CPU ms of `task.run` over at least `budget` ms of timed runs (hooks untimed). */
-async function measure(budget) {
-  let wall = 0;
-  let used = 0;
-  let count = 0;
-  while (wall < budget || count < 3) {
-    await task.beforeEach?.call(task);
-    const t0 = performance.now();
-    const c0 = cpu();
-    await task.run.call(task);
-    wall += performance.now() - t0;
-    used += cpu() - c0;
-    count++;
-    await task.afterEach?.call(task);
-  }
-  return { wall: wall / count, cpu: used / count };
-}
+/** Mean wall and CPU ms of `task.run` over at least `budget` wall ms of timed runs (hooks untimed). */
+const measure = (budget) => timeTaskRuns(task, { budgetMs: budget, clock: 'wall' });
 
 const results = { 0: [], [threads]: [] };
 for (let round = 0; round < rounds; round++) {
@@ -52,7 +31,6 @@ for (let round = 0; round < rounds; round++) {
     results[t].push(await measure(ms));
   }
 }
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const f = (x) => x.toFixed(x >= 10 ? 1 : 2);
 console.log(`${op} n = ${n} ${shape}, ${rounds} alternating rounds × ≥ ${ms} ms per setting; ms per op: median [min–max of rounds]`);
 console.log('| threads | wall | CPU (all threads) |');

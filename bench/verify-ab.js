@@ -8,17 +8,11 @@
 //   node --no-liftoff bench/verify-ab.js --a /tmp/before-tree --b . [--rounds 25] [--ms 300]
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { option as opt, processCpuMs as cpu, upperMedian as median } from './script-helpers.js';
 
-const args = process.argv.slice(2);
-const opt = (name, fallback) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
 const dirs = { a: resolve(opt('--a', '.')), b: resolve(opt('--b', '.')) };
 const rounds = Number(opt('--rounds', 25));
 const ms = Number(opt('--ms', 300));
-
-const cpu = () => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-};
 
 const verifiers = {};
 for (const [side, dir] of Object.entries(dirs)) {
@@ -52,7 +46,6 @@ for (let round = 0; round < rounds; round++) {
     perCall[side].push(((cpu() - start) * 1000) / calls);
   }
 }
-const median = (values) => [...values].sort((x, y) => x - y)[values.length >> 1];
 const ratios = perCall.a.map((a, i) => perCall.b[i] / a);
 console.log(`A = ${dirs.a}\nB = ${dirs.b}\n${rounds} interleaved rounds × ≥ ${ms} ms CPU per build`);
 console.log(`verifyWithLabel, CPU µs per call: A ${median(perCall.a).toFixed(2)}, B ${median(perCall.b).toFixed(2)}; B / A median ${median(ratios).toFixed(3)} [${Math.min(...ratios).toFixed(3)}–${Math.max(...ratios).toFixed(3)}]`);

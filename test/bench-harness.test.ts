@@ -3,7 +3,7 @@
  * itself is judged by `npm run bench`, never by timed tests.)
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -151,5 +151,51 @@ describe('bench summary and chart', async () => {
     const leaf = { nodeType: 'leaf' };
     const tree = [leaf, { nodeType: 'parent', parent: { unmergedLeaves: [] } }, leaf, { nodeType: 'parent', parent: { unmergedLeaves: [2] } }, leaf, undefined, undefined];
     expect(treeCensus(tree)).toEqual({ leaves: 3, nonblank_parents: 2, fillable_parents: 2, unmerged_leaves: 1 });
+  });
+});
+
+describe('bench script helpers (bench/script-helpers.js)', async () => {
+  const url = new URL('../bench/script-helpers.js', import.meta.url).href;
+  const { option, upperMedian, timeTaskRuns } = (await import(url)) as any;
+
+  it('reads an option after its flag, else the fallback', () => {
+    // As a bench script is run: node bench/<script>.js --n 16
+    const script = join(mkdtempSync(join(tmpdir(), 'script-helpers-')), 'reads-options.mjs');
+    writeFileSync(script, `import { option } from ${JSON.stringify(url)}; console.log(JSON.stringify([option('--n', '128'), option('--shape', 'blank')]));`);
+    const out = execFileSync(process.execPath, [script, '--n', '16'], { encoding: 'utf8' });
+    expect(JSON.parse(out)).toEqual(['16', 'blank']);
+    expect(option('--no-such-flag-in-vitest', 'fallback')).toBe('fallback');
+  });
+
+  it('prints the upper middle value, leaving its input as it was', () => {
+    const values = [4, 1, 3, 2];
+    expect(upperMedian(values)).toBe(3);
+    expect(upperMedian([3, 1, 2])).toBe(2);
+    expect(values).toEqual([4, 1, 3, 2]);
+  });
+
+  it('times only the runs: hooks run around each run and are left out of the budget', async () => {
+    const calls = { before: 0, run: 0, after: 0 };
+    const task = {
+      beforeEach: async () => {
+        calls.before++;
+        await new Promise((resolve) => setTimeout(resolve, 15));
+      },
+      run: () => {
+        calls.run++;
+        const until = performance.now() + 1;
+        while (performance.now() < until);
+      },
+      afterEach: () => {
+        calls.after++;
+      },
+    };
+    const timed = await timeTaskRuns(task, { budgetMs: 20, clock: 'wall' });
+    // Had the 15 ms hooks been timed, three runs would have spent the budget.
+    expect(timed.runs).toBeGreaterThan(3);
+    expect(calls).toEqual({ before: timed.runs, run: timed.runs, after: timed.runs });
+    expect(timed.wall).toBeGreaterThanOrEqual(1);
+    expect(timed.wall).toBeLessThan(15);
+    await expect(timeTaskRuns(task, { budgetMs: 1, clock: 'monotonic' })).rejects.toThrow(RangeError);
   });
 });
