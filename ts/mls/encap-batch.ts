@@ -35,7 +35,7 @@ export interface EncapBatchRunner {
   end(): void;
 }
 
-/** Encaps per claim. */
+/** Encaps per claim; also what the core takes per call (`ENCAP_CHUNK` in crates/core/src/native_crypto.rs). */
 export const CHUNK = 32;
 /** How long a claimed chunk may take before its worker is given up. */
 export const STALL_MS = 1000;

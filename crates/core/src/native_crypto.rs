@@ -464,9 +464,13 @@ pub(crate) fn native_x25519_seal(algorithms: Algorithms, pk_r: &[u8], info: &[u8
     })
 }
 
-/// Encaps handed over per call of `x25519EncapTake`: small enough that the
-/// key schedules of one chunk run while the host's threads make the next.
-const ENCAP_CHUNK: usize = 128;
+/// Encaps handed over per call of `x25519EncapTake`: the pools' chunk
+/// (`CHUNK` in ts/mls/encap-batch.ts), so the key schedules of one chunk
+/// run while a worker makes the next. At 128 an n = 128 path (127 Encaps)
+/// was one take and its key schedules waited for the last chunk: 32 made
+/// a pooled self-update at n = 128 ~7 % faster, n = 1024 unchanged
+/// (bench/README.md "Round 2m").
+const ENCAP_CHUNK: usize = 32;
 
 /// Ends the host's batch when dropped, whether the seal finished or failed
 /// half-way (the host then wipes what it still holds).
