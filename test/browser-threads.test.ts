@@ -1,11 +1,14 @@
 /**
  * The browsers' opt-in Web Worker pool of `setThreads` (ts/mls/
  * browser-encap-pool.ts) in Chromium: on a cross-origin isolated page a
- * self-update whose Encaps the workers made (WebCrypto X25519) is
- * processed by members at several leaves to the same epoch authenticator;
- * a pool whose workers never answer stalls, the core seals that batch in
- * wasm instead and the group keeps working; without cross-origin isolation
- * setThreads is refused with UNSUPPORTED; the single-thread mode works.
+ * self-update whose Encaps the workers (WebCrypto X25519) and the calling
+ * thread (in wasm, the chunks no worker had claimed) made is processed by
+ * members at several leaves to the same epoch authenticator; workers that
+ * never claim leave every chunk to the calling thread, without a stall;
+ * workers that claim a chunk and hang stall the batch, the core seals it
+ * in wasm instead and the group keeps working; without cross-origin
+ * isolation setThreads is refused with UNSUPPORTED; the single-thread
+ * mode works.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
@@ -45,7 +48,7 @@ interface Round {
   ms: number;
   epoch: number;
   authenticators: string[];
-  stats: { pooledBatches: number; workerEncaps: number; stalls: number; running: number } | null;
+  stats: { pooledBatches: number; workerEncaps: number; callingThreadEncaps: number; stalls: number; running: number } | null;
 }
 
 function expectAgreed(round: Round): void {
@@ -67,22 +70,40 @@ describe('setThreads in Chromium', () => {
     const pooled: Round[] = [];
     for (let i = 0; i < 3; i++) pooled.push(await call<Round>(page, 'selfUpdateRound'));
     for (const round of pooled) expectAgreed(round);
-    // Every Encap made by the workers, none stalled.
-    expect(pooled[2]!.stats).toMatchObject({ pooledBatches: 3, workerEncaps: 3 * (SIZE - 1), stalls: 0, running: 2 });
+    // Every Encap made once, by a worker or by the calling thread in wasm
+    // (it claims what no worker has claimed instead of waiting); none stalled.
+    const shared = pooled[2]!.stats!;
+    expect(shared).toMatchObject({ pooledBatches: 3, stalls: 0, running: 2 });
+    expect(shared.workerEncaps + shared.callingThreadEncaps).toBe(3 * (SIZE - 1));
+    expect(shared.workerEncaps).toBeGreaterThan(0);
+    expect(shared.callingThreadEncaps).toBeGreaterThan(0);
     expect(pooled.map((r) => r.epoch)).toEqual([single.epoch + 1, single.epoch + 2, single.epoch + 3]);
 
-    // Workers that never answer: the batch stalls (STALL_MS, 1 s), the core
-    // seals it in wasm; the commit is good and the group goes on.
+    // Workers that start but never claim: the calling thread makes every
+    // chunk in wasm, no stall; the commit is good.
     expect(await call(page, 'setThreads', 0)).toEqual({ threads: 0, count: 0 });
     await call(page, 'breakWorkers');
+    expect(await call(page, 'setThreads', 1)).toEqual({ threads: 1, count: 1 });
+    await call(page, 'idle', 300);
+    const silent = await call<Round>(page, 'selfUpdateRound');
+    expectAgreed(silent);
+    expect(silent.ms).toBeLessThan(900);
+    expect(silent.stats).toMatchObject({ pooledBatches: 1, workerEncaps: 0, callingThreadEncaps: SIZE - 1, stalls: 0 });
+
+    // Workers that claim a chunk and hang: the batch stalls (STALL_MS, 1 s)
+    // on that chunk, the core seals it in wasm; the commit is good and the
+    // group goes on.
+    await call(page, 'repairWorkers');
+    expect(await call(page, 'setThreads', 0)).toEqual({ threads: 0, count: 0 });
+    await call(page, 'hangWorkers');
     expect(await call(page, 'setThreads', 1)).toEqual({ threads: 1, count: 1 });
     await call(page, 'idle', 300);
     const stalled = await call<Round>(page, 'selfUpdateRound');
     expectAgreed(stalled);
     expect(stalled.ms).toBeGreaterThanOrEqual(950);
     expect(stalled.stats).toMatchObject({ pooledBatches: 1, workerEncaps: 0, stalls: 1 });
-    // The pool was replaced at once (by workers that never answer, still):
-    // the next commit stalls again and still works.
+    // The pool was replaced at once (by workers that hang, still): the next
+    // commit stalls again and still works.
     await call(page, 'idle', 300);
     const again = await call<Round>(page, 'selfUpdateRound');
     expectAgreed(again);
@@ -95,7 +116,8 @@ describe('setThreads in Chromium', () => {
     const after = await call<Round>(page, 'selfUpdateRound');
     expectAgreed(after);
     expect(after.epoch).toBe(again.epoch + 1);
-    expect(after.stats).toMatchObject({ pooledBatches: 1, workerEncaps: SIZE - 1, stalls: 0 });
+    expect(after.stats).toMatchObject({ pooledBatches: 1, stalls: 0 });
+    expect(after.stats!.workerEncaps + after.stats!.callingThreadEncaps).toBe(SIZE - 1);
 
     // A commit right after setThreads, before any worker could start: sealed
     // in wasm at once (no stall), and correct.
@@ -110,6 +132,24 @@ describe('setThreads in Chromium', () => {
     console.log(`Chromium n=300 self-update: single-thread ${single.ms.toFixed(0)} ms; pool of 2: ${pooled.map((r) => r.ms.toFixed(0)).join(', ')} ms`);
     await page.close();
   }, 180_000);
+
+  it('the pool takes a batch of 64 Encaps (two chunks), not one of 63; both commits are good', async () => {
+    for (const [size, pooled] of [
+      [64, 0],
+      [65, 1],
+    ] as const) {
+      const page = await open(isolated);
+      expect(await call(page, 'build', size, [1, size - 1])).toEqual([1, size - 1]);
+      expect(await call(page, 'setThreads', 1)).toEqual({ threads: 1, count: 1 });
+      await call(page, 'idle', 300);
+      const round = await call<Round>(page, 'selfUpdateRound');
+      expect(new Set(round.authenticators).size).toBe(1);
+      expect(round.authenticators).toHaveLength(3);
+      expect(round.stats).toMatchObject({ pooledBatches: pooled, stalls: 0 });
+      expect(round.stats!.workerEncaps + round.stats!.callingThreadEncaps).toBe(pooled ? size - 1 : 0);
+      await page.close();
+    }
+  }, 120_000);
 
   it('without cross-origin isolation, setThreads is refused with UNSUPPORTED (0 still works)', async () => {
     const page = await open(plain);

@@ -53,13 +53,28 @@ const app = {
     setThreads(threads);
     return this.selfUpdateRound();
   },
-  /** Replace the Worker constructor by one whose workers start but never make an Encap (a stalled pool). */
+  /** Replace the Worker constructor by one whose workers start but never claim or make an Encap (the core then makes them all). */
   breakWorkers() {
     this.RealWorker ??= globalThis.Worker;
     const silent = URL.createObjectURL(new Blob(["postMessage('ready'); onmessage = () => {};"], { type: 'text/javascript' }));
     globalThis.Worker = class extends this.RealWorker {
       constructor() {
         super(silent);
+      }
+    };
+  },
+  /**
+   * Replace the Worker constructor by one whose workers run the pool's real
+   * code with a WebCrypto whose X25519 never answers: each claims a chunk
+   * and hangs on it (a pool that stalls mid-batch).
+   */
+  hangWorkers() {
+    this.RealWorker ??= globalThis.Worker;
+    const Real = this.RealWorker;
+    globalThis.Worker = class extends Real {
+      constructor(url) {
+        const hang = `crypto.subtle.deriveBits = () => new Promise(() => {}); importScripts(${JSON.stringify(String(url))});`;
+        super(URL.createObjectURL(new Blob([hang], { type: 'text/javascript' })));
       }
     };
   },

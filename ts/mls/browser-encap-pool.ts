@@ -6,10 +6,12 @@
  * non-extractable, so its secret never reaches JS or wasm; `enc` and the
  * DH output go into a SharedArrayBuffer, from which the calling thread
  * copies them into the core's memory (which the core wipes) and wipes them.
- * The chunk protocol and buffer are the Node pool's (x25519-pool.ts), except
- * that the calling thread makes no Encaps itself (it has no synchronous
- * X25519 outside wasm): it runs the key schedules of the chunks already
- * made and waits for the next one.
+ * The chunk protocol and buffer are the Node pool's (x25519-pool.ts). The
+ * calling thread has no synchronous X25519 outside wasm: it runs the key
+ * schedules of the chunks already made, and when the chunk it needs next
+ * is not made yet it claims a chunk no worker has claimed and the core
+ * makes that one in wasm (`claim`; its results stay in the core's memory,
+ * never in the shared buffer); it waits only when every chunk is claimed.
  *
  * Waiting: `Atomics.wait` where the browser allows it (a Worker — run the
  * MLS client in one for the best use of the cores); on the main thread,
@@ -24,11 +26,16 @@
  * one by one in wasm, as without a pool (same result), and the pool's
  * workers are replaced before its next batch.
  */
-import { CHUNK, DONE, claimChunks, sharedBatchFor, type BatchMessage, type EncapBatchRunner, type SharedBatch } from './encap-batch.js';
+import { CHUNK, DONE, PENDING, claimChunks, sharedBatchFor, type BatchMessage, type EncapBatchRunner, type SharedBatch } from './encap-batch.js';
 import type { PoolStats } from './x25519-pool.js';
 
-/** Smaller batches are sealed in wasm without the pool (the core is told so by `begin`). */
-export const BROWSER_POOL_MIN_ENCAPS = 128;
+/**
+ * Smaller batches are sealed in wasm without the pool (the core is told so
+ * by `begin`): two chunks, as in Node. Was 128 while the calling thread
+ * only waited; since it makes the unclaimed chunks itself, a self-update
+ * at n = 128 (127 Encaps) gains too (bench/README.md "Round 2m").
+ */
+export const BROWSER_POOL_MIN_ENCAPS = 2 * CHUNK;
 
 /** What a Web Worker runs (sent as source text in a Blob URL). */
 function browserWorkerMain(claim: typeof claimChunks): void {
@@ -77,6 +84,8 @@ export class BrowserEncapPool implements EncapBatchRunner {
 
   /** Workers that reported they run. */
   #ready = 0;
+  /** Chunks of the current batch the core makes itself (`claim`): `take` skips them. */
+  readonly #madeByCaller = new Set<number>();
 
   /** Starts the workers now, so that they run by the first large commit (they start once the page's thread is free). */
   constructor(readonly threads: number) {
@@ -103,18 +112,53 @@ export class BrowserEncapPool implements EncapBatchRunner {
     const shared = (this.#shared = sharedBatchFor(this.#shared, items));
     this.#items = shared.load(publicKeys);
     this.#taken = 0;
+    this.#madeByCaller.clear();
     this.stats.pooledBatches++;
     for (const worker of this.#workers) worker.postMessage(shared.message());
   }
 
+  /**
+   * Asked by the core before each `take`: while the chunk it needs next is
+   * not made yet, the next chunk no worker has claimed, marked as the
+   * core's own (done, nothing in the shared buffer), for the core to make
+   * in wasm; -1 when the core should take (and, if need be, wait).
+   * `chunkSize` is the core's chunk: an index means the same recipients on
+   * both sides only if it is ours, so any other size is refused.
+   */
+  claim(chunkSize: number): number {
+    if (chunkSize !== CHUNK) throw new RangeError(`the core's chunk (${chunkSize}) is not the pool's (${CHUNK})`);
+    const shared = this.#shared;
+    if (!shared || this.#taken >= this.#items) return -1;
+    this.#skipMadeByCaller();
+    const needed = Math.floor(this.#taken / CHUNK);
+    if (this.#madeByCaller.has(needed) || Atomics.load(shared.status, needed) !== PENDING) return -1;
+    const chunk = shared.claim();
+    if (chunk < 0) return -1;
+    this.#madeByCaller.add(chunk);
+    // Not pending: `end` does not wait for it, and no worker makes it (claims are unique).
+    Atomics.store(shared.status, chunk, DONE);
+    this.stats.callingThreadEncaps += Math.min(this.#items, (chunk + 1) * CHUNK) - chunk * CHUNK;
+    return chunk;
+  }
+
+  /** Step `#taken` over the chunks the core made itself (it takes only the others). */
+  #skipMadeByCaller(): void {
+    while (this.#taken < this.#items && this.#madeByCaller.has(Math.floor(this.#taken / CHUNK))) {
+      this.#taken = Math.min(this.#items, (Math.floor(this.#taken / CHUNK) + 1) * CHUNK);
+    }
+  }
+
   take(out: Uint8Array): void {
     const shared = this.#shared;
+    this.#skipMadeByCaller();
     const count = out.length / 64;
     if (!shared || !Number.isInteger(count) || this.#taken + count > this.#items) throw new RangeError('no such Encaps in this batch');
     let written = 0;
     while (written < count) {
       const index = this.#taken + written;
       const chunk = Math.floor(index / CHUNK);
+      // The core's own chunk has nothing here: asking for it is a bug, not zeros.
+      if (this.#madeByCaller.has(chunk)) throw new RangeError('that chunk is made by the core');
       // Failed or stalled: the core seals this batch in wasm instead.
       if (!shared.waitWhilePending(chunk, mayBlock()) || Atomics.load(shared.status, chunk) !== DONE) {
         this.#broken = true;

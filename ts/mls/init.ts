@@ -101,8 +101,8 @@ export function setCurveBackend(backend: 'native' | 'wasm'): 'native' | 'wasm' {
  * encryptions (one per member the path encrypts to: a self-update in a
  * group of n members without parent keys makes n - 1), besides the thread
  * that commits. `0` (the default) keeps everything on the calling thread.
- * Only batches of at least 64 encryptions in Node, 128 in browsers
- * (groups of about a hundred members and more) use the pool; its workers start with the first such
+ * Only batches of at least 64 encryptions, in Node and in browsers
+ * (groups of about 65 members and more), use the pool; its workers start with the first such
  * commit and a worker that fails or stalls is replaced (same bytes on the
  * wire either way). Returns the number now set.
  *
@@ -117,9 +117,11 @@ export function setCurveBackend(backend: 'native' | 'wasm'): 'native' | 'wasm' {
  *   isolated page (SharedArrayBuffer: serve it with
  *   `Cross-Origin-Opener-Policy: same-origin` and
  *   `Cross-Origin-Embedder-Policy: require-corp`), else refused with
- *   `UNSUPPORTED`. On a window's main thread the caller spins while it
- *   waits (it may not block); in a Worker it blocks. A failed batch is
- *   sealed in wasm instead.
+ *   `UNSUPPORTED`. The calling thread makes in wasm the chunks of 32
+ *   Encaps no worker has claimed yet instead of waiting; when every chunk
+ *   is claimed it waits: on a window's main thread it spins (it may not
+ *   block), in a Worker it blocks. A failed batch is sealed in wasm
+ *   instead.
  */
 export function setThreads(threads: number): number {
   assertReady();
@@ -136,7 +138,7 @@ export function setThreads(threads: number): number {
   browserPool = threads > 0 ? new BrowserEncapPool(threads) : undefined;
   const pool = browserPool;
   // The core calls the batch methods of the NativeCurves contract.
-  installEncapPool((pool ? { x25519EncapBegin: (keys: Uint8Array) => pool.begin(keys), x25519EncapTake: (out: Uint8Array) => pool.take(out), x25519EncapEnd: () => pool.end() } : undefined) as never);
+  installEncapPool((pool ? { x25519EncapBegin: (keys: Uint8Array) => pool.begin(keys), x25519EncapClaim: (chunkSize: number) => pool.claim(chunkSize), x25519EncapTake: (out: Uint8Array) => pool.take(out), x25519EncapEnd: () => pool.end() } : undefined) as never);
   return threads;
 }
 

@@ -81,6 +81,15 @@ extern "C" {
     /// `out` as `x25519Encap` does; blocks until they are ready.
     #[wasm_bindgen(method, catch, js_name = x25519EncapTake)]
     fn x25519_encap_take(this: &NativeCurves, out: &mut [u8]) -> Result<(), JsValue>;
+    /// Browsers' pool only (ts/mls/browser-encap-pool.ts), asked before
+    /// each `x25519EncapTake`: while the chunk the core needs next is not
+    /// made yet, hands a chunk no worker has claimed to the core, which
+    /// makes it here in wasm instead of waiting (its results never go to
+    /// the host). That chunk's index, or -1: take the next chunk. `chunk`
+    /// is the core's chunk size: the host throws unless it numbers its
+    /// chunks by the same size (else an index would name other recipients).
+    #[wasm_bindgen(method, catch, js_name = x25519EncapClaim)]
+    fn x25519_encap_claim(this: &NativeCurves, chunk: u32) -> Result<i32, JsValue>;
     /// Ends the batch, finished or not: the host wipes its copies.
     #[wasm_bindgen(method, catch, js_name = x25519EncapEnd)]
     fn x25519_encap_end(this: &NativeCurves) -> Result<(), JsValue>;
@@ -465,7 +474,8 @@ pub(crate) fn native_x25519_seal(algorithms: Algorithms, pk_r: &[u8], info: &[u8
 }
 
 /// Encaps handed over per call of `x25519EncapTake`: the pools' chunk
-/// (`CHUNK` in ts/mls/encap-batch.ts), so the key schedules of one chunk
+/// (`CHUNK` in ts/mls/encap-batch.ts; the browsers' pool numbers its
+/// chunks the same way for `x25519EncapClaim`), so the key schedules of one chunk
 /// run while a worker makes the next. At 128 an n = 128 path (127 Encaps)
 /// was one take and its key schedules waited for the last chunk: 32 made
 /// a pooled self-update at n = 128 ~7 % faster, n = 1024 unchanged
@@ -497,11 +507,11 @@ pub(crate) fn native_x25519_seal_batch(algorithms: Algorithms, info: &[u8], aad:
         return None;
     }
     if native_curves_installed() {
-        CURVES.with(|slot| slot.borrow().as_ref().map(|curves| seal_batch_on(curves, algorithms, info, aad, inputs)))
+        CURVES.with(|slot| slot.borrow().as_ref().map(|curves| seal_batch_on(curves, Taker::Host, algorithms, info, aad, inputs)))
     } else {
         ENCAP_POOL.with(|slot| {
             slot.borrow().as_ref().map(|pool| {
-                seal_batch_on(pool, algorithms, info, aad, inputs).map_err(|error| match error {
+                seal_batch_on(pool, Taker::HostOrHere, algorithms, info, aad, inputs).map_err(|error| match error {
                     BatchError::Seal(_) => BatchError::HostFailed,
                     other => other,
                 })
@@ -521,7 +531,18 @@ pub(crate) enum BatchError {
     HostFailed,
 }
 
-fn seal_batch_on(curves: &NativeCurves, algorithms: Algorithms, info: &[u8], aad: &[u8], inputs: &[(&[u8], &[u8])]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BatchError> {
+/// Who makes a batch's Encaps.
+#[derive(Clone, Copy, PartialEq)]
+enum Taker {
+    /// The host, all of them (Node's native curves and pool).
+    Host,
+    /// The host's workers, and this thread in wasm for the chunks no worker
+    /// has claimed when it would otherwise wait (browsers' pool: its
+    /// calling thread has no X25519 outside wasm, and spun idle before).
+    HostOrHere,
+}
+
+fn seal_batch_on(curves: &NativeCurves, taker: Taker, algorithms: Algorithms, info: &[u8], aad: &[u8], inputs: &[(&[u8], &[u8])]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BatchError> {
     let mut pks = Vec::with_capacity(inputs.len() * 32);
     for (pk_r, _) in inputs {
         if pk_r.len() != 32 {
@@ -533,16 +554,21 @@ fn seal_batch_on(curves: &NativeCurves, algorithms: Algorithms, info: &[u8], aad
     curves.x25519_encap_begin(&pks).map_err(|_| host_error())?;
     let _batch = EncapBatch(curves);
     let mut encapsulated = zeroize::Zeroizing::new(vec![0u8; ENCAP_CHUNK.min(inputs.len()) * 64]);
+    let mut made_here: Vec<Option<zeroize::Zeroizing<Vec<u8>>>> = (0..inputs.len().div_ceil(ENCAP_CHUNK)).map(|_| None).collect();
     let mut sealed = Vec::with_capacity(inputs.len());
-    for chunk in inputs.chunks(ENCAP_CHUNK) {
+    for (index, chunk) in inputs.chunks(ENCAP_CHUNK).enumerate() {
         let out = &mut encapsulated[..chunk.len() * 64];
         // Cleared first: a host that returned without writing would
         // otherwise hand the previous chunk's enc || DH to other
         // recipients; an unwritten entry is now an all-zero DH, refused
         // in seal_with_encapsulation.
         zeroize::Zeroize::zeroize(out);
-        // The host throws on a low-order point, or when its threads failed.
-        curves.x25519_encap_take(out).map_err(|_| host_error())?;
+        if taker == Taker::HostOrHere {
+            take_or_make_here(curves, inputs, index, &mut made_here, out)?;
+        } else {
+            // The host throws on a low-order point, or when its threads failed.
+            curves.x25519_encap_take(out).map_err(|_| host_error())?;
+        }
         for ((pk_r, ptxt), one) in chunk.iter().zip(out.chunks_exact(64)) {
             let pk_r: [u8; 32] = (*pk_r).try_into().map_err(|_| BatchError::Seal(hpke_rs::HpkeError::InvalidInput))?;
             let one: &[u8; 64] = one.try_into().map_err(|_| host_error())?;
@@ -550,6 +576,56 @@ fn seal_batch_on(curves: &NativeCurves, algorithms: Algorithms, info: &[u8], aad
         }
     }
     Ok(sealed)
+}
+
+/// Chunk `index`'s `enc || DH` into `out`: made here earlier, or taken
+/// from the host once no chunk is left that this thread could make while
+/// it waits (`x25519EncapClaim`). A claim out of range, or of a chunk made
+/// already, is the host's failure.
+fn take_or_make_here(pool: &NativeCurves, inputs: &[(&[u8], &[u8])], index: usize, made_here: &mut [Option<zeroize::Zeroizing<Vec<u8>>>], out: &mut [u8]) -> Result<(), BatchError> {
+    let host_error = || BatchError::Seal(hpke_rs::HpkeError::CryptoError(String::new()));
+    loop {
+        if let Some(made) = made_here.get_mut(index).and_then(Option::take) {
+            if made.len() != out.len() {
+                return Err(host_error());
+            }
+            out.copy_from_slice(&made);
+            return Ok(());
+        }
+        let claimed = pool.x25519_encap_claim(ENCAP_CHUNK as u32).map_err(|_| host_error())?;
+        let Ok(claimed) = usize::try_from(claimed) else {
+            // The host throws on a low-order point, or when its workers failed.
+            return pool.x25519_encap_take(out).map_err(|_| host_error());
+        };
+        if claimed < index || made_here.get(claimed).is_none_or(Option::is_some) {
+            return Err(host_error());
+        }
+        let start = claimed * ENCAP_CHUNK;
+        let keys = &inputs[start..inputs.len().min(start + ENCAP_CHUNK)];
+        made_here[claimed] = Some(encaps_here(keys).map_err(BatchError::Seal)?);
+    }
+}
+
+/// DHKEM(X25519) Encaps in wasm for `inputs`' public keys, `enc || DH` each
+/// (wiped when dropped): a fresh ephemeral key from the HPKE PRNG, its
+/// public key by the fixed-base table, the DH by x25519-dalek. An all-zero
+/// DH (low-order point) is refused here as in `seal_with_encapsulation`.
+fn encaps_here(inputs: &[(&[u8], &[u8])]) -> Result<zeroize::Zeroizing<Vec<u8>>, hpke_rs::HpkeError> {
+    let mut prng = CurveAcceleratedHpke::prng();
+    let mut made = zeroize::Zeroizing::new(Vec::with_capacity(inputs.len() * 64));
+    for (pk_r, _) in inputs {
+        let pk_r: [u8; 32] = (*pk_r).try_into().map_err(|_| hpke_rs::HpkeError::InvalidInput)?;
+        let failed = |_| hpke_rs::HpkeError::CryptoError(String::new());
+        let (enc, sk_e) = CurveAcceleratedHpke::kem_key_gen(KemAlgorithm::DhKem25519, &mut prng).map_err(failed)?;
+        let sk_e = zeroize::Zeroizing::new(sk_e);
+        let shared = x25519_secret(&sk_e).map_err(failed)?.diffie_hellman(&x25519_dalek::PublicKey::from(pk_r));
+        if shared.as_bytes().iter().fold(0u8, |acc, b| acc | b) == 0 {
+            return Err(hpke_rs::HpkeError::CryptoError(String::new()));
+        }
+        made.extend_from_slice(&enc);
+        made.extend_from_slice(shared.as_bytes());
+    }
+    Ok(made)
 }
 
 /// Seal with a host's Encap output `enc (32) || DH (32)`: (enc, ciphertext).
