@@ -13,6 +13,7 @@ import { readFile } from 'node:fs/promises';
 import { extname, join, normalize, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { availableParallelism } from 'node:os';
 import { chromium } from 'playwright-core';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -32,11 +33,14 @@ const { values: args } = parseArgs({
     profile: { type: 'boolean', default: false },
     out: { type: 'string', default: join(ROOT, 'bench', 'results') },
     wasm: { type: 'string' },
+    // As the Node targets run (bench/run.js): cores − 1 worker threads for ours.
+    threads: { type: 'string', default: String(Math.max(1, availableParallelism() - 1)) },
     help: { type: 'boolean', default: false },
   },
 });
 if (args.help) {
-  console.log('node bench/browser.js [--sizes 16,128,1024] [--storages memory,indexeddb] [--impls paired-mls,core-crypto] [--ops a,b] [--time MS] [--min-samples K] [--max-samples K] [--warmup K] [--out DIR] [--profile] [--wasm FILE]');
+  console.log('node bench/browser.js [--sizes 16,128,1024] [--storages memory,indexeddb] [--impls paired-mls,core-crypto] [--ops a,b] [--time MS] [--min-samples K] [--max-samples K] [--warmup K] [--threads N] [--out DIR] [--profile] [--wasm FILE]');
+  console.log('  --threads N   paired-mls: Web Workers for a commit\'s path encryptions (setThreads; the page is cross-origin isolated); default cores − 1, 0: none');
   process.exit(0);
 }
 const list = (s) => s.split(',').map((x) => x.trim()).filter(Boolean);
@@ -44,6 +48,8 @@ const sizes = list(args.sizes).map(Number);
 const storages = list(args.storages);
 const impls = list(args.impls);
 const ops = list(args.ops);
+const threads = Number(args.threads);
+if (!Number.isInteger(threads) || threads < 0) throw new RangeError('--threads: an integer >= 0');
 
 const TYPES = { '.js': 'text/javascript', '.html': 'text/html', '.wasm': 'application/wasm', '.json': 'application/json' };
 /** Static files from the repository, cross-origin isolated (fine-grained performance.now()). */
@@ -152,10 +158,11 @@ async function main() {
           const tag = `${n}-${Date.now()}`;
           console.error(`${impl} n=${n} ${storage}: setting up…`);
           const out = await page.evaluate((a) => window.bench.run(a), {
-            impl, n, storage, ops, tag, profile: args.profile,
+            impl, n, storage, ops, tag, profile: args.profile, threads,
             timeMs: Number(args.time), minSamples: Number(args['min-samples']), maxSamples: Number(args['max-samples']), warmup: Number(args.warmup),
           });
-          setups.push({ impl, n, storage, ms: out.setupMs });
+          setups.push({ impl, n, storage, ms: out.setupMs, ...(out.pool ? { pool: out.pool } : {}) });
+          if (out.pool) console.error(`  ${impl} pool: ${JSON.stringify(out.pool)}`);
           for (const r of out.results) {
             results.push(r);
             console.error(`  ${r.op}: ${fmt(r.mean_ms)} ms (${r.samples})`);
@@ -176,6 +183,7 @@ function report({ results, setups, cold, seconds }) {
   const lines = [];
   const summary = [];
   lines.push(`paired-mls vs core-crypto in Chromium (mean ms per op, ratio = core-crypto / paired-mls; target ≥ ${TARGET}× with IndexedDB)`);
+  lines.push(`paired-mls threads: ${threads} (setThreads: Web Workers for path encryptions; core-crypto has none)`);
   lines.push('');
   lines.push(['storage', 'op', 'n', 'paired-mls', 'core-crypto', 'ratio', 'target'].join('\t'));
   for (const storage of storages) {
@@ -210,7 +218,7 @@ function report({ results, setups, cold, seconds }) {
   console.log(text);
   mkdirSync(args.out, { recursive: true });
   const date = new Date().toISOString().slice(0, 10);
-  const meta = { date: new Date().toISOString(), node: process.version, chromium: CHROMIUM, sizes, storages, impls, ops, time_ms: Number(args.time), cold_start_ms: cold, setup_ms: setups, summary, total_seconds: seconds };
+  const meta = { date: new Date().toISOString(), node: process.version, chromium: CHROMIUM, sizes, storages, impls, ops, threads, time_ms: Number(args.time), cold_start_ms: cold, setup_ms: setups, summary, total_seconds: seconds };
   writeFileSync(join(args.out, `browser-${date}.json`), JSON.stringify({ results, meta }, null, 2));
   writeFileSync(join(args.out, `browser-${date}.txt`), `${text}\n`);
   if (profiles.length > 0) writeFileSync(join(args.out, `browser-profile-${date}.txt`), `${profiles.join('\n\n')}\n`);

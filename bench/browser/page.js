@@ -1,7 +1,7 @@
 // Page side of `npm run bench:browser` (bench/browser.js drives it).
 //
 // Implementation interface (bench/browser/paired-mls.js, core-crypto.js):
-//   export const name; export function init();
+//   export const name; export function init({ threads }?);  (threads: ours only)
 //   export async function setup(n, { storage: 'memory' | 'indexeddb', tag }) →
 //     { check(), tasks: { [op]: { run, before?, after? } } }
 // Only `run` is timed (performance.now(); the page is cross-origin
@@ -45,9 +45,9 @@ window.bench = {
   },
 
   /** Build an n-member group with `implName` on `storage` and time each op. */
-  async run({ impl: implName, n, storage, ops, timeMs, minSamples, maxSamples, warmup, tag, profile }) {
+  async run({ impl: implName, n, storage, ops, timeMs, minSamples, maxSamples, warmup, tag, profile, threads = 0 }) {
     const impl = await impls[implName]();
-    await impl.init();
+    await impl.init({ threads });
     const t0 = performance.now();
     const { tasks, check } = await impl.setup(n, { storage, tag });
     const setupMs = performance.now() - t0;
@@ -76,7 +76,7 @@ window.bench = {
       await check();
       results.push({ impl: implName, op, n, storage, ...stats(samples) });
     }
-    return { setupMs, results };
+    return { setupMs, results, pool: impl.poolStats?.() ?? null };
   },
 };
 window.benchReady = true;

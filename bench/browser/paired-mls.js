@@ -3,13 +3,27 @@
 // bench/browser/core-crypto.js: every operation includes its merge, and a
 // commit of one's own goes out through `commit({ send })`, which sends and
 // merges it in one storage write, as core-crypto's transport does.
-import { IndexedDbStorageAdapter, MemoryStorageAdapter, MlsClient, init as initLibrary } from '/dist/index.js';
+import { IndexedDbStorageAdapter, MemoryStorageAdapter, MlsClient, init as initLibrary, setThreads, threadStats } from '/dist/index.js';
 
 export const name = 'paired-mls';
 const SUITE = 1;
 let nextClient = 1;
 
-export const init = () => initLibrary();
+/**
+ * Loads the library; `threads` > 0 starts that many Web Workers for a
+ * commit's path encryptions (setThreads; the bench page is cross-origin
+ * isolated). A worker counts as running once the page's thread has
+ * handled its first message, which needs a turn of the event loop: a set-up
+ * on memory storage never gives one (only microtasks), so one is given
+ * here, untimed. `poolStats()` tells afterwards what the pool did.
+ */
+export async function init({ threads = 0 } = {}) {
+  await initLibrary();
+  if (setThreads(threads) > 0) await new Promise((resolve) => setTimeout(resolve, 250));
+}
+
+/** What the Encap pool did since it was set (threadStats), or null without one. */
+export const poolStats = () => threadStats() ?? null;
 
 /**
  * A client: memory, or IndexedDB encrypted under a 32-byte key the app
