@@ -78,6 +78,24 @@ const app = {
       }
     };
   },
+  /**
+   * Replace the Worker constructor by one that runs the pool's real worker
+   * source, but whose WebCrypto X25519 refuses every DH after the first
+   * `good` (as for a low-order point): with one worker, the chunks before
+   * are made and handed over, the next one FAILs (a failure in a later take).
+   */
+  failWorkersAfter(good) {
+    this.RealWorker ??= globalThis.Worker;
+    const RealWorker = this.RealWorker;
+    globalThis.Worker = class extends RealWorker {
+      constructor(url) {
+        const prelude = `const real = crypto.subtle.deriveBits.bind(crypto.subtle); let made = 0;
+          crypto.subtle.deriveBits = (...args) => (++made > ${good} ? Promise.reject(new Error('refused')) : real(...args));
+          importScripts(${JSON.stringify(url)});`;
+        super(URL.createObjectURL(new Blob([prelude], { type: 'text/javascript' })));
+      }
+    };
+  },
   repairWorkers() {
     if (this.RealWorker) globalThis.Worker = this.RealWorker;
   },
