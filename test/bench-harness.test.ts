@@ -196,6 +196,11 @@ describe('bench script helpers (bench/script-helpers.js)', async () => {
     expect(calls).toEqual({ before: timed.runs, run: timed.runs, after: timed.runs });
     expect(timed.wall).toBeGreaterThanOrEqual(1);
     expect(timed.wall).toBeLessThan(15);
+    // On the CPU clock the hooks' sleeps cost nothing either; the busy run does.
+    const byCpu = await timeTaskRuns(task, { budgetMs: 5, clock: 'cpu' });
+    expect(byCpu.runs).toBeGreaterThanOrEqual(3);
+    expect(byCpu.cpu).toBeGreaterThan(0.1);
+    expect(byCpu.cpu * byCpu.runs).toBeGreaterThanOrEqual(5);
     await expect(timeTaskRuns(task, { budgetMs: 1, clock: 'monotonic' })).rejects.toThrow(RangeError);
   });
 });
