@@ -829,6 +829,27 @@ mod tests {
         assert!(matches!(sealed, Err(hpke_rs::HpkeError::CryptoError(_))));
     }
 
+    /// The browsers' calling thread's own Encaps (`encaps_here`): one
+    /// `enc || DH` per key, in the keys' order (each recipient derives its
+    /// own DH from its own enc, never a neighbour's), a fresh ephemeral key
+    /// each, and a low-order key anywhere fails the whole chunk.
+    #[test]
+    fn encaps_made_here_are_in_order_fresh_and_refuse_a_low_order_key() {
+        let recipients: Vec<([u8; 32], [u8; 32])> = (1..=33u8).map(key_pair).collect();
+        let inputs: Vec<(&[u8], &[u8])> = recipients.iter().map(|(_, pk)| (pk.as_slice(), b"".as_slice())).collect();
+        let made = encaps_here(&inputs).expect("made");
+        assert_eq!(made.len(), 64 * recipients.len());
+        let mut encs = std::collections::HashSet::new();
+        for ((sk_r, _), one) in recipients.iter().zip(made.chunks_exact(64)) {
+            let enc: [u8; 32] = one[..32].try_into().expect("enc");
+            assert_eq!(StaticSecret::from(*sk_r).diffie_hellman(&PublicKey::from(enc)).as_bytes(), &one[32..]);
+            assert!(encs.insert(enc));
+        }
+        let mut low_order = inputs.clone();
+        low_order[17] = (&[0u8; 32], b"");
+        assert!(matches!(encaps_here(&low_order), Err(hpke_rs::HpkeError::CryptoError(_))));
+    }
+
     #[test]
     fn without_native_curves_hpke_rs_seals() {
         let (_, pk_r) = key_pair(7);
