@@ -3,7 +3,9 @@
  * path encryptions (issue 24 item 6; `setThreads` in a browser). Each
  * worker makes its Encaps with WebCrypto's X25519 (the browser's native
  * crypto, asynchronous in the worker): the ephemeral key is generated
- * non-extractable, so its secret never reaches JS or wasm; `enc` and the
+ * non-extractable, so its secret never reaches JS or wasm (in the chunks
+ * the core makes itself, below, it lives in wasm memory: drawn from
+ * WebCrypto's random source and wiped after use); `enc` and the
  * DH output go into a SharedArrayBuffer, from which the calling thread
  * copies them into the core's memory (which the core wipes) and wipes them.
  * The chunk protocol and buffer are the Node pool's (x25519-pool.ts). The

@@ -29,7 +29,10 @@
 export interface EncapBatchRunner {
   /** Start a batch: `publicKeys` is 32 bytes per recipient (copied if kept). */
   begin(publicKeys: Uint8Array): void;
-  /** Write the next `out.length / 64` results, in order, into `out`. */
+  /**
+   * Write the next `out.length / 64` results, in order, into `out` (the
+   * browsers' pool steps over the chunks the core made itself: `claim`).
+   */
   take(out: Uint8Array): void;
   /** End the batch, done or abandoned; wipe every copy of its results. */
   end(): void;

@@ -526,8 +526,10 @@ pub(crate) enum BatchError {
     /// The seal failed (a public key of the wrong length, a low-order point
     /// reported by the native curves, a failed key schedule).
     Seal(hpke_rs::HpkeError),
-    /// The browsers' Encap pool failed (a worker, or a point WebCrypto
-    /// refused): the caller seals the batch in Rust instead.
+    /// The browsers' Encap pool failed (a worker, a point WebCrypto
+    /// refused, a claim the pool refused or that made no sense, or a
+    /// low-order point in a chunk the core made itself): the caller seals
+    /// the batch in Rust instead (and so fails exactly as without a pool).
     HostFailed,
 }
 
@@ -607,18 +609,22 @@ fn take_or_make_here(pool: &NativeCurves, inputs: &[(&[u8], &[u8])], index: usiz
 }
 
 /// DHKEM(X25519) Encaps in wasm for `inputs`' public keys, `enc || DH` each
-/// (wiped when dropped): a fresh ephemeral key from the HPKE PRNG, its
-/// public key by the fixed-base table, the DH by x25519-dalek. An all-zero
-/// DH (low-order point) is refused here as in `seal_with_encapsulation`.
+/// (wiped when dropped): a fresh ephemeral secret from the OS source
+/// (WebCrypto in a browser), its public key by the fixed-base table, the DH
+/// by x25519-dalek. The secrets are drawn straight into memory wiped after
+/// use: through a PRNG, its state would stay behind (hpke-rs' ChaCha is not
+/// wiped) and give the ephemeral keys back. An all-zero DH (low-order
+/// point) is refused here as in `seal_with_encapsulation`.
 fn encaps_here(inputs: &[(&[u8], &[u8])]) -> Result<zeroize::Zeroizing<Vec<u8>>, hpke_rs::HpkeError> {
-    let mut prng = CurveAcceleratedHpke::prng();
+    let failed = |_| hpke_rs::HpkeError::CryptoError(String::new());
+    let mut secrets = zeroize::Zeroizing::new(vec![0u8; inputs.len() * 32]);
+    getrandom_02::getrandom(&mut secrets).map_err(|_| hpke_rs::HpkeError::InsufficientRandomness)?;
     let mut made = zeroize::Zeroizing::new(Vec::with_capacity(inputs.len() * 64));
-    for (pk_r, _) in inputs {
+    for ((pk_r, _), sk_e) in inputs.iter().zip(secrets.chunks_exact(32)) {
         let pk_r: [u8; 32] = (*pk_r).try_into().map_err(|_| hpke_rs::HpkeError::InvalidInput)?;
-        let failed = |_| hpke_rs::HpkeError::CryptoError(String::new());
-        let (enc, sk_e) = CurveAcceleratedHpke::kem_key_gen(KemAlgorithm::DhKem25519, &mut prng).map_err(failed)?;
-        let sk_e = zeroize::Zeroizing::new(sk_e);
-        let shared = x25519_secret(&sk_e).map_err(failed)?.diffie_hellman(&x25519_dalek::PublicKey::from(pk_r));
+        let sk_e: &[u8; 32] = sk_e.try_into().map_err(|_| hpke_rs::HpkeError::InvalidInput)?;
+        let enc = crate::fixed_base::x25519_public(sk_e);
+        let shared = x25519_secret(sk_e).map_err(failed)?.diffie_hellman(&x25519_dalek::PublicKey::from(pk_r));
         if shared.as_bytes().iter().fold(0u8, |acc, b| acc | b) == 0 {
             return Err(hpke_rs::HpkeError::CryptoError(String::new()));
         }
