@@ -6,7 +6,9 @@
  * members at several leaves to the same epoch authenticator; workers that
  * never claim leave every chunk to the calling thread, without a stall;
  * workers that claim a chunk and hang stall the batch, the core seals it
- * in wasm instead and the group keeps working; without cross-origin
+ * in wasm instead and the group keeps working; a worker whose chunk fails
+ * after earlier takes succeeded gets the same fallback; the pool starts
+ * at 64 Encaps; without cross-origin
  * isolation setThreads is refused with UNSUPPORTED; the single-thread
  * mode works.
  */
@@ -150,6 +152,45 @@ describe('setThreads in Chromium', () => {
       await page.close();
     }
   }, 120_000);
+
+  // From the review of round 2m: the core takes a pooled batch 32 at a
+  // time, so a failure can come after takes that succeeded. One real
+  // worker whose WebCrypto X25519 refuses every DH after its 64th: its
+  // first two chunks are good, its third fails; the calling thread makes
+  // the chunks the worker has not claimed, so how many of the worker's
+  // were taken first depends on timing, but the take of the failed chunk
+  // throws, the core seals the whole batch in wasm (none of the worker's
+  // results is sent), members agree and a repaired pool works again.
+  it('a worker whose chunk fails after its good ones (a later take): the batch is sealed in wasm, the group agrees, the pool recovers', async () => {
+    const page = await open(isolated);
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    expect(await call(page, 'build', SIZE, REAL_LEAVES)).toEqual(REAL_LEAVES);
+
+    await call(page, 'failWorkersAfter', 64);
+    expect(await call(page, 'setThreads', 1)).toEqual({ threads: 1, count: 1 });
+    await call(page, 'idle', 300);
+    const failed = await call<Round>(page, 'selfUpdateRound');
+    expectAgreed(failed);
+    // At most the worker's two good chunks were taken (whole takes of 32)
+    // before the take of its failed chunk threw.
+    expect(failed.stats).toMatchObject({ pooledBatches: 1, stalls: 1 });
+    expect([0, 32, 64]).toContain(failed.stats!.workerEncaps);
+    // A worker's FAILED chunk is seen at once, not after STALL_MS.
+    expect(failed.ms).toBeLessThan(900);
+
+    await call(page, 'repairWorkers');
+    expect(await call(page, 'setThreads', 0)).toEqual({ threads: 0, count: 0 });
+    expect(await call(page, 'setThreads', 1)).toEqual({ threads: 1, count: 1 });
+    await call(page, 'idle', 300);
+    const after = await call<Round>(page, 'selfUpdateRound');
+    expectAgreed(after);
+    expect(after.epoch).toBe(failed.epoch + 1);
+    expect(after.stats).toMatchObject({ pooledBatches: 1, stalls: 0 });
+    expect(after.stats!.workerEncaps + after.stats!.callingThreadEncaps).toBe(SIZE - 1);
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 180_000);
 
   it('without cross-origin isolation, setThreads is refused with UNSUPPORTED (0 still works)', async () => {
     const page = await open(plain);

@@ -14,9 +14,7 @@ import workerThreads from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CHUNK, type BatchMessage } from '../ts/mls/encap-batch.js';
 import { WorkerPoolEncaps } from '../ts/mls/x25519-pool.js';
-
-const importPublic = (bytes: Uint8Array): crypto.KeyObject =>
-  crypto.createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(bytes).toString('base64url') }, format: 'jwk' });
+import { importPublic, recipients } from './x25519-recipients.js';
 
 /** The messages the pool sent to its workers (each carries the shared buffer). */
 const sent: BatchMessage[] = [];
@@ -32,17 +30,6 @@ const recordingThreads = { ...workerThreads, Worker: RecordingWorker } as typeof
 function resultsOf(message: BatchMessage): Uint8Array {
   const chunks = Math.ceil(message.capacity / message.chunk);
   return new Uint8Array(message.buffer, 16 + 4 * chunks + 32 * message.capacity, 64 * message.capacity);
-}
-
-function recipients(count: number): { privateKeys: crypto.KeyObject[]; publicKeys: Uint8Array } {
-  const privateKeys: crypto.KeyObject[] = [];
-  const publicKeys = new Uint8Array(32 * count);
-  for (let i = 0; i < count; i++) {
-    const { privateKey, publicKey } = crypto.generateKeyPairSync('x25519');
-    privateKeys.push(privateKey);
-    publicKeys.set(Buffer.from((publicKey.export({ format: 'jwk' }) as { x: string }).x, 'base64url'), 32 * i);
-  }
-  return { privateKeys, publicKeys };
 }
 
 /** Result `i` is `enc || DH(recipient i, enc)`. */

@@ -11,21 +11,7 @@ import workerThreads from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CHUNK } from '../ts/mls/encap-batch.js';
 import { POOL_MIN_ENCAPS, WorkerPoolEncaps } from '../ts/mls/x25519-pool.js';
-
-const importPublic = (bytes: Uint8Array): crypto.KeyObject =>
-  crypto.createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(bytes).toString('base64url') }, format: 'jwk' });
-
-/** `count` recipients: their private keys and their public keys, 32 bytes each, concatenated. */
-function recipients(count: number): { privateKeys: crypto.KeyObject[]; publicKeys: Uint8Array } {
-  const privateKeys: crypto.KeyObject[] = [];
-  const publicKeys = new Uint8Array(32 * count);
-  for (let i = 0; i < count; i++) {
-    const { privateKey, publicKey } = crypto.generateKeyPairSync('x25519');
-    privateKeys.push(privateKey);
-    publicKeys.set(Buffer.from((publicKey.export({ format: 'jwk' }) as { x: string }).x, 'base64url'), 32 * i);
-  }
-  return { privateKeys, publicKeys };
-}
+import { importPublic, recipients } from './x25519-recipients.js';
 
 /** Run one batch on `pool`; every result must be `enc || DH(recipient, enc)`. */
 function runBatch(pool: WorkerPoolEncaps, count: number): void {
