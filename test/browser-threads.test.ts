@@ -58,6 +58,19 @@ function expectAgreed(round: Round): void {
   expect(round.authenticators).toHaveLength(REAL_LEAVES.length + 1);
 }
 
+/** Real workers again (a fresh pool of one): a commit on it after `previous` is good and every Encap made once. */
+async function expectRepairedPoolWorks(page: Page, previous: Round): Promise<void> {
+  await call(page, 'repairWorkers');
+  expect(await call(page, 'setThreads', 0)).toEqual({ threads: 0, count: 0 });
+  expect(await call(page, 'setThreads', 1)).toEqual({ threads: 1, count: 1 });
+  await call(page, 'idle', 300);
+  const after = await call<Round>(page, 'selfUpdateRound');
+  expectAgreed(after);
+  expect(after.epoch).toBe(previous.epoch + 1);
+  expect(after.stats).toMatchObject({ pooledBatches: 1, stalls: 0 });
+  expect(after.stats!.workerEncaps + after.stats!.callingThreadEncaps).toBe(SIZE - 1);
+}
+
 describe('setThreads in Chromium', () => {
   it('a cross-origin isolated page commits on the pool; members at every position agree; a stalled pool falls back to wasm', async () => {
     const page = await open(isolated);
@@ -111,15 +124,7 @@ describe('setThreads in Chromium', () => {
     expectAgreed(again);
     expect(again.stats).toMatchObject({ pooledBatches: 2, stalls: 2 });
     // Real workers again: the pool works after its failures.
-    await call(page, 'repairWorkers');
-    expect(await call(page, 'setThreads', 0)).toEqual({ threads: 0, count: 0 });
-    expect(await call(page, 'setThreads', 1)).toEqual({ threads: 1, count: 1 });
-    await call(page, 'idle', 300);
-    const after = await call<Round>(page, 'selfUpdateRound');
-    expectAgreed(after);
-    expect(after.epoch).toBe(again.epoch + 1);
-    expect(after.stats).toMatchObject({ pooledBatches: 1, stalls: 0 });
-    expect(after.stats!.workerEncaps + after.stats!.callingThreadEncaps).toBe(SIZE - 1);
+    await expectRepairedPoolWorks(page, again);
 
     // A commit right after setThreads, before any worker could start: sealed
     // in wasm at once (no stall), and correct.
@@ -179,15 +184,7 @@ describe('setThreads in Chromium', () => {
     // A worker's FAILED chunk is seen at once, not after STALL_MS.
     expect(failed.ms).toBeLessThan(900);
 
-    await call(page, 'repairWorkers');
-    expect(await call(page, 'setThreads', 0)).toEqual({ threads: 0, count: 0 });
-    expect(await call(page, 'setThreads', 1)).toEqual({ threads: 1, count: 1 });
-    await call(page, 'idle', 300);
-    const after = await call<Round>(page, 'selfUpdateRound');
-    expectAgreed(after);
-    expect(after.epoch).toBe(failed.epoch + 1);
-    expect(after.stats).toMatchObject({ pooledBatches: 1, stalls: 0 });
-    expect(after.stats!.workerEncaps + after.stats!.callingThreadEncaps).toBe(SIZE - 1);
+    await expectRepairedPoolWorks(page, failed);
     expect(errors).toEqual([]);
     await page.close();
   }, 180_000);
