@@ -64,37 +64,30 @@ const app = {
     };
   },
   /**
-   * Replace the Worker constructor by one whose workers run the pool's real
-   * code with a WebCrypto whose X25519 never answers: each claims a chunk
-   * and hangs on it (a pool that stalls mid-batch).
+   * Replace the Worker constructor by one whose workers run `prelude`, then
+   * the pool's real worker source (a classic worker's Blob URL).
    */
-  hangWorkers() {
+  wrapWorkers(prelude) {
     this.RealWorker ??= globalThis.Worker;
     const Real = this.RealWorker;
     globalThis.Worker = class extends Real {
       constructor(url) {
-        const hang = `crypto.subtle.deriveBits = () => new Promise(() => {}); importScripts(${JSON.stringify(String(url))});`;
-        super(URL.createObjectURL(new Blob([hang], { type: 'text/javascript' })));
+        super(URL.createObjectURL(new Blob([`${prelude}\nimportScripts(${JSON.stringify(String(url))});`], { type: 'text/javascript' })));
       }
     };
   },
+  /** Workers whose WebCrypto X25519 never answers: each claims a chunk and hangs on it (a pool that stalls mid-batch). */
+  hangWorkers() {
+    this.wrapWorkers('crypto.subtle.deriveBits = () => new Promise(() => {});');
+  },
   /**
-   * Replace the Worker constructor by one that runs the pool's real worker
-   * source, but whose WebCrypto X25519 refuses every DH after the first
-   * `good` (as for a low-order point): with one worker, the chunks before
-   * are made and handed over, the next one FAILs (a failure in a later take).
+   * Workers whose WebCrypto X25519 refuses every DH after the first `good`
+   * (as for a low-order point): with one worker, its chunks before are
+   * made and handed over, the next one FAILs (a failure in a later take).
    */
   failWorkersAfter(good) {
-    this.RealWorker ??= globalThis.Worker;
-    const RealWorker = this.RealWorker;
-    globalThis.Worker = class extends RealWorker {
-      constructor(url) {
-        const prelude = `const real = crypto.subtle.deriveBits.bind(crypto.subtle); let made = 0;
-          crypto.subtle.deriveBits = (...args) => (++made > ${good} ? Promise.reject(new Error('refused')) : real(...args));
-          importScripts(${JSON.stringify(url)});`;
-        super(URL.createObjectURL(new Blob([prelude], { type: 'text/javascript' })));
-      }
-    };
+    this.wrapWorkers(`const real = crypto.subtle.deriveBits.bind(crypto.subtle); let made = 0;
+      crypto.subtle.deriveBits = (...args) => (++made > ${good} ? Promise.reject(new Error('refused')) : real(...args));`);
   },
   repairWorkers() {
     if (this.RealWorker) globalThis.Worker = this.RealWorker;
