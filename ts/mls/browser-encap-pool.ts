@@ -130,8 +130,8 @@ export class BrowserEncapPool implements EncapBatchRunner {
   claim(chunkSize: number): number {
     if (chunkSize !== CHUNK) throw new RangeError(`the core's chunk (${chunkSize}) is not the pool's (${CHUNK})`);
     const shared = this.#shared;
-    if (!shared || this.#taken >= this.#items) return -1;
     this.#skipMadeByCaller();
+    if (!shared || this.#taken >= this.#items) return -1;
     const needed = Math.floor(this.#taken / CHUNK);
     if (this.#madeByCaller.has(needed) || Atomics.load(shared.status, needed) !== PENDING) return -1;
     const chunk = shared.claim();
