@@ -97,41 +97,62 @@ export class MemoryStorageAdapter implements StorageAdapter {
 const OP_DELETE = 0;
 const OP_PUT = 1;
 
+/**
+ * The entries of a flat batch. Every length is checked against the
+ * buffer: a truncated or malformed batch throws `INTERNAL` (from the core,
+ * it cannot happen; a stored one, ts/mls/indexeddb-storage.ts, turns the
+ * throw into `STORAGE_TAMPERED`).
+ */
 export function decodeBatch(bytes: Uint8Array): StorageBatch {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const batch: StorageBatch = { puts: [], deletes: [] };
+  const corrupt = () => new MlsError('INTERNAL', 'corrupt storage batch');
   let pos = 0;
   const chunk = (): Uint8Array => {
+    if (pos + 4 > bytes.length) throw corrupt();
     const len = view.getUint32(pos);
     pos += 4;
+    if (len > bytes.length - pos) throw corrupt();
     const out = bytes.slice(pos, pos + len);
     pos += len;
     return out;
   };
   while (pos < bytes.length) {
     const op = bytes[pos++];
+    if (op !== OP_PUT && op !== OP_DELETE) throw corrupt();
     const key = chunk();
     if (op === OP_PUT) batch.puts.push([key, chunk()]);
-    else if (op === OP_DELETE) batch.deletes.push(key);
-    else throw new MlsError('INTERNAL', 'corrupt storage batch from core');
+    else batch.deletes.push(key);
   }
   return batch;
 }
 
-export function encodeEntries(entries: StorageEntry[]): Uint8Array {
+/** `batch` in the flat encoding, its deletes first (they apply first, as in every adapter). */
+export function encodeBatch(batch: StorageBatch): Uint8Array<ArrayBuffer> {
   let size = 0;
-  for (const [k, v] of entries) size += 9 + k.length + v.length;
+  for (const k of batch.deletes) size += 5 + k.length;
+  for (const [k, v] of batch.puts) size += 9 + k.length + v.length;
   const out = new Uint8Array(size);
   const view = new DataView(out.buffer);
   let pos = 0;
-  for (const [k, v] of entries) {
+  const chunk = (bytes: Uint8Array) => {
+    view.setUint32(pos, bytes.length);
+    out.set(bytes, pos + 4);
+    pos += 4 + bytes.length;
+  };
+  for (const k of batch.deletes) {
+    out[pos++] = OP_DELETE;
+    chunk(k);
+  }
+  for (const [k, v] of batch.puts) {
     out[pos++] = OP_PUT;
-    view.setUint32(pos, k.length);
-    out.set(k, pos + 4);
-    pos += 4 + k.length;
-    view.setUint32(pos, v.length);
-    out.set(v, pos + 4);
-    pos += 4 + v.length;
+    chunk(k);
+    chunk(v);
   }
   return out;
+}
+
+/** The entries (all puts) in the flat encoding, as the core's `restore` reads them. */
+export function encodeEntries(entries: StorageEntry[]): Uint8Array {
+  return encodeBatch({ puts: entries, deletes: [] });
 }
