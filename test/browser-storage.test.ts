@@ -3,8 +3,12 @@
  * playwright-core), the adapter's default: a non-extractable AES-GCM key
  * generated on first open. The raw IndexedDB records hold none of the
  * secrets the client stored (an unencrypted database does: the search
- * works); a tampered record sets its group aside with STORAGE_TAMPERED
- * while the other group keeps working. Page side: test/browser/storage-checks.js.
+ * works); a tampered record, in the log or in `entries`, sets its group
+ * aside with STORAGE_TAMPERED while the other group keeps working; a
+ * malformed log record refuses the database. The log (one record per
+ * batch) is folded into `entries` and survives an aborted fold; a format 2
+ * database is upgraded. Page side: test/browser/storage-checks.js and
+ * test/browser/idb-raw.js.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
@@ -39,7 +43,8 @@ describe('encryption at rest (IndexedDB, Chromium)', () => {
       const load = new Function('url', 'return import(url)') as (url: string) => Promise<any>;
       const lib = await load('/dist/index.js');
       const checks = await load('/test/browser/storage-checks.js');
-      /** Every byte IndexedDB holds for `name`: keys and values of both stores (the CryptoKey aside). */
+      const idb = await load('/test/browser/idb-raw.js');
+      /** Every byte IndexedDB holds for `name`: keys and values of every store (the CryptoKey aside). */
       const rawBytes = async (name: string): Promise<{ raw: Uint8Array; key: unknown }> => {
         const db: IDBDatabase = await new Promise((resolve, reject) => {
           const r = indexedDB.open(name);
@@ -56,7 +61,7 @@ describe('encryption at rest (IndexedDB, Chromium)', () => {
         const parts: Uint8Array[] = [];
         let key: unknown;
         const enc = new TextEncoder();
-        for (const store of ['entries', 'meta']) {
+        for (const store of ['entries', 'meta', 'log']) {
           const [keys, values] = await all(store);
           keys.forEach((k, i) => {
             parts.push(enc.encode(String(k)));
@@ -80,10 +85,11 @@ describe('encryption at rest (IndexedDB, Chromium)', () => {
         alice.free();
         storage.close();
         const { raw, key } = await rawBytes(`enc-${label}`);
+        const logRecords = (await idb.counts(`enc-${label}`)).log;
         const found = checks.secretsFound(tee, raw);
         let exportable = false;
         if (key) exportable = await crypto.subtle.exportKey('raw', key as CryptoKey).then(() => true, () => false);
-        out[label] = { ...found, bytes: raw.length, keyIsCryptoKey: key instanceof CryptoKey, exportable };
+        out[label] = { ...found, bytes: raw.length, keyIsCryptoKey: key instanceof CryptoKey, exportable, logRecords };
       }
       return out;
     });
@@ -95,56 +101,131 @@ describe('encryption at rest (IndexedDB, Chromium)', () => {
     expect(enc.signatureKeyFound).toBe(false);
     expect(enc.keyIsCryptoKey).toBe(true);
     expect(enc.exportable).toBe(false);
+    // The latest batches are still in the log (not yet folded): its records were searched too.
+    expect(enc.logRecords).toBeGreaterThan(5);
     expect(plain.found as number).toBeGreaterThan(20);
     expect(plain.signatureKeyFound).toBe(true);
   });
 
-  it('a tampered IndexedDB record is STORAGE_TAMPERED; the other group keeps working', async () => {
+  for (const place of ['log', 'entries'] as const) {
+    it(`a tampered IndexedDB record (newest copy in ${place}) is STORAGE_TAMPERED; the other group keeps working`, async () => {
+      const p = await page();
+      const result = await p.evaluate(async (place) => {
+        // A dynamic import the test transform leaves alone.
+        const load = new Function('url', 'return import(url)') as (url: string) => Promise<any>;
+        const lib = await load('/dist/index.js');
+        const checks = await load('/test/browser/storage-checks.js');
+        const idb = await load('/test/browser/idb-raw.js');
+        const name = `enc-tamper-${place}`;
+        let storage = await lib.IndexedDbStorageAdapter.open(name);
+        const { alice, carol, g1, g2 } = await checks.twoGroups(lib, storage);
+        alice.free();
+        if (place === 'entries') await storage.compact();
+        storage.close();
+        const stores = await idb.counts(name);
+        // The attacker flips one bit of the newest copy of g1's tree record.
+        const where = await idb.tamperLatest(name, checks.groupRecordKey('Tree', g1.id));
+
+        storage = await lib.IndexedDbStorageAdapter.open(name);
+        const client = await lib.MlsClient.open({ storage });
+        let code: string | undefined;
+        try {
+          client.group(g1.id);
+        } catch (err) {
+          code = `${(err as Error).constructor.name}:${(err as { code?: string }).code}`;
+        }
+        const auth = await checks.stillWorks(client.group(g2.id), carol, 'after tampering');
+        return { groups: client.groupIds().length, code, where, logRecords: stores.log, ...auth };
+      }, place);
+      expect(result.where).toBe(place);
+      expect(result.logRecords > 0).toBe(place === 'log');
+      expect(result.groups).toBe(2);
+      expect(result.code).toBe('MlsError:STORAGE_TAMPERED');
+      expect(result.alice).toBe(result.carol);
+    });
+  }
+
+  it('a malformed log record refuses the database with STORAGE_TAMPERED; another database keeps working', async () => {
     const p = await page();
     const result = await p.evaluate(async () => {
-      // A dynamic import the test transform leaves alone.
       const load = new Function('url', 'return import(url)') as (url: string) => Promise<any>;
       const lib = await load('/dist/index.js');
       const checks = await load('/test/browser/storage-checks.js');
-      const name = 'enc-tamper';
-      let storage = await lib.IndexedDbStorageAdapter.open(name);
-      const { alice, carol, g1, g2 } = await checks.twoGroups(lib, storage);
+      const idb = await load('/test/browser/idb-raw.js');
+      const code = (err: unknown) => `${(err as Error).constructor.name}:${(err as { code?: string }).code}`;
+      const storage = await lib.IndexedDbStorageAdapter.open('enc-malformed');
+      const { alice } = await checks.twoGroups(lib, storage);
       alice.free();
       storage.close();
-      // The attacker flips one byte of g1's tree record.
-      const hex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
-      const db: IDBDatabase = await new Promise((resolve) => {
-        const r = indexedDB.open(name);
-        r.onsuccess = () => resolve(r.result);
-      });
-      await new Promise<void>((resolve, reject) => {
-        const tx = db.transaction('entries', 'readwrite');
-        const store = tx.objectStore('entries');
-        const k = hex(checks.groupRecordKey('Tree', g1.id));
-        const get = store.get(k);
-        get.onsuccess = () => {
-          const v = new Uint8Array((get.result as ArrayBuffer).slice(0));
-          v[v.length >> 1] ^= 1;
-          store.put(v.buffer, k);
-        };
-        tx.oncomplete = () => resolve();
-        tx.onerror = () => reject(tx.error);
-      });
-      db.close();
-
-      storage = await lib.IndexedDbStorageAdapter.open(name);
-      const client = await lib.MlsClient.open({ storage });
-      let code: string | undefined;
-      try {
-        client.group(g1.id);
-      } catch (err) {
-        code = `${(err as Error).constructor.name}:${(err as { code?: string }).code}`;
-      }
-      const auth = await checks.stillWorks(client.group(g2.id), carol, 'after tampering');
-      return { groups: client.groupIds().length, code, ...auth };
+      await idb.truncateLastLogRecord('enc-malformed');
+      const refused = await lib.IndexedDbStorageAdapter.open('enc-malformed').then(() => 'opened', code);
+      // Refused again on a second try (nothing was folded or dropped), and another database is unaffected.
+      const again = await lib.IndexedDbStorageAdapter.open('enc-malformed').then(() => 'opened', code);
+      const other = await lib.IndexedDbStorageAdapter.open('enc-malformed-neighbour');
+      const { alice: dave, carol, g2 } = await checks.twoGroups(lib, other);
+      const auth = await checks.stillWorks(g2, carol, 'next door');
+      dave.free();
+      other.close();
+      return { refused, again, ...auth };
     });
-    expect(result.groups).toBe(2);
-    expect(result.code).toBe('MlsError:STORAGE_TAMPERED');
+    expect(result.refused).toBe('MlsError:STORAGE_TAMPERED');
+    expect(result.again).toBe('MlsError:STORAGE_TAMPERED');
     expect(result.alice).toBe(result.carol);
+  });
+
+  it('the log is folded past COMPACT_BATCHES batches and survives a fold aborted midway; a format 2 database is upgraded', async () => {
+    const p = await page();
+    const result = await p.evaluate(async () => {
+      const load = new Function('url', 'return import(url)') as (url: string) => Promise<any>;
+      const lib = await load('/dist/index.js');
+      const checks = await load('/test/browser/storage-checks.js');
+      const idb = await load('/test/browser/idb-raw.js');
+      const name = 'enc-fold';
+      let storage = await lib.IndexedDbStorageAdapter.open(name);
+      const { alice, carol, g2 } = await checks.twoGroups(lib, storage);
+      const before = await idb.counts(name);
+      // One batch per message: the batch that brings the log to COMPACT_BATCHES folds it.
+      const messages = lib.COMPACT_BATCHES - before.log;
+      for (let i = 0; i < messages; i++) await carol.process(await g2.encrypt(`m${i}`));
+      const folded = await idb.counts(name);
+      await carol.process(await g2.encrypt('one more'));
+      const afterOne = await idb.counts(name);
+      // A fold whose transaction aborts after its first write leaves the log and `entries` as they were.
+      storage.abortNextAfter = 1;
+      const aborted = await storage.compact().then(() => 'folded', (err: Error) => err.message);
+      const afterAbort = await idb.counts(name);
+      alice.free();
+      storage.close();
+      storage = await lib.IndexedDbStorageAdapter.open(name);
+      const reopened = await idb.counts(name);
+      let client = await lib.MlsClient.open({ storage });
+      const auth = await checks.stillWorks(client.group(g2.id), carol, 'after folds');
+      await storage.compact();
+      client.free();
+      storage.close();
+
+      // The previous layout: schema version 1, no log, format 2.
+      await idb.copyAsFormat2(name, `${name}-v2`);
+      const formatBefore = await idb.storedFormat(`${name}-v2`);
+      storage = await lib.IndexedDbStorageAdapter.open(`${name}-v2`);
+      client = await lib.MlsClient.open({ storage });
+      const upgraded = await checks.stillWorks(client.group(g2.id), carol, 'after the upgrade');
+      const formatAfter = await idb.storedFormat(`${name}-v2`);
+      const upgradedStores = await idb.counts(`${name}-v2`);
+      return { compactBatches: lib.COMPACT_BATCHES, before, folded, afterOne, aborted, afterAbort, reopened, auth, upgraded, formatBefore, formatAfter, upgradedStores };
+    });
+    expect(result.before.log).toBeGreaterThan(5);
+    expect(result.before.log).toBeLessThan(result.compactBatches);
+    expect(result.folded.log).toBe(0);
+    expect(result.folded.entries).toBeGreaterThan(result.before.entries);
+    expect(result.afterOne.log).toBe(1);
+    expect(result.aborted).toBe('transaction aborted');
+    expect(result.afterAbort).toEqual(result.afterOne);
+    expect(result.reopened.log).toBe(0); // open folds
+    expect(result.auth.alice).toBe(result.auth.carol);
+    expect(result.formatBefore).toBe(2);
+    expect(result.formatAfter).toBe(3);
+    expect(result.upgradedStores.log).toBeGreaterThan(0);
+    expect(result.upgraded.alice).toBe(result.upgraded.carol);
   });
 });
