@@ -6,7 +6,8 @@
 import { createServer, type Server } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { extname, join, normalize } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll } from 'vitest';
+import { chromium, type Browser, type Page } from 'playwright-core';
 
 const TYPES: Record<string, string> = { '.js': 'text/javascript', '.html': 'text/html', '.wasm': 'application/wasm', '.map': 'application/json', '.css': 'text/css' };
 
@@ -41,4 +42,39 @@ export function launchChromium(): Promise<Browser> {
     executablePath: CHROMIUM,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'],
   });
+}
+
+/**
+ * Registers the suite's Chromium and static server (started before its
+ * tests, closed after) and returns `page()`: a fresh context's page at
+ * `path`, with the modules of `modules` (name → URL under the repository)
+ * imported and set on `window.modules`, for page-side code to use.
+ */
+export function chromiumPages(path: string, modules: Record<string, string> = {}): { page(): Promise<Page> } {
+  let browser: Browser | undefined;
+  let site: { url: string; close(): Promise<void> } | undefined;
+  beforeAll(async () => {
+    site = await staticServer(process.cwd());
+    browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await site?.close();
+  });
+  return {
+    async page() {
+      const context = await browser!.newContext();
+      const p = await context.newPage();
+      p.on('pageerror', (e) => console.error(e.message));
+      await p.goto(`${site!.url}${path}`);
+      await p.evaluate(async (urls) => {
+        // A dynamic import the test transform leaves alone.
+        const load = new Function('url', 'return import(url)') as (url: string) => Promise<unknown>;
+        const loaded: Record<string, unknown> = {};
+        for (const [name, url] of Object.entries(urls)) loaded[name] = await load(url);
+        (window as unknown as { modules: Record<string, unknown> }).modules = loaded;
+      }, modules);
+      return p;
+    },
+  };
 }

@@ -10,30 +10,10 @@
  * test/browser/idb-raw.js. The group-level checks (tampering, an aborted
  * fold, the format 2 upgrade) are in test/browser-storage.test.ts.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, Page } from 'playwright-core';
-import { launchChromium, staticServer } from './browser-harness.js';
+import { describe, expect, it } from 'vitest';
+import { chromiumPages } from './browser-harness.js';
 
-let browser: Browser;
-let site: { url: string; close(): Promise<void> };
-
-beforeAll(async () => {
-  site = await staticServer(process.cwd());
-  browser = await launchChromium();
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await site?.close();
-});
-
-async function page(): Promise<Page> {
-  const context = await browser.newContext();
-  const p = await context.newPage();
-  p.on('pageerror', (e) => console.error(e.message));
-  await p.goto(`${site.url}/test/browser/page.html`);
-  return p;
-}
+const { page } = chromiumPages('/test/browser/page.html', { lib: '/dist/index.js', idb: '/test/browser/idb-raw.js' });
 
 /** What a page-side check returns for one database: each step's view (key → value as text, sorted) and raw store sizes. */
 type Views = Record<string, Record<string, string>>;
@@ -43,9 +23,7 @@ describe('IndexedDB log (Chromium)', () => {
     it(`reads and folds give the latest value of every key, deletes included (${encryption ? 'encrypted' : 'in the clear'}); an aborted batch changes nothing`, async () => {
       const p = await page();
       const result = await p.evaluate(async (encryption) => {
-        const load = new Function('url', 'return import(url)') as (url: string) => Promise<any>;
-        const lib = await load('/dist/index.js');
-        const idb = await load('/test/browser/idb-raw.js');
+        const { lib, idb } = (window as any).modules;
         const text = new TextEncoder();
         const k = (s: string) => text.encode(s);
         const put = (key: string, value: string): [Uint8Array, Uint8Array] => [k(key), k(value)];
@@ -109,9 +87,7 @@ describe('IndexedDB log (Chromium)', () => {
   it('a second adapter writing to the same database between batches is folded in, not overwritten', async () => {
     const p = await page();
     const result = await p.evaluate(async () => {
-      const load = new Function('url', 'return import(url)') as (url: string) => Promise<any>;
-      const lib = await load('/dist/index.js');
-      const idb = await load('/test/browser/idb-raw.js');
+      const { lib, idb } = (window as any).modules;
       const k = (s: string) => new TextEncoder().encode(s);
       const put = (key: string, value: string): [Uint8Array, Uint8Array] => [k(key), k(value)];
       const read = async (storage: any) =>

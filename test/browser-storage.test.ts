@@ -10,40 +10,16 @@
  * database is upgraded. Page side: test/browser/storage-checks.js and
  * test/browser/idb-raw.js.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, Page } from 'playwright-core';
-import { launchChromium, staticServer } from './browser-harness.js';
+import { describe, expect, it } from 'vitest';
+import { chromiumPages } from './browser-harness.js';
 
-let browser: Browser;
-let site: { url: string; close(): Promise<void> };
-
-beforeAll(async () => {
-  site = await staticServer(process.cwd());
-  browser = await launchChromium();
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await site?.close();
-});
-
-async function page(): Promise<Page> {
-  const context = await browser.newContext();
-  const p = await context.newPage();
-  p.on('pageerror', (e) => console.error(e.message));
-  await p.goto(`${site.url}/test/browser/page.html`);
-  return p;
-}
+const { page } = chromiumPages('/test/browser/page.html', { lib: '/dist/index.js', checks: '/test/browser/storage-checks.js', idb: '/test/browser/idb-raw.js' });
 
 describe('encryption at rest (IndexedDB, Chromium)', () => {
   it('raw IndexedDB records hold no stored secret; the generated key is not extractable', async () => {
     const p = await page();
     const result = await p.evaluate(async () => {
-      // A dynamic import the test transform leaves alone.
-      const load = new Function('url', 'return import(url)') as (url: string) => Promise<any>;
-      const lib = await load('/dist/index.js');
-      const checks = await load('/test/browser/storage-checks.js');
-      const idb = await load('/test/browser/idb-raw.js');
+      const { lib, checks, idb } = (window as any).modules;
       /** Every byte IndexedDB holds for `name`: keys and values of every store (the CryptoKey aside). */
       const rawBytes = async (name: string): Promise<{ raw: Uint8Array; key: unknown }> => {
         const db: IDBDatabase = await new Promise((resolve, reject) => {
@@ -111,11 +87,7 @@ describe('encryption at rest (IndexedDB, Chromium)', () => {
     it(`a tampered IndexedDB record (newest copy in ${place}) is STORAGE_TAMPERED; the other group keeps working`, async () => {
       const p = await page();
       const result = await p.evaluate(async (place) => {
-        // A dynamic import the test transform leaves alone.
-        const load = new Function('url', 'return import(url)') as (url: string) => Promise<any>;
-        const lib = await load('/dist/index.js');
-        const checks = await load('/test/browser/storage-checks.js');
-        const idb = await load('/test/browser/idb-raw.js');
+        const { lib, checks, idb } = (window as any).modules;
         const name = `enc-tamper-${place}`;
         let storage = await lib.IndexedDbStorageAdapter.open(name);
         const { alice, carol, g1, g2 } = await checks.twoGroups(lib, storage);
@@ -148,10 +120,7 @@ describe('encryption at rest (IndexedDB, Chromium)', () => {
   it('a malformed log record refuses the database with STORAGE_TAMPERED; another database keeps working', async () => {
     const p = await page();
     const result = await p.evaluate(async () => {
-      const load = new Function('url', 'return import(url)') as (url: string) => Promise<any>;
-      const lib = await load('/dist/index.js');
-      const checks = await load('/test/browser/storage-checks.js');
-      const idb = await load('/test/browser/idb-raw.js');
+      const { lib, checks, idb } = (window as any).modules;
       const code = (err: unknown) => `${(err as Error).constructor.name}:${(err as { code?: string }).code}`;
       const storage = await lib.IndexedDbStorageAdapter.open('enc-malformed');
       const { alice } = await checks.twoGroups(lib, storage);
@@ -176,10 +145,7 @@ describe('encryption at rest (IndexedDB, Chromium)', () => {
   it('the log is folded past COMPACT_BATCHES batches and survives a fold aborted midway; a format 2 database is upgraded', async () => {
     const p = await page();
     const result = await p.evaluate(async () => {
-      const load = new Function('url', 'return import(url)') as (url: string) => Promise<any>;
-      const lib = await load('/dist/index.js');
-      const checks = await load('/test/browser/storage-checks.js');
-      const idb = await load('/test/browser/idb-raw.js');
+      const { lib, checks, idb } = (window as any).modules;
       const name = 'enc-fold';
       let storage = await lib.IndexedDbStorageAdapter.open(name);
       const { alice, carol, g2 } = await checks.twoGroups(lib, storage);
