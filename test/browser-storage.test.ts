@@ -228,4 +228,85 @@ describe('encryption at rest (IndexedDB, Chromium)', () => {
     expect(result.upgradedStores.log).toBeGreaterThan(0);
     expect(result.upgraded.alice).toBe(result.upgraded.carol);
   });
+
+  it('compact() called while a batch is being written loses neither its puts nor its deletes', async () => {
+    const p = await page();
+    const result = await p.evaluate(async () => {
+      const load = new Function('url', 'return import(url)') as (url: string) => Promise<any>;
+      const lib = await load('/dist/index.js');
+      const idb = await load('/test/browser/idb-raw.js');
+      const out: Record<string, unknown> = {};
+      for (const encryption of [true, false]) {
+        const name = `compact-during-apply-${encryption}`;
+        const key = new Uint8Array([1, 2, 3]);
+        const other = new Uint8Array([4, 5, 6]);
+        const value = (n: number) => new Uint8Array([n, n, n]);
+        const read = async (storage: any) => [await storage.get(key), await storage.get(other)].map((v) => (v ? [...v].join() : 'none')).join('/');
+        const storage = await lib.IndexedDbStorageAdapter.open(name, { encryption });
+        await storage.apply({ puts: [[key, value(1)], [other, value(7)]], deletes: [] });
+        // An app that compacts on a timer: compact() is called once the next batch's transaction is open.
+        let compacted = idb.onNextReadwrite(() => storage.compact());
+        await storage.apply({ puts: [[key, value(2)]], deletes: [] });
+        await compacted;
+        const afterPut = await read(storage);
+        compacted = idb.onNextReadwrite(() => storage.compact());
+        await storage.apply({ puts: [], deletes: [other] });
+        await compacted;
+        const afterDelete = await read(storage);
+        // Honest use goes on: another batch, a fold, a reopen.
+        await storage.apply({ puts: [[key, value(3)]], deletes: [] });
+        await storage.compact();
+        storage.close();
+        const reopened = await lib.IndexedDbStorageAdapter.open(name, { encryption });
+        const afterReopen = await read(reopened);
+        reopened.close();
+        out[String(encryption)] = { afterPut, afterDelete, afterReopen };
+      }
+      return out;
+    });
+    for (const mode of ['true', 'false']) {
+      expect(result[mode]).toEqual({ afterPut: '2,2,2/7,7,7', afterDelete: '2,2,2/none', afterReopen: '3,3,3/none' });
+    }
+  });
+
+  it('an entries record with a malformed key or a non-ArrayBuffer value is STORAGE_TAMPERED, not a TypeError or RangeError', async () => {
+    const p = await page();
+    const result = await p.evaluate(async () => {
+      const load = new Function('url', 'return import(url)') as (url: string) => Promise<any>;
+      const lib = await load('/dist/index.js');
+      const idb = await load('/test/browser/idb-raw.js');
+      const code = (err: unknown) => `${(err as Error).constructor.name}:${(err as { code?: string }).code}`;
+      const out: Record<string, unknown> = {};
+      const cases: [string, IDBValidKey, unknown][] = [
+        ['key not hex', 'zz', new ArrayBuffer(40)],
+        ['key a number', 7, new ArrayBuffer(40)],
+        ['value huge array-like', '0102', { length: 2 ** 33 }],
+        ['value a string', '0102', 'abc'],
+      ];
+      for (const encryption of [true, false]) {
+        for (const [label, key, value] of cases) {
+          const name = `raw-entry-${encryption}-${label}`;
+          const storage = await lib.IndexedDbStorageAdapter.open(name, { encryption });
+          await storage.apply({ puts: [[new Uint8Array([9]), new Uint8Array([1, 2, 3])]], deletes: [] });
+          await storage.compact();
+          storage.close();
+          await idb.putRaw(name, 'entries', key, value);
+          const reopened = await lib.IndexedDbStorageAdapter.open(name, { encryption });
+          const entries = await reopened.entries().then(() => 'read', code);
+          const get = await reopened.get(new Uint8Array([1, 2])).then((v: Uint8Array | undefined) => (v ? `value ${[...v].join()}` : 'none'), code);
+          // The honest record is still there.
+          const honest = [...(await reopened.get(new Uint8Array([9])))].join();
+          reopened.close();
+          out[`${encryption}/${label}`] = { entries, get, honest };
+        }
+      }
+      return out;
+    });
+    for (const [label, r] of Object.entries(result)) {
+      const { entries, get, honest } = r as { entries: string; get: string; honest: string };
+      expect(entries, label).toBe('MlsError:STORAGE_TAMPERED');
+      expect(honest, label).toBe('1,2,3');
+      if (label.includes('value')) expect(get, label).toBe('MlsError:STORAGE_TAMPERED');
+    }
+  });
 });
