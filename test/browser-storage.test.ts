@@ -309,4 +309,53 @@ describe('encryption at rest (IndexedDB, Chromium)', () => {
       if (label.includes('value')) expect(get, label).toBe('MlsError:STORAGE_TAMPERED');
     }
   });
+
+  it('two adapters on one database (two tabs), random batches and folds: every read matches a model', async () => {
+    const p = await page();
+    const result = await p.evaluate(async () => {
+      const load = new Function('url', 'return import(url)') as (url: string) => Promise<any>;
+      const lib = await load('/dist/index.js');
+      const out: Record<string, unknown> = {};
+      for (const encryption of [true, false]) {
+        const name = `two-tabs-${encryption}`;
+        const tabs = [await lib.IndexedDbStorageAdapter.open(name, { encryption }), await lib.IndexedDbStorageAdapter.open(name, { encryption })];
+        const model = new Map<string, string>();
+        let seed = 12345;
+        const random = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+        const keyOf = (i: number) => new Uint8Array([0xa0, i]);
+        const dump = (entries: [Uint8Array, Uint8Array][]) => entries.map(([k, v]) => `${k.join('.')}=${v.join('.')}`).sort().join(' ');
+        const expected = () => [...model].map(([k, v]) => `${k}=${v}`).sort().join(' ');
+        let mismatch: string | undefined;
+        for (let step = 0; step < 400 && !mismatch; step++) {
+          const tab = tabs[random(2)];
+          // Now and then the other tab (or this one) compacts while this batch is written.
+          const compacting = random(120) === 0 ? tabs[random(2)].compact() : undefined;
+          const puts: [Uint8Array, Uint8Array][] = [];
+          const deletes: Uint8Array[] = [];
+          for (let i = 0; i < 1 + random(3); i++) {
+            const k = random(8);
+            if (random(3) === 0) deletes.push(keyOf(k));
+            else puts.push([keyOf(k), new Uint8Array([step & 255, i])]);
+          }
+          await tab.apply({ puts, deletes });
+          await compacting;
+          for (const k of deletes) model.delete(k.join('.'));
+          for (const [k, v] of puts) model.set(k.join('.'), v.join('.'));
+          const reader = tabs[random(2)];
+          const got = dump(await reader.entries());
+          if (got !== expected()) mismatch = `step ${step}: ${got} != ${expected()}`;
+          const k = random(8);
+          const one = await reader.get(keyOf(k));
+          if ((one ? one.join('.') : undefined) !== model.get(keyOf(k).join('.'))) mismatch = `step ${step} get ${k}`;
+        }
+        for (const tab of tabs) tab.close();
+        const reopened = await lib.IndexedDbStorageAdapter.open(name, { encryption });
+        const final = dump(await reopened.entries()) === expected();
+        reopened.close();
+        out[String(encryption)] = { mismatch, final };
+      }
+      return out;
+    });
+    expect(result).toEqual({ true: { mismatch: undefined, final: true }, false: { mismatch: undefined, final: true } });
+  });
 });
