@@ -358,4 +358,29 @@ describe('encryption at rest (IndexedDB, Chromium)', () => {
     });
     expect(result).toEqual({ true: { mismatch: undefined, final: true }, false: { mismatch: undefined, final: true } });
   });
+
+  it("a log record keyed 2^53 exhausts the log's key generator: every later batch is STORAGE_TAMPERED, reads keep working", async () => {
+    const p = await page();
+    const result = await p.evaluate(async () => {
+      const load = new Function('url', 'return import(url)') as (url: string) => Promise<any>;
+      const lib = await load('/dist/index.js');
+      const idb = await load('/test/browser/idb-raw.js');
+      const code = (err: unknown) => `${(err as Error).constructor.name}:${(err as { code?: string }).code}`;
+      const name = 'log-key-exhausted';
+      let storage = await lib.IndexedDbStorageAdapter.open(name);
+      await storage.apply({ puts: [[new Uint8Array([1]), new Uint8Array([1, 1])]], deletes: [] });
+      storage.close();
+      await idb.putRaw(name, 'log', 2 ** 53, new ArrayBuffer(0)); // an empty batch, well formed
+      storage = await lib.IndexedDbStorageAdapter.open(name);
+      const write = () => storage.apply({ puts: [[new Uint8Array([2]), new Uint8Array([2, 2])]], deletes: [] }).then(() => 'written', code);
+      const first = await write();
+      await storage.compact();
+      const afterCompact = await write();
+      const read = [...(await storage.get(new Uint8Array([1])))].join();
+      const entries = (await storage.entries()).length;
+      storage.close();
+      return { first, afterCompact, read, entries };
+    });
+    expect(result).toEqual({ first: 'MlsError:STORAGE_TAMPERED', afterCompact: 'MlsError:STORAGE_TAMPERED', read: '1,1', entries: 1 });
+  });
 });

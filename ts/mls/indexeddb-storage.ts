@@ -176,6 +176,10 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
     const issued = write(() => {
       const request = tx.objectStore(LOG).add(record.buffer);
       request.onsuccess = () => (added = request.result);
+      // The key generator only runs out when a record with a key of 2^53 or more was put there: not by this library.
+      request.onerror = () => {
+        if (request.error?.name === 'ConstraintError') foldFailures.set(tx, new MlsError('STORAGE_TAMPERED', "the log's key generator is exhausted (a record with a key of 2^53 or more was added)"));
+      };
     });
     if (issued && fold) foldLog(tx, write, { keys: expected, latest: () => new Map([...this.#pending, ...delta]) });
     await finished;
@@ -255,7 +259,7 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
 const aborted = new WeakSet<IDBTransaction>();
 /** An `entries` key as `toHex` writes it. */
 const HEX_KEY = /^(?:[0-9a-f]{2})*$/;
-/** Why a fold aborted its transaction: the `STORAGE_TAMPERED` its caller gets instead of the abort. */
+/** Why a fold (or a batch's log record) aborted its transaction: the `STORAGE_TAMPERED` its caller gets instead of the abort. */
 const foldFailures = new WeakMap<IDBTransaction, unknown>();
 
 /** Applies `batch` to `latest` (hex key → value, null once deleted): its deletes, then its puts. */
