@@ -6,7 +6,10 @@
  * encrypted or not, across a reopen); a batch whose transaction aborts
  * changes nothing, in the database or in what the adapter folds next; a
  * second adapter on the same database (a second tab) writing between this
- * one's batches is folded in, not overwritten. Page side:
+ * one's batches is folded in, not overwritten, also over hundreds of
+ * random batches; `compact()` during a write keeps the batch. From the
+ * attacker's side: an `entries` record with a malformed key or value, and
+ * an exhausted log key generator, are STORAGE_TAMPERED. Page side:
  * test/browser/idb-raw.js. The group-level checks (tampering, an aborted
  * fold, the format 2 upgrade) are in test/browser-storage.test.ts.
  */
@@ -118,5 +121,153 @@ describe('IndexedDB log (Chromium)', () => {
     expect(result.afterFold).toEqual({ first: both, second: both });
     expect(result.afterSecondFold).toEqual({ ...both, v: '5' });
     expect(result.raw).toMatchObject({ entries: 3, log: 0 });
+  });
+
+  it('compact() called while a batch is being written loses neither its puts nor its deletes', async () => {
+    const p = await page();
+    const result = await p.evaluate(async () => {
+      const { lib, idb } = (window as any).modules;
+      const out: Record<string, unknown> = {};
+      for (const encryption of [true, false]) {
+        const name = `compact-during-apply-${encryption}`;
+        const key = new Uint8Array([1, 2, 3]);
+        const other = new Uint8Array([4, 5, 6]);
+        const value = (n: number) => new Uint8Array([n, n, n]);
+        const read = async (storage: any) => [await storage.get(key), await storage.get(other)].map((v) => (v ? [...v].join() : 'none')).join('/');
+        const storage = await lib.IndexedDbStorageAdapter.open(name, { encryption });
+        await storage.apply({ puts: [[key, value(1)], [other, value(7)]], deletes: [] });
+        // An app that compacts on a timer: compact() is called once the next batch's transaction is open.
+        let compacted = idb.onNextReadwrite(() => storage.compact());
+        await storage.apply({ puts: [[key, value(2)]], deletes: [] });
+        await compacted;
+        const afterPut = await read(storage);
+        compacted = idb.onNextReadwrite(() => storage.compact());
+        await storage.apply({ puts: [], deletes: [other] });
+        await compacted;
+        const afterDelete = await read(storage);
+        // Honest use goes on: another batch, a fold, a reopen.
+        await storage.apply({ puts: [[key, value(3)]], deletes: [] });
+        await storage.compact();
+        storage.close();
+        const reopened = await lib.IndexedDbStorageAdapter.open(name, { encryption });
+        const afterReopen = await read(reopened);
+        reopened.close();
+        out[String(encryption)] = { afterPut, afterDelete, afterReopen };
+      }
+      return out;
+    });
+    for (const mode of ['true', 'false']) {
+      expect(result[mode]).toEqual({ afterPut: '2,2,2/7,7,7', afterDelete: '2,2,2/none', afterReopen: '3,3,3/none' });
+    }
+  });
+
+  it('an entries record with a malformed key or a non-ArrayBuffer value is STORAGE_TAMPERED, not a TypeError or RangeError', async () => {
+    const p = await page();
+    const result = await p.evaluate(async () => {
+      const { lib, idb } = (window as any).modules;
+      const code = (err: unknown) => `${(err as Error).constructor.name}:${(err as { code?: string }).code}`;
+      const out: Record<string, unknown> = {};
+      const cases: [string, IDBValidKey, unknown][] = [
+        ['key not hex', 'zz', new ArrayBuffer(40)],
+        ['key a number', 7, new ArrayBuffer(40)],
+        ['value huge array-like', '0102', { length: 2 ** 33 }],
+        ['value a string', '0102', 'abc'],
+      ];
+      for (const encryption of [true, false]) {
+        for (const [label, key, value] of cases) {
+          const name = `raw-entry-${encryption}-${label}`;
+          const storage = await lib.IndexedDbStorageAdapter.open(name, { encryption });
+          await storage.apply({ puts: [[new Uint8Array([9]), new Uint8Array([1, 2, 3])]], deletes: [] });
+          await storage.compact();
+          storage.close();
+          await idb.putRaw(name, 'entries', key, value);
+          const reopened = await lib.IndexedDbStorageAdapter.open(name, { encryption });
+          const entries = await reopened.entries().then(() => 'read', code);
+          const get = await reopened.get(new Uint8Array([1, 2])).then((v: Uint8Array | undefined) => (v ? `value ${[...v].join()}` : 'none'), code);
+          // The honest record is still there.
+          const honest = [...(await reopened.get(new Uint8Array([9])))].join();
+          reopened.close();
+          out[`${encryption}/${label}`] = { entries, get, honest };
+        }
+      }
+      return out;
+    });
+    for (const [label, r] of Object.entries(result)) {
+      const { entries, get, honest } = r as { entries: string; get: string; honest: string };
+      expect(entries, label).toBe('MlsError:STORAGE_TAMPERED');
+      expect(honest, label).toBe('1,2,3');
+      if (label.includes('value')) expect(get, label).toBe('MlsError:STORAGE_TAMPERED');
+    }
+  });
+
+  it('two adapters on one database (two tabs), random batches and folds: every read matches a model', async () => {
+    const p = await page();
+    const result = await p.evaluate(async () => {
+      const { lib } = (window as any).modules;
+      const out: Record<string, unknown> = {};
+      for (const encryption of [true, false]) {
+        const name = `two-tabs-${encryption}`;
+        const tabs = [await lib.IndexedDbStorageAdapter.open(name, { encryption }), await lib.IndexedDbStorageAdapter.open(name, { encryption })];
+        const model = new Map<string, string>();
+        let seed = 12345;
+        const random = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+        const keyOf = (i: number) => new Uint8Array([0xa0, i]);
+        const dump = (entries: [Uint8Array, Uint8Array][]) => entries.map(([k, v]) => `${k.join('.')}=${v.join('.')}`).sort().join(' ');
+        const expected = () => [...model].map(([k, v]) => `${k}=${v}`).sort().join(' ');
+        let mismatch: string | undefined;
+        for (let step = 0; step < 400 && !mismatch; step++) {
+          const tab = tabs[random(2)];
+          // Now and then the other tab (or this one) compacts while this batch is written.
+          const compacting = random(120) === 0 ? tabs[random(2)].compact() : undefined;
+          const puts: [Uint8Array, Uint8Array][] = [];
+          const deletes: Uint8Array[] = [];
+          for (let i = 0; i < 1 + random(3); i++) {
+            const k = random(8);
+            if (random(3) === 0) deletes.push(keyOf(k));
+            else puts.push([keyOf(k), new Uint8Array([step & 255, i])]);
+          }
+          await tab.apply({ puts, deletes });
+          await compacting;
+          for (const k of deletes) model.delete(k.join('.'));
+          for (const [k, v] of puts) model.set(k.join('.'), v.join('.'));
+          const reader = tabs[random(2)];
+          const got = dump(await reader.entries());
+          if (got !== expected()) mismatch = `step ${step}: ${got} != ${expected()}`;
+          const k = random(8);
+          const one = await reader.get(keyOf(k));
+          if ((one ? one.join('.') : undefined) !== model.get(keyOf(k).join('.'))) mismatch = `step ${step} get ${k}`;
+        }
+        for (const tab of tabs) tab.close();
+        const reopened = await lib.IndexedDbStorageAdapter.open(name, { encryption });
+        const final = dump(await reopened.entries()) === expected();
+        reopened.close();
+        out[String(encryption)] = { mismatch, final };
+      }
+      return out;
+    });
+    expect(result).toEqual({ true: { mismatch: undefined, final: true }, false: { mismatch: undefined, final: true } });
+  });
+
+  it("a log record keyed 2^53 exhausts the log's key generator: every later batch is STORAGE_TAMPERED, reads keep working", async () => {
+    const p = await page();
+    const result = await p.evaluate(async () => {
+      const { lib, idb } = (window as any).modules;
+      const code = (err: unknown) => `${(err as Error).constructor.name}:${(err as { code?: string }).code}`;
+      const name = 'log-key-exhausted';
+      let storage = await lib.IndexedDbStorageAdapter.open(name);
+      await storage.apply({ puts: [[new Uint8Array([1]), new Uint8Array([1, 1])]], deletes: [] });
+      storage.close();
+      await idb.putRaw(name, 'log', 2 ** 53, new ArrayBuffer(0)); // an empty batch, well formed
+      storage = await lib.IndexedDbStorageAdapter.open(name);
+      const write = () => storage.apply({ puts: [[new Uint8Array([2]), new Uint8Array([2, 2])]], deletes: [] }).then(() => 'written', code);
+      const first = await write();
+      await storage.compact();
+      const afterCompact = await write();
+      const read = [...(await storage.get(new Uint8Array([1])))].join();
+      const entries = (await storage.entries()).length;
+      storage.close();
+      return { first, afterCompact, read, entries };
+    });
+    expect(result).toEqual({ first: 'MlsError:STORAGE_TAMPERED', afterCompact: 'MlsError:STORAGE_TAMPERED', read: '1,1', entries: 1 });
   });
 });

@@ -140,3 +140,33 @@ export async function storedFormat(name) {
   db.close();
   return meta.values[meta.keys.indexOf('format')];
 }
+
+/** Writes one raw record (any key, any value) into `store` of `name`. */
+export async function putRaw(name, store, key, value) {
+  const db = await openRaw(name);
+  const tx = db.transaction(store, 'readwrite');
+  const done = completion(tx);
+  tx.objectStore(store).put(value, key);
+  await done;
+  db.close();
+}
+
+/**
+ * Runs `during()` as soon as the next readwrite transaction is opened on
+ * any database of this page (before it commits), then stops watching.
+ * Returns what `during()` returned.
+ */
+export function onNextReadwrite(during) {
+  const original = IDBDatabase.prototype.transaction;
+  let resolveResult;
+  const result = new Promise((resolve) => (resolveResult = resolve));
+  IDBDatabase.prototype.transaction = function (...args) {
+    const tx = original.apply(this, args);
+    if (args[1] === 'readwrite') {
+      IDBDatabase.prototype.transaction = original;
+      resolveResult(during());
+    }
+    return tx;
+  };
+  return result;
+}

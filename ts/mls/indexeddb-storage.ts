@@ -126,7 +126,12 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
     const tx = this.#db.transaction([STORE, LOG], 'readonly');
     const store = tx.objectStore(STORE);
     const [keys, values, log] = await Promise.all([request(store.getAllKeys()), request(store.getAll()), request(tx.objectStore(LOG).getAll())]);
-    const latest = new Map<string, Uint8Array | null>(keys.map((k, i) => [k as string, new Uint8Array(values[i] as ArrayBuffer)]));
+    const latest = new Map<string, Uint8Array | null>();
+    keys.forEach((k, i) => {
+      // As toHex writes it: another key cannot be attributed to a group (nor told apart from a lowercase twin).
+      if (typeof k !== 'string' || !HEX_KEY.test(k)) throw new MlsError('STORAGE_TAMPERED', 'a stored record has a malformed key');
+      latest.set(k, this.#bytes(values[i]));
+    });
     foldInto(latest, log);
     const raw: StorageEntry[] = [];
     for (const [hex, value] of latest) if (value) raw.push([fromHex(hex), value]);
@@ -144,7 +149,7 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
     const tx = this.#db.transaction([STORE, LOG], 'readonly');
     const [stored, log] = await Promise.all([request(tx.objectStore(STORE).get(hex)), request(tx.objectStore(LOG).getAll())]);
     const latest = new Map<string, Uint8Array | null>();
-    if (stored !== undefined) latest.set(hex, new Uint8Array(stored as ArrayBuffer));
+    if (stored !== undefined) latest.set(hex, this.#bytes(stored));
     foldInto(latest, log, hex);
     const value = latest.get(hex);
     if (!value) return undefined;
@@ -157,8 +162,11 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
     // itself as soon as it waits on anything but its own requests.
     const stored = this.#cipher ? await this.#cipher.sealBatch(plain) : plain;
     const record = encodeBatch(stored);
-    const latest = new Map(this.#pending);
-    applyBatch(latest, this.#cipher ? stored : copied(stored));
+    // This batch's own changes; merged into `#pending` only once its
+    // transaction committed, and read with it only when the fold runs (a
+    // `compact()` may commit in between).
+    const delta = new Map<string, Uint8Array | null>();
+    applyBatch(delta, this.#cipher ? stored : copied(stored));
     const fold = this.#logKeys.length + 1 >= COMPACT_BATCHES || this.#logBytes + record.length >= COMPACT_BYTES;
     const tx = this.#db.transaction(fold ? [STORE, LOG] : [LOG], 'readwrite');
     const finished = this.#finish(tx);
@@ -168,14 +176,18 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
     const issued = write(() => {
       const request = tx.objectStore(LOG).add(record.buffer);
       request.onsuccess = () => (added = request.result);
+      // The key generator only runs out when a record with a key of 2^53 or more was put there: not by this library.
+      request.onerror = () => {
+        if (request.error?.name === 'ConstraintError') foldFailures.set(tx, new MlsError('STORAGE_TAMPERED', "the log's key generator is exhausted (a record with a key of 2^53 or more was added)"));
+      };
     });
-    if (issued && fold) foldLog(tx, write, { keys: expected, latest });
+    if (issued && fold) foldLog(tx, write, { keys: expected, latest: () => new Map([...this.#pending, ...delta]) });
     await finished;
     if (fold) this.#emptied();
     else {
       this.#logKeys.push(added!);
       this.#logBytes += record.length;
-      this.#pending = latest;
+      for (const [hex, value] of delta) this.#pending.set(hex, value);
     }
   }
 
@@ -188,9 +200,21 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
   async compact(): Promise<void> {
     const tx = this.#db.transaction([STORE, LOG], 'readwrite');
     const finished = this.#finish(tx);
-    foldLog(tx, this.#writeGate(tx), { keys: () => this.#logKeys, latest: this.#pending });
+    foldLog(tx, this.#writeGate(tx), { keys: () => this.#logKeys, latest: () => this.#pending });
     await finished;
     this.#emptied();
+  }
+
+  /**
+   * A stored `entries` value. One that is not an ArrayBuffer is never
+   * read as an array-like (its length is the attacker's): encrypted, it is
+   * an empty value, which fails to open as any changed record does (its
+   * group is set aside); in the clear, `STORAGE_TAMPERED`.
+   */
+  #bytes(value: unknown): Uint8Array {
+    if (value instanceof ArrayBuffer) return new Uint8Array(value);
+    if (this.#cipher) return new Uint8Array(0);
+    throw new MlsError('STORAGE_TAMPERED', 'a stored record is not bytes');
   }
 
   #emptied(): void {
@@ -233,7 +257,9 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
 }
 
 const aborted = new WeakSet<IDBTransaction>();
-/** Why a fold aborted its transaction: the `STORAGE_TAMPERED` its caller gets instead of the abort. */
+/** An `entries` key as `toHex` writes it. */
+const HEX_KEY = /^(?:[0-9a-f]{2})*$/;
+/** Why a fold (or a batch's log record) aborted its transaction: the `STORAGE_TAMPERED` its caller gets instead of the abort. */
 const foldFailures = new WeakMap<IDBTransaction, unknown>();
 
 /** Applies `batch` to `latest` (hex key → value, null once deleted): its deletes, then its puts. */
@@ -279,12 +305,13 @@ function foldInto(latest: Map<string, Uint8Array | null>, log: unknown[], only?:
 /**
  * Queues, in `tx`, the fold of the whole log into `entries` and the log's
  * clearing. When the log holds exactly the records the adapter wrote
- * (`known.keys()`), their latest values are `known.latest` and the log is
- * not read back; otherwise (records written by another adapter on the same
+ * (`known.keys()`), their latest values are `known.latest()` and the log is
+ * not read back (both are asked at the same moment, inside `tx`: a batch
+ * or fold that committed before `tx` ran is in both or in neither); otherwise (records written by another adapter on the same
  * database, or before this one opened) it is read and decoded. A
  * malformed record aborts `tx` (`foldFailures` says why).
  */
-function foldLog(tx: IDBTransaction, write: (request: () => void) => boolean, known: { keys(): IDBValidKey[]; latest: Map<string, Uint8Array | null> }): void {
+function foldLog(tx: IDBTransaction, write: (request: () => void) => boolean, known: { keys(): IDBValidKey[]; latest(): Map<string, Uint8Array | null> }): void {
   const log = tx.objectStore(LOG);
   const store = tx.objectStore(STORE);
   const logKeys = log.getAllKeys();
@@ -302,7 +329,7 @@ function foldLog(tx: IDBTransaction, write: (request: () => void) => boolean, kn
   entryKeys.onsuccess = () => {
     const mine = known.keys();
     if (logKeys.result.length === mine.length && logKeys.result.every((k, i) => k === mine[i])) {
-      writeLatest(known.latest);
+      writeLatest(known.latest());
       return;
     }
     const all = log.getAll();
