@@ -31,7 +31,7 @@ describe('IndexedDB log (Chromium)', () => {
         const k = (s: string) => text.encode(s);
         const put = (key: string, value: string): [Uint8Array, Uint8Array] => [k(key), k(value)];
         const name = `log-latest-${encryption}`;
-        let storage = await lib.IndexedDbStorageAdapter.open(name, { encryption });
+        let storage = await lib.IndexedDbStorageAdapter.open(name, { encryption, compactWhenIdleMs: 0 });
         /** Every key's value as the adapter reads it (entries() and get() must agree). */
         const view = async (): Promise<Record<string, string>> => {
           const out: Record<string, string> = {};
@@ -67,7 +67,7 @@ describe('IndexedDB log (Chromium)', () => {
         const entryKeys = (await idb.readStore(raw, 'entries')).keys;
         raw.close();
         storage.close();
-        storage = await lib.IndexedDbStorageAdapter.open(name, { encryption });
+        storage = await lib.IndexedDbStorageAdapter.open(name, { encryption, compactWhenIdleMs: 0 });
         views.reopened = await view();
         storage.close();
         return { views, aborted, rawFolded, rawLogged, rawAborted, rawCompacted, entryKeys };
@@ -96,8 +96,8 @@ describe('IndexedDB log (Chromium)', () => {
       const read = async (storage: any) =>
         Object.fromEntries(((await storage.entries()) as [Uint8Array, Uint8Array][]).map(([key, value]) => [new TextDecoder().decode(key), new TextDecoder().decode(value)]).sort());
       const name = 'log-two-writers';
-      const first = await lib.IndexedDbStorageAdapter.open(name);
-      const second = await lib.IndexedDbStorageAdapter.open(name);
+      const first = await lib.IndexedDbStorageAdapter.open(name, { compactWhenIdleMs: 0 });
+      const second = await lib.IndexedDbStorageAdapter.open(name, { compactWhenIdleMs: 0 });
       await first.apply({ puts: [put('x', '1'), put('w', '0')], deletes: [] });
       await first.compact();
       await first.apply({ puts: [put('x', '2')], deletes: [] });
@@ -134,7 +134,7 @@ describe('IndexedDB log (Chromium)', () => {
         const other = new Uint8Array([4, 5, 6]);
         const value = (n: number) => new Uint8Array([n, n, n]);
         const read = async (storage: any) => [await storage.get(key), await storage.get(other)].map((v) => (v ? [...v].join() : 'none')).join('/');
-        const storage = await lib.IndexedDbStorageAdapter.open(name, { encryption });
+        const storage = await lib.IndexedDbStorageAdapter.open(name, { encryption, compactWhenIdleMs: 0 });
         await storage.apply({ puts: [[key, value(1)], [other, value(7)]], deletes: [] });
         // An app that compacts on a timer: compact() is called once the next batch's transaction is open.
         let compacted = idb.onNextReadwrite(() => storage.compact());
@@ -149,7 +149,7 @@ describe('IndexedDB log (Chromium)', () => {
         await storage.apply({ puts: [[key, value(3)]], deletes: [] });
         await storage.compact();
         storage.close();
-        const reopened = await lib.IndexedDbStorageAdapter.open(name, { encryption });
+        const reopened = await lib.IndexedDbStorageAdapter.open(name, { encryption, compactWhenIdleMs: 0 });
         const afterReopen = await read(reopened);
         reopened.close();
         out[String(encryption)] = { afterPut, afterDelete, afterReopen };
@@ -176,12 +176,12 @@ describe('IndexedDB log (Chromium)', () => {
       for (const encryption of [true, false]) {
         for (const [label, key, value] of cases) {
           const name = `raw-entry-${encryption}-${label}`;
-          const storage = await lib.IndexedDbStorageAdapter.open(name, { encryption });
+          const storage = await lib.IndexedDbStorageAdapter.open(name, { encryption, compactWhenIdleMs: 0 });
           await storage.apply({ puts: [[new Uint8Array([9]), new Uint8Array([1, 2, 3])]], deletes: [] });
           await storage.compact();
           storage.close();
           await idb.putRaw(name, 'entries', key, value);
-          const reopened = await lib.IndexedDbStorageAdapter.open(name, { encryption });
+          const reopened = await lib.IndexedDbStorageAdapter.open(name, { encryption, compactWhenIdleMs: 0 });
           const entries = await reopened.entries().then(() => 'read', code);
           const get = await reopened.get(new Uint8Array([1, 2])).then((v: Uint8Array | undefined) => (v ? `value ${[...v].join()}` : 'none'), code);
           // The honest record is still there.
@@ -207,7 +207,7 @@ describe('IndexedDB log (Chromium)', () => {
       const out: Record<string, unknown> = {};
       for (const encryption of [true, false]) {
         const name = `two-tabs-${encryption}`;
-        const tabs = [await lib.IndexedDbStorageAdapter.open(name, { encryption }), await lib.IndexedDbStorageAdapter.open(name, { encryption })];
+        const tabs = [await lib.IndexedDbStorageAdapter.open(name, { encryption, compactWhenIdleMs: 0 }), await lib.IndexedDbStorageAdapter.open(name, { encryption, compactWhenIdleMs: 0 })];
         const model = new Map<string, string>();
         let seed = 12345;
         const random = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
@@ -238,7 +238,7 @@ describe('IndexedDB log (Chromium)', () => {
           if ((one ? one.join('.') : undefined) !== model.get(keyOf(k).join('.'))) mismatch = `step ${step} get ${k}`;
         }
         for (const tab of tabs) tab.close();
-        const reopened = await lib.IndexedDbStorageAdapter.open(name, { encryption });
+        const reopened = await lib.IndexedDbStorageAdapter.open(name, { encryption, compactWhenIdleMs: 0 });
         const final = dump(await reopened.entries()) === expected();
         reopened.close();
         out[String(encryption)] = { mismatch, final };
@@ -254,11 +254,11 @@ describe('IndexedDB log (Chromium)', () => {
       const { lib, idb } = (window as any).modules;
       const code = (err: unknown) => `${(err as Error).constructor.name}:${(err as { code?: string }).code}`;
       const name = 'log-key-exhausted';
-      let storage = await lib.IndexedDbStorageAdapter.open(name);
+      let storage = await lib.IndexedDbStorageAdapter.open(name, { compactWhenIdleMs: 0 });
       await storage.apply({ puts: [[new Uint8Array([1]), new Uint8Array([1, 1])]], deletes: [] });
       storage.close();
       await idb.putRaw(name, 'log', 2 ** 53, new ArrayBuffer(0)); // an empty batch, well formed
-      storage = await lib.IndexedDbStorageAdapter.open(name);
+      storage = await lib.IndexedDbStorageAdapter.open(name, { compactWhenIdleMs: 0 });
       const write = () => storage.apply({ puts: [[new Uint8Array([2]), new Uint8Array([2, 2])]], deletes: [] }).then(() => 'written', code);
       const first = await write();
       await storage.compact();
@@ -269,5 +269,51 @@ describe('IndexedDB log (Chromium)', () => {
       return { first, afterCompact, read, entries };
     });
     expect(result).toEqual({ first: 'MlsError:STORAGE_TAMPERED', afterCompact: 'MlsError:STORAGE_TAMPERED', read: '1,1', entries: 1 });
+  });
+
+  it('the log is folded once compactWhenIdleMs passed without a batch, not while batches keep coming, not after close(); a bad value is INVALID_ARGUMENT', async () => {
+    const p = await page();
+    const result = await p.evaluate(async () => {
+      const { lib, idb } = (window as any).modules;
+      const k = (s: string) => new TextEncoder().encode(s);
+      const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+      const code = (err: unknown) => `${(err as Error).constructor.name}:${(err as { code?: string }).code}`;
+      const logged = async (name: string) => (await idb.counts(name)).log;
+      const idle = await lib.IndexedDbStorageAdapter.open('idle-fold', { compactWhenIdleMs: 400 });
+      // A batch every ~50 ms for ~400 ms: each one re-arms the 400 ms timer, so no fold in between.
+      const during: number[] = [];
+      for (let i = 0; i < 8; i++) {
+        await idle.apply({ puts: [[k('a'), k(String(i))]], deletes: [] });
+        during.push(await logged('idle-fold'));
+        await sleep(50);
+      }
+      await sleep(1200);
+      const afterIdle = await logged('idle-fold');
+      const value = new TextDecoder().decode(await idle.get(k('a')));
+      // Closed right after a batch: the timer is cleared, nothing runs against a closed database.
+      await idle.apply({ puts: [[k('a'), k('last')]], deletes: [] });
+      idle.close();
+      await sleep(1200);
+      const afterClose = await logged('idle-fold');
+      // 0 turns it off: the same batch in a database folded after 100 ms stays in the log here.
+      const off = await lib.IndexedDbStorageAdapter.open('idle-off', { compactWhenIdleMs: 0 });
+      const short = await lib.IndexedDbStorageAdapter.open('idle-short', { compactWhenIdleMs: 100 });
+      await Promise.all([off, short].map((storage) => storage.apply({ puts: [[k('b'), k('1')]], deletes: [] })));
+      await sleep(800);
+      const offLog = [await logged('idle-off'), await logged('idle-short')];
+      off.close();
+      short.close();
+      const refused = await Promise.all(
+        [-1, Number.NaN, 2 ** 31, '10'].map((bad) => lib.IndexedDbStorageAdapter.open('idle-bad', { compactWhenIdleMs: bad }).then(() => 'opened', code)),
+      );
+      return { during, afterIdle, value, afterClose, offLog, refused, defaultMs: lib.COMPACT_WHEN_IDLE_MS };
+    });
+    expect(result.during).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(result.afterIdle).toBe(0);
+    expect(result.value).toBe('7');
+    expect(result.afterClose).toBe(1);
+    expect(result.offLog).toEqual([1, 0]);
+    expect(result.refused).toEqual(Array(4).fill('MlsError:INVALID_ARGUMENT'));
+    expect(result.defaultMs).toBe(1000);
   });
 });

@@ -55,7 +55,8 @@ describe('encryption at rest (IndexedDB, Chromium)', () => {
       };
       const out: Record<string, unknown> = {};
       for (const [label, options] of [['encrypted', {}], ['plain', { encryption: false }]] as const) {
-        const storage = await lib.IndexedDbStorageAdapter.open(`enc-${label}`, options);
+        // No idle fold: the scan below must find the latest batches still in the log.
+        const storage = await lib.IndexedDbStorageAdapter.open(`enc-${label}`, { ...options, compactWhenIdleMs: 0 });
         const tee = new checks.Tee(storage);
         const { alice } = await checks.twoGroups(lib, tee);
         alice.free();
@@ -89,7 +90,7 @@ describe('encryption at rest (IndexedDB, Chromium)', () => {
       const result = await p.evaluate(async (place) => {
         const { lib, checks, idb } = (window as any).modules;
         const name = `enc-tamper-${place}`;
-        let storage = await lib.IndexedDbStorageAdapter.open(name);
+        let storage = await lib.IndexedDbStorageAdapter.open(name, { compactWhenIdleMs: 0 });
         const { alice, carol, g1, g2 } = await checks.twoGroups(lib, storage);
         alice.free();
         if (place === 'entries') await storage.compact();
@@ -98,7 +99,7 @@ describe('encryption at rest (IndexedDB, Chromium)', () => {
         // The attacker flips one bit of the newest copy of g1's tree record.
         const where = await idb.tamperLatest(name, checks.groupRecordKey('Tree', g1.id));
 
-        storage = await lib.IndexedDbStorageAdapter.open(name);
+        storage = await lib.IndexedDbStorageAdapter.open(name, { compactWhenIdleMs: 0 });
         const client = await lib.MlsClient.open({ storage });
         let code: string | undefined;
         try {
@@ -122,15 +123,15 @@ describe('encryption at rest (IndexedDB, Chromium)', () => {
     const result = await p.evaluate(async () => {
       const { lib, checks, idb } = (window as any).modules;
       const code = (err: unknown) => `${(err as Error).constructor.name}:${(err as { code?: string }).code}`;
-      const storage = await lib.IndexedDbStorageAdapter.open('enc-malformed');
+      const storage = await lib.IndexedDbStorageAdapter.open('enc-malformed', { compactWhenIdleMs: 0 });
       const { alice } = await checks.twoGroups(lib, storage);
       alice.free();
       storage.close();
       await idb.truncateLastLogRecord('enc-malformed');
-      const refused = await lib.IndexedDbStorageAdapter.open('enc-malformed').then(() => 'opened', code);
+      const refused = await lib.IndexedDbStorageAdapter.open('enc-malformed', { compactWhenIdleMs: 0 }).then(() => 'opened', code);
       // Refused again on a second try (nothing was folded or dropped), and another database is unaffected.
-      const again = await lib.IndexedDbStorageAdapter.open('enc-malformed').then(() => 'opened', code);
-      const other = await lib.IndexedDbStorageAdapter.open('enc-malformed-neighbour');
+      const again = await lib.IndexedDbStorageAdapter.open('enc-malformed', { compactWhenIdleMs: 0 }).then(() => 'opened', code);
+      const other = await lib.IndexedDbStorageAdapter.open('enc-malformed-neighbour', { compactWhenIdleMs: 0 });
       const { alice: dave, carol, g2 } = await checks.twoGroups(lib, other);
       const auth = await checks.stillWorks(g2, carol, 'next door');
       dave.free();
@@ -147,7 +148,7 @@ describe('encryption at rest (IndexedDB, Chromium)', () => {
     const result = await p.evaluate(async () => {
       const { lib, checks, idb } = (window as any).modules;
       const name = 'enc-fold';
-      let storage = await lib.IndexedDbStorageAdapter.open(name);
+      let storage = await lib.IndexedDbStorageAdapter.open(name, { compactWhenIdleMs: 0 });
       const { alice, carol, g2 } = await checks.twoGroups(lib, storage);
       const before = await idb.counts(name);
       // One batch per message: the batch that brings the log to COMPACT_BATCHES folds it.
@@ -162,7 +163,7 @@ describe('encryption at rest (IndexedDB, Chromium)', () => {
       const afterAbort = await idb.counts(name);
       alice.free();
       storage.close();
-      storage = await lib.IndexedDbStorageAdapter.open(name);
+      storage = await lib.IndexedDbStorageAdapter.open(name, { compactWhenIdleMs: 0 });
       const reopened = await idb.counts(name);
       let client = await lib.MlsClient.open({ storage });
       const auth = await checks.stillWorks(client.group(g2.id), carol, 'after folds');
@@ -173,7 +174,7 @@ describe('encryption at rest (IndexedDB, Chromium)', () => {
       // The previous layout: schema version 1, no log, format 2.
       await idb.copyAsFormat2(name, `${name}-v2`);
       const formatBefore = await idb.storedFormat(`${name}-v2`);
-      storage = await lib.IndexedDbStorageAdapter.open(`${name}-v2`);
+      storage = await lib.IndexedDbStorageAdapter.open(`${name}-v2`, { compactWhenIdleMs: 0 });
       client = await lib.MlsClient.open({ storage });
       const upgraded = await checks.stillWorks(client.group(g2.id), carol, 'after the upgrade');
       const formatAfter = await idb.storedFormat(`${name}-v2`);
