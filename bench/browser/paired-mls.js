@@ -39,7 +39,7 @@ async function client(storage, tag, label) {
         ? await IndexedDbStorageAdapter.open(name, { encryption: false })
         : new MemoryStorageAdapter();
   const c = await MlsClient.open({ storage: adapter });
-  return { client: c, identity: await c.createIdentity(label, SUITE) };
+  return { client: c, adapter, identity: await c.createIdentity(label, SUITE) };
 }
 
 export async function setup(n, { storage, tag }) {
@@ -98,6 +98,8 @@ export async function setup(n, { storage, tag }) {
         },
         async after() {
           this.joiner.client.free();
+          // Closed, not left open: a left-open adapter folds its log a second later, inside another cell's runs.
+          if (this.joiner.adapter instanceof IndexedDbStorageAdapter) this.joiner.adapter.close();
           await removeAdded(lastLeaf());
         },
       },
