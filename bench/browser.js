@@ -7,16 +7,12 @@
 // encryption (the cost of encryption at rest). Prints the ratios
 // (core-crypto time / ours) and writes
 // bench/results/browser-<date>.{json,txt}. See bench/README.md.
-import { createServer } from 'node:http';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { extname, join, normalize, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { availableParallelism } from 'node:os';
-import { chromium } from 'playwright-core';
+import { CHROMIUM, ROOT, launchChromium, serveRepository } from './chromium.js';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const ALL_OPS = ['key_package', 'add_member', 'join_welcome', 'self_update_commit', 'process_commit', 'encrypt_100b', 'decrypt_100b'];
 const TARGET = 2; // issue 24: at least 2× core-crypto on every op, IndexedDB storage
 
@@ -50,31 +46,6 @@ const impls = list(args.impls);
 const ops = list(args.ops);
 const threads = Number(args.threads);
 if (!Number.isInteger(threads) || threads < 0) throw new RangeError('--threads: an integer >= 0');
-
-const TYPES = { '.js': 'text/javascript', '.html': 'text/html', '.wasm': 'application/wasm', '.json': 'application/json' };
-/** Static files from the repository, cross-origin isolated (fine-grained performance.now()). */
-async function serve() {
-  const server = createServer((req, res) => {
-    const path = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)).replace(/^(\.\.[/\\])+/, '');
-    const file = args.wasm && path === '/dist/paired_mls_core_bg.wasm' ? args.wasm : join(ROOT, path);
-    readFile(file).then(
-      (body) => {
-        res.writeHead(200, {
-          'content-type': TYPES[extname(path)] ?? 'application/octet-stream',
-          'cross-origin-opener-policy': 'same-origin',
-          'cross-origin-embedder-policy': 'require-corp',
-        });
-        res.end(body);
-      },
-      () => {
-        res.writeHead(404);
-        res.end();
-      },
-    );
-  });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${server.address().port}`, close: () => new Promise((r) => server.close(r)) };
-}
 
 /**
  * --profile: V8's sampling profiler (100 µs) around each op's loop; only
@@ -119,15 +90,11 @@ function summarizeProfile(label, profile, calibration, windows) {
   return [`${label}: ${total} samples in timed runs`, ...top.map(([name, c]) => `  ${((c / total) * 100).toFixed(1).padStart(5)} %  ${name.replace(/::h[0-9a-f]{16}$/, '').slice(0, 150)}`)].join('\n');
 }
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const fmt = (ms) => (ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms >= 1 ? ms.toFixed(2) : ms.toFixed(3));
 
 async function main() {
-  const site = await serve();
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run', '--disable-component-update', '--disable-sync'],
-  });
+  const site = await serveRepository(args.wasm ? { '/dist/paired_mls_core_bg.wasm': args.wasm } : {});
+  const browser = await launchChromium();
   const started = Date.now();
   const results = [];
   const setups = [];

@@ -128,7 +128,7 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
     const db = await request(open);
     try {
       const adapter = new IndexedDbStorageAdapter(db, await prepare(db, encrypt, options.key), idleMs);
-      await adapter.compact(); // starts with an empty log, so the counts below are exact
+      await adapter.compact(); // starts from an empty log, so #logKeys and #logBytes describe it exactly
       return adapter;
     } catch (err) {
       db.close();
