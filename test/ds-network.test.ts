@@ -7,8 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer, type Socket } from 'node:net';
 import { WebSocket } from 'ws';
-import { utf8 } from 'paired-mls';
+import { MlsError, utf8 } from 'paired-mls';
 import { DeliveryClient, DsError, signDsChallenge, type DeliveredMessage } from 'paired-mls/services';
 import { PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer, type RunningDeliveryServer } from 'paired-mls/server';
 import { expectInSync } from './helpers.js';
@@ -25,6 +26,23 @@ async function catchUp(m: Peer): Promise<string[]> {
     if (r.kind === 'application') texts.push(utf8(r.data));
   }
   return texts;
+}
+
+/**
+ * `peer`'s WebSocket stream of `groupId`: what it got, and whether the
+ * server closed it (said when a wait fails, so that a stream cut off is
+ * told apart from one that was never told of the message).
+ */
+function follow(peer: Peer, groupId: Uint8Array) {
+  const got: DeliveredMessage[] = [];
+  let closedAfterMs: number | undefined;
+  const start = Date.now();
+  const stop = peer.ds.stream(groupId, peer.seen, (m) => got.push(m), () => (closedAfterMs = Date.now() - start));
+  const waitFor = async (n: number) => {
+    for (let i = 0; i < 500 && got.length < n; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(got, closedAfterMs === undefined ? 'the stream is open' : `the server closed the stream ${closedAfterMs} ms after it opened`).toHaveLength(n);
+  };
+  return { got, waitFor, stop };
 }
 
 /** A group of `names`, each member talking to one of `urls` (round robin). */
@@ -194,7 +212,9 @@ describe('networked DS on PostgreSQL, the database restarting under it', () => {
   beforeAll(async () => {
     process.on('uncaughtException', onCrash);
     process.on('unhandledRejection', onCrash);
-    pair = await postgresPair();
+    // A reopening of the LISTEN connection that gets no answer is given up
+    // within the streams' 10 s wait below (the default, 10 s, is not).
+    pair = await postgresPair({ connectTimeoutMs: 2_000 });
   });
   afterAll(async () => {
     await pair?.close();
@@ -208,15 +228,10 @@ describe('networked DS on PostgreSQL, the database restarting under it', () => {
     const peers = await groupOver([one.url, two.url, one.url], ['a', 'b', 'c']);
     const [a, b, c] = peers as [Peer, Peer, Peer];
     const texts: string[] = [];
-    const got: DeliveredMessage[] = [];
-    const stop = b.ds.stream(a.group!.id, b.seen, (m) => got.push(m));
+    const { got, waitFor, stop } = follow(b, a.group!.id);
     // The in-process push of instance two (DeliveryService.subscribe) across the same gap.
     const pushed: number[] = [];
     const unsubscribe = two.ds.subscribe(a.group!.id, (m) => pushed.push(m.seq));
-    const waitFor = async (n: number) => {
-      for (let i = 0; i < 500 && got.length < n; i++) await new Promise((r) => setTimeout(r, 20));
-      expect(got).toHaveLength(n);
-    };
     await new Promise((r) => setTimeout(r, 100));
     await a.ds.submit(a.group!.id, await a.group!.encrypt('before'));
     await waitFor(1);
@@ -280,5 +295,67 @@ describe('networked DS on PostgreSQL, the database restarting under it', () => {
     a.seen = b.seen;
     expectInSync(peers);
     expect(crashes).toEqual([]);
+  });
+});
+
+describe('networked DS on PostgreSQL, the database address answering nothing for a while', () => {
+  let pair: PostgresPair;
+  beforeAll(async () => {
+    pair = await postgresPair({ connectTimeoutMs: 500 });
+  });
+  afterAll(async () => {
+    await pair?.close();
+  });
+
+  it('gives up each connection after connectTimeoutMs: a request then gets 500 internal, and the LISTEN connection reopens once the database is back', async () => {
+    const { one, two } = pair;
+    const peers = await groupOver([one.url, two.url, one.url], ['a', 'b', 'c']);
+    const [a, b] = peers as [Peer, Peer, Peer];
+    const { got, waitFor, stop } = follow(b, a.group!.id);
+    await new Promise((r) => setTimeout(r, 100));
+    await a.ds.submit(a.group!.id, await a.group!.encrypt('before'));
+    await waitFor(1);
+
+    // In the outage the database's port accepts connections and never
+    // answers (a half-open network path). The sockets it took stay open to
+    // the end: a connection attempt without a time limit would wait on
+    // them for ever.
+    const silent: Socket[] = [];
+    const blackhole = createServer((socket) => silent.push(socket));
+    try {
+      await pair.restartDatabase(async () => {
+        await new Promise<void>((resolve) => blackhole.listen(pair.port, '127.0.0.1', resolve));
+        const started = Date.now();
+        const refused = await a.ds.submit(a.group!.id, await a.group!.encrypt('during')).catch((err: unknown) => err);
+        expect(refused).toBeInstanceOf(DsError);
+        expect((refused as DsError).reason).toBe('internal');
+        expect(Date.now() - started).toBeLessThan(5_000);
+        // Both servers' LISTEN connections tried the silent port in the meantime.
+        for (let i = 0; i < 100 && silent.length < 3; i++) await new Promise((r) => setTimeout(r, 20));
+        expect(silent.length).toBeGreaterThanOrEqual(3);
+        // Stops listening at once; the sockets it took stay open.
+        blackhole.close();
+      });
+      await a.ds.submit(a.group!.id, await a.group!.encrypt('after'));
+      await waitFor(2);
+      stop();
+      const texts: string[] = [];
+      for (const m of got) {
+        const r = await b.group!.process(m.message);
+        if (r.kind === 'application') texts.push(utf8(r.data));
+      }
+      expect(texts).toEqual(['before', 'after']);
+    } finally {
+      for (const socket of silent) socket.destroy();
+      blackhole.close();
+    }
+  });
+
+  it('refuses a connectTimeoutMs that is not a whole number of milliseconds, before connecting', async () => {
+    for (const connectTimeoutMs of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+      const refused = await PostgresDeliveryStore.connect(`postgres://postgres@127.0.0.1:${pair.port}/postgres`, { connectTimeoutMs }).catch((err: unknown) => err);
+      expect(refused).toBeInstanceOf(MlsError);
+      expect((refused as MlsError).code).toBe('INVALID_ARGUMENT');
+    }
   });
 });

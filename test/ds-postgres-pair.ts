@@ -1,5 +1,5 @@
 /** Two networked DS servers on one real PostgreSQL (test/pg-server.ts), for the tests of several servers sharing a database. */
-import { PostgresDeliveryStore, startDeliveryServer, type RunningDeliveryServer } from 'paired-mls/server';
+import { PostgresDeliveryStore, startDeliveryServer, type PostgresStoreOptions, type RunningDeliveryServer } from 'paired-mls/server';
 import { startPostgres } from './pg-server.js';
 
 export interface PostgresPair {
@@ -8,19 +8,22 @@ export interface PostgresPair {
   stores: PostgresDeliveryStore[];
   /** Restart the database under both servers, running `whileDown` while it is stopped. */
   restartDatabase(whileDown?: () => Promise<void>): Promise<void>;
+  /** The database's TCP port (kept across restarts). */
+  port: number;
   close(): Promise<void>;
 }
 
-export async function postgresPair(): Promise<PostgresPair> {
+export async function postgresPair(options?: PostgresStoreOptions): Promise<PostgresPair> {
   const pg = await startPostgres();
   const stores: PostgresDeliveryStore[] = [];
-  for (let i = 0; i < 2; i++) stores.push(await PostgresDeliveryStore.connect(pg.url));
+  for (let i = 0; i < 2; i++) stores.push(await PostgresDeliveryStore.connect(pg.url, options));
   const one = await startDeliveryServer({ port: 0, store: stores[0]! });
   const two = await startDeliveryServer({ port: 0, store: stores[1]! });
   return {
     one,
     two,
     stores,
+    port: Number(new URL(pg.url).port),
     restartDatabase: (whileDown) => pg.restart(whileDown),
     close: async () => {
       await one.close();

@@ -7,6 +7,7 @@
  */
 import type pg from 'pg';
 import { fromHex, toHex } from '../mls/bytes.js';
+import { MlsError } from '../mls/errors.js';
 import type {
   BindingRefusal,
   CommitUpdate,
@@ -53,6 +54,20 @@ const PING_EVERY_MS = 30_000;
 const PING_TIMEOUT_MS = 10_000;
 /** No query runs longer (PostgreSQL's statement_timeout on pooled connections). */
 const STATEMENT_TIMEOUT_MS = 30_000;
+/** Default of `PostgresStoreOptions.connectTimeoutMs`. */
+export const PG_CONNECT_TIMEOUT_MS = 10_000;
+
+/** Options of `PostgresDeliveryStore.connect`. */
+export interface PostgresStoreOptions {
+  /**
+   * Longest wait for a new connection to the database, pooled or the LISTEN
+   * one, and for its LISTEN (default `PG_CONNECT_TIMEOUT_MS`). A database
+   * whose address accepts connections but never answers (a network cut, a
+   * half-started server) otherwise holds every request, and stops the LISTEN
+   * connection from ever being opened again, until the process ends.
+   */
+  connectTimeoutMs?: number;
+}
 const bytes = (b: Buffer): Uint8Array => new Uint8Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const binding = (r: any): StoredBinding => ({
@@ -78,28 +93,32 @@ export class PostgresDeliveryStore implements DeliveryStore {
   /** Wait before the next reopening; back to the first only once a connection lasted RELISTEN_STABLE_MS. */
   #relistenDelay = RELISTEN_FIRST_MS;
   #listeningSince = 0;
+  readonly #connectTimeoutMs: number;
   #pingTimer: ReturnType<typeof setInterval> | undefined;
   #closed = false;
   readonly #watchers = new Set<(groupId: string, seq: number) => void>();
   readonly #gapWatchers = new Set<() => void>();
 
-  private constructor(pool: pg.Pool, url: string, Client: typeof pg.Client) {
+  private constructor(pool: pg.Pool, url: string, Client: typeof pg.Client, connectTimeoutMs: number) {
     this.#pool = pool;
     this.#url = url;
     this.#Client = Client;
+    this.#connectTimeoutMs = connectTimeoutMs;
   }
 
-  static async connect(url: string): Promise<PostgresDeliveryStore> {
+  static async connect(url: string, options: PostgresStoreOptions = {}): Promise<PostgresDeliveryStore> {
+    const connectTimeoutMs = options.connectTimeoutMs ?? PG_CONNECT_TIMEOUT_MS;
+    if (!Number.isSafeInteger(connectTimeoutMs) || connectTimeoutMs < 1) throw new MlsError('INVALID_ARGUMENT', 'connectTimeoutMs must be a whole number of milliseconds, at least 1');
     const { Pool, Client } = peerDependency<typeof pg>('pg', 'PostgresDeliveryStore');
     // TCP keep-alive: a connection cut without a reset is noticed (and its
     // queries fail) instead of hanging.
-    const pool = new Pool({ connectionString: url, max: 10, keepAlive: true, statement_timeout: STATEMENT_TIMEOUT_MS });
+    const pool = new Pool({ connectionString: url, max: 10, keepAlive: true, statement_timeout: STATEMENT_TIMEOUT_MS, connectionTimeoutMillis: connectTimeoutMs });
     // An idle pooled connection that breaks (the database restarted, a
     // network cut) is dropped by the pool, which opens a new one when next
     // needed. Without a listener, Node would end the whole server on this
     // 'error' event.
     pool.on('error', () => undefined);
-    const store = new PostgresDeliveryStore(pool, url, Client);
+    const store = new PostgresDeliveryStore(pool, url, Client, connectTimeoutMs);
     try {
       await store.#withClient(async (client) => {
         // Several servers may start at once: serialise the schema set-up.
@@ -166,7 +185,9 @@ export class PostgresDeliveryStore implements DeliveryStore {
   }
 
   async #openListener(): Promise<void> {
-    const client = new this.#Client({ connectionString: this.#url, keepAlive: true });
+    // Bounded, so that a reopening that gets no answer fails and is retried
+    // (`#relisten`) instead of waiting for ever with nobody listening.
+    const client = new this.#Client({ connectionString: this.#url, keepAlive: true, connectionTimeoutMillis: this.#connectTimeoutMs, query_timeout: this.#connectTimeoutMs });
     let lost = false;
     const onLost = () => {
       lost = true;
