@@ -351,6 +351,46 @@ describe('networked DS on PostgreSQL, the database address answering nothing for
     }
   });
 
+  it('reopens the LISTEN connection after an address that answers the connection with an error and then never closes', async () => {
+    const { one, two } = pair;
+    const peers = await groupOver([one.url, two.url, one.url], ['a', 'b', 'c']);
+    const [a, b] = peers as [Peer, Peer, Peer];
+    const { got, waitFor, stop } = follow(b, a.group!.id);
+    await new Promise((r) => setTimeout(r, 100));
+    await a.ds.submit(a.group!.id, await a.group!.encrypt('before'));
+    await waitFor(1);
+
+    // In the outage the database's port answers every connection with a
+    // FATAL ErrorResponse, as a starting server does, but then never
+    // closes its side (a peer that keeps a half-closed connection open):
+    // pg's end() of the failed client waits for that close.
+    const fields = Buffer.from('SFATAL\0C57P03\0Mthe database system is starting up\0\0');
+    const length = Buffer.alloc(4);
+    length.writeInt32BE(fields.length + 4);
+    const fatal = Buffer.concat([Buffer.from('E'), length, fields]);
+    const held: Socket[] = [];
+    const refuser = createServer({ allowHalfOpen: true }, (socket) => {
+      held.push(socket);
+      socket.on('error', () => undefined);
+      socket.once('data', () => socket.write(fatal));
+    });
+    try {
+      await pair.restartDatabase(async () => {
+        await new Promise<void>((resolve) => refuser.listen(pair.port, '127.0.0.1', resolve));
+        // Both servers' LISTEN connections tried it at least once.
+        for (let i = 0; i < 500 && held.length < 4; i++) await new Promise((r) => setTimeout(r, 20));
+        expect(held.length).toBeGreaterThanOrEqual(2);
+        refuser.close();
+      });
+      await a.ds.submit(a.group!.id, await a.group!.encrypt('after'));
+      await waitFor(2);
+      stop();
+    } finally {
+      for (const socket of held) socket.destroy();
+      refuser.close();
+    }
+  });
+
   it('refuses a connectTimeoutMs that is not a whole number of milliseconds, before connecting', async () => {
     for (const connectTimeoutMs of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
       const refused = await PostgresDeliveryStore.connect(`postgres://postgres@127.0.0.1:${pair.port}/postgres`, { connectTimeoutMs }).catch((err: unknown) => err);
