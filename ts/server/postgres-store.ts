@@ -205,7 +205,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
       if (lost) throw new Error('the LISTEN connection closed while it was set up');
       if (this.#closed) throw new Error('the store was closed');
     } catch (err) {
-      await client.end().catch(() => undefined);
+      await this.#endFailed(client);
       throw err;
     }
     this.#listener = client;
@@ -218,6 +218,22 @@ export class PostgresDeliveryStore implements DeliveryStore {
       Promise.race([client.query('SELECT 1'), timeout]).catch(() => this.#lost(client));
     }, PING_EVERY_MS);
     this.#pingTimer.unref?.();
+  }
+
+  /**
+   * End a LISTEN client whose set-up failed. pg's end() waits until the
+   * other side closes the connection: an address that answered with an
+   * error and then keeps its side open would hold it, and the reopening
+   * with it, for ever. After connectTimeoutMs the socket is cut.
+   */
+  async #endFailed(client: pg.Client): Promise<void> {
+    const ended = client.end().catch(() => undefined);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#connectTimeoutMs)));
+    await Promise.race([ended, late]);
+    clearTimeout(timer);
+    client.connection?.stream?.destroy();
+    await ended;
   }
 
   #lost(client: pg.Client): void {
