@@ -391,8 +391,8 @@ describe('networked DS on PostgreSQL, the database address answering nothing for
     }
   });
 
-  it('refuses a connectTimeoutMs that is not a whole number of milliseconds, before connecting', async () => {
-    for (const connectTimeoutMs of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+  it('refuses a connectTimeoutMs that is not a whole number of milliseconds or is past Node\'s longest timer (2 ** 31 - 1 ms), before connecting', async () => {
+    for (const connectTimeoutMs of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31]) {
       const refused = await PostgresDeliveryStore.connect(`postgres://postgres@127.0.0.1:${pair.port}/postgres`, { connectTimeoutMs }).catch((err: unknown) => err);
       expect(refused).toBeInstanceOf(MlsError);
       expect((refused as MlsError).code).toBe('INVALID_ARGUMENT');
