@@ -54,6 +54,8 @@ const PING_EVERY_MS = 30_000;
 const PING_TIMEOUT_MS = 10_000;
 /** No query runs longer (PostgreSQL's statement_timeout on pooled connections). */
 const STATEMENT_TIMEOUT_MS = 30_000;
+/** Node's longest timer (a longer one fires after 1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Default of `PostgresStoreOptions.connectTimeoutMs`. */
 export const PG_CONNECT_TIMEOUT_MS = 10_000;
 
@@ -61,7 +63,8 @@ export const PG_CONNECT_TIMEOUT_MS = 10_000;
 export interface PostgresStoreOptions {
   /**
    * Longest wait for a new connection to the database, pooled or the LISTEN
-   * one, and for its LISTEN (default `PG_CONNECT_TIMEOUT_MS`). A database
+   * one, and for its LISTEN (default `PG_CONNECT_TIMEOUT_MS`; at most
+   * 2^31 - 1, Node's longest timer). A database
    * whose address accepts connections but never answers (a network cut, a
    * half-started server) otherwise holds every request, and stops the LISTEN
    * connection from ever being opened again, until the process ends.
@@ -108,7 +111,10 @@ export class PostgresDeliveryStore implements DeliveryStore {
 
   static async connect(url: string, options: PostgresStoreOptions = {}): Promise<PostgresDeliveryStore> {
     const connectTimeoutMs = options.connectTimeoutMs ?? PG_CONNECT_TIMEOUT_MS;
-    if (!Number.isSafeInteger(connectTimeoutMs) || connectTimeoutMs < 1) throw new MlsError('INVALID_ARGUMENT', 'connectTimeoutMs must be a whole number of milliseconds, at least 1');
+    // Node runs a longer timer after 1 ms: every connection would time out at once.
+    if (!Number.isSafeInteger(connectTimeoutMs) || connectTimeoutMs < 1 || connectTimeoutMs > MAX_TIMER_MS) {
+      throw new MlsError('INVALID_ARGUMENT', `connectTimeoutMs must be a whole number of milliseconds, from 1 to ${MAX_TIMER_MS}`);
+    }
     const { Pool, Client } = peerDependency<typeof pg>('pg', 'PostgresDeliveryStore');
     // TCP keep-alive: a connection cut without a reset is noticed (and its
     // queries fail) instead of hanging.
