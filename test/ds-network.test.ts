@@ -391,6 +391,41 @@ describe('networked DS on PostgreSQL, the database address answering nothing for
     }
   });
 
+  it('reopens the LISTEN connection after an address that completes the start-up and then answers nothing (the LISTEN itself is bounded)', async () => {
+    const { one, two } = pair;
+    const peers = await groupOver([one.url, two.url, one.url], ['a', 'b', 'c']);
+    const [a, b] = peers as [Peer, Peer, Peer];
+    const { got, waitFor, stop } = follow(b, a.group!.id);
+    await new Promise((r) => setTimeout(r, 100));
+    await a.ds.submit(a.group!.id, await a.group!.encrypt('before'));
+    await waitFor(1);
+
+    // AuthenticationOk and ReadyForQuery, then nothing: the connection is
+    // made (its timer stopped) and the LISTEN never gets an answer.
+    const ready = Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 0, 0x5a, 0, 0, 0, 5, 0x49]);
+    const held: Socket[] = [];
+    const mute = createServer((socket) => {
+      held.push(socket);
+      socket.on('error', () => undefined);
+      socket.once('data', () => socket.write(ready));
+    });
+    try {
+      await pair.restartDatabase(async () => {
+        await new Promise<void>((resolve) => mute.listen(pair.port, '127.0.0.1', resolve));
+        // Both servers' LISTEN connections tried it.
+        for (let i = 0; i < 500 && held.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+        expect(held.length).toBeGreaterThanOrEqual(2);
+        mute.close();
+      });
+      await a.ds.submit(a.group!.id, await a.group!.encrypt('after'));
+      await waitFor(2);
+      stop();
+    } finally {
+      for (const socket of held) socket.destroy();
+      mute.close();
+    }
+  });
+
   it('refuses a connectTimeoutMs that is not a whole number of milliseconds or is past Node\'s longest timer (2 ** 31 - 1 ms), before connecting', async () => {
     for (const connectTimeoutMs of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31]) {
       const refused = await PostgresDeliveryStore.connect(`postgres://postgres@127.0.0.1:${pair.port}/postgres`, { connectTimeoutMs }).catch((err: unknown) => err);
