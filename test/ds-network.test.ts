@@ -301,13 +301,24 @@ describe('networked DS on PostgreSQL, the database restarting under it', () => {
 describe('networked DS on PostgreSQL, the database address answering nothing for a while', () => {
   let pair: PostgresPair;
   beforeAll(async () => {
-    pair = await postgresPair({ connectTimeoutMs: 500 });
+    pair = await postgresPair({ connectTimeoutMs: 500, queryTimeoutMs: 1_000 });
   });
   afterAll(async () => {
     await pair?.close();
   });
 
-  it('gives up each connection after connectTimeoutMs: a request then gets 500 internal, and the LISTEN connection reopens once the database is back', async () => {
+  /**
+   * A group streamed through instance two while the database is stopped and
+   * its port taken by `impostor` (what it does with each connection), then
+   * the database back. In the outage a post through instance one is
+   * refused with 500 `internal` within `connectTimeoutMs` + `queryTimeoutMs`,
+   * and both servers' LISTEN connections try the impostor at least
+   * `attempts` times in all. The impostor stops listening at once when the
+   * outage ends; the connections it took stay open to the end of the test.
+   * Afterwards a post reaches the stream: the LISTEN connection reopened,
+   * and no pooled connection stuck on the impostor was handed out again.
+   */
+  async function outage(impostor: (socket: Socket) => void, attempts: number): Promise<void> {
     const { one, two } = pair;
     const peers = await groupOver([one.url, two.url, one.url], ['a', 'b', 'c']);
     const [a, b] = peers as [Peer, Peer, Peer];
@@ -316,25 +327,23 @@ describe('networked DS on PostgreSQL, the database address answering nothing for
     await a.ds.submit(a.group!.id, await a.group!.encrypt('before'));
     await waitFor(1);
 
-    // In the outage the database's port accepts connections and never
-    // answers (a half-open network path). The sockets it took stay open to
-    // the end: a connection attempt without a time limit would wait on
-    // them for ever.
-    const silent: Socket[] = [];
-    const blackhole = createServer((socket) => silent.push(socket));
+    const held: Socket[] = [];
+    const server = createServer({ allowHalfOpen: true }, (socket) => {
+      held.push(socket);
+      socket.on('error', () => undefined);
+      impostor(socket);
+    });
     try {
       await pair.restartDatabase(async () => {
-        await new Promise<void>((resolve) => blackhole.listen(pair.port, '127.0.0.1', resolve));
+        await new Promise<void>((resolve) => server.listen(pair.port, '127.0.0.1', resolve));
         const started = Date.now();
         const refused = await a.ds.submit(a.group!.id, await a.group!.encrypt('during')).catch((err: unknown) => err);
         expect(refused).toBeInstanceOf(DsError);
         expect((refused as DsError).reason).toBe('internal');
         expect(Date.now() - started).toBeLessThan(5_000);
-        // Both servers' LISTEN connections tried the silent port in the meantime.
-        for (let i = 0; i < 100 && silent.length < 3; i++) await new Promise((r) => setTimeout(r, 20));
-        expect(silent.length).toBeGreaterThanOrEqual(3);
-        // Stops listening at once; the sockets it took stay open.
-        blackhole.close();
+        for (let i = 0; i < 500 && held.length < attempts; i++) await new Promise((r) => setTimeout(r, 20));
+        expect(held.length).toBeGreaterThanOrEqual(attempts);
+        server.close();
       });
       await a.ds.submit(a.group!.id, await a.group!.encrypt('after'));
       await waitFor(2);
@@ -346,62 +355,36 @@ describe('networked DS on PostgreSQL, the database address answering nothing for
       }
       expect(texts).toEqual(['before', 'after']);
     } finally {
-      for (const socket of silent) socket.destroy();
-      blackhole.close();
+      for (const socket of held) socket.destroy();
+      server.close();
     }
+  }
+
+  it('an address that accepts connections and never answers: each connection is given up after connectTimeoutMs', async () => {
+    // A half-open network path. The post's pooled connection and both
+    // LISTEN reopenings try it.
+    await outage(() => undefined, 3);
   });
 
-  it('reopens the LISTEN connection after an address that answers the connection with an error and then never closes', async () => {
-    const { one, two } = pair;
-    const peers = await groupOver([one.url, two.url, one.url], ['a', 'b', 'c']);
-    const [a, b] = peers as [Peer, Peer, Peer];
-    const { got, waitFor, stop } = follow(b, a.group!.id);
-    await new Promise((r) => setTimeout(r, 100));
-    await a.ds.submit(a.group!.id, await a.group!.encrypt('before'));
-    await waitFor(1);
-
-    // In the outage the database's port answers every connection with a
-    // FATAL ErrorResponse, as a starting server does, but then never
-    // closes its side (a peer that keeps a half-closed connection open):
-    // pg's end() of the failed client waits for that close.
+  it('an address that answers with an error and then never closes: the failed LISTEN client is cut after connectTimeoutMs', async () => {
+    // A FATAL ErrorResponse, as a starting server sends; pg's end() of the
+    // failed client then waits for a close that never comes.
     const fields = Buffer.from('SFATAL\0C57P03\0Mthe database system is starting up\0\0');
     const length = Buffer.alloc(4);
     length.writeInt32BE(fields.length + 4);
     const fatal = Buffer.concat([Buffer.from('E'), length, fields]);
-    const held: Socket[] = [];
-    const refuser = createServer({ allowHalfOpen: true }, (socket) => {
-      held.push(socket);
-      socket.on('error', () => undefined);
-      socket.once('data', () => socket.write(fatal));
-    });
-    try {
-      await pair.restartDatabase(async () => {
-        await new Promise<void>((resolve) => refuser.listen(pair.port, '127.0.0.1', resolve));
-        // Both servers' LISTEN connections tried it at least once.
-        for (let i = 0; i < 500 && held.length < 4; i++) await new Promise((r) => setTimeout(r, 20));
-        expect(held.length).toBeGreaterThanOrEqual(2);
-        refuser.close();
-      });
-      await a.ds.submit(a.group!.id, await a.group!.encrypt('after'));
-      await waitFor(2);
-      stop();
-    } finally {
-      for (const socket of held) socket.destroy();
-      refuser.close();
-    }
+    await outage((socket) => socket.once('data', () => socket.write(fatal)), 4);
   });
 
-  it('reopens the LISTEN connection after an address that completes the start-up and then answers nothing (the LISTEN itself is bounded)', async () => {
-    const { one, two } = pair;
-    const peers = await groupOver([one.url, two.url, one.url], ['a', 'b', 'c']);
-    const [a, b] = peers as [Peer, Peer, Peer];
-    const { got, waitFor, stop } = follow(b, a.group!.id);
-    await new Promise((r) => setTimeout(r, 100));
-    await a.ds.submit(a.group!.id, await a.group!.encrypt('before'));
-    await waitFor(1);
-
+  it('an address that completes the start-up and then answers nothing: queries (the LISTEN, a post) are given up, and their connections dropped', async () => {
     // AuthenticationOk and ReadyForQuery, then nothing: the connection is
-    // made (its timer stopped) and the LISTEN never gets an answer.
+    // made (its timer stopped) and no query gets an answer.
+    const ready = Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 0, 0x5a, 0, 0, 0, 5, 0x49]);
+    await outage((socket) => socket.once('data', () => socket.write(ready)), 3);
+  });
+
+  it('a transaction whose connection completed the start-up and then answers nothing: refused after queryTimeoutMs, and that connection is not handed out again', async () => {
+    const store = pair.stores[0]!;
     const ready = Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 0, 0x5a, 0, 0, 0, 5, 0x49]);
     const held: Socket[] = [];
     const mute = createServer((socket) => {
@@ -412,25 +395,28 @@ describe('networked DS on PostgreSQL, the database address answering nothing for
     try {
       await pair.restartDatabase(async () => {
         await new Promise<void>((resolve) => mute.listen(pair.port, '127.0.0.1', resolve));
-        // Both servers' LISTEN connections tried it.
-        for (let i = 0; i < 500 && held.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
-        expect(held.length).toBeGreaterThanOrEqual(2);
+        // An empty transaction (BEGIN, COMMIT) on a connection to the mute address.
+        const refused = await store.putKeyPackages([]).catch((err: unknown) => err);
+        expect(refused).toBeInstanceOf(Error);
+        expect((refused as Error).message).toBe('Query read timeout');
         mute.close();
       });
-      await a.ds.submit(a.group!.id, await a.group!.encrypt('after'));
-      await waitFor(2);
-      stop();
+      // The database is back: transactions work at once, none waits on the mute connection.
+      for (let i = 0; i < 3; i++) await store.putKeyPackages([]);
     } finally {
       for (const socket of held) socket.destroy();
       mute.close();
     }
   });
 
-  it('refuses a connectTimeoutMs that is not a whole number of milliseconds or is past Node\'s longest timer (2 ** 31 - 1 ms), before connecting', async () => {
-    for (const connectTimeoutMs of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31]) {
-      const refused = await PostgresDeliveryStore.connect(`postgres://postgres@127.0.0.1:${pair.port}/postgres`, { connectTimeoutMs }).catch((err: unknown) => err);
-      expect(refused).toBeInstanceOf(MlsError);
-      expect((refused as MlsError).code).toBe('INVALID_ARGUMENT');
+  it('refuses timeouts that are not a whole number of milliseconds or are past Node\'s longest timer (2 ** 31 - 1 ms), before connecting', async () => {
+    for (const name of ['connectTimeoutMs', 'queryTimeoutMs']) {
+      for (const value of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31]) {
+        const refused = await PostgresDeliveryStore.connect(`postgres://postgres@127.0.0.1:${pair.port}/postgres`, { [name]: value }).catch((err: unknown) => err);
+        expect(refused).toBeInstanceOf(MlsError);
+        expect((refused as MlsError).code).toBe('INVALID_ARGUMENT');
+        expect((refused as MlsError).message).toContain(name);
+      }
     }
   });
 });

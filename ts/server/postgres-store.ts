@@ -58,19 +58,41 @@ const STATEMENT_TIMEOUT_MS = 30_000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Default of `PostgresStoreOptions.connectTimeoutMs`. */
 export const PG_CONNECT_TIMEOUT_MS = 10_000;
+/** Default of `PostgresStoreOptions.queryTimeoutMs`: past the database's own statement_timeout, which a database that answers nothing never applies. */
+export const PG_QUERY_TIMEOUT_MS = STATEMENT_TIMEOUT_MS + 10_000;
 
 /** Options of `PostgresDeliveryStore.connect`. */
 export interface PostgresStoreOptions {
   /**
-   * Longest wait for a new connection to the database, pooled or the LISTEN
-   * one, and for its LISTEN (default `PG_CONNECT_TIMEOUT_MS`; at most
-   * 2^31 - 1, Node's longest timer). A database
-   * whose address accepts connections but never answers (a network cut, a
-   * half-started server) otherwise holds every request, and stops the LISTEN
-   * connection from ever being opened again, until the process ends.
+   * Longest wait for a connection to the database (default
+   * `PG_CONNECT_TIMEOUT_MS`; at most 2^31 - 1, Node's longest timer): a new
+   * one, pooled or the LISTEN one, and its LISTEN; also a request's wait for
+   * a free pooled connection when all are busy (the request then fails, 500
+   * `internal`, instead of queueing longer). A database whose address
+   * accepts connections but never answers (a network cut, a half-started
+   * server) otherwise holds every request, and stops the LISTEN connection
+   * from ever being opened again, until the process ends.
    */
   connectTimeoutMs?: number;
+  /**
+   * Longest wait for the answer to a query on a pooled connection (default
+   * `PG_QUERY_TIMEOUT_MS`; same bounds). A connection that stops answering
+   * after it was made is dropped when a query on it times out, not handed
+   * out again.
+   */
+  queryTimeoutMs?: number;
 }
+
+/** A whole number of milliseconds Node's timers keep (a longer one fires after 1 ms). */
+function timeoutOption(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 1 || value > MAX_TIMER_MS) {
+    throw new MlsError('INVALID_ARGUMENT', `${name} must be a whole number of milliseconds, from 1 to ${MAX_TIMER_MS}`);
+  }
+  return value;
+}
+
+/** Whether the database itself answered with this error (the connection is fine), rather than the connection failing or timing out. */
+const fromDatabase = (err: unknown): boolean => err instanceof Error && 'severity' in err;
 const bytes = (b: Buffer): Uint8Array => new Uint8Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const binding = (r: any): StoredBinding => ({
@@ -110,15 +132,12 @@ export class PostgresDeliveryStore implements DeliveryStore {
   }
 
   static async connect(url: string, options: PostgresStoreOptions = {}): Promise<PostgresDeliveryStore> {
-    const connectTimeoutMs = options.connectTimeoutMs ?? PG_CONNECT_TIMEOUT_MS;
-    // Node runs a longer timer after 1 ms: every connection would time out at once.
-    if (!Number.isSafeInteger(connectTimeoutMs) || connectTimeoutMs < 1 || connectTimeoutMs > MAX_TIMER_MS) {
-      throw new MlsError('INVALID_ARGUMENT', `connectTimeoutMs must be a whole number of milliseconds, from 1 to ${MAX_TIMER_MS}`);
-    }
+    const connectTimeoutMs = timeoutOption('connectTimeoutMs', options.connectTimeoutMs ?? PG_CONNECT_TIMEOUT_MS);
+    const queryTimeoutMs = timeoutOption('queryTimeoutMs', options.queryTimeoutMs ?? PG_QUERY_TIMEOUT_MS);
     const { Pool, Client } = peerDependency<typeof pg>('pg', 'PostgresDeliveryStore');
     // TCP keep-alive: a connection cut without a reset is noticed (and its
     // queries fail) instead of hanging.
-    const pool = new Pool({ connectionString: url, max: 10, keepAlive: true, statement_timeout: STATEMENT_TIMEOUT_MS, connectionTimeoutMillis: connectTimeoutMs });
+    const pool = new Pool({ connectionString: url, max: 10, keepAlive: true, statement_timeout: STATEMENT_TIMEOUT_MS, connectionTimeoutMillis: connectTimeoutMs, query_timeout: queryTimeoutMs });
     // An idle pooled connection that breaks (the database restarted, a
     // network cut) is dropped by the pool, which opens a new one when next
     // needed. Without a listener, Node would end the whole server on this
@@ -151,8 +170,9 @@ export class PostgresDeliveryStore implements DeliveryStore {
    * does not listen for the client's 'error' event, which pg emits when
    * the connection ends under it (a database restart in the middle of a
    * transaction): without this listener that event would end the process.
-   * A client whose connection broke is given back with the error, so the
-   * pool drops it instead of handing it out again.
+   * A client whose connection broke, or one of whose queries timed out (it
+   * may still be waiting on it), is given back with the error, so the pool
+   * drops it instead of handing it out again.
    *
    * The listener is attached in the pool's callback, not after awaiting
    * `pool.connect()`: the pool removes its own listener and calls back
@@ -175,6 +195,9 @@ export class PostgresDeliveryStore implements DeliveryStore {
     });
     try {
       return await fn(c);
+    } catch (err) {
+      if (!fromDatabase(err)) broken ??= err instanceof Error ? err : new Error('the query failed');
+      throw err;
     } finally {
       c.off('error', onError);
       c.release(broken);
@@ -211,7 +234,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
       if (lost) throw new Error('the LISTEN connection closed while it was set up');
       if (this.#closed) throw new Error('the store was closed');
     } catch (err) {
-      await this.#endFailed(client);
+      await this.#endWithin(client);
       throw err;
     }
     this.#listener = client;
@@ -227,12 +250,13 @@ export class PostgresDeliveryStore implements DeliveryStore {
   }
 
   /**
-   * End a LISTEN client whose set-up failed. pg's end() waits until the
-   * other side closes the connection: an address that answered with an
-   * error and then keeps its side open would hold it, and the reopening
-   * with it, for ever. After connectTimeoutMs the socket is cut.
+   * End a LISTEN client (one whose set-up failed, or at `close()`). pg's
+   * end() waits until the other side closes the connection: an address
+   * that answered with an error and then keeps its side open would hold
+   * it, and the reopening or the close with it, for ever. After
+   * connectTimeoutMs the socket is cut.
    */
-  async #endFailed(client: pg.Client): Promise<void> {
+  async #endWithin(client: pg.Client): Promise<void> {
     const ended = client.end().catch(() => undefined);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#connectTimeoutMs)));
@@ -289,7 +313,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
     clearTimeout(this.#relistenTimer);
     clearInterval(this.#pingTimer);
     await this.#opening?.catch(() => undefined);
-    await this.#listener?.end().catch(() => undefined);
+    if (this.#listener) await this.#endWithin(this.#listener);
     this.#listener = undefined;
     await this.#pool.end();
   }
