@@ -2,7 +2,8 @@
 // `npm run ds -- --port P [--db FILE | --postgres URL] [--host H] [--max-body BYTES] [--epoch-tolerance N]
 //                [--max-kp-lifetime SECONDS] [--retention MESSAGES] [--tls-cert PEM --tls-key PEM]
 //                [--client-rate N] [--ip-rate N] [--max-connections-per-ip N] [--audience URL]
-//                [--sqlite-sync FULL|COMMITS|NORMAL] [--verify-commits yes]`
+//                [--sqlite-sync FULL|COMMITS|NORMAL] [--verify-commits yes]
+//                [--pg-connect-timeout MS] [--pg-query-timeout MS]`
 // Starts the paired-mls Delivery Service. Without --db or --postgres the
 // embedded SQLite database lives in memory. With --tls-cert/--tls-key it
 // serves HTTPS and WSS itself. GET /healthz answers 200 when ready.
@@ -30,12 +31,15 @@ function int(args, name) {
 
 let args;
 let options;
+let postgresOptions;
 try {
   args = parseArgs(process.argv.slice(2));
   if (!args.port || !/^\d+$/.test(args.port)) throw new Error('--port is required');
   if (args.db && args.postgres) throw new Error('choose --db or --postgres');
   if (Boolean(args['tls-cert']) !== Boolean(args['tls-key'])) throw new Error('--tls-cert and --tls-key go together');
   if (args['sqlite-sync'] && !['FULL', 'COMMITS', 'NORMAL'].includes(args['sqlite-sync'])) throw new Error('--sqlite-sync is FULL, COMMITS or NORMAL');
+  for (const flag of ['pg-connect-timeout', 'pg-query-timeout']) if (args[flag] !== undefined && !args.postgres) throw new Error(`--${flag} goes with --postgres`);
+  postgresOptions = { connectTimeoutMs: int(args, 'pg-connect-timeout'), queryTimeoutMs: int(args, 'pg-query-timeout') };
   const clientRate = int(args, 'client-rate');
   const ipRate = int(args, 'ip-rate');
   options = {
@@ -57,7 +61,14 @@ try {
   process.exit(2);
 }
 
-const store = args.postgres ? await PostgresDeliveryStore.connect(args.postgres) : new SqliteDeliveryStore(args.db ?? ':memory:', { synchronous: args['sqlite-sync'] });
+let store;
+try {
+  store = args.postgres ? await PostgresDeliveryStore.connect(args.postgres, postgresOptions) : new SqliteDeliveryStore(args.db ?? ':memory:', { synchronous: args['sqlite-sync'] });
+} catch (err) {
+  // A refused option (INVALID_ARGUMENT) is a usage error; a database that cannot be reached is not.
+  console.error(`ds: ${err.message}`);
+  process.exit(err?.code === 'INVALID_ARGUMENT' ? 2 : 1);
+}
 const server = await startDeliveryServer({ ...options, store });
 console.log(`ds: listening on ${server.url} (${args.postgres ? 'postgres' : args.db ? `sqlite ${args.db}` : 'sqlite in memory'})`);
 

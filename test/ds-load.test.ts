@@ -12,26 +12,17 @@
 import { describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { utf8 } from 'paired-mls';
 import { DeliveryClient, DsError } from 'paired-mls/services';
 import { expectInSync, newMember, type Member } from './helpers.js';
+import { freePort } from './pg-server.js';
 
 const GROUPS = 20;
 const PER_GROUP = 10;
 const ROUNDS = 100; // 200 clients x 100 rounds = 20,000 messages
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function startServer(port: number, db: string): ChildProcess {
   // 200 clients share one address here: the per-address limit is raised; the per-client one stays at its default.

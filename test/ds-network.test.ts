@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
 import { createServer, type Socket } from 'node:net';
 import { WebSocket } from 'ws';
 import { MlsError, utf8 } from 'paired-mls';
@@ -15,6 +16,7 @@ import { PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer, type R
 import { expectInSync } from './helpers.js';
 import { dsPeer, type DsPeer as Peer } from './ds-helpers.js';
 import { postgresPair, type PostgresPair } from './ds-postgres-pair.js';
+import { freePort } from './pg-server.js';
 
 async function catchUp(m: Peer): Promise<string[]> {
   const texts: string[] = [];
@@ -33,13 +35,13 @@ async function catchUp(m: Peer): Promise<string[]> {
  * server closed it (said when a wait fails, so that a stream cut off is
  * told apart from one that was never told of the message).
  */
-function follow(peer: Peer, groupId: Uint8Array) {
+function follow(peer: Peer, groupId: Uint8Array, waitMs = 10_000) {
   const got: DeliveredMessage[] = [];
   let closedAfterMs: number | undefined;
   const start = Date.now();
   const stop = peer.ds.stream(groupId, peer.seen, (m) => got.push(m), () => (closedAfterMs = Date.now() - start));
   const waitFor = async (n: number) => {
-    for (let i = 0; i < 500 && got.length < n; i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < waitMs / 20 && got.length < n; i++) await new Promise((r) => setTimeout(r, 20));
     expect(got, closedAfterMs === undefined ? 'the stream is open' : `the server closed the stream ${closedAfterMs} ms after it opened`).toHaveLength(n);
   };
   return { got, waitFor, stop };
@@ -298,6 +300,9 @@ describe('networked DS on PostgreSQL, the database restarting under it', () => {
   });
 });
 
+/** AuthenticationOk and ReadyForQuery: a PostgreSQL start-up completed. */
+const READY = Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 0, 0x5a, 0, 0, 0, 5, 0x49]);
+
 describe('networked DS on PostgreSQL, the database address answering nothing for a while', () => {
   let pair: PostgresPair;
   beforeAll(async () => {
@@ -308,25 +313,13 @@ describe('networked DS on PostgreSQL, the database address answering nothing for
   });
 
   /**
-   * A group streamed through instance two while the database is stopped and
-   * its port taken by `impostor` (what it does with each connection), then
-   * the database back. In the outage a post through instance one is
-   * refused with 500 `internal` within `connectTimeoutMs` + `queryTimeoutMs`,
-   * and both servers' LISTEN connections try the impostor at least
-   * `attempts` times in all. The impostor stops listening at once when the
-   * outage ends; the connections it took stay open to the end of the test.
-   * Afterwards a post reaches the stream: the LISTEN connection reopened,
-   * and no pooled connection stuck on the impostor was handed out again.
+   * Restart the database with its port taken, while it is down, by
+   * `impostor` (what it does with each connection); `whileDown` runs then,
+   * `after` once the database is back. The impostor stops listening when
+   * the outage ends; the connections it took stay open until `after` is
+   * done, so nothing is freed by their closing.
    */
-  async function outage(impostor: (socket: Socket) => void, attempts: number): Promise<void> {
-    const { one, two } = pair;
-    const peers = await groupOver([one.url, two.url, one.url], ['a', 'b', 'c']);
-    const [a, b] = peers as [Peer, Peer, Peer];
-    const { got, waitFor, stop } = follow(b, a.group!.id);
-    await new Promise((r) => setTimeout(r, 100));
-    await a.ds.submit(a.group!.id, await a.group!.encrypt('before'));
-    await waitFor(1);
-
+  async function impostorOutage(impostor: (socket: Socket) => void, whileDown: (held: Socket[]) => Promise<void>, after: () => Promise<void>): Promise<void> {
     const held: Socket[] = [];
     const server = createServer({ allowHalfOpen: true }, (socket) => {
       held.push(socket);
@@ -336,28 +329,62 @@ describe('networked DS on PostgreSQL, the database address answering nothing for
     try {
       await pair.restartDatabase(async () => {
         await new Promise<void>((resolve) => server.listen(pair.port, '127.0.0.1', resolve));
-        const started = Date.now();
-        const refused = await a.ds.submit(a.group!.id, await a.group!.encrypt('during')).catch((err: unknown) => err);
-        expect(refused).toBeInstanceOf(DsError);
-        expect((refused as DsError).reason).toBe('internal');
-        expect(Date.now() - started).toBeLessThan(5_000);
-        for (let i = 0; i < 500 && held.length < attempts; i++) await new Promise((r) => setTimeout(r, 20));
-        expect(held.length).toBeGreaterThanOrEqual(attempts);
+        await whileDown(held);
         server.close();
       });
-      await a.ds.submit(a.group!.id, await a.group!.encrypt('after'));
-      await waitFor(2);
-      stop();
-      const texts: string[] = [];
-      for (const m of got) {
-        const r = await b.group!.process(m.message);
-        if (r.kind === 'application') texts.push(utf8(r.data));
-      }
-      expect(texts).toEqual(['before', 'after']);
+      await after();
     } finally {
       for (const socket of held) socket.destroy();
       server.close();
     }
+  }
+
+  /** `fn` is refused with 500 `internal` in less than 5 s (the default connectTimeoutMs alone is 10 s). */
+  async function refusedSoon(fn: () => Promise<unknown>): Promise<void> {
+    const started = Date.now();
+    const refused = await fn().catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(DsError);
+    expect((refused as DsError).reason).toBe('internal');
+    expect(Date.now() - started).toBeLessThan(5_000);
+  }
+
+  /**
+   * A group streamed through instance two across an impostor outage. In it
+   * a post through instance one is refused within connectTimeoutMs +
+   * queryTimeoutMs, and both servers' LISTEN connections try the impostor
+   * at least `attempts` times in all. Afterwards a post reaches the stream:
+   * the LISTEN connection reopened, and no pooled connection stuck on the
+   * impostor was handed out again.
+   */
+  async function outage(impostor: (socket: Socket) => void, attempts: number): Promise<void> {
+    const { one, two } = pair;
+    const peers = await groupOver([one.url, two.url, one.url], ['a', 'b', 'c']);
+    const [a, b] = peers as [Peer, Peer, Peer];
+    // The LISTEN reopening's delay grows across this suite's outages (none
+    // lasts the 10 s that resets it): up to 5 s, then the attempt itself.
+    const { got, waitFor, stop } = follow(b, a.group!.id, 15_000);
+    await new Promise((r) => setTimeout(r, 100));
+    await a.ds.submit(a.group!.id, await a.group!.encrypt('before'));
+    await waitFor(1);
+    await impostorOutage(
+      impostor,
+      async (held) => {
+        await refusedSoon(async () => a.ds.submit(a.group!.id, await a.group!.encrypt('during')));
+        for (let i = 0; i < 500 && held.length < attempts; i++) await new Promise((r) => setTimeout(r, 20));
+        expect(held.length).toBeGreaterThanOrEqual(attempts);
+      },
+      async () => {
+        await a.ds.submit(a.group!.id, await a.group!.encrypt('after'));
+        await waitFor(2);
+      },
+    );
+    stop();
+    const texts: string[] = [];
+    for (const m of got) {
+      const r = await b.group!.process(m.message);
+      if (r.kind === 'application') texts.push(utf8(r.data));
+    }
+    expect(texts).toEqual(['before', 'after']);
   }
 
   it('an address that accepts connections and never answers: each connection is given up after connectTimeoutMs', async () => {
@@ -377,35 +404,56 @@ describe('networked DS on PostgreSQL, the database address answering nothing for
   });
 
   it('an address that completes the start-up and then answers nothing: queries (the LISTEN, a post) are given up, and their connections dropped', async () => {
-    // AuthenticationOk and ReadyForQuery, then nothing: the connection is
-    // made (its timer stopped) and no query gets an answer.
-    const ready = Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 0, 0x5a, 0, 0, 0, 5, 0x49]);
-    await outage((socket) => socket.once('data', () => socket.write(ready)), 3);
+    // The connection is made (its timer stopped) and no query gets an answer.
+    await outage((socket) => socket.once('data', () => socket.write(READY)), 3);
   });
 
   it('a transaction whose connection completed the start-up and then answers nothing: refused after queryTimeoutMs, and that connection is not handed out again', async () => {
     const store = pair.stores[0]!;
-    const ready = Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 0, 0x5a, 0, 0, 0, 5, 0x49]);
-    const held: Socket[] = [];
-    const mute = createServer((socket) => {
-      held.push(socket);
-      socket.on('error', () => undefined);
-      socket.once('data', () => socket.write(ready));
-    });
-    try {
-      await pair.restartDatabase(async () => {
-        await new Promise<void>((resolve) => mute.listen(pair.port, '127.0.0.1', resolve));
+    await impostorOutage(
+      (socket) => socket.once('data', () => socket.write(READY)),
+      async () => {
         // An empty transaction (BEGIN, COMMIT) on a connection to the mute address.
         const refused = await store.putKeyPackages([]).catch((err: unknown) => err);
         expect(refused).toBeInstanceOf(Error);
         expect((refused as Error).message).toBe('Query read timeout');
-        mute.close();
-      });
-      // The database is back: transactions work at once, none waits on the mute connection.
-      for (let i = 0; i < 3; i++) await store.putKeyPackages([]);
+      },
+      async () => {
+        // The database is back: transactions work at once, none waits on the mute connection.
+        for (let i = 0; i < 3; i++) await store.putKeyPackages([]);
+      },
+    );
+  });
+
+  it('the ds command hands --pg-connect-timeout and --pg-query-timeout to the store, and refuses them without --postgres or out of bounds', async () => {
+    const database = `postgres://postgres@127.0.0.1:${pair.port}/postgres`;
+    const command = (args: string[]) => spawnSync(process.execPath, ['scripts/ds.js', ...args], { encoding: 'utf8', timeout: 30_000 });
+    const refusals: [string[], string][] = [
+      [['--port', '1', '--pg-connect-timeout', '500'], '--pg-connect-timeout goes with --postgres'],
+      [['--port', '1', '--db', ':memory:', '--pg-query-timeout', '500'], '--pg-query-timeout goes with --postgres'],
+      [['--port', '1', '--postgres', database, '--pg-connect-timeout', '0'], '--pg-connect-timeout must be a positive integer'],
+      [['--port', '1', '--postgres', database, '--pg-query-timeout', String(2 ** 31)], 'queryTimeoutMs must be a whole number of milliseconds, from 1 to 2147483647'],
+    ];
+    for (const [args, message] of refusals) {
+      const run = command(args);
+      expect(run.status, run.stderr).toBe(2);
+      expect(run.stderr).toContain(message);
+    }
+
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const child = spawn(process.execPath, ['scripts/ds.js', '--port', String(port), '--postgres', database, '--pg-connect-timeout', '500', '--pg-query-timeout', '1000'], { stdio: 'ignore' });
+    try {
+      for (let i = 0; i < 300 && !(await new DeliveryClient(url).healthy().catch(() => false)); i++) await new Promise((r) => setTimeout(r, 50));
+      const peer = await dsPeer(url, `cli-${Math.random().toString(36).slice(2, 8)}`);
+      const keyPackages = await peer.client.createKeyPackages(peer.identity, { count: 1 });
+      await impostorOutage(
+        () => undefined,
+        () => refusedSoon(() => peer.ds.uploadKeyPackages(keyPackages)),
+        () => peer.ds.uploadKeyPackages(keyPackages),
+      );
     } finally {
-      for (const socket of held) socket.destroy();
-      mute.close();
+      child.kill();
     }
   });
 
