@@ -425,6 +425,28 @@ describe('networked DS on PostgreSQL, the database address answering nothing for
     );
   });
 
+  it('a transaction refused by a query timeout is not held another queryTimeoutMs by its ROLLBACK (the connection is dropped, which ends the transaction)', async () => {
+    // The ROLLBACK would queue behind the unanswered BEGIN and wait out its own query_timeout.
+    const store = await PostgresDeliveryStore.connect(`postgres://postgres@127.0.0.1:${pair.port}/postgres`, { connectTimeoutMs: 500, queryTimeoutMs: 2_000 });
+    try {
+      await impostorOutage(
+        (socket) => socket.once('data', () => socket.write(READY)),
+        async () => {
+          const started = Date.now();
+          const refused = await store.putKeyPackages([]).catch((err: unknown) => err);
+          expect((refused as Error).message).toBe('Query read timeout');
+          // About queryTimeoutMs; twice that with the ROLLBACK waited for.
+          expect(Date.now() - started).toBeLessThan(3_500);
+        },
+        async () => {
+          for (let i = 0; i < 3; i++) await store.putKeyPackages([]);
+        },
+      );
+    } finally {
+      await store.close();
+    }
+  });
+
   it('the ds command hands --pg-connect-timeout and --pg-query-timeout to the store, and refuses them without --postgres or out of bounds', async () => {
     const database = `postgres://postgres@127.0.0.1:${pair.port}/postgres`;
     const command = (args: string[]) => spawnSync(process.execPath, ['scripts/ds.js', ...args], { encoding: 'utf8', timeout: 30_000 });
