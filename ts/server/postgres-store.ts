@@ -91,8 +91,9 @@ function timeoutOption(name: string, value: number): number {
   return value;
 }
 
-/** Whether the database itself answered with this error (the connection is fine), rather than the connection failing or timing out. */
-const fromDatabase = (err: unknown): boolean => err instanceof Error && 'severity' in err;
+/** Whether the database itself answered with this error and the connection is fine, rather than the connection failing, timing out or being terminated. */
+// A FATAL or PANIC answer means the database is closing the connection: not fine.
+const fromDatabase = (err: unknown): boolean => err instanceof Error && 'severity' in err && err.severity !== 'FATAL' && err.severity !== 'PANIC';
 const bytes = (b: Buffer): Uint8Array => new Uint8Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const binding = (r: any): StoredBinding => ({
@@ -341,7 +342,10 @@ export class PostgresDeliveryStore implements DeliveryStore {
         await c.query('COMMIT');
         return out;
       } catch (err) {
-        await c.query('ROLLBACK').catch(() => undefined);
+        // After any other failure #withClient drops the connection, which
+        // ends the transaction; a ROLLBACK queued behind a query that got no
+        // answer would only wait out its own queryTimeoutMs.
+        if (fromDatabase(err)) await c.query('ROLLBACK').catch(() => undefined);
         throw err;
       }
     });
