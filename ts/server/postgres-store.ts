@@ -91,8 +91,11 @@ function timeoutOption(name: string, value: number): number {
   return value;
 }
 
-/** Whether the database itself answered with this error and the connection is fine, rather than the connection failing, timing out or being terminated. */
-// A FATAL or PANIC answer means the database is closing the connection: not fine.
+/**
+ * Whether the database itself answered with this error and the connection
+ * is fine, rather than the connection failing, timing out or being
+ * terminated (a FATAL or PANIC answer: the database closes the connection).
+ */
 const fromDatabase = (err: unknown): boolean => err instanceof Error && 'severity' in err && err.severity !== 'FATAL' && err.severity !== 'PANIC';
 const bytes = (b: Buffer): Uint8Array => new Uint8Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
