@@ -36,6 +36,7 @@ try {
   args = parseArgs(process.argv.slice(2));
   if (!args.port || !/^\d+$/.test(args.port)) throw new Error('--port is required');
   if (args.db && args.postgres) throw new Error('choose --db or --postgres');
+  if (args.postgres && !/^postgres(ql)?:$/.test(URL.parse(args.postgres)?.protocol ?? '')) throw new Error('--postgres is a postgres:// or postgresql:// URL');
   if (Boolean(args['tls-cert']) !== Boolean(args['tls-key'])) throw new Error('--tls-cert and --tls-key go together');
   if (args['sqlite-sync'] && !['FULL', 'COMMITS', 'NORMAL'].includes(args['sqlite-sync'])) throw new Error('--sqlite-sync is FULL, COMMITS or NORMAL');
   for (const flag of ['pg-connect-timeout', 'pg-query-timeout']) if (args[flag] !== undefined && !args.postgres) throw new Error(`--${flag} goes with --postgres`);

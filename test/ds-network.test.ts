@@ -452,6 +452,7 @@ describe('networked DS on PostgreSQL, the database address answering nothing for
     const command = (args: string[]) => spawnSync(process.execPath, ['scripts/ds.js', ...args], { encoding: 'utf8', timeout: 30_000 });
     const refusals: [string[], string][] = [
       [['--port', '1', '--pg-connect-timeout', '500'], '--pg-connect-timeout goes with --postgres'],
+      [['--port', '1', '--postgres', 'localhost:5432'], '--postgres is a postgres:// or postgresql:// URL'],
       [['--port', '1', '--db', ':memory:', '--pg-query-timeout', '500'], '--pg-query-timeout goes with --postgres'],
       [['--port', '1', '--postgres', database, '--pg-connect-timeout', '0'], '--pg-connect-timeout must be a positive integer'],
       [['--port', '1', '--postgres', database, '--pg-query-timeout', String(2 ** 31)], 'queryTimeoutMs must be a whole number of milliseconds, from 1 to 2147483647'],
