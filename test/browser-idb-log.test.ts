@@ -16,7 +16,7 @@
 import { describe, expect, it } from 'vitest';
 import { chromiumPages } from './browser-harness.js';
 
-const { page } = chromiumPages('/test/browser/page.html', { lib: '/dist/index.js', idb: '/test/browser/idb-raw.js' });
+const { page } = chromiumPages('/test/browser/page.html', { lib: '/dist/index.js', checks: '/test/browser/storage-checks.js', idb: '/test/browser/idb-raw.js' });
 
 /** What a page-side check returns for one database: each step's view (key → value as text, sorted) and raw store sizes. */
 type Views = Record<string, Record<string, string>>;
@@ -164,8 +164,8 @@ describe('IndexedDB log (Chromium)', () => {
   it('an entries record with a malformed key or a non-ArrayBuffer value is STORAGE_TAMPERED, not a TypeError or RangeError', async () => {
     const p = await page();
     const result = await p.evaluate(async () => {
-      const { lib, idb } = (window as any).modules;
-      const code = (err: unknown) => `${(err as Error).constructor.name}:${(err as { code?: string }).code}`;
+      const { lib, idb, checks } = (window as any).modules;
+      const code = checks.errorLabel;
       const out: Record<string, unknown> = {};
       const cases: [string, IDBValidKey, unknown][] = [
         ['key not hex', 'zz', new ArrayBuffer(40)],
@@ -251,8 +251,8 @@ describe('IndexedDB log (Chromium)', () => {
   it("a log record keyed 2^53 exhausts the log's key generator: every later batch is STORAGE_TAMPERED, reads keep working", async () => {
     const p = await page();
     const result = await p.evaluate(async () => {
-      const { lib, idb } = (window as any).modules;
-      const code = (err: unknown) => `${(err as Error).constructor.name}:${(err as { code?: string }).code}`;
+      const { lib, idb, checks } = (window as any).modules;
+      const code = checks.errorLabel;
       const name = 'log-key-exhausted';
       let storage = await lib.IndexedDbStorageAdapter.open(name, { compactWhenIdleMs: 0 });
       await storage.apply({ puts: [[new Uint8Array([1]), new Uint8Array([1, 1])]], deletes: [] });
@@ -274,10 +274,10 @@ describe('IndexedDB log (Chromium)', () => {
   it('the log is folded once compactWhenIdleMs passed without a batch, not while batches keep coming, not after close(); a bad value is INVALID_ARGUMENT', async () => {
     const p = await page();
     const result = await p.evaluate(async () => {
-      const { lib, idb } = (window as any).modules;
+      const { lib, idb, checks } = (window as any).modules;
       const k = (s: string) => new TextEncoder().encode(s);
       const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-      const code = (err: unknown) => `${(err as Error).constructor.name}:${(err as { code?: string }).code}`;
+      const code = checks.errorLabel;
       const logged = async (name: string) => (await idb.counts(name)).log;
       const idle = await lib.IndexedDbStorageAdapter.open('idle-fold', { compactWhenIdleMs: 400 });
       // A batch every ~50 ms for ~400 ms: each one re-arms the 400 ms timer, so no fold in between.

@@ -105,7 +105,7 @@ describe('encryption at rest (IndexedDB, Chromium)', () => {
         try {
           client.group(g1.id);
         } catch (err) {
-          code = `${(err as Error).constructor.name}:${(err as { code?: string }).code}`;
+          code = checks.errorLabel(err);
         }
         const auth = await checks.stillWorks(client.group(g2.id), carol, 'after tampering');
         return { groups: client.groupIds().length, code, where, logRecords: stores.log, ...auth };
@@ -122,7 +122,7 @@ describe('encryption at rest (IndexedDB, Chromium)', () => {
     const p = await page();
     const result = await p.evaluate(async () => {
       const { lib, checks, idb } = (window as any).modules;
-      const code = (err: unknown) => `${(err as Error).constructor.name}:${(err as { code?: string }).code}`;
+      const code = checks.errorLabel;
       const storage = await lib.IndexedDbStorageAdapter.open('enc-malformed', { compactWhenIdleMs: 0 });
       const { alice } = await checks.twoGroups(lib, storage);
       alice.free();

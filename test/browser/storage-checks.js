@@ -1,6 +1,7 @@
 // Encryption-at-rest checks shared by the Node test (SQLite,
 // test/storage-encryption.test.ts) and the page side of the Chromium test
-// (IndexedDB, test/browser-storage.test.ts). Plain JS so both can import it.
+// (IndexedDB, test/browser-storage.test.ts and test/browser-idb-log.test.ts).
+// Plain JS so both sides can import it.
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -145,4 +146,9 @@ export function groupRecordKey(label, groupId) {
     n >>>= 7;
   } while (n > 0);
   return concat([enc.encode(label), Uint8Array.of(0x01, ...length), groupId, Uint8Array.of(0x00, 0x01)]);
+}
+
+/** How a refusal reads in the tests' expectations: the error's class and its code, e.g. `MlsError:STORAGE_TAMPERED`. */
+export function errorLabel(err) {
+  return `${err?.constructor?.name}:${err?.code}`;
 }
