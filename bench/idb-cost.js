@@ -1,7 +1,7 @@
 // node bench/idb-cost.js [--rounds 3] [--runs 40]
 // Chromium's IndexedDB cost of one readwrite transaction by number and size
 // of its put requests (bench/browser/idb-cost.js), median and 10th / 90th
-// percentile over rounds × runs, interleaved shape by shape. It measures
+// percentile over rounds × runs, the shapes taking turns run by run. It measures
 // the browser, not the library: the figures behind the IndexedDB adapter's
 // one-record-per-batch log (bench/README.md "Round 2n").
 import { launchChromium, serveRepository } from './chromium.js';
@@ -20,9 +20,9 @@ try {
   const rows = await page.evaluate((a) => window.idbCost(a), { rounds, runs });
   const at = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))];
   console.log(`Chromium IndexedDB, one readwrite transaction (${rounds} rounds × ${runs} runs), ms: median [p10–p90]`);
-  for (const { puts, size, durability, log, ms } of rows) {
+  for (const { puts, size, durability, log, commit, ms } of rows) {
     const sorted = [...ms].sort((x, y) => x - y);
-    const shape = `${puts} × ${size} B${log ? ' (log add)' : ''}${durability ? ` (${durability})` : ''}`;
+    const shape = `${puts} × ${size} B${log ? ' (log add)' : ''}${durability ? ` (${durability})` : ''}${commit ? ' commit()' : ''}`;
     console.log(`${shape.padEnd(24)} ${at(sorted, 0.5).toFixed(3)} [${at(sorted, 0.1).toFixed(3)}–${at(sorted, 0.9).toFixed(3)}]`);
   }
 } finally {
