@@ -316,4 +316,57 @@ describe('IndexedDB log (Chromium)', () => {
     expect(result.refused).toEqual(Array(4).fill('MlsError:INVALID_ARGUMENT'));
     expect(result.defaultMs).toBe(1000);
   });
+
+  it('a batch whose log record is its only request is committed at once (commit()); a folding batch commits itself; an aborted one is not committed', async () => {
+    const p = await page();
+    const result = await p.evaluate(async () => {
+      const { lib, idb } = (window as any).modules;
+      const k = (s: string) => new TextEncoder().encode(s);
+      // Counts commit() calls on this page's transactions, and refusals of them.
+      const proto = IDBTransaction.prototype as any;
+      const original = proto.commit;
+      let commits = 0;
+      let refusals = 0;
+      proto.commit = function (this: IDBTransaction) {
+        commits += 1;
+        try {
+          return original.call(this);
+        } catch (err) {
+          refusals += 1;
+          throw err;
+        }
+      };
+      try {
+        const name = 'commit-at-once';
+        let storage = await lib.IndexedDbStorageAdapter.open(name, { compactWhenIdleMs: 0 });
+        const afterOpen = commits;
+        await storage.apply({ puts: [[k('a'), k('1')]], deletes: [] });
+        const afterOne = commits;
+        // Aborted by the test hook right after its log record: no commit() on an aborted transaction.
+        storage.abortNextAfter = 1;
+        const aborted = await storage.apply({ puts: [[k('a'), k('lost')]], deletes: [] }).then(() => 'applied', (err: Error) => err.message);
+        const afterAbort = commits;
+        // Up to the batch that folds the log (the COMPACT_BATCHES-th since the last fold).
+        for (let i = 2; i <= lib.COMPACT_BATCHES; i++) await storage.apply({ puts: [[k('a'), k(String(i))]], deletes: [] });
+        const afterFold = commits;
+        const folded = await idb.counts(name);
+        await storage.apply({ puts: [[k('b'), k('x')]], deletes: [k('a')] });
+        storage.close();
+        storage = await lib.IndexedDbStorageAdapter.open(name, { compactWhenIdleMs: 0 });
+        const reopened = [...(await storage.entries())].map(([key, value]: Uint8Array[]) => `${new TextDecoder().decode(key)}=${new TextDecoder().decode(value)}`);
+        storage.close();
+        return { afterOpen, afterOne, aborted, afterAbort, afterFold, folded, reopened, refusals };
+      } finally {
+        proto.commit = original;
+      }
+    });
+    expect(result.afterOne - result.afterOpen).toBe(1);
+    expect(result.aborted).toBe('transaction aborted');
+    expect(result.afterAbort).toBe(result.afterOne);
+    // Batches 2..63 commit at once; the 64th folds (entries and log in one transaction) and commits itself.
+    expect(result.afterFold - result.afterAbort).toBe(62);
+    expect(result.folded).toMatchObject({ entries: 1, log: 0 });
+    expect(result.reopened).toEqual(['b=x']);
+    expect(result.refusals).toBe(0);
+  });
 });

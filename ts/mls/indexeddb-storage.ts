@@ -202,6 +202,13 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
       };
     });
     if (issued && fold) foldLog(tx, write, { keys: expected, latest: () => new Map([...this.#pending, ...delta]) });
+    // The log record is this transaction's only request: commit it now, not
+    // once the browser has reported the request back to this thread and
+    // found nothing more queued (~0.1 ms of ~0.4 in Chromium, bench/README
+    // "Round 2p"). Same durability; a fold issues requests from callbacks,
+    // so it commits itself. Optional: Safari before 15 has no commit(), and
+    // a transaction that refuses it still commits itself.
+    else if (issued) commitNow(tx);
     await finished;
     if (fold) this.#emptied();
     else {
@@ -291,6 +298,15 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
       abortAtLimit();
       return !aborted.has(tx);
     };
+  }
+}
+
+/** `tx.commit()` where the browser has it; a refusal leaves `tx` to commit itself. */
+function commitNow(tx: IDBTransaction): void {
+  try {
+    tx.commit?.();
+  } catch {
+    // Not active any more (aborted meanwhile): its completion reports that.
   }
 }
 
