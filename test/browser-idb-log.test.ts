@@ -369,4 +369,45 @@ describe('IndexedDB log (Chromium)', () => {
     expect(result.reopened).toEqual(['b=x']);
     expect(result.refusals).toBe(0);
   });
+
+  it("every write transaction is 'strict' by default (flushed to disk before the call resolves), 'relaxed' when asked; another value is INVALID_ARGUMENT", async () => {
+    const p = await page();
+    const result = await p.evaluate(async () => {
+      const { lib, checks } = (window as any).modules;
+      const k = (s: string) => new TextEncoder().encode(s);
+      // The durability of every readwrite transaction opened on this page, as IndexedDB reports it.
+      const proto = IDBDatabase.prototype as any;
+      const original = proto.transaction;
+      let seen: string[] = [];
+      proto.transaction = function (this: IDBDatabase, ...args: unknown[]) {
+        const tx = original.apply(this, args) as IDBTransaction;
+        if (tx.mode === 'readwrite') seen.push((tx as any).durability);
+        return tx;
+      };
+      try {
+        const run = async (name: string, options: object) => {
+          seen = [];
+          const storage = await lib.IndexedDbStorageAdapter.open(name, { compactWhenIdleMs: 0, ...options });
+          for (let i = 0; i < lib.COMPACT_BATCHES + 1; i++) await storage.apply({ puts: [[k('a'), k(String(i))]], deletes: [] });
+          await storage.compact();
+          storage.close();
+          // Reopened: the key check and the fold at open.
+          const again = await lib.IndexedDbStorageAdapter.open(name, { compactWhenIdleMs: 0, ...options });
+          const value = new TextDecoder().decode(await again.get(k('a')));
+          again.close();
+          return { durabilities: [...new Set(seen)], writes: seen.length, value };
+        };
+        const strict = await run('durability-default', {});
+        const relaxed = await run('durability-relaxed', { durability: 'relaxed' });
+        const refused = await Promise.all(['default', 'STRICT', 1, ''].map((bad) => lib.IndexedDbStorageAdapter.open('durability-bad', { durability: bad }).then(() => 'opened', checks.errorLabel)));
+        return { strict, relaxed, refused };
+      } finally {
+        proto.transaction = original;
+      }
+    });
+    // Creation (meta), the fold at open, 65 batches (one folds), compact(), the fold at the reopen.
+    expect(result.strict).toEqual({ durabilities: ['strict'], writes: 69, value: '64' });
+    expect(result.relaxed).toEqual({ durabilities: ['relaxed'], writes: 69, value: '64' });
+    expect(result.refused).toEqual(Array(4).fill('MlsError:INVALID_ARGUMENT'));
+  });
 });

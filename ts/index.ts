@@ -39,7 +39,7 @@ export {
 } from './mls/group.js';
 export { MemoryStorageAdapter, type StorageAdapter, type StorageBatch, type StorageEntry, type VerifiedEntries } from './mls/storage.js';
 export { EncryptedStorageAdapter, StorageCipher, type StorageKey } from './mls/encrypted-storage.js';
-export { IndexedDbStorageAdapter, INDEXEDDB_FORMAT, COMPACT_BATCHES, COMPACT_BYTES, COMPACT_WHEN_IDLE_MS, type IndexedDbStorageOptions } from './mls/indexeddb-storage.js';
+export { IndexedDbStorageAdapter, INDEXEDDB_FORMAT, COMPACT_BATCHES, COMPACT_BYTES, COMPACT_WHEN_IDLE_MS, type IndexedDbStorageOptions, type IndexedDbDurability } from './mls/indexeddb-storage.js';
 export { toBytes, utf8, toHex, fromHex, bytesEqual, sha256, type BytesLike } from './mls/bytes.js';
 export * from './mls/types.js';
 export { inspectMessage, type MessageInfo, type WireFormat as MessageWireFormat } from './mls/message.js';

@@ -27,14 +27,16 @@ export const poolStats = () => threadStats() ?? null;
 
 /**
  * A client: memory, or IndexedDB encrypted under a 32-byte key the app
- * supplies (as core-crypto's), or ('indexeddb-plain', ours only: the cost
- * of encryption at rest) IndexedDB in the clear.
+ * supplies (as core-crypto's) with our default durability ('strict'), or
+ * ('indexeddb-relaxed') the same with `durability: 'relaxed'`, or
+ * ('indexeddb-plain', ours only: the cost of encryption at rest)
+ * IndexedDB in the clear.
  */
 async function client(storage, tag, label) {
   const name = `pm-bench-${tag}-${nextClient++}`;
   const adapter =
-    storage === 'indexeddb'
-      ? await IndexedDbStorageAdapter.open(name, { key: crypto.getRandomValues(new Uint8Array(32)) })
+    storage === 'indexeddb' || storage === 'indexeddb-relaxed'
+      ? await IndexedDbStorageAdapter.open(name, { key: crypto.getRandomValues(new Uint8Array(32)), durability: storage === 'indexeddb' ? 'strict' : 'relaxed' })
       : storage === 'indexeddb-plain'
         ? await IndexedDbStorageAdapter.open(name, { encryption: false })
         : new MemoryStorageAdapter();

@@ -54,7 +54,19 @@ export interface IndexedDbStorageOptions {
    * folds only by count, size, at open and on `compact()`.
    */
   compactWhenIdleMs?: number;
+  /**
+   * How far a write has gone when its call resolves. `'strict'` (the
+   * default): flushed to disk, so neither a crash nor a power loss brings
+   * back a state the call replaced. `'relaxed'`: handed to the operating
+   * system, so a tab, browser or app crash cannot either, but a power loss
+   * or OS crash may lose the last writes (Chromium's default since 121,
+   * ~0.3 ms less per write; docs/PROTOCOL.md §2.4 says what that allows).
+   */
+  durability?: IndexedDbDurability;
 }
+
+/** `IndexedDbStorageOptions.durability`. */
+export type IndexedDbDurability = 'strict' | 'relaxed';
 
 function request<T>(req: IDBRequest<T>): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -91,15 +103,18 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
   #logBytes = 0;
   #pending = new Map<string, Uint8Array | null>();
   readonly #idleMs: number;
+  /** The `durability` of every readwrite transaction. */
+  readonly #writes: IDBTransactionOptions;
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
   /** Test hook: abort the next batch's (or `compact()`'s) transaction after this many write requests (the log record is the first). */
   abortNextAfter: number | undefined;
 
-  private constructor(db: IDBDatabase, cipher: StorageCipher | undefined, idleMs: number) {
+  private constructor(db: IDBDatabase, cipher: StorageCipher | undefined, idleMs: number, writes: IDBTransactionOptions) {
     this.#db = db;
     this.#cipher = cipher;
     this.#idleMs = idleMs;
+    this.#writes = writes;
   }
 
   /** Whether values are encrypted at rest. */
@@ -117,6 +132,9 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
     if (typeof idleMs !== 'number' || !Number.isFinite(idleMs) || idleMs < 0 || idleMs > 2 ** 31 - 1) {
       throw new MlsError('INVALID_ARGUMENT', 'compactWhenIdleMs must be a number of ms from 0 to 2^31 - 1');
     }
+    const durability = options.durability ?? 'strict';
+    if (durability !== 'strict' && durability !== 'relaxed') throw new MlsError('INVALID_ARGUMENT', "durability must be 'strict' or 'relaxed'");
+    const writes: IDBTransactionOptions = { durability };
     const open = idb.open(name, SCHEMA_VERSION);
     open.onupgradeneeded = (event) => {
       if (event.oldVersion < 1) {
@@ -127,7 +145,7 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
     };
     const db = await request(open);
     try {
-      const adapter = new IndexedDbStorageAdapter(db, await prepare(db, encrypt, options.key), idleMs);
+      const adapter = new IndexedDbStorageAdapter(db, await prepare(db, encrypt, options.key, writes), idleMs, writes);
       await adapter.compact(); // starts from an empty log, so #logKeys and #logBytes describe it exactly
       return adapter;
     } catch (err) {
@@ -188,7 +206,7 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
     const delta = new Map<string, Uint8Array | null>();
     applyBatch(delta, this.#cipher ? stored : copied(stored));
     const fold = this.#logKeys.length + 1 >= COMPACT_BATCHES || this.#logBytes + record.length >= COMPACT_BYTES;
-    const tx = this.#db.transaction(fold ? [STORE, LOG] : [LOG], 'readwrite');
+    const tx = this.#db.transaction(fold ? [STORE, LOG] : [LOG], 'readwrite', this.#writes);
     const finished = this.#finish(tx);
     const write = this.#writeGate(tx);
     let added: IDBValidKey | undefined;
@@ -243,7 +261,7 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
    * `STORAGE_TAMPERED` when a log record is malformed.
    */
   async compact(): Promise<void> {
-    const tx = this.#db.transaction([STORE, LOG], 'readwrite');
+    const tx = this.#db.transaction([STORE, LOG], 'readwrite', this.#writes);
     const finished = this.#finish(tx);
     foldLog(tx, this.#writeGate(tx), { keys: () => this.#logKeys, latest: () => this.#pending });
     await finished;
@@ -406,7 +424,7 @@ function foldLog(tx: IDBTransaction, write: (request: () => void) => boolean, kn
  * database (`STORAGE_FORMAT` for another format or protection,
  * `STORAGE_KEY` for a wrong or missing key), written on a new one.
  */
-async function prepare(db: IDBDatabase, encrypt: boolean, appKey: StorageKey | undefined): Promise<StorageCipher | undefined> {
+async function prepare(db: IDBDatabase, encrypt: boolean, appKey: StorageKey | undefined, writes: IDBTransactionOptions): Promise<StorageCipher | undefined> {
   const read = db.transaction(META, 'readonly').objectStore(META);
   const [format, protection, storedKey, check] = await Promise.all(['format', 'encryption', 'key', 'key-check'].map((k) => request(read.get(k))));
   const wanted = encrypt ? 'aes-256-gcm' : 'none';
@@ -424,7 +442,7 @@ async function prepare(db: IDBDatabase, encrypt: boolean, appKey: StorageKey | u
     }
     if (format === UPGRADED_FORMAT) {
       // Format 2 is format 3 with an empty log (the store was added by the schema upgrade at open).
-      const tx = db.transaction(META, 'readwrite');
+      const tx = db.transaction(META, 'readwrite', writes);
       tx.objectStore(META).put(INDEXEDDB_FORMAT, 'format');
       await done(tx);
     }
@@ -433,7 +451,7 @@ async function prepare(db: IDBDatabase, encrypt: boolean, appKey: StorageKey | u
   const key = encrypt ? (appKey ?? (await StorageCipher.generateKey())) : undefined;
   const cipher = key ? await StorageCipher.create(key) : undefined;
   const keyCheck = await cipher?.keyCheck();
-  const tx = db.transaction(META, 'readwrite');
+  const tx = db.transaction(META, 'readwrite', writes);
   const meta = tx.objectStore(META);
   meta.put(INDEXEDDB_FORMAT, 'format');
   meta.put(wanted, 'encryption');

@@ -66,6 +66,9 @@ export class SqliteStorageAdapter implements StorageAdapter {
   #prepare(key: StorageKey | undefined): Promise<StorageCipher | undefined> {
     const db = this.#db;
     db.pragma('journal_mode = WAL');
+    // Every commit synced to disk before its call resolves, whatever the
+    // build's default (docs/PROTOCOL.md §2.4: like IndexedDB's 'strict').
+    db.pragma('synchronous = FULL');
     db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); CREATE TABLE IF NOT EXISTS entries (key BLOB PRIMARY KEY, value BLOB NOT NULL);');
     const meta = (name: string) => (db.prepare('SELECT value FROM meta WHERE key = ?').get(name) as { value: string } | undefined)?.value;
     const format = meta('format');
