@@ -14,7 +14,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { availableParallelism } from 'node:os';
-import { CHROMIUM, ROOT, launchChromium, serveRepository } from './chromium.js';
+import { CHROMIUM, ROOT, launchChromium, openDiskContext, serveRepository } from './chromium.js';
 
 const ALL_OPS = ['key_package', 'add_member', 'join_welcome', 'self_update_commit', 'process_commit', 'encrypt_100b', 'decrypt_100b'];
 const TARGET = 2; // issue 24: at least 2× core-crypto on every op, IndexedDB storage
@@ -30,6 +30,8 @@ const { values: args } = parseArgs({
     'max-samples': { type: 'string', default: '200' },
     warmup: { type: 'string', default: '2' },
     profile: { type: 'boolean', default: false },
+    // Off-the-record contexts (IndexedDB in memory), as runs before round 2p.
+    'in-memory-profile': { type: 'boolean', default: false },
     out: { type: 'string', default: join(ROOT, 'bench', 'results') },
     wasm: { type: 'string' },
     // As the Node targets run (bench/run.js): cores − 1 worker threads for ours.
@@ -38,7 +40,8 @@ const { values: args } = parseArgs({
   },
 });
 if (args.help) {
-  console.log('node bench/browser.js [--sizes 16,128,1024] [--storages memory,indexeddb,indexeddb-relaxed] [--impls paired-mls,core-crypto] [--ops a,b] [--time MS] [--min-samples K] [--max-samples K] [--warmup K] [--threads N] [--out DIR] [--profile] [--wasm FILE]');
+  console.log('node bench/browser.js [--sizes 16,128,1024] [--storages memory,indexeddb,indexeddb-relaxed] [--impls paired-mls,core-crypto] [--ops a,b] [--time MS] [--min-samples K] [--max-samples K] [--warmup K] [--threads N] [--out DIR] [--profile] [--wasm FILE] [--in-memory-profile]');
+  console.log('  --in-memory-profile   off-the-record pages (IndexedDB in memory, never waiting for the disk) instead of a fresh on-disk profile per page');
   console.log('  --threads N   paired-mls: Web Workers for a commit\'s path encryptions (setThreads; the page is cross-origin isolated); default cores − 1, 0: none');
   process.exit(0);
 }
@@ -102,9 +105,12 @@ async function main() {
   const results = [];
   const setups = [];
   const cold = {};
+  // Each page in a fresh profile on disk (unless --in-memory-profile), closed with its context.
   const openPage = async () => {
-    const context = await browser.newContext();
-    const page = await context.newPage();
+    const disk = args['in-memory-profile'] ? undefined : await openDiskContext();
+    const opened = disk?.context ?? (await browser.newContext());
+    const context = { close: () => (disk ? disk.close() : opened.close()), newCDPSession: (page) => opened.newCDPSession(page) };
+    const page = await opened.newPage();
     page.on('pageerror', (e) => console.error(`page: ${e.message}`));
     await page.goto(`${site.url}/bench/browser/page.html`);
     await page.waitForFunction(() => window.benchReady === true);
@@ -155,6 +161,7 @@ function report({ results, setups, cold, seconds }) {
   const summary = [];
   lines.push(`paired-mls vs core-crypto in Chromium (mean ms per op, ratio = core-crypto / paired-mls; target ≥ ${TARGET}× with IndexedDB)`);
   lines.push(`paired-mls threads: ${threads} (setThreads: Web Workers for path encryptions; core-crypto has none)`);
+  lines.push(args['in-memory-profile'] ? 'pages off the record: IndexedDB in memory (--in-memory-profile)' : 'each page in a fresh browser profile on disk (IndexedDB writes reach the disk)');
   lines.push('');
   lines.push(['storage', 'op', 'n', 'paired-mls', 'core-crypto', 'ratio', 'target'].join('\t'));
   for (const storage of storages) {
@@ -189,7 +196,7 @@ function report({ results, setups, cold, seconds }) {
   console.log(text);
   mkdirSync(args.out, { recursive: true });
   const date = new Date().toISOString().slice(0, 10);
-  const meta = { date: new Date().toISOString(), node: process.version, chromium: CHROMIUM, sizes, storages, impls, ops, threads, time_ms: Number(args.time), cold_start_ms: cold, setup_ms: setups, summary, total_seconds: seconds };
+  const meta = { date: new Date().toISOString(), node: process.version, chromium: CHROMIUM, profile_on_disk: !args['in-memory-profile'], sizes, storages, impls, ops, threads, time_ms: Number(args.time), cold_start_ms: cold, setup_ms: setups, summary, total_seconds: seconds };
   writeFileSync(join(args.out, `browser-${date}.json`), JSON.stringify({ results, meta }, null, 2));
   writeFileSync(join(args.out, `browser-${date}.txt`), `${text}\n`);
   if (profiles.length > 0) writeFileSync(join(args.out, `browser-profile-${date}.txt`), `${profiles.join('\n\n')}\n`);

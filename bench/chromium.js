@@ -1,7 +1,8 @@
 // What the bench's Chromium scripts (browser.js, idb-cost.js) share: the
 // browser they launch and the repository served to it on loopback.
 import { createServer } from 'node:http';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { extname, join, normalize, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -40,10 +41,28 @@ export async function serveRepository(replace = {}) {
   return { url: `http://127.0.0.1:${server.address().port}`, close: () => new Promise((r) => server.close(r)) };
 }
 
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run', '--disable-component-update', '--disable-sync'];
+
 /** Headless Chromium with the background services that would add noise turned off. */
 export function launchChromium() {
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run', '--disable-component-update', '--disable-sync'],
-  });
+  return chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+}
+
+/**
+ * A browsing context whose storage is on disk, as a user's profile is: a
+ * fresh profile directory under the system's temp directory, removed by
+ * `close()`. A `browser.newContext()` is off the record: its IndexedDB
+ * lives in memory, so no write there ever waits for the disk
+ * (bench/README.md "Round 2p").
+ */
+export async function openDiskContext() {
+  const dir = await mkdtemp(join(tmpdir(), 'pm-bench-profile-'));
+  const context = await chromium.launchPersistentContext(dir, { executablePath: CHROMIUM, args: ARGS, headless: true });
+  return {
+    context,
+    close: async () => {
+      await context.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }

@@ -40,6 +40,8 @@ const SHAPES = [
   { puts: 1, size: 5000, log: true, commit: true },
   { puts: 1, size: 24000, log: true, commit: true },
   { puts: 12, size: 420, commit: true },
+  { puts: 1, size: 5000, log: true, commit: true, durability: 'strict' },
+  { puts: 1, size: 5000, log: true, commit: true, durability: 'relaxed' },
 ];
 
 window.idbCost = async ({ rounds, runs }) => {
