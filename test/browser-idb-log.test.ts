@@ -410,4 +410,22 @@ describe('IndexedDB log (Chromium)', () => {
     expect(result.relaxed).toEqual({ durabilities: ['relaxed'], writes: 69, value: '64' });
     expect(result.refused).toEqual(Array(4).fill('MlsError:INVALID_ARGUMENT'));
   });
+
+  it('a batch whose adapter is closed while it is being sealed is refused with MlsError STORAGE; the database keeps the batches before it', async () => {
+    const p = await page();
+    const result = await p.evaluate(async () => {
+      const { lib, checks } = (window as any).modules;
+      const k = (s: string) => new TextEncoder().encode(s);
+      const storage = await lib.IndexedDbStorageAdapter.open('closed-while-sealing', { compactWhenIdleMs: 0 });
+      await storage.apply({ puts: [[k('a'), k('kept')]], deletes: [] });
+      const late = storage.apply({ puts: [[k('a'), k('late')]], deletes: [] });
+      storage.close(); // the seal (WebCrypto) is still pending
+      const refused = await late.then(() => 'applied', checks.errorLabel);
+      const again = await lib.IndexedDbStorageAdapter.open('closed-while-sealing', { compactWhenIdleMs: 0 });
+      const value = new TextDecoder().decode(await again.get(k('a')));
+      again.close();
+      return { refused, value };
+    });
+    expect(result).toEqual({ refused: 'MlsError:STORAGE', value: 'kept' });
+  });
 });

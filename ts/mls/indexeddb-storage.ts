@@ -199,6 +199,8 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
     // Sealed before the transaction opens: an IndexedDB transaction commits
     // itself as soon as it waits on anything but its own requests.
     const stored = this.#cipher ? await this.#cipher.sealBatch(plain) : plain;
+    // Closed while sealing: the typed error, not IndexedDB's InvalidStateError.
+    if (this.#closed) throw new MlsError('STORAGE', 'the IndexedDB storage was closed');
     const record = encodeBatch(stored);
     // This batch's own changes; merged into `#pending` only once its
     // transaction committed, and read with it only when the fold runs (a
@@ -245,7 +247,7 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
   #foldWhenIdle(): void {
     clearTimeout(this.#idleTimer);
     this.#idleTimer = undefined;
-    if (this.#idleMs === 0 || this.#logKeys.length === 0) return;
+    if (this.#closed || this.#idleMs === 0 || this.#logKeys.length === 0) return;
     this.#idleTimer = setTimeout(() => {
       this.#idleTimer = undefined;
       if (!this.#closed && this.#logKeys.length > 0) this.compact().catch(() => undefined);
