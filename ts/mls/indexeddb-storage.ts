@@ -224,7 +224,7 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
     if (issued && fold) foldLog(tx, write, { keys: expected, latest: () => new Map([...this.#pending, ...delta]) });
     // The log record is this transaction's only request: commit it now, not
     // once the browser has reported the request back to this thread and
-    // found nothing more queued (~0.1 ms of ~0.4 in Chromium, bench/README
+    // found nothing more queued (0.1–0.2 ms in Chromium, bench/README
     // "Round 2p"). Same durability; a fold issues requests from callbacks,
     // so it commits itself. Optional: Safari before 15 has no commit(), and
     // a transaction that refuses it still commits itself.
