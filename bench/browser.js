@@ -14,7 +14,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { availableParallelism } from 'node:os';
-import { CHROMIUM, ROOT, launchChromium, openDiskContext, serveRepository } from './chromium.js';
+import { CHROMIUM, ROOT, launchChromium, openDiskContext, serveRepository, tempDirIsTmpfs } from './chromium.js';
 
 const ALL_OPS = ['key_package', 'add_member', 'join_welcome', 'self_update_commit', 'process_commit', 'encrypt_100b', 'decrypt_100b'];
 const TARGET = 2; // issue 24: at least 2× core-crypto on every op, IndexedDB storage
@@ -51,6 +51,8 @@ const storages = list(args.storages);
 const impls = list(args.impls);
 const ops = list(args.ops);
 const threads = Number(args.threads);
+/** A tmpfs temp directory puts the "on disk" profiles in memory: said in the output and the JSON. */
+const onTmpfs = args['in-memory-profile'] ? false : await tempDirIsTmpfs();
 if (!Number.isInteger(threads) || threads < 0) throw new RangeError('--threads: an integer >= 0');
 
 /**
@@ -110,42 +112,53 @@ async function main() {
     const disk = args['in-memory-profile'] ? undefined : await openDiskContext();
     const opened = disk?.context ?? (await browser.newContext());
     const context = { close: () => (disk ? disk.close() : opened.close()), newCDPSession: (page) => opened.newCDPSession(page) };
-    const page = await opened.newPage();
-    page.on('pageerror', (e) => console.error(`page: ${e.message}`));
-    await page.goto(`${site.url}/bench/browser/page.html`);
-    await page.waitForFunction(() => window.benchReady === true);
-    return { page, context };
+    try {
+      const page = await opened.newPage();
+      page.on('pageerror', (e) => console.error(`page: ${e.message}`));
+      await page.goto(`${site.url}/bench/browser/page.html`);
+      await page.waitForFunction(() => window.benchReady === true);
+      return { page, context };
+    } catch (err) {
+      await context.close();
+      throw err;
+    }
   };
   try {
     // Cold start: a fresh page (fresh context, nothing cached) loads and initialises each library.
     for (const impl of impls) {
       const { page, context } = await openPage();
-      cold[impl] = await page.evaluate((name) => window.bench.coldStart(name), impl);
-      await context.close();
+      try {
+        cold[impl] = await page.evaluate((name) => window.bench.coldStart(name), impl);
+      } finally {
+        await context.close();
+      }
       console.error(`cold start ${impl}: ${fmt(cold[impl])} ms`);
     }
     for (const storage of storages) {
       for (const n of sizes) {
         // One page per size and storage, both libraries in it.
         const { page, context } = await openPage();
-        if (args.profile) await attachProfiler(page, context);
-        for (const impl of impls) {
-          // core-crypto always encrypts its database, and its durability is fixed (relaxed): its figures are `indexeddb`'s.
-          if (impl === 'core-crypto' && (storage === 'indexeddb-plain' || storage === 'indexeddb-relaxed')) continue;
-          const tag = `${n}-${Date.now()}`;
-          console.error(`${impl} n=${n} ${storage}: setting up…`);
-          const out = await page.evaluate((a) => window.bench.run(a), {
-            impl, n, storage, ops, tag, profile: args.profile, threads,
-            timeMs: Number(args.time), minSamples: Number(args['min-samples']), maxSamples: Number(args['max-samples']), warmup: Number(args.warmup),
-          });
-          setups.push({ impl, n, storage, ms: out.setupMs, ...(out.pool ? { pool: out.pool } : {}) });
-          if (out.pool) console.error(`  ${impl} pool: ${JSON.stringify(out.pool)}`);
-          for (const r of out.results) {
-            results.push(r);
-            console.error(`  ${r.op}: ${fmt(r.mean_ms)} ms (${r.samples})`);
+        try {
+          if (args.profile) await attachProfiler(page, context);
+          for (const impl of impls) {
+            // core-crypto always encrypts its database, and its durability is fixed (relaxed): its figures are `indexeddb`'s.
+            if (impl === 'core-crypto' && (storage === 'indexeddb-plain' || storage === 'indexeddb-relaxed')) continue;
+            const tag = `${n}-${Date.now()}`;
+            console.error(`${impl} n=${n} ${storage}: setting up…`);
+            const out = await page.evaluate((a) => window.bench.run(a), {
+              impl, n, storage, ops, tag, profile: args.profile, threads,
+              timeMs: Number(args.time), minSamples: Number(args['min-samples']), maxSamples: Number(args['max-samples']), warmup: Number(args.warmup),
+            });
+            setups.push({ impl, n, storage, ms: out.setupMs, ...(out.pool ? { pool: out.pool } : {}) });
+            if (out.pool) console.error(`  ${impl} pool: ${JSON.stringify(out.pool)}`);
+            for (const r of out.results) {
+              results.push(r);
+              console.error(`  ${r.op}: ${fmt(r.mean_ms)} ms (${r.samples})`);
+            }
           }
+        } finally {
+          await context.close();
         }
-        await context.close();
       }
     }
   } finally {
@@ -161,7 +174,13 @@ function report({ results, setups, cold, seconds }) {
   const summary = [];
   lines.push(`paired-mls vs core-crypto in Chromium (mean ms per op, ratio = core-crypto / paired-mls; target ≥ ${TARGET}× with IndexedDB)`);
   lines.push(`paired-mls threads: ${threads} (setThreads: Web Workers for path encryptions; core-crypto has none)`);
-  lines.push(args['in-memory-profile'] ? 'pages off the record: IndexedDB in memory (--in-memory-profile)' : 'each page in a fresh browser profile on disk (IndexedDB writes reach the disk)');
+  lines.push(
+    args['in-memory-profile']
+      ? 'pages off the record: IndexedDB in memory (--in-memory-profile)'
+      : onTmpfs
+        ? 'each page in a fresh browser profile, but the temp directory is a tmpfs: in memory after all'
+        : 'each page in a fresh browser profile on disk (IndexedDB writes reach the disk)',
+  );
   lines.push('');
   lines.push(['storage', 'op', 'n', 'paired-mls', 'core-crypto', 'ratio', 'target'].join('\t'));
   for (const storage of storages) {
@@ -196,7 +215,7 @@ function report({ results, setups, cold, seconds }) {
   console.log(text);
   mkdirSync(args.out, { recursive: true });
   const date = new Date().toISOString().slice(0, 10);
-  const meta = { date: new Date().toISOString(), node: process.version, chromium: CHROMIUM, profile_on_disk: !args['in-memory-profile'], sizes, storages, impls, ops, threads, time_ms: Number(args.time), cold_start_ms: cold, setup_ms: setups, summary, total_seconds: seconds };
+  const meta = { date: new Date().toISOString(), node: process.version, chromium: CHROMIUM, profile_on_disk: !args['in-memory-profile'] && !onTmpfs, sizes, storages, impls, ops, threads, time_ms: Number(args.time), cold_start_ms: cold, setup_ms: setups, summary, total_seconds: seconds };
   writeFileSync(join(args.out, `browser-${date}.json`), JSON.stringify({ results, meta }, null, 2));
   writeFileSync(join(args.out, `browser-${date}.txt`), `${text}\n`);
   if (profiles.length > 0) writeFileSync(join(args.out, `browser-profile-${date}.txt`), `${profiles.join('\n\n')}\n`);

@@ -1,7 +1,7 @@
 // What the bench's Chromium scripts (browser.js, idb-cost.js) share: the
 // browser they launch and the repository served to it on loopback.
 import { createServer } from 'node:http';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -57,12 +57,28 @@ export function launchChromium() {
  */
 export async function openDiskContext() {
   const dir = await mkdtemp(join(tmpdir(), 'pm-bench-profile-'));
-  const context = await chromium.launchPersistentContext(dir, { executablePath: CHROMIUM, args: ARGS, headless: true });
+  const remove = () => rm(dir, { recursive: true, force: true });
+  let context;
+  try {
+    context = await chromium.launchPersistentContext(dir, { executablePath: CHROMIUM, args: ARGS, headless: true });
+  } catch (err) {
+    await remove();
+    throw err;
+  }
   return {
     context,
     close: async () => {
-      await context.close();
-      await rm(dir, { recursive: true, force: true });
+      try {
+        await context.close();
+      } finally {
+        await remove();
+      }
     },
   };
+}
+
+/** Whether the profiles of `openDiskContext` would be in memory after all (a tmpfs temp directory). */
+export async function tempDirIsTmpfs() {
+  const TMPFS_MAGIC = 0x01021994;
+  return (await statfs(tmpdir())).type === TMPFS_MAGIC;
 }

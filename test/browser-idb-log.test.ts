@@ -370,7 +370,7 @@ describe('IndexedDB log (Chromium)', () => {
     expect(result.refusals).toBe(0);
   });
 
-  it("every write transaction is 'strict' by default (flushed to disk before the call resolves), 'relaxed' when asked; another value is INVALID_ARGUMENT", async () => {
+  it("every write transaction is 'strict' by default (flushed to disk before the call resolves), 'relaxed' when asked; another value is INVALID_ARGUMENT; an inherited option (a polluted Object.prototype) is not read", async () => {
     const p = await page();
     const result = await p.evaluate(async () => {
       const { lib, checks } = (window as any).modules;
@@ -394,21 +394,59 @@ describe('IndexedDB log (Chromium)', () => {
           // Reopened: the key check and the fold at open.
           const again = await lib.IndexedDbStorageAdapter.open(name, { compactWhenIdleMs: 0, ...options });
           const value = new TextDecoder().decode(await again.get(k('a')));
+          const reported = again.durability;
           again.close();
-          return { durabilities: [...new Set(seen)], writes: seen.length, value };
+          return { durabilities: [...new Set(seen)], writes: seen.length, value, reported };
         };
         const strict = await run('durability-default', {});
         const relaxed = await run('durability-relaxed', { durability: 'relaxed' });
         const refused = await Promise.all(['default', 'STRICT', 1, ''].map((bad) => lib.IndexedDbStorageAdapter.open('durability-bad', { durability: bad }).then(() => 'opened', checks.errorLabel)));
-        return { strict, relaxed, refused };
+        // A polluted Object.prototype does not weaken the defaults: inherited options are not read.
+        const polluted = Object.prototype as any;
+        polluted.durability = 'relaxed';
+        polluted.encryption = false;
+        let inherited;
+        try {
+          inherited = await run('durability-polluted', {});
+          const storage = await lib.IndexedDbStorageAdapter.open('durability-polluted', { compactWhenIdleMs: 0 });
+          inherited = { ...inherited, encrypted: storage.encrypted };
+          storage.close();
+        } finally {
+          delete polluted.durability;
+          delete polluted.encryption;
+        }
+        return { strict, relaxed, refused, inherited };
       } finally {
         proto.transaction = original;
       }
     });
-    // Creation (meta), the fold at open, 65 batches (one folds), compact(), the fold at the reopen.
-    expect(result.strict).toEqual({ durabilities: ['strict'], writes: 69, value: '64' });
-    expect(result.relaxed).toEqual({ durabilities: ['relaxed'], writes: 69, value: '64' });
+    // Creation (meta), the fold at open, the durability probe, 65 batches (one folds), compact(), the fold and the probe at the reopen.
+    expect(result.strict).toEqual({ durabilities: ['strict'], writes: 71, value: '64', reported: 'strict' });
+    expect(result.relaxed).toEqual({ durabilities: ['relaxed'], writes: 71, value: '64', reported: 'relaxed' });
     expect(result.refused).toEqual(Array(4).fill('MlsError:INVALID_ARGUMENT'));
+    expect(result.inherited).toEqual({ durabilities: ['strict'], writes: 71, value: '64', reported: 'strict', encrypted: true });
+  });
+
+  it("a browser that ignores the durability hint is reported: durability is then 'default', not 'strict'", async () => {
+    const p = await page();
+    const result = await p.evaluate(async () => {
+      const { lib } = (window as any).modules;
+      // As a browser without the option (Firefox before 126): the third argument is dropped.
+      const proto = IDBDatabase.prototype as any;
+      const original = proto.transaction;
+      proto.transaction = function (this: IDBDatabase, stores: unknown, mode: unknown) {
+        return original.call(this, stores, mode);
+      };
+      try {
+        const storage = await lib.IndexedDbStorageAdapter.open('durability-ignored', { compactWhenIdleMs: 0 });
+        const reported = storage.durability;
+        storage.close();
+        return reported;
+      } finally {
+        proto.transaction = original;
+      }
+    });
+    expect(result).toBe('default');
   });
 
   it('a batch whose adapter is closed while it is being sealed is refused with MlsError STORAGE; the database keeps the batches before it', async () => {

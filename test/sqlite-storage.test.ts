@@ -66,4 +66,35 @@ describe('SQLite storage adapter', () => {
     expect(error).toBeInstanceOf(MlsError);
     expect((error as MlsError).code).toBe('STORAGE_FORMAT');
   });
+
+  it('sets synchronous = FULL on every open, also of an existing WAL file (better-sqlite3 builds with WAL commits unsynced: NORMAL)', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'paired-mls-sqlite-')), 'client.sqlite');
+    const key = crypto.getRandomValues(new Uint8Array(32));
+    // What this build of SQLite does without the adapter's pragma: a WAL file reopened runs at NORMAL (1).
+    const raw = new Database(file);
+    raw.pragma('journal_mode = WAL');
+    raw.close();
+    const reopened = new Database(file);
+    const buildDefault = reopened.pragma('synchronous', { simple: true });
+    reopened.close();
+    // The adapter's own connection, caught as it issues its pragmas, then asked for its level.
+    const original = Database.prototype.pragma;
+    let connection: Database.Database | undefined;
+    Database.prototype.pragma = function (this: Database.Database, source: string, options?: Database.PragmaOptions) {
+      connection = this;
+      return original.call(this, source, options);
+    } as typeof original;
+    const levels: unknown[] = [];
+    try {
+      for (let i = 0; i < 2; i++) {
+        const storage = new SqliteStorageAdapter(file, { key });
+        levels.push(original.call(connection!, 'synchronous', { simple: true }));
+        storage.close();
+      }
+    } finally {
+      Database.prototype.pragma = original;
+    }
+    expect(buildDefault).toBe(1);
+    expect(levels).toEqual([2, 2]); // FULL
+  });
 });

@@ -59,8 +59,9 @@ export interface IndexedDbStorageOptions {
    * default): flushed to disk, so neither a crash nor a power loss brings
    * back a state the call replaced. `'relaxed'`: handed to the operating
    * system, so a tab, browser or app crash cannot either, but a power loss
-   * or OS crash may lose the last writes (Chromium's default since 121,
-   * ~0.3 ms less per write; docs/PROTOCOL.md §2.4 says what that allows).
+   * or OS crash may lose the last writes (Chromium's default since 121;
+   * no disk flush per write, ~0.85 ms on our test VM; docs/PROTOCOL.md
+   * §2.4 says what that allows). `durability` reports what the browser got.
    */
   durability?: IndexedDbDurability;
 }
@@ -105,6 +106,7 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
   readonly #idleMs: number;
   /** The `durability` of every readwrite transaction. */
   readonly #writes: IDBTransactionOptions;
+  #reported: string | undefined;
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
   /** Test hook: abort the next batch's (or `compact()`'s) transaction after this many write requests (the log record is the first). */
@@ -122,10 +124,24 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
     return this.#cipher !== undefined;
   }
 
+  /**
+   * The durability IndexedDB reports for this adapter's writes: what
+   * `open` asked for (`'strict'` by default), or `'default'` when the
+   * browser ignored the hint (Firefox before 126, say; Chromium's
+   * 'default' is relaxed), or `undefined` when it reports none. An app
+   * that needs writes flushed before a call resolves checks for `'strict'`.
+   */
+  get durability(): string | undefined {
+    return this.#reported;
+  }
+
   /** Open (or create) the database `name`; see `IndexedDbStorageOptions`. */
-  static async open(name: string, options: IndexedDbStorageOptions = {}): Promise<IndexedDbStorageAdapter> {
+  static async open(name: string, given: IndexedDbStorageOptions = {}): Promise<IndexedDbStorageAdapter> {
     const idb = (globalThis as { indexedDB?: IDBFactory }).indexedDB;
     if (!idb) throw new MlsError('STORAGE', 'IndexedDB is not available here');
+    // Own properties only, read once: an inherited `durability` or
+    // `encryption` (a polluted Object.prototype) must not weaken the defaults.
+    const options = ownOptions(given);
     const encrypt = options.encryption ?? true;
     if (!encrypt && options.key) throw new MlsError('INVALID_ARGUMENT', 'a storage key was given with encryption: false');
     const idleMs = options.compactWhenIdleMs ?? COMPACT_WHEN_IDLE_MS;
@@ -146,6 +162,7 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
     const db = await request(open);
     try {
       const adapter = new IndexedDbStorageAdapter(db, await prepare(db, encrypt, options.key, writes), idleMs, writes);
+      adapter.#reported = reportedDurability(db, writes);
       await adapter.compact(); // starts from an empty log, so #logKeys and #logBytes describe it exactly
       return adapter;
     } catch (err) {
@@ -319,6 +336,18 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
       return !aborted.has(tx);
     };
   }
+}
+
+/** The options' own properties (undefined where only inherited). */
+function ownOptions(given: IndexedDbStorageOptions): IndexedDbStorageOptions {
+  const own = <K extends keyof IndexedDbStorageOptions>(key: K): IndexedDbStorageOptions[K] => (Object.hasOwn(given, key) ? given[key] : undefined);
+  return { key: own('key'), encryption: own('encryption'), compactWhenIdleMs: own('compactWhenIdleMs'), durability: own('durability') };
+}
+
+/** What IndexedDB reports as the durability of a write transaction opened with `writes` (one opened and left to finish empty). */
+function reportedDurability(db: IDBDatabase, writes: IDBTransactionOptions): string | undefined {
+  const reported = (db.transaction(META, 'readwrite', writes) as IDBTransaction & { durability?: string }).durability;
+  return typeof reported === 'string' ? reported : undefined;
 }
 
 /** `tx.commit()` where the browser has it; a refusal leaves `tx` to commit itself. */
