@@ -106,6 +106,7 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
   readonly #idleMs: number;
   /** The `durability` of every readwrite transaction. */
   readonly #writes: IDBTransactionOptions;
+  /** The durability IndexedDB reported for the last of them (`durability`). */
   #reported: string | undefined;
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
@@ -162,8 +163,9 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
     const db = await request(open);
     try {
       const adapter = new IndexedDbStorageAdapter(db, await prepare(db, encrypt, options.key, writes), idleMs, writes);
-      adapter.#reported = reportedDurability(db, writes);
-      await adapter.compact(); // starts from an empty log, so #logKeys and #logBytes describe it exactly
+      // Starts from an empty log, so #logKeys and #logBytes describe it
+      // exactly; its transaction also tells what durability IndexedDB gives.
+      await adapter.compact();
       return adapter;
     } catch (err) {
       db.close();
@@ -225,7 +227,7 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
     const delta = new Map<string, Uint8Array | null>();
     applyBatch(delta, this.#cipher ? stored : copied(stored));
     const fold = this.#logKeys.length + 1 >= COMPACT_BATCHES || this.#logBytes + record.length >= COMPACT_BYTES;
-    const tx = this.#db.transaction(fold ? [STORE, LOG] : [LOG], 'readwrite', this.#writes);
+    const tx = this.#writeTransaction(fold ? [STORE, LOG] : [LOG]);
     const finished = this.#finish(tx);
     const write = this.#writeGate(tx);
     let added: IDBValidKey | undefined;
@@ -280,7 +282,7 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
    * `STORAGE_TAMPERED` when a log record is malformed.
    */
   async compact(): Promise<void> {
-    const tx = this.#db.transaction([STORE, LOG], 'readwrite', this.#writes);
+    const tx = this.#writeTransaction([STORE, LOG]);
     const finished = this.#finish(tx);
     foldLog(tx, this.#writeGate(tx), { keys: () => this.#logKeys, latest: () => this.#pending });
     await finished;
@@ -303,6 +305,14 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
     this.#logKeys = [];
     this.#logBytes = 0;
     this.#pending = new Map();
+  }
+
+  /** A readwrite transaction with the adapter's durability, noting the durability IndexedDB reports for it. */
+  #writeTransaction(stores: string[]): IDBTransaction {
+    const tx = this.#db.transaction(stores, 'readwrite', this.#writes);
+    const reported = (tx as IDBTransaction & { durability?: unknown }).durability;
+    this.#reported = typeof reported === 'string' ? reported : undefined;
+    return tx;
   }
 
   /** The transaction's completion; a malformed log record aborts it as `STORAGE_TAMPERED`. */
@@ -342,12 +352,6 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
 function ownOptions(given: IndexedDbStorageOptions): IndexedDbStorageOptions {
   const own = <K extends keyof IndexedDbStorageOptions>(key: K): IndexedDbStorageOptions[K] => (Object.hasOwn(given, key) ? given[key] : undefined);
   return { key: own('key'), encryption: own('encryption'), compactWhenIdleMs: own('compactWhenIdleMs'), durability: own('durability') };
-}
-
-/** What IndexedDB reports as the durability of a write transaction opened with `writes` (one opened and left to finish empty). */
-function reportedDurability(db: IDBDatabase, writes: IDBTransactionOptions): string | undefined {
-  const reported = (db.transaction(META, 'readwrite', writes) as IDBTransaction & { durability?: string }).durability;
-  return typeof reported === 'string' ? reported : undefined;
 }
 
 /** `tx.commit()` where the browser has it; a refusal leaves `tx` to commit itself. */
