@@ -14,7 +14,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { availableParallelism } from 'node:os';
-import { CHROMIUM, ROOT, launchChromium, openDiskContext, serveRepository, tempDirIsTmpfs } from './chromium.js';
+import { CHROMIUM, ROOT, contextOpener, serveRepository } from './chromium.js';
 
 const ALL_OPS = ['key_package', 'add_member', 'join_welcome', 'self_update_commit', 'process_commit', 'encrypt_100b', 'decrypt_100b'];
 const TARGET = 2; // issue 24: at least 2× core-crypto on every op, IndexedDB storage
@@ -51,8 +51,8 @@ const storages = list(args.storages);
 const impls = list(args.impls);
 const ops = list(args.ops);
 const threads = Number(args.threads);
-/** A tmpfs temp directory puts the "on disk" profiles in memory: said in the output and the JSON. */
-const onTmpfs = args['in-memory-profile'] ? false : await tempDirIsTmpfs();
+/** Where each page's IndexedDB lives: said in the output and the JSON. */
+const contexts = await contextOpener({ inMemory: args['in-memory-profile'] });
 if (!Number.isInteger(threads) || threads < 0) throw new RangeError('--threads: an integer >= 0');
 
 /**
@@ -102,42 +102,39 @@ const fmt = (ms) => (ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms >
 
 async function main() {
   const site = await serveRepository(args.wasm ? { '/dist/paired_mls_core_bg.wasm': args.wasm } : {});
-  const browser = await launchChromium();
   const started = Date.now();
   const results = [];
   const setups = [];
   const cold = {};
-  // Each page in a fresh profile on disk (unless --in-memory-profile), closed with its context.
+  // Each page in a fresh context (`contexts`); `close()` ends it with its profile.
   const openPage = async () => {
-    const disk = args['in-memory-profile'] ? undefined : await openDiskContext();
-    const opened = disk?.context ?? (await browser.newContext());
-    const context = { close: () => (disk ? disk.close() : opened.close()), newCDPSession: (page) => opened.newCDPSession(page) };
+    const { context, close } = await contexts.open();
     try {
-      const page = await opened.newPage();
+      const page = await context.newPage();
       page.on('pageerror', (e) => console.error(`page: ${e.message}`));
       await page.goto(`${site.url}/bench/browser/page.html`);
       await page.waitForFunction(() => window.benchReady === true);
-      return { page, context };
+      return { page, context, close };
     } catch (err) {
-      await context.close();
+      await close();
       throw err;
     }
   };
   try {
     // Cold start: a fresh page (fresh context, nothing cached) loads and initialises each library.
     for (const impl of impls) {
-      const { page, context } = await openPage();
+      const { page, close } = await openPage();
       try {
         cold[impl] = await page.evaluate((name) => window.bench.coldStart(name), impl);
       } finally {
-        await context.close();
+        await close();
       }
       console.error(`cold start ${impl}: ${fmt(cold[impl])} ms`);
     }
     for (const storage of storages) {
       for (const n of sizes) {
         // One page per size and storage, both libraries in it.
-        const { page, context } = await openPage();
+        const { page, context, close } = await openPage();
         try {
           if (args.profile) await attachProfiler(page, context);
           for (const impl of impls) {
@@ -157,12 +154,12 @@ async function main() {
             }
           }
         } finally {
-          await context.close();
+          await close();
         }
       }
     }
   } finally {
-    await browser.close();
+    await contexts.close();
     await site.close();
   }
   report({ results, setups, cold, seconds: Math.round((Date.now() - started) / 1000) });
@@ -174,13 +171,7 @@ function report({ results, setups, cold, seconds }) {
   const summary = [];
   lines.push(`paired-mls vs core-crypto in Chromium (mean ms per op, ratio = core-crypto / paired-mls; target ≥ ${TARGET}× with IndexedDB)`);
   lines.push(`paired-mls threads: ${threads} (setThreads: Web Workers for path encryptions; core-crypto has none)`);
-  lines.push(
-    args['in-memory-profile']
-      ? 'pages off the record: IndexedDB in memory (--in-memory-profile)'
-      : onTmpfs
-        ? 'each page in a fresh browser profile, but the temp directory is a tmpfs: in memory after all'
-        : 'each page in a fresh browser profile on disk (IndexedDB writes reach the disk)',
-  );
+  lines.push(`pages: ${contexts.where}`);
   lines.push('');
   lines.push(['storage', 'op', 'n', 'paired-mls', 'core-crypto', 'ratio', 'target'].join('\t'));
   for (const storage of storages) {
@@ -215,7 +206,7 @@ function report({ results, setups, cold, seconds }) {
   console.log(text);
   mkdirSync(args.out, { recursive: true });
   const date = new Date().toISOString().slice(0, 10);
-  const meta = { date: new Date().toISOString(), node: process.version, chromium: CHROMIUM, profile_on_disk: !args['in-memory-profile'] && !onTmpfs, sizes, storages, impls, ops, threads, time_ms: Number(args.time), cold_start_ms: cold, setup_ms: setups, summary, total_seconds: seconds };
+  const meta = { date: new Date().toISOString(), node: process.version, chromium: CHROMIUM, profile_on_disk: contexts.onDisk, sizes, storages, impls, ops, threads, time_ms: Number(args.time), cold_start_ms: cold, setup_ms: setups, summary, total_seconds: seconds };
   writeFileSync(join(args.out, `browser-${date}.json`), JSON.stringify({ results, meta }, null, 2));
   writeFileSync(join(args.out, `browser-${date}.txt`), `${text}\n`);
   if (profiles.length > 0) writeFileSync(join(args.out, `browser-profile-${date}.txt`), `${profiles.join('\n\n')}\n`);

@@ -82,3 +82,32 @@ export async function tempDirIsTmpfs() {
   const TMPFS_MAGIC = 0x01021994;
   return (await statfs(tmpdir())).type === TMPFS_MAGIC;
 }
+
+/**
+ * Fresh contexts for the bench's pages: each in a profile on disk
+ * (`openDiskContext`), or with `inMemory` off the record in one shared
+ * browser launched at the first. `open()` gives `{ context, close }`;
+ * `close()` ends the shared browser; `where` says where IndexedDB lives
+ * (for the output), `onDisk` whether that is a disk.
+ */
+export async function contextOpener({ inMemory }) {
+  const tmpfs = inMemory ? false : await tempDirIsTmpfs();
+  let browser;
+  return {
+    onDisk: !inMemory && !tmpfs,
+    where: inMemory
+      ? 'off the record: IndexedDB in memory (--in-memory-profile)'
+      : tmpfs
+        ? 'a fresh browser profile per page, but the temp directory is a tmpfs: in memory after all'
+        : 'a fresh browser profile per page, on disk',
+    async open() {
+      if (!inMemory) return openDiskContext();
+      browser ??= await launchChromium();
+      const context = await browser.newContext();
+      return { context, close: () => context.close() };
+    },
+    close: async () => {
+      await browser?.close();
+    },
+  };
+}
