@@ -320,23 +320,22 @@ describe('IndexedDB log (Chromium)', () => {
   it('a batch whose log record is its only request is committed at once (commit()); a folding batch commits itself; an aborted one is not committed', async () => {
     const p = await page();
     const result = await p.evaluate(async () => {
-      const { lib, idb } = (window as any).modules;
+      const { lib, idb, checks } = (window as any).modules;
       const k = (s: string) => new TextEncoder().encode(s);
       // Counts commit() calls on this page's transactions, and refusals of them.
-      const proto = IDBTransaction.prototype as any;
-      const original = proto.commit;
       let commits = 0;
       let refusals = 0;
-      proto.commit = function (this: IDBTransaction) {
-        commits += 1;
-        try {
-          return original.call(this);
-        } catch (err) {
-          refusals += 1;
-          throw err;
-        }
-      };
-      try {
+      const counted = (original: () => void) =>
+        function (this: IDBTransaction) {
+          commits += 1;
+          try {
+            return original.call(this);
+          } catch (err) {
+            refusals += 1;
+            throw err;
+          }
+        };
+      return checks.withPatched(IDBTransaction.prototype, 'commit', counted, async () => {
         const name = 'commit-at-once';
         let storage = await lib.IndexedDbStorageAdapter.open(name, { compactWhenIdleMs: 0 });
         const afterOpen = commits;
@@ -356,9 +355,7 @@ describe('IndexedDB log (Chromium)', () => {
         const reopened = [...(await storage.entries())].map(([key, value]: Uint8Array[]) => `${new TextDecoder().decode(key)}=${new TextDecoder().decode(value)}`);
         storage.close();
         return { afterOpen, afterOne, aborted, afterAbort, afterFold, folded, reopened, refusals };
-      } finally {
-        proto.commit = original;
-      }
+      });
     });
     expect(result.afterOne - result.afterOpen).toBe(1);
     expect(result.aborted).toBe('transaction aborted');
@@ -376,15 +373,14 @@ describe('IndexedDB log (Chromium)', () => {
       const { lib, checks } = (window as any).modules;
       const k = (s: string) => new TextEncoder().encode(s);
       // The durability of every readwrite transaction opened on this page, as IndexedDB reports it.
-      const proto = IDBDatabase.prototype as any;
-      const original = proto.transaction;
       let seen: string[] = [];
-      proto.transaction = function (this: IDBDatabase, ...args: unknown[]) {
-        const tx = original.apply(this, args) as IDBTransaction;
-        if (tx.mode === 'readwrite') seen.push((tx as any).durability);
-        return tx;
-      };
-      try {
+      const recorded = (original: (...args: unknown[]) => IDBTransaction) =>
+        function (this: IDBDatabase, ...args: unknown[]) {
+          const tx = original.apply(this, args);
+          if (tx.mode === 'readwrite') seen.push((tx as any).durability);
+          return tx;
+        };
+      return checks.withPatched(IDBDatabase.prototype, 'transaction', recorded, async () => {
         const run = async (name: string, options: object) => {
           seen = [];
           const storage = await lib.IndexedDbStorageAdapter.open(name, { compactWhenIdleMs: 0, ...options });
@@ -402,23 +398,17 @@ describe('IndexedDB log (Chromium)', () => {
         const relaxed = await run('durability-relaxed', { durability: 'relaxed' });
         const refused = await Promise.all(['default', 'STRICT', 1, ''].map((bad) => lib.IndexedDbStorageAdapter.open('durability-bad', { durability: bad }).then(() => 'opened', checks.errorLabel)));
         // A polluted Object.prototype does not weaken the defaults: inherited options are not read.
-        const polluted = Object.prototype as any;
-        polluted.durability = 'relaxed';
-        polluted.encryption = false;
-        let inherited;
-        try {
-          inherited = await run('durability-polluted', {});
-          const storage = await lib.IndexedDbStorageAdapter.open('durability-polluted', { compactWhenIdleMs: 0 });
-          inherited = { ...inherited, encrypted: storage.encrypted };
-          storage.close();
-        } finally {
-          delete polluted.durability;
-          delete polluted.encryption;
-        }
+        const inherited = await checks.withPatched(Object.prototype, 'durability', () => 'relaxed', () =>
+          checks.withPatched(Object.prototype, 'encryption', () => false, async () => {
+            const written = await run('durability-polluted', {});
+            const storage = await lib.IndexedDbStorageAdapter.open('durability-polluted', { compactWhenIdleMs: 0 });
+            const encrypted = storage.encrypted;
+            storage.close();
+            return { ...written, encrypted };
+          }),
+        );
         return { strict, relaxed, refused, inherited };
-      } finally {
-        proto.transaction = original;
-      }
+      });
     });
     // Creation (meta), the fold at open, 65 batches (one folds), compact(), the fold at the reopen.
     expect(result.strict).toEqual({ durabilities: ['strict'], writes: 69, value: '64', reported: 'strict' });
@@ -430,21 +420,18 @@ describe('IndexedDB log (Chromium)', () => {
   it("a browser that ignores the durability hint is reported: durability is then 'default', not 'strict'", async () => {
     const p = await page();
     const result = await p.evaluate(async () => {
-      const { lib } = (window as any).modules;
+      const { lib, checks } = (window as any).modules;
       // As a browser without the option (Firefox before 126): the third argument is dropped.
-      const proto = IDBDatabase.prototype as any;
-      const original = proto.transaction;
-      proto.transaction = function (this: IDBDatabase, stores: unknown, mode: unknown) {
-        return original.call(this, stores, mode);
-      };
-      try {
+      const withoutOptions = (original: (stores: unknown, mode: unknown) => IDBTransaction) =>
+        function (this: IDBDatabase, stores: unknown, mode: unknown) {
+          return original.call(this, stores, mode);
+        };
+      return checks.withPatched(IDBDatabase.prototype, 'transaction', withoutOptions, async () => {
         const storage = await lib.IndexedDbStorageAdapter.open('durability-ignored', { compactWhenIdleMs: 0 });
         const reported = storage.durability;
         storage.close();
         return reported;
-      } finally {
-        proto.transaction = original;
-      }
+      });
     });
     expect(result).toBe('default');
   });

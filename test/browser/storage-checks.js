@@ -152,3 +152,21 @@ export function groupRecordKey(label, groupId) {
 export function errorLabel(err) {
   return `${err?.constructor?.name}:${err?.code}`;
 }
+
+/**
+ * Runs `run` with `target[name]` set to `replace(original)` (`original`:
+ * what `target[name]` read before), then puts back what was there: the
+ * original own property, or none. For the page's spies on IndexedDB's
+ * prototypes and a polluted Object.prototype.
+ */
+export async function withPatched(target, name, replace, run) {
+  const had = Object.hasOwn(target, name);
+  const original = target[name];
+  target[name] = replace(original);
+  try {
+    return await run();
+  } finally {
+    if (had) target[name] = original;
+    else delete target[name];
+  }
+}
