@@ -75,6 +75,8 @@ const UNIT_FILTERS = [
   'tree::secret_tree::sparse_storage_tests',
   'tree::tests_and_kats::unit_tests',
   'group::mls_group::tests_and_kats::tests::confirmed_message',
+  'group::mls_group::tests_and_kats::tests::stored_ahead',
+  'tree::dual_use_ratchet',
   'ciphersuite::secret::byte_serialization_tests',
 ];
 

@@ -25,13 +25,42 @@ use crate::utils::vector_converter;
 /// secrets are kept in a past-secrets window like a `DecryptionRatchet` until
 /// they are explicitly dropped by confirming the corresponding generation via
 /// [`Self::delete_secret_for_generation`].
-#[derive(Serialize, Deserialize)]
+///
+/// Its head may be stored ahead of where it is: see [`Self::store_ahead`].
+#[derive(Deserialize)]
 #[cfg_attr(any(feature = "test-utils", test), derive(PartialEq, Clone))]
 #[cfg_attr(any(feature = "crypto-debug", test), derive(Debug))]
 pub(crate) struct DualUseRatchet {
     #[serde(with = "vector_converter")]
     past_secrets: BTreeMap<Generation, DualUsePastSecret>,
     ratchet_head: RatchetSecret,
+    /// The head ratcheted some generations ahead, serialized in place of
+    /// `ratchet_head` while it is ahead of it (never serialized itself).
+    #[serde(skip)]
+    stored_head: Option<RatchetSecret>,
+}
+
+/// The derived layout of the two stored fields, with the stored head in
+/// place of the head while it is ahead of it.
+impl Serialize for DualUseRatchet {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+
+        struct PastSecrets<'a>(&'a BTreeMap<Generation, DualUsePastSecret>);
+        impl Serialize for PastSecrets<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                vector_converter::serialize(self.0, serializer)
+            }
+        }
+        let head = match &self.stored_head {
+            Some(stored) if stored.generation() > self.ratchet_head.generation() => stored,
+            _ => &self.ratchet_head,
+        };
+        let mut state = serializer.serialize_struct("DualUseRatchet", 2)?;
+        state.serialize_field("past_secrets", &PastSecrets(&self.past_secrets))?;
+        state.serialize_field("ratchet_head", head)?;
+        state.end()
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -93,6 +122,7 @@ impl From<RatchetSecret> for DualUseRatchet {
         Self {
             past_secrets: BTreeMap::new(),
             ratchet_head,
+            stored_head: None,
         }
     }
 }
@@ -102,6 +132,7 @@ impl DualUseRatchet {
         Self {
             past_secrets: BTreeMap::new(),
             ratchet_head: RatchetSecret::initial_ratchet_secret(secret),
+            stored_head: None,
         }
     }
 
@@ -152,6 +183,38 @@ impl DualUseRatchet {
             DualUsePastSecret::AwaitingConfirmation(ratchet_secrets.clone()),
         );
         Ok((generation, ratchet_secrets))
+    }
+
+    /// Lets the next `ahead` generations be sent without writing the
+    /// ratchet: the head is from now on serialized `ahead` generations past
+    /// the next one to send, so state read back after any of those sends
+    /// goes on after all of them and never uses a generation twice. Returns
+    /// whether the ratchet must be written now; not while a stored head
+    /// written earlier is still at or past the head.
+    ///
+    /// The secrets of the skipped generations are never derivable from
+    /// storage (it holds only the later head); the receivers skip them.
+    /// So `ahead` must not exceed their `maximum_forward_distance`.
+    pub(crate) fn store_ahead(
+        &mut self,
+        ciphersuite: Ciphersuite,
+        crypto: &impl OpenMlsCrypto,
+        ahead: Generation,
+    ) -> Result<bool, SecretTreeError> {
+        let next = self.ratchet_head.generation();
+        if self
+            .stored_head
+            .as_ref()
+            .is_some_and(|stored| stored.generation() >= next)
+        {
+            return Ok(false);
+        }
+        let mut stored = self.ratchet_head.clone();
+        for _ in 0..ahead.min(u32::MAX - next) {
+            stored.ratchet_forward(crypto, ciphersuite)?;
+        }
+        self.stored_head = Some(stored);
+        Ok(true)
     }
 
     /// Returns the secret for decrypting `generation` without changing the
@@ -318,4 +381,122 @@ pub(crate) enum PeekedDualUseGeneration {
     },
     /// The generation is below the head.
     Past { generation: Generation },
+}
+
+#[cfg(test)]
+mod stored_head_tests {
+    use super::*;
+    use crate::test_utils::OpenMlsRustCrypto;
+    use openmls_traits::OpenMlsProvider;
+
+    const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+
+    /// The layout `#[derive(Serialize)]` gave the ratchet before it had a
+    /// stored head.
+    #[derive(Serialize)]
+    #[serde(rename = "DualUseRatchet")]
+    struct DerivedLayout {
+        #[serde(with = "vector_converter")]
+        past_secrets: BTreeMap<Generation, DualUsePastSecret>,
+        ratchet_head: RatchetSecret,
+    }
+
+    /// Three generations sent, one of them confirmed.
+    fn sent_three(provider: &impl OpenMlsProvider) -> DualUseRatchet {
+        let mut ratchet = DualUseRatchet::new(Secret::from_slice(&[7; 32]));
+        for _ in 0..3 {
+            ratchet
+                .secret_for_encryption(CIPHERSUITE, provider.crypto())
+                .unwrap();
+        }
+        ratchet.delete_secret_for_generation(1);
+        ratchet
+    }
+
+    fn layout_of(ratchet: &DualUseRatchet, head: &RatchetSecret) -> DerivedLayout {
+        DerivedLayout {
+            past_secrets: ratchet.past_secrets.clone(),
+            ratchet_head: head.clone(),
+        }
+    }
+
+    #[test]
+    fn without_a_stored_head_the_layout_is_the_derived_one() {
+        let provider = OpenMlsRustCrypto::default();
+        let ratchet = sent_three(&provider);
+        let derived = layout_of(&ratchet, &ratchet.ratchet_head);
+        assert_eq!(
+            serde_json::to_vec(&ratchet).unwrap(),
+            serde_json::to_vec(&derived).unwrap()
+        );
+        assert_eq!(
+            postcard::to_allocvec(&ratchet).unwrap(),
+            postcard::to_allocvec(&derived).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_stored_head_is_written_in_place_of_the_head_while_it_is_ahead() {
+        let provider = OpenMlsRustCrypto::default();
+        let mut ratchet = sent_three(&provider);
+        assert!(ratchet
+            .store_ahead(CIPHERSUITE, provider.crypto(), 5)
+            .unwrap());
+        let stored_head = ratchet.stored_head.clone().unwrap();
+        assert_eq!(stored_head.generation(), 8);
+        let bytes = postcard::to_allocvec(&ratchet).unwrap();
+        assert_eq!(
+            bytes,
+            postcard::to_allocvec(&layout_of(&ratchet, &stored_head)).unwrap()
+        );
+
+        // Read back: the head is the stored one, the past secrets are kept,
+        // and generation 8 has the key the live ratchet derives for it.
+        let mut back: DualUseRatchet = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back.generation(), 8);
+        assert!(back.stored_head.is_none());
+        assert!(back.past_secrets == ratchet.past_secrets);
+        let mut live = ratchet.clone();
+        for generation in 3..8 {
+            assert_eq!(
+                live.secret_for_encryption(CIPHERSUITE, provider.crypto())
+                    .unwrap()
+                    .0,
+                generation
+            );
+            // Up to the stored head, nothing is to be written.
+            assert!(!live.store_ahead(CIPHERSUITE, provider.crypto(), 5).unwrap());
+        }
+        assert!(
+            live.secret_for_encryption(CIPHERSUITE, provider.crypto())
+                .unwrap()
+                == back
+                    .secret_for_encryption(CIPHERSUITE, provider.crypto())
+                    .unwrap()
+        );
+
+        // Past the stored head, the head is written again, stored ahead anew.
+        assert!(live.store_ahead(CIPHERSUITE, provider.crypto(), 5).unwrap());
+        assert_eq!(live.stored_head.as_ref().unwrap().generation(), 14);
+        // With no generations ahead, the head itself is what is written.
+        let mut plain = sent_three(&provider);
+        assert!(plain
+            .store_ahead(CIPHERSUITE, provider.crypto(), 0)
+            .unwrap());
+        assert_eq!(
+            postcard::to_allocvec(&plain).unwrap(),
+            postcard::to_allocvec(&layout_of(&plain, &plain.ratchet_head)).unwrap()
+        );
+    }
+
+    #[test]
+    fn the_stored_head_stops_at_the_last_generation() {
+        let provider = OpenMlsRustCrypto::default();
+        let mut ratchet = DualUseRatchet::new(Secret::from_slice(&[7; 32]));
+        ratchet.ratchet_head.set_generation(u32::MAX - 2);
+        assert!(ratchet
+            .store_ahead(CIPHERSUITE, provider.crypto(), 16)
+            .unwrap());
+        assert_eq!(ratchet.stored_head.unwrap().generation(), u32::MAX);
+    }
 }

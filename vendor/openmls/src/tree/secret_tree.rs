@@ -512,6 +512,26 @@ impl SecretTree {
         }
     }
 
+    /// Stores the own application ratchet `ahead` generations past the next
+    /// one to send ([`DualUseRatchet::store_ahead`]); returns whether the
+    /// tree must be written now.
+    #[cfg(feature = "virtual-clients-draft")]
+    pub(crate) fn store_own_application_ratchet_ahead(
+        &mut self,
+        ciphersuite: Ciphersuite,
+        crypto: &impl OpenMlsCrypto,
+        ahead: Generation,
+    ) -> Result<bool, SecretTreeError> {
+        match self.ratchet_mut(self.own_index, SecretType::ApplicationSecret)? {
+            SenderRatchet::DualUse(dual_ratchet) => {
+                dual_ratchet.store_ahead(ciphersuite, crypto, ahead)
+            }
+            SenderRatchet::EncryptionRatchet(_) | SenderRatchet::DecryptionRatchet(_) => {
+                Err(SecretTreeError::RatchetTypeError)
+            }
+        }
+    }
+
     /// Returns a mutable reference to a specific SenderRatchet. The
     /// SenderRatchet needs to be initialized.
     fn ratchet_mut(

@@ -71,7 +71,7 @@ impl MlsGroup {
         message: &[u8],
     ) -> Result<MlsMessageOut, CreateMessageError<Provider::StorageError>> {
         let (generation, _generation_id, output) =
-            self.create_message_internal(provider, signer, message, true)?;
+            self.create_message_internal(provider, signer, message, true, 0)?;
         self.confirm_application_message(provider.storage(), self.epoch(), generation)?;
         Ok(output)
     }
@@ -105,7 +105,7 @@ impl MlsGroup {
             generation,
             private_message,
         } = self
-            .encrypt(authenticated_content, provider, true)
+            .encrypt(authenticated_content, provider, true, 0)
             // We know the application message is wellformed and we have the key material of the current epoch
             .map_err(|_| LibraryError::custom("Malformed plaintext"))?;
 
@@ -121,6 +121,7 @@ impl MlsGroup {
         signer: &impl Signer,
         message: &[u8],
         retain_own_secret: bool,
+        stored_ahead: u32,
     ) -> Result<
         (
             u32,
@@ -148,7 +149,12 @@ impl MlsGroup {
             generation,
             private_message,
             generation_id,
-        } = self.encrypt(authenticated_content, provider, retain_own_secret)?;
+        } = self.encrypt(
+            authenticated_content,
+            provider,
+            retain_own_secret,
+            stored_ahead,
+        )?;
 
         let output = MlsMessageOut::from_private_message(private_message, self.version());
         self.reset_aad();
@@ -184,7 +190,7 @@ impl MlsGroup {
         message: &[u8],
     ) -> Result<UnconfirmedMessage, CreateMessageError<Provider::StorageError>> {
         let (generation, generation_id, message) =
-            self.create_message_internal(provider, signer, message, true)?;
+            self.create_message_internal(provider, signer, message, true, 0)?;
         Ok(UnconfirmedMessage {
             message,
             epoch: self.epoch(),
@@ -207,8 +213,29 @@ impl MlsGroup {
         signer: &impl Signer,
         message: &[u8],
     ) -> Result<UnconfirmedMessage, CreateMessageError<Provider::StorageError>> {
+        self.create_confirmed_message_stored_ahead(provider, signer, message, 0)
+    }
+
+    /// [`MlsGroup::create_confirmed_message`] that stores the sender's
+    /// application ratchet `ahead` generations past the next one to send, so
+    /// that the next `ahead` messages write nothing to storage; then again.
+    /// State read back from storage goes on after every generation sent, so
+    /// none is used twice; the generations skipped by a reload are never
+    /// sent, and receivers ratchet past them, so `ahead` must not exceed the
+    /// members' `maximum_forward_distance`. A group bound to an emulation
+    /// epoch writes every message, as with `ahead` = 0.
+    ///
+    /// Returns the same errors as [`MlsGroup::create_unconfirmed_message`].
+    #[cfg(feature = "virtual-clients-draft")]
+    pub fn create_confirmed_message_stored_ahead<Provider: OpenMlsProvider>(
+        &mut self,
+        provider: &Provider,
+        signer: &impl Signer,
+        message: &[u8],
+        ahead: u32,
+    ) -> Result<UnconfirmedMessage, CreateMessageError<Provider::StorageError>> {
         let (generation, generation_id, message) =
-            self.create_message_internal(provider, signer, message, false)?;
+            self.create_message_internal(provider, signer, message, false, ahead)?;
         Ok(UnconfirmedMessage {
             message,
             epoch: self.epoch(),

@@ -799,12 +799,17 @@ impl MlsGroup {
     // `retain_own_secret` false (virtual-clients-draft), the encryption
     // secret of the generation used is deleted before the message secrets
     // are stored, so they are written once: the same state as a
-    // `confirm_*_message` right after, without its second write.
+    // `confirm_*_message` right after, without its second write. With
+    // `stored_ahead` above 0 as well, an application message in a group not
+    // bound to an emulation epoch stores its ratchet that many generations
+    // ahead, and the messages up to there write nothing
+    // (`DualUseRatchet::store_ahead`).
     pub(crate) fn encrypt<Provider: OpenMlsProvider>(
         &mut self,
         public_message: AuthenticatedContent,
         provider: &Provider,
         retain_own_secret: bool,
+        stored_ahead: u32,
     ) -> Result<EncryptionOutput, MessageEncryptionError<Provider::StorageError>> {
         let padding_size = self.configuration().padding_size();
 
@@ -879,12 +884,32 @@ impl MlsGroup {
                 .map_err(MessageEncryptionError::SecretTreeError)?;
         }
         #[cfg(not(feature = "virtual-clients-draft"))]
-        let _ = retain_own_secret;
+        let _ = (retain_own_secret, stored_ahead);
 
-        provider
-            .storage()
-            .write_message_secrets(self.group_id(), &self.message_secrets_store)
-            .map_err(MessageEncryptionError::StorageError)?;
+        // Siblings emulating this client decrypt each other's generations,
+        // which a stored head ahead would skip: they always write.
+        #[cfg(feature = "virtual-clients-draft")]
+        let ciphersuite = self.ciphersuite();
+        #[cfg(feature = "virtual-clients-draft")]
+        let write = retain_own_secret
+            || stored_ahead == 0
+            || emulation_state.is_some()
+            || public_message.content().content_type() != ContentType::Application
+            || self
+                .message_secrets_store
+                .message_secrets_mut()
+                .secret_tree_mut()
+                .store_own_application_ratchet_ahead(ciphersuite, provider.crypto(), stored_ahead)
+                .map_err(MessageEncryptionError::SecretTreeError)?;
+        #[cfg(not(feature = "virtual-clients-draft"))]
+        let write = true;
+
+        if write {
+            provider
+                .storage()
+                .write_message_secrets(self.group_id(), &self.message_secrets_store)
+                .map_err(MessageEncryptionError::StorageError)?;
+        }
 
         Ok(msg)
     }
@@ -1137,7 +1162,7 @@ impl MlsGroup {
                 #[cfg(feature = "virtual-clients-draft")]
                 let epoch = self.epoch();
                 let encryption_output = self
-                    .encrypt(mls_auth_content, provider, true)
+                    .encrypt(mls_auth_content, provider, true, 0)
                     // We can be sure the encryption will work because the plaintext was created by us
                     .map_err(|_| LibraryError::custom("Malformed plaintext"))?;
                 let message = MlsMessageOut::from_private_message(

@@ -293,7 +293,7 @@ pub fn run_test_vector(
         )
         .unwrap();
         let my_proposal_priv = sender_group
-            .encrypt(proposal_authenticated_content, provider, true)
+            .encrypt(proposal_authenticated_content, provider, true, 0)
             .unwrap()
             .private_message;
 
@@ -419,7 +419,7 @@ pub fn run_test_vector(
             mac_value: vec![0; 32].into(), // Set a fake mac, we don't check it.
         }));
         let my_commit_pub = sender_group
-            .encrypt(commit_authenticated_content, provider, true)
+            .encrypt(commit_authenticated_content, provider, true, 0)
             .unwrap()
             .private_message;
 

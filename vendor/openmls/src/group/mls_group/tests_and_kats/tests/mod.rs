@@ -14,4 +14,6 @@ mod past_secrets_storage_compatibility;
 mod proposals;
 mod reinit;
 mod secret_tree_persistence;
+#[cfg(feature = "virtual-clients-draft")]
+mod stored_ahead;
 mod welcome_ratchet_tree;
