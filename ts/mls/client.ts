@@ -397,6 +397,12 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
         await this.#writes;
         throw this.#storageFailure!;
       }
+    } else {
+      // Nothing to write, yet the result may rest on a batch still being
+      // written (a message whose ratchet step the previous one stored
+      // ahead): it is returned once the earlier batches are stored.
+      await this.#writes;
+      if (this.#storageFailure) throw this.#storageFailure;
     }
   }
 

@@ -22,6 +22,21 @@ use crate::error::{invalid_argument, malformed, Code, CoreError, CoreResult};
 use crate::inspect;
 use crate::provider::Provider;
 
+/// The most generations past the next one a sent application message
+/// stores its ratchet (engine change 27, docs/PROTOCOL.md §1.2); see
+/// `send_ahead` for the group's own limits.
+pub(crate) const SEND_AHEAD: u32 = 15;
+
+/// How far `group` stores its sender ratchet ahead: at most SEND_AHEAD, at
+/// most its `maximumForwardDistance` (the most a receiver lets a sender
+/// skip), and at most its `outOfOrderTolerance` − 2, so that the last
+/// message sent before a reload still decrypts after the first one sent
+/// after it (a receiver keeps that many generations behind the newest).
+pub(crate) fn send_ahead(group: &MlsGroup) -> u32 {
+    let ratchet = group.configuration().sender_ratchet_configuration();
+    SEND_AHEAD.min(ratchet.maximum_forward_distance()).min(ratchet.out_of_order_tolerance().saturating_sub(2))
+}
+
 /// A commit received from another member, validated and staged but not yet
 /// applied. The application inspects it (see `process`) and then merges or
 /// drops it.
@@ -722,8 +737,12 @@ impl Client {
             // Encrypted and its ratchet secret dropped before the one write
             // of the message secrets (engine change 21): the state an
             // unconfirmed message and its confirmation leave, written once.
+            // The ratchet is stored `ahead` generations ahead, so only one
+            // message in ahead + 1 writes (engine change 27); a reload
+            // skips at most that many, within the receivers' reach.
+            let ahead = send_ahead(group);
             let sent = group
-                .create_confirmed_message(provider, signer, plaintext)
+                .create_confirmed_message_stored_ahead(provider, signer, plaintext, ahead)
                 .map_err(|e| CoreError::from_mls("encrypting", e))?;
             serialize("application message", &sent.message)
         })?)

@@ -5,6 +5,10 @@
 //! plus confirm wrote twice, that the stored state is byte for byte the
 //! state the two calls left, and that the message behaves as a confirmed
 //! one (the receiver reads it; the sender cannot, its secret being gone).
+//! And engine change 27 with the core's `SEND_AHEAD` (15): one write in 16
+//! messages, in the core's own record format, and stored state that goes on
+//! past every generation sent; the default group configuration stores 3
+//! ahead (`send_ahead`).
 //! Test-only, on real openmls groups with the core's provider.
 
 use openmls::prelude::{tls_codec::Deserialize as _, *};
@@ -80,4 +84,50 @@ fn a_sent_message_writes_its_secrets_once_and_stores_what_create_and_confirm_sto
         ProcessedMessageContent::ApplicationMessage(m) => assert_eq!(m.into_bytes(), b"after reload"),
         _ => panic!("expected an application message"),
     }
+}
+
+#[test]
+fn messages_stored_ahead_write_once_in_sixteen_and_stored_state_goes_on_past_every_one_sent() {
+    use crate::group::SEND_AHEAD;
+    let (alice, alice_signer, mut alice_group, bob, mut bob_group) = alice_and_bob();
+    // The default tolerance (5) keeps the last message before a reload readable after the first one after it.
+    assert_eq!(crate::group::send_ahead(&alice_group), 3);
+    // Everything Alice's adapter would hold, batch after batch.
+    let mut stored = std::collections::BTreeMap::new();
+    let mut keep = |batch: crate::batch::Batch| {
+        for key in batch.deletes {
+            stored.remove(&key);
+        }
+        stored.extend(batch.puts);
+        stored.clone()
+    };
+    keep(alice.storage().take_batch());
+    let mut writes = Vec::new();
+    for round in 0..40u32 {
+        let before = alice.storage().write_count();
+        let sent = alice_group.create_confirmed_message_stored_ahead(&alice, &alice_signer, &[round as u8], SEND_AHEAD).unwrap();
+        assert_eq!(sent.generation, round);
+        if alice.storage().write_count() != before {
+            writes.push(round);
+        }
+        let records = keep(alice.storage().take_batch());
+        // A client restored from the records at this moment sends past every generation sent.
+        let copy = Provider::default();
+        copy.storage().load_entries(records.into_iter().collect());
+        let mut restored = MlsGroup::load(copy.storage(), alice_group.group_id()).unwrap().unwrap();
+        let probe = restored.create_unconfirmed_message(&copy, &alice_signer, b"probe").unwrap();
+        assert_eq!(probe.generation, 16 * (round / 16) + 16, "round {round}");
+        match read(&mut bob_group, &bob, wire(&sent.message)) {
+            ProcessedMessageContent::ApplicationMessage(m) => assert_eq!(m.into_bytes(), vec![round as u8]),
+            _ => panic!("expected an application message"),
+        }
+        // The last copy's message (generation 48) is read across the skipped ones.
+        if round == 39 {
+            match read(&mut bob_group, &bob, wire(&probe.message)) {
+                ProcessedMessageContent::ApplicationMessage(m) => assert_eq!(m.into_bytes(), b"probe"),
+                _ => panic!("expected an application message"),
+            }
+        }
+    }
+    assert_eq!(writes, [0, 16, 32]);
 }
