@@ -211,7 +211,16 @@ impl OpenMlsCrypto for AcceleratedCrypto {
         Ok(exported.into())
     }
     fn derive_hpke_keypair(&self, config: HpkeConfig, ikm: &[u8]) -> Result<HpkeKeyPair, CryptoError> {
-        let (private, public) = with_hpke(hpke_algorithms(&config)?, |hpke| hpke.derive_key_pair(ikm))
+        let (kem, kdf, aead) = hpke_algorithms(&config)?;
+        if kem == KemAlgorithm::DhKem25519 {
+            let mut pairs = crate::path_key_pairs::derive_x25519_key_pairs(&[ikm])?;
+            return pairs.pop().ok_or(CryptoError::CryptoLibraryError);
+        }
+        // P-256 through a fresh context whose KEM is a constant here, not a
+        // cached one's field: hpke-rs' derivation of the KEMs no ciphersuite
+        // of ours uses (X-Wing, ML-KEM: SHAKE, ~6.5 KB of wasm) is not linked.
+        let (private, public) = hpke_rs::Hpke::<native_crypto::CurveAcceleratedHpke>::new(hpke_rs::Mode::Base, KemAlgorithm::DhKemP256, kdf, aead)
+            .derive_key_pair(ikm)
             .map_err(|e| match e {
                 hpke_rs::HpkeError::InvalidInput => CryptoError::InvalidLength,
                 _ => CryptoError::CryptoLibraryError,
