@@ -279,3 +279,37 @@ describe('send-ahead review: paired devices share the anchor leaf', () => {
     expect([aWrites() - a2, pWrites() - p2]).toEqual([6, 6]);
   });
 });
+
+describe('send-ahead review: retained state (fork resolver, optimistic)', () => {
+  it('a forged "competing commit" with a lower rank is refused, and the member stays in the epoch its group moved to', async () => {
+    const { ForkResolver, commitRank } = await import('paired-mls/resilience');
+    const { alice, aliceGroup, bob, bobGroup } = await pair();
+    let clock = 0;
+    const resolver = new ForkResolver(aliceGroup, { strategy: 'optimistic', windowMs: 1000, now: () => clock });
+    const epoch = aliceGroup.epoch;
+    await reads(bobGroup, await aliceGroup.encrypt('epoch e'), 'epoch e');
+    const { commit } = await resolver.commit({ selfUpdate: true });
+    expect(aliceGroup.epoch).toBe(epoch + 1);
+    // The DS (or anyone on the path) changes bytes of Alice's commit until
+    // its hash ranks below the real one: about two tries.
+    const rank = await commitRank(commit);
+    let forged = commit.slice();
+    for (let i = 1; ; i++) {
+      forged = commit.slice();
+      forged[forged.length - 1 - (i % 16)]! ^= i;
+      if ((await commitRank(forged)) < rank) break;
+    }
+    // Its sender data still names Alice's leaf: the core reads it as her own message, which the resolver refuses.
+    await expect(resolver.receive(forged)).rejects.toThrow('the competing message is not a commit');
+    // Bob follows the real commit; Alice must still be where it took her.
+    const processed = await bobGroup.process(commit);
+    if (processed.kind !== 'commit') throw new Error('expected a commit');
+    await processed.staged.merge();
+    expect(aliceGroup.epoch).toBe(epoch + 1);
+    await reads(bobGroup, await aliceGroup.encrypt('epoch e + 1'), 'epoch e + 1');
+    clock += 1001;
+    await resolver.tick();
+    alice.free();
+    bob.free();
+  });
+});
