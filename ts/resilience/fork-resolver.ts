@@ -181,10 +181,16 @@ export class ForkResolver {
         this.#decided.add(rank);
         return [{ type: 'dropped', reason: 'losing-commit' }];
       }
-      await this.group.restoreState(window.snapshot);
-      const r = await this.group.process(commit);
-      if (r.kind !== 'commit') throw new Error('the competing message is not a commit');
-      await r.staged.merge();
+      // Back to the kept epoch, the competitor processed and merged, as
+      // one write: a competitor that fails (a forged copy ranks lower
+      // after a few tries) leaves the group where it was, not in the
+      // epoch everyone else left.
+      await this.group.client.atomically(async () => {
+        await this.group.restoreState(window.snapshot);
+        const r = await this.group.process(commit);
+        if (r.kind !== 'commit') throw new Error('the competing message is not a commit');
+        await r.staged.merge();
+      });
       this.#decided.add(window.winner);
       const ownCommitLost = window.ownWinner;
       window.winner = rank;
