@@ -313,3 +313,51 @@ describe('send-ahead review: retained state (fork resolver, optimistic)', () => 
     bob.free();
   });
 });
+
+describe('send-ahead review: retained state (fork resolver, optimistic), after a forged competitor', () => {
+  it('the kept state still serves the real winner, and no generation of the switched epochs is used twice', async () => {
+    const { ForkResolver, commitRank } = await import('paired-mls/resilience');
+    const { alice, aliceStore, aliceGroup, bob, bobGroup } = await pair();
+    let clock = 0;
+    const resolver = new ForkResolver(aliceGroup, { strategy: 'optimistic', windowMs: 1000, now: () => clock });
+    const epoch = aliceGroup.epoch;
+    await reads(bobGroup, await aliceGroup.encrypt('epoch e'), 'epoch e'); // generation 0, stored head 4
+    const { commit: fromAlice } = await resolver.commit({ selfUpdate: true });
+    const aliceRank = await commitRank(fromAlice);
+    // Bob commits for the same epoch, until his commit wins the tie-break.
+    let fromBob: Uint8Array;
+    for (;;) {
+      fromBob = (await bobGroup.selfUpdate()).commit;
+      if ((await commitRank(fromBob)) < aliceRank) break;
+      await bobGroup.clearPendingCommit();
+    }
+    const bobRank = await commitRank(fromBob);
+    // Alice sends in the epoch she moved to, then a forged copy of Bob's commit ranking lower still arrives.
+    const lost = await aliceGroup.encrypt('in the losing epoch');
+    let forged = fromBob.slice();
+    for (let i = 1; ; i++) {
+      forged = fromBob.slice();
+      forged[forged.length - 1 - (i % 16)]! ^= i;
+      if ((await commitRank(forged)) < bobRank) break;
+    }
+    expect((await mlsError(() => resolver.receive(forged))).code).toBe('DECRYPTION_FAILED');
+    expect(aliceGroup.epoch).toBe(epoch + 1);
+    // The real winner: Alice switches to it from the kept state.
+    const events = await resolver.receive(fromBob);
+    expect(events).toMatchObject([{ type: 'switched', ownCommitLost: true }, { type: 'lostRace' }]);
+    await bobGroup.mergePendingCommit();
+    expect(aliceGroup.epoch).toBe(epoch + 1);
+    expect(aliceGroup.epochAuthenticator()).toEqual(bobGroup.epochAuthenticator());
+    // The message of the losing epoch is not readable in the winner's (other keys, so no reuse either).
+    expect((await mlsError(() => bobGroup.process(lost))).code).toBe('DECRYPTION_FAILED');
+    const next = await aliceGroup.encryptUnconfirmed('in the winning epoch');
+    expect(next.generation).toBe(0);
+    await next.confirm();
+    await reads(bobGroup, next.message, 'in the winning epoch');
+    expect(await nextGeneration(await aliceStore.copy(), aliceGroup.id)).toBe(1);
+    clock += 1001;
+    await resolver.tick();
+    alice.free();
+    bob.free();
+  });
+});
