@@ -361,3 +361,50 @@ describe('send-ahead review: retained state (fork resolver, optimistic), after a
     bob.free();
   });
 });
+
+describe('send-ahead review: the core reloads a group', () => {
+  it('messages sent between processing a commit and merging it: the group kept for the merge is used only if nothing was written, and no generation is used twice', async () => {
+    const { alice, aliceStore, aliceGroup, bob, bobGroup } = await pair();
+    await reads(bobGroup, await aliceGroup.encrypt('m0'), 'm0'); // generation 0, stored head 4
+    await reads(bobGroup, await aliceGroup.encrypt('m1'), 'm1'); // generation 1
+    // Bob commits; Alice processes it (the core keeps her group in the handle) ...
+    const { commit } = await bobGroup.selfUpdate();
+    const staged = await aliceGroup.process(commit);
+    if (staged.kind !== 'commit') throw new Error('expected a commit');
+    // ... and sends before merging: the group comes back from storage, at the stored head.
+    const before = await aliceGroup.encryptUnconfirmed('while staged');
+    expect(before.generation).toBe(4);
+    await before.confirm();
+    await reads(bobGroup, before.message, 'while staged');
+    await reads(bobGroup, await aliceGroup.encrypt('again'), 'again'); // generation 5, stored head 9
+    expect(await nextGeneration(await aliceStore.copy(), aliceGroup.id)).toBe(9);
+    await bobGroup.mergePendingCommit();
+    await staged.staged.merge();
+    expect(aliceGroup.epochAuthenticator()).toEqual(bobGroup.epochAuthenticator());
+    // Processed and merged with nothing written between: the kept group is merged as it was.
+    await reads(bobGroup, await aliceGroup.encrypt('new epoch'), 'new epoch'); // generation 0, stored head 4
+    const { commit: second } = await bobGroup.selfUpdate();
+    await reads(bobGroup, await aliceGroup.encrypt('before the second'), 'before the second'); // generation 1
+    const stagedAgain = await aliceGroup.process(second);
+    if (stagedAgain.kind !== 'commit') throw new Error('expected a commit');
+    await stagedAgain.staged.merge();
+    await bobGroup.mergePendingCommit();
+    expect(aliceGroup.epochAuthenticator()).toEqual(bobGroup.epochAuthenticator());
+    await reads(bobGroup, await aliceGroup.encrypt('third epoch'), 'third epoch');
+    expect(await nextGeneration(await aliceStore.copy(), aliceGroup.id)).toBe(4);
+    alice.free();
+    bob.free();
+  });
+
+  it('an outOfOrderTolerance of 0 to 2 stores nothing ahead (every message writes), 3 stores 1 ahead', async () => {
+    for (const [tolerance, writes] of [[0, 4], [1, 4], [2, 4], [3, 2]] as const) {
+      const { alice, aliceStore, aliceGroup, bob, bobGroup } = await pair({ outOfOrderTolerance: tolerance });
+      const start = aliceStore.applies;
+      for (let i = 0; i < 4; i++) await reads(bobGroup, await aliceGroup.encrypt(`m${i}`), `m${i}`);
+      expect(aliceStore.applies - start, `tolerance ${tolerance}`).toBe(writes);
+      expect(await nextGeneration(await aliceStore.copy(), aliceGroup.id)).toBe(4);
+      alice.free();
+      bob.free();
+    }
+  });
+});
