@@ -181,16 +181,21 @@ export class ForkResolver {
         this.#decided.add(rank);
         return [{ type: 'dropped', reason: 'losing-commit' }];
       }
-      // Back to the kept epoch, the competitor processed and merged, as
-      // one write: a competitor that fails (a forged copy ranks lower
-      // after a few tries) leaves the group where it was, not in the
-      // epoch everyone else left.
-      await this.group.client.atomically(async () => {
+      // A competitor that fails once the kept epoch is back (a forged copy
+      // of a commit ranks lower after a few tries) puts the group back
+      // where it was, not in the epoch everyone else left.
+      const current = this.group.retainState();
+      try {
         await this.group.restoreState(window.snapshot);
         const r = await this.group.process(commit);
         if (r.kind !== 'commit') throw new Error('the competing message is not a commit');
         await r.staged.merge();
-      });
+      } catch (err) {
+        await this.group.restoreState(current);
+        throw err;
+      } finally {
+        current.free();
+      }
       this.#decided.add(window.winner);
       const ownCommitLost = window.ownWinner;
       window.winner = rank;
