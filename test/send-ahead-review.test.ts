@@ -438,3 +438,33 @@ describe('send-ahead review: usages the library does not support (documented, no
     bob.free();
   });
 });
+
+describe('send-ahead review: fork resolver (hold), a forged candidate', () => {
+  it('a forged copy of a commit that ranks lowest is passed over at settle: the member applies the real commit', async () => {
+    const { ForkResolver, commitRank } = await import('paired-mls/resilience');
+    const { alice, aliceGroup, bob, bobGroup } = await pair();
+    let clock = 0;
+    const atAlice = new ForkResolver(aliceGroup, { strategy: 'hold', windowMs: 1000, now: () => clock });
+    const atBob = new ForkResolver(bobGroup, { strategy: 'hold', windowMs: 1000, now: () => clock });
+    const epoch = aliceGroup.epoch;
+    const { commit } = await atAlice.commit({ selfUpdate: true });
+    const rank = await commitRank(commit);
+    let forged = commit.slice();
+    for (let i = 1; ; i++) {
+      forged = commit.slice();
+      forged[forged.length - 1 - (i % 16)]! ^= i;
+      if ((await commitRank(forged)) < rank) break;
+    }
+    // The network hands Bob the forged copy first, then the real commit.
+    await atBob.receive(forged);
+    await atBob.receive(commit);
+    clock += 1001;
+    await atAlice.tick();
+    await atBob.tick().catch(() => undefined);
+    expect(aliceGroup.epoch).toBe(epoch + 1);
+    expect(bobGroup.epoch).toBe(epoch + 1);
+    expect(bobGroup.epochAuthenticator()).toEqual(aliceGroup.epochAuthenticator());
+    alice.free();
+    bob.free();
+  });
+});
