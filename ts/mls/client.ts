@@ -269,6 +269,11 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
     } catch (err) {
       this.#transaction = undefined;
       for (const batch of batches) for (const [, value] of batch.puts) value.fill(0);
+      // Reload only once every batch of a call made before the transaction
+      // is in the adapter (or failed): read earlier, the core would come
+      // back behind a message handed out meanwhile and use its generation
+      // again (also one whose step an earlier message stored ahead).
+      await this.#writes;
       this.replaceInner(call(() => new CoreClient()));
       this.setLeafAssociation(this.#association);
       await this.#load();

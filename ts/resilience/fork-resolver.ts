@@ -152,23 +152,34 @@ export class ForkResolver {
   async #settle(): Promise<ForkEvent[]> {
     const window = this.#hold!;
     this.#hold = undefined;
-    const [winner, entry] = [...window.candidates].sort(([a], [b]) => (a < b ? -1 : 1))[0]!;
+    const ranked = [...window.candidates].sort(([a], [b]) => (a < b ? -1 : 1));
     for (const rank of window.candidates.keys()) this.#decided.add(rank);
-    const hadOwn = [...window.candidates.values()].some((c) => c.own);
-    const events: ForkEvent[] = [];
-    if (entry.own) {
-      await this.group.mergePendingCommit();
-    } else {
+    const hadOwn = ranked.some(([, c]) => c.own);
+    // The lowest-ranked candidate that is a commit this member applies
+    // wins: one that does not process (a forged copy of a commit ranks
+    // lower after a few tries) is passed over, not taken as the winner.
+    for (const [winner, entry] of ranked) {
+      if (entry.own) {
+        await this.group.mergePendingCommit();
+        return [{ type: 'settled', epoch: window.epoch, winner, ownCommitWon: true }];
+      }
+      let r: ProcessResult;
+      try {
+        r = await this.group.process(entry.commit);
+      } catch {
+        continue;
+      }
+      if (r.kind !== 'commit') continue;
+      const events: ForkEvent[] = [];
       if (hadOwn) {
         await this.group.clearPendingCommit();
         events.push({ type: 'lostRace', epoch: window.epoch });
       }
-      const r = await this.group.process(entry.commit);
-      if (r.kind !== 'commit') throw new Error('the winning candidate is not a commit');
       await r.staged.merge();
+      events.push({ type: 'settled', epoch: window.epoch, winner, ownCommitWon: false });
+      return events;
     }
-    events.push({ type: 'settled', epoch: window.epoch, winner, ownCommitWon: entry.own });
-    return events;
+    return [];
   }
 
   // --- optimistic -----------------------------------------------------------
@@ -181,10 +192,21 @@ export class ForkResolver {
         this.#decided.add(rank);
         return [{ type: 'dropped', reason: 'losing-commit' }];
       }
-      await this.group.restoreState(window.snapshot);
-      const r = await this.group.process(commit);
-      if (r.kind !== 'commit') throw new Error('the competing message is not a commit');
-      await r.staged.merge();
+      // A competitor that fails once the kept epoch is back (a forged copy
+      // of a commit ranks lower after a few tries) puts the group back
+      // where it was, not in the epoch everyone else left.
+      const current = this.group.retainState();
+      try {
+        await this.group.restoreState(window.snapshot);
+        const r = await this.group.process(commit);
+        if (r.kind !== 'commit') throw new Error('the competing message is not a commit');
+        await r.staged.merge();
+      } catch (err) {
+        await this.group.restoreState(current);
+        throw err;
+      } finally {
+        current.free();
+      }
       this.#decided.add(window.winner);
       const ownCommitLost = window.ownWinner;
       window.winner = rank;

@@ -386,6 +386,50 @@ mod tests {
     }
 
     #[test]
+    fn derive_hpke_keypair_gives_what_the_cached_context_gave_for_every_config_and_input() {
+        // Review of the size cut (X25519 by path_key_pairs, P-256 through a
+        // context built for the call): the derivation it replaced, verbatim
+        // (hpke_algorithms, then the cached context's derive_key_pair with
+        // the same error mapping), gives the same pairs or the same error
+        // for every KEM, KDF and AEAD id openmls names and every input length
+        // 0 to 129 and longer; the KEMs of no supported ciphersuite are
+        // refused with UnsupportedCiphersuite, as before.
+        let core = AcceleratedCrypto::default();
+        let before = |config: HpkeConfig, ikm: &[u8]| -> Result<(Vec<u8>, Vec<u8>), CryptoError> {
+            let (private, public) = with_hpke(hpke_algorithms(&config)?, |hpke| hpke.derive_key_pair(ikm))
+                .map_err(|e| match e {
+                    hpke_rs::HpkeError::InvalidInput => CryptoError::InvalidLength,
+                    _ => CryptoError::CryptoLibraryError,
+                })?
+                .into_keys();
+            Ok((private.as_slice().to_vec(), public.as_slice().to_vec()))
+        };
+        let kems = [X25519, P256, HpkeKemType::DhKemP384, HpkeKemType::DhKemP521, HpkeKemType::DhKem448];
+        let kdfs = [HpkeKdfType::HkdfSha256, HpkeKdfType::HkdfSha384, HpkeKdfType::HkdfSha512];
+        let aeads = [HpkeAeadType::AesGcm128, HpkeAeadType::AesGcm256, HpkeAeadType::ChaCha20Poly1305, HpkeAeadType::Export];
+        let inputs: Vec<Vec<u8>> = (0..130).chain([255, 256, 1000]).enumerate().map(|(i, len)| draw(1000 + i as u64, len)).collect();
+        let mut pairs = 0;
+        for kem in kems {
+            for kdf in kdfs {
+                for aead in aeads {
+                    let config = || HpkeConfig(kem, kdf, aead);
+                    for ikm in &inputs {
+                        let now = core.derive_hpke_keypair(config(), ikm).map(|pair| (pair.private.to_vec(), pair.public));
+                        assert_eq!(now, before(config(), ikm), "{:?}, {} bytes", config(), ikm.len());
+                        match kem {
+                            X25519 | P256 => pairs += usize::from(now.is_ok()),
+                            _ => assert_eq!(now, Err(CryptoError::UnsupportedCiphersuite)),
+                        }
+                    }
+                }
+            }
+        }
+        // Every X25519 input derives (hpke-rs checks no length); P-256's
+        // DeriveKeyPair too (rejection sampling always found a scalar here).
+        assert_eq!(pairs, 2 * 3 * 4 * inputs.len());
+    }
+
+    #[test]
     fn a_key_package_derives_its_two_key_pairs_in_one_batch() {
         // Engine change 26: the init key and the leaf's encryption key come
         // from one derive_hpke_keypairs call of two, and are two real pairs.

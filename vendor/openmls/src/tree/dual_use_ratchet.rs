@@ -490,6 +490,52 @@ mod stored_head_tests {
     }
 
     #[test]
+    fn stored_state_read_back_after_any_confirmed_send_derives_no_key_of_a_sent_or_skipped_generation() {
+        // Review of change 27: the thief's copy (PROTOCOL §4.0) taken after
+        // each of 12 confirmed sends stored 3 ahead decrypts none of the
+        // generations sent, nor the skipped ones, and goes on at the stored
+        // head, whose key is the live ratchet's for that generation.
+        let provider = OpenMlsRustCrypto::default();
+        let configuration = SenderRatchetConfiguration::default();
+        let mut live = DualUseRatchet::new(Secret::from_slice(&[9; 32]));
+        for sent in 0..12u32 {
+            let (generation, _) = live
+                .secret_for_encryption(CIPHERSUITE, provider.crypto())
+                .unwrap();
+            assert_eq!(generation, sent);
+            live.delete_secret_for_generation(generation);
+            let wrote = live.store_ahead(CIPHERSUITE, provider.crypto(), 3).unwrap();
+            assert_eq!(wrote, sent % 4 == 0, "generation {sent}");
+            let copy: DualUseRatchet =
+                postcard::from_bytes(&postcard::to_allocvec(&live).unwrap()).unwrap();
+            let stored = copy.generation();
+            assert_eq!(stored, 4 * (sent / 4) + 4, "generation {sent}");
+            for old in 0..stored {
+                assert!(
+                    copy.peek(CIPHERSUITE, provider.crypto(), old, &configuration)
+                        .is_err(),
+                    "copy after {sent} derives generation {old}"
+                );
+            }
+            let mut ahead = live.clone();
+            let mut copy = copy;
+            for _ in sent + 1..stored {
+                ahead
+                    .secret_for_encryption(CIPHERSUITE, provider.crypto())
+                    .unwrap();
+            }
+            assert!(
+                ahead
+                    .secret_for_encryption(CIPHERSUITE, provider.crypto())
+                    .unwrap()
+                    == copy
+                        .secret_for_encryption(CIPHERSUITE, provider.crypto())
+                        .unwrap()
+            );
+        }
+    }
+
+    #[test]
     fn the_stored_head_stops_at_the_last_generation() {
         let provider = OpenMlsRustCrypto::default();
         let mut ratchet = DualUseRatchet::new(Secret::from_slice(&[7; 32]));
