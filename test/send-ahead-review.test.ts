@@ -8,59 +8,10 @@
  * the adapter goes on at) and that the receiver reads it.
  */
 import { describe, expect, it } from 'vitest';
-import { MemoryStorageAdapter, MlsClient, utf8, type Group, type StorageAdapter, type StorageBatch } from 'paired-mls';
+import { MlsClient, utf8, type Group, type StorageAdapter } from 'paired-mls';
 import { deliverCommit, mlsError } from './helpers.js';
 import { deliverPaired, pairedWorld } from './paired-helpers.js';
-
-/** A memory adapter whose writes are counted and can be held. */
-class WatchedStorage extends MemoryStorageAdapter {
-  applies = 0;
-  hold: { release: () => void; fail: (err: Error) => void } | undefined;
-  #holding = false;
-
-  holdNext(): void {
-    this.#holding = true;
-  }
-
-  override async apply(batch: StorageBatch): Promise<void> {
-    this.applies++;
-    if (this.#holding) {
-      this.#holding = false;
-      await new Promise<void>((release, fail) => (this.hold = { release, fail }));
-    }
-    return super.apply(batch);
-  }
-
-  /** What a crash (or a thief) leaves: a copy of the stored records. */
-  async copy(): Promise<StorageAdapter> {
-    const copy = new MemoryStorageAdapter();
-    await copy.apply({ puts: (await this.entries()).map(([key, value]) => [key.slice(), value.slice()]), deletes: [] });
-    return copy;
-  }
-}
-
-type Options = { maximumForwardDistance?: number; outOfOrderTolerance?: number };
-
-async function pair(aliceOptions: Options = {}, bobOptions: Options = aliceOptions) {
-  const aliceStore = new WatchedStorage();
-  const alice = await MlsClient.open({ storage: aliceStore });
-  const bob = await MlsClient.open();
-  const aliceGroup = await alice.createGroup(await alice.createIdentity('alice'), aliceOptions);
-  const { welcome } = await aliceGroup.commit({ add: [await bob.createKeyPackage(await bob.createIdentity('bob'))] });
-  await aliceGroup.mergePendingCommit();
-  const bobGroup = await bob.joinFromWelcome(welcome!, bobOptions);
-  return { alice, aliceStore, aliceGroup, bob, bobGroup };
-}
-
-/** The generation the client stored in `storage` sends next. */
-async function nextGeneration(storage: StorageAdapter, groupId: Uint8Array): Promise<number> {
-  const client = await MlsClient.open({ storage });
-  try {
-    return (await client.group(groupId).encryptUnconfirmed('probe')).generation;
-  } finally {
-    client.free();
-  }
-}
+import { flush, pair } from './send-ahead-helpers.js';
 
 /** A message of `group` whose ciphertext an outsider changed: it parses, and decryption fails. */
 async function tampered(group: Group): Promise<Uint8Array> {
@@ -73,8 +24,6 @@ async function reads(group: Group, message: Uint8Array, text: string): Promise<v
   const result = await group.process(message);
   expect(result.kind === 'application' && utf8(result.data)).toBe(text);
 }
-
-const flush = () => new Promise((resolve) => setTimeout(resolve, 5));
 
 describe('send-ahead review: reloads an outsider forces', () => {
   it('a tampered message makes the victim reload every cached group: its next message skips to the stored head, and the receiver reads across the gap', async () => {
@@ -169,7 +118,7 @@ describe('send-ahead review: a transaction rolled back while an earlier write is
     await reads(bobGroup, c0!, 'm0');
     await reads(bobGroup, c1!, 'm1');
     await reads(bobGroup, next.message, 'next');
-    expect(await nextGeneration(await aliceStore.copy(), aliceGroup.id)).toBeGreaterThanOrEqual(5);
+    expect(await aliceStore.nextGeneration(aliceGroup.id)).toBeGreaterThanOrEqual(5);
     alice.free();
     bob.free();
   });
@@ -195,7 +144,7 @@ describe('send-ahead review: a transaction rolled back while an earlier write is
     expect((await mlsError(() => m1)).code).toBe('STORAGE');
     // Neither message left; reopened from the adapter Alice sends at 0 and Bob reads it.
     alice.free();
-    expect(await nextGeneration(await aliceStore.copy(), aliceGroup.id)).toBe(0);
+    expect(await aliceStore.nextGeneration(aliceGroup.id)).toBe(0);
     const reopened = await MlsClient.open({ storage: aliceStore });
     await reads(bobGroup, await reopened.group(aliceGroup.id).encrypt('after'), 'after');
     reopened.free();
@@ -214,7 +163,7 @@ describe('send-ahead review: commit({ send })', () => {
       send: async () => {
         for (let i = 1; i <= 5; i++) {
           during.push(await aliceGroup.encrypt(`m${i}`));
-          copies.push(await nextGeneration(await aliceStore.copy(), aliceGroup.id));
+          copies.push(await aliceStore.nextGeneration(aliceGroup.id));
         }
       },
     });
@@ -224,7 +173,7 @@ describe('send-ahead review: commit({ send })', () => {
     await deliverCommit(commit, [{ name: 'bob', client: bob, identity: undefined as never, group: bobGroup }]);
     // The new epoch starts at generation 0 and stores ahead again.
     await reads(bobGroup, await aliceGroup.encrypt('new epoch'), 'new epoch');
-    expect(await nextGeneration(await aliceStore.copy(), aliceGroup.id)).toBe(4);
+    expect(await aliceStore.nextGeneration(aliceGroup.id)).toBe(4);
     alice.free();
     bob.free();
   });
@@ -354,7 +303,7 @@ describe('send-ahead review: retained state (fork resolver, optimistic), after a
     expect(next.generation).toBe(0);
     await next.confirm();
     await reads(bobGroup, next.message, 'in the winning epoch');
-    expect(await nextGeneration(await aliceStore.copy(), aliceGroup.id)).toBe(1);
+    expect(await aliceStore.nextGeneration(aliceGroup.id)).toBe(1);
     clock += 1001;
     await resolver.tick();
     alice.free();
@@ -377,7 +326,7 @@ describe('send-ahead review: the core reloads a group', () => {
     await before.confirm();
     await reads(bobGroup, before.message, 'while staged');
     await reads(bobGroup, await aliceGroup.encrypt('again'), 'again'); // generation 5, stored head 9
-    expect(await nextGeneration(await aliceStore.copy(), aliceGroup.id)).toBe(9);
+    expect(await aliceStore.nextGeneration(aliceGroup.id)).toBe(9);
     await bobGroup.mergePendingCommit();
     await staged.staged.merge();
     expect(aliceGroup.epochAuthenticator()).toEqual(bobGroup.epochAuthenticator());
@@ -391,7 +340,7 @@ describe('send-ahead review: the core reloads a group', () => {
     await bobGroup.mergePendingCommit();
     expect(aliceGroup.epochAuthenticator()).toEqual(bobGroup.epochAuthenticator());
     await reads(bobGroup, await aliceGroup.encrypt('third epoch'), 'third epoch');
-    expect(await nextGeneration(await aliceStore.copy(), aliceGroup.id)).toBe(4);
+    expect(await aliceStore.nextGeneration(aliceGroup.id)).toBe(4);
     alice.free();
     bob.free();
   });
@@ -402,7 +351,7 @@ describe('send-ahead review: the core reloads a group', () => {
       const start = aliceStore.applies;
       for (let i = 0; i < 4; i++) await reads(bobGroup, await aliceGroup.encrypt(`m${i}`), `m${i}`);
       expect(aliceStore.applies - start, `tolerance ${tolerance}`).toBe(writes);
-      expect(await nextGeneration(await aliceStore.copy(), aliceGroup.id)).toBe(4);
+      expect(await aliceStore.nextGeneration(aliceGroup.id)).toBe(4);
       alice.free();
       bob.free();
     }
