@@ -1,7 +1,7 @@
 /**
  * Attacker review of engine change 27 (a sent message stores the sender's
- * ratchet ahead, docs/PROTOCOL.md §1.2, §2.4): reloads forced from
- * outside, transactions whose rollback races an earlier write, receivers
+ * ratchet ahead, docs/PROTOCOL.md §1.2, §2.4): reloads at a restart
+ * (a refused message no longer forces one), transactions whose rollback races an earlier write, receivers
  * whose ratchet limits differ from the sender's, paired devices, and
  * `commit({ send })`. Every case asserts the exact generation a message
  * uses (`encryptUnconfirmed().generation`, or the generation a copy of
@@ -25,29 +25,37 @@ async function reads(group: Group, message: Uint8Array, text: string): Promise<v
   expect(result.kind === 'application' && utf8(result.data)).toBe(text);
 }
 
-describe('send-ahead review: reloads an outsider forces', () => {
-  it('a tampered message makes the victim reload every cached group: its next message skips to the stored head, and the receiver reads across the gap', async () => {
-    const { alice, aliceGroup, bob, bobGroup } = await pair();
+/** Alice's client reopened from her adapter (a restart): her group as stored, at its stored head. */
+async function restart(store: StorageAdapter, client: MlsClient, group: Group): Promise<{ client: MlsClient; group: Group }> {
+  client.free();
+  const reopened = await MlsClient.open({ storage: store });
+  return { client: reopened, group: reopened.group(group.id) };
+}
+
+// A refused incoming message no longer reloads the group (PROTOCOL §2.1,
+// test/failed-call-reach.test.ts); a restart still does, and costs what
+// these tests pin.
+describe('send-ahead review: reloads (a restart)', () => {
+  it('a restart puts the next message at the stored head, and the receiver reads across the gap', async () => {
+    const { alice, aliceStore, aliceGroup, bob, bobGroup } = await pair();
     const m0 = await aliceGroup.encrypt('m0'); // generation 0, stored head 4
-    const bad = await tampered(bobGroup);
-    expect((await mlsError(() => aliceGroup.process(bad))).code).toBe('DECRYPTION_FAILED');
-    // The failed call dropped the cached group: the next message goes on at the stored head.
-    const m1 = await aliceGroup.encryptUnconfirmed('m1');
+    const after = await restart(aliceStore, alice, aliceGroup);
+    const m1 = await after.group.encryptUnconfirmed('m1');
     expect(m1.generation).toBe(4);
     await m1.confirm();
     // The last message before the reload decrypts after the first one after it (gap 3 = tolerance − 2).
     await reads(bobGroup, m1.message, 'm1');
     await reads(bobGroup, m0, 'm0');
-    alice.free();
+    after.client.free();
     bob.free();
   });
 
-  it('one tampered message before each send spaces the victim 4 generations apart: the receiver reads them in order, but reordered only the one before the newest', async () => {
-    const { alice, aliceGroup, bob, bobGroup } = await pair();
+  it('a restart before each send spaces the sender 4 generations apart: the receiver reads them in order, but reordered only the one before the newest', async () => {
+    let { alice, aliceStore, aliceGroup, bob, bobGroup } = await pair();
     const sent: Uint8Array[] = [];
     for (let i = 0; i < 4; i++) {
       sent.push(await aliceGroup.encrypt(`m${i}`)); // generations 0, 4, 8, 12
-      await mlsError(async () => aliceGroup.process(await tampered(bobGroup)));
+      ({ client: alice, group: aliceGroup } = await restart(aliceStore, alice, aliceGroup));
     }
     expect((await aliceGroup.encryptUnconfirmed('probe')).generation).toBe(16);
     // In reverse order, as a reordering network delivers them.
@@ -61,31 +69,31 @@ describe('send-ahead review: reloads an outsider forces', () => {
     bob.free();
   });
 
-  it('a receiver whose maximumForwardDistance is below the sender\'s ahead cannot read the sender after a forced reload, for the rest of the epoch', async () => {
+  it('a receiver whose maximumForwardDistance is below the sender\'s ahead cannot read the sender after a restart, for the rest of the epoch', async () => {
     // Alice raised her own tolerance (ahead = min(15, 1000, 20 − 2) = 15); Bob keeps a distance of 10.
-    const { alice, aliceGroup, bob, bobGroup } = await pair({ outOfOrderTolerance: 20 }, { maximumForwardDistance: 10 });
+    const { alice, aliceStore, aliceGroup, bob, bobGroup } = await pair({ outOfOrderTolerance: 20 }, { maximumForwardDistance: 10 });
     await reads(bobGroup, await aliceGroup.encrypt('m0'), 'm0'); // generation 0, stored head 16
-    await mlsError(async () => aliceGroup.process(await tampered(bobGroup)));
-    const after = await aliceGroup.encryptUnconfirmed('after the reload');
+    const restarted = await restart(aliceStore, alice, aliceGroup);
+    const after = await restarted.group.encryptUnconfirmed('after the reload');
     expect(after.generation).toBe(16);
     await after.confirm();
     expect((await mlsError(() => bobGroup.process(after.message))).code).toBe('MESSAGE_TOO_FAR_AHEAD');
     // Every later message of Alice in this epoch is as far ahead of Bob's ratchet.
     for (let i = 0; i < 3; i++) {
-      expect((await mlsError(async () => bobGroup.process(await aliceGroup.encrypt(`later ${i}`)))).code).toBe('MESSAGE_TOO_FAR_AHEAD');
+      expect((await mlsError(async () => bobGroup.process(await restarted.group.encrypt(`later ${i}`)))).code).toBe('MESSAGE_TOO_FAR_AHEAD');
     }
-    alice.free();
+    restarted.client.free();
     bob.free();
   });
 
-  it('a receiver with the default tolerance (5) loses the sender\'s last message before a reload when the sender raised its own tolerance', async () => {
-    const { alice, aliceGroup, bob, bobGroup } = await pair({ outOfOrderTolerance: 20 }, {});
+  it('a receiver with the default tolerance (5) loses the sender\'s last message before a restart when the sender raised its own tolerance', async () => {
+    const { alice, aliceStore, aliceGroup, bob, bobGroup } = await pair({ outOfOrderTolerance: 20 }, {});
     const m0 = await aliceGroup.encrypt('m0'); // generation 0, stored head 16
-    await mlsError(async () => aliceGroup.process(await tampered(bobGroup)));
-    const m1 = await aliceGroup.encrypt('m1'); // generation 16
+    const restarted = await restart(aliceStore, alice, aliceGroup);
+    const m1 = await restarted.group.encrypt('m1'); // generation 16
     await reads(bobGroup, m1, 'm1');
     expect((await mlsError(() => bobGroup.process(m0))).code).toBe('MESSAGE_TOO_OLD');
-    alice.free();
+    restarted.client.free();
     bob.free();
   });
 });
@@ -100,10 +108,13 @@ describe('send-ahead review: a transaction rolled back while an earlier write is
     await flush();
     // Meanwhile the app processes what the DS delivered in one transaction
     // (the pattern MlsClient.transaction documents); the DS slipped in a
-    // tampered message, so the transaction throws and the client reloads.
+    // tampered message after a genuine one, so the transaction throws and
+    // the client reloads (it had changed: the genuine message was read).
+    const good = await bobGroup.encrypt('good');
     const bad = await tampered(bobGroup);
     const failed = mlsError(() =>
       alice.transaction(async () => {
+        await reads(aliceGroup, good, 'good');
         await aliceGroup.process(bad);
       }),
     );

@@ -274,6 +274,11 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
       // back behind a message handed out meanwhile and use its generation
       // again (also one whose step an earlier message stored ahead).
       await this.#writes;
+      // Nothing changed inside (its first call was refused: a tampered or
+      // replayed message anyone can send): the client already is the state
+      // in the adapter. A reload would cost every group a full decode and
+      // put each sender's ratchet at its stored head (PROTOCOL §2.5).
+      if (batches.every((batch) => batch.puts.length === 0 && batch.deletes.length === 0)) throw err;
       this.replaceInner(call(() => new CoreClient()));
       this.setLeafAssociation(this.#association);
       await this.#load();

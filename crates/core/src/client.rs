@@ -65,6 +65,23 @@ thread_local! {
     static NEXT_CLIENT_ID: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
+/// Which cached groups a mutating operation can change in memory, so
+/// which ones a failure must drop (`Client::mutate_reaching`).
+#[derive(Clone, Copy)]
+pub(crate) enum Reach<'a> {
+    /// Any of them (the operation holds the whole client).
+    Any,
+    /// Only this group (the operation was handed `&mut` to it alone).
+    Group(&'a [u8]),
+    /// Only this group, and only if the operation wrote to storage:
+    /// openmls' `process_message` changes nothing in memory that it does
+    /// not also write.
+    GroupUnlessUnwritten(&'a [u8]),
+    /// None: the operation caches only the groups it creates, as its last,
+    /// infallible step.
+    NewGroups,
+}
+
 /// Largest batch buffer kept between `takeBatch` calls (bytes).
 const BATCH_BUFFER_KEPT: usize = 1 << 16;
 
@@ -88,14 +105,43 @@ impl Client {
     /// checkpoint and cached groups are dropped (they are reloaded from
     /// storage on next use), so a failed call leaves no half-applied state.
     pub(crate) fn mutate<T>(&mut self, op: impl FnOnce(&mut Self) -> CoreResult<T>) -> CoreResult<T> {
+        self.mutate_reaching(Reach::Any, op)
+    }
+
+    /// `mutate` for an operation that can change no cached group but the
+    /// ones `reach` names: on error only those are dropped. A reload puts
+    /// a sender's ratchet at its stored head (engine change 27), and a
+    /// large group costs a full decode, so a failure one party can cause
+    /// (a tampered message, a bad Welcome) must not reload every group.
+    pub(crate) fn mutate_reaching<T>(&mut self, reach: Reach<'_>, op: impl FnOnce(&mut Self) -> CoreResult<T>) -> CoreResult<T> {
+        let writes_before = self.provider.storage().write_count();
         let result = op(self);
         if result.is_err() {
+            let wrote = self.provider.storage().write_count() != writes_before;
             self.provider.storage().rollback();
-            for (group_id, group) in std::mem::take(&mut self.groups) {
-                self.keep_tree_hashes(group_id, group);
+            match reach {
+                Reach::Any => {
+                    for (group_id, group) in std::mem::take(&mut self.groups) {
+                        self.keep_tree_hashes(group_id, group);
+                    }
+                }
+                Reach::Group(group_id) => self.drop_cached(group_id),
+                // openmls' processing changes the group in memory only as
+                // it writes it (the ratchet step of a decrypted message,
+                // applied last, `MlsGroup::process_unverified_message`),
+                // so a refusal that wrote nothing left the group as stored.
+                Reach::GroupUnlessUnwritten(group_id) if wrote => self.drop_cached(group_id),
+                Reach::GroupUnlessUnwritten(_) | Reach::NewGroups => {}
             }
         }
         result
+    }
+
+    /// Drop one cached group, keeping its tree hashes for the reload.
+    fn drop_cached(&mut self, group_id: &[u8]) {
+        if let Some(group) = self.groups.remove(group_id) {
+            self.keep_tree_hashes(group_id.to_vec(), group);
+        }
     }
 
     /// Drop `group` (no longer in `groups`) but keep its node tree hashes

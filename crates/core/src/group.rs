@@ -16,7 +16,7 @@ use serde_bytes::ByteBuf;
 use tsify::Tsify;
 use wasm_bindgen::prelude::*;
 
-use crate::client::{credential_with_key, parse_message, serialize, validate_key_package, Client};
+use crate::client::{credential_with_key, parse_message, serialize, validate_key_package, Client, Reach};
 use crate::config::{ciphersuite, GroupConfig, GroupContextExtensionsSpec};
 use crate::error::{invalid_argument, malformed, Code, CoreError, CoreResult};
 use crate::inspect;
@@ -373,7 +373,7 @@ impl Client {
         group_id: &[u8],
         op: impl FnOnce(&mut MlsGroup, &Provider, &crate::signer::ClientSigner) -> CoreResult<T>,
     ) -> CoreResult<T> {
-        self.mutate(|client| {
+        self.mutate_reaching(Reach::Group(group_id), |client| {
             (client.hooks.ensure_active)(&client.provider, group_id)?;
             let public_key = client.prepare_group(group_id, true)?;
             let signer = client
@@ -390,7 +390,12 @@ impl Client {
 
     /// Like `with_group`, for operations that sign nothing (receiving).
     pub(crate) fn with_group_unsigned<T>(&mut self, group_id: &[u8], op: impl FnOnce(&mut MlsGroup, &Provider) -> CoreResult<T>) -> CoreResult<T> {
-        self.mutate(|client| {
+        self.with_group_unsigned_reaching(Reach::Group(group_id), group_id, op)
+    }
+
+    /// `with_group_unsigned`, dropping on error what `reach` says.
+    fn with_group_unsigned_reaching<T>(&mut self, reach: Reach<'_>, group_id: &[u8], op: impl FnOnce(&mut MlsGroup, &Provider) -> CoreResult<T>) -> CoreResult<T> {
+        self.mutate_reaching(reach, |client| {
             (client.hooks.ensure_active)(&client.provider, group_id)?;
             client.prepare_group(group_id, false)?;
             let group = client.groups.get_mut(group_id).ok_or_else(|| CoreError::from(GroupLookupError::NotLoaded))?;
@@ -414,7 +419,7 @@ impl Client {
     #[wasm_bindgen(js_name = createGroup)]
     pub fn create_group(&mut self, identity: &[u8], public_key: &[u8], config: JsValue) -> Result<Vec<u8>, JsValue> {
         let config = GroupConfig::from_js(config)?;
-        Ok(self.mutate(|client| {
+        Ok(self.mutate_reaching(Reach::NewGroups, |client| {
             let cs = ciphersuite(config.ciphersuite)?;
             client.load_signer(public_key, cs.signature_algorithm())?;
             let signer = client.signer(public_key)?;
@@ -455,7 +460,7 @@ impl Client {
             _ => return Err(invalid_argument("expected a Welcome message").into()),
         };
         let tree = ratchet_tree_in(ratchet_tree)?;
-        Ok(self.mutate(|client| {
+        Ok(self.mutate_reaching(Reach::NewGroups, |client| {
             let join = config.join_config(client.expander())?;
             let mut builder = StagedWelcome::build_from_welcome(&client.provider, &join, welcome)
                 .map_err(|e| CoreError::from_mls("processing welcome", e))?;
@@ -498,7 +503,7 @@ impl Client {
             _ => return Err(invalid_argument("expected a GroupInfo message").into()),
         };
         let tree = ratchet_tree_in(ratchet_tree)?;
-        Ok(self.mutate(|client| {
+        Ok(self.mutate_reaching(Reach::NewGroups, |client| {
             let cs = info.ciphersuite();
             client.load_signer(public_key, cs.signature_algorithm())?;
             let signer = client.signer(public_key)?;
@@ -538,9 +543,9 @@ impl Client {
                 .finalize(&client.provider)
                 .map_err(|e| CoreError::from_mls("finalizing external commit", e))?;
             let id = group.group_id().as_slice().to_vec();
-            let commit = serialize("commit", bundle.commit())?;
-            client.groups.insert(id.clone(), group);
-            inspect::external_join_output(id, commit)
+            let output = inspect::external_join_output(id.clone(), serialize("commit", bundle.commit())?)?;
+            client.groups.insert(id, group); // last: nothing cached on error (Reach::NewGroups)
+            Ok(output)
         })?)
     }
 
@@ -803,7 +808,9 @@ impl Client {
         }
         let message_epoch = protocol_message.epoch().as_u64();
         let hooks = self.hooks;
-        let (result, handle) = self.with_group_unsigned(group_id, |group, provider| {
+        // A refused message (tampered, replayed, too old: anyone on the
+        // network can send one) leaves the cached group in place.
+        let (result, handle) = self.with_group_unsigned_reaching(Reach::GroupUnlessUnwritten(group_id), group_id, |group, provider| {
             let current_epoch = group.epoch().as_u64();
             let kept_epochs = match group.past_epoch_deletion_policy() {
                 PastEpochDeletionPolicy::MaxEpochs(n) => *n as u64,

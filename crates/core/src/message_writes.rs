@@ -9,6 +9,9 @@
 //! messages, in the core's own record format, and stored state that goes on
 //! past every generation sent; the default group configuration stores 3
 //! ahead (`send_ahead`).
+//! And what a refused incoming message writes: nothing, leaving the group
+//! in memory as stored (what lets `Client::process` keep it cached,
+//! `Reach::GroupUnlessUnwritten`).
 //! Test-only, on real openmls groups with the core's provider.
 
 use openmls::prelude::{tls_codec::Deserialize as _, *};
@@ -130,4 +133,58 @@ fn messages_stored_ahead_write_once_in_sixteen_and_stored_state_goes_on_past_eve
         }
     }
     assert_eq!(writes, [0, 16, 32]);
+}
+
+/// The bytes of `message` with one bit of byte `at` (from the end when negative) flipped.
+fn flipped(message: &MlsMessageOut, at: isize) -> ProtocolMessage {
+    let mut bytes = message.to_bytes().unwrap();
+    let index = if at < 0 { bytes.len() - at.unsigned_abs() } else { at as usize };
+    bytes[index] ^= 1;
+    MlsMessageIn::tls_deserialize_exact(bytes).unwrap().try_into_protocol_message().unwrap()
+}
+
+#[test]
+fn a_refused_message_writes_nothing_and_leaves_the_group_in_memory_as_stored() {
+    let (alice, alice_signer, mut alice_group, bob, mut bob_group) = alice_and_bob();
+    let _ = alice.storage().take_batch();
+    let first = alice_group.create_confirmed_message(&alice, &alice_signer, b"first").unwrap();
+    let genuine = alice_group.create_confirmed_message(&alice, &alice_signer, b"genuine").unwrap();
+    match read(&mut bob_group, &bob, wire(&first.message)) {
+        ProcessedMessageContent::ApplicationMessage(m) => assert_eq!(m.into_bytes(), b"first"),
+        _ => panic!("expected an application message"),
+    }
+    // Bob's records as his adapter holds them.
+    let stored = bob.storage().take_batch();
+
+    // PrivateMessage: version, wire format, group id <V>, epoch, content
+    // type, authenticated data <V> (empty), encrypted sender data <V>, ciphertext <V>.
+    let group_id_len = bob_group.group_id().as_slice().len();
+    assert!(group_id_len < 64, "a one-byte length prefix");
+    let sender_data = 4 + 1 + group_id_len + 8 + 1 + 1 + 1;
+    let refused: [(&str, ProtocolMessage); 4] = [
+        ("content tag", flipped(&genuine.message, -1)),
+        ("sender data", flipped(&genuine.message, sender_data as isize + 2)),
+        ("epoch", flipped(&genuine.message, 4 + 1 + group_id_len as isize + 7)),
+        ("replayed", wire(&first.message)),
+    ];
+    for (what, message) in refused {
+        let before = bob.storage().write_count();
+        assert!(bob_group.process_message(&bob, message).is_err(), "{what}: refused");
+        assert_eq!(bob.storage().write_count(), before, "{what}: nothing written");
+    }
+
+    // The group kept in memory and one loaded from the records read the
+    // genuine message alike, and store the same records for it.
+    let copy = Provider::default();
+    copy.storage().load_entries(stored.puts);
+    let mut reloaded = MlsGroup::load(copy.storage(), bob_group.group_id()).unwrap().unwrap();
+    for (group, provider) in [(&mut bob_group, &bob), (&mut reloaded, &copy)] {
+        match read(group, provider, wire(&genuine.message)) {
+            ProcessedMessageContent::ApplicationMessage(m) => assert_eq!(m.into_bytes(), b"genuine"),
+            _ => panic!("expected an application message"),
+        }
+    }
+    let (kept_writes, reloaded_writes) = (bob.storage().take_batch(), copy.storage().take_batch());
+    assert!(!kept_writes.puts.is_empty());
+    assert_eq!(kept_writes.puts, reloaded_writes.puts, "the kept group wrote what a reloaded one writes");
 }

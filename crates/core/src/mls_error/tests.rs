@@ -54,6 +54,9 @@ fn joining_and_key_packages() {
     assert_eq!(WelcomeError::<StorageError>::GroupAlreadyExists.code(), "GROUP_EXISTS");
     assert_eq!(WelcomeError::<StorageError>::Psk(PskError::KeyNotFound).code(), "PSK_NOT_FOUND");
     assert_eq!(NewGroupError::<StorageError>::GroupAlreadyExists.code(), "GROUP_EXISTS");
+    // A GroupInfo whose signature fails (a Welcome's, or one for an external join).
+    assert_eq!(WelcomeError::<StorageError>::InvalidGroupInfoSignature.code(), "INVALID_SIGNATURE");
+    assert_eq!(CreationFromExternalError::<StorageError>::InvalidGroupInfoSignature.code(), "INVALID_SIGNATURE");
     assert_eq!(KeyPackageNewError::CiphersuiteSignatureSchemeMismatch.code(), "UNSUPPORTED_CIPHERSUITE");
 }
 
