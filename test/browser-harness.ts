@@ -49,8 +49,10 @@ export function launchChromium(): Promise<Browser> {
  * tests, closed after) and returns `page()`: a fresh context's page at
  * `path`, with the modules of `modules` (name → URL under the repository)
  * imported and set on `window.modules`, for page-side code to use.
+ * `page(tabOf)` opens it in `tabOf`'s context instead: a second tab of the
+ * same browser profile (same IndexedDB, same Web Locks).
  */
-export function chromiumPages(path: string, modules: Record<string, string> = {}): { page(): Promise<Page> } {
+export function chromiumPages(path: string, modules: Record<string, string> = {}): { page(tabOf?: Page): Promise<Page> } {
   let browser: Browser | undefined;
   let site: { url: string; close(): Promise<void> } | undefined;
   beforeAll(async () => {
@@ -62,8 +64,8 @@ export function chromiumPages(path: string, modules: Record<string, string> = {}
     await site?.close();
   });
   return {
-    async page() {
-      const context = await browser!.newContext();
+    async page(tabOf?: Page) {
+      const context = tabOf?.context() ?? (await browser!.newContext());
       const p = await context.newPage();
       p.on('pageerror', (e) => console.error(e.message));
       await p.goto(`${site!.url}${path}`);

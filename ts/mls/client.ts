@@ -11,6 +11,7 @@ import { MlsError, invalidArgument } from './errors.js';
 import { MemoryStorageAdapter, decodeBatch, encodeEntries, readStorage, type StorageAdapter, type StorageBatch, type StorageEntry } from './storage.js';
 import { setAsideTamperedGroups } from './encrypted-storage.js';
 import { Resource } from './resources.js';
+import { claimStorage, lockWait, type StorageClaim } from './storage-claim.js';
 import { toBytes, toHex, fromHex, utf8, type BytesLike } from './bytes.js';
 import { compact, groupOptionsToCore, joinOptionsToCore } from './convert.js';
 import type { Capabilities, Ciphersuite, GroupOptions, JoinOptions, KeyPackageInfo, LeafAssociation, PublicLeaf, VerifiedCommit } from './types.js';
@@ -42,6 +43,15 @@ export interface OpenOptions {
    * `paired-mls/paired`. Not persisted; `useChecks` replaces them.
    */
   checks?: readonly ProcessCheck[];
+  /**
+   * How long to wait (ms) for another client that holds the same stored
+   * state: an open client on the same adapter object in this process, or
+   * (through the adapter's `lock`) another tab or process on the same
+   * IndexedDB database or SQLite file. Default 0: refuse at once with
+   * `STORAGE_LOCKED`. Two clients on one state would send under the same
+   * keys and overwrite each other's writes (docs/PROTOCOL.md §2.7).
+   */
+  lockWaitMs?: number;
 }
 
 /** Options of `createKeyPackage(s)`. */
@@ -131,6 +141,8 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
   #association: LeafAssociation | undefined;
   #checks: ProcessCheck[] = [];
   readonly #groupChecks = new Map<string, ProcessCheck[]>();
+  /** This client's hold on its stored state (storage-claim.ts). */
+  #claim: StorageClaim | undefined;
 
   private constructor(core: CoreClient, storage: StorageAdapter) {
     super(core);
@@ -142,18 +154,32 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
    * or the device that was saved there (groups, keys, PSKs).
    */
   static async open(options: OpenOptions = {}): Promise<MlsClient> {
+    const waitMs = lockWait(options.lockWaitMs);
     await init();
     const storage = options.storage ?? new MemoryStorageAdapter();
     const client = new MlsClient(call(() => new CoreClient()), storage);
     try {
       client.setLeafAssociation(options.association);
       client.useChecks(options.checks ?? []);
+      client.#claim = await claimStorage(storage, client, waitMs);
       await client.#load();
     } catch (err) {
       client.free();
       throw err;
     }
     return client;
+  }
+
+  /**
+   * Release the wasm memory and give the stored state up to the next
+   * client, once this one's writes are done (`OpenOptions.lockWaitMs`).
+   * Safe to call twice.
+   */
+  override free(): void {
+    super.free();
+    const claim = this.#claim;
+    this.#claim = undefined;
+    claim?.release(this.#writes);
   }
 
   /**

@@ -20,6 +20,7 @@
 import { MlsError } from './errors.js';
 import { bytesEqual } from './bytes.js';
 import type { StorageAdapter, StorageBatch, StorageEntry, VerifiedEntries } from './storage.js';
+import { storesInto } from './storage-claim.js';
 
 const VERSION = 1;
 const NONCE_BYTES = 12;
@@ -156,6 +157,8 @@ export class EncryptedStorageAdapter implements StorageAdapter {
   private constructor(inner: StorageAdapter, cipher: StorageCipher) {
     this.inner = inner;
     this.#cipher = cipher;
+    // One state: a client on this wrapper, on `inner`, or on another wrapper of it, claims the same (docs/PROTOCOL.md §2.7).
+    storesInto(this, inner);
   }
 
   /** Wrap `inner`: checks the key against the stored key check (`STORAGE_KEY`), or stores one. */

@@ -110,6 +110,8 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
   #reported: string | undefined;
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
+  /** Releases the Web Lock a client holds (`lock`). */
+  #unlock: (() => void) | undefined;
   /** Test hook: abort the next batch's (or `compact()`'s) transaction after this many write requests (the log record is the first). */
   abortNextAfter: number | undefined;
 
@@ -177,6 +179,50 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
     this.#closed = true;
     clearTimeout(this.#idleTimer);
     this.#db.close();
+    this.#unlock?.();
+  }
+
+  /**
+   * Whether a client holds this database against other tabs and windows:
+   * true from `MlsClient.open` on, when the browser has Web Locks (secure
+   * contexts); false without them, where only clients of the same page are
+   * kept apart (docs/PROTOCOL.md §2.7).
+   */
+  get lockedAcrossTabs(): boolean {
+    return this.#unlock !== undefined;
+  }
+
+  /**
+   * Holds the Web Lock `paired-mls/indexeddb/<database name>` for one
+   * client (`StorageAdapter.lock`): a client on this database in another
+   * tab or window waits up to `waitMs`, then gets `STORAGE_LOCKED`. The
+   * browser releases it when the page goes away; `close()` releases it too.
+   */
+  async lock(waitMs: number): Promise<() => void> {
+    const locks = (globalThis as { navigator?: { locks?: LockManager } }).navigator?.locks;
+    if (!locks) return () => undefined;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const options: LockOptions = waitMs > 0 ? { signal: AbortSignal.timeout(waitMs) } : { ifAvailable: true };
+    const granted = await new Promise<boolean>((resolve, reject) => {
+      locks
+        .request(`paired-mls/indexeddb/${this.#db.name}`, options, (lock) => {
+          resolve(lock !== null);
+          return lock ? held : undefined;
+        })
+        .catch((err: unknown) => {
+          const name = (err as { name?: unknown } | null)?.name;
+          if (name === 'AbortError' || name === 'TimeoutError') resolve(false);
+          else reject(new MlsError('STORAGE', 'taking the Web Lock failed', { cause: err }));
+        });
+    });
+    if (!granted) throw new MlsError('STORAGE_LOCKED', 'a client in another tab or window holds this IndexedDB database');
+    const unlock = () => {
+      if (this.#unlock === unlock) this.#unlock = undefined;
+      release();
+    };
+    this.#unlock = unlock;
+    return unlock;
   }
 
   async verifiedEntries(): Promise<VerifiedEntries> {

@@ -39,6 +39,17 @@ export interface StorageAdapter {
   get(key: Uint8Array): Promise<Uint8Array | undefined>;
   /** Apply all puts and deletes, or none of them. */
   apply(batch: StorageBatch): Promise<void>;
+  /**
+   * Optional: keep the stored state for one client, also against other
+   * tabs or processes (IndexedDB: a Web Lock; SQLite: the file's exclusive
+   * lock). `MlsClient.open` calls it once, waiting up to `waitMs` for
+   * another holder, and calls the returned function when the client is
+   * freed and its writes are done. Rejects with `STORAGE_LOCKED` when the
+   * state is still held after `waitMs` (docs/PROTOCOL.md §2.7). Within
+   * one process the client also refuses a second client on the same
+   * adapter object, with or without this method.
+   */
+  lock?(waitMs: number): Promise<() => void>;
 }
 
 /** Every entry of `adapter`, verified where the adapter authenticates its records. */

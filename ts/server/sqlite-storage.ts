@@ -22,11 +22,17 @@ export const SQLITE_STORAGE_FORMAT = '2';
 /** How a `SqliteStorageAdapter` protects what it stores. */
 export type SqliteStorageOptions = { key: StorageKey; encryption?: true } | { key?: undefined; encryption: false };
 
+/** How often `lock` tries again while it waits. */
+const LOCK_POLL_MS = 25;
+
 const bytes = (b: Buffer): Uint8Array => new Uint8Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 
 /** Durable client storage in Node on SQLite, one transaction per batch (needs the optional peer `better-sqlite3`). */
 export class SqliteStorageAdapter implements StorageAdapter {
   readonly #db: Database.Database;
+  readonly #file: string;
+  /** The connection that holds the client lock (`lock`). */
+  #lock: Database.Database | undefined;
   /** The cipher once the key check passed (`STORAGE_KEY` otherwise); undefined without encryption. */
   readonly #cipher: Promise<StorageCipher | undefined>;
   /** Test hook: fail the next batch after this many writes (inside its transaction). */
@@ -41,6 +47,7 @@ export class SqliteStorageAdapter implements StorageAdapter {
     if (encrypt && !options?.key) throw new MlsError('INVALID_ARGUMENT', 'SqliteStorageAdapter needs { key } (32 bytes or an AES-GCM CryptoKey), or { encryption: false }');
     const Sqlite = peerDependency<typeof Database>('better-sqlite3', 'SqliteStorageAdapter');
     this.#db = new Sqlite(file);
+    this.#file = file;
     try {
       this.#cipher = this.#prepare(encrypt ? options.key! : undefined);
     } catch (err) {
@@ -98,6 +105,46 @@ export class SqliteStorageAdapter implements StorageAdapter {
 
   close(): void {
     this.#db.close();
+    this.#lock?.close();
+  }
+
+  /**
+   * Holds the file for one client (`StorageAdapter.lock`): SQLite's
+   * exclusive lock on a companion file, `<file>-client-lock`, taken in
+   * EXCLUSIVE locking mode and kept until the client is freed or the
+   * process ends. A client on the same file in this process or another
+   * waits up to `waitMs` for it, then gets `STORAGE_LOCKED`. The database
+   * itself stays open to readers (backups, inspection). An in-memory
+   * database is nobody else's: no lock. docs/PROTOCOL.md §2.7.
+   */
+  async lock(waitMs: number): Promise<() => void> {
+    if (this.#file === ':memory:' || this.#file === '') return () => undefined;
+    const Sqlite = peerDependency<typeof Database>('better-sqlite3', 'SqliteStorageAdapter');
+    // Polled: SQLite's own busy wait would block the event loop.
+    const lock = new Sqlite(`${this.#file}-client-lock`, { timeout: 0 });
+    const deadline = Date.now() + waitMs;
+    try {
+      lock.pragma('locking_mode = EXCLUSIVE');
+      for (;;) {
+        try {
+          lock.exec('BEGIN EXCLUSIVE; COMMIT');
+          break;
+        } catch (err) {
+          if ((err as { code?: unknown } | null)?.code !== 'SQLITE_BUSY') throw new MlsError('STORAGE', 'taking the SQLite client lock failed', { cause: err });
+          const left = deadline - Date.now();
+          if (left <= 0) throw new MlsError('STORAGE_LOCKED', 'a client in this process or another holds this SQLite file');
+          await new Promise((resolve) => setTimeout(resolve, Math.min(LOCK_POLL_MS, left)));
+        }
+      }
+    } catch (err) {
+      lock.close();
+      throw err;
+    }
+    this.#lock = lock;
+    return () => {
+      if (this.#lock === lock) this.#lock = undefined;
+      lock.close();
+    };
   }
 
   async verifiedEntries(): Promise<VerifiedEntries> {

@@ -1,0 +1,125 @@
+/**
+ * One client per stored state (docs/PROTOCOL.md §2.7). Two clients that
+ * load the same state each send from their own copy of every ratchet:
+ * both use the same generations, so the same key and nonce (only the
+ * random reuse guard of RFC 9420 §6.3.1 tells them apart), and each one's
+ * writes overwrite the other's. `MlsClient.open` claims its adapter here:
+ * in this process by the adapter object, and across tabs and processes
+ * by the adapter's own `lock` when it has one.
+ */
+import { MlsError } from './errors.js';
+import type { StorageAdapter } from './storage.js';
+
+/** A claim held by one open client. */
+export interface StorageClaim {
+  /** Give the state up once `settled` (the client's last writes) is done. */
+  release(settled: Promise<void>): void;
+}
+
+interface Holder {
+  /** The client, weakly: one dropped without `free()` gives the state up when collected. */
+  client: WeakRef<object>;
+  /** Resolves once the holder released and its last writes are done. */
+  released: Promise<void>;
+  /** Whether it gave the state up (freed; its last writes may still be landing). */
+  givenUp: boolean;
+  /** Release now (for a holder already collected). */
+  giveUp: () => void;
+}
+
+const holders = new WeakMap<StorageAdapter, Holder>();
+
+/** Wrapper adapter → the adapter it stores into (`storesInto`). */
+const wrapped = new WeakMap<StorageAdapter, StorageAdapter>();
+
+/**
+ * Declare that `wrapper` keeps its state in `inner` (an encrypting
+ * wrapper): a client on either, or on another wrapper of `inner`, claims
+ * the same state.
+ */
+export function storesInto(wrapper: StorageAdapter, inner: StorageAdapter): void {
+  wrapped.set(wrapper, inner);
+}
+
+/** The adapter that holds `storage`'s state, through any wrappers. */
+function rootOf(storage: StorageAdapter): StorageAdapter {
+  let root = storage;
+  for (let next = wrapped.get(root); next !== undefined; next = wrapped.get(root)) root = next;
+  return root;
+}
+
+/** A client that gives its state up when collected, without `free()`. */
+const collected =
+  typeof FinalizationRegistry === 'function' ? new FinalizationRegistry<() => void>((release) => release()) : undefined;
+
+/** Largest `lockWaitMs` (setTimeout's limit). */
+export const MAX_LOCK_WAIT_MS = 2 ** 31 - 1;
+
+/** `value` as a wait in ms: a whole number from 0 to 2^31 − 1 (`INVALID_ARGUMENT` otherwise). */
+export function lockWait(value: unknown): number {
+  if (value === undefined) return 0;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_LOCK_WAIT_MS) {
+    throw new MlsError('INVALID_ARGUMENT', 'lockWaitMs must be a whole number of ms from 0 to 2^31 - 1');
+  }
+  return value;
+}
+
+function locked(): MlsError {
+  return new MlsError('STORAGE_LOCKED', 'another open client holds this storage; free it first (or pass lockWaitMs to wait for it)');
+}
+
+/** Resolves true once `released` does, false after `ms`. */
+function within(released: Promise<void>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  return Promise.race([released.then(() => true), timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Claim the state of `adapter` (of the adapter it stores into, through
+ * wrappers) for `client`, waiting up to `waitMs` for the client that holds
+ * it in this process (and for its last writes), then for that adapter's
+ * own lock. `STORAGE_LOCKED` when it stays held.
+ */
+export async function claimStorage(adapter: StorageAdapter, client: object, waitMs: number): Promise<StorageClaim> {
+  const storage = rootOf(adapter);
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const holder = holders.get(storage);
+    if (!holder) break;
+    // A freed holder: read the state only once its last writes landed.
+    // One collected without `free()` (its finalizer may not have run
+    // yet): nothing references it, so no write of it is pending.
+    if (holder.givenUp || holder.client.deref() === undefined) {
+      holder.giveUp();
+      await holder.released;
+      continue;
+    }
+    if (waitMs === 0 || !(await within(holder.released, Math.max(0, deadline - Date.now())))) throw locked();
+  }
+  let done!: () => void;
+  const released = new Promise<void>((resolve) => (done = resolve));
+  const entry: Holder = { client: new WeakRef(client), released, givenUp: false, giveUp: () => settle(Promise.resolve()) };
+  holders.set(storage, entry);
+  let unlock: (() => void) | undefined;
+  let settle = (settled: Promise<void>) => {
+    settle = () => undefined; // once
+    entry.givenUp = true;
+    collected?.unregister(entry);
+    void settled
+      .catch(() => undefined)
+      .then(() => {
+        unlock?.();
+        if (holders.get(storage) === entry) holders.delete(storage);
+        done();
+      });
+  };
+  collected?.register(client, entry.giveUp, entry);
+  try {
+    if (storage.lock) unlock = await storage.lock(Math.max(0, deadline - Date.now()));
+  } catch (err) {
+    settle(Promise.resolve());
+    throw err;
+  }
+  return { release: (settled) => settle(settled) };
+}
