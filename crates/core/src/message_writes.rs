@@ -188,3 +188,47 @@ fn a_refused_message_writes_nothing_and_leaves_the_group_in_memory_as_stored() {
     assert!(!kept_writes.puts.is_empty());
     assert_eq!(kept_writes.puts, reloaded_writes.puts, "the kept group wrote what a reloaded one writes");
 }
+
+/// Review of 49e0acd: the refused message is the first Bob ever gets from
+/// Alice's leaf, so processing it initialises Alice's sender ratchets in
+/// Bob's secret tree (deriving the tree nodes down to her leaf) in memory
+/// only, before the AEAD fails. That change is one of representation: the
+/// kept group and one loaded from the records read the genuine message
+/// alike and write the same records, byte for byte.
+#[test]
+fn a_refused_first_message_of_a_sender_initialises_its_ratchet_in_memory_only_and_changes_nothing_stored() {
+    let (alice, alice_signer, mut alice_group, bob, mut bob_group) = alice_and_bob();
+    let _ = alice.storage().take_batch();
+    let genuine = alice_group.create_confirmed_message(&alice, &alice_signer, b"genuine").unwrap();
+    let second = alice_group.create_confirmed_message(&alice, &alice_signer, b"second").unwrap();
+    let stored = bob.storage().take_batch();
+
+    let group_id_len = bob_group.group_id().as_slice().len();
+    let sender_data = 4 + 1 + group_id_len + 8 + 1 + 1 + 1;
+    let refused: [(&str, ProtocolMessage); 3] = [
+        ("content tag of the first", flipped(&genuine.message, -1)),
+        ("content tag of the second (skips generation 0)", flipped(&second.message, -1)),
+        ("sender data", flipped(&genuine.message, sender_data as isize + 2)),
+    ];
+    for (what, message) in refused {
+        let before = bob.storage().write_count();
+        assert!(bob_group.process_message(&bob, message).is_err(), "{what}: refused");
+        assert_eq!(bob.storage().write_count(), before, "{what}: nothing written");
+    }
+
+    let copy = Provider::default();
+    copy.storage().load_entries(stored.puts);
+    let mut reloaded = MlsGroup::load(copy.storage(), bob_group.group_id()).unwrap().unwrap();
+    for message in [&second.message, &genuine.message] {
+        for (group, provider) in [(&mut bob_group, &bob), (&mut reloaded, &copy)] {
+            assert!(matches!(read(group, provider, wire(message)), ProcessedMessageContent::ApplicationMessage(_)));
+        }
+        let (kept_writes, reloaded_writes) = (bob.storage().take_batch(), copy.storage().take_batch());
+        assert!(!kept_writes.puts.is_empty());
+        assert_eq!(kept_writes.puts, reloaded_writes.puts, "the kept group wrote what a reloaded one writes");
+    }
+    // And both refuse the replay.
+    for (group, provider) in [(&mut bob_group, &bob), (&mut reloaded, &copy)] {
+        assert!(group.process_message(provider, wire(&genuine.message)).is_err());
+    }
+}
