@@ -8,7 +8,7 @@
  * parties still read each other.
  */
 import { describe, expect, it } from 'vitest';
-import { MlsClient, type Group, type ProcessCheck } from 'paired-mls';
+import { MlsClient, type Group, type MlsError, type ProcessCheck } from 'paired-mls';
 import { mlsError } from './helpers.js';
 import { pair, WatchedStorage } from './send-ahead-helpers.js';
 
@@ -205,5 +205,58 @@ describe('review: join paths over a group the client already holds', () => {
     await reads(bobGroup, await aliceGroup.encrypt('m2'), 'm2');
     alice.free();
     bob.free();
+  });
+});
+
+describe('review: a staged commit merged after the client reloaded (StagedCommitHandle and write_count)', () => {
+  /**
+   * Not introduced by 49e0acd, found while checking its interplay with
+   * merging: the handle keeps the group processing left in memory with
+   * the storage write count of that moment, and merging reuses it when
+   * the count is unchanged. A failed transaction reloads the client into
+   * a new core whose count starts again from 1, so the count of a handle
+   * taken before can come back: merging then installs the group as it was
+   * before the reload, without the ratchet steps of messages read since,
+   * and writes it. A message of the old epoch read after the reload is
+   * then accepted a second time (kept past epochs).
+   */
+  it('for every number of messages read after the reload, merging keeps them read: their replay in the old epoch is refused, also after a restart', async () => {
+    for (let reads_ = 0; reads_ < 4; reads_++) {
+      const { a, aGroup, b } = await pairWithPast();
+      // Bob, restarted from his stored state: a core whose write count is small.
+      const bStore = new WatchedStorage();
+      await bStore.apply({ puts: await b.storage.entries(), deletes: [] });
+      b.free();
+      const victim = await MlsClient.open({ storage: bStore });
+      const vGroup = victim.group(aGroup.id);
+      const { commit } = await aGroup.commit({ selfUpdate: true });
+      await aGroup.clearPendingCommit(); // Alice's messages stay in the old epoch
+      const staged = await vGroup.process(commit);
+      if (staged.kind !== 'commit') throw new Error('expected a commit');
+      // A failed transaction that had changed something: the client reloads.
+      await expect(
+        victim.transaction(async () => {
+          await victim.putRecord('review', new Uint8Array([1]));
+          throw new Refused('rolled back');
+        }),
+      ).rejects.toBeInstanceOf(Refused);
+      const old: Uint8Array[] = [];
+      for (let i = 0; i <= reads_; i++) {
+        const m = await aGroup.encrypt(`old ${i}`);
+        await reads(vGroup, m, `old ${i}`);
+        old.push(m);
+      }
+      await staged.staged.merge();
+      expect(vGroup.epoch).toBe(aGroup.epoch + 1);
+      const restarted = await MlsClient.open({ storage: await bStore.copy() });
+      const replays: string[] = [];
+      for (const group of [restarted.group(aGroup.id), vGroup]) {
+        for (const m of old) replays.push(await group.process(m).then((r) => `accepted ${r.kind}`, (e: MlsError) => e.code));
+      }
+      expect(replays, `${reads_} read after the reload`).toEqual(old.concat(old).map(() => 'MESSAGE_REPLAYED'));
+      restarted.free();
+      victim.free();
+      a.free();
+    }
   });
 });
