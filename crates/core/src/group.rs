@@ -48,10 +48,15 @@ pub struct StagedCommitHandle {
     /// commit consumes an operation secret); re-applied at merge so the
     /// consumed secret is gone for good, dropped with the handle otherwise.
     stash: Vec<(Vec<u8>, Option<Vec<u8>>)>,
-    /// The group as processing left it in memory, with the storage write
-    /// count at that moment. Merging reuses it when nothing was written
-    /// since, instead of loading (deserializing) the whole group again.
-    processed: Option<(u64, MlsGroup)>,
+    /// The group as processing left it in memory, with the client that
+    /// processed it and that client's storage write count at that moment.
+    /// Merging reuses it when nothing was written since, instead of loading
+    /// (deserializing) the whole group again. The count alone says nothing
+    /// across clients: the TS layer reloads a client into a new core after
+    /// a failed transaction, whose count starts again from 1 and can come
+    /// back to this one after other writes (a stale group merged, messages
+    /// read since then readable again).
+    processed: Option<(u32, u64, MlsGroup)>,
 }
 
 impl Drop for StagedCommitHandle {
@@ -881,7 +886,7 @@ impl Client {
         // it if storage has not changed since.
         if let Some(mut handle) = handle {
             let write_count = self.provider.storage().write_count();
-            handle.processed = self.groups.remove(group_id).map(|group| (write_count, group));
+            handle.processed = self.groups.remove(group_id).map(|group| (self.association_slot, write_count, group));
             js_sys::Reflect::set(&result, &"handle".into(), &JsValue::from(handle))
                 .map_err(|_| CoreError::new(Code::Internal, "building result"))?;
         }
@@ -899,8 +904,8 @@ impl Client {
         let stash = std::mem::take(&mut handle.stash);
         // Unchanged storage since processing: the group processing left in
         // memory is current, so merging needs no reload from storage.
-        if let Some((write_count, group)) = handle.processed.take() {
-            if write_count == self.provider.storage().write_count() {
+        if let Some((client, write_count, group)) = handle.processed.take() {
+            if client == self.association_slot && write_count == self.provider.storage().write_count() {
                 self.groups.insert(group_id.clone(), group);
             }
         }
@@ -919,7 +924,7 @@ impl Client {
         handle.staged = None;
         // Processing did not change the group's tree: its node hashes serve
         // the copy loaded from storage next.
-        if let Some((_, group)) = handle.processed.take() {
+        if let Some((_, _, group)) = handle.processed.take() {
             self.keep_tree_hashes(handle.group_id.clone(), group);
         }
         zeroize_stash(&mut handle.stash);
