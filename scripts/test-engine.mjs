@@ -76,6 +76,7 @@ const UNIT_FILTERS = [
   'tree::tests_and_kats::unit_tests',
   'group::mls_group::tests_and_kats::tests::confirmed_message',
   'group::mls_group::tests_and_kats::tests::stored_ahead',
+  'group::mls_group::tests_and_kats::tests::own_ratchets',
   'tree::dual_use_ratchet',
   'ciphersuite::secret::byte_serialization_tests',
 ];

@@ -369,21 +369,22 @@ describe('send-ahead review: the core reloads a group', () => {
   });
 });
 
-describe('send-ahead review: usages the library does not support (documented, not changed by engine change 27)', () => {
-  // Two clients open on one adapter at once used the same generations;
-  // the second is now refused (STORAGE_LOCKED, PROTOCOL §2.7,
-  // test/storage-claim.test.ts).
-
-  it('restoreState() to a state kept earlier in the same epoch goes back behind messages sent since (fork handling restores only across epochs)', async () => {
-    const { alice, aliceGroup, bob, bobGroup } = await pair();
+// Two clients open on one adapter at once used the same generations; the
+// second is now refused (STORAGE_LOCKED, PROTOCOL §2.7, test/storage-claim.test.ts).
+describe('send-ahead review: restoreState() in the epoch it was kept in (engine change 28)', () => {
+  it('restoreState() to a state kept earlier in the same epoch sends on past the messages sent since (it went back behind them, to m4\'s generation, before engine change 28)', async () => {
+    const { alice, aliceStore, aliceGroup, bob, bobGroup } = await pair();
     await reads(bobGroup, await aliceGroup.encrypt('m0'), 'm0'); // generation 0, stored head 4
-    const kept = aliceGroup.retainState();
+    const kept = aliceGroup.retainState(); // its ratchet: the stored head, 4
     for (let i = 1; i < 6; i++) await reads(bobGroup, await aliceGroup.encrypt(`m${i}`), `m${i}`); // 1..5, stored head 8
     await aliceGroup.restoreState(kept);
     kept.free();
+    // The restored state's ratchet was moved to where the replaced one was (6) and stored.
+    expect(await aliceStore.nextGeneration(aliceGroup.id)).toBe(6);
     const again = await aliceGroup.encryptUnconfirmed('after the restore');
-    expect(again.generation).toBe(4); // used by m4
-    expect((await mlsError(() => bobGroup.process(again.message))).code).toBe('MESSAGE_REPLAYED');
+    expect(again.generation).toBe(6);
+    await again.confirm();
+    await reads(bobGroup, again.message, 'after the restore');
     alice.free();
     bob.free();
   });

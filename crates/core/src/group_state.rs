@@ -45,8 +45,21 @@ impl Client {
             return Err(crate::error::invalid_argument("the snapshot holds entries of another group").into());
         }
         Ok(self.mutate(|client| {
+            // The state being replaced: the restored one sends on past every
+            // generation it used in the same epoch (engine change 28).
+            let newer = match client.groups.remove(group_id) {
+                Some(group) => Some(group),
+                None => crate::group::load_group(&client.provider, &GroupId::from_slice(group_id), client.expander()).ok(),
+            };
             client.provider.storage().replace_group_entries(&prefix, entries);
-            client.groups.remove(group_id);
+            if let Some(newer) = newer {
+                let mut restored = crate::group::load_group(&client.provider, &GroupId::from_slice(group_id), client.expander())?;
+                restored.keep_own_ratchets_past(&client.provider, &newer).map_err(|e| match e {
+                    openmls::prelude::KeepOwnRatchetsError::StorageError(e) => CoreError::new(Code::Storage, format!("storing the restored ratchets: {e}")),
+                    _ => CoreError::new(Code::Internal, "carrying the own ratchets forward"),
+                })?;
+                client.groups.insert(group_id.to_vec(), restored);
+            }
             Ok(())
         })?)
     }

@@ -78,6 +78,11 @@ impl MessageSecrets {
     }
 
     /// Get a mutable reference to the message secrets's secret tree.
+    /// The secret tree (engine change 28: read to compare own ratchets).
+    pub(crate) fn secret_tree(&self) -> &SecretTree {
+        &self.secret_tree
+    }
+
     pub(crate) fn secret_tree_mut(&mut self) -> &mut SecretTree {
         &mut self.secret_tree
     }

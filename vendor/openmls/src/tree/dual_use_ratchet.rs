@@ -140,6 +140,13 @@ impl DualUseRatchet {
         self.ratchet_head.generation()
     }
 
+    /// The head, to ratchet it forward past generations sent elsewhere
+    /// (`SenderRatchet::advance_own_to`). A stored head it passes is no
+    /// longer ahead, so the head is serialized in its place.
+    pub(crate) fn head_mut(&mut self) -> &mut RatchetSecret {
+        &mut self.ratchet_head
+    }
+
     /// Discard the cached encryption secret for a previously emitted
     /// generation. Call this to confirm a sent message and drop the
     /// corresponding key material for forward secrecy.

@@ -532,6 +532,41 @@ impl SecretTree {
         }
     }
 
+    /// Puts this tree's own sender ratchets (handshake and application) at
+    /// least as far as `other`'s, a tree of the same epoch of the same
+    /// member: an own ratchet only moves forward, so the further of the two
+    /// is past every generation either state sent (engine change 28).
+    /// Returns whether a ratchet moved.
+    pub(crate) fn advance_own_ratchets_to(
+        &mut self,
+        ciphersuite: Ciphersuite,
+        crypto: &impl OpenMlsCrypto,
+        other: &SecretTree,
+    ) -> Result<bool, SecretTreeError> {
+        if other.own_index != self.own_index || other.size != self.size {
+            return Ok(false);
+        }
+        let mut moved = false;
+        for secret_type in [SecretType::HandshakeSecret, SecretType::ApplicationSecret] {
+            let Some(target) = other
+                .ratchet_opt(other.own_index, secret_type)?
+                .and_then(SenderRatchet::own_next_generation)
+            else {
+                continue;
+            };
+            if target == 0 {
+                continue;
+            }
+            if self.ratchet_opt(self.own_index, secret_type)?.is_none() {
+                self.initialize_sender_ratchets(ciphersuite, crypto, self.own_index)?;
+            }
+            moved |= self
+                .ratchet_mut(self.own_index, secret_type)?
+                .advance_own_to(ciphersuite, crypto, target)?;
+        }
+        Ok(moved)
+    }
+
     /// Returns a mutable reference to a specific SenderRatchet. The
     /// SenderRatchet needs to be initialized.
     fn ratchet_mut(

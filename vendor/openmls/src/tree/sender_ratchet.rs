@@ -145,6 +145,39 @@ impl From<SerdeSenderRatchet> for SenderRatchet {
 }
 
 impl SenderRatchet {
+    /// The next generation this member sends with this ratchet, when it is
+    /// its own (encryption or dual-use); `None` for a receiver's.
+    pub(crate) fn own_next_generation(&self) -> Option<Generation> {
+        match self {
+            SenderRatchet::EncryptionRatchet(head) => Some(head.generation()),
+            SenderRatchet::DecryptionRatchet(_) => None,
+            #[cfg(feature = "virtual-clients-draft")]
+            SenderRatchet::DualUse(dual_ratchet) => Some(dual_ratchet.generation()),
+        }
+    }
+
+    /// Ratchets an own ratchet forward until `generation` is the next one
+    /// it sends; the keys of the generations passed are derived and
+    /// dropped. Returns whether it moved.
+    pub(crate) fn advance_own_to(
+        &mut self,
+        ciphersuite: Ciphersuite,
+        crypto: &impl OpenMlsCrypto,
+        generation: Generation,
+    ) -> Result<bool, SecretTreeError> {
+        let head = match self {
+            SenderRatchet::EncryptionRatchet(head) => head,
+            SenderRatchet::DecryptionRatchet(_) => return Err(SecretTreeError::RatchetTypeError),
+            #[cfg(feature = "virtual-clients-draft")]
+            SenderRatchet::DualUse(dual_ratchet) => dual_ratchet.head_mut(),
+        };
+        let moved = head.generation() < generation;
+        while head.generation() < generation {
+            head.ratchet_forward(crypto, ciphersuite)?;
+        }
+        Ok(moved)
+    }
+
     #[cfg(test)]
     pub(crate) fn generation(&self) -> Generation {
         match self {

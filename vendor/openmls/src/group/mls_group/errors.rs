@@ -72,6 +72,17 @@ pub enum DeletePastEpochSecretsError<StorageError> {
     StorageError(#[from] StorageError),
 }
 
+/// An error of [`MlsGroup::keep_own_ratchets_past`](super::MlsGroup::keep_own_ratchets_past).
+#[derive(Error, Debug, PartialEq, Clone)]
+pub enum KeepOwnRatchetsError<StorageError> {
+    /// See [`LibraryError`] for more details.
+    #[error(transparent)]
+    LibraryError(#[from] LibraryError),
+    /// Error writing to the storage.
+    #[error("Error writing to storage: {0}")]
+    StorageError(StorageError),
+}
+
 /// An error when setting the past epoch deletion policy.
 #[derive(Error, Debug, PartialEq, Eq, Clone)]
 pub enum SetPastEpochDeletionPolicyError<StorageError> {

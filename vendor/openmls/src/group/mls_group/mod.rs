@@ -53,6 +53,7 @@ use crate::schedule::{application_export_tree::ApplicationExportTree, Applicatio
 // Private
 mod application;
 mod exporting;
+mod own_ratchets;
 mod updates;
 
 #[cfg(feature = "migration-import")]

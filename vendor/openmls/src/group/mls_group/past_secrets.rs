@@ -139,6 +139,15 @@ impl MessageSecretsStore {
         );
     }
 
+    /// The message secrets of the epoch whose serialized GroupContext is
+    /// `serialized_context`, current or past: the same epoch of the same
+    /// group (a fork's epoch of the same number has another context).
+    pub(crate) fn secrets_for_context(&self, serialized_context: &[u8]) -> Option<&MessageSecrets> {
+        std::iter::once(&self.message_secrets)
+            .chain(self.past_epoch_trees.iter().map(|tree| &tree.message_secrets))
+            .find(|secrets| secrets.serialized_context() == serialized_context)
+    }
+
     /// Get a mutable reference to a secret tree for a given epoch `group_epoch`.
     /// If no message secrets are found for that epoch, `None` is returned.
     pub(crate) fn secrets_for_epoch_mut(

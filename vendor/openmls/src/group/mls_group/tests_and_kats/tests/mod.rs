@@ -11,6 +11,8 @@ mod past_secrets;
 // directly, so it is only compiled when both providers are enabled.
 #[cfg(all(feature = "sqlite-provider", feature = "libcrux-provider"))]
 mod past_secrets_storage_compatibility;
+#[cfg(feature = "virtual-clients-draft")]
+mod own_ratchets;
 mod proposals;
 mod reinit;
 mod secret_tree_persistence;

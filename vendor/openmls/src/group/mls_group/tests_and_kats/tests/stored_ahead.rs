@@ -12,7 +12,7 @@ use crate::{
 
 const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
 
-fn alice_and_bob() -> (
+pub(super) fn alice_and_bob() -> (
     OpenMlsRustCrypto,
     SignatureKeyPair,
     MlsGroup,
@@ -52,7 +52,7 @@ fn alice_and_bob() -> (
 
 /// A client loaded from a copy of `provider`'s storage: the sender after a
 /// crash, or an attacker holding the stored state.
-fn copy_of(provider: &OpenMlsRustCrypto, group_id: &GroupId) -> (OpenMlsRustCrypto, MlsGroup) {
+pub(super) fn copy_of(provider: &OpenMlsRustCrypto, group_id: &GroupId) -> (OpenMlsRustCrypto, MlsGroup) {
     let copy = OpenMlsRustCrypto::default();
     *copy.storage().values.write().unwrap() = provider.storage().values.read().unwrap().clone();
     let group = MlsGroup::load(copy.storage(), group_id).unwrap().unwrap();
@@ -68,7 +68,7 @@ fn stored_generation(provider: &OpenMlsRustCrypto, group_id: &GroupId) -> u32 {
         .generation(own, SecretType::ApplicationSecret)
 }
 
-fn read(group: &mut MlsGroup, provider: &OpenMlsRustCrypto, message: MlsMessageOut) -> Vec<u8> {
+pub(super) fn read(group: &mut MlsGroup, provider: &OpenMlsRustCrypto, message: MlsMessageOut) -> Vec<u8> {
     let processed = group
         .process_message(provider, message.into_protocol_message().unwrap())
         .unwrap();
