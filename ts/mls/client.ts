@@ -49,7 +49,9 @@ export interface OpenOptions {
    * (through the adapter's `lock`) another tab or process on the same
    * IndexedDB database or SQLite file. Default 0: refuse at once with
    * `STORAGE_LOCKED`. Two clients on one state would send under the same
-   * keys and overwrite each other's writes (docs/PROTOCOL.md §2.7).
+   * keys and overwrite each other's writes (docs/PROTOCOL.md §2.7). A
+   * client already freed whose last writes are still landing is waited
+   * for whatever this is.
    */
   lockWaitMs?: number;
 }
@@ -143,6 +145,8 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
   readonly #groupChecks = new Map<string, ProcessCheck[]>();
   /** This client's hold on its stored state (storage-claim.ts). */
   #claim: StorageClaim | undefined;
+  /** Transactions and `writeOnce` flows in progress: each writes when it ends, also after `free()`. */
+  readonly #flows = new Set<Promise<unknown>>();
 
   private constructor(core: CoreClient, storage: StorageAdapter) {
     super(core);
@@ -172,14 +176,29 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
 
   /**
    * Release the wasm memory and give the stored state up to the next
-   * client, once this one's writes are done (`OpenOptions.lockWaitMs`).
-   * Safe to call twice.
+   * client, once this one's writes are done (`OpenOptions.lockWaitMs`):
+   * also those of a transaction or a `commit({ send })` still running,
+   * which write when they end. Safe to call twice.
    */
   override free(): void {
     super.free();
     const claim = this.#claim;
     this.#claim = undefined;
-    claim?.release(this.#writes);
+    claim?.release(this.#settled());
+  }
+
+  /** Once every flow in progress ended and every write it (or anything before) made landed. */
+  async #settled(): Promise<void> {
+    while (this.#flows.size > 0) await Promise.allSettled(this.#flows);
+    await this.#writes;
+  }
+
+  /** Run `flow`, counted in `#flows` until it ends. */
+  #flow<T>(flow: Promise<T>): Promise<T> {
+    this.#flows.add(flow);
+    const untrack = () => void this.#flows.delete(flow);
+    flow.then(untrack, untrack);
+    return flow;
   }
 
   /**
@@ -283,6 +302,10 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
    */
   async atomically<T>(fn: () => Promise<T>): Promise<T> {
     if (this.#transaction) return fn();
+    return this.#flow(this.#atomically(fn));
+  }
+
+  async #atomically<T>(fn: () => Promise<T>): Promise<T> {
     if (this.#holders.size > 0) {
       // Its rollback would reload the core and drop the waiting commit's ratchet step.
       throw new MlsError('INVALID_STATE', 'a commit is waiting on its send; start the transaction once it settled');
@@ -300,6 +323,9 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
       // back behind a message handed out meanwhile and use its generation
       // again (also one whose step an earlier message stored ahead).
       await this.#writes;
+      // Freed meanwhile: a reload would bring the client back to life next
+      // to the one opened after it (two clients on one state, §2.7).
+      if (this.released) throw err;
       // Nothing changed inside (its first call was refused: a tampered or
       // replayed message anyone can send): the client already is the state
       // in the adapter. A reload would cost every group a full decode and
@@ -353,7 +379,11 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
    * transaction is refused while it waits (`INVALID_STATE`): a rollback
    * reloads the core and would undo a step already sent.
    */
-  async writeOnce<T>(fn: (hold: <R>(op: (core: CoreClient) => R) => R) => Promise<T>): Promise<T> {
+  writeOnce<T>(fn: (hold: <R>(op: (core: CoreClient) => R) => R) => Promise<T>): Promise<T> {
+    return this.#flow(this.#writeOnce(fn));
+  }
+
+  async #writeOnce<T>(fn: (hold: <R>(op: (core: CoreClient) => R) => R) => Promise<T>): Promise<T> {
     if (this.#storageFailure) throw this.#storageFailure;
     if (this.#transaction) {
       throw new MlsError('INVALID_STATE', 'commit({ send }) cannot run inside a transaction, whose rollback would undo a commit that was sent; use commit() and mergePendingCommit() there');
@@ -453,6 +483,8 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
 
   /** Write (or with `undefined`, delete) a record; see `record()`. */
   async putRecord(name: string, value: Uint8Array | undefined): Promise<void> {
+    // Freed: the state may belong to the next client already (§2.7).
+    if (this.released) throw new MlsError('RELEASED', 'MlsClient was already released');
     if (this.#storageFailure) throw this.#storageFailure;
     const key = metaKey(RECORD_PREFIX + name);
     const batch: StorageBatch = value ? { puts: [[key, value.slice()]], deletes: [] } : { puts: [], deletes: [key] };

@@ -203,7 +203,13 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
     if (!locks) return () => undefined;
     let release!: () => void;
     const held = new Promise<void>((resolve) => (release = resolve));
-    const options: LockOptions = waitMs > 0 ? { signal: AbortSignal.timeout(waitMs) } : { ifAvailable: true };
+    // Every member given (as an own property): the browser reads a missing
+    // one from Object.prototype, and a polluted `mode: 'shared'` would let
+    // two clients hold the lock at once.
+    const options: LockOptions =
+      waitMs > 0
+        ? { mode: 'exclusive', ifAvailable: false, steal: false, signal: AbortSignal.timeout(waitMs) }
+        : { mode: 'exclusive', ifAvailable: true, steal: false, signal: undefined };
     const granted = await new Promise<boolean>((resolve, reject) => {
       locks
         .request(`paired-mls/indexeddb/${this.#db.name}`, options, (lock) => {

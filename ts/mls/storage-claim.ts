@@ -48,6 +48,14 @@ function rootOf(storage: StorageAdapter): StorageAdapter {
   return root;
 }
 
+/**
+ * Claims given up whose release is still on its way (the freed client's
+ * last writes, then its `lock`'s unlock). Another adapter object on the
+ * same file or database (a restart that makes a new adapter) cannot be
+ * told apart here, so every claim waits for these before taking a lock.
+ */
+const releasing = new Set<Promise<void>>();
+
 /** A client that gives its state up when collected, without `free()`. */
 const collected =
   typeof FinalizationRegistry === 'function' ? new FinalizationRegistry<() => void>((release) => release()) : undefined;
@@ -106,16 +114,21 @@ export async function claimStorage(adapter: StorageAdapter, client: object, wait
     settle = () => undefined; // once
     entry.givenUp = true;
     collected?.unregister(entry);
+    releasing.add(released);
     void settled
       .catch(() => undefined)
+      .then(() => unlock?.())
+      .catch(() => undefined)
       .then(() => {
-        unlock?.();
         if (holders.get(storage) === entry) holders.delete(storage);
+        releasing.delete(released);
         done();
       });
   };
   collected?.register(client, entry.giveUp, entry);
   try {
+    // A client just freed on another adapter object of this state: its release lands first.
+    while (storage.lock && releasing.size > 0) await Promise.all(releasing);
     if (storage.lock) unlock = await storage.lock(Math.max(0, deadline - Date.now()));
   } catch (err) {
     settle(Promise.resolve());

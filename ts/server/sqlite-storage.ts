@@ -30,6 +30,7 @@ const bytes = (b: Buffer): Uint8Array => new Uint8Array(b.buffer.slice(b.byteOff
 /** Durable client storage in Node on SQLite, one transaction per batch (needs the optional peer `better-sqlite3`). */
 export class SqliteStorageAdapter implements StorageAdapter {
   readonly #db: Database.Database;
+  /** The database file as SQLite opened it (absolute, symlinks resolved, blanks trimmed); '' in memory or temporary. */
   readonly #file: string;
   /** The connection that holds the client lock (`lock`). */
   #lock: Database.Database | undefined;
@@ -47,8 +48,10 @@ export class SqliteStorageAdapter implements StorageAdapter {
     if (encrypt && !options?.key) throw new MlsError('INVALID_ARGUMENT', 'SqliteStorageAdapter needs { key } (32 bytes or an AES-GCM CryptoKey), or { encryption: false }');
     const Sqlite = peerDependency<typeof Database>('better-sqlite3', 'SqliteStorageAdapter');
     this.#db = new Sqlite(file);
-    this.#file = file;
     try {
+      // Every path that names this file (relative, through a symlink, with
+      // blanks better-sqlite3 trims) gives the same companion (`lock`).
+      this.#file = (this.#db.pragma('database_list') as { name: string; file: string }[]).find((d) => d.name === 'main')?.file ?? '';
       this.#cipher = this.#prepare(encrypt ? options.key! : undefined);
     } catch (err) {
       this.#db.close();
@@ -110,7 +113,8 @@ export class SqliteStorageAdapter implements StorageAdapter {
 
   /**
    * Holds the file for one client (`StorageAdapter.lock`): SQLite's
-   * exclusive lock on a companion file, `<file>-client-lock`, taken in
+   * exclusive lock on a companion file, `<file>-client-lock` next to the
+   * file as SQLite opened it (absolute, symlinks resolved), taken in
    * EXCLUSIVE locking mode and kept until the client is freed or the
    * process ends. A client on the same file in this process or another
    * waits up to `waitMs` for it, then gets `STORAGE_LOCKED`. The database
@@ -118,10 +122,15 @@ export class SqliteStorageAdapter implements StorageAdapter {
    * database is nobody else's: no lock. docs/PROTOCOL.md §2.7.
    */
   async lock(waitMs: number): Promise<() => void> {
-    if (this.#file === ':memory:' || this.#file === '') return () => undefined;
+    if (this.#file === '') return () => undefined;
     const Sqlite = peerDependency<typeof Database>('better-sqlite3', 'SqliteStorageAdapter');
     // Polled: SQLite's own busy wait would block the event loop.
-    const lock = new Sqlite(`${this.#file}-client-lock`, { timeout: 0 });
+    let lock: Database.Database;
+    try {
+      lock = new Sqlite(`${this.#file}-client-lock`, { timeout: 0 });
+    } catch (err) {
+      throw new MlsError('STORAGE', 'opening the SQLite client lock failed', { cause: err });
+    }
     const deadline = Date.now() + waitMs;
     try {
       lock.pragma('locking_mode = EXCLUSIVE');
