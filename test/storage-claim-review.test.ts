@@ -57,7 +57,7 @@ async function child(file: string, wait = 0): Promise<string> {
 }
 
 describe('free() while a flow that writes when it ends is running', () => {
-  it('free() during a transaction: the next client waits for it; the freed client is not brought back by its rollback (no second sender on generation 4)', async () => {
+  it('free() during a transaction: it still holds the state (an open with lockWaitMs 0 is refused, one that waits opens after it); the freed client is not brought back by its rollback (no second sender on generation 4)', async () => {
     const { alice, aliceStore, aliceGroup, bob, bobGroup } = await pair();
     await reads(bobGroup, await aliceGroup.encrypt('m0'), 'm0'); // generation 0, stored head 4
     const inside = gate();
@@ -69,10 +69,12 @@ describe('free() while a flow that writes when it ends is running', () => {
     const txCode = tx.then(() => 'resolved', (err: MlsError) => err.code);
     await flush();
     alice.free();
+    // The transaction may still write: the freed client holds the state until it ends.
+    expect((await mlsError(() => MlsClient.open({ storage: aliceStore }))).code).toBe('STORAGE_LOCKED');
     let opened = false;
-    const next = MlsClient.open({ storage: aliceStore }).then((client) => ((opened = true), client));
+    const next = MlsClient.open({ storage: aliceStore, lockWaitMs: 10_000 }).then((client) => ((opened = true), client));
     await flush();
-    expect(opened).toBe(false); // the transaction may still write: wait for it
+    expect(opened).toBe(false);
     inside.open();
     expect(await txCode).toBe('RELEASED');
     // On the change, the rollback reloaded the freed client: alive again next to `client`.
@@ -88,15 +90,16 @@ describe('free() while a flow that writes when it ends is running', () => {
     bob.free();
   });
 
-  it('free() while commit({ send }) waits on send: the next client waits for the commit\'s write; no write of the freed client lands after it opened', async () => {
+  it('free() while commit({ send }) waits on send: it still holds the state until the commit\'s write (lockWaitMs 0 refused, a wait opens after it); no write of the freed client lands after it opened', async () => {
     const { alice, aliceStore, aliceGroup, bob, bobGroup } = await pair();
     await reads(bobGroup, await aliceGroup.encrypt('m0'), 'm0'); // generation 0, stored head 4
     const sending = gate();
     const commit = aliceGroup.commit({ selfUpdate: true, send: () => sending.wait }).then(() => 'resolved', (err: MlsError) => err.code);
     await flush();
     alice.free();
+    expect((await mlsError(() => MlsClient.open({ storage: aliceStore }))).code).toBe('STORAGE_LOCKED');
     let opened = false;
-    const next = MlsClient.open({ storage: aliceStore }).then((client) => ((opened = true), client));
+    const next = MlsClient.open({ storage: aliceStore, lockWaitMs: 10_000 }).then((client) => ((opened = true), client));
     await flush();
     // On the change it opened here; it then sent 4..9, the freed client's
     // held commit batch landed over it, and the client after it sent 4 again.

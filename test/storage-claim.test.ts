@@ -173,6 +173,22 @@ describe('one client per SQLite file', () => {
     bob.free();
   });
 
+  it('a freed client whose commit({ send }) never settles holds only its own file: its state is refused (lockWaitMs 0 and 50), another file opens at once', async () => {
+    const [file, other] = [newFile(), newFile()];
+    const storage = new SqliteStorageAdapter(file, { key });
+    const { alice, aliceGroup, bob } = await aliceAndBob(storage);
+    void aliceGroup.commit({ selfUpdate: true, send: () => new Promise(() => undefined) }).catch(() => undefined);
+    await flush();
+    alice.free();
+    const second = new SqliteStorageAdapter(file, { key });
+    expect((await mlsError(() => MlsClient.open({ storage: second }))).code).toBe('STORAGE_LOCKED');
+    expect((await mlsError(() => MlsClient.open({ storage: second, lockWaitMs: 50 }))).code).toBe('STORAGE_LOCKED');
+    const unrelated = await MlsClient.open({ storage: new SqliteStorageAdapter(other, { key }) });
+    unrelated.free();
+    second.close();
+    bob.free();
+  });
+
   it('an in-memory database takes no lock', async () => {
     const a = await MlsClient.open({ storage: new SqliteStorageAdapter(':memory:', { encryption: false }) });
     const b = await MlsClient.open({ storage: new SqliteStorageAdapter(':memory:', { encryption: false }) });

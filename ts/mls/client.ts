@@ -50,8 +50,9 @@ export interface OpenOptions {
    * IndexedDB database or SQLite file. Default 0: refuse at once with
    * `STORAGE_LOCKED`. Two clients on one state would send under the same
    * keys and overwrite each other's writes (docs/PROTOCOL.md §2.7). A
-   * client already freed whose last writes are still landing is waited
-   * for whatever this is.
+   * freed client still holds the state while a transaction or
+   * `commit({ send })` of it runs (this wait applies); once they ended,
+   * its last writes are waited for, whatever this wait is.
    */
   lockWaitMs?: number;
 }
@@ -184,13 +185,14 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
     super.free();
     const claim = this.#claim;
     this.#claim = undefined;
-    claim?.release(this.#settled());
+    if (!claim) return;
+    const flowsEnded = this.#flows.size > 0 ? this.#flowsEnded() : undefined;
+    claim.release(flowsEnded, (flowsEnded ?? Promise.resolve()).then(() => this.#writes));
   }
 
-  /** Once every flow in progress ended and every write it (or anything before) made landed. */
-  async #settled(): Promise<void> {
+  /** Once every flow in progress ended (each writes as it ends). */
+  async #flowsEnded(): Promise<void> {
     while (this.#flows.size > 0) await Promise.allSettled(this.#flows);
-    await this.#writes;
   }
 
   /** Run `flow`, counted in `#flows` until it ends. */

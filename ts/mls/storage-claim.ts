@@ -12,8 +12,13 @@ import type { StorageAdapter } from './storage.js';
 
 /** A claim held by one open client. */
 export interface StorageClaim {
-  /** Give the state up once `settled` (the client's last writes) is done. */
-  release(settled: Promise<void>): void;
+  /**
+   * Give the state up (the client was freed): it is still held until
+   * `flowsEnded` (a transaction or `commit({ send })` still running, which
+   * writes when it ends; `undefined` when none runs), then given up once
+   * `settled` (every write landed).
+   */
+  release(flowsEnded: Promise<void> | undefined, settled: Promise<void>): void;
 }
 
 interface Holder {
@@ -21,7 +26,7 @@ interface Holder {
   client: WeakRef<object>;
   /** Resolves once the holder released and its last writes are done. */
   released: Promise<void>;
-  /** Whether it gave the state up (freed; its last writes may still be landing). */
+  /** Whether it gave the state up (freed, no flow running; its last writes may still be landing). */
   givenUp: boolean;
   /** Release now (for a holder already collected). */
   giveUp: () => void;
@@ -50,9 +55,10 @@ function rootOf(storage: StorageAdapter): StorageAdapter {
 
 /**
  * Claims given up whose release is still on its way (the freed client's
- * last writes, then its `lock`'s unlock). Another adapter object on the
- * same file or database (a restart that makes a new adapter) cannot be
- * told apart here, so every claim waits for these before taking a lock.
+ * last writes, then its `lock`'s unlock: storage I/O, no app code).
+ * Another adapter object on the same file or database (a restart that
+ * makes a new adapter) cannot be told apart here, so every claim waits
+ * for these before taking a lock.
  */
 const releasing = new Set<Promise<void>>();
 
@@ -95,9 +101,10 @@ export async function claimStorage(adapter: StorageAdapter, client: object, wait
   for (;;) {
     const holder = holders.get(storage);
     if (!holder) break;
-    // A freed holder: read the state only once its last writes landed.
-    // One collected without `free()` (its finalizer may not have run
-    // yet): nothing references it, so no write of it is pending.
+    // A freed holder with no flow running: read the state only once its
+    // last writes landed. One collected without `free()` (its finalizer
+    // may not have run yet): nothing references it, so no write of it is
+    // pending. A freed holder whose flow still runs holds it (below).
     if (holder.givenUp || holder.client.deref() === undefined) {
       holder.giveUp();
       await holder.released;
@@ -107,15 +114,25 @@ export async function claimStorage(adapter: StorageAdapter, client: object, wait
   }
   let done!: () => void;
   const released = new Promise<void>((resolve) => (done = resolve));
-  const entry: Holder = { client: new WeakRef(client), released, givenUp: false, giveUp: () => settle(Promise.resolve()) };
+  const now = Promise.resolve();
+  const entry: Holder = { client: new WeakRef(client), released, givenUp: false, giveUp: () => settle(undefined, now) };
   holders.set(storage, entry);
   let unlock: (() => void) | undefined;
-  let settle = (settled: Promise<void>) => {
-    settle = () => undefined; // once
+  const giveUp = () => {
     entry.givenUp = true;
-    collected?.unregister(entry);
     releasing.add(released);
-    void settled
+  };
+  let settle = (flowsEnded: Promise<void> | undefined, settled: Promise<void>) => {
+    settle = () => undefined; // once
+    collected?.unregister(entry);
+    // Given up at once when no flow runs: a restart right after free() waits only for the writes.
+    if (!flowsEnded) giveUp();
+    void (flowsEnded ?? now)
+      .catch(() => undefined)
+      .then(() => {
+        if (!entry.givenUp) giveUp();
+        return settled;
+      })
       .catch(() => undefined)
       .then(() => unlock?.())
       .catch(() => undefined)
@@ -131,8 +148,8 @@ export async function claimStorage(adapter: StorageAdapter, client: object, wait
     while (storage.lock && releasing.size > 0) await Promise.all(releasing);
     if (storage.lock) unlock = await storage.lock(Math.max(0, deadline - Date.now()));
   } catch (err) {
-    settle(Promise.resolve());
+    settle(undefined, now);
     throw err;
   }
-  return { release: (settled) => settle(settled) };
+  return { release: (flowsEnded, settled) => settle(flowsEnded, settled) };
 }
