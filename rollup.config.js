@@ -17,6 +17,23 @@ const halveDeclarationIndent = {
   },
 };
 
+// The wasm core's `Client` class is internal (the @internal `mutate`,
+// `read` and `writeOnce` hand it to the protocol layers), yet its
+// declaration is bundled with the doc comment of every method, copied from
+// the Rust source where they stay: ~4 KB of the 800,000-byte tarball
+// (issue 24). They are dropped from that class only; the glue's other
+// declarations (result shapes the public API returns) keep theirs.
+const stripCoreClientDocs = {
+  name: 'strip-core-client-docs',
+  renderChunk(code) {
+    if (!code.includes('\ndeclare class Client {')) return null;
+    return {
+      code: code.replace(/^declare class Client \{[\s\S]*?^\}$/m, (block) => block.replace(/\n\s*\/\*\*[\s\S]*?\*\//g, '')),
+      map: null,
+    };
+  },
+};
+
 const copyWasm = {
   name: 'copy-wasm',
   writeBundle() {
@@ -86,7 +103,7 @@ export default [
     input: ENTRIES,
     output: { dir: 'dist', format: 'es', entryFileNames: '[name].d.ts', chunkFileNames: '[name]-[hash].d.ts' },
     external,
-    plugins: [dts({ tsconfig: './tsconfig.json' }), inlineAugmentations, halveDeclarationIndent],
+    plugins: [dts({ tsconfig: './tsconfig.json' }), inlineAugmentations, stripCoreClientDocs, halveDeclarationIndent],
     // inlineAugmentations resolves these (or fails the build).
     onwarn(warning, warn) {
       if (/augments names that the target chunk does not export unchanged/.test(warning.message)) return;
