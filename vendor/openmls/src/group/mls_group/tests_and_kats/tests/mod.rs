@@ -13,6 +13,8 @@ mod past_secrets;
 mod past_secrets_storage_compatibility;
 #[cfg(feature = "virtual-clients-draft")]
 mod own_ratchets;
+#[cfg(feature = "virtual-clients-draft")]
+mod own_ratchets_review;
 mod proposals;
 mod reinit;
 mod secret_tree_persistence;
