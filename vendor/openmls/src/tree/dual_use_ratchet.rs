@@ -107,6 +107,19 @@ impl DualUsePastSecret {
         }
     }
 
+    /// A copy (the type is `Clone` only in tests).
+    fn duplicate(&self) -> Self {
+        match self {
+            Self::AwaitingConfirmation(secret) => Self::AwaitingConfirmation(secret.clone()),
+            Self::RetainedForDecryption(RetainedDecryptionSecret::Available(secret)) => {
+                Self::RetainedForDecryption(RetainedDecryptionSecret::Available(secret.clone()))
+            }
+            Self::RetainedForDecryption(RetainedDecryptionSecret::Consumed) => {
+                Self::RetainedForDecryption(RetainedDecryptionSecret::Consumed)
+            }
+        }
+    }
+
     fn is_retained_for_decryption(&self) -> bool {
         matches!(self, Self::RetainedForDecryption(_))
     }
@@ -145,6 +158,66 @@ impl DualUseRatchet {
     /// longer ahead, so the head is serialized in its place.
     pub(crate) fn head_mut(&mut self) -> &mut RatchetSecret {
         &mut self.ratchet_head
+    }
+
+    /// Engine change 28 (review): puts this ratchet, restored from an
+    /// earlier state, at least as far as `later`, the same ratchet in a
+    /// later state of the group. Below both heads, a generation `later`
+    /// no longer holds (confirmed, consumed and pruned, or passed) is
+    /// dropped here too, and one it consumed is consumed here: a restore
+    /// neither writes back the key of a send the later state confirmed nor
+    /// reads a sibling's message twice. The head is ratcheted to `later`'s,
+    /// taking over `later`'s entries for the generations it passes (a
+    /// sibling's generations retained for decryption, unconfirmed sends a
+    /// sibling may win), so a sibling stays readable. Returns whether the
+    /// ratchet changed.
+    pub(crate) fn catch_up_with(
+        &mut self,
+        ciphersuite: Ciphersuite,
+        crypto: &impl OpenMlsCrypto,
+        later: &DualUseRatchet,
+    ) -> Result<bool, SecretTreeError> {
+        let own_head = self.ratchet_head.generation();
+        let target = later.generation();
+        let mut changed = false;
+        let below = own_head.min(target);
+        let stale: Vec<(Generation, bool)> = self
+            .past_secrets
+            .range(..below)
+            .filter_map(|(generation, entry)| match later.past_secrets.get(generation) {
+                None => Some((*generation, false)),
+                Some(DualUsePastSecret::RetainedForDecryption(RetainedDecryptionSecret::Consumed))
+                    if !matches!(
+                        entry,
+                        DualUsePastSecret::RetainedForDecryption(RetainedDecryptionSecret::Consumed)
+                    ) =>
+                {
+                    Some((*generation, true))
+                }
+                Some(_) => None,
+            })
+            .collect();
+        for (generation, consumed) in stale {
+            changed = true;
+            if consumed {
+                self.past_secrets.insert(
+                    generation,
+                    DualUsePastSecret::RetainedForDecryption(RetainedDecryptionSecret::Consumed),
+                );
+            } else {
+                self.past_secrets.remove(&generation);
+            }
+        }
+        if own_head < target {
+            while self.ratchet_head.generation() < target {
+                self.ratchet_head.ratchet_forward(crypto, ciphersuite)?;
+            }
+            for (generation, entry) in later.past_secrets.range(own_head..target) {
+                self.past_secrets.insert(*generation, entry.duplicate());
+            }
+            changed = true;
+        }
+        Ok(changed)
     }
 
     /// Discard the cached encryption secret for a previously emitted

@@ -548,13 +548,10 @@ impl SecretTree {
         }
         let mut moved = false;
         for secret_type in [SecretType::HandshakeSecret, SecretType::ApplicationSecret] {
-            let Some(target) = other
-                .ratchet_opt(other.own_index, secret_type)?
-                .and_then(SenderRatchet::own_next_generation)
-            else {
+            let Some(theirs) = other.ratchet_opt(other.own_index, secret_type)? else {
                 continue;
             };
-            if target == 0 {
+            if theirs.own_next_generation().unwrap_or(0) == 0 {
                 continue;
             }
             if self.ratchet_opt(self.own_index, secret_type)?.is_none() {
@@ -562,7 +559,7 @@ impl SecretTree {
             }
             moved |= self
                 .ratchet_mut(self.own_index, secret_type)?
-                .advance_own_to(ciphersuite, crypto, target)?;
+                .advance_own_to(ciphersuite, crypto, theirs)?;
         }
         Ok(moved)
     }

@@ -156,15 +156,24 @@ impl SenderRatchet {
         }
     }
 
-    /// Ratchets an own ratchet forward until `generation` is the next one
-    /// it sends; the keys of the generations passed are derived and
-    /// dropped. Returns whether it moved.
+    /// Ratchets an own ratchet forward until `other`'s (the same ratchet in
+    /// a later state) next generation is the next one it sends; the keys of
+    /// the generations passed are derived and dropped. Two dual-use
+    /// ratchets are reconciled entry by entry
+    /// ([`DualUseRatchet::catch_up_with`]). Returns whether it changed.
     pub(crate) fn advance_own_to(
         &mut self,
         ciphersuite: Ciphersuite,
         crypto: &impl OpenMlsCrypto,
-        generation: Generation,
+        other: &SenderRatchet,
     ) -> Result<bool, SecretTreeError> {
+        #[cfg(feature = "virtual-clients-draft")]
+        if let (SenderRatchet::DualUse(ours), SenderRatchet::DualUse(theirs)) = (&mut *self, other) {
+            return ours.catch_up_with(ciphersuite, crypto, theirs);
+        }
+        let generation = other
+            .own_next_generation()
+            .ok_or(SecretTreeError::RatchetTypeError)?;
         let head = match self {
             SenderRatchet::EncryptionRatchet(head) => head,
             SenderRatchet::DecryptionRatchet(_) => return Err(SecretTreeError::RatchetTypeError),
