@@ -207,3 +207,34 @@ fn a_live_group_with_a_stored_head_keeps_storage_past_every_send_after_moving() 
     }
     let _ = (&bob, &mut bob_group);
 }
+
+/// (c) The same for a past epoch the restored state keeps: a send of epoch
+/// N confirmed after the kept state moved on to N+1 must not be readable
+/// from storage after the restore.
+#[test]
+fn a_restore_does_not_store_the_key_of_a_past_epoch_send_the_later_state_confirmed() {
+    let (alice, alice_signer, mut alice_group, _bob, _bob_group) = alice_and_bob();
+    let group_id = alice_group.group_id().clone();
+    alice_group
+        .set_past_epoch_deletion_policy(&alice, PastEpochDeletionPolicy::MaxEpochs(2))
+        .unwrap();
+    let sent = alice_group.create_unconfirmed_message(&alice, &alice_signer, b"old epoch").unwrap();
+    alice_group.self_update(&alice, &alice_signer, LeafNodeParameters::default()).unwrap();
+    alice_group.merge_pending_commit(&alice).unwrap();
+    let (kept_provider, mut kept) = copy_of(&alice, &group_id);
+    alice_group
+        .confirm_application_message(alice.storage(), sent.epoch, sent.generation)
+        .unwrap();
+    let (thief_provider, mut thief) = copy_of(&alice, &group_id);
+    assert!(matches!(
+        process(&mut thief, &thief_provider, &sent.message),
+        Ok(ProcessedMessageContent::OwnPrivateMessage)
+    ));
+    kept.keep_own_ratchets_past(&kept_provider, &alice_group).unwrap();
+    let (thief_provider, mut thief) = copy_of(&kept_provider, &group_id);
+    let got = process(&mut thief, &thief_provider, &sent.message);
+    assert!(
+        !matches!(got, Ok(ProcessedMessageContent::ApplicationMessage(_))),
+        "the restored storage reads a past-epoch send the later state confirmed: {got:?}"
+    );
+}
