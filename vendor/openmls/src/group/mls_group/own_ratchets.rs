@@ -8,10 +8,14 @@ use super::{errors::KeepOwnRatchetsError, *};
 
 impl MlsGroup {
     /// Puts this group's own sender ratchets (handshake and application) of
-    /// its current epoch at least as far as `newer`'s for the same epoch,
-    /// `newer` being a later state of this group (current or past epoch
-    /// there, matched by GroupContext, so a fork's epoch of the same number
-    /// is left alone). A restored state sends from its own copy of the
+    /// each epoch it holds (current or past) at least as far as `newer`'s
+    /// for the same epoch, `newer` being a later state of this group
+    /// (current or past epoch there, matched by GroupContext, so a fork's
+    /// epoch of the same number is left alone). Dual-use ratchets are
+    /// reconciled entry by entry (`DualUseRatchet::catch_up_with`): what
+    /// `newer` confirmed or consumed is gone here too, and a sibling's
+    /// generations `newer` retained stay readable. A restored state sends
+    /// from its own copy of the
     /// ratchets; without this, its next messages would reuse the
     /// generations `newer` sent since the state was kept: the same key and
     /// nonce but for the reuse guard, and receivers refuse them as replays.
@@ -25,20 +29,23 @@ impl MlsGroup {
         if newer.group_id() != self.group_id() {
             return Ok(false);
         }
-        let current = self.message_secrets_store.message_secrets();
-        let Some(theirs) = newer
-            .message_secrets_store
-            .secrets_for_context(current.serialized_context())
-        else {
-            return Ok(false);
-        };
+        // Every epoch held (current and past) that `newer` holds too: a
+        // past epoch's own ratchet still holds unconfirmed sends and a
+        // sibling's retained generations (review of change 28).
         let ciphersuite = self.ciphersuite();
-        let moved = self
-            .message_secrets_store
-            .message_secrets_mut()
-            .secret_tree_mut()
-            .advance_own_ratchets_to(ciphersuite, provider.crypto(), theirs.secret_tree())
-            .map_err(|_| LibraryError::custom("advancing the own sender ratchets"))?;
+        let mut moved = false;
+        for secrets in self.message_secrets_store.all_secrets_mut() {
+            let Some(theirs) = newer
+                .message_secrets_store
+                .secrets_for_context(secrets.serialized_context())
+            else {
+                continue;
+            };
+            moved |= secrets
+                .secret_tree_mut()
+                .advance_own_ratchets_to(ciphersuite, provider.crypto(), theirs.secret_tree())
+                .map_err(|_| LibraryError::custom("advancing the own sender ratchets"))?;
+        }
         if moved {
             provider
                 .storage()

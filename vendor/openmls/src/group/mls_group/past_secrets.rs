@@ -148,6 +148,13 @@ impl MessageSecretsStore {
             .find(|secrets| secrets.serialized_context() == serialized_context)
     }
 
+    /// The message secrets of every epoch held, current and past (engine
+    /// change 28: each is reconciled with a later state's same epoch).
+    pub(crate) fn all_secrets_mut(&mut self) -> impl Iterator<Item = &mut MessageSecrets> {
+        std::iter::once(&mut self.message_secrets)
+            .chain(self.past_epoch_trees.iter_mut().map(|tree| &mut tree.message_secrets))
+    }
+
     /// Get a mutable reference to a secret tree for a given epoch `group_epoch`.
     /// If no message secrets are found for that epoch, `None` is returned.
     pub(crate) fn secrets_for_epoch_mut(
