@@ -87,3 +87,42 @@ describe('own ratchets review: what a restore writes to storage (engine change 2
     bob.free();
   });
 });
+
+describe('own ratchets review: ForkResolver optimistic switch with past epochs kept (engine change 28)', () => {
+  it('the switched member, whose replaced state holds the restored epoch as a past one, stays in sync and reads late messages of that epoch', async () => {
+    const { ForkResolver, commitRank } = await import('paired-mls/resilience');
+    const { expectInSync, newMember } = await import('./helpers.js');
+    let clock = 0;
+    const members = await Promise.all(['a', 'b', 'c'].map((n) => newMember(n)));
+    const [a, b, c] = members as [Member, Member, Member];
+    a.group = await a.client.createGroup(a.identity, { maxPastEpochs: 2 });
+    const { welcome } = await a.group.commit({ add: await Promise.all([b, c].map((m) => m.client.createKeyPackage(m.identity))) });
+    await a.group.mergePendingCommit();
+    for (const m of [b, c]) m.group = await m.client.joinFromWelcome(welcome!, { maxPastEpochs: 2 });
+    const res = new Map(members.map((m) => [m.name, new ForkResolver(m.group!, { strategy: 'optimistic', windowMs: 1000, now: () => clock })]));
+    // a sends in epoch N; b and c read it.
+    const early = await a.group.encrypt('early');
+    for (const m of [b, c]) expect(await read(m, early)).toBe('early');
+    const late = await c.group!.encrypt('late from c'); // delivered to a only after the switch
+    const fromA = await res.get('a')!.commit({ selfUpdate: true });
+    const fromB = await res.get('b')!.commit({ selfUpdate: true });
+    const aWins = (await commitRank(fromA.commit)) < (await commitRank(fromB.commit));
+    // a sends once more in its own epoch N+1 (a or b's branch), then gets b's commit.
+    await res.get('a')!.receive(fromB.commit);
+    await res.get('b')!.receive(fromA.commit);
+    for (const m of [fromA.commit, fromB.commit]) await res.get('c')!.receive(m);
+    clock += 1001;
+    for (const r of res.values()) await r.tick();
+    expectInSync(members);
+    const loser = aWins ? b : a;
+    expect(loser.group!.epoch).toBe(a.group!.epoch);
+    // The late epoch-N message is read by a after the switch (or not, if a did not switch).
+    expect(await read(a, late)).toBe('late from c');
+    // Everyone sends and reads in the settled epoch.
+    for (const from of members) {
+      const sent = await from.group!.encrypt(`from ${from.name}`);
+      for (const to of members) if (to !== from) expect(await read(to, sent)).toBe(`from ${from.name}`);
+    }
+    for (const m of members) m.client.free();
+  });
+});
