@@ -61,5 +61,15 @@ export async function nextGeneration(storage: StorageAdapter, groupId: Uint8Arra
   }
 }
 
+/**
+ * A client opening on `storage` now, and `opened()` telling whether it
+ * already has: for opens that must wait for a freed client's writes.
+ */
+export function openingOn(storage: StorageAdapter, options: { lockWaitMs?: number } = {}): { client: Promise<MlsClient>; opened: () => boolean } {
+  let opened = false;
+  const client = MlsClient.open({ storage, ...options }).then((c) => ((opened = true), c));
+  return { client, opened: () => opened };
+}
+
 /** Long enough for every pending microtask and write of the memory adapter to run. */
 export const flush = () => new Promise((resolve) => setTimeout(resolve, 5));

@@ -14,7 +14,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { EncryptedStorageAdapter, MemoryStorageAdapter, MlsClient, MlsError, utf8, type Group, type StorageAdapter } from 'paired-mls';
 import { SqliteStorageAdapter } from 'paired-mls/server';
 import { mlsError } from './helpers.js';
-import { flush, pair } from './send-ahead-helpers.js';
+import { flush, openingOn, pair } from './send-ahead-helpers.js';
 
 const run = promisify(execFile);
 
@@ -71,16 +71,15 @@ describe('free() while a flow that writes when it ends is running', () => {
     alice.free();
     // The transaction may still write: the freed client holds the state until it ends.
     expect((await mlsError(() => MlsClient.open({ storage: aliceStore }))).code).toBe('STORAGE_LOCKED');
-    let opened = false;
-    const next = MlsClient.open({ storage: aliceStore, lockWaitMs: 10_000 }).then((client) => ((opened = true), client));
+    const next = openingOn(aliceStore, { lockWaitMs: 10_000 });
     await flush();
-    expect(opened).toBe(false);
+    expect(next.opened()).toBe(false);
     inside.open();
     expect(await txCode).toBe('RELEASED');
     // On the change, the rollback reloaded the freed client: alive again next to `client`.
     expect(alice.released).toBe(true);
     expect((await mlsError(() => aliceGroup.encryptUnconfirmed('freed'))).code).toBe('RELEASED');
-    const client = await next;
+    const client = await next.client;
     expect(client.record('app')).toBeUndefined(); // rolled back
     const after = await client.group(aliceGroup.id).encryptUnconfirmed('after');
     expect(after.generation).toBe(4);
@@ -98,15 +97,14 @@ describe('free() while a flow that writes when it ends is running', () => {
     await flush();
     alice.free();
     expect((await mlsError(() => MlsClient.open({ storage: aliceStore }))).code).toBe('STORAGE_LOCKED');
-    let opened = false;
-    const next = MlsClient.open({ storage: aliceStore, lockWaitMs: 10_000 }).then((client) => ((opened = true), client));
+    const next = openingOn(aliceStore, { lockWaitMs: 10_000 });
     await flush();
     // On the change it opened here; it then sent 4..9, the freed client's
     // held commit batch landed over it, and the client after it sent 4 again.
-    expect(opened).toBe(false);
+    expect(next.opened()).toBe(false);
     sending.open();
     expect(await commit).toBe('RELEASED'); // sent, not merged: the client was freed
-    const client = await next;
+    const client = await next.client;
     const applies = aliceStore.applies;
     const group = client.group(aliceGroup.id);
     for (let i = 4; i <= 9; i++) {
@@ -146,13 +144,12 @@ describe('free() while a flow that writes when it ends is running', () => {
     const m4 = aliceGroup.encrypt('m4').then(() => 'resolved', (err: MlsError) => err.code); // generation 4 stores head 8: held
     await flush();
     alice.free();
-    let opened = false;
-    const next = MlsClient.open({ storage: aliceStore }).then((client) => ((opened = true), client));
+    const next = openingOn(aliceStore);
     await flush();
-    expect(opened).toBe(false);
+    expect(next.opened()).toBe(false);
     aliceStore.hold!.fail(new Error('disk full'));
     expect(await m4).toBe('STORAGE');
-    const client = await next;
+    const client = await next.client;
     // Generation 4 was never handed out (its encrypt failed): the stored head is still 4.
     const after = await client.group(aliceGroup.id).encryptUnconfirmed('after');
     expect(after.generation).toBe(4);

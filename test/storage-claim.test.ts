@@ -16,7 +16,7 @@ import { describe, expect, it } from 'vitest';
 import { EncryptedStorageAdapter, MemoryStorageAdapter, MlsClient, utf8, type Group, type StorageAdapter } from 'paired-mls';
 import { SqliteStorageAdapter } from 'paired-mls/server';
 import { mlsError } from './helpers.js';
-import { flush, pair } from './send-ahead-helpers.js';
+import { flush, openingOn, pair } from './send-ahead-helpers.js';
 
 const run = promisify(execFile);
 
@@ -76,13 +76,12 @@ describe('one client per adapter in a process', () => {
     const m4 = aliceGroup.encrypt('m4');
     await flush();
     alice.free();
-    let opened = false;
-    const next = MlsClient.open({ storage: aliceStore }).then((client) => ((opened = true), client));
+    const next = openingOn(aliceStore);
     await flush();
-    expect(opened).toBe(false); // waits for the freed client's write, not refused
+    expect(next.opened()).toBe(false); // waits for the freed client's write, not refused
     aliceStore.hold!.release();
     await reads(bobGroup, await m4, 'm4');
-    const client = await next;
+    const client = await next.client;
     const after = await client.group(aliceGroup.id).encryptUnconfirmed('after');
     expect(after.generation).toBe(8);
     await after.confirm();

@@ -143,6 +143,23 @@ fn flipped(message: &MlsMessageOut, at: isize) -> ProtocolMessage {
     MlsMessageIn::tls_deserialize_exact(bytes).unwrap().try_into_protocol_message().unwrap()
 }
 
+/// Each of `refused` is refused by `group` and writes nothing.
+fn refused_without_a_write(group: &mut MlsGroup, provider: &Provider, refused: impl IntoIterator<Item = (&'static str, ProtocolMessage)>) {
+    for (what, message) in refused {
+        let before = provider.storage().write_count();
+        assert!(group.process_message(provider, message).is_err(), "{what}: refused");
+        assert_eq!(provider.storage().write_count(), before, "{what}: nothing written");
+    }
+}
+
+/// A client loaded from `stored` (every record of a member), and its copy of `group_id`.
+fn reloaded_from(stored: crate::batch::Batch, group_id: &GroupId) -> (Provider, MlsGroup) {
+    let copy = Provider::default();
+    copy.storage().load_entries(stored.puts);
+    let group = MlsGroup::load(copy.storage(), group_id).unwrap().unwrap();
+    (copy, group)
+}
+
 #[test]
 fn a_refused_message_writes_nothing_and_leaves_the_group_in_memory_as_stored() {
     let (alice, alice_signer, mut alice_group, bob, mut bob_group) = alice_and_bob();
@@ -167,17 +184,11 @@ fn a_refused_message_writes_nothing_and_leaves_the_group_in_memory_as_stored() {
         ("epoch", flipped(&genuine.message, 4 + 1 + group_id_len as isize + 7)),
         ("replayed", wire(&first.message)),
     ];
-    for (what, message) in refused {
-        let before = bob.storage().write_count();
-        assert!(bob_group.process_message(&bob, message).is_err(), "{what}: refused");
-        assert_eq!(bob.storage().write_count(), before, "{what}: nothing written");
-    }
+    refused_without_a_write(&mut bob_group, &bob, refused);
 
     // The group kept in memory and one loaded from the records read the
     // genuine message alike, and store the same records for it.
-    let copy = Provider::default();
-    copy.storage().load_entries(stored.puts);
-    let mut reloaded = MlsGroup::load(copy.storage(), bob_group.group_id()).unwrap().unwrap();
+    let (copy, mut reloaded) = reloaded_from(stored, bob_group.group_id());
     for (group, provider) in [(&mut bob_group, &bob), (&mut reloaded, &copy)] {
         match read(group, provider, wire(&genuine.message)) {
             ProcessedMessageContent::ApplicationMessage(m) => assert_eq!(m.into_bytes(), b"genuine"),
@@ -210,15 +221,9 @@ fn a_refused_first_message_of_a_sender_initialises_its_ratchet_in_memory_only_an
         ("content tag of the second (skips generation 0)", flipped(&second.message, -1)),
         ("sender data", flipped(&genuine.message, sender_data as isize + 2)),
     ];
-    for (what, message) in refused {
-        let before = bob.storage().write_count();
-        assert!(bob_group.process_message(&bob, message).is_err(), "{what}: refused");
-        assert_eq!(bob.storage().write_count(), before, "{what}: nothing written");
-    }
+    refused_without_a_write(&mut bob_group, &bob, refused);
 
-    let copy = Provider::default();
-    copy.storage().load_entries(stored.puts);
-    let mut reloaded = MlsGroup::load(copy.storage(), bob_group.group_id()).unwrap().unwrap();
+    let (copy, mut reloaded) = reloaded_from(stored, bob_group.group_id());
     for message in [&second.message, &genuine.message] {
         for (group, provider) in [(&mut bob_group, &bob), (&mut reloaded, &copy)] {
             assert!(matches!(read(group, provider, wire(message)), ProcessedMessageContent::ApplicationMessage(_)));
