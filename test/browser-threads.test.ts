@@ -173,10 +173,22 @@ describe('setThreads in Chromium', () => {
     expect(await call(page, 'build', SIZE, REAL_LEAVES)).toEqual(REAL_LEAVES);
 
     await call(page, 'failWorkersAfter', 64);
-    expect(await call(page, 'setThreads', 1)).toEqual({ threads: 1, count: 1 });
-    await call(page, 'idle', 300);
-    const failed = await call<Round>(page, 'selfUpdateRound');
-    expectAgreed(failed);
+    // Whether the worker claims its failing (third) chunk before the
+    // calling thread has made every chunk is timing: on a loaded machine it
+    // may not (a CI run gave stalls 0). Such a round is still checked for
+    // agreement, and a fresh pool (a new worker, its count from 0) runs
+    // another, up to 5.
+    let failed: Round | undefined;
+    for (let round = 0; round < 5 && !failed; round++) {
+      expect(await call(page, 'setThreads', 0)).toEqual({ threads: 0, count: 0 });
+      expect(await call(page, 'setThreads', 1)).toEqual({ threads: 1, count: 1 });
+      await call(page, 'idle', 300);
+      const tried = await call<Round>(page, 'selfUpdateRound');
+      expectAgreed(tried);
+      if (tried.stats!.stalls > 0) failed = tried;
+      else expect(tried.stats).toMatchObject({ pooledBatches: 1, stalls: 0 });
+    }
+    if (!failed) throw new Error('the worker never reached its failing chunk in 5 rounds');
     // At most the worker's two good chunks were taken (whole takes of 32)
     // before the take of its failed chunk threw.
     expect(failed.stats).toMatchObject({ pooledBatches: 1, stalls: 1 });
