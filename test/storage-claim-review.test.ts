@@ -362,7 +362,7 @@ describe('racing opens with lockWaitMs', () => {
 
 describe('wrappers, copies and odd values', () => {
   afterEach(() => {
-    delete (Object.prototype as Record<string, unknown>).lockWaitMs;
+    for (const name of ['storage', 'lockWaitMs', 'checks', 'association']) delete (Object.prototype as Record<string, unknown>)[name];
   });
 
   it('an EncryptedStorageAdapter of an EncryptedStorageAdapter cannot be made (STORAGE_KEY: the key checks collide); a client on the wrapper holds the bare adapter and a second wrapper', async () => {
@@ -399,8 +399,18 @@ describe('wrappers, copies and odd values', () => {
     (await waiting).free();
   });
 
-  it('an inherited lockWaitMs (polluted Object.prototype) is read: every open without its own value fails INVALID_ARGUMENT', async () => {
-    (Object.prototype as Record<string, unknown>).lockWaitMs = 'x';
-    expect((await mlsError(() => MlsClient.open({}))).code).toBe('INVALID_ARGUMENT');
+  it('inherited open options (a polluted Object.prototype) are not read: storage, lockWaitMs, checks and association come from the options object only', async () => {
+    const polluted = Object.prototype as Record<string, unknown>;
+    const thief = new MemoryStorageAdapter();
+    polluted.storage = thief;
+    polluted.lockWaitMs = 'x';
+    polluted.checks = 'not a list';
+    polluted.association = { associatedLeaves: () => [] };
+    const client = await MlsClient.open({});
+    const group = await client.createGroup(await client.createIdentity('alice'));
+    await group.encrypt('secret state');
+    expect(thief.size).toBe(0); // before: every secret of the client went to the inherited adapter
+    expect(client.storage).not.toBe(thief);
+    client.free();
   });
 });

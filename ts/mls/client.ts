@@ -111,6 +111,13 @@ interface HeldBatch {
   taken: number;
 }
 
+/** `given`'s own options: inherited ones (a polluted prototype) are not read. */
+function ownOpenOptions(given: OpenOptions): OpenOptions {
+  if (given === null || typeof given !== 'object') throw invalidArgument('open options must be an object');
+  const own = <K extends keyof OpenOptions>(key: K): OpenOptions[K] => (Object.hasOwn(given, key) ? given[key] : undefined);
+  return { storage: own('storage'), association: own('association'), checks: own('checks'), lockWaitMs: own('lockWaitMs') };
+}
+
 /** The net effect of `batches` applied in order, as one batch. */
 function mergeBatches(batches: StorageBatch[]): StorageBatch {
   const net = new Map<string, [Uint8Array, Uint8Array | undefined]>();
@@ -158,7 +165,10 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
    * Open a client on a storage adapter: a new device on an empty adapter,
    * or the device that was saved there (groups, keys, PSKs).
    */
-  static async open(options: OpenOptions = {}): Promise<MlsClient> {
+  static async open(given: OpenOptions = {}): Promise<MlsClient> {
+    // Own properties only: an inherited `storage` (a polluted
+    // Object.prototype) would hand every client's secrets to another adapter.
+    const options = ownOpenOptions(given);
     const waitMs = lockWait(options.lockWaitMs);
     await init();
     const storage = options.storage ?? new MemoryStorageAdapter();
