@@ -67,6 +67,28 @@ describe('SQLite storage adapter', () => {
     expect((error as MlsError).code).toBe('STORAGE_FORMAT');
   });
 
+  it('an inherited encryption: false (a polluted Object.prototype) does not turn encryption at rest off: the file is encrypted under the key given', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'paired-mls-sqlite-')), 'client.sqlite');
+    const key = crypto.getRandomValues(new Uint8Array(32));
+    const polluted = Object.prototype as Record<string, unknown>;
+    polluted.encryption = false;
+    try {
+      const storage = new SqliteStorageAdapter(file, { key });
+      const client = await MlsClient.open({ storage });
+      await client.createIdentity('alice');
+      client.free();
+      storage.close();
+    } finally {
+      delete polluted.encryption;
+    }
+    const db = new Database(file, { readonly: true });
+    const protection = (db.prepare("SELECT value FROM meta WHERE key = 'encryption'").get() as { value: string }).value;
+    const identityInClear = (db.prepare('SELECT value FROM entries').all() as { value: Buffer }[]).some((r) => r.value.includes(Buffer.from('alice')));
+    db.close();
+    expect(protection).toBe('aes-256-gcm'); // before: 'none', every record in the clear
+    expect(identityInClear).toBe(false);
+  });
+
   it('sets synchronous = FULL on every open, also of an existing WAL file (better-sqlite3 builds with WAL commits unsynced: NORMAL)', () => {
     const file = join(mkdtempSync(join(tmpdir(), 'paired-mls-sqlite-')), 'client.sqlite');
     const key = crypto.getRandomValues(new Uint8Array(32));

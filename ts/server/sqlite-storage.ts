@@ -43,9 +43,13 @@ export class SqliteStorageAdapter implements StorageAdapter {
    * Open (or create) `file`. The key is checked on first use; use
    * `SqliteStorageAdapter.open` to have a wrong key refused right away.
    */
-  constructor(file: string, options: SqliteStorageOptions) {
-    const encrypt = options?.encryption !== false;
-    if (encrypt && !options?.key) throw new MlsError('INVALID_ARGUMENT', 'SqliteStorageAdapter needs { key } (32 bytes or an AES-GCM CryptoKey), or { encryption: false }');
+  constructor(file: string, given: SqliteStorageOptions) {
+    // Own properties only: an inherited `encryption: false` (a polluted
+    // Object.prototype) would store every secret in the clear.
+    const own = (name: 'key' | 'encryption'): unknown => (given !== null && typeof given === 'object' && Object.hasOwn(given, name) ? given[name] : undefined);
+    const options = { key: own('key') as StorageKey | undefined, encryption: own('encryption') };
+    const encrypt = options.encryption !== false;
+    if (encrypt && !options.key) throw new MlsError('INVALID_ARGUMENT', 'SqliteStorageAdapter needs { key } (32 bytes or an AES-GCM CryptoKey), or { encryption: false }');
     const Sqlite = peerDependency<typeof Database>('better-sqlite3', 'SqliteStorageAdapter');
     this.#db = new Sqlite(file);
     try {
