@@ -48,6 +48,14 @@ pub struct StagedCommitHandle {
     /// commit consumes an operation secret); re-applied at merge so the
     /// consumed secret is gone for good, dropped with the handle otherwise.
     stash: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// What the stashed keys held once processing was rolled back. Merging
+    /// writes the stash back only while storage still holds exactly this:
+    /// a tree written since (this device drew an operation secret of the
+    /// same emulation epoch, or merged another commit that consumed one)
+    /// would lose that puncture, and the consumed secret would be drawn
+    /// again. Then the merge is refused and the commit must be processed
+    /// again (docs/PROTOCOL.md §4.1).
+    stash_base: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     /// The group as processing left it in memory, with the client that
     /// processed it and that client's storage write count at that moment.
     /// Merging reuses it when nothing was written since, instead of loading
@@ -62,6 +70,7 @@ pub struct StagedCommitHandle {
 impl Drop for StagedCommitHandle {
     fn drop(&mut self) {
         zeroize_stash(&mut self.stash);
+        zeroize_stash(&mut self.stash_base);
     }
 }
 
@@ -861,9 +870,11 @@ impl Client {
                     // crashes (or discards it) must be able to process the
                     // same commit again. Undo the secret-tree changes
                     // decryption made; merge persists the new epoch.
-                    let mut stash = provider.storage().rollback_stashing(crate::storage::VC_OPERATION_TREE_PREFIX);
+                    let (mut stash, mut stash_base) =
+                        provider.storage().rollback_stashing_with_base(crate::storage::VC_OPERATION_TREE_PREFIX);
                     if let Err(err) = (hooks.check_staged_commit)(group, &sender, &staged) {
                         zeroize_stash(&mut stash);
+                        zeroize_stash(&mut stash_base);
                         return Err(err);
                     }
                     let devices = (hooks.authorizers)(group, &sender, Some(&staged));
@@ -872,7 +883,7 @@ impl Client {
                         None => Vec::new(),
                     };
                     let summary = inspect::staged_commit(&sender, epoch, &staged, aad, digest, devices)?;
-                    Ok((summary, Some(StagedCommitHandle { group_id: group_id.to_vec(), staged: Some(staged), stash, processed: None })))
+                    Ok((summary, Some(StagedCommitHandle { group_id: group_id.to_vec(), staged: Some(staged), stash, stash_base, processed: None })))
                 }
                 ProcessedMessageContent::OwnPendingCommit => Ok((inspect::own(&sender, epoch, "ownCommit")?, None)),
                 ProcessedMessageContent::OwnPrivateMessage => Ok((inspect::own(&sender, epoch, "ownMessage")?, None)),
@@ -897,11 +908,22 @@ impl Client {
     #[wasm_bindgen(js_name = mergeStagedCommit)]
     pub fn merge_staged_commit(&mut self, handle: &mut StagedCommitHandle) -> Result<(), JsValue> {
         let group_id = handle.group_id.clone();
-        let staged = handle
-            .staged
-            .take()
-            .ok_or_else(|| CoreError::new(Code::AlreadyMerged, "the staged commit was already merged or discarded"))?;
+        if handle.staged.is_none() {
+            return Err(CoreError::new(Code::AlreadyMerged, "the staged commit was already merged or discarded").into());
+        }
+        // The operation tree changed since processing: writing the stash
+        // back would undo that change (see `stash_base`). The handle stays
+        // as it was, for `discardStagedCommit`.
+        if !self.provider.storage().holds(&handle.stash_base) {
+            return Err(CoreError::new(
+                Code::InvalidState,
+                "a virtual-client operation tree this commit consumed from was written since it was processed: discard it and process the commit again",
+            )
+            .into());
+        }
+        let staged = handle.staged.take().ok_or_else(|| CoreError::new(Code::Internal, "staged commit"))?;
         let stash = std::mem::take(&mut handle.stash);
+        zeroize_stash(&mut handle.stash_base);
         // Unchanged storage since processing: the group processing left in
         // memory is current, so merging needs no reload from storage.
         if let Some((client, write_count, group)) = handle.processed.take() {
@@ -928,6 +950,7 @@ impl Client {
             self.keep_tree_hashes(handle.group_id.clone(), group);
         }
         zeroize_stash(&mut handle.stash);
+        zeroize_stash(&mut handle.stash_base);
     }
 
     /// MLS exporter (RFC 9420 §8.5).

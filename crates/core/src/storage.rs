@@ -432,6 +432,33 @@ impl JournalStorage {
         stash
     }
 
+    /// [`rollback_stashing`](Self::rollback_stashing), also returning the
+    /// value (`None` = absent) each stashed key holds after the rollback,
+    /// its checkpoint value: [`holds`](Self::holds) tells later whether
+    /// storage still has those values, that is whether writing the stash
+    /// back overwrites no write made since.
+    #[allow(clippy::type_complexity)]
+    pub fn rollback_stashing_with_base(&self, prefix: &[u8]) -> (Vec<(Vec<u8>, Option<Vec<u8>>)>, Vec<(Vec<u8>, Option<Vec<u8>>)>) {
+        let base = match self.state.try_borrow() {
+            Ok(state) => state
+                .journal
+                .iter()
+                .filter(|(key, _)| key.starts_with(prefix))
+                .map(|(key, old)| (key.clone(), old.clone()))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        (self.rollback_stashing(prefix), base)
+    }
+
+    /// Whether every key of `base` holds its value there (`None` = absent).
+    pub fn holds(&self, base: &[(Vec<u8>, Option<Vec<u8>>)]) -> bool {
+        let Ok(state) = self.state.try_borrow() else {
+            return false;
+        };
+        base.iter().all(|(key, value)| state.values.get(key) == value.as_ref())
+    }
+
     /// Write back values returned by [`rollback_stashing`](Self::rollback_stashing)
     /// (journaled like any other write).
     pub fn apply_stash(&self, stash: Vec<(Vec<u8>, Option<Vec<u8>>)>) {
@@ -1504,6 +1531,38 @@ pub(crate) mod tests {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
+    }
+
+    /// The base `rollback_stashing_with_base` returns is what the stashed
+    /// keys hold after the rollback (absent included), and `holds` is false
+    /// from any later write of such a key to another value (merging a staged
+    /// commit, crates/core/src/group.rs; TS test vc-stash-merge.test.ts).
+    #[test]
+    fn a_stash_base_holds_until_a_stashed_key_is_written_again() {
+        let s = JournalStorage::new();
+        let tree = [VC_OPERATION_TREE_PREFIX, b"e1"].concat();
+        let fresh = [VC_OPERATION_TREE_PREFIX, b"e2"].concat();
+        raw_put(&s, &tree, b"t0");
+        let _ = s.take_batch();
+        raw_put(&s, &tree, b"t0 + sibling");
+        raw_put(&s, &fresh, b"f0");
+        raw_put(&s, b"other", b"x");
+        let (stash, base) = s.rollback_stashing_with_base(VC_OPERATION_TREE_PREFIX);
+        let sorted = |mut v: Vec<(Vec<u8>, Option<Vec<u8>>)>| {
+            v.sort();
+            v
+        };
+        assert_eq!(sorted(stash), vec![(tree.clone(), Some(b"t0 + sibling".to_vec())), (fresh.clone(), Some(b"f0".to_vec()))]);
+        assert_eq!(sorted(base.clone()), vec![(tree.clone(), Some(b"t0".to_vec())), (fresh.clone(), None)]);
+        assert!(s.holds(&base));
+        raw_put(&s, b"other", b"y");
+        assert!(s.holds(&base), "other keys do not matter");
+        raw_put(&s, &tree, b"t0 + own");
+        assert!(!s.holds(&base));
+        raw_put(&s, &tree, b"t0");
+        assert!(s.holds(&base), "the same value again");
+        raw_put(&s, &fresh, b"f1");
+        assert!(!s.holds(&base), "a key absent at the base written since");
     }
 
     /// Apply a batch to a "persisted" map, like the JS adapter would.
