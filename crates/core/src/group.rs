@@ -47,7 +47,7 @@ pub struct StagedCommitHandle {
     /// Virtual-client operation-tree writes made while staging (a sibling's
     /// commit consumes an operation secret); re-applied at merge so the
     /// consumed secret is gone for good, dropped with the handle otherwise.
-    stash: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    stash: Stash,
     /// What the stashed keys held once processing was rolled back. Merging
     /// writes the stash back only while storage still holds exactly this:
     /// a tree written since (this device drew an operation secret of the
@@ -55,7 +55,7 @@ pub struct StagedCommitHandle {
     /// would lose that puncture, and the consumed secret would be drawn
     /// again. Then the merge is refused and the commit must be processed
     /// again (docs/PROTOCOL.md §4.1).
-    stash_base: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    stash_base: Stash,
     /// The group as processing left it in memory, with the client that
     /// processed it and that client's storage write count at that moment.
     /// Merging reuses it when nothing was written since, instead of loading
@@ -67,10 +67,15 @@ pub struct StagedCommitHandle {
     processed: Option<(u32, u64, MlsGroup)>,
 }
 
-impl Drop for StagedCommitHandle {
+/// Stored entries held across calls (the operation tree a staged commit
+/// consumed from, and what it held before): secret, so wiped however it is
+/// dropped, on every error path too.
+#[derive(Default)]
+pub(crate) struct Stash(Vec<(Vec<u8>, Option<Vec<u8>>)>);
+
+impl Drop for Stash {
     fn drop(&mut self) {
-        zeroize_stash(&mut self.stash);
-        zeroize_stash(&mut self.stash_base);
+        zeroize_stash(&mut self.0);
     }
 }
 
@@ -870,13 +875,11 @@ impl Client {
                     // crashes (or discards it) must be able to process the
                     // same commit again. Undo the secret-tree changes
                     // decryption made; merge persists the new epoch.
-                    let (mut stash, mut stash_base) =
+                    let (stash, stash_base) =
                         provider.storage().rollback_stashing_with_base(crate::storage::VC_OPERATION_TREE_PREFIX);
-                    if let Err(err) = (hooks.check_staged_commit)(group, &sender, &staged) {
-                        zeroize_stash(&mut stash);
-                        zeroize_stash(&mut stash_base);
-                        return Err(err);
-                    }
+                    // Wiped when dropped, also by the `?`s below.
+                    let (stash, stash_base) = (Stash(stash), Stash(stash_base));
+                    (hooks.check_staged_commit)(group, &sender, &staged)?;
                     let devices = (hooks.authorizers)(group, &sender, Some(&staged));
                     let digest = match devices {
                         Some(_) => (hooks.commit_digest)(provider, &staged)?,
@@ -914,7 +917,7 @@ impl Client {
         // The operation tree changed since processing: writing the stash
         // back would undo that change (see `stash_base`). The handle stays
         // as it was, for `discardStagedCommit`.
-        if !self.provider.storage().holds(&handle.stash_base) {
+        if !self.provider.storage().holds(&handle.stash_base.0) {
             return Err(CoreError::new(
                 Code::InvalidState,
                 "a virtual-client operation tree this commit consumed from was written since it was processed: discard it and process the commit again",
@@ -922,8 +925,8 @@ impl Client {
             .into());
         }
         let staged = handle.staged.take().ok_or_else(|| CoreError::new(Code::Internal, "staged commit"))?;
-        let stash = std::mem::take(&mut handle.stash);
-        zeroize_stash(&mut handle.stash_base);
+        let mut stash = std::mem::take(&mut handle.stash); // wiped if the closure below never runs
+        handle.stash_base = Stash::default();
         // Unchanged storage since processing: the group processing left in
         // memory is current, so merging needs no reload from storage.
         if let Some((client, write_count, group)) = handle.processed.take() {
@@ -933,7 +936,7 @@ impl Client {
         }
         let hooks = self.hooks;
         Ok(self.with_group_unsigned(&group_id, |group, provider| {
-            provider.storage().apply_stash(stash);
+            provider.storage().apply_stash(std::mem::take(&mut stash.0));
             let after = (hooks.before_merge)(&staged)?;
             group.merge_staged_commit(provider, *staged).map_err(|e| CoreError::from_mls("merging commit", e))?;
             after.map_or(Ok(()), |after| after(group, provider))
@@ -949,8 +952,8 @@ impl Client {
         if let Some((_, _, group)) = handle.processed.take() {
             self.keep_tree_hashes(handle.group_id.clone(), group);
         }
-        zeroize_stash(&mut handle.stash);
-        zeroize_stash(&mut handle.stash_base);
+        handle.stash = Stash::default();
+        handle.stash_base = Stash::default();
     }
 
     /// MLS exporter (RFC 9420 §8.5).
