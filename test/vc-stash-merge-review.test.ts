@@ -4,50 +4,12 @@
  * (the TS layer reloads the core from the adapter: an ABA of the tree),
  * merges inside transactions, a refused merge followed by a reprocess,
  * and a reopen from storage after both punctures.
- * Helpers copied from test/vc-stash-merge.test.ts (not exported there).
+ * Helpers: test/vc-siblings-helpers.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { MemoryStorageAdapter, MlsClient, type Group, type CommitResult } from 'paired-mls';
-import { mlsError, newMember, type Member } from './helpers.js';
-
-interface Siblings {
-  a: Member;
-  b: Member;
-  epochId: Uint8Array;
-  gA: Group;
-  gB: Group;
-  hB: Group;
-  hA: Group;
-}
-
-async function siblings(bStorage?: MemoryStorageAdapter): Promise<Siblings> {
-  const a = await newMember('a');
-  const b = await newMember('b', { storage: bStorage });
-  const emulationA = await a.client.createGroup(a.identity);
-  const { welcome } = await emulationA.commit({ add: [await b.client.createKeyPackage(b.identity)] });
-  await emulationA.mergePendingCommit();
-  const emulationB = await b.client.joinFromWelcome(welcome!);
-  const epochId = await emulationA.registerEmulationEpoch();
-  expect(await emulationB.registerEmulationEpoch()).toEqual(epochId);
-  const gA = await a.client.createGroup(a.identity);
-  const gB = await b.client.importSiblingGroupState(gA.id, a.client.exportSiblingGroupState(gA.id));
-  const hB = await b.client.createGroup(b.identity);
-  const hA = await a.client.importSiblingGroupState(hB.id, b.client.exportSiblingGroupState(hB.id));
-  return { a, b, epochId, gA, gB, hB, hA };
-}
-
-async function vcCommit(group: Group, epochId: Uint8Array): Promise<CommitResult> {
-  const out = await group.commit({ selfUpdate: true, vcEpochId: epochId, vcDetached: true });
-  expect(out.vcDerivationInfo).toBeDefined();
-  await group.mergePendingCommit();
-  return out;
-}
-
-async function follow(group: Group, out: CommitResult): Promise<void> {
-  const r = await group.process(out.commit, { vcDerivationInfo: out.vcDerivationInfo });
-  expect(r.kind).toBe('commit');
-  if (r.kind === 'commit') await r.staged.merge();
-}
+import { MemoryStorageAdapter, MlsClient, type Group } from 'paired-mls';
+import { mlsError } from './helpers.js';
+import { follow, siblings, vcCommit } from './vc-siblings-helpers.js';
 
 class Abort extends Error {}
 
