@@ -10,9 +10,7 @@
 import { describe, expect, it } from 'vitest';
 import { MlsClient, type Group, type MlsError, type ProcessCheck } from 'paired-mls';
 import { mlsError } from './helpers.js';
-import { pair, WatchedStorage } from './send-ahead-helpers.js';
-
-const text = new TextDecoder();
+import { pair, reads, WatchedStorage } from './send-ahead-helpers.js';
 
 function flipped(message: Uint8Array, at: number): Uint8Array {
   const copy = message.slice();
@@ -24,11 +22,6 @@ function flipped(message: Uint8Array, at: number): Uint8Array {
 function senderDataAt(groupId: Uint8Array): number {
   expect(groupId.length).toBeLessThan(64);
   return 4 + 1 + groupId.length + 8 + 1 + 1 + 1;
-}
-
-async function reads(group: Group, message: Uint8Array, expected: string): Promise<void> {
-  const result = await group.process(message);
-  expect(result.kind === 'application' && text.decode(result.data)).toBe(expected);
 }
 
 /** The generation `group` sends next (used up by an unconfirmed, then confirmed, message). */

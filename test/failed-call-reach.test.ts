@@ -9,7 +9,7 @@
 import { describe, expect, it } from 'vitest';
 import { MlsClient, type Group } from 'paired-mls';
 import { mlsError } from './helpers.js';
-import { pair } from './send-ahead-helpers.js';
+import { pair, reads } from './send-ahead-helpers.js';
 
 /** `message` with one bit of byte `at` (from the end when negative) flipped. */
 function flipped(message: Uint8Array, at: number): Uint8Array {
@@ -26,10 +26,6 @@ async function nextGeneration(group: Group): Promise<number> {
 }
 
 /** `group` reads `message` as the application message `text`. */
-async function reads(group: Group, message: Uint8Array, text: string): Promise<void> {
-  const result = await group.process(message);
-  expect(result.kind === 'application' && new TextDecoder().decode(result.data)).toBe(text);
-}
 
 /** Where a PrivateMessage's encrypted sender data starts (RFC 9420 §6.3: version, wire format, group id, epoch, content type, empty AAD, its length). */
 function senderDataAt(groupId: Uint8Array): number {

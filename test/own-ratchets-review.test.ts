@@ -4,15 +4,11 @@
  * restore writes to storage.
  */
 import { describe, expect, it } from 'vitest';
-import { MlsClient, utf8, type Group } from 'paired-mls';
+import { MlsClient, utf8 } from 'paired-mls';
 import type { Member } from './helpers.js';
 import { pairedWorld } from './paired-helpers.js';
-import { pair } from './send-ahead-helpers.js';
+import { pair, reads } from './send-ahead-helpers.js';
 
-async function reads(group: Group, message: Uint8Array, text: string): Promise<void> {
-  const result = await group.process(message);
-  expect(result.kind === 'application' && utf8(result.data)).toBe(text);
-}
 
 async function read(m: Member, message: Uint8Array): Promise<string> {
   const r = await m.group!.process(message);

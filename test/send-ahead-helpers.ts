@@ -1,9 +1,16 @@
 /**
  * Shared by the tests of a sent message's ratchet stored ahead (engine
- * change 27): test/send-ahead.test.ts and its attacker review,
- * test/send-ahead-review.test.ts.
+ * change 27, test/send-ahead.test.ts and its review) and of the hardening
+ * that followed it, which observe a reload by the generation a message
+ * uses: what a failed call drops (test/failed-call-reach*.test.ts), one
+ * client per stored state (test/storage-claim*.test.ts), a restore's own
+ * ratchets (test/own-ratchets-review.test.ts).
  */
-import { MemoryStorageAdapter, MlsClient, type StorageAdapter, type StorageBatch } from 'paired-mls';
+import { execFile } from 'node:child_process';
+import { resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { expect } from 'vitest';
+import { MemoryStorageAdapter, MlsClient, utf8, type Group, type StorageAdapter, type StorageBatch } from 'paired-mls';
 
 /** A memory adapter whose writes are counted, copied, and can be held. */
 export class WatchedStorage extends MemoryStorageAdapter {
@@ -73,3 +80,35 @@ export function openingOn(storage: StorageAdapter, options: { lockWaitMs?: numbe
 
 /** Long enough for every pending microtask and write of the memory adapter to run. */
 export const flush = () => new Promise((resolve) => setTimeout(resolve, 5));
+
+/** `group` reads `message` as the application message `text`. */
+export async function reads(group: Group, message: Uint8Array, text: string): Promise<void> {
+  const result = await group.process(message);
+  expect(result.kind === 'application' && utf8(result.data)).toBe(text);
+}
+
+/** Alice on `storage` in a group with Bob (in memory). */
+export async function aliceAndBob(storage: StorageAdapter) {
+  const alice = await MlsClient.open({ storage });
+  const bob = await MlsClient.open();
+  const aliceGroup = await alice.createGroup(await alice.createIdentity('alice'));
+  const { welcome } = await aliceGroup.commit({ add: [await bob.createKeyPackage(await bob.createIdentity('bob'))] });
+  await aliceGroup.mergePendingCommit();
+  return { alice, aliceGroup, bob, bobGroup: await bob.joinFromWelcome(welcome!) };
+}
+
+/**
+ * In another process: open a client on the SQLite `file` (encrypted under
+ * `key`) with lockWaitMs `wait`; 'opened <groups>' or 'refused <code>'.
+ */
+export async function openInAnotherProcess(file: string, key: Uint8Array, wait = 0): Promise<string> {
+  const script = `
+    const { MlsClient } = await import(${JSON.stringify(resolve('dist/index.js'))});
+    const { SqliteStorageAdapter } = await import(${JSON.stringify(resolve('dist/server.js'))});
+    const storage = new SqliteStorageAdapter(process.argv[1], { key: Buffer.from(process.argv[2], 'hex') });
+    try { const c = await MlsClient.open({ storage, lockWaitMs: Number(process.argv[3]) }); console.log('opened ' + c.groupIds().length); c.free(); }
+    catch (err) { console.log('refused ' + err.code); }
+    storage.close();`;
+  const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script, file, Buffer.from(key).toString('hex'), String(wait)]);
+  return stdout.trim();
+}

@@ -8,10 +8,10 @@
  * the adapter goes on at) and that the receiver reads it.
  */
 import { describe, expect, it } from 'vitest';
-import { MlsClient, utf8, type Group, type StorageAdapter } from 'paired-mls';
+import { MlsClient, type Group, type StorageAdapter } from 'paired-mls';
 import { deliverCommit, mlsError } from './helpers.js';
 import { deliverPaired, pairedWorld } from './paired-helpers.js';
-import { flush, pair } from './send-ahead-helpers.js';
+import { flush, pair, reads } from './send-ahead-helpers.js';
 
 /** A message of `group` whose ciphertext an outsider changed: it parses, and decryption fails. */
 async function tampered(group: Group): Promise<Uint8Array> {
@@ -35,10 +35,6 @@ async function rankedBelow(message: Uint8Array, rank: string, commitRank: (m: Ui
   }
 }
 
-async function reads(group: Group, message: Uint8Array, text: string): Promise<void> {
-  const result = await group.process(message);
-  expect(result.kind === 'application' && utf8(result.data)).toBe(text);
-}
 
 /** Alice's client reopened from her adapter (a restart): her group as stored, at its stored head. */
 async function restart(store: StorageAdapter, client: MlsClient, group: Group): Promise<{ client: MlsClient; group: Group }> {

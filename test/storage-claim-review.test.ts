@@ -5,23 +5,16 @@
  * reopen, or leak a lock; it asserts the exact outcome. Real clients, real
  * SQLite files, another real process where the lock is across processes.
  */
-import { execFile } from 'node:child_process';
 import { linkSync, mkdirSync, mkdtempSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative, resolve } from 'node:path';
-import { promisify } from 'node:util';
+import { join, relative } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { EncryptedStorageAdapter, MemoryStorageAdapter, MlsClient, MlsError, utf8, type Group, type StorageAdapter } from 'paired-mls';
+import { EncryptedStorageAdapter, MemoryStorageAdapter, MlsClient, MlsError } from 'paired-mls';
 import { SqliteStorageAdapter } from 'paired-mls/server';
 import { mlsError } from './helpers.js';
-import { flush, openingOn, pair } from './send-ahead-helpers.js';
+import { aliceAndBob, flush, openingOn, openInAnotherProcess, pair, reads } from './send-ahead-helpers.js';
 
-const run = promisify(execFile);
 
-async function reads(group: Group, message: Uint8Array, text: string): Promise<void> {
-  const result = await group.process(message);
-  expect(result.kind === 'application' && utf8(result.data)).toBe(text);
-}
 
 /** A promise and its resolve. */
 function gate(): { wait: Promise<void>; open: () => void } {
@@ -30,31 +23,9 @@ function gate(): { wait: Promise<void>; open: () => void } {
   return { wait, open };
 }
 
-/** Alice on `storage` in a group with Bob (in memory). */
-async function aliceAndBob(storage: StorageAdapter) {
-  const alice = await MlsClient.open({ storage });
-  const bob = await MlsClient.open();
-  const aliceGroup = await alice.createGroup(await alice.createIdentity('alice'));
-  const { welcome } = await aliceGroup.commit({ add: [await bob.createKeyPackage(await bob.createIdentity('bob'))] });
-  await aliceGroup.mergePendingCommit();
-  return { alice, aliceGroup, bob, bobGroup: await bob.joinFromWelcome(welcome!) };
-}
 
 const newDir = () => mkdtempSync(join(tmpdir(), 'paired-mls-claim-review-'));
 const key = crypto.getRandomValues(new Uint8Array(32));
-
-/** In another process: open a client on `file` with lockWaitMs `wait`; 'opened <groups>' or 'refused <code>'. */
-async function child(file: string, wait = 0): Promise<string> {
-  const script = `
-    const { MlsClient } = await import(${JSON.stringify(resolve('dist/index.js'))});
-    const { SqliteStorageAdapter } = await import(${JSON.stringify(resolve('dist/server.js'))});
-    const storage = new SqliteStorageAdapter(process.argv[1], { key: Buffer.from(process.argv[2], 'hex') });
-    try { const c = await MlsClient.open({ storage, lockWaitMs: Number(process.argv[3]) }); console.log('opened ' + c.groupIds().length); c.free(); }
-    catch (err) { console.log('refused ' + err.code); }
-    storage.close();`;
-  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script, file, Buffer.from(key).toString('hex'), String(wait)]);
-  return stdout.trim();
-}
 
 describe('free() while a flow that writes when it ends is running', () => {
   it('free() during a transaction: it still holds the state (an open with lockWaitMs 0 is refused, one that waits opens after it); the freed client is not brought back by its rollback (no second sender on generation 4)', async () => {
@@ -173,7 +144,7 @@ describe('SQLite: paths that name the same file', () => {
     expect((await other.entries()).length).toBeGreaterThan(0); // same database
     // On the change the companion was link.sqlite-client-lock: a second client opened.
     expect((await mlsError(() => MlsClient.open({ storage: other }))).code).toBe('STORAGE_LOCKED');
-    expect(await child(link)).toBe('refused STORAGE_LOCKED');
+    expect(await openInAnotherProcess(link, key)).toBe('refused STORAGE_LOCKED');
     holder.free();
     await flush();
     const next = await MlsClient.open({ storage: other });
@@ -223,10 +194,10 @@ describe('SQLite: paths that name the same file', () => {
     const holder = await MlsClient.open({ storage });
     const other = new SqliteStorageAdapter(file, { key });
     expect((await mlsError(() => MlsClient.open({ storage: other }))).code).toBe('STORAGE_LOCKED');
-    expect(await child(file)).toBe('refused STORAGE_LOCKED');
+    expect(await openInAnotherProcess(file, key)).toBe('refused STORAGE_LOCKED');
     holder.free();
     await flush();
-    expect(await child(file)).toBe('opened 0');
+    expect(await openInAnotherProcess(file, key)).toBe('opened 0');
     other.close();
     storage.close();
   });
@@ -269,7 +240,7 @@ describe('SQLite: honest usage and failures leave no lock behind', () => {
     const wrong = new SqliteStorageAdapter(file, { key: crypto.getRandomValues(new Uint8Array(32)) });
     expect((await mlsError(() => MlsClient.open({ storage: wrong }))).code).toBe('STORAGE_KEY');
     await flush();
-    expect(await child(file)).toBe('opened 0');
+    expect(await openInAnotherProcess(file, key)).toBe('opened 0');
     const right = new SqliteStorageAdapter(file, { key });
     (await MlsClient.open({ storage: right })).free();
     right.close();
@@ -303,10 +274,10 @@ describe('SQLite: honest usage and failures leave no lock behind', () => {
     await reads(bobGroup, after.message, 'after');
     alice.free(); // frees the old companion connection (already closed), not the new client's lock
     await flush();
-    expect(await child(file)).toBe('refused STORAGE_LOCKED');
+    expect(await openInAnotherProcess(file, key)).toBe('refused STORAGE_LOCKED');
     next.free();
     await flush();
-    expect(await child(file)).toBe('opened 1');
+    expect(await openInAnotherProcess(file, key)).toBe('opened 1');
     second.close();
     bob.free();
   });

@@ -13,27 +13,14 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { EncryptedStorageAdapter, MemoryStorageAdapter, MlsClient, utf8, type Group, type StorageAdapter } from 'paired-mls';
+import { EncryptedStorageAdapter, MemoryStorageAdapter, MlsClient, type Group } from 'paired-mls';
 import { SqliteStorageAdapter } from 'paired-mls/server';
 import { mlsError } from './helpers.js';
-import { flush, openingOn, pair } from './send-ahead-helpers.js';
+import { aliceAndBob, flush, openingOn, openInAnotherProcess, pair, reads } from './send-ahead-helpers.js';
 
 const run = promisify(execFile);
 
-async function reads(group: Group, message: Uint8Array, text: string): Promise<void> {
-  const result = await group.process(message);
-  expect(result.kind === 'application' && utf8(result.data)).toBe(text);
-}
 
-/** Alice on `storage` in a group with Bob (in memory). */
-async function aliceAndBob(storage: StorageAdapter) {
-  const alice = await MlsClient.open({ storage });
-  const bob = await MlsClient.open();
-  const aliceGroup = await alice.createGroup(await alice.createIdentity('alice'));
-  const { welcome } = await aliceGroup.commit({ add: [await bob.createKeyPackage(await bob.createIdentity('bob'))] });
-  await aliceGroup.mergePendingCommit();
-  return { alice, aliceGroup, bob, bobGroup: await bob.joinFromWelcome(welcome!) };
-}
 
 /** Alice's four messages m1..m4 after m0 all reach Bob: no generation was taken by anyone else. */
 async function holderGoesOn(aliceGroup: Group, bobGroup: Group): Promise<void> {
@@ -153,21 +140,11 @@ describe('one client per SQLite file', () => {
     const storage = new SqliteStorageAdapter(file, { key });
     const { alice, aliceGroup, bob, bobGroup } = await aliceAndBob(storage);
     await reads(bobGroup, await aliceGroup.encrypt('m0'), 'm0');
-    const server = resolve('dist/server.js');
-    const index = resolve('dist/index.js');
-    const script = `
-      const { MlsClient } = await import(${JSON.stringify(index)});
-      const { SqliteStorageAdapter } = await import(${JSON.stringify(server)});
-      const storage = new SqliteStorageAdapter(process.argv[1], { key: Buffer.from(process.argv[2], 'hex') });
-      try { const c = await MlsClient.open({ storage }); console.log('opened ' + c.groupIds().length); c.free(); }
-      catch (err) { console.log('refused ' + err.code); }
-      storage.close();`;
-    const child = () => run(process.execPath, ['--input-type=module', '-e', script, file, Buffer.from(key).toString('hex')]).then((r) => r.stdout.trim());
-    expect(await child()).toBe('refused STORAGE_LOCKED');
+    expect(await openInAnotherProcess(file, key)).toBe('refused STORAGE_LOCKED');
     await holderGoesOn(aliceGroup, bobGroup);
     alice.free();
     await flush();
-    expect(await child()).toBe('opened 1');
+    expect(await openInAnotherProcess(file, key)).toBe('opened 1');
     storage.close();
     bob.free();
   });
