@@ -13,7 +13,7 @@ import { setAsideTamperedGroups } from './encrypted-storage.js';
 import { Resource } from './resources.js';
 import { claimStorage, lockWait, type StorageClaim } from './storage-claim.js';
 import { toBytes, toHex, fromHex, utf8, type BytesLike } from './bytes.js';
-import { compact, groupOptionsToCore, joinOptionsToCore } from './convert.js';
+import { compact, groupOptionsToCore, joinOptionsToCore, ownOptions } from './convert.js';
 import type { Capabilities, Ciphersuite, GroupOptions, JoinOptions, KeyPackageInfo, LeafAssociation, PublicLeaf, VerifiedCommit } from './types.js';
 import { Group } from './group.js';
 import { checkList, type ProcessCheck } from './checks.js';
@@ -111,13 +111,6 @@ interface HeldBatch {
   taken: number;
 }
 
-/** `given`'s own options: inherited ones (a polluted prototype) are not read. */
-function ownOpenOptions(given: OpenOptions): OpenOptions {
-  if (given === null || typeof given !== 'object') throw invalidArgument('open options must be an object');
-  const own = <K extends keyof OpenOptions>(key: K): OpenOptions[K] => (Object.hasOwn(given, key) ? given[key] : undefined);
-  return { storage: own('storage'), association: own('association'), checks: own('checks'), lockWaitMs: own('lockWaitMs') };
-}
-
 /** The net effect of `batches` applied in order, as one batch. */
 function mergeBatches(batches: StorageBatch[]): StorageBatch {
   const net = new Map<string, [Uint8Array, Uint8Array | undefined]>();
@@ -168,7 +161,8 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
   static async open(given: OpenOptions = {}): Promise<MlsClient> {
     // Own properties only: an inherited `storage` (a polluted
     // Object.prototype) would hand every client's secrets to another adapter.
-    const options = ownOpenOptions(given);
+    if (given === null || typeof given !== 'object') throw invalidArgument('open options must be an object');
+    const options = ownOptions(given, ['storage', 'association', 'checks', 'lockWaitMs']);
     const waitMs = lockWait(options.lockWaitMs);
     await init();
     const storage = options.storage ?? new MemoryStorageAdapter();

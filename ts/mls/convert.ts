@@ -8,6 +8,17 @@ import type { AppDataEntry, CommitOptions, CommitResult, GroupContextExtensions,
 import { invalidArgument } from './errors.js';
 import type * as Core from '../../pkg/paired_mls_core.js';
 
+/**
+ * The `keys` of `given` that are its own properties (undefined where only
+ * inherited, or when `given` is no object): a polluted Object.prototype
+ * must not set an option (a storage adapter, `encryption: false`).
+ */
+export function ownOptions<T extends object, K extends keyof T>(given: T | null | undefined, keys: readonly K[]): Pick<T, K> {
+  const out = {} as Pick<T, K>;
+  for (const key of keys) out[key] = (given !== null && typeof given === 'object' && Object.hasOwn(given, key) ? given[key] : undefined) as T[K];
+  return out;
+}
+
 /** Drop undefined fields: the core rejects unknown and ill-typed ones. */
 export function compact<T extends object>(value: T): Partial<T> {
   const out: Record<string, unknown> = {};

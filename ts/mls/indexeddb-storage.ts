@@ -22,6 +22,7 @@
  */
 import { MlsError } from './errors.js';
 import { fromHex, toHex } from './bytes.js';
+import { ownOptions } from './convert.js';
 import { StorageCipher, refuseTampered, type StorageKey } from './encrypted-storage.js';
 import { decodeBatch, encodeBatch, type StorageAdapter, type StorageBatch, type StorageEntry, type VerifiedEntries } from './storage.js';
 
@@ -144,7 +145,7 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
     if (!idb) throw new MlsError('STORAGE', 'IndexedDB is not available here');
     // Own properties only, read once: an inherited `durability` or
     // `encryption` (a polluted Object.prototype) must not weaken the defaults.
-    const options = ownOptions(given);
+    const options = ownOptions(given, ['key', 'encryption', 'compactWhenIdleMs', 'durability']);
     const encrypt = options.encryption ?? true;
     if (!encrypt && options.key) throw new MlsError('INVALID_ARGUMENT', 'a storage key was given with encryption: false');
     const idleMs = options.compactWhenIdleMs ?? COMPACT_WHEN_IDLE_MS;
@@ -398,12 +399,6 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
       return !aborted.has(tx);
     };
   }
-}
-
-/** The options' own properties (undefined where only inherited). */
-function ownOptions(given: IndexedDbStorageOptions): IndexedDbStorageOptions {
-  const own = <K extends keyof IndexedDbStorageOptions>(key: K): IndexedDbStorageOptions[K] => (Object.hasOwn(given, key) ? given[key] : undefined);
-  return { key: own('key'), encryption: own('encryption'), compactWhenIdleMs: own('compactWhenIdleMs'), durability: own('durability') };
 }
 
 /** `tx.commit()` where the browser has it; a refusal leaves `tx` to commit itself. */

@@ -118,7 +118,7 @@ export async function claimStorage(adapter: StorageAdapter, client: object, wait
   const entry: Holder = { client: new WeakRef(client), released, givenUp: false, giveUp: () => settle(undefined, now) };
   holders.set(storage, entry);
   let unlock: (() => void) | undefined;
-  const giveUp = () => {
+  const markGivenUp = () => {
     entry.givenUp = true;
     releasing.add(released);
   };
@@ -126,11 +126,11 @@ export async function claimStorage(adapter: StorageAdapter, client: object, wait
     settle = () => undefined; // once
     collected?.unregister(entry);
     // Given up at once when no flow runs: a restart right after free() waits only for the writes.
-    if (!flowsEnded) giveUp();
+    if (!flowsEnded) markGivenUp();
     void (flowsEnded ?? now)
       .catch(() => undefined)
       .then(() => {
-        if (!entry.givenUp) giveUp();
+        if (!entry.givenUp) markGivenUp();
         return settled;
       })
       .catch(() => undefined)

@@ -12,6 +12,7 @@
 import type Database from 'better-sqlite3';
 import { MlsError } from '../mls/errors.js';
 import { fromHex, toHex } from '../mls/bytes.js';
+import { ownOptions } from '../mls/convert.js';
 import { StorageCipher, refuseTampered, type StorageKey } from '../mls/encrypted-storage.js';
 import type { StorageAdapter, StorageBatch, StorageEntry, VerifiedEntries } from '../mls/storage.js';
 import { peerDependency } from './peer-dependency.js';
@@ -46,8 +47,7 @@ export class SqliteStorageAdapter implements StorageAdapter {
   constructor(file: string, given: SqliteStorageOptions) {
     // Own properties only: an inherited `encryption: false` (a polluted
     // Object.prototype) would store every secret in the clear.
-    const own = (name: 'key' | 'encryption'): unknown => (given !== null && typeof given === 'object' && Object.hasOwn(given, name) ? given[name] : undefined);
-    const options = { key: own('key') as StorageKey | undefined, encryption: own('encryption') };
+    const options = ownOptions(given as { key?: StorageKey; encryption?: boolean }, ['key', 'encryption']);
     const encrypt = options.encryption !== false;
     if (encrypt && !options.key) throw new MlsError('INVALID_ARGUMENT', 'SqliteStorageAdapter needs { key } (32 bytes or an AES-GCM CryptoKey), or { encryption: false }');
     const Sqlite = peerDependency<typeof Database>('better-sqlite3', 'SqliteStorageAdapter');
