@@ -247,8 +247,16 @@ export class PostgresDeliveryStore implements DeliveryStore {
     // nothing: a ping that gets no answer in time counts as a loss.
     clearInterval(this.#pingTimer);
     this.#pingTimer = setInterval(() => {
-      const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('ping timeout')), PING_TIMEOUT_MS).unref?.());
-      Promise.race([client.query('SELECT 1'), timeout]).catch(() => this.#lost(client));
+      // The timer goes once the ping settles: one left armed per ping would
+      // keep a closure (and the client) alive for PING_TIMEOUT_MS each time.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timeout = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error('ping timeout')), PING_TIMEOUT_MS);
+        timer.unref?.();
+      });
+      Promise.race([client.query('SELECT 1'), timeout])
+        .catch(() => this.#lost(client))
+        .finally(() => clearTimeout(timer));
     }, PING_EVERY_MS);
     this.#pingTimer.unref?.();
   }
