@@ -654,3 +654,171 @@ fn a_public_group_with_the_expander_processes_custom_proposals_as_removes() {
     );
     assert_eq!(members_after(true), Ok((vec![LeafNodeIndex::new(2)], 2)));
 }
+
+/// Process `message` as a proposal and keep it in the store.
+fn receive_proposal<P: OpenMlsProvider>(
+    group: &mut MlsGroup,
+    provider: &P,
+    message: MlsMessageOut,
+) {
+    let ProcessedMessageContent::ProposalMessage(proposal) =
+        process(group, provider, message).unwrap().into_content()
+    else {
+        panic!("expected a proposal");
+    };
+    group
+        .store_pending_proposal(provider.storage(), *proposal)
+        .unwrap();
+}
+
+/// Commit the proposal store and nothing else.
+fn commit_store(
+    group: &mut MlsGroup,
+    provider: &impl OpenMlsProvider,
+    signer: &impl Signer,
+) -> Result<MlsMessageOut, CreateCommitError> {
+    let bundle = group
+        .commit_builder()
+        .consume_proposal_store(true)
+        .load_psks(provider.storage())
+        .unwrap()
+        .build(provider.rand(), provider.crypto(), signer, |_| true)?
+        .stage_commit(provider)
+        .unwrap();
+    Ok(bundle.into_commit())
+}
+
+/// RFC 9420 §12.2: proposals by reference that overlap a custom proposal's
+/// implied Removes (a Remove of the same leaf, an Update of it, another
+/// custom proposal) do not block the committer: it keeps one.
+#[openmls_test]
+fn overlapping_proposals_by_reference_do_not_block_the_committer() {
+    let providers = [
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+    ];
+    let World {
+        mut groups,
+        signers,
+        ..
+    } = world(ciphersuite, &providers, true, false);
+    // charlie (2) proposes an Update; bob (1) proposes the custom removal of
+    // charlie, a Remove of charlie and a second custom removal of charlie.
+    let (update, _) = groups[2]
+        .propose_self_update(
+            providers[2],
+            &signers[2].signer,
+            LeafNodeParameters::default(),
+        )
+        .unwrap();
+    let (custom, _) = groups[1]
+        .propose_custom_proposal_by_reference(
+            providers[1],
+            &signers[1].signer,
+            CustomProposal::new(REMOVING, 2u32.to_be_bytes().to_vec()),
+        )
+        .unwrap();
+    let (remove, _) = groups[1]
+        .propose_remove_member(providers[1], &signers[1].signer, LeafNodeIndex::new(2))
+        .unwrap();
+    let (again, _) = groups[1]
+        .propose_custom_proposal_by_reference(
+            providers[1],
+            &signers[1].signer,
+            CustomProposal::new(REMOVING, [2u32.to_be_bytes(), 2u32.to_be_bytes()].concat()),
+        )
+        .unwrap();
+    for message in [
+        update.clone(),
+        custom.clone(),
+        remove.clone(),
+        again.clone(),
+    ] {
+        receive_proposal(&mut groups[0], providers[0], message);
+    }
+    let commit = commit_store(&mut groups[0], providers[0], &signers[0].signer).unwrap();
+    groups[0].merge_pending_commit(providers[0]).unwrap();
+    for message in [update, custom, remove, again] {
+        receive_proposal(&mut groups[1], providers[1], message);
+    }
+    let ProcessedMessageContent::StagedCommitMessage(staged) =
+        process(&mut groups[1], providers[1], commit)
+            .unwrap()
+            .into_content()
+    else {
+        panic!("expected a commit");
+    };
+    // The Remove is kept; the overlapping custom proposals and the Update are left out.
+    assert_eq!(staged.remove_proposals().count(), 1);
+    assert!(staged.implied_removes().is_empty());
+    assert_eq!(staged.update_proposals().count(), 0);
+    groups[1]
+        .merge_staged_commit(providers[1], *staged)
+        .unwrap();
+    assert_eq!(
+        groups[0].epoch_authenticator(),
+        groups[1].epoch_authenticator()
+    );
+    assert_eq!(groups[1].members().count(), 2);
+
+    // Without a Remove: the custom proposal is kept and the Update of the leaf it removes gives way.
+    let World {
+        mut groups,
+        signers,
+        ..
+    } = world(ciphersuite, &providers, true, false);
+    let (update, _) = groups[2]
+        .propose_self_update(
+            providers[2],
+            &signers[2].signer,
+            LeafNodeParameters::default(),
+        )
+        .unwrap();
+    let (custom, _) = groups[1]
+        .propose_custom_proposal_by_reference(
+            providers[1],
+            &signers[1].signer,
+            CustomProposal::new(REMOVING, 2u32.to_be_bytes().to_vec()),
+        )
+        .unwrap();
+    for message in [update.clone(), custom.clone()] {
+        receive_proposal(&mut groups[0], providers[0], message.clone());
+        receive_proposal(&mut groups[1], providers[1], message);
+    }
+    let commit = commit_store(&mut groups[0], providers[0], &signers[0].signer).unwrap();
+    groups[0].merge_pending_commit(providers[0]).unwrap();
+    let ProcessedMessageContent::StagedCommitMessage(staged) =
+        process(&mut groups[1], providers[1], commit)
+            .unwrap()
+            .into_content()
+    else {
+        panic!("expected a commit");
+    };
+    assert_eq!(staged.implied_removes(), &[LeafNodeIndex::new(2)]);
+    assert_eq!(staged.update_proposals().count(), 0);
+    groups[1]
+        .merge_staged_commit(providers[1], *staged)
+        .unwrap();
+    assert_eq!(
+        groups[0].epoch_authenticator(),
+        groups[1].epoch_authenticator()
+    );
+
+    // By value the committer's own overlap is still refused.
+    let err = commit_with(
+        &mut groups[0],
+        providers[0],
+        &signers[0].signer,
+        vec![
+            removing(&[1]),
+            Proposal::Remove(Box::new(RemoveProposal::new(LeafNodeIndex::new(1)))),
+        ],
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        CreateCommitError::ProposalValidationError(ProposalValidationError::DuplicateMemberRemoval)
+    );
+}

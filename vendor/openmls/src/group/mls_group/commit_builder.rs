@@ -782,7 +782,13 @@ impl<'a, G: BorrowMut<MlsGroup>> CommitBuilder<'a, LoadedPsks, G> {
                 }
             })?;
 
-        // Custom proposals that remove leaves (e.g. LeafOperationProposals)
+        // Custom proposals that remove leaves (e.g. LeafOperationProposals):
+        // of those from the store that overlap, keep one (RFC 9420 §12.2).
+        proposal_queue.drop_overlapping_expansions(
+            &group.public_group,
+            &group.mls_group_config.proposal_expander,
+            group.own_leaf_index,
+        );
         proposal_queue.expand(
             &group.public_group,
             &group.mls_group_config.proposal_expander,

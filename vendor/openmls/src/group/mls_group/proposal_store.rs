@@ -386,6 +386,67 @@ impl ProposalQueue {
         Ok(())
     }
 
+    /// RFC 9420 §12.2 for a committer drawing on the proposal store: "If
+    /// there are multiple proposals that apply to the same leaf, the
+    /// committer chooses one and includes only that one". A custom proposal
+    /// received by reference is left out when the leaves it removes meet a
+    /// leaf another included proposal removes, or the committer, or when the
+    /// expander now refuses it; an Update of a leaf an included one removes
+    /// gives way to it (a Remove is preferred over an Update). Without this a
+    /// member could block every commit of the epoch by proposing, say, an
+    /// intent and a Remove of the same leaf. Proposals given by value are
+    /// the committer's own choice and stay ([`ProposalQueue::expand`] and the
+    /// Remove validation refuse conflicts among them as before).
+    pub(crate) fn drop_overlapping_expansions(
+        &mut self,
+        group: &crate::group::PublicGroup,
+        hook: &crate::group::ProposalExpanderHook,
+        committer: LeafNodeIndex,
+    ) {
+        let by_reference =
+            |q: &QueuedProposal| q.proposal_or_ref_type == ProposalOrRefType::Reference;
+        let mut removed: HashSet<LeafNodeIndex> = HashSet::from([committer]);
+        for queued in self.queued_proposals() {
+            match (queued.proposal(), queued.sender()) {
+                (Proposal::Remove(remove), _) => {
+                    removed.insert(remove.removed());
+                }
+                (Proposal::SelfRemove, Sender::Member(leaf)) => {
+                    removed.insert(*leaf);
+                }
+                (Proposal::Custom(custom), _) if !by_reference(queued) => {
+                    removed.extend(hook.removed_leaves(group, custom).unwrap_or_default());
+                }
+                _ => {}
+            }
+        }
+        let mut dropped = Vec::new();
+        let mut removed_by_custom = HashSet::new();
+        for queued in self.queued_proposals().filter(|q| by_reference(q)) {
+            let Proposal::Custom(custom) = queued.proposal() else {
+                continue;
+            };
+            match hook.removed_leaves(group, custom) {
+                Ok(leaves) if leaves.iter().all(|leaf| !removed.contains(leaf)) => {
+                    removed.extend(leaves.iter().copied());
+                    removed_by_custom.extend(leaves);
+                }
+                _ => dropped.push(queued.proposal_reference()),
+            }
+        }
+        for queued in self.queued_proposals().filter(|q| by_reference(q)) {
+            if let (Proposal::Update(_), Sender::Member(leaf)) =
+                (queued.proposal(), queued.sender())
+            {
+                if removed_by_custom.contains(leaf) {
+                    dropped.push(queued.proposal_reference());
+                }
+            }
+        }
+        self.proposal_references.retain(|r| !dropped.contains(r));
+        self.queued_proposals.retain(|r, _| !dropped.contains(r));
+    }
+
     /// Leaves removed by custom proposals (see [`ProposalQueue::expand`]).
     pub(crate) fn implied_removes(&self) -> &[LeafNodeIndex] {
         &self.implied_removes
