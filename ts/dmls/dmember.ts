@@ -83,6 +83,10 @@ interface State {
   lastUpdateEpoch: number;
   /** Foreign send group (hex) → newest epoch of the own send group its owner imported (REJOIN inference). */
   acks: Record<string, number>;
+  /** Identities (hex) of the universe's members (seed 003 §2, §6.1); empty when not known (a state saved before they were kept). */
+  members: string[];
+  /** Send groups (hex) this member asked to be re-added to (REJOIN) and has no Welcome for yet. */
+  rejoining: string[];
   /** The universe, as fixed at founding (`open` takes it from here). */
   universe?: { id: string; profile: DmlsProfile; exportLength: number; ciphersuites: number[] };
 }
@@ -91,6 +95,9 @@ const RECORD = 'paired-mls/dmls';
 const enc = new TextEncoder();
 /** Failures that mean "not yet": the message waits for something else first. */
 const RETRY_CODES = new Set(['PSK_NOT_FOUND', 'WRONG_EPOCH', 'UNKNOWN_GROUP', 'MESSAGE_TOO_FAR_AHEAD', 'PROTOCOL', 'INVALID_COMMIT']);
+
+/** A rejoin Welcome tried against a send group it is not for (rolls the attempt back). */
+class OtherGroup extends Error {}
 
 /** A participant of a Distributed MLS universe (docs/PROTOCOL.md §6): its own send group and the others' imported epochs. */
 export class DMember {
@@ -151,6 +158,7 @@ export class DMember {
       if (!m.members.some((id) => bytesEqual(id, identity.identity))) throw new DmlsError('universe', 'a universe definition without this member');
       const universe = { id: m.universeId, profile, exportLength: m.exportLength, ciphersuites: m.ciphersuites };
       const draft = new DMember(client, identity, universe, options, DMember.#emptyState());
+      draft.#state.members = m.members.map(toHex);
       draft.#checkSuite(founderGroup);
       const founder = founderGroup.members().find((x) => x.leafIndex === 0)!;
       draft.#state.owners[toHex(founderGroup.id)] = toHex(founder.credential.identity);
@@ -170,7 +178,7 @@ export class DMember {
   }
 
   static #emptyState(): State {
-    return { ownGroupId: '', pending: {}, stored: {}, ackOnly: {}, owners: {}, imported: {}, lastUpdateEpoch: 0, acks: {} };
+    return { ownGroupId: '', pending: {}, stored: {}, ackOnly: {}, owners: {}, imported: {}, lastUpdateEpoch: 0, acks: {}, members: [], rejoining: [] };
   }
 
   static #sendGroupOptions(options: DmlsOptions): GroupOptions {
@@ -203,6 +211,8 @@ export class DMember {
     }
     await this.#ownEpoch(group, true);
     const members = group.members().map((m) => m.credential.identity);
+    // Founded or INIT here: the universe is the members of this send group (seed 003 §6.1).
+    if (this.#state.members.length === 0) this.#state.members = members.map(toHex);
     const u = this.universe;
     messages.push(await group.encrypt(encodeDmlsMessage({ type: 'announce', profile: DMLS_PROFILE_CODES[u.profile], universeId: u.id, exportLength: u.exportLength, ciphersuites: u.ciphersuites, members })));
     await this.#save();
@@ -275,7 +285,7 @@ export class DMember {
    */
   async commit(): Promise<Uint8Array[]> {
     const updates = this.sendGroup.state().pendingProposals > 0;
-    if (Object.keys(this.#state.pending).length === 0 && !updates) return [];
+    if (this.#importable().length === 0 && !updates) return [];
     // Covering Update proposals needs an UpdatePath (RFC 9420 §12.4): a full commit.
     return this.#commitOwn(updates);
   }
@@ -283,11 +293,12 @@ export class DMember {
   async #commitOwn(withPath: boolean, newIdentity?: Identity, extraPsks: Uint8Array[] = []): Promise<Uint8Array[]> {
     return this.#atomically(async () => {
       const group = this.sendGroup;
-      const psks = [...this.#pendingPskIds(), ...extraPsks];
+      const imports = this.#importable();
+      const psks = [...imports.map(([hex, epoch]) => pskGroupId(epoch, fromHex(hex))), ...extraPsks];
       const newSigner = newIdentity ? { identity: newIdentity.identity, signaturePublicKey: newIdentity.signaturePublicKey } : undefined;
       const { commit } = await group.commit({ psks, selfUpdate: withPath, includePending: true, newSigner });
       await group.mergePendingCommit();
-      this.#imported();
+      this.#imported(imports);
       await this.#ownEpoch(group, withPath);
       await this.#save();
       return [commit];
@@ -314,10 +325,11 @@ export class DMember {
     const leaves = group.members().filter((m) => bytesEqual(m.credential.identity, identity)).map((m) => m.leafIndex);
     if (leaves.length === 0) return [];
     return this.#atomically(async () => {
-      const psks = this.#pendingPskIds();
+      const imports = this.#importable(leaves);
+      const psks = imports.map(([hex, epoch]) => pskGroupId(epoch, fromHex(hex)));
       const { commit } = await group.commit({ remove: leaves, psks, selfUpdate: true });
       await group.mergePendingCommit();
-      this.#imported();
+      this.#imported(imports);
       await this.#ownEpoch(group, true);
       await this.#save();
       return [commit];
@@ -352,8 +364,9 @@ export class DMember {
         if (hex === this.#state.ownGroupId) continue;
         const id = fromHex(hex);
         const epoch = this.client.group(id).epoch;
-        if (this.#state.pending[hex] !== epoch) acks.push(pskGroupId(epoch, id));
+        if (this.#state.pending[hex] !== epoch && this.#followable(hex)) acks.push(pskGroupId(epoch, id));
         entries.push({ sendGroupId: id, keyPackage: await this.client.createKeyPackage(this.identity) });
+        if (!this.#state.rejoining.includes(hex)) this.#state.rejoining.push(hex);
       }
       const out = await this.#commitOwn(this.sendGroup.state().pendingProposals > 0, undefined, acks);
       out.push(await this.sendGroup.encrypt(encodeDmlsMessage({ type: 'rejoinRequest', entries })));
@@ -425,6 +438,11 @@ export class DMember {
         const g = await this.client.joinFromWelcome(welcome, this.#options.sendGroup);
         this.#checkSuite(g);
         const owner = g.members().find((m) => m.leafIndex === 0);
+        // Only members of the universe own send groups (seed 003 §2): anyone
+        // holding one of our published KeyPackages could make us join theirs.
+        if (this.#state.members.length > 0 && !(owner && this.#state.members.includes(toHex(owner.credential.identity)))) {
+          throw new DmlsError('universe', 'a Welcome into a group whose owner is not a member of the universe');
+        }
         if (owner) this.#state.owners[toHex(g.id)] = toHex(owner.credential.identity);
         // Others may import the epoch this Welcome starts at; keep its PSK.
         await this.#storePsk(g, false);
@@ -447,21 +465,30 @@ export class DMember {
     }
   }
 
-  /** A Welcome into a send group this member still has a (stale) state of: the REJOIN answer, or a duplicate. */
+  /**
+   * A Welcome into a send group this member still has a (stale) state of:
+   * the REJOIN answer, or a duplicate. Only a send group this member asked
+   * to be re-added to is replaced, and only by a group its owner (the same
+   * identity at leaf 0) leads: a group id is the creator's choice, so
+   * anyone holding one of our KeyPackages can make a Welcome under it.
+   */
   async #rejoinWelcome(welcome: Uint8Array): Promise<{ retry: boolean; events: DmlsEvent[] }> {
-    for (const hex of Object.keys(this.#state.owners)) {
-      if (hex === this.#state.ownGroupId) continue;
+    for (const hex of this.#state.rejoining) {
       try {
         const group = await this.#atomically(async () => {
           await this.client.deleteGroup(fromHex(hex));
           const g = await this.client.joinFromWelcome(welcome, this.#options.sendGroup);
-          if (toHex(g.id) !== hex) throw new DmlsError('universe', 'not this group');
+          if (toHex(g.id) !== hex) throw new OtherGroup();
+          const owner = g.members().find((m) => m.leafIndex === 0)?.credential.identity;
+          if (!owner || toHex(owner) !== this.#state.owners[hex]) throw new DmlsError('not-owner', 'a rejoin Welcome into a send group led by someone other than its owner');
+          this.#state.rejoining = this.#state.rejoining.filter((x) => x !== hex);
           await this.#storePsk(g, false);
           await this.#save();
           return g;
         });
         return { retry: false, events: [{ type: 'joined', sendGroupId: group.id }] };
-      } catch {
+      } catch (err) {
+        if (err instanceof DmlsError) throw err;
         // not this group's Welcome (or our KeyPackage is already used): state restored
       }
     }
@@ -534,6 +561,7 @@ export class DMember {
         const behind = acked === undefined || acked < own.epoch;
         const mine = m.entries.find((e) => toHex(e.sendGroupId) === this.#state.ownGroupId);
         if (!behind || !mine) return [{ type: 'rejoinRequest', from: owner, behind: false, messages: [] }];
+        this.#checkRejoinKeyPackage(group, owner, mine.keyPackage, own.state().ciphersuite);
         const stale = own.members().filter((x) => bytesEqual(x.credential.identity, owner)).map((x) => x.leafIndex);
         // No PSK imports here: the rejoiner would need them to read the Welcome.
         const { commit, welcome } = await own.commit({ remove: stale, add: [mine.keyPackage], includePending: false, selfUpdate: true });
@@ -544,6 +572,28 @@ export class DMember {
         return [{ type: 'rejoinRequest', from: owner, behind: true, messages: [commit, welcome!] }];
       }
     }
+  }
+
+  /**
+   * The KeyPackage of a rejoin request must be its sender's (seed 003 §5
+   * REJOIN: "a keyPackage message for Charlie"): the requester's identity
+   * and the signature key it signs its own send group with, in this send
+   * group's ciphersuite. Otherwise any member could have every owner it
+   * claims to be behind add someone else's KeyPackage to its send group.
+   */
+  #checkRejoinKeyPackage(requesterGroup: Group, requester: Uint8Array, keyPackage: Uint8Array, ciphersuite: number): void {
+    let info;
+    try {
+      info = this.client.inspectKeyPackage(keyPackage);
+    } catch (err) {
+      if (err instanceof MlsError) throw new DmlsError('rejoin', `a rejoin request with an undecodable KeyPackage: ${err.message}`);
+      throw err;
+    }
+    const key = requesterGroup.members().find((m) => m.leafIndex === 0)?.signatureKey;
+    if (!bytesEqual(info.credential.identity, requester) || !key || !bytesEqual(info.signatureKey, key)) {
+      throw new DmlsError('rejoin', 'a rejoin request with a KeyPackage that is not its sender\'s');
+    }
+    if (info.ciphersuite !== ciphersuite) throw new DmlsError('rejoin', 'a rejoin request with a KeyPackage of another ciphersuite');
   }
 
   /** An owner's announcement repeats the universe definition (seed 003 §6.1). */
@@ -581,15 +631,31 @@ export class DMember {
     if (pending) this.#state.pending[hex] = epoch;
   }
 
-  /** PSK ids of the pending imports, one per foreign send group. */
-  #pendingPskIds(): Uint8Array[] {
-    return Object.entries(this.#state.pending).map(([hex, epoch]) => pskGroupId(epoch, fromHex(hex)));
+  /**
+   * Whether every other member of the own send group (but the leaves in
+   * `leaving`) is a member of send group `hex` too, so holds its PSKs. A
+   * PSK import of a send group someone lacks makes the importing commit
+   * unprocessable for them (PSK_NOT_FOUND, buffered for good): one owner
+   * leaving a member out of its send group, or removing it earlier than
+   * the others, would stall every send group that imports it.
+   */
+  #followable(hex: string, leaving: number[] = []): boolean {
+    const own = this.sendGroup;
+    const there = new Set(this.client.group(fromHex(hex)).members().map((m) => toHex(m.credential.identity)));
+    return own.members().every((m) => m.leafIndex === own.ownLeafIndex || leaving.includes(m.leafIndex) || there.has(toHex(m.credential.identity)));
   }
 
-  /** The pending imports went into a commit of the own send group. */
-  #imported(): void {
-    for (const [hex, epoch] of Object.entries(this.#state.pending)) this.#state.imported[hex] = epoch;
-    this.#state.pending = {};
+  /** The pending imports the own send group can take now (`#followable`); the others stay pending. */
+  #importable(leaving: number[] = []): [string, number][] {
+    return Object.entries(this.#state.pending).filter(([hex]) => this.#followable(hex, leaving));
+  }
+
+  /** These pending imports went into a commit of the own send group. */
+  #imported(imports: [string, number][]): void {
+    for (const [hex, epoch] of imports) {
+      this.#state.imported[hex] = epoch;
+      if (this.#state.pending[hex] === epoch) delete this.#state.pending[hex];
+    }
   }
 
   /** Foreign send group (hex) → last epoch imported into the own send group. */

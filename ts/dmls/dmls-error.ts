@@ -7,12 +7,15 @@ export type DmlsErrorCode = (typeof DMLS_ERROR_CODES)[number];
 
 /**
  * - `not-owner`: a commit or application message in a send group from
- *   anyone but its owner (leaf 0);
+ *   anyone but its owner (leaf 0), or a rejoin Welcome into a send group
+ *   led by anyone but its owner;
  * - `proposal-type`: a proposal other than Update in a send group;
- * - `universe`: an announcement for another universe or a non-member;
- * - `malformed`: an undecodable DMLS message.
+ * - `universe`: an announcement for another universe or a non-member, or
+ *   a Welcome into a group whose owner is not in the universe;
+ * - `malformed`: an undecodable DMLS message;
+ * - `rejoin`: a rejoin request whose KeyPackage is not its sender's.
  */
-export type DmlsRejection = 'not-owner' | 'proposal-type' | 'universe' | 'malformed';
+export type DmlsRejection = 'not-owner' | 'proposal-type' | 'universe' | 'malformed' | 'rejoin';
 
 /** A DMLS rule was broken (`DMLS_POLICY`), with the reason. */
 export class DmlsError extends MlsError<DmlsErrorCode> {

@@ -1,0 +1,220 @@
+/**
+ * Review of the Distributed MLS layer (seed 003) as an attacker: a
+ * participant (or an outsider holding a published KeyPackage) acting beyond
+ * its rights — Welcomes into send groups it does not own, send groups that
+ * leave members out, rejoin requests that smuggle in someone else's
+ * KeyPackage. Each attack is refused with its exact reason and the honest
+ * members keep reading each other. Delivery is direct and in order, so each
+ * step is visible.
+ */
+import { describe, expect, it } from 'vitest';
+import { MlsClient, bytesEqual, toHex, utf8, type Identity } from 'paired-mls';
+import { DMember, DmlsError, encodeDmlsMessage, type DmlsEvent } from 'paired-mls/dmls';
+
+const enc = new TextEncoder();
+
+interface Person {
+  name: string;
+  client: MlsClient;
+  identity: Identity;
+  member?: DMember;
+  received: string[];
+}
+
+async function person(name: string, identityName = name): Promise<Person> {
+  const client = await MlsClient.open();
+  return { name, client, identity: await client.createIdentity(identityName, 1), received: [] };
+}
+
+/** `unprotect` at `to`, keeping the data it yields. */
+async function receive(to: Person, message: Uint8Array): Promise<DmlsEvent[]> {
+  const events = await to.member!.unprotect(message);
+  for (const e of events) if (e.type === 'data') to.received.push(`${utf8(e.sender)}: ${utf8(e.data)}`);
+  return events;
+}
+
+/** Deliver `messages` in order to each of `to`; rejoin answers go on to everyone but their sender. */
+async function send(messages: Uint8Array[], to: Person[], everyone: Person[] = to): Promise<void> {
+  for (const m of messages) {
+    for (const p of to) {
+      for (const e of await receive(p, m)) {
+        if (e.type === 'rejoinRequest' && e.messages.length > 0) await send(e.messages, everyone.filter((o) => o !== p), everyone);
+      }
+    }
+  }
+}
+
+const others = (all: Person[], p: Person) => all.filter((o) => o !== p);
+
+/**
+ * A universe founded by the first person. `sendGroupOf(name)` says whom
+ * each joiner adds to its own send group (default: everyone else).
+ */
+async function universe(names: string[], sendGroupOf: (name: string) => string[] = (n) => names.filter((x) => x !== n)): Promise<Person[]> {
+  const people = await Promise.all(names.map((n) => person(n)));
+  const byName = new Map(people.map((p) => [p.name, p]));
+  const keyPackages = (who: string[]) => Promise.all(who.map((n) => byName.get(n)!.client.createKeyPackage(byName.get(n)!.identity)));
+  const [founder, ...rest] = people as [Person, ...Person[]];
+  const founded = await DMember.found(founder.client, founder.identity, await keyPackages(sendGroupOf(founder.name)));
+  founder.member = founded.member;
+  const [welcome, definition] = founded.messages as [Uint8Array, Uint8Array];
+  const inits: [Person, Uint8Array[]][] = [];
+  for (const p of rest) {
+    const joined = await DMember.joinUniverse(p.client, p.identity, welcome, definition, await keyPackages(sendGroupOf(p.name)));
+    p.member = joined.member;
+    inits.push([p, joined.messages]);
+  }
+  for (const [p, messages] of inits) await send(messages, others(people, p));
+  return people;
+}
+
+async function thrown(fn: () => Promise<unknown>): Promise<unknown> {
+  return fn().then(() => undefined, (e: unknown) => e);
+}
+
+async function refusedWith(fn: () => Promise<unknown>, reason: string): Promise<DmlsError> {
+  const err = await thrown(fn);
+  expect(err).toBeInstanceOf(DmlsError);
+  expect((err as DmlsError).code).toBe('DMLS_POLICY');
+  expect((err as DmlsError).reason).toBe(reason);
+  return err as DmlsError;
+}
+
+/** Everyone protects a line; every other one reads it. */
+async function everyoneTalks(people: Person[], text: string): Promise<void> {
+  for (const p of people) await send(await p.member!.protect(enc.encode(`${text} (${p.name})`)), others(people, p));
+  for (const p of people) {
+    for (const o of others(people, p)) expect(p.received, `${p.name} reads ${o.name}`).toContain(`${o.name}: ${text} (${o.name})`);
+  }
+}
+
+describe('DMLS review: Welcomes into send groups', () => {
+  it('a Welcome reusing a followed send group\'s id, from someone who is not its owner, does not replace it', async () => {
+    const people = await universe(['ann', 'ben', 'cat']);
+    const [ann, ben] = people as [Person, Person, Person];
+    const annGroup = ann.member!.sendGroup.id;
+    // cat (on another client of hers) makes a group with ann's send group
+    // id, herself at leaf 0, and adds ben from one of his published KeyPackages.
+    const catElsewhere = await person('cat-elsewhere', 'cat');
+    const fake = await catElsewhere.client.createGroup(catElsewhere.identity, { groupId: annGroup, wireFormat: 'ciphertext' });
+    const { welcome } = await fake.commit({ add: [await ben.client.createKeyPackage(ben.identity)] });
+    await fake.mergePendingCommit();
+    const annEpochAtBen = ben.client.group(annGroup).epoch;
+    // ben asked nobody to re-add him: a Welcome for a group he follows is a duplicate.
+    expect(await receive(ben, welcome!)).toEqual([{ type: 'dropped', reason: 'duplicate' }]);
+    expect(ben.client.group(annGroup).epoch).toBe(annEpochAtBen);
+    expect(ben.client.group(annGroup).members()[0]!.credential.identity).toEqual(enc.encode('ann'));
+    // ann's own messages still reach ben, as hers.
+    await everyoneTalks(people, 'after the fake Welcome');
+  });
+
+  it('while a member waits to be re-added, a Welcome for that send group whose owner is someone else is refused (not-owner); the owner\'s own then works', async () => {
+    const people = await universe(['ann', 'ben', 'cat']);
+    const [ann, ben, cat] = people as [Person, Person, Person];
+    const annGroup = ann.member!.sendGroup.id;
+    // ben misses an UPDATE of ann, then asks to be re-added.
+    await send(await ann.member!.update(), [cat]);
+    const request = await ben.member!.requestRejoin();
+    // cat (on another client of hers) races ann's answer with her own group under ann's id.
+    const catElsewhere = await person('cat-elsewhere', 'cat');
+    const fake = await catElsewhere.client.createGroup(catElsewhere.identity, { groupId: annGroup, wireFormat: 'ciphertext' });
+    const { welcome } = await fake.commit({ add: [await ben.client.createKeyPackage(ben.identity)] });
+    await fake.mergePendingCommit();
+    await refusedWith(() => receive(ben, welcome!), 'not-owner');
+    expect(ben.client.group(annGroup).members()[0]!.credential.identity).toEqual(enc.encode('ann'));
+    // ann's answer to the request re-adds ben.
+    await send(request, [ann, cat], people);
+    expect(ben.client.group(annGroup).epoch).toBe(ann.member!.sendGroup.epoch);
+    await everyoneTalks(people, 'after the rejoin');
+  });
+
+  it('a Welcome into a group whose owner is not in the universe is refused (universe)', async () => {
+    const people = await universe(['ann', 'ben', 'cat']);
+    const [, ben] = people as [Person, Person, Person];
+    const mallory = await person('mallory');
+    const outside = await mallory.client.createGroup(mallory.identity, { wireFormat: 'ciphertext' });
+    const { welcome } = await outside.commit({ add: [await ben.client.createKeyPackage(ben.identity)] });
+    await outside.mergePendingCommit();
+    const before = ben.client.groupIds().length;
+    await refusedWith(() => receive(ben, welcome!), 'universe');
+    expect(ben.client.groupIds()).toHaveLength(before);
+    expect([...ben.member!.sendGroups().values()].map(utf8).sort()).toEqual(['ann', 'ben', 'cat']);
+    await everyoneTalks(people, 'after the outsider');
+  });
+});
+
+describe('DMLS review: PSK imports only where every receiver can follow', () => {
+  it('a send group that leaves a member out is not imported into a send group that has that member; nobody stalls', async () => {
+    // cat's send group leaves ann out (her choice as its owner).
+    const people = await universe(['ann', 'ben', 'cat'], (n) => (n === 'cat' ? ['ben'] : ['ann', 'ben', 'cat'].filter((x) => x !== n)));
+    const [ann, ben, cat] = people as [Person, Person, Person];
+    const catGroup = cat.member!.sendGroup.id;
+    expect(ann.client.groupIds().some((g) => bytesEqual(g, catGroup))).toBe(false);
+    // cat UPDATEs; ben sees it, but ann (in ben's send group) has no state of cat's group.
+    await send(await cat.member!.update(), [ben]);
+    expect(ben.member!.pendingImports().map((p) => toHex(p.sendGroupId))).toEqual([toHex(catGroup)]);
+    // ben's PROTECT: no commit importing cat's group (ann could not process it), just the data.
+    const out = await ben.member!.protect(enc.encode('hello'));
+    expect(out).toHaveLength(1);
+    await send(out, [ann, cat]);
+    expect(ann.received).toContain('ben: hello');
+    expect(ann.member!.bufferedCount()).toBe(1); // cat's announcement, of a group ann is not in
+    expect(cat.received).toContain('ben: hello');
+    // The import stays pending, for as long as ann is in ben's group and not in cat's.
+    expect(ben.member!.pendingImports().map((p) => toHex(p.sendGroupId))).toEqual([toHex(catGroup)]);
+    // ann's and ben's own UPDATEs are imported as usual.
+    await send(await ann.member!.update(), [ben, cat]);
+    await send(await ben.member!.protect(enc.encode('after ann updated')), [ann, cat]);
+    expect(ann.received).toContain('ben: after ann updated');
+    expect(ben.member!.importedEpochs().get(toHex(ann.member!.sendGroup.id))).toBe(ann.member!.lastUpdateEpoch);
+  });
+});
+
+describe('DMLS review: an owner removing a member before the others do', () => {
+  it('ann removes dan from her send group; ben, who keeps dan, does not import ann\'s epochs dan lacks, and dan keeps reading ben', async () => {
+    const people = await universe(['ann', 'ben', 'cat', 'dan']);
+    const [ann, ben, cat, dan] = people as [Person, Person, Person, Person];
+    // ann removes dan (an owner's right); the commit carries an UpdatePath.
+    await send(await ann.member!.removeMember(enc.encode('dan')), [ben, cat, dan]);
+    expect(ben.member!.pendingImports().map((p) => toHex(p.sendGroupId))).toEqual([toHex(ann.member!.sendGroup.id)]);
+    // ben still has dan: importing ann's new epoch would leave dan unable to follow ben.
+    await send(await ben.member!.protect(enc.encode('still reading me, dan?')), [ann, cat, dan]);
+    expect(dan.received).toContain('ben: still reading me, dan?');
+    expect(dan.member!.bufferedCount()).toBe(0);
+    // Once ben removes dan too, ann's epoch is imported with that very commit.
+    await send(await ben.member!.removeMember(enc.encode('dan')), [ann, cat, dan]);
+    expect(ben.member!.pendingImports()).toEqual([]);
+    expect(ben.member!.importedEpochs().get(toHex(ann.member!.sendGroup.id))).toBe(ann.member!.lastUpdateEpoch);
+    await everyoneTalks([ann, ben, cat].map((p) => p), 'without dan in ann\'s and ben\'s groups');
+  });
+});
+
+describe('DMLS review: rejoin requests', () => {
+  for (const [what, keyPackageOf] of [
+    ['an outsider\'s KeyPackage', async () => {
+      const mallory = await person('mallory');
+      return mallory.client.createKeyPackage(mallory.identity);
+    }],
+    ['a KeyPackage naming the requester under another signature key', async () => {
+      const mallory = await person('mallory', 'cat');
+      return mallory.client.createKeyPackage(mallory.identity);
+    }],
+  ] as const) {
+    it(`a rejoin request carrying ${what} is refused (rejoin); the requester's honest one then works`, async () => {
+      const people = await universe(['ann', 'ben', 'cat']);
+      const [ann, ben, cat] = people as [Person, Person, Person];
+      const annGroup = ann.member!.sendGroup;
+      const forged = await cat.member!.sendGroup.encrypt(encodeDmlsMessage({ type: 'rejoinRequest', entries: [{ sendGroupId: annGroup.id, keyPackage: await keyPackageOf() }] }));
+      const epoch = annGroup.epoch;
+      const members = annGroup.members().map((m) => toHex(m.signatureKey));
+      await refusedWith(() => receive(ann, forged), 'rejoin');
+      expect(annGroup.epoch).toBe(epoch);
+      expect(annGroup.members().map((m) => toHex(m.signatureKey))).toEqual(members);
+      // cat's own request re-adds her with her own KeyPackage.
+      await send(await ann.member!.update(), [ben]);
+      await send(await cat.member!.requestRejoin(), [ann, ben], people);
+      expect(cat.client.group(annGroup.id).epoch).toBe(annGroup.epoch);
+      await everyoneTalks(people, 'after cat rejoined');
+    });
+  }
+});
