@@ -218,3 +218,24 @@ describe('DMLS review: rejoin requests', () => {
     });
   }
 });
+
+describe('DMLS review: an Update proposal delivered to the owner only', () => {
+  it('the owner\'s commit covering it does not stall the receivers who never got it', async () => {
+    const people = await universe(['ann', 'ben', 'cat']);
+    const [ann, ben, cat] = people as [Person, Person, Person];
+    // cat sends an Update proposal in ann's send group to ann alone.
+    const update = await cat.member!.proposeUpdate(ann.member!.sendGroup.id);
+    expect((await receive(ann, update)).map((e) => e.type)).toEqual(['updateProposal']);
+    // ann's next PROTECT covers it by reference (RFC 9420 §12.4: Updates go
+    // by reference) and sends it again first: ben takes it, cat drops her own.
+    const out = await ann.member!.protect(enc.encode('covers cat\'s update'));
+    expect(out).toHaveLength(3);
+    expect(out[0]).toEqual(update);
+    expect((await receive(ben, out[0]!)).map((e) => e.type)).toEqual(['updateProposal']);
+    expect(await receive(cat, out[0]!)).toEqual([{ type: 'dropped', reason: 'duplicate' }]);
+    await send(out.slice(1), [ben, cat]);
+    expect(ben.received).toContain('ann: covers cat\'s update');
+    expect(ben.client.group(ann.member!.sendGroup.id).epoch).toBe(ann.member!.sendGroup.epoch);
+    await everyoneTalks(people, 'after the targeted Update');
+  });
+});

@@ -87,6 +87,8 @@ interface State {
   members: string[];
   /** Send groups (hex) this member asked to be re-added to (REJOIN) and has no Welcome for yet. */
   rejoining: string[];
+  /** Update proposals (hex of the messages) received in the own send group this epoch; sent again with the commit covering them. */
+  proposals: string[];
   /** The universe, as fixed at founding (`open` takes it from here). */
   universe?: { id: string; profile: DmlsProfile; exportLength: number; ciphersuites: number[] };
 }
@@ -178,7 +180,7 @@ export class DMember {
   }
 
   static #emptyState(): State {
-    return { ownGroupId: '', pending: {}, stored: {}, ackOnly: {}, owners: {}, imported: {}, lastUpdateEpoch: 0, acks: {}, members: [], rejoining: [] };
+    return { ownGroupId: '', pending: {}, stored: {}, ackOnly: {}, owners: {}, imported: {}, lastUpdateEpoch: 0, acks: {}, members: [], rejoining: [], proposals: [] };
   }
 
   static #sendGroupOptions(options: DmlsOptions): GroupOptions {
@@ -296,12 +298,13 @@ export class DMember {
       const imports = this.#importable();
       const psks = [...imports.map(([hex, epoch]) => pskGroupId(epoch, fromHex(hex))), ...extraPsks];
       const newSigner = newIdentity ? { identity: newIdentity.identity, signaturePublicKey: newIdentity.signaturePublicKey } : undefined;
+      const covered = this.#coveredProposals();
       const { commit } = await group.commit({ psks, selfUpdate: withPath, includePending: true, newSigner });
       await group.mergePendingCommit();
       this.#imported(imports);
       await this.#ownEpoch(group, withPath);
       await this.#save();
-      return [commit];
+      return [...covered, commit];
     });
   }
 
@@ -327,12 +330,13 @@ export class DMember {
     return this.#atomically(async () => {
       const imports = this.#importable(leaves);
       const psks = imports.map(([hex, epoch]) => pskGroupId(epoch, fromHex(hex)));
+      const covered = this.#coveredProposals();
       const { commit } = await group.commit({ remove: leaves, psks, selfUpdate: true });
       await group.mergePendingCommit();
       this.#imported(imports);
       await this.#ownEpoch(group, true);
       await this.#save();
-      return [commit];
+      return [...covered, commit];
     });
   }
 
@@ -525,6 +529,10 @@ export class DMember {
         return [{ type: 'commit', sendGroupId: group.id, epoch: group.epoch, imported: withPath && !own }];
       }
       case 'proposal':
+        if (own) {
+          this.#state.proposals.push(toHex(message));
+          await this.#save();
+        }
         return [{ type: 'updateProposal', sendGroupId: group.id }];
       case 'application': {
         if (!fromOwner) throw new DmlsError('not-owner', 'an application message in a send group from someone other than its owner');
@@ -604,8 +612,20 @@ export class DMember {
     if (!m.members.some((id) => bytesEqual(id, this.identity.identity))) throw new DmlsError('universe', 'announced without this member');
   }
 
-  /** A new epoch of the own send group: keep its PSK (others' imports and acks name it). */
+  /**
+   * The Update proposals the next own commit covers, to send again before
+   * it. Updates are committed by reference (RFC 9420 §12.4), and a member
+   * may have sent one to the owner alone: the others could then never
+   * process the owner's commit (the proposal is missing), and the send
+   * group would stall for them. Those who have it drop the copy.
+   */
+  #coveredProposals(): Uint8Array[] {
+    return this.#state.proposals.map(fromHex);
+  }
+
+  /** A new epoch of the own send group: keep its PSK (others' imports and acks name it); its proposals are gone. */
   async #ownEpoch(group: Group, fresh: boolean): Promise<void> {
+    this.#state.proposals = [];
     if (fresh) this.#state.lastUpdateEpoch = group.epoch;
     await this.#storePsk(group, false, fresh);
   }
