@@ -239,3 +239,43 @@ describe('DMLS review: an Update proposal delivered to the owner only', () => {
     await everyoneTalks(people, 'after the targeted Update');
   });
 });
+
+describe('DMLS review: malformed input', () => {
+  it('mutated and truncated messages of every kind give events or typed errors, never a crash; the owner\'s malformed payloads are refused by reason', async () => {
+    const { MlsError } = await import('paired-mls');
+    const people = await universe(['ann', 'ben', 'cat']);
+    const [ann, ben, cat] = people as [Person, Person, Person];
+    const samples: Uint8Array[] = [
+      ...(await ann.member!.update()),
+      ...(await ann.member!.protect(enc.encode('sample'))),
+      await cat.member!.proposeUpdate(ann.member!.sendGroup.id),
+      (await ann.client.createGroup(ann.identity).then((g) => g.commit({ add: [] }).then(() => g.exportGroupInfo()))),
+    ];
+    const mild = [...samples];
+    for (const m of samples) {
+      for (const cut of [1, 3, 4, 12, Math.floor(m.length / 2), m.length - 1]) mild.push(m.subarray(0, cut));
+      for (const at of [0, 1, 3, 5, 10, 20, 40, m.length - 20, m.length - 1]) {
+        const flipped = m.slice();
+        flipped[Math.max(0, Math.min(at, m.length - 1))]! ^= 0x41;
+        mild.push(flipped);
+      }
+    }
+    const untyped: string[] = [];
+    for (const m of mild) {
+      const err = await thrown(() => receive(ben, m));
+      if (err !== undefined && !(err instanceof MlsError)) untyped.push(String(err));
+    }
+    expect(untyped).toEqual([]);
+    // cat follows ann's UPDATE; then the owner's own undecodable payloads are refused as malformed.
+    await send(samples.slice(0, 3), [cat]);
+    for (const payload of [new Uint8Array([0, 1, 9]), new Uint8Array([0, 2, 3, 1, 65]), new Uint8Array([0, 1, 3, 1, 65, 0])]) {
+      await refusedWith(async () => receive(cat, await ann.member!.sendGroup.encrypt(payload)), 'malformed');
+    }
+    // A rejoin request with garbage for a KeyPackage: refused by reason.
+    const garbage = await cat.member!.sendGroup.encrypt(encodeDmlsMessage({ type: 'rejoinRequest', entries: [{ sendGroupId: ann.member!.sendGroup.id, keyPackage: new Uint8Array([0, 1, 0, 5, 1, 2, 3]) }] }));
+    await refusedWith(() => receive(ann, garbage), 'rejoin');
+    // Everyone still reads everyone (ben takes ann's UPDATE and message first).
+    for (const m of samples.slice(0, 2)) await receive(ben, m);
+    await everyoneTalks(people, 'after the garbage');
+  });
+});
