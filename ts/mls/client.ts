@@ -618,13 +618,23 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
 
   /** Join from a Welcome. */
   async joinFromWelcome(welcome: Uint8Array, options: WelcomeJoinOptions = {}): Promise<Group> {
+    return (await this.joinFromWelcomeWithSender(welcome, options)).group;
+  }
+
+  /**
+   * Join from a Welcome, and learn who sent it: `welcomeSender` is the
+   * leaf index of the member whose commit added this client (the signer
+   * of the Welcome's GroupInfo). Paired MLS takes ShareRand only from it
+   * (docs/PROTOCOL.md §4.3).
+   */
+  async joinFromWelcomeWithSender(welcome: Uint8Array, options: WelcomeJoinOptions = {}): Promise<{ group: Group; welcomeSender: number }> {
     const { ratchetTree, skipLifetimeValidation, ...join } = options;
     const config = joinOptionsToCore(join);
-    const groupId = await this.mutate(
+    const out = await this.mutate(
       (core) => core.joinFromWelcome(welcome, ratchetTree, config, skipLifetimeValidation ?? false),
-      indexGroup,
+      (result) => indexGroup(result.groupId),
     );
-    return this.#track(groupId);
+    return { group: this.#track(out.groupId), welcomeSender: out.welcomeSender };
   }
 
   /**

@@ -164,7 +164,10 @@ export class PairedDevice {
   static async join(client: MlsClient, initPairing: Uint8Array, options: { vault?: SeedVault } = {}): Promise<PairedDevice> {
     await retireCeasedPairing(client);
     return client.atomically(async () => {
-      const pairing = await client.joinFromWelcome(initPairing, { wireFormat: 'ciphertext', capabilities: PAIRING_CAPABILITIES });
+      const { group: pairing, welcomeSender } = await client.joinFromWelcomeWithSender(initPairing, {
+        wireFormat: 'ciphertext',
+        capabilities: PAIRING_CAPABILITIES,
+      });
       const state: PairingState = {
         pairingGroupId: pairing.id,
         mode: 'hidden',
@@ -175,6 +178,7 @@ export class PairedDevice {
         groups: [],
         established: false,
         ceased: false,
+        inviter: welcomeSender,
       };
       await savePairingState(client, state);
       return new PairedDevice(client, options.vault, state);
@@ -336,6 +340,12 @@ export class PairedDevice {
     switch (message.type) {
       case 'shareRand': {
         if (this.#state.established) throw pairingRejected('unexpected', 'ShareRand for an established pairing');
+        // Only the device that invited this one (InitPairing's sender) shares
+        // the pairing: another member of the pairing group (a stolen copy of
+        // a passive device, say) would otherwise plant its own seed, anchor
+        // and active leaf in a joining device (docs/PROTOCOL.md §4.3).
+        if (this.#state.inviter === undefined) throw pairingRejected('unexpected', 'ShareRand to a device that was not invited');
+        if (senderLeaf !== this.#state.inviter) throw pairingRejected('wrong-sender', `ShareRand from leaf ${senderLeaf}, not the inviting device`);
         // The anchor's key is never handed over (docs/PROTOCOL.md §4.2).
         if (message.anchorKeyPair.length > 0) throw pairingRejected('unexpected', 'ShareRand carries an anchor key pair');
         if (message.seed.length > 0) {

@@ -37,6 +37,11 @@ export interface PairingState {
   ceaseFrom?: number;
   /** Pairing-group leaves invited by this (active) device that have not sent Accept yet. */
   awaitingAccept?: number[];
+  /**
+   * Joiner: the pairing-group leaf whose commit added this device (the
+   * InitPairing's sender), the only one it takes ShareRand from.
+   */
+  inviter?: number;
 }
 
 interface Stored {
@@ -52,6 +57,7 @@ interface Stored {
   ceased: boolean;
   ceaseFrom?: number;
   awaitingAccept?: number[];
+  inviter?: number;
 }
 
 export function loadPairingState(client: MlsClient): PairingState | undefined {
@@ -72,6 +78,7 @@ export function loadPairingState(client: MlsClient): PairingState | undefined {
       ceased: s.ceased,
       ...(s.ceaseFrom === undefined ? {} : { ceaseFrom: s.ceaseFrom }),
       ...(s.awaitingAccept === undefined ? {} : { awaitingAccept: [...s.awaitingAccept] }),
+      ...(s.inviter === undefined ? {} : { inviter: s.inviter }),
     };
   } catch (err) {
     throw new MlsError('STORAGE', `stored pairing state could not be read: ${(err as Error).message}`, { cause: err });
@@ -96,6 +103,7 @@ export function savePairingState(client: MlsClient, state: PairingState): Promis
     ceased: state.ceased,
     ...(state.ceaseFrom === undefined ? {} : { ceaseFrom: state.ceaseFrom }),
     ...(state.awaitingAccept === undefined ? {} : { awaitingAccept: state.awaitingAccept }),
+    ...(state.inviter === undefined ? {} : { inviter: state.inviter }),
   };
   return client.putRecord(PAIRING_RECORD, new TextEncoder().encode(JSON.stringify(stored)));
 }

@@ -461,8 +461,9 @@ impl Client {
 
     /// Join a group from a Welcome (RFC 9420 §12.4.3.1). `ratchet_tree` is
     /// needed when the group does not use the ratchet-tree extension.
-    /// Returns the group id.
-    #[wasm_bindgen(js_name = joinFromWelcome)]
+    /// Returns `{ groupId, welcomeSender }`: `welcomeSender` is the leaf
+    /// index of the GroupInfo's signer, the member whose commit added us.
+    #[wasm_bindgen(js_name = joinFromWelcome, unchecked_return_type = "WelcomeJoinOutput")]
     ///
     /// `skip_lifetime_validation` accepts leaves whose lifetime has passed
     /// (long-lived groups whose members have not updated; test vectors).
@@ -472,7 +473,7 @@ impl Client {
         ratchet_tree: Option<Vec<u8>>,
         config: JsValue,
         skip_lifetime_validation: bool,
-    ) -> Result<Vec<u8>, JsValue> {
+    ) -> Result<JsValue, JsValue> {
         let config = GroupConfig::from_js(config)?;
         let welcome = match parse_message(welcome)?.extract() {
             MlsMessageBodyIn::Welcome(w) => w,
@@ -490,10 +491,13 @@ impl Client {
                 builder = builder.skip_lifetime_validation();
             }
             let staged = builder.build().map_err(|e| CoreError::from_mls("processing welcome", e))?;
+            // The GroupInfo's signer: the member whose commit added us.
+            let welcome_sender = staged.welcome_sender_index().u32();
             let group = staged.into_group(&client.provider).map_err(|e| CoreError::from_mls("joining group", e))?;
             let id = group.group_id().as_slice().to_vec();
-            client.groups.insert(id.clone(), group);
-            Ok(id)
+            let output = inspect::welcome_join_output(id.clone(), welcome_sender)?;
+            client.groups.insert(id, group);
+            Ok(output)
         })?)
     }
 

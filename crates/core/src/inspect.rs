@@ -211,6 +211,19 @@ pub fn external_join_output(group_id: Vec<u8>, commit: Vec<u8>) -> CoreResult<Js
     to_js(&ExternalJoinView { group_id: ByteBuf::from(group_id), commit: ByteBuf::from(commit) })
 }
 
+#[derive(Serialize, Tsify)]
+#[serde(rename_all = "camelCase")]
+#[tsify(rename = "WelcomeJoinOutput")]
+struct WelcomeJoinView {
+    #[tsify(type = "Uint8Array")]
+    group_id: ByteBuf,
+    welcome_sender: u32,
+}
+
+pub fn welcome_join_output(group_id: Vec<u8>, welcome_sender: u32) -> CoreResult<JsValue> {
+    to_js(&WelcomeJoinView { group_id: ByteBuf::from(group_id), welcome_sender })
+}
+
 /// A serialized LeafNode and where it came from.
 #[derive(Serialize, Tsify)]
 #[serde(rename_all = "camelCase")]

@@ -1,0 +1,105 @@
+/**
+ * Review of the Paired MLS layer against the attacker of docs/PROTOCOL.md
+ * §4.0 (a stolen copy of a passive device's storage, no vault) and against
+ * malicious members: attacks the other paired-* tests do not cover. Each
+ * asserts the exact refusal and that the honest devices keep working.
+ */
+import { describe, expect, it } from 'vitest';
+import { MemoryStorageAdapter, MlsClient, utf8 } from 'paired-mls';
+import { PairedDevice, PairingError, WebCryptoSeedVault, encodePairingMessage, generateSeed, type PairingMode } from 'paired-mls/paired';
+import { deliverCommit, expectInSync, mlsError, newMember, type Member } from './helpers.js';
+import { device } from './paired-helpers.js';
+
+/** `fn` must fail with a PairingError of exactly `code` and `reason`. */
+async function refused(fn: () => Promise<unknown>, code: string, reason: string): Promise<void> {
+  const err = await mlsError(fn);
+  expect(err).toBeInstanceOf(PairingError);
+  expect({ code: err.code, reason: (err as PairingError).reason }).toEqual({ code, reason });
+}
+
+/** The attacker's copy of a device: its storage, reopened. */
+async function stolen(m: Member): Promise<MlsClient> {
+  return MlsClient.open({ storage: await MemoryStorageAdapter.copyOf(m.storage as MemoryStorageAdapter) });
+}
+
+async function read(m: Member, message: Uint8Array): Promise<string | undefined> {
+  const r = await m.group!.process(message).catch(() => undefined);
+  return r?.kind === 'application' ? utf8(r.data) : undefined;
+}
+
+describe.each(['hidden', 'standard'] as const)('Paired MLS review (%s mode)', (mode: PairingMode) => {
+  it("a stolen passive device's ShareRand to a device joining later is refused (wrong-sender); the real one pairs it", async () => {
+    // alice's laptop (active), phone (passive, robbed) and watch (joining later); preinstalled seed.
+    const seed = generateSeed();
+    const [va, vp, vw] = await Promise.all([0, 1, 2].map(() => WebCryptoSeedVault.import(seed.slice())));
+    seed.fill(0);
+    const a = await device('alice');
+    const phone = await device('alice-phone');
+    const watch = await device('alice-watch');
+    const bob = await newMember('bob');
+    a.group = await a.client.createGroup(a.identity);
+    const { welcome } = await a.group.commit({ add: [await bob.client.createKeyPackage(bob.identity)] });
+    await a.group.mergePendingCommit();
+    bob.group = await bob.client.joinFromWelcome(welcome!);
+    const active = await PairedDevice.initiate(a.client, a.identity, { vault: va, mode });
+    const inv1 = await active.invite(await PairedDevice.createKeyPackage(phone.client, phone.identity));
+    const phoneDevice = await PairedDevice.join(phone.client, inv1.initPairing, { vault: vp });
+    const s1 = await phoneDevice.receive(inv1.shareRand);
+    if (s1.type !== 'shareRandApplied') throw new Error(`expected shareRandApplied, got ${s1.type}`);
+    expect(await active.receive(s1.accept)).toEqual({ type: 'paired' });
+
+    // The thief copies the phone's storage (no vault) …
+    const copy = await stolen(phone);
+    const copyPairing = PairedDevice.open(copy, undefined).pairingGroup;
+    // … alice invites her watch; the copy follows the add (plain MLS, no PSK) …
+    const inv2 = await active.invite(await PairedDevice.createKeyPackage(watch.client, watch.identity));
+    expect((await phoneDevice.receive(inv2.pairingCommit)).type).toBe('pairingGroupChanged');
+    const seen = await copyPairing.process(inv2.pairingCommit);
+    if (seen.kind !== 'commit') throw new Error('expected the add');
+    await seen.staged.merge();
+    // … and races alice's ShareRand with its own: its seed, its anchor, itself as the active device.
+    const forged = await copyPairing.encrypt(
+      encodePairingMessage({ type: 'shareRand', mode, seed: generateSeed(), anchorIdentity: new TextEncoder().encode('mallory'), ciphersuite: 1, anchorKeyPair: new Uint8Array(0), counter: 0n }),
+    );
+    const watchDevice = await PairedDevice.join(watch.client, inv2.initPairing, { vault: vw });
+    await refused(() => watchDevice.receive(forged), 'PAIRING_REJECTED', 'wrong-sender');
+    expect(watchDevice.established).toBe(false);
+
+    // The real ShareRand pairs the watch; all three follow the enrolment and updates.
+    const s2 = await watchDevice.receive(inv2.shareRand);
+    if (s2.type !== 'shareRandApplied') throw new Error(`expected shareRandApplied, got ${s2.type}`);
+    expect(new TextDecoder().decode(s2.anchor.identity)).toBe('alice');
+    expect(await active.receive(s2.accept)).toEqual({ type: 'paired' });
+    const enrolled = await active.enroll(a.group);
+    await deliverCommit(enrolled.commit, [bob]);
+    for (const d of [phoneDevice, watchDevice]) expect((await d.applyNotify(enrolled)).kind).toBe('enroll');
+    phone.group = phone.client.group(a.group.id);
+    watch.group = watch.client.group(a.group.id);
+    const u = await active.update(a.group);
+    await a.group.mergePendingCommit();
+    await deliverCommit(u.commit, [bob]);
+    for (const d of [phoneDevice, watchDevice]) expect((await d.applyNotify(u)).kind).toBe('update');
+    expectInSync([a, phone, watch, bob]);
+    const m = await bob.group.encrypt('to all three');
+    for (const d of [a, phone, watch]) expect(await read(d, m)).toBe('to all three');
+  });
+
+  it('a ShareRand sent back to the initiating device is refused (unexpected); the pairing completes', async () => {
+    const a = await device('alice');
+    const p = await device('alice-phone');
+    const active = await PairedDevice.initiate(a.client, a.identity, { mode });
+    const { initPairing, shareRand } = await active.invite(await PairedDevice.createKeyPackage(p.client, p.identity));
+    const passive = await PairedDevice.join(p.client, initPairing);
+    // A copy of the joiner (taken before it took ShareRand) sends one back before the Accept.
+    const copy = await stolen(p);
+    const back = await PairedDevice.open(copy, undefined).pairingGroup.encrypt(
+      encodePairingMessage({ type: 'shareRand', mode, seed: generateSeed(), anchorIdentity: new TextEncoder().encode('mallory'), ciphersuite: 1, anchorKeyPair: new Uint8Array(0), counter: 0n }),
+    );
+    await refused(() => active.receive(back), 'PAIRING_REJECTED', 'unexpected');
+    expect(active.role).toBe('active');
+    const applied = await passive.receive(shareRand);
+    if (applied.type !== 'shareRandApplied') throw new Error(`expected shareRandApplied, got ${applied.type}`);
+    expect(await active.receive(applied.accept)).toEqual({ type: 'paired' });
+    expect([active.role, passive.role]).toEqual(['active', 'passive']);
+  });
+});
