@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { MemoryStorageAdapter, MlsClient, utf8 } from 'paired-mls';
 import { PairedDevice, PairingError, WebCryptoSeedVault, encodePairingMessage, generateSeed, type PairingMode } from 'paired-mls/paired';
 import { deliverCommit, expectInSync, mlsError, newMember, type Member } from './helpers.js';
-import { device } from './paired-helpers.js';
+import { deliverPaired, device, pairedWorld } from './paired-helpers.js';
 
 /** `fn` must fail with a PairingError of exactly `code` and `reason`. */
 async function refused(fn: () => Promise<unknown>, code: string, reason: string): Promise<void> {
@@ -101,5 +101,31 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review (%s mode)', (m
     if (applied.type !== 'shareRandApplied') throw new Error(`expected shareRandApplied, got ${applied.type}`);
     expect(await active.receive(applied.accept)).toEqual({ type: 'paired' });
     expect([active.role, passive.role]).toEqual(['active', 'passive']);
+  });
+});
+
+describe('Paired MLS review: the anchor leaf changes only by paired commits', () => {
+  it("propose(update) is refused (INVALID_ARGUMENT): its random leaf key would lock the partner out once a member commits it", async () => {
+    const w = await pairedWorld(['bob'], 'hidden');
+    const bob = w.others[0]!;
+    const err = await mlsError(() => w.activeDevice.propose(w.a.group!, { type: 'update' }));
+    expect({ code: err.code, message: err.message }).toEqual({
+      code: 'INVALID_ARGUMENT',
+      message: 'the anchor leaf changes only by a paired commit (update()), not by an Update proposal',
+    });
+    expect(w.a.group!.state().pendingProposals).toBe(0);
+    // Other proposals still go (a PSK proposal; bob commits it) and both devices follow bob's commit.
+    await w.a.client.psks.store(new Uint8Array([9]), new Uint8Array(32).fill(9));
+    await w.p.client.psks.store(new Uint8Array([9]), new Uint8Array(32).fill(9));
+    await bob.client.psks.store(new Uint8Array([9]), new Uint8Array(32).fill(9));
+    const proposal = await w.activeDevice.propose(w.a.group!, { type: 'externalPsk', pskId: new Uint8Array([9]) });
+    for (const m of [bob, w.p]) expect((await m.group!.process(proposal)).kind).toBe('proposal');
+    const { commit } = await bob.group!.commit({});
+    await bob.group!.mergePendingCommit();
+    await deliverCommit(commit, [w.a, w.p]);
+    await deliverPaired(await w.activeDevice.update(w.a.group!), w.a, w.passiveDevice, w.others);
+    expectInSync([w.a, w.p, bob]);
+    const m = await bob.group!.encrypt('still both');
+    for (const d of [w.a, w.p]) expect(await read(d, m)).toBe('still both');
   });
 });

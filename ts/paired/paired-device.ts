@@ -15,7 +15,7 @@
 import type { Group } from '../mls/group.js';
 import type { Identity, MlsClient } from '../mls/client.js';
 import { bytesEqual, fromHex, sha256, toHex } from '../mls/bytes.js';
-import { MlsError } from '../mls/errors.js';
+import { MlsError, invalidArgument } from '../mls/errors.js';
 import type { CommitOptions, ProposalRequest } from '../mls/types.js';
 import { CodecError } from '../codec/tls.js';
 import { readMlsHeader } from '../codec/mls-header.js';
@@ -550,12 +550,17 @@ export class PairedDevice {
 
   /**
    * Active device: a standalone proposal for the anchor in an enrolled
-   * group; in standard mode it carries this device's signature.
+   * group; in standard mode it carries this device's signature. Not an
+   * Update: its new leaf key would be this device's alone (an Update
+   * proposal's key is fresh randomness, not derived from an emulation
+   * epoch), so once committed the partner could no longer follow the
+   * group; the anchor leaf changes only by a paired commit (`update`).
    */
   async propose(group: Group, request: ProposalRequest): Promise<Uint8Array> {
     this.#requireRole('active');
     this.#requireEstablished();
     this.#requireEnrolled(group.id);
+    if (request.type === 'update') throw invalidArgument('the anchor leaf changes only by a paired commit (update()), not by an Update proposal');
     return this.#atomically(() => (this.mode === 'standard' ? signedAnchorProposal(group, this.deviceIdentity, request) : group.propose(request)));
   }
 
