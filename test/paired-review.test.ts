@@ -129,3 +129,45 @@ describe('Paired MLS review: the anchor leaf changes only by paired commits', ()
     for (const d of [w.a, w.p]) expect(await read(d, m)).toBe('still both');
   });
 });
+
+describe('Paired MLS review: malformed or misdirected pairing messages from the copy', () => {
+  it('are PAIRING_REJECTED with a reason (malformed, unexpected, no-proof), change nothing, and the pairing goes on', async () => {
+    const w = await pairedWorld(['bob'], 'hidden');
+    const copyPairing = PairedDevice.open(await stolen(w.p), undefined).pairingGroup;
+    const epoch = w.activeDevice.pairingGroup.epoch;
+    // Content that is no PairingMessage (a wrong version, then trailing bytes).
+    const garbage = await copyPairing.encrypt(new Uint8Array([0, 9, 4, 0]));
+    await refused(() => w.activeDevice.receive(garbage), 'PAIRING_REJECTED', 'malformed');
+    const accept = encodePairingMessage({ type: 'accept', seedConfirmation: new Uint8Array(32) });
+    const trailing = await copyPairing.encrypt(new Uint8Array([...accept, 0]));
+    await refused(() => w.activeDevice.receive(trailing), 'PAIRING_REJECTED', 'malformed');
+    // An Accept reaching a passive device.
+    const fromActive = await w.activeDevice.pairingGroup.encrypt(accept);
+    await refused(() => w.passiveDevice.receive(fromActive), 'PAIRING_REJECTED', 'unexpected');
+    // In a Notify's place, the same garbage is a Notify refusal with the same reason.
+    const u = await w.activeDevice.update(w.a.group!);
+    await w.a.group!.mergePendingCommit();
+    await deliverCommit(u.commit, w.others);
+    expect(w.activeDevice.pairingGroup.epoch).toBe(epoch + 1);
+    const late = await w.activeDevice.pairingGroup.encrypt(new Uint8Array([0, 3, 3]));
+    await refused(() => w.passiveDevice.applyNotify({ pairing: [u.pairing[0]!, late], commit: u.commit }), 'NOTIFY_REJECTED', 'malformed');
+    expect((await w.passiveDevice.applyNotify(u)).kind).toBe('update');
+    expectInSync([w.a, w.p, ...w.others]);
+  });
+
+  it('an Accept with another seed is PAIRING_REJECTED no-proof; the right one still pairs', async () => {
+    const a = await device('alice');
+    const p = await device('alice-phone');
+    const active = await PairedDevice.initiate(a.client, a.identity);
+    const { initPairing, shareRand } = await active.invite(await PairedDevice.createKeyPackage(p.client, p.identity));
+    const passive = await PairedDevice.join(p.client, initPairing);
+    const applied = await passive.receive(shareRand);
+    if (applied.type !== 'shareRandApplied') throw new Error(`expected shareRandApplied, got ${applied.type}`);
+    // A copy of the joiner's state (no vault) answers with a made-up confirmation.
+    const copyPairing = PairedDevice.open(await stolen(p), undefined).pairingGroup;
+    const made = await copyPairing.encrypt(encodePairingMessage({ type: 'accept', seedConfirmation: new Uint8Array(32).fill(7) }));
+    await refused(() => active.receive(made), 'PAIRING_REJECTED', 'no-proof');
+    expect(active.established).toBe(false);
+    expect(await active.receive(applied.accept)).toEqual({ type: 'paired' });
+  });
+});

@@ -351,7 +351,7 @@ export class PairedDevice {
         if (message.seed.length > 0) {
           this.#vault = await WebCryptoSeedVault.import(message.seed); // wipes the plaintext seed
         } else if (!this.#vault) {
-          throw new PairingError('PAIRING_REJECTED', 'ShareRand carries no seed and no vault was preinstalled');
+          throw pairingRejected('unexpected', 'ShareRand carries no seed and no vault was preinstalled');
         }
         const anchor: Identity = { identity: message.anchorIdentity, signaturePublicKey: new Uint8Array(0), ciphersuite: message.ciphersuite };
         this.#state = { ...this.#state, mode: message.mode, anchor, counter: message.counter, activeLeaf: senderLeaf, established: true };
@@ -362,11 +362,12 @@ export class PairedDevice {
         return { type: 'shareRandApplied', anchor, accept };
       }
       case 'accept': {
-        if (this.role !== 'active') throw new PairingError('PAIRING_REJECTED', 'Accept received by a passive device');
+        if (this.role !== 'active') throw pairingRejected('unexpected', 'Accept received by a passive device');
         const awaiting = this.#state.awaitingAccept ?? [];
         if (!awaiting.includes(senderLeaf)) throw pairingRejected('unexpected', 'Accept from a device that was not invited, or twice');
         if (!bytesEqual(message.seedConfirmation, await this.#seedConfirmation())) {
-          throw new PairingError('PAIRING_REJECTED', 'the partner holds another seed');
+          // The confirmation is the Accept's vault proof.
+          throw pairingRejected('no-proof', 'the partner holds another seed');
         }
         this.#seedToShare?.fill(0);
         this.#seedToShare = undefined;
@@ -769,7 +770,8 @@ export class PairedDevice {
       try {
         parsed = decodePairingMessage(result.data);
       } catch (err) {
-        if (err instanceof CodecError) throw notifyRejected('malformed', err.message);
+        // A PairingError of `receive`; applyNotify turns it into a Notify refusal with the same reason.
+        if (err instanceof CodecError) throw pairingRejected('malformed', err.message);
         throw err;
       } finally {
         result.data.fill(0);

@@ -29,13 +29,16 @@ export type NotifyRejection = 'forged' | 'replay' | 'counter' | 'out-of-order' |
  * pairing-group commit or proposal) was refused (`PAIRING_REJECTED`):
  * - `wrong-sender`: not from the leaf allowed to send it (the active
  *   device, or the device that announced a CeasePair).
- * - `no-proof`: its vault proof is missing or wrong.
+ * - `no-proof`: its vault proof is missing or wrong (for an Accept: its
+ *   seed confirmation is not this vault's).
+ * - `malformed`: its content is no PairingMessage (strict decoding).
  * - `replay` (RoleChange, CeasePair): made for a counter this device has
  *   already passed (every derivation step and every hand-over moves it).
  * - `stale`: made for a later counter than this device's (a reordered step).
  * - `no-such-leaf`: a RoleChange naming a leaf that is not a device of the pairing.
  * - `unexpected`: a message the pairing's state does not allow now
- *   (ShareRand or Accept after pairing, a proposal, a second CeasePair).
+ *   (ShareRand or Accept after pairing, ShareRand to a device nobody
+ *   invited, Accept at a passive device, a proposal, a second CeasePair).
  */
 export type PairingRejection = NotifyRejection | 'wrong-sender' | 'stale' | 'no-such-leaf' | 'unexpected';
 
