@@ -171,3 +171,24 @@ describe('Paired MLS review: malformed or misdirected pairing messages from the 
     expect(await active.receive(applied.accept)).toEqual({ type: 'paired' });
   });
 });
+
+describe('Paired MLS review: a member wins the epoch against a paired update', () => {
+  it.each(['hidden', 'standard'] as const)('%s mode: the passive device takes the lost update\'s step alone and follows the next one', async (mode) => {
+    const w = await pairedWorld(['bob'], mode);
+    const bob = w.others[0]!;
+    const lost = await w.activeDevice.update(w.a.group!);
+    // bob's commit of the same epoch reaches the DS first; alice's is refused and cleared.
+    const { commit: bobs } = await bob.group!.selfUpdate();
+    await bob.group!.mergePendingCommit();
+    await w.a.group!.clearPendingCommit();
+    await deliverCommit(bobs, [w.a, w.p]);
+    // The Notify names a commit the group never took: refused, nothing changed.
+    await refused(() => w.passiveDevice.applyNotify(lost), 'NOTIFY_REJECTED', 'replay');
+    // Its derivation step still moved the pairing on: the partner takes it alone.
+    const counter = w.passiveDevice.counter;
+    expect(await w.passiveDevice.receive(lost.pairing[0]!)).toEqual({ type: 'derivationStep', counter });
+    expect(w.passiveDevice.counter).toBe(w.activeDevice.counter);
+    await deliverPaired(await w.activeDevice.update(w.a.group!), w.a, w.passiveDevice, w.others);
+    expectInSync([w.a, w.p, bob]);
+  });
+});
