@@ -1,0 +1,92 @@
+/**
+ * Second review of the Paired MLS layer (after 7a73553, 1343769, 8bf827c,
+ * 3c57d90) against the attacker of docs/PROTOCOL.md §4.0 — a stolen copy
+ * of a passive device's storage (no vault) with its traffic — and against
+ * malicious members. Each test asserts the exact refusal and that the
+ * honest devices keep working.
+ */
+import { describe, expect, it } from 'vitest';
+import { MemoryStorageAdapter, MlsClient, utf8 } from 'paired-mls';
+import { PairedDevice, PairingError, decodePairingMessage, type PairingMode } from 'paired-mls/paired';
+import { deliverCommit, expectInSync, mlsError, newMember, type Member } from './helpers.js';
+import { device } from './paired-helpers.js';
+
+/** `fn` must fail with a PairingError of exactly `code` and `reason`. */
+async function refused(fn: () => Promise<unknown>, code: string, reason: string): Promise<void> {
+  const err = await mlsError(fn);
+  expect(err).toBeInstanceOf(PairingError);
+  expect({ code: err.code, reason: (err as PairingError).reason }).toEqual({ code, reason });
+}
+
+/** The attacker's copy of a device: its storage, reopened. */
+async function stolen(m: Member): Promise<MlsClient> {
+  return MlsClient.open({ storage: await MemoryStorageAdapter.copyOf(m.storage as MemoryStorageAdapter) });
+}
+
+async function read(m: Member, message: Uint8Array): Promise<string | undefined> {
+  const r = await m.group!.process(message).catch(() => undefined);
+  return r?.kind === 'application' ? utf8(r.data) : undefined;
+}
+
+describe.each(['hidden', 'standard'] as const)('Paired MLS review 2: the generated seed (%s mode)', (mode: PairingMode) => {
+  it('travels in one ShareRand only: no second invite before the first Accept, and a later ShareRand read by a copy of the first device has none', async () => {
+    const a = await device('alice');
+    const phone = await device('alice-phone');
+    const watch = await device('alice-watch');
+    const bob = await newMember('bob');
+    a.group = await a.client.createGroup(a.identity);
+    const { welcome } = await a.group.commit({ add: [await bob.client.createKeyPackage(bob.identity)] });
+    await a.group.mergePendingCommit();
+    bob.group = await bob.client.joinFromWelcome(welcome!);
+
+    // alice pairs her phone with a generated seed; the phone's Accept is still on its way …
+    const active = await PairedDevice.initiate(a.client, a.identity, { mode });
+    const inv1 = await active.invite(await PairedDevice.createKeyPackage(phone.client, phone.identity));
+    const phoneDevice = await PairedDevice.join(phone.client, inv1.initPairing);
+    const s1 = await phoneDevice.receive(inv1.shareRand);
+    if (s1.type !== 'shareRandApplied') throw new Error(`expected shareRandApplied, got ${s1.type}`);
+    // … when the phone's state is stolen (it is paired on its side) and alice invites her watch.
+    // That ShareRand would be readable by the copy (it follows the add as plain MLS): had it
+    // carried the seed too, the copy would hold the vault. The invite is refused, nothing changes.
+    const copy = await stolen(phone);
+    const copyPairing = PairedDevice.open(copy, undefined).pairingGroup;
+    const watchKeyPackage = await PairedDevice.createKeyPackage(watch.client, watch.identity);
+    const epoch = active.pairingGroup.epoch;
+    const err = await mlsError(() => active.invite(watchKeyPackage));
+    expect(err).toBeInstanceOf(PairingError);
+    expect({ code: err.code, message: err.message }).toEqual({
+      code: 'PAIRING_STATE',
+      message: 'the generated seed went to the device invited first: wait for its Accept',
+    });
+    expect(active.pairingGroup.epoch).toBe(epoch);
+
+    // The phone's Accept pairs it; the watch invited now gets no seed, not even via the copy.
+    expect(await active.receive(s1.accept)).toEqual({ type: 'paired' });
+    const inv2 = await active.invite(watchKeyPackage);
+    const added = await copyPairing.process(inv2.pairingCommit);
+    if (added.kind !== 'commit') throw new Error('expected the add');
+    await added.staged.merge();
+    const seen = await copyPairing.process(inv2.shareRand);
+    if (seen.kind !== 'application') throw new Error('expected the ShareRand');
+    const shared = decodePairingMessage(seen.data);
+    if (shared.type !== 'shareRand') throw new Error('expected a ShareRand');
+    expect(shared.seed.length).toBe(0);
+    // So the watch, without a preinstalled vault, cannot take it.
+    const watchDevice = await PairedDevice.join(watch.client, inv2.initPairing);
+    await refused(() => watchDevice.receive(inv2.shareRand), 'PAIRING_REJECTED', 'unexpected');
+
+    // The pairing runs on and the copy is healed out.
+    expect((await phoneDevice.receive(inv2.pairingCommit)).type).toBe('pairingGroupChanged');
+    const enrolled = await active.enroll(a.group);
+    await deliverCommit(enrolled.commit, [bob]);
+    expect((await phoneDevice.applyNotify(enrolled)).kind).toBe('enroll');
+    phone.group = phone.client.group(a.group.id);
+    const u = await active.update(a.group);
+    await a.group.mergePendingCommit();
+    await deliverCommit(u.commit, [bob]);
+    expect((await phoneDevice.applyNotify(u)).kind).toBe('update');
+    expectInSync([a, phone, bob]);
+    const m = await bob.group.encrypt('after the update');
+    for (const d of [a, phone]) expect(await read(d, m)).toBe('after the update');
+  });
+});
