@@ -6,10 +6,10 @@
  * honest devices keep working.
  */
 import { describe, expect, it } from 'vitest';
-import { MemoryStorageAdapter, MlsClient, utf8 } from 'paired-mls';
-import { PairedDevice, PairingError, decodePairingMessage, type PairingMode } from 'paired-mls/paired';
+import { MemoryStorageAdapter, MlsClient, toHex, utf8 } from 'paired-mls';
+import { PairedDevice, PairingError, decodePairingMessage, type PairedCommit, type PairingMode } from 'paired-mls/paired';
 import { deliverCommit, expectInSync, mlsError, newMember, type Member } from './helpers.js';
-import { device } from './paired-helpers.js';
+import { device, pair, pairedWorld } from './paired-helpers.js';
 
 /** `fn` must fail with a PairingError of exactly `code` and `reason`. */
 async function refused(fn: () => Promise<unknown>, code: string, reason: string): Promise<void> {
@@ -21,6 +21,16 @@ async function refused(fn: () => Promise<unknown>, code: string, reason: string)
 /** The attacker's copy of a device: its storage, reopened. */
 async function stolen(m: Member): Promise<MlsClient> {
   return MlsClient.open({ storage: await MemoryStorageAdapter.copyOf(m.storage as MemoryStorageAdapter) });
+}
+
+/** `fn` must reject; its error (any kind: the application's own from `send`). */
+async function rejection(fn: () => Promise<unknown>): Promise<unknown> {
+  try {
+    await fn();
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected a rejection, but the call succeeded');
 }
 
 async function read(m: Member, message: Uint8Array): Promise<string | undefined> {
@@ -88,5 +98,108 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 2: the generat
     expectInSync([a, phone, bob]);
     const m = await bob.group.encrypt('after the update');
     for (const d of [a, phone]) expect(await read(d, m)).toBe('after the update');
+  });
+});
+
+/**
+ * A toy Delivery Service for one group: it takes the first commit of each
+ * epoch and refuses every other (what a DS does, docs/PROTOCOL.md §8.1).
+ */
+function toyDs(startEpoch: number) {
+  let epoch = startEpoch;
+  return {
+    /** A member's commit reaches the DS. */
+    accept(commit: Uint8Array, sentIn: number): void {
+      if (sentIn !== epoch) throw new Error(`DS: epoch ${sentIn} is taken`);
+      epoch++;
+      void commit;
+    },
+  };
+}
+
+describe.each(['hidden', 'standard'] as const)('Paired MLS review 2: a hostile member wins the epoch at the DS (%s mode)', (mode: PairingMode) => {
+  it('enroll({ send }): the refused enrolment is cleared, the group not enrolled, the active device follows the winner and enrols again', async () => {
+    const a = await device('alice');
+    const p = await device('alice-phone');
+    const bob = await newMember('bob');
+    a.group = await a.client.createGroup(a.identity);
+    const { welcome } = await a.group.commit({ add: [await bob.client.createKeyPackage(bob.identity)] });
+    await a.group.mergePendingCommit();
+    bob.group = await bob.client.joinFromWelcome(welcome!);
+    const { activeDevice, passiveDevice } = await pair(a, p, mode);
+    const ds = toyDs(a.group.epoch);
+
+    // bob sees alice about to enrol (or just commits often) and gets his commit in first.
+    const epoch = a.group.epoch;
+    const { commit: bobs } = await bob.group.selfUpdate();
+    ds.accept(bobs, epoch);
+    await bob.group.mergePendingCommit();
+    let refused: PairedCommit | undefined;
+    const err = await rejection(() =>
+      activeDevice.enroll(a.group!, {
+        send: async (out) => {
+          refused = out;
+          ds.accept(out.commit, epoch);
+        },
+      }),
+    );
+    expect(err).toEqual(new Error(`DS: epoch ${epoch} is taken`));
+    // Nothing of the refused commit stays: no pending commit, same epoch, not enrolled.
+    expect(activeDevice.enrolledGroups()).toEqual([]);
+    expect(a.group.state().pendingCommit).toBe(false);
+    expect(a.group.epoch).toBe(epoch);
+    // So alice follows bob's commit (merged at once, she would be on her own fork: WRONG_EPOCH).
+    await deliverCommit(bobs, [a]);
+    expectInSync([a, bob]);
+    // The derivation step was made: the partner takes it alone.
+    const lost = passiveDevice.counter;
+    expect(await passiveDevice.receive(refused!.pairing[0]!)).toEqual({ type: 'derivationStep', counter: lost });
+    expect(passiveDevice.counter).toBe(activeDevice.counter);
+
+    // Enrolling again goes through; the pairing follows the group and its updates.
+    const enrolled = await activeDevice.enroll(a.group, { send: async (out) => ds.accept(out.commit, a.group!.epoch) });
+    expect(activeDevice.enrolledGroups()).toEqual([toHex(a.group.id)]);
+    expect(a.group.state().pendingCommit).toBe(false);
+    await deliverCommit(enrolled.commit, [bob]);
+    expect((await passiveDevice.applyNotify(enrolled)).kind).toBe('enroll');
+    p.group = p.client.group(a.group.id);
+    expectInSync([a, p, bob]);
+    const u = await activeDevice.update(a.group, { send: async (out) => ds.accept(out.commit, a.group!.epoch) });
+    await deliverCommit(u.commit, [bob]);
+    expect((await passiveDevice.applyNotify(u)).kind).toBe('update');
+    expectInSync([a, p, bob]);
+    const m = await bob.group.encrypt('enrolled after all');
+    for (const d of [a, p]) expect(await read(d, m)).toBe('enrolled after all');
+  });
+
+  it('update({ send }): sent once, merged only when the DS took it, cleared when bob won; the partner takes the lost step alone', async () => {
+    const w = await pairedWorld(['bob'], mode);
+    const bob = w.others[0]!;
+    const ds = toyDs(w.a.group!.epoch);
+    const epoch = w.a.group!.epoch;
+    const { commit: bobs } = await bob.group!.selfUpdate();
+    ds.accept(bobs, epoch);
+    await bob.group!.mergePendingCommit();
+    const sent: PairedCommit[] = [];
+    const send = async (out: PairedCommit) => {
+      sent.push(out);
+      ds.accept(out.commit, epoch);
+    };
+    expect(await rejection(() => w.activeDevice.update(w.a.group!, { send }))).toEqual(new Error(`DS: epoch ${epoch} is taken`));
+    expect(sent.length).toBe(1);
+    expect(w.a.group!.state().pendingCommit).toBe(false);
+    expect(w.a.group!.epoch).toBe(epoch);
+    await deliverCommit(bobs, [w.a, w.p]);
+    const counter = w.passiveDevice.counter;
+    expect(await w.passiveDevice.receive(sent[0]!.pairing[0]!)).toEqual({ type: 'derivationStep', counter });
+    // Accepted: sent once and merged by the call.
+    const u = await w.activeDevice.update(w.a.group!, { send: async (out) => void sent.push(out) });
+    expect(sent.length).toBe(2);
+    expect(sent[1]).toBe(u);
+    expect(w.a.group!.state().pendingCommit).toBe(false);
+    expect(w.a.group!.epoch).toBe(epoch + 2);
+    await deliverCommit(u.commit, [bob]);
+    expect((await w.passiveDevice.applyNotify(u)).kind).toBe('update');
+    expectInSync([w.a, w.p, bob]);
   });
 });

@@ -6,7 +6,16 @@
  *
  * @packageDocumentation
  */
-export { PairedDevice, type PairingRole, type PairedCommit, type PairedUpdateApplied, type PairingEvent, type CeasePairResult } from './paired-device.js';
+export {
+  PairedDevice,
+  type PairingRole,
+  type PairedCommit,
+  type PairedCommitOptions,
+  type PairedSend,
+  type PairedUpdateApplied,
+  type PairingEvent,
+  type CeasePairResult,
+} from './paired-device.js';
 export { WebCryptoSeedVault, generateSeed, type SeedVault } from './seed-vault.js';
 export { PairingError, PAIRED_ERROR_CODES, type PairedErrorCode, type NotifyRejection, type PairingRejection } from './pairing-error.js';
 export { anchorCoverOptions } from './hidden-cover.js';

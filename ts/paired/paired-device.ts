@@ -56,6 +56,22 @@ export interface PairedCommit {
   anchorSignatureKey: Uint8Array;
 }
 
+/**
+ * The application's call to the Delivery Service for a paired commit
+ * (`enroll`, `commit`, `update` with `send`): it posts `update.commit` and
+ * resolves once the DS accepted it (and may then forward `update.pairing`
+ * to the partner), or throws when the DS refused it (another commit won
+ * the epoch). docs/PROTOCOL.md §4.4, §4.5.
+ */
+export type PairedSend = (update: PairedCommit) => Promise<void>;
+
+/** Options of `PairedDevice.commit`. */
+export type PairedCommitOptions = Omit<CommitOptions, 'vcEpochId' | 'aad' | 'leafAppData' | 'send'> & {
+  listedDevices?: PairedDeviceKey[];
+  /** Send the commit and merge it once `send` resolves; clear it when `send` throws. */
+  send?: PairedSend;
+};
+
 /** Result of `applyNotify` on the passive device. */
 export interface PairedUpdateApplied {
   type: 'pairedUpdateApplied';
@@ -459,35 +475,70 @@ export class PairedDevice {
    * partner follows it on the anchor leaf: a derivation step, the group's
    * state handed to the partner inside the pairing group, and a paired
    * update it follows (docs/PROTOCOL.md §4.4). To the group and the DS the
-   * enrolment is an ordinary self-update of the anchor; it is merged at
-   * once. `group` must be one of this client's groups in which it acts as
-   * the anchor.
+   * enrolment is an ordinary self-update of the anchor. Without `send` it
+   * is merged at once; with `send` it is merged, and the group recorded as
+   * enrolled, only once `send` resolved (the DS accepted it): when `send`
+   * throws the commit is cleared, the group stays as it was and not
+   * enrolled (enrol it again), and the partner takes the step alone
+   * (`receive(update.pairing[0])`). `group` must be one of this client's
+   * groups in which it acts as the anchor.
    */
-  async enroll(group: Group): Promise<PairedCommit> {
+  async enroll(group: Group, options: { send?: PairedSend } = {}): Promise<PairedCommit> {
     this.#requireRole('active');
     this.#requireEstablished();
     if (this.#state.groups.includes(toHex(group.id))) throw new PairingError('PAIRING_STATE', 'the group is already enrolled');
-    return this.#atomically(async () => {
-      const out = await this.#enrollStep(group);
+    const { send } = options;
+    if (send !== undefined && typeof send !== 'function') throw invalidArgument('send must be a function');
+    const record = async () => {
       this.#state = { ...this.#state, groups: [...this.#state.groups, toHex(group.id)] };
       await savePairingState(this.client, this.#state);
-      return out;
+    };
+    if (!send) {
+      return this.#atomically(async () => {
+        const out = await this.#enrollStep(group, { merge: true });
+        await record();
+        return out;
+      });
+    }
+    const out = await this.#atomically(() => this.#enrollStep(group, { merge: false }));
+    return this.#sendThenMerge(group, out, send, record);
+  }
+
+  /**
+   * `send` the paired commit `out`, pending in `group`; once it resolved,
+   * merge it (and `then`, in the same write); when it throws, clear it.
+   * Outside any transaction: the commit has left, so nothing made before
+   * `send` is rolled back (docs/PROTOCOL.md §2.5); the derivation step
+   * stays, and the partner takes it alone.
+   */
+  async #sendThenMerge(group: Group, out: PairedCommit, send: PairedSend, then?: () => Promise<void>): Promise<PairedCommit> {
+    try {
+      await send(out);
+    } catch (err) {
+      await group.clearPendingCommit();
+      throw err;
+    }
+    await this.#atomically(async () => {
+      await group.mergePendingCommit();
+      await then?.();
     });
+    return out;
   }
 
   /**
    * A derivation step, the group's state for the partner, and a paired
-   * update of the anchor leaf (merged) with its enroll Notify. The state
-   * travels only in the Notify, encrypted in the pairing epoch of the
-   * step, which needs the vault.
+   * update of the anchor leaf (merged when `merge`, else left pending) with
+   * its enroll Notify. The state travels only in the Notify, encrypted in
+   * the pairing epoch of the step, which needs the vault.
    */
-  async #enrollStep(group: Group): Promise<PairedCommit> {
+  async #enrollStep(group: Group, options: { merge: boolean }): Promise<PairedCommit> {
     const step = await this.#derivationStep();
+    const epoch = BigInt(group.epoch) + 1n;
     const groupState = this.client.exportSiblingGroupState(group.id);
     try {
       const { commit, derivationInfo, anchorSignatureKey } = await this.#anchorCommit(group, step, { selfUpdate: true });
-      await group.mergePendingCommit();
-      const notify = await this.#notify({ kind: 'enroll', counter: step.counter, group, commit, groupState, derivationInfo, epoch: BigInt(group.epoch) });
+      if (options.merge) await group.mergePendingCommit();
+      const notify = await this.#notify({ kind: 'enroll', counter: step.counter, group, commit, groupState, derivationInfo, epoch });
       return { groupId: group.id, commit, pairing: [step.commit, notify], anchorSignatureKey };
     } finally {
       groupState.fill(0);
@@ -517,7 +568,7 @@ export class PairedDevice {
       // arrive anyway; the enrolment steps below move the pairing epoch on).
       this.#state = { ...this.#state, awaitingAccept: (this.#state.awaitingAccept ?? []).slice(0, -1) };
       const groups: PairedCommit[] = [];
-      for (const hex of this.#state.groups) groups.push(await this.#enrollStep(this.client.group(fromHex(hex))));
+      for (const hex of this.#state.groups) groups.push(await this.#enrollStep(this.client.group(fromHex(hex)), { merge: true }));
       return { pairing: [removal.commit, pairingCommit], initPairing, shareRand, groups };
     });
   }
@@ -525,22 +576,25 @@ export class PairedDevice {
   /**
    * Active device: commit in an enrolled group on behalf of both devices
    * (default: a full-path self-update, the paired update of the draft).
-   * The commit stays pending until the Delivery Service accepted it.
+   * The commit stays pending until the Delivery Service accepted it
+   * (`group.mergePendingCommit()`); with `send`, it is merged once `send`
+   * resolved and cleared when it throws (the partner then takes the
+   * step alone, docs/PROTOCOL.md §4.14).
    */
-  async commit(
-    group: Group,
-    options: Omit<CommitOptions, 'vcEpochId' | 'aad' | 'leafAppData'> & { listedDevices?: PairedDeviceKey[] } = {},
-  ): Promise<PairedCommit> {
+  async commit(group: Group, options: PairedCommitOptions = {}): Promise<PairedCommit> {
     this.#requireRole('active');
     this.#requireEstablished();
     this.#requireEnrolled(group.id);
-    return this.#atomically(async () => {
+    const { send, ...commitOptions } = options;
+    if (send !== undefined && typeof send !== 'function') throw invalidArgument('send must be a function');
+    const out = await this.#atomically(async () => {
       const step = await this.#derivationStep();
       const epoch = BigInt(group.epoch) + 1n;
-      const { commit, derivationInfo, anchorSignatureKey } = await this.#anchorCommit(group, step, options);
+      const { commit, derivationInfo, anchorSignatureKey } = await this.#anchorCommit(group, step, commitOptions);
       const notify = await this.#notify({ kind: 'update', counter: step.counter, group, commit, groupState: new Uint8Array(0), derivationInfo, epoch });
       return { groupId: group.id, commit, pairing: [step.commit, notify], anchorSignatureKey };
     });
+    return send ? this.#sendThenMerge(group, out, send) : out;
   }
 
   /**
@@ -553,7 +607,7 @@ export class PairedDevice {
   async #anchorCommit(
     group: Group,
     step: { counter: bigint; epochId: Uint8Array },
-    options: Omit<CommitOptions, 'vcEpochId' | 'aad' | 'leafAppData'> & { listedDevices?: PairedDeviceKey[] },
+    options: Omit<PairedCommitOptions, 'send'>,
   ): Promise<{ commit: Uint8Array; derivationInfo: Uint8Array; anchorSignatureKey: Uint8Array }> {
     const { listedDevices, ...commitOptions } = options;
     const newSigner = await this.#anchorKey(step.counter);
@@ -582,9 +636,9 @@ export class PairedDevice {
     return this.#atomically(() => (this.mode === 'standard' ? signedAnchorProposal(group, this.deviceIdentity, request) : group.propose(request)));
   }
 
-  /** The paired update: a self-update of the anchor leaf on behalf of both. */
-  update(group: Group): Promise<PairedCommit> {
-    return this.commit(group, { selfUpdate: true });
+  /** The paired update: a self-update of the anchor leaf on behalf of both (`send` as for `commit`). */
+  update(group: Group, options: { send?: PairedSend } = {}): Promise<PairedCommit> {
+    return this.commit(group, { ...options, selfUpdate: true });
   }
 
   /**
