@@ -7,7 +7,16 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MemoryStorageAdapter, MlsClient, toHex, utf8 } from 'paired-mls';
-import { PairedDevice, PairingError, decodePairingMessage, type PairedCommit, type PairingMode } from 'paired-mls/paired';
+import {
+  PairedDevice,
+  PairingError,
+  WebCryptoSeedVault,
+  decodePairingMessage,
+  encodePairingMessage,
+  generateSeed,
+  type PairedCommit,
+  type PairingMode,
+} from 'paired-mls/paired';
 import { deliverCommit, expectInSync, mlsError, newMember, type Member } from './helpers.js';
 import { device, pair, pairedWorld } from './paired-helpers.js';
 
@@ -201,5 +210,63 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 2: a hostile m
     await deliverCommit(u.commit, [bob]);
     expect((await w.passiveDevice.applyNotify(u)).kind).toBe('update');
     expectInSync([w.a, w.p, bob]);
+  });
+});
+
+describe.each(['hidden', 'standard'] as const)('Paired MLS review 2: a device with a preinstalled seed (%s mode)', (mode: PairingMode) => {
+  it("keeps it: the stolen copy's own add of the joining device and its ShareRand with a seed are refused (unexpected); the real invite pairs it", async () => {
+    const seed = generateSeed();
+    const [va, vp, vw] = await Promise.all([0, 1, 2].map(() => WebCryptoSeedVault.import(seed.slice())));
+    seed.fill(0);
+    const a = await device('alice');
+    const phone = await device('alice-phone');
+    const watch = await device('alice-watch');
+    const bob = await newMember('bob');
+    a.group = await a.client.createGroup(a.identity);
+    const { welcome } = await a.group.commit({ add: [await bob.client.createKeyPackage(bob.identity)] });
+    await a.group.mergePendingCommit();
+    bob.group = await bob.client.joinFromWelcome(welcome!);
+    const active = await PairedDevice.initiate(a.client, a.identity, { vault: va, mode });
+    const inv1 = await active.invite(await PairedDevice.createKeyPackage(phone.client, phone.identity));
+    const phoneDevice = await PairedDevice.join(phone.client, inv1.initPairing, { vault: vp });
+    const s1 = await phoneDevice.receive(inv1.shareRand);
+    if (s1.type !== 'shareRandApplied') throw new Error(`expected shareRandApplied, got ${s1.type}`);
+    expect(await active.receive(s1.accept)).toEqual({ type: 'paired' });
+
+    // The thief's copy of the phone adds the watch's KeyPackage itself (a commit of its own: the
+    // Welcome's GroupInfo is signed by the copy's leaf, so the watch takes it as its inviter) and
+    // gets that InitPairing to the watch first, with a ShareRand carrying the thief's seed.
+    const copy = await stolen(phone);
+    const copyPairing = PairedDevice.open(copy, undefined).pairingGroup;
+    const watchKeyPackage = await PairedDevice.createKeyPackage(watch.client, watch.identity);
+    const fork = await copyPairing.commit({ add: [watchKeyPackage] });
+    await copyPairing.mergePendingCommit();
+    const planted = await copyPairing.encrypt(
+      encodePairingMessage({ type: 'shareRand', mode, seed: generateSeed(), anchorIdentity: new TextEncoder().encode('mallory'), ciphersuite: 1, anchorKeyPair: new Uint8Array(0), counter: 0n }),
+    );
+    const fooled = await PairedDevice.join(watch.client, fork.welcome!, { vault: vw });
+    await refused(() => fooled.receive(planted), 'PAIRING_REJECTED', 'unexpected');
+    expect(fooled.established).toBe(false);
+    // The real devices refuse the copy's commit.
+    await refused(() => active.receive(fork.commit), 'PAIRING_REJECTED', 'wrong-sender');
+    await refused(() => phoneDevice.receive(fork.commit), 'PAIRING_REJECTED', 'wrong-sender');
+
+    // The watch drops the forked pairing and takes alice's real invite (of a new KeyPackage: the
+    // first was spent on the fork); all three follow alice.
+    await PairedDevice.reset(watch.client);
+    const inv2 = await active.invite(await PairedDevice.createKeyPackage(watch.client, watch.identity));
+    expect((await phoneDevice.receive(inv2.pairingCommit)).type).toBe('pairingGroupChanged');
+    const watchDevice = await PairedDevice.join(watch.client, inv2.initPairing, { vault: vw });
+    const s2 = await watchDevice.receive(inv2.shareRand);
+    if (s2.type !== 'shareRandApplied') throw new Error(`expected shareRandApplied, got ${s2.type}`);
+    expect(await active.receive(s2.accept)).toEqual({ type: 'paired' });
+    const enrolled = await active.enroll(a.group);
+    await deliverCommit(enrolled.commit, [bob]);
+    for (const d of [phoneDevice, watchDevice]) expect((await d.applyNotify(enrolled)).kind).toBe('enroll');
+    phone.group = phone.client.group(a.group.id);
+    watch.group = watch.client.group(a.group.id);
+    expectInSync([a, phone, watch, bob]);
+    const m = await bob.group.encrypt('to all three');
+    for (const d of [a, phone, watch]) expect(await read(d, m)).toBe('to all three');
   });
 });

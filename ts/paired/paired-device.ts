@@ -383,6 +383,12 @@ export class PairedDevice {
         // The anchor's key is never handed over (docs/PROTOCOL.md §4.2).
         if (message.anchorKeyPair.length > 0) throw pairingRejected('unexpected', 'ShareRand carries an anchor key pair');
         if (message.seed.length > 0) {
+          // A preinstalled seed is never replaced: a ShareRand with a seed of
+          // its own would hand the device to whoever made its InitPairing.
+          if (this.#vault) {
+            message.seed.fill(0);
+            throw pairingRejected('unexpected', 'ShareRand carries a seed, but this device has a preinstalled one');
+          }
           this.#vault = await WebCryptoSeedVault.import(message.seed); // wipes the plaintext seed
         } else if (!this.#vault) {
           throw pairingRejected('unexpected', 'ShareRand carries no seed and no vault was preinstalled');

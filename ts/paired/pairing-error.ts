@@ -38,7 +38,8 @@ export type NotifyRejection = 'forged' | 'replay' | 'counter' | 'out-of-order' |
  * - `no-such-leaf`: a RoleChange naming a leaf that is not a device of the pairing.
  * - `unexpected`: a message the pairing's state does not allow now
  *   (ShareRand or Accept after pairing, ShareRand to a device nobody
- *   invited, Accept at a passive device, a proposal, a second CeasePair).
+ *   invited, a seed in ShareRand to a device with a preinstalled one,
+ *   Accept at a passive device, a proposal, a second CeasePair).
  */
 export type PairingRejection = NotifyRejection | 'wrong-sender' | 'stale' | 'no-such-leaf' | 'unexpected';
 
