@@ -822,3 +822,71 @@ fn overlapping_proposals_by_reference_do_not_block_the_committer() {
         CreateCommitError::ProposalValidationError(ProposalValidationError::DuplicateMemberRemoval)
     );
 }
+
+/// RFC 9420 §12.2 with the committer's own choice: a custom proposal by
+/// value (an intent committed directly) wins over a Remove or an Update by
+/// reference of a leaf it removes; those give way instead of failing the
+/// commit with `DuplicateMemberRemoval`.
+#[openmls_test]
+fn proposals_by_reference_give_way_to_a_custom_proposal_by_value() {
+    let providers = [
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+    ];
+    let World {
+        mut groups,
+        signers,
+        ..
+    } = world(ciphersuite, &providers, true, false);
+    // charlie (2) proposes an Update, bob (1) a Remove of charlie.
+    let (update, _) = groups[2]
+        .propose_self_update(
+            providers[2],
+            &signers[2].signer,
+            LeafNodeParameters::default(),
+        )
+        .unwrap();
+    let (remove, _) = groups[1]
+        .propose_remove_member(providers[1], &signers[1].signer, LeafNodeIndex::new(2))
+        .unwrap();
+    receive_proposal(&mut groups[0], providers[0], update.clone());
+    receive_proposal(&mut groups[0], providers[0], remove);
+    receive_proposal(&mut groups[1], providers[1], update);
+    // alice commits the removal of charlie by value, with the store.
+    let bundle = groups[0]
+        .commit_builder()
+        .consume_proposal_store(true)
+        .add_proposals(vec![removing(&[2])])
+        .load_psks(providers[0].storage())
+        .unwrap()
+        .build(
+            providers[0].rand(),
+            providers[0].crypto(),
+            &signers[0].signer,
+            |_| true,
+        )
+        .unwrap()
+        .stage_commit(providers[0])
+        .unwrap();
+    groups[0].merge_pending_commit(providers[0]).unwrap();
+    let ProcessedMessageContent::StagedCommitMessage(staged) =
+        process(&mut groups[1], providers[1], bundle.into_commit())
+            .unwrap()
+            .into_content()
+    else {
+        panic!("expected a commit");
+    };
+    assert_eq!(staged.implied_removes(), &[LeafNodeIndex::new(2)]);
+    assert_eq!(staged.remove_proposals().count(), 0);
+    assert_eq!(staged.update_proposals().count(), 0);
+    groups[1]
+        .merge_staged_commit(providers[1], *staged)
+        .unwrap();
+    assert_eq!(
+        groups[0].epoch_authenticator(),
+        groups[1].epoch_authenticator()
+    );
+    assert_eq!(groups[1].members().count(), 2);
+}

@@ -396,7 +396,9 @@ impl ProposalQueue {
     /// member could block every commit of the epoch by proposing, say, an
     /// intent and a Remove of the same leaf. Proposals given by value are
     /// the committer's own choice and stay ([`ProposalQueue::expand`] and the
-    /// Remove validation refuse conflicts among them as before).
+    /// Remove validation refuse conflicts among them as before); a Remove,
+    /// SelfRemove or Update by reference of a leaf a custom proposal by
+    /// value removes gives way to it.
     pub(crate) fn drop_overlapping_expansions(
         &mut self,
         group: &crate::group::PublicGroup,
@@ -405,8 +407,37 @@ impl ProposalQueue {
     ) {
         let by_reference =
             |q: &QueuedProposal| q.proposal_or_ref_type == ProposalOrRefType::Reference;
+        // The leaves the committer's own custom proposals (by value) remove
+        // are its choice for those leaves: a Remove, SelfRemove or Update of
+        // one of them by reference gives way (else any member could block
+        // committing an intent directly by proposing a Remove of a leaf it
+        // removes, or the intent's associated device by proposing an Update).
+        let chosen: HashSet<LeafNodeIndex> = self
+            .queued_proposals()
+            .filter(|q| !by_reference(q))
+            .filter_map(|q| match q.proposal() {
+                Proposal::Custom(custom) => hook.removed_leaves(group, custom).ok(),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let mut dropped: Vec<ProposalRef> = self
+            .queued_proposals()
+            .filter(|q| by_reference(q))
+            .filter(|q| match (q.proposal(), q.sender()) {
+                (Proposal::Remove(remove), _) => chosen.contains(&remove.removed()),
+                (Proposal::SelfRemove | Proposal::Update(_), Sender::Member(leaf)) => {
+                    chosen.contains(leaf)
+                }
+                _ => false,
+            })
+            .map(|q| q.proposal_reference())
+            .collect();
         let mut removed: HashSet<LeafNodeIndex> = HashSet::from([committer]);
-        for queued in self.queued_proposals() {
+        for queued in self
+            .queued_proposals()
+            .filter(|q| !dropped.contains(&q.proposal_reference()))
+        {
             match (queued.proposal(), queued.sender()) {
                 (Proposal::Remove(remove), _) => {
                     removed.insert(remove.removed());
@@ -420,7 +451,6 @@ impl ProposalQueue {
                 _ => {}
             }
         }
-        let mut dropped = Vec::new();
         let mut removed_by_custom = HashSet::new();
         for queued in self.queued_proposals().filter(|q| by_reference(q)) {
             let Proposal::Custom(custom) = queued.proposal() else {
