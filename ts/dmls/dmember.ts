@@ -266,6 +266,8 @@ export class DMember {
     const next = options.newIdentity;
     if (!next) return this.#commitOwn(true);
     if (next.ciphersuite !== this.identity.ciphersuite) throw new DmlsError('universe', 'a new credential must keep the ciphersuite');
+    // The universe is its members' identities; a new credential is a new signature key (SEND_GROUP_RULES).
+    if (!bytesEqual(next.identity, this.identity.identity)) throw new DmlsError('identity', 'a new credential must keep the identity');
     return this.#atomically(async () => {
       const out: Uint8Array[] = [];
       for (const hex of Object.keys(this.#state.owners)) {

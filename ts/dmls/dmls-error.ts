@@ -13,9 +13,11 @@ export type DmlsErrorCode = (typeof DMLS_ERROR_CODES)[number];
  * - `universe`: an announcement for another universe or a non-member, or
  *   a Welcome into a group whose owner is not in the universe;
  * - `malformed`: an undecodable DMLS message;
- * - `rejoin`: a rejoin request whose KeyPackage is not its sender's.
+ * - `rejoin`: a rejoin request whose KeyPackage is not its sender's;
+ * - `identity`: an Update proposal or an owner's UpdatePath that changes
+ *   a member's identity (a new signature key keeps it).
  */
-export type DmlsRejection = 'not-owner' | 'proposal-type' | 'universe' | 'malformed' | 'rejoin';
+export type DmlsRejection = 'not-owner' | 'proposal-type' | 'universe' | 'malformed' | 'rejoin' | 'identity';
 
 /** A DMLS rule was broken (`DMLS_POLICY`), with the reason. */
 export class DmlsError extends MlsError<DmlsErrorCode> {

@@ -337,6 +337,12 @@ enum ProposalView {
         #[serde(rename = "leafIndex")]
         #[tsify(optional)]
         leaf_index: Option<u32>,
+        /// The credential of the proposed leaf (a layer may hold a member
+        /// to its identity, e.g. DMLS send groups, docs/PROTOCOL.md §6.2).
+        credential: CredentialInfo,
+        #[serde(rename = "signatureKey")]
+        #[tsify(type = "Uint8Array")]
+        signature_key: ByteBuf,
     },
     Remove {
         #[serde(rename = "leafIndex")]
@@ -390,7 +396,11 @@ fn proposal_view(p: &Proposal, s: &Sender) -> ProposalView {
             credential: credential(add.key_package().leaf_node().credential()),
             signature_key: bytes(add.key_package().leaf_node().signature_key().as_slice()),
         },
-        Proposal::Update(_) => ProposalView::Update { leaf_index: sender_leaf(s) },
+        Proposal::Update(u) => ProposalView::Update {
+            leaf_index: sender_leaf(s),
+            credential: credential(u.leaf_node().credential()),
+            signature_key: bytes(u.leaf_node().signature_key().as_slice()),
+        },
         Proposal::Remove(r) => ProposalView::Remove { leaf_index: r.removed().u32() },
         Proposal::PreSharedKey(psk) => match psk_of(psk).as_ref().map(|id| id.psk()) {
             Some(Psk::External(ext)) => ProposalView::PreSharedKey { psk_type: "external", psk_id: bytes(ext.psk_id()) },

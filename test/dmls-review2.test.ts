@@ -1,0 +1,121 @@
+/**
+ * Second review of the Distributed MLS layer (seed 003) as an attacker,
+ * against the first review's fixes: the universe check on Welcomes, the
+ * rejoin window, PSK imports only where every receiver can follow, and the
+ * owner re-sending the Update proposals it covers. Each attack is refused
+ * (or made harmless) and the honest members keep reading each other.
+ * Delivery is direct and in order, so each step is visible.
+ */
+import { describe, expect, it } from 'vitest';
+import { MlsClient, bytesEqual, readMlsHeader, toHex, utf8, type Identity } from 'paired-mls';
+import { DMember, DmlsError, type DmlsEvent } from 'paired-mls/dmls';
+
+const enc = new TextEncoder();
+
+interface Person {
+  name: string;
+  client: MlsClient;
+  identity: Identity;
+  member?: DMember;
+  received: string[];
+}
+
+async function person(name: string, identityName = name): Promise<Person> {
+  const client = await MlsClient.open();
+  return { name, client, identity: await client.createIdentity(identityName, 1), received: [] };
+}
+
+/** `unprotect` at `to`, keeping the data it yields. */
+async function receive(to: Person, message: Uint8Array): Promise<DmlsEvent[]> {
+  const events = await to.member!.unprotect(message);
+  for (const e of events) if (e.type === 'data') to.received.push(`${utf8(e.sender)}: ${utf8(e.data)}`);
+  return events;
+}
+
+/** Deliver `messages` in order to each of `to`; rejoin answers go on to everyone but their sender. */
+async function send(messages: Uint8Array[], to: Person[], everyone: Person[] = to): Promise<void> {
+  for (const m of messages) {
+    for (const p of to) {
+      for (const e of await receive(p, m)) {
+        if (e.type === 'rejoinRequest' && e.messages.length > 0) await send(e.messages, everyone.filter((o) => o !== p), everyone);
+      }
+    }
+  }
+}
+
+const others = (all: Person[], p: Person) => all.filter((o) => o !== p);
+
+/**
+ * A universe founded by the first person. `sendGroupOf(name)` says whom
+ * each joiner adds to its own send group (default: everyone else).
+ */
+async function universe(names: string[], sendGroupOf: (name: string) => string[] = (n) => names.filter((x) => x !== n)): Promise<Person[]> {
+  const people = await Promise.all(names.map((n) => person(n)));
+  const byName = new Map(people.map((p) => [p.name, p]));
+  const keyPackages = (who: string[]) => Promise.all(who.map((n) => byName.get(n)!.client.createKeyPackage(byName.get(n)!.identity)));
+  const [founder, ...rest] = people as [Person, ...Person[]];
+  const founded = await DMember.found(founder.client, founder.identity, await keyPackages(sendGroupOf(founder.name)));
+  founder.member = founded.member;
+  const [welcome, definition] = founded.messages as [Uint8Array, Uint8Array];
+  const inits: [Person, Uint8Array[]][] = [];
+  for (const p of rest) {
+    const joined = await DMember.joinUniverse(p.client, p.identity, welcome, definition, await keyPackages(sendGroupOf(p.name)));
+    p.member = joined.member;
+    inits.push([p, joined.messages]);
+  }
+  for (const [p, messages] of inits) await send(messages, others(people, p));
+  return people;
+}
+
+async function thrown(fn: () => Promise<unknown>): Promise<unknown> {
+  return fn().then(() => undefined, (e: unknown) => e);
+}
+
+async function refusedWith(fn: () => Promise<unknown>, reason: string): Promise<DmlsError> {
+  const err = await thrown(fn);
+  expect(err).toBeInstanceOf(DmlsError);
+  expect((err as DmlsError).code).toBe('DMLS_POLICY');
+  expect((err as DmlsError).reason).toBe(reason);
+  return err as DmlsError;
+}
+
+/** Everyone protects a line; every other one reads it. */
+async function everyoneTalks(people: Person[], text: string): Promise<void> {
+  for (const p of people) await send(await p.member!.protect(enc.encode(`${text} (${p.name})`)), others(people, p));
+  for (const p of people) {
+    for (const o of others(people, p)) expect(p.received, `${p.name} reads ${o.name}`).toContain(`${o.name}: ${text} (${o.name})`);
+  }
+}
+
+describe('DMLS review 2: a member\'s identity is fixed across send groups', () => {
+  it('an owner\'s UpdatePath and an Update proposal that rename a member are refused (identity); the others\' imports go on', async () => {
+    const people = await universe(['ann', 'ben', 'cat']);
+    const [ann, ben, cat] = people as [Person, Person, Person];
+    const benGroup = ben.member!.sendGroup.id;
+    const catGroup = cat.member!.sendGroup.id;
+    // The API refuses a new credential under another identity.
+    const renamed = await ann.client.createIdentity('ann2', 1);
+    await refusedWith(() => ann.member!.update({ newIdentity: renamed }), 'identity');
+    // ann reopens her state as "ann2" and rotates to it: her own send group
+    // shows ann2 at leaf 0, and she sends the Update proposal to ben's send
+    // group only. Had ben committed it, ben's send group would hold "ann2",
+    // which cat's does not: ben could never import cat's epochs again.
+    const forged = DMember.open(ann.client, renamed);
+    const out = await forged.update({ newIdentity: renamed });
+    const [ownCommit, ...proposals] = out as [Uint8Array, ...Uint8Array[]];
+    const toBen = proposals.find((m) => bytesEqual(readMlsHeader(m)!.groupId!, benGroup))!;
+    await refusedWith(() => receive(ben, ownCommit), 'identity');
+    await refusedWith(() => receive(cat, ownCommit), 'identity');
+    await refusedWith(() => receive(ben, toBen), 'identity');
+    expect(ben.member!.sendGroup.state().pendingProposals).toBe(0);
+    expect(ben.client.group(ann.member!.sendGroup.id).members()[0]!.credential.identity).toEqual(enc.encode('ann'));
+    // cat UPDATEs; ben imports it with his next message, and cat reads him.
+    await send(await cat.member!.update(), [ben]);
+    expect(ben.member!.pendingImports().map((p) => toHex(p.sendGroupId))).toEqual([toHex(catGroup)]);
+    await send(await ben.member!.protect(enc.encode('imported cat')), [cat]);
+    expect(ben.member!.pendingImports()).toEqual([]);
+    expect(ben.member!.importedEpochs().get(toHex(catGroup))).toBe(cat.member!.lastUpdateEpoch);
+    expect(cat.received).toContain('ben: imported cat');
+    await everyoneTalks([ben, cat], 'without ann2');
+  });
+});
