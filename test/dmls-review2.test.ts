@@ -119,3 +119,24 @@ describe('DMLS review 2: a member\'s identity is fixed across send groups', () =
     await everyoneTalks([ben, cat], 'without ann2');
   });
 });
+
+describe('DMLS review 2: a state saved before the universe\'s members were kept', () => {
+  it('still refuses a Welcome from an outsider (universe), the members taken from the send groups it follows', async () => {
+    const people = await universe(['ann', 'ben', 'cat']);
+    const [, ben] = people as [Person, Person, Person];
+    // ben's state as saved before the first review: no `members` field.
+    const raw = JSON.parse(utf8(ben.client.record('paired-mls/dmls')!)) as Record<string, unknown>;
+    delete raw.members;
+    await ben.client.putRecord('paired-mls/dmls', enc.encode(JSON.stringify(raw)));
+    ben.member = DMember.open(ben.client, ben.identity);
+    const mallory = await person('mallory');
+    const outside = await mallory.client.createGroup(mallory.identity, { wireFormat: 'ciphertext' });
+    const { welcome } = await outside.commit({ add: [await ben.client.createKeyPackage(ben.identity)] });
+    await outside.mergePendingCommit();
+    const before = ben.client.groupIds().length;
+    await refusedWith(() => receive(ben, welcome!), 'universe');
+    expect(ben.client.groupIds()).toHaveLength(before);
+    expect([...ben.member!.sendGroups().values()].map(utf8).sort()).toEqual(['ann', 'ben', 'cat']);
+    await everyoneTalks(people, 'after the outsider');
+  });
+});

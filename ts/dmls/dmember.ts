@@ -83,7 +83,7 @@ interface State {
   lastUpdateEpoch: number;
   /** Foreign send group (hex) → newest epoch of the own send group its owner imported (REJOIN inference). */
   acks: Record<string, number>;
-  /** Identities (hex) of the universe's members (seed 003 §2, §6.1); empty when not known (a state saved before they were kept). */
+  /** Identities (hex) of the universe's members (seed 003 §2, §6.1); a state saved before they were kept gets them on `open`. */
   members: string[];
   /** Send groups (hex) this member asked to be re-added to (REJOIN) and has no Welcome for yet. */
   rejoining: string[];
@@ -227,8 +227,26 @@ export class DMember {
     if (!raw) throw new MlsError('UNKNOWN_GROUP', 'this client has no DMLS state');
     const state = { ...DMember.#emptyState(), ...(JSON.parse(new TextDecoder().decode(raw)) as State) };
     if (!state.universe) throw new MlsError('UNKNOWN_GROUP', 'the DMLS state has no universe');
+    if (state.members.length === 0) state.members = DMember.#savedUniverseMembers(client, state);
     const u = state.universe;
     return new DMember(client, identity, { ...u, id: fromHex(u.id) }, options, state);
+  }
+
+  /**
+   * The universe's members for a state saved before they were kept: those
+   * of the own send group and of the founder's (under `multi-mls` the
+   * universe id is its group id; seed 003 §6.1). Without them the universe
+   * check on Welcomes would be skipped, and anyone holding one of our
+   * KeyPackages could have us follow their group.
+   */
+  static #savedUniverseMembers(client: MlsClient, state: State): string[] {
+    const ids = new Set<string>();
+    const held = new Set(client.groupIds().map(toHex));
+    for (const hex of [state.ownGroupId, state.universe!.id]) {
+      if (!held.has(hex)) continue;
+      for (const m of client.group(fromHex(hex)).members()) ids.add(toHex(m.credential.identity));
+    }
+    return [...ids];
   }
 
   /** Public DMLS values of a send group's current epoch (registers its PSK again, harmlessly). */
@@ -446,7 +464,7 @@ export class DMember {
         const owner = g.members().find((m) => m.leafIndex === 0);
         // Only members of the universe own send groups (seed 003 §2): anyone
         // holding one of our published KeyPackages could make us join theirs.
-        if (this.#state.members.length > 0 && !(owner && this.#state.members.includes(toHex(owner.credential.identity)))) {
+        if (!(owner && this.#state.members.includes(toHex(owner.credential.identity)))) {
           throw new DmlsError('universe', 'a Welcome into a group whose owner is not a member of the universe');
         }
         if (owner) this.#state.owners[toHex(g.id)] = toHex(owner.credential.identity);
