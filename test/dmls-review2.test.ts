@@ -8,7 +8,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MlsClient, bytesEqual, readMlsHeader, toHex, utf8, type Identity } from 'paired-mls';
-import { DMember, DmlsError, type DmlsEvent } from 'paired-mls/dmls';
+import { DMember, DmlsError, type DmlsEvent, type DmlsOptions } from 'paired-mls/dmls';
 
 const enc = new TextEncoder();
 
@@ -49,17 +49,17 @@ const others = (all: Person[], p: Person) => all.filter((o) => o !== p);
  * A universe founded by the first person. `sendGroupOf(name)` says whom
  * each joiner adds to its own send group (default: everyone else).
  */
-async function universe(names: string[], sendGroupOf: (name: string) => string[] = (n) => names.filter((x) => x !== n)): Promise<Person[]> {
+async function universe(names: string[], sendGroupOf: (name: string) => string[] = (n) => names.filter((x) => x !== n), options: DmlsOptions = {}): Promise<Person[]> {
   const people = await Promise.all(names.map((n) => person(n)));
   const byName = new Map(people.map((p) => [p.name, p]));
   const keyPackages = (who: string[]) => Promise.all(who.map((n) => byName.get(n)!.client.createKeyPackage(byName.get(n)!.identity)));
   const [founder, ...rest] = people as [Person, ...Person[]];
-  const founded = await DMember.found(founder.client, founder.identity, await keyPackages(sendGroupOf(founder.name)));
+  const founded = await DMember.found(founder.client, founder.identity, await keyPackages(sendGroupOf(founder.name)), {}, options);
   founder.member = founded.member;
   const [welcome, definition] = founded.messages as [Uint8Array, Uint8Array];
   const inits: [Person, Uint8Array[]][] = [];
   for (const p of rest) {
-    const joined = await DMember.joinUniverse(p.client, p.identity, welcome, definition, await keyPackages(sendGroupOf(p.name)));
+    const joined = await DMember.joinUniverse(p.client, p.identity, welcome, definition, await keyPackages(sendGroupOf(p.name)), options);
     p.member = joined.member;
     inits.push([p, joined.messages]);
   }
@@ -138,5 +138,25 @@ describe('DMLS review 2: a state saved before the universe\'s members were kept'
     expect(ben.client.groupIds()).toHaveLength(before);
     expect([...ben.member!.sendGroups().values()].map(utf8).sort()).toEqual(['ann', 'ben', 'cat']);
     await everyoneTalks(people, 'after the outsider');
+  });
+});
+
+describe('DMLS review 2: the Update proposals the owner sends again', () => {
+  it('a replayed proposal (PublicMessage send groups) is sent again once, not once per copy; the state does not grow with the copies', async () => {
+    const people = await universe(['ann', 'ben', 'cat'], undefined, { sendGroup: { wireFormat: 'plaintext' } });
+    const [ann, ben, cat] = people as [Person, Person, Person];
+    const update = await cat.member!.proposeUpdate(ann.member!.sendGroup.id);
+    // Anyone on the path replays cat's proposal to ann: a PublicMessage
+    // processes again each time.
+    for (let i = 0; i < 5; i++) expect((await receive(ann, update)).map((e) => e.type)).toEqual(['updateProposal']);
+    const saved = JSON.parse(utf8(ann.client.record('paired-mls/dmls')!)) as { proposals: string[] };
+    expect(saved.proposals).toEqual([toHex(update)]);
+    const out = await ann.member!.protect(enc.encode('covers cat\'s update once'));
+    expect(out).toHaveLength(3);
+    expect(out[0]).toEqual(update);
+    await send(out, [ben, cat]);
+    expect(ben.received).toContain('ann: covers cat\'s update once');
+    expect(ben.client.group(ann.member!.sendGroup.id).epoch).toBe(ann.member!.sendGroup.epoch);
+    await everyoneTalks(people, 'after the replays');
   });
 });

@@ -550,7 +550,9 @@ export class DMember {
       }
       case 'proposal':
         if (own) {
-          this.#state.proposals.push(toHex(message));
+          // A PublicMessage processes again when replayed: keep (and send again) one copy.
+          const hex = toHex(message);
+          if (!this.#state.proposals.includes(hex)) this.#state.proposals.push(hex);
           await this.#save();
         }
         return [{ type: 'updateProposal', sendGroupId: group.id }];
