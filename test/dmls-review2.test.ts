@@ -160,3 +160,34 @@ describe('DMLS review 2: the Update proposals the owner sends again', () => {
     await everyoneTalks(people, 'after the replays');
   });
 });
+
+describe('DMLS review 2: the rejoin window', () => {
+  it('an older rejoin Welcome of the owner, held back by the network and released while a later request is open, does not roll the send group back', async () => {
+    const people = await universe(['ann', 'ben', 'cat']);
+    const [ann, ben, cat] = people as [Person, Person, Person];
+    const annGroup = ann.member!.sendGroup.id;
+    /** Deliver `messages` to `to`, returning the owners' rejoin answers instead of forwarding them. */
+    const answersTo = async (messages: Uint8Array[], to: Person[]): Promise<Uint8Array[]> => {
+      const answers: Uint8Array[] = [];
+      for (const m of messages) for (const p of to) for (const e of await receive(p, m)) if (e.type === 'rejoinRequest') answers.push(...e.messages);
+      return answers;
+    };
+    // ben misses an UPDATE of ann and asks to be re-added; ann's answer is held back.
+    await send(await ann.member!.update(), [cat]);
+    const [commit1, welcome1] = (await answersTo(await ben.member!.requestRejoin(), [ann, cat])) as [Uint8Array, Uint8Array];
+    await send([commit1], [cat]);
+    // ann moves on; ben, still behind, asks again; this answer arrives and re-adds him.
+    await send(await ann.member!.update(), [cat]);
+    const second = await answersTo(await ben.member!.requestRejoin(), [ann, cat]);
+    expect(second).toHaveLength(2);
+    await send(second, [cat, ben]);
+    const epoch = ann.member!.sendGroup.epoch;
+    expect(ben.client.group(annGroup).epoch).toBe(epoch);
+    // A third request (ben is behind nobody now): nobody answers, the window stays open.
+    expect(await answersTo(await ben.member!.requestRejoin(), [ann, cat])).toEqual([]);
+    // The network releases ann's first Welcome: an older epoch, where ben's leaf has since been removed.
+    expect(await receive(ben, welcome1)).toEqual([{ type: 'dropped', reason: 'duplicate' }]);
+    expect(ben.client.group(annGroup).epoch).toBe(epoch);
+    await everyoneTalks(people, 'after the old Welcome');
+  });
+});

@@ -101,6 +101,9 @@ const RETRY_CODES = new Set(['PSK_NOT_FOUND', 'WRONG_EPOCH', 'UNKNOWN_GROUP', 'M
 /** A rejoin Welcome tried against a send group it is not for (rolls the attempt back). */
 class OtherGroup extends Error {}
 
+/** A rejoin Welcome into an older epoch than the state it would replace (rolls the attempt back). */
+class StaleWelcome extends Error {}
+
 /** A participant of a Distributed MLS universe (docs/PROTOCOL.md §6): its own send group and the others' imported epochs. */
 export class DMember {
   readonly client: MlsClient;
@@ -370,6 +373,7 @@ export class DMember {
       delete this.#state.pending[hex];
       delete this.#state.owners[hex];
       delete this.#state.acks[hex];
+      this.#state.rejoining = this.#state.rejoining.filter((x) => x !== hex);
       await this.client.deleteGroup(sendGroupId);
       await this.#save();
     });
@@ -495,14 +499,20 @@ export class DMember {
    * to be re-added to is replaced, and only by a group its owner (the same
    * identity at leaf 0) leads: a group id is the creator's choice, so
    * anyone holding one of our KeyPackages can make a Welcome under it.
+   * Nor is a send group taken back to an epoch older than the one held:
+   * the window stays open while a request goes unanswered, and a Welcome
+   * answering an earlier request, held back by the network, would restore
+   * a state the owner has since removed our leaf from.
    */
   async #rejoinWelcome(welcome: Uint8Array): Promise<{ retry: boolean; events: DmlsEvent[] }> {
     for (const hex of this.#state.rejoining) {
       try {
         const group = await this.#atomically(async () => {
+          const held = this.client.group(fromHex(hex)).epoch;
           await this.client.deleteGroup(fromHex(hex));
           const g = await this.client.joinFromWelcome(welcome, this.#options.sendGroup);
           if (toHex(g.id) !== hex) throw new OtherGroup();
+          if (g.epoch < held) throw new StaleWelcome();
           const owner = g.members().find((m) => m.leafIndex === 0)?.credential.identity;
           if (!owner || toHex(owner) !== this.#state.owners[hex]) throw new DmlsError('not-owner', 'a rejoin Welcome into a send group led by someone other than its owner');
           this.#state.rejoining = this.#state.rejoining.filter((x) => x !== hex);
