@@ -292,7 +292,8 @@ export class DMember {
     return this.#atomically(async () => {
       const out: Uint8Array[] = [];
       for (const hex of Object.keys(this.#state.owners)) {
-        if (hex === this.#state.ownGroupId) continue;
+        // A send group whose owner removed us has no leaf of ours to update (a rejoin KeyPackage carries the new key).
+        if (hex === this.#state.ownGroupId || !this.client.group(fromHex(hex)).state().active) continue;
         out.push(await dmlsProposeCredentialUpdate(this.client, fromHex(hex), next.identity, next.signaturePublicKey));
       }
       const own = await this.#commitOwn(true, next);
@@ -391,8 +392,10 @@ export class DMember {
       for (const hex of Object.keys(this.#state.owners)) {
         if (hex === this.#state.ownGroupId) continue;
         const id = fromHex(hex);
-        const epoch = this.client.group(id).epoch;
-        if (this.#state.pending[hex] !== epoch && this.#followable(hex)) acks.push(pskGroupId(epoch, id));
+        const group = this.client.group(id);
+        const epoch = group.epoch;
+        // No ack of a send group whose owner removed us: the commit that did so has no epoch secrets for us, so no PSK.
+        if (group.state().active && this.#state.pending[hex] !== epoch && this.#followable(hex)) acks.push(pskGroupId(epoch, id));
         entries.push({ sendGroupId: id, keyPackage: await this.client.createKeyPackage(this.identity) });
         if (!this.#state.rejoining.includes(hex)) this.#state.rejoining.push(hex);
       }

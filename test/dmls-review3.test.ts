@@ -1,0 +1,139 @@
+/**
+ * Third review of the Distributed MLS layer (seed 003) as an attacker,
+ * against the second review's fixes (identity fixed across send groups,
+ * the rejoin window) and what they left open: a member one owner removed
+ * (the §6.8 offline procedure, or any owner's right) could neither ask to
+ * be re-added nor rotate its credential. Delivery is direct and in order,
+ * so each step is visible.
+ */
+import { describe, expect, it } from 'vitest';
+import { MlsClient, readMlsHeader, toHex, utf8, type Identity } from 'paired-mls';
+import { DMember, DmlsError, type DmlsEvent, type DmlsOptions } from 'paired-mls/dmls';
+
+const enc = new TextEncoder();
+
+interface Person {
+  name: string;
+  client: MlsClient;
+  identity: Identity;
+  member?: DMember;
+  received: string[];
+}
+
+async function person(name: string, identityName = name): Promise<Person> {
+  const client = await MlsClient.open();
+  return { name, client, identity: await client.createIdentity(identityName, 1), received: [] };
+}
+
+/** `unprotect` at `to`, keeping the data it yields. */
+async function receive(to: Person, message: Uint8Array): Promise<DmlsEvent[]> {
+  const events = await to.member!.unprotect(message);
+  for (const e of events) if (e.type === 'data') to.received.push(`${utf8(e.sender)}: ${utf8(e.data)}`);
+  return events;
+}
+
+/** Deliver `messages` in order to each of `to`; rejoin answers go on to everyone but their sender. */
+async function send(messages: Uint8Array[], to: Person[], everyone: Person[] = to): Promise<void> {
+  for (const m of messages) {
+    for (const p of to) {
+      for (const e of await receive(p, m)) {
+        if (e.type === 'rejoinRequest' && e.messages.length > 0) await send(e.messages, everyone.filter((o) => o !== p), everyone);
+      }
+    }
+  }
+}
+
+const others = (all: Person[], p: Person) => all.filter((o) => o !== p);
+
+/**
+ * A universe founded by the first person. `sendGroupOf(name)` says whom
+ * each joiner adds to its own send group (default: everyone else).
+ */
+async function universe(names: string[], sendGroupOf: (name: string) => string[] = (n) => names.filter((x) => x !== n), options: DmlsOptions = {}): Promise<Person[]> {
+  const people = await Promise.all(names.map((n) => person(n)));
+  const byName = new Map(people.map((p) => [p.name, p]));
+  const keyPackages = (who: string[]) => Promise.all(who.map((n) => byName.get(n)!.client.createKeyPackage(byName.get(n)!.identity)));
+  const [founder, ...rest] = people as [Person, ...Person[]];
+  const founded = await DMember.found(founder.client, founder.identity, await keyPackages(sendGroupOf(founder.name)), {}, options);
+  founder.member = founded.member;
+  const [welcome, definition] = founded.messages as [Uint8Array, Uint8Array];
+  const inits: [Person, Uint8Array[]][] = [];
+  for (const p of rest) {
+    const joined = await DMember.joinUniverse(p.client, p.identity, welcome, definition, await keyPackages(sendGroupOf(p.name)), options);
+    p.member = joined.member;
+    inits.push([p, joined.messages]);
+  }
+  for (const [p, messages] of inits) await send(messages, others(people, p));
+  return people;
+}
+
+async function thrown(fn: () => Promise<unknown>): Promise<unknown> {
+  return fn().then(() => undefined, (e: unknown) => e);
+}
+
+async function refusedWith(fn: () => Promise<unknown>, reason: string): Promise<DmlsError> {
+  const err = await thrown(fn);
+  expect(err).toBeInstanceOf(DmlsError);
+  expect((err as DmlsError).code).toBe('DMLS_POLICY');
+  expect((err as DmlsError).reason).toBe(reason);
+  return err as DmlsError;
+}
+
+/** Everyone protects a line; every other one reads it. */
+async function everyoneTalks(people: Person[], text: string): Promise<void> {
+  for (const p of people) await send(await p.member!.protect(enc.encode(`${text} (${p.name})`)), others(people, p));
+  for (const p of people) {
+    for (const o of others(people, p)) expect(p.received, `${p.name} reads ${o.name}`).toContain(`${o.name}: ${text} (${o.name})`);
+  }
+}
+
+/** Deliver `messages` to `to`, returning the owners' rejoin answers instead of forwarding them. */
+async function answersTo(messages: Uint8Array[], to: Person[]): Promise<Uint8Array[]> {
+  const answers: Uint8Array[] = [];
+  for (const m of messages) for (const p of to) for (const e of await receive(p, m)) if (e.type === 'rejoinRequest') answers.push(...e.messages);
+  return answers;
+}
+
+describe('DMLS review 3: a member one owner removed', () => {
+  it('asks to be re-added (acknowledging no epoch of the send group that removed it), only that owner answers, and it reads everyone again', async () => {
+    const people = await universe(['ann', 'ben', 'cat']);
+    const [ann, ben, cat] = people as [Person, Person, Person];
+    const annGroup = ann.member!.sendGroup.id;
+    // ann removes ben from her send group (an owner's right; §6.8's offline procedure), and ben sees it.
+    await send(await ann.member!.removeMember(enc.encode('ben')), [ben, cat]);
+    expect(ben.client.group(annGroup).state().active).toBe(false);
+    // ben asks to be re-added. His ack commit named the epoch that removed
+    // him, whose PSK he never had: requestRejoin threw PSK_NOT_FOUND, on
+    // every try, so he could not rejoin any send group.
+    const request = await ben.member!.requestRejoin();
+    const answers = await answersTo(request, [ann, cat]);
+    expect(answers.map((m) => toHex(readMlsHeader(m)?.groupId ?? new Uint8Array(0)))).toEqual([toHex(annGroup), '']);
+    await send(answers, [cat, ben]);
+    expect(ben.client.group(annGroup).state().active).toBe(true);
+    expect(ben.client.group(annGroup).epoch).toBe(ann.member!.sendGroup.epoch);
+    await everyoneTalks(people, 'ben back in ann\'s send group');
+  });
+
+  it('rotates its credential: no Update proposal for the send group it was removed from; the others see the new key, and it rejoins with it', async () => {
+    const people = await universe(['ann', 'ben', 'cat']);
+    const [ann, ben, cat] = people as [Person, Person, Person];
+    const [annGroup, benGroup, catGroup] = [ann, ben, cat].map((p) => p.member!.sendGroup.id) as [Uint8Array, Uint8Array, Uint8Array];
+    await send(await ann.member!.removeMember(enc.encode('ben')), [ben, cat]);
+    // A suspected compromise (§6.9): UPDATE with a new signature key. The
+    // proposal for ann's send group, where ben has no leaf, threw
+    // NOT_A_MEMBER and nothing was rotated anywhere.
+    const next = await ben.client.createIdentity('ben', 1);
+    const out = await ben.member!.update({ newIdentity: next });
+    expect(out.map((m) => toHex(readMlsHeader(m)!.groupId!))).toEqual([toHex(benGroup), toHex(catGroup)]);
+    await send(out, [ann, cat]);
+    await send(await cat.member!.protect(enc.encode('covers ben\'s new key')), [ann, ben]);
+    const keyOfBen = (p: Person, group: Uint8Array) => p.client.group(group).members().filter((m) => utf8(m.credential.identity) === 'ben').map((m) => toHex(m.signatureKey));
+    for (const p of [ann, cat]) expect(keyOfBen(p, benGroup)).toEqual([toHex(next.signaturePublicKey)]);
+    for (const p of [ann, ben, cat]) expect(keyOfBen(p, catGroup)).toEqual([toHex(next.signaturePublicKey)]);
+    // ann re-adds him: the KeyPackage carries the new key.
+    await send(await ben.member!.requestRejoin(), [ann, cat], people);
+    for (const p of [ann, ben, cat]) expect(keyOfBen(p, annGroup)).toEqual([toHex(next.signaturePublicKey)]);
+    await everyoneTalks(people, 'after the rotation');
+  });
+});
+
