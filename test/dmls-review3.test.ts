@@ -3,8 +3,9 @@
  * against the second review's fixes (identity fixed across send groups,
  * the rejoin window) and what they left open: a member one owner removed
  * (the §6.8 offline procedure, or any owner's right) could neither ask to
- * be re-added nor rotate its credential. Delivery is direct and in order,
- * so each step is visible.
+ * be re-added nor rotate its credential, and a lost rejoin Welcome left
+ * the requester out for good. Delivery is direct and in order, so each
+ * step is visible.
  */
 import { describe, expect, it } from 'vitest';
 import { MlsClient, readMlsHeader, toHex, utf8, type Identity } from 'paired-mls';
@@ -137,3 +138,45 @@ describe('DMLS review 3: a member one owner removed', () => {
   });
 });
 
+describe('DMLS review 3: a lost rejoin Welcome', () => {
+  it('the owner answers the next request again (the requester never acknowledged the epoch it was re-added in); once it has, a request is not answered', async () => {
+    const people = await universe(['ann', 'ben', 'cat']);
+    const [ann, ben, cat] = people as [Person, Person, Person];
+    const annGroup = ann.member!.sendGroup.id;
+    // ben misses an UPDATE of ann and asks to be re-added; ann's commit reaches cat, her Welcome is lost.
+    await send(await ann.member!.update(), [cat]);
+    const [commit1, welcome1] = (await answersTo(await ben.member!.requestRejoin(), [ann, cat])) as [Uint8Array, Uint8Array];
+    expect(welcome1).toBeDefined();
+    await send([commit1], [cat]);
+    // ann does not commit again. ben asks again: ann had recorded him as
+    // up to date when she answered, so she said nothing, on every request.
+    const second = await answersTo(await ben.member!.requestRejoin(), [ann, cat]);
+    expect(second).toHaveLength(2);
+    await send(second, [cat, ben]);
+    expect(ben.client.group(annGroup).epoch).toBe(ann.member!.sendGroup.epoch);
+    // ben's next request acknowledges the epoch he joined at: nobody answers.
+    expect(await answersTo(await ben.member!.requestRejoin(), [ann, cat])).toEqual([]);
+    await everyoneTalks(people, 'after the lost Welcome');
+  });
+
+  it('a request crossing the answer in flight is answered twice; the member the second commit removes asks again and is back', async () => {
+    const people = await universe(['ann', 'ben', 'cat']);
+    const [ann, ben, cat] = people as [Person, Person, Person];
+    const annGroup = ann.member!.sendGroup.id;
+    await send(await ann.member!.update(), [cat]);
+    const [commit1, welcome1] = (await answersTo(await ben.member!.requestRejoin(), [ann, cat])) as [Uint8Array, Uint8Array];
+    await send([commit1], [cat]);
+    // ben asks again before ann's Welcome arrives: ann answers again.
+    const [commit2, welcome2] = (await answersTo(await ben.member!.requestRejoin(), [ann, cat])) as [Uint8Array, Uint8Array];
+    await send([commit2], [cat]);
+    // The first Welcome arrives first: ben joins, the second is a duplicate, and the second commit removes the leaf he joined at.
+    expect((await receive(ben, welcome1)).map((e) => e.type)).toEqual(['joined']);
+    expect(await receive(ben, welcome2)).toEqual([{ type: 'dropped', reason: 'duplicate' }]);
+    await receive(ben, commit2);
+    expect(ben.client.group(annGroup).state().active).toBe(false);
+    // He asks once more (acknowledging nothing of ann's send group) and is back.
+    await send(await ben.member!.requestRejoin(), [ann, cat], people);
+    expect(ben.client.group(annGroup).epoch).toBe(ann.member!.sendGroup.epoch);
+    await everyoneTalks(people, 'after the crossing');
+  });
+});

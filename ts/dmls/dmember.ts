@@ -600,7 +600,7 @@ export class DMember {
         const hex = toHex(group.id);
         const own = this.sendGroup;
         const acked = this.#state.acks[hex];
-        // Behind = its newest import of this send group is older than the current epoch.
+        // Behind = the newest epoch of this send group it acknowledged is older than the current one.
         const behind = acked === undefined || acked < own.epoch;
         const mine = m.entries.find((e) => toHex(e.sendGroupId) === this.#state.ownGroupId);
         if (!behind || !mine) return [{ type: 'rejoinRequest', from: owner, behind: false, messages: [] }];
@@ -610,7 +610,7 @@ export class DMember {
         const { commit, welcome } = await own.commit({ remove: stale, add: [mine.keyPackage], includePending: false, selfUpdate: true });
         await own.mergePendingCommit();
         await this.#ownEpoch(own, true);
-        this.#state.acks[hex] = own.epoch;
+        // Only the requester's own ack says it joined: were its Welcome lost, a later request is answered again.
         await this.#save();
         return [{ type: 'rejoinRequest', from: owner, behind: true, messages: [commit, welcome!] }];
       }
