@@ -9,7 +9,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MlsClient, readMlsHeader, toHex, utf8, type Identity } from 'paired-mls';
-import { DMember, DmlsError, type DmlsEvent, type DmlsOptions } from 'paired-mls/dmls';
+import { DMember, DmlsError, encodeDmlsMessage, type DmlsEvent, type DmlsOptions } from 'paired-mls/dmls';
 
 const enc = new TextEncoder();
 
@@ -178,5 +178,32 @@ describe('DMLS review 3: a lost rejoin Welcome', () => {
     await send(await ben.member!.requestRejoin(), [ann, cat], people);
     expect(ben.client.group(annGroup).epoch).toBe(ann.member!.sendGroup.epoch);
     await everyoneTalks(people, 'after the crossing');
+  });
+});
+
+describe('DMLS review 3: a second send group under a member\'s identity', () => {
+  it('is refused (universe): otherwise its rejoin request, under that identity, had every owner evict the real member and add the forger', async () => {
+    const people = await universe(['ann', 'ben', 'cat']);
+    const [ann, ben, cat] = people as [Person, Person, Person];
+    const [annGroup, benGroup] = [ann, ben].map((p) => p.member!.sendGroup.id) as [Uint8Array, Uint8Array];
+    // cat makes a basic credential "ann" under a key of her own (no AS
+    // checks credentials here, §6.1) and a send group under it, with ben's
+    // published KeyPackage.
+    const forger = await cat.client.createIdentity('ann', 1);
+    const fake = await cat.client.createGroup(forger, { wireFormat: 'ciphertext' });
+    const { welcome } = await fake.commit({ add: [await ben.client.createKeyPackage(ben.identity)] });
+    await fake.mergePendingCommit();
+    const followed = ben.client.groupIds().length;
+    await refusedWith(() => receive(ben, welcome!), 'universe');
+    expect(ben.client.groupIds()).toHaveLength(followed);
+    // Had ben followed it: a rejoin request there, with a KeyPackage "ann"
+    // under cat's key (the key of that group's leaf 0), made ben remove
+    // ann's leaf from his send group and add cat's.
+    const request = await fake.encrypt(encodeDmlsMessage({ type: 'rejoinRequest', entries: [{ sendGroupId: benGroup, keyPackage: await cat.client.createKeyPackage(forger) }] }));
+    expect(await receive(ben, request)).toEqual([{ type: 'buffered' }]);
+    const annLeaves = (g: Uint8Array) => ben.client.group(g).members().filter((m) => utf8(m.credential.identity) === 'ann').map((m) => toHex(m.signatureKey));
+    expect(annLeaves(benGroup)).toEqual([toHex(ann.identity.signaturePublicKey)]);
+    expect(annLeaves(annGroup)).toEqual([toHex(ann.identity.signaturePublicKey)]);
+    await everyoneTalks(people, 'after the forged send group');
   });
 });

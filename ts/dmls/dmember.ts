@@ -474,7 +474,14 @@ export class DMember {
         if (!(owner && this.#state.members.includes(toHex(owner.credential.identity)))) {
           throw new DmlsError('universe', 'a Welcome into a group whose owner is not a member of the universe');
         }
-        if (owner) this.#state.owners[toHex(g.id)] = toHex(owner.credential.identity);
+        // Each member owns one send group (seed 003 §1, §2). A second one
+        // under a followed owner's identity (or ours) is a forgery (basic
+        // credentials are not checked here): its rejoin requests would have
+        // every owner remove that member's leaves and add the forger's.
+        if (Object.values(this.#state.owners).includes(toHex(owner.credential.identity))) {
+          throw new DmlsError('universe', 'a Welcome into a second send group of a member');
+        }
+        this.#state.owners[toHex(g.id)] = toHex(owner.credential.identity);
         // Others may import the epoch this Welcome starts at; keep its PSK.
         await this.#storePsk(g, false);
         await this.#save();

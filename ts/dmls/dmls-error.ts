@@ -11,7 +11,8 @@ export type DmlsErrorCode = (typeof DMLS_ERROR_CODES)[number];
  *   led by anyone but its owner;
  * - `proposal-type`: a proposal other than Update in a send group;
  * - `universe`: an announcement for another universe or a non-member, or
- *   a Welcome into a group whose owner is not in the universe;
+ *   a Welcome into a group whose owner is not in the universe or already
+ *   owns a followed send group;
  * - `malformed`: an undecodable DMLS message;
  * - `rejoin`: a rejoin request whose KeyPackage is not its sender's;
  * - `identity`: an Update proposal or an owner's UpdatePath that changes
