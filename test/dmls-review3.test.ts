@@ -3,9 +3,11 @@
  * against the second review's fixes (identity fixed across send groups,
  * the rejoin window) and what they left open: a member one owner removed
  * (the §6.8 offline procedure, or any owner's right) could neither ask to
- * be re-added nor rotate its credential, and a lost rejoin Welcome left
- * the requester out for good. Delivery is direct and in order, so each
- * step is visible.
+ * be re-added nor rotate its credential, a lost rejoin Welcome left the
+ * requester out for good, and a member forging another's basic credential
+ * could open a second send group under it and, through a rejoin request
+ * from there, have every owner swap the real member's leaf for its own.
+ * Delivery is direct and in order, so each step is visible.
  */
 import { describe, expect, it } from 'vitest';
 import { MlsClient, readMlsHeader, toHex, utf8, type Identity } from 'paired-mls';
