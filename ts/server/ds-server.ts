@@ -583,6 +583,9 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
             if (sub.ws.readyState !== sub.ws.OPEN) return;
             sub.ws.send(JSON.stringify({ seq: m.seq, sender: m.sender, message: b64(m.bytes) }));
             sub.sent = m.seq;
+            // Backed up: stop mid-page (the loop above pauses), so a subscriber
+            // that stops reading holds at most one message past streamHighWater.
+            if (sub.ws.bufferedAmount > highWater) break;
           }
         }
       }

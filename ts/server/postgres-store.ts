@@ -19,6 +19,7 @@ import type {
   StoredBinding,
   StoredKeyPackage,
 } from '../services/delivery-store.js';
+import { withinBytes } from '../services/delivery-store.js';
 import { DS_SCHEMA_VERSION } from './sqlite-store.js';
 import { peerDependency } from './peer-dependency.js';
 
@@ -558,8 +559,12 @@ export class PostgresDeliveryStore implements DeliveryStore {
     return rows.length > 0 ? Number(rows[0].seq) : undefined;
   }
 
-  async readLog(groupId: string, afterSeq: number, limit: number): Promise<LoggedMessage[]> {
-    const { rows } = await this.#pool.query('SELECT * FROM ds_log WHERE group_id = $1 AND seq > $2 ORDER BY seq LIMIT $3', [groupId, afterSeq, limit]);
+  async readLog(groupId: string, afterSeq: number, limit: number, maxBytes = Infinity): Promise<LoggedMessage[]> {
+    // The sizes first (octet_length of a TOASTed value reads no content), then only the rows that fit the byte budget.
+    const sizes = await this.#pool.query('SELECT seq, octet_length(bytes) AS n FROM ds_log WHERE group_id = $1 AND seq > $2 ORDER BY seq LIMIT $3', [groupId, afterSeq, limit]);
+    const last = sizes.rows[withinBytes(sizes.rows.map((r) => Number(r.n)), maxBytes) - 1];
+    if (last === undefined) return [];
+    const { rows } = await this.#pool.query('SELECT * FROM ds_log WHERE group_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq', [groupId, afterSeq, last.seq]);
     return rows.map((r) => ({ groupId: r.group_id, seq: Number(r.seq), sender: r.sender, bytes: bytes(r.bytes) }));
   }
 

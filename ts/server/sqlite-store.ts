@@ -17,6 +17,7 @@ import {
   type PendingWelcome,
   type StoredBinding,
   type StoredKeyPackage,
+  withinBytes,
 } from '../services/delivery-store.js';
 
 const SCHEMA = `
@@ -269,8 +270,12 @@ export class SqliteDeliveryStore implements DeliveryStore {
     return (this.#db.prepare('SELECT seq FROM log WHERE group_id = ? AND digest = ?').get(groupId, digest) as { seq: number } | undefined)?.seq;
   }
 
-  async readLog(groupId: string, afterSeq: number, limit: number): Promise<LoggedMessage[]> {
-    const rows = this.#db.prepare('SELECT * FROM log WHERE group_id = ? AND seq > ? ORDER BY seq LIMIT ?').all(groupId, afterSeq, limit) as {
+  async readLog(groupId: string, afterSeq: number, limit: number, maxBytes = Infinity): Promise<LoggedMessage[]> {
+    // The sizes first (length() of a BLOB reads no content), then only the rows that fit the byte budget.
+    const sizes = this.#db.prepare('SELECT seq, length(bytes) AS n FROM log WHERE group_id = ? AND seq > ? ORDER BY seq LIMIT ?').all(groupId, afterSeq, limit) as { seq: number; n: number }[];
+    const last = sizes[withinBytes(sizes.map((r) => r.n), maxBytes) - 1];
+    if (last === undefined) return [];
+    const rows = this.#db.prepare('SELECT * FROM log WHERE group_id = ? AND seq > ? AND seq <= ? ORDER BY seq').all(groupId, afterSeq, last.seq) as {
       group_id: string;
       seq: number;
       sender: string;

@@ -242,6 +242,7 @@ export class DeliveryClient {
     return out.seq;
   }
 
+  /** One page of the group's log after `after` (bounded in messages and bytes); the end of the log is an empty page. */
   async poll(groupId: Uint8Array, after = 0): Promise<DeliveredMessage[]> {
     const out = await this.#authed<{ messages: { seq: number; sender: string; message: string }[] }>('GET', `/v1/groups/${toHex(groupId)}/messages?after=${after}`);
     return out.messages.map((m) => ({ seq: m.seq, sender: m.sender, message: unb64(m.message) }));

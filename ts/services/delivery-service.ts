@@ -73,6 +73,12 @@ export interface DeliveryOptions {
   epochTolerance?: number;
   /** Messages per poll. */
   pageSize?: number;
+  /**
+   * Message bytes per poll (default 8 MiB; a single larger message is still
+   * returned alone): a page of `pageSize` messages of a few MiB each would
+   * otherwise be read into memory, and base64ed into one reply, at once.
+   */
+  pageBytes?: number;
   /** Clock in seconds (KeyPackage expiry). */
   now?: () => number;
   /** KeyPackages valid for longer than this are refused (seconds; default 90 days). */
@@ -126,6 +132,7 @@ export class DeliveryService {
   #takes = 0;
   readonly #tolerance: number;
   readonly #pageSize: number;
+  readonly #pageBytes: number;
   readonly #now: () => number;
   readonly #maxLifetime: number;
   readonly #retention: number;
@@ -142,6 +149,7 @@ export class DeliveryService {
     this.#auth = options.authentication;
     this.#tolerance = options.epochTolerance ?? 5;
     this.#pageSize = options.pageSize ?? 500;
+    this.#pageBytes = options.pageBytes ?? 8 * 1024 * 1024;
     this.#now = options.now ?? (() => Math.floor(Date.now() / 1000));
     this.#maxLifetime = options.maxKeyPackageLifetime ?? 90 * 24 * 3600;
     this.#retention = options.retention ?? 100_000;
@@ -437,9 +445,10 @@ export class DeliveryService {
   /** A group's logged messages after sequence number `after`, read a page at a time. */
   async *#logAfter(groupId: string, after: number): AsyncGenerator<LoggedMessage> {
     for (;;) {
-      const page = await this.store.readLog(groupId, after, this.#pageSize);
+      // A page short of pageSize may only have met the byte budget: the end is an empty page.
+      const page = await this.store.readLog(groupId, after, this.#pageSize, this.#pageBytes);
       yield* page;
-      if (page.length < this.#pageSize) return;
+      if (page.length === 0) return;
       after = page.at(-1)!.seq;
     }
   }
@@ -511,7 +520,7 @@ export class DeliveryService {
     const group = await this.store.getGroup(toHex(groupId));
     if (!group) throw new DsError('unknown-group', 'no such group');
     if (!(await this.#mayAct(group, client))) throw new DsError('not-a-member', 'not a member of the group');
-    return this.store.readLog(group.groupId, afterSeq, this.#pageSize);
+    return this.store.readLog(group.groupId, afterSeq, this.#pageSize, this.#pageBytes);
   }
 
   /**

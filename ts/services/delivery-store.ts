@@ -109,7 +109,12 @@ export interface DeliveryStore {
   append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate): Promise<number | undefined>;
   /** Sequence number of the message with this digest in the group's log, if any. */
   seqOf(groupId: string, digest: string): Promise<number | undefined>;
-  readLog(groupId: string, afterSeq: number, limit: number): Promise<LoggedMessage[]>;
+  /**
+   * Messages after `afterSeq`, in order: at most `limit`, and no more than
+   * `maxBytes` of message bytes in all (but always the first one, whatever
+   * its size), so one read never holds a whole log of large messages.
+   */
+  readLog(groupId: string, afterSeq: number, limit: number, maxBytes?: number): Promise<LoggedMessage[]>;
 
   /** Welcomes waiting for `recipient`, oldest first: those with an id above `afterId`, at most `limit`. */
   pendingWelcomes(recipient: string, afterId?: number, limit?: number): Promise<PendingWelcome[]>;
@@ -161,6 +166,19 @@ export interface DeliveryStore {
    * an unsubscribe function. In-process stores miss nothing and omit it.
    */
   watchGaps?(listener: () => void): () => void;
+}
+
+/**
+ * How many of a page's messages, of these sizes, fit in `maxBytes`: at
+ * least one (a reader must get past a message larger than the budget).
+ */
+export function withinBytes(sizes: number[], maxBytes: number): number {
+  let total = 0;
+  for (const [i, size] of sizes.entries()) {
+    total += size;
+    if (total > maxBytes) return Math.max(1, i);
+  }
+  return sizes.length;
 }
 
 /** In-process fan-out of appends, for stores that are not shared between processes. */
@@ -338,8 +356,9 @@ export class MemoryDeliveryStore implements DeliveryStore {
     return seq;
   }
 
-  async readLog(groupId: string, afterSeq: number, limit: number): Promise<LoggedMessage[]> {
-    return (this.#logs.get(groupId) ?? []).filter((m) => m.seq > afterSeq).slice(0, limit);
+  async readLog(groupId: string, afterSeq: number, limit: number, maxBytes = Infinity): Promise<LoggedMessage[]> {
+    const page = (this.#logs.get(groupId) ?? []).filter((m) => m.seq > afterSeq).slice(0, limit);
+    return page.slice(0, withinBytes(page.map((m) => m.bytes.length), maxBytes));
   }
 
   #putWelcome(recipient: string, groupId: string, welcome: Uint8Array): void {

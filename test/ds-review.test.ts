@@ -1,0 +1,155 @@
+/**
+ * An independent attacker's review of the networked DS and its AS: each
+ * test is an attack that succeeded before its fix, against the real server
+ * on loopback (SQLite file; PostgreSQL where the race is between servers),
+ * asserting the exact refusal and that the honest clients keep working.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WebSocket } from 'ws';
+import { MlsClient, toHex } from 'paired-mls';
+import { signDsChallenge } from 'paired-mls/services';
+import { SqliteDeliveryStore, startDeliveryServer, type DeliveryServerOptions, type RunningDeliveryServer } from 'paired-mls/server';
+import { catchUp, dsPeer, groupStillWorks, type DsPeer } from './ds-helpers.js';
+
+const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
+const MiB = 1024 * 1024;
+
+async function raw(url: string, method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; body: any }> {
+  const headers: Record<string, string> = {};
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (token) headers.authorization = `Bearer ${token}`;
+  const res = await fetch(url + path, { method, headers, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) });
+  const text = await res.text();
+  try {
+    return { status: res.status, body: JSON.parse(text) };
+  } catch {
+    return { status: res.status, body: text };
+  }
+}
+
+/** A signed proof of `who`'s key over a fresh challenge naming `clientId`. */
+async function proof(url: string, clientId: string, who: { client: MlsClient; identity: DsPeer['identity'] }) {
+  const { body: c } = await raw(url, 'POST', '/v1/auth/challenge', { clientId });
+  return { challenge: c.challenge as string, signatureKey: b64(who.identity.signaturePublicKey), signature: b64(signDsChallenge(who.client, who.identity, c.challenge)) };
+}
+
+async function tokenOf(url: string, p: DsPeer): Promise<string> {
+  return (await raw(url, 'POST', '/v1/auth/session', await proof(url, p.name, p))).body.token as string;
+}
+
+function upgrade(url: string, path: string): Promise<{ status: number; ws?: WebSocket }> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url.replace(/^http/, 'ws') + path);
+    ws.on('unexpected-response', (_req, res) => {
+      resolve({ status: res.statusCode ?? 0 });
+      res.resume();
+    });
+    ws.on('open', () => resolve({ status: 101, ws }));
+    ws.on('error', () => resolve({ status: 0 }));
+  });
+}
+
+/** `p` reads and processes every page of its group's log up to now. */
+async function catchUpAll(p: DsPeer): Promise<void> {
+  for (let before = -1; before !== p.seen; ) {
+    before = p.seen;
+    await catchUp(p);
+  }
+}
+
+/** alice's group with `others` added through the DS (fetch → commit with Welcome → join). */
+async function groupOf(alice: DsPeer, others: DsPeer[]): Promise<void> {
+  alice.group = await alice.client.createGroup(alice.identity);
+  await alice.ds.createGroup(alice.group.id, { epoch: alice.group.epoch });
+  for (const p of others) await p.ds.uploadKeyPackages([await p.client.createKeyPackage(p.identity)]);
+  const kps = await alice.ds.fetchKeyPackages(others.map((p) => p.name));
+  const add = await alice.group.commit({ add: [...kps.values()], groupInfo: true });
+  alice.seen = await alice.ds.submit(alice.group.id, add.commit, { welcome: add.welcome, added: others.map((p) => p.name), groupInfo: add.groupInfo });
+  await alice.ds.ackKeyPackages(others.map((p) => p.name));
+  await alice.group.mergePendingCommit();
+  for (const p of others) {
+    const [w] = await p.ds.welcomes();
+    p.group = await p.client.joinFromWelcome(w!.welcome);
+    await p.ds.ackWelcomes([w!.id]);
+    p.seen = alice.seen;
+  }
+}
+
+describe('review of the DS (SQLite)', () => {
+  const servers: RunningDeliveryServer[] = [];
+  const dir = mkdtempSync(join(tmpdir(), 'paired-mls-review-'));
+  const tag = Math.random().toString(36).slice(2, 8);
+  let n = 0;
+  async function server(options: Partial<DeliveryServerOptions> = {}): Promise<RunningDeliveryServer> {
+    const s = await startDeliveryServer({ port: 0, store: new SqliteDeliveryStore(join(dir, `ds${++n}.sqlite`)), ...options });
+    servers.push(s);
+    return s;
+  }
+  afterAll(async () => {
+    for (const s of servers) await s.close();
+  });
+
+  it('a poll page is bounded in bytes, not only in messages: 24 messages of 1 MiB come in pages of at most 8 MiB, all of them in order', async () => {
+    const s = await server();
+    const [alice, bob] = await Promise.all([dsPeer(s.url, `alice-${tag}`), dsPeer(s.url, `bob-${tag}`)]);
+    await groupOf(alice, [bob]);
+    const gid = alice.group!.id;
+    // Any registered client can fill a log of its own with 500 messages of
+    // ~3 MiB (the 4 MiB body limit); one GET then used to read all of them
+    // (1.5 GB) into memory and base64 them into one string past V8's limit.
+    const from = alice.seen;
+    const big = new Uint8Array(MiB).fill(7);
+    for (let i = 0; i < 24; i++) alice.seen = await alice.ds.submit(gid, await alice.group!.encrypt(big));
+    const token = await tokenOf(s.url, bob);
+    const first = await raw(s.url, 'GET', `/v1/groups/${toHex(gid)}/messages?after=${from}`, undefined, token);
+    expect(first.status).toBe(200);
+    const bytes = (first.body.messages as { message: string }[]).reduce((sum, m) => sum + Buffer.from(m.message, 'base64').length, 0);
+    expect(first.body.messages.length).toBeGreaterThanOrEqual(1);
+    expect(first.body.messages.length).toBeLessThan(24);
+    expect(bytes).toBeLessThanOrEqual(8 * MiB + 2 * MiB);
+    // The honest reader pages through everything, in order, and the group still works.
+    await catchUpAll(bob);
+    expect(bob.seen).toBe(alice.seen);
+    await groupStillWorks([alice, bob], 'after the big messages');
+  });
+
+  it("a stream's unsent bytes stay near streamHighWater: a subscriber that stops reading is not sent a whole page at once", async () => {
+    const highWater = 256 * 1024;
+    const s = await server({ streamHighWater: highWater, slowConsumerMs: 60_000 });
+    const [alice, bob] = await Promise.all([dsPeer(s.url, `alice-${tag}`), dsPeer(s.url, `bob-${tag}`)]);
+    await groupOf(alice, [bob]);
+    const gid = alice.group!.id;
+    const from = alice.seen;
+    const big = new Uint8Array(MiB).fill(9);
+    for (let i = 0; i < 24; i++) alice.seen = await alice.ds.submit(gid, await alice.group!.encrypt(big));
+    // Watch the server's sockets: the test's own sockets send nothing.
+    const send = WebSocket.prototype.send;
+    let most = 0;
+    WebSocket.prototype.send = function (this: WebSocket, ...args: Parameters<WebSocket['send']>) {
+      send.apply(this, args);
+      most = Math.max(most, this.bufferedAmount);
+    } as WebSocket['send'];
+    try {
+      const { ws } = await upgrade(s.url, `/v1/stream?group=${toHex(gid)}&after=${from}&access_token=${await tokenOf(s.url, bob)}`);
+      const socket = (ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+      socket.pause();
+      const got: number[] = [];
+      ws!.on('message', (data) => got.push(JSON.parse(String(data)).seq));
+      await new Promise((r) => setTimeout(r, 1500));
+      // At most one message (~1.4 MB of JSON) past the high-water mark.
+      expect(most).toBeLessThan(highWater + 2 * MiB);
+      socket.resume();
+      for (let i = 0; i < 400 && got.length < 24; i++) await new Promise((r) => setTimeout(r, 25));
+      ws!.close();
+      expect(got).toEqual(Array.from({ length: 24 }, (_, i) => from + i + 1));
+    } finally {
+      WebSocket.prototype.send = send;
+    }
+    await catchUpAll(bob);
+    await groupStillWorks([alice, bob], 'after the stream');
+  });
+});
