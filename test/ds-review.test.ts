@@ -152,4 +152,19 @@ describe('review of the DS (SQLite)', () => {
     await catchUpAll(bob);
     await groupStillWorks([alice, bob], 'after the stream');
   });
+
+  it('the routes open to anyone take small bodies only: 1 MiB to /v1/auth/* or /v1/as/register is refused with 413 too-large before it is read', async () => {
+    const s = await server();
+    // Without a session, 512 connections per address (10,000 in all) could each make the server hold a 4 MiB body.
+    const pad = 'a'.repeat(MiB);
+    for (const path of ['/v1/auth/challenge', '/v1/auth/session', '/v1/as/register']) {
+      expect(await raw(s.url, 'POST', path, { clientId: `x-${tag}`, pad })).toMatchObject({ status: 413, body: { reason: 'too-large' } });
+    }
+    // Registering, logging in and posting still work, and a member's 1 MiB message is still taken.
+    const [alice, bob] = await Promise.all([dsPeer(s.url, `alice-${tag}`), dsPeer(s.url, `bob-${tag}`)]);
+    await groupOf(alice, [bob]);
+    alice.seen = await alice.ds.submit(alice.group!.id, await alice.group!.encrypt(new Uint8Array(MiB)));
+    await catchUpAll(bob);
+    await groupStillWorks([alice, bob], 'after the padded requests');
+  });
 });

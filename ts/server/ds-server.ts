@@ -117,6 +117,13 @@ const STATUS: Record<DsRejection, number> = {
   'not-granted': 403,
 };
 
+/**
+ * Body limit of the routes open to anyone (/v1/auth/*, /v1/as/register):
+ * a challenge, a key, an identity and a signature fit in a few KiB, and
+ * without it every connection an outsider opens could hold maxBodyBytes.
+ */
+const PUBLIC_BODY_BYTES = 64 * 1024;
+
 /** Welcomes per page of `GET /v1/welcomes`. */
 const WELCOME_PAGE = 100;
 
@@ -177,14 +184,15 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   const connectionsOf = new Map<string, number>();
   let sessions: SessionIssuer;
 
-  async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  /** A JSON object body of at most `limit` bytes (default maxBodyBytes). */
+  async function readJson(req: IncomingMessage, limit = maxBody): Promise<Record<string, unknown>> {
     const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > maxBody) throw new HttpError(413, 'too-large', `body over ${maxBody} bytes`);
+    if (declared > limit) throw new HttpError(413, 'too-large', `body over ${limit} bytes`);
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of req) {
       size += (chunk as Buffer).length;
-      if (size > maxBody) throw new HttpError(413, 'too-large', `body over ${maxBody} bytes`);
+      if (size > limit) throw new HttpError(413, 'too-large', `body over ${limit} bytes`);
       chunks.push(chunk as Buffer);
     }
     try {
@@ -281,11 +289,11 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
 
     // --- authentication and the AS (public: the proof is the signature) ---
     if (method === 'POST' && parts[1] === 'auth' && parts[2] === 'challenge' && parts.length === 3) {
-      const body = await readJson(req);
+      const body = await readJson(req, PUBLIC_BODY_BYTES);
       return [200, sessions.challenge(clientId(body.clientId, 'clientId'))];
     }
     if (method === 'POST' && parts[1] === 'auth' && parts[2] === 'session' && parts.length === 3) {
-      const body = await readJson(req);
+      const body = await readJson(req, PUBLIC_BODY_BYTES);
       const signatureKey = unb64(body.signatureKey, 'signatureKey');
       const binding = await store.bindingByKey(signatureKey);
       if (!binding || binding.revoked) throw new HttpError(401, 'unauthenticated', 'this signature key is not registered (or was revoked)');
@@ -294,7 +302,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       return [200, sessions.session(client, toHex(signatureKey))];
     }
     if (method === 'POST' && parts[1] === 'as' && parts[2] === 'register' && parts.length === 3) {
-      const body = await readJson(req);
+      const body = await readJson(req, PUBLIC_BODY_BYTES);
       const { client, key } = await registerKey(body, await actingClient(req, bearer(req)));
       return [200, sessions.session(client, toHex(key))];
     }
