@@ -167,4 +167,25 @@ describe('review of the DS (SQLite)', () => {
     await catchUpAll(bob);
     await groupStillWorks([alice, bob], 'after the padded requests');
   });
+
+  it("a key rotation proves a key for the session's own client: a challenge naming another id is refused with 403 forbidden, nothing registered or revoked", async () => {
+    const s = await server();
+    const [alice, bob] = await Promise.all([dsPeer(s.url, `alice-${tag}`), dsPeer(s.url, `bob-${tag}`)]);
+    await groupOf(alice, [bob]);
+    const token = await tokenOf(s.url, alice);
+    // A new key whose proof is over a challenge for a fresh id: the rotation
+    // registered that id and revoked alice's key, then handed her a session
+    // (alice, new key) that no request accepts.
+    const other = `other-${tag}`;
+    const fresh = await alice.client.createIdentity(other, 1);
+    const body = { ...(await proof(s.url, other, { client: alice.client, identity: fresh })), userId: other, identity: b64(fresh.identity), ciphersuite: 1 };
+    expect(await raw(s.url, 'POST', '/v1/as/rotate', body, token)).toMatchObject({ status: 403, body: { reason: 'forbidden' } });
+    expect(await raw(s.url, 'POST', '/v1/as/validate', { identity: b64(fresh.identity), signatureKey: b64(fresh.signaturePublicKey) }, token)).toMatchObject({ status: 404, body: { reason: 'unknown-client' } });
+    expect(await raw(s.url, 'GET', '/v1/welcomes', undefined, token)).toMatchObject({ status: 200 });
+    // A real rotation still works, and so does the group.
+    const next = await alice.client.createIdentity(alice.name, 1);
+    await alice.ds.rotateKey(next);
+    expect(await raw(s.url, 'GET', '/v1/welcomes', undefined, token)).toMatchObject({ status: 401, body: { reason: 'unauthenticated' } });
+    await groupStillWorks([alice, bob], 'after the rotations');
+  });
 });

@@ -252,12 +252,19 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     return claims.client;
   }
 
-  /** Register `signatureKey` for the client a proven challenge names; the AS's refusals as 403 registration-refused. */
-  async function registerKey(body: Record<string, unknown>, acting: string | undefined): Promise<{ client: string; key: Uint8Array }> {
+  /**
+   * Register `signatureKey` for the client a proven challenge names; the
+   * AS's refusals as 403 registration-refused. `ownClient` (a rotation):
+   * the challenge must name that client, else 403 forbidden — a rotation
+   * would otherwise register a new id and revoke the session's key, leaving
+   * a session of the old client with a key bound to another.
+   */
+  async function registerKey(body: Record<string, unknown>, acting: string | undefined, ownClient?: string): Promise<{ client: string; key: Uint8Array }> {
     const signatureKey = unb64(body.signatureKey, 'signatureKey');
     const ciphersuite = natural(body.ciphersuite, 'ciphersuite', 1);
     if (ciphersuite > 0xffff) throw new HttpError(400, 'malformed', 'ciphersuite is a u16');
     const client = await provenChallenge(body, signatureKey, ciphersuite);
+    if (ownClient !== undefined && client !== ownClient) throw new HttpError(403, 'forbidden', "a key is rotated for the session's own client; this challenge names another");
     const userId = clientId(body.userId ?? client, 'userId');
     const identity = unb64(body.identity, 'identity');
     const active = (await authentication.bindingsOf(client)).filter((b) => !b.revoked);
@@ -314,7 +321,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       if (who.key === undefined) throw new HttpError(403, 'forbidden', 'a key is rotated from a session proven with that key');
       const body = await readJson(req);
       if (toHex(unb64(body.signatureKey, 'signatureKey')) === who.key) throw new HttpError(400, 'malformed', 'the new key is the key of this session');
-      const { key } = await registerKey(body, client);
+      const { key } = await registerKey(body, client, client);
       await authentication.revokeKey(client, fromHex(who.key));
       return [200, sessions.session(client, toHex(key))];
     }
