@@ -14,6 +14,7 @@ import { MlsClient, toHex } from 'paired-mls';
 import { signDsChallenge } from 'paired-mls/services';
 import { SqliteDeliveryStore, startDeliveryServer, type DeliveryServerOptions, type RunningDeliveryServer } from 'paired-mls/server';
 import { catchUp, dsPeer, groupStillWorks, type DsPeer } from './ds-helpers.js';
+import { postgresPair, type PostgresPair } from './ds-postgres-pair.js';
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
 const MiB = 1024 * 1024;
@@ -187,5 +188,33 @@ describe('review of the DS (SQLite)', () => {
     await alice.ds.rotateKey(next);
     expect(await raw(s.url, 'GET', '/v1/welcomes', undefined, token)).toMatchObject({ status: 401, body: { reason: 'unauthenticated' } });
     await groupStillWorks([alice, bob], 'after the rotations');
+  });
+});
+
+describe('review of the DS (PostgreSQL, two servers)', () => {
+  let pair: PostgresPair;
+  const tag = Math.random().toString(36).slice(2, 8);
+  beforeAll(async () => {
+    pair = await postgresPair();
+  });
+  afterAll(async () => pair?.close());
+
+  it('two creations of one group id racing on two servers: one is 200, the other 409 group-exists; the winner is not overwritten', async () => {
+    const { one, two } = pair;
+    const [alice, mallory, bob] = await Promise.all([dsPeer(one.url, `alice-${tag}`), dsPeer(two.url, `mallory-${tag}`), dsPeer(one.url, `bob-${tag}`)]);
+    const [ta, tm] = await Promise.all([tokenOf(one.url, alice), tokenOf(two.url, mallory)]);
+    // mallory knows the id alice is about to create (e.g. a deterministic one) and creates it at the same moment elsewhere.
+    for (let round = 0; round < 10; round++) {
+      const groupId = b64(new Uint8Array(16).map(() => Math.floor(Math.random() * 256)));
+      const [a, m] = await Promise.all([raw(one.url, 'POST', '/v1/groups', { groupId }, ta), raw(two.url, 'POST', '/v1/groups', { groupId }, tm)]);
+      const statuses = [a.status, m.status].sort();
+      expect(statuses, `round ${round}`).toEqual([200, 409]);
+      expect((a.status === 409 ? a : m).body.reason).toBe('group-exists');
+      const winner = a.status === 200 ? alice.name : mallory.name;
+      const record = await one.ds.store.getGroup(toHex(Buffer.from(groupId, 'base64')));
+      expect(record?.members).toEqual([winner]);
+    }
+    await groupOf(alice, [bob]);
+    await groupStillWorks([alice, bob], 'after the races');
   });
 });

@@ -517,12 +517,13 @@ export class PostgresDeliveryStore implements DeliveryStore {
     );
   }
 
-  async putGroup(g: GroupRecord): Promise<void> {
-    await this.#pool.query(
+  async insertGroup(g: GroupRecord): Promise<boolean> {
+    const { rowCount } = await this.#pool.query(
       `INSERT INTO ds_groups (group_id, epoch, members, consistency, group_info, external_join, epoch_start) VALUES ($1, $2, $3, $4, $5, $6, $7)
-       ON CONFLICT (group_id) DO UPDATE SET epoch = $2, members = $3, consistency = $4, group_info = $5, external_join = $6, epoch_start = $7`,
+       ON CONFLICT (group_id) DO NOTHING`,
       [g.groupId, g.epoch, JSON.stringify(g.members), g.consistency, g.groupInfo ? Buffer.from(g.groupInfo) : null, Boolean(g.externalJoin), g.epochStart ?? 0],
     );
+    return rowCount === 1;
   }
 
   async append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate): Promise<number | undefined> {

@@ -222,10 +222,10 @@ export class SqliteDeliveryStore implements DeliveryStore {
     );
   }
 
-  async putGroup(g: GroupRecord): Promise<void> {
-    this.#db
-      .prepare('INSERT OR REPLACE INTO groups (group_id, epoch, members, consistency, group_info, external_join, epoch_start) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(g.groupId, g.epoch, JSON.stringify(g.members), g.consistency, g.groupInfo ? Buffer.from(g.groupInfo) : null, g.externalJoin ? 1 : 0, g.epochStart ?? 0);
+  async insertGroup(g: GroupRecord): Promise<boolean> {
+    return this.#db
+      .prepare('INSERT OR IGNORE INTO groups (group_id, epoch, members, consistency, group_info, external_join, epoch_start) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(g.groupId, g.epoch, JSON.stringify(g.members), g.consistency, g.groupInfo ? Buffer.from(g.groupInfo) : null, g.externalJoin ? 1 : 0, g.epochStart ?? 0).changes === 1;
   }
 
   async append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate): Promise<number | undefined> {

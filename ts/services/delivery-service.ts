@@ -269,8 +269,8 @@ export class DeliveryService {
     const consistency = options.consistency ?? 'strong';
     if (this.#verify && consistency === 'strong') await this.#checkFirstState(creator, options.groupInfo);
     const id = toHex(groupId);
-    if (await this.store.getGroup(id)) throw new DsError('group-exists', 'a group with this id exists');
-    await this.store.putGroup({
+    // One atomic insert, not a look then a write: two creations racing (on two servers) must not both succeed, the second overwriting the first.
+    const created = await this.store.insertGroup({
       groupId: id,
       epoch,
       members: [creator],
@@ -278,6 +278,7 @@ export class DeliveryService {
       groupInfo: options.groupInfo,
       externalJoin: options.externalJoin ?? false,
     });
+    if (!created) throw new DsError('group-exists', 'a group with this id exists');
   }
 
   /** Submit a handshake or application message of a group. */

@@ -99,7 +99,11 @@ export interface DeliveryStore {
   countKeyPackages(clientId: string): Promise<number>;
 
   getGroup(groupId: string): Promise<GroupRecord | undefined>;
-  putGroup(group: GroupRecord): Promise<void>;
+  /**
+   * Register a new group, atomically: false (and nothing written) when a
+   * group with this id exists, also one another server created meanwhile.
+   */
+  insertGroup(group: GroupRecord): Promise<boolean>;
   /**
    * Append to a group's log; with `expectEpoch`, only if the group is still
    * at that epoch, and then move it to `setEpoch` — atomically (the first
@@ -322,8 +326,10 @@ export class MemoryDeliveryStore implements DeliveryStore {
     return g && { ...g, members: [...g.members] };
   }
 
-  async putGroup(group: GroupRecord): Promise<void> {
+  async insertGroup(group: GroupRecord): Promise<boolean> {
+    if (this.#groups.has(group.groupId)) return false;
     this.#groups.set(group.groupId, { ...group, members: [...group.members] });
+    return true;
   }
 
   async seqOf(groupId: string, digest: string): Promise<number | undefined> {
