@@ -189,6 +189,31 @@ describe('review of the DS (SQLite)', () => {
     expect(await raw(s.url, 'GET', '/v1/welcomes', undefined, token)).toMatchObject({ status: 401, body: { reason: 'unauthenticated' } });
     await groupStillWorks([alice, bob], 'after the rotations');
   });
+  it('KeyPackages signed with a revoked key are not handed out: after a rotation only the new key\'s, after a revocation none', async () => {
+    const s = await server();
+    const [alice, bob, carol] = await Promise.all([dsPeer(s.url, `alice-${tag}`), dsPeer(s.url, `bob-${tag}`), dsPeer(s.url, `carol-${tag}`)]);
+    alice.group = await alice.client.createGroup(alice.identity);
+    await alice.ds.createGroup(alice.group.id, { epoch: alice.group.epoch });
+    // bob's key was stolen: he rotates it away (PROTOCOL §8.4). His KeyPackages of the old key used to be handed out still.
+    await bob.ds.uploadKeyPackages([await bob.client.createKeyPackage(bob.identity)]);
+    const rotated = await bob.client.createIdentity(bob.name, 1);
+    await bob.ds.rotateKey(rotated);
+    // carol's device is retired for good; its KeyPackages used to be handed out too.
+    await carol.ds.uploadKeyPackages([await carol.client.createKeyPackage(carol.identity)]);
+    await carol.ds.revoke();
+    expect([...(await alice.ds.fetchKeyPackages([bob.name, carol.name])).keys()]).toEqual([]);
+    // bob's KeyPackage of the new key is served, and adding him works.
+    await bob.ds.uploadKeyPackages([await bob.client.createKeyPackage(rotated)]);
+    const kps = await alice.ds.fetchKeyPackages([bob.name]);
+    expect(alice.client.inspectKeyPackage(kps.get(bob.name)!).signatureKey).toEqual(rotated.signaturePublicKey);
+    const add = await alice.group.commit({ add: [kps.get(bob.name)!], groupInfo: true });
+    alice.seen = await alice.ds.submit(alice.group.id, add.commit, { welcome: add.welcome, added: [bob.name], groupInfo: add.groupInfo });
+    await alice.group.mergePendingCommit();
+    const [w] = await bob.ds.welcomes();
+    bob.group = await bob.client.joinFromWelcome(w!.welcome);
+    bob.seen = alice.seen;
+    await groupStillWorks([alice, bob], 'with the rotated key');
+  });
 });
 
 describe('review of the DS (PostgreSQL, two servers)', () => {

@@ -12,7 +12,7 @@ import { fromHex, sha256, toHex } from '../mls/bytes.js';
 import { readMlsHeader } from '../codec/mls-header.js';
 import { ExternalSender } from '../intents/external-sender.js';
 import type { LeafOperationIntent } from '../intents/leaf-operation-intent.js';
-import { MemoryDeliveryStore, type DeliveryStore, type GroupRecord, type LoggedMessage, type PendingWelcome } from './delivery-store.js';
+import { MemoryDeliveryStore, type DeliveryStore, type GroupRecord, type LoggedMessage, type PendingWelcome, type StoredKeyPackage } from './delivery-store.js';
 import type { CredentialCheck } from './credential-check.js';
 export type { CredentialCheck } from './credential-check.js';
 import { externalCommitTbs, groupContextOf, groupInfoFits, isWelcome, readExternalCommit, welcomeRecipients } from './ds-checks.js';
@@ -44,6 +44,9 @@ export type DsRejection =
 
 /** Largest epoch the DS accepts: JavaScript numbers are exact up to 2^53 - 1. */
 const MAX_EPOCH = Number.MAX_SAFE_INTEGER - 1;
+
+/** KeyPackages of a revoked key deleted per client per fetch, at most (each one deleted is gone for good). */
+const STALE_KEY_PACKAGES = 16;
 
 /** Log sender name of what the DS proposes itself. */
 const DS_SENDER = 'delivery-service';
@@ -219,7 +222,7 @@ export class DeliveryService {
     // Taken: leased to a one-off requester (no client id has a NUL) and acknowledged at once.
     const taker = `\u0000take-${++this.#takes}`;
     for (const id of new Set(clientIds)) {
-      const kp = await this.store.leaseKeyPackage(id, taker, this.#now(), this.#now() + this.#lease);
+      const kp = await this.#leaseValid(id, taker, this.#now(), {});
       if (!kp) continue;
       if (!kp.lastResort) await this.store.ackKeyPackages(taker, [kp.ref]);
       out.set(id, kp.bytes);
@@ -241,12 +244,36 @@ export class DeliveryService {
     const out = new Map<string, { ref: string; keyPackage: Uint8Array }>();
     const now = this.#now();
     for (const id of new Set(clientIds)) {
-      const kp = await this.store.leaseKeyPackage(id, requester, now, now + this.#lease, { lastResortOnly: !oneTime(id) });
+      const kp = await this.#leaseValid(id, requester, now, { lastResortOnly: !oneTime(id) });
       if (!kp) continue;
       await this.store.grantKeyPackage({ requester, clientId: id, ref: kp.ref, until: now + this.#grantSeconds }, now);
       out.set(id, { ref: kp.ref, keyPackage: kp.bytes });
     }
     return out;
+  }
+
+  /**
+   * Lease a KeyPackage of `clientId` whose credential the AS still binds to
+   * it. One signed with a key revoked since the upload (a rotation after a
+   * theft, a retired client) is never handed out: a one-time one is deleted
+   * and the next tried (at most STALE_KEY_PACKAGES a call, the rest on
+   * later calls); a last-resort one is skipped (it expires).
+   */
+  async #leaseValid(clientId: string, requester: string, now: number, options: { lastResortOnly?: boolean }): Promise<StoredKeyPackage | undefined> {
+    for (let i = 0; i < STALE_KEY_PACKAGES; i++) {
+      const kp = await this.store.leaseKeyPackage(clientId, requester, now, now + this.#lease, options);
+      if (!kp || (await this.#stillBound(kp))) return kp;
+      if (kp.lastResort) return undefined;
+      await this.store.ackKeyPackages(requester, [kp.ref]);
+    }
+    return undefined;
+  }
+
+  /** Whether the AS (if any) still binds this KeyPackage's credential to its client. */
+  async #stillBound(kp: StoredKeyPackage): Promise<boolean> {
+    if (!this.#auth) return true;
+    const info = this.#client.inspectKeyPackage(kp.bytes);
+    return (await this.#auth.validate(info.credential.identity, info.signatureKey))?.clientId === kp.clientId;
   }
 
   /** Delete KeyPackages (refs) leased to `requester`; returns how many. */
