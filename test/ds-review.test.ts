@@ -214,6 +214,31 @@ describe('review of the DS (SQLite)', () => {
     bob.seen = alice.seen;
     await groupStillWorks([alice, bob], 'with the rotated key');
   });
+  it('on a DS that verifies commits, a creator cannot opt its group out by declaring it eventual: 403 forbidden', async () => {
+    const s = await server({ verifyCommits: true });
+    const plaintext = { wireFormat: 'plaintext' as const };
+    const [alice, bob, mallory] = await Promise.all([dsPeer(s.url, `alice-${tag}`), dsPeer(s.url, `bob-${tag}`), dsPeer(s.url, `mallory-${tag}`)]);
+    // An eventual group is never verified and its member list is the
+    // committer's word: mallory could invite members who expect this DS's
+    // checks, then drop any of them from the readers with a claimed `removed`.
+    const g = await mallory.client.createGroup(mallory.identity, plaintext);
+    for (const groupInfo of [undefined, await g.exportGroupInfo()]) {
+      await expect(mallory.ds.createGroup(g.id, { epoch: 0, consistency: 'eventual', groupInfo })).rejects.toMatchObject({ reason: 'forbidden' });
+    }
+    expect(await s.ds.epoch(g.id)).toBeUndefined();
+    // Strong groups are created and verified as before.
+    alice.group = await alice.client.createGroup(alice.identity, plaintext);
+    await alice.ds.createGroup(alice.group.id, { epoch: 0, groupInfo: await alice.group.exportGroupInfo() });
+    await bob.ds.uploadKeyPackages([await bob.client.createKeyPackage(bob.identity)]);
+    const kps = await alice.ds.fetchKeyPackages([bob.name]);
+    const add = await alice.group.commit({ add: [...kps.values()], groupInfo: true });
+    alice.seen = await alice.ds.submit(alice.group.id, add.commit, { welcome: add.welcome, groupInfo: add.groupInfo });
+    await alice.group.mergePendingCommit();
+    const [w] = await bob.ds.welcomes();
+    bob.group = await bob.client.joinFromWelcome(w!.welcome, plaintext);
+    bob.seen = alice.seen;
+    await groupStillWorks([alice, bob], 'verified');
+  });
 });
 
 describe('review of the DS (PostgreSQL, two servers)', () => {

@@ -294,7 +294,11 @@ export class DeliveryService {
     if (!Number.isSafeInteger(epoch) || epoch < 0 || epoch > MAX_EPOCH) throw new DsError('malformed', 'epoch must be a natural number below 2^53');
     if (options.groupInfo && !groupInfoFits(options.groupInfo, groupId, epoch)) throw new DsError('invalid-group-info', 'the GroupInfo is not one of this group at this epoch');
     const consistency = options.consistency ?? 'strong';
-    if (this.#verify && consistency === 'strong') await this.#checkFirstState(creator, options.groupInfo);
+    // Verified mode is the DS's, not a creator's choice (docs/PROTOCOL.md
+    // §8.5): an eventual group is never verified and its member list is the
+    // committer's word, invisibly to members who joined expecting the checks.
+    if (this.#verify && consistency === 'eventual') throw new DsError('forbidden', 'this DS verifies commits: its groups are strongly consistent');
+    if (this.#verify) await this.#checkFirstState(creator, options.groupInfo);
     const id = toHex(groupId);
     // One atomic insert, not a look then a write: two creations racing (on two servers) must not both succeed, the second overwriting the first.
     const created = await this.store.insertGroup({
