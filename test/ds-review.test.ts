@@ -239,6 +239,24 @@ describe('review of the DS (SQLite)', () => {
     bob.seen = alice.seen;
     await groupStillWorks([alice, bob], 'verified');
   });
+  it("a paired device is no member: its external commit to a closed group of its anchor is refused (403 external-join-closed), so ceasing the pairing still ends its access", async () => {
+    const s = await server();
+    const [alice, bob, phone] = await Promise.all([dsPeer(s.url, `alice-${tag}`), dsPeer(s.url, `bob-${tag}`), dsPeer(s.url, `alice-phone-${tag}`)]);
+    await groupOf(alice, [bob]);
+    const gid = alice.group!.id;
+    expect(await alice.ds.initPairing(alice.name, phone.name)).toBe(false);
+    expect(await phone.ds.initPairing(alice.name, phone.name)).toBe(true);
+    // The device reads the GroupInfo (it may) and joins by an external
+    // commit of its own. As a reader it skipped the external-join checks,
+    // and `externalJoin` put it on the member list for good: ceasing the
+    // pairing no longer ended its access.
+    const joined = await phone.client.joinExternal(await phone.ds.groupInfo(gid), phone.identity);
+    await expect(phone.ds.submit(gid, joined.commit, { externalJoin: true })).rejects.toMatchObject({ reason: 'external-join-closed' });
+    expect(await s.ds.epoch(gid)).toBe(alice.group!.epoch);
+    await phone.ds.ceasePairing(alice.name, phone.name);
+    await expect(phone.ds.poll(gid, 0)).rejects.toMatchObject({ reason: 'not-a-member' });
+    await groupStillWorks([alice, bob], 'after the device');
+  });
 });
 
 describe('review of the DS (PostgreSQL, two servers)', () => {

@@ -331,9 +331,12 @@ export class DeliveryService {
     if (header.epoch > BigInt(MAX_EPOCH)) throw new DsError('malformed', 'the epoch is out of range');
     const group = await this.store.getGroup(id);
     if (!group) throw new DsError('unknown-group', 'no such group');
-    const member = await this.#mayAct(group, sender);
-    if (!member) {
-      if (!extras.externalJoin) throw new DsError('not-a-member', 'the sender is not a member of the group');
+    // An external join is checked as one whenever the sender is not on the
+    // member list: a paired device reads through its anchor but is no member,
+    // and must not join a closed group (and outlive its pairing) by the flag.
+    const joining = extras.externalJoin === true && !group.members.includes(sender);
+    if (!joining && !(await this.#mayAct(group, sender))) throw new DsError('not-a-member', 'the sender is not a member of the group');
+    if (joining) {
       // A non-member may only send an external commit (a PublicMessage from
       // a new member, RFC 9420 §12.4.3.2), and only to a group open to them.
       if (!group.externalJoin) throw new DsError('external-join-closed', 'this group does not take external joins');
