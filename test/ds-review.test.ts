@@ -5,8 +5,10 @@
  * asserting the exact refusal and that the honest clients keep working.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
@@ -256,6 +258,39 @@ describe('review of the DS (SQLite)', () => {
     await phone.ds.ceasePairing(alice.name, phone.name);
     await expect(phone.ds.poll(gid, 0)).rejects.toMatchObject({ reason: 'not-a-member' });
     await groupStillWorks([alice, bob], 'after the device');
+  });
+  it('over TLS the per-address cap counts TCP connections, not finished handshakes: one address cannot take every socket by never saying hello', async () => {
+    const tlsDir = mkdtempSync(join(tmpdir(), 'paired-mls-review-tls-'));
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(tlsDir, 'key.pem'), '-out', join(tlsDir, 'cert.pem')], { stdio: 'ignore' });
+    const cert = readFileSync(join(tlsDir, 'cert.pem'));
+    const s = await server({ tls: { cert, key: readFileSync(join(tlsDir, 'key.pem')) }, maxConnections: 30, maxConnectionsPerIp: 5 });
+    const { port } = new URL(s.url);
+    // The attacker (127.0.0.2) opens 40 TCP connections and sends nothing:
+    // they used to be counted only once their handshake finished, so they
+    // filled maxConnections (Node's TLS handshake timeout: 120 s).
+    const closed: boolean[] = [];
+    const sockets: Socket[] = [];
+    await Promise.all(
+      Array.from({ length: 40 }, (_, i) => new Promise<void>((resolve) => {
+        const sock = connect({ host: '127.0.0.1', port: Number(port), localAddress: '127.0.0.2' }, () => resolve());
+        sock.on('error', () => resolve());
+        sock.on('close', () => (closed[i] = true));
+        sockets.push(sock);
+      })),
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    expect(closed.filter(Boolean).length).toBe(35);
+    // Another address is served.
+    const status = await new Promise<number>((resolve) => {
+      const req = httpsRequest(`${s.url}/healthz`, { ca: cert }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', () => resolve(0));
+      req.end();
+    });
+    expect(status).toBe(200);
+    for (const sock of sockets) sock.destroy();
   });
 });
 

@@ -480,7 +480,8 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   const headersTimeout = options.headersTimeoutMs ?? 10_000;
   // Slow requests are checked for this often (Node's default, 30 s, would let a slowloris hold sockets that long).
   const timing = { headersTimeout, requestTimeout: options.requestTimeoutMs ?? 30_000, connectionsCheckingInterval: Math.min(1000, headersTimeout) };
-  const server: Server = options.tls ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key, ...timing }, handler) : createHttpServer(timing, handler);
+  // A TLS handshake gets as long as request headers (Node's default: 120 s).
+  const server: Server = options.tls ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key, handshakeTimeout: headersTimeout, ...timing }, handler) : createHttpServer(timing, handler);
   server.keepAliveTimeout = 5_000;
   server.maxHeadersCount = 64;
   server.maxConnections = options.maxConnections ?? 10_000;
@@ -488,8 +489,11 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
     socket.destroy();
   });
-  // Per-address connection cap: one address cannot take every socket.
-  server.on(options.tls ? 'secureConnection' : 'connection', (socket: import('node:net').Socket) => {
+  // Per-address connection cap: one address cannot take every socket. Counted
+  // on the TCP connection, also under TLS ('connection' precedes the
+  // handshake): counting finished handshakes let one address hold every
+  // socket by never sending its hello.
+  server.on('connection', (socket: import('node:net').Socket) => {
     const ip = socket.remoteAddress ?? 'unknown';
     const n = (connectionsOf.get(ip) ?? 0) + 1;
     socket.on('error', () => socket.destroy());
