@@ -123,6 +123,11 @@ export class PairedDevice {
   #seedToShare: Uint8Array | undefined;
   /** The generated seed was sent and no Accept has come yet (in memory, like the seed). */
   #seedOut = false;
+  /**
+   * A paired operation of the active device is running (its commit waiting on
+   * `send`, say): no other one starts meanwhile (`#exclusive`).
+   */
+  #busy = false;
 
   private constructor(client: MlsClient, vault: SeedVault | undefined, state: PairingState) {
     this.client = client;
@@ -298,7 +303,11 @@ export class PairedDevice {
    * later devices need a preinstalled vault; until that first device's
    * Accept came, another invite is refused (`PAIRING_STATE`).
    */
-  async invite(keyPackage: Uint8Array): Promise<{ initPairing: Uint8Array; shareRand: Uint8Array; pairingCommit: Uint8Array }> {
+  invite(keyPackage: Uint8Array): Promise<{ initPairing: Uint8Array; shareRand: Uint8Array; pairingCommit: Uint8Array }> {
+    return this.#exclusive(() => this.#invite(keyPackage));
+  }
+
+  async #invite(keyPackage: Uint8Array): Promise<{ initPairing: Uint8Array; shareRand: Uint8Array; pairingCommit: Uint8Array }> {
     this.#requireRole('active');
     const anchor = this.#requireAnchor();
     if (this.#seedOut) {
@@ -489,7 +498,11 @@ export class PairedDevice {
    * (`receive(update.pairing[0])`). `group` must be one of this client's
    * groups in which it acts as the anchor.
    */
-  async enroll(group: Group, options: { send?: PairedSend } = {}): Promise<PairedCommit> {
+  enroll(group: Group, options: { send?: PairedSend } = {}): Promise<PairedCommit> {
+    return this.#exclusive(() => this.#enroll(group, options));
+  }
+
+  async #enroll(group: Group, options: { send?: PairedSend }): Promise<PairedCommit> {
     this.#requireRole('active');
     this.#requireEstablished();
     if (this.#state.groups.includes(toHex(group.id))) throw new PairingError('PAIRING_STATE', 'the group is already enrolled');
@@ -518,11 +531,18 @@ export class PairedDevice {
    * stays, and the partner takes it alone.
    */
   async #sendThenMerge(group: Group, out: PairedCommit, send: PairedSend, then?: () => Promise<void>): Promise<PairedCommit> {
+    const sent = group.pendingCommitDigest();
     try {
       await send(out);
     } catch (err) {
       await group.clearPendingCommit();
       throw err;
+    }
+    // The application may have used the group meanwhile (merged another
+    // member's commit, made a commit of its own): merge only the one sent.
+    const pending = group.state().pendingCommit ? group.pendingCommitDigest() : undefined;
+    if (!pending || !bytesEqual(pending, sent)) {
+      throw new PairingError('PAIRING_STATE', 'the commit sent is no longer the pending commit of the group (another commit was merged or made while send ran): nothing merged');
     }
     await this.#atomically(async () => {
       await group.mergePendingCommit();
@@ -561,7 +581,11 @@ export class PairedDevice {
    * (the group's state and a paired update, docs/PROTOCOL.md §4.4, §4.14)
    * the device follows with `applyNotify`.
    */
-  async reenroll(staleLeaf: number, keyPackage: Uint8Array): Promise<{ pairing: Uint8Array[]; initPairing: Uint8Array; shareRand: Uint8Array; groups: PairedCommit[] }> {
+  reenroll(staleLeaf: number, keyPackage: Uint8Array): Promise<{ pairing: Uint8Array[]; initPairing: Uint8Array; shareRand: Uint8Array; groups: PairedCommit[] }> {
+    return this.#exclusive(() => this.#reenroll(staleLeaf, keyPackage));
+  }
+
+  async #reenroll(staleLeaf: number, keyPackage: Uint8Array): Promise<{ pairing: Uint8Array[]; initPairing: Uint8Array; shareRand: Uint8Array; groups: PairedCommit[] }> {
     this.#requireRole('active');
     this.#requireEstablished();
     if (staleLeaf === this.#state.ownLeaf || !this.pairingGroup.members().some((m) => m.leafIndex === staleLeaf)) {
@@ -569,7 +593,7 @@ export class PairedDevice {
     }
     return this.#atomically(async () => {
       const removal = await this.#derivationStep({ remove: [staleLeaf] });
-      const { initPairing, shareRand, pairingCommit } = await this.invite(keyPackage);
+      const { initPairing, shareRand, pairingCommit } = await this.#invite(keyPackage);
       // The device kept its vault: it needs no Accept round (it could not
       // arrive anyway; the enrolment steps below move the pairing epoch on).
       this.#state = { ...this.#state, awaitingAccept: (this.#state.awaitingAccept ?? []).slice(0, -1) };
@@ -587,7 +611,11 @@ export class PairedDevice {
    * resolved and cleared when it throws (the partner then takes the
    * step alone, docs/PROTOCOL.md §4.14).
    */
-  async commit(group: Group, options: PairedCommitOptions = {}): Promise<PairedCommit> {
+  commit(group: Group, options: PairedCommitOptions = {}): Promise<PairedCommit> {
+    return this.#exclusive(() => this.#commit(group, options));
+  }
+
+  async #commit(group: Group, options: PairedCommitOptions): Promise<PairedCommit> {
     this.#requireRole('active');
     this.#requireEstablished();
     this.#requireEnrolled(group.id);
@@ -889,7 +917,11 @@ export class PairedDevice {
    * (default: the other member of a 2-device pairing). Returns the
    * RoleChange for the partner(s); from now on this device is passive.
    */
-  async handOver(newActiveLeaf?: number): Promise<Uint8Array> {
+  handOver(newActiveLeaf?: number): Promise<Uint8Array> {
+    return this.#exclusive(() => this.#handOver(newActiveLeaf));
+  }
+
+  async #handOver(newActiveLeaf?: number): Promise<Uint8Array> {
     this.#requireRole('active');
     this.#requireEstablished();
     const members = this.pairingGroup.members().map((m) => m.leafIndex);
@@ -930,7 +962,11 @@ export class PairedDevice {
    *   with a new signature key, then remove the anchor leaf; the pairing
    *   group is deleted.
    */
-  async ceasePair(route: CeaseRoute = 'rekey'): Promise<CeasePairResult> {
+  ceasePair(route: CeaseRoute = 'rekey'): Promise<CeasePairResult> {
+    return this.#exclusive(() => this.#ceasePair(route));
+  }
+
+  async #ceasePair(route: CeaseRoute): Promise<CeasePairResult> {
     this.#requireEstablished();
     const anchor = this.#requireAnchor();
     if (this.#state.ceased) throw new PairingError('PAIRING_STATE', 'the pairing has already ended');
@@ -980,6 +1016,24 @@ export class PairedDevice {
   }
 
   // -------------------------------------------------------------------------
+
+  /**
+   * One paired operation at a time (invite, enroll, reenroll, commit and
+   * update, handOver, ceasePair): claimed before the first await, released
+   * when `fn` settled, so also while a commit waits on its `send`. A second
+   * one meanwhile would replace that pending commit (merged once `send`
+   * resolved: the DS took one commit, the device another) or interleave
+   * with it in the pairing group (docs/PROTOCOL.md §4.5).
+   */
+  async #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#busy) throw new PairingError('PAIRING_STATE', 'another paired operation of this device is still running (a commit waiting on its send): wait until it settled');
+    this.#busy = true;
+    try {
+      return await fn();
+    } finally {
+      this.#busy = false;
+    }
+  }
 
   /**
    * `client.atomically`, and the in-memory pairing state goes back with the

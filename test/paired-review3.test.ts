@@ -1,0 +1,132 @@
+/**
+ * Third review of the Paired MLS layer, of 5680188 (a generated seed in one
+ * ShareRand), 3c74b4b (enroll / commit / update with `send`) and 4814247 (a
+ * preinstalled seed is kept), against the attacker of docs/PROTOCOL.md §4.0
+ * (a stolen copy of a passive device's storage without its vault, with its
+ * traffic), hostile members racing commits and a hostile DS. Each test
+ * asserts the exact refusal and that the honest devices keep working.
+ */
+import { describe, expect, it } from 'vitest';
+import { MemoryStorageAdapter, MlsClient, utf8 } from 'paired-mls';
+import { PairedDevice, PairingError, type PairedCommit, type PairingMode } from 'paired-mls/paired';
+import { deliverCommit, expectInSync, mlsError, type Member } from './helpers.js';
+import { pairedWorld } from './paired-helpers.js';
+
+/** `fn` must fail with a PairingError of exactly `code` and `reason` (and `message`, when given). */
+async function refused(fn: () => Promise<unknown>, code: string, reason: string | undefined, message?: string): Promise<void> {
+  const err = await mlsError(fn);
+  expect(err).toBeInstanceOf(PairingError);
+  expect({ code: err.code, reason: (err as PairingError).reason }).toEqual({ code, reason });
+  if (message !== undefined) expect(err.message).toBe(message);
+}
+
+/** The attacker's copy of a device: its storage, reopened. */
+async function stolen(m: Member): Promise<MlsClient> {
+  return MlsClient.open({ storage: await MemoryStorageAdapter.copyOf(m.storage as MemoryStorageAdapter) });
+}
+
+async function read(m: Member, message: Uint8Array): Promise<string | undefined> {
+  const r = await m.group!.process(message).catch(() => undefined);
+  return r?.kind === 'application' ? utf8(r.data) : undefined;
+}
+
+/** A `send` that records the PairedCommit and waits until `release()` (the DS answering late). */
+function slowSend() {
+  let release!: (err?: Error) => void;
+  const answered = new Promise<void>((resolve, reject) => {
+    release = (err) => (err ? reject(err) : resolve());
+  });
+  const sent: PairedCommit[] = [];
+  const send = async (out: PairedCommit) => {
+    sent.push(out);
+    await answered;
+  };
+  /** Resolves once `send` was called. */
+  const called = async () => {
+    while (sent.length === 0) await new Promise((r) => setTimeout(r, 5));
+    return sent[0]!;
+  };
+  return { send, sent, called, release };
+}
+
+const BUSY = 'another paired operation of this device is still running (a commit waiting on its send): wait until it settled';
+
+describe.each(['hidden', 'standard'] as const)('Paired MLS review 3: a paired commit waiting on its send (%s mode)', (mode: PairingMode) => {
+  it('no other paired operation runs meanwhile (PAIRING_STATE): the commit merged is the one the DS took, and the pair stays in sync', async () => {
+    const w = await pairedWorld(['bob'], mode);
+    const bob = w.others[0]!;
+    const epoch = w.a.group!.epoch;
+    const slow = slowSend();
+    const first = w.activeDevice.update(w.a.group!, { send: slow.send });
+    const out = await slow.called();
+    // A second update of the same group would replace the pending commit, which the device
+    // merged once the first send resolved (before this change: the DS had the first commit,
+    // alice the second, and the passive device followed the first).
+    await refused(() => w.activeDevice.update(w.a.group!), 'PAIRING_STATE', undefined, BUSY);
+    await refused(() => w.activeDevice.commit(w.a.group!, { send: async () => undefined }), 'PAIRING_STATE', undefined, BUSY);
+    await refused(() => w.activeDevice.ceasePair(), 'PAIRING_STATE', undefined, BUSY);
+    await refused(() => w.activeDevice.handOver(), 'PAIRING_STATE', undefined, BUSY);
+    expect(w.a.group!.state().pendingCommit).toBe(true);
+    expect(w.a.group!.epoch).toBe(epoch);
+
+    slow.release();
+    expect(await first).toBe(out);
+    expect(w.a.group!.epoch).toBe(epoch + 1);
+    await deliverCommit(out.commit, [bob]);
+    expect((await w.passiveDevice.applyNotify(out)).kind).toBe('update');
+    expectInSync([w.a, w.p, bob]);
+    const m = await bob.group!.encrypt('one commit, the same everywhere');
+    for (const d of [w.a, w.p]) expect(await read(d, m)).toBe('one commit, the same everywhere');
+    // And the next one runs.
+    const u = await w.activeDevice.update(w.a.group!, { send: async () => undefined });
+    await deliverCommit(u.commit, [bob]);
+    expect((await w.passiveDevice.applyNotify(u)).kind).toBe('update');
+    expectInSync([w.a, w.p, bob]);
+  });
+
+  it('a send that calls back into the device is refused there (PAIRING_STATE); the outer commit goes through', async () => {
+    const w = await pairedWorld(['bob'], mode);
+    const bob = w.others[0]!;
+    let inner: unknown;
+    const u = await w.activeDevice.update(w.a.group!, {
+      send: async () => {
+        inner = await w.activeDevice.update(w.a.group!).then(
+          () => 'accepted',
+          (err: unknown) => err,
+        );
+      },
+    });
+    expect(inner).toBeInstanceOf(PairingError);
+    expect({ code: (inner as PairingError).code, message: (inner as PairingError).message }).toEqual({ code: 'PAIRING_STATE', message: BUSY });
+    await deliverCommit(u.commit, [bob]);
+    expect((await w.passiveDevice.applyNotify(u)).kind).toBe('update');
+    expectInSync([w.a, w.p, bob]);
+  });
+
+  it("a DS that says 'accepted' after delivering bob's commit of that epoch: nothing merged across the epoch change (PAIRING_STATE); the partner takes the step alone", async () => {
+    const w = await pairedWorld(['bob'], mode);
+    const bob = w.others[0]!;
+    const epoch = w.a.group!.epoch;
+    const slow = slowSend();
+    const update = w.activeDevice.update(w.a.group!, { send: slow.send });
+    const out = await slow.called();
+    const { commit: bobs } = await bob.group!.selfUpdate();
+    await bob.group!.mergePendingCommit();
+    await deliverCommit(bobs, [w.a, w.p]);
+    slow.release();
+    await refused(
+      () => update,
+      'PAIRING_STATE',
+      undefined,
+      'the commit sent is no longer the pending commit of the group (another commit was merged or made while send ran): nothing merged',
+    );
+    expect(w.a.group!.epoch).toBe(epoch + 1);
+    expectInSync([w.a, w.p, bob]);
+    const counter = w.passiveDevice.counter;
+    expect(await w.passiveDevice.receive(out.pairing[0]!)).toEqual({ type: 'derivationStep', counter });
+    const u = await w.activeDevice.update(w.a.group!, { send: async () => undefined });
+    await deliverCommit(u.commit, [bob]);
+    expect((await w.passiveDevice.applyNotify(u)).kind).toBe('update');
+    expectInSync([w.a, w.p, bob]);
+  });
+});
