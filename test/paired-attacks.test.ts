@@ -177,7 +177,7 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS (%s mode) against a s
     await refused(() => w.activeDevice.receive(cease), 'PAIRING_REJECTED', 'no-proof');
     // A ShareRand to the established pairing.
     const shareRand = await pairing.encrypt(
-      encodePairingMessage({ type: 'shareRand', mode, seed: new Uint8Array(32), anchorIdentity: new Uint8Array([1]), ciphersuite: 1, anchorKeyPair: new Uint8Array(0), counter }),
+      encodePairingMessage({ type: 'shareRand', mode, seed: new Uint8Array(32), anchorIdentity: new Uint8Array([1]), ciphersuite: 1, anchorKeyPair: new Uint8Array(0), counter, proof: new Uint8Array(0) }),
     );
     await refused(() => w.activeDevice.receive(shareRand), 'PAIRING_REJECTED', 'unexpected');
     expect(w.activeDevice.role).toBe('passive');

@@ -83,7 +83,7 @@ describe('virtual-client entry points reject bad input', () => {
     const active = await PairedDevice.initiate(a.client, a.identity);
     const { initPairing } = await active.invite(await PairedDevice.createKeyPackage(p.client, p.identity));
     const withKey = await active.pairingGroup.encrypt(
-      encodePairingMessage({ type: 'shareRand', mode: 'hidden', seed: generateSeed(), anchorIdentity: a.identity.identity, ciphersuite: 1, anchorKeyPair: a.client.exportSignatureKeyPair(a.identity), counter: 0n }),
+      encodePairingMessage({ type: 'shareRand', mode: 'hidden', seed: generateSeed(), anchorIdentity: a.identity.identity, ciphersuite: 1, anchorKeyPair: a.client.exportSignatureKeyPair(a.identity), counter: 0n, proof: new Uint8Array(0) }),
     );
     const passive = await PairedDevice.join(p.client, initPairing);
     const err = await mlsError(() => passive.receive(withKey));

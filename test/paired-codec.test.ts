@@ -9,8 +9,8 @@ import { xorshift32 } from './helpers.js';
 
 const rnd = xorshift32(0xc0dec);
 const samples: PairingMessage[] = [
-  { type: 'shareRand', mode: 'hidden', seed: rnd.bytes(32), anchorIdentity: rnd.bytes(5), ciphersuite: 1, anchorKeyPair: rnd.bytes(300), counter: 7n },
-  { type: 'shareRand', mode: 'hidden', seed: new Uint8Array(0), anchorIdentity: rnd.bytes(70), ciphersuite: 3, anchorKeyPair: rnd.bytes(20000), counter: 0n },
+  { type: 'shareRand', mode: 'hidden', seed: rnd.bytes(32), anchorIdentity: rnd.bytes(5), ciphersuite: 1, anchorKeyPair: rnd.bytes(300), counter: 7n, proof: rnd.bytes(32) },
+  { type: 'shareRand', mode: 'hidden', seed: new Uint8Array(0), anchorIdentity: rnd.bytes(70), ciphersuite: 3, anchorKeyPair: rnd.bytes(20000), counter: 0n, proof: new Uint8Array(0) },
   { type: 'accept', seedConfirmation: rnd.bytes(32) },
   { type: 'notify', counter: 2n ** 63n, kind: 'update', groupId: rnd.bytes(16), epoch: 12n, commitRef: rnd.bytes(32), groupState: new Uint8Array(0), derivationInfo: new Uint8Array(0), proof: rnd.bytes(32) },
   { type: 'notify', counter: 1n, kind: 'enroll', groupId: rnd.bytes(16), epoch: 3n, commitRef: rnd.bytes(32), groupState: rnd.bytes(900), derivationInfo: rnd.bytes(59), proof: rnd.bytes(32) },
@@ -48,7 +48,7 @@ describe('pairing message encoding', () => {
 
   it('rejects non-minimal lengths (one encoding per value)', () => {
     // accept with a 1-byte confirmation whose length is written in 2 bytes.
-    expect(() => decodePairingMessage(new Uint8Array([0, 3, 2, 0x40, 0x01, 0xaa]))).toThrow(/non-minimal/);
+    expect(() => decodePairingMessage(new Uint8Array([0, 4, 2, 0x40, 0x01, 0xaa]))).toThrow(/non-minimal/);
   });
 
   it('PSK ids differ per pairing and per counter', () => {

@@ -59,7 +59,7 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review (%s mode)', (m
     await seen.staged.merge();
     // … and races alice's ShareRand with its own: its seed, its anchor, itself as the active device.
     const forged = await copyPairing.encrypt(
-      encodePairingMessage({ type: 'shareRand', mode, seed: generateSeed(), anchorIdentity: new TextEncoder().encode('mallory'), ciphersuite: 1, anchorKeyPair: new Uint8Array(0), counter: 0n }),
+      encodePairingMessage({ type: 'shareRand', mode, seed: generateSeed(), anchorIdentity: new TextEncoder().encode('mallory'), ciphersuite: 1, anchorKeyPair: new Uint8Array(0), counter: 0n, proof: new Uint8Array(0) }),
     );
     const watchDevice = await PairedDevice.join(watch.client, inv2.initPairing, { vault: vw });
     await refused(() => watchDevice.receive(forged), 'PAIRING_REJECTED', 'wrong-sender');
@@ -93,7 +93,7 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review (%s mode)', (m
     // A copy of the joiner (taken before it took ShareRand) sends one back before the Accept.
     const copy = await stolen(p);
     const back = await PairedDevice.open(copy, undefined).pairingGroup.encrypt(
-      encodePairingMessage({ type: 'shareRand', mode, seed: generateSeed(), anchorIdentity: new TextEncoder().encode('mallory'), ciphersuite: 1, anchorKeyPair: new Uint8Array(0), counter: 0n }),
+      encodePairingMessage({ type: 'shareRand', mode, seed: generateSeed(), anchorIdentity: new TextEncoder().encode('mallory'), ciphersuite: 1, anchorKeyPair: new Uint8Array(0), counter: 0n, proof: new Uint8Array(0) }),
     );
     await refused(() => active.receive(back), 'PAIRING_REJECTED', 'unexpected');
     expect(active.role).toBe('active');

@@ -242,7 +242,7 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 2: a device wi
     const fork = await copyPairing.commit({ add: [watchKeyPackage] });
     await copyPairing.mergePendingCommit();
     const planted = await copyPairing.encrypt(
-      encodePairingMessage({ type: 'shareRand', mode, seed: generateSeed(), anchorIdentity: new TextEncoder().encode('mallory'), ciphersuite: 1, anchorKeyPair: new Uint8Array(0), counter: 0n }),
+      encodePairingMessage({ type: 'shareRand', mode, seed: generateSeed(), anchorIdentity: new TextEncoder().encode('mallory'), ciphersuite: 1, anchorKeyPair: new Uint8Array(0), counter: 0n, proof: new Uint8Array(0) }),
     );
     const fooled = await PairedDevice.join(watch.client, fork.welcome!, { vault: vw });
     await refused(() => fooled.receive(planted), 'PAIRING_REJECTED', 'unexpected');

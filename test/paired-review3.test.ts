@@ -8,9 +8,18 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MemoryStorageAdapter, MlsClient, utf8 } from 'paired-mls';
-import { PairedDevice, PairingError, type PairedCommit, type PairingMode } from 'paired-mls/paired';
-import { deliverCommit, expectInSync, mlsError, type Member } from './helpers.js';
-import { pairedWorld } from './paired-helpers.js';
+import {
+  PairedDevice,
+  PairingError,
+  WebCryptoSeedVault,
+  encodePairingMessage,
+  generateSeed,
+  type PairedCommit,
+  type PairingMode,
+  type ShareRand,
+} from 'paired-mls/paired';
+import { deliverCommit, expectInSync, mlsError, newMember, type Member } from './helpers.js';
+import { device, pairedWorld } from './paired-helpers.js';
 
 /** `fn` must fail with a PairingError of exactly `code` and `reason` (and `message`, when given). */
 async function refused(fn: () => Promise<unknown>, code: string, reason: string | undefined, message?: string): Promise<void> {
@@ -128,5 +137,70 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 3: a paired co
     await deliverCommit(u.commit, [bob]);
     expect((await w.passiveDevice.applyNotify(u)).kind).toBe('update');
     expectInSync([w.a, w.p, bob]);
+  });
+});
+
+describe.each(['hidden', 'standard'] as const)('Paired MLS review 3: a joiner with a preinstalled seed (%s mode)', (mode: PairingMode) => {
+  it("takes no seedless ShareRand from the stolen copy as its inviter (no-proof): no planted anchor, mode, counter or active leaf; the real invite pairs it", async () => {
+    const seed = generateSeed();
+    const [va, vp, vw] = await Promise.all([0, 1, 2].map(() => WebCryptoSeedVault.import(seed.slice())));
+    seed.fill(0);
+    const a = await device('alice');
+    const phone = await device('alice-phone');
+    const watch = await device('alice-watch');
+    const bob = await newMember('bob');
+    a.group = await a.client.createGroup(a.identity);
+    const { welcome } = await a.group.commit({ add: [await bob.client.createKeyPackage(bob.identity)] });
+    await a.group.mergePendingCommit();
+    bob.group = await bob.client.joinFromWelcome(welcome!);
+    const active = await PairedDevice.initiate(a.client, a.identity, { vault: va, mode });
+    const inv1 = await active.invite(await PairedDevice.createKeyPackage(phone.client, phone.identity));
+    const phoneDevice = await PairedDevice.join(phone.client, inv1.initPairing, { vault: vp });
+    const s1 = await phoneDevice.receive(inv1.shareRand);
+    if (s1.type !== 'shareRandApplied') throw new Error(`expected shareRandApplied, got ${s1.type}`);
+    expect(await active.receive(s1.accept)).toEqual({ type: 'paired' });
+
+    // The copy of the phone adds the watch on its own fork (so it is the watch's inviter) and
+    // sends a ShareRand without a seed, which 4814247 lets through: before this change the watch
+    // took it (shareRandApplied), established, with the thief's anchor, mode and counter and the
+    // copy's leaf as its active device, and refused the real invite (a pairing already runs).
+    const copy = await stolen(phone);
+    const copyPairing = PairedDevice.open(copy, undefined).pairingGroup;
+    const fork = await copyPairing.commit({ add: [await PairedDevice.createKeyPackage(watch.client, watch.identity)] });
+    await copyPairing.mergePendingCommit();
+    const plantedMode: PairingMode = mode === 'hidden' ? 'standard' : 'hidden';
+    const planted: ShareRand = {
+      type: 'shareRand',
+      mode: plantedMode,
+      seed: new Uint8Array(0),
+      anchorIdentity: new TextEncoder().encode('mallory'),
+      ciphersuite: 1,
+      anchorKeyPair: new Uint8Array(0),
+      counter: 77n,
+      proof: new Uint8Array(32).fill(7),
+    };
+    const message = await copyPairing.encrypt(encodePairingMessage(planted));
+    const fooled = await PairedDevice.join(watch.client, fork.welcome!, { vault: vw });
+    await refused(() => fooled.receive(message), 'PAIRING_REJECTED', 'no-proof');
+    expect({ established: fooled.established, anchor: fooled.anchor, counter: fooled.counter }).toEqual({ established: false, anchor: undefined, counter: 0n });
+
+    // The watch drops the fork and takes alice's real invite.
+    await PairedDevice.reset(watch.client);
+    const inv2 = await active.invite(await PairedDevice.createKeyPackage(watch.client, watch.identity));
+    expect((await phoneDevice.receive(inv2.pairingCommit)).type).toBe('pairingGroupChanged');
+    const watchDevice = await PairedDevice.join(watch.client, inv2.initPairing, { vault: vw });
+    const s2 = await watchDevice.receive(inv2.shareRand);
+    if (s2.type !== 'shareRandApplied') throw new Error(`expected shareRandApplied, got ${s2.type}`);
+    expect(utf8(s2.anchor.identity)).toBe('alice');
+    expect(watchDevice.mode).toBe(mode);
+    expect(await active.receive(s2.accept)).toEqual({ type: 'paired' });
+    const enrolled = await active.enroll(a.group, { send: async () => undefined });
+    await deliverCommit(enrolled.commit, [bob]);
+    for (const d of [phoneDevice, watchDevice]) expect((await d.applyNotify(enrolled)).kind).toBe('enroll');
+    phone.group = phone.client.group(a.group.id);
+    watch.group = watch.client.group(a.group.id);
+    expectInSync([a, phone, watch, bob]);
+    const m = await bob.group.encrypt('to all three');
+    for (const d of [a, phone, watch]) expect(await read(d, m)).toBe('to all three');
   });
 });

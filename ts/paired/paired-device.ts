@@ -30,6 +30,7 @@ import {
   type NotifyKind,
   type PairingMessage,
   type ProvenMessage,
+  type ShareRand,
 } from './pairing-messages.js';
 import { PairingError, notifyRejected, pairingRejected, rejectionFor, type PairingRejection } from './pairing-error.js';
 import { addedDigest, proofsEqual, vaultProof } from './pairing-proof.js';
@@ -334,7 +335,9 @@ export class PairedDevice {
       // gives the leaf a key both devices derive (docs/PROTOCOL.md §4.4).
       const keyPair = new Uint8Array(0);
       const seed = this.#seedToShare ?? new Uint8Array(0);
-      const body = encodePairingMessage({
+      // With its vault proof: a joiner with a preinstalled seed takes a
+      // ShareRand only from a holder of that seed (docs/PROTOCOL.md §4.3).
+      const unproven: ShareRand = {
         type: 'shareRand',
         mode: this.#state.mode,
         seed,
@@ -342,7 +345,11 @@ export class PairedDevice {
         ciphersuite: anchor.ciphersuite,
         anchorKeyPair: keyPair,
         counter: this.#state.counter,
-      });
+        proof: new Uint8Array(0),
+      };
+      const content = provenContent(unproven);
+      const body = encodePairingMessage({ ...unproven, proof: await this.#proofOf(content, BigInt(pairing.epoch), this.#state.ownLeaf) });
+      content.fill(0);
       keyPair.fill(0);
       try {
         const shareRand = await pairing.encrypt(body);
@@ -391,16 +398,29 @@ export class PairedDevice {
         if (senderLeaf !== this.#state.inviter) throw pairingRejected('wrong-sender', `ShareRand from leaf ${senderLeaf}, not the inviting device`);
         // The anchor's key is never handed over (docs/PROTOCOL.md §4.2).
         if (message.anchorKeyPair.length > 0) throw pairingRejected('unexpected', 'ShareRand carries an anchor key pair');
-        if (message.seed.length > 0) {
-          // A preinstalled seed is never replaced: a ShareRand with a seed of
-          // its own would hand the device to whoever made its InitPairing.
-          if (this.#vault) {
-            message.seed.fill(0);
-            throw pairingRejected('unexpected', 'ShareRand carries a seed, but this device has a preinstalled one');
+        // Its proof covers the seed it carries: taken before the import wipes it.
+        const content = provenContent(message);
+        try {
+          if (message.seed.length > 0) {
+            // A preinstalled seed is never replaced: a ShareRand with a seed of
+            // its own would hand the device to whoever made its InitPairing.
+            if (this.#vault) {
+              message.seed.fill(0);
+              throw pairingRejected('unexpected', 'ShareRand carries a seed, but this device has a preinstalled one');
+            }
+            this.#vault = await WebCryptoSeedVault.import(message.seed); // wipes the plaintext seed
+          } else if (!this.#vault) {
+            throw pairingRejected('unexpected', 'ShareRand carries no seed and no vault was preinstalled');
           }
-          this.#vault = await WebCryptoSeedVault.import(message.seed); // wipes the plaintext seed
-        } else if (!this.#vault) {
-          throw pairingRejected('unexpected', 'ShareRand carries no seed and no vault was preinstalled');
+          // With a preinstalled seed, only a holder of it shares the pairing:
+          // the inviter may be a stolen copy of a device already paired, which
+          // signed the InitPairing of a fork of its own (docs/PROTOCOL.md §4.3).
+          // (With a seed, the proof only shows the sender holds that seed.)
+          if (!proofsEqual(await this.#proofOf(content, epoch, senderLeaf), message.proof)) {
+            throw pairingRejected('no-proof', 'ShareRand without a valid vault proof');
+          }
+        } finally {
+          content.fill(0);
         }
         const anchor: Identity = { identity: message.anchorIdentity, signaturePublicKey: new Uint8Array(0), ciphersuite: message.ciphersuite };
         this.#state = { ...this.#state, mode: message.mode, anchor, counter: message.counter, activeLeaf: senderLeaf, established: true };

@@ -30,7 +30,8 @@ export type NotifyRejection = 'forged' | 'replay' | 'counter' | 'out-of-order' |
  * - `wrong-sender`: not from the leaf allowed to send it (the active
  *   device, or the device that announced a CeasePair).
  * - `no-proof`: its vault proof is missing or wrong (for an Accept: its
- *   seed confirmation is not this vault's).
+ *   seed confirmation is not this vault's; for a ShareRand to a device
+ *   with a preinstalled seed: not made with that seed).
  * - `malformed`: its content is no PairingMessage (strict decoding).
  * - `replay` (RoleChange, CeasePair): made for a counter this device has
  *   already passed (every derivation step and every hand-over moves it).

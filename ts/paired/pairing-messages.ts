@@ -15,13 +15,16 @@
  */
 import { CodecError, Reader, Writer } from '../codec/tls.js';
 
-/** 3: Notify carries the group state (enrol) and the detached derivation info (docs/PROTOCOL.md §4.2). */
-export const PAIRING_MESSAGE_VERSION = 3;
+/**
+ * 3: Notify carries the group state (enrol) and the detached derivation info;
+ * 4: ShareRand carries a vault proof (docs/PROTOCOL.md §4.2).
+ */
+export const PAIRING_MESSAGE_VERSION = 4;
 
 /** hidden: the devices look like one member; standard: the anchor leaf lists them and they sign (docs/PROTOCOL.md §4.12). */
 export type PairingMode = 'hidden' | 'standard';
 
-/** struct { PairingMode mode; opaque seed<V>; opaque anchor_identity<V>; uint16 ciphersuite; opaque anchor_key_pair<V>; uint64 counter; } */
+/** struct { PairingMode mode; opaque seed<V>; opaque anchor_identity<V>; uint16 ciphersuite; opaque anchor_key_pair<V>; uint64 counter; opaque proof<V>; } */
 export interface ShareRand {
   type: 'shareRand';
   mode: PairingMode;
@@ -33,6 +36,11 @@ export interface ShareRand {
   anchorKeyPair: Uint8Array;
   /** Next derivation counter. */
   counter: bigint;
+  /**
+   * Vault proof (`pairingProofTbs`, made with the seed the ShareRand shares
+   * or the preinstalled one); empty while it is being computed.
+   */
+  proof: Uint8Array;
 }
 
 /** struct { opaque seed_confirmation<V>; } — vault PRF "accept" over the pairing group id. */
@@ -103,7 +111,7 @@ export function encodePairingMessage(message: PairingMessage): Uint8Array {
   switch (message.type) {
     case 'shareRand':
       w.u8(MODE_CODES[message.mode]).vector(message.seed).vector(message.anchorIdentity).u16(message.ciphersuite);
-      w.vector(message.anchorKeyPair).u64(message.counter);
+      w.vector(message.anchorKeyPair).u64(message.counter).vector(message.proof);
       break;
     case 'accept':
       w.vector(message.seedConfirmation);
@@ -139,6 +147,7 @@ export function decodePairingMessage(bytes: Uint8Array): PairingMessage {
         ciphersuite: r.u16(),
         anchorKeyPair: r.vector(),
         counter: r.u64(),
+        proof: r.vector(),
       };
       break;
     case 'accept':
@@ -174,7 +183,7 @@ export function pairingPskId(pairingGroupId: Uint8Array, counter: bigint): Uint8
 }
 
 /** Pairing messages that change the pairing's state and so carry a vault proof. */
-export type ProvenMessage = Notify | RoleChange | CeasePair;
+export type ProvenMessage = ShareRand | Notify | RoleChange | CeasePair;
 
 /**
  * What a vault proof covers (docs/PROTOCOL.md §4.2):
