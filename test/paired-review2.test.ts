@@ -75,7 +75,7 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 2: the generat
     expect(err).toBeInstanceOf(PairingError);
     expect({ code: err.code, message: err.message }).toEqual({
       code: 'PAIRING_STATE',
-      message: 'the generated seed went to the device invited first: wait for its Accept',
+      message: 'the device invited first has not sent its Accept yet: wait for it (or reset the pairing and initiate again)',
     });
     expect(active.pairingGroup.epoch).toBe(epoch);
 

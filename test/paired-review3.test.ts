@@ -204,3 +204,89 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 3: a joiner wi
     for (const d of [a, phone, watch]) expect(await read(d, m)).toBe('to all three');
   });
 });
+
+const INVITED_FIRST = 'the device invited first has not sent its Accept yet: wait for it (or reset the pairing and initiate again)';
+
+/** The device's client freed and opened again on the same storage (an app restart); the vault is the device's own. */
+async function restart(m: Member, d: PairedDevice): Promise<PairedDevice> {
+  const vault = d.vault;
+  m.client.free();
+  m.client = await MlsClient.open({ storage: m.storage });
+  return PairedDevice.open(m.client, vault);
+}
+
+describe.each(['hidden', 'standard'] as const)('Paired MLS review 3: an initiator waiting for the first Accept (%s mode)', (mode: PairingMode) => {
+  it('refuses a second invite also after a restart (PAIRING_STATE): the first Accept stays readable and pairs', async () => {
+    const a = await device('alice');
+    const phone = await device('alice-phone');
+    const watch = await device('alice-watch');
+    const active = await PairedDevice.initiate(a.client, a.identity, { mode });
+    const inv1 = await active.invite(await PairedDevice.createKeyPackage(phone.client, phone.identity));
+    const phoneDevice = await PairedDevice.join(phone.client, inv1.initPairing);
+    const s1 = await phoneDevice.receive(inv1.shareRand);
+    if (s1.type !== 'shareRandApplied') throw new Error(`expected shareRandApplied, got ${s1.type}`);
+    // alice's app restarts before the phone's Accept arrives. The guard of 5680188 lived in
+    // memory: the second invite went through, moved the pairing group on, and the phone's
+    // Accept was then from an epoch alice no longer had (WRONG_EPOCH): never established.
+    const reopened = await restart(a, active);
+    const watchKeyPackage = await PairedDevice.createKeyPackage(watch.client, watch.identity);
+    const epoch = reopened.pairingGroup.epoch;
+    await refused(() => reopened.invite(watchKeyPackage), 'PAIRING_STATE', undefined, INVITED_FIRST);
+    expect(reopened.pairingGroup.epoch).toBe(epoch);
+    expect(await reopened.receive(s1.accept)).toEqual({ type: 'paired' });
+    a.group = await a.client.createGroup(a.identity);
+    const enrolled = await reopened.enroll(a.group, { send: async () => undefined });
+    expect((await phoneDevice.applyNotify(enrolled)).kind).toBe('enroll');
+    phone.group = phone.client.group(a.group.id);
+    expectInSync([a, phone]);
+  });
+
+  it('whose Accept never comes (or whose generated seed a restart lost before the invite) resets and initiates again', async () => {
+    const a = await device('alice');
+    const phone = await device('alice-phone');
+    const tablet = await device('alice-tablet');
+    // The generated seed lives in memory until the first invite: a restart before it loses it,
+    // so the invite's ShareRand carries none and the joiner, without a vault, refuses it.
+    const first = await PairedDevice.initiate(a.client, a.identity, { mode });
+    const reopened = await restart(a, first);
+    const inv = await reopened.invite(await PairedDevice.createKeyPackage(tablet.client, tablet.identity));
+    const tabletDevice = await PairedDevice.join(tablet.client, inv.initPairing);
+    await refused(() => tabletDevice.receive(inv.shareRand), 'PAIRING_REJECTED', 'unexpected');
+    const phoneKeyPackage = await PairedDevice.createKeyPackage(phone.client, phone.identity);
+    // No Accept can come. Before this change alice had no way out: a new invite, initiate,
+    // ceasePair and reset were all refused (PAIRING_STATE), for good.
+    await refused(() => reopened.invite(phoneKeyPackage), 'PAIRING_STATE', undefined, INVITED_FIRST);
+    await refused(() => PairedDevice.initiate(a.client, a.identity, { mode }), 'PAIRING_STATE', undefined, 'this client already has a pairing');
+    await PairedDevice.reset(a.client);
+    await PairedDevice.reset(tablet.client);
+    // A fresh pairing works, with the phone.
+    const active = await PairedDevice.initiate(a.client, a.identity, { mode });
+    const inv2 = await active.invite(await PairedDevice.createKeyPackage(phone.client, phone.identity));
+    const phoneDevice = await PairedDevice.join(phone.client, inv2.initPairing);
+    const s = await phoneDevice.receive(inv2.shareRand);
+    if (s.type !== 'shareRandApplied') throw new Error(`expected shareRandApplied, got ${s.type}`);
+    expect(await active.receive(s.accept)).toEqual({ type: 'paired' });
+    // An established active device still does not reset.
+    await refused(() => PairedDevice.reset(a.client), 'PAIRING_STATE', undefined, 'the active device does not reset its pairing');
+  });
+
+  it('two invites at once: the second is refused (PAIRING_STATE) before it reads the generated seed', async () => {
+    const a = await device('alice');
+    const phone = await device('alice-phone');
+    const watch = await device('alice-watch');
+    const active = await PairedDevice.initiate(a.client, a.identity, { mode });
+    const [k1, k2] = [await PairedDevice.createKeyPackage(phone.client, phone.identity), await PairedDevice.createKeyPackage(watch.client, watch.identity)];
+    // Before: both passed the in-memory check (set only after the first had finished) and
+    // ran inside one transaction, each adding its device; whether the second ShareRand also
+    // carried the seed depended on timing.
+    const [first, second] = await Promise.allSettled([active.invite(k1), active.invite(k2)]);
+    expect(second.status).toBe('rejected');
+    const err = (second as PromiseRejectedResult).reason as PairingError;
+    expect({ code: err.code, message: err.message }).toEqual({ code: 'PAIRING_STATE', message: BUSY });
+    if (first.status !== 'fulfilled') throw new Error('expected the first invite');
+    const phoneDevice = await PairedDevice.join(phone.client, first.value.initPairing);
+    const s = await phoneDevice.receive(first.value.shareRand);
+    if (s.type !== 'shareRandApplied') throw new Error(`expected shareRandApplied, got ${s.type}`);
+    expect(await active.receive(s.accept)).toEqual({ type: 'paired' });
+  });
+});
