@@ -12,6 +12,7 @@ import {
   PairedDevice,
   PairingError,
   WebCryptoSeedVault,
+  decodePairingMessage,
   encodePairingMessage,
   generateSeed,
   type PairedCommit,
@@ -19,7 +20,7 @@ import {
   type ShareRand,
 } from 'paired-mls/paired';
 import { deliverCommit, expectInSync, mlsError, newMember, type Member } from './helpers.js';
-import { device, pairedWorld } from './paired-helpers.js';
+import { device, pair, pairedWorld } from './paired-helpers.js';
 
 /** `fn` must fail with a PairingError of exactly `code` and `reason` (and `message`, when given). */
 async function refused(fn: () => Promise<unknown>, code: string, reason: string | undefined, message?: string): Promise<void> {
@@ -288,5 +289,54 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 3: an initiato
     const s = await phoneDevice.receive(first.value.shareRand);
     if (s.type !== 'shareRandApplied') throw new Error(`expected shareRandApplied, got ${s.type}`);
     expect(await active.receive(s.accept)).toEqual({ type: 'paired' });
+  });
+});
+
+describe.each(['hidden', 'standard'] as const)('Paired MLS review 3: an enrolment the DS refused (%s mode)', (mode: PairingMode) => {
+  it("leaves no group state for a copy of the partner taken after it took the step alone: sealed under the vault (import refused), the copy reads nothing of the group", async () => {
+    const a = await device('alice');
+    const p = await device('alice-phone');
+    const bob = await newMember('bob');
+    a.group = await a.client.createGroup(a.identity);
+    const { welcome } = await a.group.commit({ add: [await bob.client.createKeyPackage(bob.identity)] });
+    await a.group.mergePendingCommit();
+    bob.group = await bob.client.joinFromWelcome(welcome!);
+    const { activeDevice, passiveDevice } = await pair(a, p, mode);
+    const early = await bob.group.encrypt('before the enrolment');
+
+    // bob's commit wins the epoch at the DS; alice's enrolment is refused there. The DS (or
+    // whatever relays pairing messages, Figure 1a) has seen its pairing messages all the same.
+    const { commit: bobs } = await bob.group.selfUpdate();
+    await bob.group.mergePendingCommit();
+    let lost: PairedCommit | undefined;
+    const err = await activeDevice.enroll(a.group, { send: async (out) => { lost = out; throw new Error('DS: epoch taken'); } }).catch((e: unknown) => e);
+    expect(err).toEqual(new Error('DS: epoch taken'));
+    await deliverCommit(bobs, [a]);
+    // The phone takes the step alone (docs/PROTOCOL.md §4.4) …
+    const counter = passiveDevice.counter;
+    expect(await passiveDevice.receive(lost!.pairing[0]!)).toEqual({ type: 'derivationStep', counter });
+    // … and is stolen now: the copy holds that pairing epoch, and the refused Notify, which the
+    // phone never processed, still decrypts with it.
+    const copy = await stolen(p);
+    const seen = await PairedDevice.open(copy, undefined).pairingGroup.process(lost!.pairing[1]!);
+    if (seen.kind !== 'application') throw new Error('expected the Notify');
+    const notify = decodePairingMessage(seen.data);
+    if (notify.type !== 'notify') throw new Error('expected a Notify');
+    expect(notify.groupState.length).toBeGreaterThan(0);
+    // Before this change the group state was in the clear there: the copy imported the group
+    // (epoch and anchor leaf keys), read bob's messages, followed bob's commit and read on.
+    const imported = await mlsError(() => copy.importSiblingGroupState(notify.groupId, notify.groupState));
+    expect(imported.code).toBe('MALFORMED');
+    expect(copy.groupIds()).toHaveLength(1); // the pairing group only
+
+    // The pair recovers: alice enrols again, the phone follows, bob's next message reaches both.
+    const enrolled = await activeDevice.enroll(a.group, { send: async () => undefined });
+    await deliverCommit(enrolled.commit, [bob]);
+    expect((await passiveDevice.applyNotify(enrolled)).kind).toBe('enroll');
+    p.group = p.client.group(a.group.id);
+    expectInSync([a, p, bob]);
+    const m = await bob.group.encrypt('after the enrolment');
+    for (const d of [a, p]) expect(await read(d, m)).toBe('after the enrolment');
+    void early;
   });
 });

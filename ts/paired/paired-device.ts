@@ -33,7 +33,7 @@ import {
   type ShareRand,
 } from './pairing-messages.js';
 import { PairingError, notifyRejected, pairingRejected, rejectionFor, type PairingRejection } from './pairing-error.js';
-import { addedDigest, proofsEqual, vaultProof } from './pairing-proof.js';
+import { addedDigest, openGroupState, proofsEqual, sealGroupState, vaultProof } from './pairing-proof.js';
 import { forgetPairing, loadPairingState, retireCeasedPairing, savePairingState, type PairingState } from './pairing-state.js';
 import { WebCryptoSeedVault, generateSeed, type SeedVault } from './seed-vault.js';
 import { PAIRED_DEVICES_COMPONENT, encodePairedDevices, signedAnchorCommit, signedAnchorProposal, type PairedDeviceKey } from './device-signature.js';
@@ -748,6 +748,11 @@ export class PairedDevice {
   }
 
   async #notify(n: { kind: NotifyKind; counter: bigint; group: Group; commit: Uint8Array; groupState: Uint8Array; derivationInfo: Uint8Array; epoch: bigint }): Promise<Uint8Array> {
+    // The enrolment's state is sealed under the vault: a partner that takes
+    // this step alone (the DS refused the commit) keeps the pairing epoch's
+    // key of this Notify, which it never processes (docs/PROTOCOL.md §4.4).
+    const groupState =
+      n.kind === 'enroll' ? await sealGroupState(this.#requireVault(), this.#state.pairingGroupId, n.counter, n.group.id, n.groupState) : n.groupState;
     const body: Notify = {
       type: 'notify',
       counter: n.counter,
@@ -755,7 +760,7 @@ export class PairedDevice {
       groupId: n.group.id,
       epoch: n.epoch,
       commitRef: await sha256(n.commit),
-      groupState: n.groupState,
+      groupState,
       derivationInfo: n.derivationInfo,
       proof: new Uint8Array(0),
     };
@@ -827,7 +832,10 @@ export class PairedDevice {
     if (this.client.groupIds().some((id) => bytesEqual(id, notify.groupId))) {
       throw notifyRejected('commit-mismatch', 'this device already holds the group outside the pairing');
     }
-    await this.client.importSiblingGroupState(notify.groupId, notify.groupState); // wipes it
+    // Sealed under the vault (docs/PROTOCOL.md §4.4), not only the pairing epoch.
+    const groupState = await openGroupState(this.#requireVault(), this.#state.pairingGroupId, notify.counter, notify.groupId, notify.groupState);
+    if (!groupState) throw notifyRejected('no-proof', 'the group state is not sealed with this vault');
+    await this.client.importSiblingGroupState(notify.groupId, groupState); // wipes it
     this.#state = { ...this.#state, groups: [...this.#state.groups, hex] };
     await savePairingState(this.client, this.#state);
     return this.#followUpdate(notify, commit);

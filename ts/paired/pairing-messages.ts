@@ -17,7 +17,8 @@ import { CodecError, Reader, Writer } from '../codec/tls.js';
 
 /**
  * 3: Notify carries the group state (enrol) and the detached derivation info;
- * 4: ShareRand carries a vault proof (docs/PROTOCOL.md §4.2).
+ * 4: ShareRand carries a vault proof, Notify's group state is sealed under
+ * the vault (docs/PROTOCOL.md §4.2).
  */
 export const PAIRING_MESSAGE_VERSION = 4;
 
@@ -63,7 +64,11 @@ export interface Notify {
   epoch: bigint;
   /** SHA-256 of the higher-level commit (MLSMessage bytes). */
   commitRef: Uint8Array;
-  /** enroll: the group's whole stored state before the commit (secret: `MlsClient.exportSiblingGroupState`); empty otherwise. */
+  /**
+   * enroll: the group's whole stored state before the commit
+   * (`MlsClient.exportSiblingGroupState`), sealed under the vault
+   * (`sealGroupState`); empty otherwise.
+   */
   groupState: Uint8Array;
   /** The commit's detached virtual-clients DerivationInfo (`CommitResult.vcDerivationInfo`). */
   derivationInfo: Uint8Array;
