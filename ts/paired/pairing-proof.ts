@@ -35,8 +35,8 @@ function groupStateContext(pairingGroupId: Uint8Array, counter: bigint, groupId:
   return new Writer().vector(pairingGroupId).u64(counter).vector(groupId).finish();
 }
 
-/** Each key seals one state (one enrolment per derivation step), so a fixed nonce is never reused under a key. */
-const GROUP_STATE_NONCE = new Uint8Array(12);
+/** AES-GCM's nonce length; a fresh random nonce leads the sealed state. */
+const NONCE_BYTES = 12;
 
 async function groupStateKey(vault: SeedVault, context: Uint8Array, usage: 'encrypt' | 'decrypt'): Promise<CryptoKey> {
   const raw = await vault.derive('group state', context, 32);
@@ -50,25 +50,33 @@ async function groupStateKey(vault: SeedVault, context: Uint8Array, usage: 'encr
 /**
  * An enroll Notify's group state, sealed under a key only vault holders
  * derive (docs/PROTOCOL.md §4.2, §4.4): AES-256-GCM, key
- * `vault.derive("group state", context, 32)`, zero nonce, the context as
- * associated data. The pairing epoch alone does not protect it: a partner
+ * `vault.derive("group state", context, 32)`, a random nonce (sent before
+ * the ciphertext: each key should seal one state, one enrolment per
+ * derivation step, but a fresh nonce does not rest on that), the context
+ * as associated data. The pairing epoch alone does not protect it: a partner
  * that took a refused enrolment's step alone keeps that epoch's key of the
  * unprocessed Notify, and a copy of its state would read the group.
  */
 export async function sealGroupState(vault: SeedVault, pairingGroupId: Uint8Array, counter: bigint, groupId: Uint8Array, state: Uint8Array): Promise<Uint8Array> {
   const context = groupStateContext(pairingGroupId, counter, groupId);
   const key = await groupStateKey(vault, context, 'encrypt');
-  const params = { name: 'AES-GCM', iv: GROUP_STATE_NONCE, additionalData: context as Uint8Array<ArrayBuffer> };
-  return new Uint8Array(await globalThis.crypto.subtle.encrypt(params, key, state as Uint8Array<ArrayBuffer>));
+  const nonce = globalThis.crypto.getRandomValues(new Uint8Array(NONCE_BYTES));
+  const params = { name: 'AES-GCM', iv: nonce, additionalData: context as Uint8Array<ArrayBuffer> };
+  const ciphertext = new Uint8Array(await globalThis.crypto.subtle.encrypt(params, key, state as Uint8Array<ArrayBuffer>));
+  const sealed = new Uint8Array(NONCE_BYTES + ciphertext.length);
+  sealed.set(nonce);
+  sealed.set(ciphertext, NONCE_BYTES);
+  return sealed;
 }
 
 /** The state `sealGroupState` sealed, or `undefined` when it was not sealed for this context with this vault. */
 export async function openGroupState(vault: SeedVault, pairingGroupId: Uint8Array, counter: bigint, groupId: Uint8Array, sealed: Uint8Array): Promise<Uint8Array | undefined> {
   const context = groupStateContext(pairingGroupId, counter, groupId);
+  if (sealed.length < NONCE_BYTES) return undefined;
   const key = await groupStateKey(vault, context, 'decrypt');
-  const params = { name: 'AES-GCM', iv: GROUP_STATE_NONCE, additionalData: context as Uint8Array<ArrayBuffer> };
+  const params = { name: 'AES-GCM', iv: sealed.slice(0, NONCE_BYTES), additionalData: context as Uint8Array<ArrayBuffer> };
   try {
-    return new Uint8Array(await globalThis.crypto.subtle.decrypt(params, key, sealed as Uint8Array<ArrayBuffer>));
+    return new Uint8Array(await globalThis.crypto.subtle.decrypt(params, key, sealed.subarray(NONCE_BYTES) as Uint8Array<ArrayBuffer>));
   } catch {
     return undefined;
   }
