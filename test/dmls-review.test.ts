@@ -8,85 +8,11 @@
  * step is visible.
  */
 import { describe, expect, it } from 'vitest';
-import { MlsClient, bytesEqual, toHex, utf8, type Identity } from 'paired-mls';
-import { DMember, DmlsError, encodeDmlsMessage, type DmlsEvent } from 'paired-mls/dmls';
+import { bytesEqual, toHex, utf8 } from 'paired-mls';
+import { encodeDmlsMessage } from 'paired-mls/dmls';
+import { everyoneTalks, person, receive, refusedWith, send, thrown, universe, type Person } from './dmls-review-helpers.js';
 
 const enc = new TextEncoder();
-
-interface Person {
-  name: string;
-  client: MlsClient;
-  identity: Identity;
-  member?: DMember;
-  received: string[];
-}
-
-async function person(name: string, identityName = name): Promise<Person> {
-  const client = await MlsClient.open();
-  return { name, client, identity: await client.createIdentity(identityName, 1), received: [] };
-}
-
-/** `unprotect` at `to`, keeping the data it yields. */
-async function receive(to: Person, message: Uint8Array): Promise<DmlsEvent[]> {
-  const events = await to.member!.unprotect(message);
-  for (const e of events) if (e.type === 'data') to.received.push(`${utf8(e.sender)}: ${utf8(e.data)}`);
-  return events;
-}
-
-/** Deliver `messages` in order to each of `to`; rejoin answers go on to everyone but their sender. */
-async function send(messages: Uint8Array[], to: Person[], everyone: Person[] = to): Promise<void> {
-  for (const m of messages) {
-    for (const p of to) {
-      for (const e of await receive(p, m)) {
-        if (e.type === 'rejoinRequest' && e.messages.length > 0) await send(e.messages, everyone.filter((o) => o !== p), everyone);
-      }
-    }
-  }
-}
-
-const others = (all: Person[], p: Person) => all.filter((o) => o !== p);
-
-/**
- * A universe founded by the first person. `sendGroupOf(name)` says whom
- * each joiner adds to its own send group (default: everyone else).
- */
-async function universe(names: string[], sendGroupOf: (name: string) => string[] = (n) => names.filter((x) => x !== n)): Promise<Person[]> {
-  const people = await Promise.all(names.map((n) => person(n)));
-  const byName = new Map(people.map((p) => [p.name, p]));
-  const keyPackages = (who: string[]) => Promise.all(who.map((n) => byName.get(n)!.client.createKeyPackage(byName.get(n)!.identity)));
-  const [founder, ...rest] = people as [Person, ...Person[]];
-  const founded = await DMember.found(founder.client, founder.identity, await keyPackages(sendGroupOf(founder.name)));
-  founder.member = founded.member;
-  const [welcome, definition] = founded.messages as [Uint8Array, Uint8Array];
-  const inits: [Person, Uint8Array[]][] = [];
-  for (const p of rest) {
-    const joined = await DMember.joinUniverse(p.client, p.identity, welcome, definition, await keyPackages(sendGroupOf(p.name)));
-    p.member = joined.member;
-    inits.push([p, joined.messages]);
-  }
-  for (const [p, messages] of inits) await send(messages, others(people, p));
-  return people;
-}
-
-async function thrown(fn: () => Promise<unknown>): Promise<unknown> {
-  return fn().then(() => undefined, (e: unknown) => e);
-}
-
-async function refusedWith(fn: () => Promise<unknown>, reason: string): Promise<DmlsError> {
-  const err = await thrown(fn);
-  expect(err).toBeInstanceOf(DmlsError);
-  expect((err as DmlsError).code).toBe('DMLS_POLICY');
-  expect((err as DmlsError).reason).toBe(reason);
-  return err as DmlsError;
-}
-
-/** Everyone protects a line; every other one reads it. */
-async function everyoneTalks(people: Person[], text: string): Promise<void> {
-  for (const p of people) await send(await p.member!.protect(enc.encode(`${text} (${p.name})`)), others(people, p));
-  for (const p of people) {
-    for (const o of others(people, p)) expect(p.received, `${p.name} reads ${o.name}`).toContain(`${o.name}: ${text} (${o.name})`);
-  }
-}
 
 describe('DMLS review: Welcomes into send groups', () => {
   it('a Welcome reusing a followed send group\'s id, from someone who is not its owner, does not replace it', async () => {

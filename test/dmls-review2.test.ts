@@ -7,85 +7,11 @@
  * Delivery is direct and in order, so each step is visible.
  */
 import { describe, expect, it } from 'vitest';
-import { MlsClient, bytesEqual, readMlsHeader, toHex, utf8, type Identity } from 'paired-mls';
-import { DMember, DmlsError, type DmlsEvent, type DmlsOptions } from 'paired-mls/dmls';
+import { bytesEqual, readMlsHeader, toHex, utf8 } from 'paired-mls';
+import { DMember } from 'paired-mls/dmls';
+import { answersTo, everyoneTalks, person, receive, refusedWith, send, universe, type Person } from './dmls-review-helpers.js';
 
 const enc = new TextEncoder();
-
-interface Person {
-  name: string;
-  client: MlsClient;
-  identity: Identity;
-  member?: DMember;
-  received: string[];
-}
-
-async function person(name: string, identityName = name): Promise<Person> {
-  const client = await MlsClient.open();
-  return { name, client, identity: await client.createIdentity(identityName, 1), received: [] };
-}
-
-/** `unprotect` at `to`, keeping the data it yields. */
-async function receive(to: Person, message: Uint8Array): Promise<DmlsEvent[]> {
-  const events = await to.member!.unprotect(message);
-  for (const e of events) if (e.type === 'data') to.received.push(`${utf8(e.sender)}: ${utf8(e.data)}`);
-  return events;
-}
-
-/** Deliver `messages` in order to each of `to`; rejoin answers go on to everyone but their sender. */
-async function send(messages: Uint8Array[], to: Person[], everyone: Person[] = to): Promise<void> {
-  for (const m of messages) {
-    for (const p of to) {
-      for (const e of await receive(p, m)) {
-        if (e.type === 'rejoinRequest' && e.messages.length > 0) await send(e.messages, everyone.filter((o) => o !== p), everyone);
-      }
-    }
-  }
-}
-
-const others = (all: Person[], p: Person) => all.filter((o) => o !== p);
-
-/**
- * A universe founded by the first person. `sendGroupOf(name)` says whom
- * each joiner adds to its own send group (default: everyone else).
- */
-async function universe(names: string[], sendGroupOf: (name: string) => string[] = (n) => names.filter((x) => x !== n), options: DmlsOptions = {}): Promise<Person[]> {
-  const people = await Promise.all(names.map((n) => person(n)));
-  const byName = new Map(people.map((p) => [p.name, p]));
-  const keyPackages = (who: string[]) => Promise.all(who.map((n) => byName.get(n)!.client.createKeyPackage(byName.get(n)!.identity)));
-  const [founder, ...rest] = people as [Person, ...Person[]];
-  const founded = await DMember.found(founder.client, founder.identity, await keyPackages(sendGroupOf(founder.name)), {}, options);
-  founder.member = founded.member;
-  const [welcome, definition] = founded.messages as [Uint8Array, Uint8Array];
-  const inits: [Person, Uint8Array[]][] = [];
-  for (const p of rest) {
-    const joined = await DMember.joinUniverse(p.client, p.identity, welcome, definition, await keyPackages(sendGroupOf(p.name)), options);
-    p.member = joined.member;
-    inits.push([p, joined.messages]);
-  }
-  for (const [p, messages] of inits) await send(messages, others(people, p));
-  return people;
-}
-
-async function thrown(fn: () => Promise<unknown>): Promise<unknown> {
-  return fn().then(() => undefined, (e: unknown) => e);
-}
-
-async function refusedWith(fn: () => Promise<unknown>, reason: string): Promise<DmlsError> {
-  const err = await thrown(fn);
-  expect(err).toBeInstanceOf(DmlsError);
-  expect((err as DmlsError).code).toBe('DMLS_POLICY');
-  expect((err as DmlsError).reason).toBe(reason);
-  return err as DmlsError;
-}
-
-/** Everyone protects a line; every other one reads it. */
-async function everyoneTalks(people: Person[], text: string): Promise<void> {
-  for (const p of people) await send(await p.member!.protect(enc.encode(`${text} (${p.name})`)), others(people, p));
-  for (const p of people) {
-    for (const o of others(people, p)) expect(p.received, `${p.name} reads ${o.name}`).toContain(`${o.name}: ${text} (${o.name})`);
-  }
-}
 
 describe('DMLS review 2: a member\'s identity is fixed across send groups', () => {
   it('an owner\'s UpdatePath and an Update proposal that rename a member are refused (identity); the others\' imports go on', async () => {
@@ -166,12 +92,6 @@ describe('DMLS review 2: the rejoin window', () => {
     const people = await universe(['ann', 'ben', 'cat']);
     const [ann, ben, cat] = people as [Person, Person, Person];
     const annGroup = ann.member!.sendGroup.id;
-    /** Deliver `messages` to `to`, returning the owners' rejoin answers instead of forwarding them. */
-    const answersTo = async (messages: Uint8Array[], to: Person[]): Promise<Uint8Array[]> => {
-      const answers: Uint8Array[] = [];
-      for (const m of messages) for (const p of to) for (const e of await receive(p, m)) if (e.type === 'rejoinRequest') answers.push(...e.messages);
-      return answers;
-    };
     // ben misses an UPDATE of ann and asks to be re-added; ann's answer is held back.
     await send(await ann.member!.update(), [cat]);
     const [commit1, welcome1] = (await answersTo(await ben.member!.requestRejoin(), [ann, cat])) as [Uint8Array, Uint8Array];

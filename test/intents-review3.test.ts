@@ -8,50 +8,10 @@
  * any other member commits them all and the group moves on (no jam).
  */
 import { describe, expect, it } from 'vitest';
-import { MlsClient, MlsError, type Group, type WireFormat } from 'paired-mls';
-import { LEAF_OPERATION_PROPOSAL_TYPE, commitIntents, createIntent, intentsIn } from 'paired-mls/intents';
-import { expectInSync, type Member } from './helpers.js';
-
-const CAPS = { proposals: [LEAF_OPERATION_PROPOSAL_TYPE] };
-
-async function member(name: string, identity = name): Promise<Member> {
-  const client = await MlsClient.open();
-  return { name, client, identity: await client.createIdentity(identity, 1) };
-}
-
-/** Process `message` at every member; merge commits. */
-async function deliver(message: Uint8Array, members: Member[]): Promise<void> {
-  for (const m of members) {
-    const r = await m.group!.process(message);
-    if (r.kind === 'commit') await r.staged.merge();
-  }
-}
-
-/** alice (two devices, one identity), bob, carol, dave; everyone updated once. */
-async function world(wireFormat: WireFormat = 'ciphertext') {
-  const options = { capabilities: CAPS, wireFormat };
-  const alice = await member('alice');
-  const alicePhone = await member('alice-phone', 'alice');
-  const bob = await member('bob');
-  const carol = await member('carol');
-  const dave = await member('dave');
-  const all = [alice, alicePhone, bob, carol, dave];
-  alice.group = await alice.client.createGroup(alice.identity, options);
-  const kps = await Promise.all(all.slice(1).map((m) => m.client.createKeyPackage(m.identity, { capabilities: CAPS })));
-  const { welcome } = await alice.group.commit({ add: kps });
-  await alice.group.mergePendingCommit();
-  for (const m of all.slice(1)) m.group = await m.client.joinFromWelcome(welcome!, options);
-  for (const m of all) {
-    const { commit } = await m.group!.selfUpdate();
-    await m.group!.mergePendingCommit();
-    await deliver(commit, all.filter((o) => o !== m));
-  }
-  expectInSync(all);
-  return { alice, alicePhone, bob, carol, dave, all };
-}
-
-const names = (g: Group) => g.members().map((m) => new TextDecoder().decode(m.credential.identity)).sort();
-
+import { MlsError } from 'paired-mls';
+import { commitIntents, createIntent, intentsIn } from 'paired-mls/intents';
+import { expectInSync } from './helpers.js';
+import { deliver, names, world } from './intents-review-helpers.js';
 
 describe('LeafOperationIntent review 3: a pending Remove of the committer', () => {
   it('refuses that member\'s commitIntents (PROTOCOL, it would remove itself); another member commits the intent and the Remove together, and the group goes on', async () => {
