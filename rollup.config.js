@@ -34,6 +34,21 @@ const stripCoreClientDocs = {
   },
 };
 
+// A doc comment followed by another one before any declaration documents
+// nothing: TypeScript shows only the last comment before a declaration.
+// Those are the module comments of the files the declarations come from
+// (how a worker pool wakes up, why a module exists), ~4 KB of the packed
+// tarball; they stay in the sources. test/entry-docs.test.ts checks that
+// every export of the built declarations keeps its doc comment.
+const dropDetachedDocs = {
+  name: 'drop-detached-docs',
+  renderChunk(code) {
+    const detached = /\/\*\*(?:(?!\*\/)[\s\S])*\*\/\n\s*\n(?=\s*\/\*\*)/g;
+    if (!detached.test(code)) return null;
+    return { code: code.replace(detached, ''), map: null };
+  },
+};
+
 const copyWasm = {
   name: 'copy-wasm',
   writeBundle() {
@@ -89,7 +104,9 @@ const external = [/^node:/, 'better-sqlite3', 'pg', 'ws'];
 export default [
   {
     input: ENTRIES,
-    output: { dir: 'dist', format: 'es', sourcemap: true, entryFileNames: '[name].js', chunkFileNames: '[name]-[hash].js' },
+    // Source maps stay in dist/ for debugging here but are not in the
+    // package (package.json "files"), so the bundles do not point at them.
+    output: { dir: 'dist', format: 'es', sourcemap: 'hidden', entryFileNames: '[name].js', chunkFileNames: '[name]-[hash].js' },
     external,
     plugins: [
       typescript({ tsconfig: './tsconfig.json', declaration: false, declarationDir: undefined, outDir: 'dist', noEmitOnError: true }),
@@ -103,7 +120,7 @@ export default [
     input: ENTRIES,
     output: { dir: 'dist', format: 'es', entryFileNames: '[name].d.ts', chunkFileNames: '[name]-[hash].d.ts' },
     external,
-    plugins: [dts({ tsconfig: './tsconfig.json' }), inlineAugmentations, stripCoreClientDocs, halveDeclarationIndent],
+    plugins: [dts({ tsconfig: './tsconfig.json' }), inlineAugmentations, stripCoreClientDocs, dropDetachedDocs, halveDeclarationIndent],
     // inlineAugmentations resolves these (or fails the build).
     onwarn(warning, warn) {
       if (/augments names that the target chunk does not export unchanged/.test(warning.message)) return;
