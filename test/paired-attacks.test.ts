@@ -8,22 +8,15 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MemoryStorageAdapter, MlsClient, bytesEqual, utf8 } from 'paired-mls';
-import { PairedDevice, PairingError, WebCryptoSeedVault, decodePairingMessage, encodePairingMessage, generateSeed, pairingProofTbs, provenContent, type PairingMode, type ProvenMessage } from 'paired-mls/paired';
+import { PairedDevice, WebCryptoSeedVault, decodePairingMessage, encodePairingMessage, generateSeed, pairingProofTbs, provenContent, type PairingMode, type ProvenMessage } from 'paired-mls/paired';
 import { deliverCommit, expectInSync, mlsError } from './helpers.js';
 import { TsActor, TsExternalJoiner } from './interop-actors.js';
-import { deliverPaired, pairedWorld, type PairedWorld } from './paired-helpers.js';
+import { deliverPaired, pairedWorld, refused, type PairedWorld } from './paired-helpers.js';
 
 /** The attacker's copy of the passive device: its storage, reopened, with no vault. */
 async function stolenCopy(w: PairedWorld): Promise<{ client: MlsClient; storage: MemoryStorageAdapter }> {
   const storage = await MemoryStorageAdapter.copyOf(w.p.storage!);
   return { client: await MlsClient.open({ storage }), storage };
-}
-
-/** `fn` must fail with a PairingError of exactly `code` and `reason`. */
-async function refused(fn: () => Promise<unknown>, code: string, reason: string): Promise<void> {
-  const err = await mlsError(fn);
-  expect(err).toBeInstanceOf(PairingError);
-  expect({ code: err.code, reason: (err as PairingError).reason }).toEqual({ code, reason });
 }
 
 /**

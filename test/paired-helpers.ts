@@ -3,9 +3,9 @@
  * which "alice" acts through two paired devices (active A, passive P).
  */
 import { expect } from 'vitest';
-import { MemoryStorageAdapter, MlsClient, type Group } from 'paired-mls';
-import { PairedDevice, type PairedCommit, type PairingMode } from 'paired-mls/paired';
-import { deliverCommit, newMember, type Member } from './helpers.js';
+import { MemoryStorageAdapter, MlsClient, utf8, type Group } from 'paired-mls';
+import { PairedDevice, PairingError, type PairedCommit, type PairingMode } from 'paired-mls/paired';
+import { deliverCommit, mlsError, newMember, type Member } from './helpers.js';
 
 export interface PairedWorld {
   /** alice's active device (creator of the group). */
@@ -71,4 +71,23 @@ export async function deliverPaired(update: PairedCommit, active: Member, passiv
 
 export function groupOf(m: Member): Group {
   return m.group!;
+}
+
+/** `fn` must fail with a PairingError of exactly `code` and `reason` (and `message`, when given). */
+export async function refused(fn: () => Promise<unknown>, code: string, reason: string | undefined, message?: string): Promise<void> {
+  const err = await mlsError(fn);
+  expect(err).toBeInstanceOf(PairingError);
+  expect({ code: err.code, reason: (err as PairingError).reason }).toEqual({ code, reason });
+  if (message !== undefined) expect(err.message).toBe(message);
+}
+
+/** The attacker's copy of a device: its storage, reopened. */
+export async function stolen(m: Member): Promise<MlsClient> {
+  return MlsClient.open({ storage: await MemoryStorageAdapter.copyOf(m.storage as MemoryStorageAdapter) });
+}
+
+/** What `m` reads of `message` in its group: the text of an application message, else `undefined`. */
+export async function read(m: Member, message: Uint8Array): Promise<string | undefined> {
+  const r = await m.group!.process(message).catch(() => undefined);
+  return r?.kind === 'application' ? utf8(r.data) : undefined;
 }

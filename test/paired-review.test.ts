@@ -5,27 +5,9 @@
  * asserts the exact refusal and that the honest devices keep working.
  */
 import { describe, expect, it } from 'vitest';
-import { MemoryStorageAdapter, MlsClient, utf8 } from 'paired-mls';
-import { PairedDevice, PairingError, WebCryptoSeedVault, encodePairingMessage, generateSeed, type PairingMode } from 'paired-mls/paired';
-import { deliverCommit, expectInSync, mlsError, newMember, type Member } from './helpers.js';
-import { deliverPaired, device, pairedWorld } from './paired-helpers.js';
-
-/** `fn` must fail with a PairingError of exactly `code` and `reason`. */
-async function refused(fn: () => Promise<unknown>, code: string, reason: string): Promise<void> {
-  const err = await mlsError(fn);
-  expect(err).toBeInstanceOf(PairingError);
-  expect({ code: err.code, reason: (err as PairingError).reason }).toEqual({ code, reason });
-}
-
-/** The attacker's copy of a device: its storage, reopened. */
-async function stolen(m: Member): Promise<MlsClient> {
-  return MlsClient.open({ storage: await MemoryStorageAdapter.copyOf(m.storage as MemoryStorageAdapter) });
-}
-
-async function read(m: Member, message: Uint8Array): Promise<string | undefined> {
-  const r = await m.group!.process(message).catch(() => undefined);
-  return r?.kind === 'application' ? utf8(r.data) : undefined;
-}
+import { PairedDevice, WebCryptoSeedVault, encodePairingMessage, generateSeed, type PairingMode } from 'paired-mls/paired';
+import { deliverCommit, expectInSync, mlsError, newMember } from './helpers.js';
+import { deliverPaired, device, pairedWorld, read, refused, stolen } from './paired-helpers.js';
 
 describe.each(['hidden', 'standard'] as const)('Paired MLS review (%s mode)', (mode: PairingMode) => {
   it("a stolen passive device's ShareRand to a device joining later is refused (wrong-sender); the real one pairs it", async () => {

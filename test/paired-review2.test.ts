@@ -6,7 +6,7 @@
  * honest devices keep working.
  */
 import { describe, expect, it } from 'vitest';
-import { MemoryStorageAdapter, MlsClient, toHex, utf8 } from 'paired-mls';
+import { toHex } from 'paired-mls';
 import {
   PairedDevice,
   PairingError,
@@ -17,20 +17,8 @@ import {
   type PairedCommit,
   type PairingMode,
 } from 'paired-mls/paired';
-import { deliverCommit, expectInSync, mlsError, newMember, type Member } from './helpers.js';
-import { device, pair, pairedWorld } from './paired-helpers.js';
-
-/** `fn` must fail with a PairingError of exactly `code` and `reason`. */
-async function refused(fn: () => Promise<unknown>, code: string, reason: string): Promise<void> {
-  const err = await mlsError(fn);
-  expect(err).toBeInstanceOf(PairingError);
-  expect({ code: err.code, reason: (err as PairingError).reason }).toEqual({ code, reason });
-}
-
-/** The attacker's copy of a device: its storage, reopened. */
-async function stolen(m: Member): Promise<MlsClient> {
-  return MlsClient.open({ storage: await MemoryStorageAdapter.copyOf(m.storage as MemoryStorageAdapter) });
-}
+import { deliverCommit, expectInSync, mlsError, newMember } from './helpers.js';
+import { device, pair, pairedWorld, read, refused, stolen } from './paired-helpers.js';
 
 /** `fn` must reject; its error (any kind: the application's own from `send`). */
 async function rejection(fn: () => Promise<unknown>): Promise<unknown> {
@@ -40,11 +28,6 @@ async function rejection(fn: () => Promise<unknown>): Promise<unknown> {
     return err;
   }
   throw new Error('expected a rejection, but the call succeeded');
-}
-
-async function read(m: Member, message: Uint8Array): Promise<string | undefined> {
-  const r = await m.group!.process(message).catch(() => undefined);
-  return r?.kind === 'application' ? utf8(r.data) : undefined;
 }
 
 describe.each(['hidden', 'standard'] as const)('Paired MLS review 2: the generated seed (%s mode)', (mode: PairingMode) => {

@@ -7,7 +7,7 @@
  * asserts the exact refusal and that the honest devices keep working.
  */
 import { describe, expect, it } from 'vitest';
-import { MemoryStorageAdapter, MlsClient, utf8 } from 'paired-mls';
+import { MlsClient, utf8 } from 'paired-mls';
 import {
   PairedDevice,
   PairingError,
@@ -20,25 +20,7 @@ import {
   type ShareRand,
 } from 'paired-mls/paired';
 import { deliverCommit, expectInSync, mlsError, newMember, type Member } from './helpers.js';
-import { device, pair, pairedWorld } from './paired-helpers.js';
-
-/** `fn` must fail with a PairingError of exactly `code` and `reason` (and `message`, when given). */
-async function refused(fn: () => Promise<unknown>, code: string, reason: string | undefined, message?: string): Promise<void> {
-  const err = await mlsError(fn);
-  expect(err).toBeInstanceOf(PairingError);
-  expect({ code: err.code, reason: (err as PairingError).reason }).toEqual({ code, reason });
-  if (message !== undefined) expect(err.message).toBe(message);
-}
-
-/** The attacker's copy of a device: its storage, reopened. */
-async function stolen(m: Member): Promise<MlsClient> {
-  return MlsClient.open({ storage: await MemoryStorageAdapter.copyOf(m.storage as MemoryStorageAdapter) });
-}
-
-async function read(m: Member, message: Uint8Array): Promise<string | undefined> {
-  const r = await m.group!.process(message).catch(() => undefined);
-  return r?.kind === 'application' ? utf8(r.data) : undefined;
-}
+import { device, pair, pairedWorld, read, refused, stolen } from './paired-helpers.js';
 
 /** A `send` that records the PairedCommit and waits until `release()` (the DS answering late). */
 function slowSend() {
