@@ -110,6 +110,9 @@ const ENVIRONMENT_FAILURES = new Set(['STORAGE', 'STORAGE_FORMAT', 'RELEASED', '
 const PAIRING_CAPABILITIES = { virtualClient: true } as const;
 const INVITED_FIRST = 'the device invited first has not sent its Accept yet: wait for it (or reset the pairing and initiate again)';
 
+/** Per client, the tail of its paired devices' queue of state-changing calls (`PairedDevice.#serially`). */
+const queues = new WeakMap<MlsClient, Promise<void>>();
+
 function u64(n: bigint): Uint8Array {
   const out = new Uint8Array(8);
   new DataView(out.buffer).setBigUint64(0, n);
@@ -312,7 +315,7 @@ export class PairedDevice {
    * restart; when it never comes, `reset` and initiate again).
    */
   invite(keyPackage: Uint8Array): Promise<{ initPairing: Uint8Array; shareRand: Uint8Array; pairingCommit: Uint8Array }> {
-    return this.#exclusive(() => this.#invite(keyPackage));
+    return this.#exclusive(() => this.#serially(() => this.#invite(keyPackage)));
   }
 
   async #invite(keyPackage: Uint8Array): Promise<{ initPairing: Uint8Array; shareRand: Uint8Array; pairingCommit: Uint8Array }> {
@@ -380,18 +383,21 @@ export class PairedDevice {
   /**
    * Process one pairing-group message other than a Notify: ShareRand,
    * Accept, RoleChange, CeasePair, or a pairing-group commit. Atomic: on
-   * error nothing changes.
+   * error nothing changes. Waits for the device's state-changing call made
+   * before it (a paired operation, but not its `send`) to settle.
    */
   async receive(message: Uint8Array): Promise<PairingEvent> {
-    return this.#atomically(async () => {
-      const result = await this.#processPairing(message);
-      if (result.kind === 'commit') {
-        return result.counter === undefined
-          ? { type: 'pairingGroupChanged', epoch: this.pairingGroup.epoch }
-          : { type: 'derivationStep', counter: result.counter };
-      }
-      return this.#onPairingMessage(result.message, result.senderLeaf, result.epoch);
-    });
+    return this.#serially(() =>
+      this.#atomically(async () => {
+        const result = await this.#processPairing(message);
+        if (result.kind === 'commit') {
+          return result.counter === undefined
+            ? { type: 'pairingGroupChanged', epoch: this.pairingGroup.epoch }
+            : { type: 'derivationStep', counter: result.counter };
+        }
+        return this.#onPairingMessage(result.message, result.senderLeaf, result.epoch);
+      }),
+    );
   }
 
   async #onPairingMessage(message: PairingMessage, senderLeaf: number, epoch: bigint): Promise<PairingEvent> {
@@ -530,52 +536,58 @@ export class PairedDevice {
   }
 
   async #enroll(group: Group, options: { send?: PairedSend }): Promise<PairedCommit> {
-    this.#requireRole('active');
-    this.#requireEstablished();
-    if (this.#state.groups.includes(toHex(group.id))) throw new PairingError('PAIRING_STATE', 'the group is already enrolled');
     const { send } = options;
-    if (send !== undefined && typeof send !== 'function') throw invalidArgument('send must be a function');
     const record = async () => {
       this.#state = { ...this.#state, groups: [...this.#state.groups, toHex(group.id)] };
       await savePairingState(this.client, this.#state);
     };
-    if (!send) {
-      return this.#atomically(async () => {
-        const out = await this.#enrollStep(group, { merge: true });
-        await record();
-        return out;
-      });
-    }
-    const out = await this.#atomically(() => this.#enrollStep(group, { merge: false }));
-    return this.#sendThenMerge(group, out, send, record);
+    const built = await this.#serially(async () => {
+      this.#requireRole('active');
+      this.#requireEstablished();
+      if (this.#state.groups.includes(toHex(group.id))) throw new PairingError('PAIRING_STATE', 'the group is already enrolled');
+      if (send !== undefined && typeof send !== 'function') throw invalidArgument('send must be a function');
+      if (!send) {
+        return this.#atomically(async () => {
+          const out = await this.#enrollStep(group, { merge: true });
+          await record();
+          return { out, sent: undefined };
+        });
+      }
+      const out = await this.#atomically(() => this.#enrollStep(group, { merge: false }));
+      return { out, sent: group.pendingCommitDigest() };
+    });
+    return send && built.sent ? this.#sendThenMerge(group, built.out, built.sent, send, record) : built.out;
   }
 
   /**
    * `send` the paired commit `out`, pending in `group`; once it resolved,
    * merge it (and `then`, in the same write); when it throws, clear it.
-   * Outside any transaction: the commit has left, so nothing made before
-   * `send` is rolled back (docs/PROTOCOL.md §2.5); the derivation step
-   * stays, and the partner takes it alone.
+   * Outside any transaction, and out of the client's queue (`#serially`:
+   * pairing messages are received meanwhile): the commit has left, so
+   * nothing made before `send` is rolled back (docs/PROTOCOL.md §2.5);
+   * the derivation step stays, and the partner takes it alone. `sent`:
+   * the pending commit's digest, read when it was made.
    */
-  async #sendThenMerge(group: Group, out: PairedCommit, send: PairedSend, then?: () => Promise<void>): Promise<PairedCommit> {
-    const sent = group.pendingCommitDigest();
+  async #sendThenMerge(group: Group, out: PairedCommit, sent: Uint8Array, send: PairedSend, then?: () => Promise<void>): Promise<PairedCommit> {
     try {
       await send(out);
     } catch (err) {
-      await group.clearPendingCommit();
+      await this.#serially(() => group.clearPendingCommit());
       throw err;
     }
-    // The application may have used the group meanwhile (merged another
-    // member's commit, made a commit of its own): merge only the one sent.
-    const pending = group.state().pendingCommit ? group.pendingCommitDigest() : undefined;
-    if (!pending || !bytesEqual(pending, sent)) {
-      throw new PairingError('PAIRING_STATE', 'the commit sent is no longer the pending commit of the group (another commit was merged or made while send ran): nothing merged');
-    }
-    await this.#atomically(async () => {
-      await group.mergePendingCommit();
-      await then?.();
+    return this.#serially(async () => {
+      // The application may have used the group meanwhile (merged another
+      // member's commit, made a commit of its own): merge only the one sent.
+      const pending = group.state().pendingCommit ? group.pendingCommitDigest() : undefined;
+      if (!pending || !bytesEqual(pending, sent)) {
+        throw new PairingError('PAIRING_STATE', 'the commit sent is no longer the pending commit of the group (another commit was merged or made while send ran): nothing merged');
+      }
+      await this.#atomically(async () => {
+        await group.mergePendingCommit();
+        await then?.();
+      });
+      return out;
     });
-    return out;
   }
 
   /**
@@ -609,7 +621,7 @@ export class PairedDevice {
    * the device follows with `applyNotify`.
    */
   reenroll(staleLeaf: number, keyPackage: Uint8Array): Promise<{ pairing: Uint8Array[]; initPairing: Uint8Array; shareRand: Uint8Array; groups: PairedCommit[] }> {
-    return this.#exclusive(() => this.#reenroll(staleLeaf, keyPackage));
+    return this.#exclusive(() => this.#serially(() => this.#reenroll(staleLeaf, keyPackage)));
   }
 
   async #reenroll(staleLeaf: number, keyPackage: Uint8Array): Promise<{ pairing: Uint8Array[]; initPairing: Uint8Array; shareRand: Uint8Array; groups: PairedCommit[] }> {
@@ -643,19 +655,22 @@ export class PairedDevice {
   }
 
   async #commit(group: Group, options: PairedCommitOptions): Promise<PairedCommit> {
-    this.#requireRole('active');
-    this.#requireEstablished();
-    this.#requireEnrolled(group.id);
     const { send, ...commitOptions } = options;
-    if (send !== undefined && typeof send !== 'function') throw invalidArgument('send must be a function');
-    const out = await this.#atomically(async () => {
-      const step = await this.#derivationStep();
-      const epoch = BigInt(group.epoch) + 1n;
-      const { commit, derivationInfo, anchorSignatureKey } = await this.#anchorCommit(group, step, commitOptions);
-      const notify = await this.#notify({ kind: 'update', counter: step.counter, group, commit, groupState: new Uint8Array(0), derivationInfo, epoch });
-      return { groupId: group.id, commit, pairing: [step.commit, notify], anchorSignatureKey };
+    const { out, sent } = await this.#serially(async () => {
+      this.#requireRole('active');
+      this.#requireEstablished();
+      this.#requireEnrolled(group.id);
+      if (send !== undefined && typeof send !== 'function') throw invalidArgument('send must be a function');
+      const out = await this.#atomically(async (): Promise<PairedCommit> => {
+        const step = await this.#derivationStep();
+        const epoch = BigInt(group.epoch) + 1n;
+        const { commit, derivationInfo, anchorSignatureKey } = await this.#anchorCommit(group, step, commitOptions);
+        const notify = await this.#notify({ kind: 'update', counter: step.counter, group, commit, groupState: new Uint8Array(0), derivationInfo, epoch });
+        return { groupId: group.id, commit, pairing: [step.commit, notify], anchorSignatureKey };
+      });
+      return { out, sent: send ? group.pendingCommitDigest() : undefined };
     });
-    return send ? this.#sendThenMerge(group, out, send) : out;
+    return send && sent ? this.#sendThenMerge(group, out, sent, send) : out;
   }
 
   /**
@@ -690,11 +705,13 @@ export class PairedDevice {
    * group; the anchor leaf changes only by a paired commit (`update`).
    */
   async propose(group: Group, request: ProposalRequest): Promise<Uint8Array> {
-    this.#requireRole('active');
-    this.#requireEstablished();
-    this.#requireEnrolled(group.id);
-    if (request.type === 'update') throw invalidArgument('the anchor leaf changes only by a paired commit (update()), not by an Update proposal');
-    return this.#atomically(() => (this.mode === 'standard' ? signedAnchorProposal(group, this.deviceIdentity, request) : group.propose(request)));
+    return this.#serially(async () => {
+      this.#requireRole('active');
+      this.#requireEstablished();
+      this.#requireEnrolled(group.id);
+      if (request.type === 'update') throw invalidArgument('the anchor leaf changes only by a paired commit (update()), not by an Update proposal');
+      return this.#atomically(() => (this.mode === 'standard' ? signedAnchorProposal(group, this.deviceIdentity, request) : group.propose(request)));
+    });
   }
 
   /** The paired update: a self-update of the anchor leaf on behalf of both (`send` as for `commit`). */
@@ -781,7 +798,11 @@ export class PairedDevice {
    * Service delivered it. All or nothing: a rejected Notify leaves the
    * device exactly as it was (`PairingError` NOTIFY_REJECTED with a reason).
    */
-  async applyNotify(update: { pairing: Uint8Array[]; commit: Uint8Array }): Promise<PairedUpdateApplied> {
+  applyNotify(update: { pairing: Uint8Array[]; commit: Uint8Array }): Promise<PairedUpdateApplied> {
+    return this.#serially(() => this.#applyNotify(update));
+  }
+
+  async #applyNotify(update: { pairing: Uint8Array[]; commit: Uint8Array }): Promise<PairedUpdateApplied> {
     this.#requireEstablished();
     if (this.role !== 'passive') throw new PairingError('PAIRING_STATE', 'only a passive device applies a Notify');
     if (update.pairing.length !== 2) throw notifyRejected('out-of-order', 'expected the derivation commit and the Notify');
@@ -953,7 +974,7 @@ export class PairedDevice {
    * RoleChange for the partner(s); from now on this device is passive.
    */
   handOver(newActiveLeaf?: number): Promise<Uint8Array> {
-    return this.#exclusive(() => this.#handOver(newActiveLeaf));
+    return this.#exclusive(() => this.#serially(() => this.#handOver(newActiveLeaf)));
   }
 
   async #handOver(newActiveLeaf?: number): Promise<Uint8Array> {
@@ -998,7 +1019,7 @@ export class PairedDevice {
    *   group is deleted.
    */
   ceasePair(route: CeaseRoute = 'rekey'): Promise<CeasePairResult> {
-    return this.#exclusive(() => this.#ceasePair(route));
+    return this.#exclusive(() => this.#serially(() => this.#ceasePair(route)));
   }
 
   async #ceasePair(route: CeaseRoute): Promise<CeasePairResult> {
@@ -1060,6 +1081,30 @@ export class PairedDevice {
    * resolved: the DS took one commit, the device another) or interleave
    * with it in the pairing group (docs/PROTOCOL.md §4.5).
    */
+  /**
+   * The device's state-changing calls (every paired operation but its
+   * `send`, `receive`, `applyNotify`, `propose`) run one after the other
+   * on a client, each waiting for the one before to settle. Run
+   * concurrently they shared one transaction (`client.atomically` joins a
+   * call made while another is open) and each put the pairing state back
+   * as it had found it when it failed: a pairing message refused while a
+   * paired update ran (the copy's junk, a duplicate from the DS) rolled
+   * back the update after its commit had left, or took the counter back
+   * to a value already used (docs/PROTOCOL.md §4.5).
+   */
+  async #serially<T>(fn: () => Promise<T>): Promise<T> {
+    const before = queues.get(this.client) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => (release = resolve));
+    queues.set(this.client, before.then(() => mine));
+    await before;
+    try {
+      return await fn();
+    } finally {
+      release();
+    }
+  }
+
   async #exclusive<T>(fn: () => Promise<T>): Promise<T> {
     if (this.#busy) throw new PairingError('PAIRING_STATE', 'another paired operation of this device is still running (a commit waiting on its send): wait until it settled');
     this.#busy = true;

@@ -1,0 +1,179 @@
+/**
+ * Fourth review of the Paired MLS layer, of 98bb98f (one paired operation
+ * at a time), 853aeb9 (ShareRand's vault proof), a349b4b (no second invite
+ * before the first Accept; reset of an initiator that never paired),
+ * 112647c / 3e5a2a1 (an enroll Notify's sealed group state), against the
+ * attacker of docs/PROTOCOL.md §4.0 (a stolen copy of a passive device's
+ * storage without its vault, with its traffic), hostile members and a
+ * hostile DS. Each test asserts the exact refusal and that the honest
+ * devices keep working.
+ */
+import { describe, expect, it } from 'vitest';
+import { MlsClient } from 'paired-mls';
+import { PairedDevice, encodePairingMessage, type PairedCommit, type PairingMode, type SeedVault } from 'paired-mls/paired';
+import { deliverCommit, expectInSync, mlsError } from './helpers.js';
+import { pairedWorld, read, refused, stolen } from './paired-helpers.js';
+
+/**
+ * A seed vault that answers late (a hardware key store, a prompt for the
+ * user's consent): `hold(label)` makes the next derivation with `label`
+ * wait until `release()`; the outputs are the real vault's.
+ */
+function slowVault(inner: SeedVault) {
+  const holds: { label: string; taken: boolean; reached: () => void; gate: Promise<void>; release: () => void }[] = [];
+  const vault: SeedVault = {
+    async derive(label, context, length) {
+      const hold = holds.find((h) => h.label === label && !h.taken);
+      if (hold) {
+        hold.taken = true;
+        hold.reached();
+        await hold.gate;
+      }
+      return inner.derive(label, context, length);
+    },
+  };
+  const hold = (label: string) => {
+    let reached!: () => void;
+    let release!: () => void;
+    const atVault = new Promise<void>((r) => (reached = r));
+    const gate = new Promise<void>((r) => (release = r));
+    holds.push({ label, taken: false, reached, gate, release });
+    /** `reached`: the derivation is waiting; `release()`: let it go on. */
+    return { reached: atVault, release };
+  };
+  return { vault, hold };
+}
+
+/** The copy's junk in the pairing group: a CeasePair it cannot prove (it has no vault). */
+async function junkCeasePair(copyPairing: { encrypt(m: Uint8Array): Promise<Uint8Array> }, counter: bigint): Promise<Uint8Array> {
+  return copyPairing.encrypt(encodePairingMessage({ type: 'ceasePair', route: 'rekey', counter, proof: new Uint8Array(32).fill(7) }));
+}
+
+/** A `send` whose DS answers only when `release()` is called (or never). */
+function hangingSend() {
+  let release!: () => void;
+  const answered = new Promise<void>((resolve) => (release = resolve));
+  const sent: PairedCommit[] = [];
+  const send = async (out: PairedCommit) => {
+    sent.push(out);
+    await answered;
+  };
+  const called = async () => {
+    while (sent.length === 0) await new Promise((r) => setTimeout(r, 5));
+    return sent[0]!;
+  };
+  return { send, called, release };
+}
+
+const BUSY = 'another paired operation of this device is still running (a commit waiting on its send): wait until it settled';
+
+describe.each(['hidden', 'standard'] as const)('Paired MLS review 4: pairing messages received while a paired operation runs (%s mode)', (mode: PairingMode) => {
+  it("a refused message (the copy's junk) arriving first does not roll back the paired update made meanwhile: the update stands, the partner follows it and the next one", async () => {
+    const w = await pairedWorld(['bob'], mode);
+    const bob = w.others[0]!;
+    const slow = slowVault(w.activeDevice.vault!);
+    const active = PairedDevice.open(w.a.client, slow.vault);
+    const copy = PairedDevice.open(await stolen(w.p), undefined);
+    const junk = await junkCeasePair(copy.pairingGroup, w.passiveDevice.counter);
+
+    // The junk arrives and alice's app hands it to receive; its proof check waits on the vault.
+    const checking = slow.hold('proof');
+    const received = active.receive(junk);
+    await checking.reached;
+    // Meanwhile the app runs a paired update, which the DS takes. Before: it ran inside the
+    // transaction receive had opened (a call made while one is open joins it) and resolved;
+    // the junk's refusal then rolled the whole transaction back, the update included, after
+    // its commit had gone to the DS and its Notify to the phone: alice stayed in the old epoch.
+    const sent: number[] = [];
+    const update = active.update(w.a.group!, { send: async () => void sent.push(w.a.group!.epoch) });
+    checking.release();
+    await refused(() => received, 'PAIRING_REJECTED', 'no-proof');
+    const out = await update;
+    expect(sent).toHaveLength(1);
+    await deliverCommit(out.commit, [bob]);
+    expect((await w.passiveDevice.applyNotify(out)).kind).toBe('update');
+    expectInSync([w.a, w.p, bob]);
+    const m = await bob.group!.encrypt('after the update');
+    for (const d of [w.a, w.p]) expect(await read(d, m)).toBe('after the update');
+    const next = await active.update(w.a.group!, { send: async () => undefined });
+    await deliverCommit(next.commit, [bob]);
+    expect((await w.passiveDevice.applyNotify(next)).kind).toBe('update');
+    expectInSync([w.a, w.p, bob]);
+  });
+
+  it("a refused message (the copy's junk) received during a paired update does not take the device's counter back: the next update is still followed", async () => {
+    const w = await pairedWorld(['bob'], mode);
+    const bob = w.others[0]!;
+    const slow = slowVault(w.activeDevice.vault!);
+    const active = PairedDevice.open(w.a.client, slow.vault);
+    const copy = PairedDevice.open(await stolen(w.p), undefined);
+    const junk = await junkCeasePair(copy.pairingGroup, w.passiveDevice.counter);
+
+    // The update starts first and waits on the vault for its step's PSK.
+    const stepping = slow.hold('psk');
+    const update = active.update(w.a.group!);
+    await stepping.reached;
+    // The junk arrives meanwhile. Before: receive joined the update's transaction, noted the
+    // device's pairing state as it was then (counter n), and, refused once the update had made
+    // its step (counter n + 1, stored), put that old state back in memory: alice's next update
+    // made its step with PSK(n) again, which the phone refuses (counter), desynchronised.
+    // Now it waits for the update to settle, and is then from a pairing epoch alice has left.
+    const checking = slow.hold('proof');
+    const received = active.receive(junk);
+    stepping.release();
+    checking.release();
+    const err = await mlsError(() => received);
+    expect({ code: err.code, message: err.message }).toEqual({ code: 'WRONG_EPOCH', message: 'message from an epoch whose secrets this member no longer has' });
+    const out = await update;
+    await w.a.group!.mergePendingCommit();
+    await deliverCommit(out.commit, [bob]);
+    expect((await w.passiveDevice.applyNotify(out)).kind).toBe('update');
+    expect(active.counter).toBe(w.passiveDevice.counter);
+    const next = await active.update(w.a.group!, { send: async () => undefined });
+    await deliverCommit(next.commit, [bob]);
+    expect((await w.passiveDevice.applyNotify(next)).kind).toBe('update');
+    expectInSync([w.a, w.p, bob]);
+    const m = await bob.group!.encrypt('two updates later');
+    for (const d of [w.a, w.p]) expect(await read(d, m)).toBe('two updates later');
+  });
+});
+
+describe.each(['hidden', 'standard'] as const)('Paired MLS review 4: a send that never settles (%s mode)', (mode: PairingMode) => {
+  it('refuses paired operations meanwhile (PAIRING_STATE) but still receives; a restart gets the device back, and the stale send settling later changes nothing', async () => {
+    const w = await pairedWorld(['bob'], mode);
+    const bob = w.others[0]!;
+    const hang = hangingSend();
+    const stuck = w.activeDevice.update(w.a.group!, { send: hang.send });
+    const lost = await hang.called();
+    await refused(() => w.activeDevice.update(w.a.group!), 'PAIRING_STATE', undefined, BUSY);
+    // Pairing messages are not held up by the send: the copy's junk (from the pairing epoch
+    // before the update's step) is refused as ever.
+    const copy = PairedDevice.open(await stolen(w.p), undefined);
+    const junk = await junkCeasePair(copy.pairingGroup, w.passiveDevice.counter);
+    const wrongEpoch = await mlsError(() => w.activeDevice.receive(junk));
+    expect(wrongEpoch.code).toBe('WRONG_EPOCH');
+
+    // The way out: the app frees the client and opens it again on its storage (a restart).
+    const vault = w.activeDevice.vault;
+    w.a.client.free();
+    w.a.client = await MlsClient.open({ storage: w.a.storage });
+    const active = PairedDevice.open(w.a.client, vault);
+    w.a.group = w.a.client.group(w.a.group!.id);
+    // The DS never took the commit: the app clears it, the phone takes the step alone (§4.14).
+    expect(w.a.group.state().pendingCommit).toBe(true);
+    await w.a.group.clearPendingCommit();
+    expect((await w.passiveDevice.receive(lost.pairing[0]!)).type).toBe('derivationStep');
+    const u = await active.update(w.a.group, { send: async () => undefined });
+    await deliverCommit(u.commit, [bob]);
+    expect((await w.passiveDevice.applyNotify(u)).kind).toBe('update');
+    expectInSync([w.a, w.p, bob]);
+
+    // The old send answers at last: the freed client changes nothing.
+    hang.release();
+    const err = await mlsError(() => stuck);
+    expect(err.code).toBe('RELEASED');
+    expectInSync([w.a, w.p, bob]);
+    const m = await bob.group!.encrypt('after the restart');
+    for (const d of [w.a, w.p]) expect(await read(d, m)).toBe('after the restart');
+  });
+});
