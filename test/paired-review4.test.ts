@@ -9,10 +9,21 @@
  * devices keep working.
  */
 import { describe, expect, it } from 'vitest';
-import { MlsClient } from 'paired-mls';
-import { PairedDevice, encodePairingMessage, type PairedCommit, type PairingMode, type SeedVault } from 'paired-mls/paired';
-import { deliverCommit, expectInSync, mlsError } from './helpers.js';
-import { pairedWorld, read, refused, stolen } from './paired-helpers.js';
+import { MlsClient, sha256 } from 'paired-mls';
+import {
+  PairedDevice,
+  decodePairingMessage,
+  encodePairingMessage,
+  pairingProofTbs,
+  provenContent,
+  type Notify,
+  type PairedCommit,
+  type PairingMode,
+  type SeedVault,
+} from 'paired-mls/paired';
+import { openGroupState, sealGroupState } from '../ts/paired/pairing-proof.js';
+import { deliverCommit, expectInSync, mlsError, newMember } from './helpers.js';
+import { device, pair, pairedWorld, read, refused, stolen } from './paired-helpers.js';
 
 /**
  * A seed vault that answers late (a hardware key store, a prompt for the
@@ -175,5 +186,91 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 4: a send that
     expectInSync([w.a, w.p, bob]);
     const m = await bob.group!.encrypt('after the restart');
     for (const d of [w.a, w.p]) expect(await read(d, m)).toBe('after the restart');
+  });
+});
+
+describe.each(['hidden', 'standard'] as const)('Paired MLS review 4: an enroll Notify whose sealed group state does not open (%s mode)', (mode: PairingMode) => {
+  it('is refused at the passive device (NOTIFY_REJECTED no-proof) whatever was done to it — a bit flipped, cut below a nonce, sealed for another group or counter — and the real one then enrols it', async () => {
+    const a = await device('alice');
+    const p = await device('alice-phone');
+    const bob = await newMember('bob');
+    a.group = await a.client.createGroup(a.identity);
+    const { welcome } = await a.group.commit({ add: [await bob.client.createKeyPackage(bob.identity)] });
+    await a.group.mergePendingCommit();
+    bob.group = await bob.client.joinFromWelcome(welcome!);
+    const { activeDevice, passiveDevice } = await pair(a, p, mode);
+    const other = await a.client.createGroup(a.identity); // another group of alice's
+    // Only a holder of the vault can make a Notify the phone takes (its proof covers the
+    // sealed state): alice's device itself, here a twin of it (its storage copied while the
+    // enrolment waits on the DS, so in the pairing epoch of the step), with the vault.
+    let twin: MlsClient | undefined;
+    const enrolled = await activeDevice.enroll(a.group, {
+      send: async () => {
+        twin = await stolen(a);
+      },
+    });
+    const vault = activeDevice.vault!;
+    const pairingId = activeDevice.pairingGroup.id;
+    const aliceLeaf = activeDevice.pairingGroup.ownLeafIndex;
+    const twinPairing = twin!.group(pairingId);
+    // The real Notify, as the phone would read it (from a copy of the phone that took the step).
+    const reader = PairedDevice.open(await stolen(p), passiveDevice.vault);
+    expect((await reader.receive(enrolled.pairing[0]!)).type).toBe('derivationStep');
+    const seen = await reader.pairingGroup.process(enrolled.pairing[1]!);
+    if (seen.kind !== 'application') throw new Error('expected the Notify');
+    const real = decodePairingMessage(seen.data) as Notify;
+    expect({ type: real.type, kind: real.kind, commitRef: real.commitRef }).toEqual({ type: 'notify', kind: 'enroll', commitRef: await sha256(enrolled.commit) });
+    const state = await openGroupState(vault, pairingId, real.counter, real.groupId, real.groupState);
+    if (!state) throw new Error('the real sealed state opens');
+
+    /** The real Notify with `groupState` replaced, proven and sent by alice's twin. */
+    const withState = async (groupState: Uint8Array): Promise<Uint8Array> => {
+      const notify: Notify = { ...real, groupState, proof: new Uint8Array(0) };
+      const tbs = pairingProofTbs(pairingId, BigInt(twinPairing.epoch), aliceLeaf, provenContent(notify));
+      return twinPairing.encrypt(encodePairingMessage({ ...notify, proof: await vault.derive('proof', tbs, 32) }));
+    };
+    const flipped = (bytes: Uint8Array, at: number) => {
+      const out = bytes.slice();
+      out[at]! ^= 1;
+      return out;
+    };
+    const tampered: [string, Uint8Array][] = [
+      ['a bit flipped in the nonce', flipped(real.groupState, 0)],
+      ['a bit flipped in the ciphertext', flipped(real.groupState, 40)],
+      ['a bit flipped in the tag', flipped(real.groupState, real.groupState.length - 1)],
+      ['cut below the nonce', real.groupState.slice(0, 11)],
+      ['the nonce alone', real.groupState.slice(0, 12)],
+      ['empty', new Uint8Array(0)],
+      ['sealed for another group', await sealGroupState(vault, pairingId, real.counter, other.id, state)],
+      ['sealed for the next counter', await sealGroupState(vault, pairingId, real.counter + 1n, real.groupId, state)],
+      ['sealed for the previous counter', await sealGroupState(vault, pairingId, real.counter - 1n, real.groupId, state)],
+      ['sealed for another pairing group', await sealGroupState(vault, other.id, real.counter, real.groupId, state)],
+    ];
+    state.fill(0);
+    const epoch = passiveDevice.pairingGroup.epoch;
+    for (const [what, groupState] of tampered) {
+      const notify = await withState(groupState);
+      await refused(
+        () => passiveDevice.applyNotify({ pairing: [enrolled.pairing[0]!, notify], commit: enrolled.commit }),
+        'NOTIFY_REJECTED',
+        'no-proof',
+        'Notify rejected: the group state is not sealed with this vault (no-proof)',
+      ).catch((err: unknown) => {
+        throw new Error(`${what}: ${String(err)}`);
+      });
+      expect({ what, epoch: passiveDevice.pairingGroup.epoch, groups: passiveDevice.enrolledGroups() }).toEqual({ what, epoch, groups: [] });
+      expect(p.client.groupIds()).toHaveLength(1); // the pairing group only
+    }
+    // The real Notify, after all of them.
+    await deliverCommit(enrolled.commit, [bob]);
+    expect((await passiveDevice.applyNotify(enrolled)).kind).toBe('enroll');
+    p.group = p.client.group(a.group.id);
+    expectInSync([a, p, bob]);
+    const m = await bob.group.encrypt('enrolled after all');
+    for (const d of [a, p]) expect(await read(d, m)).toBe('enrolled after all');
+    const u = await activeDevice.update(a.group, { send: async () => undefined });
+    await deliverCommit(u.commit, [bob]);
+    expect((await passiveDevice.applyNotify(u)).kind).toBe('update');
+    expectInSync([a, p, bob]);
   });
 });
