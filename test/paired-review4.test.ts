@@ -274,3 +274,50 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 4: an enroll N
     expectInSync([a, p, bob]);
   });
 });
+
+describe.each(['hidden', 'standard'] as const)('Paired MLS review 4: a DS that refuses a paired commit late (%s mode)', (mode: PairingMode) => {
+  it("after delivering bob's commit of that epoch: send's own error comes back, nothing of the group is touched, the partner takes the step alone", async () => {
+    const w = await pairedWorld(['bob'], mode);
+    const bob = w.others[0]!;
+    let answer!: (err: Error) => void;
+    const refusal = new Promise<void>((_, reject) => (answer = reject));
+    let lost: PairedCommit | undefined;
+    const update = w.activeDevice.update(w.a.group!, {
+      send: async (out) => {
+        lost = out;
+        await refusal;
+      },
+    });
+    while (!lost) await new Promise((r) => setTimeout(r, 5));
+    const { commit: bobs } = await bob.group!.selfUpdate();
+    await bob.group!.mergePendingCommit();
+    await deliverCommit(bobs, [w.a, w.p]);
+    answer(new Error('DS: epoch taken'));
+    expect(await update.then(() => 'merged', (err: unknown) => err)).toEqual(new Error('DS: epoch taken'));
+    expectInSync([w.a, w.p, bob]);
+    expect((await w.passiveDevice.receive(lost!.pairing[0]!)).type).toBe('derivationStep');
+    const u = await w.activeDevice.update(w.a.group!, { send: async () => undefined });
+    await deliverCommit(u.commit, [bob]);
+    expect((await w.passiveDevice.applyNotify(u)).kind).toBe('update');
+    expectInSync([w.a, w.p, bob]);
+  });
+});
+
+describe('Paired MLS review 4: a ShareRand with a seed too short for a vault', () => {
+  it('is refused as malformed (PAIRING_REJECTED), not with a bare RangeError; the real ShareRand then pairs', async () => {
+    const a = await device('alice');
+    const p = await device('alice-phone');
+    const active = await PairedDevice.initiate(a.client, a.identity);
+    const { initPairing, shareRand } = await active.invite(await PairedDevice.createKeyPackage(p.client, p.identity));
+    const joiner = await PairedDevice.join(p.client, initPairing);
+    // From its inviter (a device with a bug, or one whose vault the joiner has no reason to trust).
+    const short = await active.pairingGroup.encrypt(
+      encodePairingMessage({ type: 'shareRand', mode: 'hidden', seed: new Uint8Array(16).fill(1), anchorIdentity: a.identity.identity, ciphersuite: 1, anchorKeyPair: new Uint8Array(0), counter: 0n, proof: new Uint8Array(0) }),
+    );
+    await refused(() => joiner.receive(short), 'PAIRING_REJECTED', 'malformed', 'ShareRand carries a seed of 16 bytes, a vault needs at least 32 (malformed)');
+    expect({ established: joiner.established, vault: joiner.vault }).toEqual({ established: false, vault: undefined });
+    const applied = await joiner.receive(shareRand);
+    if (applied.type !== 'shareRandApplied') throw new Error(`expected shareRandApplied, got ${applied.type}`);
+    expect(await active.receive(applied.accept)).toEqual({ type: 'paired' });
+  });
+});

@@ -35,7 +35,7 @@ import {
 import { PairingError, notifyRejected, pairingRejected, rejectionFor, type PairingRejection } from './pairing-error.js';
 import { addedDigest, openGroupState, proofsEqual, sealGroupState, vaultProof } from './pairing-proof.js';
 import { forgetPairing, loadPairingState, retireCeasedPairing, savePairingState, type PairingState } from './pairing-state.js';
-import { WebCryptoSeedVault, generateSeed, type SeedVault } from './seed-vault.js';
+import { SEED_LENGTH, WebCryptoSeedVault, generateSeed, type SeedVault } from './seed-vault.js';
 import { PAIRED_DEVICES_COMPONENT, encodePairedDevices, signedAnchorCommit, signedAnchorProposal, type PairedDeviceKey } from './device-signature.js';
 import type { PairingMode } from './pairing-messages.js';
 
@@ -421,6 +421,11 @@ export class PairedDevice {
             if (this.#vault) {
               message.seed.fill(0);
               throw pairingRejected('unexpected', 'ShareRand carries a seed, but this device has a preinstalled one');
+            }
+            if (message.seed.length < SEED_LENGTH) {
+              const length = message.seed.length;
+              message.seed.fill(0);
+              throw pairingRejected('malformed', `ShareRand carries a seed of ${length} bytes, a vault needs at least ${SEED_LENGTH}`);
             }
             this.#vault = await WebCryptoSeedVault.import(message.seed); // wipes the plaintext seed
           } else if (!this.#vault) {

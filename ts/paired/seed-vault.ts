@@ -20,7 +20,8 @@ export interface SeedVault {
   derive(label: string, context: Uint8Array, length: number): Promise<Uint8Array>;
 }
 
-const SEED_LENGTH = 32;
+/** Bytes of a generated seed, and the fewest a vault imports. */
+export const SEED_LENGTH = 32;
 const HASH_LENGTH = 32;
 const enc = new TextEncoder();
 
