@@ -149,6 +149,37 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 4: pairing mes
   });
 });
 
+describe.each(['hidden', 'standard'] as const)('Paired MLS review 4: a duplicate from the DS at the passive device (%s mode)', (mode: PairingMode) => {
+  it('received while the device follows a paired update does not undo it: the Notify applied stays applied, and the next one follows', async () => {
+    const w = await pairedWorld(['bob'], mode);
+    const bob = w.others[0]!;
+    const slow = slowVault(w.passiveDevice.vault!);
+    const passive = PairedDevice.open(w.p.client, slow.vault);
+    const u = await w.activeDevice.update(w.a.group!, { send: async () => undefined });
+    await deliverCommit(u.commit, [bob]);
+    // The DS hands the phone the enrolment's step again; the phone offers it the PSK of its
+    // counter, which waits on the vault.
+    const deriving = slow.hold('psk');
+    const duplicate = passive.receive(w.enrolment.pairing[0]!);
+    await deriving.reached;
+    // The real update arrives meanwhile. Before: applyNotify joined the transaction receive had
+    // opened, resolved (pairedUpdateApplied), and the duplicate's refusal then rolled it all
+    // back: the phone was in the old epoch again, having reported the update applied.
+    const applied = passive.applyNotify(u);
+    deriving.release();
+    const err = await mlsError(() => duplicate);
+    expect({ code: err.code, message: err.message }).toEqual({ code: 'WRONG_EPOCH', message: "processing message: Message epoch differs from the group's epoch." });
+    expect((await applied).kind).toBe('update');
+    expectInSync([w.a, w.p, bob]);
+    const m = await bob.group!.encrypt('after the duplicate');
+    for (const d of [w.a, w.p]) expect(await read(d, m)).toBe('after the duplicate');
+    const next = await w.activeDevice.update(w.a.group!, { send: async () => undefined });
+    await deliverCommit(next.commit, [bob]);
+    expect((await passive.applyNotify(next)).kind).toBe('update');
+    expectInSync([w.a, w.p, bob]);
+  });
+});
+
 describe.each(['hidden', 'standard'] as const)('Paired MLS review 4: a send that never settles (%s mode)', (mode: PairingMode) => {
   it('refuses paired operations meanwhile (PAIRING_STATE) but still receives; a restart gets the device back, and the stale send settling later changes nothing', async () => {
     const w = await pairedWorld(['bob'], mode);
