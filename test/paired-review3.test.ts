@@ -121,6 +121,29 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 3: a paired co
     expect((await w.passiveDevice.applyNotify(u)).kind).toBe('update');
     expectInSync([w.a, w.p, bob]);
   });
+  it('a send refused after the application made a commit of its own in the group: only the commit sent is cleared, the other stays pending', async () => {
+    const w = await pairedWorld(['bob'], mode);
+    const bob = w.others[0]!;
+    const epoch = w.a.group!.epoch;
+    const slow = slowSend();
+    const update = w.activeDevice.update(w.a.group!, { send: slow.send });
+    const out = await slow.called();
+    await w.a.group!.selfUpdate();
+    const own = w.a.group!.pendingCommitDigest();
+    slow.release(new Error('refused by the DS'));
+    await expect(update).rejects.toThrow('refused by the DS');
+    expect(w.a.group!.state().pendingCommit).toBe(true);
+    expect(w.a.group!.pendingCommitDigest()).toEqual(own);
+    // The application drops its own; the pair goes on: the partner takes the refused step alone.
+    await w.a.group!.clearPendingCommit();
+    expect(w.a.group!.epoch).toBe(epoch);
+    const counter = w.passiveDevice.counter;
+    expect(await w.passiveDevice.receive(out.pairing[0]!)).toEqual({ type: 'derivationStep', counter });
+    const u = await w.activeDevice.update(w.a.group!, { send: async () => undefined });
+    await deliverCommit(u.commit, [bob]);
+    expect((await w.passiveDevice.applyNotify(u)).kind).toBe('update');
+    expectInSync([w.a, w.p, bob]);
+  });
 });
 
 describe.each(['hidden', 'standard'] as const)('Paired MLS review 3: a joiner with a preinstalled seed (%s mode)', (mode: PairingMode) => {

@@ -577,14 +577,16 @@ export class PairedDevice {
     try {
       await send(out);
     } catch (err) {
-      await this.#serially(() => group.clearPendingCommit());
+      // Only the commit sent: one the application made meanwhile stays.
+      await this.#serially(async () => {
+        if (this.#stillPending(group, sent)) await group.clearPendingCommit();
+      });
       throw err;
     }
     return this.#serially(async () => {
       // The application may have used the group meanwhile (merged another
       // member's commit, made a commit of its own): merge only the one sent.
-      const pending = group.state().pendingCommit ? group.pendingCommitDigest() : undefined;
-      if (!pending || !bytesEqual(pending, sent)) {
+      if (!this.#stillPending(group, sent)) {
         throw new PairingError('PAIRING_STATE', 'the commit sent is no longer the pending commit of the group (another commit was merged or made while send ran): nothing merged');
       }
       await this.#atomically(async () => {
@@ -593,6 +595,11 @@ export class PairedDevice {
       });
       return out;
     });
+  }
+
+  /** Whether `group`'s pending commit is still the one whose digest is `sent`. */
+  #stillPending(group: Group, sent: Uint8Array): boolean {
+    return group.state().pendingCommit && bytesEqual(group.pendingCommitDigest(), sent);
   }
 
   /**
