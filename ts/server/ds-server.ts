@@ -254,12 +254,20 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
 
   /**
    * Register `signatureKey` for the client a proven challenge names; the
-   * AS's refusals as 403 registration-refused. `ownClient` (a rotation):
-   * the challenge must name that client, else 403 forbidden — a rotation
-   * would otherwise register a new id and revoke the session's key, leaving
-   * a session of the old client with a key bound to another.
+   * AS's refusals as 403 registration-refused. `rotation` (the session's
+   * client and key): the challenge must name that client, else 403
+   * forbidden — a rotation would otherwise register a new id and revoke the
+   * session's key, leaving a session of the old client with a key bound to
+   * another; and the session's key is revoked in the registration's own
+   * transaction, so a rotation whose session key was revoked after its
+   * request was authenticated (another rotation won) registers nothing (401).
    */
-  async function registerKey(body: Record<string, unknown>, acting: string | undefined, ownClient?: string): Promise<{ client: string; key: Uint8Array }> {
+  async function registerKey(
+    body: Record<string, unknown>,
+    acting: string | undefined,
+    rotation?: { client: string; key: Uint8Array },
+  ): Promise<{ client: string; key: Uint8Array }> {
+    const ownClient = rotation?.client;
     const signatureKey = unb64(body.signatureKey, 'signatureKey');
     const ciphersuite = natural(body.ciphersuite, 'ciphersuite', 1);
     if (ciphersuite > 0xffff) throw new HttpError(400, 'malformed', 'ciphersuite is a u16');
@@ -283,7 +291,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       throw new HttpError(403, 'registration-refused', 'the registration policy refused this client id, user or key');
     }
     // A first key only while the client id has none (two first registrations racing: one wins).
-    await authentication.register({ clientId: client, userId, identity, signatureKey, ciphersuite }, { newClient: existingKeys === 0 });
+    await authentication.register({ clientId: client, userId, identity, signatureKey, ciphersuite }, { newClient: rotation === undefined && existingKeys === 0, replacing: rotation?.key });
     return { client, key: signatureKey };
   }
 
@@ -321,8 +329,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       if (who.key === undefined) throw new HttpError(403, 'forbidden', 'a key is rotated from a session proven with that key');
       const body = await readJson(req);
       if (toHex(unb64(body.signatureKey, 'signatureKey')) === who.key) throw new HttpError(400, 'malformed', 'the new key is the key of this session');
-      const { key } = await registerKey(body, client, client);
-      await authentication.revokeKey(client, fromHex(who.key));
+      const { key } = await registerKey(body, client, { client, key: fromHex(who.key) });
       return [200, sessions.session(client, toHex(key))];
     }
     if (method === 'POST' && parts[1] === 'as' && parts[2] === 'validate' && parts.length === 3) {

@@ -429,22 +429,27 @@ export class PostgresDeliveryStore implements DeliveryStore {
    * and a revocation of the same client, or two registrations of one
    * identity or key on different servers, run one after the other.
    */
-  async #lockAs(c: pg.PoolClient, clientId: string, identity?: Uint8Array, key?: string): Promise<void> {
+  async #lockAs(c: pg.PoolClient, clientId: string, identity?: Uint8Array, ...keys: string[]): Promise<void> {
     await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`as-client:${clientId}`]);
     if (identity) await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`as-identity:${toHex(identity)}`]);
-    if (key) await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`as:${key}`]);
+    for (const key of [...keys].sort()) await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`as:${key}`]);
   }
 
-  async registerBinding(b: Omit<StoredBinding, 'revoked'>, options: { newClient?: boolean } = {}): Promise<BindingRefusal | undefined> {
+  async registerBinding(b: Omit<StoredBinding, 'revoked'>, options: { newClient?: boolean; replacing?: Uint8Array } = {}): Promise<BindingRefusal | undefined> {
     return this.#tx(async (c) => {
       const key = toHex(b.signatureKey);
-      await this.#lockAs(c, b.clientId, b.identity, key);
+      const replacing = options.replacing && toHex(options.replacing);
+      await this.#lockAs(c, b.clientId, b.identity, key, ...(replacing ? [replacing] : []));
       const existing = (await c.query('SELECT client_id, revoked FROM ds_bindings WHERE signature_key = $1', [key])).rows[0];
       const revokedClient = (await c.query('SELECT 1 FROM ds_revoked_clients WHERE client_id = $1', [b.clientId])).rows.length > 0;
       if (existing?.revoked || revokedClient) return 'revoked' as const;
       if (existing && existing.client_id !== b.clientId) return 'key-taken' as const;
       if ((await c.query('SELECT 1 FROM ds_bindings WHERE identity = $1 AND user_id <> $2 LIMIT 1', [Buffer.from(b.identity), b.userId])).rows.length > 0) return 'identity-taken' as const;
       if (options.newClient && (await c.query('SELECT 1 FROM ds_bindings WHERE client_id = $1 LIMIT 1', [b.clientId])).rows.length > 0) return 'client-taken' as const;
+      // A rotation: the replaced key is revoked in this transaction, and only if it is still active.
+      if (replacing && (await c.query('UPDATE ds_bindings SET revoked = true WHERE signature_key = $1 AND client_id = $2 AND NOT revoked', [replacing, b.clientId])).rowCount !== 1) {
+        return 'not-active' as const;
+      }
       await c.query(
         `INSERT INTO ds_bindings (signature_key, client_id, user_id, identity, ciphersuite, revoked) VALUES ($1, $2, $3, $4, $5, false)
          ON CONFLICT (signature_key) DO UPDATE SET user_id = $3, identity = $4, ciphersuite = $5`,

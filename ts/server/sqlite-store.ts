@@ -152,7 +152,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
     this.#db.transaction(() => refs.forEach((ref) => del.run(requester, ref)))();
   }
 
-  async registerBinding(b: Omit<StoredBinding, 'revoked'>, options: { newClient?: boolean } = {}): Promise<BindingRefusal | undefined> {
+  async registerBinding(b: Omit<StoredBinding, 'revoked'>, options: { newClient?: boolean; replacing?: Uint8Array } = {}): Promise<BindingRefusal | undefined> {
     return this.#db.transaction(() => {
       const key = toHex(b.signatureKey);
       const existing = this.#db.prepare('SELECT client_id, revoked FROM bindings WHERE signature_key = ?').get(key) as { client_id: string; revoked: number } | undefined;
@@ -160,6 +160,10 @@ export class SqliteDeliveryStore implements DeliveryStore {
       if (existing && existing.client_id !== b.clientId) return 'key-taken' as const;
       if (this.#db.prepare('SELECT 1 FROM bindings WHERE identity = ? AND user_id <> ?').get(Buffer.from(b.identity), b.userId)) return 'identity-taken' as const;
       if (options.newClient && this.#db.prepare('SELECT 1 FROM bindings WHERE client_id = ?').get(b.clientId)) return 'client-taken' as const;
+      // A rotation: the replaced key is revoked in this transaction, and only if it is still active.
+      if (options.replacing && this.#db.prepare('UPDATE bindings SET revoked = 1 WHERE signature_key = ? AND client_id = ? AND revoked = 0').run(toHex(options.replacing), b.clientId).changes !== 1) {
+        return 'not-active' as const;
+      }
       this.#db
         .prepare('INSERT OR REPLACE INTO bindings (signature_key, client_id, user_id, identity, ciphersuite, revoked) VALUES (?, ?, ?, ?, ?, 0)')
         .run(key, b.clientId, b.userId, Buffer.from(b.identity), b.ciphersuite);

@@ -12,9 +12,13 @@ export class AuthenticationDirectory {
    * Register a binding; refused (`registration-refused`) when the key is
    * another client's, the key or client was revoked, the credential identity
    * is a client's of another user, or (`newClient`) the client id got a key meanwhile.
+   * `replacing` (a key rotation): that key of the client is revoked in the
+   * same transaction; `unauthenticated` when it is no longer active (another
+   * rotation from it won), and then nothing is registered.
    */
-  async register(binding: Omit<StoredBinding, 'revoked'>, options: { newClient?: boolean } = {}): Promise<void> {
+  async register(binding: Omit<StoredBinding, 'revoked'>, options: { newClient?: boolean; replacing?: Uint8Array } = {}): Promise<void> {
     const refusal = await this.store.registerBinding(binding, options);
+    if (refusal === 'not-active') throw new DsError('unauthenticated', 'the key this session was proven with was revoked meanwhile');
     if (refusal === 'revoked') throw new DsError('registration-refused', 'this client id or signature key was revoked; revocation is final');
     if (refusal === 'key-taken') throw new DsError('registration-refused', 'this signature key belongs to another client');
     if (refusal === 'identity-taken') throw new DsError('registration-refused', 'this credential identity belongs to a client of another user');

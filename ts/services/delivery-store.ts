@@ -54,7 +54,8 @@ export interface StoredBinding {
 }
 
 /** Why the AS refused a registration (docs/PROTOCOL.md §8.4). */
-export type BindingRefusal = 'key-taken' | 'revoked' | 'client-taken' | 'identity-taken';
+/** `not-active`: the key a rotation replaces is no active key of the client (revoked meanwhile: another rotation won). */
+export type BindingRefusal = 'key-taken' | 'revoked' | 'client-taken' | 'identity-taken' | 'not-active';
 
 /** A KeyPackage the DS handed to a requester: what lets that requester's commit send a Welcome to its owner (§8.1). */
 export interface KeyPackageGrant {
@@ -129,9 +130,12 @@ export interface DeliveryStore {
   /**
    * AS: register a binding, atomically (refusals: docs/PROTOCOL.md §8.4):
    * the key must be new or this client's, neither revoked; the identity no
-   * other user's client's; with `newClient`, the client id must have no binding.
+   * other user's client's; with `newClient`, the client id must have no binding;
+   * with `replacing` (a key rotation), that key must be an active key of the
+   * client, and is revoked in the same transaction: of two rotations from
+   * one key, exactly one registers its key.
    */
-  registerBinding(binding: Omit<StoredBinding, 'revoked'>, options?: { newClient?: boolean }): Promise<BindingRefusal | undefined>;
+  registerBinding(binding: Omit<StoredBinding, 'revoked'>, options?: { newClient?: boolean; replacing?: Uint8Array }): Promise<BindingRefusal | undefined>;
   bindingByKey(signatureKey: Uint8Array): Promise<StoredBinding | undefined>;
   /** Every binding of a client, revoked ones included. */
   bindingsOf(clientId: string): Promise<StoredBinding[]>;
@@ -270,7 +274,7 @@ export class MemoryDeliveryStore implements DeliveryStore {
   readonly #revokedClients = new Set<string>();
   readonly #secrets = new Map<string, Uint8Array>();
 
-  async registerBinding(b: Omit<StoredBinding, 'revoked'>, options: { newClient?: boolean } = {}): Promise<BindingRefusal | undefined> {
+  async registerBinding(b: Omit<StoredBinding, 'revoked'>, options: { newClient?: boolean; replacing?: Uint8Array } = {}): Promise<BindingRefusal | undefined> {
     const key = toHex(b.signatureKey);
     const existing = this.#bindings.get(key);
     if (this.#revokedClients.has(b.clientId) || existing?.revoked) return 'revoked';
@@ -278,6 +282,9 @@ export class MemoryDeliveryStore implements DeliveryStore {
     const all = [...this.#bindings.values()];
     if (all.some((x) => x.userId !== b.userId && bytesEqual(x.identity, b.identity))) return 'identity-taken';
     if (options.newClient && all.some((x) => x.clientId === b.clientId)) return 'client-taken';
+    const replaced = options.replacing && this.#bindings.get(toHex(options.replacing));
+    if (options.replacing && (!replaced || replaced.clientId !== b.clientId || replaced.revoked)) return 'not-active';
+    if (replaced) replaced.revoked = true;
     this.#bindings.set(key, { ...b, revoked: false });
     return undefined;
   }

@@ -1,0 +1,141 @@
+/**
+ * A second independent attacker's review of the networked DS and its AS,
+ * after the fixes of test/ds-review: each test is an attack that succeeded
+ * before its fix, against the real server on loopback (SQLite file;
+ * PostgreSQL where the race is between servers), asserting the exact
+ * refusal or bound and that the honest clients keep working.
+ *
+ * Attacks:
+ * - a thief of a session key rotates it after (or while) the owner rotates:
+ *   the losing rotation registered its key anyway (one request started
+ *   before the owner's rotation and finished after it);
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { request as httpRequest } from 'node:http';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MlsClient } from 'paired-mls';
+import { signDsChallenge } from 'paired-mls/services';
+import { SqliteDeliveryStore, startDeliveryServer, type DeliveryServerOptions, type RunningDeliveryServer } from 'paired-mls/server';
+import { catchUp, dsPeer, groupStillWorks, type DsPeer } from './ds-helpers.js';
+
+const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
+
+async function raw(url: string, method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; body: any }> {
+  const headers: Record<string, string> = {};
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (token) headers.authorization = `Bearer ${token}`;
+  const res = await fetch(url + path, { method, headers, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) });
+  const text = await res.text();
+  try {
+    return { status: res.status, body: JSON.parse(text) };
+  } catch {
+    return { status: res.status, body: text };
+  }
+}
+
+/** A signed proof of `identity`'s key over a fresh challenge naming `clientId`. */
+async function proof(url: string, clientId: string, client: MlsClient, identity: DsPeer['identity']) {
+  const { body: c } = await raw(url, 'POST', '/v1/auth/challenge', { clientId });
+  return { challenge: c.challenge as string, signatureKey: b64(identity.signaturePublicKey), signature: b64(signDsChallenge(client, identity, c.challenge)) };
+}
+
+async function tokenOf(url: string, name: string, client: MlsClient, identity: DsPeer['identity']): Promise<string> {
+  return (await raw(url, 'POST', '/v1/auth/session', await proof(url, name, client, identity))).body.token as string;
+}
+
+/**
+ * A request whose headers go now and whose body goes when `send()` is
+ * called: the server runs the route (and its authentication) on the
+ * headers, then waits for the body.
+ */
+function heldRequest(url: string, path: string, body: unknown, token: string): { send(): Promise<{ status: number; body: any }> } {
+  const data = Buffer.from(JSON.stringify(body));
+  let req!: import('node:http').ClientRequest;
+  const answer = new Promise<{ status: number; body: any }>((resolve, reject) => {
+    req = httpRequest(url + path, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': data.length, authorization: `Bearer ${token}` } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) }));
+    });
+    req.on('error', reject);
+    req.flushHeaders();
+  });
+  return {
+    send: () => {
+      req.end(data);
+      return answer;
+    },
+  };
+}
+
+/** `p` reads and processes every page of its group's log up to now. */
+async function catchUpAll(p: DsPeer): Promise<void> {
+  for (let before = -1; before !== p.seen; ) {
+    before = p.seen;
+    await catchUp(p);
+  }
+}
+
+describe('second review of the DS (SQLite)', () => {
+  const servers: RunningDeliveryServer[] = [];
+  const dir = mkdtempSync(join(tmpdir(), 'paired-mls-review2-'));
+  const tag = Math.random().toString(36).slice(2, 8);
+  let n = 0;
+  async function server(options: Partial<DeliveryServerOptions> = {}): Promise<RunningDeliveryServer> {
+    const s = await startDeliveryServer({ port: 0, store: new SqliteDeliveryStore(join(dir, `ds${++n}.sqlite`)), ...options });
+    servers.push(s);
+    return s;
+  }
+  afterAll(async () => {
+    for (const s of servers) await s.close();
+  });
+
+  it("a thief's rotation that loses the race registers nothing: one started before the owner's rotation and finished after it is refused with 401 unauthenticated", async () => {
+    const s = await server();
+    const [alice, bob] = await Promise.all([dsPeer(s.url, `alice-${tag}`), dsPeer(s.url, `bob-${tag}`)]);
+    // A thief copied bob's signature key (PROTOCOL §8.4: whoever rotates first keeps the account).
+    const thiefToken = await tokenOf(s.url, bob.name, bob.client, bob.identity);
+    const thiefKey = await bob.client.createIdentity(bob.name, 1);
+    const body = { ...(await proof(s.url, bob.name, bob.client, thiefKey)), userId: bob.name, identity: b64(thiefKey.identity), ciphersuite: 1 };
+    // The thief's rotation is authenticated on its headers; its body follows
+    // the owner's rotation. It registered the thief's key and only then
+    // failed to revoke the (already revoked) old one: 404, key kept.
+    const thief = heldRequest(s.url, '/v1/as/rotate', body, thiefToken);
+    await new Promise((r) => setTimeout(r, 100));
+    const ownerKey = await bob.client.createIdentity(bob.name, 1);
+    await bob.ds.rotateKey(ownerKey);
+    expect(await thief.send()).toMatchObject({ status: 401, body: { reason: 'unauthenticated' } });
+    // Nothing of the thief's is bound: no session with its key.
+    const bobToken = await tokenOf(s.url, bob.name, bob.client, ownerKey);
+    expect(await raw(s.url, 'POST', '/v1/as/validate', { identity: b64(thiefKey.identity), signatureKey: b64(thiefKey.signaturePublicKey) }, bobToken)).toMatchObject({ status: 404, body: { reason: 'unknown-client' } });
+    expect(await raw(s.url, 'POST', '/v1/auth/session', await proof(s.url, bob.name, bob.client, thiefKey))).toMatchObject({ status: 401, body: { reason: 'unauthenticated' } });
+    // Two rotations of one session at once: exactly one wins.
+    const t1 = await tokenOf(s.url, bob.name, bob.client, ownerKey);
+    const keys = [await bob.client.createIdentity(bob.name, 1), await bob.client.createIdentity(bob.name, 1)];
+    const bodies = await Promise.all(keys.map(async (k) => ({ ...(await proof(s.url, bob.name, bob.client, k)), userId: bob.name, identity: b64(k.identity), ciphersuite: 1 })));
+    const held = bodies.map((b) => heldRequest(s.url, '/v1/as/rotate', b, t1));
+    await new Promise((r) => setTimeout(r, 100));
+    const answers = await Promise.all(held.map((h) => h.send()));
+    expect(answers.map((a) => a.status).sort()).toEqual([200, 401]);
+    const active = (await s.authentication.bindingsOf(bob.name)).filter((b) => !b.revoked);
+    expect(active).toHaveLength(1);
+    // bob, with the winning key, and alice still work together.
+    const winner = keys[answers.findIndex((a) => a.status === 200)]!;
+    expect(active[0]!.signatureKey).toEqual(winner.signaturePublicKey);
+    alice.group = await alice.client.createGroup(alice.identity);
+    await alice.ds.createGroup(alice.group.id, { epoch: alice.group.epoch });
+    const bobDs = await (await import('paired-mls/services')).DeliveryClient.login(s.url, { clientId: bob.name, client: bob.client, identity: winner }, { WebSocket: (await import('ws')).WebSocket });
+    await bobDs.uploadKeyPackages([await bob.client.createKeyPackage(winner)]);
+    const kps = await alice.ds.fetchKeyPackages([bob.name]);
+    const add = await alice.group.commit({ add: [...kps.values()], groupInfo: true });
+    alice.seen = await alice.ds.submit(alice.group.id, add.commit, { welcome: add.welcome, added: [bob.name], groupInfo: add.groupInfo });
+    await alice.group.mergePendingCommit();
+    const [w] = await bobDs.welcomes();
+    bob.group = await bob.client.joinFromWelcome(w!.welcome);
+    bob.ds = bobDs;
+    bob.seen = alice.seen;
+    await groupStillWorks([alice, bob], 'after the rotations');
+  });
+});
