@@ -9,6 +9,9 @@
  * - a thief of a session key rotates it after (or while) the owner rotates:
  *   the losing rotation registered its key anyway (one request started
  *   before the owner's rotation and finished after it);
+ * - after a rotation, a client's KeyPackages of the old key starved the new
+ *   ones (a stale last-resort one shadowed the new last-resort one; 16
+ *   stale one-time ones made a fetch return nothing).
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { request as httpRequest } from 'node:http';
@@ -137,5 +140,41 @@ describe('second review of the DS (SQLite)', () => {
     bob.ds = bobDs;
     bob.seen = alice.seen;
     await groupStillWorks([alice, bob], 'after the rotations');
+  });
+
+  it("after a rotation the new key's KeyPackages are handed out: a stale last-resort one does not shadow the new one, nor 20 stale one-time ones the valid ones", async () => {
+    const s = await server();
+    const [alice, bob, carol] = await Promise.all([dsPeer(s.url, `alice-${tag}`), dsPeer(s.url, `bob-${tag}`), dsPeer(s.url, `carol-${tag}`)]);
+    // bob keeps only a last-resort KeyPackage; after rotating (hidden Paired
+    // MLS rotates the anchor's key at every paired commit) he uploads the new
+    // key's. The old one was first in line and skipped, so nobody got any
+    // KeyPackage of bob until the old one expired (up to 90 days).
+    await bob.ds.uploadKeyPackages([await bob.client.createKeyPackage(bob.identity, { lastResort: true })]);
+    const bobNew = await bob.client.createIdentity(bob.name, 1);
+    await bob.ds.rotateKey(bobNew);
+    await bob.ds.uploadKeyPackages([await bob.client.createKeyPackage(bobNew, { lastResort: true })]);
+    // carol had 20 one-time KeyPackages and a last-resort one; after her rotation she uploads one of each.
+    await carol.ds.uploadKeyPackages([...(await carol.client.createKeyPackages(carol.identity, { count: 20 })), await carol.client.createKeyPackage(carol.identity, { lastResort: true })]);
+    const carolNew = await carol.client.createIdentity(carol.name, 1);
+    await carol.ds.rotateKey(carolNew);
+    await carol.ds.uploadKeyPackages([await carol.client.createKeyPackage(carolNew), await carol.client.createKeyPackage(carolNew, { lastResort: true })]);
+    const kps = await alice.ds.fetchKeyPackages([bob.name, carol.name]);
+    expect([...kps.keys()].sort()).toEqual([bob.name, carol.name]);
+    expect(alice.client.inspectKeyPackage(kps.get(bob.name)!).signatureKey).toEqual(bobNew.signaturePublicKey);
+    expect(alice.client.inspectKeyPackage(kps.get(carol.name)!).signatureKey).toEqual(carolNew.signaturePublicKey);
+    // And alice adds both.
+    alice.group = await alice.client.createGroup(alice.identity);
+    await alice.ds.createGroup(alice.group.id, { epoch: alice.group.epoch });
+    const add = await alice.group.commit({ add: [...kps.values()], groupInfo: true });
+    alice.seen = await alice.ds.submit(alice.group.id, add.commit, { welcome: add.welcome, added: [bob.name, carol.name], groupInfo: add.groupInfo });
+    await alice.group.mergePendingCommit();
+    for (const [p, id] of [[bob, bobNew], [carol, carolNew]] as const) {
+      const [w] = await p.ds.welcomes();
+      p.group = await p.client.joinFromWelcome(w!.welcome);
+      p.seen = alice.seen;
+      void id;
+    }
+    await catchUpAll(bob);
+    await groupStillWorks([alice, bob, carol], 'with the rotated keys');
   });
 });

@@ -396,7 +396,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
             [clientId, requester, now, leaseUntil],
           )
         ).rows[0]) ??
-        (await c.query('SELECT ref, client_id, bytes, last_resort, not_after FROM ds_key_packages WHERE client_id = $1 AND last_resort ORDER BY added LIMIT 1', [clientId])).rows[0];
+        (await c.query('SELECT ref, client_id, bytes, last_resort, not_after FROM ds_key_packages WHERE client_id = $1 AND last_resort ORDER BY added DESC LIMIT 1', [clientId])).rows[0];
       if (!row) return undefined;
       return { ref: row.ref, clientId: row.client_id, bytes: bytes(row.bytes), lastResort: row.last_resort, notAfter: Number(row.not_after) };
     });

@@ -121,7 +121,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
       this.#db.prepare('DELETE FROM key_packages WHERE client_id = ? AND not_after < ?').run(clientId, now);
       const row = (this.#db.prepare('SELECT * FROM key_packages WHERE client_id = ? AND last_resort = 0 AND leased_to = ? AND lease_until >= ? ORDER BY rowid LIMIT 1').get(clientId, requester, now) ??
         (options.lastResortOnly ? undefined : this.#db.prepare('SELECT * FROM key_packages WHERE client_id = ? AND last_resort = 0 AND coalesce(lease_until, 0) < ? ORDER BY rowid LIMIT 1').get(clientId, now)) ??
-        this.#db.prepare('SELECT * FROM key_packages WHERE client_id = ? AND last_resort = 1 ORDER BY rowid LIMIT 1').get(clientId)) as
+        this.#db.prepare('SELECT * FROM key_packages WHERE client_id = ? AND last_resort = 1 ORDER BY rowid DESC LIMIT 1').get(clientId)) as
         | { ref: string; client_id: string; bytes: Buffer; last_resort: number; not_after: number }
         | undefined;
       if (!row) return undefined;

@@ -257,13 +257,16 @@ export class DeliveryService {
    * it. One signed with a key revoked since the upload (a rotation after a
    * theft, a retired client) is never handed out: a one-time one is deleted
    * and the next tried (at most STALE_KEY_PACKAGES a call, the rest on
-   * later calls); a last-resort one is skipped (it expires).
+   * later calls; then the client's last-resort one, so a long line of
+   * stale ones does not leave a fetch empty); a last-resort one is skipped
+   * (it expires; the store offers the newest last-resort one first, so a
+   * client's new one is not shadowed by one of its rotated-away key).
    */
   async #leaseValid(clientId: string, requester: string, now: number, options: { lastResortOnly?: boolean }): Promise<StoredKeyPackage | undefined> {
-    for (let i = 0; i < STALE_KEY_PACKAGES; i++) {
-      const kp = await this.store.leaseKeyPackage(clientId, requester, now, now + this.#lease, options);
+    for (let i = 0; i <= STALE_KEY_PACKAGES; i++) {
+      const kp = await this.store.leaseKeyPackage(clientId, requester, now, now + this.#lease, i < STALE_KEY_PACKAGES ? options : { lastResortOnly: true });
       if (!kp || (await this.#stillBound(kp))) return kp;
-      if (kp.lastResort) return undefined;
+      if (kp.lastResort || i === STALE_KEY_PACKAGES) return undefined;
       await this.store.ackKeyPackages(requester, [kp.ref]);
     }
     return undefined;

@@ -87,7 +87,12 @@ export interface CommitUpdate {
 /** Where a Delivery Service keeps its state (in memory, SQLite or PostgreSQL). */
 export interface DeliveryStore {
   putKeyPackages(kps: StoredKeyPackage[]): Promise<void>;
-  /** Lease one KeyPackage of `clientId` to `requester` until `leaseUntil` (docs/PROTOCOL.md §8.1), atomically. */
+  /**
+   * Lease one KeyPackage of `clientId` to `requester` until `leaseUntil`
+   * (docs/PROTOCOL.md §8.1), atomically: one already leased to it, else the
+   * oldest free one-time one (not with `lastResortOnly`), else the newest
+   * last-resort one (not leased, never consumed).
+   */
   leaseKeyPackage(clientId: string, requester: string, now: number, leaseUntil: number, options?: { lastResortOnly?: boolean }): Promise<StoredKeyPackage | undefined>;
   /** Record that `requester` obtained a KeyPackage (drops its expired grants). */
   grantKeyPackage(grant: KeyPackageGrant, now: number): Promise<void>;
@@ -234,7 +239,7 @@ export class MemoryDeliveryStore implements DeliveryStore {
       free.leaseUntil = leaseUntil;
       return { clientId: free.clientId, ref: free.ref, bytes: free.bytes, lastResort: false, notAfter: free.notAfter };
     }
-    return list.find((k) => k.lastResort);
+    return list.filter((k) => k.lastResort).at(-1);
   }
 
   async ackKeyPackages(requester: string, refs: string[]): Promise<number> {
