@@ -12,6 +12,9 @@
  * - after a rotation, a client's KeyPackages of the old key starved the new
  *   ones (a stale last-resort one shadowed the new last-resort one; 16
  *   stale one-time ones made a fetch return nothing).
+ * - on a verifying DS a member fills the epoch with large header-valid
+ *   proposals: every commit then read all of them into memory at once (the
+ *   byte bound of pages did not hold across the epoch's proposals).
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { request as httpRequest } from 'node:http';
@@ -140,6 +143,53 @@ describe('second review of the DS (SQLite)', () => {
     bob.ds = bobDs;
     bob.seen = alice.seen;
     await groupStillWorks([alice, bob], 'after the rotations');
+  });
+
+  it("on a verifying DS the epoch's proposals read for a commit are bounded in bytes: a member's 30 MiB of junk proposals are not all read into memory, and honest commits go on", async () => {
+    // Counts the log bytes the server reads (the real SQLite store).
+    class CountingStore extends SqliteDeliveryStore {
+      read = 0;
+      override async readLog(groupId: string, afterSeq: number, limit: number, maxBytes?: number) {
+        const page = await super.readLog(groupId, afterSeq, limit, maxBytes);
+        this.read += page.reduce((sum, m) => sum + m.bytes.length, 0);
+        return page;
+      }
+    }
+    const store = new CountingStore(join(dir, `ds${++n}.sqlite`));
+    const s = await startDeliveryServer({ port: 0, store, verifyCommits: true });
+    servers.push(s);
+    const plaintext = { wireFormat: 'plaintext' as const };
+    const [alice, mallory] = await Promise.all([dsPeer(s.url, `alice-${tag}`), dsPeer(s.url, `mallory-${tag}`)]);
+    alice.group = await alice.client.createGroup(alice.identity, plaintext);
+    const gid = alice.group.id;
+    await alice.ds.createGroup(gid, { epoch: 0, groupInfo: await alice.group.exportGroupInfo() });
+    await mallory.ds.uploadKeyPackages([await mallory.client.createKeyPackage(mallory.identity)]);
+    const add = await alice.group.commit({ add: [...(await alice.ds.fetchKeyPackages([mallory.name])).values()], groupInfo: true });
+    alice.seen = await alice.ds.submit(gid, add.commit, { welcome: add.welcome, groupInfo: add.groupInfo });
+    await alice.group.mergePendingCommit();
+    mallory.group = await mallory.client.joinFromWelcome((await mallory.ds.welcomes())[0]!.welcome, plaintext);
+    mallory.seen = alice.seen;
+    // mallory posts twelve 2.5 MiB "proposals": a PublicMessage header (member
+    // sender, this epoch, content type proposal) and junk. The DS judges
+    // proposals by their header; a commit's verification then read every
+    // one of the epoch into memory at once (2,000 of 4 MiB: 8 GB).
+    const epoch = alice.group.epoch;
+    for (let i = 0; i < 12; i++) {
+      const head = [0, 1, 0, 1, gid.length, ...gid, ...new Uint8Array(new BigUint64Array([BigInt(epoch)]).buffer).reverse(), 1, 0, 0, 0, 1, 0, 2];
+      const junk = new Uint8Array(2.5 * 1024 * 1024).fill(i + 1);
+      junk.set(head);
+      await mallory.ds.submit(gid, junk);
+    }
+    // alice's commit still verifies, reading at most the epoch's first
+    // pageBytes (8 MiB) of proposals, and one page beyond.
+    store.read = 0;
+    const update = await alice.group.commit({ groupInfo: true });
+    alice.seen = await alice.ds.submit(gid, update.commit, { groupInfo: update.groupInfo });
+    await alice.group.mergePendingCommit();
+    expect(store.read).toBeGreaterThan(0);
+    expect(store.read).toBeLessThanOrEqual(16 * 1024 * 1024);
+    await catchUpAll(mallory);
+    await groupStillWorks([alice, mallory], 'after the junk proposals');
   });
 
   it("after a rotation the new key's KeyPackages are handed out: a stale last-resort one does not shadow the new one, nor 20 stale one-time ones the valid ones", async () => {

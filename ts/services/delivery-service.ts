@@ -470,12 +470,23 @@ export class DeliveryService {
     return { members, added: [...members].filter((m) => !before.has(m)), addedRefs: verified.addedKeyPackages.map(toHex) };
   }
 
-  /** The PublicMessage proposals logged in the group's current epoch (after the commit that began it). */
+  /**
+   * The PublicMessage proposals logged in the group's current epoch (after
+   * the commit that began it): the first ones, at most a page of them
+   * (pageSize, pageBytes; at least one). Any member can post header-valid
+   * junk "proposals" of a few MiB each, and every commit read all of the
+   * epoch's into memory at once; those beyond the bound are left out like
+   * ones that do not verify (a commit covering them: `invalid-commit`).
+   */
   async #epochProposals(group: GroupRecord): Promise<Uint8Array[]> {
     const out: Uint8Array[] = [];
+    let bytes = 0;
     for await (const m of this.#logAfter(group.groupId, group.epochStart ?? 0)) {
       const h = readMlsHeader(m.bytes);
-      if (h?.wireFormat === 'public' && h.contentType === 2 && h.epoch === BigInt(group.epoch)) out.push(m.bytes);
+      if (h?.wireFormat !== 'public' || h.contentType !== 2 || h.epoch !== BigInt(group.epoch)) continue;
+      if (out.length >= this.#pageSize || (out.length > 0 && bytes + m.bytes.length > this.#pageBytes)) break;
+      out.push(m.bytes);
+      bytes += m.bytes.length;
     }
     return out;
   }
