@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run ds -- --port P [--db FILE | --postgres URL] [--host H] [--max-body BYTES] [--epoch-tolerance N]
+// `npm run ds -- --port P [--db FILE | --postgres URL] [--host H] [--max-body BYTES] [--max-body-per-ip BYTES] [--epoch-tolerance N]
 //                [--max-kp-lifetime SECONDS] [--retention MESSAGES] [--tls-cert PEM --tls-key PEM]
 //                [--client-rate N] [--ip-rate N] [--max-connections-per-ip N] [--audience URL]
 //                [--sqlite-sync FULL|COMMITS|NORMAL] [--verify-commits yes]
@@ -47,6 +47,7 @@ try {
     port: Number(args.port),
     host: args.host,
     maxBodyBytes: int(args, 'max-body'),
+    maxBodyBytesPerIp: int(args, 'max-body-per-ip'),
     verifyCommits: args['verify-commits'] === 'yes',
     epochTolerance: args['epoch-tolerance'] === undefined ? undefined : Number(args['epoch-tolerance']),
     maxKeyPackageLifetime: int(args, 'max-kp-lifetime'),

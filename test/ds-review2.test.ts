@@ -15,6 +15,9 @@
  * - on a verifying DS a member fills the epoch with large header-valid
  *   proposals: every commit then read all of them into memory at once (the
  *   byte bound of pages did not hold across the epoch's proposals).
+ * - an outsider registers one client (open to anyone) and then holds a
+ *   4 MiB body on each of its address's 512 connections: the 64 KiB bound
+ *   of the open routes did not bound what one address makes the server hold.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { request as httpRequest } from 'node:http';
@@ -74,6 +77,24 @@ function heldRequest(url: string, path: string, body: unknown, token: string): {
       return answer;
     },
   };
+}
+
+/** alice's group with `others` added through the DS (fetch → commit with Welcome → join). */
+async function groupOf(alice: DsPeer, others: DsPeer[]): Promise<void> {
+  alice.group = await alice.client.createGroup(alice.identity);
+  await alice.ds.createGroup(alice.group.id, { epoch: alice.group.epoch });
+  for (const p of others) await p.ds.uploadKeyPackages([await p.client.createKeyPackage(p.identity)]);
+  const kps = await alice.ds.fetchKeyPackages(others.map((p) => p.name));
+  const add = await alice.group.commit({ add: [...kps.values()], groupInfo: true });
+  alice.seen = await alice.ds.submit(alice.group.id, add.commit, { welcome: add.welcome, added: others.map((p) => p.name), groupInfo: add.groupInfo });
+  await alice.ds.ackKeyPackages(others.map((p) => p.name));
+  await alice.group.mergePendingCommit();
+  for (const p of others) {
+    const [w] = await p.ds.welcomes();
+    p.group = await p.client.joinFromWelcome(w!.welcome);
+    await p.ds.ackWelcomes([w!.id]);
+    p.seen = alice.seen;
+  }
 }
 
 /** `p` reads and processes every page of its group's log up to now. */
@@ -190,6 +211,56 @@ describe('second review of the DS (SQLite)', () => {
     expect(store.read).toBeLessThanOrEqual(16 * 1024 * 1024);
     await catchUpAll(mallory);
     await groupStillWorks([alice, mallory], 'after the junk proposals');
+  });
+
+  it('the request bodies one address makes the server hold are bounded (maxBodyBytesPerIp): a registered client\'s third held 1 MiB body is refused with 429 rate-limited, others are served', async () => {
+    const KiB = 1024;
+    const s = await server({ maxBodyBytes: 1024 * KiB, maxBodyBytesPerIp: 2560 * KiB });
+    const [alice, bob, mallory] = await Promise.all([dsPeer(s.url, `alice-${tag}`), dsPeer(s.url, `bob-${tag}`), dsPeer(s.url, `mallory-${tag}`)]);
+    const token = await tokenOf(s.url, mallory.name, mallory.client, mallory.identity);
+    // mallory (127.0.0.2) starts bodies of 1000 KiB and never finishes them:
+    // each connection held up to maxBodyBytes, 512 per address (2 GiB with
+    // the 4 MiB default), renewed every requestTimeout.
+    const { port } = new URL(s.url);
+    const answers: { status: number; reason?: string }[] = [];
+    const requests = Array.from({ length: 4 }, (_, i) => {
+      const req = httpRequest(
+        { host: '127.0.0.1', port: Number(port), localAddress: '127.0.0.2', path: '/v1/key-packages', method: 'POST', headers: { 'content-type': 'application/json', 'content-length': 1000 * KiB, authorization: `Bearer ${token}` } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => (answers[i] = { status: res.statusCode ?? 0, reason: JSON.parse(Buffer.concat(chunks).toString('utf8')).reason }));
+        },
+      );
+      req.on('error', () => undefined);
+      return req;
+    });
+    for (const req of requests) {
+      req.write('{"keyPackages":["' + 'A'.repeat(1000 * KiB - 20));
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    expect(answers[0]).toBeUndefined();
+    expect(answers[1]).toBeUndefined();
+    expect(answers[2]).toEqual({ status: 429, reason: 'rate-limited' });
+    expect(answers[3]).toEqual({ status: 429, reason: 'rate-limited' });
+    // Another address is served, large bodies included.
+    await groupOf(alice, [bob]);
+    // Eight 700 KiB bodies one after the other (5.6 MiB, over the budget): each is given back when answered.
+    for (let i = 0; i < 8; i++) alice.seen = await alice.ds.submit(alice.group!.id, await alice.group!.encrypt(new Uint8Array(700 * KiB)));
+    await catchUpAll(bob);
+    await groupStillWorks([alice, bob], 'while mallory holds bodies');
+    // mallory's bytes are given back when her requests end.
+    for (const req of requests) req.destroy();
+    await new Promise((r) => setTimeout(r, 200));
+    const again = await new Promise<number>((resolve) => {
+      const req = httpRequest({ host: '127.0.0.1', port: Number(port), localAddress: '127.0.0.2', path: '/v1/welcomes', headers: { authorization: `Bearer ${token}` } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.end();
+    });
+    expect(again).toBe(200);
   });
 
   it("after a rotation the new key's KeyPackages are handed out: a stale last-resort one does not shadow the new one, nor 20 stale one-time ones the valid ones", async () => {

@@ -41,6 +41,12 @@ export interface DeliveryServerOptions {
   /** Serve HTTPS/WSS with this PEM certificate chain and key. */
   tls?: { cert: string | Buffer; key: string | Buffer };
   maxBodyBytes?: number;
+  /**
+   * Request-body bytes the server holds for one address at once, over all
+   * its connections (default 64 MiB): beyond it 429 rate-limited. Without it
+   * one address held maxBodyBytes on each of maxConnectionsPerIp connections.
+   */
+  maxBodyBytesPerIp?: number;
   epochTolerance?: number;
   maxKeyPackageLifetime?: number;
   retention?: number;
@@ -182,18 +188,54 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   const streams = new Map<string, Set<Stream>>();
   const streamsOf = new Map<string, number>();
   const connectionsOf = new Map<string, number>();
+  const ipOf = (req: IncomingMessage): string => req.socket.remoteAddress ?? 'unknown';
+  const bodyBudget = options.maxBodyBytesPerIp ?? 64 * 1024 * 1024;
+  /** Request-body bytes held per address (read, until the request's response is done). */
+  const bodyBytesOf = new Map<string, number>();
   let sessions: SessionIssuer;
 
-  /** A JSON object body of at most `limit` bytes (default maxBodyBytes). */
+  /** Count `n` body bytes against the address of `req` until its response closes; false when over the budget. */
+  function holdBodyBytes(req: IncomingMessage, n: number): boolean {
+    const ip = ipOf(req);
+    const held = bodyBytesOf.get(ip) ?? 0;
+    if (held + n > bodyBudget) return false;
+    bodyBytesOf.set(ip, held + n);
+    const state = req as IncomingMessage & { heldBodyBytes?: number };
+    if (state.heldBodyBytes === undefined) {
+      state.heldBodyBytes = 0;
+      // Given back once the request is done with (answered, or cut off with its socket).
+      const socket = req.socket;
+      const release = () => {
+        req.off('close', release);
+        socket.off('close', release);
+        const left = (bodyBytesOf.get(ip) ?? 0) - state.heldBodyBytes!;
+        state.heldBodyBytes = 0;
+        if (left > 0) bodyBytesOf.set(ip, left);
+        else bodyBytesOf.delete(ip);
+      };
+      req.once('close', release);
+      socket.once('close', release);
+    }
+    state.heldBodyBytes += n;
+    return true;
+  }
+
+  /** A JSON object body of at most `limit` bytes (default maxBodyBytes), within its address's budget. */
   async function readJson(req: IncomingMessage, limit = maxBody): Promise<Record<string, unknown>> {
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > limit) throw new HttpError(413, 'too-large', `body over ${limit} bytes`);
     const chunks: Buffer[] = [];
     let size = 0;
-    for await (const chunk of req) {
-      size += (chunk as Buffer).length;
-      if (size > limit) throw new HttpError(413, 'too-large', `body over ${limit} bytes`);
-      chunks.push(chunk as Buffer);
+    try {
+      for await (const chunk of req) {
+        size += (chunk as Buffer).length;
+        if (size > limit) throw new HttpError(413, 'too-large', `body over ${limit} bytes`);
+        if (!holdBodyBytes(req, (chunk as Buffer).length)) throw new HttpError(429, 'rate-limited', 'too many request bytes in flight from this address');
+        chunks.push(chunk as Buffer);
+      }
+    } catch (err) {
+      // A body cut off by its sender is the sender's matter, not an internal error.
+      throw err instanceof HttpError ? err : new HttpError(400, 'malformed', 'the body was cut off');
     }
     try {
       const value = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
@@ -452,7 +494,6 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     'access-control-allow-headers': 'content-type, authorization',
     'access-control-allow-methods': 'GET, POST',
   };
-  const ipOf = (req: IncomingMessage): string => req.socket.remoteAddress ?? 'unknown';
 
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     const reply = (status: number, body: unknown, extra: Record<string, string> = {}) => {
@@ -479,7 +520,8 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
         const [status, reason, message] =
           err instanceof HttpError ? [err.status, err.reason, err.message] : err instanceof DsError ? [STATUS[err.reason] ?? 400, err.reason, err.message] : [500, 'internal', 'internal error'];
         if (status === 500) console.error('ds: internal error', err);
-        if (status === 413 || status === 500) res.setHeader('connection', 'close');
+        // Refused mid-body: the rest of the body is not read (the connection ends).
+        if (status === 413 || status === 500 || (status === 429 && !req.complete)) res.setHeader('connection', 'close');
         reply(status, { error: message, reason }, status === 429 ? { 'retry-after': '1' } : {});
       },
     );
