@@ -19,7 +19,7 @@
  *   4 MiB body on each of its address's 512 connections: the 64 KiB bound
  *   of the open routes did not bound what one address makes the server hold.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request as httpRequest } from 'node:http';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,6 +28,7 @@ import { MlsClient } from 'paired-mls';
 import { signDsChallenge } from 'paired-mls/services';
 import { SqliteDeliveryStore, startDeliveryServer, type DeliveryServerOptions, type RunningDeliveryServer } from 'paired-mls/server';
 import { catchUp, dsPeer, groupStillWorks, type DsPeer } from './ds-helpers.js';
+import { postgresPair, type PostgresPair } from './ds-postgres-pair.js';
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
 
@@ -297,5 +298,41 @@ describe('second review of the DS (SQLite)', () => {
     }
     await catchUpAll(bob);
     await groupStillWorks([alice, bob, carol], 'with the rotated keys');
+  });
+});
+
+describe('second review of the DS (PostgreSQL, two servers)', () => {
+  let pair: PostgresPair;
+  const tag = Math.random().toString(36).slice(2, 8);
+  beforeAll(async () => {
+    pair = await postgresPair();
+  });
+  afterAll(async () => pair?.close());
+
+  it('two rotations from one key on two servers, both authenticated before either ran: exactly one registers its key, the other is 401 unauthenticated', async () => {
+    const { one, two } = pair;
+    const [alice, bob] = await Promise.all([dsPeer(one.url, `alice-${tag}`), dsPeer(one.url, `bob-${tag}`)]);
+    for (let round = 0; round < 5; round++) {
+      const current = (await one.authentication.bindingsOf(bob.name)).find((b) => !b.revoked)!;
+      const identity = round === 0 ? bob.identity : (bob as DsPeer & { current?: DsPeer['identity'] }).current!;
+      expect(current.signatureKey).toEqual(identity.signaturePublicKey);
+      const urls = [one.url, two.url];
+      const keys = [await bob.client.createIdentity(bob.name, 1), await bob.client.createIdentity(bob.name, 1)];
+      const tokens = await Promise.all(urls.map((u) => tokenOf(u, bob.name, bob.client, identity)));
+      const bodies = await Promise.all(keys.map(async (k, i) => ({ ...(await proof(urls[i]!, bob.name, bob.client, k)), userId: bob.name, identity: b64(k.identity), ciphersuite: 1 })));
+      const held = bodies.map((b, i) => heldRequest(urls[i]!, '/v1/as/rotate', b, tokens[i]!));
+      await new Promise((r) => setTimeout(r, 100));
+      const answers = await Promise.all(held.map((h) => h.send()));
+      expect(answers.map((a) => a.status).sort(), `round ${round}`).toEqual([200, 401]);
+      expect(answers.find((a) => a.status === 401)!.body.reason).toBe('unauthenticated');
+      const active = (await two.authentication.bindingsOf(bob.name)).filter((b) => !b.revoked);
+      const winner = keys[answers.findIndex((a) => a.status === 200)]!;
+      expect(active.map((b) => b.signatureKey)).toEqual([winner.signaturePublicKey]);
+      (bob as DsPeer & { current?: DsPeer['identity'] }).current = winner;
+    }
+    // alice is unaffected.
+    alice.group = await alice.client.createGroup(alice.identity);
+    await alice.ds.createGroup(alice.group.id, { epoch: alice.group.epoch });
+    expect(await two.ds.epoch(alice.group.id)).toBe(alice.group.epoch);
   });
 });
