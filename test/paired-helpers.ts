@@ -4,7 +4,17 @@
  */
 import { expect } from 'vitest';
 import { MemoryStorageAdapter, MlsClient, utf8, type Group } from 'paired-mls';
-import { PairedDevice, PairingError, type PairedCommit, type PairingMode } from 'paired-mls/paired';
+import {
+  PairedDevice,
+  PairingError,
+  WebCryptoSeedVault,
+  generateSeed,
+  type PairedCommit,
+  type PairedSend,
+  type PairingEvent,
+  type PairingMode,
+  type SeedVault,
+} from 'paired-mls/paired';
 import { deliverCommit, mlsError, newMember, type Member } from './helpers.js';
 
 export interface PairedWorld {
@@ -27,39 +37,136 @@ export async function device(name: string): Promise<Member> {
   return { name, client, identity, storage };
 }
 
-/** Pair A and P (seed shared by ShareRand) and return both devices. */
-export async function pair(a: Member, p: Member, mode: PairingMode = 'hidden'): Promise<{ activeDevice: PairedDevice; passiveDevice: PairedDevice }> {
-  const activeDevice = await PairedDevice.initiate(a.client, a.identity, { mode });
-  const keyPackage = await PairedDevice.createKeyPackage(p.client, p.identity);
-  const { initPairing, shareRand } = await activeDevice.invite(keyPackage);
-  const passiveDevice = await PairedDevice.join(p.client, initPairing);
-  const applied = await passiveDevice.receive(shareRand);
-  if (applied.type !== 'shareRandApplied') throw new Error(`expected shareRandApplied, got ${applied.type}`);
-  const paired = await activeDevice.receive(applied.accept);
-  expect(paired.type).toBe('paired');
-  expect(passiveDevice.mode).toBe(mode);
-  return { activeDevice, passiveDevice };
-}
+/** A member whose group is set, so tests use `m.group` without `!`. */
+export type InGroup = Member & { group: Group };
 
-/** A group created by A with `others` ordinary members, then P paired and the group enrolled. */
-export async function pairedWorld(otherNames: string[], mode: PairingMode = 'hidden'): Promise<PairedWorld> {
-  const a = await device('alice');
-  const p = await device('alice-phone');
-  const others: Member[] = [];
-  for (const name of otherNames) others.push(await newMember(name));
+/** A creates a group and adds `others` in one commit (they join from its Welcome): the group every paired world starts from. */
+export async function groupWith(a: Member, others: Member[]): Promise<void> {
   a.group = await a.client.createGroup(a.identity);
   if (others.length > 0) {
     const { welcome } = await a.group.commit({ add: await Promise.all(others.map((o) => o.client.createKeyPackage(o.identity))) });
     await a.group.mergePendingCommit();
     for (const o of others) o.group = await o.client.joinFromWelcome(welcome!);
   }
-  const { activeDevice, passiveDevice } = await pair(a, p, mode);
-  const enrolled = await activeDevice.enroll(a.group);
+}
+
+/** alice's device in a group with bob, before any pairing: the start of the review tests that pair by hand. */
+export async function aliceAndBob(): Promise<{ a: InGroup; bob: InGroup }> {
+  const a = await device('alice');
+  const bob = await newMember('bob');
+  await groupWith(a, [bob]);
+  return { a: a as InGroup, bob: bob as InGroup };
+}
+
+/** A initiates a pairing and invites P, which joins the pairing group; ShareRand not yet taken (where the pairing attacks begin). */
+export async function invited(
+  a: Member,
+  p: Member,
+  options: { mode?: PairingMode; vault?: SeedVault; joinerVault?: SeedVault } = {},
+): Promise<{ active: PairedDevice; joiner: PairedDevice; shareRand: Uint8Array }> {
+  const active = await PairedDevice.initiate(a.client, a.identity, { vault: options.vault, mode: options.mode });
+  const keyPackage = await PairedDevice.createKeyPackage(p.client, p.identity);
+  const { initPairing, shareRand } = await active.invite(keyPackage);
+  const joiner = await PairedDevice.join(p.client, initPairing, { vault: options.joinerVault });
+  return { active, joiner, shareRand };
+}
+
+/** `joiner` takes `shareRand`, which it must apply; the result carries the Accept for the inviter (one check instead of a type guard per test). */
+export async function applyShareRand(joiner: PairedDevice, shareRand: Uint8Array): Promise<Extract<PairingEvent, { type: 'shareRandApplied' }>> {
+  const applied = await joiner.receive(shareRand);
+  if (applied.type !== 'shareRandApplied') throw new Error(`expected shareRandApplied, got ${applied.type}`);
+  return applied;
+}
+
+/** Pair A and P (seed shared by ShareRand) and return both devices. */
+export async function pair(a: Member, p: Member, mode: PairingMode = 'hidden'): Promise<{ activeDevice: PairedDevice; passiveDevice: PairedDevice }> {
+  const { active: activeDevice, joiner: passiveDevice, shareRand } = await invited(a, p, { mode });
+  const applied = await applyShareRand(passiveDevice, shareRand);
+  const paired = await activeDevice.receive(applied.accept);
+  expect(paired.type).toBe('paired');
+  expect(passiveDevice.mode).toBe(mode);
+  return { activeDevice, passiveDevice };
+}
+
+/** A enrols its group and each passive device follows the Notify (the others take the commit); the tests that pair by hand end their setup, or their recovery, with this. */
+export async function enrolPaired(active: PairedDevice, a: Member, passives: [Member, PairedDevice][], others: Member[], options: { send?: PairedSend } = {}): Promise<PairedCommit> {
+  const enrolled = await active.enroll(a.group!, options);
   await deliverCommit(enrolled.commit, others);
-  const applied = await passiveDevice.applyNotify(enrolled);
-  expect(applied.kind).toBe('enroll');
-  p.group = p.client.group(a.group.id);
+  for (const [, d] of passives) expect((await d.applyNotify(enrolled)).kind).toBe('enroll');
+  for (const [m] of passives) m.group = m.client.group(a.group!.id);
+  return enrolled;
+}
+
+/** pairedWorld up to, not including, the enrolment: for the tests whose attack is on the enrolment itself. */
+export async function pairedBeforeEnrolment(
+  otherNames: string[],
+  mode: PairingMode = 'hidden',
+): Promise<{ a: InGroup; p: Member; others: InGroup[]; activeDevice: PairedDevice; passiveDevice: PairedDevice }> {
+  const a = await device('alice');
+  const p = await device('alice-phone');
+  const others: Member[] = [];
+  for (const name of otherNames) others.push(await newMember(name));
+  await groupWith(a, others);
+  const { activeDevice, passiveDevice } = await pair(a, p, mode);
+  return { a: a as InGroup, p, others: others as InGroup[], activeDevice, passiveDevice };
+}
+
+/** A group created by A with `others` ordinary members, then P paired and the group enrolled. */
+export async function pairedWorld(otherNames: string[], mode: PairingMode = 'hidden'): Promise<PairedWorld> {
+  const { a, p, others, activeDevice, passiveDevice } = await pairedBeforeEnrolment(otherNames, mode);
+  const enrolled = await enrolPaired(activeDevice, a, [[p, passiveDevice]], others);
   return { a, p, others, activeDevice, passiveDevice, enrolment: enrolled };
+}
+
+/**
+ * alice's laptop (active; a group with bob) paired with her phone on a seed
+ * preinstalled in both; her watch holds the same seed (`watchVault`) and is
+ * not invited yet: the three-device world of the joiner attacks.
+ */
+export async function seededTrio(mode: PairingMode) {
+  const seed = generateSeed();
+  const [va, vp, vw] = await Promise.all([0, 1, 2].map(() => WebCryptoSeedVault.import(seed.slice())));
+  seed.fill(0);
+  const { a, bob } = await aliceAndBob();
+  const phone = await device('alice-phone');
+  const watch = await device('alice-watch');
+  const { active, joiner: phoneDevice, shareRand } = await invited(a, phone, { mode, vault: va, joinerVault: vp });
+  const s1 = await applyShareRand(phoneDevice, shareRand);
+  expect(await active.receive(s1.accept)).toEqual({ type: 'paired' });
+  return { a, phone, watch, bob, active, phoneDevice, watchVault: vw };
+}
+
+/** A further device `m` invited by an established active device: the passive device follows the add, `m` joins (ShareRand not yet taken). */
+export async function inviteNext(active: PairedDevice, passive: PairedDevice, m: Member, vault?: SeedVault): Promise<{ joiner: PairedDevice; shareRand: Uint8Array }> {
+  const inv = await active.invite(await PairedDevice.createKeyPackage(m.client, m.identity));
+  expect((await passive.receive(inv.pairingCommit)).type).toBe('pairingGroupChanged');
+  const joiner = await PairedDevice.join(m.client, inv.initPairing, { vault });
+  return { joiner, shareRand: inv.shareRand };
+}
+
+/** One more paired update (its DS takes it) that the passive device follows: how the tests show the pair still works after an attack. */
+export async function updateFollowed(active: PairedDevice, a: Member, passive: PairedDevice, others: Member[]): Promise<PairedCommit> {
+  const u = await active.update(a.group!, { send: async () => undefined });
+  await deliverCommit(u.commit, others);
+  expect((await passive.applyNotify(u)).kind).toBe('update');
+  return u;
+}
+
+/** A's paired update of its group with a `send` held until `release()` (a DS answering late, or never): the update, and what it sent. */
+export async function updateWaitingOnSend(w: PairedWorld): Promise<{ update: Promise<PairedCommit>; out: PairedCommit; release: (err?: Error) => void }> {
+  let release!: (err?: Error) => void;
+  const answered = new Promise<void>((resolve, reject) => {
+    release = (err) => (err ? reject(err) : resolve());
+  });
+  const sent: PairedCommit[] = [];
+  const update = w.activeDevice.update(w.a.group!, {
+    send: async (out) => {
+      sent.push(out);
+      await answered;
+    },
+  });
+  while (sent.length === 0) await new Promise((r) => setTimeout(r, 5));
+  return { update, out: sent[0]!, release };
 }
 
 /** The active side's paired commit reaches everyone: others process it, the passive device applies the Notify. */

@@ -5,30 +5,14 @@
  * asserts the exact refusal and that the honest devices keep working.
  */
 import { describe, expect, it } from 'vitest';
-import { PairedDevice, WebCryptoSeedVault, encodePairingMessage, generateSeed, type PairingMode } from 'paired-mls/paired';
-import { deliverCommit, expectInSync, mlsError, newMember } from './helpers.js';
-import { deliverPaired, device, pairedWorld, read, refused, stolen } from './paired-helpers.js';
+import { PairedDevice, encodePairingMessage, generateSeed, type PairingMode } from 'paired-mls/paired';
+import { deliverCommit, expectInSync, mlsError } from './helpers.js';
+import { applyShareRand, deliverPaired, device, enrolPaired, invited, pairedWorld, read, refused, seededTrio, stolen } from './paired-helpers.js';
 
 describe.each(['hidden', 'standard'] as const)('Paired MLS review (%s mode)', (mode: PairingMode) => {
   it("a stolen passive device's ShareRand to a device joining later is refused (wrong-sender); the real one pairs it", async () => {
     // alice's laptop (active), phone (passive, robbed) and watch (joining later); preinstalled seed.
-    const seed = generateSeed();
-    const [va, vp, vw] = await Promise.all([0, 1, 2].map(() => WebCryptoSeedVault.import(seed.slice())));
-    seed.fill(0);
-    const a = await device('alice');
-    const phone = await device('alice-phone');
-    const watch = await device('alice-watch');
-    const bob = await newMember('bob');
-    a.group = await a.client.createGroup(a.identity);
-    const { welcome } = await a.group.commit({ add: [await bob.client.createKeyPackage(bob.identity)] });
-    await a.group.mergePendingCommit();
-    bob.group = await bob.client.joinFromWelcome(welcome!);
-    const active = await PairedDevice.initiate(a.client, a.identity, { vault: va, mode });
-    const inv1 = await active.invite(await PairedDevice.createKeyPackage(phone.client, phone.identity));
-    const phoneDevice = await PairedDevice.join(phone.client, inv1.initPairing, { vault: vp });
-    const s1 = await phoneDevice.receive(inv1.shareRand);
-    if (s1.type !== 'shareRandApplied') throw new Error(`expected shareRandApplied, got ${s1.type}`);
-    expect(await active.receive(s1.accept)).toEqual({ type: 'paired' });
+    const { a, phone, watch, bob, active, phoneDevice, watchVault: vw } = await seededTrio(mode);
 
     // The thief copies the phone's storage (no vault) …
     const copy = await stolen(phone);
@@ -48,15 +32,10 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review (%s mode)', (m
     expect(watchDevice.established).toBe(false);
 
     // The real ShareRand pairs the watch; all three follow the enrolment and updates.
-    const s2 = await watchDevice.receive(inv2.shareRand);
-    if (s2.type !== 'shareRandApplied') throw new Error(`expected shareRandApplied, got ${s2.type}`);
+    const s2 = await applyShareRand(watchDevice, inv2.shareRand);
     expect(new TextDecoder().decode(s2.anchor.identity)).toBe('alice');
     expect(await active.receive(s2.accept)).toEqual({ type: 'paired' });
-    const enrolled = await active.enroll(a.group);
-    await deliverCommit(enrolled.commit, [bob]);
-    for (const d of [phoneDevice, watchDevice]) expect((await d.applyNotify(enrolled)).kind).toBe('enroll');
-    phone.group = phone.client.group(a.group.id);
-    watch.group = watch.client.group(a.group.id);
+    await enrolPaired(active, a, [[phone, phoneDevice], [watch, watchDevice]], [bob]);
     const u = await active.update(a.group);
     await a.group.mergePendingCommit();
     await deliverCommit(u.commit, [bob]);
@@ -69,9 +48,7 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review (%s mode)', (m
   it('a ShareRand sent back to the initiating device is refused (unexpected); the pairing completes', async () => {
     const a = await device('alice');
     const p = await device('alice-phone');
-    const active = await PairedDevice.initiate(a.client, a.identity, { mode });
-    const { initPairing, shareRand } = await active.invite(await PairedDevice.createKeyPackage(p.client, p.identity));
-    const passive = await PairedDevice.join(p.client, initPairing);
+    const { active, joiner: passive, shareRand } = await invited(a, p, { mode });
     // A copy of the joiner (taken before it took ShareRand) sends one back before the Accept.
     const copy = await stolen(p);
     const back = await PairedDevice.open(copy, undefined).pairingGroup.encrypt(
@@ -79,8 +56,7 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review (%s mode)', (m
     );
     await refused(() => active.receive(back), 'PAIRING_REJECTED', 'unexpected');
     expect(active.role).toBe('active');
-    const applied = await passive.receive(shareRand);
-    if (applied.type !== 'shareRandApplied') throw new Error(`expected shareRandApplied, got ${applied.type}`);
+    const applied = await applyShareRand(passive, shareRand);
     expect(await active.receive(applied.accept)).toEqual({ type: 'paired' });
     expect([active.role, passive.role]).toEqual(['active', 'passive']);
   });
@@ -140,11 +116,8 @@ describe('Paired MLS review: malformed or misdirected pairing messages from the 
   it('an Accept with another seed is PAIRING_REJECTED no-proof; the right one still pairs', async () => {
     const a = await device('alice');
     const p = await device('alice-phone');
-    const active = await PairedDevice.initiate(a.client, a.identity);
-    const { initPairing, shareRand } = await active.invite(await PairedDevice.createKeyPackage(p.client, p.identity));
-    const passive = await PairedDevice.join(p.client, initPairing);
-    const applied = await passive.receive(shareRand);
-    if (applied.type !== 'shareRandApplied') throw new Error(`expected shareRandApplied, got ${applied.type}`);
+    const { active, joiner: passive, shareRand } = await invited(a, p);
+    const applied = await applyShareRand(passive, shareRand);
     // A copy of the joiner's state (no vault) answers with a made-up confirmation.
     const copyPairing = PairedDevice.open(await stolen(p), undefined).pairingGroup;
     const made = await copyPairing.encrypt(encodePairingMessage({ type: 'accept', seedConfirmation: new Uint8Array(32).fill(7) }));

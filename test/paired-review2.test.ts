@@ -10,15 +10,14 @@ import { toHex } from 'paired-mls';
 import {
   PairedDevice,
   PairingError,
-  WebCryptoSeedVault,
   decodePairingMessage,
   encodePairingMessage,
   generateSeed,
   type PairedCommit,
   type PairingMode,
 } from 'paired-mls/paired';
-import { deliverCommit, expectInSync, mlsError, newMember } from './helpers.js';
-import { device, pair, pairedWorld, read, refused, stolen } from './paired-helpers.js';
+import { deliverCommit, expectInSync, mlsError } from './helpers.js';
+import { aliceAndBob, applyShareRand, device, enrolPaired, invited, inviteNext, pairedBeforeEnrolment, pairedWorld, read, refused, seededTrio, stolen } from './paired-helpers.js';
 
 /** `fn` must reject; its error (any kind: the application's own from `send`). */
 async function rejection(fn: () => Promise<unknown>): Promise<unknown> {
@@ -32,21 +31,13 @@ async function rejection(fn: () => Promise<unknown>): Promise<unknown> {
 
 describe.each(['hidden', 'standard'] as const)('Paired MLS review 2: the generated seed (%s mode)', (mode: PairingMode) => {
   it('travels in one ShareRand only: no second invite before the first Accept, and a later ShareRand read by a copy of the first device has none', async () => {
-    const a = await device('alice');
+    const { a, bob } = await aliceAndBob();
     const phone = await device('alice-phone');
     const watch = await device('alice-watch');
-    const bob = await newMember('bob');
-    a.group = await a.client.createGroup(a.identity);
-    const { welcome } = await a.group.commit({ add: [await bob.client.createKeyPackage(bob.identity)] });
-    await a.group.mergePendingCommit();
-    bob.group = await bob.client.joinFromWelcome(welcome!);
 
     // alice pairs her phone with a generated seed; the phone's Accept is still on its way …
-    const active = await PairedDevice.initiate(a.client, a.identity, { mode });
-    const inv1 = await active.invite(await PairedDevice.createKeyPackage(phone.client, phone.identity));
-    const phoneDevice = await PairedDevice.join(phone.client, inv1.initPairing);
-    const s1 = await phoneDevice.receive(inv1.shareRand);
-    if (s1.type !== 'shareRandApplied') throw new Error(`expected shareRandApplied, got ${s1.type}`);
+    const { active, joiner: phoneDevice, shareRand } = await invited(a, phone, { mode });
+    const s1 = await applyShareRand(phoneDevice, shareRand);
     // … when the phone's state is stolen (it is paired on its side) and alice invites her watch.
     // That ShareRand would be readable by the copy (it follows the add as plain MLS): had it
     // carried the seed too, the copy would hold the vault. The invite is refused, nothing changes.
@@ -79,10 +70,7 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 2: the generat
 
     // The pairing runs on and the copy is healed out.
     expect((await phoneDevice.receive(inv2.pairingCommit)).type).toBe('pairingGroupChanged');
-    const enrolled = await active.enroll(a.group);
-    await deliverCommit(enrolled.commit, [bob]);
-    expect((await phoneDevice.applyNotify(enrolled)).kind).toBe('enroll');
-    phone.group = phone.client.group(a.group.id);
+    await enrolPaired(active, a, [[phone, phoneDevice]], [bob]);
     const u = await active.update(a.group);
     await a.group.mergePendingCommit();
     await deliverCommit(u.commit, [bob]);
@@ -111,14 +99,7 @@ function toyDs(startEpoch: number) {
 
 describe.each(['hidden', 'standard'] as const)('Paired MLS review 2: a hostile member wins the epoch at the DS (%s mode)', (mode: PairingMode) => {
   it('enroll({ send }): the refused enrolment is cleared, the group not enrolled, the active device follows the winner and enrols again', async () => {
-    const a = await device('alice');
-    const p = await device('alice-phone');
-    const bob = await newMember('bob');
-    a.group = await a.client.createGroup(a.identity);
-    const { welcome } = await a.group.commit({ add: [await bob.client.createKeyPackage(bob.identity)] });
-    await a.group.mergePendingCommit();
-    bob.group = await bob.client.joinFromWelcome(welcome!);
-    const { activeDevice, passiveDevice } = await pair(a, p, mode);
+    const { a, p, others: [bob], activeDevice, passiveDevice } = await pairedBeforeEnrolment(['bob'], mode);
     const ds = toyDs(a.group.epoch);
 
     // bob sees alice about to enrol (or just commits often) and gets his commit in first.
@@ -198,23 +179,7 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 2: a hostile m
 
 describe.each(['hidden', 'standard'] as const)('Paired MLS review 2: a device with a preinstalled seed (%s mode)', (mode: PairingMode) => {
   it("keeps it: the stolen copy's own add of the joining device and its ShareRand with a seed are refused (unexpected); the real invite pairs it", async () => {
-    const seed = generateSeed();
-    const [va, vp, vw] = await Promise.all([0, 1, 2].map(() => WebCryptoSeedVault.import(seed.slice())));
-    seed.fill(0);
-    const a = await device('alice');
-    const phone = await device('alice-phone');
-    const watch = await device('alice-watch');
-    const bob = await newMember('bob');
-    a.group = await a.client.createGroup(a.identity);
-    const { welcome } = await a.group.commit({ add: [await bob.client.createKeyPackage(bob.identity)] });
-    await a.group.mergePendingCommit();
-    bob.group = await bob.client.joinFromWelcome(welcome!);
-    const active = await PairedDevice.initiate(a.client, a.identity, { vault: va, mode });
-    const inv1 = await active.invite(await PairedDevice.createKeyPackage(phone.client, phone.identity));
-    const phoneDevice = await PairedDevice.join(phone.client, inv1.initPairing, { vault: vp });
-    const s1 = await phoneDevice.receive(inv1.shareRand);
-    if (s1.type !== 'shareRandApplied') throw new Error(`expected shareRandApplied, got ${s1.type}`);
-    expect(await active.receive(s1.accept)).toEqual({ type: 'paired' });
+    const { a, phone, watch, bob, active, phoneDevice, watchVault: vw } = await seededTrio(mode);
 
     // The thief's copy of the phone adds the watch's KeyPackage itself (a commit of its own: the
     // Welcome's GroupInfo is signed by the copy's leaf, so the watch takes it as its inviter) and
@@ -237,17 +202,10 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 2: a device wi
     // The watch drops the forked pairing and takes alice's real invite (of a new KeyPackage: the
     // first was spent on the fork); all three follow alice.
     await PairedDevice.reset(watch.client);
-    const inv2 = await active.invite(await PairedDevice.createKeyPackage(watch.client, watch.identity));
-    expect((await phoneDevice.receive(inv2.pairingCommit)).type).toBe('pairingGroupChanged');
-    const watchDevice = await PairedDevice.join(watch.client, inv2.initPairing, { vault: vw });
-    const s2 = await watchDevice.receive(inv2.shareRand);
-    if (s2.type !== 'shareRandApplied') throw new Error(`expected shareRandApplied, got ${s2.type}`);
+    const { joiner: watchDevice, shareRand } = await inviteNext(active, phoneDevice, watch, vw);
+    const s2 = await applyShareRand(watchDevice, shareRand);
     expect(await active.receive(s2.accept)).toEqual({ type: 'paired' });
-    const enrolled = await active.enroll(a.group);
-    await deliverCommit(enrolled.commit, [bob]);
-    for (const d of [phoneDevice, watchDevice]) expect((await d.applyNotify(enrolled)).kind).toBe('enroll');
-    phone.group = phone.client.group(a.group.id);
-    watch.group = watch.client.group(a.group.id);
+    await enrolPaired(active, a, [[phone, phoneDevice], [watch, watchDevice]], [bob]);
     expectInSync([a, phone, watch, bob]);
     const m = await bob.group.encrypt('to all three');
     for (const d of [a, phone, watch]) expect(await read(d, m)).toBe('to all three');

@@ -11,35 +11,28 @@ import { MlsClient, utf8 } from 'paired-mls';
 import {
   PairedDevice,
   PairingError,
-  WebCryptoSeedVault,
   decodePairingMessage,
   encodePairingMessage,
-  generateSeed,
   type PairedCommit,
   type PairingMode,
   type ShareRand,
 } from 'paired-mls/paired';
-import { deliverCommit, expectInSync, mlsError, newMember, type Member } from './helpers.js';
-import { device, pair, pairedWorld, read, refused, stolen } from './paired-helpers.js';
-
-/** A `send` that records the PairedCommit and waits until `release()` (the DS answering late). */
-function slowSend() {
-  let release!: (err?: Error) => void;
-  const answered = new Promise<void>((resolve, reject) => {
-    release = (err) => (err ? reject(err) : resolve());
-  });
-  const sent: PairedCommit[] = [];
-  const send = async (out: PairedCommit) => {
-    sent.push(out);
-    await answered;
-  };
-  /** Resolves once `send` was called. */
-  const called = async () => {
-    while (sent.length === 0) await new Promise((r) => setTimeout(r, 5));
-    return sent[0]!;
-  };
-  return { send, sent, called, release };
-}
+import { deliverCommit, expectInSync, mlsError, type Member } from './helpers.js';
+import {
+  applyShareRand,
+  device,
+  enrolPaired,
+  invited,
+  inviteNext,
+  pairedBeforeEnrolment,
+  pairedWorld,
+  read,
+  refused,
+  seededTrio,
+  stolen,
+  updateFollowed,
+  updateWaitingOnSend,
+} from './paired-helpers.js';
 
 const BUSY = 'another paired operation of this device is still running (a commit waiting on its send): wait until it settled';
 
@@ -48,9 +41,7 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 3: a paired co
     const w = await pairedWorld(['bob'], mode);
     const bob = w.others[0]!;
     const epoch = w.a.group!.epoch;
-    const slow = slowSend();
-    const first = w.activeDevice.update(w.a.group!, { send: slow.send });
-    const out = await slow.called();
+    const { update: first, out, release } = await updateWaitingOnSend(w);
     // A second update of the same group would replace the pending commit, which the device
     // merged once the first send resolved (before this change: the DS had the first commit,
     // alice the second, and the passive device followed the first).
@@ -61,7 +52,7 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 3: a paired co
     expect(w.a.group!.state().pendingCommit).toBe(true);
     expect(w.a.group!.epoch).toBe(epoch);
 
-    slow.release();
+    release();
     expect(await first).toBe(out);
     expect(w.a.group!.epoch).toBe(epoch + 1);
     await deliverCommit(out.commit, [bob]);
@@ -70,9 +61,7 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 3: a paired co
     const m = await bob.group!.encrypt('one commit, the same everywhere');
     for (const d of [w.a, w.p]) expect(await read(d, m)).toBe('one commit, the same everywhere');
     // And the next one runs.
-    const u = await w.activeDevice.update(w.a.group!, { send: async () => undefined });
-    await deliverCommit(u.commit, [bob]);
-    expect((await w.passiveDevice.applyNotify(u)).kind).toBe('update');
+    await updateFollowed(w.activeDevice, w.a, w.passiveDevice, [bob]);
     expectInSync([w.a, w.p, bob]);
   });
 
@@ -99,13 +88,11 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 3: a paired co
     const w = await pairedWorld(['bob'], mode);
     const bob = w.others[0]!;
     const epoch = w.a.group!.epoch;
-    const slow = slowSend();
-    const update = w.activeDevice.update(w.a.group!, { send: slow.send });
-    const out = await slow.called();
+    const { update, out, release } = await updateWaitingOnSend(w);
     const { commit: bobs } = await bob.group!.selfUpdate();
     await bob.group!.mergePendingCommit();
     await deliverCommit(bobs, [w.a, w.p]);
-    slow.release();
+    release();
     await refused(
       () => update,
       'PAIRING_STATE',
@@ -116,21 +103,17 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 3: a paired co
     expectInSync([w.a, w.p, bob]);
     const counter = w.passiveDevice.counter;
     expect(await w.passiveDevice.receive(out.pairing[0]!)).toEqual({ type: 'derivationStep', counter });
-    const u = await w.activeDevice.update(w.a.group!, { send: async () => undefined });
-    await deliverCommit(u.commit, [bob]);
-    expect((await w.passiveDevice.applyNotify(u)).kind).toBe('update');
+    await updateFollowed(w.activeDevice, w.a, w.passiveDevice, [bob]);
     expectInSync([w.a, w.p, bob]);
   });
   it('a send refused after the application made a commit of its own in the group: only the commit sent is cleared, the other stays pending', async () => {
     const w = await pairedWorld(['bob'], mode);
     const bob = w.others[0]!;
     const epoch = w.a.group!.epoch;
-    const slow = slowSend();
-    const update = w.activeDevice.update(w.a.group!, { send: slow.send });
-    const out = await slow.called();
+    const { update, out, release } = await updateWaitingOnSend(w);
     await w.a.group!.selfUpdate();
     const own = w.a.group!.pendingCommitDigest();
-    slow.release(new Error('refused by the DS'));
+    release(new Error('refused by the DS'));
     await expect(update).rejects.toThrow('refused by the DS');
     expect(w.a.group!.state().pendingCommit).toBe(true);
     expect(w.a.group!.pendingCommitDigest()).toEqual(own);
@@ -139,32 +122,14 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 3: a paired co
     expect(w.a.group!.epoch).toBe(epoch);
     const counter = w.passiveDevice.counter;
     expect(await w.passiveDevice.receive(out.pairing[0]!)).toEqual({ type: 'derivationStep', counter });
-    const u = await w.activeDevice.update(w.a.group!, { send: async () => undefined });
-    await deliverCommit(u.commit, [bob]);
-    expect((await w.passiveDevice.applyNotify(u)).kind).toBe('update');
+    await updateFollowed(w.activeDevice, w.a, w.passiveDevice, [bob]);
     expectInSync([w.a, w.p, bob]);
   });
 });
 
 describe.each(['hidden', 'standard'] as const)('Paired MLS review 3: a joiner with a preinstalled seed (%s mode)', (mode: PairingMode) => {
   it("takes no seedless ShareRand from the stolen copy as its inviter (no-proof): no planted anchor, mode, counter or active leaf; the real invite pairs it", async () => {
-    const seed = generateSeed();
-    const [va, vp, vw] = await Promise.all([0, 1, 2].map(() => WebCryptoSeedVault.import(seed.slice())));
-    seed.fill(0);
-    const a = await device('alice');
-    const phone = await device('alice-phone');
-    const watch = await device('alice-watch');
-    const bob = await newMember('bob');
-    a.group = await a.client.createGroup(a.identity);
-    const { welcome } = await a.group.commit({ add: [await bob.client.createKeyPackage(bob.identity)] });
-    await a.group.mergePendingCommit();
-    bob.group = await bob.client.joinFromWelcome(welcome!);
-    const active = await PairedDevice.initiate(a.client, a.identity, { vault: va, mode });
-    const inv1 = await active.invite(await PairedDevice.createKeyPackage(phone.client, phone.identity));
-    const phoneDevice = await PairedDevice.join(phone.client, inv1.initPairing, { vault: vp });
-    const s1 = await phoneDevice.receive(inv1.shareRand);
-    if (s1.type !== 'shareRandApplied') throw new Error(`expected shareRandApplied, got ${s1.type}`);
-    expect(await active.receive(s1.accept)).toEqual({ type: 'paired' });
+    const { a, phone, watch, bob, active, phoneDevice, watchVault: vw } = await seededTrio(mode);
 
     // The copy of the phone adds the watch on its own fork (so it is the watch's inviter) and
     // sends a ShareRand without a seed, which 4814247 lets through: before this change the watch
@@ -192,19 +157,12 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 3: a joiner wi
 
     // The watch drops the fork and takes alice's real invite.
     await PairedDevice.reset(watch.client);
-    const inv2 = await active.invite(await PairedDevice.createKeyPackage(watch.client, watch.identity));
-    expect((await phoneDevice.receive(inv2.pairingCommit)).type).toBe('pairingGroupChanged');
-    const watchDevice = await PairedDevice.join(watch.client, inv2.initPairing, { vault: vw });
-    const s2 = await watchDevice.receive(inv2.shareRand);
-    if (s2.type !== 'shareRandApplied') throw new Error(`expected shareRandApplied, got ${s2.type}`);
+    const { joiner: watchDevice, shareRand } = await inviteNext(active, phoneDevice, watch, vw);
+    const s2 = await applyShareRand(watchDevice, shareRand);
     expect(utf8(s2.anchor.identity)).toBe('alice');
     expect(watchDevice.mode).toBe(mode);
     expect(await active.receive(s2.accept)).toEqual({ type: 'paired' });
-    const enrolled = await active.enroll(a.group, { send: async () => undefined });
-    await deliverCommit(enrolled.commit, [bob]);
-    for (const d of [phoneDevice, watchDevice]) expect((await d.applyNotify(enrolled)).kind).toBe('enroll');
-    phone.group = phone.client.group(a.group.id);
-    watch.group = watch.client.group(a.group.id);
+    await enrolPaired(active, a, [[phone, phoneDevice], [watch, watchDevice]], [bob], { send: async () => undefined });
     expectInSync([a, phone, watch, bob]);
     const m = await bob.group.encrypt('to all three');
     for (const d of [a, phone, watch]) expect(await read(d, m)).toBe('to all three');
@@ -226,11 +184,8 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 3: an initiato
     const a = await device('alice');
     const phone = await device('alice-phone');
     const watch = await device('alice-watch');
-    const active = await PairedDevice.initiate(a.client, a.identity, { mode });
-    const inv1 = await active.invite(await PairedDevice.createKeyPackage(phone.client, phone.identity));
-    const phoneDevice = await PairedDevice.join(phone.client, inv1.initPairing);
-    const s1 = await phoneDevice.receive(inv1.shareRand);
-    if (s1.type !== 'shareRandApplied') throw new Error(`expected shareRandApplied, got ${s1.type}`);
+    const { active, joiner: phoneDevice, shareRand } = await invited(a, phone, { mode });
+    const s1 = await applyShareRand(phoneDevice, shareRand);
     // alice's app restarts before the phone's Accept arrives. The guard of 5680188 lived in
     // memory: the second invite went through, moved the pairing group on, and the phone's
     // Accept was then from an epoch alice no longer had (WRONG_EPOCH): never established.
@@ -241,9 +196,7 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 3: an initiato
     expect(reopened.pairingGroup.epoch).toBe(epoch);
     expect(await reopened.receive(s1.accept)).toEqual({ type: 'paired' });
     a.group = await a.client.createGroup(a.identity);
-    const enrolled = await reopened.enroll(a.group, { send: async () => undefined });
-    expect((await phoneDevice.applyNotify(enrolled)).kind).toBe('enroll');
-    phone.group = phone.client.group(a.group.id);
+    await enrolPaired(reopened, a, [[phone, phoneDevice]], [], { send: async () => undefined });
     expectInSync([a, phone]);
   });
 
@@ -266,11 +219,8 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 3: an initiato
     await PairedDevice.reset(a.client);
     await PairedDevice.reset(tablet.client);
     // A fresh pairing works, with the phone.
-    const active = await PairedDevice.initiate(a.client, a.identity, { mode });
-    const inv2 = await active.invite(await PairedDevice.createKeyPackage(phone.client, phone.identity));
-    const phoneDevice = await PairedDevice.join(phone.client, inv2.initPairing);
-    const s = await phoneDevice.receive(inv2.shareRand);
-    if (s.type !== 'shareRandApplied') throw new Error(`expected shareRandApplied, got ${s.type}`);
+    const { active, joiner: phoneDevice, shareRand } = await invited(a, phone, { mode });
+    const s = await applyShareRand(phoneDevice, shareRand);
     expect(await active.receive(s.accept)).toEqual({ type: 'paired' });
     // An established active device still does not reset.
     await refused(() => PairedDevice.reset(a.client), 'PAIRING_STATE', undefined, 'the active device does not reset its pairing');
@@ -291,22 +241,14 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 3: an initiato
     expect({ code: err.code, message: err.message }).toEqual({ code: 'PAIRING_STATE', message: BUSY });
     if (first.status !== 'fulfilled') throw new Error('expected the first invite');
     const phoneDevice = await PairedDevice.join(phone.client, first.value.initPairing);
-    const s = await phoneDevice.receive(first.value.shareRand);
-    if (s.type !== 'shareRandApplied') throw new Error(`expected shareRandApplied, got ${s.type}`);
+    const s = await applyShareRand(phoneDevice, first.value.shareRand);
     expect(await active.receive(s.accept)).toEqual({ type: 'paired' });
   });
 });
 
 describe.each(['hidden', 'standard'] as const)('Paired MLS review 3: an enrolment the DS refused (%s mode)', (mode: PairingMode) => {
   it("leaves no group state for a copy of the partner taken after it took the step alone: sealed under the vault (import refused), the copy reads nothing of the group", async () => {
-    const a = await device('alice');
-    const p = await device('alice-phone');
-    const bob = await newMember('bob');
-    a.group = await a.client.createGroup(a.identity);
-    const { welcome } = await a.group.commit({ add: [await bob.client.createKeyPackage(bob.identity)] });
-    await a.group.mergePendingCommit();
-    bob.group = await bob.client.joinFromWelcome(welcome!);
-    const { activeDevice, passiveDevice } = await pair(a, p, mode);
+    const { a, p, others: [bob], activeDevice, passiveDevice } = await pairedBeforeEnrolment(['bob'], mode);
     const early = await bob.group.encrypt('before the enrolment');
 
     // bob's commit wins the epoch at the DS; alice's enrolment is refused there. The DS (or
@@ -335,10 +277,7 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 3: an enrolmen
     expect(copy.groupIds()).toHaveLength(1); // the pairing group only
 
     // The pair recovers: alice enrols again, the phone follows, bob's next message reaches both.
-    const enrolled = await activeDevice.enroll(a.group, { send: async () => undefined });
-    await deliverCommit(enrolled.commit, [bob]);
-    expect((await passiveDevice.applyNotify(enrolled)).kind).toBe('enroll');
-    p.group = p.client.group(a.group.id);
+    await enrolPaired(activeDevice, a, [[p, passiveDevice]], [bob], { send: async () => undefined });
     expectInSync([a, p, bob]);
     const m = await bob.group.encrypt('after the enrolment');
     for (const d of [a, p]) expect(await read(d, m)).toBe('after the enrolment');

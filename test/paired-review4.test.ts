@@ -17,13 +17,24 @@ import {
   pairingProofTbs,
   provenContent,
   type Notify,
-  type PairedCommit,
   type PairingMode,
   type SeedVault,
 } from 'paired-mls/paired';
 import { openGroupState, sealGroupState } from '../ts/paired/pairing-proof.js';
-import { deliverCommit, expectInSync, mlsError, newMember } from './helpers.js';
-import { device, pair, pairedWorld, read, refused, stolen } from './paired-helpers.js';
+import { deliverCommit, expectInSync, mlsError, type Member } from './helpers.js';
+import {
+  applyShareRand,
+  device,
+  invited,
+  pairedBeforeEnrolment,
+  pairedWorld,
+  read,
+  refused,
+  stolen,
+  updateFollowed,
+  updateWaitingOnSend,
+  type PairedWorld,
+} from './paired-helpers.js';
 
 /**
  * A seed vault that answers late (a hardware key store, a prompt for the
@@ -55,25 +66,16 @@ function slowVault(inner: SeedVault) {
   return { vault, hold };
 }
 
-/** The copy's junk in the pairing group: a CeasePair it cannot prove (it has no vault). */
-async function junkCeasePair(copyPairing: { encrypt(m: Uint8Array): Promise<Uint8Array> }, counter: bigint): Promise<Uint8Array> {
-  return copyPairing.encrypt(encodePairingMessage({ type: 'ceasePair', route: 'rekey', counter, proof: new Uint8Array(32).fill(7) }));
+/** `d` opened again on `m`'s client with its vault made slow: the device and `hold` (the two race tests and the duplicate test start so). */
+function onSlowVault(m: Member, d: PairedDevice) {
+  const slow = slowVault(d.vault!);
+  return { device: PairedDevice.open(m.client, slow.vault), hold: slow.hold };
 }
 
-/** A `send` whose DS answers only when `release()` is called (or never). */
-function hangingSend() {
-  let release!: () => void;
-  const answered = new Promise<void>((resolve) => (release = resolve));
-  const sent: PairedCommit[] = [];
-  const send = async (out: PairedCommit) => {
-    sent.push(out);
-    await answered;
-  };
-  const called = async () => {
-    while (sent.length === 0) await new Promise((r) => setTimeout(r, 5));
-    return sent[0]!;
-  };
-  return { send, called, release };
+/** The junk of a stolen copy of the phone in the pairing group: a CeasePair it cannot prove (it has no vault). */
+async function junkFromCopy(w: PairedWorld): Promise<Uint8Array> {
+  const copy = PairedDevice.open(await stolen(w.p), undefined);
+  return copy.pairingGroup.encrypt(encodePairingMessage({ type: 'ceasePair', route: 'rekey', counter: w.passiveDevice.counter, proof: new Uint8Array(32).fill(7) }));
 }
 
 const BUSY = 'another paired operation of this device is still running (a commit waiting on its send): wait until it settled';
@@ -82,13 +84,11 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 4: pairing mes
   it("a refused message (the copy's junk) arriving first does not roll back the paired update made meanwhile: the update stands, the partner follows it and the next one", async () => {
     const w = await pairedWorld(['bob'], mode);
     const bob = w.others[0]!;
-    const slow = slowVault(w.activeDevice.vault!);
-    const active = PairedDevice.open(w.a.client, slow.vault);
-    const copy = PairedDevice.open(await stolen(w.p), undefined);
-    const junk = await junkCeasePair(copy.pairingGroup, w.passiveDevice.counter);
+    const { device: active, hold } = onSlowVault(w.a, w.activeDevice);
+    const junk = await junkFromCopy(w);
 
     // The junk arrives and alice's app hands it to receive; its proof check waits on the vault.
-    const checking = slow.hold('proof');
+    const checking = hold('proof');
     const received = active.receive(junk);
     await checking.reached;
     // Meanwhile the app runs a paired update, which the DS takes. Before: it ran inside the
@@ -106,22 +106,18 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 4: pairing mes
     expectInSync([w.a, w.p, bob]);
     const m = await bob.group!.encrypt('after the update');
     for (const d of [w.a, w.p]) expect(await read(d, m)).toBe('after the update');
-    const next = await active.update(w.a.group!, { send: async () => undefined });
-    await deliverCommit(next.commit, [bob]);
-    expect((await w.passiveDevice.applyNotify(next)).kind).toBe('update');
+    await updateFollowed(active, w.a, w.passiveDevice, [bob]);
     expectInSync([w.a, w.p, bob]);
   });
 
   it("a refused message (the copy's junk) received during a paired update does not take the device's counter back: the next update is still followed", async () => {
     const w = await pairedWorld(['bob'], mode);
     const bob = w.others[0]!;
-    const slow = slowVault(w.activeDevice.vault!);
-    const active = PairedDevice.open(w.a.client, slow.vault);
-    const copy = PairedDevice.open(await stolen(w.p), undefined);
-    const junk = await junkCeasePair(copy.pairingGroup, w.passiveDevice.counter);
+    const { device: active, hold } = onSlowVault(w.a, w.activeDevice);
+    const junk = await junkFromCopy(w);
 
     // The update starts first and waits on the vault for its step's PSK.
-    const stepping = slow.hold('psk');
+    const stepping = hold('psk');
     const update = active.update(w.a.group!);
     await stepping.reached;
     // The junk arrives meanwhile. Before: receive joined the update's transaction, noted the
@@ -129,7 +125,7 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 4: pairing mes
     // its step (counter n + 1, stored), put that old state back in memory: alice's next update
     // made its step with PSK(n) again, which the phone refuses (counter), desynchronised.
     // Now it waits for the update to settle, and is then from a pairing epoch alice has left.
-    const checking = slow.hold('proof');
+    const checking = hold('proof');
     const received = active.receive(junk);
     stepping.release();
     checking.release();
@@ -140,9 +136,7 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 4: pairing mes
     await deliverCommit(out.commit, [bob]);
     expect((await w.passiveDevice.applyNotify(out)).kind).toBe('update');
     expect(active.counter).toBe(w.passiveDevice.counter);
-    const next = await active.update(w.a.group!, { send: async () => undefined });
-    await deliverCommit(next.commit, [bob]);
-    expect((await w.passiveDevice.applyNotify(next)).kind).toBe('update');
+    await updateFollowed(active, w.a, w.passiveDevice, [bob]);
     expectInSync([w.a, w.p, bob]);
     const m = await bob.group!.encrypt('two updates later');
     for (const d of [w.a, w.p]) expect(await read(d, m)).toBe('two updates later');
@@ -153,13 +147,12 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 4: a duplicate
   it('received while the device follows a paired update does not undo it: the Notify applied stays applied, and the next one follows', async () => {
     const w = await pairedWorld(['bob'], mode);
     const bob = w.others[0]!;
-    const slow = slowVault(w.passiveDevice.vault!);
-    const passive = PairedDevice.open(w.p.client, slow.vault);
+    const { device: passive, hold } = onSlowVault(w.p, w.passiveDevice);
     const u = await w.activeDevice.update(w.a.group!, { send: async () => undefined });
     await deliverCommit(u.commit, [bob]);
     // The DS hands the phone the enrolment's step again; the phone offers it the PSK of its
     // counter, which waits on the vault.
-    const deriving = slow.hold('psk');
+    const deriving = hold('psk');
     const duplicate = passive.receive(w.enrolment.pairing[0]!);
     await deriving.reached;
     // The real update arrives meanwhile. Before: applyNotify joined the transaction receive had
@@ -173,9 +166,7 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 4: a duplicate
     expectInSync([w.a, w.p, bob]);
     const m = await bob.group!.encrypt('after the duplicate');
     for (const d of [w.a, w.p]) expect(await read(d, m)).toBe('after the duplicate');
-    const next = await w.activeDevice.update(w.a.group!, { send: async () => undefined });
-    await deliverCommit(next.commit, [bob]);
-    expect((await passive.applyNotify(next)).kind).toBe('update');
+    await updateFollowed(w.activeDevice, w.a, passive, [bob]);
     expectInSync([w.a, w.p, bob]);
   });
 });
@@ -184,14 +175,11 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 4: a send that
   it('refuses paired operations meanwhile (PAIRING_STATE) but still receives; a restart gets the device back, and the stale send settling later changes nothing', async () => {
     const w = await pairedWorld(['bob'], mode);
     const bob = w.others[0]!;
-    const hang = hangingSend();
-    const stuck = w.activeDevice.update(w.a.group!, { send: hang.send });
-    const lost = await hang.called();
+    const { update: stuck, out: lost, release } = await updateWaitingOnSend(w);
     await refused(() => w.activeDevice.update(w.a.group!), 'PAIRING_STATE', undefined, BUSY);
     // Pairing messages are not held up by the send: the copy's junk (from the pairing epoch
     // before the update's step) is refused as ever.
-    const copy = PairedDevice.open(await stolen(w.p), undefined);
-    const junk = await junkCeasePair(copy.pairingGroup, w.passiveDevice.counter);
+    const junk = await junkFromCopy(w);
     const wrongEpoch = await mlsError(() => w.activeDevice.receive(junk));
     expect(wrongEpoch.code).toBe('WRONG_EPOCH');
 
@@ -205,13 +193,11 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 4: a send that
     expect(w.a.group.state().pendingCommit).toBe(true);
     await w.a.group.clearPendingCommit();
     expect((await w.passiveDevice.receive(lost.pairing[0]!)).type).toBe('derivationStep');
-    const u = await active.update(w.a.group, { send: async () => undefined });
-    await deliverCommit(u.commit, [bob]);
-    expect((await w.passiveDevice.applyNotify(u)).kind).toBe('update');
+    await updateFollowed(active, w.a, w.passiveDevice, [bob]);
     expectInSync([w.a, w.p, bob]);
 
     // The old send answers at last: the freed client changes nothing.
-    hang.release();
+    release();
     const err = await mlsError(() => stuck);
     expect(err.code).toBe('RELEASED');
     expectInSync([w.a, w.p, bob]);
@@ -222,14 +208,7 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 4: a send that
 
 describe.each(['hidden', 'standard'] as const)('Paired MLS review 4: an enroll Notify whose sealed group state does not open (%s mode)', (mode: PairingMode) => {
   it('is refused at the passive device (NOTIFY_REJECTED no-proof) whatever was done to it — a bit flipped, cut below a nonce, sealed for another group or counter — and the real one then enrols it', async () => {
-    const a = await device('alice');
-    const p = await device('alice-phone');
-    const bob = await newMember('bob');
-    a.group = await a.client.createGroup(a.identity);
-    const { welcome } = await a.group.commit({ add: [await bob.client.createKeyPackage(bob.identity)] });
-    await a.group.mergePendingCommit();
-    bob.group = await bob.client.joinFromWelcome(welcome!);
-    const { activeDevice, passiveDevice } = await pair(a, p, mode);
+    const { a, p, others: [bob], activeDevice, passiveDevice } = await pairedBeforeEnrolment(['bob'], mode);
     const other = await a.client.createGroup(a.identity); // another group of alice's
     // Only a holder of the vault can make a Notify the phone takes (its proof covers the
     // sealed state): alice's device itself, here a twin of it (its storage copied while the
@@ -299,9 +278,7 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 4: an enroll N
     expectInSync([a, p, bob]);
     const m = await bob.group.encrypt('enrolled after all');
     for (const d of [a, p]) expect(await read(d, m)).toBe('enrolled after all');
-    const u = await activeDevice.update(a.group, { send: async () => undefined });
-    await deliverCommit(u.commit, [bob]);
-    expect((await passiveDevice.applyNotify(u)).kind).toBe('update');
+    await updateFollowed(activeDevice, a, passiveDevice, [bob]);
     expectInSync([a, p, bob]);
   });
 });
@@ -310,26 +287,15 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 4: a DS that r
   it("after delivering bob's commit of that epoch: send's own error comes back, nothing of the group is touched, the partner takes the step alone", async () => {
     const w = await pairedWorld(['bob'], mode);
     const bob = w.others[0]!;
-    let answer!: (err: Error) => void;
-    const refusal = new Promise<void>((_, reject) => (answer = reject));
-    let lost: PairedCommit | undefined;
-    const update = w.activeDevice.update(w.a.group!, {
-      send: async (out) => {
-        lost = out;
-        await refusal;
-      },
-    });
-    while (!lost) await new Promise((r) => setTimeout(r, 5));
+    const { update, out: lost, release: answer } = await updateWaitingOnSend(w);
     const { commit: bobs } = await bob.group!.selfUpdate();
     await bob.group!.mergePendingCommit();
     await deliverCommit(bobs, [w.a, w.p]);
     answer(new Error('DS: epoch taken'));
     expect(await update.then(() => 'merged', (err: unknown) => err)).toEqual(new Error('DS: epoch taken'));
     expectInSync([w.a, w.p, bob]);
-    expect((await w.passiveDevice.receive(lost!.pairing[0]!)).type).toBe('derivationStep');
-    const u = await w.activeDevice.update(w.a.group!, { send: async () => undefined });
-    await deliverCommit(u.commit, [bob]);
-    expect((await w.passiveDevice.applyNotify(u)).kind).toBe('update');
+    expect((await w.passiveDevice.receive(lost.pairing[0]!)).type).toBe('derivationStep');
+    await updateFollowed(w.activeDevice, w.a, w.passiveDevice, [bob]);
     expectInSync([w.a, w.p, bob]);
   });
 });
@@ -338,17 +304,14 @@ describe('Paired MLS review 4: a ShareRand with a seed too short for a vault', (
   it('is refused as malformed (PAIRING_REJECTED), not with a bare RangeError; the real ShareRand then pairs', async () => {
     const a = await device('alice');
     const p = await device('alice-phone');
-    const active = await PairedDevice.initiate(a.client, a.identity);
-    const { initPairing, shareRand } = await active.invite(await PairedDevice.createKeyPackage(p.client, p.identity));
-    const joiner = await PairedDevice.join(p.client, initPairing);
+    const { active, joiner, shareRand } = await invited(a, p);
     // From its inviter (a device with a bug, or one whose vault the joiner has no reason to trust).
     const short = await active.pairingGroup.encrypt(
       encodePairingMessage({ type: 'shareRand', mode: 'hidden', seed: new Uint8Array(16).fill(1), anchorIdentity: a.identity.identity, ciphersuite: 1, anchorKeyPair: new Uint8Array(0), counter: 0n, proof: new Uint8Array(0) }),
     );
     await refused(() => joiner.receive(short), 'PAIRING_REJECTED', 'malformed', 'ShareRand carries a seed of 16 bytes, a vault needs at least 32 (malformed)');
     expect({ established: joiner.established, vault: joiner.vault }).toEqual({ established: false, vault: undefined });
-    const applied = await joiner.receive(shareRand);
-    if (applied.type !== 'shareRandApplied') throw new Error(`expected shareRandApplied, got ${applied.type}`);
+    const applied = await applyShareRand(joiner, shareRand);
     expect(await active.receive(applied.accept)).toEqual({ type: 'paired' });
   });
 });
