@@ -7,7 +7,8 @@
 // compile time, or a runtime read relative to the crate). The published
 // crate leaves that folder out, so this script builds it (git-ignored) as
 // symlinks to test/vectors/mlswg; the vendored code is not modified.
-// Then the wasm tests of the field multiplication patched into
+// Then the integration test of the proposal-expansion changes, and the
+// wasm tests of the field multiplication patched into
 // vendor/curve25519-dalek (scripts/test-field-wasm.sh).
 // Ends with `N passed, M failed` and exits non-zero on any failure.
 import { spawnSync } from 'node:child_process';
@@ -158,6 +159,26 @@ if (run.status !== 0 && failed + unitFailed === 0) {
   console.log(run.out.split('\n').slice(-40).join('\n'));
   failed++;
 }
+// The integration test of the proposal-expansion changes (6–8, 10, 29 in
+// docs/ENGINE.md): the crate's public API only, a `[[test]]` of its own.
+const expansionRun = cargo(['test', '--manifest-path', join(crate, 'Cargo.toml'), '--features', FEATURES, '--test', 'proposal_expansion']);
+const expansionTests = results(expansionRun.out);
+let expansionPassed = 0;
+let expansionFailed = 0;
+for (const [t, s] of expansionTests) {
+  if (s === 'ok') expansionPassed++;
+  else if (s === 'FAILED') {
+    expansionFailed++;
+    console.log(`  FAIL proposal_expansion ${t}`);
+  }
+}
+if (expansionRun.status !== 0 && expansionFailed === 0) {
+  console.log(expansionRun.out.split('\n').slice(-40).join('\n'));
+  expansionFailed++;
+}
+console.log(`integration test of the proposal-expansion changes 6–8, 10, 29 (tests/proposal_expansion.rs): ${expansionPassed} passed, ${expansionFailed} failed`);
+unitPassed += expansionPassed;
+unitFailed += expansionFailed;
 // The dalek patches in vendor/curve25519-dalek
 // (docs/ENGINE.md): their tests run in wasm, not natively.
 const wasmEnv = { ...process.env, CARGO_TARGET_DIR: process.env.CARGO_TARGET_DIR ?? join(root, 'target/engine') };
