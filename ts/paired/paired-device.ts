@@ -1086,14 +1086,6 @@ export class PairedDevice {
   // -------------------------------------------------------------------------
 
   /**
-   * One paired operation at a time (invite, enroll, reenroll, commit and
-   * update, handOver, ceasePair): claimed before the first await, released
-   * when `fn` settled, so also while a commit waits on its `send`. A second
-   * one meanwhile would replace that pending commit (merged once `send`
-   * resolved: the DS took one commit, the device another) or interleave
-   * with it in the pairing group (docs/PROTOCOL.md §4.5).
-   */
-  /**
    * The device's state-changing calls (every paired operation but its
    * `send`, `receive`, `applyNotify`, `propose`) run one after the other
    * on a client, each waiting for the one before to settle. Run
@@ -1117,6 +1109,14 @@ export class PairedDevice {
     }
   }
 
+  /**
+   * One paired operation at a time (invite, enroll, reenroll, commit and
+   * update, handOver, ceasePair): claimed before the first await, released
+   * when `fn` settled, so also while a commit waits on its `send`. A second
+   * one meanwhile would replace that pending commit (merged once `send`
+   * resolved: the DS took one commit, the device another) or interleave
+   * with it in the pairing group (docs/PROTOCOL.md §4.5).
+   */
   async #exclusive<T>(fn: () => Promise<T>): Promise<T> {
     if (this.#busy) throw new PairingError('PAIRING_STATE', 'another paired operation of this device is still running (a commit waiting on its send): wait until it settled');
     this.#busy = true;
