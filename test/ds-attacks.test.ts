@@ -15,38 +15,13 @@ import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { WebSocket } from 'ws';
 import { MlsClient, toHex, utf8 } from 'paired-mls';
 import { DeliveryClient, DsError, signDsChallenge } from 'paired-mls/services';
 import { SqliteDeliveryStore, startDeliveryServer, type RunningDeliveryServer } from 'paired-mls/server';
-import { dsPeer, groupStillWorks, type DsPeer } from './ds-helpers.js';
+import { dsPeer, groupStillWorks, raw, tokenOf, upgrade, type DsPeer } from './ds-helpers.js';
 import { xorshift32 } from './helpers.js';
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
-
-/** One raw HTTP request; `token` as a Bearer. Returns status and parsed JSON (or text). */
-async function raw(url: string, method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; body: any }> {
-  const headers: Record<string, string> = {};
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  if (token) headers.authorization = `Bearer ${token}`;
-  const res = await fetch(url + path, { method, headers, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) });
-  const text = await res.text();
-  let parsed: unknown = text;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    // plain text
-  }
-  return { status: res.status, body: parsed };
-}
-
-/** A session token of `p` (challenge signed with its key), for hand-made requests. */
-async function tokenOf(url: string, p: DsPeer): Promise<string> {
-  const { body: c } = await raw(url, 'POST', '/v1/auth/challenge', { clientId: p.name });
-  const signature = b64(signDsChallenge(p.client, p.identity, c.challenge));
-  const { body } = await raw(url, 'POST', '/v1/auth/session', { challenge: c.challenge, signatureKey: b64(p.identity.signaturePublicKey), signature });
-  return body.token as string;
-}
 
 /** Expect a DeliveryClient call to be refused with exactly `reason`. */
 async function refused(p: Promise<unknown>, reason: string): Promise<void> {
@@ -56,19 +31,6 @@ async function refused(p: Promise<unknown>, reason: string): Promise<void> {
   );
   expect(err, `expected a refusal (${reason})`).toBeInstanceOf(DsError);
   expect((err as DsError).reason).toBe(reason);
-}
-
-/** Upgrade to a WebSocket; resolves with the HTTP status of a refused upgrade, or the open socket. */
-function upgrade(url: string, path: string, options: { ca?: Buffer } = {}): Promise<{ status: number; ws?: WebSocket }> {
-  return new Promise((resolve) => {
-    const ws = new WebSocket(url.replace(/^http/, 'ws') + path, options);
-    ws.on('unexpected-response', (_req, res) => {
-      resolve({ status: res.statusCode ?? 0 });
-      res.resume();
-    });
-    ws.on('open', () => resolve({ status: 101, ws }));
-    ws.on('error', () => resolve({ status: 0 }));
-  });
 }
 
 /** The honest clients' stored data, read straight from the database file. */
@@ -138,7 +100,7 @@ describe('the DS against an attacker', () => {
       await p.ds.ackWelcomes([w!.id]);
       p.seen = alice.seen;
     }
-    malloryToken = await tokenOf(server.url, mallory);
+    malloryToken = await tokenOf(server.url, mallory.name, mallory);
   });
   afterAll(async () => server?.close());
 
@@ -149,7 +111,7 @@ describe('the DS against an attacker', () => {
     // mallory, authenticated, is no reader of the group.
     expect((await upgrade(server.url, `/v1/stream?group=${toHex(alice.group!.id)}&access_token=${malloryToken}`)).status).toBe(403);
     // A member's stream that sends a 100 KiB frame (limit 1 KiB): closed with 1009, the server stays up.
-    const { status, ws } = await upgrade(server.url, `/v1/stream?group=${toHex(alice.group!.id)}&access_token=${await tokenOf(server.url, bob)}`);
+    const { status, ws } = await upgrade(server.url, `/v1/stream?group=${toHex(alice.group!.id)}&access_token=${await tokenOf(server.url, bob.name, bob)}`);
     expect(status).toBe(101);
     const code = await new Promise<number>((resolve) => {
       ws!.on('close', (c) => resolve(c));
@@ -417,14 +379,14 @@ describe('the DS against an attacker', () => {
       return { name: `x-${tag}`, client: c, identity: await c.createIdentity(`x-${tag}`, 1) } as DsPeer;
     })();
     expect(await post('/v1/as/register', await registration(other.name, other, { userId: alice.name }))).toMatchObject({ status: 403, body: { reason: 'registration-refused' } });
-    expect(await post('/v1/as/register', await registration(other.name, other, { userId: alice.name }), await tokenOf(server.url, newcomer))).toMatchObject({
+    expect(await post('/v1/as/register', await registration(other.name, other, { userId: alice.name }), await tokenOf(server.url, newcomer.name, newcomer))).toMatchObject({
       status: 403,
       body: { reason: 'registration-refused' },
     });
     // A registered client adding a key cannot move itself under another
     // user id or credential identity, even from its own session; a further
     // key with its own user id and identity is accepted.
-    const malloryToken2 = await tokenOf(server.url, mallory);
+    const malloryToken2 = await tokenOf(server.url, mallory.name, mallory);
     const withKey = async (name: string) => {
       const identity = await mallory.client.createIdentity(name, 1);
       return { ...mallory, identity } as DsPeer;
@@ -441,7 +403,7 @@ describe('the DS against an attacker', () => {
     expect(await alice.ds.validate(bob.identity.identity, bob.identity.signaturePublicKey)).toEqual({ clientId: bob.name, userId: bob.name });
     await refused(alice.ds.validate(alice.identity.identity, bob.identity.signaturePublicKey), 'unknown-client');
     // Revocation: the session ends, and neither the key nor the client id can come back, under any user.
-    const token = await tokenOf(server.url, newcomer);
+    const token = await tokenOf(server.url, newcomer.name, newcomer);
     await newcomer.ds.revoke();
     expect(await raw(server.url, 'GET', '/v1/welcomes', undefined, token)).toMatchObject({ status: 401, body: { reason: 'unauthenticated' } });
     expect(await post('/v1/as/register', await registration(`reborn-${tag}`, newcomer))).toMatchObject({ status: 403, body: { reason: 'registration-refused' } });
@@ -577,7 +539,7 @@ describe('the DS against an attacker', () => {
       }),
     );
     // WebSocket: upgrades with junk parameters, and junk frames on real streams (mallory has none; bob's streams are used).
-    const bobToken = await tokenOf(server.url, bob);
+    const bobToken = await tokenOf(server.url, bob.name, bob);
     let wsCount = 0;
     for (let i = 0; i < 500; i++) {
       if (i % 2 === 0) {
@@ -643,7 +605,7 @@ describe('the DS under abuse: rate limits, connection caps, slow clients, TLS', 
   afterAll(async () => server?.close());
 
   it('300 parallel requests from one client: the burst is served, the rest refused with 429 rate-limited', async () => {
-    const token = await tokenOf(server.url, alice);
+    const token = await tokenOf(server.url, alice.name, alice);
     await new Promise((r) => setTimeout(r, 2100)); // the bucket refills
     // 50 sockets (under the per-address cap), 300 requests in flight.
     const agent = new Agent({ keepAlive: true, maxSockets: 50 });
@@ -685,7 +647,7 @@ describe('the DS under abuse: rate limits, connection caps, slow clients, TLS', 
     );
     await Promise.all(closed);
     expect(await new DeliveryClient(server.url).healthy()).toBe(true);
-    const token = await tokenOf(server.url, bob);
+    const token = await tokenOf(server.url, bob.name, bob);
     const path = `/v1/stream?group=${toHex(alice.group!.id)}&access_token=${token}`;
     const open = [];
     for (let i = 0; i < 3; i++) open.push(await upgrade(server.url, path));
@@ -695,7 +657,7 @@ describe('the DS under abuse: rate limits, connection caps, slow clients, TLS', 
   });
 
   it('a subscriber that never reads is cut off (bounded buffering); the others keep streaming', async () => {
-    const token = await tokenOf(server.url, bob);
+    const token = await tokenOf(server.url, bob.name, bob);
     const { ws } = await upgrade(server.url, `/v1/stream?group=${toHex(alice.group!.id)}&access_token=${token}`);
     // Stop reading: the server's writes back up.
     const socket = (ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;

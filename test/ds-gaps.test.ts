@@ -5,40 +5,13 @@
  * reason) and the honest clients still served afterwards.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { WebSocket } from 'ws';
 import { bytesEqual, MlsClient, toHex } from 'paired-mls';
 import { DeliveryClient, signDsChallenge } from 'paired-mls/services';
-import { SqliteDeliveryStore, startDeliveryServer, type DeliveryServerOptions, type PostgresDeliveryStore, type RunningDeliveryServer } from 'paired-mls/server';
-import { dsPeer, groupStillWorks, type DsPeer } from './ds-helpers.js';
+import { startDeliveryServer, type PostgresDeliveryStore, type RunningDeliveryServer } from 'paired-mls/server';
+import { dsPeer, groupOf, groupStillWorks, proof, raw, sqliteServers, tokenOf, upgrade, type DsPeer } from './ds-helpers.js';
 import { postgresPair, type PostgresPair } from './ds-postgres-pair.js';
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
-
-async function raw(url: string, method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; body: any }> {
-  const headers: Record<string, string> = {};
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  if (token) headers.authorization = `Bearer ${token}`;
-  const res = await fetch(url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await res.text();
-  try {
-    return { status: res.status, body: JSON.parse(text) };
-  } catch {
-    return { status: res.status, body: text };
-  }
-}
-
-/** A signed proof of `who`'s key over a fresh challenge for `clientId`. */
-async function proof(url: string, clientId: string, who: { client: MlsClient; identity: DsPeer['identity'] }) {
-  const { body: c } = await raw(url, 'POST', '/v1/auth/challenge', { clientId });
-  return { challenge: c.challenge as string, signatureKey: b64(who.identity.signaturePublicKey), signature: b64(signDsChallenge(who.client, who.identity, c.challenge)) };
-}
-
-async function tokenOf(url: string, p: DsPeer): Promise<string> {
-  return (await raw(url, 'POST', '/v1/auth/session', await proof(url, p.name, p))).body.token as string;
-}
 
 /** A registration body for `clientId` with `who`'s key (identity `identity`, default the client id). */
 async function registration(url: string, clientId: string, who: { client: MlsClient; identity: DsPeer['identity'] }, extra: Record<string, unknown> = {}) {
@@ -51,49 +24,9 @@ async function unregistered(name: string): Promise<{ name: string; client: MlsCl
   return { name, client, identity: await client.createIdentity(name, 1) };
 }
 
-function upgrade(url: string, path: string): Promise<{ status: number; ws?: WebSocket }> {
-  return new Promise((resolve) => {
-    const ws = new WebSocket(url.replace(/^http/, 'ws') + path);
-    ws.on('unexpected-response', (_req, res) => {
-      resolve({ status: res.statusCode ?? 0 });
-      res.resume();
-    });
-    ws.on('open', () => resolve({ status: 101, ws }));
-    ws.on('error', () => resolve({ status: 0 }));
-  });
-}
-
-/** alice's group with `others` added through the DS (fetch → commit with Welcome → join). */
-async function groupOf(alice: DsPeer, others: DsPeer[]): Promise<void> {
-  alice.group = await alice.client.createGroup(alice.identity);
-  await alice.ds.createGroup(alice.group.id, { epoch: alice.group.epoch });
-  for (const p of others) await p.ds.uploadKeyPackages([await p.client.createKeyPackage(p.identity)]);
-  const kps = await alice.ds.fetchKeyPackages(others.map((p) => p.name));
-  const add = await alice.group.commit({ add: [...kps.values()], groupInfo: true });
-  alice.seen = await alice.ds.submit(alice.group.id, add.commit, { welcome: add.welcome, added: others.map((p) => p.name), groupInfo: add.groupInfo });
-  await alice.ds.ackKeyPackages(others.map((p) => p.name));
-  await alice.group.mergePendingCommit();
-  for (const p of others) {
-    const [w] = await p.ds.welcomes();
-    p.group = await p.client.joinFromWelcome(w!.welcome);
-    await p.ds.ackWelcomes([w!.id]);
-    p.seen = alice.seen;
-  }
-}
-
 describe('the gaps of docs/PROTOCOL.md §8, closed (SQLite)', () => {
-  const servers: RunningDeliveryServer[] = [];
-  const dir = mkdtempSync(join(tmpdir(), 'paired-mls-gaps-'));
+  const server = sqliteServers('paired-mls-gaps-');
   const tag = Math.random().toString(36).slice(2, 8);
-  let n = 0;
-  async function server(options: Partial<DeliveryServerOptions> = {}): Promise<RunningDeliveryServer> {
-    const s = await startDeliveryServer({ port: 0, store: new SqliteDeliveryStore(join(dir, `ds${++n}.sqlite`)), ...options });
-    servers.push(s);
-    return s;
-  }
-  afterAll(async () => {
-    for (const s of servers) await s.close();
-  });
 
   it('a first registration ties the credential identity to the client id: nobody registers an identity naming another client', async () => {
     const s = await server();
@@ -114,7 +47,7 @@ describe('the gaps of docs/PROTOCOL.md §8, closed (SQLite)', () => {
     });
     // A device of alice's, vouched for by her session, may carry her user's identity (same user); not mallory's.
     const phone = await unregistered(alice.name);
-    expect((await post(await registration(s.url, `alice-phone-${tag}`, phone, { userId: alice.name }), await tokenOf(s.url, alice))).status).toBe(200);
+    expect((await post(await registration(s.url, `alice-phone-${tag}`, phone, { userId: alice.name }), await tokenOf(s.url, alice.name, alice))).status).toBe(200);
     // Two first registrations of one new client id racing with different keys: exactly one wins.
     const racers = await Promise.all(Array.from({ length: 8 }, () => unregistered(`carol-${tag}`)));
     const bodies = await Promise.all(racers.map((r) => registration(s.url, r.name, r)));
@@ -142,7 +75,7 @@ describe('the gaps of docs/PROTOCOL.md §8, closed (SQLite)', () => {
     // The proof a registration spent cannot open a session either.
     expect(await raw(s.url, 'POST', '/v1/auth/session', { challenge: reg.challenge, signatureKey: reg.signatureKey, signature: reg.signature })).toMatchObject(replayed);
     // Honest logins take a fresh challenge each time and keep working.
-    expect((await raw(s.url, 'GET', '/v1/welcomes', undefined, await tokenOf(s.url, alice))).status).toBe(200);
+    expect((await raw(s.url, 'GET', '/v1/welcomes', undefined, await tokenOf(s.url, alice.name, alice))).status).toBe(200);
     await DeliveryClient.login(s.url, { clientId: alice.name, client: alice.client, identity: alice.identity });
   });
 
@@ -193,7 +126,7 @@ describe('the gaps of docs/PROTOCOL.md §8, closed (SQLite)', () => {
     await expect(mallory!.ds.submit(fourth.g.id, fourth.c.commit, { welcome: fourth.c.welcome, added: [victim!.name] })).rejects.toMatchObject({ reason: 'inbox-full' });
     expect(await s.ds.store.countWelcomes(victim!.name)).toBe(2);
     // The inbox route is paged.
-    const token = await tokenOf(s.url, victim!);
+    const token = await tokenOf(s.url, victim!.name, victim!);
     const page1 = await raw(s.url, 'GET', '/v1/welcomes?limit=1', undefined, token);
     expect(page1.status).toBe(200);
     expect(page1.body.welcomes).toHaveLength(1);
@@ -238,7 +171,7 @@ describe('the gaps of docs/PROTOCOL.md §8, closed (SQLite)', () => {
     const s = await server({ maxStreamsPerClient: 2 });
     const [alice, bob] = await Promise.all(['alice', 'bob'].map((x) => dsPeer(s.url, `${x}-${tag}`)));
     await groupOf(alice!, [bob!]);
-    const token = await tokenOf(s.url, bob!);
+    const token = await tokenOf(s.url, bob!.name, bob!);
     const path = `/v1/stream?group=${toHex(alice!.group!.id)}&access_token=${token}`;
     const results = await Promise.all(Array.from({ length: 12 }, () => upgrade(s.url, path)));
     expect(results.filter((r) => r.status === 101)).toHaveLength(2);
@@ -260,12 +193,12 @@ describe('the gaps of docs/PROTOCOL.md §8, closed (SQLite)', () => {
     const s = await server({ clientRate: [0.001, 3], rateLimitKeys: 3, ipRate: [1e6, 1e6] });
     const mallory = await dsPeer(s.url, `mallory-${tag}`);
     const churners = await Promise.all(Array.from({ length: 6 }, (_, i) => dsPeer(s.url, `churn${i}-${tag}`)));
-    const token = await tokenOf(s.url, mallory);
+    const token = await tokenOf(s.url, mallory.name, mallory);
     const statuses = [];
     for (let i = 0; i < 4; i++) statuses.push((await raw(s.url, 'GET', '/v1/welcomes', undefined, token)).status);
     expect(statuses).toEqual([200, 200, 200, 429]);
     // More keys than the limiter keeps: before the fix this evicted mallory's empty bucket.
-    const tokens = await Promise.all(churners.map((c) => tokenOf(s.url, c)));
+    const tokens = await Promise.all(churners.map((c) => tokenOf(s.url, c.name, c)));
     for (const t of tokens) await raw(s.url, 'GET', '/v1/welcomes', undefined, t);
     expect(await raw(s.url, 'GET', '/v1/welcomes', undefined, token)).toMatchObject({ status: 429, body: { reason: 'rate-limited' } });
   });
@@ -350,7 +283,7 @@ describe('the gaps of docs/PROTOCOL.md §8, closed (PostgreSQL, two servers)', (
     for (let round = 0; round < 12; round++) {
       const c = await dsPeer(one.url, `racer${round}-${tag}`);
       const second = { client: c.client, identity: await c.client.createIdentity(c.name, 1) };
-      const token = await tokenOf(one.url, c);
+      const token = await tokenOf(one.url, c.name, c);
       const body = await registration(two.url, c.name, second);
       const [reg, rev] = await Promise.all([raw(two.url, 'POST', '/v1/as/register', body, token), raw(one.url, 'POST', '/v1/as/revoke', {}, token)]);
       expect(rev.status).toBe(200);

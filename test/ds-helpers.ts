@@ -1,8 +1,12 @@
 /** Clients of the networked DS for tests: a fresh MLS identity registered at the DS's AS and logged in. */
-import { expect } from 'vitest';
+import { afterAll, expect } from 'vitest';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { WebSocket } from 'ws';
-import { DeliveryClient } from 'paired-mls/services';
-import { utf8 } from 'paired-mls';
+import { DeliveryClient, signDsChallenge } from 'paired-mls/services';
+import { utf8, type MlsClient } from 'paired-mls';
+import { SqliteDeliveryStore, startDeliveryServer, type DeliveryServerOptions, type RunningDeliveryServer } from 'paired-mls/server';
 import { newMember, type Member } from './helpers.js';
 
 export type DsPeer = Member & { ds: DeliveryClient; seen: number };
@@ -43,4 +47,90 @@ export async function groupStillWorks(peers: DsPeer[], text: string): Promise<vo
     expect(got).toEqual([text]);
   }
   expect(new Set(peers.map((p) => p.group!.epoch)).size).toBe(1);
+}
+
+const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
+
+/** One raw HTTP request (hand-made, to test what DeliveryClient never sends); `token` as a Bearer, a string body sent as is. Returns status and parsed JSON (or text). */
+export async function raw(url: string, method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; body: any }> {
+  const headers: Record<string, string> = {};
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (token) headers.authorization = `Bearer ${token}`;
+  const res = await fetch(url + path, { method, headers, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) });
+  const text = await res.text();
+  try {
+    return { status: res.status, body: JSON.parse(text) };
+  } catch {
+    return { status: res.status, body: text };
+  }
+}
+
+/** A signed proof of `who`'s key over a fresh challenge naming `clientId` (for hand-made session and AS requests). */
+export async function proof(url: string, clientId: string, who: { client: MlsClient; identity: DsPeer['identity'] }) {
+  const { body: c } = await raw(url, 'POST', '/v1/auth/challenge', { clientId });
+  return { challenge: c.challenge as string, signatureKey: b64(who.identity.signaturePublicKey), signature: b64(signDsChallenge(who.client, who.identity, c.challenge)) };
+}
+
+/** A session token of `clientId` with `who`'s key, for hand-made requests. */
+export async function tokenOf(url: string, clientId: string, who: { client: MlsClient; identity: DsPeer['identity'] }): Promise<string> {
+  return (await raw(url, 'POST', '/v1/auth/session', await proof(url, clientId, who))).body.token as string;
+}
+
+/** Upgrade to a WebSocket (to test the upgrade's refusals); resolves with the HTTP status of a refused upgrade, or the open socket. */
+export function upgrade(url: string, path: string, options: { ca?: Buffer } = {}): Promise<{ status: number; ws?: WebSocket }> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url.replace(/^http/, 'ws') + path, options);
+    ws.on('unexpected-response', (_req, res) => {
+      resolve({ status: res.statusCode ?? 0 });
+      res.resume();
+    });
+    ws.on('open', () => resolve({ status: 101, ws }));
+    ws.on('error', () => resolve({ status: 0 }));
+  });
+}
+
+/** alice's group with `others` added through the DS (fetch → commit with Welcome → join), the start of most DS attacks. */
+export async function groupOf(alice: DsPeer, others: DsPeer[]): Promise<void> {
+  alice.group = await alice.client.createGroup(alice.identity);
+  await alice.ds.createGroup(alice.group.id, { epoch: alice.group.epoch });
+  for (const p of others) await p.ds.uploadKeyPackages([await p.client.createKeyPackage(p.identity)]);
+  const kps = await alice.ds.fetchKeyPackages(others.map((p) => p.name));
+  const add = await alice.group.commit({ add: [...kps.values()], groupInfo: true });
+  alice.seen = await alice.ds.submit(alice.group.id, add.commit, { welcome: add.welcome, added: others.map((p) => p.name), groupInfo: add.groupInfo });
+  await alice.ds.ackKeyPackages(others.map((p) => p.name));
+  await alice.group.mergePendingCommit();
+  for (const p of others) {
+    const [w] = await p.ds.welcomes();
+    p.group = await p.client.joinFromWelcome(w!.welcome);
+    await p.ds.ackWelcomes([w!.id]);
+    p.seen = alice.seen;
+  }
+}
+
+/** `p` reads and processes every page of its group's log up to now (one `catchUp` reads one page). */
+export async function catchUpAll(p: DsPeer): Promise<void> {
+  for (let before = -1; before !== p.seen; ) {
+    before = p.seen;
+    await catchUp(p);
+  }
+}
+
+/**
+ * The SQLite server fixture of a `describe` (call it inside one): each
+ * `server(options)` starts a DS on a fresh SQLite file in a temporary
+ * directory named `prefix`…; `store` makes another SQLite store on that
+ * file. All are closed after the describe's tests.
+ */
+export function sqliteServers(prefix: string): (options?: Partial<DeliveryServerOptions>, store?: (file: string) => SqliteDeliveryStore) => Promise<RunningDeliveryServer> {
+  const servers: RunningDeliveryServer[] = [];
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  let n = 0;
+  afterAll(async () => {
+    for (const s of servers) await s.close();
+  });
+  return async (options = {}, store = (file) => new SqliteDeliveryStore(file)) => {
+    const s = await startDeliveryServer({ port: 0, store: store(join(dir, `ds${++n}.sqlite`)), ...options });
+    servers.push(s);
+    return s;
+  };
 }

@@ -12,89 +12,16 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
-import { MlsClient, toHex } from 'paired-mls';
-import { signDsChallenge } from 'paired-mls/services';
-import { SqliteDeliveryStore, startDeliveryServer, type DeliveryServerOptions, type RunningDeliveryServer } from 'paired-mls/server';
-import { catchUp, dsPeer, groupStillWorks, type DsPeer } from './ds-helpers.js';
+import { toHex } from 'paired-mls';
+import { catchUpAll, dsPeer, groupOf, groupStillWorks, proof, raw, sqliteServers, tokenOf, upgrade } from './ds-helpers.js';
 import { postgresPair, type PostgresPair } from './ds-postgres-pair.js';
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
 const MiB = 1024 * 1024;
 
-async function raw(url: string, method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; body: any }> {
-  const headers: Record<string, string> = {};
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  if (token) headers.authorization = `Bearer ${token}`;
-  const res = await fetch(url + path, { method, headers, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) });
-  const text = await res.text();
-  try {
-    return { status: res.status, body: JSON.parse(text) };
-  } catch {
-    return { status: res.status, body: text };
-  }
-}
-
-/** A signed proof of `who`'s key over a fresh challenge naming `clientId`. */
-async function proof(url: string, clientId: string, who: { client: MlsClient; identity: DsPeer['identity'] }) {
-  const { body: c } = await raw(url, 'POST', '/v1/auth/challenge', { clientId });
-  return { challenge: c.challenge as string, signatureKey: b64(who.identity.signaturePublicKey), signature: b64(signDsChallenge(who.client, who.identity, c.challenge)) };
-}
-
-async function tokenOf(url: string, p: DsPeer): Promise<string> {
-  return (await raw(url, 'POST', '/v1/auth/session', await proof(url, p.name, p))).body.token as string;
-}
-
-function upgrade(url: string, path: string): Promise<{ status: number; ws?: WebSocket }> {
-  return new Promise((resolve) => {
-    const ws = new WebSocket(url.replace(/^http/, 'ws') + path);
-    ws.on('unexpected-response', (_req, res) => {
-      resolve({ status: res.statusCode ?? 0 });
-      res.resume();
-    });
-    ws.on('open', () => resolve({ status: 101, ws }));
-    ws.on('error', () => resolve({ status: 0 }));
-  });
-}
-
-/** `p` reads and processes every page of its group's log up to now. */
-async function catchUpAll(p: DsPeer): Promise<void> {
-  for (let before = -1; before !== p.seen; ) {
-    before = p.seen;
-    await catchUp(p);
-  }
-}
-
-/** alice's group with `others` added through the DS (fetch → commit with Welcome → join). */
-async function groupOf(alice: DsPeer, others: DsPeer[]): Promise<void> {
-  alice.group = await alice.client.createGroup(alice.identity);
-  await alice.ds.createGroup(alice.group.id, { epoch: alice.group.epoch });
-  for (const p of others) await p.ds.uploadKeyPackages([await p.client.createKeyPackage(p.identity)]);
-  const kps = await alice.ds.fetchKeyPackages(others.map((p) => p.name));
-  const add = await alice.group.commit({ add: [...kps.values()], groupInfo: true });
-  alice.seen = await alice.ds.submit(alice.group.id, add.commit, { welcome: add.welcome, added: others.map((p) => p.name), groupInfo: add.groupInfo });
-  await alice.ds.ackKeyPackages(others.map((p) => p.name));
-  await alice.group.mergePendingCommit();
-  for (const p of others) {
-    const [w] = await p.ds.welcomes();
-    p.group = await p.client.joinFromWelcome(w!.welcome);
-    await p.ds.ackWelcomes([w!.id]);
-    p.seen = alice.seen;
-  }
-}
-
 describe('review of the DS (SQLite)', () => {
-  const servers: RunningDeliveryServer[] = [];
-  const dir = mkdtempSync(join(tmpdir(), 'paired-mls-review-'));
+  const server = sqliteServers('paired-mls-review-');
   const tag = Math.random().toString(36).slice(2, 8);
-  let n = 0;
-  async function server(options: Partial<DeliveryServerOptions> = {}): Promise<RunningDeliveryServer> {
-    const s = await startDeliveryServer({ port: 0, store: new SqliteDeliveryStore(join(dir, `ds${++n}.sqlite`)), ...options });
-    servers.push(s);
-    return s;
-  }
-  afterAll(async () => {
-    for (const s of servers) await s.close();
-  });
 
   it('a poll page is bounded in bytes, not only in messages: 24 messages of 1 MiB come in pages of at most 8 MiB, all of them in order', async () => {
     const s = await server();
@@ -107,7 +34,7 @@ describe('review of the DS (SQLite)', () => {
     const from = alice.seen;
     const big = new Uint8Array(MiB).fill(7);
     for (let i = 0; i < 24; i++) alice.seen = await alice.ds.submit(gid, await alice.group!.encrypt(big));
-    const token = await tokenOf(s.url, bob);
+    const token = await tokenOf(s.url, bob.name, bob);
     const first = await raw(s.url, 'GET', `/v1/groups/${toHex(gid)}/messages?after=${from}`, undefined, token);
     expect(first.status).toBe(200);
     const bytes = (first.body.messages as { message: string }[]).reduce((sum, m) => sum + Buffer.from(m.message, 'base64').length, 0);
@@ -137,7 +64,7 @@ describe('review of the DS (SQLite)', () => {
       most = Math.max(most, this.bufferedAmount);
     } as WebSocket['send'];
     try {
-      const { ws } = await upgrade(s.url, `/v1/stream?group=${toHex(gid)}&after=${from}&access_token=${await tokenOf(s.url, bob)}`);
+      const { ws } = await upgrade(s.url, `/v1/stream?group=${toHex(gid)}&after=${from}&access_token=${await tokenOf(s.url, bob.name, bob)}`);
       const socket = (ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
       socket.pause();
       const got: number[] = [];
@@ -175,7 +102,7 @@ describe('review of the DS (SQLite)', () => {
     const s = await server();
     const [alice, bob] = await Promise.all([dsPeer(s.url, `alice-${tag}`), dsPeer(s.url, `bob-${tag}`)]);
     await groupOf(alice, [bob]);
-    const token = await tokenOf(s.url, alice);
+    const token = await tokenOf(s.url, alice.name, alice);
     // A new key whose proof is over a challenge for a fresh id: the rotation
     // registered that id and revoked alice's key, then handed her a session
     // (alice, new key) that no request accepts.
@@ -305,7 +232,7 @@ describe('review of the DS (PostgreSQL, two servers)', () => {
   it('two creations of one group id racing on two servers: one is 200, the other 409 group-exists; the winner is not overwritten', async () => {
     const { one, two } = pair;
     const [alice, mallory, bob] = await Promise.all([dsPeer(one.url, `alice-${tag}`), dsPeer(two.url, `mallory-${tag}`), dsPeer(one.url, `bob-${tag}`)]);
-    const [ta, tm] = await Promise.all([tokenOf(one.url, alice), tokenOf(two.url, mallory)]);
+    const [ta, tm] = await Promise.all([tokenOf(one.url, alice.name, alice), tokenOf(two.url, mallory.name, mallory)]);
     // mallory knows the id alice is about to create (e.g. a deterministic one) and creates it at the same moment elsewhere.
     for (let round = 0; round < 10; round++) {
       const groupId = b64(new Uint8Array(16).map(() => Math.floor(Math.random() * 256)));

@@ -21,39 +21,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request as httpRequest } from 'node:http';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { MlsClient } from 'paired-mls';
-import { signDsChallenge } from 'paired-mls/services';
-import { SqliteDeliveryStore, startDeliveryServer, type DeliveryServerOptions, type RunningDeliveryServer } from 'paired-mls/server';
-import { catchUp, dsPeer, groupStillWorks, type DsPeer } from './ds-helpers.js';
+import { SqliteDeliveryStore } from 'paired-mls/server';
+import { catchUpAll, dsPeer, groupOf, groupStillWorks, proof, raw, sqliteServers, tokenOf, type DsPeer } from './ds-helpers.js';
 import { postgresPair, type PostgresPair } from './ds-postgres-pair.js';
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
-
-async function raw(url: string, method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; body: any }> {
-  const headers: Record<string, string> = {};
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  if (token) headers.authorization = `Bearer ${token}`;
-  const res = await fetch(url + path, { method, headers, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) });
-  const text = await res.text();
-  try {
-    return { status: res.status, body: JSON.parse(text) };
-  } catch {
-    return { status: res.status, body: text };
-  }
-}
-
-/** A signed proof of `identity`'s key over a fresh challenge naming `clientId`. */
-async function proof(url: string, clientId: string, client: MlsClient, identity: DsPeer['identity']) {
-  const { body: c } = await raw(url, 'POST', '/v1/auth/challenge', { clientId });
-  return { challenge: c.challenge as string, signatureKey: b64(identity.signaturePublicKey), signature: b64(signDsChallenge(client, identity, c.challenge)) };
-}
-
-async function tokenOf(url: string, name: string, client: MlsClient, identity: DsPeer['identity']): Promise<string> {
-  return (await raw(url, 'POST', '/v1/auth/session', await proof(url, name, client, identity))).body.token as string;
-}
 
 /**
  * A request whose headers go now and whose body goes when `send()` is
@@ -80,53 +52,17 @@ function heldRequest(url: string, path: string, body: unknown, token: string): {
   };
 }
 
-/** alice's group with `others` added through the DS (fetch → commit with Welcome → join). */
-async function groupOf(alice: DsPeer, others: DsPeer[]): Promise<void> {
-  alice.group = await alice.client.createGroup(alice.identity);
-  await alice.ds.createGroup(alice.group.id, { epoch: alice.group.epoch });
-  for (const p of others) await p.ds.uploadKeyPackages([await p.client.createKeyPackage(p.identity)]);
-  const kps = await alice.ds.fetchKeyPackages(others.map((p) => p.name));
-  const add = await alice.group.commit({ add: [...kps.values()], groupInfo: true });
-  alice.seen = await alice.ds.submit(alice.group.id, add.commit, { welcome: add.welcome, added: others.map((p) => p.name), groupInfo: add.groupInfo });
-  await alice.ds.ackKeyPackages(others.map((p) => p.name));
-  await alice.group.mergePendingCommit();
-  for (const p of others) {
-    const [w] = await p.ds.welcomes();
-    p.group = await p.client.joinFromWelcome(w!.welcome);
-    await p.ds.ackWelcomes([w!.id]);
-    p.seen = alice.seen;
-  }
-}
-
-/** `p` reads and processes every page of its group's log up to now. */
-async function catchUpAll(p: DsPeer): Promise<void> {
-  for (let before = -1; before !== p.seen; ) {
-    before = p.seen;
-    await catchUp(p);
-  }
-}
-
 describe('second review of the DS (SQLite)', () => {
-  const servers: RunningDeliveryServer[] = [];
-  const dir = mkdtempSync(join(tmpdir(), 'paired-mls-review2-'));
+  const server = sqliteServers('paired-mls-review2-');
   const tag = Math.random().toString(36).slice(2, 8);
-  let n = 0;
-  async function server(options: Partial<DeliveryServerOptions> = {}): Promise<RunningDeliveryServer> {
-    const s = await startDeliveryServer({ port: 0, store: new SqliteDeliveryStore(join(dir, `ds${++n}.sqlite`)), ...options });
-    servers.push(s);
-    return s;
-  }
-  afterAll(async () => {
-    for (const s of servers) await s.close();
-  });
 
   it("a thief's rotation that loses the race registers nothing: one started before the owner's rotation and finished after it is refused with 401 unauthenticated", async () => {
     const s = await server();
     const [alice, bob] = await Promise.all([dsPeer(s.url, `alice-${tag}`), dsPeer(s.url, `bob-${tag}`)]);
     // A thief copied bob's signature key (PROTOCOL §8.4: whoever rotates first keeps the account).
-    const thiefToken = await tokenOf(s.url, bob.name, bob.client, bob.identity);
+    const thiefToken = await tokenOf(s.url, bob.name, bob);
     const thiefKey = await bob.client.createIdentity(bob.name, 1);
-    const body = { ...(await proof(s.url, bob.name, bob.client, thiefKey)), userId: bob.name, identity: b64(thiefKey.identity), ciphersuite: 1 };
+    const body = { ...(await proof(s.url, bob.name, { client: bob.client, identity: thiefKey })), userId: bob.name, identity: b64(thiefKey.identity), ciphersuite: 1 };
     // The thief's rotation is authenticated on its headers; its body follows
     // the owner's rotation. It registered the thief's key and only then
     // failed to revoke the (already revoked) old one: 404, key kept.
@@ -136,13 +72,13 @@ describe('second review of the DS (SQLite)', () => {
     await bob.ds.rotateKey(ownerKey);
     expect(await thief.send()).toMatchObject({ status: 401, body: { reason: 'unauthenticated' } });
     // Nothing of the thief's is bound: no session with its key.
-    const bobToken = await tokenOf(s.url, bob.name, bob.client, ownerKey);
+    const bobToken = await tokenOf(s.url, bob.name, { client: bob.client, identity: ownerKey });
     expect(await raw(s.url, 'POST', '/v1/as/validate', { identity: b64(thiefKey.identity), signatureKey: b64(thiefKey.signaturePublicKey) }, bobToken)).toMatchObject({ status: 404, body: { reason: 'unknown-client' } });
-    expect(await raw(s.url, 'POST', '/v1/auth/session', await proof(s.url, bob.name, bob.client, thiefKey))).toMatchObject({ status: 401, body: { reason: 'unauthenticated' } });
+    expect(await raw(s.url, 'POST', '/v1/auth/session', await proof(s.url, bob.name, { client: bob.client, identity: thiefKey }))).toMatchObject({ status: 401, body: { reason: 'unauthenticated' } });
     // Two rotations of one session at once: exactly one wins.
-    const t1 = await tokenOf(s.url, bob.name, bob.client, ownerKey);
+    const t1 = await tokenOf(s.url, bob.name, { client: bob.client, identity: ownerKey });
     const keys = [await bob.client.createIdentity(bob.name, 1), await bob.client.createIdentity(bob.name, 1)];
-    const bodies = await Promise.all(keys.map(async (k) => ({ ...(await proof(s.url, bob.name, bob.client, k)), userId: bob.name, identity: b64(k.identity), ciphersuite: 1 })));
+    const bodies = await Promise.all(keys.map(async (k) => ({ ...(await proof(s.url, bob.name, { client: bob.client, identity: k })), userId: bob.name, identity: b64(k.identity), ciphersuite: 1 })));
     const held = bodies.map((b) => heldRequest(s.url, '/v1/as/rotate', b, t1));
     await new Promise((r) => setTimeout(r, 100));
     const answers = await Promise.all(held.map((h) => h.send()));
@@ -177,9 +113,8 @@ describe('second review of the DS (SQLite)', () => {
         return page;
       }
     }
-    const store = new CountingStore(join(dir, `ds${++n}.sqlite`));
-    const s = await startDeliveryServer({ port: 0, store, verifyCommits: true });
-    servers.push(s);
+    let store!: CountingStore;
+    const s = await server({ verifyCommits: true }, (file) => (store = new CountingStore(file)));
     const plaintext = { wireFormat: 'plaintext' as const };
     const [alice, mallory] = await Promise.all([dsPeer(s.url, `alice-${tag}`), dsPeer(s.url, `mallory-${tag}`)]);
     alice.group = await alice.client.createGroup(alice.identity, plaintext);
@@ -218,7 +153,7 @@ describe('second review of the DS (SQLite)', () => {
     const KiB = 1024;
     const s = await server({ maxBodyBytes: 1024 * KiB, maxBodyBytesPerIp: 2560 * KiB });
     const [alice, bob, mallory] = await Promise.all([dsPeer(s.url, `alice-${tag}`), dsPeer(s.url, `bob-${tag}`), dsPeer(s.url, `mallory-${tag}`)]);
-    const token = await tokenOf(s.url, mallory.name, mallory.client, mallory.identity);
+    const token = await tokenOf(s.url, mallory.name, mallory);
     // mallory (127.0.0.2) starts bodies of 1000 KiB and never finishes them:
     // each connection held up to maxBodyBytes, 512 per address (2 GiB with
     // the 4 MiB default), renewed every requestTimeout.
@@ -318,8 +253,8 @@ describe('second review of the DS (PostgreSQL, two servers)', () => {
       expect(current.signatureKey).toEqual(identity.signaturePublicKey);
       const urls = [one.url, two.url];
       const keys = [await bob.client.createIdentity(bob.name, 1), await bob.client.createIdentity(bob.name, 1)];
-      const tokens = await Promise.all(urls.map((u) => tokenOf(u, bob.name, bob.client, identity)));
-      const bodies = await Promise.all(keys.map(async (k, i) => ({ ...(await proof(urls[i]!, bob.name, bob.client, k)), userId: bob.name, identity: b64(k.identity), ciphersuite: 1 })));
+      const tokens = await Promise.all(urls.map((u) => tokenOf(u, bob.name, { client: bob.client, identity })));
+      const bodies = await Promise.all(keys.map(async (k, i) => ({ ...(await proof(urls[i]!, bob.name, { client: bob.client, identity: k })), userId: bob.name, identity: b64(k.identity), ciphersuite: 1 })));
       const held = bodies.map((b, i) => heldRequest(urls[i]!, '/v1/as/rotate', b, tokens[i]!));
       await new Promise((r) => setTimeout(r, 100));
       const answers = await Promise.all(held.map((h) => h.send()));
