@@ -50,6 +50,17 @@ export const others = (all: Person[], p: Person) => all.filter((o) => o !== p);
 /** A universe founded by the first person, INIT delivered; `sendGroupOf(name)` says whom each adds to its own send group (default: everyone else). */
 export async function universe(names: string[], sendGroupOf: (name: string) => string[] = (n) => names.filter((x) => x !== n), options: DmlsOptions = {}): Promise<Person[]> {
   const people = await Promise.all(names.map((n) => person(n)));
+  for (const [p, messages] of await found(people, sendGroupOf, options)) await send(messages, others(people, p));
+  return people;
+}
+
+/**
+ * `people` found a universe (the first person founds, the others join from
+ * its Welcome and definition) and return, undelivered, each joiner's INIT
+ * (the Welcome into its send group and its announcement), so a test can
+ * slip something in before one of them.
+ */
+export async function found(people: Person[], sendGroupOf: (name: string) => string[] = (n) => people.map((p) => p.name).filter((x) => x !== n), options: DmlsOptions = {}): Promise<[Person, Uint8Array[]][]> {
   const byName = new Map(people.map((p) => [p.name, p]));
   const keyPackages = (who: string[]) => Promise.all(who.map((n) => byName.get(n)!.client.createKeyPackage(byName.get(n)!.identity)));
   const [founder, ...rest] = people as [Person, ...Person[]];
@@ -62,8 +73,7 @@ export async function universe(names: string[], sendGroupOf: (name: string) => s
     p.member = joined.member;
     inits.push([p, joined.messages]);
   }
-  for (const [p, messages] of inits) await send(messages, others(people, p));
-  return people;
+  return inits;
 }
 
 /** What `fn` rejects with (undefined when it resolves), so a test can look at the error. */
