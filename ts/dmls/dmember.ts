@@ -22,6 +22,8 @@ import { readMlsHeader } from '../codec/mls-header.js';
 import { decodeDmlsMessage, encodeDmlsMessage, parsePskGroupId, pskGroupId, type Announce, type DmlsMessage } from './dmls-messages.js';
 import { DmlsError } from './dmls-error.js';
 import { SEND_GROUP_RULES } from './send-group-rules.js';
+import { checkDmlsCredential, sendGroupCredentials, type DmlsCredentialCheck, type DmlsCredentialUse } from './credential-check.js';
+import type { ProcessCheck } from '../mls/checks.js';
 import { DMLS_PROFILE_CODES, dmlsProfileOf, storeEpochPsk, type DmlsEpochValues, type DmlsProfile } from './dmls-profile.js';
 
 /** A universe (seed 003 §2, §6), fixed when founded. */
@@ -53,6 +55,24 @@ export interface DmlsOptions {
   maxBuffered?: number;
   /** Options of the own send group (defaults suit a reordering transport). */
   sendGroup?: GroupOptions;
+  /**
+   * The application's Authentication Service, binding identity → signature
+   * key (e.g. `AuthenticationService` or `AuthenticationDirectory` of
+   * `paired-mls/services`). When given, every credential this member
+   * accepts is checked with it and refused otherwise (`DmlsError`
+   * `credential`): the owner and the other leaves of every Welcome it joins
+   * by (founding, a new send group, a rejoin), an owner's UpdatePath and an
+   * Update proposal to a new key, a leaf an owner's commit adds, a rejoin
+   * request's KeyPackage, the KeyPackages it adds to its own send group and
+   * its own new credential (docs/PROTOCOL.md §6.10). Without it a basic
+   * credential is taken for what it names, and a forger claiming a
+   * member's identity under its own key is accepted where no key of that
+   * member was seen yet (§6.10 says what is trusted then). Not saved: pass
+   * it to `open` again. Every member of a universe should use the same AS:
+   * an owner without it may commit a leaf the others refuse, and its send
+   * group then stalls for them.
+   */
+  credentialCheck?: DmlsCredentialCheck;
 }
 
 /** What `unprotect` made of a message (and of buffered ones it unblocked). */
@@ -110,7 +130,10 @@ export class DMember {
   /** The current credential (changes with `update({ newIdentity })`). */
   identity: Identity;
   readonly universe: Required<UniverseConfig>;
-  readonly #options: Required<Omit<DmlsOptions, 'sendGroup'>> & { sendGroup: GroupOptions };
+  readonly #options: Required<Omit<DmlsOptions, 'sendGroup' | 'credentialCheck'>> & { sendGroup: GroupOptions };
+  readonly #credentialCheck: DmlsCredentialCheck | undefined;
+  /** The process checks of every send group: the rules, and the AS's when there is one. */
+  readonly #checks: ProcessCheck[];
   #state: State;
   #buffer: Uint8Array[] = [];
 
@@ -123,6 +146,8 @@ export class DMember {
       maxBuffered: options.maxBuffered ?? 10_000,
       sendGroup: DMember.#sendGroupOptions(options),
     };
+    this.#credentialCheck = options.credentialCheck;
+    this.#checks = options.credentialCheck ? [SEND_GROUP_RULES, sendGroupCredentials(options.credentialCheck)] : [SEND_GROUP_RULES];
     this.#state = state;
   }
 
@@ -165,6 +190,8 @@ export class DMember {
       const draft = new DMember(client, identity, universe, options, DMember.#emptyState());
       draft.#state.members = m.members.map(toHex);
       draft.#checkSuite(founderGroup);
+      // The founder (the definition came from its leaf 0) and everyone it added.
+      await draft.#checkTree(founderGroup, 'the founder\'s send group');
       const founder = founderGroup.members().find((x) => x.leafIndex === 0)!;
       draft.#state.owners[toHex(founderGroup.id)] = toHex(founder.credential.identity);
       await draft.#storePsk(founderGroup, false);
@@ -203,6 +230,12 @@ export class DMember {
   async #createSendGroup(keyPackages: Uint8Array[], named?: (groupId: Uint8Array) => void): Promise<Uint8Array[]> {
     if (this.universe.profile === 'distributed-mls' && this.universe.exportLength !== 32) throw new DmlsError('universe', 'the distributed-mls profile exports 32 bytes');
     if (!this.universe.ciphersuites.includes(this.identity.ciphersuite)) throw new DmlsError('universe', 'the identity uses a ciphersuite the universe does not accept');
+    if (this.#credentialCheck) {
+      for (const keyPackage of keyPackages) {
+        const info = this.client.inspectKeyPackage(keyPackage);
+        await this.#checkCredential(info.credential.identity, info.signatureKey, 'introduced', 'a KeyPackage for the own send group');
+      }
+    }
     const group = await this.client.createGroup(this.identity, this.#options.sendGroup);
     named?.(group.id);
     this.#state.ownGroupId = toHex(group.id);
@@ -224,7 +257,11 @@ export class DMember {
     return messages;
   }
 
-  /** Reopen the DMember saved in `client`'s storage, with its universe and profile; `identity` is its current one. */
+  /**
+   * Reopen the DMember saved in `client`'s storage, with its universe and
+   * profile; `identity` is its current one. `options` are not saved: pass
+   * the same ones (a `credentialCheck` in particular) again.
+   */
   static open(client: MlsClient, identity: Identity, options: DmlsOptions = {}): DMember {
     const raw = client.record(RECORD);
     if (!raw) throw new MlsError('UNKNOWN_GROUP', 'this client has no DMLS state');
@@ -289,6 +326,8 @@ export class DMember {
     if (next.ciphersuite !== this.identity.ciphersuite) throw new DmlsError('universe', 'a new credential must keep the ciphersuite');
     // The universe is its members' identities; a new credential is a new signature key (SEND_GROUP_RULES).
     if (!bytesEqual(next.identity, this.identity.identity)) throw new DmlsError('identity', 'a new credential must keep the identity');
+    // Every other member would refuse it (register the new key with the AS first).
+    await this.#checkCredential(next.identity, next.signaturePublicKey, 'introduced', 'a new credential of this member');
     return this.#atomically(async () => {
       const out: Uint8Array[] = [];
       for (const hex of Object.keys(this.#state.owners)) {
@@ -481,6 +520,8 @@ export class DMember {
         if (Object.values(this.#state.owners).includes(toHex(owner.credential.identity))) {
           throw new DmlsError('universe', 'a Welcome into a second send group of a member');
         }
+        // The first key seen of this owner: only the AS tells a forger claiming its identity from it.
+        await this.#checkTree(g, 'a new send group');
         this.#state.owners[toHex(g.id)] = toHex(owner.credential.identity);
         // Others may import the epoch this Welcome starts at; keep its PSK.
         await this.#storePsk(g, false);
@@ -525,6 +566,8 @@ export class DMember {
           if (g.epoch < held) throw new StaleWelcome();
           const owner = g.members().find((m) => m.leafIndex === 0)?.credential.identity;
           if (!owner || toHex(owner) !== this.#state.owners[hex]) throw new DmlsError('not-owner', 'a rejoin Welcome into a send group led by someone other than its owner');
+          // The owner may come under a new key (it rotated meanwhile): only the AS tells a forger claiming its identity from it.
+          await this.#checkTree(g, 'a send group rejoined');
           this.#state.rejoining = this.#state.rejoining.filter((x) => x !== hex);
           await this.#storePsk(g, false);
           await this.#save();
@@ -549,7 +592,7 @@ export class DMember {
    */
   async #process(group: Group, message: Uint8Array): Promise<DmlsEvent[]> {
     const own = toHex(group.id) === this.#state.ownGroupId;
-    const result = await group.process(message, { checks: [SEND_GROUP_RULES] });
+    const result = await group.process(message, { checks: this.#checks });
     const fromOwner = result.sender.type === 'member' && result.sender.leafIndex === 0;
     switch (result.kind) {
       case 'commit': {
@@ -557,8 +600,14 @@ export class DMember {
         const removed = result.staged.selfRemoved;
         const acked = this.#ackedEpoch(result.staged.psks);
         const newOwner = result.staged.pathCredential?.identity;
+        const ownerKey = DMember.#leaf0(group)?.signatureKey;
         await result.staged.merge();
         if (removed) return [{ type: 'commit', sendGroupId: group.id, epoch: group.epoch, imported: false }];
+        // The UpdatePath's key is not in the staged view: checked on the merged epoch (a refusal undoes the merge).
+        const owner = DMember.#leaf0(group);
+        if (withPath && owner && !(ownerKey && bytesEqual(owner.signatureKey, ownerKey))) {
+          await this.#checkCredential(owner.credential.identity, owner.signatureKey, 'introduced', 'an owner\'s UpdatePath to a new key');
+        }
         const hex = toHex(group.id);
         if (acked !== undefined) this.#state.acks[hex] = Math.max(this.#state.acks[hex] ?? 0, acked);
         if (newOwner) this.#state.owners[hex] = toHex(newOwner);
@@ -611,7 +660,7 @@ export class DMember {
         const behind = acked === undefined || acked < own.epoch;
         const mine = m.entries.find((e) => toHex(e.sendGroupId) === this.#state.ownGroupId);
         if (!behind || !mine) return [{ type: 'rejoinRequest', from: owner, behind: false, messages: [] }];
-        this.#checkRejoinKeyPackage(group, owner, mine.keyPackage, own.state().ciphersuite);
+        await this.#checkRejoinKeyPackage(group, owner, mine.keyPackage, own.state().ciphersuite);
         const stale = own.members().filter((x) => bytesEqual(x.credential.identity, owner)).map((x) => x.leafIndex);
         // No PSK imports here: the rejoiner would need them to read the Welcome.
         const { commit, welcome } = await own.commit({ remove: stale, add: [mine.keyPackage], includePending: false, selfUpdate: true });
@@ -630,8 +679,10 @@ export class DMember {
    * and the signature key it signs its own send group with, in this send
    * group's ciphersuite. Otherwise any member could have every owner it
    * claims to be behind add someone else's KeyPackage to its send group.
+   * With a `credentialCheck`, the AS must bind it too (`credential`): the
+   * requester's key may have been revoked since this member accepted it.
    */
-  #checkRejoinKeyPackage(requesterGroup: Group, requester: Uint8Array, keyPackage: Uint8Array, ciphersuite: number): void {
+  async #checkRejoinKeyPackage(requesterGroup: Group, requester: Uint8Array, keyPackage: Uint8Array, ciphersuite: number): Promise<void> {
     let info;
     try {
       info = this.client.inspectKeyPackage(keyPackage);
@@ -644,6 +695,31 @@ export class DMember {
       throw new DmlsError('rejoin', 'a rejoin request with a KeyPackage that is not its sender\'s');
     }
     if (info.ciphersuite !== ciphersuite) throw new DmlsError('rejoin', 'a rejoin request with a KeyPackage of another ciphersuite');
+    await this.#checkCredential(info.credential.identity, info.signatureKey, 'introduced', 'the KeyPackage of a rejoin request');
+  }
+
+  /** Ask the `credentialCheck` (nothing without one): `credential` when it does not bind `identity` to `signatureKey`. */
+  #checkCredential(identity: Uint8Array, signatureKey: Uint8Array, use: DmlsCredentialUse, what: string): Promise<void> {
+    return checkDmlsCredential(this.#credentialCheck, identity, signatureKey, use, what);
+  }
+
+  /**
+   * Every leaf of a group joined by Welcome but our own: its owner (leaf 0)
+   * presents its credential first hand (`introduced`), the others are
+   * leaves the owner holds (`held`: a key rotated away since still names
+   * its holder).
+   */
+  async #checkTree(group: Group, what: string): Promise<void> {
+    if (!this.#credentialCheck) return;
+    for (const m of group.members()) {
+      if (m.leafIndex === group.ownLeafIndex) continue;
+      const owner = m.leafIndex === 0;
+      await this.#checkCredential(m.credential.identity, m.signatureKey, owner ? 'introduced' : 'held', owner ? `the owner of ${what}` : `a leaf of ${what}`);
+    }
+  }
+
+  static #leaf0(group: Group) {
+    return group.members().find((m) => m.leafIndex === 0);
   }
 
   /** An owner's announcement repeats the universe definition (seed 003 §6.1). */

@@ -16,9 +16,15 @@ export type DmlsErrorCode = (typeof DMLS_ERROR_CODES)[number];
  * - `malformed`: an undecodable DMLS message;
  * - `rejoin`: a rejoin request whose KeyPackage is not its sender's;
  * - `identity`: an Update proposal or an owner's UpdatePath that changes
- *   a member's identity (a new signature key keeps it).
+ *   a member's identity (a new signature key keeps it);
+ * - `credential`: a credential the application's Authentication Service
+ *   (`DmlsOptions.credentialCheck`) does not bind to its signature key — a
+ *   send group's owner or another leaf of a Welcome (founding, joining,
+ *   rejoining), an owner's UpdatePath or an Update proposal to a new key, a
+ *   leaf an owner's commit adds, a rejoin request's KeyPackage, a KeyPackage
+ *   or new credential of this member's own (docs/PROTOCOL.md §6.10).
  */
-export type DmlsRejection = 'not-owner' | 'proposal-type' | 'universe' | 'malformed' | 'rejoin' | 'identity';
+export type DmlsRejection = 'not-owner' | 'proposal-type' | 'universe' | 'malformed' | 'rejoin' | 'identity' | 'credential';
 
 /** A DMLS rule was broken (`DMLS_POLICY`), with the reason. */
 export class DmlsError extends MlsError<DmlsErrorCode> {

@@ -14,4 +14,5 @@ export {
   type DmlsDerivationParams,
 } from './dmls-profile.js';
 export { DmlsError, DMLS_ERROR_CODES, type DmlsRejection } from './dmls-error.js';
+export { type DmlsCredentialCheck, type DmlsCredentialAnswer, type DmlsCredentialUse } from './credential-check.js';
 export { encodeDmlsMessage, decodeDmlsMessage, pskGroupId, parsePskGroupId, type DmlsMessage } from './dmls-messages.js';

@@ -12,7 +12,9 @@
  * showing another identity in some send groups only could stall every
  * import of the others' epochs there. Application messages from
  * others than the owner are refused by `DMember` itself (checks see
- * handshake messages only).
+ * handshake messages only). With an Authentication Service
+ * (`DmlsOptions.credentialCheck`) `DMember` runs the credential half after
+ * these, `sendGroupCredentials` (credential-check.ts).
  */
 import type { ProcessCheck } from '../mls/checks.js';
 import type { Group } from '../mls/group.js';

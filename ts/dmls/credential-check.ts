@@ -1,0 +1,94 @@
+/**
+ * The Authentication Service as Distributed MLS asks it (docs/PROTOCOL.md
+ * §6.10). A basic credential is just a name (RFC 9420 §5.3.1): without an
+ * AS, a forger with a signature key of its own that claims a member's
+ * identity is taken for that member wherever the receiver has seen no key
+ * of it yet — the first Welcome into that member's send group, a rejoin
+ * Welcome — and a key rotation (signed by the old key) may move a leaf to
+ * any key, e.g. a thief's. `DMember` takes the application's AS binding
+ * identity → signature key (`DmlsOptions.credentialCheck`) and applies it to
+ * every credential it accepts; this layer does not import the services
+ * layer, so the check is an interface: `AuthenticationService` and
+ * `AuthenticationDirectory` of `paired-mls/services` (any of its
+ * `CredentialCheck`s) satisfy it as they are.
+ */
+import type { ProcessCheck } from '../mls/checks.js';
+import { bytesEqual } from '../mls/bytes.js';
+import { DmlsError } from './dmls-error.js';
+
+/** What a credential check answers: accepted for an object (e.g. the AS's binding) or `true`; refused for `undefined`, `null` or `false`. */
+export type DmlsCredentialAnswer = object | boolean | null | undefined;
+
+/**
+ * The application's Authentication Service, as `DMember` asks it
+ * (`DmlsOptions.credentialCheck`; docs/PROTOCOL.md §6.10). Structurally the
+ * `CredentialCheck` of `paired-mls/services`: pass an `AuthenticationService`
+ * or an `AuthenticationDirectory` as it is. An error it throws (the AS
+ * unreachable) reaches the caller and the message changes nothing.
+ */
+export interface DmlsCredentialCheck {
+  /** Whether `signatureKey` is, now, a key of the client with this credential identity (not revoked). */
+  validate(identity: Uint8Array, signatureKey: Uint8Array): DmlsCredentialAnswer | Promise<DmlsCredentialAnswer>;
+  /**
+   * Optional: whether `signatureKey` names a client with this identity that
+   * is not revoked, also when the key alone was rotated away. Asked instead
+   * of `validate` for leaves a send group already holds (`held`): a
+   * member's rotation revokes its old key before every owner has committed
+   * the new one, and a Welcome still carrying the old leaf must not be
+   * refused for it.
+   */
+  holderOf?(identity: Uint8Array, signatureKey: Uint8Array): DmlsCredentialAnswer | Promise<DmlsCredentialAnswer>;
+}
+
+/**
+ * How a credential reaches the member, which says what it is asked:
+ * - `introduced`: its holder presents it, first hand — the owner (leaf 0)
+ *   of a send group joined or rejoined, an owner's UpdatePath to a new key,
+ *   an Update proposal to a new key, a KeyPackage this member adds to its
+ *   own send group, its own new credential: `validate`;
+ * - `held`: a leaf another owner decided on — the other leaves of a
+ *   Welcome's tree, a leaf an owner's commit adds: `holderOf` when the
+ *   check has it, `validate` otherwise.
+ */
+export type DmlsCredentialUse = 'introduced' | 'held';
+
+/**
+ * Refuse (`DmlsError` `credential`) a credential the check does not bind to
+ * `signatureKey`; `what` names it in the message. Nothing is asked without a
+ * check (the behaviour docs/PROTOCOL.md §6.10 describes).
+ */
+export async function checkDmlsCredential(check: DmlsCredentialCheck | undefined, identity: Uint8Array, signatureKey: Uint8Array, use: DmlsCredentialUse, what: string): Promise<void> {
+  if (!check) return;
+  const answer = use === 'held' && check.holderOf ? await check.holderOf(identity, signatureKey) : await check.validate(identity, signatureKey);
+  if (answer === undefined || answer === null || answer === false) {
+    throw new DmlsError('credential', `${what}: the Authentication Service does not bind its credential to its signature key`);
+  }
+}
+
+/**
+ * The credential half of the send-group rules, as a process check (stage
+ * `admit`, after `SEND_GROUP_RULES`): an Update proposal to a new key or
+ * credential is `introduced`; a leaf an owner's commit adds is `held`.
+ * Update proposals a commit covers were checked when they arrived (a
+ * refused one is not queued, so a commit naming it cannot be processed).
+ * An owner's UpdatePath leaf is not in the staged commit's view: `DMember`
+ * checks it on the merged epoch, inside the transaction that undoes it.
+ */
+export function sendGroupCredentials(check: DmlsCredentialCheck): ProcessCheck {
+  return {
+    name: 'dmls/credentials',
+    stage: 'admit',
+    proposal: async ({ proposal, sender, group }) => {
+      if (proposal.type !== 'update' || sender.type !== 'member') return;
+      const leaf = group.members().find((m) => m.leafIndex === sender.leafIndex);
+      // A refresh under the credential and key the leaf has: accepted when that leaf was.
+      if (leaf && bytesEqual(leaf.signatureKey, proposal.signatureKey) && bytesEqual(leaf.credential.identity, proposal.credential.identity)) return;
+      await checkDmlsCredential(check, proposal.credential.identity, proposal.signatureKey, 'introduced', 'an Update proposal');
+    },
+    commit: async ({ staged }) => {
+      for (const { proposal } of staged.proposals) {
+        if (proposal.type === 'add') await checkDmlsCredential(check, proposal.credential.identity, proposal.signatureKey, 'held', 'a leaf an owner\'s commit adds');
+      }
+    },
+  };
+}
