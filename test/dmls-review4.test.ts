@@ -291,6 +291,30 @@ describe('DMLS review 4: with the Authentication Service (credentialCheck), a fo
     await everyoneTalks(people, 'after the rotation');
     await updateImported(ben, people, 'after ben\'s next update');
   });
+  it('an AS that fails (throws) while a rejoin Welcome is checked: the error reaches the caller, nothing changes, and the same Welcome delivered again is taken', async () => {
+    const as = new AuthenticationService();
+    let down = false;
+    const flaky: DmlsCredentialCheck = {
+      validate: (identity, key) => {
+        if (down) throw new Error('AS unreachable');
+        return as.validate(identity, key);
+      },
+    };
+    const people = await formed(await registered(['ann', 'ben', 'cat'], as), { credentialCheck: flaky });
+    const [ann, ben, cat] = people as [Person, Person, Person];
+    const annGroup = ann.member!.sendGroup.id;
+    await send(await ann.member!.update(), [cat]);
+    const [commit, welcome] = (await answersTo(await ben.member!.requestRejoin(), [ann, cat])) as [Uint8Array, Uint8Array];
+    await send([commit], [cat]);
+    const held = ben.client.group(annGroup).epoch;
+    down = true;
+    await expect(receive(ben, welcome)).rejects.toThrow('AS unreachable');
+    expect(ben.client.group(annGroup).epoch).toBe(held);
+    down = false;
+    expect((await receive(ben, welcome)).map((e) => e.type)).toEqual(['joined']);
+    expect(ben.client.group(annGroup).epoch).toBe(ann.member!.sendGroup.epoch);
+    await everyoneTalks(people, 'after the outage');
+  });
 });
 
 describe('DMLS review 4: with the AuthenticationDirectory (the DS store\'s AS)', () => {

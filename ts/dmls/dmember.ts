@@ -575,8 +575,11 @@ export class DMember {
         });
         return { retry: false, events: [{ type: 'joined', sendGroupId: group.id }] };
       } catch (err) {
-        if (err instanceof DmlsError) throw err;
-        // not this group's Welcome (or our KeyPackage is already used): state restored
+        // Not this group's Welcome (or our KeyPackage is already used): state
+        // restored, try the next. A refusal, or a failure from elsewhere (an
+        // Authentication Service that cannot be reached), reaches the caller:
+        // taken for "not this group", the Welcome would be dropped.
+        if (err instanceof DmlsError || !(err instanceof OtherGroup || err instanceof StaleWelcome || err instanceof MlsError)) throw err;
       }
     }
     return { retry: false, events: [{ type: 'dropped', reason: 'duplicate' }] };
