@@ -350,14 +350,17 @@ describe('DMLS review 4: with the AuthenticationDirectory (the DS store\'s AS)',
     const next = await ben.client.createIdentity('ben', 1);
     await directory.register({ clientId: 'ben', userId: 'ben', identity: next.identity, signatureKey: next.signaturePublicKey, ciphersuite: next.ciphersuite }, { replacing: ben.identity.signaturePublicKey });
     expect(await directory.validate(ben.identity.identity, ben.identity.signaturePublicKey)).toBeUndefined();
-    await send(await ben.member!.update({ newIdentity: next }), [ann, cat, dan]);
+    const rotation = await ben.member!.update({ newIdentity: next });
+    await send(rotation, [cat, dan]);
     // dan asks to be re-added (he is behind ann, and ben, whose rotation
-    // commit imports ann's epoch dan missed). ann answers at once: her
-    // rejoin commit does not cover ben's Update proposal, so ben's leaf in
-    // her Welcome still has the key the directory revoked.
+    // commit imports ann's epoch dan missed). ann answers before ben's
+    // rotation reaches her, so ben's leaf in her Welcome still has the key
+    // the directory revoked.
     const benGroup = ben.member!.sendGroup.id;
     const [annCommit, annWelcome, benCommit, benWelcome] = (await answersTo(await dan.member!.requestRejoin(), [ann, ben, cat])) as [Uint8Array, Uint8Array, Uint8Array, Uint8Array];
     expect([annCommit, benCommit].map((m) => toHex(readGroup(m)))).toEqual([toHex(annGroup), toHex(benGroup)]);
+    // ben's proposal in ann's send group is now of a past epoch: he proposes it again with his next commit (§6.6).
+    await send(rotation, [ann]);
     await send([annCommit], [ben, cat]);
     await send([benCommit], [ann, cat]);
     expect((await receive(dan, benWelcome)).map((e) => e.type)).toContain('joined');

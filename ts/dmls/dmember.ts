@@ -666,12 +666,16 @@ export class DMember {
         await this.#checkRejoinKeyPackage(group, owner, mine.keyPackage, own.state().ciphersuite);
         const stale = own.members().filter((x) => bytesEqual(x.credential.identity, owner)).map((x) => x.leafIndex);
         // No PSK imports here: the rejoiner would need them to read the Welcome.
-        const { commit, welcome } = await own.commit({ remove: stale, add: [mine.keyPackage], includePending: false, selfUpdate: true });
+        // The Update proposals held are covered (and sent again first, as with
+        // every own commit): the new epoch would drop them, and a member's
+        // credential rotation proposed here before would be lost.
+        const covered = this.#coveredProposals();
+        const { commit, welcome } = await own.commit({ remove: stale, add: [mine.keyPackage], includePending: true, selfUpdate: true });
         await own.mergePendingCommit();
         await this.#ownEpoch(own, true);
         // Only the requester's own ack says it joined: were its Welcome lost, a later request is answered again.
         await this.#save();
-        return [{ type: 'rejoinRequest', from: owner, behind: true, messages: [commit, welcome!] }];
+        return [{ type: 'rejoinRequest', from: owner, behind: true, messages: [...covered, commit, welcome!] }];
       }
     }
   }

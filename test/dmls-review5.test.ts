@@ -1,0 +1,111 @@
+/**
+ * Fifth review of the Distributed MLS layer (seed 003) as an attacker, on
+ * the Authentication Service check of review 4 (`DmlsOptions.credentialCheck`,
+ * docs/PROTOCOL.md §6.10) and on key rotation (§6.6) with it. Delivery is
+ * direct and in order, so each step is visible; the AS is the DS store's
+ * `AuthenticationDirectory` (a rotation revokes the old key) unless said.
+ */
+import { describe, expect, it } from 'vitest';
+import { MemoryStorageAdapter, MlsClient, readMlsHeader, toHex, utf8 } from 'paired-mls';
+import { DmlsError, encodeDmlsMessage, type DmlsCredentialCheck, type DmlsEvent, type DmlsOptions } from 'paired-mls/dmls';
+import { AuthenticationDirectory, AuthenticationService, MemoryDeliveryStore, type CredentialCheck } from 'paired-mls/services';
+import { answersTo, everyoneTalks, found, others, person, receive, refusedWith, send, type Person } from './dmls-review-helpers.js';
+
+const enc = new TextEncoder();
+const asCheck = (check: CredentialCheck): DmlsCredentialCheck => check;
+
+/** People registered in `directory` (client id = user id = name), founded into a universe with `options` (`sendGroupOf` as in `found`), INIT delivered. */
+async function universeIn(names: string[], directory: AuthenticationDirectory, options: DmlsOptions = { credentialCheck: asCheck(directory) }, sendGroupOf?: (name: string) => string[]): Promise<Person[]> {
+  const people = await Promise.all(names.map((n) => person(n)));
+  for (const p of people) await directory.register({ clientId: p.name, userId: p.name, identity: p.identity.identity, signatureKey: p.identity.signaturePublicKey, ciphersuite: p.identity.ciphersuite });
+  for (const [p, messages] of await found(people, sendGroupOf, options)) await send(messages, others(people, p));
+  return people;
+}
+
+/** `p` registers a new key with the directory (its current one revoked, §8.4) and rotates to it in DMLS; returns the UPDATE's messages, undelivered. */
+async function rotate(p: Person, directory: AuthenticationDirectory): Promise<Uint8Array[]> {
+  const next = await p.client.createIdentity(p.name, 1);
+  await directory.register({ clientId: p.name, userId: p.name, identity: next.identity, signatureKey: next.signaturePublicKey, ciphersuite: next.ciphersuite }, { replacing: p.member!.identity.signaturePublicKey });
+  const out = await p.member!.update({ newIdentity: next });
+  p.identity = next;
+  return out;
+}
+
+/** The signature keys (hex) of the leaves named `name` in `group`, as `p` sees them. */
+const keysOf = (p: Person, group: Uint8Array, name: string) =>
+  p.client.group(group).members().filter((m) => utf8(m.credential.identity) === name).map((m) => toHex(m.signatureKey));
+
+/** Deliver `messages` in order to `p`, collecting the errors instead of stopping at the first. */
+async function deliverAll(messages: Uint8Array[], p: Person): Promise<unknown[]> {
+  const errors: unknown[] = [];
+  for (const m of messages) await receive(p, m).catch((e: unknown) => errors.push(e));
+  return errors;
+}
+
+/** What a stolen copy of a member's storage reads of `traffic` (a few passes; commits merged). */
+async function stolenReads(copy: MemoryStorageAdapter, traffic: Uint8Array[]): Promise<string[]> {
+  const stolen = await MlsClient.open({ storage: copy });
+  const read: string[] = [];
+  for (let pass = 0; pass < 3; pass++) {
+    for (const m of traffic) {
+      for (const id of stolen.groupIds()) {
+        const r = await stolen.group(id).process(m).catch(() => undefined);
+        if (r?.kind === 'application') read.push(utf8(r.data));
+        if (r?.kind === 'commit') await r.staged.merge();
+      }
+    }
+  }
+  return read;
+}
+
+/**
+ * ben's send group leaves cat out (its owner's choice, §6.5): ann's send
+ * group, which holds cat, never imports ben's epochs, so ben's leaf there
+ * heals only by the Update proposals of his rotation (§6.10 "PCS for a
+ * compromised receiver") — a lost one leaves it under the key and HPKE key
+ * a copy of his state holds.
+ */
+const benLeavesCatOut = (names: string[]) => (n: string) => (n === 'ben' ? ['ann', 'dan'] : names.filter((x) => x !== n));
+
+/** Everyone protects a line; each reads every other one whose send group it is in. */
+async function everyoneTalksIn(people: Person[], text: string): Promise<void> {
+  for (const p of people) await send(await p.member!.protect(enc.encode(`${text} (${p.name})`)), others(people, p));
+  for (const p of people) {
+    for (const o of others(people, p)) {
+      if (!p.member!.sendGroups().has(toHex(o.member!.sendGroup.id))) continue;
+      expect(p.received, `${p.name} reads ${o.name}`).toContain(`${o.name}: ${text} (${o.name})`);
+    }
+  }
+}
+
+describe('DMLS review 5: a credential rotation (§6.6) reaches every send group', () => {
+  it('an owner answering a rejoin request covers the Update proposals it holds: a rotation proposed before the answer is committed, and a copy of the rotated member taken before stops reading that send group', async () => {
+    const directory = new AuthenticationDirectory(new MemoryDeliveryStore());
+    const names = ['ann', 'ben', 'cat', 'dan'];
+    const people = await universeIn(names, directory, undefined, benLeavesCatOut(names));
+    const [ann, ben, cat, dan] = people as [Person, Person, Person, Person];
+    const annGroup = ann.member!.sendGroup.id;
+    // dan misses an UPDATE of ann.
+    await send(await ann.member!.update(), [ben, cat]);
+    // ben suspects a theft (the thief has a copy of his state) and rotates.
+    const copy = await MemoryStorageAdapter.copyOf(ben.client.storage);
+    const [path, ...proposals] = await rotate(ben, directory);
+    await send([path!], [ann, dan]);
+    await send(proposals, [ann, cat, dan]);
+    expect(ann.member!.sendGroup.state().pendingProposals).toBe(1);
+    // Before ann commits ben's Update proposal, dan's rejoin request reaches her.
+    const request = await dan.member!.requestRejoin();
+    const annAnswer = await answersTo(request, [ann]);
+    await send(request, [ben, cat], people);
+    await send(annAnswer, [ben, cat, dan]);
+    for (const p of people) expect(keysOf(p, annGroup, 'ben'), `${p.name} sees ben's new key in ann's send group`).toEqual([toHex(ben.identity.signaturePublicKey)]);
+    // A line of ann in the epoch her answer starts (what protect sends when
+    // nothing is pending): the copy cannot derive that epoch now (it did
+    // when the answer left ben's proposal out).
+    const line = await ann.member!.sendGroup.encrypt(encodeDmlsMessage({ type: 'data', data: enc.encode('in the answer\'s epoch') }));
+    await send([line], [ben, cat, dan]);
+    for (const p of [ben, cat, dan]) expect(p.received).toContain('ann: in the answer\'s epoch');
+    expect(await stolenReads(copy, [...annAnswer, line])).toEqual([]);
+    await everyoneTalksIn(people, 'after the answer');
+  });
+});
