@@ -375,5 +375,7 @@ describe('DMLS review 4: with the AuthenticationDirectory (the DS store\'s AS)',
     expect(dan.client.group(annGroup).epoch).toBe(ann.member!.sendGroup.epoch);
     await everyoneTalks(people, 'after the rotation');
     await updateImported(cat, people, 'after cat\'s update');
+    // ben's rotation, proposed again, reached ann's send group too.
+    for (const p of people) expect(keysOf(p, annGroup, 'ben'), `${p.name} sees ben's new key in ann's send group`).toEqual([toHex(next.signaturePublicKey)]);
   });
 });

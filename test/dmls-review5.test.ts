@@ -108,4 +108,36 @@ describe('DMLS review 5: a credential rotation (§6.6) reaches every send group'
     expect(await stolenReads(copy, [...annAnswer, line])).toEqual([]);
     await everyoneTalksIn(people, 'after the answer');
   });
+
+  it('an owner that commits before a rotation proposal reaches it (the proposal is then of a past epoch): the rotated member proposes again with its next commit, the owner\'s next commit takes it, and a copy of the rotated member stops reading', async () => {
+    const directory = new AuthenticationDirectory(new MemoryDeliveryStore());
+    const names = ['ann', 'ben', 'cat', 'dan'];
+    const people = await universeIn(names, directory, undefined, benLeavesCatOut(names));
+    const [ann, ben, cat, dan] = people as [Person, Person, Person, Person];
+    const annGroup = ann.member!.sendGroup.id;
+    const copy = await MemoryStorageAdapter.copyOf(ben.client.storage);
+    const [path, ...proposals] = await rotate(ben, directory);
+    await send([path!], [ann, dan]);
+    // ann UPDATEs before ben's proposal in her send group arrives; it is then of a past epoch.
+    const annFirst = [...(await ann.member!.update()), ...(await ann.member!.protect(enc.encode('before ben\'s proposal')))];
+    await send(annFirst, [ben, cat, dan]);
+    await send(proposals, [ann, cat, dan]);
+    expect(ann.member!.sendGroup.state().pendingProposals).toBe(0);
+    expect(keysOf(ann, annGroup, 'ben')).not.toEqual([toHex(ben.identity.signaturePublicKey)]);
+    // ben's next PROTECT proposes the rotation again where it was not committed (once per epoch there).
+    const benNext = await ben.member!.protect(enc.encode('ben speaks'));
+    await send(benNext, [ann, cat, dan]);
+    expect(ann.member!.sendGroup.state().pendingProposals).toBe(1);
+    expect(await ben.member!.commit()).toEqual([]);
+    const annNext = await ann.member!.protect(enc.encode('after ben\'s second proposal'));
+    await send(annNext, [ben, cat, dan]);
+    for (const p of people) expect(keysOf(p, annGroup, 'ben'), `${p.name} sees ben's new key in ann's send group`).toEqual([toHex(ben.identity.signaturePublicKey)]);
+    // The copy read ann's send group until then, not after.
+    const read = await stolenReads(copy, [...annFirst, ...benNext, ...annNext]);
+    expect(read.some((t) => t.includes('before ben\'s proposal'))).toBe(true);
+    expect(read.filter((t) => t.includes('after'))).toEqual([]);
+    await everyoneTalksIn(people, 'after the rotation');
+    // Committed everywhere: not proposed again.
+    for (const m of await ben.member!.commit()) expect(toHex(readMlsHeader(m)!.groupId!)).toBe(toHex(ben.member!.sendGroup.id));
+  });
 });

@@ -109,6 +109,8 @@ interface State {
   rejoining: string[];
   /** Update proposals (hex of the messages) received in the own send group this epoch; sent again with the commit covering them. */
   proposals: string[];
+  /** Foreign send group (hex) → its epoch when this member last proposed its current credential there (§6.6; proposed again once the epoch moves without it). */
+  rotations: Record<string, number>;
   /** The universe, as fixed at founding (`open` takes it from here). */
   universe?: { id: string; profile: DmlsProfile; exportLength: number; ciphersuites: number[] };
 }
@@ -210,7 +212,7 @@ export class DMember {
   }
 
   static #emptyState(): State {
-    return { ownGroupId: '', pending: {}, stored: {}, ackOnly: {}, owners: {}, imported: {}, lastUpdateEpoch: 0, acks: {}, members: [], rejoining: [], proposals: [] };
+    return { ownGroupId: '', pending: {}, stored: {}, ackOnly: {}, owners: {}, imported: {}, lastUpdateEpoch: 0, acks: {}, members: [], rejoining: [], proposals: [], rotations: {} };
   }
 
   static #sendGroupOptions(options: DmlsOptions): GroupOptions {
@@ -322,7 +324,7 @@ export class DMember {
    */
   async update(options: { newIdentity?: Identity } = {}): Promise<Uint8Array[]> {
     const next = options.newIdentity;
-    if (!next) return this.#commitOwn(true);
+    if (!next) return this.#atomically(async () => [...(await this.#rotationsAgain()), ...(await this.#commitOwn(true))]);
     if (next.ciphersuite !== this.identity.ciphersuite) throw new DmlsError('universe', 'a new credential must keep the ciphersuite');
     // The universe is its members' identities; a new credential is a new signature key (SEND_GROUP_RULES).
     if (!bytesEqual(next.identity, this.identity.identity)) throw new DmlsError('identity', 'a new credential must keep the identity');
@@ -334,6 +336,7 @@ export class DMember {
         // A send group whose owner removed us has no leaf of ours to update (a rejoin KeyPackage carries the new key).
         if (hex === this.#state.ownGroupId || !this.client.group(fromHex(hex)).state().active) continue;
         out.push(await dmlsProposeCredentialUpdate(this.client, fromHex(hex), next.identity, next.signaturePublicKey));
+        this.#state.rotations[hex] = this.client.group(fromHex(hex)).epoch;
       }
       const own = await this.#commitOwn(true, next);
       this.identity = next;
@@ -349,10 +352,46 @@ export class DMember {
    * nothing otherwise. Others' partial commits are never imported.
    */
   async commit(): Promise<Uint8Array[]> {
-    const updates = this.sendGroup.state().pendingProposals > 0;
-    if (this.#importable().length === 0 && !updates) return [];
-    // Covering Update proposals needs an UpdatePath (RFC 9420 §12.4): a full commit.
-    return this.#commitOwn(updates);
+    return this.#atomically(async () => {
+      const again = await this.#rotationsAgain();
+      const updates = this.sendGroup.state().pendingProposals > 0;
+      if (this.#importable().length === 0 && !updates) {
+        await this.#save();
+        return again;
+      }
+      // Covering Update proposals needs an UpdatePath (RFC 9420 §12.4): a full commit.
+      return [...again, ...(await this.#commitOwn(updates))];
+    });
+  }
+
+  /**
+   * A credential rotation (§6.6) proposed in another owner's send group is
+   * lost when that owner commits without it — the proposal reached it after
+   * that commit (it is then of a past epoch, dropped), or the commit was
+   * made without it: the leaf there would keep the key this member rotated
+   * away (revoked at the AS, perhaps stolen). Wherever the own leaf still
+   * has another key than the current identity's, the rotation is proposed
+   * again, once per epoch of that send group (sent with `commit`, `protect`
+   * and `update`).
+   */
+  async #rotationsAgain(): Promise<Uint8Array[]> {
+    const out: Uint8Array[] = [];
+    const { identity, signaturePublicKey } = this.identity;
+    for (const hex of Object.keys(this.#state.owners)) {
+      if (hex === this.#state.ownGroupId || this.#state.rejoining.includes(hex)) continue;
+      const group = this.client.group(fromHex(hex));
+      if (!group.state().active) continue;
+      const leaf = group.members().find((m) => m.leafIndex === group.ownLeafIndex);
+      if (!leaf || bytesEqual(leaf.signatureKey, signaturePublicKey)) {
+        delete this.#state.rotations[hex];
+        continue;
+      }
+      const last = this.#state.rotations[hex];
+      if (last !== undefined && group.epoch <= last) continue;
+      out.push(await dmlsProposeCredentialUpdate(this.client, group.id, identity, signaturePublicKey));
+      this.#state.rotations[hex] = group.epoch;
+    }
+    return out;
   }
 
   async #commitOwn(withPath: boolean, newIdentity?: Identity, extraPsks: Uint8Array[] = []): Promise<Uint8Array[]> {
