@@ -141,3 +141,28 @@ describe('DMLS review 5: a credential rotation (§6.6) reaches every send group'
     for (const m of await ben.member!.commit()) expect(toHex(readMlsHeader(m)!.groupId!)).toBe(toHex(ben.member!.sendGroup.id));
   });
 });
+
+describe('DMLS review 5: the AS is asked so that every member of a send group decides the same', () => {
+  it('a thief with ben\'s state before his rotation sends a refresh under the old key after ben\'s rotation proposal: the owner refuses it (credential), commits ben\'s rotation, and the thief stops reading', async () => {
+    const directory = new AuthenticationDirectory(new MemoryDeliveryStore());
+    const people = await universeIn(['ann', 'ben', 'cat'], directory);
+    const [ann, ben, cat] = people as [Person, Person, Person];
+    const annGroup = ann.member!.sendGroup.id;
+    const copy = await MemoryStorageAdapter.copyOf(ben.client.storage);
+    const thief = await MlsClient.open({ storage: await MemoryStorageAdapter.copyOf(copy) });
+    await send(await rotate(ben, directory), [ann, cat]);
+    // The thief's copy used ben's generation for his proposal; its second refresh is the next one.
+    await thief.group(annGroup).propose({ type: 'update' });
+    const refresh = await thief.group(annGroup).propose({ type: 'update' });
+    const err = await refusedWith(() => receive(ann, refresh), 'credential');
+    expect(err.message).toContain('an Update proposal');
+    expect(ann.member!.sendGroup.state().pendingProposals).toBe(1);
+    // cat only follows ann's send group: he holds it, ann's commit decides.
+    expect(await receive(cat, refresh)).toEqual([{ type: 'updateProposal', sendGroupId: annGroup }]);
+    const traffic = await ann.member!.protect(enc.encode('after ben\'s rotation'));
+    await send(traffic, [ben, cat]);
+    for (const p of people) expect(keysOf(p, annGroup, 'ben'), `${p.name} sees ben's new key`).toEqual([toHex(ben.identity.signaturePublicKey)]);
+    expect((await stolenReads(copy, [refresh, ...traffic])).filter((t) => t.includes('after'))).toEqual([]);
+    await everyoneTalks(people, 'after the thief');
+  });
+});

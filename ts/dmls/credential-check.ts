@@ -13,7 +13,7 @@
  * `CredentialCheck`s) satisfy it as they are.
  */
 import type { ProcessCheck } from '../mls/checks.js';
-import { bytesEqual } from '../mls/bytes.js';
+import { bytesEqual, toHex } from '../mls/bytes.js';
 import { DmlsError } from './dmls-error.js';
 
 /** What a credential check answers: accepted for an object (e.g. the AS's binding) or `true`; refused for `undefined`, `null` or `false`. */
@@ -67,23 +67,34 @@ export async function checkDmlsCredential(check: DmlsCredentialCheck | undefined
 
 /**
  * The credential half of the send-group rules, as a process check (stage
- * `admit`, after `SEND_GROUP_RULES`): an Update proposal to a new key or
- * credential is `introduced`; a leaf an owner's commit adds is `held`.
- * Update proposals a commit covers were checked when they arrived (a
- * refused one is not queued, so a commit naming it cannot be processed).
- * An owner's UpdatePath leaf is not in the staged commit's view: `DMember`
- * checks it on the merged epoch, inside the transaction that undoes it.
+ * `admit`, after `SEND_GROUP_RULES`). An Update proposal in this member's
+ * own send group is `introduced` (its owner decides whether to commit it),
+ * a refresh under the leaf's own key included: a thief holding a key the
+ * member rotated away could otherwise send one after the member's rotation
+ * proposal, and the commit would keep the later one (RFC 9420 §12.2 allows
+ * one Update per leaf; openmls keeps the last), undoing the rotation. In
+ * another owner's send group an Update proposal to a new key or credential
+ * is `introduced` (a refresh of the leaf as it is is not asked again); a
+ * leaf an owner's commit adds is `held`. Update proposals a commit covers
+ * were checked when they arrived (a refused one is not queued, so a commit
+ * naming it cannot be processed). An owner's UpdatePath leaf is not in the
+ * staged commit's view: `DMember` checks it on the merged epoch, inside the
+ * transaction that undoes it. `ownGroupId` names the own send group (hex).
  */
-export function sendGroupCredentials(check: DmlsCredentialCheck): ProcessCheck {
+export function sendGroupCredentials(check: DmlsCredentialCheck, ownGroupId: () => string): ProcessCheck {
   return {
     name: 'dmls/credentials',
     stage: 'admit',
     proposal: async ({ proposal, sender, group }) => {
       if (proposal.type !== 'update' || sender.type !== 'member') return;
+      if (toHex(group.id) === ownGroupId()) {
+        await checkDmlsCredential(check, proposal.credential.identity, proposal.signatureKey, 'introduced', 'an Update proposal in this member\'s send group');
+        return;
+      }
       const leaf = group.members().find((m) => m.leafIndex === sender.leafIndex);
       // A refresh under the credential and key the leaf has: accepted when that leaf was.
       if (leaf && bytesEqual(leaf.signatureKey, proposal.signatureKey) && bytesEqual(leaf.credential.identity, proposal.credential.identity)) return;
-      await checkDmlsCredential(check, proposal.credential.identity, proposal.signatureKey, 'introduced', 'an Update proposal');
+      await checkDmlsCredential(check, proposal.credential.identity, proposal.signatureKey, 'introduced', 'an Update proposal in another owner\'s send group');
     },
     commit: async ({ staged }) => {
       for (const { proposal } of staged.proposals) {

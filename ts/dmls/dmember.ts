@@ -149,7 +149,7 @@ export class DMember {
       sendGroup: DMember.#sendGroupOptions(options),
     };
     this.#credentialCheck = options.credentialCheck;
-    this.#checks = options.credentialCheck ? [SEND_GROUP_RULES, sendGroupCredentials(options.credentialCheck)] : [SEND_GROUP_RULES];
+    this.#checks = options.credentialCheck ? [SEND_GROUP_RULES, sendGroupCredentials(options.credentialCheck, () => this.#state.ownGroupId)] : [SEND_GROUP_RULES];
     this.#state = state;
   }
 
