@@ -165,4 +165,35 @@ describe('DMLS review 5: the AS is asked so that every member of a send group de
     expect((await stolenReads(copy, [refresh, ...traffic])).filter((t) => t.includes('after'))).toEqual([]);
     await everyoneTalks(people, 'after the thief');
   });
+
+  it('two quick rotations of ben: cat, who processes the first after the second revoked its key, follows ben\'s and ann\'s send groups (their owners had accepted it); cat, owning his send group, refuses only the stale proposal there (credential)', async () => {
+    const directory = new AuthenticationDirectory(new MemoryDeliveryStore());
+    const people = await universeIn(['ann', 'ben', 'cat'], directory);
+    const [ann, ben, cat] = people as [Person, Person, Person];
+    const catGroup = cat.member!.sendGroup.id;
+    const first = await rotate(ben, directory);
+    const k2 = toHex(ben.identity.signaturePublicKey);
+    await send(first, [ann]);
+    const annCommit = await ann.member!.protect(enc.encode('ann covers ben\'s first rotation'));
+    await send(annCommit, [ben]);
+    const second = await rotate(ben, directory);
+    await send(second, [ann]);
+    // cat was away: everything arrives now, in order.
+    const errors = await deliverAll([...first, ...annCommit, ...second], cat);
+    expect(errors).toHaveLength(1);
+    const [err] = errors as [DmlsError];
+    expect(err).toBeInstanceOf(DmlsError);
+    expect(err.code).toBe('DMLS_POLICY');
+    expect(err.reason).toBe('credential');
+    expect(err.message).toContain('an Update proposal');
+    expect(cat.received).toContain('ann: ann covers ben\'s first rotation');
+    expect(keysOf(cat, ben.member!.sendGroup.id, 'ben')).toEqual([toHex(ben.identity.signaturePublicKey)]);
+    expect(keysOf(cat, ann.member!.sendGroup.id, 'ben')).toEqual([k2]);
+    await everyoneTalks(people, 'after two rotations');
+    for (const p of people) for (const g of people.map((o) => o.member!.sendGroup.id)) {
+      if (p === ben && toHex(g) === toHex(ben.member!.sendGroup.id)) continue;
+      expect(keysOf(p, g, 'ben'), `${p.name} sees ben's last key`).toEqual([toHex(ben.identity.signaturePublicKey)]);
+    }
+    expect(keysOf(cat, catGroup, 'ben')).toEqual([toHex(ben.identity.signaturePublicKey)]);
+  });
 });

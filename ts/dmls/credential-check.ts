@@ -32,23 +32,32 @@ export interface DmlsCredentialCheck {
   /**
    * Optional: whether `signatureKey` names a client with this identity that
    * is not revoked, also when the key alone was rotated away. Asked instead
-   * of `validate` for leaves a send group already holds (`held`): a
+   * of `validate` for what an owner already decided on (`held`): a
    * member's rotation revokes its old key before every owner has committed
    * the new one, and a Welcome still carrying the old leaf must not be
-   * refused for it.
+   * refused for it; nor must a rotation (a proposal, an UpdatePath) that a
+   * member processes after the next rotation revoked its key.
    */
   holderOf?(identity: Uint8Array, signatureKey: Uint8Array): DmlsCredentialAnswer | Promise<DmlsCredentialAnswer>;
 }
 
 /**
- * How a credential reaches the member, which says what it is asked:
- * - `introduced`: its holder presents it, first hand — the owner (leaf 0)
- *   of a send group joined or rejoined, an owner's UpdatePath to a new key,
- *   an Update proposal to a new key, a KeyPackage this member adds to its
- *   own send group, its own new credential: `validate`;
- * - `held`: a leaf another owner decided on — the other leaves of a
- *   Welcome's tree, a leaf an owner's commit adds: `holderOf` when the
- *   check has it, `validate` otherwise.
+ * Who decided on a credential, which says what it is asked (docs/PROTOCOL.md
+ * §6.10: the member that decides asks about now, the members that follow a
+ * decision ask what a later rotation does not change):
+ * - `introduced`: this member takes it in on its own authority — the owner
+ *   (leaf 0) of a send group it joins or rejoins by Welcome, an Update
+ *   proposal in its own send group (which it is to commit; a refresh of the
+ *   leaf as it is too), a KeyPackage it adds to its own send group, a rejoin
+ *   request's KeyPackage, its own new credential: `validate`, the identity's
+ *   key now (a key rotated away — after a theft, §8.4 — is refused);
+ * - `held`: an owner decided on it for its send group, and every member of
+ *   that group must follow the same decision — the other leaves of a
+ *   Welcome, a leaf an owner's commit adds, an Update proposal to a new key
+ *   in another owner's send group, the owner's own new key in its
+ *   UpdatePath: `holderOf` when the check has it, `validate` otherwise. A
+ *   member processing it after the key was rotated again must not refuse
+ *   it: the others took it, and the send group would stall for it alone.
  */
 export type DmlsCredentialUse = 'introduced' | 'held';
 
@@ -73,8 +82,8 @@ export async function checkDmlsCredential(check: DmlsCredentialCheck | undefined
  * member rotated away could otherwise send one after the member's rotation
  * proposal, and the commit would keep the later one (RFC 9420 §12.2 allows
  * one Update per leaf; openmls keeps the last), undoing the rotation. In
- * another owner's send group an Update proposal to a new key or credential
- * is `introduced` (a refresh of the leaf as it is is not asked again); a
+ * another owner's send group an Update proposal to a new key is `held`
+ * (that owner decides; a refresh of the leaf as it is is not asked); a
  * leaf an owner's commit adds is `held`. Update proposals a commit covers
  * were checked when they arrived (a refused one is not queued, so a commit
  * naming it cannot be processed). An owner's UpdatePath leaf is not in the
@@ -92,9 +101,9 @@ export function sendGroupCredentials(check: DmlsCredentialCheck, ownGroupId: () 
         return;
       }
       const leaf = group.members().find((m) => m.leafIndex === sender.leafIndex);
-      // A refresh under the credential and key the leaf has: accepted when that leaf was.
+      // A refresh under the credential and key the leaf has: accepted when that leaf was (its owner asks).
       if (leaf && bytesEqual(leaf.signatureKey, proposal.signatureKey) && bytesEqual(leaf.credential.identity, proposal.credential.identity)) return;
-      await checkDmlsCredential(check, proposal.credential.identity, proposal.signatureKey, 'introduced', 'an Update proposal in another owner\'s send group');
+      await checkDmlsCredential(check, proposal.credential.identity, proposal.signatureKey, 'held', 'an Update proposal in another owner\'s send group');
     },
     commit: async ({ staged }) => {
       for (const { proposal } of staged.proposals) {

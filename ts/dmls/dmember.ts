@@ -645,10 +645,13 @@ export class DMember {
         const ownerKey = DMember.#leaf0(group)?.signatureKey;
         await result.staged.merge();
         if (removed) return [{ type: 'commit', sendGroupId: group.id, epoch: group.epoch, imported: false }];
-        // The UpdatePath's key is not in the staged view: checked on the merged epoch (a refusal undoes the merge).
+        // The UpdatePath's key is not in the staged view: checked on the merged
+        // epoch (a refusal undoes the merge). `held`: its owner decided, and a
+        // member processing it after the owner's next rotation revoked this
+        // key must still follow it like the others did.
         const owner = DMember.#leaf0(group);
         if (withPath && owner && !(ownerKey && bytesEqual(owner.signatureKey, ownerKey))) {
-          await this.#checkCredential(owner.credential.identity, owner.signatureKey, 'introduced', 'an owner\'s UpdatePath to a new key');
+          await this.#checkCredential(owner.credential.identity, owner.signatureKey, 'held', 'an owner\'s UpdatePath to a new key');
         }
         const hex = toHex(group.id);
         if (acked !== undefined) this.#state.acks[hex] = Math.max(this.#state.acks[hex] ?? 0, acked);
