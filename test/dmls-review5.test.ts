@@ -197,3 +197,39 @@ describe('DMLS review 5: the AS is asked so that every member of a send group de
     expect(keysOf(cat, catGroup, 'ben')).toEqual([toHex(ben.identity.signaturePublicKey)]);
   });
 });
+
+describe('DMLS review 5: an Authentication Service that fails', () => {
+  it('while the buffer drains: the messages already processed are reported (their data is not lost), the one the AS could not check stays buffered (deferred) and is taken once the AS is back', async () => {
+    const as = new AuthenticationService();
+    let down = false;
+    const flaky: DmlsCredentialCheck = {
+      validate: (identity, key) => {
+        if (down) throw new Error('AS unreachable');
+        return as.validate(identity, key);
+      },
+    };
+    const people = await Promise.all(['ann', 'ben', 'cat'].map((n) => person(n)));
+    for (const p of people) as.register({ clientId: p.name, userId: p.name, identity: p.identity.identity, signatureKey: p.identity.signaturePublicKey });
+    for (const [p, messages] of await found(people, undefined, { credentialCheck: flaky })) await send(messages, others(people, p));
+    const [ann, ben, cat] = people as [Person, Person, Person];
+    const c1 = await ben.member!.update();
+    const d1 = await ben.member!.protect(enc.encode('d1'));
+    const next = await ben.client.createIdentity('ben', 1);
+    as.register({ clientId: 'ben', userId: 'ben', identity: next.identity, signatureKey: next.signaturePublicKey });
+    const [c2, ...proposals] = await ben.member!.update({ newIdentity: next });
+    await send([...c1, ...d1, c2!, ...proposals], [cat]);
+    // ann gets d1 and the rotation commit ahead of ben's first commit: both wait.
+    expect(await receive(ann, d1.at(-1)!)).toEqual([{ type: 'buffered' }]);
+    expect(await receive(ann, c2!)).toEqual([{ type: 'buffered' }]);
+    down = true;
+    const events: DmlsEvent[] = await receive(ann, c1[0]!);
+    expect(events.map((e) => e.type)).toEqual(['commit', 'data', 'deferred']);
+    expect(ann.received).toContain('ben: d1');
+    expect(ann.member!.bufferedCount()).toBe(1);
+    down = false;
+    await send(proposals, [ann]);
+    expect(ann.member!.bufferedCount()).toBe(0);
+    expect(keysOf(ann, ben.member!.sendGroup.id, 'ben')).toEqual([toHex(next.signaturePublicKey)]);
+    await everyoneTalks(people, 'after the outage');
+  });
+});

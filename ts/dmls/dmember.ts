@@ -85,6 +85,13 @@ export type DmlsEvent =
   | { type: 'rejoinRequest'; from: Uint8Array; behind: boolean; messages: Uint8Array[] }
   | { type: 'updateProposal'; sendGroupId: Uint8Array }
   | { type: 'buffered' }
+  /**
+   * A buffered message whose retry failed for a reason outside DMLS (e.g.
+   * `credentialCheck` threw: the Authentication Service cannot be reached).
+   * It stays buffered and is retried with the next delivery; the events of
+   * the messages processed before it are reported with this one.
+   */
+  | { type: 'deferred'; error: unknown }
   | { type: 'dropped'; reason: 'duplicate' | 'not-for-us' | 'buffer-full' };
 
 interface State {
@@ -501,14 +508,27 @@ export class DMember {
       return events;
     }
     // Progress was made: drain the buffer until nothing more moves.
+    const deferred = new Set<Uint8Array>();
     for (let progress = true; progress; ) {
       progress = false;
       for (const buffered of [...this.#buffer]) {
-        const r = await this.#handle(buffered).catch((err: unknown) => {
+        if (deferred.has(buffered)) continue;
+        let r: { retry: boolean; events: DmlsEvent[] };
+        try {
+          r = await this.#handle(buffered);
+        } catch (err) {
+          if (!(err instanceof DmlsError)) {
+            // A failure from outside DMLS (the AS unreachable): the message
+            // stays buffered for the next delivery. Thrown, it would take
+            // the events of those processed before it along (their data
+            // lost for good: a message processed is not processed again).
+            deferred.add(buffered);
+            events.push({ type: 'deferred', error: err });
+            continue;
+          }
           // A buffered message that turns out to break the rules is dropped, not rethrown later.
-          if (err instanceof DmlsError) return { retry: false, events: [] as DmlsEvent[] };
-          throw err;
-        });
+          r = { retry: false, events: [] };
+        }
         if (r.retry) continue;
         this.#buffer.splice(this.#buffer.indexOf(buffered), 1);
         events.push(...r.events);
