@@ -232,4 +232,46 @@ describe('DMLS review 5: an Authentication Service that fails', () => {
     expect(keysOf(ann, ben.member!.sendGroup.id, 'ben')).toEqual([toHex(next.signaturePublicKey)]);
     await everyoneTalks(people, 'after the outage');
   });
+  it('while slow: a protect started while unprotect waits on the AS waits for it (it joined that transaction, and the check\'s failure undid the commit it had returned); the send group does not fork', async () => {
+    const as = new AuthenticationService();
+    let slow = false;
+    let answer: ((up: boolean) => void) | undefined;
+    const check: DmlsCredentialCheck = {
+      validate: async (identity, key) => {
+        if (slow && !(await new Promise<boolean>((resolve) => (answer = resolve)))) throw new Error('AS timed out');
+        return as.validate(identity, key);
+      },
+    };
+    const people = await Promise.all(['ann', 'ben', 'cat'].map((n) => person(n)));
+    for (const p of people) as.register({ clientId: p.name, userId: p.name, identity: p.identity.identity, signatureKey: p.identity.signaturePublicKey });
+    for (const [p, messages] of await found(people, undefined, { credentialCheck: check })) await send(messages, others(people, p));
+    const [ann, ben, cat] = people as [Person, Person, Person];
+    const annGroup = ann.member!.sendGroup.id;
+    // cat UPDATEs (ann will import it: her next PROTECT commits), then ben rotates.
+    await send(await cat.member!.update(), [ann, ben]);
+    const next = await ben.client.createIdentity('ben', 1);
+    as.register({ clientId: 'ben', userId: 'ben', identity: next.identity, signatureKey: next.signaturePublicKey });
+    const [path, ...proposals] = await ben.member!.update({ newIdentity: next });
+    await send([path!, ...proposals], [cat]);
+    slow = true;
+    const checked = receive(ann, path!).then(() => 'taken', (e: unknown) => (e as Error).message);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(answer).toBeDefined();
+    // ann's application sends meanwhile.
+    let sent: Uint8Array[] | undefined;
+    const sending = ann.member!.protect(enc.encode('while the AS is slow')).then((out) => (sent = out));
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(sent).toBeUndefined();
+    slow = false;
+    answer!(false);
+    expect(await checked).toBe('AS timed out');
+    await sending;
+    await send(sent!, [ben, cat]);
+    for (const p of [ben, cat]) expect(p.client.group(annGroup).epoch, `${p.name} follows ann's send group`).toBe(ann.member!.sendGroup.epoch);
+    expect(ben.received).toContain('ann: while the AS is slow');
+    // The rotation checked again, everyone talks.
+    await send([path!, ...proposals], [ann]);
+    expect(keysOf(ann, ben.member!.sendGroup.id, 'ben')).toEqual([toHex(next.signaturePublicKey)]);
+    await everyoneTalks(people, 'after the slow AS');
+  });
 });

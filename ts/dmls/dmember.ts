@@ -127,6 +127,32 @@ const enc = new TextEncoder();
 /** Failures that mean "not yet": the message waits for something else first. */
 const RETRY_CODES = new Set(['PSK_NOT_FOUND', 'WRONG_EPOCH', 'UNKNOWN_GROUP', 'MESSAGE_TOO_FAR_AHEAD', 'PROTOCOL', 'INVALID_COMMIT']);
 
+/** Per client, the tail of its DMembers' queue of calls (`serially`). */
+const queues = new WeakMap<MlsClient, Promise<void>>();
+
+/**
+ * One DMember call at a time per client: each runs in a transaction of the
+ * client (`MlsClient.atomically`), which a call started meanwhile would
+ * join rather than wait for. An `unprotect` waiting on the Authentication
+ * Service (`credentialCheck`) and a `protect` started then shared one
+ * transaction: when the check failed, its rollback undid the commit the
+ * `protect` had returned and the application had sent, and the owner's
+ * next commit forked its send group from everyone who processed the first.
+ * Calls made while one waits now wait for it.
+ */
+async function serially<T>(client: MlsClient, fn: () => Promise<T>): Promise<T> {
+  const before = queues.get(client) ?? Promise.resolve();
+  let release!: () => void;
+  const mine = new Promise<void>((resolve) => (release = resolve));
+  queues.set(client, before.then(() => mine));
+  await before;
+  try {
+    return await fn();
+  } finally {
+    release();
+  }
+}
+
 /** A rejoin Welcome tried against a send group it is not for (rolls the attempt back). */
 class OtherGroup extends Error {}
 
@@ -169,13 +195,13 @@ export class DMember {
     const profile = founding.profile ?? 'multi-mls';
     const exportLength = founding.exportLength ?? 32;
     if (profile === 'distributed-mls' && exportLength !== 32) throw new DmlsError('universe', 'the distributed-mls profile exports 32 bytes');
-    return client.atomically(async () => {
+    return serially(client, () => client.atomically(async () => {
       const draft = new DMember(client, identity, { id: new Uint8Array(0), profile, exportLength, ciphersuites: founding.ciphersuites ?? [identity.ciphersuite] }, options, DMember.#emptyState());
       const messages = await draft.#createSendGroup(keyPackages, (groupId) => {
         (draft.universe as { id: Uint8Array }).id = groupId;
       });
       return { member: draft, universe: draft.universe, messages };
-    });
+    }));
   }
 
   /**
@@ -184,7 +210,7 @@ export class DMember {
    * `messages` (Welcome, announce) go to the universe.
    */
   static async joinUniverse(client: MlsClient, identity: Identity, welcome: Uint8Array, definition: Uint8Array, keyPackages: Uint8Array[], options: DmlsOptions = {}): Promise<{ member: DMember; universe: Required<UniverseConfig>; messages: Uint8Array[] }> {
-    return client.atomically(async () => {
+    return serially(client, () => client.atomically(async () => {
       const founderGroup = await client.joinFromWelcome(welcome, DMember.#sendGroupOptions(options));
       const result = await founderGroup.process(definition);
       if (result.kind !== 'application') throw new DmlsError('universe', 'the universe definition is not an application message');
@@ -206,16 +232,16 @@ export class DMember {
       await draft.#storePsk(founderGroup, false);
       const messages = await draft.#createSendGroup(keyPackages);
       return { member: draft, universe: draft.universe, messages };
-    });
+    }));
   }
 
   /** INIT with an application-defined universe (later draft): own send group with everyone, then the announcement. */
   static async init(client: MlsClient, identity: Identity, universe: UniverseConfig, keyPackages: Uint8Array[], options: DmlsOptions = {}): Promise<{ member: DMember; messages: Uint8Array[] }> {
-    return client.atomically(async () => {
+    return serially(client, () => client.atomically(async () => {
       const draft = new DMember(client, identity, universe, options, DMember.#emptyState());
       const messages = await draft.#createSendGroup(keyPackages);
       return { member: draft, messages };
-    });
+    }));
   }
 
   static #emptyState(): State {
@@ -300,7 +326,7 @@ export class DMember {
 
   /** Public DMLS values of a send group's current epoch (registers its PSK again, harmlessly). */
   epochValues(sendGroupId: Uint8Array, signingKey?: Uint8Array): Promise<DmlsEpochValues> {
-    return storeEpochPsk(this.client.group(sendGroupId), this.#params(), signingKey);
+    return serially(this.client, () => storeEpochPsk(this.client.group(sendGroupId), this.#params(), signingKey));
   }
 
   get sendGroup(): Group {
@@ -329,7 +355,11 @@ export class DMember {
    * With `newIdentity` (a new signature key of this client) the credential
    * changes too, and an Update proposal goes to every other send group.
    */
-  async update(options: { newIdentity?: Identity } = {}): Promise<Uint8Array[]> {
+  update(options: { newIdentity?: Identity } = {}): Promise<Uint8Array[]> {
+    return serially(this.client, () => this.#update(options));
+  }
+
+  async #update(options: { newIdentity?: Identity }): Promise<Uint8Array[]> {
     const next = options.newIdentity;
     if (!next) return this.#atomically(async () => [...(await this.#rotationsAgain()), ...(await this.#commitOwn(true))]);
     if (next.ciphersuite !== this.identity.ciphersuite) throw new DmlsError('universe', 'a new credential must keep the ciphersuite');
@@ -358,7 +388,11 @@ export class DMember {
    * full/empty commits are pending, full when Update proposals were seen,
    * nothing otherwise. Others' partial commits are never imported.
    */
-  async commit(): Promise<Uint8Array[]> {
+  commit(): Promise<Uint8Array[]> {
+    return serially(this.client, () => this.#commit());
+  }
+
+  async #commit(): Promise<Uint8Array[]> {
     return this.#atomically(async () => {
       const again = await this.#rotationsAgain();
       const updates = this.sendGroup.state().pendingProposals > 0;
@@ -418,9 +452,13 @@ export class DMember {
   }
 
   /** PROTECT (seed 003 §5): `commit()` (or with `pcs` an UPDATE), then encrypt in the own send group. */
-  async protect(data: Uint8Array, options: { pcs?: boolean } = {}): Promise<Uint8Array[]> {
+  protect(data: Uint8Array, options: { pcs?: boolean } = {}): Promise<Uint8Array[]> {
+    return serially(this.client, () => this.#protect(data, options));
+  }
+
+  async #protect(data: Uint8Array, options: { pcs?: boolean }): Promise<Uint8Array[]> {
     return this.#atomically(async () => {
-      const out = options.pcs ? await this.update() : await this.commit();
+      const out = options.pcs ? await this.#update({}) : await this.#commit();
       out.push(await this.sendGroup.encrypt(encodeDmlsMessage({ type: 'data', data })));
       return out;
     });
@@ -428,11 +466,15 @@ export class DMember {
 
   /** Ask another owner to refresh this member's leaf in its send group (an Update proposal, same credential). */
   proposeUpdate(sendGroupId: Uint8Array): Promise<Uint8Array> {
-    return this.client.group(sendGroupId).propose({ type: 'update' });
+    return serially(this.client, () => this.client.group(sendGroupId).propose({ type: 'update' }));
   }
 
   /** Remove a member that stays offline from the own send group (with pending imports). */
-  async removeMember(identity: Uint8Array): Promise<Uint8Array[]> {
+  removeMember(identity: Uint8Array): Promise<Uint8Array[]> {
+    return serially(this.client, () => this.#removeMember(identity));
+  }
+
+  async #removeMember(identity: Uint8Array): Promise<Uint8Array[]> {
     const group = this.sendGroup;
     const leaves = group.members().filter((m) => bytesEqual(m.credential.identity, identity)).map((m) => m.leafIndex);
     if (leaves.length === 0) return [];
@@ -450,7 +492,11 @@ export class DMember {
   }
 
   /** Stop following a send group (e.g. of a member removed everywhere). */
-  async forget(sendGroupId: Uint8Array): Promise<void> {
+  forget(sendGroupId: Uint8Array): Promise<void> {
+    return serially(this.client, () => this.#forget(sendGroupId));
+  }
+
+  async #forget(sendGroupId: Uint8Array): Promise<void> {
     const hex = toHex(sendGroupId);
     await this.#atomically(async () => {
       for (const epoch of [...(this.#state.stored[hex] ?? []), ...(this.#state.ackOnly[hex] ?? [])]) await this.client.psks.delete(pskGroupId(epoch, sendGroupId));
@@ -470,7 +516,11 @@ export class DMember {
    * every other send group (the ack owners infer from), then a rejoin
    * request with a KeyPackage per send group.
    */
-  async requestRejoin(): Promise<Uint8Array[]> {
+  requestRejoin(): Promise<Uint8Array[]> {
+    return serially(this.client, () => this.#requestRejoin());
+  }
+
+  async #requestRejoin(): Promise<Uint8Array[]> {
     return this.#atomically(async () => {
       const acks: Uint8Array[] = [];
       const entries = [];
@@ -494,7 +544,11 @@ export class DMember {
   // Receiving
 
   /** UNPROTECT (seed 003 §5): route by group id, process, retry the buffer; §4 violations throw `DmlsError`. */
-  async unprotect(message: Uint8Array): Promise<DmlsEvent[]> {
+  unprotect(message: Uint8Array): Promise<DmlsEvent[]> {
+    return serially(this.client, () => this.#unprotect(message));
+  }
+
+  async #unprotect(message: Uint8Array): Promise<DmlsEvent[]> {
     const events: DmlsEvent[] = [];
     const first = await this.#handle(message);
     events.push(...first.events);
