@@ -61,10 +61,13 @@ export interface DmlsOptions {
    * `paired-mls/services`). When given, every credential this member
    * accepts is checked with it and refused otherwise (`DmlsError`
    * `credential`): the owner and the other leaves of every Welcome it joins
-   * by (founding, a new send group, a rejoin), an owner's UpdatePath and an
-   * Update proposal to a new key, a leaf an owner's commit adds, a rejoin
-   * request's KeyPackage, the KeyPackages it adds to its own send group and
-   * its own new credential (docs/PROTOCOL.md §6.10). Without it a basic
+   * by (founding, a new send group, a rejoin), an owner's UpdatePath to a
+   * new key, every Update proposal in its own send group and one to a new
+   * key elsewhere, a leaf an owner's commit adds, a rejoin request's
+   * KeyPackage, the KeyPackages it adds to its own send group and its own
+   * new credential (docs/PROTOCOL.md §6.10). It should bound its own time
+   * and throw when the AS does not answer: this member's other calls wait
+   * for it. Without it a basic
    * credential is taken for what it names, and a forger claiming a
    * member's identity under its own key is accepted where no key of that
    * member was seen yet (§6.10 says what is trusted then). Not saved: pass

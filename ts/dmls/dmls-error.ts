@@ -20,8 +20,9 @@ export type DmlsErrorCode = (typeof DMLS_ERROR_CODES)[number];
  * - `credential`: a credential the application's Authentication Service
  *   (`DmlsOptions.credentialCheck`) does not bind to its signature key — a
  *   send group's owner or another leaf of a Welcome (founding, joining,
- *   rejoining), an owner's UpdatePath or an Update proposal to a new key, a
- *   leaf an owner's commit adds, a rejoin request's KeyPackage, a KeyPackage
+ *   rejoining), an owner's UpdatePath to a new key, an Update proposal (in
+ *   the own send group any, elsewhere one to a new key), a leaf an owner's
+ *   commit adds, a rejoin request's KeyPackage, a KeyPackage
  *   or new credential of this member's own (docs/PROTOCOL.md §6.10).
  */
 export type DmlsRejection = 'not-owner' | 'proposal-type' | 'universe' | 'malformed' | 'rejoin' | 'identity' | 'credential';
