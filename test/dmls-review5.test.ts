@@ -143,6 +143,23 @@ describe('DMLS review 5: a credential rotation (§6.6) reaches every send group'
 });
 
 describe('DMLS review 5: the AS is asked so that every member of a send group decides the same', () => {
+  it('a thief with ben\'s state and key from before his rotation writes in his send group\'s last epoch before it (past epochs stay readable): ann and cat refuse it (credential); ben is read', async () => {
+    const directory = new AuthenticationDirectory(new MemoryDeliveryStore());
+    const people = await universeIn(['ann', 'ben', 'cat'], directory);
+    const [ann, ben, cat] = people as [Person, Person, Person];
+    const benGroup = ben.member!.sendGroup.id;
+    const thief = await MlsClient.open({ storage: await MemoryStorageAdapter.copyOf(ben.client.storage) });
+    await send(await rotate(ben, directory), [ann, cat]);
+    await everyoneTalks(people, 'after the rotation');
+    const forged = await thief.group(benGroup).encrypt(encodeDmlsMessage({ type: 'data', data: enc.encode('send the money to mallory') }));
+    for (const p of [ann, cat]) {
+      const err = await refusedWith(() => receive(p, forged), 'credential');
+      expect(err.message).toContain('an owner\'s message signed with a key it has rotated since');
+      expect(p.received).not.toContain('ben: send the money to mallory');
+    }
+    await everyoneTalks(people, 'after the thief');
+  });
+
   it('a thief with ben\'s state before his rotation sends a refresh under the old key after ben\'s rotation proposal: the owner refuses it (credential), commits ben\'s rotation, and the thief stops reading', async () => {
     const directory = new AuthenticationDirectory(new MemoryDeliveryStore());
     const people = await universeIn(['ann', 'ben', 'cat'], directory);

@@ -49,8 +49,10 @@ export interface DmlsCredentialCheck {
  *   (leaf 0) of a send group it joins or rejoins by Welcome, an Update
  *   proposal in its own send group (which it is to commit; a refresh of the
  *   leaf as it is too), a KeyPackage it adds to its own send group, a rejoin
- *   request's KeyPackage, its own new credential: `validate`, the identity's
- *   key now (a key rotated away — after a theft, §8.4 — is refused);
+ *   request's KeyPackage, its own new credential, the key an owner signed a
+ *   message of an epoch before its latest rotation with: `validate`, the
+ *   identity's key now (a key rotated away — after a theft, §8.4 — is
+ *   refused);
  * - `held`: an owner decided on it for its send group, and every member of
  *   that group must follow the same decision — the other leaves of a
  *   Welcome, a leaf an owner's commit adds, an Update proposal to a new key

@@ -121,6 +121,8 @@ interface State {
   proposals: string[];
   /** Foreign send group (hex) → its epoch when this member last proposed its current credential there (§6.6; proposed again once the epoch moves without it). */
   rotations: Record<string, number>;
+  /** Foreign send group (hex) → leaf 0's signature key (hex) from each epoch on, oldest first, while those epochs can still be read (`#noteOwnerKey`). */
+  ownerKeys: Record<string, { epoch: number; key: string }[]>;
   /** The universe, as fixed at founding (`open` takes it from here). */
   universe?: { id: string; profile: DmlsProfile; exportLength: number; ciphersuites: number[] };
 }
@@ -232,6 +234,7 @@ export class DMember {
       await draft.#checkTree(founderGroup, 'the founder\'s send group');
       const founder = founderGroup.members().find((x) => x.leafIndex === 0)!;
       draft.#state.owners[toHex(founderGroup.id)] = toHex(founder.credential.identity);
+      draft.#noteOwnerKey(founderGroup);
       await draft.#storePsk(founderGroup, false);
       const messages = await draft.#createSendGroup(keyPackages);
       return { member: draft, universe: draft.universe, messages };
@@ -248,7 +251,7 @@ export class DMember {
   }
 
   static #emptyState(): State {
-    return { ownGroupId: '', pending: {}, stored: {}, ackOnly: {}, owners: {}, imported: {}, lastUpdateEpoch: 0, acks: {}, members: [], rejoining: [], proposals: [], rotations: {} };
+    return { ownGroupId: '', pending: {}, stored: {}, ackOnly: {}, owners: {}, imported: {}, lastUpdateEpoch: 0, acks: {}, members: [], rejoining: [], proposals: [], rotations: {}, ownerKeys: {} };
   }
 
   static #sendGroupOptions(options: DmlsOptions): GroupOptions {
@@ -508,6 +511,7 @@ export class DMember {
       delete this.#state.pending[hex];
       delete this.#state.owners[hex];
       delete this.#state.acks[hex];
+      delete this.#state.ownerKeys[hex];
       this.#state.rejoining = this.#state.rejoining.filter((x) => x !== hex);
       await this.client.deleteGroup(sendGroupId);
       await this.#save();
@@ -639,6 +643,7 @@ export class DMember {
         // The first key seen of this owner: only the AS tells a forger claiming its identity from it.
         await this.#checkTree(g, 'a new send group');
         this.#state.owners[toHex(g.id)] = toHex(owner.credential.identity);
+        this.#noteOwnerKey(g);
         // Others may import the epoch this Welcome starts at; keep its PSK.
         await this.#storePsk(g, false);
         await this.#save();
@@ -685,6 +690,8 @@ export class DMember {
           // The owner may come under a new key (it rotated meanwhile): only the AS tells a forger claiming its identity from it.
           await this.#checkTree(g, 'a send group rejoined');
           this.#state.rejoining = this.#state.rejoining.filter((x) => x !== hex);
+          delete this.#state.ownerKeys[hex];
+          this.#noteOwnerKey(g);
           await this.#storePsk(g, false);
           await this.#save();
           return g;
@@ -733,6 +740,7 @@ export class DMember {
         const hex = toHex(group.id);
         if (acked !== undefined) this.#state.acks[hex] = Math.max(this.#state.acks[hex] ?? 0, acked);
         if (newOwner) this.#state.owners[hex] = toHex(newOwner);
+        if (!own) this.#noteOwnerKey(group);
         // Every epoch's PSK is kept (others' REJOIN acks may name it); one
         // with fresh randomness from its owner is worth importing.
         await this.#storePsk(group, withPath && !own, withPath);
@@ -749,6 +757,7 @@ export class DMember {
         return [{ type: 'updateProposal', sendGroupId: group.id }];
       case 'application': {
         if (!fromOwner) throw new DmlsError('not-owner', 'an application message in a send group from someone other than its owner');
+        if (!own) await this.#checkPastOwnerKey(group, result.epoch);
         return this.#onMessage(group, this.#ownerOf(group), DMember.#decode(result.data));
       }
       default:
@@ -842,6 +851,41 @@ export class DMember {
       const owner = m.leafIndex === 0;
       await this.#checkCredential(m.credential.identity, m.signatureKey, owner ? 'introduced' : 'held', owner ? `the owner of ${what}` : `a leaf of ${what}`);
     }
+  }
+
+  /**
+   * Record the key leaf 0 of a followed send group signs with from its
+   * current epoch on, and forget those of epochs that can no longer be read
+   * (`maxPastEpochs`).
+   */
+  #noteOwnerKey(group: Group): void {
+    const leaf0 = DMember.#leaf0(group);
+    if (!leaf0) return;
+    const keys = (this.#state.ownerKeys[toHex(group.id)] ??= []);
+    const key = toHex(leaf0.signatureKey);
+    if (keys.at(-1)?.key !== key) keys.push({ epoch: group.epoch, key });
+    const readable = group.epoch - (this.#options.sendGroup.maxPastEpochs ?? 16);
+    while (keys.length > 1 && keys[1]!.epoch <= readable) keys.shift();
+  }
+
+  /**
+   * An owner's application message of an epoch before its latest key
+   * rotation is signed by the key it had then: the send group keeps past
+   * epochs' secrets (`maxPastEpochs`), so a thief holding the owner's state
+   * and key from before a rotation (the reason for one, §6.6) could go on
+   * speaking as the owner in those epochs for as long as they stay
+   * readable — for a quiet owner, a long time. With a `credentialCheck`
+   * that key must still be the owner's now (`validate`): revoked by the
+   * rotation (`AuthenticationDirectory`, §8.4), the message is refused
+   * (`credential`); so is a message of the owner's delayed past the
+   * rotation.
+   */
+  async #checkPastOwnerKey(group: Group, epoch: number): Promise<void> {
+    if (!this.#credentialCheck || epoch >= group.epoch) return;
+    const owner = DMember.#leaf0(group);
+    const then = this.#state.ownerKeys[toHex(group.id)]?.filter((k) => k.epoch <= epoch).at(-1);
+    if (!owner || !then || then.key === toHex(owner.signatureKey)) return;
+    await this.#checkCredential(owner.credential.identity, fromHex(then.key), 'introduced', 'an owner\'s message signed with a key it has rotated since');
   }
 
   static #leaf0(group: Group) {

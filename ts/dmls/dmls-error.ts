@@ -22,7 +22,8 @@ export type DmlsErrorCode = (typeof DMLS_ERROR_CODES)[number];
  *   send group's owner or another leaf of a Welcome (founding, joining,
  *   rejoining), an owner's UpdatePath to a new key, an Update proposal (in
  *   the own send group any, elsewhere one to a new key), a leaf an owner's
- *   commit adds, a rejoin request's KeyPackage, a KeyPackage
+ *   commit adds, a rejoin request's KeyPackage, the key an owner signed a
+ *   message of an epoch before its latest rotation with, a KeyPackage
  *   or new credential of this member's own (docs/PROTOCOL.md §6.10).
  */
 export type DmlsRejection = 'not-owner' | 'proposal-type' | 'universe' | 'malformed' | 'rejoin' | 'identity' | 'credential';
