@@ -106,7 +106,7 @@ describe('process checks: one registry for every layer', () => {
     const { record, registration } = await issueRecoveryPsk(carol.group!, carol.identity);
     for (const m of [bob]) {
       const r = await m.group!.process(registration);
-      expect(r.kind === 'application' && (await acceptRecoveryPsks(m.group!, r.data))).toBe(true);
+      expect(r.kind === 'application' && (await acceptRecoveryPsks(m.group!, r))).toBe(true);
     }
     const fresh = await MlsClient.open();
     const freshId = await fresh.createIdentity('carol', 1);

@@ -3,17 +3,18 @@
  * recovery record rejoins by external commit with the recovery PSK and
  * removes its old leaf; members who joined after the PSK was issued got it
  * from the member who added them; a rejoin without a valid proof is refused.
+ * (Attacks on this layer: test/resilience-review.test.ts.)
  */
 import { describe, expect, it } from 'vitest';
 import { MlsClient, utf8 } from 'paired-mls';
-import { RecoveryError, issueRecoveryPsk, acceptRecoveryPsks, recoveryPolicy, recoverMembership, transferRecoveryPsks } from 'paired-mls/resilience';
+import { RecoveryError, issueRecoveryPsk, acceptRecoveryPsks, expectRecoveryTransfer, recoveryPolicy, recoverMembership, transferRecoveryPsks } from 'paired-mls/resilience';
 import { expectInSync, newMember, type Member } from './helpers.js';
 
 async function deliverApp(message: Uint8Array, members: Member[]): Promise<void> {
   for (const m of members) {
     const r = await m.group!.process(message);
     if (r.kind !== 'application') throw new Error('expected an application message');
-    expect(await acceptRecoveryPsks(m.group!, r.data)).toBe(true);
+    expect(await acceptRecoveryPsks(m.group!, r)).toBe(true);
   }
 }
 
@@ -49,7 +50,10 @@ describe('recovery after state loss', () => {
     const addD = await a!.group.commit({ add: [await d.client.createKeyPackage(d.identity)] });
     await a!.group.mergePendingCommit();
     await deliverCommit(addD.commit, [b!, c!]);
-    d.group = await d.client.joinFromWelcome(addD.welcome!);
+    const joined = await d.client.joinFromWelcomeWithSender(addD.welcome!);
+    d.group = joined.group;
+    await expectRecoveryTransfer(d.group, joined.welcomeSender);
+    // Everyone gets the transfer; only d, which expects one from a, takes it.
     await deliverApp(await transferRecoveryPsks(a!.group), [b!, c!, d]);
     const { commit } = await b!.group!.selfUpdate();
     await b!.group!.mergePendingCommit();

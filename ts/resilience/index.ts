@@ -10,6 +10,7 @@ export { ForkResolver, commitRank, pickWelcome, type ForkStrategy, type ForkOpti
 export {
   issueRecoveryPsk,
   acceptRecoveryPsks,
+  expectRecoveryTransfer,
   transferRecoveryPsks,
   recoverMembership,
   recoveryPolicy,
@@ -17,6 +18,7 @@ export {
   parseRecoveryPskId,
   RecoveryError,
   type RecoveryRecord,
+  type RecoveryPskFields,
   type RecoveryPolicy,
   type RecoveryRejection,
 } from './state-loss-recovery.js';
