@@ -22,8 +22,10 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryStorageAdapter, MlsClient, fromHex, toHex, utf8, type Group } from 'paired-mls';
 import {
+  ForkResolver,
   RecoveryError,
   acceptRecoveryPsks,
+  commitRank,
   expectRecoveryTransfer,
   issueRecoveryPsk,
   parseRecoveryPskId,
@@ -31,8 +33,10 @@ import {
   recoveryPolicy,
   recoveryPskId,
   transferRecoveryPsks,
+  type ForkEvent,
   type RecoveryRecord,
 } from 'paired-mls/resilience';
+import { DeliveryService } from 'paired-mls/services';
 import { Writer } from '../ts/codec/tls.js';
 import { deliverCommit, expectInSync, mlsError, newMember, type Member } from './helpers.js';
 
@@ -352,5 +356,269 @@ describe('resilience review: recovery proofs', () => {
     // The bytes alone (the API before the review) cannot be checked: refused.
     expect((await mlsError(() => acceptRecoveryPsks(carol.group!, seen.data as never))).code).toBe('INVALID_ARGUMENT');
     await stillWorks([alice, bob, carol]);
+  });
+});
+
+// --- forks -------------------------------------------------------------------
+
+const WINDOW = 1000;
+
+/** Resolvers for `members` on a simulated clock. */
+function resolvers(members: Member[], strategy: 'hold' | 'optimistic') {
+  let clock = 0;
+  const byName = new Map(members.map((m) => [m.name, new ForkResolver(m.group!, { strategy, windowMs: WINDOW, now: () => clock })]));
+  return {
+    r: (m: Member) => byName.get(m.name)!,
+    /** Let every window close. */
+    async settle(): Promise<ForkEvent[]> {
+      clock += WINDOW + 1;
+      const events: ForkEvent[] = [];
+      for (const res of byName.values()) events.push(...(await res.tick()));
+      return events;
+    },
+  };
+}
+
+/** A PrivateMessage with a commit's clear header for `groupId` and `epoch` and a random body: what an outsider injects. */
+function junkCommit(groupId: Uint8Array, epoch: number): Uint8Array {
+  const random = (n: number) => crypto.getRandomValues(new Uint8Array(n));
+  return new Writer().u16(1).u16(2).vector(groupId).u64(BigInt(epoch)).u8(3).vector(new Uint8Array(0)).vector(random(40)).vector(random(120)).finish();
+}
+
+/** Two commits for the current epoch by `x` and `y` (pending at both), lower-ranked first. */
+async function race(x: Member, y: Member, rx: ForkResolver, ry: ForkResolver) {
+  const fromX = await rx.commit({ selfUpdate: true });
+  const fromY = await ry.commit({ selfUpdate: true });
+  const xWins = (await commitRank(fromX.commit)) < (await commitRank(fromY.commit));
+  return xWins ? { winner: fromX.commit, loser: fromY.commit, winnerMember: x, loserMember: y } : { winner: fromY.commit, loser: fromX.commit, winnerMember: y, loserMember: x };
+}
+
+describe('resilience review: fork resolver', () => {
+  it('optimistic: a duplicate of the applied commit (a DS repeating it) is dropped, not applied again', async () => {
+    const members = await world(['alice', 'bob', 'carol']);
+    const [alice, bob, carol] = members as [Member, Member, Member];
+    const { r, settle } = resolvers(members, 'optimistic');
+    const { commit } = await r(alice).commit({ selfUpdate: true });
+    for (const m of [bob, carol]) await r(m).receive(commit);
+    // Bob reads Alice's message and sends one of his own in the new epoch.
+    const fromAlice = await alice.group!.encrypt('from alice');
+    const read = await r(bob).receive(fromAlice);
+    expect(read[0]!.type === 'processed' && read[0]!.result.kind === 'application' && utf8(read[0]!.result.data)).toBe('from alice');
+    const first = await bob.group!.encryptUnconfirmed('first from bob');
+    await first.confirm();
+    await r(alice).receive(first.message);
+    // The DS hands Bob the commit again. Before the review Bob "switched"
+    // to it: the epoch started afresh, his next message reused generation 0
+    // (Alice refused it as replayed) and Alice's message read again.
+    expect(await r(bob).receive(commit)).toEqual([{ type: 'dropped', reason: 'duplicate' }]);
+    expect((await mlsError(() => r(bob).receive(fromAlice))).code).toBe('MESSAGE_REPLAYED');
+    const second = await bob.group!.encryptUnconfirmed('second from bob');
+    expect(second.generation).toBe(first.generation + 1);
+    await second.confirm();
+    const atAlice = await r(alice).receive(second.message);
+    expect(atAlice[0]!.type === 'processed' && atAlice[0]!.result.kind === 'application' && utf8(atAlice[0]!.result.data)).toBe('second from bob');
+    await settle();
+    await stillWorks(members);
+  });
+
+  it("optimistic: the member's own commit echoed back by the DS is dropped (it threw INVALID_COMMIT)", async () => {
+    const members = await world(['alice', 'bob']);
+    const [alice, bob] = members as [Member, Member];
+    const { r, settle } = resolvers(members, 'optimistic');
+    const { commit } = await r(alice).commit({ selfUpdate: true });
+    expect(await r(alice).receive(commit)).toEqual([{ type: 'dropped', reason: 'duplicate' }]);
+    await r(bob).receive(commit);
+    expect(r(alice).retainedStates()).toBe(1);
+    await settle();
+    expect(await r(alice).receive(commit)).toEqual([{ type: 'dropped', reason: 'late' }]);
+    await stillWorks(members);
+  });
+
+  it('optimistic: junk for the next epoch does not close the window, so an outsider cannot keep a member from switching to the winner', async () => {
+    const members = await world(['alice', 'bob', 'carol']);
+    const [alice, bob, carol] = members as [Member, Member, Member];
+    const { r, settle } = resolvers(members, 'optimistic');
+    const epoch = alice.group!.epoch;
+    const { winner, loser, winnerMember, loserMember } = await race(alice, bob, r(alice), r(bob));
+    await r(carol).receive(loser);
+    // Before the review the junk wiped Carol's kept state, the winner then
+    // arrived and was dropped ("stale"): Carol stayed on the losing branch.
+    expect((await mlsError(() => r(carol).receive(junkCommit(carol.group!.id, epoch + 1)))).code).toBe('DECRYPTION_FAILED');
+    expect(r(carol).retainedStates()).toBe(1);
+    expect(await r(carol).receive(winner)).toEqual([{ type: 'switched', epoch, winner: await commitRank(winner), ownCommitLost: false }]);
+    await r(loserMember).receive(winner);
+    await r(winnerMember).receive(loser);
+    await settle();
+    expectInSync(members);
+    await stillWorks(members);
+  });
+
+  it('hold: junk with a commit header opens no window, so an outsider cannot hold a member from committing', async () => {
+    const members = await world(['alice', 'bob']);
+    const [alice, bob] = members as [Member, Member];
+    const { r, settle } = resolvers(members, 'hold');
+    // Before the review each junk message opened a window (sending held):
+    // one every window kept Alice from ever committing.
+    for (let i = 0; i < 3; i++) {
+      expect((await mlsError(() => r(alice).receive(junkCommit(alice.group!.id, alice.group!.epoch)))).code).toBe('DECRYPTION_FAILED');
+      expect(r(alice).canSend()).toBe(true);
+      expect(r(alice).heldCandidates()).toBe(0);
+    }
+    // Sending while held is refused with a typed error (it was a plain Error).
+    const { commit } = await r(alice).commit({ selfUpdate: true });
+    const held = await mlsError(() => r(alice).commit({ selfUpdate: true }));
+    expect({ name: held.name, code: held.code }).toEqual({ name: 'MlsError', code: 'INVALID_STATE' });
+    expect(await r(bob).receive(commit)).toEqual([{ type: 'candidate', epoch: alice.group!.epoch }]);
+    const events = await settle();
+    expect(events.map((e) => e.type)).toEqual(['settled', 'settled']);
+    await stillWorks(members);
+  });
+
+  it('hold: a flood of valid competitors keeps at most 8, and every member still applies the same winner', async () => {
+    const members = await world(['alice', 'bob', 'carol', 'mallory']);
+    const [alice, bob, carol, mallory] = members as [Member, Member, Member, Member];
+    const { r, settle } = resolvers([alice, bob, carol], 'hold');
+    const epoch = alice.group!.epoch;
+    // Mallory makes 12 commits for the epoch (clearing each; a modified client needs not).
+    const flood: Uint8Array[] = [];
+    for (let i = 0; i < 12; i++) {
+      flood.push((await mallory.group!.selfUpdate()).commit);
+      await mallory.group!.clearPendingCommit();
+    }
+    const ranks = await Promise.all(flood.map((c) => commitRank(c)));
+    const lowest = [...ranks].sort()[0]!;
+    for (const [i, m] of [alice, bob, carol].entries()) {
+      const order = i === 1 ? [...flood].reverse() : flood;
+      for (const c of order) await r(m).receive(c);
+      expect(r(m).heldCandidates()).toBe(8);
+    }
+    const events = await settle();
+    expect(events).toEqual([0, 1, 2].map(() => ({ type: 'settled', epoch, winner: lowest, ownCommitWon: false })));
+    expectInSync([alice, bob, carol]);
+    await stillWorks([alice, bob, carol]);
+  });
+
+  it('hold: a window that closes when a message arrives returns its events with it (lostRace was lost)', async () => {
+    const members = await world(['alice', 'bob', 'carol']);
+    const [alice, bob, carol] = members as [Member, Member, Member];
+    let clock = 0;
+    const res = new Map(members.map((m) => [m.name, new ForkResolver(m.group!, { strategy: 'hold', windowMs: WINDOW, now: () => clock })]));
+    const r = (m: Member) => res.get(m.name)!;
+    const epoch = alice.group!.epoch;
+    const { winner, loser, winnerMember, loserMember } = await race(alice, bob, r(alice), r(bob));
+    await r(winnerMember).receive(loser);
+    await r(loserMember).receive(winner);
+    for (const c of [winner, loser]) await r(carol).receive(c);
+    clock += WINDOW + 1;
+    expect((await r(carol).tick()).map((e) => e.type)).toEqual(['settled']);
+    // The next thing the loser gets is Carol's message: the window settles
+    // first. Before the review its events were dropped, so the loser never
+    // learnt that its commit lost and had to be made again.
+    const hello = await carol.group!.encrypt('hello');
+    const events = await r(loserMember).receive(hello);
+    expect(events.map((e) => e.type)).toEqual(['lostRace', 'settled', 'processed']);
+    expect(events[1]).toEqual({ type: 'settled', epoch, winner: await commitRank(winner), ownCommitWon: false });
+    expect(events[2]!.type === 'processed' && events[2]!.result.kind === 'application' && utf8(events[2]!.result.data)).toBe('hello');
+    await r(winnerMember).tick();
+    await stillWorks(members);
+  });
+
+  it('optimistic: with the default clock the kept state is wiped when the window ends, also if nothing arrives', async () => {
+    const members = await world(['alice', 'bob']);
+    const [alice, bob] = members as [Member, Member];
+    const atAlice = new ForkResolver(alice.group!, { strategy: 'optimistic', windowMs: 30 });
+    const { commit } = await atAlice.commit({ selfUpdate: true });
+    await deliverCommit(commit, [bob]);
+    expect(atAlice.retainedStates()).toBe(1);
+    // A silent DS: no message, no call. Before the review the previous
+    // epoch's state stayed in memory until the next call.
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    expect(atAlice.retainedStates()).toBe(0);
+    await stillWorks(members);
+  });
+
+  it('calls run one at a time in the order made: a commit does not overtake a switch to the winner', async () => {
+    const members = await world(['alice', 'bob', 'carol', 'dave']);
+    const [alice, bob, carol, dave] = members as [Member, Member, Member, Member];
+    const { r, settle } = resolvers([dave], 'optimistic');
+    const fromAlice = (await alice.group!.selfUpdate()).commit;
+    const fromBob = (await bob.group!.selfUpdate()).commit;
+    const aliceWins = (await commitRank(fromAlice)) < (await commitRank(fromBob));
+    const [winner, loser] = aliceWins ? [fromAlice, fromBob] : [fromBob, fromAlice];
+    const [winnerMember, loserMember] = aliceWins ? [alice, bob] : [bob, alice];
+    await r(dave).receive(loser);
+    // Dave's app hands the winner in, then commits, without waiting. Before
+    // the review the commit overtook the switch (the winner was then
+    // dropped as stale): Dave committed on the losing branch.
+    const [switched, own] = await Promise.all([r(dave).receive(winner), r(dave).commit({ selfUpdate: true })]);
+    expect(switched.map((e) => e.type)).toEqual(['switched']);
+    await winnerMember.group!.mergePendingCommit();
+    await loserMember.group!.clearPendingCommit();
+    await deliverCommit(winner, [loserMember, carol]);
+    await deliverCommit(own.commit, [alice, bob, carol]);
+    await settle();
+    expectInSync(members);
+    await stillWorks(members);
+  });
+
+  it('hold, over a real DeliveryService (eventual group): a member posting junk commits holds nobody, and the race settles the same everywhere', async () => {
+    const ds = await DeliveryService.create();
+    const members = await Promise.all(['alice', 'bob', 'carol', 'mallory'].map((n) => newMember(n)));
+    const [alice, bob, carol, mallory] = members as [Member, Member, Member, Member];
+    alice.group = await alice.client.createGroup(alice.identity);
+    const gid = alice.group.id;
+    await ds.createGroup(gid, 'alice', { consistency: 'eventual', epoch: alice.group.epoch });
+    const add = await alice.group.commit({ add: await Promise.all([bob, carol, mallory].map((m) => m.client.createKeyPackage(m.identity))) });
+    expect((await ds.submit(gid, 'alice', add.commit, { welcome: add.welcome, added: ['bob', 'carol', 'mallory'] })).accepted).toBe(true);
+    await alice.group.mergePendingCommit();
+    for (const m of [bob, carol, mallory]) m.group = await m.client.joinFromWelcome((await ds.welcomes(m.name))[0]!.welcome);
+    const honest = [alice, bob, carol];
+    const { r, settle } = resolvers(honest, 'hold');
+    const seen = new Map(honest.map((m) => [m.name, 1]));
+    /** `m` feeds its resolver the log after what it saw; returns the events and the codes of what was refused. */
+    const pump = async (m: Member) => {
+      const events: ForkEvent[] = [];
+      const refused: string[] = [];
+      for (const entry of await ds.poll(m.name, gid, seen.get(m.name)!)) {
+        seen.set(m.name, entry.seq);
+        if (entry.sender === m.name) continue;
+        try {
+          events.push(...(await r(m).receive(entry.bytes)));
+        } catch (err) {
+          refused.push((err as { code: string }).code);
+        }
+      }
+      return { events, refused };
+    };
+    const epoch = alice.group.epoch;
+    // Mallory posts junk with a commit's header for the epoch; the eventual DS logs it.
+    for (let i = 0; i < 3; i++) expect((await ds.submit(gid, 'mallory', junkCommit(gid, epoch))).accepted).toBe(true);
+    for (const m of honest) {
+      expect(await pump(m)).toEqual({ events: [], refused: ['DECRYPTION_FAILED', 'DECRYPTION_FAILED', 'DECRYPTION_FAILED'] });
+      expect(r(m).canSend()).toBe(true);
+    }
+    // Alice and Bob race; the DS takes both.
+    const { winner, loser, winnerMember, loserMember } = await race(alice, bob, r(alice), r(bob));
+    expect((await ds.submit(gid, loserMember.name, loser)).accepted).toBe(true);
+    expect((await ds.submit(gid, winnerMember.name, winner)).accepted).toBe(true);
+    for (const m of honest) await pump(m);
+    const events = await settle();
+    expect(events.filter((e) => e.type === 'settled')).toEqual(honest.map(() => ({ type: 'settled', epoch, winner: expect.any(String), ownCommitWon: expect.any(Boolean) })));
+    expect(new Set(events.filter((e) => e.type === 'settled').map((e) => (e as { winner: string }).winner))).toEqual(new Set([await commitRank(winner)]));
+    expect(events.filter((e) => e.type === 'lostRace')).toHaveLength(1);
+    expectInSync(honest);
+    await stillWorks(honest);
+  });
+
+  it('held: a non-canonical copy of a commit (trailing bytes, a longer length encoding) does not process, so it cannot move the tie-break', async () => {
+    const members = await world(['alice', 'bob']);
+    const [alice, bob] = members as [Member, Member];
+    const { commit } = await alice.group!.selfUpdate();
+    const trailing = new Uint8Array([...commit, 0]);
+    const longLength = new Uint8Array([...commit.slice(0, 4), 0x40, commit[4]!, ...commit.slice(5)]);
+    for (const copy of [trailing, longLength]) expect((await mlsError(() => bob.group!.process(copy))).code).toBe('MALFORMED');
+    await alice.group!.mergePendingCommit();
+    await deliverCommit(commit, [bob]);
+    await stillWorks(members);
   });
 });

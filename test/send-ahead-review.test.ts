@@ -266,7 +266,8 @@ describe('send-ahead review: retained state (fork resolver, optimistic)', () => 
     const rank = await commitRank(commit);
     const forged = await rankedBelow(commit, rank, commitRank);
     // Its sender data still names Alice's leaf: the core reads it as her own message, which the resolver refuses.
-    await expect(resolver.receive(forged)).rejects.toThrow('the competing message is not a commit');
+    const refused = await mlsError(() => resolver.receive(forged));
+    expect({ code: refused.code, message: refused.message }).toEqual({ code: 'INVALID_MESSAGE', message: 'the competing message is not a commit of another member (ownMessage)' });
     // Bob follows the real commit; Alice must still be where it took her.
     const processed = await bobGroup.process(commit);
     if (processed.kind !== 'commit') throw new Error('expected a commit');
@@ -395,7 +396,7 @@ describe('send-ahead review: restoreState() in the epoch it was kept in (engine 
 });
 
 describe('send-ahead review: fork resolver (hold), a forged candidate', () => {
-  it('a forged copy of a commit that ranks lowest is passed over at settle: the member applies the real commit', async () => {
+  it('a forged copy of a commit that ranks lowest is refused on arrival (it does not process): the member applies the real commit', async () => {
     const { ForkResolver, commitRank } = await import('paired-mls/resilience');
     const { alice, aliceGroup, bob, bobGroup } = await pair();
     let clock = 0;
@@ -406,7 +407,10 @@ describe('send-ahead review: fork resolver (hold), a forged candidate', () => {
     const rank = await commitRank(commit);
     const forged = await rankedBelow(commit, rank, commitRank);
     // The network hands Bob the forged copy first, then the real commit.
-    await atBob.receive(forged);
+    // The forged copy does not process, so it is refused on arrival and
+    // never becomes a candidate (docs/PROTOCOL.md §7.1).
+    expect((await mlsError(() => atBob.receive(forged))).code).toBe('DECRYPTION_FAILED');
+    expect(atBob.canSend()).toBe(true);
     await atBob.receive(commit);
     clock += 1001;
     await atAlice.tick();

@@ -13,10 +13,15 @@
  *   epoch's group state for `windowMs`; if a competitor that wins the
  *   tie-break arrives in time, go back and apply it instead. The kept state
  *   is wiped when the window closes (forward secrecy).
+ *
+ * A received commit becomes a candidate only once it processed (the
+ * group's checks included): junk with a commit's clear header opens no
+ * window, closes none and is not kept.
  */
 import type { CommitResult, CommitOptions } from '../mls/types.js';
 import type { Group, ProcessResult, RetainedState } from '../mls/group.js';
-import { sha256, toHex } from '../mls/bytes.js';
+import { MlsError, invalidArgument } from '../mls/errors.js';
+import { bytesEqual, sha256, toHex } from '../mls/bytes.js';
 import { readMlsHeader } from '../codec/mls-header.js';
 
 /** Wait for the winning commit (hold) or apply the first and switch if another wins (optimistic). */
@@ -27,7 +32,11 @@ export interface ForkOptions {
   strategy: ForkStrategy;
   /** How long competitors are awaited (hold) or the old state is kept (optimistic). */
   windowMs: number;
-  /** Clock (tests pass a simulated one). */
+  /**
+   * Clock (tests pass a simulated one). With the default clock an
+   * optimistic window closes by itself (a timer) when its time is up; with
+   * a clock of your own, call `tick()`.
+   */
   now?: () => number;
 }
 
@@ -38,14 +47,29 @@ export type ForkEvent =
   | { type: 'settled'; epoch: number; winner: string; ownCommitWon: boolean }
   | { type: 'switched'; epoch: number; winner: string; ownCommitLost: boolean }
   | { type: 'lostRace'; epoch: number }
-  | { type: 'dropped'; reason: 'losing-commit' | 'stale' };
+  /**
+   * `losing-commit`: ranks behind the commit applied (or behind every
+   * candidate kept); `duplicate`: a copy of a commit already taken into
+   * account (the applied winner, a candidate, this member's own commit);
+   * `late`: for an epoch this member already left (its window is over);
+   * `future`: for an epoch this member has not reached (hand it in again
+   * once it has).
+   */
+  | { type: 'dropped'; reason: 'losing-commit' | 'duplicate' | 'late' | 'future' };
+
+/** Foreign candidates a hold window keeps at most: the lowest-ranked ones. */
+const MAX_CANDIDATES = 8;
 
 /** Rank of a commit under the tie-break: hex of SHA-256 (lower wins). */
 export async function commitRank(commit: Uint8Array): Promise<string> {
   return toHex(await sha256(commit));
 }
 
-/** Welcomes follow the winning commit only (architecture §5.2.3): pick the Welcome of the lowest-ranked commit. */
+/**
+ * Welcomes follow the winning commit only (architecture §5.2.3): pick the
+ * Welcome of the lowest-ranked commit. The joiner cannot check that a
+ * Welcome belongs to the commit it is paired with (docs/PROTOCOL.md §7.1).
+ */
 export async function pickWelcome(candidates: { commit: Uint8Array; welcome: Uint8Array }[]): Promise<Uint8Array | undefined> {
   let best: { rank: string; welcome: Uint8Array } | undefined;
   for (const c of candidates) {
@@ -58,7 +82,10 @@ export async function pickWelcome(candidates: { commit: Uint8Array; welcome: Uin
 interface HoldWindow {
   epoch: number;
   deadline: number;
-  candidates: Map<string, { commit: Uint8Array; own: boolean }>;
+  /** This member's own pending commit, if it committed. */
+  own: { rank: string } | undefined;
+  /** Foreign commits that processed, lowest rank first, at most MAX_CANDIDATES. */
+  candidates: { rank: string; commit: Uint8Array }[];
 }
 
 interface OptimisticWindow {
@@ -71,18 +98,31 @@ interface OptimisticWindow {
   snapshot: RetainedState;
 }
 
-/** Processes a group's messages under eventually consistent delivery, resolving competing commits for one epoch (docs/PROTOCOL.md §7.1). */
+/**
+ * Processes a group's messages under eventually consistent delivery,
+ * resolving competing commits for one epoch (docs/PROTOCOL.md §7.1). Calls
+ * (`receive`, `commit`, `tick`) run one at a time, in the order made.
+ */
 export class ForkResolver {
   readonly group: Group;
-  readonly #options: Required<ForkOptions>;
+  readonly #strategy: ForkStrategy;
+  readonly #windowMs: number;
+  readonly #now: () => number;
+  readonly #timed: boolean;
   #hold: HoldWindow | undefined;
   #optimistic: OptimisticWindow | undefined;
-  /** Ranks of commits already decided, so late copies are dropped. */
-  readonly #decided = new Set<string>();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
 
   constructor(group: Group, options: ForkOptions) {
+    if (options?.strategy !== 'hold' && options?.strategy !== 'optimistic') throw invalidArgument("strategy must be 'hold' or 'optimistic'");
+    if (!Number.isFinite(options.windowMs) || options.windowMs < 0) throw invalidArgument('windowMs must be a finite number ≥ 0');
+    if (options.now !== undefined && typeof options.now !== 'function') throw invalidArgument('now must be a function');
     this.group = group;
-    this.#options = { now: () => Date.now(), ...options };
+    this.#strategy = options.strategy;
+    this.#windowMs = options.windowMs;
+    this.#now = options.now ?? (() => Date.now());
+    this.#timed = options.now === undefined;
   }
 
   /** Hold strategy: no sending while competitors are awaited. */
@@ -95,83 +135,136 @@ export class ForkResolver {
     return this.#optimistic ? 1 : 0;
   }
 
-  /** Commit as a candidate for the current epoch. */
-  async commit(options: CommitOptions = {}): Promise<CommitResult> {
-    if (!this.canSend()) throw new Error('sending is held until the fork window closes (tick())');
+  /** Competing commits of other members held in an open hold window (at most 8). */
+  heldCandidates(): number {
+    return this.#hold?.candidates.length ?? 0;
+  }
+
+  /**
+   * Commit as a candidate for the current epoch. Hold: the commit stays
+   * pending until the window settles (`send` is refused: it would merge at
+   * once). Optimistic: merged at once, the state before it kept.
+   */
+  commit(options: CommitOptions = {}): Promise<CommitResult> {
+    return this.#exclusive(() => this.#commit(options));
+  }
+
+  /**
+   * Process any message of the group, resolving competing commits. The
+   * events of a window that closed first (`tick`) come first. A message
+   * that does not process throws as `group.process` does (nothing kept).
+   */
+  receive(message: Uint8Array): Promise<ForkEvent[]> {
+    if (!(message instanceof Uint8Array)) return Promise.reject(invalidArgument('message must be a Uint8Array'));
+    return this.#exclusive(async () => {
+      const events = await this.#tick();
+      return [...events, ...(await this.#receive(message))];
+    });
+  }
+
+  /** Close windows whose time is up: settle (hold) or wipe the kept state (optimistic). */
+  tick(): Promise<ForkEvent[]> {
+    return this.#exclusive(() => this.#tick());
+  }
+
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn, fn);
+    this.#queue = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  async #commit(options: CommitOptions): Promise<CommitResult> {
+    if (!this.canSend()) throw new MlsError('INVALID_STATE', 'sending is held until the fork window closes (tick())');
     const epoch = this.group.epoch;
-    if (this.#options.strategy === 'hold') {
+    if (this.#strategy === 'hold') {
+      if (options.send !== undefined) throw invalidArgument('commit({ send }) merges at once; the hold strategy merges the winner when the window closes');
       const out = await this.group.commit(options);
       const rank = await commitRank(out.commit);
-      this.#openHold(epoch).candidates.set(rank, { commit: out.commit, own: true });
+      this.#openHold(epoch).own = { rank };
       return out;
     }
-    await this.#closeOptimistic();
+    // The new window replaces the old one only once the commit is merged.
     const snapshot = this.group.retainState();
-    const out = await this.group.commit(options);
-    await this.group.mergePendingCommit();
-    const rank = await commitRank(out.commit);
-    this.#optimistic = { epoch, deadline: this.#options.now() + this.#options.windowMs, winner: rank, ownWinner: true, snapshot };
+    let out: CommitResult;
+    try {
+      out = await this.group.commit(options);
+      if (this.group.state().pendingCommit) await this.group.mergePendingCommit();
+    } catch (err) {
+      snapshot.free();
+      throw err;
+    }
+    this.#openOptimistic({ epoch, deadline: this.#now() + this.#windowMs, winner: await commitRank(out.commit), ownWinner: true, snapshot });
     return out;
   }
 
-  /** Process any message of the group, resolving competing commits. */
-  async receive(message: Uint8Array): Promise<ForkEvent[]> {
-    await this.tick();
+  async #receive(message: Uint8Array): Promise<ForkEvent[]> {
     const header = readMlsHeader(message);
     // Commits are recognised by the clear header (content_type, RFC 9420 §6).
     const isCommit = header?.contentType === 3;
     if (!isCommit) return [{ type: 'processed', result: await this.group.process(message) }];
     const rank = await commitRank(message);
-    if (this.#decided.has(rank)) return [{ type: 'dropped', reason: 'stale' }];
     const epoch = Number(header!.epoch);
-    return this.#options.strategy === 'hold' ? this.#receiveHold(message, rank, epoch) : this.#receiveOptimistic(message, rank, epoch);
+    return this.#strategy === 'hold' ? this.#receiveHold(message, rank, epoch) : this.#receiveOptimistic(message, rank, epoch);
   }
 
-  /** Close windows whose time is up: settle (hold) or wipe the kept state (optimistic). */
-  async tick(): Promise<ForkEvent[]> {
-    const now = this.#options.now();
+  async #tick(): Promise<ForkEvent[]> {
+    const now = this.#now();
     if (this.#hold && now >= this.#hold.deadline) return this.#settle();
-    if (this.#optimistic && now >= this.#optimistic.deadline) await this.#closeOptimistic();
+    if (this.#optimistic && now >= this.#optimistic.deadline) this.#closeOptimistic();
     return [];
   }
 
   // --- hold -----------------------------------------------------------------
 
   #openHold(epoch: number): HoldWindow {
-    this.#hold ??= { epoch, deadline: this.#options.now() + this.#options.windowMs, candidates: new Map() };
+    this.#hold ??= { epoch, deadline: this.#now() + this.#windowMs, own: undefined, candidates: [] };
     return this.#hold;
   }
 
   async #receiveHold(commit: Uint8Array, rank: string, epoch: number): Promise<ForkEvent[]> {
-    if (epoch !== this.group.epoch) return [{ type: 'dropped', reason: epoch < this.group.epoch ? 'losing-commit' : 'stale' }];
-    const window = this.#openHold(epoch);
-    if (!window.candidates.has(rank)) window.candidates.set(rank, { commit, own: false });
+    const current = this.group.epoch;
+    if (epoch !== current) return [{ type: 'dropped', reason: epoch < current ? 'late' : 'future' }];
+    const window = this.#hold;
+    if (window && (window.own?.rank === rank || window.candidates.some((c) => c.rank === rank))) return [{ type: 'dropped', reason: 'duplicate' }];
+    // Only a commit that processes (the group's checks included) is a
+    // candidate; staging persists nothing, so it is processed again when
+    // the window settles.
+    const r = await this.group.process(commit);
+    if (r.kind !== 'commit') return [{ type: 'processed', result: r }];
+    r.staged.discard();
+    const held = this.#openHold(epoch);
+    held.candidates.push({ rank, commit });
+    held.candidates.sort((a, b) => (a.rank < b.rank ? -1 : 1));
+    const dropped = held.candidates.length > MAX_CANDIDATES ? held.candidates.pop() : undefined;
+    if (dropped?.rank === rank) return [{ type: 'dropped', reason: 'losing-commit' }];
     return [{ type: 'candidate', epoch }];
   }
 
   async #settle(): Promise<ForkEvent[]> {
     const window = this.#hold!;
     this.#hold = undefined;
-    const ranked = [...window.candidates].sort(([a], [b]) => (a < b ? -1 : 1));
-    for (const rank of window.candidates.keys()) this.#decided.add(rank);
-    const hadOwn = ranked.some(([, c]) => c.own);
-    // The lowest-ranked candidate that is a commit this member applies
-    // wins: one that does not process (a forged copy of a commit ranks
-    // lower after a few tries) is passed over, not taken as the winner.
-    for (const [winner, entry] of ranked) {
-      if (entry.own) {
+    const ranked: { rank: string; commit?: Uint8Array }[] = [...window.candidates];
+    if (window.own) ranked.push({ rank: window.own.rank });
+    ranked.sort((a, b) => (a.rank < b.rank ? -1 : 1));
+    // The lowest-ranked candidate that this member applies wins; one that
+    // no longer processes (a check changed meanwhile) is passed over.
+    for (const { rank: winner, commit } of ranked) {
+      if (!commit) {
         await this.group.mergePendingCommit();
         return [{ type: 'settled', epoch: window.epoch, winner, ownCommitWon: true }];
       }
       let r: ProcessResult;
       try {
-        r = await this.group.process(entry.commit);
+        r = await this.group.process(commit);
       } catch {
         continue;
       }
       if (r.kind !== 'commit') continue;
       const events: ForkEvent[] = [];
-      if (hadOwn) {
+      if (window.own) {
         await this.group.clearPendingCommit();
         events.push({ type: 'lostRace', epoch: window.epoch });
       }
@@ -187,40 +280,25 @@ export class ForkResolver {
   async #receiveOptimistic(commit: Uint8Array, rank: string, epoch: number): Promise<ForkEvent[]> {
     const window = this.#optimistic;
     if (window && epoch === window.epoch) {
-      // A competitor for the epoch we already moved on from.
-      if (rank > window.winner) {
-        this.#decided.add(rank);
-        return [{ type: 'dropped', reason: 'losing-commit' }];
-      }
-      // A competitor that fails once the kept epoch is back (a forged copy
-      // of a commit ranks lower after a few tries) puts the group back
-      // where it was, not in the epoch everyone else left.
-      const current = this.group.retainState();
-      try {
-        await this.group.restoreState(window.snapshot);
-        const r = await this.group.process(commit);
-        if (r.kind !== 'commit') throw new Error('the competing message is not a commit');
-        await r.staged.merge();
-      } catch (err) {
-        await this.group.restoreState(current);
-        throw err;
-      } finally {
-        current.free();
-      }
-      this.#decided.add(window.winner);
-      const ownCommitLost = window.ownWinner;
-      window.winner = rank;
-      window.ownWinner = false;
-      const events: ForkEvent[] = [{ type: 'switched', epoch, winner: rank, ownCommitLost }];
-      if (ownCommitLost) events.push({ type: 'lostRace', epoch });
-      return events;
+      // A competitor for the epoch we already moved on from. Only a strictly
+      // lower rank switches: a copy of the winner (a DS duplicate, this
+      // member's own commit echoed) would otherwise be applied again, the
+      // epoch's ratchets started afresh: own generations used twice, and
+      // messages already read readable again.
+      if (rank === window.winner) return [{ type: 'dropped', reason: 'duplicate' }];
+      if (rank > window.winner) return [{ type: 'dropped', reason: 'losing-commit' }];
+      return this.#switch(window, commit, rank, epoch);
     }
-    if (epoch !== this.group.epoch) return [{ type: 'dropped', reason: 'stale' }];
-    await this.#closeOptimistic();
+    const current = this.group.epoch;
+    if (epoch !== current) return [{ type: 'dropped', reason: epoch < current ? 'late' : 'future' }];
+    // A commit for the epoch this member is in: the open window (if any)
+    // is closed only once this commit is merged, so a message that does not
+    // process cannot end it early.
     const snapshot = this.group.retainState();
     let r: ProcessResult;
     try {
       r = await this.group.process(commit);
+      if (r.kind === 'commit') await r.staged.merge();
     } catch (err) {
       snapshot.free();
       throw err;
@@ -229,16 +307,59 @@ export class ForkResolver {
       snapshot.free();
       return [{ type: 'processed', result: r }];
     }
-    await r.staged.merge();
-    this.#optimistic = { epoch, deadline: this.#options.now() + this.#options.windowMs, winner: rank, ownWinner: false, snapshot };
-    return [{ type: 'processed', result: { ...r, kind: 'commit' } }];
+    this.#openOptimistic({ epoch, deadline: this.#now() + this.#windowMs, winner: rank, ownWinner: false, snapshot });
+    return [{ type: 'processed', result: r }];
   }
 
-  async #closeOptimistic(): Promise<void> {
-    if (!this.#optimistic) return;
-    this.#optimistic.snapshot.free();
-    this.#decided.add(this.#optimistic.winner);
+  async #switch(window: OptimisticWindow, commit: Uint8Array, rank: string, epoch: number): Promise<ForkEvent[]> {
+    // A competitor that fails once the kept epoch is back (a forged copy
+    // of a commit ranks lower after a few tries) puts the group back where
+    // it was, not in the epoch everyone else left.
+    const before = this.group.epochAuthenticator();
+    const current = this.group.retainState();
+    try {
+      await this.group.restoreState(window.snapshot);
+      const r = await this.group.process(commit);
+      if (r.kind !== 'commit') throw new MlsError('INVALID_MESSAGE', `the competing message is not a commit of another member (${r.kind})`);
+      await r.staged.merge();
+      // The same epoch again (the winner's content in other bytes): back to
+      // the state that already sent and read in it.
+      if (bytesEqual(this.group.epochAuthenticator(), before)) {
+        await this.group.restoreState(current);
+        return [{ type: 'dropped', reason: 'duplicate' }];
+      }
+    } catch (err) {
+      await this.group.restoreState(current);
+      throw err;
+    } finally {
+      current.free();
+    }
+    const ownCommitLost = window.ownWinner;
+    window.winner = rank;
+    window.ownWinner = false;
+    const events: ForkEvent[] = [{ type: 'switched', epoch, winner: rank, ownCommitLost }];
+    if (ownCommitLost) events.push({ type: 'lostRace', epoch });
+    return events;
+  }
+
+  #openOptimistic(window: OptimisticWindow): void {
+    this.#closeOptimistic();
+    this.#optimistic = window;
+    if (!this.#timed) return;
+    // The kept state is wiped when the window's time is up, whether or not
+    // anything arrives (a silent DS must not keep old epoch secrets alive).
+    const close = () =>
+      this.#exclusive(async () => {
+        if (this.#optimistic === window) this.#closeOptimistic();
+      });
+    this.#timer = setTimeout(() => void close(), Math.max(0, window.deadline - this.#now()));
+    (this.#timer as { unref?: () => void }).unref?.();
+  }
+
+  #closeOptimistic(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#optimistic?.snapshot.free();
     this.#optimistic = undefined;
   }
-
 }
