@@ -622,3 +622,26 @@ describe('resilience review: fork resolver', () => {
     await stillWorks(members);
   });
 });
+
+describe('resilience review: healing meter', () => {
+  it('a scenario out of range is refused with INVALID_ARGUMENT (it threw a RangeError, or ran for ever)', async () => {
+    const { measureHealing } = await import('paired-mls/resilience');
+    const base = { name: 'x', members: 3, compromisedPolicy: { kind: 'never' }, othersPolicy: { kind: 'never' }, secondsPerStep: 10, steps: 2, messagesPerStep: 1 } as const;
+    const bad = [
+      { members: 1 },
+      { members: 2.5 },
+      { steps: Infinity },
+      { secondsPerStep: Number.NaN },
+      { messagesPerStep: -1 },
+      { compromisedPolicy: { kind: 'everyMessages', messages: 0 } },
+      { othersPolicy: { kind: 'everySeconds', seconds: Number.NaN } },
+      { paired: { kind: 'sometimes' } },
+    ];
+    for (const change of bad) {
+      const err = await mlsError(() => measureHealing({ ...base, ...change } as never));
+      expect({ name: err.name, code: err.code }).toEqual({ name: 'MlsError', code: 'INVALID_ARGUMENT' });
+    }
+    const report = await measureHealing(base);
+    expect(report.timeline).toHaveLength(2);
+  });
+});

@@ -14,6 +14,7 @@ import { MemoryStorageAdapter, type StorageAdapter } from '../mls/storage.js';
 import { MlsClient, type Identity } from '../mls/client.js';
 import type { Group } from '../mls/group.js';
 import { PairedDevice } from '../paired/paired-device.js';
+import { MlsError, invalidArgument } from '../mls/errors.js';
 import { WebCryptoSeedVault, generateSeed } from '../paired/seed-vault.js';
 
 /** When a member (or the active device of a paired member) commits a self-update. */
@@ -23,7 +24,7 @@ export type UpdatePolicy = { kind: 'never' } | { kind: 'everyMessages'; messages
 export interface HealingScenario {
   /** Label in reports. */
   name: string;
-  /** Group size (≥ 2). Member 0 is the compromised one. */
+  /** Group size (2 to 256). Member 0 is the compromised one. */
   members: number;
   /** Update policy of the compromised member (its own updates). */
   compromisedPolicy: UpdatePolicy;
@@ -31,10 +32,10 @@ export interface HealingScenario {
   othersPolicy: UpdatePolicy;
   /** The compromised member is a passive device paired with an active one updating on its behalf with this policy. */
   paired?: UpdatePolicy;
-  /** Simulated seconds per step and steps to run. */
+  /** Simulated seconds per step (finite, > 0) and steps to run (1 to 100000). */
   secondsPerStep: number;
   steps: number;
-  /** Application messages sent per step (round robin among the other members). */
+  /** Application messages sent per step (0 to 10000; round robin among the other members). */
   messagesPerStep: number;
 }
 
@@ -111,9 +112,31 @@ class Copy {
   }
 }
 
-/** Run one scenario; real groups, simulated time. */
+const isInt = (n: unknown, min: number, max: number): boolean => Number.isInteger(n) && (n as number) >= min && (n as number) <= max;
+
+function checkPolicy(policy: UpdatePolicy | undefined, what: string): void {
+  const ok =
+    policy?.kind === 'never' ||
+    (policy?.kind === 'everyMessages' && isInt(policy.messages, 1, 1_000_000)) ||
+    (policy?.kind === 'everySeconds' && Number.isFinite(policy.seconds) && policy.seconds > 0);
+  if (!ok) throw invalidArgument(`${what}: never, everyMessages (an integer ≥ 1) or everySeconds (a finite number > 0)`);
+}
+
+/** A scenario the meter can run: sizes are bounded integers, times finite (else `INVALID_ARGUMENT`). */
+function checkScenario(s: HealingScenario): void {
+  if (typeof s?.name !== 'string') throw invalidArgument('name must be a string');
+  if (!isInt(s.members, 2, 256)) throw invalidArgument('members must be an integer from 2 to 256');
+  if (!isInt(s.steps, 1, 100_000)) throw invalidArgument('steps must be an integer from 1 to 100000');
+  if (!isInt(s.messagesPerStep, 0, 10_000)) throw invalidArgument('messagesPerStep must be an integer from 0 to 10000');
+  if (!Number.isFinite(s.secondsPerStep) || s.secondsPerStep <= 0) throw invalidArgument('secondsPerStep must be a finite number > 0');
+  checkPolicy(s.compromisedPolicy, 'compromisedPolicy');
+  checkPolicy(s.othersPolicy, 'othersPolicy');
+  if (s.paired !== undefined) checkPolicy(s.paired, 'paired');
+}
+
+/** Run one scenario; real groups, simulated time. A scenario out of range is refused (`INVALID_ARGUMENT`). */
 export async function measureHealing(s: HealingScenario): Promise<HealingReport> {
-  if (s.members < 2) throw new RangeError('a scenario needs at least 2 members');
+  checkScenario(s);
   const sims: Sim[] = [];
   for (let i = 0; i < s.members; i++) {
     const client = await MlsClient.open();
@@ -137,7 +160,7 @@ export async function measureHealing(s: HealingScenario): Promise<HealingReport>
     const invite = await activeDevice.invite(await PairedDevice.createKeyPackage(victim.client, victim.identity));
     passiveDevice = await PairedDevice.join(victim.client, invite.initPairing);
     const shared = await passiveDevice.receive(invite.shareRand);
-    if (shared.type !== 'shareRandApplied') throw new Error('pairing failed');
+    if (shared.type !== 'shareRandApplied') throw new MlsError('INTERNAL', 'the meter could not pair the compromised member');
     await activeDevice.receive(shared.accept);
     const enrolled = await activeDevice.enroll(active.group);
     await deliver(enrolled.commit, others);
