@@ -32,11 +32,7 @@ export interface ForkOptions {
   strategy: ForkStrategy;
   /** How long competitors are awaited (hold) or the old state is kept (optimistic). */
   windowMs: number;
-  /**
-   * Clock (tests pass a simulated one). With the default clock an
-   * optimistic window closes by itself (a timer) when its time is up; with
-   * a clock of your own, call `tick()`.
-   */
+  /** Clock (tests pass a simulated one; then call `tick()`: only the default clock closes an optimistic window by a timer). */
   now?: () => number;
 }
 
@@ -47,14 +43,7 @@ export type ForkEvent =
   | { type: 'settled'; epoch: number; winner: string; ownCommitWon: boolean }
   | { type: 'switched'; epoch: number; winner: string; ownCommitLost: boolean }
   | { type: 'lostRace'; epoch: number }
-  /**
-   * `losing-commit`: ranks behind the commit applied (or behind every
-   * candidate kept); `duplicate`: a copy of a commit already taken into
-   * account (the applied winner, a candidate, this member's own commit);
-   * `late`: for an epoch this member already left (its window is over);
-   * `future`: for an epoch this member has not reached (hand it in again
-   * once it has).
-   */
+  /** Reasons: docs/PROTOCOL.md §7.1 (`future`: hand it in again later). */
   | { type: 'dropped'; reason: 'losing-commit' | 'duplicate' | 'late' | 'future' };
 
 /** Foreign candidates a hold window keeps at most: the lowest-ranked ones. */
@@ -65,11 +54,7 @@ export async function commitRank(commit: Uint8Array): Promise<string> {
   return toHex(await sha256(commit));
 }
 
-/**
- * Welcomes follow the winning commit only (architecture §5.2.3): pick the
- * Welcome of the lowest-ranked commit. The joiner cannot check that a
- * Welcome belongs to the commit it is paired with (docs/PROTOCOL.md §7.1).
- */
+/** Welcomes follow the winning commit only (architecture §5.2.3): pick the Welcome of the lowest-ranked commit. */
 export async function pickWelcome(candidates: { commit: Uint8Array; welcome: Uint8Array }[]): Promise<Uint8Array | undefined> {
   let best: { rank: string; welcome: Uint8Array } | undefined;
   for (const c of candidates) {
@@ -98,11 +83,7 @@ interface OptimisticWindow {
   snapshot: RetainedState;
 }
 
-/**
- * Processes a group's messages under eventually consistent delivery,
- * resolving competing commits for one epoch (docs/PROTOCOL.md §7.1). Calls
- * (`receive`, `commit`, `tick`) run one at a time, in the order made.
- */
+/** Processes a group's messages under eventually consistent delivery, resolving competing commits for one epoch; calls run one at a time, in order (docs/PROTOCOL.md §7.1). */
 export class ForkResolver {
   readonly group: Group;
   readonly #strategy: ForkStrategy;
@@ -115,9 +96,8 @@ export class ForkResolver {
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(group: Group, options: ForkOptions) {
-    if (options?.strategy !== 'hold' && options?.strategy !== 'optimistic') throw invalidArgument("strategy must be 'hold' or 'optimistic'");
-    if (!Number.isFinite(options.windowMs) || options.windowMs < 0) throw invalidArgument('windowMs must be a finite number ≥ 0');
-    if (options.now !== undefined && typeof options.now !== 'function') throw invalidArgument('now must be a function');
+    // A window of NaN or Infinity would never close (kept epoch secrets for ever).
+    if (!['hold', 'optimistic'].includes(options?.strategy) || !(options.windowMs >= 0 && options.windowMs < Infinity)) throw invalidArgument('strategy or windowMs');
     this.group = group;
     this.#strategy = options.strategy;
     this.#windowMs = options.windowMs;
@@ -135,27 +115,19 @@ export class ForkResolver {
     return this.#optimistic ? 1 : 0;
   }
 
-  /** Competing commits of other members held in an open hold window (at most 8). */
+  /** Other members' commits held in an open hold window (at most 8). */
   heldCandidates(): number {
     return this.#hold?.candidates.length ?? 0;
   }
 
-  /**
-   * Commit as a candidate for the current epoch. Hold: the commit stays
-   * pending until the window settles (`send` is refused: it would merge at
-   * once). Optimistic: merged at once, the state before it kept.
-   */
+  /** Commit as a candidate for the current epoch (hold: pending until settled, no `send`; optimistic: merged at once). */
   commit(options: CommitOptions = {}): Promise<CommitResult> {
     return this.#exclusive(() => this.#commit(options));
   }
 
-  /**
-   * Process any message of the group, resolving competing commits. The
-   * events of a window that closed first (`tick`) come first. A message
-   * that does not process throws as `group.process` does (nothing kept).
-   */
+  /** Process any message of the group (a window that closed first reports first); one that does not process throws, nothing kept. */
   receive(message: Uint8Array): Promise<ForkEvent[]> {
-    if (!(message instanceof Uint8Array)) return Promise.reject(invalidArgument('message must be a Uint8Array'));
+    if (!(message instanceof Uint8Array)) return Promise.reject(invalidArgument('message'));
     return this.#exclusive(async () => {
       const events = await this.#tick();
       return [...events, ...(await this.#receive(message))];
@@ -177,10 +149,10 @@ export class ForkResolver {
   }
 
   async #commit(options: CommitOptions): Promise<CommitResult> {
-    if (!this.canSend()) throw new MlsError('INVALID_STATE', 'sending is held until the fork window closes (tick())');
+    if (!this.canSend()) throw new MlsError('INVALID_STATE', 'sending is held until the fork window closes');
     const epoch = this.group.epoch;
     if (this.#strategy === 'hold') {
-      if (options.send !== undefined) throw invalidArgument('commit({ send }) merges at once; the hold strategy merges the winner when the window closes');
+      if (options.send !== undefined) throw invalidArgument('send: the hold strategy merges when the window closes');
       const out = await this.group.commit(options);
       const rank = await commitRank(out.commit);
       this.#openHold(epoch).own = { rank };

@@ -113,30 +113,21 @@ class Copy {
 }
 
 const isInt = (n: unknown, min: number, max: number): boolean => Number.isInteger(n) && (n as number) >= min && (n as number) <= max;
-
-function checkPolicy(policy: UpdatePolicy | undefined, what: string): void {
-  const ok =
-    policy?.kind === 'never' ||
-    (policy?.kind === 'everyMessages' && isInt(policy.messages, 1, 1_000_000)) ||
-    (policy?.kind === 'everySeconds' && Number.isFinite(policy.seconds) && policy.seconds > 0);
-  if (!ok) throw invalidArgument(`${what}: never, everyMessages (an integer ≥ 1) or everySeconds (a finite number > 0)`);
-}
-
-/** A scenario the meter can run: sizes are bounded integers, times finite (else `INVALID_ARGUMENT`). */
-function checkScenario(s: HealingScenario): void {
-  if (typeof s?.name !== 'string') throw invalidArgument('name must be a string');
-  if (!isInt(s.members, 2, 256)) throw invalidArgument('members must be an integer from 2 to 256');
-  if (!isInt(s.steps, 1, 100_000)) throw invalidArgument('steps must be an integer from 1 to 100000');
-  if (!isInt(s.messagesPerStep, 0, 10_000)) throw invalidArgument('messagesPerStep must be an integer from 0 to 10000');
-  if (!Number.isFinite(s.secondsPerStep) || s.secondsPerStep <= 0) throw invalidArgument('secondsPerStep must be a finite number > 0');
-  checkPolicy(s.compromisedPolicy, 'compromisedPolicy');
-  checkPolicy(s.othersPolicy, 'othersPolicy');
-  if (s.paired !== undefined) checkPolicy(s.paired, 'paired');
-}
+const positive = (n: unknown): boolean => Number.isFinite(n) && (n as number) > 0;
+const validPolicy = (p: UpdatePolicy | undefined): boolean =>
+  p?.kind === 'never' || (p?.kind === 'everyMessages' && isInt(p.messages, 1, 1e6)) || (p?.kind === 'everySeconds' && positive(p.seconds));
 
 /** Run one scenario; real groups, simulated time. A scenario out of range is refused (`INVALID_ARGUMENT`). */
 export async function measureHealing(s: HealingScenario): Promise<HealingReport> {
-  checkScenario(s);
+  const valid =
+    isInt(s?.members, 2, 256) &&
+    isInt(s.steps, 1, 1e5) &&
+    isInt(s.messagesPerStep, 0, 1e4) &&
+    positive(s.secondsPerStep) &&
+    validPolicy(s.compromisedPolicy) &&
+    validPolicy(s.othersPolicy) &&
+    (s.paired === undefined || validPolicy(s.paired));
+  if (!valid) throw invalidArgument('scenario out of range (docs/PROTOCOL.md §7.3)');
   const sims: Sim[] = [];
   for (let i = 0; i < s.members; i++) {
     const client = await MlsClient.open();
@@ -160,7 +151,7 @@ export async function measureHealing(s: HealingScenario): Promise<HealingReport>
     const invite = await activeDevice.invite(await PairedDevice.createKeyPackage(victim.client, victim.identity));
     passiveDevice = await PairedDevice.join(victim.client, invite.initPairing);
     const shared = await passiveDevice.receive(invite.shareRand);
-    if (shared.type !== 'shareRandApplied') throw new MlsError('INTERNAL', 'the meter could not pair the compromised member');
+    if (shared.type !== 'shareRandApplied') throw new MlsError('INTERNAL', 'pairing failed');
     await activeDevice.receive(shared.accept);
     const enrolled = await activeDevice.enroll(active.group);
     await deliver(enrolled.commit, others);
