@@ -13,11 +13,13 @@
  *   (junk with a commit's clear header);
  * - a hostile DS: duplicates, reorders, withholds, replays.
  *
- * Each test first ran as an attack that succeeded on the code before the
- * review; it now asserts the exact refusal (error class, code, reason) and
- * that the honest members keep working afterwards (commit, send, read).
- * What held without a change is pinned as well (an external commit
- * removing other members; non-canonical copies of a commit).
+ * Each test of a hole first ran as an attack that succeeded on the code
+ * before the review; it now asserts the exact refusal (error class, code,
+ * reason) and that the honest members keep working afterwards (commit,
+ * send, read). What held without a change is pinned as well ("held": an
+ * external commit removing other members; non-canonical copies of a
+ * commit), and so is one documented limit ("limit": a proof is a secret
+ * of the group).
  */
 import { describe, expect, it } from 'vitest';
 import { MemoryStorageAdapter, MlsClient, fromHex, toHex, utf8, type Group } from 'paired-mls';
