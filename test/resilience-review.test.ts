@@ -536,6 +536,11 @@ describe('resilience review: fork resolver', () => {
     // epoch's state stayed in memory until the next call.
     await new Promise((resolve) => setTimeout(resolve, 120));
     expect(atAlice.retainedStates()).toBe(0);
+    // A window that could never close is refused (NaN never compared as past).
+    for (const windowMs of [Number.NaN, Infinity, -1]) {
+      const err = await mlsError(() => new ForkResolver(alice.group!, { strategy: 'optimistic', windowMs }));
+      expect({ name: err.name, code: err.code }).toEqual({ name: 'MlsError', code: 'INVALID_ARGUMENT' });
+    }
     await stillWorks(members);
   });
 
