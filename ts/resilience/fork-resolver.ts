@@ -19,9 +19,9 @@
  * window, closes none and is not kept.
  */
 import type { CommitResult, CommitOptions } from '../mls/types.js';
-import type { Group, ProcessResult, RetainedState } from '../mls/group.js';
+import type { Group, ProcessResult, RetainedState, StagedCommit } from '../mls/group.js';
 import { MlsError, invalidArgument } from '../mls/errors.js';
-import { bytesEqual, sha256, toHex } from '../mls/bytes.js';
+import { bytesEqual, sha256, toHex, type BytesLike } from '../mls/bytes.js';
 import { readMlsHeader } from '../codec/mls-header.js';
 
 /** Wait for the winning commit (hold) or apply the first and switch if another wins (optimistic). */
@@ -69,8 +69,8 @@ interface HoldWindow {
   deadline: number;
   /** This member's own pending commit, if it committed. */
   own: { rank: string } | undefined;
-  /** Foreign commits that processed, lowest rank first, at most MAX_CANDIDATES. */
-  candidates: { rank: string; commit: Uint8Array }[];
+  /** Foreign commits as they processed on receipt (the decision is taken then), lowest rank first, at most MAX_CANDIDATES. */
+  candidates: { rank: string; commit: Uint8Array; staged: StagedCommit }[];
 }
 
 interface OptimisticWindow {
@@ -123,6 +123,16 @@ export class ForkResolver {
   /** Commit as a candidate for the current epoch (hold: pending until settled, no `send`; optimistic: merged at once). */
   commit(options: CommitOptions = {}): Promise<CommitResult> {
     return this.#exclusive(() => this.#commit(options));
+  }
+
+  /**
+   * Encrypt an application message in turn with the other calls: a
+   * `group.encrypt` made while a `receive` tries a competitor (optimistic)
+   * would be sent in the kept epoch, readable by a member the applied
+   * commit removed (docs/PROTOCOL.md §7.1).
+   */
+  encrypt(plaintext: BytesLike, options?: { aad?: Uint8Array }): Promise<Uint8Array> {
+    return this.#exclusive(() => this.group.encrypt(plaintext, options));
   }
 
   /** Process any message of the group (a window that closed first reports first); one that does not process throws, nothing kept. */
@@ -202,15 +212,16 @@ export class ForkResolver {
     const window = this.#hold;
     if (window && (window.own?.rank === rank || window.candidates.some((c) => c.rank === rank))) return [{ type: 'dropped', reason: 'duplicate' }];
     // Only a commit that processes (the group's checks included) is a
-    // candidate; staging persists nothing, so it is processed again when
-    // the window settles.
+    // candidate, and it is kept as it processed: processing it again at the
+    // settle could decide otherwise (a KeyPackage whose lifetime ended
+    // meanwhile), at the other members only, not at the committer.
     const r = await this.group.process(commit);
     if (r.kind !== 'commit') return [{ type: 'processed', result: r }];
-    r.staged.discard();
     const held = this.#openHold(epoch);
-    held.candidates.push({ rank, commit });
+    held.candidates.push({ rank, commit, staged: r.staged });
     held.candidates.sort((a, b) => (a.rank < b.rank ? -1 : 1));
     const dropped = held.candidates.length > MAX_CANDIDATES ? held.candidates.pop() : undefined;
+    dropped?.staged.discard();
     if (dropped?.rank === rank) return [{ type: 'dropped', reason: 'losing-commit' }];
     return [{ type: 'candidate', epoch }];
   }
@@ -218,33 +229,45 @@ export class ForkResolver {
   async #settle(): Promise<ForkEvent[]> {
     const window = this.#hold!;
     this.#hold = undefined;
-    const ranked: { rank: string; commit?: Uint8Array }[] = [...window.candidates];
+    const ranked: { rank: string; commit?: Uint8Array; staged?: StagedCommit }[] = [...window.candidates];
     if (window.own) ranked.push({ rank: window.own.rank });
     ranked.sort((a, b) => (a.rank < b.rank ? -1 : 1));
-    // The lowest-ranked candidate that this member applies wins; one that
-    // no longer processes (a check changed meanwhile) is passed over.
-    for (const { rank: winner, commit } of ranked) {
-      if (!commit) {
-        await this.group.mergePendingCommit();
-        return [{ type: 'settled', epoch: window.epoch, winner, ownCommitWon: true }];
+    const lost: ForkEvent[] = [];
+    try {
+      // The lowest-ranked candidate wins, applied as it processed on
+      // receipt; only if that merge is refused is it processed again (one
+      // that then fails is passed over).
+      for (const { rank: winner, commit, staged } of ranked) {
+        if (!commit || !staged) {
+          if (lost.length > 0) continue; // cleared for a candidate whose merge then failed
+          await this.group.mergePendingCommit();
+          return [{ type: 'settled', epoch: window.epoch, winner, ownCommitWon: true }];
+        }
+        if (window.own && lost.length === 0) {
+          await this.group.clearPendingCommit();
+          lost.push({ type: 'lostRace', epoch: window.epoch });
+        }
+        if (await this.#apply(staged, commit)) return [...lost, { type: 'settled', epoch: window.epoch, winner, ownCommitWon: false }];
       }
-      let r: ProcessResult;
-      try {
-        r = await this.group.process(commit);
-      } catch {
-        continue;
-      }
-      if (r.kind !== 'commit') continue;
-      const events: ForkEvent[] = [];
-      if (window.own) {
-        await this.group.clearPendingCommit();
-        events.push({ type: 'lostRace', epoch: window.epoch });
-      }
-      await r.staged.merge();
-      events.push({ type: 'settled', epoch: window.epoch, winner, ownCommitWon: false });
-      return events;
+      return lost;
+    } finally {
+      for (const c of window.candidates) c.staged.discard();
     }
-    return [];
+  }
+
+  async #apply(staged: StagedCommit, commit: Uint8Array): Promise<boolean> {
+    try {
+      await staged.merge();
+      return true;
+    } catch {
+      try {
+        const r = await this.group.process(commit);
+        if (r.kind === 'commit') await r.staged.merge();
+        return r.kind === 'commit';
+      } catch {
+        return false;
+      }
+    }
   }
 
   // --- optimistic -----------------------------------------------------------
