@@ -8,10 +8,24 @@
  * refusal (or the agreement) and that the honest members keep working.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { MemoryStorageAdapter, utf8, type StorageBatch } from 'paired-mls';
-import { ForkResolver, commitRank, recoveryPolicy, type ForkEvent } from 'paired-mls/resilience';
+import { MemoryStorageAdapter, MlsClient, utf8, type StorageBatch } from 'paired-mls';
+import {
+  ForkResolver,
+  RecoveryError,
+  acceptRecoveryPsks,
+  commitRank,
+  expectRecoveryTransfer,
+  issueRecoveryPsk,
+  recoverMembership,
+  recoveryPolicy,
+  recoveryPskId,
+  type ForkEvent,
+} from 'paired-mls/resilience';
 import { Writer } from '../ts/codec/tls.js';
-import { deliverCommit, expectInSync, mlsError, newMember, type Member } from './helpers.js';
+import { deliverCommit, expectInSync, mlsError, newMember, xorshift32, type Member } from './helpers.js';
+
+const LABEL = 'paired-mls recovery';
+const enc = new TextEncoder();
 
 /** Storage whose writes complete later, as IndexedDB's do. */
 class SlowStorage extends MemoryStorageAdapter {
@@ -181,5 +195,79 @@ describe('resilience review 2: optimistic, a competitor on trial', () => {
     const atBob = await bob.group!.process(message);
     expect(atBob.kind === 'application' && utf8(atBob.data)).toBe('sent through the resolver');
     await stillWorks([alice, bob]);
+  });
+});
+
+describe('resilience review 2: recovery messages', () => {
+  const recoveryMessage = (kind: number, entries: { pskId: Uint8Array; secret: Uint8Array }[]) =>
+    new Writer().u16(2).vector(enc.encode(LABEL)).u8(kind).list(entries, (w, e) => w.vector(e.pskId).vector(e.secret)).finish();
+
+  it('a recovery message that does not decode is refused as malformed (it passed as an ordinary message), and no bytes crash the reader', async () => {
+    const [alice, bob] = (await world(['alice', 'bob'])) as [Member, Member];
+    const g = alice.group!;
+    const own = g.members().find((m) => m.leafIndex === g.ownLeafIndex)!;
+    const pskId = recoveryPskId(g.id, own.credential.identity, g.epoch, own.leafIndex, own.encryptionKey);
+    const valid = recoveryMessage(1, [{ pskId, secret: g.exportSecret(LABEL, pskId, 32) }]);
+    const labelEnd = 2 + 1 + LABEL.length;
+    /** What Bob's recovery layer makes of `payload` sent by Alice: false, or the refusal's reason. */
+    const outcome = async (payload: Uint8Array): Promise<string | boolean> => {
+      const r = await bob.group!.process(await alice.group!.encrypt(payload));
+      if (r.kind !== 'application') throw new Error('expected an application message');
+      try {
+        return await acceptRecoveryPsks(bob.group!, r);
+      } catch (err) {
+        expect(err).toBeInstanceOf(RecoveryError);
+        expect((err as RecoveryError).code).toBe('INVALID_MESSAGE');
+        return (err as RecoveryError).reason;
+      }
+    };
+    for (const cut of [labelEnd, labelEnd + 1, labelEnd + 3, valid.length - 1]) expect(await outcome(valid.slice(0, cut))).toBe('malformed');
+    expect(await outcome(new Uint8Array([...valid, 0]))).toBe('malformed');
+    expect(await outcome(valid.slice(0, labelEnd - 1))).toBe(false); // not even the label: an ordinary message
+    const rng = xorshift32(0x7e57);
+    for (let i = 0; i < 40; i++) {
+      const bytes = valid.slice(0, labelEnd + rng.int(valid.length - labelEnd + 2));
+      for (let k = 0; k < 3; k++) if (bytes.length > 0) bytes[rng.int(bytes.length)] = rng.next() & 0xff;
+      expect([false, 'malformed', 'forged-registration']).toContain(await outcome(bytes));
+    }
+    expect(await outcome(valid)).toBe(true);
+    await stillWorks([alice, bob]);
+  });
+
+  it("an adder cannot make a planted proof stick: an entry of a later epoch is not taken, so the issuer's next proof replaces a forged one", async () => {
+    const [alice, bob, mallory] = (await world(['alice', 'bob', 'mallory'])) as [Member, Member, Member];
+    // Mallory adds Dave, who expects the group's proofs from her.
+    const dave = await newMember('dave');
+    const add = await mallory.group!.commit({ add: [await dave.client.createKeyPackage(dave.identity)] });
+    await mallory.group!.mergePendingCommit();
+    await deliverCommit(add.commit, [alice, bob]);
+    const joined = await dave.client.joinFromWelcomeWithSender(add.welcome!);
+    dave.group = joined.group;
+    dave.group.useChecks([recoveryPolicy()]);
+    await expectRecoveryTransfer(dave.group, joined.welcomeSender);
+    // Her transfer names Alice's leaf as of a far epoch, with a value of her choosing.
+    const g = mallory.group!;
+    const aliceLeaf = g.members().find((m) => m.leafIndex === alice.group!.ownLeafIndex)!;
+    const forgedId = recoveryPskId(g.id, alice.identity.identity, 1n << 40n, aliceLeaf.leafIndex, aliceLeaf.encryptionKey);
+    const transfer = await g.encrypt(recoveryMessage(2, [{ pskId: forgedId, secret: new Uint8Array(32).fill(5) }]));
+    const r = await dave.group.process(transfer);
+    if (r.kind !== 'application') throw new Error('expected an application message');
+    expect(await acceptRecoveryPsks(dave.group, r)).toBe(true);
+    expect(utf8(dave.client.record('paired-mls/recovery-psks') ?? new Uint8Array())).not.toContain(Buffer.from(forgedId).toString('hex'));
+    // Alice issues her proof; Dave takes it (before the review the far
+    // epoch counted as newer and Alice's proof was dropped at Dave).
+    const { record, registration } = await issueRecoveryPsk(alice.group!, alice.identity);
+    for (const m of [bob, mallory, dave]) {
+      const seen = await m.group!.process(registration);
+      if (seen.kind !== 'application') throw new Error('expected an application message');
+      expect(await acceptRecoveryPsks(m.group!, seen)).toBe(true);
+    }
+    // Alice loses her state and recovers: everyone, Dave included, accepts it.
+    alice.client.free();
+    const fresh = await MlsClient.open();
+    const freshId = await fresh.createIdentity('alice', 1);
+    const { group, commits } = await recoverMembership(fresh, freshId, await bob.group!.exportGroupInfo(), record);
+    for (const c of commits) await deliverCommit(c, [bob, mallory, dave]);
+    await stillWorks([{ name: 'alice', client: fresh, identity: freshId, group }, bob, mallory, dave]);
   });
 });

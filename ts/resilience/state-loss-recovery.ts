@@ -104,18 +104,20 @@ function encodeMessage(kind: number, entries: Entry[]): Uint8Array {
   return new Writer().u16(2).vector(enc.encode(LABEL)).u8(kind).list(entries, (w, e) => w.vector(e.pskId).vector(e.secret)).finish();
 }
 
-/** Undefined: not a recovery message; 'malformed': ours, but it does not decode (or another version or kind). */
+/** Undefined: not a recovery message; 'malformed': ours (the label), but it does not decode, or another version or kind. */
 function decodeMessage(bytes: Uint8Array): { kind: number; entries: Entry[] } | 'malformed' | undefined {
   const r = new Reader(bytes);
+  let ours = false;
   try {
     const version = r.u16();
     if (dec.decode(r.vector()) !== LABEL) return undefined;
+    ours = true;
     const kind = version === 2 ? r.u8() : 0;
     const entries = r.list((x) => ({ pskId: x.vector(), secret: x.vector() }));
     r.end();
     return kind === REGISTRATION || kind === TRANSFER ? { kind, entries } : 'malformed';
   } catch (err) {
-    if (err instanceof CodecError) return undefined;
+    if (err instanceof CodecError) return ours ? 'malformed' : undefined;
     throw err;
   }
 }
@@ -176,7 +178,7 @@ async function remember(group: Group, entries: Entry[]): Promise<void> {
 /**
  * Issue a recovery PSK for this member's own leaf (`identity` is its
  * identity); keep `record` apart from the group state, send
- * `registration`. Issue again after each own commit with a path (§7.2).
+ * `registration`. Issue again after each change of its leaf (§7.2).
  */
 export async function issueRecoveryPsk(group: Group, identity: Identity): Promise<{ record: RecoveryRecord; registration: Uint8Array }> {
   const own = group.members().find((m) => m.leafIndex === group.ownLeafIndex);
@@ -228,7 +230,8 @@ export async function acceptRecoveryPsks(group: Group, message: ApplicationMessa
         await client.putRecord(TRANSFER_RECORD, enc.encode(JSON.stringify(expected)));
         await remember(
           group,
-          decoded.entries.filter((e) => e.secret.length === 32 && liveProof(group, members, e.pskId)),
+          // An entry of a later epoch than this one cannot be genuine, and as the newest it would keep out the issuer's next proof.
+          decoded.entries.filter((e) => e.secret.length === 32 && (liveProof(group, members, e.pskId)?.epoch ?? BigInt(group.epoch) + 1n) <= BigInt(group.epoch)),
         );
       });
     }
