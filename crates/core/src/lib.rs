@@ -16,6 +16,7 @@ mod ed25519_test_inputs;
 mod error;
 mod error_code;
 mod ext;
+mod ff1;
 mod fixed_base;
 mod group;
 mod group_state;

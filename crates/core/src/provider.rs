@@ -57,9 +57,10 @@ pub fn supported_ciphersuites() -> Vec<u16> {
 /// openmls' Rust crypto for hashing, HKDF, AEAD and randomness; the
 /// signatures (signatures.rs) and HPKE (`Hpke<CurveAcceleratedHpke>`) of
 /// ciphersuites 1-3 are the core's own, with the curves on the host's
-/// native crypto when installed. Nothing here reaches the Rust crypto
-/// provider's signature or HPKE functions, so their P-384 and secp256k1
-/// code is never linked.
+/// native crypto when installed, and so is FF1 (ff1.rs). Nothing here
+/// reaches the Rust crypto provider's signature, HPKE or FF1 functions,
+/// so their P-384 and secp256k1 code and fpe/num-bigint are never
+/// linked.
 #[derive(Default)]
 pub struct AcceleratedCrypto {
     rust: RustCrypto,
@@ -240,11 +241,13 @@ impl OpenMlsCrypto for AcceleratedCrypto {
         }
     }
 
+    // The reuse guard's FF1 on machine words (ff1.rs); the Rust crypto
+    // provider's goes through fpe and num-bigint.
     fn ff1_aes128_encrypt(&self, key: &[u8; 16], plaintext: u32) -> Result<u32, CryptoError> {
-        self.rust.ff1_aes128_encrypt(key, plaintext)
+        Ok(crate::ff1::encrypt(key, plaintext))
     }
     fn ff1_aes128_decrypt(&self, key: &[u8; 16], ciphertext: u32) -> Result<u32, CryptoError> {
-        self.rust.ff1_aes128_decrypt(key, ciphertext)
+        Ok(crate::ff1::decrypt(key, ciphertext))
     }
 }
 
