@@ -113,6 +113,17 @@ const INVITED_FIRST = 'the device invited first has not sent its Accept yet: wai
 /** Per client, the tail of its paired devices' queue of state-changing calls (`PairedDevice.#serially`). */
 const queues = new WeakMap<MlsClient, Promise<void>>();
 
+/**
+ * Per client, its one live `PairedDevice` object (docs/PROTOCOL.md §4.5):
+ * each object keeps the pairing state in memory, so a second one would
+ * take derivation steps the first has already taken.
+ */
+const devices = new WeakMap<MlsClient, PairedDevice>();
+
+const BUSY = 'another paired operation of this device is still running (a commit waiting on its send): wait until it settled';
+const CLOSED =
+  'this PairedDevice object was closed (another one replaced it on its client, or its pairing was reset or replaced): use the one PairedDevice.open returns';
+
 function u64(n: bigint): Uint8Array {
   const out = new Uint8Array(8);
   new DataView(out.buffer).setBigUint64(0, n);
@@ -131,6 +142,8 @@ export class PairedDevice {
    * `send`, say): no other one starts meanwhile (`#exclusive`).
    */
   #busy = false;
+  /** Replaced by another object for its client, or its pairing reset: every state-changing call is refused. */
+  #closed = false;
 
   private constructor(client: MlsClient, vault: SeedVault | undefined, state: PairingState) {
     this.client = client;
@@ -138,18 +151,50 @@ export class PairedDevice {
     this.#state = state;
   }
 
+  /** `device` is its client's one live object from now on (docs/PROTOCOL.md §4.5). */
+  static #live(device: PairedDevice): PairedDevice {
+    devices.set(device.client, device);
+    return device;
+  }
+
+  /**
+   * Close `client`'s live object, if any (refused while one of its paired
+   * operations runs, `send` included: it would go on beside its successor).
+   */
+  static #release(client: MlsClient): void {
+    const live = devices.get(client);
+    if (!live) return;
+    if (live.#busy) throw new PairingError('PAIRING_STATE', BUSY);
+    live.#closed = true;
+    devices.delete(client);
+  }
+
+  /**
+   * Before a new pairing on `client` (`initiate`, `join`): refuse while one
+   * runs; else close the ended pairing's object and clear its records.
+   */
+  static async #retire(client: MlsClient): Promise<void> {
+    const previous = loadPairingState(client);
+    if (previous && !previous.ceased) throw new PairingError('PAIRING_STATE', 'this client already has a pairing');
+    PairedDevice.#release(client);
+    await retireCeasedPairing(client);
+  }
+
   /**
    * Start a pairing as the active device for `anchor` (an identity this
    * client acts with in its groups). Without `vault`, a fresh seed is
    * generated and shared with the partner by ShareRand; with one, the seed
-   * is preinstalled on both devices and never travels.
+   * is preinstalled on both devices and never travels. Refused while the
+   * client has a pairing that has not ended (`PAIRING_STATE`); over an
+   * ended one, its object is closed and the new one is the client's
+   * (docs/PROTOCOL.md §4.5).
    */
   static async initiate(
     client: MlsClient,
     anchor: Identity,
     options: { vault?: SeedVault; deviceIdentity?: Identity; mode?: PairingMode } = {},
   ): Promise<PairedDevice> {
-    await retireCeasedPairing(client);
+    await PairedDevice.#retire(client);
     let vault = options.vault;
     let seedToShare: Uint8Array | undefined;
     if (!vault) {
@@ -174,7 +219,7 @@ export class PairedDevice {
       return new PairedDevice(client, vault, state);
     });
     device.#seedToShare = seedToShare;
-    return device;
+    return PairedDevice.#live(device);
   }
 
   /** A KeyPackage for joining a pairing group (virtual-client capable). */
@@ -185,11 +230,12 @@ export class PairedDevice {
   /**
    * Join a pairing from its InitPairing (the pairing group's Welcome). The
    * device becomes passive; ShareRand (through `receive`) completes it.
-   * Pass `vault` when the seed was preinstalled.
+   * Pass `vault` when the seed was preinstalled. Refused while the client
+   * has a pairing that has not ended, as `initiate`.
    */
   static async join(client: MlsClient, initPairing: Uint8Array, options: { vault?: SeedVault } = {}): Promise<PairedDevice> {
-    await retireCeasedPairing(client);
-    return client.atomically(async () => {
+    await PairedDevice.#retire(client);
+    const device = await client.atomically(async () => {
       const { group: pairing, welcomeSender } = await client.joinFromWelcomeWithSender(initPairing, {
         wireFormat: 'ciphertext',
         capabilities: PAIRING_CAPABILITIES,
@@ -209,13 +255,26 @@ export class PairedDevice {
       await savePairingState(client, state);
       return new PairedDevice(client, options.vault, state);
     });
+    return PairedDevice.#live(device);
   }
 
-  /** Reopen the pairing saved in `client`'s storage, with the device's vault. */
+  /**
+   * Reopen the pairing saved in `client`'s storage, with the device's
+   * vault. One object per client (docs/PROTOCOL.md §4.5): while the client
+   * has a live one, `open` returns that object when `vault` is its vault
+   * or omitted; with another vault the new object replaces it, and the
+   * earlier one is closed (its state-changing calls refused,
+   * `PAIRING_STATE`; refused itself while a paired operation of the
+   * earlier one runs). A restart opens a new client, and with it a new
+   * object.
+   */
   static open(client: MlsClient, vault: SeedVault | undefined): PairedDevice {
     const state = loadPairingState(client);
     if (!state) throw new PairingError('PAIRING_STATE', 'this client has no pairing');
-    return new PairedDevice(client, vault, state);
+    const live = devices.get(client);
+    if (live && (vault === undefined || vault === live.#vault)) return live;
+    PairedDevice.#release(client);
+    return PairedDevice.#live(new PairedDevice(client, vault, state));
   }
 
   /**
@@ -225,7 +284,7 @@ export class PairedDevice {
    * identities and its vault. It then re-enrols: a new pairing KeyPackage
    * to the active device, which answers with `reenroll`. Also an
    * initiator whose pairing never established (no Accept came): it then
-   * initiates again.
+   * initiates again. The client's `PairedDevice` object is closed.
    */
   static async reset(client: MlsClient): Promise<void> {
     const state = loadPairingState(client);
@@ -236,6 +295,7 @@ export class PairedDevice {
     if (state.activeLeaf === state.ownLeaf && !state.ceased && state.established) {
       throw new PairingError('PAIRING_STATE', 'the active device does not reset its pairing');
     }
+    PairedDevice.#release(client);
     await forgetPairing(client, [state.pairingGroupId, ...state.groups.map(fromHex)]);
   }
 
@@ -1103,6 +1163,8 @@ export class PairedDevice {
     queues.set(this.client, before.then(() => mine));
     await before;
     try {
+      // Closed while the call waited its turn: its successor holds the state now.
+      if (this.#closed) throw new PairingError('PAIRING_STATE', CLOSED);
       return await fn();
     } finally {
       release();
@@ -1118,7 +1180,8 @@ export class PairedDevice {
    * with it in the pairing group (docs/PROTOCOL.md §4.5).
    */
   async #exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.#busy) throw new PairingError('PAIRING_STATE', 'another paired operation of this device is still running (a commit waiting on its send): wait until it settled');
+    if (this.#closed) throw new PairingError('PAIRING_STATE', CLOSED);
+    if (this.#busy) throw new PairingError('PAIRING_STATE', BUSY);
     this.#busy = true;
     try {
       return await fn();
