@@ -15,6 +15,11 @@ export {
   type PairedUpdateApplied,
   type PairingEvent,
   type CeasePairResult,
+  type CeasedGroup,
+  type CeaseCommit,
+  type CeaseSend,
+  type ReenrollResult,
+  type ReenrolledGroup,
 } from './paired-device.js';
 export { WebCryptoSeedVault, generateSeed, type SeedVault } from './seed-vault.js';
 export { PairingError, PAIRED_ERROR_CODES, type PairedErrorCode, type NotifyRejection, type PairingRejection } from './pairing-error.js';

@@ -34,7 +34,15 @@ import {
 } from './pairing-messages.js';
 import { PairingError, notifyRejected, pairingRejected, rejectionFor, type PairingRejection } from './pairing-error.js';
 import { addedDigest, openGroupState, proofsEqual, sealGroupState, vaultProof } from './pairing-proof.js';
-import { forgetPairing, loadPairingState, retireCeasedPairing, savePairingState, type PairingState } from './pairing-state.js';
+import {
+  ceaseJoinRecords,
+  forgetPairing,
+  loadPairingState,
+  retireCeasedPairing,
+  savePairingState,
+  type CeasingGroup,
+  type PairingState,
+} from './pairing-state.js';
 import { SEED_LENGTH, WebCryptoSeedVault, generateSeed, type SeedVault } from './seed-vault.js';
 import { PAIRED_DEVICES_COMPONENT, encodePairedDevices, signedAnchorCommit, signedAnchorProposal, type PairedDeviceKey } from './device-signature.js';
 import type { PairingMode } from './pairing-messages.js';
@@ -96,12 +104,53 @@ export type PairingEvent =
 /** Result of `ceasePair` on the initiating device. */
 export interface CeasePairResult {
   route: CeaseRoute;
-  /** Pairing-group messages for the (former) partner: CeasePair first. */
+  /** Pairing-group messages for the (former) partner: CeasePair first. None when the call finishes an earlier cease. */
   pairing: Uint8Array[];
-  /** Per higher-level group, the commits to send in order (pending ones are merged). */
-  groups: { groupId: Uint8Array; commits: Uint8Array[] }[];
+  /** Per higher-level group, in order. */
+  groups: CeasedGroup[];
   /** The identity the initiator acts with from now on. */
   identity: Identity;
+}
+
+/** One group of `ceasePair` (docs/PROTOCOL.md §4.9). */
+export interface CeasedGroup {
+  groupId: Uint8Array;
+  /** Its commits merged by this call, in order (without `send`: to send). */
+  commits: Uint8Array[];
+  /** The former partner is locked out here. Else `error` says why, and the group stays in `ceasingGroups()`. */
+  ceased: boolean;
+  error?: unknown;
+}
+
+/** One commit of `ceasePair` for its `send` (docs/PROTOCOL.md §4.9); a `join` is an external join. */
+export interface CeaseCommit {
+  groupId: Uint8Array;
+  commit: Uint8Array;
+  kind: 'rekey' | 'join' | 'remove';
+  /** The leaf's new signature key (for the AS). */
+  signatureKey: Uint8Array;
+}
+
+/** The app's call to the DS for one commit of `ceasePair`: resolves once accepted, throws if refused. */
+export type CeaseSend = (commit: CeaseCommit) => Promise<void>;
+
+/** Result of `reenroll`: `pairing` for the devices already paired, `initPairing` and `shareRand` for the new one. */
+export interface ReenrollResult {
+  pairing: Uint8Array[];
+  initPairing: Uint8Array;
+  shareRand: Uint8Array;
+  /** Per enrolled group, in order. */
+  groups: ReenrolledGroup[];
+}
+
+/**
+ * One group of `reenroll` (docs/PROTOCOL.md §4.14). Not `enrolled`
+ * (`error`): the group left the pairing; the device takes `pairing[0]`
+ * alone, and `enroll` hands the group over again.
+ */
+export interface ReenrolledGroup extends PairedCommit {
+  enrolled: boolean;
+  error?: unknown;
 }
 
 const PSK_LENGTH = 32;
@@ -109,9 +158,14 @@ const ANCHOR_KEY_SEED_LENGTH = 32;
 const ENVIRONMENT_FAILURES = new Set(['STORAGE', 'STORAGE_FORMAT', 'RELEASED', 'WASM_NOT_LOADED', 'WASM_POISONED', 'INTERNAL']);
 const PAIRING_CAPABILITIES = { virtualClient: true } as const;
 const INVITED_FIRST = 'the device invited first has not sent its Accept yet: wait for it (or reset the pairing and initiate again)';
+const NOT_PENDING = 'the commit sent is no longer the pending commit of the group (another commit was merged or made while send ran): nothing merged';
+const PENDING_IN_CEASE = 'a commit is pending in the group: merge it if the DS took it, else clear it; then ceasePair again';
 
 /** Per client, the tail of its paired devices' queue of state-changing calls (`PairedDevice.#serially`). */
 const queues = new WeakMap<MlsClient, Promise<void>>();
+
+/** How a step of a multi-step operation waits its turn: `#serially`, or directly inside the caller's turn. */
+type Queue = <T>(fn: () => Promise<T>) => Promise<T>;
 
 /**
  * Per client, its one live `PairedDevice` object (docs/PROTOCOL.md §4.5):
@@ -121,8 +175,7 @@ const queues = new WeakMap<MlsClient, Promise<void>>();
 const devices = new WeakMap<MlsClient, PairedDevice>();
 
 const BUSY = 'another paired operation of this device is still running (a commit waiting on its send): wait until it settled';
-const CLOSED =
-  'this PairedDevice object was closed (another one replaced it on its client, or its pairing was reset or replaced): use the one PairedDevice.open returns';
+const CLOSED = 'this PairedDevice was replaced on its client, or reset: use the one PairedDevice.open returns';
 
 function u64(n: bigint): Uint8Array {
   const out = new Uint8Array(8);
@@ -171,11 +224,14 @@ export class PairedDevice {
 
   /**
    * Before a new pairing on `client` (`initiate`, `join`): refuse while one
-   * runs; else close the ended pairing's object and clear its records.
+   * runs, or while the cease of an ended one is not finished in every group
+   * (docs/PROTOCOL.md §4.9); else close the ended pairing's object and
+   * clear its records.
    */
   static async #retire(client: MlsClient): Promise<void> {
     const previous = loadPairingState(client);
     if (previous && !previous.ceased) throw new PairingError('PAIRING_STATE', 'this client already has a pairing');
+    if (previous) PairedDevice.#requireCeaseFinished(previous);
     PairedDevice.#release(client);
     await retireCeasedPairing(client);
   }
@@ -185,9 +241,7 @@ export class PairedDevice {
    * client acts with in its groups). Without `vault`, a fresh seed is
    * generated and shared with the partner by ShareRand; with one, the seed
    * is preinstalled on both devices and never travels. Refused while the
-   * client has a pairing that has not ended (`PAIRING_STATE`); over an
-   * ended one, its object is closed and the new one is the client's
-   * (docs/PROTOCOL.md §4.5).
+   * client has a pairing not ended (docs/PROTOCOL.md §4.5, §4.9).
    */
   static async initiate(
     client: MlsClient,
@@ -230,8 +284,7 @@ export class PairedDevice {
   /**
    * Join a pairing from its InitPairing (the pairing group's Welcome). The
    * device becomes passive; ShareRand (through `receive`) completes it.
-   * Pass `vault` when the seed was preinstalled. Refused while the client
-   * has a pairing that has not ended, as `initiate`.
+   * Pass `vault` when the seed was preinstalled. Refused as `initiate`.
    */
   static async join(client: MlsClient, initPairing: Uint8Array, options: { vault?: SeedVault } = {}): Promise<PairedDevice> {
     await PairedDevice.#retire(client);
@@ -260,13 +313,9 @@ export class PairedDevice {
 
   /**
    * Reopen the pairing saved in `client`'s storage, with the device's
-   * vault. One object per client (docs/PROTOCOL.md §4.5): while the client
-   * has a live one, `open` returns that object when `vault` is its vault
-   * or omitted; with another vault the new object replaces it, and the
-   * earlier one is closed (its state-changing calls refused,
-   * `PAIRING_STATE`; refused itself while a paired operation of the
-   * earlier one runs). A restart opens a new client, and with it a new
-   * object.
+   * vault. One object per client (docs/PROTOCOL.md §4.5): the client's
+   * live object when `vault` is its vault or omitted; with another vault
+   * a new one, and the earlier one is closed.
    */
   static open(client: MlsClient, vault: SeedVault | undefined): PairedDevice {
     const state = loadPairingState(client);
@@ -284,11 +333,13 @@ export class PairedDevice {
    * identities and its vault. It then re-enrols: a new pairing KeyPackage
    * to the active device, which answers with `reenroll`. Also an
    * initiator whose pairing never established (no Accept came): it then
-   * initiates again. The client's `PairedDevice` object is closed.
+   * initiates again. Closes the client's `PairedDevice` object; refused
+   * while `ceasingGroups()` is not empty.
    */
   static async reset(client: MlsClient): Promise<void> {
     const state = loadPairingState(client);
     if (!state) throw new PairingError('PAIRING_STATE', 'this client has no pairing');
+    PairedDevice.#requireCeaseFinished(state);
     // An initiator whose pairing never established (the Accept never came,
     // or its generated seed was lost with a restart before the invite) has
     // no partner and no group to keep: it resets and initiates again.
@@ -356,6 +407,17 @@ export class PairedDevice {
   /** Ids of the higher-level groups followed on the anchor leaf. */
   enrolledGroups(): string[] {
     return [...this.#state.groups];
+  }
+
+  /** Hex ids of the groups whose cease is not finished: `ceasePair` again (same route) finishes them (docs/PROTOCOL.md §4.9). */
+  ceasingGroups(): string[] {
+    return (this.#state.ceasing?.groups ?? []).map((g) => g.groupId);
+  }
+
+  /** A pairing whose cease is not finished is neither replaced nor reset: that would forget the groups still to re-key. */
+  static #requireCeaseFinished(state: PairingState): void {
+    const left = state.ceasing?.groups.length ?? 0;
+    if (left > 0) throw new PairingError('PAIRING_STATE', `the cease of this pairing is not finished in ${left} group(s): run ceasePair again first`);
   }
 
   // -------------------------------------------------------------------------
@@ -624,42 +686,64 @@ export class PairedDevice {
     return send && built.sent ? this.#sendThenMerge(group, built.out, built.sent, send, record) : built.out;
   }
 
-  /**
-   * `send` the paired commit `out`, pending in `group`; once it resolved,
-   * merge it (and `then`, in the same write); when it throws, clear it.
-   * Outside any transaction, and out of the client's queue (`#serially`:
-   * pairing messages are received meanwhile): the commit has left, so
-   * nothing made before `send` is rolled back (docs/PROTOCOL.md §2.5);
-   * the derivation step stays, and the partner takes it alone. `sent`:
-   * the pending commit's digest, read when it was made.
-   */
+  /** `send` the paired commit `out`, pending in `group` (`#settle`); rethrows what refused it. */
   async #sendThenMerge(group: Group, out: PairedCommit, sent: Uint8Array, send: PairedSend, then?: () => Promise<void>): Promise<PairedCommit> {
-    try {
-      await send(out);
-    } catch (err) {
-      // Only the commit sent: one the application made meanwhile stays.
-      await this.#serially(async () => {
-        if (this.#stillPending(group, sent)) await group.clearPendingCommit();
-      });
-      throw err;
-    }
-    return this.#serially(async () => {
-      // The application may have used the group meanwhile (merged another
-      // member's commit, made a commit of its own): merge only the one sent.
-      if (!this.#stillPending(group, sent)) {
-        throw new PairingError('PAIRING_STATE', 'the commit sent is no longer the pending commit of the group (another commit was merged or made while send ran): nothing merged');
-      }
-      await this.#atomically(async () => {
-        await group.mergePendingCommit();
-        await then?.();
-      });
-      return out;
-    });
+    const settled = await this.#settle(group, sent, () => send(out), { merged: then });
+    if (!settled.merged) throw settled.error;
+    return out;
   }
 
   /** Whether `group`'s pending commit is still the one whose digest is `sent`. */
   #stillPending(group: Group, sent: Uint8Array): boolean {
     return group.state().pendingCommit && bytesEqual(group.pendingCommitDigest(), sent);
+  }
+
+  /**
+   * `post` a commit pending in `group` (the application's `send`; `sent`:
+   * its digest, read when it was made); once it resolved, merge it, and
+   * `merged`, in one write. When it threw, or the commit is no longer the
+   * group's pending one (the application merged or made another meanwhile:
+   * only the one sent is merged), `refused(stillPending)` (default: clear
+   * it if still pending) and return the reason: `reenroll` and
+   * `ceasePair` go on with their other groups. Outside any transaction,
+   * and out of the client's queue (`#serially`: pairing messages are
+   * received meanwhile): the commit has left, so nothing made before
+   * `send` is rolled back (docs/PROTOCOL.md §2.5); a derivation step made
+   * for it stays, and the partner takes it alone. `queue`: how the steps
+   * after `post` run (`#serially`, or in the caller's turn, `ceasePair`
+   * without `send`).
+   */
+  async #settle(
+    group: Group,
+    sent: Uint8Array,
+    post: () => Promise<void>,
+    hooks: { merged?: () => Promise<void>; refused?: (stillPending: boolean) => Promise<void> } = {},
+    queue: Queue = (fn) => this.#serially(fn),
+  ): Promise<{ merged: true } | { merged: false; error: unknown }> {
+    let accepted = true;
+    let error: unknown;
+    try {
+      await post();
+    } catch (err) {
+      accepted = false;
+      error = err;
+    }
+    return queue(async () => {
+      const pending = this.#stillPending(group, sent);
+      if (accepted && pending) {
+        await this.#atomically(async () => {
+          await group.mergePendingCommit();
+          await hooks.merged?.();
+        });
+        return { merged: true };
+      }
+      if (accepted) error = new PairingError('PAIRING_STATE', NOT_PENDING);
+      await this.#atomically(async () => {
+        if (hooks.refused) await hooks.refused(pending);
+        else if (pending) await group.clearPendingCommit();
+      });
+      return { merged: false, error };
+    });
   }
 
   /**
@@ -690,28 +774,56 @@ export class PairedDevice {
    * the new KeyPackage (InitPairing and ShareRand; the device keeps its
    * vault, so no seed travels), and for every enrolled group an enrolment
    * (the group's state and a paired update, docs/PROTOCOL.md §4.4, §4.14)
-   * the device follows with `applyNotify`.
+   * the device follows with `applyNotify`. With `send` (as `enroll`'s),
+   * called once per group in order, each commit is merged only once its
+   * `send` resolved; a refused group is cleared and leaves the pairing.
    */
-  reenroll(staleLeaf: number, keyPackage: Uint8Array): Promise<{ pairing: Uint8Array[]; initPairing: Uint8Array; shareRand: Uint8Array; groups: PairedCommit[] }> {
-    return this.#exclusive(() => this.#serially(() => this.#reenroll(staleLeaf, keyPackage)));
+  reenroll(staleLeaf: number, keyPackage: Uint8Array, options: { send?: PairedSend } = {}): Promise<ReenrollResult> {
+    return this.#exclusive(() => this.#reenroll(staleLeaf, keyPackage, options.send));
   }
 
-  async #reenroll(staleLeaf: number, keyPackage: Uint8Array): Promise<{ pairing: Uint8Array[]; initPairing: Uint8Array; shareRand: Uint8Array; groups: PairedCommit[] }> {
-    this.#requireRole('active');
-    this.#requireEstablished();
-    if (staleLeaf === this.#state.ownLeaf || !this.pairingGroup.members().some((m) => m.leafIndex === staleLeaf)) {
-      throw new PairingError('PAIRING_STATE', 'no such partner device in the pairing group');
-    }
-    return this.#atomically(async () => {
-      const removal = await this.#derivationStep({ remove: [staleLeaf] });
-      const { initPairing, shareRand, pairingCommit } = await this.#invite(keyPackage);
-      // The device kept its vault: it needs no Accept round (it could not
-      // arrive anyway; the enrolment steps below move the pairing epoch on).
-      this.#state = { ...this.#state, awaitingAccept: (this.#state.awaitingAccept ?? []).slice(0, -1) };
-      const groups: PairedCommit[] = [];
-      for (const hex of this.#state.groups) groups.push(await this.#enrollStep(this.client.group(fromHex(hex)), { merge: true }));
-      return { pairing: [removal.commit, pairingCommit], initPairing, shareRand, groups };
+  async #reenroll(staleLeaf: number, keyPackage: Uint8Array, send: PairedSend | undefined): Promise<ReenrollResult> {
+    const built = await this.#serially(async () => {
+      this.#requireRole('active');
+      this.#requireEstablished();
+      if (staleLeaf === this.#state.ownLeaf || !this.pairingGroup.members().some((m) => m.leafIndex === staleLeaf)) {
+        throw new PairingError('PAIRING_STATE', 'no such partner device in the pairing group');
+      }
+      if (send !== undefined && typeof send !== 'function') throw invalidArgument('send must be a function');
+      return this.#atomically(async () => {
+        const removal = await this.#derivationStep({ remove: [staleLeaf] });
+        const { initPairing, shareRand, pairingCommit } = await this.#invite(keyPackage);
+        // The device kept its vault: it needs no Accept round (it could not
+        // arrive anyway; the enrolment steps below move the pairing epoch on).
+        this.#state = { ...this.#state, awaitingAccept: (this.#state.awaitingAccept ?? []).slice(0, -1) };
+        await savePairingState(this.client, this.#state);
+        const groups: { out: PairedCommit; group: Group; sent: Uint8Array | undefined }[] = [];
+        for (const hex of this.#state.groups) {
+          const group = this.client.group(fromHex(hex));
+          const out = await this.#enrollStep(group, { merge: !send });
+          groups.push({ out, group, sent: send ? group.pendingCommitDigest() : undefined });
+        }
+        return { pairing: [removal.commit, pairingCommit], initPairing, shareRand, groups };
+      });
     });
+    const groups: ReenrolledGroup[] = [];
+    for (const { out, group, sent } of built.groups) {
+      if (!send || !sent) {
+        groups.push({ ...out, enrolled: true });
+        continue;
+      }
+      // Refused: the re-enrolled device never gets this group's state, so
+      // the group leaves the pairing until `enroll` hands it over again.
+      const settled = await this.#settle(group, sent, () => send(out), {
+        refused: async (pending) => {
+          if (pending) await group.clearPendingCommit();
+          this.#state = { ...this.#state, groups: this.#state.groups.filter((g) => g !== toHex(group.id)) };
+          await savePairingState(this.client, this.#state);
+        },
+      });
+      groups.push(settled.merged ? { ...out, enrolled: true } : { ...out, enrolled: false, error: settled.error });
+    }
+    return { pairing: built.pairing, initPairing: built.initPairing, shareRand: built.shareRand, groups };
   }
 
   /**
@@ -1089,58 +1201,287 @@ export class PairedDevice {
    * - `rejoin` (the draft's route): per group, join again by external commit
    *   with a new signature key, then remove the anchor leaf; the pairing
    *   group is deleted.
+   *
+   * Without `send` all is merged at once. With `send`, called once per
+   * group commit in order, each is merged only once its `send` resolved;
+   * a refused one is undone and its group stays in `ceasingGroups()`,
+   * which a later `ceasePair` (same route) finishes (docs/PROTOCOL.md §4.9).
    */
-  ceasePair(route: CeaseRoute = 'rekey'): Promise<CeasePairResult> {
-    return this.#exclusive(() => this.#serially(() => this.#ceasePair(route)));
+  ceasePair(route: CeaseRoute = 'rekey', options: { send?: CeaseSend } = {}): Promise<CeasePairResult> {
+    return this.#exclusive(() => this.#ceasePair(route, options.send));
   }
 
-  async #ceasePair(route: CeaseRoute): Promise<CeasePairResult> {
-    this.#requireEstablished();
-    const anchor = this.#requireAnchor();
-    if (this.#state.ceased) throw new PairingError('PAIRING_STATE', 'the pairing has already ended');
-    return this.#atomically(async () => {
-      const pairing = this.pairingGroup;
-      const cease = await this.#sendProven({ type: 'ceasePair', route, counter: this.#state.counter, proof: new Uint8Array(0) });
-      const identity = await this.client.createIdentity(anchor.identity, anchor.ciphersuite);
-      const groups: CeasePairResult['groups'] = [];
-      if (route === 'rekey') {
-        const partners = pairing.members().map((m) => m.leafIndex).filter((l) => l !== this.#state.ownLeaf);
-        const step = await this.#derivationStep({ remove: partners });
-        for (const hex of this.#state.groups) {
-          const group = this.client.group(fromHex(hex));
-          // The path comes from the step (a standard-mode device signature
-          // needs two identical builds); its derivation info is for nobody.
-          const spec: CommitOptions = { selfUpdate: true, vcEpochId: step.epochId, vcDetached: true, newSigner: identity };
-          // Standard mode: with no partner left the leaf is an ordinary
-          // member's again, so the device list is cleared (an empty value;
-          // signed by this device, which the list still names).
-          const { commit } =
-            this.mode === 'standard'
-              ? await signedAnchorCommit(group, this.deviceIdentity, { ...spec, leafAppData: [{ componentId: PAIRED_DEVICES_COMPONENT, data: new Uint8Array(0) }] })
-              : await group.commit(spec);
-          await group.mergePendingCommit();
-          groups.push({ groupId: group.id, commits: [commit] });
-        }
-        this.#state = { ...this.#state, anchor: identity, activeLeaf: this.#state.ownLeaf, ceased: true };
-        await savePairingState(this.client, this.#state);
-        return { route, pairing: [cease, step.commit], groups, identity };
+  async #ceasePair(route: CeaseRoute, send: CeaseSend | undefined): Promise<CeasePairResult> {
+    const queued: Queue = (fn) => this.#serially(fn);
+    const begun = await this.#serially(async (): Promise<CeasePairResult | Uint8Array[]> => {
+      if (send !== undefined && typeof send !== 'function') throw invalidArgument('send must be a function');
+      const unfinished = this.#state.ceasing;
+      if (this.#state.ceased && unfinished) {
+        if (unfinished.route !== route) throw new PairingError('PAIRING_STATE', `the cease of this pairing runs by route ${unfinished.route}: finish it with that route`);
+        return [];
       }
-      for (const hex of this.#state.groups) {
-        const group = this.client.group(fromHex(hex));
-        const anchorLeaf = group.ownLeafIndex;
-        const groupInfo = await group.exportGroupInfo();
-        await this.client.deleteGroup(group.id);
-        const joined = await this.client.joinExternal(groupInfo, identity);
-        if (joined.group.state().pendingCommit) await joined.group.mergePendingCommit();
-        const { commit: removal } = await joined.group.commit({ remove: [anchorLeaf] });
-        await joined.group.mergePendingCommit();
-        groups.push({ groupId: group.id, commits: [joined.commit, removal] });
-      }
-      await this.client.deleteGroup(this.#state.pairingGroupId);
-      this.#state = { ...this.#state, anchor: identity, groups: [], ceased: true };
-      await savePairingState(this.client, this.#state);
-      return { route, pairing: [cease], groups, identity };
+      this.#requireEstablished();
+      const anchor = this.#requireAnchor();
+      if (this.#state.ceased) throw new PairingError('PAIRING_STATE', 'the pairing has already ended');
+      if (send) return this.#atomically(() => this.#ceaseBegin(route, anchor));
+      // Without send: all of it in this turn and one atomic block, each commit merged as made.
+      return this.#atomically(async () => {
+        const pairing = await this.#ceaseBegin(route, anchor);
+        return { route, pairing, groups: await this.#ceaseGroups(route, async () => undefined, true, (fn) => fn()), identity: this.#requireAnchor() };
+      });
     });
+    if (!Array.isArray(begun)) return begun;
+    // A call finishing a cease without send merges each commit as if its send resolved.
+    const groups = await this.#ceaseGroups(route, send ?? (async () => undefined), begun.length > 0, queued);
+    return { route, pairing: begun, groups, identity: this.#requireAnchor() };
+  }
+
+  /** `ceasePair`, its second part: the groups still to cease (`fresh`: in the call that made the cease step). */
+  #ceaseGroups(route: CeaseRoute, send: CeaseSend, fresh: boolean, queue: Queue): Promise<CeasedGroup[]> {
+    return route === 'rekey' ? this.#rekeyGroups(send, fresh, queue) : this.#rejoinGroups(send, queue);
+  }
+
+  /**
+   * `ceasePair`, its first part: the CeasePair, the new identity, route
+   * `rekey` the step removing the partners, route `rejoin` the pairing
+   * group deleted; the pairing is recorded as ended with every enrolled
+   * group still to cease (`ceasing`, with its anchor leaf as it is now).
+   * Returns the pairing messages.
+   */
+  async #ceaseBegin(route: CeaseRoute, anchor: Identity): Promise<Uint8Array[]> {
+    const pairing = this.pairingGroup;
+    const cease = await this.#sendProven({ type: 'ceasePair', route, counter: this.#state.counter, proof: new Uint8Array(0) });
+    const identity = await this.client.createIdentity(anchor.identity, anchor.ciphersuite);
+    const groups: CeasingGroup[] = this.#state.groups.map((hex) => {
+      const group = this.client.group(fromHex(hex));
+      const leaf = group.members().find((m) => m.leafIndex === group.ownLeafIndex)!;
+      return { groupId: hex, anchorLeaf: leaf.leafIndex, anchorKey: toHex(leaf.signatureKey) };
+    });
+    const ceasing = groups.length > 0 ? { ceasing: { route, groups } } : {};
+    const messages = [cease];
+    if (route === 'rekey') {
+      const partners = pairing.members().map((m) => m.leafIndex).filter((l) => l !== this.#state.ownLeaf);
+      messages.push((await this.#derivationStep({ remove: partners })).commit);
+      this.#state = { ...this.#state, anchor: identity, activeLeaf: this.#state.ownLeaf, ceased: true, ...ceasing };
+    } else {
+      await this.client.deleteGroup(this.#state.pairingGroupId);
+      this.#state = { ...this.#state, anchor: identity, groups: [], ceased: true, ...ceasing };
+    }
+    await savePairingState(this.client, this.#state);
+    return messages;
+  }
+
+  /**
+   * The cease commit of route `rekey` in `group`: a self-update from
+   * emulation epoch `epochId` with the new signature key. The path comes
+   * from the step (a standard-mode device signature needs two identical
+   * builds); its derivation info is for nobody. Left pending.
+   */
+  async #rekeyCommit(group: Group, epochId: Uint8Array, identity: Identity): Promise<Uint8Array> {
+    const spec: CommitOptions = { selfUpdate: true, vcEpochId: epochId, vcDetached: true, newSigner: identity };
+    // Standard mode: with no partner left the leaf is an ordinary
+    // member's again, so the device list is cleared (an empty value;
+    // signed by this device, which the list still names).
+    const { commit } =
+      this.mode === 'standard'
+        ? await signedAnchorCommit(group, this.deviceIdentity, { ...spec, leafAppData: [{ componentId: PAIRED_DEVICES_COMPONENT, data: new Uint8Array(0) }] })
+        : await group.commit(spec);
+    return commit;
+  }
+
+  /**
+   * Where the cease of `entry`'s group stands: `done` (the group is gone
+   * from this device or it was removed from it; route `rekey`, its leaf
+   * already carries another key; route `rejoin`, joined again and the
+   * anchor leaf gone), `busy` (a commit this call did not make is
+   * pending), else the commit still to make.
+   */
+  #ceaseStage(route: CeaseRoute, entry: CeasingGroup): 'done' | 'busy' | 'rekey' | 'join' | 'remove' {
+    const id = fromHex(entry.groupId);
+    if (!this.client.groupIds().some((g) => bytesEqual(g, id))) return 'done';
+    const group = this.client.group(id);
+    const state = group.state();
+    if (!state.active) return 'done';
+    if (state.pendingCommit) return 'busy';
+    const own = group.members().find((m) => m.leafIndex === state.ownLeafIndex);
+    const moved = own !== undefined && !bytesEqual(own.signatureKey, fromHex(entry.anchorKey));
+    if (route === 'rekey') return moved ? 'done' : 'rekey';
+    if (!moved) return 'join';
+    return this.#anchorLeafRemains(group, entry) ? 'remove' : 'done';
+  }
+
+  /**
+   * Route `rejoin`, joined again: the anchor leaf is still in the group
+   * (at its index, with its key or the anchor's credential: a holder of
+   * the anchor key may have rotated it meanwhile).
+   */
+  #anchorLeafRemains(group: Group, entry: CeasingGroup): boolean {
+    const leaf = group.members().find((m) => m.leafIndex === entry.anchorLeaf);
+    if (!leaf || leaf.leafIndex === group.ownLeafIndex) return false;
+    const anchor = this.#requireAnchor();
+    return bytesEqual(leaf.signatureKey, fromHex(entry.anchorKey)) || bytesEqual(leaf.credential.identity, anchor.identity);
+  }
+
+  /** The groups of `hexes` are ceased: no longer listed in `ceasing`. */
+  async #ceased(hexes: string[]): Promise<void> {
+    const left = (this.#state.ceasing?.groups ?? []).filter((g) => !hexes.includes(g.groupId));
+    const { ceasing, ...rest } = this.#state;
+    this.#state = left.length > 0 && ceasing ? { ...rest, ceasing: { route: ceasing.route, groups: left } } : rest;
+    await savePairingState(this.client, this.#state);
+  }
+
+  /**
+   * Route `rekey`, the groups still to cease: their commits made in one
+   * atomic block (from the cease step's epoch in the first call, `fresh`;
+   * later from a new step), then each handed to `send` and merged once it
+   * resolved.
+   */
+  async #rekeyGroups(send: CeaseSend, fresh: boolean, queue: Queue): Promise<CeasedGroup[]> {
+    const identity = this.#requireAnchor();
+    type Planned = { result: CeasedGroup } | { hex: string; group: Group; commit: Uint8Array; sent: Uint8Array };
+    const plan = await queue(() =>
+      this.#atomically(async () => {
+        const planned: Planned[] = [];
+        const done: string[] = [];
+        let epochId: Uint8Array | undefined;
+        for (const entry of this.#state.ceasing?.groups ?? []) {
+          const groupId = fromHex(entry.groupId);
+          const stage = this.#ceaseStage('rekey', entry);
+          if (stage === 'done') {
+            done.push(entry.groupId);
+            planned.push({ result: { groupId, commits: [], ceased: true } });
+          } else if (stage === 'busy') {
+            planned.push({ result: { groupId, commits: [], ceased: false, error: new PairingError('PAIRING_STATE', PENDING_IN_CEASE) } });
+          } else {
+            epochId ??= fresh ? await this.pairingGroup.registerEmulationEpoch() : (await this.#derivationStep()).epochId;
+            const group = this.client.group(groupId);
+            const commit = await this.#rekeyCommit(group, epochId, identity);
+            planned.push({ hex: entry.groupId, group, commit, sent: group.pendingCommitDigest() });
+          }
+        }
+        if (done.length > 0) await this.#ceased(done);
+        return planned;
+      }),
+    );
+    const results: CeasedGroup[] = [];
+    for (const item of plan) {
+      if ('result' in item) {
+        results.push(item.result);
+        continue;
+      }
+      const { hex, group, commit, sent } = item;
+      const settled = await this.#settle(group, sent, () => send({ groupId: group.id, commit, kind: 'rekey', signatureKey: identity.signaturePublicKey }), { merged: () => this.#ceased([hex]) }, queue);
+      results.push(settled.merged ? { groupId: group.id, commits: [commit], ceased: true } : { groupId: group.id, commits: [], ceased: false, error: settled.error });
+    }
+    return results;
+  }
+
+  /** Route `rejoin`, the groups still to cease, one after the other. */
+  async #rejoinGroups(send: CeaseSend, queue: Queue): Promise<CeasedGroup[]> {
+    const results: CeasedGroup[] = [];
+    for (const entry of [...(this.#state.ceasing?.groups ?? [])]) results.push(await this.#rejoinGroup(entry, send, queue));
+    return results;
+  }
+
+  /**
+   * Route `rejoin`, one group: the external join, handed to `send`, then
+   * the removal of the anchor leaf, handed to `send` and merged once it
+   * resolved. The join replaces the group under its id and is merged as it
+   * is made (the engine leaves no external commit pending), so the group's
+   * state from before it is kept in a record, with the join, until the DS
+   * answered: a refused join puts that state back, so the device stays a
+   * member on the anchor leaf and processes what won. After a crash while
+   * `send` waited, a later call sends the same join again (a DS answers a
+   * retried commit as it answered it first, docs/PROTOCOL.md §8.1) and
+   * goes on from its answer.
+   */
+  async #rejoinGroup(entry: CeasingGroup, send: CeaseSend, queue: Queue): Promise<CeasedGroup> {
+    const identity = this.#requireAnchor();
+    const groupId = fromHex(entry.groupId);
+    const records = ceaseJoinRecords(entry.groupId);
+    const commits: Uint8Array[] = [];
+    const stage = await queue(() =>
+      this.#atomically(async () => {
+        if (this.client.record(records.join)) return 'resend';
+        const stage = this.#ceaseStage('rejoin', entry);
+        if (stage === 'done') await this.#ceased([entry.groupId]);
+        return stage;
+      }),
+    );
+    if (stage === 'done') return { groupId, commits, ceased: true };
+    if (stage === 'busy') return { groupId, commits, ceased: false, error: new PairingError('PAIRING_STATE', PENDING_IN_CEASE) };
+    if (stage === 'join' || stage === 'resend') {
+      const join =
+        stage === 'resend'
+          ? this.client.record(records.join)!.slice()
+          : await queue(() =>
+              this.#atomically(async () => {
+                const group = this.client.group(groupId);
+                const snapshot = this.client.exportSiblingGroupState(groupId);
+                try {
+                  await this.client.putRecord(records.snapshot, snapshot);
+                } finally {
+                  snapshot.fill(0);
+                }
+                const groupInfo = await group.exportGroupInfo();
+                await this.client.deleteGroup(groupId);
+                const joined = await this.client.joinExternal(groupInfo, identity);
+                if (joined.group.state().pendingCommit) await joined.group.mergePendingCommit();
+                await this.client.putRecord(records.join, joined.commit);
+                return joined.commit;
+              }),
+            );
+      let refusal: { error: unknown } | undefined;
+      try {
+        await send({ groupId, commit: join, kind: 'join', signatureKey: identity.signaturePublicKey });
+      } catch (error) {
+        refusal = { error };
+      }
+      await queue(() =>
+        this.#atomically(async () => {
+          if (refusal) await this.#restoreSnapshot(entry.groupId);
+          else for (const name of [records.snapshot, records.join]) await this.client.putRecord(name, undefined);
+        }),
+      );
+      if (refusal) return { groupId, commits, ceased: false, error: refusal.error };
+      commits.push(join);
+    }
+    const removal = await queue(() =>
+      this.#atomically(async () => {
+        const group = this.client.group(groupId);
+        if (!this.#anchorLeafRemains(group, entry)) {
+          await this.#ceased([entry.groupId]);
+          return undefined;
+        }
+        const { commit } = await group.commit({ remove: [entry.anchorLeaf] });
+        return { group, commit, sent: group.pendingCommitDigest() };
+      }),
+    );
+    if (!removal) return { groupId, commits, ceased: true };
+    const settled = await this.#settle(
+      removal.group,
+      removal.sent,
+      () => send({ groupId, commit: removal.commit, kind: 'remove', signatureKey: identity.signaturePublicKey }),
+      { merged: () => this.#ceased([entry.groupId]) },
+      queue,
+    );
+    if (!settled.merged) return { groupId, commits, ceased: false, error: settled.error };
+    commits.push(removal.commit);
+    return { groupId, commits, ceased: true };
+  }
+
+  /**
+   * Put the group's state from before a rejoin's external join back (the
+   * joined group, whose join the DS refused, is dropped) and drop the
+   * join's records.
+   */
+  async #restoreSnapshot(hex: string): Promise<void> {
+    const groupId = fromHex(hex);
+    const records = ceaseJoinRecords(hex);
+    const snapshot = this.client.record(records.snapshot);
+    if (this.client.groupIds().some((g) => bytesEqual(g, groupId))) await this.client.deleteGroup(groupId);
+    await this.client.importSiblingGroupState(groupId, snapshot!.slice()); // wipes the copy
+    for (const name of [records.snapshot, records.join]) await this.client.putRecord(name, undefined);
   }
 
   // -------------------------------------------------------------------------

@@ -9,9 +9,22 @@ import type { Identity } from '../mls/client.js';
 import type { MlsClient } from '../mls/client.js';
 import { MlsError } from '../mls/errors.js';
 import { PairingError } from './pairing-error.js';
-import type { PairingMode } from './pairing-messages.js';
+import type { CeaseRoute, PairingMode } from './pairing-messages.js';
 
 export const PAIRING_RECORD = 'paired-mls/pairing';
+
+/**
+ * A group whose cease (`ceasePair` with `send`, docs/PROTOCOL.md §4.9) is
+ * not finished: the anchor leaf as it was when the cease began.
+ */
+export interface CeasingGroup {
+  /** The group, by hex id. */
+  groupId: string;
+  /** The anchor leaf's index (route rejoin: the leaf to remove once joined). */
+  anchorLeaf: number;
+  /** The anchor leaf's signature key (hex): the device's leaf still carries it until its cease commit is merged. */
+  anchorKey: string;
+}
 
 export interface PairingState {
   pairingGroupId: Uint8Array;
@@ -42,6 +55,8 @@ export interface PairingState {
    * InitPairing's sender), the only one it takes ShareRand from.
    */
   inviter?: number;
+  /** A cease with `send` not finished in every group yet: its route and those groups (never empty). */
+  ceasing?: { route: CeaseRoute; groups: CeasingGroup[] };
 }
 
 interface Stored {
@@ -58,6 +73,7 @@ interface Stored {
   ceaseFrom?: number;
   awaitingAccept?: number[];
   inviter?: number;
+  ceasing?: { route: CeaseRoute; groups: CeasingGroup[] };
 }
 
 export function loadPairingState(client: MlsClient): PairingState | undefined {
@@ -79,6 +95,7 @@ export function loadPairingState(client: MlsClient): PairingState | undefined {
       ...(s.ceaseFrom === undefined ? {} : { ceaseFrom: s.ceaseFrom }),
       ...(s.awaitingAccept === undefined ? {} : { awaitingAccept: [...s.awaitingAccept] }),
       ...(s.inviter === undefined ? {} : { inviter: s.inviter }),
+      ...(s.ceasing === undefined ? {} : { ceasing: { route: s.ceasing.route, groups: s.ceasing.groups.map((g) => ({ ...g })) } }),
     };
   } catch (err) {
     throw new MlsError('STORAGE', `stored pairing state could not be read: ${(err as Error).message}`, { cause: err });
@@ -104,8 +121,18 @@ export function savePairingState(client: MlsClient, state: PairingState): Promis
     ...(state.ceaseFrom === undefined ? {} : { ceaseFrom: state.ceaseFrom }),
     ...(state.awaitingAccept === undefined ? {} : { awaitingAccept: state.awaitingAccept }),
     ...(state.inviter === undefined ? {} : { inviter: state.inviter }),
+    ceasing: state.ceasing, // left out of the JSON when undefined
   };
   return client.putRecord(PAIRING_RECORD, new TextEncoder().encode(JSON.stringify(stored)));
+}
+
+/**
+ * The records of a rejoin's external join until the DS answered it
+ * (docs/PROTOCOL.md §4.9): the group's state from before the join, and the
+ * join itself (to send again after a crash).
+ */
+export function ceaseJoinRecords(groupHex: string): { snapshot: string; join: string } {
+  return { snapshot: `paired-mls/cease-rejoin/${groupHex}`, join: `paired-mls/cease-rejoin-commit/${groupHex}` };
 }
 
 /**
