@@ -1,11 +1,13 @@
 /**
- * Fifth review of the Paired MLS layer: one `PairedDevice` object per
- * client (docs/PROTOCOL.md §4.5), and `ceasePair` / `reenroll` with `send`
- * (§4.9, §4.14: each group commit merged only once the DS accepted it),
- * against the attacker of docs/PROTOCOL.md §4.0 (a stolen copy of a
- * passive device's storage without its vault, with its traffic), hostile
- * members racing commits at a real in-process DS, and a hostile DS. Each
- * test asserts the exact refusal and that the honest devices keep working.
+ * Fifth review of the Paired MLS layer, of f323e9e (one `PairedDevice`
+ * object per client, docs/PROTOCOL.md §4.5; b54f3b8 showed the desync
+ * before it) and 4d544da (`ceasePair` / `reenroll` with `send`, §4.9,
+ * §4.14: each group commit merged only once the DS accepted it), against
+ * the attackers of docs/PROTOCOL.md §4.0 that bear on them: a hostile
+ * member whose commit a real in-process DS takes first for the same epoch
+ * (its refusal, `epoch-taken`, is what `send` throws), and a DS that never
+ * answers. Each test asserts the exact refusal and that the honest devices
+ * keep working.
  */
 import { describe, expect, it } from 'vitest';
 import { MlsClient, bytesEqual, toHex, utf8, type Group } from 'paired-mls';
