@@ -10,29 +10,22 @@
  * keep working.
  */
 import { describe, expect, it } from 'vitest';
-import { MlsClient, bytesEqual, toHex, utf8, type Group } from 'paired-mls';
+import { MlsClient, bytesEqual, toHex, utf8 } from 'paired-mls';
 import {
   PairedDevice,
   type CeaseCommit,
-  type CeaseSend,
   type CeasedGroup,
   type PairedCommit,
   type PairingMode,
   type ReenrolledGroup,
-  type SeedVault,
 } from 'paired-mls/paired';
-import { DeliveryService, DsError, type SubmitExtras } from 'paired-mls/services';
-import { deliverCommit, expectInSync, mlsError, newMember } from './helpers.js';
-import { device, pair, pairedWorld, read, refused, updateFollowed, updateWaitingOnSend } from './paired-helpers.js';
+import { deliverCommit, expectInSync, mlsError } from './helpers.js';
+import { device, pairedWorld, read, refused, updateFollowed, updateWaitingOnSend } from './paired-helpers.js';
+import { UNFINISHED, anchorKeyOf, bobWins, catchUp, ceaseSend, dsWorld, epochTaken, honestGoOn, inSync, lockedOut, submit, wrapped } from './paired-ds-helpers.js';
 
 const BUSY = 'another paired operation of this device is still running (a commit waiting on its send): wait until it settled';
 
 const CLOSED = 'this PairedDevice was replaced on its client, or reset: use the one PairedDevice.open returns';
-
-/** A vault that derives as `inner` does (the same seed) but is another object: a second `open` with it replaces the device. */
-function wrapped(inner: SeedVault): SeedVault {
-  return { derive: (label, context, length) => inner.derive(label, context, length) };
-}
 
 describe.each(['hidden', 'standard'] as const)('Paired MLS review 5: a second PairedDevice object on the same client (%s mode)', (mode: PairingMode) => {
   it('open gives the live object again, so no derivation step is taken twice: the partner follows every update', async () => {
@@ -121,141 +114,6 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 5: a second Pa
 
 // ---------------------------------------------------------------------------
 // ceasePair and reenroll with `send`, against a member racing at a real DS.
-
-/** One of alice's groups through the DS: each party's view of it and its reading position there. */
-interface DsGroup {
-  id: Uint8Array;
-  alice: Group;
-  bob: Group;
-  carol: Group;
-  /** The phone's view (on the anchor leaf, through the pairing). */
-  phone: Group;
-  inbox: { alice: Inbox; bob: Inbox; carol: Inbox };
-}
-type Inbox = { next(): Promise<Uint8Array[]> };
-
-/** The DS answer as `send` reports it: resolves when accepted, throws the DS's refusal (`DsError`) otherwise. */
-async function submit(ds: DeliveryService, groupId: Uint8Array, sender: string, message: Uint8Array, extras: SubmitExtras = {}): Promise<number> {
-  const r = await ds.submit(groupId, sender, message, extras);
-  if (!r.accepted) throw new DsError(r.reason, r.message);
-  return r.seq;
-}
-
-/** `group` processes what others sent since its last read (commits merged); returns the texts read. */
-async function catchUp(group: Group, inbox: Inbox): Promise<string[]> {
-  const texts: string[] = [];
-  for (const message of await inbox.next()) {
-    const r = await group.process(message);
-    if (r.kind === 'commit') await r.staged.merge();
-    if (r.kind === 'application') texts.push(utf8(r.data));
-  }
-  return texts;
-}
-
-/** All views of one group share epoch, epoch authenticator and an exporter value. */
-function inSync(views: Group[]): void {
-  const [first, ...rest] = views;
-  for (const g of rest) {
-    expect(g.epoch).toBe(first!.epoch);
-    expect(bytesEqual(g.epochAuthenticator(), first!.epochAuthenticator())).toBe(true);
-    expect(bytesEqual(g.exportSecret('test', 'ctx', 32), first!.exportSecret('test', 'ctx', 32))).toBe(true);
-  }
-}
-
-/** The DS's refusal of a commit for an epoch another commit already took. */
-function epochTaken(err: unknown, epoch: number, now: number): void {
-  expect(err).toBeInstanceOf(DsError);
-  const e = err as DsError;
-  expect({ code: e.code, reason: e.reason, message: e.message }).toEqual({
-    code: 'DS_REJECTED',
-    reason: 'epoch-taken',
-    message: `epoch ${epoch} already has a commit; process the group's messages up to epoch ${now} and commit again (epoch-taken)`,
-  });
-}
-
-/** bob's commit in `g`, accepted by the DS first and merged by bob: the racing member. Returns it. */
-async function bobWins(ds: DeliveryService, g: DsGroup): Promise<Uint8Array> {
-  const { commit } = await g.bob.selfUpdate();
-  await submit(ds, g.id, 'bob', commit);
-  await g.bob.mergePendingCommit();
-  return commit;
-}
-
-/**
- * alice's laptop (active) paired with her phone; alice, bob and carol in two
- * groups through a real in-process DS, both enrolled (with `send`, so through
- * the DS too); bob is the member who races.
- */
-async function dsWorld(mode: PairingMode) {
-  const ds = await DeliveryService.create();
-  const a = await device('alice');
-  const p = await device('alice-phone');
-  const bob = await newMember('bob');
-  const carol = await newMember('carol');
-  const { activeDevice, passiveDevice } = await pair(a, p, mode);
-  const groups: DsGroup[] = [];
-  for (let i = 0; i < 2; i++) {
-    const ga = await a.client.createGroup(a.identity);
-    await ds.createGroup(ga.id, 'alice', { epoch: ga.epoch });
-    const add = await ga.commit({ add: [await bob.client.createKeyPackage(bob.identity), await carol.client.createKeyPackage(carol.identity)] });
-    const seq = await submit(ds, ga.id, 'alice', add.commit, { welcome: add.welcome, added: ['bob', 'carol'] });
-    await ga.mergePendingCommit();
-    const gb = await bob.client.joinFromWelcome(add.welcome!);
-    const gc = await carol.client.joinFromWelcome(add.welcome!);
-    const inbox = { alice: ds.inbox('alice', ga.id, seq), bob: ds.inbox('bob', ga.id, seq), carol: ds.inbox('carol', ga.id, seq) };
-    const enrolled = await activeDevice.enroll(ga, { send: async (out) => void (await submit(ds, ga.id, 'alice', out.commit)) });
-    for (const [g, box] of [[gb, inbox.bob], [gc, inbox.carol]] as const) await catchUp(g, box);
-    expect((await passiveDevice.applyNotify(enrolled)).kind).toBe('enroll');
-    const g: DsGroup = { id: ga.id, alice: ga, bob: gb, carol: gc, phone: p.client.group(ga.id), inbox };
-    inSync([g.alice, g.bob, g.carol, g.phone]);
-    groups.push(g);
-  }
-  return { ds, a, p, bob, carol, activeDevice, passiveDevice, groups: groups as [DsGroup, DsGroup] };
-}
-
-/** The DS's `send` for `ceasePair`: each commit to its group as alice (a `join` as an external join). */
-function ceaseSend(ds: DeliveryService, seen: CeaseCommit[] = []): CeaseSend {
-  return async (c) => {
-    seen.push(c);
-    await submit(ds, c.groupId, 'alice', c.commit, c.kind === 'join' ? { externalJoin: true } : {});
-  };
-}
-
-/** alice's, bob's and carol's views catch up with the DS; carol's next message is read by alice and bob. */
-async function honestGoOn(ds: DeliveryService, g: DsGroup, text: string): Promise<void> {
-  await catchUp(g.alice, g.inbox.alice);
-  await catchUp(g.bob, g.inbox.bob);
-  await catchUp(g.carol, g.inbox.carol);
-  inSync([g.alice, g.bob, g.carol]);
-  await submit(ds, g.id, 'carol', await g.carol.encrypt(text));
-  expect(await catchUp(g.alice, g.inbox.alice)).toEqual([text]);
-  expect(await catchUp(g.bob, g.inbox.bob)).toEqual([text]);
-  // A commit of carol's goes through, and everyone follows it.
-  const { commit } = await g.carol.selfUpdate();
-  await submit(ds, g.id, 'carol', commit);
-  await g.carol.mergePendingCommit();
-  await catchUp(g.alice, g.inbox.alice);
-  await catchUp(g.bob, g.inbox.bob);
-  inSync([g.alice, g.bob, g.carol]);
-}
-
-/** The former partner is locked out of `g`: it reads none of carol's messages of the epoch now (its epoch is gone). */
-async function lockedOut(ds: DeliveryService, g: DsGroup, phoneAnchorKey: Uint8Array): Promise<void> {
-  const secret = await g.carol.encrypt('not for the phone');
-  await submit(ds, g.id, 'carol', secret);
-  const err = await mlsError(() => g.phone.process(secret));
-  expect(err.code).toBe('WRONG_EPOCH');
-  expect(g.carol.members().some((m) => bytesEqual(m.signatureKey, phoneAnchorKey))).toBe(false);
-  expect(await catchUp(g.alice, g.inbox.alice)).toEqual(['not for the phone']);
-  expect(await catchUp(g.bob, g.inbox.bob)).toEqual(['not for the phone']);
-}
-
-/** The anchor's signature key in `g` as the phone holds it (its view of the anchor leaf). */
-function anchorKeyOf(g: Group): Uint8Array {
-  return g.members().find((m) => m.leafIndex === g.ownLeafIndex)!.signatureKey;
-}
-
-const UNFINISHED = (n: number) => `the cease of this pairing is not finished in ${n} group(s): run ceasePair again first`;
 
 describe.each(['hidden', 'standard'] as const)('Paired MLS review 5: ceasePair while bob races at the DS (%s mode)', (mode: PairingMode) => {
   it('without send (as before) every commit is merged at once: bob took the epoch first, and alice is left on her own fork', async () => {
