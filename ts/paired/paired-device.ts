@@ -175,6 +175,7 @@ type Queue = <T>(fn: () => Promise<T>) => Promise<T>;
 const devices = new WeakMap<MlsClient, PairedDevice>();
 
 const BUSY = 'another paired operation of this device is still running (a commit waiting on its send): wait until it settled';
+const RUNNING = 'a call of this device (receive, applyNotify, propose) is still running: wait until it settled';
 const CLOSED = 'this PairedDevice was replaced on its client, or reset: use the one PairedDevice.open returns';
 
 function u64(n: bigint): Uint8Array {
@@ -195,6 +196,8 @@ export class PairedDevice {
    * `send`, say): no other one starts meanwhile (`#exclusive`).
    */
   #busy = false;
+  /** One of its state-changing calls is in its turn (`#serially`): its transaction is open. */
+  #running = false;
   /** Replaced by another object for its client, or its pairing reset: every state-changing call is refused. */
   #closed = false;
 
@@ -212,12 +215,16 @@ export class PairedDevice {
 
   /**
    * Close `client`'s live object, if any (refused while one of its paired
-   * operations runs, `send` included: it would go on beside its successor).
+   * operations runs, `send` included: it would go on beside its successor;
+   * and while another of its calls is in its turn).
    */
   static #release(client: MlsClient): void {
     const live = devices.get(client);
     if (!live) return;
     if (live.#busy) throw new PairingError('PAIRING_STATE', BUSY);
+    // Its state is not settled: a successor would read it half-written, and
+    // a reset's deletion would join the call's transaction (and its rollback).
+    if (live.#running) throw new PairingError('PAIRING_STATE', RUNNING);
     live.#closed = true;
     devices.delete(client);
   }
@@ -1506,8 +1513,10 @@ export class PairedDevice {
     try {
       // Closed while the call waited its turn: its successor holds the state now.
       if (this.#closed) throw new PairingError('PAIRING_STATE', CLOSED);
+      this.#running = true;
       return await fn();
     } finally {
+      this.#running = false;
       release();
     }
   }
