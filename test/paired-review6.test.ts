@@ -18,24 +18,24 @@ import { wrapped } from './paired-ds-helpers.js';
 const RUNNING = 'a call of this device (receive, applyNotify, propose) is still running: wait until it settled';
 
 /**
- * `vault`, whose next `proof` derivation (made inside `applyNotify`, after
- * the step was processed in its transaction) waits until `open()`:
- * `inside` resolves once a call is held there.
+ * `vault`, whose next derivation for `label` waits until `open()` (inside
+ * `applyNotify`: `psk` before the step is processed, `proof` after, in its
+ * open transaction): `inside` resolves once a call is held there.
  */
-function heldVault(vault: SeedVault) {
+function heldVault(vault: SeedVault, label: 'psk' | 'proof') {
   let hold = false;
   let entered!: () => void;
   let open!: () => void;
   const inside = new Promise<void>((r) => (entered = r));
   const gate = new Promise<void>((r) => (open = r));
   const held: SeedVault = {
-    derive: async (label, context, length) => {
-      if (hold && label === 'proof') {
+    derive: async (l, context, length) => {
+      if (hold && l === label) {
         hold = false;
         entered();
         await gate;
       }
-      return vault.derive(label, context, length);
+      return vault.derive(l, context, length);
     },
   };
   return { held, inside, open, hold: () => (hold = true) };
@@ -46,7 +46,7 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 6: the object 
     const w = await pairedWorld(['bob'], mode);
     const bob = w.others[0]!;
     const vault = w.passiveDevice.vault!;
-    const gate = heldVault(vault);
+    const gate = heldVault(vault, 'psk');
     const phone = PairedDevice.open(w.p.client, gate.held);
     const u = await w.activeDevice.update(w.a.group!, { send: async () => undefined });
     await deliverCommit(u.commit, [bob]);
@@ -67,7 +67,7 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 6: the object 
   it('reset is refused while applyNotify runs (before: it resolved, but its deletion joined the call’s transaction and was rolled back with it, the Notify refused as forged); once it settled, reset forgets the pairing', async () => {
     const w = await pairedWorld(['bob'], mode);
     const bob = w.others[0]!;
-    const gate = heldVault(w.passiveDevice.vault!);
+    const gate = heldVault(w.passiveDevice.vault!, 'proof');
     const phone = PairedDevice.open(w.p.client, gate.held);
     const u = await w.activeDevice.update(w.a.group!, { send: async () => undefined });
     await deliverCommit(u.commit, [bob]);
