@@ -9,13 +9,14 @@
  * Each test asserts the exact refusal and that the honest devices go on.
  */
 import { describe, expect, it } from 'vitest';
-import { bytesEqual } from 'paired-mls';
-import { PairedDevice, type PairingMode, type SeedVault } from 'paired-mls/paired';
-import { deliverCommit, expectInSync } from './helpers.js';
-import { pairedWorld, refused, updateFollowed } from './paired-helpers.js';
-import { wrapped } from './paired-ds-helpers.js';
+import { MlsClient, bytesEqual, toHex, type Group } from 'paired-mls';
+import { PairedDevice, PairingError, signedAnchorCommit, type CeaseCommit, type PairingMode, type SeedVault } from 'paired-mls/paired';
+import { deliverCommit, expectInSync, mlsError } from './helpers.js';
+import { pairedWorld, refused, stolen, updateFollowed } from './paired-helpers.js';
+import { UNFINISHED, anchorKeyOf, bobWins, catchUp, ceaseSend, dsWorld, epochTaken, honestGoOn, inSync, lockedOut, submit, wrapped, type DsGroup } from './paired-ds-helpers.js';
 
 const RUNNING = 'a call of this device (receive, applyNotify, propose) is still running: wait until it settled';
+const LOST = 'this device was removed from the group and the anchor leaf is still in it: rejoin the group and ceasePair again, or delete the group to give it up';
 
 /**
  * `vault`, whose next derivation for `label` waits until `open()` (inside
@@ -84,3 +85,157 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 6: the object 
     await refused(() => phone.receive(u.pairing[0]!), 'PAIRING_STATE', undefined, 'this PairedDevice was replaced on its client, or reset: use the one PairedDevice.open returns');
   });
 });
+
+// ---------------------------------------------------------------------------
+// The phone's stolen copy in a group whose cease lost at the DS.
+
+/** The copy's view of `g`, caught up on what the DS logged after `from`. */
+async function copyCatchesUp(w: Awaited<ReturnType<typeof dsWorld>>, copy: MlsClient, g: DsGroup, from: number): Promise<Group> {
+  const view = copy.group(g.id);
+  for (const m of await w.ds.poll('carol', g.id, from)) {
+    const r = await view.process(m.bytes);
+    if (r.kind === 'commit') await r.staged.merge();
+  }
+  return view;
+}
+
+/**
+ * A commit of the copy as the anchor, taken by the DS. Standard mode: signed
+ * with the phone's device key, which the copy holds; its path from an
+ * emulation epoch of the copy's own pairing group, so its two builds match.
+ */
+async function copyCommits(w: Awaited<ReturnType<typeof dsWorld>>, mode: PairingMode, copy: MlsClient, view: Group, spec: { remove?: number[]; selfUpdate?: boolean }): Promise<Uint8Array> {
+  let commit: Uint8Array;
+  if (mode === 'standard') {
+    const vcEpochId = await copy.group(w.passiveDevice.pairingGroup.id).registerEmulationEpoch();
+    ({ commit } = await signedAnchorCommit(view, w.p.identity, { ...spec, vcEpochId, vcDetached: true }));
+  } else ({ commit } = await view.commit(spec));
+  await submit(w.ds, view.id, 'alice', commit);
+  await view.mergePendingCommit();
+  return commit;
+}
+
+/** The DS's last sequence number in `g` now. */
+async function lastSeq(w: Awaited<ReturnType<typeof dsWorld>>, g: DsGroup): Promise<number> {
+  return (await w.ds.poll('carol', g.id, 0)).at(-1)!.seq;
+}
+
+/** alice gives up her view of `g` and joins it again by external commit (a GroupInfo bob hands her), with `identity`'s key. */
+async function aliceRejoins(w: Awaited<ReturnType<typeof dsWorld>>, g: DsGroup, identity: Parameters<MlsClient['joinExternal']>[1]): Promise<void> {
+  await catchUp(g.bob, g.inbox.bob);
+  await catchUp(g.carol, g.inbox.carol);
+  await w.a.client.deleteGroup(g.id);
+  const { group, commit } = await w.a.client.joinExternal(await g.bob.exportGroupInfo(), identity);
+  await submit(w.ds, g.id, 'alice', commit, { externalJoin: true });
+  g.alice = group;
+  await catchUp(g.bob, g.inbox.bob);
+  await catchUp(g.carol, g.inbox.carol);
+  inSync([g.alice, g.bob, g.carol]);
+}
+
+describe.each(['hidden', 'standard'] as const)('Paired MLS review 6: the phone’s copy in a group still to cease (%s mode)', (mode: PairingMode) => {
+  it('rejoin: the copy removes alice’s new leaf where her removal of the anchor leaf lost; the group stays to cease (before: ceased, dropped from the list, the copy still on the anchor leaf); alice rejoins and ceasePair removes the anchor leaf', async () => {
+    const w = await dsWorld(mode);
+    const [g1, g2] = w.groups;
+    const phoneKeys = [anchorKeyOf(g1.phone), anchorKeyOf(g2.phone)];
+    const anchorLeaf = g1.alice.ownLeafIndex;
+    const copy = await stolen(w.p);
+    const from = await lastSeq(w, g1);
+    const e1 = g1.alice.epoch;
+    const seen: CeaseCommit[] = [];
+    const send = ceaseSend(w.ds, seen);
+    const result = await w.activeDevice.ceasePair('rejoin', {
+      send: async (c) => {
+        if (bytesEqual(c.groupId, g1.id) && c.kind === 'remove') {
+          await catchUp(g1.bob, g1.inbox.bob); // alice's join
+          await bobWins(w.ds, g1);
+        }
+        await send(c);
+      },
+    });
+    epochTaken(result.groups[0]!.error, e1 + 1, e1 + 2);
+    expect(result.groups.map((g) => g.ceased)).toEqual([false, true]);
+    // The copy, still on the anchor leaf with its key, follows alice's join and bob's commit and removes alice's new leaf.
+    const view = await copyCatchesUp(w, copy, g1, from);
+    g1.alice = w.a.client.group(g1.id);
+    const aliceLeaf = g1.alice.ownLeafIndex;
+    const removal = await copyCommits(w, mode, copy, view, { remove: [aliceLeaf] });
+    await catchUp(g1.alice, g1.inbox.alice); // bob's
+    const r = await g1.alice.process(removal);
+    if (r.kind !== 'commit') throw new Error('expected the copy’s commit');
+    await r.staged.merge();
+    expect(g1.alice.state().active).toBe(false);
+    await catchUp(g1.carol, g1.inbox.carol);
+    expect(g1.carol.members().some((m) => m.leafIndex === anchorLeaf && bytesEqual(m.signatureKey, phoneKeys[0]!))).toBe(true);
+
+    // Not ceased: the anchor leaf is still there, held by the copy; the group stays listed.
+    const again = await w.activeDevice.ceasePair('rejoin', { send });
+    expect(again.groups.map((g) => [toHex(g.groupId), g.ceased, g.commits])).toEqual([[toHex(g1.id), false, []]]);
+    refusal(again.groups[0]!.error, 'PAIRING_STATE', LOST);
+    expect(w.activeDevice.ceasingGroups()).toEqual([toHex(g1.id)]);
+    await refused(() => PairedDevice.reset(w.a.client), 'PAIRING_STATE', undefined, UNFINISHED(1));
+
+    // alice rejoins g1 (new leaf, the cease's key); ceasePair again removes the anchor leaf there.
+    await aliceRejoins(w, g1, result.identity);
+    const last = await w.activeDevice.ceasePair('rejoin', { send });
+    expect(seen.slice(-1).map((c) => [toHex(c.groupId), c.kind, bytesEqual(c.signatureKey, result.identity.signaturePublicKey)])).toEqual([[toHex(g1.id), 'remove', true]]);
+    expect(last.groups).toEqual([{ groupId: g1.id, commits: [seen.at(-1)!.commit], ceased: true }]);
+    expect(w.activeDevice.ceasingGroups()).toEqual([]);
+    await honestGoOn(w.ds, g1, 'after the copy is removed');
+    await lockedOut(w.ds, g1, phoneKeys[0]!);
+    await expect(copy.group(g1.id).process(await g1.carol.encrypt('not for the copy'))).rejects.toMatchObject({ code: 'WRONG_EPOCH' });
+    await honestGoOn(w.ds, g2, 'the other group');
+    await lockedOut(w.ds, g2, phoneKeys[1]!);
+  });
+
+  it('rekey: the copy commits as the anchor where alice’s rekey lost; alice cannot follow it (INVALID_COMMIT) and the group stays to cease; once she rejoined on a new leaf, ceasePair removes the anchor leaf (before: ceased, the copy still on it)', async () => {
+    const w = await dsWorld(mode);
+    const [g1] = w.groups;
+    const phoneKey = anchorKeyOf(g1.phone);
+    const anchorLeaf = g1.alice.ownLeafIndex;
+    const copy = await stolen(w.p);
+    const from = await lastSeq(w, g1);
+    const e1 = g1.alice.epoch;
+    const seen: CeaseCommit[] = [];
+    const send = ceaseSend(w.ds, seen);
+    const result = await w.activeDevice.ceasePair('rekey', {
+      send: async (c) => {
+        if (bytesEqual(c.groupId, g1.id)) await bobWins(w.ds, g1);
+        await send(c);
+      },
+    });
+    epochTaken(result.groups[0]!.error, e1, e1 + 1);
+    // The copy follows bob's commit and commits on the anchor leaf before alice caught up.
+    const copyCommit = await copyCommits(w, mode, copy, await copyCatchesUp(w, copy, g1, from), { selfUpdate: true });
+    await catchUp(g1.alice, g1.inbox.alice); // bob's
+    const err = await mlsError(() => g1.alice.process(copyCommit));
+    expect({ code: err.code, message: err.message }).toEqual({
+      code: 'INVALID_COMMIT',
+      message: 'processing message: The Commit was created by this client but does not match the pending commit.',
+    });
+    expect(bytesEqual((await w.ds.poll('carol', g1.id, from)).at(-1)!.bytes, copyCommit)).toBe(true);
+    // Retrying only loses again (the copy took the epoch); the group stays listed, reset is refused.
+    const retry = await w.activeDevice.ceasePair('rekey', { send });
+    expect(retry.groups.map((g) => [g.ceased, g.commits])).toEqual([[false, []]]);
+    epochTaken(retry.groups[0]!.error, e1 + 1, e1 + 2);
+    expect(w.activeDevice.ceasingGroups()).toEqual([toHex(g1.id)]);
+    await refused(() => PairedDevice.reset(w.a.client), 'PAIRING_STATE', undefined, UNFINISHED(1));
+
+    // alice rejoins g1 on a new leaf; ceasePair removes the anchor leaf the copy holds.
+    await aliceRejoins(w, g1, result.identity);
+    expect(g1.alice.members().some((m) => m.leafIndex === anchorLeaf && bytesEqual(m.signatureKey, phoneKey))).toBe(true);
+    const last = await w.activeDevice.ceasePair('rekey', { send });
+    expect(seen.slice(-1).map((c) => [toHex(c.groupId), c.kind])).toEqual([[toHex(g1.id), 'remove']]);
+    expect(last.groups).toEqual([{ groupId: g1.id, commits: [seen.at(-1)!.commit], ceased: true }]);
+    expect(w.activeDevice.ceasingGroups()).toEqual([]);
+    await honestGoOn(w.ds, g1, 'after the copy is removed');
+    await lockedOut(w.ds, g1, phoneKey);
+  });
+});
+
+/** `err` (a group's outcome) is a PairingError of exactly `code` and `message`, no reason. */
+function refusal(err: unknown, code: string, message: string): void {
+  expect(err).toBeInstanceOf(PairingError);
+  const e = err as PairingError;
+  expect({ code: e.code, reason: e.reason, message: e.message }).toEqual({ code, reason: undefined, message });
+}

@@ -117,7 +117,7 @@ export interface CeasedGroup {
   groupId: Uint8Array;
   /** Its commits merged by this call, in order (without `send`: to send). */
   commits: Uint8Array[];
-  /** The former partner is locked out here. Else `error` says why, and the group stays in `ceasingGroups()`. */
+  /** Done: the anchor leaf is gone or rekeyed here (or the group was deleted). Else `error` says why, and the group stays in `ceasingGroups()`. */
   ceased: boolean;
   error?: unknown;
 }
@@ -159,6 +159,7 @@ const ENVIRONMENT_FAILURES = new Set(['STORAGE', 'STORAGE_FORMAT', 'RELEASED', '
 const PAIRING_CAPABILITIES = { virtualClient: true } as const;
 const INVITED_FIRST = 'the device invited first has not sent its Accept yet: wait for it (or reset the pairing and initiate again)';
 const NOT_PENDING = 'the commit sent is no longer the pending commit of the group (another commit was merged or made while send ran): nothing merged';
+const LOST_IN_CEASE = 'this device was removed from the group and the anchor leaf is still in it: rejoin the group and ceasePair again, or delete the group to give it up';
 const PENDING_IN_CEASE = 'a commit is pending in the group: merge it if the DS took it, else clear it; then ceasePair again';
 
 /** Per client, the tail of its paired devices' queue of state-changing calls (`PairedDevice.#serially`). */
@@ -1298,23 +1299,28 @@ export class PairedDevice {
 
   /**
    * Where the cease of `entry`'s group stands: `done` (the group is gone
-   * from this device or it was removed from it; route `rekey`, its leaf
-   * already carries another key; route `rejoin`, joined again and the
-   * anchor leaf gone), `busy` (a commit this call did not make is
-   * pending), else the commit still to make.
+   * from this device, or the device is not on the anchor leaf and that leaf
+   * is gone; route `rekey`, the anchor leaf carries another key), `lost`
+   * (removed from the group, the anchor leaf still there), `busy` (a commit
+   * this call did not make is pending), `remove` (the device is on another
+   * leaf: route `rejoin`'s join, or the application rejoined; the anchor
+   * leaf still there), else the commit still to make.
    */
-  #ceaseStage(route: CeaseRoute, entry: CeasingGroup): 'done' | 'busy' | 'rekey' | 'join' | 'remove' {
+  #ceaseStage(route: CeaseRoute, entry: CeasingGroup): 'done' | 'lost' | 'busy' | 'rekey' | 'join' | 'remove' {
     const id = fromHex(entry.groupId);
     if (!this.client.groupIds().some((g) => bytesEqual(g, id))) return 'done';
     const group = this.client.group(id);
     const state = group.state();
-    if (!state.active) return 'done';
+    // Off the anchor leaf, the device's leaf says nothing of the anchor leaf:
+    // a holder of the anchor key (the partner's copy) may still sit there.
+    const anchorRemains = state.ownLeafIndex !== entry.anchorLeaf && this.#anchorLeafRemains(group, entry);
+    if (!state.active) return anchorRemains ? 'lost' : 'done';
     if (state.pendingCommit) return 'busy';
+    if (anchorRemains) return 'remove';
     const own = group.members().find((m) => m.leafIndex === state.ownLeafIndex);
     const moved = own !== undefined && !bytesEqual(own.signatureKey, fromHex(entry.anchorKey));
     if (route === 'rekey') return moved ? 'done' : 'rekey';
-    if (!moved) return 'join';
-    return this.#anchorLeafRemains(group, entry) ? 'remove' : 'done';
+    return moved ? 'done' : 'join';
   }
 
   /**
@@ -1345,7 +1351,7 @@ export class PairedDevice {
    */
   async #rekeyGroups(send: CeaseSend, fresh: boolean, queue: Queue): Promise<CeasedGroup[]> {
     const identity = this.#requireAnchor();
-    type Planned = { result: CeasedGroup } | { hex: string; group: Group; commit: Uint8Array; sent: Uint8Array };
+    type Planned = { result: CeasedGroup } | { hex: string; group: Group; commit: Uint8Array; kind: 'rekey' | 'remove'; sent: Uint8Array };
     const plan = await queue(() =>
       this.#atomically(async () => {
         const planned: Planned[] = [];
@@ -1357,13 +1363,17 @@ export class PairedDevice {
           if (stage === 'done') {
             done.push(entry.groupId);
             planned.push({ result: { groupId, commits: [], ceased: true } });
-          } else if (stage === 'busy') {
-            planned.push({ result: { groupId, commits: [], ceased: false, error: new PairingError('PAIRING_STATE', PENDING_IN_CEASE) } });
+          } else if (stage === 'busy' || stage === 'lost') {
+            planned.push({ result: { groupId, commits: [], ceased: false, error: new PairingError('PAIRING_STATE', stage === 'busy' ? PENDING_IN_CEASE : LOST_IN_CEASE) } });
+          } else if (stage === 'remove') {
+            const group = this.client.group(groupId);
+            const { commit } = await group.commit({ remove: [entry.anchorLeaf] });
+            planned.push({ hex: entry.groupId, group, commit, kind: stage, sent: group.pendingCommitDigest() });
           } else {
             epochId ??= fresh ? await this.pairingGroup.registerEmulationEpoch() : (await this.#derivationStep()).epochId;
             const group = this.client.group(groupId);
             const commit = await this.#rekeyCommit(group, epochId, identity);
-            planned.push({ hex: entry.groupId, group, commit, sent: group.pendingCommitDigest() });
+            planned.push({ hex: entry.groupId, group, commit, kind: 'rekey', sent: group.pendingCommitDigest() });
           }
         }
         if (done.length > 0) await this.#ceased(done);
@@ -1376,8 +1386,8 @@ export class PairedDevice {
         results.push(item.result);
         continue;
       }
-      const { hex, group, commit, sent } = item;
-      const settled = await this.#settle(group, sent, () => send({ groupId: group.id, commit, kind: 'rekey', signatureKey: identity.signaturePublicKey }), { merged: () => this.#ceased([hex]) }, queue);
+      const { hex, group, commit, kind, sent } = item;
+      const settled = await this.#settle(group, sent, () => send({ groupId: group.id, commit, kind, signatureKey: kind === 'rekey' ? identity.signaturePublicKey : ownKey(group) }), { merged: () => this.#ceased([hex]) }, queue);
       results.push(settled.merged ? { groupId: group.id, commits: [commit], ceased: true } : { groupId: group.id, commits: [], ceased: false, error: settled.error });
     }
     return results;
@@ -1417,6 +1427,7 @@ export class PairedDevice {
     );
     if (stage === 'done') return { groupId, commits, ceased: true };
     if (stage === 'busy') return { groupId, commits, ceased: false, error: new PairingError('PAIRING_STATE', PENDING_IN_CEASE) };
+    if (stage === 'lost') return { groupId, commits, ceased: false, error: new PairingError('PAIRING_STATE', LOST_IN_CEASE) };
     if (stage === 'join' || stage === 'resend') {
       const join =
         stage === 'resend'
@@ -1468,7 +1479,7 @@ export class PairedDevice {
     const settled = await this.#settle(
       removal.group,
       removal.sent,
-      () => send({ groupId, commit: removal.commit, kind: 'remove', signatureKey: identity.signaturePublicKey }),
+      () => send({ groupId, commit: removal.commit, kind: 'remove', signatureKey: ownKey(removal.group) }),
       { merged: () => this.#ceased([entry.groupId]) },
       queue,
     );
@@ -1585,6 +1596,13 @@ export class PairedDevice {
     if (!this.#vault) throw new PairingError('PAIRING_STATE', 'no seed vault');
     return this.#vault;
   }
+}
+
+/** The signature key of the device's own leaf in `group` (as the tree is now: a pending commit not counted). */
+function ownKey(group: Group): Uint8Array {
+  const own = group.members().find((m) => m.leafIndex === group.ownLeafIndex);
+  if (!own) throw new MlsError('INTERNAL', 'the own leaf is not in the group');
+  return own.signatureKey;
 }
 
 function deviceName(anchorIdentity: Uint8Array): Uint8Array {
