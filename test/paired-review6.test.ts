@@ -11,6 +11,7 @@
 import { describe, expect, it } from 'vitest';
 import { MlsClient, bytesEqual, toHex, type Group } from 'paired-mls';
 import { PairedDevice, PairingError, signedAnchorCommit, type CeaseCommit, type PairingMode, type SeedVault } from 'paired-mls/paired';
+import { DsError } from 'paired-mls/services';
 import { deliverCommit, expectInSync, mlsError } from './helpers.js';
 import { pairedWorld, refused, stolen, updateFollowed } from './paired-helpers.js';
 import { UNFINISHED, anchorKeyOf, bobWins, catchUp, ceaseSend, dsWorld, epochTaken, honestGoOn, inSync, lockedOut, submit, wrapped, type DsGroup } from './paired-ds-helpers.js';
@@ -230,6 +231,48 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 6: the phoneâ€
     expect(w.activeDevice.ceasingGroups()).toEqual([]);
     await honestGoOn(w.ds, g1, 'after the copy is removed');
     await lockedOut(w.ds, g1, phoneKey);
+  });
+});
+
+describe.each(['hidden', 'standard'] as const)('Paired MLS review 6: a DS that says "refused" of the external join it took (%s mode)', (mode: PairingMode) => {
+  it('rejoin: the state from before the join is put back; alice processes her own join from the DS log and ceasePair again converges (no fork, the lost leaf replaced, the anchor leaf removed)', async () => {
+    const w = await dsWorld(mode);
+    const [g1, g2] = w.groups;
+    const phoneKeys = [anchorKeyOf(g1.phone), anchorKeyOf(g2.phone)];
+    const e1 = g1.alice.epoch;
+    const anchorLeaf = g1.alice.ownLeafIndex;
+    const from = await lastSeq(w, g1);
+    const seen: CeaseCommit[] = [];
+    const send = ceaseSend(w.ds, seen);
+    const result = await w.activeDevice.ceasePair('rejoin', {
+      send: async (c) => {
+        await send(c);
+        if (bytesEqual(c.groupId, g1.id) && c.kind === 'join') throw new DsError('epoch-taken', 'a lie');
+      },
+    });
+    expect(result.groups.map((g) => g.ceased)).toEqual([false, true]);
+    expect(result.groups[0]!.error).toMatchObject({ code: 'DS_REJECTED', reason: 'epoch-taken' });
+    g1.alice = w.a.client.group(g1.id);
+    expect({ epoch: g1.alice.epoch, leaf: g1.alice.ownLeafIndex }).toEqual({ epoch: e1, leaf: anchorLeaf });
+    // The DS log holds alice's join: her restored state (the anchor leaf) follows it like any member's.
+    const logged = await w.ds.poll('alice', g1.id, from);
+    expect(logged.map((m) => bytesEqual(m.bytes, seen[0]!.commit))).toEqual([true]);
+    const r = await g1.alice.process(logged[0]!.bytes);
+    if (r.kind !== 'commit') throw new Error('expected the join');
+    await r.staged.merge();
+    await catchUp(g1.bob, g1.inbox.bob);
+    await catchUp(g1.carol, g1.inbox.carol);
+    inSync([g1.alice, g1.bob, g1.carol]);
+    const again = await w.activeDevice.ceasePair('rejoin', { send });
+    expect(seen.slice(-2).map((c) => c.kind)).toEqual(['join', 'remove']);
+    expect(again.groups.map((g) => [g.ceased, g.commits.length])).toEqual([[true, 2]]);
+    g1.alice = w.a.client.group(g1.id);
+    expect(g1.alice.members().filter((m) => bytesEqual(m.signatureKey, result.identity.signaturePublicKey)).map((m) => m.leafIndex)).toEqual([g1.alice.ownLeafIndex]);
+    expect(g1.alice.members().some((m) => m.leafIndex === anchorLeaf)).toBe(false);
+    for (const [i, g] of [g1, g2].entries()) {
+      await honestGoOn(w.ds, g, `group ${i + 1} after the lie`);
+      await lockedOut(w.ds, g, phoneKeys[i]!);
+    }
   });
 });
 

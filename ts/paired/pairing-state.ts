@@ -2,7 +2,9 @@
  * What a paired device remembers besides its MLS state (which lives in the
  * same storage adapter, written in the same batches): the pairing group,
  * roles, the derivation counter, the anchor and the enrolled groups.
- * Nothing here is secret; the seed stays in the vault.
+ * Nothing in the pairing record is secret; the seed stays in the vault.
+ * A rejoin's records (`ceaseJoinRecords`) hold a group's state, secret as
+ * the group's own records are.
  */
 import { bytesEqual, fromHex, toHex } from '../mls/bytes.js';
 import type { Identity } from '../mls/client.js';
