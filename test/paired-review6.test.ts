@@ -13,7 +13,7 @@ import { MlsClient, bytesEqual, toHex, type Group } from 'paired-mls';
 import { PairedDevice, PairingError, signedAnchorCommit, type CeaseCommit, type PairingMode, type SeedVault } from 'paired-mls/paired';
 import { DsError } from 'paired-mls/services';
 import { deliverCommit, expectInSync, mlsError } from './helpers.js';
-import { pairedWorld, refused, stolen, updateFollowed } from './paired-helpers.js';
+import { device, pairedWorld, refused, stolen, updateFollowed } from './paired-helpers.js';
 import { UNFINISHED, anchorKeyOf, bobWins, catchUp, ceaseSend, dsWorld, epochTaken, honestGoOn, inSync, lockedOut, submit, wrapped, type DsGroup } from './paired-ds-helpers.js';
 
 const RUNNING = 'a call of this device (receive, applyNotify, propose) is still running: wait until it settled';
@@ -273,6 +273,24 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 6: a DS that s
       await honestGoOn(w.ds, g, `group ${i + 1} after the lie`);
       await lockedOut(w.ds, g, phoneKeys[i]!);
     }
+  });
+});
+
+describe.each(['hidden', 'standard'] as const)('Paired MLS review 6: a route or mode the API does not know, from JavaScript (%s mode)', (mode: PairingMode) => {
+  it('ceasePair refuses it (INVALID_ARGUMENT) and changes nothing (before: taken as rejoin, the groups rejoined, with a CeasePair the partner refused as malformed: it never learnt the pairing had ended); initiate too', async () => {
+    const w = await pairedWorld(['bob'], mode);
+    const bob = w.others[0]!;
+    for (const send of [undefined, async () => undefined]) {
+      const err = await mlsError(() => w.activeDevice.ceasePair('bogus' as unknown as 'rekey', { send }));
+      expect({ code: err.code, message: err.message }).toEqual({ code: 'INVALID_ARGUMENT', message: "route must be 'rekey' or 'rejoin'" });
+    }
+    expect({ ceased: w.activeDevice.ceased, ceasing: w.activeDevice.ceasingGroups(), epoch: w.activeDevice.pairingGroup.epoch }).toEqual({ ceased: false, ceasing: [], epoch: w.passiveDevice.pairingGroup.epoch });
+    await updateFollowed(w.activeDevice, w.a, w.passiveDevice, [bob]);
+    expectInSync([w.a, w.p, bob]);
+    const other = await device('alice-tablet');
+    const err = await mlsError(() => PairedDevice.initiate(other.client, other.identity, { mode: 'bogus' as unknown as PairingMode }));
+    expect({ code: err.code, message: err.message }).toEqual({ code: 'INVALID_ARGUMENT', message: "mode must be 'hidden' or 'standard'" });
+    expect(other.client.record('paired-mls/pairing')).toBeUndefined();
   });
 });
 

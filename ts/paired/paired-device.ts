@@ -256,6 +256,7 @@ export class PairedDevice {
     anchor: Identity,
     options: { vault?: SeedVault; deviceIdentity?: Identity; mode?: PairingMode } = {},
   ): Promise<PairedDevice> {
+    if (options.mode !== undefined && options.mode !== 'hidden' && options.mode !== 'standard') throw invalidArgument("mode must be 'hidden' or 'standard'");
     await PairedDevice.#retire(client);
     let vault = options.vault;
     let seedToShare: Uint8Array | undefined;
@@ -1216,6 +1217,8 @@ export class PairedDevice {
    * which a later `ceasePair` (same route) finishes (docs/PROTOCOL.md §4.9).
    */
   ceasePair(route: CeaseRoute = 'rekey', options: { send?: CeaseSend } = {}): Promise<CeasePairResult> {
+    // Checked first: any other route was taken as `rejoin`, with a CeasePair the partner cannot decode.
+    if (route !== 'rekey' && route !== 'rejoin') return Promise.reject(invalidArgument("route must be 'rekey' or 'rejoin'"));
     return this.#exclusive(() => this.#ceasePair(route, options.send));
   }
 

@@ -14,6 +14,7 @@
  * wrapper of its own.
  */
 import { CodecError, Reader, Writer } from '../codec/tls.js';
+import { invalidArgument } from '../mls/errors.js';
 
 /**
  * 3: Notify carries the group state (enrol) and the detached derivation info;
@@ -105,6 +106,12 @@ const MODE_CODES: Record<PairingMode, number> = { hidden: 1, standard: 2 };
 const KIND_CODES: Record<NotifyKind, number> = { enroll: 1, update: 2 };
 const ROUTE_CODES: Record<CeaseRoute, number> = { rekey: 1, rejoin: 2 };
 
+/** The code of `value`, which a caller may pass unchecked from JavaScript: an unknown one is refused, not encoded as 0. */
+function encodeEnum<T extends string>(codes: Record<T, number>, value: T, what: string): number {
+  if (!Object.prototype.hasOwnProperty.call(codes, value)) throw invalidArgument(`unknown ${what} ${String(value)}`);
+  return codes[value];
+}
+
 function decodeEnum<T extends string>(codes: Record<T, number>, value: number, what: string): T {
   for (const [name, code] of Object.entries(codes) as [T, number][]) if (code === value) return name;
   throw new CodecError(`unknown ${what} ${value}`);
@@ -115,21 +122,21 @@ export function encodePairingMessage(message: PairingMessage): Uint8Array {
   const w = new Writer().u16(PAIRING_MESSAGE_VERSION).u8(TYPE_CODES[message.type]);
   switch (message.type) {
     case 'shareRand':
-      w.u8(MODE_CODES[message.mode]).vector(message.seed).vector(message.anchorIdentity).u16(message.ciphersuite);
+      w.u8(encodeEnum(MODE_CODES, message.mode, 'pairing mode')).vector(message.seed).vector(message.anchorIdentity).u16(message.ciphersuite);
       w.vector(message.anchorKeyPair).u64(message.counter).vector(message.proof);
       break;
     case 'accept':
       w.vector(message.seedConfirmation);
       break;
     case 'notify':
-      w.u64(message.counter).u8(KIND_CODES[message.kind]).vector(message.groupId).u64(message.epoch);
+      w.u64(message.counter).u8(encodeEnum(KIND_CODES, message.kind, 'notify kind')).vector(message.groupId).u64(message.epoch);
       w.vector(message.commitRef).vector(message.groupState).vector(message.derivationInfo).vector(message.proof);
       break;
     case 'roleChange':
       w.u32(message.newActiveLeaf).u64(message.counter).vector(message.proof);
       break;
     case 'ceasePair':
-      w.u8(ROUTE_CODES[message.route]).u64(message.counter).vector(message.proof);
+      w.u8(encodeEnum(ROUTE_CODES, message.route, 'cease route')).u64(message.counter).vector(message.proof);
       break;
   }
   return w.finish();
