@@ -294,6 +294,53 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 6: a route or 
   });
 });
 
+describe.each(['hidden', 'standard'] as const)('Paired MLS review 6: a crash while reenroll waits on a send (%s mode)', (mode: PairingMode) => {
+  it('InitPairing never reached the app; after a restart alice settles the pending commits and re-enrols the device with a new KeyPackage, naming the leaf the lost invite added', async () => {
+    const w = await dsWorld(mode);
+    const [g1, g2] = w.groups;
+    const staleLeaf = w.passiveDevice.pairingGroup.ownLeafIndex;
+    await PairedDevice.reset(w.p.client);
+    let reached!: () => void;
+    const atSend = new Promise<void>((r) => (reached = r));
+    let answer!: (err: Error) => void;
+    const never = new Promise<void>((_, reject) => (answer = reject));
+    const stuck = w.activeDevice.reenroll(staleLeaf, await PairedDevice.createKeyPackage(w.p.client, w.p.identity), {
+      send: async () => {
+        reached();
+        await never;
+      },
+    });
+    await atSend;
+    const vault = w.activeDevice.vault;
+    w.a.client.free();
+    w.a.client = await MlsClient.open({ storage: w.a.storage });
+    const active = PairedDevice.open(w.a.client, vault);
+    // The DS never got a commit: alice clears them (she would merge one it took).
+    for (const g of [g1, g2]) {
+      g.alice = w.a.client.group(g.id);
+      expect(g.alice.state().pendingCommit).toBe(true);
+      await g.alice.clearPendingCommit();
+    }
+    const added = active.pairingGroup.members().find((m) => m.leafIndex !== active.pairingGroup.ownLeafIndex)!.leafIndex;
+    const back = await active.reenroll(added, await PairedDevice.createKeyPackage(w.p.client, w.p.identity), {
+      send: async (out) => void (await submit(w.ds, out.groupId, 'alice', out.commit)),
+    });
+    expect(back.groups.map((g) => g.enrolled)).toEqual([true, true]);
+    const phone = await PairedDevice.join(w.p.client, back.initPairing, { vault: w.passiveDevice.vault! });
+    expect((await phone.receive(back.shareRand)).type).toBe('shareRandApplied');
+    for (const [i, g] of [g1, g2].entries()) {
+      await catchUp(g.bob, g.inbox.bob);
+      await catchUp(g.carol, g.inbox.carol);
+      expect((await phone.applyNotify(back.groups[i]!)).kind).toBe('enroll');
+      g.phone = w.p.client.group(g.id);
+      inSync([g.alice, g.bob, g.carol, g.phone]);
+    }
+    // The old call's send answers at last: the freed client changes nothing.
+    answer(new Error('DS: too late'));
+    expect((await mlsError(() => stuck)).code).toBe('RELEASED');
+  });
+});
+
 /** `err` (a group's outcome) is a PairingError of exactly `code` and `message`, no reason. */
 function refusal(err: unknown, code: string, message: string): void {
   expect(err).toBeInstanceOf(PairingError);
