@@ -16,7 +16,7 @@ import type { CeaseRoute, PairingMode } from './pairing-messages.js';
 export const PAIRING_RECORD = 'paired-mls/pairing';
 
 /**
- * A group whose cease (`ceasePair` with `send`, docs/PROTOCOL.md §4.9) is
+ * A group whose cease (`ceasePair`, docs/PROTOCOL.md §4.9) is
  * not finished: the anchor leaf as it was when the cease began.
  */
 export interface CeasingGroup {
@@ -57,7 +57,7 @@ export interface PairingState {
    * InitPairing's sender), the only one it takes ShareRand from.
    */
   inviter?: number;
-  /** A cease with `send` not finished in every group yet: its route and those groups (never empty). */
+  /** A cease not finished in every group yet: its route and those groups (never empty). */
   ceasing?: { route: CeaseRoute; groups: CeasingGroup[] };
 }
 
