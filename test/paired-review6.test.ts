@@ -17,7 +17,7 @@ import { device, pairedWorld, refused, stolen, updateFollowed } from './paired-h
 import { UNFINISHED, anchorKeyOf, bobWins, catchUp, ceaseSend, dsWorld, epochTaken, honestGoOn, inSync, lockedOut, submit, wrapped, type DsGroup } from './paired-ds-helpers.js';
 
 const RUNNING = 'a call of this device (receive, applyNotify, propose) is still running: wait until it settled';
-const LOST = 'this device was removed from the group and the anchor leaf is still in it: rejoin the group and ceasePair again, or delete the group to give it up';
+const LOST = 'removed from the group while the anchor leaf stays: rejoin it and ceasePair again, or delete it to give it up';
 
 /**
  * `vault`, whose next derivation for `label` waits until `open()` (inside

@@ -159,7 +159,7 @@ const ENVIRONMENT_FAILURES = new Set(['STORAGE', 'STORAGE_FORMAT', 'RELEASED', '
 const PAIRING_CAPABILITIES = { virtualClient: true } as const;
 const INVITED_FIRST = 'the device invited first has not sent its Accept yet: wait for it (or reset the pairing and initiate again)';
 const NOT_PENDING = 'the commit sent is no longer the pending commit of the group (another commit was merged or made while send ran): nothing merged';
-const LOST_IN_CEASE = 'this device was removed from the group and the anchor leaf is still in it: rejoin the group and ceasePair again, or delete the group to give it up';
+const LOST_IN_CEASE = 'removed from the group while the anchor leaf stays: rejoin it and ceasePair again, or delete it to give it up';
 const PENDING_IN_CEASE = 'a commit is pending in the group: merge it if the DS took it, else clear it; then ceasePair again';
 
 /** Per client, the tail of its paired devices' queue of state-changing calls (`PairedDevice.#serially`). */
