@@ -324,7 +324,8 @@ export class PairedDevice {
    * Reopen the pairing saved in `client`'s storage, with the device's
    * vault. One object per client (docs/PROTOCOL.md §4.5): the client's
    * live object when `vault` is its vault or omitted; with another vault
-   * a new one, and the earlier one is closed.
+   * a new one, and the earlier one is closed (refused while a call of it
+   * runs, `PAIRING_STATE`).
    */
   static open(client: MlsClient, vault: SeedVault | undefined): PairedDevice {
     const state = loadPairingState(client);
@@ -343,7 +344,7 @@ export class PairedDevice {
    * to the active device, which answers with `reenroll`. Also an
    * initiator whose pairing never established (no Accept came): it then
    * initiates again. Closes the client's `PairedDevice` object; refused
-   * while `ceasingGroups()` is not empty.
+   * while `ceasingGroups()` is not empty or a call of that object runs.
    */
   static async reset(client: MlsClient): Promise<void> {
     const state = loadPairingState(client);
