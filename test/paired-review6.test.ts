@@ -5,7 +5,8 @@
  * copy of the phone's state (§4.0), which still holds the anchor leaf in a
  * group whose cease lost at the DS; a DS that says "refused" of a commit it
  * took; and an application whose calls overlap (an object replaced, or the
- * pairing reset, while a `receive` / `applyNotify` of the live object runs).
+ * pairing reset, while a `receive` / `applyNotify` of the live object runs),
+ * passes a route it does not know, or crashes while `reenroll` waits.
  * Each test asserts the exact refusal and that the honest devices go on.
  */
 import { describe, expect, it } from 'vitest';
