@@ -63,6 +63,14 @@ export interface DmlsCredentialCheck {
  */
 export type DmlsCredentialUse = 'introduced' | 'held';
 
+/** Errors the check threw (the AS unreachable): `isCheckFailure`. */
+const checkFailures = new WeakSet<object>();
+
+/** Whether `err` was thrown by a credential check (not by processing): a buffered message it failed stays buffered. */
+export function isCheckFailure(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && checkFailures.has(err);
+}
+
 /**
  * Refuse (`DmlsError` `credential`) a credential the check does not bind to
  * `signatureKey`; `what` names it in the message. Nothing is asked without a
@@ -70,7 +78,13 @@ export type DmlsCredentialUse = 'introduced' | 'held';
  */
 export async function checkDmlsCredential(check: DmlsCredentialCheck | undefined, identity: Uint8Array, signatureKey: Uint8Array, use: DmlsCredentialUse, what: string): Promise<void> {
   if (!check) return;
-  const answer = use === 'held' && check.holderOf ? await check.holderOf(identity, signatureKey) : await check.validate(identity, signatureKey);
+  let answer: DmlsCredentialAnswer;
+  try {
+    answer = use === 'held' && check.holderOf ? await check.holderOf(identity, signatureKey) : await check.validate(identity, signatureKey);
+  } catch (err) {
+    if (typeof err === 'object' && err !== null) checkFailures.add(err);
+    throw err;
+  }
   if (answer === undefined || answer === null || answer === false) {
     throw new DmlsError('credential', `${what}: the Authentication Service does not bind its credential to its signature key`);
   }

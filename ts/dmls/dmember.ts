@@ -22,7 +22,7 @@ import { readMlsHeader } from '../codec/mls-header.js';
 import { decodeDmlsMessage, encodeDmlsMessage, parsePskGroupId, pskGroupId, type Announce, type DmlsMessage } from './dmls-messages.js';
 import { DmlsError } from './dmls-error.js';
 import { SEND_GROUP_RULES } from './send-group-rules.js';
-import { checkDmlsCredential, sendGroupCredentials, type DmlsCredentialCheck, type DmlsCredentialUse } from './credential-check.js';
+import { checkDmlsCredential, isCheckFailure, sendGroupCredentials, type DmlsCredentialCheck, type DmlsCredentialUse } from './credential-check.js';
 import type { ProcessCheck } from '../mls/checks.js';
 import { DMLS_PROFILE_CODES, dmlsProfileOf, storeEpochPsk, type DmlsEpochValues, type DmlsProfile } from './dmls-profile.js';
 
@@ -578,7 +578,11 @@ export class DMember {
         try {
           r = await this.#handle(buffered);
         } catch (err) {
-          if (!(err instanceof DmlsError)) {
+          // A message that cannot be processed (an MlsError not from the
+          // AS, e.g. an outsider's bytes under a followed group id, buffered
+          // ahead of its epoch) is dropped: kept, it was retried and
+          // reported `deferred` on every delivery.
+          if (!(err instanceof DmlsError) && (isCheckFailure(err) || !(err instanceof MlsError) || err.code === 'STORAGE')) {
             // A failure from outside DMLS (the AS unreachable): the message
             // stays buffered for the next delivery. Thrown, it would take
             // the events of those processed before it along (their data
@@ -587,7 +591,7 @@ export class DMember {
             events.push({ type: 'deferred', error: err });
             continue;
           }
-          // A buffered message that turns out to break the rules is dropped, not rethrown later.
+          // A buffered message that breaks the rules or cannot be processed is dropped, not rethrown later.
           r = { retry: false, events: [] };
         }
         if (r.retry) continue;
