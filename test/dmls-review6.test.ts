@@ -5,13 +5,17 @@
  * `deferred` buffered messages, the key history of past-epoch owner
  * messages. Attackers: anyone on the path (no key: forged bytes under a
  * followed send group's id), a thief holding a member's old state and key.
- * Delivery is direct and in order.
+ * Delivery is direct and in order. Held: the call queue is released on
+ * failure; rotations are proposed again once per epoch the owner makes
+ * (no amplification), old ones are epoch-bound; rejoin answers cover only
+ * proposals the owner validated; the key history is bounded by
+ * maxPastEpochs. A check calling its DMember waits for itself (documented).
  */
 import { describe, expect, it } from 'vitest';
-import { readMlsHeader } from 'paired-mls';
-import { type DmlsEvent } from 'paired-mls/dmls';
+import { MemoryStorageAdapter, MlsClient, readMlsHeader } from 'paired-mls';
+import { DMember, encodeDmlsMessage, type DmlsEvent } from 'paired-mls/dmls';
 import { AuthenticationDirectory, MemoryDeliveryStore } from 'paired-mls/services';
-import { everyoneTalks, found, others, person, receive, send, type Person } from './dmls-review-helpers.js';
+import { everyoneTalks, found, others, person, receive, refusedWith, send, type Person } from './dmls-review-helpers.js';
 
 const enc = new TextEncoder();
 
@@ -49,5 +53,25 @@ describe('DMLS review 6', () => {
     expect(ben.member!.bufferedCount()).toBe(0);
     expect(ben.received).toContain('ann: hi');
     await everyoneTalks(people, 'after the forgery');
+  });
+
+  it('a state saved before owners\' keys were kept, opened with an AS: a thief with ben\'s state and key from before his rotation writing in the epoch before it is refused (credential)', async () => {
+    const directory = new AuthenticationDirectory(new MemoryDeliveryStore());
+    const people = await universeIn(['ann', 'ben', 'cat'], directory);
+    const [ann, ben] = people as [Person, Person, Person];
+    const record = JSON.parse(new TextDecoder().decode(ann.client.record('paired-mls/dmls')!)) as Record<string, unknown>;
+    delete record.ownerKeys;
+    await ann.client.putRecord('paired-mls/dmls', enc.encode(JSON.stringify(record)));
+    ann.member = DMember.open(ann.client, ann.identity, { credentialCheck: directory });
+    const thief = await MlsClient.open({ storage: await MemoryStorageAdapter.copyOf(ben.client.storage) });
+    const next = await ben.client.createIdentity('ben', 1);
+    await directory.register({ clientId: 'ben', userId: 'ben', identity: next.identity, signatureKey: next.signaturePublicKey, ciphersuite: next.ciphersuite }, { replacing: ben.identity.signaturePublicKey });
+    await send(await ben.member!.update({ newIdentity: next }), others(people, ben));
+    ben.identity = next;
+    const forged = await thief.group(ben.member!.sendGroup.id).encrypt(encodeDmlsMessage({ type: 'data', data: enc.encode('pay mallory') }));
+    const err = await refusedWith(() => receive(ann, forged), 'credential');
+    expect(err.code).toBe('DMLS_POLICY');
+    expect(ann.received).not.toContain('ben: pay mallory');
+    await everyoneTalks(people, 'after the thief');
   });
 });

@@ -66,8 +66,8 @@ export interface DmlsOptions {
    * key elsewhere, a leaf an owner's commit adds, a rejoin request's
    * KeyPackage, the KeyPackages it adds to its own send group and its own
    * new credential (docs/PROTOCOL.md §6.10). It should bound its own time
-   * and throw when the AS does not answer: this member's other calls wait
-   * for it. Without it a basic
+   * and throw when the AS does not answer, and not call this member: its
+   * other calls wait for it. Without it a basic
    * credential is taken for what it names, and a forger claiming a
    * member's identity under its own key is accepted where no key of that
    * member was seen yet (§6.10 says what is trusted then). Not saved: pass
@@ -731,6 +731,8 @@ export class DMember {
         const acked = this.#ackedEpoch(result.staged.psks);
         const newOwner = result.staged.pathCredential?.identity;
         const ownerKey = DMember.#leaf0(group)?.signatureKey;
+        // The key of the epochs before this commit (a state saved before keys were kept has none).
+        if (!own) this.#noteOwnerKey(group);
         await result.staged.merge();
         if (removed) return [{ type: 'commit', sendGroupId: group.id, epoch: group.epoch, imported: false }];
         // The UpdatePath's key is not in the staged view: checked on the merged
