@@ -176,6 +176,8 @@ export class DMember {
   readonly #checks: ProcessCheck[];
   #state: State;
   #buffer: Uint8Array[] = [];
+  /** A drain left messages `deferred`: the next delivery drains again even if it is buffered itself. */
+  #deferred = false;
 
   private constructor(client: MlsClient, identity: Identity, universe: UniverseConfig, options: DmlsOptions, state: State) {
     this.client = client;
@@ -566,7 +568,8 @@ export class DMember {
         this.#buffer.shift();
         events.push({ type: 'dropped', reason: 'buffer-full' });
       }
-      return events;
+      // A deferred message (the AS was down) would otherwise wait for another message to make progress, which its successors cannot.
+      if (!this.#deferred) return events;
     }
     // Progress was made: drain the buffer until nothing more moves.
     const deferred = new Set<Uint8Array>();
@@ -600,6 +603,7 @@ export class DMember {
         progress = true;
       }
     }
+    this.#deferred = deferred.size > 0;
     return events;
   }
 
