@@ -121,7 +121,8 @@ describe('DMLS review 3: a second send group under a member\'s identity', () => 
     // under cat's key (the key of that group's leaf 0), made ben remove
     // ann's leaf from his send group and add cat's.
     const request = await fake.encrypt(encodeDmlsMessage({ type: 'rejoinRequest', entries: [{ sendGroupId: benGroup, keyPackage: await cat.client.createKeyPackage(forger) }] }));
-    expect(await receive(ben, request)).toEqual([{ type: 'buffered' }]);
+    // Every send group is followed: a group ben does not follow is dropped (§6.7).
+    expect(await receive(ben, request)).toEqual([{ type: 'dropped', reason: 'unknown-group' }]);
     const annLeaves = (g: Uint8Array) => ben.client.group(g).members().filter((m) => utf8(m.credential.identity) === 'ann').map((m) => toHex(m.signatureKey));
     expect(annLeaves(benGroup)).toEqual([toHex(ann.identity.signaturePublicKey)]);
     expect(annLeaves(annGroup)).toEqual([toHex(ann.identity.signaturePublicKey)]);

@@ -79,7 +79,8 @@ describe('DMLS review 4: without an Authentication Service, a forged owner crede
     // ben's own send group is now "a second send group of a member".
     await refusedWith(() => receive(ann, inits.get(ben)![0]!), 'universe');
     expect(ann.member!.sendGroups().has(toHex(ben.member!.sendGroup.id))).toBe(false);
-    expect(await receive(ann, (await ben.member!.protect(enc.encode('it is me'))).at(-1)!)).toEqual([{ type: 'buffered' }]);
+    // ann follows a send group "ben" and expects none more: ben's is unknown (§6.7).
+    expect(await receive(ann, (await ben.member!.protect(enc.encode('it is me'))).at(-1)!)).toEqual([{ type: 'dropped', reason: 'unknown-group' }]);
     expect(ann.received).not.toContain('ben: it is me');
   });
 

@@ -51,8 +51,14 @@ export interface FoundingOptions {
 export interface DmlsOptions {
   /** PSKs kept per foreign send group (older epochs can no longer be imported). */
   pskRetention?: number;
-  /** Messages buffered while they cannot be processed; the oldest go first. */
+  /**
+   * Messages buffered per followed send group while they cannot be
+   * processed (the one farthest ahead goes first), and as many for groups
+   * not joined yet together (the oldest first). Default 1,000.
+   */
   maxBuffered?: number;
+  /** A message more epochs than this ahead of its send group is dropped (`too-far-ahead`; not while a rejoin is asked). Default 16. */
+  maxEpochsAhead?: number;
   /** Options of the own send group (defaults suit a reordering transport). */
   sendGroup?: GroupOptions;
   /**
@@ -95,7 +101,15 @@ export type DmlsEvent =
    * the messages processed before it are reported with this one.
    */
   | { type: 'deferred'; error: unknown }
-  | { type: 'dropped'; reason: 'duplicate' | 'not-for-us' | 'buffer-full' };
+  /** `unknown-group`: of no followed send group, and none is expected; `too-far-ahead`: `maxEpochsAhead` (docs/PROTOCOL.md §6.7). */
+  | { type: 'dropped'; reason: 'duplicate' | 'not-for-us' | 'buffer-full' | 'unknown-group' | 'too-far-ahead' };
+
+/** A buffered message, with its clear header's send group (hex) and epoch. */
+interface Buffered {
+  bytes: Uint8Array;
+  group: string;
+  epoch: bigint;
+}
 
 interface State {
   ownGroupId: string;
@@ -175,7 +189,7 @@ export class DMember {
   /** The process checks of every send group: the rules, and the AS's when there is one. */
   readonly #checks: ProcessCheck[];
   #state: State;
-  #buffer: Uint8Array[] = [];
+  #buffer: Buffered[] = [];
   /** A drain left messages `deferred`: the next delivery drains again even if it is buffered itself. */
   #deferred = false;
 
@@ -185,7 +199,8 @@ export class DMember {
     this.universe = { profile: 'multi-mls', ...universe };
     this.#options = {
       pskRetention: options.pskRetention ?? 16,
-      maxBuffered: options.maxBuffered ?? 10_000,
+      maxBuffered: options.maxBuffered ?? 1_000,
+      maxEpochsAhead: options.maxEpochsAhead ?? 16,
       sendGroup: DMember.#sendGroupOptions(options),
     };
     this.#credentialCheck = options.credentialCheck;
@@ -562,24 +577,24 @@ export class DMember {
     const first = await this.#handle(message);
     events.push(...first.events);
     if (first.retry) {
-      this.#buffer.push(message);
-      events.push({ type: 'buffered' });
-      if (this.#buffer.length > this.#options.maxBuffered) {
-        this.#buffer.shift();
-        events.push({ type: 'dropped', reason: 'buffer-full' });
-      }
+      const header = readMlsHeader(message)!;
+      const entry = { bytes: message, group: toHex(header.groupId!), epoch: header.epoch! };
+      this.#buffer.push(entry);
+      const evicted = this.#evict(entry);
+      if (evicted !== entry) events.push({ type: 'buffered' });
+      if (evicted) events.push({ type: 'dropped', reason: 'buffer-full' });
       // A deferred message (the AS was down) would otherwise wait for another message to make progress, which its successors cannot.
       if (!this.#deferred) return events;
     }
     // Progress was made: drain the buffer until nothing more moves.
-    const deferred = new Set<Uint8Array>();
+    const deferred = new Set<Buffered>();
     for (let progress = true; progress; ) {
       progress = false;
       for (const buffered of [...this.#buffer]) {
         if (deferred.has(buffered)) continue;
         let r: { retry: boolean; events: DmlsEvent[] };
         try {
-          r = await this.#handle(buffered);
+          r = await this.#handle(buffered.bytes);
         } catch (err) {
           // A message that cannot be processed (an MlsError not from the
           // AS, e.g. an outsider's bytes under a followed group id, buffered
@@ -607,15 +622,43 @@ export class DMember {
     return events;
   }
 
+  /**
+   * Over its budget (`maxBuffered`), a followed send group loses its message
+   * farthest ahead, the newest of those (the nearest are processed first,
+   * and a later one cannot push out one buffered before it at its epoch);
+   * groups not joined yet share one budget, oldest first. Junk under one
+   * group id never evicts another group's messages (docs/PROTOCOL.md §6.7).
+   */
+  #evict(entry: Buffered): Buffered | undefined {
+    const held = new Set(this.client.groupIds().map(toHex));
+    const followed = held.has(entry.group);
+    const same = this.#buffer.filter((e) => (followed ? e.group === entry.group : !held.has(e.group)));
+    if (same.length <= this.#options.maxBuffered) return undefined;
+    const victim = followed ? same.reduce((a, b) => (b.epoch >= a.epoch ? b : a)) : same[0]!;
+    this.#buffer.splice(this.#buffer.indexOf(victim), 1);
+    return victim;
+  }
+
+  /** A member of the universe whose send group this member does not follow yet (its Welcome may come). */
+  #expecting(): boolean {
+    const followed = new Set(Object.values(this.#state.owners));
+    return this.#state.members.some((m) => !followed.has(m));
+  }
+
   async #handle(message: Uint8Array): Promise<{ retry: boolean; events: DmlsEvent[] }> {
     const header = readMlsHeader(message);
     if (!header) return { retry: false, events: [{ type: 'dropped', reason: 'not-for-us' }] };
     if (header.wireFormat === 'welcome') return this.#join(message);
     if (!header.groupId || header.epoch === undefined) return { retry: false, events: [{ type: 'dropped', reason: 'not-for-us' }] };
     const hex = toHex(header.groupId);
-    if (!this.client.groupIds().some((g) => toHex(g) === hex)) return { retry: true, events: [] };
+    if (!this.client.groupIds().some((g) => toHex(g) === hex)) {
+      return this.#expecting() ? { retry: true, events: [] } : { retry: false, events: [{ type: 'dropped', reason: 'unknown-group' }] };
+    }
     const group = this.client.group(header.groupId);
-    if (header.epoch > BigInt(group.epoch)) return { retry: true, events: [] };
+    if (header.epoch > BigInt(group.epoch)) {
+      const far = header.epoch > BigInt(group.epoch + this.#options.maxEpochsAhead) && !this.#state.rejoining.includes(hex);
+      return far ? { retry: false, events: [{ type: 'dropped', reason: 'too-far-ahead' }] } : { retry: true, events: [] };
+    }
     try {
       return { retry: false, events: await this.#atomically(() => this.#process(group, message)) };
     } catch (err) {
