@@ -7,7 +7,7 @@
  */
 import { expect } from 'vitest';
 import { MlsClient, utf8, type Identity } from 'paired-mls';
-import { DMember, DmlsError, type DmlsEvent, type DmlsOptions } from 'paired-mls/dmls';
+import { DMember, DmlsError, type DmlsCredentialCheck, type DmlsEvent, type DmlsOptions } from 'paired-mls/dmls';
 
 const enc = new TextEncoder();
 
@@ -103,4 +103,16 @@ export async function answersTo(messages: Uint8Array[], to: Person[]): Promise<U
   const answers: Uint8Array[] = [];
   for (const m of messages) for (const p of to) for (const e of await receive(p, m)) if (e.type === 'rejoinRequest') answers.push(...e.messages);
   return answers;
+}
+
+/** `as.validate` behind a switch: while `outage.down` it throws 'AS unreachable' (the AS cannot be reached). */
+export function flaky(as: Pick<DmlsCredentialCheck, 'validate'>): { check: DmlsCredentialCheck; outage: { down: boolean } } {
+  const outage = { down: false };
+  const check: DmlsCredentialCheck = {
+    validate: (identity, key) => {
+      if (outage.down) throw new Error('AS unreachable');
+      return as.validate(identity, key);
+    },
+  };
+  return { check, outage };
 }

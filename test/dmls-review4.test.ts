@@ -23,7 +23,7 @@ import { describe, expect, it } from 'vitest';
 import { readMlsHeader, toHex, utf8 } from 'paired-mls';
 import { DMember, encodeDmlsMessage, type DmlsCredentialCheck, type DmlsOptions } from 'paired-mls/dmls';
 import { AuthenticationDirectory, AuthenticationService, MemoryDeliveryStore, type CredentialCheck } from 'paired-mls/services';
-import { answersTo, everyoneTalks, found, others, person, receive, refusedWith, send, universe, type Person } from './dmls-review-helpers.js';
+import { answersTo, everyoneTalks, flaky, found, others, person, receive, refusedWith, send, universe, type Person } from './dmls-review-helpers.js';
 
 const enc = new TextEncoder();
 
@@ -294,24 +294,18 @@ describe('DMLS review 4: with the Authentication Service (credentialCheck), a fo
   });
   it('an AS that fails (throws) while a rejoin Welcome is checked: the error reaches the caller, nothing changes, and the same Welcome delivered again is taken', async () => {
     const as = new AuthenticationService();
-    let down = false;
-    const flaky: DmlsCredentialCheck = {
-      validate: (identity, key) => {
-        if (down) throw new Error('AS unreachable');
-        return as.validate(identity, key);
-      },
-    };
-    const people = await formed(await registered(['ann', 'ben', 'cat'], as), { credentialCheck: flaky });
+    const { check: flakyCheck, outage } = flaky(as);
+    const people = await formed(await registered(['ann', 'ben', 'cat'], as), { credentialCheck: flakyCheck });
     const [ann, ben, cat] = people as [Person, Person, Person];
     const annGroup = ann.member!.sendGroup.id;
     await send(await ann.member!.update(), [cat]);
     const [commit, welcome] = (await answersTo(await ben.member!.requestRejoin(), [ann, cat])) as [Uint8Array, Uint8Array];
     await send([commit], [cat]);
     const held = ben.client.group(annGroup).epoch;
-    down = true;
+    outage.down = true;
     await expect(receive(ben, welcome)).rejects.toThrow('AS unreachable');
     expect(ben.client.group(annGroup).epoch).toBe(held);
-    down = false;
+    outage.down = false;
     expect((await receive(ben, welcome)).map((e) => e.type)).toEqual(['joined']);
     expect(ben.client.group(annGroup).epoch).toBe(ann.member!.sendGroup.epoch);
     await everyoneTalks(people, 'after the outage');

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { MemoryStorageAdapter, MlsClient, readMlsHeader, toHex, utf8 } from 'paired-mls';
 import { DmlsError, encodeDmlsMessage, type DmlsCredentialCheck, type DmlsEvent, type DmlsOptions } from 'paired-mls/dmls';
 import { AuthenticationDirectory, AuthenticationService, MemoryDeliveryStore, type CredentialCheck } from 'paired-mls/services';
-import { answersTo, everyoneTalks, found, others, person, receive, refusedWith, send, type Person } from './dmls-review-helpers.js';
+import { answersTo, everyoneTalks, flaky, found, others, person, receive, refusedWith, send, type Person } from './dmls-review-helpers.js';
 
 const enc = new TextEncoder();
 const asCheck = (check: CredentialCheck): DmlsCredentialCheck => check;
@@ -218,16 +218,10 @@ describe('DMLS review 5: the AS is asked so that every member of a send group de
 describe('DMLS review 5: an Authentication Service that fails', () => {
   it('while the buffer drains: the messages already processed are reported (their data is not lost), the one the AS could not check stays buffered (deferred) and is taken once the AS is back', async () => {
     const as = new AuthenticationService();
-    let down = false;
-    const flaky: DmlsCredentialCheck = {
-      validate: (identity, key) => {
-        if (down) throw new Error('AS unreachable');
-        return as.validate(identity, key);
-      },
-    };
+    const { check: flakyCheck, outage } = flaky(as);
     const people = await Promise.all(['ann', 'ben', 'cat'].map((n) => person(n)));
     for (const p of people) as.register({ clientId: p.name, userId: p.name, identity: p.identity.identity, signatureKey: p.identity.signaturePublicKey });
-    for (const [p, messages] of await found(people, undefined, { credentialCheck: flaky })) await send(messages, others(people, p));
+    for (const [p, messages] of await found(people, undefined, { credentialCheck: flakyCheck })) await send(messages, others(people, p));
     const [ann, ben, cat] = people as [Person, Person, Person];
     const c1 = await ben.member!.update();
     const d1 = await ben.member!.protect(enc.encode('d1'));
@@ -238,12 +232,12 @@ describe('DMLS review 5: an Authentication Service that fails', () => {
     // ann gets d1 and the rotation commit ahead of ben's first commit: both wait.
     expect(await receive(ann, d1.at(-1)!)).toEqual([{ type: 'buffered' }]);
     expect(await receive(ann, c2!)).toEqual([{ type: 'buffered' }]);
-    down = true;
+    outage.down = true;
     const events: DmlsEvent[] = await receive(ann, c1[0]!);
     expect(events.map((e) => e.type)).toEqual(['commit', 'data', 'deferred']);
     expect(ann.received).toContain('ben: d1');
     expect(ann.member!.bufferedCount()).toBe(1);
-    down = false;
+    outage.down = false;
     await send(proposals, [ann]);
     expect(ann.member!.bufferedCount()).toBe(0);
     expect(keysOf(ann, ben.member!.sendGroup.id, 'ben')).toEqual([toHex(next.signaturePublicKey)]);

@@ -13,9 +13,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MemoryStorageAdapter, MlsClient, readMlsHeader } from 'paired-mls';
-import { DMember, encodeDmlsMessage, type DmlsCredentialCheck, type DmlsEvent } from 'paired-mls/dmls';
+import { DMember, encodeDmlsMessage, type DmlsEvent } from 'paired-mls/dmls';
 import { AuthenticationDirectory, AuthenticationService, MemoryDeliveryStore } from 'paired-mls/services';
-import { everyoneTalks, found, others, person, receive, refusedWith, send, type Person } from './dmls-review-helpers.js';
+import { everyoneTalks, flaky, found, others, person, receive, refusedWith, send, type Person } from './dmls-review-helpers.js';
 
 const enc = new TextEncoder();
 
@@ -79,16 +79,10 @@ describe('DMLS review 6', () => {
 describe('DMLS review 6: deferred', () => {
   it('a message deferred while the AS was down is retried when the owner\'s next message arrives (buffered behind it), not only when something else makes progress', async () => {
     const as = new AuthenticationService();
-    let down = false;
-    const flaky: DmlsCredentialCheck = {
-      validate: (identity, key) => {
-        if (down) throw new Error('AS unreachable');
-        return as.validate(identity, key);
-      },
-    };
+    const { check: flakyCheck, outage } = flaky(as);
     const people = await Promise.all(['ann', 'ben', 'cat'].map((n) => person(n)));
     for (const p of people) as.register({ clientId: p.name, userId: p.name, identity: p.identity.identity, signatureKey: p.identity.signaturePublicKey });
-    for (const [p, messages] of await found(people, undefined, { credentialCheck: flaky })) await send(messages, others(people, p));
+    for (const [p, messages] of await found(people, undefined, { credentialCheck: flakyCheck })) await send(messages, others(people, p));
     const [ann, ben, cat] = people as [Person, Person, Person];
     const c1 = await ben.member!.update();
     const next = await ben.client.createIdentity('ben', 1);
@@ -96,9 +90,9 @@ describe('DMLS review 6: deferred', () => {
     const [c2, ...proposals] = await ben.member!.update({ newIdentity: next });
     await send([...c1, c2!, ...proposals], [cat]);
     expect(await receive(ann, c2!)).toEqual([{ type: 'buffered' }]);
-    down = true;
+    outage.down = true;
     expect((await receive(ann, c1[0]!)).map((e) => e.type)).toEqual(['commit', 'deferred']);
-    down = false;
+    outage.down = false;
     const line = await ben.member!.protect(enc.encode('after the outage'));
     await send(line, [ann, cat]);
     expect(ann.received).toContain('ben: after the outage');

@@ -4,7 +4,7 @@
  * against the built package (`paired-mls` resolves to dist/).
  */
 import { expect } from 'vitest';
-import { MlsClient, MlsError, bytesEqual, type Group, type Identity, type MemoryStorageAdapter, type StorageAdapter } from 'paired-mls';
+import { MlsClient, MlsError, bytesEqual, utf8, type Group, type Identity, type MemoryStorageAdapter, type StorageAdapter } from 'paired-mls';
 
 export interface Member {
   name: string;
@@ -70,4 +70,21 @@ export function xorshift32(seed: number) {
     return out;
   };
   return { next, int, bytes, pick: <T>(xs: readonly T[]): T => xs[int(xs.length)]! };
+}
+
+/** The honest members still work together: the first commits and all follow; each sends and every other reads. */
+export async function stillWorks(members: Member[]): Promise<void> {
+  const [first, ...rest] = members as [Member, ...Member[]];
+  const { commit } = await first.group!.selfUpdate();
+  await first.group!.mergePendingCommit();
+  await deliverCommit(commit, rest);
+  expectInSync(members);
+  for (const from of members) {
+    const sent = await from.group!.encrypt(`hello from ${from.name}`);
+    for (const to of members) {
+      if (to === from) continue;
+      const r = await to.group!.process(sent);
+      expect(r.kind === 'application' && utf8(r.data)).toBe(`hello from ${from.name}`);
+    }
+  }
 }

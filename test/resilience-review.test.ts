@@ -40,7 +40,7 @@ import {
 } from 'paired-mls/resilience';
 import { DeliveryService } from 'paired-mls/services';
 import { Writer } from '../ts/codec/tls.js';
-import { deliverCommit, expectInSync, mlsError, newMember, type Member } from './helpers.js';
+import { deliverCommit, expectInSync, mlsError, newMember, stillWorks, type Member } from './helpers.js';
 
 const LABEL = 'paired-mls recovery';
 const enc = new TextEncoder();
@@ -94,22 +94,6 @@ async function externalJoin(name: string, groupInfo: Uint8Array, record: { pskId
 
 const names = (g: Group) => g.members().map((m) => utf8(m.credential.identity)).sort();
 
-/** The honest members still work together: one commits, all follow; each sends and all others read. */
-async function stillWorks(members: Member[]): Promise<void> {
-  const [first, ...rest] = members as [Member, ...Member[]];
-  const { commit } = await first.group!.selfUpdate();
-  await first.group!.mergePendingCommit();
-  await deliverCommit(commit, rest);
-  expectInSync(members);
-  for (const from of members) {
-    const sent = await from.group!.encrypt(`hello from ${from.name}`);
-    for (const to of members) {
-      if (to === from) continue;
-      const r = await to.group!.process(sent);
-      expect(r.kind === 'application' && utf8(r.data)).toBe(`hello from ${from.name}`);
-    }
-  }
-}
 
 describe('resilience review: recovery proofs', () => {
   it('a member cannot register a proof for another member (it would rejoin as them and remove them)', async () => {

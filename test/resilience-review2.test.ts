@@ -22,7 +22,7 @@ import {
   type ForkEvent,
 } from 'paired-mls/resilience';
 import { Writer } from '../ts/codec/tls.js';
-import { deliverCommit, expectInSync, mlsError, newMember, xorshift32, type Member } from './helpers.js';
+import { deliverCommit, expectInSync, mlsError, newMember, stillWorks, xorshift32, type Member } from './helpers.js';
 
 const LABEL = 'paired-mls recovery';
 const enc = new TextEncoder();
@@ -47,22 +47,6 @@ async function world(names: string[], options: { maxPastEpochs?: number; slow?: 
   return members;
 }
 
-/** One commits, all follow; each sends and every other reads. */
-async function stillWorks(members: Member[]): Promise<void> {
-  const [first, ...rest] = members as [Member, ...Member[]];
-  const { commit } = await first.group!.selfUpdate();
-  await first.group!.mergePendingCommit();
-  await deliverCommit(commit, rest);
-  expectInSync(members);
-  for (const from of members) {
-    const sent = await from.group!.encrypt(`hello from ${from.name}`);
-    for (const to of members) {
-      if (to === from) continue;
-      const r = await to.group!.process(sent);
-      expect(r.kind === 'application' && utf8(r.data)).toBe(`hello from ${from.name}`);
-    }
-  }
-}
 
 /** Hold resolvers on a simulated clock; `settle()` closes every window. */
 function holdResolvers(members: Member[]) {
