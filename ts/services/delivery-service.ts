@@ -380,6 +380,14 @@ export class DeliveryService {
         for (const a of added) members.add(a);
         if (extras.externalJoin) members.add(sender);
       }
+      // A paired device posts for its anchor and is no member: a commit of
+      // its (its own external commit without the flag, or one naming itself
+      // in `added`) must not put it on the member list, where it would
+      // outlive its pairing. Joining itself is an external join, checked as
+      // an outsider's (open groups only).
+      if (!joining && !group.members.includes(sender) && members.has(sender)) {
+        throw new DsError('forbidden', "a paired device posts for its anchor: its commit cannot make it a member (it joins only by an external join of a group open to them)");
+      }
       if (extras.welcome) {
         for (const a of added) {
           if ((await this.store.countWelcomes(a)) >= this.#maxWelcomes) throw new DsError('inbox-full', `${a} has ${this.#maxWelcomes} Welcomes waiting; it must take them first`);
