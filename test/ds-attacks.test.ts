@@ -44,7 +44,7 @@ function snapshot(file: string, honest: string[], groups: string[]): string {
       q(`SELECT group_id, seq, sender, hex(bytes) FROM log WHERE group_id IN ${inList(groups)} ORDER BY group_id, seq`, ...groups),
       q(`SELECT * FROM bindings WHERE client_id IN ${inList(honest)} ORDER BY signature_key`, ...honest),
       q(`SELECT ref, client_id, last_resort, not_after, leased_to, lease_until FROM key_packages WHERE client_id IN ${inList(honest)} ORDER BY ref`, ...honest),
-      q(`SELECT id, recipient, group_id, hex(welcome) FROM welcomes WHERE recipient IN ${inList(honest)} ORDER BY id`, ...honest),
+      q(`SELECT w.id, w.recipient, b.group_id, hex(b.welcome) FROM welcomes w JOIN welcome_blobs b ON b.id = w.blob_id WHERE w.recipient IN ${inList(honest)} ORDER BY w.id`, ...honest),
       q('SELECT * FROM pairings ORDER BY anchor, device'),
       q('SELECT * FROM revoked_clients ORDER BY client_id'),
     ].join('\n');

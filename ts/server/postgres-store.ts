@@ -30,7 +30,8 @@ CREATE INDEX IF NOT EXISTS ds_key_packages_client ON ds_key_packages (client_id,
 CREATE TABLE IF NOT EXISTS ds_groups (group_id TEXT PRIMARY KEY, epoch BIGINT NOT NULL, members JSONB NOT NULL, consistency TEXT NOT NULL, group_info BYTEA, external_join BOOLEAN NOT NULL DEFAULT false, epoch_start BIGINT NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS ds_log (group_id TEXT NOT NULL, seq BIGINT NOT NULL, sender TEXT NOT NULL, bytes BYTEA NOT NULL, digest TEXT, PRIMARY KEY (group_id, seq));
 CREATE UNIQUE INDEX IF NOT EXISTS ds_log_digest ON ds_log (group_id, digest);
-CREATE TABLE IF NOT EXISTS ds_welcomes (id BIGSERIAL PRIMARY KEY, recipient TEXT NOT NULL, group_id TEXT NOT NULL, welcome BYTEA NOT NULL);
+CREATE TABLE IF NOT EXISTS ds_welcome_blobs (id BIGSERIAL PRIMARY KEY, group_id TEXT NOT NULL, welcome BYTEA NOT NULL, sender TEXT, refs INT NOT NULL);
+CREATE TABLE IF NOT EXISTS ds_welcomes (id BIGSERIAL PRIMARY KEY, recipient TEXT NOT NULL, blob_id BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS ds_pairings (anchor TEXT NOT NULL, device TEXT NOT NULL, PRIMARY KEY (anchor, device));
 CREATE TABLE IF NOT EXISTS ds_pairing_requests (anchor TEXT NOT NULL, device TEXT NOT NULL, side TEXT NOT NULL, at BIGINT NOT NULL, PRIMARY KEY (anchor, device, side));
 CREATE INDEX IF NOT EXISTS ds_pairing_requests_at ON ds_pairing_requests (at);
@@ -44,6 +45,27 @@ CREATE INDEX IF NOT EXISTS ds_bindings_identity ON ds_bindings (identity);
 CREATE TABLE IF NOT EXISTS ds_revoked_clients (client_id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS ds_secrets (name TEXT PRIMARY KEY, value BYTEA NOT NULL);
 `;
+/**
+ * The steps from each older schema version to the next (DS_SCHEMA_VERSION;
+ * the same versions as SQLite's), run in one transaction with the version's
+ * update, under the schema lock. 3 -> 4: a Welcome's bytes are stored once
+ * (`ds_welcome_blobs`, with the count of recipients that still reference
+ * it), each recipient's Welcome is a reference; the ids recipients know,
+ * and the id sequence, are kept.
+ */
+const POSTGRES_MIGRATIONS: Record<string, { to: string; sql: string }> = {
+  '3': {
+    to: '4',
+    sql: `
+CREATE TABLE ds_welcome_blobs (id BIGSERIAL PRIMARY KEY, group_id TEXT NOT NULL, welcome BYTEA NOT NULL, sender TEXT, refs INT NOT NULL);
+INSERT INTO ds_welcome_blobs (id, group_id, welcome, sender, refs) SELECT id, group_id, welcome, NULL, 1 FROM ds_welcomes;
+SELECT setval(pg_get_serial_sequence('ds_welcome_blobs', 'id'), coalesce((SELECT max(id) FROM ds_welcome_blobs), 0) + 1, false);
+ALTER TABLE ds_welcomes ADD COLUMN blob_id BIGINT;
+UPDATE ds_welcomes SET blob_id = id;
+ALTER TABLE ds_welcomes ALTER COLUMN blob_id SET NOT NULL, DROP COLUMN welcome, DROP COLUMN group_id;
+`,
+  },
+};
 const CHANNEL = 'ds_log';
 /** First and longest wait before the LISTEN connection is opened again after it was lost. */
 const RELISTEN_FIRST_MS = 100;
@@ -154,10 +176,22 @@ export class PostgresDeliveryStore implements DeliveryStore {
         // Several servers may start at once: serialise the schema set-up.
         await client.query('SELECT pg_advisory_lock(7261001)');
         try {
-          await client.query(SCHEMA);
+          // The version first: an older database is migrated before the
+          // schema's statements (an index on a column it lacks would fail).
+          await client.query('CREATE TABLE IF NOT EXISTS ds_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
           const { rows } = await client.query<{ value: string }>('SELECT value FROM ds_meta WHERE key = $1', ['schema']);
-          if (rows.length === 0) await client.query('INSERT INTO ds_meta (key, value) VALUES ($1, $2)', ['schema', DS_SCHEMA_VERSION]);
-          else if (rows[0]!.value !== DS_SCHEMA_VERSION) throw new Error(`database schema ${rows[0]!.value}; this server reads ${DS_SCHEMA_VERSION}`);
+          const version = rows[0]?.value;
+          if (version !== undefined && version !== DS_SCHEMA_VERSION && !POSTGRES_MIGRATIONS[version]) throw new Error(`database schema ${version}; this server reads ${DS_SCHEMA_VERSION}`);
+          await client.query('BEGIN');
+          try {
+            for (let v = version; v !== undefined && v !== DS_SCHEMA_VERSION; v = POSTGRES_MIGRATIONS[v]!.to) await client.query(POSTGRES_MIGRATIONS[v]!.sql);
+            await client.query(SCHEMA);
+            await client.query('INSERT INTO ds_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = $2', ['schema', DS_SCHEMA_VERSION]);
+            await client.query('COMMIT');
+          } catch (err) {
+            await client.query('ROLLBACK').catch(() => undefined);
+            throw err;
+          }
         } finally {
           await client.query('SELECT pg_advisory_unlock(7261001)').catch(() => undefined);
         }
@@ -550,8 +584,16 @@ export class PostgresDeliveryStore implements DeliveryStore {
           update.groupInfo ? Buffer.from(update.groupInfo) : null,
           seq,
         ]);
-        for (const w of update.welcomes ?? []) {
-          await c.query('INSERT INTO ds_welcomes (recipient, group_id, welcome) VALUES ($1, $2, $3)', [w.recipient, message.groupId, Buffer.from(w.welcome)]);
+        const w = update.welcome;
+        if (w && w.recipients.length > 0) {
+          // The bytes once, a reference per recipient (ids in the order of `recipients`).
+          const blob = await c.query('INSERT INTO ds_welcome_blobs (group_id, welcome, sender, refs) VALUES ($1, $2, $3, $4) RETURNING id', [
+            message.groupId,
+            Buffer.from(w.welcome),
+            message.sender,
+            w.recipients.length,
+          ]);
+          await c.query('INSERT INTO ds_welcomes (recipient, blob_id) SELECT r, $2 FROM unnest($1::text[]) WITH ORDINALITY AS t(r, n) ORDER BY n', [w.recipients, blob.rows[0].id]);
         }
       }
       await c.query('INSERT INTO ds_log (group_id, seq, sender, bytes, digest) VALUES ($1, $2, $3, $4, $5)', [message.groupId, seq, message.sender, Buffer.from(message.bytes), message.digest ?? null]);
@@ -575,7 +617,10 @@ export class PostgresDeliveryStore implements DeliveryStore {
   }
 
   async pendingWelcomes(recipient: string, afterId = 0, limit?: number): Promise<PendingWelcome[]> {
-    const { rows } = await this.#pool.query('SELECT id, group_id, welcome FROM ds_welcomes WHERE recipient = $1 AND id > $2 ORDER BY id LIMIT $3', [recipient, afterId, limit ?? null]);
+    const { rows } = await this.#pool.query(
+      'SELECT w.id, b.group_id, b.welcome FROM ds_welcomes w JOIN ds_welcome_blobs b ON b.id = w.blob_id WHERE w.recipient = $1 AND w.id > $2 ORDER BY w.id LIMIT $3',
+      [recipient, afterId, limit ?? null],
+    );
     return rows.map((r) => ({ id: Number(r.id), groupId: r.group_id, welcome: bytes(r.welcome) }));
   }
 
@@ -585,7 +630,19 @@ export class PostgresDeliveryStore implements DeliveryStore {
   }
 
   async ackWelcomes(recipient: string, ids: number[]): Promise<void> {
-    await this.#pool.query('DELETE FROM ds_welcomes WHERE recipient = $1 AND id = ANY($2)', [recipient, ids]);
+    await this.#tx(async (c) => {
+      const { rows } = await c.query('DELETE FROM ds_welcomes WHERE recipient = $1 AND id = ANY($2) RETURNING blob_id', [recipient, ids]);
+      if (rows.length === 0) return;
+      const unref = new Map<string, number>();
+      for (const r of rows) unref.set(String(r.blob_id), (unref.get(String(r.blob_id)) ?? 0) + 1);
+      // Locked in id order (recipients acking the same Welcomes at once wait, not deadlock); the last reference takes the bytes.
+      const blobs = [...unref.keys()].sort((a, b) => Number(a) - Number(b));
+      await c.query('SELECT id FROM ds_welcome_blobs WHERE id = ANY($1) ORDER BY id FOR UPDATE', [blobs]);
+      for (const id of blobs) {
+        const left = await c.query('UPDATE ds_welcome_blobs SET refs = refs - $2 WHERE id = $1 RETURNING refs', [id, unref.get(id)]);
+        if (left.rows.length > 0 && left.rows[0].refs <= 0) await c.query('DELETE FROM ds_welcome_blobs WHERE id = $1', [id]);
+      }
+    });
   }
 
   async requestPairing(anchor: string, device: string, side: 'anchor' | 'device', now: number, expiresBefore: number): Promise<boolean> {

@@ -27,7 +27,8 @@ CREATE INDEX IF NOT EXISTS key_packages_client ON key_packages (client_id, last_
 CREATE TABLE IF NOT EXISTS groups (group_id TEXT PRIMARY KEY, epoch INTEGER NOT NULL, members TEXT NOT NULL, consistency TEXT NOT NULL, group_info BLOB, external_join INTEGER NOT NULL DEFAULT 0, epoch_start INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS log (group_id TEXT NOT NULL, seq INTEGER NOT NULL, sender TEXT NOT NULL, bytes BLOB NOT NULL, digest TEXT, PRIMARY KEY (group_id, seq));
 CREATE UNIQUE INDEX IF NOT EXISTS log_digest ON log (group_id, digest);
-CREATE TABLE IF NOT EXISTS welcomes (id INTEGER PRIMARY KEY AUTOINCREMENT, recipient TEXT NOT NULL, group_id TEXT NOT NULL, welcome BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS welcome_blobs (id INTEGER PRIMARY KEY AUTOINCREMENT, group_id TEXT NOT NULL, welcome BLOB NOT NULL, sender TEXT, refs INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS welcomes (id INTEGER PRIMARY KEY AUTOINCREMENT, recipient TEXT NOT NULL, blob_id INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS pairings (anchor TEXT NOT NULL, device TEXT NOT NULL, PRIMARY KEY (anchor, device));
 CREATE TABLE IF NOT EXISTS pairing_requests (anchor TEXT NOT NULL, device TEXT NOT NULL, side TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (anchor, device, side));
 CREATE INDEX IF NOT EXISTS pairing_requests_at ON pairing_requests (at);
@@ -41,8 +42,33 @@ CREATE INDEX IF NOT EXISTS bindings_identity ON bindings (identity);
 CREATE TABLE IF NOT EXISTS revoked_clients (client_id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 `;
-/** Version of the schema above; a database of another version is refused. */
-export const DS_SCHEMA_VERSION = '3';
+/**
+ * Version of the schema above. A database of an older version that
+ * `SQLITE_MIGRATIONS` (or PostgreSQL's) lead from is migrated when opened, in
+ * one transaction; one of any other version is refused.
+ */
+export const DS_SCHEMA_VERSION = '4';
+
+/**
+ * The steps from each older schema version to the next, run in one
+ * transaction with the version's update (a crash leaves the old version).
+ * 3 -> 4: a Welcome's bytes are stored once (`welcome_blobs`, with the
+ * count of recipients that still reference it), each recipient's Welcome
+ * is a reference (`welcomes.blob_id`); the ids recipients know are kept.
+ */
+const SQLITE_MIGRATIONS: Record<string, { to: string; sql: string }> = {
+  '3': {
+    to: '4',
+    sql: `
+CREATE TABLE welcome_blobs (id INTEGER PRIMARY KEY AUTOINCREMENT, group_id TEXT NOT NULL, welcome BLOB NOT NULL, sender TEXT, refs INTEGER NOT NULL);
+INSERT INTO welcome_blobs (id, group_id, welcome, sender, refs) SELECT id, group_id, welcome, NULL, 1 FROM welcomes;
+ALTER TABLE welcomes ADD COLUMN blob_id INTEGER NOT NULL DEFAULT 0;
+UPDATE welcomes SET blob_id = id;
+ALTER TABLE welcomes DROP COLUMN welcome;
+ALTER TABLE welcomes DROP COLUMN group_id;
+`,
+  },
+};
 
 const bytes = (b: Buffer | Uint8Array): Uint8Array => new Uint8Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 
@@ -99,10 +125,16 @@ export class SqliteDeliveryStore implements DeliveryStore {
     this.#db.pragma('journal_mode = WAL');
     this.#sync = options.synchronous ?? 'FULL';
     this.#db.pragma(`synchronous = ${this.#sync === 'NORMAL' ? 'NORMAL' : 'FULL'}`);
-    this.#db.exec(SCHEMA);
-    const version = this.#db.prepare('SELECT value FROM meta WHERE key = ?').get('schema') as { value: string } | undefined;
-    if (!version) this.#db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('schema', DS_SCHEMA_VERSION);
-    else if (version.value !== DS_SCHEMA_VERSION) throw new Error(`database schema ${version.value}; this server reads ${DS_SCHEMA_VERSION}`);
+    this.#db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
+    // The version first: an older database is migrated before the schema's
+    // statements (an index on a column it does not have yet would fail).
+    const version = (this.#db.prepare('SELECT value FROM meta WHERE key = ?').get('schema') as { value: string } | undefined)?.value;
+    if (version !== undefined && version !== DS_SCHEMA_VERSION && !SQLITE_MIGRATIONS[version]) throw new Error(`database schema ${version}; this server reads ${DS_SCHEMA_VERSION}`);
+    this.#db.transaction(() => {
+      for (let v = version; v !== undefined && v !== DS_SCHEMA_VERSION; v = SQLITE_MIGRATIONS[v]!.to) this.#db.exec(SQLITE_MIGRATIONS[v]!.sql);
+      this.#db.exec(SCHEMA);
+      this.#db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run('schema', DS_SCHEMA_VERSION);
+    })();
   }
 
   close(): void {
@@ -260,8 +292,13 @@ export class SqliteDeliveryStore implements DeliveryStore {
         this.#db.prepare('UPDATE groups SET epoch = ?, epoch_start = ? WHERE group_id = ?').run(update.setEpoch, next, message.groupId);
         if (update.members) this.#db.prepare('UPDATE groups SET members = ? WHERE group_id = ?').run(JSON.stringify(update.members), message.groupId);
         if (update.groupInfo) this.#db.prepare('UPDATE groups SET group_info = ? WHERE group_id = ?').run(Buffer.from(update.groupInfo), message.groupId);
-        const putWelcome = this.#db.prepare('INSERT INTO welcomes (recipient, group_id, welcome) VALUES (?, ?, ?)');
-        for (const w of update.welcomes ?? []) putWelcome.run(w.recipient, message.groupId, Buffer.from(w.welcome));
+        const w = update.welcome;
+        if (w && w.recipients.length > 0) {
+          // The bytes once, a reference per recipient.
+          const blob = this.#db.prepare('INSERT INTO welcome_blobs (group_id, welcome, sender, refs) VALUES (?, ?, ?, ?)').run(message.groupId, Buffer.from(w.welcome), message.sender, w.recipients.length).lastInsertRowid;
+          const ref = this.#db.prepare('INSERT INTO welcomes (recipient, blob_id) VALUES (?, ?)');
+          for (const recipient of w.recipients) ref.run(recipient, blob);
+        }
       }
       this.#db.prepare('INSERT INTO log (group_id, seq, sender, bytes, digest) VALUES (?, ?, ?, ?, ?)').run(message.groupId, next, message.sender, Buffer.from(message.bytes), message.digest ?? null);
       return next as number | undefined;
@@ -289,7 +326,9 @@ export class SqliteDeliveryStore implements DeliveryStore {
   }
 
   async pendingWelcomes(recipient: string, afterId = 0, limit = -1): Promise<PendingWelcome[]> {
-    const rows = this.#db.prepare('SELECT id, group_id, welcome FROM welcomes WHERE recipient = ? AND id > ? ORDER BY id LIMIT ?').all(recipient, afterId, limit) as {
+    const rows = this.#db
+      .prepare('SELECT w.id, b.group_id, b.welcome FROM welcomes w JOIN welcome_blobs b ON b.id = w.blob_id WHERE w.recipient = ? AND w.id > ? ORDER BY w.id LIMIT ?')
+      .all(recipient, afterId, limit) as {
       id: number;
       group_id: string;
       welcome: Buffer;
@@ -302,8 +341,18 @@ export class SqliteDeliveryStore implements DeliveryStore {
   }
 
   async ackWelcomes(recipient: string, ids: number[]): Promise<void> {
-    const del = this.#db.prepare('DELETE FROM welcomes WHERE recipient = ? AND id = ?');
-    this.#db.transaction(() => ids.forEach((id) => del.run(recipient, id)))();
+    const del = this.#db.prepare('DELETE FROM welcomes WHERE recipient = ? AND id = ? RETURNING blob_id');
+    const unref = this.#db.prepare('UPDATE welcome_blobs SET refs = refs - 1 WHERE id = ? RETURNING refs');
+    const drop = this.#db.prepare('DELETE FROM welcome_blobs WHERE id = ?');
+    this.#db.transaction(() => {
+      for (const id of ids) {
+        const ref = del.get(recipient, id) as { blob_id: number } | undefined;
+        if (!ref) continue;
+        // The last reference takes the bytes with it.
+        const blob = unref.get(ref.blob_id) as { refs: number } | undefined;
+        if (blob && blob.refs <= 0) drop.run(ref.blob_id);
+      }
+    })();
   }
 
   async requestPairing(anchor: string, device: string, side: 'anchor' | 'device', now: number, expiresBefore: number): Promise<boolean> {

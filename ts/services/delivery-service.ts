@@ -394,8 +394,9 @@ export class DeliveryService {
         }
       }
       // Commit, GroupInfo and Welcomes in one transaction: a crash keeps all or none.
-      const welcomes = extras.welcome ? added.map((recipient) => ({ recipient, welcome: extras.welcome!.slice() })) : [];
-      const update = { expectEpoch: group.consistency === 'strong' ? epoch : group.epoch, setEpoch, members: [...members], groupInfo: extras.groupInfo, welcomes };
+      // The Welcome is stored once for all the clients it adds (one reference each).
+      const welcome = extras.welcome && added.length > 0 ? { recipients: added, welcome: extras.welcome.slice() } : undefined;
+      const update = { expectEpoch: group.consistency === 'strong' ? epoch : group.epoch, setEpoch, members: [...members], groupInfo: extras.groupInfo, welcome };
       seq = await this.store.append({ groupId: id, sender, bytes: message.slice(), digest }, update);
       if (seq === undefined) throw this.#epochTaken(epoch, (await this.store.getGroup(id))!);
       // A grant adds its client once: one more Welcome needs one more KeyPackage from the DS.

@@ -80,8 +80,13 @@ export interface CommitUpdate {
   setEpoch: number;
   members?: string[];
   groupInfo?: Uint8Array;
-  /** Welcomes of this commit, one per added client. */
-  welcomes?: { recipient: string; welcome: Uint8Array }[];
+  /**
+   * The Welcome of this commit and the clients it is for (those the commit
+   * adds): its bytes are stored once, with one reference per recipient, each
+   * acknowledged by its recipient (`ackWelcomes`); the bytes go with the
+   * last reference (docs/PROTOCOL.md §8.1).
+   */
+  welcome?: { recipients: string[]; welcome: Uint8Array };
 }
 
 /** Where a Delivery Service keeps its state (in memory, SQLite or PostgreSQL). */
@@ -129,7 +134,7 @@ export interface DeliveryStore {
   /** Welcomes waiting for `recipient`, oldest first: those with an id above `afterId`, at most `limit`. */
   pendingWelcomes(recipient: string, afterId?: number, limit?: number): Promise<PendingWelcome[]>;
   countWelcomes(recipient: string): Promise<number>;
-  /** Delete `recipient`'s Welcomes with these ids. */
+  /** Delete `recipient`'s Welcomes with these ids (its references; a Welcome's bytes go with the last one). */
   ackWelcomes(recipient: string, ids: number[]): Promise<void>;
 
   /**
@@ -211,8 +216,12 @@ export class MemoryDeliveryStore implements DeliveryStore {
   readonly #kps = new Map<string, (StoredKeyPackage & { leasedTo?: string; leaseUntil?: number })[]>();
   readonly #groups = new Map<string, GroupRecord>();
   readonly #logs = new Map<string, LoggedMessage[]>();
-  readonly #welcomes = new Map<string, PendingWelcome[]>();
+  /** Per recipient: its references to stored Welcomes, oldest first. */
+  readonly #welcomes = new Map<string, { id: number; blob: number }[]>();
+  /** Each Welcome's bytes once, with how many recipients still reference it. */
+  readonly #welcomeBlobs = new Map<number, { groupId: string; welcome: Uint8Array; sender: string; refs: number }>();
   #welcomeIds = 0;
+  #welcomeBlobIds = 0;
   readonly #pairings = new Map<string, Set<string>>();
   readonly #notifier = new AppendNotifier();
   readonly #digests = new Map<string, Map<string, number>>();
@@ -361,7 +370,7 @@ export class MemoryDeliveryStore implements DeliveryStore {
       group.epochStart = seq;
       if (update.members) group.members = [...update.members];
       if (update.groupInfo) group.groupInfo = update.groupInfo;
-      for (const w of update.welcomes ?? []) this.#putWelcome(w.recipient, message.groupId, w.welcome);
+      if (update.welcome) this.#putWelcome(update.welcome.recipients, message.groupId, update.welcome.welcome, message.sender);
     }
     log.push({ ...message, seq });
     this.#logs.set(message.groupId, log);
@@ -379,14 +388,25 @@ export class MemoryDeliveryStore implements DeliveryStore {
     return page.slice(0, withinBytes(page.map((m) => m.bytes.length), maxBytes));
   }
 
-  #putWelcome(recipient: string, groupId: string, welcome: Uint8Array): void {
-    const list = this.#welcomes.get(recipient) ?? [];
-    list.push({ id: ++this.#welcomeIds, groupId, welcome });
-    this.#welcomes.set(recipient, list);
+  #putWelcome(recipients: string[], groupId: string, welcome: Uint8Array, sender: string): void {
+    if (recipients.length === 0) return;
+    const blob = ++this.#welcomeBlobIds;
+    this.#welcomeBlobs.set(blob, { groupId, welcome, sender, refs: recipients.length });
+    for (const recipient of recipients) {
+      const list = this.#welcomes.get(recipient) ?? [];
+      list.push({ id: ++this.#welcomeIds, blob });
+      this.#welcomes.set(recipient, list);
+    }
   }
 
   async pendingWelcomes(recipient: string, afterId = 0, limit = Number.MAX_SAFE_INTEGER): Promise<PendingWelcome[]> {
-    return (this.#welcomes.get(recipient) ?? []).filter((w) => w.id > afterId).slice(0, limit);
+    return (this.#welcomes.get(recipient) ?? [])
+      .filter((w) => w.id > afterId)
+      .slice(0, limit)
+      .map((w) => {
+        const blob = this.#welcomeBlobs.get(w.blob)!;
+        return { id: w.id, groupId: blob.groupId, welcome: blob.welcome };
+      });
   }
 
   async countWelcomes(recipient: string): Promise<number> {
@@ -394,7 +414,13 @@ export class MemoryDeliveryStore implements DeliveryStore {
   }
 
   async ackWelcomes(recipient: string, ids: number[]): Promise<void> {
-    const kept = (this.#welcomes.get(recipient) ?? []).filter((w) => !ids.includes(w.id));
+    const list = this.#welcomes.get(recipient) ?? [];
+    const kept = list.filter((w) => !ids.includes(w.id));
+    for (const w of list) {
+      if (!ids.includes(w.id)) continue;
+      const blob = this.#welcomeBlobs.get(w.blob)!;
+      if (--blob.refs === 0) this.#welcomeBlobs.delete(w.blob);
+    }
     if (kept.length > 0) this.#welcomes.set(recipient, kept);
     else this.#welcomes.delete(recipient);
   }
