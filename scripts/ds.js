@@ -3,7 +3,8 @@
 //                [--max-kp-lifetime SECONDS] [--retention MESSAGES] [--tls-cert PEM --tls-key PEM]
 //                [--client-rate N] [--ip-rate N] [--max-connections-per-ip N] [--audience URL]
 //                [--sqlite-sync FULL|COMMITS|NORMAL] [--verify-commits yes]
-//                [--pg-connect-timeout MS] [--pg-query-timeout MS]`
+//                [--pg-connect-timeout MS] [--pg-query-timeout MS]
+//                [--max-stored-per-client BYTES] [--max-key-packages-per-client N]`
 // Starts the paired-mls Delivery Service. Without --db or --postgres the
 // embedded SQLite database lives in memory. With --tls-cert/--tls-key it
 // serves HTTPS and WSS itself. GET /healthz answers 200 when ready.
@@ -55,6 +56,8 @@ try {
     clientRate: clientRate && [clientRate, clientRate * 2],
     ipRate: ipRate && [ipRate, ipRate * 2],
     maxConnectionsPerIp: int(args, 'max-connections-per-ip'),
+    maxStoredBytesPerClient: int(args, 'max-stored-per-client'),
+    maxKeyPackagesPerClient: int(args, 'max-key-packages-per-client'),
     audience: args.audience,
     tls: args['tls-cert'] ? { cert: readFileSync(args['tls-cert']), key: readFileSync(args['tls-key']) } : undefined,
   };

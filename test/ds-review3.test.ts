@@ -14,6 +14,11 @@
  *   of S bytes: the DS stored N copies (N x S bytes; 30,919 bytes to 100
  *   clients grew the SQLite file by 3.2 MB). Now stored once, and a
  *   database of schema 3 is migrated to that form when opened.
+ * - one registered client has the DS store without bound: 4 MiB messages
+ *   in as many groups of its own as it likes, group records with 4 MiB
+ *   GroupInfos, KeyPackages (also 80 KB ones), Welcomes in others' inboxes.
+ *   Now per-client quotas, counted in the store's transaction (memory,
+ *   SQLite, PostgreSQL).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync } from 'node:fs';
@@ -23,15 +28,24 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { WebSocket } from 'ws';
 import { MlsClient, toHex } from 'paired-mls';
-import { DeliveryClient } from 'paired-mls/services';
-import { DS_SCHEMA_VERSION, PostgresDeliveryStore, SqliteDeliveryStore } from 'paired-mls/server';
+import { DeliveryClient, DeliveryService } from 'paired-mls/services';
+import { DS_SCHEMA_VERSION, PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer } from 'paired-mls/server';
 import type { DeliveryStore } from 'paired-mls/services';
-import { dsPeer, groupStillWorks, raw, sqliteServers, tokenOf, type DsPeer } from './ds-helpers.js';
+import { catchUpAll, dsPeer, groupOf, groupStillWorks, raw, sqliteServers, tokenOf, type DsPeer } from './ds-helpers.js';
 import { postgresPair, type PostgresPair } from './ds-postgres-pair.js';
 import { POSTGRES_SCHEMA_V3, SQLITE_SCHEMA_V3 } from './ds-schema-v3.js';
+import { newMember } from './helpers.js';
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
 const KiB = 1024;
+const MiB = 1024 * KiB;
+/** What each stored record counts beside its own bytes (docs/PROTOCOL.md §8.6). */
+const RECORD = 256;
+
+/** POST a message (and extras, base64 already) to a group as the holder of `token`. */
+function post(url: string, token: string, gid: Uint8Array, message: Uint8Array, extras: Record<string, unknown> = {}) {
+  return raw(url, 'POST', `/v1/groups/${toHex(gid)}/messages`, { message: b64(message), ...extras }, token);
+}
 
 /** Bytes of the SQLite file's pages that hold Welcomes (tables and indexes named after them; dbstat, whatever the schema). */
 function welcomePages(file: string): number {
@@ -62,13 +76,24 @@ async function fillV3(run: (sql: string, params: unknown[]) => unknown, ph: (i: 
     await run(`INSERT INTO ${welcomesTable} (id, recipient, group_id, welcome) VALUES (${ph(1)}, ${ph(2)}, 'aa', ${ph(3)})`, [id, w.recipient, Buffer.from(w.welcome)]);
   }
   await run(`DELETE FROM ${welcomesTable} WHERE recipient = ${ph(1)}`, ['dave']);
+  // alice's message of 100 bytes in the log, bob's KeyPackage of 50 bytes.
+  await run(`INSERT INTO ${welcomesTable.replace('welcomes', 'log')} (group_id, seq, sender, bytes, digest) VALUES ('aa', 1, 'alice', ${ph(1)}, 'old')`, [Buffer.alloc(100)]);
+  await run(`INSERT INTO ${welcomesTable.replace('welcomes', 'key_packages')} (ref, client_id, bytes, last_resort, not_after) VALUES ('r1', 'bob', ${ph(1)}, ${ph(2)}, 4000000000)`, [Buffer.alloc(50), ph(1) === '?' ? 0 : false]);
 }
 
-/** The checks of a store opened on a database of schema 3 (`fillV3`): the Welcomes wait under their ids; new ids follow the old ones; acknowledging works. */
+/**
+ * The checks of a store opened on a database of schema 3 (`fillV3`): the
+ * Welcomes wait under their ids; new ids follow the old ones; acknowledging
+ * works; what was stored counts for its sender or owner (the Welcomes
+ * stored before name no committer: they count for nobody).
+ */
 async function checkMigratedWelcomes(store: DeliveryStore): Promise<void> {
   for (const w of V3_WELCOMES) expect(await store.pendingWelcomes(w.recipient)).toEqual([{ id: w.id, groupId: 'aa', welcome: w.welcome }]);
+  expect(await store.usage('alice')).toEqual({ bytes: 100 + RECORD, keyPackages: 0 });
+  expect(await store.usage('bob')).toEqual({ bytes: 50 + RECORD, keyPackages: 1 });
   const message = { groupId: 'aa', sender: 'alice', bytes: new Uint8Array([1, 2, 3]), digest: 'ab' };
-  expect(await store.append(message, { expectEpoch: 1, setEpoch: 2, welcome: { recipients: ['erin', 'frank'], welcome: new Uint8Array(64).fill(9) } })).toBe(1);
+  expect(await store.append(message, { expectEpoch: 1, setEpoch: 2, welcome: { recipients: ['erin', 'frank'], welcome: new Uint8Array(64).fill(9) } })).toBe(2);
+  expect(await store.usage('alice')).toEqual({ bytes: 100 + RECORD + 3 + RECORD + 64 + 3 * RECORD, keyPackages: 0 });
   // Ids are never reused: 4 was issued (and acknowledged) before the migration.
   expect((await store.pendingWelcomes('erin')).map((w) => w.id)).toEqual([5]);
   expect((await store.pendingWelcomes('frank')).map((w) => w.id)).toEqual([6]);
@@ -76,6 +101,9 @@ async function checkMigratedWelcomes(store: DeliveryStore): Promise<void> {
     await store.ackWelcomes(w.recipient, [w.id]);
     expect(await store.countWelcomes(w.recipient)).toBe(0);
   }
+  await store.ackWelcomes('erin', [5]);
+  await store.ackWelcomes('frank', [6]);
+  expect(await store.usage('alice')).toEqual({ bytes: 100 + RECORD + 3 + RECORD, keyPackages: 0 });
 }
 
 /** `n` clients registered at `url`, sharing one MlsClient (cheap), each with one KeyPackage uploaded. */
@@ -148,6 +176,157 @@ describe('third review of the DS (SQLite)', () => {
     });
   }
 
+  it("a client's stored message bytes are bounded (maxStoredBytesPerClient): past the quota its posts are refused with 429 quota-exceeded in every group; what retention prunes is given back; the others keep posting", async () => {
+    const s = await server({ maxStoredBytesPerClient: 4 * MiB, retention: 4 });
+    const [alice, bob, mallory] = await Promise.all([dsPeer(s.url, `alice-${tag}`), dsPeer(s.url, `bob-${tag}`), dsPeer(s.url, `mallory-${tag}`)]);
+    await groupOf(alice, [bob, mallory]);
+    const gid = alice.group!.id;
+    const own = await mallory.client.createGroup(mallory.identity);
+    await mallory.ds.createGroup(own.id, { epoch: 0 });
+    const token = await tokenOf(s.url, mallory.name, mallory);
+    // One registration let mallory store 4 MiB messages without end: 500
+    // messages a group are kept (retention 100,000), in as many groups of her
+    // own as she likes. Two of 1 MiB in alice's group, then her own group.
+    const sizes: number[] = [];
+    for (const g of [alice.group!, alice.group!]) {
+      const m = await mallory.group!.encrypt(new Uint8Array(MiB).fill(1));
+      expect(await post(s.url, token, g.id, m)).toMatchObject({ status: 200 });
+      sizes.push(m.length);
+    }
+    let refused;
+    for (let i = 0; i < 8; i++) {
+      const m = await own.encrypt(new Uint8Array(MiB).fill(2));
+      const r = await post(s.url, token, own.id, m);
+      if (r.status !== 200) {
+        refused = r;
+        break;
+      }
+      sizes.push(m.length);
+    }
+    expect(sizes).toHaveLength(3);
+    expect(refused).toMatchObject({ status: 429, body: { reason: 'quota-exceeded' } });
+    expect(await post(s.url, token, gid, await mallory.group!.encrypt(new Uint8Array(MiB)))).toMatchObject({ status: 429, body: { reason: 'quota-exceeded' } });
+    // Exactly her messages still stored and her group's record; her KeyPackage went when alice acknowledged it.
+    const used = () => RECORD + sizes.reduce((a, n) => a + n + RECORD, 0);
+    expect(await s.ds.store.usage(mallory.name)).toEqual({ bytes: used(), keyPackages: 0 });
+    // What is left is hers to use, to the byte; then even a small message is refused (every record counts 256 bytes).
+    const last = await own.encrypt(new Uint8Array(4 * MiB - used() - RECORD - 150));
+    expect(await post(s.url, token, own.id, last)).toMatchObject({ status: 200 });
+    sizes.push(last.length);
+    expect(4 * MiB - used()).toBeLessThan(RECORD);
+    expect(await post(s.url, token, own.id, await own.encrypt('hi'))).toMatchObject({ status: 429, body: { reason: 'quota-exceeded' } });
+    // alice, with a quota of her own, posts 1 MiB messages as before.
+    for (const p of [bob, mallory]) await catchUpAll(p);
+    for (let i = 0; i < 2; i++) alice.seen = await alice.ds.submit(gid, await alice.group!.encrypt(new Uint8Array(MiB)));
+    for (const p of [bob, mallory]) await catchUpAll(p);
+    // Retention (4) prunes alice's group at sequence number 8: mallory's two messages leave it, and her quota has room again.
+    while (alice.seen < 8) alice.seen = await alice.ds.submit(gid, await alice.group!.encrypt('to the pruning'));
+    expect((await s.ds.poll(alice.name, gid, 0)).map((m) => m.seq)).toEqual([5, 6, 7, 8]);
+    expect(await s.ds.store.usage(mallory.name)).toEqual({ bytes: RECORD + sizes[2]! + RECORD + sizes[3]! + RECORD, keyPackages: 0 });
+    expect(await post(s.url, token, own.id, await own.encrypt(new Uint8Array(MiB)))).toMatchObject({ status: 200 });
+    await groupStillWorks([alice, bob, mallory], 'after the quota');
+  });
+
+  it("a client's groups and GroupInfos count against its quota: empty groups past it are refused (429 quota-exceeded); a GroupInfo counts for whoever stored it until a commit replaces it", async () => {
+    const s = await server({ maxStoredBytesPerClient: 64 * KiB });
+    const [alice, bob, mallory] = await Promise.all([dsPeer(s.url, `alice-${tag}`), dsPeer(s.url, `bob-${tag}`), dsPeer(s.url, `mallory-${tag}`)]);
+    const token = await tokenOf(s.url, mallory.name, mallory);
+    // Groups are never deleted: one registration made the DS keep as many
+    // group records as it asked for, each with a GroupInfo of up to 4 MiB.
+    let created = 0;
+    let refused;
+    for (let i = 0; i < 300; i++) {
+      const r = await raw(s.url, 'POST', '/v1/groups', { groupId: b64(new TextEncoder().encode(`${tag}-${i}`)) }, token);
+      if (r.status !== 200) {
+        refused = r;
+        break;
+      }
+      created++;
+    }
+    expect(created).toBe((64 * KiB) / RECORD);
+    expect(refused).toMatchObject({ status: 429, body: { reason: 'quota-exceeded' } });
+    // alice's group with a GroupInfo: it counts for alice, then for bob once his commit replaces it.
+    await groupOf(alice, [bob]);
+    const gid = alice.group!.id;
+    const stored = (await s.ds.groupInfo(gid))!.length;
+    const aliceUsage = (await s.ds.store.usage(alice.name)).bytes;
+    expect(aliceUsage).toBe(RECORD + stored + (await s.ds.poll(alice.name, gid, 0))[0]!.bytes.length + RECORD);
+    await catchUpAll(bob);
+    const before = (await s.ds.store.usage(bob.name)).bytes;
+    const update = await bob.group!.selfUpdate({ groupInfo: true });
+    bob.seen = await bob.ds.submit(gid, update.commit, { groupInfo: update.groupInfo });
+    await bob.group!.mergePendingCommit();
+    expect((await s.ds.store.usage(alice.name)).bytes).toBe(aliceUsage - stored);
+    expect((await s.ds.store.usage(bob.name)).bytes).toBe(before + update.commit.length + RECORD + update.groupInfo!.length);
+    await groupStillWorks([alice, bob], 'after the groups');
+  });
+
+  it('KeyPackages held per client are bounded (maxKeyPackagesPerClient: 429 quota-exceeded) and so is each one (64 KiB: 413 too-large); a KeyPackage handed out and acknowledged makes room', async () => {
+    const s = await server({ maxKeyPackagesPerClient: 5 });
+    const [alice, bob, mallory] = await Promise.all([dsPeer(s.url, `alice-${tag}`), dsPeer(s.url, `bob-${tag}`), dsPeer(s.url, `mallory-${tag}`)]);
+    const token = await tokenOf(s.url, mallory.name, mallory);
+    const upload = async (kps: Uint8Array[]) => raw(s.url, 'POST', '/v1/key-packages', { keyPackages: kps.map(b64) }, token);
+    // An 80 KB KeyPackage (40,000 capabilities; a plain one is 283 bytes):
+    // 100 of them, one per registration, made one fetch reply 8 MB (with
+    // another MLS stack, 4 MiB each: 400 MiB, base64ed into one string).
+    const huge = await mallory.client.createKeyPackage(mallory.identity, { capabilities: { extensions: Array.from({ length: 40_000 }, (_, i) => i + 100) } });
+    expect(huge.length).toBeGreaterThan(64 * KiB);
+    expect(await upload([huge])).toMatchObject({ status: 413, body: { reason: 'too-large' } });
+    // As many as the DS was sent, 1000 a request: now at most 5 held.
+    expect(await upload(await mallory.client.createKeyPackages(mallory.identity, { count: 6 }))).toMatchObject({ status: 429, body: { reason: 'quota-exceeded' } });
+    expect(await s.ds.store.countKeyPackages(mallory.name)).toBe(0);
+    const five = await mallory.client.createKeyPackages(mallory.identity, { count: 5 });
+    expect(await upload(five)).toMatchObject({ status: 200 });
+    // The same ones again are no new KeyPackages (they are stored once).
+    expect(await upload(five)).toMatchObject({ status: 200 });
+    expect(await upload([await mallory.client.createKeyPackage(mallory.identity)])).toMatchObject({ status: 429, body: { reason: 'quota-exceeded' } });
+    expect(await s.ds.store.usage(mallory.name)).toEqual({ bytes: five.reduce((a, k) => a + k.length + RECORD, 0), keyPackages: 5 });
+    // alice takes one of mallory's: room for one more.
+    await alice.ds.fetchKeyPackages([mallory.name]);
+    await alice.ds.ackKeyPackages([mallory.name]);
+    expect((await s.ds.store.usage(mallory.name)).keyPackages).toBe(4);
+    expect(await upload([await mallory.client.createKeyPackage(mallory.identity)])).toMatchObject({ status: 200 });
+    await groupOf(alice, [bob]);
+    await groupStillWorks([alice, bob], 'after the KeyPackages');
+  });
+
+  it("a commit's Welcome counts against its committer's quota until its last recipient takes it; a commit past the quota is refused whole (429 quota-exceeded: no epoch, no Welcome)", async () => {
+    const s = await server({ maxStoredBytesPerClient: 24 * KiB });
+    const [alice, bob, mallory, victim] = await Promise.all(['alice', 'bob', 'mallory', 'victim'].map((n) => dsPeer(s.url, `${n}-${tag}`)));
+    await victim!.ds.uploadKeyPackages([await victim!.client.createKeyPackage(victim!.identity, { lastResort: true })]);
+    mallory!.group = await mallory!.client.createGroup(mallory!.identity);
+    const gid = mallory!.group.id;
+    await mallory!.ds.createGroup(gid, { epoch: 0 });
+    const token = await tokenOf(s.url, mallory!.name, mallory!);
+    // Welcomes of up to 4 MiB to any client whose KeyPackage the DS hands
+    // out, 1000 waiting per inbox, and nothing counted for the committer.
+    const add = await mallory!.group.commit({ add: [(await mallory!.ds.fetchKeyPackages([victim!.name])).get(victim!.name)!] });
+    const commitBytes = add.commit.length;
+    expect(await post(s.url, token, gid, add.commit, { welcome: b64(add.welcome!), added: [victim!.name] })).toMatchObject({ status: 200 });
+    await mallory!.group.mergePendingCommit();
+    const withWelcome = RECORD + commitBytes + RECORD + add.welcome!.length + 2 * RECORD;
+    expect(await s.ds.store.usage(mallory!.name)).toEqual({ bytes: withWelcome, keyPackages: 0 });
+    // Filled up with a message, a commit with a Welcome is refused whole.
+    const room = 24 * KiB - withWelcome;
+    const fill = await mallory!.group.encrypt(new Uint8Array(room - 500));
+    expect(await post(s.url, token, gid, fill)).toMatchObject({ status: 200 });
+    expect(await s.ds.store.countWelcomes(victim!.name)).toBe(1);
+    const epoch = await s.ds.epoch(gid);
+    await bob!.ds.uploadKeyPackages([await bob!.client.createKeyPackage(bob!.identity)]);
+    const again = await mallory!.group.commit({ add: [(await mallory!.ds.fetchKeyPackages([bob!.name])).get(bob!.name)!] });
+    expect(await post(s.url, token, gid, again.commit, { welcome: b64(again.welcome!), added: [bob!.name] })).toMatchObject({ status: 429, body: { reason: 'quota-exceeded' } });
+    await mallory!.group.clearPendingCommit();
+    expect(await s.ds.epoch(gid)).toBe(epoch);
+    expect(await s.ds.store.countWelcomes(bob!.name)).toBe(0);
+    expect(await s.ds.store.countWelcomes(victim!.name)).toBe(1);
+    // The victim takes its Welcome: mallory's quota gets the Welcome's bytes back.
+    const [w] = await victim!.ds.welcomes();
+    await victim!.ds.ackWelcomes([w!.id]);
+    expect((await s.ds.store.usage(mallory!.name)).bytes).toBe(withWelcome - add.welcome!.length - 2 * RECORD + fill.length + RECORD);
+    await groupOf(alice!, [bob!]);
+    await groupStillWorks([alice!, bob!], 'after the Welcomes');
+  });
+
   it('a Welcome to 100 clients is stored once, not once per recipient; each recipient acknowledges its own, and the bytes go with the last acknowledgement', async () => {
     let file = '';
     const s = await server({}, (f) => new SqliteDeliveryStore((file = f)));
@@ -197,7 +376,7 @@ describe('third review of the DS (SQLite)', () => {
     await groupStillWorks([alice, others[0]!, others[N - 1]!], 'after the Welcome');
   });
 
-  it('a database of schema 3 is migrated when opened (one transaction): its waiting Welcomes keep their ids and bytes, new ids follow the old ones; a database of schema 2 is refused', async () => {
+  it('a database of schema 3 is migrated when opened (one transaction): its waiting Welcomes keep their ids and bytes, new ids follow the old ones, what was stored counts for its sender or owner; a database of schema 2 is refused', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'paired-mls-review3-v3-'));
     const file = join(dir, 'v3.sqlite');
     const old = new Database(file);
@@ -209,7 +388,8 @@ describe('third review of the DS (SQLite)', () => {
     store.close();
     // Opened again: already at the current version, the data kept.
     const again = new SqliteDeliveryStore(file);
-    expect((await again.pendingWelcomes('erin')).map((w) => w.id)).toEqual([5]);
+    expect(await again.usage('alice')).toEqual({ bytes: 100 + RECORD + 3 + RECORD, keyPackages: 0 });
+    expect(await again.readLog('aa', 0, 10)).toHaveLength(2);
     again.close();
     const meta = new Database(file, { readonly: true });
     expect(meta.prepare("SELECT value FROM meta WHERE key = 'schema'").get()).toEqual({ value: DS_SCHEMA_VERSION });
@@ -257,7 +437,35 @@ describe('third review of the DS (PostgreSQL, two servers)', () => {
     await db.end();
   });
 
-  it('a database of schema 3 is migrated when opened (one transaction, under the schema lock): its waiting Welcomes keep their ids and bytes, new ids follow the old ones', async () => {
+  it("a client's quota is one counter in the database: 8 posts of 1 MiB at once on two servers, quota 4 MiB, exactly 3 are stored and 5 refused with 429 quota-exceeded", async () => {
+    // Two more servers with a quota, on the pair's two stores (two pools on one database).
+    const servers = await Promise.all(pair.stores.map((store) => startDeliveryServer({ port: 0, store, maxStoredBytesPerClient: 4 * MiB })));
+    try {
+      const [alice, bob, mallory] = await Promise.all([dsPeer(servers[0]!.url, `qa-${tag}`), dsPeer(servers[0]!.url, `qb-${tag}`), dsPeer(servers[1]!.url, `qm-${tag}`)]);
+      const groups = [await mallory.client.createGroup(mallory.identity), await mallory.client.createGroup(await mallory.client.createIdentity(mallory.name, 1))];
+      for (const g of groups) await mallory.ds.createGroup(g.id, { epoch: 0 });
+      const tokens = await Promise.all(servers.map((s) => tokenOf(s.url, mallory.name, mallory)));
+      const messages = [];
+      for (let i = 0; i < 8; i++) messages.push(await groups[i % 2]!.encrypt(new Uint8Array(MiB).fill(i)));
+      // Each server counts in its own transaction, on the database's row of
+      // mallory (locked until the transaction ends): a count per process, or
+      // a read then a write, would let each server pass its own 3.
+      const answers = await Promise.all(messages.map((m, i) => post(servers[i % 2]!.url, tokens[i % 2]!, groups[i % 2]!.id, m)));
+      const ok = answers.filter((a) => a.status === 200);
+      expect(ok).toHaveLength(3);
+      for (const a of answers.filter((x) => x.status !== 200)) expect(a).toMatchObject({ status: 429, body: { reason: 'quota-exceeded' } });
+      expect(await servers[1]!.ds.store.usage(mallory.name)).toEqual({ bytes: 2 * RECORD + 3 * (messages[0]!.length + RECORD), keyPackages: 0 });
+      // alice and bob, on both servers, are not held back.
+      await groupOf(alice, [bob]);
+      for (let i = 0; i < 2; i++) alice.seen = await alice.ds.submit(alice.group!.id, await alice.group!.encrypt(new Uint8Array(MiB)));
+      await catchUpAll(bob);
+      await groupStillWorks([alice, bob], 'beside the quota');
+    } finally {
+      for (const s of servers) await s.close();
+    }
+  });
+
+  it('a database of schema 3 is migrated when opened (one transaction, under the schema lock): its waiting Welcomes keep their ids and bytes, new ids follow the old ones, what was stored counts for its sender or owner', async () => {
     const admin = new pg.Client({ connectionString: url('postgres') });
     await admin.connect();
     await admin.query('CREATE DATABASE v3');
@@ -273,7 +481,8 @@ describe('third review of the DS (PostgreSQL, two servers)', () => {
     const stores = await Promise.all([PostgresDeliveryStore.connect(url('v3')), PostgresDeliveryStore.connect(url('v3'))]);
     try {
       await checkMigratedWelcomes(stores[0]!);
-      expect((await stores[1]!.pendingWelcomes('frank')).map((w) => w.id)).toEqual([6]);
+      expect(await stores[1]!.usage('alice')).toEqual({ bytes: 100 + RECORD + 3 + RECORD, keyPackages: 0 });
+      expect(await stores[1]!.usage('bob')).toEqual({ bytes: 50 + RECORD, keyPackages: 1 });
     } finally {
       for (const s of stores) await s.close();
     }
@@ -281,5 +490,45 @@ describe('third review of the DS (PostgreSQL, two servers)', () => {
     await check.connect();
     expect((await check.query("SELECT value FROM ds_meta WHERE key = 'schema'")).rows).toEqual([{ value: DS_SCHEMA_VERSION }]);
     await check.end();
+  });
+});
+
+describe('third review of the DS (in process, memory store)', () => {
+  it('the in-process DS keeps the same quotas and stores a Welcome once on its memory store', async () => {
+    const ds = await DeliveryService.create({ maxStoredBytesPerClient: 64 * KiB, maxKeyPackagesPerClient: 2 });
+    const [mallory, bob, carol] = await Promise.all(['mallory', 'bob', 'carol'].map((n) => newMember(n)));
+    mallory!.group = await mallory!.client.createGroup(mallory!.identity);
+    const gid = mallory!.group.id;
+    await ds.createGroup(gid, mallory!.name);
+    await expect(ds.uploadKeyPackages(mallory!.name, await mallory!.client.createKeyPackages(mallory!.identity, { count: 3 }))).rejects.toMatchObject({ reason: 'quota-exceeded' });
+    await ds.uploadKeyPackages(mallory!.name, await mallory!.client.createKeyPackages(mallory!.identity, { count: 2 }));
+    expect((await ds.store.usage(mallory!.name)).keyPackages).toBe(2);
+    // A Welcome to bob and carol: stored once, counted once for mallory, with a record per recipient.
+    // One taken (the in-process fetch deletes it): room for one more.
+    await ds.fetchKeyPackages([mallory!.name]);
+    expect((await ds.store.usage(mallory!.name)).keyPackages).toBe(1);
+    await ds.uploadKeyPackages(mallory!.name, [await mallory!.client.createKeyPackage(mallory!.identity)]);
+    const add = await mallory!.group.commit({ add: [await bob!.client.createKeyPackage(bob!.identity), await carol!.client.createKeyPackage(carol!.identity)] });
+    const before = (await ds.store.usage(mallory!.name)).bytes;
+    expect(await ds.submit(gid, mallory!.name, add.commit, { welcome: add.welcome, added: [bob!.name, carol!.name] })).toMatchObject({ accepted: true });
+    await mallory!.group.mergePendingCommit();
+    expect((await ds.store.usage(mallory!.name)).bytes).toBe(before + add.commit.length + RECORD + add.welcome!.length + 3 * RECORD);
+    const [forBob] = await ds.welcomes(bob!.name);
+    expect((await ds.store.usage(mallory!.name)).bytes).toBe(before + add.commit.length + RECORD + add.welcome!.length + 2 * RECORD);
+    const [forCarol] = await ds.welcomes(carol!.name);
+    expect(forCarol!.welcome).toEqual(forBob!.welcome);
+    expect((await ds.store.usage(mallory!.name)).bytes).toBe(before + add.commit.length + RECORD);
+    // Messages until the quota: refused with quota-exceeded, nothing logged.
+    let refused;
+    for (let i = 0; i < 10 && !refused; i++) {
+      const r = await ds.submit(gid, mallory!.name, await mallory!.group.encrypt(new Uint8Array(16 * KiB)));
+      if (!r.accepted) refused = r;
+    }
+    expect(refused).toMatchObject({ accepted: false, reason: 'quota-exceeded' });
+    expect((await ds.store.usage(mallory!.name)).bytes).toBeLessThanOrEqual(64 * KiB);
+    // bob and carol join and talk (their own quotas).
+    bob!.group = await bob!.client.joinFromWelcome(forBob!.welcome);
+    const hello = await bob!.group.encrypt('hello');
+    expect(await ds.submit(gid, bob!.name, hello)).toMatchObject({ accepted: true });
   });
 });

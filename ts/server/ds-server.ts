@@ -73,6 +73,9 @@ export interface DeliveryServerOptions {
   maxPendingWelcomes?: number;
   /** Unanswered pairing requests are forgotten after this many seconds (default 600). */
   pairingRequestSeconds?: number;
+  maxStoredBytesPerClient?: number;
+  maxKeyPackagesPerClient?: number;
+  maxKeyPackageBytes?: number;
   maxConnectionsPerIp?: number;
   maxConnections?: number;
   maxStreamsPerClient?: number;
@@ -121,6 +124,7 @@ const STATUS: Record<DsRejection, number> = {
   'rate-limited': 429,
   'inbox-full': 429,
   'not-granted': 403,
+  'quota-exceeded': 429,
 };
 
 /**
@@ -171,6 +175,9 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     requireGrants: true,
     maxPendingWelcomes: options.maxPendingWelcomes,
     pairingRequestSeconds: options.pairingRequestSeconds,
+    maxStoredBytesPerClient: options.maxStoredBytesPerClient,
+    maxKeyPackagesPerClient: options.maxKeyPackagesPerClient,
+    maxKeyPackageBytes: options.maxKeyPackageBytes,
   });
   const verifier = await MlsClient.open();
   const secret = await store.secret('session-mac', randomBytes(32));
@@ -522,7 +529,8 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
         if (status === 500) console.error('ds: internal error', err);
         // Refused mid-body: the rest of the body is not read (the connection ends).
         if (status === 413 || status === 500 || (status === 429 && !req.complete)) res.setHeader('connection', 'close');
-        reply(status, { error: message, reason }, status === 429 ? { 'retry-after': '1' } : {});
+        // Waiting a second helps a rate limit, not a full inbox or quota.
+        reply(status, { error: message, reason }, reason === 'rate-limited' ? { 'retry-after': '1' } : {});
       },
     );
   };

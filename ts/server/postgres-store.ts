@@ -16,10 +16,12 @@ import type {
   KeyPackageGrant,
   LoggedMessage,
   PendingWelcome,
+  StorageQuota,
+  StorageUsage,
   StoredBinding,
   StoredKeyPackage,
 } from '../services/delivery-store.js';
-import { withinBytes } from '../services/delivery-store.js';
+import { STORED_RECORD_BYTES, StorageQuotaError, checkQuota, storedBytes, withinBytes } from '../services/delivery-store.js';
 import { DS_SCHEMA_VERSION } from './sqlite-store.js';
 import { peerDependency } from './peer-dependency.js';
 
@@ -27,7 +29,8 @@ const SCHEMA = `
 CREATE TABLE IF NOT EXISTS ds_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS ds_key_packages (ref TEXT PRIMARY KEY, client_id TEXT NOT NULL, bytes BYTEA NOT NULL, last_resort BOOLEAN NOT NULL, not_after BIGINT NOT NULL, added BIGSERIAL, leased_to TEXT, lease_until BIGINT);
 CREATE INDEX IF NOT EXISTS ds_key_packages_client ON ds_key_packages (client_id, last_resort);
-CREATE TABLE IF NOT EXISTS ds_groups (group_id TEXT PRIMARY KEY, epoch BIGINT NOT NULL, members JSONB NOT NULL, consistency TEXT NOT NULL, group_info BYTEA, external_join BOOLEAN NOT NULL DEFAULT false, epoch_start BIGINT NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS ds_groups (group_id TEXT PRIMARY KEY, epoch BIGINT NOT NULL, members JSONB NOT NULL, consistency TEXT NOT NULL, group_info BYTEA, external_join BOOLEAN NOT NULL DEFAULT false, epoch_start BIGINT NOT NULL DEFAULT 0, group_info_by TEXT);
+CREATE TABLE IF NOT EXISTS ds_usage (client_id TEXT PRIMARY KEY, bytes BIGINT NOT NULL, key_packages INT NOT NULL);
 CREATE TABLE IF NOT EXISTS ds_log (group_id TEXT NOT NULL, seq BIGINT NOT NULL, sender TEXT NOT NULL, bytes BYTEA NOT NULL, digest TEXT, PRIMARY KEY (group_id, seq));
 CREATE UNIQUE INDEX IF NOT EXISTS ds_log_digest ON ds_log (group_id, digest);
 CREATE TABLE IF NOT EXISTS ds_welcome_blobs (id BIGSERIAL PRIMARY KEY, group_id TEXT NOT NULL, welcome BYTEA NOT NULL, sender TEXT, refs INT NOT NULL);
@@ -45,27 +48,14 @@ CREATE INDEX IF NOT EXISTS ds_bindings_identity ON ds_bindings (identity);
 CREATE TABLE IF NOT EXISTS ds_revoked_clients (client_id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS ds_secrets (name TEXT PRIMARY KEY, value BYTEA NOT NULL);
 `;
-/**
- * The steps from each older schema version to the next (DS_SCHEMA_VERSION;
- * the same versions as SQLite's), run in one transaction with the version's
- * update, under the schema lock. 3 -> 4: a Welcome's bytes are stored once
- * (`ds_welcome_blobs`, with the count of recipients that still reference
- * it), each recipient's Welcome is a reference; the ids recipients know,
- * and the id sequence, are kept.
- */
-const POSTGRES_MIGRATIONS: Record<string, { to: string; sql: string }> = {
-  '3': {
-    to: '4',
-    sql: `
-CREATE TABLE ds_welcome_blobs (id BIGSERIAL PRIMARY KEY, group_id TEXT NOT NULL, welcome BYTEA NOT NULL, sender TEXT, refs INT NOT NULL);
-INSERT INTO ds_welcome_blobs (id, group_id, welcome, sender, refs) SELECT id, group_id, welcome, NULL, 1 FROM ds_welcomes;
-SELECT setval(pg_get_serial_sequence('ds_welcome_blobs', 'id'), coalesce((SELECT max(id) FROM ds_welcome_blobs), 0) + 1, false);
+/** Schema 3 to 4 (as SQLITE_MIGRATION), after the schema's statements, in their transaction; the Welcome id sequences kept. */
+const POSTGRES_MIGRATION = `INSERT INTO ds_welcome_blobs (id, group_id, welcome, refs) SELECT id, group_id, welcome, 1 FROM ds_welcomes;
+SELECT setval(pg_get_serial_sequence('ds_welcome_blobs', 'id'), coalesce(max(id), 0) + 1, false) FROM ds_welcome_blobs;
 ALTER TABLE ds_welcomes ADD COLUMN blob_id BIGINT;
 UPDATE ds_welcomes SET blob_id = id;
 ALTER TABLE ds_welcomes ALTER COLUMN blob_id SET NOT NULL, DROP COLUMN welcome, DROP COLUMN group_id;
-`,
-  },
-};
+ALTER TABLE ds_groups ADD COLUMN group_info_by TEXT;
+INSERT INTO ds_usage SELECT c, sum(b), sum(k) FROM (SELECT sender c, octet_length(bytes) + ${STORED_RECORD_BYTES} b, 0 k FROM ds_log UNION ALL SELECT client_id, octet_length(bytes) + ${STORED_RECORD_BYTES}, 1 FROM ds_key_packages) s GROUP BY c;`;
 const CHANNEL = 'ds_log';
 /** First and longest wait before the LISTEN connection is opened again after it was lost. */
 const RELISTEN_FIRST_MS = 100;
@@ -176,16 +166,15 @@ export class PostgresDeliveryStore implements DeliveryStore {
         // Several servers may start at once: serialise the schema set-up.
         await client.query('SELECT pg_advisory_lock(7261001)');
         try {
-          // The version first: an older database is migrated before the
-          // schema's statements (an index on a column it lacks would fail).
+          // The version first: another one is refused before anything changes.
           await client.query('CREATE TABLE IF NOT EXISTS ds_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
           const { rows } = await client.query<{ value: string }>('SELECT value FROM ds_meta WHERE key = $1', ['schema']);
           const version = rows[0]?.value;
-          if (version !== undefined && version !== DS_SCHEMA_VERSION && !POSTGRES_MIGRATIONS[version]) throw new Error(`database schema ${version}; this server reads ${DS_SCHEMA_VERSION}`);
+          if (version !== undefined && version !== DS_SCHEMA_VERSION && version !== '3') throw new Error(`database schema ${version}; this server reads ${DS_SCHEMA_VERSION}`);
           await client.query('BEGIN');
           try {
-            for (let v = version; v !== undefined && v !== DS_SCHEMA_VERSION; v = POSTGRES_MIGRATIONS[v]!.to) await client.query(POSTGRES_MIGRATIONS[v]!.sql);
             await client.query(SCHEMA);
+            if (version === '3') await client.query(POSTGRES_MIGRATION);
             await client.query('INSERT INTO ds_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = $2', ['schema', DS_SCHEMA_VERSION]);
             await client.query('COMMIT');
           } catch (err) {
@@ -235,7 +224,8 @@ export class PostgresDeliveryStore implements DeliveryStore {
     try {
       return await fn(c);
     } catch (err) {
-      if (!fromDatabase(err)) broken ??= err instanceof Error ? err : new Error('the query failed');
+      // A refused quota is rolled back (#tx); the connection is fine.
+      if (!fromDatabase(err) && !(err instanceof StorageQuotaError)) broken ??= err instanceof Error ? err : new Error('the query failed');
       throw err;
     } finally {
       c.off('error', onError);
@@ -391,29 +381,66 @@ export class PostgresDeliveryStore implements DeliveryStore {
         // After any other failure #withClient drops the connection, which
         // ends the transaction; a ROLLBACK queued behind a query that got no
         // answer would only wait out its own queryTimeoutMs.
-        if (fromDatabase(err)) await c.query('ROLLBACK').catch(() => undefined);
+        if (fromDatabase(err) || err instanceof StorageQuotaError) await c.query('ROLLBACK').catch(() => undefined);
         throw err;
       }
     });
   }
 
-  async putKeyPackages(kps: StoredKeyPackage[]): Promise<void> {
+  async usage(clientId: string): Promise<StorageUsage> {
+    const { rows } = await this.#pool.query('SELECT bytes, key_packages FROM ds_usage WHERE client_id = $1', [clientId]);
+    return { bytes: Number(rows[0]?.bytes ?? 0), keyPackages: Number(rows[0]?.key_packages ?? 0) };
+  }
+
+  /**
+   * Count `bytes` and `keyPackages` for `clientId` in the transaction of
+   * `c` (the row stays locked until it ends); with `quota`, throw
+   * StorageQuotaError (#tx rolls back) when that takes the client past it.
+   * A transaction that counts for several clients does so in the order of
+   * their ids (no deadlock between two of them).
+   */
+  async #count(c: pg.PoolClient, clientId: string | null, bytes: number, keyPackages = 0, quota?: StorageQuota): Promise<void> {
+    if (clientId === null) return;
+    const { rows } = await c.query(
+      `INSERT INTO ds_usage AS u VALUES ($1, greatest($2::bigint, 0), greatest($3::int, 0))
+       ON CONFLICT (client_id) DO UPDATE SET bytes = greatest(u.bytes + $2, 0), key_packages = greatest(u.key_packages + $3, 0) RETURNING bytes, key_packages`,
+      [clientId, bytes, keyPackages],
+    );
+    checkQuota(clientId, { bytes: Number(rows[0].bytes), keyPackages: Number(rows[0].key_packages) }, { bytes, keyPackages }, quota);
+  }
+
+  /** Give back what these rows counted (`n` bytes each) for their `client`s, in the order of the clients' ids. */
+  async #release(c: pg.PoolClient, rows: { client: string | null; n: number; keyPackage?: boolean }[]): Promise<void> {
+    for (const r of [...rows].sort((a, b) => ((a.client ?? '') < (b.client ?? '') ? -1 : 1))) await this.#count(c, r.client, -r.n, r.keyPackage ? -1 : 0);
+  }
+
+  /** Delete `clientId`'s expired KeyPackages in the transaction of `c`; they no longer count. */
+  async #dropExpired(c: pg.PoolClient, clientId: string, now: number): Promise<void> {
+    const { rows } = await c.query('DELETE FROM ds_key_packages WHERE client_id = $1 AND not_after < $2 RETURNING octet_length(bytes) AS n', [clientId, now]);
+    await this.#count(c, clientId, -rows.reduce((a, r) => a + storedBytes(Number(r.n)), 0), -rows.length);
+  }
+
+  async putKeyPackages(kps: StoredKeyPackage[], options: { quota?: StorageQuota; now?: number } = {}): Promise<void> {
     await this.#tx(async (c) => {
-      for (const k of kps) {
-        await c.query('INSERT INTO ds_key_packages (ref, client_id, bytes, last_resort, not_after) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (ref) DO NOTHING', [
+      // In the order of the owners' ids (their usage rows are locked until the end); one past the quota throws, and #tx rolls all back.
+      const sorted = [...kps].sort((a, b) => (a.clientId < b.clientId ? -1 : 1));
+      if (options.now !== undefined) for (const owner of new Set(sorted.map((k) => k.clientId))) await this.#dropExpired(c, owner, options.now);
+      for (const k of sorted) {
+        const { rowCount } = await c.query('INSERT INTO ds_key_packages (ref, client_id, bytes, last_resort, not_after) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (ref) DO NOTHING', [
           k.ref,
           k.clientId,
           Buffer.from(k.bytes),
           k.lastResort,
           k.notAfter,
         ]);
+        if (rowCount === 1) await this.#count(c, k.clientId, storedBytes(k.bytes.length), 1, options.quota);
       }
     });
   }
 
   async leaseKeyPackage(clientId: string, requester: string, now: number, leaseUntil: number, options: { lastResortOnly?: boolean } = {}): Promise<StoredKeyPackage | undefined> {
     return this.#tx(async (c) => {
-      await c.query('DELETE FROM ds_key_packages WHERE client_id = $1 AND not_after < $2', [clientId, now]);
+      await this.#dropExpired(c, clientId, now);
       const held = await c.query(
         `SELECT ref, client_id, bytes, last_resort, not_after FROM ds_key_packages
          WHERE client_id = $1 AND NOT last_resort AND leased_to = $2 AND lease_until >= $3 ORDER BY added LIMIT 1`,
@@ -437,8 +464,14 @@ export class PostgresDeliveryStore implements DeliveryStore {
   }
 
   async ackKeyPackages(requester: string, refs: string[]): Promise<number> {
-    const { rowCount } = await this.#pool.query('DELETE FROM ds_key_packages WHERE ref = ANY($1) AND leased_to = $2 AND NOT last_resort', [refs, requester]);
-    return rowCount ?? 0;
+    return this.#tx(async (c) => {
+      const { rows } = await c.query('DELETE FROM ds_key_packages WHERE ref = ANY($1) AND leased_to = $2 AND NOT last_resort RETURNING client_id, octet_length(bytes) AS n', [refs, requester]);
+      await this.#release(
+        c,
+        rows.map((r) => ({ client: r.client_id, n: storedBytes(Number(r.n)), keyPackage: true })),
+      );
+      return rows.length;
+    });
   }
 
   async grantKeyPackage(g: KeyPackageGrant, now: number): Promise<void> {
@@ -556,18 +589,23 @@ export class PostgresDeliveryStore implements DeliveryStore {
     );
   }
 
-  async insertGroup(g: GroupRecord): Promise<boolean> {
-    const { rowCount } = await this.#pool.query(
-      `INSERT INTO ds_groups (group_id, epoch, members, consistency, group_info, external_join, epoch_start) VALUES ($1, $2, $3, $4, $5, $6, $7)
-       ON CONFLICT (group_id) DO NOTHING`,
-      [g.groupId, g.epoch, JSON.stringify(g.members), g.consistency, g.groupInfo ? Buffer.from(g.groupInfo) : null, Boolean(g.externalJoin), g.epochStart ?? 0],
-    );
-    return rowCount === 1;
+  async insertGroup(g: GroupRecord, quota?: StorageQuota): Promise<boolean> {
+    const creator = g.members[0] ?? null;
+    return this.#tx(async (c) => {
+      const { rowCount } = await c.query(
+        `INSERT INTO ds_groups (group_id, epoch, members, consistency, group_info, external_join, epoch_start, group_info_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (group_id) DO NOTHING`,
+        [g.groupId, g.epoch, JSON.stringify(g.members), g.consistency, g.groupInfo ? Buffer.from(g.groupInfo) : null, Boolean(g.externalJoin), g.epochStart ?? 0, g.groupInfo ? creator : null],
+      );
+      // The record (groups are kept for good) and its GroupInfo count for the creator.
+      if (rowCount === 1) await this.#count(c, creator, storedBytes(g.groupInfo?.length ?? 0), 0, quota);
+      return rowCount === 1;
+    });
   }
 
-  async append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate): Promise<number | undefined> {
+  async append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate, quota?: StorageQuota): Promise<number | undefined> {
     return this.#tx(async (c) => {
-      const { rows } = await c.query('SELECT epoch FROM ds_groups WHERE group_id = $1 FOR UPDATE', [message.groupId]);
+      const { rows } = await c.query('SELECT epoch, octet_length(group_info) AS info, group_info_by FROM ds_groups WHERE group_id = $1 FOR UPDATE', [message.groupId]);
       if (rows.length === 0) return undefined;
       if (message.digest) {
         const known = await c.query('SELECT seq FROM ds_log WHERE group_id = $1 AND digest = $2', [message.groupId, message.digest]);
@@ -575,15 +613,22 @@ export class PostgresDeliveryStore implements DeliveryStore {
       }
       const next = await c.query('SELECT coalesce(max(seq), 0) + 1 AS next FROM ds_log WHERE group_id = $1', [message.groupId]);
       const seq = Number(next.rows[0].next);
+      // The message, and a commit's GroupInfo and Welcome, count for the sender;
+      // a GroupInfo replaced no longer counts for whoever stored it.
+      let charge = storedBytes(message.bytes.length);
+      let released: { by: string; bytes: number } | undefined;
       if (update) {
         if (Number(rows[0].epoch) !== update.expectEpoch) return undefined;
-        await c.query('UPDATE ds_groups SET epoch = $2, members = coalesce($3, members), group_info = coalesce($4, group_info), epoch_start = $5 WHERE group_id = $1', [
-          message.groupId,
-          update.setEpoch,
-          update.members ? JSON.stringify(update.members) : null,
-          update.groupInfo ? Buffer.from(update.groupInfo) : null,
-          seq,
-        ]);
+        await c.query(
+          'UPDATE ds_groups SET epoch = $2, members = coalesce($3, members), group_info = coalesce($4, group_info), group_info_by = CASE WHEN $4::bytea IS NULL THEN group_info_by ELSE $6 END, epoch_start = $5 WHERE group_id = $1',
+          [message.groupId, update.setEpoch, update.members ? JSON.stringify(update.members) : null, update.groupInfo ? Buffer.from(update.groupInfo) : null, seq, message.sender],
+        );
+        if (update.groupInfo) {
+          const old = { by: rows[0].group_info_by as string | null, bytes: Number(rows[0].info ?? 0) };
+          if (old.by === message.sender) charge -= old.bytes;
+          else if (old.by !== null) released = { by: old.by, bytes: old.bytes };
+          charge += update.groupInfo.length;
+        }
         const w = update.welcome;
         if (w && w.recipients.length > 0) {
           // The bytes once, a reference per recipient (ids in the order of `recipients`).
@@ -594,8 +639,13 @@ export class PostgresDeliveryStore implements DeliveryStore {
             w.recipients.length,
           ]);
           await c.query('INSERT INTO ds_welcomes (recipient, blob_id) SELECT r, $2 FROM unnest($1::text[]) WITH ORDINALITY AS t(r, n) ORDER BY n', [w.recipients, blob.rows[0].id]);
+          charge += storedBytes(w.welcome.length, 1 + w.recipients.length);
         }
       }
+      // In the order of the clients' ids; past the quota: StorageQuotaError, and #tx rolls it all back.
+      if (released && released.by < message.sender) await this.#count(c, released.by, -released.bytes);
+      await this.#count(c, message.sender, charge, 0, quota);
+      if (released && released.by > message.sender) await this.#count(c, released.by, -released.bytes);
       await c.query('INSERT INTO ds_log (group_id, seq, sender, bytes, digest) VALUES ($1, $2, $3, $4, $5)', [message.groupId, seq, message.sender, Buffer.from(message.bytes), message.digest ?? null]);
       await c.query('SELECT pg_notify($1, $2)', [CHANNEL, `${message.groupId}:${seq}`]);
       return seq;
@@ -638,10 +688,17 @@ export class PostgresDeliveryStore implements DeliveryStore {
       // Locked in id order (recipients acking the same Welcomes at once wait, not deadlock); the last reference takes the bytes.
       const blobs = [...unref.keys()].sort((a, b) => Number(a) - Number(b));
       await c.query('SELECT id FROM ds_welcome_blobs WHERE id = ANY($1) ORDER BY id FOR UPDATE', [blobs]);
+      // Each reference counts for the committer until acknowledged; the last one takes the bytes with it.
+      const back: { client: string | null; n: number }[] = [];
       for (const id of blobs) {
-        const left = await c.query('UPDATE ds_welcome_blobs SET refs = refs - $2 WHERE id = $1 RETURNING refs', [id, unref.get(id)]);
-        if (left.rows.length > 0 && left.rows[0].refs <= 0) await c.query('DELETE FROM ds_welcome_blobs WHERE id = $1', [id]);
+        const blob = (await c.query('UPDATE ds_welcome_blobs SET refs = refs - $2 WHERE id = $1 RETURNING refs, sender, octet_length(welcome) AS n', [id, unref.get(id)])).rows[0];
+        if (!blob) continue;
+        back.push({ client: blob.sender, n: unref.get(id)! * STORED_RECORD_BYTES });
+        if (blob.refs > 0) continue;
+        await c.query('DELETE FROM ds_welcome_blobs WHERE id = $1', [id]);
+        back.push({ client: blob.sender, n: storedBytes(Number(blob.n)) });
       }
+      await this.#release(c, back);
     });
   }
 
@@ -665,7 +722,18 @@ export class PostgresDeliveryStore implements DeliveryStore {
   }
 
   async prune(groupId: string, keep: number): Promise<void> {
-    await this.#pool.query('DELETE FROM ds_log WHERE group_id = $1 AND seq <= (SELECT max(seq) FROM ds_log WHERE group_id = $1) - $2', [groupId, keep]);
+    await this.#tx(async (c) => {
+      // What leaves the log no longer counts for its senders.
+      const { rows } = await c.query(
+        `WITH gone AS (DELETE FROM ds_log WHERE group_id = $1 AND seq <= (SELECT max(seq) FROM ds_log WHERE group_id = $1) - $2 RETURNING sender, octet_length(bytes) AS n)
+         SELECT sender, count(*) AS n, sum(n) AS b FROM gone GROUP BY sender`,
+        [groupId, keep],
+      );
+      await this.#release(
+        c,
+        rows.map((r) => ({ client: r.sender, n: Number(r.b) + Number(r.n) * STORED_RECORD_BYTES })),
+      );
+    });
   }
 
   async putPairing(anchor: string, device: string): Promise<void> {

@@ -15,8 +15,13 @@ import {
   type KeyPackageGrant,
   type LoggedMessage,
   type PendingWelcome,
+  type StorageQuota,
+  type StorageUsage,
   type StoredBinding,
   type StoredKeyPackage,
+  STORED_RECORD_BYTES,
+  checkQuota,
+  storedBytes,
   withinBytes,
 } from '../services/delivery-store.js';
 
@@ -24,7 +29,8 @@ const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS key_packages (ref TEXT PRIMARY KEY, client_id TEXT NOT NULL, bytes BLOB NOT NULL, last_resort INTEGER NOT NULL, not_after INTEGER NOT NULL, leased_to TEXT, lease_until INTEGER);
 CREATE INDEX IF NOT EXISTS key_packages_client ON key_packages (client_id, last_resort);
-CREATE TABLE IF NOT EXISTS groups (group_id TEXT PRIMARY KEY, epoch INTEGER NOT NULL, members TEXT NOT NULL, consistency TEXT NOT NULL, group_info BLOB, external_join INTEGER NOT NULL DEFAULT 0, epoch_start INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS groups (group_id TEXT PRIMARY KEY, epoch INTEGER NOT NULL, members TEXT NOT NULL, consistency TEXT NOT NULL, group_info BLOB, external_join INTEGER NOT NULL DEFAULT 0, epoch_start INTEGER NOT NULL DEFAULT 0, group_info_by TEXT);
+CREATE TABLE IF NOT EXISTS usage (client_id TEXT PRIMARY KEY, bytes INTEGER NOT NULL, key_packages INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS log (group_id TEXT NOT NULL, seq INTEGER NOT NULL, sender TEXT NOT NULL, bytes BLOB NOT NULL, digest TEXT, PRIMARY KEY (group_id, seq));
 CREATE UNIQUE INDEX IF NOT EXISTS log_digest ON log (group_id, digest);
 CREATE TABLE IF NOT EXISTS welcome_blobs (id INTEGER PRIMARY KEY AUTOINCREMENT, group_id TEXT NOT NULL, welcome BLOB NOT NULL, sender TEXT, refs INTEGER NOT NULL);
@@ -42,33 +48,22 @@ CREATE INDEX IF NOT EXISTS bindings_identity ON bindings (identity);
 CREATE TABLE IF NOT EXISTS revoked_clients (client_id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 `;
-/**
- * Version of the schema above. A database of an older version that
- * `SQLITE_MIGRATIONS` (or PostgreSQL's) lead from is migrated when opened, in
- * one transaction; one of any other version is refused.
- */
+/** Version of the schema above; an older database is migrated when opened (SQLITE_MIGRATION), another refused. */
 export const DS_SCHEMA_VERSION = '4';
 
 /**
- * The steps from each older schema version to the next, run in one
- * transaction with the version's update (a crash leaves the old version).
- * 3 -> 4: a Welcome's bytes are stored once (`welcome_blobs`, with the
- * count of recipients that still reference it), each recipient's Welcome
- * is a reference (`welcomes.blob_id`); the ids recipients know are kept.
+ * Schema 3 to 4, after the schema's statements (which create the new
+ * tables), in their transaction: each waiting Welcome is stored once with
+ * one reference, under its id; what each client has stored is counted from
+ * its logged messages and KeyPackages (docs/PROTOCOL.md §8.6).
  */
-const SQLITE_MIGRATIONS: Record<string, { to: string; sql: string }> = {
-  '3': {
-    to: '4',
-    sql: `
-CREATE TABLE welcome_blobs (id INTEGER PRIMARY KEY AUTOINCREMENT, group_id TEXT NOT NULL, welcome BLOB NOT NULL, sender TEXT, refs INTEGER NOT NULL);
-INSERT INTO welcome_blobs (id, group_id, welcome, sender, refs) SELECT id, group_id, welcome, NULL, 1 FROM welcomes;
+const SQLITE_MIGRATION = `INSERT INTO welcome_blobs (id, group_id, welcome, refs) SELECT id, group_id, welcome, 1 FROM welcomes;
 ALTER TABLE welcomes ADD COLUMN blob_id INTEGER NOT NULL DEFAULT 0;
 UPDATE welcomes SET blob_id = id;
 ALTER TABLE welcomes DROP COLUMN welcome;
 ALTER TABLE welcomes DROP COLUMN group_id;
-`,
-  },
-};
+ALTER TABLE groups ADD COLUMN group_info_by TEXT;
+INSERT INTO usage SELECT c, sum(b), sum(k) FROM (SELECT sender c, length(bytes) + ${STORED_RECORD_BYTES} b, 0 k FROM log UNION ALL SELECT client_id, length(bytes) + ${STORED_RECORD_BYTES}, 1 FROM key_packages) GROUP BY c;`;
 
 const bytes = (b: Buffer | Uint8Array): Uint8Array => new Uint8Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 
@@ -126,13 +121,12 @@ export class SqliteDeliveryStore implements DeliveryStore {
     this.#sync = options.synchronous ?? 'FULL';
     this.#db.pragma(`synchronous = ${this.#sync === 'NORMAL' ? 'NORMAL' : 'FULL'}`);
     this.#db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
-    // The version first: an older database is migrated before the schema's
-    // statements (an index on a column it does not have yet would fail).
+    // The version first: another one is refused before anything changes.
     const version = (this.#db.prepare('SELECT value FROM meta WHERE key = ?').get('schema') as { value: string } | undefined)?.value;
-    if (version !== undefined && version !== DS_SCHEMA_VERSION && !SQLITE_MIGRATIONS[version]) throw new Error(`database schema ${version}; this server reads ${DS_SCHEMA_VERSION}`);
+    if (version !== undefined && version !== DS_SCHEMA_VERSION && version !== '3') throw new Error(`database schema ${version}; this server reads ${DS_SCHEMA_VERSION}`);
     this.#db.transaction(() => {
-      for (let v = version; v !== undefined && v !== DS_SCHEMA_VERSION; v = SQLITE_MIGRATIONS[v]!.to) this.#db.exec(SQLITE_MIGRATIONS[v]!.sql);
       this.#db.exec(SCHEMA);
+      if (version === '3') this.#db.exec(SQLITE_MIGRATION);
       this.#db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run('schema', DS_SCHEMA_VERSION);
     })();
   }
@@ -141,16 +135,44 @@ export class SqliteDeliveryStore implements DeliveryStore {
     this.#db.close();
   }
 
-  async putKeyPackages(kps: StoredKeyPackage[]): Promise<void> {
+  async usage(clientId: string): Promise<StorageUsage> {
+    const row = this.#db.prepare('SELECT bytes, key_packages FROM usage WHERE client_id = ?').get(clientId) as { bytes: number; key_packages: number } | undefined;
+    return { bytes: row?.bytes ?? 0, keyPackages: row?.key_packages ?? 0 };
+  }
+
+  /**
+   * Count `bytes` and `keyPackages` for `clientId` (inside the caller's
+   * transaction); with `quota`, throw StorageQuotaError (which rolls the
+   * transaction back) when that takes the client past it.
+   */
+  #count(clientId: string | null, bytes: number, keyPackages = 0, quota?: StorageQuota): void {
+    if (clientId === null) return;
+    const after = this.#db
+      .prepare('INSERT INTO usage VALUES (?, max(?, 0), max(?, 0)) ON CONFLICT DO UPDATE SET bytes = max(bytes + ?, 0), key_packages = max(key_packages + ?, 0) RETURNING bytes, key_packages')
+      .get(clientId, bytes, keyPackages, bytes, keyPackages) as { bytes: number; key_packages: number };
+    checkQuota(clientId, { bytes: after.bytes, keyPackages: after.key_packages }, { bytes, keyPackages }, quota);
+  }
+
+  /** Delete `clientId`'s expired KeyPackages (inside the caller's transaction); they no longer count. */
+  #dropExpired(clientId: string, now: number): void {
+    const gone = this.#db.prepare('DELETE FROM key_packages WHERE client_id = ? AND not_after < ? RETURNING length(bytes) AS n').all(clientId, now) as { n: number }[];
+    this.#count(clientId, -gone.reduce((a, r) => a + storedBytes(r.n), 0), -gone.length);
+  }
+
+  async putKeyPackages(kps: StoredKeyPackage[], options: { quota?: StorageQuota; now?: number } = {}): Promise<void> {
     const insert = this.#db.prepare('INSERT OR IGNORE INTO key_packages (ref, client_id, bytes, last_resort, not_after) VALUES (?, ?, ?, ?, ?)');
     this.#db.transaction(() => {
-      for (const k of kps) insert.run(k.ref, k.clientId, Buffer.from(k.bytes), k.lastResort ? 1 : 0, k.notAfter);
+      if (options.now !== undefined) for (const owner of new Set(kps.map((k) => k.clientId))) this.#dropExpired(owner, options.now);
+      // One past the quota throws, and the transaction (all of them) rolls back.
+      for (const k of kps) {
+        if (insert.run(k.ref, k.clientId, Buffer.from(k.bytes), k.lastResort ? 1 : 0, k.notAfter).changes === 1) this.#count(k.clientId, storedBytes(k.bytes.length), 1, options.quota);
+      }
     })();
   }
 
   async leaseKeyPackage(clientId: string, requester: string, now: number, leaseUntil: number, options: { lastResortOnly?: boolean } = {}): Promise<StoredKeyPackage | undefined> {
     return this.#db.transaction(() => {
-      this.#db.prepare('DELETE FROM key_packages WHERE client_id = ? AND not_after < ?').run(clientId, now);
+      this.#dropExpired(clientId, now);
       const row = (this.#db.prepare('SELECT * FROM key_packages WHERE client_id = ? AND last_resort = 0 AND leased_to = ? AND lease_until >= ? ORDER BY rowid LIMIT 1').get(clientId, requester, now) ??
         (options.lastResortOnly ? undefined : this.#db.prepare('SELECT * FROM key_packages WHERE client_id = ? AND last_resort = 0 AND coalesce(lease_until, 0) < ? ORDER BY rowid LIMIT 1').get(clientId, now)) ??
         this.#db.prepare('SELECT * FROM key_packages WHERE client_id = ? AND last_resort = 1 ORDER BY rowid DESC LIMIT 1').get(clientId)) as
@@ -163,8 +185,17 @@ export class SqliteDeliveryStore implements DeliveryStore {
   }
 
   async ackKeyPackages(requester: string, refs: string[]): Promise<number> {
-    const del = this.#db.prepare('DELETE FROM key_packages WHERE ref = ? AND leased_to = ? AND last_resort = 0');
-    return this.#db.transaction(() => refs.reduce((n, ref) => n + del.run(ref, requester).changes, 0))();
+    const del = this.#db.prepare('DELETE FROM key_packages WHERE ref = ? AND leased_to = ? AND last_resort = 0 RETURNING client_id, length(bytes) AS n');
+    return this.#db.transaction(() => {
+      let deleted = 0;
+      for (const ref of refs) {
+        const gone = del.get(ref, requester) as { client_id: string; n: number } | undefined;
+        if (!gone) continue;
+        deleted++;
+        this.#count(gone.client_id, -storedBytes(gone.n), -1);
+      }
+      return deleted;
+    })();
   }
 
   async grantKeyPackage(g: KeyPackageGrant, now: number): Promise<void> {
@@ -258,26 +289,35 @@ export class SqliteDeliveryStore implements DeliveryStore {
     );
   }
 
-  async insertGroup(g: GroupRecord): Promise<boolean> {
-    return this.#db
-      .prepare('INSERT OR IGNORE INTO groups (group_id, epoch, members, consistency, group_info, external_join, epoch_start) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(g.groupId, g.epoch, JSON.stringify(g.members), g.consistency, g.groupInfo ? Buffer.from(g.groupInfo) : null, g.externalJoin ? 1 : 0, g.epochStart ?? 0).changes === 1;
+  async insertGroup(g: GroupRecord, quota?: StorageQuota): Promise<boolean> {
+    const creator = g.members[0] ?? null;
+    return this.#db.transaction(() => {
+      const inserted =
+        this.#db
+          .prepare('INSERT OR IGNORE INTO groups (group_id, epoch, members, consistency, group_info, external_join, epoch_start, group_info_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+          .run(g.groupId, g.epoch, JSON.stringify(g.members), g.consistency, g.groupInfo ? Buffer.from(g.groupInfo) : null, g.externalJoin ? 1 : 0, g.epochStart ?? 0, g.groupInfo ? creator : null).changes === 1;
+      // The record (groups are kept for good) and its GroupInfo count for the creator.
+      if (inserted) this.#count(creator, storedBytes(g.groupInfo?.length ?? 0), 0, quota);
+      return inserted;
+    })();
   }
 
-  async append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate): Promise<number | undefined> {
+  async append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate, quota?: StorageQuota): Promise<number | undefined> {
     let fresh = true;
     const relaxed = this.#sync === 'COMMITS' && !update;
     if (relaxed) this.#db.pragma('synchronous = NORMAL');
     try {
-      return this.#append(message, update, () => (fresh = false), () => fresh);
+      return this.#append(message, update, quota, () => (fresh = false), () => fresh);
     } finally {
       if (relaxed) this.#db.pragma('synchronous = FULL');
     }
   }
 
-  #append(message: Omit<LoggedMessage, 'seq'>, update: CommitUpdate | undefined, markKnown: () => void, isFresh: () => boolean): number | undefined {
+  #append(message: Omit<LoggedMessage, 'seq'>, update: CommitUpdate | undefined, quota: StorageQuota | undefined, markKnown: () => void, isFresh: () => boolean): number | undefined {
     const seq = this.#db.transaction(() => {
-      const group = this.#db.prepare('SELECT epoch FROM groups WHERE group_id = ?').get(message.groupId) as { epoch: number } | undefined;
+      const group = this.#db.prepare('SELECT epoch, length(group_info) AS info, group_info_by FROM groups WHERE group_id = ?').get(message.groupId) as
+        | { epoch: number; info: number | null; group_info_by: string | null }
+        | undefined;
       if (!group) return undefined;
       if (message.digest) {
         const known = this.#db.prepare('SELECT seq FROM log WHERE group_id = ? AND digest = ?').get(message.groupId, message.digest) as { seq: number } | undefined;
@@ -287,19 +327,30 @@ export class SqliteDeliveryStore implements DeliveryStore {
         }
       }
       const { next } = this.#db.prepare('SELECT coalesce(max(seq), 0) + 1 AS next FROM log WHERE group_id = ?').get(message.groupId) as { next: number };
+      // The message, and a commit's GroupInfo and Welcome, count for the sender.
+      let charge = storedBytes(message.bytes.length);
       if (update) {
         if (group.epoch !== update.expectEpoch) return undefined;
         this.#db.prepare('UPDATE groups SET epoch = ?, epoch_start = ? WHERE group_id = ?').run(update.setEpoch, next, message.groupId);
         if (update.members) this.#db.prepare('UPDATE groups SET members = ? WHERE group_id = ?').run(JSON.stringify(update.members), message.groupId);
-        if (update.groupInfo) this.#db.prepare('UPDATE groups SET group_info = ? WHERE group_id = ?').run(Buffer.from(update.groupInfo), message.groupId);
+        if (update.groupInfo) {
+          this.#db.prepare('UPDATE groups SET group_info = ?, group_info_by = ? WHERE group_id = ?').run(Buffer.from(update.groupInfo), message.sender, message.groupId);
+          // The GroupInfo replaced no longer counts for whoever stored it.
+          if (group.group_info_by === message.sender) charge -= group.info ?? 0;
+          else this.#count(group.group_info_by, -(group.info ?? 0));
+          charge += update.groupInfo.length;
+        }
         const w = update.welcome;
         if (w && w.recipients.length > 0) {
           // The bytes once, a reference per recipient.
           const blob = this.#db.prepare('INSERT INTO welcome_blobs (group_id, welcome, sender, refs) VALUES (?, ?, ?, ?)').run(message.groupId, Buffer.from(w.welcome), message.sender, w.recipients.length).lastInsertRowid;
           const ref = this.#db.prepare('INSERT INTO welcomes (recipient, blob_id) VALUES (?, ?)');
           for (const recipient of w.recipients) ref.run(recipient, blob);
+          charge += storedBytes(w.welcome.length, 1 + w.recipients.length);
         }
       }
+      // Past the quota: StorageQuotaError, and the transaction (all of the above) rolls back.
+      this.#count(message.sender, charge, 0, quota);
       this.#db.prepare('INSERT INTO log (group_id, seq, sender, bytes, digest) VALUES (?, ?, ?, ?, ?)').run(message.groupId, next, message.sender, Buffer.from(message.bytes), message.digest ?? null);
       return next as number | undefined;
     })();
@@ -342,15 +393,20 @@ export class SqliteDeliveryStore implements DeliveryStore {
 
   async ackWelcomes(recipient: string, ids: number[]): Promise<void> {
     const del = this.#db.prepare('DELETE FROM welcomes WHERE recipient = ? AND id = ? RETURNING blob_id');
-    const unref = this.#db.prepare('UPDATE welcome_blobs SET refs = refs - 1 WHERE id = ? RETURNING refs');
+    const unref = this.#db.prepare('UPDATE welcome_blobs SET refs = refs - 1 WHERE id = ? RETURNING refs, sender, length(welcome) AS n');
     const drop = this.#db.prepare('DELETE FROM welcome_blobs WHERE id = ?');
     this.#db.transaction(() => {
       for (const id of ids) {
         const ref = del.get(recipient, id) as { blob_id: number } | undefined;
         if (!ref) continue;
-        // The last reference takes the bytes with it.
-        const blob = unref.get(ref.blob_id) as { refs: number } | undefined;
-        if (blob && blob.refs <= 0) drop.run(ref.blob_id);
+        // Each reference counts for the committer until acknowledged; the last one takes the bytes with it.
+        const blob = unref.get(ref.blob_id) as { refs: number; sender: string | null; n: number } | undefined;
+        if (!blob) continue;
+        this.#count(blob.sender, -STORED_RECORD_BYTES);
+        if (blob.refs <= 0) {
+          drop.run(ref.blob_id);
+          this.#count(blob.sender, -storedBytes(blob.n));
+        }
       }
     })();
   }
@@ -368,7 +424,14 @@ export class SqliteDeliveryStore implements DeliveryStore {
   }
 
   async prune(groupId: string, keep: number): Promise<void> {
-    this.#db.prepare('DELETE FROM log WHERE group_id = ? AND seq <= (SELECT max(seq) FROM log WHERE group_id = ?) - ?').run(groupId, groupId, keep);
+    this.#db.transaction(() => {
+      // What leaves the log no longer counts for its senders.
+      const gone = this.#db
+        .prepare('SELECT sender, count(*) AS n, sum(length(bytes)) AS b FROM log WHERE group_id = ? AND seq <= (SELECT max(seq) FROM log WHERE group_id = ?) - ? GROUP BY sender')
+        .all(groupId, groupId, keep) as { sender: string; n: number; b: number }[];
+      this.#db.prepare('DELETE FROM log WHERE group_id = ? AND seq <= (SELECT max(seq) FROM log WHERE group_id = ?) - ?').run(groupId, groupId, keep);
+      for (const g of gone) this.#count(g.sender, -(g.b + g.n * STORED_RECORD_BYTES));
+    })();
   }
 
   async putPairing(anchor: string, device: string): Promise<void> {

@@ -12,7 +12,7 @@ import { fromHex, sha256, toHex } from '../mls/bytes.js';
 import { readMlsHeader } from '../codec/mls-header.js';
 import { ExternalSender } from '../intents/external-sender.js';
 import type { LeafOperationIntent } from '../intents/leaf-operation-intent.js';
-import { MemoryDeliveryStore, type DeliveryStore, type GroupRecord, type LoggedMessage, type PendingWelcome, type StoredKeyPackage } from './delivery-store.js';
+import { MemoryDeliveryStore, StorageQuotaError, type DeliveryStore, type GroupRecord, type LoggedMessage, type PendingWelcome, type StorageQuota, type StoredKeyPackage } from './delivery-store.js';
 import type { CredentialCheck } from './credential-check.js';
 export type { CredentialCheck } from './credential-check.js';
 import { externalCommitTbs, groupContextOf, groupInfoFits, isWelcome, readExternalCommit, welcomeRecipients } from './ds-checks.js';
@@ -40,7 +40,8 @@ export type DsRejection =
   | 'not-found'
   | 'registration-refused'
   | 'inbox-full'
-  | 'not-granted';
+  | 'not-granted'
+  | 'quota-exceeded';
 
 /** Largest epoch the DS accepts: JavaScript numbers are exact up to 2^53 - 1. */
 const MAX_EPOCH = Number.MAX_SAFE_INTEGER - 1;
@@ -50,6 +51,18 @@ const STALE_KEY_PACKAGES = 16;
 
 /** Log sender name of what the DS proposes itself. */
 const DS_SENDER = 'delivery-service';
+
+/** `write`, with a store's StorageQuotaError as the DS's `quota-exceeded` refusal. */
+async function withinQuota<T>(write: Promise<T>): Promise<T> {
+  try {
+    return await write;
+  } catch (err) {
+    if (err instanceof StorageQuotaError) {
+      throw new DsError('quota-exceeded', err.message);
+    }
+    throw err;
+  }
+}
 
 /** The codes of the services layer. */
 export const DS_ERROR_CODES = ['DS_REJECTED'] as const;
@@ -108,6 +121,12 @@ export interface DeliveryOptions {
   maxPendingWelcomes?: number;
   /** A pairing request the other side did not answer is forgotten after this long (seconds; default 600). */
   pairingRequestSeconds?: number;
+  /** Bytes stored for one client (docs/PROTOCOL.md §8.6; default 256 MiB, `Infinity`: none); beyond: `quota-exceeded`. */
+  maxStoredBytesPerClient?: number;
+  /** KeyPackages held for one client (default 1000); beyond: `quota-exceeded`. */
+  maxKeyPackagesPerClient?: number;
+  /** Bytes of one KeyPackage (default 64 KiB); beyond: `too-large`. */
+  maxKeyPackageBytes?: number;
 }
 
 /** What a commit brings beside it: Welcome, GroupInfo, added clients. */
@@ -144,6 +163,8 @@ export class DeliveryService {
   readonly #grantSeconds: number;
   readonly #maxWelcomes: number;
   readonly #pairingSeconds: number;
+  readonly #quota: StorageQuota;
+  readonly #maxKeyPackageBytes: number;
 
   private constructor(client: MlsClient, external: Identity, options: DeliveryOptions) {
     this.#client = client;
@@ -162,6 +183,9 @@ export class DeliveryService {
     this.#grantSeconds = options.grantSeconds ?? 24 * 3600;
     this.#maxWelcomes = options.maxPendingWelcomes ?? 1000;
     this.#pairingSeconds = options.pairingRequestSeconds ?? 600;
+    const bound = (n: number) => (Number.isFinite(n) ? n : undefined);
+    this.#quota = { bytes: bound(options.maxStoredBytesPerClient ?? 256 * 1024 * 1024), keyPackages: bound(options.maxKeyPackagesPerClient ?? 1000) };
+    this.#maxKeyPackageBytes = options.maxKeyPackageBytes ?? 64 * 1024;
   }
 
   static async create(options: DeliveryOptions = {}): Promise<DeliveryService> {
@@ -192,8 +216,11 @@ export class DeliveryService {
 
   // --- KeyPackage directory --------------------------------------------------
 
-  /** Upload KeyPackages of `clientId` (validated: signature, lifetime, credential). */
+  /** Upload KeyPackages of `clientId` (validated: signature, lifetime, credential, size, quota), all or none. */
   async uploadKeyPackages(clientId: string, keyPackages: Uint8Array[]): Promise<void> {
+    for (const bytes of keyPackages) {
+      if (bytes.length > this.#maxKeyPackageBytes) throw new DsError('too-large', 'KeyPackage too large');
+    }
     const infos = keyPackages.map((bytes) => {
       let info;
       try {
@@ -213,7 +240,7 @@ export class DeliveryService {
       if (info.notAfter < this.#now()) throw new DsError('invalid-key-package', 'the KeyPackage has expired');
       stored.push({ clientId, ref: toHex(info.keyPackageRef), bytes: keyPackages[i]!.slice(), lastResort: info.lastResort, notAfter: info.notAfter });
     }
-    await this.store.putKeyPackages(stored);
+    await withinQuota(this.store.putKeyPackages(stored, { quota: this.#quota, now: this.#now() }));
   }
 
   /** One KeyPackage per client (the minimal set), each handed out once; last-resort ones only when nothing else is left. */
@@ -304,14 +331,19 @@ export class DeliveryService {
     if (this.#verify) await this.#checkFirstState(creator, options.groupInfo);
     const id = toHex(groupId);
     // One atomic insert, not a look then a write: two creations racing (on two servers) must not both succeed, the second overwriting the first.
-    const created = await this.store.insertGroup({
-      groupId: id,
-      epoch,
-      members: [creator],
-      consistency,
-      groupInfo: options.groupInfo,
-      externalJoin: options.externalJoin ?? false,
-    });
+    const created = await withinQuota(
+      this.store.insertGroup(
+        {
+          groupId: id,
+          epoch,
+          members: [creator],
+          consistency,
+          groupInfo: options.groupInfo,
+          externalJoin: options.externalJoin ?? false,
+        },
+        this.#quota,
+      ),
+    );
     if (!created) throw new DsError('group-exists', 'a group with this id exists');
   }
 
@@ -386,7 +418,7 @@ export class DeliveryService {
       // outlive its pairing. Joining itself is an external join, checked as
       // an outsider's (open groups only).
       if (!joining && !group.members.includes(sender) && members.has(sender)) {
-        throw new DsError('forbidden', "a paired device posts for its anchor: its commit cannot make it a member (it joins only by an external join of a group open to them)");
+        throw new DsError('forbidden', 'a paired device cannot make itself a member');
       }
       if (extras.welcome) {
         for (const a of added) {
@@ -397,7 +429,7 @@ export class DeliveryService {
       // The Welcome is stored once for all the clients it adds (one reference each).
       const welcome = extras.welcome && added.length > 0 ? { recipients: added, welcome: extras.welcome.slice() } : undefined;
       const update = { expectEpoch: group.consistency === 'strong' ? epoch : group.epoch, setEpoch, members: [...members], groupInfo: extras.groupInfo, welcome };
-      seq = await this.store.append({ groupId: id, sender, bytes: message.slice(), digest }, update);
+      seq = await withinQuota(this.store.append({ groupId: id, sender, bytes: message.slice(), digest }, update, this.#quota));
       if (seq === undefined) throw this.#epochTaken(epoch, (await this.store.getGroup(id))!);
       // A grant adds its client once: one more Welcome needs one more KeyPackage from the DS.
       for (const [holder, ref] of spent) await this.store.spendGrants(holder, [ref]);
@@ -406,7 +438,7 @@ export class DeliveryService {
         const stale = header.contentType === 2 ? epoch !== group.epoch : epoch > group.epoch || epoch < group.epoch - this.#tolerance;
         if (stale) throw new DsError('stale', `a message for epoch ${epoch}; the group is at ${group.epoch}`);
       }
-      seq = (await this.store.append({ groupId: id, sender, bytes: message.slice(), digest }))!;
+      seq = (await withinQuota(this.store.append({ groupId: id, sender, bytes: message.slice(), digest }, undefined, this.#quota)))!;
     }
     // Prune now and then (every min(1000, retention) messages), not on every append.
     if (seq > this.#retention && seq % Math.max(1, Math.min(1000, this.#retention)) === 0) await this.store.prune(id, this.#retention);

@@ -80,18 +80,58 @@ export interface CommitUpdate {
   setEpoch: number;
   members?: string[];
   groupInfo?: Uint8Array;
-  /**
-   * The Welcome of this commit and the clients it is for (those the commit
-   * adds): its bytes are stored once, with one reference per recipient, each
-   * acknowledged by its recipient (`ackWelcomes`); the bytes go with the
-   * last reference (docs/PROTOCOL.md §8.1).
-   */
+  /** The Welcome of this commit, stored once, and the clients it adds: a reference each, until acknowledged (§8.1). */
   welcome?: { recipients: string[]; welcome: Uint8Array };
 }
 
-/** Where a Delivery Service keeps its state (in memory, SQLite or PostgreSQL). */
+/** What one client may have stored (docs/PROTOCOL.md §8.6); undefined: no bound. */
+export interface StorageQuota {
+  bytes?: number;
+  keyPackages?: number;
+}
+
+/** What a client has stored: the counters a `StorageQuota` bounds. */
+export interface StorageUsage {
+  bytes: number;
+  keyPackages: number;
+}
+
+/** What each stored record counts beside its own bytes. */
+export const STORED_RECORD_BYTES = 256;
+
+/** The bytes a record of `rows` rows counts against its client's quota. */
+export function storedBytes(bytes: number, rows = 1): number {
+  return bytes + rows * STORED_RECORD_BYTES;
+}
+
+/** Thrown by a store for a write past its client's `StorageQuota` (nothing of it stored); the DS answers `quota-exceeded`. */
+export class StorageQuotaError extends Error {
+  readonly clientId: string;
+  readonly kind: 'bytes' | 'keyPackages';
+  constructor(clientId: string, kind: 'bytes' | 'keyPackages') {
+    super(`${clientId} is at its quota of ${kind}`);
+    this.name = 'StorageQuotaError';
+    this.clientId = clientId;
+    this.kind = kind;
+  }
+}
+
+/** Throws `StorageQuotaError` when `usage` (after adding `delta`) is past `quota`; a change that adds nothing is never refused. */
+export function checkQuota(clientId: string, usage: StorageUsage, delta: StorageUsage, quota: StorageQuota | undefined): void {
+  if (!quota) return;
+  if (delta.bytes > 0 && quota.bytes !== undefined && usage.bytes > quota.bytes) throw new StorageQuotaError(clientId, 'bytes');
+  if (delta.keyPackages > 0 && quota.keyPackages !== undefined && usage.keyPackages > quota.keyPackages) throw new StorageQuotaError(clientId, 'keyPackages');
+}
+
+/**
+ * Where a Delivery Service keeps its state (in memory, SQLite or
+ * PostgreSQL). It counts what each client has stored (`usage`; what counts
+ * for whom: docs/PROTOCOL.md §8.6, each row its bytes + 256); a write past
+ * its `quota` throws `StorageQuotaError`.
+ */
 export interface DeliveryStore {
-  putKeyPackages(kps: StoredKeyPackage[]): Promise<void>;
+  /** Store KeyPackages (a ref once), all or none; with `now`, their owners' expired ones are deleted first. */
+  putKeyPackages(kps: StoredKeyPackage[], options?: { quota?: StorageQuota; now?: number }): Promise<void>;
   /**
    * Lease one KeyPackage of `clientId` to `requester` until `leaseUntil`
    * (docs/PROTOCOL.md §8.1), atomically: one already leased to it, else the
@@ -113,15 +153,16 @@ export interface DeliveryStore {
   /**
    * Register a new group, atomically: false (and nothing written) when a
    * group with this id exists, also one another server created meanwhile.
+   * It counts for its creator (`members[0]`).
    */
-  insertGroup(group: GroupRecord): Promise<boolean>;
+  insertGroup(group: GroupRecord, quota?: StorageQuota): Promise<boolean>;
   /**
    * Append to a group's log; with `expectEpoch`, only if the group is still
    * at that epoch, and then move it to `setEpoch` — atomically (the first
    * commit for an epoch wins). Returns the sequence number, or undefined
-   * when the epoch check failed.
+   * when the epoch check failed. It counts for its sender.
    */
-  append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate): Promise<number | undefined>;
+  append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate, quota?: StorageQuota): Promise<number | undefined>;
   /** Sequence number of the message with this digest in the group's log, if any. */
   seqOf(groupId: string, digest: string): Promise<number | undefined>;
   /**
@@ -134,7 +175,7 @@ export interface DeliveryStore {
   /** Welcomes waiting for `recipient`, oldest first: those with an id above `afterId`, at most `limit`. */
   pendingWelcomes(recipient: string, afterId?: number, limit?: number): Promise<PendingWelcome[]>;
   countWelcomes(recipient: string): Promise<number>;
-  /** Delete `recipient`'s Welcomes with these ids (its references; a Welcome's bytes go with the last one). */
+  /** Delete `recipient`'s Welcomes with these ids (a Welcome's bytes go with its last reference). */
   ackWelcomes(recipient: string, ids: number[]): Promise<void>;
 
   /**
@@ -169,6 +210,8 @@ export interface DeliveryStore {
   removePairing(anchor: string, device: string): Promise<void>;
   /** Keep only the newest `keep` messages of a group's log (retention). */
   prune(groupId: string, keep: number): Promise<void>;
+  /** What `clientId` has stored. */
+  usage(clientId: string): Promise<StorageUsage>;
   devicesOf(anchor: string): Promise<string[]>;
 
   /**
@@ -225,22 +268,61 @@ export class MemoryDeliveryStore implements DeliveryStore {
   readonly #pairings = new Map<string, Set<string>>();
   readonly #notifier = new AppendNotifier();
   readonly #digests = new Map<string, Map<string, number>>();
+  readonly #usage = new Map<string, StorageUsage>();
+  /** Who stored each group's current GroupInfo (it counts for them). */
+  readonly #groupInfoBy = new Map<string, string>();
+
+  async usage(clientId: string): Promise<StorageUsage> {
+    return { ...(this.#usage.get(clientId) ?? { bytes: 0, keyPackages: 0 }) };
+  }
+
+  /** Refuse (before anything changes) a change of `delta` that takes `clientId` past `quota`. */
+  #check(clientId: string, delta: StorageUsage, quota: StorageQuota | undefined): void {
+    const u = this.#usage.get(clientId) ?? { bytes: 0, keyPackages: 0 };
+    checkQuota(clientId, { bytes: u.bytes + delta.bytes, keyPackages: u.keyPackages + delta.keyPackages }, delta, quota);
+  }
+
+  /** Count `delta` (negative: given back) for `clientId`. */
+  #count(clientId: string, bytes: number, keyPackages = 0): void {
+    const u = this.#usage.get(clientId) ?? { bytes: 0, keyPackages: 0 };
+    u.bytes = Math.max(0, u.bytes + bytes);
+    u.keyPackages = Math.max(0, u.keyPackages + keyPackages);
+    this.#usage.set(clientId, u);
+  }
 
   watch(listener: (groupId: string, seq: number) => void): () => void {
     return this.#notifier.watch(listener);
   }
 
-  async putKeyPackages(kps: StoredKeyPackage[]): Promise<void> {
-    for (const kp of kps) {
-      const list = this.#kps.get(kp.clientId) ?? [];
-      if (!list.some((k) => k.ref === kp.ref)) list.push(kp);
-      this.#kps.set(kp.clientId, list);
+  async putKeyPackages(kps: StoredKeyPackage[], options: { quota?: StorageQuota; now?: number } = {}): Promise<void> {
+    const owners = new Set(kps.map((k) => k.clientId));
+    if (options.now !== undefined) for (const owner of owners) this.#dropExpired(owner, options.now);
+    // The new ones (a ref once), then the check per owner before anything is stored.
+    const fresh: StoredKeyPackage[] = [];
+    for (const kp of kps) if (!(this.#kps.get(kp.clientId) ?? []).some((k) => k.ref === kp.ref) && !fresh.some((k) => k.ref === kp.ref)) fresh.push(kp);
+    for (const owner of owners) {
+      const mine = fresh.filter((k) => k.clientId === owner);
+      this.#check(owner, { bytes: mine.reduce((n, k) => n + storedBytes(k.bytes.length), 0), keyPackages: mine.length }, options.quota);
+    }
+    for (const kp of fresh) {
+      this.#kps.set(kp.clientId, [...(this.#kps.get(kp.clientId) ?? []), kp]);
+      this.#count(kp.clientId, storedBytes(kp.bytes.length), 1);
     }
   }
 
+  /** Delete `clientId`'s expired KeyPackages. */
+  #dropExpired(clientId: string, now: number): void {
+    const list = this.#kps.get(clientId) ?? [];
+    for (const k of list) if (k.notAfter < now) this.#count(clientId, -storedBytes(k.bytes.length), -1);
+    this.#kps.set(
+      clientId,
+      list.filter((k) => k.notAfter >= now),
+    );
+  }
+
   async leaseKeyPackage(clientId: string, requester: string, now: number, leaseUntil: number, options: { lastResortOnly?: boolean } = {}): Promise<StoredKeyPackage | undefined> {
-    const list = (this.#kps.get(clientId) ?? []).filter((k) => k.notAfter >= now);
-    this.#kps.set(clientId, list);
+    this.#dropExpired(clientId, now);
+    const list = this.#kps.get(clientId) ?? [];
     const held = list.find((k) => !k.lastResort && k.leasedTo === requester && (k.leaseUntil ?? 0) >= now);
     const free = held ?? (options.lastResortOnly ? undefined : list.find((k) => !k.lastResort && (k.leasedTo === undefined || (k.leaseUntil ?? 0) < now)));
     if (free) {
@@ -255,6 +337,7 @@ export class MemoryDeliveryStore implements DeliveryStore {
     let n = 0;
     for (const [client, list] of this.#kps) {
       const kept = list.filter((k) => k.lastResort || k.leasedTo !== requester || !refs.includes(k.ref));
+      for (const k of list) if (!kept.includes(k)) this.#count(client, -storedBytes(k.bytes.length), -1);
       n += list.length - kept.length;
       this.#kps.set(client, kept);
     }
@@ -347,9 +430,16 @@ export class MemoryDeliveryStore implements DeliveryStore {
     return g && { ...g, members: [...g.members] };
   }
 
-  async insertGroup(group: GroupRecord): Promise<boolean> {
+  async insertGroup(group: GroupRecord, quota?: StorageQuota): Promise<boolean> {
     if (this.#groups.has(group.groupId)) return false;
+    const creator = group.members[0];
+    const charge = storedBytes(group.groupInfo?.length ?? 0);
+    if (creator !== undefined) this.#check(creator, { bytes: charge, keyPackages: 0 }, quota);
     this.#groups.set(group.groupId, { ...group, members: [...group.members] });
+    if (creator !== undefined) {
+      this.#count(creator, charge);
+      if (group.groupInfo) this.#groupInfoBy.set(group.groupId, creator);
+    }
     return true;
   }
 
@@ -357,21 +447,32 @@ export class MemoryDeliveryStore implements DeliveryStore {
     return this.#digests.get(groupId)?.get(digest);
   }
 
-  async append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate): Promise<number | undefined> {
+  async append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate, quota?: StorageQuota): Promise<number | undefined> {
     const group = this.#groups.get(message.groupId);
     if (!group) return undefined;
     const known = message.digest ? this.#digests.get(message.groupId)?.get(message.digest) : undefined;
     if (known !== undefined) return known;
     const log = this.#logs.get(message.groupId) ?? [];
     const seq = (log.at(-1)?.seq ?? 0) + 1;
+    if (update && group.epoch !== update.expectEpoch) return undefined;
+    // What the sender's quota is asked for, checked before anything changes.
+    const w = update?.welcome && update.welcome.recipients.length > 0 ? update.welcome : undefined;
+    const replaced = update?.groupInfo && group.groupInfo ? { by: this.#groupInfoBy.get(message.groupId), bytes: group.groupInfo.length } : undefined;
+    let charge = storedBytes(message.bytes.length) + (update?.groupInfo?.length ?? 0) + (w ? storedBytes(w.welcome.length, 1 + w.recipients.length) : 0);
+    if (replaced?.by === message.sender) charge -= replaced.bytes;
+    this.#check(message.sender, { bytes: charge, keyPackages: 0 }, quota);
     if (update) {
-      if (group.epoch !== update.expectEpoch) return undefined;
       group.epoch = update.setEpoch;
       group.epochStart = seq;
       if (update.members) group.members = [...update.members];
-      if (update.groupInfo) group.groupInfo = update.groupInfo;
-      if (update.welcome) this.#putWelcome(update.welcome.recipients, message.groupId, update.welcome.welcome, message.sender);
+      if (update.groupInfo) {
+        group.groupInfo = update.groupInfo;
+        if (replaced?.by !== undefined && replaced.by !== message.sender) this.#count(replaced.by, -replaced.bytes);
+        this.#groupInfoBy.set(message.groupId, message.sender);
+      }
+      if (w) this.#putWelcome(w.recipients, message.groupId, w.welcome, message.sender);
     }
+    this.#count(message.sender, charge);
     log.push({ ...message, seq });
     this.#logs.set(message.groupId, log);
     if (message.digest) {
@@ -419,7 +520,12 @@ export class MemoryDeliveryStore implements DeliveryStore {
     for (const w of list) {
       if (!ids.includes(w.id)) continue;
       const blob = this.#welcomeBlobs.get(w.blob)!;
-      if (--blob.refs === 0) this.#welcomeBlobs.delete(w.blob);
+      // Each reference counts for the committer until acknowledged; the bytes until the last one.
+      this.#count(blob.sender, -STORED_RECORD_BYTES);
+      if (--blob.refs === 0) {
+        this.#welcomeBlobs.delete(w.blob);
+        this.#count(blob.sender, -storedBytes(blob.welcome.length));
+      }
     }
     if (kept.length > 0) this.#welcomes.set(recipient, kept);
     else this.#welcomes.delete(recipient);
@@ -444,7 +550,11 @@ export class MemoryDeliveryStore implements DeliveryStore {
 
   async prune(groupId: string, keep: number): Promise<void> {
     const log = this.#logs.get(groupId);
-    if (log && log.length > keep) log.splice(0, log.length - keep);
+    if (!log || log.length <= keep) return;
+    for (const m of log.splice(0, log.length - keep)) {
+      this.#count(m.sender, -storedBytes(m.bytes.length));
+      if (m.digest) this.#digests.get(groupId)?.delete(m.digest);
+    }
   }
 
   async putPairing(anchor: string, device: string): Promise<void> {

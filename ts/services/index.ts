@@ -18,6 +18,9 @@ export {
   type BindingRefusal,
   type PendingWelcome,
   type CommitUpdate,
+  type StorageQuota,
+  type StorageUsage,
+  StorageQuotaError,
 } from './delivery-store.js';
 export { AuthenticationService, type CredentialBinding, type CredentialValidator } from './authentication-service.js';
 export { AuthenticationDirectory } from './authentication-directory.js';
