@@ -19,6 +19,8 @@
  *   GroupInfos, KeyPackages (also 80 KB ones), Welcomes in others' inboxes.
  *   Now per-client quotas, counted in the store's transaction (memory,
  *   SQLite, PostgreSQL).
+ * - Welcomes padded to 1 MiB in one inbox: a page was 100 of them whatever
+ *   their size. Now bounded in bytes like a poll.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync } from 'node:fs';
@@ -104,6 +106,25 @@ async function checkMigratedWelcomes(store: DeliveryStore): Promise<void> {
   await store.ackWelcomes('erin', [5]);
   await store.ackWelcomes('frank', [6]);
   expect(await store.usage('alice')).toEqual({ bytes: 100 + RECORD + 3 + RECORD, keyPackages: 0 });
+}
+
+/** `welcome` with its encrypted GroupInfo replaced by `size` junk bytes: still a well-formed Welcome for the same recipients. */
+function paddedWelcome(welcome: Uint8Array, size: number): Uint8Array {
+  // MLSMessage header (4), cipher_suite (2), secrets<V>, encrypted_group_info<V> (RFC 9420 §12.4.3.1; QUIC varints, §2.1.2).
+  const varint = (at: number): [number, number] => {
+    const first = welcome[at]!;
+    const len = 1 << (first >> 6);
+    let v = first & 0x3f;
+    for (let i = 1; i < len; i++) v = v * 256 + welcome[at + i]!;
+    return [v, len];
+  };
+  const [secrets, n] = varint(6);
+  const end = 6 + n + secrets;
+  const head = new Uint8Array([0x80 | (size >>> 24), (size >>> 16) & 0xff, (size >>> 8) & 0xff, size & 0xff]);
+  const out = new Uint8Array(end + 4 + size).fill(0x5a);
+  out.set(welcome.subarray(0, end));
+  out.set(head, end);
+  return out;
 }
 
 /** `n` clients registered at `url`, sharing one MlsClient (cheap), each with one KeyPackage uploaded. */
@@ -325,6 +346,40 @@ describe('third review of the DS (SQLite)', () => {
     expect((await s.ds.store.usage(mallory!.name)).bytes).toBe(withWelcome - add.welcome!.length - 2 * RECORD + fill.length + RECORD);
     await groupOf(alice!, [bob!]);
     await groupStillWorks([alice!, bob!], 'after the Welcomes');
+  });
+
+  it('a page of Welcomes is bounded in bytes, not only in number: 12 Welcomes of 1 MiB come in pages of at most 8 MiB (next set), all of them', async () => {
+    const s = await server();
+    const [alice, bob, mallory, victim] = await Promise.all(['alice', 'bob', 'mallory', 'victim'].map((n) => dsPeer(s.url, `${n}-${tag}`)));
+    await victim!.ds.uploadKeyPackages([await victim!.client.createKeyPackage(victim!.identity, { lastResort: true })]);
+    // mallory sends the victim 12 Welcomes padded to 1 MiB (the DS parses a
+    // Welcome's frame, not its encrypted GroupInfo). A page was up to 100
+    // Welcomes whatever their size: 100 of 3 MiB (the most a 4 MiB body
+    // carries) made one GET read 300 MiB and build a 400 MB string.
+    const sizes: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      const g = await mallory!.client.createGroup(mallory!.identity);
+      await mallory!.ds.createGroup(g.id, { epoch: 0 });
+      const add = await g.commit({ add: [(await mallory!.ds.fetchKeyPackages([victim!.name])).get(victim!.name)!] });
+      const welcome = paddedWelcome(add.welcome!, MiB);
+      await mallory!.ds.submit(g.id, add.commit, { welcome, added: [victim!.name] });
+      sizes.push(welcome.length);
+    }
+    const token = await tokenOf(s.url, victim!.name, victim!);
+    const first = await raw(s.url, 'GET', '/v1/welcomes', undefined, token);
+    expect(first.status).toBe(200);
+    const got = (first.body.welcomes as { welcome: string }[]).map((w) => Buffer.from(w.welcome, 'base64').length);
+    expect(got.length).toBeGreaterThanOrEqual(1);
+    expect(got.length).toBeLessThan(12);
+    expect(got.reduce((a, n) => a + n, 0)).toBeLessThanOrEqual(8 * MiB);
+    expect(first.body.next).toBe(first.body.welcomes.at(-1).id);
+    // The client reads every page.
+    const all = await victim!.ds.welcomes();
+    expect(all.map((w) => w.welcome.length)).toEqual(sizes);
+    await victim!.ds.ackWelcomes(all.map((w) => w.id));
+    // And is added by alice as usual.
+    await groupOf(alice!, [bob!, victim!]);
+    await groupStillWorks([alice!, bob!, victim!], 'after the padded Welcomes');
   });
 
   it('a Welcome to 100 clients is stored once, not once per recipient; each recipient acknowledges its own, and the bytes go with the last acknowledgement', async () => {

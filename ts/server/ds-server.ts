@@ -462,12 +462,14 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       const limit = Math.min(WELCOME_PAGE, Math.max(1, natural(url.searchParams.get('limit'), 'limit', WELCOME_PAGE)));
       const welcomes = await ds.pendingWelcomes(client, natural(url.searchParams.get('after'), 'after', 0), limit + 1);
       const page = welcomes.slice(0, limit);
+      // A page cut by its byte bound: more wait if one follows it.
+      const more = welcomes.length > limit || (page.length > 0 && (await ds.pendingWelcomes(client, page.at(-1)!.id, 1)).length > 0);
       return [
         200,
         {
           welcomes: page.map((w) => ({ id: w.id, groupId: w.groupId, welcome: b64(w.welcome) })),
           // Set when more wait: ask again with after=next.
-          ...(welcomes.length > limit ? { next: page.at(-1)!.id } : {}),
+          ...(more ? { next: page.at(-1)!.id } : {}),
         },
       ];
     }

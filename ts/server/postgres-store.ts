@@ -666,11 +666,13 @@ export class PostgresDeliveryStore implements DeliveryStore {
     return rows.map((r) => ({ groupId: r.group_id, seq: Number(r.seq), sender: r.sender, bytes: bytes(r.bytes) }));
   }
 
-  async pendingWelcomes(recipient: string, afterId = 0, limit?: number): Promise<PendingWelcome[]> {
-    const { rows } = await this.#pool.query(
-      'SELECT w.id, b.group_id, b.welcome FROM ds_welcomes w JOIN ds_welcome_blobs b ON b.id = w.blob_id WHERE w.recipient = $1 AND w.id > $2 ORDER BY w.id LIMIT $3',
-      [recipient, afterId, limit ?? null],
-    );
+  async pendingWelcomes(recipient: string, afterId = 0, limit?: number, maxBytes = Infinity): Promise<PendingWelcome[]> {
+    const from = 'FROM ds_welcomes w JOIN ds_welcome_blobs b ON b.id = w.blob_id WHERE w.recipient = $1 AND w.id > $2';
+    // The sizes first, then only the Welcomes that fit the byte budget (as readLog).
+    const sizes = await this.#pool.query(`SELECT w.id, octet_length(b.welcome) AS n ${from} ORDER BY w.id LIMIT $3`, [recipient, afterId, limit ?? null]);
+    const last = sizes.rows[withinBytes(sizes.rows.map((r) => Number(r.n)), maxBytes) - 1];
+    if (last === undefined) return [];
+    const { rows } = await this.#pool.query(`SELECT w.id, b.group_id, b.welcome ${from} AND w.id <= $3 ORDER BY w.id`, [recipient, afterId, last.id]);
     return rows.map((r) => ({ id: Number(r.id), groupId: r.group_id, welcome: bytes(r.welcome) }));
   }
 

@@ -376,10 +376,13 @@ export class SqliteDeliveryStore implements DeliveryStore {
     return rows.map((r) => ({ groupId: r.group_id, seq: r.seq, sender: r.sender, bytes: bytes(r.bytes) }));
   }
 
-  async pendingWelcomes(recipient: string, afterId = 0, limit = -1): Promise<PendingWelcome[]> {
-    const rows = this.#db
-      .prepare('SELECT w.id, b.group_id, b.welcome FROM welcomes w JOIN welcome_blobs b ON b.id = w.blob_id WHERE w.recipient = ? AND w.id > ? ORDER BY w.id LIMIT ?')
-      .all(recipient, afterId, limit) as {
+  async pendingWelcomes(recipient: string, afterId = 0, limit = -1, maxBytes = Infinity): Promise<PendingWelcome[]> {
+    const from = 'FROM welcomes w JOIN welcome_blobs b ON b.id = w.blob_id WHERE w.recipient = ? AND w.id > ?';
+    // The sizes first, then only the Welcomes that fit the byte budget (as readLog).
+    const sizes = this.#db.prepare(`SELECT w.id, length(b.welcome) AS n ${from} ORDER BY w.id LIMIT ?`).all(recipient, afterId, limit) as { id: number; n: number }[];
+    const last = sizes[withinBytes(sizes.map((r) => r.n), maxBytes) - 1];
+    if (last === undefined) return [];
+    const rows = this.#db.prepare(`SELECT w.id, b.group_id, b.welcome ${from} AND w.id <= ? ORDER BY w.id`).all(recipient, afterId, last.id) as {
       id: number;
       group_id: string;
       welcome: Buffer;

@@ -700,9 +700,9 @@ export class DeliveryService {
     return pending.map((w) => ({ groupId: fromHex(w.groupId), welcome: w.welcome }));
   }
 
-  /** Welcomes waiting for `client`, kept until `ackWelcomes`: with an id above `afterId`, at most `limit`. */
+  /** Welcomes waiting for `client`, kept until `ackWelcomes`: with an id above `afterId`, at most `limit` and `pageBytes` of them (at least one). */
   pendingWelcomes(client: string, afterId?: number, limit?: number): Promise<PendingWelcome[]> {
-    return this.store.pendingWelcomes(client, afterId, limit);
+    return this.store.pendingWelcomes(client, afterId, limit, this.#pageBytes);
   }
 
   /** Delete `client`'s Welcomes with these ids. */

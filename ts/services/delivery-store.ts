@@ -172,8 +172,8 @@ export interface DeliveryStore {
    */
   readLog(groupId: string, afterSeq: number, limit: number, maxBytes?: number): Promise<LoggedMessage[]>;
 
-  /** Welcomes waiting for `recipient`, oldest first: those with an id above `afterId`, at most `limit`. */
-  pendingWelcomes(recipient: string, afterId?: number, limit?: number): Promise<PendingWelcome[]>;
+  /** Welcomes waiting for `recipient`, oldest first: those with an id above `afterId`, at most `limit` and `maxBytes` of them (at least one). */
+  pendingWelcomes(recipient: string, afterId?: number, limit?: number, maxBytes?: number): Promise<PendingWelcome[]>;
   countWelcomes(recipient: string): Promise<number>;
   /** Delete `recipient`'s Welcomes with these ids (a Welcome's bytes go with its last reference). */
   ackWelcomes(recipient: string, ids: number[]): Promise<void>;
@@ -500,14 +500,15 @@ export class MemoryDeliveryStore implements DeliveryStore {
     }
   }
 
-  async pendingWelcomes(recipient: string, afterId = 0, limit = Number.MAX_SAFE_INTEGER): Promise<PendingWelcome[]> {
-    return (this.#welcomes.get(recipient) ?? [])
+  async pendingWelcomes(recipient: string, afterId = 0, limit = Number.MAX_SAFE_INTEGER, maxBytes = Infinity): Promise<PendingWelcome[]> {
+    const page = (this.#welcomes.get(recipient) ?? [])
       .filter((w) => w.id > afterId)
       .slice(0, limit)
       .map((w) => {
         const blob = this.#welcomeBlobs.get(w.blob)!;
         return { id: w.id, groupId: blob.groupId, welcome: blob.welcome };
       });
+    return page.slice(0, withinBytes(page.map((w) => w.welcome.length), maxBytes));
   }
 
   async countWelcomes(recipient: string): Promise<number> {
