@@ -4,7 +4,7 @@
 //                [--client-rate N] [--ip-rate N] [--max-connections-per-ip N] [--audience URL]
 //                [--sqlite-sync FULL|COMMITS|NORMAL] [--verify-commits yes]
 //                [--pg-connect-timeout MS] [--pg-query-timeout MS]
-//                [--max-stored-per-client BYTES] [--max-key-packages-per-client N]`
+//                [--max-stored-per-client BYTES] [--max-key-packages-per-client N] [--max-reply-per-ip BYTES]`
 // Starts the paired-mls Delivery Service. Without --db or --postgres the
 // embedded SQLite database lives in memory. With --tls-cert/--tls-key it
 // serves HTTPS and WSS itself. GET /healthz answers 200 when ready.
@@ -49,6 +49,7 @@ try {
     host: args.host,
     maxBodyBytes: int(args, 'max-body'),
     maxBodyBytesPerIp: int(args, 'max-body-per-ip'),
+    maxReplyBytesPerIp: int(args, 'max-reply-per-ip'),
     verifyCommits: args['verify-commits'] === 'yes',
     epochTolerance: args['epoch-tolerance'] === undefined ? undefined : Number(args['epoch-tolerance']),
     maxKeyPackageLifetime: int(args, 'max-kp-lifetime'),

@@ -77,7 +77,7 @@ export async function tokenOf(url: string, clientId: string, who: { client: MlsC
 }
 
 /** Upgrade to a WebSocket (to test the upgrade's refusals); resolves with the HTTP status of a refused upgrade, or the open socket. */
-export function upgrade(url: string, path: string, options: { ca?: Buffer } = {}): Promise<{ status: number; ws?: WebSocket }> {
+export function upgrade(url: string, path: string, options: { ca?: Buffer; localAddress?: string } = {}): Promise<{ status: number; ws?: WebSocket }> {
   return new Promise((resolve) => {
     const ws = new WebSocket(url.replace(/^http/, 'ws') + path, options);
     ws.on('unexpected-response', (_req, res) => {

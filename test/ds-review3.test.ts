@@ -19,11 +19,16 @@
  *   GroupInfos, KeyPackages (also 80 KB ones), Welcomes in others' inboxes.
  *   Now per-client quotas, counted in the store's transaction (memory,
  *   SQLite, PostgreSQL).
+ * - one address opens polls of an 8 MiB page and streams and never reads:
+ *   the server held every reply (11.2 MB each, 512 connections an
+ *   address). Now a budget of unsent reply bytes per address.
  * - Welcomes padded to 1 MiB in one inbox: a page was 100 of them whatever
  *   their size. Now bounded in bytes like a poll.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync } from 'node:fs';
+import { ServerResponse, request as httpRequest } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -33,7 +38,7 @@ import { MlsClient, toHex } from 'paired-mls';
 import { DeliveryClient, DeliveryService } from 'paired-mls/services';
 import { DS_SCHEMA_VERSION, PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer } from 'paired-mls/server';
 import type { DeliveryStore } from 'paired-mls/services';
-import { catchUpAll, dsPeer, groupOf, groupStillWorks, raw, sqliteServers, tokenOf, type DsPeer } from './ds-helpers.js';
+import { catchUpAll, dsPeer, groupOf, groupStillWorks, raw, sqliteServers, tokenOf, upgrade, type DsPeer } from './ds-helpers.js';
 import { postgresPair, type PostgresPair } from './ds-postgres-pair.js';
 import { POSTGRES_SCHEMA_V3, SQLITE_SCHEMA_V3 } from './ds-schema-v3.js';
 import { newMember } from './helpers.js';
@@ -106,6 +111,62 @@ async function checkMigratedWelcomes(store: DeliveryStore): Promise<void> {
   await store.ackWelcomes('erin', [5]);
   await store.ackWelcomes('frank', [6]);
   expect(await store.usage('alice')).toEqual({ bytes: 100 + RECORD + 3 + RECORD, keyPackages: 0 });
+}
+
+/**
+ * The server's sockets (this process runs it) and the bytes each has not
+ * yet handed to the kernel: HTTP replies (ServerResponse.end) and
+ * WebSocket frames (the server's WebSocket.send). Returns the bytes held
+ * for `address`, and `restore`.
+ */
+function watchServerSockets(): { heldFor(address: string): number; restore(): void } {
+  const sockets = new Set<Socket>();
+  const end = ServerResponse.prototype.end;
+  const send = WebSocket.prototype.send;
+  ServerResponse.prototype.end = function (this: ServerResponse, ...args: unknown[]) {
+    sockets.add(this.socket as Socket);
+    return (end as (...a: unknown[]) => ServerResponse).apply(this, args);
+  } as ServerResponse['end'];
+  WebSocket.prototype.send = function (this: WebSocket, ...args: Parameters<WebSocket['send']>) {
+    sockets.add((this as unknown as { _socket: Socket })._socket);
+    return send.apply(this, args);
+  } as WebSocket['send'];
+  return {
+    heldFor: (address) => [...sockets].filter((k) => k && !k.destroyed && k.remoteAddress === address).reduce((n, k) => n + k.writableLength, 0),
+    restore: () => {
+      ServerResponse.prototype.end = end;
+      WebSocket.prototype.send = send;
+    },
+  };
+}
+
+/** A connection from `localAddress` that sends a GET and never reads (its socket paused). */
+function stalledGet(url: string, path: string, token: string, localAddress: string): Promise<Socket> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const sock = connect({ host: hostname, port: Number(port), localAddress }, () => {
+      sock.pause();
+      sock.write(`GET ${path} HTTP/1.1\r\nhost: ${hostname}\r\nauthorization: Bearer ${token}\r\n\r\n`);
+      resolve(sock);
+    });
+    sock.on('error', () => undefined);
+  });
+}
+
+/** A GET from `localAddress` whose answer is read: its status and reason. */
+function getFrom(url: string, path: string, token: string, localAddress: string): Promise<{ status: number; reason?: string; body: any }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url + path, { localAddress, headers: { authorization: `Bearer ${token}` } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        resolve({ status: res.statusCode ?? 0, reason: body.reason, body });
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 /** `welcome` with its encrypted GroupInfo replaced by `size` junk bytes: still a well-formed Welcome for the same recipients. */
@@ -346,6 +407,72 @@ describe('third review of the DS (SQLite)', () => {
     expect((await s.ds.store.usage(mallory!.name)).bytes).toBe(withWelcome - add.welcome!.length - 2 * RECORD + fill.length + RECORD);
     await groupOf(alice!, [bob!]);
     await groupStillWorks([alice!, bob!], 'after the Welcomes');
+  });
+
+  it('the reply bytes one address makes the server hold unsent are bounded (maxReplyBytesPerIp): past it its polls are refused with 429 rate-limited and its streams wait; other addresses are served', async () => {
+    const budget = 24 * MiB;
+    const s = await server({ maxReplyBytesPerIp: budget, slowConsumerMs: 60_000 });
+    const [alice, bob, mallory] = await Promise.all([dsPeer(s.url, `alice-${tag}`), dsPeer(s.url, `bob-${tag}`), dsPeer(s.url, `mallory-${tag}`)]);
+    // mallory's own group holds a page of 8 MiB: eight 1 MiB messages (11 MB of JSON a reply).
+    mallory.group = await mallory.client.createGroup(mallory.identity);
+    const gid = mallory.group.id;
+    await mallory.ds.createGroup(gid, { epoch: 0 });
+    for (let i = 0; i < 8; i++) mallory.seen = await mallory.ds.submit(gid, await mallory.group.encrypt(new Uint8Array(MiB - 200).fill(i)));
+    const token = await tokenOf(s.url, mallory.name, mallory);
+    const watch = watchServerSockets();
+    const stalled: Socket[] = [];
+    const streams: WebSocket[] = [];
+    try {
+      // From 127.0.0.2, 16 polls that never read their replies, then 16
+      // streams that never read: each poll's reply stayed in the server's
+      // memory (up to 11 MB each, 512 connections an address), each stream
+      // held up to streamHighWater plus one message.
+      for (let i = 0; i < 16; i++) stalled.push(await stalledGet(s.url, `/v1/groups/${toHex(gid)}/messages?after=0`, token, '127.0.0.2'));
+      await new Promise((r) => setTimeout(r, 1500));
+      const polls = watch.heldFor('127.0.0.2');
+      for (let i = 0; i < 16; i++) {
+        const { ws } = await upgrade(s.url, `/v1/stream?group=${toHex(gid)}&after=0&access_token=${token}`, { localAddress: '127.0.0.2' });
+        (ws as unknown as { _socket: Socket })._socket.pause();
+        streams.push(ws!);
+      }
+      await new Promise((r) => setTimeout(r, 1500));
+      const all = watch.heldFor('127.0.0.2');
+      console.log(`one address, 16 stalled polls of an 8 MiB page: ${polls} reply bytes held; with 16 stalled streams: ${all}`);
+      expect(all).toBeLessThanOrEqual(budget + 12 * MiB);
+      // Its next poll, read this time, is refused; a stream of its waits (is sent nothing).
+      expect(await getFrom(s.url, `/v1/groups/${toHex(gid)}/messages?after=0`, token, '127.0.0.2')).toMatchObject({ status: 429, reason: 'rate-limited' });
+      const waiting: number[] = [];
+      const { ws: reader } = await upgrade(s.url, `/v1/stream?group=${toHex(gid)}&after=0&access_token=${token}`, { localAddress: '127.0.0.2' });
+      reader!.on('message', (data) => waiting.push(JSON.parse(String(data)).seq));
+      await new Promise((r) => setTimeout(r, 500));
+      expect(waiting).toEqual([]);
+      // Another address: alice and bob, pages of 8 MiB included.
+      await groupOf(alice, [bob]);
+      for (let i = 0; i < 8; i++) alice.seen = await alice.ds.submit(alice.group!.id, await alice.group!.encrypt(new Uint8Array(MiB - 200)));
+      await catchUpAll(bob);
+      await groupStillWorks([alice, bob], 'beside the stalled address');
+      // The stalled connections go: their bytes are given back, and the waiting stream gets every message.
+      for (const sock of stalled) sock.destroy();
+      for (const ws of streams) ws.terminate();
+      for (let i = 0; i < 200 && waiting.length < 8; i++) await new Promise((r) => setTimeout(r, 25));
+      expect(waiting).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      reader!.close();
+      expect((await getFrom(s.url, `/v1/groups/${toHex(gid)}/messages?after=0`, token, '127.0.0.2')).status).toBe(200);
+      // Streams alone: 32 that never read (1.4 MB each: streamHighWater and one message) hold the budget and one frame.
+      streams.length = 0;
+      for (let i = 0; i < 32; i++) {
+        const { ws } = await upgrade(s.url, `/v1/stream?group=${toHex(gid)}&after=0&access_token=${token}`, { localAddress: '127.0.0.2' });
+        (ws as unknown as { _socket: Socket })._socket.pause();
+        streams.push(ws!);
+      }
+      await new Promise((r) => setTimeout(r, 1500));
+      console.log(`one address, 32 stalled streams: ${watch.heldFor('127.0.0.2')} bytes held`);
+      expect(watch.heldFor('127.0.0.2')).toBeLessThanOrEqual(budget + 2 * MiB);
+    } finally {
+      watch.restore();
+      for (const sock of stalled) sock.destroy();
+      for (const ws of streams) ws.terminate();
+    }
   });
 
   it('a page of Welcomes is bounded in bytes, not only in number: 12 Welcomes of 1 MiB come in pages of at most 8 MiB (next set), all of them', async () => {

@@ -81,6 +81,13 @@ export interface DeliveryServerOptions {
   maxStreamsPerClient?: number;
   /** Unsent bytes before a stream pauses; no progress for `slowConsumerMs` closes it. */
   streamHighWater?: number;
+  /**
+   * Reply bytes (HTTP replies, stream frames) held unsent for one address,
+   * over all its connections (default 64 MiB): while it holds that many, its
+   * requests are refused (429 rate-limited), its large replies too, and its
+   * streams wait (docs/PROTOCOL.md §8.6).
+   */
+  maxReplyBytesPerIp?: number;
   slowConsumerMs?: number;
   headersTimeoutMs?: number;
   requestTimeoutMs?: number;
@@ -158,7 +165,14 @@ interface Stream {
   pausedSince: number | undefined;
   /** bufferedAmount at the last check, to tell a slow reader from a stalled one. */
   buffered: number;
+  /** The address it counts against (maxReplyBytesPerIp). */
+  ip: string;
+  /** Give back the bytes of frames not yet handed to the kernel (called when the stream closes). */
+  unsent: Set<() => void>;
 }
+
+/** A reply larger than this is refused, not sent, while its address holds its budget of unsent reply bytes; a smaller one (an answer to a change: a sequence number, `{}`) is always sent. */
+const SMALL_REPLY = 16 * 1024;
 
 /** Start the Delivery Service as an HTTP(S)/WebSocket server (Node; needs the optional peer `ws`). */
 export async function startDeliveryServer(options: DeliveryServerOptions): Promise<RunningDeliveryServer> {
@@ -199,7 +213,26 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   const bodyBudget = options.maxBodyBytesPerIp ?? 64 * 1024 * 1024;
   /** Request-body bytes held per address (read, until the request's response is done). */
   const bodyBytesOf = new Map<string, number>();
+  const replyBudget = options.maxReplyBytesPerIp ?? 64 * 1024 * 1024;
+  /** Reply bytes written per address and not yet handed to the kernel. */
+  const replyBytesOf = new Map<string, number>();
   let sessions: SessionIssuer;
+
+  /** Whether `ip` holds less than its budget of unsent reply bytes: then one more reply or frame may go (so one may pass the budget). */
+  const replyRoom = (ip: string) => (replyBytesOf.get(ip) ?? 0) < replyBudget;
+
+  /** Count `n` unsent reply bytes against `ip`; the function returned gives them back (once). */
+  function holdReply(ip: string, n: number): () => void {
+    replyBytesOf.set(ip, (replyBytesOf.get(ip) ?? 0) + n);
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      const left = (replyBytesOf.get(ip) ?? 0) - n;
+      if (left > 0) replyBytesOf.set(ip, left);
+      else replyBytesOf.delete(ip);
+    };
+  }
 
   /** Count `n` body bytes against the address of `req` until its response closes; false when over the budget. */
   function holdBodyBytes(req: IncomingMessage, n: number): boolean {
@@ -505,15 +538,23 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   };
 
   const handler = (req: IncomingMessage, res: ServerResponse) => {
+    const ip = ipOf(req);
     const reply = (status: number, body: unknown, extra: Record<string, string> = {}) => {
       if (res.headersSent || res.destroyed) return;
+      const data = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+      // A large reply (a page, a GroupInfo, KeyPackages: asking again gets the same) waits for no slow reader of its address.
+      if (data.length > SMALL_REPLY && !replyRoom(ip)) return reply(429, { error: 'too many reply bytes unsent to this address', reason: 'rate-limited' }, { 'retry-after': '1' });
       res.writeHead(status, { ...cors, 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json', ...extra });
-      res.end(typeof body === 'string' ? body : JSON.stringify(body));
+      // Held until handed to the kernel ('finish') or the connection ends.
+      const release = holdReply(ip, data.length);
+      res.once('finish', release);
+      res.once('close', release);
+      res.end(data);
     };
     req.on('error', () => req.destroy());
     res.on('error', () => res.destroy());
     if (req.method === 'OPTIONS') return reply(204, '');
-    if (!ipLimit.take(ipOf(req))) {
+    if (!ipLimit.take(ip) || !replyRoom(ip)) {
       req.resume();
       return reply(429, { error: 'too many requests from this address', reason: 'rate-limited' }, { 'retry-after': '1' });
     }
@@ -612,7 +653,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   function openStream(ws: WebSocket, who: { client: string; key?: string }, group: Uint8Array, after: number): void {
     const groupHex = toHex(group);
     const client = who.client;
-    const sub: Stream = { ws, client, key: who.key, group, sent: after, busy: false, dirty: true, pausedSince: undefined, buffered: 0 };
+    const sub: Stream = { ws, client, key: who.key, group, sent: after, busy: false, dirty: true, pausedSince: undefined, buffered: 0, ip: (ws as unknown as { _socket: { remoteAddress?: string } })._socket.remoteAddress ?? 'unknown', unsent: new Set() };
     const set = streams.get(groupHex) ?? new Set();
     set.add(sub);
     streams.set(groupHex, set);
@@ -624,6 +665,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       set.delete(sub);
       if (set.size === 0) streams.delete(groupHex);
       releaseStream(client);
+      for (const release of sub.unsent) release();
     });
     void pump(sub);
   }
@@ -653,17 +695,31 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
             return;
           }
           sub.pausedSince = undefined;
+          // Its address holds its budget of unsent replies (other connections of it read slowly): wait, without reading a page.
+          if (!replyRoom(sub.ip)) {
+            sub.dirty = true;
+            setTimeout(() => void pump(sub), 50).unref();
+            return;
+          }
           // A client (or session key) revoked since it connected gets nothing more.
           if (!(await stillValid(sub))) throw new DsError('unauthenticated', 'the client or its key was revoked');
           const batch = await ds.poll(sub.client, sub.group, sub.sent);
           if (batch.length === 0) break;
           for (const m of batch) {
             if (sub.ws.readyState !== sub.ws.OPEN) return;
-            sub.ws.send(JSON.stringify({ seq: m.seq, sender: m.sender, message: b64(m.bytes) }));
+            const frame = Buffer.from(JSON.stringify({ seq: m.seq, sender: m.sender, message: b64(m.bytes) }));
+            // Held against the address until written to the kernel (or the stream closes).
+            const release = holdReply(sub.ip, frame.length);
+            sub.unsent.add(release);
+            sub.ws.send(frame, { binary: false }, () => {
+              release();
+              sub.unsent.delete(release);
+            });
             sub.sent = m.seq;
             // Backed up: stop mid-page (the loop above pauses), so a subscriber
-            // that stops reading holds at most one message past streamHighWater.
-            if (sub.ws.bufferedAmount > highWater) break;
+            // that stops reading holds at most one message past streamHighWater;
+            // and so does its address past maxReplyBytesPerIp.
+            if (sub.ws.bufferedAmount > highWater || !replyRoom(sub.ip)) break;
           }
         }
       }
