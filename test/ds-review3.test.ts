@@ -1,8 +1,9 @@
 /**
  * A third attacker's review of the networked DS: each test is an attack
  * that succeeded before its fix, against the real server on loopback
- * (SQLite file; PostgreSQL where the database is shared), asserting the
- * exact refusal or bound and that the honest clients keep working.
+ * (SQLite file; PostgreSQL where the database is shared; the quotas also
+ * on the in-process DS's memory store), asserting the exact refusal or
+ * bound and that the honest clients keep working.
  *
  * Attacks:
  * - a paired device posts a real external commit of its own to its

@@ -73,8 +73,11 @@ export interface DeliveryServerOptions {
   maxPendingWelcomes?: number;
   /** Unanswered pairing requests are forgotten after this many seconds (default 600). */
   pairingRequestSeconds?: number;
+  /** Bytes stored for one client (default 256 MiB; then 429 quota-exceeded). */
   maxStoredBytesPerClient?: number;
+  /** KeyPackages held for one client (default 1000; then 429 quota-exceeded). */
   maxKeyPackagesPerClient?: number;
+  /** Bytes of one KeyPackage (default 64 KiB; then 413 too-large). */
   maxKeyPackageBytes?: number;
   maxConnectionsPerIp?: number;
   maxConnections?: number;
