@@ -49,8 +49,8 @@ const MAX_EPOCH = Number.MAX_SAFE_INTEGER - 1;
 /** KeyPackages of a revoked key deleted per client per fetch, at most (each one deleted is gone for good). */
 const STALE_KEY_PACKAGES = 16;
 
-/** Log sender name of what the DS proposes itself. */
-const DS_SENDER = 'delivery-service';
+/** Log sender name of what the DS proposes itself, and its external sender's identity: reserved, no client's (§8.4). */
+export const DS_SENDER = 'delivery-service';
 
 /** `write`, with a store's StorageQuotaError as the DS's `quota-exceeded` refusal. */
 async function withinQuota<T>(write: Promise<T>): Promise<T> {
@@ -358,6 +358,8 @@ export class DeliveryService {
   }
 
   async #submit(id: string, sender: string, message: Uint8Array, extras: SubmitExtras): Promise<number> {
+    // The DS's own name (a binding from before it was reserved, an `authenticate` hook): its log entries would pass for the DS's.
+    if (sender === DS_SENDER) throw new DsError('forbidden', `${DS_SENDER} is the DS's own sender name`);
     const header = readMlsHeader(message);
     if (!header || header.epoch === undefined || header.groupId === undefined || header.contentType === undefined) {
       throw new DsError('malformed', 'not an MLS group message');
