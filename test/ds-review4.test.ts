@@ -7,9 +7,15 @@
  * Attacks:
  * - a client registers as `delivery-service`, the DS's own log sender name
  *   (and its external sender's identity): its messages passed for the DS's.
+ * - fetching KeyPackages of made-up client ids stored a usage row for each,
+ *   counted for nobody and never deleted.
  */
 import { describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
+import { WebSocket } from 'ws';
 import { toHex } from 'paired-mls';
+import { DeliveryClient } from 'paired-mls/services';
+import { SqliteDeliveryStore } from 'paired-mls/server';
 import { dsPeer, groupOf, groupStillWorks, proof, raw, sqliteServers, tokenOf } from './ds-helpers.js';
 import { newMember } from './helpers.js';
 
@@ -45,5 +51,26 @@ describe('fourth review of the DS (SQLite)', () => {
     });
     await groupOf(alice, [bob]);
     await groupStillWorks([alice, bob], 'beside the reserved name');
+  });
+
+  it('fetching KeyPackages of made-up client ids stores nothing (a usage row each before, counted for nobody, never deleted)', async () => {
+    let file = '';
+    const s = await server({}, (f) => new SqliteDeliveryStore((file = f)));
+    const [alice, bob, mallory] = await Promise.all([dsPeer(s.url, `alice-${tag}`), dsPeer(s.url, `bob-${tag}`), dsPeer(s.url, `mallory-${tag}`)]);
+    const rows = () => {
+      const db = new Database(file, { readonly: true });
+      try {
+        return (db.prepare('SELECT count(*) AS n FROM usage').get() as { n: number }).n;
+      } finally {
+        db.close();
+      }
+    };
+    const before = rows();
+    // 100 ids of 256 characters a request, 200 a client at once, as many clients as it registers.
+    const ids = Array.from({ length: 100 }, (_, i) => `${i}-${tag}-`.padEnd(256, 'x'));
+    expect(await mallory.ds.fetchKeyPackages(ids)).toEqual(new Map());
+    expect(rows()).toBe(before);
+    await groupOf(alice, [bob]);
+    await groupStillWorks([alice, bob], 'after the made-up ids');
   });
 });

@@ -400,7 +400,8 @@ export class PostgresDeliveryStore implements DeliveryStore {
    * their ids (no deadlock between two of them).
    */
   async #count(c: pg.PoolClient, clientId: string | null, bytes: number, keyPackages = 0, quota?: StorageQuota): Promise<void> {
-    if (clientId === null) return;
+    // Nothing to count writes no row (a fetch for made-up ids stored one each).
+    if (clientId === null || (bytes === 0 && keyPackages === 0)) return;
     const { rows } = await c.query(
       `INSERT INTO ds_usage AS u VALUES ($1, greatest($2::bigint, 0), greatest($3::int, 0))
        ON CONFLICT (client_id) DO UPDATE SET bytes = greatest(u.bytes + $2, 0), key_packages = greatest(u.key_packages + $3, 0) RETURNING bytes, key_packages`,

@@ -146,7 +146,8 @@ export class SqliteDeliveryStore implements DeliveryStore {
    * transaction back) when that takes the client past it.
    */
   #count(clientId: string | null, bytes: number, keyPackages = 0, quota?: StorageQuota): void {
-    if (clientId === null) return;
+    // Nothing to count writes no row (a fetch for made-up ids stored one each).
+    if (clientId === null || (bytes === 0 && keyPackages === 0)) return;
     const after = this.#db
       .prepare('INSERT INTO usage VALUES (?, max(?, 0), max(?, 0)) ON CONFLICT DO UPDATE SET bytes = max(bytes + ?, 0), key_packages = max(key_packages + ?, 0) RETURNING bytes, key_packages')
       .get(clientId, bytes, keyPackages, bytes, keyPackages) as { bytes: number; key_packages: number };
