@@ -9,17 +9,116 @@
  *   (and its external sender's identity): its messages passed for the DS's.
  * - fetching KeyPackages of made-up client ids stored a usage row for each,
  *   counted for nobody and never deleted.
+ * - verified mode: a member proposes Adds of clients of its own that never
+ *   take their Welcomes; an honest member's commit covers them by reference
+ *   and its Welcome counted for the honest committer until every recipient
+ *   took it (never): the committer reached its quota and could commit no
+ *   more (not even a Remove). Now a Welcome counts for the holders of the
+ *   grants its commit spends (whoever fetched each KeyPackage), a part each.
  */
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { WebSocket } from 'ws';
-import { toHex } from 'paired-mls';
-import { DeliveryClient } from 'paired-mls/services';
+import { MlsClient, toHex } from 'paired-mls';
+import { DeliveryClient, MemoryDeliveryStore, StorageQuotaError, type DeliveryStore } from 'paired-mls/services';
 import { SqliteDeliveryStore } from 'paired-mls/server';
-import { dsPeer, groupOf, groupStillWorks, proof, raw, sqliteServers, tokenOf } from './ds-helpers.js';
+import { postgresPair, type PostgresPair } from './ds-postgres-pair.js';
+import { catchUp, dsPeer, groupOf, groupStillWorks, proof, raw, sqliteServers, tokenOf, type DsPeer } from './ds-helpers.js';
 import { newMember } from './helpers.js';
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
+const KiB = 1024;
+/** What each stored record counts beside its own bytes (docs/PROTOCOL.md §8.6). */
+const RECORD = 256;
+const plaintext = { wireFormat: 'plaintext' as const };
+
+/** A verified group of `honest` with `mallory` added through the DS. */
+async function verifiedPair(honest: DsPeer, mallory: DsPeer): Promise<Uint8Array> {
+  honest.group = await honest.client.createGroup(honest.identity, plaintext);
+  const gid = honest.group.id;
+  await honest.ds.createGroup(gid, { epoch: 0, groupInfo: await honest.group.exportGroupInfo() });
+  await mallory.ds.uploadKeyPackages([await mallory.client.createKeyPackage(mallory.identity)]);
+  const add = await honest.group.commit({ add: [...(await honest.ds.fetchKeyPackages([mallory.name])).values()], groupInfo: true });
+  honest.seen = await honest.ds.submit(gid, add.commit, { welcome: add.welcome, groupInfo: add.groupInfo });
+  await honest.ds.ackKeyPackages([mallory.name]);
+  await honest.group.mergePendingCommit();
+  const [w] = await mallory.ds.welcomes();
+  mallory.group = await mallory.client.joinFromWelcome(w!.welcome, plaintext);
+  await mallory.ds.ackWelcomes([w!.id]);
+  mallory.seen = honest.seen;
+  return gid;
+}
+
+/** `n` clients of one MlsClient registered at `url`, each with a KeyPackage uploaded, that never take a Welcome. */
+async function sybils(url: string, prefix: string, n: number): Promise<{ name: string; ds: DeliveryClient }[]> {
+  const client = await MlsClient.open();
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    const name = `${prefix}${i}`;
+    const identity = await client.createIdentity(name, 1);
+    const ds = await DeliveryClient.register(url, { clientId: name, client, identity }, { WebSocket });
+    await ds.uploadKeyPackages([await client.createKeyPackage(identity)]);
+    out.push({ name, ds });
+  }
+  return out;
+}
+
+/** What `client`'s logged messages in the group count (bytes + 256 each). */
+async function loggedFor(store: DeliveryStore, gid: Uint8Array, client: string): Promise<number> {
+  return (await store.readLog(toHex(gid), 0, 100_000)).filter((m) => m.sender === client).reduce((n, m) => n + m.bytes.length + RECORD, 0);
+}
+
+/**
+ * A store's Welcome accounting, on `one` and `two` (two servers' stores on
+ * one database, or one store twice): each reference counts its part for its
+ * payer; a commit past the sender's quota is refused whole (the other
+ * payers' parts too), another payer's quota refuses nothing; recipients
+ * acknowledging at once give every part back and delete the Welcome.
+ */
+async function checkWelcomePayers(one: DeliveryStore, two: DeliveryStore, tag: string): Promise<void> {
+  const [h, m] = [`h-${tag}`, `m-${tag}`];
+  const recipients = [0, 1, 2, 3].map((i) => `r${i}-${tag}`);
+  const group = `aa${tag}`;
+  expect(await one.insertGroup({ groupId: group, epoch: 0, members: [h], consistency: 'strong' })).toBe(true);
+  const welcome = { recipients, welcome: new Uint8Array(1001).fill(7), payers: [h, m, m, m] };
+  const message = { groupId: group, sender: h, bytes: new Uint8Array(100), digest: `d1${tag}` };
+  // Past h's quota: nothing stored, nothing counted for m either.
+  await expect(one.append(message, { expectEpoch: 0, setEpoch: 1, welcome }, { bytes: 1000 })).rejects.toBeInstanceOf(StorageQuotaError);
+  expect(await one.usage(m)).toEqual({ bytes: 0, keyPackages: 0 });
+  expect(await one.countWelcomes(recipients[1]!)).toBe(0);
+  // m's quota is not asked (m is at it): h's commit goes.
+  expect(await two.append(message, { expectEpoch: 0, setEpoch: 1, welcome }, { bytes: 10 * KiB })).toBe(1);
+  const share = (i: number) => RECORD + Math.floor((1001 + RECORD) / 4) + (i < (1001 + RECORD) % 4 ? 1 : 0);
+  expect(await one.usage(h)).toEqual({ bytes: RECORD + 100 + RECORD + share(0), keyPackages: 0 });
+  expect(await one.usage(m)).toEqual({ bytes: share(1) + share(2) + share(3), keyPackages: 0 });
+  expect(share(0) + share(1) + share(2) + share(3)).toBe(1001 + 5 * RECORD);
+  // A forged id and another's id acknowledge nothing; the recipients, at once on both servers, everything.
+  const ids = await Promise.all(recipients.map(async (r) => (await one.pendingWelcomes(r))[0]!.id));
+  await one.ackWelcomes(recipients[0]!, [ids[1]!, ids[2]!, 999_999_999]);
+  expect(await one.usage(m)).toEqual({ bytes: share(1) + share(2) + share(3), keyPackages: 0 });
+  await Promise.all(recipients.map((r, i) => (i % 2 ? one : two).ackWelcomes(r, [ids[i]!, ids[i]!])));
+  expect(await one.usage(h)).toEqual({ bytes: RECORD + 100 + RECORD, keyPackages: 0 });
+  expect(await one.usage(m)).toEqual({ bytes: 0, keyPackages: 0 });
+  for (const r of recipients) expect(await two.countWelcomes(r)).toBe(0);
+}
+
+describe('fourth review of the DS (stores)', () => {
+  const tag = Math.random().toString(36).slice(2, 8);
+  let pair: PostgresPair;
+  beforeAll(async () => {
+    pair = await postgresPair();
+  });
+  afterAll(async () => pair?.close());
+
+  it('a Welcome counts a part for each reference, for its payer (memory, SQLite, PostgreSQL on two servers at once)', async () => {
+    const memory = new MemoryDeliveryStore();
+    await checkWelcomePayers(memory, memory, `${tag}m`);
+    const sqlite = new SqliteDeliveryStore();
+    await checkWelcomePayers(sqlite, sqlite, `${tag}s`);
+    sqlite.close();
+    await checkWelcomePayers(pair.stores[0]!, pair.stores[1]!, `${tag}p`);
+  });
+});
 
 describe('fourth review of the DS (SQLite)', () => {
   const server = sqliteServers('paired-mls-review4-');
@@ -72,5 +171,45 @@ describe('fourth review of the DS (SQLite)', () => {
     expect(rows()).toBe(before);
     await groupOf(alice, [bob]);
     await groupStillWorks([alice, bob], 'after the made-up ids');
+  });
+
+  it("verified mode: a Welcome counts for whoever fetched the KeyPackages it adds, not for the committer who covered another member's Add proposals; the honest committer keeps committing, the proposer meets its quota (429 quota-exceeded)", async () => {
+    const s = await server({ verifyCommits: true, maxStoredBytesPerClient: 64 * KiB });
+    const [honest, mallory] = await Promise.all([dsPeer(s.url, `honest-${tag}`), dsPeer(s.url, `mallory-${tag}`)]);
+    const gid = await verifiedPair(honest, mallory);
+    const token = await tokenOf(s.url, mallory.name, mallory);
+    let refused;
+    let welcomes = 0;
+    for (let round = 0; round < 40 && !refused; round++) {
+      // mallory fetches KeyPackages of 5 clients of her own (granted to her) and proposes their Adds.
+      const names = (await sybils(s.url, `sybil-${tag}-${round}-`, 5)).map((x) => x.name);
+      await catchUp(mallory);
+      for (const kp of (await mallory.ds.fetchKeyPackages(names)).values()) {
+        const r = await raw(s.url, 'POST', `/v1/groups/${toHex(gid)}/messages`, { message: b64(await mallory.group!.propose({ type: 'add', keyPackage: kp })) }, token);
+        if (r.status !== 200) {
+          refused = r;
+          break;
+        }
+        mallory.seen = r.body.seq;
+      }
+      // The honest member commits (pending proposals by reference, as every commit of its does): the Welcome goes to mallory's clients, who never take it.
+      await catchUp(honest);
+      const c = await honest.group!.commit({ groupInfo: true });
+      if (!c.welcome) break;
+      honest.seen = await honest.ds.submit(gid, c.commit, { welcome: c.welcome, groupInfo: c.groupInfo });
+      await honest.group!.mergePendingCommit();
+      welcomes += c.welcome.length + (1 + 5) * RECORD;
+    }
+    // What counts for the honest member: its group, its commits, the GroupInfo it stored last; no Welcome.
+    expect((await s.ds.store.usage(honest.name)).bytes).toBe(RECORD + (await loggedFor(s.ds.store, gid, honest.name)) + (await s.ds.groupInfo(gid))!.length);
+    // mallory pays for the Welcomes to her clients, until her own posts are refused.
+    expect(refused).toMatchObject({ status: 429, body: { reason: 'quota-exceeded' } });
+    expect((await s.ds.store.usage(mallory.name)).bytes).toBeGreaterThanOrEqual(welcomes);
+    // The honest member still commits, also what mallory proposed last.
+    await catchUp(honest);
+    const c = await honest.group!.commit({ groupInfo: true });
+    honest.seen = await honest.ds.submit(gid, c.commit, { welcome: c.welcome, groupInfo: c.groupInfo });
+    await honest.group!.mergePendingCommit();
+    await groupStillWorks([honest, mallory], 'after the proposals');
   });
 });

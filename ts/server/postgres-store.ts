@@ -21,7 +21,7 @@ import type {
   StoredBinding,
   StoredKeyPackage,
 } from '../services/delivery-store.js';
-import { STORED_RECORD_BYTES, StorageQuotaError, checkQuota, storedBytes, withinBytes } from '../services/delivery-store.js';
+import { STORED_RECORD_BYTES, StorageQuotaError, checkQuota, storedBytes, welcomeCharges, welcomeShares, withinBytes } from '../services/delivery-store.js';
 import { DS_SCHEMA_VERSION } from './sqlite-store.js';
 import { peerDependency } from './peer-dependency.js';
 
@@ -33,8 +33,8 @@ CREATE TABLE IF NOT EXISTS ds_groups (group_id TEXT PRIMARY KEY, epoch BIGINT NO
 CREATE TABLE IF NOT EXISTS ds_usage (client_id TEXT PRIMARY KEY, bytes BIGINT NOT NULL, key_packages INT NOT NULL);
 CREATE TABLE IF NOT EXISTS ds_log (group_id TEXT NOT NULL, seq BIGINT NOT NULL, sender TEXT NOT NULL, bytes BYTEA NOT NULL, digest TEXT, PRIMARY KEY (group_id, seq));
 CREATE UNIQUE INDEX IF NOT EXISTS ds_log_digest ON ds_log (group_id, digest);
-CREATE TABLE IF NOT EXISTS ds_welcome_blobs (id BIGSERIAL PRIMARY KEY, group_id TEXT NOT NULL, welcome BYTEA NOT NULL, sender TEXT, refs INT NOT NULL);
-CREATE TABLE IF NOT EXISTS ds_welcomes (id BIGSERIAL PRIMARY KEY, recipient TEXT NOT NULL, blob_id BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS ds_welcome_blobs (id BIGSERIAL PRIMARY KEY, group_id TEXT NOT NULL, welcome BYTEA NOT NULL, refs INT NOT NULL);
+CREATE TABLE IF NOT EXISTS ds_welcomes (id BIGSERIAL PRIMARY KEY, recipient TEXT NOT NULL, blob_id BIGINT NOT NULL, payer TEXT, charge BIGINT NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS ds_pairings (anchor TEXT NOT NULL, device TEXT NOT NULL, PRIMARY KEY (anchor, device));
 CREATE TABLE IF NOT EXISTS ds_pairing_requests (anchor TEXT NOT NULL, device TEXT NOT NULL, side TEXT NOT NULL, at BIGINT NOT NULL, PRIMARY KEY (anchor, device, side));
 CREATE INDEX IF NOT EXISTS ds_pairing_requests_at ON ds_pairing_requests (at);
@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS ds_secrets (name TEXT PRIMARY KEY, value BYTEA NOT NU
 /** Schema 3 to 4 (as SQLITE_MIGRATION), after the schema's statements, in their transaction; the Welcome id sequences kept. */
 const POSTGRES_MIGRATION = `INSERT INTO ds_welcome_blobs (id, group_id, welcome, refs) SELECT id, group_id, welcome, 1 FROM ds_welcomes;
 SELECT setval(pg_get_serial_sequence('ds_welcome_blobs', 'id'), coalesce(max(id), 0) + 1, false) FROM ds_welcome_blobs;
-ALTER TABLE ds_welcomes ADD COLUMN blob_id BIGINT;
+ALTER TABLE ds_welcomes ADD COLUMN blob_id BIGINT, ADD COLUMN payer TEXT, ADD COLUMN charge BIGINT NOT NULL DEFAULT 0;
 UPDATE ds_welcomes SET blob_id = id;
 ALTER TABLE ds_welcomes ALTER COLUMN blob_id SET NOT NULL, DROP COLUMN welcome, DROP COLUMN group_id;
 ALTER TABLE ds_groups ADD COLUMN group_info_by TEXT;
@@ -617,7 +617,8 @@ export class PostgresDeliveryStore implements DeliveryStore {
       // The message, and a commit's GroupInfo and Welcome, count for the sender;
       // a GroupInfo replaced no longer counts for whoever stored it.
       let charge = storedBytes(message.bytes.length);
-      let released: { by: string; bytes: number } | undefined;
+      /** What this commit counts for clients other than the sender (never refused); negative: given back. */
+      const others = new Map<string, number>();
       if (update) {
         if (Number(rows[0].epoch) !== update.expectEpoch) return undefined;
         await c.query(
@@ -627,26 +628,28 @@ export class PostgresDeliveryStore implements DeliveryStore {
         if (update.groupInfo) {
           const old = { by: rows[0].group_info_by as string | null, bytes: Number(rows[0].info ?? 0) };
           if (old.by === message.sender) charge -= old.bytes;
-          else if (old.by !== null) released = { by: old.by, bytes: old.bytes };
+          else if (old.by !== null) others.set(old.by, -old.bytes);
           charge += update.groupInfo.length;
         }
         const w = update.welcome;
         if (w && w.recipients.length > 0) {
-          // The bytes once, a reference per recipient (ids in the order of `recipients`).
-          const blob = await c.query('INSERT INTO ds_welcome_blobs (group_id, welcome, sender, refs) VALUES ($1, $2, $3, $4) RETURNING id', [
-            message.groupId,
-            Buffer.from(w.welcome),
-            message.sender,
-            w.recipients.length,
-          ]);
-          await c.query('INSERT INTO ds_welcomes (recipient, blob_id) SELECT r, $2 FROM unnest($1::text[]) WITH ORDINALITY AS t(r, n) ORDER BY n', [w.recipients, blob.rows[0].id]);
-          charge += storedBytes(w.welcome.length, 1 + w.recipients.length);
+          // The bytes once, a reference per recipient (ids in the order of `recipients`), each counting its part for its payer.
+          const blob = await c.query('INSERT INTO ds_welcome_blobs (group_id, welcome, refs) VALUES ($1, $2, $3) RETURNING id', [message.groupId, Buffer.from(w.welcome), w.recipients.length]);
+          await c.query(
+            'INSERT INTO ds_welcomes (recipient, blob_id, payer, charge) SELECT r, $2, p, s FROM unnest($1::text[], $3::text[], $4::bigint[]) WITH ORDINALITY AS t(r, p, s, n) ORDER BY n',
+            [w.recipients, blob.rows[0].id, w.recipients.map((_, i) => w.payers?.[i] ?? message.sender), welcomeShares(w.welcome.length, w.recipients.length)],
+          );
+          for (const [payer, n] of welcomeCharges(message.sender, w)) {
+            if (payer === message.sender) charge += n;
+            else others.set(payer, (others.get(payer) ?? 0) + n);
+          }
         }
       }
-      // In the order of the clients' ids; past the quota: StorageQuotaError, and #tx rolls it all back.
-      if (released && released.by < message.sender) await this.#count(c, released.by, -released.bytes);
-      await this.#count(c, message.sender, charge, 0, quota);
-      if (released && released.by > message.sender) await this.#count(c, released.by, -released.bytes);
+      // In the order of the clients' ids (no deadlock between two commits); only the sender's quota is asked:
+      // past it, StorageQuotaError, and #tx rolls it all back.
+      for (const client of [...others.keys(), message.sender].sort()) {
+        await this.#count(c, client, client === message.sender ? charge : others.get(client)!, 0, client === message.sender ? quota : undefined);
+      }
       await c.query('INSERT INTO ds_log (group_id, seq, sender, bytes, digest) VALUES ($1, $2, $3, $4, $5)', [message.groupId, seq, message.sender, Buffer.from(message.bytes), message.digest ?? null]);
       await c.query('SELECT pg_notify($1, $2)', [CHANNEL, `${message.groupId}:${seq}`]);
       return seq;
@@ -684,24 +687,22 @@ export class PostgresDeliveryStore implements DeliveryStore {
 
   async ackWelcomes(recipient: string, ids: number[]): Promise<void> {
     await this.#tx(async (c) => {
-      const { rows } = await c.query('DELETE FROM ds_welcomes WHERE recipient = $1 AND id = ANY($2) RETURNING blob_id', [recipient, ids]);
+      const { rows } = await c.query('DELETE FROM ds_welcomes WHERE recipient = $1 AND id = ANY($2) RETURNING blob_id, payer, charge', [recipient, ids]);
       if (rows.length === 0) return;
       const unref = new Map<string, number>();
       for (const r of rows) unref.set(String(r.blob_id), (unref.get(String(r.blob_id)) ?? 0) + 1);
       // Locked in id order (recipients acking the same Welcomes at once wait, not deadlock); the last reference takes the bytes.
       const blobs = [...unref.keys()].sort((a, b) => Number(a) - Number(b));
       await c.query('SELECT id FROM ds_welcome_blobs WHERE id = ANY($1) ORDER BY id FOR UPDATE', [blobs]);
-      // Each reference counts for the committer until acknowledged; the last one takes the bytes with it.
-      const back: { client: string | null; n: number }[] = [];
       for (const id of blobs) {
-        const blob = (await c.query('UPDATE ds_welcome_blobs SET refs = refs - $2 WHERE id = $1 RETURNING refs, sender, octet_length(welcome) AS n', [id, unref.get(id)])).rows[0];
-        if (!blob) continue;
-        back.push({ client: blob.sender, n: unref.get(id)! * STORED_RECORD_BYTES });
-        if (blob.refs > 0) continue;
-        await c.query('DELETE FROM ds_welcome_blobs WHERE id = $1', [id]);
-        back.push({ client: blob.sender, n: storedBytes(Number(blob.n)) });
+        const blob = (await c.query('UPDATE ds_welcome_blobs SET refs = refs - $2 WHERE id = $1 RETURNING refs', [id, unref.get(id)])).rows[0];
+        if (blob && blob.refs <= 0) await c.query('DELETE FROM ds_welcome_blobs WHERE id = $1', [id]);
       }
-      await this.#release(c, back);
+      // Each reference counts for its payer until acknowledged.
+      await this.#release(
+        c,
+        rows.map((r) => ({ client: r.payer, n: Number(r.charge) })),
+      );
     });
   }
 

@@ -22,6 +22,8 @@ import {
   STORED_RECORD_BYTES,
   checkQuota,
   storedBytes,
+  welcomeCharges,
+  welcomeShares,
   withinBytes,
 } from '../services/delivery-store.js';
 
@@ -33,8 +35,8 @@ CREATE TABLE IF NOT EXISTS groups (group_id TEXT PRIMARY KEY, epoch INTEGER NOT 
 CREATE TABLE IF NOT EXISTS usage (client_id TEXT PRIMARY KEY, bytes INTEGER NOT NULL, key_packages INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS log (group_id TEXT NOT NULL, seq INTEGER NOT NULL, sender TEXT NOT NULL, bytes BLOB NOT NULL, digest TEXT, PRIMARY KEY (group_id, seq));
 CREATE UNIQUE INDEX IF NOT EXISTS log_digest ON log (group_id, digest);
-CREATE TABLE IF NOT EXISTS welcome_blobs (id INTEGER PRIMARY KEY AUTOINCREMENT, group_id TEXT NOT NULL, welcome BLOB NOT NULL, sender TEXT, refs INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS welcomes (id INTEGER PRIMARY KEY AUTOINCREMENT, recipient TEXT NOT NULL, blob_id INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS welcome_blobs (id INTEGER PRIMARY KEY AUTOINCREMENT, group_id TEXT NOT NULL, welcome BLOB NOT NULL, refs INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS welcomes (id INTEGER PRIMARY KEY AUTOINCREMENT, recipient TEXT NOT NULL, blob_id INTEGER NOT NULL, payer TEXT, charge INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS pairings (anchor TEXT NOT NULL, device TEXT NOT NULL, PRIMARY KEY (anchor, device));
 CREATE TABLE IF NOT EXISTS pairing_requests (anchor TEXT NOT NULL, device TEXT NOT NULL, side TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (anchor, device, side));
 CREATE INDEX IF NOT EXISTS pairing_requests_at ON pairing_requests (at);
@@ -59,6 +61,8 @@ export const DS_SCHEMA_VERSION = '4';
  */
 const SQLITE_MIGRATION = `INSERT INTO welcome_blobs (id, group_id, welcome, refs) SELECT id, group_id, welcome, 1 FROM welcomes;
 ALTER TABLE welcomes ADD COLUMN blob_id INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE welcomes ADD COLUMN payer TEXT;
+ALTER TABLE welcomes ADD COLUMN charge INTEGER NOT NULL DEFAULT 0;
 UPDATE welcomes SET blob_id = id;
 ALTER TABLE welcomes DROP COLUMN welcome;
 ALTER TABLE welcomes DROP COLUMN group_id;
@@ -343,11 +347,16 @@ export class SqliteDeliveryStore implements DeliveryStore {
         }
         const w = update.welcome;
         if (w && w.recipients.length > 0) {
-          // The bytes once, a reference per recipient.
-          const blob = this.#db.prepare('INSERT INTO welcome_blobs (group_id, welcome, sender, refs) VALUES (?, ?, ?, ?)').run(message.groupId, Buffer.from(w.welcome), message.sender, w.recipients.length).lastInsertRowid;
-          const ref = this.#db.prepare('INSERT INTO welcomes (recipient, blob_id) VALUES (?, ?)');
-          for (const recipient of w.recipients) ref.run(recipient, blob);
-          charge += storedBytes(w.welcome.length, 1 + w.recipients.length);
+          // The bytes once, a reference per recipient, each counting its part for its payer.
+          const blob = this.#db.prepare('INSERT INTO welcome_blobs (group_id, welcome, refs) VALUES (?, ?, ?)').run(message.groupId, Buffer.from(w.welcome), w.recipients.length).lastInsertRowid;
+          const ref = this.#db.prepare('INSERT INTO welcomes (recipient, blob_id, payer, charge) VALUES (?, ?, ?, ?)');
+          const shares = welcomeShares(w.welcome.length, w.recipients.length);
+          for (const [i, recipient] of w.recipients.entries()) ref.run(recipient, blob, w.payers?.[i] ?? message.sender, shares[i]);
+          // Another payer's part never refuses this commit (only the sender's quota is asked).
+          for (const [payer, n] of welcomeCharges(message.sender, w)) {
+            if (payer === message.sender) charge += n;
+            else this.#count(payer, n);
+          }
         }
       }
       // Past the quota: StorageQuotaError, and the transaction (all of the above) rolls back.
@@ -396,21 +405,17 @@ export class SqliteDeliveryStore implements DeliveryStore {
   }
 
   async ackWelcomes(recipient: string, ids: number[]): Promise<void> {
-    const del = this.#db.prepare('DELETE FROM welcomes WHERE recipient = ? AND id = ? RETURNING blob_id');
-    const unref = this.#db.prepare('UPDATE welcome_blobs SET refs = refs - 1 WHERE id = ? RETURNING refs, sender, length(welcome) AS n');
+    const del = this.#db.prepare('DELETE FROM welcomes WHERE recipient = ? AND id = ? RETURNING blob_id, payer, charge');
+    const unref = this.#db.prepare('UPDATE welcome_blobs SET refs = refs - 1 WHERE id = ? RETURNING refs');
     const drop = this.#db.prepare('DELETE FROM welcome_blobs WHERE id = ?');
     this.#db.transaction(() => {
       for (const id of ids) {
-        const ref = del.get(recipient, id) as { blob_id: number } | undefined;
+        const ref = del.get(recipient, id) as { blob_id: number; payer: string | null; charge: number } | undefined;
         if (!ref) continue;
-        // Each reference counts for the committer until acknowledged; the last one takes the bytes with it.
-        const blob = unref.get(ref.blob_id) as { refs: number; sender: string | null; n: number } | undefined;
-        if (!blob) continue;
-        this.#count(blob.sender, -STORED_RECORD_BYTES);
-        if (blob.refs <= 0) {
-          drop.run(ref.blob_id);
-          this.#count(blob.sender, -storedBytes(blob.n));
-        }
+        // Each reference counts for its payer until acknowledged; the last one takes the bytes with it.
+        this.#count(ref.payer, -ref.charge);
+        const blob = unref.get(ref.blob_id) as { refs: number } | undefined;
+        if (blob && blob.refs <= 0) drop.run(ref.blob_id);
       }
     })();
   }

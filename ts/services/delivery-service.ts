@@ -398,7 +398,8 @@ export class DeliveryService {
       let members: Set<string>;
       let added = extras.added ?? [];
       if (new Set(added).size !== added.length) throw new DsError('malformed', 'added names each client once');
-      let spent: [string, string][] = [];
+      /** Grants the commit spends: [holder, ref, client added]. */
+      let spent: [string, string, string?][] = [];
       if (this.#verify && group.consistency === 'strong') {
         // The commit itself says who is in the group; the submitter's lists are ignored.
         const derived = await this.#verifiedMembers(group, sender, message, extras);
@@ -428,8 +429,11 @@ export class DeliveryService {
         }
       }
       // Commit, GroupInfo and Welcomes in one transaction: a crash keeps all or none.
-      // The Welcome is stored once for all the clients it adds (one reference each).
-      const welcome = extras.welcome && added.length > 0 ? { recipients: added, welcome: extras.welcome.slice() } : undefined;
+      // The Welcome is stored once for all the clients it adds (one reference each), each
+      // counting for whoever the DS handed that client's KeyPackage to: another member's
+      // Adds, covered by reference, do not count for the committer (§8.6).
+      const payers = added.map((a) => spent.find(([, , client]) => client === a)?.[0] ?? sender);
+      const welcome = extras.welcome && added.length > 0 ? { recipients: added, welcome: extras.welcome.slice(), payers } : undefined;
       const update = { expectEpoch: group.consistency === 'strong' ? epoch : group.epoch, setEpoch, members: [...members], groupInfo: extras.groupInfo, welcome };
       seq = await withinQuota(this.store.append({ groupId: id, sender, bytes: message.slice(), digest }, update, this.#quota));
       if (seq === undefined) throw this.#epochTaken(epoch, (await this.store.getGroup(id))!);
@@ -573,15 +577,15 @@ export class DeliveryService {
   /**
    * Verified mode: every KeyPackage the commit adds was granted to the
    * committer or to a member (an Add proposed by one member and committed
-   * by reference by another); returns [requester, ref] pairs to spend.
+   * by reference by another); returns [requester, ref, client] to spend (the requester pays for its Welcome).
    */
-  async #grantedRefs(holders: string[], refs: string[]): Promise<[string, string][]> {
-    const out: [string, string][] = [];
+  async #grantedRefs(holders: string[], refs: string[]): Promise<[string, string, string][]> {
+    const out: [string, string, string][] = [];
     let left = refs;
     for (const holder of new Set(holders)) {
       if (left.length === 0) break;
-      const granted = new Set((await this.store.grants(holder, this.#now())).map((g) => g.ref));
-      out.push(...left.filter((r) => granted.has(r)).map((r): [string, string] => [holder, r]));
+      const granted = new Map((await this.store.grants(holder, this.#now())).map((g) => [g.ref, g.clientId]));
+      out.push(...left.filter((r) => granted.has(r)).map((r): [string, string, string] => [holder, r, granted.get(r)!]));
       left = left.filter((r) => !granted.has(r));
     }
     if (left.length > 0) throw new DsError('not-granted', `the commit adds a KeyPackage (${left[0]!.slice(0, 16)}…) this DS handed to no member`);

@@ -80,8 +80,12 @@ export interface CommitUpdate {
   setEpoch: number;
   members?: string[];
   groupInfo?: Uint8Array;
-  /** The Welcome of this commit, stored once, and the clients it adds: a reference each, until acknowledged (§8.1). */
-  welcome?: { recipients: string[]; welcome: Uint8Array };
+  /**
+   * The Welcome of this commit, stored once, and the clients it adds: a
+   * reference each, until acknowledged (§8.1), counting for `payers[i]`
+   * (the holder of the grant that added `recipients[i]`; default: the sender).
+   */
+  welcome?: { recipients: string[]; welcome: Uint8Array; payers?: string[] };
 }
 
 /** What one client may have stored (docs/PROTOCOL.md §8.6); undefined: no bound. */
@@ -102,6 +106,31 @@ export const STORED_RECORD_BYTES = 256;
 /** The bytes a record of `rows` rows counts against its client's quota. */
 export function storedBytes(bytes: number, rows = 1): number {
   return bytes + rows * STORED_RECORD_BYTES;
+}
+
+/**
+ * What each of a Welcome's `n` references counts: 256, and its part of the
+ * Welcome's bytes and record (in all `storedBytes(bytes, 1 + n)`), given back
+ * when its recipient acknowledges it.
+ */
+export function welcomeShares(bytes: number, n: number): number[] {
+  const total = storedBytes(bytes);
+  return Array.from({ length: n }, (_, i) => STORED_RECORD_BYTES + Math.floor(total / n) + (i < total % n ? 1 : 0));
+}
+
+/**
+ * What a commit's Welcome counts for each client: its references' parts,
+ * per payer (the sender when `payers` is not given).
+ */
+export function welcomeCharges(sender: string, welcome: CommitUpdate['welcome']): Map<string, number> {
+  const out = new Map<string, number>();
+  if (!welcome) return out;
+  const shares = welcomeShares(welcome.welcome.length, welcome.recipients.length);
+  shares.forEach((n, i) => {
+    const payer = welcome.payers?.[i] ?? sender;
+    out.set(payer, (out.get(payer) ?? 0) + n);
+  });
+  return out;
 }
 
 /** Thrown by a store for a write past its client's `StorageQuota` (nothing of it stored); the DS answers `quota-exceeded`. */
@@ -259,10 +288,10 @@ export class MemoryDeliveryStore implements DeliveryStore {
   readonly #kps = new Map<string, (StoredKeyPackage & { leasedTo?: string; leaseUntil?: number })[]>();
   readonly #groups = new Map<string, GroupRecord>();
   readonly #logs = new Map<string, LoggedMessage[]>();
-  /** Per recipient: its references to stored Welcomes, oldest first. */
-  readonly #welcomes = new Map<string, { id: number; blob: number }[]>();
+  /** Per recipient: its references to stored Welcomes, oldest first, each with what it counts for whom. */
+  readonly #welcomes = new Map<string, { id: number; blob: number; payer: string; charge: number }[]>();
   /** Each Welcome's bytes once, with how many recipients still reference it. */
-  readonly #welcomeBlobs = new Map<number, { groupId: string; welcome: Uint8Array; sender: string; refs: number }>();
+  readonly #welcomeBlobs = new Map<number, { groupId: string; welcome: Uint8Array; refs: number }>();
   #welcomeIds = 0;
   #welcomeBlobIds = 0;
   readonly #pairings = new Map<string, Set<string>>();
@@ -458,7 +487,10 @@ export class MemoryDeliveryStore implements DeliveryStore {
     // What the sender's quota is asked for, checked before anything changes.
     const w = update?.welcome && update.welcome.recipients.length > 0 ? update.welcome : undefined;
     const replaced = update?.groupInfo && group.groupInfo ? { by: this.#groupInfoBy.get(message.groupId), bytes: group.groupInfo.length } : undefined;
-    let charge = storedBytes(message.bytes.length) + (update?.groupInfo?.length ?? 0) + (w ? storedBytes(w.welcome.length, 1 + w.recipients.length) : 0);
+    // The Welcome's parts count for their payers; only the sender's quota is asked (another's never refuses this commit).
+    const welcomeFor = welcomeCharges(message.sender, w);
+    let charge = storedBytes(message.bytes.length) + (update?.groupInfo?.length ?? 0) + (welcomeFor.get(message.sender) ?? 0);
+    welcomeFor.delete(message.sender);
     if (replaced?.by === message.sender) charge -= replaced.bytes;
     this.#check(message.sender, { bytes: charge, keyPackages: 0 }, quota);
     if (update) {
@@ -470,7 +502,8 @@ export class MemoryDeliveryStore implements DeliveryStore {
         if (replaced?.by !== undefined && replaced.by !== message.sender) this.#count(replaced.by, -replaced.bytes);
         this.#groupInfoBy.set(message.groupId, message.sender);
       }
-      if (w) this.#putWelcome(w.recipients, message.groupId, w.welcome, message.sender);
+      if (w) this.#putWelcome(w, message.groupId, message.sender);
+      for (const [payer, n] of welcomeFor) this.#count(payer, n);
     }
     this.#count(message.sender, charge);
     log.push({ ...message, seq });
@@ -489,13 +522,13 @@ export class MemoryDeliveryStore implements DeliveryStore {
     return page.slice(0, withinBytes(page.map((m) => m.bytes.length), maxBytes));
   }
 
-  #putWelcome(recipients: string[], groupId: string, welcome: Uint8Array, sender: string): void {
-    if (recipients.length === 0) return;
+  #putWelcome(w: NonNullable<CommitUpdate['welcome']>, groupId: string, sender: string): void {
     const blob = ++this.#welcomeBlobIds;
-    this.#welcomeBlobs.set(blob, { groupId, welcome, sender, refs: recipients.length });
-    for (const recipient of recipients) {
+    this.#welcomeBlobs.set(blob, { groupId, welcome: w.welcome, refs: w.recipients.length });
+    const shares = welcomeShares(w.welcome.length, w.recipients.length);
+    for (const [i, recipient] of w.recipients.entries()) {
       const list = this.#welcomes.get(recipient) ?? [];
-      list.push({ id: ++this.#welcomeIds, blob });
+      list.push({ id: ++this.#welcomeIds, blob, payer: w.payers?.[i] ?? sender, charge: shares[i]! });
       this.#welcomes.set(recipient, list);
     }
   }
@@ -520,13 +553,10 @@ export class MemoryDeliveryStore implements DeliveryStore {
     const kept = list.filter((w) => !ids.includes(w.id));
     for (const w of list) {
       if (!ids.includes(w.id)) continue;
+      // Each reference counts for its payer until acknowledged; the bytes go with the last one.
+      this.#count(w.payer, -w.charge);
       const blob = this.#welcomeBlobs.get(w.blob)!;
-      // Each reference counts for the committer until acknowledged; the bytes until the last one.
-      this.#count(blob.sender, -STORED_RECORD_BYTES);
-      if (--blob.refs === 0) {
-        this.#welcomeBlobs.delete(w.blob);
-        this.#count(blob.sender, -storedBytes(blob.welcome.length));
-      }
+      if (--blob.refs === 0) this.#welcomeBlobs.delete(w.blob);
     }
     if (kept.length > 0) this.#welcomes.set(recipient, kept);
     else this.#welcomes.delete(recipient);
