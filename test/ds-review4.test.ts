@@ -15,8 +15,17 @@
  *   took it (never): the committer reached its quota and could commit no
  *   more (not even a Remove). Now a Welcome counts for the holders of the
  *   grants its commit spends (whoever fetched each KeyPackage), a part each.
+ * - reply budget: requests pipelined on one connection behind a reply that
+ *   stalls, then the connection dropped: the replies queued behind the
+ *   second were never given back, and their address was refused for good.
+ * - reply budget: a connection that asks for a large reply and never reads
+ *   held its address's budget for good (every request of the address 429,
+ *   its streams waiting forever). Now a reply that makes no progress for
+ *   slowConsumerMs is cut off like a stream; a slow reader is not.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { request as httpRequest } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import Database from 'better-sqlite3';
 import { WebSocket } from 'ws';
 import { MlsClient, toHex } from 'paired-mls';
@@ -30,7 +39,67 @@ const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
 const KiB = 1024;
 /** What each stored record counts beside its own bytes (docs/PROTOCOL.md §8.6). */
 const RECORD = 256;
+const MiB = 1024 * KiB;
 const plaintext = { wireFormat: 'plaintext' as const };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A connection from `localAddress` that sends these GETs at once (pipelined) and never reads. */
+function stalledGets(url: string, paths: string[], token: string, localAddress: string): Promise<Socket> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const sock = connect({ host: hostname, port: Number(port), localAddress }, () => {
+      sock.pause();
+      sock.write(paths.map((p) => `GET ${p} HTTP/1.1\r\nhost: ${hostname}\r\nauthorization: Bearer ${token}\r\n\r\n`).join(''));
+      resolve(sock);
+    });
+    sock.on('error', () => undefined);
+  });
+}
+
+/** A GET from `localAddress`, read at once: its status and reason. */
+function getFrom(url: string, path: string, token: string, localAddress: string): Promise<{ status: number; reason?: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url + path, { localAddress, headers: { authorization: `Bearer ${token}` } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, reason: JSON.parse(Buffer.concat(chunks).toString('utf8')).reason }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** A GET from `localAddress` read slowly (a chunk, then `pauseMs` without reading): whether its whole body came (content-length), and how long it took. */
+function slowGet(url: string, path: string, token: string, localAddress: string, pauseMs: number): Promise<{ whole: boolean; ms: number }> {
+  const { hostname, port } = new URL(url);
+  const start = Date.now();
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    const sock = connect({ host: hostname, port: Number(port), localAddress }, () => {
+      sock.write(`GET ${path} HTTP/1.1\r\nhost: ${hostname}\r\nconnection: close\r\nauthorization: Bearer ${token}\r\n\r\n`);
+    });
+    sock.on('data', (c: Buffer) => {
+      chunks.push(c);
+      sock.pause();
+      setTimeout(() => sock.resume(), pauseMs);
+    });
+    sock.on('error', () => undefined);
+    sock.on('close', () => {
+      const all = Buffer.concat(chunks);
+      const head = all.indexOf('\r\n\r\n');
+      const length = Number(/content-length: (\d+)/i.exec(all.subarray(0, head).toString())?.[1]);
+      resolve({ whole: length > 0 && all.length - head - 4 === length, ms: Date.now() - start });
+    });
+  });
+}
+
+/** `p`'s own group holding `n` messages of about 1 MiB. */
+async function groupOfMiB(p: DsPeer, n: number): Promise<Uint8Array> {
+  p.group = await p.client.createGroup(p.identity);
+  await p.ds.createGroup(p.group.id, { epoch: 0 });
+  for (let i = 0; i < n; i++) p.seen = await p.ds.submit(p.group.id, await p.group.encrypt(new Uint8Array(MiB - 200).fill(i)));
+  return p.group.id;
+}
 
 /** A verified group of `honest` with `mallory` added through the DS. */
 async function verifiedPair(honest: DsPeer, mallory: DsPeer): Promise<Uint8Array> {
@@ -211,5 +280,78 @@ describe('fourth review of the DS (SQLite)', () => {
     honest.seen = await honest.ds.submit(gid, c.commit, { welcome: c.welcome, groupInfo: c.groupInfo });
     await honest.group!.mergePendingCommit();
     await groupStillWorks([honest, mallory], 'after the proposals');
+  });
+
+  it('reply budget: replies queued on a pipelined connection are given back when it drops (they were held for good, and the address refused every large reply: 429)', async () => {
+    const s = await server({ maxReplyBytesPerIp: 8 * MiB, slowConsumerMs: 60_000 });
+    const mallory = await dsPeer(s.url, `mallory-${tag}`);
+    const gid = await groupOfMiB(mallory, 8);
+    const token = await tokenOf(s.url, mallory.name, mallory);
+    const page = (after: number) => `/v1/groups/${toHex(gid)}/messages?after=${after}`;
+    // A 4 MB page that stalls, a small reply, then an 11 MB page queued behind them.
+    const sock = await stalledGets(s.url, [page(5), '/v1/pairings', page(0), page(0)], token, '127.0.0.4');
+    await sleep(1500);
+    sock.destroy();
+    await sleep(500);
+    // Nothing of that connection is held any more: the address is served.
+    expect(await getFrom(s.url, page(0), token, '127.0.0.4')).toMatchObject({ status: 200 });
+    expect(await getFrom(s.url, page(0), token, '127.0.0.4')).toMatchObject({ status: 200 });
+  });
+
+  it('reply budget: a reader that takes nothing for slowConsumerMs is cut off and its address served again (it held the budget for good: 429, streams waiting); a slow reader gets its whole reply', async () => {
+    const s = await server({ maxReplyBytesPerIp: 4 * MiB, slowConsumerMs: 1000 });
+    const mallory = await dsPeer(s.url, `mallory-${tag}`);
+    const gid = await groupOfMiB(mallory, 8);
+    const token = await tokenOf(s.url, mallory.name, mallory);
+    const page = (after: number) => `/v1/groups/${toHex(gid)}/messages?after=${after}`;
+    const sock = await stalledGets(s.url, [page(0)], token, '127.0.0.5');
+    const cut = new Promise((r) => sock.once('close', r));
+    await sleep(300);
+    expect(await getFrom(s.url, page(0), token, '127.0.0.5')).toMatchObject({ status: 429, reason: 'rate-limited' });
+    // A stream of the address waits meanwhile.
+    const got: number[] = [];
+    const ws = new WebSocket(`${s.url.replace('http', 'ws')}/v1/stream?group=${toHex(gid)}&after=0&access_token=${token}`, { localAddress: '127.0.0.5' });
+    ws.on('message', (data) => got.push(JSON.parse(String(data)).seq));
+    // The stalled connection is cut after slowConsumerMs without progress: the address is served, the stream gets everything.
+    await sleep(2500);
+    expect(await getFrom(s.url, page(0), token, '127.0.0.5')).toMatchObject({ status: 200 });
+    for (let i = 0; i < 200 && got.length < 8; i++) await sleep(25);
+    expect(got).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    // It was cut: read now, it ends short of its reply.
+    let read = 0;
+    sock.on('data', (c: Buffer) => (read += c.length));
+    sock.resume();
+    await cut;
+    expect(read).toBeLessThan(11 * 1000 * 1000);
+    ws.close();
+    // A reader pausing 10 ms after each chunk it reads: 11 MB in longer than slowConsumerMs, all of it.
+    const slow = await slowGet(s.url, page(0), token, '127.0.0.6', 10);
+    expect(slow).toMatchObject({ whole: true });
+    expect(slow.ms).toBeGreaterThan(1000);
+  });
+
+  it('reply budget: streams that never read, each holding less than streamHighWater, are cut after slowConsumerMs without progress (they held their address budget for good)', async () => {
+    const s = await server({ maxReplyBytesPerIp: 4 * MiB, slowConsumerMs: 1000, streamHighWater: 8 * MiB });
+    const mallory = await dsPeer(s.url, `mallory-${tag}`);
+    mallory.group = await mallory.client.createGroup(mallory.identity);
+    const gid = mallory.group.id;
+    await mallory.ds.createGroup(gid, { epoch: 0 });
+    const token = await tokenOf(s.url, mallory.name, mallory);
+    const stalled: WebSocket[] = [];
+    for (let i = 0; i < 6; i++) {
+      const ws = new WebSocket(`${s.url.replace('http', 'ws')}/v1/stream?group=${toHex(gid)}&after=0&access_token=${token}`, { localAddress: '127.0.0.7' });
+      await new Promise((r) => ws.once('open', r));
+      (ws as unknown as { _socket: Socket })._socket.pause();
+      ws.on('error', () => undefined);
+      stalled.push(ws);
+    }
+    // Two messages of 2.9 MB pushed to streams that read nothing: 7.7 MB of frames each (the kernel takes up to 4 MB),
+    // below the 8 MiB at which a stream pauses (and its cut starts).
+    for (let i = 0; i < 2; i++) await mallory.ds.submit(gid, await mallory.group.encrypt(new Uint8Array(2_900_000).fill(i)));
+    await sleep(300);
+    expect(await getFrom(s.url, `/v1/groups/${toHex(gid)}/messages?after=0`, token, '127.0.0.7')).toMatchObject({ status: 429, reason: 'rate-limited' });
+    await sleep(2500);
+    expect(await getFrom(s.url, `/v1/groups/${toHex(gid)}/messages?after=0`, token, '127.0.0.7')).toMatchObject({ status: 200 });
+    for (const ws of stalled) ws.terminate();
   });
 });

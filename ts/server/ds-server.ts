@@ -172,10 +172,15 @@ interface Stream {
   ip: string;
   /** Give back the bytes of frames not yet handed to the kernel (called when the stream closes). */
   unsent: Set<() => void>;
+  /** When a frame was last handed to the kernel (or the first of `unsent` sent). */
+  progressAt: number;
 }
 
 /** A reply larger than this is refused, not sent, while its address holds its budget of unsent reply bytes; a smaller one (an answer to a change: a sequence number, `{}`) is always sent. */
 const SMALL_REPLY = 16 * 1024;
+
+/** An HTTP reply is written in parts of this size, each once the socket took the one before: a reader's progress shows (slowConsumerMs). */
+const REPLY_PART = 64 * 1024;
 
 /** Start the Delivery Service as an HTTP(S)/WebSocket server (Node; needs the optional peer `ws`). */
 export async function startDeliveryServer(options: DeliveryServerOptions): Promise<RunningDeliveryServer> {
@@ -235,6 +240,52 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       if (left > 0) replyBytesOf.set(ip, left);
       else replyBytesOf.delete(ip);
     };
+  }
+
+  /** Releases due when a connection closes: also for replies queued behind another on it, which get no 'close' of their own. */
+  const onClose = new WeakMap<Duplex, Set<() => void>>();
+  function whenClosed(socket: Duplex, release: () => void): () => void {
+    let set = onClose.get(socket);
+    if (!set) {
+      const all = new Set<() => void>();
+      onClose.set(socket, (set = all));
+      socket.once('close', () => all.forEach((r) => r()));
+    }
+    set.add(release);
+    return () => set.delete(release);
+  }
+
+  /**
+   * Send `data` on `res`, a part at a time, its bytes held against `ip`
+   * until handed to the kernel or the connection ends; a reader that takes
+   * no part for slowMs is cut off (a reply waiting its turn behind another
+   * on its connection is not stalled).
+   */
+  function send(res: ServerResponse, socket: Duplex, ip: string, data: Buffer): void {
+    const held = holdReply(ip, data.length);
+    let last = Date.now();
+    let timer: NodeJS.Timeout | undefined;
+    const forget = whenClosed(socket, () => release());
+    const release = () => {
+      clearTimeout(timer);
+      forget();
+      held();
+    };
+    res.once('finish', release);
+    res.once('close', release);
+    const check = () => {
+      if (!res.socket) last = Date.now();
+      if (Date.now() - last >= slowMs) return void res.destroy();
+      timer = setTimeout(check, slowMs - (Date.now() - last)).unref();
+    };
+    timer = setTimeout(check, slowMs).unref();
+    let at = 0;
+    const next = () => {
+      last = Date.now();
+      while (at < data.length) if (!res.write(data.subarray(at, (at += REPLY_PART)))) return void res.once('drain', next);
+      res.end();
+    };
+    next();
   }
 
   /** Count `n` body bytes against the address of `req` until its response closes; false when over the budget. */
@@ -547,12 +598,8 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       const data = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
       // A large reply (a page, a GroupInfo, KeyPackages: asking again gets the same) waits for no slow reader of its address.
       if (data.length > SMALL_REPLY && !replyRoom(ip)) return reply(429, { error: 'too many reply bytes unsent to this address', reason: 'rate-limited' }, { 'retry-after': '1' });
-      res.writeHead(status, { ...cors, 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json', ...extra });
-      // Held until handed to the kernel ('finish') or the connection ends.
-      const release = holdReply(ip, data.length);
-      res.once('finish', release);
-      res.once('close', release);
-      res.end(data);
+      res.writeHead(status, { ...cors, 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json', ...(status === 204 ? {} : { 'content-length': String(data.length) }), ...extra });
+      send(res, req.socket, ip, data);
     };
     req.on('error', () => req.destroy());
     res.on('error', () => res.destroy());
@@ -656,7 +703,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   function openStream(ws: WebSocket, who: { client: string; key?: string }, group: Uint8Array, after: number): void {
     const groupHex = toHex(group);
     const client = who.client;
-    const sub: Stream = { ws, client, key: who.key, group, sent: after, busy: false, dirty: true, pausedSince: undefined, buffered: 0, ip: (ws as unknown as { _socket: { remoteAddress?: string } })._socket.remoteAddress ?? 'unknown', unsent: new Set() };
+    const sub: Stream = { ws, client, key: who.key, group, sent: after, busy: false, dirty: true, pausedSince: undefined, buffered: 0, ip: (ws as unknown as { _socket: { remoteAddress?: string } })._socket.remoteAddress ?? 'unknown', unsent: new Set(), progressAt: Date.now() };
     const set = streams.get(groupHex) ?? new Set();
     set.add(sub);
     streams.set(groupHex, set);
@@ -664,7 +711,10 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     ws.on('error', () => ws.terminate());
     // Clients have nothing to say on a stream: any data frame closes it.
     ws.on('message', () => ws.close(1008, 'no frames expected'));
+    // Frames held unsent and none handed to the kernel for slowMs: closed, also below streamHighWater (they count against its address).
+    const stalled = setInterval(() => sub.unsent.size > 0 && Date.now() - sub.progressAt > slowMs && ws.terminate(), Math.max(50, slowMs / 4)).unref();
     ws.on('close', () => {
+      clearInterval(stalled);
       set.delete(sub);
       if (set.size === 0) streams.delete(groupHex);
       releaseStream(client);
@@ -713,10 +763,12 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
             const frame = Buffer.from(JSON.stringify({ seq: m.seq, sender: m.sender, message: b64(m.bytes) }));
             // Held against the address until written to the kernel (or the stream closes).
             const release = holdReply(sub.ip, frame.length);
+            if (sub.unsent.size === 0) sub.progressAt = Date.now();
             sub.unsent.add(release);
             sub.ws.send(frame, { binary: false }, () => {
               release();
               sub.unsent.delete(release);
+              sub.progressAt = Date.now();
             });
             sub.sent = m.seq;
             // Backed up: stop mid-page (the loop above pauses), so a subscriber
