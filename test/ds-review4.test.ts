@@ -18,10 +18,11 @@
  * - reply budget: requests pipelined on one connection behind a reply that
  *   stalls, then the connection dropped: the replies queued behind the
  *   second were never given back, and their address was refused for good.
- * - reply budget: a connection that asks for a large reply and never reads
- *   held its address's budget for good (every request of the address 429,
- *   its streams waiting forever). Now a reply that makes no progress for
- *   slowConsumerMs is cut off like a stream; a slow reader is not.
+ * - reply budget: a connection that asks for a large reply and never reads,
+ *   or streams that never read holding less than streamHighWater each,
+ *   held their address's budget for good (every request of the address
+ *   429, its streams waiting forever). Now a reply or stream that hands the
+ *   kernel nothing for slowConsumerMs is cut off; a slow reader is not.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request as httpRequest } from 'node:http';

@@ -261,7 +261,9 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
    * no part for slowMs is cut off (a reply waiting its turn behind another
    * on its connection is not stalled).
    */
-  function send(res: ServerResponse, socket: Duplex, ip: string, data: Buffer): void {
+  function send(res: ServerResponse, socket: Duplex | null, ip: string, data: Buffer): void {
+    // Its connection is gone (a request cut off mid-body): nothing to send.
+    if (!socket || socket.destroyed) return void res.destroy();
     const held = holdReply(ip, data.length);
     let last = Date.now();
     let timer: NodeJS.Timeout | undefined;
@@ -599,7 +601,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       // A large reply (a page, a GroupInfo, KeyPackages: asking again gets the same) waits for no slow reader of its address.
       if (data.length > SMALL_REPLY && !replyRoom(ip)) return reply(429, { error: 'too many reply bytes unsent to this address', reason: 'rate-limited' }, { 'retry-after': '1' });
       res.writeHead(status, { ...cors, 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json', ...(status === 204 ? {} : { 'content-length': String(data.length) }), ...extra });
-      send(res, req.socket, ip, data);
+      send(res, res.socket ?? req.socket, ip, data);
     };
     req.on('error', () => req.destroy());
     res.on('error', () => res.destroy());
