@@ -15,6 +15,10 @@
  *   took it (never): the committer reached its quota and could commit no
  *   more (not even a Remove). Now a Welcome counts for the holders of the
  *   grants its commit spends (whoever fetched each KeyPackage), a part each.
+ * - verified mode: that let any member charge another: the victim fetched a
+ *   KeyPackage of a client of the attacker's, the attacker committed its Add
+ *   (inline, never taken) and its Welcome counted for the victim. Now a
+ *   grant's holder pays only for an Add proposal it posted itself.
  * - reply budget: requests pipelined on one connection behind a reply that
  *   stalls, then the connection dropped: the replies queued behind the
  *   second were never given back, and their address was refused for good.
@@ -281,6 +285,28 @@ describe('fourth review of the DS (SQLite)', () => {
     honest.seen = await honest.ds.submit(gid, c.commit, { welcome: c.welcome, groupInfo: c.groupInfo });
     await honest.group!.mergePendingCommit();
     await groupStillWorks([honest, mallory], 'after the proposals');
+  });
+
+  it("verified mode: a member's commit adding a KeyPackage another member fetched (and proposed no Add of) counts its Welcome for the committer, not for the member who fetched it (it charged that member's quota, and spent its grant)", async () => {
+    const s = await server({ verifyCommits: true, maxStoredBytesPerClient: 256 * KiB });
+    const [honest, mallory] = await Promise.all([dsPeer(s.url, `honest2-${tag}`), dsPeer(s.url, `mallory2-${tag}`)]);
+    const gid = await verifiedPair(honest, mallory);
+    // A client of mallory's, which never takes a Welcome; the honest member fetches its KeyPackage (to invite it somewhere, say).
+    const [x] = await sybils(s.url, `x-${tag}-`, 1);
+    const kps = await honest.ds.fetchKeyPackages([x!.name]);
+    const before = (await s.ds.store.usage(honest.name)).bytes;
+    const infoBefore = (await s.ds.groupInfo(gid))!.length;
+    const mallorys = (await s.ds.store.usage(mallory.name)).bytes;
+    // mallory (who made that KeyPackage) commits its Add herself, inline, with the Welcome: the honest member's grant covered it.
+    await catchUp(mallory);
+    const c = await mallory.group!.commit({ add: [...kps.values()], groupInfo: true });
+    mallory.seen = await mallory.ds.submit(gid, c.commit, { welcome: c.welcome, groupInfo: c.groupInfo });
+    await mallory.group!.mergePendingCommit();
+    // The Welcome counts for mallory, its committer; for the honest member, its group and its commit (its GroupInfo was replaced), no Welcome.
+    expect(before).toBe(RECORD + (await loggedFor(s.ds.store, gid, honest.name)) + infoBefore);
+    expect((await s.ds.store.usage(honest.name)).bytes).toBe(RECORD + (await loggedFor(s.ds.store, gid, honest.name)));
+    expect((await s.ds.store.usage(mallory.name)).bytes).toBeGreaterThanOrEqual(mallorys + c.welcome!.length + 2 * RECORD);
+    await groupStillWorks([honest, mallory], 'after the Add');
   });
 
   it('reply budget: replies queued on a pipelined connection are given back when it drops (they were held for good, and the address refused every large reply: 429)', async () => {

@@ -43,3 +43,47 @@ export function readMlsHeader(bytes: Uint8Array): MlsHeader | undefined {
     return undefined;
   }
 }
+
+/**
+ * The KeyPackage an Add proposal in a PublicMessage carries, as an MLSMessage
+ * (for `inspectKeyPackage`, which names its KeyPackageRef); undefined for any
+ * other message or what does not parse (RFC 9420 §6, §10, §12.1.1).
+ */
+export function readAddProposalKeyPackage(bytes: Uint8Array): Uint8Array | undefined {
+  try {
+    const r = new Reader(bytes);
+    if (r.u16() !== 1 || r.u16() !== 1) return undefined;
+    r.vector(); // group_id
+    r.u64();
+    const senderType = r.u8();
+    if (senderType === 1 || senderType === 2) r.u32();
+    r.vector(); // authenticated_data
+    if (r.u8() !== 2 || r.u16() !== 1) return undefined;
+    const start = r.offset;
+    r.u16(); // version
+    r.u16(); // cipher_suite
+    r.vector(); // init_key
+    // LeafNode: keys, credential (type, content), capabilities (5 lists), source, extensions, signature.
+    r.vector();
+    r.vector();
+    r.u16();
+    r.vector();
+    for (let i = 0; i < 5; i++) r.vector();
+    const source = r.u8();
+    if (source === 1) r.raw(16);
+    else if (source === 3) r.vector();
+    else if (source !== 2) return undefined;
+    r.vector();
+    r.vector();
+    // KeyPackage extensions, signature.
+    r.vector();
+    r.vector();
+    const kp = bytes.subarray(start, r.offset);
+    const out = new Uint8Array(4 + kp.length);
+    out.set([0, 1, 0, 5]);
+    out.set(kp, 4);
+    return out;
+  } catch {
+    return undefined;
+  }
+}

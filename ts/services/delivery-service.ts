@@ -9,7 +9,7 @@
 import { MlsClient, type Identity } from '../mls/client.js';
 import { MlsError, registerErrorCodes } from '../mls/errors.js';
 import { fromHex, sha256, toHex } from '../mls/bytes.js';
-import { readMlsHeader } from '../codec/mls-header.js';
+import { readAddProposalKeyPackage, readMlsHeader } from '../codec/mls-header.js';
 import { ExternalSender } from '../intents/external-sender.js';
 import type { LeafOperationIntent } from '../intents/leaf-operation-intent.js';
 import { MemoryDeliveryStore, StorageQuotaError, type DeliveryStore, type GroupRecord, type LoggedMessage, type PendingWelcome, type StorageQuota, type StoredKeyPackage } from './delivery-store.js';
@@ -400,11 +400,14 @@ export class DeliveryService {
       if (new Set(added).size !== added.length) throw new DsError('malformed', 'added names each client once');
       /** Grants the commit spends: [holder, ref, client added]. */
       let spent: [string, string, string?][] = [];
+      /** Verified mode: the epoch's logged proposals (who posted an Add proposal pays for its Welcome). */
+      let proposals: LoggedMessage[] = [];
       if (this.#verify && group.consistency === 'strong') {
         // The commit itself says who is in the group; the submitter's lists are ignored.
         const derived = await this.#verifiedMembers(group, sender, message, extras);
         members = derived.members;
         added = derived.added;
+        proposals = derived.proposals;
         if (this.#requireGrants) spent = await this.#grantedRefs([sender, ...group.members], derived.addedRefs);
       } else {
         if (extras.welcome && !extras.added?.length) throw new DsError('malformed', 'a Welcome needs the clients it is for (added)');
@@ -432,7 +435,14 @@ export class DeliveryService {
       // The Welcome is stored once for all the clients it adds (one reference each), each
       // counting for whoever the DS handed that client's KeyPackage to: another member's
       // Adds, covered by reference, do not count for the committer (§8.6).
-      const payers = added.map((a) => spent.find(([, , client]) => client === a)?.[0] ?? sender);
+      // Only a holder that posted the Add proposal of that KeyPackage itself: a member who
+      // merely fetched a KeyPackage (the committer adding it inline, or proposing it) pays nothing.
+      const payers = added.map((a) => {
+        const grant = spent.find(([, , client]) => client === a);
+        if (!grant || grant[0] === sender) return sender;
+        const [holder, ref] = grant;
+        return proposals.some((m) => m.sender === holder && this.#addProposalRef(m.bytes) === ref) ? holder : sender;
+      });
       const welcome = extras.welcome && added.length > 0 ? { recipients: added, welcome: extras.welcome.slice(), payers } : undefined;
       const update = { expectEpoch: group.consistency === 'strong' ? epoch : group.epoch, setEpoch, members: [...members], groupInfo: extras.groupInfo, welcome };
       seq = await withinQuota(this.store.append({ groupId: id, sender, bytes: message.slice(), digest }, update, this.#quota));
@@ -499,10 +509,22 @@ export class DeliveryService {
    * state it creates, the Welcome for exactly the added KeyPackages; the
    * members are the clients the AS binds to the new tree's leaves.
    */
-  async #verifiedMembers(group: GroupRecord, sender: string, message: Uint8Array, extras: SubmitExtras): Promise<{ members: Set<string>; added: string[]; addedRefs: string[] }> {
+  async #verifiedMembers(
+    group: GroupRecord,
+    sender: string,
+    message: Uint8Array,
+    extras: SubmitExtras,
+  ): Promise<{ members: Set<string>; added: string[]; addedRefs: string[]; proposals: LoggedMessage[] }> {
     if (!group.groupInfo) throw new DsError('invalid-commit', 'the DS has no public state of this group to verify against');
     if (!extras.groupInfo) throw new DsError('invalid-group-info', "a verified group's commit carries the GroupInfo of the epoch it creates");
-    const verified = verifyCommit(this.#client, group.groupInfo, message, extras.groupInfo, await this.#epochProposals(group));
+    const proposals = await this.#epochProposals(group);
+    const verified = verifyCommit(
+      this.#client,
+      group.groupInfo,
+      message,
+      extras.groupInfo,
+      proposals.map((m) => m.bytes),
+    );
     if ('reason' in verified) throw new DsError(verified.reason, verified.message);
     // Every leaf of the new tree must be a client the AS knows (unknown-client), the committer's included.
     const members = await this.#clientsOf(verified.membersAfter);
@@ -514,7 +536,18 @@ export class DeliveryService {
       throw new DsError('invalid-welcome', 'the Welcome is not for exactly the KeyPackages the commit adds');
     }
     const before = new Set(group.members);
-    return { members, added: [...members].filter((m) => !before.has(m)), addedRefs: verified.addedKeyPackages.map(toHex) };
+    return { members, added: [...members].filter((m) => !before.has(m)), addedRefs: verified.addedKeyPackages.map(toHex), proposals };
+  }
+
+  /** The KeyPackageRef (hex) an Add proposal adds; undefined for anything else. */
+  #addProposalRef(bytes: Uint8Array): string | undefined {
+    const kp = readAddProposalKeyPackage(bytes);
+    if (!kp) return undefined;
+    try {
+      return toHex(this.#client.inspectKeyPackage(kp).keyPackageRef);
+    } catch {
+      return undefined;
+    }
   }
 
   /**
@@ -525,14 +558,14 @@ export class DeliveryService {
    * epoch's into memory at once; those beyond the bound are left out like
    * ones that do not verify (a commit covering them: `invalid-commit`).
    */
-  async #epochProposals(group: GroupRecord): Promise<Uint8Array[]> {
-    const out: Uint8Array[] = [];
+  async #epochProposals(group: GroupRecord): Promise<LoggedMessage[]> {
+    const out: LoggedMessage[] = [];
     let bytes = 0;
     for await (const m of this.#logAfter(group.groupId, group.epochStart ?? 0)) {
       const h = readMlsHeader(m.bytes);
       if (h?.wireFormat !== 'public' || h.contentType !== 2 || h.epoch !== BigInt(group.epoch)) continue;
       if (out.length >= this.#pageSize || (out.length > 0 && bytes + m.bytes.length > this.#pageBytes)) break;
-      out.push(m.bytes);
+      out.push(m);
       bytes += m.bytes.length;
     }
     return out;
