@@ -10,6 +10,7 @@ import { MemoryStorageAdapter, MlsClient, readMlsHeader, toHex, utf8 } from 'pai
 import { DmlsError, encodeDmlsMessage, type DmlsCredentialCheck, type DmlsEvent, type DmlsOptions } from 'paired-mls/dmls';
 import { AuthenticationDirectory, AuthenticationService, MemoryDeliveryStore, type CredentialCheck } from 'paired-mls/services';
 import { answersTo, everyoneTalks, flaky, found, others, person, receive, refusedWith, send, type Person } from './dmls-review-helpers.js';
+import { stolenReads } from './helpers.js';
 
 const enc = new TextEncoder();
 const asCheck = (check: CredentialCheck): DmlsCredentialCheck => check;
@@ -40,22 +41,6 @@ async function deliverAll(messages: Uint8Array[], p: Person): Promise<unknown[]>
   const errors: unknown[] = [];
   for (const m of messages) await receive(p, m).catch((e: unknown) => errors.push(e));
   return errors;
-}
-
-/** What a stolen copy of a member's storage reads of `traffic` (a few passes; commits merged). */
-async function stolenReads(copy: MemoryStorageAdapter, traffic: Uint8Array[]): Promise<string[]> {
-  const stolen = await MlsClient.open({ storage: copy });
-  const read: string[] = [];
-  for (let pass = 0; pass < 3; pass++) {
-    for (const m of traffic) {
-      for (const id of stolen.groupIds()) {
-        const r = await stolen.group(id).process(m).catch(() => undefined);
-        if (r?.kind === 'application') read.push(utf8(r.data));
-        if (r?.kind === 'commit') await r.staged.merge();
-      }
-    }
-  }
-  return read;
 }
 
 /**

@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryStorageAdapter, MlsClient, toHex, utf8 } from 'paired-mls';
 import { DmlsError } from 'paired-mls/dmls';
-import { xorshift32 } from './helpers.js';
+import { stolenReads, xorshift32 } from './helpers.js';
 import { ShufflingNetwork, universe as universeOf, type Node } from './dmls-network.js';
 import type { DmlsProfile } from 'paired-mls/dmls';
 
@@ -55,22 +55,6 @@ function recorder(network: ShufflingNetwork, traffic: Uint8Array[]) {
     traffic.push(...msgs);
     network.send(from.name, msgs);
   };
-}
-
-/** What a snapshot reads when fed all recorded traffic (a few passes, as the order is unknown). */
-async function stolenReads(copy: MemoryStorageAdapter, traffic: Uint8Array[]): Promise<string[]> {
-  const stolen = await MlsClient.open({ storage: copy });
-  const read: string[] = [];
-  for (let pass = 0; pass < 3; pass++) {
-    for (const m of traffic) {
-      for (const id of stolen.groupIds()) {
-        const r = await stolen.group(id).process(m).catch(() => undefined);
-        if (r?.kind === 'application') read.push(utf8(r.data));
-        if (r?.kind === 'commit') await r.staged.merge();
-      }
-    }
-  }
-  return read;
 }
 
 describe.each(PROFILES)('Distributed MLS on a reordering, duplicating, delaying transport (%s)', (profile) => {

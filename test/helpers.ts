@@ -88,3 +88,19 @@ export async function stillWorks(members: Member[]): Promise<void> {
     }
   }
 }
+
+/** What a client opened on a stolen copy of a member's storage reads of recorded `traffic` (a few passes, as the order is unknown; commits merged). */
+export async function stolenReads(copy: MemoryStorageAdapter, traffic: Uint8Array[]): Promise<string[]> {
+  const stolen = await MlsClient.open({ storage: copy });
+  const read: string[] = [];
+  for (let pass = 0; pass < 3; pass++) {
+    for (const m of traffic) {
+      for (const id of stolen.groupIds()) {
+        const r = await stolen.group(id).process(m).catch(() => undefined);
+        if (r?.kind === 'application') read.push(utf8(r.data));
+        if (r?.kind === 'commit') await r.staged.merge();
+      }
+    }
+  }
+  return read;
+}
