@@ -16,6 +16,7 @@ import type { Group } from '../mls/group.js';
 import { MlsError } from '../mls/errors.js';
 import { bytesEqual, fromHex, toHex } from '../mls/bytes.js';
 import { dmlsProposeCredentialUpdate } from '../mls/layer-calls.js';
+import { ClientTurns } from '../mls/client-turns.js';
 import type { GroupOptions } from '../mls/types.js';
 import { CodecError } from '../codec/tls.js';
 import { readMlsHeader } from '../codec/mls-header.js';
@@ -146,9 +147,6 @@ const enc = new TextEncoder();
 /** Failures that mean "not yet": the message waits for something else first. */
 const RETRY_CODES = new Set(['PSK_NOT_FOUND', 'WRONG_EPOCH', 'UNKNOWN_GROUP', 'MESSAGE_TOO_FAR_AHEAD', 'PROTOCOL', 'INVALID_COMMIT']);
 
-/** Per client, the tail of its DMembers' queue of calls (`serially`). */
-const queues = new WeakMap<MlsClient, Promise<void>>();
-
 /**
  * One DMember call at a time per client: each runs in a transaction of the
  * client (`MlsClient.atomically`), which a call started meanwhile would
@@ -159,18 +157,7 @@ const queues = new WeakMap<MlsClient, Promise<void>>();
  * next commit forked its send group from everyone who processed the first.
  * Calls made while one waits now wait for it.
  */
-async function serially<T>(client: MlsClient, fn: () => Promise<T>): Promise<T> {
-  const before = queues.get(client) ?? Promise.resolve();
-  let release!: () => void;
-  const mine = new Promise<void>((resolve) => (release = resolve));
-  queues.set(client, before.then(() => mine));
-  await before;
-  try {
-    return await fn();
-  } finally {
-    release();
-  }
-}
+const turns = new ClientTurns();
 
 /** A rejoin Welcome tried against a send group it is not for (rolls the attempt back). */
 class OtherGroup extends Error {}
@@ -217,7 +204,7 @@ export class DMember {
     const profile = founding.profile ?? 'multi-mls';
     const exportLength = founding.exportLength ?? 32;
     if (profile === 'distributed-mls' && exportLength !== 32) throw new DmlsError('universe', 'the distributed-mls profile exports 32 bytes');
-    return serially(client, () => client.atomically(async () => {
+    return turns.run(client, () => client.atomically(async () => {
       const draft = new DMember(client, identity, { id: new Uint8Array(0), profile, exportLength, ciphersuites: founding.ciphersuites ?? [identity.ciphersuite] }, options, DMember.#emptyState());
       const messages = await draft.#createSendGroup(keyPackages, (groupId) => {
         (draft.universe as { id: Uint8Array }).id = groupId;
@@ -232,7 +219,7 @@ export class DMember {
    * `messages` (Welcome, announce) go to the universe.
    */
   static async joinUniverse(client: MlsClient, identity: Identity, welcome: Uint8Array, definition: Uint8Array, keyPackages: Uint8Array[], options: DmlsOptions = {}): Promise<{ member: DMember; universe: Required<UniverseConfig>; messages: Uint8Array[] }> {
-    return serially(client, () => client.atomically(async () => {
+    return turns.run(client, () => client.atomically(async () => {
       const founderGroup = await client.joinFromWelcome(welcome, DMember.#sendGroupOptions(options));
       const result = await founderGroup.process(definition);
       if (result.kind !== 'application') throw new DmlsError('universe', 'the universe definition is not an application message');
@@ -260,7 +247,7 @@ export class DMember {
 
   /** INIT with an application-defined universe (later draft): own send group with everyone, then the announcement. */
   static async init(client: MlsClient, identity: Identity, universe: UniverseConfig, keyPackages: Uint8Array[], options: DmlsOptions = {}): Promise<{ member: DMember; messages: Uint8Array[] }> {
-    return serially(client, () => client.atomically(async () => {
+    return turns.run(client, () => client.atomically(async () => {
       const draft = new DMember(client, identity, universe, options, DMember.#emptyState());
       const messages = await draft.#createSendGroup(keyPackages);
       return { member: draft, messages };
@@ -349,7 +336,7 @@ export class DMember {
 
   /** Public DMLS values of a send group's current epoch (registers its PSK again, harmlessly). */
   epochValues(sendGroupId: Uint8Array, signingKey?: Uint8Array): Promise<DmlsEpochValues> {
-    return serially(this.client, () => storeEpochPsk(this.client.group(sendGroupId), this.#params(), signingKey));
+    return turns.run(this.client, () => storeEpochPsk(this.client.group(sendGroupId), this.#params(), signingKey));
   }
 
   get sendGroup(): Group {
@@ -379,7 +366,7 @@ export class DMember {
    * changes too, and an Update proposal goes to every other send group.
    */
   update(options: { newIdentity?: Identity } = {}): Promise<Uint8Array[]> {
-    return serially(this.client, () => this.#update(options));
+    return turns.run(this.client, () => this.#update(options));
   }
 
   async #update(options: { newIdentity?: Identity }): Promise<Uint8Array[]> {
@@ -412,7 +399,7 @@ export class DMember {
    * nothing otherwise. Others' partial commits are never imported.
    */
   commit(): Promise<Uint8Array[]> {
-    return serially(this.client, () => this.#commit());
+    return turns.run(this.client, () => this.#commit());
   }
 
   async #commit(): Promise<Uint8Array[]> {
@@ -476,7 +463,7 @@ export class DMember {
 
   /** PROTECT (seed 003 §5): `commit()` (or with `pcs` an UPDATE), then encrypt in the own send group. */
   protect(data: Uint8Array, options: { pcs?: boolean } = {}): Promise<Uint8Array[]> {
-    return serially(this.client, () => this.#protect(data, options));
+    return turns.run(this.client, () => this.#protect(data, options));
   }
 
   async #protect(data: Uint8Array, options: { pcs?: boolean }): Promise<Uint8Array[]> {
@@ -489,12 +476,12 @@ export class DMember {
 
   /** Ask another owner to refresh this member's leaf in its send group (an Update proposal, same credential). */
   proposeUpdate(sendGroupId: Uint8Array): Promise<Uint8Array> {
-    return serially(this.client, () => this.client.group(sendGroupId).propose({ type: 'update' }));
+    return turns.run(this.client, () => this.client.group(sendGroupId).propose({ type: 'update' }));
   }
 
   /** Remove a member that stays offline from the own send group (with pending imports). */
   removeMember(identity: Uint8Array): Promise<Uint8Array[]> {
-    return serially(this.client, () => this.#removeMember(identity));
+    return turns.run(this.client, () => this.#removeMember(identity));
   }
 
   async #removeMember(identity: Uint8Array): Promise<Uint8Array[]> {
@@ -516,7 +503,7 @@ export class DMember {
 
   /** Stop following a send group (e.g. of a member removed everywhere). */
   forget(sendGroupId: Uint8Array): Promise<void> {
-    return serially(this.client, () => this.#forget(sendGroupId));
+    return turns.run(this.client, () => this.#forget(sendGroupId));
   }
 
   async #forget(sendGroupId: Uint8Array): Promise<void> {
@@ -541,7 +528,7 @@ export class DMember {
    * request with a KeyPackage per send group.
    */
   requestRejoin(): Promise<Uint8Array[]> {
-    return serially(this.client, () => this.#requestRejoin());
+    return turns.run(this.client, () => this.#requestRejoin());
   }
 
   async #requestRejoin(): Promise<Uint8Array[]> {
@@ -569,7 +556,7 @@ export class DMember {
 
   /** UNPROTECT (seed 003 §5): route by group id, process, retry the buffer; §4 violations throw `DmlsError`. */
   unprotect(message: Uint8Array): Promise<DmlsEvent[]> {
-    return serially(this.client, () => this.#unprotect(message));
+    return turns.run(this.client, () => this.#unprotect(message));
   }
 
   async #unprotect(message: Uint8Array): Promise<DmlsEvent[]> {

@@ -46,6 +46,7 @@ import {
 import { SEED_LENGTH, WebCryptoSeedVault, generateSeed, type SeedVault } from './seed-vault.js';
 import { PAIRED_DEVICES_COMPONENT, encodePairedDevices, signedAnchorCommit, signedAnchorProposal, type PairedDeviceKey } from './device-signature.js';
 import type { PairingMode } from './pairing-messages.js';
+import { ClientTurns } from '../mls/client-turns.js';
 
 /** Whether the device commits for the pairing (active) or follows (passive). */
 export type PairingRole = 'active' | 'passive';
@@ -162,8 +163,8 @@ const NOT_PENDING = 'the commit sent is no longer the pending commit of the grou
 const LOST_IN_CEASE = 'removed from the group while the anchor leaf stays: rejoin it and ceasePair again, or delete it to give it up';
 const PENDING_IN_CEASE = 'a commit is pending in the group: merge it if the DS took it, else clear it; then ceasePair again';
 
-/** Per client, the tail of its paired devices' queue of state-changing calls (`PairedDevice.#serially`). */
-const queues = new WeakMap<MlsClient, Promise<void>>();
+/** Per client, the queue of its paired devices' state-changing calls (`PairedDevice.#serially`). */
+const turns = new ClientTurns();
 
 /** How a step of a multi-step operation waits its turn: `#serially`, or directly inside the caller's turn. */
 type Queue = <T>(fn: () => Promise<T>) => Promise<T>;
@@ -1519,21 +1520,17 @@ export class PairedDevice {
    * back the update after its commit had left, or took the counter back
    * to a value already used (docs/PROTOCOL.md §4.5).
    */
-  async #serially<T>(fn: () => Promise<T>): Promise<T> {
-    const before = queues.get(this.client) ?? Promise.resolve();
-    let release!: () => void;
-    const mine = new Promise<void>((resolve) => (release = resolve));
-    queues.set(this.client, before.then(() => mine));
-    await before;
-    try {
+  #serially<T>(fn: () => Promise<T>): Promise<T> {
+    return turns.run(this.client, async () => {
       // Closed while the call waited its turn: its successor holds the state now.
       if (this.#closed) throw new PairingError('PAIRING_STATE', CLOSED);
       this.#running = true;
-      return await fn();
-    } finally {
-      this.#running = false;
-      release();
-    }
+      try {
+        return await fn();
+      } finally {
+        this.#running = false;
+      }
+    });
   }
 
   /**
