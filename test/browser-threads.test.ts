@@ -158,10 +158,10 @@ describe('setThreads in Chromium', () => {
     }
   }, 120_000);
 
-  // From the review of round 2m: the core takes a pooled batch 32 at a
-  // time, so a failure can come after takes that succeeded. One real
+  // From the review of round 2m: the core takes a pooled batch a chunk at
+  // a time, so a failure can come after takes that succeeded. One real
   // worker whose WebCrypto X25519 refuses every DH after its 64th: its
-  // first two chunks are good, its third fails; the calling thread makes
+  // first 64 Encaps are good, its next chunk fails; the calling thread makes
   // the chunks the worker has not claimed, so how many of the worker's
   // were taken first depends on timing, but the take of the failed chunk
   // throws, the core seals the whole batch in wasm (none of the worker's

@@ -33,11 +33,11 @@ import type { PoolStats } from './x25519-pool.js';
 
 /**
  * Smaller batches are sealed in wasm without the pool (the core is told so
- * by `begin`): two chunks, as in Node. Was 128 while the calling thread
+ * by `begin`): 64 Encaps, as in Node. Was 128 while the calling thread
  * only waited; since it makes the unclaimed chunks itself, a self-update
  * at n = 128 (127 Encaps) gains too (bench/README.md "Round 2m").
  */
-export const BROWSER_POOL_MIN_ENCAPS = 2 * CHUNK;
+export const BROWSER_POOL_MIN_ENCAPS = 64;
 
 /** What a Web Worker runs (sent as source text in a Blob URL). */
 function browserWorkerMain(claim: typeof claimChunks): void {

@@ -39,7 +39,7 @@ export interface EncapBatchRunner {
 }
 
 /** Encaps per claim; also what the core takes per call (`ENCAP_CHUNK` in crates/core/src/native_crypto.rs). */
-export const CHUNK = 32;
+export const CHUNK = 8;
 /** How long a claimed chunk may take before its worker is given up. */
 export const STALL_MS = 1000;
 /** Status of a chunk. */

@@ -34,14 +34,14 @@ import { CallingThreadEncaps, encapInto, type PublicKeyImport } from './x25519-e
 import { startWorkers } from './pool-workers.js';
 
 /**
- * Smaller batches stay on the calling thread: two chunks, the least the
- * pool can share (one chunk is made by whichever thread claims it, so the
- * pool would only add a wake-up). Measured by wall clock with one worker
+ * Smaller batches stay on the calling thread (64 Encaps; eight chunks
+ * since round 2u made a chunk 8: a smaller batch gains little against the
+ * worker's wake-up). Measured by wall clock with one worker
  * (bench/pool-threshold.js, bench/README.md "Round 2d: commits"): a
  * self-update at n = 128 (127 Encaps) gains from the second core, one at
  * n = 16 or 32 (one chunk) does not. Was 128, which left n = 128 out.
  */
-export const POOL_MIN_ENCAPS = 2 * CHUNK;
+export const POOL_MIN_ENCAPS = 64;
 
 /** What a worker runs (its source text is sent with `eval: true`, so the package needs no extra file). */
 function workerMain(encap: typeof encapInto, claim: typeof claimChunks): void {
