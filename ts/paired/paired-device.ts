@@ -1401,7 +1401,14 @@ export class PairedDevice {
   /** Route `rejoin`, the groups still to cease, one after the other. */
   async #rejoinGroups(send: CeaseSend, queue: Queue): Promise<CeasedGroup[]> {
     const results: CeasedGroup[] = [];
-    for (const entry of [...(this.#state.ceasing?.groups ?? [])]) results.push(await this.#rejoinGroup(entry, send, queue));
+    for (const entry of [...(this.#state.ceasing?.groups ?? [])]) {
+      // Its join cannot be undone (`snapshot-missing`): the other groups go on.
+      const result = await this.#rejoinGroup(entry, send, queue).catch((error: unknown) => {
+        if (error instanceof PairingError && error.reason === 'snapshot-missing') return { groupId: fromHex(entry.groupId), commits: [], ceased: false, error };
+        throw error;
+      });
+      results.push(result);
+    }
     return results;
   }
 
@@ -1422,11 +1429,21 @@ export class PairedDevice {
     const groupId = fromHex(entry.groupId);
     const records = ceaseJoinRecords(entry.groupId);
     const commits: Uint8Array[] = [];
+    let resend: Uint8Array | undefined;
     const stage = await queue(() =>
       this.#atomically(async () => {
-        if (this.client.record(records.join)) return 'resend';
+        // A group given up (deleted) is ceased, its records dropped.
+        if (this.client.groupIds().some((g) => bytesEqual(g, groupId))) {
+          resend = this.client.record(records.join)?.slice();
+          if (resend) return 'resend';
+          // The join lost (storage), the state from before it kept: put that back, as for a refused join.
+          if (this.client.record(records.snapshot)) await this.#restoreSnapshot(entry.groupId);
+        }
         const stage = this.#ceaseStage('rejoin', entry);
-        if (stage === 'done') await this.#ceased([entry.groupId]);
+        if (stage === 'done') {
+          await this.#ceased([entry.groupId]);
+          await this.#dropJoinRecords(entry.groupId);
+        }
         return stage;
       }),
     );
@@ -1435,25 +1452,24 @@ export class PairedDevice {
     if (stage === 'lost') return { groupId, commits, ceased: false, error: new PairingError('PAIRING_STATE', LOST_IN_CEASE) };
     if (stage === 'join' || stage === 'resend') {
       const join =
-        stage === 'resend'
-          ? this.client.record(records.join)!.slice()
-          : await queue(() =>
-              this.#atomically(async () => {
-                const group = this.client.group(groupId);
-                const snapshot = this.client.exportSiblingGroupState(groupId);
-                try {
-                  await this.client.putRecord(records.snapshot, snapshot);
-                } finally {
-                  snapshot.fill(0);
-                }
-                const groupInfo = await group.exportGroupInfo();
-                await this.client.deleteGroup(groupId);
-                const joined = await this.client.joinExternal(groupInfo, identity);
-                if (joined.group.state().pendingCommit) await joined.group.mergePendingCommit();
-                await this.client.putRecord(records.join, joined.commit);
-                return joined.commit;
-              }),
-            );
+        resend ??
+        (await queue(() =>
+          this.#atomically(async () => {
+            const group = this.client.group(groupId);
+            const snapshot = this.client.exportSiblingGroupState(groupId);
+            try {
+              await this.client.putRecord(records.snapshot, snapshot);
+            } finally {
+              snapshot.fill(0);
+            }
+            const groupInfo = await group.exportGroupInfo();
+            await this.client.deleteGroup(groupId);
+            const joined = await this.client.joinExternal(groupInfo, identity);
+            if (joined.group.state().pendingCommit) await joined.group.mergePendingCommit();
+            await this.client.putRecord(records.join, joined.commit);
+            return joined.commit;
+          }),
+        ));
       let refusal: { error: unknown } | undefined;
       try {
         await send({ groupId, commit: join, kind: 'join', signatureKey: identity.signaturePublicKey });
@@ -1463,7 +1479,7 @@ export class PairedDevice {
       await queue(() =>
         this.#atomically(async () => {
           if (refusal) await this.#restoreSnapshot(entry.groupId);
-          else for (const name of [records.snapshot, records.join]) await this.client.putRecord(name, undefined);
+          else await this.#dropJoinRecords(entry.groupId);
         }),
       );
       if (refusal) return { groupId, commits, ceased: false, error: refusal.error };
@@ -1496,15 +1512,29 @@ export class PairedDevice {
   /**
    * Put the group's state from before a rejoin's external join back (the
    * joined group, whose join the DS refused, is dropped) and drop the
-   * join's records.
+   * join's records. That state missing or damaged (storage): `PAIRING_STATE`
+   * `snapshot-missing`, and nothing changes (checked before the group is
+   * dropped; a failed import rolls the caller's transaction back).
    */
   async #restoreSnapshot(hex: string): Promise<void> {
     const groupId = fromHex(hex);
-    const records = ceaseJoinRecords(hex);
-    const snapshot = this.client.record(records.snapshot);
+    const snapshot = this.client.record(ceaseJoinRecords(hex).snapshot);
+    const lost = (cause?: unknown) =>
+      new PairingError('PAIRING_STATE', "the group's state from before the rejoin's external join is missing or damaged, so the join cannot be undone: delete the group to give it up, then ceasePair again", 'snapshot-missing', cause === undefined ? undefined : { cause });
+    if (!snapshot) throw lost();
     if (this.client.groupIds().some((g) => bytesEqual(g, groupId))) await this.client.deleteGroup(groupId);
-    await this.client.importSiblingGroupState(groupId, snapshot!.slice()); // wipes the copy
-    for (const name of [records.snapshot, records.join]) await this.client.putRecord(name, undefined);
+    try {
+      await this.client.importSiblingGroupState(groupId, snapshot.slice()); // wipes the copy
+    } catch (err) {
+      if (err instanceof MlsError && ENVIRONMENT_FAILURES.has(err.code)) throw err;
+      throw lost(err);
+    }
+    await this.#dropJoinRecords(hex);
+  }
+
+  /** Drop a rejoin's records (those present). */
+  async #dropJoinRecords(hex: string): Promise<void> {
+    for (const name of Object.values(ceaseJoinRecords(hex))) if (this.client.record(name)) await this.client.putRecord(name, undefined);
   }
 
   // -------------------------------------------------------------------------

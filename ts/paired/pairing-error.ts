@@ -41,8 +41,12 @@ export type NotifyRejection = 'forged' | 'replay' | 'counter' | 'out-of-order' |
  *   (ShareRand or Accept after pairing, ShareRand to a device nobody
  *   invited, a seed in ShareRand to a device with a preinstalled one,
  *   Accept at a passive device, a proposal, a second CeasePair).
+ * - `snapshot-missing` (`PAIRING_STATE`, a `ceasePair` group's error): route
+ *   `rejoin`'s record of the group's state from before its external join
+ *   is missing or damaged (storage), so the join cannot be undone; nothing
+ *   was dropped (docs/PROTOCOL.md §4.9).
  */
-export type PairingRejection = NotifyRejection | 'wrong-sender' | 'stale' | 'no-such-leaf' | 'unexpected';
+export type PairingRejection = NotifyRejection | 'wrong-sender' | 'stale' | 'no-such-leaf' | 'unexpected' | 'snapshot-missing';
 
 /** A refused pairing step or Notify, with the reason (`PAIRING_REJECTED`, `NOTIFY_REJECTED`, `PAIRING_STATE`, `DEVICE_SIGNATURE`). */
 export class PairingError extends MlsError<PairedErrorCode> {
