@@ -24,7 +24,8 @@ export type DmlsCredentialAnswer = object | boolean | null | undefined;
  * (`DmlsOptions.credentialCheck`; docs/PROTOCOL.md §6.10). Structurally the
  * `CredentialCheck` of `paired-mls/services`: pass an `AuthenticationService`
  * or an `AuthenticationDirectory` as it is. An error it throws (the AS
- * unreachable) reaches the caller and the message changes nothing.
+ * unreachable) reaches the caller and the message changes nothing. It must
+ * not call its `DMember` (§6.10, `reentrant-check`).
  */
 export interface DmlsCredentialCheck {
   /** Whether `signatureKey` is, now, a key of the client with this credential identity (not revoked). */

@@ -74,7 +74,8 @@ export interface DmlsOptions {
    * KeyPackage, the KeyPackages it adds to its own send group and its own
    * new credential (docs/PROTOCOL.md §6.10). It should bound its own time
    * and throw when the AS does not answer, and not call this member: its
-   * other calls wait for it. Without it a basic
+   * other calls wait for it (one made before the check's first await is
+   * thrown at once, `reentrant-check`; one after it hangs). Without it a basic
    * credential is taken for what it names, and a forger claiming a
    * member's identity under its own key is accepted where no key of that
    * member was seen yet (§6.10 says what is trusted then). Not saved: pass
@@ -159,6 +160,39 @@ const RETRY_CODES = new Set(['PSK_NOT_FOUND', 'WRONG_EPOCH', 'UNKNOWN_GROUP', 'M
  */
 const turns = new ClientTurns();
 
+/** Per client, how many credential checks are being called (their synchronous part: `guarded`). */
+const inCheck = new WeakMap<MlsClient, number>();
+
+/**
+ * `turns.run`, but a call made from inside the client's own credential
+ * check is thrown at once (`reentrant-check`; thrown, not rejected, so a
+ * call the check does not await fails the check, not the process): it
+ * would wait for the check, which waits for it. Only the check's
+ * synchronous part (up to its first await) is told apart: browsers have no
+ * async context, and a call from another task meanwhile must wait its turn.
+ */
+function turn<T>(client: MlsClient, fn: () => Promise<T>): Promise<T> {
+  if (inCheck.get(client)) throw new DmlsError('reentrant-check', 'a DMember call from inside the credentialCheck of its client would wait for the check, which waits for it');
+  return turns.run(client, fn);
+}
+
+/** `check`, marking `client` as inside it while each question is being called. */
+function guarded(check: DmlsCredentialCheck, client: MlsClient): DmlsCredentialCheck {
+  const inside = <T>(ask: () => T): T => {
+    inCheck.set(client, (inCheck.get(client) ?? 0) + 1);
+    try {
+      return ask();
+    } finally {
+      inCheck.set(client, inCheck.get(client)! - 1);
+    }
+  };
+  const holderOf = check.holderOf;
+  return {
+    validate: (identity, key) => inside(() => check.validate(identity, key)),
+    ...(holderOf && { holderOf: (identity: Uint8Array, key: Uint8Array) => inside(() => holderOf.call(check, identity, key)) }),
+  };
+}
+
 /** A rejoin Welcome tried against a send group it is not for (rolls the attempt back). */
 class OtherGroup extends Error {}
 
@@ -190,8 +224,9 @@ export class DMember {
       maxEpochsAhead: options.maxEpochsAhead ?? 16,
       sendGroup: DMember.#sendGroupOptions(options),
     };
-    this.#credentialCheck = options.credentialCheck;
-    this.#checks = options.credentialCheck ? [SEND_GROUP_RULES, sendGroupCredentials(options.credentialCheck, () => this.#state.ownGroupId)] : [SEND_GROUP_RULES];
+    const check = options.credentialCheck && guarded(options.credentialCheck, client);
+    this.#credentialCheck = check;
+    this.#checks = check ? [SEND_GROUP_RULES, sendGroupCredentials(check, () => this.#state.ownGroupId)] : [SEND_GROUP_RULES];
     this.#state = state;
   }
 
@@ -204,7 +239,7 @@ export class DMember {
     const profile = founding.profile ?? 'multi-mls';
     const exportLength = founding.exportLength ?? 32;
     if (profile === 'distributed-mls' && exportLength !== 32) throw new DmlsError('universe', 'the distributed-mls profile exports 32 bytes');
-    return turns.run(client, () => client.atomically(async () => {
+    return turn(client, () => client.atomically(async () => {
       const draft = new DMember(client, identity, { id: new Uint8Array(0), profile, exportLength, ciphersuites: founding.ciphersuites ?? [identity.ciphersuite] }, options, DMember.#emptyState());
       const messages = await draft.#createSendGroup(keyPackages, (groupId) => {
         (draft.universe as { id: Uint8Array }).id = groupId;
@@ -219,7 +254,7 @@ export class DMember {
    * `messages` (Welcome, announce) go to the universe.
    */
   static async joinUniverse(client: MlsClient, identity: Identity, welcome: Uint8Array, definition: Uint8Array, keyPackages: Uint8Array[], options: DmlsOptions = {}): Promise<{ member: DMember; universe: Required<UniverseConfig>; messages: Uint8Array[] }> {
-    return turns.run(client, () => client.atomically(async () => {
+    return turn(client, () => client.atomically(async () => {
       const founderGroup = await client.joinFromWelcome(welcome, DMember.#sendGroupOptions(options));
       const result = await founderGroup.process(definition);
       if (result.kind !== 'application') throw new DmlsError('universe', 'the universe definition is not an application message');
@@ -247,7 +282,7 @@ export class DMember {
 
   /** INIT with an application-defined universe (later draft): own send group with everyone, then the announcement. */
   static async init(client: MlsClient, identity: Identity, universe: UniverseConfig, keyPackages: Uint8Array[], options: DmlsOptions = {}): Promise<{ member: DMember; messages: Uint8Array[] }> {
-    return turns.run(client, () => client.atomically(async () => {
+    return turn(client, () => client.atomically(async () => {
       const draft = new DMember(client, identity, universe, options, DMember.#emptyState());
       const messages = await draft.#createSendGroup(keyPackages);
       return { member: draft, messages };
@@ -336,7 +371,7 @@ export class DMember {
 
   /** Public DMLS values of a send group's current epoch (registers its PSK again, harmlessly). */
   epochValues(sendGroupId: Uint8Array, signingKey?: Uint8Array): Promise<DmlsEpochValues> {
-    return turns.run(this.client, () => storeEpochPsk(this.client.group(sendGroupId), this.#params(), signingKey));
+    return turn(this.client, () => storeEpochPsk(this.client.group(sendGroupId), this.#params(), signingKey));
   }
 
   get sendGroup(): Group {
@@ -366,7 +401,7 @@ export class DMember {
    * changes too, and an Update proposal goes to every other send group.
    */
   update(options: { newIdentity?: Identity } = {}): Promise<Uint8Array[]> {
-    return turns.run(this.client, () => this.#update(options));
+    return turn(this.client, () => this.#update(options));
   }
 
   async #update(options: { newIdentity?: Identity }): Promise<Uint8Array[]> {
@@ -399,7 +434,7 @@ export class DMember {
    * nothing otherwise. Others' partial commits are never imported.
    */
   commit(): Promise<Uint8Array[]> {
-    return turns.run(this.client, () => this.#commit());
+    return turn(this.client, () => this.#commit());
   }
 
   async #commit(): Promise<Uint8Array[]> {
@@ -463,7 +498,7 @@ export class DMember {
 
   /** PROTECT (seed 003 §5): `commit()` (or with `pcs` an UPDATE), then encrypt in the own send group. */
   protect(data: Uint8Array, options: { pcs?: boolean } = {}): Promise<Uint8Array[]> {
-    return turns.run(this.client, () => this.#protect(data, options));
+    return turn(this.client, () => this.#protect(data, options));
   }
 
   async #protect(data: Uint8Array, options: { pcs?: boolean }): Promise<Uint8Array[]> {
@@ -476,12 +511,12 @@ export class DMember {
 
   /** Ask another owner to refresh this member's leaf in its send group (an Update proposal, same credential). */
   proposeUpdate(sendGroupId: Uint8Array): Promise<Uint8Array> {
-    return turns.run(this.client, () => this.client.group(sendGroupId).propose({ type: 'update' }));
+    return turn(this.client, () => this.client.group(sendGroupId).propose({ type: 'update' }));
   }
 
   /** Remove a member that stays offline from the own send group (with pending imports). */
   removeMember(identity: Uint8Array): Promise<Uint8Array[]> {
-    return turns.run(this.client, () => this.#removeMember(identity));
+    return turn(this.client, () => this.#removeMember(identity));
   }
 
   async #removeMember(identity: Uint8Array): Promise<Uint8Array[]> {
@@ -503,7 +538,7 @@ export class DMember {
 
   /** Stop following a send group (e.g. of a member removed everywhere). */
   forget(sendGroupId: Uint8Array): Promise<void> {
-    return turns.run(this.client, () => this.#forget(sendGroupId));
+    return turn(this.client, () => this.#forget(sendGroupId));
   }
 
   async #forget(sendGroupId: Uint8Array): Promise<void> {
@@ -528,7 +563,7 @@ export class DMember {
    * request with a KeyPackage per send group.
    */
   requestRejoin(): Promise<Uint8Array[]> {
-    return turns.run(this.client, () => this.#requestRejoin());
+    return turn(this.client, () => this.#requestRejoin());
   }
 
   async #requestRejoin(): Promise<Uint8Array[]> {
@@ -556,7 +591,7 @@ export class DMember {
 
   /** UNPROTECT (seed 003 §5): route by group id, process, retry the buffer; §4 violations throw `DmlsError`. */
   unprotect(message: Uint8Array): Promise<DmlsEvent[]> {
-    return turns.run(this.client, () => this.#unprotect(message));
+    return turn(this.client, () => this.#unprotect(message));
   }
 
   async #unprotect(message: Uint8Array): Promise<DmlsEvent[]> {
@@ -587,8 +622,9 @@ export class DMember {
           // AS, e.g. an outsider's bytes under a followed group id, buffered
           // ahead of its epoch) is dropped: kept, it was retried and
           // reported `deferred` on every delivery.
-          if (!(err instanceof DmlsError) && (isCheckFailure(err) || !(err instanceof MlsError) || err.code === 'STORAGE')) {
-            // A failure from outside DMLS (the AS unreachable): the message
+          if (isCheckFailure(err) || (!(err instanceof DmlsError) && (!(err instanceof MlsError) || err.code === 'STORAGE'))) {
+            // A failure from outside DMLS (the AS unreachable; whatever the
+            // check threw, `reentrant-check` included): the message
             // stays buffered for the next delivery. Thrown, it would take
             // the events of those processed before it along (their data
             // lost for good: a message processed is not processed again).

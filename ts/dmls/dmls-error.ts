@@ -24,9 +24,12 @@ export type DmlsErrorCode = (typeof DMLS_ERROR_CODES)[number];
  *   the own send group any, elsewhere one to a new key), a leaf an owner's
  *   commit adds, a rejoin request's KeyPackage, the key an owner signed a
  *   message of an epoch before its latest rotation with, a KeyPackage
- *   or new credential of this member's own (docs/PROTOCOL.md §6.10).
+ *   or new credential of this member's own (docs/PROTOCOL.md §6.10);
+ * - `reentrant-check`: a DMember call made from inside the credential check
+ *   of its client (thrown at once: it would wait for the check, which
+ *   waits for it; §6.10).
  */
-export type DmlsRejection = 'not-owner' | 'proposal-type' | 'universe' | 'malformed' | 'rejoin' | 'identity' | 'credential';
+export type DmlsRejection = 'not-owner' | 'proposal-type' | 'universe' | 'malformed' | 'rejoin' | 'identity' | 'credential' | 'reentrant-check';
 
 /** A DMLS rule was broken (`DMLS_POLICY`), with the reason. */
 export class DmlsError extends MlsError<DmlsErrorCode> {
