@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run ds -- --port P [--db FILE | --postgres URL] [--host H] [--max-body BYTES] [--max-body-per-ip BYTES] [--epoch-tolerance N]
 //                [--max-kp-lifetime SECONDS] [--retention MESSAGES] [--tls-cert PEM --tls-key PEM]
-//                [--client-rate N] [--ip-rate N] [--max-connections-per-ip N] [--audience URL]
+//                [--client-rate N] [--ip-rate N] [--registration-rate N] [--max-connections-per-ip N] [--audience URL]
 //                [--sqlite-sync FULL|COMMITS|NORMAL] [--verify-commits yes]
 //                [--pg-connect-timeout MS] [--pg-query-timeout MS]
 //                [--max-stored-per-client BYTES] [--max-key-packages-per-client N] [--max-reply-per-ip BYTES]`
@@ -44,6 +44,8 @@ try {
   postgresOptions = { connectTimeoutMs: int(args, 'pg-connect-timeout'), queryTimeoutMs: int(args, 'pg-query-timeout') };
   const clientRate = int(args, 'client-rate');
   const ipRate = int(args, 'ip-rate');
+  // New clients per address: N a minute, burst 30 N (default 1).
+  const registrationRate = int(args, 'registration-rate');
   options = {
     port: Number(args.port),
     host: args.host,
@@ -56,6 +58,7 @@ try {
     retention: int(args, 'retention'),
     clientRate: clientRate && [clientRate, clientRate * 2],
     ipRate: ipRate && [ipRate, ipRate * 2],
+    registrationRate: registrationRate && [registrationRate / 60, registrationRate * 30],
     maxConnectionsPerIp: int(args, 'max-connections-per-ip'),
     maxStoredBytesPerClient: int(args, 'max-stored-per-client'),
     maxKeyPackagesPerClient: int(args, 'max-key-packages-per-client'),

@@ -1,5 +1,5 @@
 /** Two networked DS servers on one real PostgreSQL (test/pg-server.ts), for the tests of several servers sharing a database. */
-import { PostgresDeliveryStore, startDeliveryServer, type PostgresStoreOptions, type RunningDeliveryServer } from 'paired-mls/server';
+import { PostgresDeliveryStore, startDeliveryServer, type DeliveryServerOptions, type PostgresStoreOptions, type RunningDeliveryServer } from 'paired-mls/server';
 import { startPostgres } from './pg-server.js';
 
 export interface PostgresPair {
@@ -13,12 +13,12 @@ export interface PostgresPair {
   close(): Promise<void>;
 }
 
-export async function postgresPair(options?: PostgresStoreOptions): Promise<PostgresPair> {
+export async function postgresPair(options?: PostgresStoreOptions, serverOptions: Partial<DeliveryServerOptions> = {}): Promise<PostgresPair> {
   const pg = await startPostgres();
   const stores: PostgresDeliveryStore[] = [];
   for (let i = 0; i < 2; i++) stores.push(await PostgresDeliveryStore.connect(pg.url, options));
-  const one = await startDeliveryServer({ port: 0, store: stores[0]! });
-  const two = await startDeliveryServer({ port: 0, store: stores[1]! });
+  const one = await startDeliveryServer({ port: 0, store: stores[0]!, ...serverOptions });
+  const two = await startDeliveryServer({ port: 0, store: stores[1]!, ...serverOptions });
   return {
     one,
     two,

@@ -49,6 +49,8 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 /** What each stored record counts beside its own bytes (docs/PROTOCOL.md §8.6). */
 const RECORD = 256;
+/** 100 clients register from loopback here: more than one address's registration burst (30, docs/PROTOCOL.md §8.6). */
+const MANY_REGISTRATIONS = { registrationRate: [100, 200] as [number, number] };
 
 /** POST a message (and extras, base64 already) to a group as the holder of `token`. */
 function post(url: string, token: string, gid: Uint8Array, message: Uint8Array, extras: Record<string, unknown> = {}) {
@@ -512,7 +514,7 @@ describe('third review of the DS (SQLite)', () => {
 
   it('a Welcome to 100 clients is stored once, not once per recipient; each recipient acknowledges its own, and the bytes go with the last acknowledgement', async () => {
     let file = '';
-    const s = await server({}, (f) => new SqliteDeliveryStore((file = f)));
+    const s = await server(MANY_REGISTRATIONS, (f) => new SqliteDeliveryStore((file = f)));
     const alice = await dsPeer(s.url, `alice-${tag}`);
     const N = 100;
     // The first and the last join (each with a client of its own); the 98 between share one MlsClient.
@@ -588,7 +590,7 @@ describe('third review of the DS (PostgreSQL, two servers)', () => {
   let pair: PostgresPair;
   const tag = Math.random().toString(36).slice(2, 8);
   beforeAll(async () => {
-    pair = await postgresPair();
+    pair = await postgresPair(undefined, MANY_REGISTRATIONS);
   });
   afterAll(async () => pair?.close());
   const url = (db: string) => `postgres://postgres@127.0.0.1:${pair.port}/${db}`;

@@ -248,7 +248,8 @@ describe('fourth review of the DS (SQLite)', () => {
   });
 
   it("verified mode: a Welcome counts for whoever fetched the KeyPackages it adds, not for the committer who covered another member's Add proposals; the honest committer keeps committing, the proposer meets its quota (429 quota-exceeded)", async () => {
-    const s = await server({ verifyCommits: true, maxStoredBytesPerClient: 64 * KiB });
+    // Up to 200 clients of mallory's register from loopback: past one address's registration burst (30).
+    const s = await server({ verifyCommits: true, maxStoredBytesPerClient: 64 * KiB, registrationRate: [100, 200] });
     const [honest, mallory] = await Promise.all([dsPeer(s.url, `honest-${tag}`), dsPeer(s.url, `mallory-${tag}`)]);
     const gid = await verifiedPair(honest, mallory);
     const token = await tokenOf(s.url, mallory.name, mallory);

@@ -65,6 +65,8 @@ export interface DeliveryServerOptions {
   clientRate?: [number, number];
   ipRate?: [number, number];
   keyPackageRate?: [number, number];
+  /** New clients registered per address; [per second, burst], default [1/60, 30]. */
+  registrationRate?: [number, number];
   /** One-time KeyPackages handed out per target client, whoever asks (beyond it: the last-resort one); [per second, burst]. */
   keyPackageTargetRate?: [number, number];
   /** Buckets kept per rate limiter (default 100,000). */
@@ -210,6 +212,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   const ipLimit = limiter(options.ipRate ?? [1000, 2000]);
   const kpLimit = limiter(options.keyPackageRate ?? [2, 200]);
   const kpTargetLimit = limiter(options.keyPackageTargetRate ?? [0.1, 30]);
+  const registrationLimit = limiter(options.registrationRate ?? [1 / 60, 30]);
   const maxPerIp = options.maxConnectionsPerIp ?? 512;
   const maxStreams = options.maxStreamsPerClient ?? 32;
   const highWater = options.streamHighWater ?? 1024 * 1024;
@@ -376,11 +379,13 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
    * A challenge of this server, signed by the key `signatureKey` (one
    * SignWithLabel verification), and not used before: its nonce is spent in
    * the store, so a proof works once, also across servers on one database.
+   * `first` runs before both, with the client the challenge names.
    */
-  async function provenChallenge(body: Record<string, unknown>, signatureKey: Uint8Array, ciphersuite: number): Promise<string> {
+  async function provenChallenge(body: Record<string, unknown>, signatureKey: Uint8Array, ciphersuite: number, first?: (client: string) => Promise<void>): Promise<string> {
     const challenge = typeof body.challenge === 'string' ? body.challenge : '';
     const claims = sessions.challengeClaims(challenge);
     if (claims === undefined) throw new HttpError(401, 'unauthenticated', 'no valid challenge of this server (expired, forged or for another server)');
+    await first?.(claims.client);
     if (!verifyDsChallenge(verifier, ciphersuite, signatureKey, challenge, unb64(body.signature, 'signature'))) {
       throw new HttpError(401, 'unauthenticated', 'the signature does not verify with this key');
     }
@@ -399,21 +404,28 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
    * another; and the session's key is revoked in the registration's own
    * transaction, so a rotation whose session key was revoked after its
    * request was authenticated (another rotation won) registers nothing (401).
+   * A new client (no active key) takes a token of its address's
+   * registration bucket (`ip`) before the signature is checked or anything
+   * stored: none left, 429 rate-limited.
    */
   async function registerKey(
     body: Record<string, unknown>,
     acting: string | undefined,
+    ip: string,
     rotation?: { client: string; key: Uint8Array },
   ): Promise<{ client: string; key: Uint8Array }> {
     const ownClient = rotation?.client;
     const signatureKey = unb64(body.signatureKey, 'signatureKey');
     const ciphersuite = natural(body.ciphersuite, 'ciphersuite', 1);
     if (ciphersuite > 0xffff) throw new HttpError(400, 'malformed', 'ciphersuite is a u16');
-    const client = await provenChallenge(body, signatureKey, ciphersuite);
+    let active: Awaited<ReturnType<AuthenticationDirectory['bindingsOf']>> = [];
+    const client = await provenChallenge(body, signatureKey, ciphersuite, async (named) => {
+      active = (await authentication.bindingsOf(named)).filter((b) => !b.revoked);
+      if (!rotation && active.length === 0 && !registrationLimit.take(ip)) throw new HttpError(429, 'rate-limited', 'too many new clients registered from this address');
+    });
     if (ownClient !== undefined && client !== ownClient) throw new HttpError(403, 'forbidden', "a key is rotated for the session's own client; this challenge names another");
     const userId = clientId(body.userId ?? client, 'userId');
     const identity = unb64(body.identity, 'identity');
-    const active = (await authentication.bindingsOf(client)).filter((b) => !b.revoked);
     const existingKeys = active.length;
     // A client id keeps one user id and one credential identity for life,
     // whatever the policy: a further key may not move it (PROTOCOL §8.4).
@@ -456,7 +468,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     }
     if (method === 'POST' && parts[1] === 'as' && parts[2] === 'register' && parts.length === 3) {
       const body = await readJson(req, PUBLIC_BODY_BYTES);
-      const { client, key } = await registerKey(body, await actingClient(req, bearer(req)));
+      const { client, key } = await registerKey(body, await actingClient(req, bearer(req)), ipOf(req));
       return [200, sessions.session(client, toHex(key))];
     }
 
@@ -467,7 +479,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       if (who.key === undefined) throw new HttpError(403, 'forbidden', 'a key is rotated from a session proven with that key');
       const body = await readJson(req);
       if (toHex(unb64(body.signatureKey, 'signatureKey')) === who.key) throw new HttpError(400, 'malformed', 'the new key is the key of this session');
-      const { key } = await registerKey(body, client, { client, key: fromHex(who.key) });
+      const { key } = await registerKey(body, client, ipOf(req), { client, key: fromHex(who.key) });
       return [200, sessions.session(client, toHex(key))];
     }
     if (method === 'POST' && parts[1] === 'as' && parts[2] === 'validate' && parts.length === 3) {
