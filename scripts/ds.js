@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run ds -- --port P [--db FILE | --postgres URL] [--host H] [--max-body BYTES] [--max-body-per-ip BYTES] [--epoch-tolerance N]
 //                [--max-kp-lifetime SECONDS] [--retention MESSAGES] [--tls-cert PEM --tls-key PEM]
-//                [--client-rate N] [--ip-rate N] [--registration-rate N] [--max-connections-per-ip N] [--audience URL]
+//                [--client-rate N] [--ip-rate N] [--registration-rate N] [--ipv6-prefix BITS] [--max-connections-per-ip N] [--audience URL]
 //                [--sqlite-sync FULL|COMMITS|NORMAL] [--verify-commits yes]
 //                [--pg-connect-timeout MS] [--pg-query-timeout MS]
 //                [--max-stored-per-client BYTES] [--max-key-packages-per-client N] [--max-reply-per-ip BYTES]`
@@ -59,6 +59,7 @@ try {
     clientRate: clientRate && [clientRate, clientRate * 2],
     ipRate: ipRate && [ipRate, ipRate * 2],
     registrationRate: registrationRate && [registrationRate / 60, registrationRate * 30],
+    ipv6PrefixLength: int(args, 'ipv6-prefix'),
     maxConnectionsPerIp: int(args, 'max-connections-per-ip'),
     maxStoredBytesPerClient: int(args, 'max-stored-per-client'),
     maxKeyPackagesPerClient: int(args, 'max-key-packages-per-client'),
@@ -78,7 +79,13 @@ try {
   console.error(`ds: ${err.message}`);
   process.exit(err?.code === 'INVALID_ARGUMENT' ? 2 : 1);
 }
-const server = await startDeliveryServer({ ...options, store });
+let server;
+try {
+  server = await startDeliveryServer({ ...options, store });
+} catch (err) {
+  console.error(`ds: ${err.message}`);
+  process.exit(err?.code === 'INVALID_ARGUMENT' ? 2 : 1);
+}
 console.log(`ds: listening on ${server.url} (${args.postgres ? 'postgres' : args.db ? `sqlite ${args.db}` : 'sqlite in memory'})`);
 
 const stop = async () => {

@@ -10,12 +10,13 @@ import type { Duplex } from 'node:stream';
 import type { WebSocketServer as WsServer, WebSocket } from 'ws';
 import { bytesEqual, fromHex, toHex } from '../mls/bytes.js';
 import { MlsClient } from '../mls/client.js';
+import { MlsError } from '../mls/errors.js';
 import { DeliveryService, DsError, type DsRejection } from '../services/delivery-service.js';
 import type { DeliveryStore } from '../services/delivery-store.js';
 import { AuthenticationDirectory } from '../services/authentication-directory.js';
 import { verifyDsChallenge } from '../services/ds-proof.js';
 import { SessionIssuer } from './ds-session.js';
-import { RateLimiter } from './rate-limit.js';
+import { RateLimiter, addressKey } from './rate-limit.js';
 import { HttpError, b64, clientId, hexGroupId, idList, natural, optionalB64, unb64 } from './ds-input.js';
 import { peerDependency } from './peer-dependency.js';
 
@@ -65,8 +66,10 @@ export interface DeliveryServerOptions {
   clientRate?: [number, number];
   ipRate?: [number, number];
   keyPackageRate?: [number, number];
-  /** New clients registered per address; [per second, burst], default [1/60, 30]. */
+  /** New clients registered per address (key: `ipv6PrefixLength`); [per second, burst], default [1/60, 30]. */
   registrationRate?: [number, number];
+  /** Bits of an IPv6 address that key its per-address budgets, 32..128 (default 64: one holder has a /64). */
+  ipv6PrefixLength?: number;
   /** One-time KeyPackages handed out per target client, whoever asks (beyond it: the last-resort one); [per second, burst]. */
   keyPackageTargetRate?: [number, number];
   /** Buckets kept per rate limiter (default 100,000). */
@@ -170,7 +173,7 @@ interface Stream {
   pausedSince: number | undefined;
   /** bufferedAmount at the last check, to tell a slow reader from a stalled one. */
   buffered: number;
-  /** The address it counts against (maxReplyBytesPerIp). */
+  /** The address key it counts against (maxReplyBytesPerIp). */
   ip: string;
   /** Give back the bytes of frames not yet handed to the kernel (called when the stream closes). */
   unsent: Set<() => void>;
@@ -187,6 +190,8 @@ const REPLY_PART = 64 * 1024;
 /** Start the Delivery Service as an HTTP(S)/WebSocket server (Node; needs the optional peer `ws`). */
 export async function startDeliveryServer(options: DeliveryServerOptions): Promise<RunningDeliveryServer> {
   const { WebSocketServer } = peerDependency<{ WebSocketServer: typeof WsServer }>('ws', 'startDeliveryServer');
+  const prefix = options.ipv6PrefixLength ?? 64;
+  if (!Number.isInteger(prefix) || prefix < 32 || prefix > 128) throw new MlsError('INVALID_ARGUMENT', 'ipv6PrefixLength must be a whole number from 32 to 128');
   const store = options.store;
   const authentication = new AuthenticationDirectory(store);
   const ds = await DeliveryService.create({
@@ -213,6 +218,8 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   const kpLimit = limiter(options.keyPackageRate ?? [2, 200]);
   const kpTargetLimit = limiter(options.keyPackageTargetRate ?? [0.1, 30]);
   const registrationLimit = limiter(options.registrationRate ?? [1 / 60, 30]);
+  /** The key of an address's budgets: an IPv6 address's first `prefix` bits. */
+  const keyOf = (socket: { remoteAddress?: string }) => addressKey(socket.remoteAddress, prefix);
   const maxPerIp = options.maxConnectionsPerIp ?? 512;
   const maxStreams = options.maxStreamsPerClient ?? 32;
   const highWater = options.streamHighWater ?? 1024 * 1024;
@@ -220,7 +227,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   const streams = new Map<string, Set<Stream>>();
   const streamsOf = new Map<string, number>();
   const connectionsOf = new Map<string, number>();
-  const ipOf = (req: IncomingMessage): string => req.socket.remoteAddress ?? 'unknown';
+  const ipOf = (req: IncomingMessage): string => keyOf(req.socket);
   const bodyBudget = options.maxBodyBytesPerIp ?? 64 * 1024 * 1024;
   /** Request-body bytes held per address (read, until the request's response is done). */
   const bodyBytesOf = new Map<string, number>();
@@ -658,7 +665,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   // handshake): counting finished handshakes let one address hold every
   // socket by never sending its hello.
   server.on('connection', (socket: import('node:net').Socket) => {
-    const ip = socket.remoteAddress ?? 'unknown';
+    const ip = keyOf(socket);
     const n = (connectionsOf.get(ip) ?? 0) + 1;
     socket.on('error', () => socket.destroy());
     if (n > maxPerIp) return socket.destroy();
@@ -678,7 +685,8 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       if (socket.writable) socket.end(`HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: ${reason.length}\r\n\r\n${reason}`);
       socket.destroy();
     };
-    if (!ipLimit.take(ipOf(req))) return refuse(429, 'rate-limited');
+    const ip = ipOf(req);
+    if (!ipLimit.take(ip)) return refuse(429, 'rate-limited');
     void (async () => {
       const url = new URL(req.url ?? '/', 'http://localhost');
       if (url.pathname !== '/v1/stream') return refuse(404, 'not-found');
@@ -698,7 +706,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
         if (socket.destroyed) return;
         wss.handleUpgrade(req, socket, head, (ws) => {
           opened = true;
-          openStream(ws, who, group, after);
+          openStream(ws, who, group, after, ip);
         });
       } finally {
         // handleUpgrade calls back synchronously when it upgrades; otherwise give the slot back.
@@ -714,10 +722,10 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   }
 
   /** A stream on an upgraded socket; its slot in `streamsOf` was reserved before the upgrade. */
-  function openStream(ws: WebSocket, who: { client: string; key?: string }, group: Uint8Array, after: number): void {
+  function openStream(ws: WebSocket, who: { client: string; key?: string }, group: Uint8Array, after: number, ip: string): void {
     const groupHex = toHex(group);
     const client = who.client;
-    const sub: Stream = { ws, client, key: who.key, group, sent: after, busy: false, dirty: true, pausedSince: undefined, buffered: 0, ip: (ws as unknown as { _socket: { remoteAddress?: string } })._socket.remoteAddress ?? 'unknown', unsent: new Set(), progressAt: Date.now() };
+    const sub: Stream = { ws, client, key: who.key, group, sent: after, busy: false, dirty: true, pausedSince: undefined, buffered: 0, ip, unsent: new Set(), progressAt: Date.now() };
     const set = streams.get(groupHex) ?? new Set();
     set.add(sub);
     streams.set(groupHex, set);
@@ -814,7 +822,8 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   await new Promise<void>((resolve) => server.listen(options.port, options.host ?? '127.0.0.1', resolve));
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
-  const url = `${options.tls ? 'https' : 'http'}://${options.host ?? '127.0.0.1'}:${port}`;
+  const host = options.host ?? '127.0.0.1';
+  const url = `${options.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
   sessions = new SessionIssuer(secret, options.audience ?? url, options.sessionSeconds ?? 3600);
   return {
     url,

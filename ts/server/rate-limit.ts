@@ -1,3 +1,25 @@
+import { SocketAddress, isIP } from 'node:net';
+
+/**
+ * The key of an address's budgets (docs/PROTOCOL.md §8.6): an IPv4 address,
+ * also IPv4-mapped, is itself; an IPv6 address its first `prefix` bits (one
+ * holder has a whole /64), zone kept; anything else itself.
+ */
+export function addressKey(address: string | undefined, prefix = 64): string {
+  if (address === undefined) return 'unknown';
+  if (isIP(address) !== 6) return address;
+  const zone = address.indexOf('%');
+  let a = zone < 0 ? address : address.slice(0, zone);
+  // A dotted tail (::ffff:1.2.3.4) as two groups.
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(a);
+  if (v4) a = a.slice(0, v4.index) + (+v4[1]! * 256 + +v4[2]!).toString(16) + ':' + (+v4[3]! * 256 + +v4[4]!).toString(16);
+  const [head, tail] = a.split('::').map((h) => (h ? h.split(':').map((g) => parseInt(g, 16)) : []));
+  const g = tail ? [...head!, ...Array<number>(8 - head!.length - tail.length).fill(0), ...tail] : head!;
+  if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) return `${g[6]! >> 8}.${g[6]! & 255}.${g[7]! >> 8}.${g[7]! & 255}`;
+  const masked = g.map((x, i) => x & (0xffff << Math.max(0, Math.min(16, 16 * (i + 1) - prefix))) & 0xffff);
+  return `${new SocketAddress({ address: masked.map((x) => x.toString(16)).join(':'), family: 'ipv6' }).address}/${prefix}${zone < 0 ? '' : address.slice(zone)}`;
+}
+
 /**
  * Token buckets keyed by client id or IP address (docs/PROTOCOL.md §8.6):
  * `rate` tokens a second up to `burst`. The map holds at most `maxKeys`
