@@ -1434,6 +1434,10 @@ export class PairedDevice {
       this.#atomically(async () => {
         // A group given up (deleted) is ceased, its records dropped.
         if (this.client.groupIds().some((g) => bytesEqual(g, groupId))) {
+          // The records hold only while the group is this cease's join (the device on its new key's leaf): others (put back in storage) are dropped, not sent or imported.
+          const group = this.client.group(groupId);
+          const own = group.members().find((m) => m.leafIndex === group.ownLeafIndex);
+          if (!own || !bytesEqual(own.signatureKey, identity.signaturePublicKey)) await this.#dropJoinRecords(entry.groupId);
           resend = this.client.record(records.join)?.slice();
           if (resend) return 'resend';
           // The join lost (storage), the state from before it kept: put that back, as for a refused join.
