@@ -19,11 +19,19 @@
  * `ceasePair`. Now both records count only while the group is this cease's
  * join (the device's leaf carries the cease's new key); otherwise they are
  * dropped and the cease goes on from the group as it is.
+ *
+ * DMLS: `found`, `joinUniverse` and `init` were `async`, so their
+ * re-entrance refusal was a rejection, not a throw: one the check did not
+ * await was an unhandled rejection (Node ends the process) and the check
+ * went on as if nothing was refused.
  */
 import { describe, expect, it } from 'vitest';
 import { MlsClient, bytesEqual, toHex } from 'paired-mls';
 import { PairedDevice, PairingError, type CeaseCommit, type CeasedGroup, type PairingMode } from 'paired-mls/paired';
+import { DMember, DmlsError, type DmlsCredentialCheck } from 'paired-mls/dmls';
+import { AuthenticationService } from 'paired-mls/services';
 import { anchorKeyOf, bobWins, catchUp, ceaseSend, dsWorld, epochTaken, honestGoOn, inSync, lockedOut, submit, type DsGroup } from './paired-ds-helpers.js';
+import { everyoneTalks, found, others, person, send, thrown, type Person } from './dmls-review-helpers.js';
 
 const snapshotRecord = (g: DsGroup) => `paired-mls/cease-rejoin/${toHex(g.id)}`;
 const joinRecord = (g: DsGroup) => `paired-mls/cease-rejoin-commit/${toHex(g.id)}`;
@@ -187,5 +195,57 @@ describe.each(['hidden', 'standard'] as const)('review round u: rejoin records p
     await w.a.client.deleteGroup(g1.id);
     expect((await active.ceasePair('rejoin', { send })).groups).toEqual([{ groupId: g1.id, commits: [], ceased: true }]);
     expect(active.ceasingGroups()).toEqual([]);
+  });
+});
+
+describe('review round u: DMLS statics called from inside the check', () => {
+  it.each(['found', 'joinUniverse', 'init'] as const)(
+    'DMember.%s on the checking client, not awaited by the check: thrown at once, so ann\'s update fails with reentrant-check and nothing is rejected unhandled (before: a rejection Node ends the process on, and the check answered as if nothing was refused)',
+    async (which) => {
+      const as = new AuthenticationService();
+      let inside: (() => unknown) | undefined;
+      const check: DmlsCredentialCheck = {
+        validate: (identity, key) => {
+          inside?.();
+          return as.validate(identity, key);
+        },
+      };
+      const people = await Promise.all(['ann', 'ben'].map((n) => person(n)));
+      for (const p of people) as.register({ clientId: p.name, userId: p.name, identity: p.identity.identity, signatureKey: p.identity.signaturePublicKey });
+      for (const [p, messages] of await found(people, undefined, { credentialCheck: check })) await send(messages, others(people, p));
+      const [ann] = people as [Person, Person];
+      const next = await ann.client.createIdentity('ann', 1);
+      as.register({ clientId: 'ann', userId: 'ann', identity: next.identity, signatureKey: next.signaturePublicKey });
+      const unhandled: unknown[] = [];
+      const onUnhandled = (reason: unknown) => void unhandled.push(reason);
+      process.on('unhandledRejection', onUnhandled);
+      try {
+        const bytes = new Uint8Array(0);
+        inside = {
+          found: () => void DMember.found(ann.client, ann.identity, []),
+          joinUniverse: () => void DMember.joinUniverse(ann.client, ann.identity, bytes, bytes, []),
+          init: () => void DMember.init(ann.client, ann.identity, { id: bytes, profile: 'multi-mls', exportLength: 32, ciphersuites: [1] }, []),
+        }[which];
+        const epoch = ann.member!.sendGroup.epoch;
+        const err = await thrown(() => ann.member!.update({ newIdentity: next }));
+        expect(err).toBeInstanceOf(DmlsError);
+        expect({ reason: (err as DmlsError).reason, epoch: ann.member!.sendGroup.epoch }).toEqual({ reason: 'reentrant-check', epoch });
+        await new Promise((r) => setTimeout(r, 20));
+        expect(unhandled).toEqual([]);
+      } finally {
+        process.off('unhandledRejection', onUnhandled);
+      }
+      inside = undefined;
+      await send(await ann.member!.update({ newIdentity: next }), others(people, ann));
+      await everyoneTalks(people, `after DMember.${which} from inside the check`);
+    },
+    10_000,
+  );
+
+  it('found still rejects (not throws) a distributed-mls universe exporting other than 32 bytes, creating nothing', async () => {
+    const ann = await person('ann');
+    const pending = DMember.found(ann.client, ann.identity, [], { profile: 'distributed-mls', exportLength: 16 });
+    const err = await thrown(() => pending);
+    expect({ reason: (err as DmlsError).reason, message: (err as DmlsError).message, groups: ann.client.groupIds() }).toEqual({ reason: 'universe', message: 'the distributed-mls profile exports 32 bytes (universe)', groups: [] });
   });
 });

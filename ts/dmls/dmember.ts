@@ -235,10 +235,10 @@ export class DMember {
    * the definition (under `multi-mls` its id is this send group's id).
    * `messages` (Welcome, definition) go to the others' `joinUniverse`.
    */
-  static async found(client: MlsClient, identity: Identity, keyPackages: Uint8Array[], founding: FoundingOptions = {}, options: DmlsOptions = {}): Promise<{ member: DMember; universe: Required<UniverseConfig>; messages: Uint8Array[] }> {
+  static found(client: MlsClient, identity: Identity, keyPackages: Uint8Array[], founding: FoundingOptions = {}, options: DmlsOptions = {}): Promise<{ member: DMember; universe: Required<UniverseConfig>; messages: Uint8Array[] }> {
+    // Not async, as joinUniverse and init: a reentrant-check is thrown, not rejected. #createSendGroup checks the export length.
     const profile = founding.profile ?? 'multi-mls';
     const exportLength = founding.exportLength ?? 32;
-    if (profile === 'distributed-mls' && exportLength !== 32) throw new DmlsError('universe', 'the distributed-mls profile exports 32 bytes');
     return turn(client, () => client.atomically(async () => {
       const draft = new DMember(client, identity, { id: new Uint8Array(0), profile, exportLength, ciphersuites: founding.ciphersuites ?? [identity.ciphersuite] }, options, DMember.#emptyState());
       const messages = await draft.#createSendGroup(keyPackages, (groupId) => {
@@ -253,7 +253,7 @@ export class DMember {
    * only source of the universe), then create the own send group;
    * `messages` (Welcome, announce) go to the universe.
    */
-  static async joinUniverse(client: MlsClient, identity: Identity, welcome: Uint8Array, definition: Uint8Array, keyPackages: Uint8Array[], options: DmlsOptions = {}): Promise<{ member: DMember; universe: Required<UniverseConfig>; messages: Uint8Array[] }> {
+  static joinUniverse(client: MlsClient, identity: Identity, welcome: Uint8Array, definition: Uint8Array, keyPackages: Uint8Array[], options: DmlsOptions = {}): Promise<{ member: DMember; universe: Required<UniverseConfig>; messages: Uint8Array[] }> {
     return turn(client, () => client.atomically(async () => {
       const founderGroup = await client.joinFromWelcome(welcome, DMember.#sendGroupOptions(options));
       const result = await founderGroup.process(definition);
@@ -281,7 +281,7 @@ export class DMember {
   }
 
   /** INIT with an application-defined universe (later draft): own send group with everyone, then the announcement. */
-  static async init(client: MlsClient, identity: Identity, universe: UniverseConfig, keyPackages: Uint8Array[], options: DmlsOptions = {}): Promise<{ member: DMember; messages: Uint8Array[] }> {
+  static init(client: MlsClient, identity: Identity, universe: UniverseConfig, keyPackages: Uint8Array[], options: DmlsOptions = {}): Promise<{ member: DMember; messages: Uint8Array[] }> {
     return turn(client, () => client.atomically(async () => {
       const draft = new DMember(client, identity, universe, options, DMember.#emptyState());
       const messages = await draft.#createSendGroup(keyPackages);
