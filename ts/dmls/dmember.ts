@@ -13,7 +13,7 @@
  */
 import type { Identity, MlsClient } from '../mls/client.js';
 import type { Group } from '../mls/group.js';
-import { MlsError } from '../mls/errors.js';
+import { MlsError, invalidArgument } from '../mls/errors.js';
 import { bytesEqual, fromHex, toHex } from '../mls/bytes.js';
 import { dmlsProposeCredentialUpdate } from '../mls/layer-calls.js';
 import { ClientTurns } from '../mls/client-turns.js';
@@ -23,7 +23,7 @@ import { readMlsHeader } from '../codec/mls-header.js';
 import { decodeDmlsMessage, encodeDmlsMessage, parsePskGroupId, pskGroupId, type Announce, type DmlsMessage } from './dmls-messages.js';
 import { DmlsError } from './dmls-error.js';
 import { SEND_GROUP_RULES } from './send-group-rules.js';
-import { checkDmlsCredential, isCheckFailure, sendGroupCredentials, type DmlsCredentialCheck, type DmlsCredentialUse } from './credential-check.js';
+import { checkDmlsCredential, isCheckFailure, sendGroupCredentials, type DmlsCredentialAnswer, type DmlsCredentialCheck, type DmlsCredentialUse } from './credential-check.js';
 import type { ProcessCheck } from '../mls/checks.js';
 import { DMLS_PROFILE_CODES, dmlsProfileOf, storeEpochPsk, type DmlsEpochValues, type DmlsProfile } from './dmls-profile.js';
 
@@ -72,10 +72,11 @@ export interface DmlsOptions {
    * new key, every Update proposal in its own send group and one to a new
    * key elsewhere, a leaf an owner's commit adds, a rejoin request's
    * KeyPackage, the KeyPackages it adds to its own send group and its own
-   * new credential (docs/PROTOCOL.md §6.10). It should bound its own time
-   * and throw when the AS does not answer, and not call this member: its
-   * other calls wait for it (one made before the check's first await is
-   * thrown at once, `reentrant-check`; one after it hangs). Without it a basic
+   * new credential (docs/PROTOCOL.md §6.10). It should throw when the AS
+   * does not answer (an answer later than `credentialCheckTimeoutMs` fails
+   * as `check-timeout`) and not call this member: its other calls wait for
+   * it (one made before the check's first await is thrown at once,
+   * `reentrant-check`; one after it waits until the check times out). Without it a basic
    * credential is taken for what it names, and a forger claiming a
    * member's identity under its own key is accepted where no key of that
    * member was seen yet (§6.10 says what is trusted then). Not saved: pass
@@ -84,6 +85,8 @@ export interface DmlsOptions {
    * group then stalls for them.
    */
   credentialCheck?: DmlsCredentialCheck;
+  /** An answer of `credentialCheck` taking longer fails as a check failure (`check-timeout`). Default 30,000 ms. */
+  credentialCheckTimeoutMs?: number;
 }
 
 /** What `unprotect` made of a message (and of buffered ones it unblocked). */
@@ -176,15 +179,28 @@ function turn<T>(client: MlsClient, fn: () => Promise<T>): Promise<T> {
   return turns.run(client, fn);
 }
 
-/** `check`, marking `client` as inside it while each question is being called. */
-function guarded(check: DmlsCredentialCheck, client: MlsClient): DmlsCredentialCheck {
-  const inside = <T>(ask: () => T): T => {
+/**
+ * `check`, marking `client` as inside it while each question is being
+ * called, and failing an answer that takes over `timeoutMs`
+ * (`check-timeout`, a check failure like an unreachable AS): the client's
+ * other calls wait for the check, so one that never answers, or that waits
+ * for a call of its own DMember after its first await, would hold them all.
+ */
+function guarded(check: DmlsCredentialCheck, client: MlsClient, timeoutMs: number): DmlsCredentialCheck {
+  const inside = (ask: () => DmlsCredentialAnswer | Promise<DmlsCredentialAnswer>): DmlsCredentialAnswer | Promise<DmlsCredentialAnswer> => {
     inCheck.set(client, (inCheck.get(client) ?? 0) + 1);
+    let answer;
     try {
-      return ask();
+      answer = ask();
     } finally {
       inCheck.set(client, inCheck.get(client)! - 1);
     }
+    if (typeof (answer as PromiseLike<unknown> | undefined)?.then !== 'function') return answer;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new DmlsError('check-timeout', `the credential check did not answer within ${timeoutMs} ms`)), timeoutMs);
+    });
+    return Promise.race([Promise.resolve(answer), late]).finally(() => clearTimeout(timer));
   };
   const holderOf = check.holderOf;
   return {
@@ -222,9 +238,12 @@ export class DMember {
       pskRetention: options.pskRetention ?? 16,
       maxBuffered: options.maxBuffered ?? 1_000,
       maxEpochsAhead: options.maxEpochsAhead ?? 16,
+      credentialCheckTimeoutMs: options.credentialCheckTimeoutMs ?? 30_000,
       sendGroup: DMember.#sendGroupOptions(options),
     };
-    const check = options.credentialCheck && guarded(options.credentialCheck, client);
+    const timeoutMs = this.#options.credentialCheckTimeoutMs;
+    if (!(timeoutMs > 0 && timeoutMs <= 2 ** 31 - 1)) throw invalidArgument('credentialCheckTimeoutMs');
+    const check = options.credentialCheck && guarded(options.credentialCheck, client, timeoutMs);
     this.#credentialCheck = check;
     this.#checks = check ? [SEND_GROUP_RULES, sendGroupCredentials(check, () => this.#state.ownGroupId)] : [SEND_GROUP_RULES];
     this.#state = state;

@@ -27,9 +27,12 @@ export type DmlsErrorCode = (typeof DMLS_ERROR_CODES)[number];
  *   or new credential of this member's own (docs/PROTOCOL.md §6.10);
  * - `reentrant-check`: a DMember call made from inside the credential check
  *   of its client (thrown at once: it would wait for the check, which
- *   waits for it; §6.10).
+ *   waits for it; §6.10);
+ * - `check-timeout`: the credential check did not answer within
+ *   `credentialCheckTimeoutMs` (a check failure: a message it held stays
+ *   buffered, §6.10).
  */
-export type DmlsRejection = 'not-owner' | 'proposal-type' | 'universe' | 'malformed' | 'rejoin' | 'identity' | 'credential' | 'reentrant-check';
+export type DmlsRejection = 'not-owner' | 'proposal-type' | 'universe' | 'malformed' | 'rejoin' | 'identity' | 'credential' | 'reentrant-check' | 'check-timeout';
 
 /** A DMLS rule was broken (`DMLS_POLICY`), with the reason. */
 export class DmlsError extends MlsError<DmlsErrorCode> {

@@ -1,0 +1,123 @@
+/**
+ * Ninth review of the Distributed MLS layer: a `credentialCheck` that does
+ * not answer (docs/PROTOCOL.md §6.10). A DMember's calls take turns per
+ * client and the check runs inside a call's turn, so a check that never
+ * answered — or that, after its first await, waited for a call of its own
+ * DMember (which waits for the check's turn) — held every later call of
+ * the client for good. Now an answer later than `credentialCheckTimeoutMs`
+ * fails as `DmlsError` `check-timeout`, a check failure like an
+ * unreachable AS: the message changes nothing, or stays buffered. Each
+ * test is bounded (before, it hung until the bound) and ends with everyone
+ * talking.
+ */
+import { describe, expect, it } from 'vitest';
+import { DMember, DmlsError, type DmlsCredentialCheck, type DmlsEvent } from 'paired-mls/dmls';
+import { AuthenticationService } from 'paired-mls/services';
+import { everyoneTalks, found, others, person, receive, send, thrown, type Person } from './dmls-review-helpers.js';
+
+const enc = new TextEncoder();
+const BOUND = 10_000;
+const TIMEOUT_MS = 300;
+
+function timedOut(err: unknown): void {
+  expect(err).toBeInstanceOf(DmlsError);
+  const e = err as DmlsError;
+  expect({ code: e.code, reason: e.reason, message: e.message }).toEqual({
+    code: 'DMLS_POLICY',
+    reason: 'check-timeout',
+    message: `the credential check did not answer within ${TIMEOUT_MS} ms (check-timeout)`,
+  });
+}
+
+/** ann, ben and cat with one AS behind `hook`; ben rotates his key (cat took it, ann not yet). */
+async function world() {
+  const as = new AuthenticationService();
+  const hook: { inside?: () => Promise<unknown> } = {};
+  const check: DmlsCredentialCheck = {
+    validate: async (identity, key) => {
+      if (hook.inside) await hook.inside();
+      return as.validate(identity, key);
+    },
+  };
+  const people = await Promise.all(['ann', 'ben', 'cat'].map((n) => person(n)));
+  for (const p of people) as.register({ clientId: p.name, userId: p.name, identity: p.identity.identity, signatureKey: p.identity.signaturePublicKey });
+  for (const [p, messages] of await found(people, undefined, { credentialCheck: check, credentialCheckTimeoutMs: TIMEOUT_MS })) await send(messages, others(people, p));
+  const [ann, ben, cat] = people as [Person, Person, Person];
+  const next = await ben.client.createIdentity('ben', 1);
+  as.register({ clientId: 'ben', userId: 'ben', identity: next.identity, signatureKey: next.signaturePublicKey });
+  const rotation = await ben.member!.update({ newIdentity: next });
+  await send(rotation, [cat]);
+  return { hook, people, ann, ben, cat, rotation };
+}
+
+describe('DMLS review 9: a credentialCheck that does not answer', () => {
+  it(
+    'a check that never answers: ann\'s unprotect fails with check-timeout, nothing changes; her next call runs, and the rotation delivered again with an answering AS is taken',
+    async () => {
+      const { hook, people, ann, ben, rotation } = await world();
+      const epoch = ann.client.group(ben.member!.sendGroup.id).epoch;
+      hook.inside = () => new Promise(() => {});
+      timedOut(await thrown(() => receive(ann, rotation[0]!)));
+      expect({ epoch: ann.client.group(ben.member!.sendGroup.id).epoch, buffered: ann.member!.bufferedCount() }).toEqual({ epoch, buffered: 0 });
+      hook.inside = undefined;
+      await send(rotation, [ann]);
+      expect(ann.client.group(ben.member!.sendGroup.id).epoch).toBe(epoch + 1);
+      await everyoneTalks(people, 'after the silent check');
+    },
+    BOUND,
+  );
+
+  it(
+    'a check that, after its first await, waits for ann.protect (her own DMember): the check times out (before: both waited for each other for good), then the protect runs and its message is read by the others',
+    async () => {
+      const { hook, people, ann, ben, cat, rotation } = await world();
+      let inner: Promise<Uint8Array[]> | undefined;
+      hook.inside = async () => {
+        await null;
+        inner = ann.member!.protect(enc.encode('from inside the check'));
+        return inner;
+      };
+      timedOut(await thrown(() => receive(ann, rotation[0]!)));
+      hook.inside = undefined;
+      await send(await inner!, [ben, cat]);
+      for (const reader of [ben, cat]) expect(reader.received).toEqual(['ann: from inside the check']);
+      await send(rotation, [ann]);
+      await everyoneTalks(people, 'after the re-entrant wait');
+    },
+    BOUND,
+  );
+
+  it(
+    'ben\'s next message waits in ann\'s buffer; the commit it waits for times out in the check (check-timeout): the message stays buffered and is read once the commit is taken',
+    async () => {
+      const { hook, people, ann, ben, rotation } = await world();
+      const epoch = ann.client.group(ben.member!.sendGroup.id).epoch;
+      // ben's message of the next epoch waits in ann's buffer for the rotation's commit.
+      const [later] = await ben.member!.protect(enc.encode('after the rotation'));
+      expect((await receive(ann, later!)).map((e) => e.type)).toEqual(['buffered']);
+      hook.inside = () => new Promise(() => {});
+      const events: DmlsEvent[] = [];
+      const failed = await thrown(async () => {
+        for (const m of rotation) events.push(...(await receive(ann, m)));
+      });
+      timedOut(failed);
+      expect({ epoch: ann.client.group(ben.member!.sendGroup.id).epoch, buffered: ann.member!.bufferedCount() }).toEqual({ epoch, buffered: 1 });
+      hook.inside = undefined;
+      const taken: DmlsEvent[] = [];
+      for (const m of rotation) taken.push(...(await receive(ann, m)));
+      expect(taken.filter((e) => e.type === 'data').length).toBe(1);
+      expect(ann.received).toEqual(['ben: after the rotation']);
+      await everyoneTalks(people, 'after the buffered time-out');
+    },
+    BOUND,
+  );
+
+  it('credentialCheckTimeoutMs must be a positive number of milliseconds a timer can wait', async () => {
+    const [a, b] = await Promise.all(['ann', 'ben'].map((n) => person(n)));
+    const kp = await b!.client.createKeyPackage(b!.identity);
+    for (const bad of [0, -1, Number.NaN, 2 ** 31]) {
+      const err = await thrown(async () => DMember.found(a!.client, a!.identity, [kp], {}, { credentialCheckTimeoutMs: bad }));
+      expect({ code: (err as DmlsError).code, message: (err as Error).message }).toEqual({ code: 'INVALID_ARGUMENT', message: 'credentialCheckTimeoutMs' });
+    }
+  });
+});
