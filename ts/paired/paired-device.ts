@@ -1434,10 +1434,14 @@ export class PairedDevice {
       this.#atomically(async () => {
         // A group given up (deleted) is ceased, its records dropped.
         if (this.client.groupIds().some((g) => bytesEqual(g, groupId))) {
-          // The records hold only while the group is this cease's join (the device on its new key's leaf): others (put back in storage) are dropped, not sent or imported.
+          // The records hold only while the group is that join's: the device on its new key's leaf, in the epoch the join made (the
+          // snapshot carries its authenticator, the join its epoch). Others (put back in storage) are dropped, not sent or imported.
           const group = this.client.group(groupId);
           const own = group.members().find((m) => m.leafIndex === group.ownLeafIndex);
-          if (!own || !bytesEqual(own.signatureKey, identity.signaturePublicKey)) await this.#dropJoinRecords(entry.groupId);
+          const join = this.client.record(records.join);
+          const ours =
+            own && bytesEqual(own.signatureKey, identity.signaturePublicKey) && (joinedBy(group, this.client.record(records.snapshot)) || (join && readMlsHeader(join)?.epoch === BigInt(group.epoch - 1)));
+          if (!ours) await this.#dropJoinRecords(entry.groupId);
           resend = this.client.record(records.join)?.slice();
           if (resend) return 'resend';
           // The join lost (storage), the state from before it kept: put that back, as for a refused join.
@@ -1461,15 +1465,21 @@ export class PairedDevice {
           this.#atomically(async () => {
             const group = this.client.group(groupId);
             const snapshot = this.client.exportSiblingGroupState(groupId);
-            try {
-              await this.client.putRecord(records.snapshot, snapshot);
-            } finally {
-              snapshot.fill(0);
-            }
             const groupInfo = await group.exportGroupInfo();
             await this.client.deleteGroup(groupId);
             const joined = await this.client.joinExternal(groupInfo, identity);
             if (joined.group.state().pendingCommit) await joined.group.mergePendingCommit();
+            // The state from before the join, bound to the epoch the join made (its authenticator first).
+            const auth = joined.group.epochAuthenticator();
+            const record = new Uint8Array(auth.length + snapshot.length);
+            record.set(auth);
+            record.set(snapshot, auth.length);
+            snapshot.fill(0);
+            try {
+              await this.client.putRecord(records.snapshot, record);
+            } finally {
+              record.fill(0);
+            }
             await this.client.putRecord(records.join, joined.commit);
             return joined.commit;
           }),
@@ -1525,10 +1535,13 @@ export class PairedDevice {
     const snapshot = this.client.record(ceaseJoinRecords(hex).snapshot);
     const lost = (cause?: unknown) =>
       new PairingError('PAIRING_STATE', "the group's state from before the rejoin's external join is missing or damaged, so the join cannot be undone: delete the group to give it up, then ceasePair again", 'snapshot-missing', cause === undefined ? undefined : { cause });
-    if (!snapshot) throw lost();
-    if (this.client.groupIds().some((g) => bytesEqual(g, groupId))) await this.client.deleteGroup(groupId);
+    // Only the state from before the group's own join (one put back from another join, or damaged, is not).
+    const live = this.client.groupIds().some((g) => bytesEqual(g, groupId)) ? this.client.group(groupId) : undefined;
+    if (!live || !joinedBy(live, snapshot)) throw lost();
+    const auth = live.epochAuthenticator().length;
+    await this.client.deleteGroup(groupId);
     try {
-      await this.client.importSiblingGroupState(groupId, snapshot.slice()); // wipes the copy
+      await this.client.importSiblingGroupState(groupId, snapshot!.slice(auth)); // wipes the copy
     } catch (err) {
       if (err instanceof MlsError && ENVIRONMENT_FAILURES.has(err.code)) throw err;
       throw lost(err);
@@ -1631,6 +1644,12 @@ export class PairedDevice {
     if (!this.#vault) throw new PairingError('PAIRING_STATE', 'no seed vault');
     return this.#vault;
   }
+}
+
+/** Whether `snapshot` (a rejoin's record) is of the join that made `group`'s epoch: it starts with the epoch's authenticator. */
+function joinedBy(group: Group, snapshot: Uint8Array | undefined): boolean {
+  const auth = group.epochAuthenticator();
+  return !!snapshot && snapshot.length > auth.length && bytesEqual(snapshot.subarray(0, auth.length), auth);
 }
 
 /** The signature key of the device's own leaf in `group` (as the tree is now: a pending commit not counted). */
