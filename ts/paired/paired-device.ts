@@ -161,6 +161,7 @@ const PAIRING_CAPABILITIES = { virtualClient: true } as const;
 const INVITED_FIRST = 'the device invited first has not sent its Accept yet: wait for it (or reset the pairing and initiate again)';
 const NOT_PENDING = 'the commit sent is no longer the pending commit of the group (another commit was merged or made while send ran): nothing merged';
 const LOST_IN_CEASE = 'removed from the group while the anchor leaf stays: rejoin it and ceasePair again, or delete it to give it up';
+const JOIN_UNCONFIRMED = "on the leaf of this cease's join, with no record that the DS took it (the join's records are gone): its removal would be made on a fork; delete the group to give it up, or rejoin it, then ceasePair again";
 const PENDING_IN_CEASE = 'a commit is pending in the group: merge it if the DS took it, else clear it; then ceasePair again';
 
 /** Per client, the queue of its paired devices' state-changing calls (`PairedDevice.#serially`). */
@@ -1450,14 +1451,19 @@ export class PairedDevice {
         const stage = this.#ceaseStage('rejoin', entry);
         if (stage === 'done') {
           await this.#ceased([entry.groupId]);
-          await this.#dropJoinRecords(entry.groupId);
+          await this.#dropJoinRecords(entry.groupId, true);
         }
+        // On the leaf of this cease's join with no record of the DS taking it: a join the DS never took (its records lost), whose removal
+        // would be made on a fork of the group (§4.9).
+        const joined = this.client.record(records.joined);
+        if (stage === 'remove' && bytesEqual(ownKey(this.client.group(groupId)), identity.signaturePublicKey) && !(joined && bytesEqual(joined, identity.signaturePublicKey))) return 'unconfirmed';
         return stage;
       }),
     );
     if (stage === 'done') return { groupId, commits, ceased: true };
     if (stage === 'busy') return { groupId, commits, ceased: false, error: new PairingError('PAIRING_STATE', PENDING_IN_CEASE) };
     if (stage === 'lost') return { groupId, commits, ceased: false, error: new PairingError('PAIRING_STATE', LOST_IN_CEASE) };
+    if (stage === 'unconfirmed') return { groupId, commits, ceased: false, error: new PairingError('PAIRING_STATE', JOIN_UNCONFIRMED, 'join-unconfirmed') };
     if (stage === 'join' || stage === 'resend') {
       const join =
         resend ??
@@ -1493,7 +1499,10 @@ export class PairedDevice {
       await queue(() =>
         this.#atomically(async () => {
           if (refusal) await this.#restoreSnapshot(entry.groupId);
-          else await this.#dropJoinRecords(entry.groupId);
+          else {
+            await this.#dropJoinRecords(entry.groupId);
+            await this.client.putRecord(records.joined, identity.signaturePublicKey.slice());
+          }
         }),
       );
       if (refusal) return { groupId, commits, ceased: false, error: refusal.error };
@@ -1504,6 +1513,7 @@ export class PairedDevice {
         const group = this.client.group(groupId);
         if (!this.#anchorLeafRemains(group, entry)) {
           await this.#ceased([entry.groupId]);
+          await this.#dropJoinRecords(entry.groupId, true);
           return undefined;
         }
         const { commit } = await group.commit({ remove: [entry.anchorLeaf] });
@@ -1515,7 +1525,12 @@ export class PairedDevice {
       removal.group,
       removal.sent,
       () => send({ groupId, commit: removal.commit, kind: 'remove', signatureKey: ownKey(removal.group) }),
-      { merged: () => this.#ceased([entry.groupId]) },
+      {
+        merged: async () => {
+          await this.#ceased([entry.groupId]);
+          await this.#dropJoinRecords(entry.groupId, true);
+        },
+      },
       queue,
     );
     if (!settled.merged) return { groupId, commits, ceased: false, error: settled.error };
@@ -1549,9 +1564,10 @@ export class PairedDevice {
     await this.#dropJoinRecords(hex);
   }
 
-  /** Drop a rejoin's records (those present). */
-  async #dropJoinRecords(hex: string): Promise<void> {
-    for (const name of Object.values(ceaseJoinRecords(hex))) if (this.client.record(name)) await this.client.putRecord(name, undefined);
+  /** Drop a rejoin's records (those present): the join's, and with `joined` the record that the DS took it. */
+  async #dropJoinRecords(hex: string, joined = false): Promise<void> {
+    const { snapshot, join, joined: taken } = ceaseJoinRecords(hex);
+    for (const name of joined ? [snapshot, join, taken] : [snapshot, join]) if (this.client.record(name)) await this.client.putRecord(name, undefined);
   }
 
   // -------------------------------------------------------------------------

@@ -45,8 +45,12 @@ export type NotifyRejection = 'forged' | 'replay' | 'counter' | 'out-of-order' |
  *   `rejoin`'s record of the group's state from before its external join
  *   is missing or damaged (storage), so the join cannot be undone; nothing
  *   was dropped (docs/PROTOCOL.md §4.9).
+ * - `join-unconfirmed` (`PAIRING_STATE`, a `ceasePair` group's error): the
+ *   device is on the leaf of route `rejoin`'s join but holds no record that
+ *   the DS took it (its records lost): no removal is made on what may be a
+ *   fork (§4.9).
  */
-export type PairingRejection = NotifyRejection | 'wrong-sender' | 'stale' | 'no-such-leaf' | 'unexpected' | 'snapshot-missing';
+export type PairingRejection = NotifyRejection | 'wrong-sender' | 'stale' | 'no-such-leaf' | 'unexpected' | 'snapshot-missing' | 'join-unconfirmed';
 
 /** A refused pairing step or Notify, with the reason (`PAIRING_REJECTED`, `NOTIFY_REJECTED`, `PAIRING_STATE`, `DEVICE_SIGNATURE`). */
 export class PairingError extends MlsError<PairedErrorCode> {

@@ -131,10 +131,11 @@ export function savePairingState(client: MlsClient, state: PairingState): Promis
 /**
  * The records of a rejoin's external join until the DS answered it
  * (docs/PROTOCOL.md §4.9): the group's state from before the join, and the
- * join itself (to send again after a crash).
+ * join itself (to send again after a crash); then, from the DS's yes until
+ * the cease of the group ends, `joined`: the key the join was made with.
  */
-export function ceaseJoinRecords(groupHex: string): { snapshot: string; join: string } {
-  return { snapshot: `paired-mls/cease-rejoin/${groupHex}`, join: `paired-mls/cease-rejoin-commit/${groupHex}` };
+export function ceaseJoinRecords(groupHex: string): { snapshot: string; join: string; joined: string } {
+  return { snapshot: `paired-mls/cease-rejoin/${groupHex}`, join: `paired-mls/cease-rejoin-commit/${groupHex}`, joined: `paired-mls/cease-rejoin-joined/${groupHex}` };
 }
 
 /**
