@@ -5,7 +5,7 @@
  * test/paired-review6).
  */
 import { expect } from 'vitest';
-import { bytesEqual, utf8, type Group } from 'paired-mls';
+import { MlsClient, bytesEqual, utf8, type Group } from 'paired-mls';
 import { type CeaseCommit, type CeaseSend, type PairingMode, type SeedVault } from 'paired-mls/paired';
 import { DeliveryService, DsError, type SubmitExtras } from 'paired-mls/services';
 import { mlsError, newMember } from './helpers.js';
@@ -105,6 +105,28 @@ export async function dsWorld(mode: PairingMode) {
     groups.push(g);
   }
   return { ds, a, p, bob, carol, activeDevice, passiveDevice, groups: groups as [DsGroup, DsGroup] };
+}
+
+/**
+ * alice's `ceasePair('rejoin')` up to its first `send`, which runs `first`
+ * (bob's commit, the DS taking the join…) and never answers; her app then
+ * restarts on the same storage (`w.a.client` is the new client). Returns
+ * the vault to open her device with.
+ */
+export async function crashAtFirstSend(w: Awaited<ReturnType<typeof dsWorld>>, first: (c: CeaseCommit) => Promise<unknown> = async () => undefined): Promise<SeedVault> {
+  let reached!: () => void;
+  const atSend = new Promise<void>((r) => (reached = r));
+  const send: CeaseSend = async (c) => {
+    await first(c);
+    reached();
+    await new Promise<void>(() => undefined);
+  };
+  void w.activeDevice.ceasePair('rejoin', { send }).catch(() => undefined);
+  await atSend;
+  const vault = w.activeDevice.vault!;
+  w.a.client.free();
+  w.a.client = await MlsClient.open({ storage: w.a.storage });
+  return vault;
 }
 
 /** The DS's `send` for `ceasePair`: each commit to its group as alice (a `join` as an external join). */

@@ -15,7 +15,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryStorageAdapter, MlsClient, bytesEqual, toHex } from 'paired-mls';
 import { PairedDevice, PairingError, type CeaseCommit, type CeasedGroup, type PairingMode } from 'paired-mls/paired';
-import { anchorKeyOf, bobWins, catchUp, ceaseSend, dsWorld, epochTaken, honestGoOn, inSync, lockedOut, submit, type DsGroup } from './paired-ds-helpers.js';
+import { anchorKeyOf, bobWins, catchUp, ceaseSend, crashAtFirstSend, dsWorld, epochTaken, honestGoOn, inSync, lockedOut, submit, type DsGroup } from './paired-ds-helpers.js';
 
 const SNAPSHOT_MISSING =
   "the group's state from before the rejoin's external join is missing or damaged, so the join cannot be undone: delete the group to give it up, then ceasePair again (snapshot-missing)";
@@ -112,21 +112,7 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 7: a rejoin re
     const phoneKeys = [anchorKeyOf(g1.phone), anchorKeyOf(g2.phone)];
     const e1 = g1.alice.epoch;
     const anchorLeaf = g1.alice.ownLeafIndex;
-    let reached!: () => void;
-    const atSend = new Promise<void>((r) => (reached = r));
-    void w.activeDevice
-      .ceasePair('rejoin', {
-        send: async () => {
-          await bobWins(w.ds, g1);
-          reached();
-          await new Promise<void>(() => undefined);
-        },
-      })
-      .catch(() => undefined);
-    await atSend;
-    const vault = w.activeDevice.vault;
-    w.a.client.free();
-    w.a.client = await MlsClient.open({ storage: w.a.storage });
+    const vault = await crashAtFirstSend(w, () => bobWins(w.ds, g1));
     await w.a.client.putRecord(joinRecord(g1), undefined);
     const active = PairedDevice.open(w.a.client, vault);
     const seen: CeaseCommit[] = [];

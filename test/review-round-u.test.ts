@@ -26,11 +26,11 @@
  * went on as if nothing was refused.
  */
 import { describe, expect, it } from 'vitest';
-import { MlsClient, bytesEqual, toHex } from 'paired-mls';
+import { bytesEqual, toHex } from 'paired-mls';
 import { PairedDevice, PairingError, type CeaseCommit, type CeasedGroup, type PairingMode } from 'paired-mls/paired';
 import { DMember, DmlsError, type DmlsCredentialCheck } from 'paired-mls/dmls';
 import { AuthenticationService } from 'paired-mls/services';
-import { anchorKeyOf, bobWins, catchUp, ceaseSend, dsWorld, epochTaken, honestGoOn, inSync, lockedOut, submit, type DsGroup } from './paired-ds-helpers.js';
+import { anchorKeyOf, bobWins, catchUp, ceaseSend, crashAtFirstSend, dsWorld, epochTaken, honestGoOn, inSync, lockedOut, submit, type DsGroup } from './paired-ds-helpers.js';
 import { everyoneTalks, found, others, person, send, thrown, type Person } from './dmls-review-helpers.js';
 
 const snapshotRecord = (g: DsGroup) => `paired-mls/cease-rejoin/${toHex(g.id)}`;
@@ -152,21 +152,7 @@ describe.each(['hidden', 'standard'] as const)('review round u: rejoin records p
     const [g1, g2] = w.groups;
     const phoneKeys = w.groups.map((g) => anchorKeyOf(g.phone));
     const send = ceaseSend(w.ds);
-    let reached!: () => void;
-    const atSend = new Promise<void>((r) => (reached = r));
-    void w.activeDevice
-      .ceasePair('rejoin', {
-        send: async (c) => {
-          await send(c);
-          reached();
-          await new Promise<void>(() => undefined);
-        },
-      })
-      .catch(() => undefined);
-    await atSend;
-    const vault = w.activeDevice.vault;
-    w.a.client.free();
-    w.a.client = await MlsClient.open({ storage: w.a.storage });
+    const vault = await crashAtFirstSend(w, send);
     const active = PairedDevice.open(w.a.client, vault);
     await catchUp(g1.bob, g1.inbox.bob);
     g1.alice = w.a.client.group(g1.id);

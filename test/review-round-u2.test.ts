@@ -14,9 +14,9 @@
  * put back too, a lost answer to its resend did the same.
  */
 import { describe, expect, it } from 'vitest';
-import { MlsClient, bytesEqual, toHex } from 'paired-mls';
+import { bytesEqual, toHex } from 'paired-mls';
 import { PairedDevice, type CeaseCommit, type CeasedGroup, type PairingError, type PairingMode } from 'paired-mls/paired';
-import { anchorKeyOf, bobWins, catchUp, ceaseSend, dsWorld, honestGoOn, inSync, lockedOut, submit, type DsGroup } from './paired-ds-helpers.js';
+import { anchorKeyOf, bobWins, catchUp, ceaseSend, crashAtFirstSend, dsWorld, honestGoOn, inSync, lockedOut, submit, type DsGroup } from './paired-ds-helpers.js';
 
 const snapshotRecord = (g: DsGroup) => `paired-mls/cease-rejoin/${toHex(g.id)}`;
 const joinRecord = (g: DsGroup) => `paired-mls/cease-rejoin-commit/${toHex(g.id)}`;
@@ -98,20 +98,7 @@ describe.each(['hidden', 'standard'] as const)('review round u2: both rejoin rec
   it('a crash while g1\'s join waited, the DS never took it (bob won); both records deleted: g1 is not reported ceased (PAIRING_STATE join-unconfirmed) and no removal goes out for it (before: a removal from alice\'s fork was taken and g1 reported ceased)', async () => {
     const w = await dsWorld(mode);
     const [g1, g2] = w.groups;
-    let reached!: () => void;
-    const atSend = new Promise<void>((r) => (reached = r));
-    void w.activeDevice
-      .ceasePair('rejoin', {
-        send: async () => {
-          reached();
-          await new Promise<void>(() => undefined);
-        },
-      })
-      .catch(() => undefined);
-    await atSend;
-    const vault = w.activeDevice.vault;
-    w.a.client.free();
-    w.a.client = await MlsClient.open({ storage: w.a.storage });
+    const vault = await crashAtFirstSend(w);
     await bobWins(w.ds, g1);
     for (const r of [snapshotRecord(g1), joinRecord(g1)]) await w.a.client.putRecord(r, undefined);
     const active = PairedDevice.open(w.a.client, vault);
