@@ -74,9 +74,9 @@ describe('the key of an address (addressKey)', () => {
     expect(addressKey('::')).toBe('::/64');
     expect(addressKey('::1')).toBe('::/64');
     expect(addressKey('1::')).toBe('1::/64');
-    // Deprecated IPv4-compatible and NAT64 forms are IPv6 addresses.
+    // The deprecated IPv4-compatible form is an IPv6 address; NAT64 is its IPv4 address (test/ds-review6).
     expect(addressKey('::1.2.3.4')).toBe('::/64');
-    expect(addressKey('64:ff9b::1.2.3.4')).toBe('64:ff9b::/64');
+    expect(addressKey('64:ff9b::1.2.3.4')).toBe('1.2.3.4');
     expect(addressKey('fe80::1%eth0')).toBe('fe80::/64%eth0');
     expect(addressKey('fe80::2%eth1')).toBe('fe80::/64%eth1');
     expect(addressKey(undefined)).toBe('unknown');
@@ -93,9 +93,9 @@ describe('the key of an address (addressKey)', () => {
     for (let i = 0; i < 500; i++) {
       const prefix = 32 + Math.floor(Math.random() * 97);
       const g = Array.from({ length: 8 }, hex);
-      // Some upper groups 0, so that `::` forms come up too; none that make an IPv4-mapped address.
+      // Some upper groups 0, so that `::` forms come up too; none that embeds an IPv4 address (mapped, NAT64, Teredo, 6to4: test/ds-review6).
       if (i % 3 === 0) g.fill(0, 1, 1 + (i % 5));
-      if (g.slice(0, 5).every((x) => x === 0)) g[0] = 0x2001;
+      if ([0, 0x64, 0x2001, 0x2002].includes(g[0]!)) g[0] = 0x2003;
       const address = g.map((x) => x.toString(16)).join(':');
       const key = addressKey(address, prefix);
       const [net, bits] = key.split('/');

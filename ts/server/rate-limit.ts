@@ -2,20 +2,29 @@ import { SocketAddress, isIP } from 'node:net';
 
 /**
  * The key of an address's budgets (docs/PROTOCOL.md §8.6): an IPv4 address,
- * also IPv4-mapped, is itself; an IPv6 address its first `prefix` bits (one
- * holder has a whole /64), zone kept; anything else itself.
+ * also IPv4-mapped or embedded (NAT64 64:ff9b::/96, 6to4, Teredo), is
+ * itself; an IPv6 address its first `prefix` bits (one holder has a whole
+ * /64), zone kept; anything else itself.
  */
 export function addressKey(address: string | undefined, prefix = 64): string {
   if (address === undefined) return 'unknown';
-  if (isIP(address) !== 6) return address;
-  const zone = address.indexOf('%');
-  let a = zone < 0 ? address : address.slice(0, zone);
+  const family = isIP(address);
+  if (family === 0) return address;
+  const zone = family === 6 ? address.indexOf('%') : -1;
+  let a = family === 4 ? `::ffff:${address}` : zone < 0 ? address : address.slice(0, zone);
   // A dotted tail (::ffff:1.2.3.4) as two groups.
-  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(a);
-  if (v4) a = a.slice(0, v4.index) + (+v4[1]! * 256 + +v4[2]!).toString(16) + ':' + (+v4[3]! * 256 + +v4[4]!).toString(16);
+  const dots = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(a);
+  if (dots) a = a.slice(0, dots.index) + (+dots[1]! * 256 + +dots[2]!).toString(16) + ':' + (+dots[3]! * 256 + +dots[4]!).toString(16);
   const [head, tail] = a.split('::').map((h) => (h ? h.split(':').map((g) => parseInt(g, 16)) : []));
   const g = tail ? [...head!, ...Array<number>(8 - head!.length - tail.length).fill(0), ...tail] : head!;
-  if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) return `${g[6]! >> 8}.${g[6]! & 255}.${g[7]! >> 8}.${g[7]! & 255}`;
+  const zero = (from: number, to: number) => g.slice(from, to).every((x) => x === 0);
+  // Replies to these reach the IPv4 address they embed (Teredo's inverted): it holds them.
+  const ipv4 =
+    (zero(0, 5) && g[5] === 0xffff) || (g[0] === 0x64 && g[1] === 0xff9b && zero(2, 6)) ? g[6]! * 65536 + g[7]!
+    : g[0] === 0x2002 ? g[1]! * 65536 + g[2]!
+    : g[0] === 0x2001 && g[1] === 0 ? (g[6]! * 65536 + g[7]!) ^ -1
+    : undefined;
+  if (ipv4 !== undefined) return [24, 16, 8, 0].map((s) => (ipv4 >>> s) & 255).join('.');
   const masked = g.map((x, i) => x & (0xffff << Math.max(0, Math.min(16, 16 * (i + 1) - prefix))) & 0xffff);
   return `${new SocketAddress({ address: masked.map((x) => x.toString(16)).join(':'), family: 'ipv6' }).address}/${prefix}${zone < 0 ? '' : address.slice(zone)}`;
 }
