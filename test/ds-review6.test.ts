@@ -5,6 +5,13 @@
  * refusal and that honest clients keep working.
  *
  * Attacks:
+ * - the registration limiter keeps `rateLimitKeys` buckets, and a drawn-on
+ *   one stays a minute; while the map is full every new address drew on
+ *   one overflow bucket. 100,000 /64s (two /48s of a tunnel broker), each
+ *   sending one forged registration a minute with one reused challenge,
+ *   held the map, and the attacker emptied the overflow: no newcomer
+ *   anywhere could register. Now a new address draws on its network's
+ *   bucket (IPv4 /16, IPv6 /32) while the map is full.
  * - IPv6 forms that embed an IPv4 address were keyed by their /64: behind
  *   a NAT64/SIIT translator (64:ff9b::/96) every IPv4 client of the
  *   Internet was one key (one cap of connections, one registration
@@ -14,16 +21,87 @@
  */
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
+import { request as httpRequest } from 'node:http';
+import { WebSocket } from 'ws';
+import { MlsClient, type Identity } from 'paired-mls';
+import { DeliveryClient, signDsChallenge } from 'paired-mls/services';
 import { addressKey } from '../ts/server/rate-limit.js';
+import { groupOf, groupStillWorks, sqliteServers, type DsPeer } from './ds-helpers.js';
+import { newMember } from './helpers.js';
 
-describe('the key of an address: IPv6 forms that embed an IPv4 address', () => {
-  it('NAT64 (64:ff9b::/96), 6to4 (2002::/16) and Teredo (2001::/32) are keyed by the IPv4 address they embed', () => {
+const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
+
+/** A POST of JSON from `localAddress`: its status and parsed body. */
+function postFrom(url: string, path: string, body: unknown, localAddress: string, token?: string): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) };
+    const req = httpRequest(url + path, { method: 'POST', localAddress, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) }));
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
+}
+
+/** A proof of `identity`'s key over a fresh challenge naming `clientId`, asked for from `from`; `forge` spoils the signature. */
+async function proofFrom(url: string, clientId: string, client: MlsClient, identity: Identity, from: string, forge = false) {
+  const { body: c } = await postFrom(url, '/v1/auth/challenge', { clientId }, from);
+  const signature = signDsChallenge(client, identity, c.challenge);
+  if (forge) signature[0] ^= 1;
+  return { challenge: c.challenge as string, identity: b64(identity.identity), signatureKey: b64(identity.signaturePublicKey), ciphersuite: identity.ciphersuite, signature: b64(signature) };
+}
+
+/** A member registered from `from` (a registration of its own address) and logged in from 127.0.0.1. */
+async function peerFrom(url: string, name: string, from: string): Promise<DsPeer> {
+  const m = await newMember(name);
+  expect((await postFrom(url, '/v1/as/register', await proofFrom(url, name, m.client, m.identity, from), from)).status).toBe(200);
+  return { ...m, ds: await DeliveryClient.login(url, { clientId: name, client: m.client, identity: m.identity }, { WebSocket }), seen: 0 };
+}
+
+describe('the key of an address: IPv6 forms that embed an IPv4 address, and networks', () => {
+  it('NAT64 (64:ff9b::/96), 6to4 (2002::/16) and Teredo (2001::/32) are keyed by the IPv4 address they embed; a network is an IPv4 /16 or an IPv6 /32', () => {
     // Before: 64:ff9b::/64 (every IPv4 client behind the translator one key), 2002:102:304::/64 and 2002:102:304:1::/64 (65,536 keys per IPv4 host), 2001:0:4136:e378::/64 (every client of that Teredo server).
     for (const a of ['64:ff9b::1.2.3.4', '64:ff9b::102:304', '2002:102:304::1', '2002:102:304:ffff::1', '2001:0:4136:e378:8000:63bf:fefd:fcfb', '2001::ffff:fefd:fcfb']) expect(addressKey(a)).toBe('1.2.3.4');
     // Other prefixes of those blocks stay IPv6: 64:ff9b:1::/48 (local use) is not the well-known prefix.
     expect(addressKey('64:ff9b:1::1.2.3.4')).toBe('64:ff9b:1::/64');
     expect(addressKey('2001:1::1')).toBe('2001:1::/64');
+    // Networks: IPv4 by its /16, IPv6 by its /32, embedded IPv4 as IPv4.
+    expect(addressKey('1.2.3.4', 32, 16)).toBe('1.2.0.0/16');
+    expect(addressKey('::ffff:1.2.255.4', 32, 16)).toBe('1.2.0.0/16');
+    expect(addressKey('2002:102:304::1', 32, 16)).toBe('1.2.0.0/16');
+    expect(addressKey('2001:db8:ffff:1::1', 32, 16)).toBe('2001:db8::/32');
+    expect(addressKey('255.255.255.255', 64, 8)).toBe('255.0.0.0/8');
   });
+});
+
+describe('sixth review of the DS (SQLite)', () => {
+  const server = sqliteServers('paired-mls-ds-review6-');
+
+  it('the registration bucket map held full by forged registrations from many addresses (one reused challenge) no longer refuses every newcomer: a new address draws on its network\'s bucket (429 rate-limited only in the attacker\'s /16); newcomers elsewhere register and their group works', async () => {
+    // rateLimitKeys 4 stands for the default 100,000 (two /48s of /64s, one request each a minute).
+    const s = await server({ rateLimitKeys: 4 });
+    const mallory = await MlsClient.open();
+    const nobody = await mallory.createIdentity('nobody', 1);
+    // One challenge naming an unregistered client, its signature forged: never spent, so reused from every address; each attempt takes a token.
+    const forged = await proofFrom(s.url, 'nobody', mallory, nobody, '127.0.0.9', true);
+    for (const from of ['127.0.0.10', '127.0.0.11', '127.0.0.12', '127.0.0.13']) {
+      expect(await postFrom(s.url, '/v1/as/register', forged, from)).toMatchObject({ status: 401, body: { reason: 'unauthenticated' } });
+    }
+    // The map holds 4 drawn-on buckets (each a minute to refill); a fifth address drains what it falls back on.
+    for (let i = 0; i < 30; i++) expect((await postFrom(s.url, '/v1/as/register', forged, '127.0.0.14')).status).toBe(401);
+    expect(await postFrom(s.url, '/v1/as/register', forged, '127.0.0.14')).toMatchObject({ status: 429, body: { reason: 'rate-limited' } });
+    // A newcomer of the attacker's network (127.0.0.0/16) shares its bucket: refused.
+    const dave = await newMember('dave');
+    expect(await postFrom(s.url, '/v1/as/register', await proofFrom(s.url, 'dave', dave.client, dave.identity, '127.0.0.20'), '127.0.0.20')).toMatchObject({ status: 429, body: { reason: 'rate-limited' } });
+    // Newcomers of other networks register (before the fix: 429, one overflow bucket for all) and their group works.
+    const alice = await peerFrom(s.url, 'alice', '127.1.0.1');
+    const bob = await peerFrom(s.url, 'bob', '127.2.0.1');
+    await groupOf(alice, [bob]);
+    await groupStillWorks([alice, bob], 'while the map is full');
+  });
+
 });
 
 /** A dual-stack DS in a network namespace of its own, whose loopback has NAT64 and 6to4 addresses: which connections a cap of 1 per address keeps. */

@@ -218,6 +218,8 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   const kpLimit = limiter(options.keyPackageRate ?? [2, 200]);
   const kpTargetLimit = limiter(options.keyPackageTargetRate ?? [0.1, 30]);
   const registrationLimit = limiter(options.registrationRate ?? [1 / 60, 30]);
+  // While registrationLimit is full of drawn-on buckets (100,000 /64s, a forged registration each a minute, hold it), a new address draws on its network's bucket, not on one shared by all.
+  const networkLimit = limiter(options.registrationRate ?? [1 / 60, 30]);
   /** The key of an address's budgets: an IPv6 address's first `prefix` bits. */
   const keyOf = (socket: { remoteAddress?: string }) => addressKey(socket.remoteAddress, prefix);
   const maxPerIp = options.maxConnectionsPerIp ?? 512;
@@ -412,13 +414,13 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
    * transaction, so a rotation whose session key was revoked after its
    * request was authenticated (another rotation won) registers nothing (401).
    * A new client (no active key) takes a token of its address's
-   * registration bucket (`ip`) before the signature is checked or anything
-   * stored: none left, 429 rate-limited.
+   * registration bucket (the address of `req`) before the signature is
+   * checked or anything stored: none left, 429 rate-limited.
    */
   async function registerKey(
     body: Record<string, unknown>,
     acting: string | undefined,
-    ip: string,
+    req: IncomingMessage,
     rotation?: { client: string; key: Uint8Array },
   ): Promise<{ client: string; key: Uint8Array }> {
     const ownClient = rotation?.client;
@@ -428,7 +430,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     let active: Awaited<ReturnType<AuthenticationDirectory['bindingsOf']>> = [];
     const client = await provenChallenge(body, signatureKey, ciphersuite, async (named) => {
       active = (await authentication.bindingsOf(named)).filter((b) => !b.revoked);
-      if (!rotation && active.length === 0 && !registrationLimit.take(ip)) throw new HttpError(429, 'rate-limited', 'too many new clients registered from this address');
+      if (!rotation && active.length === 0 && !registrationLimit.take(ipOf(req), 1, () => networkLimit.take(addressKey(req.socket.remoteAddress, 32, 16)))) throw new HttpError(429, 'rate-limited', 'too many new clients registered from this address');
     });
     if (ownClient !== undefined && client !== ownClient) throw new HttpError(403, 'forbidden', "a key is rotated for the session's own client; this challenge names another");
     const userId = clientId(body.userId ?? client, 'userId');
@@ -475,7 +477,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     }
     if (method === 'POST' && parts[1] === 'as' && parts[2] === 'register' && parts.length === 3) {
       const body = await readJson(req, PUBLIC_BODY_BYTES);
-      const { client, key } = await registerKey(body, await actingClient(req, bearer(req)), ipOf(req));
+      const { client, key } = await registerKey(body, await actingClient(req, bearer(req)), req);
       return [200, sessions.session(client, toHex(key))];
     }
 
@@ -486,7 +488,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       if (who.key === undefined) throw new HttpError(403, 'forbidden', 'a key is rotated from a session proven with that key');
       const body = await readJson(req);
       if (toHex(unb64(body.signatureKey, 'signatureKey')) === who.key) throw new HttpError(400, 'malformed', 'the new key is the key of this session');
-      const { key } = await registerKey(body, client, ipOf(req), { client, key: fromHex(who.key) });
+      const { key } = await registerKey(body, client, req, { client, key: fromHex(who.key) });
       return [200, sessions.session(client, toHex(key))];
     }
     if (method === 'POST' && parts[1] === 'as' && parts[2] === 'validate' && parts.length === 3) {

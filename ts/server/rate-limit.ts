@@ -2,11 +2,11 @@ import { SocketAddress, isIP } from 'node:net';
 
 /**
  * The key of an address's budgets (docs/PROTOCOL.md §8.6): an IPv4 address,
- * also IPv4-mapped or embedded (NAT64 64:ff9b::/96, 6to4, Teredo), is
- * itself; an IPv6 address its first `prefix` bits (one holder has a whole
- * /64), zone kept; anything else itself.
+ * also IPv4-mapped or embedded (NAT64 64:ff9b::/96, 6to4, Teredo), is its
+ * first `v4` bits; an IPv6 address its first `prefix` bits (one holder has
+ * a whole /64), zone kept; anything else itself.
  */
-export function addressKey(address: string | undefined, prefix = 64): string {
+export function addressKey(address: string | undefined, prefix = 64, v4 = 32): string {
   if (address === undefined) return 'unknown';
   const family = isIP(address);
   if (family === 0) return address;
@@ -24,7 +24,11 @@ export function addressKey(address: string | undefined, prefix = 64): string {
     : g[0] === 0x2002 ? g[1]! * 65536 + g[2]!
     : g[0] === 0x2001 && g[1] === 0 ? (g[6]! * 65536 + g[7]!) ^ -1
     : undefined;
-  if (ipv4 !== undefined) return [24, 16, 8, 0].map((s) => (ipv4 >>> s) & 255).join('.');
+  if (ipv4 !== undefined) {
+    const u = ipv4 >>> 0;
+    const n = u - (u % 2 ** (32 - v4));
+    return [24, 16, 8, 0].map((s) => (n >>> s) & 255).join('.') + (v4 < 32 ? `/${v4}` : '');
+  }
   const masked = g.map((x, i) => x & (0xffff << Math.max(0, Math.min(16, 16 * (i + 1) - prefix))) & 0xffff);
   return `${new SocketAddress({ address: masked.map((x) => x.toString(16)).join(':'), family: 'ipv6' }).address}/${prefix}${zone < 0 ? '' : address.slice(zone)}`;
 }
@@ -56,13 +60,13 @@ export class RateLimiter {
     this.#overflow = { tokens: burst, at: performance.now() / 1000 };
   }
 
-  /** Take `cost` tokens for `key`; false when there are not enough (the request is refused). */
-  take(key: string, cost = 1): boolean {
+  /** Take `cost` tokens for `key`; false when there are not enough (the request is refused). While the map is full, `overflow` answers for a new key instead of the shared bucket. */
+  take(key: string, cost = 1, overflow?: () => boolean): boolean {
     const now = performance.now() / 1000;
     let b = this.#buckets.get(key);
     if (!b) {
       if (this.#buckets.size >= this.maxKeys) this.#sweep(now);
-      if (this.#buckets.size >= this.maxKeys) return this.#draw(this.#overflow, now, cost);
+      if (this.#buckets.size >= this.maxKeys) return overflow ? overflow() : this.#draw(this.#overflow, now, cost);
       b = { tokens: this.burst, at: now };
       this.#buckets.set(key, b);
     }
