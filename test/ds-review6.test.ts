@@ -1,8 +1,8 @@
 /**
  * A sixth attacker's review of the DS: the registration bucket and the
  * address keys of test/ds-review5, attacked. Each test is an attack that
- * succeeded before its fix, against the real server, asserting the exact
- * refusal and that honest clients keep working.
+ * succeeded before its fix, against the real server (SQLite file),
+ * asserting the exact refusal and that honest clients keep working.
  *
  * Attacks:
  * - the registration limiter keeps `rateLimitKeys` buckets, and a drawn-on
@@ -12,6 +12,11 @@
  *   held the map, and the attacker emptied the overflow: no newcomer
  *   anywhere could register. Now a new address draws on its network's
  *   bucket (IPv4 /16, IPv6 /32) while the map is full.
+ * - a request whose connection its sender reset before the server read it
+ *   (TLS: always; plain HTTP: when the server accepts late) has no
+ *   remoteAddress: it was served under the one key 'unknown', outside its
+ *   address's budgets (a registration past the address's bucket was
+ *   stored). Now such a request is dropped unserved.
  * - IPv6 forms that embed an IPv4 address were keyed by their /64: behind
  *   a NAT64/SIIT translator (64:ff9b::/96) every IPv4 client of the
  *   Internet was one key (one cap of connections, one registration
@@ -20,8 +25,14 @@
  *   by the IPv4 address they embed.
  */
 import { describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { connect as tcp } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { MlsClient, type Identity } from 'paired-mls';
 import { DeliveryClient, signDsChallenge } from 'paired-mls/services';
@@ -31,11 +42,11 @@ import { newMember } from './helpers.js';
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
 
-/** A POST of JSON from `localAddress`: its status and parsed body. */
-function postFrom(url: string, path: string, body: unknown, localAddress: string, token?: string): Promise<{ status: number; body: any }> {
+/** A POST of JSON from `localAddress` (over TLS trusting `ca` when the URL is https): its status and parsed body. */
+function postFrom(url: string, path: string, body: unknown, localAddress: string, token?: string, ca?: Buffer): Promise<{ status: number; body: any }> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) };
-    const req = httpRequest(url + path, { method: 'POST', localAddress, headers }, (res) => {
+    const req = (url.startsWith('https') ? httpsRequest : httpRequest)(url + path, { method: 'POST', localAddress, headers, ca }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) }));
@@ -46,8 +57,8 @@ function postFrom(url: string, path: string, body: unknown, localAddress: string
 }
 
 /** A proof of `identity`'s key over a fresh challenge naming `clientId`, asked for from `from`; `forge` spoils the signature. */
-async function proofFrom(url: string, clientId: string, client: MlsClient, identity: Identity, from: string, forge = false) {
-  const { body: c } = await postFrom(url, '/v1/auth/challenge', { clientId }, from);
+async function proofFrom(url: string, clientId: string, client: MlsClient, identity: Identity, from: string, forge = false, ca?: Buffer) {
+  const { body: c } = await postFrom(url, '/v1/auth/challenge', { clientId }, from, undefined, ca);
   const signature = signDsChallenge(client, identity, c.challenge);
   if (forge) signature[0] ^= 1;
   return { challenge: c.challenge as string, identity: b64(identity.identity), signatureKey: b64(identity.signaturePublicKey), ciphersuite: identity.ciphersuite, signature: b64(signature) };
@@ -59,6 +70,12 @@ async function peerFrom(url: string, name: string, from: string): Promise<DsPeer
   expect((await postFrom(url, '/v1/as/register', await proofFrom(url, name, m.client, m.identity, from), from)).status).toBe(200);
   return { ...m, ds: await DeliveryClient.login(url, { clientId: name, client: m.client, identity: m.identity }, { WebSocket }), seen: 0 };
 }
+
+/** The HTTP request of a registration, as bytes on the wire. */
+const registrationRequest = (proof: unknown): string => {
+  const body = JSON.stringify(proof);
+  return `POST /v1/as/register HTTP/1.1\r\nhost: ds\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+};
 
 describe('the key of an address: IPv6 forms that embed an IPv4 address, and networks', () => {
   it('NAT64 (64:ff9b::/96), 6to4 (2002::/16) and Teredo (2001::/32) are keyed by the IPv4 address they embed; a network is an IPv4 /16 or an IPv6 /32', () => {
@@ -102,6 +119,56 @@ describe('sixth review of the DS (SQLite)', () => {
     await groupStillWorks([alice, bob], 'while the map is full');
   });
 
+  it('a registration sent over TLS and its connection reset at once (no remoteAddress when served) is dropped, not registered under the key "unknown" past its address\'s bucket; honest clients register', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'paired-mls-review6-tls-'));
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+    const ca = readFileSync(join(dir, 'cert.pem'));
+    const s = await server({ tls: { cert: ca, key: readFileSync(join(dir, 'key.pem')) }, registrationRate: [1e-9, 1] });
+    const mallory = await MlsClient.open();
+    const from = '127.0.0.40';
+    const ids = await Promise.all(['m1', 'm2', 'm3', 'm4'].map((n) => mallory.createIdentity(n, 1)));
+    expect((await postFrom(s.url, '/v1/as/register', await proofFrom(s.url, 'm1', mallory, ids[0]!, from, false, ca), from, undefined, ca)).status).toBe(200);
+    expect(await postFrom(s.url, '/v1/as/register', await proofFrom(s.url, 'm2', mallory, ids[1]!, from, false, ca), from, undefined, ca)).toMatchObject({ status: 429, body: { reason: 'rate-limited' } });
+    // The same request, the connection reset as soon as it is written: before the fix each was registered (key 'unknown').
+    const { port } = new URL(s.url);
+    for (const [i, name] of [[1, 'm2'], [2, 'm3'], [3, 'm4']] as const) {
+      const proof = await proofFrom(s.url, name, mallory, ids[i]!, from, false, ca);
+      await new Promise<void>((resolve) => {
+        const raw = tcp({ host: '127.0.0.1', port: Number(port), localAddress: from });
+        raw.on('error', () => undefined);
+        const t = tlsConnect({ socket: raw, rejectUnauthorized: false }, () => t.write(registrationRequest(proof), () => raw.resetAndDestroy()));
+        t.on('error', () => undefined);
+        t.on('close', () => resolve());
+      });
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    for (const name of ['m2', 'm3', 'm4']) expect(await s.authentication.bindingsOf(name)).toEqual([]);
+    // An honest client of another address registers.
+    const carol = await newMember('carol');
+    expect((await postFrom(s.url, '/v1/as/register', await proofFrom(s.url, 'carol', carol.client, carol.identity, '127.0.0.1', false, ca), '127.0.0.1', undefined, ca)).status).toBe(200);
+  });
+
+  it('a plain-HTTP registration whose connection was reset before the server accepted it (server busy) is dropped, not registered under "unknown"; honest clients register and their group works', async () => {
+    const s = await server({ registrationRate: [1e-9, 1] });
+    const mallory = await MlsClient.open();
+    const from = '127.0.0.41';
+    const [m1, m2] = await Promise.all([mallory.createIdentity('n1', 1), mallory.createIdentity('n2', 1)]);
+    expect((await postFrom(s.url, '/v1/as/register', await proofFrom(s.url, 'n1', mallory, m1, from), from)).status).toBe(200);
+    const proof = await proofFrom(s.url, 'n2', mallory, m2, from);
+    expect(await postFrom(s.url, '/v1/as/register', proof, from)).toMatchObject({ status: 429, body: { reason: 'rate-limited' } });
+    // The server's event loop is held (spawnSync) while another process connects, sends and resets: accepted after the reset, the socket has no address.
+    const { port } = new URL(s.url);
+    const child = `const s = require('node:net').connect({ host: '127.0.0.1', port: ${port}, localAddress: '${from}' }, () => s.write(process.env.REQ, () => setTimeout(() => s.resetAndDestroy(), 50)));
+s.on('error', () => undefined); s.on('close', () => process.exit(0));`;
+    const run = spawnSync(process.execPath, ['-e', child], { env: { ...process.env, REQ: registrationRequest(proof) }, encoding: 'utf8', timeout: 10_000 });
+    expect(run.status).toBe(0);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await s.authentication.bindingsOf('n2')).toEqual([]);
+    const alice = await peerFrom(s.url, 'alice', '127.0.0.1');
+    const bob = await peerFrom(s.url, 'bob', '127.0.0.3');
+    await groupOf(alice, [bob]);
+    await groupStillWorks([alice, bob], 'after the reset');
+  });
 });
 
 /** A dual-stack DS in a network namespace of its own, whose loopback has NAT64 and 6to4 addresses: which connections a cap of 1 per address keeps. */

@@ -615,6 +615,8 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   };
 
   const handler = (req: IncomingMessage, res: ServerResponse) => {
+    // Its sender reset the connection before it was read (TLS; or accepted late): no address to count it against, nobody to answer.
+    if (req.socket.remoteAddress === undefined) return void req.socket.destroy();
     const ip = ipOf(req);
     const reply = (status: number, body: unknown, extra: Record<string, string> = {}) => {
       if (res.headersSent || res.destroyed) return;
@@ -687,6 +689,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       if (socket.writable) socket.end(`HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: ${reason.length}\r\n\r\n${reason}`);
       socket.destroy();
     };
+    if (req.socket.remoteAddress === undefined) return void socket.destroy();
     const ip = ipOf(req);
     if (!ipLimit.take(ip)) return refuse(429, 'rate-limited');
     void (async () => {
