@@ -1433,6 +1433,8 @@ export class PairedDevice {
     let resend: Uint8Array | undefined;
     const stage = await queue(() =>
       this.#atomically(async () => {
+        const joined = this.client.record(records.joined);
+        const taken = joined !== undefined && bytesEqual(joined, identity.signaturePublicKey);
         // A group given up (deleted) is ceased, its records dropped.
         if (this.client.groupIds().some((g) => bytesEqual(g, groupId))) {
           // The records hold only while the group is that join's: the device on its new key's leaf, in the epoch the join made (the
@@ -1440,8 +1442,9 @@ export class PairedDevice {
           const group = this.client.group(groupId);
           const own = group.members().find((m) => m.leafIndex === group.ownLeafIndex);
           const join = this.client.record(records.join);
+          // With the DS's yes recorded, they are put back ones.
           const ours =
-            own && bytesEqual(own.signatureKey, identity.signaturePublicKey) && (joinedBy(group, this.client.record(records.snapshot)) || (join && readMlsHeader(join)?.epoch === BigInt(group.epoch - 1)));
+            !taken && own && bytesEqual(own.signatureKey, identity.signaturePublicKey) && (joinedBy(group, this.client.record(records.snapshot)) || (join && readMlsHeader(join)?.epoch === BigInt(group.epoch - 1)));
           if (!ours) await this.#dropJoinRecords(entry.groupId);
           resend = this.client.record(records.join)?.slice();
           if (resend) return 'resend';
@@ -1455,8 +1458,7 @@ export class PairedDevice {
         }
         // On the leaf of this cease's join with no record of the DS taking it: a join the DS never took (its records lost), whose removal
         // would be made on a fork of the group (§4.9).
-        const joined = this.client.record(records.joined);
-        if (stage === 'remove' && bytesEqual(ownKey(this.client.group(groupId)), identity.signaturePublicKey) && !(joined && bytesEqual(joined, identity.signaturePublicKey))) return 'unconfirmed';
+        if (stage === 'remove' && bytesEqual(ownKey(this.client.group(groupId)), identity.signaturePublicKey) && !taken) return 'unconfirmed';
         return stage;
       }),
     );
@@ -1472,6 +1474,8 @@ export class PairedDevice {
             const group = this.client.group(groupId);
             const snapshot = this.client.exportSiblingGroupState(groupId);
             const groupInfo = await group.exportGroupInfo();
+            // An earlier join's yes (the same key) is not this one's.
+            await this.#dropJoinRecords(entry.groupId, true);
             await this.client.deleteGroup(groupId);
             const joined = await this.client.joinExternal(groupInfo, identity);
             if (joined.group.state().pendingCommit) await joined.group.mergePendingCommit();

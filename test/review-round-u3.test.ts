@@ -1,0 +1,64 @@
+/**
+ * Review round u3: attacks on 8f94500 (Paired MLS `ceasePair('rejoin', { send })`
+ * records the DS's yes to a group's external join, `cease-rejoin-joined`:
+ * the join's key, docs/PROTOCOL.md §4.9).
+ *
+ * The record names the cease's new key, which every join of the cease (all
+ * groups, every retry) is made with, and it was kept until the group's cease
+ * ended. A later join of the same group in the same cease therefore found
+ * the yes to an earlier one. A storage attacker who put g1's snapshot back
+ * in the epoch its (taken) join made had the group taken back to the anchor
+ * leaf — the DS's yes was recorded, but the snapshot still counted — and
+ * joined again; with that join's records deleted while it waited, the
+ * device, on the new key's leaf of its own fork, found the earlier yes and
+ * sent the removal from the fork: the DS (ordering by epoch only) took it,
+ * the group was reported ceased, and the anchor leaf whose keys the phone's
+ * copy holds stayed in the group everyone else is in.
+ */
+import { describe, expect, it } from 'vitest';
+import { bytesEqual, toHex } from 'paired-mls';
+import { PairedDevice, type CeaseCommit, type CeasedGroup, type PairingError, type PairingMode } from 'paired-mls/paired';
+import { anchorKeyOf, bobWins, catchUp, ceaseSend, crashAtFirstSend, dsWorld, honestGoOn, inSync, lockedOut, submit, type DsGroup } from './paired-ds-helpers.js';
+
+const snapshotRecord = (g: DsGroup) => `paired-mls/cease-rejoin/${toHex(g.id)}`;
+const joinRecord = (g: DsGroup) => `paired-mls/cease-rejoin-commit/${toHex(g.id)}`;
+const kinds = (seen: CeaseCommit[]) => seen.map((c) => [toHex(c.groupId), c.kind]);
+
+describe.each(['hidden', 'standard'] as const)('review round u3: the record of the DS\'s yes and a later join of the same cease (%s mode)', (mode: PairingMode) => {
+  it('g1\'s join taken (its yes recorded), its removal not sent; the snapshot put back in the join\'s epoch is not imported (before: g1 went back to the anchor leaf and joined again, and with that join\'s records deleted the earlier yes counted for it: a removal from the fork was taken and g1 reported ceased with the anchor leaf in everyone else\'s group)', async () => {
+    const w = await dsWorld(mode);
+    const [g1] = w.groups;
+    const phoneKeys = w.groups.map((g) => anchorKeyOf(g.phone));
+    const honest = ceaseSend(w.ds);
+    let snapshot!: Uint8Array;
+    const first = await w.activeDevice.ceasePair('rejoin', {
+      send: async (c) => {
+        if (bytesEqual(c.groupId, g1.id) && c.kind === 'join') snapshot = w.a.client.record(snapshotRecord(g1))!.slice();
+        if (bytesEqual(c.groupId, g1.id) && c.kind === 'remove') throw new Error('offline: not sent');
+        await honest(c);
+      },
+    });
+    expect(first.groups.map((g) => [g.ceased, g.commits.length])).toEqual([[false, 1], [true, 2]]);
+    g1.alice = w.a.client.group(g1.id);
+    const joined = g1.alice.epoch;
+    // The storage attacker puts the snapshot back (an older value authenticates, §2.6).
+    await w.a.client.putRecord(snapshotRecord(g1), snapshot);
+    const seen: CeaseCommit[] = [];
+    const send = ceaseSend(w.ds, seen);
+    const next = await w.activeDevice.ceasePair('rejoin', {
+      send: async (c) => {
+        if (c.kind !== 'join') return send(c);
+        // A second join: its records deleted while it waits, its answer lost (the DS never got it).
+        seen.push(c);
+        for (const r of [snapshotRecord(g1), joinRecord(g1)]) await w.a.client.putRecord(r, undefined);
+        throw new Error('the answer was lost');
+      },
+    });
+    const last = w.activeDevice.ceasingGroups().length > 0 ? await w.activeDevice.ceasePair('rejoin', { send }) : undefined;
+    g1.alice = w.a.client.group(g1.id);
+    expect({ kinds: kinds(seen), epoch: g1.alice.epoch, last: last?.groups }).toEqual({ kinds: [[toHex(g1.id), 'remove']], epoch: joined + 1, last: undefined });
+    expect(next.groups).toEqual([{ groupId: g1.id, commits: seen.map((c) => c.commit), ceased: true }]);
+    await honestGoOn(w.ds, g1, 'g1 after the cease');
+    await lockedOut(w.ds, g1, phoneKeys[0]!);
+  });
+});
