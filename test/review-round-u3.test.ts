@@ -18,7 +18,7 @@
 import { describe, expect, it } from 'vitest';
 import { bytesEqual, toHex } from 'paired-mls';
 import { PairedDevice, type CeaseCommit, type CeasedGroup, type PairingError, type PairingMode } from 'paired-mls/paired';
-import { anchorKeyOf, bobWins, catchUp, ceaseSend, crashAtFirstSend, dsWorld, honestGoOn, inSync, lockedOut, submit, type DsGroup } from './paired-ds-helpers.js';
+import { anchorKeyOf, catchUp, ceaseSend, crashAtFirstSend, dsWorld, honestGoOn, inSync, lockedOut, submit, type DsGroup } from './paired-ds-helpers.js';
 
 const snapshotRecord = (g: DsGroup) => `paired-mls/cease-rejoin/${toHex(g.id)}`;
 const joinRecord = (g: DsGroup) => `paired-mls/cease-rejoin-commit/${toHex(g.id)}`;
@@ -58,6 +58,65 @@ describe.each(['hidden', 'standard'] as const)('review round u3: the record of t
     g1.alice = w.a.client.group(g1.id);
     expect({ kinds: kinds(seen), epoch: g1.alice.epoch, last: last?.groups }).toEqual({ kinds: [[toHex(g1.id), 'remove']], epoch: joined + 1, last: undefined });
     expect(next.groups).toEqual([{ groupId: g1.id, commits: seen.map((c) => c.commit), ceased: true }]);
+    await honestGoOn(w.ds, g1, 'g1 after the cease');
+    await lockedOut(w.ds, g1, phoneKeys[0]!);
+  });
+});
+
+/**
+ * A device removed from its joined leaf before the DS's yes was recorded
+ * (a crash while the join waited, the DS took it, bob removed the new leaf)
+ * is `lost`: "rejoin it and ceasePair again". An application rejoining with
+ * the cease's key (`ceasePair`'s `identity`, as test/paired-review6 does)
+ * sits on a leaf of that key with no recorded yes, which is what a join of
+ * the cease whose records were deleted looks like: `join-unconfirmed`, whose
+ * message said "rejoin it" again — the same answer for good. A rejoin with
+ * the cease's key cannot be told from the cease's own join, so the message
+ * now says to rejoin with another key, which ends the cease.
+ */
+describe.each(['hidden', 'standard'] as const)('review round u3: an application rejoin after the group was lost (%s mode)', (mode: PairingMode) => {
+  it('lost with no yes recorded; alice rejoins with the cease\'s key: join-unconfirmed, whose message names the way out (before: "or rejoin it", which gave the same answer again); rejoined with another key, the cease removes the anchor leaf', async () => {
+    const w = await dsWorld(mode);
+    const [g1] = w.groups;
+    const phoneKeys = w.groups.map((g) => anchorKeyOf(g.phone));
+    const send = ceaseSend(w.ds);
+    const vault = await crashAtFirstSend(w, send);
+    const active = PairedDevice.open(w.a.client, vault);
+    await catchUp(g1.bob, g1.inbox.bob);
+    g1.alice = w.a.client.group(g1.id);
+    const { commit } = await g1.bob.commit({ remove: [g1.alice.ownLeafIndex] });
+    await submit(w.ds, g1.id, 'bob', commit);
+    await g1.bob.mergePendingCommit();
+    const removed = await g1.alice.process(commit);
+    if (removed.kind !== 'commit') throw new Error('expected bob\'s removal');
+    await removed.staged.merge();
+    const lost = await active.ceasePair('rejoin', { send });
+    expect((lost.groups[0]!.error as PairingError).message).toMatch(/^removed from the group while the anchor leaf stays/);
+    const rejoin = async (identity: Parameters<typeof w.a.client.joinExternal>[1]) => {
+      await catchUp(g1.carol, g1.inbox.carol);
+      await w.a.client.deleteGroup(g1.id);
+      const joined = await w.a.client.joinExternal(await g1.bob.exportGroupInfo(), identity);
+      await submit(w.ds, g1.id, 'alice', joined.commit, { externalJoin: true });
+      g1.alice = joined.group;
+      await g1.inbox.alice.next(); // what came before the join
+      await catchUp(g1.bob, g1.inbox.bob);
+      await catchUp(g1.carol, g1.inbox.carol);
+      inSync([g1.alice, g1.bob, g1.carol]);
+    };
+    await rejoin(active.anchor!);
+    const unconfirmed = await active.ceasePair('rejoin', { send });
+    const [r1] = unconfirmed.groups as [CeasedGroup];
+    expect({ ceased: r1.ceased, reason: (r1.error as PairingError).reason, message: (r1.error as PairingError).message }).toEqual({
+      ceased: false,
+      reason: 'join-unconfirmed',
+      message: "on the leaf of this cease's join, with no record that the DS took it (the join's records are gone): its removal would be made on a fork; delete the group to give it up, or rejoin it with a key other than the cease's, then ceasePair again (join-unconfirmed)",
+    });
+    await rejoin(await w.a.client.createIdentity(active.anchor!.identity, active.anchor!.ciphersuite));
+    const seen: CeaseCommit[] = [];
+    const done = await active.ceasePair('rejoin', { send: ceaseSend(w.ds, seen) });
+    expect(kinds(seen)).toEqual([[toHex(g1.id), 'remove']]);
+    expect(done.groups).toEqual([{ groupId: g1.id, commits: seen.map((c) => c.commit), ceased: true }]);
+    expect(active.ceasingGroups()).toEqual([]);
     await honestGoOn(w.ds, g1, 'g1 after the cease');
     await lockedOut(w.ds, g1, phoneKeys[0]!);
   });

@@ -161,7 +161,7 @@ const PAIRING_CAPABILITIES = { virtualClient: true } as const;
 const INVITED_FIRST = 'the device invited first has not sent its Accept yet: wait for it (or reset the pairing and initiate again)';
 const NOT_PENDING = 'the commit sent is no longer the pending commit of the group (another commit was merged or made while send ran): nothing merged';
 const LOST_IN_CEASE = 'removed from the group while the anchor leaf stays: rejoin it and ceasePair again, or delete it to give it up';
-const JOIN_UNCONFIRMED = "on the leaf of this cease's join, with no record that the DS took it (the join's records are gone): its removal would be made on a fork; delete the group to give it up, or rejoin it, then ceasePair again";
+const JOIN_UNCONFIRMED = "on the leaf of this cease's join, with no record that the DS took it (the join's records are gone): its removal would be made on a fork; delete the group to give it up, or rejoin it with a key other than the cease's, then ceasePair again";
 const PENDING_IN_CEASE = 'a commit is pending in the group: merge it if the DS took it, else clear it; then ceasePair again';
 
 /** Per client, the queue of its paired devices' state-changing calls (`PairedDevice.#serially`). */
