@@ -115,7 +115,7 @@ describe('DMLS review 9: a credentialCheck that does not answer', () => {
   it('credentialCheckTimeoutMs must be a positive number of milliseconds a timer can wait', async () => {
     const [a, b] = await Promise.all(['ann', 'ben'].map((n) => person(n)));
     const kp = await b!.client.createKeyPackage(b!.identity);
-    for (const bad of [0, -1, Number.NaN, 2 ** 31]) {
+    for (const bad of [0, -1, Number.NaN, 2 ** 31, '100' as unknown as number]) {
       const err = await thrown(async () => DMember.found(a!.client, a!.identity, [kp], {}, { credentialCheckTimeoutMs: bad }));
       expect({ code: (err as DmlsError).code, message: (err as Error).message }).toEqual({ code: 'INVALID_ARGUMENT', message: 'credentialCheckTimeoutMs' });
     }

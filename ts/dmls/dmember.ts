@@ -199,6 +199,8 @@ function guarded(check: DmlsCredentialCheck, client: MlsClient, timeoutMs: numbe
     let timer: ReturnType<typeof setTimeout> | undefined;
     const late = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new DmlsError('check-timeout', `the credential check did not answer within ${timeoutMs} ms`)), timeoutMs);
+      // A check that never answers does not keep Node running.
+      (timer as { unref?: () => void }).unref?.();
     });
     return Promise.race([Promise.resolve(answer), late]).finally(() => clearTimeout(timer));
   };
@@ -242,7 +244,7 @@ export class DMember {
       sendGroup: DMember.#sendGroupOptions(options),
     };
     const timeoutMs = this.#options.credentialCheckTimeoutMs;
-    if (!(timeoutMs > 0 && timeoutMs <= 2 ** 31 - 1)) throw invalidArgument('credentialCheckTimeoutMs');
+    if (typeof timeoutMs !== 'number' || !(timeoutMs > 0 && timeoutMs <= 2 ** 31 - 1)) throw invalidArgument('credentialCheckTimeoutMs');
     const check = options.credentialCheck && guarded(options.credentialCheck, client, timeoutMs);
     this.#credentialCheck = check;
     this.#checks = check ? [SEND_GROUP_RULES, sendGroupCredentials(check, () => this.#state.ownGroupId)] : [SEND_GROUP_RULES];
