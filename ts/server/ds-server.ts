@@ -427,9 +427,10 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     const signatureKey = unb64(body.signatureKey, 'signatureKey');
     const ciphersuite = natural(body.ciphersuite, 'ciphersuite', 1);
     if (ciphersuite > 0xffff) throw new HttpError(400, 'malformed', 'ciphersuite is a u16');
-    let active: Awaited<ReturnType<AuthenticationDirectory['bindingsOf']>> = [];
+    let active: Awaited<ReturnType<AuthenticationDirectory['activeBindingsOf']>> = [];
     const client = await provenChallenge(body, signatureKey, ciphersuite, async (named) => {
-      active = (await authentication.bindingsOf(named)).filter((b) => !b.revoked);
+      // Its active keys only: naming a client never reads its revoked ones.
+      active = await authentication.activeBindingsOf(named);
       if (!rotation && active.length === 0 && !registrationLimit.take(ipOf(req), 1, () => networkLimit.take(addressKey(req.socket.remoteAddress, 32, 16)))) throw new HttpError(429, 'rate-limited', 'too many new clients registered from this address');
     });
     if (ownClient !== undefined && client !== ownClient) throw new HttpError(403, 'forbidden', "a key is rotated for the session's own client; this challenge names another");
@@ -444,7 +445,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     const clientsOfUser = async (user: string) => {
       // Only the acting client's own bindings are looked at: enough to tell whether it is a client of `user`.
       if (acting === undefined) return [];
-      return (await authentication.bindingsOf(acting)).some((b) => !b.revoked && b.userId === user) ? [acting] : [];
+      return (await authentication.activeBindingsOf(acting)).some((b) => b.userId === user) ? [acting] : [];
     };
     if (!(await policy({ clientId: client, userId, identity, signatureKey, actingClient: acting, clientsOfUser, existingKeys }))) {
       throw new HttpError(403, 'registration-refused', 'the registration policy refused this client id, user or key');

@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS ds_key_package_grants (requester TEXT NOT NULL, ref T
 CREATE TABLE IF NOT EXISTS ds_used_proofs (nonce TEXT PRIMARY KEY, expires BIGINT NOT NULL);
 CREATE INDEX IF NOT EXISTS ds_used_proofs_expires ON ds_used_proofs (expires);
 CREATE TABLE IF NOT EXISTS ds_bindings (signature_key TEXT PRIMARY KEY, client_id TEXT NOT NULL, user_id TEXT NOT NULL, identity BYTEA NOT NULL, ciphersuite INT NOT NULL, revoked BOOLEAN NOT NULL, added BIGSERIAL);
-CREATE INDEX IF NOT EXISTS ds_bindings_client ON ds_bindings (client_id);
+CREATE INDEX IF NOT EXISTS ds_bindings_active ON ds_bindings (client_id, revoked);
 CREATE INDEX IF NOT EXISTS ds_bindings_identity ON ds_bindings (identity);
 CREATE TABLE IF NOT EXISTS ds_revoked_clients (client_id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS ds_secrets (name TEXT PRIMARY KEY, value BYTEA NOT NULL);
@@ -534,6 +534,11 @@ export class PostgresDeliveryStore implements DeliveryStore {
 
   async bindingsOf(clientId: string): Promise<StoredBinding[]> {
     const { rows } = await this.#pool.query('SELECT * FROM ds_bindings WHERE client_id = $1 ORDER BY added', [clientId]);
+    return rows.map(binding);
+  }
+
+  async activeBindingsOf(clientId: string, limit?: number): Promise<StoredBinding[]> {
+    const { rows } = await this.#pool.query('SELECT * FROM ds_bindings WHERE client_id = $1 AND revoked = false ORDER BY added LIMIT $2', [clientId, limit ?? null]);
     return rows.map(binding);
   }
 

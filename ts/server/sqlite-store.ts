@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS key_package_grants (requester TEXT NOT NULL, ref TEXT
 CREATE TABLE IF NOT EXISTS used_proofs (nonce TEXT PRIMARY KEY, expires INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS used_proofs_expires ON used_proofs (expires);
 CREATE TABLE IF NOT EXISTS bindings (signature_key TEXT PRIMARY KEY, client_id TEXT NOT NULL, user_id TEXT NOT NULL, identity BLOB NOT NULL, ciphersuite INTEGER NOT NULL, revoked INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS bindings_client ON bindings (client_id);
+CREATE INDEX IF NOT EXISTS bindings_active ON bindings (client_id, revoked);
 CREATE INDEX IF NOT EXISTS bindings_identity ON bindings (identity);
 CREATE TABLE IF NOT EXISTS revoked_clients (client_id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -246,6 +246,10 @@ export class SqliteDeliveryStore implements DeliveryStore {
 
   async bindingsOf(clientId: string): Promise<StoredBinding[]> {
     return (this.#db.prepare('SELECT * FROM bindings WHERE client_id = ? ORDER BY rowid').all(clientId) as BindingRow[]).map(binding);
+  }
+
+  async activeBindingsOf(clientId: string, limit = -1): Promise<StoredBinding[]> {
+    return (this.#db.prepare('SELECT * FROM bindings WHERE client_id = ? AND revoked = 0 ORDER BY rowid LIMIT ?').all(clientId, limit) as BindingRow[]).map(binding);
   }
 
   async revokeClient(clientId: string): Promise<void> {

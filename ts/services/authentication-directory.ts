@@ -41,9 +41,14 @@ export class AuthenticationDirectory {
     return b;
   }
 
-  /** Every binding of a client, revoked ones included. */
+  /** Every binding of a client, revoked ones included (unbounded: not for request paths). */
   bindingsOf(clientId: string): Promise<StoredBinding[]> {
     return this.store.bindingsOf(clientId);
+  }
+
+  /** The first `limit` active bindings of a client; revoked ones are not read. */
+  activeBindingsOf(clientId: string, limit?: number): Promise<StoredBinding[]> {
+    return this.store.activeBindingsOf(clientId, limit);
   }
 
   /** Revoke a client and all its keys; final (neither can be registered again). */

@@ -627,8 +627,8 @@ export class DeliveryService {
 
   /** Refuse clients the AS does not know (or revoked): they could never read what is addressed to them. */
   async #registered(clientId: string): Promise<void> {
-    const auth = this.#auth as CredentialCheck & { bindingsOf?: (c: string) => Promise<{ revoked: boolean }[]> };
-    if (auth.bindingsOf && !(await auth.bindingsOf(clientId)).some((b) => !b.revoked)) throw new DsError('unknown-client', `no registered client ${clientId}`);
+    const auth = this.#auth as CredentialCheck & { activeBindingsOf?: (c: string, limit: number) => Promise<unknown[]> };
+    if (auth.activeBindingsOf && (await auth.activeBindingsOf(clientId, 1)).length === 0) throw new DsError('unknown-client', `no registered client ${clientId}`);
   }
 
   /** Whether `client` may read and post in the group: a member, or a paired device of one. */

@@ -217,8 +217,10 @@ export interface DeliveryStore {
    */
   registerBinding(binding: Omit<StoredBinding, 'revoked'>, options?: { newClient?: boolean; replacing?: Uint8Array }): Promise<BindingRefusal | undefined>;
   bindingByKey(signatureKey: Uint8Array): Promise<StoredBinding | undefined>;
-  /** Every binding of a client, revoked ones included. */
+  /** Every binding of a client, revoked ones included (unbounded: for administration, no request path). */
   bindingsOf(clientId: string): Promise<StoredBinding[]>;
+  /** The first `limit` (default all) active bindings of a client, oldest first; revoked ones are not read. */
+  activeBindingsOf(clientId: string, limit?: number): Promise<StoredBinding[]>;
   /** Revoke a client id and all its keys, for good. */
   revokeClient(clientId: string): Promise<void>;
   /** Revoke one key of `clientId`, for good; false when it is not an active key of that client. */
@@ -422,6 +424,13 @@ export class MemoryDeliveryStore implements DeliveryStore {
 
   async bindingsOf(clientId: string): Promise<StoredBinding[]> {
     return [...this.#bindings.values()].filter((b) => b.clientId === clientId).map((b) => ({ ...b }));
+  }
+
+  async activeBindingsOf(clientId: string, limit?: number): Promise<StoredBinding[]> {
+    return [...this.#bindings.values()]
+      .filter((b) => b.clientId === clientId && !b.revoked)
+      .slice(0, limit)
+      .map((b) => ({ ...b }));
   }
 
   async revokeClient(clientId: string): Promise<void> {
