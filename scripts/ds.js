@@ -4,7 +4,7 @@
 //                [--client-rate N] [--ip-rate N] [--registration-rate N] [--ipv6-prefix BITS] [--max-connections-per-ip N] [--audience URL]
 //                [--sqlite-sync FULL|COMMITS|NORMAL] [--verify-commits yes]
 //                [--pg-connect-timeout MS] [--pg-query-timeout MS]
-//                [--max-stored-per-client BYTES] [--max-key-packages-per-client N] [--max-reply-per-ip BYTES]`
+//                [--max-stored-per-client BYTES] [--max-key-packages-per-client N] [--max-keys-per-client N] [--max-reply-per-ip BYTES]`
 // Starts the paired-mls Delivery Service. Without --db or --postgres the
 // embedded SQLite database lives in memory. With --tls-cert/--tls-key it
 // serves HTTPS and WSS itself. GET /healthz answers 200 when ready.
@@ -63,6 +63,7 @@ try {
     maxConnectionsPerIp: int(args, 'max-connections-per-ip'),
     maxStoredBytesPerClient: int(args, 'max-stored-per-client'),
     maxKeyPackagesPerClient: int(args, 'max-key-packages-per-client'),
+    maxKeysPerClient: int(args, 'max-keys-per-client'),
     audience: args.audience,
     tls: args['tls-cert'] ? { cert: readFileSync(args['tls-cert']), key: readFileSync(args['tls-key']) } : undefined,
   };

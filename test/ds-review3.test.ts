@@ -49,6 +49,8 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 /** What each stored record counts beside its own bytes (docs/PROTOCOL.md §8.6). */
 const RECORD = 256;
+/** What a client's registered key counts, for good (its binding: credential identity and key, plus 256). */
+const KEY = (p: DsPeer) => RECORD + p.identity.identity.length + p.identity.signaturePublicKey.length;
 /** 100 clients register from loopback here: more than one address's registration burst (30, docs/PROTOCOL.md §8.6). */
 const MANY_REGISTRATIONS = { registrationRate: [100, 200] as [number, number] };
 
@@ -292,7 +294,7 @@ describe('third review of the DS (SQLite)', () => {
     expect(refused).toMatchObject({ status: 429, body: { reason: 'quota-exceeded' } });
     expect(await post(s.url, token, gid, await mallory.group!.encrypt(new Uint8Array(MiB)))).toMatchObject({ status: 429, body: { reason: 'quota-exceeded' } });
     // Exactly her messages still stored and her group's record; her KeyPackage went when alice acknowledged it.
-    const used = () => RECORD + sizes.reduce((a, n) => a + n + RECORD, 0);
+    const used = () => KEY(mallory) + RECORD + sizes.reduce((a, n) => a + n + RECORD, 0);
     expect(await s.ds.store.usage(mallory.name)).toEqual({ bytes: used(), keyPackages: 0 });
     // What is left is hers to use, to the byte; then even a small message is refused (every record counts 256 bytes).
     const last = await own.encrypt(new Uint8Array(4 * MiB - used() - RECORD - 150));
@@ -307,7 +309,7 @@ describe('third review of the DS (SQLite)', () => {
     // Retention (4) prunes alice's group at sequence number 8: mallory's two messages leave it, and her quota has room again.
     while (alice.seen < 8) alice.seen = await alice.ds.submit(gid, await alice.group!.encrypt('to the pruning'));
     expect((await s.ds.poll(alice.name, gid, 0)).map((m) => m.seq)).toEqual([5, 6, 7, 8]);
-    expect(await s.ds.store.usage(mallory.name)).toEqual({ bytes: RECORD + sizes[2]! + RECORD + sizes[3]! + RECORD, keyPackages: 0 });
+    expect(await s.ds.store.usage(mallory.name)).toEqual({ bytes: KEY(mallory) + RECORD + sizes[2]! + RECORD + sizes[3]! + RECORD, keyPackages: 0 });
     expect(await post(s.url, token, own.id, await own.encrypt(new Uint8Array(MiB)))).toMatchObject({ status: 200 });
     await groupStillWorks([alice, bob, mallory], 'after the quota');
   });
@@ -328,14 +330,14 @@ describe('third review of the DS (SQLite)', () => {
       }
       created++;
     }
-    expect(created).toBe((64 * KiB) / RECORD);
+    expect(created).toBe(Math.floor((64 * KiB - KEY(mallory)) / RECORD));
     expect(refused).toMatchObject({ status: 429, body: { reason: 'quota-exceeded' } });
     // alice's group with a GroupInfo: it counts for alice, then for bob once his commit replaces it.
     await groupOf(alice, [bob]);
     const gid = alice.group!.id;
     const stored = (await s.ds.groupInfo(gid))!.length;
     const aliceUsage = (await s.ds.store.usage(alice.name)).bytes;
-    expect(aliceUsage).toBe(RECORD + stored + (await s.ds.poll(alice.name, gid, 0))[0]!.bytes.length + RECORD);
+    expect(aliceUsage).toBe(KEY(alice) + RECORD + stored + (await s.ds.poll(alice.name, gid, 0))[0]!.bytes.length + RECORD);
     await catchUpAll(bob);
     const before = (await s.ds.store.usage(bob.name)).bytes;
     const update = await bob.group!.selfUpdate({ groupInfo: true });
@@ -365,7 +367,7 @@ describe('third review of the DS (SQLite)', () => {
     // The same ones again are no new KeyPackages (they are stored once).
     expect(await upload(five)).toMatchObject({ status: 200 });
     expect(await upload([await mallory.client.createKeyPackage(mallory.identity)])).toMatchObject({ status: 429, body: { reason: 'quota-exceeded' } });
-    expect(await s.ds.store.usage(mallory.name)).toEqual({ bytes: five.reduce((a, k) => a + k.length + RECORD, 0), keyPackages: 5 });
+    expect(await s.ds.store.usage(mallory.name)).toEqual({ bytes: KEY(mallory) + five.reduce((a, k) => a + k.length + RECORD, 0), keyPackages: 5 });
     // alice takes one of mallory's: room for one more.
     await alice.ds.fetchKeyPackages([mallory.name]);
     await alice.ds.ackKeyPackages([mallory.name]);
@@ -389,7 +391,7 @@ describe('third review of the DS (SQLite)', () => {
     const commitBytes = add.commit.length;
     expect(await post(s.url, token, gid, add.commit, { welcome: b64(add.welcome!), added: [victim!.name] })).toMatchObject({ status: 200 });
     await mallory!.group.mergePendingCommit();
-    const withWelcome = RECORD + commitBytes + RECORD + add.welcome!.length + 2 * RECORD;
+    const withWelcome = KEY(mallory!) + RECORD + commitBytes + RECORD + add.welcome!.length + 2 * RECORD;
     expect(await s.ds.store.usage(mallory!.name)).toEqual({ bytes: withWelcome, keyPackages: 0 });
     // Filled up with a message, a commit with a Welcome is refused whole.
     const room = 24 * KiB - withWelcome;
@@ -640,7 +642,7 @@ describe('third review of the DS (PostgreSQL, two servers)', () => {
       const ok = answers.filter((a) => a.status === 200);
       expect(ok).toHaveLength(3);
       for (const a of answers.filter((x) => x.status !== 200)) expect(a).toMatchObject({ status: 429, body: { reason: 'quota-exceeded' } });
-      expect(await servers[1]!.ds.store.usage(mallory.name)).toEqual({ bytes: 2 * RECORD + 3 * (messages[0]!.length + RECORD), keyPackages: 0 });
+      expect(await servers[1]!.ds.store.usage(mallory.name)).toEqual({ bytes: KEY(mallory) + 2 * RECORD + 3 * (messages[0]!.length + RECORD), keyPackages: 0 });
       // alice and bob, on both servers, are not held back.
       await groupOf(alice, [bob]);
       for (let i = 0; i < 2; i++) alice.seen = await alice.ds.submit(alice.group!.id, await alice.group!.encrypt(new Uint8Array(MiB)));

@@ -44,6 +44,8 @@ const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
 const KiB = 1024;
 /** What each stored record counts beside its own bytes (docs/PROTOCOL.md §8.6). */
 const RECORD = 256;
+/** What a client's registered key counts, for good (its binding: credential identity and key, plus 256). */
+const KEY = (p: DsPeer) => RECORD + p.identity.identity.length + p.identity.signaturePublicKey.length;
 const MiB = 1024 * KiB;
 const plaintext = { wireFormat: 'plaintext' as const };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -276,7 +278,7 @@ describe('fourth review of the DS (SQLite)', () => {
       welcomes += c.welcome.length + (1 + 5) * RECORD;
     }
     // What counts for the honest member: its group, its commits, the GroupInfo it stored last; no Welcome.
-    expect((await s.ds.store.usage(honest.name)).bytes).toBe(RECORD + (await loggedFor(s.ds.store, gid, honest.name)) + (await s.ds.groupInfo(gid))!.length);
+    expect((await s.ds.store.usage(honest.name)).bytes).toBe(KEY(honest) + RECORD + (await loggedFor(s.ds.store, gid, honest.name)) + (await s.ds.groupInfo(gid))!.length);
     // mallory pays for the Welcomes to her clients, until her own posts are refused.
     expect(refused).toMatchObject({ status: 429, body: { reason: 'quota-exceeded' } });
     expect((await s.ds.store.usage(mallory.name)).bytes).toBeGreaterThanOrEqual(welcomes);
@@ -304,8 +306,8 @@ describe('fourth review of the DS (SQLite)', () => {
     mallory.seen = await mallory.ds.submit(gid, c.commit, { welcome: c.welcome, groupInfo: c.groupInfo });
     await mallory.group!.mergePendingCommit();
     // The Welcome counts for mallory, its committer; for the honest member, its group and its commit (its GroupInfo was replaced), no Welcome.
-    expect(before).toBe(RECORD + (await loggedFor(s.ds.store, gid, honest.name)) + infoBefore);
-    expect((await s.ds.store.usage(honest.name)).bytes).toBe(RECORD + (await loggedFor(s.ds.store, gid, honest.name)));
+    expect(before).toBe(KEY(honest) + RECORD + (await loggedFor(s.ds.store, gid, honest.name)) + infoBefore);
+    expect((await s.ds.store.usage(honest.name)).bytes).toBe(KEY(honest) + RECORD + (await loggedFor(s.ds.store, gid, honest.name)));
     expect((await s.ds.store.usage(mallory.name)).bytes).toBeGreaterThanOrEqual(mallorys + c.welcome!.length + 2 * RECORD);
     await groupStillWorks([honest, mallory], 'after the Add');
   });

@@ -82,6 +82,8 @@ export interface DeliveryServerOptions {
   maxStoredBytesPerClient?: number;
   /** KeyPackages held for one client (default 1000; then 429 quota-exceeded). */
   maxKeyPackagesPerClient?: number;
+  /** Active signature keys of one client (default 16; a further one 429 quota-exceeded). */
+  maxKeysPerClient?: number;
   /** Bytes of one KeyPackage (default 64 KiB; then 413 too-large). */
   maxKeyPackageBytes?: number;
   maxConnectionsPerIp?: number;
@@ -206,6 +208,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     pairingRequestSeconds: options.pairingRequestSeconds,
     maxStoredBytesPerClient: options.maxStoredBytesPerClient,
     maxKeyPackagesPerClient: options.maxKeyPackagesPerClient,
+    maxKeysPerClient: options.maxKeysPerClient,
     maxKeyPackageBytes: options.maxKeyPackageBytes,
   });
   const verifier = await MlsClient.open();
@@ -415,7 +418,9 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
    * request was authenticated (another rotation won) registers nothing (401).
    * A new client (no active key) takes a token of its address's
    * registration bucket (the address of `req`) before the signature is
-   * checked or anything stored: none left, 429 rate-limited.
+   * checked or anything stored: none left, 429 rate-limited. A new key
+   * past the client's `keys` active keys (not a rotation) or bytes: 429
+   * quota-exceeded, nothing of it stored.
    */
   async function registerKey(
     body: Record<string, unknown>,
@@ -427,10 +432,11 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     const signatureKey = unb64(body.signatureKey, 'signatureKey');
     const ciphersuite = natural(body.ciphersuite, 'ciphersuite', 1);
     if (ciphersuite > 0xffff) throw new HttpError(400, 'malformed', 'ciphersuite is a u16');
+    const quota = ds.quota;
     let active: Awaited<ReturnType<AuthenticationDirectory['activeBindingsOf']>> = [];
     const client = await provenChallenge(body, signatureKey, ciphersuite, async (named) => {
-      // Its active keys only: naming a client never reads its revoked ones.
-      active = await authentication.activeBindingsOf(named);
+      // Its active keys only (at most `keys`): naming a client never reads its revoked ones.
+      active = await authentication.activeBindingsOf(named, quota.keys);
       if (!rotation && active.length === 0 && !registrationLimit.take(ipOf(req), 1, () => networkLimit.take(addressKey(req.socket.remoteAddress, 32, 16)))) throw new HttpError(429, 'rate-limited', 'too many new clients registered from this address');
     });
     if (ownClient !== undefined && client !== ownClient) throw new HttpError(403, 'forbidden', "a key is rotated for the session's own client; this challenge names another");
@@ -445,13 +451,13 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     const clientsOfUser = async (user: string) => {
       // Only the acting client's own bindings are looked at: enough to tell whether it is a client of `user`.
       if (acting === undefined) return [];
-      return (await authentication.activeBindingsOf(acting)).some((b) => b.userId === user) ? [acting] : [];
+      return (await authentication.activeBindingsOf(acting, quota.keys)).some((b) => b.userId === user) ? [acting] : [];
     };
     if (!(await policy({ clientId: client, userId, identity, signatureKey, actingClient: acting, clientsOfUser, existingKeys }))) {
       throw new HttpError(403, 'registration-refused', 'the registration policy refused this client id, user or key');
     }
     // A first key only while the client id has none (two first registrations racing: one wins).
-    await authentication.register({ clientId: client, userId, identity, signatureKey, ciphersuite }, { newClient: rotation === undefined && existingKeys === 0, replacing: rotation?.key });
+    await authentication.register({ clientId: client, userId, identity, signatureKey, ciphersuite }, { newClient: rotation === undefined && existingKeys === 0, replacing: rotation?.key, quota });
     return { client, key: signatureKey };
   }
 

@@ -21,7 +21,7 @@ import type {
   StoredBinding,
   StoredKeyPackage,
 } from '../services/delivery-store.js';
-import { STORED_RECORD_BYTES, StorageQuotaError, checkQuota, storedBytes, welcomeCharges, welcomeShares, withinBytes } from '../services/delivery-store.js';
+import { STORED_RECORD_BYTES, StorageQuotaError, bindingBytes, checkQuota, storedBytes, welcomeCharges, welcomeShares, withinBytes } from '../services/delivery-store.js';
 import { DS_SCHEMA_VERSION } from './sqlite-store.js';
 import { peerDependency } from './peer-dependency.js';
 
@@ -503,7 +503,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
     for (const key of [...keys].sort()) await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`as:${key}`]);
   }
 
-  async registerBinding(b: Omit<StoredBinding, 'revoked'>, options: { newClient?: boolean; replacing?: Uint8Array } = {}): Promise<BindingRefusal | undefined> {
+  async registerBinding(b: Omit<StoredBinding, 'revoked'>, options: { newClient?: boolean; replacing?: Uint8Array; quota?: StorageQuota } = {}): Promise<BindingRefusal | undefined> {
     return this.#tx(async (c) => {
       const key = toHex(b.signatureKey);
       const replacing = options.replacing && toHex(options.replacing);
@@ -517,6 +517,14 @@ export class PostgresDeliveryStore implements DeliveryStore {
       // A rotation: the replaced key is revoked in this transaction, and only if it is still active.
       if (replacing && (await c.query('UPDATE ds_bindings SET revoked = true WHERE signature_key = $1 AND client_id = $2 AND NOT revoked', [replacing, b.clientId])).rowCount !== 1) {
         return 'not-active' as const;
+      }
+      // A new key: within the client's active keys (not a rotation; the client's lock held) and bytes, else StorageQuotaError (#tx rolls back).
+      const keys = options.quota?.keys;
+      if (!existing) {
+        if (!replacing && keys !== undefined && Number((await c.query('SELECT count(*) AS n FROM ds_bindings WHERE client_id = $1 AND revoked = false', [b.clientId])).rows[0].n) >= keys) {
+          throw new StorageQuotaError(b.clientId, 'keys');
+        }
+        await this.#count(c, b.clientId, bindingBytes(b), 0, options.quota);
       }
       await c.query(
         `INSERT INTO ds_bindings (signature_key, client_id, user_id, identity, ciphersuite, revoked) VALUES ($1, $2, $3, $4, $5, false)

@@ -20,6 +20,8 @@ import {
   type StoredBinding,
   type StoredKeyPackage,
   STORED_RECORD_BYTES,
+  StorageQuotaError,
+  bindingBytes,
   checkQuota,
   storedBytes,
   welcomeCharges,
@@ -220,7 +222,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
     this.#db.transaction(() => refs.forEach((ref) => del.run(requester, ref)))();
   }
 
-  async registerBinding(b: Omit<StoredBinding, 'revoked'>, options: { newClient?: boolean; replacing?: Uint8Array } = {}): Promise<BindingRefusal | undefined> {
+  async registerBinding(b: Omit<StoredBinding, 'revoked'>, options: { newClient?: boolean; replacing?: Uint8Array; quota?: StorageQuota } = {}): Promise<BindingRefusal | undefined> {
     return this.#db.transaction(() => {
       const key = toHex(b.signatureKey);
       const existing = this.#db.prepare('SELECT client_id, revoked FROM bindings WHERE signature_key = ?').get(key) as { client_id: string; revoked: number } | undefined;
@@ -231,6 +233,14 @@ export class SqliteDeliveryStore implements DeliveryStore {
       // A rotation: the replaced key is revoked in this transaction, and only if it is still active.
       if (options.replacing && this.#db.prepare('UPDATE bindings SET revoked = 1 WHERE signature_key = ? AND client_id = ? AND revoked = 0').run(toHex(options.replacing), b.clientId).changes !== 1) {
         return 'not-active' as const;
+      }
+      // A new key: within the client's active keys (not a rotation) and bytes, else StorageQuotaError rolls all back.
+      const keys = options.quota?.keys;
+      if (!existing) {
+        if (!options.replacing && keys !== undefined && (this.#db.prepare('SELECT count(*) AS n FROM bindings WHERE client_id = ? AND revoked = 0').get(b.clientId) as { n: number }).n >= keys) {
+          throw new StorageQuotaError(b.clientId, 'keys');
+        }
+        this.#count(b.clientId, bindingBytes(b), 0, options.quota);
       }
       this.#db
         .prepare('INSERT OR REPLACE INTO bindings (signature_key, client_id, user_id, identity, ciphersuite, revoked) VALUES (?, ?, ?, ?, ?, 0)')

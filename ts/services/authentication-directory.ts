@@ -1,8 +1,8 @@
 /** The DS deployment's Authentication Service, in the DS store (docs/PROTOCOL.md §8.4). */
 import { bytesEqual, utf8 } from '../mls/bytes.js';
 import type { CredentialBinding } from './authentication-service.js';
-import type { DeliveryStore, StoredBinding } from './delivery-store.js';
-import { DS_SENDER, DsError } from './delivery-service.js';
+import type { DeliveryStore, StorageQuota, StoredBinding } from './delivery-store.js';
+import { DS_SENDER, DsError, withinQuota } from './delivery-service.js';
 
 /** Authentication Service over a DeliveryStore (docs/PROTOCOL.md §8.4). */
 export class AuthenticationDirectory {
@@ -15,11 +15,12 @@ export class AuthenticationDirectory {
    * `replacing` (a key rotation): that key of the client is revoked in the
    * same transaction; `unauthenticated` when it is no longer active (another
    * rotation from it won), and then nothing is registered. The DS's own
-   * name (`delivery-service`) is no client's, user's or identity.
+   * name (`delivery-service`) is no client's, user's or identity. `quota`:
+   * a new key past the client's active keys or bytes is `quota-exceeded`.
    */
-  async register(binding: Omit<StoredBinding, 'revoked'>, options: { newClient?: boolean; replacing?: Uint8Array } = {}): Promise<void> {
+  async register(binding: Omit<StoredBinding, 'revoked'>, options: { newClient?: boolean; replacing?: Uint8Array; quota?: StorageQuota } = {}): Promise<void> {
     if ([binding.clientId, binding.userId, utf8(binding.identity)].includes(DS_SENDER)) throw new DsError('registration-refused', `${DS_SENDER} is the DS's own name`);
-    const refusal = await this.store.registerBinding(binding, options);
+    const refusal = await withinQuota(this.store.registerBinding(binding, options));
     if (refusal === 'not-active') throw new DsError('unauthenticated', 'the key this session was proven with was revoked meanwhile');
     if (refusal === 'revoked') throw new DsError('registration-refused', 'this client id or signature key was revoked; revocation is final');
     if (refusal === 'key-taken') throw new DsError('registration-refused', 'this signature key belongs to another client');

@@ -53,7 +53,7 @@ const STALE_KEY_PACKAGES = 16;
 export const DS_SENDER = 'delivery-service';
 
 /** `write`, with a store's StorageQuotaError as the DS's `quota-exceeded` refusal. */
-async function withinQuota<T>(write: Promise<T>): Promise<T> {
+export async function withinQuota<T>(write: Promise<T>): Promise<T> {
   try {
     return await write;
   } catch (err) {
@@ -125,6 +125,8 @@ export interface DeliveryOptions {
   maxStoredBytesPerClient?: number;
   /** KeyPackages held for one client (default 1000); beyond: `quota-exceeded`. */
   maxKeyPackagesPerClient?: number;
+  /** Active signature keys of one client (a whole number from 1, or `Infinity`; default 16); a further one: `quota-exceeded`. */
+  maxKeysPerClient?: number;
   /** Bytes of one KeyPackage (default 64 KiB); beyond: `too-large`. */
   maxKeyPackageBytes?: number;
 }
@@ -184,7 +186,9 @@ export class DeliveryService {
     this.#maxWelcomes = options.maxPendingWelcomes ?? 1000;
     this.#pairingSeconds = options.pairingRequestSeconds ?? 600;
     const bound = (n: number) => (Number.isFinite(n) ? n : undefined);
-    this.#quota = { bytes: bound(options.maxStoredBytesPerClient ?? 256 * 1024 * 1024), keyPackages: bound(options.maxKeyPackagesPerClient ?? 1000) };
+    const keys = options.maxKeysPerClient ?? 16;
+    if (!(Number.isInteger(keys) && keys >= 1) && keys !== Infinity) throw new MlsError('INVALID_ARGUMENT', 'maxKeysPerClient must be a whole number from 1, or Infinity');
+    this.#quota = { bytes: bound(options.maxStoredBytesPerClient ?? 256 * 1024 * 1024), keyPackages: bound(options.maxKeyPackagesPerClient ?? 1000), keys: bound(keys) };
     this.#maxKeyPackageBytes = options.maxKeyPackageBytes ?? 64 * 1024;
   }
 
@@ -192,6 +196,11 @@ export class DeliveryService {
     const client = await MlsClient.open();
     const external = await client.createIdentity('delivery-service', 1);
     return new DeliveryService(client, external, options);
+  }
+
+  /** What one client may store (undefined: no bound). */
+  get quota(): StorageQuota {
+    return { ...this.#quota };
   }
 
   /** The DS's external-sender entry for a group's external_senders extension. */

@@ -92,6 +92,8 @@ export interface CommitUpdate {
 export interface StorageQuota {
   bytes?: number;
   keyPackages?: number;
+  /** Active signature keys (AS bindings). */
+  keys?: number;
 }
 
 /** What a client has stored: the counters a `StorageQuota` bounds. */
@@ -107,6 +109,9 @@ export const STORED_RECORD_BYTES = 256;
 export function storedBytes(bytes: number, rows = 1): number {
   return bytes + rows * STORED_RECORD_BYTES;
 }
+
+/** What a key's binding counts for its client, for good (revoked keys are kept). */
+export const bindingBytes = (b: { identity: Uint8Array; signatureKey: Uint8Array }): number => storedBytes(b.identity.length + b.signatureKey.length);
 
 /**
  * What each of a Welcome's `n` references counts: 256, and its part of the
@@ -136,8 +141,8 @@ export function welcomeCharges(sender: string, welcome: CommitUpdate['welcome'])
 /** Thrown by a store for a write past its client's `StorageQuota` (nothing of it stored); the DS answers `quota-exceeded`. */
 export class StorageQuotaError extends Error {
   readonly clientId: string;
-  readonly kind: 'bytes' | 'keyPackages';
-  constructor(clientId: string, kind: 'bytes' | 'keyPackages') {
+  readonly kind: keyof StorageQuota;
+  constructor(clientId: string, kind: keyof StorageQuota) {
     super(`${clientId} is at its quota of ${kind}`);
     this.name = 'StorageQuotaError';
     this.clientId = clientId;
@@ -213,9 +218,11 @@ export interface DeliveryStore {
    * other user's client's; with `newClient`, the client id must have no binding;
    * with `replacing` (a key rotation), that key must be an active key of the
    * client, and is revoked in the same transaction: of two rotations from
-   * one key, exactly one registers its key.
+   * one key, exactly one registers its key. A new key counts
+   * `bindingBytes` for its client; with `quota`, StorageQuotaError (nothing
+   * stored) past its bytes, or past its `keys` active keys (not a rotation).
    */
-  registerBinding(binding: Omit<StoredBinding, 'revoked'>, options?: { newClient?: boolean; replacing?: Uint8Array }): Promise<BindingRefusal | undefined>;
+  registerBinding(binding: Omit<StoredBinding, 'revoked'>, options?: { newClient?: boolean; replacing?: Uint8Array; quota?: StorageQuota }): Promise<BindingRefusal | undefined>;
   bindingByKey(signatureKey: Uint8Array): Promise<StoredBinding | undefined>;
   /** Every binding of a client, revoked ones included (unbounded: for administration, no request path). */
   bindingsOf(clientId: string): Promise<StoredBinding[]>;
@@ -402,7 +409,7 @@ export class MemoryDeliveryStore implements DeliveryStore {
   readonly #revokedClients = new Set<string>();
   readonly #secrets = new Map<string, Uint8Array>();
 
-  async registerBinding(b: Omit<StoredBinding, 'revoked'>, options: { newClient?: boolean; replacing?: Uint8Array } = {}): Promise<BindingRefusal | undefined> {
+  async registerBinding(b: Omit<StoredBinding, 'revoked'>, options: { newClient?: boolean; replacing?: Uint8Array; quota?: StorageQuota } = {}): Promise<BindingRefusal | undefined> {
     const key = toHex(b.signatureKey);
     const existing = this.#bindings.get(key);
     if (this.#revokedClients.has(b.clientId) || existing?.revoked) return 'revoked';
@@ -412,6 +419,12 @@ export class MemoryDeliveryStore implements DeliveryStore {
     if (options.newClient && all.some((x) => x.clientId === b.clientId)) return 'client-taken';
     const replaced = options.replacing && this.#bindings.get(toHex(options.replacing));
     if (options.replacing && (!replaced || replaced.clientId !== b.clientId || replaced.revoked)) return 'not-active';
+    const keys = options.quota?.keys;
+    if (!existing) {
+      if (!replaced && keys !== undefined && all.filter((x) => x.clientId === b.clientId && !x.revoked).length >= keys) throw new StorageQuotaError(b.clientId, 'keys');
+      this.#check(b.clientId, { bytes: bindingBytes(b), keyPackages: 0 }, options.quota);
+      this.#count(b.clientId, bindingBytes(b));
+    }
     if (replaced) replaced.revoked = true;
     this.#bindings.set(key, { ...b, revoked: false });
     return undefined;
