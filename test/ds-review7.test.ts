@@ -101,9 +101,11 @@ async function storeRules(store: DeliveryStore, tag: string): Promise<void> {
   expect((await store.activeBindingsOf(b(0).clientId, 1)).map((x) => x.signatureKey[0])).toEqual([8]);
   expect((await store.bindingsOf(b(0).clientId)).length).toBe(9);
   expect(await store.usage(b(0).clientId)).toEqual({ bytes: 9 * row, keyPackages: 0 });
-  await expect(store.registerBinding(b(10), { replacing: key(8), quota: { bytes: 9 * row } })).rejects.toMatchObject({ kind: 'bytes' });
-  expect((await store.bindingByKey(key(8)))?.revoked).toBe(false);
-  expect(await store.bindingByKey(key(10))).toBeUndefined();
+  // A rotation past the bytes is counted, not refused (a thief could fill the quota to keep its key); a new key past them is refused.
+  expect(await store.registerBinding(b(10), { replacing: key(8), quota: { bytes: 9 * row } })).toBeUndefined();
+  expect(await store.usage(b(0).clientId)).toEqual({ bytes: 10 * row, keyPackages: 0 });
+  await expect(store.registerBinding(b(11), { quota: { keys: 5, bytes: 10 * row } })).rejects.toMatchObject({ kind: 'bytes' });
+  expect(await store.bindingByKey(key(11))).toBeUndefined();
 }
 
 describe('seventh review of the DS (stores)', () => {
@@ -167,8 +169,8 @@ describe('seventh review of the DS (SQLite)', () => {
     expect(await raw(s.url, 'POST', '/v1/as/register', further, await tokenOf(s.url, a.name, a))).toMatchObject({ status: 429, body: { reason: 'quota-exceeded' } });
   });
 
-  it("each key stored counts against its client's storage quota: rotations stop at maxStoredBytesPerClient (429 quota-exceeded, the session's key kept)", async () => {
-    const s = await server({ maxStoredBytesPerClient: 2000 });
+  it("each key stored counts against its client's storage quota; a rotation past it is not refused (a thief that filled the quota cannot keep its key) but rotations are rate-limited (429 rate-limited, the session's key kept); a further key past the quota is 429 quota-exceeded", async () => {
+    const s = await server({ maxStoredBytesPerClient: 2000, rotationRate: [1 / 3600, 8] });
     const store = s.ds.store;
     const r = await dsPeer(s.url, `rot-${tag}`);
     // A key row counts its credential identity and key plus 256.
@@ -181,7 +183,7 @@ describe('seventh review of the DS (SQLite)', () => {
       const next = await r.client.createIdentity(r.name, 1);
       const answer = await raw(s.url, 'POST', '/v1/as/rotate', await keyBody(s.url, r, next), token);
       if (answer.status !== 200) {
-        expect(answer).toMatchObject({ status: 429, body: { reason: 'quota-exceeded' } });
+        expect(answer).toMatchObject({ status: 429, body: { reason: 'rate-limited' } });
         expect(await store.bindingByKey(next.signaturePublicKey)).toBeUndefined();
         expect((await store.bindingByKey(current.signaturePublicKey))?.revoked).toBe(false);
         break;
@@ -190,8 +192,14 @@ describe('seventh review of the DS (SQLite)', () => {
       // Before the fix: without bound (~200 rotations a second), each keeping a revoked row.
       expect(++rotations).toBeLessThan(20);
     }
-    expect(rotations).toBe(Math.floor(2000 / row) - 1);
-    expect((await store.usage(r.name)).bytes).toBe((rotations + 1) * row);
+    expect(rotations).toBe(8);
+    expect((await store.usage(r.name)).bytes).toBe(9 * row);
+    expect(9 * row).toBeGreaterThan(2000);
+    // A further key (not a rotation) past the quota: refused, nothing stored.
+    const token = await tokenOf(s.url, r.name, { client: r.client, identity: current });
+    const further = await r.client.createIdentity(r.name, 1);
+    expect(await raw(s.url, 'POST', '/v1/as/register', await keyBody(s.url, r, further), token)).toMatchObject({ status: 429, body: { reason: 'quota-exceeded' } });
+    expect(await store.bindingByKey(further.signaturePublicKey)).toBeUndefined();
   });
 
   it("naming a client with 20,000 revoked keys (a registration, a commit adding it, a pairing request) reads its active key only, not the revoked ones; honest clients register, rotate and their group works", async () => {

@@ -68,6 +68,8 @@ export interface DeliveryServerOptions {
   keyPackageRate?: [number, number];
   /** New clients registered per address (key: `ipv6PrefixLength`); [per second, burst], default [1/60, 30]. */
   registrationRate?: [number, number];
+  /** Key rotations per client (each keeps the old key, revoked, for good); [per second, burst], default [1/60, 60]. */
+  rotationRate?: [number, number];
   /** Bits of an IPv6 address that key its per-address budgets, 32..128 (default 64: one holder has a /64). */
   ipv6PrefixLength?: number;
   /** One-time KeyPackages handed out per target client, whoever asks (beyond it: the last-resort one); [per second, burst]. */
@@ -221,6 +223,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   const kpLimit = limiter(options.keyPackageRate ?? [2, 200]);
   const kpTargetLimit = limiter(options.keyPackageTargetRate ?? [0.1, 30]);
   const registrationLimit = limiter(options.registrationRate ?? [1 / 60, 30]);
+  const rotationLimit = limiter(options.rotationRate ?? [1 / 60, 60]);
   // While registrationLimit is full of drawn-on buckets (100,000 /64s, a forged registration each a minute, hold it), a new address draws on its network's bucket, not on one shared by all.
   const networkLimit = limiter(options.registrationRate ?? [1 / 60, 30]);
   /** The key of an address's budgets: an IPv6 address's first `prefix` bits. */
@@ -419,8 +422,9 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
    * A new client (no active key) takes a token of its address's
    * registration bucket (the address of `req`) before the signature is
    * checked or anything stored: none left, 429 rate-limited. A new key
-   * past the client's `keys` active keys (not a rotation) or bytes: 429
-   * quota-exceeded, nothing of it stored.
+   * past the client's `keys` active keys or bytes: 429 quota-exceeded,
+   * nothing of it stored; a rotation is counted but not refused for bytes
+   * (a thief could fill the quota to keep its key), it is rate-limited.
    */
   async function registerKey(
     body: Record<string, unknown>,
@@ -495,6 +499,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       if (who.key === undefined) throw new HttpError(403, 'forbidden', 'a key is rotated from a session proven with that key');
       const body = await readJson(req);
       if (toHex(unb64(body.signatureKey, 'signatureKey')) === who.key) throw new HttpError(400, 'malformed', 'the new key is the key of this session');
+      if (!rotationLimit.take(client)) throw new HttpError(429, 'rate-limited', 'too many key rotations by this client');
       const { key } = await registerKey(body, client, req, { client, key: fromHex(who.key) });
       return [200, sessions.session(client, toHex(key))];
     }

@@ -518,13 +518,14 @@ export class PostgresDeliveryStore implements DeliveryStore {
       if (replacing && (await c.query('UPDATE ds_bindings SET revoked = true WHERE signature_key = $1 AND client_id = $2 AND NOT revoked', [replacing, b.clientId])).rowCount !== 1) {
         return 'not-active' as const;
       }
-      // A new key: within the client's active keys (not a rotation; the client's lock held) and bytes, else StorageQuotaError (#tx rolls back).
+      // A new key: within the client's active keys (the client's lock held) and bytes, else StorageQuotaError (#tx rolls back); a
+      // rotation is counted, never refused (sqlite-store.ts).
       const keys = options.quota?.keys;
       if (!existing) {
         if (!replacing && keys !== undefined && Number((await c.query('SELECT count(*) AS n FROM ds_bindings WHERE client_id = $1 AND revoked = false', [b.clientId])).rows[0].n) >= keys) {
           throw new StorageQuotaError(b.clientId, 'keys');
         }
-        await this.#count(c, b.clientId, bindingBytes(b), 0, options.quota);
+        await this.#count(c, b.clientId, bindingBytes(b), 0, replacing ? undefined : options.quota);
       }
       await c.query(
         `INSERT INTO ds_bindings (signature_key, client_id, user_id, identity, ciphersuite, revoked) VALUES ($1, $2, $3, $4, $5, false)

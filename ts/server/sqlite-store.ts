@@ -234,13 +234,14 @@ export class SqliteDeliveryStore implements DeliveryStore {
       if (options.replacing && this.#db.prepare('UPDATE bindings SET revoked = 1 WHERE signature_key = ? AND client_id = ? AND revoked = 0').run(toHex(options.replacing), b.clientId).changes !== 1) {
         return 'not-active' as const;
       }
-      // A new key: within the client's active keys (not a rotation) and bytes, else StorageQuotaError rolls all back.
+      // A new key: within the client's active keys and bytes, else StorageQuotaError rolls all back. A rotation is counted, never
+      // refused (it is how a client drops a thief's key; the thief could fill its quota first).
       const keys = options.quota?.keys;
       if (!existing) {
         if (!options.replacing && keys !== undefined && (this.#db.prepare('SELECT count(*) AS n FROM bindings WHERE client_id = ? AND revoked = 0').get(b.clientId) as { n: number }).n >= keys) {
           throw new StorageQuotaError(b.clientId, 'keys');
         }
-        this.#count(b.clientId, bindingBytes(b), 0, options.quota);
+        this.#count(b.clientId, bindingBytes(b), 0, options.replacing ? undefined : options.quota);
       }
       this.#db
         .prepare('INSERT OR REPLACE INTO bindings (signature_key, client_id, user_id, identity, ciphersuite, revoked) VALUES (?, ?, ?, ?, ?, 0)')

@@ -422,7 +422,8 @@ export class MemoryDeliveryStore implements DeliveryStore {
     const keys = options.quota?.keys;
     if (!existing) {
       if (!replaced && keys !== undefined && all.filter((x) => x.clientId === b.clientId && !x.revoked).length >= keys) throw new StorageQuotaError(b.clientId, 'keys');
-      this.#check(b.clientId, { bytes: bindingBytes(b), keyPackages: 0 }, options.quota);
+      // A rotation is counted, never refused (sqlite-store.ts).
+      if (!replaced) this.#check(b.clientId, { bytes: bindingBytes(b), keyPackages: 0 }, options.quota);
       this.#count(b.clientId, bindingBytes(b));
     }
     if (replaced) replaced.revoked = true;
