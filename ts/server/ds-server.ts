@@ -460,6 +460,8 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     if (!(await policy({ clientId: client, userId, identity, signatureKey, actingClient: acting, clientsOfUser, existingKeys }))) {
       throw new HttpError(403, 'registration-refused', 'the registration policy refused this client id, user or key');
     }
+    // A rotation takes its client's token once its new key is proven and the policy allows it (a bare request drains nothing).
+    if (rotation && !rotationLimit.take(client)) throw new HttpError(429, 'rate-limited', 'too many key rotations by this client');
     // A first key only while the client id has none (two first registrations racing: one wins).
     await authentication.register({ clientId: client, userId, identity, signatureKey, ciphersuite }, { newClient: rotation === undefined && existingKeys === 0, replacing: rotation?.key, quota });
     return { client, key: signatureKey };
@@ -499,7 +501,6 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       if (who.key === undefined) throw new HttpError(403, 'forbidden', 'a key is rotated from a session proven with that key');
       const body = await readJson(req);
       if (toHex(unb64(body.signatureKey, 'signatureKey')) === who.key) throw new HttpError(400, 'malformed', 'the new key is the key of this session');
-      if (!rotationLimit.take(client)) throw new HttpError(429, 'rate-limited', 'too many key rotations by this client');
       const { key } = await registerKey(body, client, req, { client, key: fromHex(who.key) });
       return [200, sessions.session(client, toHex(key))];
     }

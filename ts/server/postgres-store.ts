@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS ds_used_proofs (nonce TEXT PRIMARY KEY, expires BIGIN
 CREATE INDEX IF NOT EXISTS ds_used_proofs_expires ON ds_used_proofs (expires);
 CREATE TABLE IF NOT EXISTS ds_bindings (signature_key TEXT PRIMARY KEY, client_id TEXT NOT NULL, user_id TEXT NOT NULL, identity BYTEA NOT NULL, ciphersuite INT NOT NULL, revoked BOOLEAN NOT NULL, added BIGSERIAL);
 CREATE INDEX IF NOT EXISTS ds_bindings_active ON ds_bindings (client_id, revoked);
-CREATE INDEX IF NOT EXISTS ds_bindings_identity ON ds_bindings (identity);
+CREATE INDEX IF NOT EXISTS ds_bindings_identity_user ON ds_bindings (identity, user_id);
 CREATE TABLE IF NOT EXISTS ds_revoked_clients (client_id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS ds_secrets (name TEXT PRIMARY KEY, value BYTEA NOT NULL);
 `;
@@ -512,7 +512,8 @@ export class PostgresDeliveryStore implements DeliveryStore {
       const revokedClient = (await c.query('SELECT 1 FROM ds_revoked_clients WHERE client_id = $1', [b.clientId])).rows.length > 0;
       if (existing?.revoked || revokedClient) return 'revoked' as const;
       if (existing && existing.client_id !== b.clientId) return 'key-taken' as const;
-      if ((await c.query('SELECT 1 FROM ds_bindings WHERE identity = $1 AND user_id <> $2 LIMIT 1', [Buffer.from(b.identity), b.userId])).rows.length > 0) return 'identity-taken' as const;
+      const otherUser = '(SELECT 1 FROM ds_bindings WHERE identity = $1 AND user_id < $2 LIMIT 1) UNION ALL (SELECT 1 FROM ds_bindings WHERE identity = $1 AND user_id > $2 LIMIT 1)';
+      if ((await c.query(otherUser, [Buffer.from(b.identity), b.userId])).rows.length > 0) return 'identity-taken' as const;
       if (options.newClient && (await c.query('SELECT 1 FROM ds_bindings WHERE client_id = $1 LIMIT 1', [b.clientId])).rows.length > 0) return 'client-taken' as const;
       // A rotation: the replaced key is revoked in this transaction, and only if it is still active.
       if (replacing && (await c.query('UPDATE ds_bindings SET revoked = true WHERE signature_key = $1 AND client_id = $2 AND NOT revoked', [replacing, b.clientId])).rowCount !== 1) {

@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS used_proofs (nonce TEXT PRIMARY KEY, expires INTEGER 
 CREATE INDEX IF NOT EXISTS used_proofs_expires ON used_proofs (expires);
 CREATE TABLE IF NOT EXISTS bindings (signature_key TEXT PRIMARY KEY, client_id TEXT NOT NULL, user_id TEXT NOT NULL, identity BLOB NOT NULL, ciphersuite INTEGER NOT NULL, revoked INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS bindings_active ON bindings (client_id, revoked);
-CREATE INDEX IF NOT EXISTS bindings_identity ON bindings (identity);
+CREATE INDEX IF NOT EXISTS bindings_identity_user ON bindings (identity, user_id);
 CREATE TABLE IF NOT EXISTS revoked_clients (client_id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 `;
@@ -228,7 +228,10 @@ export class SqliteDeliveryStore implements DeliveryStore {
       const existing = this.#db.prepare('SELECT client_id, revoked FROM bindings WHERE signature_key = ?').get(key) as { client_id: string; revoked: number } | undefined;
       if (existing?.revoked || this.#db.prepare('SELECT 1 FROM revoked_clients WHERE client_id = ?').get(b.clientId)) return 'revoked' as const;
       if (existing && existing.client_id !== b.clientId) return 'key-taken' as const;
-      if (this.#db.prepare('SELECT 1 FROM bindings WHERE identity = ? AND user_id <> ?').get(Buffer.from(b.identity), b.userId)) return 'identity-taken' as const;
+      // Another user's row of this identity: two seeks, not a walk over this user's rows (`<>` read them all, rotated-away ones too).
+      if (this.#db.prepare('SELECT 1 FROM bindings WHERE identity = @i AND user_id < @u UNION ALL SELECT 1 FROM bindings WHERE identity = @i AND user_id > @u').get({ i: Buffer.from(b.identity), u: b.userId })) {
+        return 'identity-taken' as const;
+      }
       if (options.newClient && this.#db.prepare('SELECT 1 FROM bindings WHERE client_id = ?').get(b.clientId)) return 'client-taken' as const;
       // A rotation: the replaced key is revoked in this transaction, and only if it is still active.
       if (options.replacing && this.#db.prepare('UPDATE bindings SET revoked = 1 WHERE signature_key = ? AND client_id = ? AND revoked = 0').run(toHex(options.replacing), b.clientId).changes !== 1) {
