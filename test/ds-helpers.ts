@@ -1,11 +1,13 @@
 /** Clients of the networked DS for tests: a fresh MLS identity registered at the DS's AS and logged in. */
 import { afterAll, expect } from 'vitest';
 import { mkdtempSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { DeliveryClient, signDsChallenge } from 'paired-mls/services';
-import { utf8, type MlsClient } from 'paired-mls';
+import { utf8, type Identity, type MlsClient } from 'paired-mls';
 import { SqliteDeliveryStore, startDeliveryServer, type DeliveryServerOptions, type RunningDeliveryServer } from 'paired-mls/server';
 import { newMember, type Member } from './helpers.js';
 
@@ -133,4 +135,33 @@ export function sqliteServers(prefix: string): (options?: Partial<DeliveryServer
     servers.push(s);
     return s;
   };
+}
+
+/** A POST of JSON from `localAddress` (over TLS trusting `ca` when the URL is https): its status and parsed body. */
+export function postFrom(url: string, path: string, body: unknown, localAddress: string, token?: string, ca?: Buffer): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) };
+    const req = (url.startsWith('https') ? httpsRequest : httpRequest)(url + path, { method: 'POST', localAddress, headers, ca }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) }));
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
+}
+
+/** A proof of `identity`'s key over a fresh challenge naming `clientId`, asked for from `from`; `forge` spoils the signature. */
+export async function proofFrom(url: string, clientId: string, client: MlsClient, identity: Identity, from: string, forge = false, ca?: Buffer) {
+  const { body: c } = await postFrom(url, '/v1/auth/challenge', { clientId }, from, undefined, ca);
+  const signature = signDsChallenge(client, identity, c.challenge);
+  if (forge) signature[0] ^= 1;
+  return { challenge: c.challenge as string, identity: b64(identity.identity), signatureKey: b64(identity.signaturePublicKey), ciphersuite: identity.ciphersuite, signature: b64(signature) };
+}
+
+/** A member registered from `from` (a registration of its own address) and logged in from 127.0.0.1. */
+export async function peerFrom(url: string, name: string, from: string): Promise<DsPeer> {
+  const m = await newMember(name);
+  expect((await postFrom(url, '/v1/as/register', await proofFrom(url, name, m.client, m.identity, from), from)).status).toBe(200);
+  return { ...m, ds: await DeliveryClient.login(url, { clientId: name, client: m.client, identity: m.identity }, { WebSocket }), seen: 0 };
 }

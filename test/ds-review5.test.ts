@@ -22,38 +22,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { request as httpRequest } from 'node:http';
 import { BlockList } from 'node:net';
 import Database from 'better-sqlite3';
 import { MlsClient, type Identity } from 'paired-mls';
-import { signDsChallenge } from 'paired-mls/services';
 import { SqliteDeliveryStore, startDeliveryServer } from 'paired-mls/server';
 import { addressKey } from '../ts/server/rate-limit.js';
-import { dsPeer, groupOf, groupStillWorks, sqliteServers } from './ds-helpers.js';
-
-const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
-
-/** A POST of JSON from `localAddress`: its status and parsed body. */
-function postFrom(url: string, path: string, body: unknown, localAddress: string, token?: string): Promise<{ status: number; body: any }> {
-  return new Promise((resolve, reject) => {
-    const headers: Record<string, string> = { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) };
-    const req = httpRequest(url + path, { method: 'POST', localAddress, headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) }));
-    });
-    req.on('error', reject);
-    req.end(JSON.stringify(body));
-  });
-}
-
-/** A proof of `identity`'s key over a fresh challenge naming `clientId`, asked for from `from`; `forge` spoils the signature. */
-async function proofFrom(url: string, clientId: string, client: MlsClient, identity: Identity, from: string, forge = false) {
-  const { body: c } = await postFrom(url, '/v1/auth/challenge', { clientId }, from);
-  const signature = signDsChallenge(client, identity, c.challenge);
-  if (forge) signature[0] ^= 1;
-  return { challenge: c.challenge as string, identity: b64(identity.identity), signatureKey: b64(identity.signaturePublicKey), ciphersuite: identity.ciphersuite, signature: b64(signature) };
-}
+import { dsPeer, groupOf, groupStillWorks, postFrom, proofFrom, sqliteServers } from './ds-helpers.js';
 
 /** Rows in every table of the SQLite file. */
 function rows(file: string): Record<string, number> {

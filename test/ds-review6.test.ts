@@ -27,49 +27,14 @@
 import { describe, expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { connect as tcp } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { WebSocket } from 'ws';
-import { MlsClient, type Identity } from 'paired-mls';
-import { DeliveryClient, signDsChallenge } from 'paired-mls/services';
+import { MlsClient } from 'paired-mls';
 import { addressKey } from '../ts/server/rate-limit.js';
-import { groupOf, groupStillWorks, sqliteServers, type DsPeer } from './ds-helpers.js';
+import { groupOf, groupStillWorks, peerFrom, postFrom, proofFrom, sqliteServers } from './ds-helpers.js';
 import { newMember } from './helpers.js';
-
-const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
-
-/** A POST of JSON from `localAddress` (over TLS trusting `ca` when the URL is https): its status and parsed body. */
-function postFrom(url: string, path: string, body: unknown, localAddress: string, token?: string, ca?: Buffer): Promise<{ status: number; body: any }> {
-  return new Promise((resolve, reject) => {
-    const headers: Record<string, string> = { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) };
-    const req = (url.startsWith('https') ? httpsRequest : httpRequest)(url + path, { method: 'POST', localAddress, headers, ca }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) }));
-    });
-    req.on('error', reject);
-    req.end(JSON.stringify(body));
-  });
-}
-
-/** A proof of `identity`'s key over a fresh challenge naming `clientId`, asked for from `from`; `forge` spoils the signature. */
-async function proofFrom(url: string, clientId: string, client: MlsClient, identity: Identity, from: string, forge = false, ca?: Buffer) {
-  const { body: c } = await postFrom(url, '/v1/auth/challenge', { clientId }, from, undefined, ca);
-  const signature = signDsChallenge(client, identity, c.challenge);
-  if (forge) signature[0] ^= 1;
-  return { challenge: c.challenge as string, identity: b64(identity.identity), signatureKey: b64(identity.signaturePublicKey), ciphersuite: identity.ciphersuite, signature: b64(signature) };
-}
-
-/** A member registered from `from` (a registration of its own address) and logged in from 127.0.0.1. */
-async function peerFrom(url: string, name: string, from: string): Promise<DsPeer> {
-  const m = await newMember(name);
-  expect((await postFrom(url, '/v1/as/register', await proofFrom(url, name, m.client, m.identity, from), from)).status).toBe(200);
-  return { ...m, ds: await DeliveryClient.login(url, { clientId: name, client: m.client, identity: m.identity }, { WebSocket }), seen: 0 };
-}
 
 /** The HTTP request of a registration, as bytes on the wire. */
 const registrationRequest = (proof: unknown): string => {

@@ -20,7 +20,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { PostgresDeliveryStore, SqliteDeliveryStore } from 'paired-mls/server';
 import { startPostgres, type PgServer } from './pg-server.js';
-import { dsPeer, groupOf, groupStillWorks, proof, raw, sqliteServers, tokenOf, type DsPeer } from './ds-helpers.js';
+import { dsPeer, groupOf, groupStillWorks, peerFrom, postFrom, proof, raw, sqliteServers, tokenOf, type DsPeer } from './ds-helpers.js';
+import { WebSocket } from 'ws';
+import { DeliveryClient } from 'paired-mls/services';
 import type { Identity } from 'paired-mls';
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
@@ -113,6 +115,29 @@ describe('eighth review of the DS (SQLite)', () => {
     // Honest clients work.
     await groupOf(bob, [owner]);
     await groupStillWorks([bob, owner], 'after the rotations');
+  });
+
+  it("the rotation bucket map held full by an attacker's clients no longer leaves every other client one shared bucket: a client without a bucket draws on its address's network's (an honest rotation elsewhere goes on; 429 rate-limited in the attacker's /16)", async () => {
+    // rateLimitKeys 2 stands for the default 100,000 (clients of the attacker, each rotating once a minute).
+    const s = await server({ rateLimitKeys: 2, rotationRate: [1 / 3600, 1] });
+    const [m1, m2, m3, m4] = await Promise.all([1, 2, 3, 4].map((i) => peerFrom(s.url, `m${i}-${tag}`, `127.0.0.${i}`)));
+    const rotateFrom = async (p: DsPeer, from: string) => {
+      const next = await p.client.createIdentity(p.name, 1);
+      const answer = await postFrom(s.url, '/v1/as/rotate', await keyBody(s.url, p, next), from, await tokenOf(s.url, p.name, p));
+      if (answer.status === 200) p.identity = next;
+      return answer;
+    };
+    for (const [p, from] of [[m1, '127.0.0.1'], [m2, '127.0.0.2']] as const) expect((await rotateFrom(p, from)).status).toBe(200);
+    // The map holds 2 drawn-on buckets: m3 draws on what it falls back on, and drains it.
+    expect((await rotateFrom(m3!, '127.0.0.3')).status).toBe(200);
+    expect(await rotateFrom(m4!, '127.0.0.4')).toMatchObject({ status: 429, body: { reason: 'rate-limited' } });
+    // Clients of other networks rotate (before the fix: 429, one overflow bucket for all) and their group works.
+    const [alice, bob] = await Promise.all([peerFrom(s.url, `alice-${tag}`, '127.1.0.1'), peerFrom(s.url, `bob-${tag}`, '127.2.0.1')]);
+    expect((await rotateFrom(alice, '127.1.0.1')).status).toBe(200);
+    expect((await rotateFrom(bob, '127.2.0.1')).status).toBe(200);
+    await Promise.all([alice, bob].map(async (p) => (p.ds = await DeliveryClient.login(s.url, { clientId: p.name, client: p.client, identity: p.identity }, { WebSocket }))));
+    await groupOf(alice, [bob]);
+    await groupStillWorks([alice, bob], 'after the rotations');
   });
 });
 

@@ -224,6 +224,8 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   const kpTargetLimit = limiter(options.keyPackageTargetRate ?? [0.1, 30]);
   const registrationLimit = limiter(options.registrationRate ?? [1 / 60, 30]);
   const rotationLimit = limiter(options.rotationRate ?? [1 / 60, 60]);
+  // Likewise for rotations: a client without a bucket while the map is full draws on its address's network's (honest rotations go on).
+  const rotationNetworkLimit = limiter(options.rotationRate ?? [1 / 60, 60]);
   // While registrationLimit is full of drawn-on buckets (100,000 /64s, a forged registration each a minute, hold it), a new address draws on its network's bucket, not on one shared by all.
   const networkLimit = limiter(options.registrationRate ?? [1 / 60, 30]);
   /** The key of an address's budgets: an IPv6 address's first `prefix` bits. */
@@ -461,7 +463,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       throw new HttpError(403, 'registration-refused', 'the registration policy refused this client id, user or key');
     }
     // A rotation takes its client's token once its new key is proven and the policy allows it (a bare request drains nothing).
-    if (rotation && !rotationLimit.take(client)) throw new HttpError(429, 'rate-limited', 'too many key rotations by this client');
+    if (rotation && !rotationLimit.take(client, 1, () => rotationNetworkLimit.take(addressKey(req.socket.remoteAddress, 32, 16)))) throw new HttpError(429, 'rate-limited', 'too many key rotations by this client');
     // A first key only while the client id has none (two first registrations racing: one wins).
     await authentication.register({ clientId: client, userId, identity, signatureKey, ciphersuite }, { newClient: rotation === undefined && existingKeys === 0, replacing: rotation?.key, quota });
     return { client, key: signatureKey };
