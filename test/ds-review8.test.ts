@@ -117,6 +117,22 @@ describe('eighth review of the DS (SQLite)', () => {
     await groupStillWorks([bob, owner], 'after the rotations');
   });
 
+  it("made-up client ids in KeyPackage fetches no longer hold the per-target limiter's map full (every target then handed out only its last-resort KeyPackage): an id with no KeyPackage takes no bucket; bob's one-time KeyPackages still go out", async () => {
+    // rateLimitKeys 3 stands for the default 100,000 (made-up ids, each kept 10 s once drawn on).
+    const s = await server({ rateLimitKeys: 3 });
+    const [mallory, alice, bob] = await Promise.all(['mallory', 'alice', 'bob'].map((x) => dsPeer(s.url, `${x}-kp-${tag}`)));
+    const lastResort = await bob!.client.createKeyPackage(bob!.identity, { lastResort: true });
+    await bob!.ds.uploadKeyPackages([...(await bob!.client.createKeyPackages(bob!.identity, { count: 3 })), lastResort]);
+    expect((await mallory!.ds.fetchKeyPackages(Array.from({ length: 60 }, (_, i) => `made-up-${i}-${tag}`))).size).toBe(0);
+    // Before the fix: the map held 3 made-up ids and the overflow was empty, so bob's one-time KeyPackages were held back.
+    const got = (await alice!.ds.fetchKeyPackages([bob!.name])).get(bob!.name)!;
+    expect(Buffer.from(got).equals(Buffer.from(lastResort))).toBe(false);
+    await alice!.ds.ackKeyPackages([bob!.name]);
+    expect(await s.ds.store.countKeyPackages(bob!.name)).toBe(3);
+    await groupOf(alice!, [bob!]);
+    await groupStillWorks([alice!, bob!], 'bob is reachable');
+  });
+
   it("the rotation bucket map held full by an attacker's clients no longer leaves every other client one shared bucket: a client without a bucket draws on its address's network's (an honest rotation elsewhere goes on; 429 rate-limited in the attacker's /16)", async () => {
     // rateLimitKeys 2 stands for the default 100,000 (clients of the attacker, each rotating once a minute).
     const s = await server({ rateLimitKeys: 2, rotationRate: [1 / 3600, 1] });

@@ -280,6 +280,8 @@ export class DeliveryService {
     const out = new Map<string, { ref: string; keyPackage: Uint8Array }>();
     const now = this.#now();
     for (const id of new Set(clientIds)) {
+      // An id with no KeyPackage stored (made up) takes no token: made-up ids cannot fill the target limiter for every client.
+      if ((await this.store.usage(id)).keyPackages === 0) continue;
       const kp = await this.#leaseValid(id, requester, now, { lastResortOnly: !oneTime(id) });
       if (!kp) continue;
       await this.store.grantKeyPackage({ requester, clientId: id, ref: kp.ref, until: now + this.#grantSeconds }, now);
