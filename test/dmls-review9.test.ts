@@ -47,7 +47,7 @@ async function world() {
   as.register({ clientId: 'ben', userId: 'ben', identity: next.identity, signatureKey: next.signaturePublicKey });
   const rotation = await ben.member!.update({ newIdentity: next });
   await send(rotation, [cat]);
-  return { hook, people, ann, ben, cat, rotation };
+  return { as, hook, people, ann, ben, cat, rotation };
 }
 
 describe('DMLS review 9: a credentialCheck that does not answer', () => {
@@ -108,6 +108,38 @@ describe('DMLS review 9: a credentialCheck that does not answer', () => {
       expect(taken.filter((e) => e.type === 'data').length).toBe(1);
       expect(ann.received).toEqual(['ben: after the rotation']);
       await everyoneTalks(people, 'after the buffered time-out');
+    },
+    BOUND,
+  );
+
+  it(
+    'with the AS silent, one delivery waits out the check once, not once per buffered message that needs it (before: ben\'s and cat\'s buffered rotations each waited the timeout); both stay buffered and are taken once the AS answers',
+    async () => {
+      const { as, hook, people, ann, ben, cat, rotation } = await world();
+      await send(rotation, [ann]);
+      let asked = 0;
+      // ben's and cat's next commits, each followed by a rotation (which needs the check); ann gets the rotations first (buffered).
+      const plain = { ben: await ben.member!.update(), cat: await cat.member!.update() };
+      const rotations: Uint8Array[][] = [];
+      for (const p of [ben, cat]) {
+        const next = await p.client.createIdentity(p.name, 1);
+        as.register({ clientId: p.name, userId: p.name, identity: next.identity, signatureKey: next.signaturePublicKey });
+        rotations.push(await p.member!.update({ newIdentity: next }));
+      }
+      for (const r of rotations) for (const m of r) await receive(ann, m);
+      hook.inside = () => ((asked += 1), new Promise(() => {}));
+      // cat's update re-sends ben's rotation proposal first (a duplicate at ann); its commit comes last.
+      for (const m of [...plain.ben, ...plain.cat.slice(0, -1)]) await receive(ann, m);
+      asked = 0;
+      const events = await receive(ann, plain.cat.at(-1)!);
+      expect({ asked, events: events.map((e) => (e.type === 'deferred' ? (e.error as DmlsError).reason : e.type)), buffered: ann.member!.bufferedCount() }).toEqual({ asked: 1, events: ['commit', 'check-timeout'], buffered: 2 });
+      hook.inside = undefined;
+      // The next delivery (here the commit again, a duplicate) takes both rotations.
+      const next = await receive(ann, plain.cat.at(-1)!);
+      expect({ commits: next.filter((e) => e.type === 'commit').length, buffered: ann.member!.bufferedCount() }).toEqual({ commits: 2, buffered: 0 });
+      await send([...plain.ben, ...rotations[0]!], [cat]);
+      await send([...plain.cat, ...rotations[1]!], [ben]);
+      await everyoneTalks(people, 'after the silent AS');
     },
     BOUND,
   );

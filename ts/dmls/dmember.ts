@@ -631,7 +631,7 @@ export class DMember {
     }
     // Progress was made: drain the buffer until nothing more moves.
     const deferred = new Set<Buffered>();
-    for (let progress = true; progress; ) {
+    drain: for (let progress = true; progress; ) {
       progress = false;
       for (const buffered of [...this.#buffer]) {
         if (deferred.has(buffered)) continue;
@@ -651,6 +651,8 @@ export class DMember {
             // lost for good: a message processed is not processed again).
             deferred.add(buffered);
             events.push({ type: 'deferred', error: err });
+            // The AS did not answer in time: the rest waits for the next delivery, not for the timeout once per message.
+            if (err instanceof DmlsError && err.reason === 'check-timeout') break drain;
             continue;
           }
           // A buffered message that breaks the rules or cannot be processed is dropped, not rethrown later.
