@@ -186,8 +186,10 @@ function turn<T>(client: MlsClient, fn: () => Promise<T>): Promise<T> {
  * other calls wait for the check, so one that never answers, or that waits
  * for a call of its own DMember after its first await, would hold them all.
  */
-function guarded(check: DmlsCredentialCheck, client: MlsClient, timeoutMs: number): DmlsCredentialCheck {
+function guarded(check: DmlsCredentialCheck, client: MlsClient, timeoutMs: number, silent: () => boolean): DmlsCredentialCheck {
   const inside = (ask: () => DmlsCredentialAnswer | Promise<DmlsCredentialAnswer>): DmlsCredentialAnswer | Promise<DmlsCredentialAnswer> => {
+    // The AS already timed out in this drain: fail at once, not after the timeout again.
+    if (silent()) return Promise.reject(new DmlsError('check-timeout', `the credential check did not answer within ${timeoutMs} ms`));
     inCheck.set(client, (inCheck.get(client) ?? 0) + 1);
     let answer;
     try {
@@ -231,6 +233,8 @@ export class DMember {
   #buffer: Buffered[] = [];
   /** A drain left messages `deferred`: the next delivery drains again even if it is buffered itself. */
   #deferred = false;
+  /** The check timed out in the running drain: its later checks fail at once (\`check-timeout\`). */
+  #silent = false;
 
   private constructor(client: MlsClient, identity: Identity, universe: UniverseConfig, options: DmlsOptions, state: State) {
     this.client = client;
@@ -245,7 +249,7 @@ export class DMember {
     };
     const timeoutMs = this.#options.credentialCheckTimeoutMs;
     if (typeof timeoutMs !== 'number' || !(timeoutMs > 0 && timeoutMs <= 2 ** 31 - 1)) throw invalidArgument('credentialCheckTimeoutMs');
-    const check = options.credentialCheck && guarded(options.credentialCheck, client, timeoutMs);
+    const check = options.credentialCheck && guarded(options.credentialCheck, client, timeoutMs, () => this.#silent);
     this.#credentialCheck = check;
     this.#checks = check ? [SEND_GROUP_RULES, sendGroupCredentials(check, () => this.#state.ownGroupId)] : [SEND_GROUP_RULES];
     this.#state = state;
@@ -631,38 +635,43 @@ export class DMember {
     }
     // Progress was made: drain the buffer until nothing more moves.
     const deferred = new Set<Buffered>();
-    drain: for (let progress = true; progress; ) {
-      progress = false;
-      for (const buffered of [...this.#buffer]) {
-        if (deferred.has(buffered)) continue;
-        let r: { retry: boolean; events: DmlsEvent[] };
-        try {
-          r = await this.#handle(buffered.bytes);
-        } catch (err) {
-          // A message that cannot be processed (an MlsError not from the
-          // AS, e.g. an outsider's bytes under a followed group id, buffered
-          // ahead of its epoch) is dropped: kept, it was retried and
-          // reported `deferred` on every delivery.
-          if (isCheckFailure(err) || (!(err instanceof DmlsError) && (!(err instanceof MlsError) || err.code === 'STORAGE'))) {
-            // A failure from outside DMLS (the AS unreachable; whatever the
-            // check threw, `reentrant-check` included): the message
-            // stays buffered for the next delivery. Thrown, it would take
-            // the events of those processed before it along (their data
-            // lost for good: a message processed is not processed again).
-            deferred.add(buffered);
-            events.push({ type: 'deferred', error: err });
-            // The AS did not answer in time: the rest waits for the next delivery, not for the timeout once per message.
-            if (err instanceof DmlsError && err.reason === 'check-timeout') break drain;
-            continue;
+    try {
+      for (let progress = true; progress; ) {
+        progress = false;
+        for (const buffered of [...this.#buffer]) {
+          if (deferred.has(buffered)) continue;
+          let r: { retry: boolean; events: DmlsEvent[] };
+          try {
+            r = await this.#handle(buffered.bytes);
+          } catch (err) {
+            // A message that cannot be processed (an MlsError not from the
+            // AS, e.g. an outsider's bytes under a followed group id, buffered
+            // ahead of its epoch) is dropped: kept, it was retried and
+            // reported `deferred` on every delivery.
+            if (isCheckFailure(err) || (!(err instanceof DmlsError) && (!(err instanceof MlsError) || err.code === 'STORAGE'))) {
+              // A failure from outside DMLS (the AS unreachable; whatever the
+              // check threw, `reentrant-check` included): the message
+              // stays buffered for the next delivery. Thrown, it would take
+              // the events of those processed before it along (their data
+              // lost for good: a message processed is not processed again).
+              deferred.add(buffered);
+              events.push({ type: 'deferred', error: err });
+              // The AS did not answer in time: the drain's later checks fail at once (one timeout per delivery, not one per
+              // message), and a message that needs no check is still taken (a stop here held them behind this one).
+              if (err instanceof DmlsError && err.reason === 'check-timeout') this.#silent = true;
+              continue;
+            }
+            // A buffered message that breaks the rules or cannot be processed is dropped, not rethrown later.
+            r = { retry: false, events: [] };
           }
-          // A buffered message that breaks the rules or cannot be processed is dropped, not rethrown later.
-          r = { retry: false, events: [] };
+          if (r.retry) continue;
+          this.#buffer.splice(this.#buffer.indexOf(buffered), 1);
+          events.push(...r.events);
+          progress = true;
         }
-        if (r.retry) continue;
-        this.#buffer.splice(this.#buffer.indexOf(buffered), 1);
-        events.push(...r.events);
-        progress = true;
       }
+    } finally {
+      this.#silent = false;
     }
     this.#deferred = deferred.size > 0;
     return events;
