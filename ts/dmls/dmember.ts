@@ -233,7 +233,7 @@ export class DMember {
   #buffer: Buffered[] = [];
   /** A drain left messages `deferred`: the next delivery drains again even if it is buffered itself. */
   #deferred = false;
-  /** The check timed out in the running drain: its later checks fail at once (\`check-timeout\`). */
+  /** The check timed out in the running drain: its later checks fail at once (`check-timeout`). */
   #silent = false;
 
   private constructor(client: MlsClient, identity: Identity, universe: UniverseConfig, options: DmlsOptions, state: State) {
