@@ -222,12 +222,17 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   const ipLimit = limiter(options.ipRate ?? [1000, 2000]);
   const kpLimit = limiter(options.keyPackageRate ?? [2, 200]);
   const kpTargetLimit = limiter(options.keyPackageTargetRate ?? [0.1, 30]);
-  const registrationLimit = limiter(options.registrationRate ?? [1 / 60, 30]);
-  const rotationLimit = limiter(options.rotationRate ?? [1 / 60, 60]);
-  // Likewise for rotations: a client without a bucket while the map is full draws on its address's network's (honest rotations go on).
-  const rotationNetworkLimit = limiter(options.rotationRate ?? [1 / 60, 60]);
-  // While registrationLimit is full of drawn-on buckets (100,000 /64s, a forged registration each a minute, hold it), a new address draws on its network's bucket, not on one shared by all.
-  const networkLimit = limiter(options.registrationRate ?? [1 / 60, 30]);
+  /**
+   * A limiter whose key, while its map is full of drawn-on buckets, draws on the bucket of the request's network (IPv4 /16, IPv6
+   * /32), not on one overflow bucket shared by all: 100,000 /64s with a forged registration each a minute, or an attacker's
+   * clients each rotating once a minute, held the map and emptied the overflow for every newcomer.
+   */
+  const withNetworkFallback = (rate: [number, number]) => {
+    const [own, network] = [limiter(rate), limiter(rate)];
+    return (key: string, req: IncomingMessage) => own.take(key, 1, () => network.take(addressKey(req.socket.remoteAddress, 32, 16)));
+  };
+  const registrationAllowed = withNetworkFallback(options.registrationRate ?? [1 / 60, 30]);
+  const rotationAllowed = withNetworkFallback(options.rotationRate ?? [1 / 60, 60]);
   /** The key of an address's budgets: an IPv6 address's first `prefix` bits. */
   const keyOf = (socket: { remoteAddress?: string }) => addressKey(socket.remoteAddress, prefix);
   const maxPerIp = options.maxConnectionsPerIp ?? 512;
@@ -443,7 +448,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     const client = await provenChallenge(body, signatureKey, ciphersuite, async (named) => {
       // Its active keys only (at most `keys`): naming a client never reads its revoked ones.
       active = await authentication.activeBindingsOf(named, quota.keys);
-      if (!rotation && active.length === 0 && !registrationLimit.take(ipOf(req), 1, () => networkLimit.take(addressKey(req.socket.remoteAddress, 32, 16)))) throw new HttpError(429, 'rate-limited', 'too many new clients registered from this address');
+      if (!rotation && active.length === 0 && !registrationAllowed(ipOf(req), req)) throw new HttpError(429, 'rate-limited', 'too many new clients registered from this address');
     });
     if (ownClient !== undefined && client !== ownClient) throw new HttpError(403, 'forbidden', "a key is rotated for the session's own client; this challenge names another");
     const userId = clientId(body.userId ?? client, 'userId');
@@ -463,7 +468,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       throw new HttpError(403, 'registration-refused', 'the registration policy refused this client id, user or key');
     }
     // A rotation takes its client's token once its new key is proven and the policy allows it (a bare request drains nothing).
-    if (rotation && !rotationLimit.take(client, 1, () => rotationNetworkLimit.take(addressKey(req.socket.remoteAddress, 32, 16)))) throw new HttpError(429, 'rate-limited', 'too many key rotations by this client');
+    if (rotation && !rotationAllowed(client, req)) throw new HttpError(429, 'rate-limited', 'too many key rotations by this client');
     // A first key only while the client id has none (two first registrations racing: one wins).
     await authentication.register({ clientId: client, userId, identity, signatureKey, ciphersuite }, { newClient: rotation === undefined && existingKeys === 0, replacing: rotation?.key, quota });
     return { client, key: signatureKey };
