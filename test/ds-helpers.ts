@@ -1,5 +1,6 @@
 /** Clients of the networked DS for tests: a fresh MLS identity registered at the DS's AS and logged in. */
 import { afterAll, expect } from 'vitest';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -164,4 +165,27 @@ export async function peerFrom(url: string, name: string, from: string): Promise
   const m = await newMember(name);
   expect((await postFrom(url, '/v1/as/register', await proofFrom(url, name, m.client, m.identity, from), from)).status).toBe(200);
   return { ...m, ds: await DeliveryClient.login(url, { clientId: name, client: m.client, identity: m.identity }, { WebSocket }), seen: 0 };
+}
+
+/**
+ * A network namespace of its own (`unshare -rn`) with `addresses` (IPv6,
+ * /64 each) on its loopback: whether this machine allows one, and `run`,
+ * which runs a module script in it from the repository root and returns
+ * its stdout parsed as JSON (its stderr must be empty).
+ */
+export function netns(addresses: string[]): { available: boolean; run: (script: string) => unknown } {
+  const setup = ['ip link set lo up', ...addresses.map((a) => `ip -6 addr add ${a}/64 dev lo nodad`)].join(' && ');
+  return {
+    available: spawnSync('unshare', ['-rn', 'sh', '-c', setup]).status === 0,
+    run: (script) => {
+      const out = spawnSync('unshare', ['-rn', 'sh', '-c', `${setup} && exec "${process.execPath}" --input-type=module -e "$SCRIPT"`], {
+        cwd: new URL('..', import.meta.url).pathname,
+        env: { ...process.env, SCRIPT: script },
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      expect(out.stderr).toBe('');
+      return JSON.parse(out.stdout);
+    },
+  };
 }

@@ -21,13 +21,12 @@
  *   nothing; a registered client's further keys and rotations do not count.
  */
 import { describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { BlockList } from 'node:net';
 import Database from 'better-sqlite3';
 import { MlsClient, type Identity } from 'paired-mls';
 import { SqliteDeliveryStore, startDeliveryServer } from 'paired-mls/server';
 import { addressKey } from '../ts/server/rate-limit.js';
-import { dsPeer, groupOf, groupStillWorks, postFrom, proofFrom, sqliteServers } from './ds-helpers.js';
+import { dsPeer, groupOf, groupStillWorks, netns, postFrom, proofFrom, sqliteServers } from './ds-helpers.js';
 
 /** Rows in every table of the SQLite file. */
 function rows(file: string): Record<string, number> {
@@ -215,20 +214,12 @@ console.log(JSON.stringify(out));
 `;
 
 const ADDRESSES = ['fd00:db8:1::1', 'fd00:db8:1::a1', 'fd00:db8:1::a2', 'fd00:db8:1:0:ffff:ffff:ffff:ffff', 'fd00:db8:1::b1', 'fd00:db8:1::b2', 'fd00:db8:1::b3', 'fd00:db8:1::c1', 'fd00:db8:1::c2', 'fd00:db8:1::c3', 'fd00:db8:1::c4', 'fd00:db8:2::1', 'fd00:db8:2::a1', 'fd00:db8:2::c1'];
-const NETNS_SETUP = ['ip link set lo up', ...ADDRESSES.map((a) => `ip -6 addr add ${a}/64 dev lo nodad`)].join(' && ');
-const netns = spawnSync('unshare', ['-rn', 'sh', '-c', NETNS_SETUP]).status === 0;
+const namespace = netns(ADDRESSES);
 
 describe('fifth review of the DS (IPv6, a network namespace of its own)', () => {
-  it.skipIf(!netns)('one IPv6 /64 is one address: its many addresses share one connection cap, one registration bucket and one request rate (429 rate-limited); another /64 and other IPv4 addresses of a dual-stack server are served', () => {
-    const run = spawnSync('unshare', ['-rn', 'sh', '-c', `${NETNS_SETUP} && exec "${process.execPath}" --input-type=module -e "$SCRIPT"`], {
-      cwd: new URL('..', import.meta.url).pathname,
-      env: { ...process.env, SCRIPT: NETNS_SCRIPT },
-      encoding: 'utf8',
-      timeout: 60_000,
-    });
-    expect(run.stderr).toBe('');
+  it.skipIf(!namespace.available)('one IPv6 /64 is one address: its many addresses share one connection cap, one registration bucket and one request rate (429 rate-limited); another /64 and other IPv4 addresses of a dual-stack server are served', () => {
     // Before the fix every address of the /64 had a cap, a bucket and a rate of its own: all open, all 200.
-    expect(JSON.parse(run.stdout)).toEqual({
+    expect(namespace.run(NETNS_SCRIPT)).toEqual({
       connections: { attacker: ['open', 'open', 'closed', 'closed'], otherPrefix: 'open', ipv4: ['open', 'open', 'open'] },
       registrations: [{ status: 200 }, { status: 200 }, { status: 429, reason: 'rate-limited' }],
       stored: 0,

@@ -33,7 +33,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MlsClient } from 'paired-mls';
 import { addressKey } from '../ts/server/rate-limit.js';
-import { groupOf, groupStillWorks, peerFrom, postFrom, proofFrom, sqliteServers } from './ds-helpers.js';
+import { groupOf, groupStillWorks, netns, peerFrom, postFrom, proofFrom, sqliteServers } from './ds-helpers.js';
 import { newMember } from './helpers.js';
 
 /** The HTTP request of a registration, as bytes on the wire. */
@@ -160,19 +160,11 @@ await c.close();
 console.log(JSON.stringify(out));
 `;
 const ADDRESSES = ['fd00:db8:1::1', '64:ff9b::102:304', '64:ff9b::102:305', '2002:506:708::1', '2002:506:708:1::1', '2002:7f00:2::1'];
-const NETNS_SETUP = ['ip link set lo up', ...ADDRESSES.map((a) => `ip -6 addr add ${a}/64 dev lo nodad`)].join(' && ');
-const netns = spawnSync('unshare', ['-rn', 'sh', '-c', NETNS_SETUP]).status === 0;
+const namespace = netns(ADDRESSES);
 
 describe('sixth review of the DS (IPv6 forms of IPv4, a network namespace of its own)', () => {
-  it.skipIf(!netns)('behind a NAT64 translator two IPv4 clients are two addresses; one 6to4 host is one address, also with its IPv4 address (cap of 1 connection: the second closed)', () => {
-    const run = spawnSync('unshare', ['-rn', 'sh', '-c', `${NETNS_SETUP} && exec "${process.execPath}" --input-type=module -e "$SCRIPT"`], {
-      cwd: new URL('..', import.meta.url).pathname,
-      env: { ...process.env, SCRIPT: NETNS_SCRIPT },
-      encoding: 'utf8',
-      timeout: 60_000,
-    });
-    expect(run.stderr).toBe('');
+  it.skipIf(!namespace.available)('behind a NAT64 translator two IPv4 clients are two addresses; one 6to4 host is one address, also with its IPv4 address (cap of 1 connection: the second closed)', () => {
     // Before the fix: nat64 ['open', 'closed'] (one /64 for every IPv4 client), sixToFour and ipv4And6to4 ['open', 'open'].
-    expect(JSON.parse(run.stdout)).toEqual({ nat64: ['open', 'open'], sixToFour: ['open', 'closed'], ipv4And6to4: ['open', 'closed'] });
+    expect(namespace.run(NETNS_SCRIPT)).toEqual({ nat64: ['open', 'open'], sixToFour: ['open', 'closed'], ipv4And6to4: ['open', 'closed'] });
   });
 });

@@ -5,8 +5,8 @@
  * test/paired-review6).
  */
 import { expect } from 'vitest';
-import { MlsClient, bytesEqual, utf8, type Group } from 'paired-mls';
-import { type CeaseCommit, type CeaseSend, type PairingMode, type SeedVault } from 'paired-mls/paired';
+import { MlsClient, bytesEqual, toHex, utf8, type Group } from 'paired-mls';
+import { type CeaseCommit, type CeaseSend, type PairedDevice, type PairingMode, type SeedVault } from 'paired-mls/paired';
 import { DeliveryService, DsError, type SubmitExtras } from 'paired-mls/services';
 import { mlsError, newMember } from './helpers.js';
 import { device, pair } from './paired-helpers.js';
@@ -173,3 +173,44 @@ export function anchorKeyOf(g: Group): Uint8Array {
 
 export const UNFINISHED = (n: number) => `the cease of this pairing is not finished in ${n} group(s): run ceasePair again first`;
 
+/** bob removes alice's leaf in `g` at the DS (after her restart on `w.a.client`), and alice follows. */
+export async function bobRemovesAlice(w: Awaited<ReturnType<typeof dsWorld>>, g: DsGroup): Promise<void> {
+  await catchUp(g.bob, g.inbox.bob);
+  g.alice = w.a.client.group(g.id);
+  const { commit } = await g.bob.commit({ remove: [g.alice.ownLeafIndex] });
+  await submit(w.ds, g.id, 'bob', commit);
+  await g.bob.mergePendingCommit();
+  const removed = await g.alice.process(commit);
+  if (removed.kind !== 'commit') throw new Error("expected bob's removal");
+  await removed.staged.merge();
+}
+
+/**
+ * g1's refused join undone: alice is back on the anchor leaf at `at.epoch`
+ * with nothing pending; she and carol follow the DS, the next `ceasePair`
+ * rejoins g1 (its join and removal), and both groups go on, `each` run in
+ * each and the phone's copy locked out.
+ */
+export async function finishAfterRefusedJoin(
+  w: Awaited<ReturnType<typeof dsWorld>>,
+  active: PairedDevice,
+  at: { epoch: number; leaf: number },
+  phoneKeys: Uint8Array[],
+  each: (g: DsGroup, i: number) => Promise<void> = async () => undefined,
+): Promise<void> {
+  const [g1, g2] = w.groups;
+  g1.alice = w.a.client.group(g1.id);
+  g2.alice = w.a.client.group(g2.id);
+  expect({ epoch: g1.alice.epoch, leaf: g1.alice.ownLeafIndex, pending: g1.alice.state().pendingCommit }).toEqual({ ...at, pending: false });
+  await catchUp(g1.alice, g1.inbox.alice);
+  await catchUp(g1.carol, g1.inbox.carol);
+  inSync([g1.alice, g1.bob, g1.carol]);
+  const last = await active.ceasePair('rejoin', { send: ceaseSend(w.ds) });
+  expect(last.groups.map((g) => [toHex(g.groupId), g.ceased, g.commits.length])).toEqual([[toHex(g1.id), true, 2]]);
+  g1.alice = w.a.client.group(g1.id);
+  for (const [i, g] of [g1, g2].entries()) {
+    await honestGoOn(w.ds, g, `group ${i + 1} after the restart`);
+    await each(g, i);
+    await lockedOut(w.ds, g, phoneKeys[i]!);
+  }
+}

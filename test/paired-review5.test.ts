@@ -21,7 +21,7 @@ import {
 } from 'paired-mls/paired';
 import { deliverCommit, expectInSync, mlsError } from './helpers.js';
 import { device, pairedWorld, read, refused, updateFollowed, updateWaitingOnSend } from './paired-helpers.js';
-import { UNFINISHED, anchorKeyOf, bobWins, catchUp, ceaseSend, dsWorld, epochTaken, honestGoOn, inSync, lockedOut, submit, wrapped } from './paired-ds-helpers.js';
+import { UNFINISHED, anchorKeyOf, bobWins, catchUp, ceaseSend, dsWorld, epochTaken, finishAfterRefusedJoin, honestGoOn, inSync, lockedOut, submit, wrapped } from './paired-ds-helpers.js';
 
 const BUSY = 'another paired operation of this device is still running (a commit waiting on its send): wait until it settled';
 
@@ -312,19 +312,7 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 5: ceasePair w
     expect(next.groups.map((g) => g.ceased)).toEqual([false, true]);
     expect([`paired-mls/cease-rejoin/${toHex(g1.id)}`, `paired-mls/cease-rejoin-commit/${toHex(g1.id)}`].map((r) => w.a.client.record(r))).toEqual([undefined, undefined]);
     epochTaken(next.groups[0]!.error, e1, e1 + 1);
-    g1.alice = w.a.client.group(g1.id);
-    g2.alice = w.a.client.group(g2.id);
-    expect({ epoch: g1.alice.epoch, leaf: g1.alice.ownLeafIndex, pending: g1.alice.state().pendingCommit }).toEqual({ epoch: e1, leaf: anchorLeaf, pending: false });
-    await catchUp(g1.alice, g1.inbox.alice);
-    await catchUp(g1.carol, g1.inbox.carol);
-    inSync([g1.alice, g1.bob, g1.carol]);
-    const last = await active.ceasePair('rejoin', { send: ceaseSend(w.ds) });
-    expect(last.groups.map((g) => [toHex(g.groupId), g.ceased, g.commits.length])).toEqual([[toHex(g1.id), true, 2]]);
-    g1.alice = w.a.client.group(g1.id);
-    for (const [i, g] of [g1, g2].entries()) {
-      await honestGoOn(w.ds, g, `group ${i + 1} after the restart`);
-      await lockedOut(w.ds, g, phoneKeys[i]!);
-    }
+    await finishAfterRefusedJoin(w, active, { epoch: e1, leaf: anchorLeaf }, phoneKeys);
     // The old call's send answers at last: the freed client changes nothing.
     answer(new Error('DS: too late'));
     const err = await mlsError(() => stuck);

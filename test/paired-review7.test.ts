@@ -15,7 +15,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryStorageAdapter, MlsClient, bytesEqual, toHex } from 'paired-mls';
 import { PairedDevice, PairingError, type CeaseCommit, type CeasedGroup, type PairingMode } from 'paired-mls/paired';
-import { anchorKeyOf, bobWins, catchUp, ceaseSend, crashAtFirstSend, dsWorld, epochTaken, honestGoOn, inSync, lockedOut, submit, type DsGroup } from './paired-ds-helpers.js';
+import { anchorKeyOf, bobWins, catchUp, ceaseSend, crashAtFirstSend, dsWorld, epochTaken, finishAfterRefusedJoin, honestGoOn, inSync, lockedOut, submit, type DsGroup } from './paired-ds-helpers.js';
 
 const SNAPSHOT_MISSING =
   "the group's state from before the rejoin's external join is missing or damaged, so the join cannot be undone: delete the group to give it up, then ceasePair again (snapshot-missing)";
@@ -125,20 +125,7 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 7: a rejoin re
     expect(next.groups.map((g) => g.ceased)).toEqual([false, true]);
     epochTaken(next.groups[0]!.error, e1, e1 + 1);
     expect([snapshotRecord(g1), joinRecord(g1)].map((r) => w.a.client.record(r))).toEqual([undefined, undefined]);
-    g1.alice = w.a.client.group(g1.id);
-    g2.alice = w.a.client.group(g2.id);
-    expect({ epoch: g1.alice.epoch, leaf: g1.alice.ownLeafIndex, pending: g1.alice.state().pendingCommit }).toEqual({ epoch: e1, leaf: anchorLeaf, pending: false });
-    await catchUp(g1.alice, g1.inbox.alice);
-    await catchUp(g1.carol, g1.inbox.carol);
-    inSync([g1.alice, g1.bob, g1.carol]);
-    const last = await active.ceasePair('rejoin', { send: ceaseSend(w.ds) });
-    expect(last.groups.map((g) => [toHex(g.groupId), g.ceased, g.commits.length])).toEqual([[toHex(g1.id), true, 2]]);
-    g1.alice = w.a.client.group(g1.id);
-    for (const [i, g] of [g1, g2].entries()) {
-      await honestGoOn(w.ds, g, `group ${i + 1} after the restart`);
-      await aliceWrites(w, g, `alice in group ${i + 1}`);
-      await lockedOut(w.ds, g, phoneKeys[i]!);
-    }
+    await finishAfterRefusedJoin(w, active, { epoch: e1, leaf: anchorLeaf }, phoneKeys, (g, i) => aliceWrites(w, g, `alice in group ${i + 1}`));
   });
 
 });

@@ -30,7 +30,7 @@ import { bytesEqual, toHex } from 'paired-mls';
 import { PairedDevice, PairingError, type CeaseCommit, type CeasedGroup, type PairingMode } from 'paired-mls/paired';
 import { DMember, DmlsError, type DmlsCredentialCheck } from 'paired-mls/dmls';
 import { AuthenticationService } from 'paired-mls/services';
-import { anchorKeyOf, bobWins, catchUp, ceaseSend, crashAtFirstSend, dsWorld, epochTaken, honestGoOn, inSync, lockedOut, submit, type DsGroup } from './paired-ds-helpers.js';
+import { anchorKeyOf, bobRemovesAlice, bobWins, catchUp, ceaseSend, crashAtFirstSend, dsWorld, epochTaken, honestGoOn, inSync, lockedOut, type DsGroup } from './paired-ds-helpers.js';
 import { everyoneTalks, found, others, person, send, thrown, type Person } from './dmls-review-helpers.js';
 
 const snapshotRecord = (g: DsGroup) => `paired-mls/cease-rejoin/${toHex(g.id)}`;
@@ -154,14 +154,7 @@ describe.each(['hidden', 'standard'] as const)('review round u: rejoin records p
     const send = ceaseSend(w.ds);
     const vault = await crashAtFirstSend(w, send);
     const active = PairedDevice.open(w.a.client, vault);
-    await catchUp(g1.bob, g1.inbox.bob);
-    g1.alice = w.a.client.group(g1.id);
-    const { commit } = await g1.bob.commit({ remove: [g1.alice.ownLeafIndex] });
-    await submit(w.ds, g1.id, 'bob', commit);
-    await g1.bob.mergePendingCommit();
-    const removed = await g1.alice.process(commit);
-    if (removed.kind !== 'commit') throw new Error('expected bob\'s removal');
-    await removed.staged.merge();
+    await bobRemovesAlice(w, g1);
     expect(g1.alice.state().active).toBe(false);
     const seen: CeaseCommit[] = [];
     const next = await active.ceasePair('rejoin', { send: ceaseSend(w.ds, seen) });

@@ -18,7 +18,7 @@
 import { describe, expect, it } from 'vitest';
 import { bytesEqual, toHex } from 'paired-mls';
 import { PairedDevice, type CeaseCommit, type CeasedGroup, type PairingError, type PairingMode } from 'paired-mls/paired';
-import { anchorKeyOf, catchUp, ceaseSend, crashAtFirstSend, dsWorld, honestGoOn, inSync, lockedOut, submit, type DsGroup } from './paired-ds-helpers.js';
+import { anchorKeyOf, bobRemovesAlice, catchUp, ceaseSend, crashAtFirstSend, dsWorld, honestGoOn, inSync, lockedOut, submit, type DsGroup } from './paired-ds-helpers.js';
 
 const snapshotRecord = (g: DsGroup) => `paired-mls/cease-rejoin/${toHex(g.id)}`;
 const joinRecord = (g: DsGroup) => `paired-mls/cease-rejoin-commit/${toHex(g.id)}`;
@@ -82,14 +82,7 @@ describe.each(['hidden', 'standard'] as const)('review round u3: an application 
     const send = ceaseSend(w.ds);
     const vault = await crashAtFirstSend(w, send);
     const active = PairedDevice.open(w.a.client, vault);
-    await catchUp(g1.bob, g1.inbox.bob);
-    g1.alice = w.a.client.group(g1.id);
-    const { commit } = await g1.bob.commit({ remove: [g1.alice.ownLeafIndex] });
-    await submit(w.ds, g1.id, 'bob', commit);
-    await g1.bob.mergePendingCommit();
-    const removed = await g1.alice.process(commit);
-    if (removed.kind !== 'commit') throw new Error('expected bob\'s removal');
-    await removed.staged.merge();
+    await bobRemovesAlice(w, g1);
     const lost = await active.ceasePair('rejoin', { send });
     expect((lost.groups[0]!.error as PairingError).message).toMatch(/^removed from the group while the anchor leaf stays/);
     const rejoin = async (identity: Parameters<typeof w.a.client.joinExternal>[1]) => {
