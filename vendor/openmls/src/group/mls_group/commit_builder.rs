@@ -686,6 +686,32 @@ impl<'a, G: BorrowMut<MlsGroup>> CommitBuilder<'a, LoadedPsks, G> {
         new_signer: Option<NewSignerBundle<'_, S>>,
         f: impl FnMut(&QueuedProposal) -> bool,
     ) -> Result<CommitBuilder<'a, Complete, G>, CreateCommitError> {
+        // The commit is built through a `&mut MlsGroup` whatever `G` is, so
+        // that its code is compiled once and not once per kind of group
+        // handle (regular commits borrow the group, external commits own
+        // it): each copy is ~15 KB of wasm.
+        let (stage, mut builder) = self.take_stage();
+        let borrowed = CommitBuilder {
+            group: builder.group.borrow_mut(),
+            stage,
+            #[cfg(feature = "virtual-clients-draft")]
+            vc_loaded: builder.vc_loaded.take(),
+            pd: PhantomData,
+        };
+        let (complete, _) = borrowed
+            .build_with_group(rand, crypto, old_signer, new_signer, f)?
+            .take_stage();
+        Ok(builder.into_stage(complete))
+    }
+
+    fn build_with_group<S: Signer>(
+        self,
+        rand: &impl OpenMlsRand,
+        crypto: &impl OpenMlsCrypto,
+        old_signer: &impl Signer,
+        new_signer: Option<NewSignerBundle<'_, S>>,
+        f: impl FnMut(&QueuedProposal) -> bool,
+    ) -> Result<CommitBuilder<'a, Complete, G>, CreateCommitError> {
         #[cfg_attr(not(feature = "virtual-clients-draft"), allow(unused_mut))]
         let (mut cur_stage, mut builder) = self.take_stage();
 
