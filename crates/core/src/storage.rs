@@ -1511,6 +1511,35 @@ impl StorageProvider<V> for JournalStorage {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// Engine change 31 (docs/ENGINE.md): a map stored as a vector of
+    /// entries (`vector_converter`) reads back with its entries in key
+    /// order whatever order they were written in, a repeated key keeping
+    /// its last value, and round-trips through the stored (postcard) form.
+    /// An operation secret tree's retained generation secrets are such a
+    /// map; the tree is written by hand in the serde form openmls derives.
+    #[test]
+    fn vector_converter_maps_read_back_in_order_and_keep_the_last_value() {
+        use openmls::components::vc_operation_tree::OperationSecretTree;
+        let secret = |b: u8| format!(r#"{{"value":{{"vec":[{b},{b}]}}}}"#);
+        let ratchet = |retained: &[(u32, u8)]| {
+            let entries: Vec<String> = retained.iter().map(|(g, b)| format!("[{g},{}]", secret(*b))).collect();
+            format!(r#"{{"ratchet_secret":{},"next_generation":5,"retained_generation_secrets":[{}]}}"#, secret(9), entries.join(","))
+        };
+        let tree = |retained: &[(u32, u8)]| {
+            format!(
+                r#"{{"leaf_nodes":[null],"parent_nodes":[],"operation_ratchets":[{{"key_package":{},"leaf_node":{},"application":{}}}],"size":1}}"#,
+                ratchet(retained),
+                ratchet(&[]),
+                ratchet(&[(1, 7)])
+            )
+        };
+        let written = tree(&[(3, 1), (0, 2), (3, 4), (2, 5)]);
+        let read: OperationSecretTree = serde_json::from_str(&written).expect("read");
+        assert_eq!(serde_json::to_string(&read).unwrap(), tree(&[(0, 2), (2, 5), (3, 4)]));
+        let stored: OperationSecretTree = decode(&encode(&read).unwrap()).expect("stored form");
+        assert_eq!(serde_json::to_string(&stored).unwrap(), tree(&[(0, 2), (2, 5), (3, 4)]));
+    }
     use std::collections::BTreeMap;
 
     // ---- low-level journal semantics --------------------------------------

@@ -91,11 +91,18 @@ pub mod vector_converter {
     pub fn deserialize<'de, T, K, V, D>(des: D) -> Result<T, D::Error>
     where
         D: Deserializer<'de>,
-        T: FromIterator<(K, V)>,
+        T: Default + Extend<(K, V)>,
         K: Deserialize<'de>,
         V: Deserialize<'de>,
     {
         let container: Vec<_> = serde::Deserialize::deserialize(des)?;
-        Ok(T::from_iter(container))
+        // Inserted one by one (`Extend`), not collected (`FromIterator`): a
+        // `BTreeMap` collected sorts the entries and builds the tree in
+        // bulk, code compiled once per map type (~5 KB of wasm each) for
+        // maps of a few entries. A key given twice keeps its last value
+        // either way.
+        let mut target = T::default();
+        target.extend(container);
+        Ok(target)
     }
 }
