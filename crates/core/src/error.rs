@@ -8,6 +8,7 @@
 use wasm_bindgen::prelude::*;
 
 use crate::mls_error::Classify;
+use openmls::group::ProposalExpansionError;
 
 pub use crate::error_code::Code;
 
@@ -43,11 +44,14 @@ impl CoreError {
     /// An openmls error, coded by its variants (mls_error/); `context`
     /// names the operation that failed.
     pub(crate) fn from_mls<E: Classify + std::fmt::Display>(context: &str, err: E) -> Self {
-        Self {
-            code: err.code(),
-            message: format!("{context}: {err}"),
-            reason: err.expansion().map(|refusal| refusal.0.clone()),
-        }
+        Self::classified(context, err.code(), err.expansion(), &err)
+    }
+
+    /// `from_mls` past what depends on the error's type: one copy, not one
+    /// per openmls error type (wasm size).
+    #[inline(never)]
+    fn classified(context: &str, code: Code, expansion: Option<&ProposalExpansionError>, err: &dyn std::fmt::Display) -> Self {
+        Self { code, message: format!("{context}: {err}"), reason: expansion.map(|refusal| refusal.0.clone()) }
     }
 }
 
