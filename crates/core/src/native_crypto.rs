@@ -51,6 +51,8 @@ use hpke_rs_crypto::{
     HpkeCrypto,
 };
 use hpke_rs_rust_crypto::HpkeRustCrypto;
+use openmls_traits::crypto::OpenMlsCrypto as _;
+use openmls_traits::types::{AeadType, CryptoError, HashType};
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen]
@@ -314,10 +316,12 @@ impl HpkeCrypto for CurveAcceleratedHpke {
         LazyHpkePrng(None)
     }
     fn kdf_extract(alg: KdfAlgorithm, salt: &[u8], ikm: &[u8]) -> Result<Vec<u8>, HpkeError> {
-        HpkeRustCrypto::kdf_extract(alg, salt, ikm)
+        let prk = with_rust(|rust| rust.hkdf_extract(hash_of(alg), salt, ikm)).map_err(|_| HpkeError::CryptoLibraryError("HKDF error".into()))?;
+        Ok(prk.as_slice().to_vec())
     }
     fn kdf_expand(alg: KdfAlgorithm, prk: &[u8], info: &[u8], output_size: usize) -> Result<Vec<u8>, HpkeError> {
-        HpkeRustCrypto::kdf_expand(alg, prk, info, output_size)
+        let okm = with_rust(|rust| rust.hkdf_expand(hash_of(alg), prk, info, output_size)).map_err(|_| HpkeError::HpkeInvalidOutputLength)?;
+        Ok(okm.as_slice().to_vec())
     }
 
     fn dh(alg: KemAlgorithm, pk: &[u8], sk: &[u8]) -> Result<Vec<u8>, HpkeError> {
@@ -430,10 +434,63 @@ impl HpkeCrypto for CurveAcceleratedHpke {
         }
     }
     fn aead_seal(alg: AeadAlgorithm, key: &[u8], nonce: &[u8], aad: &[u8], msg: &[u8]) -> Result<Vec<u8>, HpkeError> {
-        HpkeRustCrypto::aead_seal(alg, key, nonce, aad, msg)
+        let aead = aead_of(alg)?;
+        if nonce.len() != AEAD_NONCE_LEN {
+            return Err(HpkeError::AeadInvalidNonce);
+        }
+        with_rust(|rust| rust.aead_encrypt(aead, key, msg, nonce, aad)).map_err(|_| HpkeError::CryptoLibraryError("AEAD error".into()))
     }
     fn aead_open(alg: AeadAlgorithm, key: &[u8], nonce: &[u8], aad: &[u8], msg: &[u8]) -> Result<Vec<u8>, HpkeError> {
-        HpkeRustCrypto::aead_open(alg, key, nonce, aad, msg)
+        let aead = aead_of(alg)?;
+        if nonce.len() != AEAD_NONCE_LEN {
+            return Err(HpkeError::AeadInvalidNonce);
+        }
+        if msg.len() < AEAD_TAG_LEN {
+            return Err(HpkeError::AeadInvalidCiphertext);
+        }
+        with_rust(|rust| rust.aead_decrypt(aead, key, msg, nonce, aad)).map_err(|e| match e {
+            CryptoError::AeadDecryptionError => HpkeError::AeadOpenError,
+            _ => HpkeError::CryptoLibraryError("AEAD error".into()),
+        })
+    }
+}
+
+// HPKE's KDF and AEAD (RFC 9180 §7.2, §7.3) go through openmls_rust_crypto's
+// HKDF and AEAD functions, compiled once in that crate and already linked
+// for the key schedule and the message AEAD: hpke-rs-rust-crypto's own are
+// the same generic hkdf / aes-gcm / chacha20poly1305 code compiled a
+// second time (~20 KB of wasm). Same checks and errors as
+// hpke-rs-rust-crypto's (a nonce of another length than 12 bytes, a
+// ciphertext shorter than the tag, the export-only AEAD).
+
+/// Nn and Nt of the three HPKE AEADs (RFC 9180 §7.3).
+const AEAD_NONCE_LEN: usize = 12;
+const AEAD_TAG_LEN: usize = 16;
+
+thread_local! {
+    // Only its HKDF and AEAD functions are used, which do not touch its
+    // random generator (seeded once, on first use).
+    static RUST: openmls_rust_crypto::RustCrypto = openmls_rust_crypto::RustCrypto::default();
+}
+
+fn with_rust<T>(f: impl FnOnce(&openmls_rust_crypto::RustCrypto) -> T) -> T {
+    RUST.with(f)
+}
+
+fn hash_of(alg: KdfAlgorithm) -> HashType {
+    match alg {
+        KdfAlgorithm::HkdfSha256 => HashType::Sha2_256,
+        KdfAlgorithm::HkdfSha384 => HashType::Sha2_384,
+        KdfAlgorithm::HkdfSha512 => HashType::Sha2_512,
+    }
+}
+
+fn aead_of(alg: AeadAlgorithm) -> Result<AeadType, HpkeError> {
+    match alg {
+        AeadAlgorithm::Aes128Gcm => Ok(AeadType::Aes128Gcm),
+        AeadAlgorithm::Aes256Gcm => Ok(AeadType::Aes256Gcm),
+        AeadAlgorithm::ChaCha20Poly1305 => Ok(AeadType::ChaCha20Poly1305),
+        AeadAlgorithm::HpkeExport => Err(HpkeError::UnknownAeadAlgorithm),
     }
 }
 
@@ -738,6 +795,55 @@ pub(crate) fn with_hpke<T>(algorithms: Algorithms, op: impl FnOnce(&mut Hpke<Cur
 mod tests {
     use super::*;
     use x25519_dalek::{PublicKey, StaticSecret};
+
+    /// HPKE's KDF and AEAD through openmls_rust_crypto give what
+    /// hpke-rs-rust-crypto's gave: the same bytes for every KDF and AEAD
+    /// of RFC 9180, and the same errors for a nonce of the wrong length, a
+    /// ciphertext shorter than the tag, a tampered one, and the
+    /// export-only AEAD.
+    #[test]
+    fn kdf_and_aead_match_hpke_rs_rust_crypto() {
+        let bytes = |n: usize, seed: u8| (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect::<Vec<u8>>();
+        for alg in [KdfAlgorithm::HkdfSha256, KdfAlgorithm::HkdfSha384, KdfAlgorithm::HkdfSha512] {
+            for (salt, ikm) in [(bytes(0, 0), bytes(32, 1)), (bytes(13, 2), bytes(0, 3)), (bytes(64, 4), bytes(129, 5))] {
+                let prk = CurveAcceleratedHpke::kdf_extract(alg, &salt, &ikm).unwrap();
+                assert_eq!(prk, HpkeRustCrypto::kdf_extract(alg, &salt, &ikm).unwrap());
+                for len in [1, 32, 77, 255 * 32] {
+                    assert_eq!(
+                        CurveAcceleratedHpke::kdf_expand(alg, &prk, b"info", len).ok(),
+                        HpkeRustCrypto::kdf_expand(alg, &prk, b"info", len).ok(),
+                        "{alg:?} {len}"
+                    );
+                }
+                // Too long for the hash (255 blocks at most), and a PRK shorter than the hash.
+                assert!(matches!(CurveAcceleratedHpke::kdf_expand(alg, &prk, b"", 255 * 64 + 1), Err(HpkeError::HpkeInvalidOutputLength)));
+                assert_eq!(format!("{:?}", CurveAcceleratedHpke::kdf_expand(alg, &prk[..8], b"", 32)), format!("{:?}", HpkeRustCrypto::kdf_expand(alg, &prk[..8], b"", 32)));
+            }
+        }
+        for (alg, key_len) in [(AeadAlgorithm::Aes128Gcm, 16), (AeadAlgorithm::Aes256Gcm, 32), (AeadAlgorithm::ChaCha20Poly1305, 32)] {
+            let (key, nonce) = (bytes(key_len, 6), bytes(12, 7));
+            for (aad, msg) in [(bytes(0, 8), bytes(0, 9)), (bytes(5, 10), bytes(100, 11))] {
+                let sealed = CurveAcceleratedHpke::aead_seal(alg, &key, &nonce, &aad, &msg).unwrap();
+                assert_eq!(sealed, HpkeRustCrypto::aead_seal(alg, &key, &nonce, &aad, &msg).unwrap());
+                assert_eq!(CurveAcceleratedHpke::aead_open(alg, &key, &nonce, &aad, &sealed).unwrap(), msg);
+                let mut tampered = sealed.clone();
+                tampered[0] ^= 1;
+                assert!(matches!(CurveAcceleratedHpke::aead_open(alg, &key, &nonce, &aad, &tampered), Err(HpkeError::AeadOpenError)));
+                assert!(matches!(HpkeRustCrypto::aead_open(alg, &key, &nonce, &aad, &tampered), Err(HpkeError::AeadOpenError)));
+            }
+            for ours in [
+                CurveAcceleratedHpke::aead_seal(alg, &key, &nonce[..11], b"", b"m"),
+                CurveAcceleratedHpke::aead_open(alg, &key, &bytes(13, 7), b"", &bytes(32, 1)),
+            ] {
+                assert!(matches!(ours, Err(HpkeError::AeadInvalidNonce)));
+            }
+            assert!(matches!(CurveAcceleratedHpke::aead_open(alg, &key, &nonce, b"", &bytes(15, 1)), Err(HpkeError::AeadInvalidCiphertext)));
+            assert!(matches!(HpkeRustCrypto::aead_open(alg, &key, &nonce, b"", &bytes(15, 1)), Err(HpkeError::AeadInvalidCiphertext)));
+            assert!(matches!(CurveAcceleratedHpke::aead_seal(alg, &key[..5], &nonce, b"", b"m"), Err(HpkeError::CryptoLibraryError(_))));
+        }
+        assert!(matches!(CurveAcceleratedHpke::aead_seal(AeadAlgorithm::HpkeExport, &[0; 16], &[0; 12], b"", b""), Err(HpkeError::UnknownAeadAlgorithm)));
+        assert!(matches!(CurveAcceleratedHpke::aead_open(AeadAlgorithm::HpkeExport, &[0; 16], &[0; 12], b"", &[0; 16]), Err(HpkeError::UnknownAeadAlgorithm)));
+    }
 
     /// hpke-rs' clones of a context get a PRNG that is not seeded until it
     /// draws; a draw is seeded from the system, so two PRNGs differ; an

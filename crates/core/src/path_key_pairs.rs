@@ -17,9 +17,10 @@
 //! DeriveKeyPair leaves its labeled input and PRK unwiped.)
 
 use hpke_rs_crypto::{types::KdfAlgorithm, HpkeCrypto as _};
-use hpke_rs_rust_crypto::HpkeRustCrypto;
 use openmls_traits::types::{CryptoError, HpkeKeyPair};
 use zeroize::Zeroizing;
+
+use crate::native_crypto::CurveAcceleratedHpke;
 
 /// suite_id of DHKEM(X25519, HKDF-SHA256): "KEM" || I2OSP(0x0020, 2)
 /// (RFC 9180 §4.1).
@@ -33,10 +34,10 @@ const SECRET_LEN: usize = 32;
 fn derive_secret(ikm: &[u8]) -> Result<Zeroizing<[u8; SECRET_LEN]>, CryptoError> {
     // LabeledExtract(salt, label, ikm) = Extract(salt, "HPKE-v1" || suite_id || label || ikm) (§4).
     let labeled_ikm = Zeroizing::new([b"HPKE-v1".as_slice(), SUITE_ID, b"dkp_prk", ikm].concat());
-    let prk = Zeroizing::new(HpkeRustCrypto::kdf_extract(KdfAlgorithm::HkdfSha256, &[], &labeled_ikm).map_err(|_| CryptoError::CryptoLibraryError)?);
+    let prk = Zeroizing::new(CurveAcceleratedHpke::kdf_extract(KdfAlgorithm::HkdfSha256, &[], &labeled_ikm).map_err(|_| CryptoError::CryptoLibraryError)?);
     // LabeledExpand(prk, label, info, L) = Expand(prk, I2OSP(L, 2) || "HPKE-v1" || suite_id || label || info, L).
     let labeled_info = [&(SECRET_LEN as u16).to_be_bytes()[..], b"HPKE-v1", SUITE_ID, b"sk"].concat();
-    let expanded = Zeroizing::new(HpkeRustCrypto::kdf_expand(KdfAlgorithm::HkdfSha256, &prk, &labeled_info, SECRET_LEN).map_err(|_| CryptoError::CryptoLibraryError)?);
+    let expanded = Zeroizing::new(CurveAcceleratedHpke::kdf_expand(KdfAlgorithm::HkdfSha256, &prk, &labeled_info, SECRET_LEN).map_err(|_| CryptoError::CryptoLibraryError)?);
     let mut secret = Zeroizing::new([0u8; SECRET_LEN]);
     if expanded.len() != SECRET_LEN {
         return Err(CryptoError::CryptoLibraryError);
@@ -68,6 +69,7 @@ pub(crate) mod tests {
     //! the RFC 9180 test vector A.1.1.
     use super::*;
     use hpke_rs::Hpke;
+    use hpke_rs_rust_crypto::HpkeRustCrypto;
     use hpke_rs_crypto::types::{AeadAlgorithm, KemAlgorithm};
     use crate::fixed_base::tests::hex as unhex;
 
