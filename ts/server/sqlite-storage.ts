@@ -26,7 +26,17 @@ export type SqliteStorageOptions = { key: StorageKey; encryption?: true } | { ke
 /** How often `lock` tries again while it waits. */
 const LOCK_POLL_MS = 25;
 
-const bytes = (b: Buffer): Uint8Array => new Uint8Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+/**
+ * A stored cell's bytes. SQLite keeps any type in any column, so a cell
+ * that is not a BLOB was edited outside the adapter: a sealed value reads
+ * as empty, which fails to open as any changed value does (its group is
+ * set aside); a key or a value in the clear is refused.
+ */
+const bytes = (b: unknown, sealed?: StorageCipher): Uint8Array => {
+  if (Buffer.isBuffer(b)) return new Uint8Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+  if (sealed) return new Uint8Array(0);
+  throw new MlsError('STORAGE_TAMPERED', 'a stored record is not bytes');
+};
 
 /** Durable client storage in Node on SQLite, one transaction per batch (needs the optional peer `better-sqlite3`). */
 export class SqliteStorageAdapter implements StorageAdapter {
@@ -96,7 +106,9 @@ export class SqliteStorageAdapter implements StorageAdapter {
     return (async () => {
       const cipher = key ? await StorageCipher.create(key) : undefined;
       if (format !== undefined) {
-        if (cipher) await cipher.verifyKeyCheck(fromHex(meta('key-check') ?? ''));
+        // A key check that is not hex was changed: STORAGE_KEY, as for any other change.
+        const check = meta('key-check') ?? '';
+        if (cipher) await cipher.verifyKeyCheck(/^[0-9a-f]*$/.test(check) ? fromHex(check) : new Uint8Array(0));
         return cipher;
       }
       const check = cipher ? toHex(await cipher.keyCheck()) : undefined;
@@ -162,7 +174,7 @@ export class SqliteStorageAdapter implements StorageAdapter {
 
   async verifiedEntries(): Promise<VerifiedEntries> {
     const cipher = await this.#cipher;
-    const raw = (this.#db.prepare('SELECT key, value FROM entries').all() as { key: Buffer; value: Buffer }[]).map((r): StorageEntry => [bytes(r.key), bytes(r.value)]);
+    const raw = (this.#db.prepare('SELECT key, value FROM entries').all() as { key: unknown; value: unknown }[]).map((r): StorageEntry => [bytes(r.key), bytes(r.value, cipher)]);
     return cipher ? cipher.openEntries(raw) : { entries: raw, tampered: [] };
   }
 
@@ -174,9 +186,9 @@ export class SqliteStorageAdapter implements StorageAdapter {
 
   async get(key: Uint8Array): Promise<Uint8Array | undefined> {
     const cipher = await this.#cipher;
-    const row = this.#db.prepare('SELECT value FROM entries WHERE key = ?').get(Buffer.from(key)) as { value: Buffer } | undefined;
+    const row = this.#db.prepare('SELECT value FROM entries WHERE key = ?').get(Buffer.from(key)) as { value: unknown } | undefined;
     if (!row) return undefined;
-    return cipher ? cipher.open(key, bytes(row.value)) : bytes(row.value);
+    return cipher ? cipher.open(key, bytes(row.value, cipher)) : bytes(row.value);
   }
 
   async apply(plain: StorageBatch): Promise<void> {

@@ -1,0 +1,81 @@
+/**
+ * Attacker review of client state at rest (docs/PROTOCOL.md §2.4, §2.6):
+ * someone who can write a device's stored state but holds no key.
+ * - SQLite is dynamically typed: a cell edited to another type than BLOB
+ *   (a value, a key, the key check) must be refused like a changed record
+ *   (STORAGE_TAMPERED, the group set aside; STORAGE_KEY for the key
+ *   check), not surface a TypeError wrapped as STORAGE or a plain Error.
+ * - A group set aside after tampering must be deletable: `deleteGroup`
+ *   answered UNKNOWN_GROUP, so the group stayed listed and refusing for
+ *   good, its intact sealed secrets stayed on disk, and it could not be
+ *   cleared before a rejoin.
+ */
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import * as lib from 'paired-mls';
+import { SqliteStorageAdapter } from 'paired-mls/server';
+import { mlsError } from './helpers.js';
+// @ts-expect-error plain JS module shared with the browser page
+import { groupRecordKey, stillWorks, twoGroups } from './browser/storage-checks.js';
+
+const { MlsClient } = lib;
+const key32 = () => crypto.getRandomValues(new Uint8Array(32));
+
+describe('state at rest: attacker review', () => {
+  it('a SQLite cell retyped from BLOB is STORAGE_TAMPERED (value: its group set aside), a key check not in hex STORAGE_KEY', async () => {
+    const key = key32();
+    const base = join(mkdtempSync(join(tmpdir(), 'paired-mls-store-review-')), 'base.sqlite');
+    const storage = await SqliteStorageAdapter.open(base, { key });
+    const { alice, carol, g1, g2 } = await twoGroups(lib, storage);
+    alice.free();
+    storage.close();
+    const copy = async (name: string, sql: string, ...args: unknown[]): Promise<string> => {
+      const file = base.replace('base', name);
+      const src = new Database(base);
+      await src.backup(file);
+      src.close();
+      const db = new Database(file);
+      db.prepare(sql).run(...args);
+      db.close();
+      return file;
+    };
+    const tree = Buffer.from(groupRecordKey('Tree', g1.id));
+    for (const [name, sql] of [
+      ['int', 'UPDATE entries SET value = 5 WHERE key = ?'],
+      ['text', "UPDATE entries SET value = 'x' WHERE key = ?"],
+    ] as const) {
+      const file = await copy(name, sql, tree);
+      const adapter = await SqliteStorageAdapter.open(file, { key });
+      expect((await mlsError(() => adapter.get(tree))).code, name).toBe('STORAGE_TAMPERED');
+      const client = await MlsClient.open({ storage: adapter });
+      expect((await mlsError(() => client.group(g1.id))).code, name).toBe('STORAGE_TAMPERED');
+      // Once only: carol moves on, so the next copy's g2 is behind her.
+      if (name === 'int') {
+        const auth = await stillWorks(client.group(g2.id), carol, 'after a retyped cell');
+        expect(auth.alice).toBe(auth.carol);
+      }
+      client.free();
+      adapter.close();
+    }
+    // A key that is not bytes cannot be attributed to a group: the whole load is refused.
+    for (const [name, sql] of [
+      ['key-text', "INSERT INTO entries (key, value) VALUES ('x', x'00')"],
+      ['key-null', "INSERT INTO entries (key, value) VALUES (NULL, x'00')"],
+    ] as const) {
+      const adapter = await SqliteStorageAdapter.open(await copy(name, sql), { key });
+      expect((await mlsError(() => MlsClient.open({ storage: adapter }))).code, name).toBe('STORAGE_TAMPERED');
+      adapter.close();
+    }
+    for (const [name, sql] of [
+      ['check-text', "UPDATE meta SET value = 'zz' WHERE key = 'key-check'"],
+      ['check-blob', "UPDATE meta SET value = x'0102' WHERE key = 'key-check'"],
+    ] as const) {
+      const file = await copy(name, sql);
+      expect((await mlsError(() => SqliteStorageAdapter.open(file, { key }))).code, name).toBe('STORAGE_KEY');
+    }
+  });
+
+});
