@@ -19,7 +19,7 @@ import * as lib from 'paired-mls';
 import { SqliteStorageAdapter } from 'paired-mls/server';
 import { mlsError } from './helpers.js';
 // @ts-expect-error plain JS module shared with the browser page
-import { groupRecordKey, stillWorks, twoGroups } from './browser/storage-checks.js';
+import { groupRecordKey, includes, stillWorks, twoGroups } from './browser/storage-checks.js';
 
 const { MlsClient } = lib;
 const key32 = () => crypto.getRandomValues(new Uint8Array(32));
@@ -78,4 +78,36 @@ describe('state at rest: attacker review', () => {
     }
   });
 
+  it('a group set aside after tampering can be deleted: its records leave the store, the client reopens and rejoins it', async () => {
+    const inner = new lib.MemoryStorageAdapter();
+    const key = key32();
+    const { alice, bob, carol, g1, g2 } = await twoGroups(lib, await lib.EncryptedStorageAdapter.open(inner, key));
+    const aliceLeaf = g1.ownLeafIndex;
+    alice.free();
+    const tree = (await inner.get(groupRecordKey('Tree', g1.id)))!;
+    tree[20]! ^= 1;
+    await inner.apply({ puts: [[groupRecordKey('Tree', g1.id), tree]], deletes: [] });
+
+    let client = await MlsClient.open({ storage: await lib.EncryptedStorageAdapter.open(inner, key) });
+    expect((await mlsError(() => client.group(g1.id))).code).toBe('STORAGE_TAMPERED');
+    await client.deleteGroup(g1.id); // was UNKNOWN_GROUP
+    expect(client.groupIds().map((id) => lib.toHex(id))).toEqual([lib.toHex(g2.id)]);
+    expect((await mlsError(() => client.group(g1.id))).code).toBe('UNKNOWN_GROUP');
+    // None of g1's records (sealed secrets among them) is left.
+    expect((await inner.entries()).filter(([k]) => includes(k, g1.id))).toEqual([]);
+    client.free();
+
+    // Reopened: g2 works, and bob's Welcome brings alice back into g1.
+    client = await MlsClient.open({ storage: await lib.EncryptedStorageAdapter.open(inner, key) });
+    const auth = await stillWorks(client.group(g2.id), carol, 'after the delete');
+    expect(auth.alice).toBe(auth.carol);
+    const { welcome } = await bob.commit({ remove: [aliceLeaf], add: [await client.createKeyPackage(client.identities()[0]!)] });
+    await bob.mergePendingCommit();
+    await client.joinFromWelcome(welcome);
+    client.free();
+    client = await MlsClient.open({ storage: await lib.EncryptedStorageAdapter.open(inner, key) });
+    const back = await bob.process(await client.group(g1.id).encrypt('back'));
+    expect(back.kind === 'application' && new TextDecoder().decode(back.data)).toBe('back');
+    client.free();
+  });
 });

@@ -131,8 +131,8 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
   readonly storage: StorageAdapter;
   readonly #identities = new Map<string, Identity>();
   readonly #groupIds = new Set<string>();
-  /** Groups whose stored records failed authentication at load (not in the core). */
-  #tamperedGroups = new Set<string>();
+  /** Groups whose stored records failed authentication at load (not in the core), with the keys of their records. */
+  #tamperedGroups = new Map<string, Uint8Array[]>();
   #writes: Promise<void> = Promise.resolve();
   /** `writeOnce` flows in progress, told about every write made meanwhile and when its values were taken. */
   #holders = new Set<(written: StorageBatch, taken: number) => void>();
@@ -808,7 +808,10 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
   /** Delete a group and its secrets from this client. */
   async deleteGroup(groupId: Uint8Array): Promise<void> {
     const hex = toHex(groupId);
-    await this.mutate((core) => core.deleteGroup(groupId), { puts: [], deletes: [metaKey(GROUP_PREFIX + hex)] });
+    // A group set aside at load is not in the core: its stored records go by key.
+    const setAside = this.#tamperedGroups.get(hex);
+    await this.mutate((core) => setAside ?? core.deleteGroup(groupId), { puts: [], deletes: setAside ?? [metaKey(GROUP_PREFIX + hex)] });
+    this.#tamperedGroups.delete(hex);
     this.#groupIds.delete(hex);
   }
 

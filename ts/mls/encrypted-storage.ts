@@ -203,8 +203,9 @@ export class EncryptedStorageAdapter implements StorageAdapter {
  * `groupIndexPrefix` is the key prefix of the client's group index
  * entries (`\0paired-mls/group/` then the group id in hex).
  */
-export function setAsideTamperedGroups(read: VerifiedEntries, groupIndexPrefix: Uint8Array): { entries: StorageEntry[]; groups: Set<string> } {
-  if (read.tampered.length === 0) return { entries: read.entries, groups: new Set() };
+export function setAsideTamperedGroups(read: VerifiedEntries, groupIndexPrefix: Uint8Array): { entries: StorageEntry[]; groups: Map<string, Uint8Array[]> } {
+  const groups = new Map<string, Uint8Array[]>();
+  if (read.tampered.length === 0) return { entries: read.entries, groups };
   const decoder = new TextDecoder();
   const groupHexes = new Set<string>();
   for (const [k] of read.entries) if (startsWith(k, groupIndexPrefix)) groupHexes.add(decoder.decode(k.subarray(groupIndexPrefix.length)));
@@ -217,12 +218,15 @@ export function setAsideTamperedGroups(read: VerifiedEntries, groupIndexPrefix: 
     for (const [hex, prefix] of prefixes) if (startsWith(body, prefix)) return hex;
     return undefined;
   };
-  const groups = new Set<string>();
   for (const key of read.tampered) {
     const owner = ownerOf(key);
     if (owner === undefined) refuseTampered(read.tampered);
-    groups.add(owner!);
+    groups.set(owner!, []);
   }
+  // The keys of each group's records, its index entry among them, so
+  // `deleteGroup` can delete them: the core never holds the group.
+  for (const [k] of read.entries) groups.get(ownerOf(k) ?? '')?.push(k);
+  for (const k of read.tampered) groups.get(ownerOf(k)!)!.push(k);
   // The group index entry stays, so the group is still listed (and refused by name).
   const entries = read.entries.filter(([k]) => startsWith(k, groupIndexPrefix) || !groups.has(ownerOf(k) ?? ''));
   return { entries, groups };
