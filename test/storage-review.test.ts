@@ -111,3 +111,52 @@ describe('state at rest: attacker review', () => {
     client.free();
   });
 });
+
+describe('state at rest: second attacker review (deleteGroup of a group set aside)', () => {
+  const enc = new TextEncoder();
+  const indexKey = (hex: string) => enc.encode(`\u0000paired-mls/group/${hex}`);
+  const copyOf = async (from: lib.MemoryStorageAdapter) => {
+    const to = new lib.MemoryStorageAdapter();
+    await to.apply({ puts: await from.entries(), deletes: [] });
+    return to;
+  };
+
+  it('a planted group index entry naming no canonical group id refuses the open (was: every record of no group dropped, or another group claimed)', async () => {
+    const inner = new lib.MemoryStorageAdapter();
+    const key = key32();
+    const { alice, carol, g1, g2 } = await twoGroups(lib, await lib.EncryptedStorageAdapter.open(inner, key));
+    await alice.putRecord('review/layer', enc.encode('layer state'));
+    alice.free();
+    const g1hex = lib.toHex(g1.id);
+    const garbage = new Uint8Array(40).fill(7);
+    // '': the branch set aside group "" and with it (its owner sentinel was '')
+    // every record of no group: identities, signature keys, layer records
+    // were dropped at open, and deleteGroup(empty id) deleted them all.
+    // Uppercase / odd-length ids: the same prefix as g1's records, so
+    // g1's records went to a ghost no deleteGroup call can name.
+    for (const hex of ['', g1hex.toUpperCase(), `${g1hex}0`]) {
+      const store = await copyOf(inner);
+      // g1's own index entry tampered and moved behind the planted one.
+      const index = (await store.get(indexKey(g1hex)))!;
+      index[5]! ^= 1;
+      await store.apply({ puts: [], deletes: [indexKey(g1hex)] });
+      await store.apply({ puts: [[indexKey(hex), garbage], [indexKey(g1hex), index]], deletes: [] });
+      const storage = await lib.EncryptedStorageAdapter.open(store, key);
+      expect((await mlsError(() => MlsClient.open({ storage }))).code, JSON.stringify(hex)).toBe('STORAGE_TAMPERED');
+    }
+    // The honest store: a deleted set-aside group takes only its own records.
+    const store = await copyOf(inner);
+    const index = (await store.get(indexKey(g1hex)))!;
+    index[5]! ^= 1;
+    await store.apply({ puts: [[indexKey(g1hex), index]], deletes: [] });
+    const client = await MlsClient.open({ storage: await lib.EncryptedStorageAdapter.open(store, key) });
+    const before = (await store.entries()).filter(([k]) => !includes(k, g1.id) && !includes(k, indexKey(g1hex))).map(([k]) => lib.toHex(k));
+    await client.deleteGroup(g1.id);
+    expect((await store.entries()).map(([k]) => lib.toHex(k)).sort()).toEqual(before.sort());
+    expect(client.identities().length).toBe(1);
+    expect(new TextDecoder().decode(client.record('review/layer'))).toBe('layer state');
+    const auth = await stillWorks(client.group(g2.id), carol, 'after the ghost');
+    expect(auth.alice).toBe(auth.carol);
+    client.free();
+  });
+});

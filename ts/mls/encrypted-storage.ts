@@ -207,12 +207,21 @@ export function setAsideTamperedGroups(read: VerifiedEntries, groupIndexPrefix: 
   const groups = new Map<string, Uint8Array[]>();
   if (read.tampered.length === 0) return { entries: read.entries, groups };
   const decoder = new TextDecoder();
+  // Only an id as toHex writes it names a group: a planted '' (the "no
+  // owner" below), uppercase or odd-length one would share a prefix with
+  // every record or another group's, and no deleteGroup call names it.
+  const indexed = (key: Uint8Array): string | undefined => {
+    const hex = startsWith(key, groupIndexPrefix) ? decoder.decode(key.subarray(groupIndexPrefix.length)) : '';
+    return /^(?:[0-9a-f]{2})+$/.test(hex) ? hex : undefined;
+  };
   const groupHexes = new Set<string>();
-  for (const [k] of read.entries) if (startsWith(k, groupIndexPrefix)) groupHexes.add(decoder.decode(k.subarray(groupIndexPrefix.length)));
-  for (const k of read.tampered) if (startsWith(k, groupIndexPrefix)) groupHexes.add(decoder.decode(k.subarray(groupIndexPrefix.length)));
+  for (const k of [...read.entries.map(([k]) => k), ...read.tampered]) {
+    const hex = indexed(k);
+    if (hex) groupHexes.add(hex);
+  }
   const prefixes = new Map([...groupHexes].map((hex) => [hex, groupKeyPrefix(hex)]));
   const ownerOf = (key: Uint8Array): string | undefined => {
-    if (startsWith(key, groupIndexPrefix)) return decoder.decode(key.subarray(groupIndexPrefix.length));
+    if (startsWith(key, groupIndexPrefix)) return indexed(key);
     const body = perGroupKeyBody(key);
     if (body === undefined) return undefined;
     for (const [hex, prefix] of prefixes) if (startsWith(body, prefix)) return hex;
