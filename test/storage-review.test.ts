@@ -159,4 +159,35 @@ describe('state at rest: second attacker review (deleteGroup of a group set asid
     expect(auth.alice).toBe(auth.carol);
     client.free();
   });
+
+  it('a Welcome into a group set aside replaces its stored records (was: the new group refused STORAGE_TAMPERED, the old records stayed mixed in, deleteGroup left the new ones)', async () => {
+    const inner = new lib.MemoryStorageAdapter();
+    const key = key32();
+    const { alice, bob, g1 } = await twoGroups(lib, await lib.EncryptedStorageAdapter.open(inner, key));
+    const aliceLeaf = g1.ownLeafIndex;
+    alice.free();
+    const tree = (await inner.get(groupRecordKey('Tree', g1.id)))!;
+    tree[20]! ^= 1;
+    await inner.apply({ puts: [[groupRecordKey('Tree', g1.id), tree]], deletes: [] });
+    const old = new Map((await inner.entries()).filter(([k]) => includes(k, g1.id)).map(([k, v]) => [lib.toHex(k), lib.toHex(v)]));
+
+    let client = await MlsClient.open({ storage: await lib.EncryptedStorageAdapter.open(inner, key) });
+    expect((await mlsError(() => client.group(g1.id))).code).toBe('STORAGE_TAMPERED');
+    // No deleteGroup first: bob's Welcome brings alice back into g1.
+    const { welcome } = await bob.commit({ remove: [aliceLeaf], add: [await client.createKeyPackage(client.identities()[0]!)] });
+    await bob.mergePendingCommit();
+    await client.joinFromWelcome(welcome);
+    // None of the old records is left as it was (each is deleted or written anew).
+    const stale = (await inner.entries()).filter(([k, v]) => old.get(lib.toHex(k)) === lib.toHex(v));
+    expect(stale.length).toBe(0);
+    const hi = await bob.process(await client.group(g1.id).encrypt('hi'));
+    expect(hi.kind === 'application' && new TextDecoder().decode(hi.data)).toBe('hi');
+    // deleteGroup now deletes the new group (the core's), and after a reopen nothing of g1 is left.
+    await client.deleteGroup(g1.id);
+    expect((await inner.entries()).filter(([k]) => includes(k, g1.id))).toEqual([]);
+    client.free();
+    client = await MlsClient.open({ storage: await lib.EncryptedStorageAdapter.open(inner, key) });
+    expect(client.groupIds().length).toBe(1);
+    client.free();
+  });
 });

@@ -102,8 +102,6 @@ const RECORD_PREFIX = `${META}record/`;
 const enc = new TextEncoder();
 const metaKey = (name: string): Uint8Array => enc.encode(name);
 const isMeta = (key: Uint8Array): boolean => key.length > 0 && key[0] === 0;
-/** The group index entry, written in the same batch as the group's state. */
-const indexGroup = (groupId: Uint8Array): StorageBatch => ({ puts: [[metaKey(GROUP_PREFIX + toHex(groupId)), new Uint8Array(0)]], deletes: [] });
 
 /** A batch a `writeOnce` flow holds, with when it was taken from the core. */
 interface HeldBatch {
@@ -611,7 +609,7 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
     const config = groupOptionsToCore({ ciphersuite: identity.ciphersuite, ...options });
     const groupId = await this.mutate(
       (core) => core.createGroup(identity.identity, identity.signaturePublicKey, config),
-      indexGroup,
+      (groupId) => this.#indexGroup(groupId),
     );
     return this.#track(groupId);
   }
@@ -632,7 +630,7 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
     const config = joinOptionsToCore(join);
     const out = await this.mutate(
       (core) => core.joinFromWelcome(welcome, ratchetTree, config, skipLifetimeValidation ?? false),
-      (result) => indexGroup(result.groupId),
+      (result) => this.#indexGroup(result.groupId),
     );
     return { group: this.#track(out.groupId), welcomeSender: out.welcomeSender };
   }
@@ -655,7 +653,7 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
     const config = joinOptionsToCore(options);
     const out = await this.mutate(
       (core) => core.createReInitSuccessor(oldGroup.id, identity.identity, identity.signaturePublicKey, keyPackages, config),
-      (result) => indexGroup(result.groupId),
+      (result) => this.#indexGroup(result.groupId),
     );
     return {
       group: this.#track(out.groupId),
@@ -683,7 +681,7 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
     const config = joinOptionsToCore(join);
     const out = await this.mutate(
       (core) => core.joinReInitSuccessor(oldGroup.id, welcome, ratchetTree, config),
-      (result) => indexGroup(result.groupId),
+      (result) => this.#indexGroup(result.groupId),
     );
     return { group: this.#track(out.groupId), creatorLeaf: out.creatorLeaf, replaced: out.replaced };
   }
@@ -710,7 +708,7 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
           custom.map((c) => c.payload),
           Uint32Array.from(removes),
         ),
-      (result) => indexGroup(result.groupId),
+      (result) => this.#indexGroup(result.groupId),
     );
     return { group: this.#track(out.groupId), commit: out.commit };
   }
@@ -764,7 +762,7 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
    */
   async joinViaSiblingExternalCommit(groupInfo: Uint8Array, commit: Uint8Array, epochId: Uint8Array, options: JoinOptions = {}): Promise<Group> {
     const config = joinOptionsToCore(options);
-    const groupId = await this.mutate((core) => core.joinViaSiblingExternalCommit(groupInfo, commit, epochId, config), indexGroup);
+    const groupId = await this.mutate((core) => core.joinViaSiblingExternalCommit(groupInfo, commit, epochId, config), (id) => this.#indexGroup(id));
     return this.#track(groupId);
   }
 
@@ -780,11 +778,23 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
   /** Store a group exported by a sibling's `exportSiblingGroupState` (`GROUP_EXISTS` if held already). Wipes `state`. */
   async importSiblingGroupState(groupId: Uint8Array, state: Uint8Array): Promise<Group> {
     try {
-      await this.mutate((core) => core.importSiblingGroupState(groupId, state), () => indexGroup(groupId));
+      await this.mutate((core) => core.importSiblingGroupState(groupId, state), () => this.#indexGroup(groupId));
     } finally {
       state.fill(0);
     }
     return this.#track(groupId);
+  }
+
+  /**
+   * The group index entry, written in the same batch as the group's state.
+   * A group of that id set aside at load goes: its stored records are
+   * deleted in that batch (deletes apply first), none left mixed in.
+   */
+  #indexGroup(groupId: Uint8Array): StorageBatch {
+    const hex = toHex(groupId);
+    const stale = this.#tamperedGroups.get(hex) ?? [];
+    this.#tamperedGroups.delete(hex);
+    return { puts: [[metaKey(GROUP_PREFIX + hex), new Uint8Array(0)]], deletes: stale };
   }
 
   /** Remember a group whose index entry went out with its first batch. */
