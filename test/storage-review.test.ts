@@ -38,7 +38,8 @@ describe('state at rest: attacker review', () => {
       await src.backup(file);
       src.close();
       const db = new Database(file);
-      db.prepare(sql).run(...args);
+      if (args.length) db.prepare(sql).run(...args);
+      else db.exec(sql);
       db.close();
       return file;
     };
@@ -72,6 +73,11 @@ describe('state at rest: attacker review', () => {
     for (const [name, sql] of [
       ['check-text', "UPDATE meta SET value = 'zz' WHERE key = 'key-check'"],
       ['check-blob', "UPDATE meta SET value = x'0102' WHERE key = 'key-check'"],
+      // Hex of odd length, and (the column retyped) a number, a BLOB of hex
+      // digits: fromHex threw a plain Error, or read the BLOB as its text.
+      ['check-odd', "UPDATE meta SET value = 'abc' WHERE key = 'key-check'"],
+      ['check-int', "ALTER TABLE meta RENAME TO m; CREATE TABLE meta (key TEXT PRIMARY KEY, value); INSERT INTO meta SELECT * FROM m; DROP TABLE m; UPDATE meta SET value = 12 WHERE key = 'key-check'"],
+      ['check-hexblob', "UPDATE meta SET value = CAST(value AS BLOB) WHERE key = 'key-check'"],
     ] as const) {
       const file = await copy(name, sql);
       expect((await mlsError(() => SqliteStorageAdapter.open(file, { key }))).code, name).toBe('STORAGE_KEY');

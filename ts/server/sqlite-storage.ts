@@ -106,9 +106,9 @@ export class SqliteStorageAdapter implements StorageAdapter {
     return (async () => {
       const cipher = key ? await StorageCipher.create(key) : undefined;
       if (format !== undefined) {
-        // A key check that is not hex was changed: STORAGE_KEY, as for any other change.
-        const check = meta('key-check') ?? '';
-        if (cipher) await cipher.verifyKeyCheck(/^[0-9a-f]*$/.test(check) ? fromHex(check) : new Uint8Array(0));
+        // A key check that is not hex text (SQLite keeps any type in any column) was changed: STORAGE_KEY, as for any other change.
+        const check: unknown = meta('key-check');
+        if (cipher) await cipher.verifyKeyCheck(typeof check === 'string' && /^(?:[0-9a-f]{2})*$/.test(check) ? fromHex(check) : new Uint8Array(0));
         return cipher;
       }
       const check = cipher ? toHex(await cipher.keyCheck()) : undefined;
