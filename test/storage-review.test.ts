@@ -196,4 +196,22 @@ describe('state at rest: second attacker review (deleteGroup of a group set asid
     expect(client.groupIds().length).toBe(1);
     client.free();
   });
+
+  it('a group whose index entry failed is listed and answers STORAGE_TAMPERED, like any group set aside (was: unlisted, UNKNOWN_GROUP)', async () => {
+    const inner = new lib.MemoryStorageAdapter();
+    const key = key32();
+    const { alice, carol, g1, g2 } = await twoGroups(lib, await lib.EncryptedStorageAdapter.open(inner, key));
+    alice.free();
+    const index = (await inner.get(indexKey(lib.toHex(g1.id))))!;
+    index[5]! ^= 1;
+    await inner.apply({ puts: [[indexKey(lib.toHex(g1.id)), index]], deletes: [] });
+    const client = await MlsClient.open({ storage: await lib.EncryptedStorageAdapter.open(inner, key) });
+    expect(client.groupIds().map((id) => lib.toHex(id)).sort()).toEqual([lib.toHex(g1.id), lib.toHex(g2.id)].sort());
+    expect((await mlsError(() => client.group(g1.id))).code).toBe('STORAGE_TAMPERED');
+    await client.deleteGroup(g1.id);
+    expect((await inner.entries()).filter(([k]) => includes(k, g1.id) || includes(k, indexKey(lib.toHex(g1.id))))).toEqual([]);
+    const auth = await stillWorks(client.group(g2.id), carol, 'after the index');
+    expect(auth.alice).toBe(auth.carol);
+    client.free();
+  });
 });

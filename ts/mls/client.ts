@@ -289,6 +289,8 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
           this.#records.set(name.slice(RECORD_PREFIX.length), value);
         }
       }
+      // Listed even when the failed record was its index entry.
+      for (const hex of tampered.keys()) this.#groupIds.add(hex);
       if (format === undefined) {
         await this.storage.apply({ puts: [[metaKey(FORMAT_KEY), enc.encode(FORMAT_VERSION)]], deletes: [] });
       }
