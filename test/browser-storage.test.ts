@@ -197,4 +197,53 @@ describe('encryption at rest (IndexedDB, Chromium)', () => {
     expect(result.upgradedStores.log).toBeGreaterThan(0);
     expect(result.upgraded.alice).toBe(result.upgraded.carol);
   });
+
+  it('a stored key other than a non-extractable CryptoKey, or a key check not bytes, is STORAGE_KEY; the generated and app keys still work', async () => {
+    const p = await page();
+    const result = await p.evaluate(async () => {
+      const { lib, checks, idb } = (window as any).modules;
+      const code = checks.errorLabel;
+      const known = crypto.getRandomValues(new Uint8Array(32));
+      const extractable = await crypto.subtle.importKey('raw', known, 'AES-GCM', true, ['encrypt', 'decrypt']);
+      /** A same-origin script empties the stores and plants a key it knows, with a matching key check. */
+      const plant = async (name: string, key: unknown, check?: unknown) => {
+        const storage = await lib.IndexedDbStorageAdapter.open(name, { compactWhenIdleMs: 0 });
+        const client = await lib.MlsClient.open({ storage });
+        await client.createIdentity('alice', 1);
+        client.free();
+        storage.close();
+        const keyCheck = check ?? (await (await lib.StorageCipher.create(key)).keyCheck()).buffer;
+        const db = await idb.openRaw(name);
+        const tx = db.transaction(['entries', 'log', 'meta'], 'readwrite');
+        tx.objectStore('entries').clear();
+        tx.objectStore('log').clear();
+        tx.objectStore('meta').put(key, 'key');
+        tx.objectStore('meta').put(keyCheck, 'key-check');
+        await new Promise((resolve, reject) => ((tx.oncomplete = resolve), (tx.onabort = () => reject(tx.error))));
+        db.close();
+        return lib.IndexedDbStorageAdapter.open(name, { compactWhenIdleMs: 0 }).then((s: any) => (s.close(), 'opened'), code);
+      };
+      const planted = {
+        extractable: await plant('key-plant-extractable', extractable),
+        raw: await plant('key-plant-raw', known),
+        // An array-like key check threw a RangeError building a 2^40-byte array.
+        arrayLikeCheck: await plant('key-plant-check', await lib.StorageCipher.generateKey(), { length: 2 ** 40 }),
+      };
+      // Honest: the generated key, and an extractable key the app supplies (never stored), reopen and work.
+      const honest: Record<string, unknown> = {};
+      for (const [label, options] of [['generated', {}], ['app', { key: extractable }]] as const) {
+        for (let i = 0; i < 2; i++) {
+          const storage = await lib.IndexedDbStorageAdapter.open(`key-honest-${label}`, { ...options, compactWhenIdleMs: 0 });
+          const client = await lib.MlsClient.open({ storage });
+          if (i === 0) await client.createIdentity('alice', 1);
+          honest[label] = client.identities().length;
+          client.free();
+          storage.close();
+        }
+      }
+      return { planted, honest };
+    });
+    expect(result.planted).toEqual({ extractable: 'MlsError:STORAGE_KEY', raw: 'MlsError:STORAGE_KEY', arrayLikeCheck: 'MlsError:STORAGE_KEY' });
+    expect(result.honest).toEqual({ generated: 1, app: 1 });
+  });
 });

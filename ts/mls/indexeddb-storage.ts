@@ -519,8 +519,11 @@ async function prepare(db: IDBDatabase, encrypt: boolean, appKey: StorageKey | u
     if (encrypt) {
       if (appKey && storedKey) throw new MlsError('STORAGE_KEY', 'this database keeps its own generated key; open it without a key');
       if (!appKey && !storedKey) throw new MlsError('STORAGE_KEY', "this database is encrypted under the app's key; pass it to open()");
+      // Only a key no script can read: one a script planted (raw bytes, an
+      // extractable key) would let it read what is sealed after it left.
+      if (!appKey && !(storedKey instanceof CryptoKey && storedKey.extractable === false)) throw new MlsError('STORAGE_KEY', 'the stored key is not a non-extractable CryptoKey');
       cipher = await StorageCipher.create(appKey ?? (storedKey as CryptoKey));
-      await cipher.verifyKeyCheck(new Uint8Array(check as ArrayBuffer));
+      await cipher.verifyKeyCheck(check instanceof ArrayBuffer || check instanceof Uint8Array ? new Uint8Array(check) : new Uint8Array(0));
     }
     if (format === UPGRADED_FORMAT) {
       // Format 2 is format 3 with an empty log (the store was added by the schema upgrade at open).
