@@ -215,3 +215,61 @@ describe('state at rest: second attacker review (deleteGroup of a group set asid
     client.free();
   });
 });
+
+describe('state at rest: third attacker review (the batch that replaces a group set aside)', () => {
+  /** Copies of `from`: one per scenario, each client on its own. */
+  const copyOf = async (from: lib.MemoryStorageAdapter) => {
+    const to = new lib.MemoryStorageAdapter();
+    await to.apply({ puts: await from.entries(), deletes: [] });
+    return to;
+  };
+
+  it('a group set aside under 200,000 planted failed records is deleted, or rejoined, in one batch (was: a RangeError after the join, the core holding a group the store did not)', async () => {
+    const inner = new lib.MemoryStorageAdapter();
+    const key = key32();
+    const { alice, bob, carol, g1, g2 } = await twoGroups(lib, await lib.EncryptedStorageAdapter.open(inner, key));
+    const aliceLeaf = g1.ownLeafIndex;
+    alice.free();
+    // Failed records under g1's key prefix: more keys than one call's
+    // arguments hold (mutate spread the kept keys into push()).
+    const base = groupRecordKey('Tree', g1.id);
+    const planted: [Uint8Array, Uint8Array][] = [];
+    for (let i = 0; i < 200_000; i++) {
+      const k = new Uint8Array(base.length + 4);
+      k.set(base);
+      new DataView(k.buffer).setUint32(base.length, i);
+      planted.push([k, new Uint8Array(1)]);
+    }
+    await inner.apply({ puts: planted, deletes: [] });
+    const leftOf = async (store: lib.MemoryStorageAdapter) => (await store.entries()).filter(([k]) => includes(k, g1.id)).length;
+    const plantedLeft = async (store: lib.MemoryStorageAdapter) => (await store.entries()).filter(([k]) => k.length === base.length + 4 && includes(k, base)).length;
+
+    // deleteGroup, the way out PROTOCOL §2.6 names.
+    let store = await copyOf(inner);
+    let client = await MlsClient.open({ storage: await lib.EncryptedStorageAdapter.open(store, key) });
+    expect((await mlsError(() => client.group(g1.id))).code).toBe('STORAGE_TAMPERED');
+    await client.deleteGroup(g1.id);
+    expect(await leftOf(store)).toBe(0);
+    const auth = await stillWorks(client.group(g2.id), carol, 'after deleting the planted group');
+    expect(auth.alice).toBe(auth.carol);
+    client.free();
+
+    // A Welcome into it, without deleteGroup first. Was: a RangeError once
+    // the core had joined; the client then sent in g1 from a state never
+    // stored, and a deleteGroup took the core's path, deleting g1's index
+    // entry but not the planted records: the next open refused everything.
+    store = await copyOf(inner);
+    client = await MlsClient.open({ storage: await lib.EncryptedStorageAdapter.open(store, key) });
+    const { welcome } = await bob.commit({ remove: [aliceLeaf], add: [await client.createKeyPackage(client.identities()[0]!)] });
+    await bob.mergePendingCommit();
+    await client.joinFromWelcome(welcome);
+    client.free();
+    // What the core held is what the store holds: the joined group, none of the planted records.
+    expect(await plantedLeft(store)).toBe(0);
+    expect(await leftOf(store)).toBeGreaterThan(0);
+    client = await MlsClient.open({ storage: await lib.EncryptedStorageAdapter.open(store, key) });
+    const back = await bob.process(await client.group(g1.id).encrypt('back'));
+    expect(back.kind === 'application' && new TextDecoder().decode(back.data)).toBe('back');
+    client.free();
+  });
+});

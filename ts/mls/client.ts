@@ -438,8 +438,10 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
     const batch = this.#takeBatch(core);
     const meta = typeof metaFor === 'function' ? metaFor(result) : metaFor;
     if (meta) {
-      batch.puts.push(...meta.puts);
-      batch.deletes.push(...meta.deletes);
+      // One by one: a set-aside group's kept keys (as many as were planted)
+      // overflow the stack as push() arguments, after the core changed.
+      for (const put of meta.puts) batch.puts.push(put);
+      for (const key of meta.deletes) batch.deletes.push(key);
     }
     if (this.#transaction) {
       this.#transaction.push(batch);
