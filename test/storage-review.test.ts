@@ -224,6 +224,39 @@ describe('state at rest: third attacker review (the batch that replaces a group 
     return to;
   };
 
+  it('a Welcome into a group set aside is stored by an adapter that applies its puts before its deletes (was: the joined group lost at the next open)', async () => {
+    // Atomic as StorageAdapter.apply asks; the order within a batch is its
+    // own (the contract names none, and no batch put and deleted one key).
+    class PutsFirst extends lib.MemoryStorageAdapter {
+      override async apply(batch: lib.StorageBatch): Promise<void> {
+        await super.apply({ puts: batch.puts, deletes: [] });
+        await super.apply({ puts: [], deletes: batch.deletes });
+      }
+    }
+    const inner = new PutsFirst();
+    const key = key32();
+    const { alice, bob, carol, g1, g2 } = await twoGroups(lib, await lib.EncryptedStorageAdapter.open(inner, key));
+    const aliceLeaf = g1.ownLeafIndex;
+    alice.free();
+    const tree = (await inner.get(groupRecordKey('Tree', g1.id)))!;
+    tree[20]! ^= 1;
+    await inner.apply({ puts: [[groupRecordKey('Tree', g1.id), tree]], deletes: [] });
+    let client = await MlsClient.open({ storage: await lib.EncryptedStorageAdapter.open(inner, key) });
+    expect((await mlsError(() => client.group(g1.id))).code).toBe('STORAGE_TAMPERED');
+    const { welcome } = await bob.commit({ remove: [aliceLeaf], add: [await client.createKeyPackage(client.identities()[0]!)] });
+    await bob.mergePendingCommit();
+    await client.joinFromWelcome(welcome);
+    client.free();
+    // Reopened: the joined group is there (its index entry and records were deleted after being written).
+    client = await MlsClient.open({ storage: await lib.EncryptedStorageAdapter.open(inner, key) });
+    expect(client.groupIds().map((id) => lib.toHex(id)).sort()).toEqual([lib.toHex(g1.id), lib.toHex(g2.id)].sort());
+    const back = await bob.process(await client.group(g1.id).encrypt('back'));
+    expect(back.kind === 'application' && new TextDecoder().decode(back.data)).toBe('back');
+    const auth = await stillWorks(client.group(g2.id), carol, 'after the rejoin');
+    expect(auth.alice).toBe(auth.carol);
+    client.free();
+  });
+
   it('a group set aside under 200,000 planted failed records is deleted, or rejoined, in one batch (was: a RangeError after the join, the core holding a group the store did not)', async () => {
     const inner = new lib.MemoryStorageAdapter();
     const key = key32();

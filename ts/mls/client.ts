@@ -441,7 +441,12 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
       // One by one: a set-aside group's kept keys (as many as were planted)
       // overflow the stack as push() arguments, after the core changed.
       for (const put of meta.puts) batch.puts.push(put);
-      for (const key of meta.deletes) batch.deletes.push(key);
+      // A key is put or deleted, never both: StorageAdapter.apply names no
+      // order, and a set-aside group's keys include those its successor writes.
+      if (meta.deletes.length > 0) {
+        const put = new Set(batch.puts.map(([key]) => toHex(key)));
+        for (const key of meta.deletes) if (!put.has(toHex(key))) batch.deletes.push(key);
+      }
     }
     if (this.#transaction) {
       this.#transaction.push(batch);
@@ -792,7 +797,8 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
   /**
    * The group index entry, written in the same batch as the group's state.
    * A group of that id set aside at load goes: its stored records are
-   * deleted in that batch (deletes apply first), none left mixed in.
+   * deleted in that batch (those it writes again only overwritten, see
+   * `mutate`), none left mixed in.
    */
   #indexGroup(groupId: Uint8Array): StorageBatch {
     const hex = toHex(groupId);

@@ -12,7 +12,7 @@ import { toHex } from './bytes.js';
 /** A stored key and its value. */
 export type StorageEntry = [key: Uint8Array, value: Uint8Array];
 
-/** One atomic write: entries to put and keys to delete. */
+/** One atomic write: entries to put and keys to delete (no key in both). */
 export interface StorageBatch {
   puts: StorageEntry[];
   deletes: Uint8Array[];
