@@ -144,6 +144,7 @@ const STATUS: Record<DsRejection, number> = {
   'inbox-full': 429,
   'not-granted': 403,
   'quota-exceeded': 429,
+  unavailable: 503,
 };
 
 /**

@@ -13,7 +13,21 @@ const b64 = (bytes: Uint8Array): string => {
   for (const b of bytes) s += String.fromCharCode(b);
   return btoa(s);
 };
-const unb64 = (s: string): Uint8Array => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+const unb64 = (s: unknown): Uint8Array => {
+  // atob takes any value as its text (null decodes to three bytes): a DS's field must be a string.
+  if (typeof s !== 'string') throw new TypeError('not base64');
+  return Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+};
+
+/** A reply that is not what the route answers (a broken or hostile DS): `malformed`, never a TypeError. */
+const wrongShape = () => new DsError('malformed', 'the DS sent a reply of the wrong shape');
+
+/** A logged message as the DS sends it (poll, stream), after `last`: the log's order is strictly rising. */
+function delivered(m: { seq: number; sender: unknown; message: unknown }, last: number): DeliveredMessage {
+  const out = { seq: m.seq, sender: m.sender as string, message: unb64(m.message) };
+  if (!Number.isSafeInteger(m.seq) || m.seq <= last || typeof m.sender !== 'string') throw wrongShape();
+  return out;
+}
 
 /** A message from a group's log, as the DS delivers it. */
 export interface DeliveredMessage {
@@ -52,6 +66,10 @@ export interface DeliveryClientOptions {
    * DS cannot relay another DS's challenge (docs/PROTOCOL.md §8.2).
    */
   audience?: string;
+  /** Every call settles within this many ms (default 120,000; a DS that does not answer: `unavailable`). */
+  timeoutMs?: number;
+  /** A reply past this many bytes is refused (`too-large`) and not read on (default 64 MiB). */
+  maxReplyBytes?: number;
 }
 
 /** A client of a networked Delivery Service: authenticates with its MLS key and uses the DS routes (docs/PROTOCOL.md §8.2). */
@@ -59,6 +77,8 @@ export class DeliveryClient {
   readonly #base: string;
   readonly #audience: string;
   readonly #ws: WebSocketCtor | undefined;
+  readonly #timeoutMs: number;
+  readonly #maxReply: number;
   #account: DsAccount | undefined;
   #token: string | undefined;
   /** KeyPackageRefs leased to this client by fetchKeyPackages, per owner, until acknowledged. */
@@ -70,6 +90,8 @@ export class DeliveryClient {
     this.#audience = options.audience ?? this.#base;
     this.#ws = (options.WebSocket as WebSocketCtor | undefined) ?? (globalThis as { WebSocket?: WebSocketCtor }).WebSocket;
     this.#account = account;
+    this.#timeoutMs = options.timeoutMs ?? 120_000;
+    this.#maxReply = options.maxReplyBytes ?? 64 * 1024 * 1024;
   }
 
   /** Register `account`'s key at the AS (`userId` default: client id; `vouch`: a client of that user) and log in. */
@@ -162,26 +184,54 @@ export class DeliveryClient {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (token) headers.authorization = `Bearer ${token}`;
-    const res = await fetch(this.#base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-    const text = await res.text();
-    if (!res.ok) {
-      let parsed: { error?: string; reason?: string } = {};
-      try {
-        parsed = JSON.parse(text) as typeof parsed;
-      } catch {
-        // not JSON: report the status
+    let res: Response;
+    let text = '';
+    try {
+      // One deadline for the whole call, body included: a DS that stops answering must not hold the caller for good.
+      res = await fetch(this.#base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(this.#timeoutMs) });
+      const reader = res.body?.getReader();
+      const decoder = new TextDecoder();
+      for (let size = 0, part; reader && !(part = await reader.read()).done; ) {
+        if ((size += part.value.length) > this.#maxReply) {
+          void reader.cancel().catch(() => undefined);
+          throw new DsError('too-large', `the DS's reply is over ${this.#maxReply} bytes`);
+        }
+        text += decoder.decode(part.value, { stream: true });
       }
-      throw new DsError((parsed.reason as DsRejection) ?? 'malformed', parsed.error ?? `HTTP ${res.status}`);
+    } catch (err) {
+      if (err instanceof DsError) throw err;
+      throw new DsError('unavailable', `the DS did not answer (${(err as Error).name})`);
     }
-    return (text.startsWith('{') ? JSON.parse(text) : text) as T;
+    let parsed: unknown = text;
+    if (text.startsWith('{')) {
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        throw wrongShape();
+      }
+    }
+    if (!res.ok) {
+      const { error, reason } = parsed as { error?: unknown; reason?: unknown };
+      throw new DsError(typeof reason === 'string' ? (reason as DsRejection) : 'malformed', typeof error === 'string' ? error : `HTTP ${res.status}`);
+    }
+    return parsed as T;
   }
 
-  /** An authenticated call; a session that ended is renewed once; a rate-limited call waits a second and retries (three times). */
-  async #authed<T>(method: string, path: string, body?: unknown): Promise<T> {
+  /**
+   * An authenticated call; a session that ended is renewed once; a rate-limited call waits a second and retries (three times).
+   * `read` turns the reply into the result; a reply it cannot read is `malformed`.
+   */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  async #authed<T>(method: string, path: string, body?: unknown, read: (out: any) => T = (out) => out as T): Promise<T> {
     if (!this.#token) await this.#login();
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.#call<T>(method, path, body, this.#token);
+        const out = await this.#call<unknown>(method, path, body, this.#token);
+        try {
+          return read(out);
+        } catch (err) {
+          throw err instanceof DsError ? err : wrongShape();
+        }
       } catch (err) {
         if (!(err instanceof DsError)) throw err;
         if (err.reason === 'unauthenticated' && this.#account && attempt === 0) await this.#login();
@@ -206,9 +256,13 @@ export class DeliveryClient {
 
   /** One KeyPackage per client, leased to this client until `ackKeyPackages`. */
   async fetchKeyPackages(clients: string[]): Promise<Map<string, Uint8Array>> {
-    const out = await this.#authed<{ keyPackages: Record<string, string>; refs: Record<string, string> }>('POST', '/v1/key-packages:fetch', { clients });
-    for (const [id, ref] of Object.entries(out.refs)) this.#leased.set(id, ref);
-    return new Map(Object.entries(out.keyPackages).map(([k, v]) => [k, unb64(v)]));
+    return this.#authed('POST', '/v1/key-packages:fetch', { clients }, (out: { keyPackages: Record<string, unknown>; refs: Record<string, unknown> }) => {
+      // Only the clients asked for: an app adds what it gets, and a DS must not slip in a client nobody asked for.
+      const asked = clients.filter((id) => Object.hasOwn(out.keyPackages, id));
+      const got = new Map(asked.map((id) => [id, unb64(out.keyPackages[id])]));
+      for (const id of asked) if (typeof out.refs[id] === 'string') this.#leased.set(id, out.refs[id] as string);
+      return got;
+    });
   }
 
   /** The KeyPackages fetched for these clients are used: delete them. */
@@ -231,35 +285,55 @@ export class DeliveryClient {
 
   /** Submit a group message; a refusal (e.g. `epoch-taken`) throws `DsError`. Returns the sequence number. */
   async submit(groupId: Uint8Array, message: Uint8Array, extras: SubmitExtras = {}): Promise<number> {
-    const out = await this.#authed<{ seq: number }>('POST', `/v1/groups/${toHex(groupId)}/messages`, {
+    return this.#authed('POST', `/v1/groups/${toHex(groupId)}/messages`, {
       message: b64(message),
       welcome: extras.welcome && b64(extras.welcome),
       added: extras.added,
       removed: extras.removed,
       groupInfo: extras.groupInfo && b64(extras.groupInfo),
       externalJoin: extras.externalJoin,
+    }, (out: { seq: unknown }) => {
+      if (!Number.isSafeInteger(out.seq)) throw wrongShape();
+      return out.seq as number;
     });
-    return out.seq;
   }
 
   /** One page of the group's log after `after` (bounded in messages and bytes); the end of the log is an empty page. */
   async poll(groupId: Uint8Array, after = 0): Promise<DeliveredMessage[]> {
-    const out = await this.#authed<{ messages: { seq: number; sender: string; message: string }[] }>('GET', `/v1/groups/${toHex(groupId)}/messages?after=${after}`);
-    return out.messages.map((m) => ({ seq: m.seq, sender: m.sender, message: unb64(m.message) }));
+    return this.#authed('GET', `/v1/groups/${toHex(groupId)}/messages?after=${after}`, undefined, (out: { messages: { seq: number; sender: unknown; message: unknown }[] }) =>
+      out.messages.map((m) => {
+        const d = delivered(m, after);
+        after = d.seq;
+        return d;
+      }),
+    );
   }
 
   async groupInfo(groupId: Uint8Array): Promise<Uint8Array> {
-    return unb64((await this.#authed<{ groupInfo: string }>('GET', `/v1/groups/${toHex(groupId)}/group-info`)).groupInfo);
+    return this.#authed('GET', `/v1/groups/${toHex(groupId)}/group-info`, undefined, (out: { groupInfo: unknown }) => unb64(out.groupInfo));
   }
 
-  /** Welcomes waiting for this client, every page (the DS keeps at most 1000 by default); they stay until `ackWelcomes`. */
+  /**
+   * Welcomes waiting for this client, every page (the DS keeps at most 1000 by default) up to `maxReplyBytes` of
+   * Welcomes in all (the rest once these are acknowledged); they stay until `ackWelcomes`.
+   */
   async welcomes(): Promise<{ id: number; groupId: string; welcome: Uint8Array }[]> {
     const all: { id: number; groupId: string; welcome: Uint8Array }[] = [];
-    for (let after = 0; ; ) {
-      const out = await this.#authed<{ welcomes: { id: number; groupId: string; welcome: string }[]; next?: number }>('GET', `/v1/welcomes?after=${after}`);
-      all.push(...out.welcomes.map((w) => ({ id: w.id, groupId: w.groupId, welcome: unb64(w.welcome) })));
-      if (out.next === undefined) return all;
-      after = out.next;
+    for (let after = 0, held = 0; ; ) {
+      type Page = { welcomes: { id: unknown; groupId: unknown; welcome: unknown }[]; next?: unknown };
+      const { page, next } = await this.#authed('GET', `/v1/welcomes?after=${after}`, undefined, (out: Page) => {
+        const page = out.welcomes.map((w) => {
+          if (!Number.isSafeInteger(w.id) || typeof w.groupId !== 'string') throw wrongShape();
+          return { id: w.id as number, groupId: w.groupId, welcome: unb64(w.welcome) };
+        });
+        // A further page must move on past a Welcome: paging without progress would go on for good.
+        if (out.next !== undefined && !(page.length > 0 && Number.isSafeInteger(out.next) && (out.next as number) > after)) throw wrongShape();
+        return { page, next: out.next as number | undefined };
+      });
+      all.push(...page);
+      for (const w of page) held += w.welcome.length + 64;
+      if (next === undefined || held >= this.#maxReply) return all;
+      after = next;
     }
   }
 
@@ -269,7 +343,7 @@ export class DeliveryClient {
 
   /** InitPairing from this client (anchor or device); true once both asked. */
   async initPairing(anchor: string, device: string): Promise<boolean> {
-    return (await this.#authed<{ accepted: boolean }>('POST', '/v1/pairings', { anchor, device })).accepted;
+    return this.#authed('POST', '/v1/pairings', { anchor, device }, (out: { accepted: unknown }) => out.accepted === true);
   }
 
   /** Cease a pairing this client is a side of. */
@@ -292,20 +366,33 @@ export class DeliveryClient {
     return this.#authed('POST', '/v1/as/revoke', {});
   }
 
-  /** Live delivery of a group's messages after `after`, in order. Returns a function that stops it. */
-  stream(groupId: Uint8Array, after: number, onMessage: (m: DeliveredMessage) => void, onClose?: () => void): () => void {
+  /**
+   * Live delivery of a group's messages after `after`, in order. Returns a function that stops it. A frame that is no
+   * next message of the log ends the stream, `onClose` getting a DsError (`malformed`).
+   */
+  stream(groupId: Uint8Array, after: number, onMessage: (m: DeliveredMessage) => void, onClose?: (error?: DsError) => void): () => void {
     if (!this.#ws) throw new Error('no WebSocket implementation: pass one to the DeliveryClient constructor');
     let ws: WebSocketLike | undefined;
     let stopped = false;
+    let failure: DsError | undefined;
     // The token rides in the query: browsers cannot set headers on a WebSocket.
     const open = () => {
       const url = `${this.#base.replace(/^http/, 'ws')}/v1/stream?group=${toHex(groupId)}&after=${after}&access_token=${encodeURIComponent(this.#token ?? '')}`;
       ws = new this.#ws!(url);
       ws.onmessage = (ev) => {
-        const m = JSON.parse(String(ev.data)) as { seq: number; sender: string; message: string };
-        onMessage({ seq: m.seq, sender: m.sender, message: unb64(m.message) });
+        if (failure) return;
+        let m: DeliveredMessage;
+        // Thrown here, a bad frame was an uncaught exception: in Node it ended the process.
+        try {
+          m = delivered(JSON.parse(String(ev.data)), after);
+        } catch (err) {
+          failure = err instanceof DsError ? err : wrongShape();
+          return ws!.close();
+        }
+        after = m.seq;
+        onMessage(m);
       };
-      ws.onclose = () => onClose?.();
+      ws.onclose = () => onClose?.(failure);
       ws.onerror = () => undefined;
       if (stopped) ws.close();
     };

@@ -41,7 +41,9 @@ export type DsRejection =
   | 'registration-refused'
   | 'inbox-full'
   | 'not-granted'
-  | 'quota-exceeded';
+  | 'quota-exceeded'
+  // the client's own: the DS did not answer in time, or could not be reached
+  | 'unavailable';
 
 /** Largest epoch the DS accepts: JavaScript numbers are exact up to 2^53 - 1. */
 const MAX_EPOCH = Number.MAX_SAFE_INTEGER - 1;

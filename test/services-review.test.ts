@@ -1,0 +1,282 @@
+/**
+ * An attacker's review of the DS client (`DeliveryClient`): what it takes
+ * in from a DS. The attacker is a hostile DS (or a compromised proxy in
+ * front of an honest one): a real HTTP server on loopback that relays to a
+ * real DS and answers some routes as it wishes. Each test is an attack that
+ * worked before its fix, asserting the exact refusal, and then that honest
+ * parties still work.
+ *
+ * Attacks:
+ * - a stream frame that is not a message (not JSON, a field of the wrong
+ *   type) was an uncaught exception in the WebSocket's handler: in Node it
+ *   ended the client's process; a frame out of the log's order was handed
+ *   on.
+ * - `register` with a `vouch` sent the voucher's session token (a bearer
+ *   token of the voucher's DS) to whatever server it registered at, which
+ *   could then act as the voucher at its DS for the token's hour (rotate
+ *   its key away, revoke it).
+ * - a reply was read whole, however long (a DS sending without end filled
+ *   the client's memory), and no call had a deadline (a DS that never
+ *   answers held it: in Node 300 s per read, in browsers for good).
+ * - replies of the wrong shape were TypeErrors and SyntaxErrors, or were
+ *   passed on (a `null` GroupInfo decoded to three bytes, a sequence number
+ *   as a string, a log page out of order).
+ * - `welcomes()` followed `next` for as long as the DS gave one: pages
+ *   without progress looped for good, pages with one Welcome each filled
+ *   memory.
+ * - `fetchKeyPackages` returned a KeyPackage for any client the DS named,
+ *   asked for or not (an app adds every KeyPackage it gets).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { WebSocket, WebSocketServer } from 'ws';
+import { DeliveryClient, DsError, type DeliveryClientOptions } from 'paired-mls/services';
+import type { RunningDeliveryServer } from 'paired-mls/server';
+import { newMember } from './helpers.js';
+import { dsPeer, groupOf, groupStillWorks, raw, sqliteServers, type DsPeer } from './ds-helpers.js';
+
+/** How the hostile DS answers a request itself; `false`: relay it to the honest DS. */
+type Answer = (req: IncomingMessage, res: ServerResponse) => boolean;
+
+/** A hostile DS at `url`: relays to `upstream` unless `answer` answers; `auth` records each request's path and Authorization header. */
+async function hostileDs(upstream: string, answer: Answer): Promise<{ url: string; http: Server; auth: [string, string | undefined][]; close(): Promise<void> }> {
+  const auth: [string, string | undefined][] = [];
+  const http = createServer((req, res) => {
+    auth.push([req.url ?? '', req.headers.authorization]);
+    if (answer(req, res)) return;
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', async () => {
+      const headers: Record<string, string> = {};
+      if (req.headers['content-type']) headers['content-type'] = req.headers['content-type'];
+      if (req.headers.authorization) headers.authorization = req.headers.authorization;
+      const up = await fetch(upstream + req.url, { method: req.method, headers, body: chunks.length ? Buffer.concat(chunks) : undefined });
+      res.writeHead(up.status, { 'content-type': up.headers.get('content-type') ?? 'application/json' });
+      res.end(Buffer.from(await up.arrayBuffer()));
+    });
+  });
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(http.address() as AddressInfo).port}`,
+    http,
+    auth,
+    close: () => new Promise<void>((resolve) => (http.closeAllConnections(), http.close(() => resolve()))),
+  };
+}
+
+/** `p`'s client of the DS through `url`, expecting the honest DS's audience (a proxy in front of it). */
+function through(url: string, s: RunningDeliveryServer, p: DsPeer, options: DeliveryClientOptions = {}): Promise<DeliveryClient> {
+  return DeliveryClient.login(url, { clientId: p.name, client: p.client, identity: p.identity }, { audience: s.url, WebSocket, ...options });
+}
+
+/** What `call` threw (undefined when it did not). */
+const thrown = (call: Promise<unknown>): Promise<unknown> => call.then(() => undefined, (e: unknown) => e);
+
+/** `err` is a DsError with this reason. */
+function refused(err: unknown, reason: string): void {
+  expect(err).toBeInstanceOf(DsError);
+  expect((err as DsError).reason).toBe(reason);
+}
+
+describe('the DS client against a hostile DS', () => {
+  const server = sqliteServers('paired-mls-svc-review-');
+  const tag = Math.random().toString(36).slice(2, 8);
+  let s: RunningDeliveryServer;
+  let alice: DsPeer;
+  let bob: DsPeer;
+
+  beforeAll(async () => {
+    s = await server();
+    alice = await dsPeer(s.url, `alice-${tag}`);
+    bob = await dsPeer(s.url, `bob-${tag}`);
+    await groupOf(alice, [bob]);
+  });
+
+  const hostiles: { close(): Promise<void> }[] = [];
+  afterAll(async () => {
+    for (const h of hostiles) await h.close();
+  });
+  const hostile = async (answer: Answer) => {
+    const h = await hostileDs(s.url, answer);
+    hostiles.push(h);
+    return h;
+  };
+
+  it("a stream frame that is no next message of the log ends the stream with DsError malformed (a frame that was not JSON ended the client's process); the honest DS's stream still delivers", async () => {
+    const frames = ['not json', JSON.stringify({ seq: 9, sender: 'x', message: 7 }), JSON.stringify({ seq: 1, sender: 'x', message: 'AAAA' })];
+    let n = 0;
+    const h = await hostile(() => false);
+    const wss = new WebSocketServer({ server: h.http });
+    wss.on('connection', (ws) => ws.send(frames[n++ % frames.length]!));
+    const viaHostile = await through(h.url, s, bob);
+    for (const _ of frames) {
+      const got: unknown[] = [];
+      // After 5: a frame of seq 1 is out of the log's order.
+      const closed = await new Promise<DsError | undefined>((resolve) => viaHostile.stream(alice.group!.id, 5, (m) => got.push(m), resolve));
+      refused(closed, 'malformed');
+      expect(closed!.message).toBe('the DS sent a reply of the wrong shape (malformed)');
+      expect(got).toEqual([]);
+    }
+    wss.close();
+    // Honest: bob's stream from the real DS gets alice's next message.
+    const got: number[] = [];
+    const stop = bob.ds.stream(alice.group!.id, alice.seen, (m) => got.push(m.seq));
+    await new Promise((r) => setTimeout(r, 200));
+    alice.seen = await alice.ds.submit(alice.group!.id, await alice.group!.encrypt('still here'));
+    await expect.poll(() => got, { timeout: 5000 }).toEqual([alice.seen]);
+    stop();
+    await groupStillWorks([alice, bob], 'after the stream attack');
+  });
+
+  it("register with a vouch sends the voucher's session token only to the voucher's own DS: another server is refused (forbidden) before any request, and never sees the token; a vouched device still registers at the voucher's DS", async () => {
+    const h = await hostile(() => false);
+    const device = await newMember(`alice-${tag}`);
+    const err = await thrown(
+      DeliveryClient.register(h.url, { clientId: `alice-2-${tag}`, userId: alice.name, client: device.client, identity: device.identity, vouch: alice.ds }, { audience: s.url }),
+    );
+    refused(err, 'forbidden');
+    expect((err as DsError).message).toBe("a vouch is sent only to the voucher's own DS (forbidden)");
+    expect(h.auth).toEqual([]);
+    // Honest: the same device vouched for at alice's DS is registered and works.
+    const ds = await DeliveryClient.register(s.url, { clientId: `alice-2-${tag}`, userId: alice.name, client: device.client, identity: device.identity, vouch: alice.ds });
+    expect(await ds.validate(device.identity.identity, device.identity.signaturePublicKey)).toEqual({ clientId: `alice-2-${tag}`, userId: alice.name });
+  });
+
+  it('a reply past maxReplyBytes is refused (too-large) and read no further; a DS that never answers, or is not there, is unavailable within timeoutMs; an honest DS still answers a client with both bounds', async () => {
+    let written = 0;
+    const h = await hostile((req, res) => {
+      if (req.url?.includes('/messages')) {
+        // A reply without end: 1 MiB after 1 MiB while the client reads (at most 64 MiB).
+        res.writeHead(200, { 'content-type': 'application/json' });
+        const chunk = Buffer.alloc(1 << 20, 0x41);
+        const more = () => {
+          while (written < 64 << 20 && !res.destroyed) {
+            written += chunk.length;
+            if (!res.write(chunk)) return void res.once('drain', more);
+          }
+          res.end();
+        };
+        res.write('{"messages":"');
+        more();
+        return true;
+      }
+      // Never answered.
+      return req.url?.includes('/group-info') === true;
+    });
+    const client = await through(h.url, s, bob, { maxReplyBytes: 1 << 20, timeoutMs: 500 });
+    const big = await thrown(client.poll(alice.group!.id, 0));
+    refused(big, 'too-large');
+    expect((big as DsError).message).toBe(`the DS's reply is over ${1 << 20} bytes (too-large)`);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(written).toBeLessThan(16 << 20);
+
+    const start = Date.now();
+    const silent = await thrown(client.groupInfo(alice.group!.id));
+    refused(silent, 'unavailable');
+    expect((silent as DsError).message).toBe('the DS did not answer (TimeoutError) (unavailable)');
+    expect(Date.now() - start).toBeLessThan(3000);
+
+    const closed = await hostile(() => false);
+    await closed.close();
+    refused(await thrown(new DeliveryClient(closed.url, { timeoutMs: 500 }, { clientId: bob.name, client: bob.client, identity: bob.identity }).poll(alice.group!.id)), 'unavailable');
+    expect(await new DeliveryClient(closed.url).healthy()).toBe(false);
+
+    // Honest: the same bounds against the real DS.
+    const direct = await DeliveryClient.login(s.url, { clientId: bob.name, client: bob.client, identity: bob.identity }, { maxReplyBytes: 1 << 20, timeoutMs: 5000 });
+    expect((await direct.poll(alice.group!.id, 0)).length).toBeGreaterThan(0);
+    expect((await direct.groupInfo(alice.group!.id)).length).toBeGreaterThan(0);
+  }, 20_000);
+
+  it('replies of the wrong shape are DsError malformed, never a TypeError, a SyntaxError or garbage passed on', async () => {
+    let reply: [number, string] = [200, '{}'];
+    const h = await hostile((req, res) => {
+      if (req.url?.startsWith('/v1/auth/')) return false;
+      res.writeHead(reply[0], { 'content-type': 'application/json' });
+      res.end(reply[1]);
+      return true;
+    });
+    const client = await through(h.url, s, bob);
+    const gid = alice.group!.id;
+    const msg = (seq: unknown) => ({ seq, sender: alice.name, message: 'AAAA' });
+    const cases: [number, string, () => Promise<unknown>][] = [
+      [200, '{"messages":', () => client.poll(gid)],
+      [200, JSON.stringify({ messages: [{ seq: 1, sender: 'x', message: 7 }] }), () => client.poll(gid)],
+      [200, JSON.stringify({ messages: [msg(9), msg(3)] }), () => client.poll(gid)],
+      [200, JSON.stringify({ messages: [msg(2)] }), () => client.poll(gid, 2)],
+      [200, JSON.stringify({ messages: [msg('4')] }), () => client.poll(gid)],
+      [200, '{}', () => client.fetchKeyPackages([alice.name])],
+      [200, '{"groupInfo":null}', () => client.groupInfo(gid)],
+      [200, '{"seq":"7"}', () => client.submit(gid, new Uint8Array([1]))],
+      [200, '{"welcomes":[{"id":"1","groupId":"00","welcome":"AAAA"}]}', () => client.welcomes()],
+      [400, 'null', () => client.poll(gid)],
+      [400, '{"error":{"x":1},"reason":7}', () => client.poll(gid)],
+    ];
+    for (const [status, body, call] of cases) {
+      reply = [status, body];
+      const err = await thrown(call());
+      refused(err, 'malformed');
+    }
+    // Honest: the real DS's replies read as before.
+    expect((await bob.ds.poll(gid, 0)).map((m) => m.seq)).toEqual((await alice.ds.poll(gid, 0)).map((m) => m.seq));
+  });
+
+  it("welcomes() pages only with progress and holds at most maxReplyBytes of Welcomes: a DS paging without progress is malformed (it looped for good), one paging without end stops at the bound (it filled memory); the honest inbox still reads", async () => {
+    let mode: 'stuck' | 'endless' = 'stuck';
+    let pages = 0;
+    const h = await hostile((req, res) => {
+      if (!req.url?.startsWith('/v1/welcomes')) return false;
+      pages++;
+      const after = Number(new URL(req.url, 'http://x').searchParams.get('after'));
+      const welcome = Buffer.alloc(1024).toString('base64');
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(mode === 'stuck' ? { welcomes: [], next: after } : { welcomes: [{ id: after + 1, groupId: '00', welcome }], next: after + 1 }));
+      return true;
+    });
+    const client = await through(h.url, s, bob, { maxReplyBytes: 64 << 10 });
+    refused(await thrown(client.welcomes()), 'malformed');
+    expect(pages).toBe(1);
+    mode = 'endless';
+    pages = 0;
+    const got = await client.welcomes();
+    // Each Welcome counts its bytes and 64: the page that passes 64 KiB is the last read.
+    expect(got.length).toBe(Math.ceil((64 << 10) / 1088));
+    expect(pages).toBe(got.length);
+    // Honest: a Welcome from the real DS (carol added by alice) still arrives.
+    const carol = await dsPeer(s.url, `carol-${tag}`);
+    await carol.ds.uploadKeyPackages([await carol.client.createKeyPackage(carol.identity)]);
+    const kps = await alice.ds.fetchKeyPackages([carol.name]);
+    const add = await alice.group!.commit({ add: [...kps.values()], groupInfo: true });
+    alice.seen = await alice.ds.submit(alice.group!.id, add.commit, { welcome: add.welcome, added: [carol.name], groupInfo: add.groupInfo });
+    await alice.group!.mergePendingCommit();
+    const [w] = await carol.ds.welcomes();
+    carol.group = await carol.client.joinFromWelcome(w!.welcome);
+    await carol.ds.ackWelcomes([w!.id]);
+    carol.seen = alice.seen;
+    await groupStillWorks([alice, bob, carol], 'after the Welcome attack');
+  });
+
+  it('fetchKeyPackages returns KeyPackages of the clients asked for only: a KeyPackage the DS adds for another client is dropped (an app adds every one it gets); the asked one still comes', async () => {
+    const mallory = await dsPeer(s.url, `mallory-${tag}`);
+    const extra = Buffer.from(await mallory.client.createKeyPackage(mallory.identity)).toString('base64');
+    const h = await hostile((req, res) => {
+      if (req.url !== '/v1/key-packages:fetch') return false;
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', async () => {
+        const up = await raw(s.url, 'POST', req.url!, Buffer.concat(chunks).toString(), req.headers.authorization!.slice(7));
+        up.body.keyPackages[mallory.name] = extra;
+        up.body.refs[mallory.name] = 'ff';
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(up.body));
+      });
+      return true;
+    });
+    await bob.ds.uploadKeyPackages([await bob.client.createKeyPackage(bob.identity)]);
+    const client = await through(h.url, s, alice);
+    const got = await client.fetchKeyPackages([bob.name]);
+    expect([...got.keys()]).toEqual([bob.name]);
+    expect(alice.client.inspectKeyPackage(got.get(bob.name)!).credential.identity).toEqual(bob.identity.identity);
+    await client.ackKeyPackages([bob.name]);
+  });
+});
