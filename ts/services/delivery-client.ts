@@ -97,6 +97,8 @@ export class DeliveryClient {
   /** Register `account`'s key at the AS (`userId` default: client id; `vouch`: a client of that user) and log in. */
   static async register(baseUrl: string, account: DsAccount & { userId?: string; vouch?: DeliveryClient }, options: DeliveryClientOptions = {}): Promise<DeliveryClient> {
     const ds = new DeliveryClient(baseUrl, options, account);
+    // The voucher's session token is a bearer token of its own DS: another server given it would act as the voucher there.
+    if (account.vouch && account.vouch.#base !== ds.#base) throw new DsError('forbidden', "a vouch is sent only to the voucher's own DS");
     const challenge = await ds.#challenge();
     const { token } = await ds.#call<{ token: string }>('POST', '/v1/as/register', {
       challenge,
