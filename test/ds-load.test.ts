@@ -47,13 +47,13 @@ interface Client extends Member {
   texts: Set<string>;
 }
 
-/** Retry while the server is down (connection refused); DS refusals are returned. */
+/** Retry while the server is down (connection refused: DsError `unavailable`); DS refusals are returned. */
 async function retrying<T>(ds: { client: DeliveryClient }, fn: () => Promise<T>): Promise<T> {
   for (;;) {
     try {
       return await fn();
     } catch (err) {
-      if (err instanceof DsError) throw err;
+      if (!(err instanceof DsError) || err.reason !== 'unavailable') throw err;
       await waitHealthy(ds);
     }
   }

@@ -26,11 +26,20 @@
  *   memory.
  * - `fetchKeyPackages` returned a KeyPackage for any client the DS named,
  *   asked for or not (an app adds every KeyPackage it gets).
+ * - (second review) `maxReplyBytes: NaN` lifted both bounds above without a
+ *   word (`size > NaN` is never true), and a `timeoutMs` a timer cannot
+ *   keep (NaN, negative, Infinity, past 2^31 - 1) failed every call as
+ *   `unavailable`, as if the DS were down; `validate` and `devices` passed
+ *   on replies of the wrong shape (a proxy's page as a binding, which a
+ *   credential check counts as bound); a stream opened after the session
+ *   ended was refused at the upgrade and closed at once, for good (the
+ *   stream never renewed the session; an honest flow, not an attack).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
+import { MlsError } from 'paired-mls';
 import { DeliveryClient, DsError, type DeliveryClientOptions } from 'paired-mls/services';
 import type { RunningDeliveryServer } from 'paired-mls/server';
 import { newMember } from './helpers.js';
@@ -278,5 +287,78 @@ describe('the DS client against a hostile DS', () => {
     expect([...got.keys()]).toEqual([bob.name]);
     expect(alice.client.inspectKeyPackage(got.get(bob.name)!).credential.identity).toEqual(bob.identity.identity);
     await client.ackKeyPackages([bob.name]);
+  });
+
+  it('option values a bound cannot keep are refused when the client is made (MlsError INVALID_ARGUMENT): maxReplyBytes NaN lifted every bound, a timeoutMs past what a timer keeps failed every call as unavailable; bounds at their ends still work', async () => {
+    const account = { clientId: bob.name, client: bob.client, identity: bob.identity };
+    const bad: DeliveryClientOptions[] = [
+      { maxReplyBytes: NaN },
+      { maxReplyBytes: Infinity },
+      { maxReplyBytes: 0 },
+      { maxReplyBytes: -1 },
+      { maxReplyBytes: 1.5 },
+      { timeoutMs: NaN },
+      { timeoutMs: Infinity },
+      { timeoutMs: 0 },
+      { timeoutMs: -1 },
+      { timeoutMs: 2 ** 31 },
+      { timeoutMs: '5' as unknown as number },
+    ];
+    for (const options of bad) {
+      for (const make of [
+        () => new DeliveryClient(s.url, options),
+        () => DeliveryClient.login(s.url, account, options),
+        () => DeliveryClient.register(s.url, { ...account, clientId: `dan-${tag}` }, options),
+      ]) {
+        const err = await thrown(Promise.resolve().then(make));
+        expect(err).toBeInstanceOf(MlsError);
+        expect(err).not.toBeInstanceOf(DsError);
+        expect((err as MlsError).code).toBe('INVALID_ARGUMENT');
+        expect((err as MlsError).message).toBe('timeoutMs' in options ? 'timeoutMs must be a whole number of ms from 1 to 2^31 - 1' : 'maxReplyBytes must be a whole number of bytes from 1');
+      }
+    }
+    // Honest: the widest bounds, and the defaults, still work.
+    const wide = await DeliveryClient.login(s.url, account, { timeoutMs: 2 ** 31 - 1, maxReplyBytes: Number.MAX_SAFE_INTEGER });
+    expect((await wide.poll(alice.group!.id, 0)).length).toBeGreaterThan(0);
+    expect(await new DeliveryClient(s.url, { timeoutMs: undefined, maxReplyBytes: undefined }).healthy()).toBe(true);
+  });
+
+  it("validate and devices read their reply's shape too: a binding or device list of the wrong shape (a proxy's page, {}) is DsError malformed, not passed on (a credential check counted it as bound); the honest DS's answers read as before", async () => {
+    let reply = '{}';
+    const h = await hostile((req, res) => {
+      if (req.url !== '/v1/as/validate' && req.url !== '/v1/pairings') return false;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(reply);
+      return true;
+    });
+    const client = await through(h.url, s, bob);
+    for (const body of ['{}', '<html>a proxy page</html>', '[]', '{"clientId":1,"userId":"x"}', '{"clientId":"x"}', '{"devices":"x"}', '{"devices":[1]}']) {
+      reply = body;
+      refused(await thrown(client.validate(alice.identity.identity, alice.identity.signaturePublicKey)), 'malformed');
+      refused(await thrown(client.devices()), 'malformed');
+    }
+    // Honest: the real DS's binding and (empty) device list.
+    expect(await bob.ds.validate(alice.identity.identity, alice.identity.signaturePublicKey)).toEqual({ clientId: alice.name, userId: alice.name });
+    expect(await bob.ds.devices()).toEqual([]);
+  });
+
+  it("a stream opened once the session has ended logs in again, once, and delivers (the refused upgrade closed it at once, and an app that only streams reconnected with the dead token for good); a stream the DS refuses for good still closes", async () => {
+    const short = await server({ sessionSeconds: 1 });
+    const a = await dsPeer(short.url, `alice-s-${tag}`);
+    const b = await dsPeer(short.url, `bob-s-${tag}`);
+    await groupOf(a, [b]);
+    await new Promise((r) => setTimeout(r, 2100));
+    const got: number[] = [];
+    let closed = false;
+    const stop = b.ds.stream(a.group!.id, b.seen, (m) => got.push(m.seq), () => (closed = true));
+    await new Promise((r) => setTimeout(r, 500));
+    a.seen = await a.ds.submit(a.group!.id, await a.group!.encrypt('after the session'));
+    await expect.poll(() => got, { timeout: 5000 }).toEqual([a.seen]);
+    expect(closed).toBe(false);
+    stop();
+    // Not a member (alice's own group is no group of carol's): refused after the one login, and closed.
+    const carol = await dsPeer(short.url, `carol-s-${tag}`);
+    const end = await new Promise<DsError | undefined>((resolve) => carol.ds.stream(a.group!.id, 0, () => undefined, resolve));
+    expect(end).toBeUndefined();
   });
 });

@@ -5,6 +5,7 @@
  */
 import { toHex } from '../mls/bytes.js';
 import type { Identity, MlsClient } from '../mls/client.js';
+import { invalidArgument } from '../mls/errors.js';
 import { DsError, type DsRejection, type SubmitExtras } from './delivery-service.js';
 import { signDsChallenge } from './ds-proof.js';
 
@@ -37,6 +38,7 @@ export interface DeliveredMessage {
 }
 
 type WebSocketLike = {
+  onopen: (() => void) | null;
   onmessage: ((ev: { data: unknown }) => void) | null;
   onclose: ((ev: unknown) => void) | null;
   onerror: ((ev: unknown) => void) | null;
@@ -66,7 +68,7 @@ export interface DeliveryClientOptions {
    * DS cannot relay another DS's challenge (docs/PROTOCOL.md §8.2).
    */
   audience?: string;
-  /** Every call settles within this many ms (default 120,000; a DS that does not answer: `unavailable`). */
+  /** Every request to the DS settles within this many ms (default 120,000; at most 2^31 - 1; a DS that does not answer: `unavailable`). */
   timeoutMs?: number;
   /** A reply past this many bytes is refused (`too-large`) and not read on (default 64 MiB). */
   maxReplyBytes?: number;
@@ -90,8 +92,11 @@ export class DeliveryClient {
     this.#audience = options.audience ?? this.#base;
     this.#ws = (options.WebSocket as WebSocketCtor | undefined) ?? (globalThis as { WebSocket?: WebSocketCtor }).WebSocket;
     this.#account = account;
-    this.#timeoutMs = options.timeoutMs ?? 120_000;
-    this.#maxReply = options.maxReplyBytes ?? 64 * 1024 * 1024;
+    const timeoutMs = (this.#timeoutMs = options.timeoutMs ?? 120_000);
+    const maxReply = (this.#maxReply = options.maxReplyBytes ?? 64 * 1024 * 1024);
+    // NaN lifted the bound (`size > NaN` is never true); a wait no timer keeps failed every call as `unavailable`.
+    if (!(Number.isInteger(timeoutMs) && timeoutMs >= 1 && timeoutMs < 2 ** 31)) throw invalidArgument('timeoutMs must be a whole number of ms from 1 to 2^31 - 1');
+    if (!(Number.isSafeInteger(maxReply) && maxReply >= 1)) throw invalidArgument('maxReplyBytes must be a whole number of bytes from 1');
   }
 
   /** Register `account`'s key at the AS (`userId` default: client id; `vouch`: a client of that user) and log in. */
@@ -354,13 +359,20 @@ export class DeliveryClient {
   }
 
   /** This client's paired devices (as an anchor). */
-  async devices(): Promise<string[]> {
-    return (await this.#authed<{ devices: string[] }>('GET', '/v1/pairings')).devices;
+  devices(): Promise<string[]> {
+    return this.#authed('GET', '/v1/pairings', undefined, (out: { devices: unknown[] }) => {
+      if (!out.devices.every((d) => typeof d === 'string')) throw wrongShape();
+      return out.devices as string[];
+    });
   }
 
   /** Who the AS says holds this credential. */
   validate(identity: Uint8Array, signatureKey: Uint8Array): Promise<{ clientId: string; userId: string }> {
-    return this.#authed('POST', '/v1/as/validate', { identity: b64(identity), signatureKey: b64(signatureKey) });
+    return this.#authed('POST', '/v1/as/validate', { identity: b64(identity), signatureKey: b64(signatureKey) }, ({ clientId, userId }: Record<string, unknown>) => {
+      // Anything else would reach a credential check as a binding.
+      if (typeof clientId !== 'string' || typeof userId !== 'string') throw wrongShape();
+      return { clientId, userId };
+    });
   }
 
   /** Revoke this client at the AS, for good (a lost or retired device). */
@@ -377,8 +389,10 @@ export class DeliveryClient {
     let ws: WebSocketLike | undefined;
     let stopped = false;
     let failure: DsError | undefined;
+    let renewed = !this.#token;
     // The token rides in the query: browsers cannot set headers on a WebSocket.
     const open = () => {
+      let opened = false;
       const url = `${this.#base.replace(/^http/, 'ws')}/v1/stream?group=${toHex(groupId)}&after=${after}&access_token=${encodeURIComponent(this.#token ?? '')}`;
       ws = new this.#ws!(url);
       ws.onmessage = (ev) => {
@@ -394,7 +408,13 @@ export class DeliveryClient {
         after = m.seq;
         onMessage(m);
       };
-      ws.onclose = () => onClose?.(failure);
+      ws.onopen = () => (opened = true);
+      ws.onclose = () => {
+        // Refused before it opened, which says not why: a session that ended (the token is not renewed otherwise), so log in again, once.
+        if (opened || renewed || stopped || !this.#account) return onClose?.(failure);
+        renewed = true;
+        void this.#login().then(open, () => onClose?.());
+      };
       ws.onerror = () => undefined;
       if (stopped) ws.close();
     };
