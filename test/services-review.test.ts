@@ -361,4 +361,90 @@ describe('the DS client against a hostile DS', () => {
     const end = await new Promise<DsError | undefined>((resolve) => carol.ds.stream(a.group!.id, 0, () => undefined, resolve));
     expect(end).toBeUndefined();
   });
+
+  it("a stream's login again that fails gives onClose its DsError (a revoked client, an account-less client, a DS's challenge for another server: each ended as an honest close, undefined, and an app reconnected for good); a DS refusing every upgrade gets one login per stream; stop() during that login opens no socket after it and onClose runs once; honest streams still deliver", async () => {
+    let armed = false;
+    let gate: Promise<void> | undefined;
+    // No upgrade handler: every stream is refused before it opens.
+    const h = await hostile((req, res) => {
+      if (armed && req.url === '/v1/auth/challenge') {
+        const payload = Buffer.from(JSON.stringify({ t: 'challenge', c: bob.name, aud: 'http://other.example', exp: Date.now() + 60_000 })).toString('base64url');
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ challenge: `v1.${payload}.mac` }));
+        return true;
+      }
+      if (!gate || req.url !== '/v1/auth/session') return false;
+      // Held until the stream is stopped, then relayed.
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', async () => {
+        await gate;
+        const up = await fetch(s.url + req.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: Buffer.concat(chunks) });
+        res.writeHead(up.status, { 'content-type': 'application/json' });
+        res.end(Buffer.from(await up.arrayBuffer()));
+      });
+      return true;
+    });
+    let made = 0;
+    class Counted extends WebSocket {
+      constructor(...args: ConstructorParameters<typeof WebSocket>) {
+        super(...args);
+        made++;
+      }
+    }
+    const client = await through(h.url, s, bob, { WebSocket: Counted });
+    const ends = (ds: DeliveryClient) => new Promise<DsError | undefined>((resolve) => ds.stream(alice.group!.id, 0, () => resolve(new DsError('malformed', 'delivered')), resolve));
+    const sessions = () => h.auth.filter(([path]) => path === '/v1/auth/session').length;
+
+    // Refused for good, logging in works: one login, one retry, then closed.
+    const before = sessions();
+    expect(await ends(client)).toBeUndefined();
+    expect(sessions() - before).toBe(1);
+    expect(made).toBe(2);
+
+    // A challenge for another server: not signed, and said so.
+    armed = true;
+    const n = h.auth.length;
+    const relayed = await ends(client);
+    refused(relayed, 'unauthenticated');
+    expect((relayed as DsError).message).toBe('the DS sent a challenge for another server, client or purpose; not signed (unauthenticated)');
+    expect(h.auth.slice(n).map(([path]) => path.split('?')[0])).toEqual(['/v1/stream', '/v1/auth/challenge']);
+    armed = false;
+
+    // stop() while the login runs: no socket is made after it, onClose runs once, nothing is delivered.
+    let release!: () => void;
+    gate = new Promise<void>((r) => (release = r));
+    const closes: (DsError | undefined)[] = [];
+    const delivered: number[] = [];
+    made = 0;
+    const stop = client.stream(alice.group!.id, 0, (m) => delivered.push(m.seq), (e) => closes.push(e));
+    await expect.poll(() => h.auth.at(-1)?.[0], { timeout: 5000 }).toBe('/v1/auth/session');
+    stop();
+    release();
+    await new Promise((r) => setTimeout(r, 500));
+    expect(made).toBe(1);
+    expect(closes).toEqual([undefined]);
+    expect(delivered).toEqual([]);
+    gate = undefined;
+
+    // A revoked client at the honest DS: its login is refused, and onClose says so.
+    const dan = await dsPeer(s.url, `dan-r-${tag}`);
+    await dan.ds.revoke();
+    const revoked = await ends(dan.ds);
+    refused(revoked, 'unauthenticated');
+    expect((revoked as DsError).message).toBe('this signature key is not registered (or was revoked) (unauthenticated)');
+    // No account: nothing to log in with.
+    const anonymous = await ends(new DeliveryClient(s.url, { WebSocket }));
+    refused(anonymous, 'unauthenticated');
+    expect((anonymous as DsError).message).toBe('this DeliveryClient has no account: use DeliveryClient.login or register (unauthenticated)');
+
+    // Honest: bob's stream from the real DS delivers alice's next message, and nothing else.
+    const got: number[] = [];
+    const stopHonest = bob.ds.stream(alice.group!.id, alice.seen, (m) => got.push(m.seq));
+    await new Promise((r) => setTimeout(r, 200));
+    alice.seen = await alice.ds.submit(alice.group!.id, await alice.group!.encrypt('after the refused streams'));
+    await expect.poll(() => got, { timeout: 5000 }).toEqual([alice.seen]);
+    stopHonest();
+    await groupStillWorks([alice, bob], 'after the refused streams');
+  });
 });

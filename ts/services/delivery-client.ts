@@ -390,8 +390,11 @@ export class DeliveryClient {
     let stopped = false;
     let failure: DsError | undefined;
     let renewed = !this.#token;
+    // A failed login is onClose's DsError (a revoked client's looked like an honest close).
+    const login = () => void this.#login().then(open, (e) => onClose?.(e instanceof DsError ? e : undefined));
     // The token rides in the query: browsers cannot set headers on a WebSocket.
     const open = () => {
+      if (stopped) return onClose?.();
       let opened = false;
       const url = `${this.#base.replace(/^http/, 'ws')}/v1/stream?group=${toHex(groupId)}&after=${after}&access_token=${encodeURIComponent(this.#token ?? '')}`;
       ws = new this.#ws!(url);
@@ -413,13 +416,12 @@ export class DeliveryClient {
         // Refused before it opened, which says not why: a session that ended (the token is not renewed otherwise), so log in again, once.
         if (opened || renewed || stopped || !this.#account) return onClose?.(failure);
         renewed = true;
-        void this.#login().then(open, () => onClose?.());
+        login();
       };
       ws.onerror = () => undefined;
-      if (stopped) ws.close();
     };
     if (this.#token) open();
-    else void this.#login().then(open, () => onClose?.());
+    else login();
     return () => {
       stopped = true;
       ws?.close();
