@@ -34,6 +34,8 @@
  *   credential check counts as bound); a stream opened after the session
  *   ended was refused at the upgrade and closed at once, for good (the
  *   stream never renewed the session; an honest flow, not an attack).
+ * - a stream whose upgrade the DS took and never answered stayed unopened
+ *   for good, with no `onClose` (no deadline covered the upgrade).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -340,6 +342,32 @@ describe('the DS client against a hostile DS', () => {
     // Honest: the real DS's binding and (empty) device list.
     expect(await bob.ds.validate(alice.identity.identity, alice.identity.signaturePublicKey)).toEqual({ clientId: alice.name, userId: alice.name });
     expect(await bob.ds.devices()).toEqual([]);
+  });
+
+  it("a stream whose upgrade the DS takes and never answers ends within timeoutMs, onClose getting unavailable, with no second login (it stayed unopened for good, with no onClose); honest streams still deliver", async () => {
+    const h = await hostile(() => false);
+    // The upgrade request is taken and left unanswered: the socket stays open, silent.
+    const held: import('node:stream').Duplex[] = [];
+    h.http.on('upgrade', (_req, socket) => held.push(socket));
+    const client = await through(h.url, s, bob, { timeoutMs: 400 });
+    const sessions = () => h.auth.filter(([path]) => path === '/v1/auth/session').length;
+    const before = sessions();
+    const started = Date.now();
+    const got: number[] = [];
+    const end = await new Promise<DsError | undefined>((resolve) => client.stream(alice.group!.id, 0, (m) => got.push(m.seq), resolve));
+    refused(end, 'unavailable');
+    expect(end!.message).toBe('the DS did not open the stream (unavailable)');
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(got).toEqual([]);
+    expect(sessions() - before).toBe(0);
+    for (const socket of held) socket.destroy();
+    // Honest: bob's stream from the real DS gets alice's next message.
+    const stop = bob.ds.stream(alice.group!.id, alice.seen, (m) => got.push(m.seq));
+    await new Promise((r) => setTimeout(r, 200));
+    alice.seen = await alice.ds.submit(alice.group!.id, await alice.group!.encrypt('after the silent upgrade'));
+    await expect.poll(() => got, { timeout: 5000 }).toEqual([alice.seen]);
+    stop();
+    await groupStillWorks([alice, bob], 'after the silent upgrade');
   });
 
   it("a stream opened once the session has ended logs in again, once, and delivers (the refused upgrade closed it at once, and an app that only streams reconnected with the dead token for good); a stream the DS refuses for good still closes", async () => {

@@ -411,10 +411,19 @@ export class DeliveryClient {
         after = m.seq;
         onMessage(m);
       };
-      ws.onopen = () => (opened = true);
+      // A DS that takes the connection and never answers the upgrade would hold the stream unopened for good.
+      const deadline = setTimeout(() => {
+        failure ??= new DsError('unavailable', 'the DS did not open the stream');
+        ws!.close();
+      }, this.#timeoutMs);
+      ws.onopen = () => {
+        opened = true;
+        clearTimeout(deadline);
+      };
       ws.onclose = () => {
+        clearTimeout(deadline);
         // Refused before it opened, which says not why: a session that ended (the token is not renewed otherwise), so log in again, once.
-        if (opened || renewed || stopped || !this.#account) return onClose?.(failure);
+        if (opened || failure || renewed || stopped || !this.#account) return onClose?.(failure);
         renewed = true;
         login();
       };
