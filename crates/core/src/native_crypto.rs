@@ -461,7 +461,15 @@ impl HpkeCrypto for CurveAcceleratedHpke {
 // the same generic hkdf / aes-gcm / chacha20poly1305 code compiled a
 // second time (~20 KB of wasm). Same checks and errors as
 // hpke-rs-rust-crypto's (a nonce of another length than 12 bytes, a
-// ciphertext shorter than the tag, the export-only AEAD).
+// ciphertext shorter than the tag, the export-only AEAD). One difference
+// in what is left in memory: openmls_rust_crypto's aead_decrypt copies the
+// plaintext out of the AEAD's buffer and frees that buffer unwiped, where
+// hpke-rs-rust-crypto returned it. An HPKE open's plaintext (a path
+// secret, a Welcome's GroupSecrets) is so left once more in freed heap
+// memory (tests::an_hpke_open_frees_one_unwiped_copy_of_its_plaintext);
+// openmls frees its own copy of it unwiped anyway (the callers of
+// hpke::decrypt_with_label), so no secret is exposed that was not before.
+// The KDF's copies are wiped (SecretVLBytes).
 
 /// Nn and Nt of the three HPKE AEADs (RFC 9180 §7.3).
 const AEAD_NONCE_LEN: usize = 12;
@@ -808,7 +816,8 @@ mod tests {
             for (salt, ikm) in [(bytes(0, 0), bytes(32, 1)), (bytes(13, 2), bytes(0, 3)), (bytes(64, 4), bytes(129, 5))] {
                 let prk = CurveAcceleratedHpke::kdf_extract(alg, &salt, &ikm).unwrap();
                 assert_eq!(prk, HpkeRustCrypto::kdf_extract(alg, &salt, &ikm).unwrap());
-                for len in [1, 32, 77, 255 * 32] {
+                let nh = prk.len();
+                for len in [0, 1, 32, 77, 255 * 32, 255 * nh, 255 * nh + 1] {
                     assert_eq!(
                         CurveAcceleratedHpke::kdf_expand(alg, &prk, b"info", len).ok(),
                         HpkeRustCrypto::kdf_expand(alg, &prk, b"info", len).ok(),
@@ -826,10 +835,16 @@ mod tests {
                 let sealed = CurveAcceleratedHpke::aead_seal(alg, &key, &nonce, &aad, &msg).unwrap();
                 assert_eq!(sealed, HpkeRustCrypto::aead_seal(alg, &key, &nonce, &aad, &msg).unwrap());
                 assert_eq!(CurveAcceleratedHpke::aead_open(alg, &key, &nonce, &aad, &sealed).unwrap(), msg);
-                let mut tampered = sealed.clone();
-                tampered[0] ^= 1;
-                assert!(matches!(CurveAcceleratedHpke::aead_open(alg, &key, &nonce, &aad, &tampered), Err(HpkeError::AeadOpenError)));
-                assert!(matches!(HpkeRustCrypto::aead_open(alg, &key, &nonce, &aad, &tampered), Err(HpkeError::AeadOpenError)));
+                // A flipped bit of the ciphertext or of the tag, another AAD, another key.
+                for at in [0, sealed.len() - 1] {
+                    let mut tampered = sealed.clone();
+                    tampered[at] ^= 1;
+                    assert!(matches!(CurveAcceleratedHpke::aead_open(alg, &key, &nonce, &aad, &tampered), Err(HpkeError::AeadOpenError)));
+                    assert!(matches!(HpkeRustCrypto::aead_open(alg, &key, &nonce, &aad, &tampered), Err(HpkeError::AeadOpenError)));
+                }
+                assert!(matches!(CurveAcceleratedHpke::aead_open(alg, &key, &nonce, b"other", &sealed), Err(HpkeError::AeadOpenError)));
+                assert!(matches!(CurveAcceleratedHpke::aead_open(alg, &bytes(key_len, 12), &nonce, &aad, &sealed), Err(HpkeError::AeadOpenError)));
+                assert!(matches!(CurveAcceleratedHpke::aead_open(alg, &key[..5], &nonce, &aad, &sealed), Err(HpkeError::CryptoLibraryError(_))));
             }
             for ours in [
                 CurveAcceleratedHpke::aead_seal(alg, &key, &nonce[..11], b"", b"m"),
@@ -843,6 +858,39 @@ mod tests {
         }
         assert!(matches!(CurveAcceleratedHpke::aead_seal(AeadAlgorithm::HpkeExport, &[0; 16], &[0; 12], b"", b""), Err(HpkeError::UnknownAeadAlgorithm)));
         assert!(matches!(CurveAcceleratedHpke::aead_open(AeadAlgorithm::HpkeExport, &[0; 16], &[0; 12], b"", &[0; 16]), Err(HpkeError::UnknownAeadAlgorithm)));
+    }
+
+    /// What the move to openmls_rust_crypto's AEAD changed in memory (see
+    /// the note above `AEAD_NONCE_LEN`): an HPKE open frees one unwiped
+    /// copy of its plaintext, hpke-rs-rust-crypto's freed none; the KDF's
+    /// PRK and output are left in no freed block either way. Pinned so
+    /// that a change to either side is seen.
+    #[test]
+    fn an_hpke_open_frees_one_unwiped_copy_of_its_plaintext() {
+        let plaintext = [0x5du8; 32];
+        let (kem, kdf, aead) = (KemAlgorithm::DhKem25519, KdfAlgorithm::HkdfSha256, AeadAlgorithm::Aes128Gcm);
+        let mut ours = Hpke::<CurveAcceleratedHpke>::new(Mode::Base, kem, kdf, aead);
+        let mut reference = Hpke::<HpkeRustCrypto>::new(Mode::Base, kem, kdf, aead);
+        let pair = reference.generate_key_pair().unwrap();
+        let (enc, ct) = reference.seal(pair.public_key(), b"info", b"", &plaintext, None, None, None).unwrap();
+        let mut opened = (None, None);
+        let found_ours = crate::heap_residue::freed_copies_of(&[plaintext], || opened.0 = Some(ours.open(&enc, pair.private_key(), b"info", b"", &ct, None, None, None)));
+        let found_reference = crate::heap_residue::freed_copies_of(&[plaintext], || opened.1 = Some(reference.open(&enc, pair.private_key(), b"info", b"", &ct, None, None, None)));
+        assert_eq!(opened.0.unwrap().unwrap(), plaintext);
+        assert_eq!(opened.1.unwrap().unwrap(), plaintext);
+        assert_eq!((found_ours, found_reference), (vec![true], vec![false]));
+
+        let prk = HpkeRustCrypto::kdf_extract(kdf, b"salt", b"ikm").unwrap();
+        let okm = HpkeRustCrypto::kdf_expand(kdf, &prk, b"info", 32).unwrap();
+        let watched = [<[u8; 32]>::try_from(prk.as_slice()).unwrap(), <[u8; 32]>::try_from(okm.as_slice()).unwrap()];
+        let mut derived = None;
+        let found = crate::heap_residue::freed_copies_of(&watched, || {
+            let prk = CurveAcceleratedHpke::kdf_extract(kdf, b"salt", b"ikm").unwrap();
+            let okm = CurveAcceleratedHpke::kdf_expand(kdf, &prk, b"info", 32).unwrap();
+            derived = Some((prk, okm));
+        });
+        assert_eq!(derived.unwrap(), (prk, okm));
+        assert_eq!(found, vec![false, false]);
     }
 
     /// hpke-rs' clones of a context get a PRNG that is not seeded until it
