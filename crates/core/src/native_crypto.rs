@@ -448,10 +448,26 @@ impl HpkeCrypto for CurveAcceleratedHpke {
         if msg.len() < AEAD_TAG_LEN {
             return Err(HpkeError::AeadInvalidCiphertext);
         }
-        with_rust(|rust| rust.aead_decrypt(aead, key, msg, nonce, aad)).map_err(|e| match e {
-            CryptoError::AeadDecryptionError => HpkeError::AeadOpenError,
-            _ => HpkeError::CryptoLibraryError("AEAD error".into()),
-        })
+        // Opened in place, in the buffer handed back as the plaintext:
+        // openmls_rust_crypto's aead_decrypt copies the plaintext out and
+        // frees its buffer unwiped, a path secret or a Welcome's
+        // GroupSecrets left in freed memory. The same crates, so nothing
+        // more is linked; the in-place code costs ~9 KB of wasm, 1.9 KB
+        // packed (bench/README.md "Size round 2v").
+        use aes_gcm::aead::{AeadInPlace, KeyInit};
+        let mut buf = msg.to_vec();
+        let nonce = aes_gcm::Nonce::from_slice(nonce);
+        let opened = match aead {
+            AeadType::Aes128Gcm => aes_gcm::Aes128Gcm::new_from_slice(key).map(|c| c.decrypt_in_place(nonce, aad, &mut buf)),
+            AeadType::Aes256Gcm => aes_gcm::Aes256Gcm::new_from_slice(key).map(|c| c.decrypt_in_place(nonce, aad, &mut buf)),
+            AeadType::ChaCha20Poly1305 => chacha20poly1305::ChaCha20Poly1305::new_from_slice(key).map(|c| c.decrypt_in_place(nonce, aad, &mut buf)),
+        };
+        match opened {
+            Ok(Ok(())) => Ok(buf),
+            // The tag is checked before anything is decrypted: `buf` still holds the ciphertext.
+            Ok(Err(_)) => Err(HpkeError::AeadOpenError),
+            Err(_) => Err(HpkeError::CryptoLibraryError("AEAD error".into())),
+        }
     }
 }
 
@@ -461,14 +477,9 @@ impl HpkeCrypto for CurveAcceleratedHpke {
 // the same generic hkdf / aes-gcm / chacha20poly1305 code compiled a
 // second time (~20 KB of wasm). Same checks and errors as
 // hpke-rs-rust-crypto's (a nonce of another length than 12 bytes, a
-// ciphertext shorter than the tag, the export-only AEAD). One difference
-// in what is left in memory: openmls_rust_crypto's aead_decrypt copies the
-// plaintext out of the AEAD's buffer and frees that buffer unwiped, where
-// hpke-rs-rust-crypto returned it. An HPKE open's plaintext (a path
-// secret, a Welcome's GroupSecrets) is so left once more in freed heap
-// memory (tests::an_hpke_open_frees_one_unwiped_copy_of_its_plaintext);
-// openmls frees its own copy of it unwiped anyway (the callers of
-// hpke::decrypt_with_label), so no secret is exposed that was not before.
+// ciphertext shorter than the tag, the export-only AEAD). The open calls
+// the AEAD crates in place (see aead_open), so no unwiped copy of its
+// plaintext is freed (tests::an_hpke_open_frees_no_unwiped_copy_of_its_plaintext).
 // The KDF's copies are wiped (SecretVLBytes).
 
 /// Nn and Nt of the three HPKE AEADs (RFC 9180 §7.3).
@@ -860,26 +871,26 @@ mod tests {
         assert!(matches!(CurveAcceleratedHpke::aead_open(AeadAlgorithm::HpkeExport, &[0; 16], &[0; 12], b"", &[0; 16]), Err(HpkeError::UnknownAeadAlgorithm)));
     }
 
-    /// What the move to openmls_rust_crypto's AEAD changed in memory (see
-    /// the note above `AEAD_NONCE_LEN`): an HPKE open frees one unwiped
-    /// copy of its plaintext, hpke-rs-rust-crypto's freed none; the KDF's
-    /// PRK and output are left in no freed block either way. Pinned so
-    /// that a change to either side is seen.
+    /// An HPKE open frees no unwiped copy of its plaintext, for each AEAD,
+    /// as hpke-rs-rust-crypto's did (openmls_rust_crypto's aead_decrypt,
+    /// which ff7becd first routed it through, freed one: see aead_open);
+    /// the KDF's PRK and output are left in no freed block either.
     #[test]
-    fn an_hpke_open_frees_one_unwiped_copy_of_its_plaintext() {
+    fn an_hpke_open_frees_no_unwiped_copy_of_its_plaintext() {
         let plaintext = [0x5du8; 32];
-        let (kem, kdf, aead) = (KemAlgorithm::DhKem25519, KdfAlgorithm::HkdfSha256, AeadAlgorithm::Aes128Gcm);
-        let mut ours = Hpke::<CurveAcceleratedHpke>::new(Mode::Base, kem, kdf, aead);
-        let mut reference = Hpke::<HpkeRustCrypto>::new(Mode::Base, kem, kdf, aead);
-        let pair = reference.generate_key_pair().unwrap();
-        let (enc, ct) = reference.seal(pair.public_key(), b"info", b"", &plaintext, None, None, None).unwrap();
-        let mut opened = (None, None);
-        let found_ours = crate::heap_residue::freed_copies_of(&[plaintext], || opened.0 = Some(ours.open(&enc, pair.private_key(), b"info", b"", &ct, None, None, None)));
-        let found_reference = crate::heap_residue::freed_copies_of(&[plaintext], || opened.1 = Some(reference.open(&enc, pair.private_key(), b"info", b"", &ct, None, None, None)));
-        assert_eq!(opened.0.unwrap().unwrap(), plaintext);
-        assert_eq!(opened.1.unwrap().unwrap(), plaintext);
-        assert_eq!((found_ours, found_reference), (vec![true], vec![false]));
-
+        let (kem, kdf) = (KemAlgorithm::DhKem25519, KdfAlgorithm::HkdfSha256);
+        for aead in [AeadAlgorithm::Aes128Gcm, AeadAlgorithm::Aes256Gcm, AeadAlgorithm::ChaCha20Poly1305] {
+            let mut ours = Hpke::<CurveAcceleratedHpke>::new(Mode::Base, kem, kdf, aead);
+            let mut reference = Hpke::<HpkeRustCrypto>::new(Mode::Base, kem, kdf, aead);
+            let pair = reference.generate_key_pair().unwrap();
+            let (enc, ct) = reference.seal(pair.public_key(), b"info", b"", &plaintext, None, None, None).unwrap();
+            let mut opened = (None, None);
+            let found_ours = crate::heap_residue::freed_copies_of(&[plaintext], || opened.0 = Some(ours.open(&enc, pair.private_key(), b"info", b"", &ct, None, None, None)));
+            let found_reference = crate::heap_residue::freed_copies_of(&[plaintext], || opened.1 = Some(reference.open(&enc, pair.private_key(), b"info", b"", &ct, None, None, None)));
+            assert_eq!(opened.0.unwrap().unwrap(), plaintext);
+            assert_eq!(opened.1.unwrap().unwrap(), plaintext);
+            assert_eq!((found_ours, found_reference), (vec![false], vec![false]), "{aead:?}");
+        }
         let prk = HpkeRustCrypto::kdf_extract(kdf, b"salt", b"ikm").unwrap();
         let okm = HpkeRustCrypto::kdf_expand(kdf, &prk, b"info", 32).unwrap();
         let watched = [<[u8; 32]>::try_from(prk.as_slice()).unwrap(), <[u8; 32]>::try_from(okm.as_slice()).unwrap()];
