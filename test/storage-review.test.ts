@@ -24,6 +24,13 @@ import { groupRecordKey, includes, stillWorks, twoGroups } from './browser/stora
 const { MlsClient } = lib;
 const key32 = () => crypto.getRandomValues(new Uint8Array(32));
 
+/** A storage attacker's edit: one bit of a group's sealed Tree record flipped in `inner` (below the encryption). */
+async function flipTreeByte(inner: lib.StorageAdapter, groupId: Uint8Array): Promise<void> {
+  const tree = (await inner.get(groupRecordKey('Tree', groupId)))!;
+  tree[20]! ^= 1;
+  await inner.apply({ puts: [[groupRecordKey('Tree', groupId), tree]], deletes: [] });
+}
+
 describe('state at rest: attacker review', () => {
   it('a SQLite cell retyped from BLOB is STORAGE_TAMPERED (value: its group set aside), a key check not in hex STORAGE_KEY', async () => {
     const key = key32();
@@ -90,9 +97,7 @@ describe('state at rest: attacker review', () => {
     const { alice, bob, carol, g1, g2 } = await twoGroups(lib, await lib.EncryptedStorageAdapter.open(inner, key));
     const aliceLeaf = g1.ownLeafIndex;
     alice.free();
-    const tree = (await inner.get(groupRecordKey('Tree', g1.id)))!;
-    tree[20]! ^= 1;
-    await inner.apply({ puts: [[groupRecordKey('Tree', g1.id), tree]], deletes: [] });
+    await flipTreeByte(inner, g1.id);
 
     let client = await MlsClient.open({ storage: await lib.EncryptedStorageAdapter.open(inner, key) });
     expect((await mlsError(() => client.group(g1.id))).code).toBe('STORAGE_TAMPERED');
@@ -172,9 +177,7 @@ describe('state at rest: second attacker review (deleteGroup of a group set asid
     const { alice, bob, g1 } = await twoGroups(lib, await lib.EncryptedStorageAdapter.open(inner, key));
     const aliceLeaf = g1.ownLeafIndex;
     alice.free();
-    const tree = (await inner.get(groupRecordKey('Tree', g1.id)))!;
-    tree[20]! ^= 1;
-    await inner.apply({ puts: [[groupRecordKey('Tree', g1.id), tree]], deletes: [] });
+    await flipTreeByte(inner, g1.id);
     const old = new Map((await inner.entries()).filter(([k]) => includes(k, g1.id)).map(([k, v]) => [lib.toHex(k), lib.toHex(v)]));
 
     let client = await MlsClient.open({ storage: await lib.EncryptedStorageAdapter.open(inner, key) });
@@ -238,9 +241,7 @@ describe('state at rest: third attacker review (the batch that replaces a group 
     const { alice, bob, carol, g1, g2 } = await twoGroups(lib, await lib.EncryptedStorageAdapter.open(inner, key));
     const aliceLeaf = g1.ownLeafIndex;
     alice.free();
-    const tree = (await inner.get(groupRecordKey('Tree', g1.id)))!;
-    tree[20]! ^= 1;
-    await inner.apply({ puts: [[groupRecordKey('Tree', g1.id), tree]], deletes: [] });
+    await flipTreeByte(inner, g1.id);
     let client = await MlsClient.open({ storage: await lib.EncryptedStorageAdapter.open(inner, key) });
     expect((await mlsError(() => client.group(g1.id))).code).toBe('STORAGE_TAMPERED');
     const { welcome } = await bob.commit({ remove: [aliceLeaf], add: [await client.createKeyPackage(client.identities()[0]!)] });
