@@ -187,9 +187,10 @@ function turn<T>(client: MlsClient, fn: () => Promise<T>): Promise<T> {
  * for a call of its own DMember after its first await, would hold them all.
  */
 function guarded(check: DmlsCredentialCheck, client: MlsClient, timeoutMs: number, silent: () => boolean): DmlsCredentialCheck {
+  const timedOut = () => new DmlsError('check-timeout', `the credential check did not answer within ${timeoutMs} ms`);
   const inside = (ask: () => DmlsCredentialAnswer | Promise<DmlsCredentialAnswer>): DmlsCredentialAnswer | Promise<DmlsCredentialAnswer> => {
     // The AS already timed out in this drain: fail at once, not after the timeout again.
-    if (silent()) return Promise.reject(new DmlsError('check-timeout', `the credential check did not answer within ${timeoutMs} ms`));
+    if (silent()) return Promise.reject(timedOut());
     inCheck.set(client, (inCheck.get(client) ?? 0) + 1);
     let answer;
     try {
@@ -200,7 +201,7 @@ function guarded(check: DmlsCredentialCheck, client: MlsClient, timeoutMs: numbe
     if (typeof (answer as PromiseLike<unknown> | undefined)?.then !== 'function') return answer;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new DmlsError('check-timeout', `the credential check did not answer within ${timeoutMs} ms`)), timeoutMs);
+      timer = setTimeout(() => reject(timedOut()), timeoutMs);
       // A check that never answers does not keep Node running.
       (timer as { unref?: () => void }).unref?.();
     });

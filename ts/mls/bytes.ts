@@ -42,6 +42,11 @@ export function toHex(bytes: Uint8Array): string {
   return String.fromCharCode.apply(null, codes);
 }
 
+/** Whether `text` is hexadecimal as `toHex` writes it (lower case, whole bytes): stored names read back are checked with it. */
+export function isToHex(text: unknown): text is string {
+  return typeof text === 'string' && /^(?:[0-9a-f]{2})*$/.test(text);
+}
+
 /** The bytes of a hexadecimal string (even length, hex digits only). */
 export function fromHex(hex: string): Uint8Array {
   if (hex.length % 2 !== 0 || /[^0-9a-fA-F]/.test(hex)) throw new Error('invalid hex');

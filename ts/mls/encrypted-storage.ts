@@ -18,7 +18,7 @@
  * `EncryptedStorageAdapter` wraps any `StorageAdapter` with it.
  */
 import { MlsError } from './errors.js';
-import { bytesEqual } from './bytes.js';
+import { bytesEqual, isToHex } from './bytes.js';
 import type { StorageAdapter, StorageBatch, StorageEntry, VerifiedEntries } from './storage.js';
 import { storesInto } from './storage-claim.js';
 
@@ -212,7 +212,7 @@ export function setAsideTamperedGroups(read: VerifiedEntries, groupIndexPrefix: 
   // every record or another group's, and no deleteGroup call names it.
   const indexed = (key: Uint8Array): string | undefined => {
     const hex = startsWith(key, groupIndexPrefix) ? decoder.decode(key.subarray(groupIndexPrefix.length)) : '';
-    return /^(?:[0-9a-f]{2})+$/.test(hex) ? hex : undefined;
+    return hex && isToHex(hex) ? hex : undefined;
   };
   const groupHexes = new Set<string>();
   for (const k of [...read.entries.map(([k]) => k), ...read.tampered]) {
@@ -234,10 +234,11 @@ export function setAsideTamperedGroups(read: VerifiedEntries, groupIndexPrefix: 
   }
   // The keys of each group's records, its index entry among them, so
   // `deleteGroup` can delete them: the core never holds the group.
-  for (const [k] of read.entries) groups.get(ownerOf(k) ?? '')?.push(k);
+  const owners = read.entries.map(([k]) => ownerOf(k));
+  read.entries.forEach(([k], i) => groups.get(owners[i] ?? '')?.push(k));
   for (const k of read.tampered) groups.get(ownerOf(k)!)!.push(k);
   // The group index entry stays, so the group is still listed (and refused by name).
-  const entries = read.entries.filter(([k]) => startsWith(k, groupIndexPrefix) || !groups.has(ownerOf(k) ?? ''));
+  const entries = read.entries.filter(([k], i) => startsWith(k, groupIndexPrefix) || !groups.has(owners[i] ?? ''));
   return { entries, groups };
 }
 

@@ -21,7 +21,7 @@
  * database's `meta` store (script can use it, never read it).
  */
 import { MlsError } from './errors.js';
-import { fromHex, toHex } from './bytes.js';
+import { fromHex, isToHex, toHex } from './bytes.js';
 import { ownOptions } from './convert.js';
 import { StorageCipher, refuseTampered, type StorageKey } from './encrypted-storage.js';
 import { decodeBatch, encodeBatch, type StorageAdapter, type StorageBatch, type StorageEntry, type VerifiedEntries } from './storage.js';
@@ -239,7 +239,7 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
     const latest = new Map<string, Uint8Array | null>();
     keys.forEach((k, i) => {
       // As toHex writes it: another key cannot be attributed to a group (nor told apart from a lowercase twin).
-      if (typeof k !== 'string' || !HEX_KEY.test(k)) throw new MlsError('STORAGE_TAMPERED', 'a stored record has a malformed key');
+      if (!isToHex(k)) throw new MlsError('STORAGE_TAMPERED', 'a stored record has a malformed key');
       latest.set(k, this.#bytes(values[i]));
     });
     foldInto(latest, log);
@@ -411,8 +411,6 @@ function commitNow(tx: IDBTransaction): void {
 }
 
 const aborted = new WeakSet<IDBTransaction>();
-/** An `entries` key as `toHex` writes it. */
-const HEX_KEY = /^(?:[0-9a-f]{2})*$/;
 /** Why a fold (or a batch's log record) aborted its transaction: the `STORAGE_TAMPERED` its caller gets instead of the abort. */
 const foldFailures = new WeakMap<IDBTransaction, unknown>();
 

@@ -11,7 +11,7 @@
  */
 import type Database from 'better-sqlite3';
 import { MlsError } from '../mls/errors.js';
-import { fromHex, toHex } from '../mls/bytes.js';
+import { fromHex, isToHex, toHex } from '../mls/bytes.js';
 import { ownOptions } from '../mls/convert.js';
 import { StorageCipher, refuseTampered, type StorageKey } from '../mls/encrypted-storage.js';
 import type { StorageAdapter, StorageBatch, StorageEntry, VerifiedEntries } from '../mls/storage.js';
@@ -108,7 +108,7 @@ export class SqliteStorageAdapter implements StorageAdapter {
       if (format !== undefined) {
         // A key check that is not hex text (SQLite keeps any type in any column) was changed: STORAGE_KEY, as for any other change.
         const check: unknown = meta('key-check');
-        if (cipher) await cipher.verifyKeyCheck(typeof check === 'string' && /^(?:[0-9a-f]{2})*$/.test(check) ? fromHex(check) : new Uint8Array(0));
+        if (cipher) await cipher.verifyKeyCheck(isToHex(check) ? fromHex(check) : new Uint8Array(0));
         return cipher;
       }
       const check = cipher ? toHex(await cipher.keyCheck()) : undefined;
