@@ -168,6 +168,22 @@ export async function peerFrom(url: string, name: string, from: string): Promise
 }
 
 /**
+ * Source for a `netns` script (which imports `connect as tcp` from
+ * node:net): `conn(port, localAddress)` says whether a TCP connection from
+ * localAddress to the DS is still open 300 ms after it was accepted; each
+ * is held open after, in `held`.
+ */
+export const NETNS_CONN = `const held = [];
+const conn = (port, localAddress) => new Promise((resolve) => {
+  const host = localAddress.includes(':') ? 'fd00:db8:1::1' : '127.0.0.1';
+  const s = tcp({ host, port, localAddress }, () => setTimeout(() => resolve(s.destroyed || s.readableEnded ? 'closed' : 'open'), 300));
+  s.on('end', () => s.destroy());
+  s.on('error', () => undefined);
+  held.push(s);
+});
+`;
+
+/**
  * A network namespace of its own (`unshare -rn`) with `addresses` (IPv6,
  * /64 each) on its loopback: whether this machine allows one, and `run`,
  * which runs a module script in it from the repository root and returns

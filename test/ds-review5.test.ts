@@ -26,7 +26,7 @@ import Database from 'better-sqlite3';
 import { MlsClient, type Identity } from 'paired-mls';
 import { SqliteDeliveryStore, startDeliveryServer } from 'paired-mls/server';
 import { addressKey } from '../ts/server/rate-limit.js';
-import { dsPeer, groupOf, groupStillWorks, netns, postFrom, proofFrom, sqliteServers } from './ds-helpers.js';
+import { NETNS_CONN, dsPeer, groupOf, groupStillWorks, netns, postFrom, proofFrom, sqliteServers } from './ds-helpers.js';
 
 /** Rows in every table of the SQLite file. */
 function rows(file: string): Record<string, number> {
@@ -147,15 +147,7 @@ import { DeliveryClient, signDsChallenge } from 'paired-mls/services';
 import { SqliteDeliveryStore, startDeliveryServer } from 'paired-mls/server';
 const b64 = (b) => Buffer.from(b).toString('base64');
 const portOf = (s) => Number(s.url.split(':').pop());
-// Whether a TCP connection from localAddress is still open 300 ms after it was accepted (held open after).
-const held = [];
-const conn = (port, localAddress) => new Promise((resolve) => {
-  const host = localAddress.includes(':') ? 'fd00:db8:1::1' : '127.0.0.1';
-  const s = tcp({ host, port, localAddress }, () => setTimeout(() => resolve(s.destroyed || s.readableEnded ? 'closed' : 'open'), 300));
-  s.on('end', () => s.destroy());
-  s.on('error', () => undefined);
-  held.push(s);
-});
+${NETNS_CONN}
 const http = (port, method, path, body, localAddress) => new Promise((resolve, reject) => {
   const req = request({ host: 'fd00:db8:1::1', port, method, path, localAddress, agent: false, headers: { 'content-type': 'application/json' } }, (res) => {
     const chunks = [];

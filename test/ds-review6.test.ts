@@ -33,7 +33,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MlsClient } from 'paired-mls';
 import { addressKey } from '../ts/server/rate-limit.js';
-import { groupOf, groupStillWorks, netns, peerFrom, postFrom, proofFrom, sqliteServers } from './ds-helpers.js';
+import { NETNS_CONN, groupOf, groupStillWorks, netns, peerFrom, postFrom, proofFrom, sqliteServers } from './ds-helpers.js';
 import { newMember } from './helpers.js';
 
 /** The HTTP request of a registration, as bytes on the wire. */
@@ -140,14 +140,7 @@ s.on('error', () => undefined); s.on('close', () => process.exit(0));`;
 const NETNS_SCRIPT = `
 import { connect as tcp } from 'node:net';
 import { SqliteDeliveryStore, startDeliveryServer } from 'paired-mls/server';
-const held = [];
-const conn = (port, localAddress) => new Promise((resolve) => {
-  const host = localAddress.includes(':') ? 'fd00:db8:1::1' : '127.0.0.1';
-  const s = tcp({ host, port, localAddress }, () => setTimeout(() => resolve(s.destroyed || s.readableEnded ? 'closed' : 'open'), 300));
-  s.on('end', () => s.destroy());
-  s.on('error', () => undefined);
-  held.push(s);
-});
+${NETNS_CONN}
 const c = await startDeliveryServer({ port: 0, host: '::', store: new SqliteDeliveryStore(':memory:'), maxConnectionsPerIp: 1 });
 const port = Number(c.url.split(':').pop());
 const out = {
