@@ -36,6 +36,9 @@
  *   stream never renewed the session; an honest flow, not an attack).
  * - a stream whose upgrade the DS took and never answered stayed unopened
  *   for good, with no `onClose` (no deadline covered the upgrade).
+ * - a stream frame was bounded only by the WebSocket class: 100 MiB in
+ *   `ws`, none in browsers; `maxReplyBytes` did not apply to it, and `ws`
+ *   closing on its own cap looked like an honest close.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -138,6 +141,48 @@ describe('the DS client against a hostile DS', () => {
     await expect.poll(() => got, { timeout: 5000 }).toEqual([alice.seen]);
     stop();
     await groupStillWorks([alice, bob], 'after the stream attack');
+  });
+
+  it("a stream frame past maxReplyBytes ends the stream with DsError too-large, both where the WebSocket class takes maxPayload (ws) and where it takes no options (as browsers); a frame of exactly maxReplyBytes is delivered; the honest DS's stream still delivers", async () => {
+    const limit = 4096;
+    const frame = (bytes: number) => {
+      const body = JSON.stringify({ seq: 6, sender: 'x', message: 'AAAA' });
+      return body + ' '.repeat(bytes - body.length); // JSON with trailing space: the size is the test's to set
+    };
+    let size = 0;
+    const h = await hostile(() => false);
+    const wss = new WebSocketServer({ server: h.http });
+    wss.on('connection', (ws) => ws.send(frame(size)));
+    // As a browser's WebSocket: no payload cap of its own, options ignored.
+    class Uncapped extends WebSocket {
+      constructor(url: string, protocols: string[]) {
+        super(url, protocols);
+      }
+    }
+    for (const Ws of [WebSocket, Uncapped]) {
+      const client = await through(h.url, s, bob, { WebSocket: Ws, maxReplyBytes: limit });
+      const streamed = (bytes: number) => {
+        size = bytes;
+        const got: number[] = [];
+        return new Promise<{ got: number[]; closed?: DsError }>((resolve) => {
+          const stop = client.stream(alice.group!.id, 5, (m) => (got.push(m.seq), stop(), resolve({ got })), (closed) => resolve({ got, closed }));
+        });
+      };
+      expect(await streamed(limit), Ws.name).toEqual({ got: [6] });
+      const over = await streamed(limit + 1);
+      expect(over.got, Ws.name).toEqual([]);
+      refused(over.closed, 'too-large');
+      expect(over.closed!.message).toBe(`the DS's reply is over ${limit} bytes (too-large)`);
+    }
+    wss.close();
+    // Honest: bob's stream from the real DS gets alice's next message.
+    const got: number[] = [];
+    const stop = bob.ds.stream(alice.group!.id, alice.seen, (m) => got.push(m.seq));
+    await new Promise((r) => setTimeout(r, 200));
+    alice.seen = await alice.ds.submit(alice.group!.id, await alice.group!.encrypt('after the large frames'));
+    await expect.poll(() => got, { timeout: 5000 }).toEqual([alice.seen]);
+    stop();
+    await groupStillWorks([alice, bob], 'after the large frames');
   });
 
   it("register with a vouch sends the voucher's session token only to the voucher's own DS: another server is refused (forbidden) before any request, and never sees the token; a vouched device still registers at the voucher's DS", async () => {

@@ -41,10 +41,11 @@ type WebSocketLike = {
   onopen: (() => void) | null;
   onmessage: ((ev: { data: unknown }) => void) | null;
   onclose: ((ev: unknown) => void) | null;
-  onerror: ((ev: unknown) => void) | null;
+  onerror: ((ev: { error?: { code?: unknown } } | undefined) => void) | null;
   close(): void;
 };
-type WebSocketCtor = new (url: string) => WebSocketLike;
+// Protocols `[]` (none) is what each of them takes by default; the `ws` package reads options third.
+type WebSocketCtor = new (url: string, protocols: string[], options: { maxPayload: number }) => WebSocketLike;
 /** Any WebSocket class: the browser's, or e.g. the `ws` package's (overloaded constructor). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type WebSocketClass = new (...args: any[]) => unknown;
@@ -187,6 +188,10 @@ export class DeliveryClient {
     this.#token = token;
   }
 
+  #tooLarge(): DsError {
+    return new DsError('too-large', `the DS's reply is over ${this.#maxReply} bytes`);
+  }
+
   async #call<T>(method: string, path: string, body: unknown, token: string | undefined): Promise<T> {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -201,7 +206,7 @@ export class DeliveryClient {
       for (let size = 0, part; reader && !(part = await reader.read()).done; ) {
         if ((size += part.value.length) > this.#maxReply) {
           void reader.cancel().catch(() => undefined);
-          throw new DsError('too-large', `the DS's reply is over ${this.#maxReply} bytes`);
+          throw this.#tooLarge();
         }
         text += decoder.decode(part.value, { stream: true });
       }
@@ -397,12 +402,14 @@ export class DeliveryClient {
       if (stopped) return onClose?.();
       let opened = false;
       const url = `${this.#base.replace(/^http/, 'ws')}/v1/stream?group=${toHex(groupId)}&after=${after}&access_token=${encodeURIComponent(this.#token ?? '')}`;
-      ws = new this.#ws!(url);
+      // A frame is a reply too: `ws` stops reading one past `maxPayload` (its own cap is 100 MiB), browsers set none, so it is measured here.
+      ws = new this.#ws!(url, [], { maxPayload: this.#maxReply });
       ws.onmessage = (ev) => {
         if (failure) return;
         let m: DeliveredMessage;
         // Thrown here, a bad frame was an uncaught exception: in Node it ended the process.
         try {
+          if (frameBytes(ev.data) > this.#maxReply) throw this.#tooLarge();
           m = delivered(JSON.parse(String(ev.data)), after);
         } catch (err) {
           failure = err instanceof DsError ? err : wrongShape();
@@ -427,7 +434,10 @@ export class DeliveryClient {
         renewed = true;
         login();
       };
-      ws.onerror = () => undefined;
+      // `ws` stopped reading a frame past maxPayload: reported as such, not as an honest close.
+      ws.onerror = (ev) => {
+        if (ev?.error?.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') failure ??= this.#tooLarge();
+      };
     };
     if (this.#token) open();
     else login();
@@ -436,6 +446,13 @@ export class DeliveryClient {
       ws?.close();
     };
   }
+}
+
+/** Bytes of a WebSocket frame as delivered: a text frame's UTF-8 is at least its UTF-16 length, so that length bounds it from below. */
+function frameBytes(data: unknown): number {
+  if (typeof data === 'string') return data.length;
+  if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) return data.byteLength;
+  return typeof Blob !== 'undefined' && data instanceof Blob ? data.size : 0;
 }
 
 /** base64url (RFC 4648 §5) without padding, as the DS's tokens use. */
