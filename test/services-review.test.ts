@@ -38,11 +38,16 @@
  *   for good, with no `onClose` (no deadline covered the upgrade).
  * - a stream frame was bounded only by the WebSocket class: 100 MiB in
  *   `ws`, none in browsers; `maxReplyBytes` did not apply to it, and `ws`
- *   closing on its own cap looked like an honest close.
+ *   closing on its own cap looked like an honest close. (Its review:) a
+ *   failure was reported only once the socket closed, so a DS ignoring the
+ *   closing handshake held the report 30 s in `ws` and for good in Node's
+ *   undici WebSocket; a frame of non-ASCII text was measured in UTF-16
+ *   units; frames `ws` had already read reached `onMessage` after `stop()`.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import { createHash } from 'node:crypto';
 import { WebSocket, WebSocketServer } from 'ws';
 import { MlsError } from 'paired-mls';
 import { DeliveryClient, DsError, type DeliveryClientOptions } from 'paired-mls/services';
@@ -159,21 +164,38 @@ describe('the DS client against a hostile DS', () => {
         super(url, protocols);
       }
     }
+    const streamed = (client: DeliveryClient, bytes: number) => {
+      size = bytes;
+      const got: number[] = [];
+      return new Promise<{ got: number[]; closed?: DsError }>((resolve) => {
+        const stop = client.stream(alice.group!.id, 5, (m) => (got.push(m.seq), stop(), resolve({ got })), (closed) => resolve({ got, closed }));
+      });
+    };
     for (const Ws of [WebSocket, Uncapped]) {
       const client = await through(h.url, s, bob, { WebSocket: Ws, maxReplyBytes: limit });
-      const streamed = (bytes: number) => {
-        size = bytes;
-        const got: number[] = [];
-        return new Promise<{ got: number[]; closed?: DsError }>((resolve) => {
-          const stop = client.stream(alice.group!.id, 5, (m) => (got.push(m.seq), stop(), resolve({ got })), (closed) => resolve({ got, closed }));
-        });
-      };
-      expect(await streamed(limit), Ws.name).toEqual({ got: [6] });
-      const over = await streamed(limit + 1);
+      expect(await streamed(client, limit), Ws.name).toEqual({ got: [6] });
+      const over = await streamed(client, limit + 1);
       expect(over.got, Ws.name).toEqual([]);
       refused(over.closed, 'too-large');
       expect(over.closed!.message).toBe(`the DS's reply is over ${limit} bytes (too-large)`);
     }
+    // ws keeps maxPayload as an int32: 2^32 + 100 became 100, and refused this frame.
+    expect(await streamed(await through(h.url, s, bob, { maxReplyBytes: 2 ** 32 + 100 }), limit)).toEqual({ got: [6] });
+    // Non-ASCII: 1366 UTF-16 units of '€' are 4098 bytes of UTF-8.
+    wss.removeAllListeners('connection');
+    wss.on('connection', (ws) => ws.send(JSON.stringify({ seq: 6, sender: '€'.repeat(1366), message: 'AAAA' })));
+    const wide = await through(h.url, s, bob, { WebSocket: Uncapped, maxReplyBytes: limit });
+    const ended = await new Promise<DsError | undefined>((resolve) => wide.stream(alice.group!.id, 5, () => resolve(new DsError('malformed', 'delivered')), resolve));
+    refused(ended, 'too-large');
+    // Frames read before stop() are not delivered after it, and the close is honest.
+    wss.removeAllListeners('connection');
+    wss.on('connection', (ws) => [6, 7, 8].forEach((seq) => ws.send(JSON.stringify({ seq, sender: 'x', message: 'AAAA' }) + (seq === 8 ? ' '.repeat(limit) : ''))));
+    const stopping = await through(h.url, s, bob, { maxReplyBytes: limit });
+    const after = await new Promise<{ got: number[]; closed?: DsError }>((resolve) => {
+      const got: number[] = [];
+      const stop = stopping.stream(alice.group!.id, 5, (m) => (got.push(m.seq), stop()), (closed) => resolve({ got, closed }));
+    });
+    expect(after).toEqual({ got: [6], closed: undefined });
     wss.close();
     // Honest: bob's stream from the real DS gets alice's next message.
     const got: number[] = [];
@@ -183,6 +205,26 @@ describe('the DS client against a hostile DS', () => {
     await expect.poll(() => got, { timeout: 5000 }).toEqual([alice.seen]);
     stop();
     await groupStillWorks([alice, bob], 'after the large frames');
+  });
+
+  it("a DS that announces a frame past maxReplyBytes and then ignores the client (no body, no closing handshake) gets too-large at once (ws read on for the body, and then waited 30 s for the handshake); the honest DS's stream still delivers", async () => {
+    const h = await hostile(() => false);
+    const upgraded: Socket[] = [];
+    h.http.on('upgrade', (req: IncomingMessage, socket: Socket) => {
+      upgraded.push(socket); // no longer the server's to close
+      const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+      socket.on('error', () => undefined);
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+      socket.write(Buffer.from([0x81, 127, 0, 0, 0, 0, 0, 0x10, 0, 0])); // a text frame of 1 MiB, whose body never comes
+    });
+    const client = await through(h.url, s, bob, { maxReplyBytes: 4096 });
+    const closed = await new Promise<DsError | undefined | 'none'>((resolve) => {
+      client.stream(alice.group!.id, 5, () => resolve(new DsError('malformed', 'delivered')), resolve);
+      setTimeout(() => resolve('none'), 3000);
+    });
+    refused(closed, 'too-large');
+    for (const socket of upgraded) socket.destroy();
+    await groupStillWorks([alice, bob], 'after the announced frame');
   });
 
   it("register with a vouch sends the voucher's session token only to the voucher's own DS: another server is refused (forbidden) before any request, and never sees the token; a vouched device still registers at the voucher's DS", async () => {

@@ -43,6 +43,8 @@ type WebSocketLike = {
   onclose: ((ev: unknown) => void) | null;
   onerror: ((ev: { error?: { code?: unknown } } | undefined) => void) | null;
   close(): void;
+  /** `ws`'s: drops the connection without the closing handshake. */
+  terminate?(): void;
 };
 // Protocols `[]` (none) is what each of them takes by default; the `ws` package reads options third.
 type WebSocketCtor = new (url: string, protocols: string[], options: { maxPayload: number }) => WebSocketLike;
@@ -395,48 +397,59 @@ export class DeliveryClient {
     let stopped = false;
     let failure: DsError | undefined;
     let renewed = !this.#token;
+    let ended = false;
+    const end = (error?: DsError) => {
+      if (ended) return;
+      ended = true;
+      onClose?.(error);
+    };
     // A failed login is onClose's DsError (a revoked client's looked like an honest close).
-    const login = () => void this.#login().then(open, (e) => onClose?.(e instanceof DsError ? e : undefined));
+    const login = () => void this.#login().then(open, (e) => end(e instanceof DsError ? e : undefined));
     // The token rides in the query: browsers cannot set headers on a WebSocket.
     const open = () => {
-      if (stopped) return onClose?.();
+      if (stopped) return end();
       let opened = false;
       const url = `${this.#base.replace(/^http/, 'ws')}/v1/stream?group=${toHex(groupId)}&after=${after}&access_token=${encodeURIComponent(this.#token ?? '')}`;
-      // A frame is a reply too: `ws` stops reading one past `maxPayload` (its own cap is 100 MiB), browsers set none, so it is measured here.
-      ws = new this.#ws!(url, [], { maxPayload: this.#maxReply });
-      ws.onmessage = (ev) => {
-        if (failure) return;
+      // A frame is a reply too: `ws` stops reading one past `maxPayload` (its own cap is 100 MiB; it keeps the option as an int32),
+      // browsers set none, so it is measured here as well.
+      const socket = (ws = new this.#ws!(url, [], { maxPayload: Math.min(this.#maxReply, 2 ** 31 - 1) }));
+      // Reported at once, not at the close: a DS that ignores the closing handshake held it 30 s in `ws`, for good in undici.
+      const fail = (error: DsError) => {
+        failure ??= error;
+        clearTimeout(deadline);
+        end(failure);
+        if (socket.terminate) socket.terminate();
+        else socket.close();
+      };
+      socket.onmessage = (ev) => {
+        if (failure || stopped) return;
         let m: DeliveredMessage;
         // Thrown here, a bad frame was an uncaught exception: in Node it ended the process.
         try {
-          if (frameBytes(ev.data) > this.#maxReply) throw this.#tooLarge();
+          if (frameBytes(ev.data, this.#maxReply) > this.#maxReply) throw this.#tooLarge();
           m = delivered(JSON.parse(String(ev.data)), after);
         } catch (err) {
-          failure = err instanceof DsError ? err : wrongShape();
-          return ws!.close();
+          return fail(err instanceof DsError ? err : wrongShape());
         }
         after = m.seq;
         onMessage(m);
       };
       // A DS that takes the connection and never answers the upgrade would hold the stream unopened for good.
-      const deadline = setTimeout(() => {
-        failure ??= new DsError('unavailable', 'the DS did not open the stream');
-        ws!.close();
-      }, this.#timeoutMs);
-      ws.onopen = () => {
+      const deadline = setTimeout(() => fail(new DsError('unavailable', 'the DS did not open the stream')), this.#timeoutMs);
+      socket.onopen = () => {
         opened = true;
         clearTimeout(deadline);
       };
-      ws.onclose = () => {
+      socket.onclose = () => {
         clearTimeout(deadline);
         // Refused before it opened, which says not why: a session that ended (the token is not renewed otherwise), so log in again, once.
-        if (opened || failure || renewed || stopped || !this.#account) return onClose?.(failure);
+        if (opened || failure || renewed || stopped || !this.#account) return end(failure);
         renewed = true;
         login();
       };
       // `ws` stopped reading a frame past maxPayload: reported as such, not as an honest close.
-      ws.onerror = (ev) => {
-        if (ev?.error?.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') failure ??= this.#tooLarge();
+      socket.onerror = (ev) => {
+        if (!stopped && ev?.error?.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') fail(this.#tooLarge());
       };
     };
     if (this.#token) open();
@@ -448,11 +461,24 @@ export class DeliveryClient {
   }
 }
 
-/** Bytes of a WebSocket frame as delivered: a text frame's UTF-8 is at least its UTF-16 length, so that length bounds it from below. */
-function frameBytes(data: unknown): number {
-  if (typeof data === 'string') return data.length;
+/** Bytes of a WebSocket frame as delivered (a text frame's UTF-8, counted only when its length does not settle it against `max`). */
+function frameBytes(data: unknown, max: number): number {
+  if (typeof data === 'string') return data.length > max || data.length * 3 <= max ? data.length : utf8Bytes(data);
   if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) return data.byteLength;
   return typeof Blob !== 'undefined' && data instanceof Blob ? data.size : 0;
+}
+
+/** UTF-8 bytes of a string: 1 to 3 per UTF-16 unit, a surrogate pair 4 (an unpaired surrogate is sent as U+FFFD, 3). */
+function utf8Bytes(text: string): number {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c < 0xdc00 && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) (n += 4), i++;
+    else n += 3;
+  }
+  return n;
 }
 
 /** base64url (RFC 4648 §5) without padding, as the DS's tokens use. */
