@@ -8,6 +8,7 @@
  */
 import type { Group, StagedCommit } from '../mls/group.js';
 import type { CommitOptions, Member } from '../mls/types.js';
+import { invalidArgument } from '../mls/errors.js';
 import { bytesEqual } from '../mls/bytes.js';
 import { CodecError } from '../codec/tls.js';
 import {
@@ -17,6 +18,7 @@ import {
   decodeIntent,
   encodeIntent,
   encodeIntentTbs,
+  removalModeCode,
   type LeafOperationIntent,
   type RemovalMode,
 } from './leaf-operation-intent.js';
@@ -43,6 +45,11 @@ function leafInfo(group: Group, leafIndex: number): LeafInfo | undefined {
  * with the same KeyPackage (draft §3).
  */
 export function createIntent(group: Group, removalMode: RemovalMode = 'senderRemovalOnly'): LeafOperationIntent {
+  try {
+    removalModeCode(removalMode);
+  } catch {
+    throw invalidArgument(`removalMode must be 'senderRemovalOnly' or 'removeAssociatedMembers', not ${String(removalMode)}`);
+  }
   const own = group.ownLeafIndex;
   const leaf = leafInfo(group, own);
   if (!leaf) throw new IntentError('unknown-leaf', 'this client has no leaf in the group');

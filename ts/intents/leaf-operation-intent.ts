@@ -37,8 +37,15 @@ export interface LeafOperationIntent extends LeafOperationIntentTbs {
   signature: Uint8Array;
 }
 
+/** The draft's code of a removal mode; never reserved(0): a mode this API does not name (a JavaScript caller's string) is refused, not written as 0. */
+export function removalModeCode(mode: RemovalMode): number {
+  const code = Object.hasOwn(MODE_CODES, mode) ? MODE_CODES[mode] : undefined;
+  if (code === undefined) throw new CodecError(`unknown removal mode ${String(mode)}`);
+  return code;
+}
+
 function writeTbs(w: Writer, tbs: LeafOperationIntentTbs): Writer {
-  return w.vector(tbs.groupId).u32(tbs.senderIndex).vector(tbs.senderLeafRef).u8(MODE_CODES[tbs.removalMode]);
+  return w.vector(tbs.groupId).u32(tbs.senderIndex).vector(tbs.senderLeafRef).u8(removalModeCode(tbs.removalMode));
 }
 
 function readTbs(r: Reader): LeafOperationIntentTbs {

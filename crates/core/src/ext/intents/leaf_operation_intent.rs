@@ -48,6 +48,11 @@ struct Intent {
 use crate::ext::intents::rejection::{refused, IntentRejection};
 
 /// Reads an `opaque<V>` (RFC 9420 §2.1.2 variable-size length prefix).
+/// A length in more bytes than it needs is malformed (§2.1.2: "values
+/// using more bits than necessary MUST be treated as malformed"): else one
+/// intent had several encodings — the signature's length is not signed,
+/// so anyone could re-encode an honest intent — which ts/codec/tls.ts (and
+/// so `decodeIntent`, `intentsIn`) refuses while the engine took them.
 fn vector<'a>(input: &mut &'a [u8]) -> Option<&'a [u8]> {
     let (&first, _) = input.split_first()?;
     let prefix = 1usize << (first >> 6);
@@ -56,6 +61,10 @@ fn vector<'a>(input: &mut &'a [u8]) -> Option<&'a [u8]> {
     }
     let header = input.get(..prefix)?;
     let len = header.iter().skip(1).fold(usize::from(first & 0x3f), |n, &b| (n << 8) | usize::from(b));
+    // The smallest length each prefix may carry: 0, 2^6, 2^14.
+    if prefix > 1 && len < 1 << (8 * (prefix / 2) - 2) {
+        return None;
+    }
     let body = input.get(prefix..prefix + len)?;
     *input = input.get(prefix + len..)?;
     Some(body)
@@ -177,5 +186,25 @@ mod tests {
         for bad in [intent_bytes(0, &[]), intent_bytes(3, &[]), intent_bytes(1, &[0]), vec![1, 2, 3]] {
             assert_eq!(decode(&bad).err(), Some(refused(IntentRejection::Malformed)));
         }
+    }
+
+    #[test]
+    fn refuses_lengths_not_minimally_encoded() {
+        // RFC 9420 §2.1.2's pseudocode: 2 bytes carry 64.., 4 bytes 16384...
+        let mut buf: &[u8] = &[0x40, 0x3f];
+        assert_eq!(vector(&mut buf), None);
+        let mut buf: &[u8] = &[0x80, 0x00, 0x3f, 0xff];
+        assert_eq!(vector(&mut buf), None);
+        let long = [&[0x40, 0x40][..], &[7; 64]].concat();
+        assert_eq!(vector(&mut long.as_slice()), Some(&[7u8; 64][..]));
+        let longer = [&[0x80, 0x00, 0x40, 0x00][..], &[7; 16384]].concat();
+        assert_eq!(vector(&mut longer.as_slice()).map(<[u8]>::len), Some(16384));
+        // The signature's length (64: 0x40 0x40) in four bytes: an honest intent re-encoded.
+        let honest = intent_bytes(SENDER_REMOVAL_ONLY, &[]);
+        let split = honest.len() - 66;
+        assert_eq!(honest[split..split + 2], [0x40, 0x40]);
+        let reencoded = [&honest[..split], &[0x80, 0, 0, 64][..], &honest[split + 2..]].concat();
+        assert!(decode(&honest).is_ok());
+        assert_eq!(decode(&reencoded).err(), Some(refused(IntentRejection::Malformed)));
     }
 }
