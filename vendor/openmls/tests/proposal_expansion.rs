@@ -750,9 +750,10 @@ fn overlapping_proposals_by_reference_do_not_block_the_committer() {
     else {
         panic!("expected a commit");
     };
-    // The Remove is kept; the overlapping custom proposals and the Update are left out.
-    assert_eq!(staged.remove_proposals().count(), 1);
-    assert!(staged.implied_removes().is_empty());
+    // The first custom proposal is kept: the Remove and the Update of the
+    // leaf it removes give way to it, the second custom proposal is left out.
+    assert_eq!(staged.remove_proposals().count(), 0);
+    assert_eq!(staged.implied_removes(), &[LeafNodeIndex::new(2)]);
     assert_eq!(staged.update_proposals().count(), 0);
     groups[1]
         .merge_staged_commit(providers[1], *staged)
@@ -821,6 +822,47 @@ fn overlapping_proposals_by_reference_do_not_block_the_committer() {
         err,
         CreateCommitError::ProposalValidationError(ProposalValidationError::DuplicateMemberRemoval)
     );
+}
+
+/// A Remove by reference of one leaf of a custom proposal by reference
+/// that removes more gives way to it: keeping the Remove would drop the
+/// custom proposal's other leaves (a LeafOperationIntent's associated
+/// members), and an intent whose sender is gone is never valid again.
+#[openmls_test]
+fn a_remove_by_reference_gives_way_to_a_custom_proposal_that_removes_more() {
+    let providers = [
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+    ];
+    let World {
+        mut groups,
+        signers,
+        ..
+    } = world(ciphersuite, &providers, true, false);
+    // charlie (2) proposes the removal of charlie and bob; bob (1) then a Remove of charlie.
+    let (custom, _) = groups[2]
+        .propose_custom_proposal_by_reference(
+            providers[2],
+            &signers[2].signer,
+            CustomProposal::new(REMOVING, [1u32.to_be_bytes(), 2u32.to_be_bytes()].concat()),
+        )
+        .unwrap();
+    let (remove, _) = groups[1]
+        .propose_remove_member(providers[1], &signers[1].signer, LeafNodeIndex::new(2))
+        .unwrap();
+    receive_proposal(&mut groups[0], providers[0], custom);
+    receive_proposal(&mut groups[0], providers[0], remove);
+    commit_store(&mut groups[0], providers[0], &signers[0].signer).unwrap();
+    let pending = groups[0].pending_commit().expect("a pending commit");
+    assert_eq!(pending.remove_proposals().count(), 0);
+    assert_eq!(
+        pending.implied_removes(),
+        &[LeafNodeIndex::new(1), LeafNodeIndex::new(2)]
+    );
+    groups[0].merge_pending_commit(providers[0]).unwrap();
+    assert_eq!(groups[0].members().count(), 1);
 }
 
 /// RFC 9420 §12.2 with the committer's own choice: a custom proposal by

@@ -390,10 +390,15 @@ impl ProposalQueue {
     /// there are multiple proposals that apply to the same leaf, the
     /// committer chooses one and includes only that one". A custom proposal
     /// received by reference is left out when the leaves it removes meet a
-    /// leaf another included proposal removes, or the committer, or when the
-    /// expander now refuses it; an Update of a leaf an included one removes
-    /// gives way to it (a Remove is preferred over an Update). Without this a
-    /// member could block every commit of the epoch by proposing, say, an
+    /// leaf the committer's own proposals (by value) remove, or a leaf an
+    /// earlier included custom proposal removes, or the committer, or when
+    /// the expander now refuses it. A Remove, SelfRemove or Update by
+    /// reference of a leaf an included custom proposal removes gives way to
+    /// it: the custom proposal removes that leaf too, so nothing the other
+    /// asked for is lost, while keeping the Remove instead would drop the
+    /// custom proposal's other leaves (and a LeafOperationIntent whose
+    /// sender is thereby removed can never be committed again). Without this
+    /// a member could block every commit of the epoch by proposing, say, an
     /// intent and a Remove of the same leaf. Proposals given by value are
     /// the committer's own choice and stay ([`ProposalQueue::expand`] and the
     /// Remove validation refuse conflicts among them as before); a Remove,
@@ -433,20 +438,19 @@ impl ProposalQueue {
             })
             .map(|q| q.proposal_reference())
             .collect();
+        // Leaves the committer's own choices remove (by value), and the
+        // committer, which no commit may remove. Removes and SelfRemoves by
+        // reference are not counted here: they give way below to an
+        // included custom proposal that removes the same leaf.
         let mut removed: HashSet<LeafNodeIndex> = HashSet::from([committer]);
-        for queued in self
-            .queued_proposals()
-            .filter(|q| !dropped.contains(&q.proposal_reference()))
-        {
+        removed.extend(chosen.iter().copied());
+        for queued in self.queued_proposals().filter(|q| !by_reference(q)) {
             match (queued.proposal(), queued.sender()) {
                 (Proposal::Remove(remove), _) => {
                     removed.insert(remove.removed());
                 }
                 (Proposal::SelfRemove, Sender::Member(leaf)) => {
                     removed.insert(*leaf);
-                }
-                (Proposal::Custom(custom), _) if !by_reference(queued) => {
-                    removed.extend(hook.removed_leaves(group, custom).unwrap_or_default());
                 }
                 _ => {}
             }
@@ -465,12 +469,15 @@ impl ProposalQueue {
             }
         }
         for queued in self.queued_proposals().filter(|q| by_reference(q)) {
-            if let (Proposal::Update(_), Sender::Member(leaf)) =
-                (queued.proposal(), queued.sender())
-            {
-                if removed_by_custom.contains(leaf) {
-                    dropped.push(queued.proposal_reference());
+            let gives_way = match (queued.proposal(), queued.sender()) {
+                (Proposal::Remove(remove), _) => removed_by_custom.contains(&remove.removed()),
+                (Proposal::SelfRemove | Proposal::Update(_), Sender::Member(leaf)) => {
+                    removed_by_custom.contains(leaf)
                 }
+                _ => false,
+            };
+            if gives_way {
+                dropped.push(queued.proposal_reference());
             }
         }
         self.proposal_references.retain(|r| !dropped.contains(r));
