@@ -3,12 +3,12 @@
  * (test/intents-review*.test.ts): one group of five members, alice on two
  * associated devices, everyone able to take LeafOperationIntent proposals.
  */
-import { MlsClient, type Group, type WireFormat } from 'paired-mls';
+import { MlsClient, type Group, type GroupOptions, type WireFormat } from 'paired-mls';
 import { LEAF_OPERATION_PROPOSAL_TYPE } from 'paired-mls/intents';
 import { expectInSync, type Member } from './helpers.js';
 
 /** The capabilities every member advertises, so that intent proposals are allowed in the group. */
-const CAPS = { proposals: [LEAF_OPERATION_PROPOSAL_TYPE] };
+export const CAPS = { proposals: [LEAF_OPERATION_PROPOSAL_TYPE] };
 
 /** A member on a fresh client, under `identity` when it is another device of someone (alice's phone). */
 export async function member(name: string, identity = name): Promise<Member> {
@@ -24,8 +24,12 @@ export async function deliver(message: Uint8Array, members: Member[]): Promise<v
   }
 }
 
-/** alice (two devices, one identity), bob, carol, dave; everyone updated once, so no leaf holds its KeyPackage LeafNode. */
-export async function world(wireFormat: WireFormat = 'ciphertext') {
+/**
+ * alice (two devices, one identity), bob, carol, dave; everyone updated once,
+ * so no leaf holds its KeyPackage LeafNode. `extensions` are the group's
+ * (external_senders and required_capabilities, for a DS that proposes).
+ */
+export async function world(wireFormat: WireFormat = 'ciphertext', extensions: GroupOptions['extensions'] = {}) {
   const options = { capabilities: CAPS, wireFormat };
   const alice = await member('alice');
   const alicePhone = await member('alice-phone', 'alice');
@@ -33,7 +37,7 @@ export async function world(wireFormat: WireFormat = 'ciphertext') {
   const carol = await member('carol');
   const dave = await member('dave');
   const all = [alice, alicePhone, bob, carol, dave];
-  alice.group = await alice.client.createGroup(alice.identity, options);
+  alice.group = await alice.client.createGroup(alice.identity, { ...options, extensions });
   const kps = await Promise.all(all.slice(1).map((m) => m.client.createKeyPackage(m.identity, { capabilities: CAPS })));
   const { welcome } = await alice.group.commit({ add: kps });
   await alice.group.mergePendingCommit();

@@ -155,7 +155,8 @@ describe('LeafOperationIntent', () => {
     const intent = createIntent(w.alicePhone.group!, 'removeAssociatedMembers');
     const present = await unrelatedChanges(w);
     const g = w.bob.group!;
-    await ds.createGroup(g.id, 'bob', { epoch: g.epoch });
+    // The DS checks the intent against the group's current public state (draft §2.3; test/intents-review6).
+    await ds.createGroup(g.id, 'bob', { epoch: g.epoch, groupInfo: await g.exportGroupInfo() });
 
     // Someone not listed in external_senders: an index beyond the list, or a
     // listed index signed with another key.
@@ -175,13 +176,15 @@ describe('LeafOperationIntent', () => {
     const remaining = present.filter((m) => m !== w.alice && m !== w.alicePhone);
     expectInSync(remaining);
 
-    // An intent whose sender leaf has since updated is refused on receipt.
+    // An intent whose sender leaf has since updated: the DS refuses to propose it,
+    // and members refuse it on receipt when an unchecking signer proposes it.
     const w2 = await world({ externalSender: ds.externalSenderSpec, requireIntents: true });
     const stale = createIntent(w2.carol.group!, 'senderRemovalOnly');
     await commitAndDeliver(w2.carol, w2.all.filter((m) => m !== w2.carol), (cg) => cg.selfUpdate());
     const g2 = w2.bob.group!;
-    await ds.createGroup(g2.id, 'bob', { epoch: g2.epoch });
-    const { proposal: staleProposal } = await ds.proposeIntent(g2.id, stale);
+    await ds.createGroup(g2.id, 'bob', { epoch: g2.epoch, groupInfo: await g2.exportGroupInfo() });
+    await rejected(() => ds.proposeIntent(g2.id, stale), 'stale-leaf');
+    const staleProposal = ds.externalSender.proposeIntent({ groupId: g2.id, epoch: g2.epoch, senderIndex: 0 }, stale);
     await rejected(() => g2.process(staleProposal), 'stale-leaf');
     expect(g2.state().pendingProposals).toBe(0);
   });

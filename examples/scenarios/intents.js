@@ -60,10 +60,11 @@ export async function run(log) {
   members = [...members, dave];
   log(`3. unrelated traffic: dave joined (epoch ${bob.group.epoch})`);
 
-  await ds.createGroup(bob.group.id, 'bob', { epoch: bob.group.epoch });
+  // The DS checks the intent as its recipient (draft §2.3) against the group's current GroupInfo with its tree.
+  await ds.createGroup(bob.group.id, 'bob', { epoch: bob.group.epoch, groupInfo: await bob.group.exportGroupInfo() });
   const { proposal } = await ds.proposeIntent(bob.group.id, intent);
   for (const m of members) await m.group.process(proposal);
-  log('4. the DS proposed the intent itself (an external LeafOperationProposal); every member validated it on receipt');
+  log('4. the DS checked the intent and proposed it itself (an external LeafOperationProposal); every member validated it on receipt');
   const { commit } = await commitIntents(carol.group, []);
   await carol.group.mergePendingCommit();
   log(`5. carol committed it: ${await deliver(commit, members.filter((m) => m !== carol))}`);

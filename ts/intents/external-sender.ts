@@ -4,7 +4,10 @@
  * as a PublicMessage from an external sender. Groups accept it when the
  * sender is listed in their external_senders extension and the proposal
  * type is among their required capabilities (docs/ENGINE.md); the engine
- * validates the intent on receipt and when it is committed.
+ * validates the intent on receipt and when it is committed. This class
+ * only signs: a recipient of an intent checks it before proposing it
+ * (draft §2.3; `validateIntentPublic`, as `DeliveryService.proposeIntent`
+ * does).
  *
  * The PublicMessage is built here (RFC 9420 §6.2):
  *   MLSMessage { uint16 version = 1; uint16 wire_format = 1 (public);

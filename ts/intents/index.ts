@@ -9,6 +9,7 @@
 export {
   createIntent,
   validateIntent,
+  validateIntentPublic,
   intentProposal,
   proposeIntent,
   commitIntents,

@@ -7,6 +7,7 @@
  * (crates/core/src/leaf_operation_intent.rs, docs/ENGINE.md).
  */
 import type { Group, StagedCommit } from '../mls/group.js';
+import type { MlsClient } from '../mls/client.js';
 import type { CommitOptions, Member } from '../mls/types.js';
 import { invalidArgument } from '../mls/errors.js';
 import { bytesEqual } from '../mls/bytes.js';
@@ -70,6 +71,18 @@ export function validateIntent(group: Group, intent: LeafOperationIntent): void 
   const valid = group.client.verifyWithLabel(cs, leaf.member.signatureKey, INTENT_SIGNATURE_LABEL, encodeIntentTbs(intent), intent.signature);
   if (!valid) throw new IntentError('bad-signature', 'the intent signature does not verify');
   if (leaf.source === 'keyPackage') throw new IntentError('key-package-leaf', 'the sender leaf still holds its KeyPackage LeafNode (replayable)');
+}
+
+/**
+ * The recipient checks of draft §2.3 (and the KeyPackage-leaf rule) by a
+ * party that holds only the group's public state: `groupInfo`, a GroupInfo
+ * of the group's current epoch with its ratchet tree (the DS). Returns the
+ * leaves the intent removes by `client`'s association rule; throws
+ * `IntentError`, or `MlsError` `INVALID_GROUP_INFO`.
+ */
+export function validateIntentPublic(client: MlsClient, groupInfo: Uint8Array, intent: LeafOperationIntent): number[] {
+  const { proposalType, payload } = intentProposal(intent);
+  return client.publicRemovedLeaves(groupInfo, proposalType, payload);
 }
 
 /** The LeafOperationProposal body of `intent`, for `group.commit({ custom })` or a proposal. */

@@ -570,6 +570,16 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
     return this.read((core) => core.publicGroupMembers(groupInfo));
   }
 
+  /**
+   * The leaves a custom proposal removes in the group of a GroupInfo with
+   * its ratchet tree, by this client's expander (a LeafOperationProposal is
+   * checked as its recipient must, draft §2.3); throws the expander's
+   * refusal (`INTENT_INVALID`) or `INVALID_GROUP_INFO`.
+   */
+  publicRemovedLeaves(groupInfo: Uint8Array, proposalType: number, payload: Uint8Array): number[] {
+    return Array.from(this.read((core) => core.publicRemovedLeaves(groupInfo, proposalType, payload)));
+  }
+
   /** Identities this client holds keys for. */
   identities(): Identity[] {
     return [...this.#identities.values()];

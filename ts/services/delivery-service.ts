@@ -8,9 +8,11 @@
  */
 import { MlsClient, type Identity } from '../mls/client.js';
 import { MlsError, registerErrorCodes } from '../mls/errors.js';
-import { fromHex, sha256, toHex } from '../mls/bytes.js';
+import { bytesEqual, fromHex, sha256, toHex } from '../mls/bytes.js';
 import { readAddProposalKeyPackage, readMlsHeader } from '../codec/mls-header.js';
 import { ExternalSender } from '../intents/external-sender.js';
+import { IntentError } from '../intents/intent-error.js';
+import { validateIntentPublic } from '../intents/intent-operations.js';
 import type { LeafOperationIntent } from '../intents/leaf-operation-intent.js';
 import { MemoryDeliveryStore, StorageQuotaError, type DeliveryStore, type GroupRecord, type LoggedMessage, type PendingWelcome, type StorageQuota, type StoredKeyPackage } from './delivery-store.js';
 import type { CredentialCheck } from './credential-check.js';
@@ -215,11 +217,32 @@ export class DeliveryService {
     return new ExternalSender(this.#client, this.#external);
   }
 
-  /** Propose `intent` as this external sender (index `senderIndex`): appended to the group's log; members' engines validate it. */
+  /**
+   * Propose `intent` as this external sender (index `senderIndex`), appended
+   * to the group's log. The DS is a recipient of the intent and checks it
+   * first (draft §2.3, docs/PROTOCOL.md §5.4): its group id (`IntentError`
+   * `wrong-group`), then, against the group's stored GroupInfo of the
+   * current epoch with its ratchet tree, the leaf, its LeafNodeRef, the
+   * signature and the KeyPackage-leaf rule (`IntentError`). Without that
+   * GroupInfo it cannot check, so it proposes nothing (`invalid-group-info`).
+   * Members' engines check again on receipt.
+   */
   async proposeIntent(groupId: Uint8Array, intent: LeafOperationIntent, senderIndex = 0): Promise<{ seq: number; proposal: Uint8Array }> {
     const id = toHex(groupId);
     const group = await this.store.getGroup(id);
     if (!group) throw new DsError('unknown-group', 'no such group');
+    if (!bytesEqual(intent.groupId, groupId)) throw new IntentError('wrong-group', 'the intent is for another group');
+    const info = group.groupInfo;
+    if (!info || !groupInfoFits(info, groupId, group.epoch)) {
+      throw new DsError('invalid-group-info', `the DS holds no GroupInfo of epoch ${group.epoch}, so it cannot check the intent`);
+    }
+    try {
+      validateIntentPublic(this.#client, info, intent);
+    } catch (err) {
+      // A GroupInfo without its ratchet tree (or one that does not verify): the DS cannot check either.
+      if (err instanceof MlsError && err.code === 'INVALID_GROUP_INFO') throw new DsError('invalid-group-info', err.message);
+      throw err;
+    }
     const proposal = this.externalSender.proposeIntent({ groupId, epoch: group.epoch, senderIndex }, intent);
     const seq = await this.store.append({ groupId: id, sender: DS_SENDER, bytes: proposal, digest: toHex(await sha256(proposal)) });
     return { seq: seq!, proposal };

@@ -7,7 +7,9 @@
 //! The public group carries the LeafOperationIntent expander, so an intent
 //! commit verifies, and is given the epoch's earlier PublicMessage
 //! proposals (members' and external senders'), so a commit that covers them
-//! by reference verifies.
+//! by reference verifies. The same public group lets the DS check a
+//! LeafOperationIntent it is handed before it proposes it
+//! (`publicRemovedLeaves`).
 
 use openmls::prelude::*;
 use crate::storage::JournalStorage;
@@ -210,6 +212,22 @@ impl Client {
     pub fn public_group_members(&self, group_info: &[u8]) -> Result<JsValue, JsValue> {
         let group = public_group_of(self.provider.crypto(), &JournalStorage::new(), group_info, "new")?;
         Ok(crate::inspect::to_js(&members(&group))?)
+    }
+
+    /// The leaves a custom proposal (`proposal_type`, `payload`) removes in
+    /// the group of `groupInfo` (with its ratchet tree; signature and tree
+    /// verified), as this client's expander says: for a party that holds
+    /// only the group's public state and receives a LeafOperationIntent
+    /// (the DS), the recipient checks of draft-kohbrok-mls-leaf-operation-
+    /// intents §2.3 (docs/PROTOCOL.md §5.4). Throws INVALID_GROUP_INFO, or
+    /// INTENT_INVALID with the expander's reason; `[]` for a type no
+    /// expander knows.
+    #[wasm_bindgen(js_name = publicRemovedLeaves)]
+    pub fn public_removed_leaves(&self, group_info: &[u8], proposal_type: u16, payload: &[u8]) -> Result<Vec<u32>, JsValue> {
+        let group = public_group_of(self.provider.crypto(), &JournalStorage::new(), group_info, "current")?;
+        let proposal = CustomProposal::new(proposal_type, payload.to_vec());
+        let leaves = self.expander().removed_leaves(&group, &proposal).map_err(|e| CoreError::from_mls("LeafOperationProposal", e))?;
+        Ok(leaves.unwrap_or_default().iter().map(|leaf| leaf.u32()).collect())
     }
 }
 
