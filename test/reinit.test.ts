@@ -187,9 +187,14 @@ describe('ReInit between paired-mls members', () => {
     await byLiam.group.mergePendingCommit();
 
     // jack sees liam's Welcome first, then kate's: kate's wins (leaf 1 < 2).
-    expect(await jack.client.joinReInitSuccessor(old.get(jack)!, byLiam.welcome!)).toMatchObject({ creatorLeaf: 2, replaced: false });
+    const first = await jack.client.joinReInitSuccessor(old.get(jack)!, byLiam.welcome!);
+    expect(first).toMatchObject({ creatorLeaf: 2, replaced: false });
+    // A layer's record about liam's successor goes with it: kate's, under the same id, replaces it.
+    await jack.client.putGroupRecord(first.group.id, 'layer/state', enc.encode("about liam's successor"));
     const jackFinal = await jack.client.joinReInitSuccessor(old.get(jack)!, byKate.welcome!);
     expect(jackFinal).toMatchObject({ creatorLeaf: 1, replaced: true });
+    expect(jack.client.groupRecord(jackFinal.group.id, 'layer/state')).toBeUndefined();
+    expect((await jack.storage!.entries()).filter(([k]) => new TextDecoder().decode(k).includes('layer/state'))).toEqual([]);
     // liam gives up its own successor for kate's.
     const liamFinal = await liam.client.joinReInitSuccessor(old.get(liam)!, byKate.welcome!);
     expect(liamFinal).toMatchObject({ creatorLeaf: 1, replaced: true });

@@ -10,6 +10,7 @@ import { call, init } from './init.js';
 import { MlsError, invalidArgument } from './errors.js';
 import { MemoryStorageAdapter, decodeBatch, encodeEntries, readStorage, type StorageAdapter, type StorageBatch, type StorageEntry } from './storage.js';
 import { setAsideTamperedGroups } from './encrypted-storage.js';
+import { GROUP_RECORD_PREFIX, GroupRecords, groupRecordKey, parseGroupRecordKey } from './group-records.js';
 import { Resource } from './resources.js';
 import { claimStorage, lockWait, type StorageClaim } from './storage-claim.js';
 import { toBytes, toHex, fromHex, utf8, type BytesLike } from './bytes.js';
@@ -139,6 +140,8 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
   #storageFailure: MlsError | undefined;
   #transaction: StorageBatch[] | undefined;
   readonly #records = new Map<string, Uint8Array>();
+  /** Layer records bound to a group, deleted with it (`groupRecord`). */
+  readonly #groupRecords = new GroupRecords();
   #association: LeafAssociation | undefined;
   #checks: ProcessCheck[] = [];
   readonly #groupChecks = new Map<string, ProcessCheck[]>();
@@ -251,7 +254,7 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
       throw new MlsError('STORAGE', 'reading the storage adapter failed', { cause: err });
     });
     // Records that failed authentication set their group aside (encrypted-storage.ts).
-    const { entries, groups: tampered } = setAsideTamperedGroups(read, metaKey(GROUP_PREFIX));
+    const { entries, groups: tampered } = setAsideTamperedGroups(read, metaKey(GROUP_PREFIX), metaKey(GROUP_RECORD_PREFIX));
     this.#tamperedGroups = tampered;
     const meta = new Map<string, Uint8Array>();
     const coreEntries: StorageEntry[] = [];
@@ -274,6 +277,8 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
     this.#identities.clear();
     this.#groupIds.clear();
     this.#records.clear();
+    this.#groupRecords.clear();
+    const groupRecords: { groupHex: string; name: string; key: Uint8Array; value: Uint8Array }[] = [];
     try {
       for (const [name, value] of meta) {
         if (name.startsWith(IDENTITY_PREFIX)) {
@@ -287,12 +292,24 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
           this.#groupIds.add(hex);
         } else if (name.startsWith(RECORD_PREFIX)) {
           this.#records.set(name.slice(RECORD_PREFIX.length), value);
+        } else if (name.startsWith(GROUP_RECORD_PREFIX)) {
+          const parsed = parseGroupRecordKey(name);
+          if (!parsed) throw new Error('bad group record key');
+          groupRecords.push({ ...parsed, key: metaKey(name), value });
         }
       }
       // Listed even when the failed record was its index entry.
       for (const hex of tampered.keys()) this.#groupIds.add(hex);
-      if (format === undefined) {
-        await this.storage.apply({ puts: [[metaKey(FORMAT_KEY), enc.encode(FORMAT_VERSION)]], deletes: [] });
+      // A group record outlives its group only in a store changed from
+      // outside (every batch that deletes a group deletes them): no call
+      // could reach or delete it, so it goes now.
+      const orphans: Uint8Array[] = [];
+      for (const record of groupRecords) {
+        if (this.#groupIds.has(record.groupHex)) this.#groupRecords.set(record.groupHex, record.name, record.value);
+        else orphans.push(record.key);
+      }
+      if (format === undefined || orphans.length > 0) {
+        await this.storage.apply({ puts: format === undefined ? [[metaKey(FORMAT_KEY), enc.encode(FORMAT_VERSION)]] : [], deletes: orphans });
       }
     } catch (err) {
       if (err instanceof MlsError) throw err;
@@ -505,6 +522,55 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
     else this.#records.delete(name);
     if (this.#transaction) this.#transaction.push(batch);
     else await this.#write(batch);
+  }
+
+  /**
+   * A record of a protocol layer about group `groupId` (`name` is the
+   * layer's own), kept like `record()` but bound to the group: the batch
+   * that deletes the group (`deleteGroup`), or replaces it under its id
+   * (a join into the id of a group set aside, a ReInit successor
+   * replaced), deletes it too (docs/PROTOCOL.md §2.5). Returns a copy;
+   * undefined when there is none, which is always so for a group this
+   * client does not hold. `STORAGE_TAMPERED` for a group set aside at
+   * open (its records were not loaded, §2.6).
+   */
+  groupRecord(groupId: Uint8Array, name: string): Uint8Array | undefined {
+    return this.#groupRecords.get(this.#groupRecordOwner(groupId, name), name);
+  }
+
+  /**
+   * Write (or with `undefined`, delete) a group record; see
+   * `groupRecord()`. Written only for a group this client holds
+   * (`UNKNOWN_GROUP`: nothing would ever delete it); deleting one that is
+   * not there writes nothing. `STORAGE_TAMPERED` for a group set aside
+   * (`deleteGroup` deletes its records). Inside `atomically` it is rolled
+   * back with the rest.
+   */
+  async putGroupRecord(groupId: Uint8Array, name: string, value: Uint8Array | undefined): Promise<void> {
+    // Freed: the state may belong to the next client already (§2.7).
+    if (this.released) throw new MlsError('RELEASED', 'MlsClient was already released');
+    if (this.#storageFailure) throw this.#storageFailure;
+    if (value !== undefined && !(value instanceof Uint8Array)) throw invalidArgument('value must be a Uint8Array or undefined');
+    const hex = this.#groupRecordOwner(groupId, name);
+    if (value === undefined) {
+      if (!this.#groupRecords.has(hex, name)) return;
+    } else if (!this.#groupIds.has(hex)) {
+      throw new MlsError('UNKNOWN_GROUP', 'this client has no such group');
+    }
+    const key = groupRecordKey(hex, name);
+    const batch: StorageBatch = value ? { puts: [[key, value.slice()]], deletes: [] } : { puts: [], deletes: [key] };
+    this.#groupRecords.set(hex, name, value?.slice());
+    if (this.#transaction) this.#transaction.push(batch);
+    else await this.#write(batch);
+  }
+
+  /** The hex id of a group record's group, once its arguments are checked and the group is not set aside. */
+  #groupRecordOwner(groupId: Uint8Array, name: string): string {
+    if (!(groupId instanceof Uint8Array)) throw invalidArgument('groupId must be a Uint8Array');
+    if (typeof name !== 'string') throw invalidArgument('name must be a string');
+    const hex = toHex(groupId);
+    if (this.#tamperedGroups.has(hex)) throw new MlsError('STORAGE_TAMPERED', "this group's stored records failed authentication");
+    return hex;
   }
 
   /** @internal Run a read-only core call. */
@@ -808,13 +874,15 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
    * The group index entry, written in the same batch as the group's state.
    * A group of that id set aside at load goes: its stored records are
    * deleted in that batch (those it writes again only overwritten, see
-   * `mutate`), none left mixed in.
+   * `mutate`), none left mixed in. So do the group records of a group the
+   * new one replaced (a ReInit successor): they were about that group.
    */
   #indexGroup(groupId: Uint8Array): StorageBatch {
     const hex = toHex(groupId);
     const stale = this.#tamperedGroups.get(hex) ?? [];
     this.#tamperedGroups.delete(hex);
-    return { puts: [[metaKey(GROUP_PREFIX + hex), new Uint8Array(0)]], deletes: stale };
+    // concat, not push(...): a set-aside group's kept keys can be as many as were planted.
+    return { puts: [[metaKey(GROUP_PREFIX + hex), new Uint8Array(0)]], deletes: stale.concat(this.#groupRecords.drop(hex)) };
   }
 
   /** Remember a group whose index entry went out with its first batch. */
@@ -835,12 +903,16 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
     return [...this.#groupIds].map(fromHex);
   }
 
-  /** Delete a group and its secrets from this client. */
+  /** Delete a group and its secrets from this client, with its group records (`groupRecord`), in one batch. */
   async deleteGroup(groupId: Uint8Array): Promise<void> {
     const hex = toHex(groupId);
-    // A group set aside at load is not in the core: its stored records go by key.
+    // A group set aside at load is not in the core: its stored records (group records among them) go by key.
     const setAside = this.#tamperedGroups.get(hex);
-    await this.mutate((core) => setAside ?? core.deleteGroup(groupId), { puts: [], deletes: setAside ?? [metaKey(GROUP_PREFIX + hex)] });
+    await this.mutate(
+      (core) => setAside ?? core.deleteGroup(groupId),
+      // Once the core deleted it: an unknown group's call throws and keeps them.
+      () => ({ puts: [], deletes: setAside ?? [metaKey(GROUP_PREFIX + hex), ...this.#groupRecords.drop(hex)] }),
+    );
     this.#tamperedGroups.delete(hex);
     this.#groupIds.delete(hex);
   }

@@ -29,6 +29,7 @@ const AAD_PREFIX = new TextEncoder().encode('paired-mls storage v1\u0000');
 /** The storage key of the value that tells a right key from a wrong one. */
 const KEY_CHECK_KEY = new TextEncoder().encode('\u0000paired-mls/key-check');
 const KEY_CHECK_VALUE = new TextEncoder().encode('paired-mls storage key check');
+const SLASH = 0x2f;
 
 /** A storage encryption key: 32 raw bytes (imported non-extractable) or an AES-GCM `CryptoKey`. */
 export type StorageKey = CryptoKey | Uint8Array;
@@ -194,16 +195,23 @@ export class EncryptedStorageAdapter implements StorageAdapter {
 /**
  * What a client loads when some records failed to verify. A failed record
  * that belongs to one group (its key holds the group's id, as every
- * per-group openmls record and the group index entry do) sets that whole
- * group aside: none of its records reach the core, and the client answers
- * `STORAGE_TAMPERED` for it while its other groups work as before. A
- * failed record that belongs to no group (a signature key, a KeyPackage,
- * an identity) refuses the whole load with `STORAGE_TAMPERED`.
+ * per-group openmls record, the group index entry and the group's layer
+ * records do) sets that whole group aside: none of its records reach the
+ * core or the client, and the client answers `STORAGE_TAMPERED` for it
+ * while its other groups work as before. A failed record that belongs to
+ * no group (a signature key, a KeyPackage, an identity, a `putRecord`
+ * record) refuses the whole load with `STORAGE_TAMPERED`.
  *
  * `groupIndexPrefix` is the key prefix of the client's group index
- * entries (`\0paired-mls/group/` then the group id in hex).
+ * entries (`\0paired-mls/group/` then the group id in hex);
+ * `groupRecordPrefix` that of its group records
+ * (`\0paired-mls/group-record/`, then the group id in hex, `/`, a name).
  */
-export function setAsideTamperedGroups(read: VerifiedEntries, groupIndexPrefix: Uint8Array): { entries: StorageEntry[]; groups: Map<string, Uint8Array[]> } {
+export function setAsideTamperedGroups(
+  read: VerifiedEntries,
+  groupIndexPrefix: Uint8Array,
+  groupRecordPrefix: Uint8Array,
+): { entries: StorageEntry[]; groups: Map<string, Uint8Array[]> } {
   const groups = new Map<string, Uint8Array[]>();
   if (read.tampered.length === 0) return { entries: read.entries, groups };
   const decoder = new TextDecoder();
@@ -222,6 +230,13 @@ export function setAsideTamperedGroups(read: VerifiedEntries, groupIndexPrefix: 
   const prefixes = new Map([...groupHexes].map((hex) => [hex, groupKeyPrefix(hex)]));
   const ownerOf = (key: Uint8Array): string | undefined => {
     if (startsWith(key, groupIndexPrefix)) return indexed(key);
+    if (startsWith(key, groupRecordPrefix)) {
+      // Only a group with an index entry: the id is read up to the first '/'.
+      const rest = key.subarray(groupRecordPrefix.length);
+      const slash = rest.indexOf(SLASH);
+      const hex = slash < 0 ? undefined : decoder.decode(rest.subarray(0, slash));
+      return hex !== undefined && prefixes.has(hex) ? hex : undefined;
+    }
     const body = perGroupKeyBody(key);
     if (body === undefined) return undefined;
     for (const [hex, prefix] of prefixes) if (startsWith(body, prefix)) return hex;
