@@ -16,6 +16,10 @@ export function wrapped(inner: SeedVault): SeedVault {
   return { derive: (label, context, length) => inner.derive(label, context, length) };
 }
 
+/** alice's rejoin records of a group while its CeasePair join is unanswered: group records (`MlsClient.groupRecord`), named as ts/paired/pairing-state.ts names them. */
+export const SNAPSHOT_RECORD = 'paired-mls/cease-rejoin';
+export const JOIN_RECORD = 'paired-mls/cease-rejoin-commit';
+
 /** One of alice's groups through the DS: each party's view of it and its reading position there. */
 export interface DsGroup {
   id: Uint8Array;

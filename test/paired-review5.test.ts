@@ -21,7 +21,7 @@ import {
 } from 'paired-mls/paired';
 import { deliverCommit, expectInSync, mlsError } from './helpers.js';
 import { device, pairedWorld, read, refused, updateFollowed, updateWaitingOnSend } from './paired-helpers.js';
-import { UNFINISHED, anchorKeyOf, bobWins, catchUp, ceaseSend, dsWorld, epochTaken, finishAfterRefusedJoin, honestGoOn, inSync, lockedOut, submit, wrapped } from './paired-ds-helpers.js';
+import { JOIN_RECORD, SNAPSHOT_RECORD, UNFINISHED, anchorKeyOf, bobWins, catchUp, ceaseSend, dsWorld, epochTaken, finishAfterRefusedJoin, honestGoOn, inSync, lockedOut, submit, wrapped } from './paired-ds-helpers.js';
 
 const BUSY = 'another paired operation of this device is still running (a commit waiting on its send): wait until it settled';
 
@@ -232,7 +232,7 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 5: ceasePair w
     g1.alice = w.a.client.group(g1.id);
     expect({ epoch: g1.alice.epoch, leaf: g1.alice.ownLeafIndex, pending: g1.alice.state().pendingCommit }).toEqual({ epoch: e1, leaf: anchorLeaves[0], pending: false });
     expect(bytesEqual(anchorKeyOf(g1.alice), phoneKeys[0]!)).toBe(true);
-    expect(w.a.client.record(`paired-mls/cease-rejoin/${toHex(g1.id)}`)).toBeUndefined();
+    expect(w.a.client.groupRecord(g1.id, SNAPSHOT_RECORD)).toBeUndefined();
     await catchUp(g1.alice, g1.inbox.alice);
     await catchUp(g1.carol, g1.inbox.carol);
     inSync([g1.alice, g1.bob, g1.carol]);
@@ -296,8 +296,8 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 5: ceasePair w
     // Stored: g1 as the join made it (the engine merges an external join as it makes it), and
     // in records its state from before the join and the join itself.
     expect(bytesEqual(anchorKeyOf(w.a.client.group(g1.id)), active.anchor!.signaturePublicKey)).toBe(true);
-    expect(w.a.client.record(`paired-mls/cease-rejoin/${toHex(g1.id)}`)).toBeInstanceOf(Uint8Array);
-    const join = w.a.client.record(`paired-mls/cease-rejoin-commit/${toHex(g1.id)}`);
+    expect(w.a.client.groupRecord(g1.id, SNAPSHOT_RECORD)).toBeInstanceOf(Uint8Array);
+    const join = w.a.client.groupRecord(g1.id, JOIN_RECORD);
     expect(join).toBeInstanceOf(Uint8Array);
     // ceasePair again sends that join again: the DS refuses it (bob's commit has the epoch),
     // so g1's state is put back; g2 is ceased.
@@ -310,7 +310,7 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 5: ceasePair w
     ]);
     expect(seen[0]!.commit).toEqual(join);
     expect(next.groups.map((g) => g.ceased)).toEqual([false, true]);
-    expect([`paired-mls/cease-rejoin/${toHex(g1.id)}`, `paired-mls/cease-rejoin-commit/${toHex(g1.id)}`].map((r) => w.a.client.record(r))).toEqual([undefined, undefined]);
+    expect([SNAPSHOT_RECORD, JOIN_RECORD].map((r) => w.a.client.groupRecord(g1.id, r))).toEqual([undefined, undefined]);
     epochTaken(next.groups[0]!.error, e1, e1 + 1);
     await finishAfterRefusedJoin(w, active, { epoch: e1, leaf: anchorLeaf }, phoneKeys);
     // The old call's send answers at last: the freed client changes nothing.

@@ -13,15 +13,12 @@
  * exact typed refusal and that alice goes on.
  */
 import { describe, expect, it } from 'vitest';
-import { MemoryStorageAdapter, MlsClient, bytesEqual, toHex } from 'paired-mls';
+import { MemoryStorageAdapter, MlsClient, bytesEqual, toHex, utf8 } from 'paired-mls';
 import { PairedDevice, PairingError, type CeaseCommit, type CeasedGroup, type PairingMode } from 'paired-mls/paired';
-import { anchorKeyOf, bobWins, catchUp, ceaseSend, crashAtFirstSend, dsWorld, epochTaken, finishAfterRefusedJoin, honestGoOn, inSync, lockedOut, submit, type DsGroup } from './paired-ds-helpers.js';
+import { JOIN_RECORD, SNAPSHOT_RECORD, anchorKeyOf, bobWins, catchUp, ceaseSend, crashAtFirstSend, dsWorld, epochTaken, finishAfterRefusedJoin, honestGoOn, inSync, lockedOut, submit, type DsGroup } from './paired-ds-helpers.js';
 
 const SNAPSHOT_MISSING =
   "the group's state from before the rejoin's external join is missing or damaged, so the join cannot be undone: delete the group to give it up, then ceasePair again (snapshot-missing)";
-
-const snapshotRecord = (g: DsGroup) => `paired-mls/cease-rejoin/${toHex(g.id)}`;
-const joinRecord = (g: DsGroup) => `paired-mls/cease-rejoin-commit/${toHex(g.id)}`;
 
 function snapshotMissing(err: unknown): void {
   expect(err).toBeInstanceOf(PairingError);
@@ -52,8 +49,8 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 7: a rejoin re
       const result = await w.activeDevice.ceasePair('rejoin', {
         send: async (c) => {
           if (bytesEqual(c.groupId, g1.id) && c.kind === 'join') {
-            faulty = await fault(w.a.client.record(snapshotRecord(g1))!);
-            await w.a.client.putRecord(snapshotRecord(g1), faulty);
+            faulty = await fault(w.a.client.groupRecord(g1.id, SNAPSHOT_RECORD)!);
+            await w.a.client.putGroupRecord(g1.id, SNAPSHOT_RECORD, faulty);
             await bobWins(w.ds, g1);
           }
           await send(c);
@@ -73,8 +70,8 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 7: a rejoin re
       expect(w.activeDevice.ceasingGroups()).toEqual([toHex(g1.id)]);
       // Nothing of g1 was dropped: the joined state (the new key's leaf) and the join record are held.
       expect(bytesEqual(anchorKeyOf(w.a.client.group(g1.id)), result.identity.signaturePublicKey)).toBe(true);
-      expect(bytesEqual(w.a.client.record(joinRecord(g1))!, seen[0]!.commit)).toBe(true);
-      expect(w.a.client.record(snapshotRecord(g1))).toEqual(faulty);
+      expect(bytesEqual(w.a.client.groupRecord(g1.id, JOIN_RECORD)!, seen[0]!.commit)).toBe(true);
+      expect(w.a.client.groupRecord(g1.id, SNAPSHOT_RECORD)).toEqual(faulty);
       // Stored so: a client opened on a copy of the storage holds the same.
       const reopened = await MlsClient.open({ storage: await MemoryStorageAdapter.copyOf(w.a.storage!) });
       expect(bytesEqual(anchorKeyOf(reopened.group(g1.id)), result.identity.signaturePublicKey)).toBe(true);
@@ -92,12 +89,14 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 7: a rejoin re
       expect(again.groups.map((g) => [g.ceased, g.commits])).toEqual([[false, []]]);
       snapshotMissing(again.groups[0]!.error);
 
-      // alice gives g1 up: the next ceasePair finishes, dropping the records; bob and carol go on without her.
+      // alice gives g1 up: its records go with it (before: kept until the next ceasePair, the
+      // snapshot on disk); the next ceasePair finishes; bob and carol go on without her.
       await w.a.client.deleteGroup(g1.id);
+      expect([SNAPSHOT_RECORD, JOIN_RECORD].map((r) => w.a.client.groupRecord(g1.id, r))).toEqual([undefined, undefined]);
+      expect((await w.a.storage!.entries()).filter(([k]) => utf8(k).includes('cease-rejoin'))).toEqual([]);
       const last = await w.activeDevice.ceasePair('rejoin', { send });
       expect(last.groups).toEqual([{ groupId: g1.id, commits: [], ceased: true }]);
       expect(w.activeDevice.ceasingGroups()).toEqual([]);
-      expect([snapshotRecord(g1), joinRecord(g1)].map((r) => w.a.client.record(r))).toEqual([undefined, undefined]);
       await catchUp(g1.carol, g1.inbox.carol);
       inSync([g1.bob, g1.carol]);
       await submit(w.ds, g1.id, 'carol', await g1.carol.encrypt('without alice'));
@@ -113,7 +112,7 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 7: a rejoin re
     const e1 = g1.alice.epoch;
     const anchorLeaf = g1.alice.ownLeafIndex;
     const vault = await crashAtFirstSend(w, () => bobWins(w.ds, g1));
-    await w.a.client.putRecord(joinRecord(g1), undefined);
+    await w.a.client.putGroupRecord(g1.id, JOIN_RECORD, undefined);
     const active = PairedDevice.open(w.a.client, vault);
     const seen: CeaseCommit[] = [];
     const next = await active.ceasePair('rejoin', { send: ceaseSend(w.ds, seen) });
@@ -124,7 +123,7 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 7: a rejoin re
     ]);
     expect(next.groups.map((g) => g.ceased)).toEqual([false, true]);
     epochTaken(next.groups[0]!.error, e1, e1 + 1);
-    expect([snapshotRecord(g1), joinRecord(g1)].map((r) => w.a.client.record(r))).toEqual([undefined, undefined]);
+    expect([SNAPSHOT_RECORD, JOIN_RECORD].map((r) => w.a.client.groupRecord(g1.id, r))).toEqual([undefined, undefined]);
     await finishAfterRefusedJoin(w, active, { epoch: e1, leaf: anchorLeaf }, phoneKeys, (g, i) => aliceWrites(w, g, `alice in group ${i + 1}`));
   });
 

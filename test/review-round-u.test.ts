@@ -30,12 +30,10 @@ import { bytesEqual, toHex } from 'paired-mls';
 import { PairedDevice, PairingError, type CeaseCommit, type CeasedGroup, type PairingMode } from 'paired-mls/paired';
 import { DMember, DmlsError, type DmlsCredentialCheck } from 'paired-mls/dmls';
 import { AuthenticationService } from 'paired-mls/services';
-import { anchorKeyOf, bobRemovesAlice, bobWins, catchUp, ceaseSend, crashAtFirstSend, dsWorld, epochTaken, honestGoOn, inSync, lockedOut, type DsGroup } from './paired-ds-helpers.js';
+import { JOIN_RECORD, SNAPSHOT_RECORD, anchorKeyOf, bobRemovesAlice, bobWins, catchUp, ceaseSend, crashAtFirstSend, dsWorld, epochTaken, honestGoOn, inSync, lockedOut } from './paired-ds-helpers.js';
 import { everyoneTalks, found, others, person, send, thrown, type Person } from './dmls-review-helpers.js';
 
-const snapshotRecord = (g: DsGroup) => `paired-mls/cease-rejoin/${toHex(g.id)}`;
-const joinRecord = (g: DsGroup) => `paired-mls/cease-rejoin-commit/${toHex(g.id)}`;
-const LOST = 'removed from the group while the anchor leaf stays: rejoin it and ceasePair again, or delete it to give it up';
+const LOST = "removed from the group while the anchor leaf stays: rejoin it with a key other than the cease's and ceasePair again, or delete it to give it up";
 const kinds = (seen: CeaseCommit[]) => seen.map((c) => [toHex(c.groupId), c.kind]);
 
 describe.each(['hidden', 'standard'] as const)('review round u: rejoin records put back by a storage attacker (%s mode)', (mode: PairingMode) => {
@@ -52,7 +50,7 @@ describe.each(['hidden', 'standard'] as const)('review round u: rejoin records p
     const result = await w.activeDevice.ceasePair('rejoin', {
       send: async (c) => {
         if (!(bytesEqual(c.groupId, g1.id) && c.kind === 'join')) return send(c);
-        snapshot = w.a.client.record(snapshotRecord(g1))!.slice();
+        snapshot = w.a.client.groupRecord(g1.id, SNAPSHOT_RECORD)!.slice();
         join = c.commit;
         await onJoin(w, c, send);
       },
@@ -60,7 +58,7 @@ describe.each(['hidden', 'standard'] as const)('review round u: rejoin records p
     expect(result.groups.map((g) => g.ceased)).toEqual([false, true]);
     // g1 is back as it was (the anchor leaf, epoch e1), its records dropped.
     g1.alice = w.a.client.group(g1.id);
-    expect({ epoch: g1.alice.epoch, leaf: g1.alice.ownLeafIndex, records: [snapshotRecord(g1), joinRecord(g1)].map((r) => w.a.client.record(r)) }).toEqual({ epoch: e1, leaf: anchorLeaf, records: [undefined, undefined] });
+    expect({ epoch: g1.alice.epoch, leaf: g1.alice.ownLeafIndex, records: [SNAPSHOT_RECORD, JOIN_RECORD].map((r) => w.a.client.groupRecord(g1.id, r)) }).toEqual({ epoch: e1, leaf: anchorLeaf, records: [undefined, undefined] });
     return { w, phoneKeys, e1, anchorLeaf, snapshot, join, firstError: result.groups[0]!.error };
   }
 
@@ -83,7 +81,7 @@ describe.each(['hidden', 'standard'] as const)('review round u: rejoin records p
     expect(firstError).toBe(lost);
     const [g1] = w.groups;
     // The storage attacker puts the join record back (an older value of it authenticates, §2.6).
-    await w.a.client.putRecord(joinRecord(g1), join);
+    await w.a.client.putGroupRecord(g1.id, JOIN_RECORD, join);
     const seen: CeaseCommit[] = [];
     const next = await w.activeDevice.ceasePair('rejoin', { send: ceaseSend(w.ds, seen) });
     expect(kinds(seen)).toEqual([[toHex(g1.id), 'join']]);
@@ -91,7 +89,7 @@ describe.each(['hidden', 'standard'] as const)('review round u: rejoin records p
     expect(next.groups.map((g) => [g.ceased, g.commits])).toEqual([[false, []]]);
     epochTaken(next.groups[0]!.error, e1, e1 + 1);
     expect(w.activeDevice.ceasingGroups()).toEqual([toHex(g1.id)]);
-    expect([snapshotRecord(g1), joinRecord(g1)].map((r) => w.a.client.record(r))).toEqual([undefined, undefined]);
+    expect([SNAPSHOT_RECORD, JOIN_RECORD].map((r) => w.a.client.groupRecord(g1.id, r))).toEqual([undefined, undefined]);
     // alice processes her own join from the DS log (as in test/paired-review6), the others catch up; the cease finishes.
     g1.alice = w.a.client.group(g1.id);
     const own = await g1.alice.process(join);
@@ -113,7 +111,7 @@ describe.each(['hidden', 'standard'] as const)('review round u: rejoin records p
     const [g1] = w.groups;
     for (const [g, box] of [[g1.alice, g1.inbox.alice], [g1.carol, g1.inbox.carol]] as const) await catchUp(g, box);
     inSync([g1.alice, g1.bob, g1.carol]);
-    await w.a.client.putRecord(joinRecord(g1), join);
+    await w.a.client.putGroupRecord(g1.id, JOIN_RECORD, join);
     const seen: CeaseCommit[] = [];
     const next = await w.activeDevice.ceasePair('rejoin', { send: ceaseSend(w.ds, seen) });
     expect(kinds(seen)).toEqual([
@@ -122,7 +120,7 @@ describe.each(['hidden', 'standard'] as const)('review round u: rejoin records p
     ]);
     expect(bytesEqual(seen[0]!.commit, join)).toBe(false);
     expect(next.groups).toEqual([{ groupId: g1.id, commits: seen.map((c) => c.commit), ceased: true }]);
-    expect([snapshotRecord(g1), joinRecord(g1)].map((r) => w.a.client.record(r))).toEqual([undefined, undefined]);
+    expect([SNAPSHOT_RECORD, JOIN_RECORD].map((r) => w.a.client.groupRecord(g1.id, r))).toEqual([undefined, undefined]);
     await healed(w, phoneKeys);
   });
 
@@ -135,7 +133,7 @@ describe.each(['hidden', 'standard'] as const)('review round u: rejoin records p
     for (const [g, box] of [[g1.alice, g1.inbox.alice], [g1.carol, g1.inbox.carol]] as const) await catchUp(g, box);
     inSync([g1.alice, g1.bob, g1.carol]);
     expect(g1.alice.epoch).toBe(e1 + 1);
-    await w.a.client.putRecord(snapshotRecord(g1), snapshot);
+    await w.a.client.putGroupRecord(g1.id, SNAPSHOT_RECORD, snapshot);
     const seen: CeaseCommit[] = [];
     const next = await w.activeDevice.ceasePair('rejoin', { send: ceaseSend(w.ds, seen) });
     expect(kinds(seen)).toEqual([
@@ -143,7 +141,7 @@ describe.each(['hidden', 'standard'] as const)('review round u: rejoin records p
       [toHex(g1.id), 'remove'],
     ]);
     expect(next.groups).toEqual([{ groupId: g1.id, commits: seen.map((c) => c.commit), ceased: true }]);
-    expect([snapshotRecord(g1), joinRecord(g1)].map((r) => w.a.client.record(r))).toEqual([undefined, undefined]);
+    expect([SNAPSHOT_RECORD, JOIN_RECORD].map((r) => w.a.client.groupRecord(g1.id, r))).toEqual([undefined, undefined]);
     await healed(w, phoneKeys);
   });
 
@@ -166,7 +164,7 @@ describe.each(['hidden', 'standard'] as const)('review round u: rejoin records p
     expect({ ceased: r1.ceased, commits: r1.commits, error: r1.error }).toEqual({ ceased: false, commits: [], error: expect.any(PairingError) });
     expect({ code: (r1.error as PairingError).code, message: (r1.error as PairingError).message }).toEqual({ code: 'PAIRING_STATE', message: LOST });
     expect(r2).toEqual({ groupId: g2.id, commits: seen.map((c) => c.commit), ceased: true });
-    expect([snapshotRecord(g1), joinRecord(g1)].map((r) => w.a.client.record(r))).toEqual([undefined, undefined]);
+    expect([SNAPSHOT_RECORD, JOIN_RECORD].map((r) => w.a.client.groupRecord(g1.id, r))).toEqual([undefined, undefined]);
     g2.alice = w.a.client.group(g2.id);
     await honestGoOn(w.ds, g2, 'group 2 after the cease');
     await lockedOut(w.ds, g2, phoneKeys[1]!);

@@ -16,10 +16,8 @@
 import { describe, expect, it } from 'vitest';
 import { bytesEqual, toHex } from 'paired-mls';
 import { PairedDevice, type CeaseCommit, type CeasedGroup, type PairingError, type PairingMode } from 'paired-mls/paired';
-import { anchorKeyOf, bobWins, catchUp, ceaseSend, crashAtFirstSend, dsWorld, honestGoOn, inSync, lockedOut, submit, type DsGroup } from './paired-ds-helpers.js';
+import { JOIN_RECORD, SNAPSHOT_RECORD, anchorKeyOf, bobWins, catchUp, ceaseSend, crashAtFirstSend, dsWorld, honestGoOn, inSync, lockedOut, submit } from './paired-ds-helpers.js';
 
-const snapshotRecord = (g: DsGroup) => `paired-mls/cease-rejoin/${toHex(g.id)}`;
-const joinRecord = (g: DsGroup) => `paired-mls/cease-rejoin-commit/${toHex(g.id)}`;
 const kinds = (seen: CeaseCommit[]) => seen.map((c) => [toHex(c.groupId), c.kind]);
 
 describe.each(['hidden', 'standard'] as const)('review round u2: rejoin records put back at a later epoch of the joined group (%s mode)', (mode: PairingMode) => {
@@ -39,8 +37,8 @@ describe.each(['hidden', 'standard'] as const)('review round u2: rejoin records 
       const first = await w.activeDevice.ceasePair('rejoin', {
         send: async (c) => {
           if (bytesEqual(c.groupId, g1.id) && c.kind === 'join') {
-            snapshot = w.a.client.record(snapshotRecord(g1))!.slice();
-            join = w.a.client.record(joinRecord(g1))!.slice();
+            snapshot = w.a.client.groupRecord(g1.id, SNAPSHOT_RECORD)!.slice();
+            join = w.a.client.groupRecord(g1.id, JOIN_RECORD)!.slice();
           }
           if (bytesEqual(c.groupId, g1.id) && c.kind === 'remove') {
             await catchUp(g1.bob, g1.inbox.bob);
@@ -56,8 +54,8 @@ describe.each(['hidden', 'standard'] as const)('review round u2: rejoin records 
       inSync([g1.alice, g1.bob, g1.carol]);
       const e2 = g1.alice.epoch;
       // The storage attacker puts the records back (older values authenticate, §2.6).
-      await w.a.client.putRecord(snapshotRecord(g1), snapshot);
-      if (withJoin) await w.a.client.putRecord(joinRecord(g1), join);
+      await w.a.client.putGroupRecord(g1.id, SNAPSHOT_RECORD, snapshot);
+      if (withJoin) await w.a.client.putGroupRecord(g1.id, JOIN_RECORD, join);
       const seen: CeaseCommit[] = [];
       const honest = ceaseSend(w.ds, seen);
       const next = await w.activeDevice.ceasePair('rejoin', {
@@ -70,7 +68,7 @@ describe.each(['hidden', 'standard'] as const)('review round u2: rejoin records 
         },
       });
       g1.alice = w.a.client.group(g1.id);
-      expect({ kinds: kinds(seen), epoch: g1.alice.epoch, records: [snapshotRecord(g1), joinRecord(g1)].map((r) => w.a.client.record(r)) }).toEqual({
+      expect({ kinds: kinds(seen), epoch: g1.alice.epoch, records: [SNAPSHOT_RECORD, JOIN_RECORD].map((r) => w.a.client.groupRecord(g1.id, r)) }).toEqual({
         kinds: [[toHex(g1.id), 'remove']],
         epoch: e2 + 1,
         records: [undefined, undefined],
@@ -100,7 +98,7 @@ describe.each(['hidden', 'standard'] as const)('review round u2: both rejoin rec
     const [g1, g2] = w.groups;
     const vault = await crashAtFirstSend(w);
     await bobWins(w.ds, g1);
-    for (const r of [snapshotRecord(g1), joinRecord(g1)]) await w.a.client.putRecord(r, undefined);
+    for (const r of [SNAPSHOT_RECORD, JOIN_RECORD]) await w.a.client.putGroupRecord(g1.id, r, undefined);
     const active = PairedDevice.open(w.a.client, vault);
     const seen: CeaseCommit[] = [];
     const next = await active.ceasePair('rejoin', { send: ceaseSend(w.ds, seen) });

@@ -18,10 +18,8 @@
 import { describe, expect, it } from 'vitest';
 import { bytesEqual, toHex } from 'paired-mls';
 import { PairedDevice, type CeaseCommit, type CeasedGroup, type PairingError, type PairingMode } from 'paired-mls/paired';
-import { anchorKeyOf, bobRemovesAlice, catchUp, ceaseSend, crashAtFirstSend, dsWorld, honestGoOn, inSync, lockedOut, submit, type DsGroup } from './paired-ds-helpers.js';
+import { JOIN_RECORD, SNAPSHOT_RECORD, anchorKeyOf, bobRemovesAlice, catchUp, ceaseSend, crashAtFirstSend, dsWorld, honestGoOn, inSync, lockedOut, submit } from './paired-ds-helpers.js';
 
-const snapshotRecord = (g: DsGroup) => `paired-mls/cease-rejoin/${toHex(g.id)}`;
-const joinRecord = (g: DsGroup) => `paired-mls/cease-rejoin-commit/${toHex(g.id)}`;
 const kinds = (seen: CeaseCommit[]) => seen.map((c) => [toHex(c.groupId), c.kind]);
 
 describe.each(['hidden', 'standard'] as const)('review round u3: the record of the DS\'s yes and a later join of the same cease (%s mode)', (mode: PairingMode) => {
@@ -33,7 +31,7 @@ describe.each(['hidden', 'standard'] as const)('review round u3: the record of t
     let snapshot!: Uint8Array;
     const first = await w.activeDevice.ceasePair('rejoin', {
       send: async (c) => {
-        if (bytesEqual(c.groupId, g1.id) && c.kind === 'join') snapshot = w.a.client.record(snapshotRecord(g1))!.slice();
+        if (bytesEqual(c.groupId, g1.id) && c.kind === 'join') snapshot = w.a.client.groupRecord(g1.id, SNAPSHOT_RECORD)!.slice();
         if (bytesEqual(c.groupId, g1.id) && c.kind === 'remove') throw new Error('offline: not sent');
         await honest(c);
       },
@@ -42,7 +40,7 @@ describe.each(['hidden', 'standard'] as const)('review round u3: the record of t
     g1.alice = w.a.client.group(g1.id);
     const joined = g1.alice.epoch;
     // The storage attacker puts the snapshot back (an older value authenticates, §2.6).
-    await w.a.client.putRecord(snapshotRecord(g1), snapshot);
+    await w.a.client.putGroupRecord(g1.id, SNAPSHOT_RECORD, snapshot);
     const seen: CeaseCommit[] = [];
     const send = ceaseSend(w.ds, seen);
     const next = await w.activeDevice.ceasePair('rejoin', {
@@ -50,7 +48,7 @@ describe.each(['hidden', 'standard'] as const)('review round u3: the record of t
         if (c.kind !== 'join') return send(c);
         // A second join: its records deleted while it waits, its answer lost (the DS never got it).
         seen.push(c);
-        for (const r of [snapshotRecord(g1), joinRecord(g1)]) await w.a.client.putRecord(r, undefined);
+        for (const r of [SNAPSHOT_RECORD, JOIN_RECORD]) await w.a.client.putGroupRecord(g1.id, r, undefined);
         throw new Error('the answer was lost');
       },
     });
@@ -66,7 +64,8 @@ describe.each(['hidden', 'standard'] as const)('review round u3: the record of t
 /**
  * A device removed from its joined leaf before the DS's yes was recorded
  * (a crash while the join waited, the DS took it, bob removed the new leaf)
- * is `lost`: "rejoin it and ceasePair again". An application rejoining with
+ * is `lost`: "rejoin it and ceasePair again" (now: with a key other than the
+ * cease's, test/paired-review6). An application rejoining with
  * the cease's key (`ceasePair`'s `identity`, as test/paired-review6 does)
  * sits on a leaf of that key with no recorded yes, which is what a join of
  * the cease whose records were deleted looks like: `join-unconfirmed`, whose

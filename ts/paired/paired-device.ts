@@ -35,9 +35,10 @@ import {
 import { PairingError, notifyRejected, pairingRejected, rejectionFor, type PairingRejection } from './pairing-error.js';
 import { addedDigest, openGroupState, proofsEqual, sealGroupState, vaultProof } from './pairing-proof.js';
 import {
-  ceaseJoinRecords,
+  CEASE_JOIN_RECORDS,
   forgetPairing,
   loadPairingState,
+  moveOldJoinRecords,
   retireCeasedPairing,
   savePairingState,
   type CeasingGroup,
@@ -160,7 +161,8 @@ const ENVIRONMENT_FAILURES = new Set(['STORAGE', 'STORAGE_FORMAT', 'RELEASED', '
 const PAIRING_CAPABILITIES = { virtualClient: true } as const;
 const INVITED_FIRST = 'the device invited first has not sent its Accept yet: wait for it (or reset the pairing and initiate again)';
 const NOT_PENDING = 'the commit sent is no longer the pending commit of the group (another commit was merged or made while send ran): nothing merged';
-const LOST_IN_CEASE = 'removed from the group while the anchor leaf stays: rejoin it and ceasePair again, or delete it to give it up';
+// A rejoin with the cease's key cannot be told from the cease's own join, whose yes went with the deleted group: join-unconfirmed.
+const LOST_IN_CEASE = "removed from the group while the anchor leaf stays: rejoin it with a key other than the cease's and ceasePair again, or delete it to give it up";
 const JOIN_UNCONFIRMED = "on the leaf of this cease's join, with no record that the DS took it (the join's records are gone): its removal would be made on a fork; delete the group to give it up, or rejoin it with a key other than the cease's, then ceasePair again";
 const PENDING_IN_CEASE = 'a commit is pending in the group: merge it if the DS took it, else clear it; then ceasePair again';
 
@@ -1428,33 +1430,36 @@ export class PairedDevice {
   async #rejoinGroup(entry: CeasingGroup, send: CeaseSend, queue: Queue): Promise<CeasedGroup> {
     const identity = this.#requireAnchor();
     const groupId = fromHex(entry.groupId);
-    const records = ceaseJoinRecords(entry.groupId);
+    const records = CEASE_JOIN_RECORDS;
     const commits: Uint8Array[] = [];
     let resend: Uint8Array | undefined;
     const stage = await queue(() =>
       this.#atomically(async () => {
-        const joined = this.client.record(records.joined);
+        await moveOldJoinRecords(this.client, entry.groupId);
+        const joined = this.client.groupRecord(groupId, records.joined);
         const taken = joined !== undefined && bytesEqual(joined, identity.signaturePublicKey);
-        // A group given up (deleted) is ceased, its records dropped.
+        // A group given up (deleted) is ceased; its records went with it (deleteGroup).
         if (this.client.groupIds().some((g) => bytesEqual(g, groupId))) {
           // The records hold only while the group is that join's: the device on its new key's leaf, in the epoch the join made (the
           // snapshot carries its authenticator, the join its epoch). Others (put back in storage) are dropped, not sent or imported.
           const group = this.client.group(groupId);
           const own = group.members().find((m) => m.leafIndex === group.ownLeafIndex);
-          const join = this.client.record(records.join);
+          const join = this.client.groupRecord(groupId, records.join);
+          const snapshot = this.client.groupRecord(groupId, records.snapshot);
+          const snapshotOfThisJoin = joinedBy(group, snapshot);
+          snapshot?.fill(0); // a copy of the old epoch's secrets
           // With the DS's yes recorded, they are put back ones.
-          const ours =
-            !taken && own && bytesEqual(own.signatureKey, identity.signaturePublicKey) && (joinedBy(group, this.client.record(records.snapshot)) || (join && readMlsHeader(join)?.epoch === BigInt(group.epoch - 1)));
-          if (!ours) await this.#dropJoinRecords(entry.groupId);
-          resend = this.client.record(records.join)?.slice();
+          const ours = !taken && own && bytesEqual(own.signatureKey, identity.signaturePublicKey) && (snapshotOfThisJoin || (join && readMlsHeader(join)?.epoch === BigInt(group.epoch - 1)));
+          if (!ours) await this.#dropJoinRecords(groupId);
+          resend = this.client.groupRecord(groupId, records.join);
           if (resend) return 'resend';
           // The join lost (storage), the state from before it kept: put that back, as for a refused join.
-          if (this.client.record(records.snapshot)) await this.#restoreSnapshot(entry.groupId);
+          if (ours && snapshot !== undefined) await this.#restoreSnapshot(entry.groupId);
         }
         const stage = this.#ceaseStage('rejoin', entry);
         if (stage === 'done') {
           await this.#ceased([entry.groupId]);
-          await this.#dropJoinRecords(entry.groupId, true);
+          await this.#dropJoinRecords(groupId, true);
         }
         // On the leaf of this cease's join with no record of the DS taking it: a join the DS never took (its records lost), whose removal
         // would be made on a fork of the group (§4.9).
@@ -1474,8 +1479,7 @@ export class PairedDevice {
             const group = this.client.group(groupId);
             const snapshot = this.client.exportSiblingGroupState(groupId);
             const groupInfo = await group.exportGroupInfo();
-            // An earlier join's yes (the same key) is not this one's.
-            await this.#dropJoinRecords(entry.groupId, true);
+            // Its group records go with it, an earlier join's yes (the same key, not this one's) among them.
             await this.client.deleteGroup(groupId);
             const joined = await this.client.joinExternal(groupInfo, identity);
             if (joined.group.state().pendingCommit) await joined.group.mergePendingCommit();
@@ -1486,11 +1490,11 @@ export class PairedDevice {
             record.set(snapshot, auth.length);
             snapshot.fill(0);
             try {
-              await this.client.putRecord(records.snapshot, record);
+              await this.client.putGroupRecord(groupId, records.snapshot, record);
             } finally {
               record.fill(0);
             }
-            await this.client.putRecord(records.join, joined.commit);
+            await this.client.putGroupRecord(groupId, records.join, joined.commit);
             return joined.commit;
           }),
         ));
@@ -1504,8 +1508,8 @@ export class PairedDevice {
         this.#atomically(async () => {
           if (refusal) await this.#restoreSnapshot(entry.groupId);
           else {
-            await this.#dropJoinRecords(entry.groupId);
-            await this.client.putRecord(records.joined, identity.signaturePublicKey.slice());
+            await this.#dropJoinRecords(groupId);
+            await this.client.putGroupRecord(groupId, records.joined, identity.signaturePublicKey);
           }
         }),
       );
@@ -1517,7 +1521,7 @@ export class PairedDevice {
         const group = this.client.group(groupId);
         if (!this.#anchorLeafRemains(group, entry)) {
           await this.#ceased([entry.groupId]);
-          await this.#dropJoinRecords(entry.groupId, true);
+          await this.#dropJoinRecords(groupId, true);
           return undefined;
         }
         const { commit } = await group.commit({ remove: [entry.anchorLeaf] });
@@ -1532,7 +1536,7 @@ export class PairedDevice {
       {
         merged: async () => {
           await this.#ceased([entry.groupId]);
-          await this.#dropJoinRecords(entry.groupId, true);
+          await this.#dropJoinRecords(groupId, true);
         },
       },
       queue,
@@ -1544,34 +1548,38 @@ export class PairedDevice {
 
   /**
    * Put the group's state from before a rejoin's external join back (the
-   * joined group, whose join the DS refused, is dropped) and drop the
-   * join's records. That state missing or damaged (storage): `PAIRING_STATE`
-   * `snapshot-missing`, and nothing changes (checked before the group is
-   * dropped; a failed import rolls the caller's transaction back).
+   * joined group, whose join the DS refused, is dropped with the join's
+   * records: they are its group records). That state missing or damaged
+   * (storage): `PAIRING_STATE` `snapshot-missing`, and nothing changes
+   * (checked before the group is dropped; a failed import rolls the
+   * caller's transaction back).
    */
   async #restoreSnapshot(hex: string): Promise<void> {
     const groupId = fromHex(hex);
-    const snapshot = this.client.record(ceaseJoinRecords(hex).snapshot);
     const lost = (cause?: unknown) =>
       new PairingError('PAIRING_STATE', "the group's state from before the rejoin's external join is missing or damaged, so the join cannot be undone: delete the group to give it up, then ceasePair again", 'snapshot-missing', cause === undefined ? undefined : { cause });
     // Only the state from before the group's own join (one put back from another join, or damaged, is not).
     const live = this.client.groupIds().some((g) => bytesEqual(g, groupId)) ? this.client.group(groupId) : undefined;
-    if (!live || !joinedBy(live, snapshot)) throw lost();
-    const auth = live.epochAuthenticator().length;
-    await this.client.deleteGroup(groupId);
+    const snapshot = live && this.client.groupRecord(groupId, CEASE_JOIN_RECORDS.snapshot);
     try {
-      await this.client.importSiblingGroupState(groupId, snapshot!.slice(auth)); // wipes the copy
-    } catch (err) {
-      if (err instanceof MlsError && ENVIRONMENT_FAILURES.has(err.code)) throw err;
-      throw lost(err);
+      if (!live || !joinedBy(live, snapshot)) throw lost();
+      const auth = live.epochAuthenticator().length;
+      await this.client.deleteGroup(groupId);
+      try {
+        await this.client.importSiblingGroupState(groupId, snapshot!.slice(auth)); // wipes that copy
+      } catch (err) {
+        if (err instanceof MlsError && ENVIRONMENT_FAILURES.has(err.code)) throw err;
+        throw lost(err);
+      }
+    } finally {
+      snapshot?.fill(0); // a copy of the old epoch's secrets
     }
-    await this.#dropJoinRecords(hex);
   }
 
-  /** Drop a rejoin's records (those present): the join's, and with `joined` the record that the DS took it. */
-  async #dropJoinRecords(hex: string, joined = false): Promise<void> {
-    const { snapshot, join, joined: taken } = ceaseJoinRecords(hex);
-    for (const name of joined ? [snapshot, join, taken] : [snapshot, join]) if (this.client.record(name)) await this.client.putRecord(name, undefined);
+  /** Drop a rejoin's group records: the join's, and with `joined` the record that the DS took it. */
+  async #dropJoinRecords(groupId: Uint8Array, joined = false): Promise<void> {
+    const { snapshot, join, joined: taken } = CEASE_JOIN_RECORDS;
+    for (const name of joined ? [snapshot, join, taken] : [snapshot, join]) await this.client.putGroupRecord(groupId, name, undefined);
   }
 
   // -------------------------------------------------------------------------

@@ -3,8 +3,8 @@
  * same storage adapter, written in the same batches): the pairing group,
  * roles, the derivation counter, the anchor and the enrolled groups.
  * Nothing in the pairing record is secret; the seed stays in the vault.
- * A rejoin's records (`ceaseJoinRecords`) hold a group's state, secret as
- * the group's own records are.
+ * A rejoin's records (`CEASE_JOIN_RECORDS`) hold a group's state, secret as
+ * the group's own records are: they are group records, deleted with the group.
  */
 import { bytesEqual, fromHex, toHex } from '../mls/bytes.js';
 import type { Identity } from '../mls/client.js';
@@ -129,13 +129,36 @@ export function savePairingState(client: MlsClient, state: PairingState): Promis
 }
 
 /**
- * The records of a rejoin's external join until the DS answered it
- * (docs/PROTOCOL.md §4.9): the group's state from before the join, and the
- * join itself (to send again after a crash); then, from the DS's yes until
- * the cease of the group ends, `joined`: the key the join was made with.
+ * The group records (`MlsClient.groupRecord`) of a rejoin's external join
+ * until the DS answered it (docs/PROTOCOL.md §4.9): the group's state from
+ * before the join, and the join itself (to send again after a crash);
+ * then, from the DS's yes until the cease of the group ends, `joined`: the
+ * key the join was made with. Group records, so `deleteGroup` deletes
+ * them with the group (the first holds that group's old epoch secrets;
+ * the yes is of that join only, not of a later one into the id).
  */
-export function ceaseJoinRecords(groupHex: string): { snapshot: string; join: string; joined: string } {
-  return { snapshot: `paired-mls/cease-rejoin/${groupHex}`, join: `paired-mls/cease-rejoin-commit/${groupHex}`, joined: `paired-mls/cease-rejoin-joined/${groupHex}` };
+export const CEASE_JOIN_RECORDS = { snapshot: 'paired-mls/cease-rejoin', join: 'paired-mls/cease-rejoin-commit', joined: 'paired-mls/cease-rejoin-joined' } as const;
+
+/**
+ * The same records as a release before group records kept them: layer
+ * records named `<name>/<group hex>`, which `deleteGroup` left behind.
+ * Moved to the group's records while this client holds the group (a
+ * rejoin the device was in the middle of goes on), else deleted (the
+ * group was given up). Called where they are read, for each group a
+ * `ceasePair` ceases: `PairedDevice.open` is synchronous and writes
+ * nothing, and only a cease still running has such records (it ends in
+ * `ceasePair`, which a new pairing and `reset` wait for).
+ */
+export async function moveOldJoinRecords(client: MlsClient, groupHex: string): Promise<void> {
+  const groupId = fromHex(groupHex);
+  const held = client.groupIds().some((g) => bytesEqual(g, groupId));
+  for (const name of Object.values(CEASE_JOIN_RECORDS)) {
+    const old = `${name}/${groupHex}`;
+    const value = client.record(old);
+    if (value === undefined) continue;
+    if (held) await client.putGroupRecord(groupId, name, value);
+    await client.putRecord(old, undefined);
+  }
 }
 
 /**
