@@ -288,9 +288,19 @@ export class DMember {
       const m = DMember.#decode(result.data);
       if (m.type !== 'announce') throw new DmlsError('universe', 'the first message of a founder is not a universe definition');
       const profile = dmlsProfileOf(m.profile);
+      DMember.#checkExportLength(profile, m.exportLength);
       // seed 003 §6.1: the universe identifier is the founder's send group id.
       if (profile === 'multi-mls' && !bytesEqual(m.universeId, founderGroup.id)) throw new DmlsError('universe', 'a multi-mls universe whose identifier is not its founder\'s send group id');
       if (!m.members.some((id) => bytesEqual(id, identity.identity))) throw new DmlsError('universe', 'a universe definition without this member');
+      // seed 003 §6.1: the definition "defines a Universe U as the members of
+      // this group". A list of the founder's own making would have this
+      // member follow send groups of identities outside that group, or
+      // refuse those of members in it, unlike the others.
+      const inGroup = new Set(founderGroup.members().map((x) => toHex(x.credential.identity)));
+      const listed = new Set(m.members.map(toHex));
+      if (listed.size !== inGroup.size || [...listed].some((id) => !inGroup.has(id))) {
+        throw new DmlsError('universe', 'a universe definition whose members are not the members of the founder\'s send group');
+      }
       const universe = { id: m.universeId, profile, exportLength: m.exportLength, ciphersuites: m.ciphersuites };
       const draft = new DMember(client, identity, universe, options, DMember.#emptyState());
       draft.#state.members = m.members.map(toHex);
@@ -332,9 +342,20 @@ export class DMember {
     }
   }
 
+  /**
+   * The export length L a universe derives with (seed 003 §6 leaves it to
+   * the application; docs/PROTOCOL.md §6.4): 1..255 bytes, 32 under
+   * `distributed-mls`. Checked before anything is derived, so a definition
+   * outside it is refused as such, not by the core's derivation midway.
+   */
+  static #checkExportLength(profile: DmlsProfile, length: number): void {
+    if (!Number.isInteger(length) || length < 1 || length > 255) throw new DmlsError('universe', `an export length of ${length} (1..255 bytes)`);
+    if (profile === 'distributed-mls' && length !== 32) throw new DmlsError('universe', 'the distributed-mls profile exports 32 bytes');
+  }
+
   /** Create the own send group, add `keyPackages`, send the universe definition. */
   async #createSendGroup(keyPackages: Uint8Array[], named?: (groupId: Uint8Array) => void): Promise<Uint8Array[]> {
-    if (this.universe.profile === 'distributed-mls' && this.universe.exportLength !== 32) throw new DmlsError('universe', 'the distributed-mls profile exports 32 bytes');
+    DMember.#checkExportLength(this.universe.profile, this.universe.exportLength);
     if (!this.universe.ciphersuites.includes(this.identity.ciphersuite)) throw new DmlsError('universe', 'the identity uses a ciphersuite the universe does not accept');
     if (this.#credentialCheck) {
       for (const keyPackage of keyPackages) {

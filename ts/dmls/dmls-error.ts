@@ -10,9 +10,11 @@ export type DmlsErrorCode = (typeof DMLS_ERROR_CODES)[number];
  *   anyone but its owner (leaf 0), or a rejoin Welcome into a send group
  *   led by anyone but its owner;
  * - `proposal-type`: a proposal other than Update in a send group;
- * - `universe`: an announcement for another universe or a non-member, or
- *   a Welcome into a group whose owner is not in the universe or already
- *   owns a followed send group;
+ * - `universe`: an announcement for another universe or a non-member; a
+ *   founder's definition whose members are not its send group's, or whose
+ *   export length the derivations cannot use (also refused by `found` and
+ *   `init`); a Welcome into a group whose owner is not in the universe or
+ *   already owns a followed send group;
  * - `malformed`: an undecodable DMLS message;
  * - `rejoin`: a rejoin request whose KeyPackage is not its sender's;
  * - `identity`: an Update proposal or an owner's UpdatePath that changes

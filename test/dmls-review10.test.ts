@@ -1,0 +1,94 @@
+/**
+ * DMLS review 10: seed 003 read line by line against the code. §6.1's
+ * universe definition "defines a Universe U as the members of this group",
+ * but the joiner took the list the definition carried, whatever the
+ * founder's send group held. A definition's export length outside what the
+ * core derives with was an INVALID_ARGUMENT from deep in the join, not a
+ * refusal of the definition.
+ * Each refusal is asserted with its reason, nothing is kept, and the
+ * honest members go on.
+ */
+import { describe, expect, it } from 'vitest';
+import { toHex } from 'paired-mls';
+import { DMember, encodeDmlsMessage } from 'paired-mls/dmls';
+import { answersTo, everyoneTalks, others, person, receive, refusedWith, send, universe, type Person } from './dmls-review-helpers.js';
+
+const enc = new TextEncoder();
+
+/** ann founds with ben and cat; nothing delivered yet. */
+async function founding() {
+  const people = await Promise.all(['ann', 'ben', 'cat'].map((n) => person(n)));
+  const [ann, ben, cat] = people as [Person, Person, Person];
+  const founded = await DMember.found(ann.client, ann.identity, [await ben.client.createKeyPackage(ben.identity), await cat.client.createKeyPackage(cat.identity)]);
+  ann.member = founded.member;
+  const [welcome, definition] = founded.messages as [Uint8Array, Uint8Array];
+  /** ann's leaf 0 sends a definition of her own making. */
+  const forge = (fields: { members?: string[]; exportLength?: number; profile?: number }) =>
+    founded.member.sendGroup.encrypt(
+      encodeDmlsMessage({
+        type: 'announce',
+        profile: fields.profile ?? 1,
+        universeId: founded.universe.id,
+        exportLength: fields.exportLength ?? 32,
+        ciphersuites: [1],
+        members: (fields.members ?? ['ann', 'ben', 'cat']).map((n) => enc.encode(n)),
+      }),
+    );
+  /** Everyone joins from the genuine definition and INIT is delivered. */
+  const joinAll = async () => {
+    const inits: [Person, Uint8Array[]][] = [];
+    for (const p of [ben, cat]) {
+      const kps = await Promise.all(others(people, p).map((o) => o.client.createKeyPackage(o.identity)));
+      const joined = await DMember.joinUniverse(p.client, p.identity, welcome, definition, kps);
+      p.member = joined.member;
+      inits.push([p, joined.messages]);
+    }
+    for (const [p, messages] of inits) await send(messages, others(people, p));
+  };
+  return { people, ann, ben, cat, welcome, forge, joinAll };
+}
+
+describe('DMLS review 10: the universe is the members of the founder\'s send group (seed 003 §6.1)', () => {
+  for (const [what, members] of [
+    ['names someone outside the founder\'s send group', ['ann', 'ben', 'cat', 'mallory']],
+    ['leaves out a member of the founder\'s send group', ['ann', 'ben']],
+  ] as const) {
+    it(`a definition that ${what} is refused (universe); nothing is kept, and the genuine one then works`, async () => {
+      const { people, ben, welcome, forge, joinAll } = await founding();
+      const forged = await forge({ members: [...members] });
+      const err = await refusedWith(() => DMember.joinUniverse(ben.client, ben.identity, welcome, forged, []), 'universe');
+      expect(err.message).toBe('a universe definition whose members are not the members of the founder\'s send group (universe)');
+      expect(ben.client.groupIds()).toEqual([]);
+      await joinAll();
+      expect(ben.member!.sendGroups().size).toBe(3);
+      await everyoneTalks(people, 'after the genuine definition');
+    });
+  }
+});
+
+describe('DMLS review 10: the export length of a definition', () => {
+  for (const [what, fields, message] of [
+    ['0', { exportLength: 0 }, 'an export length of 0 (1..255 bytes) (universe)'],
+    ['256 (the core derives 1..255)', { exportLength: 256 }, 'an export length of 256 (1..255 bytes) (universe)'],
+    ['48 under distributed-mls (it exports 32)', { exportLength: 48, profile: 2 }, 'the distributed-mls profile exports 32 bytes (universe)'],
+  ] as const) {
+    it(`an export length of ${what} refuses the definition (universe), before anything is derived; the genuine one then works`, async () => {
+      const { people, ben, welcome, forge, joinAll } = await founding();
+      const forged = await forge(fields);
+      const err = await refusedWith(() => DMember.joinUniverse(ben.client, ben.identity, welcome, forged, []), 'universe');
+      expect(err.message).toBe(message);
+      expect(ben.client.groupIds()).toEqual([]);
+      await joinAll();
+      await everyoneTalks(people, 'after the genuine definition');
+    });
+  }
+
+  it('found() refuses an export length the core cannot derive with (universe), before a send group is made', async () => {
+    const ann = await person('ann');
+    for (const exportLength of [0, 256]) {
+      const err = await refusedWith(() => DMember.found(ann.client, ann.identity, [], { exportLength }), 'universe');
+      expect(err.message).toBe(`an export length of ${exportLength} (1..255 bytes) (universe)`);
+    }
+    expect(ann.client.groupIds()).toEqual([]);
+  });
+});
