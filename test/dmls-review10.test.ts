@@ -1,10 +1,11 @@
 /**
- * DMLS review 10: seed 003 read line by line against the code. §6.1's
- * universe definition "defines a Universe U as the members of this group",
- * but the joiner took the list the definition carried, whatever the
- * founder's send group held. A definition's export length outside what the
- * core derives with was an INVALID_ARGUMENT from deep in the join, not a
- * refusal of the definition.
+ * DMLS review 10: seed 003 read line by line against the code. Two of its
+ * rules were not held: §6.1's universe definition "defines a Universe U as
+ * the members of this group" (the joiner took the list the definition
+ * carried, whatever the founder's send group held), and §6's "accepted
+ * cipher suites" (a rejoin Welcome joined a group of any ciphersuite). A
+ * definition's export length outside what the core derives with was an
+ * INVALID_ARGUMENT from deep in the join, not a refusal of the definition.
  * Each refusal is asserted with its reason, nothing is kept, and the
  * honest members go on.
  */
@@ -90,5 +91,36 @@ describe('DMLS review 10: the export length of a definition', () => {
       expect(err.message).toBe(`an export length of ${exportLength} (1..255 bytes) (universe)`);
     }
     expect(ann.client.groupIds()).toEqual([]);
+  });
+});
+
+describe('DMLS review 10: a rejoin Welcome keeps to the universe\'s ciphersuites (seed 003 §6)', () => {
+  it('one into a group of a ciphersuite the universe does not accept is refused (universe) and changes nothing; the owner\'s answer then re-adds the member', async () => {
+    const people = await universe(['ann', 'ben', 'dan']);
+    const [ann, ben, dan] = people as [Person, Person, Person];
+    const benGroup = ben.member!.sendGroup.id;
+    // dan misses an UPDATE of ben and asks to be re-added.
+    await send(await ben.member!.update(), [ann]);
+    const request = await dan.member!.requestRejoin();
+    const heldEpoch = dan.client.group(benGroup).epoch;
+    // "ben" on another client answers first, under ben's send group id, in
+    // ciphersuite 3 (the universe accepts 1 only), with a KeyPackage dan
+    // published for an identity of his in that ciphersuite.
+    const elsewhere = await person('ben-elsewhere', 'ben');
+    const ben3 = await elsewhere.client.createIdentity('ben', 3);
+    const dan3 = await dan.client.createIdentity('dan', 3);
+    const fake = await elsewhere.client.createGroup(ben3, { wireFormat: 'ciphertext', groupId: benGroup });
+    const { welcome } = await fake.commit({ add: [await dan.client.createKeyPackage(dan3)] });
+    await fake.mergePendingCommit();
+    const err = await refusedWith(() => receive(dan, welcome!), 'universe');
+    expect(err.message).toBe('a send group with ciphersuite 3, which the universe does not accept (universe)');
+    expect(dan.client.group(benGroup).state().ciphersuite).toBe(1);
+    expect(dan.client.group(benGroup).epoch).toBe(heldEpoch);
+    // ben's own answer re-adds dan (the window stayed open).
+    const answers = await answersTo(request, [ann, ben]);
+    await send(answers, [ann, dan]);
+    expect(toHex(dan.client.group(benGroup).members()[0]!.signatureKey)).toBe(toHex(ben.identity.signaturePublicKey));
+    expect(dan.client.group(benGroup).epoch).toBe(ben.member!.sendGroup.epoch);
+    await everyoneTalks(people, 'after the rejoin');
   });
 });

@@ -815,6 +815,8 @@ export class DMember {
           if (g.epoch < held) throw new StaleWelcome();
           const owner = g.members().find((m) => m.leafIndex === 0)?.credential.identity;
           if (!owner || toHex(owner) !== this.#state.owners[hex]) throw new DmlsError('not-owner', 'a rejoin Welcome into a send group led by someone other than its owner');
+          // The new group is the owner's (or a forger's) choice as much as the first was: same rule (seed 003 §6).
+          this.#checkSuite(g);
           // The owner may come under a new key (it rotated meanwhile): only the AS tells a forger claiming its identity from it.
           await this.#checkTree(g, 'a send group rejoined');
           this.#state.rejoining = this.#state.rejoining.filter((x) => x !== hex);
