@@ -69,8 +69,9 @@ describe('DMLS review 10: the universe is the members of the founder\'s send gro
 
 describe('DMLS review 10: the export length of a definition', () => {
   for (const [what, fields, message] of [
-    ['0', { exportLength: 0 }, 'an export length of 0 (1..255 bytes) (universe)'],
-    ['256 (the core derives 1..255)', { exportLength: 256 }, 'an export length of 256 (1..255 bytes) (universe)'],
+    ['0', { exportLength: 0 }, 'an export length of 0 (16..255 bytes) (universe)'],
+    ['15 (an imported PSK of 120 bits)', { exportLength: 15 }, 'an export length of 15 (16..255 bytes) (universe)'],
+    ['256 (the core derives 1..255)', { exportLength: 256 }, 'an export length of 256 (16..255 bytes) (universe)'],
     ['48 under distributed-mls (it exports 32)', { exportLength: 48, profile: 2 }, 'the distributed-mls profile exports 32 bytes (universe)'],
   ] as const) {
     it(`an export length of ${what} refuses the definition (universe), before anything is derived; the genuine one then works`, async () => {
@@ -84,13 +85,18 @@ describe('DMLS review 10: the export length of a definition', () => {
     });
   }
 
-  it('found() refuses an export length the core cannot derive with (universe), before a send group is made', async () => {
+  it('found() refuses an export length outside 16..255 (universe), before a send group is made', async () => {
     const ann = await person('ann');
-    for (const exportLength of [0, 256]) {
+    for (const exportLength of [0, 15, 256]) {
       const err = await refusedWith(() => DMember.found(ann.client, ann.identity, [], { exportLength }), 'universe');
-      expect(err.message).toBe(`an export length of ${exportLength} (1..255 bytes) (universe)`);
+      expect(err.message).toBe(`an export length of ${exportLength} (16..255 bytes) (universe)`);
     }
     expect(ann.client.groupIds()).toEqual([]);
+    // The bounds themselves found a universe.
+    for (const exportLength of [16, 255]) {
+      const p = await person('ann');
+      expect((await DMember.found(p.client, p.identity, [], { exportLength })).universe.exportLength).toBe(exportLength);
+    }
   });
 });
 

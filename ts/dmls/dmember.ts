@@ -344,12 +344,16 @@ export class DMember {
 
   /**
    * The export length L a universe derives with (seed 003 §6 leaves it to
-   * the application; docs/PROTOCOL.md §6.4): 1..255 bytes, 32 under
-   * `distributed-mls`. Checked before anything is derived, so a definition
-   * outside it is refused as such, not by the core's derivation midway.
+   * the application; docs/PROTOCOL.md §6.4): 16..255 bytes, 32 under
+   * `distributed-mls`. An imported PSK is L bytes: with fewer than 16, a
+   * copy of an importer's state from before the import guesses it (8·L
+   * bits) against the importing commit's confirmation tag and follows on,
+   * so the import gives no PCS at the suites' 128-bit level. Checked
+   * before anything is derived, so a definition outside it is refused as
+   * such, not by the core's derivation midway.
    */
   static #checkExportLength(profile: DmlsProfile, length: number): void {
-    if (!Number.isInteger(length) || length < 1 || length > 255) throw new DmlsError('universe', `an export length of ${length} (1..255 bytes)`);
+    if (!Number.isInteger(length) || length < 16 || length > 255) throw new DmlsError('universe', `an export length of ${length} (16..255 bytes)`);
     if (profile === 'distributed-mls' && length !== 32) throw new DmlsError('universe', 'the distributed-mls profile exports 32 bytes');
   }
 
