@@ -7,8 +7,10 @@
  * taken for that member where the receiver has seen no key of it yet: when
  * the member's send group first appears (founding), and inside a rejoin
  * window (a rejoin Welcome from the owner may come under a new key). The
- * first block shows both attacks succeeding without an Authentication
- * Service (still the behaviour then, docs/PROTOCOL.md §6.10). The defence
+ * first block shows the rejoin-window attack succeeding without an
+ * Authentication Service (still the behaviour then, docs/PROTOCOL.md
+ * §6.10); the founding one succeeded too until review 10 bound each send
+ * group's id and owner key in the founder's send group (§6.1). The defence
  * is the application's AS, given to DMember as `credentialCheck` (the
  * services layer's `AuthenticationService` and `AuthenticationDirectory` as
  * they are): every credential a member accepts — the owner and the other
@@ -58,30 +60,33 @@ const readGroup = (message: Uint8Array) => readMlsHeader(message)!.groupId!;
 const keysOf = (p: Person, group: Uint8Array, name: string) =>
   p.client.group(group).members().filter((m) => utf8(m.credential.identity) === name).map((m) => toHex(m.signatureKey));
 
-describe('DMLS review 4: without an Authentication Service, a forged owner credential is accepted', () => {
-  it('at founding: a forger claiming ben under its own key founds a send group as ben before ben\'s Welcome arrives; ann follows it as ben\'s and refuses ben\'s own (universe)', async () => {
+describe('DMLS review 4: without an Authentication Service', () => {
+  it('at founding: a forger claiming ben under its own key is refused (universe) under a send group id of its own and under ben\'s, copied from his clear header: the founder\'s send group binds ben\'s id to his key (review 10); ben\'s own is then followed', async () => {
     const people = await Promise.all(['ann', 'ben', 'cat'].map((n) => person(n)));
     const [ann, ben, cat] = people as [Person, Person, Person];
     const inits = new Map(await found(people));
     await send(inits.get(cat)!, others(people, cat));
     await send(inits.get(ben)!, [cat]);
-    // mallory makes a basic credential "ben" under a key of her own and a
-    // group led by it, with ann's published KeyPackage; her Welcome reaches
-    // ann before ben's.
+    // mallory makes a basic credential "ben" under a key of her own and
+    // groups led by it, with ann's published KeyPackages; her Welcomes reach
+    // ann before ben's. (Before review 10 ann followed the first as ben's
+    // send group and refused ben's own as a second one.)
     const mallory = await person('mallory', 'ben');
-    const fake = await mallory.client.createGroup(mallory.identity, { wireFormat: 'ciphertext' });
-    const { welcome } = await fake.commit({ add: [await ann.client.createKeyPackage(ann.identity)] });
-    await fake.mergePendingCommit();
-    expect(await receive(ann, welcome!)).toEqual([{ type: 'joined', sendGroupId: fake.id }]);
-    expect(ann.member!.sendGroups().get(toHex(fake.id))).toEqual(enc.encode('ben'));
-    await receive(ann, await fake.encrypt(encodeDmlsMessage({ type: 'data', data: enc.encode('meet me at noon') })));
-    expect(ann.received).toEqual(['ben: meet me at noon']);
-    // ben's own send group is now "a second send group of a member".
-    await refusedWith(() => receive(ann, inits.get(ben)![0]!), 'universe');
-    expect(ann.member!.sendGroups().has(toHex(ben.member!.sendGroup.id))).toBe(false);
-    // ann follows a send group "ben" and expects none more: ben's is unknown (§6.7).
-    expect(await receive(ann, (await ben.member!.protect(enc.encode('it is me'))).at(-1)!)).toEqual([{ type: 'dropped', reason: 'unknown-group' }]);
-    expect(ann.received).not.toContain('ben: it is me');
+    const benGroup = readGroup(inits.get(ben)![1]!);
+    for (const groupId of [undefined, benGroup]) {
+      const fake = await mallory.client.createGroup(mallory.identity, { wireFormat: 'ciphertext', ...(groupId && { groupId }) });
+      const { welcome } = await fake.commit({ add: [await ann.client.createKeyPackage(ann.identity)] });
+      await fake.mergePendingCommit();
+      const err = await refusedWith(() => receive(ann, welcome!), 'universe');
+      expect(err.message).toBe('a send group whose id and owner key are not those the founder\'s send group binds to its owner (universe)');
+      expect(ann.member!.sendGroups().has(toHex(fake.id))).toBe(false);
+    }
+    expect(ann.client.groupIds().map(toHex)).not.toContain(toHex(benGroup));
+    // ben's own Welcome and announcement: ann follows his send group.
+    expect((await receive(ann, inits.get(ben)![0]!)).map((e) => e.type)).toEqual(['joined']);
+    await send(inits.get(ben)!.slice(1), [ann]);
+    expect(ann.member!.sendGroups().get(toHex(benGroup))).toEqual(enc.encode('ben'));
+    await everyoneTalks(people, 'after the forged founding');
   });
 
   it('in a rejoin window: a forger claiming ben answers dan\'s rejoin request with a Welcome into ben\'s send group id; dan replaces ben\'s send group with it and drops ben\'s own answer', async () => {

@@ -16,14 +16,20 @@ import { everyoneTalks, found, others, person, receive, send, type Person } from
 
 const enc = new TextEncoder();
 
-/** An outsider's PrivateMessage (45 bytes): 16-byte group id and epoch of its choice, random sender data and ciphertext. */
+/**
+ * An outsider's PrivateMessage (29 bytes + the group id; 45 with a random
+ * 16-byte one): group id and epoch of its choice, random sender data and
+ * ciphertext. A followed send group's id is as long as the universe's
+ * export length (its derived groupid, PROTOCOL §6.1), the founder's 16.
+ */
 function junk(groupId: Uint8Array | undefined, epoch: number): Uint8Array {
   const id = groupId ?? crypto.getRandomValues(new Uint8Array(16));
-  const out = crypto.getRandomValues(new Uint8Array(45));
-  out.set([0, 1, 0, 2, 16, ...id]);
-  new DataView(out.buffer).setBigUint64(21, BigInt(epoch));
-  out.set([1, 0, 8], 29);
-  out[38] = 6;
+  const out = crypto.getRandomValues(new Uint8Array(29 + id.length));
+  out.set([0, 1, 0, 2, id.length, ...id]);
+  const at = 5 + id.length;
+  new DataView(out.buffer).setBigUint64(at, BigInt(epoch));
+  out.set([1, 0, 8], at + 8);
+  out[at + 17] = 6;
   return out;
 }
 

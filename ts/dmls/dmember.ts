@@ -60,7 +60,7 @@ export interface DmlsOptions {
   maxBuffered?: number;
   /** A message more epochs than this ahead of its send group is dropped (`too-far-ahead`; not while a rejoin is asked). Default 16. */
   maxEpochsAhead?: number;
-  /** Options of the own send group (defaults suit a reordering transport). */
+  /** Options of the own send group (defaults suit a reordering transport); not `groupId`, which is random or bound (docs/PROTOCOL.md §6.1). */
   sendGroup?: GroupOptions;
   /**
    * The application's Authentication Service, binding identity → signature
@@ -144,6 +144,13 @@ interface State {
   ownerKeys: Record<string, { epoch: number; key: string }[]>;
   /** The universe, as fixed at founding (`open` takes it from here). */
   universe?: { id: string; profile: DmlsProfile; exportLength: number; ciphersuites: number[] };
+  /**
+   * Member identity (hex) → the send group id and owner signature key (hex)
+   * the founder's send group binds to each of its leaves (`#bindSendGroups`,
+   * docs/PROTOCOL.md §6.1). Empty for a universe from `init` and in a state
+   * saved before they were kept: no Welcome is checked against it then.
+   */
+  sendGroupIds: Record<string, { id: string; key: string }[]>;
 }
 
 const RECORD = 'paired-mls/dmls';
@@ -267,9 +274,14 @@ export class DMember {
     const exportLength = founding.exportLength ?? 32;
     return turn(client, () => client.atomically(async () => {
       const draft = new DMember(client, identity, { id: new Uint8Array(0), profile, exportLength, ciphersuites: founding.ciphersuites ?? [identity.ciphersuite] }, options, DMember.#emptyState());
-      const messages = await draft.#createSendGroup(keyPackages, (groupId) => {
-        (draft.universe as { id: Uint8Array }).id = groupId;
+      const messages = await draft.#createSendGroup(keyPackages, {
+        named: (groupId) => {
+          (draft.universe as { id: Uint8Array }).id = groupId;
+        },
       });
+      // The epoch every joiner joins at (that of the definition): the same bindings as theirs.
+      await draft.#bindSendGroups(draft.sendGroup);
+      await draft.#save();
       return { member: draft, universe: draft.universe, messages };
     }));
   }
@@ -311,7 +323,12 @@ export class DMember {
       draft.#state.owners[toHex(founderGroup.id)] = toHex(founder.credential.identity);
       draft.#noteOwnerKey(founderGroup);
       await draft.#storePsk(founderGroup, false);
-      const messages = await draft.#createSendGroup(keyPackages);
+      // Its own send group takes the id the founder's send group binds to its leaf, under that leaf's key.
+      const leaf = founderGroup.members().find((x) => x.leafIndex === founderGroup.ownLeafIndex)!;
+      if (!bytesEqual(leaf.signatureKey, identity.signaturePublicKey)) throw invalidArgument('identity: not the one the founder\'s Welcome added (its KeyPackage\'s signature key)');
+      await draft.#bindSendGroups(founderGroup);
+      const groupId = (await storeEpochPsk(founderGroup, draft.#params(), leaf.signatureKey)).derivedGroupId;
+      const messages = await draft.#createSendGroup(keyPackages, { groupId });
       return { member: draft, universe: draft.universe, messages };
     }));
   }
@@ -326,10 +343,12 @@ export class DMember {
   }
 
   static #emptyState(): State {
-    return { ownGroupId: '', pending: {}, stored: {}, ackOnly: {}, owners: {}, imported: {}, lastUpdateEpoch: 0, acks: {}, members: [], rejoining: [], proposals: [], rotations: {}, ownerKeys: {} };
+    return { ownGroupId: '', pending: {}, stored: {}, ackOnly: {}, owners: {}, imported: {}, lastUpdateEpoch: 0, acks: {}, members: [], rejoining: [], proposals: [], rotations: {}, ownerKeys: {}, sendGroupIds: {} };
   }
 
   static #sendGroupOptions(options: DmlsOptions): GroupOptions {
+    // A send group's id is not the application's to choose: the founder's is random, the others' bound (seed 003 §6.1; §6.1 of docs/PROTOCOL.md).
+    if (options.sendGroup?.groupId !== undefined) throw invalidArgument('sendGroup.groupId: a send group\'s id is random (the founder\'s) or derived from the founder\'s send group (the others\')');
     return { wireFormat: 'ciphertext', maxPastEpochs: 16, outOfOrderTolerance: 64, ...options.sendGroup };
   }
 
@@ -357,8 +376,44 @@ export class DMember {
     if (profile === 'distributed-mls' && length !== 32) throw new DmlsError('universe', 'the distributed-mls profile exports 32 bytes');
   }
 
-  /** Create the own send group, add `keyPackages`, send the universe definition. */
-  async #createSendGroup(keyPackages: Uint8Array[], named?: (groupId: Uint8Array) => void): Promise<Uint8Array[]> {
+  /**
+   * The send group id and owner key the founder's send group binds to each
+   * of its leaves but its own (leaf 0 owns that group, whose id is the
+   * universe's under `multi-mls`): seed 003 §4's derived groupid,
+   * `MLS-Exporter("derivedGroupId", leafNodePublicSigningKey, L)`, "to
+   * facilitate binding Send Groups together", taken at the epoch of the
+   * universe definition — the one the founder makes it in and every joiner
+   * joins at, so all compute the same. Each joiner's send group has that id
+   * under that key; a Welcome into a new send group is checked against it
+   * (`#checkBinding`). Group ids are their creator's choice and in every
+   * message's clear header: otherwise a member could found its send group
+   * under another member's id, and whoever got its Welcome first dropped
+   * the real one as a duplicate for good; and a forger claiming a member's
+   * identity under its own key could found that member's send group.
+   */
+  async #bindSendGroups(founderGroup: Group): Promise<void> {
+    const bound: State['sendGroupIds'] = {};
+    for (const m of founderGroup.members()) {
+      if (m.leafIndex === 0) continue;
+      const { derivedGroupId } = await storeEpochPsk(founderGroup, this.#params(), m.signatureKey);
+      (bound[toHex(m.credential.identity)] ??= []).push({ id: toHex(derivedGroupId), key: toHex(m.signatureKey) });
+    }
+    this.#state.sendGroupIds = bound;
+  }
+
+  /** A new send group must have the id and leaf-0 key bound to its owner (`#bindSendGroups`), where bindings are kept. */
+  #checkBinding(g: Group, owner: { credential: { identity: Uint8Array }; signatureKey: Uint8Array }): void {
+    const bound = this.#state.sendGroupIds;
+    if (Object.keys(bound).length === 0) return;
+    const id = toHex(g.id);
+    const key = toHex(owner.signatureKey);
+    if (!(bound[toHex(owner.credential.identity)] ?? []).some((b) => b.id === id && b.key === key)) {
+      throw new DmlsError('universe', 'a send group whose id and owner key are not those the founder\'s send group binds to its owner');
+    }
+  }
+
+  /** Create the own send group (under `groupId` when bound), add `keyPackages`, send the universe definition. */
+  async #createSendGroup(keyPackages: Uint8Array[], how: { named?: (groupId: Uint8Array) => void; groupId?: Uint8Array } = {}): Promise<Uint8Array[]> {
     DMember.#checkExportLength(this.universe.profile, this.universe.exportLength);
     if (!this.universe.ciphersuites.includes(this.identity.ciphersuite)) throw new DmlsError('universe', 'the identity uses a ciphersuite the universe does not accept');
     if (this.#credentialCheck) {
@@ -367,8 +422,8 @@ export class DMember {
         await this.#checkCredential(info.credential.identity, info.signatureKey, 'introduced', 'a KeyPackage for the own send group');
       }
     }
-    const group = await this.client.createGroup(this.identity, this.#options.sendGroup);
-    named?.(group.id);
+    const group = await this.client.createGroup(this.identity, how.groupId ? { ...this.#options.sendGroup, groupId: how.groupId } : this.#options.sendGroup);
+    how.named?.(group.id);
     this.#state.ownGroupId = toHex(group.id);
     this.#state.owners[toHex(group.id)] = toHex(this.identity.identity);
     const messages: Uint8Array[] = [];
@@ -772,8 +827,10 @@ export class DMember {
         if (Object.values(this.#state.owners).includes(toHex(owner.credential.identity))) {
           throw new DmlsError('universe', 'a Welcome into a second send group of a member');
         }
-        // The first key seen of this owner: only the AS tells a forger claiming its identity from it.
+        // The first key seen of this owner: the AS tells a forger claiming its identity from it (`credential`) ...
         await this.#checkTree(g, 'a new send group');
+        // ... and, with or without one, the founder's send group bound this owner's send group id and key (`universe`).
+        this.#checkBinding(g, owner);
         this.#state.owners[toHex(g.id)] = toHex(owner.credential.identity);
         this.#noteOwnerKey(g);
         // Others may import the epoch this Welcome starts at; keep its PSK.

@@ -14,8 +14,10 @@ export type DmlsErrorCode = (typeof DMLS_ERROR_CODES)[number];
  *   founder's definition whose members are not its send group's, or whose
  *   export length the derivations cannot use (also refused by `found` and
  *   `init`); a Welcome into a group whose owner is not in the universe or
- *   already owns a followed send group, or into a send group (a rejoined
- *   one included) of a ciphersuite the universe does not accept;
+ *   already owns a followed send group, or whose id and owner key are not
+ *   those the founder's send group binds to its owner, or into a send
+ *   group (a rejoined one included) of a ciphersuite the universe does
+ *   not accept;
  * - `malformed`: an undecodable DMLS message;
  * - `rejoin`: a rejoin request whose KeyPackage is not its sender's;
  * - `identity`: an Update proposal or an owner's UpdatePath that changes
