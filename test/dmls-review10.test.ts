@@ -16,7 +16,7 @@
  * honest members go on.
  */
 import { describe, expect, it } from 'vitest';
-import { MlsError, readMlsHeader, toHex } from 'paired-mls';
+import { MemoryStorageAdapter, MlsClient, MlsError, readMlsHeader, toHex } from 'paired-mls';
 import { DMember, encodeDmlsMessage, type DmlsOptions } from 'paired-mls/dmls';
 import { AuthenticationService } from 'paired-mls/services';
 import { answersTo, everyoneTalks, found, others, person, receive, refusedWith, send, thrown, universe, type Person } from './dmls-review-helpers.js';
@@ -212,5 +212,37 @@ describe('DMLS review 10: each send group\'s id is bound to its owner in the fou
     expect(ben.client.groupIds()).toEqual([]);
     const joined = await DMember.joinUniverse(ben.client, ben.identity, welcome, definition, []);
     expect(toHex(joined.member.sendGroup.id)).toBe(toHex(ben.client.group(founded.universe.id).exportSecret('derivedGroupId', ben.identity.signaturePublicKey, 32)));
+  });
+});
+
+describe('DMLS review 10: an owner that equivocates (known, open: PROTOCOL §6.10)', () => {
+  it('mal sends one commit of her send group\'s next epoch to ann and ben and another to cat: every send group that imports that epoch stalls for the members on the other branch (buffered), the others read on', async () => {
+    const people = await universe(['ann', 'ben', 'cat', 'mal']);
+    const [ann, ben, cat, mal] = people as [Person, Person, Person, Person];
+    const malGroup = mal.member!.sendGroup.id;
+    // mal's state copied before an UPDATE, and the UPDATE made twice.
+    const twin = DMember.open(await MlsClient.open({ storage: await MemoryStorageAdapter.copyOf(mal.client.storage) }), mal.identity);
+    const [branch1] = await mal.member!.update();
+    const [branch2] = await twin.update();
+    await send([branch1!], [ann, ben]);
+    await send([branch2!], [cat]);
+    for (const p of [ann, ben, cat]) expect(p.client.group(malGroup).epoch).toBe(mal.member!.sendGroup.epoch);
+    // ben imports mal's epoch as he has it. Its id, uint64(epoch) || group id
+    // (seed 003 §5), names the epoch, not its content: cat holds another PSK
+    // under it, and ben's commit fails for her as a wrong confirmation tag
+    // would, which she cannot tell from a commit waiting for a proposal.
+    const fromBen = await ben.member!.protect(enc.encode('from ben'));
+    const direct = await thrown(() => cat.client.group(ben.member!.sendGroup.id).process(fromBen[0]!));
+    expect(direct).toBeInstanceOf(MlsError);
+    expect({ code: (direct as MlsError).code, message: (direct as MlsError).message }).toEqual({ code: 'INVALID_COMMIT', message: 'processing message: The confirmation tag is invalid.' });
+    expect(await receive(cat, fromBen[0]!)).toEqual([{ type: 'buffered' }]);
+    expect(await receive(cat, fromBen[1]!)).toEqual([{ type: 'buffered' }]);
+    await send(fromBen, [ann]);
+    expect(ann.received).toEqual(['ben: from ben']);
+    expect(cat.received).toEqual([]);
+    // And the other way: cat's import of her branch stalls her send group for ann and ben.
+    const fromCat = await cat.member!.protect(enc.encode('from cat'));
+    for (const p of [ann, ben]) for (const m of fromCat) expect(await receive(p, m)).toEqual([{ type: 'buffered' }]);
+    expect([...ann.received, ...ben.received]).not.toContain('cat: from cat');
   });
 });
