@@ -191,6 +191,31 @@ describe('DMLS review 10: each send group\'s id is bound to its owner in the fou
     });
   }
 
+  it('in a universe of two ciphersuites, a send group in the other one (its owner\'s key there is another) is bound by its id: followed, read and imported', async () => {
+    const people = await Promise.all(['ann', 'ben', 'cat'].map((n) => person(n)));
+    const [ann, ben, cat] = people as [Person, Person, Person];
+    // ben sends in ciphersuite 3 (Ed25519 too, another key); ann's send group, the founder's, is in 1.
+    const suite3 = new Map<Person, Awaited<ReturnType<typeof ann.client.createIdentity>>>();
+    for (const p of people) suite3.set(p, await p.client.createIdentity(p.name, 3));
+    const founded = await DMember.found(ann.client, ann.identity, [await ben.client.createKeyPackage(ben.identity), await cat.client.createKeyPackage(cat.identity)], { ciphersuites: [1, 3] });
+    ann.member = founded.member;
+    const [welcome, definition] = founded.messages as [Uint8Array, Uint8Array];
+    const ben1 = ben.identity;
+    const benJoined = await DMember.joinUniverse(ben.client, suite3.get(ben)!, welcome, definition, [await ann.client.createKeyPackage(suite3.get(ann)!), await cat.client.createKeyPackage(suite3.get(cat)!)]);
+    ben.member = benJoined.member;
+    ben.identity = suite3.get(ben)!;
+    const catJoined = await DMember.joinUniverse(cat.client, cat.identity, welcome, definition, [await ann.client.createKeyPackage(ann.identity), await ben.client.createKeyPackage(ben1)]);
+    cat.member = catJoined.member;
+    await send(benJoined.messages, [ann, cat]);
+    await send(catJoined.messages, [ann, ben]);
+    expect(ben.member.sendGroup.state().ciphersuite).toBe(3);
+    expect(toHex(ben.member.sendGroup.id)).toBe(toHex(ann.client.group(founded.universe.id).exportSecret('derivedGroupId', ann.client.group(founded.universe.id).members().find((m) => m.leafIndex === 1)!.signatureKey, 32)));
+    await everyoneTalks(people, 'across ciphersuites');
+    await send(await ben.member.update(), [ann, cat]);
+    await everyoneTalks(people, 'after ben\'s update');
+    for (const p of [ann, cat]) expect(p.member!.importedEpochs().get(toHex(ben.member.sendGroup.id))).toBe(ben.member.lastUpdateEpoch);
+  });
+
   it('the application cannot choose a send group id (INVALID_ARGUMENT), nor join with an identity other than the one the founder\'s Welcome added', async () => {
     const [ann, ben] = await Promise.all(['ann', 'ben'].map((n) => person(n))) as [Person, Person];
     const groupId = new Uint8Array(32).fill(7);

@@ -146,11 +146,12 @@ interface State {
   universe?: { id: string; profile: DmlsProfile; exportLength: number; ciphersuites: number[] };
   /**
    * Member identity (hex) → the send group id and owner signature key (hex)
-   * the founder's send group binds to each of its leaves (`#bindSendGroups`,
-   * docs/PROTOCOL.md §6.1). Empty for a universe from `init` and in a state
-   * saved before they were kept: no Welcome is checked against it then.
+   * the founder's send group (of ciphersuite `suite`) binds to each of its
+   * leaves (`#bindSendGroups`, docs/PROTOCOL.md §6.1). Empty for a universe
+   * from `init` and in a state saved before they were kept: no Welcome is
+   * checked against it then.
    */
-  sendGroupIds: Record<string, { id: string; key: string }[]>;
+  sendGroupIds: Record<string, { id: string; key: string; suite: number }[]>;
 }
 
 const RECORD = 'paired-mls/dmls';
@@ -323,9 +324,12 @@ export class DMember {
       draft.#state.owners[toHex(founderGroup.id)] = toHex(founder.credential.identity);
       draft.#noteOwnerKey(founderGroup);
       await draft.#storePsk(founderGroup, false);
-      // Its own send group takes the id the founder's send group binds to its leaf, under that leaf's key.
+      // Its own send group takes the id the founder's send group binds to its leaf, under that leaf's key
+      // (in another ciphersuite, which the universe may accept, the identity's key there).
       const leaf = founderGroup.members().find((x) => x.leafIndex === founderGroup.ownLeafIndex)!;
-      if (!bytesEqual(leaf.signatureKey, identity.signaturePublicKey)) throw invalidArgument('identity: not the one the founder\'s Welcome added (its KeyPackage\'s signature key)');
+      if (identity.ciphersuite === founderGroup.state().ciphersuite && !bytesEqual(leaf.signatureKey, identity.signaturePublicKey)) {
+        throw invalidArgument('identity: not the one the founder\'s Welcome added (its KeyPackage\'s signature key)');
+      }
       await draft.#bindSendGroups(founderGroup);
       const groupId = (await storeEpochPsk(founderGroup, draft.#params(), leaf.signatureKey)).derivedGroupId;
       const messages = await draft.#createSendGroup(keyPackages, { groupId });
@@ -393,21 +397,29 @@ export class DMember {
    */
   async #bindSendGroups(founderGroup: Group): Promise<void> {
     const bound: State['sendGroupIds'] = {};
+    const suite = founderGroup.state().ciphersuite;
     for (const m of founderGroup.members()) {
       if (m.leafIndex === 0) continue;
       const { derivedGroupId } = await storeEpochPsk(founderGroup, this.#params(), m.signatureKey);
-      (bound[toHex(m.credential.identity)] ??= []).push({ id: toHex(derivedGroupId), key: toHex(m.signatureKey) });
+      (bound[toHex(m.credential.identity)] ??= []).push({ id: toHex(derivedGroupId), key: toHex(m.signatureKey), suite });
     }
     this.#state.sendGroupIds = bound;
   }
 
-  /** A new send group must have the id and leaf-0 key bound to its owner (`#bindSendGroups`), where bindings are kept. */
+  /**
+   * A new send group must have the id bound to its owner (`#bindSendGroups`)
+   * and, in the founder's ciphersuite, the bound key at leaf 0 (in another
+   * one the universe accepts, the owner signs with a key of that
+   * ciphersuite, which the founder's send group does not show). Nothing is
+   * checked where no bindings are kept.
+   */
   #checkBinding(g: Group, owner: { credential: { identity: Uint8Array }; signatureKey: Uint8Array }): void {
     const bound = this.#state.sendGroupIds;
     if (Object.keys(bound).length === 0) return;
     const id = toHex(g.id);
     const key = toHex(owner.signatureKey);
-    if (!(bound[toHex(owner.credential.identity)] ?? []).some((b) => b.id === id && b.key === key)) {
+    const suite = g.state().ciphersuite;
+    if (!(bound[toHex(owner.credential.identity)] ?? []).some((b) => b.id === id && (b.suite !== suite || b.key === key))) {
       throw new DmlsError('universe', 'a send group whose id and owner key are not those the founder\'s send group binds to its owner');
     }
   }
