@@ -9,7 +9,7 @@
  * window (a rejoin Welcome from the owner may come under a new key). The
  * first block shows the rejoin-window attack succeeding without an
  * Authentication Service (still the behaviour then, docs/PROTOCOL.md
- * §6.10); the founding one succeeded too until review 10 bound each send
+ * §6.10); the founding one succeeded too until review 11 bound each send
  * group's id and owner key in the founder's send group (§6.1). The defence
  * is the application's AS, given to DMember as `credentialCheck` (the
  * services layer's `AuthenticationService` and `AuthenticationDirectory` as
@@ -61,7 +61,7 @@ const keysOf = (p: Person, group: Uint8Array, name: string) =>
   p.client.group(group).members().filter((m) => utf8(m.credential.identity) === name).map((m) => toHex(m.signatureKey));
 
 describe('DMLS review 4: without an Authentication Service', () => {
-  it('at founding: a forger claiming ben under its own key is refused (universe) under a send group id of its own and under ben\'s, copied from his clear header: the founder\'s send group binds ben\'s id to his key (review 10); ben\'s own is then followed', async () => {
+  it('at founding: a forger claiming ben under its own key is refused (universe) under a send group id of its own and under ben\'s, copied from his clear header: the founder\'s send group binds ben\'s id to his key (review 11); ben\'s own is then followed', async () => {
     const people = await Promise.all(['ann', 'ben', 'cat'].map((n) => person(n)));
     const [ann, ben, cat] = people as [Person, Person, Person];
     const inits = new Map(await found(people));
@@ -69,7 +69,7 @@ describe('DMLS review 4: without an Authentication Service', () => {
     await send(inits.get(ben)!, [cat]);
     // mallory makes a basic credential "ben" under a key of her own and
     // groups led by it, with ann's published KeyPackages; her Welcomes reach
-    // ann before ben's. (Before review 10 ann followed the first as ben's
+    // ann before ben's. (Before review 11 ann followed the first as ben's
     // send group and refused ben's own as a second one.)
     const mallory = await person('mallory', 'ben');
     const benGroup = readGroup(inits.get(ben)![1]!);
