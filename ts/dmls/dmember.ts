@@ -50,7 +50,12 @@ export interface FoundingOptions {
 
 /** Options of a DMember. */
 export interface DmlsOptions {
-  /** PSKs kept per foreign send group (older epochs can no longer be imported). */
+  /**
+   * PSKs kept per send group, own included, and kind — epochs with fresh
+   * randomness, and the others (which only REJOIN acks name): each kind
+   * its own budget (docs/PROTOCOL.md §6.5). Older epochs can no longer be
+   * imported or acknowledged. Default 16.
+   */
   pskRetention?: number;
   /**
    * Messages buffered per followed send group while they cannot be
