@@ -70,20 +70,27 @@ describe('DMLS review 11: each send group\'s id is bound to its owner in the fou
     });
   }
 
-  it('in a universe of two ciphersuites, a send group in the other one (its owner\'s key there is another) is bound by its id: followed, read and imported', async () => {
+  it('in a universe of two ciphersuites (which needs an AS), a send group in the other one (its owner\'s key there is another) is bound by its id: followed, read and imported', async () => {
     const people = await Promise.all(['ann', 'ben', 'cat'].map((n) => person(n)));
     const [ann, ben, cat] = people as [Person, Person, Person];
     // ben sends in ciphersuite 3 (Ed25519 too, another key); ann's send group, the founder's, is in 1.
     const suite3 = new Map<Person, Awaited<ReturnType<typeof ann.client.createIdentity>>>();
     for (const p of people) suite3.set(p, await p.client.createIdentity(p.name, 3));
-    const founded = await DMember.found(ann.client, ann.identity, [await ben.client.createKeyPackage(ben.identity), await cat.client.createKeyPackage(cat.identity)], { ciphersuites: [1, 3] });
+    // The AS binds each one's keys of both ciphersuites to it: a send group in the other one is checked by its key there.
+    const as = new AuthenticationService();
+    for (const p of people) {
+      as.register({ clientId: p.name, userId: p.name, identity: p.identity.identity, signatureKey: p.identity.signaturePublicKey });
+      as.register({ clientId: `${p.name}-3`, userId: p.name, identity: p.identity.identity, signatureKey: suite3.get(p)!.signaturePublicKey });
+    }
+    const options: DmlsOptions = { credentialCheck: as };
+    const founded = await DMember.found(ann.client, ann.identity, [await ben.client.createKeyPackage(ben.identity), await cat.client.createKeyPackage(cat.identity)], { ciphersuites: [1, 3] }, options);
     ann.member = founded.member;
     const [welcome, definition] = founded.messages as [Uint8Array, Uint8Array];
     const ben1 = ben.identity;
-    const benJoined = await DMember.joinUniverse(ben.client, suite3.get(ben)!, welcome, definition, [await ann.client.createKeyPackage(suite3.get(ann)!), await cat.client.createKeyPackage(suite3.get(cat)!)]);
+    const benJoined = await DMember.joinUniverse(ben.client, suite3.get(ben)!, welcome, definition, [await ann.client.createKeyPackage(suite3.get(ann)!), await cat.client.createKeyPackage(suite3.get(cat)!)], options);
     ben.member = benJoined.member;
     ben.identity = suite3.get(ben)!;
-    const catJoined = await DMember.joinUniverse(cat.client, cat.identity, welcome, definition, [await ann.client.createKeyPackage(ann.identity), await ben.client.createKeyPackage(ben1)]);
+    const catJoined = await DMember.joinUniverse(cat.client, cat.identity, welcome, definition, [await ann.client.createKeyPackage(ann.identity), await ben.client.createKeyPackage(ben1)], options);
     cat.member = catJoined.member;
     await send(benJoined.messages, [ann, cat]);
     await send(catJoined.messages, [ann, ben]);

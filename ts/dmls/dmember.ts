@@ -87,7 +87,8 @@ export interface DmlsOptions {
    * member was seen yet (§6.10 says what is trusted then). Not saved: pass
    * it to `open` again. Every member of a universe should use the same AS:
    * an owner without it may commit a leaf the others refuse, and its send
-   * group then stalls for them.
+   * group then stalls for them. Required in a universe accepting several
+   * ciphersuites (`INVALID_ARGUMENT` without it; docs/PROTOCOL.md §6.1).
    */
   credentialCheck?: DmlsCredentialCheck;
   /** An answer of `credentialCheck` taking longer fails as a check failure (`check-timeout`). Default 30,000 ms. */
@@ -263,6 +264,11 @@ export class DMember {
     };
     const timeoutMs = this.#options.credentialCheckTimeoutMs;
     if (typeof timeoutMs !== 'number' || !(timeoutMs > 0 && timeoutMs <= 2 ** 31 - 1)) throw invalidArgument('credentialCheckTimeoutMs');
+    // A send group in a ciphersuite other than the founder's is bound by its id only (`#checkBinding`): without an AS, any member,
+    // who can compute every member's bound id, could found one under another member's id and identity, and be followed as it.
+    if (universe.ciphersuites.length > 1 && !options.credentialCheck) {
+      throw invalidArgument('a universe accepting several ciphersuites needs a credentialCheck: without one any member could found a send group in another member\'s name');
+    }
     const check = options.credentialCheck && guarded(options.credentialCheck, client, timeoutMs, () => this.#silent);
     this.#credentialCheck = check;
     this.#checks = check ? [SEND_GROUP_RULES, sendGroupCredentials(check, () => this.#state.ownGroupId)] : [SEND_GROUP_RULES];
@@ -424,7 +430,8 @@ export class DMember {
     const id = toHex(g.id);
     const key = toHex(owner.signatureKey);
     const suite = g.state().ciphersuite;
-    if (!(bound[toHex(owner.credential.identity)] ?? []).some((b) => b.id === id && (b.suite !== suite || b.key === key))) {
+    // A binding saved without its suite (a state of 0528f36's) is checked by key: fail closed, not by id only.
+    if (!(bound[toHex(owner.credential.identity)] ?? []).some((b) => b.id === id && ((b.suite !== undefined && b.suite !== suite) || b.key === key))) {
       throw new DmlsError('universe', 'a send group whose id and owner key are not those the founder\'s send group binds to its owner');
     }
   }
@@ -472,6 +479,8 @@ export class DMember {
     if (!state.universe) throw new MlsError('UNKNOWN_GROUP', 'the DMLS state has no universe');
     if (state.members.length === 0) state.members = DMember.#savedUniverseMembers(client, state);
     const u = state.universe;
+    // A state saved while shorter lengths were taken derives short PSKs (no PCS: §6.4); it needs a new universe.
+    DMember.#checkExportLength(u.profile ?? 'multi-mls', u.exportLength);
     return new DMember(client, identity, { ...u, id: fromHex(u.id) }, options, state);
   }
 
