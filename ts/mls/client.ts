@@ -10,7 +10,7 @@ import { call, init } from './init.js';
 import { MlsError, invalidArgument } from './errors.js';
 import { MemoryStorageAdapter, decodeBatch, encodeEntries, readStorage, type StorageAdapter, type StorageBatch, type StorageEntry } from './storage.js';
 import { setAsideTamperedGroups } from './encrypted-storage.js';
-import { GROUP_RECORD_PREFIX, GroupRecords, groupRecordKey, parseGroupRecordKey } from './group-records.js';
+import { GROUP_RECORD_PREFIX, GroupRecords, boundPskOf, boundPsksInKeys, groupRecordKey, parseGroupRecordKey, pskBindingName } from './group-records.js';
 import { Resource } from './resources.js';
 import { claimStorage, lockWait, type StorageClaim } from './storage-claim.js';
 import { toBytes, toHex, fromHex, utf8, type BytesLike } from './bytes.js';
@@ -303,13 +303,17 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
       // A group record outlives its group only in a store changed from
       // outside (every batch that deletes a group deletes them): no call
       // could reach or delete it, so it goes now.
+      // So do the external PSKs such a record binds (its group's, §2.5).
       const orphans: Uint8Array[] = [];
       for (const record of groupRecords) {
         if (this.#groupIds.has(record.groupHex)) this.#groupRecords.set(record.groupHex, record.name, record.value);
         else orphans.push(record.key);
       }
+      const orphanPsks = boundPsksInKeys(orphans);
+      for (const pskId of orphanPsks) call(() => core.deleteExternalPsk(pskId));
+      const pskDeletes = orphanPsks.length > 0 ? this.#takeBatch(core).deletes : [];
       if (format === undefined || orphans.length > 0) {
-        await this.storage.apply({ puts: format === undefined ? [[metaKey(FORMAT_KEY), enc.encode(FORMAT_VERSION)]] : [], deletes: orphans });
+        await this.storage.apply({ puts: format === undefined ? [[metaKey(FORMAT_KEY), enc.encode(FORMAT_VERSION)]] : [], deletes: orphans.concat(pskDeletes) });
       }
     } catch (err) {
       if (err instanceof MlsError) throw err;
@@ -551,7 +555,11 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
     if (this.released) throw new MlsError('RELEASED', 'MlsClient was already released');
     if (this.#storageFailure) throw this.#storageFailure;
     if (value !== undefined && !(value instanceof Uint8Array)) throw invalidArgument('value must be a Uint8Array or undefined');
-    const hex = this.#groupRecordOwner(groupId, name);
+    await this.#putGroupRecord(this.#groupRecordOwner(groupId, name), name, value);
+  }
+
+  /** `putGroupRecord` once its arguments are checked; also writes the client's own names (PSK bindings). */
+  async #putGroupRecord(hex: string, name: string, value: Uint8Array | undefined): Promise<void> {
     if (value === undefined) {
       if (!this.#groupRecords.has(hex, name)) return;
     } else if (!this.#groupIds.has(hex)) {
@@ -568,6 +576,13 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
   #groupRecordOwner(groupId: Uint8Array, name: string): string {
     if (!(groupId instanceof Uint8Array)) throw invalidArgument('groupId must be a Uint8Array');
     if (typeof name !== 'string') throw invalidArgument('name must be a string');
+    if (name.startsWith('\u0000')) throw invalidArgument("names beginning with '\\0' are the client's own (PSK bindings)");
+    return this.#groupOwner(groupId);
+  }
+
+  /** The hex id of a group not set aside (`STORAGE_TAMPERED` for one that is). */
+  #groupOwner(groupId: Uint8Array): string {
+    if (!(groupId instanceof Uint8Array)) throw invalidArgument('groupId must be a Uint8Array');
     const hex = toHex(groupId);
     if (this.#tamperedGroups.has(hex)) throw new MlsError('STORAGE_TAMPERED', "this group's stored records failed authentication");
     return hex;
@@ -876,13 +891,20 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
    * deleted in that batch (those it writes again only overwritten, see
    * `mutate`), none left mixed in. So do the group records of a group the
    * new one replaced (a ReInit successor): they were about that group.
+   * Its PSK bindings stay, now the new group's: the PSKs they bind are
+   * still in the core's store, and so still go when this id is deleted.
    */
   #indexGroup(groupId: Uint8Array): StorageBatch {
     const hex = toHex(groupId);
-    const stale = this.#tamperedGroups.get(hex) ?? [];
+    const stale = (this.#tamperedGroups.get(hex) ?? []).filter((key) => {
+      const parsed = parseGroupRecordKey(utf8(key));
+      if (!parsed || !boundPskOf(parsed.name)) return true;
+      this.#groupRecords.set(hex, parsed.name, new Uint8Array(0));
+      return false;
+    });
     this.#tamperedGroups.delete(hex);
     // concat, not push(...): a set-aside group's kept keys can be as many as were planted.
-    return { puts: [[metaKey(GROUP_PREFIX + hex), new Uint8Array(0)]], deletes: stale.concat(this.#groupRecords.drop(hex)) };
+    return { puts: [[metaKey(GROUP_PREFIX + hex), new Uint8Array(0)]], deletes: stale.concat(this.#groupRecords.drop(hex, true)) };
   }
 
   /** Remember a group whose index entry went out with its first batch. */
@@ -903,13 +925,22 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
     return [...this.#groupIds].map(fromHex);
   }
 
-  /** Delete a group and its secrets from this client, with its group records (`groupRecord`), in one batch. */
+  /**
+   * Delete a group and its secrets from this client, with its group
+   * records (`groupRecord`) and the external PSKs bound to it
+   * (`psks.store(…, { group })`), in one batch.
+   */
   async deleteGroup(groupId: Uint8Array): Promise<void> {
     const hex = toHex(groupId);
     // A group set aside at load is not in the core: its stored records (group records among them) go by key.
     const setAside = this.#tamperedGroups.get(hex);
+    const bound = setAside ? boundPsksInKeys(setAside) : this.#groupRecords.boundPsks(hex);
     await this.mutate(
-      (core) => setAside ?? core.deleteGroup(groupId),
+      (core) => {
+        if (!setAside) core.deleteGroup(groupId);
+        for (const pskId of bound) core.deleteExternalPsk(pskId);
+        return setAside;
+      },
       // Once the core deleted it: an unknown group's call throws and keeps them.
       () => ({ puts: [], deletes: setAside ?? [metaKey(GROUP_PREFIX + hex), ...this.#groupRecords.drop(hex)] }),
     );
@@ -917,12 +948,65 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
     this.#groupIds.delete(hex);
   }
 
-  /** The external-PSK registry (RFC 9420 §8.4). */
+  /**
+   * The external-PSK registry (RFC 9420 §8.4). A PSK that is a secret of
+   * one group (a layer's: a recovery proof, a DMLS epoch PSK) is bound to
+   * it, `store(id, secret, { group })` or `bind(id, group)` for one the
+   * core stored itself: the batch that deletes the group deletes the PSK
+   * (docs/PROTOCOL.md §2.5). Before, a deleted group's PSKs stayed in the
+   * store until their layer deleted them, which it never did for a group
+   * the app deleted. A PSK bound to several groups goes with the first.
+   */
   readonly psks = {
-    store: (pskId: BytesLike, secret: Uint8Array): Promise<void> =>
-      this.mutate((core) => core.storeExternalPsk(toBytes(pskId), secret)),
-    delete: (pskId: BytesLike): Promise<void> => this.mutate((core) => core.deleteExternalPsk(toBytes(pskId))),
+    /** Store (or replace) a PSK; with `group` (held: `UNKNOWN_GROUP`) bound to it, in the same batch. */
+    store: async (pskId: BytesLike, secret: Uint8Array, options: { group?: Uint8Array } = {}): Promise<void> => {
+      const id = toBytes(pskId);
+      if (options.group === undefined) return this.mutate((core) => core.storeExternalPsk(id, secret));
+      const hex = this.#groupOwner(options.group);
+      if (!this.#groupIds.has(hex)) throw new MlsError('UNKNOWN_GROUP', 'this client has no such group');
+      const name = pskBindingName(id);
+      return this.mutate(
+        (core) => core.storeExternalPsk(id, secret),
+        () => {
+          this.#groupRecords.set(hex, name, new Uint8Array(0));
+          return { puts: [[groupRecordKey(hex, name), new Uint8Array(0)]], deletes: [] };
+        },
+      );
+    },
+    /** Bind a PSK already stored (one `dmlsEpoch` registered) to group `groupId` (held: `UNKNOWN_GROUP`). */
+    bind: async (pskId: BytesLike, groupId: Uint8Array): Promise<void> => {
+      if (this.released) throw new MlsError('RELEASED', 'MlsClient was already released');
+      if (this.#storageFailure) throw this.#storageFailure;
+      await this.#putGroupRecord(this.#groupOwner(groupId), pskBindingName(toBytes(pskId)), new Uint8Array(0));
+    },
+    /** Forget a PSK, and its bindings. */
+    delete: (pskId: BytesLike): Promise<void> => {
+      const id = toBytes(pskId);
+      return this.mutate(
+        (core) => core.deleteExternalPsk(id),
+        () => this.#unbind(id),
+      );
+    },
+    /**
+     * Undo `bind`: the PSK stays in the store, and its layer deletes it
+     * (one that deletes a group to join it again, and keeps its PSKs).
+     */
+    unbind: (pskId: BytesLike): Promise<void> => {
+      const id = toBytes(pskId);
+      return this.mutate(
+        () => undefined,
+        () => this.#unbind(id),
+      );
+    },
   };
+
+  /** Forget the bindings of PSK `pskId`; the batch that deletes them. */
+  #unbind(pskId: Uint8Array): StorageBatch {
+    const name = pskBindingName(pskId);
+    const groups = this.#groupRecords.groupsWith(name);
+    for (const hex of groups) this.#groupRecords.set(hex, name, undefined);
+    return { puts: [], deletes: groups.map((hex) => groupRecordKey(hex, name)) };
+  }
 }
 
 // A Group names its client as `GroupClient` (group-host.ts), which imports

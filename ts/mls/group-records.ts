@@ -11,8 +11,13 @@
  * Hex holds no `/`, so the first one ends the id and a name may be any
  * text; a free-form `putRecord` name lives under `\0paired-mls/record/`
  * and cannot reach this prefix.
+ *
+ * Names beginning with `\0` are the client's own (a layer's are refused):
+ * `\0psk/<psk id in hex>` binds an external PSK to the group
+ * (`MlsClient.psks.store(…, { group })`, `psks.bind`), with an empty value;
+ * the batch that deletes the group deletes that PSK from the core's store.
  */
-import { isToHex } from './bytes.js';
+import { fromHex, isToHex, toHex } from './bytes.js';
 
 /** Where group records are stored (the client's own key space: first byte 0x00, as every TS-layer key). */
 export const GROUP_RECORD_PREFIX = '\u0000paired-mls/group-record/';
@@ -31,6 +36,32 @@ export function parseGroupRecordKey(stored: string): { groupHex: string; name: s
   const slash = rest.indexOf('/');
   const groupHex = rest.slice(0, Math.max(slash, 0));
   return slash >= 0 && isToHex(groupHex) ? { groupHex, name: rest.slice(slash + 1) } : undefined;
+}
+
+/** The name prefix of a PSK binding (a client's own group record). */
+const PSK_BINDING = '\u0000psk/';
+
+/** The group record name that binds external PSK `pskId` to its group. */
+export function pskBindingName(pskId: Uint8Array): string {
+  return PSK_BINDING + toHex(pskId);
+}
+
+/** The PSK id a binding's name names; undefined for any other name. */
+export function boundPskOf(name: string): Uint8Array | undefined {
+  const hex = name.startsWith(PSK_BINDING) ? name.slice(PSK_BINDING.length) : '';
+  return hex.length > 0 && isToHex(hex) ? fromHex(hex) : undefined;
+}
+
+/** The PSK ids bound by those of `keys` (stored keys) that are PSK bindings: a set-aside group's, whose records were not loaded. */
+export function boundPsksInKeys(keys: readonly Uint8Array[]): Uint8Array[] {
+  const decoder = new TextDecoder();
+  const out: Uint8Array[] = [];
+  for (const key of keys) {
+    const parsed = parseGroupRecordKey(decoder.decode(key));
+    const id = parsed && boundPskOf(parsed.name);
+    if (id) out.push(id);
+  }
+  return out;
 }
 
 /**
@@ -65,15 +96,34 @@ export class GroupRecords {
     records.set(name, value);
   }
 
-  /** Forget every record of `groupHex`, wiping their values; returns their stored keys, for the batch that deletes them. */
-  drop(groupHex: string): Uint8Array[] {
+  /** The PSK ids bound to `groupHex` (`pskBindingName`). */
+  boundPsks(groupHex: string): Uint8Array[] {
+    return [...(this.#groups.get(groupHex)?.keys() ?? [])].flatMap((name) => boundPskOf(name) ?? []);
+  }
+
+  /** The groups (hex) that have the record `name`. */
+  groupsWith(name: string): string[] {
+    return [...this.#groups].filter(([, records]) => records.has(name)).map(([hex]) => hex);
+  }
+
+  /**
+   * Forget every record of `groupHex`, wiping their values; returns their
+   * stored keys, for the batch that deletes them. With `keepBindings` its
+   * PSK bindings stay (a group that replaces it under its id takes them
+   * over, so its PSKs still go with that id's deletion).
+   */
+  drop(groupHex: string, keepBindings = false): Uint8Array[] {
     const records = this.#groups.get(groupHex);
     if (!records) return [];
-    this.#groups.delete(groupHex);
-    return [...records].map(([name, value]) => {
+    const keys: Uint8Array[] = [];
+    for (const [name, value] of [...records]) {
+      if (keepBindings && boundPskOf(name)) continue;
       value.fill(0);
-      return groupRecordKey(groupHex, name);
-    });
+      records.delete(name);
+      keys.push(groupRecordKey(groupHex, name));
+    }
+    if (records.size === 0) this.#groups.delete(groupHex);
+    return keys;
   }
 
   /** Forget every record (before a reload from storage), wiping their values. */
