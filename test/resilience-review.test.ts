@@ -197,7 +197,7 @@ describe('resilience review: recovery proofs', () => {
     await deliverApp(registration, [bob, carol]);
     // The thief copies Alice's storage: her group state and the registry of proofs.
     const copy = await MlsClient.open({ storage: await MemoryStorageAdapter.copyOf(alice.client.storage) });
-    const registry = JSON.parse(utf8(copy.record('paired-mls/recovery-psks')!)) as Record<string, string>;
+    const registry = JSON.parse(utf8(copy.groupRecord(alice.group!.id, 'paired-mls/recovery-psks')!)) as Record<string, string>;
     copy.free();
     const [[idHex, secretHex]] = Object.entries(registry) as [[string, string]];
     const stolen = { pskId: fromHex(idHex), secret: fromHex(secretHex) };
@@ -214,7 +214,7 @@ describe('resilience review: recovery proofs', () => {
     // Alice issues a new proof; it replaces the old one in every registry.
     const again = await issueRecoveryPsk(alice.group!, alice.identity);
     await deliverApp(again.registration, [bob, carol]);
-    for (const m of [alice, bob, carol]) expect(Object.keys(JSON.parse(utf8(m.client.record('paired-mls/recovery-psks')!)))).toEqual([toHex(again.record.pskId)]);
+    for (const m of [alice, bob, carol]) expect(Object.keys(JSON.parse(utf8(m.client.groupRecord(m.group!.id, 'paired-mls/recovery-psks')!)))).toEqual([toHex(again.record.pskId)]);
     await stillWorks([alice, bob, carol]);
   });
 
@@ -303,7 +303,7 @@ describe('resilience review: recovery proofs', () => {
     const forged = { pskId: forgedId, secret: new Uint8Array(32).fill(9) };
     await deliverApp(await g.encrypt(recoveryMessage(2, [forged])), [alice, bob, carol, dave]);
     for (const m of [alice, bob, carol, dave]) {
-      const registry = m.client.record('paired-mls/recovery-psks');
+      const registry = m.client.groupRecord(m.group!.id, 'paired-mls/recovery-psks');
       expect(registry ? utf8(registry) : '').not.toContain(toHex(forgedId));
     }
     // Alice's transfer: the others ignore it, Dave takes it (once).

@@ -237,7 +237,7 @@ describe('resilience review 2: recovery messages', () => {
     const r = await dave.group.process(transfer);
     if (r.kind !== 'application') throw new Error('expected an application message');
     expect(await acceptRecoveryPsks(dave.group, r)).toBe(true);
-    expect(utf8(dave.client.record('paired-mls/recovery-psks') ?? new Uint8Array())).not.toContain(Buffer.from(forgedId).toString('hex'));
+    expect(utf8(dave.client.groupRecord(dave.group.id, 'paired-mls/recovery-psks') ?? new Uint8Array())).not.toContain(Buffer.from(forgedId).toString('hex'));
     // Alice issues her proof; Dave takes it (before the review the far
     // epoch counted as newer and Alice's proof was dropped at Dave).
     const { record, registration } = await issueRecoveryPsk(alice.group!, alice.identity);

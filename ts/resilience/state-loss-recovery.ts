@@ -20,6 +20,11 @@
  * sender's own leaf and is the exporter value. Members joining later get
  * the group's proofs from the member who added them (a *transfer*, taken
  * only from that member: `expectRecoveryTransfer`).
+ *
+ * A group's registry and expected transfer are group records of that
+ * group, and its proofs PSKs bound to it (`client.psks.store(…, { group })`):
+ * `deleteGroup` deletes them all in its batch. An earlier release kept them
+ * in two client-wide records, which the next call here moves (`migrate`).
  */
 import type { Identity, MlsClient } from '../mls/client.js';
 import type { ApplicationMessage, Group, StagedCommit } from '../mls/group.js';
@@ -30,7 +35,9 @@ import { bytesEqual, fromHex, toHex } from '../mls/bytes.js';
 import { CodecError, Reader, Writer } from '../codec/tls.js';
 
 const LABEL = 'paired-mls recovery';
+/** Group record: the group's registry, psk id (hex) → value (hex); before, a client-wide record of every group's (same name). */
 const RECORD = 'paired-mls/recovery-psks';
+/** Group record: `<leaf>:<signature key hex>` of the member a transfer is expected from; before, client-wide, group hex → that. */
 const TRANSFER_RECORD = 'paired-mls/recovery-transfer';
 /** Message kinds (version 2; version 1 is refused). */
 const REGISTRATION = 1;
@@ -122,17 +129,83 @@ function decodeMessage(bytes: Uint8Array): { kind: number; entries: Entry[] } | 
   }
 }
 
-function readJson<T>(client: MlsClient, name: string): Record<string, T> {
+function readJson(raw: Uint8Array | undefined, name: string): Record<string, string> {
   try {
-    const raw = client.record(name);
     return raw ? { ...JSON.parse(dec.decode(raw)) } : {};
   } catch {
     throw new MlsError('STORAGE_FORMAT', `record ${name} does not decode`);
   }
 }
 
-/** The registry: psk id (hex) → value (hex). */
-const known = (client: MlsClient) => readJson<string>(client, RECORD);
+/** The group of a registry entry of the earlier client-wide record (hex), if it is a proof. */
+const groupOfEntry = (pskHex: string) => {
+  const f = parseRecoveryPskId(fromHex(pskHex));
+  return f && toHex(f.groupId);
+};
+
+/**
+ * The group's registry: psk id (hex) → value (hex), with the group's
+ * entries an earlier release's client-wide record still holds (until
+ * `migrate` moved them: a process check reads, it cannot write).
+ */
+function known(group: Group): Record<string, string> {
+  const gid = toHex(group.id);
+  const legacy = Object.entries(readJson(group.client.record(RECORD), RECORD)).filter(([id]) => groupOfEntry(id) === gid);
+  return { ...Object.fromEntries(legacy), ...readJson(group.client.groupRecord(group.id, RECORD), RECORD) };
+}
+
+/** Whom the group's member expects a transfer from (`<leaf>:<key hex>`), if anyone; also from the earlier client-wide record. */
+function expectedSender(group: Group): string | undefined {
+  const raw = group.client.groupRecord(group.id, TRANSFER_RECORD);
+  return raw ? dec.decode(raw) : readJson(group.client.record(TRANSFER_RECORD), TRANSFER_RECORD)[toHex(group.id)];
+}
+
+/**
+ * Move what an earlier release kept in the two client-wide records into
+ * group records, once (the records are deleted): entries of a group the
+ * client holds become its group records and their PSKs are bound to it;
+ * those of a group no longer held (deleted meanwhile) go, their PSKs
+ * deleted from the core's store; those of a group set aside at open
+ * (§2.6) stay in the old record until it can be read again.
+ */
+async function migrate(client: MlsClient): Promise<void> {
+  const oldPsks = client.record(RECORD);
+  const oldTransfers = client.record(TRANSFER_RECORD);
+  if (!oldPsks && !oldTransfers) return;
+  const held = new Set(client.groupIds().map(toHex));
+  const usable = (hex: string) => {
+    if (!held.has(hex)) return false;
+    try {
+      client.group(fromHex(hex));
+      return true;
+    } catch {
+      return undefined; // set aside: kept for later
+    }
+  };
+  const keep: [Record<string, string>, Record<string, string>] = [{}, {}];
+  const registries = new Map<string, Record<string, string>>();
+  for (const [id, secret] of Object.entries(readJson(oldPsks, RECORD))) {
+    const hex = groupOfEntry(id);
+    const ok = hex === undefined ? false : usable(hex);
+    if (ok === undefined) keep[0][id] = secret;
+    else if (ok) registries.set(hex!, { ...registries.get(hex!), [id]: secret });
+    else await client.psks.delete(fromHex(id));
+  }
+  for (const [hex, entries] of registries) {
+    const groupId = fromHex(hex);
+    const now = { ...entries, ...readJson(client.groupRecord(groupId, RECORD), RECORD) };
+    for (const id of Object.keys(entries)) await client.psks.store(fromHex(id), fromHex(entries[id]!), { group: groupId });
+    await client.putGroupRecord(groupId, RECORD, enc.encode(JSON.stringify(now)));
+  }
+  for (const [hex, from] of Object.entries(readJson(oldTransfers, TRANSFER_RECORD))) {
+    const ok = usable(hex);
+    if (ok === undefined) keep[1][hex] = from;
+    else if (ok && !client.groupRecord(fromHex(hex), TRANSFER_RECORD)) await client.putGroupRecord(fromHex(hex), TRANSFER_RECORD, enc.encode(from));
+  }
+  const rest = (o: Record<string, string>) => (Object.keys(o).length > 0 ? enc.encode(JSON.stringify(o)) : undefined);
+  await client.putRecord(RECORD, rest(keep[0]));
+  await client.putRecord(TRANSFER_RECORD, rest(keep[1]));
+}
 
 /** The fields of `pskId` if it is a proof of `group` naming a leaf of `members` as it is (index, identity, encryption key). */
 function liveProof(group: Group, members: readonly Member[], pskId: Uint8Array): RecoveryPskFields | undefined {
@@ -148,14 +221,14 @@ function liveProof(group: Group, members: readonly Member[], pskId: Uint8Array):
  */
 async function remember(group: Group, entries: Entry[]): Promise<void> {
   const { client } = group;
-  const all = known(client);
+  await migrate(client);
+  const all = known(group);
   for (const e of entries) all[toHex(e.pskId)] = toHex(e.secret);
   const members = group.members();
   const newest = new Map<number, [string, bigint]>();
   const drop: string[] = [];
   for (const hex of Object.keys(all)) {
     const f = parseRecoveryPskId(fromHex(hex));
-    if (f && !bytesEqual(f.groupId, group.id)) continue;
     if (!f || !liveProof(group, members, fromHex(hex))) {
       drop.push(hex); // dead, or of an earlier version
       continue;
@@ -171,8 +244,9 @@ async function remember(group: Group, entries: Entry[]): Promise<void> {
     delete all[hex];
     await client.psks.delete(fromHex(hex));
   }
-  for (const e of entries) if (all[toHex(e.pskId)]) await client.psks.store(e.pskId, e.secret);
-  await client.putRecord(RECORD, enc.encode(JSON.stringify(all)));
+  // Bound to the group: deleteGroup deletes them with it.
+  for (const e of entries) if (all[toHex(e.pskId)]) await client.psks.store(e.pskId, e.secret, { group: group.id });
+  await client.putGroupRecord(group.id, RECORD, Object.keys(all).length > 0 ? enc.encode(JSON.stringify(all)) : undefined);
 }
 
 /**
@@ -200,9 +274,11 @@ export async function issueRecoveryPsk(group: Group, identity: Identity): Promis
 export async function expectRecoveryTransfer(group: Group, from: number): Promise<void> {
   const adder = group.members().find((m) => m.leafIndex === from);
   if (!adder || from === group.ownLeafIndex) throw invalidArgument('from: not another member');
-  const all = readJson<string>(group.client, TRANSFER_RECORD);
-  all[toHex(group.id)] = `${from}:${toHex(adder.signatureKey)}`;
-  await group.client.putRecord(TRANSFER_RECORD, enc.encode(JSON.stringify(all)));
+  const { client } = group;
+  await client.atomically(async () => {
+    await migrate(client);
+    await client.putGroupRecord(group.id, TRANSFER_RECORD, enc.encode(`${from}:${toHex(adder.signatureKey)}`));
+  });
 }
 
 /**
@@ -222,12 +298,10 @@ export async function acceptRecoveryPsks(group: Group, message: ApplicationMessa
   const from = members.filter((m) => m.leafIndex === sender.leafIndex);
   const client = group.client;
   if (decoded.kind === TRANSFER) {
-    const expected = readJson<string>(client, TRANSFER_RECORD);
-    const gid = toHex(group.id);
-    if (from[0] && expected[gid] === `${sender.leafIndex}:${toHex(from[0].signatureKey)}`) {
-      delete expected[gid];
+    if (from[0] && expectedSender(group) === `${sender.leafIndex}:${toHex(from[0].signatureKey)}`) {
       await client.atomically(async () => {
-        await client.putRecord(TRANSFER_RECORD, enc.encode(JSON.stringify(expected)));
+        await migrate(client);
+        await client.putGroupRecord(group.id, TRANSFER_RECORD, undefined);
         await remember(
           group,
           // An entry of a later epoch than this one cannot be genuine, and as the newest it would keep out the issuer's next proof.
@@ -249,7 +323,7 @@ export async function acceptRecoveryPsks(group: Group, message: ApplicationMessa
 /** The group's live recovery PSKs, for members that joined (an application message). */
 export function transferRecoveryPsks(group: Group): Promise<Uint8Array> {
   const members = group.members();
-  const entries = Object.entries(known(group.client))
+  const entries = Object.entries(known(group))
     .map(([id, secret]) => ({ pskId: fromHex(id), secret: fromHex(secret) }))
     .filter((e) => liveProof(group, members, e.pskId));
   return group.encrypt(encodeMessage(TRANSFER, entries));
@@ -292,7 +366,7 @@ function checkRecoveryCommit(group: Group, staged: StagedCommit, policy?: Recove
   const joiner = staged.pathCredential?.identity;
   const proofs = staged.psks.filter((p) => bytesEqual(parseRecoveryPskId(p.pskId)?.groupId ?? enc.encode(''), group.id));
   if (!joiner || proofs.length === 0) throw new RecoveryError('no-proof');
-  const registry = known(group.client);
+  const registry = known(group);
   const members = group.members();
   for (const { pskId } of proofs) {
     const id = parseRecoveryPskId(pskId)!;
