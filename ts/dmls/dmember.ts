@@ -503,7 +503,13 @@ export class DMember {
 
   /** Public DMLS values of a send group's current epoch (registers its PSK again, harmlessly). */
   epochValues(sendGroupId: Uint8Array, signingKey?: Uint8Array): Promise<DmlsEpochValues> {
-    return turn(this.client, () => storeEpochPsk(this.client.group(sendGroupId), this.#params(), signingKey));
+    return turn(this.client, () =>
+      this.client.atomically(async () => {
+        const values = await storeEpochPsk(this.client.group(sendGroupId), this.#params(), signingKey);
+        await this.client.psks.bind(values.pskId, sendGroupId); // goes with the group (§6.10)
+        return values;
+      }),
+    );
   }
 
   get sendGroup(): Group {
@@ -676,14 +682,7 @@ export class DMember {
   async #forget(sendGroupId: Uint8Array): Promise<void> {
     const hex = toHex(sendGroupId);
     await this.#atomically(async () => {
-      for (const epoch of [...(this.#state.stored[hex] ?? []), ...(this.#state.ackOnly[hex] ?? [])]) await this.client.psks.delete(pskGroupId(epoch, sendGroupId));
-      delete this.#state.stored[hex];
-      delete this.#state.ackOnly[hex];
-      delete this.#state.pending[hex];
-      delete this.#state.owners[hex];
-      delete this.#state.acks[hex];
-      delete this.#state.ownerKeys[hex];
-      this.#state.rejoining = this.#state.rejoining.filter((x) => x !== hex);
+      await this.#dropSendGroup(hex);
       await this.client.deleteGroup(sendGroupId);
       await this.#save();
     });
@@ -896,9 +895,13 @@ export class DMember {
       try {
         const group = await this.#atomically(async () => {
           const held = this.client.group(fromHex(hex)).epoch;
+          // The PSKs of the epochs held before stay (imports may name them), bound again to the group joined.
+          const psks = [...(this.#state.stored[hex] ?? []), ...(this.#state.ackOnly[hex] ?? [])].map((epoch) => pskGroupId(epoch, fromHex(hex)));
+          for (const pskId of psks) await this.client.psks.unbind(pskId);
           await this.client.deleteGroup(fromHex(hex));
           const g = await this.client.joinFromWelcome(welcome, this.#options.sendGroup);
           if (toHex(g.id) !== hex) throw new OtherGroup();
+          for (const pskId of psks) await this.client.psks.bind(pskId, g.id);
           if (g.epoch < held) throw new StaleWelcome();
           const owner = g.members().find((m) => m.leafIndex === 0)?.credential.identity;
           if (!owner || toHex(owner) !== this.#state.owners[hex]) throw new DmlsError('not-owner', 'a rejoin Welcome into a send group led by someone other than its owner');
@@ -1151,7 +1154,9 @@ export class DMember {
   async #storePsk(group: Group, pending = true, fresh = true): Promise<void> {
     const hex = toHex(group.id);
     const epoch = group.epoch;
-    await storeEpochPsk(group, this.#params());
+    const { pskId } = await storeEpochPsk(group, this.#params());
+    // Bound to the send group: an application's deleteGroup deletes it too (§6.10).
+    await this.client.psks.bind(pskId, group.id);
     const list = ((fresh ? this.#state.stored : this.#state.ackOnly)[hex] ??= []);
     if (!list.includes(epoch)) list.push(epoch);
     while (list.length > this.#options.pskRetention) await this.client.psks.delete(pskGroupId(list.shift()!, group.id));
@@ -1207,11 +1212,41 @@ export class DMember {
     await this.client.putRecord(RECORD, enc.encode(JSON.stringify(this.#state)));
   }
 
+  /**
+   * Forget send group `hex`: delete the PSKs of its epochs this member
+   * stored, and drop its bookkeeping (public: epoch numbers, the owner's
+   * identity and signature keys, whether an import or rejoin is due).
+   */
+  async #dropSendGroup(hex: string): Promise<void> {
+    const s = this.#state;
+    for (const epoch of [...(s.stored[hex] ?? []), ...(s.ackOnly[hex] ?? [])]) await this.client.psks.delete(pskGroupId(epoch, fromHex(hex)));
+    for (const map of [s.stored, s.ackOnly, s.pending, s.owners, s.acks, s.ownerKeys, s.imported, s.rotations]) delete map[hex];
+    s.rejoining = s.rejoining.filter((x) => x !== hex);
+  }
+
+  /**
+   * A send group the application deleted itself (`client.deleteGroup`)
+   * took its PSKs with it (bound to it, `#storePsk`); its bookkeeping goes
+   * at this member's next call, saved with that call's state. Before, it
+   * stayed and the next commit of the own send group failed on the missing
+   * group (`UNKNOWN_GROUP`). PSKs an earlier release stored unbound are
+   * deleted here too (docs/PROTOCOL.md §6.10).
+   */
+  async #dropDeletedSendGroups(): Promise<void> {
+    const held = new Set(this.client.groupIds().map(toHex));
+    for (const hex of Object.keys({ ...this.#state.owners, ...this.#state.stored, ...this.#state.ackOnly, ...this.#state.pending, ...this.#state.imported })) {
+      if (hex !== this.#state.ownGroupId && !held.has(hex)) await this.#dropSendGroup(hex);
+    }
+  }
+
   async #atomically<T>(fn: () => Promise<T>): Promise<T> {
     const saved = structuredClone(this.#state);
     const identity = this.identity;
     try {
-      return await this.client.atomically(fn);
+      return await this.client.atomically(async () => {
+        await this.#dropDeletedSendGroups();
+        return fn();
+      });
     } catch (err) {
       this.#state = saved;
       this.identity = identity;
