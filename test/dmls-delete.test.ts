@@ -23,7 +23,7 @@ const pskSecrets = (entries: StorageEntry[], groupId: Uint8Array) =>
   entries.filter(([k]) => utf8(k.subarray(0, 3)) === 'Psk' && has(k, groupId)).map(([, v]) => v.slice(v.length - 32));
 
 describe('DMLS: a send group the application deletes', () => {
-  it("ben's app deletes cat's send group and restarts: no PSK of its epochs is stored, and after ben's next call no record names it (before: the PSKs stayed, and that call failed with UNKNOWN_GROUP); ann and ben go on", async () => {
+  it("ben's app deletes cat's send group and restarts: no PSK of its epochs is stored, and after ben's next call only the universe's binding of cat's send group id names it (before: the PSKs stayed, and that call failed with UNKNOWN_GROUP); ann and ben go on", async () => {
     const people = await universe(['ann', 'ben', 'cat']);
     const [ann, ben, cat] = people as [Person, Person, Person];
     const catGroup = cat.member!.sendGroup.id;
@@ -46,7 +46,11 @@ describe('DMLS: a send group the application deletes', () => {
 
     await everyoneTalks([ann, ben], 'without cat at ben');
     entries = await storage.entries();
-    expect(naming(entries, catGroup)).toEqual([]);
+    // Left only in the universe's binding of cat's identity to its send group id (§6.1: public, derived from the founder's send group).
+    expect(naming(entries, catGroup)).toEqual(['\u0000paired-mls/record/paired-mls/dmls']);
+    const { sendGroupIds, ...rest } = JSON.parse(utf8(ben.client.record('paired-mls/dmls')!));
+    expect(JSON.stringify(rest)).not.toContain(toHex(catGroup));
+    expect(sendGroupIds[toHex(cat.identity.identity)]).toEqual([expect.objectContaining({ id: toHex(catGroup) })]);
     expect([...ben.member.sendGroups().keys()].sort()).toEqual([toHex(ann.member!.sendGroup.id), toHex(ben.member.sendGroup.id)].sort());
     // ann's send group's PSKs are still bound to it, so they go with it too.
     expect(pskSecrets(entries, ann.member!.sendGroup.id).length).toBeGreaterThan(0);
