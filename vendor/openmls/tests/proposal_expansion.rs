@@ -80,7 +80,10 @@ fn join_config(expander: bool) -> MlsGroupJoinConfig {
 
 fn capabilities() -> Capabilities {
     Capabilities::builder()
-        .proposals(vec![ProposalType::Custom(REMOVING)])
+        .proposals(vec![
+            ProposalType::Custom(REMOVING),
+            ProposalType::Custom(FRAMED),
+        ])
         .build()
 }
 
@@ -931,4 +934,244 @@ fn proposals_by_reference_give_way_to_a_custom_proposal_by_value() {
         groups[1].epoch_authenticator()
     );
     assert_eq!(groups[1].members().count(), 2);
+}
+
+// Custom proposal framing (`openmls::messages::custom_proposal_framing`): a
+// type declared framed by its own struct has its body right after its type
+// (RFC 9420 §12.1), as draft-kohbrok-mls-leaf-operation-intents §2.1 defines
+// `struct { LeafOperationIntent intent; } LeafOperationProposal`.
+
+use openmls::messages::custom_proposal_framing::{register_self_framed, BodyLength};
+use openmls::prelude::tls_codec::{
+    self, Deserialize as _, Serialize as _, VLBytes,
+};
+
+/// A self-framed type, laid out as a LeafOperationIntent.
+const FRAMED: u16 = 0xF1A0;
+
+/// Where the `opaque<V>` at `at` ends (RFC 9420 §2.1.2), maybe past the end.
+fn vector_end(bytes: &[u8], at: usize) -> Result<usize, BodyLength> {
+    let Some(&first) = bytes.get(at) else {
+        return Err(BodyLength::Incomplete(at + 1));
+    };
+    let prefix = 1usize << (first >> 6);
+    if prefix == 8 {
+        return Err(BodyLength::Malformed);
+    }
+    let Some(header) = bytes.get(at..at + prefix) else {
+        return Err(BodyLength::Incomplete(at + prefix));
+    };
+    let len = header[1..]
+        .iter()
+        .fold(usize::from(first & 0x3f), |n, &b| (n << 8) | usize::from(b));
+    Ok(at + prefix + len)
+}
+
+/// `opaque group_id<V>; uint32 sender_index; opaque sender_leaf_ref<V>;
+/// uint8 removal_mode; opaque signature<V>`.
+fn intent_length(bytes: &[u8]) -> BodyLength {
+    let end = (|| {
+        let at = vector_end(bytes, 0)? + 4;
+        let at = vector_end(bytes, at)? + 1;
+        vector_end(bytes, at)
+    })();
+    match end {
+        Ok(end) if end > bytes.len() => BodyLength::Incomplete(end),
+        Ok(end) => BodyLength::Complete(end),
+        Err(e) => e,
+    }
+}
+
+fn intent_body(group_id: &[u8], signature_len: usize) -> Vec<u8> {
+    let mut body = VLBytes::new(group_id.to_vec()).tls_serialize_detached().unwrap();
+    body.extend(7u32.to_be_bytes());
+    body.extend(VLBytes::new(vec![0xaa; 32]).tls_serialize_detached().unwrap());
+    body.push(1);
+    body.extend(VLBytes::new(vec![0xbb; signature_len]).tls_serialize_detached().unwrap());
+    body
+}
+
+fn framed(body: Vec<u8>) -> Proposal {
+    register_self_framed(FRAMED, intent_length);
+    Proposal::Custom(Box::new(CustomProposal::new(FRAMED, body)))
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn a_self_framed_custom_proposal_is_its_type_then_its_struct() {
+    let body = intent_body(b"group", 64);
+    let proposal = framed(body.clone());
+    let bytes = proposal.tls_serialize_detached().unwrap();
+    // 0xF1A0 followed directly by the struct: no opaque<V> prefix.
+    assert_eq!(bytes, [&[0xf1, 0xa0][..], &body].concat());
+    assert_eq!(proposal.tls_serialized_len(), bytes.len());
+    let ProposalIn::Custom(read) = ProposalIn::tls_deserialize_exact(&bytes).unwrap() else {
+        panic!("a custom proposal")
+    };
+    assert_eq!((read.proposal_type(), read.payload()), (FRAMED, &body[..]));
+    let read = ProposalIn::Custom(read);
+    assert_eq!(read.tls_serialize_detached().unwrap(), bytes);
+    assert_eq!(read.tls_serialized_len(), bytes.len());
+    // A type not declared keeps openmls' opaque<V> framing.
+    let opaque = removing(&[2]).tls_serialize_detached().unwrap();
+    assert_eq!(opaque, [0xf0, 0xf0, 4, 0, 0, 0, 2]);
+}
+
+#[test]
+fn truncated_overlong_and_malformed_self_framed_bodies_are_refused() {
+    let body = intent_body(b"group", 64);
+    let bytes = framed(body.clone()).tls_serialize_detached().unwrap();
+    for n in 2..bytes.len() {
+        let mut cut = &bytes[..n];
+        assert!(ProposalIn::tls_deserialize(&mut cut).is_err(), "{n}");
+    }
+    // Trailing bytes are not part of the body.
+    let longer = [&bytes[..], &[0]].concat();
+    assert_eq!(
+        ProposalIn::tls_deserialize_exact(&longer),
+        Err(tls_codec::Error::TrailingData)
+    );
+    // A length that claims more than the message holds: no read past it.
+    let mut claims_more = bytes.clone();
+    let last = claims_more.len() - 66;
+    assert_eq!(claims_more[last..last + 2], [0x40, 0x40]);
+    claims_more[last + 1] = 0x50;
+    assert_eq!(
+        ProposalIn::tls_deserialize_exact(&claims_more),
+        Err(tls_codec::Error::EndOfStream)
+    );
+    // An 8-byte length prefix is not an RFC 9420 vector.
+    assert!(matches!(
+        ProposalIn::tls_deserialize_exact(&[0xf1, 0xa0, 0xc0, 0, 0, 0, 0, 0, 0, 0]),
+        Err(tls_codec::Error::DecodingError(_))
+    ));
+    // Nothing but one body is written without a prefix.
+    for payload in [[&body[..], &[0]].concat(), body[..body.len() - 1].to_vec()] {
+        assert!(matches!(
+            framed(payload).tls_serialize_detached(),
+            Err(tls_codec::Error::EncodingError(_))
+        ));
+    }
+}
+
+#[test]
+fn the_proposal_after_a_self_framed_body_parses() {
+    let first = intent_body(b"group", 64);
+    let second = intent_body(&[9; 70], 100); // two-byte lengths
+    let proposals = vec![
+        framed(first.clone()),
+        removing(&[1, 2]),
+        framed(second.clone()),
+        Proposal::SelfRemove,
+    ];
+    let bytes = proposals.tls_serialize_detached().unwrap();
+    let read = Vec::<ProposalIn>::tls_deserialize_exact(&bytes).unwrap();
+    let custom: Vec<_> = read
+        .iter()
+        .map(|p| match p {
+            ProposalIn::Custom(c) => (c.proposal_type(), c.payload().to_vec()),
+            other => (u16::from(other.proposal_type()), vec![]),
+        })
+        .collect();
+    assert_eq!(
+        custom,
+        [
+            (FRAMED, first),
+            (REMOVING, vec![0, 0, 0, 1, 0, 0, 0, 2]),
+            (FRAMED, second),
+            (u16::from(ProposalType::SelfRemove), vec![]),
+        ]
+    );
+}
+
+#[openmls_test]
+fn a_self_framed_custom_proposal_travels_by_value_and_by_reference() {
+    let providers = [
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+    ];
+    let World {
+        mut groups,
+        signers,
+        ..
+    } = world(ciphersuite, &providers, true, false);
+    // By value, in alice's commit.
+    let body = intent_body(b"by value", 64);
+    let commit = commit_with(
+        &mut groups[0],
+        providers[0],
+        &signers[0].signer,
+        vec![framed(body.clone())],
+    )
+    .unwrap();
+    groups[0].merge_pending_commit(providers[0]).unwrap();
+    let wire = commit.tls_serialize_detached().unwrap();
+    assert!(contains(&wire, &[&[0xf1, 0xa0][..], &body].concat()));
+    for i in 1..3 {
+        let ProcessedMessageContent::StagedCommitMessage(staged) =
+            process(&mut groups[i], providers[i], commit.clone())
+                .unwrap()
+                .into_content()
+        else {
+            panic!("expected a commit");
+        };
+        let payloads: Vec<_> = staged
+            .queued_proposals()
+            .filter_map(|q| match q.proposal() {
+                Proposal::Custom(c) => Some(c.payload().to_vec()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(payloads, [body.clone()]);
+        groups[i]
+            .merge_staged_commit(providers[i], *staged)
+            .unwrap();
+    }
+    // By reference: bob proposes, charlie commits it, all agree.
+    let body = intent_body(b"by reference", 64);
+    let (proposal, _) = groups[1]
+        .propose_custom_proposal_by_reference(
+            providers[1],
+            &signers[1].signer,
+            CustomProposal::new(FRAMED, body.clone()),
+        )
+        .unwrap();
+    let wire = proposal.tls_serialize_detached().unwrap();
+    assert!(wire.ends_with(&[&[0xf1, 0xa0][..], &body].concat()) || contains(&wire, &[&[0xf1, 0xa0][..], &body].concat()));
+    for i in [0, 2] {
+        let ProcessedMessageContent::ProposalMessage(queued) =
+            process(&mut groups[i], providers[i], proposal.clone())
+                .unwrap()
+                .into_content()
+        else {
+            panic!("expected a proposal");
+        };
+        groups[i]
+            .store_pending_proposal(providers[i].storage(), *queued)
+            .unwrap();
+    }
+    let commit = commit_with(&mut groups[2], providers[2], &signers[2].signer, vec![]).unwrap();
+    groups[2].merge_pending_commit(providers[2]).unwrap();
+    for i in 0..2 {
+        let ProcessedMessageContent::StagedCommitMessage(staged) =
+            process(&mut groups[i], providers[i], commit.clone())
+                .unwrap()
+                .into_content()
+        else {
+            panic!("expected a commit");
+        };
+        assert_eq!(staged.queued_proposals().count(), 1);
+        groups[i]
+            .merge_staged_commit(providers[i], *staged)
+            .unwrap();
+        assert_eq!(
+            groups[i].epoch_authenticator(),
+            groups[2].epoch_authenticator()
+        );
+    }
 }

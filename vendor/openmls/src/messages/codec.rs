@@ -12,11 +12,34 @@ use super::{
         RemoveProposal,
     },
     proposals_in::{AddProposalIn, ProposalIn, UpdateProposalIn},
-    CustomProposal,
+    custom_proposal_framing, CustomProposal,
 };
 
 #[cfg(feature = "extensions-draft")]
 use super::proposals::{AppDataUpdateProposal, AppEphemeralProposal};
+
+/// A custom proposal's body: its payload as an `opaque<V>`, or as is for a
+/// type framed by its own struct (see [`custom_proposal_framing`]).
+fn custom_body_len(p: &CustomProposal) -> usize {
+    match custom_proposal_framing::self_framed(p.proposal_type()) {
+        Some(_) => p.payload().len(),
+        None => p.payload().tls_serialized_len(),
+    }
+}
+
+fn serialize_custom_body<W: std::io::Write>(
+    p: &CustomProposal,
+    writer: &mut W,
+) -> Result<usize, tls_codec::Error> {
+    match custom_proposal_framing::self_framed(p.proposal_type()) {
+        Some(body_length) => {
+            custom_proposal_framing::check_body(body_length, p.payload())?;
+            writer.write_all(p.payload())?;
+            Ok(p.payload().len())
+        }
+        None => p.payload().tls_serialize(writer),
+    }
+}
 
 impl Size for Proposal {
     fn tls_serialized_len(&self) -> usize {
@@ -34,7 +57,7 @@ impl Size for Proposal {
                 Proposal::SelfRemove => 0,
                 #[cfg(feature = "extensions-draft")]
                 Proposal::AppEphemeral(p) => p.tls_serialized_len(),
-                Proposal::Custom(p) => p.payload().tls_serialized_len(),
+                Proposal::Custom(p) => custom_body_len(p),
             }
     }
 }
@@ -55,7 +78,7 @@ impl Serialize for Proposal {
             Proposal::SelfRemove => Ok(0),
             #[cfg(feature = "extensions-draft")]
             Proposal::AppEphemeral(p) => p.tls_serialize(writer),
-            Proposal::Custom(p) => p.payload().tls_serialize(writer),
+            Proposal::Custom(p) => serialize_custom_body(p, writer),
         }
         .map(|l| written + l)
     }
@@ -77,7 +100,7 @@ impl Size for &ProposalIn {
                 ProposalIn::SelfRemove => 0,
                 #[cfg(feature = "extensions-draft")]
                 ProposalIn::AppEphemeral(p) => p.tls_serialized_len(),
-                ProposalIn::Custom(p) => p.payload().tls_serialized_len(),
+                ProposalIn::Custom(p) => custom_body_len(p),
             }
     }
 }
@@ -104,7 +127,7 @@ impl Serialize for &ProposalIn {
             ProposalIn::SelfRemove => Ok(0),
             #[cfg(feature = "extensions-draft")]
             ProposalIn::AppEphemeral(p) => p.tls_serialize(writer),
-            ProposalIn::Custom(p) => p.payload().tls_serialize(writer),
+            ProposalIn::Custom(p) => serialize_custom_body(p, writer),
         }
         .map(|l| written + l)
     }
@@ -152,7 +175,10 @@ impl Deserialize for ProposalIn {
                 ProposalIn::AppEphemeral(Box::new(AppEphemeralProposal::tls_deserialize(bytes)?))
             }
             ProposalType::Grease(_) | ProposalType::Custom(_) => {
-                let payload = Vec::<u8>::tls_deserialize(bytes)?;
+                let payload = match custom_proposal_framing::self_framed(proposal_type.into()) {
+                    Some(body_length) => custom_proposal_framing::read_body(body_length, bytes)?,
+                    None => Vec::<u8>::tls_deserialize(bytes)?,
+                };
                 let custom_proposal = CustomProposal::new(proposal_type.into(), payload);
                 ProposalIn::Custom(Box::new(custom_proposal))
             }

@@ -34,6 +34,7 @@ use crate::{
 use openmls_traits::random::OpenMlsRand;
 
 pub(crate) mod codec;
+pub mod custom_proposal_framing;
 pub mod external_proposals;
 pub mod group_info;
 pub mod proposals;
