@@ -45,9 +45,9 @@ export class ExternalSender {
     readonly identity: Identity,
   ) {}
 
-  /** A LeafOperationProposal of `intent` from this external sender (body as an `opaque<V>`, PROTOCOL.md §5.4). */
+  /** A LeafOperationProposal of `intent` from this external sender (`0xF1A0` followed by the intent, PROTOCOL.md §5.1). */
   proposeIntent(target: ExternalTarget, intent: LeafOperationIntent, authenticatedData: Uint8Array = new Uint8Array(0)): Uint8Array {
-    const body = new Writer().u16(LEAF_OPERATION_PROPOSAL_TYPE).vector(encodeIntent(intent)).finish();
+    const body = new Writer().u16(LEAF_OPERATION_PROPOSAL_TYPE).raw(encodeIntent(intent)).finish();
     return this.#sign(target, body, authenticatedData);
   }
 

@@ -315,6 +315,21 @@ fn external_psk_id(provider: &Provider, cs: Ciphersuite, id: &[u8]) -> CoreResul
         .map_err(|e| CoreError::from_mls("drawing PSK nonce", e))
 }
 
+/// A custom proposal from the application. A type the engine frames by its
+/// own struct (openmls `custom_proposal_framing`, e.g. the
+/// LeafOperationProposal, docs/PROTOCOL.md §5.1) must hold exactly one body
+/// of it: else it cannot be written, and is refused here as `malformed`, the
+/// reason the expander gives an undecodable body.
+fn custom_proposal(proposal_type: u16, payload: &[u8]) -> CoreResult<CustomProposal> {
+    use openmls::messages::custom_proposal_framing::{self_framed, BodyLength};
+    if let Some(body_length) = self_framed(proposal_type) {
+        if body_length(payload) != BodyLength::Complete(payload.len()) {
+            return Err(CoreError::from_mls("custom proposal", openmls::group::ProposalExpansionError("malformed".into())));
+        }
+    }
+    Ok(CustomProposal::new(proposal_type, payload.to_vec()))
+}
+
 fn ratchet_tree_in(bytes: Option<Vec<u8>>) -> CoreResult<Option<RatchetTreeIn>> {
     bytes
         .map(|b| RatchetTreeIn::tls_deserialize_exact(b.as_slice()).map_err(|e| malformed("ratchet tree", e)))
@@ -542,9 +557,9 @@ impl Client {
             let inline_proposals = custom_types
                 .iter()
                 .zip(&custom_payloads)
-                .map(|(&t, payload)| Proposal::Custom(Box::new(CustomProposal::new(t, payload.to_vec()))))
-                .chain(removes.iter().map(|&leaf| Proposal::Remove(Box::new(RemoveProposal::new(LeafNodeIndex::new(leaf))))))
-                .collect();
+                .map(|(&t, payload)| custom_proposal(t, &payload.to_vec()).map(|c| Proposal::Custom(Box::new(c))))
+                .chain(removes.iter().map(|&leaf| Ok(Proposal::Remove(Box::new(RemoveProposal::new(LeafNodeIndex::new(leaf)))))))
+                .collect::<CoreResult<_>>()?;
             builder = builder.with_inline_proposals(inline_proposals);
             let mut commit_builder = builder
                 .build_group(&client.provider, info, credential_with_key(identity, public_key))
@@ -646,7 +661,7 @@ impl Client {
                 .map_err(|e| CoreError::from_mls("virtual-client commit", e))?;
             }
             for custom in &spec.custom {
-                let proposal = CustomProposal::new(custom.proposal_type, custom.payload.to_vec());
+                let proposal = custom_proposal(custom.proposal_type, &custom.payload)?;
                 builder = builder.add_proposal(Proposal::Custom(Box::new(proposal)));
             }
             let Some((pair, credential)) = &new_signer else {
@@ -731,7 +746,7 @@ impl Client {
                 ProposalSpec::ExternalPsk { psk_id } => Propose::PreSharedKey(external_psk_id(provider, group.ciphersuite(), &psk_id)?),
                 ProposalSpec::GroupContextExtensions { extensions } => Propose::GroupContextExtensions(extensions.to_extensions()?),
                 ProposalSpec::Custom { proposal_type, payload } => {
-                    Propose::Custom(CustomProposal::new(proposal_type, payload.to_vec()))
+                    Propose::Custom(custom_proposal(proposal_type, &payload)?)
                 }
                 ProposalSpec::SelfRemove => {
                     let message = group

@@ -32,11 +32,19 @@ static HOOKS: Hooks = Hooks {
     client_dropped: intents::leaf_association::release,
 };
 
+/// Wire formats the engine's codec needs before any message is read: the
+/// LeafOperationProposal is framed by its own struct (docs/PROTOCOL.md §5.1).
+#[wasm_bindgen(start)]
+pub fn start() {
+    intents::leaf_operation_intent::register_framing();
+}
+
 #[wasm_bindgen]
 impl Client {
     /// A client with empty storage.
     #[wasm_bindgen(constructor)]
     pub fn new() -> Client {
+        intents::leaf_operation_intent::register_framing();
         Client::with_hooks(&HOOKS)
     }
 }

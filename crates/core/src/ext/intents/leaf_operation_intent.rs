@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use openmls::group::{ProposalExpander, ProposalExpansionError, PublicGroup};
+use openmls::messages::custom_proposal_framing::{register_self_framed, BodyLength};
 use openmls::prelude::*;
 use openmls::treesync::LeafNodeSource;
 use openmls_traits::crypto::OpenMlsCrypto;
@@ -25,6 +26,7 @@ const REMOVE_ASSOCIATED_MEMBERS: u8 = 2;
 /// The expander every group of this library carries; `association_slot`
 /// names its client's association hook (leaf_association.rs).
 pub fn expander(association_slot: u32) -> Arc<dyn ProposalExpander> {
+    register_framing();
     Arc::new(LeafOperationIntents { crypto: AcceleratedCrypto::default(), association_slot })
 }
 
@@ -47,44 +49,84 @@ struct Intent {
 
 use crate::ext::intents::rejection::{refused, IntentRejection};
 
-/// Reads an `opaque<V>` (RFC 9420 §2.1.2 variable-size length prefix).
-/// A length in more bytes than it needs is malformed (§2.1.2: "values
-/// using more bits than necessary MUST be treated as malformed"): else one
-/// intent had several encodings — the signature's length is not signed,
-/// so anyone could re-encode an honest intent — which ts/codec/tls.ts (and
-/// so `decodeIntent`, `intentsIn`) refuses while the engine took them.
-fn vector<'a>(input: &mut &'a [u8]) -> Option<&'a [u8]> {
-    let (&first, _) = input.split_first()?;
+/// Why the bytes at hand are not (yet) one intent.
+#[derive(Debug, PartialEq)]
+enum Short {
+    /// They end inside it: this many bytes, in all, are needed to say more.
+    Needs(usize),
+    Malformed,
+}
+
+/// Reads the `opaque<V>` (RFC 9420 §2.1.2 variable-size length prefix) at
+/// `*at`. A length in more bytes than it needs is malformed (§2.1.2:
+/// "values using more bits than necessary MUST be treated as malformed"):
+/// else one intent had several encodings — the signature's length is not
+/// signed, so anyone could re-encode an honest intent — which
+/// ts/codec/tls.ts (and so `decodeIntent`, `intentsIn`) refuses while the
+/// engine took them.
+fn vector<'a>(bytes: &'a [u8], at: &mut usize) -> Result<&'a [u8], Short> {
+    let start = *at;
+    let &first = bytes.get(start).ok_or(Short::Needs(start + 1))?;
     let prefix = 1usize << (first >> 6);
     if prefix == 8 {
-        return None;
+        return Err(Short::Malformed);
     }
-    let header = input.get(..prefix)?;
+    let header = bytes.get(start..start + prefix).ok_or(Short::Needs(start + prefix))?;
     let len = header.iter().skip(1).fold(usize::from(first & 0x3f), |n, &b| (n << 8) | usize::from(b));
     // The smallest length each prefix may carry: 0, 2^6, 2^14.
     if prefix > 1 && len < 1 << (8 * (prefix / 2) - 2) {
-        return None;
+        return Err(Short::Malformed);
     }
-    let body = input.get(prefix..prefix + len)?;
-    *input = input.get(prefix + len..)?;
-    Some(body)
+    let end = start + prefix + len;
+    let body = bytes.get(start + prefix..end).ok_or(Short::Needs(end))?;
+    *at = end;
+    Ok(body)
+}
+
+fn fixed<const N: usize>(bytes: &[u8], at: &mut usize) -> Result<[u8; N], Short> {
+    let field = bytes.get(*at..*at + N).ok_or(Short::Needs(*at + N))?;
+    *at += N;
+    Ok(field.try_into().map_err(|_| Short::Malformed)?)
+}
+
+/// The LeafOperationIntent at the start of `bytes` (draft §2.1) and the
+/// offset where it ends; the one parser of the struct, for the engine's
+/// framing of the proposal (`body_length`) and for its checks (`decode`).
+fn fields(bytes: &[u8]) -> Result<(Intent, usize), Short> {
+    let mut at = 0;
+    let group_id = vector(bytes, &mut at)?.to_vec();
+    let index = fixed::<4>(bytes, &mut at)?;
+    let sender_leaf_ref = vector(bytes, &mut at)?.to_vec();
+    let [removal_mode] = fixed::<1>(bytes, &mut at)?;
+    let tbs = bytes[..at].to_vec();
+    let signature = vector(bytes, &mut at)?.to_vec();
+    Ok((Intent { tbs, group_id, sender_index: u32::from_be_bytes(index), sender_leaf_ref, removal_mode, signature }, at))
 }
 
 fn decode(payload: &[u8]) -> Result<Intent, ProposalExpansionError> {
-    let malformed = || refused(IntentRejection::Malformed);
-    let mut reader = payload;
-    let group_id = vector(&mut reader).ok_or_else(malformed)?.to_vec();
-    let (index, rest) = reader.split_first_chunk::<4>().ok_or_else(malformed)?;
-    reader = rest;
-    let sender_leaf_ref = vector(&mut reader).ok_or_else(malformed)?.to_vec();
-    let (&removal_mode, rest) = reader.split_first().ok_or_else(malformed)?;
-    reader = rest;
-    let tbs = payload.get(..payload.len() - reader.len()).ok_or_else(malformed)?.to_vec();
-    let signature = vector(&mut reader).ok_or_else(malformed)?.to_vec();
-    if !reader.is_empty() || !matches!(removal_mode, SENDER_REMOVAL_ONLY | REMOVE_ASSOCIATED_MEMBERS) {
-        return Err(malformed());
+    match fields(payload) {
+        Ok((intent, end)) if end == payload.len() && matches!(intent.removal_mode, SENDER_REMOVAL_ONLY | REMOVE_ASSOCIATED_MEMBERS) => Ok(intent),
+        _ => Err(refused(IntentRejection::Malformed)),
     }
-    Ok(Intent { tbs, group_id, sender_index: u32::from_be_bytes(*index), sender_leaf_ref, removal_mode, signature })
+}
+
+/// Where a LeafOperationProposal's body ends: the proposal is
+/// `struct { LeafOperationIntent intent; }` (draft §2.1), right after its
+/// type in RFC 9420's `Proposal` (§12.1), with no length prefix of its own.
+fn body_length(bytes: &[u8]) -> BodyLength {
+    match fields(bytes) {
+        Ok((_, end)) => BodyLength::Complete(end),
+        Err(Short::Needs(n)) => BodyLength::Incomplete(n),
+        Err(Short::Malformed) => BodyLength::Malformed,
+    }
+}
+
+/// Declares the LeafOperationProposal framed by its own struct in the
+/// engine's proposal codec (docs/ENGINE.md, *custom proposal framing*).
+/// Process-wide; done when the wasm module starts and when a client is made.
+pub(crate) fn register_framing() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| register_self_framed(LEAF_OPERATION_PROPOSAL_TYPE, body_length));
 }
 
 fn encoded(vectors: crate::error::CoreResult<Vec<u8>>) -> Result<Vec<u8>, ProposalExpansionError> {
@@ -188,17 +230,19 @@ mod tests {
         }
     }
 
+    fn vector_of(bytes: &[u8]) -> Result<&[u8], Short> {
+        vector(bytes, &mut 0)
+    }
+
     #[test]
     fn refuses_lengths_not_minimally_encoded() {
         // RFC 9420 §2.1.2's pseudocode: 2 bytes carry 64.., 4 bytes 16384...
-        let mut buf: &[u8] = &[0x40, 0x3f];
-        assert_eq!(vector(&mut buf), None);
-        let mut buf: &[u8] = &[0x80, 0x00, 0x3f, 0xff];
-        assert_eq!(vector(&mut buf), None);
+        assert_eq!(vector_of(&[0x40, 0x3f]), Err(Short::Malformed));
+        assert_eq!(vector_of(&[0x80, 0x00, 0x3f, 0xff]), Err(Short::Malformed));
         let long = [&[0x40, 0x40][..], &[7; 64]].concat();
-        assert_eq!(vector(&mut long.as_slice()), Some(&[7u8; 64][..]));
+        assert_eq!(vector_of(&long), Ok(&[7u8; 64][..]));
         let longer = [&[0x80, 0x00, 0x40, 0x00][..], &[7; 16384]].concat();
-        assert_eq!(vector(&mut longer.as_slice()).map(<[u8]>::len), Some(16384));
+        assert_eq!(vector_of(&longer).map(<[u8]>::len), Ok(16384));
         // The signature's length (64: 0x40 0x40) in four bytes: an honest intent re-encoded.
         let honest = intent_bytes(SENDER_REMOVAL_ONLY, &[]);
         let split = honest.len() - 66;
@@ -206,5 +250,25 @@ mod tests {
         let reencoded = [&honest[..split], &[0x80, 0, 0, 64][..], &honest[split + 2..]].concat();
         assert!(decode(&honest).is_ok());
         assert_eq!(decode(&reencoded).err(), Some(refused(IntentRejection::Malformed)));
+        assert_eq!(body_length(&reencoded), BodyLength::Malformed);
+    }
+
+    #[test]
+    fn the_body_length_is_the_intent_and_asks_for_what_it_lacks() {
+        let honest = intent_bytes(REMOVE_ASSOCIATED_MEMBERS, &[]);
+        // Trailing bytes belong to what follows the proposal.
+        assert_eq!(body_length(&[&honest[..], &[1, 2, 3]].concat()), BodyLength::Complete(honest.len()));
+        assert_eq!(body_length(&honest), BodyLength::Complete(honest.len()));
+        // Every prefix asks for more than it has, never past the intent.
+        for n in 0..honest.len() {
+            match body_length(&honest[..n]) {
+                BodyLength::Incomplete(needed) => assert!(needed > n && needed <= honest.len(), "{n}: {needed}"),
+                other => panic!("{n}: {other:?}"),
+            }
+        }
+        // An 8-byte length prefix is no RFC 9420 vector.
+        assert_eq!(body_length(&[0xc0]), BodyLength::Malformed);
+        // The framing leaves the removal mode to the checks (typed `malformed`).
+        assert_eq!(body_length(&intent_bytes(0, &[])), BodyLength::Complete(honest.len()));
     }
 }
