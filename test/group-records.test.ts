@@ -193,4 +193,38 @@ describe('group records', () => {
     const sealed = await EncryptedStorageAdapter.open(inner, key);
     expect((await mlsError(() => MlsClient.open({ storage: sealed }))).code).toBe('STORAGE_TAMPERED');
   });
+  it('names must be well-formed UTF-16: one with a lone surrogate is refused (INVALID_ARGUMENT) by putGroupRecord, groupRecord, putRecord and record, also where String.prototype.isWellFormed is missing (before: accepted, and two such names were both stored as U+FFFD, one record after a reopen); a surrogate pair and U+FFFD itself are names like any', async () => {
+    const storage = new MemoryStorageAdapter();
+    const { alice, g1 } = await twoGroups(lib, storage);
+    const lone = ['a\uD800', 'a\uDC00', '\uDC00\uD800', 'x\uD800\uD800\uDC00', '\uDBFF'];
+    const refused = async (client: lib.MlsClient) => {
+      for (const name of lone) {
+        const codes = [
+          (await mlsError(() => client.putGroupRecord(g1.id, name, enc.encode('v')))).code,
+          (await mlsError(async () => client.groupRecord(g1.id, name))).code,
+          (await mlsError(() => client.putRecord(name, enc.encode('v')))).code,
+          (await mlsError(async () => client.record(name))).code,
+        ];
+        expect({ name, codes }).toEqual({ name, codes: ['INVALID_ARGUMENT', 'INVALID_ARGUMENT', 'INVALID_ARGUMENT', 'INVALID_ARGUMENT'] });
+      }
+    };
+    await refused(alice);
+    const isWellFormed = Object.getOwnPropertyDescriptor(String.prototype, 'isWellFormed');
+    expect(isWellFormed).toBeDefined(); // Node 20 has it; the check without it:
+    delete (String.prototype as { isWellFormed?: unknown }).isWellFormed;
+    try {
+      await refused(alice);
+      await alice.putGroupRecord(g1.id, 'pair \uD83D\uDE00', enc.encode('emoji')); // well-formed
+    } finally {
+      Object.defineProperty(String.prototype, 'isWellFormed', isWellFormed!);
+    }
+    await alice.putGroupRecord(g1.id, 'a\uFFFD', enc.encode('replacement'));
+    await alice.putRecord('r \uD83D\uDE00', enc.encode('free-form emoji'));
+    expect(await groupRecordKeys(storage)).toEqual([utf8(storedKey(g1.id, 'a\uFFFD')), utf8(storedKey(g1.id, 'pair \uD83D\uDE00'))].sort());
+    alice.free();
+    const client = await MlsClient.open({ storage });
+    expect([utf8(client.groupRecord(g1.id, 'pair \uD83D\uDE00')!), utf8(client.groupRecord(g1.id, 'a\uFFFD')!), utf8(client.record('r \uD83D\uDE00')!)]).toEqual(['emoji', 'replacement', 'free-form emoji']);
+    await refused(client);
+    client.free();
+  });
 });

@@ -104,6 +104,29 @@ const enc = new TextEncoder();
 const metaKey = (name: string): Uint8Array => enc.encode(name);
 const isMeta = (key: Uint8Array): boolean => key.length > 0 && key[0] === 0;
 
+/** Whether `s` is well-formed UTF-16 (no lone surrogate), for engines without `String.prototype.isWellFormed`. */
+function wellFormed(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0xd800 || c > 0xdfff) continue;
+    const next = s.charCodeAt(i + 1); // NaN past the end
+    if (c > 0xdbff || !(next >= 0xdc00 && next <= 0xdfff)) return false;
+    i++;
+  }
+  return true;
+}
+
+/**
+ * A record's name: a string that is well-formed UTF-16. Names are stored
+ * as UTF-8, which has no lone surrogate: two names that differ only there
+ * would both be stored as U+FFFD, one record (docs/PROTOCOL.md §2.5).
+ */
+function checkRecordName(name: unknown): asserts name is string {
+  if (typeof name !== 'string') throw invalidArgument('name must be a string');
+  const isWellFormed = (String.prototype as { isWellFormed?: (this: string) => boolean }).isWellFormed;
+  if (!(isWellFormed ? isWellFormed.call(name) : wellFormed(name))) throw invalidArgument('name must be well-formed UTF-16 (no lone surrogate)');
+}
+
 /** A batch a `writeOnce` flow holds, with when it was taken from the core. */
 interface HeldBatch {
   batch: StorageBatch;
@@ -509,9 +532,12 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
   /**
    * A record of a protocol layer built on this client (e.g. Paired MLS
    * state), kept in the same storage adapter as the MLS state so both
-   * change together (inside `atomically`).
+   * change together (inside `atomically`). `name` is any well-formed
+   * UTF-16 string (`INVALID_ARGUMENT` for one with a lone surrogate, which
+   * would be stored as U+FFFD, under another name's key).
    */
   record(name: string): Uint8Array | undefined {
+    checkRecordName(name);
     return this.#records.get(name);
   }
 
@@ -520,6 +546,7 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
     // Freed: the state may belong to the next client already (§2.7).
     if (this.released) throw new MlsError('RELEASED', 'MlsClient was already released');
     if (this.#storageFailure) throw this.#storageFailure;
+    checkRecordName(name);
     const key = metaKey(RECORD_PREFIX + name);
     const batch: StorageBatch = value ? { puts: [[key, value.slice()]], deletes: [] } : { puts: [], deletes: [key] };
     if (value) this.#records.set(name, value.slice());
@@ -536,7 +563,8 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
    * replaced), deletes it too (docs/PROTOCOL.md §2.5). Returns a copy;
    * undefined when there is none, which is always so for a group this
    * client does not hold. `STORAGE_TAMPERED` for a group set aside at
-   * open (its records were not loaded, §2.6).
+   * open (its records were not loaded, §2.6). `name` as for `record()`
+   * (`INVALID_ARGUMENT` for one with a lone surrogate).
    */
   groupRecord(groupId: Uint8Array, name: string): Uint8Array | undefined {
     return this.#groupRecords.get(this.#groupRecordOwner(groupId, name), name);
@@ -575,7 +603,7 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
   /** The hex id of a group record's group, once its arguments are checked and the group is not set aside. */
   #groupRecordOwner(groupId: Uint8Array, name: string): string {
     if (!(groupId instanceof Uint8Array)) throw invalidArgument('groupId must be a Uint8Array');
-    if (typeof name !== 'string') throw invalidArgument('name must be a string');
+    checkRecordName(name);
     if (name.startsWith('\u0000')) throw invalidArgument("names beginning with '\\0' are the client's own (PSK bindings)");
     return this.#groupOwner(groupId);
   }
