@@ -13,7 +13,7 @@
 import { describe, expect, it } from 'vitest';
 import { MlsClient, toHex, utf8, type MemoryStorageAdapter, type StorageEntry } from 'paired-mls';
 import { PairedDevice, type CeaseCommit, type PairingMode } from 'paired-mls/paired';
-import { JOIN_RECORD, SNAPSHOT_RECORD, anchorKeyOf, bobWins, catchUp, ceaseSend, crashAtFirstSend, dsWorld, epochTaken, finishAfterRefusedJoin, honestGoOn, inSync, lockedOut, submit } from './paired-ds-helpers.js';
+import { JOIN_RECORD, SNAPSHOT_RECORD, anchorKeyOf, joinIn, bobWins, catchUp, ceaseSend, crashAtFirstSend, dsWorld, epochTaken, finishAfterRefusedJoin, honestGoOn, inSync, lockedOut, submit } from './paired-ds-helpers.js';
 
 /** The stored snapshot record (old or new key layout: the name is the layer's), found by its key's text. */
 function storedSnapshot(entries: StorageEntry[]): Uint8Array | undefined {
@@ -39,12 +39,18 @@ const enc = new TextEncoder();
 /** The names an earlier release stored the rejoin records under: layer records named by the group. */
 const oldNames = (groupId: Uint8Array) => ['paired-mls/cease-rejoin', 'paired-mls/cease-rejoin-commit', 'paired-mls/cease-rejoin-joined'].map((name) => `${name}/${toHex(groupId)}`);
 
-/** `storage` as an earlier release left it: alice's group records of `groupId` stored as its free-form records were. */
-async function asEarlierRelease(storage: MemoryStorageAdapter, groupId: Uint8Array): Promise<void> {
+/**
+ * `storage` as an earlier release left it: alice's group records of `groupId` stored as its free-form records were, the join
+ * without the authenticator in front (`join`: the join itself).
+ */
+async function asEarlierRelease(storage: MemoryStorageAdapter, groupId: Uint8Array, join: Uint8Array): Promise<void> {
   const prefix = `\u0000paired-mls/group-record/${toHex(groupId)}/`;
   const records = (await storage.entries()).filter(([k]) => utf8(k).startsWith(prefix));
   expect(records.length).toBe(2); // the snapshot and the join
-  const puts = records.map(([k, v]): StorageEntry => [enc.encode(`\u0000paired-mls/record/${utf8(k).slice(prefix.length)}/${toHex(groupId)}`), v]);
+  const puts = records.map(([k, v]): StorageEntry => {
+    const name = utf8(k).slice(prefix.length);
+    return [enc.encode(`\u0000paired-mls/record/${name}/${toHex(groupId)}`), name === JOIN_RECORD ? join : v];
+  });
   await storage.apply({ puts, deletes: records.map(([k]) => k) });
 }
 
@@ -118,10 +124,10 @@ describe.each(['hidden', 'standard'] as const)('rejoin records an earlier releas
     const anchorLeaf = g1.alice.ownLeafIndex;
     const phoneKeys = w.groups.map((g) => anchorKeyOf(g.phone));
     const vault = await crashAtFirstSend(w, () => bobWins(w.ds, g1));
-    const join = w.a.client.groupRecord(g1.id, JOIN_RECORD)!;
+    const join = joinIn(w.a.client.groupRecord(g1.id, JOIN_RECORD)!, w.a.client.group(g1.id));
     const storage = w.a.storage as MemoryStorageAdapter;
     w.a.client.free();
-    await asEarlierRelease(storage, g1.id);
+    await asEarlierRelease(storage, g1.id, join);
     w.a.client = await MlsClient.open({ storage });
     expect(oldNames(g1.id).map((n) => w.a.client.record(n) !== undefined)).toEqual([true, true, false]);
     return { w, storage, vault, join, e1, anchorLeaf, phoneKeys };

@@ -19,6 +19,16 @@ export function wrapped(inner: SeedVault): SeedVault {
 /** alice's rejoin records of a group while its CeasePair join is unanswered: group records (`MlsClient.groupRecord`), named as ts/paired/pairing-state.ts names them. */
 export const SNAPSHOT_RECORD = 'paired-mls/cease-rejoin';
 export const JOIN_RECORD = 'paired-mls/cease-rejoin-commit';
+/** alice's record of the DS's yes to a group's CeasePair join (the join's key, then the HPKE key of the leaf it made). */
+export const YES_RECORD = 'paired-mls/cease-rejoin-joined';
+
+/** The join a JOIN_RECORD value holds: after the authenticator of the epoch the join made, which is `group`'s (asserted). */
+export function joinIn(record: Uint8Array, group: Group): Uint8Array {
+  const auth = group.epochAuthenticator();
+  expect(bytesEqual(record.subarray(0, auth.length), auth)).toBe(true);
+  expect(record.length).toBeGreaterThan(auth.length);
+  return record.slice(auth.length);
+}
 
 /** One of alice's groups through the DS: each party's view of it and its reading position there. */
 export interface DsGroup {

@@ -15,7 +15,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryStorageAdapter, MlsClient, bytesEqual, toHex, utf8 } from 'paired-mls';
 import { PairedDevice, PairingError, type CeaseCommit, type CeasedGroup, type PairingMode } from 'paired-mls/paired';
-import { JOIN_RECORD, SNAPSHOT_RECORD, anchorKeyOf, bobWins, catchUp, ceaseSend, crashAtFirstSend, dsWorld, epochTaken, finishAfterRefusedJoin, honestGoOn, inSync, lockedOut, submit, type DsGroup } from './paired-ds-helpers.js';
+import { JOIN_RECORD, SNAPSHOT_RECORD, anchorKeyOf, joinIn, bobWins, catchUp, ceaseSend, crashAtFirstSend, dsWorld, epochTaken, finishAfterRefusedJoin, honestGoOn, inSync, lockedOut, submit, type DsGroup } from './paired-ds-helpers.js';
 
 const SNAPSHOT_MISSING =
   "the group's state from before the rejoin's external join is missing or damaged, so the join cannot be undone: delete the group to give it up, then ceasePair again (snapshot-missing)";
@@ -70,7 +70,7 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 7: a rejoin re
       expect(w.activeDevice.ceasingGroups()).toEqual([toHex(g1.id)]);
       // Nothing of g1 was dropped: the joined state (the new key's leaf) and the join record are held.
       expect(bytesEqual(anchorKeyOf(w.a.client.group(g1.id)), result.identity.signaturePublicKey)).toBe(true);
-      expect(bytesEqual(w.a.client.groupRecord(g1.id, JOIN_RECORD)!, seen[0]!.commit)).toBe(true);
+      expect(bytesEqual(joinIn(w.a.client.groupRecord(g1.id, JOIN_RECORD)!, w.a.client.group(g1.id)), seen[0]!.commit)).toBe(true);
       expect(w.a.client.groupRecord(g1.id, SNAPSHOT_RECORD)).toEqual(faulty);
       // Stored so: a client opened on a copy of the storage holds the same.
       const reopened = await MlsClient.open({ storage: await MemoryStorageAdapter.copyOf(w.a.storage!) });

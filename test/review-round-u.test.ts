@@ -30,7 +30,7 @@ import { bytesEqual, toHex } from 'paired-mls';
 import { PairedDevice, PairingError, type CeaseCommit, type CeasedGroup, type PairingMode } from 'paired-mls/paired';
 import { DMember, DmlsError, type DmlsCredentialCheck } from 'paired-mls/dmls';
 import { AuthenticationService } from 'paired-mls/services';
-import { JOIN_RECORD, SNAPSHOT_RECORD, anchorKeyOf, bobRemovesAlice, bobWins, catchUp, ceaseSend, crashAtFirstSend, dsWorld, epochTaken, honestGoOn, inSync, lockedOut } from './paired-ds-helpers.js';
+import { JOIN_RECORD, SNAPSHOT_RECORD, anchorKeyOf, joinIn, bobRemovesAlice, bobWins, catchUp, ceaseSend, crashAtFirstSend, dsWorld, epochTaken, honestGoOn, inSync, lockedOut } from './paired-ds-helpers.js';
 import { everyoneTalks, found, others, person, send, thrown, type Person } from './dmls-review-helpers.js';
 
 const LOST = "removed from the group while the anchor leaf stays: rejoin it with a key other than the cease's and ceasePair again, or delete it to give it up";
@@ -47,11 +47,14 @@ describe.each(['hidden', 'standard'] as const)('review round u: rejoin records p
     const send = ceaseSend(w.ds);
     let snapshot!: Uint8Array;
     let join!: Uint8Array;
+    let joinRecord!: Uint8Array;
     const result = await w.activeDevice.ceasePair('rejoin', {
       send: async (c) => {
         if (!(bytesEqual(c.groupId, g1.id) && c.kind === 'join')) return send(c);
         snapshot = w.a.client.groupRecord(g1.id, SNAPSHOT_RECORD)!.slice();
         join = c.commit;
+        joinRecord = w.a.client.groupRecord(g1.id, JOIN_RECORD)!.slice();
+        expect(joinIn(joinRecord, w.a.client.group(g1.id))).toEqual(join);
         await onJoin(w, c, send);
       },
     });
@@ -59,7 +62,7 @@ describe.each(['hidden', 'standard'] as const)('review round u: rejoin records p
     // g1 is back as it was (the anchor leaf, epoch e1), its records dropped.
     g1.alice = w.a.client.group(g1.id);
     expect({ epoch: g1.alice.epoch, leaf: g1.alice.ownLeafIndex, records: [SNAPSHOT_RECORD, JOIN_RECORD].map((r) => w.a.client.groupRecord(g1.id, r)) }).toEqual({ epoch: e1, leaf: anchorLeaf, records: [undefined, undefined] });
-    return { w, phoneKeys, e1, anchorLeaf, snapshot, join, firstError: result.groups[0]!.error };
+    return { w, phoneKeys, e1, anchorLeaf, snapshot, join, joinRecord, firstError: result.groups[0]!.error };
   }
 
   /** Both groups: the honest members go on with alice, and the phone's copy is out. */
@@ -74,14 +77,14 @@ describe.each(['hidden', 'standard'] as const)('review round u: rejoin records p
 
   it('the DS took g1\'s join but its answer was lost (the state from before put back); the join record put back is not sent again (before: the DS answered the retried commit as at first, and g1 was reported ceased with alice on the anchor leaf the phone\'s copy holds); a fresh join is refused, and after catching up the cease finishes', async () => {
     const lost = new Error('the DS took the join; its answer was lost');
-    const { w, phoneKeys, e1, join, firstError } = await firstCease(async (_, c, send) => {
+    const { w, phoneKeys, e1, join, joinRecord, firstError } = await firstCease(async (_, c, send) => {
       await send(c);
       throw lost;
     });
     expect(firstError).toBe(lost);
     const [g1] = w.groups;
     // The storage attacker puts the join record back (an older value of it authenticates, §2.6).
-    await w.a.client.putGroupRecord(g1.id, JOIN_RECORD, join);
+    await w.a.client.putGroupRecord(g1.id, JOIN_RECORD, joinRecord);
     const seen: CeaseCommit[] = [];
     const next = await w.activeDevice.ceasePair('rejoin', { send: ceaseSend(w.ds, seen) });
     expect(kinds(seen)).toEqual([[toHex(g1.id), 'join']]);
@@ -103,7 +106,7 @@ describe.each(['hidden', 'standard'] as const)('review round u: rejoin records p
   });
 
   it('g1\'s join refused (bob won); the join record put back after alice caught up is not sent again (before: refused again, g1 got snapshot-missing, "delete the group", though it was intact): g1 is joined afresh and its anchor leaf removed', async () => {
-    const { w, phoneKeys, e1, join, firstError } = await firstCease(async (w, c, send) => {
+    const { w, phoneKeys, e1, join, joinRecord, firstError } = await firstCease(async (w, c, send) => {
       await bobWins(w.ds, w.groups[0]);
       await send(c);
     });
@@ -111,7 +114,7 @@ describe.each(['hidden', 'standard'] as const)('review round u: rejoin records p
     const [g1] = w.groups;
     for (const [g, box] of [[g1.alice, g1.inbox.alice], [g1.carol, g1.inbox.carol]] as const) await catchUp(g, box);
     inSync([g1.alice, g1.bob, g1.carol]);
-    await w.a.client.putGroupRecord(g1.id, JOIN_RECORD, join);
+    await w.a.client.putGroupRecord(g1.id, JOIN_RECORD, joinRecord);
     const seen: CeaseCommit[] = [];
     const next = await w.activeDevice.ceasePair('rejoin', { send: ceaseSend(w.ds, seen) });
     expect(kinds(seen)).toEqual([

@@ -16,7 +16,7 @@
 import { describe, expect, it } from 'vitest';
 import { bytesEqual, toHex } from 'paired-mls';
 import { PairedDevice, type CeaseCommit, type CeasedGroup, type PairingError, type PairingMode } from 'paired-mls/paired';
-import { JOIN_RECORD, SNAPSHOT_RECORD, anchorKeyOf, bobWins, catchUp, ceaseSend, crashAtFirstSend, dsWorld, honestGoOn, inSync, lockedOut, submit } from './paired-ds-helpers.js';
+import { JOIN_RECORD, SNAPSHOT_RECORD, anchorKeyOf, joinIn, bobWins, catchUp, ceaseSend, crashAtFirstSend, dsWorld, honestGoOn, inSync, lockedOut, submit } from './paired-ds-helpers.js';
 
 const kinds = (seen: CeaseCommit[]) => seen.map((c) => [toHex(c.groupId), c.kind]);
 
@@ -34,11 +34,13 @@ describe.each(['hidden', 'standard'] as const)('review round u2: rejoin records 
       const send = ceaseSend(w.ds);
       let snapshot!: Uint8Array;
       let join!: Uint8Array;
+      let joinRecord!: Uint8Array;
       const first = await w.activeDevice.ceasePair('rejoin', {
         send: async (c) => {
           if (bytesEqual(c.groupId, g1.id) && c.kind === 'join') {
             snapshot = w.a.client.groupRecord(g1.id, SNAPSHOT_RECORD)!.slice();
-            join = w.a.client.groupRecord(g1.id, JOIN_RECORD)!.slice();
+            joinRecord = w.a.client.groupRecord(g1.id, JOIN_RECORD)!.slice();
+            join = joinIn(joinRecord, w.a.client.group(g1.id));
           }
           if (bytesEqual(c.groupId, g1.id) && c.kind === 'remove') {
             await catchUp(g1.bob, g1.inbox.bob);
@@ -55,7 +57,7 @@ describe.each(['hidden', 'standard'] as const)('review round u2: rejoin records 
       const e2 = g1.alice.epoch;
       // The storage attacker puts the records back (older values authenticate, §2.6).
       await w.a.client.putGroupRecord(g1.id, SNAPSHOT_RECORD, snapshot);
-      if (withJoin) await w.a.client.putGroupRecord(g1.id, JOIN_RECORD, join);
+      if (withJoin) await w.a.client.putGroupRecord(g1.id, JOIN_RECORD, joinRecord);
       const seen: CeaseCommit[] = [];
       const honest = ceaseSend(w.ds, seen);
       const next = await w.activeDevice.ceasePair('rejoin', {

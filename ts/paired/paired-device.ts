@@ -1436,22 +1436,26 @@ export class PairedDevice {
     const stage = await queue(() =>
       this.#atomically(async () => {
         await moveOldJoinRecords(this.client, entry.groupId);
-        const joined = this.client.groupRecord(groupId, records.joined);
-        const taken = joined !== undefined && bytesEqual(joined, identity.signaturePublicKey);
+        let taken = false;
         // A group given up (deleted) is ceased; its records went with it (deleteGroup).
         if (this.client.groupIds().some((g) => bytesEqual(g, groupId))) {
-          // The records hold only while the group is that join's: the device on its new key's leaf, in the epoch the join made (the
-          // snapshot carries its authenticator, the join its epoch). Others (put back in storage) are dropped, not sent or imported.
           const group = this.client.group(groupId);
+          // The DS's yes holds for the leaf the join made (the cease's key and that leaf's fresh HPKE key), not for the leaf of
+          // a later join into the id with the same key (the app's, which the DS may never have taken; or the yes put back).
+          const joined = this.client.groupRecord(groupId, records.joined);
+          const yes = yesOf(group, identity.signaturePublicKey);
+          taken = joined !== undefined && yes !== undefined && bytesEqual(joined, yes);
+          // The join's records hold only while the group is that join's: the device on its new key's leaf, in the epoch the join
+          // made (each starts with its authenticator). Others (put back in storage) are dropped, not sent or imported.
           const own = group.members().find((m) => m.leafIndex === group.ownLeafIndex);
           const join = this.client.groupRecord(groupId, records.join);
           const snapshot = this.client.groupRecord(groupId, records.snapshot);
           const snapshotOfThisJoin = joinedBy(group, snapshot);
           snapshot?.fill(0); // a copy of the old epoch's secrets
           // With the DS's yes recorded, they are put back ones.
-          const ours = !taken && own && bytesEqual(own.signatureKey, identity.signaturePublicKey) && (snapshotOfThisJoin || (join && readMlsHeader(join)?.epoch === BigInt(group.epoch - 1)));
+          const ours = !taken && own && bytesEqual(own.signatureKey, identity.signaturePublicKey) && (snapshotOfThisJoin || joinedBy(group, join));
           if (!ours) await this.#dropJoinRecords(groupId);
-          resend = this.client.groupRecord(groupId, records.join);
+          resend = ours && joinedBy(group, join) ? join!.slice(group.epochAuthenticator().length) : undefined;
           if (resend) return 'resend';
           // The join lost (storage), the state from before it kept: put that back, as for a refused join.
           if (ours && snapshot !== undefined) await this.#restoreSnapshot(entry.groupId);
@@ -1494,7 +1498,11 @@ export class PairedDevice {
             } finally {
               record.fill(0);
             }
-            await this.client.putGroupRecord(groupId, records.join, joined.commit);
+            // The join, bound to that epoch too.
+            const join = new Uint8Array(auth.length + joined.commit.length);
+            join.set(auth);
+            join.set(joined.commit, auth.length);
+            await this.client.putGroupRecord(groupId, records.join, join);
             return joined.commit;
           }),
         ));
@@ -1509,7 +1517,9 @@ export class PairedDevice {
           if (refusal) await this.#restoreSnapshot(entry.groupId);
           else {
             await this.#dropJoinRecords(groupId);
-            await this.client.putGroupRecord(groupId, records.joined, identity.signaturePublicKey);
+            // The DS took the join: of the leaf it made (none if the device was removed meanwhile: the group is lost, no yes).
+            const yes = yesOf(this.client.group(groupId), identity.signaturePublicKey);
+            if (yes) await this.client.putGroupRecord(groupId, records.joined, yes);
           }
         }),
       );
@@ -1674,10 +1684,24 @@ export class PairedDevice {
   }
 }
 
-/** Whether `snapshot` (a rejoin's record) is of the join that made `group`'s epoch: it starts with the epoch's authenticator. */
+/** Whether `snapshot` (a rejoin's record: the snapshot or the join) is of the join that made `group`'s epoch: it starts with the epoch's authenticator. */
 function joinedBy(group: Group, snapshot: Uint8Array | undefined): boolean {
   const auth = group.epochAuthenticator();
   return !!snapshot && snapshot.length > auth.length && bytesEqual(snapshot.subarray(0, auth.length), auth);
+}
+
+/**
+ * The DS's yes of a rejoin's join, as recorded: the cease's signature key,
+ * then the HPKE encryption key of the device's own leaf, the leaf that join
+ * made (a later external join into the id makes a fresh one).
+ */
+function yesOf(group: Group, key: Uint8Array): Uint8Array | undefined {
+  const own = group.members().find((m) => m.leafIndex === group.ownLeafIndex);
+  if (!own) return undefined; // removed: no leaf the yes could be of
+  const out = new Uint8Array(key.length + own.encryptionKey.length);
+  out.set(key);
+  out.set(own.encryptionKey, key.length);
+  return out;
 }
 
 /** The signature key of the device's own leaf in `group` (as the tree is now: a pending commit not counted). */

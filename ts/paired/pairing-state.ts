@@ -131,34 +131,57 @@ export function savePairingState(client: MlsClient, state: PairingState): Promis
 /**
  * The group records (`MlsClient.groupRecord`) of a rejoin's external join
  * until the DS answered it (docs/PROTOCOL.md §4.9): the group's state from
- * before the join, and the join itself (to send again after a crash);
- * then, from the DS's yes until the cease of the group ends, `joined`: the
- * key the join was made with. Group records, so `deleteGroup` deletes
- * them with the group (the first holds that group's old epoch secrets;
- * the yes is of that join only, not of a later one into the id).
+ * before the join, and the join itself (to send again after a crash), each
+ * after the authenticator of the epoch the join made (they count only
+ * while the group is in that epoch: one put back from another join into
+ * the id is not this one's); then, from the DS's yes until the cease of
+ * the group ends, `joined`: the key the join was made with followed by the
+ * HPKE encryption key of the leaf it made (it counts only while the
+ * device's own leaf has that key: every external join makes a fresh one,
+ * so it is not the yes of a later join into the id with the same
+ * signature key). Group records, so `deleteGroup` deletes them with the
+ * group (the first holds that group's old epoch secrets).
  */
 export const CEASE_JOIN_RECORDS = { snapshot: 'paired-mls/cease-rejoin', join: 'paired-mls/cease-rejoin-commit', joined: 'paired-mls/cease-rejoin-joined' } as const;
 
 /**
  * The same records as a release before group records kept them: layer
- * records named `<name>/<group hex>`, which `deleteGroup` left behind.
- * Moved to the group's records while this client holds the group (a
- * rejoin the device was in the middle of goes on), else deleted (the
- * group was given up). Called where they are read, for each group a
- * `ceasePair` ceases: `PairedDevice.open` is synchronous and writes
- * nothing, and only a cease still running has such records (it ends in
- * `ceasePair`, which a new pairing and `reset` wait for).
+ * records named `<name>/<group hex>`, which `deleteGroup` left behind, and
+ * the join stored without the authenticator. Moved to the group's records
+ * only while this client holds the group in the epoch the join made (the
+ * old snapshot starts with its authenticator: a rejoin the device was in
+ * the middle of goes on), the join given that authenticator first; else
+ * deleted (the group was given up, or deleted and joined again since, and
+ * they are not of its join). The old yes is always deleted, never moved:
+ * it holds only the key, which a later join into the id with the same key
+ * also has, and the device cannot tell the join it was of (a store
+ * upgraded between the DS's yes and the removal gets `join-unconfirmed`).
+ * Called where they are read, for each group a `ceasePair` ceases:
+ * `PairedDevice.open` is synchronous and writes nothing, and only a cease
+ * still running has such records (it ends in `ceasePair`, which a new
+ * pairing and `reset` wait for).
  */
 export async function moveOldJoinRecords(client: MlsClient, groupHex: string): Promise<void> {
   const groupId = fromHex(groupHex);
-  const held = client.groupIds().some((g) => bytesEqual(g, groupId));
-  for (const name of Object.values(CEASE_JOIN_RECORDS)) {
-    const old = `${name}/${groupHex}`;
-    const value = client.record(old);
-    if (value === undefined) continue;
-    if (held) await client.putGroupRecord(groupId, name, value);
-    await client.putRecord(old, undefined);
+  const names = Object.values(CEASE_JOIN_RECORDS).map((name) => ({ name, old: `${name}/${groupHex}` }));
+  const olds = names.map(({ old }) => client.record(old)?.slice()); // copies (`record` returns its own)
+  if (olds.every((v) => v === undefined)) return;
+  const [snapshot, join] = olds;
+  const group = client.groupIds().some((g) => bytesEqual(g, groupId)) ? client.group(groupId) : undefined;
+  const auth = group?.epochAuthenticator();
+  if (auth && snapshot && snapshot.length > auth.length && bytesEqual(snapshot.subarray(0, auth.length), auth)) {
+    await client.putGroupRecord(groupId, CEASE_JOIN_RECORDS.snapshot, snapshot);
+    if (join) await client.putGroupRecord(groupId, CEASE_JOIN_RECORDS.join, concat(auth, join));
   }
+  snapshot?.fill(0); // a copy of the old epoch's secrets
+  for (const { old } of names) if (client.record(old) !== undefined) await client.putRecord(old, undefined);
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
 }
 
 /**
