@@ -479,8 +479,9 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
     if (this.#storageFailure) throw this.#storageFailure;
     const core = this.inner;
     const result = call(() => op(core));
+    // Before the batch is taken: the core calls it makes (a set-aside group's PSKs deleted) go in this batch.
+    const meta = typeof metaFor === 'function' ? call(() => metaFor(result)) : metaFor;
     const batch = this.#takeBatch(core);
-    const meta = typeof metaFor === 'function' ? metaFor(result) : metaFor;
     if (meta) {
       // One by one: a set-aside group's kept keys (as many as were planted)
       // overflow the stack as push() arguments, after the core changed.
@@ -924,12 +925,10 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
    */
   #indexGroup(groupId: Uint8Array): StorageBatch {
     const hex = toHex(groupId);
-    const stale = (this.#tamperedGroups.get(hex) ?? []).filter((key) => {
-      const parsed = parseGroupRecordKey(utf8(key));
-      if (!parsed || !boundPskOf(parsed.name)) return true;
-      this.#groupRecords.set(hex, parsed.name, new Uint8Array(0));
-      return false;
-    });
+    // A set-aside group's keys all go, PSK bindings too, with the PSKs they name, as its deleteGroup does: kept as
+    // bindings of the group joined, keys whose values failed (planted) set that group aside again at every open.
+    const stale = this.#tamperedGroups.get(hex) ?? [];
+    for (const pskId of boundPsksInKeys(stale)) this.inner.deleteExternalPsk(pskId);
     this.#tamperedGroups.delete(hex);
     // concat, not push(...): a set-aside group's kept keys can be as many as were planted.
     return { puts: [[metaKey(GROUP_PREFIX + hex), new Uint8Array(0)]], deletes: stale.concat(this.#groupRecords.drop(hex, true)) };
@@ -974,6 +973,35 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
     );
     this.#tamperedGroups.delete(hex);
     this.#groupIds.delete(hex);
+  }
+
+  /**
+   * Run `rejoin`, which deletes group `groupId` and joins it again under
+   * its id (an external join, an import of its earlier state), as one
+   * transaction, and carry the group's records and bound PSKs over to the
+   * group joined: the same group to the layers that keep state of it (a
+   * recovery registry), whose records `deleteGroup` would delete. Records
+   * `rejoin` writes itself win; those it deleted before deleting the
+   * group are not carried. When the id is not held afterwards, the PSKs
+   * are deleted as the group's deletion would have.
+   */
+  async rejoinKeepingRecords<T>(groupId: Uint8Array, rejoin: () => Promise<T>): Promise<T> {
+    const hex = this.#groupOwner(groupId);
+    return this.atomically(async () => {
+      const records = this.#groupRecords.layerRecords(hex);
+      const bound = this.#groupRecords.boundPsks(hex);
+      try {
+        // Unbound, they outlive the deletion in the core's store.
+        for (const id of bound) await this.psks.unbind(id);
+        const result = await rejoin();
+        const held = this.#groupIds.has(hex) && !this.#tamperedGroups.has(hex);
+        for (const [name, value] of held ? records : []) if (!this.#groupRecords.has(hex, name)) await this.#putGroupRecord(hex, name, value);
+        for (const id of bound) await (held ? this.psks.bind(id, groupId) : this.psks.delete(id));
+        return result;
+      } finally {
+        for (const [, value] of records) value.fill(0);
+      }
+    });
   }
 
   /**

@@ -96,6 +96,11 @@ export class GroupRecords {
     records.set(name, value);
   }
 
+  /** Copies of `groupHex`'s records that are not PSK bindings, by name. */
+  layerRecords(groupHex: string): [string, Uint8Array][] {
+    return [...(this.#groups.get(groupHex) ?? [])].filter(([name]) => !boundPskOf(name)).map(([name, value]) => [name, value.slice()]);
+  }
+
   /** The PSK ids bound to `groupHex` (`pskBindingName`). */
   boundPsks(groupHex: string): Uint8Array[] {
     return [...(this.#groups.get(groupHex)?.keys() ?? [])].flatMap((name) => boundPskOf(name) ?? []);

@@ -1483,9 +1483,13 @@ export class PairedDevice {
             const group = this.client.group(groupId);
             const snapshot = this.client.exportSiblingGroupState(groupId);
             const groupInfo = await group.exportGroupInfo();
-            // Its group records go with it, an earlier join's yes (the same key, not this one's) among them.
-            await this.client.deleteGroup(groupId);
-            const joined = await this.client.joinExternal(groupInfo, identity);
+            // An earlier join's records go, its yes (the same key, not this one's) among them; other layers' records
+            // of the group (a recovery registry) and its bound PSKs carry over to the group joined: the same group.
+            await this.#dropJoinRecords(groupId, true);
+            const joined = await this.client.rejoinKeepingRecords(groupId, async () => {
+              await this.client.deleteGroup(groupId);
+              return this.client.joinExternal(groupInfo, identity);
+            });
             if (joined.group.state().pendingCommit) await joined.group.mergePendingCommit();
             // The state from before the join, bound to the epoch the join made (its authenticator first).
             const auth = joined.group.epochAuthenticator();
@@ -1574,13 +1578,17 @@ export class PairedDevice {
     try {
       if (!live || !joinedBy(live, snapshot)) throw lost();
       const auth = live.epochAuthenticator().length;
-      await this.client.deleteGroup(groupId);
-      try {
-        await this.client.importSiblingGroupState(groupId, snapshot!.slice(auth)); // wipes that copy
-      } catch (err) {
-        if (err instanceof MlsError && ENVIRONMENT_FAILURES.has(err.code)) throw err;
-        throw lost(err);
-      }
+      // The join's records go; other layers' records of the group and its bound PSKs carry over to the state put back.
+      await this.#dropJoinRecords(groupId, true);
+      await this.client.rejoinKeepingRecords(groupId, async () => {
+        await this.client.deleteGroup(groupId);
+        try {
+          await this.client.importSiblingGroupState(groupId, snapshot!.slice(auth)); // wipes that copy
+        } catch (err) {
+          if (err instanceof MlsError && ENVIRONMENT_FAILURES.has(err.code)) throw err;
+          throw lost(err);
+        }
+      });
     } finally {
       snapshot?.fill(0); // a copy of the old epoch's secrets
     }
