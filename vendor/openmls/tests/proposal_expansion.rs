@@ -38,7 +38,8 @@ fn generate_credential_with_key(
 const REMOVING: u16 = 0xF0F0;
 
 /// Test expander: the payload is a list of big-endian u32 leaf indices; an
-/// empty payload is refused.
+/// empty payload is refused. The first leaf listed is the one the proposal
+/// is bound to (like a LeafOperationIntent's sender).
 struct LeafList;
 
 impl ProposalExpander for LeafList {
@@ -60,6 +61,11 @@ impl ProposalExpander for LeafList {
                 .map(|c| LeafNodeIndex::new(u32::from_be_bytes(c.try_into().unwrap())))
                 .collect(),
         ))
+    }
+
+    fn bound_leaf(&self, _group: &PublicGroup, proposal: &CustomProposal) -> Option<LeafNodeIndex> {
+        let first = proposal.payload().get(..4)?;
+        Some(LeafNodeIndex::new(u32::from_be_bytes(first.try_into().unwrap())))
     }
 }
 
@@ -1089,6 +1095,89 @@ fn the_proposal_after_a_self_framed_body_parses() {
 
 #[openmls_test]
 fn a_self_framed_custom_proposal_travels_by_value_and_by_reference() {
+
+/// Custom proposal `leaves` by reference from `from`, received by `to`.
+fn custom_to<P: OpenMlsProvider>(
+    groups: &mut [MlsGroup],
+    providers: &[&P; 4],
+    signers: &[CredentialWithKeyAndSigner],
+    from: usize,
+    leaves: &[u32],
+    to: &[usize],
+) {
+    let payload = leaves.iter().flat_map(|l| l.to_be_bytes()).collect();
+    let (message, _) = groups[from]
+        .propose_custom_proposal_by_reference(
+            providers[from],
+            &signers[from].signer,
+            CustomProposal::new(REMOVING, payload),
+        )
+        .unwrap();
+    for &i in to {
+        receive_proposal(&mut groups[i], providers[i], message.clone());
+    }
+}
+
+/// Remove of `leaf` by reference from `from`, received by `to`.
+fn remove_to<P: OpenMlsProvider>(
+    groups: &mut [MlsGroup],
+    providers: &[&P; 4],
+    signers: &[CredentialWithKeyAndSigner],
+    from: usize,
+    leaf: u32,
+    to: &[usize],
+) {
+    let (message, _) = groups[from]
+        .propose_remove_member(providers[from], &signers[from].signer, LeafNodeIndex::new(leaf))
+        .unwrap();
+    for &i in to {
+        receive_proposal(&mut groups[i], providers[i], message.clone());
+    }
+}
+
+/// `committer` commits its store; the others process and merge the commit
+/// (those still in agree with it). The implied Removes and the count of
+/// Removes the commit holds.
+fn commit_store_everywhere<P: OpenMlsProvider>(
+    groups: &mut [MlsGroup],
+    providers: &[&P; 4],
+    signers: &[CredentialWithKeyAndSigner],
+    committer: usize,
+) -> (Vec<LeafNodeIndex>, usize) {
+    let commit = commit_store(&mut groups[committer], providers[committer], &signers[committer].signer)
+        .unwrap();
+    groups[committer]
+        .merge_pending_commit(providers[committer])
+        .unwrap();
+    let mut seen = None;
+    for i in 0..groups.len() {
+        if i == committer || !groups[i].is_active() {
+            continue;
+        }
+        let ProcessedMessageContent::StagedCommitMessage(staged) =
+            process(&mut groups[i], providers[i], commit.clone())
+                .unwrap()
+                .into_content()
+        else {
+            panic!("expected a commit");
+        };
+        seen = Some((staged.implied_removes().to_vec(), staged.remove_proposals().count()));
+        groups[i].merge_staged_commit(providers[i], *staged).unwrap();
+        if groups[i].is_active() {
+            assert_eq!(
+                groups[i].epoch_authenticator().as_slice(),
+                groups[committer].epoch_authenticator().as_slice()
+            );
+        }
+    }
+    seen.expect("a receiver")
+}
+
+/// Among overlapping custom proposals by reference the widest wins, not the
+/// first to arrive: an older narrower intent of a sender (its own removal
+/// only) cannot pre-empt its wider one (its associated devices too).
+#[openmls_test]
+fn a_wider_custom_proposal_by_reference_wins_over_an_earlier_narrower_one() {
     let providers = [
         &Provider::default(),
         &Provider::default(),
@@ -1174,4 +1263,98 @@ fn a_self_framed_custom_proposal_travels_by_value_and_by_reference() {
             groups[2].epoch_authenticator()
         );
     }
+
+    custom_to(&mut groups, &providers, &signers, 2, &[2], &[0, 1]);
+    custom_to(&mut groups, &providers, &signers, 2, &[2, 1], &[0, 1]);
+    // Before: the first, [2], was kept and [2, 1] left out (charlie went, bob stayed).
+    let (implied, removes) = commit_store_everywhere(&mut groups, &providers, &signers, 0);
+    assert_eq!(implied, vec![LeafNodeIndex::new(2), LeafNodeIndex::new(1)]);
+    assert_eq!(removes, 0);
+    assert_eq!(groups[0].members().count(), 1);
+}
+
+/// A valid custom proposal by reference left out because it removes the
+/// committer (a LeafOperationIntent's associated device commits) defers its
+/// leaves: a Remove by reference of its bound leaf, and a narrower custom
+/// proposal of it, wait, and the next committer includes the wider one.
+/// Before, the Remove (or the narrower one) was committed, the bound leaf
+/// went alone and the wider proposal was never valid again.
+#[openmls_test]
+fn a_custom_proposal_left_out_for_the_committer_defers_its_leaves() {
+    let providers = [
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+    ];
+    let World {
+        mut groups,
+        signers,
+        ..
+    } = world(ciphersuite, &providers, true, false);
+    // charlie (2) leaves with bob (1); alice (0) proposes a Remove of charlie.
+    custom_to(&mut groups, &providers, &signers, 2, &[2, 1], &[0, 1]);
+    remove_to(&mut groups, &providers, &signers, 0, 2, &[1, 2]);
+    // bob commits his store: the leave would remove him, the Remove waits.
+    let (implied, removes) = commit_store_everywhere(&mut groups, &providers, &signers, 1);
+    assert_eq!((implied, removes), (vec![], 0));
+    assert_eq!(groups[0].members().count(), 3);
+    // A narrower custom proposal of the bound leaf waits too.
+    custom_to(&mut groups, &providers, &signers, 2, &[2, 1], &[0, 1]);
+    custom_to(&mut groups, &providers, &signers, 2, &[2], &[0, 1]);
+    remove_to(&mut groups, &providers, &signers, 0, 2, &[1, 2]);
+    let (implied, removes) = commit_store_everywhere(&mut groups, &providers, &signers, 1);
+    assert_eq!((implied, removes), (vec![], 0));
+    // The next committer that can include it does, and the Remove gives way.
+    custom_to(&mut groups, &providers, &signers, 2, &[2, 1], &[0, 1]);
+    remove_to(&mut groups, &providers, &signers, 0, 2, &[1, 2]);
+    let (implied, removes) = commit_store_everywhere(&mut groups, &providers, &signers, 0);
+    assert_eq!(implied, vec![LeafNodeIndex::new(2), LeafNodeIndex::new(1)]);
+    assert_eq!(removes, 0);
+    assert_eq!(groups[0].members().count(), 1);
+}
+
+/// A custom proposal left out whose bound leaf the commit removes (the
+/// committer's own Remove of it, by value) can never be valid again: its
+/// other leaves do not wait, a Remove by reference of one is committed.
+#[openmls_test]
+fn a_custom_proposal_whose_bound_leaf_goes_defers_nothing() {
+    let providers = [
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+    ];
+    let World {
+        mut groups,
+        signers,
+        ..
+    } = world(ciphersuite, &providers, true, false);
+    custom_to(&mut groups, &providers, &signers, 2, &[2, 1], &[0]);
+    remove_to(&mut groups, &providers, &signers, 2, 1, &[0]);
+    let bundle = groups[0]
+        .commit_builder()
+        .consume_proposal_store(true)
+        .add_proposals(vec![Proposal::Remove(Box::new(RemoveProposal::new(
+            LeafNodeIndex::new(2),
+        )))])
+        .load_psks(providers[0].storage())
+        .unwrap()
+        .build(
+            providers[0].rand(),
+            providers[0].crypto(),
+            &signers[0].signer,
+            |_| true,
+        )
+        .unwrap()
+        .stage_commit(providers[0])
+        .unwrap();
+    let pending = groups[0].pending_commit().expect("a pending commit");
+    assert_eq!(pending.implied_removes(), &[] as &[LeafNodeIndex]);
+    let removed: Vec<_> = pending.remove_proposals().map(|r| r.remove_proposal().removed()).collect();
+    assert_eq!(removed.len(), 2);
+    assert!(removed.contains(&LeafNodeIndex::new(1)) && removed.contains(&LeafNodeIndex::new(2)));
+    drop(bundle);
+    groups[0].merge_pending_commit(providers[0]).unwrap();
+    assert_eq!(groups[0].members().count(), 1);
 }

@@ -37,6 +37,16 @@ pub trait ProposalExpander: Send + Sync {
         group: &PublicGroup,
         proposal: &CustomProposal,
     ) -> Result<Option<Vec<LeafNodeIndex>>, ProposalExpansionError>;
+
+    /// The leaf `proposal` (one [`Self::removed_leaves`] accepted) is bound
+    /// to, if any: once a commit removes or replaces that leaf the proposal
+    /// is never valid again (e.g. a LeafOperationIntent's sender). A
+    /// committer leaving out a proposal whose bound leaf stays defers the
+    /// Removes and Updates by reference of its leaves
+    /// (`ProposalQueue::drop_overlapping_expansions`); `None`: always.
+    fn bound_leaf(&self, _group: &PublicGroup, _proposal: &CustomProposal) -> Option<LeafNodeIndex> {
+        None
+    }
 }
 
 /// The optional expander of a group. Not persisted: an application sets it
@@ -59,6 +69,13 @@ impl ProposalExpanderHook {
                 .unwrap_or_default()),
             None => Ok(Vec::new()),
         }
+    }
+}
+
+impl ProposalExpanderHook {
+    /// [`ProposalExpander::bound_leaf`] (`None` without an expander).
+    pub(crate) fn bound_leaf(&self, group: &PublicGroup, proposal: &CustomProposal) -> Option<LeafNodeIndex> {
+        self.0.as_ref()?.bound_leaf(group, proposal)
     }
 }
 

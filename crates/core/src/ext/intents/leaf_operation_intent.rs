@@ -195,6 +195,15 @@ impl ProposalExpander for LeafOperationIntents {
         self.validate(group, &intent)?;
         removed(group, LeafNodeIndex::new(intent.sender_index), intent.removal_mode, self.association_slot).map(Some)
     }
+
+    /// The intent's sender: once it is removed (or its leaf replaced) the
+    /// intent is never valid again (draft §2.3, LeafNodeRef binding).
+    fn bound_leaf(&self, _group: &PublicGroup, proposal: &CustomProposal) -> Option<LeafNodeIndex> {
+        if proposal.proposal_type() != LEAF_OPERATION_PROPOSAL_TYPE {
+            return None;
+        }
+        decode(proposal.payload()).ok().map(|intent| LeafNodeIndex::new(intent.sender_index))
+    }
 }
 
 #[cfg(test)]

@@ -391,8 +391,16 @@ impl ProposalQueue {
     /// committer chooses one and includes only that one". A custom proposal
     /// received by reference is left out when the leaves it removes meet a
     /// leaf the committer's own proposals (by value) remove, or a leaf an
-    /// earlier included custom proposal removes, or the committer, or when
-    /// the expander now refuses it. A Remove, SelfRemove or Update by
+    /// included custom proposal removes (they are considered widest first:
+    /// most distinct leaves, arrival order among equals), or the committer,
+    /// or a leaf deferred (below), or when the expander now refuses it. A
+    /// valid one left out whose bound leaf (`ProposalExpander::bound_leaf`,
+    /// a LeafOperationIntent's sender) stays defers its leaves the commit
+    /// does not remove: a custom proposal, Remove, SelfRemove or Update by
+    /// reference of one of them waits for a committer that can include it
+    /// (else the sender's other device committing would let a pending
+    /// Remove of the sender cut its leave down for good). A Remove,
+    /// SelfRemove or Update by
     /// reference of a leaf an included custom proposal removes gives way to
     /// it: the custom proposal removes that leaf too, so nothing the other
     /// asked for is lost, while keeping the Remove instead would drop the
@@ -455,25 +463,51 @@ impl ProposalQueue {
                 _ => {}
             }
         }
-        let mut removed_by_custom = HashSet::new();
+        // Valid custom proposals by reference, widest first (most distinct
+        // leaves; arrival order among equals): one whose leaves contain
+        // another's wins, so an older narrower intent of the same sender
+        // cannot pre-empt a wider one. One left out while its bound leaf
+        // stays (e.g. it meets the committer) defers its leaves: a custom
+        // proposal, Remove, SelfRemove or Update by reference of one of
+        // them waits for a committer that includes it.
+        let mut customs = Vec::new();
         for queued in self.queued_proposals().filter(|q| by_reference(q)) {
             let Proposal::Custom(custom) = queued.proposal() else {
                 continue;
             };
             match hook.removed_leaves(group, custom) {
-                Ok(leaves) if leaves.iter().all(|leaf| !removed.contains(leaf)) => {
-                    removed.extend(leaves.iter().copied());
-                    removed_by_custom.extend(leaves);
+                Ok(leaves) => {
+                    let width = leaves.iter().collect::<HashSet<_>>().len();
+                    let bound = hook.bound_leaf(group, custom);
+                    customs.push((width, queued.proposal_reference(), leaves, bound));
                 }
-                _ => dropped.push(queued.proposal_reference()),
+                Err(_) => dropped.push(queued.proposal_reference()),
             }
         }
+        customs.sort_by_key(|(width, ..)| std::cmp::Reverse(*width));
+        let mut removed_by_custom = HashSet::new();
+        let mut deferred = HashSet::new();
+        for (_, reference, leaves, bound) in customs {
+            let free =
+                |leaf: &LeafNodeIndex| !removed.contains(leaf) && !deferred.contains(leaf);
+            if leaves.iter().all(free) {
+                removed.extend(leaves.iter().copied());
+                removed_by_custom.extend(leaves);
+                continue;
+            }
+            dropped.push(reference);
+            // Its bound leaf removed (or the committer's, which the commit
+            // replaces): never valid again, nothing to wait for.
+            if bound.map_or(true, |leaf| !removed.contains(&leaf)) {
+                deferred.extend(leaves.into_iter().filter(|leaf| !removed.contains(leaf)));
+            }
+        }
+        let waits =
+            |leaf: &LeafNodeIndex| removed_by_custom.contains(leaf) || deferred.contains(leaf);
         for queued in self.queued_proposals().filter(|q| by_reference(q)) {
             let gives_way = match (queued.proposal(), queued.sender()) {
-                (Proposal::Remove(remove), _) => removed_by_custom.contains(&remove.removed()),
-                (Proposal::SelfRemove | Proposal::Update(_), Sender::Member(leaf)) => {
-                    removed_by_custom.contains(leaf)
-                }
+                (Proposal::Remove(remove), _) => waits(&remove.removed()),
+                (Proposal::SelfRemove | Proposal::Update(_), Sender::Member(leaf)) => waits(leaf),
                 _ => false,
             };
             if gives_way {

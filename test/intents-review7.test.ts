@@ -1,0 +1,107 @@
+/**
+ * Seventh review of the LeafOperationIntent layer (seed 004) as an attacker,
+ * of engine change 29's fifth review (f6e5476) and the DS's intent check
+ * (c8a7b63). alice leaves with remove_associated_members and deletes her
+ * state; her intent is pending by reference.
+ *
+ * 1. Her phone commits (a routine selfUpdate with the pending proposals):
+ *    the intent would remove the committer, so it is left out, and a pending
+ *    Remove of alice by reference was kept: alice went, the phone stayed,
+ *    and the intent (its sender gone) was `unknown-leaf` for good. Now the
+ *    leaves of a valid intent left out wait: that Remove (and a narrower
+ *    intent of alice) is left out too, and the next committer commits the
+ *    leave (docs/ENGINE.md change 29, PROTOCOL §5.4).
+ * 2. Of overlapping intents by reference the first to arrive won: an older
+ *    sender_removal_only intent of alice, proposed first by anyone, beat her
+ *    wider leave. Now the widest is considered first.
+ */
+import { describe, expect, it } from 'vitest';
+import { createIntent, intentsIn, proposeIntent, validateIntent } from 'paired-mls/intents';
+import { expectInSync, type Member } from './helpers.js';
+import { deliver, names, world } from './intents-review-helpers.js';
+
+/** `from` commits the pending proposals; the others process it. What the commit held, as `to[0]` saw it. */
+async function commitPending(from: Member, to: Member[], options: { remove?: number[] } = {}) {
+  const { commit } = await from.group!.commit({ includePending: true, ...options });
+  await from.group!.mergePendingCommit();
+  const r = await to[0]!.group!.process(commit);
+  if (r.kind !== 'commit') throw new Error('not a commit');
+  const seen = {
+    types: r.staged.proposals.map((p) => p.proposal.type),
+    modes: intentsIn(r.staged).map((i) => i.removalMode),
+    impliedRemoves: [...r.staged.impliedRemoves].sort(),
+  };
+  await r.staged.merge();
+  await deliver(commit, to.slice(1));
+  return seen;
+}
+
+const aliceLeaves = (w: Awaited<ReturnType<typeof world>>) => [w.alice.group!.ownLeafIndex, w.alicePhone.group!.ownLeafIndex].sort();
+
+describe('LeafOperationIntent review 7: a leave left out for its committer, overlapping intents', () => {
+  it("alice's phone commits: a pending Remove of alice waits with her leave, which the next committer commits", async () => {
+    const w = await world();
+    const leaves = aliceLeaves(w);
+    const leave = createIntent(w.alice.group!, 'removeAssociatedMembers');
+    await deliver(await proposeIntent(w.carol.group!, leave), w.all.filter((m) => m !== w.carol));
+    // attacker bob: a Remove of alice by reference
+    await deliver(await w.bob.group!.propose({ type: 'remove', leafIndex: w.alice.group!.ownLeafIndex }), w.all.filter((m) => m !== w.bob));
+    // Before: the commit held bob's Remove; alice went, the phone stayed, the leave was unknown-leaf for good.
+    const first = await commitPending(w.alicePhone, [w.dave, w.bob, w.carol]);
+    expect(first).toEqual({ types: [], modes: [], impliedRemoves: [] });
+    expect(names(w.dave.group!)).toEqual(['alice', 'alice', 'bob', 'carol', 'dave']);
+    expect(() => validateIntent(w.dave.group!, leave)).not.toThrow();
+    // The intent holds in the next epoch; anyone holding it proposes it again, and bob his Remove.
+    await deliver(await proposeIntent(w.carol.group!, leave), [w.bob, w.dave, w.alicePhone]);
+    await deliver(await w.bob.group!.propose({ type: 'remove', leafIndex: w.alice.group!.ownLeafIndex }), [w.carol, w.dave, w.alicePhone]);
+    const second = await commitPending(w.dave, [w.bob, w.carol, w.alicePhone]);
+    expect(second).toEqual({ types: ['custom'], modes: ['removeAssociatedMembers'], impliedRemoves: leaves });
+    expect(names(w.dave.group!)).toEqual(['bob', 'carol', 'dave']);
+    expectInSync([w.bob, w.carol, w.dave]);
+  });
+
+  it('an older sender_removal_only intent of alice, proposed first, gives way to her wider leave', async () => {
+    const w = await world();
+    const leaves = aliceLeaves(w);
+    const weak = createIntent(w.alice.group!, 'senderRemovalOnly'); // e.g. an earlier "log this device out"
+    const leave = createIntent(w.alice.group!, 'removeAssociatedMembers');
+    await deliver(await proposeIntent(w.bob.group!, weak), w.all.filter((m) => m !== w.bob));
+    await deliver(await proposeIntent(w.carol.group!, leave), w.all.filter((m) => m !== w.carol));
+    expect(w.dave.group!.state().pendingProposals).toBe(2);
+    // Before: the weak one (first in) was committed; the phone stayed and the leave was dead.
+    const seen = await commitPending(w.dave, [w.bob, w.carol, w.alicePhone]);
+    expect(seen).toEqual({ types: ['custom'], modes: ['removeAssociatedMembers'], impliedRemoves: leaves });
+    expect(names(w.dave.group!)).toEqual(['bob', 'carol', 'dave']);
+    expectInSync([w.bob, w.carol, w.dave]);
+  });
+
+  it("alice's phone commits: a narrower intent of alice waits with her leave too", async () => {
+    const w = await world();
+    const leaves = aliceLeaves(w);
+    const weak = createIntent(w.alice.group!, 'senderRemovalOnly');
+    const leave = createIntent(w.alice.group!, 'removeAssociatedMembers');
+    await deliver(await proposeIntent(w.carol.group!, leave), w.all.filter((m) => m !== w.carol));
+    await deliver(await proposeIntent(w.bob.group!, weak), w.all.filter((m) => m !== w.bob));
+    // Before: the phone's commit held the weak intent (it does not remove the phone): alice went alone.
+    const first = await commitPending(w.alicePhone, [w.dave, w.bob, w.carol]);
+    expect(first).toEqual({ types: [], modes: [], impliedRemoves: [] });
+    expect(names(w.dave.group!)).toEqual(['alice', 'alice', 'bob', 'carol', 'dave']);
+    await deliver(await proposeIntent(w.carol.group!, leave), [w.bob, w.dave, w.alicePhone]);
+    const second = await commitPending(w.dave, [w.bob, w.carol, w.alicePhone]);
+    expect(second).toEqual({ types: ['custom'], modes: ['removeAssociatedMembers'], impliedRemoves: leaves });
+    expect(names(w.dave.group!)).toEqual(['bob', 'carol', 'dave']);
+    expectInSync([w.bob, w.carol, w.dave]);
+  });
+
+  it("a committer removing alice itself: her leave is dead, so a pending Remove of her phone does not wait", async () => {
+    const w = await world();
+    const leave = createIntent(w.alice.group!, 'removeAssociatedMembers');
+    await deliver(await proposeIntent(w.carol.group!, leave), w.all.filter((m) => m !== w.carol));
+    await deliver(await w.bob.group!.propose({ type: 'remove', leafIndex: w.alicePhone.group!.ownLeafIndex }), w.all.filter((m) => m !== w.bob));
+    // dave removes alice by value (his choice): the leave is left out and can never be valid again.
+    const seen = await commitPending(w.dave, [w.bob, w.carol], { remove: [w.alice.group!.ownLeafIndex] });
+    expect(seen).toEqual({ types: ['remove', 'remove'], modes: [], impliedRemoves: [] });
+    expect(names(w.dave.group!)).toEqual(['bob', 'carol', 'dave']);
+    expectInSync([w.bob, w.carol, w.dave]);
+  });
+});
