@@ -104,6 +104,23 @@ describe('a verifying DS: proposals by reference, LeafOperationIntents, paired a
     await groupStillWorks([bob!, alice!], 'carol left by intent');
   });
 
+  it("an intent that fails against the verified GroupInfo is refused with the engine's exact IntentError (stale-leaf, unknown-leaf), nothing logged", async () => {
+    const [alice, bob, carol] = await Promise.all(['alice', 'bob', 'carol'].map((n) => dsPeer(server.url, `${n}-loi2-${tag}`)));
+    await verifiedGroup(alice!, [bob!, carol!], { capabilities: CAPS, extensions: { externalSenders: [server.ds.externalSenderSpec], requiredCapabilities: CAPS } });
+    const gid = alice!.group!.id;
+    const stale = createIntent(carol!.group!, 'senderRemovalOnly');
+    await catchUp(carol!);
+    const update = await carol!.group!.selfUpdate({ groupInfo: true });
+    carol!.seen = await carol!.ds.submit(gid, update.commit, { groupInfo: update.groupInfo });
+    await carol!.group!.mergePendingCommit();
+    await catchUp(bob!);
+    // The stored GroupInfo is the DS's own check of carol's commit: the refusal is final (test/intents-review7 for the basic mode).
+    await expect(server.ds.proposeIntent(gid, stale)).rejects.toMatchObject({ name: 'IntentError', code: 'INTENT_INVALID', reason: 'stale-leaf' });
+    await expect(server.ds.proposeIntent(gid, { ...createIntent(carol!.group!, 'senderRemovalOnly'), senderIndex: 99 })).rejects.toMatchObject({ name: 'IntentError', reason: 'unknown-leaf' });
+    await catchUp(bob!);
+    expect(bob!.group!.state().pendingProposals).toBe(0);
+  });
+
   it('hidden Paired MLS in a verified group: the enrolment and each paired update need the new anchor key at the AS, which the active device rotates in; then they verify', async () => {
     const a = await device(`anchor-${tag}`);
     const p = await device(`anchor-phone-${tag}`);

@@ -14,11 +14,19 @@
  * 2. Of overlapping intents by reference the first to arrive won: an older
  *    sender_removal_only intent of alice, proposed first by anyone, beat her
  *    wider leave. Now the widest is considered first.
+ * 3. The DS checked intents against the last GroupInfo a committer uploaded,
+ *    which in the basic mode nobody verifies: a member handing it a GroupInfo
+ *    of a group of its own made the DS refuse honest intents with a
+ *    final-looking `IntentError` `stale-leaf`. In the basic mode a failed
+ *    check is now `DsError` `unverifiable-intent`, and a member proposes the
+ *    intent instead (verified mode keeps the exact `IntentError`:
+ *    test/ds-verified).
  */
 import { describe, expect, it } from 'vitest';
-import { createIntent, intentsIn, proposeIntent, validateIntent } from 'paired-mls/intents';
+import { createIntent, intentsIn, proposeIntent, validateIntent, IntentError } from 'paired-mls/intents';
+import { DeliveryService, DsError } from 'paired-mls/services';
 import { expectInSync, type Member } from './helpers.js';
-import { deliver, names, world } from './intents-review-helpers.js';
+import { CAPS, deliver, member, names, world } from './intents-review-helpers.js';
 
 /** `from` commits the pending proposals; the others process it. What the commit held, as `to[0]` saw it. */
 async function commitPending(from: Member, to: Member[], options: { remove?: number[] } = {}) {
@@ -38,7 +46,7 @@ async function commitPending(from: Member, to: Member[], options: { remove?: num
 
 const aliceLeaves = (w: Awaited<ReturnType<typeof world>>) => [w.alice.group!.ownLeafIndex, w.alicePhone.group!.ownLeafIndex].sort();
 
-describe('LeafOperationIntent review 7: a leave left out for its committer, overlapping intents', () => {
+describe('LeafOperationIntent review 7: a leave left out for its committer, overlapping intents, the basic-mode DS', () => {
   it("alice's phone commits: a pending Remove of alice waits with her leave, which the next committer commits", async () => {
     const w = await world();
     const leaves = aliceLeaves(w);
@@ -103,5 +111,65 @@ describe('LeafOperationIntent review 7: a leave left out for its committer, over
     expect(seen).toEqual({ types: ['remove', 'remove'], modes: [], impliedRemoves: [] });
     expect(names(w.dave.group!)).toEqual(['bob', 'carol', 'dave']);
     expectInSync([w.bob, w.carol, w.dave]);
+  });
+
+  it('basic mode: a GroupInfo of a member\'s own making does not get an honest intent a final refusal; a member proposes it', async () => {
+    const ds = await DeliveryService.create();
+    const w = await world('ciphertext', { externalSenders: [ds.externalSenderSpec], requiredCapabilities: CAPS });
+    const g = w.bob.group!;
+    await ds.createGroup(g.id, 'bob', { epoch: g.epoch, groupInfo: await g.exportGroupInfo() });
+    // bob builds a group of his own with the same id, at the epoch after his next commit
+    const bob2 = await member('bob');
+    const fake = await bob2.client.createGroup(bob2.identity, { groupId: g.id, capabilities: CAPS, extensions: { externalSenders: [ds.externalSenderSpec], requiredCapabilities: CAPS } });
+    while (fake.epoch < g.epoch + 1) {
+      await fake.selfUpdate();
+      await fake.mergePendingCommit();
+    }
+    const { commit } = await g.selfUpdate();
+    await g.mergePendingCommit();
+    expect((await ds.submit(g.id, 'bob', commit, { groupInfo: await fake.exportGroupInfo() })).accepted).toBe(true);
+    await deliver(commit, w.all.filter((m) => m !== w.bob));
+    const logged = (await ds.poll('bob', g.id)).length;
+
+    const leave = createIntent(w.alice.group!, 'removeAssociatedMembers');
+    // Before: IntentError stale-leaf, as if the intent could never be committed.
+    const err = await ds.proposeIntent(g.id, leave).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(DsError);
+    expect(err).not.toBeInstanceOf(IntentError);
+    expect((err as DsError).reason).toBe('unverifiable-intent');
+    expect((err as DsError).message).toContain('stale-leaf');
+    expect(await ds.poll('bob', g.id)).toHaveLength(logged);
+    // The group id is checked without the tree: still the exact refusal.
+    const other = await world();
+    const foreign = await ds.proposeIntent(g.id, createIntent(other.alice.group!, 'senderRemovalOnly')).then(() => undefined, (e: unknown) => e);
+    expect((foreign as IntentError).reason).toBe('wrong-group');
+
+    // The honest intent is still good: carol proposes it, dave commits it.
+    await deliver(await proposeIntent(w.carol.group!, leave), [w.bob, w.dave, w.alicePhone]);
+    const seen = await commitPending(w.dave, [w.bob, w.carol, w.alicePhone]);
+    expect(seen).toEqual({ types: ['custom'], modes: ['removeAssociatedMembers'], impliedRemoves: aliceLeaves(w) });
+    expect(names(w.dave.group!)).toEqual(['bob', 'carol', 'dave']);
+    expectInSync([w.bob, w.carol, w.dave]);
+  });
+
+  it('basic mode, the limit: an intent valid only in the fake tree is proposed by the DS, and members refuse it', async () => {
+    const ds = await DeliveryService.create();
+    const w = await world('ciphertext', { externalSenders: [ds.externalSenderSpec], requiredCapabilities: CAPS });
+    const g = w.bob.group!;
+    await ds.createGroup(g.id, 'bob', { epoch: g.epoch, groupInfo: await g.exportGroupInfo() });
+    const bob2 = await member('bob');
+    const fake = await bob2.client.createGroup(bob2.identity, { groupId: g.id, capabilities: CAPS, extensions: { externalSenders: [ds.externalSenderSpec], requiredCapabilities: CAPS } });
+    while (fake.epoch < g.epoch + 1) {
+      await fake.selfUpdate();
+      await fake.mergePendingCommit();
+    }
+    const { commit } = await g.selfUpdate();
+    await g.mergePendingCommit();
+    await ds.submit(g.id, 'bob', commit, { groupInfo: await fake.exportGroupInfo() });
+    await deliver(commit, w.all.filter((m) => m !== w.bob));
+    const { proposal } = await ds.proposeIntent(g.id, createIntent(fake, 'senderRemovalOnly'));
+    const err = await w.carol.group!.process(proposal).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(IntentError);
+    expect(w.carol.group!.state().pendingProposals).toBe(0);
   });
 });

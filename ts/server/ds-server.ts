@@ -138,6 +138,7 @@ const STATUS: Record<DsRejection, number> = {
   unauthenticated: 401,
   'epoch-taken': 409,
   stale: 409,
+  'unverifiable-intent': 409,
   'group-exists': 409,
   'too-large': 413,
   'rate-limited': 429,

@@ -34,6 +34,8 @@ export type DsRejection =
   | 'invalid-welcome'
   | 'invalid-commit'
   | 'unverifiable-commit'
+  // basic mode: the intent fails against the stored GroupInfo, which is the last committer's word (retryable; §5.4)
+  | 'unverifiable-intent'
   | 'unknown-client'
   | 'unauthenticated'
   | 'forbidden'
@@ -225,7 +227,12 @@ export class DeliveryService {
    * current epoch with its ratchet tree, the leaf, its LeafNodeRef, the
    * signature and the KeyPackage-leaf rule (`IntentError`). Without that
    * GroupInfo it cannot check, so it proposes nothing (`invalid-group-info`).
-   * Members' engines check again on receipt.
+   * Members' engines check again on receipt. Only in verified mode
+   * (`verifyCommits`) is that GroupInfo the DS's own check of the group's
+   * state; in the basic mode it is the last submitter's word, so a failed
+   * check there is not final: `DsError` `unverifiable-intent` (a member can
+   * still propose the intent, or the DS after a later commit), not the
+   * engine's `IntentError` (docs/PROTOCOL.md §5.4, §8.5).
    */
   async proposeIntent(groupId: Uint8Array, intent: LeafOperationIntent, senderIndex = 0): Promise<{ seq: number; proposal: Uint8Array }> {
     const id = toHex(groupId);
@@ -241,6 +248,9 @@ export class DeliveryService {
     } catch (err) {
       // A GroupInfo without its ratchet tree (or one that does not verify): the DS cannot check either.
       if (err instanceof MlsError && err.code === 'INVALID_GROUP_INFO') throw new DsError('invalid-group-info', err.message);
+      if (err instanceof IntentError && !this.#verify) {
+        throw new DsError('unverifiable-intent', `the intent fails (${err.reason}) against the GroupInfo the last committer gave this DS, which it cannot verify; a member can still propose it`);
+      }
       throw err;
     }
     const proposal = this.externalSender.proposeIntent({ groupId, epoch: group.epoch, senderIndex }, intent);
