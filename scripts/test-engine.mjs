@@ -80,6 +80,7 @@ const UNIT_FILTERS = [
   'group::mls_group::tests_and_kats::tests::own_ratchets',
   'tree::dual_use_ratchet',
   'ciphersuite::secret::byte_serialization_tests',
+  'test_utils::freed_memory',
 ];
 
 const FEATURES = 'test-utils,virtual-clients-draft';

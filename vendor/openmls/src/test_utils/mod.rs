@@ -28,6 +28,8 @@ use crate::{
 };
 
 pub mod frankenstein;
+#[cfg(test)]
+pub(crate) mod freed_memory;
 pub mod restricted_provider;
 pub mod storage_state;
 pub mod test_framework;

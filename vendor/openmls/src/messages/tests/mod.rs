@@ -2,5 +2,6 @@
 
 mod codec;
 mod export_group_info;
+mod freed_secrets;
 mod proposals;
 mod welcome;

@@ -8,6 +8,7 @@ use openmls_traits::{
 };
 use serde::{Deserialize, Serialize};
 use tls_codec::{TlsDeserialize, TlsDeserializeBytes, TlsSerialize, TlsSize, VLBytes};
+use zeroize::Zeroizing;
 
 use crate::{
     ciphersuite::{hpke, HpkePrivateKey, HpkePublicKey, Secret},
@@ -149,7 +150,8 @@ impl EncryptionPrivateKey {
             ciphersuite,
             crypto,
         )
-        .map(|secret_bytes| Secret::from_slice(&secret_bytes))
+        // The plaintext is the path secret: wiped once copied.
+        .map(|secret_bytes| Secret::from_slice(&Zeroizing::new(secret_bytes)))
     }
 
     #[cfg(feature = "targeted-messages-draft")]
