@@ -11,6 +11,7 @@ use openmls_traits::{
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tls_codec::{Deserialize as TlsDeserializeTrait, Serialize as TlsSerializeTrait, *};
+use zeroize::Zeroizing;
 
 #[cfg(all(test, feature = "generate-kats"))]
 use crate::schedule::psk::{ExternalPsk, Psk};
@@ -536,12 +537,15 @@ impl GroupSecrets {
         ciphersuite: Ciphersuite,
         crypto: &impl OpenMlsCrypto,
     ) -> Result<Self, GroupSecretsError> {
-        let group_secrets_plaintext =
+        // The plaintext holds the joiner secret and the path secret: wiped
+        // once parsed (their parsed copies are wiped on drop).
+        let group_secrets_plaintext = Zeroizing::new(
             hpke::decrypt_with_label(skey, "Welcome", context, ciphertext, ciphersuite, crypto)
-                .map_err(|_| GroupSecretsError::DecryptionFailed)?;
+                .map_err(|_| GroupSecretsError::DecryptionFailed)?,
+        );
 
         // Note: This also checks that no extraneous data was encrypted.
-        let group_secrets = GroupSecrets::tls_deserialize_exact(group_secrets_plaintext)
+        let group_secrets = GroupSecrets::tls_deserialize_exact(group_secrets_plaintext.as_slice())
             .map_err(|_| GroupSecretsError::Malformed)?;
 
         Ok(group_secrets)

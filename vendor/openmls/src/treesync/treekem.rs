@@ -12,6 +12,7 @@ use openmls_traits::{
 };
 use serde::{Deserialize, Serialize};
 use tls_codec::{TlsDeserialize, TlsDeserializeBytes, TlsSerialize, TlsSize};
+use zeroize::Zeroizing;
 
 use super::{
     diff::TreeSyncDiff,
@@ -227,10 +228,12 @@ impl TreeSyncDiff<'_> {
                 None
             };
 
-            // Create the GroupSecrets object for the respective member.
-            let group_secrets_bytes =
+            // Create the GroupSecrets object for the respective member. It
+            // holds the joiner secret and the path secret: wiped once sealed.
+            let group_secrets_bytes = Zeroizing::new(
                 GroupSecrets::new_encoded(joiner_secret, path_secret_option, presharedkeys)
-                    .map_err(LibraryError::missing_bound_check)?;
+                    .map_err(LibraryError::missing_bound_check)?,
+            );
             let ciphertext = hpke::encrypt_with_label(
                 key_package.hpke_init_key().as_slice(),
                 "Welcome",
