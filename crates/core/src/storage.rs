@@ -263,7 +263,56 @@ pub(crate) fn encode<V: Serialize + ?Sized>(value: &V) -> Result<Vec<u8>, Storag
 
 /// `format || postcard(value)`.
 fn encode_as<V: Serialize + ?Sized>(format: u8, value: &V) -> Result<Vec<u8>, StorageError> {
-    postcard::to_extend(value, vec![format]).map_err(|_| StorageError::Serialize)
+    postcard::serialize_with_flavor(value, WipingVec(vec![format])).map_err(|_| StorageError::Serialize)
+}
+
+/// The writer of stored values, which hold secrets (epoch secrets, message
+/// secrets, private keys): a vector that wipes each block it outgrows.
+/// Written into a plain `Vec` (`postcard::to_extend`), a value left every
+/// block the vector grew out of in freed memory, unwiped
+/// (secret_residue.rs). Grows as a `Vec` does, by doubling.
+struct WipingVec(Vec<u8>);
+
+impl WipingVec {
+    /// Room for `additional` more bytes: a block twice as large (or as
+    /// large as needed), the old one wiped. Out of line: the serializer
+    /// inlines `try_push` and `try_extend` at every field of every record.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, additional: usize) -> postcard::Result<()> {
+        let needed = self.0.len().checked_add(additional).ok_or(postcard::Error::SerializeBufferFull)?;
+        let mut grown = Vec::with_capacity(needed.max(2 * self.0.capacity()).max(64));
+        grown.extend_from_slice(&self.0);
+        self.0.zeroize();
+        self.0 = grown;
+        Ok(())
+    }
+}
+
+impl postcard::ser_flavors::Flavor for WipingVec {
+    type Output = Vec<u8>;
+
+    #[inline]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        if self.0.capacity() - self.0.len() < data.len() {
+            self.grow(data.len())?;
+        }
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    #[inline]
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        if self.0.len() == self.0.capacity() {
+            self.grow(1)?;
+        }
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<Vec<u8>> {
+        Ok(self.0)
+    }
 }
 
 /// The inverse of [`encode`]: a value of another format (JSON of format 1,
@@ -1514,6 +1563,25 @@ impl StorageProvider<V> for JournalStorage {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// A stored value is encoded as `postcard::to_extend` encoded it, and
+    /// the blocks its buffer grows out of are wiped: a secret written
+    /// before the buffer grew is in no freed block (secret_residue.rs has
+    /// the records of a commit and a join).
+    #[test]
+    fn an_encoded_value_leaves_no_copy_in_the_blocks_it_outgrew() {
+        let secret = [0x6bu8; 32];
+        let padding = vec![7u8; 1000];
+        let value = (serde_bytes::Bytes::new(&secret), serde_bytes::Bytes::new(&padding), 300u32, vec![1u8; 70]);
+        let mut encoded = None;
+        let found = crate::heap_residue::freed_copies_of(&[secret], || encoded = Some(encode(&value).unwrap()));
+        assert_eq!(found, vec![false]);
+        assert_eq!(encoded.unwrap(), postcard::to_extend(&value, vec![RECORD_FORMAT]).unwrap());
+        for len in [0usize, 1, 62, 63, 64, 65, 200] {
+            let bytes = vec![9u8; len];
+            assert_eq!(encode_as(SPARSE_SECRET_TREE_FORMAT, &bytes).unwrap(), postcard::to_extend(&bytes, vec![SPARSE_SECRET_TREE_FORMAT]).unwrap());
+        }
+    }
 
     /// Engine change 31 (docs/ENGINE.md): a map stored as a vector of
     /// entries (`vector_converter`) reads back with its entries in key
