@@ -37,6 +37,8 @@ mod provider;
 mod public_group;
 mod retained_state;
 mod safe_aad;
+#[cfg(test)]
+mod secret_residue;
 mod signatures;
 mod signer;
 mod small_order_encodings;
