@@ -4,7 +4,7 @@
 //! commit, joiner, welcome and epoch secrets and the epoch's secrets) are
 //! wiped before their memory is freed, by the member who commits, the one
 //! who processes the commit and the one who joins from the Welcome. The
-//! HPKE plaintexts are openmls' (engine changes 32-33, docs/ENGINE.md), the
+//! HPKE plaintexts are openmls' (engine changes 33-34, docs/ENGINE.md), the
 //! records written of the new epoch the core's storage encoding
 //! (storage.rs, `WipingVec`).
 //! Test-only, on real openmls groups with the core's provider; the secrets
@@ -135,7 +135,7 @@ fn found_names(found: &[bool]) -> Vec<&'static str> {
 /// left uninitialised, so the state moved into the staged commit's box
 /// carries whatever the stack held there, and in some builds that was one
 /// of the secrets derived just before (a stack copy, not a heap copy;
-/// docs/ENGINE.md, after change 33).
+/// docs/ENGINE.md, after change 34).
 fn alice_adds_charlie_with_a_path() -> ((Provider, MlsGroup, ProtocolMessage), (Provider, Welcome), Secrets, Freed) {
     let (alice, alice_credential, alice_signer) = member("alice");
     let (bob, bob_credential, bob_signer) = member("bob");

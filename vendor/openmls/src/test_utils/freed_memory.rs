@@ -7,7 +7,7 @@
 //! copy found was written while recording) and a `realloc` always moves the
 //! block, as allocators do when they cannot grow it in place. Other
 //! threads, and a thread not recording, use the system allocator unchanged.
-//! (paired-mls engine changes 32-33, docs/ENGINE.md.)
+//! (paired-mls engine changes 33-34, docs/ENGINE.md.)
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

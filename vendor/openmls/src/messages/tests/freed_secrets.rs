@@ -1,4 +1,4 @@
-//! paired-mls engine changes 32-33: the HPKE plaintexts of a path secret
+//! paired-mls engine changes 33-34: the HPKE plaintexts of a path secret
 //! (RFC 9420 §7.6) and of a Welcome's GroupSecrets (§12.4.3.1) are wiped
 //! before their memory is freed, on the side that seals them and on the
 //! side that opens them.
