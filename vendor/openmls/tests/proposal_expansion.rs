@@ -1095,6 +1095,92 @@ fn the_proposal_after_a_self_framed_body_parses() {
 
 #[openmls_test]
 fn a_self_framed_custom_proposal_travels_by_value_and_by_reference() {
+    let providers = [
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+    ];
+    let World {
+        mut groups,
+        signers,
+        ..
+    } = world(ciphersuite, &providers, true, false);
+    // By value, in alice's commit.
+    let body = intent_body(b"by value", 64);
+    let commit = commit_with(
+        &mut groups[0],
+        providers[0],
+        &signers[0].signer,
+        vec![framed(body.clone())],
+    )
+    .unwrap();
+    groups[0].merge_pending_commit(providers[0]).unwrap();
+    let wire = commit.tls_serialize_detached().unwrap();
+    assert!(contains(&wire, &[&[0xf1, 0xa0][..], &body].concat()));
+    for i in 1..3 {
+        let ProcessedMessageContent::StagedCommitMessage(staged) =
+            process(&mut groups[i], providers[i], commit.clone())
+                .unwrap()
+                .into_content()
+        else {
+            panic!("expected a commit");
+        };
+        let payloads: Vec<_> = staged
+            .queued_proposals()
+            .filter_map(|q| match q.proposal() {
+                Proposal::Custom(c) => Some(c.payload().to_vec()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(payloads, [body.clone()]);
+        groups[i]
+            .merge_staged_commit(providers[i], *staged)
+            .unwrap();
+    }
+    // By reference: bob proposes, charlie commits it, all agree.
+    let body = intent_body(b"by reference", 64);
+    let (proposal, _) = groups[1]
+        .propose_custom_proposal_by_reference(
+            providers[1],
+            &signers[1].signer,
+            CustomProposal::new(FRAMED, body.clone()),
+        )
+        .unwrap();
+    let wire = proposal.tls_serialize_detached().unwrap();
+    assert!(wire.ends_with(&[&[0xf1, 0xa0][..], &body].concat()) || contains(&wire, &[&[0xf1, 0xa0][..], &body].concat()));
+    for i in [0, 2] {
+        let ProcessedMessageContent::ProposalMessage(queued) =
+            process(&mut groups[i], providers[i], proposal.clone())
+                .unwrap()
+                .into_content()
+        else {
+            panic!("expected a proposal");
+        };
+        groups[i]
+            .store_pending_proposal(providers[i].storage(), *queued)
+            .unwrap();
+    }
+    let commit = commit_with(&mut groups[2], providers[2], &signers[2].signer, vec![]).unwrap();
+    groups[2].merge_pending_commit(providers[2]).unwrap();
+    for i in 0..2 {
+        let ProcessedMessageContent::StagedCommitMessage(staged) =
+            process(&mut groups[i], providers[i], commit.clone())
+                .unwrap()
+                .into_content()
+        else {
+            panic!("expected a commit");
+        };
+        assert_eq!(staged.queued_proposals().count(), 1);
+        groups[i]
+            .merge_staged_commit(providers[i], *staged)
+            .unwrap();
+        assert_eq!(
+            groups[i].epoch_authenticator(),
+            groups[2].epoch_authenticator()
+        );
+    }
+}
 
 /// Custom proposal `leaves` by reference from `from`, received by `to`.
 fn custom_to<P: OpenMlsProvider>(
@@ -1189,81 +1275,6 @@ fn a_wider_custom_proposal_by_reference_wins_over_an_earlier_narrower_one() {
         signers,
         ..
     } = world(ciphersuite, &providers, true, false);
-    // By value, in alice's commit.
-    let body = intent_body(b"by value", 64);
-    let commit = commit_with(
-        &mut groups[0],
-        providers[0],
-        &signers[0].signer,
-        vec![framed(body.clone())],
-    )
-    .unwrap();
-    groups[0].merge_pending_commit(providers[0]).unwrap();
-    let wire = commit.tls_serialize_detached().unwrap();
-    assert!(contains(&wire, &[&[0xf1, 0xa0][..], &body].concat()));
-    for i in 1..3 {
-        let ProcessedMessageContent::StagedCommitMessage(staged) =
-            process(&mut groups[i], providers[i], commit.clone())
-                .unwrap()
-                .into_content()
-        else {
-            panic!("expected a commit");
-        };
-        let payloads: Vec<_> = staged
-            .queued_proposals()
-            .filter_map(|q| match q.proposal() {
-                Proposal::Custom(c) => Some(c.payload().to_vec()),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(payloads, [body.clone()]);
-        groups[i]
-            .merge_staged_commit(providers[i], *staged)
-            .unwrap();
-    }
-    // By reference: bob proposes, charlie commits it, all agree.
-    let body = intent_body(b"by reference", 64);
-    let (proposal, _) = groups[1]
-        .propose_custom_proposal_by_reference(
-            providers[1],
-            &signers[1].signer,
-            CustomProposal::new(FRAMED, body.clone()),
-        )
-        .unwrap();
-    let wire = proposal.tls_serialize_detached().unwrap();
-    assert!(wire.ends_with(&[&[0xf1, 0xa0][..], &body].concat()) || contains(&wire, &[&[0xf1, 0xa0][..], &body].concat()));
-    for i in [0, 2] {
-        let ProcessedMessageContent::ProposalMessage(queued) =
-            process(&mut groups[i], providers[i], proposal.clone())
-                .unwrap()
-                .into_content()
-        else {
-            panic!("expected a proposal");
-        };
-        groups[i]
-            .store_pending_proposal(providers[i].storage(), *queued)
-            .unwrap();
-    }
-    let commit = commit_with(&mut groups[2], providers[2], &signers[2].signer, vec![]).unwrap();
-    groups[2].merge_pending_commit(providers[2]).unwrap();
-    for i in 0..2 {
-        let ProcessedMessageContent::StagedCommitMessage(staged) =
-            process(&mut groups[i], providers[i], commit.clone())
-                .unwrap()
-                .into_content()
-        else {
-            panic!("expected a commit");
-        };
-        assert_eq!(staged.queued_proposals().count(), 1);
-        groups[i]
-            .merge_staged_commit(providers[i], *staged)
-            .unwrap();
-        assert_eq!(
-            groups[i].epoch_authenticator(),
-            groups[2].epoch_authenticator()
-        );
-    }
-
     custom_to(&mut groups, &providers, &signers, 2, &[2], &[0, 1]);
     custom_to(&mut groups, &providers, &signers, 2, &[2, 1], &[0, 1]);
     // Before: the first, [2], was kept and [2, 1] left out (charlie went, bob stayed).
