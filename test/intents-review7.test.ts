@@ -6,11 +6,15 @@
  *
  * 1. Her phone commits (a routine selfUpdate with the pending proposals):
  *    the intent would remove the committer, so it is left out, and a pending
- *    Remove of alice by reference was kept: alice went, the phone stayed,
- *    and the intent (its sender gone) was `unknown-leaf` for good. Now the
- *    leaves of a valid intent left out wait: that Remove (and a narrower
- *    intent of alice) is left out too, and the next committer commits the
- *    leave (docs/ENGINE.md change 29, PROTOCOL §5.4).
+ *    Remove of alice by reference is kept: alice goes, the phone stays, and
+ *    the intent (its sender gone) is `unknown-leaf` for good. Review 7 made
+ *    the leaves of such an intent wait; its re-review showed a stolen
+ *    device proposing its own leave (covering its user's other devices)
+ *    then shielded itself from every Remove by reference while those
+ *    devices committed. An intent left out because it would remove the
+ *    committer defers nothing again: the lesser harm is an honest device
+ *    that must leave by its own SelfRemove (docs/ENGINE.md change 29,
+ *    PROTOCOL §5.4).
  * 2. Of overlapping intents by reference the first to arrive won: an older
  *    sender_removal_only intent of alice, proposed first by anyone, beat her
  *    wider leave. Now the widest is considered first.
@@ -47,25 +51,17 @@ async function commitPending(from: Member, to: Member[], options: { remove?: num
 const aliceLeaves = (w: Awaited<ReturnType<typeof world>>) => [w.alice.group!.ownLeafIndex, w.alicePhone.group!.ownLeafIndex].sort();
 
 describe('LeafOperationIntent review 7: a leave left out for its committer, overlapping intents, the basic-mode DS', () => {
-  it("alice's phone commits: a pending Remove of alice waits with her leave, which the next committer commits", async () => {
+  it("a stolen phone's own leave (covering alice's laptop) does not shield it: the laptop's commit leaves the intent out and commits bob's Remove of the phone (the Remove waited, for as long as alice's devices committed)", async () => {
     const w = await world();
-    const leaves = aliceLeaves(w);
-    const leave = createIntent(w.alice.group!, 'removeAssociatedMembers');
-    await deliver(await proposeIntent(w.carol.group!, leave), w.all.filter((m) => m !== w.carol));
-    // attacker bob: a Remove of alice by reference
-    await deliver(await w.bob.group!.propose({ type: 'remove', leafIndex: w.alice.group!.ownLeafIndex }), w.all.filter((m) => m !== w.bob));
-    // Before: the commit held bob's Remove; alice went, the phone stayed, the leave was unknown-leaf for good.
-    const first = await commitPending(w.alicePhone, [w.dave, w.bob, w.carol]);
-    expect(first).toEqual({ types: [], modes: [], impliedRemoves: [] });
-    expect(names(w.dave.group!)).toEqual(['alice', 'alice', 'bob', 'carol', 'dave']);
-    expect(() => validateIntent(w.dave.group!, leave)).not.toThrow();
-    // The intent holds in the next epoch; anyone holding it proposes it again, and bob his Remove.
-    await deliver(await proposeIntent(w.carol.group!, leave), [w.bob, w.dave, w.alicePhone]);
-    await deliver(await w.bob.group!.propose({ type: 'remove', leafIndex: w.alice.group!.ownLeafIndex }), [w.carol, w.dave, w.alicePhone]);
-    const second = await commitPending(w.dave, [w.bob, w.carol, w.alicePhone]);
-    expect(second).toEqual({ types: ['custom'], modes: ['removeAssociatedMembers'], impliedRemoves: leaves });
-    expect(names(w.dave.group!)).toEqual(['bob', 'carol', 'dave']);
-    expectInSync([w.bob, w.carol, w.dave]);
+    // The thief holds alice's phone: it proposes its own leave, which would remove the laptop too, each epoch.
+    const shield = createIntent(w.alicePhone.group!, 'removeAssociatedMembers');
+    await deliver(await proposeIntent(w.alicePhone.group!, shield), w.all.filter((m) => m !== w.alicePhone));
+    await deliver(await w.bob.group!.propose({ type: 'remove', leafIndex: w.alicePhone.group!.ownLeafIndex }), w.all.filter((m) => m !== w.bob));
+    // Before (review 7's rule): the commit held nothing, the phone stayed and read on.
+    const seen = await commitPending(w.alice, [w.dave, w.bob, w.carol]);
+    expect(seen).toEqual({ types: ['remove'], modes: [], impliedRemoves: [] });
+    expect(names(w.dave.group!)).toEqual(['alice', 'bob', 'carol', 'dave']);
+    expectInSync([w.alice, w.bob, w.carol, w.dave]);
   });
 
   it('an older sender_removal_only intent of alice, proposed first, gives way to her wider leave', async () => {
@@ -83,22 +79,23 @@ describe('LeafOperationIntent review 7: a leave left out for its committer, over
     expectInSync([w.bob, w.carol, w.dave]);
   });
 
-  it("alice's phone commits: a narrower intent of alice waits with her leave too", async () => {
+  it("the cost (PROTOCOL §5.4): alice's phone commits with her leave and a Remove of alice pending: the leave is left out (it removes the committer) and the Remove is committed; the phone must leave by its own SelfRemove", async () => {
     const w = await world();
-    const leaves = aliceLeaves(w);
-    const weak = createIntent(w.alice.group!, 'senderRemovalOnly');
     const leave = createIntent(w.alice.group!, 'removeAssociatedMembers');
     await deliver(await proposeIntent(w.carol.group!, leave), w.all.filter((m) => m !== w.carol));
-    await deliver(await proposeIntent(w.bob.group!, weak), w.all.filter((m) => m !== w.bob));
-    // Before: the phone's commit held the weak intent (it does not remove the phone): alice went alone.
-    const first = await commitPending(w.alicePhone, [w.dave, w.bob, w.carol]);
-    expect(first).toEqual({ types: [], modes: [], impliedRemoves: [] });
-    expect(names(w.dave.group!)).toEqual(['alice', 'alice', 'bob', 'carol', 'dave']);
-    await deliver(await proposeIntent(w.carol.group!, leave), [w.bob, w.dave, w.alicePhone]);
-    const second = await commitPending(w.dave, [w.bob, w.carol, w.alicePhone]);
-    expect(second).toEqual({ types: ['custom'], modes: ['removeAssociatedMembers'], impliedRemoves: leaves });
-    expect(names(w.dave.group!)).toEqual(['bob', 'carol', 'dave']);
-    expectInSync([w.bob, w.carol, w.dave]);
+    await deliver(await w.bob.group!.propose({ type: 'remove', leafIndex: w.alice.group!.ownLeafIndex }), w.all.filter((m) => m !== w.bob));
+    const seen = await commitPending(w.alicePhone, [w.dave, w.bob, w.carol]);
+    expect(seen).toEqual({ types: ['remove'], modes: [], impliedRemoves: [] });
+    expect(names(w.dave.group!)).toEqual(['alice', 'bob', 'carol', 'dave']);
+    let refused: unknown;
+    try {
+      validateIntent(w.dave.group!, leave);
+    } catch (e) {
+      refused = e;
+    }
+    expect(refused).toBeInstanceOf(IntentError);
+    expect((refused as IntentError).reason).toBe('unknown-leaf');
+    expectInSync([w.alicePhone, w.bob, w.carol, w.dave]);
   });
 
   it("a committer removing alice itself: her leave is dead, so a pending Remove of her phone does not wait", async () => {

@@ -467,9 +467,14 @@ impl ProposalQueue {
         // leaves; arrival order among equals): one whose leaves contain
         // another's wins, so an older narrower intent of the same sender
         // cannot pre-empt a wider one. One left out while its bound leaf
-        // stays (e.g. it meets the committer) defers its leaves: a custom
-        // proposal, Remove, SelfRemove or Update by reference of one of
-        // them waits for a committer that includes it.
+        // stays (its leaves meet the committer's choices or an included
+        // one) defers its leaves: a custom proposal, Remove, SelfRemove or
+        // Update by reference of one of them waits for a committer that
+        // includes it. One left out because it would remove the committer
+        // defers nothing: a stolen device's own intent, covering its user's
+        // other devices, made every Remove of it by reference wait for as
+        // long as those devices committed (for good in a group of one
+        // user's devices).
         let mut customs = Vec::new();
         for queued in self.queued_proposals().filter(|q| by_reference(q)) {
             let Proposal::Custom(custom) = queued.proposal() else {
@@ -498,7 +503,7 @@ impl ProposalQueue {
             dropped.push(reference);
             // Its bound leaf removed (or the committer's, which the commit
             // replaces): never valid again, nothing to wait for.
-            if bound.map_or(true, |leaf| !removed.contains(&leaf)) {
+            if !leaves.contains(&committer) && bound.map_or(true, |leaf| !removed.contains(&leaf)) {
                 deferred.extend(leaves.into_iter().filter(|leaf| !removed.contains(leaf)));
             }
         }
