@@ -7,7 +7,9 @@
  * - a CeasePair rejoin deleted the group's resilience registry and the
  *   recovery PSKs bound to it, with the group: the device then refused a
  *   member's recovery that everyone else took (PSK_NOT_FOUND), and the
- *   group split. `MlsClient.rejoinKeepingRecords` carries them over.
+ *   group split. `MlsClient.rejoinKeepingRecords` carries them over
+ *   (third look: it dropped a carried PSK's bindings to other groups too,
+ *   and put back records its `rejoin` had deleted).
  * - a storage attacker's planted PSK binding in a set-aside group was kept
  *   as a binding of the group joined into its id: unauthenticated, it set
  *   that group aside again at every open, for good. A join into the id
@@ -96,6 +98,34 @@ describe('a group deleted and joined again under its id keeps its layers\' recor
     expect((err as Error).message).toBe('the join failed');
     expect(utf8(a2.groupRecord(h1.id, 'layer/a')!)).toBe('kept');
     expect(a2.group(h1.id).epoch).toBe(h1.epoch);
+  });
+
+  it("(third look) a rejoin drops only this group's binding of a PSK: bound to g2 too, it goes with g2's deletion after g1's rejoin (it stayed on disk); records the rejoin deletes itself, before deleting the group or after the join, stay deleted (they came back)", async () => {
+    const storage = new MemoryStorageAdapter();
+    const { alice, identity, bob, g1, g2 } = await twoGroups(lib, storage);
+    const psk = enc.encode('a psk of g1 and g2');
+    await alice.psks.store(psk, random(), { group: g1.id });
+    await alice.psks.bind(psk, g2.id);
+    await alice.putGroupRecord(g1.id, 'layer/dropped-before', enc.encode('an old epoch secret'));
+    await alice.putGroupRecord(g1.id, 'layer/dropped-after', enc.encode('stale'));
+    await alice.rejoinKeepingRecords(g1.id, async () => {
+      await alice.putGroupRecord(g1.id, 'layer/dropped-before', undefined);
+      await alice.deleteGroup(g1.id);
+      const joined = await alice.joinExternal(await bob.exportGroupInfo(), identity);
+      const taken = await bob.process(joined.commit);
+      if (taken.kind !== 'commit') throw new Error('expected the join');
+      await taken.staged.merge();
+      await alice.putGroupRecord(g1.id, 'layer/dropped-after', undefined);
+    });
+    expect(alice.groupRecord(g1.id, 'layer/dropped-before')).toBeUndefined();
+    expect(alice.groupRecord(g1.id, 'layer/dropped-after')).toBeUndefined();
+    expect((await storage.entries()).some(([, v]) => Buffer.from(v).indexOf(enc.encode('an old epoch secret')) >= 0)).toBe(false);
+    await alice.deleteGroup(g2.id);
+    expect(await storedPsk(storage, psk)).toBe(false);
+    // g1 goes on.
+    const { commit } = await alice.group(g1.id).selfUpdate();
+    await alice.group(g1.id).mergePendingCommit();
+    expect((await bob.process(commit)).kind).toBe('commit');
   });
 
   it("a planted PSK binding in a set-aside group goes with the join into its id (kept as the joined group's, it set that group aside again at every open); the group joined reopens and works", async () => {

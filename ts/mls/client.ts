@@ -165,6 +165,8 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
   readonly #records = new Map<string, Uint8Array>();
   /** Layer records bound to a group, deleted with it (`groupRecord`). */
   readonly #groupRecords = new GroupRecords();
+  /** The group a `rejoinKeepingRecords` runs for, and the record names its `rejoin` wrote or deleted (not carried over). */
+  #rejoining: { hex: string; touched: Set<string> } | undefined;
   #association: LeafAssociation | undefined;
   #checks: ProcessCheck[] = [];
   readonly #groupChecks = new Map<string, ProcessCheck[]>();
@@ -589,6 +591,7 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
 
   /** `putGroupRecord` once its arguments are checked; also writes the client's own names (PSK bindings). */
   async #putGroupRecord(hex: string, name: string, value: Uint8Array | undefined): Promise<void> {
+    if (this.#rejoining?.hex === hex) this.#rejoining.touched.add(name);
     if (value === undefined) {
       if (!this.#groupRecords.has(hex, name)) return;
     } else if (!this.#groupIds.has(hex)) {
@@ -981,24 +984,31 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
    * transaction, and carry the group's records and bound PSKs over to the
    * group joined: the same group to the layers that keep state of it (a
    * recovery registry), whose records `deleteGroup` would delete. Records
-   * `rejoin` writes itself win; those it deleted before deleting the
-   * group are not carried. When the id is not held afterwards, the PSKs
-   * are deleted as the group's deletion would have.
+   * `rejoin` writes or deletes itself are its own (not carried); a PSK's
+   * bindings to other groups stay. When the id is not held afterwards,
+   * the PSKs are deleted as the group's deletion would have. `rejoin` must
+   * join the same group again (its own GroupInfo or exported state): the
+   * records are carried to whatever holds the id after it.
    */
   async rejoinKeepingRecords<T>(groupId: Uint8Array, rejoin: () => Promise<T>): Promise<T> {
     const hex = this.#groupOwner(groupId);
     return this.atomically(async () => {
       const records = this.#groupRecords.layerRecords(hex);
       const bound = this.#groupRecords.boundPsks(hex);
+      const outer = this.#rejoining;
       try {
-        // Unbound, they outlive the deletion in the core's store.
-        for (const id of bound) await this.psks.unbind(id);
+        // Unbound from this group only (another group's binding stays), they outlive the deletion in the core's store.
+        for (const id of bound) await this.#putGroupRecord(hex, pskBindingName(id), undefined);
+        const rejoining = (this.#rejoining = { hex, touched: new Set<string>() });
         const result = await rejoin();
+        this.#rejoining = outer;
         const held = this.#groupIds.has(hex) && !this.#tamperedGroups.has(hex);
-        for (const [name, value] of held ? records : []) if (!this.#groupRecords.has(hex, name)) await this.#putGroupRecord(hex, name, value);
+        // Records rejoin wrote or deleted itself are its own choice.
+        for (const [name, value] of held ? records : []) if (!rejoining.touched.has(name) && !this.#groupRecords.has(hex, name)) await this.#putGroupRecord(hex, name, value);
         for (const id of bound) await (held ? this.psks.bind(id, groupId) : this.psks.delete(id));
         return result;
       } finally {
+        this.#rejoining = outer;
         for (const [, value] of records) value.fill(0);
       }
     });
