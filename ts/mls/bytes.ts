@@ -55,6 +55,17 @@ export function fromHex(hex: string): Uint8Array {
   return out;
 }
 
+/** The byte strings one after the other, in a new array. */
+export function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
 /** Whether two byte strings are equal, in time independent of where they differ. */
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;

@@ -10,7 +10,7 @@ import { call, init } from './init.js';
 import { MlsError, invalidArgument } from './errors.js';
 import { MemoryStorageAdapter, decodeBatch, encodeEntries, readStorage, type StorageAdapter, type StorageBatch, type StorageEntry } from './storage.js';
 import { setAsideTamperedGroups } from './encrypted-storage.js';
-import { GROUP_RECORD_PREFIX, GroupRecords, boundPskOf, boundPsksInKeys, groupRecordKey, parseGroupRecordKey, pskBindingName } from './group-records.js';
+import { GROUP_RECORD_PREFIX, GroupRecords, boundPsksInKeys, groupRecordKey, parseGroupRecordKey, pskBindingName } from './group-records.js';
 import { Resource } from './resources.js';
 import { claimStorage, lockWait, type StorageClaim } from './storage-claim.js';
 import { toBytes, toHex, fromHex, utf8, type BytesLike } from './bytes.js';
@@ -279,7 +279,7 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
       throw new MlsError('STORAGE', 'reading the storage adapter failed', { cause: err });
     });
     // Records that failed authentication set their group aside (encrypted-storage.ts).
-    const { entries, groups: tampered } = setAsideTamperedGroups(read, metaKey(GROUP_PREFIX), metaKey(GROUP_RECORD_PREFIX));
+    const { entries, groups: tampered } = setAsideTamperedGroups(read, metaKey(GROUP_PREFIX));
     this.#tamperedGroups = tampered;
     const meta = new Map<string, Uint8Array>();
     const coreEntries: StorageEntry[] = [];
@@ -606,7 +606,6 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
 
   /** The hex id of a group record's group, once its arguments are checked and the group is not set aside. */
   #groupRecordOwner(groupId: Uint8Array, name: string): string {
-    if (!(groupId instanceof Uint8Array)) throw invalidArgument('groupId must be a Uint8Array');
     checkRecordName(name);
     if (name.startsWith('\u0000')) throw invalidArgument("names beginning with '\\0' are the client's own (PSK bindings)");
     return this.#groupOwner(groupId);

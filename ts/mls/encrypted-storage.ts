@@ -19,6 +19,7 @@
  */
 import { MlsError } from './errors.js';
 import { bytesEqual, isToHex } from './bytes.js';
+import { parseGroupRecordKey } from './group-records.js';
 import type { StorageAdapter, StorageBatch, StorageEntry, VerifiedEntries } from './storage.js';
 import { storesInto } from './storage-claim.js';
 
@@ -29,8 +30,6 @@ const AAD_PREFIX = new TextEncoder().encode('paired-mls storage v1\u0000');
 /** The storage key of the value that tells a right key from a wrong one. */
 const KEY_CHECK_KEY = new TextEncoder().encode('\u0000paired-mls/key-check');
 const KEY_CHECK_VALUE = new TextEncoder().encode('paired-mls storage key check');
-const SLASH = 0x2f;
-
 /** A storage encryption key: 32 raw bytes (imported non-extractable) or an AES-GCM `CryptoKey`. */
 export type StorageKey = CryptoKey | Uint8Array;
 
@@ -203,15 +202,10 @@ export class EncryptedStorageAdapter implements StorageAdapter {
  * record) refuses the whole load with `STORAGE_TAMPERED`.
  *
  * `groupIndexPrefix` is the key prefix of the client's group index
- * entries (`\0paired-mls/group/` then the group id in hex);
- * `groupRecordPrefix` that of its group records
- * (`\0paired-mls/group-record/`, then the group id in hex, `/`, a name).
+ * entries (`\0paired-mls/group/` then the group id in hex). A group
+ * record's group is read from its key (`parseGroupRecordKey`).
  */
-export function setAsideTamperedGroups(
-  read: VerifiedEntries,
-  groupIndexPrefix: Uint8Array,
-  groupRecordPrefix: Uint8Array,
-): { entries: StorageEntry[]; groups: Map<string, Uint8Array[]> } {
+export function setAsideTamperedGroups(read: VerifiedEntries, groupIndexPrefix: Uint8Array): { entries: StorageEntry[]; groups: Map<string, Uint8Array[]> } {
   const groups = new Map<string, Uint8Array[]>();
   if (read.tampered.length === 0) return { entries: read.entries, groups };
   const decoder = new TextDecoder();
@@ -230,13 +224,9 @@ export function setAsideTamperedGroups(
   const prefixes = new Map([...groupHexes].map((hex) => [hex, groupKeyPrefix(hex)]));
   const ownerOf = (key: Uint8Array): string | undefined => {
     if (startsWith(key, groupIndexPrefix)) return indexed(key);
-    if (startsWith(key, groupRecordPrefix)) {
-      // Only a group with an index entry: the id is read up to the first '/'.
-      const rest = key.subarray(groupRecordPrefix.length);
-      const slash = rest.indexOf(SLASH);
-      const hex = slash < 0 ? undefined : decoder.decode(rest.subarray(0, slash));
-      return hex !== undefined && prefixes.has(hex) ? hex : undefined;
-    }
+    // A group record: only of a group with an index entry.
+    const record = parseGroupRecordKey(decoder.decode(key));
+    if (record) return prefixes.has(record.groupHex) ? record.groupHex : undefined;
     const body = perGroupKeyBody(key);
     if (body === undefined) return undefined;
     for (const [hex, prefix] of prefixes) if (startsWith(body, prefix)) return hex;

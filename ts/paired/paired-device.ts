@@ -14,7 +14,7 @@
  */
 import type { Group } from '../mls/group.js';
 import type { Identity, MlsClient } from '../mls/client.js';
-import { bytesEqual, fromHex, sha256, toHex } from '../mls/bytes.js';
+import { bytesEqual, concatBytes, fromHex, sha256, toHex } from '../mls/bytes.js';
 import { MlsError, invalidArgument } from '../mls/errors.js';
 import type { CommitOptions, ProposalRequest } from '../mls/types.js';
 import { CodecError } from '../codec/tls.js';
@@ -37,6 +37,7 @@ import { addedDigest, openGroupState, proofsEqual, sealGroupState, vaultProof } 
 import {
   CEASE_JOIN_RECORDS,
   forgetPairing,
+  joinedBy,
   loadPairingState,
   moveOldJoinRecords,
   retireCeasedPairing,
@@ -1493,9 +1494,7 @@ export class PairedDevice {
             if (joined.group.state().pendingCommit) await joined.group.mergePendingCommit();
             // The state from before the join, bound to the epoch the join made (its authenticator first).
             const auth = joined.group.epochAuthenticator();
-            const record = new Uint8Array(auth.length + snapshot.length);
-            record.set(auth);
-            record.set(snapshot, auth.length);
+            const record = concatBytes(auth, snapshot);
             snapshot.fill(0);
             try {
               await this.client.putGroupRecord(groupId, records.snapshot, record);
@@ -1503,10 +1502,7 @@ export class PairedDevice {
               record.fill(0);
             }
             // The join, bound to that epoch too.
-            const join = new Uint8Array(auth.length + joined.commit.length);
-            join.set(auth);
-            join.set(joined.commit, auth.length);
-            await this.client.putGroupRecord(groupId, records.join, join);
+            await this.client.putGroupRecord(groupId, records.join, concatBytes(auth, joined.commit));
             return joined.commit;
           }),
         ));
@@ -1692,12 +1688,6 @@ export class PairedDevice {
   }
 }
 
-/** Whether `snapshot` (a rejoin's record: the snapshot or the join) is of the join that made `group`'s epoch: it starts with the epoch's authenticator. */
-function joinedBy(group: Group, snapshot: Uint8Array | undefined): boolean {
-  const auth = group.epochAuthenticator();
-  return !!snapshot && snapshot.length > auth.length && bytesEqual(snapshot.subarray(0, auth.length), auth);
-}
-
 /**
  * The DS's yes of a rejoin's join, as recorded: the cease's signature key,
  * then the HPKE encryption key of the device's own leaf, the leaf that join
@@ -1706,10 +1696,7 @@ function joinedBy(group: Group, snapshot: Uint8Array | undefined): boolean {
 function yesOf(group: Group, key: Uint8Array): Uint8Array | undefined {
   const own = group.members().find((m) => m.leafIndex === group.ownLeafIndex);
   if (!own) return undefined; // removed: no leaf the yes could be of
-  const out = new Uint8Array(key.length + own.encryptionKey.length);
-  out.set(key);
-  out.set(own.encryptionKey, key.length);
-  return out;
+  return concatBytes(key, own.encryptionKey);
 }
 
 /** The signature key of the device's own leaf in `group` (as the tree is now: a pending commit not counted). */

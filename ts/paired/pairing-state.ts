@@ -6,8 +6,9 @@
  * A rejoin's records (`CEASE_JOIN_RECORDS`) hold a group's state, secret as
  * the group's own records are: they are group records, deleted with the group.
  */
-import { bytesEqual, fromHex, toHex } from '../mls/bytes.js';
+import { bytesEqual, concatBytes, fromHex, toHex } from '../mls/bytes.js';
 import type { Identity } from '../mls/client.js';
+import type { Group } from '../mls/group.js';
 import type { MlsClient } from '../mls/client.js';
 import { MlsError } from '../mls/errors.js';
 import { PairingError } from './pairing-error.js';
@@ -168,20 +169,18 @@ export async function moveOldJoinRecords(client: MlsClient, groupHex: string): P
   if (olds.every((v) => v === undefined)) return;
   const [snapshot, join] = olds;
   const group = client.groupIds().some((g) => bytesEqual(g, groupId)) ? client.group(groupId) : undefined;
-  const auth = group?.epochAuthenticator();
-  if (auth && snapshot && snapshot.length > auth.length && bytesEqual(snapshot.subarray(0, auth.length), auth)) {
-    await client.putGroupRecord(groupId, CEASE_JOIN_RECORDS.snapshot, snapshot);
-    if (join) await client.putGroupRecord(groupId, CEASE_JOIN_RECORDS.join, concat(auth, join));
+  if (group && joinedBy(group, snapshot)) {
+    await client.putGroupRecord(groupId, CEASE_JOIN_RECORDS.snapshot, snapshot!);
+    if (join) await client.putGroupRecord(groupId, CEASE_JOIN_RECORDS.join, concatBytes(group.epochAuthenticator(), join));
   }
   snapshot?.fill(0); // a copy of the old epoch's secrets
   for (const { old } of names) if (client.record(old) !== undefined) await client.putRecord(old, undefined);
 }
 
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
+/** Whether `record` (a rejoin's snapshot or join) is of the join that made `group`'s epoch: it starts with the epoch's authenticator. */
+export function joinedBy(group: Group, record: Uint8Array | undefined): boolean {
+  const auth = group.epochAuthenticator();
+  return !!record && record.length > auth.length && bytesEqual(record.subarray(0, auth.length), auth);
 }
 
 /**
