@@ -50,6 +50,30 @@ async function commitPending(from: Member, to: Member[], options: { remove?: num
 
 const aliceLeaves = (w: Awaited<ReturnType<typeof world>>) => [w.alice.group!.ownLeafIndex, w.alicePhone.group!.ownLeafIndex].sort();
 
+/**
+ * A basic-mode DS whose stored GroupInfo is of bob's own making: bob builds
+ * a group of his own with the group's id at the epoch after his next
+ * commit, and hands its GroupInfo with that commit (which the DS takes and
+ * every member processes).
+ */
+async function dsHoldingFakeGroupInfo() {
+  const ds = await DeliveryService.create();
+  const w = await world('ciphertext', { externalSenders: [ds.externalSenderSpec], requiredCapabilities: CAPS });
+  const g = w.bob.group!;
+  await ds.createGroup(g.id, 'bob', { epoch: g.epoch, groupInfo: await g.exportGroupInfo() });
+  const bob2 = await member('bob');
+  const fake = await bob2.client.createGroup(bob2.identity, { groupId: g.id, capabilities: CAPS, extensions: { externalSenders: [ds.externalSenderSpec], requiredCapabilities: CAPS } });
+  while (fake.epoch < g.epoch + 1) {
+    await fake.selfUpdate();
+    await fake.mergePendingCommit();
+  }
+  const { commit } = await g.selfUpdate();
+  await g.mergePendingCommit();
+  expect((await ds.submit(g.id, 'bob', commit, { groupInfo: await fake.exportGroupInfo() })).accepted).toBe(true);
+  await deliver(commit, w.all.filter((m) => m !== w.bob));
+  return { ds, w, g, fake };
+}
+
 describe('LeafOperationIntent review 7: a leave left out for its committer, overlapping intents, the basic-mode DS', () => {
   it("a stolen phone's own leave (covering alice's laptop) does not shield it: the laptop's commit leaves the intent out and commits bob's Remove of the phone (the Remove waited, for as long as alice's devices committed)", async () => {
     const w = await world();
@@ -111,21 +135,7 @@ describe('LeafOperationIntent review 7: a leave left out for its committer, over
   });
 
   it('basic mode: a GroupInfo of a member\'s own making does not get an honest intent a final refusal; a member proposes it', async () => {
-    const ds = await DeliveryService.create();
-    const w = await world('ciphertext', { externalSenders: [ds.externalSenderSpec], requiredCapabilities: CAPS });
-    const g = w.bob.group!;
-    await ds.createGroup(g.id, 'bob', { epoch: g.epoch, groupInfo: await g.exportGroupInfo() });
-    // bob builds a group of his own with the same id, at the epoch after his next commit
-    const bob2 = await member('bob');
-    const fake = await bob2.client.createGroup(bob2.identity, { groupId: g.id, capabilities: CAPS, extensions: { externalSenders: [ds.externalSenderSpec], requiredCapabilities: CAPS } });
-    while (fake.epoch < g.epoch + 1) {
-      await fake.selfUpdate();
-      await fake.mergePendingCommit();
-    }
-    const { commit } = await g.selfUpdate();
-    await g.mergePendingCommit();
-    expect((await ds.submit(g.id, 'bob', commit, { groupInfo: await fake.exportGroupInfo() })).accepted).toBe(true);
-    await deliver(commit, w.all.filter((m) => m !== w.bob));
+    const { ds, w, g } = await dsHoldingFakeGroupInfo();
     const logged = (await ds.poll('bob', g.id)).length;
 
     const leave = createIntent(w.alice.group!, 'removeAssociatedMembers');
@@ -150,20 +160,7 @@ describe('LeafOperationIntent review 7: a leave left out for its committer, over
   });
 
   it('basic mode, the limit: an intent valid only in the fake tree is proposed by the DS, and members refuse it', async () => {
-    const ds = await DeliveryService.create();
-    const w = await world('ciphertext', { externalSenders: [ds.externalSenderSpec], requiredCapabilities: CAPS });
-    const g = w.bob.group!;
-    await ds.createGroup(g.id, 'bob', { epoch: g.epoch, groupInfo: await g.exportGroupInfo() });
-    const bob2 = await member('bob');
-    const fake = await bob2.client.createGroup(bob2.identity, { groupId: g.id, capabilities: CAPS, extensions: { externalSenders: [ds.externalSenderSpec], requiredCapabilities: CAPS } });
-    while (fake.epoch < g.epoch + 1) {
-      await fake.selfUpdate();
-      await fake.mergePendingCommit();
-    }
-    const { commit } = await g.selfUpdate();
-    await g.mergePendingCommit();
-    await ds.submit(g.id, 'bob', commit, { groupInfo: await fake.exportGroupInfo() });
-    await deliver(commit, w.all.filter((m) => m !== w.bob));
+    const { ds, w, g, fake } = await dsHoldingFakeGroupInfo();
     const { proposal } = await ds.proposeIntent(g.id, createIntent(fake, 'senderRemovalOnly'));
     const err = await w.carol.group!.process(proposal).then(() => undefined, (e: unknown) => e);
     expect(err).toBeInstanceOf(IntentError);
