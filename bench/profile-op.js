@@ -5,6 +5,7 @@
 // (PAIRED_MLS_KEEP_NAMES=1 npm run build) to see the core's functions.
 //
 //   node --no-liftoff bench/profile-op.js --op key_package --n 128 [--shape full] [--ms 3000] [--top 40]
+//     [--callers REGEX [--depth 1]]
 import { Session } from 'node:inspector/promises';
 import { setup } from './impl/paired-mls.js';
 import { option as opt } from './script-helpers.js';
@@ -14,6 +15,10 @@ const n = Number(opt('--n', 128));
 const shape = opt('--shape', 'blank');
 const ms = Number(opt('--ms', 3000));
 const top = Number(opt('--top', 40));
+// --callers REGEX: also print who calls the matching frames (first caller
+// frame outside the match), to split a hot leaf like sha256 by its source.
+const callersOf = opt('--callers', '');
+const callerDepth = Number(opt('--depth', 1));
 
 const { tasks, dispose } = await setup(n, { ops: [op], shape });
 const task = tasks[op];
@@ -24,6 +29,7 @@ await session.post('Profiler.setSamplingInterval', { interval: 25 });
 
 const self = new Map();
 const inclusive = new Map();
+const callers = new Map();
 let samples = 0;
 let runs = 0;
 // Rust symbols without their hash; wasm frames without the module's URL.
@@ -69,6 +75,15 @@ for (const profile of profiles) {
       const l = label(byId.get(at).callFrame);
       if (!seen.has(l)) { seen.add(l); inclusive.set(l, (inclusive.get(l) ?? 0) + 1); }
     }
+    if (callersOf && new RegExp(callersOf).test(name)) {
+      const chain = [];
+      for (let at = parent.get(id); at !== undefined && chain.length < callerDepth; at = parent.get(at)) {
+        const l = label(byId.get(at).callFrame);
+        if (!new RegExp(callersOf).test(l)) chain.push(l);
+      }
+      const key = chain.join(' <- ');
+      callers.set(key, (callers.get(key) ?? 0) + 1);
+    }
   }
 }
 await dispose();
@@ -78,4 +93,8 @@ console.log('-- self --');
 for (const [name, k] of [...self].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`${pct(k)} %  ${name}`);
 console.log('-- inclusive --');
 for (const [name, k] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`${pct(k)} %  ${name}`);
+if (callersOf) {
+  console.log(`-- callers of /${callersOf}/ (self samples) --`);
+  for (const [name, k] of [...callers].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`${pct(k)} %  ${name}`);
+}
 process.exit(0);
