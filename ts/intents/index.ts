@@ -14,6 +14,8 @@ export {
   proposeIntent,
   commitIntents,
   intentsIn,
+  leaveRequestsIn,
+  leavesRemovedBy,
 } from './intent-operations.js';
 export {
   LEAF_OPERATION_PROPOSAL_TYPE,

@@ -8,7 +8,7 @@
  */
 import type { Group, StagedCommit } from '../mls/group.js';
 import type { MlsClient } from '../mls/client.js';
-import type { CommitOptions, Member } from '../mls/types.js';
+import type { CommitOptions, CommitResult, Member } from '../mls/types.js';
 import { invalidArgument } from '../mls/errors.js';
 import { bytesEqual } from '../mls/bytes.js';
 import { CodecError } from '../codec/tls.js';
@@ -74,6 +74,19 @@ export function validateIntent(group: Group, intent: LeafOperationIntent): void 
 }
 
 /**
+ * The leaves `intent` removes in the group's current epoch (draft §2.4:
+ * its sender and, for `removeAssociatedMembers`, every member the AS
+ * associates with it), after the recipient checks (throws `IntentError`).
+ * A member that receives its own user's leave learns here that it is
+ * covered: it cannot commit that leave itself, so it asks to leave on its
+ * own (docs/PROTOCOL.md §5.4, `leaveRequestsIn`).
+ */
+export function leavesRemovedBy(group: Group, intent: LeafOperationIntent): number[] {
+  validateIntent(group, intent);
+  return group.removedLeaves(intentProposal(intent));
+}
+
+/**
  * The recipient checks of draft §2.3 (and the KeyPackage-leaf rule) by a
  * party that holds only the group's public state: `groupInfo`, a GroupInfo
  * of the group's current epoch with its ratchet tree (the DS). Returns the
@@ -90,21 +103,26 @@ export function intentProposal(intent: LeafOperationIntent): { proposalType: num
   return { proposalType: LEAF_OPERATION_PROPOSAL_TYPE, payload: encodeIntent(intent) };
 }
 
-/** A member proposes a (validated) intent by reference; returns the message for the group. */
-export function proposeIntent(group: Group, intent: LeafOperationIntent): Promise<Uint8Array> {
+/** A member proposes a (validated) intent by reference; returns the message for the group. An invalid intent rejects with `IntentError`. */
+export async function proposeIntent(group: Group, intent: LeafOperationIntent): Promise<Uint8Array> {
   validateIntent(group, intent);
   return group.propose({ type: 'custom', ...intentProposal(intent) });
 }
 
-/** Commit intents by value, each LeafOperationProposal alone (the engine removes what it implies); pending ones go in by reference. */
-export function commitIntents(group: Group, intents: LeafOperationIntent[], options: { commit?: CommitOptions } = {}): ReturnType<Group['commit']> {
+/** Commit intents by value, each LeafOperationProposal alone (the engine removes what it implies); pending ones go in by reference. An invalid intent rejects with `IntentError`. */
+export async function commitIntents(group: Group, intents: LeafOperationIntent[], options: { commit?: CommitOptions } = {}): Promise<CommitResult> {
   for (const intent of intents) validateIntent(group, intent);
   return group.commit({ ...options.commit, custom: [...(options.commit?.custom ?? []), ...intents.map(intentProposal)] });
 }
 
 /** The intents a staged commit carries (by value or by reference); the leaves they remove are `staged.impliedRemoves`. */
 export function intentsIn(staged: StagedCommit): LeafOperationIntent[] {
-  return staged.custom
+  return intentsAmong(staged.custom);
+}
+
+/** The LeafOperationProposals among custom proposals, decoded. */
+function intentsAmong(custom: readonly { proposalType: number; payload: Uint8Array }[]): LeafOperationIntent[] {
+  return custom
     .filter((p) => p.proposalType === LEAF_OPERATION_PROPOSAL_TYPE)
     .map((p) => {
       try {
@@ -114,4 +132,18 @@ export function intentsIn(staged: StagedCommit): LeafOperationIntent[] {
         throw err;
       }
     });
+}
+
+/**
+ * The intents a commit of this member left out because they ask this very
+ * member to leave (its own user's `removeAssociatedMembers`): no commit may
+ * remove its committer (RFC 9420 §12.2). To do what the user asked, the
+ * member asks to leave itself, for another member to commit: its own
+ * `senderRemovalOnly` intent (`proposeIntent`), or a SelfRemove
+ * (`group.leave()`) where the wire format lets it send one
+ * (docs/PROTOCOL.md §5.4). An intent whose sender stays is still valid for
+ * the next committer as well.
+ */
+export function leaveRequestsIn(result: CommitResult): LeafOperationIntent[] {
+  return intentsAmong(result.askedToLeave ?? []);
 }

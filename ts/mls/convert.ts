@@ -118,6 +118,7 @@ export function compactResult(out: CommitResult): CommitResult {
   if (out.welcome) result.welcome = out.welcome;
   if (out.groupInfo) result.groupInfo = out.groupInfo;
   if (out.vcDerivationInfo) result.vcDerivationInfo = out.vcDerivationInfo;
+  if (out.askedToLeave?.length) result.askedToLeave = out.askedToLeave;
   return result;
 }
 

@@ -312,6 +312,16 @@ export class Group {
     return this.client.read((core) => core.pendingCommitDigest(this.id));
   }
 
+  /**
+   * The leaves a custom proposal removes in this epoch, as the client's
+   * proposal expander says (for a LeafOperationIntent: its checks, then
+   * the sender and, for `removeAssociatedMembers`, its associated members);
+   * `[]` for a type no expander knows. Throws the expander's refusal.
+   */
+  removedLeaves(proposal: { proposalType: number; payload: Uint8Array }): number[] {
+    return Array.from(this.client.read((core) => core.removedLeaves(this.id, proposal.proposalType, proposal.payload)));
+  }
+
   /** The AppDataDictionary entry `componentId` of the leaf at `leafIndex`, if any. */
   leafAppData(leafIndex: number, componentId: number): Uint8Array | undefined {
     return this.client.read((core) => core.leafAppData(this.id, leafIndex, componentId)) ?? undefined;

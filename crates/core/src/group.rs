@@ -357,8 +357,31 @@ pub(crate) fn stage_commit(
         .map_err(|e| CoreError::from_mls("staging commit", e))
 }
 
-/// Encode the outputs of a commit as a JS object.
-pub(crate) fn commit_output(group: &mut MlsGroup, provider: &Provider, mut bundle: CommitMessageBundle) -> CoreResult<JsValue> {
+/// The custom proposals received by reference that remove this member
+/// (the client's expander, e.g. a LeafOperationIntent of its own user's
+/// `remove_associated_members`): no commit may remove its committer (RFC
+/// 9420 §12.2), so the engine leaves them out of this member's own commits
+/// (docs/ENGINE.md change 29), and `CommitResult.askedToLeave` tells the
+/// application that this member was asked to leave (docs/PROTOCOL.md §5.4).
+/// One the expander now refuses is left out as well and not reported.
+fn pending_removals_of_committer(group: &MlsGroup, expander: &dyn openmls::group::ProposalExpander) -> Vec<inspect::CustomProposalView> {
+    let own = group.own_leaf_index();
+    group
+        .pending_proposals()
+        .filter(|q| q.proposal_or_ref_type() == ProposalOrRefType::Reference)
+        .filter_map(|q| match q.proposal() {
+            Proposal::Custom(custom) => Some(custom),
+            _ => None,
+        })
+        .filter(|custom| matches!(expander.removed_leaves(group.public_group(), custom), Ok(Some(leaves)) if leaves.contains(&own)))
+        .map(|custom| inspect::CustomProposalView::new(custom.proposal_type(), custom.payload()))
+        .collect()
+}
+
+/// Encode the outputs of a commit as a JS object (`asked_to_leave`:
+/// [`pending_removals_of_committer`], empty for commits that consume no
+/// proposal store).
+pub(crate) fn commit_output(group: &mut MlsGroup, provider: &Provider, mut bundle: CommitMessageBundle, asked_to_leave: Vec<inspect::CustomProposalView>) -> CoreResult<JsValue> {
     if let Some(confirmation) = bundle.take_confirmation() {
         group
             .confirm_handshake_message(provider.storage(), confirmation.epoch, confirmation.generation)
@@ -371,6 +394,7 @@ pub(crate) fn commit_output(group: &mut MlsGroup, provider: &Provider, mut bundl
         welcome.map(|w| serialize("welcome", &w)).transpose()?,
         group_info.map(|g| serialize("group info", &g)).transpose()?,
         vc_derivation_info,
+        asked_to_leave,
     )
 }
 
@@ -617,8 +641,11 @@ impl Client {
             }
             None => None,
         };
+        let expander = self.expander();
         let result = self.with_group(group_id, |group, provider, signer| {
             let cs = group.ciphersuite();
+            // Read before the builder consumes the proposal store.
+            let asked_to_leave = if spec.include_pending.unwrap_or(true) { pending_removals_of_committer(group, expander.as_ref()) } else { Vec::new() };
             if let Some(aad) = &spec.aad {
                 group.set_aad(aad.to_vec());
             }
@@ -666,7 +693,7 @@ impl Client {
             }
             let Some((pair, credential)) = &new_signer else {
                 let bundle = stage_commit(builder, provider, signer, spec.group_info)?;
-                return commit_output(group, provider, bundle);
+                return commit_output(group, provider, bundle, asked_to_leave);
             };
             let bundle = builder
                 .load_psks(provider.storage())
@@ -682,7 +709,7 @@ impl Client {
                 .map_err(|e| CoreError::from_mls("building commit", e))?
                 .stage_commit(provider)
                 .map_err(|e| CoreError::from_mls("staging commit", e))?;
-            commit_output(group, provider, bundle)
+            commit_output(group, provider, bundle, asked_to_leave)
         });
         if let Some((pair, _)) = new_signer {
             self.signers.insert(pair.to_public_vec(), pair);
@@ -1005,6 +1032,23 @@ impl Client {
     #[wasm_bindgen(unchecked_return_type = "Member[]")]
     pub fn members(&mut self, group_id: &[u8]) -> Result<JsValue, JsValue> {
         Ok(self.read_group(group_id, |group, _| inspect::members(group.members()))?)
+    }
+
+    /// The leaves a custom proposal (`proposal_type`, `payload`) removes in
+    /// the group's current epoch, as this client's expander says (the
+    /// recipient checks of a LeafOperationIntent included, draft §2.3):
+    /// what a member learns from a proposal it received, e.g. that its own
+    /// user's leave covers it (docs/PROTOCOL.md §5.4). Throws
+    /// INTENT_INVALID with the expander's reason; `[]` for a type no
+    /// expander knows.
+    #[wasm_bindgen(js_name = removedLeaves)]
+    pub fn removed_leaves(&mut self, group_id: &[u8], proposal_type: u16, payload: &[u8]) -> Result<Vec<u32>, JsValue> {
+        let expander = self.expander();
+        Ok(self.read_group(group_id, |group, _| {
+            let proposal = CustomProposal::new(proposal_type, payload.to_vec());
+            let leaves = expander.removed_leaves(group.public_group(), &proposal).map_err(|e| CoreError::from_mls("LeafOperationProposal", e))?;
+            Ok(leaves.unwrap_or_default().iter().map(|leaf| leaf.u32()).collect())
+        })?)
     }
 
     /// Signed GroupInfo for external joins (RFC 9420 §12.4.3).

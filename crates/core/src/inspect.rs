@@ -186,14 +186,38 @@ struct CommitResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[tsify(type = "Uint8Array", optional)]
     vc_derivation_info: Option<ByteBuf>,
+    /// Custom proposals received by reference that remove this member (a
+    /// LeafOperationIntent of its own user asking its devices to leave):
+    /// no commit may remove its committer, so this one leaves them out;
+    /// to do what they ask, the member leaves (SelfRemove). Absent when
+    /// there are none (docs/PROTOCOL.md §5.4).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[tsify(optional)]
+    asked_to_leave: Vec<CustomProposalView>,
 }
 
-pub fn commit_output(commit: Vec<u8>, welcome: Option<Vec<u8>>, group_info: Option<Vec<u8>>, vc_derivation_info: Option<Vec<u8>>) -> CoreResult<JsValue> {
+/// A custom proposal (RFC 9420 §13.5): its type and body.
+#[derive(Serialize, Tsify)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomProposalView {
+    proposal_type: u16,
+    #[tsify(type = "Uint8Array")]
+    payload: ByteBuf,
+}
+
+impl CustomProposalView {
+    pub fn new(proposal_type: u16, payload: &[u8]) -> Self {
+        CustomProposalView { proposal_type, payload: bytes(payload) }
+    }
+}
+
+pub fn commit_output(commit: Vec<u8>, welcome: Option<Vec<u8>>, group_info: Option<Vec<u8>>, vc_derivation_info: Option<Vec<u8>>, asked_to_leave: Vec<CustomProposalView>) -> CoreResult<JsValue> {
     to_js(&CommitResult {
         commit: ByteBuf::from(commit),
         welcome: welcome.map(ByteBuf::from),
         group_info: group_info.map(ByteBuf::from),
         vc_derivation_info: vc_derivation_info.map(ByteBuf::from),
+        asked_to_leave,
     })
 }
 

@@ -317,7 +317,7 @@ impl Client {
             }
             let builder = group.commit_builder().consume_proposal_store(false).add_proposal(Proposal::ReInit(Box::new(reinit)));
             let bundle = crate::group::stage_commit(builder, provider, signer, false)?;
-            crate::group::commit_output(group, provider, bundle)
+            crate::group::commit_output(group, provider, bundle, Vec::new())
         })?)
     }
 
