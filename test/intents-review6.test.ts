@@ -77,13 +77,13 @@ describe('LeafOperationIntent review 6: the DS checks an intent before it propos
     expectInSync(present);
   });
 
-  it("proposes nothing without the group's current public state (no GroupInfo, one of an earlier epoch, one without the tree)", async () => {
+  it("proposes nothing without the group's current public state (no GroupInfo, one of an earlier epoch, one without the tree): unverifiable-intent, retryable", async () => {
     const ds = await DeliveryService.create();
     const w = await world('ciphertext', { externalSenders: [ds.externalSenderSpec], requiredCapabilities: CAPS });
     const g = w.bob.group!;
     const intent = createIntent(w.alice.group!, 'senderRemovalOnly');
     await ds.createGroup(g.id, 'bob', { epoch: g.epoch });
-    await dsRefused(() => ds.proposeIntent(g.id, intent), 'invalid-group-info');
+    await dsRefused(() => ds.proposeIntent(g.id, intent), 'unverifiable-intent');
     expect(await ds.poll('bob', g.id)).toHaveLength(0);
 
     // A GroupInfo the DS was given, then a commit that came without the next one.
@@ -93,14 +93,20 @@ describe('LeafOperationIntent review 6: the DS checks an intent before it propos
     const update = await commitAndDeliver(w2.bob, w2.all.filter((m) => m !== w2.bob), () => g2.selfUpdate());
     expect((await ds.submit(g2.id, 'bob', update)).accepted).toBe(true);
     const intent2 = createIntent(w2.alice.group!, 'senderRemovalOnly');
-    await dsRefused(() => ds.proposeIntent(g2.id, intent2), 'invalid-group-info');
+    await dsRefused(() => ds.proposeIntent(g2.id, intent2), 'unverifiable-intent');
     expect(await ds.poll('bob', g2.id)).toHaveLength(1);
+    // Retryable: the next commit hands the DS its GroupInfo, and the same intent goes through.
+    let withInfo: { commit: Uint8Array; groupInfo?: Uint8Array } | undefined;
+    await commitAndDeliver(w2.bob, w2.all.filter((m) => m !== w2.bob), async () => (withInfo = await g2.selfUpdate({ groupInfo: true })));
+    expect((await ds.submit(g2.id, 'bob', withInfo!.commit, { groupInfo: withInfo!.groupInfo })).accepted).toBe(true);
+    const { proposal: retried } = await ds.proposeIntent(g2.id, intent2);
+    expect((await w2.carol.group!.process(retried)).kind).toBe('proposal');
 
     // A GroupInfo of the current epoch without its ratchet tree: no leaves to check against.
     const w3 = await world('ciphertext', { externalSenders: [ds.externalSenderSpec], requiredCapabilities: CAPS });
     const g3 = w3.bob.group!;
     await ds.createGroup(g3.id, 'bob', { epoch: g3.epoch, groupInfo: await g3.exportGroupInfo({ ratchetTree: false }) });
-    await dsRefused(() => ds.proposeIntent(g3.id, createIntent(w3.alice.group!, 'senderRemovalOnly')), 'invalid-group-info');
+    await dsRefused(() => ds.proposeIntent(g3.id, createIntent(w3.alice.group!, 'senderRemovalOnly')), 'unverifiable-intent');
     expect(await ds.poll('bob', g3.id)).toHaveLength(0);
 
     // The external sender's signer itself checks nothing: what it signs, members' engines still refuse.

@@ -34,7 +34,7 @@ export type DsRejection =
   | 'invalid-welcome'
   | 'invalid-commit'
   | 'unverifiable-commit'
-  // basic mode: the intent fails against the stored GroupInfo, which is the last committer's word (retryable; §5.4)
+  // basic mode: the DS holds no usable GroupInfo, or the intent fails against it, which is the last committer's word (retryable; §5.4)
   | 'unverifiable-intent'
   | 'unknown-client'
   | 'unauthenticated'
@@ -226,7 +226,10 @@ export class DeliveryService {
    * `wrong-group`), then, against the group's stored GroupInfo of the
    * current epoch with its ratchet tree, the leaf, its LeafNodeRef, the
    * signature and the KeyPackage-leaf rule (`IntentError`). Without that
-   * GroupInfo it cannot check, so it proposes nothing (`invalid-group-info`).
+   * GroupInfo (only a basic-mode DS can lack it: a committer gave none, or
+   * none with the tree) it cannot check, so it proposes nothing
+   * (`unverifiable-intent`: the intent may be good; ask again after a
+   * commit that hands the DS its GroupInfo, or have a member propose it).
    * Members' engines check again on receipt. Only in verified mode
    * (`verifyCommits`) is that GroupInfo the DS's own check of the group's
    * state; in the basic mode it is the last submitter's word, so a failed
@@ -240,14 +243,15 @@ export class DeliveryService {
     if (!group) throw new DsError('unknown-group', 'no such group');
     if (!bytesEqual(intent.groupId, groupId)) throw new IntentError('wrong-group', 'the intent is for another group');
     const info = group.groupInfo;
-    if (!info || !groupInfoFits(info, groupId, group.epoch)) {
-      throw new DsError('invalid-group-info', `the DS holds no GroupInfo of epoch ${group.epoch}, so it cannot check the intent`);
-    }
+    // Without the group's current public state the DS cannot check: not the
+    // intent's fault, and it passes once a commit hands the DS its GroupInfo.
+    const unchecked = (why: string) => new DsError('unverifiable-intent', `the DS ${why}, so it cannot check the intent; ask again after a commit that gives it the GroupInfo, or have a member propose it`);
+    if (!info || !groupInfoFits(info, groupId, group.epoch)) throw unchecked(`holds no GroupInfo of epoch ${group.epoch}`);
     try {
       validateIntentPublic(this.#client, info, intent);
     } catch (err) {
       // A GroupInfo without its ratchet tree (or one that does not verify): the DS cannot check either.
-      if (err instanceof MlsError && err.code === 'INVALID_GROUP_INFO') throw new DsError('invalid-group-info', err.message);
+      if (err instanceof MlsError && err.code === 'INVALID_GROUP_INFO') throw unchecked(`cannot use its GroupInfo (${err.message})`);
       if (err instanceof IntentError && !this.#verify) {
         throw new DsError('unverifiable-intent', `the intent fails (${err.reason}) against the GroupInfo the last committer gave this DS, which it cannot verify; a member can still propose it`);
       }
