@@ -8,17 +8,36 @@
  * not told: alice's phone, committing while alice's leave and a Remove of
  * alice were pending, stayed in the group alice asked all her devices to
  * leave, and nothing told its application to leave. Now the commit result
- * carries the intent, and the phone asks to leave (its own intent, or a
- * SelfRemove where the wire format allows one).
+ * carries the intent, and `leaveAnswer` says what the phone proposes: the
+ * request again while it is valid (so its sender goes too: a stolen device
+ * that made it cannot stay while the honest phone leaves alone), its own
+ * leave once the sender is gone.
  *
  * The attacker's side: only a valid intent whose sender the AS associates
- * with the committer is reported. Another member's wide intent, or one the
- * committer is not part of, is not; a forged one never gets pending.
+ * with the committer (or the committer's own) is reported. Another member's
+ * wide intent, or one the committer is not part of, is not; a forged one
+ * never gets pending.
  */
 import { describe, expect, it } from 'vitest';
-import { createIntent, decodeIntent, encodeIntent, leaveRequestsIn, leavesRemovedBy, proposeIntent, IntentError } from 'paired-mls/intents';
-import { expectInSync } from './helpers.js';
-import { deliver, names, world } from './intents-review-helpers.js';
+import { MlsError } from 'paired-mls';
+import { createIntent, decodeIntent, encodeIntent, intentProposal, leaveAnswer, leaveRequestsIn, leavesRemovedBy, proposeIntent, IntentError, type LeafOperationIntent } from 'paired-mls/intents';
+import type { Group } from 'paired-mls';
+import { deliverCommit, expectInSync } from './helpers.js';
+import { CAPS, deliver, names, world } from './intents-review-helpers.js';
+import { device, enrolPaired, pair } from './paired-helpers.js';
+
+/** `fn`'s exception (or undefined). */
+function thrown(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (e) {
+    return e;
+  }
+  return undefined;
+}
+
+/** The answer `leaveAnswer` gives, proposed at `group`. */
+const proposeAnswer = (group: Group, request: LeafOperationIntent) => proposeIntent(group, leaveAnswer(group, request));
 
 describe('a committer asked to leave by its own user is told', () => {
   it.each([
@@ -39,10 +58,14 @@ describe('a committer asked to leave by its own user is told', () => {
     // As before: the leave was left out, the Remove of alice went through.
     expect(names(w.dave.group!)).toEqual(['alice', 'bob', 'carol', 'dave']);
 
-    // The phone does what its user asked, committed by dave. A SelfRemove
-    // travels as a PublicMessage, which a pure ciphertext group refuses to
-    // send; there the phone proposes its own sender_removal_only intent.
-    const ask = how === 'a SelfRemove' ? await w.alicePhone.group!.leave() : await proposeIntent(w.alicePhone.group!, createIntent(w.alicePhone.group!, 'senderRemovalOnly'));
+    // The phone does what its user asked, committed by dave. alice is gone,
+    // so her leave is dead: leaveAnswer gives the phone's own leave. A
+    // SelfRemove travels as a PublicMessage, which a pure ciphertext group
+    // refuses to send, so it is the other way only in the mixed group.
+    const answer = leaveAnswer(w.alicePhone.group!, leave);
+    expect(answer.senderIndex).toBe(w.alicePhone.group!.ownLeafIndex);
+    expect(answer.removalMode).toBe('senderRemovalOnly');
+    const ask = how === 'a SelfRemove' ? await w.alicePhone.group!.leave() : await proposeIntent(w.alicePhone.group!, answer);
     await deliver(ask, [w.bob, w.carol, w.dave]);
     const { commit } = await w.dave.group!.commit({ includePending: true });
     await w.dave.group!.mergePendingCommit();
@@ -70,14 +93,137 @@ describe('a committer asked to leave by its own user is told', () => {
     await deliver(result.commit, [w.alice, w.bob, w.carol, w.dave]);
     expect(names(w.dave.group!)).toHaveLength(5);
 
-    // Its sender stays, so the intent is still good: proposed again, dave commits it.
-    await deliver(await proposeIntent(w.carol.group!, leave), [w.alice, w.alicePhone, w.bob, w.dave]);
+    // Its sender stays, so the intent is still good: the phone proposes it again, dave commits it.
+    expect(leaveAnswer(w.alicePhone.group!, leave)).toEqual(leave);
+    await deliver(await proposeAnswer(w.alicePhone.group!, leave), [w.alice, w.bob, w.carol, w.dave]);
     const second = await w.dave.group!.commit({ includePending: true });
     expect(second.askedToLeave).toBeUndefined();
     await w.dave.group!.mergePendingCommit();
     await deliver(second.commit, [w.bob, w.carol]);
     expect(names(w.dave.group!)).toEqual(['bob', 'carol', 'dave']);
     expectInSync([w.bob, w.carol, w.dave]);
+  });
+
+  it("a stolen device's leave covering the honest phone: the phone proposes that very request, so the thief goes with it (leaving alone would keep the thief in)", async () => {
+    const w = await world();
+    const stolen = w.alice; // alice's other device, in a thief's hands
+    const leave = createIntent(stolen.group!, 'removeAssociatedMembers');
+    await deliver(await proposeIntent(stolen.group!, leave), w.all.filter((m) => m !== stolen));
+    const result = await w.alicePhone.group!.commit({ includePending: true });
+    expect(leaveRequestsIn(result)).toEqual([leave]);
+    await w.alicePhone.group!.mergePendingCommit();
+    await deliver(result.commit, w.all.filter((m) => m !== w.alicePhone));
+    await deliver(await proposeAnswer(w.alicePhone.group!, leave), w.all.filter((m) => m !== w.alicePhone));
+    const { commit } = await w.bob.group!.commit({ includePending: true });
+    await w.bob.group!.mergePendingCommit();
+    await deliver(commit, [w.carol, w.dave]);
+    expect(names(w.bob.group!)).toEqual(['bob', 'carol', 'dave']);
+    expectInSync([w.bob, w.carol, w.dave]);
+  });
+
+  it("a request made stale by its sender's Update in the same commit is not answered for the user (stale-leaf); the committer's own request is made again", async () => {
+    const w = await world();
+    const leave = createIntent(w.alice.group!, 'removeAssociatedMembers');
+    await deliver(await proposeIntent(w.alice.group!, leave), w.all.filter((m) => m !== w.alice));
+    await deliver(await w.alice.group!.propose({ type: 'update' }), w.all.filter((m) => m !== w.alice));
+    const phone = w.alicePhone.group!;
+    const own = createIntent(phone, 'senderRemovalOnly');
+    await deliver(await proposeIntent(phone, own), w.all.filter((m) => m !== w.alicePhone));
+    const result = await phone.commit({ includePending: true });
+    expect(leaveRequestsIn(result)).toEqual([leave, own]);
+    await phone.mergePendingCommit();
+    await deliver(result.commit, w.all.filter((m) => m !== w.alicePhone));
+    expect(names(w.dave.group!)).toHaveLength(5);
+    const stale = thrown(() => leaveAnswer(phone, leave));
+    expect(stale).toBeInstanceOf(IntentError);
+    expect((stale as IntentError).reason).toBe('stale-leaf');
+    // Its own request: the commit gave the phone a new leaf; made again from it.
+    const again = leaveAnswer(phone, own);
+    expect(again.senderIndex).toBe(phone.ownLeafIndex);
+    expect(again.removalMode).toBe('senderRemovalOnly');
+    expect(again.senderLeafRef).not.toEqual(own.senderLeafRef);
+    await deliver(await proposeIntent(phone, again), w.all.filter((m) => m !== w.alicePhone));
+    const { commit } = await w.carol.group!.commit({ includePending: true });
+    await w.carol.group!.mergePendingCommit();
+    await deliver(commit, [w.alice, w.bob, w.dave]);
+    expect(names(w.dave.group!)).toEqual(['alice', 'bob', 'carol', 'dave']);
+    expectInSync([w.alice, w.bob, w.carol, w.dave]);
+  });
+
+  it('reported once when two members proposed it, and also by a commit that takes no pending proposals and by a ReInit (the new epoch drops them all)', async () => {
+    const w = await world();
+    const leave = createIntent(w.alice.group!, 'removeAssociatedMembers');
+    await deliver(await proposeIntent(w.carol.group!, leave), w.all.filter((m) => m !== w.carol));
+    await deliver(await proposeIntent(w.dave.group!, leave), w.all.filter((m) => m !== w.dave));
+    const phone = w.alicePhone.group!;
+    expect(phone.state().pendingProposals).toBe(2);
+    expect((await phone.commit({ includePending: true })).askedToLeave).toHaveLength(1);
+    await phone.clearPendingCommit();
+    expect(leaveRequestsIn(await phone.commit({ includePending: false, selfUpdate: true }))).toEqual([leave]);
+    await phone.clearPendingCommit();
+    expect(leaveRequestsIn(await phone.commitReInit({ ciphersuite: 1 }))).toEqual([leave]);
+    await phone.clearPendingCommit();
+  });
+
+  it('inputs: removedLeaves refuses a proposal type past 16 bits and a payload of no bytes (INVALID_ARGUMENT); an intent of an unknown removal mode is IntentError malformed', async () => {
+    const w = await world();
+    const phone = w.alicePhone.group!;
+    const leave = createIntent(w.alice.group!, 'removeAssociatedMembers');
+    const { payload } = intentProposal(leave);
+    for (const bad of [{ proposalType: 0x1f1a0, payload }, { proposalType: 0xf1a0 + 0.5, payload }, { proposalType: -1, payload }, { proposalType: 0xf1a0, payload: [1, 2] as unknown as Uint8Array }]) {
+      const err = thrown(() => phone.removedLeaves(bad));
+      expect(err).toBeInstanceOf(MlsError);
+      expect((err as MlsError).code).toBe('INVALID_ARGUMENT');
+    }
+    expect(phone.removedLeaves({ proposalType: 0xf1a1, payload })).toEqual([]);
+    const bogus = { ...leave, removalMode: 'everyone' } as unknown as LeafOperationIntent;
+    const err = thrown(() => leavesRemovedBy(phone, bogus));
+    expect(err).toBeInstanceOf(IntentError);
+    expect((err as IntentError).reason).toBe('malformed');
+    const rejected = await proposeIntent(phone, bogus).then(() => undefined, (e: unknown) => e);
+    expect((rejected as IntentError).reason).toBe('malformed');
+    expect(thrown(() => leaveAnswer(phone, createIntent(w.bob.group!, 'senderRemovalOnly')))).toMatchObject({ code: 'INVALID_ARGUMENT' });
+  });
+
+  it.each(['hidden', 'standard'] as const)("a paired anchor (%s mode): PairedCommit carries the report, and the active device proposes the answer for the anchor", async (mode) => {
+    // The anchor (alice's paired phone A and its passive partner P), alice's laptop (another alice leaf), bob, carol.
+    const a = await device('alice');
+    const p = await device('alice-phone');
+    const laptop = await device('alice-laptop');
+    laptop.identity = await laptop.client.createIdentity('alice', 1);
+    const bob = await device('bob');
+    const carol = await device('carol');
+    const others = [bob, carol, laptop];
+    a.group = await a.client.createGroup(a.identity, { capabilities: CAPS });
+    const kps = await Promise.all(others.map((m) => m.client.createKeyPackage(m.identity, { capabilities: CAPS })));
+    const { welcome } = await a.group.commit({ add: kps });
+    await a.group.mergePendingCommit();
+    for (const m of others) m.group = await m.client.joinFromWelcome(welcome!);
+    const { activeDevice, passiveDevice } = await pair(a, p, mode);
+    await enrolPaired(activeDevice, a, [[p, passiveDevice]], others);
+    const { commit: laptopUpdate } = await laptop.group!.selfUpdate();
+    await laptop.group!.mergePendingCommit();
+    await deliverCommit(laptopUpdate, [a, p, bob, carol]);
+
+    // The laptop asks all of alice's devices, the anchor included, to leave.
+    const g = a.group!;
+    const leave = createIntent(laptop.group!, 'removeAssociatedMembers');
+    await deliver(await proposeIntent(laptop.group!, leave), [a, bob, carol]);
+    const out = await activeDevice.update(g);
+    expect(leaveRequestsIn(out)).toEqual([leave]);
+    await g.mergePendingCommit();
+    await deliverCommit(out.commit, [bob, carol, laptop]);
+    expect(names(bob.group!)).toEqual(['alice', 'alice', 'bob', 'carol']);
+
+    // The active device proposes the answer for the anchor (signed by it in standard mode); bob commits it.
+    const answer = leaveAnswer(g, leave);
+    expect(answer).toEqual(leave);
+    await deliver(await activeDevice.propose(g, { type: 'custom', ...intentProposal(answer) }), [bob, carol, laptop]);
+    const { commit } = await bob.group!.commit({ includePending: true });
+    await bob.group!.mergePendingCommit();
+    await deliverCommit(commit, [carol]);
+    expect(names(bob.group!)).toEqual(['bob', 'carol']);
+    expectInSync([bob, carol]);
   });
 
   it('not reported: an intent that does not cover the committer (alice alone), another user\'s wide leave, or a commit that takes no pending proposals', async () => {

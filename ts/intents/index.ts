@@ -15,6 +15,7 @@ export {
   commitIntents,
   intentsIn,
   leaveRequestsIn,
+  leaveAnswer,
   leavesRemovedBy,
 } from './intent-operations.js';
 export {

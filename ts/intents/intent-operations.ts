@@ -63,6 +63,16 @@ export function createIntent(group: Group, removalMode: RemovalMode = 'senderRem
 
 /** The recipient checks of draft §2.3, plus the KeyPackage-leaf rule; throws `IntentError`. */
 export function validateIntent(group: Group, intent: LeafOperationIntent): void {
+  try {
+    checkIntent(group, intent);
+  } catch (err) {
+    // An intent that cannot be encoded (an unknown removal mode, a field out of range) is no intent.
+    if (err instanceof CodecError) throw new IntentError('malformed', `unencodable intent: ${err.message}`);
+    throw err;
+  }
+}
+
+function checkIntent(group: Group, intent: LeafOperationIntent): void {
   if (!bytesEqual(intent.groupId, group.id)) throw new IntentError('wrong-group', 'the intent is for another group');
   const leaf = leafInfo(group, intent.senderIndex);
   if (!leaf) throw new IntentError('unknown-leaf', `no member at leaf ${intent.senderIndex}`);
@@ -78,8 +88,8 @@ export function validateIntent(group: Group, intent: LeafOperationIntent): void 
  * its sender and, for `removeAssociatedMembers`, every member the AS
  * associates with it), after the recipient checks (throws `IntentError`).
  * A member that receives its own user's leave learns here that it is
- * covered: it cannot commit that leave itself, so it asks to leave on its
- * own (docs/PROTOCOL.md §5.4, `leaveRequestsIn`).
+ * covered; it cannot commit that leave itself (`leaveAnswer`,
+ * docs/PROTOCOL.md §5.4).
  */
 export function leavesRemovedBy(group: Group, intent: LeafOperationIntent): number[] {
   validateIntent(group, intent);
@@ -136,14 +146,54 @@ function intentsAmong(custom: readonly { proposalType: number; payload: Uint8Arr
 
 /**
  * The intents a commit of this member left out because they ask this very
- * member to leave (its own user's `removeAssociatedMembers`): no commit may
- * remove its committer (RFC 9420 §12.2). To do what the user asked, the
- * member asks to leave itself, for another member to commit: its own
- * `senderRemovalOnly` intent (`proposeIntent`), or a SelfRemove
- * (`group.leave()`) where the wire format lets it send one
- * (docs/PROTOCOL.md §5.4). An intent whose sender stays is still valid for
- * the next committer as well.
+ * member to leave (its own user's `removeAssociatedMembers`, or its own
+ * intent): no commit may remove its committer (RFC 9420 §12.2), and the new
+ * epoch drops every pending proposal. What to propose about each, once the
+ * commit is merged: `leaveAnswer` (docs/PROTOCOL.md §5.4).
  */
-export function leaveRequestsIn(result: CommitResult): LeafOperationIntent[] {
+export function leaveRequestsIn(result: Pick<CommitResult, 'askedToLeave'>): LeafOperationIntent[] {
   return intentsAmong(result.askedToLeave ?? []);
+}
+
+/**
+ * The intent this member proposes (`proposeIntent`, or a paired device's
+ * `propose`) to do what a leave request covering it asks: `request` is one
+ * it was told of (`leaveRequestsIn`, or a received proposal
+ * `leavesRemovedBy` accepted), in the group's current epoch.
+ *
+ * - While `request` is still valid: the request itself, proposed again,
+ *   so the next committer removes its sender and every device it covers,
+ *   this one included. Leaving alone instead would split the user's leave,
+ *   and its sender (perhaps a stolen device that made the request) would
+ *   stay.
+ * - Once its sender is gone (`unknown-leaf`): this member's own
+ *   `senderRemovalOnly` intent, the rest of the user's leave.
+ * - This member's own request, which its own commit made stale: made again
+ *   from its current leaf, same removal mode.
+ *
+ * Anything else throws: `IntentError` when the request is refused
+ * otherwise (its sender's leaf changed, `stale-leaf`: whether the user
+ * still wants this device out is the application's question), and
+ * `INVALID_ARGUMENT` when it does not remove this member.
+ */
+export function leaveAnswer(group: Group, request: LeafOperationIntent): LeafOperationIntent {
+  // Its own request, which its own commit made stale (a new leaf): made again from the current leaf.
+  if (bytesEqual(request.groupId, group.id) && request.senderIndex === group.ownLeafIndex) {
+    try {
+      validateIntent(group, request);
+    } catch (err) {
+      if (err instanceof IntentError && err.reason === 'stale-leaf') return createIntent(group, request.removalMode);
+      throw err;
+    }
+    return request;
+  }
+  let leaves: number[];
+  try {
+    leaves = leavesRemovedBy(group, request);
+  } catch (err) {
+    if (err instanceof IntentError && err.reason === 'unknown-leaf') return createIntent(group, 'senderRemovalOnly');
+    throw err;
+  }
+  if (!leaves.includes(group.ownLeafIndex)) throw invalidArgument('the request does not remove this member');
+  return request;
 }

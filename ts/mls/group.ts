@@ -319,7 +319,11 @@ export class Group {
    * `[]` for a type no expander knows. Throws the expander's refusal.
    */
   removedLeaves(proposal: { proposalType: number; payload: Uint8Array }): number[] {
-    return Array.from(this.client.read((core) => core.removedLeaves(this.id, proposal.proposalType, proposal.payload)));
+    const { proposalType, payload } = proposal ?? {};
+    // Wasm would truncate the type to 16 bits (0x1F1A0 read as 0xF1A0).
+    if (!Number.isInteger(proposalType) || proposalType < 0 || proposalType > 0xffff) throw invalidArgument('proposalType must be an integer between 0 and 65535');
+    if (!(payload instanceof Uint8Array)) throw invalidArgument('payload must be a Uint8Array');
+    return Array.from(this.client.read((core) => core.removedLeaves(this.id, proposalType, payload)));
   }
 
   /** The AppDataDictionary entry `componentId` of the leaf at `leafIndex`, if any. */

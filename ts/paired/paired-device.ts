@@ -16,7 +16,7 @@ import type { Group } from '../mls/group.js';
 import type { Identity, MlsClient } from '../mls/client.js';
 import { bytesEqual, concatBytes, fromHex, sha256, toHex } from '../mls/bytes.js';
 import { MlsError, invalidArgument } from '../mls/errors.js';
-import type { CommitOptions, ProposalRequest } from '../mls/types.js';
+import type { CommitOptions, CommitResult, ProposalRequest } from '../mls/types.js';
 import { CodecError } from '../codec/tls.js';
 import { readMlsHeader } from '../codec/mls-header.js';
 import {
@@ -66,6 +66,14 @@ export interface PairedCommit {
    * retire the previous one).
    */
   anchorSignatureKey: Uint8Array;
+  /**
+   * Pending custom proposals that remove the anchor, left out of this
+   * commit, as `CommitResult.askedToLeave` (e.g. a LeafOperationIntent of
+   * the anchor's user asking its devices to leave; docs/PROTOCOL.md §5.4,
+   * `leaveRequestsIn` and `leaveAnswer` in paired-mls/intents). Absent when
+   * there are none.
+   */
+  askedToLeave?: CommitResult['askedToLeave'];
 }
 
 /**
@@ -772,10 +780,10 @@ export class PairedDevice {
     const epoch = BigInt(group.epoch) + 1n;
     const groupState = this.client.exportSiblingGroupState(group.id);
     try {
-      const { commit, derivationInfo, anchorSignatureKey } = await this.#anchorCommit(group, step, { selfUpdate: true });
+      const { commit, derivationInfo, anchorSignatureKey, askedToLeave } = await this.#anchorCommit(group, step, { selfUpdate: true });
       if (options.merge) await group.mergePendingCommit();
       const notify = await this.#notify({ kind: 'enroll', counter: step.counter, group, commit, groupState, derivationInfo, epoch });
-      return { groupId: group.id, commit, pairing: [step.commit, notify], anchorSignatureKey };
+      return { groupId: group.id, commit, pairing: [step.commit, notify], anchorSignatureKey, ...(askedToLeave && { askedToLeave }) };
     } finally {
       groupState.fill(0);
     }
@@ -863,9 +871,9 @@ export class PairedDevice {
       const out = await this.#atomically(async (): Promise<PairedCommit> => {
         const step = await this.#derivationStep();
         const epoch = BigInt(group.epoch) + 1n;
-        const { commit, derivationInfo, anchorSignatureKey } = await this.#anchorCommit(group, step, commitOptions);
+        const { commit, derivationInfo, anchorSignatureKey, askedToLeave } = await this.#anchorCommit(group, step, commitOptions);
         const notify = await this.#notify({ kind: 'update', counter: step.counter, group, commit, groupState: new Uint8Array(0), derivationInfo, epoch });
-        return { groupId: group.id, commit, pairing: [step.commit, notify], anchorSignatureKey };
+        return { groupId: group.id, commit, pairing: [step.commit, notify], anchorSignatureKey, ...(askedToLeave && { askedToLeave }) };
       });
       return { out, sent: send ? group.pendingCommitDigest() : undefined };
     });
@@ -883,16 +891,16 @@ export class PairedDevice {
     group: Group,
     step: { counter: bigint; epochId: Uint8Array },
     options: Omit<PairedCommitOptions, 'send'>,
-  ): Promise<{ commit: Uint8Array; derivationInfo: Uint8Array; anchorSignatureKey: Uint8Array }> {
+  ): Promise<{ commit: Uint8Array; derivationInfo: Uint8Array; anchorSignatureKey: Uint8Array; askedToLeave?: CommitResult['askedToLeave'] }> {
     const { listedDevices, ...commitOptions } = options;
     const newSigner = await this.#anchorKey(step.counter);
     const spec: CommitOptions = { selfUpdate: true, ...commitOptions, vcEpochId: step.epochId, vcDetached: true, newSigner };
-    const { commit, vcDerivationInfo } =
+    const { commit, vcDerivationInfo, askedToLeave } =
       this.mode === 'standard'
         ? await signedAnchorCommit(group, this.deviceIdentity, { ...spec, leafAppData: [this.#deviceListEntry(listedDevices)] })
         : await group.commit(spec);
     if (!vcDerivationInfo) throw new MlsError('INTERNAL', 'a detached virtual-client commit returned no derivation info');
-    return { commit, derivationInfo: vcDerivationInfo, anchorSignatureKey: newSigner.signaturePublicKey };
+    return { commit, derivationInfo: vcDerivationInfo, anchorSignatureKey: newSigner.signaturePublicKey, askedToLeave };
   }
 
   /**

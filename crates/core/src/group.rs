@@ -361,21 +361,22 @@ pub(crate) fn stage_commit(
 /// (the client's expander, e.g. a LeafOperationIntent of its own user's
 /// `remove_associated_members`): no commit may remove its committer (RFC
 /// 9420 §12.2), so the engine leaves them out of this member's own commits
-/// (docs/ENGINE.md change 29), and `CommitResult.askedToLeave` tells the
-/// application that this member was asked to leave (docs/PROTOCOL.md §5.4).
-/// One the expander now refuses is left out as well and not reported.
-fn pending_removals_of_committer(group: &MlsGroup, expander: &dyn openmls::group::ProposalExpander) -> Vec<inspect::CustomProposalView> {
+/// (docs/ENGINE.md change 29), and the new epoch drops them with every
+/// pending proposal; `CommitResult.askedToLeave` tells the application
+/// that this member was asked to leave (docs/PROTOCOL.md §5.4). One the
+/// expander now refuses is not reported; one proposed twice (by two
+/// members) is reported once.
+pub(crate) fn pending_removals_of_committer(group: &MlsGroup, expander: &dyn openmls::group::ProposalExpander) -> Vec<inspect::CustomProposalView> {
     let own = group.own_leaf_index();
-    group
-        .pending_proposals()
-        .filter(|q| q.proposal_or_ref_type() == ProposalOrRefType::Reference)
-        .filter_map(|q| match q.proposal() {
-            Proposal::Custom(custom) => Some(custom),
-            _ => None,
-        })
-        .filter(|custom| matches!(expander.removed_leaves(group.public_group(), custom), Ok(Some(leaves)) if leaves.contains(&own)))
-        .map(|custom| inspect::CustomProposalView::new(custom.proposal_type(), custom.payload()))
-        .collect()
+    let mut asked: Vec<&CustomProposal> = Vec::new();
+    for queued in group.pending_proposals().filter(|q| q.proposal_or_ref_type() == ProposalOrRefType::Reference) {
+        let Proposal::Custom(custom) = queued.proposal() else { continue };
+        let removes_own = matches!(expander.removed_leaves(group.public_group(), custom), Ok(Some(leaves)) if leaves.contains(&own));
+        if removes_own && !asked.iter().any(|seen| seen.proposal_type() == custom.proposal_type() && seen.payload() == custom.payload()) {
+            asked.push(custom);
+        }
+    }
+    asked.into_iter().map(|custom| inspect::CustomProposalView::new(custom.proposal_type(), custom.payload())).collect()
 }
 
 /// Encode the outputs of a commit as a JS object (`asked_to_leave`:
@@ -644,8 +645,10 @@ impl Client {
         let expander = self.expander();
         let result = self.with_group(group_id, |group, provider, signer| {
             let cs = group.ciphersuite();
-            // Read before the builder consumes the proposal store.
-            let asked_to_leave = if spec.include_pending.unwrap_or(true) { pending_removals_of_committer(group, expander.as_ref()) } else { Vec::new() };
+            // Read before the builder consumes the proposal store. Whether
+            // or not this commit takes pending proposals, the new epoch
+            // drops them, so the request is reported either way.
+            let asked_to_leave = pending_removals_of_committer(group, expander.as_ref());
             if let Some(aad) = &spec.aad {
                 group.set_aad(aad.to_vec());
             }

@@ -188,9 +188,9 @@ struct CommitResult {
     vc_derivation_info: Option<ByteBuf>,
     /// Custom proposals received by reference that remove this member (a
     /// LeafOperationIntent of its own user asking its devices to leave):
-    /// no commit may remove its committer, so this one leaves them out;
-    /// to do what they ask, the member leaves (SelfRemove). Absent when
-    /// there are none (docs/PROTOCOL.md §5.4).
+    /// no commit may remove its committer, so this one leaves them out,
+    /// and the new epoch drops them. Absent when there are none
+    /// (docs/PROTOCOL.md §5.4: what the member does about them).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     #[tsify(optional)]
     asked_to_leave: Vec<CustomProposalView>,
