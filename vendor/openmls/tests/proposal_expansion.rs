@@ -1355,3 +1355,67 @@ fn a_custom_proposal_whose_bound_leaf_goes_defers_nothing() {
     groups[0].merge_pending_commit(providers[0]).unwrap();
     assert_eq!(groups[0].members().count(), 1);
 }
+
+/// A custom type no member lists in its capabilities.
+const UNSUPPORTED: u16 = 0xF0F2;
+
+/// RFC 9420 §12.2: a proposal by reference of a type some member does not
+/// support cannot be committed; the committer leaves it out. Before, one
+/// such proposal made every commit that takes the store fail
+/// (`UnsupportedProposalType`) for the rest of the epoch. By value it is
+/// the committer's own choice and still refused.
+#[openmls_test]
+fn a_proposal_by_reference_of_an_unsupported_type_is_left_out() {
+    let providers = [
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+    ];
+    let World {
+        mut groups,
+        signers,
+        ..
+    } = world(ciphersuite, &providers, true, false);
+    // bob proposes the unsupported type, then a supported custom proposal
+    // (charlie's removal); alice and charlie take both by reference.
+    let (blocker, _) = groups[1]
+        .propose_custom_proposal_by_reference(
+            providers[1],
+            &signers[1].signer,
+            CustomProposal::new(UNSUPPORTED, vec![1]),
+        )
+        .unwrap();
+    for i in [0, 2] {
+        receive_proposal(&mut groups[i], providers[i], blocker.clone());
+    }
+    custom_to(&mut groups, &providers, &signers, 1, &[2], &[0, 2]);
+    assert_eq!(groups[0].pending_proposals().count(), 2);
+
+    // By value: still refused.
+    let by_value = commit_with(
+        &mut groups[0],
+        providers[0],
+        &signers[0].signer,
+        vec![Proposal::Custom(Box::new(CustomProposal::new(UNSUPPORTED, vec![2])))],
+    );
+    assert!(matches!(
+        by_value,
+        Err(CreateCommitError::ProposalValidationError(
+            ProposalValidationError::UnsupportedProposalType
+        ))
+    ));
+
+    // From the store: the unsupported one is left out, the other committed,
+    // and bob and charlie follow.
+    let (implied, removes) = commit_store_everywhere(&mut groups, &providers, &signers, 0);
+    assert_eq!(implied, vec![LeafNodeIndex::new(2)]);
+    assert_eq!(removes, 0);
+    assert_eq!(groups[0].members().count(), 2);
+    assert_eq!(groups[1].members().count(), 2);
+    assert!(!groups[2].is_active());
+    assert_eq!(
+        groups[0].epoch_authenticator().as_slice(),
+        groups[1].epoch_authenticator().as_slice()
+    );
+}

@@ -808,6 +808,9 @@ impl<'a, G: BorrowMut<MlsGroup>> CommitBuilder<'a, LoadedPsks, G> {
                 }
             })?;
 
+        // From the store, a proposal of a type not every member supports
+        // cannot be committed: left out, not failing the commit.
+        proposal_queue.drop_unsupported_by_reference(&group.public_group);
         // Custom proposals that remove leaves (e.g. LeafOperationProposals):
         // of those from the store that overlap, keep one (RFC 9420 §12.2).
         proposal_queue.drop_overlapping_expansions(

@@ -523,6 +523,36 @@ impl ProposalQueue {
         self.queued_proposals.retain(|r, _| !dropped.contains(r));
     }
 
+    /// RFC 9420 §12.2 for a committer drawing on the proposal store: a
+    /// proposal received by reference whose type some member does not list
+    /// in its capabilities (§7.2, `capabilities.proposals`) cannot be
+    /// committed, so it is left out instead of failing the whole commit.
+    /// Else any member could block, for the rest of the epoch, every commit
+    /// that takes the pending proposals, by proposing such a type. Proposals
+    /// given by value are the committer's own choice and are still refused
+    /// (`UnsupportedProposalType`). Support is judged against every current
+    /// member, those the commit removes included.
+    pub(crate) fn drop_unsupported_by_reference(&mut self, group: &crate::group::PublicGroup) {
+        let unsupported_kind = |q: &QueuedProposal| {
+            q.proposal_or_ref_type == ProposalOrRefType::Reference
+                && !q.proposal().proposal_type().is_default()
+        };
+        // The capabilities of every leaf are read only when there is such a proposal.
+        if !self.queued_proposals().any(unsupported_kind) {
+            return;
+        }
+        let supported = group
+            .proposal_types_supported_by_all(&HashSet::new())
+            .unwrap_or_default();
+        let dropped: Vec<ProposalRef> = self
+            .queued_proposals()
+            .filter(|q| unsupported_kind(q) && !supported.contains(&&q.proposal().proposal_type()))
+            .map(|q| q.proposal_reference())
+            .collect();
+        self.proposal_references.retain(|r| !dropped.contains(r));
+        self.queued_proposals.retain(|r, _| !dropped.contains(r));
+    }
+
     /// Leaves removed by custom proposals (see [`ProposalQueue::expand`]).
     pub(crate) fn implied_removes(&self) -> &[LeafNodeIndex] {
         &self.implied_removes

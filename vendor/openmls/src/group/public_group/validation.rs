@@ -8,6 +8,7 @@ use openmls_traits::types::VerifiableCiphersuite;
 use super::PublicGroup;
 use crate::{
     binary_tree::array_representation::LeafNodeIndex,
+    ciphersuite::SignaturePublicKey,
     credentials::CredentialType,
     extensions::RequiredCapabilitiesExtension,
     framing::{
@@ -134,6 +135,38 @@ impl PublicGroup {
 
     // === Proposals ===
 
+    /// The proposal types every member lists in its capabilities, the
+    /// members whose signature key is in `skipped` (those being removed)
+    /// aside; `None` when no member is left.
+    pub(crate) fn proposal_types_supported_by_all(
+        &self,
+        skipped: &HashSet<&SignaturePublicKey>,
+    ) -> Option<HashSet<&ProposalType>> {
+        // Iterate over all leaf nodes except the removed ones
+        let mut leaves = self
+            .treesync()
+            .full_leaves()
+            .filter(|(_, leaf_node)| !skipped.contains(leaf_node.signature_key()));
+        let (_, first_leaf) = leaves.next()?;
+
+        // Initialize the capabilities intersection with the capabilities of the
+        // first leaf node.
+        let mut capabilities_intersection = first_leaf
+            .capabilities()
+            .proposals()
+            .iter()
+            .collect::<HashSet<_>>();
+        // Iterate over the remaining leaf nodes and intersect their capabilities
+        for (_, leaf_node) in leaves {
+            let leaf_capabilities_set = leaf_node.capabilities().proposals().iter().collect();
+            capabilities_intersection = capabilities_intersection
+                .intersection(&leaf_capabilities_set)
+                .cloned()
+                .collect();
+        }
+        Some(capabilities_intersection)
+    }
+
     /// Validate that all group members support the types of all proposals.
     /// Implements check [valn0311](https://validation.openmls.tech/#valn0311)
     pub(crate) fn validate_proposal_type_support(
@@ -162,30 +195,11 @@ impl PublicGroup {
             })
             .collect();
 
-        // Iterate over all leaf nodes except the removed ones
-        let mut leaves = self
-            .treesync()
-            .full_leaves()
-            .filter(|(_, leaf_node)| !signature_keys.contains(leaf_node.signature_key()));
-        let Some((_, first_leaf)) = leaves.next() else {
+        let Some(capabilities_intersection) =
+            self.proposal_types_supported_by_all(&signature_keys)
+        else {
             return Ok(());
         };
-
-        // Initialize the capabilities intersection with the capabilities of the
-        // first leaf node.
-        let mut capabilities_intersection = first_leaf
-            .capabilities()
-            .proposals()
-            .iter()
-            .collect::<HashSet<_>>();
-        // Iterate over the remaining leaf nodes and intersect their capabilities
-        for (_, leaf_node) in leaves {
-            let leaf_capabilities_set = leaf_node.capabilities().proposals().iter().collect();
-            capabilities_intersection = capabilities_intersection
-                .intersection(&leaf_capabilities_set)
-                .cloned()
-                .collect();
-        }
 
         // Check that the types of all non-default proposals are supported by all members
         for proposal in proposal_queue.queued_proposals() {
