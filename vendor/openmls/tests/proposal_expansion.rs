@@ -13,6 +13,7 @@ use openmls::{
     storage::OpenMlsProvider,
     treesync::LeafNodeParameters,
 };
+use openmls::schedule::{errors::PskError, ExternalPsk, PreSharedKeyId, Psk};
 use openmls_basic_credential::SignatureKeyPair;
 use openmls_test::openmls_test;
 use openmls_traits::signatures::Signer;
@@ -1418,4 +1419,138 @@ fn a_proposal_by_reference_of_an_unsupported_type_is_left_out() {
         groups[0].epoch_authenticator().as_slice(),
         groups[1].epoch_authenticator().as_slice()
     );
+}
+
+/// An external PSK `name` with a fresh nonce, stored at the providers `at`.
+fn external_psk<P: OpenMlsProvider>(
+    ciphersuite: Ciphersuite,
+    providers: &[&P; 4],
+    name: u8,
+    at: &[usize],
+) -> PreSharedKeyId {
+    let psk = Psk::External(ExternalPsk::new(vec![name; 8]));
+    let id = PreSharedKeyId::new(ciphersuite, providers[0].rand(), psk).unwrap();
+    for &i in at {
+        id.store(providers[i], &[name; 32]).unwrap();
+    }
+    id
+}
+
+/// `from` proposes PSK `id` by reference; `to` take it.
+fn psk_to<P: OpenMlsProvider>(
+    groups: &mut [MlsGroup],
+    providers: &[&P; 4],
+    signers: &[CredentialWithKeyAndSigner],
+    from: usize,
+    id: PreSharedKeyId,
+    to: &[usize],
+) {
+    let (message, _) = groups[from]
+        .propose_pre_shared_key(providers[from], &signers[from].signer, id)
+        .unwrap();
+    for &i in to {
+        receive_proposal(&mut groups[i], providers[i], message.clone());
+    }
+}
+
+/// `committer`'s commit, processed and merged by the others, who must agree with it.
+fn everyone_follows<P: OpenMlsProvider>(
+    groups: &mut [MlsGroup],
+    providers: &[&P; 4],
+    committer: usize,
+    commit: MlsMessageOut,
+) -> usize {
+    groups[committer]
+        .merge_pending_commit(providers[committer])
+        .unwrap();
+    let mut psks = 0;
+    for i in (0..groups.len()).filter(|&i| i != committer) {
+        let ProcessedMessageContent::StagedCommitMessage(staged) =
+            process(&mut groups[i], providers[i], commit.clone())
+                .unwrap()
+                .into_content()
+        else {
+            panic!("expected a commit");
+        };
+        psks = staged.psk_proposals().count();
+        groups[i].merge_staged_commit(providers[i], *staged).unwrap();
+        assert_eq!(
+            groups[i].epoch_authenticator().as_slice(),
+            groups[committer].epoch_authenticator().as_slice()
+        );
+    }
+    psks
+}
+
+/// A commit's PSKs are those of the PreSharedKey proposals it carries, in
+/// their order (RFC 9420 §8.4), and a PSK proposal by reference whose PSK
+/// the committer does not hold is left out (§12.2). Before: one member
+/// proposing a PSK only it held failed every commit that takes the store
+/// (`KeyNotFound`) — and every commit at all, since the store's PSKs were
+/// loaded even for a commit that does not take it; such a commit mixed the
+/// pending PSK into its key schedule without carrying the proposal, which
+/// every receiver refused (confirmation tag); and a commit with a PSK of
+/// its own and one by reference put them in another order than receivers.
+#[openmls_test]
+fn a_commit_uses_the_psks_it_carries_and_leaves_out_those_it_cannot_load() {
+    let providers = [
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+    ];
+    let World {
+        mut groups,
+        signers,
+        ..
+    } = world(ciphersuite, &providers, true, false);
+
+    // bob proposes a PSK only he holds: alice's commits are not blocked.
+    let bobs = external_psk(ciphersuite, &providers, 1, &[1]);
+    psk_to(&mut groups, &providers, &signers, 1, bobs, &[0, 2]);
+    let commit = commit_store(&mut groups[0], providers[0], &signers[0].signer).unwrap();
+    assert_eq!(everyone_follows(&mut groups, &providers, 0, commit), 0);
+
+    // A PSK everyone holds, pending; a commit that does not take the store
+    // leaves it out of its key schedule too.
+    let shared = external_psk(ciphersuite, &providers, 2, &[0, 1, 2]);
+    psk_to(&mut groups, &providers, &signers, 1, shared, &[0, 2]);
+    let bundle = groups[0]
+        .commit_builder()
+        .consume_proposal_store(false)
+        .force_self_update(true)
+        .load_psks(providers[0].storage())
+        .unwrap()
+        .build(providers[0].rand(), providers[0].crypto(), &signers[0].signer, |_| true)
+        .unwrap()
+        .stage_commit(providers[0])
+        .unwrap();
+    assert_eq!(everyone_follows(&mut groups, &providers, 0, bundle.into_commit()), 0);
+
+    // The committer's own PSK (by value) and one by reference: the key
+    // schedule takes them in the commit's order, as receivers do.
+    let by_reference = external_psk(ciphersuite, &providers, 3, &[0, 1, 2]);
+    let own = external_psk(ciphersuite, &providers, 4, &[0, 1, 2]);
+    psk_to(&mut groups, &providers, &signers, 1, by_reference, &[0, 2]);
+    let commit = commit_with(
+        &mut groups[0],
+        providers[0],
+        &signers[0].signer,
+        vec![Proposal::PreSharedKey(Box::new(PreSharedKeyProposal::new(own)))],
+    )
+    .unwrap();
+    assert_eq!(everyone_follows(&mut groups, &providers, 0, commit), 2);
+
+    // The committer's own PSK it does not hold still fails its commit.
+    let missing = external_psk(ciphersuite, &providers, 5, &[]);
+    let refused = groups[0]
+        .commit_builder()
+        .add_proposals(vec![Proposal::PreSharedKey(Box::new(
+            PreSharedKeyProposal::new(missing),
+        ))])
+        .load_psks(providers[0].storage());
+    assert!(matches!(
+        refused.err(),
+        Some(CreateCommitError::PskError(PskError::KeyNotFound))
+    ));
 }

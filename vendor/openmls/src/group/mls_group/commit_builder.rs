@@ -28,6 +28,7 @@ use crate::{
         CredentialWithKey, InvalidExtensionError, LeafNodeParameters, LibraryError, NewSignerBundle,
     },
     schedule::{
+        errors::PskError,
         psk::{load_psks, PskSecret},
         EpochSecretsResult, JoinerSecret, KeySchedule, PreSharedKeyId,
     },
@@ -530,28 +531,37 @@ impl<'a, G: BorrowMut<MlsGroup>> CommitBuilder<'a, Initial, G> {
         self,
         storage: &'a Storage,
     ) -> Result<CommitBuilder<'a, LoadedPsks, G>, CreateCommitError> {
-        let psk_ids: Vec<_> = self
-            .stage
-            .own_proposals
-            .iter()
-            .chain(
-                self.group
-                    .borrow()
-                    .proposal_store()
-                    .proposals()
-                    .map(|queued_proposal| queued_proposal.proposal()),
-            )
-            .filter_map(|proposal| match proposal {
-                Proposal::PreSharedKey(psk_proposal) => Some(psk_proposal.clone().into_psk_id()),
-                _ => None,
-            })
-            .collect();
-
-        // Load the PSKs and make the PskIds owned.
-        let psks = load_psks(storage, &self.group.borrow().resumption_psk_store, &psk_ids)?
-            .into_iter()
-            .map(|(psk_id_ref, key)| (psk_id_ref.clone(), key))
-            .collect();
+        let psk_ids = |proposals: &mut dyn Iterator<Item = &Proposal>| -> Vec<PreSharedKeyId> {
+            proposals
+                .filter_map(|proposal| match proposal {
+                    Proposal::PreSharedKey(psk_proposal) => {
+                        Some(psk_proposal.clone().into_psk_id())
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        let group = self.group.borrow();
+        // The committer's own PSK proposals need their PSKs.
+        let own_ids = psk_ids(&mut self.stage.own_proposals.iter());
+        let mut psks: Vec<(PreSharedKeyId, Secret)> =
+            load_psks(storage, &group.resumption_psk_store, &own_ids)?
+                .into_iter()
+                .map(|(psk_id_ref, key)| (psk_id_ref.clone(), key))
+                .collect();
+        // Those of the proposal store only when the commit takes it; one
+        // whose PSK this member does not hold is left out of the commit
+        // (`ProposalQueue::drop_psks_not_loaded`), not failing it.
+        if self.stage.consume_proposal_store {
+            let store_ids = psk_ids(&mut group.proposal_store().proposals().map(|q| q.proposal()));
+            for id in &store_ids {
+                match load_psks(storage, &group.resumption_psk_store, std::slice::from_ref(id)) {
+                    Ok(loaded) => psks.extend(loaded.into_iter().map(|(id, key)| (id.clone(), key))),
+                    Err(PskError::KeyNotFound) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
 
         // Initialize GroupInfoConfig
         let use_ratchet_tree_extension = self
@@ -809,8 +819,10 @@ impl<'a, G: BorrowMut<MlsGroup>> CommitBuilder<'a, LoadedPsks, G> {
             })?;
 
         // From the store, a proposal of a type not every member supports
-        // cannot be committed: left out, not failing the commit.
+        // cannot be committed: left out, not failing the commit; nor can a
+        // PreSharedKey proposal whose PSK this member does not hold.
         proposal_queue.drop_unsupported_by_reference(&group.public_group);
+        proposal_queue.drop_psks_not_loaded(&psks);
         // Custom proposals that remove leaves (e.g. LeafOperationProposals):
         // of those from the store that overlap, keep one (RFC 9420 §12.2).
         proposal_queue.drop_overlapping_expansions(
@@ -1078,7 +1090,20 @@ impl<'a, G: BorrowMut<MlsGroup>> CommitBuilder<'a, LoadedPsks, G> {
         )
         .map_err(LibraryError::unexpected_crypto_error)?;
 
-        // Prepare the PskSecret
+        // Prepare the PskSecret from the PSKs of the PreSharedKey proposals
+        // the commit carries, in their order, as its receivers do: not from
+        // every PSK loaded (the store's were mixed in by a commit that did
+        // not take the store, and own ones came before the store's).
+        let psks = apply_proposals_values
+            .presharedkeys
+            .iter()
+            .map(|id| {
+                psks.iter()
+                    .find(|(loaded, _)| loaded == id)
+                    .map(|(_, key)| (id, key.clone()))
+                    .ok_or_else(|| LibraryError::custom("a committed PSK was not loaded"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let psk_secret = { PskSecret::new(crypto, ciphersuite, psks)? };
 
         // Create key schedule

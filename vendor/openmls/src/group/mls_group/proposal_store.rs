@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     binary_tree::array_representation::LeafNodeIndex,
-    ciphersuite::hash_ref::ProposalRef,
+    ciphersuite::{hash_ref::ProposalRef, Secret},
     error::LibraryError,
     framing::{mls_auth_content::AuthenticatedContent, mls_content::FramedContentBody, Sender},
     group::errors::*,
@@ -547,6 +547,31 @@ impl ProposalQueue {
         let dropped: Vec<ProposalRef> = self
             .queued_proposals()
             .filter(|q| unsupported_kind(q) && !supported.contains(&&q.proposal().proposal_type()))
+            .map(|q| q.proposal_reference())
+            .collect();
+        self.proposal_references.retain(|r| !dropped.contains(r));
+        self.queued_proposals.retain(|r, _| !dropped.contains(r));
+    }
+
+    /// RFC 9420 §12.2 for a committer drawing on the proposal store: a
+    /// PreSharedKey proposal received by reference whose PSK the committer
+    /// does not hold (not among `loaded`) cannot be committed (§8.4: the
+    /// key schedule needs it), so it is left out instead of failing the
+    /// whole commit. Else any member could block every commit that takes
+    /// the pending proposals for the rest of the epoch by proposing a PSK
+    /// only it holds. The committer's own PSK proposals (by value) still
+    /// fail the commit when their PSK is missing.
+    pub(crate) fn drop_psks_not_loaded(&mut self, loaded: &[(PreSharedKeyId, Secret)]) {
+        let dropped: Vec<ProposalRef> = self
+            .queued_proposals()
+            .filter(|q| q.proposal_or_ref_type == ProposalOrRefType::Reference)
+            .filter(|q| match q.proposal() {
+                Proposal::PreSharedKey(psk) => {
+                    let id = psk.clone().into_psk_id();
+                    !loaded.iter().any(|(held, _)| held == &id)
+                }
+                _ => false,
+            })
             .map(|q| q.proposal_reference())
             .collect();
         self.proposal_references.retain(|r| !dropped.contains(r));
