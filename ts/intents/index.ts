@@ -15,8 +15,10 @@ export {
   commitIntents,
   intentsIn,
   leaveRequestsIn,
-  leaveAnswer,
+  leaveAnswers,
   leavesRemovedBy,
+  type LeaveAnswer,
+  type LeaveRequests,
 } from './intent-operations.js';
 export {
   LEAF_OPERATION_PROPOSAL_TYPE,

@@ -8,7 +8,7 @@
  */
 import type { Group, StagedCommit } from '../mls/group.js';
 import type { MlsClient } from '../mls/client.js';
-import type { CommitOptions, CommitResult, Member } from '../mls/types.js';
+import type { AskedToLeave, CommitOptions, CommitResult, Member } from '../mls/types.js';
 import { invalidArgument } from '../mls/errors.js';
 import { bytesEqual } from '../mls/bytes.js';
 import { CodecError } from '../codec/tls.js';
@@ -88,8 +88,8 @@ function checkIntent(group: Group, intent: LeafOperationIntent): void {
  * its sender and, for `removeAssociatedMembers`, every member the AS
  * associates with it), after the recipient checks (throws `IntentError`).
  * A member that receives its own user's leave learns here that it is
- * covered; it cannot commit that leave itself (`leaveAnswer`,
- * docs/PROTOCOL.md §5.4).
+ * covered; it cannot commit that leave itself, and is told when a commit
+ * drops it (`leaveRequestsIn`, `leaveAnswers`; docs/PROTOCOL.md §5.4).
  */
 export function leavesRemovedBy(group: Group, intent: LeafOperationIntent): number[] {
   validateIntent(group, intent);
@@ -144,56 +144,92 @@ function intentsAmong(custom: readonly { proposalType: number; payload: Uint8Arr
     });
 }
 
-/**
- * The intents a commit of this member left out because they ask this very
- * member to leave (its own user's `removeAssociatedMembers`, or its own
- * intent): no commit may remove its committer (RFC 9420 §12.2), and the new
- * epoch drops every pending proposal. What to propose about each, once the
- * commit is merged: `leaveAnswer` (docs/PROTOCOL.md §5.4).
- */
-export function leaveRequestsIn(result: Pick<CommitResult, 'askedToLeave'>): LeafOperationIntent[] {
-  return intentsAmong(result.askedToLeave ?? []);
+/** What tells a member it was asked to leave: its `CommitResult` or `PairedCommit`, or a `StagedCommit` it received. */
+export interface LeaveRequests {
+  askedToLeave?: readonly AskedToLeave[];
 }
 
 /**
- * The intent this member proposes (`proposeIntent`, or a paired device's
- * `propose`) to do what a leave request covering it asks: `request` is one
- * it was told of (`leaveRequestsIn`, or a received proposal
- * `leavesRemovedBy` accepted), in the group's current epoch.
- *
- * - While `request` is still valid: the request itself, proposed again,
- *   so the next committer removes its sender and every device it covers,
- *   this one included. Leaving alone instead would split the user's leave,
- *   and its sender (perhaps a stolen device that made the request) would
- *   stay.
- * - Once its sender is gone (`unknown-leaf`): this member's own
- *   `senderRemovalOnly` intent, the rest of the user's leave.
- * - This member's own request, which its own commit made stale: made again
- *   from its current leaf, same removal mode.
- *
- * Anything else throws: `IntentError` when the request is refused
- * otherwise (its sender's leaf changed, `stale-leaf`: whether the user
- * still wants this device out is the application's question), and
- * `INVALID_ARGUMENT` when it does not remove this member.
+ * The intents a commit did not carry though they were pending and remove
+ * this member: its own user's `removeAssociatedMembers`, or its own intent.
+ * Its own commit never carries them (no commit may remove its committer,
+ * RFC 9420 §12.2), and a commit it received may leave them out; the new
+ * epoch drops every pending proposal. What to propose about them, once the
+ * commit is merged: `leaveAnswers` (docs/PROTOCOL.md §5.4).
  */
-export function leaveAnswer(group: Group, request: LeafOperationIntent): LeafOperationIntent {
-  // Its own request, which its own commit made stale (a new leaf): made again from the current leaf.
-  if (bytesEqual(request.groupId, group.id) && request.senderIndex === group.ownLeafIndex) {
-    try {
-      validateIntent(group, request);
-    } catch (err) {
-      if (err instanceof IntentError && err.reason === 'stale-leaf') return createIntent(group, request.removalMode);
-      throw err;
+export function leaveRequestsIn(told: LeaveRequests): LeafOperationIntent[] {
+  return intentsAmong(requestsOf(told));
+}
+
+/** One request and what to propose about it (`leaveAnswers`). */
+export interface LeaveAnswer {
+  request: LeafOperationIntent;
+  /** The intent to propose (`proposeIntent`, or a paired device's `propose`), for another member to commit. */
+  answer?: LeafOperationIntent;
+  /** Why there is none: the request no longer says what its user wants (its sender's leaf changed, `stale-leaf`); asking is the application's. */
+  refused?: IntentError;
+}
+
+/**
+ * What this member proposes, for another member to commit, about each
+ * request `told` reports (`leaveRequestsIn`), in the epoch right after
+ * the commit that reported them (merge it first; `INVALID_ARGUMENT`
+ * otherwise). The requests are the ones the engine checked and reported,
+ * never an intent handed in from elsewhere:
+ *
+ * - its sender still there and the request still valid: the request
+ *   itself, proposed again, so its sender and every device it covers go
+ *   together. Leaving alone instead would split the user's leave, and its
+ *   sender (perhaps a stolen device that made the request) would stay;
+ * - its sender removed by that commit: this member's own intent in the
+ *   same mode (a `removeAssociatedMembers` one covers whatever devices the
+ *   user has now, a thief's new leaf too);
+ * - this member's own request, made stale by its own commit's new leaf:
+ *   made again from the current leaf, same mode;
+ * - otherwise (the sender's leaf changed in that commit, `stale-leaf`) no
+ *   answer but `refused`.
+ */
+export function leaveAnswers(group: Group, told: LeaveRequests): LeaveAnswer[] {
+  const requests = requestsOf(told);
+  const intents = intentsAmong(requests);
+  return requests
+    .filter((r) => r.proposalType === LEAF_OPERATION_PROPOSAL_TYPE)
+    .map((reported, i) => {
+      const request = intents[i]!;
+      if (!Number.isSafeInteger(reported.epoch) || reported.epoch !== group.epoch) {
+        throw invalidArgument(`answer in epoch ${String(reported.epoch)}, the one after the commit that reported the request (the group is in ${group.epoch})`);
+      }
+      if (!bytesEqual(request.groupId, group.id)) throw invalidArgument('the request is for another group');
+      if (reported.senderRemoved) return { request, answer: createIntent(group, request.removalMode) };
+      if (request.senderIndex === group.ownLeafIndex) {
+        const own = refusal(() => validateIntent(group, request));
+        return own?.reason === 'stale-leaf' ? { request, answer: createIntent(group, request.removalMode) } : own ? { request, refused: own } : { request, answer: request };
+      }
+      const refused = refusal(() => leavesRemovedBy(group, request));
+      return refused ? { request, refused } : { request, answer: request };
+    });
+}
+
+/** The reported requests of `told`, checked for shape. */
+function requestsOf(told: LeaveRequests): readonly AskedToLeave[] {
+  if (typeof told !== 'object' || told === null) throw invalidArgument('expected a CommitResult, PairedCommit or StagedCommit');
+  const requests = told.askedToLeave ?? [];
+  if (!Array.isArray(requests)) throw invalidArgument('askedToLeave must be an array');
+  for (const r of requests) {
+    if (typeof r !== 'object' || r === null || !(r.payload instanceof Uint8Array) || !Number.isInteger(r.proposalType) || typeof r.senderRemoved !== 'boolean') {
+      throw invalidArgument('askedToLeave holds entries of the wrong shape');
     }
-    return request;
   }
-  let leaves: number[];
+  return requests;
+}
+
+/** The IntentError `check` throws, if any (other errors go on). */
+function refusal(check: () => unknown): IntentError | undefined {
   try {
-    leaves = leavesRemovedBy(group, request);
+    check();
+    return undefined;
   } catch (err) {
-    if (err instanceof IntentError && err.reason === 'unknown-leaf') return createIntent(group, 'senderRemovalOnly');
+    if (err instanceof IntentError) return err;
     throw err;
   }
-  if (!leaves.includes(group.ownLeafIndex)) throw invalidArgument('the request does not remove this member');
-  return request;
 }

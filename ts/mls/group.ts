@@ -9,7 +9,7 @@ import { appDataToCore, commitOptionsToCore, compactResult, proposalToCore, rein
 import { MlsError, invalidArgument } from './errors.js';
 import { Resource } from './resources.js';
 import { toBytes, type BytesLike } from './bytes.js';
-import type { AppDataEntry, CommitOptions, CommitResult, CredentialInfo, GroupState, Member, ProposalInfo, ProposalRequest, ReInitOptions, ReInitState, Sender } from './types.js';
+import type { AppDataEntry, AskedToLeave, CommitOptions, CommitResult, CredentialInfo, GroupState, Member, ProposalInfo, ProposalRequest, ReInitOptions, ReInitState, Sender } from './types.js';
 import { checkList, composeChecks, layerDefaultChecks, runChecks, type HandshakeReport, type ProcessCheck, type SignerDevice } from './checks.js';
 import { decodeApplication } from './application-result.js';
 
@@ -96,6 +96,13 @@ export class StagedCommit extends Resource<StagedCommitHandle> {
   readonly selfRemoved: boolean;
   /** Leaves the commit's LeafOperationProposals remove. */
   readonly impliedRemoves: readonly number[];
+  /**
+   * Pending requests to remove this member (custom proposals by reference
+   * the client's expander says remove it, e.g. its own user's
+   * LeafOperationIntent) that the commit does not carry; the new epoch
+   * drops them (docs/PROTOCOL.md §5.4). Absent when there are none.
+   */
+  readonly askedToLeave: readonly AskedToLeave[] | undefined;
   readonly #group: Group;
 
   /** @internal */
@@ -110,6 +117,7 @@ export class StagedCommit extends Resource<StagedCommitHandle> {
     this.pathCredential = view.pathCredential ?? undefined;
     this.selfRemoved = view.selfRemoved;
     this.impliedRemoves = view.impliedRemoves;
+    this.askedToLeave = view.askedToLeave?.length ? view.askedToLeave : undefined;
   }
 
   get adds() {

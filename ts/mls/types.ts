@@ -15,6 +15,8 @@ export type Member = Core.Member;
 export type KeyPackageInfo = Core.KeyPackageInfo;
 /** A commit to send, with the Welcome for added members (and a `vcDetached` commit's derivation info). */
 export type CommitResult = Core.CommitResult;
+/** A pending request to remove this member that a commit did not carry (`CommitResult.askedToLeave`, `StagedCommit.askedToLeave`; docs/PROTOCOL.md §5.4). */
+export type AskedToLeave = Core.AskedToLeave;
 /** A snapshot of a group's public state (id, epoch, ciphersuite, own leaf, members, pending work). */
 export type GroupState = Core.GroupState;
 /** Wire format of an MLSMessage (RFC 9420 §6) as `inspectMessage` reports it: 'public' | 'private' | 'welcome' | 'group_info' | 'key_package' (| 'other', one the engine does not name); a wasm-bindgen string enum in crates/core/src/client.rs. */

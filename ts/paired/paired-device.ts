@@ -70,7 +70,7 @@ export interface PairedCommit {
    * Pending custom proposals that remove the anchor, left out of this
    * commit, as `CommitResult.askedToLeave` (e.g. a LeafOperationIntent of
    * the anchor's user asking its devices to leave; docs/PROTOCOL.md §5.4,
-   * `leaveRequestsIn` and `leaveAnswer` in paired-mls/intents). Absent when
+   * `leaveRequestsIn` and `leaveAnswers` in paired-mls/intents). Absent when
    * there are none.
    */
   askedToLeave?: CommitResult['askedToLeave'];

@@ -359,30 +359,51 @@ pub(crate) fn stage_commit(
 
 /// The custom proposals received by reference that remove this member
 /// (the client's expander, e.g. a LeafOperationIntent of its own user's
-/// `remove_associated_members`): no commit may remove its committer (RFC
-/// 9420 §12.2), so the engine leaves them out of this member's own commits
-/// (docs/ENGINE.md change 29), and the new epoch drops them with every
-/// pending proposal; `CommitResult.askedToLeave` tells the application
-/// that this member was asked to leave (docs/PROTOCOL.md §5.4). One the
-/// expander now refuses is not reported; one proposed twice (by two
-/// members) is reported once.
-pub(crate) fn pending_removals_of_committer(group: &MlsGroup, expander: &dyn openmls::group::ProposalExpander) -> Vec<inspect::CustomProposalView> {
+/// `remove_associated_members`, or its own intent), each once, with the
+/// leaf it is bound to (an intent's sender). Read from the proposal store
+/// before a commit consumes it. One the expander now refuses is not
+/// counted.
+pub(crate) fn pending_removals_of_self(group: &MlsGroup, expander: &dyn openmls::group::ProposalExpander) -> Vec<(CustomProposal, Option<LeafNodeIndex>)> {
     let own = group.own_leaf_index();
-    let mut asked: Vec<&CustomProposal> = Vec::new();
+    let mut asked: Vec<(CustomProposal, Option<LeafNodeIndex>)> = Vec::new();
     for queued in group.pending_proposals().filter(|q| q.proposal_or_ref_type() == ProposalOrRefType::Reference) {
         let Proposal::Custom(custom) = queued.proposal() else { continue };
         let removes_own = matches!(expander.removed_leaves(group.public_group(), custom), Ok(Some(leaves)) if leaves.contains(&own));
-        if removes_own && !asked.iter().any(|seen| seen.proposal_type() == custom.proposal_type() && seen.payload() == custom.payload()) {
-            asked.push(custom);
+        if removes_own && !asked.iter().any(|(seen, _)| seen.proposal_type() == custom.proposal_type() && seen.payload() == custom.payload()) {
+            asked.push(((**custom).clone(), expander.bound_leaf(group.public_group(), custom)));
         }
     }
-    asked.into_iter().map(|custom| inspect::CustomProposalView::new(custom.proposal_type(), custom.payload())).collect()
+    asked
 }
 
-/// Encode the outputs of a commit as a JS object (`asked_to_leave`:
-/// [`pending_removals_of_committer`], empty for commits that consume no
-/// proposal store).
-pub(crate) fn commit_output(group: &mut MlsGroup, provider: &Provider, mut bundle: CommitMessageBundle, asked_to_leave: Vec<inspect::CustomProposalView>) -> CoreResult<JsValue> {
+/// Of `pending` (`pending_removals_of_self`), the requests to remove this
+/// member that `staged` (this member's own commit, or one it received)
+/// does not carry: the new epoch drops every pending proposal, so the
+/// member is told (`askedToLeave`, docs/PROTOCOL.md §5.4), with whether the
+/// commit removes the request's sender and the epoch to answer in. None
+/// when the commit removes this member. A committer's own commit never
+/// carries them: no commit may remove its committer (RFC 9420 §12.2).
+pub(crate) fn asked_to_leave(pending: Vec<(CustomProposal, Option<LeafNodeIndex>)>, staged: &StagedCommit) -> Vec<inspect::AskedToLeaveView> {
+    if pending.is_empty() || staged.self_removed() {
+        return Vec::new();
+    }
+    let removed: Vec<LeafNodeIndex> = staged.remove_proposals().map(|r| r.remove_proposal().removed()).chain(staged.implied_removes().iter().copied()).collect();
+    let carried = |asked: &CustomProposal| {
+        staged.queued_proposals().any(|q| matches!(q.proposal(), Proposal::Custom(c) if c.proposal_type() == asked.proposal_type() && c.payload() == asked.payload()))
+    };
+    let epoch = staged.group_context().epoch().as_u64();
+    pending
+        .into_iter()
+        .filter(|(asked, _)| !carried(asked))
+        .map(|(asked, bound)| inspect::AskedToLeaveView::new(asked.proposal_type(), asked.payload(), bound.is_some_and(|leaf| removed.contains(&leaf)), epoch))
+        .collect()
+}
+
+/// Encode the outputs of a commit as a JS object (`pending_requests`:
+/// [`pending_removals_of_self`] read before the commit was built).
+pub(crate) fn commit_output(group: &mut MlsGroup, provider: &Provider, mut bundle: CommitMessageBundle, pending_requests: Vec<(CustomProposal, Option<LeafNodeIndex>)>) -> CoreResult<JsValue> {
+    let staged = group.pending_commit().ok_or_else(|| CoreError::new(Code::Internal, "a staged commit has no pending commit"))?;
+    let asked_to_leave = asked_to_leave(pending_requests, staged);
     if let Some(confirmation) = bundle.take_confirmation() {
         group
             .confirm_handshake_message(provider.storage(), confirmation.epoch, confirmation.generation)
@@ -648,7 +669,7 @@ impl Client {
             // Read before the builder consumes the proposal store. Whether
             // or not this commit takes pending proposals, the new epoch
             // drops them, so the request is reported either way.
-            let asked_to_leave = pending_removals_of_committer(group, expander.as_ref());
+            let asked_to_leave = pending_removals_of_self(group, expander.as_ref());
             if let Some(aad) = &spec.aad {
                 group.set_aad(aad.to_vec());
             }
@@ -876,6 +897,7 @@ impl Client {
         }
         let message_epoch = protocol_message.epoch().as_u64();
         let hooks = self.hooks;
+        let expander = self.expander();
         // A refused message (tampered, replayed, too old: anyone on the
         // network can send one) leaves the cached group in place.
         let (result, handle) = self.with_group_unsigned_reaching(Reach::GroupUnlessUnwritten(group_id), group_id, |group, provider| {
@@ -934,7 +956,8 @@ impl Client {
                         Some(_) => (hooks.commit_digest)(provider, &staged)?,
                         None => Vec::new(),
                     };
-                    let summary = inspect::staged_commit(&sender, epoch, &staged, aad, digest, devices)?;
+                    let asked = asked_to_leave(pending_removals_of_self(group, expander.as_ref()), &staged);
+                    let summary = inspect::staged_commit(&sender, epoch, &staged, aad, digest, devices, asked)?;
                     Ok((summary, Some(StagedCommitHandle { group_id: group_id.to_vec(), staged: Some(staged), stash, stash_base, processed: None })))
                 }
                 ProcessedMessageContent::OwnPendingCommit => Ok((inspect::own(&sender, epoch, "ownCommit")?, None)),

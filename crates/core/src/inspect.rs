@@ -193,25 +193,31 @@ struct CommitResult {
     /// (docs/PROTOCOL.md §5.4: what the member does about them).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     #[tsify(optional)]
-    asked_to_leave: Vec<CustomProposalView>,
+    asked_to_leave: Vec<AskedToLeaveView>,
 }
 
-/// A custom proposal (RFC 9420 §13.5): its type and body.
+/// A request to remove this member that a commit did not carry, though it
+/// was pending (`askedToLeave`, docs/PROTOCOL.md §5.4): the custom proposal,
+/// whether the commit removes the leaf the proposal is bound to (an
+/// intent's sender), and the epoch after the commit, in which to answer.
 #[derive(Serialize, Tsify)]
 #[serde(rename_all = "camelCase")]
-pub struct CustomProposalView {
+#[tsify(rename = "AskedToLeave")]
+pub struct AskedToLeaveView {
     proposal_type: u16,
     #[tsify(type = "Uint8Array")]
     payload: ByteBuf,
+    sender_removed: bool,
+    epoch: u64,
 }
 
-impl CustomProposalView {
-    pub fn new(proposal_type: u16, payload: &[u8]) -> Self {
-        CustomProposalView { proposal_type, payload: bytes(payload) }
+impl AskedToLeaveView {
+    pub fn new(proposal_type: u16, payload: &[u8], sender_removed: bool, epoch: u64) -> Self {
+        AskedToLeaveView { proposal_type, payload: bytes(payload), sender_removed, epoch }
     }
 }
 
-pub fn commit_output(commit: Vec<u8>, welcome: Option<Vec<u8>>, group_info: Option<Vec<u8>>, vc_derivation_info: Option<Vec<u8>>, asked_to_leave: Vec<CustomProposalView>) -> CoreResult<JsValue> {
+pub fn commit_output(commit: Vec<u8>, welcome: Option<Vec<u8>>, group_info: Option<Vec<u8>>, vc_derivation_info: Option<Vec<u8>>, asked_to_leave: Vec<AskedToLeaveView>) -> CoreResult<JsValue> {
     to_js(&CommitResult {
         commit: ByteBuf::from(commit),
         welcome: welcome.map(ByteBuf::from),
@@ -562,6 +568,11 @@ struct StagedCommitView {
     content_digest: ByteBuf,
     #[tsify(optional)]
     authorizing_devices: Option<AuthorizingDevices>,
+    /// Pending requests to remove this member the commit does not carry
+    /// (as `CommitResult.askedToLeave`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[tsify(optional)]
+    asked_to_leave: Vec<AskedToLeaveView>,
 }
 
 pub fn staged_commit(
@@ -571,6 +582,7 @@ pub fn staged_commit(
     aad: Vec<u8>,
     content_digest: Vec<u8>,
     devices: Option<(u32, Vec<u8>)>,
+    asked_to_leave: Vec<AskedToLeaveView>,
 ) -> CoreResult<JsValue> {
     let proposals = staged
         .queued_proposals()
@@ -589,6 +601,7 @@ pub fn staged_commit(
         aad: ByteBuf::from(aad),
         content_digest: ByteBuf::from(content_digest),
         authorizing_devices: authorizing(devices),
+        asked_to_leave,
     };
     to_js(&view)
 }

@@ -317,7 +317,7 @@ impl Client {
                 group.set_aad(aad.to_vec());
             }
             // The ReInit goes alone; the user's pending leave is dropped with the epoch, so it is reported.
-            let asked_to_leave = crate::group::pending_removals_of_committer(group, expander.as_ref());
+            let asked_to_leave = crate::group::pending_removals_of_self(group, expander.as_ref());
             let builder = group.commit_builder().consume_proposal_store(false).add_proposal(Proposal::ReInit(Box::new(reinit)));
             let bundle = crate::group::stage_commit(builder, provider, signer, false)?;
             crate::group::commit_output(group, provider, bundle, asked_to_leave)
