@@ -160,7 +160,7 @@ if (run.status !== 0 && failed + unitFailed === 0) {
   console.log(run.out.split('\n').slice(-40).join('\n'));
   failed++;
 }
-// The integration test of the proposal-expansion changes (6–8, 10, 29, 32 in
+// The integration test of the proposal-expansion changes (6–8, 10, 29, 32, 35, 36 in
 // docs/ENGINE.md): the crate's public API only, a `[[test]]` of its own.
 const expansionRun = cargo(['test', '--manifest-path', join(crate, 'Cargo.toml'), '--features', FEATURES, '--test', 'proposal_expansion']);
 const expansionTests = results(expansionRun.out);
@@ -177,7 +177,7 @@ if (expansionRun.status !== 0 && expansionFailed === 0) {
   console.log(expansionRun.out.split('\n').slice(-40).join('\n'));
   expansionFailed++;
 }
-console.log(`integration test of the proposal-expansion changes 6–8, 10, 29, 32 (tests/proposal_expansion.rs): ${expansionPassed} passed, ${expansionFailed} failed`);
+console.log(`integration test of the proposal-expansion changes 6–8, 10, 29, 32, 35, 36 (tests/proposal_expansion.rs): ${expansionPassed} passed, ${expansionFailed} failed`);
 unitPassed += expansionPassed;
 unitFailed += expansionFailed;
 // The dalek patches in vendor/curve25519-dalek

@@ -77,7 +77,7 @@ describe('a member asked to leave by its own user is told', () => {
 
     const result = await phone.commit({ includePending: true });
     // The exact proposal, that its sender goes with this commit, and the epoch to answer in.
-    expect(result.askedToLeave).toEqual([{ proposalType: 0xf1a0, payload: encodeIntent(leave), senderRemoved: true, epoch: phone.epoch + 1 }]);
+    expect(result.askedToLeave).toEqual([{ proposalType: 0xf1a0, payload: encodeIntent(leave), senderRemoved: true, epoch: phone.epoch + 1, epochAuthenticator: expect.any(Uint8Array) }]);
     expect(leaveRequestsIn(result)).toEqual([leave]);
     // Not before the commit is merged.
     expect(thrown(() => leaveAnswers(phone, result))).toMatchObject({ code: 'INVALID_ARGUMENT' });
@@ -199,7 +199,7 @@ describe('a member asked to leave by its own user is told', () => {
     await w.bob.group!.mergePendingCommit();
     const received = await phone.process(commit);
     if (received.kind !== 'commit') throw new Error('not a commit');
-    expect(received.staged.askedToLeave).toEqual([{ proposalType: 0xf1a0, payload: encodeIntent(leave), senderRemoved: true, epoch: received.staged.newEpoch }]);
+    expect(received.staged.askedToLeave).toEqual([{ proposalType: 0xf1a0, payload: encodeIntent(leave), senderRemoved: true, epoch: received.staged.newEpoch, epochAuthenticator: expect.any(Uint8Array) }]);
     await received.staged.merge();
     await deliver(commit, [w.carol, w.dave]);
     // eve took alice's leaf: the request is stale there, but its sender was removed.
@@ -229,10 +229,81 @@ describe('a member asked to leave by its own user is told', () => {
     expect((err as IntentError).reason).toBe('malformed');
     const rejected = await proposeIntent(phone, bogus).then(() => undefined, (e: unknown) => e);
     expect((rejected as IntentError).reason).toBe('malformed');
-    for (const told of [null, { askedToLeave: 'x' }, { askedToLeave: [{}] }, { askedToLeave: [{ proposalType: 0xf1a0, payload, senderRemoved: false, epoch: phone.epoch + 3 }] }]) {
+    // Only a report this library made: a hand-made one, even of the right
+    // shape and epoch, would have the phone sign a leave for it.
+    const handMade = { askedToLeave: [{ proposalType: 0xf1a0, payload, senderRemoved: true, epoch: phone.epoch, epochAuthenticator: phone.epochAuthenticator() }] };
+    for (const told of [null, { askedToLeave: 'x' }, { askedToLeave: [{}] }, handMade]) {
       expect(thrown(() => leaveAnswers(phone, told as unknown as LeaveRequests))).toMatchObject({ code: 'INVALID_ARGUMENT' });
     }
     expect(leaveAnswers(phone, {})).toEqual([]);
+  });
+
+  it("a thief with a copy of the phone's old key signs a wide leave as the phone; the phone rotates its key: its own request is not made again (bad-signature)", async () => {
+    const w = await world();
+    const phone = w.alicePhone.group!;
+    const forged = createIntent(phone, 'removeAssociatedMembers'); // what a thief holding the old key can sign
+    await deliver(await proposeIntent(w.carol.group!, forged), w.all.filter((m) => m !== w.carol));
+    const fresh = await w.alicePhone.client.createIdentity('alice', 1);
+    const result = await phone.commit({ includePending: true, newSigner: { identity: fresh.identity, signaturePublicKey: fresh.signaturePublicKey } });
+    expect(leaveRequestsIn(result)).toEqual([forged]);
+    // A report cannot be edited into another answer: it is frozen.
+    expect(() => Object.assign(result.askedToLeave![0]!, { senderRemoved: true })).toThrow(TypeError);
+    await phone.mergePendingCommit();
+    await deliver(result.commit, w.all.filter((m) => m !== w.alicePhone));
+    const [entry] = leaveAnswers(phone, result);
+    expect(entry!.answer).toBeUndefined();
+    expect(entry!.refused).toBeInstanceOf(IntentError);
+    expect(entry!.refused!.reason).toBe('bad-signature');
+    expect(names(w.dave.group!)).toHaveLength(5);
+    await commitPending(w.dave, w.all.filter((m) => m !== w.dave));
+    expectInSync(w.all);
+  });
+
+  it("alice leaves by SelfRemove while her wide leave is pending: her sender counts as removed, and the phone asks to leave with her other devices", async () => {
+    const w = await world('mixed-plaintext');
+    const leave = createIntent(w.alice.group!, 'removeAssociatedMembers');
+    await deliver(await proposeIntent(w.carol.group!, leave), w.all.filter((m) => m !== w.carol));
+    await deliver(await w.alice.group!.leave(), w.all.filter((m) => m !== w.alice));
+    const phone = w.alicePhone.group!;
+    const result = await phone.commit({ includePending: true });
+    expect(result.askedToLeave?.map((r) => r.senderRemoved)).toEqual([true]);
+    await phone.mergePendingCommit();
+    await deliver(result.commit, [w.bob, w.carol, w.dave]);
+    expect(names(w.dave.group!)).toEqual(['alice', 'bob', 'carol', 'dave']);
+    const answer = onlyAnswer(w.alicePhone, result);
+    expect(answer.removalMode).toBe('removeAssociatedMembers');
+    await deliver(await proposeIntent(phone, answer), [w.bob, w.carol, w.dave]);
+    await commitPending(w.bob, [w.carol, w.dave]);
+    expect(names(w.dave.group!)).toEqual(['bob', 'carol', 'dave']);
+    expectInSync([w.bob, w.carol, w.dave]);
+  });
+
+  it("a report of a commit that lost its epoch is answered as late, from the tree (alice is still there: the request itself); a report answered after a later commit too", async () => {
+    const w = await world();
+    const leave = createIntent(w.alice.group!, 'removeAssociatedMembers');
+    await deliver(await proposeIntent(w.carol.group!, leave), w.all.filter((m) => m !== w.carol));
+    await deliver(await w.bob.group!.propose({ type: 'remove', leafIndex: w.alice.group!.ownLeafIndex }), w.all.filter((m) => m !== w.bob));
+    const phone = w.alicePhone.group!;
+    const lost = await phone.commit({ includePending: true });
+    expect(lost.askedToLeave?.map((r) => r.senderRemoved)).toEqual([true]);
+    await phone.clearPendingCommit();
+    // dave's update wins the epoch (it takes no pending proposals).
+    const { commit } = await w.dave.group!.commit({ includePending: false, selfUpdate: true });
+    await w.dave.group!.mergePendingCommit();
+    const received = await phone.process(commit);
+    if (received.kind !== 'commit') throw new Error('not a commit');
+    expect(received.staged.askedToLeave?.map((r) => r.senderRemoved)).toEqual([false]);
+    await received.staged.merge();
+    await deliver(commit, [w.alice, w.bob, w.carol]);
+    // Same epoch number, another epoch: not "alice is gone".
+    expect(onlyAnswer(w.alicePhone, lost)).toEqual(leave);
+    // The winning commit's report, answered after one more commit: still the request, still valid.
+    await commitPending(w.bob, [w.alice, w.alicePhone, w.carol, w.dave]);
+    expect(onlyAnswer(w.alicePhone, received.staged)).toEqual(leave);
+    await deliver(await proposeIntent(phone, leave), w.all.filter((m) => m !== w.alicePhone));
+    await commitPending(w.carol, [w.bob, w.dave]);
+    expect(names(w.dave.group!)).toEqual(['bob', 'carol', 'dave']);
+    expectInSync([w.bob, w.carol, w.dave]);
   });
 
   it.each(['hidden', 'standard'] as const)('a paired anchor (%s mode): PairedCommit carries the report, and the active device proposes the answer for the anchor', async (mode) => {

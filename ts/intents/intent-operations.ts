@@ -24,6 +24,7 @@ import {
   type RemovalMode,
 } from './leaf-operation-intent.js';
 import { IntentError } from './intent-error.js';
+import { isReported } from '../mls/asked-to-leave.js';
 
 interface LeafInfo {
   ref: Uint8Array;
@@ -166,60 +167,72 @@ export interface LeaveAnswer {
   request: LeafOperationIntent;
   /** The intent to propose (`proposeIntent`, or a paired device's `propose`), for another member to commit. */
   answer?: LeafOperationIntent;
-  /** Why there is none: the request no longer says what its user wants (its sender's leaf changed, `stale-leaf`); asking is the application's. */
+  /**
+   * Why there is none: the request no longer says what its user wants (its
+   * sender's leaf changed: `stale-leaf`; its sender is gone: `unknown-leaf`;
+   * this member's own request, not signed by its current key:
+   * `bad-signature`); asking is the application's. Neither `answer` nor
+   * `refused`: the request is valid but no longer covers this member.
+   */
   refused?: IntentError;
 }
 
 /**
  * What this member proposes, for another member to commit, about each
- * request `told` reports (`leaveRequestsIn`), in the epoch right after
- * the commit that reported them (merge it first; `INVALID_ARGUMENT`
- * otherwise). The requests are the ones the engine checked and reported,
- * never an intent handed in from elsewhere:
+ * request `told` reports (`leaveRequestsIn`). `told` must be the report
+ * this library made (`INVALID_ARGUMENT` for an object of the same shape
+ * built or relayed elsewhere), and the commit that reported it merged
+ * (`INVALID_ARGUMENT` before). In the epoch that commit made:
  *
- * - its sender still there and the request still valid: the request
- *   itself, proposed again, so its sender and every device it covers go
- *   together. Leaving alone instead would split the user's leave, and its
- *   sender (perhaps a stolen device that made the request) would stay;
- * - its sender removed by that commit: this member's own intent in the
- *   same mode (a `removeAssociatedMembers` one covers whatever devices the
- *   user has now, a thief's new leaf too);
- * - this member's own request, made stale by its own commit's new leaf:
- *   made again from the current leaf, same mode;
- * - otherwise (the sender's leaf changed in that commit, `stale-leaf`) no
- *   answer but `refused`.
+ * - its sender removed by that commit (a Remove, a leave, its SelfRemove):
+ *   this member's own intent in the request's mode (a
+ *   `removeAssociatedMembers` one covers whatever devices the user has
+ *   now, a thief's new leaf too);
+ * - this member's own request, made stale by that commit's new leaf:
+ *   made again from the current leaf, same mode, only if the request was
+ *   signed by this member's current signature key (one signed by an older
+ *   key, which a thief may hold, is `refused` `bad-signature`);
+ * - otherwise, and in any later epoch: the request itself while it is
+ *   valid and covers this member, proposed again, so its sender and every
+ *   device it covers go together. Leaving alone instead would split the
+ *   user's leave, and its sender (perhaps a stolen device that made the
+ *   request) would stay. Else `refused` with the reason.
  */
 export function leaveAnswers(group: Group, told: LeaveRequests): LeaveAnswer[] {
-  const requests = requestsOf(told);
+  const requests = requestsOf(told).filter((r) => r.proposalType === LEAF_OPERATION_PROPOSAL_TYPE);
   const intents = intentsAmong(requests);
-  return requests
-    .filter((r) => r.proposalType === LEAF_OPERATION_PROPOSAL_TYPE)
-    .map((reported, i) => {
-      const request = intents[i]!;
-      if (!Number.isSafeInteger(reported.epoch) || reported.epoch !== group.epoch) {
-        throw invalidArgument(`answer in epoch ${String(reported.epoch)}, the one after the commit that reported the request (the group is in ${group.epoch})`);
-      }
-      if (!bytesEqual(request.groupId, group.id)) throw invalidArgument('the request is for another group');
-      if (reported.senderRemoved) return { request, answer: createIntent(group, request.removalMode) };
-      if (request.senderIndex === group.ownLeafIndex) {
-        const own = refusal(() => validateIntent(group, request));
-        return own?.reason === 'stale-leaf' ? { request, answer: createIntent(group, request.removalMode) } : own ? { request, refused: own } : { request, answer: request };
-      }
-      const refused = refusal(() => leavesRemovedBy(group, request));
-      return refused ? { request, refused } : { request, answer: request };
-    });
+  return requests.map((reported, i) => {
+    const request = intents[i]!;
+    if (group.epoch < reported.epoch) throw invalidArgument(`merge the commit that reported the request first (epoch ${reported.epoch}; the group is in ${group.epoch})`);
+    if (!bytesEqual(request.groupId, group.id)) throw invalidArgument('the request is for another group');
+    const inItsEpoch = group.epoch === reported.epoch && bytesEqual(group.epochAuthenticator(), reported.epochAuthenticator);
+    if (inItsEpoch && reported.senderRemoved) return { request, answer: createIntent(group, request.removalMode) };
+    if (inItsEpoch && request.senderIndex === group.ownLeafIndex) {
+      const own = refusal(() => validateIntent(group, request));
+      if (own?.reason !== 'stale-leaf') return own ? { request, refused: own } : { request, answer: request };
+      return signedByOwnKey(group, request)
+        ? { request, answer: createIntent(group, request.removalMode) }
+        : { request, refused: new IntentError('bad-signature', "this member's own request was not signed by its current signature key") };
+    }
+    let leaves: number[] = [];
+    const refused = refusal(() => (leaves = leavesRemovedBy(group, request)));
+    if (refused) return { request, refused };
+    return leaves.includes(group.ownLeafIndex) ? { request, answer: request } : { request };
+  });
 }
 
-/** The reported requests of `told`, checked for shape. */
+/** Whether `request` verifies under this member's current signature key. */
+function signedByOwnKey(group: Group, request: LeafOperationIntent): boolean {
+  const own = group.members().find((m) => m.leafIndex === group.ownLeafIndex);
+  return own !== undefined && group.client.verifyWithLabel(group.state().ciphersuite, own.signatureKey, INTENT_SIGNATURE_LABEL, encodeIntentTbs(request), request.signature);
+}
+
+/** The requests `told` reports: a list this library made, or none. */
 function requestsOf(told: LeaveRequests): readonly AskedToLeave[] {
   if (typeof told !== 'object' || told === null) throw invalidArgument('expected a CommitResult, PairedCommit or StagedCommit');
-  const requests = told.askedToLeave ?? [];
-  if (!Array.isArray(requests)) throw invalidArgument('askedToLeave must be an array');
-  for (const r of requests) {
-    if (typeof r !== 'object' || r === null || !(r.payload instanceof Uint8Array) || !Number.isInteger(r.proposalType) || typeof r.senderRemoved !== 'boolean') {
-      throw invalidArgument('askedToLeave holds entries of the wrong shape');
-    }
-  }
+  const requests = told.askedToLeave;
+  if (requests === undefined) return [];
+  if (!isReported(requests)) throw invalidArgument('askedToLeave is not a report of this library (a CommitResult, PairedCommit or StagedCommit of this client)');
   return requests;
 }
 

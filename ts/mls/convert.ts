@@ -4,6 +4,7 @@
  * src/config.rs, group.rs, app_data.rs), so a field the core does not
  * take fails the type check here.
  */
+import { markReported } from './asked-to-leave.js';
 import type { AppDataEntry, CommitOptions, CommitResult, GroupContextExtensions, GroupOptions, JoinOptions, ProposalRequest, ReInitOptions } from './types.js';
 import { invalidArgument } from './errors.js';
 import type * as Core from '../../pkg/paired_mls_core.js';
@@ -118,7 +119,8 @@ export function compactResult(out: CommitResult): CommitResult {
   if (out.welcome) result.welcome = out.welcome;
   if (out.groupInfo) result.groupInfo = out.groupInfo;
   if (out.vcDerivationInfo) result.vcDerivationInfo = out.vcDerivationInfo;
-  if (out.askedToLeave?.length) result.askedToLeave = out.askedToLeave;
+  const asked = markReported(out.askedToLeave);
+  if (asked) result.askedToLeave = asked as CommitResult['askedToLeave'];
   return result;
 }
 

@@ -12,6 +12,7 @@ import { toBytes, type BytesLike } from './bytes.js';
 import type { AppDataEntry, AskedToLeave, CommitOptions, CommitResult, CredentialInfo, GroupState, Member, ProposalInfo, ProposalRequest, ReInitOptions, ReInitState, Sender } from './types.js';
 import { checkList, composeChecks, layerDefaultChecks, runChecks, type HandshakeReport, type ProcessCheck, type SignerDevice } from './checks.js';
 import { decodeApplication } from './application-result.js';
+import { markReported } from './asked-to-leave.js';
 
 /** A decrypted application message (`kind: 'application'`, sender, epoch, data, aad). */
 export type ApplicationMessage = Core.ApplicationMessage;
@@ -117,7 +118,7 @@ export class StagedCommit extends Resource<StagedCommitHandle> {
     this.pathCredential = view.pathCredential ?? undefined;
     this.selfRemoved = view.selfRemoved;
     this.impliedRemoves = view.impliedRemoves;
-    this.askedToLeave = view.askedToLeave?.length ? view.askedToLeave : undefined;
+    this.askedToLeave = markReported(view.askedToLeave);
   }
 
   get adds() {

@@ -362,14 +362,28 @@ pub(crate) fn stage_commit(
 /// `remove_associated_members`, or its own intent), each once, with the
 /// leaf it is bound to (an intent's sender). Read from the proposal store
 /// before a commit consumes it. One the expander now refuses is not
-/// counted.
-pub(crate) fn pending_removals_of_self(group: &MlsGroup, expander: &dyn openmls::group::ProposalExpander) -> Vec<(CustomProposal, Option<LeafNodeIndex>)> {
+/// counted. The expander is made (`expander`) only when a custom proposal
+/// is pending: not for every message a member processes.
+pub(crate) fn pending_removals_of_self(group: &MlsGroup, expander: impl FnOnce() -> std::sync::Arc<dyn openmls::group::ProposalExpander>) -> Vec<(CustomProposal, Option<LeafNodeIndex>)> {
+    let mut customs = group
+        .pending_proposals()
+        .filter(|q| q.proposal_or_ref_type() == ProposalOrRefType::Reference)
+        .filter_map(|q| match q.proposal() {
+            Proposal::Custom(custom) => Some(custom),
+            _ => None,
+        })
+        .peekable();
+    if customs.peek().is_none() {
+        return Vec::new();
+    }
+    let expander = expander();
     let own = group.own_leaf_index();
     let mut asked: Vec<(CustomProposal, Option<LeafNodeIndex>)> = Vec::new();
-    for queued in group.pending_proposals().filter(|q| q.proposal_or_ref_type() == ProposalOrRefType::Reference) {
-        let Proposal::Custom(custom) = queued.proposal() else { continue };
-        let removes_own = matches!(expander.removed_leaves(group.public_group(), custom), Ok(Some(leaves)) if leaves.contains(&own));
-        if removes_own && !asked.iter().any(|(seen, _)| seen.proposal_type() == custom.proposal_type() && seen.payload() == custom.payload()) {
+    for custom in customs {
+        if asked.iter().any(|(seen, _)| seen.proposal_type() == custom.proposal_type() && seen.payload() == custom.payload()) {
+            continue;
+        }
+        if matches!(expander.removed_leaves(group.public_group(), custom), Ok(Some(leaves)) if leaves.contains(&own)) {
             asked.push(((**custom).clone(), expander.bound_leaf(group.public_group(), custom)));
         }
     }
@@ -380,22 +394,33 @@ pub(crate) fn pending_removals_of_self(group: &MlsGroup, expander: &dyn openmls:
 /// member that `staged` (this member's own commit, or one it received)
 /// does not carry: the new epoch drops every pending proposal, so the
 /// member is told (`askedToLeave`, docs/PROTOCOL.md §5.4), with whether the
-/// commit removes the request's sender and the epoch to answer in. None
-/// when the commit removes this member. A committer's own commit never
+/// commit removes the request's sender (a Remove, a custom proposal's
+/// removal or its own SelfRemove) and the epoch to answer in (its number
+/// and authenticator). None when the commit removes this member. A committer's own commit never
 /// carries them: no commit may remove its committer (RFC 9420 §12.2).
 pub(crate) fn asked_to_leave(pending: Vec<(CustomProposal, Option<LeafNodeIndex>)>, staged: &StagedCommit) -> Vec<inspect::AskedToLeaveView> {
     if pending.is_empty() || staged.self_removed() {
         return Vec::new();
     }
-    let removed: Vec<LeafNodeIndex> = staged.remove_proposals().map(|r| r.remove_proposal().removed()).chain(staged.implied_removes().iter().copied()).collect();
+    // Removes, the leaves of custom proposals, and SelfRemoves' senders.
+    let self_removes = staged.queued_proposals().filter_map(|q| match (q.proposal(), q.sender()) {
+        (Proposal::SelfRemove, Sender::Member(leaf)) => Some(*leaf),
+        _ => None,
+    });
+    let removed: Vec<LeafNodeIndex> =
+        staged.remove_proposals().map(|r| r.remove_proposal().removed()).chain(staged.implied_removes().iter().copied()).chain(self_removes).collect();
     let carried = |asked: &CustomProposal| {
         staged.queued_proposals().any(|q| matches!(q.proposal(), Proposal::Custom(c) if c.proposal_type() == asked.proposal_type() && c.payload() == asked.payload()))
     };
     let epoch = staged.group_context().epoch().as_u64();
+    let authenticator = staged.epoch_authenticator().map(|a| a.as_slice().to_vec()).unwrap_or_default();
     pending
         .into_iter()
         .filter(|(asked, _)| !carried(asked))
-        .map(|(asked, bound)| inspect::AskedToLeaveView::new(asked.proposal_type(), asked.payload(), bound.is_some_and(|leaf| removed.contains(&leaf)), epoch))
+        .map(|(asked, bound)| {
+            let sender_removed = bound.is_some_and(|leaf| removed.contains(&leaf));
+            inspect::AskedToLeaveView::new(asked.proposal_type(), asked.payload(), sender_removed, epoch, &authenticator)
+        })
         .collect()
 }
 
@@ -663,13 +688,13 @@ impl Client {
             }
             None => None,
         };
-        let expander = self.expander();
+        let (make_expander, slot) = (self.hooks.expander, self.association_slot);
         let result = self.with_group(group_id, |group, provider, signer| {
             let cs = group.ciphersuite();
             // Read before the builder consumes the proposal store. Whether
             // or not this commit takes pending proposals, the new epoch
             // drops them, so the request is reported either way.
-            let asked_to_leave = pending_removals_of_self(group, expander.as_ref());
+            let asked_to_leave = pending_removals_of_self(group, || make_expander(slot));
             if let Some(aad) = &spec.aad {
                 group.set_aad(aad.to_vec());
             }
@@ -897,7 +922,7 @@ impl Client {
         }
         let message_epoch = protocol_message.epoch().as_u64();
         let hooks = self.hooks;
-        let expander = self.expander();
+        let slot = self.association_slot;
         // A refused message (tampered, replayed, too old: anyone on the
         // network can send one) leaves the cached group in place.
         let (result, handle) = self.with_group_unsigned_reaching(Reach::GroupUnlessUnwritten(group_id), group_id, |group, provider| {
@@ -956,7 +981,7 @@ impl Client {
                         Some(_) => (hooks.commit_digest)(provider, &staged)?,
                         None => Vec::new(),
                     };
-                    let asked = asked_to_leave(pending_removals_of_self(group, expander.as_ref()), &staged);
+                    let asked = asked_to_leave(pending_removals_of_self(group, || (hooks.expander)(slot)), &staged);
                     let summary = inspect::staged_commit(&sender, epoch, &staged, aad, digest, devices, asked)?;
                     Ok((summary, Some(StagedCommitHandle { group_id: group_id.to_vec(), staged: Some(staged), stash, stash_base, processed: None })))
                 }

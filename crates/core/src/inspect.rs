@@ -199,7 +199,9 @@ struct CommitResult {
 /// A request to remove this member that a commit did not carry, though it
 /// was pending (`askedToLeave`, docs/PROTOCOL.md §5.4): the custom proposal,
 /// whether the commit removes the leaf the proposal is bound to (an
-/// intent's sender), and the epoch after the commit, in which to answer.
+/// intent's sender), and the epoch after the commit, in which to answer
+/// (its number and epoch authenticator: a commit that lost its epoch to
+/// another has the same number, not the same authenticator).
 #[derive(Serialize, Tsify)]
 #[serde(rename_all = "camelCase")]
 #[tsify(rename = "AskedToLeave")]
@@ -209,11 +211,13 @@ pub struct AskedToLeaveView {
     payload: ByteBuf,
     sender_removed: bool,
     epoch: u64,
+    #[tsify(type = "Uint8Array")]
+    epoch_authenticator: ByteBuf,
 }
 
 impl AskedToLeaveView {
-    pub fn new(proposal_type: u16, payload: &[u8], sender_removed: bool, epoch: u64) -> Self {
-        AskedToLeaveView { proposal_type, payload: bytes(payload), sender_removed, epoch }
+    pub fn new(proposal_type: u16, payload: &[u8], sender_removed: bool, epoch: u64, epoch_authenticator: &[u8]) -> Self {
+        AskedToLeaveView { proposal_type, payload: bytes(payload), sender_removed, epoch, epoch_authenticator: bytes(epoch_authenticator) }
     }
 }
 

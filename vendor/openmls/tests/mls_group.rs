@@ -334,23 +334,14 @@ fn mls_duplicate_signature_key_detection_different_key_package() {
         // Ensure that there are the correct number of pending proposals
         assert_eq!(alice_group.pending_proposals().count(), 3);
 
-        // Create commit
-        use openmls::group::{
-            CommitToPendingProposalsError, CreateCommitError, ProposalValidationError,
-        };
-
-        // Check we receive the correct error when creating commit
-        match alice_group.commit_to_pending_proposals(alice_provider, &alice_signer) {
-            // correct case
-            Err(CommitToPendingProposalsError::CreateCommitError(
-                CreateCommitError::ProposalValidationError(
-                    ProposalValidationError::DuplicateSignatureKey,
-                ),
-            )) => (),
-            // incorrect cases
-            Err(e) => panic!("Wrong error type returned: {e:?}."),
-            Ok(e) => panic!("Creating commit should fail: {e:?}"),
-        }
+        // Create commit: the second Add of Bob's signature key is left out
+        // of the commit, not failing it.
+        alice_group
+            .commit_to_pending_proposals(alice_provider, &alice_signer)
+            .expect("a commit of the Remove and one Add");
+        let staged = alice_group.pending_commit().unwrap();
+        assert_eq!(staged.remove_proposals().count(), 1);
+        assert_eq!(staged.add_proposals().count(), 1);
     }
 }
 
@@ -1783,11 +1774,18 @@ fn group_context_extensions_proposal() {
 
     assert_eq!(alice_group.pending_proposals().count(), 2);
 
+    // The second is left out of the commit, not failing it.
     alice_group
         .commit_to_pending_proposals(alice_provider, &alice_signer)
-        .expect_err(
-            "expected error when committing to multiple group context extensions proposals",
-        );
+        .expect("a commit of the first group context extensions proposal");
+    let staged = alice_group.pending_commit().unwrap();
+    assert_eq!(staged.queued_proposals().count(), 1);
+    alice_group
+        .clear_pending_commit(alice_provider.storage())
+        .unwrap();
+    alice_group
+        .clear_pending_proposals(alice_provider.storage())
+        .unwrap();
 
     // === can't update required required_capabilities to extensions that existing group members
     //       are not capable of

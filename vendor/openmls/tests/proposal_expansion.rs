@@ -13,7 +13,7 @@ use openmls::{
     storage::OpenMlsProvider,
     treesync::LeafNodeParameters,
 };
-use openmls::schedule::{errors::PskError, ExternalPsk, PreSharedKeyId, Psk};
+use openmls::schedule::{errors::PskError, psk::ResumptionPskUsage, ExternalPsk, PreSharedKeyId, Psk};
 use openmls_basic_credential::SignatureKeyPair;
 use openmls_test::openmls_test;
 use openmls_traits::signatures::Signer;
@@ -1553,4 +1553,204 @@ fn a_commit_uses_the_psks_it_carries_and_leaves_out_those_it_cannot_load() {
         refused.err(),
         Some(CreateCommitError::PskError(PskError::KeyNotFound))
     ));
+}
+
+/// `from` proposes GroupContextExtensions `extensions` by reference; `to` take it.
+fn gce_to<P: OpenMlsProvider>(
+    groups: &mut [MlsGroup],
+    providers: &[&P; 4],
+    signers: &[CredentialWithKeyAndSigner],
+    from: usize,
+    extensions: Extensions<GroupContext>,
+    to: &[usize],
+) {
+    let (message, _) = groups[from]
+        .propose_group_context_extensions(providers[from], extensions, &signers[from].signer)
+        .unwrap();
+    for &i in to {
+        receive_proposal(&mut groups[i], providers[i], message.clone());
+    }
+}
+
+/// RFC 9420 §12.2: of the proposals by reference, those no commit could
+/// carry next to the others are left out, the rest committed, and every
+/// member follows. Before, each of them failed every commit that took the
+/// store for the rest of the epoch: the Remove of a leaf not in the tree
+/// (from an external sender), a second GroupContextExtensions, the Add of a
+/// member's own KeyPackage, a PSK id with a nonce of the wrong length, and
+/// the same PSK id twice (that one made a commit every receiver refused).
+#[openmls_test]
+fn proposals_by_reference_no_commit_can_carry_are_left_out() {
+    let providers = [
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+    ];
+    let World {
+        mut groups,
+        signers,
+        ds,
+    } = world(ciphersuite, &providers, true, false);
+    let unknown_leaf = ExternalProposal::new_remove::<Provider>(
+        LeafNodeIndex::new(9),
+        groups[0].group_id().clone(),
+        groups[0].epoch(),
+        &ds.signer,
+        SenderExtensionIndex::new(0),
+    )
+    .unwrap();
+    for i in 0..3 {
+        receive_proposal(&mut groups[i], providers[i], unknown_leaf.clone());
+    }
+    let extensions = groups[1].extensions().clone();
+    gce_to(&mut groups, &providers, &signers, 1, extensions.clone(), &[0, 2]);
+    gce_to(&mut groups, &providers, &signers, 2, extensions, &[0, 1]);
+    let charlies = KeyPackage::builder()
+        .leaf_node_capabilities(capabilities())
+        .build(ciphersuite, providers[2], &signers[2].signer, signers[2].credential_with_key.clone())
+        .unwrap()
+        .key_package()
+        .clone();
+    let (add, _) = groups[1]
+        .propose_add_member(providers[1], &signers[1].signer, &charlies)
+        .unwrap();
+    for i in [0, 2] {
+        receive_proposal(&mut groups[i], providers[i], add.clone());
+    }
+    let bad_nonce = PreSharedKeyId::resumption(
+        ResumptionPskUsage::Application,
+        groups[1].group_id().clone(),
+        groups[1].epoch(),
+        vec![0; 3],
+    );
+    psk_to(&mut groups, &providers, &signers, 1, bad_nonce, &[0, 2]);
+    let shared = external_psk(ciphersuite, &providers, 7, &[0, 1, 2]);
+    psk_to(&mut groups, &providers, &signers, 1, shared.clone(), &[0, 2]);
+    psk_to(&mut groups, &providers, &signers, 2, shared, &[0, 1]);
+    assert_eq!(groups[0].pending_proposals().count(), 7);
+
+    let commit = commit_store(&mut groups[0], providers[0], &signers[0].signer).unwrap();
+    let ProcessedMessageContent::StagedCommitMessage(staged) =
+        process(&mut groups[1], providers[1], commit.clone())
+            .unwrap()
+            .into_content()
+    else {
+        panic!("expected a commit");
+    };
+    // One GroupContextExtensions (the first), one PSK, nothing else.
+    let kinds: Vec<_> = staged
+        .queued_proposals()
+        .map(|q| q.proposal().proposal_type())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![ProposalType::GroupContextExtensions, ProposalType::PreSharedKey]
+    );
+    groups[1].merge_staged_commit(providers[1], *staged).unwrap();
+    groups[0].merge_pending_commit(providers[0]).unwrap();
+    let ProcessedMessageContent::StagedCommitMessage(staged) =
+        process(&mut groups[2], providers[2], commit)
+            .unwrap()
+            .into_content()
+    else {
+        panic!("expected a commit");
+    };
+    groups[2].merge_staged_commit(providers[2], *staged).unwrap();
+    for i in [1, 2] {
+        assert_eq!(
+            groups[i].epoch_authenticator().as_slice(),
+            groups[0].epoch_authenticator().as_slice()
+        );
+    }
+    assert_eq!(groups[0].members().count(), 3);
+}
+
+/// A GroupContextExtensions proposal of an external sender that requires an
+/// extension no member supports is left out; a SelfRemove of a type some
+/// member does not list no longer shields its sender from a Remove: it is
+/// left out before the per-member choice, and the Remove is committed.
+#[openmls_test]
+fn an_unsupported_proposal_neither_blocks_nor_shields() {
+    let providers = [
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+    ];
+    let World {
+        mut groups,
+        signers,
+        ds,
+    } = world(ciphersuite, &providers, true, false);
+    let mut extensions = groups[0].extensions().clone();
+    extensions
+        .add_or_replace(Extension::RequiredCapabilities(
+            RequiredCapabilitiesExtension::new(&[ExtensionType::Unknown(0xF0F3)], &[], &[]),
+        ))
+        .unwrap();
+    let unsupported = ExternalProposal::new_group_context_extensions::<Provider>(
+        extensions,
+        groups[0].group_id().clone(),
+        groups[0].epoch(),
+        &ds.signer,
+        SenderExtensionIndex::new(0),
+    )
+    .unwrap();
+    for i in 0..3 {
+        receive_proposal(&mut groups[i], providers[i], unsupported.clone());
+    }
+    // charlie proposes removing bob; bob answers with a SelfRemove, a type
+    // no member lists.
+    remove_to(&mut groups, &providers, &signers, 2, 1, &[0]);
+    let self_remove = groups[1]
+        .leave_group_via_self_remove(providers[1], &signers[1].signer)
+        .unwrap();
+    receive_proposal(&mut groups[0], providers[0], self_remove);
+    let commit = commit_store(&mut groups[0], providers[0], &signers[0].signer).unwrap();
+    groups[0].merge_pending_commit(providers[0]).unwrap();
+    let ProcessedMessageContent::StagedCommitMessage(staged) =
+        process(&mut groups[2], providers[2], commit)
+            .unwrap()
+            .into_content()
+    else {
+        panic!("expected a commit");
+    };
+    let removed: Vec<_> = staged.remove_proposals().map(|r| r.remove_proposal().removed()).collect();
+    assert_eq!(removed, vec![LeafNodeIndex::new(1)]);
+    assert_eq!(staged.queued_proposals().count(), 1);
+    groups[2].merge_staged_commit(providers[2], *staged).unwrap();
+    assert_eq!(groups[0].members().count(), 2);
+    assert_eq!(
+        groups[0].epoch_authenticator().as_slice(),
+        groups[2].epoch_authenticator().as_slice()
+    );
+}
+
+/// The committer's own PSK and the same PSK id pending by reference: the
+/// commit carries it once, and every member follows (before, twice, and
+/// every receiver refused the commit: DuplicatePskId).
+#[openmls_test]
+fn a_psk_id_the_committer_proposes_itself_is_not_taken_again_from_the_store() {
+    let providers = [
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+    ];
+    let World {
+        mut groups,
+        signers,
+        ..
+    } = world(ciphersuite, &providers, true, false);
+    let shared = external_psk(ciphersuite, &providers, 8, &[0, 1, 2]);
+    psk_to(&mut groups, &providers, &signers, 1, shared.clone(), &[0, 2]);
+    let commit = commit_with(
+        &mut groups[0],
+        providers[0],
+        &signers[0].signer,
+        vec![Proposal::PreSharedKey(Box::new(PreSharedKeyProposal::new(shared)))],
+    )
+    .unwrap();
+    assert_eq!(everyone_follows(&mut groups, &providers, 0, commit), 1);
 }

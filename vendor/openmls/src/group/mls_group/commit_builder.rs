@@ -551,7 +551,7 @@ impl<'a, G: BorrowMut<MlsGroup>> CommitBuilder<'a, Initial, G> {
                 .collect();
         // Those of the proposal store only when the commit takes it; one
         // whose PSK this member does not hold is left out of the commit
-        // (`ProposalQueue::drop_psks_not_loaded`), not failing it.
+        // (`committable_from_store`), not failing it.
         if self.stage.consume_proposal_store {
             let store_ids = psk_ids(&mut group.proposal_store().proposals().map(|q| q.proposal()));
             for id in &store_ids {
@@ -795,16 +795,24 @@ impl<'a, G: BorrowMut<MlsGroup>> CommitBuilder<'a, LoadedPsks, G> {
             .collect::<Result<_, _>>()?;
 
         // prepare an iterator for the proposals in the group's proposal store, but only if the
-        // flag is set.
-        let group_proposal_store_queue = group
-            .pending_proposals()
-            .filter(|_| cur_stage.consume_proposal_store)
-            .cloned();
+        // flag is set; of those, only the ones this commit can carry (one that would fail the
+        // commit's checks, or a PSK this member cannot use, is left out rather than failing it).
+        let group_proposal_store_queue = super::proposal_store::committable_from_store(
+            group
+                .pending_proposals()
+                .filter(|_| cur_stage.consume_proposal_store),
+            &group.public_group,
+            &psks,
+            &own_proposals,
+        );
 
         // prepare the iterator for the proposal validation and seletion function. That function
         // assumes that "earlier in the list" means "older", so since our own proposals are
         // newest, we have to put them last.
-        let proposal_queue = group_proposal_store_queue.chain(own_proposals).filter(f);
+        let proposal_queue = group_proposal_store_queue
+            .into_iter()
+            .chain(own_proposals)
+            .filter(f);
 
         let (mut proposal_queue, contains_own_updates) =
             ProposalQueue::filter_proposals(proposal_queue, group.own_leaf_index).map_err(|e| {
@@ -818,11 +826,6 @@ impl<'a, G: BorrowMut<MlsGroup>> CommitBuilder<'a, LoadedPsks, G> {
                 }
             })?;
 
-        // From the store, a proposal of a type not every member supports
-        // cannot be committed: left out, not failing the commit; nor can a
-        // PreSharedKey proposal whose PSK this member does not hold.
-        proposal_queue.drop_unsupported_by_reference(&group.public_group);
-        proposal_queue.drop_psks_not_loaded(&psks);
         // Custom proposals that remove leaves (e.g. LeafOperationProposals):
         // of those from the store that overlap, keep one (RFC 9420 §12.2).
         proposal_queue.drop_overlapping_expansions(

@@ -21,6 +21,73 @@ use crate::{
 #[cfg(feature = "extensions-draft")]
 use crate::messages::proposals::{AppDataUpdateProposal, AppEphemeralProposal};
 
+/// RFC 9420 §12.2 for a committer drawing on the proposal store: of the
+/// proposals received by reference (`pending`), in order, those this
+/// member's commit can carry next to its own (`own`) and the ones kept
+/// before them. Left out, instead of failing the whole commit: a
+/// PreSharedKey proposal whose PSK the committer does not hold
+/// (`loaded_psks`; §8.4, the key schedule needs it) or whose PSK id is
+/// already in the commit (receivers refuse a PSK id twice), and one that
+/// fails the commit's own proposal checks next to those kept: a type some
+/// member does not support, a key already in the group or in a kept Add,
+/// an Add or GroupContextExtensions some member cannot support, a second
+/// GroupContextExtensions, the Remove of a leaf not in the tree, a PSK id
+/// of the wrong shape. Else any member, or an external sender, could block,
+/// for the rest of the epoch, every commit that takes the pending
+/// proposals. Applied before the per-member choice of
+/// [`ProposalQueue::filter_proposals`], so such a proposal cannot displace a
+/// valid one for the same member (a SelfRemove of an unsupported type
+/// outranked a Remove of its sender, which then went nowhere). When the
+/// committer's own proposals fail the checks by themselves, only the PSK
+/// rule applies: the commit then fails on its own proposals as before.
+pub(crate) fn committable_from_store<'a>(
+    pending: impl Iterator<Item = &'a QueuedProposal>,
+    group: &crate::group::PublicGroup,
+    loaded_psks: &[(PreSharedKeyId, Secret)],
+    own: &[QueuedProposal],
+) -> Vec<QueuedProposal> {
+    let psk_of = |q: &QueuedProposal| match q.proposal() {
+        Proposal::PreSharedKey(psk) => Some(psk.clone().into_psk_id()),
+        _ => None,
+    };
+    let mut psk_ids: HashSet<PreSharedKeyId> = own.iter().filter_map(psk_of).collect();
+    let mut kept = ProposalQueue::default();
+    for queued in own {
+        kept.add(queued.clone());
+    }
+    let checked = proposals_pass_commit_checks(group, &kept);
+    let mut out = Vec::new();
+    for queued in pending {
+        if let Some(id) = psk_of(queued) {
+            if !loaded_psks.iter().any(|(held, _)| held == &id) || psk_ids.contains(&id) {
+                continue;
+            }
+        }
+        if checked {
+            kept.add(queued.clone());
+            if !proposals_pass_commit_checks(group, &kept) {
+                kept.remove(&queued.proposal_reference());
+                continue;
+            }
+        }
+        psk_ids.extend(psk_of(queued));
+        out.push(queued.clone());
+    }
+    out
+}
+
+/// The checks of a commit's proposals that do not depend on who commits or
+/// on the path (those the commit builder runs after the selection).
+fn proposals_pass_commit_checks(group: &crate::group::PublicGroup, queue: &ProposalQueue) -> bool {
+    group.validate_proposal_type_support(queue).is_ok()
+        && group.validate_key_uniqueness(queue, None).is_ok()
+        && group.validate_add_proposals(queue).is_ok()
+        && group.validate_capabilities(queue).is_ok()
+        && group.validate_remove_proposals(queue).is_ok()
+        && group.validate_pre_shared_key_proposals(queue).is_ok()
+        && group.validate_group_context_extensions_proposal(queue).is_ok()
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct SelfRemoveInStore {
     pub(crate) sender: LeafNodeIndex,
@@ -523,61 +590,6 @@ impl ProposalQueue {
         self.queued_proposals.retain(|r, _| !dropped.contains(r));
     }
 
-    /// RFC 9420 §12.2 for a committer drawing on the proposal store: a
-    /// proposal received by reference whose type some member does not list
-    /// in its capabilities (§7.2, `capabilities.proposals`) cannot be
-    /// committed, so it is left out instead of failing the whole commit.
-    /// Else any member could block, for the rest of the epoch, every commit
-    /// that takes the pending proposals, by proposing such a type. Proposals
-    /// given by value are the committer's own choice and are still refused
-    /// (`UnsupportedProposalType`). Support is judged against every current
-    /// member, those the commit removes included.
-    pub(crate) fn drop_unsupported_by_reference(&mut self, group: &crate::group::PublicGroup) {
-        let unsupported_kind = |q: &QueuedProposal| {
-            q.proposal_or_ref_type == ProposalOrRefType::Reference
-                && !q.proposal().proposal_type().is_default()
-        };
-        // The capabilities of every leaf are read only when there is such a proposal.
-        if !self.queued_proposals().any(unsupported_kind) {
-            return;
-        }
-        let supported = group
-            .proposal_types_supported_by_all(&HashSet::new())
-            .unwrap_or_default();
-        let dropped: Vec<ProposalRef> = self
-            .queued_proposals()
-            .filter(|q| unsupported_kind(q) && !supported.contains(&&q.proposal().proposal_type()))
-            .map(|q| q.proposal_reference())
-            .collect();
-        self.proposal_references.retain(|r| !dropped.contains(r));
-        self.queued_proposals.retain(|r, _| !dropped.contains(r));
-    }
-
-    /// RFC 9420 §12.2 for a committer drawing on the proposal store: a
-    /// PreSharedKey proposal received by reference whose PSK the committer
-    /// does not hold (not among `loaded`) cannot be committed (§8.4: the
-    /// key schedule needs it), so it is left out instead of failing the
-    /// whole commit. Else any member could block every commit that takes
-    /// the pending proposals for the rest of the epoch by proposing a PSK
-    /// only it holds. The committer's own PSK proposals (by value) still
-    /// fail the commit when their PSK is missing.
-    pub(crate) fn drop_psks_not_loaded(&mut self, loaded: &[(PreSharedKeyId, Secret)]) {
-        let dropped: Vec<ProposalRef> = self
-            .queued_proposals()
-            .filter(|q| q.proposal_or_ref_type == ProposalOrRefType::Reference)
-            .filter(|q| match q.proposal() {
-                Proposal::PreSharedKey(psk) => {
-                    let id = psk.clone().into_psk_id();
-                    !loaded.iter().any(|(held, _)| held == &id)
-                }
-                _ => false,
-            })
-            .map(|q| q.proposal_reference())
-            .collect();
-        self.proposal_references.retain(|r| !dropped.contains(r));
-        self.queued_proposals.retain(|r, _| !dropped.contains(r));
-    }
-
     /// Leaves removed by custom proposals (see [`ProposalQueue::expand`]).
     pub(crate) fn implied_removes(&self) -> &[LeafNodeIndex] {
         &self.implied_removes
@@ -586,6 +598,12 @@ impl ProposalQueue {
     /// Returns proposal for a given proposal ID
     pub fn get(&self, proposal_reference: &ProposalRef) -> Option<&QueuedProposal> {
         self.queued_proposals.get(proposal_reference)
+    }
+
+    /// Take a proposal out of the queue again.
+    pub(crate) fn remove(&mut self, proposal_reference: &ProposalRef) {
+        self.proposal_references.retain(|r| r != proposal_reference);
+        self.queued_proposals.remove(proposal_reference);
     }
 
     /// Add a new [QueuedProposal] to the queue

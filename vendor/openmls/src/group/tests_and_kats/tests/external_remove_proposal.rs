@@ -199,16 +199,12 @@ fn external_remove_proposal_should_remove_member() {
     alice_group
         .store_pending_proposal(alice_provider.storage(), *remove_proposal)
         .unwrap();
-    assert!(matches!(
-        alice_group
-            .commit_to_pending_proposals(alice_provider, &alice_credential.signer)
-            .unwrap_err(),
-        CommitToPendingProposalsError::CreateCommitError(
-            CreateCommitError::ProposalValidationError(
-                ProposalValidationError::UnknownMemberRemoval
-            )
-        )
-    ));
+    // The Remove of a non-member is left out of the commit, not failing it.
+    alice_group
+        .commit_to_pending_proposals(alice_provider, &alice_credential.signer)
+        .unwrap();
+    let staged = alice_group.pending_commit().unwrap();
+    assert_eq!(staged.remove_proposals().count(), 0);
 }
 
 #[openmls_test]

@@ -1137,12 +1137,21 @@ fn proposal() {
 
     assert_eq!(alice.group.pending_proposals().count(), 2);
 
+    // The second is left out of the commit, not failing it.
     alice
         .group
         .commit_to_pending_proposals(&alice.party.provider, &alice.party.signer)
-        .expect_err(
-            "expected error when committing to multiple group context extensions proposals",
-        );
+        .expect("a commit of the first group context extensions proposal");
+    let staged = alice.group.pending_commit().unwrap();
+    assert_eq!(staged.queued_proposals().count(), 1);
+    alice
+        .group
+        .clear_pending_commit(alice.party.provider.storage())
+        .unwrap();
+    alice
+        .group
+        .clear_pending_proposals(alice.party.provider.storage())
+        .unwrap();
 
     // === can't update required required_capabilities to extensions that existing group members
     //       are not capable of
