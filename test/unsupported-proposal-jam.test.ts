@@ -13,7 +13,7 @@
 import { describe, expect, it } from 'vitest';
 import { MlsError } from 'paired-mls';
 import { createIntent, leaveRequestsIn, proposeIntent } from 'paired-mls/intents';
-import { deliverCommit, expectInSync } from './helpers.js';
+import { deliverCommit, expectInSync, type Member } from './helpers.js';
 import { deliver, names, world } from './intents-review-helpers.js';
 import { pairedWorld } from './paired-helpers.js';
 
@@ -57,6 +57,28 @@ describe('a proposal of a type some member does not support', () => {
     await deliverCommit(out.commit, [bob, carol]);
     expect((await w.passiveDevice.applyNotify(out)).kind).toBe('update');
     expect(g.epoch).toBe(before + 1);
+    expectInSync([w.a, w.p, bob, carol]);
+  });
+
+  it.each(['hidden', 'standard'] as const)('nor do two GroupContextExtensions proposals or the Add of a member\'s KeyPackage (%s mode): the paired update carries what it can', async (mode) => {
+    const w = await pairedWorld(['bob', 'carol'], mode);
+    const [bob, carol] = w.others as [Member, Member];
+    const gce = { type: 'groupContextExtensions', extensions: { externalSenders: [], custom: [] } } as const;
+    for (const from of [bob, carol]) {
+      const proposal = await from.group!.propose(gce);
+      for (const m of [w.a, w.p, bob, carol].filter((m) => m !== from)) expect((await m.group!.process(proposal)).kind).toBe('proposal');
+    }
+    const carolsOwn = await bob.group!.propose({ type: 'add', keyPackage: await carol.client.createKeyPackage(carol.identity) });
+    for (const m of [w.a, w.p, carol]) expect((await m.group!.process(carolsOwn)).kind).toBe('proposal');
+    const out = await w.activeDevice.update(w.a.group!);
+    await w.a.group!.mergePendingCommit();
+    const seen = await bob.group!.process(out.commit);
+    if (seen.kind !== 'commit') throw new Error('not a commit');
+    // One GroupContextExtensions (bob's, the first); the Add is left out.
+    expect(seen.staged.proposals.map((p) => p.proposal.type)).toEqual(['groupContextExtensions']);
+    await seen.staged.merge();
+    await deliverCommit(out.commit, [carol]);
+    expect((await w.passiveDevice.applyNotify(out)).kind).toBe('update');
     expectInSync([w.a, w.p, bob, carol]);
   });
 });
