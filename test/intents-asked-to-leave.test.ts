@@ -89,6 +89,10 @@ describe('a member asked to leave by its own user is told', () => {
     // alice is gone, so the answer is the phone's own leave, in her mode. A
     // SelfRemove travels as a PublicMessage, which a pure ciphertext group
     // refuses to send, so it is the other way only in the mixed group.
+    // Only at the client and group it was made for, and not as a copy.
+    for (const [group, told] of [[w.bob.group!, result], [phone, structuredClone(result)]] as const) {
+      expect(thrown(() => leaveAnswers(group, told))).toMatchObject({ code: 'INVALID_ARGUMENT' });
+    }
     const answer = onlyAnswer(w.alicePhone, result);
     expect(answer.senderIndex).toBe(phone.ownLeafIndex);
     expect(answer.removalMode).toBe('removeAssociatedMembers');

@@ -63,7 +63,7 @@ describe('a proposal of a type some member does not support', () => {
   it.each(['hidden', 'standard'] as const)('nor do two GroupContextExtensions proposals or the Add of a member\'s KeyPackage (%s mode): the paired update carries what it can', async (mode) => {
     const w = await pairedWorld(['bob', 'carol'], mode);
     const [bob, carol] = w.others as [Member, Member];
-    const gce = { type: 'groupContextExtensions', extensions: { externalSenders: [], custom: [] } } as const;
+    const gce = { type: 'groupContextExtensions' as const, extensions: { externalSenders: [], custom: [] } };
     for (const from of [bob, carol]) {
       const proposal = await from.group!.propose(gce);
       for (const m of [w.a, w.p, bob, carol].filter((m) => m !== from)) expect((await m.group!.process(proposal)).kind).toBe('proposal');

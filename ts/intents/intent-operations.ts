@@ -159,7 +159,8 @@ export interface LeaveRequests {
  * commit is merged: `leaveAnswers` (docs/PROTOCOL.md §5.4).
  */
 export function leaveRequestsIn(told: LeaveRequests): LeafOperationIntent[] {
-  return intentsAmong(requestsOf(told));
+  if (typeof told !== 'object' || told === null) throw invalidArgument('expected a CommitResult, PairedCommit or StagedCommit');
+  return intentsAmong(told.askedToLeave ?? []);
 }
 
 /** One request and what to propose about it (`leaveAnswers`). */
@@ -180,8 +181,9 @@ export interface LeaveAnswer {
 /**
  * What this member proposes, for another member to commit, about each
  * request `told` reports (`leaveRequestsIn`). `told` must be the report
- * this library made (`INVALID_ARGUMENT` for an object of the same shape
- * built or relayed elsewhere), and the commit that reported it merged
+ * this library made for this group at this client (`INVALID_ARGUMENT` for
+ * an object of the same shape built or relayed elsewhere, or made for
+ * another client or group), and the commit that reported it merged
  * (`INVALID_ARGUMENT` before). In the epoch that commit made:
  *
  * - its sender removed by that commit (a Remove, a leave, its SelfRemove):
@@ -199,7 +201,7 @@ export interface LeaveAnswer {
  *   request) would stay. Else `refused` with the reason.
  */
 export function leaveAnswers(group: Group, told: LeaveRequests): LeaveAnswer[] {
-  const requests = requestsOf(told).filter((r) => r.proposalType === LEAF_OPERATION_PROPOSAL_TYPE);
+  const requests = requestsOf(group, told).filter((r) => r.proposalType === LEAF_OPERATION_PROPOSAL_TYPE);
   const intents = intentsAmong(requests);
   return requests.map((reported, i) => {
     const request = intents[i]!;
@@ -227,12 +229,14 @@ function signedByOwnKey(group: Group, request: LeafOperationIntent): boolean {
   return own !== undefined && group.client.verifyWithLabel(group.state().ciphersuite, own.signatureKey, INTENT_SIGNATURE_LABEL, encodeIntentTbs(request), request.signature);
 }
 
-/** The requests `told` reports: a list this library made, or none. */
-function requestsOf(told: LeaveRequests): readonly AskedToLeave[] {
+/** The requests `told` reports: a list this library made for `group`, or none. */
+function requestsOf(group: Group, told: LeaveRequests): readonly AskedToLeave[] {
   if (typeof told !== 'object' || told === null) throw invalidArgument('expected a CommitResult, PairedCommit or StagedCommit');
   const requests = told.askedToLeave;
   if (requests === undefined) return [];
-  if (!isReported(requests)) throw invalidArgument('askedToLeave is not a report of this library (a CommitResult, PairedCommit or StagedCommit of this client)');
+  if (!isReported(requests, group.client, group.id)) {
+    throw invalidArgument('askedToLeave is not a report this library made for this group at this client (a CommitResult, PairedCommit or StagedCommit of it)');
+  }
   return requests;
 }
 

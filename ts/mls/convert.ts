@@ -114,12 +114,12 @@ export function proposalToCore(request: ProposalRequest): Core.ProposalSpec {
 }
 
 /** A core commit output without its absent fields (what `Group.commit` and the device-signed commit return). */
-export function compactResult(out: CommitResult): CommitResult {
+export function compactResult(out: CommitResult, client: object, groupId: Uint8Array): CommitResult {
   const result: CommitResult = { commit: out.commit };
   if (out.welcome) result.welcome = out.welcome;
   if (out.groupInfo) result.groupInfo = out.groupInfo;
   if (out.vcDerivationInfo) result.vcDerivationInfo = out.vcDerivationInfo;
-  const asked = markReported(out.askedToLeave);
+  const asked = markReported(out.askedToLeave, client, groupId);
   if (asked) result.askedToLeave = asked as CommitResult['askedToLeave'];
   return result;
 }

@@ -118,7 +118,7 @@ export class StagedCommit extends Resource<StagedCommitHandle> {
     this.pathCredential = view.pathCredential ?? undefined;
     this.selfRemoved = view.selfRemoved;
     this.impliedRemoves = view.impliedRemoves;
-    this.askedToLeave = markReported(view.askedToLeave);
+    this.askedToLeave = markReported(view.askedToLeave, group.client, group.id);
   }
 
   get adds() {
@@ -242,7 +242,7 @@ export class Group {
       // the commit may have reached the DS; rolling it back would make the
       // next commit reuse its generation.
       return this.client.writeOnce(async (hold) => {
-        const result = compactResult(hold((core) => core.commit(this.id, commitOptionsToCore(rest))));
+        const result = compactResult(hold((core) => core.commit(this.id, commitOptionsToCore(rest))), this.client, this.id);
         try {
           await send(result);
         } catch (err) {
@@ -255,7 +255,7 @@ export class Group {
     }
     const spec = commitOptionsToCore(options);
     const out = (await this.client.mutate((core) => core.commit(this.id, spec)));
-    return compactResult(out);
+    return compactResult(out, this.client, this.id);
   }
 
   /** Commit a full-path self-update (post-compromise security, RFC 9420 §16.6). */
@@ -275,7 +275,7 @@ export class Group {
   async commitReInit(options: ReInitOptions): Promise<CommitResult> {
     const spec = reinitOptionsToCore(options);
     const out = await this.client.mutate((core) => core.commitReInit(this.id, spec));
-    return compactResult(out);
+    return compactResult(out, this.client, this.id);
   }
 
   /** The ReInit that retired this group, or `undefined` while it is in use. */

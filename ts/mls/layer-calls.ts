@@ -21,7 +21,7 @@ import type { AppDataEntry, CommitOptions, CommitResult, ProposalRequest } from 
 export async function commitSignedByDevice(group: Group, device: Identity, options: CommitOptions): Promise<CommitResult> {
   const spec = commitOptionsToCore(options);
   const out = await group.client.mutate((core) => core.commitSignedByDevice(group.id, spec, device.signaturePublicKey, device.ciphersuite));
-  return compactResult(out);
+  return compactResult(out, group.client, group.id);
 }
 
 /** A standalone proposal for the anchor leaf, signed by `device` (same method). Stays queued. */
