@@ -46,6 +46,11 @@ pub(crate) fn committable_from_store<'a>(
     loaded_psks: &[(PreSharedKeyId, Secret)],
     own: &[QueuedProposal],
 ) -> Vec<QueuedProposal> {
+    let pending: Vec<&QueuedProposal> = pending.collect();
+    // Nothing to choose from: no check runs (they read the whole tree).
+    if pending.is_empty() {
+        return Vec::new();
+    }
     let psk_of = |q: &QueuedProposal| match q.proposal() {
         Proposal::PreSharedKey(psk) => Some(psk.clone().into_psk_id()),
         _ => None,
