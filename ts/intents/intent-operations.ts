@@ -24,7 +24,7 @@ import {
   type RemovalMode,
 } from './leaf-operation-intent.js';
 import { IntentError } from './intent-error.js';
-import { isReported } from '../mls/asked-to-leave.js';
+import { reportedEntries } from '../mls/asked-to-leave.js';
 
 interface LeafInfo {
   ref: Uint8Array;
@@ -232,9 +232,10 @@ function signedByOwnKey(group: Group, request: LeafOperationIntent): boolean {
 /** The requests `told` reports: a list this library made for `group`, or none. */
 function requestsOf(group: Group, told: LeaveRequests): readonly AskedToLeave[] {
   if (typeof told !== 'object' || told === null) throw invalidArgument('expected a CommitResult, PairedCommit or StagedCommit');
-  const requests = told.askedToLeave;
-  if (requests === undefined) return [];
-  if (!isReported(requests, group.client, group.id)) {
+  if (told.askedToLeave === undefined) return [];
+  // Answered from the library's own copy: the handed-out bytes can be edited.
+  const requests = reportedEntries(told.askedToLeave, group.client, group.id);
+  if (!requests) {
     throw invalidArgument('askedToLeave is not a report this library made for this group at this client (a CommitResult, PairedCommit or StagedCommit of it)');
   }
   return requests;

@@ -9,20 +9,32 @@
 import type { AskedToLeave } from './types.js';
 import { bytesEqual } from './bytes.js';
 
-/** Each report and the group (its id, and the client holding it) it was made for. */
-const reported = new WeakMap<readonly AskedToLeave[], { client: object; groupId: Uint8Array }>();
-
-/** @internal The core's list for `groupId` at `client`, frozen and remembered as reported. */
-export function markReported(list: AskedToLeave[] | undefined, client: object, groupId: Uint8Array): readonly AskedToLeave[] | undefined {
-  if (!list?.length) return undefined;
-  for (const entry of list) Object.freeze(entry);
-  Object.freeze(list);
-  reported.set(list, { client, groupId: groupId.slice() });
-  return list;
+interface Report {
+  client: object;
+  groupId: Uint8Array;
+  /** The entries as the core made them: the application's copy may be edited (its bytes cannot be frozen). */
+  entries: readonly AskedToLeave[];
 }
 
-/** Whether `list` is a report this library made for group `groupId` at `client` (`markReported`). */
-export function isReported(list: unknown, client: object, groupId: Uint8Array): list is readonly AskedToLeave[] {
-  const owner = typeof list === 'object' && list !== null ? reported.get(list as readonly AskedToLeave[]) : undefined;
-  return owner !== undefined && owner.client === client && bytesEqual(owner.groupId, groupId);
+/** Each report handed out, and what it was made for. */
+const reported = new WeakMap<readonly AskedToLeave[], Report>();
+
+const copyOf = (e: AskedToLeave): AskedToLeave => ({ ...e, payload: e.payload.slice(), epochAuthenticator: e.epochAuthenticator.slice() });
+
+/** @internal The core's list for `groupId` at `client`: a frozen list handed out, and a copy kept to answer from. */
+export function markReported(list: AskedToLeave[] | undefined, client: object, groupId: Uint8Array): readonly AskedToLeave[] | undefined {
+  if (!list?.length) return undefined;
+  const entries = Object.freeze(list.map((e) => Object.freeze(copyOf(e))));
+  const handedOut = Object.freeze(list.map((e) => Object.freeze(e)));
+  reported.set(handedOut, { client, groupId: groupId.slice(), entries });
+  return handedOut;
+}
+
+/**
+ * The entries of `list` as this library made them for group `groupId` at
+ * `client` (`markReported`), or undefined when `list` is no such report.
+ */
+export function reportedEntries(list: unknown, client: object, groupId: Uint8Array): readonly AskedToLeave[] | undefined {
+  const report = typeof list === 'object' && list !== null ? reported.get(list as readonly AskedToLeave[]) : undefined;
+  return report !== undefined && report.client === client && bytesEqual(report.groupId, groupId) ? report.entries : undefined;
 }

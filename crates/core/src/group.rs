@@ -409,14 +409,12 @@ pub(crate) fn asked_to_leave(pending: Vec<(CustomProposal, Option<LeafNodeIndex>
     });
     let removed: Vec<LeafNodeIndex> =
         staged.remove_proposals().map(|r| r.remove_proposal().removed()).chain(staged.implied_removes().iter().copied()).chain(self_removes).collect();
-    let carried = |asked: &CustomProposal| {
-        staged.queued_proposals().any(|q| matches!(q.proposal(), Proposal::Custom(c) if c.proposal_type() == asked.proposal_type() && c.payload() == asked.payload()))
-    };
     let epoch = staged.group_context().epoch().as_u64();
     let authenticator = staged.epoch_authenticator().map(|a| a.as_slice().to_vec()).unwrap_or_default();
+    // A commit carrying one of them removes this member (same epoch, same
+    // expander), so each is one the commit did not carry.
     pending
         .into_iter()
-        .filter(|(asked, _)| !carried(asked))
         .map(|(asked, bound)| {
             let sender_removed = bound.is_some_and(|leaf| removed.contains(&leaf));
             inspect::AskedToLeaveView::new(asked.proposal_type(), asked.payload(), sender_removed, epoch, &authenticator)
@@ -425,7 +423,8 @@ pub(crate) fn asked_to_leave(pending: Vec<(CustomProposal, Option<LeafNodeIndex>
 }
 
 /// Encode the outputs of a commit as a JS object (`pending_requests`:
-/// [`pending_removals_of_self`] read before the commit was built).
+/// [`pending_removals_of_self`] read before the commit was built; none for
+/// a ReInit, which retires the group).
 pub(crate) fn commit_output(group: &mut MlsGroup, provider: &Provider, mut bundle: CommitMessageBundle, pending_requests: Vec<(CustomProposal, Option<LeafNodeIndex>)>) -> CoreResult<JsValue> {
     let staged = group.pending_commit().ok_or_else(|| CoreError::new(Code::Internal, "a staged commit has no pending commit"))?;
     let asked_to_leave = asked_to_leave(pending_requests, staged);
@@ -1095,11 +1094,7 @@ impl Client {
     #[wasm_bindgen(js_name = removedLeaves)]
     pub fn removed_leaves(&mut self, group_id: &[u8], proposal_type: u16, payload: &[u8]) -> Result<Vec<u32>, JsValue> {
         let expander = self.expander();
-        Ok(self.read_group(group_id, |group, _| {
-            let proposal = CustomProposal::new(proposal_type, payload.to_vec());
-            let leaves = expander.removed_leaves(group.public_group(), &proposal).map_err(|e| CoreError::from_mls("LeafOperationProposal", e))?;
-            Ok(leaves.unwrap_or_default().iter().map(|leaf| leaf.u32()).collect())
-        })?)
+        Ok(self.read_group(group_id, |group, _| crate::public_group::removed_by(expander.as_ref(), group.public_group(), proposal_type, payload))?)
     }
 
     /// Signed GroupInfo for external joins (RFC 9420 §12.4.3).

@@ -225,10 +225,16 @@ impl Client {
     #[wasm_bindgen(js_name = publicRemovedLeaves)]
     pub fn public_removed_leaves(&self, group_info: &[u8], proposal_type: u16, payload: &[u8]) -> Result<Vec<u32>, JsValue> {
         let group = public_group_of(self.provider.crypto(), &JournalStorage::new(), group_info, "current")?;
-        let proposal = CustomProposal::new(proposal_type, payload.to_vec());
-        let leaves = self.expander().removed_leaves(&group, &proposal).map_err(|e| CoreError::from_mls("LeafOperationProposal", e))?;
-        Ok(leaves.unwrap_or_default().iter().map(|leaf| leaf.u32()).collect())
+        Ok(removed_by(self.expander().as_ref(), &group, proposal_type, payload)?)
     }
+}
+
+/// The leaves a custom proposal removes in `group`, as `expander` says (`[]`
+/// for a type it does not know); its refusal is INTENT_INVALID.
+pub(crate) fn removed_by(expander: &dyn openmls::group::ProposalExpander, group: &PublicGroup, proposal_type: u16, payload: &[u8]) -> CoreResult<Vec<u32>> {
+    let proposal = CustomProposal::new(proposal_type, payload.to_vec());
+    let leaves = expander.removed_leaves(group, &proposal).map_err(|e| CoreError::from_mls("LeafOperationProposal", e))?;
+    Ok(leaves.unwrap_or_default().iter().map(|leaf| leaf.u32()).collect())
 }
 
 #[cfg(test)]

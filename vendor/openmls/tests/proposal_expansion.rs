@@ -1754,3 +1754,207 @@ fn a_psk_id_the_committer_proposes_itself_is_not_taken_again_from_the_store() {
     .unwrap();
     assert_eq!(everyone_follows(&mut groups, &providers, 0, commit), 1);
 }
+
+/// `world` with the given leaf capabilities for every member.
+fn world_caps<P: OpenMlsProvider>(
+    ciphersuite: Ciphersuite,
+    providers: &[&P; 4],
+    caps: Capabilities,
+) -> World {
+    let names = ["alice", "bob", "charlie"];
+    let signers: Vec<_> = names
+        .iter()
+        .zip(providers.iter())
+        .map(|(n, p)| {
+            generate_credential_with_key(n.as_bytes().into(), ciphersuite.signature_algorithm(), *p)
+        })
+        .collect();
+    let ds = generate_credential_with_key(b"ds".into(), ciphersuite.signature_algorithm(), providers[3]);
+    let extensions = vec![Extension::ExternalSenders(vec![ExternalSender::new(
+        ds.credential_with_key.signature_key.clone(),
+        ds.credential_with_key.credential.clone(),
+    )])];
+    let mut alice = MlsGroup::builder()
+        .ciphersuite(ciphersuite)
+        .with_wire_format_policy(PURE_PLAINTEXT_WIRE_FORMAT_POLICY)
+        .with_capabilities(caps.clone())
+        .with_group_context_extensions(Extensions::from_vec(extensions).unwrap())
+        .build(providers[0], &signers[0].signer, signers[0].credential_with_key.clone())
+        .unwrap();
+    alice.set_proposal_expander(Arc::new(LeafList));
+    let key_packages: Vec<_> = (1..3)
+        .map(|i| {
+            KeyPackage::builder()
+                .leaf_node_capabilities(caps.clone())
+                .build(ciphersuite, providers[i], &signers[i].signer, signers[i].credential_with_key.clone())
+                .unwrap()
+                .key_package()
+                .clone()
+        })
+        .collect();
+    let (_, welcome, _) = alice.add_members(providers[0], &signers[0].signer, &key_packages).unwrap();
+    alice.merge_pending_commit(providers[0]).unwrap();
+    let welcome = MlsMessageIn::from(welcome).into_welcome().unwrap();
+    let mut groups = vec![alice];
+    for provider in &providers[1..3] {
+        let group = StagedWelcome::new_from_welcome(
+            *provider,
+            &join_config(true),
+            welcome.clone(),
+            Some(groups[0].export_ratchet_tree().into()),
+        )
+        .unwrap()
+        .into_group(*provider)
+        .unwrap();
+        groups.push(group);
+    }
+    World { groups, signers, ds }
+}
+
+
+/// The per-member choice comes first: bob's Update by reference, then a
+/// Remove of bob; the Remove is committed (the review of the first filter:
+/// checked before the choice, the Remove was refused next to the Update and
+/// bob kept his place).
+#[openmls_test]
+fn an_update_before_a_remove_does_not_shield_its_sender() {
+    let providers = [
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+    ];
+    let World {
+        mut groups,
+        signers,
+        ..
+    } = world(ciphersuite, &providers, true, false);
+    let (update, _) = groups[1]
+        .propose_self_update(providers[1], &signers[1].signer, LeafNodeParameters::default())
+        .unwrap();
+    receive_proposal(&mut groups[0], providers[0], update.clone());
+    receive_proposal(&mut groups[2], providers[2], update);
+    remove_to(&mut groups, &providers, &signers, 2, 1, &[0]);
+    let commit = commit_store(&mut groups[0], providers[0], &signers[0].signer).unwrap();
+    groups[0].merge_pending_commit(providers[0]).unwrap();
+    let ProcessedMessageContent::StagedCommitMessage(staged) =
+        process(&mut groups[2], providers[2], commit).unwrap().into_content()
+    else {
+        panic!("expected a commit");
+    };
+    let kinds: Vec<_> = staged.queued_proposals().map(|q| q.proposal().proposal_type()).collect();
+    assert_eq!(kinds, vec![ProposalType::Remove]);
+    groups[2].merge_staged_commit(providers[2], *staged).unwrap();
+    assert_eq!(groups[0].members().count(), 2);
+}
+
+/// A Remove of bob, the Add of a KeyPackage with bob's signature key and
+/// bob's SelfRemove: the choice keeps the SelfRemove, and the Add, whose key
+/// then clashes with bob's (only Removes free a key), is left out; bob goes
+/// (before: every commit of the store failed, DuplicateSignatureKey).
+#[openmls_test]
+fn a_key_freed_only_by_a_remove_the_choice_drops_is_not_added() {
+    let providers = [
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+    ];
+    let caps = Capabilities::builder()
+        .proposals(vec![
+            ProposalType::Custom(REMOVING),
+            ProposalType::Custom(FRAMED),
+            ProposalType::SelfRemove,
+        ])
+        .build();
+    let World {
+        mut groups,
+        signers,
+        ..
+    } = world_caps(ciphersuite, &providers, caps.clone());
+    remove_to(&mut groups, &providers, &signers, 2, 1, &[0]);
+    let bobs_new = KeyPackage::builder()
+        .leaf_node_capabilities(caps)
+        .build(ciphersuite, providers[1], &signers[1].signer, signers[1].credential_with_key.clone())
+        .unwrap()
+        .key_package()
+        .clone();
+    let (add, _) = groups[2]
+        .propose_add_member(providers[2], &signers[2].signer, &bobs_new)
+        .unwrap();
+    receive_proposal(&mut groups[0], providers[0], add);
+    let self_remove = groups[1]
+        .leave_group_via_self_remove(providers[1], &signers[1].signer)
+        .unwrap();
+    receive_proposal(&mut groups[0], providers[0], self_remove);
+    commit_store(&mut groups[0], providers[0], &signers[0].signer).unwrap();
+    let staged = groups[0].pending_commit().unwrap();
+    assert_eq!(staged.add_proposals().count(), 0);
+    groups[0].merge_pending_commit(providers[0]).unwrap();
+    assert_eq!(groups[0].members().count(), 2);
+}
+
+/// A GroupContextExtensions proposal of the DS that sets an AppDataDictionary
+/// while requiring AppDataUpdate, and an AppDataUpdate by reference the
+/// committer was given no dictionary updates for: both left out (before:
+/// every commit of the store failed).
+#[openmls_test]
+fn app_data_proposals_by_reference_no_commit_can_carry_are_left_out() {
+    let providers = [
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+    ];
+    let caps = Capabilities::builder()
+        .proposals(vec![
+            ProposalType::Custom(REMOVING),
+            ProposalType::Custom(FRAMED),
+            ProposalType::AppDataUpdate,
+        ])
+        .extensions(vec![ExtensionType::AppDataDictionary])
+        .build();
+    let World {
+        mut groups,
+        ds,
+        signers,
+    } = world_caps(ciphersuite, &providers, caps);
+    let mut extensions = groups[1].extensions().clone();
+    extensions
+        .add_or_replace(Extension::RequiredCapabilities(
+            RequiredCapabilitiesExtension::new(
+                &[ExtensionType::AppDataDictionary],
+                &[ProposalType::AppDataUpdate],
+                &[],
+            ),
+        ))
+        .unwrap();
+    let mut dictionary = AppDataDictionary::new();
+    dictionary.insert(7, vec![1, 2, 3]);
+    extensions
+        .add_or_replace(Extension::AppDataDictionary(AppDataDictionaryExtension::new(
+            dictionary,
+        )))
+        .unwrap();
+    let from_ds = ExternalProposal::new_group_context_extensions::<Provider>(
+        extensions,
+        groups[0].group_id().clone(),
+        groups[0].epoch(),
+        &ds.signer,
+        SenderExtensionIndex::new(0),
+    )
+    .unwrap();
+    receive_proposal(&mut groups[0], providers[0], from_ds);
+    let (update, _) = groups[1]
+        .propose_app_data_update(
+            providers[1],
+            &signers[1].signer,
+            7,
+            AppDataUpdateOperation::Update(vec![1u8].into()),
+        )
+        .unwrap();
+    receive_proposal(&mut groups[0], providers[0], update);
+    commit_store(&mut groups[0], providers[0], &signers[0].signer).unwrap();
+    let staged = groups[0].pending_commit().unwrap();
+    assert_eq!(staged.queued_proposals().count(), 0);
+}

@@ -304,7 +304,6 @@ impl Client {
             serde_wasm_bindgen::from_value(spec).map_err(|e| invalid_argument(format!("reinit spec: {e}")))?;
         let cs = ciphersuite(spec.ciphersuite)?;
         let extensions = spec.extensions.as_ref().map(|e| e.to_extensions()).transpose()?.unwrap_or_else(Extensions::empty);
-        let (make_expander, slot) = (self.hooks.expander, self.association_slot);
         Ok(self.with_group(group_id, |group, provider, signer| {
             check_capabilities(group, spec.version, cs)?;
             let new_id = match &spec.group_id {
@@ -316,11 +315,9 @@ impl Client {
             if let Some(aad) = &spec.aad {
                 group.set_aad(aad.to_vec());
             }
-            // The ReInit goes alone; the user's pending leave is dropped with the epoch, so it is reported.
-            let asked_to_leave = crate::group::pending_removals_of_self(group, || make_expander(slot));
             let builder = group.commit_builder().consume_proposal_store(false).add_proposal(Proposal::ReInit(Box::new(reinit)));
             let bundle = crate::group::stage_commit(builder, provider, signer, false)?;
-            crate::group::commit_output(group, provider, bundle, asked_to_leave)
+            crate::group::commit_output(group, provider, bundle, Vec::new())
         })?)
     }
 

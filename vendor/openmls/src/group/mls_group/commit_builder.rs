@@ -531,35 +531,29 @@ impl<'a, G: BorrowMut<MlsGroup>> CommitBuilder<'a, Initial, G> {
         self,
         storage: &'a Storage,
     ) -> Result<CommitBuilder<'a, LoadedPsks, G>, CreateCommitError> {
-        let psk_ids = |proposals: &mut dyn Iterator<Item = &Proposal>| -> Vec<PreSharedKeyId> {
-            proposals
-                .filter_map(|proposal| match proposal {
-                    Proposal::PreSharedKey(psk_proposal) => {
-                        Some(psk_proposal.clone().into_psk_id())
-                    }
-                    _ => None,
-                })
-                .collect()
-        };
         let group = self.group.borrow();
-        // The committer's own PSK proposals need their PSKs.
-        let own_ids = psk_ids(&mut self.stage.own_proposals.iter());
-        let mut psks: Vec<(PreSharedKeyId, Secret)> =
-            load_psks(storage, &group.resumption_psk_store, &own_ids)?
-                .into_iter()
-                .map(|(psk_id_ref, key)| (psk_id_ref.clone(), key))
-                .collect();
-        // Those of the proposal store only when the commit takes it; one
+        // The committer's own PSK proposals need their PSKs; those of the
+        // proposal store are loaded only when the commit takes it, and one
         // whose PSK this member does not hold is left out of the commit
         // (`committable_from_store`), not failing it.
-        if self.stage.consume_proposal_store {
-            let store_ids = psk_ids(&mut group.proposal_store().proposals().map(|q| q.proposal()));
-            for id in &store_ids {
-                match load_psks(storage, &group.resumption_psk_store, std::slice::from_ref(id)) {
-                    Ok(loaded) => psks.extend(loaded.into_iter().map(|(id, key)| (id.clone(), key))),
-                    Err(PskError::KeyNotFound) => {}
-                    Err(e) => return Err(e.into()),
+        let store = group
+            .proposal_store()
+            .proposals()
+            .map(|q| q.proposal())
+            .filter(|_| self.stage.consume_proposal_store);
+        let mut psks: Vec<(PreSharedKeyId, Secret)> = Vec::new();
+        for (from_store, proposal) in self.stage.own_proposals.iter().map(|p| (false, p)).chain(store.map(|p| (true, p))) {
+            let Proposal::PreSharedKey(psk_proposal) = proposal else {
+                continue;
+            };
+            let id = psk_proposal.clone().into_psk_id();
+            match load_psks(storage, &group.resumption_psk_store, std::slice::from_ref(&id)) {
+                Ok(mut loaded) => {
+                    let key = loaded.pop().map(|(_, key)| key);
+                    psks.extend(key.map(|key| (id, key)));
                 }
+                Err(PskError::KeyNotFound) if from_store => {}
+                Err(e) => return Err(e.into()),
             }
         }
 
@@ -595,6 +589,45 @@ impl<'a, G: BorrowMut<MlsGroup>> CommitBuilder<'a, Initial, G> {
             })
             .1)
     }
+}
+
+/// The checks of a commit's proposals that depend neither on its path nor
+/// on its kind (external commits have more): run on the proposals a commit
+/// carries, and on trials of the proposal store's
+/// (`ProposalQueue::drop_uncommittable_by_reference`), so both are the same.
+fn proposals_check(
+    public_group: &crate::group::PublicGroup,
+    proposal_queue: &ProposalQueue,
+    own_leaf_index: LeafNodeIndex,
+) -> Result<(), CreateCommitError> {
+    // ValSem113: All Proposals: The proposal type must be supported by all
+    // members of the group
+    public_group.validate_proposal_type_support(proposal_queue)?;
+    // ValSem101
+    // ValSem102
+    // ValSem103
+    // ValSem104
+    public_group.validate_key_uniqueness(proposal_queue, None)?;
+    // ValSem105
+    public_group.validate_add_proposals(proposal_queue)?;
+    // ValSem106
+    // ValSem109
+    public_group.validate_capabilities(proposal_queue)?;
+    // ValSem107
+    // ValSem108
+    public_group.validate_remove_proposals(proposal_queue)?;
+    public_group.validate_pre_shared_key_proposals(proposal_queue)?;
+    // Validate update proposals for member commits
+    // ValSem110
+    // ValSem111
+    // ValSem112
+    public_group.validate_update_proposals(proposal_queue, own_leaf_index)?;
+    // ValSem208
+    // ValSem209
+    public_group.validate_group_context_extensions_proposal(proposal_queue)?;
+    #[cfg(feature = "extensions-draft")]
+    public_group.validate_app_data_update_proposals_and_group_context(proposal_queue)?;
+    Ok(())
 }
 
 impl<'a, G: BorrowMut<MlsGroup>> CommitBuilder<'a, LoadedPsks, G> {
@@ -795,24 +828,22 @@ impl<'a, G: BorrowMut<MlsGroup>> CommitBuilder<'a, LoadedPsks, G> {
             .collect::<Result<_, _>>()?;
 
         // prepare an iterator for the proposals in the group's proposal store, but only if the
-        // flag is set; of those, only the ones this commit can carry (one that would fail the
-        // commit's checks, or a PSK this member cannot use, is left out rather than failing it).
-        let group_proposal_store_queue = super::proposal_store::committable_from_store(
-            group
-                .pending_proposals()
-                .filter(|_| cur_stage.consume_proposal_store),
-            &group.public_group,
-            &psks,
-            &own_proposals,
-        );
+        // flag is set; of those, not the ones no commit of this member can carry (a type some
+        // member does not support, a PSK it cannot use): left out rather than failing it.
+        let group_proposal_store_queue = group
+            .pending_proposals()
+            .filter(|_| cur_stage.consume_proposal_store)
+            .filter(super::proposal_store::committable_from_store(
+                &group.public_group,
+                &psks,
+                &own_proposals,
+            ))
+            .cloned();
 
         // prepare the iterator for the proposal validation and seletion function. That function
         // assumes that "earlier in the list" means "older", so since our own proposals are
         // newest, we have to put them last.
-        let proposal_queue = group_proposal_store_queue
-            .into_iter()
-            .chain(own_proposals)
-            .filter(f);
+        let proposal_queue = group_proposal_store_queue.chain(own_proposals).filter(f);
 
         let (mut proposal_queue, contains_own_updates) =
             ProposalQueue::filter_proposals(proposal_queue, group.own_leaf_index).map_err(|e| {
@@ -838,52 +869,23 @@ impl<'a, G: BorrowMut<MlsGroup>> CommitBuilder<'a, LoadedPsks, G> {
             &group.mls_group_config.proposal_expander,
             &sender,
         )?;
-
-        // Validate the proposals by doing the following checks:
-
-        // ValSem113: All Proposals: The proposal type must be supported by all
-        // members of the group
-        group
-            .public_group
-            .validate_proposal_type_support(&proposal_queue)?;
-        // ValSem101
-        // ValSem102
-        // ValSem103
-        // ValSem104
-        group
-            .public_group
-            .validate_key_uniqueness(&proposal_queue, None)?;
-        // ValSem105
-        group.public_group.validate_add_proposals(&proposal_queue)?;
-        // ValSem106
-        // ValSem109
-        group.public_group.validate_capabilities(&proposal_queue)?;
-        // ValSem107
-        // ValSem108
-        group
-            .public_group
-            .validate_remove_proposals(&proposal_queue)?;
-        group
-            .public_group
-            .validate_pre_shared_key_proposals(&proposal_queue)?;
-        // Validate update proposals for member commits
-        // ValSem110
-        // ValSem111
-        // ValSem112
-        group
-            .public_group
-            .validate_update_proposals(&proposal_queue, own_leaf_index)?;
-
-        // ValSem208
-        // ValSem209
-        group
-            .public_group
-            .validate_group_context_extensions_proposal(&proposal_queue)?;
-
+        // From the store, what the checks below would refuse next to the
+        // rest is left out rather than failing the commit.
         #[cfg(feature = "extensions-draft")]
-        group
-            .public_group
-            .validate_app_data_update_proposals_and_group_context(&proposal_queue)?;
+        let app_data_updates_given = cur_stage.app_data_dictionary_updates.is_some();
+        proposal_queue.drop_uncommittable_by_reference(|queue| {
+            // An AppDataUpdate needs the dictionary updates the caller computes.
+            #[cfg(feature = "extensions-draft")]
+            if !app_data_updates_given
+                && queue.queued_proposals().any(|q| matches!(q.proposal(), Proposal::AppDataUpdate(_)))
+            {
+                return false;
+            }
+            proposals_check(&group.public_group, queue, own_leaf_index).is_ok()
+        });
+
+        // Validate the proposals (the checks `proposals_check` runs).
+        proposals_check(&group.public_group, &proposal_queue, own_leaf_index)?;
 
         if is_external_commit {
             group

@@ -21,76 +21,53 @@ use crate::{
 #[cfg(feature = "extensions-draft")]
 use crate::messages::proposals::{AppDataUpdateProposal, AppEphemeralProposal};
 
-/// RFC 9420 §12.2 for a committer drawing on the proposal store: of the
-/// proposals received by reference (`pending`), in order, those this
-/// member's commit can carry next to its own (`own`) and the ones kept
-/// before them. Left out, instead of failing the whole commit: a
-/// PreSharedKey proposal whose PSK the committer does not hold
-/// (`loaded_psks`; §8.4, the key schedule needs it) or whose PSK id is
-/// already in the commit (receivers refuse a PSK id twice), and one that
-/// fails the commit's own proposal checks next to those kept: a type some
-/// member does not support, a key already in the group or in a kept Add,
-/// an Add or GroupContextExtensions some member cannot support, a second
-/// GroupContextExtensions, the Remove of a leaf not in the tree, a PSK id
-/// of the wrong shape. Else any member, or an external sender, could block,
-/// for the rest of the epoch, every commit that takes the pending
-/// proposals. Applied before the per-member choice of
-/// [`ProposalQueue::filter_proposals`], so such a proposal cannot displace a
-/// valid one for the same member (a SelfRemove of an unsupported type
-/// outranked a Remove of its sender, which then went nowhere). When the
-/// committer's own proposals fail the checks by themselves, only the PSK
-/// rule applies: the commit then fails on its own proposals as before.
-pub(crate) fn committable_from_store<'a>(
-    pending: impl Iterator<Item = &'a QueuedProposal>,
-    group: &crate::group::PublicGroup,
-    loaded_psks: &[(PreSharedKeyId, Secret)],
+/// RFC 9420 §12.2 for a committer drawing on the proposal store, before
+/// the per-member choice of [`ProposalQueue::filter_proposals`]: of the
+/// proposals received by reference, those no commit of this
+/// member can carry whatever else it holds are left out, so they cannot
+/// displace a valid proposal for the same member (a SelfRemove of an
+/// unsupported type outranked a Remove of its sender, which then went
+/// nowhere): a type some member does not list in its
+/// `capabilities.proposals` (§7.2, judged against every current member,
+/// those the commit removes included), and a PreSharedKey proposal whose PSK
+/// the committer does not hold (`loaded_psks`; §8.4, the key schedule needs
+/// it) or whose PSK id the commit already carries (`own`, the committer's
+/// own proposals, or an earlier one of the store; receivers refuse a PSK id
+/// twice). What depends on the other proposals is left to
+/// [`ProposalQueue::drop_uncommittable_by_reference`], after the choice.
+/// Returns the filter, to apply to the store in order.
+pub(crate) fn committable_from_store<'q>(
+    group: &'q crate::group::PublicGroup,
+    loaded_psks: &'q [(PreSharedKeyId, Secret)],
     own: &[QueuedProposal],
-) -> Vec<QueuedProposal> {
-    let pending: Vec<&QueuedProposal> = pending.collect();
-    // Nothing to choose from: no check runs (they read the whole tree).
-    if pending.is_empty() {
-        return Vec::new();
-    }
+) -> impl FnMut(&&QueuedProposal) -> bool + 'q {
     let psk_of = |q: &QueuedProposal| match q.proposal() {
         Proposal::PreSharedKey(psk) => Some(psk.clone().into_psk_id()),
         _ => None,
     };
-    let mut psk_ids: HashSet<PreSharedKeyId> = own.iter().filter_map(psk_of).collect();
-    let mut kept = ProposalQueue::default();
-    for queued in own {
-        kept.add(queued.clone());
-    }
-    let checked = proposals_pass_commit_checks(group, &kept);
-    let mut out = Vec::new();
-    for queued in pending {
-        if let Some(id) = psk_of(queued) {
-            if !loaded_psks.iter().any(|(held, _)| held == &id) || psk_ids.contains(&id) {
-                continue;
+    // The capabilities of every leaf are read once, when a type that needs
+    // them is first met. A list, not a set: a few types at most.
+    let mut supported: Option<Vec<ProposalType>> = None;
+    // The PSK ids the commit carries so far: a few at most.
+    let mut psk_ids: Vec<PreSharedKeyId> = own.iter().filter_map(psk_of).collect();
+    move |q| {
+        let proposal_type = q.proposal().proposal_type();
+        if !proposal_type.is_default() {
+            let supported = supported.get_or_insert_with(|| {
+                let all = group.proposal_types_supported_by_all(&HashSet::new());
+                all.map(|types| types.into_iter().copied().collect()).unwrap_or_default()
+            });
+            if !supported.contains(&proposal_type) {
+                return false;
             }
         }
-        if checked {
-            kept.add(queued.clone());
-            if !proposals_pass_commit_checks(group, &kept) {
-                kept.remove(&queued.proposal_reference());
-                continue;
-            }
+        let Some(id) = psk_of(q) else { return true };
+        if !loaded_psks.iter().any(|(held, _)| held == &id) || psk_ids.contains(&id) {
+            return false;
         }
-        psk_ids.extend(psk_of(queued));
-        out.push(queued.clone());
+        psk_ids.push(id);
+        true
     }
-    out
-}
-
-/// The checks of a commit's proposals that do not depend on who commits or
-/// on the path (those the commit builder runs after the selection).
-fn proposals_pass_commit_checks(group: &crate::group::PublicGroup, queue: &ProposalQueue) -> bool {
-    group.validate_proposal_type_support(queue).is_ok()
-        && group.validate_key_uniqueness(queue, None).is_ok()
-        && group.validate_add_proposals(queue).is_ok()
-        && group.validate_capabilities(queue).is_ok()
-        && group.validate_remove_proposals(queue).is_ok()
-        && group.validate_pre_shared_key_proposals(queue).is_ok()
-        && group.validate_group_context_extensions_proposal(queue).is_ok()
 }
 
 #[derive(Debug, Clone)]
@@ -605,10 +582,66 @@ impl ProposalQueue {
         self.queued_proposals.get(proposal_reference)
     }
 
-    /// Take a proposal out of the queue again.
-    pub(crate) fn remove(&mut self, proposal_reference: &ProposalRef) {
-        self.proposal_references.retain(|r| r != proposal_reference);
-        self.queued_proposals.remove(proposal_reference);
+    /// RFC 9420 §12.2 for a committer drawing on the proposal store, after
+    /// the per-member choice and the custom proposals' expansion: when the
+    /// commit's proposal checks (`passes`) fail, the proposals received by
+    /// reference that make them fail are left out instead of failing the
+    /// whole commit. Each one (in order, then once more for those a later
+    /// one made valid; custom proposals, chosen by
+    /// [`ProposalQueue::drop_overlapping_expansions`], aside) is kept only if
+    /// the checks pass with the committer's own proposals, the custom ones
+    /// and the ones kept so far: the Add of a key a member or a kept Add
+    /// already has, a second GroupContextExtensions or one some member cannot
+    /// support, the Remove of a leaf not in the tree, a PSK id of the wrong
+    /// shape. Else one proposal of a member or an external sender failed
+    /// every commit of the epoch that took the store. When the committer's
+    /// own proposals fail by themselves nothing is left out: the commit fails
+    /// on them. The checks run once when they pass (the common case).
+    pub(crate) fn drop_uncommittable_by_reference(&mut self, passes: impl Fn(&ProposalQueue) -> bool) {
+        if passes(self) {
+            return;
+        }
+        let candidates: Vec<ProposalRef> = self
+            .queued_proposals()
+            .filter(|q| {
+                q.proposal_or_ref_type == ProposalOrRefType::Reference
+                    && !matches!(q.proposal(), Proposal::Custom(_))
+            })
+            .map(|q| q.proposal_reference())
+            .collect();
+        // A trial leaves proposals out of the order only: every reader of
+        // the queue walks `proposal_references`.
+        let all = self.proposal_references.clone();
+        let mut passes_without = |dropped: &[ProposalRef]| {
+            self.proposal_references = all.iter().filter(|r| !dropped.contains(r)).cloned().collect();
+            passes(self)
+        };
+        let mut dropped = candidates;
+        if passes_without(&dropped) {
+            // In order; then once more for those a proposal kept later
+            // makes valid (an Add of a key a later Remove frees). Keeping a
+            // proposal frees nothing but by removing, so passes end there.
+            for _ in 0..2 {
+                let mut kept_any = false;
+                for candidate in dropped.clone() {
+                    dropped.retain(|r| r != &candidate);
+                    if passes_without(&dropped) {
+                        kept_any = true;
+                    } else {
+                        dropped.push(candidate);
+                    }
+                }
+                if !kept_any {
+                    break;
+                }
+            }
+        } else {
+            // The committer's own proposals fail by themselves.
+            dropped.clear();
+        }
+        self.proposal_references = all;
+        self.proposal_references.retain(|r| !dropped.contains(r));
+        self.queued_proposals.retain(|r, _| !dropped.contains(r));
     }
 
     /// Add a new [QueuedProposal] to the queue

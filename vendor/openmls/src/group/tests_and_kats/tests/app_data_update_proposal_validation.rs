@@ -209,27 +209,54 @@ fn test_group_context_update_dictionary_without_app_data_update() {
 
     // Bare GroupContextExtensions proposal that touches the dictionary, with NO accompanying
     // AppDataUpdate proposal.
+    let extensions =
+        Extensions::from_vec(vec![required_capabilities_extension, dictionary_extension]).unwrap();
     alice
         .group
         .propose_group_context_extensions(
             &alice_party.provider,
-            Extensions::from_vec(vec![required_capabilities_extension, dictionary_extension])
-                .unwrap(),
+            extensions.clone(),
             &alice.party.signer,
         )
         .unwrap();
 
-    let err = alice
+    // By reference, a proposal no commit can carry is left out of the
+    // commit, not failing it.
+    alice
         .group
         .commit_to_pending_proposals(&alice_party.provider, &alice.party.signer)
+        .unwrap();
+    let staged = alice.group.pending_commit().unwrap();
+    assert_eq!(staged.queued_proposals().count(), 0);
+    alice
+        .group
+        .clear_pending_commit(alice_party.provider.storage())
+        .unwrap();
+    alice
+        .group
+        .clear_pending_proposals(alice_party.provider.storage())
+        .unwrap();
+
+    // By value it is the committer's own error.
+    let err = alice
+        .group
+        .commit_builder()
+        .propose_group_context_extensions(extensions)
+        .unwrap()
+        .load_psks(alice_party.provider.storage())
+        .unwrap()
+        .build(
+            alice_party.provider.rand(),
+            alice_party.provider.crypto(),
+            &alice.party.signer,
+            |_| true,
+        )
         .unwrap_err();
 
     assert_eq!(
         err,
-        CommitToPendingProposalsError::CreateCommitError(
-            CreateCommitError::AppDataUpdateValidationError(
-                AppDataUpdateValidationError::CannotUpdateDictionaryDirectly
-            )
+        CreateCommitError::AppDataUpdateValidationError(
+            AppDataUpdateValidationError::CannotUpdateDictionaryDirectly
         )
     );
 }
