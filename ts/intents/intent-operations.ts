@@ -151,12 +151,9 @@ export interface LeaveRequests {
 }
 
 /**
- * The intents a commit did not carry though they were pending and remove
- * this member: its own user's `removeAssociatedMembers`, or its own intent.
- * Its own commit never carries them (no commit may remove its committer,
- * RFC 9420 §12.2), and a commit it received may leave them out; the new
- * epoch drops every pending proposal. What to propose about them, once the
- * commit is merged: `leaveAnswers` (docs/PROTOCOL.md §5.4).
+ * The intents removing this member that a commit (its own, or a received
+ * one) did not carry though they were pending; the new epoch drops them.
+ * What to propose about them: `leaveAnswers` (docs/PROTOCOL.md §5.4).
  */
 export function leaveRequestsIn(told: LeaveRequests): LeafOperationIntent[] {
   if (typeof told !== 'object' || told === null) throw invalidArgument('expected a CommitResult, PairedCommit or StagedCommit');
@@ -168,37 +165,19 @@ export interface LeaveAnswer {
   request: LeafOperationIntent;
   /** The intent to propose (`proposeIntent`, or a paired device's `propose`), for another member to commit. */
   answer?: LeafOperationIntent;
-  /**
-   * Why there is none: the request no longer says what its user wants (its
-   * sender's leaf changed: `stale-leaf`; its sender is gone: `unknown-leaf`;
-   * this member's own request, not signed by its current key:
-   * `bad-signature`); asking is the application's. Neither `answer` nor
-   * `refused`: the request is valid but no longer covers this member.
-   */
+  /** Why there is none (`stale-leaf`, `unknown-leaf`, `bad-signature`): asking the user is the application's. Neither field: the request no longer covers this member. */
   refused?: IntentError;
 }
 
 /**
- * What this member proposes, for another member to commit, about each
- * request `told` reports (`leaveRequestsIn`). `told` must be the report
- * this library made for this group at this client (`INVALID_ARGUMENT` for
- * an object of the same shape built or relayed elsewhere, or made for
- * another client or group), and the commit that reported it merged
- * (`INVALID_ARGUMENT` before). In the epoch that commit made:
- *
- * - its sender removed by that commit (a Remove, a leave, its SelfRemove):
- *   this member's own intent in the request's mode (a
- *   `removeAssociatedMembers` one covers whatever devices the user has
- *   now, a thief's new leaf too);
- * - this member's own request, made stale by that commit's new leaf:
- *   made again from the current leaf, same mode, only if the request was
- *   signed by this member's current signature key (one signed by an older
- *   key, which a thief may hold, is `refused` `bad-signature`);
- * - otherwise, and in any later epoch: the request itself while it is
- *   valid and covers this member, proposed again, so its sender and every
- *   device it covers go together. Leaving alone instead would split the
- *   user's leave, and its sender (perhaps a stolen device that made the
- *   request) would stay. Else `refused` with the reason.
+ * What this member proposes about each request `told` reports, once the
+ * commit that reported it is merged (docs/PROTOCOL.md §5.4): the request
+ * itself while it is valid (its sender and every device it covers go
+ * together); this member's own intent in the request's mode when that
+ * commit removed the sender; its own request made again from its new leaf
+ * when signed by its current key; else `refused`. `told` must be a report
+ * this library made for this group at this client (`INVALID_ARGUMENT`
+ * otherwise, and before the merge).
  */
 export function leaveAnswers(group: Group, told: LeaveRequests): LeaveAnswer[] {
   const requests = requestsOf(group, told).filter((r) => r.proposalType === LEAF_OPERATION_PROPOSAL_TYPE);

@@ -97,12 +97,7 @@ export class StagedCommit extends Resource<StagedCommitHandle> {
   readonly selfRemoved: boolean;
   /** Leaves the commit's LeafOperationProposals remove. */
   readonly impliedRemoves: readonly number[];
-  /**
-   * Pending requests to remove this member (custom proposals by reference
-   * the client's expander says remove it, e.g. its own user's
-   * LeafOperationIntent) that the commit does not carry; the new epoch
-   * drops them (docs/PROTOCOL.md §5.4). Absent when there are none.
-   */
+  /** Pending requests to remove this member the commit does not carry (docs/PROTOCOL.md §5.4). */
   readonly askedToLeave: readonly AskedToLeave[] | undefined;
   readonly #group: Group;
 

@@ -66,13 +66,7 @@ export interface PairedCommit {
    * retire the previous one).
    */
   anchorSignatureKey: Uint8Array;
-  /**
-   * Pending custom proposals that remove the anchor, left out of this
-   * commit, as `CommitResult.askedToLeave` (e.g. a LeafOperationIntent of
-   * the anchor's user asking its devices to leave; docs/PROTOCOL.md §5.4,
-   * `leaveRequestsIn` and `leaveAnswers` in paired-mls/intents). Absent when
-   * there are none.
-   */
+  /** As `CommitResult.askedToLeave`: requests to remove the anchor this commit left out (docs/PROTOCOL.md §5.4). */
   askedToLeave?: CommitResult['askedToLeave'];
 }
 

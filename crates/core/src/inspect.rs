@@ -186,22 +186,16 @@ struct CommitResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[tsify(type = "Uint8Array", optional)]
     vc_derivation_info: Option<ByteBuf>,
-    /// Custom proposals received by reference that remove this member (a
-    /// LeafOperationIntent of its own user asking its devices to leave):
-    /// no commit may remove its committer, so this one leaves them out,
-    /// and the new epoch drops them. Absent when there are none
-    /// (docs/PROTOCOL.md §5.4: what the member does about them).
+    /// Pending requests to remove this member this commit left out
+    /// (docs/PROTOCOL.md §5.4).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     #[tsify(optional)]
     asked_to_leave: Vec<AskedToLeaveView>,
 }
 
-/// A request to remove this member that a commit did not carry, though it
-/// was pending (`askedToLeave`, docs/PROTOCOL.md §5.4): the custom proposal,
-/// whether the commit removes the leaf the proposal is bound to (an
-/// intent's sender), and the epoch after the commit, in which to answer
-/// (its number and epoch authenticator: a commit that lost its epoch to
-/// another has the same number, not the same authenticator).
+/// A pending request to remove this member a commit did not carry: the
+/// custom proposal, whether the commit removed its sender, and the epoch
+/// after the commit (docs/PROTOCOL.md §5.4).
 #[derive(Serialize, Tsify)]
 #[serde(rename_all = "camelCase")]
 #[tsify(rename = "AskedToLeave")]
@@ -572,8 +566,7 @@ struct StagedCommitView {
     content_digest: ByteBuf,
     #[tsify(optional)]
     authorizing_devices: Option<AuthorizingDevices>,
-    /// Pending requests to remove this member the commit does not carry
-    /// (as `CommitResult.askedToLeave`).
+    /// As `CommitResult.askedToLeave`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     #[tsify(optional)]
     asked_to_leave: Vec<AskedToLeaveView>,

@@ -27,7 +27,8 @@ use crate::messages::proposals::{AppDataUpdateProposal, AppEphemeralProposal};
 /// member can carry whatever else it holds are left out, so they cannot
 /// displace a valid proposal for the same member (a SelfRemove of an
 /// unsupported type outranked a Remove of its sender, which then went
-/// nowhere): a type some member does not list in its
+/// nowhere): an ExternalInit (only an external commit carries one, by
+/// value), a type some member does not list in its
 /// `capabilities.proposals` (§7.2, judged against every current member,
 /// those the commit removes included), and a PreSharedKey proposal whose PSK
 /// the committer does not hold (`loaded_psks`; §8.4, the key schedule needs
@@ -51,6 +52,14 @@ pub(crate) fn committable_from_store<'q>(
     // The PSK ids the commit carries so far: a few at most.
     let mut psk_ids: Vec<PreSharedKeyId> = own.iter().filter_map(psk_of).collect();
     move |q| {
+        // What the store holds by value (an external commit's own) stays.
+        if q.proposal_or_ref_type != ProposalOrRefType::Reference {
+            return true;
+        }
+        // Only an external commit carries an ExternalInit, by value.
+        if matches!(q.proposal(), Proposal::ExternalInit(_)) {
+            return false;
+        }
         let proposal_type = q.proposal().proposal_type();
         if !proposal_type.is_default() {
             let supported = supported.get_or_insert_with(|| {
@@ -583,7 +592,9 @@ impl ProposalQueue {
     }
 
     /// RFC 9420 §12.2 for a committer drawing on the proposal store, after
-    /// the per-member choice and the custom proposals' expansion: when the
+    /// the per-member choice and the custom proposals' expansion: a ReInit
+    /// by reference beside other proposals is left out (a ReInit goes
+    /// alone; the core refuses a commit that carries it with others). When the
     /// commit's proposal checks (`passes`) fail, the proposals received by
     /// reference that make them fail are left out instead of failing the
     /// whole commit. Each one (in order, then once more for those a later
@@ -598,6 +609,18 @@ impl ProposalQueue {
     /// own proposals fail by themselves nothing is left out: the commit fails
     /// on them. The checks run once when they pass (the common case).
     pub(crate) fn drop_uncommittable_by_reference(&mut self, passes: impl Fn(&ProposalQueue) -> bool) {
+        // A ReInit goes alone (RFC 9420 §12.2): one by reference beside other
+        // proposals waits for a commit that can carry it alone.
+        let reinit = self.queued_proposals().find(|q| {
+            q.proposal_or_ref_type == ProposalOrRefType::Reference
+                && matches!(q.proposal(), Proposal::ReInit(_))
+        });
+        if let Some(reinit) = reinit.map(|q| q.proposal_reference()) {
+            if self.proposal_references.len() > 1 {
+                self.proposal_references.retain(|r| r != &reinit);
+                self.queued_proposals.remove(&reinit);
+            }
+        }
         if passes(self) {
             return;
         }

@@ -2542,3 +2542,163 @@ fn test_valsem401_valsem402() {
      }
 }
 */
+
+/// Engine change 35 (third review): a member's standalone ExternalInit
+/// proposal (no honest client sends one; it is queued on receipt) is left
+/// out of the store's commit: no regular commit can carry it (valn0310),
+/// and before, every receiver refused the commit that carried it.
+#[openmls_test::openmls_test]
+fn an_external_init_by_reference_is_left_out() {
+    let alice_provider = &Provider::default();
+    let bob_provider = &Provider::default();
+    let ProposalValidationTestSetup {
+        mut alice_group,
+        alice_credential_with_key_and_signer,
+        mut bob_group,
+        bob_credential_with_key_and_signer,
+    } = validation_test_setup(
+        PURE_PLAINTEXT_WIRE_FORMAT_POLICY,
+        ciphersuite,
+        alice_provider,
+        bob_provider,
+    );
+    let template: MlsMessageIn = bob_group
+        .propose_self_update(
+            bob_provider,
+            &bob_credential_with_key_and_signer.signer,
+            LeafNodeParameters::default(),
+        )
+        .map(|(out, _)| MlsMessageIn::from(out))
+        .unwrap();
+    bob_group.clear_pending_proposals(bob_provider.storage()).unwrap();
+    let franken = FrankenMlsMessage::from(MlsMessageOut::from(template));
+    let FrankenMlsMessageBody::PublicMessage(public_message) = franken.body else {
+        panic!()
+    };
+    let mut content = public_message.content;
+    content.body = FrankenFramedContentBody::Proposal(FrankenProposal::ExternalInit(
+        FrankenExternalInitProposal {
+            kem_output: vec![7u8; 32].into(),
+        },
+    ));
+    let group_context = bob_group.export_group_context().clone();
+    let membership_key = bob_group.message_secrets().membership_key().as_slice();
+    let message = FrankenPublicMessage::auth(
+        bob_provider,
+        ciphersuite,
+        &bob_credential_with_key_and_signer.signer,
+        content,
+        Some(&group_context.into()),
+        Some(membership_key),
+        None,
+    );
+    let protocol_message = ProtocolMessage::from(PublicMessage::from(message));
+    let ProcessedMessageContent::ProposalMessage(queued) = alice_group
+        .process_message(alice_provider, protocol_message)
+        .expect("the ExternalInit proposal is queued on receipt")
+        .into_content()
+    else {
+        panic!("expected a proposal")
+    };
+    alice_group
+        .store_pending_proposal(alice_provider.storage(), (*queued).clone())
+        .unwrap();
+    bob_group
+        .store_pending_proposal(bob_provider.storage(), *queued)
+        .unwrap();
+
+    let (commit, _, _) = alice_group
+        .commit_to_pending_proposals(alice_provider, &alice_credential_with_key_and_signer.signer)
+        .expect("committer");
+    assert_eq!(alice_group.pending_commit().unwrap().queued_proposals().count(), 0);
+    let processed = bob_group
+        .process_message(bob_provider, commit.into_protocol_message().unwrap())
+        .expect("the receiver takes the commit");
+    assert!(matches!(
+        processed.into_content(),
+        ProcessedMessageContent::StagedCommitMessage(_)
+    ));
+}
+
+/// Engine change 35 (third review): a ReInit by reference beside another
+/// proposal by reference is left out (a ReInit goes alone, RFC 9420
+/// §12.2); before, the commit carried both, which the core refuses.
+#[openmls_test::openmls_test]
+fn a_reinit_by_reference_beside_others_is_left_out() {
+    let alice_provider = &Provider::default();
+    let bob_provider = &Provider::default();
+    let ProposalValidationTestSetup {
+        mut alice_group,
+        alice_credential_with_key_and_signer,
+        mut bob_group,
+        bob_credential_with_key_and_signer,
+    } = validation_test_setup(
+        PURE_PLAINTEXT_WIRE_FORMAT_POLICY,
+        ciphersuite,
+        alice_provider,
+        bob_provider,
+    );
+    let template: MlsMessageIn = bob_group
+        .propose_self_update(
+            bob_provider,
+            &bob_credential_with_key_and_signer.signer,
+            LeafNodeParameters::default(),
+        )
+        .map(|(out, _)| MlsMessageIn::from(out))
+        .unwrap();
+    // Bob's genuine Update by reference stays in alice's store too.
+    let ProcessedMessageContent::ProposalMessage(update) = alice_group
+        .process_message(alice_provider, template.clone().into_protocol_message().unwrap())
+        .unwrap()
+        .into_content()
+    else {
+        panic!()
+    };
+    alice_group
+        .store_pending_proposal(alice_provider.storage(), *update)
+        .unwrap();
+    let franken = FrankenMlsMessage::from(MlsMessageOut::from(template));
+    let FrankenMlsMessageBody::PublicMessage(public_message) = franken.body else {
+        panic!()
+    };
+    let mut content = public_message.content;
+    content.body = FrankenFramedContentBody::Proposal(FrankenProposal::ReInit(
+        FrankenReInitProposal {
+            group_id: b"successor".to_vec().into(),
+            version: 1,
+            ciphersuite: u16::from(ciphersuite),
+            extensions: vec![],
+        },
+    ));
+    let group_context = bob_group.export_group_context().clone();
+    let membership_key = bob_group.message_secrets().membership_key().as_slice();
+    let message = FrankenPublicMessage::auth(
+        bob_provider,
+        ciphersuite,
+        &bob_credential_with_key_and_signer.signer,
+        content,
+        Some(&group_context.into()),
+        Some(membership_key),
+        None,
+    );
+    let ProcessedMessageContent::ProposalMessage(queued) = alice_group
+        .process_message(alice_provider, ProtocolMessage::from(PublicMessage::from(message)))
+        .expect("the ReInit proposal is queued on receipt")
+        .into_content()
+    else {
+        panic!("expected a proposal")
+    };
+    alice_group
+        .store_pending_proposal(alice_provider.storage(), *queued)
+        .unwrap();
+    alice_group
+        .commit_to_pending_proposals(alice_provider, &alice_credential_with_key_and_signer.signer)
+        .unwrap();
+    let kinds: Vec<_> = alice_group
+        .pending_commit()
+        .unwrap()
+        .queued_proposals()
+        .map(|q| q.proposal().proposal_type())
+        .collect();
+    assert_eq!(kinds, vec![ProposalType::Update]);
+}
