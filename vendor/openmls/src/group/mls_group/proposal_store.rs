@@ -597,8 +597,9 @@ impl ProposalQueue {
     /// alone; the core refuses a commit that carries it with others). When the
     /// commit's proposal checks (`passes`) fail, the proposals received by
     /// reference that make them fail are left out instead of failing the
-    /// whole commit. Each one (in order, then once more for those a later
-    /// one made valid; custom proposals, chosen by
+    /// whole commit (the checks run here only when the store gave any).
+    /// Each one (in order, then once more for those a later one made valid;
+    /// custom proposals, chosen by
     /// [`ProposalQueue::drop_overlapping_expansions`], aside) is kept only if
     /// the checks pass with the committer's own proposals, the custom ones
     /// and the ones kept so far: the Add of a key a member or a kept Add
@@ -621,9 +622,6 @@ impl ProposalQueue {
                 self.queued_proposals.remove(&reinit);
             }
         }
-        if passes(self) {
-            return;
-        }
         let candidates: Vec<ProposalRef> = self
             .queued_proposals()
             .filter(|q| {
@@ -632,6 +630,11 @@ impl ProposalQueue {
             })
             .map(|q| q.proposal_reference())
             .collect();
+        // Nothing to leave out, or nothing to: no check runs here (they read
+        // the whole tree; the builder runs them next anyway).
+        if candidates.is_empty() || passes(self) {
+            return;
+        }
         // A trial leaves proposals out of the order only: every reader of
         // the queue walks `proposal_references`.
         let all = self.proposal_references.clone();
