@@ -78,9 +78,7 @@ function checkIntent(group: Group, intent: LeafOperationIntent): void {
   const leaf = leafInfo(group, intent.senderIndex);
   if (!leaf) throw new IntentError('unknown-leaf', `no member at leaf ${intent.senderIndex}`);
   if (!bytesEqual(leaf.ref, intent.senderLeafRef)) throw new IntentError('stale-leaf', `the leaf at ${intent.senderIndex} changed since the intent was made`);
-  const cs = group.state().ciphersuite;
-  const valid = group.client.verifyWithLabel(cs, leaf.member.signatureKey, INTENT_SIGNATURE_LABEL, encodeIntentTbs(intent), intent.signature);
-  if (!valid) throw new IntentError('bad-signature', 'the intent signature does not verify');
+  if (!signedBy(group, leaf.member.signatureKey, intent)) throw new IntentError('bad-signature', 'the intent signature does not verify');
   if (leaf.source === 'keyPackage') throw new IntentError('key-package-leaf', 'the sender leaf still holds its KeyPackage LeafNode (replayable)');
 }
 
@@ -156,8 +154,13 @@ export interface LeaveRequests {
  * What to propose about them: `leaveAnswers` (docs/PROTOCOL.md §5.4).
  */
 export function leaveRequestsIn(told: LeaveRequests): LeafOperationIntent[] {
+  return intentsAmong(checkedTold(told).askedToLeave ?? []);
+}
+
+/** `told`, when it is an object (`INVALID_ARGUMENT` otherwise). */
+function checkedTold(told: LeaveRequests): LeaveRequests {
   if (typeof told !== 'object' || told === null) throw invalidArgument('expected a CommitResult, PairedCommit or StagedCommit');
-  return intentsAmong(told.askedToLeave ?? []);
+  return told;
 }
 
 /** One request and what to propose about it (`leaveAnswers`). */
@@ -182,16 +185,20 @@ export interface LeaveAnswer {
 export function leaveAnswers(group: Group, told: LeaveRequests): LeaveAnswer[] {
   const requests = requestsOf(group, told).filter((r) => r.proposalType === LEAF_OPERATION_PROPOSAL_TYPE);
   const intents = intentsAmong(requests);
+  // Read once for all requests.
+  const epoch = group.epoch;
+  const authenticator = requests.length ? group.epochAuthenticator() : new Uint8Array(0);
   return requests.map((reported, i) => {
     const request = intents[i]!;
-    if (group.epoch < reported.epoch) throw invalidArgument(`merge the commit that reported the request first (epoch ${reported.epoch}; the group is in ${group.epoch})`);
+    if (epoch < reported.epoch) throw invalidArgument(`merge the commit that reported the request first (epoch ${reported.epoch}; the group is in ${epoch})`);
     if (!bytesEqual(request.groupId, group.id)) throw invalidArgument('the request is for another group');
-    const inItsEpoch = group.epoch === reported.epoch && bytesEqual(group.epochAuthenticator(), reported.epochAuthenticator);
+    const inItsEpoch = epoch === reported.epoch && bytesEqual(authenticator, reported.epochAuthenticator);
     if (inItsEpoch && reported.senderRemoved) return { request, answer: createIntent(group, request.removalMode) };
     if (inItsEpoch && request.senderIndex === group.ownLeafIndex) {
-      const own = refusal(() => validateIntent(group, request));
-      if (own?.reason !== 'stale-leaf') return own ? { request, refused: own } : { request, answer: request };
-      return signedByOwnKey(group, request)
+      const stale = refusal(() => validateIntent(group, request));
+      if (stale?.reason !== 'stale-leaf') return stale ? { request, refused: stale } : { request, answer: request };
+      const own = leafInfo(group, group.ownLeafIndex);
+      return own && signedBy(group, own.member.signatureKey, request)
         ? { request, answer: createIntent(group, request.removalMode) }
         : { request, refused: new IntentError('bad-signature', "this member's own request was not signed by its current signature key") };
     }
@@ -202,16 +209,14 @@ export function leaveAnswers(group: Group, told: LeaveRequests): LeaveAnswer[] {
   });
 }
 
-/** Whether `request` verifies under this member's current signature key. */
-function signedByOwnKey(group: Group, request: LeafOperationIntent): boolean {
-  const own = group.members().find((m) => m.leafIndex === group.ownLeafIndex);
-  return own !== undefined && group.client.verifyWithLabel(group.state().ciphersuite, own.signatureKey, INTENT_SIGNATURE_LABEL, encodeIntentTbs(request), request.signature);
+/** Whether `intent`'s signature verifies under `signatureKey` (draft §2.2, the intent's TBS and label). */
+function signedBy(group: Group, signatureKey: Uint8Array, intent: LeafOperationIntent): boolean {
+  return group.client.verifyWithLabel(group.state().ciphersuite, signatureKey, INTENT_SIGNATURE_LABEL, encodeIntentTbs(intent), intent.signature);
 }
 
 /** The requests `told` reports: a list this library made for `group`, or none. */
 function requestsOf(group: Group, told: LeaveRequests): readonly AskedToLeave[] {
-  if (typeof told !== 'object' || told === null) throw invalidArgument('expected a CommitResult, PairedCommit or StagedCommit');
-  if (told.askedToLeave === undefined) return [];
+  if (checkedTold(told).askedToLeave === undefined) return [];
   // Answered from the library's own copy: the handed-out bytes can be edited.
   const requests = reportedEntries(told.askedToLeave, group.client, group.id);
   if (!requests) {
