@@ -1666,6 +1666,66 @@ fn proposals_by_reference_no_commit_can_carry_are_left_out() {
     assert_eq!(groups[0].members().count(), 3);
 }
 
+/// A member that posts many proposals by reference of which only one can go
+/// into a commit (here: Adds of KeyPackages that share one signature key)
+/// costs a committer one walk of the proposal order per proposal tried:
+/// before, each trial also looked every proposal up in the list of those
+/// left out, and a thousand such Adds made every commit of the epoch take
+/// seconds (cubic in their number). The first Add is committed, the rest
+/// left out, and every member follows.
+#[openmls_test]
+fn many_proposals_by_reference_that_conflict_leave_one() {
+    let providers = [
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+    ];
+    let World {
+        mut groups, signers, ..
+    } = world(ciphersuite, &providers, true, false);
+    let mallory = generate_credential_with_key(
+        b"mallory".into(),
+        ciphersuite.signature_algorithm(),
+        providers[3],
+    );
+    let mut first = None;
+    for _ in 0..200 {
+        let key_package = KeyPackage::builder()
+            .leaf_node_capabilities(capabilities())
+            .build(ciphersuite, providers[3], &mallory.signer, mallory.credential_with_key.clone())
+            .unwrap()
+            .key_package()
+            .clone();
+        first.get_or_insert_with(|| key_package.clone());
+        let (add, _) = groups[1]
+            .propose_add_member(providers[1], &signers[1].signer, &key_package)
+            .unwrap();
+        for i in [0, 2] {
+            receive_proposal(&mut groups[i], providers[i], add.clone());
+        }
+    }
+    assert_eq!(groups[0].pending_proposals().count(), 200);
+
+    let commit = commit_store(&mut groups[0], providers[0], &signers[0].signer).unwrap();
+    let ProcessedMessageContent::StagedCommitMessage(staged) =
+        process(&mut groups[2], providers[2], commit)
+            .unwrap()
+            .into_content()
+    else {
+        panic!("expected a commit");
+    };
+    let added: Vec<_> = staged.add_proposals().map(|q| q.add_proposal().key_package().clone()).collect();
+    assert_eq!(added, vec![first.unwrap()]);
+    groups[2].merge_staged_commit(providers[2], *staged).unwrap();
+    groups[0].merge_pending_commit(providers[0]).unwrap();
+    assert_eq!(
+        groups[2].epoch_authenticator().as_slice(),
+        groups[0].epoch_authenticator().as_slice()
+    );
+    assert_eq!(groups[0].members().count(), 4);
+}
+
 /// A GroupContextExtensions proposal of an external sender that requires an
 /// extension no member supports is left out; a SelfRemove of a type some
 /// member does not list no longer shields its sender from a Remove: it is

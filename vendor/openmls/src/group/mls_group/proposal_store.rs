@@ -622,39 +622,55 @@ impl ProposalQueue {
                 self.queued_proposals.remove(&reinit);
             }
         }
-        let candidates: Vec<ProposalRef> = self
-            .queued_proposals()
-            .filter(|q| {
-                q.proposal_or_ref_type == ProposalOrRefType::Reference
-                    && !matches!(q.proposal(), Proposal::Custom(_))
+        // The positions in the order of the proposals received by reference.
+        let all = self.proposal_references.clone();
+        let candidates: Vec<usize> = (0..all.len())
+            .filter(|&i| {
+                self.queued_proposals.get(&all[i]).is_some_and(|q| {
+                    q.proposal_or_ref_type == ProposalOrRefType::Reference
+                        && !matches!(q.proposal(), Proposal::Custom(_))
+                })
             })
-            .map(|q| q.proposal_reference())
             .collect();
         // Nothing to leave out, or nothing to: no check runs here (they read
         // the whole tree; the builder runs them next anyway).
         if candidates.is_empty() || passes(self) {
             return;
         }
-        // A trial leaves proposals out of the order only: every reader of
-        // the queue walks `proposal_references`.
-        let all = self.proposal_references.clone();
-        let mut passes_without = |dropped: &[ProposalRef]| {
-            self.proposal_references = all.iter().filter(|r| !dropped.contains(r)).cloned().collect();
+        // Which of `all` are left out. A trial leaves proposals out of the
+        // order only (every reader of the queue walks
+        // `proposal_references`), rebuilt from this mask: a trial costs one
+        // walk of the order, not one per proposal left out (a member that
+        // posted a thousand conflicting proposals made every commit of the
+        // epoch take seconds).
+        let mut left_out = vec![false; all.len()];
+        let mut passes_without = |left_out: &[bool]| {
+            self.proposal_references = all
+                .iter()
+                .zip(left_out)
+                .filter(|(_, out)| !**out)
+                .map(|(r, _)| r.clone())
+                .collect();
             passes(self)
         };
-        let mut dropped = candidates;
-        if passes_without(&dropped) {
+        for &i in &candidates {
+            left_out[i] = true;
+        }
+        if passes_without(&left_out) {
             // In order; then once more for those a proposal kept later
             // makes valid (an Add of a key a later Remove frees). Keeping a
             // proposal frees nothing but by removing, so passes end there.
             for _ in 0..2 {
                 let mut kept_any = false;
-                for candidate in dropped.clone() {
-                    dropped.retain(|r| r != &candidate);
-                    if passes_without(&dropped) {
+                for &i in &candidates {
+                    if !left_out[i] {
+                        continue;
+                    }
+                    left_out[i] = false;
+                    if passes_without(&left_out) {
                         kept_any = true;
                     } else {
-                        dropped.push(candidate);
+                        left_out[i] = true;
                     }
                 }
                 if !kept_any {
@@ -663,11 +679,16 @@ impl ProposalQueue {
             }
         } else {
             // The committer's own proposals fail by themselves.
-            dropped.clear();
+            left_out.fill(false);
         }
-        self.proposal_references = all;
-        self.proposal_references.retain(|r| !dropped.contains(r));
-        self.queued_proposals.retain(|r, _| !dropped.contains(r));
+        self.proposal_references.clear();
+        for (r, out) in all.into_iter().zip(left_out) {
+            if out {
+                self.queued_proposals.remove(&r);
+            } else {
+                self.proposal_references.push(r);
+            }
+        }
     }
 
     /// Add a new [QueuedProposal] to the queue
