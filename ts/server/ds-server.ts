@@ -145,6 +145,7 @@ const STATUS: Record<DsRejection, number> = {
   'inbox-full': 429,
   'not-granted': 403,
   'quota-exceeded': 429,
+  'too-many-proposals': 409,
   unavailable: 503,
 };
 

@@ -12,6 +12,7 @@ import type {
   BindingRefusal,
   CommitUpdate,
   DeliveryStore,
+  EpochProposalBudget,
   GroupRecord,
   KeyPackageGrant,
   LoggedMessage,
@@ -21,7 +22,7 @@ import type {
   StoredBinding,
   StoredKeyPackage,
 } from '../services/delivery-store.js';
-import { STORED_RECORD_BYTES, StorageQuotaError, bindingBytes, checkQuota, storedBytes, welcomeCharges, welcomeShares, withinBytes } from '../services/delivery-store.js';
+import { EpochProposalsFullError, STORED_RECORD_BYTES, StorageQuotaError, bindingBytes, checkProposalBudget, checkQuota, storedBytes, welcomeCharges, welcomeShares, withinBytes } from '../services/delivery-store.js';
 import { DS_SCHEMA_VERSION } from './sqlite-store.js';
 import { peerDependency } from './peer-dependency.js';
 
@@ -29,7 +30,7 @@ const SCHEMA = `
 CREATE TABLE IF NOT EXISTS ds_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS ds_key_packages (ref TEXT PRIMARY KEY, client_id TEXT NOT NULL, bytes BYTEA NOT NULL, last_resort BOOLEAN NOT NULL, not_after BIGINT NOT NULL, added BIGSERIAL, leased_to TEXT, lease_until BIGINT);
 CREATE INDEX IF NOT EXISTS ds_key_packages_client ON ds_key_packages (client_id, last_resort);
-CREATE TABLE IF NOT EXISTS ds_groups (group_id TEXT PRIMARY KEY, epoch BIGINT NOT NULL, members JSONB NOT NULL, consistency TEXT NOT NULL, group_info BYTEA, external_join BOOLEAN NOT NULL DEFAULT false, epoch_start BIGINT NOT NULL DEFAULT 0, group_info_by TEXT);
+CREATE TABLE IF NOT EXISTS ds_groups (group_id TEXT PRIMARY KEY, epoch BIGINT NOT NULL, members JSONB NOT NULL, consistency TEXT NOT NULL, group_info BYTEA, external_join BOOLEAN NOT NULL DEFAULT false, epoch_start BIGINT NOT NULL DEFAULT 0, group_info_by TEXT, epoch_proposals INT NOT NULL DEFAULT 0, epoch_proposal_bytes BIGINT NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS ds_usage (client_id TEXT PRIMARY KEY, bytes BIGINT NOT NULL, key_packages INT NOT NULL);
 CREATE TABLE IF NOT EXISTS ds_log (group_id TEXT NOT NULL, seq BIGINT NOT NULL, sender TEXT NOT NULL, bytes BYTEA NOT NULL, digest TEXT, PRIMARY KEY (group_id, seq));
 CREATE UNIQUE INDEX IF NOT EXISTS ds_log_digest ON ds_log (group_id, digest);
@@ -56,7 +57,11 @@ UPDATE ds_welcomes SET blob_id = id;
 ALTER TABLE ds_welcomes ALTER COLUMN blob_id SET NOT NULL, DROP COLUMN welcome, DROP COLUMN group_id;
 ALTER TABLE ds_groups ADD COLUMN group_info_by TEXT;
 INSERT INTO ds_usage SELECT c, sum(b), sum(k) FROM (SELECT sender c, octet_length(bytes) + ${STORED_RECORD_BYTES} b, 0 k FROM ds_log UNION ALL SELECT client_id, octet_length(bytes) + ${STORED_RECORD_BYTES}, 1 FROM ds_key_packages) s GROUP BY c;`;
+/** Schema 4 to 5 (as SQLITE_MIGRATION_5): each group counts the proposals of its current epoch. */
+const POSTGRES_MIGRATION_5 = 'ALTER TABLE ds_groups ADD COLUMN epoch_proposals INT NOT NULL DEFAULT 0, ADD COLUMN epoch_proposal_bytes BIGINT NOT NULL DEFAULT 0';
 const CHANNEL = 'ds_log';
+/** A write the store refused (a quota, an epoch's proposals): the transaction rolls back, the connection is fine. */
+const refusedByStore = (err: unknown) => err instanceof StorageQuotaError || err instanceof EpochProposalsFullError;
 /** First and longest wait before the LISTEN connection is opened again after it was lost. */
 const RELISTEN_FIRST_MS = 100;
 const RELISTEN_MAX_MS = 5_000;
@@ -170,11 +175,12 @@ export class PostgresDeliveryStore implements DeliveryStore {
           await client.query('CREATE TABLE IF NOT EXISTS ds_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
           const { rows } = await client.query<{ value: string }>('SELECT value FROM ds_meta WHERE key = $1', ['schema']);
           const version = rows[0]?.value;
-          if (version !== undefined && version !== DS_SCHEMA_VERSION && version !== '3') throw new Error(`database schema ${version}; this server reads ${DS_SCHEMA_VERSION}`);
+          if (version !== undefined && version !== DS_SCHEMA_VERSION && version !== '3' && version !== '4') throw new Error(`database schema ${version}; this server reads ${DS_SCHEMA_VERSION}`);
           await client.query('BEGIN');
           try {
             await client.query(SCHEMA);
             if (version === '3') await client.query(POSTGRES_MIGRATION);
+            if (version === '3' || version === '4') await client.query(POSTGRES_MIGRATION_5);
             await client.query('INSERT INTO ds_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = $2', ['schema', DS_SCHEMA_VERSION]);
             await client.query('COMMIT');
           } catch (err) {
@@ -224,8 +230,8 @@ export class PostgresDeliveryStore implements DeliveryStore {
     try {
       return await fn(c);
     } catch (err) {
-      // A refused quota is rolled back (#tx); the connection is fine.
-      if (!fromDatabase(err) && !(err instanceof StorageQuotaError)) broken ??= err instanceof Error ? err : new Error('the query failed');
+      // A refused quota or proposal is rolled back (#tx); the connection is fine.
+      if (!fromDatabase(err) && !refusedByStore(err)) broken ??= err instanceof Error ? err : new Error('the query failed');
       throw err;
     } finally {
       c.off('error', onError);
@@ -381,7 +387,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
         // After any other failure #withClient drops the connection, which
         // ends the transaction; a ROLLBACK queued behind a query that got no
         // answer would only wait out its own queryTimeoutMs.
-        if (fromDatabase(err) || err instanceof StorageQuotaError) await c.query('ROLLBACK').catch(() => undefined);
+        if (fromDatabase(err) || refusedByStore(err)) await c.query('ROLLBACK').catch(() => undefined);
         throw err;
       }
     });
@@ -619,9 +625,11 @@ export class PostgresDeliveryStore implements DeliveryStore {
     });
   }
 
-  async append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate, quota?: StorageQuota): Promise<number | undefined> {
+  async append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate, quota?: StorageQuota, budget?: EpochProposalBudget): Promise<number | undefined> {
     return this.#tx(async (c) => {
-      const { rows } = await c.query('SELECT epoch, octet_length(group_info) AS info, group_info_by FROM ds_groups WHERE group_id = $1 FOR UPDATE', [message.groupId]);
+      const { rows } = await c.query('SELECT epoch, octet_length(group_info) AS info, group_info_by, epoch_proposals, epoch_proposal_bytes FROM ds_groups WHERE group_id = $1 FOR UPDATE', [
+        message.groupId,
+      ]);
       if (rows.length === 0) return undefined;
       if (message.digest) {
         const known = await c.query('SELECT seq FROM ds_log WHERE group_id = $1 AND digest = $2', [message.groupId, message.digest]);
@@ -634,10 +642,14 @@ export class PostgresDeliveryStore implements DeliveryStore {
       let charge = storedBytes(message.bytes.length);
       /** What this commit counts for clients other than the sender (never refused); negative: given back. */
       const others = new Map<string, number>();
+      if (budget && !update) {
+        checkProposalBudget(message.groupId, { count: Number(rows[0].epoch_proposals), bytes: Number(rows[0].epoch_proposal_bytes) }, message.bytes.length, budget);
+        await c.query('UPDATE ds_groups SET epoch_proposals = epoch_proposals + 1, epoch_proposal_bytes = epoch_proposal_bytes + $2 WHERE group_id = $1', [message.groupId, message.bytes.length]);
+      }
       if (update) {
         if (Number(rows[0].epoch) !== update.expectEpoch) return undefined;
         await c.query(
-          'UPDATE ds_groups SET epoch = $2, members = coalesce($3, members), group_info = coalesce($4, group_info), group_info_by = CASE WHEN $4::bytea IS NULL THEN group_info_by ELSE $6 END, epoch_start = $5 WHERE group_id = $1',
+          'UPDATE ds_groups SET epoch = $2, members = coalesce($3, members), group_info = coalesce($4, group_info), group_info_by = CASE WHEN $4::bytea IS NULL THEN group_info_by ELSE $6 END, epoch_start = $5, epoch_proposals = 0, epoch_proposal_bytes = 0 WHERE group_id = $1',
           [message.groupId, update.setEpoch, update.members ? JSON.stringify(update.members) : null, update.groupInfo ? Buffer.from(update.groupInfo) : null, seq, message.sender],
         );
         if (update.groupInfo) {

@@ -11,6 +11,7 @@ import {
   type BindingRefusal,
   type CommitUpdate,
   type DeliveryStore,
+  type EpochProposalBudget,
   type GroupRecord,
   type KeyPackageGrant,
   type LoggedMessage,
@@ -22,6 +23,7 @@ import {
   STORED_RECORD_BYTES,
   StorageQuotaError,
   bindingBytes,
+  checkProposalBudget,
   checkQuota,
   storedBytes,
   welcomeCharges,
@@ -33,7 +35,7 @@ const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS key_packages (ref TEXT PRIMARY KEY, client_id TEXT NOT NULL, bytes BLOB NOT NULL, last_resort INTEGER NOT NULL, not_after INTEGER NOT NULL, leased_to TEXT, lease_until INTEGER);
 CREATE INDEX IF NOT EXISTS key_packages_client ON key_packages (client_id, last_resort);
-CREATE TABLE IF NOT EXISTS groups (group_id TEXT PRIMARY KEY, epoch INTEGER NOT NULL, members TEXT NOT NULL, consistency TEXT NOT NULL, group_info BLOB, external_join INTEGER NOT NULL DEFAULT 0, epoch_start INTEGER NOT NULL DEFAULT 0, group_info_by TEXT);
+CREATE TABLE IF NOT EXISTS groups (group_id TEXT PRIMARY KEY, epoch INTEGER NOT NULL, members TEXT NOT NULL, consistency TEXT NOT NULL, group_info BLOB, external_join INTEGER NOT NULL DEFAULT 0, epoch_start INTEGER NOT NULL DEFAULT 0, group_info_by TEXT, epoch_proposals INTEGER NOT NULL DEFAULT 0, epoch_proposal_bytes INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS usage (client_id TEXT PRIMARY KEY, bytes INTEGER NOT NULL, key_packages INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS log (group_id TEXT NOT NULL, seq INTEGER NOT NULL, sender TEXT NOT NULL, bytes BLOB NOT NULL, digest TEXT, PRIMARY KEY (group_id, seq));
 CREATE UNIQUE INDEX IF NOT EXISTS log_digest ON log (group_id, digest);
@@ -52,8 +54,16 @@ CREATE INDEX IF NOT EXISTS bindings_identity_user ON bindings (identity, user_id
 CREATE TABLE IF NOT EXISTS revoked_clients (client_id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 `;
-/** Version of the schema above; an older database is migrated when opened (SQLITE_MIGRATION), another refused. */
-export const DS_SCHEMA_VERSION = '4';
+/** Version of the schema above; an older database (3 or 4) is migrated when opened (SQLITE_MIGRATION, then SQLITE_MIGRATION_5), another refused. */
+export const DS_SCHEMA_VERSION = '5';
+
+/**
+ * Schema 4 to 5: each group counts the proposals of its current epoch
+ * (docs/PROTOCOL.md §8.6). A migrated group's current epoch counts from
+ * none: its proposals logged before do not count.
+ */
+export const SQLITE_MIGRATION_5 = `ALTER TABLE groups ADD COLUMN epoch_proposals INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE groups ADD COLUMN epoch_proposal_bytes INTEGER NOT NULL DEFAULT 0;`;
 
 /**
  * Schema 3 to 4, after the schema's statements (which create the new
@@ -129,10 +139,11 @@ export class SqliteDeliveryStore implements DeliveryStore {
     this.#db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
     // The version first: another one is refused before anything changes.
     const version = (this.#db.prepare('SELECT value FROM meta WHERE key = ?').get('schema') as { value: string } | undefined)?.value;
-    if (version !== undefined && version !== DS_SCHEMA_VERSION && version !== '3') throw new Error(`database schema ${version}; this server reads ${DS_SCHEMA_VERSION}`);
+    if (version !== undefined && version !== DS_SCHEMA_VERSION && version !== '3' && version !== '4') throw new Error(`database schema ${version}; this server reads ${DS_SCHEMA_VERSION}`);
     this.#db.transaction(() => {
       this.#db.exec(SCHEMA);
       if (version === '3') this.#db.exec(SQLITE_MIGRATION);
+      if (version === '3' || version === '4') this.#db.exec(SQLITE_MIGRATION_5);
       this.#db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run('schema', DS_SCHEMA_VERSION);
     })();
   }
@@ -325,21 +336,28 @@ export class SqliteDeliveryStore implements DeliveryStore {
     })();
   }
 
-  async append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate, quota?: StorageQuota): Promise<number | undefined> {
+  async append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate, quota?: StorageQuota, budget?: EpochProposalBudget): Promise<number | undefined> {
     let fresh = true;
     const relaxed = this.#sync === 'COMMITS' && !update;
     if (relaxed) this.#db.pragma('synchronous = NORMAL');
     try {
-      return this.#append(message, update, quota, () => (fresh = false), () => fresh);
+      return this.#append(message, update, quota, budget, () => (fresh = false), () => fresh);
     } finally {
       if (relaxed) this.#db.pragma('synchronous = FULL');
     }
   }
 
-  #append(message: Omit<LoggedMessage, 'seq'>, update: CommitUpdate | undefined, quota: StorageQuota | undefined, markKnown: () => void, isFresh: () => boolean): number | undefined {
+  #append(
+    message: Omit<LoggedMessage, 'seq'>,
+    update: CommitUpdate | undefined,
+    quota: StorageQuota | undefined,
+    budget: EpochProposalBudget | undefined,
+    markKnown: () => void,
+    isFresh: () => boolean,
+  ): number | undefined {
     const seq = this.#db.transaction(() => {
-      const group = this.#db.prepare('SELECT epoch, length(group_info) AS info, group_info_by FROM groups WHERE group_id = ?').get(message.groupId) as
-        | { epoch: number; info: number | null; group_info_by: string | null }
+      const group = this.#db.prepare('SELECT epoch, length(group_info) AS info, group_info_by, epoch_proposals, epoch_proposal_bytes FROM groups WHERE group_id = ?').get(message.groupId) as
+        | { epoch: number; info: number | null; group_info_by: string | null; epoch_proposals: number; epoch_proposal_bytes: number }
         | undefined;
       if (!group) return undefined;
       if (message.digest) {
@@ -352,9 +370,13 @@ export class SqliteDeliveryStore implements DeliveryStore {
       const { next } = this.#db.prepare('SELECT coalesce(max(seq), 0) + 1 AS next FROM log WHERE group_id = ?').get(message.groupId) as { next: number };
       // The message, and a commit's GroupInfo and Welcome, count for the sender.
       let charge = storedBytes(message.bytes.length);
+      if (budget && !update) {
+        checkProposalBudget(message.groupId, { count: group.epoch_proposals, bytes: group.epoch_proposal_bytes }, message.bytes.length, budget);
+        this.#db.prepare('UPDATE groups SET epoch_proposals = epoch_proposals + 1, epoch_proposal_bytes = epoch_proposal_bytes + ? WHERE group_id = ?').run(message.bytes.length, message.groupId);
+      }
       if (update) {
         if (group.epoch !== update.expectEpoch) return undefined;
-        this.#db.prepare('UPDATE groups SET epoch = ?, epoch_start = ? WHERE group_id = ?').run(update.setEpoch, next, message.groupId);
+        this.#db.prepare('UPDATE groups SET epoch = ?, epoch_start = ?, epoch_proposals = 0, epoch_proposal_bytes = 0 WHERE group_id = ?').run(update.setEpoch, next, message.groupId);
         if (update.members) this.#db.prepare('UPDATE groups SET members = ? WHERE group_id = ?').run(JSON.stringify(update.members), message.groupId);
         if (update.groupInfo) {
           this.#db.prepare('UPDATE groups SET group_info = ?, group_info_by = ? WHERE group_id = ?').run(Buffer.from(update.groupInfo), message.sender, message.groupId);

@@ -14,7 +14,7 @@ import { ExternalSender } from '../intents/external-sender.js';
 import { IntentError } from '../intents/intent-error.js';
 import { validateIntentPublic } from '../intents/intent-operations.js';
 import type { LeafOperationIntent } from '../intents/leaf-operation-intent.js';
-import { MemoryDeliveryStore, StorageQuotaError, type DeliveryStore, type GroupRecord, type LoggedMessage, type PendingWelcome, type StorageQuota, type StoredKeyPackage } from './delivery-store.js';
+import { EpochProposalsFullError, MemoryDeliveryStore, StorageQuotaError, type DeliveryStore, type EpochProposalBudget, type GroupRecord, type LoggedMessage, type PendingWelcome, type StorageQuota, type StoredKeyPackage } from './delivery-store.js';
 import type { CredentialCheck } from './credential-check.js';
 export type { CredentialCheck } from './credential-check.js';
 import { externalCommitTbs, groupContextOf, groupInfoFits, isWelcome, readExternalCommit, welcomeRecipients } from './ds-checks.js';
@@ -46,6 +46,7 @@ export type DsRejection =
   | 'inbox-full'
   | 'not-granted'
   | 'quota-exceeded'
+  | 'too-many-proposals'
   // the client's own: the DS did not answer in time, or could not be reached
   | 'unavailable';
 
@@ -58,7 +59,7 @@ const STALE_KEY_PACKAGES = 16;
 /** Log sender name of what the DS proposes itself, and its external sender's identity: reserved, no client's (§8.4). */
 export const DS_SENDER = 'delivery-service';
 
-/** `write`, with a store's StorageQuotaError as the DS's `quota-exceeded` refusal. */
+/** `write`, with a store's refusals as the DS's: StorageQuotaError `quota-exceeded`, EpochProposalsFullError `too-many-proposals`. */
 export async function withinQuota<T>(write: Promise<T>): Promise<T> {
   try {
     return await write;
@@ -66,6 +67,7 @@ export async function withinQuota<T>(write: Promise<T>): Promise<T> {
     if (err instanceof StorageQuotaError) {
       throw new DsError('quota-exceeded', err.message);
     }
+    if (err instanceof EpochProposalsFullError) throw new DsError('too-many-proposals', err.message);
     throw err;
   }
 }
@@ -93,12 +95,18 @@ export interface DeliveryOptions {
   keyPackageLease?: number;
   /** Application messages are accepted this many epochs behind the group (out-of-order tolerance). */
   epochTolerance?: number;
-  /** Messages per poll. */
+  /**
+   * Messages per poll (default 500). Also the most proposals an epoch may
+   * hold (what a verified commit reads): members' proposals are refused
+   * (`too-many-proposals`) once it holds seven eighths of it, the DS's own
+   * (LeafOperationProposals) once it holds all.
+   */
   pageSize?: number;
   /**
    * Message bytes per poll (default 8 MiB; a single larger message is still
    * returned alone): a page of `pageSize` messages of a few MiB each would
    * otherwise be read into memory, and base64ed into one reply, at once.
+   * An epoch's proposals are held to it as to `pageSize`.
    */
   pageBytes?: number;
   /** Clock in seconds (KeyPackage expiry). */
@@ -163,6 +171,9 @@ export class DeliveryService {
   readonly #tolerance: number;
   readonly #pageSize: number;
   readonly #pageBytes: number;
+  /** How many proposals, and bytes of them, an epoch may hold: the DS's own, members' (docs/PROTOCOL.md §8.6). */
+  readonly #ownProposals: EpochProposalBudget;
+  readonly #membersProposals: EpochProposalBudget;
   readonly #now: () => number;
   readonly #maxLifetime: number;
   readonly #retention: number;
@@ -182,6 +193,9 @@ export class DeliveryService {
     this.#tolerance = options.epochTolerance ?? 5;
     this.#pageSize = options.pageSize ?? 500;
     this.#pageBytes = options.pageBytes ?? 8 * 1024 * 1024;
+    // An epoch holds no more proposals than a verified commit reads (#epochProposals); an eighth of that is the DS's own.
+    this.#ownProposals = { count: this.#pageSize, bytes: this.#pageBytes };
+    this.#membersProposals = { count: Math.max(1, this.#pageSize - Math.floor(this.#pageSize / 8)), bytes: this.#pageBytes - Math.floor(this.#pageBytes / 8) };
     this.#now = options.now ?? (() => Math.floor(Date.now() / 1000));
     this.#maxLifetime = options.maxKeyPackageLifetime ?? 90 * 24 * 3600;
     this.#retention = options.retention ?? 100_000;
@@ -258,7 +272,7 @@ export class DeliveryService {
       throw err;
     }
     const proposal = this.externalSender.proposeIntent({ groupId, epoch: group.epoch, senderIndex }, intent);
-    const seq = await this.store.append({ groupId: id, sender: DS_SENDER, bytes: proposal, digest: toHex(await sha256(proposal)) });
+    const seq = await withinQuota(this.store.append({ groupId: id, sender: DS_SENDER, bytes: proposal, digest: toHex(await sha256(proposal)) }, undefined, undefined, this.#ownProposals));
     return { seq: seq!, proposal };
   }
 
@@ -504,7 +518,8 @@ export class DeliveryService {
         const stale = header.contentType === 2 ? epoch !== group.epoch : epoch > group.epoch || epoch < group.epoch - this.#tolerance;
         if (stale) throw new DsError('stale', `a message for epoch ${epoch}; the group is at ${group.epoch}`);
       }
-      seq = (await withinQuota(this.store.append({ groupId: id, sender, bytes: message.slice(), digest }, undefined, this.#quota)))!;
+      const budget = header.contentType === 2 ? this.#membersProposals : undefined;
+      seq = (await withinQuota(this.store.append({ groupId: id, sender, bytes: message.slice(), digest }, undefined, this.#quota, budget)))!;
     }
     // Prune now and then (every min(1000, retention) messages), not on every append.
     if (seq > this.#retention && seq % Math.max(1, Math.min(1000, this.#retention)) === 0) await this.store.prune(id, this.#retention);

@@ -150,6 +150,33 @@ export class StorageQuotaError extends Error {
   }
 }
 
+/**
+ * How many proposals a group's epoch may hold in its log (docs/PROTOCOL.md
+ * §8.6): an append of a proposal is refused (`EpochProposalsFullError`)
+ * when the epoch, counted from the commit that began it, already holds
+ * `count` proposals, or holds any and this one would take their bytes past
+ * `bytes`.
+ */
+export interface EpochProposalBudget {
+  count: number;
+  bytes: number;
+}
+
+/** Thrown by a store for a proposal past its epoch's `EpochProposalBudget` (nothing stored); the DS answers `too-many-proposals`. */
+export class EpochProposalsFullError extends Error {
+  readonly groupId: string;
+  constructor(groupId: string) {
+    super(`the current epoch of group ${groupId} holds all the proposals it may; commit first`);
+    this.name = 'EpochProposalsFullError';
+    this.groupId = groupId;
+  }
+}
+
+/** Throws `EpochProposalsFullError` when the epoch's proposals so far (`held`) leave no room for one of `size` bytes within `budget`. */
+export function checkProposalBudget(groupId: string, held: { count: number; bytes: number }, size: number, budget: EpochProposalBudget | undefined): void {
+  if (budget && (held.count >= budget.count || (held.count > 0 && held.bytes + size > budget.bytes))) throw new EpochProposalsFullError(groupId);
+}
+
 /** Throws `StorageQuotaError` when `usage` (after adding `delta`) is past `quota`; a change that adds nothing is never refused. */
 export function checkQuota(clientId: string, usage: StorageUsage, delta: StorageUsage, quota: StorageQuota | undefined): void {
   if (!quota) return;
@@ -194,9 +221,11 @@ export interface DeliveryStore {
    * Append to a group's log; with `expectEpoch`, only if the group is still
    * at that epoch, and then move it to `setEpoch` — atomically (the first
    * commit for an epoch wins). Returns the sequence number, or undefined
-   * when the epoch check failed. It counts for its sender.
+   * when the epoch check failed. It counts for its sender. A commit (with
+   * `update`) begins an epoch with no proposals; a proposal (with `budget`)
+   * counts for its epoch, within `budget`, else `EpochProposalsFullError`.
    */
-  append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate, quota?: StorageQuota): Promise<number | undefined>;
+  append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate, quota?: StorageQuota, budget?: EpochProposalBudget): Promise<number | undefined>;
   /** Sequence number of the message with this digest in the group's log, if any. */
   seqOf(groupId: string, digest: string): Promise<number | undefined>;
   /**
@@ -309,6 +338,8 @@ export class MemoryDeliveryStore implements DeliveryStore {
   readonly #usage = new Map<string, StorageUsage>();
   /** Who stored each group's current GroupInfo (it counts for them). */
   readonly #groupInfoBy = new Map<string, string>();
+  /** Per group, the proposals of its current epoch: how many, their bytes. */
+  readonly #epochProposals = new Map<string, { count: number; bytes: number }>();
 
   async usage(clientId: string): Promise<StorageUsage> {
     return { ...(this.#usage.get(clientId) ?? { bytes: 0, keyPackages: 0 }) };
@@ -499,7 +530,7 @@ export class MemoryDeliveryStore implements DeliveryStore {
     return this.#digests.get(groupId)?.get(digest);
   }
 
-  async append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate, quota?: StorageQuota): Promise<number | undefined> {
+  async append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate, quota?: StorageQuota, budget?: EpochProposalBudget): Promise<number | undefined> {
     const group = this.#groups.get(message.groupId);
     if (!group) return undefined;
     const known = message.digest ? this.#digests.get(message.groupId)?.get(message.digest) : undefined;
@@ -507,6 +538,8 @@ export class MemoryDeliveryStore implements DeliveryStore {
     const log = this.#logs.get(message.groupId) ?? [];
     const seq = (log.at(-1)?.seq ?? 0) + 1;
     if (update && group.epoch !== update.expectEpoch) return undefined;
+    const proposals = this.#epochProposals.get(message.groupId) ?? { count: 0, bytes: 0 };
+    checkProposalBudget(message.groupId, proposals, message.bytes.length, budget);
     // What the sender's quota is asked for, checked before anything changes.
     const w = update?.welcome && update.welcome.recipients.length > 0 ? update.welcome : undefined;
     const replaced = update?.groupInfo && group.groupInfo ? { by: this.#groupInfoBy.get(message.groupId), bytes: group.groupInfo.length } : undefined;
@@ -529,6 +562,8 @@ export class MemoryDeliveryStore implements DeliveryStore {
       for (const [payer, n] of welcomeFor) this.#count(payer, n);
     }
     this.#count(message.sender, charge);
+    if (update) this.#epochProposals.delete(message.groupId);
+    else if (budget) this.#epochProposals.set(message.groupId, { count: proposals.count + 1, bytes: proposals.bytes + message.bytes.length });
     log.push({ ...message, seq });
     this.#logs.set(message.groupId, log);
     if (message.digest) {

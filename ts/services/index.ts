@@ -21,6 +21,8 @@ export {
   type StorageQuota,
   type StorageUsage,
   StorageQuotaError,
+  type EpochProposalBudget,
+  EpochProposalsFullError,
 } from './delivery-store.js';
 export { AuthenticationService, type CredentialBinding, type CredentialValidator } from './authentication-service.js';
 export { AuthenticationDirectory } from './authentication-directory.js';

@@ -1,0 +1,221 @@
+/**
+ * A member floods its group's epoch with proposals (docs/PROTOCOL.md §8.6,
+ * docs/ENGINE.md change 37).
+ *
+ * Before: the DS logged every proposal a member posted (only its storage
+ * quota bounded them), and two things followed.
+ * - On a verifying DS a commit reads the epoch's first page of proposals
+ *   only: a member that posted a page of them early in the epoch made every
+ *   commit covering a later, honest proposal `invalid-commit`.
+ * - Every member's client stored them all, and a committer spent a time
+ *   cubic in their number leaving out those no commit can carry: a thousand
+ *   conflicting Adds (KeyPackages that share one signature key) made a
+ *   commit take 4 s, three thousand 103 s.
+ * Now an epoch holds no more proposals than a verified commit reads:
+ * members' are refused past seven eighths of the page (`too-many-proposals`,
+ * 409), the DS's own LeafOperationProposals keep the last eighth, and a
+ * commit begins the next epoch with none. Each store counts them in the
+ * transaction that logs them, so servers sharing a database cannot each
+ * pass their own.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { utf8 } from 'paired-mls';
+import { commitIntents, createIntent, LEAF_OPERATION_PROPOSAL_TYPE } from 'paired-mls/intents';
+import { EpochProposalsFullError, MemoryDeliveryStore, type DeliveryStore } from 'paired-mls/services';
+import { DS_SCHEMA_VERSION, PostgresDeliveryStore, SqliteDeliveryStore } from 'paired-mls/server';
+import { catchUpAll, dsPeer, groupStillWorks, raw, sqliteServers, tokenOf, type DsPeer } from './ds-helpers.js';
+import { startPostgres, type PgServer } from './pg-server.js';
+
+const CAPS = { proposals: [LEAF_OPERATION_PROPOSAL_TYPE] };
+const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
+
+/** A verified group of `creator` and `others` (PublicMessage handshake, intents allowed, the DS an external sender); everyone updated once. */
+async function verifiedGroup(creator: DsPeer, others: DsPeer[], externalSender: { identity: Uint8Array; signatureKey: Uint8Array }): Promise<void> {
+  const options = { wireFormat: 'plaintext' as const, capabilities: CAPS };
+  creator.group = await creator.client.createGroup(creator.identity, { ...options, extensions: { externalSenders: [externalSender], requiredCapabilities: CAPS } });
+  await creator.ds.createGroup(creator.group.id, { epoch: 0, groupInfo: await creator.group.exportGroupInfo() });
+  for (const p of others) await p.ds.uploadKeyPackages([await p.client.createKeyPackage(p.identity, { capabilities: CAPS })]);
+  const add = await creator.group.commit({ add: [...(await creator.ds.fetchKeyPackages(others.map((p) => p.name))).values()], groupInfo: true });
+  creator.seen = await creator.ds.submit(creator.group.id, add.commit, { welcome: add.welcome, groupInfo: add.groupInfo });
+  await creator.ds.ackKeyPackages(others.map((p) => p.name));
+  await creator.group.mergePendingCommit();
+  for (const p of others) {
+    const [w] = await p.ds.welcomes();
+    p.group = await p.client.joinFromWelcome(w!.welcome, options);
+    await p.ds.ackWelcomes([w!.id]);
+    p.seen = creator.seen;
+  }
+  for (const p of [creator, ...others]) {
+    await catchUpAll(p);
+    const u = await p.group!.selfUpdate({ groupInfo: true });
+    p.seen = await p.ds.submit(p.group!.id, u.commit, { groupInfo: u.groupInfo });
+    await p.group!.mergePendingCommit();
+  }
+  for (const p of [creator, ...others]) await catchUpAll(p);
+}
+
+/** The reason `p` is refused with, or undefined when it succeeds. */
+const refusal = (p: Promise<unknown>) => p.then(
+  () => undefined,
+  (e: unknown) => (e as { reason?: string }).reason ?? String(e),
+);
+
+describe('a member floods an epoch with proposals (networked DS, SQLite, verifying)', () => {
+  const server = sqliteServers('paired-mls-flood-');
+  const tag = Math.random().toString(36).slice(2, 8);
+
+  it("members' proposals stop at 438 of a page of 500 (409 too-many-proposals), the DS's own intent still fits, the commit taking them all verifies and leaves out every conflicting Add, and the next epoch takes proposals again", async () => {
+    const s = await server({ verifyCommits: true });
+    const [alice, bob, carol, mallory] = await Promise.all(['alice', 'bob', 'carol', 'mallory'].map((n) => dsPeer(s.url, `${n}-${tag}`)));
+    await verifiedGroup(alice!, [bob!, carol!, mallory!], s.ds.externalSenderSpec);
+    const gid = alice!.group!.id;
+    // mallory posts 440 Add proposals, each of a fresh KeyPackage of her own
+    // signature key: every one valid alone, none committable (her key is
+    // in the tree already).
+    const answers: (string | undefined)[] = [];
+    for (let i = 0; i < 440; i++) {
+      const add = await mallory!.group!.propose({ type: 'add', keyPackage: await mallory!.client.createKeyPackage(mallory!.identity, { capabilities: CAPS }) });
+      answers.push(await refusal(mallory!.ds.submit(gid, add)));
+    }
+    expect(answers).toEqual([...Array<undefined>(438).fill(undefined), 'too-many-proposals', 'too-many-proposals']);
+    // Over HTTP: 409, nothing logged.
+    const token = await tokenOf(s.url, mallory!.name, mallory!);
+    const one = await mallory!.group!.propose({ type: 'add', keyPackage: await mallory!.client.createKeyPackage(mallory!.identity, { capabilities: CAPS }) });
+    const before = (await s.ds.store.readLog(Buffer.from(gid).toString('hex'), 0, 1000)).length;
+    expect(await raw(s.url, 'POST', `/v1/groups/${Buffer.from(gid).toString('hex')}/messages`, { message: b64(one) }, token)).toMatchObject({ status: 409, body: { reason: 'too-many-proposals' } });
+    expect((await s.ds.store.readLog(Buffer.from(gid).toString('hex'), 0, 1000)).length).toBe(before);
+    // What it costs an honest member: bob's proposal waits for the next epoch.
+    const bobs = await bob!.group!.propose({ type: 'update' });
+    expect(await refusal(bob!.ds.submit(gid, bobs))).toBe('too-many-proposals');
+    await bob!.group!.clearPendingProposals();
+    // The DS's own proposals keep the page's last eighth: carol's leave intent is proposed.
+    await s.ds.proposeIntent(gid, createIntent(carol!.group!, 'senderRemovalOnly'));
+    for (const p of [alice!, bob!, carol!, mallory!]) await catchUpAll(p);
+    expect(alice!.group!.state().pendingProposals).toBe(439);
+    // alice's commit takes the store: mallory's Adds are left out, carol's
+    // intent is committed, and the DS verifies it (before: a flood of a page
+    // made this commit invalid-commit).
+    const c = await commitIntents(alice!.group!, [], { commit: { groupInfo: true } });
+    alice!.seen = await alice!.ds.submit(gid, c.commit, { groupInfo: c.groupInfo });
+    await alice!.group!.mergePendingCommit();
+    const names = (p: DsPeer) => p.group!.members().map((m) => utf8(m.credential.identity)).sort();
+    expect(names(alice!)).toEqual([alice!.name, bob!.name, mallory!.name].sort());
+    expect(await s.ds.isReader(gid, carol!.name)).toBe(false);
+    for (const p of [bob!, mallory!]) await catchUpAll(p);
+    expect(names(bob!)).toEqual(names(alice!));
+    // A new epoch holds no proposals: bob's goes through now, and a commit takes it.
+    bob!.seen = await bob!.ds.submit(gid, await bob!.group!.propose({ type: 'update' }));
+    await catchUpAll(alice!);
+    const next = await alice!.group!.commit({ groupInfo: true });
+    alice!.seen = await alice!.ds.submit(gid, next.commit, { groupInfo: next.groupInfo });
+    await alice!.group!.mergePendingCommit();
+    await groupStillWorks([alice!, bob!, mallory!], 'after the flood');
+  });
+});
+
+/** `n` appends at once of `size`-byte proposals to group `g`, spread over `stores`, within a budget of 5 and 1,000 bytes; returns how many were refused (each EpochProposalsFullError). */
+async function floodStore(stores: DeliveryStore[], g: string, n: number, size = 100): Promise<number> {
+  const budget = { count: 5, bytes: 1000 };
+  const answers = await Promise.allSettled(
+    Array.from({ length: n }, (_, i) => stores[i % stores.length]!.append({ groupId: g, sender: 'mallory', bytes: new Uint8Array(size).fill(i + 1), digest: `${g}-${i}-${Math.random()}` }, undefined, undefined, budget)),
+  );
+  for (const a of answers) if (a.status === 'rejected') expect(a.reason).toBeInstanceOf(EpochProposalsFullError);
+  return answers.filter((a) => a.status === 'rejected').length;
+}
+
+/** The budget's rules on `stores` (one store, or several on one database, racing). */
+async function budgetRules(stores: DeliveryStore[]): Promise<void> {
+  const g = `g${Math.random().toString(36).slice(2, 8)}`;
+  const [store] = stores as [DeliveryStore];
+  const budget = { count: 5, bytes: 1000 };
+  const message = (sender: string, bytes: Uint8Array, digest?: string) => ({ groupId: g, sender, bytes, digest });
+  const commit = (epoch: number) => store.append(message('alice', new Uint8Array(10)), { expectEpoch: epoch, setEpoch: epoch + 1 });
+  expect(await store.insertGroup({ groupId: g, epoch: 0, members: ['alice', 'mallory'], consistency: 'strong' })).toBe(true);
+  expect(await store.append(message('mallory', new Uint8Array(100), 'first'), undefined, undefined, budget)).toBe(1);
+  // Twelve more at once, spread over the stores: exactly 4 logged.
+  expect(await floodStore(stores, g, 12)).toBe(8);
+  expect(await store.readLog(g, 0, 100)).toHaveLength(5);
+  // The same bytes posted again get their first answer; application messages never count.
+  expect(await store.append(message('mallory', new Uint8Array(100), 'first'), undefined, undefined, budget)).toBe(1);
+  expect(await store.append(message('alice', new Uint8Array(10)))).toBe(6);
+  // A commit begins an epoch with none: 5 more fit.
+  expect(await commit(0)).toBe(7);
+  expect(await floodStore(stores, g, 6)).toBe(1);
+  // Bytes: a first proposal larger than the budget is taken alone, then none.
+  expect(await commit(1)).toBe(13);
+  expect(await floodStore(stores, g, 1, 2000)).toBe(0);
+  expect(await floodStore(stores, g, 1, 1)).toBe(1);
+  // Three of 400 bytes: the third would take the epoch's 1,200 past 1,000.
+  expect(await commit(2)).toBe(15);
+  expect(await floodStore(stores, g, 3, 400)).toBe(1);
+  expect(await store.readLog(g, 15, 100)).toHaveLength(2);
+}
+
+describe('each store counts an epoch\'s proposals in the transaction that logs them', () => {
+  let postgres: PgServer;
+  beforeAll(async () => {
+    postgres = await startPostgres();
+  });
+  afterAll(async () => postgres?.stop());
+
+  it('in memory', async () => {
+    await budgetRules([new MemoryDeliveryStore()]);
+  });
+
+  it('on SQLite', async () => {
+    const store = new SqliteDeliveryStore(join(mkdtempSync(join(tmpdir(), 'paired-mls-flood-store-')), 'ds.sqlite'));
+    try {
+      await budgetRules([store]);
+    } finally {
+      store.close();
+    }
+  });
+
+  it('on PostgreSQL, two pools on one database racing: the count is one, in the database', async () => {
+    const stores = [await PostgresDeliveryStore.connect(postgres.url), await PostgresDeliveryStore.connect(postgres.url)];
+    try {
+      await budgetRules(stores);
+    } finally {
+      for (const s of stores) await s.close();
+    }
+  });
+
+  it('a database of schema 4 is migrated when opened (SQLite, PostgreSQL): its groups count from no proposals', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'paired-mls-flood-v4-')), 'ds.sqlite');
+    new SqliteDeliveryStore(file).close();
+    const old = new Database(file);
+    old.exec("ALTER TABLE groups DROP COLUMN epoch_proposals; ALTER TABLE groups DROP COLUMN epoch_proposal_bytes; UPDATE meta SET value = '4' WHERE key = 'schema'");
+    old.close();
+    const sqlite = new SqliteDeliveryStore(file);
+    try {
+      await budgetRules([sqlite]);
+    } finally {
+      sqlite.close();
+    }
+    const meta = new Database(file, { readonly: true });
+    expect(meta.prepare("SELECT value FROM meta WHERE key = 'schema'").get()).toEqual({ value: DS_SCHEMA_VERSION });
+    meta.close();
+
+    const admin = new pg.Client({ connectionString: postgres.url });
+    await admin.connect();
+    await admin.query('CREATE DATABASE v4');
+    await admin.end();
+    const url = Object.assign(new URL(postgres.url), { pathname: '/v4' }).href;
+    await (await PostgresDeliveryStore.connect(url)).close();
+    const db = new pg.Client({ connectionString: url });
+    await db.connect();
+    await db.query("ALTER TABLE ds_groups DROP COLUMN epoch_proposals, DROP COLUMN epoch_proposal_bytes; UPDATE ds_meta SET value = '4' WHERE key = 'schema'");
+    await db.end();
+    const stores = await Promise.all([PostgresDeliveryStore.connect(url), PostgresDeliveryStore.connect(url)]);
+    try {
+      await budgetRules(stores);
+    } finally {
+      for (const s of stores) await s.close();
+    }
+  });
+});
