@@ -95,18 +95,13 @@ export interface DeliveryOptions {
   keyPackageLease?: number;
   /** Application messages are accepted this many epochs behind the group (out-of-order tolerance). */
   epochTolerance?: number;
-  /**
-   * Messages per poll (default 500). Also the most proposals an epoch may
-   * hold (what a verified commit reads): members' proposals are refused
-   * (`too-many-proposals`) once it holds seven eighths of it, the DS's own
-   * (LeafOperationProposals) once it holds all.
-   */
+  /** Messages per poll (default 500); also bounds an epoch's proposals (docs/PROTOCOL.md §8.6). */
   pageSize?: number;
   /**
    * Message bytes per poll (default 8 MiB; a single larger message is still
    * returned alone): a page of `pageSize` messages of a few MiB each would
    * otherwise be read into memory, and base64ed into one reply, at once.
-   * An epoch's proposals are held to it as to `pageSize`.
+   * Also bounds an epoch's proposals.
    */
   pageBytes?: number;
   /** Clock in seconds (KeyPackage expiry). */

@@ -150,23 +150,17 @@ export class StorageQuotaError extends Error {
   }
 }
 
-/**
- * How many proposals a group's epoch may hold in its log (docs/PROTOCOL.md
- * §8.6): an append of a proposal is refused (`EpochProposalsFullError`)
- * when the epoch, counted from the commit that began it, already holds
- * `count` proposals, or holds any and this one would take their bytes past
- * `bytes`.
- */
+/** The proposals an epoch may hold (docs/PROTOCOL.md §8.6): `count`, and `bytes` of them (at least one). */
 export interface EpochProposalBudget {
   count: number;
   bytes: number;
 }
 
-/** Thrown by a store for a proposal past its epoch's `EpochProposalBudget` (nothing stored); the DS answers `too-many-proposals`. */
+/** A proposal past its epoch's budget (nothing stored); the DS answers `too-many-proposals`. */
 export class EpochProposalsFullError extends Error {
   readonly groupId: string;
   constructor(groupId: string) {
-    super(`the current epoch of group ${groupId} holds all the proposals it may; commit first`);
+    super(`the epoch of group ${groupId} holds all the proposals it may; commit first`);
     this.name = 'EpochProposalsFullError';
     this.groupId = groupId;
   }
@@ -221,9 +215,8 @@ export interface DeliveryStore {
    * Append to a group's log; with `expectEpoch`, only if the group is still
    * at that epoch, and then move it to `setEpoch` — atomically (the first
    * commit for an epoch wins). Returns the sequence number, or undefined
-   * when the epoch check failed. It counts for its sender. A commit (with
-   * `update`) begins an epoch with no proposals; a proposal (with `budget`)
-   * counts for its epoch, within `budget`, else `EpochProposalsFullError`.
+   * when the epoch check failed. It counts for its sender. A proposal
+   * (`budget`) counts for its epoch, else `EpochProposalsFullError`.
    */
   append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate, quota?: StorageQuota, budget?: EpochProposalBudget): Promise<number | undefined>;
   /** Sequence number of the message with this digest in the group's log, if any. */
