@@ -26,7 +26,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { utf8 } from 'paired-mls';
 import { commitIntents, createIntent, LEAF_OPERATION_PROPOSAL_TYPE } from 'paired-mls/intents';
-import { EpochProposalsFullError, MemoryDeliveryStore, type DeliveryStore } from 'paired-mls/services';
+import { DeliveryService, EpochProposalsFullError, MemoryDeliveryStore, type DeliveryStore } from 'paired-mls/services';
 import { DS_SCHEMA_VERSION, PostgresDeliveryStore, SqliteDeliveryStore } from 'paired-mls/server';
 import { catchUpAll, dsPeer, groupStillWorks, raw, sqliteServers, tokenOf, type DsPeer } from './ds-helpers.js';
 import { startPostgres, type PgServer } from './pg-server.js';
@@ -118,6 +118,70 @@ describe('a member floods an epoch with proposals (networked DS, SQLite, verifyi
   });
 });
 
+const be64 = (n: number) => new Uint8Array(new BigUint64Array([BigInt(n)]).buffer).reverse();
+/** A message with a clear header only (version 1, `wireFormat` 1 public / 2 private, group id, epoch, content type) and junk after it. */
+function headerOnly(gid: Uint8Array, epoch: number, contentType: number, fill: number, size = 16, wireFormat = 2): Uint8Array {
+  const head = wireFormat === 2 ? [0, 1, 0, 2, gid.length, ...gid, ...be64(epoch), contentType, 0] : [0, 1, 0, 1, gid.length, ...gid, ...be64(epoch), 1, 0, 0, 0, 2, 0, contentType];
+  const out = new Uint8Array(Math.max(size, head.length + 4)).fill(fill & 255);
+  out.set(head);
+  out.set([fill & 255, (fill >> 8) & 255, (fill >> 16) & 255], head.length);
+  return out;
+}
+
+describe('the count belongs to an epoch (attacker review)', () => {
+  it("an eventual group: a member's stale junk commit (accepted, the epoch stays) no longer starts the count again; one that moves the DS's epoch does", async () => {
+    const ds = await DeliveryService.create();
+    const gid = new Uint8Array([9, 9, 9, 1]);
+    const hex = '09090901';
+    await ds.createGroup(gid, 'alice', { consistency: 'eventual' });
+    expect(await ds.submit(gid, 'alice', headerOnly(gid, 0, 3, 0), { added: ['mallory'] })).toMatchObject({ accepted: true });
+    let n = 1;
+    const flood = async (count: number, epoch: number) => {
+      const reasons: (string | undefined)[] = [];
+      for (let i = 0; i < count; i++) {
+        const r = await ds.submit(gid, 'mallory', headerOnly(gid, epoch, 2, n++));
+        reasons.push(r.accepted ? undefined : r.reason);
+      }
+      return reasons;
+    };
+    expect(await flood(439, 1)).toEqual([...Array<undefined>(438).fill(undefined), 'too-many-proposals']);
+    // Before: this junk commit for epoch 0 cleared the count, and 438 more went in, again and again.
+    expect(await ds.submit(gid, 'mallory', headerOnly(gid, 0, 3, n++))).toMatchObject({ accepted: true });
+    expect((await ds.store.getGroup(hex))!.epoch).toBe(1);
+    expect(await flood(1, 1)).toEqual(['too-many-proposals']);
+    // Any member of an eventual group can move the DS's epoch (docs/PROTOCOL.md §8.6): the count is then the new epoch's.
+    expect(await ds.submit(gid, 'mallory', headerOnly(gid, 1, 3, n++))).toMatchObject({ accepted: true });
+    expect((await ds.store.getGroup(hex))!.epoch).toBe(2);
+    expect(await flood(1, 2)).toEqual([undefined]);
+  });
+});
+
+describe('a large first proposal (networked DS, SQLite, verifying, maxBodyBytes 16 MiB)', () => {
+  const server = sqliteServers('paired-mls-flood-large-');
+  const tag = Math.random().toString(36).slice(2, 8);
+  it("is refused past the members' 7 MiB like any other (it held back the DS's own proposals: carol's leave intent was too-many-proposals); the intent is proposed and committed", async () => {
+    const s = await server({ verifyCommits: true, maxBodyBytes: 16 * 1024 * 1024 });
+    const [alice, carol, mallory] = await Promise.all(['alice', 'carol', 'mallory'].map((n) => dsPeer(s.url, `${n}-${tag}`)));
+    await verifiedGroup(alice!, [carol!, mallory!], s.ds.externalSenderSpec);
+    const gid = alice!.group!.id;
+    const junk = headerOnly(gid, alice!.group!.epoch, 2, 5, 7 * 1024 * 1024 + 1, 1);
+    expect(await refusal(mallory!.ds.submit(gid, junk))).toBe('too-many-proposals');
+    expect(await refusal(mallory!.ds.submit(gid, junk.subarray(0, 7 * 1024 * 1024)))).toBeUndefined();
+    await s.ds.proposeIntent(gid, createIntent(carol!.group!, 'senderRemovalOnly'));
+    // alice reads the epoch: the junk is refused by her client, the intent is pending.
+    const logged = await alice!.ds.poll(gid, alice!.seen);
+    expect(logged.map((m) => m.sender)).toEqual([mallory!.name, 'delivery-service']);
+    await expect(alice!.group!.process(logged[0]!.message)).rejects.toMatchObject({ code: 'MALFORMED', message: 'malformed MLS message: TrailingData' });
+    expect((await alice!.group!.process(logged[1]!.message)).kind).toBe('proposal');
+    alice!.seen = logged[1]!.seq;
+    const c = await commitIntents(alice!.group!, [], { commit: { groupInfo: true } });
+    alice!.seen = await alice!.ds.submit(gid, c.commit, { groupInfo: c.groupInfo });
+    await alice!.group!.mergePendingCommit();
+    expect(await s.ds.isReader(gid, carol!.name)).toBe(false);
+    await groupStillWorks([alice!, mallory!], 'after the large proposal');
+  });
+});
+
 /** `n` appends at once of `size`-byte proposals to group `g`, spread over `stores`, within a budget of 5 and 1,000 bytes; returns how many were refused (each EpochProposalsFullError). */
 async function floodStore(stores: DeliveryStore[], g: string, n: number, size = 100): Promise<number> {
   const budget = { count: 5, bytes: 1000 };
@@ -143,17 +207,18 @@ async function budgetRules(stores: DeliveryStore[]): Promise<void> {
   // The same bytes posted again get their first answer; application messages never count.
   expect(await store.append(message('mallory', new Uint8Array(100), 'first'), undefined, undefined, budget)).toBe(1);
   expect(await store.append(message('alice', new Uint8Array(10)))).toBe(6);
-  // A commit begins an epoch with none: 5 more fit.
-  expect(await commit(0)).toBe(7);
+  // A commit that leaves the epoch where it is (an eventual group's stale one) starts nothing.
+  expect(await store.append(message('alice', new Uint8Array(10)), { expectEpoch: 0, setEpoch: 0 })).toBe(7);
+  expect(await floodStore(stores, g, 1)).toBe(1);
+  // One that moves it does: 5 more fit.
+  expect(await commit(0)).toBe(8);
   expect(await floodStore(stores, g, 6)).toBe(1);
-  // Bytes: a first proposal larger than the budget is taken alone, then none.
-  expect(await commit(1)).toBe(13);
-  expect(await floodStore(stores, g, 1, 2000)).toBe(0);
-  expect(await floodStore(stores, g, 1, 1)).toBe(1);
+  // Bytes: a proposal larger than the budget is refused, also as the epoch's first.
+  expect(await commit(1)).toBe(14);
+  expect(await floodStore(stores, g, 1, 2000)).toBe(1);
   // Three of 400 bytes: the third would take the epoch's 1,200 past 1,000.
-  expect(await commit(2)).toBe(15);
   expect(await floodStore(stores, g, 3, 400)).toBe(1);
-  expect(await store.readLog(g, 15, 100)).toHaveLength(2);
+  expect(await store.readLog(g, 14, 100)).toHaveLength(2);
 }
 
 describe('each store counts an epoch\'s proposals in the transaction that logs them', () => {
@@ -189,7 +254,7 @@ describe('each store counts an epoch\'s proposals in the transaction that logs t
     const file = join(mkdtempSync(join(tmpdir(), 'paired-mls-flood-v4-')), 'ds.sqlite');
     new SqliteDeliveryStore(file).close();
     const old = new Database(file);
-    old.exec("ALTER TABLE groups DROP COLUMN epoch_proposals; ALTER TABLE groups DROP COLUMN epoch_proposal_bytes; UPDATE meta SET value = '4' WHERE key = 'schema'");
+    old.exec("ALTER TABLE groups DROP COLUMN proposals_epoch; ALTER TABLE groups DROP COLUMN epoch_proposals; ALTER TABLE groups DROP COLUMN epoch_proposal_bytes; UPDATE meta SET value = '4' WHERE key = 'schema'");
     old.close();
     const sqlite = new SqliteDeliveryStore(file);
     try {
@@ -209,7 +274,7 @@ describe('each store counts an epoch\'s proposals in the transaction that logs t
     await (await PostgresDeliveryStore.connect(url)).close();
     const db = new pg.Client({ connectionString: url });
     await db.connect();
-    await db.query("ALTER TABLE ds_groups DROP COLUMN epoch_proposals, DROP COLUMN epoch_proposal_bytes; UPDATE ds_meta SET value = '4' WHERE key = 'schema'");
+    await db.query("ALTER TABLE ds_groups DROP COLUMN proposals_epoch, DROP COLUMN epoch_proposals, DROP COLUMN epoch_proposal_bytes; UPDATE ds_meta SET value = '4' WHERE key = 'schema'");
     await db.end();
     const stores = await Promise.all([PostgresDeliveryStore.connect(url), PostgresDeliveryStore.connect(url)]);
     try {

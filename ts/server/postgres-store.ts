@@ -30,7 +30,7 @@ const SCHEMA = `
 CREATE TABLE IF NOT EXISTS ds_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS ds_key_packages (ref TEXT PRIMARY KEY, client_id TEXT NOT NULL, bytes BYTEA NOT NULL, last_resort BOOLEAN NOT NULL, not_after BIGINT NOT NULL, added BIGSERIAL, leased_to TEXT, lease_until BIGINT);
 CREATE INDEX IF NOT EXISTS ds_key_packages_client ON ds_key_packages (client_id, last_resort);
-CREATE TABLE IF NOT EXISTS ds_groups (group_id TEXT PRIMARY KEY, epoch BIGINT NOT NULL, members JSONB NOT NULL, consistency TEXT NOT NULL, group_info BYTEA, external_join BOOLEAN NOT NULL DEFAULT false, epoch_start BIGINT NOT NULL DEFAULT 0, group_info_by TEXT, epoch_proposals INT NOT NULL DEFAULT 0, epoch_proposal_bytes BIGINT NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS ds_groups (group_id TEXT PRIMARY KEY, epoch BIGINT NOT NULL, members JSONB NOT NULL, consistency TEXT NOT NULL, group_info BYTEA, external_join BOOLEAN NOT NULL DEFAULT false, epoch_start BIGINT NOT NULL DEFAULT 0, group_info_by TEXT, proposals_epoch BIGINT NOT NULL DEFAULT -1, epoch_proposals INT NOT NULL DEFAULT 0, epoch_proposal_bytes BIGINT NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS ds_usage (client_id TEXT PRIMARY KEY, bytes BIGINT NOT NULL, key_packages INT NOT NULL);
 CREATE TABLE IF NOT EXISTS ds_log (group_id TEXT NOT NULL, seq BIGINT NOT NULL, sender TEXT NOT NULL, bytes BYTEA NOT NULL, digest TEXT, PRIMARY KEY (group_id, seq));
 CREATE UNIQUE INDEX IF NOT EXISTS ds_log_digest ON ds_log (group_id, digest);
@@ -57,8 +57,9 @@ UPDATE ds_welcomes SET blob_id = id;
 ALTER TABLE ds_welcomes ALTER COLUMN blob_id SET NOT NULL, DROP COLUMN welcome, DROP COLUMN group_id;
 ALTER TABLE ds_groups ADD COLUMN group_info_by TEXT;
 INSERT INTO ds_usage SELECT c, sum(b), sum(k) FROM (SELECT sender c, octet_length(bytes) + ${STORED_RECORD_BYTES} b, 0 k FROM ds_log UNION ALL SELECT client_id, octet_length(bytes) + ${STORED_RECORD_BYTES}, 1 FROM ds_key_packages) s GROUP BY c;`;
-/** Schema 4 to 5 (as SQLITE_MIGRATION_5): each group counts the proposals of its current epoch. */
-const POSTGRES_MIGRATION_5 = 'ALTER TABLE ds_groups ADD COLUMN epoch_proposals INT NOT NULL DEFAULT 0, ADD COLUMN epoch_proposal_bytes BIGINT NOT NULL DEFAULT 0';
+/** Schema 4 to 5 (as SQLITE_MIGRATION_5): each group counts the proposals of one epoch. */
+const POSTGRES_MIGRATION_5 =
+  'ALTER TABLE ds_groups ADD COLUMN proposals_epoch BIGINT NOT NULL DEFAULT -1, ADD COLUMN epoch_proposals INT NOT NULL DEFAULT 0, ADD COLUMN epoch_proposal_bytes BIGINT NOT NULL DEFAULT 0';
 const CHANNEL = 'ds_log';
 /** A write the store refused (a quota, an epoch's proposals): the transaction rolls back, the connection is fine. */
 const refusedByStore = (err: unknown) => err instanceof StorageQuotaError || err instanceof EpochProposalsFullError;
@@ -627,7 +628,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
 
   async append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate, quota?: StorageQuota, budget?: EpochProposalBudget): Promise<number | undefined> {
     return this.#tx(async (c) => {
-      const { rows } = await c.query('SELECT epoch, octet_length(group_info) AS info, group_info_by, epoch_proposals, epoch_proposal_bytes FROM ds_groups WHERE group_id = $1 FOR UPDATE', [
+      const { rows } = await c.query('SELECT epoch, octet_length(group_info) AS info, group_info_by, proposals_epoch, epoch_proposals, epoch_proposal_bytes FROM ds_groups WHERE group_id = $1 FOR UPDATE', [
         message.groupId,
       ]);
       if (rows.length === 0) return undefined;
@@ -643,13 +644,16 @@ export class PostgresDeliveryStore implements DeliveryStore {
       /** What this commit counts for clients other than the sender (never refused); negative: given back. */
       const others = new Map<string, number>();
       if (budget && !update) {
-        checkProposalBudget(message.groupId, { count: Number(rows[0].epoch_proposals), bytes: Number(rows[0].epoch_proposal_bytes) }, message.bytes.length, budget);
-        await c.query('UPDATE ds_groups SET epoch_proposals = epoch_proposals + 1, epoch_proposal_bytes = epoch_proposal_bytes + $2 WHERE group_id = $1', [message.groupId, message.bytes.length]);
+        // Counted for the group's epoch: a count of another epoch starts again (whoever moved the epoch).
+        const r = rows[0];
+        const held = Number(r.proposals_epoch) === Number(r.epoch) ? { count: Number(r.epoch_proposals), bytes: Number(r.epoch_proposal_bytes) } : { count: 0, bytes: 0 };
+        checkProposalBudget(message.groupId, held, message.bytes.length, budget);
+        await c.query('UPDATE ds_groups SET proposals_epoch = epoch, epoch_proposals = $2, epoch_proposal_bytes = $3 WHERE group_id = $1', [message.groupId, held.count + 1, held.bytes + message.bytes.length]);
       }
       if (update) {
         if (Number(rows[0].epoch) !== update.expectEpoch) return undefined;
         await c.query(
-          'UPDATE ds_groups SET epoch = $2, members = coalesce($3, members), group_info = coalesce($4, group_info), group_info_by = CASE WHEN $4::bytea IS NULL THEN group_info_by ELSE $6 END, epoch_start = $5, epoch_proposals = 0, epoch_proposal_bytes = 0 WHERE group_id = $1',
+          'UPDATE ds_groups SET epoch = $2, members = coalesce($3, members), group_info = coalesce($4, group_info), group_info_by = CASE WHEN $4::bytea IS NULL THEN group_info_by ELSE $6 END, epoch_start = $5 WHERE group_id = $1',
           [message.groupId, update.setEpoch, update.members ? JSON.stringify(update.members) : null, update.groupInfo ? Buffer.from(update.groupInfo) : null, seq, message.sender],
         );
         if (update.groupInfo) {

@@ -35,7 +35,7 @@ const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS key_packages (ref TEXT PRIMARY KEY, client_id TEXT NOT NULL, bytes BLOB NOT NULL, last_resort INTEGER NOT NULL, not_after INTEGER NOT NULL, leased_to TEXT, lease_until INTEGER);
 CREATE INDEX IF NOT EXISTS key_packages_client ON key_packages (client_id, last_resort);
-CREATE TABLE IF NOT EXISTS groups (group_id TEXT PRIMARY KEY, epoch INTEGER NOT NULL, members TEXT NOT NULL, consistency TEXT NOT NULL, group_info BLOB, external_join INTEGER NOT NULL DEFAULT 0, epoch_start INTEGER NOT NULL DEFAULT 0, group_info_by TEXT, epoch_proposals INTEGER NOT NULL DEFAULT 0, epoch_proposal_bytes INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS groups (group_id TEXT PRIMARY KEY, epoch INTEGER NOT NULL, members TEXT NOT NULL, consistency TEXT NOT NULL, group_info BLOB, external_join INTEGER NOT NULL DEFAULT 0, epoch_start INTEGER NOT NULL DEFAULT 0, group_info_by TEXT, proposals_epoch INTEGER NOT NULL DEFAULT -1, epoch_proposals INTEGER NOT NULL DEFAULT 0, epoch_proposal_bytes INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS usage (client_id TEXT PRIMARY KEY, bytes INTEGER NOT NULL, key_packages INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS log (group_id TEXT NOT NULL, seq INTEGER NOT NULL, sender TEXT NOT NULL, bytes BLOB NOT NULL, digest TEXT, PRIMARY KEY (group_id, seq));
 CREATE UNIQUE INDEX IF NOT EXISTS log_digest ON log (group_id, digest);
@@ -58,11 +58,12 @@ CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 export const DS_SCHEMA_VERSION = '5';
 
 /**
- * Schema 4 to 5: each group counts the proposals of its current epoch
- * (docs/PROTOCOL.md §8.6). A migrated group's current epoch counts from
- * none: its proposals logged before do not count.
+ * Schema 4 to 5: each group counts the proposals of one epoch, the one in
+ * `proposals_epoch` (docs/PROTOCOL.md §8.6). A migrated group's current
+ * epoch counts from none: its proposals logged before do not count.
  */
-export const SQLITE_MIGRATION_5 = `ALTER TABLE groups ADD COLUMN epoch_proposals INTEGER NOT NULL DEFAULT 0;
+export const SQLITE_MIGRATION_5 = `ALTER TABLE groups ADD COLUMN proposals_epoch INTEGER NOT NULL DEFAULT -1;
+ALTER TABLE groups ADD COLUMN epoch_proposals INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE groups ADD COLUMN epoch_proposal_bytes INTEGER NOT NULL DEFAULT 0;`;
 
 /**
@@ -356,8 +357,8 @@ export class SqliteDeliveryStore implements DeliveryStore {
     isFresh: () => boolean,
   ): number | undefined {
     const seq = this.#db.transaction(() => {
-      const group = this.#db.prepare('SELECT epoch, length(group_info) AS info, group_info_by, epoch_proposals, epoch_proposal_bytes FROM groups WHERE group_id = ?').get(message.groupId) as
-        | { epoch: number; info: number | null; group_info_by: string | null; epoch_proposals: number; epoch_proposal_bytes: number }
+      const group = this.#db.prepare('SELECT epoch, length(group_info) AS info, group_info_by, proposals_epoch, epoch_proposals, epoch_proposal_bytes FROM groups WHERE group_id = ?').get(message.groupId) as
+        | { epoch: number; info: number | null; group_info_by: string | null; proposals_epoch: number; epoch_proposals: number; epoch_proposal_bytes: number }
         | undefined;
       if (!group) return undefined;
       if (message.digest) {
@@ -371,12 +372,16 @@ export class SqliteDeliveryStore implements DeliveryStore {
       // The message, and a commit's GroupInfo and Welcome, count for the sender.
       let charge = storedBytes(message.bytes.length);
       if (budget && !update) {
-        checkProposalBudget(message.groupId, { count: group.epoch_proposals, bytes: group.epoch_proposal_bytes }, message.bytes.length, budget);
-        this.#db.prepare('UPDATE groups SET epoch_proposals = epoch_proposals + 1, epoch_proposal_bytes = epoch_proposal_bytes + ? WHERE group_id = ?').run(message.bytes.length, message.groupId);
+        // Counted for the group's epoch: a count of another epoch starts again (whoever moved the epoch).
+        const held = group.proposals_epoch === group.epoch ? { count: group.epoch_proposals, bytes: group.epoch_proposal_bytes } : { count: 0, bytes: 0 };
+        checkProposalBudget(message.groupId, held, message.bytes.length, budget);
+        this.#db
+          .prepare('UPDATE groups SET proposals_epoch = epoch, epoch_proposals = ?, epoch_proposal_bytes = ? WHERE group_id = ?')
+          .run(held.count + 1, held.bytes + message.bytes.length, message.groupId);
       }
       if (update) {
         if (group.epoch !== update.expectEpoch) return undefined;
-        this.#db.prepare('UPDATE groups SET epoch = ?, epoch_start = ?, epoch_proposals = 0, epoch_proposal_bytes = 0 WHERE group_id = ?').run(update.setEpoch, next, message.groupId);
+        this.#db.prepare('UPDATE groups SET epoch = ?, epoch_start = ? WHERE group_id = ?').run(update.setEpoch, next, message.groupId);
         if (update.members) this.#db.prepare('UPDATE groups SET members = ? WHERE group_id = ?').run(JSON.stringify(update.members), message.groupId);
         if (update.groupInfo) {
           this.#db.prepare('UPDATE groups SET group_info = ?, group_info_by = ? WHERE group_id = ?').run(Buffer.from(update.groupInfo), message.sender, message.groupId);

@@ -189,8 +189,9 @@ export class DeliveryService {
     this.#pageSize = options.pageSize ?? 500;
     this.#pageBytes = options.pageBytes ?? 8 * 1024 * 1024;
     // An epoch holds no more proposals than a verified commit reads (#epochProposals); an eighth of that is the DS's own.
+    const membersShare = (n: number) => Math.max(1, n - Math.max(1, Math.floor(n / 8)));
     this.#ownProposals = { count: this.#pageSize, bytes: this.#pageBytes };
-    this.#membersProposals = { count: Math.max(1, this.#pageSize - Math.floor(this.#pageSize / 8)), bytes: this.#pageBytes - Math.floor(this.#pageBytes / 8) };
+    this.#membersProposals = { count: membersShare(this.#pageSize), bytes: membersShare(this.#pageBytes) };
     this.#now = options.now ?? (() => Math.floor(Date.now() / 1000));
     this.#maxLifetime = options.maxKeyPackageLifetime ?? 90 * 24 * 3600;
     this.#retention = options.retention ?? 100_000;

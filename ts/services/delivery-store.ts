@@ -150,7 +150,7 @@ export class StorageQuotaError extends Error {
   }
 }
 
-/** The proposals an epoch may hold (docs/PROTOCOL.md §8.6): `count`, and `bytes` of them (at least one). */
+/** The proposals an epoch may hold (docs/PROTOCOL.md §8.6): `count`, and `bytes` of them. */
 export interface EpochProposalBudget {
   count: number;
   bytes: number;
@@ -168,7 +168,7 @@ export class EpochProposalsFullError extends Error {
 
 /** Throws `EpochProposalsFullError` when the epoch's proposals so far (`held`) leave no room for one of `size` bytes within `budget`. */
 export function checkProposalBudget(groupId: string, held: { count: number; bytes: number }, size: number, budget: EpochProposalBudget | undefined): void {
-  if (budget && (held.count >= budget.count || (held.count > 0 && held.bytes + size > budget.bytes))) throw new EpochProposalsFullError(groupId);
+  if (budget && (held.count >= budget.count || held.bytes + size > budget.bytes)) throw new EpochProposalsFullError(groupId);
 }
 
 /** Throws `StorageQuotaError` when `usage` (after adding `delta`) is past `quota`; a change that adds nothing is never refused. */
@@ -216,7 +216,8 @@ export interface DeliveryStore {
    * at that epoch, and then move it to `setEpoch` — atomically (the first
    * commit for an epoch wins). Returns the sequence number, or undefined
    * when the epoch check failed. It counts for its sender. A proposal
-   * (`budget`) counts for its epoch, else `EpochProposalsFullError`.
+   * (`budget`) counts for the group's epoch, else `EpochProposalsFullError`
+   * (a store that ignores `budget` lets a member jam verified commits).
    */
   append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate, quota?: StorageQuota, budget?: EpochProposalBudget): Promise<number | undefined>;
   /** Sequence number of the message with this digest in the group's log, if any. */
@@ -331,8 +332,8 @@ export class MemoryDeliveryStore implements DeliveryStore {
   readonly #usage = new Map<string, StorageUsage>();
   /** Who stored each group's current GroupInfo (it counts for them). */
   readonly #groupInfoBy = new Map<string, string>();
-  /** Per group, the proposals of its current epoch: how many, their bytes. */
-  readonly #epochProposals = new Map<string, { count: number; bytes: number }>();
+  /** Per group, the proposals of an epoch: which, how many, their bytes. */
+  readonly #epochProposals = new Map<string, { epoch: number; count: number; bytes: number }>();
 
   async usage(clientId: string): Promise<StorageUsage> {
     return { ...(this.#usage.get(clientId) ?? { bytes: 0, keyPackages: 0 }) };
@@ -531,7 +532,8 @@ export class MemoryDeliveryStore implements DeliveryStore {
     const log = this.#logs.get(message.groupId) ?? [];
     const seq = (log.at(-1)?.seq ?? 0) + 1;
     if (update && group.epoch !== update.expectEpoch) return undefined;
-    const proposals = this.#epochProposals.get(message.groupId) ?? { count: 0, bytes: 0 };
+    const counted = this.#epochProposals.get(message.groupId);
+    const proposals = counted?.epoch === group.epoch ? counted : { epoch: group.epoch, count: 0, bytes: 0 };
     checkProposalBudget(message.groupId, proposals, message.bytes.length, budget);
     // What the sender's quota is asked for, checked before anything changes.
     const w = update?.welcome && update.welcome.recipients.length > 0 ? update.welcome : undefined;
@@ -555,8 +557,7 @@ export class MemoryDeliveryStore implements DeliveryStore {
       for (const [payer, n] of welcomeFor) this.#count(payer, n);
     }
     this.#count(message.sender, charge);
-    if (update) this.#epochProposals.delete(message.groupId);
-    else if (budget) this.#epochProposals.set(message.groupId, { count: proposals.count + 1, bytes: proposals.bytes + message.bytes.length });
+    if (budget && !update) this.#epochProposals.set(message.groupId, { epoch: group.epoch, count: proposals.count + 1, bytes: proposals.bytes + message.bytes.length });
     log.push({ ...message, seq });
     this.#logs.set(message.groupId, log);
     if (message.digest) {
