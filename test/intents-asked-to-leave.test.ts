@@ -64,6 +64,34 @@ async function commitPending(from: Member, to: Member[]): Promise<void> {
   await deliver(commit, to);
 }
 
+/**
+ * The anchor (alice's paired phone A and its passive partner P, in `mode`),
+ * alice's laptop (another alice leaf), bob, carol; the laptop asks all of
+ * alice's devices, the anchor included, to leave (pending at A, bob, carol).
+ */
+async function anchorAskedToLeave(mode: 'hidden' | 'standard') {
+  const a = await device('alice');
+  const p = await device('alice-phone');
+  const laptop = await device('alice-laptop');
+  laptop.identity = await laptop.client.createIdentity('alice', 1);
+  const bob = await device('bob');
+  const carol = await device('carol');
+  const others = [bob, carol, laptop];
+  a.group = await a.client.createGroup(a.identity, { capabilities: CAPS });
+  const kps = await Promise.all(others.map((m) => m.client.createKeyPackage(m.identity, { capabilities: CAPS })));
+  const { welcome } = await a.group.commit({ add: kps });
+  await a.group.mergePendingCommit();
+  for (const m of others) m.group = await m.client.joinFromWelcome(welcome!);
+  const { activeDevice, passiveDevice } = await pair(a, p, mode);
+  await enrolPaired(activeDevice, a, [[p, passiveDevice]], others);
+  const { commit: laptopUpdate } = await laptop.group!.selfUpdate();
+  await laptop.group!.mergePendingCommit();
+  await deliverCommit(laptopUpdate, [a, p, bob, carol]);
+  const leave = createIntent(laptop.group!, 'removeAssociatedMembers');
+  await deliver(await proposeIntent(laptop.group!, leave), [a, bob, carol]);
+  return { a, p, laptop, bob, carol, activeDevice, passiveDevice, leave };
+}
+
 describe('a member asked to leave by its own user is told', () => {
   it.each([
     ['ciphertext', 'its own intent'],
@@ -315,29 +343,8 @@ describe('a member asked to leave by its own user is told', () => {
   });
 
   it.each(['hidden', 'standard'] as const)('a paired anchor (%s mode): PairedCommit carries the report, and the active device proposes the answer for the anchor', async (mode) => {
-    // The anchor (alice's paired phone A and its passive partner P), alice's laptop (another alice leaf), bob, carol.
-    const a = await device('alice');
-    const p = await device('alice-phone');
-    const laptop = await device('alice-laptop');
-    laptop.identity = await laptop.client.createIdentity('alice', 1);
-    const bob = await device('bob');
-    const carol = await device('carol');
-    const others = [bob, carol, laptop];
-    a.group = await a.client.createGroup(a.identity, { capabilities: CAPS });
-    const kps = await Promise.all(others.map((m) => m.client.createKeyPackage(m.identity, { capabilities: CAPS })));
-    const { welcome } = await a.group.commit({ add: kps });
-    await a.group.mergePendingCommit();
-    for (const m of others) m.group = await m.client.joinFromWelcome(welcome!);
-    const { activeDevice, passiveDevice } = await pair(a, p, mode);
-    await enrolPaired(activeDevice, a, [[p, passiveDevice]], others);
-    const { commit: laptopUpdate } = await laptop.group!.selfUpdate();
-    await laptop.group!.mergePendingCommit();
-    await deliverCommit(laptopUpdate, [a, p, bob, carol]);
-
-    // The laptop asks all of alice's devices, the anchor included, to leave.
+    const { a, laptop, bob, carol, activeDevice, leave } = await anchorAskedToLeave(mode);
     const g = a.group!;
-    const leave = createIntent(laptop.group!, 'removeAssociatedMembers');
-    await deliver(await proposeIntent(laptop.group!, leave), [a, bob, carol]);
     const out = await activeDevice.update(g);
     expect(leaveRequestsIn(out)).toEqual([leave]);
     await g.mergePendingCommit();
@@ -348,6 +355,25 @@ describe('a member asked to leave by its own user is told', () => {
     const answer = onlyAnswer(a, out);
     expect(answer).toEqual(leave);
     await deliver(await activeDevice.propose(g, { type: 'custom', ...intentProposal(answer) }), [bob, carol, laptop]);
+    await commitPending(bob, [carol]);
+    expect(names(bob.group!)).toEqual(['bob', 'carol']);
+    expectInSync([bob, carol]);
+  });
+
+  it.each(['hidden', 'standard'] as const)("a paired anchor (%s mode) that ceases its pairing: CeasePair's rekey commit leaves the request out and reports it (it was told nothing); the device, an ordinary member now, proposes the answer", async (mode) => {
+    const { a, laptop, bob, carol, activeDevice, leave } = await anchorAskedToLeave(mode);
+    const g = a.group!;
+    const cease = await activeDevice.ceasePair('rekey');
+    const [ceased] = cease.groups;
+    expect(ceased).toMatchObject({ ceased: true, commits: [expect.any(Uint8Array)] });
+    expect(leaveRequestsIn(ceased!)).toEqual([leave]);
+    await deliverCommit(ceased!.commits[0]!, [bob, carol, laptop]);
+    expect(names(bob.group!)).toEqual(['alice', 'alice', 'bob', 'carol']);
+    expectInSync([a, bob, carol, laptop]);
+    // The report is this library's for this group at this client: its answer is the request itself (valid, and covering the device).
+    const answer = onlyAnswer(a, ceased!);
+    expect(answer).toEqual(leave);
+    await deliver(await g.propose({ type: 'custom', ...intentProposal(answer) }), [bob, carol, laptop]);
     await commitPending(bob, [carol]);
     expect(names(bob.group!)).toEqual(['bob', 'carol']);
     expectInSync([bob, carol]);

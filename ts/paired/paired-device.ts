@@ -125,6 +125,8 @@ export interface CeasedGroup {
   /** Done: the anchor leaf is gone or rekeyed here (or the group was deleted). Else `error` says why, and the group stays in `ceasingGroups()`. */
   ceased: boolean;
   error?: unknown;
+  /** As `CommitResult.askedToLeave`, of this call's commit that merged (docs/PROTOCOL.md §5.4). */
+  askedToLeave?: CommitResult['askedToLeave'];
 }
 
 /** One commit of `ceasePair` for its `send` (docs/PROTOCOL.md §4.9); a `join` is an external join. */
@@ -193,6 +195,14 @@ function u64(n: bigint): Uint8Array {
 }
 
 /** One device of a Paired MLS pairing (docs/PROTOCOL.md §4): pairs, enrols groups, sends or follows paired updates. */
+/** A group ceased by `commits`, the last `made` here and merged: with what it left out of the requests to remove this device. */
+const ceasedBy = (groupId: Uint8Array, commits: Uint8Array[], made: CommitResult): CeasedGroup => ({
+  groupId,
+  commits,
+  ceased: true,
+  ...(made.askedToLeave && { askedToLeave: made.askedToLeave }),
+});
+
 export class PairedDevice {
   readonly client: MlsClient;
   #vault: SeedVault | undefined;
@@ -1296,16 +1306,14 @@ export class PairedDevice {
    * from the step (a standard-mode device signature needs two identical
    * builds); its derivation info is for nobody. Left pending.
    */
-  async #rekeyCommit(group: Group, epochId: Uint8Array, identity: Identity): Promise<Uint8Array> {
+  async #rekeyCommit(group: Group, epochId: Uint8Array, identity: Identity): Promise<CommitResult> {
     const spec: CommitOptions = { selfUpdate: true, vcEpochId: epochId, vcDetached: true, newSigner: identity };
     // Standard mode: with no partner left the leaf is an ordinary
     // member's again, so the device list is cleared (an empty value;
     // signed by this device, which the list still names).
-    const { commit } =
-      this.mode === 'standard'
-        ? await signedAnchorCommit(group, this.deviceIdentity, { ...spec, leafAppData: [{ componentId: PAIRED_DEVICES_COMPONENT, data: new Uint8Array(0) }] })
-        : await group.commit(spec);
-    return commit;
+    return this.mode === 'standard'
+      ? signedAnchorCommit(group, this.deviceIdentity, { ...spec, leafAppData: [{ componentId: PAIRED_DEVICES_COMPONENT, data: new Uint8Array(0) }] })
+      : group.commit(spec);
   }
 
   /**
@@ -1362,7 +1370,7 @@ export class PairedDevice {
    */
   async #rekeyGroups(send: CeaseSend, fresh: boolean, queue: Queue): Promise<CeasedGroup[]> {
     const identity = this.#requireAnchor();
-    type Planned = { result: CeasedGroup } | { hex: string; group: Group; commit: Uint8Array; kind: 'rekey' | 'remove'; sent: Uint8Array };
+    type Planned = { result: CeasedGroup } | { hex: string; group: Group; made: CommitResult; kind: 'rekey' | 'remove'; sent: Uint8Array };
     const plan = await queue(() =>
       this.#atomically(async () => {
         const planned: Planned[] = [];
@@ -1378,13 +1386,13 @@ export class PairedDevice {
             planned.push({ result: { groupId, commits: [], ceased: false, error: new PairingError('PAIRING_STATE', stage === 'busy' ? PENDING_IN_CEASE : LOST_IN_CEASE) } });
           } else if (stage === 'remove') {
             const group = this.client.group(groupId);
-            const { commit } = await group.commit({ remove: [entry.anchorLeaf] });
-            planned.push({ hex: entry.groupId, group, commit, kind: stage, sent: group.pendingCommitDigest() });
+            const made = await group.commit({ remove: [entry.anchorLeaf] });
+            planned.push({ hex: entry.groupId, group, made, kind: stage, sent: group.pendingCommitDigest() });
           } else {
             epochId ??= fresh ? await this.pairingGroup.registerEmulationEpoch() : (await this.#derivationStep()).epochId;
             const group = this.client.group(groupId);
-            const commit = await this.#rekeyCommit(group, epochId, identity);
-            planned.push({ hex: entry.groupId, group, commit, kind: 'rekey', sent: group.pendingCommitDigest() });
+            const made = await this.#rekeyCommit(group, epochId, identity);
+            planned.push({ hex: entry.groupId, group, made, kind: 'rekey', sent: group.pendingCommitDigest() });
           }
         }
         if (done.length > 0) await this.#ceased(done);
@@ -1397,9 +1405,10 @@ export class PairedDevice {
         results.push(item.result);
         continue;
       }
-      const { hex, group, commit, kind, sent } = item;
+      const { hex, group, made, kind, sent } = item;
+      const { commit } = made;
       const settled = await this.#settle(group, sent, () => send({ groupId: group.id, commit, kind, signatureKey: kind === 'rekey' ? identity.signaturePublicKey : ownKey(group) }), { merged: () => this.#ceased([hex]) }, queue);
-      results.push(settled.merged ? { groupId: group.id, commits: [commit], ceased: true } : { groupId: group.id, commits: [], ceased: false, error: settled.error });
+      results.push(settled.merged ? ceasedBy(group.id, [commit], made) : { groupId: group.id, commits: [], ceased: false, error: settled.error });
     }
     return results;
   }
@@ -1536,8 +1545,8 @@ export class PairedDevice {
           await this.#dropJoinRecords(groupId, true);
           return undefined;
         }
-        const { commit } = await group.commit({ remove: [entry.anchorLeaf] });
-        return { group, commit, sent: group.pendingCommitDigest() };
+        const made = await group.commit({ remove: [entry.anchorLeaf] });
+        return { group, made, commit: made.commit, sent: group.pendingCommitDigest() };
       }),
     );
     if (!removal) return { groupId, commits, ceased: true };
@@ -1554,8 +1563,7 @@ export class PairedDevice {
       queue,
     );
     if (!settled.merged) return { groupId, commits, ceased: false, error: settled.error };
-    commits.push(removal.commit);
-    return { groupId, commits, ceased: true };
+    return ceasedBy(groupId, [...commits, removal.commit], removal.made);
   }
 
   /**
