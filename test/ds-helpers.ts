@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { DeliveryClient, signDsChallenge } from 'paired-mls/services';
-import { utf8, type Identity, type MlsClient } from 'paired-mls';
+import { utf8, type GroupOptions, type Identity, type MlsClient } from 'paired-mls';
 import { SqliteDeliveryStore, startDeliveryServer, type DeliveryServerOptions, type RunningDeliveryServer } from 'paired-mls/server';
 import { newMember, type Member } from './helpers.js';
 
@@ -204,4 +204,31 @@ export function netns(addresses: string[]): { available: boolean; run: (script: 
       return JSON.parse(out.stdout);
     },
   };
+}
+
+/** A verified group of `creator` with `others` added through the DS; a PublicMessage handshake; everyone updated once. */
+export async function verifiedGroup(creator: DsPeer, others: DsPeer[], options: GroupOptions = {}): Promise<void> {
+  const opts = { wireFormat: 'plaintext' as const, ...options };
+  creator.group = await creator.client.createGroup(creator.identity, opts);
+  await creator.ds.createGroup(creator.group.id, { epoch: 0, groupInfo: await creator.group.exportGroupInfo() });
+  for (const p of others) await p.ds.uploadKeyPackages([await p.client.createKeyPackage(p.identity, { capabilities: options.capabilities })]);
+  const kps = await creator.ds.fetchKeyPackages(others.map((p) => p.name));
+  const add = await creator.group.commit({ add: [...kps.values()], groupInfo: true });
+  creator.seen = await creator.ds.submit(creator.group.id, add.commit, { welcome: add.welcome, groupInfo: add.groupInfo });
+  await creator.ds.ackKeyPackages(others.map((p) => p.name));
+  await creator.group.mergePendingCommit();
+  for (const p of others) {
+    const [w] = await p.ds.welcomes();
+    p.group = await p.client.joinFromWelcome(w!.welcome, { wireFormat: 'plaintext', capabilities: options.capabilities });
+    await p.ds.ackWelcomes([w!.id]);
+    p.seen = creator.seen;
+  }
+  // Everyone updates once (no leaf keeps its KeyPackage LeafNode: intents need that).
+  for (const p of [creator, ...others]) {
+    await catchUp(p);
+    const u = await p.group!.selfUpdate({ groupInfo: true });
+    p.seen = await p.ds.submit(p.group!.id, u.commit, { groupInfo: u.groupInfo });
+    await p.group!.mergePendingCommit();
+  }
+  for (const p of [creator, ...others]) await catchUp(p);
 }

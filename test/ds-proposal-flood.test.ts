@@ -28,36 +28,15 @@ import { utf8 } from 'paired-mls';
 import { commitIntents, createIntent, LEAF_OPERATION_PROPOSAL_TYPE } from 'paired-mls/intents';
 import { DeliveryService, EpochProposalsFullError, MemoryDeliveryStore, type DeliveryStore } from 'paired-mls/services';
 import { DS_SCHEMA_VERSION, PostgresDeliveryStore, SqliteDeliveryStore } from 'paired-mls/server';
-import { catchUpAll, dsPeer, groupStillWorks, raw, sqliteServers, tokenOf, type DsPeer } from './ds-helpers.js';
+import { catchUpAll, dsPeer, groupStillWorks, raw, sqliteServers, tokenOf, verifiedGroup, type DsPeer } from './ds-helpers.js';
 import { startPostgres, type PgServer } from './pg-server.js';
 
 const CAPS = { proposals: [LEAF_OPERATION_PROPOSAL_TYPE] };
 const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
 
-/** A verified group of `creator` and `others` (PublicMessage handshake, intents allowed, the DS an external sender); everyone updated once. */
-async function verifiedGroup(creator: DsPeer, others: DsPeer[], externalSender: { identity: Uint8Array; signatureKey: Uint8Array }): Promise<void> {
-  const options = { wireFormat: 'plaintext' as const, capabilities: CAPS };
-  creator.group = await creator.client.createGroup(creator.identity, { ...options, extensions: { externalSenders: [externalSender], requiredCapabilities: CAPS } });
-  await creator.ds.createGroup(creator.group.id, { epoch: 0, groupInfo: await creator.group.exportGroupInfo() });
-  for (const p of others) await p.ds.uploadKeyPackages([await p.client.createKeyPackage(p.identity, { capabilities: CAPS })]);
-  const add = await creator.group.commit({ add: [...(await creator.ds.fetchKeyPackages(others.map((p) => p.name))).values()], groupInfo: true });
-  creator.seen = await creator.ds.submit(creator.group.id, add.commit, { welcome: add.welcome, groupInfo: add.groupInfo });
-  await creator.ds.ackKeyPackages(others.map((p) => p.name));
-  await creator.group.mergePendingCommit();
-  for (const p of others) {
-    const [w] = await p.ds.welcomes();
-    p.group = await p.client.joinFromWelcome(w!.welcome, options);
-    await p.ds.ackWelcomes([w!.id]);
-    p.seen = creator.seen;
-  }
-  for (const p of [creator, ...others]) {
-    await catchUpAll(p);
-    const u = await p.group!.selfUpdate({ groupInfo: true });
-    p.seen = await p.ds.submit(p.group!.id, u.commit, { groupInfo: u.groupInfo });
-    await p.group!.mergePendingCommit();
-  }
-  for (const p of [creator, ...others]) await catchUpAll(p);
-}
+/** A verifying DS's group of `creator` and `others` with intents allowed and the DS an external sender. */
+const intentGroup = (s: { ds: { externalSenderSpec: { identity: Uint8Array; signatureKey: Uint8Array } } }, creator: DsPeer, others: DsPeer[]) =>
+  verifiedGroup(creator, others, { capabilities: CAPS, extensions: { externalSenders: [s.ds.externalSenderSpec], requiredCapabilities: CAPS } });
 
 /** The reason `p` is refused with, or undefined when it succeeds. */
 const refusal = (p: Promise<unknown>) => p.then(
@@ -72,7 +51,7 @@ describe('a member floods an epoch with proposals (networked DS, SQLite, verifyi
   it("members' proposals stop at 438 of a page of 500 (409 too-many-proposals), the DS's own intent still fits, the commit taking them all verifies and leaves out every conflicting Add, and the next epoch takes proposals again", async () => {
     const s = await server({ verifyCommits: true });
     const [alice, bob, carol, mallory] = await Promise.all(['alice', 'bob', 'carol', 'mallory'].map((n) => dsPeer(s.url, `${n}-${tag}`)));
-    await verifiedGroup(alice!, [bob!, carol!, mallory!], s.ds.externalSenderSpec);
+    await intentGroup(s, alice!, [bob!, carol!, mallory!]);
     const gid = alice!.group!.id;
     // mallory posts 440 Add proposals, each of a fresh KeyPackage of her own
     // signature key: every one valid alone, none committable (her key is
@@ -162,7 +141,7 @@ describe('a large first proposal (networked DS, SQLite, verifying, maxBodyBytes 
   it("is refused past the members' 7 MiB like any other (it held back the DS's own proposals: carol's leave intent was too-many-proposals); the intent is proposed and committed", async () => {
     const s = await server({ verifyCommits: true, maxBodyBytes: 16 * 1024 * 1024 });
     const [alice, carol, mallory] = await Promise.all(['alice', 'carol', 'mallory'].map((n) => dsPeer(s.url, `${n}-${tag}`)));
-    await verifiedGroup(alice!, [carol!, mallory!], s.ds.externalSenderSpec);
+    await intentGroup(s, alice!, [carol!, mallory!]);
     const gid = alice!.group!.id;
     const junk = headerOnly(gid, alice!.group!.epoch, 2, 5, 7 * 1024 * 1024 + 1, 1);
     expect(await refusal(mallory!.ds.submit(gid, junk))).toBe('too-many-proposals');

@@ -11,12 +11,12 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
-import { bytesEqual, utf8, type Group, type GroupOptions, type Identity, type MlsClient } from 'paired-mls';
+import { bytesEqual, utf8, type Group, type Identity, type MlsClient } from 'paired-mls';
 import { PairedDevice } from 'paired-mls/paired';
 import { commitIntents, createIntent, LEAF_OPERATION_PROPOSAL_TYPE } from 'paired-mls/intents';
 import { DeliveryClient } from 'paired-mls/services';
 import { SqliteDeliveryStore, startDeliveryServer, type RunningDeliveryServer } from 'paired-mls/server';
-import { catchUp, dsPeer, groupStillWorks, type DsPeer } from './ds-helpers.js';
+import { catchUp, dsPeer, groupStillWorks, verifiedGroup, type DsPeer } from './ds-helpers.js';
 import { device } from './paired-helpers.js';
 
 const CAPS = { proposals: [LEAF_OPERATION_PROPOSAL_TYPE] };
@@ -25,32 +25,6 @@ async function refusedWith(p: Promise<unknown>, reason: string): Promise<void> {
   await expect(p).rejects.toMatchObject({ reason });
 }
 
-/** A verified group of `creator` with `others` added through the DS; a PublicMessage handshake; everyone updated once. */
-async function verifiedGroup(creator: DsPeer, others: DsPeer[], options: GroupOptions = {}): Promise<void> {
-  const opts = { wireFormat: 'plaintext' as const, ...options };
-  creator.group = await creator.client.createGroup(creator.identity, opts);
-  await creator.ds.createGroup(creator.group.id, { epoch: 0, groupInfo: await creator.group.exportGroupInfo() });
-  for (const p of others) await p.ds.uploadKeyPackages([await p.client.createKeyPackage(p.identity, { capabilities: options.capabilities })]);
-  const kps = await creator.ds.fetchKeyPackages(others.map((p) => p.name));
-  const add = await creator.group.commit({ add: [...kps.values()], groupInfo: true });
-  creator.seen = await creator.ds.submit(creator.group.id, add.commit, { welcome: add.welcome, groupInfo: add.groupInfo });
-  await creator.ds.ackKeyPackages(others.map((p) => p.name));
-  await creator.group.mergePendingCommit();
-  for (const p of others) {
-    const [w] = await p.ds.welcomes();
-    p.group = await p.client.joinFromWelcome(w!.welcome, { wireFormat: 'plaintext', capabilities: options.capabilities });
-    await p.ds.ackWelcomes([w!.id]);
-    p.seen = creator.seen;
-  }
-  // Everyone updates once (no leaf keeps its KeyPackage LeafNode: intents need that).
-  for (const p of [creator, ...others]) {
-    await catchUp(p);
-    const u = await p.group!.selfUpdate({ groupInfo: true });
-    p.seen = await p.ds.submit(p.group!.id, u.commit, { groupInfo: u.groupInfo });
-    await p.group!.mergePendingCommit();
-  }
-  for (const p of [creator, ...others]) await catchUp(p);
-}
 
 const leafOf = (g: Group, name: string) => g.members().find((m) => utf8(m.credential.identity) === name)!.leafIndex;
 
