@@ -135,6 +135,27 @@ describe('the count belongs to an epoch (attacker review)', () => {
   });
 });
 
+describe("the members' share of a small page (attacker review)", () => {
+  it('pageSize 1 is refused (the DS would keep nothing of its own); of 2 members get 1, of 9 they get 8; pageBytes the same way', async () => {
+    await expect(DeliveryService.create({ pageSize: 1 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: 'pageSize and pageBytes must be at least 2' });
+    await expect(DeliveryService.create({ pageBytes: 1 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    for (const [pageSize, share] of [[2, 1], [9, 8]] as const) {
+      const ds = await DeliveryService.create({ pageSize });
+      const gid = new Uint8Array([9, 9, 9, pageSize]);
+      await ds.createGroup(gid, 'mallory');
+      const answers = [];
+      for (let i = 0; i <= share; i++) answers.push((await ds.submit(gid, 'mallory', headerOnly(gid, 0, 2, i))).accepted);
+      expect(answers).toEqual([...Array<boolean>(share).fill(true), false]);
+    }
+    // pageBytes 64: members' proposals up to 56 bytes in all.
+    const ds = await DeliveryService.create({ pageBytes: 64 });
+    const gid = new Uint8Array([9, 9, 8, 1]);
+    await ds.createGroup(gid, 'mallory');
+    expect(await ds.submit(gid, 'mallory', headerOnly(gid, 0, 2, 1, 57))).toMatchObject({ accepted: false, reason: 'too-many-proposals' });
+    expect(await ds.submit(gid, 'mallory', headerOnly(gid, 0, 2, 1, 56))).toMatchObject({ accepted: true });
+  });
+});
+
 describe('a large first proposal (networked DS, SQLite, verifying, maxBodyBytes 16 MiB)', () => {
   const server = sqliteServers('paired-mls-flood-large-');
   const tag = Math.random().toString(36).slice(2, 8);

@@ -95,13 +95,13 @@ export interface DeliveryOptions {
   keyPackageLease?: number;
   /** Application messages are accepted this many epochs behind the group (out-of-order tolerance). */
   epochTolerance?: number;
-  /** Messages per poll (default 500); also bounds an epoch's proposals (docs/PROTOCOL.md §8.6). */
+  /** Messages per poll (default 500, at least 2); also bounds an epoch's proposals (docs/PROTOCOL.md §8.6). */
   pageSize?: number;
   /**
    * Message bytes per poll (default 8 MiB; a single larger message is still
    * returned alone): a page of `pageSize` messages of a few MiB each would
    * otherwise be read into memory, and base64ed into one reply, at once.
-   * Also bounds an epoch's proposals.
+   * Also bounds an epoch's proposals: a member's over 7/8 of it is refused.
    */
   pageBytes?: number;
   /** Clock in seconds (KeyPackage expiry). */
@@ -189,7 +189,8 @@ export class DeliveryService {
     this.#pageSize = options.pageSize ?? 500;
     this.#pageBytes = options.pageBytes ?? 8 * 1024 * 1024;
     // An epoch holds no more proposals than a verified commit reads (#epochProposals); an eighth of that is the DS's own.
-    const membersShare = (n: number) => Math.max(1, n - Math.max(1, Math.floor(n / 8)));
+    if (!(this.#pageSize >= 2 && this.#pageBytes >= 2)) throw new MlsError('INVALID_ARGUMENT', 'pageSize and pageBytes must be at least 2');
+    const membersShare = (n: number) => n - Math.max(1, Math.floor(n / 8));
     this.#ownProposals = { count: this.#pageSize, bytes: this.#pageBytes };
     this.#membersProposals = { count: membersShare(this.#pageSize), bytes: membersShare(this.#pageBytes) };
     this.#now = options.now ?? (() => Math.floor(Date.now() / 1000));
@@ -245,7 +246,8 @@ export class DeliveryService {
    * state; in the basic mode it is the last submitter's word, so a failed
    * check there is not final: `DsError` `unverifiable-intent` (a member can
    * still propose the intent, or the DS after a later commit), not the
-   * engine's `IntentError` (docs/PROTOCOL.md §5.4, §8.5).
+   * engine's `IntentError` (docs/PROTOCOL.md §5.4, §8.5). An epoch that
+   * holds all the proposals it may: `too-many-proposals` (§8.6).
    */
   async proposeIntent(groupId: Uint8Array, intent: LeafOperationIntent, senderIndex = 0): Promise<{ seq: number; proposal: Uint8Array }> {
     const id = toHex(groupId);
