@@ -69,7 +69,7 @@ async function commitPending(from: Member, to: Member[]): Promise<void> {
  * alice's laptop (another alice leaf), bob, carol; the laptop asks all of
  * alice's devices, the anchor included, to leave (pending at A, bob, carol).
  */
-async function anchorAskedToLeave(mode: 'hidden' | 'standard') {
+async function anchorAskedToLeave(mode: 'hidden' | 'standard', propose = true) {
   const a = await device('alice');
   const p = await device('alice-phone');
   const laptop = await device('alice-laptop');
@@ -88,7 +88,7 @@ async function anchorAskedToLeave(mode: 'hidden' | 'standard') {
   await laptop.group!.mergePendingCommit();
   await deliverCommit(laptopUpdate, [a, p, bob, carol]);
   const leave = createIntent(laptop.group!, 'removeAssociatedMembers');
-  await deliver(await proposeIntent(laptop.group!, leave), [a, bob, carol]);
+  if (propose) await deliver(await proposeIntent(laptop.group!, leave), [a, bob, carol]);
   return { a, p, laptop, bob, carol, activeDevice, passiveDevice, leave };
 }
 
@@ -374,6 +374,39 @@ describe('a member asked to leave by its own user is told', () => {
     const answer = onlyAnswer(a, ceased!);
     expect(answer).toEqual(leave);
     await deliver(await g.propose({ type: 'custom', ...intentProposal(answer) }), [bob, carol, laptop]);
+    await commitPending(bob, [carol]);
+    expect(names(bob.group!)).toEqual(['bob', 'carol']);
+    expectInSync([bob, carol]);
+  });
+
+  it("route rejoin: the anchor leaf's removal withholds a request its sender made (the anchor key's holder, a thief with the passive copy, is whom the cease shuts out; answered, it became the device's own wide leave) and reports the laptop's", async () => {
+    const { a, p, laptop, bob, carol, activeDevice } = await anchorAskedToLeave('hidden', false);
+    const before = a.group!.joinOptions();
+    expect(before.capabilities!.proposals).toEqual(expect.arrayContaining(CAPS.proposals));
+    const thiefs = createIntent(p.group!, 'removeAssociatedMembers');
+    let laptops: LeafOperationIntent | undefined;
+    const cease = await activeDevice.ceasePair('rejoin', {
+      send: async (c) => {
+        await deliverCommit(c.commit, [bob, carol, laptop]);
+        if (c.kind !== 'join') return;
+        // Between the join and the removal: bob relays the thief's request, the laptop makes its own.
+        laptops = createIntent(laptop.group!, 'removeAssociatedMembers');
+        for (const proposal of [await proposeIntent(bob.group!, thiefs), await proposeIntent(laptop.group!, laptops)]) {
+          expect((await a.client.group(c.groupId).process(proposal)).kind).toBe('proposal');
+        }
+      },
+    });
+    const [ceased] = cease.groups;
+    expect(ceased).toMatchObject({ ceased: true, commits: [expect.any(Uint8Array), expect.any(Uint8Array)] });
+    expect(leaveRequestsIn(ceased!)).toEqual([laptops]);
+    expect(ceased!.askedToLeave!.map((r) => r.senderRemoved)).toEqual([false]);
+    const g = a.client.group(ceased!.groupId);
+    expect(leaveAnswers(g, ceased!).map((x) => x.answer)).toEqual([laptops]);
+    // The joined leaf keeps the group's options and capabilities, an ordinary member's now: the answer is
+    // committed (before, the join took the defaults, no member could commit an intent any more, and bob's
+    // commit dropped it).
+    expect(g.joinOptions()).toEqual({ ...before, capabilities: { ...before.capabilities, virtualClient: false } });
+    await deliver(await proposeIntent(g, laptops!), [bob, carol, laptop]);
     await commitPending(bob, [carol]);
     expect(names(bob.group!)).toEqual(['bob', 'carol']);
     expectInSync([bob, carol]);

@@ -38,3 +38,13 @@ export function reportedEntries(list: unknown, client: object, groupId: Uint8Arr
   const report = typeof list === 'object' && list !== null ? reported.get(list as readonly AskedToLeave[]) : undefined;
   return report !== undefined && report.client === client && bytesEqual(report.groupId, groupId) ? report.entries : undefined;
 }
+
+/** @internal The entries of report `list` that `keep` accepts, as a report for the same client and group (undefined: none, or no report). */
+export function narrowedReport(list: readonly AskedToLeave[] | undefined, keep: (entry: AskedToLeave) => boolean): readonly AskedToLeave[] | undefined {
+  const report = list && reported.get(list);
+  const kept = report ? [...report.entries.keys()].filter((i) => keep(report.entries[i]!)) : [];
+  if (!report || kept.length === 0) return undefined;
+  const handedOut = Object.freeze(kept.map((i) => list[i]!));
+  reported.set(handedOut, { ...report, entries: Object.freeze(kept.map((i) => report.entries[i]!)) });
+  return handedOut;
+}

@@ -9,7 +9,7 @@ import { appDataToCore, commitOptionsToCore, compactResult, proposalToCore, rein
 import { MlsError, invalidArgument } from './errors.js';
 import { Resource } from './resources.js';
 import { toBytes, type BytesLike } from './bytes.js';
-import type { AppDataEntry, AskedToLeave, CommitOptions, CommitResult, CredentialInfo, GroupState, Member, ProposalInfo, ProposalRequest, ReInitOptions, ReInitState, Sender } from './types.js';
+import type { AppDataEntry, AskedToLeave, CommitOptions, CommitResult, CredentialInfo, GroupState, JoinOptions, Member, ProposalInfo, ProposalRequest, ReInitOptions, ReInitState, Sender } from './types.js';
 import { checkList, composeChecks, layerDefaultChecks, runChecks, type HandshakeReport, type ProcessCheck, type SignerDevice } from './checks.js';
 import { decodeApplication } from './application-result.js';
 import { markReported } from './asked-to-leave.js';
@@ -189,6 +189,11 @@ export class Group {
   /** Epoch, ciphersuite, own leaf, pending state. */
   state(): GroupState {
     return this.client.read((core) => core.groupState(this.id));
+  }
+
+  /** The options this member keeps the group with (wire format, ratchets, its leaf's capabilities): pass them to rejoin it by external commit unchanged. */
+  joinOptions(): JoinOptions {
+    return this.client.read((core) => core.joinOptions(this.id)) as JoinOptions;
   }
 
   get epoch(): number {

@@ -49,6 +49,7 @@ import { SEED_LENGTH, WebCryptoSeedVault, generateSeed, type SeedVault } from '.
 import { PAIRED_DEVICES_COMPONENT, encodePairedDevices, signedAnchorCommit, signedAnchorProposal, type PairedDeviceKey } from './device-signature.js';
 import type { PairingMode } from './pairing-messages.js';
 import { ClientTurns } from '../mls/client-turns.js';
+import { narrowedReport } from '../mls/asked-to-leave.js';
 
 /** Whether the device commits for the pairing (active) or follows (passive). */
 export type PairingRole = 'active' | 'passive';
@@ -194,15 +195,19 @@ function u64(n: bigint): Uint8Array {
   return out;
 }
 
-/** One device of a Paired MLS pairing (docs/PROTOCOL.md §4): pairs, enrols groups, sends or follows paired updates. */
-/** A group ceased by `commits`, the last `made` here and merged: with what it left out of the requests to remove this device. */
-const ceasedBy = (groupId: Uint8Array, commits: Uint8Array[], made: CommitResult): CeasedGroup => ({
-  groupId,
-  commits,
-  ceased: true,
-  ...(made.askedToLeave && { askedToLeave: made.askedToLeave }),
-});
+/**
+ * A group ceased by `commits`, the last `made` here and merged: with what it
+ * left out of the requests to remove this device. A removal of the anchor
+ * leaf withholds those whose sender it removes: the holder of the anchor
+ * key, whom the cease shuts out, may have made them, and answered they
+ * would become this device's own (docs/PROTOCOL.md §5.4).
+ */
+function ceasedBy(groupId: Uint8Array, commits: Uint8Array[], made: CommitResult, removal: boolean): CeasedGroup {
+  const asked = removal ? (narrowedReport(made.askedToLeave, (r) => !r.senderRemoved) as CommitResult['askedToLeave']) : made.askedToLeave;
+  return { groupId, commits, ceased: true, ...(asked && { askedToLeave: asked }) };
+}
 
+/** One device of a Paired MLS pairing (docs/PROTOCOL.md §4): pairs, enrols groups, sends or follows paired updates. */
 export class PairedDevice {
   readonly client: MlsClient;
   #vault: SeedVault | undefined;
@@ -1408,7 +1413,7 @@ export class PairedDevice {
       const { hex, group, made, kind, sent } = item;
       const { commit } = made;
       const settled = await this.#settle(group, sent, () => send({ groupId: group.id, commit, kind, signatureKey: kind === 'rekey' ? identity.signaturePublicKey : ownKey(group) }), { merged: () => this.#ceased([hex]) }, queue);
-      results.push(settled.merged ? ceasedBy(group.id, [commit], made) : { groupId: group.id, commits: [], ceased: false, error: settled.error });
+      results.push(settled.merged ? ceasedBy(group.id, [commit], made, kind === 'remove') : { groupId: group.id, commits: [], ceased: false, error: settled.error });
     }
     return results;
   }
@@ -1495,12 +1500,14 @@ export class PairedDevice {
             const group = this.client.group(groupId);
             const snapshot = this.client.exportSiblingGroupState(groupId);
             const groupInfo = await group.exportGroupInfo();
+            // The group's wire format, ratchets and capabilities (intents' type among them) stay; the leaf is an ordinary member's now.
+            const options = group.joinOptions();
             // An earlier join's records go, its yes (the same key, not this one's) among them; other layers' records
             // of the group (a recovery registry) and its bound PSKs carry over to the group joined: the same group.
             await this.#dropJoinRecords(groupId, true);
             const joined = await this.client.rejoinKeepingRecords(groupId, async () => {
               await this.client.deleteGroup(groupId);
-              return this.client.joinExternal(groupInfo, identity);
+              return this.client.joinExternal(groupInfo, identity, { ...options, capabilities: { ...options.capabilities, virtualClient: false } });
             });
             if (joined.group.state().pendingCommit) await joined.group.mergePendingCommit();
             // The state from before the join, bound to the epoch the join made (its authenticator first).
@@ -1563,7 +1570,7 @@ export class PairedDevice {
       queue,
     );
     if (!settled.merged) return { groupId, commits, ceased: false, error: settled.error };
-    return ceasedBy(groupId, [...commits, removal.commit], removal.made);
+    return ceasedBy(groupId, [...commits, removal.commit], removal.made, true);
   }
 
   /**

@@ -28,7 +28,7 @@
  */
 import type { Identity, MlsClient } from '../mls/client.js';
 import type { ApplicationMessage, Group, StagedCommit } from '../mls/group.js';
-import type { Member } from '../mls/types.js';
+import type { JoinOptions, Member } from '../mls/types.js';
 import { MlsError, invalidArgument } from '../mls/errors.js';
 import type { ProcessCheck } from '../mls/checks.js';
 import { bytesEqual, fromHex, toHex } from '../mls/bytes.js';
@@ -332,14 +332,22 @@ export function transferRecoveryPsks(group: Group): Promise<Uint8Array> {
 /**
  * After state loss, on a fresh client with a new signature key: rejoin by
  * external commit with the proof, then remove the leaf it names. Send both
- * commits in order (docs/PROTOCOL.md §7.2).
+ * commits in order (docs/PROTOCOL.md §7.2). `options`: the group's join
+ * options (its wire format, the leaf's capabilities), which the lost state
+ * held; without them the defaults.
  */
-export async function recoverMembership(client: MlsClient, identity: Identity, groupInfo: Uint8Array, record: RecoveryRecord): Promise<{ group: Group; commits: Uint8Array[] }> {
+export async function recoverMembership(
+  client: MlsClient,
+  identity: Identity,
+  groupInfo: Uint8Array,
+  record: RecoveryRecord,
+  options: JoinOptions = {},
+): Promise<{ group: Group; commits: Uint8Array[] }> {
   if (!bytesEqual(identity.identity, record.identity)) throw new RecoveryError('identity-mismatch');
   if (!parseRecoveryPskId(record.pskId)) throw invalidArgument('not a recovery record');
   return client.atomically(async () => {
     await client.psks.store(record.pskId, record.secret);
-    const { group, commit } = await client.joinExternal(groupInfo, identity, { psks: [record.pskId] });
+    const { group, commit } = await client.joinExternal(groupInfo, identity, { ...options, psks: [record.pskId] });
     if (group.state().pendingCommit) await group.mergePendingCommit();
     await client.psks.delete(record.pskId);
     const old = liveProof(group, group.members(), record.pskId);

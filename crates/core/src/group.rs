@@ -1078,6 +1078,14 @@ impl Client {
         Ok(self.read_group(group_id, |group, _| inspect::group_state(group))?)
     }
 
+    /// The options this member keeps the group with (wire format, ratchets,
+    /// its leaf's capabilities), shaped as `JoinOptions`: an external rejoin
+    /// passes them to keep them.
+    #[wasm_bindgen(js_name = joinOptions, unchecked_return_type = "JoinOptionsView")]
+    pub fn join_options(&mut self, group_id: &[u8]) -> Result<JsValue, JsValue> {
+        Ok(self.read_group(group_id, |group, _| inspect::join_options(group))?)
+    }
+
     /// Current members with leaf index, credential and signature key.
     #[wasm_bindgen(unchecked_return_type = "Member[]")]
     pub fn members(&mut self, group_id: &[u8]) -> Result<JsValue, JsValue> {

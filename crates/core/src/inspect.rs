@@ -171,6 +171,66 @@ pub fn group_state(group: &MlsGroup) -> CoreResult<JsValue> {
     })
 }
 
+/// The options a member keeps a group with, shaped as TypeScript's
+/// `JoinOptions`: what an external rejoin of the group passes to keep its
+/// wire format, ratchets and leaf capabilities (Paired MLS CeasePair route
+/// `rejoin`, docs/PROTOCOL.md §4.9).
+#[derive(Serialize, Tsify)]
+#[serde(rename_all = "camelCase")]
+struct JoinOptionsView {
+    wire_format: &'static str,
+    ratchet_tree_extension: bool,
+    out_of_order_tolerance: u32,
+    maximum_forward_distance: u32,
+    padding_size: usize,
+    max_past_epochs: usize,
+    number_of_resumption_psks: usize,
+    capabilities: LeafCapabilitiesView,
+}
+
+/// The own leaf's capabilities as `Capabilities` (extension, proposal and
+/// credential types; a leaf listing AppDataDictionary is a virtual client's).
+#[derive(Serialize, Tsify)]
+#[serde(rename_all = "camelCase")]
+struct LeafCapabilitiesView {
+    extensions: Vec<u16>,
+    proposals: Vec<u16>,
+    credentials: Vec<u16>,
+    virtual_client: bool,
+}
+
+pub fn join_options(group: &MlsGroup) -> CoreResult<JsValue> {
+    let config = group.configuration();
+    let policies = [
+        ("ciphertext", PURE_CIPHERTEXT_WIRE_FORMAT_POLICY),
+        ("plaintext", PURE_PLAINTEXT_WIRE_FORMAT_POLICY),
+        ("mixed-ciphertext", MIXED_CIPHERTEXT_WIRE_FORMAT_POLICY),
+        ("mixed-plaintext", MIXED_PLAINTEXT_WIRE_FORMAT_POLICY),
+    ];
+    // Only these four are ever configured (config.rs).
+    let wire_format = policies.iter().find(|(_, p)| *p == config.wire_format_policy()).map_or("ciphertext", |(name, _)| *name);
+    let leaf = group
+        .own_leaf_node()
+        .ok_or_else(|| CoreError::new(Code::NotAMember, "this client is no longer a member of the group"))?;
+    let caps = leaf.capabilities();
+    let ratchet = config.sender_ratchet_configuration();
+    to_js(&JoinOptionsView {
+        wire_format,
+        ratchet_tree_extension: config.use_ratchet_tree_extension(),
+        out_of_order_tolerance: ratchet.out_of_order_tolerance(),
+        maximum_forward_distance: ratchet.maximum_forward_distance(),
+        padding_size: config.padding_size(),
+        max_past_epochs: config.max_past_epochs().unwrap_or(0),
+        number_of_resumption_psks: config.number_of_resumption_psks(),
+        capabilities: LeafCapabilitiesView {
+            extensions: caps.extensions().iter().map(|&e| e.into()).collect(),
+            proposals: caps.proposals().iter().map(|&p| p.into()).collect(),
+            credentials: caps.credentials().iter().map(|&c| c.into()).collect(),
+            virtual_client: caps.extensions().contains(&ExtensionType::AppDataDictionary),
+        },
+    })
+}
+
 #[derive(Serialize, Tsify)]
 #[serde(rename_all = "camelCase")]
 struct CommitResult {

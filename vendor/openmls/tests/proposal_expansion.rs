@@ -2018,3 +2018,30 @@ fn app_data_proposals_by_reference_no_commit_can_carry_are_left_out() {
     let staged = groups[0].pending_commit().unwrap();
     assert_eq!(staged.queued_proposals().count(), 0);
 }
+
+/// Engine change 38: a group's join configuration reports what it was built
+/// with, as `MlsGroupCreateConfig` does, so that a member can rejoin the
+/// group by external commit with the same configuration.
+#[openmls_test]
+fn a_join_config_reports_what_it_was_built_with() {
+    let provider = &Provider::default();
+    let alice = generate_credential_with_key(b"alice".into(), ciphersuite.signature_algorithm(), provider);
+    let group = MlsGroup::builder()
+        .ciphersuite(ciphersuite)
+        .max_past_epochs(2)
+        .number_of_resumption_psks(3)
+        .use_ratchet_tree_extension(false)
+        .build(provider, &alice.signer, alice.credential_with_key.clone())
+        .unwrap();
+    let config = group.configuration();
+    assert_eq!(config.max_past_epochs(), Some(2));
+    assert_eq!(config.number_of_resumption_psks(), 3);
+    assert!(!config.use_ratchet_tree_extension());
+    let joined = MlsGroupJoinConfig::builder()
+        .number_of_resumption_psks(5)
+        .use_ratchet_tree_extension(true)
+        .build();
+    assert_eq!(joined.max_past_epochs(), Some(0));
+    assert_eq!(joined.number_of_resumption_psks(), 5);
+    assert!(joined.use_ratchet_tree_extension());
+}

@@ -250,8 +250,18 @@ impl MlsGroupJoinConfig {
     }
 
     /// Returns the max past epochs configured in this [`MlsGroupJoinConfig`]
-    pub(crate) fn max_past_epochs(&self) -> Option<usize> {
+    pub fn max_past_epochs(&self) -> Option<usize> {
         self.past_epoch_deletion_policy.max_epochs()
+    }
+
+    /// Returns the number of resumption PSKs this [`MlsGroupJoinConfig`] keeps.
+    pub fn number_of_resumption_psks(&self) -> usize {
+        self.number_of_resumption_psks
+    }
+
+    /// Returns whether this [`MlsGroupJoinConfig`] uses the ratchet tree extension.
+    pub fn use_ratchet_tree_extension(&self) -> bool {
+        self.use_ratchet_tree_extension
     }
 
     pub(crate) fn past_epoch_deletion_policy(&self) -> &PastEpochDeletionPolicy {
