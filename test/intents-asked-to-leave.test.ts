@@ -105,7 +105,7 @@ describe('a member asked to leave by its own user is told', () => {
 
     const result = await phone.commit({ includePending: true });
     // The exact proposal, that its sender goes with this commit, and the epoch to answer in.
-    expect(result.askedToLeave).toEqual([{ proposalType: 0xf1a0, payload: encodeIntent(leave), senderRemoved: true, epoch: phone.epoch + 1, epochAuthenticator: expect.any(Uint8Array) }]);
+    expect(result.askedToLeave).toEqual([{ proposalType: 0xf1a0, payload: encodeIntent(leave), boundLeaf: leave.senderIndex, senderRemoved: true, epoch: phone.epoch + 1, epochAuthenticator: expect.any(Uint8Array) }]);
     expect(leaveRequestsIn(result)).toEqual([leave]);
     // Not before the commit is merged.
     expect(thrown(() => leaveAnswers(phone, result))).toMatchObject({ code: 'INVALID_ARGUMENT' });
@@ -231,7 +231,7 @@ describe('a member asked to leave by its own user is told', () => {
     await w.bob.group!.mergePendingCommit();
     const received = await phone.process(commit);
     if (received.kind !== 'commit') throw new Error('not a commit');
-    expect(received.staged.askedToLeave).toEqual([{ proposalType: 0xf1a0, payload: encodeIntent(leave), senderRemoved: true, epoch: received.staged.newEpoch, epochAuthenticator: expect.any(Uint8Array) }]);
+    expect(received.staged.askedToLeave).toEqual([{ proposalType: 0xf1a0, payload: encodeIntent(leave), boundLeaf: leave.senderIndex, senderRemoved: true, epoch: received.staged.newEpoch, epochAuthenticator: expect.any(Uint8Array) }]);
     await received.staged.merge();
     await deliver(commit, [w.carol, w.dave]);
     // eve took alice's leaf: the request is stale there, but its sender was removed.
@@ -407,6 +407,42 @@ describe('a member asked to leave by its own user is told', () => {
     // commit dropped it).
     expect(g.joinOptions()).toEqual({ ...before, capabilities: { ...before.capabilities, virtualClient: false } });
     await deliver(await proposeIntent(g, laptops!), [bob, carol, laptop]);
+    await commitPending(bob, [carol]);
+    expect(names(bob.group!)).toEqual(['bob', 'carol']);
+    expectInSync([bob, carol]);
+  });
+
+  it("route rejoin: a request whose sender another Remove takes out is still reported (it is the laptop's, not bound to the anchor leaf), and answered with the device's own wide leave; the thief's beside it stays withheld", async () => {
+    const { a, p, laptop, bob, carol, activeDevice } = await anchorAskedToLeave('hidden', false);
+    const thiefs = createIntent(p.group!, 'removeAssociatedMembers');
+    let laptops: LeafOperationIntent | undefined;
+    const cease = await activeDevice.ceasePair('rejoin', {
+      send: async (c) => {
+        await deliverCommit(c.commit, [bob, carol, laptop]);
+        if (c.kind !== 'join') return;
+        // Between the join and the removal: the thief's request, the laptop's, and bob's Remove of the laptop.
+        laptops = createIntent(laptop.group!, 'removeAssociatedMembers');
+        const made: [Uint8Array, Member][] = [
+          [await proposeIntent(bob.group!, thiefs), bob],
+          [await proposeIntent(laptop.group!, laptops), laptop],
+          [await bob.group!.propose({ type: 'remove', leafIndex: laptop.group!.ownLeafIndex }), bob],
+        ];
+        for (const [proposal, from] of made) {
+          expect((await a.client.group(c.groupId).process(proposal)).kind).toBe('proposal');
+          await deliver(proposal, [bob, carol, laptop].filter((m) => m !== from));
+        }
+      },
+    });
+    const [ceased] = cease.groups;
+    expect(ceased!.error).toBeUndefined();
+    expect(ceased!.ceased).toBe(true);
+    // Before: withheld with the thief's (its sender removed too); an ordinary commit reports it.
+    expect(leaveRequestsIn(ceased!)).toEqual([laptops]);
+    expect(ceased!.askedToLeave!.map((r) => [r.boundLeaf, r.senderRemoved])).toEqual([[laptops!.senderIndex, true]]);
+    const g = a.client.group(ceased!.groupId);
+    const [answer] = leaveAnswers(g, ceased!);
+    expect(answer!.answer).toMatchObject({ senderIndex: g.ownLeafIndex, removalMode: laptops!.removalMode });
+    await deliver(await proposeIntent(g, answer!.answer!), [bob, carol]);
     await commitPending(bob, [carol]);
     expect(names(bob.group!)).toEqual(['bob', 'carol']);
     expectInSync([bob, carol]);

@@ -65,6 +65,17 @@ describe('Group.joinOptions', () => {
     expect(err).toMatchObject({ code: 'NOT_A_MEMBER' });
   });
 
+  it('virtualClient is whether the leaf advertises the virtual-clients component, not whether it lists AppDataDictionary: a member with app data of its own is no virtual client, and one that rejoins with its options becomes none', async () => {
+    const [a, b] = await Promise.all(['a', 'b'].map((n) => newMember(n)));
+    a.group = await a.client.createGroup(a.identity);
+    await a.group.commit({ selfUpdate: true, leafAppData: [{ componentId: 0x8001, data: new Uint8Array([1]) }] });
+    await a.group.mergePendingCommit();
+    const options = a.group.joinOptions();
+    expect(options.capabilities).toMatchObject({ extensions: expect.arrayContaining([0x0006]), virtualClient: false });
+    const { group } = await b.client.joinExternal(await a.group.exportGroupInfo(), await b.client.createIdentity('a', 1), options);
+    expect(group.joinOptions().capabilities!.virtualClient).toBe(false);
+  });
+
   it('state-loss recovery takes the options the lost state held: the recovered leaf lists the group\'s proposal types and sends plaintext, as before the loss', async () => {
     const [a, c] = await Promise.all(['a', 'c'].map((n) => newMember(n)));
     a.group = await a.client.createGroup(a.identity, OPTIONS);

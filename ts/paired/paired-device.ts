@@ -197,13 +197,13 @@ function u64(n: bigint): Uint8Array {
 
 /**
  * A group ceased by `commits`, the last `made` here and merged: with what it
- * left out of the requests to remove this device. A removal of the anchor
- * leaf withholds those whose sender it removes: the holder of the anchor
- * key, whom the cease shuts out, may have made them, and answered they
- * would become this device's own (docs/PROTOCOL.md §5.4).
+ * left out of the requests to remove this device. One that removed the
+ * anchor leaf (`removedAnchor`) withholds the requests bound to that leaf:
+ * the holder of the anchor key, whom the cease shuts out, can sign them,
+ * and answered they would become this device's own (docs/PROTOCOL.md §5.4).
  */
-function ceasedBy(groupId: Uint8Array, commits: Uint8Array[], made: CommitResult, removal: boolean): CeasedGroup {
-  const asked = removal ? (narrowedReport(made.askedToLeave, (r) => !r.senderRemoved) as CommitResult['askedToLeave']) : made.askedToLeave;
+function ceasedBy(groupId: Uint8Array, commits: Uint8Array[], made: CommitResult, removedAnchor?: number): CeasedGroup {
+  const asked = removedAnchor === undefined ? made.askedToLeave : (narrowedReport(made.askedToLeave, (r) => r.boundLeaf !== removedAnchor) as CommitResult['askedToLeave']);
   return { groupId, commits, ceased: true, ...(asked && { askedToLeave: asked }) };
 }
 
@@ -1375,7 +1375,7 @@ export class PairedDevice {
    */
   async #rekeyGroups(send: CeaseSend, fresh: boolean, queue: Queue): Promise<CeasedGroup[]> {
     const identity = this.#requireAnchor();
-    type Planned = { result: CeasedGroup } | { hex: string; group: Group; made: CommitResult; kind: 'rekey' | 'remove'; sent: Uint8Array };
+    type Planned = { result: CeasedGroup } | { hex: string; group: Group; made: CommitResult; kind: 'rekey' | 'remove'; sent: Uint8Array; anchorLeaf: number };
     const plan = await queue(() =>
       this.#atomically(async () => {
         const planned: Planned[] = [];
@@ -1392,12 +1392,12 @@ export class PairedDevice {
           } else if (stage === 'remove') {
             const group = this.client.group(groupId);
             const made = await group.commit({ remove: [entry.anchorLeaf] });
-            planned.push({ hex: entry.groupId, group, made, kind: stage, sent: group.pendingCommitDigest() });
+            planned.push({ hex: entry.groupId, group, made, kind: stage, sent: group.pendingCommitDigest(), anchorLeaf: entry.anchorLeaf });
           } else {
             epochId ??= fresh ? await this.pairingGroup.registerEmulationEpoch() : (await this.#derivationStep()).epochId;
             const group = this.client.group(groupId);
             const made = await this.#rekeyCommit(group, epochId, identity);
-            planned.push({ hex: entry.groupId, group, made, kind: 'rekey', sent: group.pendingCommitDigest() });
+            planned.push({ hex: entry.groupId, group, made, kind: 'rekey', sent: group.pendingCommitDigest(), anchorLeaf: entry.anchorLeaf });
           }
         }
         if (done.length > 0) await this.#ceased(done);
@@ -1410,10 +1410,10 @@ export class PairedDevice {
         results.push(item.result);
         continue;
       }
-      const { hex, group, made, kind, sent } = item;
+      const { hex, group, made, kind, sent, anchorLeaf } = item;
       const { commit } = made;
       const settled = await this.#settle(group, sent, () => send({ groupId: group.id, commit, kind, signatureKey: kind === 'rekey' ? identity.signaturePublicKey : ownKey(group) }), { merged: () => this.#ceased([hex]) }, queue);
-      results.push(settled.merged ? ceasedBy(group.id, [commit], made, kind === 'remove') : { groupId: group.id, commits: [], ceased: false, error: settled.error });
+      results.push(settled.merged ? ceasedBy(group.id, [commit], made, kind === 'remove' ? anchorLeaf : undefined) : { groupId: group.id, commits: [], ceased: false, error: settled.error });
     }
     return results;
   }
@@ -1570,7 +1570,7 @@ export class PairedDevice {
       queue,
     );
     if (!settled.merged) return { groupId, commits, ceased: false, error: settled.error };
-    return ceasedBy(groupId, [...commits, removal.commit], removal.made, true);
+    return ceasedBy(groupId, [...commits, removal.commit], removal.made, entry.anchorLeaf);
   }
 
   /**

@@ -71,6 +71,15 @@ pub(crate) fn vc_leaf_extensions_with(entries: &[AppDataEntrySpec]) -> CoreResul
         .map_err(|e| CoreError::from_mls("virtual-client leaf extensions", e))
 }
 
+/// Whether `leaf` advertises the virtual-clients component (its
+/// AppComponents list it, as `vc_leaf_extensions` writes them): listing
+/// AppDataDictionary alone, any leaf with app data does.
+pub(crate) fn advertises_vc(leaf: &LeafNode) -> bool {
+    use openmls::prelude::tls_codec::Deserialize as _;
+    let components = leaf.extensions().app_data_dictionary().and_then(|ext| ext.dictionary().get(&APP_COMPONENTS_ID));
+    components.and_then(|mut bytes| Vec::<u16>::tls_deserialize(&mut bytes).ok()).is_some_and(|ids| ids.contains(&VC_COMPONENT_ID))
+}
+
 /// `capabilities` plus AppDataDictionary, keeping everything else.
 pub(crate) fn with_app_data_capability(capabilities: &Capabilities) -> Capabilities {
     let mut extensions = capabilities.extensions().to_vec();

@@ -417,7 +417,7 @@ pub(crate) fn asked_to_leave(pending: Vec<(CustomProposal, Option<LeafNodeIndex>
         .into_iter()
         .map(|(asked, bound)| {
             let sender_removed = bound.is_some_and(|leaf| removed.contains(&leaf));
-            inspect::AskedToLeaveView::new(asked.proposal_type(), asked.payload(), sender_removed, epoch, &authenticator)
+            inspect::AskedToLeaveView::new(asked.proposal_type(), asked.payload(), bound.map(|leaf| leaf.u32()), sender_removed, epoch, &authenticator)
         })
         .collect()
 }

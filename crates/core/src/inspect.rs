@@ -189,7 +189,7 @@ struct JoinOptionsView {
 }
 
 /// The own leaf's capabilities as `Capabilities` (extension, proposal and
-/// credential types; a leaf listing AppDataDictionary is a virtual client's).
+/// credential types; a virtual client's leaf advertises its component).
 #[derive(Serialize, Tsify)]
 #[serde(rename_all = "camelCase")]
 struct LeafCapabilitiesView {
@@ -226,7 +226,7 @@ pub fn join_options(group: &MlsGroup) -> CoreResult<JsValue> {
             extensions: caps.extensions().iter().map(|&e| e.into()).collect(),
             proposals: caps.proposals().iter().map(|&p| p.into()).collect(),
             credentials: caps.credentials().iter().map(|&c| c.into()).collect(),
-            virtual_client: caps.extensions().contains(&ExtensionType::AppDataDictionary),
+            virtual_client: crate::app_data::advertises_vc(leaf),
         },
     })
 }
@@ -263,6 +263,11 @@ pub struct AskedToLeaveView {
     proposal_type: u16,
     #[tsify(type = "Uint8Array")]
     payload: ByteBuf,
+    /// The leaf the request is bound to (an intent's sender), when the
+    /// expander names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    bound_leaf: Option<u32>,
     sender_removed: bool,
     epoch: u64,
     #[tsify(type = "Uint8Array")]
@@ -270,8 +275,8 @@ pub struct AskedToLeaveView {
 }
 
 impl AskedToLeaveView {
-    pub fn new(proposal_type: u16, payload: &[u8], sender_removed: bool, epoch: u64, epoch_authenticator: &[u8]) -> Self {
-        AskedToLeaveView { proposal_type, payload: bytes(payload), sender_removed, epoch, epoch_authenticator: bytes(epoch_authenticator) }
+    pub fn new(proposal_type: u16, payload: &[u8], bound_leaf: Option<u32>, sender_removed: bool, epoch: u64, epoch_authenticator: &[u8]) -> Self {
+        AskedToLeaveView { proposal_type, payload: bytes(payload), bound_leaf, sender_removed, epoch, epoch_authenticator: bytes(epoch_authenticator) }
     }
 }
 
