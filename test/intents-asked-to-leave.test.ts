@@ -92,6 +92,40 @@ async function anchorAskedToLeave(mode: 'hidden' | 'standard', propose = true) {
   return { a, p, laptop, bob, carol, activeDevice, passiveDevice, leave };
 }
 
+/**
+ * The paired anchor (hidden mode) ceases by route `rejoin`; between its join
+ * and its removal of the anchor leaf, bob relays a wide leave the thief
+ * signed with the passive copy (as the anchor leaf), the laptop asks all of
+ * alice's devices to leave, and with `removeLaptop` bob proposes removing
+ * the laptop. Returns the group's options from before, and what the cease
+ * reported.
+ */
+async function rejoinWhileAsked(removeLaptop: boolean) {
+  const w = await anchorAskedToLeave('hidden', false);
+  const { a, p, laptop, bob, carol } = w;
+  const before = a.group!.joinOptions();
+  expect(before.capabilities!.proposals).toEqual(expect.arrayContaining(CAPS.proposals));
+  const thiefs = createIntent(p.group!, 'removeAssociatedMembers');
+  let laptops: LeafOperationIntent | undefined;
+  const cease = await w.activeDevice.ceasePair('rejoin', {
+    send: async (c) => {
+      await deliverCommit(c.commit, [bob, carol, laptop]);
+      if (c.kind !== 'join') return;
+      laptops = createIntent(laptop.group!, 'removeAssociatedMembers');
+      const made: [Uint8Array, Member][] = [
+        [await proposeIntent(bob.group!, thiefs), bob],
+        [await proposeIntent(laptop.group!, laptops), laptop],
+      ];
+      if (removeLaptop) made.push([await bob.group!.propose({ type: 'remove', leafIndex: laptop.group!.ownLeafIndex }), bob]);
+      for (const [proposal, from] of made) {
+        expect((await a.client.group(c.groupId).process(proposal)).kind).toBe('proposal');
+        await deliver(proposal, [bob, carol, laptop].filter((m) => m !== from));
+      }
+    },
+  });
+  return { ...w, before, ceased: cease.groups[0]!, laptops: laptops! };
+}
+
 describe('a member asked to leave by its own user is told', () => {
   it.each([
     ['ciphertext', 'its own intent'],
@@ -380,68 +414,32 @@ describe('a member asked to leave by its own user is told', () => {
   });
 
   it("route rejoin: the anchor leaf's removal withholds a request its sender made (the anchor key's holder, a thief with the passive copy, is whom the cease shuts out; answered, it became the device's own wide leave) and reports the laptop's", async () => {
-    const { a, p, laptop, bob, carol, activeDevice } = await anchorAskedToLeave('hidden', false);
-    const before = a.group!.joinOptions();
-    expect(before.capabilities!.proposals).toEqual(expect.arrayContaining(CAPS.proposals));
-    const thiefs = createIntent(p.group!, 'removeAssociatedMembers');
-    let laptops: LeafOperationIntent | undefined;
-    const cease = await activeDevice.ceasePair('rejoin', {
-      send: async (c) => {
-        await deliverCommit(c.commit, [bob, carol, laptop]);
-        if (c.kind !== 'join') return;
-        // Between the join and the removal: bob relays the thief's request, the laptop makes its own.
-        laptops = createIntent(laptop.group!, 'removeAssociatedMembers');
-        for (const proposal of [await proposeIntent(bob.group!, thiefs), await proposeIntent(laptop.group!, laptops)]) {
-          expect((await a.client.group(c.groupId).process(proposal)).kind).toBe('proposal');
-        }
-      },
-    });
-    const [ceased] = cease.groups;
+    const { a, bob, carol, laptop, before, ceased, laptops } = await rejoinWhileAsked(false);
     expect(ceased).toMatchObject({ ceased: true, commits: [expect.any(Uint8Array), expect.any(Uint8Array)] });
-    expect(leaveRequestsIn(ceased!)).toEqual([laptops]);
-    expect(ceased!.askedToLeave!.map((r) => r.senderRemoved)).toEqual([false]);
-    const g = a.client.group(ceased!.groupId);
-    expect(leaveAnswers(g, ceased!).map((x) => x.answer)).toEqual([laptops]);
+    expect(leaveRequestsIn(ceased)).toEqual([laptops]);
+    expect(ceased.askedToLeave!.map((r) => r.senderRemoved)).toEqual([false]);
+    const g = a.client.group(ceased.groupId);
+    expect(leaveAnswers(g, ceased).map((x) => x.answer)).toEqual([laptops]);
     // The joined leaf keeps the group's options and capabilities, an ordinary member's now: the answer is
     // committed (before, the join took the defaults, no member could commit an intent any more, and bob's
     // commit dropped it).
     expect(g.joinOptions()).toEqual({ ...before, capabilities: { ...before.capabilities, virtualClient: false } });
-    await deliver(await proposeIntent(g, laptops!), [bob, carol, laptop]);
+    await deliver(await proposeIntent(g, laptops), [bob, carol, laptop]);
     await commitPending(bob, [carol]);
     expect(names(bob.group!)).toEqual(['bob', 'carol']);
     expectInSync([bob, carol]);
   });
 
   it("route rejoin: a request whose sender another Remove takes out is still reported (it is the laptop's, not bound to the anchor leaf), and answered with the device's own wide leave; the thief's beside it stays withheld", async () => {
-    const { a, p, laptop, bob, carol, activeDevice } = await anchorAskedToLeave('hidden', false);
-    const thiefs = createIntent(p.group!, 'removeAssociatedMembers');
-    let laptops: LeafOperationIntent | undefined;
-    const cease = await activeDevice.ceasePair('rejoin', {
-      send: async (c) => {
-        await deliverCommit(c.commit, [bob, carol, laptop]);
-        if (c.kind !== 'join') return;
-        // Between the join and the removal: the thief's request, the laptop's, and bob's Remove of the laptop.
-        laptops = createIntent(laptop.group!, 'removeAssociatedMembers');
-        const made: [Uint8Array, Member][] = [
-          [await proposeIntent(bob.group!, thiefs), bob],
-          [await proposeIntent(laptop.group!, laptops), laptop],
-          [await bob.group!.propose({ type: 'remove', leafIndex: laptop.group!.ownLeafIndex }), bob],
-        ];
-        for (const [proposal, from] of made) {
-          expect((await a.client.group(c.groupId).process(proposal)).kind).toBe('proposal');
-          await deliver(proposal, [bob, carol, laptop].filter((m) => m !== from));
-        }
-      },
-    });
-    const [ceased] = cease.groups;
-    expect(ceased!.error).toBeUndefined();
-    expect(ceased!.ceased).toBe(true);
+    const { a, bob, carol, ceased, laptops } = await rejoinWhileAsked(true);
+    expect(ceased.error).toBeUndefined();
+    expect(ceased.ceased).toBe(true);
     // Before: withheld with the thief's (its sender removed too); an ordinary commit reports it.
-    expect(leaveRequestsIn(ceased!)).toEqual([laptops]);
-    expect(ceased!.askedToLeave!.map((r) => [r.boundLeaf, r.senderRemoved])).toEqual([[laptops!.senderIndex, true]]);
-    const g = a.client.group(ceased!.groupId);
-    const [answer] = leaveAnswers(g, ceased!);
-    expect(answer!.answer).toMatchObject({ senderIndex: g.ownLeafIndex, removalMode: laptops!.removalMode });
+    expect(leaveRequestsIn(ceased)).toEqual([laptops]);
+    expect(ceased.askedToLeave!.map((r) => [r.boundLeaf, r.senderRemoved])).toEqual([[laptops.senderIndex, true]]);
+    const g = a.client.group(ceased.groupId);
+    const [answer] = leaveAnswers(g, ceased);
+    expect(answer!.answer).toMatchObject({ senderIndex: g.ownLeafIndex, removalMode: laptops.removalMode });
     await deliver(await proposeIntent(g, answer!.answer!), [bob, carol]);
     await commitPending(bob, [carol]);
     expect(names(bob.group!)).toEqual(['bob', 'carol']);
