@@ -76,6 +76,21 @@ describe('Group.joinOptions', () => {
     expect(group.joinOptions().capabilities!.virtualClient).toBe(false);
   });
 
+  it("virtualClient reads the leaf's AppComponents exactly, as the engine does: the virtual-clients component followed by junk, truncated, or a non-minimal length lists nothing; listed alone it does", async () => {
+    const a = await newMember('a');
+    a.group = await a.client.createGroup(a.identity);
+    const read = async (bytes: number[]) => {
+      await a.group!.commit({ selfUpdate: true, leafAppData: [{ componentId: 1, data: new Uint8Array(bytes) }] });
+      await a.group!.mergePendingCommit();
+      return a.group!.joinOptions().capabilities!.virtualClient;
+    };
+    // AppComponents (component 1) listing 0x667a, the virtual-clients component.
+    expect(await read([0x02, 0x66, 0x7a, 0xde, 0xad])).toBe(false);
+    expect(await read([0x05, 0x66])).toBe(false);
+    expect(await read([0x40, 0x02, 0x66, 0x7a])).toBe(false);
+    expect(await read([0x02, 0x66, 0x7a])).toBe(true);
+  });
+
   it('state-loss recovery takes the options the lost state held: the recovered leaf lists the group\'s proposal types and sends plaintext, as before the loss', async () => {
     const [a, c] = await Promise.all(['a', 'c'].map((n) => newMember(n)));
     a.group = await a.client.createGroup(a.identity, OPTIONS);

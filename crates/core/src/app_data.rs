@@ -75,9 +75,10 @@ pub(crate) fn vc_leaf_extensions_with(entries: &[AppDataEntrySpec]) -> CoreResul
 /// AppComponents list it, as `vc_leaf_extensions` writes them): listing
 /// AppDataDictionary alone, any leaf with app data does.
 pub(crate) fn advertises_vc(leaf: &LeafNode) -> bool {
-    use openmls::prelude::tls_codec::Deserialize as _;
+    use openmls::prelude::tls_codec::DeserializeBytes as _;
     let components = leaf.extensions().app_data_dictionary().and_then(|ext| ext.dictionary().get(&APP_COMPONENTS_ID));
-    components.and_then(|mut bytes| Vec::<u16>::tls_deserialize(&mut bytes).ok()).is_some_and(|ids| ids.contains(&VC_COMPONENT_ID))
+    // Parsed exactly, as the engine reads them (vc_derivation_info.rs): trailing bytes list nothing.
+    components.and_then(|bytes| Vec::<u16>::tls_deserialize_exact_bytes(bytes).ok()).is_some_and(|ids| ids.contains(&VC_COMPONENT_ID))
 }
 
 /// `capabilities` plus AppDataDictionary, keeping everything else.
