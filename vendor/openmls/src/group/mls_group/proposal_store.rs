@@ -623,20 +623,24 @@ impl ProposalQueue {
             }
         }
         // The positions in the order of the proposals received by reference.
-        let all = self.proposal_references.clone();
-        let candidates: Vec<usize> = (0..all.len())
-            .filter(|&i| {
-                self.queued_proposals.get(&all[i]).is_some_and(|q| {
+        let candidates: Vec<usize> = self
+            .proposal_references
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                self.queued_proposals.get(r).is_some_and(|q| {
                     q.proposal_or_ref_type == ProposalOrRefType::Reference
                         && !matches!(q.proposal(), Proposal::Custom(_))
                 })
             })
+            .map(|(i, _)| i)
             .collect();
         // Nothing to leave out, or nothing to: no check runs here (they read
         // the whole tree; the builder runs them next anyway).
         if candidates.is_empty() || passes(self) {
             return;
         }
+        let all = self.proposal_references.clone();
         // Which of `all` are left out. A trial leaves proposals out of the
         // order only (every reader of the queue walks
         // `proposal_references`), rebuilt from this mask: a trial costs one
