@@ -22,7 +22,7 @@ import type {
   StoredBinding,
   StoredKeyPackage,
 } from '../services/delivery-store.js';
-import { EpochProposalsFullError, STORED_RECORD_BYTES, StorageQuotaError, bindingBytes, checkProposalBudget, checkQuota, storedBytes, welcomeCharges, welcomeShares, withinBytes } from '../services/delivery-store.js';
+import { EpochProposalsFullError, STORED_RECORD_BYTES, StorageQuotaError, bindingBytes, checkQuota, countProposal, storedBytes, welcomeCharges, welcomeShares, withinBytes } from '../services/delivery-store.js';
 import { DS_SCHEMA_VERSION } from './sqlite-store.js';
 import { peerDependency } from './peer-dependency.js';
 
@@ -644,11 +644,11 @@ export class PostgresDeliveryStore implements DeliveryStore {
       /** What this commit counts for clients other than the sender (never refused); negative: given back. */
       const others = new Map<string, number>();
       if (budget && !update) {
-        // Counted for the group's epoch: a count of another epoch starts again (whoever moved the epoch).
+        // BIGINT columns come back as strings.
         const r = rows[0];
-        const held = Number(r.proposals_epoch) === Number(r.epoch) ? { count: Number(r.epoch_proposals), bytes: Number(r.epoch_proposal_bytes) } : { count: 0, bytes: 0 };
-        checkProposalBudget(message.groupId, held, message.bytes.length, budget);
-        await c.query('UPDATE ds_groups SET proposals_epoch = epoch, epoch_proposals = $2, epoch_proposal_bytes = $3 WHERE group_id = $1', [message.groupId, held.count + 1, held.bytes + message.bytes.length]);
+        const stored = { epoch: Number(r.proposals_epoch), count: Number(r.epoch_proposals), bytes: Number(r.epoch_proposal_bytes) };
+        const counted = countProposal(message.groupId, Number(r.epoch), stored, message.bytes.length, budget);
+        await c.query('UPDATE ds_groups SET proposals_epoch = $2, epoch_proposals = $3, epoch_proposal_bytes = $4 WHERE group_id = $1', [message.groupId, counted.epoch, counted.count, counted.bytes]);
       }
       if (update) {
         if (Number(rows[0].epoch) !== update.expectEpoch) return undefined;

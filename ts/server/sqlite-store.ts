@@ -23,8 +23,8 @@ import {
   STORED_RECORD_BYTES,
   StorageQuotaError,
   bindingBytes,
-  checkProposalBudget,
   checkQuota,
+  countProposal,
   storedBytes,
   welcomeCharges,
   welcomeShares,
@@ -372,12 +372,9 @@ export class SqliteDeliveryStore implements DeliveryStore {
       // The message, and a commit's GroupInfo and Welcome, count for the sender.
       let charge = storedBytes(message.bytes.length);
       if (budget && !update) {
-        // Counted for the group's epoch: a count of another epoch starts again (whoever moved the epoch).
-        const held = group.proposals_epoch === group.epoch ? { count: group.epoch_proposals, bytes: group.epoch_proposal_bytes } : { count: 0, bytes: 0 };
-        checkProposalBudget(message.groupId, held, message.bytes.length, budget);
-        this.#db
-          .prepare('UPDATE groups SET proposals_epoch = epoch, epoch_proposals = ?, epoch_proposal_bytes = ? WHERE group_id = ?')
-          .run(held.count + 1, held.bytes + message.bytes.length, message.groupId);
+        const stored = { epoch: group.proposals_epoch, count: group.epoch_proposals, bytes: group.epoch_proposal_bytes };
+        const counted = countProposal(message.groupId, group.epoch, stored, message.bytes.length, budget);
+        this.#db.prepare('UPDATE groups SET proposals_epoch = ?, epoch_proposals = ?, epoch_proposal_bytes = ? WHERE group_id = ?').run(counted.epoch, counted.count, counted.bytes, message.groupId);
       }
       if (update) {
         if (group.epoch !== update.expectEpoch) return undefined;

@@ -166,9 +166,22 @@ export class EpochProposalsFullError extends Error {
   }
 }
 
-/** Throws `EpochProposalsFullError` when the epoch's proposals so far (`held`) leave no room for one of `size` bytes within `budget`. */
-export function checkProposalBudget(groupId: string, held: { count: number; bytes: number }, size: number, budget: EpochProposalBudget | undefined): void {
-  if (budget && (held.count >= budget.count || held.bytes + size > budget.bytes)) throw new EpochProposalsFullError(groupId);
+/** A group's proposal count as a store keeps it: for which epoch, how many, their bytes. */
+export interface ProposalCount {
+  epoch: number;
+  count: number;
+  bytes: number;
+}
+
+/**
+ * The count after one more proposal of `size` bytes in the group's `epoch`:
+ * a `stored` count of another epoch starts again (whoever moved the epoch).
+ * Throws `EpochProposalsFullError` when it leaves no room within `budget`.
+ */
+export function countProposal(groupId: string, epoch: number, stored: ProposalCount | undefined, size: number, budget: EpochProposalBudget): ProposalCount {
+  const held = stored?.epoch === epoch ? stored : { count: 0, bytes: 0 };
+  if (held.count >= budget.count || held.bytes + size > budget.bytes) throw new EpochProposalsFullError(groupId);
+  return { epoch, count: held.count + 1, bytes: held.bytes + size };
 }
 
 /** Throws `StorageQuotaError` when `usage` (after adding `delta`) is past `quota`; a change that adds nothing is never refused. */
@@ -333,7 +346,7 @@ export class MemoryDeliveryStore implements DeliveryStore {
   /** Who stored each group's current GroupInfo (it counts for them). */
   readonly #groupInfoBy = new Map<string, string>();
   /** Per group, the proposals of an epoch: which, how many, their bytes. */
-  readonly #epochProposals = new Map<string, { epoch: number; count: number; bytes: number }>();
+  readonly #epochProposals = new Map<string, ProposalCount>();
 
   async usage(clientId: string): Promise<StorageUsage> {
     return { ...(this.#usage.get(clientId) ?? { bytes: 0, keyPackages: 0 }) };
@@ -532,9 +545,7 @@ export class MemoryDeliveryStore implements DeliveryStore {
     const log = this.#logs.get(message.groupId) ?? [];
     const seq = (log.at(-1)?.seq ?? 0) + 1;
     if (update && group.epoch !== update.expectEpoch) return undefined;
-    const counted = this.#epochProposals.get(message.groupId);
-    const proposals = counted?.epoch === group.epoch ? counted : { epoch: group.epoch, count: 0, bytes: 0 };
-    checkProposalBudget(message.groupId, proposals, message.bytes.length, budget);
+    const proposals = budget && !update ? countProposal(message.groupId, group.epoch, this.#epochProposals.get(message.groupId), message.bytes.length, budget) : undefined;
     // What the sender's quota is asked for, checked before anything changes.
     const w = update?.welcome && update.welcome.recipients.length > 0 ? update.welcome : undefined;
     const replaced = update?.groupInfo && group.groupInfo ? { by: this.#groupInfoBy.get(message.groupId), bytes: group.groupInfo.length } : undefined;
@@ -557,7 +568,7 @@ export class MemoryDeliveryStore implements DeliveryStore {
       for (const [payer, n] of welcomeFor) this.#count(payer, n);
     }
     this.#count(message.sender, charge);
-    if (budget && !update) this.#epochProposals.set(message.groupId, { epoch: group.epoch, count: proposals.count + 1, bytes: proposals.bytes + message.bytes.length });
+    if (proposals) this.#epochProposals.set(message.groupId, proposals);
     log.push({ ...message, seq });
     this.#logs.set(message.groupId, log);
     if (message.digest) {
