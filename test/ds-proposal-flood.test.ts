@@ -17,6 +17,11 @@
  * commit begins the next epoch with none. Each store counts them in the
  * transaction that logs them, so servers sharing a database cannot each
  * pass their own.
+ *
+ * Then: one member could still take all of those seven eighths again after
+ * every commit, and the others' proposals were refused. Now each member
+ * (with its paired devices) may hold an equal share of them, never less
+ * than 1/32.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync } from 'node:fs';
@@ -48,37 +53,56 @@ describe('a member floods an epoch with proposals (networked DS, SQLite, verifyi
   const server = sqliteServers('paired-mls-flood-');
   const tag = Math.random().toString(36).slice(2, 8);
 
-  it("members' proposals stop at 438 of a page of 500 (409 too-many-proposals), the DS's own intent still fits, the commit taking them all verifies and leaves out every conflicting Add, and the next epoch takes proposals again", async () => {
+  it("one member takes at most its share (a quarter of the members' 438 in a group of four: 110; 409 too-many-proposals), the others' proposals still go in, the epoch stops at 438 of a page of 500, the DS's own intent still fits, the commit taking them all verifies and leaves out every conflicting Add, and the next epoch takes proposals again", async () => {
     const s = await server({ verifyCommits: true });
     const [alice, bob, carol, mallory] = await Promise.all(['alice', 'bob', 'carol', 'mallory'].map((n) => dsPeer(s.url, `${n}-${tag}`)));
     await intentGroup(s, alice!, [bob!, carol!, mallory!]);
     const gid = alice!.group!.id;
-    // mallory posts 440 Add proposals, each of a fresh KeyPackage of her own
-    // signature key: every one valid alone, none committable (her key is
-    // in the tree already).
-    const answers: (string | undefined)[] = [];
-    for (let i = 0; i < 440; i++) {
-      const add = await mallory!.group!.propose({ type: 'add', keyPackage: await mallory!.client.createKeyPackage(mallory!.identity, { capabilities: CAPS }) });
-      answers.push(await refusal(mallory!.ds.submit(gid, add)));
-    }
-    expect(answers).toEqual([...Array<undefined>(438).fill(undefined), 'too-many-proposals', 'too-many-proposals']);
-    // Over HTTP: 409, nothing logged.
+    const hex = Buffer.from(gid).toString('hex');
+    /** `p` posts `n` Add proposals, each of a fresh KeyPackage of its own signature key: every one valid alone, none committable (its key is in the tree already); the answers. */
+    const addsOwn = async (p: DsPeer, n: number) => {
+      const answers: (string | undefined)[] = [];
+      for (let i = 0; i < n; i++) {
+        const add = await p.group!.propose({ type: 'add', keyPackage: await p.client.createKeyPackage(p.identity, { capabilities: CAPS }) });
+        answers.push(await refusal(p.ds.submit(gid, add)));
+      }
+      await p.group!.clearPendingProposals();
+      return answers;
+    };
+    // mallory floods: 110 of her Adds go in, then her share is full.
+    expect(await addsOwn(mallory!, 112)).toEqual([...Array<undefined>(110).fill(undefined), 'too-many-proposals', 'too-many-proposals']);
+    // Over HTTP: 409, with whose share it is; nothing logged.
     const token = await tokenOf(s.url, mallory!.name, mallory!);
     const one = await mallory!.group!.propose({ type: 'add', keyPackage: await mallory!.client.createKeyPackage(mallory!.identity, { capabilities: CAPS }) });
-    const before = (await s.ds.store.readLog(Buffer.from(gid).toString('hex'), 0, 1000)).length;
-    expect(await raw(s.url, 'POST', `/v1/groups/${Buffer.from(gid).toString('hex')}/messages`, { message: b64(one) }, token)).toMatchObject({ status: 409, body: { reason: 'too-many-proposals' } });
-    expect((await s.ds.store.readLog(Buffer.from(gid).toString('hex'), 0, 1000)).length).toBe(before);
-    // What it costs an honest member: bob's proposal waits for the next epoch.
-    const bobs = await bob!.group!.propose({ type: 'update' });
-    expect(await refusal(bob!.ds.submit(gid, bobs))).toBe('too-many-proposals');
-    await bob!.group!.clearPendingProposals();
+    await mallory!.group!.clearPendingProposals();
+    const before = (await s.ds.store.readLog(hex, 0, 1000)).length;
+    expect(await raw(s.url, 'POST', `/v1/groups/${hex}/messages`, { message: b64(one) }, token)).toMatchObject({
+      status: 409,
+      body: { reason: 'too-many-proposals', error: `${mallory!.name} holds its share of the proposals of group ${hex}'s epoch; commit first (too-many-proposals)` },
+    });
+    expect((await s.ds.store.readLog(hex, 0, 1000)).length).toBe(before);
+    // Before, mallory's flood took the whole members' part (438), and bob's
+    // honest proposals were refused until the next commit. Now they go in.
+    expect(await addsOwn(bob!, 109)).toEqual(Array<undefined>(109).fill(undefined));
+    await refusal(bob!.ds.submit(gid, await bob!.group!.propose({ type: 'update' }))).then((r) => expect(r).toBeUndefined());
+    // The epoch as a whole still stops at 438: carol and alice fill it
+    // (110 + 108), and alice's next is refused, within her own share.
+    expect(await addsOwn(carol!, 110)).toEqual(Array<undefined>(110).fill(undefined));
+    expect(await addsOwn(alice!, 109)).toEqual([...Array<undefined>(108).fill(undefined), 'too-many-proposals']);
+    const full = await alice!.group!.propose({ type: 'add', keyPackage: await alice!.client.createKeyPackage(alice!.identity, { capabilities: CAPS }) });
+    await alice!.group!.clearPendingProposals();
+    expect(await raw(s.url, 'POST', `/v1/groups/${hex}/messages`, { message: b64(full) }, await tokenOf(s.url, alice!.name, alice!))).toMatchObject({
+      status: 409,
+      body: { reason: 'too-many-proposals', error: `the epoch of group ${hex} holds all the proposals it may; commit first (too-many-proposals)` },
+    });
     // The DS's own proposals keep the page's last eighth: carol's leave intent is proposed.
     await s.ds.proposeIntent(gid, createIntent(carol!.group!, 'senderRemovalOnly'));
     for (const p of [alice!, bob!, carol!, mallory!]) await catchUpAll(p);
-    expect(alice!.group!.state().pendingProposals).toBe(439);
-    // alice's commit takes the store: mallory's Adds are left out, carol's
-    // intent is committed, and the DS verifies it (before: a flood of a page
-    // made this commit invalid-commit).
+    // Each skips its own: alice holds mallory's, bob's and carol's, and the intent.
+    expect(alice!.group!.state().pendingProposals).toBe(110 + 110 + 110 + 1);
+    // alice's commit takes the store: the Adds are left out, bob's update
+    // and carol's intent are committed, and the DS verifies it (before: a
+    // flood of a page made this commit invalid-commit).
     const c = await commitIntents(alice!.group!, [], { commit: { groupInfo: true } });
     alice!.seen = await alice!.ds.submit(gid, c.commit, { groupInfo: c.groupInfo });
     await alice!.group!.mergePendingCommit();
@@ -87,8 +111,8 @@ describe('a member floods an epoch with proposals (networked DS, SQLite, verifyi
     expect(await s.ds.isReader(gid, carol!.name)).toBe(false);
     for (const p of [bob!, mallory!]) await catchUpAll(p);
     expect(names(bob!)).toEqual(names(alice!));
-    // A new epoch holds no proposals: bob's goes through now, and a commit takes it.
-    bob!.seen = await bob!.ds.submit(gid, await bob!.group!.propose({ type: 'update' }));
+    // A new epoch holds no proposals: mallory's share starts again.
+    mallory!.seen = await mallory!.ds.submit(gid, await mallory!.group!.propose({ type: 'update' }));
     await catchUpAll(alice!);
     const next = await alice!.group!.commit({ groupInfo: true });
     alice!.seen = await alice!.ds.submit(gid, next.commit, { groupInfo: next.groupInfo });
@@ -123,8 +147,9 @@ describe('the count belongs to an epoch (attacker review)', () => {
       }
       return reasons;
     };
-    expect(await flood(439, 1)).toEqual([...Array<undefined>(438).fill(undefined), 'too-many-proposals']);
-    // Before: this junk commit for epoch 0 cleared the count, and 438 more went in, again and again.
+    // mallory's share of two members' 438.
+    expect(await flood(220, 1)).toEqual([...Array<undefined>(219).fill(undefined), 'too-many-proposals']);
+    // Before: this junk commit for epoch 0 cleared the count, and 219 more went in, again and again.
     expect(await ds.submit(gid, 'mallory', headerOnly(gid, 0, 3, n++))).toMatchObject({ accepted: true });
     expect((await ds.store.getGroup(hex))!.epoch).toBe(1);
     expect(await flood(1, 1)).toEqual(['too-many-proposals']);
@@ -159,14 +184,17 @@ describe("the members' share of a small page (attacker review)", () => {
 describe('a large first proposal (networked DS, SQLite, verifying, maxBodyBytes 16 MiB)', () => {
   const server = sqliteServers('paired-mls-flood-large-');
   const tag = Math.random().toString(36).slice(2, 8);
-  it("is refused past the members' 7 MiB like any other (it held back the DS's own proposals: carol's leave intent was too-many-proposals); the intent is proposed and committed", async () => {
+  it("is refused past its member's share like any other (a 7 MiB one held back the DS's own proposals: carol's leave intent was too-many-proposals); the intent is proposed and committed", async () => {
     const s = await server({ verifyCommits: true, maxBodyBytes: 16 * 1024 * 1024 });
     const [alice, carol, mallory] = await Promise.all(['alice', 'carol', 'mallory'].map((n) => dsPeer(s.url, `${n}-${tag}`)));
     await intentGroup(s, alice!, [carol!, mallory!]);
     const gid = alice!.group!.id;
-    const junk = headerOnly(gid, alice!.group!.epoch, 2, 5, 7 * 1024 * 1024 + 1, 1);
+    // A third of the members' 7 MiB: 2,446,678 bytes.
+    const share = Math.ceil((7 * 1024 * 1024) / 3);
+    const junk = headerOnly(gid, alice!.group!.epoch, 2, 5, 7 * 1024 * 1024, 1);
     expect(await refusal(mallory!.ds.submit(gid, junk))).toBe('too-many-proposals');
-    expect(await refusal(mallory!.ds.submit(gid, junk.subarray(0, 7 * 1024 * 1024)))).toBeUndefined();
+    expect(await refusal(mallory!.ds.submit(gid, junk.subarray(0, share + 1)))).toBe('too-many-proposals');
+    expect(await refusal(mallory!.ds.submit(gid, junk.subarray(0, share)))).toBeUndefined();
     await s.ds.proposeIntent(gid, createIntent(carol!.group!, 'senderRemovalOnly'));
     // alice reads the epoch: the junk is refused by her client, the intent is pending.
     const logged = await alice!.ds.poll(gid, alice!.seen);
@@ -221,6 +249,59 @@ async function budgetRules(stores: DeliveryStore[]): Promise<void> {
   expect(await store.readLog(g, 14, 100)).toHaveLength(2);
 }
 
+/**
+ * A member's share on `stores` (one store, or several on one database,
+ * racing), within an epoch's budget of 5 and 1,000 bytes and a share of 2
+ * and 500 bytes: its paired device's proposals count for it, another
+ * member's do not, the epoch's count still holds, and only a commit that
+ * moves the epoch starts the shares again.
+ */
+async function shareRules(stores: DeliveryStore[]): Promise<void> {
+  const g = `g${Math.random().toString(36).slice(2, 8)}`;
+  const [store] = stores as [DeliveryStore];
+  let n = 0;
+  const post = (sender: string, member: string, size = 100) =>
+    stores[n % stores.length]!.append({ groupId: g, sender, bytes: new Uint8Array(size).fill(++n & 255), digest: `${g}-${n}-${Math.random()}` }, undefined, undefined, {
+      count: 5,
+      bytes: 1000,
+      member: { id: member, count: 2, bytes: 500 },
+    });
+  /** What became of a post: 'ok', or the refusal's scope and member. */
+  const outcome = (a: PromiseSettledResult<unknown>) => {
+    if (a.status === 'fulfilled') return 'ok';
+    expect(a.reason).toBeInstanceOf(EpochProposalsFullError);
+    const e = a.reason as EpochProposalsFullError;
+    return `${e.scope}${e.memberId === undefined ? '' : ` ${e.memberId}`}`;
+  };
+  /** The posts one after the other. */
+  const inTurn = async (...posts: (() => Promise<unknown>)[]) => {
+    const out: string[] = [];
+    for (const p of posts) out.push(outcome((await Promise.allSettled([p()]))[0]!));
+    return out;
+  };
+  const commit = (from: number, to: number) => store.append({ groupId: g, sender: 'alice', bytes: new Uint8Array(10) }, { expectEpoch: from, setEpoch: to });
+  expect(await store.insertGroup({ groupId: g, epoch: 0, members: ['alice', 'bob', 'carol', 'mallory'], consistency: 'strong' })).toBe(true);
+  // Twelve at once from mallory and her paired device, over the stores: exactly 2 logged.
+  const flood = (await Promise.allSettled(Array.from({ length: 12 }, (_, i) => post(i % 2 ? 'mallory' : 'mallory-phone', 'mallory')))).map(outcome);
+  expect(flood.filter((o) => o === 'ok')).toHaveLength(2);
+  expect(flood.filter((o) => o === 'member mallory')).toHaveLength(10);
+  // bob's and carol's go in until the epoch holds 5; then the epoch's refusal, within carol's share.
+  expect(await inTurn(() => post('bob', 'bob'), () => post('bob', 'bob'), () => post('carol', 'carol'), () => post('carol', 'carol'))).toEqual(['ok', 'ok', 'ok', 'epoch']);
+  expect(await store.readLog(g, 0, 100)).toHaveLength(5);
+  // A commit that leaves the epoch where it is (an eventual group's stale one) starts nothing.
+  expect(await commit(0, 0)).toBe(6);
+  expect(await inTurn(() => post('mallory', 'mallory'), () => post('alice', 'alice'))).toEqual(['member mallory', 'epoch']);
+  // One that moves it starts both: mallory's 2 again, not 3.
+  expect(await commit(0, 1)).toBe(7);
+  expect(await inTurn(() => post('mallory', 'mallory'), () => post('mallory-phone', 'mallory'), () => post('mallory', 'mallory'))).toEqual(['ok', 'ok', 'member mallory']);
+  // Bytes: bob's 300 and 300 would take his share past 500; 300 and 200 fit.
+  expect(await commit(1, 2)).toBe(10);
+  expect(await inTurn(() => post('bob', 'bob', 300), () => post('bob', 'bob', 300), () => post('bob', 'bob', 200))).toEqual(['ok', 'member bob', 'ok']);
+  // Within alice's share but past the epoch's 1,000 bytes: the epoch's refusal.
+  expect(await inTurn(() => post('carol', 'carol', 400), () => post('alice', 'alice', 200), () => post('alice', 'alice', 100))).toEqual(['ok', 'epoch', 'ok']);
+  expect(await store.readLog(g, 10, 100)).toHaveLength(4);
+}
+
 describe('each store counts an epoch\'s proposals in the transaction that logs them', () => {
   let postgres: PgServer;
   beforeAll(async () => {
@@ -230,12 +311,14 @@ describe('each store counts an epoch\'s proposals in the transaction that logs t
 
   it('in memory', async () => {
     await budgetRules([new MemoryDeliveryStore()]);
+    await shareRules([new MemoryDeliveryStore()]);
   });
 
   it('on SQLite', async () => {
     const store = new SqliteDeliveryStore(join(mkdtempSync(join(tmpdir(), 'paired-mls-flood-store-')), 'ds.sqlite'));
     try {
       await budgetRules([store]);
+      await shareRules([store]);
     } finally {
       store.close();
     }
@@ -245,42 +328,60 @@ describe('each store counts an epoch\'s proposals in the transaction that logs t
     const stores = [await PostgresDeliveryStore.connect(postgres.url), await PostgresDeliveryStore.connect(postgres.url)];
     try {
       await budgetRules(stores);
+      await shareRules(stores);
     } finally {
       for (const s of stores) await s.close();
     }
   });
 
-  it('a database of schema 4 is migrated when opened (SQLite, PostgreSQL): its groups count from no proposals', async () => {
-    const file = join(mkdtempSync(join(tmpdir(), 'paired-mls-flood-v4-')), 'ds.sqlite');
-    new SqliteDeliveryStore(file).close();
-    const old = new Database(file);
-    old.exec("ALTER TABLE groups DROP COLUMN proposals_epoch; ALTER TABLE groups DROP COLUMN epoch_proposals; ALTER TABLE groups DROP COLUMN epoch_proposal_bytes; UPDATE meta SET value = '4' WHERE key = 'schema'");
-    old.close();
-    const sqlite = new SqliteDeliveryStore(file);
-    try {
-      await budgetRules([sqlite]);
-    } finally {
-      sqlite.close();
-    }
-    const meta = new Database(file, { readonly: true });
-    expect(meta.prepare("SELECT value FROM meta WHERE key = 'schema'").get()).toEqual({ value: DS_SCHEMA_VERSION });
-    meta.close();
+  it('a database of schema 4 or 5 is migrated when opened (SQLite, PostgreSQL): its groups count from no proposals, and members\' shares from none', async () => {
+    // What each older schema lacks, on SQLite and on PostgreSQL.
+    const older = {
+      '4': {
+        sqlite: 'ALTER TABLE groups DROP COLUMN proposals_epoch; ALTER TABLE groups DROP COLUMN epoch_proposals; ALTER TABLE groups DROP COLUMN epoch_proposal_bytes; DROP TABLE member_proposals',
+        postgres: 'ALTER TABLE ds_groups DROP COLUMN proposals_epoch, DROP COLUMN epoch_proposals, DROP COLUMN epoch_proposal_bytes; DROP TABLE ds_member_proposals',
+      },
+      '5': { sqlite: 'DROP TABLE member_proposals', postgres: 'DROP TABLE ds_member_proposals' },
+    };
+    for (const [version, drop] of Object.entries(older)) {
+      const file = join(mkdtempSync(join(tmpdir(), `paired-mls-flood-v${version}-`)), 'ds.sqlite');
+      new SqliteDeliveryStore(file).close();
+      const old = new Database(file);
+      old.exec(`${drop.sqlite}; UPDATE meta SET value = '${version}' WHERE key = 'schema'`);
+      old.close();
+      const sqlite = new SqliteDeliveryStore(file);
+      try {
+        await budgetRules([sqlite]);
+        await shareRules([sqlite]);
+      } finally {
+        sqlite.close();
+      }
+      const meta = new Database(file, { readonly: true });
+      expect(meta.prepare("SELECT value FROM meta WHERE key = 'schema'").get()).toEqual({ value: DS_SCHEMA_VERSION });
+      meta.close();
 
-    const admin = new pg.Client({ connectionString: postgres.url });
-    await admin.connect();
-    await admin.query('CREATE DATABASE v4');
-    await admin.end();
-    const url = Object.assign(new URL(postgres.url), { pathname: '/v4' }).href;
-    await (await PostgresDeliveryStore.connect(url)).close();
-    const db = new pg.Client({ connectionString: url });
-    await db.connect();
-    await db.query("ALTER TABLE ds_groups DROP COLUMN proposals_epoch, DROP COLUMN epoch_proposals, DROP COLUMN epoch_proposal_bytes; UPDATE ds_meta SET value = '4' WHERE key = 'schema'");
-    await db.end();
-    const stores = await Promise.all([PostgresDeliveryStore.connect(url), PostgresDeliveryStore.connect(url)]);
-    try {
-      await budgetRules(stores);
-    } finally {
-      for (const s of stores) await s.close();
+      const admin = new pg.Client({ connectionString: postgres.url });
+      await admin.connect();
+      await admin.query(`CREATE DATABASE v${version}`);
+      await admin.end();
+      const url = Object.assign(new URL(postgres.url), { pathname: `/v${version}` }).href;
+      await (await PostgresDeliveryStore.connect(url)).close();
+      const db = new pg.Client({ connectionString: url });
+      await db.connect();
+      await db.query(`${drop.postgres}; UPDATE ds_meta SET value = '${version}' WHERE key = 'schema'`);
+      await db.end();
+      const stores = await Promise.all([PostgresDeliveryStore.connect(url), PostgresDeliveryStore.connect(url)]);
+      try {
+        await budgetRules(stores);
+        await shareRules(stores);
+      } finally {
+        for (const s of stores) await s.close();
+      }
+      const check = new pg.Client({ connectionString: url });
+      await check.connect();
+      expect((await check.query("SELECT value FROM ds_meta WHERE key = 'schema'")).rows).toEqual([{ value: DS_SCHEMA_VERSION }]);
+      await check.end();
     }
+    expect(DS_SCHEMA_VERSION).toBe('6');
   });
 });

@@ -103,7 +103,7 @@ describe('second review of the DS (SQLite)', () => {
     await groupStillWorks([alice, bob], 'after the rotations');
   });
 
-  it("on a verifying DS the epoch's proposals read for a commit are bounded in bytes: a member's junk proposals past 7 MiB are refused (too-many-proposals), those logged are read within the bound, and honest commits go on", async () => {
+  it("on a verifying DS the epoch's proposals read for a commit are bounded in bytes: a member's junk proposals past its share of 7 MiB are refused (too-many-proposals), those logged are read within the bound, and honest commits go on", async () => {
     // Counts the log bytes the server reads (the real SQLite store).
     class CountingStore extends SqliteDeliveryStore {
       read = 0;
@@ -131,7 +131,8 @@ describe('second review of the DS (SQLite)', () => {
     // proposals by their header; a commit's verification then read every
     // one of the epoch into memory at once (2,000 of 4 MiB: 8 GB). Now an
     // epoch holds no more proposals than a commit reads: members' stop at
-    // 7 MiB of them (seven eighths of pageBytes), so the third is refused.
+    // 7 MiB of them (seven eighths of pageBytes), and each of the two
+    // members may hold half of that, so mallory's second is refused.
     const epoch = alice.group.epoch;
     const refusals: unknown[] = [];
     for (let i = 0; i < 12; i++) {
@@ -140,7 +141,7 @@ describe('second review of the DS (SQLite)', () => {
       junk.set(head);
       refusals.push(await mallory.ds.submit(gid, junk).then(() => undefined, (e: unknown) => (e as { reason?: string }).reason));
     }
-    expect(refusals).toEqual([undefined, undefined, ...Array<string>(10).fill('too-many-proposals')]);
+    expect(refusals).toEqual([undefined, ...Array<string>(11).fill('too-many-proposals')]);
     // alice's commit still verifies, reading at most the epoch's first
     // pageBytes (8 MiB) of proposals, and one page beyond.
     store.read = 0;

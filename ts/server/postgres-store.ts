@@ -22,8 +22,8 @@ import type {
   StoredBinding,
   StoredKeyPackage,
 } from '../services/delivery-store.js';
-import { EpochProposalsFullError, STORED_RECORD_BYTES, StorageQuotaError, bindingBytes, checkQuota, countProposal, storedBytes, welcomeCharges, welcomeShares, withinBytes } from '../services/delivery-store.js';
-import { DS_SCHEMA_VERSION } from './sqlite-store.js';
+import { EpochProposalsFullError, STORED_RECORD_BYTES, StorageQuotaError, bindingBytes, checkQuota, countProposalWithShare, storedBytes, welcomeCharges, welcomeShares, withinBytes } from '../services/delivery-store.js';
+import { DS_MIGRATED_SCHEMAS, DS_SCHEMA_VERSION } from './sqlite-store.js';
 import { peerDependency } from './peer-dependency.js';
 
 const SCHEMA = `
@@ -48,6 +48,7 @@ CREATE INDEX IF NOT EXISTS ds_bindings_active ON ds_bindings (client_id, revoked
 CREATE INDEX IF NOT EXISTS ds_bindings_identity_user ON ds_bindings (identity, user_id);
 CREATE TABLE IF NOT EXISTS ds_revoked_clients (client_id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS ds_secrets (name TEXT PRIMARY KEY, value BYTEA NOT NULL);
+CREATE TABLE IF NOT EXISTS ds_member_proposals (group_id TEXT NOT NULL, member TEXT NOT NULL, epoch BIGINT NOT NULL, count INT NOT NULL, bytes BIGINT NOT NULL, PRIMARY KEY (group_id, member));
 `;
 /** Schema 3 to 4 (as SQLITE_MIGRATION), after the schema's statements, in their transaction; the Welcome id sequences kept. */
 const POSTGRES_MIGRATION = `INSERT INTO ds_welcome_blobs (id, group_id, welcome, refs) SELECT id, group_id, welcome, 1 FROM ds_welcomes;
@@ -176,7 +177,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
           await client.query('CREATE TABLE IF NOT EXISTS ds_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
           const { rows } = await client.query<{ value: string }>('SELECT value FROM ds_meta WHERE key = $1', ['schema']);
           const version = rows[0]?.value;
-          if (version !== undefined && version !== DS_SCHEMA_VERSION && version !== '3' && version !== '4') throw new Error(`database schema ${version}; this server reads ${DS_SCHEMA_VERSION}`);
+          if (version !== undefined && version !== DS_SCHEMA_VERSION && !DS_MIGRATED_SCHEMAS.includes(version)) throw new Error(`database schema ${version}; this server reads ${DS_SCHEMA_VERSION}`);
           await client.query('BEGIN');
           try {
             await client.query(SCHEMA);
@@ -646,12 +647,24 @@ export class PostgresDeliveryStore implements DeliveryStore {
       if (budget && !update) {
         // BIGINT columns come back as strings.
         const r = rows[0];
-        const stored = { epoch: Number(r.proposals_epoch), count: Number(r.epoch_proposals), bytes: Number(r.epoch_proposal_bytes) };
-        const counted = countProposal(message.groupId, Number(r.epoch), stored, message.bytes.length, budget);
-        await c.query('UPDATE ds_groups SET proposals_epoch = $2, epoch_proposals = $3, epoch_proposal_bytes = $4 WHERE group_id = $1', [message.groupId, counted.epoch, counted.count, counted.bytes]);
+        const share = budget.member && (await c.query('SELECT epoch, count, bytes FROM ds_member_proposals WHERE group_id = $1 AND member = $2', [message.groupId, budget.member.id])).rows[0];
+        const stored = {
+          epoch: { epoch: Number(r.proposals_epoch), count: Number(r.epoch_proposals), bytes: Number(r.epoch_proposal_bytes) },
+          member: share && { epoch: Number(share.epoch), count: Number(share.count), bytes: Number(share.bytes) },
+        };
+        const counted = countProposalWithShare(message.groupId, Number(r.epoch), stored, message.bytes.length, budget);
+        await c.query('UPDATE ds_groups SET proposals_epoch = $2, epoch_proposals = $3, epoch_proposal_bytes = $4 WHERE group_id = $1', [message.groupId, counted.epoch.epoch, counted.epoch.count, counted.epoch.bytes]);
+        if (budget.member && counted.member) {
+          await c.query(
+            'INSERT INTO ds_member_proposals (group_id, member, epoch, count, bytes) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (group_id, member) DO UPDATE SET epoch = $3, count = $4, bytes = $5',
+            [message.groupId, budget.member.id, counted.member.epoch, counted.member.count, counted.member.bytes],
+          );
+        }
       }
       if (update) {
         if (Number(rows[0].epoch) !== update.expectEpoch) return undefined;
+        // The members' shares were the old epoch's (a stale commit that leaves the epoch starts nothing).
+        if (update.setEpoch !== Number(rows[0].epoch)) await c.query('DELETE FROM ds_member_proposals WHERE group_id = $1', [message.groupId]);
         await c.query(
           'UPDATE ds_groups SET epoch = $2, members = coalesce($3, members), group_info = coalesce($4, group_info), group_info_by = CASE WHEN $4::bytea IS NULL THEN group_info_by ELSE $6 END, epoch_start = $5 WHERE group_id = $1',
           [message.groupId, update.setEpoch, update.members ? JSON.stringify(update.members) : null, update.groupInfo ? Buffer.from(update.groupInfo) : null, seq, message.sender],

@@ -12,6 +12,7 @@ import {
   type CommitUpdate,
   type DeliveryStore,
   type EpochProposalBudget,
+  type ProposalCount,
   type GroupRecord,
   type KeyPackageGrant,
   type LoggedMessage,
@@ -24,7 +25,7 @@ import {
   StorageQuotaError,
   bindingBytes,
   checkQuota,
-  countProposal,
+  countProposalWithShare,
   storedBytes,
   welcomeCharges,
   welcomeShares,
@@ -53,9 +54,17 @@ CREATE INDEX IF NOT EXISTS bindings_active ON bindings (client_id, revoked);
 CREATE INDEX IF NOT EXISTS bindings_identity_user ON bindings (identity, user_id);
 CREATE TABLE IF NOT EXISTS revoked_clients (client_id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS member_proposals (group_id TEXT NOT NULL, member TEXT NOT NULL, epoch INTEGER NOT NULL, count INTEGER NOT NULL, bytes INTEGER NOT NULL, PRIMARY KEY (group_id, member));
 `;
-/** Version of the schema above; an older database (3 or 4) is migrated when opened (SQLITE_MIGRATION, then SQLITE_MIGRATION_5), another refused. */
-export const DS_SCHEMA_VERSION = '5';
+/**
+ * Version of the schema above; an older database (3 to 5) is migrated when
+ * opened (SQLITE_MIGRATION, then SQLITE_MIGRATION_5; schema 6 only adds the
+ * table `member_proposals`, which the schema's statements create), another
+ * refused.
+ */
+export const DS_SCHEMA_VERSION = '6';
+/** The older schemas a store migrates when it opens their database. */
+export const DS_MIGRATED_SCHEMAS: readonly string[] = ['3', '4', '5'];
 
 /**
  * Schema 4 to 5: each group counts the proposals of one epoch, the one in
@@ -140,7 +149,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
     this.#db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
     // The version first: another one is refused before anything changes.
     const version = (this.#db.prepare('SELECT value FROM meta WHERE key = ?').get('schema') as { value: string } | undefined)?.value;
-    if (version !== undefined && version !== DS_SCHEMA_VERSION && version !== '3' && version !== '4') throw new Error(`database schema ${version}; this server reads ${DS_SCHEMA_VERSION}`);
+    if (version !== undefined && version !== DS_SCHEMA_VERSION && !DS_MIGRATED_SCHEMAS.includes(version)) throw new Error(`database schema ${version}; this server reads ${DS_SCHEMA_VERSION}`);
     this.#db.transaction(() => {
       this.#db.exec(SCHEMA);
       if (version === '3') this.#db.exec(SQLITE_MIGRATION);
@@ -372,12 +381,20 @@ export class SqliteDeliveryStore implements DeliveryStore {
       // The message, and a commit's GroupInfo and Welcome, count for the sender.
       let charge = storedBytes(message.bytes.length);
       if (budget && !update) {
-        const stored = { epoch: group.proposals_epoch, count: group.epoch_proposals, bytes: group.epoch_proposal_bytes };
-        const counted = countProposal(message.groupId, group.epoch, stored, message.bytes.length, budget);
-        this.#db.prepare('UPDATE groups SET proposals_epoch = ?, epoch_proposals = ?, epoch_proposal_bytes = ? WHERE group_id = ?').run(counted.epoch, counted.count, counted.bytes, message.groupId);
+        const share = budget.member && (this.#db.prepare('SELECT epoch, count, bytes FROM member_proposals WHERE group_id = ? AND member = ?').get(message.groupId, budget.member.id) as ProposalCount | undefined);
+        const stored = { epoch: { epoch: group.proposals_epoch, count: group.epoch_proposals, bytes: group.epoch_proposal_bytes }, member: share };
+        const counted = countProposalWithShare(message.groupId, group.epoch, stored, message.bytes.length, budget);
+        this.#db.prepare('UPDATE groups SET proposals_epoch = ?, epoch_proposals = ?, epoch_proposal_bytes = ? WHERE group_id = ?').run(counted.epoch.epoch, counted.epoch.count, counted.epoch.bytes, message.groupId);
+        if (budget.member && counted.member) {
+          this.#db
+            .prepare('INSERT OR REPLACE INTO member_proposals (group_id, member, epoch, count, bytes) VALUES (?, ?, ?, ?, ?)')
+            .run(message.groupId, budget.member.id, counted.member.epoch, counted.member.count, counted.member.bytes);
+        }
       }
       if (update) {
         if (group.epoch !== update.expectEpoch) return undefined;
+        // The members' shares were the old epoch's (a stale commit that leaves the epoch starts nothing).
+        if (update.setEpoch !== group.epoch) this.#db.prepare('DELETE FROM member_proposals WHERE group_id = ?').run(message.groupId);
         this.#db.prepare('UPDATE groups SET epoch = ?, epoch_start = ? WHERE group_id = ?').run(update.setEpoch, next, message.groupId);
         if (update.members) this.#db.prepare('UPDATE groups SET members = ? WHERE group_id = ?').run(JSON.stringify(update.members), message.groupId);
         if (update.groupInfo) {

@@ -58,6 +58,8 @@ const STALE_KEY_PACKAGES = 16;
 
 /** Log sender name of what the DS proposes itself, and its external sender's identity: reserved, no client's (§8.4). */
 export const DS_SENDER = 'delivery-service';
+/** A member's share of an epoch's proposals is never less than this fraction of the members' (docs/PROTOCOL.md §8.6). */
+const MEMBER_SHARE_FLOOR = 32;
 
 /** `write`, with a store's refusals as the DS's: StorageQuotaError `quota-exceeded`, EpochProposalsFullError `too-many-proposals`. */
 export async function withinQuota<T>(write: Promise<T>): Promise<T> {
@@ -101,7 +103,8 @@ export interface DeliveryOptions {
    * Message bytes per poll (default 8 MiB; a single larger message is still
    * returned alone): a page of `pageSize` messages of a few MiB each would
    * otherwise be read into memory, and base64ed into one reply, at once.
-   * Also bounds an epoch's proposals: a member's over 7/8 of it is refused.
+   * Also bounds an epoch's proposals: a member's over its share of 7/8 of
+   * it is refused.
    */
   pageBytes?: number;
   /** Clock in seconds (KeyPackage expiry). */
@@ -434,7 +437,9 @@ export class DeliveryService {
     // member list: a paired device reads through its anchor but is no member,
     // and must not join a closed group (and outlive its pairing) by the flag.
     const joining = extras.externalJoin === true && !group.members.includes(sender);
-    if (!joining && !(await this.#mayAct(group, sender))) throw new DsError('not-a-member', 'the sender is not a member of the group');
+    /** The member the sender acts for: itself, or the anchor it is a paired device of. */
+    const member = joining ? undefined : await this.#actsFor(group, sender);
+    if (!joining && member === undefined) throw new DsError('not-a-member', 'the sender is not a member of the group');
     if (joining) {
       // A non-member may only send an external commit (a PublicMessage from
       // a new member, RFC 9420 §12.4.3.2), and only to a group open to them.
@@ -516,7 +521,7 @@ export class DeliveryService {
         const stale = header.contentType === 2 ? epoch !== group.epoch : epoch > group.epoch || epoch < group.epoch - this.#tolerance;
         if (stale) throw new DsError('stale', `a message for epoch ${epoch}; the group is at ${group.epoch}`);
       }
-      const budget = header.contentType === 2 ? this.#membersProposals : undefined;
+      const budget = header.contentType === 2 ? { ...this.#membersProposals, member: this.#memberShare(group, member ?? sender) } : undefined;
       seq = (await withinQuota(this.store.append({ groupId: id, sender, bytes: message.slice(), digest }, undefined, this.#quota, budget)))!;
     }
     // Prune now and then (every min(1000, retention) messages), not on every append.
@@ -702,9 +707,27 @@ export class DeliveryService {
 
   /** Members, and the registered devices of members (paired anchors). */
   async #mayAct(group: GroupRecord, client: string): Promise<boolean> {
-    if (group.members.includes(client)) return true;
-    for (const m of group.members) if ((await this.store.devicesOf(m)).includes(client)) return true;
-    return false;
+    return (await this.#actsFor(group, client)) !== undefined;
+  }
+
+  /** The member `client` acts for in the group: itself, or the first member it is a registered device of. */
+  async #actsFor(group: GroupRecord, client: string): Promise<string | undefined> {
+    if (group.members.includes(client)) return client;
+    for (const m of group.members) if ((await this.store.devicesOf(m)).includes(client)) return m;
+    return undefined;
+  }
+
+  /**
+   * The share of the members' proposals of an epoch that member `id` may
+   * hold, with its paired devices (docs/PROTOCOL.md §8.6): an
+   * equal part for each member on the list, and never less than
+   * 1/MEMBER_SHARE_FLOOR of them, so that one member's flood no longer holds
+   * back the others' proposals.
+   */
+  #memberShare(group: GroupRecord, id: string): EpochProposalBudget['member'] {
+    const members = Math.max(1, group.members.length);
+    const part = (n: number) => Math.max(Math.ceil(n / members), Math.ceil(n / MEMBER_SHARE_FLOOR));
+    return { id, count: part(this.#membersProposals.count), bytes: part(this.#membersProposals.bytes) };
   }
 
   /** Messages of a group after `afterSeq`, in order (for a member or a device of one). */

@@ -150,19 +150,40 @@ export class StorageQuotaError extends Error {
   }
 }
 
-/** The proposals an epoch may hold (docs/PROTOCOL.md §8.6): `count`, and `bytes` of them. */
-export interface EpochProposalBudget {
+/** How many proposals, and `bytes` of them, may be held (docs/PROTOCOL.md §8.6). */
+export interface ProposalLimit {
   count: number;
   bytes: number;
 }
 
-/** A proposal past its epoch's budget (nothing stored); the DS answers `too-many-proposals`. */
+/**
+ * The proposals an epoch may hold (docs/PROTOCOL.md §8.6): `count`, and
+ * `bytes` of them; with `member`, the share of those one member (`id`, a
+ * client on the group's member list) may hold, its paired devices' included.
+ */
+export interface EpochProposalBudget extends ProposalLimit {
+  member?: ProposalLimit & { id: string };
+}
+
+/**
+ * A proposal past a budget (nothing stored); the DS answers
+ * `too-many-proposals`. `scope` says which: the epoch's (`epoch`), or the
+ * share of member `memberId` (`member`).
+ */
 export class EpochProposalsFullError extends Error {
   readonly groupId: string;
-  constructor(groupId: string) {
-    super(`the epoch of group ${groupId} holds all the proposals it may; commit first`);
+  readonly scope: 'epoch' | 'member';
+  readonly memberId: string | undefined;
+  constructor(groupId: string, memberId?: string) {
+    super(
+      memberId === undefined
+        ? `the epoch of group ${groupId} holds all the proposals it may; commit first`
+        : `${memberId} holds its share of the proposals of group ${groupId}'s epoch; commit first`,
+    );
     this.name = 'EpochProposalsFullError';
     this.groupId = groupId;
+    this.scope = memberId === undefined ? 'epoch' : 'member';
+    this.memberId = memberId;
   }
 }
 
@@ -176,12 +197,25 @@ export interface ProposalCount {
 /**
  * The count after one more proposal of `size` bytes in the group's `epoch`:
  * a `stored` count of another epoch starts again (whoever moved the epoch).
- * Throws `EpochProposalsFullError` when it leaves no room within `budget`.
+ * Throws `EpochProposalsFullError` when it leaves no room within `limit`
+ * (the epoch's, or with `memberId` that member's share).
  */
-export function countProposal(groupId: string, epoch: number, stored: ProposalCount | undefined, size: number, budget: EpochProposalBudget): ProposalCount {
+export function countProposal(groupId: string, epoch: number, stored: ProposalCount | undefined, size: number, limit: ProposalLimit, memberId?: string): ProposalCount {
   const held = stored?.epoch === epoch ? stored : { count: 0, bytes: 0 };
-  if (held.count >= budget.count || held.bytes + size > budget.bytes) throw new EpochProposalsFullError(groupId);
+  if (held.count >= limit.count || held.bytes + size > limit.bytes) throw new EpochProposalsFullError(groupId, memberId);
   return { epoch, count: held.count + 1, bytes: held.bytes + size };
+}
+
+/** Both counts after one more proposal within `budget`: the epoch's, and its member's when the budget has a share (see `countProposal`). */
+export function countProposalWithShare(
+  groupId: string,
+  epoch: number,
+  stored: { epoch: ProposalCount | undefined; member: ProposalCount | undefined },
+  size: number,
+  budget: EpochProposalBudget,
+): { epoch: ProposalCount; member: ProposalCount | undefined } {
+  const member = budget.member && countProposal(groupId, epoch, stored.member, size, budget.member, budget.member.id);
+  return { epoch: countProposal(groupId, epoch, stored.epoch, size, budget), member };
 }
 
 /** Throws `StorageQuotaError` when `usage` (after adding `delta`) is past `quota`; a change that adds nothing is never refused. */
@@ -229,8 +263,10 @@ export interface DeliveryStore {
    * at that epoch, and then move it to `setEpoch` — atomically (the first
    * commit for an epoch wins). Returns the sequence number, or undefined
    * when the epoch check failed. It counts for its sender. A proposal
-   * (`budget`) counts for the group's epoch, else `EpochProposalsFullError`
-   * (a store that ignores `budget` lets a member jam verified commits).
+   * (`budget`) counts for the group's epoch and, with `budget.member`, for
+   * that member's share of it, else `EpochProposalsFullError` (a store that
+   * ignores `budget` lets a member jam verified commits, or hold back the
+   * others' proposals); a commit that moves the epoch starts both again.
    */
   append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate, quota?: StorageQuota, budget?: EpochProposalBudget): Promise<number | undefined>;
   /** Sequence number of the message with this digest in the group's log, if any. */
@@ -347,6 +383,8 @@ export class MemoryDeliveryStore implements DeliveryStore {
   readonly #groupInfoBy = new Map<string, string>();
   /** Per group, the proposals of an epoch: which, how many, their bytes. */
   readonly #epochProposals = new Map<string, ProposalCount>();
+  /** Per group, each member's share of the epoch's proposals (cleared when the epoch moves). */
+  readonly #memberProposals = new Map<string, Map<string, ProposalCount>>();
 
   async usage(clientId: string): Promise<StorageUsage> {
     return { ...(this.#usage.get(clientId) ?? { bytes: 0, keyPackages: 0 }) };
@@ -545,7 +583,9 @@ export class MemoryDeliveryStore implements DeliveryStore {
     const log = this.#logs.get(message.groupId) ?? [];
     const seq = (log.at(-1)?.seq ?? 0) + 1;
     if (update && group.epoch !== update.expectEpoch) return undefined;
-    const proposals = budget && !update ? countProposal(message.groupId, group.epoch, this.#epochProposals.get(message.groupId), message.bytes.length, budget) : undefined;
+    const shares = this.#memberProposals.get(message.groupId);
+    const stored = { epoch: this.#epochProposals.get(message.groupId), member: budget?.member && shares?.get(budget.member.id) };
+    const proposals = budget && !update ? countProposalWithShare(message.groupId, group.epoch, stored, message.bytes.length, budget) : undefined;
     // What the sender's quota is asked for, checked before anything changes.
     const w = update?.welcome && update.welcome.recipients.length > 0 ? update.welcome : undefined;
     const replaced = update?.groupInfo && group.groupInfo ? { by: this.#groupInfoBy.get(message.groupId), bytes: group.groupInfo.length } : undefined;
@@ -556,6 +596,7 @@ export class MemoryDeliveryStore implements DeliveryStore {
     if (replaced?.by === message.sender) charge -= replaced.bytes;
     this.#check(message.sender, { bytes: charge, keyPackages: 0 }, quota);
     if (update) {
+      if (update.setEpoch !== group.epoch) this.#memberProposals.delete(message.groupId);
       group.epoch = update.setEpoch;
       group.epochStart = seq;
       if (update.members) group.members = [...update.members];
@@ -568,7 +609,10 @@ export class MemoryDeliveryStore implements DeliveryStore {
       for (const [payer, n] of welcomeFor) this.#count(payer, n);
     }
     this.#count(message.sender, charge);
-    if (proposals) this.#epochProposals.set(message.groupId, proposals);
+    if (proposals) {
+      this.#epochProposals.set(message.groupId, proposals.epoch);
+      if (budget?.member && proposals.member) this.#memberProposals.set(message.groupId, (shares ?? new Map()).set(budget.member.id, proposals.member));
+    }
     log.push({ ...message, seq });
     this.#logs.set(message.groupId, log);
     if (message.digest) {

@@ -22,6 +22,7 @@ export {
   type StorageUsage,
   StorageQuotaError,
   type EpochProposalBudget,
+  type ProposalLimit,
   EpochProposalsFullError,
 } from './delivery-store.js';
 export { AuthenticationService, type CredentialBinding, type CredentialValidator } from './authentication-service.js';
