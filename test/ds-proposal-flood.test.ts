@@ -20,8 +20,8 @@
  *
  * Then: one member could still take all of those seven eighths again after
  * every commit, and the others' proposals were refused. Now each member
- * (with its paired devices) may hold an equal share of them, never less
- * than 1/32.
+ * (with its paired devices) may hold an equal share of them (rounded down),
+ * never less than 1/32.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync } from 'node:fs';
@@ -53,7 +53,7 @@ describe('a member floods an epoch with proposals (networked DS, SQLite, verifyi
   const server = sqliteServers('paired-mls-flood-');
   const tag = Math.random().toString(36).slice(2, 8);
 
-  it("one member takes at most its share (a quarter of the members' 438 in a group of four: 110; 409 too-many-proposals), the others' proposals still go in, the epoch stops at 438 of a page of 500, the DS's own intent still fits, the commit taking them all verifies and leaves out every conflicting Add, and the next epoch takes proposals again", async () => {
+  it("one member takes at most its share (a quarter of the members' 438 in a group of four, rounded down: 109; 409 too-many-proposals), the others' proposals still go in, each up to its own share, the DS's own intent still fits, the commit taking them all verifies and leaves out every conflicting Add, and the next epoch takes proposals again", async () => {
     const s = await server({ verifyCommits: true });
     const [alice, bob, carol, mallory] = await Promise.all(['alice', 'bob', 'carol', 'mallory'].map((n) => dsPeer(s.url, `${n}-${tag}`)));
     await intentGroup(s, alice!, [bob!, carol!, mallory!]);
@@ -69,8 +69,8 @@ describe('a member floods an epoch with proposals (networked DS, SQLite, verifyi
       await p.group!.clearPendingProposals();
       return answers;
     };
-    // mallory floods: 110 of her Adds go in, then her share is full.
-    expect(await addsOwn(mallory!, 112)).toEqual([...Array<undefined>(110).fill(undefined), 'too-many-proposals', 'too-many-proposals']);
+    // mallory floods: 109 of her Adds go in, then her share is full.
+    expect(await addsOwn(mallory!, 111)).toEqual([...Array<undefined>(109).fill(undefined), 'too-many-proposals', 'too-many-proposals']);
     // Over HTTP: 409, with whose share it is; nothing logged.
     const token = await tokenOf(s.url, mallory!.name, mallory!);
     const one = await mallory!.group!.propose({ type: 'add', keyPackage: await mallory!.client.createKeyPackage(mallory!.identity, { capabilities: CAPS }) });
@@ -83,23 +83,17 @@ describe('a member floods an epoch with proposals (networked DS, SQLite, verifyi
     expect((await s.ds.store.readLog(hex, 0, 1000)).length).toBe(before);
     // Before, mallory's flood took the whole members' part (438), and bob's
     // honest proposals were refused until the next commit. Now they go in.
-    expect(await addsOwn(bob!, 109)).toEqual(Array<undefined>(109).fill(undefined));
+    expect(await addsOwn(bob!, 108)).toEqual(Array<undefined>(108).fill(undefined));
     await refusal(bob!.ds.submit(gid, await bob!.group!.propose({ type: 'update' }))).then((r) => expect(r).toBeUndefined());
-    // The epoch as a whole still stops at 438: carol and alice fill it
-    // (110 + 108), and alice's next is refused, within her own share.
-    expect(await addsOwn(carol!, 110)).toEqual(Array<undefined>(110).fill(undefined));
-    expect(await addsOwn(alice!, 109)).toEqual([...Array<undefined>(108).fill(undefined), 'too-many-proposals']);
-    const full = await alice!.group!.propose({ type: 'add', keyPackage: await alice!.client.createKeyPackage(alice!.identity, { capabilities: CAPS }) });
-    await alice!.group!.clearPendingProposals();
-    expect(await raw(s.url, 'POST', `/v1/groups/${hex}/messages`, { message: b64(full) }, await tokenOf(s.url, alice!.name, alice!))).toMatchObject({
-      status: 409,
-      body: { reason: 'too-many-proposals', error: `the epoch of group ${hex} holds all the proposals it may; commit first (too-many-proposals)` },
-    });
+    // Four shares of 109 fit in the members' 438: carol's and alice's are
+    // whole too, whatever mallory did.
+    expect(await addsOwn(carol!, 109)).toEqual(Array<undefined>(109).fill(undefined));
+    expect(await addsOwn(alice!, 110)).toEqual([...Array<undefined>(109).fill(undefined), 'too-many-proposals']);
     // The DS's own proposals keep the page's last eighth: carol's leave intent is proposed.
     await s.ds.proposeIntent(gid, createIntent(carol!.group!, 'senderRemovalOnly'));
     for (const p of [alice!, bob!, carol!, mallory!]) await catchUpAll(p);
     // Each skips its own: alice holds mallory's, bob's and carol's, and the intent.
-    expect(alice!.group!.state().pendingProposals).toBe(110 + 110 + 110 + 1);
+    expect(alice!.group!.state().pendingProposals).toBe(109 + 109 + 109 + 1);
     // alice's commit takes the store: the Adds are left out, bob's update
     // and carol's intent are committed, and the DS verifies it (before: a
     // flood of a page made this commit invalid-commit).
@@ -160,6 +154,59 @@ describe('the count belongs to an epoch (attacker review)', () => {
   });
 });
 
+/** A memory store whose appends of `held` senders wait for `release()` once `arm()`ed: a commit can move the epoch while a proposal is on its way. */
+class GatedStore extends MemoryDeliveryStore {
+  #gate: Promise<void> | undefined;
+  #open: () => void = () => undefined;
+  #arrived: () => void = () => undefined;
+  /** Resolves when a held append waits at the gate. */
+  reached: Promise<void> = Promise.resolve();
+  constructor(private readonly held: string) {
+    super();
+  }
+  arm(): void {
+    this.#gate = new Promise((resolve) => (this.#open = resolve));
+    this.reached = new Promise((resolve) => (this.#arrived = resolve));
+  }
+  release(): void {
+    this.#gate = undefined;
+    this.#open();
+  }
+  override async append(...args: Parameters<MemoryDeliveryStore['append']>): ReturnType<MemoryDeliveryStore['append']> {
+    const gate = this.#gate;
+    if (gate && args[0].sender === this.held) {
+      this.#arrived();
+      await gate;
+    }
+    return super.append(...args);
+  }
+}
+
+describe('a proposal is counted in the epoch it was made for (attacker review)', () => {
+  it("one on its way while a commit moves the group (and grows its member list) is refused as stale, nothing logged: it was logged and counted in the next epoch, against a share of the old member list", async () => {
+    const store = new GatedStore('mallory');
+    const ds = await DeliveryService.create({ store });
+    const gid = new Uint8Array([9, 9, 7, 1]);
+    const hex = '09090701';
+    await ds.createGroup(gid, 'alice');
+    expect(await ds.submit(gid, 'alice', headerOnly(gid, 0, 3, 0), { added: ['mallory'] })).toMatchObject({ accepted: true });
+    store.arm();
+    const late = ds.submit(gid, 'mallory', headerOnly(gid, 1, 2, 1));
+    await store.reached;
+    // alice's commit adds 62 clients (the share is 13 of 64 now) and moves the epoch.
+    const added = Array.from({ length: 62 }, (_, i) => `m${i}`);
+    expect(await ds.submit(gid, 'alice', headerOnly(gid, 1, 3, 2), { added })).toMatchObject({ accepted: true });
+    const logged = (await store.readLog(hex, 0, 100)).length;
+    store.release();
+    expect(await late).toEqual({ accepted: false, reason: 'stale', message: 'a proposal for epoch 1; the group has moved past it (stale)' });
+    expect((await store.readLog(hex, 0, 100)).length).toBe(logged);
+    // mallory's share of epoch 2 is whole: 13 (the floor of 438 / 32), then too-many-proposals.
+    const answers = [];
+    for (let i = 0; i < 14; i++) answers.push((await ds.submit(gid, 'mallory', headerOnly(gid, 2, 2, 10 + i))).accepted);
+    expect(answers).toEqual([...Array<boolean>(13).fill(true), false]);
+  });
+});
+
 describe("the members' share of a small page (attacker review)", () => {
   it('pageSize 1 is refused (the DS would keep nothing of its own); of 2 members get 1, of 9 they get 8; pageBytes the same way', async () => {
     await expect(DeliveryService.create({ pageSize: 1 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: 'pageSize and pageBytes must be at least 2' });
@@ -189,8 +236,8 @@ describe('a large first proposal (networked DS, SQLite, verifying, maxBodyBytes 
     const [alice, carol, mallory] = await Promise.all(['alice', 'carol', 'mallory'].map((n) => dsPeer(s.url, `${n}-${tag}`)));
     await intentGroup(s, alice!, [carol!, mallory!]);
     const gid = alice!.group!.id;
-    // A third of the members' 7 MiB: 2,446,678 bytes.
-    const share = Math.ceil((7 * 1024 * 1024) / 3);
+    // A third of the members' 7 MiB, rounded down: 2,446,677 bytes.
+    const share = Math.floor((7 * 1024 * 1024) / 3);
     const junk = headerOnly(gid, alice!.group!.epoch, 2, 5, 7 * 1024 * 1024, 1);
     expect(await refusal(mallory!.ds.submit(gid, junk))).toBe('too-many-proposals');
     expect(await refusal(mallory!.ds.submit(gid, junk.subarray(0, share + 1)))).toBe('too-many-proposals');

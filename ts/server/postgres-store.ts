@@ -647,6 +647,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
       if (budget && !update) {
         // BIGINT columns come back as strings.
         const r = rows[0];
+        if (budget.epoch !== undefined && Number(r.epoch) !== budget.epoch) return undefined;
         const share = budget.member && (await c.query('SELECT epoch, count, bytes FROM ds_member_proposals WHERE group_id = $1 AND member = $2', [message.groupId, budget.member.id])).rows[0];
         const stored = {
           epoch: { epoch: Number(r.proposals_epoch), count: Number(r.epoch_proposals), bytes: Number(r.epoch_proposal_bytes) },

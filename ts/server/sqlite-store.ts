@@ -381,6 +381,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
       // The message, and a commit's GroupInfo and Welcome, count for the sender.
       let charge = storedBytes(message.bytes.length);
       if (budget && !update) {
+        if (budget.epoch !== undefined && group.epoch !== budget.epoch) return undefined;
         const share = budget.member && (this.#db.prepare('SELECT epoch, count, bytes FROM member_proposals WHERE group_id = ? AND member = ?').get(message.groupId, budget.member.id) as ProposalCount | undefined);
         const stored = { epoch: { epoch: group.proposals_epoch, count: group.epoch_proposals, bytes: group.epoch_proposal_bytes }, member: share };
         const counted = countProposalWithShare(message.groupId, group.epoch, stored, message.bytes.length, budget);

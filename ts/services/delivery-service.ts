@@ -250,7 +250,9 @@ export class DeliveryService {
    * check there is not final: `DsError` `unverifiable-intent` (a member can
    * still propose the intent, or the DS after a later commit), not the
    * engine's `IntentError` (docs/PROTOCOL.md §5.4, §8.5). An epoch that
-   * holds all the proposals it may: `too-many-proposals` (§8.6).
+   * holds all the proposals it may: `too-many-proposals` (§8.6); a
+   * strongly consistent group that a commit moved past the epoch meanwhile:
+   * `stale` (nothing logged; ask again).
    */
   async proposeIntent(groupId: Uint8Array, intent: LeafOperationIntent, senderIndex = 0): Promise<{ seq: number; proposal: Uint8Array }> {
     const id = toHex(groupId);
@@ -273,8 +275,11 @@ export class DeliveryService {
       throw err;
     }
     const proposal = this.externalSender.proposeIntent({ groupId, epoch: group.epoch, senderIndex }, intent);
-    const seq = await withinQuota(this.store.append({ groupId: id, sender: DS_SENDER, bytes: proposal, digest: toHex(await sha256(proposal)) }, undefined, undefined, this.#ownProposals));
-    return { seq: seq!, proposal };
+    // Logged only in the epoch it was made for (a commit may have moved the group meanwhile).
+    const budget = { ...this.#ownProposals, ...(group.consistency === 'strong' ? { epoch: group.epoch } : {}) };
+    const seq = await withinQuota(this.store.append({ groupId: id, sender: DS_SENDER, bytes: proposal, digest: toHex(await sha256(proposal)) }, undefined, undefined, budget));
+    if (seq === undefined) throw new DsError('stale', `the group moved past epoch ${group.epoch} while the intent was proposed; ask again`);
+    return { seq, proposal };
   }
 
   // --- KeyPackage directory --------------------------------------------------
@@ -521,8 +526,12 @@ export class DeliveryService {
         const stale = header.contentType === 2 ? epoch !== group.epoch : epoch > group.epoch || epoch < group.epoch - this.#tolerance;
         if (stale) throw new DsError('stale', `a message for epoch ${epoch}; the group is at ${group.epoch}`);
       }
-      const budget = header.contentType === 2 ? { ...this.#membersProposals, member: this.#memberShare(group, member ?? sender) } : undefined;
-      seq = (await withinQuota(this.store.append({ groupId: id, sender, bytes: message.slice(), digest }, undefined, this.#quota, budget)))!;
+      // A proposal is counted in the epoch it is for, against that epoch's member list: a commit that moved the epoch meanwhile makes it stale.
+      const strongEpoch = group.consistency === 'strong' ? { epoch } : {};
+      const budget = header.contentType === 2 ? { ...this.#membersProposals, member: this.#memberShare(group, member ?? sender), ...strongEpoch } : undefined;
+      const logged = await withinQuota(this.store.append({ groupId: id, sender, bytes: message.slice(), digest }, undefined, this.#quota, budget));
+      if (logged === undefined) throw new DsError('stale', `a proposal for epoch ${epoch}; the group has moved past it`);
+      seq = logged;
     }
     // Prune now and then (every min(1000, retention) messages), not on every append.
     if (seq > this.#retention && seq % Math.max(1, Math.min(1000, this.#retention)) === 0) await this.store.prune(id, this.#retention);
@@ -721,12 +730,13 @@ export class DeliveryService {
    * The share of the members' proposals of an epoch that member `id` may
    * hold, with its paired devices (docs/PROTOCOL.md §8.6): an
    * equal part for each member on the list, and never less than
-   * 1/MEMBER_SHARE_FLOOR of them, so that one member's flood no longer holds
-   * back the others' proposals.
+   * 1/MEMBER_SHARE_FLOOR of them (nor less than one), so that one member's
+   * flood no longer holds back the others' proposals.
    */
   #memberShare(group: GroupRecord, id: string): EpochProposalBudget['member'] {
     const members = Math.max(1, group.members.length);
-    const part = (n: number) => Math.max(Math.ceil(n / members), Math.ceil(n / MEMBER_SHARE_FLOOR));
+    // Rounded down, so that up to MEMBER_SHARE_FLOOR members the shares fit in the members' part together.
+    const part = (n: number) => Math.max(1, Math.floor(n / members), Math.floor(n / MEMBER_SHARE_FLOOR));
     return { id, count: part(this.#membersProposals.count), bytes: part(this.#membersProposals.bytes) };
   }
 

@@ -160,9 +160,14 @@ export interface ProposalLimit {
  * The proposals an epoch may hold (docs/PROTOCOL.md §8.6): `count`, and
  * `bytes` of them; with `member`, the share of those one member (`id`, a
  * client on the group's member list) may hold, its paired devices' included.
+ * With `epoch` (the proposal's, in a strongly consistent group) the proposal
+ * is logged only while the group is still at that epoch: a commit that moved
+ * it meanwhile would have it counted in the next epoch, against the shares of
+ * another member list.
  */
 export interface EpochProposalBudget extends ProposalLimit {
   member?: ProposalLimit & { id: string };
+  epoch?: number;
 }
 
 /**
@@ -262,7 +267,8 @@ export interface DeliveryStore {
    * Append to a group's log; with `expectEpoch`, only if the group is still
    * at that epoch, and then move it to `setEpoch` — atomically (the first
    * commit for an epoch wins). Returns the sequence number, or undefined
-   * when the epoch check failed. It counts for its sender. A proposal
+   * when the epoch check failed (`expectEpoch`, or a proposal's
+   * `budget.epoch`). It counts for its sender. A proposal
    * (`budget`) counts for the group's epoch and, with `budget.member`, for
    * that member's share of it, else `EpochProposalsFullError` (a store that
    * ignores `budget` lets a member jam verified commits, or hold back the
@@ -583,6 +589,7 @@ export class MemoryDeliveryStore implements DeliveryStore {
     const log = this.#logs.get(message.groupId) ?? [];
     const seq = (log.at(-1)?.seq ?? 0) + 1;
     if (update && group.epoch !== update.expectEpoch) return undefined;
+    if (!update && budget?.epoch !== undefined && group.epoch !== budget.epoch) return undefined;
     const shares = this.#memberProposals.get(message.groupId);
     const stored = { epoch: this.#epochProposals.get(message.groupId), member: budget?.member && shares?.get(budget.member.id) };
     const proposals = budget && !update ? countProposalWithShare(message.groupId, group.epoch, stored, message.bytes.length, budget) : undefined;
