@@ -367,7 +367,7 @@ describe('IndexedDB log (Chromium)', () => {
     expect(result.refusals).toBe(0);
   });
 
-  it("every write transaction is 'strict' by default (flushed to disk before the call resolves), 'relaxed' when asked; another value is INVALID_ARGUMENT; an inherited option (a polluted Object.prototype) is not read", async () => {
+  it("every write transaction is 'strict' by default (flushed to disk before the call resolves), 'relaxed' when asked; another value is INVALID_ARGUMENT, and so is an encryption option other than true or false; an inherited option (a polluted Object.prototype) is not read", async () => {
     const p = await page();
     const result = await p.evaluate(async () => {
       const { lib, checks } = (window as any).modules;
@@ -397,6 +397,9 @@ describe('IndexedDB log (Chromium)', () => {
         const strict = await run('durability-default', {});
         const relaxed = await run('durability-relaxed', { durability: 'relaxed' });
         const refused = await Promise.all(['default', 'STRICT', 1, ''].map((bad) => lib.IndexedDbStorageAdapter.open('durability-bad', { durability: bad }).then(() => 'opened', checks.errorLabel)));
+        // Only an explicit false stores in the clear: a falsy non-boolean (a value read from configuration) is refused, no database made.
+        const notBoolean = await Promise.all([0, '', null, 'false'].map((bad) => lib.IndexedDbStorageAdapter.open('encryption-bad', { encryption: bad }).then(() => 'opened', checks.errorLabel)));
+        const made = (await indexedDB.databases()).some((d: IDBDatabaseInfo) => d.name === 'encryption-bad');
         // A polluted Object.prototype does not weaken the defaults: inherited options are not read.
         const inherited = await checks.withPatched(Object.prototype, 'durability', () => 'relaxed', () =>
           checks.withPatched(Object.prototype, 'encryption', () => false, async () => {
@@ -407,13 +410,15 @@ describe('IndexedDB log (Chromium)', () => {
             return { ...written, encrypted };
           }),
         );
-        return { strict, relaxed, refused, inherited };
+        return { strict, relaxed, refused, notBoolean, made, inherited };
       });
     });
     // Creation (meta), the fold at open, 65 batches (one folds), compact(), the fold at the reopen.
     expect(result.strict).toEqual({ durabilities: ['strict'], writes: 69, value: '64', reported: 'strict' });
     expect(result.relaxed).toEqual({ durabilities: ['relaxed'], writes: 69, value: '64', reported: 'relaxed' });
     expect(result.refused).toEqual(Array(4).fill('MlsError:INVALID_ARGUMENT'));
+    expect(result.notBoolean).toEqual(Array(4).fill('MlsError:INVALID_ARGUMENT'));
+    expect(result.made).toBe(false);
     expect(result.inherited).toEqual({ durabilities: ['strict'], writes: 69, value: '64', reported: 'strict', encrypted: true });
   });
 

@@ -5,7 +5,7 @@
  * format version is refused with a typed error.
  */
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -87,6 +87,26 @@ describe('SQLite storage adapter', () => {
     db.close();
     expect(protection).toBe('aes-256-gcm'); // before: 'none', every record in the clear
     expect(identityInClear).toBe(false);
+  });
+
+  it('an encryption option other than true or false (0, an empty string, null, "false": a value read from configuration) is INVALID_ARGUMENT, and no file is made', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'paired-mls-sqlite-'));
+    const key = crypto.getRandomValues(new Uint8Array(32));
+    for (const [i, bad] of [0, '', null, 'false'].entries()) {
+      const file = join(dir, `client-${i}.sqlite`);
+      let refused: unknown;
+      try {
+        new SqliteStorageAdapter(file, { key, encryption: bad } as unknown as ConstructorParameters<typeof SqliteStorageAdapter>[1]);
+      } catch (err) {
+        refused = err;
+      }
+      expect(refused).toBeInstanceOf(MlsError);
+      expect(refused).toMatchObject({ code: 'INVALID_ARGUMENT', message: 'encryption must be true or false' });
+      expect(existsSync(file)).toBe(false);
+    }
+    // The honest ways still open.
+    new SqliteStorageAdapter(join(dir, 'keyed.sqlite'), { key }).close();
+    new SqliteStorageAdapter(join(dir, 'clear.sqlite'), { encryption: false }).close();
   });
 
   it('sets synchronous = FULL on every open, also of an existing WAL file (better-sqlite3 builds with WAL commits unsynced: NORMAL)', () => {

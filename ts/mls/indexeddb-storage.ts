@@ -146,7 +146,9 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
     // Own properties only, read once: an inherited `durability` or
     // `encryption` (a polluted Object.prototype) must not weaken the defaults.
     const options = ownOptions(given, ['key', 'encryption', 'compactWhenIdleMs', 'durability']);
-    const encrypt = options.encryption ?? true;
+    // Only an explicit `false` stores in the clear: a 0 or '' (a value read from configuration) is refused, not taken as false.
+    if (options.encryption !== undefined && typeof options.encryption !== 'boolean') throw new MlsError('INVALID_ARGUMENT', 'encryption must be true or false');
+    const encrypt = options.encryption !== false;
     if (!encrypt && options.key) throw new MlsError('INVALID_ARGUMENT', 'a storage key was given with encryption: false');
     const idleMs = options.compactWhenIdleMs ?? COMPACT_WHEN_IDLE_MS;
     if (typeof idleMs !== 'number' || !Number.isFinite(idleMs) || idleMs < 0 || idleMs > 2 ** 31 - 1) {

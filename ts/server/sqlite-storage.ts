@@ -58,6 +58,7 @@ export class SqliteStorageAdapter implements StorageAdapter {
     // Own properties only: an inherited `encryption: false` (a polluted
     // Object.prototype) would store every secret in the clear.
     const options = ownOptions(given as { key?: StorageKey; encryption?: boolean }, ['key', 'encryption']);
+    if (options.encryption !== undefined && typeof options.encryption !== 'boolean') throw new MlsError('INVALID_ARGUMENT', 'encryption must be true or false');
     const encrypt = options.encryption !== false;
     if (encrypt && !options.key) throw new MlsError('INVALID_ARGUMENT', 'SqliteStorageAdapter needs { key } (32 bytes or an AES-GCM CryptoKey), or { encryption: false }');
     const Sqlite = peerDependency<typeof Database>('better-sqlite3', 'SqliteStorageAdapter');
