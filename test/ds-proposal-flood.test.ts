@@ -349,6 +349,40 @@ async function shareRules(stores: DeliveryStore[]): Promise<void> {
   expect(await store.readLog(g, 10, 100)).toHaveLength(4);
 }
 
+describe("SQLite's synchronous = COMMITS (PROTOCOL §8.1 audit)", () => {
+  it('relaxes application messages only: a proposal, which a commit may cover by reference, is synced like a commit', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'paired-mls-flood-sync-')), 'ds.sqlite');
+    const store = new SqliteDeliveryStore(file, { synchronous: 'COMMITS' });
+    // What each append asks of SQLite's synchronous setting.
+    const asked: string[] = [];
+    const pragma = Database.prototype.pragma;
+    Database.prototype.pragma = function (this: Database.Database, source: string, options?: Database.PragmaOptions) {
+      if (source.startsWith('synchronous')) asked.push(source);
+      return pragma.call(this, source, options);
+    };
+    try {
+      const g = 'gsync';
+      await store.insertGroup({ groupId: g, epoch: 0, members: ['alice', 'bob'], consistency: 'strong' });
+      const appends = {
+        application: () => store.append({ groupId: g, sender: 'bob', bytes: new Uint8Array(10) }),
+        proposal: () => store.append({ groupId: g, sender: 'bob', bytes: new Uint8Array(11) }, undefined, undefined, { count: 5, bytes: 1000, member: { id: 'bob', count: 2, bytes: 500 }, epoch: 0 }),
+        commit: () => store.append({ groupId: g, sender: 'alice', bytes: new Uint8Array(12) }, { expectEpoch: 0, setEpoch: 1 }),
+      };
+      const seen: Record<string, string[]> = {};
+      for (const [kind, append] of Object.entries(appends)) {
+        asked.length = 0;
+        await append();
+        seen[kind] = [...asked];
+      }
+      // Before, the proposal ran NORMAL like an application message, and a power loss could take it after a commit covering it was accepted.
+      expect(seen).toEqual({ application: ['synchronous = NORMAL', 'synchronous = FULL'], proposal: [], commit: [] });
+    } finally {
+      Database.prototype.pragma = pragma;
+      store.close();
+    }
+  });
+});
+
 describe('each store counts an epoch\'s proposals in the transaction that logs them', () => {
   let postgres: PgServer;
   beforeAll(async () => {

@@ -225,7 +225,7 @@ describe('third review of the DS (SQLite)', () => {
 
   for (const verifyCommits of [false, true]) {
     const mode = verifyCommits ? 'verified mode' : 'default mode';
-    it(`${mode}: a paired device cannot put itself on its anchor's member list by a commit (403 forbidden), so ceasing the pairing still ends its access`, async () => {
+    it(`${mode}: a paired device cannot put itself on its anchor's member list, nor into the tree, by a commit (403 forbidden), so ceasing the pairing still ends its access`, async () => {
       const s = await server({ verifyCommits });
       const plaintext = verifyCommits ? { wireFormat: 'plaintext' as const } : {};
       const [alice, bob, phone] = await Promise.all([dsPeer(s.url, `alice-${tag}`), dsPeer(s.url, `bob-${tag}`), dsPeer(s.url, `alice-phone-${tag}`)]);
@@ -249,6 +249,12 @@ describe('third review of the DS (SQLite)', () => {
       const welcome = verifyCommits ? undefined : await ownWelcome(phone);
       const joined = await phone.client.joinExternal(await phone.ds.groupInfo(gid), phone.identity, plaintext);
       const token = await tokenOf(s.url, phone.name, phone);
+      // Its own external commit alone (no flag, no `added`): in default mode
+      // the DS logged it and moved the epoch, the device's leaf in the tree.
+      expect(await raw(s.url, 'POST', `/v1/groups/${toHex(gid)}/messages`, { message: b64(joined.commit) }, token)).toMatchObject({
+        status: 403,
+        body: { reason: 'forbidden', error: 'a paired device cannot make itself a member (forbidden)' },
+      });
       const body = {
         message: b64(joined.commit),
         ...(verifyCommits ? { groupInfo: b64(await joined.group.exportGroupInfo()) } : { added: [phone.name], welcome: b64(welcome!) }),

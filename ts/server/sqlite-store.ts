@@ -137,8 +137,9 @@ export class SqliteDeliveryStore implements DeliveryStore {
    * answered (a fork it caused) nor reuses a sequence number it already
    * handed out. COMMITS syncs every change but application messages (their
    * transactions run NORMAL; the next synced one persists them too): commits
-   * stay fork-safe, an application message accepted just before a power
+   * and proposals stay, an application message accepted just before a power
    * loss may be lost. NORMAL survives a process crash only (measurement).
+   * Proposals are told apart by the `budget` the DS gives their `append`.
    */
   constructor(file = ':memory:', options: { synchronous?: 'FULL' | 'COMMITS' | 'NORMAL' } = {}) {
     const Sqlite = peerDependency<typeof Database>('better-sqlite3', 'SqliteDeliveryStore');
@@ -348,7 +349,8 @@ export class SqliteDeliveryStore implements DeliveryStore {
 
   async append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate, quota?: StorageQuota, budget?: EpochProposalBudget): Promise<number | undefined> {
     let fresh = true;
-    const relaxed = this.#sync === 'COMMITS' && !update;
+    // Application messages only: a proposal (one with a budget) lost to a power loss would leave a commit that covers it by reference unreadable.
+    const relaxed = this.#sync === 'COMMITS' && !update && !budget;
     if (relaxed) this.#db.pragma('synchronous = NORMAL');
     try {
       return this.#append(message, update, quota, budget, () => (fresh = false), () => fresh);

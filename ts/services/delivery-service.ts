@@ -445,6 +445,11 @@ export class DeliveryService {
     /** The member the sender acts for: itself, or the anchor it is a paired device of. */
     const member = joining ? undefined : await this.#actsFor(group, sender);
     if (!joining && member === undefined) throw new DsError('not-a-member', 'the sender is not a member of the group');
+    // A paired device posts for its anchor and is no member: an external
+    // commit of its own (a new member's, sender type 4) without the flag
+    // would move the group's epoch unchecked as one (default mode: its leaf
+    // then in the tree, off the member list, outliving the pairing there).
+    if (!joining && member !== sender && header.senderType === 4) throw new DsError('forbidden', 'a paired device cannot make itself a member');
     if (joining) {
       // A non-member may only send an external commit (a PublicMessage from
       // a new member, RFC 9420 §12.4.3.2), and only to a group open to them.
