@@ -207,6 +207,20 @@ function ceasedBy(groupId: Uint8Array, commits: Uint8Array[], made: CommitResult
   return { groupId, commits, ceased: true, ...(asked && { askedToLeave: asked }) };
 }
 
+/**
+ * `use` of a vault output (a proof, the Accept confirmation) or of a
+ * plaintext that carries one, which is then wiped (docs/PROTOCOL.md §4.2:
+ * each output is wiped after its one use).
+ */
+async function usedOnce<T>(output: Uint8Array | Promise<Uint8Array>, use: (bytes: Uint8Array) => T | Promise<T>): Promise<T> {
+  const bytes = await output;
+  try {
+    return await use(bytes);
+  } finally {
+    bytes.fill(0);
+  }
+}
+
 /** One device of a Paired MLS pairing (docs/PROTOCOL.md §4): pairs, enrols groups, sends or follows paired updates. */
 export class PairedDevice {
   readonly client: MlsClient;
@@ -488,8 +502,7 @@ export class PairedDevice {
       // with a vault proof for exactly this device, in its authenticated data.
       const joinerKey = this.client.inspectKeyPackage(keyPackage).signatureKey;
       const added = await addedDigest([joinerKey]);
-      const aad = await this.#proofOf(pairingCommitContent(this.#state.counter, added), BigInt(pairing.epoch), this.#state.ownLeaf);
-      const { welcome, commit: pairingCommit } = await pairing.commit({ add: [keyPackage], aad });
+      const { welcome, commit: pairingCommit } = await this.#withOwnProof(pairingCommitContent(this.#state.counter, added), BigInt(pairing.epoch), (aad) => pairing.commit({ add: [keyPackage], aad }));
       await pairing.mergePendingCommit();
       if (!welcome) throw new MlsError('INTERNAL', 'adding the partner produced no Welcome');
       const joinerLeaf = pairing.members().find((m) => bytesEqual(m.signatureKey, joinerKey))?.leafIndex;
@@ -514,7 +527,7 @@ export class PairedDevice {
         proof: new Uint8Array(0),
       };
       const content = provenContent(unproven);
-      const body = encodePairingMessage({ ...unproven, proof: await this.#proofOf(content, BigInt(pairing.epoch), this.#state.ownLeaf) });
+      const body = await this.#withOwnProof(content, BigInt(pairing.epoch), async (proof) => encodePairingMessage({ ...unproven, proof }));
       content.fill(0);
       keyPair.fill(0);
       try {
@@ -589,7 +602,7 @@ export class PairedDevice {
           // the inviter may be a stolen copy of a device already paired, which
           // signed the InitPairing of a fork of its own (docs/PROTOCOL.md §4.3).
           // (With a seed, the proof only shows the sender holds that seed.)
-          if (!proofsEqual(await this.#proofOf(content, epoch, senderLeaf), message.proof)) {
+          if (!(await this.#proofMatches(content, epoch, senderLeaf, message.proof))) {
             throw pairingRejected('no-proof', 'ShareRand without a valid vault proof');
           }
         } finally {
@@ -598,16 +611,14 @@ export class PairedDevice {
         const anchor: Identity = { identity: message.anchorIdentity, signaturePublicKey: new Uint8Array(0), ciphersuite: message.ciphersuite };
         this.#state = { ...this.#state, mode: message.mode, anchor, counter: message.counter, activeLeaf: senderLeaf, established: true };
         await savePairingState(this.client, this.#state);
-        const accept = await this.pairingGroup.encrypt(
-          encodePairingMessage({ type: 'accept', seedConfirmation: await this.#seedConfirmation() }),
-        );
+        const accept = await usedOnce(this.#seedConfirmation(), (seedConfirmation) => usedOnce(encodePairingMessage({ type: 'accept', seedConfirmation }), (body) => this.pairingGroup.encrypt(body)));
         return { type: 'shareRandApplied', anchor, accept };
       }
       case 'accept': {
         if (this.role !== 'active') throw pairingRejected('unexpected', 'Accept received by a passive device');
         const awaiting = this.#state.awaitingAccept ?? [];
         if (!awaiting.includes(senderLeaf)) throw pairingRejected('unexpected', 'Accept from a device that was not invited, or twice');
-        if (!bytesEqual(message.seedConfirmation, await this.#seedConfirmation())) {
+        if (!(await usedOnce(this.#seedConfirmation(), (ours) => bytesEqual(message.seedConfirmation, ours)))) {
           // The confirmation is the Accept's vault proof.
           throw pairingRejected('no-proof', 'the partner holds another seed');
         }
@@ -647,11 +658,20 @@ export class PairedDevice {
     return vaultProof(this.#requireVault(), this.#state.pairingGroupId, epoch, senderLeaf, content);
   }
 
-  /** Encrypt `message` in the pairing group with its vault proof. */
+  /** Whether `given` is the vault proof over `content` as sent by `senderLeaf` in pairing epoch `epoch`; the proof computed is wiped. */
+  #proofMatches(content: Uint8Array, epoch: bigint, senderLeaf: number, given: Uint8Array): Promise<boolean> {
+    return usedOnce(this.#proofOf(content, epoch, senderLeaf), (expected) => proofsEqual(expected, given));
+  }
+
+  /** `use` of this device's vault proof over `content` in pairing epoch `epoch`, wiped once `use` is done. */
+  #withOwnProof<T>(content: Uint8Array, epoch: bigint, use: (proof: Uint8Array) => Promise<T>): Promise<T> {
+    return usedOnce(this.#proofOf(content, epoch, this.#state.ownLeaf), use);
+  }
+
+  /** Encrypt `message` in the pairing group with its vault proof (the proof and the plaintext wiped after). */
   async #sendProven(message: ProvenMessage): Promise<Uint8Array> {
     const pairing = this.pairingGroup;
-    const proof = await this.#proofOf(provenContent(message), BigInt(pairing.epoch), this.#state.ownLeaf);
-    return pairing.encrypt(encodePairingMessage({ ...message, proof }));
+    return this.#withOwnProof(provenContent(message), BigInt(pairing.epoch), (proof) => usedOnce(encodePairingMessage({ ...message, proof }), (body) => pairing.encrypt(body)));
   }
 
   /**
@@ -662,8 +682,7 @@ export class PairedDevice {
    * vault can produce the proof.
    */
   async #verifyProof(message: ProvenMessage, epoch: bigint, senderLeaf: number): Promise<void> {
-    const expected = await this.#proofOf(provenContent(message), epoch, senderLeaf);
-    if (!proofsEqual(expected, message.proof)) throw pairingRejected('no-proof', `${message.type} without a valid vault proof`);
+    if (!(await this.#proofMatches(provenContent(message), epoch, senderLeaf, message.proof))) throw pairingRejected('no-proof', `${message.type} without a valid vault proof`);
     const counter = this.#state.counter;
     if (message.counter < counter) throw pairingRejected('replay', `${message.type} for counter ${message.counter}, already past (${counter})`);
     if (message.counter !== counter) throw pairingRejected('stale', `${message.type} for counter ${message.counter}, expected ${counter}`);
@@ -1035,11 +1054,14 @@ export class PairedDevice {
         const notify = parsed.message;
         if (parsed.senderLeaf !== this.#state.activeLeaf) throw notifyRejected('forged', 'the Notify is not from the active device');
         if (notify.counter !== expected) throw notifyRejected('counter', `Notify for counter ${notify.counter}, expected ${expected}`);
-        const proof = await this.#proofOf(provenContent(notify), parsed.epoch, parsed.senderLeaf);
-        if (!proofsEqual(proof, notify.proof)) throw notifyRejected('no-proof', 'the Notify carries no valid vault proof');
+        if (!(await this.#proofMatches(provenContent(notify), parsed.epoch, parsed.senderLeaf, notify.proof))) throw notifyRejected('no-proof', 'the Notify carries no valid vault proof');
         if (!bytesEqual(notify.commitRef, await sha256(update.commit))) throw notifyRejected('commit-mismatch', 'the commit is not the one the Notify names');
-        const followed = notify.kind === 'enroll' ? await this.#followEnroll(notify, update.commit) : await this.#followUpdate(notify, update.commit);
-        return { type: 'pairedUpdateApplied', kind: notify.kind, groupId: notify.groupId, counter: notify.counter, ...followed } as const;
+        // Several passive devices share the pairing (§4.7): an enrolment of a
+        // group this device already follows is another device's (`reenroll`),
+        // and here a paired update like any other (its state not imported).
+        const kind = notify.kind === 'enroll' && this.#state.groups.includes(toHex(notify.groupId)) ? 'update' : notify.kind;
+        const followed = kind === 'enroll' ? await this.#followEnroll(notify, update.commit) : await this.#followUpdate(notify, update.commit);
+        return { type: 'pairedUpdateApplied', kind, groupId: notify.groupId, counter: notify.counter, ...followed } as const;
       });
     } catch (err) {
       if (err instanceof PairingError && err.code === 'NOTIFY_REJECTED') throw err;
@@ -1065,7 +1087,6 @@ export class PairedDevice {
    */
   async #followEnroll(notify: Notify, commit: Uint8Array): Promise<{ epoch: number; anchorSignatureKey: Uint8Array }> {
     const hex = toHex(notify.groupId);
-    if (this.#state.groups.includes(hex)) throw notifyRejected('commit-mismatch', 'the group is already enrolled');
     if (this.client.groupIds().some((id) => bytesEqual(id, notify.groupId))) {
       throw notifyRejected('commit-mismatch', 'this device already holds the group outside the pairing');
     }
@@ -1177,8 +1198,7 @@ export class PairedDevice {
       throw pairingRejected('no-proof', 'a pairing-group commit that is neither a derivation step nor a proven add');
     }
     const content = pairingCommitContent(c.counter, await addedDigest(adds.map((a) => a.signatureKey)));
-    const expected = await this.#proofOf(content, BigInt(staged.epoch), sender);
-    if (!proofsEqual(expected, aad)) throw pairingRejected('no-proof', 'an add to the pairing group without a valid vault proof');
+    if (!(await this.#proofMatches(content, BigInt(staged.epoch), sender, aad))) throw pairingRejected('no-proof', 'an add to the pairing group without a valid vault proof');
   }
 
   // -------------------------------------------------------------------------
