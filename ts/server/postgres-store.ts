@@ -37,6 +37,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS ds_log_digest ON ds_log (group_id, digest);
 CREATE TABLE IF NOT EXISTS ds_welcome_blobs (id BIGSERIAL PRIMARY KEY, group_id TEXT NOT NULL, welcome BYTEA NOT NULL, refs INT NOT NULL);
 CREATE TABLE IF NOT EXISTS ds_welcomes (id BIGSERIAL PRIMARY KEY, recipient TEXT NOT NULL, blob_id BIGINT NOT NULL, payer TEXT, charge BIGINT NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS ds_pairings (anchor TEXT NOT NULL, device TEXT NOT NULL, PRIMARY KEY (anchor, device));
+CREATE INDEX IF NOT EXISTS ds_pairings_device ON ds_pairings (device);
 CREATE TABLE IF NOT EXISTS ds_pairing_requests (anchor TEXT NOT NULL, device TEXT NOT NULL, side TEXT NOT NULL, at BIGINT NOT NULL, PRIMARY KEY (anchor, device, side));
 CREATE INDEX IF NOT EXISTS ds_pairing_requests_at ON ds_pairing_requests (at);
 CREATE INDEX IF NOT EXISTS ds_welcomes_recipient ON ds_welcomes (recipient, id);
@@ -796,5 +797,10 @@ export class PostgresDeliveryStore implements DeliveryStore {
   async devicesOf(anchor: string): Promise<string[]> {
     const { rows } = await this.#pool.query('SELECT device FROM ds_pairings WHERE anchor = $1 ORDER BY device', [anchor]);
     return rows.map((r) => r.device);
+  }
+
+  async anchorsOf(device: string): Promise<string[]> {
+    const { rows } = await this.#pool.query('SELECT anchor FROM ds_pairings WHERE device = $1 ORDER BY anchor', [device]);
+    return rows.map((r) => r.anchor);
   }
 }

@@ -43,6 +43,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS log_digest ON log (group_id, digest);
 CREATE TABLE IF NOT EXISTS welcome_blobs (id INTEGER PRIMARY KEY AUTOINCREMENT, group_id TEXT NOT NULL, welcome BLOB NOT NULL, refs INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS welcomes (id INTEGER PRIMARY KEY AUTOINCREMENT, recipient TEXT NOT NULL, blob_id INTEGER NOT NULL, payer TEXT, charge INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS pairings (anchor TEXT NOT NULL, device TEXT NOT NULL, PRIMARY KEY (anchor, device));
+CREATE INDEX IF NOT EXISTS pairings_device ON pairings (device);
 CREATE TABLE IF NOT EXISTS pairing_requests (anchor TEXT NOT NULL, device TEXT NOT NULL, side TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (anchor, device, side));
 CREATE INDEX IF NOT EXISTS pairing_requests_at ON pairing_requests (at);
 CREATE INDEX IF NOT EXISTS welcomes_recipient ON welcomes (recipient, id);
@@ -515,5 +516,9 @@ export class SqliteDeliveryStore implements DeliveryStore {
 
   async devicesOf(anchor: string): Promise<string[]> {
     return (this.#db.prepare('SELECT device FROM pairings WHERE anchor = ? ORDER BY device').all(anchor) as { device: string }[]).map((r) => r.device);
+  }
+
+  async anchorsOf(device: string): Promise<string[]> {
+    return (this.#db.prepare('SELECT anchor FROM pairings WHERE device = ? ORDER BY anchor').all(device) as { anchor: string }[]).map((r) => r.anchor);
   }
 }

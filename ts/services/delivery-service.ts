@@ -724,9 +724,15 @@ export class DeliveryService {
     return (await this.#actsFor(group, client)) !== undefined;
   }
 
-  /** The member `client` acts for in the group: itself, or the first member it is a registered device of. */
+  /** The member `client` acts for in the group: itself, or the first member on the list it is a registered device of. */
   async #actsFor(group: GroupRecord, client: string): Promise<string | undefined> {
     if (group.members.includes(client)) return client;
+    // One lookup: asking each member's devices made every request of a
+    // non-member (any registered client) cost a query per member.
+    if (this.store.anchorsOf) {
+      const anchors = new Set(await this.store.anchorsOf(client));
+      return group.members.find((m) => anchors.has(m));
+    }
     for (const m of group.members) if ((await this.store.devicesOf(m)).includes(client)) return m;
     return undefined;
   }

@@ -329,6 +329,14 @@ export interface DeliveryStore {
   /** What `clientId` has stored. */
   usage(clientId: string): Promise<StorageUsage>;
   devicesOf(anchor: string): Promise<string[]>;
+  /**
+   * The anchors `device` is a registered device of (the reverse of
+   * `devicesOf`, one lookup). Optional for a custom store: without it the
+   * DS asks `devicesOf` of every member of a group to place a client that
+   * is not on its member list, a query per member on every request of such
+   * a client (docs/PROTOCOL.md §8.3).
+   */
+  anchorsOf?(device: string): Promise<string[]>;
 
   /**
    * Be told of every message appended to any group, also by other servers
@@ -714,5 +722,9 @@ export class MemoryDeliveryStore implements DeliveryStore {
 
   async devicesOf(anchor: string): Promise<string[]> {
     return [...(this.#pairings.get(anchor) ?? [])];
+  }
+
+  async anchorsOf(device: string): Promise<string[]> {
+    return [...this.#pairings].filter(([, devices]) => devices.has(device)).map(([anchor]) => anchor).sort();
   }
 }
