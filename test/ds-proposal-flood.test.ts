@@ -349,6 +349,31 @@ async function shareRules(stores: DeliveryStore[]): Promise<void> {
   expect(await store.readLog(g, 10, 100)).toHaveLength(4);
 }
 
+/**
+ * The DS's own proposals on `stores` are counted apart, under its name
+ * (re-review): they used to share the members' count, so each intent the DS
+ * proposed took a slot of the members' part and cut into a member's share.
+ */
+async function dsApartRules(stores: DeliveryStore[]): Promise<void> {
+  const g = `g${Math.random().toString(36).slice(2, 8)}`;
+  const [store] = stores as [DeliveryStore];
+  let n = 0;
+  const post = (sender: string, budget: Parameters<DeliveryStore['append']>[3]) =>
+    stores[n % stores.length]!.append({ groupId: g, sender, bytes: new Uint8Array(50).fill(++n & 255), digest: `${g}-${n}-${Math.random()}` }, undefined, undefined, budget).then(
+      () => 'ok',
+      (e: EpochProposalsFullError) => `${e.scope}${e.memberId === undefined ? '' : ` ${e.memberId}`}`,
+    );
+  // A members' part of 4, two members with shares of 2; the DS's own: 1.
+  const member = (id: string) => post(id, { count: 4, bytes: 1000, member: { id, count: 2, bytes: 500 }, epoch: 0 });
+  const own = () => post('delivery-service', { member: { id: 'delivery-service', count: 1, bytes: 100 }, epoch: 0 });
+  expect(await store.insertGroup({ groupId: g, epoch: 0, members: ['alice', 'bob'], consistency: 'strong' })).toBe(true);
+  const answers = [];
+  for (const p of [own, () => member('bob'), () => member('bob'), () => member('alice'), () => member('alice'), own]) answers.push(await p());
+  // Before: alice's second was the epoch's refusal, the DS's intent holding one of the members' 4.
+  expect(answers).toEqual(['ok', 'ok', 'ok', 'ok', 'ok', 'member delivery-service']);
+  expect(await store.readLog(g, 0, 100)).toHaveLength(5);
+}
+
 describe("SQLite's synchronous = COMMITS (PROTOCOL §8.1 audit)", () => {
   it('relaxes application messages only: a proposal, which a commit may cover by reference, is synced like a commit', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'paired-mls-flood-sync-')), 'ds.sqlite');
@@ -393,6 +418,7 @@ describe('each store counts an epoch\'s proposals in the transaction that logs t
   it('in memory', async () => {
     await budgetRules([new MemoryDeliveryStore()]);
     await shareRules([new MemoryDeliveryStore()]);
+    await dsApartRules([new MemoryDeliveryStore()]);
   });
 
   it('on SQLite', async () => {
@@ -400,6 +426,7 @@ describe('each store counts an epoch\'s proposals in the transaction that logs t
     try {
       await budgetRules([store]);
       await shareRules([store]);
+      await dsApartRules([store]);
     } finally {
       store.close();
     }
@@ -410,6 +437,7 @@ describe('each store counts an epoch\'s proposals in the transaction that logs t
     try {
       await budgetRules(stores);
       await shareRules(stores);
+      await dsApartRules(stores);
     } finally {
       for (const s of stores) await s.close();
     }

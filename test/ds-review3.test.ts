@@ -255,6 +255,12 @@ describe('third review of the DS (SQLite)', () => {
         status: 403,
         body: { reason: 'forbidden', error: 'a paired device cannot make itself a member (forbidden)' },
       });
+      // Nor a new member's proposal (sender type 3): members queued it and covered it by reference.
+      const newMemberProposal = new Uint8Array([0, 1, 0, 1, gid.length, ...gid, ...new Uint8Array(new BigUint64Array([BigInt(alice.group.epoch)]).buffer).reverse(), 3, 0, 2, 0, 1]);
+      expect(await raw(s.url, 'POST', `/v1/groups/${toHex(gid)}/messages`, { message: b64(newMemberProposal) }, token)).toMatchObject({
+        status: 403,
+        body: { reason: 'forbidden', error: "a paired device cannot post a new member's proposal (forbidden)" },
+      });
       const body = {
         message: b64(joined.commit),
         ...(verifyCommits ? { groupInfo: b64(await joined.group.exportGroupInfo()) } : { added: [phone.name], welcome: b64(welcome!) }),

@@ -655,7 +655,9 @@ export class PostgresDeliveryStore implements DeliveryStore {
           member: share && { epoch: Number(share.epoch), count: Number(share.count), bytes: Number(share.bytes) },
         };
         const counted = countProposalWithShare(message.groupId, Number(r.epoch), stored, message.bytes.length, budget);
-        await c.query('UPDATE ds_groups SET proposals_epoch = $2, epoch_proposals = $3, epoch_proposal_bytes = $4 WHERE group_id = $1', [message.groupId, counted.epoch.epoch, counted.epoch.count, counted.epoch.bytes]);
+        if (counted.epoch) {
+          await c.query('UPDATE ds_groups SET proposals_epoch = $2, epoch_proposals = $3, epoch_proposal_bytes = $4 WHERE group_id = $1', [message.groupId, counted.epoch.epoch, counted.epoch.count, counted.epoch.bytes]);
+        }
         if (budget.member && counted.member) {
           await c.query(
             'INSERT INTO ds_member_proposals (group_id, member, epoch, count, bytes) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (group_id, member) DO UPDATE SET epoch = $3, count = $4, bytes = $5',

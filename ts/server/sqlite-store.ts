@@ -388,7 +388,9 @@ export class SqliteDeliveryStore implements DeliveryStore {
         const share = budget.member && (this.#db.prepare('SELECT epoch, count, bytes FROM member_proposals WHERE group_id = ? AND member = ?').get(message.groupId, budget.member.id) as ProposalCount | undefined);
         const stored = { epoch: { epoch: group.proposals_epoch, count: group.epoch_proposals, bytes: group.epoch_proposal_bytes }, member: share };
         const counted = countProposalWithShare(message.groupId, group.epoch, stored, message.bytes.length, budget);
-        this.#db.prepare('UPDATE groups SET proposals_epoch = ?, epoch_proposals = ?, epoch_proposal_bytes = ? WHERE group_id = ?').run(counted.epoch.epoch, counted.epoch.count, counted.epoch.bytes, message.groupId);
+        if (counted.epoch) {
+          this.#db.prepare('UPDATE groups SET proposals_epoch = ?, epoch_proposals = ?, epoch_proposal_bytes = ? WHERE group_id = ?').run(counted.epoch.epoch, counted.epoch.count, counted.epoch.bytes, message.groupId);
+        }
         if (budget.member && counted.member) {
           this.#db
             .prepare('INSERT OR REPLACE INTO member_proposals (group_id, member, epoch, count, bytes) VALUES (?, ?, ?, ?, ?)')

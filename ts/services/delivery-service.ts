@@ -14,7 +14,7 @@ import { ExternalSender } from '../intents/external-sender.js';
 import { IntentError } from '../intents/intent-error.js';
 import { validateIntentPublic } from '../intents/intent-operations.js';
 import type { LeafOperationIntent } from '../intents/leaf-operation-intent.js';
-import { EpochProposalsFullError, MemoryDeliveryStore, StorageQuotaError, type DeliveryStore, type EpochProposalBudget, type GroupRecord, type LoggedMessage, type PendingWelcome, type StorageQuota, type StoredKeyPackage } from './delivery-store.js';
+import { EpochProposalsFullError, MemoryDeliveryStore, StorageQuotaError, type DeliveryStore, type EpochProposalBudget, type ProposalLimit, type GroupRecord, type LoggedMessage, type PendingWelcome, type StorageQuota, type StoredKeyPackage } from './delivery-store.js';
 import type { CredentialCheck } from './credential-check.js';
 export type { CredentialCheck } from './credential-check.js';
 import { externalCommitTbs, groupContextOf, groupInfoFits, isWelcome, readExternalCommit, welcomeRecipients } from './ds-checks.js';
@@ -171,7 +171,7 @@ export class DeliveryService {
   readonly #pageBytes: number;
   /** How many proposals, and bytes of them, an epoch may hold: the DS's own, members' (docs/PROTOCOL.md §8.6). */
   readonly #ownProposals: EpochProposalBudget;
-  readonly #membersProposals: EpochProposalBudget;
+  readonly #membersProposals: ProposalLimit;
   readonly #now: () => number;
   readonly #maxLifetime: number;
   readonly #retention: number;
@@ -194,8 +194,9 @@ export class DeliveryService {
     // An epoch holds no more proposals than a verified commit reads (#epochProposals); an eighth of that is the DS's own.
     if (!(this.#pageSize >= 2 && this.#pageBytes >= 2)) throw new MlsError('INVALID_ARGUMENT', 'pageSize and pageBytes must be at least 2');
     const membersShare = (n: number) => n - Math.max(1, Math.floor(n / 8));
-    this.#ownProposals = { count: this.#pageSize, bytes: this.#pageBytes };
     this.#membersProposals = { count: membersShare(this.#pageSize), bytes: membersShare(this.#pageBytes) };
+    // The DS's own are counted apart, under its name: they never take the members' part, nor members' theirs.
+    this.#ownProposals = { member: { id: DS_SENDER, count: this.#pageSize - this.#membersProposals.count, bytes: this.#pageBytes - this.#membersProposals.bytes } };
     this.#now = options.now ?? (() => Math.floor(Date.now() / 1000));
     this.#maxLifetime = options.maxKeyPackageLifetime ?? 90 * 24 * 3600;
     this.#retention = options.retention ?? 100_000;
@@ -450,6 +451,10 @@ export class DeliveryService {
     // would move the group's epoch unchecked as one (default mode: its leaf
     // then in the tree, off the member list, outliving the pairing there).
     if (!joining && member !== sender && header.senderType === 4) throw new DsError('forbidden', 'a paired device cannot make itself a member');
+    // Nor a new member's proposal (sender type 3, an Add signed by the
+    // KeyPackage it carries): members would queue it and commit it by
+    // reference, adding whatever it names.
+    if (!joining && member !== sender && header.senderType === 3) throw new DsError('forbidden', "a paired device cannot post a new member's proposal");
     if (joining) {
       // A non-member may only send an external commit (a PublicMessage from
       // a new member, RFC 9420 §12.4.3.2), and only to a group open to them.

@@ -157,15 +157,18 @@ export interface ProposalLimit {
 }
 
 /**
- * The proposals an epoch may hold (docs/PROTOCOL.md §8.6): `count`, and
- * `bytes` of them; with `member`, the share of those one member (`id`, a
- * client on the group's member list) may hold, its paired devices' included.
- * With `epoch` (the proposal's, in a strongly consistent group) the proposal
- * is logged only while the group is still at that epoch: a commit that moved
- * it meanwhile would have it counted in the next epoch, against the shares of
- * another member list.
+ * What a proposal may take of its epoch (docs/PROTOCOL.md §8.6). `count`
+ * and `bytes`: the limit of the group's count for the epoch, which all
+ * members' proposals share (the members' part); absent, the proposal is
+ * not in that count (the DS's own, each counted under its own `member` id
+ * only). `member`: the share of one member (`id`, a client on the group's
+ * member list, its paired devices' proposals included; the DS's own under
+ * its name). With `epoch` (the proposal's, in a strongly consistent group)
+ * the proposal is logged only while the group is still at that epoch: a
+ * commit that moved it meanwhile would have it counted in the next epoch,
+ * against the shares of another member list.
  */
-export interface EpochProposalBudget extends ProposalLimit {
+export interface EpochProposalBudget extends Partial<ProposalLimit> {
   member?: ProposalLimit & { id: string };
   epoch?: number;
 }
@@ -211,16 +214,17 @@ export function countProposal(groupId: string, epoch: number, stored: ProposalCo
   return { epoch, count: held.count + 1, bytes: held.bytes + size };
 }
 
-/** Both counts after one more proposal within `budget`: the epoch's, and its member's when the budget has a share (see `countProposal`). */
+/** The counts after one more proposal within `budget`: the group's, when the budget limits it, and its member's, when the budget has a share (see `countProposal`). */
 export function countProposalWithShare(
   groupId: string,
   epoch: number,
   stored: { epoch: ProposalCount | undefined; member: ProposalCount | undefined },
   size: number,
   budget: EpochProposalBudget,
-): { epoch: ProposalCount; member: ProposalCount | undefined } {
+): { epoch: ProposalCount | undefined; member: ProposalCount | undefined } {
   const member = budget.member && countProposal(groupId, epoch, stored.member, size, budget.member, budget.member.id);
-  return { epoch: countProposal(groupId, epoch, stored.epoch, size, budget), member };
+  const shared = budget.count !== undefined && budget.bytes !== undefined ? { count: budget.count, bytes: budget.bytes } : undefined;
+  return { epoch: shared && countProposal(groupId, epoch, stored.epoch, size, shared), member };
 }
 
 /** Throws `StorageQuotaError` when `usage` (after adding `delta`) is past `quota`; a change that adds nothing is never refused. */
@@ -625,7 +629,7 @@ export class MemoryDeliveryStore implements DeliveryStore {
     }
     this.#count(message.sender, charge);
     if (proposals) {
-      this.#epochProposals.set(message.groupId, proposals.epoch);
+      if (proposals.epoch) this.#epochProposals.set(message.groupId, proposals.epoch);
       if (budget?.member && proposals.member) this.#memberProposals.set(message.groupId, (shares ?? new Map()).set(budget.member.id, proposals.member));
     }
     log.push({ ...message, seq });
