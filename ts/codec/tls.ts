@@ -68,16 +68,29 @@ export class Writer {
   list<T>(items: readonly T[], item: (w: Writer, value: T) => void): this {
     const inner = new Writer();
     for (const value of items) item(inner, value);
-    return this.vector(inner.finish());
+    const body = inner.finish();
+    try {
+      return this.vector(body);
+    } finally {
+      body.fill(0);
+    }
   }
 
+  /**
+   * The encoding, once: the writer's own copies of what it was given are
+   * wiped and dropped (a message may carry a secret: a proof, a seed), so
+   * it is empty afterwards.
+   */
   finish(): Uint8Array {
     const out = new Uint8Array(this.#length);
     let offset = 0;
     for (const chunk of this.#chunks) {
       out.set(chunk, offset);
       offset += chunk.length;
+      chunk.fill(0);
     }
+    this.#chunks = [];
+    this.#length = 0;
     return out;
   }
 }

@@ -618,7 +618,7 @@ export class PairedDevice {
         if (this.role !== 'active') throw pairingRejected('unexpected', 'Accept received by a passive device');
         const awaiting = this.#state.awaitingAccept ?? [];
         if (!awaiting.includes(senderLeaf)) throw pairingRejected('unexpected', 'Accept from a device that was not invited, or twice');
-        if (!(await usedOnce(this.#seedConfirmation(), (ours) => bytesEqual(message.seedConfirmation, ours)))) {
+        if (!(await usedOnce(message.seedConfirmation, (theirs) => usedOnce(this.#seedConfirmation(), (ours) => bytesEqual(theirs, ours))))) {
           // The confirmation is the Accept's vault proof.
           throw pairingRejected('no-proof', 'the partner holds another seed');
         }
@@ -658,9 +658,9 @@ export class PairedDevice {
     return vaultProof(this.#requireVault(), this.#state.pairingGroupId, epoch, senderLeaf, content);
   }
 
-  /** Whether `given` is the vault proof over `content` as sent by `senderLeaf` in pairing epoch `epoch`; the proof computed is wiped. */
+  /** Whether `given` is the vault proof over `content` as sent by `senderLeaf` in pairing epoch `epoch`; both the proof computed and `given` (the received message's copy) are wiped. */
   #proofMatches(content: Uint8Array, epoch: bigint, senderLeaf: number, given: Uint8Array): Promise<boolean> {
-    return usedOnce(this.#proofOf(content, epoch, senderLeaf), (expected) => proofsEqual(expected, given));
+    return usedOnce(given, () => usedOnce(this.#proofOf(content, epoch, senderLeaf), (expected) => proofsEqual(expected, given)));
   }
 
   /** `use` of this device's vault proof over `content` in pairing epoch `epoch`, wiped once `use` is done. */
