@@ -186,7 +186,13 @@ interface Stream {
   unsent: Set<() => void>;
   /** When a frame was last handed to the kernel (or the first of `unsent` sent). */
   progressAt: number;
+  /** The wait before reading the log again after the store failed (a database restarting), doubled on each failure; 0 after a read that worked. */
+  retryMs: number;
 }
+
+/** First and longest wait before a stream reads the log again after the store failed. */
+const STREAM_RETRY_FIRST_MS = 250;
+const STREAM_RETRY_MAX_MS = 5_000;
 
 /** A reply larger than this is refused, not sent, while its address holds its budget of unsent reply bytes; a smaller one (an answer to a change: a sequence number, `{}`) is always sent. */
 const SMALL_REPLY = 16 * 1024;
@@ -753,7 +759,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   function openStream(ws: WebSocket, who: { client: string; key?: string }, group: Uint8Array, after: number, ip: string): void {
     const groupHex = toHex(group);
     const client = who.client;
-    const sub: Stream = { ws, client, key: who.key, group, sent: after, busy: false, dirty: true, pausedSince: undefined, buffered: 0, ip, unsent: new Set(), progressAt: Date.now() };
+    const sub: Stream = { ws, client, key: who.key, group, sent: after, busy: false, dirty: true, pausedSince: undefined, buffered: 0, ip, unsent: new Set(), progressAt: Date.now(), retryMs: 0 };
     const set = streams.get(groupHex) ?? new Set();
     set.add(sub);
     streams.set(groupHex, set);
@@ -807,6 +813,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
           // A client (or session key) revoked since it connected gets nothing more.
           if (!(await stillValid(sub))) throw new DsError('unauthenticated', 'the client or its key was revoked');
           const batch = await ds.poll(sub.client, sub.group, sub.sent);
+          sub.retryMs = 0;
           if (batch.length === 0) break;
           for (const m of batch) {
             if (sub.ws.readyState !== sub.ws.OPEN) return;
@@ -829,8 +836,18 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
         }
       }
     } catch (err) {
-      // Removed from the group (or its pairing ceased) since: the stream ends.
-      sub.ws.close(1008, err instanceof DsError ? err.reason : 'error');
+      if (err instanceof DsError) {
+        // Removed from the group (or its pairing ceased, or revoked) since: the stream ends.
+        sub.ws.close(1008, err.reason);
+      } else {
+        // The store failed (a database restarting): the stream stays, and
+        // reads again after a wait (it used to close every stream the
+        // failure reached, and each client had to open it again).
+        console.error('ds: internal error (a stream reads again later)', err);
+        sub.retryMs = Math.min(STREAM_RETRY_MAX_MS, sub.retryMs === 0 ? STREAM_RETRY_FIRST_MS : sub.retryMs * 2);
+        sub.dirty = true;
+        setTimeout(() => void pump(sub), sub.retryMs).unref();
+      }
     } finally {
       sub.busy = false;
     }
