@@ -6,11 +6,19 @@
  * rejects trailing bytes, so one value has exactly one encoding.
  */
 
-export class CodecError extends Error {
+import { MlsError } from '../mls/errors.js';
+
+export class CodecError extends MlsError<'MALFORMED'> {
   constructor(message: string) {
-    super(message);
+    super('MALFORMED', message);
     this.name = 'CodecError';
   }
+}
+
+/** `value` when it is a whole number from 0 to `max`, else CodecError. */
+function uint(value: number, max: number, what: string): number {
+  if (!Number.isInteger(value) || value < 0 || value > max) throw new CodecError(`${what} ${String(value)} out of range`);
+  return value;
 }
 
 /** Largest length the 4-byte varint can carry (RFC 9420 §2.1.2). */
@@ -27,23 +35,29 @@ export class Writer {
     return this;
   }
 
+  // The integer writers refuse what their type cannot hold (it used to be
+  // masked: a leaf index of 2^32 + 1 or 1.5 was written as 1, and a
+  // signature over the encoding then held for the value given).
   u8(value: number): this {
-    return this.#push(Uint8Array.of(value & 0xff));
+    return this.#push(Uint8Array.of(uint(value, 0xff, 'uint8')));
   }
 
   u16(value: number): this {
-    return this.#push(Uint8Array.of((value >>> 8) & 0xff, value & 0xff));
+    const v = uint(value, 0xffff, 'uint16');
+    return this.#push(Uint8Array.of(v >>> 8, v & 0xff));
   }
 
   u32(value: number): this {
     const out = new Uint8Array(4);
-    new DataView(out.buffer).setUint32(0, value >>> 0);
+    new DataView(out.buffer).setUint32(0, uint(value, 0xffffffff, 'uint32'));
     return this.#push(out);
   }
 
   u64(value: bigint | number): this {
+    const v = typeof value === 'bigint' ? value : Number.isSafeInteger(value) ? BigInt(value) : -1n;
+    if (v < 0n || v > 0xffffffffffffffffn) throw new CodecError(`uint64 ${String(value)} out of range`);
     const out = new Uint8Array(8);
-    new DataView(out.buffer).setBigUint64(0, BigInt(value));
+    new DataView(out.buffer).setBigUint64(0, v);
     return this.#push(out);
   }
 

@@ -103,8 +103,15 @@ export function leavesRemovedBy(group: Group, intent: LeafOperationIntent): numb
  * `IntentError`, or `MlsError` `INVALID_GROUP_INFO`.
  */
 export function validateIntentPublic(client: MlsClient, groupInfo: Uint8Array, intent: LeafOperationIntent): number[] {
-  const { proposalType, payload } = intentProposal(intent);
-  return client.publicRemovedLeaves(groupInfo, proposalType, payload);
+  let proposal;
+  try {
+    proposal = intentProposal(intent);
+  } catch (err) {
+    // As validateIntent: an intent that cannot be encoded (an unknown removal mode, a field out of range) is no intent.
+    if (err instanceof CodecError) throw new IntentError('malformed', `unencodable intent: ${err.message}`);
+    throw err;
+  }
+  return client.publicRemovedLeaves(groupInfo, proposal.proposalType, proposal.payload);
 }
 
 /** The LeafOperationProposal body of `intent`, for `group.commit({ custom })` or a proposal. */

@@ -6,4 +6,4 @@ export { startDeliveryServer, defaultRegistrationPolicy, type DeliveryServerOpti
 export { SqliteDeliveryStore, DS_SCHEMA_VERSION } from './sqlite-store.js';
 export { PostgresDeliveryStore, PG_CONNECT_TIMEOUT_MS, PG_QUERY_TIMEOUT_MS, type PostgresStoreOptions } from './postgres-store.js';
 export { SqliteStorageAdapter, SQLITE_STORAGE_FORMAT, type SqliteStorageOptions } from './sqlite-storage.js';
-export { PeerDependencyError, type PeerDependency } from './peer-dependency.js';
+export { PeerDependencyError, SERVER_ERROR_CODES, type PeerDependency } from './peer-dependency.js';

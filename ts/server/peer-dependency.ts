@@ -7,19 +7,22 @@
  * module-resolution failure at import time.
  */
 import { createRequire } from 'node:module';
+import { MlsError, registerErrorCodes } from '../mls/errors.js';
 
 /** The optional peer dependencies of `paired-mls/server`. */
 export type PeerDependency = 'better-sqlite3' | 'pg' | 'ws';
 
-/** A feature of `paired-mls/server` needs a peer dependency that is not installed. */
-export class PeerDependencyError extends Error {
-  /** Stable code of this failure. */
-  readonly code = 'PEER_DEPENDENCY_MISSING';
+/** The error codes of `paired-mls/server`'s own failures. */
+export const SERVER_ERROR_CODES = ['PEER_DEPENDENCY_MISSING'] as const;
+registerErrorCodes(SERVER_ERROR_CODES);
+
+/** A feature of `paired-mls/server` needs a peer dependency that is not installed: an `MlsError` with code `PEER_DEPENDENCY_MISSING`. */
+export class PeerDependencyError extends MlsError<(typeof SERVER_ERROR_CODES)[number]> {
   /** The package to install (`npm install <dependency>`). */
   readonly dependency: PeerDependency;
 
   constructor(dependency: PeerDependency, feature: string) {
-    super(`${feature} needs the optional peer dependency "${dependency}": install it with \`npm install ${dependency}\``);
+    super('PEER_DEPENDENCY_MISSING', `${feature} needs the optional peer dependency "${dependency}": install it with \`npm install ${dependency}\``);
     this.name = 'PeerDependencyError';
     this.dependency = dependency;
   }

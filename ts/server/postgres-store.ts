@@ -178,7 +178,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
           await client.query('CREATE TABLE IF NOT EXISTS ds_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
           const { rows } = await client.query<{ value: string }>('SELECT value FROM ds_meta WHERE key = $1', ['schema']);
           const version = rows[0]?.value;
-          if (version !== undefined && version !== DS_SCHEMA_VERSION && !DS_MIGRATED_SCHEMAS.includes(version)) throw new Error(`database schema ${version}; this server reads ${DS_SCHEMA_VERSION}`);
+          if (version !== undefined && version !== DS_SCHEMA_VERSION && !DS_MIGRATED_SCHEMAS.includes(version)) throw new MlsError('STORAGE_FORMAT', `database schema ${version}; this server reads ${DS_SCHEMA_VERSION}`);
           await client.query('BEGIN');
           try {
             await client.query(SCHEMA);

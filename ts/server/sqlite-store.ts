@@ -6,6 +6,7 @@
 import type Database from 'better-sqlite3';
 import { peerDependency } from './peer-dependency.js';
 import { fromHex, toHex } from '../mls/bytes.js';
+import { MlsError } from '../mls/errors.js';
 import {
   AppendNotifier,
   type BindingRefusal,
@@ -151,7 +152,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
     this.#db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
     // The version first: another one is refused before anything changes.
     const version = (this.#db.prepare('SELECT value FROM meta WHERE key = ?').get('schema') as { value: string } | undefined)?.value;
-    if (version !== undefined && version !== DS_SCHEMA_VERSION && !DS_MIGRATED_SCHEMAS.includes(version)) throw new Error(`database schema ${version}; this server reads ${DS_SCHEMA_VERSION}`);
+    if (version !== undefined && version !== DS_SCHEMA_VERSION && !DS_MIGRATED_SCHEMAS.includes(version)) throw new MlsError('STORAGE_FORMAT', `database schema ${version}; this server reads ${DS_SCHEMA_VERSION}`);
     this.#db.transaction(() => {
       this.#db.exec(SCHEMA);
       if (version === '3') this.#db.exec(SQLITE_MIGRATION);

@@ -7,6 +7,7 @@
 import { bytesEqual, toHex } from '../mls/bytes.js';
 import type { Member } from '../mls/types.js';
 import type { LeafAssociation } from '../intents/leaf-association.js';
+import { DsError } from './delivery-service.js';
 
 /** A client's registered credential and signature key. */
 export interface CredentialBinding {
@@ -34,7 +35,7 @@ export class AuthenticationService {
   register(binding: Omit<CredentialBinding, 'revoked'>): void {
     const key = toHex(binding.signatureKey);
     const existing = this.#byKey.get(key);
-    if (existing && existing.clientId !== binding.clientId) throw new RangeError('this signature key belongs to another client');
+    if (existing && existing.clientId !== binding.clientId) throw new DsError('registration-refused', 'this signature key belongs to another client');
     this.#byKey.set(key, { ...binding, revoked: false });
   }
 

@@ -5,7 +5,7 @@
  */
 import { toHex } from '../mls/bytes.js';
 import type { Identity, MlsClient } from '../mls/client.js';
-import { invalidArgument } from '../mls/errors.js';
+import { invalidArgument, MlsError } from '../mls/errors.js';
 import { DsError, type DsRejection, type SubmitExtras } from './delivery-service.js';
 import { signDsChallenge } from './ds-proof.js';
 
@@ -392,7 +392,7 @@ export class DeliveryClient {
    * next message of the log ends the stream, `onClose` getting a DsError (`malformed`).
    */
   stream(groupId: Uint8Array, after: number, onMessage: (m: DeliveredMessage) => void, onClose?: (error?: DsError) => void): () => void {
-    if (!this.#ws) throw new Error('no WebSocket implementation: pass one to the DeliveryClient constructor');
+    if (!this.#ws) throw new MlsError('UNSUPPORTED', 'no WebSocket implementation: pass { WebSocket } to DeliveryClient.register, DeliveryClient.login or the constructor');
     let ws: WebSocketLike | undefined;
     let stopped = false;
     let failure: DsError | undefined;
