@@ -6,6 +6,15 @@
  * rejects trailing bytes, so one value has exactly one encoding.
  */
 
+/**
+ * Thrown by `Reader` on malformed input (truncated, an invalid or
+ * non-minimal length prefix, trailing bytes) and by `Writer` on a length
+ * its varint cannot carry. A plain `Error`, not an `MlsError`: the
+ * decoders (`decodeIntent`, the pairing and DMLS message decoders, …)
+ * throw it, and the operations that take a received message
+ * (`PairedDevice.receive`, `DMember.unprotect`, …) turn it into their own
+ * typed error with code `malformed`.
+ */
 export class CodecError extends Error {
   constructor(message: string) {
     super(message);
