@@ -100,14 +100,14 @@ export async function run(log) {
       },
     ],
   ];
-  for (const [how, options] of attempts) {
+  for (const [i, [how, options]] of attempts.entries()) {
     const { commit } = await stolenGroup.commit({ remove: [bob.group.ownLeafIndex], ...options });
     await stolenGroup.clearPendingCommit();
     try {
       await bob.group.process(commit);
-      log(`6. the thief's commit ${how} was ACCEPTED (unexpected)`);
+      log(`6.${i + 1} the thief's commit ${how} was ACCEPTED (unexpected)`);
     } catch (err) {
-      log(`6. the thief's commit ${how}: rejected by bob [${err.code}] ${err.message}`);
+      log(`6.${i + 1} the thief's commit ${how}: rejected by bob [${err.code}] ${err.message}`);
     }
   }
 }

@@ -8,6 +8,16 @@
 
 import { MlsError } from '../mls/errors.js';
 
+/**
+ * Thrown by `Reader` on malformed input (truncated, an invalid or
+ * non-minimal length prefix, trailing bytes) and by `Writer` on a value its
+ * type cannot hold (an integer out of range, a length its varint cannot
+ * carry): an `MlsError` with code `MALFORMED`. The decoders
+ * (`decodeIntent`, the pairing and DMLS message decoders, …) throw it, and
+ * the operations that take a received message (`PairedDevice.receive`,
+ * `DMember.unprotect`, …) turn it into their own typed error with reason
+ * `malformed`.
+ */
 export class CodecError extends MlsError<'MALFORMED'> {
   constructor(message: string) {
     super('MALFORMED', message);

@@ -1,5 +1,9 @@
 /** Small byte helpers shared by the TS layer. */
 
+/**
+ * Bytes, or a string taken as its UTF-8 encoding (`toBytes`): what the API
+ * accepts for plaintexts, identities, exporter contexts and PSK ids.
+ */
 export type BytesLike = Uint8Array | string;
 
 const encoder = new TextEncoder();
