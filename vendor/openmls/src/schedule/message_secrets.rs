@@ -77,12 +77,12 @@ impl MessageSecrets {
         self.serialized_context.as_ref()
     }
 
-    /// Get a mutable reference to the message secrets's secret tree.
     /// The secret tree (engine change 28: read to compare own ratchets).
     pub(crate) fn secret_tree(&self) -> &SecretTree {
         &self.secret_tree
     }
 
+    /// Get a mutable reference to the message secrets's secret tree.
     pub(crate) fn secret_tree_mut(&mut self) -> &mut SecretTree {
         &mut self.secret_tree
     }

@@ -626,6 +626,12 @@ impl TreeSyncDiff<'_> {
         }
     }
 
+    /// The (unfiltered) direct path of `leaf_index` (tests).
+    #[cfg(test)]
+    pub(crate) fn diff_direct_path(&self, leaf_index: LeafNodeIndex) -> Vec<ParentNodeIndex> {
+        self.diff.direct_path(leaf_index)
+    }
+
     /// Compute the resolution of the copath of the leaf node corresponding to
     /// the given leaf index. This includes the neighbour of the given leaf. If
     /// an exclusion list is given, do not add the public keys of the leaves
@@ -634,12 +640,6 @@ impl TreeSyncDiff<'_> {
     /// Returns a vector containing the copath resolutions of the given
     /// `leaf_index` beginning with the neighbour of the leaf. Returns an error
     /// if the target leaf is outside of the tree.
-    /// The (unfiltered) direct path of `leaf_index` (tests).
-    #[cfg(test)]
-    pub(crate) fn diff_direct_path(&self, leaf_index: LeafNodeIndex) -> Vec<ParentNodeIndex> {
-        self.diff.direct_path(leaf_index)
-    }
-
     #[cfg(test)]
     pub(crate) fn copath_resolutions(
         &self,

@@ -535,7 +535,8 @@ impl<'a, G: BorrowMut<MlsGroup>> CommitBuilder<'a, Initial, G> {
         // The committer's own PSK proposals need their PSKs; those of the
         // proposal store are loaded only when the commit takes it, and one
         // whose PSK this member does not hold is left out of the commit
-        // (`committable_from_store`), not failing it.
+        // (`committable_from_store`), not failing it; so is one whose read
+        // failed, which `load_psks` also reports as `KeyNotFound`.
         let store = group
             .proposal_store()
             .proposals()
