@@ -29,10 +29,20 @@ export function optionalB64(value: unknown, field: string): Uint8Array | undefin
   return value === undefined ? undefined : unb64(value, field);
 }
 
-/** A client or user id: 1..256 characters, no control characters (ids are compared exactly as sent in JSON). */
+/** A lone surrogate: a high one not followed by a low one, or a low one not after a high one. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * A client or user id: 1..256 characters, no control characters, well-formed
+ * UTF-16 (ids are compared exactly as sent in JSON). A lone surrogate is
+ * refused: written as UTF-8 (a credential identity, a SQLite text) it
+ * becomes U+FFFD, so `"x\ud800"` registered a credential identity that
+ * squatted the real id `"x\ufffd"` (identity-taken for its owner), and on
+ * SQLite a token that failed on its first use.
+ */
 export function clientId(value: unknown, field: string): string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > 256 || /[\u0000-\u001f\u007f]/.test(value)) {
-    throw new HttpError(400, 'malformed', `${field} must be a string of 1..256 characters without control characters`);
+  if (typeof value !== 'string' || value.length === 0 || value.length > 256 || /[\u0000-\u001f\u007f]/.test(value) || LONE_SURROGATE.test(value)) {
+    throw new HttpError(400, 'malformed', `${field} must be a string of 1..256 characters, well-formed UTF-16, without control characters`);
   }
   return value;
 }

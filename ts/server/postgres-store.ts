@@ -22,7 +22,7 @@ import type {
   StoredBinding,
   StoredKeyPackage,
 } from '../services/delivery-store.js';
-import { EpochProposalsFullError, STORED_RECORD_BYTES, StorageQuotaError, bindingBytes, checkQuota, countProposalWithShare, storedBytes, welcomeCharges, welcomeShares, withinBytes } from '../services/delivery-store.js';
+import { EpochProposalsFullError, SPENT_PROOF_MARGIN_SECONDS, STORED_RECORD_BYTES, StorageQuotaError, bindingBytes, checkQuota, countProposalWithShare, storedBytes, welcomeCharges, welcomeShares, withinBytes } from '../services/delivery-store.js';
 import { DS_MIGRATED_SCHEMAS, DS_SCHEMA_VERSION } from './sqlite-store.js';
 import { peerDependency } from './peer-dependency.js';
 
@@ -583,7 +583,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
   }
 
   async useProof(nonce: string, expires: number, now: number): Promise<boolean> {
-    await this.#pool.query('DELETE FROM ds_used_proofs WHERE expires < $1', [now]);
+    await this.#pool.query('DELETE FROM ds_used_proofs WHERE expires < $1', [now - SPENT_PROOF_MARGIN_SECONDS]);
     const { rowCount } = await this.#pool.query('INSERT INTO ds_used_proofs (nonce, expires) VALUES ($1, $2) ON CONFLICT DO NOTHING', [nonce, expires]);
     return rowCount === 1;
   }

@@ -31,6 +31,7 @@ import {
   welcomeCharges,
   welcomeShares,
   withinBytes,
+  SPENT_PROOF_MARGIN_SECONDS,
 } from '../services/delivery-store.js';
 
 const SCHEMA = `
@@ -307,7 +308,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
 
   async useProof(nonce: string, expires: number, now: number): Promise<boolean> {
     return this.#db.transaction(() => {
-      this.#db.prepare('DELETE FROM used_proofs WHERE expires < ?').run(now);
+      this.#db.prepare('DELETE FROM used_proofs WHERE expires < ?').run(now - SPENT_PROOF_MARGIN_SECONDS);
       return this.#db.prepare('INSERT OR IGNORE INTO used_proofs (nonce, expires) VALUES (?, ?)').run(nonce, expires).changes === 1;
     })();
   }

@@ -150,6 +150,15 @@ export class StorageQuotaError extends Error {
   }
 }
 
+/**
+ * How long a spent proof's nonce is kept past its expiry (seconds): a
+ * server whose clock runs ahead forgot a nonce that a server behind it, on
+ * the same store, still took for unexpired, and the proof was accepted
+ * again there (a skew of s seconds gave an s-second replay window). Clocks
+ * of servers sharing a store must differ by less than this.
+ */
+export const SPENT_PROOF_MARGIN_SECONDS = 300;
+
 /** How many proposals, and `bytes` of them, may be held (docs/PROTOCOL.md §8.6). */
 export interface ProposalLimit {
   count: number;
@@ -314,7 +323,12 @@ export interface DeliveryStore {
   revokeClient(clientId: string): Promise<void>;
   /** Revoke one key of `clientId`, for good; false when it is not an active key of that client. */
   revokeKey(clientId: string, signatureKey: Uint8Array): Promise<boolean>;
-  /** Mark a proof (challenge nonce) used until `expires`; false when it was used already (docs/PROTOCOL.md §8.2). */
+  /**
+   * Mark a proof (challenge nonce) used until `expires`; false when it was
+   * used already (docs/PROTOCOL.md §8.2). Spent nonces are forgotten
+   * `SPENT_PROOF_MARGIN_SECONDS` after they expire by `now`, the calling
+   * server's clock.
+   */
   useProof(nonce: string, expires: number, now: number): Promise<boolean>;
   clientRevoked(clientId: string): Promise<boolean>;
   /** The stored secret `name`, or `fresh`, stored now. */
@@ -560,7 +574,7 @@ export class MemoryDeliveryStore implements DeliveryStore {
   readonly #proofs = new Map<string, number>();
 
   async useProof(nonce: string, expires: number, now: number): Promise<boolean> {
-    for (const [n, until] of this.#proofs) if (until < now) this.#proofs.delete(n);
+    for (const [n, until] of this.#proofs) if (until < now - SPENT_PROOF_MARGIN_SECONDS) this.#proofs.delete(n);
     if (this.#proofs.has(nonce)) return false;
     this.#proofs.set(nonce, expires);
     return true;
