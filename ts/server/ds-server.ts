@@ -98,6 +98,12 @@ export interface DeliveryServerOptions {
   maxConnectionsPerIp?: number;
   maxConnections?: number;
   maxStreamsPerClient?: number;
+  /**
+   * Streams one client may have open on one group (default 4): each stream
+   * reads the group's log on every message, so 32 of one client on its own
+   * group made each of its posts cost the server five times as much.
+   */
+  maxStreamsPerClientGroup?: number;
   /** Unsent bytes before a stream pauses; no progress for `slowConsumerMs` closes it. */
   streamHighWater?: number;
   /**
@@ -195,7 +201,12 @@ interface Stream {
   progressAt: number;
   /** The wait before reading the log again after the store failed (a database restarting), doubled on each failure; 0 after a read that worked. */
   retryMs: number;
+  /** When its client and key were last found valid (not revoked). */
+  validAt: number;
 }
+
+/** How long a stream takes its client and key for valid before it asks the store again (a revocation reaches it within this). */
+const STREAM_VALIDITY_MS = 1_000;
 
 /**
  * What one proof's signature check costs the address's verification budget,
@@ -263,6 +274,9 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   const keyOf = (socket: { remoteAddress?: string }) => addressKey(socket.remoteAddress, prefix);
   const maxPerIp = options.maxConnectionsPerIp ?? 512;
   const maxStreams = options.maxStreamsPerClient ?? 32;
+  const maxStreamsPerGroup = options.maxStreamsPerClientGroup ?? 4;
+  /** Open streams per client and group (`client \0 group hex`). */
+  const streamsOfGroup = new Map<string, number>();
   const highWater = options.streamHighWater ?? 1024 * 1024;
   const slowMs = options.slowConsumerMs ?? 30_000;
   const streams = new Map<string, Set<Stream>>();
@@ -765,8 +779,10 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       if (!clientLimit.take(client)) return refuse(429, 'rate-limited');
       // Reserve the stream slot now, in the same turn as the check: parallel
       // upgrades of one client cannot all pass the cap while awaiting below.
-      if ((streamsOf.get(client) ?? 0) >= maxStreams) return refuse(429, 'too-many-streams');
+      const slot = `${client}\0${toHex(group)}`;
+      if ((streamsOf.get(client) ?? 0) >= maxStreams || (streamsOfGroup.get(slot) ?? 0) >= maxStreamsPerGroup) return refuse(429, 'too-many-streams');
       streamsOf.set(client, (streamsOf.get(client) ?? 0) + 1);
+      streamsOfGroup.set(slot, (streamsOfGroup.get(slot) ?? 0) + 1);
       let opened = false;
       try {
         if (!(await ds.isReader(group, client))) return refuse(403, 'not-a-member');
@@ -777,22 +793,24 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
         });
       } finally {
         // handleUpgrade calls back synchronously when it upgrades; otherwise give the slot back.
-        if (!opened) releaseStream(client);
+        if (!opened) releaseStream(client, slot);
       }
     })().catch((err: unknown) => refuse(err instanceof HttpError ? err.status : 400, err instanceof HttpError ? err.reason : 'malformed'));
   });
 
-  function releaseStream(client: string): void {
-    const left = (streamsOf.get(client) ?? 1) - 1;
-    if (left > 0) streamsOf.set(client, left);
-    else streamsOf.delete(client);
+  function releaseStream(client: string, slot: string): void {
+    for (const [counts, key] of [[streamsOf, client], [streamsOfGroup, slot]] as const) {
+      const left = (counts.get(key) ?? 1) - 1;
+      if (left > 0) counts.set(key, left);
+      else counts.delete(key);
+    }
   }
 
   /** A stream on an upgraded socket; its slot in `streamsOf` was reserved before the upgrade. */
   function openStream(ws: WebSocket, who: { client: string; key?: string }, group: Uint8Array, after: number, ip: string): void {
     const groupHex = toHex(group);
     const client = who.client;
-    const sub: Stream = { ws, client, key: who.key, group, sent: after, busy: false, dirty: true, pausedSince: undefined, buffered: 0, ip, unsent: new Set(), progressAt: Date.now(), retryMs: 0 };
+    const sub: Stream = { ws, client, key: who.key, group, sent: after, busy: false, dirty: true, pausedSince: undefined, buffered: 0, ip, unsent: new Set(), progressAt: Date.now(), retryMs: 0, validAt: -Infinity };
     const set = streams.get(groupHex) ?? new Set();
     set.add(sub);
     streams.set(groupHex, set);
@@ -806,7 +824,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       clearInterval(stalled);
       set.delete(sub);
       if (set.size === 0) streams.delete(groupHex);
-      releaseStream(client);
+      releaseStream(client, `${client}\0${groupHex}`);
       for (const release of sub.unsent) release();
     });
     void pump(sub);
@@ -843,8 +861,12 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
             setTimeout(() => void pump(sub), 50).unref();
             return;
           }
-          // A client (or session key) revoked since it connected gets nothing more.
-          if (!(await stillValid(sub))) throw new DsError('unauthenticated', 'the client or its key was revoked');
+          // A client (or session key) revoked since it connected gets nothing more:
+          // asked at most once a second (it was asked for every message, by every stream).
+          if (Date.now() - sub.validAt >= STREAM_VALIDITY_MS) {
+            if (!(await stillValid(sub))) throw new DsError('unauthenticated', 'the client or its key was revoked');
+            sub.validAt = Date.now();
+          }
           const batch = await ds.poll(sub.client, sub.group, sub.sent);
           sub.retryMs = 0;
           if (batch.length === 0) break;
