@@ -361,7 +361,8 @@ describe('fourth review of the DS (SQLite)', () => {
   });
 
   it('reply budget: streams that never read, each holding less than streamHighWater, are cut after slowConsumerMs without progress (they held their address budget for good)', async () => {
-    const s = await server({ maxReplyBytesPerIp: 4 * MiB, slowConsumerMs: 1000, streamHighWater: 8 * MiB });
+    // Six streams of one client on one group: the per-group stream cap (4) is not what this test is about.
+    const s = await server({ maxReplyBytesPerIp: 4 * MiB, slowConsumerMs: 1000, streamHighWater: 8 * MiB, maxStreamsPerClientGroup: 32 });
     const mallory = await dsPeer(s.url, `mallory-${tag}`);
     mallory.group = await mallory.client.createGroup(mallory.identity);
     const gid = mallory.group.id;

@@ -281,7 +281,13 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   const slowMs = options.slowConsumerMs ?? 30_000;
   const streams = new Map<string, Set<Stream>>();
   const streamsOf = new Map<string, number>();
-  const connectionsOf = new Map<string, number>();
+  /** Open TCP connections per address key. */
+  const connectionsOf = new Map<string, Set<import('node:net').Socket>>();
+  /** Requests in flight per connection (its remote address and port: also a TLS socket's), `Infinity` once upgraded to a stream. */
+  const inFlight = new Map<string, number>();
+  const tupleOf = (socket: { remoteAddress?: string; remotePort?: number }) => `${socket.remoteAddress}|${socket.remotePort}`;
+  const maxConnections = options.maxConnections ?? 10_000;
+  let connections = 0;
   const ipOf = (req: IncomingMessage): string => keyOf(req.socket);
   const bodyBudget = options.maxBodyBytesPerIp ?? 64 * 1024 * 1024;
   /** Request-body bytes held per address (read, until the request's response is done). */
@@ -735,7 +741,16 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   const server: Server = options.tls ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key, handshakeTimeout: headersTimeout, ...timing }, handler) : createHttpServer(timing, handler);
   server.keepAliveTimeout = 5_000;
   server.maxHeadersCount = 64;
-  server.maxConnections = options.maxConnections ?? 10_000;
+  // Requests in flight per connection: a connection with none (between keep-alive requests, or still sending its headers) is idle.
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const tuple = tupleOf(req.socket);
+    inFlight.set(tuple, (inFlight.get(tuple) ?? 0) + 1);
+    res.once('close', () => {
+      const left = (inFlight.get(tuple) ?? 1) - 1;
+      if (left > 0) inFlight.set(tuple, left);
+      else inFlight.delete(tuple);
+    });
+  });
   server.on('clientError', (_err, socket: Duplex) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
     socket.destroy();
@@ -744,23 +759,60 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   // on the TCP connection, also under TLS ('connection' precedes the
   // handshake): counting finished handshakes let one address hold every
   // socket by never sending its hello.
+  //
+  // At `maxConnections` in all, a newcomer takes the place of an idle
+  // connection (no request in flight, no stream) of the address holding the
+  // most, and is refused only when that address has none idle. Node's own
+  // cap refused every newcomer: 20 addresses holding 512 keep-alive
+  // connections each, a request on each every 3 s, kept every other client
+  // out (`test/ds-connection-slots`).
   server.on('connection', (socket: import('node:net').Socket) => {
     const ip = keyOf(socket);
-    const n = (connectionsOf.get(ip) ?? 0) + 1;
+    const own = connectionsOf.get(ip) ?? new Set();
     socket.on('error', () => socket.destroy());
-    if (n > maxPerIp) return socket.destroy();
-    connectionsOf.set(ip, n);
+    if (own.size >= maxPerIp) return socket.destroy();
+    if (connections >= maxConnections && !evictIdle()) return socket.destroy();
+    const tuple = tupleOf(socket);
+    connections++;
+    own.add(socket);
+    connectionsOf.set(ip, own);
+    let counted = true;
+    const forget = () => {
+      if (!counted) return;
+      counted = false;
+      connections--;
+      own.delete(socket);
+      if (own.size === 0 && connectionsOf.get(ip) === own) connectionsOf.delete(ip);
+      inFlight.delete(tuple);
+    };
+    evictable.set(socket, forget);
     socket.once('close', () => {
-      const left = (connectionsOf.get(ip) ?? 1) - 1;
-      if (left > 0) connectionsOf.set(ip, left);
-      else connectionsOf.delete(ip);
+      evictable.delete(socket);
+      forget();
     });
   });
+  /** How to give back a connection's place at once (it is counted until its 'close' otherwise). */
+  const evictable = new WeakMap<import('node:net').Socket, () => void>();
+
+  /** Close an idle connection of the address holding the most connections; false when it has none idle. */
+  function evictIdle(): boolean {
+    let heaviest: Set<import('node:net').Socket> | undefined;
+    for (const set of connectionsOf.values()) if (!heaviest || set.size > heaviest.size) heaviest = set;
+    for (const socket of heaviest ?? []) {
+      if (inFlight.has(tupleOf(socket))) continue;
+      evictable.get(socket)?.();
+      socket.destroy();
+      return true;
+    }
+    return false;
+  }
 
   // WebSocket stream: authenticated and authorised before the upgrade; then catch up from `after` and push every append in order.
   const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
+    // A stream (or an upgrade being decided) is never idle; its 'close' forgets it (the 'connection' handler's).
+    inFlight.set(tupleOf(req.socket), Infinity);
     const refuse = (status: number, reason: string) => {
       if (socket.writable) socket.end(`HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: ${reason.length}\r\n\r\n${reason}`);
       socket.destroy();
