@@ -189,7 +189,7 @@ describe('bad input', () => {
       for (let i = 0; i < count; i++) {
         // 25 % random, 5 % another real message (as is or mutated), 70 % a mutated native sample
         const r = rng.int(100);
-        const origin = r < 25 ? undefined : r < 30 ? rng.pick(all) : rng.pick(bases);
+        let origin = r < 25 ? undefined : r < 30 ? rng.pick(all) : rng.pick(bases);
         const input = origin === undefined ? rng.bytes(rng.int(513)) : r < 30 && rng.int(2) ? origin : mutate(rng, origin, all);
         s.inputs++;
         total++;
@@ -208,7 +208,13 @@ describe('bad input', () => {
           continue;
         }
         s.accepted++;
-        if (origin === undefined || toHex(input) !== toHex(origin)) {
+        // A mutation can give back another real message byte for byte (a
+        // splice of two that share their first bytes: FUZZ_SEED=4 made
+        // alice's own application message from bob's proposal): it is
+        // checked as that message.
+        const hex = toHex(input);
+        origin = all.find((a) => a.length === input.length && toHex(a) === hex) ?? origin;
+        if (origin === undefined || hex !== toHex(origin)) {
           s.acceptedMutated++;
           if (origin && name !== STORAGE_ENTRY && acceptedMutations.length < 12) {
             let at = 0;
