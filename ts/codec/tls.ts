@@ -8,16 +8,7 @@
 
 import { MlsError } from '../mls/errors.js';
 
-/**
- * Thrown by `Reader` on malformed input (truncated, an invalid or
- * non-minimal length prefix, trailing bytes) and by `Writer` on a value its
- * type cannot hold (an integer out of range, a length its varint cannot
- * carry): an `MlsError` with code `MALFORMED`. The decoders
- * (`decodeIntent`, the pairing and DMLS message decoders, …) throw it, and
- * the operations that take a received message (`PairedDevice.receive`,
- * `DMember.unprotect`, …) turn it into their own typed error with reason
- * `malformed`.
- */
+/** Malformed input to a decoder, or a value an encoder's type cannot hold: an `MlsError` with code `MALFORMED`. */
 export class CodecError extends MlsError<'MALFORMED'> {
   constructor(message: string) {
     super('MALFORMED', message);
@@ -73,7 +64,8 @@ export class Writer {
 
   /** Fixed-size bytes (`opaque x[n]`). */
   raw(bytes: Uint8Array): this {
-    return this.#push(bytes.slice());
+    // A copy of its own (a Node Buffer's slice() is a view): finish() wipes it.
+    return this.#push(new Uint8Array(bytes));
   }
 
   /** `opaque x<V>`: varint length then the bytes. */
@@ -155,7 +147,8 @@ export class Reader {
   }
 
   raw(n: number): Uint8Array {
-    return this.#take(n).slice();
+    // A copy (a Node Buffer's slice() is a view): a field wiped later leaves the input as it was.
+    return new Uint8Array(this.#take(n));
   }
 
   varint(): number {

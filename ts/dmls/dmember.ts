@@ -865,6 +865,8 @@ export class DMember {
       });
       return { retry: false, events: [{ type: 'joined', sendGroupId: group.id }] };
     } catch (err) {
+      // The credential check's own failure (the AS unreachable) reaches the caller, whatever its type.
+      if (isCheckFailure(err)) throw err;
       if (err instanceof MlsError && err.code === 'GROUP_EXISTS') return this.#rejoinWelcome(welcome);
       if (err instanceof MlsError && (err.code === 'NO_MATCHING_KEY_PACKAGE' || err.code === 'MALFORMED')) {
         return { retry: false, events: [{ type: 'dropped', reason: 'not-for-us' }] };
@@ -922,7 +924,7 @@ export class DMember {
         // restored, try the next. A refusal, or a failure from elsewhere (an
         // Authentication Service that cannot be reached), reaches the caller:
         // taken for "not this group", the Welcome would be dropped.
-        if (err instanceof DmlsError || !(err instanceof OtherGroup || err instanceof StaleWelcome || err instanceof MlsError)) throw err;
+        if (isCheckFailure(err) || err instanceof DmlsError || !(err instanceof OtherGroup || err instanceof StaleWelcome || err instanceof MlsError)) throw err;
       }
     }
     return { retry: false, events: [{ type: 'dropped', reason: 'duplicate' }] };

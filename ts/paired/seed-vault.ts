@@ -16,9 +16,7 @@ export interface SeedVault {
   /**
    * PRF(seed, label, context) of `length` bytes (1..255·32). Deterministic:
    * both devices of a pairing get the same output. Each call returns a new
-   * buffer, which the caller owns and wipes after its one use
-   * (docs/PROTOCOL.md §4.2): a vault that handed out a cached buffer would
-   * find it zeroed the next time.
+   * buffer, which the caller wipes after use.
    */
   derive(label: string, context: Uint8Array, length: number): Promise<Uint8Array>;
 }

@@ -70,12 +70,7 @@ export interface DeliveryServerOptions {
   registrationRate?: [number, number];
   /** Key rotations per client (each keeps the old key, revoked, for good); [per second, burst], default [1/60, 60]. */
   rotationRate?: [number, number];
-  /**
-   * Signature checks of proofs (session, registration, rotation) per
-   * address (key: `ipv6PrefixLength`), in units of one Ed25519
-   * verification, each weighted by the ciphersuite the request names
-   * (`VERIFICATION_COST`); [per second, burst], default [50, 200].
-   */
+  /** Proof signature checks per address, in Ed25519 checks (P-256 counts 10); [per second, burst], default [50, 200]. */
   verificationRate?: [number, number];
   /** Bits of an IPv6 address that key its per-address budgets, 32..128 (default 64: one holder has a /64). */
   ipv6PrefixLength?: number;
@@ -98,11 +93,7 @@ export interface DeliveryServerOptions {
   maxConnectionsPerIp?: number;
   maxConnections?: number;
   maxStreamsPerClient?: number;
-  /**
-   * Streams one client may have open on one group (default 4): each stream
-   * reads the group's log on every message, so 32 of one client on its own
-   * group made each of its posts cost the server five times as much.
-   */
+  /** Streams one client may have open on one group (default 4). */
   maxStreamsPerClientGroup?: number;
   /** Unsent bytes before a stream pauses; no progress for `slowConsumerMs` closes it. */
   streamHighWater?: number;

@@ -150,13 +150,7 @@ export class StorageQuotaError extends Error {
   }
 }
 
-/**
- * How long a spent proof's nonce is kept past its expiry (seconds): a
- * server whose clock runs ahead forgot a nonce that a server behind it, on
- * the same store, still took for unexpired, and the proof was accepted
- * again there (a skew of s seconds gave an s-second replay window). Clocks
- * of servers sharing a store must differ by less than this.
- */
+/** Seconds a spent proof's nonce is kept past its expiry; servers sharing a store must have clocks closer than this (docs/PROTOCOL.md §8.2). */
 export const SPENT_PROOF_MARGIN_SECONDS = 300;
 
 /** How many proposals, and `bytes` of them, may be held (docs/PROTOCOL.md §8.6). */
@@ -166,27 +160,17 @@ export interface ProposalLimit {
 }
 
 /**
- * What a proposal may take of its epoch (docs/PROTOCOL.md §8.6). `count`
- * and `bytes`: the limit of the group's count for the epoch, which all
- * members' proposals share (the members' part); absent, the proposal is
- * not in that count (the DS's own, each counted under its own `member` id
- * only). `member`: the share of one member (`id`, a client on the group's
- * member list, its paired devices' proposals included; the DS's own under
- * its name). With `epoch` (the proposal's, in a strongly consistent group)
- * the proposal is logged only while the group is still at that epoch: a
- * commit that moved it meanwhile would have it counted in the next epoch,
- * against the shares of another member list.
+ * What a proposal may take of its epoch (docs/PROTOCOL.md §8.6): `count`
+ * and `bytes`, the members' part (absent: not in it, the DS's own);
+ * `member`, one member's share; `epoch`, logged only while the group is
+ * still at it.
  */
 export interface EpochProposalBudget extends Partial<ProposalLimit> {
   member?: ProposalLimit & { id: string };
   epoch?: number;
 }
 
-/**
- * A proposal past a budget (nothing stored); the DS answers
- * `too-many-proposals`. `scope` says which: the epoch's (`epoch`), or the
- * share of member `memberId` (`member`).
- */
+/** A proposal past its epoch's budget (`scope` `epoch`) or its member's share (`member`, `memberId`); nothing stored. */
 export class EpochProposalsFullError extends Error {
   readonly groupId: string;
   readonly scope: 'epoch' | 'member';
@@ -280,12 +264,10 @@ export interface DeliveryStore {
    * Append to a group's log; with `expectEpoch`, only if the group is still
    * at that epoch, and then move it to `setEpoch` — atomically (the first
    * commit for an epoch wins). Returns the sequence number, or undefined
-   * when the epoch check failed (`expectEpoch`, or a proposal's
-   * `budget.epoch`). It counts for its sender. A proposal
-   * (`budget`) counts for the group's epoch and, with `budget.member`, for
-   * that member's share of it, else `EpochProposalsFullError` (a store that
-   * ignores `budget` lets a member jam verified commits, or hold back the
-   * others' proposals); a commit that moves the epoch starts both again.
+   * when the epoch check failed (`expectEpoch`, `budget.epoch`). It counts
+   * for its sender. A proposal counts within `budget`, else
+   * `EpochProposalsFullError` (a store that ignores it lets a member jam the
+   * group); a commit that moves the epoch starts the counts again.
    */
   append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate, quota?: StorageQuota, budget?: EpochProposalBudget): Promise<number | undefined>;
   /** Sequence number of the message with this digest in the group's log, if any. */
@@ -323,12 +305,7 @@ export interface DeliveryStore {
   revokeClient(clientId: string): Promise<void>;
   /** Revoke one key of `clientId`, for good; false when it is not an active key of that client. */
   revokeKey(clientId: string, signatureKey: Uint8Array): Promise<boolean>;
-  /**
-   * Mark a proof (challenge nonce) used until `expires`; false when it was
-   * used already (docs/PROTOCOL.md §8.2). Spent nonces are forgotten
-   * `SPENT_PROOF_MARGIN_SECONDS` after they expire by `now`, the calling
-   * server's clock.
-   */
+  /** Mark a proof (challenge nonce) used until `expires` (+ `SPENT_PROOF_MARGIN_SECONDS`); false when it was used already (docs/PROTOCOL.md §8.2). */
   useProof(nonce: string, expires: number, now: number): Promise<boolean>;
   clientRevoked(clientId: string): Promise<boolean>;
   /** The stored secret `name`, or `fresh`, stored now. */
@@ -347,13 +324,7 @@ export interface DeliveryStore {
   /** What `clientId` has stored. */
   usage(clientId: string): Promise<StorageUsage>;
   devicesOf(anchor: string): Promise<string[]>;
-  /**
-   * The anchors `device` is a registered device of (the reverse of
-   * `devicesOf`, one lookup). Optional for a custom store: without it the
-   * DS asks `devicesOf` of every member of a group to place a client that
-   * is not on its member list, a query per member on every request of such
-   * a client (docs/PROTOCOL.md §8.3).
-   */
+  /** The anchors `device` is a device of (one lookup; without it the DS asks `devicesOf` of every member, docs/PROTOCOL.md §8.3). */
   anchorsOf?(device: string): Promise<string[]>;
 
   /**
