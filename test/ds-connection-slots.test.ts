@@ -53,4 +53,22 @@ describe('connection slots when the DS is full', () => {
     for (const c of [...heavy, ...light]) c.destroy();
     await groupStillWorks([alice!, bob!], 'after the slots were taken');
   });
+
+  it('one address whose connections are all busy (a request each, its body trickling) no longer stops every eviction: the places come from the next address with one idle (re-review)', async () => {
+    const s = await server({ maxConnections: 14, maxConnectionsPerIp: 8 });
+    const port = Number(new URL(s.url).port);
+    const busy = await hold(port, '127.0.0.2', 8);
+    // Headers sent, the body still coming: each a request in flight.
+    for (const c of busy) c.write('POST /v1/auth/challenge HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{');
+    await new Promise((r) => setTimeout(r, 100));
+    const idle = await hold(port, '127.0.0.3', 6);
+    await new Promise((r) => setTimeout(r, 100));
+    const closed = (set: import('node:net').Socket[]) => set.filter((c) => c.destroyed || c.readableEnded).length;
+    // Before: the heaviest address (8) had none idle, and all three were refused (ECONNRESET).
+    for (let i = 0; i < 3; i++) expect((await raw(s.url, 'GET', '/healthz')).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(closed(busy)).toBe(0);
+    expect(closed(idle)).toBeGreaterThanOrEqual(1);
+    for (const c of [...busy, ...idle]) c.destroy();
+  });
 });

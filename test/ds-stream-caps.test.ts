@@ -10,7 +10,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { toHex } from 'paired-mls';
-import { dsPeer, groupOf, groupStillWorks, sqliteServers, tokenOf, upgrade } from './ds-helpers.js';
+import { dsPeer, groupOf, groupStillWorks, raw, sqliteServers, tokenOf, upgrade } from './ds-helpers.js';
 
 describe("one client's streams", () => {
   const server = sqliteServers('paired-mls-stream-caps-');
@@ -39,5 +39,20 @@ describe("one client's streams", () => {
     expect((await upgrade(s.url, path(alice!.group!.id))).status).toBe(429);
     for (const r of [...open, ...onOther, again]) r.ws?.terminate();
     await groupStillWorks([alice!, bob!], 'streams capped per group');
+  });
+
+  it("a client's revocation ends its streams on this server at once, on a quiet group too (re-review: it waited for the group's next message)", async () => {
+    const s = await server();
+    const [alice, bob] = await Promise.all(['alice', 'bob'].map((x) => dsPeer(s.url, `${x}-r-${tag}`)));
+    await groupOf(alice!, [bob!]);
+    let closed: string | undefined;
+    const stop = bob!.ds.stream(alice!.group!.id, bob!.seen, () => undefined, (error) => (closed = error?.reason ?? 'closed'));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(closed).toBeUndefined();
+    expect((await raw(s.url, 'POST', '/v1/as/revoke', {}, await tokenOf(s.url, bob!.name, bob!))).status).toBe(200);
+    for (let i = 0; i < 50 && closed === undefined; i++) await new Promise((r) => setTimeout(r, 20));
+    // Ended (the client then finds its login refused too).
+    expect(closed).toBeDefined();
+    stop();
   });
 });

@@ -40,7 +40,7 @@ describe('a stream and a store that fails for a while', () => {
       let closed: string | undefined;
       const stop = bob!.ds.stream(gid, bob!.seen, (m) => got.push(m), (error) => (closed = String(error ?? 'closed')));
       const waitFor = async (n: number) => {
-        for (let i = 0; i < 250 && got.length < n && closed === undefined; i++) await new Promise((r) => setTimeout(r, 20));
+        for (let i = 0; i < 400 && got.length < n && closed === undefined; i++) await new Promise((r) => setTimeout(r, 20));
       };
       await new Promise((r) => setTimeout(r, 100));
       store.failing = true;
@@ -55,6 +55,19 @@ describe('a stream and a store that fails for a while', () => {
       expect(got).toHaveLength(1);
       const r = await bob!.group!.process(got[0]!.message);
       expect(r.kind === 'application' && utf8(r.data)).toBe('during the failure');
+      // Another failure, and 40 posts meanwhile: each wake used to start a
+      // retry chain of its own (80 reads of the log in 10 s for one stream);
+      // now the stream keeps one timer (250 ms, then 500, then 1 s).
+      store.failing = true;
+      store.failures = 0;
+      for (let i = 0; i < 40; i++) await alice!.ds.submit(gid, await alice!.group!.encrypt(`burst ${i}`));
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(store.failures).toBeGreaterThanOrEqual(2);
+      expect(store.failures).toBeLessThanOrEqual(5);
+      store.failing = false;
+      await waitFor(41);
+      expect(closed).toBeUndefined();
+      expect(got).toHaveLength(41);
       stop();
     } finally {
       console.error = quiet;

@@ -13,7 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { MlsClient } from 'paired-mls';
 import { DeliveryClient } from 'paired-mls/services';
 import { WebSocket } from 'ws';
-import { dsPeer, groupOf, groupStillWorks, postFrom, proofFrom, sqliteServers } from './ds-helpers.js';
+import { dsPeer, groupOf, groupStillWorks, postFrom, proofFrom, raw, sqliteServers, tokenOf } from './ds-helpers.js';
 
 describe('the signature checks one address makes the DS run', () => {
   const server = sqliteServers('paired-mls-verify-budget-');
@@ -42,5 +42,22 @@ describe('the signature checks one address makes the DS run', () => {
     await DeliveryClient.login(s.url, { clientId: 'alice', client: alice.client, identity: alice.identity }, { WebSocket });
     await groupOf(alice, [bob]);
     await groupStillWorks([alice, bob], 'beside the outsider');
+  });
+
+  it("a KeyPackage upload takes the same budget, two checks a KeyPackage in its ciphersuite: 1,000 copies of one P-256 KeyPackage (20,000 units, a request that held the event loop ~2.7 s) are 429 unchecked; an honest batch of 100 Ed25519 ones is taken", async () => {
+    const s = await server();
+    const [alice, mallory] = await Promise.all([dsPeer(s.url, 'alice-kp'), dsPeer(s.url, 'mallory-kp')]);
+    const p256 = await mallory.client.createIdentity('nobody', 2);
+    const kp = Buffer.from(await mallory.client.createKeyPackage(p256)).toString('base64');
+    const token = await tokenOf(s.url, mallory.name, mallory);
+    // Before: 400 invalid-key-package after 2,000 P-256 verifications, again and again.
+    expect(await raw(s.url, 'POST', '/v1/key-packages', { keyPackages: Array<string>(1000).fill(kp) }, token)).toMatchObject({
+      status: 429,
+      body: { reason: 'rate-limited', error: 'too many signature checks for this address' },
+    });
+    // The budget is the address's (all of this test's clients share 127.0.0.1), and refills: honest uploads go on.
+    await new Promise((r) => setTimeout(r, 1100));
+    await alice.ds.uploadKeyPackages(await alice.client.createKeyPackages(alice.identity, { count: 100 }));
+    expect(await s.ds.store.countKeyPackages('alice-kp')).toBe(100);
   });
 });

@@ -70,7 +70,7 @@ export interface DeliveryServerOptions {
   registrationRate?: [number, number];
   /** Key rotations per client (each keeps the old key, revoked, for good); [per second, burst], default [1/60, 60]. */
   rotationRate?: [number, number];
-  /** Proof signature checks per address, in Ed25519 checks (P-256 counts 10); [per second, burst], default [50, 200]. */
+  /** Signature checks of outsiders' input (proofs, KeyPackage uploads, external joins) per address, in Ed25519 checks (P-256 counts 10); [per second, burst], default [200, 2000]. */
   verificationRate?: [number, number];
   /** Bits of an IPv6 address that key its per-address budgets, 32..128 (default 64: one holder has a /64). */
   ipv6PrefixLength?: number;
@@ -194,6 +194,8 @@ interface Stream {
   retryMs: number;
   /** When its client and key were last found valid (not revoked). */
   validAt: number;
+  /** The timer of its next read after the store failed. */
+  retrying?: ReturnType<typeof setTimeout>;
 }
 
 /** How long a stream takes its client and key for valid before it asks the store again (a revocation reaches it within this). */
@@ -207,6 +209,7 @@ const STREAM_VALIDITY_MS = 1_000;
 const VERIFICATION_COST: Readonly<Record<number, number>> = { 1: 1, 3: 1, 2: 10, 7: 20 };
 /** The cost of a ciphersuite not in `VERIFICATION_COST` (P-521, Ed448, or one the server does not take). */
 const VERIFICATION_COST_OTHER = 40;
+const verificationCost = (ciphersuite: number) => VERIFICATION_COST[ciphersuite] ?? VERIFICATION_COST_OTHER;
 
 /** First and longest wait before a stream reads the log again after the store failed. */
 const STREAM_RETRY_FIRST_MS = 250;
@@ -260,7 +263,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   };
   const registrationAllowed = withNetworkFallback(options.registrationRate ?? [1 / 60, 30]);
   const rotationAllowed = withNetworkFallback(options.rotationRate ?? [1 / 60, 60]);
-  const verificationAllowed = withNetworkFallback(options.verificationRate ?? [50, 200]);
+  const verificationAllowed = withNetworkFallback(options.verificationRate ?? [200, 2000]);
   /** The key of an address's budgets: an IPv6 address's first `prefix` bits. */
   const keyOf = (socket: { remoteAddress?: string }) => addressKey(socket.remoteAddress, prefix);
   const maxPerIp = options.maxConnectionsPerIp ?? 512;
@@ -272,13 +275,25 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   const slowMs = options.slowConsumerMs ?? 30_000;
   const streams = new Map<string, Set<Stream>>();
   const streamsOf = new Map<string, number>();
-  /** Open TCP connections per address key. */
-  const connectionsOf = new Map<string, Set<import('node:net').Socket>>();
-  /** Requests in flight per connection (its remote address and port: also a TLS socket's), `Infinity` once upgraded to a stream. */
-  const inFlight = new Map<string, number>();
+  /** An open TCP connection: its requests in flight (`Infinity` once upgraded to a stream). */
+  interface Connection {
+    socket: import('node:net').Socket;
+    ip: string;
+    busy: number;
+  }
+  /** Open connections per address key, and the number of those idle (no request in flight, no stream). */
+  const connectionsOf = new Map<string, { all: Set<Connection>; idle: number }>();
+  /** The connection of a socket's remote address and port (a TLS socket's too: the same as its TCP socket's). */
+  const connectionAt = new Map<string, Connection>();
   const tupleOf = (socket: { remoteAddress?: string; remotePort?: number }) => `${socket.remoteAddress}|${socket.remotePort}`;
   const maxConnections = options.maxConnections ?? 10_000;
   let connections = 0;
+  /** Count a request (+1) or its end (-1) on connection `c`, keeping its address's idle count. */
+  const busy = (c: Connection, delta: number) => {
+    const of = connectionsOf.get(c.ip);
+    if (of && of.all.has(c)) of.idle += (c.busy + delta === 0 ? 1 : 0) - (c.busy === 0 ? 1 : 0);
+    c.busy += delta;
+  };
   const ipOf = (req: IncomingMessage): string => keyOf(req.socket);
   const bodyBudget = options.maxBodyBytesPerIp ?? 64 * 1024 * 1024;
   /** Request-body bytes held per address (read, until the request's response is done). */
@@ -456,7 +471,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     const claims = sessions.challengeClaims(challenge);
     if (claims === undefined) throw new HttpError(401, 'unauthenticated', 'no valid challenge of this server (expired, forged or for another server)');
     await first?.(claims.client);
-    if (!verificationAllowed(ipOf(req), req, VERIFICATION_COST[ciphersuite] ?? VERIFICATION_COST_OTHER)) {
+    if (!verificationAllowed(ipOf(req), req, verificationCost(ciphersuite))) {
       throw new HttpError(429, 'rate-limited', 'too many signature checks for this address');
     }
     if (!verifyDsChallenge(verifier, ciphersuite, signatureKey, challenge, unb64(body.signature, 'signature'))) {
@@ -562,6 +577,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       const body = await readJson(req);
       if (toHex(unb64(body.signatureKey, 'signatureKey')) === who.key) throw new HttpError(400, 'malformed', 'the new key is the key of this session');
       const { key } = await registerKey(body, client, req, { client, key: fromHex(who.key) });
+      recheck(client);
       return [200, sessions.session(client, toHex(key))];
     }
     if (method === 'POST' && parts[1] === 'as' && parts[2] === 'validate' && parts.length === 3) {
@@ -572,6 +588,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     }
     if (method === 'POST' && parts[1] === 'as' && parts[2] === 'revoke' && parts.length === 3) {
       await authentication.revoke(client);
+      recheck(client);
       return [200, {}];
     }
     if (at('key-packages', 'POST')) {
@@ -579,10 +596,11 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       if (!Array.isArray(body.keyPackages) || body.keyPackages.length === 0 || body.keyPackages.length > 1000) {
         throw new HttpError(400, 'malformed', 'keyPackages must be a list of 1..1000');
       }
-      await ds.uploadKeyPackages(
-        client,
-        body.keyPackages.map((k, i) => unb64(k, `keyPackages[${i}]`)),
-      );
+      const keyPackages = body.keyPackages.map((k, i) => unb64(k, `keyPackages[${i}]`));
+      // Two signature checks each (KeyPackage, leaf), in the ciphersuite it names (an MLSMessage: bytes 6-7).
+      const cost = keyPackages.reduce((sum, kp) => sum + 2 * verificationCost(kp.length > 7 ? (kp[6]! << 8) | kp[7]! : 0), 0);
+      if (!verificationAllowed(ipOf(req), req, cost)) throw new HttpError(429, 'rate-limited', 'too many signature checks for this address');
+      await ds.uploadKeyPackages(client, keyPackages);
       return [200, {}];
     }
     if (at('key-packages:fetch', 'POST')) {
@@ -623,6 +641,10 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       const groupId = hexGroupId(parts[2]);
       if (method === 'POST') {
         const body = await readJson(req);
+        // An external join's signature is checked in the group's ciphersuite, which the joiner's group may have chosen.
+        if (body.externalJoin === true && !verificationAllowed(ipOf(req), req, VERIFICATION_COST_OTHER)) {
+          throw new HttpError(429, 'rate-limited', 'too many signature checks for this address');
+        }
         const result = await ds.submit(groupId, client, unb64(body.message, 'message'), {
           welcome: optionalB64(body.welcome, 'welcome'),
           added: idList(body.added, 'added', 1000),
@@ -734,13 +756,11 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   server.maxHeadersCount = 64;
   // Requests in flight per connection: a connection with none (between keep-alive requests, or still sending its headers) is idle.
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const tuple = tupleOf(req.socket);
-    inFlight.set(tuple, (inFlight.get(tuple) ?? 0) + 1);
-    res.once('close', () => {
-      const left = (inFlight.get(tuple) ?? 1) - 1;
-      if (left > 0) inFlight.set(tuple, left);
-      else inFlight.delete(tuple);
-    });
+    // The connection object itself is kept: a later one on the same address and port is another.
+    const c = connectionAt.get(tupleOf(req.socket));
+    if (!c) return;
+    busy(c, 1);
+    res.once('close', () => busy(c, -1));
   });
   server.on('clientError', (_err, socket: Duplex) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
@@ -759,40 +779,42 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   // out (`test/ds-connection-slots`).
   server.on('connection', (socket: import('node:net').Socket) => {
     const ip = keyOf(socket);
-    const own = connectionsOf.get(ip) ?? new Set();
+    const own = connectionsOf.get(ip) ?? { all: new Set<Connection>(), idle: 0 };
     socket.on('error', () => socket.destroy());
-    if (own.size >= maxPerIp) return socket.destroy();
+    if (own.all.size >= maxPerIp) return socket.destroy();
     if (connections >= maxConnections && !evictIdle()) return socket.destroy();
+    const c: Connection = { socket, ip, busy: 0 };
     const tuple = tupleOf(socket);
     connections++;
-    own.add(socket);
+    own.all.add(c);
+    own.idle++;
     connectionsOf.set(ip, own);
-    let counted = true;
-    const forget = () => {
-      if (!counted) return;
-      counted = false;
-      connections--;
-      own.delete(socket);
-      if (own.size === 0 && connectionsOf.get(ip) === own) connectionsOf.delete(ip);
-      inFlight.delete(tuple);
-    };
-    evictable.set(socket, forget);
-    socket.once('close', () => {
-      evictable.delete(socket);
-      forget();
-    });
+    connectionAt.set(tuple, c);
+    socket.once('close', () => forget(c, tuple));
   });
-  /** How to give back a connection's place at once (it is counted until its 'close' otherwise). */
-  const evictable = new WeakMap<import('node:net').Socket, () => void>();
 
-  /** Close an idle connection of the address holding the most connections; false when it has none idle. */
+  /** Give back connection `c`'s place (once: at its eviction, or its 'close'). */
+  function forget(c: Connection, tuple: string): void {
+    const own = connectionsOf.get(c.ip);
+    if (!own?.all.delete(c)) return;
+    connections--;
+    if (c.busy === 0) own.idle--;
+    if (own.all.size === 0) connectionsOf.delete(c.ip);
+    if (connectionAt.get(tuple) === c) connectionAt.delete(tuple);
+  }
+
+  /**
+   * Close an idle connection of the address holding the most connections
+   * among those with one idle (one address whose connections are all busy
+   * stopped every eviction); false when no address has one.
+   */
   function evictIdle(): boolean {
-    let heaviest: Set<import('node:net').Socket> | undefined;
-    for (const set of connectionsOf.values()) if (!heaviest || set.size > heaviest.size) heaviest = set;
-    for (const socket of heaviest ?? []) {
-      if (inFlight.has(tupleOf(socket))) continue;
-      evictable.get(socket)?.();
-      socket.destroy();
+    let from: Set<Connection> | undefined;
+    for (const own of connectionsOf.values()) if (own.idle > 0 && (!from || own.all.size > from.size)) from = own.all;
+    for (const c of from ?? []) {
+      if (c.busy !== 0) continue;
+      forget(c, tupleOf(c.socket));
+      c.socket.destroy();
       return true;
     }
     return false;
@@ -803,7 +825,8 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
     // A stream (or an upgrade being decided) is never idle; its 'close' forgets it (the 'connection' handler's).
-    inFlight.set(tupleOf(req.socket), Infinity);
+    const upgraded = connectionAt.get(tupleOf(req.socket));
+    if (upgraded) busy(upgraded, Infinity);
     const refuse = (status: number, reason: string) => {
       if (socket.writable) socket.end(`HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: ${reason.length}\r\n\r\n${reason}`);
       socket.destroy();
@@ -875,7 +898,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
 
   /** Send a subscriber everything after what it has; pause while its socket is backed up (the log is the buffer). */
   async function pump(sub: Stream): Promise<void> {
-    if (sub.busy) {
+    if (sub.busy || sub.retrying) {
       sub.dirty = true;
       return;
     }
@@ -941,15 +964,26 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
         // The store failed (a database restarting): the stream stays, and
         // reads again after a wait (it used to close every stream the
         // failure reached, and each client had to open it again).
-        console.error('ds: internal error (a stream reads again later)', err);
+        if (sub.retryMs === 0) console.error('ds: internal error (a stream reads again later)', err);
         sub.retryMs = Math.min(STREAM_RETRY_MAX_MS, sub.retryMs === 0 ? STREAM_RETRY_FIRST_MS : sub.retryMs * 2);
         sub.dirty = true;
-        setTimeout(() => void pump(sub), sub.retryMs).unref();
+        // One timer per stream: wakes meanwhile only mark it dirty (each started a chain of its own).
+        sub.retrying = setTimeout(() => {
+          sub.retrying = undefined;
+          void pump(sub);
+        }, sub.retryMs).unref();
       }
     } finally {
       sub.busy = false;
     }
   }
+
+  /** `client`'s streams on this server ask again now whether it (and its key) is revoked, and end if so. */
+  const recheck = (client: string) => {
+    const subs = [...streams.values()].flatMap((set) => [...set]).filter((sub) => sub.client === client);
+    for (const sub of subs) sub.validAt = -Infinity;
+    wake(subs);
+  };
 
   /** Make each of `subs` read its log again (from what it was sent). */
   const wake = (subs: Iterable<Stream>) => {
