@@ -52,6 +52,19 @@ const dropDetachedDocs = {
   },
 };
 
+// A doc comment's lines need no leading ` * ` (TypeScript and editors read
+// the text the same without it): ~0.6 KB of the packed tarball (issue 24's
+// limit is 800,000 bytes). Only the declarations are rewritten; the sources
+// keep the usual form. A line whose text itself starts with `*` keeps its
+// prefix, so no text is lost.
+const bareDocLines = {
+  name: 'bare-doc-lines',
+  renderChunk(code) {
+    const out = code.replace(/\/\*\*[\s\S]*?\*\//g, (doc) => (doc.includes('\n') ? doc.replace(/\n[ \t]*\* ?(?!\*|\/)/g, '\n') : doc));
+    return out === code ? null : { code: out, map: null };
+  },
+};
+
 const copyWasm = {
   name: 'copy-wasm',
   writeBundle() {
@@ -123,7 +136,7 @@ export default [
     input: ENTRIES,
     output: { dir: 'dist', format: 'es', entryFileNames: '[name].d.ts', chunkFileNames: '[name]-[hash].d.ts' },
     external,
-    plugins: [dts({ tsconfig: './tsconfig.json' }), inlineAugmentations, stripCoreClientDocs, dropDetachedDocs, halveDeclarationIndent],
+    plugins: [dts({ tsconfig: './tsconfig.json' }), inlineAugmentations, stripCoreClientDocs, dropDetachedDocs, halveDeclarationIndent, bareDocLines],
     // inlineAugmentations resolves these (or fails the build).
     onwarn(warning, warn) {
       if (/augments names that the target chunk does not export unchanged/.test(warning.message)) return;
