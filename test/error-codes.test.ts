@@ -49,6 +49,7 @@ function coreCodes(): Set<string> {
  */
 const TS_ONLY_CODES = [
   'CHECK_MISSING',
+  'PEER_DEPENDENCY_MISSING',
   'STORAGE_FORMAT',
   'STORAGE_TAMPERED',
   'STORAGE_KEY',
@@ -101,7 +102,7 @@ describe('error codes come from the source', () => {
     const raised = coreCodes();
     expect(raised.size).toBeGreaterThan(30);
     // Each layer's code set comes from its entry point (docs/ARCHITECTURE.md).
-    const entries = ['paired-mls', 'paired-mls/paired', 'paired-mls/intents', 'paired-mls/dmls', 'paired-mls/resilience', 'paired-mls/services'];
+    const entries = ['paired-mls', 'paired-mls/paired', 'paired-mls/intents', 'paired-mls/dmls', 'paired-mls/resilience', 'paired-mls/services', 'paired-mls/server'];
     const api = Object.assign({}, ...(await Promise.all(entries.map((e) => import(e))))) as Record<string, unknown>;
     const known = new Set(Object.entries(api).filter(([name, value]) => name.endsWith('ERROR_CODES') && Array.isArray(value)).flatMap(([, value]) => value as string[]));
     // A code the core raises that TS does not list, or one TS lists that

@@ -7,7 +7,7 @@
 import { bytesEqual, toHex } from '../mls/bytes.js';
 import type { Member } from '../mls/types.js';
 import type { LeafAssociation } from '../intents/leaf-association.js';
-import { DsError } from './delivery-service.js';
+import { DsError } from './ds-error.js';
 
 /** A client's registered credential and signature key. */
 export interface CredentialBinding {

@@ -7,7 +7,9 @@
  * identity (LeafOperationIntents). An "eventual" group skips the ordering.
  */
 import { MlsClient, type Identity } from '../mls/client.js';
-import { MlsError, registerErrorCodes } from '../mls/errors.js';
+import { MlsError } from '../mls/errors.js';
+import { DsError, type DsRejection } from './ds-error.js';
+export { DS_ERROR_CODES, DsError, type DsRejection } from './ds-error.js';
 import { bytesEqual, fromHex, sha256, toHex } from '../mls/bytes.js';
 import { readAddProposalKeyPackage, readMlsHeader } from '../codec/mls-header.js';
 import { ExternalSender } from '../intents/external-sender.js';
@@ -19,36 +21,6 @@ import type { CredentialCheck } from './credential-check.js';
 export type { CredentialCheck } from './credential-check.js';
 import { externalCommitTbs, groupContextOf, groupInfoFits, isWelcome, readExternalCommit, welcomeRecipients } from './ds-checks.js';
 import { clientOfLeaf, publicMembers, verifyCommit, welcomeMatches, type VerifiedCommit } from './verified-commit.js';
-
-/** Why the DS refused: stable codes (docs/PROTOCOL.md §8.3). */
-export type DsRejection =
-  | 'malformed'
-  | 'unknown-group'
-  | 'not-a-member'
-  | 'epoch-taken'
-  | 'stale'
-  | 'invalid-key-package'
-  | 'group-exists'
-  | 'external-join-closed'
-  | 'invalid-group-info'
-  | 'invalid-welcome'
-  | 'invalid-commit'
-  | 'unverifiable-commit'
-  // basic mode: the DS holds no usable GroupInfo, or the intent fails against it, which is the last committer's word (retryable; §5.4)
-  | 'unverifiable-intent'
-  | 'unknown-client'
-  | 'unauthenticated'
-  | 'forbidden'
-  | 'rate-limited'
-  | 'too-large'
-  | 'not-found'
-  | 'registration-refused'
-  | 'inbox-full'
-  | 'not-granted'
-  | 'quota-exceeded'
-  | 'too-many-proposals'
-  // the client's own: the DS did not answer in time, or could not be reached
-  | 'unavailable';
 
 /** Largest epoch the DS accepts: JavaScript numbers are exact up to 2^53 - 1. */
 const MAX_EPOCH = Number.MAX_SAFE_INTEGER - 1;
@@ -71,20 +43,6 @@ export async function withinQuota<T>(write: Promise<T>): Promise<T> {
     }
     if (err instanceof EpochProposalsFullError) throw new DsError('too-many-proposals', err.message);
     throw err;
-  }
-}
-
-/** The codes of the services layer. */
-export const DS_ERROR_CODES = ['DS_REJECTED'] as const;
-registerErrorCodes(DS_ERROR_CODES);
-
-/** A refusal of the Delivery Service (`DS_REJECTED`), with the reason. */
-export class DsError extends MlsError<(typeof DS_ERROR_CODES)[number]> {
-  readonly reason: DsRejection;
-  constructor(reason: DsRejection, message: string) {
-    super('DS_REJECTED', message.endsWith(`(${reason})`) ? message : `${message} (${reason})`);
-    this.name = 'DsError';
-    this.reason = reason;
   }
 }
 

@@ -1,0 +1,50 @@
+/**
+ * The Delivery Service's refusal (`DsError`, code `DS_REJECTED`) and its
+ * reasons, apart from the service so that the modules it uses can raise it
+ * without an import cycle.
+ */
+import { MlsError, registerErrorCodes } from '../mls/errors.js';
+
+/** Why the DS refused: stable codes (docs/PROTOCOL.md §8.3). */
+export type DsRejection =
+  | 'malformed'
+  | 'unknown-group'
+  | 'not-a-member'
+  | 'epoch-taken'
+  | 'stale'
+  | 'invalid-key-package'
+  | 'group-exists'
+  | 'external-join-closed'
+  | 'invalid-group-info'
+  | 'invalid-welcome'
+  | 'invalid-commit'
+  | 'unverifiable-commit'
+  // basic mode: the DS holds no usable GroupInfo, or the intent fails against it, which is the last committer's word (retryable; §5.4)
+  | 'unverifiable-intent'
+  | 'unknown-client'
+  | 'unauthenticated'
+  | 'forbidden'
+  | 'rate-limited'
+  | 'too-large'
+  | 'not-found'
+  | 'registration-refused'
+  | 'inbox-full'
+  | 'not-granted'
+  | 'quota-exceeded'
+  | 'too-many-proposals'
+  // the client's own: the DS did not answer in time, or could not be reached
+  | 'unavailable';
+
+/** The codes of the services layer. */
+export const DS_ERROR_CODES = ['DS_REJECTED'] as const;
+registerErrorCodes(DS_ERROR_CODES);
+
+/** A refusal of the Delivery Service (`DS_REJECTED`), with the reason. */
+export class DsError extends MlsError<(typeof DS_ERROR_CODES)[number]> {
+  readonly reason: DsRejection;
+  constructor(reason: DsRejection, message: string) {
+    super('DS_REJECTED', message.endsWith(`(${reason})`) ? message : `${message} (${reason})`);
+    this.name = 'DsError';
+    this.reason = reason;
+  }
+}
