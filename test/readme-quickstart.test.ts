@@ -7,9 +7,10 @@
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
+import { readmeProgram } from './readme-compile.js';
 
 /** The first ```ts block after `heading` in README.md. */
 function readmeBlock(heading: string): string {
@@ -29,17 +30,7 @@ describe('README', () => {
     mkdirSync('.cache', { recursive: true });
     const source = join('.cache', 'readme-quickstart.ts');
     writeFileSync(source, `${code}\nexport {};\n`);
-    const program = ts.createProgram([source], {
-      target: ts.ScriptTarget.ES2022,
-      module: ts.ModuleKind.ESNext,
-      moduleResolution: ts.ModuleResolutionKind.Bundler,
-      lib: ['lib.es2022.d.ts', 'lib.dom.d.ts', 'lib.esnext.disposable.d.ts'],
-      types: ['node'],
-      strict: true,
-      noEmit: true,
-      skipLibCheck: true,
-      paths: { 'paired-mls': [resolve('dist/index.d.ts')] },
-    });
+    const program = readmeProgram([source]);
     const errors = ts.getPreEmitDiagnostics(program).map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'));
     expect(errors).toEqual([]);
     // … and runs.

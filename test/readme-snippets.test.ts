@@ -13,6 +13,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
+import { readmeProgram } from './readme-compile.js';
 
 /**
  * What each section's code assumes, as declarations only (types from the
@@ -93,17 +94,7 @@ function typeErrors(readme: string, dir: string): { checked: Snippet[]; errors: 
     writeFileSync(file, `${prelude}\n${snippet.code}\nexport {};\n`);
     files.set(file, { snippet, preludeLines: `${prelude}\n`.split('\n').length - 1 });
   });
-  const program = ts.createProgram([...files.keys()], {
-    target: ts.ScriptTarget.ES2022,
-    module: ts.ModuleKind.ESNext,
-    moduleResolution: ts.ModuleResolutionKind.Bundler,
-    lib: ['lib.es2022.d.ts', 'lib.dom.d.ts', 'lib.esnext.disposable.d.ts'],
-    types: ['node'],
-    strict: true,
-    noEmit: true,
-    skipLibCheck: true,
-    paths: { 'paired-mls': [resolve('dist/index.d.ts')], 'paired-mls/*': [resolve('dist/*.d.ts')] },
-  });
+  const program = readmeProgram([...files.keys()]);
   const errors = ts.getPreEmitDiagnostics(program).map((d) => {
     const message = ts.flattenDiagnosticMessageText(d.messageText, '\n');
     const entry = d.file && files.get(resolve(d.file.fileName));
