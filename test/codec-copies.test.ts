@@ -10,7 +10,8 @@
  * for good instead of reaching the caller, to be delivered again.
  */
 import { describe, expect, it } from 'vitest';
-import { CodecError, TlsReader, TlsWriter, readMlsHeader } from 'paired-mls';
+import { CodecError, TlsReader, TlsWriter, fromHex, readMlsHeader } from 'paired-mls';
+import { pskGroupId } from 'paired-mls/dmls';
 import { WebCryptoSeedVault, generateSeed } from 'paired-mls/paired';
 import { AuthenticationService } from 'paired-mls/services';
 import type { DmlsCredentialCheck } from 'paired-mls/dmls';
@@ -30,6 +31,24 @@ describe("the codec leaves the caller's bytes alone", () => {
     const field = new TlsReader(source).vector();
     field.fill(0);
     expect(Buffer.from(encoded).equals(source)).toBe(true);
+  });
+});
+
+describe('caller input the codec and helpers cannot take is a typed error (review of the typed errors)', () => {
+  it('a PSK id of epoch 1.5 or -1, a uint64 beyond 2^53 as a number, and bad hex: MlsError, not a RangeError or a bare Error', () => {
+    const name = (f: () => unknown) => {
+      try {
+        f();
+        return 'no error';
+      } catch (e) {
+        return `${(e as Error).name}:${(e as { code?: string }).code}:${(e as Error).message}`;
+      }
+    };
+    expect(name(() => pskGroupId(1.5, new Uint8Array([1])))).toBe('CodecError:MALFORMED:uint64 1.5 is not a safe integer (pass a bigint)');
+    expect(name(() => pskGroupId(-1, new Uint8Array([1])))).toBe('CodecError:MALFORMED:uint64 -1 out of range');
+    expect(name(() => new TlsWriter().u64(2 ** 60))).toBe('CodecError:MALFORMED:uint64 1152921504606847000 is not a safe integer (pass a bigint)');
+    expect([...new TlsWriter().u64(2n ** 60n).finish()]).toEqual([16, 0, 0, 0, 0, 0, 0, 0]);
+    expect(name(() => fromHex('zz'))).toBe('MlsError:INVALID_ARGUMENT:invalid hex');
   });
 });
 

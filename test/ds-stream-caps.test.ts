@@ -10,6 +10,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { toHex } from 'paired-mls';
+import { WebSocket } from 'ws';
+import type { Socket } from 'node:net';
 import { dsPeer, groupOf, groupStillWorks, raw, sqliteServers, tokenOf, upgrade } from './ds-helpers.js';
 
 describe("one client's streams", () => {
@@ -39,6 +41,40 @@ describe("one client's streams", () => {
     expect((await upgrade(s.url, path(alice!.group!.id))).status).toBe(429);
     for (const r of [...open, ...onOther, again]) r.ws?.terminate();
     await groupStillWorks([alice!, bob!], 'streams capped per group');
+  });
+
+  it('a paused stream (its reader stopped) keeps one timer, however many posts wake it (third look: each wake started a 50 ms loop of its own)', async () => {
+    const s = await server({ streamHighWater: 1024, slowConsumerMs: 60_000 });
+    const mallory = await dsPeer(s.url, `mallory-p-${tag}`);
+    mallory.group = await mallory.client.createGroup(mallory.identity);
+    const gid = mallory.group.id;
+    await mallory.ds.createGroup(gid, { epoch: 0 });
+    const token = await tokenOf(s.url, mallory.name, mallory);
+    const ws = new WebSocket(`${s.url.replace('http', 'ws')}/v1/stream?group=${toHex(gid)}&after=0&access_token=${token}`);
+    await new Promise((r) => ws.once('open', r));
+    (ws as unknown as { _socket: Socket })._socket.pause();
+    ws.on('error', () => undefined);
+    // Large messages until the server's socket backs up past streamHighWater (the kernel's buffers full).
+    for (let i = 0; i < 3; i++) await mallory.ds.submit(gid, await mallory.group.encrypt(new Uint8Array(3_000_000).fill(i)));
+    await new Promise((r) => setTimeout(r, 300));
+    // The server's 50 ms timers, counted while 100 small posts wake the paused stream.
+    let timers = 0;
+    const setTimeoutBefore = globalThis.setTimeout;
+    globalThis.setTimeout = ((fn: () => void, ms?: number, ...rest: unknown[]) => {
+      if (ms === 50) timers++;
+      return setTimeoutBefore(fn, ms, ...rest);
+    }) as typeof setTimeout;
+    try {
+      for (let i = 0; i < 100; i++) await mallory.ds.submit(gid, await mallory.group.encrypt(`small ${i}`));
+      timers = 0;
+      await new Promise((r) => setTimeoutBefore(r, 1000));
+    } finally {
+      globalThis.setTimeout = setTimeoutBefore;
+    }
+    // One loop: about 20 a second. Before: about 2,000 (one loop per wake).
+    expect(timers).toBeGreaterThan(5);
+    expect(timers).toBeLessThanOrEqual(25);
+    ws.terminate();
   });
 
   it("a client's revocation ends its streams on this server at once, on a quiet group too (re-review: it waited for the group's next message)", async () => {

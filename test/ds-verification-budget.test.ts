@@ -44,19 +44,26 @@ describe('the signature checks one address makes the DS run', () => {
     await groupStillWorks([alice, bob], 'beside the outsider');
   });
 
-  it("a KeyPackage upload takes the same budget, two checks a KeyPackage in its ciphersuite: 1,000 copies of one P-256 KeyPackage (20,000 units, a request that held the event loop ~2.7 s) are 429 unchecked; an honest batch of 100 Ed25519 ones is taken", async () => {
+  it("a KeyPackage upload takes the same budget, two checks a KeyPackage in its ciphersuite: 1,000 copies of one P-256 KeyPackage (20,000 units, a request that held the event loop ~2.7 s) are 413 unchecked, 100 of them twice 429 the second time; an honest batch of 100 Ed25519 ones is taken", async () => {
     const s = await server();
     const [alice, mallory] = await Promise.all([dsPeer(s.url, 'alice-kp'), dsPeer(s.url, 'mallory-kp')]);
     const p256 = await mallory.client.createIdentity('nobody', 2);
     const kp = Buffer.from(await mallory.client.createKeyPackage(p256)).toString('base64');
     const token = await tokenOf(s.url, mallory.name, mallory);
     // Before: 400 invalid-key-package after 2,000 P-256 verifications, again and again.
+    // More than the whole burst at once (20,000 units): never a wait, a smaller batch (third look: 429 forever).
     expect(await raw(s.url, 'POST', '/v1/key-packages', { keyPackages: Array<string>(1000).fill(kp) }, token)).toMatchObject({
+      status: 413,
+      body: { reason: 'too-large', error: 'these KeyPackages cost 20000 signature checks, more than one upload may (2000); upload fewer at once' },
+    });
+    // 100 of them (the burst, 2,000) are checked and refused (not mallory's credential); the next 100 wait.
+    expect(await raw(s.url, 'POST', '/v1/key-packages', { keyPackages: Array<string>(100).fill(kp) }, token)).toMatchObject({ status: 400, body: { reason: 'invalid-key-package' } });
+    expect(await raw(s.url, 'POST', '/v1/key-packages', { keyPackages: Array<string>(100).fill(kp) }, token)).toMatchObject({
       status: 429,
       body: { reason: 'rate-limited', error: 'too many signature checks for this address' },
     });
     // The budget is the address's (all of this test's clients share 127.0.0.1), and refills: honest uploads go on.
-    await new Promise((r) => setTimeout(r, 1100));
+    await new Promise((r) => setTimeout(r, 1500));
     await alice.ds.uploadKeyPackages(await alice.client.createKeyPackages(alice.identity, { count: 100 }));
     expect(await s.ds.store.countKeyPackages('alice-kp')).toBe(100);
   });

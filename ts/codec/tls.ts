@@ -55,7 +55,8 @@ export class Writer {
   }
 
   u64(value: bigint | number): this {
-    const v = typeof value === 'bigint' ? value : Number.isSafeInteger(value) ? BigInt(value) : -1n;
+    if (typeof value === 'number' && !Number.isSafeInteger(value)) throw new CodecError(`uint64 ${String(value)} is not a safe integer (pass a bigint)`);
+    const v = BigInt(value);
     if (v < 0n || v > 0xffffffffffffffffn) throw new CodecError(`uint64 ${String(value)} out of range`);
     const out = new Uint8Array(8);
     new DataView(out.buffer).setBigUint64(0, v);

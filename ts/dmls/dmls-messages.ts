@@ -84,7 +84,7 @@ export function decodeDmlsMessage(bytes: Uint8Array): DmlsMessage {
 
 /** PSK id of a send group's epoch: `psk_group_id = uint64(epoch) || group_id` (seed 003 §5 COMMIT; same in both profiles). */
 export function pskGroupId(epoch: bigint | number, groupId: Uint8Array): Uint8Array {
-  return new Writer().u64(BigInt(epoch)).raw(groupId).finish();
+  return new Writer().u64(epoch).raw(groupId).finish();
 }
 
 /** Inverse of `pskGroupId`: `epoch = id[0..8]`, `groupId = id[8..]` (seed 003 §5). */

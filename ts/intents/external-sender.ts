@@ -59,7 +59,7 @@ export class ExternalSender {
   #sign(target: ExternalTarget, proposal: Uint8Array, aad: Uint8Array): Uint8Array {
     const content = new Writer()
       .vector(target.groupId)
-      .u64(BigInt(target.epoch))
+      .u64(target.epoch)
       .u8(SENDER_EXTERNAL)
       .u32(target.senderIndex)
       .vector(aad)

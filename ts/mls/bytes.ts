@@ -1,4 +1,5 @@
 /** Small byte helpers shared by the TS layer. */
+import { MlsError } from './errors.js';
 
 /**
  * Bytes, or a string taken as its UTF-8 encoding (`toBytes`): what the API
@@ -53,7 +54,7 @@ export function isToHex(text: unknown): text is string {
 
 /** The bytes of a hexadecimal string (even length, hex digits only). */
 export function fromHex(hex: string): Uint8Array {
-  if (hex.length % 2 !== 0 || /[^0-9a-fA-F]/.test(hex)) throw new Error('invalid hex');
+  if (hex.length % 2 !== 0 || /[^0-9a-fA-F]/.test(hex)) throw new MlsError('INVALID_ARGUMENT', 'invalid hex');
   const out = new Uint8Array(hex.length / 2);
   for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
   return out;

@@ -10,6 +10,7 @@
  * a paired update.
  */
 import { Writer } from '../codec/tls.js';
+import { MlsError } from '../mls/errors.js';
 
 /** Holds the pairing seed and derives from it without releasing it (docs/PROTOCOL.md §4.6). */
 export interface SeedVault {
@@ -58,7 +59,7 @@ export class WebCryptoSeedVault implements SeedVault {
   /** Import a seed; the caller's copy is wiped once imported. */
   static async import(seed: Uint8Array): Promise<WebCryptoSeedVault> {
     try {
-      if (seed.length < SEED_LENGTH) throw new RangeError(`a seed has at least ${SEED_LENGTH} bytes`);
+      if (seed.length < SEED_LENGTH) throw new MlsError('INVALID_ARGUMENT', `a seed has at least ${SEED_LENGTH} bytes`);
       const key = await subtle().importKey('raw', seed as Uint8Array<ArrayBuffer>, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
       return new WebCryptoSeedVault(key);
     } finally {
@@ -68,12 +69,12 @@ export class WebCryptoSeedVault implements SeedVault {
 
   /** A vault around a key kept elsewhere (e.g. read back from IndexedDB). */
   static fromKey(key: CryptoKey): WebCryptoSeedVault {
-    if (key.extractable) throw new RangeError('a vault key must be non-extractable');
+    if (key.extractable) throw new MlsError('INVALID_ARGUMENT', 'a vault key must be non-extractable');
     return new WebCryptoSeedVault(key);
   }
 
   async derive(label: string, context: Uint8Array, length: number): Promise<Uint8Array> {
-    if (!Number.isInteger(length) || length < 1 || length > 255 * HASH_LENGTH) throw new RangeError('length must be 1..8160');
+    if (!Number.isInteger(length) || length < 1 || length > 255 * HASH_LENGTH) throw new MlsError('INVALID_ARGUMENT', 'length must be 1..8160');
     const info = new Writer().vector(enc.encode(`paired-mls vault ${label}`)).vector(context).finish();
     const out = new Uint8Array(length);
     let previous = new Uint8Array(0);

@@ -194,8 +194,8 @@ interface Stream {
   retryMs: number;
   /** When its client and key were last found valid (not revoked). */
   validAt: number;
-  /** The timer of its next read after the store failed. */
-  retrying?: ReturnType<typeof setTimeout>;
+  /** Its one timer for the next read: after a pause (backed up, its address's reply budget spent) or a store failure. */
+  timer?: ReturnType<typeof setTimeout>;
 }
 
 /** How long a stream takes its client and key for valid before it asks the store again (a revocation reaches it within this). */
@@ -263,7 +263,9 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   };
   const registrationAllowed = withNetworkFallback(options.registrationRate ?? [1 / 60, 30]);
   const rotationAllowed = withNetworkFallback(options.rotationRate ?? [1 / 60, 60]);
-  const verificationAllowed = withNetworkFallback(options.verificationRate ?? [200, 2000]);
+  const verificationRate = options.verificationRate ?? [200, 2000];
+  const verificationAllowed = withNetworkFallback(verificationRate);
+  const verificationBurst = verificationRate[1];
   /** The key of an address's budgets: an IPv6 address's first `prefix` bits. */
   const keyOf = (socket: { remoteAddress?: string }) => addressKey(socket.remoteAddress, prefix);
   const maxPerIp = options.maxConnectionsPerIp ?? 512;
@@ -599,6 +601,8 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       const keyPackages = body.keyPackages.map((k, i) => unb64(k, `keyPackages[${i}]`));
       // Two signature checks each (KeyPackage, leaf), in the ciphersuite it names (an MLSMessage: bytes 6-7).
       const cost = keyPackages.reduce((sum, kp) => sum + 2 * verificationCost(kp.length > 7 ? (kp[6]! << 8) | kp[7]! : 0), 0);
+      // More than the whole burst could never pass: not a wait (429) but a smaller batch.
+      if (cost > verificationBurst) throw new HttpError(413, 'too-large', `these KeyPackages cost ${cost} signature checks, more than one upload may (${verificationBurst}); upload fewer at once`);
       if (!verificationAllowed(ipOf(req), req, cost)) throw new HttpError(429, 'rate-limited', 'too many signature checks for this address');
       await ds.uploadKeyPackages(client, keyPackages);
       return [200, {}];
@@ -896,9 +900,22 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     void pump(sub);
   }
 
+  /**
+   * Read the stream's log again in `ms`, with its one timer: wakes meanwhile
+   * only mark it dirty (each wake of a paused stream used to start a 50 ms
+   * loop of its own, thousands a second after a burst of posts).
+   */
+  function later(sub: Stream, ms: number): void {
+    sub.dirty = true;
+    sub.timer ??= setTimeout(() => {
+      sub.timer = undefined;
+      void pump(sub);
+    }, ms).unref();
+  }
+
   /** Send a subscriber everything after what it has; pause while its socket is backed up (the log is the buffer). */
   async function pump(sub: Stream): Promise<void> {
-    if (sub.busy || sub.retrying) {
+    if (sub.busy || sub.timer) {
       sub.dirty = true;
       return;
     }
@@ -916,15 +933,13 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
               sub.ws.terminate();
               return;
             }
-            sub.dirty = true;
-            setTimeout(() => void pump(sub), 50).unref();
+            later(sub, 50);
             return;
           }
           sub.pausedSince = undefined;
           // Its address holds its budget of unsent replies (other connections of it read slowly): wait, without reading a page.
           if (!replyRoom(sub.ip)) {
-            sub.dirty = true;
-            setTimeout(() => void pump(sub), 50).unref();
+            later(sub, 50);
             return;
           }
           // A client (or session key) revoked since it connected gets nothing more:
@@ -966,12 +981,8 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
         // failure reached, and each client had to open it again).
         if (sub.retryMs === 0) console.error('ds: internal error (a stream reads again later)', err);
         sub.retryMs = Math.min(STREAM_RETRY_MAX_MS, sub.retryMs === 0 ? STREAM_RETRY_FIRST_MS : sub.retryMs * 2);
-        sub.dirty = true;
         // One timer per stream: wakes meanwhile only mark it dirty (each started a chain of its own).
-        sub.retrying = setTimeout(() => {
-          sub.retrying = undefined;
-          void pump(sub);
-        }, sub.retryMs).unref();
+        later(sub, sub.retryMs);
       }
     } finally {
       sub.busy = false;
