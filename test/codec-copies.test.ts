@@ -10,7 +10,8 @@
  * for good instead of reaching the caller, to be delivered again.
  */
 import { describe, expect, it } from 'vitest';
-import { CodecError, TlsReader, TlsWriter, fromHex, readMlsHeader } from 'paired-mls';
+import { CodecError, MemoryStorageAdapter, MlsClient, TlsReader, TlsWriter, fromHex, readMlsHeader } from 'paired-mls';
+import { recoveryPskId } from 'paired-mls/resilience';
 import { pskGroupId } from 'paired-mls/dmls';
 import { WebCryptoSeedVault, generateSeed } from 'paired-mls/paired';
 import { AuthenticationService } from 'paired-mls/services';
@@ -49,6 +50,16 @@ describe('caller input the codec and helpers cannot take is a typed error (revie
     expect(name(() => new TlsWriter().u64(2 ** 60))).toBe('CodecError:MALFORMED:uint64 1152921504606847000 is not a safe integer (pass a bigint)');
     expect([...new TlsWriter().u64(2n ** 60n).finish()]).toEqual([16, 0, 0, 0, 0, 0, 0, 0]);
     expect(name(() => fromHex('zz'))).toBe('MlsError:INVALID_ARGUMENT:invalid hex');
+    expect(name(() => recoveryPskId(new Uint8Array([1]), new Uint8Array([2]), 1.5, 0, new Uint8Array([3])))).toBe('CodecError:MALFORMED:uint64 1.5 is not a safe integer (pass a bigint)');
+  });
+
+  it("bad hex in a client's stored state is the store's fault: MlsClient.open says STORAGE, not the caller's INVALID_ARGUMENT (last review)", async () => {
+    const storage = new MemoryStorageAdapter();
+    const client = await MlsClient.open({ storage });
+    await client.createIdentity('alice');
+    client.free();
+    await storage.apply({ puts: [[new TextEncoder().encode('\u0000paired-mls/group/zz'), new Uint8Array([1])]], deletes: [] });
+    await expect(MlsClient.open({ storage })).rejects.toMatchObject({ name: 'MlsError', code: 'STORAGE', message: 'stored state could not be read or written: invalid hex' });
   });
 });
 

@@ -341,7 +341,8 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
         await this.storage.apply({ puts: format === undefined ? [[metaKey(FORMAT_KEY), enc.encode(FORMAT_VERSION)]] : [], deletes: orphans.concat(pskDeletes) });
       }
     } catch (err) {
-      if (err instanceof MlsError) throw err;
+      // A bad hex key or id in what was stored is the store's fault, not the caller's (fromHex says INVALID_ARGUMENT).
+      if (err instanceof MlsError && err.code !== 'INVALID_ARGUMENT') throw err;
       throw new MlsError('STORAGE', `stored state could not be read or written: ${(err as Error).message}`, { cause: err });
     }
   }

@@ -85,7 +85,7 @@ export interface RecoveryPskFields {
 
 /** The PSK id of a recovery PSK (docs/PROTOCOL.md §7.2). */
 export function recoveryPskId(groupId: Uint8Array, identity: Uint8Array, epoch: number | bigint, leafIndex: number, encryptionKey: Uint8Array): Uint8Array {
-  return new Writer().vector(enc.encode(LABEL)).vector(groupId).vector(identity).u64(BigInt(epoch)).u32(leafIndex).vector(encryptionKey).finish();
+  return new Writer().vector(enc.encode(LABEL)).vector(groupId).vector(identity).u64(epoch).u32(leafIndex).vector(encryptionKey).finish();
 }
 
 /** The fields of a recovery PSK id, or undefined when `id` is not one. */
