@@ -9,7 +9,7 @@
  *   resilience                               mls; paired (the healing meter simulates paired members)
  *   services                                 everything above, except server
  *   server                                   everything except the entry points
- *   entry points (ts/index.ts, ts/server.ts) may import anything; nothing imports them
+ *   entry point ts/index.ts may import anything; nothing imports it (ts/<layer>/index.ts follow their directory's rule)
  *
  * No cycles at all, type-only ones included: where two modules need each
  * other's types (Group names its MlsClient while MlsClient makes Groups;
