@@ -62,15 +62,19 @@ export function createIntent(group: Group, removalMode: RemovalMode = 'senderRem
   return { ...tbs, signature };
 }
 
-/** The recipient checks of draft §2.3, plus the KeyPackage-leaf rule; throws `IntentError`. */
-export function validateIntent(group: Group, intent: LeafOperationIntent): void {
+/** `f()`, an intent that cannot be encoded (an unknown removal mode, a field out of range) refused as no intent: `IntentError` `malformed`. */
+function encodable<T>(f: () => T): T {
   try {
-    checkIntent(group, intent);
+    return f();
   } catch (err) {
-    // An intent that cannot be encoded (an unknown removal mode, a field out of range) is no intent.
     if (err instanceof CodecError) throw new IntentError('malformed', `unencodable intent: ${err.message}`);
     throw err;
   }
+}
+
+/** The recipient checks of draft §2.3, plus the KeyPackage-leaf rule; throws `IntentError`. */
+export function validateIntent(group: Group, intent: LeafOperationIntent): void {
+  encodable(() => checkIntent(group, intent));
 }
 
 function checkIntent(group: Group, intent: LeafOperationIntent): void {
@@ -103,14 +107,7 @@ export function leavesRemovedBy(group: Group, intent: LeafOperationIntent): numb
  * `IntentError`, or `MlsError` `INVALID_GROUP_INFO`.
  */
 export function validateIntentPublic(client: MlsClient, groupInfo: Uint8Array, intent: LeafOperationIntent): number[] {
-  let proposal;
-  try {
-    proposal = intentProposal(intent);
-  } catch (err) {
-    // As validateIntent: an intent that cannot be encoded (an unknown removal mode, a field out of range) is no intent.
-    if (err instanceof CodecError) throw new IntentError('malformed', `unencodable intent: ${err.message}`);
-    throw err;
-  }
+  const proposal = encodable(() => intentProposal(intent));
   return client.publicRemovedLeaves(groupInfo, proposal.proposalType, proposal.payload);
 }
 

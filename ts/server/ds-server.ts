@@ -266,13 +266,18 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   const verificationRate = options.verificationRate ?? [200, 2000];
   const verificationAllowed = withNetworkFallback(verificationRate);
   const verificationBurst = verificationRate[1];
+  /** Take `cost` signature checks from the address's verification budget, or refuse the request (429). */
+  const spendVerification = (req: IncomingMessage, cost: number) => {
+    if (!verificationAllowed(ipOf(req), req, cost)) throw new HttpError(429, 'rate-limited', 'too many signature checks for this address');
+  };
   /** The key of an address's budgets: an IPv6 address's first `prefix` bits. */
   const keyOf = (socket: { remoteAddress?: string }) => addressKey(socket.remoteAddress, prefix);
   const maxPerIp = options.maxConnectionsPerIp ?? 512;
   const maxStreams = options.maxStreamsPerClient ?? 32;
   const maxStreamsPerGroup = options.maxStreamsPerClientGroup ?? 4;
-  /** Open streams per client and group (`client \0 group hex`). */
+  /** Open streams per client and group (`streamSlot`). */
   const streamsOfGroup = new Map<string, number>();
+  const streamSlot = (client: string, groupHex: string) => `${client}\0${groupHex}`;
   const highWater = options.streamHighWater ?? 1024 * 1024;
   const slowMs = options.slowConsumerMs ?? 30_000;
   const streams = new Map<string, Set<Stream>>();
@@ -473,9 +478,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     const claims = sessions.challengeClaims(challenge);
     if (claims === undefined) throw new HttpError(401, 'unauthenticated', 'no valid challenge of this server (expired, forged or for another server)');
     await first?.(claims.client);
-    if (!verificationAllowed(ipOf(req), req, verificationCost(ciphersuite))) {
-      throw new HttpError(429, 'rate-limited', 'too many signature checks for this address');
-    }
+    spendVerification(req, verificationCost(ciphersuite));
     if (!verifyDsChallenge(verifier, ciphersuite, signatureKey, challenge, unb64(body.signature, 'signature'))) {
       throw new HttpError(401, 'unauthenticated', 'the signature does not verify with this key');
     }
@@ -603,7 +606,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       const cost = keyPackages.reduce((sum, kp) => sum + 2 * verificationCost(kp.length > 7 ? (kp[6]! << 8) | kp[7]! : 0), 0);
       // More than the whole burst could never pass: not a wait (429) but a smaller batch.
       if (cost > verificationBurst) throw new HttpError(413, 'too-large', `these KeyPackages cost ${cost} signature checks, more than one upload may (${verificationBurst}); upload fewer at once`);
-      if (!verificationAllowed(ipOf(req), req, cost)) throw new HttpError(429, 'rate-limited', 'too many signature checks for this address');
+      spendVerification(req, cost);
       await ds.uploadKeyPackages(client, keyPackages);
       return [200, {}];
     }
@@ -646,9 +649,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       if (method === 'POST') {
         const body = await readJson(req);
         // An external join's signature is checked in the group's ciphersuite, which the joiner's group may have chosen.
-        if (body.externalJoin === true && !verificationAllowed(ipOf(req), req, VERIFICATION_COST_OTHER)) {
-          throw new HttpError(429, 'rate-limited', 'too many signature checks for this address');
-        }
+        if (body.externalJoin === true) spendVerification(req, VERIFICATION_COST_OTHER);
         const result = await ds.submit(groupId, client, unb64(body.message, 'message'), {
           welcome: optionalB64(body.welcome, 'welcome'),
           added: idList(body.added, 'added', 1000),
@@ -849,7 +850,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       if (!clientLimit.take(client)) return refuse(429, 'rate-limited');
       // Reserve the stream slot now, in the same turn as the check: parallel
       // upgrades of one client cannot all pass the cap while awaiting below.
-      const slot = `${client}\0${toHex(group)}`;
+      const slot = streamSlot(client, toHex(group));
       if ((streamsOf.get(client) ?? 0) >= maxStreams || (streamsOfGroup.get(slot) ?? 0) >= maxStreamsPerGroup) return refuse(429, 'too-many-streams');
       streamsOf.set(client, (streamsOf.get(client) ?? 0) + 1);
       streamsOfGroup.set(slot, (streamsOfGroup.get(slot) ?? 0) + 1);
@@ -894,7 +895,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       clearInterval(stalled);
       set.delete(sub);
       if (set.size === 0) streams.delete(groupHex);
-      releaseStream(client, `${client}\0${groupHex}`);
+      releaseStream(client, streamSlot(client, groupHex));
       for (const release of sub.unsent) release();
     });
     void pump(sub);
