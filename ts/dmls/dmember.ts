@@ -72,12 +72,7 @@ export interface DmlsOptions {
    * key (e.g. `AuthenticationService` or `AuthenticationDirectory` of
    * `paired-mls/services`). When given, every credential this member
    * accepts is checked with it and refused otherwise (`DmlsError`
-   * `credential`): the owner and the other leaves of every Welcome it joins
-   * by (founding, a new send group, a rejoin), an owner's UpdatePath to a
-   * new key, every Update proposal in its own send group and one to a new
-   * key elsewhere, a leaf an owner's commit adds, a rejoin request's
-   * KeyPackage, the KeyPackages it adds to its own send group and its own
-   * new credential (docs/PROTOCOL.md §6.10). It should throw when the AS
+   * `credential`; which credentials: docs/PROTOCOL.md §6.10). It should throw when the AS
    * does not answer (an answer later than `credentialCheckTimeoutMs` fails
    * as `check-timeout`) and not call this member: its other calls wait for
    * it (one made before the check's first await is thrown at once,

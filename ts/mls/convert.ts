@@ -72,6 +72,7 @@ export function groupOptionsToCore(options: GroupOptions = {}): Core.GroupConfig
 
 export function commitOptionsToCore(options: CommitOptions = {}): Core.CommitSpec {
   for (const leaf of options.remove ?? []) checkUint('remove[]', leaf);
+  checkUint('skipProposalsFrom', options.skipProposalsFrom);
   for (const c of options.custom ?? []) checkUint('custom[].proposalType', c.proposalType, 0xffff);
   return compact({
     adds: options.add,
@@ -81,6 +82,7 @@ export function commitOptionsToCore(options: CommitOptions = {}): Core.CommitSpe
     custom: options.custom,
     selfUpdate: options.selfUpdate,
     includePending: options.includePending,
+    skipProposalsFrom: options.skipProposalsFrom,
     groupInfo: options.groupInfo,
     aad: options.aad,
     vcEpochId: options.vcEpochId,

@@ -97,31 +97,14 @@ export function setCurveBackend(backend: 'native' | 'wasm'): 'native' | 'wasm' {
 }
 
 /**
- * Worker threads that make the X25519 Encaps of a commit's path
- * encryptions (one per member the path encrypts to: a self-update in a
- * group of n members without parent keys makes n - 1), besides the thread
- * that commits. `0` (the default) keeps everything on the calling thread.
- * Only batches of at least 64 encryptions, in Node and in browsers
- * (groups of about 65 members and more), use the pool; its workers start with the first such
- * commit and a worker that fails or stalls is replaced (same bytes on the
- * wire either way). Returns the number now set.
- *
- * - Node: worker_threads with the native curves (`curveBackend() ===
- *   'native'`); the calling thread shares the Encaps and waits with
- *   `Atomics.wait`. Workers never keep the process alive. As many workers
- *   again, each with its own instance of the core's wasm, verify the leaf
- *   signatures of a joined tree of at least 32 members with the calling
- *   thread (`joinFromWelcome`, external joins; same decision as on one
- *   thread: a signature no worker found valid is verified by the caller).
- * - Browsers: Web Workers with WebCrypto X25519; needs a cross-origin
- *   isolated page (SharedArrayBuffer: serve it with
- *   `Cross-Origin-Opener-Policy: same-origin` and
- *   `Cross-Origin-Embedder-Policy: require-corp`), else refused with
- *   `UNSUPPORTED`. The calling thread makes in wasm the chunks of 32
- *   Encaps no worker has claimed yet instead of waiting; when every chunk
- *   is claimed it waits: on a window's main thread it spins (it may not
- *   block), in a Worker it blocks. A failed batch is sealed in wasm
- *   instead.
+ * Worker threads, besides the calling thread, for the X25519 Encaps of a
+ * commit's path (batches of 64 or more: groups of about 65 members and
+ * up) and, in Node, the leaf signatures of a joined tree of 32 members or
+ * more. `0` (the default): none. A failed or stalled worker is replaced;
+ * the bytes on the wire are the same either way. Node: worker_threads,
+ * never keeping the process alive. Browsers: Web Workers on a
+ * cross-origin isolated page, else `UNSUPPORTED`. Returns the number set.
+ * docs/PROTOCOL.md §1.5 has the details.
  */
 export function setThreads(threads: number): number {
   assertReady();

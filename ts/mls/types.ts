@@ -108,6 +108,8 @@ export interface CommitOptions {
   selfUpdate?: boolean;
   /** Commit proposals received earlier (default true). */
   includePending?: boolean;
+  /** Leave out those the leaf of this index sent (Paired MLS, PROTOCOL §4.5). */
+  skipProposalsFrom?: number;
   /** Also return a GroupInfo for the new epoch. */
   groupInfo?: boolean;
   aad?: Uint8Array;
@@ -132,16 +134,10 @@ export interface CommitOptions {
   leafAppData?: AppDataEntry[];
   /**
    * Hand the commit to the Delivery Service and merge it once `send`
-   * resolves, in one storage write (docs/PROTOCOL.md §2.5). When `send`
-   * throws, the commit is cleared and the group stays in its epoch; the
-   * write still happens, keeping the handshake ratchet step the commit
-   * used (it may have reached the DS), so no later commit reuses its
-   * generation. Without `send` the commit is written as pending and stays
-   * so until `mergePendingCommit()` (two writes; a crash while the DS
-   * answers leaves a pending commit to merge on restart). With `send`, a
-   * crash after the DS accepted and before the write loses the commit: the
-   * member must then rejoin (an external commit), as with any API that
-   * sends and merges in one step.
+   * resolves, in one storage write; when it throws, the commit is cleared
+   * (its ratchet step is kept: the commit may have reached the DS). A crash
+   * after the DS accepted and before the write loses the commit (rejoin).
+   * Without `send`: pending until `mergePendingCommit()`. docs/PROTOCOL.md §2.5.
    */
   send?: (commit: CommitResult) => Promise<void>;
 }

@@ -69,6 +69,10 @@ export interface PairedCommit {
   anchorSignatureKey: Uint8Array;
   /** As `CommitResult.askedToLeave`: requests to remove the anchor this commit left out (docs/PROTOCOL.md §5.4). */
   askedToLeave?: CommitResult['askedToLeave'];
+  /** For the members the commit adds. */
+  welcome?: Uint8Array;
+  /** With `groupInfo: true`: the new epoch's GroupInfo. */
+  groupInfo?: Uint8Array;
 }
 
 /**
@@ -81,7 +85,7 @@ export interface PairedCommit {
 export type PairedSend = (update: PairedCommit) => Promise<void>;
 
 /** Options of `PairedDevice.commit`. */
-export type PairedCommitOptions = Omit<CommitOptions, 'vcEpochId' | 'aad' | 'leafAppData' | 'send'> & {
+export type PairedCommitOptions = Omit<CommitOptions, 'vcEpochId' | 'aad' | 'leafAppData' | 'send' | 'skipProposalsFrom'> & {
   listedDevices?: PairedDeviceKey[];
   /** Send the commit and merge it once `send` resolves; clear it when `send` throws. */
   send?: PairedSend;
@@ -899,9 +903,9 @@ export class PairedDevice {
       const out = await this.#atomically(async (): Promise<PairedCommit> => {
         const step = await this.#derivationStep();
         const epoch = BigInt(group.epoch) + 1n;
-        const { commit, derivationInfo, anchorSignatureKey, askedToLeave } = await this.#anchorCommit(group, step, commitOptions);
+        const { commit, derivationInfo, anchorSignatureKey, askedToLeave, welcome, groupInfo } = await this.#anchorCommit(group, step, commitOptions);
         const notify = await this.#notify({ kind: 'update', counter: step.counter, group, commit, groupState: new Uint8Array(0), derivationInfo, epoch });
-        return { groupId: group.id, commit, pairing: [step.commit, notify], anchorSignatureKey, ...(askedToLeave && { askedToLeave }) };
+        return { groupId: group.id, commit, pairing: [step.commit, notify], anchorSignatureKey, ...(askedToLeave && { askedToLeave }), ...(welcome && { welcome }), ...(groupInfo && { groupInfo }) };
       });
       return { out, sent: send ? group.pendingCommitDigest() : undefined };
     });
@@ -919,16 +923,18 @@ export class PairedDevice {
     group: Group,
     step: { counter: bigint; epochId: Uint8Array },
     options: Omit<PairedCommitOptions, 'send'>,
-  ): Promise<{ commit: Uint8Array; derivationInfo: Uint8Array; anchorSignatureKey: Uint8Array; askedToLeave?: CommitResult['askedToLeave'] }> {
+  ): Promise<Omit<PairedCommit, 'groupId' | 'pairing'> & { derivationInfo: Uint8Array }> {
     const { listedDevices, ...commitOptions } = options;
     const newSigner = await this.#anchorKey(step.counter);
-    const spec: CommitOptions = { selfUpdate: true, ...commitOptions, vcEpochId: step.epochId, vcDetached: true, newSigner };
-    const { commit, vcDerivationInfo, askedToLeave } =
+    // No proposal of the anchor leaf by reference: a copy of the passive
+    // device signs them as this device does (docs/PROTOCOL.md §4.5).
+    const spec: CommitOptions = { selfUpdate: true, ...commitOptions, vcEpochId: step.epochId, vcDetached: true, newSigner, skipProposalsFrom: group.ownLeafIndex };
+    const { commit, vcDerivationInfo, askedToLeave, welcome, groupInfo } =
       this.mode === 'standard'
         ? await signedAnchorCommit(group, this.deviceIdentity, { ...spec, leafAppData: [this.#deviceListEntry(listedDevices)] })
         : await group.commit(spec);
     if (!vcDerivationInfo) throw new MlsError('INTERNAL', 'a detached virtual-client commit returned no derivation info');
-    return { commit, derivationInfo: vcDerivationInfo, anchorSignatureKey: newSigner.signaturePublicKey, askedToLeave };
+    return { commit, derivationInfo: vcDerivationInfo, anchorSignatureKey: newSigner.signaturePublicKey, askedToLeave, welcome, groupInfo };
   }
 
   /**
@@ -1332,7 +1338,7 @@ export class PairedDevice {
    * builds); its derivation info is for nobody. Left pending.
    */
   async #rekeyCommit(group: Group, epochId: Uint8Array, identity: Identity): Promise<CommitResult> {
-    const spec: CommitOptions = { selfUpdate: true, vcEpochId: epochId, vcDetached: true, newSigner: identity };
+    const spec: CommitOptions = { selfUpdate: true, vcEpochId: epochId, vcDetached: true, newSigner: identity, skipProposalsFrom: group.ownLeafIndex };
     // Standard mode: with no partner left the leaf is an ordinary
     // member's again, so the device list is cleared (an empty value;
     // signed by this device, which the list still names).
@@ -1411,7 +1417,7 @@ export class PairedDevice {
             planned.push({ result: { groupId, commits: [], ceased: false, error: new PairingError('PAIRING_STATE', stage === 'busy' ? PENDING_IN_CEASE : LOST_IN_CEASE) } });
           } else if (stage === 'remove') {
             const group = this.client.group(groupId);
-            const made = await group.commit({ remove: [entry.anchorLeaf] });
+            const made = await group.commit({ remove: [entry.anchorLeaf], skipProposalsFrom: entry.anchorLeaf });
             planned.push({ hex: entry.groupId, group, made, kind: stage, sent: group.pendingCommitDigest(), anchorLeaf: entry.anchorLeaf });
           } else {
             epochId ??= fresh ? await this.pairingGroup.registerEmulationEpoch() : (await this.#derivationStep()).epochId;
@@ -1572,7 +1578,7 @@ export class PairedDevice {
           await this.#dropJoinRecords(groupId, true);
           return undefined;
         }
-        const made = await group.commit({ remove: [entry.anchorLeaf] });
+        const made = await group.commit({ remove: [entry.anchorLeaf], skipProposalsFrom: entry.anchorLeaf });
         return { group, made, commit: made.commit, sent: group.pendingCommitDigest() };
       }),
     );

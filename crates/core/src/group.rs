@@ -131,6 +131,9 @@ struct CommitSpec {
     /// Include proposals received earlier (default true).
     #[tsify(optional)]
     include_pending: Option<bool>,
+    /// Leave out the pending proposals this leaf sent.
+    #[tsify(optional)]
+    skip_proposals_from: Option<u32>,
     /// Custom proposals (RFC 9420 §13.5; types every member must list in
     /// its capabilities) committed by value.
     custom: Vec<CustomProposalSpec>,
@@ -346,12 +349,13 @@ pub(crate) fn stage_commit(
     provider: &Provider,
     signer: &crate::signer::ClientSigner,
     group_info: bool,
+    keep: &mut dyn FnMut(&QueuedProposal) -> bool,
 ) -> CoreResult<CommitMessageBundle> {
     builder
         .load_psks(provider.storage())
         .map_err(|e| CoreError::from_mls("loading PSKs", e))?
         .create_group_info(group_info)
-        .build(provider.rand(), provider.crypto(), signer, |_| true)
+        .build(provider.rand(), provider.crypto(), signer, keep)
         .map_err(|e| CoreError::from_mls("building commit", e))?
         .stage_commit(provider)
         .map_err(|e| CoreError::from_mls("staging commit", e))
@@ -739,8 +743,16 @@ impl Client {
                 let proposal = custom_proposal(custom.proposal_type, &custom.payload)?;
                 builder = builder.add_proposal(Proposal::Custom(Box::new(proposal)));
             }
+            // A leaf whose keys others hold too (Paired MLS' anchor, whose
+            // stolen copy signs as it, docs/PROTOCOL.md §4.5): its proposals
+            // cannot be told from this client's own, so a commit may skip them.
+            let skip = spec.skip_proposals_from.map(LeafNodeIndex::new);
+            // A `dyn` filter, as the builder takes it (engine change 39).
+            let keep: &mut dyn FnMut(&QueuedProposal) -> bool = &mut |q| {
+                !(q.proposal_or_ref_type() == ProposalOrRefType::Reference && matches!(q.sender(), Sender::Member(from) if Some(*from) == skip))
+            };
             let Some((pair, credential)) = &new_signer else {
-                let bundle = stage_commit(builder, provider, signer, spec.group_info)?;
+                let bundle = stage_commit(builder, provider, signer, spec.group_info, keep)?;
                 return commit_output(group, provider, bundle, asked_to_leave);
             };
             let bundle = builder
@@ -752,7 +764,7 @@ impl Client {
                     provider.crypto(),
                     signer,
                     NewSignerBundle { signer: pair, credential_with_key: credential.clone() },
-                    |_| true,
+                    keep,
                 )
                 .map_err(|e| CoreError::from_mls("building commit", e))?
                 .stage_commit(provider)

@@ -2045,3 +2045,34 @@ fn a_join_config_reports_what_it_was_built_with() {
     assert_eq!(joined.number_of_resumption_psks(), 5);
     assert!(joined.use_ratchet_tree_extension());
 }
+
+/// Change 39: a capturing filter (one that leaves out the proposals of one
+/// sender) is applied, as the `|_| true` of every other commit is, by the
+/// one copy of the builder.
+#[openmls_test]
+fn a_capturing_filter_leaves_out_one_senders_proposals() {
+    let providers = [&Provider::default(), &Provider::default(), &Provider::default(), &Provider::default()];
+    let World { mut groups, signers, .. } = world(ciphersuite, &providers, false, false);
+    let (from_bob, _) = groups[1]
+        .propose_remove_member(providers[1], &signers[1].signer, LeafNodeIndex::new(2))
+        .unwrap();
+    let (from_charlie, _) = groups[2]
+        .propose_remove_member(providers[2], &signers[2].signer, LeafNodeIndex::new(1))
+        .unwrap();
+    receive_proposal(&mut groups[0], providers[0], from_bob);
+    receive_proposal(&mut groups[0], providers[0], from_charlie);
+    let skipped = Sender::Member(LeafNodeIndex::new(1));
+    groups[0]
+        .commit_builder()
+        .consume_proposal_store(true)
+        .load_psks(providers[0].storage())
+        .unwrap()
+        .build(providers[0].rand(), providers[0].crypto(), &signers[0].signer, |q| q.sender() != &skipped)
+        .unwrap()
+        .stage_commit(providers[0])
+        .unwrap();
+    let staged = groups[0].pending_commit().unwrap();
+    let removed: Vec<_> = staged.remove_proposals().map(|r| r.remove_proposal().removed()).collect();
+    assert_eq!(removed, vec![LeafNodeIndex::new(1)]);
+    assert!(staged.queued_proposals().all(|q| q.sender() == &Sender::Member(LeafNodeIndex::new(2))));
+}

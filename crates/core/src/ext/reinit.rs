@@ -316,7 +316,7 @@ impl Client {
                 group.set_aad(aad.to_vec());
             }
             let builder = group.commit_builder().consume_proposal_store(false).add_proposal(Proposal::ReInit(Box::new(reinit)));
-            let bundle = crate::group::stage_commit(builder, provider, signer, false)?;
+            let bundle = crate::group::stage_commit(builder, provider, signer, false, &mut |_| true)?;
             crate::group::commit_output(group, provider, bundle, Vec::new())
         })?)
     }
@@ -403,7 +403,7 @@ impl Client {
                 .commit_builder()
                 .propose_adds(key_packages)
                 .add_proposal(Proposal::PreSharedKey(Box::new(PreSharedKeyProposal::new(psk))));
-            let mut bundle = crate::group::stage_commit(builder, &client.provider, signer, true)?;
+            let mut bundle = crate::group::stage_commit(builder, &client.provider, signer, true, &mut |_| true)?;
             if let Some(c) = bundle.take_confirmation() {
                 group
                     .confirm_handshake_message(client.provider.storage(), c.epoch, c.generation)

@@ -733,7 +733,10 @@ impl<'a, G: BorrowMut<MlsGroup>> CommitBuilder<'a, LoadedPsks, G> {
         // The commit is built through a `&mut MlsGroup` whatever `G` is, so
         // that its code is compiled once and not once per kind of group
         // handle (regular commits borrow the group, external commits own
-        // it): each copy is ~15 KB of wasm.
+        // it): each copy is ~15 KB of wasm. Likewise once whatever the
+        // filter `f` is: each closure is a type of its own.
+        let mut f = f;
+        let f: &mut dyn FnMut(&QueuedProposal) -> bool = &mut f;
         let (stage, mut builder) = self.take_stage();
         let borrowed = CommitBuilder {
             group: builder.group.borrow_mut(),
