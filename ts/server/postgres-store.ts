@@ -22,7 +22,7 @@ import type {
   StoredBinding,
   StoredKeyPackage,
 } from '../services/delivery-store.js';
-import { EpochProposalsFullError, SPENT_PROOF_MARGIN_SECONDS, STORED_RECORD_BYTES, StorageQuotaError, bindingBytes, checkQuota, countProposalWithShare, storedBytes, welcomeCharges, welcomeShares, withinBytes } from '../services/delivery-store.js';
+import { EpochProposalsFullError, InboxFullError, SPENT_PROOF_MARGIN_SECONDS, STORED_RECORD_BYTES, StorageQuotaError, bindingBytes, checkQuota, countProposalWithShare, storedBytes, welcomeCharges, welcomeShares, withinBytes } from '../services/delivery-store.js';
 import { DS_MIGRATED_SCHEMAS, DS_SCHEMA_VERSION } from './sqlite-store.js';
 import { peerDependency } from './peer-dependency.js';
 
@@ -64,7 +64,7 @@ const POSTGRES_MIGRATION_5 =
   'ALTER TABLE ds_groups ADD COLUMN proposals_epoch BIGINT NOT NULL DEFAULT -1, ADD COLUMN epoch_proposals INT NOT NULL DEFAULT 0, ADD COLUMN epoch_proposal_bytes BIGINT NOT NULL DEFAULT 0';
 const CHANNEL = 'ds_log';
 /** A write the store refused (a quota, an epoch's proposals): the transaction rolls back, the connection is fine. */
-const refusedByStore = (err: unknown) => err instanceof StorageQuotaError || err instanceof EpochProposalsFullError;
+const refusedByStore = (err: unknown) => err instanceof StorageQuotaError || err instanceof EpochProposalsFullError || err instanceof InboxFullError;
 /** First and longest wait before the LISTEN connection is opened again after it was lost. */
 const RELISTEN_FIRST_MS = 100;
 const RELISTEN_MAX_MS = 5_000;
@@ -681,6 +681,12 @@ export class PostgresDeliveryStore implements DeliveryStore {
         }
         const w = update.welcome;
         if (w && w.recipients.length > 0) {
+          if (w.max !== undefined) {
+            // One commit at a time per recipient (locks taken in one order, so two commits cannot deadlock), then its count.
+            await c.query("SELECT pg_advisory_xact_lock(hashtextextended('ds inbox ' || r, 0)) FROM (SELECT DISTINCT unnest($1::text[]) AS r ORDER BY 1) s", [w.recipients]);
+            const full = await c.query('SELECT recipient FROM ds_welcomes WHERE recipient = ANY($1) GROUP BY recipient HAVING count(*) >= $2 LIMIT 1', [w.recipients, w.max]);
+            if (full.rows.length > 0) throw new InboxFullError(full.rows[0].recipient, w.max);
+          }
           // The bytes once, a reference per recipient (ids in the order of `recipients`), each counting its part for its payer.
           const blob = await c.query('INSERT INTO ds_welcome_blobs (group_id, welcome, refs) VALUES ($1, $2, $3) RETURNING id', [message.groupId, Buffer.from(w.welcome), w.recipients.length]);
           await c.query(

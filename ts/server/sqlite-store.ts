@@ -22,6 +22,7 @@ import {
   type StorageUsage,
   type StoredBinding,
   type StoredKeyPackage,
+  InboxFullError,
   STORED_RECORD_BYTES,
   StorageQuotaError,
   bindingBytes,
@@ -414,6 +415,10 @@ export class SqliteDeliveryStore implements DeliveryStore {
         }
         const w = update.welcome;
         if (w && w.recipients.length > 0) {
+          const waiting = this.#db.prepare('SELECT count(*) AS n FROM welcomes WHERE recipient = ?');
+          const max = w.max ?? Infinity;
+          // Thrown in the transaction, which rolls back.
+          for (const r of w.recipients) if ((waiting.get(r) as { n: number }).n >= max) throw new InboxFullError(r, max);
           // The bytes once, a reference per recipient, each counting its part for its payer.
           const blob = this.#db.prepare('INSERT INTO welcome_blobs (group_id, welcome, refs) VALUES (?, ?, ?)').run(message.groupId, Buffer.from(w.welcome), w.recipients.length).lastInsertRowid;
           const ref = this.#db.prepare('INSERT INTO welcomes (recipient, blob_id, payer, charge) VALUES (?, ?, ?, ?)');

@@ -16,7 +16,7 @@ import { ExternalSender } from '../intents/external-sender.js';
 import { IntentError } from '../intents/intent-error.js';
 import { validateIntentPublic } from '../intents/intent-operations.js';
 import type { LeafOperationIntent } from '../intents/leaf-operation-intent.js';
-import { EpochProposalsFullError, MemoryDeliveryStore, StorageQuotaError, type DeliveryStore, type EpochProposalBudget, type ProposalLimit, type GroupRecord, type LoggedMessage, type PendingWelcome, type StorageQuota, type StoredKeyPackage } from './delivery-store.js';
+import { EpochProposalsFullError, InboxFullError, MemoryDeliveryStore, StorageQuotaError, type DeliveryStore, type EpochProposalBudget, type ProposalLimit, type GroupRecord, type LoggedMessage, type PendingWelcome, type StorageQuota, type StoredKeyPackage } from './delivery-store.js';
 import type { CredentialCheck } from './credential-check.js';
 export type { CredentialCheck } from './credential-check.js';
 import { externalCommitTbs, groupContextOf, groupInfoFits, isWelcome, readExternalCommit, welcomeRecipients } from './ds-checks.js';
@@ -33,7 +33,7 @@ export const DS_SENDER = 'delivery-service';
 /** A member's share of an epoch's proposals is never less than this fraction of the members' (docs/PROTOCOL.md §8.6). */
 const MEMBER_SHARE_FLOOR = 32;
 
-/** `write`, with a store's refusals as the DS's: StorageQuotaError `quota-exceeded`, EpochProposalsFullError `too-many-proposals`. */
+/** `write`, with a store's refusals as the DS's: StorageQuotaError `quota-exceeded`, EpochProposalsFullError `too-many-proposals`, InboxFullError `inbox-full`. */
 export async function withinQuota<T>(write: Promise<T>): Promise<T> {
   try {
     return await write;
@@ -42,6 +42,7 @@ export async function withinQuota<T>(write: Promise<T>): Promise<T> {
       throw new DsError('quota-exceeded', err.message);
     }
     if (err instanceof EpochProposalsFullError) throw new DsError('too-many-proposals', err.message);
+    if (err instanceof InboxFullError) throw new DsError('inbox-full', err.message);
     throw err;
   }
 }
@@ -466,11 +467,6 @@ export class DeliveryService {
       if (!joining && !group.members.includes(sender) && members.has(sender)) {
         throw new DsError('forbidden', 'a paired device cannot make itself a member');
       }
-      if (extras.welcome) {
-        for (const a of added) {
-          if ((await this.store.countWelcomes(a)) >= this.#maxWelcomes) throw new DsError('inbox-full', `${a} has ${this.#maxWelcomes} Welcomes waiting; it must take them first`);
-        }
-      }
       // Commit, GroupInfo and Welcomes in one transaction: a crash keeps all or none.
       // The Welcome is stored once for all the clients it adds (one reference each), each
       // counting for whoever the DS handed that client's KeyPackage to: another member's
@@ -483,7 +479,8 @@ export class DeliveryService {
         const [holder, ref] = grant;
         return proposals.some((m) => m.sender === holder && this.#addProposalRef(m.bytes) === ref) ? holder : sender;
       });
-      const welcome = extras.welcome && added.length > 0 ? { recipients: added, welcome: extras.welcome.slice(), payers } : undefined;
+      // The inbox cap is counted in the store's transaction (racing commits cannot pass it).
+      const welcome = extras.welcome && added.length > 0 ? { recipients: added, welcome: extras.welcome.slice(), payers, max: this.#maxWelcomes } : undefined;
       const update = { expectEpoch: group.consistency === 'strong' ? epoch : group.epoch, setEpoch, members: [...members], groupInfo: extras.groupInfo, welcome };
       seq = await withinQuota(this.store.append({ groupId: id, sender, bytes: message.slice(), digest }, update, this.#quota));
       if (seq === undefined) throw this.#epochTaken(epoch, (await this.store.getGroup(id))!);

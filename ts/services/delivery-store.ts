@@ -84,8 +84,10 @@ export interface CommitUpdate {
    * The Welcome of this commit, stored once, and the clients it adds: a
    * reference each, until acknowledged (§8.1), counting for `payers[i]`
    * (the holder of the grant that added `recipients[i]`; default: the sender).
+   * With `max`, the store refuses it (`InboxFullError`, nothing written)
+   * when a recipient has `max` waiting, counted in its transaction.
    */
-  welcome?: { recipients: string[]; welcome: Uint8Array; payers?: string[] };
+  welcome?: { recipients: string[]; welcome: Uint8Array; payers?: string[]; max?: number };
 }
 
 /** What one client may have stored (docs/PROTOCOL.md §8.6); undefined: no bound. */
@@ -147,6 +149,16 @@ export class StorageQuotaError extends Error {
     this.name = 'StorageQuotaError';
     this.clientId = clientId;
     this.kind = kind;
+  }
+}
+
+/** A commit's Welcome for a recipient whose inbox is full (`CommitUpdate.welcome.max`); nothing was written. */
+export class InboxFullError extends Error {
+  readonly recipient: string;
+  constructor(recipient: string, max: number) {
+    super(`${recipient} has ${max} Welcomes waiting; it must take them first`);
+    this.name = 'InboxFullError';
+    this.recipient = recipient;
   }
 }
 
@@ -592,6 +604,8 @@ export class MemoryDeliveryStore implements DeliveryStore {
     const proposals = budget && !update ? countProposalWithShare(message.groupId, group.epoch, stored, message.bytes.length, budget) : undefined;
     // What the sender's quota is asked for, checked before anything changes.
     const w = update?.welcome && update.welcome.recipients.length > 0 ? update.welcome : undefined;
+    const max = w?.max ?? Infinity;
+    for (const r of w?.recipients ?? []) if ((this.#welcomes.get(r)?.length ?? 0) >= max) throw new InboxFullError(r, max);
     const replaced = update?.groupInfo && group.groupInfo ? { by: this.#groupInfoBy.get(message.groupId), bytes: group.groupInfo.length } : undefined;
     // The Welcome's parts count for their payers; only the sender's quota is asked (another's never refuses this commit).
     const welcomeFor = welcomeCharges(message.sender, w);

@@ -24,6 +24,7 @@ export {
   type EpochProposalBudget,
   type ProposalLimit,
   EpochProposalsFullError,
+  InboxFullError,
   SPENT_PROOF_MARGIN_SECONDS,
 } from './delivery-store.js';
 export { AuthenticationService, type CredentialBinding, type CredentialValidator } from './authentication-service.js';
