@@ -88,7 +88,7 @@ export interface DeliveryOptions {
   requireGrants?: boolean;
   /** How long a handed-out KeyPackage may be added by its requester (seconds; default 1 day). */
   grantSeconds?: number;
-  /** Welcomes waiting per recipient before commits adding it are refused (`inbox-full`; default 1000). */
+  /** Welcomes waiting per recipient before commits adding it are refused (`inbox-full`; default 1000; a whole number, or `Infinity`: none). */
   maxPendingWelcomes?: number;
   /** A pairing request the other side did not answer is forgotten after this long (seconds; default 600). */
   pairingRequestSeconds?: number;
