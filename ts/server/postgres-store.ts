@@ -682,8 +682,10 @@ export class PostgresDeliveryStore implements DeliveryStore {
         const w = update.welcome;
         if (w && w.recipients.length > 0) {
           if (w.max !== undefined) {
-            // One commit at a time per recipient (locks taken in one order, so two commits cannot deadlock), then its count.
-            await c.query("SELECT pg_advisory_xact_lock(hashtextextended('ds inbox ' || r, 0)) FROM (SELECT DISTINCT unnest($1::text[]) AS r ORDER BY 1) s", [w.recipients]);
+            // One commit at a time per recipient, then its count. The locks are taken in the order of their keys, not of the ids:
+            // the key is a 64-bit hash an attacker can collide (an id of its own hashing as another's), and two commits taking two
+            // keys in opposite orders deadlocked (test/ds-inbox-review).
+            await c.query("SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended('ds inbox ' || r, 0) AS k FROM unnest($1::text[]) AS r ORDER BY 1) s", [w.recipients]);
             const full = await c.query('SELECT recipient FROM ds_welcomes WHERE recipient = ANY($1) GROUP BY recipient HAVING count(*) >= $2 LIMIT 1', [w.recipients, w.max]);
             if (full.rows.length > 0) throw new InboxFullError(full.rows[0].recipient, w.max);
           }

@@ -88,7 +88,7 @@ export interface DeliveryOptions {
   requireGrants?: boolean;
   /** How long a handed-out KeyPackage may be added by its requester (seconds; default 1 day). */
   grantSeconds?: number;
-  /** Welcomes waiting per recipient before commits adding it are refused (`inbox-full`; default 1000). */
+  /** Welcomes waiting per recipient before commits adding it are refused (`inbox-full`; default 1000; a whole number, or `Infinity`: none). */
   maxPendingWelcomes?: number;
   /** A pairing request the other side did not answer is forgotten after this long (seconds; default 600). */
   pairingRequestSeconds?: number;
@@ -164,6 +164,8 @@ export class DeliveryService {
     this.#requireGrants = options.requireGrants ?? false;
     this.#grantSeconds = options.grantSeconds ?? 24 * 3600;
     this.#maxWelcomes = options.maxPendingWelcomes ?? 1000;
+    // A count (the stores compare it with theirs; PostgreSQL as a bigint), or Infinity: no cap.
+    if (!(Number.isSafeInteger(this.#maxWelcomes) && this.#maxWelcomes >= 0) && this.#maxWelcomes !== Infinity) throw new MlsError('INVALID_ARGUMENT', 'maxPendingWelcomes must be a whole number from 0, or Infinity');
     this.#pairingSeconds = options.pairingRequestSeconds ?? 600;
     const bound = (n: number) => (Number.isFinite(n) ? n : undefined);
     const keys = options.maxKeysPerClient ?? 16;
@@ -480,7 +482,7 @@ export class DeliveryService {
         return proposals.some((m) => m.sender === holder && this.#addProposalRef(m.bytes) === ref) ? holder : sender;
       });
       // The inbox cap is counted in the store's transaction (racing commits cannot pass it).
-      const welcome = extras.welcome && added.length > 0 ? { recipients: added, welcome: extras.welcome.slice(), payers, max: this.#maxWelcomes } : undefined;
+      const welcome = extras.welcome && added.length > 0 ? { recipients: added, welcome: extras.welcome.slice(), payers, max: this.#maxWelcomes === Infinity ? undefined : this.#maxWelcomes } : undefined;
       const update = { expectEpoch: group.consistency === 'strong' ? epoch : group.epoch, setEpoch, members: [...members], groupInfo: extras.groupInfo, welcome };
       seq = await withinQuota(this.store.append({ groupId: id, sender, bytes: message.slice(), digest }, update, this.#quota));
       if (seq === undefined) throw this.#epochTaken(epoch, (await this.store.getGroup(id))!);
