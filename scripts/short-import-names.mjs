@@ -7,7 +7,7 @@
 // verification workers (ts/mls/verify-pool.ts) list the imports with
 // `WebAssembly.Module.imports` rather than naming them. The exports keep
 // their names (the workers call two of them by name). Packed tarball
-// -1.5 KB (bench/README.md, "Size round 2z").
+// -2.6 KB (bench/README.md, "Size round 2z").
 //
 // Usage: node scripts/short-import-names.mjs pkg/paired_mls_core_bg.wasm pkg/paired_mls_core.js
 // Fails (and leaves both files as they were) if an import name is not
@@ -43,12 +43,12 @@ function name(text) {
   const bytes = Buffer.from(text, 'utf8');
   return Buffer.concat([leb(bytes.length), bytes]);
 }
-// a..z, A..Z, then a letter and a digit: never a reserved word, never `__proto__`.
+// a..z, A..Z, then a letter and a number (a0, b0, ..., a1, ...): unique,
+// never a reserved word, never `__proto__`.
 function shortName(index) {
   const letters = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';
-  if (index < letters.length) return letters[index];
-  const rest = index - letters.length;
-  return letters[Math.floor(rest / 10) % letters.length] + String(rest % 10) + (rest >= 520 ? String(Math.floor(rest / 520)) : '');
+  const round = Math.floor(index / letters.length);
+  return letters[index % letters.length] + (round > 0 ? String(round - 1) : '');
 }
 
 if (wasm.readUInt32LE(0) !== 0x6d736100) throw new Error(`${wasmPath} is not a wasm module`);
