@@ -22,7 +22,7 @@ WASM="${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/${PROFILE}/${CRATE}.was
 
 # Skip the glue step when the wasm did not change (keeps `npm test` quick).
 stamp="pkg/.source-hash"
-hash="$(sha256sum "$WASM" | cut -d' ' -f1)-names${PAIRED_MLS_KEEP_NAMES:-0}"
+hash="$(sha256sum "$WASM" | cut -d' ' -f1)-names${PAIRED_MLS_KEEP_NAMES:-0}-imports1"
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$hash" && -f "pkg/${CRATE}_bg.wasm" ]]; then
   echo "build-wasm: pkg/ is up to date"
   exit 0
@@ -36,6 +36,9 @@ mkdir -p pkg
 STRIP_FLAGS=(--remove-name-section --remove-producers-section)
 if [[ "${PAIRED_MLS_KEEP_NAMES:-0}" == "1" ]]; then STRIP_FLAGS=(); fi
 wasm-bindgen --target web --weak-refs "${STRIP_FLAGS[@]}" --out-dir pkg --out-name "$CRATE" "$WASM"
+# The imports' hashed names (`__wbg_get_7bed016f185add81`, in the wasm and
+# in the glue) become `a`, `b`, ...: bench/README.md "Size round 2z".
+node scripts/short-import-names.mjs "pkg/${CRATE}_bg.wasm" "pkg/${CRATE}.js"
 
 WASM_OPT_BIN="${WASM_OPT:-$(command -v wasm-opt || true)}"
 # binaryen before ~116 mishandles the reference-types table wasm-bindgen
