@@ -944,6 +944,8 @@ export class PairedDevice {
    * proposal's key is fresh randomness, not derived from an emulation
    * epoch), so once committed the partner could no longer follow the
    * group; the anchor leaf changes only by a paired commit (`update`).
+   * Other members commit it; this device's own paired commits leave out
+   * every proposal of the anchor leaf (docs/PROTOCOL.md §4.5).
    */
   async propose(group: Group, request: ProposalRequest): Promise<Uint8Array> {
     return this.#serially(async () => {
