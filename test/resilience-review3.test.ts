@@ -1,0 +1,65 @@
+/**
+ * Third attacker review of ts/resilience (docs/PROTOCOL.md §7).
+ */
+import { describe, expect, it } from 'vitest';
+import { utf8 } from 'paired-mls';
+import { ForkResolver, commitRank, recoveryPolicy, type ForkEvent } from 'paired-mls/resilience';
+import { deliverCommit, expectInSync, mlsError, newMember, stillWorks, type Member } from './helpers.js';
+
+async function world(names: string[], options: { maxPastEpochs?: number } = {}): Promise<Member[]> {
+  const members = await Promise.all(names.map((n) => newMember(n)));
+  const [first] = members as [Member];
+  const join = { maxPastEpochs: options.maxPastEpochs ?? 0 };
+  first.group = await first.client.createGroup(first.identity, join);
+  const { welcome } = await first.group.commit({ add: await Promise.all(members.slice(1).map((m) => m.client.createKeyPackage(m.identity))) });
+  await first.group.mergePendingCommit();
+  for (const m of members.slice(1)) m.group = await m.client.joinFromWelcome(welcome!, join);
+  for (const m of members) m.group!.useChecks([recoveryPolicy()]);
+  return members;
+}
+
+function resolvers(members: Member[], strategy: 'hold' | 'optimistic') {
+  let clock = 0;
+  const byName = new Map(members.map((m) => [m.name, new ForkResolver(m.group!, { strategy, windowMs: 1000, now: () => clock })]));
+  return {
+    r: (m: Member) => byName.get(m.name)!,
+    async settle(): Promise<ForkEvent[]> {
+      clock += 1001;
+      const events: ForkEvent[] = [];
+      for (const res of byName.values()) events.push(...(await res.tick()));
+      return events;
+    },
+  };
+}
+
+const text = (e: ForkEvent[] | undefined) => (e?.[0]?.type === 'processed' && e[0].result.kind === 'application' ? utf8(e[0].result.data) : undefined);
+
+describe('resilience review 3: optimistic switch', () => {
+  it('a message of the kept epoch read after the first commit is not readable again after the switch (a DS replaying it)', async () => {
+    const members = await world(['alice', 'bob', 'carol', 'dave'], { maxPastEpochs: 2 });
+    const [alice, bob, carol, dave] = members as [Member, Member, Member, Member];
+    const { r, settle } = resolvers(members, 'optimistic');
+    const epoch = bob.group!.epoch;
+    // Dave sends in the epoch; Alice and Carol commit for it.
+    const late = await dave.group!.encrypt('from dave in the kept epoch');
+    const later = await dave.group!.encrypt('and another, read after the switch');
+    const a = await r(alice).commit({ selfUpdate: true });
+    const c = await r(carol).commit({ selfUpdate: true });
+    const [winner, loser] = (await commitRank(a.commit)) < (await commitRank(c.commit)) ? [a.commit, c.commit] : [c.commit, a.commit];
+    // Bob gets the loser first, reads Dave's message (a past epoch now), then the winner.
+    await r(bob).receive(loser);
+    expect(text(await r(bob).receive(late))).toBe('from dave in the kept epoch');
+    expect((await r(bob).receive(winner)).map((e) => e.type)).toEqual(['switched']);
+    // The DS replays Dave's message.
+    // Before the fix the restored state had not read it: Bob's app got it twice.
+    expect((await mlsError(() => r(bob).receive(late))).code).toBe('MESSAGE_REPLAYED');
+    // A message of the kept epoch that Bob had not read still reads, once.
+    expect(text(await r(bob).receive(later))).toBe('and another, read after the switch');
+    expect((await mlsError(() => r(bob).receive(later))).code).toBe('MESSAGE_REPLAYED');
+    for (const m of [alice, carol, dave]) await r(m).receive(winner).catch(() => undefined);
+    for (const m of [alice, carol, dave]) await r(m).receive(loser).catch(() => undefined);
+    await settle();
+    expectInSync(members);
+    await stillWorks(members);
+  });
+});
