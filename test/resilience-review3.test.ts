@@ -62,4 +62,35 @@ describe('resilience review 3: optimistic switch', () => {
     expectInSync(members);
     await stillWorks(members);
   });
+
+  it('messages a member sent through the resolver on the branch it then left are handed back to send again (they were lost without a word)', async () => {
+    const members = await world(['alice', 'bob', 'carol', 'mallory']);
+    const [alice, bob, carol, mallory] = members as [Member, Member, Member, Member];
+    const { r, settle } = resolvers(members, 'optimistic');
+    const epoch = bob.group!.epoch;
+    // Mallory races Alice's commit (with a few tries she ranks lower, §7.1; here whichever ranks lower wins).
+    const a = await r(alice).commit({ selfUpdate: true });
+    const m = await r(mallory).commit({ selfUpdate: true });
+    const [winner, loser] = (await commitRank(a.commit)) < (await commitRank(m.commit)) ? [a.commit, m.commit] : [m.commit, a.commit];
+    // Bob applies the loser first and sends two messages in that branch.
+    await r(bob).receive(loser);
+    const sent1 = await r(bob).encrypt('first from bob');
+    await r(bob).encrypt(new Uint8Array([1, 2, 3]));
+    const events = await r(bob).receive(winner);
+    expect(events).toEqual([{ type: 'switched', epoch, winner: await commitRank(winner), ownCommitLost: false, resend: [{ plaintext: new TextEncoder().encode('first from bob') }, { plaintext: new Uint8Array([1, 2, 3]) }] }]);
+    // Carol, on the winning branch, cannot read what Bob sent on the other one.
+    await r(carol).receive(winner);
+    expect((await mlsError(() => r(carol).receive(sent1))).code).toBe('DECRYPTION_FAILED');
+    // Bob sends them again: Carol reads them.
+    for (const data of ['first from bob', new Uint8Array([1, 2, 3])]) {
+      const again = await r(bob).encrypt(data);
+      const got = await r(carol).receive(again);
+      expect(got[0]!.type === 'processed' && got[0]!.result.kind === 'application' && got[0]!.result.data).toEqual(typeof data === 'string' ? new TextEncoder().encode(data) : data);
+    }
+    for (const x of [alice, mallory]) for (const c of [winner, loser]) await r(x).receive(c);
+    await settle();
+    expectInSync(members);
+    await stillWorks(members);
+  });
 });
+
