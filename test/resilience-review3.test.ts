@@ -2,8 +2,8 @@
  * Third attacker review of ts/resilience (docs/PROTOCOL.md §7).
  */
 import { describe, expect, it } from 'vitest';
-import { utf8 } from 'paired-mls';
-import { ForkResolver, commitRank, recoveryPolicy, type ForkEvent } from 'paired-mls/resilience';
+import { MlsClient, toHex, utf8 } from 'paired-mls';
+import { ForkResolver, RecoveryError, acceptRecoveryPsks, commitRank, issueRecoveryPsk, recoverMembership, recoveryPolicy, type ForkEvent } from 'paired-mls/resilience';
 import { deliverCommit, expectInSync, mlsError, newMember, stillWorks, type Member } from './helpers.js';
 
 async function world(names: string[], options: { maxPastEpochs?: number } = {}): Promise<Member[]> {
@@ -94,3 +94,28 @@ describe('resilience review 3: optimistic switch', () => {
   });
 });
 
+
+describe('resilience review 3: recovery, held', () => {
+  it('a recovery refused as stale-proof keeps nothing: no group, no byte of the proof in storage (PROTOCOL §7.2 "nothing kept")', async () => {
+    const members = await world(['alice', 'bob', 'carol']);
+    const [alice, bob, carol] = members as [Member, Member, Member];
+    const { record, registration } = await issueRecoveryPsk(carol.group!, carol.identity);
+    for (const m of [alice, bob]) {
+      const r = await m.group!.process(registration);
+      expect(r.kind === 'application' && (await acceptRecoveryPsks(m.group!, r))).toBe(true);
+    }
+    // Carol is removed: her proof names a leaf that is gone.
+    const { commit } = await alice.group!.commit({ remove: [carol.group!.ownLeafIndex] });
+    await alice.group!.mergePendingCommit();
+    await deliverCommit(commit, [bob]);
+    const fresh = await MlsClient.open();
+    const err = await mlsError(async () => recoverMembership(fresh, await fresh.createIdentity('carol', 1), await alice.group!.exportGroupInfo(), record));
+    expect(err).toBeInstanceOf(RecoveryError);
+    expect({ code: err.code, reason: (err as RecoveryError).reason }).toEqual({ code: 'INVALID_COMMIT', reason: 'stale-proof' });
+    expect(fresh.groupIds()).toEqual([]);
+    const hex = new TextEncoder().encode(toHex(record.secret));
+    const has = (hay: Uint8Array, n: Uint8Array) => Buffer.from(hay).includes(Buffer.from(n));
+    expect((await fresh.storage.entries()).filter(([k, v]) => [record.secret, hex].some((n) => has(k, n) || has(v, n)))).toEqual([]);
+    await stillWorks([alice, bob]);
+  });
+});
