@@ -21,7 +21,7 @@
 import type { CommitResult, CommitOptions } from '../mls/types.js';
 import type { Group, ProcessResult, RetainedState, StagedCommit } from '../mls/group.js';
 import { MlsError, invalidArgument } from '../mls/errors.js';
-import { bytesEqual, sha256, toHex, type BytesLike } from '../mls/bytes.js';
+import { bytesEqual, sha256, toBytes, toHex, type BytesLike } from '../mls/bytes.js';
 import { readMlsHeader } from '../codec/mls-header.js';
 
 /** Wait for the winning commit (hold) or apply the first and switch if another wins (optimistic). */
@@ -41,7 +41,8 @@ export type ForkEvent =
   | { type: 'processed'; result: ProcessResult }
   | { type: 'candidate'; epoch: number }
   | { type: 'settled'; epoch: number; winner: string; ownCommitWon: boolean }
-  | { type: 'switched'; epoch: number; winner: string; ownCommitLost: boolean }
+  /** `resend`: what this member sent through `encrypt` on the branch it left, in order; members on the winner's branch cannot read it (docs/PROTOCOL.md §7.1). */
+  | { type: 'switched'; epoch: number; winner: string; ownCommitLost: boolean; resend: { plaintext: Uint8Array; aad?: Uint8Array }[] }
   | { type: 'lostRace'; epoch: number }
   /** Reasons: docs/PROTOCOL.md §7.1 (`future`: hand it in again later). */
   | { type: 'dropped'; reason: 'losing-commit' | 'duplicate' | 'late' | 'future' };
@@ -81,6 +82,8 @@ interface OptimisticWindow {
   ownWinner: boolean;
   /** The state before the winner, kept inside the core; `free()` wipes it. */
   snapshot: RetainedState;
+  /** Sent through `encrypt` since the window opened or the last switch: lost if the member switches. */
+  sent: { plaintext: Uint8Array; aad?: Uint8Array }[];
 }
 
 /** Processes a group's messages under eventually consistent delivery, resolving competing commits for one epoch; calls run one at a time, in order (docs/PROTOCOL.md §7.1). */
@@ -132,7 +135,13 @@ export class ForkResolver {
    * commit removed (docs/PROTOCOL.md §7.1).
    */
   encrypt(plaintext: BytesLike, options?: { aad?: Uint8Array }): Promise<Uint8Array> {
-    return this.#exclusive(() => this.group.encrypt(plaintext, options));
+    return this.#exclusive(async () => {
+      const message = await this.group.encrypt(plaintext, options);
+      // Sent on a branch a switch may leave: kept to hand back (`switched.resend`).
+      const window = this.#optimistic;
+      if (window) window.sent.push({ plaintext: toBytes(plaintext).slice(), ...(options?.aad ? { aad: options.aad.slice() } : {}) });
+      return message;
+    });
   }
 
   /** Process any message of the group (a window that closed first reports first); one that does not process throws, nothing kept. */
@@ -178,7 +187,7 @@ export class ForkResolver {
       snapshot.free();
       throw err;
     }
-    this.#openOptimistic({ epoch, deadline: this.#now() + this.#windowMs, winner: await commitRank(out.commit), ownWinner: true, snapshot });
+    this.#openOptimistic({ epoch, deadline: this.#now() + this.#windowMs, winner: await commitRank(out.commit), ownWinner: true, snapshot, sent: [] });
     return out;
   }
 
@@ -302,7 +311,7 @@ export class ForkResolver {
       snapshot.free();
       return [{ type: 'processed', result: r }];
     }
-    this.#openOptimistic({ epoch, deadline: this.#now() + this.#windowMs, winner: rank, ownWinner: false, snapshot });
+    this.#openOptimistic({ epoch, deadline: this.#now() + this.#windowMs, winner: rank, ownWinner: false, snapshot, sent: [] });
     return [{ type: 'processed', result: r }];
   }
 
@@ -332,7 +341,9 @@ export class ForkResolver {
     const ownCommitLost = window.ownWinner;
     window.winner = rank;
     window.ownWinner = false;
-    const events: ForkEvent[] = [{ type: 'switched', epoch, winner: rank, ownCommitLost }];
+    const resend = window.sent;
+    window.sent = [];
+    const events: ForkEvent[] = [{ type: 'switched', epoch, winner: rank, ownCommitLost, resend }];
     if (ownCommitLost) events.push({ type: 'lostRace', epoch });
     return events;
   }

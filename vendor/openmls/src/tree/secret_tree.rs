@@ -564,6 +564,42 @@ impl SecretTree {
         Ok(moved)
     }
 
+    /// Reconciles every other sender's decryption ratchets with `other`
+    /// (this epoch in another state of the group): what `other` read, or no
+    /// longer holds, is gone here too ([`DecryptionRatchet::catch_up_with`]).
+    /// A sender whose ratchets `other` initialized and this tree did not is
+    /// initialized first. Returns whether anything changed.
+    pub(crate) fn catch_up_receive_ratchets(
+        &mut self,
+        ciphersuite: Ciphersuite,
+        crypto: &impl OpenMlsCrypto,
+        other: &SecretTree,
+    ) -> Result<bool, SecretTreeError> {
+        if other.own_index != self.own_index || other.size != self.size {
+            return Ok(false);
+        }
+        let mut moved = false;
+        for leaf in 0..self.size.leaf_count() {
+            let index = LeafNodeIndex::new(leaf);
+            if index == self.own_index {
+                continue;
+            }
+            for secret_type in [SecretType::HandshakeSecret, SecretType::ApplicationSecret] {
+                let Some(SenderRatchet::DecryptionRatchet(theirs)) = other.ratchet_opt(index, secret_type)? else {
+                    continue;
+                };
+                if self.ratchet_opt(index, secret_type)?.is_none() {
+                    self.initialize_sender_ratchets(ciphersuite, crypto, index)?;
+                    moved = true;
+                }
+                if let SenderRatchet::DecryptionRatchet(ours) = self.ratchet_mut(index, secret_type)? {
+                    moved |= ours.catch_up_with(theirs);
+                }
+            }
+        }
+        Ok(moved)
+    }
+
     /// Returns a mutable reference to a specific SenderRatchet. The
     /// SenderRatchet needs to be initialized.
     fn ratchet_mut(

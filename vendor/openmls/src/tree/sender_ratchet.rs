@@ -435,6 +435,49 @@ impl DecryptionRatchet {
         Ok(ratchet_secrets)
     }
 
+    /// Reconciles this ratchet with the same sender's ratchet in another
+    /// state of the same epoch (engine change 28, third resilience review):
+    /// a generation either state used (or no longer holds) is used here
+    /// too; past both heads the further head is taken with its entries.
+    /// Without it, a state put back (a fork switch) read again the messages
+    /// its replaced state had read in that epoch. Returns whether anything
+    /// changed.
+    pub(crate) fn catch_up_with(&mut self, other: &DecryptionRatchet) -> bool {
+        let ours = self.ratchet_head.generation();
+        let theirs = other.ratchet_head.generation();
+        let held = |r: &DecryptionRatchet, generation: Generation| -> bool {
+            r.past_secret_index(generation)
+                .ok()
+                .and_then(|i| r.past_secrets.get(i))
+                .is_some_and(|entry| entry.is_some())
+        };
+        if theirs > ours {
+            let mut past = VecDeque::with_capacity(other.past_secrets.len());
+            for (i, entry) in other.past_secrets.iter().enumerate() {
+                let Some(generation) = theirs.checked_sub(1 + i as Generation) else {
+                    break;
+                };
+                // Below our head, an entry survives only if both hold it.
+                let keep = generation >= ours || held(self, generation);
+                past.push_back(if keep { entry.clone() } else { None });
+            }
+            self.past_secrets = past;
+            self.ratchet_head = other.ratchet_head.clone();
+            return true;
+        }
+        let mut changed = false;
+        for i in 0..self.past_secrets.len() {
+            let Some(generation) = ours.checked_sub(1 + i as Generation) else {
+                break;
+            };
+            if generation < theirs && self.past_secrets[i].is_some() && !held(other, generation) {
+                self.past_secrets[i] = None;
+                changed = true;
+            }
+        }
+        changed
+    }
+
     /// Returns the index of a generation below the head in the past secrets
     /// queue.
     fn past_secret_index(&self, generation: Generation) -> Result<usize, SecretTreeError> {

@@ -19,6 +19,9 @@ impl MlsGroup {
     /// ratchets; without this, its next messages would reuse the
     /// generations `newer` sent since the state was kept: the same key and
     /// nonce but for the reuse guard, and receivers refuse them as replays.
+    /// The other senders' decryption ratchets of those epochs are
+    /// reconciled too (`SecretTree::catch_up_receive_ratchets`): a message
+    /// `newer` read is not readable again here.
     /// The message secrets are written when a ratchet moved; returns
     /// whether one did.
     pub fn keep_own_ratchets_past<Provider: OpenMlsProvider>(
@@ -45,6 +48,12 @@ impl MlsGroup {
                 .secret_tree_mut()
                 .advance_own_ratchets_to(ciphersuite, provider.crypto(), theirs.secret_tree())
                 .map_err(|_| LibraryError::custom("advancing the own sender ratchets"))?;
+            // The other senders' ratchets too: a message `newer` read in this
+            // epoch is not readable again here (third resilience review).
+            moved |= secrets
+                .secret_tree_mut()
+                .catch_up_receive_ratchets(ciphersuite, provider.crypto(), theirs.secret_tree())
+                .map_err(|_| LibraryError::custom("reconciling the receive ratchets"))?;
         }
         if moved {
             provider

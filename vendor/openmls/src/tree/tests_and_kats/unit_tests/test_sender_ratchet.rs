@@ -565,3 +565,44 @@ fn dual_use_stale_peeked_generation_is_rejected() {
         Err(SecretTreeError::SecretReuseError)
     );
 }
+
+// A decryption ratchet reconciled with the same ratchet in a later state
+// (a restore, engine change 28, third resilience review): what the later
+// state used is used here too, what neither used stays readable.
+#[openmls_test::openmls_test]
+fn test_catch_up_with_a_later_state() {
+    let provider = &Provider::default();
+    let configuration = &SenderRatchetConfiguration::default();
+    let secret = Secret::random(ciphersuite, provider.rand()).expect("Not enough randomness.");
+    let mut kept = DecryptionRatchet::new(secret.clone());
+    // The kept state read generation 1 (0 skipped).
+    kept.secret_for_decryption(ciphersuite, provider.crypto(), 1, configuration)
+        .expect("generation 1");
+    // The later state went on: it read 1, then 4 and 2 (0 and 3 skipped).
+    let mut later = DecryptionRatchet::new(secret.clone());
+    for generation in [1, 4, 2] {
+        later
+            .secret_for_decryption(ciphersuite, provider.crypto(), generation, configuration)
+            .expect("later state reads");
+    }
+    // The kept state also read 0, which the later state did not.
+    kept.secret_for_decryption(ciphersuite, provider.crypto(), 0, configuration)
+        .expect("generation 0");
+    assert!(kept.catch_up_with(&later));
+    // Used by either: refused. Used by neither: readable once.
+    for generation in [0, 1, 2, 4] {
+        assert!(kept
+            .secret_for_decryption(ciphersuite, provider.crypto(), generation, configuration)
+            .is_err());
+    }
+    kept.secret_for_decryption(ciphersuite, provider.crypto(), 3, configuration)
+        .expect("generation 3 was read by neither");
+    kept.secret_for_decryption(ciphersuite, provider.crypto(), 5, configuration)
+        .expect("the next generation");
+    // Against an earlier state (behind): nothing it did not use comes back.
+    let earlier = DecryptionRatchet::new(secret);
+    assert!(!kept.catch_up_with(&earlier));
+    assert!(kept
+        .secret_for_decryption(ciphersuite, provider.crypto(), 4, configuration)
+        .is_err());
+}
