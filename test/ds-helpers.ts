@@ -232,3 +232,17 @@ export async function verifiedGroup(creator: DsPeer, others: DsPeer[], options: 
   }
   for (const p of [creator, ...others]) await catchUp(p);
 }
+
+/** A commit's MLSMessage framing (PrivateMessage header) for `gid` at epoch 0; the DS reads the header only. */
+export function commitHeaderFor(gid: Uint8Array, fill: number): Uint8Array {
+  const head = [0, 1, 0, 2, gid.length, ...gid, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0];
+  return new Uint8Array([...head, fill, fill, fill, fill]);
+}
+
+/** A well-formed Welcome (the DS checks its framing only). */
+export async function aWelcome(): Promise<Uint8Array> {
+  const [alice, victim] = [await newMember('alice'), await newMember('victim')];
+  const group = await alice.client.createGroup(alice.identity);
+  const { welcome } = await group.commit({ add: [await victim.client.createKeyPackage(victim.identity)] });
+  return welcome!;
+}

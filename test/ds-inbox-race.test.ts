@@ -16,25 +16,13 @@ import { join } from 'node:path';
 import { toHex } from 'paired-mls';
 import { DeliveryService, MemoryDeliveryStore, type DeliveryStore } from 'paired-mls/services';
 import { PostgresDeliveryStore, SqliteDeliveryStore } from 'paired-mls/server';
-import { newMember } from './helpers.js';
+import { aWelcome, commitHeaderFor } from './ds-helpers.js';
 import { startPostgres, type PgServer } from './pg-server.js';
 
 const MAX = 3;
 const RACERS = 8;
 
-/** A commit's MLSMessage framing (PrivateMessage header) for `gid` at epoch 0; the DS reads the header only. */
-function commitFor(gid: Uint8Array, fill: number): Uint8Array {
-  const head = [0, 1, 0, 2, gid.length, ...gid, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0];
-  return new Uint8Array([...head, fill, fill, fill, fill]);
-}
-
-/** A well-formed Welcome (the DS checks its framing only). */
-async function aWelcome(): Promise<Uint8Array> {
-  const [alice, victim] = [await newMember('alice'), await newMember('victim')];
-  const group = await alice.client.createGroup(alice.identity);
-  const { welcome } = await group.commit({ add: [await victim.client.createKeyPackage(victim.identity)] });
-  return welcome!;
-}
+const commitFor = commitHeaderFor;
 
 /** RACERS commits, each in a group of its own and each adding `victim`, sent at once over `services` in turn. */
 async function race(services: DeliveryService[], stores: DeliveryStore[]): Promise<void> {

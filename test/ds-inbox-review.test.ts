@@ -25,23 +25,11 @@ import pg from 'pg';
 import { toHex } from 'paired-mls';
 import { DeliveryService, MemoryDeliveryStore, type DeliveryStore } from 'paired-mls/services';
 import { PostgresDeliveryStore, SqliteDeliveryStore } from 'paired-mls/server';
-import { newMember } from './helpers.js';
+import { aWelcome, commitHeaderFor } from './ds-helpers.js';
 import { startPostgres, type PgServer } from './pg-server.js';
 import { collide, pgHash } from './pg-hash.js';
 
-/** A commit's MLSMessage framing (PrivateMessage header) for `gid` at epoch 0; the DS reads the header only. */
-function commitFor(gid: Uint8Array, fill: number): Uint8Array {
-  const head = [0, 1, 0, 2, gid.length, ...gid, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0];
-  return new Uint8Array([...head, fill, fill, fill, fill]);
-}
-
-/** A well-formed Welcome (the DS checks its framing only). */
-async function aWelcome(): Promise<Uint8Array> {
-  const [alice, victim] = [await newMember('alice'), await newMember('victim')];
-  const group = await alice.client.createGroup(alice.identity);
-  const { welcome } = await group.commit({ add: [await victim.client.createKeyPackage(victim.identity)] });
-  return welcome!;
-}
+const commitFor = commitHeaderFor;
 
 const tagged = (tag: string, n: number) => new Uint8Array([9, n, ...new TextEncoder().encode(tag)]);
 

@@ -11,28 +11,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { bytesEqual, utf8, type Group } from 'paired-mls';
-import { signedAnchorProposal, type CeaseCommit, type PairedDevice, type PairingMode } from 'paired-mls/paired';
+import { type CeaseCommit, type PairedDevice } from 'paired-mls/paired';
 import { deliverCommit, expectInSync, mlsError, newMember, type Member } from './helpers.js';
-import { deliverPaired, pairedWorld, read, stolen, type PairedWorld } from './paired-helpers.js';
-
-/** A proposal signed as the anchor by the stolen copy (standard mode: with the stolen device key too). */
-function asAnchor(w: PairedWorld, mode: PairingMode, group: Group, request: Parameters<Group['propose']>[0]): Promise<Uint8Array> {
-  return mode === 'standard' ? signedAnchorProposal(group, w.passiveDevice.deviceIdentity, request) : group.propose(request);
-}
-
-/** Every member in `members` takes `proposal` as a proposal. */
-async function deliverProposal(proposal: Uint8Array, members: Member[]): Promise<void> {
-  for (const m of members) expect((await m.group!.process(proposal)).kind).toBe('proposal');
-}
-
-/** What `m` stages of `commit` (adds as identities, removes as leaves), then merged. */
-async function staged(m: Member, commit: Uint8Array): Promise<{ adds: string[]; removes: number[] }> {
-  const r = await m.group!.process(commit);
-  if (r.kind !== 'commit') throw new Error(`expected a commit, got ${r.kind}`);
-  const seen = { adds: r.staged.adds.map((a) => utf8(a.credential.identity)), removes: r.staged.removes.map((x) => x.leafIndex) };
-  await r.staged.merge();
-  return seen;
-}
+import { asAnchor, deliverPaired, deliverProposal, pairedWorld, read, stagedBy as staged, stolen } from './paired-helpers.js';
 
 const names = (g: Group) => g.members().map((m) => utf8(m.credential.identity)).sort();
 
@@ -54,7 +35,7 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS (%s mode): proposals 
     const update = await w.activeDevice.update(w.a.group!);
     await w.a.group!.mergePendingCommit();
     // The commit carries bob's Add only.
-    expect(await staged(bob, update.commit)).toEqual({ adds: ['dave'], removes: [] });
+    expect(await staged(bob, update.commit)).toEqual({ adds: ['dave'], removes: [], proposals: 1 });
     await deliverCommit(update.commit, [carol]);
     expect((await w.passiveDevice.applyNotify(update)).kind).toBe('update');
     dave.group = await dave.client.joinFromWelcome(update.welcome!);
@@ -76,7 +57,7 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS (%s mode): proposals 
     const result = await w.activeDevice.ceasePair('rekey');
     expect(result.groups[0]!.ceased).toBe(true);
     expect(result.groups[0]!.commits).toHaveLength(1);
-    expect(await staged(bob, result.groups[0]!.commits[0]!)).toEqual({ adds: [], removes: [] });
+    expect(await staged(bob, result.groups[0]!.commits[0]!)).toEqual({ adds: [], removes: [], proposals: 0 });
     expectInSync([w.a, bob]);
     expect(names(bob.group!)).toEqual(['alice', 'bob']);
   });
@@ -102,7 +83,7 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS (%s mode): proposals 
     expect(sent.map((c) => c.kind)).toEqual(['join', 'remove']);
     expect(result.groups[0]!.ceased).toBe(true);
     const anchorLeaf = copyMember.group!.ownLeafIndex;
-    expect(await staged(bob, sent[1]!.commit)).toEqual({ adds: [], removes: [anchorLeaf] });
+    expect(await staged(bob, sent[1]!.commit)).toEqual({ adds: [], removes: [anchorLeaf], proposals: 1 });
     w.a.group = w.a.client.group(gid);
     expectInSync([w.a, bob]);
     expect(names(bob.group!)).toEqual(['alice', 'bob']);

@@ -14,6 +14,7 @@ import {
   type PairingEvent,
   type PairingMode,
   type SeedVault,
+  signedAnchorProposal,
 } from 'paired-mls/paired';
 import { deliverCommit, mlsError, newMember, type Member } from './helpers.js';
 
@@ -197,4 +198,23 @@ export async function stolen(m: Member): Promise<MlsClient> {
 export async function read(m: Member, message: Uint8Array): Promise<string | undefined> {
   const r = await m.group!.process(message).catch(() => undefined);
   return r?.kind === 'application' ? utf8(r.data) : undefined;
+}
+
+/** A proposal the stolen copy's `group` signs as the anchor (standard mode: with the stolen device key too). */
+export function asAnchor(w: PairedWorld, mode: PairingMode, group: Group, request: Parameters<Group['propose']>[0]): Promise<Uint8Array> {
+  return mode === 'standard' ? signedAnchorProposal(group, w.passiveDevice.deviceIdentity, request) : group.propose(request);
+}
+
+/** Every member in `members` takes `proposal` as a proposal. */
+export async function deliverProposal(proposal: Uint8Array, members: Member[]): Promise<void> {
+  for (const m of members) expect((await m.group!.process(proposal)).kind).toBe('proposal');
+}
+
+/** What `m` stages of `commit` (adds as identities, removes as leaves, how many proposals), then merged. */
+export async function stagedBy(m: Member, commit: Uint8Array): Promise<{ adds: string[]; removes: number[]; proposals: number }> {
+  const r = await m.group!.process(commit);
+  if (r.kind !== 'commit') throw new Error(`expected a commit, got ${r.kind}`);
+  const seen = { adds: r.staged.adds.map((a) => utf8(a.credential.identity)), removes: r.staged.removes.map((x) => x.leafIndex), proposals: r.staged.proposals.length };
+  await r.staged.merge();
+  return seen;
 }

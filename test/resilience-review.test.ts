@@ -40,22 +40,13 @@ import {
 } from 'paired-mls/resilience';
 import { DeliveryService } from 'paired-mls/services';
 import { Writer } from '../ts/codec/tls.js';
+import { forkWorld } from './resilience-helpers.js';
 import { deliverCommit, expectInSync, mlsError, newMember, stillWorks, type Member } from './helpers.js';
 
 const LABEL = 'paired-mls recovery';
 const enc = new TextEncoder();
 
-/** A group of `names` (the first creates it), each member checking external commits with the recovery policy. */
-async function world(names: string[], options: { maxPastEpochs?: number } = {}): Promise<Member[]> {
-  const members = await Promise.all(names.map((n) => newMember(n)));
-  const [first] = members as [Member];
-  first.group = await first.client.createGroup(first.identity, options);
-  const { welcome } = await first.group.commit({ add: await Promise.all(members.slice(1).map((m) => m.client.createKeyPackage(m.identity))) });
-  await first.group.mergePendingCommit();
-  for (const m of members.slice(1)) m.group = await m.client.joinFromWelcome(welcome!, options);
-  for (const m of members) m.group!.useChecks([recoveryPolicy()]);
-  return members;
-}
+const world = forkWorld;
 
 /** Every member in `to` processes an application message and hands it to the recovery layer. */
 async function deliverApp(message: Uint8Array, to: Member[]): Promise<void> {

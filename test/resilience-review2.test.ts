@@ -22,6 +22,7 @@ import {
   type ForkEvent,
 } from 'paired-mls/resilience';
 import { Writer } from '../ts/codec/tls.js';
+import { forkWorld } from './resilience-helpers.js';
 import { deliverCommit, expectInSync, mlsError, newMember, stillWorks, xorshift32, type Member } from './helpers.js';
 
 const LABEL = 'paired-mls recovery';
@@ -35,17 +36,8 @@ class SlowStorage extends MemoryStorageAdapter {
   }
 }
 
-async function world(names: string[], options: { maxPastEpochs?: number; slow?: boolean } = {}): Promise<Member[]> {
-  const members = await Promise.all(names.map((n) => newMember(n, options.slow ? { storage: new SlowStorage() } : {})));
-  const [first] = members as [Member];
-  const join = { maxPastEpochs: options.maxPastEpochs ?? 0 };
-  first.group = await first.client.createGroup(first.identity, join);
-  const { welcome } = await first.group.commit({ add: await Promise.all(members.slice(1).map((m) => m.client.createKeyPackage(m.identity))) });
-  await first.group.mergePendingCommit();
-  for (const m of members.slice(1)) m.group = await m.client.joinFromWelcome(welcome!, join);
-  for (const m of members) m.group!.useChecks([recoveryPolicy()]);
-  return members;
-}
+const world = (names: string[], options: { maxPastEpochs?: number; slow?: boolean } = {}) =>
+  forkWorld(names, { maxPastEpochs: options.maxPastEpochs, storage: options.slow ? () => new SlowStorage() : undefined });
 
 
 /** Hold resolvers on a simulated clock; `settle()` closes every window. */

@@ -4,19 +4,10 @@
 import { describe, expect, it } from 'vitest';
 import { MlsClient, toHex, utf8 } from 'paired-mls';
 import { ForkResolver, RecoveryError, acceptRecoveryPsks, commitRank, issueRecoveryPsk, recoverMembership, recoveryPolicy, type ForkEvent } from 'paired-mls/resilience';
+import { forkWorld } from './resilience-helpers.js';
 import { deliverCommit, expectInSync, mlsError, newMember, stillWorks, type Member } from './helpers.js';
 
-async function world(names: string[], options: { maxPastEpochs?: number } = {}): Promise<Member[]> {
-  const members = await Promise.all(names.map((n) => newMember(n)));
-  const [first] = members as [Member];
-  const join = { maxPastEpochs: options.maxPastEpochs ?? 0 };
-  first.group = await first.client.createGroup(first.identity, join);
-  const { welcome } = await first.group.commit({ add: await Promise.all(members.slice(1).map((m) => m.client.createKeyPackage(m.identity))) });
-  await first.group.mergePendingCommit();
-  for (const m of members.slice(1)) m.group = await m.client.joinFromWelcome(welcome!, join);
-  for (const m of members) m.group!.useChecks([recoveryPolicy()]);
-  return members;
-}
+const world = forkWorld;
 
 function resolvers(members: Member[], strategy: 'hold' | 'optimistic') {
   let clock = 0;

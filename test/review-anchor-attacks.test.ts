@@ -6,25 +6,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { utf8, type Group } from 'paired-mls';
-import { PairedDevice, signedAnchorProposal, type PairingMode } from 'paired-mls/paired';
+import { PairedDevice } from 'paired-mls/paired';
 import { deliverCommit, expectInSync, mlsError, newMember, type Member } from './helpers.js';
-import { pairedWorld, read, stolen, type PairedWorld } from './paired-helpers.js';
-
-function asAnchor(w: PairedWorld, mode: PairingMode, group: Group, request: Parameters<Group['propose']>[0]): Promise<Uint8Array> {
-  return mode === 'standard' ? signedAnchorProposal(group, w.passiveDevice.deviceIdentity, request) : group.propose(request);
-}
-
-async function deliverProposal(proposal: Uint8Array, members: Member[]): Promise<void> {
-  for (const m of members) expect((await m.group!.process(proposal)).kind).toBe('proposal');
-}
-
-async function staged(m: Member, commit: Uint8Array): Promise<{ adds: string[]; removes: number[]; proposals: number }> {
-  const r = await m.group!.process(commit);
-  if (r.kind !== 'commit') throw new Error(`expected a commit, got ${r.kind}`);
-  const seen = { adds: r.staged.adds.map((a) => utf8(a.credential.identity)), removes: r.staged.removes.map((x) => x.leafIndex), proposals: r.staged.proposals.length };
-  await r.staged.merge();
-  return seen;
-}
+import { asAnchor, deliverProposal, pairedWorld, read, stagedBy as staged, stolen } from './paired-helpers.js';
 
 const names = (g: Group) => g.members().map((m) => utf8(m.credential.identity)).sort();
 
