@@ -422,7 +422,7 @@ describe('resilience review: fork resolver', () => {
     // arrived and was dropped ("stale"): Carol stayed on the losing branch.
     expect((await mlsError(() => r(carol).receive(junkCommit(carol.group!.id, epoch + 1)))).code).toBe('DECRYPTION_FAILED');
     expect(r(carol).retainedStates()).toBe(1);
-    expect(await r(carol).receive(winner)).toEqual([{ type: 'switched', epoch, winner: await commitRank(winner), ownCommitLost: false, resend: [] }]);
+    expect(await r(carol).receive(winner)).toEqual([{ type: 'switched', epoch, winner: await commitRank(winner), ownCommitLost: false, unread: 0 }]);
     await r(loserMember).receive(winner);
     await r(winnerMember).receive(loser);
     await settle();

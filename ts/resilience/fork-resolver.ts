@@ -21,7 +21,7 @@
 import type { CommitResult, CommitOptions } from '../mls/types.js';
 import type { Group, ProcessResult, RetainedState, StagedCommit } from '../mls/group.js';
 import { MlsError, invalidArgument } from '../mls/errors.js';
-import { bytesEqual, sha256, toBytes, toHex, type BytesLike } from '../mls/bytes.js';
+import { bytesEqual, sha256, toHex, type BytesLike } from '../mls/bytes.js';
 import { readMlsHeader } from '../codec/mls-header.js';
 
 /** Wait for the winning commit (hold) or apply the first and switch if another wins (optimistic). */
@@ -41,8 +41,8 @@ export type ForkEvent =
   | { type: 'processed'; result: ProcessResult }
   | { type: 'candidate'; epoch: number }
   | { type: 'settled'; epoch: number; winner: string; ownCommitWon: boolean }
-  /** `resend`: what this member sent through `encrypt` on the branch it left, in order; members on the winner's branch cannot read it (docs/PROTOCOL.md §7.1). */
-  | { type: 'switched'; epoch: number; winner: string; ownCommitLost: boolean; resend: { plaintext: Uint8Array; aad?: Uint8Array }[] }
+  /** `unread`: how many of this member's last messages through `encrypt` were sent on the branch it left; the winner's members cannot read them (docs/PROTOCOL.md §7.1). */
+  | { type: 'switched'; epoch: number; winner: string; ownCommitLost: boolean; unread: number }
   | { type: 'lostRace'; epoch: number }
   /** Reasons: docs/PROTOCOL.md §7.1 (`future`: hand it in again later). */
   | { type: 'dropped'; reason: 'losing-commit' | 'duplicate' | 'late' | 'future' };
@@ -82,8 +82,8 @@ interface OptimisticWindow {
   ownWinner: boolean;
   /** The state before the winner, kept inside the core; `free()` wipes it. */
   snapshot: RetainedState;
-  /** Sent through `encrypt` since the window opened or the last switch: lost if the member switches. */
-  sent: { plaintext: Uint8Array; aad?: Uint8Array }[];
+  /** Messages sent through `encrypt` since the window opened or the last switch: unreadable if the member switches. */
+  sent: number;
 }
 
 /** Processes a group's messages under eventually consistent delivery, resolving competing commits for one epoch; calls run one at a time, in order (docs/PROTOCOL.md §7.1). */
@@ -108,7 +108,7 @@ export class ForkResolver {
     this.#timed = options.now === undefined;
   }
 
-  /** Hold strategy: no sending while competitors are awaited. */
+  /** Hold strategy: no commit while competitors are awaited (`encrypt` still sends, docs/PROTOCOL.md §7.1). */
   canSend(): boolean {
     return this.#hold === undefined;
   }
@@ -137,9 +137,8 @@ export class ForkResolver {
   encrypt(plaintext: BytesLike, options?: { aad?: Uint8Array }): Promise<Uint8Array> {
     return this.#exclusive(async () => {
       const message = await this.group.encrypt(plaintext, options);
-      // Sent on a branch a switch may leave: kept to hand back (`switched.resend`).
-      const window = this.#optimistic;
-      if (window) window.sent.push({ plaintext: toBytes(plaintext).slice(), ...(options?.aad ? { aad: options.aad.slice() } : {}) });
+      // Sent on a branch a switch may leave (`switched.unread`).
+      if (this.#optimistic) this.#optimistic.sent++;
       return message;
     });
   }
@@ -187,7 +186,7 @@ export class ForkResolver {
       snapshot.free();
       throw err;
     }
-    this.#openOptimistic({ epoch, deadline: this.#now() + this.#windowMs, winner: await commitRank(out.commit), ownWinner: true, snapshot, sent: [] });
+    this.#openOptimistic({ epoch, deadline: this.#now() + this.#windowMs, winner: await commitRank(out.commit), ownWinner: true, snapshot, sent: 0 });
     return out;
   }
 
@@ -311,7 +310,7 @@ export class ForkResolver {
       snapshot.free();
       return [{ type: 'processed', result: r }];
     }
-    this.#openOptimistic({ epoch, deadline: this.#now() + this.#windowMs, winner: rank, ownWinner: false, snapshot, sent: [] });
+    this.#openOptimistic({ epoch, deadline: this.#now() + this.#windowMs, winner: rank, ownWinner: false, snapshot, sent: 0 });
     return [{ type: 'processed', result: r }];
   }
 
@@ -341,9 +340,9 @@ export class ForkResolver {
     const ownCommitLost = window.ownWinner;
     window.winner = rank;
     window.ownWinner = false;
-    const resend = window.sent;
-    window.sent = [];
-    const events: ForkEvent[] = [{ type: 'switched', epoch, winner: rank, ownCommitLost, resend }];
+    const unread = window.sent;
+    window.sent = 0;
+    const events: ForkEvent[] = [{ type: 'switched', epoch, winner: rank, ownCommitLost, unread }];
     if (ownCommitLost) events.push({ type: 'lostRace', epoch });
     return events;
   }

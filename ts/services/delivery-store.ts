@@ -279,7 +279,9 @@ export interface DeliveryStore {
    * when the epoch check failed (`expectEpoch`, `budget.epoch`). It counts
    * for its sender. A proposal counts within `budget`, else
    * `EpochProposalsFullError` (a store that ignores it lets a member jam the
-   * group); a commit that moves the epoch starts the counts again.
+   * group); a commit that moves the epoch starts the counts again. A
+   * Welcome passes `update.welcome.max` per recipient, else
+   * `InboxFullError` (a store that ignores it has no inbox cap).
    */
   append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate, quota?: StorageQuota, budget?: EpochProposalBudget): Promise<number | undefined>;
   /** Sequence number of the message with this digest in the group's log, if any. */
