@@ -7,7 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MemoryStorageAdapter, MlsClient, bytesEqual } from 'paired-mls';
-import { DeliveryClient, MemoryDeliveryStore, type DeliveryStore } from 'paired-mls/services';
+import { DeliveryClient, DeliveryService, DsError, MemoryDeliveryStore, type DeliveryStore } from 'paired-mls/services';
 import { PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer, type RunningDeliveryServer } from 'paired-mls/server';
 import { startPostgres } from './pg-server.js';
 import { dsPeer, groupOf, groupStillWorks, raw, tokenOf } from './ds-helpers.js';
@@ -82,10 +82,56 @@ describe('the DS pairing registry under attack', () => {
         // One pairing still goes alone.
         await store.removePairing('a2', 'd1');
         expect(await store.devicesOf('a2')).toEqual(['d3']);
+        // A pair's cease withdraws its request too.
+        expect(await store.requestPairing('a2', 'd4', 'anchor', 102, 0)).toBe(false);
+        await store.removePairing('a2', 'd4');
+        expect(await store.requestPairing('a2', 'd4', 'device', 103, 0)).toBe(false);
+        expect(await store.devicesOf('a2')).toEqual(['d3']);
       }
     } finally {
       await pgStore.close();
       await pg.stop();
     }
   }, 60_000);
+
+  it("an unanswered request is withdrawn by pairings:cease; a revoked anchor's devices lose its groups; outsiders' requests pair nothing", async () => {
+    const url = server.url;
+    const ann = await dsPeer(url, 'ann');
+    const bea = await dsPeer(url, 'bea');
+    await groupOf(ann, [bea]);
+    const hex = Buffer.from(ann.group!.id).toString('hex');
+    const tab = await dsPeer(url, 'ann-tab');
+    const eve = await dsPeer(url, 'eve');
+
+    // ann asks to pair her tablet, then thinks better of it (the tablet was stolen): the cease withdraws the request,
+    // so the thief holding the tablet's DS key cannot complete it.
+    expect(await ann.ds.initPairing('ann', 'ann-tab')).toBe(false);
+    await ann.ds.ceasePairing('ann', 'ann-tab');
+    expect(await tab.ds.initPairing('ann', 'ann-tab')).toBe(false);
+    expect(await server.ds.devicesOf('ann')).toEqual([]);
+    await tab.ds.ceasePairing('ann', 'ann-tab');
+
+    // Outsiders: eve asks from both ends with ann's and the tablet's names; none of it pairs, nor blocks the honest pairing.
+    expect(await eve.ds.initPairing('eve', 'ann-tab')).toBe(false);
+    expect(await eve.ds.initPairing('ann', 'eve')).toBe(false);
+    expect(await raw(url, 'POST', '/v1/pairings', { anchor: 'ann', device: 'ann-tab' }, await tokenOf(url, 'eve', eve))).toMatchObject({ status: 403, body: { reason: 'forbidden' } });
+    expect(await raw(url, 'POST', '/v1/pairings', { anchor: 'ann', device: 'nobody' }, await tokenOf(url, 'ann', ann))).toMatchObject({ status: 404, body: { reason: 'unknown-client' } });
+    expect(await ann.ds.initPairing('ann', 'ann-tab')).toBe(false);
+    expect(await tab.ds.initPairing('ann', 'ann-tab')).toBe(true);
+    expect([await server.ds.devicesOf('ann'), await server.ds.devicesOf('eve')]).toEqual([['ann-tab'], []]);
+    const tabToken = await tokenOf(url, 'ann-tab', tab);
+    expect((await raw(url, 'GET', `/v1/groups/${hex}/messages`, undefined, tabToken)).status).toBe(200);
+
+    // ann revokes her account for good: her tablet no longer acts for her.
+    expect((await raw(url, 'POST', '/v1/as/revoke', {}, await tokenOf(url, 'ann', ann))).status).toBe(200);
+    expect(await server.ds.devicesOf('ann')).toEqual([]);
+    expect(await raw(url, 'GET', `/v1/groups/${hex}/messages`, undefined, tabToken)).toMatchObject({ status: 403, body: { reason: 'not-a-member' } });
+    expect((await raw(url, 'GET', `/v1/groups/${hex}/messages`, undefined, await tokenOf(url, 'bea', bea))).status).toBe(200);
+
+    // In process, the DS refuses a third party as the route does.
+    const ds = await DeliveryService.create();
+    const err = await ds.initPairing('eve', 'ann', 'ann-tab').then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(DsError);
+    expect((err as DsError).reason).toBe('forbidden');
+  });
 });

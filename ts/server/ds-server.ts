@@ -595,6 +595,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     }
     if (method === 'POST' && parts[1] === 'as' && parts[2] === 'revoke' && parts.length === 3) {
       await authentication.revoke(client);
+      await store.removePairing(client);
       recheck(client);
       return [200, {}];
     }

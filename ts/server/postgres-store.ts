@@ -801,8 +801,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
   }
 
   async removePairing(anchor: string, device?: string): Promise<void> {
-    if (device !== undefined) return void (await this.#pool.query('DELETE FROM ds_pairings WHERE anchor = $1 AND device = $2', [anchor, device]));
-    await this.#pool.query('WITH r AS (DELETE FROM ds_pairing_requests WHERE anchor = $1) DELETE FROM ds_pairings WHERE anchor = $1', [anchor]);
+    await this.#pool.query("WITH r AS (DELETE FROM ds_pairing_requests WHERE anchor = $1 AND $2 IN (device, '')) DELETE FROM ds_pairings WHERE anchor = $1 AND $2 IN (device, '')", [anchor, device ?? '']);
   }
 
   async devicesOf(anchor: string): Promise<string[]> {

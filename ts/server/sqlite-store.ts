@@ -520,9 +520,8 @@ export class SqliteDeliveryStore implements DeliveryStore {
   }
 
   async removePairing(anchor: string, device?: string): Promise<void> {
-    if (device !== undefined) return void this.#db.prepare('DELETE FROM pairings WHERE anchor = ? AND device = ?').run(anchor, device);
     this.#db.transaction(() => {
-      for (const t of ['pairings', 'pairing_requests']) this.#db.prepare(`DELETE FROM ${t} WHERE anchor = ?`).run(anchor);
+      for (const t of ['pairings', 'pairing_requests']) this.#db.prepare(`DELETE FROM ${t} WHERE anchor = ? AND ? IN (device, '')`).run(anchor, device ?? '');
     })();
   }
 

@@ -332,7 +332,7 @@ export interface DeliveryStore {
    */
   requestPairing(anchor: string, device: string, side: 'anchor' | 'device', now: number, expiresBefore: number): Promise<boolean>;
   putPairing(anchor: string, device: string): Promise<void>;
-  /** Without `device`: every pairing and request of `anchor` (its key rotated, docs/PROTOCOL.md §4.0). */
+  /** A pairing and its unanswered requests; without `device`, every one of `anchor` (its key rotated, docs/PROTOCOL.md §4.0). */
   removePairing(anchor: string, device?: string): Promise<void>;
   /** Keep only the newest `keep` messages of a group's log (retention). */
   prune(groupId: string, keep: number): Promise<void>;
@@ -723,9 +723,9 @@ export class MemoryDeliveryStore implements DeliveryStore {
   }
 
   async removePairing(anchor: string, device?: string): Promise<void> {
-    if (device !== undefined) return void this.#pairings.get(anchor)?.delete(device);
-    this.#pairings.delete(anchor);
-    for (const k of this.#requests.keys()) if (k.startsWith(`${anchor}\u0000`)) this.#requests.delete(k);
+    if (device !== undefined) this.#pairings.get(anchor)?.delete(device);
+    else this.#pairings.delete(anchor);
+    for (const k of this.#requests.keys()) if (k === `${anchor}\u0000${device}` || (device === undefined && k.startsWith(`${anchor}\u0000`))) this.#requests.delete(k);
   }
 
   async devicesOf(anchor: string): Promise<string[]> {
