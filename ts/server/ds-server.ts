@@ -582,6 +582,8 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       const body = await readJson(req);
       if (toHex(unb64(body.signatureKey, 'signatureKey')) === who.key) throw new HttpError(400, 'malformed', 'the new key is the key of this session');
       const { key } = await registerKey(body, client, req, { client, key: fromHex(who.key) });
+      // What the old key paired (a thief holding it pairing an account of its own, §4.0) goes with it.
+      await store.removePairing(client);
       recheck(client);
       return [200, sessions.session(client, toHex(key))];
     }
@@ -593,6 +595,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     }
     if (method === 'POST' && parts[1] === 'as' && parts[2] === 'revoke' && parts.length === 3) {
       await authentication.revoke(client);
+      await store.removePairing(client);
       recheck(client);
       return [200, {}];
     }

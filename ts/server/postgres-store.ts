@@ -800,8 +800,8 @@ export class PostgresDeliveryStore implements DeliveryStore {
     await this.#pool.query('INSERT INTO ds_pairings (anchor, device) VALUES ($1, $2) ON CONFLICT DO NOTHING', [anchor, device]);
   }
 
-  async removePairing(anchor: string, device: string): Promise<void> {
-    await this.#pool.query('DELETE FROM ds_pairings WHERE anchor = $1 AND device = $2', [anchor, device]);
+  async removePairing(anchor: string, device?: string): Promise<void> {
+    await this.#pool.query("WITH r AS (DELETE FROM ds_pairing_requests WHERE anchor = $1 AND $2 IN (device, '')) DELETE FROM ds_pairings WHERE anchor = $1 AND $2 IN (device, '')", [anchor, device ?? '']);
   }
 
   async devicesOf(anchor: string): Promise<string[]> {

@@ -519,8 +519,10 @@ export class SqliteDeliveryStore implements DeliveryStore {
     this.#db.prepare('INSERT OR IGNORE INTO pairings (anchor, device) VALUES (?, ?)').run(anchor, device);
   }
 
-  async removePairing(anchor: string, device: string): Promise<void> {
-    this.#db.prepare('DELETE FROM pairings WHERE anchor = ? AND device = ?').run(anchor, device);
+  async removePairing(anchor: string, device?: string): Promise<void> {
+    this.#db.transaction(() => {
+      for (const t of ['pairings', 'pairing_requests']) this.#db.prepare(`DELETE FROM ${t} WHERE anchor = ? AND ? IN (device, '')`).run(anchor, device ?? '');
+    })();
   }
 
   async devicesOf(anchor: string): Promise<string[]> {

@@ -837,7 +837,7 @@ export class DeliveryService {
    * the DS registers the pairing and answers Accept (true) to both.
    */
   async initPairing(from: string, anchor: string, device: string): Promise<boolean> {
-    if (from !== anchor && from !== device) throw new DsError('not-a-member', 'only the anchor or the device can ask to pair them');
+    if (from !== anchor && from !== device) throw new DsError('forbidden', 'only the anchor or the device can ask to pair them');
     if (this.#auth) for (const id of [anchor, device]) await this.#registered(id);
     const now = this.#now();
     return this.store.requestPairing(anchor, device, from === anchor ? 'anchor' : 'device', now, now - this.#pairingSeconds);

@@ -332,7 +332,8 @@ export interface DeliveryStore {
    */
   requestPairing(anchor: string, device: string, side: 'anchor' | 'device', now: number, expiresBefore: number): Promise<boolean>;
   putPairing(anchor: string, device: string): Promise<void>;
-  removePairing(anchor: string, device: string): Promise<void>;
+  /** A pairing and its unanswered requests; without `device`, every one of `anchor` (its key rotated, docs/PROTOCOL.md §4.0). */
+  removePairing(anchor: string, device?: string): Promise<void>;
   /** Keep only the newest `keep` messages of a group's log (retention). */
   prune(groupId: string, keep: number): Promise<void>;
   /** What `clientId` has stored. */
@@ -721,8 +722,10 @@ export class MemoryDeliveryStore implements DeliveryStore {
     this.#pairings.set(anchor, set);
   }
 
-  async removePairing(anchor: string, device: string): Promise<void> {
-    this.#pairings.get(anchor)?.delete(device);
+  async removePairing(anchor: string, device?: string): Promise<void> {
+    if (device !== undefined) this.#pairings.get(anchor)?.delete(device);
+    else this.#pairings.delete(anchor);
+    for (const k of this.#requests.keys()) if (k === `${anchor}\u0000${device}` || (device === undefined && k.startsWith(`${anchor}\u0000`))) this.#requests.delete(k);
   }
 
   async devicesOf(anchor: string): Promise<string[]> {
