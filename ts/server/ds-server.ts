@@ -706,7 +706,13 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
         await ds.ceasePairing(client, anchor, device);
         return [200, {}];
       }
-      return [200, { accepted: await ds.initPairing(client, anchor, device) }];
+      const accepted = await ds.initPairing(client, anchor, device);
+      // The session was checked before its body came: a key rotated or revoked meanwhile pairs nothing (§4.0).
+      if (client === anchor && !(await stillValid(who))) {
+        await store.removePairing(anchor, device);
+        throw new HttpError(401, 'unauthenticated', 'this session\'s key was revoked');
+      }
+      return [200, { accepted }];
     }
     throw new HttpError(404, 'not-found', 'no such route');
   }

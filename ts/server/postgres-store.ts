@@ -764,8 +764,8 @@ export class PostgresDeliveryStore implements DeliveryStore {
 
   async requestPairing(anchor: string, device: string, side: 'anchor' | 'device', now: number, expiresBefore: number): Promise<boolean> {
     return this.#tx(async (c) => {
-      // Both sides may arrive at different servers at once: serialise per pair.
-      await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [JSON.stringify([anchor, device])]);
+      // Both sides may arrive at different servers at once: serialise per anchor (its rotation drops them, removePairing).
+      await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`pairing:${anchor}`]);
       await c.query('DELETE FROM ds_pairing_requests WHERE at < $1', [expiresBefore]);
       await c.query('INSERT INTO ds_pairing_requests (anchor, device, side, at) VALUES ($1, $2, $3, $4) ON CONFLICT (anchor, device, side) DO UPDATE SET at = $4', [
         anchor,
@@ -801,7 +801,11 @@ export class PostgresDeliveryStore implements DeliveryStore {
   }
 
   async removePairing(anchor: string, device?: string): Promise<void> {
-    await this.#pool.query("WITH r AS (DELETE FROM ds_pairing_requests WHERE anchor = $1 AND $2 IN (device, '')) DELETE FROM ds_pairings WHERE anchor = $1 AND $2 IN (device, '')", [anchor, device ?? '']);
+    // After the anchor's requests being answered (their lock): a statement's snapshot missed a pairing they then made.
+    await this.#tx(async (c) => {
+      await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`pairing:${anchor}`]);
+      await c.query("WITH r AS (DELETE FROM ds_pairing_requests WHERE anchor = $1 AND $2 IN (device, '')) DELETE FROM ds_pairings WHERE anchor = $1 AND $2 IN (device, '')", [anchor, device ?? '']);
+    });
   }
 
   async devicesOf(anchor: string): Promise<string[]> {
