@@ -433,7 +433,8 @@ export class DeliveryService {
     let seq: number | undefined;
     if (header.contentType === 3) {
       if (group.consistency === 'strong' && epoch !== group.epoch) throw this.#epochTaken(epoch, group);
-      const setEpoch = Math.max(group.epoch, epoch + 1);
+      // Eventual: the latest commit's, not the highest ever named (a junk one for a far epoch pinned it there for good).
+      const setEpoch = epoch + 1;
       if (extras.groupInfo && !groupInfoFits(extras.groupInfo, header.groupId, epoch + 1)) {
         throw new DsError('invalid-group-info', `the GroupInfo is not one of this group at epoch ${epoch + 1}`);
       }

@@ -1,0 +1,46 @@
+/**
+ * Eventually consistent groups at the DS (docs/PROTOCOL.md §8.1 "Eventual",
+ * §8.6): any member's commit moves the DS's epoch unchecked (attacker review).
+ */
+import { describe, expect, it } from 'vitest';
+import { DeliveryService } from 'paired-mls/services';
+
+const be64 = (n: number) => new Uint8Array(new BigUint64Array([BigInt(n)]).buffer).reverse();
+/** A PrivateMessage's clear header (group id, epoch, content type) with junk after it: what the DS reads. */
+function headerOnly(gid: Uint8Array, epoch: number, contentType: number, fill: number): Uint8Array {
+  const head = [0, 1, 0, 2, gid.length, ...gid, ...be64(epoch), contentType, 0];
+  const out = new Uint8Array(head.length + 8).fill(fill & 255);
+  out.set(head);
+  out.set([fill & 255, (fill >> 8) & 255, (fill >> 16) & 255], head.length);
+  return out;
+}
+
+describe('an eventual group: the DS follows the latest commit, not the highest epoch ever named', () => {
+  it("a member's junk commit for a far epoch no longer pins the DS's epoch: the next honest commit takes it back, the honest members' proposals count in a new epoch again", async () => {
+    const ds = await DeliveryService.create();
+    const gid = new Uint8Array([7, 7, 7, 1]);
+    const hex = '07070701';
+    await ds.createGroup(gid, 'alice', { consistency: 'eventual' });
+    let n = 0;
+    const post = async (sender: string, epoch: number, type: number, extras = {}) => {
+      const r = await ds.submit(gid, sender, headerOnly(gid, epoch, type, ++n), extras);
+      return r.accepted ? 'ok' : r.reason;
+    };
+    expect(await post('alice', 0, 3, { added: ['bob', 'mallory'] })).toBe('ok');
+    expect((await ds.store.getGroup(hex))!.epoch).toBe(1);
+    // mallory names an epoch the group will never reach.
+    expect(await post('mallory', Number.MAX_SAFE_INTEGER - 2, 3)).toBe('ok');
+    // bob fills his share of three members' 438 (146) in the DS's epoch.
+    const bobs: string[] = [];
+    for (let i = 0; i < 147; i++) bobs.push(await post('bob', 1, 2));
+    expect(bobs).toEqual([...Array<string>(146).fill('ok'), 'too-many-proposals']);
+    // alice commits for the group's real epoch. Before: the DS stayed at
+    // 2^53 - 1 for good (max of the epochs ever named), every later commit
+    // of the members left it there, and bob's proposals were refused for
+    // the life of the group (so were the DS's own intents: no GroupInfo of
+    // that epoch ever came).
+    expect(await post('alice', 1, 3)).toBe('ok');
+    expect((await ds.store.getGroup(hex))!.epoch).toBe(2);
+    expect(await post('bob', 2, 2)).toBe('ok');
+  });
+});
