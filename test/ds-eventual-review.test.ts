@@ -44,3 +44,17 @@ describe('an eventual group: the DS follows the latest commit, not the highest e
     expect(await post('bob', 2, 2)).toBe('ok');
   });
 });
+
+describe('an eventual group: commits racing', () => {
+  it("a commit racing another member's (both read the group before either was logged) is logged, not refused: an eventual group takes competing commits", async () => {
+    const ds = await DeliveryService.create();
+    const gid = new Uint8Array([7, 7, 7, 2]);
+    await ds.createGroup(gid, 'alice', { consistency: 'eventual' });
+    expect(await ds.submit(gid, 'alice', headerOnly(gid, 0, 3, 1), { added: ['mallory'] })).toMatchObject({ accepted: true });
+    const answers = await Promise.all([
+      ...Array.from({ length: 8 }, (_, i) => ds.submit(gid, 'mallory', headerOnly(gid, 1 + i, 3, 100 + i))),
+      ds.submit(gid, 'alice', headerOnly(gid, 1, 3, 2)),
+    ]);
+    expect(answers.map((a) => (a.accepted ? 'ok' : a.reason))).toEqual(Array<string>(9).fill('ok'));
+  });
+});
