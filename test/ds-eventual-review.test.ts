@@ -58,3 +58,18 @@ describe('an eventual group: commits racing', () => {
     expect(answers.map((a) => (a.accepted ? 'ok' : a.reason))).toEqual(Array<string>(9).fill('ok'));
   });
 });
+
+describe('an eventual group: a limit (not fixed)', () => {
+  it("two commits that leave the DS's epoch where it is, racing: the later one's member list is the one it computed before the first was logged, so a member's junk commit can undo another's removal (xavier stays a reader)", async () => {
+    const ds = await DeliveryService.create();
+    const gid = new Uint8Array([7, 7, 7, 3]);
+    await ds.createGroup(gid, 'alice', { consistency: 'eventual' });
+    await ds.submit(gid, 'alice', headerOnly(gid, 0, 3, 1), { added: ['mallory', 'xavier'] });
+    await ds.submit(gid, 'alice', headerOnly(gid, 1, 3, 2));
+    // Both for epoch 1 (a competing commit each), the DS at 2: the store's check (the epoch is still 2) passes for both.
+    const answers = await Promise.all([ds.submit(gid, 'alice', headerOnly(gid, 1, 3, 3), { removed: ['xavier'] }), ds.submit(gid, 'mallory', headerOnly(gid, 1, 3, 4))]);
+    expect(answers).toEqual([{ accepted: true, seq: 3 }, { accepted: true, seq: 4 }]);
+    expect((await ds.store.getGroup('07070703'))!.members).toEqual(['alice', 'mallory', 'xavier']);
+    expect(await ds.isReader(gid, 'xavier')).toBe(true);
+  });
+});
