@@ -63,6 +63,8 @@ export interface DmlsOptions {
    * not joined yet together (the oldest first). Default 1,000.
    */
   maxBuffered?: number;
+  /** The same budgets in bytes (a message of the DS's largest size each took a GiB). Default 16 MiB. */
+  maxBufferedBytes?: number;
   /** A message more epochs than this ahead of its send group is dropped (`too-far-ahead`; not while a rejoin is asked). Default 16. */
   maxEpochsAhead?: number;
   /** Options of the own send group (defaults suit a reordering transport); not `groupId`, which is random or bound (docs/PROTOCOL.md §6.1). */
@@ -253,6 +255,7 @@ export class DMember {
     this.#options = {
       pskRetention: options.pskRetention ?? 16,
       maxBuffered: options.maxBuffered ?? 1_000,
+      maxBufferedBytes: options.maxBufferedBytes ?? 1 << 24,
       maxEpochsAhead: options.maxEpochsAhead ?? 16,
       credentialCheckTimeoutMs: options.credentialCheckTimeoutMs ?? 30_000,
       sendGroup: DMember.#sendGroupOptions(options),
@@ -729,8 +732,8 @@ export class DMember {
       const entry = { bytes: message, group: toHex(header.groupId!), epoch: header.epoch! };
       this.#buffer.push(entry);
       const evicted = this.#evict(entry);
-      if (evicted !== entry) events.push({ type: 'buffered' });
-      if (evicted) events.push({ type: 'dropped', reason: 'buffer-full' });
+      if (!evicted.includes(entry)) events.push({ type: 'buffered' });
+      for (const _ of evicted) events.push({ type: 'dropped', reason: 'buffer-full' });
       // A deferred message (the AS was down) would otherwise wait for another message to make progress, which its successors cannot.
       if (!this.#deferred) return events;
     }
@@ -785,14 +788,20 @@ export class DMember {
    * groups not joined yet share one budget, oldest first. Junk under one
    * group id never evicts another group's messages (docs/PROTOCOL.md §6.7).
    */
-  #evict(entry: Buffered): Buffered | undefined {
+  #evict(entry: Buffered): Buffered[] {
     const held = new Set(this.client.groupIds().map(toHex));
     const followed = held.has(entry.group);
     const same = this.#buffer.filter((e) => (followed ? e.group === entry.group : !held.has(e.group)));
-    if (same.length <= this.#options.maxBuffered) return undefined;
-    const victim = followed ? same.reduce((a, b) => (b.epoch >= a.epoch ? b : a)) : same[0]!;
-    this.#buffer.splice(this.#buffer.indexOf(victim), 1);
-    return victim;
+    let bytes = same.reduce((n, e) => n + e.bytes.length, 0);
+    const out: Buffered[] = [];
+    while (same.length > this.#options.maxBuffered || bytes > this.#options.maxBufferedBytes) {
+      const victim = followed ? same.reduce((a, b) => (b.epoch >= a.epoch ? b : a)) : same[0]!;
+      same.splice(same.indexOf(victim), 1);
+      this.#buffer.splice(this.#buffer.indexOf(victim), 1);
+      bytes -= victim.bytes.length;
+      out.push(victim);
+    }
+    return out;
   }
 
   /** A member of the universe whose send group this member does not follow yet (its Welcome may come). */

@@ -389,7 +389,7 @@ export class DeliveryService {
     }
   }
 
-  async #submit(id: string, sender: string, message: Uint8Array, extras: SubmitExtras): Promise<number> {
+  async #submit(id: string, sender: string, message: Uint8Array, extras: SubmitExtras, tries = 0): Promise<number> {
     // The DS's own name (a binding from before it was reserved, an `authenticate` hook): its log entries would pass for the DS's.
     if (sender === DS_SENDER) throw new DsError('forbidden', `${DS_SENDER} is the DS's own sender name`);
     const header = readMlsHeader(message);
@@ -432,7 +432,8 @@ export class DeliveryService {
     const epoch = Number(header.epoch);
     let seq: number | undefined;
     if (header.contentType === 3) {
-      if (group.consistency === 'strong' && epoch !== group.epoch) throw this.#epochTaken(epoch, group);
+      // Eventual: a commit for an epoch no logged commit made is junk (one for 2^53 - 2 pinned the DS's epoch there for good).
+      if (group.consistency === 'strong' ? epoch !== group.epoch : epoch > group.epoch) throw this.#epochTaken(epoch, group);
       const setEpoch = Math.max(group.epoch, epoch + 1);
       if (extras.groupInfo && !groupInfoFits(extras.groupInfo, header.groupId, epoch + 1)) {
         throw new DsError('invalid-group-info', `the GroupInfo is not one of this group at epoch ${epoch + 1}`);
@@ -485,6 +486,8 @@ export class DeliveryService {
       const welcome = extras.welcome && added.length > 0 ? { recipients: added, welcome: extras.welcome.slice(), payers, max: this.#maxWelcomes === Infinity ? undefined : this.#maxWelcomes } : undefined;
       const update = { expectEpoch: group.consistency === 'strong' ? epoch : group.epoch, setEpoch, members: [...members], groupInfo: extras.groupInfo, welcome };
       seq = await withinQuota(this.store.append({ groupId: id, sender, bytes: message.slice(), digest }, update, this.#quota));
+      // Eventual: another commit went in since the group was read; this one is taken too, against the new state.
+      if (seq === undefined && group.consistency === 'eventual' && tries < 16) return this.#submit(id, sender, message, extras, tries + 1);
       if (seq === undefined) throw this.#epochTaken(epoch, (await this.store.getGroup(id))!);
       // A grant adds its client once: one more Welcome needs one more KeyPackage from the DS.
       for (const [holder, ref] of spent) await this.store.spendGrants(holder, [ref]);

@@ -1,0 +1,35 @@
+/**
+ * A DMember's buffer is bounded in bytes too (docs/PROTOCOL.md §6.7;
+ * attacker review of eventual delivery): a member of the universe posts
+ * messages of the DS's largest size under a followed send group's id, one
+ * epoch ahead; each is buffered until that epoch comes.
+ */
+import { describe, expect, it } from 'vitest';
+import { others, person, found, receive, send, everyoneTalks, type Person } from './dmls-review-helpers.js';
+
+/** Junk PrivateMessage bytes under `groupId` at `epoch`, `size` bytes. */
+function junk(groupId: Uint8Array, epoch: number, size: number): Uint8Array {
+  const out = new Uint8Array(size).fill(7);
+  crypto.getRandomValues(out.subarray(0, 4096));
+  out.set([0, 1, 0, 2, groupId.length, ...groupId]);
+  const at = 5 + groupId.length;
+  new DataView(out.buffer).setBigUint64(at, BigInt(epoch));
+  out.set([1, 0, 8], at + 8);
+  out[at + 17] = 6;
+  return out;
+}
+
+describe('DMember buffer: bytes', () => {
+  it("junk of 1 MiB each under a followed send group, one epoch ahead: at most maxBufferedBytes (default 16 MiB) of it is kept, the farthest and newest going first (buffer-full); before, 1,000 of them (a GiB) were", async () => {
+    const people = await Promise.all(['ann', 'ben'].map((n) => person(n)));
+    for (const [p, messages] of await found(people, undefined, {})) await send(messages, others(people as Person[], p));
+    const [ann, ben] = people as [Person, Person];
+    const benGroup = ben.member!.sendGroup.id;
+    const at = ann.client.group(benGroup).epoch;
+    const reasons: string[] = [];
+    for (let i = 0; i < 40; i++) for (const e of await receive(ann, junk(benGroup, at + 1, 1 << 20))) reasons.push(e.type === 'dropped' ? e.reason : e.type);
+    expect(ann.member!.bufferedCount()).toBe(16);
+    expect(reasons.filter((r) => r === 'buffer-full')).toHaveLength(24);
+    await everyoneTalks(people as Person[], 'after');
+  }, 60_000);
+});
