@@ -5,6 +5,8 @@
  * epoch ahead; each is buffered until that epoch comes.
  */
 import { describe, expect, it } from 'vitest';
+import { DMember } from 'paired-mls/dmls';
+import { mlsError } from './helpers.js';
 import { others, person, found, receive, send, everyoneTalks, type Person } from './dmls-review-helpers.js';
 
 /** Junk PrivateMessage bytes under `groupId` at `epoch`, `size` bytes. */
@@ -32,4 +34,15 @@ describe('DMember buffer: bytes', () => {
     expect(reasons.filter((r) => r === 'buffer-full')).toHaveLength(24);
     await everyoneTalks(people as Person[], 'after');
   }, 60_000);
+
+  it('maxBuffered and maxBufferedBytes are whole numbers from 0, else INVALID_ARGUMENT (a negative one made the eviction loop run past an empty buffer)', async () => {
+    const ann = await person('ann');
+    const ben = await person('ben');
+    const kp = await ben.client.createKeyPackage(ben.identity);
+    for (const options of [{ maxBufferedBytes: -1 }, { maxBufferedBytes: Number.NaN }, { maxBuffered: 1.5 }]) {
+      const err = await mlsError(() => DMember.found(ann.client, ann.identity, [kp], {}, options));
+      const name = Object.keys(options)[0]!;
+      expect({ code: err.code, message: err.message }).toEqual({ code: 'INVALID_ARGUMENT', message: `${name} must be a whole number from 0` });
+    }
+  });
 });

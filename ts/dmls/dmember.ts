@@ -262,6 +262,7 @@ export class DMember {
     };
     const timeoutMs = this.#options.credentialCheckTimeoutMs;
     if (typeof timeoutMs !== 'number' || !(timeoutMs > 0 && timeoutMs <= 2 ** 31 - 1)) throw invalidArgument('credentialCheckTimeoutMs');
+    for (const name of ['maxBuffered', 'maxBufferedBytes'] as const) if (!(Number.isSafeInteger(this.#options[name]) && this.#options[name] >= 0)) throw invalidArgument(`${name} must be a whole number from 0`);
     // A send group in a ciphersuite other than the founder's is bound by its id only (`#checkBinding`): without an AS, any member,
     // who can compute every member's bound id, could found one under another member's id and identity, and be followed as it.
     if (universe.ciphersuites.length > 1 && !options.credentialCheck) {
@@ -794,7 +795,7 @@ export class DMember {
     const same = this.#buffer.filter((e) => (followed ? e.group === entry.group : !held.has(e.group)));
     let bytes = same.reduce((n, e) => n + e.bytes.length, 0);
     const out: Buffered[] = [];
-    while (same.length > this.#options.maxBuffered || bytes > this.#options.maxBufferedBytes) {
+    while (same.length > 0 && (same.length > this.#options.maxBuffered || bytes > this.#options.maxBufferedBytes)) {
       const victim = followed ? same.reduce((a, b) => (b.epoch >= a.epoch ? b : a)) : same[0]!;
       same.splice(same.indexOf(victim), 1);
       this.#buffer.splice(this.#buffer.indexOf(victim), 1);
