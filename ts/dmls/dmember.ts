@@ -792,6 +792,11 @@ export class DMember {
   #evict(entry: Buffered): Buffered[] {
     const held = new Set(this.client.groupIds().map(toHex));
     const followed = held.has(entry.group);
+    // One that cannot fit alone goes alone: it evicted every message farther ahead (or older) first, then itself.
+    if (entry.bytes.length > this.#options.maxBufferedBytes || this.#options.maxBuffered === 0) {
+      this.#buffer.splice(this.#buffer.indexOf(entry), 1);
+      return [entry];
+    }
     const same = this.#buffer.filter((e) => (followed ? e.group === entry.group : !held.has(e.group)));
     let bytes = same.reduce((n, e) => n + e.bytes.length, 0);
     const out: Buffered[] = [];
