@@ -7,19 +7,9 @@
 import { describe, expect, it } from 'vitest';
 import { DMember } from 'paired-mls/dmls';
 import { mlsError } from './helpers.js';
-import { others, person, found, receive, send, everyoneTalks, type Person } from './dmls-review-helpers.js';
+import { others, person, found, receive, send, everyoneTalks, type Person, junkPrivateMessage } from './dmls-review-helpers.js';
 
-/** Junk PrivateMessage bytes under `groupId` at `epoch`, `size` bytes. */
-function junk(groupId: Uint8Array, epoch: number, size: number): Uint8Array {
-  const out = new Uint8Array(size).fill(7);
-  crypto.getRandomValues(out.subarray(0, 4096));
-  out.set([0, 1, 0, 2, groupId.length, ...groupId]);
-  const at = 5 + groupId.length;
-  new DataView(out.buffer).setBigUint64(at, BigInt(epoch));
-  out.set([1, 0, 8], at + 8);
-  out[at + 17] = 6;
-  return out;
-}
+const junk = junkPrivateMessage;
 
 describe('DMember buffer: bytes', () => {
   it("junk of 1 MiB each under a followed send group, one epoch ahead: at most maxBufferedBytes (default 16 MiB) of it is kept, the farthest and newest going first (buffer-full); before, 1,000 of them (a GiB) were", async () => {

@@ -116,3 +116,21 @@ export function flaky(as: Pick<DmlsCredentialCheck, 'validate'>): { check: DmlsC
   };
   return { check, outage };
 }
+
+/**
+ * An outsider's PrivateMessage under `groupId` (random 16 bytes when absent)
+ * at `epoch`: the clear header a DMember routes by, random sender data and
+ * ciphertext (the first 64 KiB random, the rest filler), `size` bytes (29 +
+ * the group id by default).
+ */
+export function junkPrivateMessage(groupId: Uint8Array | undefined, epoch: number, size?: number): Uint8Array {
+  const id = groupId ?? crypto.getRandomValues(new Uint8Array(16));
+  const out = new Uint8Array(size ?? 29 + id.length).fill(7);
+  crypto.getRandomValues(out.subarray(0, 65_536));
+  out.set([0, 1, 0, 2, id.length, ...id]);
+  const at = 5 + id.length;
+  new DataView(out.buffer).setBigUint64(at, BigInt(epoch));
+  out.set([1, 0, 8], at + 8);
+  out[at + 17] = 6;
+  return out;
+}

@@ -12,7 +12,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { DmlsOptions } from 'paired-mls/dmls';
-import { everyoneTalks, found, others, person, receive, send, type Person } from './dmls-review-helpers.js';
+import { everyoneTalks, found, others, person, receive, send, type Person, junkPrivateMessage } from './dmls-review-helpers.js';
 
 const enc = new TextEncoder();
 
@@ -22,16 +22,7 @@ const enc = new TextEncoder();
  * ciphertext. A followed send group's id is as long as the universe's
  * export length (its derived groupid, PROTOCOL §6.1), the founder's 16.
  */
-function junk(groupId: Uint8Array | undefined, epoch: number): Uint8Array {
-  const id = groupId ?? crypto.getRandomValues(new Uint8Array(16));
-  const out = crypto.getRandomValues(new Uint8Array(29 + id.length));
-  out.set([0, 1, 0, 2, id.length, ...id]);
-  const at = 5 + id.length;
-  new DataView(out.buffer).setBigUint64(at, BigInt(epoch));
-  out.set([1, 0, 8], at + 8);
-  out[at + 17] = 6;
-  return out;
-}
+const junk = junkPrivateMessage;
 
 async function universeOf(names: string[], options: DmlsOptions): Promise<Person[]> {
   const people = await Promise.all(names.map((n) => person(n)));

@@ -5,16 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { DeliveryService, MemoryDeliveryStore } from 'paired-mls/services';
+import { headerOnly } from './ds-helpers.js';
 
-const be64 = (n: number) => new Uint8Array(new BigUint64Array([BigInt(n)]).buffer).reverse();
-/** A PrivateMessage's clear header (group id, epoch, content type) with junk after it: what the DS reads. */
-function headerOnly(gid: Uint8Array, epoch: number, contentType: number, fill: number): Uint8Array {
-  const head = [0, 1, 0, 2, gid.length, ...gid, ...be64(epoch), contentType, 0];
-  const out = new Uint8Array(head.length + 8).fill(fill & 255);
-  out.set(head);
-  out.set([fill & 255, (fill >> 8) & 255, (fill >> 16) & 255], head.length);
-  return out;
-}
 const hexOf = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
 
 async function setup(gid: Uint8Array, options = {}) {

@@ -233,10 +233,19 @@ export async function verifiedGroup(creator: DsPeer, others: DsPeer[], options: 
   for (const p of [creator, ...others]) await catchUp(p);
 }
 
-/** A commit's MLSMessage framing (PrivateMessage header) for `gid` at epoch 0; the DS reads the header only. */
-export function commitHeaderFor(gid: Uint8Array, fill: number): Uint8Array {
-  const head = [0, 1, 0, 2, gid.length, ...gid, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0];
-  return new Uint8Array([...head, fill, fill, fill, fill]);
+const be64 = (n: number) => new Uint8Array(new BigUint64Array([BigInt(n)]).buffer).reverse();
+
+/**
+ * A message with a clear header only (version 1, `wireFormat` 1 public / 2
+ * private, group id, epoch, content type) and junk after it, told apart by
+ * `fill`: what the DS reads of a message.
+ */
+export function headerOnly(gid: Uint8Array, epoch: number, contentType: number, fill: number, size = 16, wireFormat = 2): Uint8Array {
+  const head = wireFormat === 2 ? [0, 1, 0, 2, gid.length, ...gid, ...be64(epoch), contentType, 0] : [0, 1, 0, 1, gid.length, ...gid, ...be64(epoch), 1, 0, 0, 0, 2, 0, contentType];
+  const out = new Uint8Array(Math.max(size, head.length + 4)).fill(fill & 255);
+  out.set(head);
+  out.set([fill & 255, (fill >> 8) & 255, (fill >> 16) & 255], head.length);
+  return out;
 }
 
 /** A well-formed Welcome (the DS checks its framing only). */

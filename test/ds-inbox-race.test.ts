@@ -16,13 +16,14 @@ import { join } from 'node:path';
 import { toHex } from 'paired-mls';
 import { DeliveryService, MemoryDeliveryStore, type DeliveryStore } from 'paired-mls/services';
 import { PostgresDeliveryStore, SqliteDeliveryStore } from 'paired-mls/server';
-import { aWelcome, commitHeaderFor } from './ds-helpers.js';
+import { aWelcome, headerOnly } from './ds-helpers.js';
 import { startPostgres, type PgServer } from './pg-server.js';
 
 const MAX = 3;
 const RACERS = 8;
 
-const commitFor = commitHeaderFor;
+/** A commit at epoch 0, told apart by `fill`. */
+const commitFor = (gid: Uint8Array, fill: number) => headerOnly(gid, 0, 3, fill);
 
 /** RACERS commits, each in a group of its own and each adding `victim`, sent at once over `services` in turn. */
 async function race(services: DeliveryService[], stores: DeliveryStore[]): Promise<void> {

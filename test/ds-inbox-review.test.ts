@@ -25,11 +25,12 @@ import pg from 'pg';
 import { toHex } from 'paired-mls';
 import { DeliveryService, MemoryDeliveryStore, type DeliveryStore } from 'paired-mls/services';
 import { PostgresDeliveryStore, SqliteDeliveryStore } from 'paired-mls/server';
-import { aWelcome, commitHeaderFor } from './ds-helpers.js';
+import { aWelcome, headerOnly } from './ds-helpers.js';
 import { startPostgres, type PgServer } from './pg-server.js';
 import { collide, pgHash } from './pg-hash.js';
 
-const commitFor = commitHeaderFor;
+/** A commit at epoch 0, told apart by `fill`. */
+const commitFor = (gid: Uint8Array, fill: number) => headerOnly(gid, 0, 3, fill);
 
 const tagged = (tag: string, n: number) => new Uint8Array([9, n, ...new TextEncoder().encode(tag)]);
 

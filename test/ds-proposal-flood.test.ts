@@ -33,7 +33,7 @@ import { utf8 } from 'paired-mls';
 import { commitIntents, createIntent, LEAF_OPERATION_PROPOSAL_TYPE } from 'paired-mls/intents';
 import { DeliveryService, EpochProposalsFullError, MemoryDeliveryStore, type DeliveryStore } from 'paired-mls/services';
 import { DS_SCHEMA_VERSION, PostgresDeliveryStore, SqliteDeliveryStore } from 'paired-mls/server';
-import { catchUpAll, dsPeer, groupStillWorks, raw, sqliteServers, tokenOf, verifiedGroup, type DsPeer } from './ds-helpers.js';
+import { catchUpAll, dsPeer, headerOnly, groupStillWorks, raw, sqliteServers, tokenOf, verifiedGroup, type DsPeer } from './ds-helpers.js';
 import { startPostgres, type PgServer } from './pg-server.js';
 
 const CAPS = { proposals: [LEAF_OPERATION_PROPOSAL_TYPE] };
@@ -115,15 +115,6 @@ describe('a member floods an epoch with proposals (networked DS, SQLite, verifyi
   });
 });
 
-const be64 = (n: number) => new Uint8Array(new BigUint64Array([BigInt(n)]).buffer).reverse();
-/** A message with a clear header only (version 1, `wireFormat` 1 public / 2 private, group id, epoch, content type) and junk after it. */
-function headerOnly(gid: Uint8Array, epoch: number, contentType: number, fill: number, size = 16, wireFormat = 2): Uint8Array {
-  const head = wireFormat === 2 ? [0, 1, 0, 2, gid.length, ...gid, ...be64(epoch), contentType, 0] : [0, 1, 0, 1, gid.length, ...gid, ...be64(epoch), 1, 0, 0, 0, 2, 0, contentType];
-  const out = new Uint8Array(Math.max(size, head.length + 4)).fill(fill & 255);
-  out.set(head);
-  out.set([fill & 255, (fill >> 8) & 255, (fill >> 16) & 255], head.length);
-  return out;
-}
 
 describe('the count belongs to an epoch (attacker review)', () => {
   it("an eventual group: a member's stale junk commit (accepted, the epoch stays) no longer starts the count again; one that moves the DS's epoch does", async () => {

@@ -793,7 +793,7 @@ export class DMember {
     const held = new Set(this.client.groupIds().map(toHex));
     const followed = held.has(entry.group);
     // One that cannot fit alone goes alone: it evicted every message farther ahead (or older) first, then itself.
-    if (entry.bytes.length > this.#options.maxBufferedBytes || this.#options.maxBuffered === 0) {
+    if (entry.bytes.length > this.#options.maxBufferedBytes) {
       this.#buffer.splice(this.#buffer.indexOf(entry), 1);
       return [entry];
     }
