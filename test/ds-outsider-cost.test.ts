@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { DeliveryService, MemoryDeliveryStore, type DeliveryStore } from 'paired-mls/services';
 import { PostgresDeliveryStore, SqliteDeliveryStore } from 'paired-mls/server';
 import { startPostgres, type PgServer } from './pg-server.js';
+import { headerOnly } from './ds-helpers.js';
 
 /** A memory store that counts the pairing lookups the DS makes. */
 class CountingStore extends MemoryDeliveryStore {
@@ -29,11 +30,8 @@ class CountingStore extends MemoryDeliveryStore {
   }
 }
 
-/** A commit of a group at `epoch` that the basic DS takes by its header: version 1, PrivateMessage, group id, epoch, content type commit. */
-function commitHeader(gid: Uint8Array, epoch: number): Uint8Array {
-  const be64 = new Uint8Array(new BigUint64Array([BigInt(epoch)]).buffer).reverse();
-  return new Uint8Array([0, 1, 0, 2, gid.length, ...gid, ...be64, 3, 0, 0, 0, 0]);
-}
+/** A commit of a group at `epoch` that the basic DS takes by its header. */
+const commitHeader = (gid: Uint8Array, epoch: number) => headerOnly(gid, epoch, 3, 0);
 
 describe('a request of a client off the member list costs one pairing lookup, not one per member', () => {
   it("an outsider's poll of a group of 2,000 is refused (not-a-member) after one anchorsOf and no devicesOf; a member's paired device reads through its anchor the same way", async () => {
