@@ -222,8 +222,6 @@ describe('Paired MLS standard mode: malformed input', () => {
     }
     for (const call of [
       () => group.removePendingProposal(random(32)),
-      () => group.client.mutate((core) => core.restorePinnedVcOperationTree(random(16))),
-      () => group.client.read((core) => core.pinVcOperationTree(random(16))),
       () => group.client.read((core) => core.pendingCommitDigest(group.id)),
       () => group.client.read((core) => core.leafAppData(group.id, 9999, 1)),
       () => group.client.read((core) => core.leafAppData(random(8), 0, 1)),

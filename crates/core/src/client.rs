@@ -36,7 +36,6 @@ pub struct Client {
     /// Signature key pairs loaded from storage, by public key.
     pub(crate) signers: HashMap<Vec<u8>, ClientSigner>,
     /// VC operation trees saved by `pinVcOperationTree`, by epoch id.
-    pub(crate) pinned_vc_trees: HashMap<Vec<u8>, zeroize::Zeroizing<Vec<u8>>>,
     /// This client's id among the live clients of the instance; extensions
     /// keep per-client state (e.g. the association hook) under it.
     pub(crate) association_slot: u32,
@@ -93,7 +92,7 @@ impl Client {
             next.set(id.wrapping_add(1));
             id
         });
-        Client { provider: Provider::default(), groups: HashMap::new(), tree_hashes: HashMap::new(), signers: HashMap::new(), pinned_vc_trees: HashMap::new(), association_slot, hooks, batch_buffer: Default::default() }
+        Client { provider: Provider::default(), groups: HashMap::new(), tree_hashes: HashMap::new(), signers: HashMap::new(), association_slot, hooks, batch_buffer: Default::default() }
     }
 
     /// The proposal expander of this client's groups.
@@ -225,12 +224,6 @@ impl Client {
         unsafe { js_sys::Uint8Array::view(&self.batch_buffer) }
     }
 
-    /// Number of entries in storage (for tests and diagnostics).
-    #[wasm_bindgen(js_name = storageEntryCount)]
-    pub fn storage_entry_count(&self) -> usize {
-        self.provider.storage().entry_count()
-    }
-
     /// Generate and store a signature key pair for `ciphersuite`'s scheme.
     /// Returns the public key.
     #[wasm_bindgen(js_name = generateSignatureKeyPair)]
@@ -239,13 +232,6 @@ impl Client {
             let cs = ciphersuite(ciphersuite_code)?;
             client.generate_signer(cs.signature_algorithm())
         })?)
-    }
-
-    /// Whether the private key for `public_key` is held by this client.
-    #[wasm_bindgen(js_name = hasSignatureKeyPair)]
-    pub fn has_signature_key_pair(&mut self, public_key: &[u8], ciphersuite_code: u16) -> Result<bool, JsValue> {
-        let cs = ciphersuite(ciphersuite_code)?;
-        Ok(self.load_signer(public_key, cs.signature_algorithm()).is_ok())
     }
 
     /// Create `count` KeyPackages (RFC 9420 §10) for the basic credential

@@ -1149,11 +1149,4 @@ impl Client {
             group.delete(client.provider.storage()).map_err(|e| CoreError::new(Code::Storage, format!("deleting group: {e}")))
         })?)
     }
-
-    /// Drop the in-memory copy of a group (it stays in storage).
-    #[wasm_bindgen(js_name = unloadGroup)]
-    pub fn unload_group(&mut self, group_id: &[u8]) {
-        self.groups.remove(group_id);
-        self.tree_hashes.remove(group_id);
-    }
 }

@@ -6,7 +6,7 @@
 
 use openmls::prelude::GroupId;
 use openmls_traits::OpenMlsProvider as _;
-use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsValue;
 use zeroize::Zeroize as _;
 
 use crate::batch;
@@ -20,11 +20,10 @@ pub(crate) fn key_prefix(group_id: &[u8]) -> CoreResult<Vec<u8>> {
     crate::storage::group_key_prefix(&GroupId::from_slice(group_id)).map_err(|_| CoreError::new(Code::Internal, "encoding group id"))
 }
 
-#[wasm_bindgen]
+// Called by `retainGroupState` / `restoreRetainedGroupState` (retained_state.rs), not exported.
 impl Client {
     /// Every stored entry of `group_id`, flat-encoded (secret: wipe it).
-    #[wasm_bindgen(js_name = snapshotGroupState)]
-    pub fn snapshot_group_state(&mut self, group_id: &[u8]) -> Result<Vec<u8>, JsValue> {
+    pub(crate) fn snapshot_group_state(&mut self, group_id: &[u8]) -> Result<Vec<u8>, JsValue> {
         let prefix = key_prefix(group_id)?;
         let puts = self.provider.storage().group_entries(&prefix);
         if puts.is_empty() {
@@ -36,9 +35,8 @@ impl Client {
         Ok(encoded)
     }
 
-    /// Put `group_id` back to a snapshot taken with `snapshotGroupState`.
-    #[wasm_bindgen(js_name = restoreGroupState)]
-    pub fn restore_group_state(&mut self, group_id: &[u8], snapshot: &[u8]) -> Result<(), JsValue> {
+    /// Put `group_id` back to a snapshot taken with `snapshot_group_state`.
+    pub(crate) fn restore_group_state(&mut self, group_id: &[u8], snapshot: &[u8]) -> Result<(), JsValue> {
         let prefix = key_prefix(group_id)?;
         let entries = batch::decode_puts(snapshot)?;
         if entries.iter().any(|(k, _)| !crate::storage::key_names_group(k, &prefix)) {

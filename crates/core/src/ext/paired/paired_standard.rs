@@ -26,7 +26,6 @@
 //! every build, and a commit whose ciphertexts do not match its public keys
 //! fails for its receivers anyway.
 
-use openmls::components::vc_derivation_info::EpochId;
 use openmls::prelude::*;
 use wasm_bindgen::prelude::*;
 
@@ -134,39 +133,6 @@ impl Client {
                 .pending_commit()
                 .ok_or_else(|| CoreError::new(Code::NoPendingCommit, "there is no pending commit"))?;
             commit_digest(provider.crypto(), staged)
-        })?)
-    }
-
-    /// Save the operation tree of emulation epoch `epoch_id` inside the
-    /// core, for `restorePinnedVcOperationTree`. A virtual-client commit
-    /// draws the tree's next operation secret; a device building a commit
-    /// twice (to sign its content, ts/paired/device-signature.ts) must
-    /// draw the same one again for the second build. The first build is
-    /// never sent, so no secret is used twice on the wire.
-    #[wasm_bindgen(js_name = pinVcOperationTree)]
-    pub fn pin_vc_operation_tree(&mut self, epoch_id: &[u8]) -> Result<(), JsValue> {
-        let value = self
-            .provider
-            .storage()
-            .vc_operation_tree_value(&EpochId::new(epoch_id.to_vec()))
-            .ok_or_else(|| CoreError::new(Code::VirtualClient, "no operation tree for this emulation epoch"))?;
-        self.pinned_vc_trees.insert(epoch_id.to_vec(), zeroize::Zeroizing::new(value));
-        Ok(())
-    }
-
-    /// Put back (and forget) the tree saved by `pinVcOperationTree`.
-    #[wasm_bindgen(js_name = restorePinnedVcOperationTree)]
-    pub fn restore_pinned_vc_operation_tree(&mut self, epoch_id: &[u8]) -> Result<(), JsValue> {
-        let pinned = self
-            .pinned_vc_trees
-            .remove(epoch_id)
-            .ok_or_else(|| invalid_argument("no operation tree pinned for this emulation epoch"))?;
-        Ok(self.mutate(|client| {
-            client
-                .provider
-                .storage()
-                .restore_vc_operation_tree_value(&EpochId::new(epoch_id.to_vec()), pinned.to_vec())
-                .map_err(|e| CoreError::new(Code::Storage, format!("restoring operation tree: {e}")))
         })?)
     }
 
