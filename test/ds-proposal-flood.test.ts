@@ -438,10 +438,10 @@ describe('each store counts an epoch\'s proposals in the transaction that logs t
     // What each older schema lacks, on SQLite and on PostgreSQL.
     const older = {
       '4': {
-        sqlite: 'ALTER TABLE groups DROP COLUMN proposals_epoch; ALTER TABLE groups DROP COLUMN epoch_proposals; ALTER TABLE groups DROP COLUMN epoch_proposal_bytes; DROP TABLE member_proposals',
-        postgres: 'ALTER TABLE ds_groups DROP COLUMN proposals_epoch, DROP COLUMN epoch_proposals, DROP COLUMN epoch_proposal_bytes; DROP TABLE ds_member_proposals',
+        sqlite: 'ALTER TABLE groups DROP COLUMN proposals_epoch; ALTER TABLE groups DROP COLUMN epoch_proposals; ALTER TABLE groups DROP COLUMN epoch_proposal_bytes; DROP TABLE member_proposals; DROP TABLE rotation_guards',
+        postgres: 'ALTER TABLE ds_groups DROP COLUMN proposals_epoch, DROP COLUMN epoch_proposals, DROP COLUMN epoch_proposal_bytes; DROP TABLE ds_member_proposals; DROP TABLE ds_rotation_guards',
       },
-      '5': { sqlite: 'DROP TABLE member_proposals', postgres: 'DROP TABLE ds_member_proposals' },
+      '5': { sqlite: 'DROP TABLE member_proposals; DROP TABLE rotation_guards', postgres: 'DROP TABLE ds_member_proposals; DROP TABLE ds_rotation_guards' },
     };
     for (const [version, drop] of Object.entries(older)) {
       const file = join(mkdtempSync(join(tmpdir(), `paired-mls-flood-v${version}-`)), 'ds.sqlite');
@@ -482,6 +482,6 @@ describe('each store counts an epoch\'s proposals in the transaction that logs t
       expect((await check.query("SELECT value FROM ds_meta WHERE key = 'schema'")).rows).toEqual([{ value: DS_SCHEMA_VERSION }]);
       await check.end();
     }
-    expect(DS_SCHEMA_VERSION).toBe('6');
+    expect(DS_SCHEMA_VERSION).toBe('7');
   });
 });

@@ -5,14 +5,14 @@
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { WebSocketServer as WsServer, WebSocket } from 'ws';
 import { bytesEqual, fromHex, toHex } from '../mls/bytes.js';
 import { MlsClient } from '../mls/client.js';
 import { MlsError } from '../mls/errors.js';
 import { DeliveryService, DsError, type DsRejection } from '../services/delivery-service.js';
-import type { DeliveryStore } from '../services/delivery-store.js';
+import type { DeliveryStore, GuardChange } from '../services/delivery-store.js';
 import { AuthenticationDirectory } from '../services/authentication-directory.js';
 import { verifyDsChallenge } from '../services/ds-proof.js';
 import { SessionIssuer } from './ds-session.js';
@@ -150,8 +150,20 @@ const STATUS: Record<DsRejection, number> = {
   'not-granted': 403,
   'quota-exceeded': 429,
   'too-many-proposals': 409,
+  'guard-refused': 403,
   unavailable: 503,
 };
+
+/** Bytes of a rotation guard's secret and of its commitment, SHA-256 of the secret (docs/PROTOCOL.md §8.4). */
+const GUARD_BYTES = 32;
+
+/** A request's word on its client's rotation guard: the secret that opens it (kept as its hash, as stored) and the next commitment. */
+function guardOf(body: Record<string, unknown>): GuardChange {
+  const secret = optionalB64(body.guardSecret, 'guardSecret');
+  const next = optionalB64(body.nextGuard, 'nextGuard');
+  if ((secret && secret.length !== GUARD_BYTES) || (next && next.length !== GUARD_BYTES)) throw new HttpError(400, 'malformed', `guardSecret and nextGuard are ${GUARD_BYTES} bytes`);
+  return { opens: secret && createHash('sha256').update(secret).digest('hex'), next: next && toHex(next) };
+}
 
 /**
  * Body limit of the routes open to anyone (/v1/auth/*, /v1/as/register):
@@ -508,7 +520,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     body: Record<string, unknown>,
     acting: string | undefined,
     req: IncomingMessage,
-    rotation?: { client: string; key: Uint8Array },
+    rotation?: { client: string; key: Uint8Array; guard: GuardChange },
   ): Promise<{ client: string; key: Uint8Array }> {
     const ownClient = rotation?.client;
     const signatureKey = unb64(body.signatureKey, 'signatureKey');
@@ -541,7 +553,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     // A rotation takes its client's token once its new key is proven and the policy allows it (a bare request drains nothing).
     if (rotation && !rotationAllowed(client, req)) throw new HttpError(429, 'rate-limited', 'too many key rotations by this client');
     // A first key only while the client id has none (two first registrations racing: one wins).
-    await authentication.register({ clientId: client, userId, identity, signatureKey, ciphersuite }, { newClient: rotation === undefined && existingKeys === 0, replacing: rotation?.key, quota });
+    await authentication.register({ clientId: client, userId, identity, signatureKey, ciphersuite }, { newClient: rotation === undefined && existingKeys === 0, replacing: rotation?.key, quota, guard: rotation?.guard });
     return { client, key: signatureKey };
   }
 
@@ -581,9 +593,8 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       if (who.key === undefined) throw new HttpError(403, 'forbidden', 'a key is rotated from a session proven with that key');
       const body = await readJson(req);
       if (toHex(unb64(body.signatureKey, 'signatureKey')) === who.key) throw new HttpError(400, 'malformed', 'the new key is the key of this session');
-      const { key } = await registerKey(body, client, req, { client, key: fromHex(who.key) });
-      // What the old key paired (a thief holding it pairing an account of its own, §4.0) goes with it.
-      await store.removePairing(client);
+      // What the old key paired (a thief holding it pairing an account of its own, §4.0) goes with it, in the store's transaction.
+      const { key } = await registerKey(body, client, req, { client, key: fromHex(who.key), guard: guardOf(body) });
       recheck(client);
       return [200, sessions.session(client, toHex(key))];
     }
@@ -594,10 +605,13 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       return [200, { clientId: b.clientId, userId: b.userId }];
     }
     if (method === 'POST' && parts[1] === 'as' && parts[2] === 'revoke' && parts.length === 3) {
-      await authentication.revoke(client);
-      await store.removePairing(client);
+      // A guarded client only with its guard's secret: a thief holding a session cannot end the account for good.
+      await authentication.revoke(client, guardOf(await readJson(req)));
       recheck(client);
       return [200, {}];
+    }
+    if (method === 'GET' && parts[1] === 'as' && parts[2] === 'guard' && parts.length === 3) {
+      return [200, { step: (await authentication.guardStep(client)) ?? null }];
     }
     if (at('key-packages', 'POST')) {
       const body = await readJson(req);

@@ -10,6 +10,8 @@ import { fromHex, toHex } from '../mls/bytes.js';
 import { MlsError } from '../mls/errors.js';
 import type {
   BindingRefusal,
+  GuardChange,
+  RegisterOptions,
   CommitUpdate,
   DeliveryStore,
   EpochProposalBudget,
@@ -50,6 +52,7 @@ CREATE INDEX IF NOT EXISTS ds_bindings_identity_user ON ds_bindings (identity, u
 CREATE TABLE IF NOT EXISTS ds_revoked_clients (client_id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS ds_secrets (name TEXT PRIMARY KEY, value BYTEA NOT NULL);
 CREATE TABLE IF NOT EXISTS ds_member_proposals (group_id TEXT NOT NULL, member TEXT NOT NULL, epoch BIGINT NOT NULL, count INT NOT NULL, bytes BIGINT NOT NULL, PRIMARY KEY (group_id, member));
+CREATE TABLE IF NOT EXISTS ds_rotation_guards (client_id TEXT PRIMARY KEY, commitment TEXT NOT NULL, step BIGINT NOT NULL);
 `;
 /** Schema 3 to 4 (as SQLITE_MIGRATION), after the schema's statements, in their transaction; the Welcome id sequences kept. */
 const POSTGRES_MIGRATION = `INSERT INTO ds_welcome_blobs (id, group_id, welcome, refs) SELECT id, group_id, welcome, 1 FROM ds_welcomes;
@@ -512,11 +515,13 @@ export class PostgresDeliveryStore implements DeliveryStore {
     for (const key of [...keys].sort()) await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`as:${key}`]);
   }
 
-  async registerBinding(b: Omit<StoredBinding, 'revoked'>, options: { newClient?: boolean; replacing?: Uint8Array; quota?: StorageQuota } = {}): Promise<BindingRefusal | undefined> {
+  async registerBinding(b: Omit<StoredBinding, 'revoked'>, options: RegisterOptions = {}): Promise<BindingRefusal | undefined> {
     return this.#tx(async (c) => {
       const key = toHex(b.signatureKey);
       const replacing = options.replacing && toHex(options.replacing);
       await this.#lockAs(c, b.clientId, b.identity, key, ...(replacing ? [replacing] : []));
+      const held = await this.#guard(c, b.clientId);
+      if (held?.commitment !== options.guard?.opens) return 'guard' as const;
       const existing = (await c.query('SELECT client_id, revoked FROM ds_bindings WHERE signature_key = $1', [key])).rows[0];
       const revokedClient = (await c.query('SELECT 1 FROM ds_revoked_clients WHERE client_id = $1', [b.clientId])).rows.length > 0;
       if (existing?.revoked || revokedClient) return 'revoked' as const;
@@ -527,6 +532,15 @@ export class PostgresDeliveryStore implements DeliveryStore {
       // A rotation: the replaced key is revoked in this transaction, and only if it is still active.
       if (replacing && (await c.query('UPDATE ds_bindings SET revoked = true WHERE signature_key = $1 AND client_id = $2 AND NOT revoked', [replacing, b.clientId])).rowCount !== 1) {
         return 'not-active' as const;
+      }
+      if (replacing) {
+        // A guarded rotation leaves the client one key (sqlite-store.ts); its pairings go under their lock (removePairing).
+        const next = options.guard?.next;
+        if (held || next) await c.query('UPDATE ds_bindings SET revoked = true WHERE client_id = $1 AND NOT revoked AND signature_key <> $2', [b.clientId, key]);
+        if (next) {
+          await c.query('INSERT INTO ds_rotation_guards (client_id, commitment, step) VALUES ($1, $2, $3) ON CONFLICT (client_id) DO UPDATE SET commitment = $2, step = $3', [b.clientId, next, held ? held.step + 1 : 0]);
+        } else await c.query('DELETE FROM ds_rotation_guards WHERE client_id = $1', [b.clientId]);
+        await this.#dropPairings(c, b.clientId);
       }
       // A new key: within the client's active keys (the client's lock held) and bytes, else StorageQuotaError (#tx rolls back); a
       // rotation is counted, never refused (sqlite-store.ts).
@@ -561,12 +575,26 @@ export class PostgresDeliveryStore implements DeliveryStore {
     return rows.map(binding);
   }
 
-  async revokeClient(clientId: string): Promise<void> {
-    await this.#tx(async (c) => {
+  async revokeClient(clientId: string, guard?: GuardChange): Promise<boolean> {
+    return this.#tx(async (c) => {
       await this.#lockAs(c, clientId);
+      if (guard && (await this.#guard(c, clientId))?.commitment !== guard.opens) return false;
       await c.query('INSERT INTO ds_revoked_clients (client_id) VALUES ($1) ON CONFLICT DO NOTHING', [clientId]);
       await c.query('UPDATE ds_bindings SET revoked = true WHERE client_id = $1', [clientId]);
+      await c.query('DELETE FROM ds_rotation_guards WHERE client_id = $1', [clientId]);
+      await this.#dropPairings(c, clientId);
+      return true;
     });
+  }
+
+  /** The client's rotation guard (read under its `as-client` lock where it may change). */
+  async #guard(c: pg.PoolClient | pg.Pool, clientId: string): Promise<{ commitment: string; step: number } | undefined> {
+    const row = (await c.query('SELECT commitment, step FROM ds_rotation_guards WHERE client_id = $1', [clientId])).rows[0];
+    return row && { commitment: row.commitment, step: Number(row.step) };
+  }
+
+  async guardStep(clientId: string): Promise<number | undefined> {
+    return (await this.#guard(this.#pool, clientId))?.step;
   }
 
   async clientRevoked(clientId: string): Promise<boolean> {
@@ -801,11 +829,13 @@ export class PostgresDeliveryStore implements DeliveryStore {
   }
 
   async removePairing(anchor: string, device?: string): Promise<void> {
-    // After the anchor's requests being answered (their lock): a statement's snapshot missed a pairing they then made.
-    await this.#tx(async (c) => {
-      await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`pairing:${anchor}`]);
-      await c.query("WITH r AS (DELETE FROM ds_pairing_requests WHERE anchor = $1 AND $2 IN (device, '')) DELETE FROM ds_pairings WHERE anchor = $1 AND $2 IN (device, '')", [anchor, device ?? '']);
-    });
+    await this.#tx((c) => this.#dropPairings(c, anchor, device));
+  }
+
+  /** After the anchor's requests being answered (their lock): a statement's snapshot missed a pairing they then made. */
+  async #dropPairings(c: pg.PoolClient, anchor: string, device?: string): Promise<void> {
+    await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`pairing:${anchor}`]);
+    await c.query("WITH r AS (DELETE FROM ds_pairing_requests WHERE anchor = $1 AND $2 IN (device, '')) DELETE FROM ds_pairings WHERE anchor = $1 AND $2 IN (device, '')", [anchor, device ?? '']);
   }
 
   async devicesOf(anchor: string): Promise<string[]> {

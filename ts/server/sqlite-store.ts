@@ -10,6 +10,8 @@ import { MlsError } from '../mls/errors.js';
 import {
   AppendNotifier,
   type BindingRefusal,
+  type GuardChange,
+  type RegisterOptions,
   type CommitUpdate,
   type DeliveryStore,
   type EpochProposalBudget,
@@ -59,16 +61,19 @@ CREATE INDEX IF NOT EXISTS bindings_identity_user ON bindings (identity, user_id
 CREATE TABLE IF NOT EXISTS revoked_clients (client_id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS member_proposals (group_id TEXT NOT NULL, member TEXT NOT NULL, epoch INTEGER NOT NULL, count INTEGER NOT NULL, bytes INTEGER NOT NULL, PRIMARY KEY (group_id, member));
+CREATE TABLE IF NOT EXISTS rotation_guards (client_id TEXT PRIMARY KEY, commitment TEXT NOT NULL, step INTEGER NOT NULL);
 `;
 /**
- * Version of the schema above; an older database (3 to 5) is migrated when
- * opened (SQLITE_MIGRATION, then SQLITE_MIGRATION_5; schema 6 only adds the
- * table `member_proposals`, which the schema's statements create), another
- * refused.
+ * Version of the schema above; an older database (3 to 6) is migrated when
+ * opened (SQLITE_MIGRATION, then SQLITE_MIGRATION_5; schemas 6 and 7 only
+ * add the tables `member_proposals` and `rotation_guards`, which the
+ * schema's statements create), another refused. Schema 7 is a new version
+ * so that a server of 6, which knows no rotation guard and would let a
+ * guarded client's key change without it, refuses the database.
  */
-export const DS_SCHEMA_VERSION = '6';
+export const DS_SCHEMA_VERSION = '7';
 /** The older schemas a store migrates when it opens their database. */
-export const DS_MIGRATED_SCHEMAS: readonly string[] = ['3', '4', '5'];
+export const DS_MIGRATED_SCHEMAS: readonly string[] = ['3', '4', '5', '6'];
 
 /**
  * Schema 4 to 5: each group counts the proposals of one epoch, the one in
@@ -248,9 +253,11 @@ export class SqliteDeliveryStore implements DeliveryStore {
     this.#db.transaction(() => refs.forEach((ref) => del.run(requester, ref)))();
   }
 
-  async registerBinding(b: Omit<StoredBinding, 'revoked'>, options: { newClient?: boolean; replacing?: Uint8Array; quota?: StorageQuota } = {}): Promise<BindingRefusal | undefined> {
+  async registerBinding(b: Omit<StoredBinding, 'revoked'>, options: RegisterOptions = {}): Promise<BindingRefusal | undefined> {
     return this.#db.transaction(() => {
       const key = toHex(b.signatureKey);
+      const held = this.#guard(b.clientId);
+      if (held?.commitment !== options.guard?.opens) return 'guard' as const;
       const existing = this.#db.prepare('SELECT client_id, revoked FROM bindings WHERE signature_key = ?').get(key) as { client_id: string; revoked: number } | undefined;
       if (existing?.revoked || this.#db.prepare('SELECT 1 FROM revoked_clients WHERE client_id = ?').get(b.clientId)) return 'revoked' as const;
       if (existing && existing.client_id !== b.clientId) return 'key-taken' as const;
@@ -262,6 +269,14 @@ export class SqliteDeliveryStore implements DeliveryStore {
       // A rotation: the replaced key is revoked in this transaction, and only if it is still active.
       if (options.replacing && this.#db.prepare('UPDATE bindings SET revoked = 1 WHERE signature_key = ? AND client_id = ? AND revoked = 0').run(toHex(options.replacing), b.clientId).changes !== 1) {
         return 'not-active' as const;
+      }
+      if (options.replacing) {
+        // A guarded rotation leaves the client one key: a thief's further key from before the guard goes too.
+        const next = options.guard?.next;
+        if (held || next) this.#db.prepare('UPDATE bindings SET revoked = 1 WHERE client_id = ? AND revoked = 0 AND signature_key <> ?').run(b.clientId, key);
+        if (next) this.#db.prepare('INSERT OR REPLACE INTO rotation_guards (client_id, commitment, step) VALUES (?, ?, ?)').run(b.clientId, next, held ? held.step + 1 : 0);
+        else this.#db.prepare('DELETE FROM rotation_guards WHERE client_id = ?').run(b.clientId);
+        this.#dropPairings(b.clientId);
       }
       // A new key: within the client's active keys and bytes, else StorageQuotaError rolls all back. A rotation is counted, never
       // refused (it is how a client drops a thief's key; the thief could fill its quota first).
@@ -292,11 +307,23 @@ export class SqliteDeliveryStore implements DeliveryStore {
     return (this.#db.prepare('SELECT * FROM bindings WHERE client_id = ? AND revoked = 0 ORDER BY rowid LIMIT ?').all(clientId, limit) as BindingRow[]).map(binding);
   }
 
-  async revokeClient(clientId: string): Promise<void> {
-    this.#db.transaction(() => {
+  async revokeClient(clientId: string, guard?: GuardChange): Promise<boolean> {
+    return this.#db.transaction(() => {
+      if (guard && this.#guard(clientId)?.commitment !== guard.opens) return false;
       this.#db.prepare('INSERT OR IGNORE INTO revoked_clients (client_id) VALUES (?)').run(clientId);
       this.#db.prepare('UPDATE bindings SET revoked = 1 WHERE client_id = ?').run(clientId);
+      this.#db.prepare('DELETE FROM rotation_guards WHERE client_id = ?').run(clientId);
+      this.#dropPairings(clientId);
+      return true;
     })();
+  }
+
+  #guard(clientId: string): { commitment: string; step: number } | undefined {
+    return this.#db.prepare('SELECT commitment, step FROM rotation_guards WHERE client_id = ?').get(clientId) as { commitment: string; step: number } | undefined;
+  }
+
+  async guardStep(clientId: string): Promise<number | undefined> {
+    return this.#guard(clientId)?.step;
   }
 
   async clientRevoked(clientId: string): Promise<boolean> {
@@ -520,9 +547,11 @@ export class SqliteDeliveryStore implements DeliveryStore {
   }
 
   async removePairing(anchor: string, device?: string): Promise<void> {
-    this.#db.transaction(() => {
-      for (const t of ['pairings', 'pairing_requests']) this.#db.prepare(`DELETE FROM ${t} WHERE anchor = ? AND ? IN (device, '')`).run(anchor, device ?? '');
-    })();
+    this.#db.transaction(() => this.#dropPairings(anchor, device))();
+  }
+
+  #dropPairings(anchor: string, device?: string): void {
+    for (const t of ['pairings', 'pairing_requests']) this.#db.prepare(`DELETE FROM ${t} WHERE anchor = ? AND ? IN (device, '')`).run(anchor, device ?? '');
   }
 
   async devicesOf(anchor: string): Promise<string[]> {

@@ -1,7 +1,7 @@
 /** The DS deployment's Authentication Service, in the DS store (docs/PROTOCOL.md §8.4). */
 import { bytesEqual, utf8 } from '../mls/bytes.js';
 import type { CredentialBinding } from './authentication-service.js';
-import type { DeliveryStore, StorageQuota, StoredBinding } from './delivery-store.js';
+import type { DeliveryStore, GuardChange, RegisterOptions, StoredBinding } from './delivery-store.js';
 import { DS_SENDER, DsError, withinQuota } from './delivery-service.js';
 
 /** Authentication Service over a DeliveryStore (docs/PROTOCOL.md §8.4). */
@@ -17,10 +17,13 @@ export class AuthenticationDirectory {
    * rotation from it won), and then nothing is registered. The DS's own
    * name (`delivery-service`) is no client's, user's or identity. `quota`:
    * a new key past the client's active keys or bytes is `quota-exceeded`.
+   * `guard` (docs/PROTOCOL.md §8.4): `guard-refused` unless it opens the
+   * client's rotation guard; a rotation sets the next one.
    */
-  async register(binding: Omit<StoredBinding, 'revoked'>, options: { newClient?: boolean; replacing?: Uint8Array; quota?: StorageQuota } = {}): Promise<void> {
+  async register(binding: Omit<StoredBinding, 'revoked'>, options: RegisterOptions = {}): Promise<void> {
     if ([binding.clientId, binding.userId, utf8(binding.identity)].includes(DS_SENDER)) throw new DsError('registration-refused', `${DS_SENDER} is the DS's own name`);
     const refusal = await withinQuota(this.store.registerBinding(binding, options));
+    if (refusal === 'guard') throw new DsError('guard-refused', "this client's keys change only with the secret of its rotation guard");
     if (refusal === 'not-active') throw new DsError('unauthenticated', 'the key this session was proven with was revoked meanwhile');
     if (refusal === 'revoked') throw new DsError('registration-refused', 'this client id or signature key was revoked; revocation is final');
     if (refusal === 'key-taken') throw new DsError('registration-refused', 'this signature key belongs to another client');
@@ -52,9 +55,19 @@ export class AuthenticationDirectory {
     return this.store.activeBindingsOf(clientId, limit);
   }
 
-  /** Revoke a client and all its keys; final (neither can be registered again). */
-  revoke(clientId: string): Promise<void> {
-    return this.store.revokeClient(clientId);
+  /**
+   * Revoke a client and all its keys; final (neither can be registered
+   * again). `guard`, a request's: `guard-refused`, nothing revoked, unless
+   * it opens the client's rotation guard; without it (the deployment's
+   * word), the guard is not asked.
+   */
+  async revoke(clientId: string, guard?: GuardChange): Promise<void> {
+    if (!(await this.store.revokeClient(clientId, guard))) throw new DsError('guard-refused', "this client is revoked only with the secret of its rotation guard");
+  }
+
+  /** The step of the client's rotation guard, undefined when it has none (docs/PROTOCOL.md §8.4). */
+  guardStep(clientId: string): Promise<number | undefined> {
+    return this.store.guardStep(clientId);
   }
 
   /** Revoke one key of a client, for good (key rotation, §8.4); `not-found` when it is no active key of that client. */

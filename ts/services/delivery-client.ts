@@ -8,6 +8,7 @@ import type { Identity, MlsClient } from '../mls/client.js';
 import { invalidArgument, MlsError } from '../mls/errors.js';
 import { DsError, type DsRejection, type SubmitExtras } from './delivery-service.js';
 import { signDsChallenge } from './ds-proof.js';
+import { withGuardSecret, type RotationGuard } from './rotation-guard.js';
 
 const b64 = (bytes: Uint8Array): string => {
   let s = '';
@@ -132,11 +133,17 @@ export class DeliveryClient {
    * key for this client (same client id, user id and credential identity;
    * proof of the new key), revoke the key of the current session for good —
    * every session proven with it ends — and continue with the new key.
+   * `guard`: the account's rotation guard (§8.4), whose secret a guarded
+   * account's rotation needs; the first rotation naming one sets it.
+   * `nextGuard` (default `guard`): the guard after the rotation; `null`
+   * drops it, another vault's (a new pairing) takes over. A rotation that
+   * opens or sets a guard also revokes every other key of the account.
    */
-  async rotateKey(identity: Identity): Promise<void> {
+  async rotateKey(identity: Identity, options: { guard?: RotationGuard; nextGuard?: RotationGuard | null } = {}): Promise<void> {
     const account = this.#account;
     if (!account) throw new DsError('unauthenticated', 'this DeliveryClient has no account');
     if (!this.#token) await this.#login();
+    const guard = await this.#guardFields(options.guard, options.nextGuard === undefined ? options.guard : options.nextGuard);
     const challenge = await this.#challenge();
     const { token } = await this.#call<{ token: string }>(
       'POST',
@@ -148,6 +155,7 @@ export class DeliveryClient {
         signatureKey: b64(identity.signaturePublicKey),
         ciphersuite: identity.ciphersuite,
         signature: b64(signDsChallenge(account.client, identity, challenge)),
+        ...guard,
       },
       this.#token,
     );
@@ -382,9 +390,33 @@ export class DeliveryClient {
     });
   }
 
-  /** Revoke this client at the AS, for good (a lost or retired device). */
-  revoke(): Promise<void> {
-    return this.#authed('POST', '/v1/as/revoke', {});
+  /** Revoke this client at the AS, for good (a lost or retired device); a guarded account needs its `guard` (§8.4). */
+  async revoke(options: { guard?: RotationGuard } = {}): Promise<void> {
+    await this.#authed('POST', '/v1/as/revoke', await this.#guardFields(options.guard));
+  }
+
+  /** The step of this account's rotation guard, null when it has none (§8.4). */
+  guardStep(): Promise<number | null> {
+    return this.#authed('GET', '/v1/as/guard', undefined, ({ step }: { step: unknown }) => {
+      if (step !== null && !(Number.isSafeInteger(step) && (step as number) >= 0)) throw wrongShape();
+      return step as number | null;
+    });
+  }
+
+  /**
+   * The request fields that open the account's guard (if it has one) with
+   * `current`'s secret and set the commitment to `next`'s following secret.
+   */
+  async #guardFields(current?: RotationGuard, next?: RotationGuard | null): Promise<{ guardSecret?: string; nextGuard?: string }> {
+    if (!current && !next) return {};
+    const step = await this.guardStep();
+    const fields: { guardSecret?: string; nextGuard?: string } = {};
+    if (step !== null) {
+      if (!current) throw invalidArgument('this account has a rotation guard: its guard opens it');
+      fields.guardSecret = await withGuardSecret(current, step, b64);
+    }
+    if (next) fields.nextGuard = await withGuardSecret(next, step === null ? 0 : step + 1, async (s) => b64(new Uint8Array(await crypto.subtle.digest('SHA-256', s as Uint8Array<ArrayBuffer>))));
+    return fields;
   }
 
   /**

@@ -42,6 +42,14 @@ export interface GroupRecord {
   epochStart?: number;
 }
 
+/** What `registerBinding` is asked besides the binding (docs/PROTOCOL.md §8.4). */
+export interface RegisterOptions {
+  newClient?: boolean;
+  replacing?: Uint8Array;
+  quota?: StorageQuota;
+  guard?: GuardChange;
+}
+
 /** A credential the Authentication Service registered (docs/PROTOCOL.md §8.4). */
 export interface StoredBinding {
   clientId: string;
@@ -53,9 +61,24 @@ export interface StoredBinding {
   revoked: boolean;
 }
 
-/** Why the AS refused a registration (docs/PROTOCOL.md §8.4). */
-/** `not-active`: the key a rotation replaces is no active key of the client (revoked meanwhile: another rotation won). */
-export type BindingRefusal = 'key-taken' | 'revoked' | 'client-taken' | 'identity-taken' | 'not-active';
+/**
+ * Why the AS refused a registration (docs/PROTOCOL.md §8.4). `not-active`:
+ * the key a rotation replaces is no active key of the client (revoked
+ * meanwhile: another rotation won). `guard`: the client's rotation guard is
+ * not the one the request opened.
+ */
+export type BindingRefusal = 'key-taken' | 'revoked' | 'client-taken' | 'identity-taken' | 'not-active' | 'guard';
+
+/**
+ * A registration's or revocation's word on the client's rotation guard
+ * (docs/PROTOCOL.md §8.4), hex SHA-256 commitments. `opens`: the guard the
+ * client holds now (undefined: none). `next` (a rotation only): the guard
+ * after it (undefined: none).
+ */
+export interface GuardChange {
+  opens?: string;
+  next?: string;
+}
 
 /** A KeyPackage the DS handed to a requester: what lets that requester's commit send a Welcome to its owner (§8.1). */
 export interface KeyPackageGrant {
@@ -308,15 +331,25 @@ export interface DeliveryStore {
    * one key, exactly one registers its key. A new key counts
    * `bindingBytes` for its client; with `quota`, StorageQuotaError (nothing
    * stored) past its bytes, or past its `keys` active keys (not a rotation).
+   * `guard`, checked first: `guard` unless it opens the client's guard (none
+   * given opens no guard). A rotation then sets the guard to `guard.next`
+   * and, when a guard was held or is set, revokes every other key of the
+   * client; and it drops the client's pairings as anchor (removePairing).
    */
-  registerBinding(binding: Omit<StoredBinding, 'revoked'>, options?: { newClient?: boolean; replacing?: Uint8Array; quota?: StorageQuota }): Promise<BindingRefusal | undefined>;
+  registerBinding(binding: Omit<StoredBinding, 'revoked'>, options?: RegisterOptions): Promise<BindingRefusal | undefined>;
   bindingByKey(signatureKey: Uint8Array): Promise<StoredBinding | undefined>;
   /** Every binding of a client, revoked ones included (unbounded: for administration, no request path). */
   bindingsOf(clientId: string): Promise<StoredBinding[]>;
   /** The first `limit` (default all) active bindings of a client, oldest first; revoked ones are not read. */
   activeBindingsOf(clientId: string, limit?: number): Promise<StoredBinding[]>;
-  /** Revoke a client id and all its keys, for good. */
-  revokeClient(clientId: string): Promise<void>;
+  /**
+   * Revoke a client id and all its keys, for good, and drop its pairings as
+   * anchor. With `guard` (a request's, not the deployment's): false, and
+   * nothing changed, unless it opens the client's rotation guard.
+   */
+  revokeClient(clientId: string, guard?: GuardChange): Promise<boolean>;
+  /** The step of the client's rotation guard (0 when set, +1 each rotation that keeps one), undefined when it has none. */
+  guardStep(clientId: string): Promise<number | undefined>;
   /** Revoke one key of `clientId`, for good; false when it is not an active key of that client. */
   revokeKey(clientId: string, signatureKey: Uint8Array): Promise<boolean>;
   /** Mark a proof (challenge nonce) used until `expires` (+ `SPENT_PROOF_MARGIN_SECONDS`); false when it was used already (docs/PROTOCOL.md §8.2). */
@@ -501,11 +534,14 @@ export class MemoryDeliveryStore implements DeliveryStore {
 
   readonly #bindings = new Map<string, StoredBinding>();
   readonly #revokedClients = new Set<string>();
+  readonly #guards = new Map<string, { commitment: string; step: number }>();
   readonly #secrets = new Map<string, Uint8Array>();
 
-  async registerBinding(b: Omit<StoredBinding, 'revoked'>, options: { newClient?: boolean; replacing?: Uint8Array; quota?: StorageQuota } = {}): Promise<BindingRefusal | undefined> {
+  async registerBinding(b: Omit<StoredBinding, 'revoked'>, options: RegisterOptions = {}): Promise<BindingRefusal | undefined> {
     const key = toHex(b.signatureKey);
     const existing = this.#bindings.get(key);
+    const held = this.#guards.get(b.clientId);
+    if (held?.commitment !== options.guard?.opens) return 'guard';
     if (this.#revokedClients.has(b.clientId) || existing?.revoked) return 'revoked';
     if (existing && existing.clientId !== b.clientId) return 'key-taken';
     const all = [...this.#bindings.values()];
@@ -520,9 +556,20 @@ export class MemoryDeliveryStore implements DeliveryStore {
       if (!replaced) this.#check(b.clientId, { bytes: bindingBytes(b), keyPackages: 0 }, options.quota);
       this.#count(b.clientId, bindingBytes(b));
     }
-    if (replaced) replaced.revoked = true;
+    if (replaced) {
+      replaced.revoked = true;
+      const next = options.guard?.next;
+      if (held || next) for (const x of all) if (x.clientId === b.clientId && x !== existing) x.revoked = true;
+      if (next) this.#guards.set(b.clientId, { commitment: next, step: held ? held.step + 1 : 0 });
+      else this.#guards.delete(b.clientId);
+      this.#dropPairings(b.clientId);
+    }
     this.#bindings.set(key, { ...b, revoked: false });
     return undefined;
+  }
+
+  async guardStep(clientId: string): Promise<number | undefined> {
+    return this.#guards.get(clientId)?.step;
   }
 
   async bindingByKey(signatureKey: Uint8Array): Promise<StoredBinding | undefined> {
@@ -541,9 +588,13 @@ export class MemoryDeliveryStore implements DeliveryStore {
       .map((b) => ({ ...b }));
   }
 
-  async revokeClient(clientId: string): Promise<void> {
+  async revokeClient(clientId: string, guard?: GuardChange): Promise<boolean> {
+    if (guard && this.#guards.get(clientId)?.commitment !== guard.opens) return false;
     this.#revokedClients.add(clientId);
+    this.#guards.delete(clientId);
     for (const b of this.#bindings.values()) if (b.clientId === clientId) b.revoked = true;
+    this.#dropPairings(clientId);
+    return true;
   }
 
   async clientRevoked(clientId: string): Promise<boolean> {
@@ -723,6 +774,11 @@ export class MemoryDeliveryStore implements DeliveryStore {
   }
 
   async removePairing(anchor: string, device?: string): Promise<void> {
+    this.#dropPairings(anchor, device);
+  }
+
+  /** removePairing without a turn of the event loop: inside another method's change, as the databases' transactions. */
+  #dropPairings(anchor: string, device?: string): void {
     if (device !== undefined) this.#pairings.get(anchor)?.delete(device);
     else this.#pairings.delete(anchor);
     for (const k of this.#requests.keys()) if (k === `${anchor}\u0000${device}` || (device === undefined && k.startsWith(`${anchor}\u0000`))) this.#requests.delete(k);

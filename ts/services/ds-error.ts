@@ -32,6 +32,8 @@ export type DsRejection =
   | 'not-granted'
   | 'quota-exceeded'
   | 'too-many-proposals'
+  // a key change or revocation of a client with a rotation guard, without its secret (§8.4)
+  | 'guard-refused'
   // the client's own: the DS did not answer in time, or could not be reached
   | 'unavailable';
 

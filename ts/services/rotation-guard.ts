@@ -1,0 +1,42 @@
+/**
+ * Rotation guard (docs/PROTOCOL.md §8.4): the secrets that let a DS
+ * account's keys change. The DS holds SHA-256 of the next one; the devices
+ * that share a pairing's seed vault derive them, a copy of one device's
+ * stored state cannot. So a thief holding the account's current key can
+ * neither rotate it, nor add a key, nor revoke the account.
+ */
+import { Writer } from '../codec/tls.js';
+import { invalidArgument } from '../mls/errors.js';
+
+/** Where a guard's secrets come from: step `step`'s, 32 bytes, the same on every device holding the guard; the caller wipes it. */
+export interface RotationGuard {
+  secret(step: number): Promise<Uint8Array>;
+}
+
+/** Bytes of a guard's secret (and of its SHA-256 commitment). */
+export const GUARD_SECRET_BYTES = 32;
+
+/**
+ * The guard of the DS account `clientId` from a pairing's seed vault (a `SeedVault`):
+ * secret n = `vault.derive("ds rotation", opaque clientId<V> ‖ uint64 n, 32)`.
+ * Both devices of the pairing get the same secrets; each account its own.
+ */
+export function vaultRotationGuard(vault: { derive(label: string, context: Uint8Array, length: number): Promise<Uint8Array> }, clientId: string): RotationGuard {
+  return {
+    async secret(step: number) {
+      if (!Number.isSafeInteger(step) || step < 0) throw invalidArgument('a guard step is a whole number from 0');
+      return vault.derive('ds rotation', new Writer().vector(new TextEncoder().encode(clientId)).u64(step).finish(), GUARD_SECRET_BYTES);
+    },
+  };
+}
+
+/** Secret `step` of `guard`, checked for length, handed to `use` and wiped after. */
+export async function withGuardSecret<T>(guard: RotationGuard, step: number, use: (secret: Uint8Array) => T | Promise<T>): Promise<T> {
+  const secret = await guard.secret(step);
+  try {
+    if (secret.length !== GUARD_SECRET_BYTES) throw invalidArgument(`a rotation guard's secret is ${GUARD_SECRET_BYTES} bytes`);
+    return await use(secret);
+  } finally {
+    secret.fill(0);
+  }
+}
