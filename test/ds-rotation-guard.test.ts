@@ -147,6 +147,25 @@ describe('the rotation guard of a DS account (hidden Paired MLS)', () => {
     expect(await again.welcomes()).toEqual([]);
   });
 
+  it("standard mode: the passive device guards its own account the same way; the copy holding its DS key cannot rotate it first, and the device's next rotation ends the copy's session", async () => {
+    const server = await sqliteServer();
+    const w = await pairedWorld(['bob'], 'standard');
+    const guard = vaultRotationGuard(w.passiveDevice.vault!, 'alice-phone');
+    const phone = await DeliveryClient.register(server.url, { clientId: 'alice-phone', client: w.p.client, identity: w.p.identity });
+    const dsKey = await w.p.client.createIdentity('alice-phone', 1);
+    await phone.rotateKey(dsKey, { guard });
+    // The thief copies the phone, its DS key with it.
+    const copy = await MlsClient.open({ storage: await MemoryStorageAdapter.copyOf(w.p.storage!) });
+    const stolen = copy.identities().find((i) => bytesEqual(i.signaturePublicKey, dsKey.signaturePublicKey))!;
+    const thief = await DeliveryClient.login(server.url, { clientId: 'alice-phone', client: copy, identity: stolen });
+    expect(await refusal(thief.rotateKey(await copy.createIdentity('alice-phone', 1)))).toEqual({ reason: 'guard-refused', message: GUARD_REFUSED });
+    // The device moves on to a key the copy never had.
+    await phone.rotateKey(await w.p.client.createIdentity('alice-phone', 1), { guard });
+    expect(await refusal(thief.welcomes())).toMatchObject({ reason: 'unauthenticated' });
+    expect(await phone.welcomes()).toEqual([]);
+    expect(await phone.guardStep()).toBe(1);
+  });
+
   it('a guard is handed over to a new vault (a new pairing) or dropped only by a rotation its secret opens; a guarded account is revoked with its guard', async () => {
     const server = await sqliteServer();
     const client = await MlsClient.open();
