@@ -13,8 +13,10 @@ import { PostgresDeliveryStore, SqliteDeliveryStore } from 'paired-mls/server';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { proof, raw, sqliteServers, tokenOf } from './ds-helpers.js';
+import { WebSocket } from 'ws';
+import { dsPeer, groupOf, proof, raw, sqliteServers, tokenOf } from './ds-helpers.js';
 import { startPostgres, type PgServer } from './pg-server.js';
+import pg from 'pg';
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
 const utf8 = (s: string) => new TextEncoder().encode(s);
@@ -107,6 +109,38 @@ describe('rotation guard review: a thief starving the owner of its guarded rotat
     expect(await raw(server.url, 'GET', '/v1/welcomes', undefined, token)).toMatchObject({ status: 401, body: { reason: 'unauthenticated' } });
     // Other routes keep the account's bucket (the owner's own session, after its rotation, is limited as before).
     expect(await owner.guardStep()).toBe(1);
+  });
+});
+
+describe('rotation guard review: streams of keys a guarded rotation revokes', () => {
+  const sqliteServer = sqliteServers('paired-mls-guard-review-stream-');
+
+  it("the first guarded rotation ends an open stream of the copy's further key from before the guard (not the session's key)", async () => {
+    const s = await sqliteServer();
+    const [alice, bob] = await Promise.all(['alice', 'bob'].map((x) => dsPeer(s.url, x)));
+    await groupOf(alice!, [bob!]);
+    const own = await bob!.client.createIdentity('bob', 1);
+    const token = await tokenOf(s.url, 'bob', bob!);
+    expect((await raw(s.url, 'POST', '/v1/as/register', { ...(await proof(s.url, 'bob', { client: bob!.client, identity: own })), identity: b64(own.identity), ciphersuite: 1 }, token)).status).toBe(200);
+    const thief = await DeliveryClient.login(s.url, { clientId: 'bob', client: bob!.client, identity: own }, { WebSocket });
+    let closed: DsError | 'closed' | undefined;
+    const got: number[] = [];
+    const stop = thief.stream(alice!.group!.id, bob!.seen, (m) => got.push(m.seq), (error) => (closed = error ?? 'closed'));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(closed).toBeUndefined();
+    await bob!.ds.rotateKey(await bob!.client.createIdentity('bob', 1), { guard: await newGuard('bob') });
+    for (let i = 0; i < 50 && closed === undefined; i++) await new Promise((r) => setTimeout(r, 20));
+    // Ended by the server (the client reports an opened stream's close without a reason), and its key logs in no more.
+    expect(closed).toBe('closed');
+    expect(await refusal(DeliveryClient.login(s.url, { clientId: 'bob', client: bob!.client, identity: own }))).toEqual({
+      reason: 'unauthenticated',
+      message: 'this signature key is not registered (or was revoked) (unauthenticated)',
+    });
+    // What alice sends next reaches bob, not the copy.
+    const seq = await alice!.ds.submit(alice!.group!.id, await alice!.group!.encrypt('after the rotation'));
+    expect((await bob!.ds.poll(alice!.group!.id, bob!.seen)).map((m) => m.seq)).toContain(seq);
+    expect(got).toEqual([]);
+    stop();
   });
 });
 
@@ -265,6 +299,29 @@ describe('rotation guard review: the stores agree (memory, SQLite, PostgreSQL)',
     } finally {
       sqlite.close();
       await pg.close();
+    }
+  });
+
+  it('a PostgreSQL database of schema 6 is migrated to 7 when a server connects: no client has a guard, and one can be set', async () => {
+    await (await PostgresDeliveryStore.connect(postgres.url)).close();
+    const admin = new pg.Client({ connectionString: postgres.url });
+    await admin.connect();
+    try {
+      await admin.query("DROP TABLE ds_rotation_guards; UPDATE ds_meta SET value = '6' WHERE key = 'schema'");
+      const store = await PostgresDeliveryStore.connect(postgres.url);
+      try {
+        const as = new AuthenticationDirectory(store);
+        expect(await as.guardStep('gina')).toBeUndefined();
+        const bind = (n: number) => ({ clientId: 'hana', userId: 'hana', identity: utf8('hana'), signatureKey: new Uint8Array(32).fill(n), ciphersuite: 1 });
+        await as.register(bind(201), { newClient: true });
+        await as.register(bind(202), { replacing: bind(201).signatureKey, guard: { next: 'ab'.repeat(32) } });
+        expect(await store.rotationGuard('hana')).toEqual({ step: 0, commitment: 'ab'.repeat(32) });
+      } finally {
+        await store.close();
+      }
+      expect((await admin.query("SELECT value FROM ds_meta WHERE key = 'schema'")).rows).toEqual([{ value: '7' }]);
+    } finally {
+      await admin.end();
     }
   });
 });
