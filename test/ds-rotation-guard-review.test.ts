@@ -9,7 +9,7 @@ import { createServer, request as httpRequest } from 'node:http';
 import { MlsClient, type Identity } from 'paired-mls';
 import { generateSeed, WebCryptoSeedVault } from 'paired-mls/paired';
 import { AuthenticationDirectory, DeliveryClient, MemoryDeliveryStore, DsError, vaultRotationGuard, type DeliveryStore, type RotationGuard } from 'paired-mls/services';
-import { PostgresDeliveryStore, SqliteDeliveryStore } from 'paired-mls/server';
+import { PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer } from 'paired-mls/server';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -249,7 +249,7 @@ describe('rotation guard review: secrets, hook sessions, hostile replies', () =>
   });
 });
 
-describe('rotation guard review: the stores agree (memory, SQLite, PostgreSQL)', () => {
+describe('rotation guard review: the stores (memory, SQLite, PostgreSQL), two servers, schema 6', () => {
   let postgres: PgServer;
   beforeAll(async () => {
     postgres = await startPostgres();
@@ -299,6 +299,37 @@ describe('rotation guard review: the stores agree (memory, SQLite, PostgreSQL)',
     } finally {
       sqlite.close();
       await pg.close();
+    }
+  });
+
+  it("on two servers: the copy's pairing request (as the anchor) racing the guarded rotation pairs nothing that outlives it", async () => {
+    const servers = [
+      await startDeliveryServer({ port: 0, store: await PostgresDeliveryStore.connect(postgres.url) }),
+      await startDeliveryServer({ port: 0, store: await PostgresDeliveryStore.connect(postgres.url) }),
+    ];
+    try {
+      const [a, b] = servers.map((x) => x.url) as [string, string];
+      for (let round = 0; round < 4; round++) {
+        const id = `ivy${round}`;
+        const ivy = await guardedAccount(a, id);
+        const thiefToken = await tokenOf(b, id, { client: ivy.client, identity: ivy.current });
+        const dev = await dsPeer(b, `mal-dev${round}`);
+        expect(await dev.ds.initPairing(id, dev.name)).toBe(false);
+        const [paired] = await Promise.all([
+          raw(b, 'POST', '/v1/pairings', { anchor: id, device: dev.name }, thiefToken),
+          ivy.ds.rotateKey(await ivy.client.createIdentity(id, 1), { guard: ivy.guard }),
+        ]);
+        // Paired before the rotation (then dropped by it), or refused: never a pairing after it.
+        expect([
+          { status: 200, body: { accepted: true } },
+          { status: 401, body: { reason: 'unauthenticated', error: "this session's key was revoked" } },
+          { status: 401, body: { reason: 'unauthenticated', error: 'authenticate first (POST /v1/auth/challenge, then /v1/auth/session)' } },
+        ]).toContainEqual(paired);
+        expect(await servers[0]!.ds.devicesOf(id)).toEqual([]);
+        expect(await servers[1]!.authentication.guardStep(id)).toBe(1);
+      }
+    } finally {
+      for (const x of servers) await x.close();
     }
   });
 
