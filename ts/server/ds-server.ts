@@ -28,7 +28,7 @@ export interface RegistrationRequest {
   signatureKey: Uint8Array;
   /** Who sent the request (session or `authenticate` hook), if anyone. */
   actingClient: string | undefined;
-  /** The acting client, if it is an active client of `userId`. */
+  /** The acting client, if it is an active client of `userId` without a rotation guard (docs/PROTOCOL.md §8.4). */
   clientsOfUser: (userId: string) => Promise<string[]>;
   /** Active keys `clientId` has. */
   existingKeys: number;
@@ -461,10 +461,10 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     return typeof h === 'string' && h.startsWith('Bearer ') ? h.slice(7) : undefined;
   }
 
-  async function requireActor(req: IncomingMessage): Promise<{ client: string; key?: string }> {
+  async function requireActor(req: IncomingMessage, limited = true): Promise<{ client: string; key?: string }> {
     const who = await actor(req, bearer(req));
     if (who === undefined) throw new HttpError(401, 'unauthenticated', 'authenticate first (POST /v1/auth/challenge, then /v1/auth/session)');
-    if (!clientLimit.take(who.client)) throw new HttpError(429, 'rate-limited', 'too many requests from this client');
+    if (limited && !clientLimit.take(who.client)) throw new HttpError(429, 'rate-limited', 'too many requests from this client');
     return who;
   }
 
@@ -544,13 +544,16 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     }
     const clientsOfUser = async (user: string) => {
       // Only the acting client's own bindings are looked at: enough to tell whether it is a client of `user`.
-      if (acting === undefined) return [];
+      // A guarded client vouches for none: a copy holding its key could add a client of its user that no rotation ends (§8.4).
+      if (acting === undefined || (await authentication.guardStep(acting)) !== undefined) return [];
       return (await authentication.activeBindingsOf(acting, quota.keys)).some((b) => b.userId === user) ? [acting] : [];
     };
     if (!(await policy({ clientId: client, userId, identity, signatureKey, actingClient: acting, clientsOfUser, existingKeys }))) {
       throw new HttpError(403, 'registration-refused', 'the registration policy refused this client id, user or key');
     }
-    // A rotation takes its client's token once its new key is proven and the policy allows it (a bare request drains nothing).
+    // A rotation takes its client's token once its new key is proven and the policy allows it (a bare request drains nothing),
+    // and its guard opens: a session thief's refused rotations spent the owner's tokens, holding off the rotation that ends it (§8.4).
+    if (rotation) await authentication.checkGuard(client, rotation.guard.opens);
     if (rotation && !rotationAllowed(client, req)) throw new HttpError(429, 'rate-limited', 'too many key rotations by this client');
     // A first key only while the client id has none (two first registrations racing: one wins).
     await authentication.register({ clientId: client, userId, identity, signatureKey, ciphersuite }, { newClient: rotation === undefined && existingKeys === 0, replacing: rotation?.key, quota, guard: rotation?.guard });
@@ -586,12 +589,14 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       return [200, sessions.session(client, toHex(key))];
     }
 
-    const who = await requireActor(req);
+    // A rotation and the guard step it reads take no token of the client's: a session thief spending them held off the rotation
+    // that ends it (§8.4). Limited per address (requests, proofs, public body bytes) and, once proven, by rotationRate.
+    const who = await requireActor(req, !(parts[1] === 'as' && (parts[2] === 'rotate' || parts[2] === 'guard') && parts.length === 3));
     const client = who.client;
     if (method === 'POST' && parts[1] === 'as' && parts[2] === 'rotate' && parts.length === 3) {
       // Register a new key of this client (proof of it in the body) and retire the key of this session (§8.4).
       if (who.key === undefined) throw new HttpError(403, 'forbidden', 'a key is rotated from a session proven with that key');
-      const body = await readJson(req);
+      const body = await readJson(req, PUBLIC_BODY_BYTES);
       if (toHex(unb64(body.signatureKey, 'signatureKey')) === who.key) throw new HttpError(400, 'malformed', 'the new key is the key of this session');
       // What the old key paired (a thief holding it pairing an account of its own, §4.0) goes with it, in the store's transaction.
       const { key } = await registerKey(body, client, req, { client, key: fromHex(who.key), guard: guardOf(body) });

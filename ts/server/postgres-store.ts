@@ -593,8 +593,8 @@ export class PostgresDeliveryStore implements DeliveryStore {
     return row && { commitment: row.commitment, step: Number(row.step) };
   }
 
-  async guardStep(clientId: string): Promise<number | undefined> {
-    return (await this.#guard(this.#pool, clientId))?.step;
+  async rotationGuard(clientId: string): Promise<{ step: number; commitment: string } | undefined> {
+    return this.#guard(this.#pool, clientId);
   }
 
   async clientRevoked(clientId: string): Promise<boolean> {

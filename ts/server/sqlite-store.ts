@@ -322,8 +322,8 @@ export class SqliteDeliveryStore implements DeliveryStore {
     return this.#db.prepare('SELECT commitment, step FROM rotation_guards WHERE client_id = ?').get(clientId) as { commitment: string; step: number } | undefined;
   }
 
-  async guardStep(clientId: string): Promise<number | undefined> {
-    return this.#guard(clientId)?.step;
+  async rotationGuard(clientId: string): Promise<{ step: number; commitment: string } | undefined> {
+    return this.#guard(clientId);
   }
 
   async clientRevoked(clientId: string): Promise<boolean> {

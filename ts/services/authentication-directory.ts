@@ -4,6 +4,8 @@ import type { CredentialBinding } from './authentication-service.js';
 import type { DeliveryStore, GuardChange, RegisterOptions, StoredBinding } from './delivery-store.js';
 import { DS_SENDER, DsError, withinQuota } from './delivery-service.js';
 
+const guardRefused = () => new DsError('guard-refused', "this client's keys change only with the secret of its rotation guard");
+
 /** Authentication Service over a DeliveryStore (docs/PROTOCOL.md §8.4). */
 export class AuthenticationDirectory {
   constructor(readonly store: DeliveryStore) {}
@@ -23,7 +25,7 @@ export class AuthenticationDirectory {
   async register(binding: Omit<StoredBinding, 'revoked'>, options: RegisterOptions = {}): Promise<void> {
     if ([binding.clientId, binding.userId, utf8(binding.identity)].includes(DS_SENDER)) throw new DsError('registration-refused', `${DS_SENDER} is the DS's own name`);
     const refusal = await withinQuota(this.store.registerBinding(binding, options));
-    if (refusal === 'guard') throw new DsError('guard-refused', "this client's keys change only with the secret of its rotation guard");
+    if (refusal === 'guard') throw guardRefused();
     if (refusal === 'not-active') throw new DsError('unauthenticated', 'the key this session was proven with was revoked meanwhile');
     if (refusal === 'revoked') throw new DsError('registration-refused', 'this client id or signature key was revoked; revocation is final');
     if (refusal === 'key-taken') throw new DsError('registration-refused', 'this signature key belongs to another client');
@@ -66,8 +68,13 @@ export class AuthenticationDirectory {
   }
 
   /** The step of the client's rotation guard, undefined when it has none (docs/PROTOCOL.md §8.4). */
-  guardStep(clientId: string): Promise<number | undefined> {
-    return this.store.guardStep(clientId);
+  async guardStep(clientId: string): Promise<number | undefined> {
+    return (await this.store.rotationGuard(clientId))?.step;
+  }
+
+  /** `guard-refused` unless `opens` (hex SHA-256 of a secret; undefined: none) opens the client's guard, as `register` would find it now. */
+  async checkGuard(clientId: string, opens: string | undefined): Promise<void> {
+    if ((await this.store.rotationGuard(clientId))?.commitment !== opens) throw guardRefused();
   }
 
   /** Revoke one key of a client, for good (key rotation, §8.4); `not-found` when it is no active key of that client. */

@@ -348,8 +348,8 @@ export interface DeliveryStore {
    * nothing changed, unless it opens the client's rotation guard.
    */
   revokeClient(clientId: string, guard?: GuardChange): Promise<boolean>;
-  /** The step of the client's rotation guard (0 when set, +1 each rotation that keeps one), undefined when it has none. */
-  guardStep(clientId: string): Promise<number | undefined>;
+  /** The client's rotation guard: its step (0 when set, +1 each rotation that keeps one) and commitment (hex), undefined when none. */
+  rotationGuard(clientId: string): Promise<{ step: number; commitment: string } | undefined>;
   /** Revoke one key of `clientId`, for good; false when it is not an active key of that client. */
   revokeKey(clientId: string, signatureKey: Uint8Array): Promise<boolean>;
   /** Mark a proof (challenge nonce) used until `expires` (+ `SPENT_PROOF_MARGIN_SECONDS`); false when it was used already (docs/PROTOCOL.md §8.2). */
@@ -568,8 +568,9 @@ export class MemoryDeliveryStore implements DeliveryStore {
     return undefined;
   }
 
-  async guardStep(clientId: string): Promise<number | undefined> {
-    return this.#guards.get(clientId)?.step;
+  async rotationGuard(clientId: string): Promise<{ step: number; commitment: string } | undefined> {
+    const g = this.#guards.get(clientId);
+    return g && { ...g };
   }
 
   async bindingByKey(signatureKey: Uint8Array): Promise<StoredBinding | undefined> {
