@@ -112,6 +112,24 @@ describe('state at rest: fourth attacker review', () => {
     client.free();
   });
 
+  it('a group whose index entry was deleted from outside stays listed and works, its group records kept (was: unlisted, UNKNOWN_GROUP, its group records deleted at open and its secrets out of reach)', async () => {
+    const { inner, bob, g1, g2, open } = await setUp();
+    await inner.apply({ puts: [], deletes: [indexKey(g1.id)] });
+    let client = await open();
+    expect(client.groupIds().map(lib.toHex).sort()).toEqual([lib.toHex(g1.id), lib.toHex(g2.id)].sort());
+    expect(new TextDecoder().decode(client.groupRecord(g1.id, 'layer'))).toBe('about g1');
+    const got = await bob.process(await client.group(g1.id).encrypt('still here'));
+    expect(got.kind === 'application' && new TextDecoder().decode(got.data)).toBe('still here');
+    client.free();
+    // Nothing was deleted at open; the group goes, with every record, by deleteGroup.
+    client = await open();
+    expect(new TextDecoder().decode(client.groupRecord(g1.id, 'layer'))).toBe('about g1');
+    await client.deleteGroup(g1.id);
+    expect(await naming(inner, g1.id)).toEqual([]);
+    expect(client.groupIds().map(lib.toHex)).toEqual([lib.toHex(g2.id)]);
+    client.free();
+  });
+
   it('10,000 failed index entries and records planted under one of those ids: the open is linear (was quadratic: 8,000 took 12 s), each planted group listed and set aside, g2 works', async () => {
     const { inner, carol, g2, open } = await setUp();
     const n = 10_000;
@@ -145,5 +163,114 @@ describe('state at rest: fourth attacker review', () => {
     await client.deleteGroup(last);
     expect(await naming(inner, last)).toEqual([]);
     client.free();
+  });
+});
+
+/** `inner` that keeps every value each key was given and the store before each batch: the attacker's copies of older ciphertexts. */
+class Recorded extends lib.MemoryStorageAdapter {
+  readonly versions = new Map<string, Uint8Array[]>();
+  readonly batches: { before: lib.StorageEntry[]; batch: lib.StorageBatch }[] = [];
+  override async apply(batch: lib.StorageBatch): Promise<void> {
+    const before = await this.entries();
+    await super.apply(batch);
+    this.batches.push({ before, batch: { puts: batch.puts.map(([k, v]) => [k.slice(), v.slice()]), deletes: batch.deletes.map((k) => k.slice()) } });
+    for (const [k, v] of batch.puts) {
+      const hex = lib.toHex(k);
+      if (!this.versions.has(hex)) this.versions.set(hex, []);
+      this.versions.get(hex)!.push(v.slice());
+    }
+  }
+}
+
+describe('state at rest: fourth attacker review, claims that held', () => {
+  it('an older ciphertext of any one record put back, from this membership or an earlier one of the same group id, and any batch cut short: the client refuses with typed errors or goes on from the older value, never poisons the wasm, the other group works, deleteGroup clears it', async () => {
+    const inner = new Recorded();
+    const key = key32();
+    const storage = await EncryptedStorageAdapter.open(inner, key);
+    const { alice, identity, bob, carol, g2 } = await twoGroups(lib, storage);
+    // g3: bob's group; alice joins at leaf 3, talks, is removed, deletes it, and joins again at leaf 5.
+    const owner = await MlsClient.open();
+    const ownerId = await owner.createIdentity('owner', 1);
+    const extra = await Promise.all(['c', 'd', 'e', 'f'].map(async (n) => { const c = await MlsClient.open(); return c.createKeyPackage(await c.createIdentity(n, 1)); }));
+    const g3 = await owner.createGroup(ownerId);
+    const merge = async (g: lib.Group, m: Uint8Array) => { const r = await g.process(m); if (r.kind === 'commit') await r.staged.merge(); };
+    await g3.commit({ add: extra.slice(0, 2) });
+    await g3.mergePendingCommit();
+    let { welcome } = await g3.commit({ add: [await alice.createKeyPackage(identity)] });
+    await g3.mergePendingCommit();
+    let mine = await alice.joinFromWelcome(welcome!);
+    await merge(g3, await mine.encrypt('first'));
+    const { commit: update } = await mine.selfUpdate();
+    await mine.mergePendingCommit();
+    await merge(g3, update);
+    await merge(mine, await g3.encrypt('to alice'));
+    await g3.commit({ remove: [mine.ownLeafIndex] });
+    await g3.mergePendingCommit();
+    await alice.deleteGroup(g3.id);
+    await g3.commit({ add: extra.slice(2) });
+    await g3.mergePendingCommit();
+    ({ welcome } = await g3.commit({ add: [await alice.createKeyPackage(identity)] }));
+    await g3.mergePendingCommit();
+    mine = await alice.joinFromWelcome(welcome!);
+    expect(mine.ownLeafIndex).toBe(5);
+    await merge(g3, await mine.encrypt('second'));
+    alice.free();
+    const fromOwner = await g3.encrypt('current');
+    const { commit: ownerCommit } = await g3.selfUpdate();
+    const snapshot = await inner.entries();
+    const current = new Map(snapshot.map(([k, v]) => [lib.toHex(k), lib.toHex(v)]));
+
+    const edits: { name: string; puts: lib.StorageEntry[]; deletes: Uint8Array[]; base: lib.StorageEntry[] }[] = [];
+    for (const [hex, values] of inner.versions) {
+      for (const value of values) if (current.get(hex) !== lib.toHex(value)) edits.push({ name: `older ${hex.slice(0, 24)}`, puts: [[lib.fromHex(hex), value]], deletes: [], base: snapshot });
+    }
+    for (const [i, { before, batch }] of inner.batches.entries()) {
+      const entries: { k: Uint8Array; v?: Uint8Array }[] = [...batch.deletes.map((k) => ({ k })), ...batch.puts.map(([k, v]) => ({ k, v }))];
+      for (let cut = 1; cut < entries.length; cut++) {
+        const kept = entries.slice(0, cut);
+        edits.push({ name: `batch ${i} cut at ${cut}`, puts: kept.flatMap((e) => (e.v ? [[e.k, e.v] as lib.StorageEntry] : [])), deletes: kept.flatMap((e) => (e.v ? [] : [e.k])), base: before });
+      }
+    }
+    expect(edits.length).toBeGreaterThan(100);
+    const seen = new Set<string>();
+    for (const edit of edits) {
+      const copy = new lib.MemoryStorageAdapter();
+      await copy.apply({ puts: edit.base.map(([k, v]) => [k.slice(), v.slice()]), deletes: [] });
+      await copy.apply({ puts: edit.puts, deletes: edit.deletes });
+      const client = await MlsClient.open({ storage: await EncryptedStorageAdapter.open(copy, key) });
+      const held = client.groupIds().some((id) => lib.toHex(id) === lib.toHex(g3.id));
+      for (const call of [
+        async () => client.group(g3.id).encrypt('x'),
+        async () => client.group(g3.id).process(fromOwner),
+        async () => merge(client.group(g3.id), ownerCommit),
+        async () => { await client.group(g3.id).selfUpdate(); await client.group(g3.id).mergePendingCommit(); },
+      ]) {
+        if (!held) break;
+        try {
+          await call();
+        } catch (err) {
+          expect(err, edit.name).toBeInstanceOf(lib.MlsError);
+          const { code, message } = err as lib.MlsError;
+          // openmls' own LibraryError when an earlier membership's secret tree is smaller than the own leaf index: INTERNAL, no panic.
+          seen.add(code === 'INTERNAL' ? `INTERNAL ${message.trim()}` : code);
+        }
+      }
+      // The other group is untouched by an edit of g3's records.
+      if (edit.base === snapshot && ![...edit.puts.map(([k]) => k), ...edit.deletes].some((k) => includes(k, g2.id))) await client.group(g2.id).encrypt('y');
+      if (held) await client.deleteGroup(g3.id);
+      expect(await naming(copy, g3.id), edit.name).toEqual([]);
+      client.free();
+    }
+    expect([...seen].sort()).toEqual([
+      'DECRYPTION_FAILED',
+      'INTERNAL staging commit: InternalLibraryError: Error description: Malformed plaintext',
+      'INVALID_COMMIT',
+      'NOT_A_MEMBER',
+      'PROTOCOL',
+      'UNKNOWN_GROUP',
+      'UNKNOWN_SIGNATURE_KEY',
+      'WRONG_EPOCH',
+    ]);
+    void [bob, carol];
   });
 });

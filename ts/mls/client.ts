@@ -9,7 +9,7 @@ import { Client as CoreClient } from '../../pkg/paired_mls_core.js';
 import { call, init } from './init.js';
 import { MlsError, invalidArgument } from './errors.js';
 import { MemoryStorageAdapter, decodeBatch, encodeEntries, readStorage, type StorageAdapter, type StorageBatch, type StorageEntry } from './storage.js';
-import { setAsideTamperedGroups } from './encrypted-storage.js';
+import { groupOfKey, setAsideTamperedGroups } from './encrypted-storage.js';
 import { GROUP_RECORD_PREFIX, GroupRecords, boundPsksInKeys, groupRecordKey, parseGroupRecordKey, pskBindingName } from './group-records.js';
 import { Resource } from './resources.js';
 import { claimStorage, lockWait, type StorageClaim } from './storage-claim.js';
@@ -345,6 +345,14 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
       }
       // Listed even when the failed record was its index entry.
       for (const hex of tampered.keys()) this.#groupIds.add(hex);
+      // And when it is missing while records naming the group are stored
+      // (deleted from outside, a batch cut short): before, the group went
+      // unlisted, its group records and PSKs were deleted below, and its
+      // secrets stayed where no listed id reached them (test/storage-review2.test.ts).
+      for (const [key] of coreEntries) {
+        const hex = groupOfKey(key);
+        if (hex) this.#groupIds.add(hex);
+      }
       // A group record outlives its group only in a store changed from
       // outside (every batch that deletes a group deletes them): no call
       // could reach or delete it, so it goes now.

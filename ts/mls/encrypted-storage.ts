@@ -276,6 +276,12 @@ function groupKeyPrefix(hex: string): Uint8Array {
   return Uint8Array.from(out);
 }
 
+/** The group (hex id) a core storage key names, for a per-group record (§2.2); undefined for any other key. */
+export function groupOfKey(key: Uint8Array): string | undefined {
+  const body = perGroupKeyBody(key);
+  return body && (groupHexOf(body) || undefined);
+}
+
 /** The hex of the group id a per-group key body starts with (LEB128 length, then the id); undefined when it is cut short. */
 function groupHexOf(body: Uint8Array): string | undefined {
   let n = 0;
