@@ -11,13 +11,23 @@
  * - Failed records planted under many group ids: the open attributed each
  *   to its group by trying every group's key prefix, quadratic time (8,000
  *   planted: 12 s; 100,000, some 10 MB: about half an hour of a frozen tab).
+ * - One write to a SQLite file changed every later write: a trigger that
+ *   drops each write (the client's calls resolve, nothing is stored, and
+ *   every restart sends again under generations already used) or copies
+ *   each replaced value, or the entries table redefined without its
+ *   primary key (every value ever written kept).
  * - An older ciphertext of any one record of a group put back under its own
  *   key (rollback, documented as not detected): every call on the group is
  *   refused with a typed error or goes on from the older value; none
  *   poisons the wasm instance or reaches the client's other group.
  */
 import { describe, expect, it } from 'vitest';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import * as lib from 'paired-mls';
+import { SqliteStorageAdapter } from 'paired-mls/server';
 import { mlsError } from './helpers.js';
 // @ts-expect-error plain JS module shared with the browser page
 import { groupRecordKey, includes, stillWorks, twoGroups } from './browser/storage-checks.js';
@@ -181,6 +191,47 @@ class Recorded extends lib.MemoryStorageAdapter {
     }
   }
 }
+
+describe('state at rest: fourth attacker review (SQLite schema)', () => {
+  it('a trigger on the adapter\'s tables or a table redefined is STORAGE_TAMPERED at open (was: opened, every later write dropped or every replaced value kept); the app\'s own tables are its business', async () => {
+    const key = key32();
+    const base = join(mkdtempSync(join(tmpdir(), 'paired-mls-schema-review-')), 'base.sqlite');
+    let storage = await SqliteStorageAdapter.open(base, { key });
+    const { alice, bob, g1 } = await twoGroups(lib, storage);
+    alice.free();
+    storage.close();
+    const edited = async (name: string, sql: string): Promise<string> => {
+      const file = base.replace('base', name);
+      const src = new Database(base);
+      await src.backup(file);
+      src.close();
+      const db = new Database(file);
+      db.exec(sql);
+      db.close();
+      return file;
+    };
+    for (const [name, sql] of [
+      // Every write dropped: the client's calls resolve, and each restart comes back to this state.
+      ['freeze', 'CREATE TRIGGER f1 BEFORE INSERT ON entries BEGIN SELECT RAISE(IGNORE); END; CREATE TRIGGER f2 BEFORE DELETE ON entries BEGIN SELECT RAISE(IGNORE); END;'],
+      // Every replaced value kept beside the store (an old epoch's secrets for whoever gets the key later).
+      ['shadow', 'CREATE TABLE shadow (k, v); CREATE TRIGGER s BEFORE INSERT ON ENTRIES BEGIN INSERT INTO shadow SELECT key, value FROM entries WHERE key = new.key; END;'],
+      ['meta-trigger', "CREATE TRIGGER m BEFORE UPDATE ON meta BEGIN SELECT RAISE(IGNORE); END;"],
+      ['no-primary-key', 'ALTER TABLE entries RENAME TO e; CREATE TABLE entries (key BLOB, value BLOB NOT NULL); INSERT INTO entries SELECT * FROM e; DROP TABLE e;'],
+    ] as const) {
+      const file = await edited(name, sql);
+      const refused = await mlsError(() => SqliteStorageAdapter.open(file, { key }));
+      expect([refused.constructor, refused.code, refused.message], name).toEqual([lib.MlsError, 'STORAGE_TAMPERED', 'the SQLite schema was changed (a trigger or table the adapter did not make)']);
+    }
+    // A table of the app's own in the same file, with its own trigger, is not the adapter's.
+    const shared = await edited('shared', 'CREATE TABLE app (x); CREATE TRIGGER a AFTER INSERT ON app BEGIN SELECT 1; END; CREATE INDEX i ON app (x);');
+    storage = await SqliteStorageAdapter.open(shared, { key });
+    const client = await MlsClient.open({ storage });
+    const got = await bob.process(await client.group(g1.id).encrypt('still here'));
+    expect(got.kind).toBe('application');
+    client.free();
+    storage.close();
+  });
+});
 
 describe('state at rest: fourth attacker review, claims that held', () => {
   it('an older ciphertext of any one record put back, from this membership or an earlier one of the same group id, and any batch cut short: the client refuses with typed errors or goes on from the older value, never poisons the wasm, the other group works, deleteGroup clears it', async () => {

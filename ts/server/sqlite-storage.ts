@@ -23,6 +23,9 @@ export const SQLITE_STORAGE_FORMAT = '2';
 /** How a `SqliteStorageAdapter` protects what it stores. */
 export type SqliteStorageOptions = { key: StorageKey; encryption?: true } | { key?: undefined; encryption: false };
 
+/** The adapter's tables, as it creates them (the schema check compares `sqlite_master` with these). */
+const TABLES = ['meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)', 'entries (key BLOB PRIMARY KEY, value BLOB NOT NULL)'];
+
 /** How often `lock` tries again while it waits. */
 const LOCK_POLL_MS = 25;
 
@@ -94,7 +97,16 @@ export class SqliteStorageAdapter implements StorageAdapter {
     // Every commit synced to disk before its call resolves, whatever the
     // build's default (docs/PROTOCOL.md §2.4: like IndexedDB's 'strict').
     db.pragma('synchronous = FULL');
-    db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); CREATE TABLE IF NOT EXISTS entries (key BLOB PRIMARY KEY, value BLOB NOT NULL);');
+    db.exec(`CREATE TABLE IF NOT EXISTS ${TABLES.join('; CREATE TABLE IF NOT EXISTS ')};`);
+    // One write to the file must not change every later write: a trigger
+    // on these tables (dropping each write, so every restart sends again
+    // under used generations; copying each replaced value) or a table
+    // redefined (no primary key: every value kept) is refused.
+    const schema = db.prepare("SELECT name, sql FROM sqlite_master WHERE lower(tbl_name) IN ('meta', 'entries')").all() as { name: string; sql: unknown }[];
+    const made = [...TABLES.map((t) => `${t.split(' ')[0]} CREATE TABLE ${t}`), 'sqlite_autoindex_meta_1 null', 'sqlite_autoindex_entries_1 null'];
+    if (schema.length !== made.length || !schema.every((r) => made.includes(`${r.name} ${r.sql}`))) {
+      throw new MlsError('STORAGE_TAMPERED', 'the SQLite schema was changed (a trigger or table the adapter did not make)');
+    }
     const meta = (name: string) => (db.prepare('SELECT value FROM meta WHERE key = ?').get(name) as { value: string } | undefined)?.value;
     const format = meta('format');
     const wanted = key ? 'aes-256-gcm' : 'none';
