@@ -192,6 +192,25 @@ class Recorded extends lib.MemoryStorageAdapter {
   }
 }
 
+describe('state at rest: fourth attacker review (a wrapped adapter\'s key check)', () => {
+  it('a key check deleted from a wrapped store: a wrong key is STORAGE_KEY and writes nothing (was: it stored its own key check, the client refused STORAGE_TAMPERED, and the right key was STORAGE_KEY for good)', async () => {
+    const { inner, key, bob, g1, open } = await setUp();
+    const check = enc.encode('\u0000paired-mls/key-check');
+    await inner.apply({ puts: [], deletes: [check] });
+    const before = (await inner.entries()).length;
+    const refused = await mlsError(() => EncryptedStorageAdapter.open(inner, key32()));
+    expect([refused.constructor, refused.code, refused.message]).toEqual([lib.MlsError, 'STORAGE_KEY', 'the storage was encrypted under another key (or its key check was changed)']);
+    expect((await inner.entries()).length).toBe(before);
+    // The right key opens it, stores a key check again, and the client goes on.
+    const client = await open();
+    expect(await inner.get(check)).toBeInstanceOf(Uint8Array);
+    const got = await bob.process(await client.group(g1.id).encrypt('right key'));
+    expect(got.kind).toBe('application');
+    client.free();
+    void key;
+  });
+});
+
 describe('state at rest: fourth attacker review (SQLite schema)', () => {
   it('a trigger on the adapter\'s tables or a table redefined is STORAGE_TAMPERED at open (was: opened, every later write dropped or every replaced value kept); the app\'s own tables are its business', async () => {
     const key = key32();

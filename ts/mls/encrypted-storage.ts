@@ -30,6 +30,8 @@ const AAD_PREFIX = new TextEncoder().encode('paired-mls storage v1\u0000');
 /** The storage key of the value that tells a right key from a wrong one. */
 const KEY_CHECK_KEY = new TextEncoder().encode('\u0000paired-mls/key-check');
 const KEY_CHECK_VALUE = new TextEncoder().encode('paired-mls storage key check');
+/** The client's storage format marker (client.ts), in every store a client opened. */
+const FORMAT_KEY = new TextEncoder().encode('\u0000paired-mls/format');
 /** A storage encryption key: 32 raw bytes (imported non-extractable) or an AES-GCM `CryptoKey`. */
 export type StorageKey = CryptoKey | Uint8Array;
 
@@ -166,7 +168,14 @@ export class EncryptedStorageAdapter implements StorageAdapter {
     const cipher = await StorageCipher.create(key);
     const check = await inner.get(KEY_CHECK_KEY);
     if (check) await cipher.verifyKeyCheck(check);
-    else await inner.apply({ puts: [[KEY_CHECK_KEY.slice(), await cipher.keyCheck()]], deletes: [] });
+    else {
+      // No key check (deleted from outside?) but a client's format marker:
+      // the key must open that first (STORAGE_KEY otherwise). Before, any key stored its own check,
+      // and the right key was then STORAGE_KEY for good.
+      const marker = await inner.get(FORMAT_KEY);
+      if (marker) await cipher.open(FORMAT_KEY, marker).catch(() => cipher.verifyKeyCheck(new Uint8Array(0)));
+      await inner.apply({ puts: [[KEY_CHECK_KEY.slice(), await cipher.keyCheck()]], deletes: [] });
+    }
     return new EncryptedStorageAdapter(inner, cipher);
   }
 
