@@ -211,6 +211,38 @@ describe('state at rest: fourth attacker review (a wrapped adapter\'s key check)
   });
 });
 
+describe('state at rest: fourth attacker review (SQLite meta deleted)', () => {
+  it('a SQLite file whose format row was deleted: a wrong key is STORAGE_KEY, no key STORAGE_FORMAT, and neither writes (was: each wrote its own meta and the right key was refused for good); the right key opens it', async () => {
+    const key = key32();
+    const file = join(mkdtempSync(join(tmpdir(), 'paired-mls-meta-review-')), 'a.sqlite');
+    let storage = await SqliteStorageAdapter.open(file, { key });
+    const { alice, bob, g1 } = await twoGroups(lib, storage);
+    alice.free();
+    storage.close();
+    const meta = () => {
+      const db = new Database(file);
+      const rows = db.prepare('SELECT key, value FROM meta ORDER BY key').all();
+      db.close();
+      return JSON.stringify(rows);
+    };
+    const db = new Database(file);
+    db.exec("DELETE FROM meta WHERE key = 'format'");
+    db.close();
+    const before = meta();
+    const wrong = await mlsError(() => SqliteStorageAdapter.open(file, { key: key32() }));
+    expect([wrong.constructor, wrong.code, wrong.message]).toEqual([lib.MlsError, 'STORAGE_KEY', 'the storage was encrypted under another key (or its key check was changed)']);
+    const clear = await mlsError(() => SqliteStorageAdapter.open(file, { encryption: false }));
+    expect([clear.constructor, clear.code, clear.message]).toEqual([lib.MlsError, 'STORAGE_FORMAT', 'SQLite storage is aes-256-gcm-protected; opened as none']);
+    expect(meta()).toBe(before);
+    storage = await SqliteStorageAdapter.open(file, { key });
+    const client = await MlsClient.open({ storage });
+    const got = await bob.process(await client.group(g1.id).encrypt('right key'));
+    expect(got.kind).toBe('application');
+    client.free();
+    storage.close();
+  });
+});
+
 describe('state at rest: fourth attacker review (SQLite schema)', () => {
   it('a trigger on the adapter\'s tables or a table redefined is STORAGE_TAMPERED at open (was: opened, every later write dropped or every replaced value kept); the app\'s own tables are its business', async () => {
     const key = key32();

@@ -26,6 +26,9 @@ export type SqliteStorageOptions = { key: StorageKey; encryption?: true } | { ke
 /** The adapter's tables, as it creates them (the schema check compares `sqlite_master` with these). */
 const TABLES = ['meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)', 'entries (key BLOB PRIMARY KEY, value BLOB NOT NULL)'];
 
+/** The client's storage format marker (client.ts): the one record every client's store holds. */
+const FORMAT_MARKER = Buffer.from('\u0000paired-mls/format');
+
 /** How often `lock` tries again while it waits. */
 const LOCK_POLL_MS = 25;
 
@@ -123,6 +126,15 @@ export class SqliteStorageAdapter implements StorageAdapter {
         const check: unknown = meta('key-check');
         if (cipher) await cipher.verifyKeyCheck(isToHex(check) ? fromHex(check) : new Uint8Array(0));
         return cipher;
+      }
+      // No meta but a client's format marker (the meta deleted from
+      // outside): the protection opened with must read it, or nothing is
+      // written. Before, a wrong key (or none) wrote its own meta, and the
+      // right key was refused for good (test/storage-review2.test.ts).
+      const marker = (db.prepare('SELECT value FROM entries WHERE key = ?').get(FORMAT_MARKER) as { value: unknown } | undefined)?.value;
+      if (marker !== undefined) {
+        if (cipher) await cipher.open(FORMAT_MARKER, bytes(marker, cipher)).catch(() => cipher.verifyKeyCheck(new Uint8Array(0)));
+        else if (bytes(marker).length > 1) throw new MlsError('STORAGE_FORMAT', 'SQLite storage is aes-256-gcm-protected; opened as none');
       }
       const check = cipher ? toHex(await cipher.keyCheck()) : undefined;
       const put = db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)');
