@@ -54,4 +54,20 @@ describe('state at rest: fourth attacker review (IndexedDB meta)', () => {
     });
     expect(result).toEqual({ wrongKey: 'MlsError:STORAGE_KEY', wrongKeyWrote: false, generated: 1, app: 1, generatedFormat: 'format=3', appFormat: 'format=3' });
   });
+
+  it('a database at a later schema version (from a later release, or bumped from outside) is STORAGE_FORMAT, an MlsError (was: IndexedDB\'s VersionError, a DOMException); the database is left as it was', async () => {
+    const p = await page();
+    const result = await p.evaluate(async () => {
+      const { lib, checks, idb } = (window as any).modules;
+      const storage = await lib.IndexedDbStorageAdapter.open('version-review', { compactWhenIdleMs: 0 });
+      storage.close();
+      (await idb.openRaw('version-review', 3, (db: IDBDatabase) => db.createObjectStore('later'))).close();
+      const refused = await lib.IndexedDbStorageAdapter.open('version-review').then(() => 'opened', (err: any) => `${checks.errorLabel(err)} ${err.message}`);
+      const db = await idb.openRaw('version-review');
+      const after = [db.version, [...db.objectStoreNames].sort().join()];
+      db.close();
+      return { refused, after };
+    });
+    expect(result).toEqual({ refused: 'MlsError:STORAGE_FORMAT IndexedDB storage has a later schema version; this version reads 2', after: [3, 'entries,later,log,meta'] });
+  });
 });

@@ -165,7 +165,11 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
       }
       if (event.oldVersion < 2) open.result.createObjectStore(LOG, { autoIncrement: true });
     };
-    const db = await request(open);
+    // A later schema version (a later release's, or bumped from outside) is IndexedDB's VersionError: an MlsError here, as every failure (§3).
+    const db = await request(open).catch((err: unknown) => {
+      if ((err as { name?: unknown } | null)?.name === 'VersionError') throw new MlsError('STORAGE_FORMAT', `IndexedDB storage has a later schema version; this version reads ${SCHEMA_VERSION}`);
+      throw new MlsError('STORAGE', 'opening IndexedDB failed', { cause: err });
+    });
     try {
       const adapter = new IndexedDbStorageAdapter(db, await prepare(db, encrypt, options.key, writes), idleMs, writes);
       // Starts from an empty log, so #logKeys and #logBytes describe it
