@@ -22,7 +22,7 @@
  *   poisons the wasm instance or reaches the client's other group.
  */
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -281,6 +281,24 @@ describe('state at rest: fourth attacker review (SQLite schema)', () => {
     expect(got.kind).toBe('application');
     client.free();
     storage.close();
+  });
+});
+
+describe('state at rest: fourth attacker review (one client per SQLite file, documented limit)', () => {
+  it('the companion lock file deleted while a client holds it (someone with file access, a temp cleaner): a client on a second adapter of the file opens too', async () => {
+    const key = key32();
+    const file = join(mkdtempSync(join(tmpdir(), 'paired-mls-lock-review-')), 'a.sqlite');
+    const first = await SqliteStorageAdapter.open(file, { key });
+    const holder = await MlsClient.open({ storage: first });
+    const second = await SqliteStorageAdapter.open(file, { key });
+    const refused = await mlsError(() => MlsClient.open({ storage: second }));
+    expect([refused.constructor, refused.code]).toEqual([lib.MlsError, 'STORAGE_LOCKED']);
+    rmSync(`${file}-client-lock`);
+    const other = await MlsClient.open({ storage: second });
+    other.free();
+    holder.free();
+    first.close();
+    second.close();
   });
 });
 
