@@ -8,6 +8,13 @@
  *   stayed listed for good and its other sealed secrets stayed in the
  *   store; a Welcome joined over it left the earlier epoch's key pairs
  *   mixed in, which no later `deleteGroup` removed.
+ * - A group's index entry deleted: the group went unlisted, the open
+ *   deleted its group records and PSKs, and its secrets stayed where no
+ *   listed id reached them.
+ * - The key check of a wrapped store (or SQLite's format row) deleted: a
+ *   wrong key stored its own, and the right key was STORAGE_KEY for good.
+ * - The SQLite companion lock file deleted while a client holds it: a
+ *   second client opens (documented limit).
  * - Failed records planted under many group ids: the open attributed each
  *   to its group by trying every group's key prefix, quadratic time (8,000
  *   planted: 12 s; 100,000, some 10 MB: about half an hour of a frozen tab).
