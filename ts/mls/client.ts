@@ -9,7 +9,7 @@ import { Client as CoreClient } from '../../pkg/paired_mls_core.js';
 import { call, init } from './init.js';
 import { MlsError, invalidArgument } from './errors.js';
 import { MemoryStorageAdapter, decodeBatch, encodeEntries, readStorage, type StorageAdapter, type StorageBatch, type StorageEntry } from './storage.js';
-import { setAsideTamperedGroups } from './encrypted-storage.js';
+import { groupOfKey, setAsideTamperedGroups } from './encrypted-storage.js';
 import { GROUP_RECORD_PREFIX, GroupRecords, boundPsksInKeys, groupRecordKey, parseGroupRecordKey, pskBindingName } from './group-records.js';
 import { Resource } from './resources.js';
 import { claimStorage, lockWait, type StorageClaim } from './storage-claim.js';
@@ -146,6 +146,26 @@ function mergeBatches(batches: StorageBatch[]): StorageBatch {
     else merged.deletes.push(key);
   }
   return merged;
+}
+
+/**
+ * `core.deleteGroup`, then every record whose key still names the group,
+ * by prefix (an empty `restoreGroupState`). The core's delete loads the
+ * group and deletes what that state names: a listed group whose records do
+ * not load (one deleted from outside, or a deleted group's index entry put
+ * back) answered UNKNOWN_GROUP and stayed listed with its other sealed
+ * secrets in the store, and records the loaded state does not name (an
+ * earlier epoch's key pairs left by a join over such a group) stayed for
+ * good (docs/PROTOCOL.md §2.6; test/storage-review2.test.ts).
+ */
+function deleteFromCore(core: CoreClient, groupId: Uint8Array, listed: boolean): void {
+  try {
+    core.deleteGroup(groupId);
+  } catch (err) {
+    const code = (err as { code?: unknown } | null)?.code;
+    if (!listed || (code !== 'UNKNOWN_GROUP' && code !== 'STORAGE')) throw err;
+  }
+  core.restoreGroupState(groupId, new Uint8Array(0));
 }
 
 /** One device's MLS client: its identities, KeyPackages, groups and PSKs, kept in one StorageAdapter. Open with `MlsClient.open()`. */
@@ -325,6 +345,14 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
       }
       // Listed even when the failed record was its index entry.
       for (const hex of tampered.keys()) this.#groupIds.add(hex);
+      // And when it is missing while records naming the group are stored
+      // (deleted from outside, a batch cut short): before, the group went
+      // unlisted, its group records and PSKs were deleted below, and its
+      // secrets stayed where no listed id reached them (test/storage-review2.test.ts).
+      for (const [key] of coreEntries) {
+        const hex = groupOfKey(key);
+        if (hex) this.#groupIds.add(hex);
+      }
       // A group record outlives its group only in a store changed from
       // outside (every batch that deletes a group deletes them): no call
       // could reach or delete it, so it goes now.
@@ -967,7 +995,7 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
     const bound = setAside ? boundPsksInKeys(setAside) : this.#groupRecords.boundPsks(hex);
     await this.mutate(
       (core) => {
-        if (!setAside) core.deleteGroup(groupId);
+        if (!setAside) deleteFromCore(core, groupId, this.#groupIds.has(hex));
         for (const pskId of bound) core.deleteExternalPsk(pskId);
         return setAside;
       },

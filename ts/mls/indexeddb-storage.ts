@@ -165,7 +165,11 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
       }
       if (event.oldVersion < 2) open.result.createObjectStore(LOG, { autoIncrement: true });
     };
-    const db = await request(open);
+    // A later schema version (a later release's, or bumped from outside) is IndexedDB's VersionError: an MlsError here, as every failure (§3).
+    const db = await request(open).catch((err: unknown) => {
+      if ((err as { name?: unknown } | null)?.name === 'VersionError') throw new MlsError('STORAGE_FORMAT', `IndexedDB storage has a later schema version; this version reads ${SCHEMA_VERSION}`);
+      throw new MlsError('STORAGE', 'opening IndexedDB failed', { cause: err });
+    });
     try {
       const adapter = new IndexedDbStorageAdapter(db, await prepare(db, encrypt, options.key, writes), idleMs, writes);
       // Starts from an empty log, so #logKeys and #logBytes describe it
@@ -510,8 +514,13 @@ async function prepare(db: IDBDatabase, encrypt: boolean, appKey: StorageKey | u
   const read = db.transaction(META, 'readonly').objectStore(META);
   const [format, protection, storedKey, check] = await Promise.all(['format', 'encryption', 'key', 'key-check'].map((k) => request(read.get(k))));
   const wanted = encrypt ? 'aes-256-gcm' : 'none';
-  if (format !== undefined) {
-    if (format !== INDEXEDDB_FORMAT && format !== UPGRADED_FORMAT) {
+  // A key check without a format: the format deleted from outside, not a
+  // new database. Checked as any other, nothing written unless the key
+  // reads it; before, a generated key replaced the stored one (every
+  // record lost), and a wrong app key stored its own check, refusing the
+  // right one for good (test/browser-storage-review2.test.ts).
+  if (format !== undefined || check !== undefined) {
+    if (format !== undefined && format !== INDEXEDDB_FORMAT && format !== UPGRADED_FORMAT) {
       throw new MlsError('STORAGE_FORMAT', `IndexedDB storage has format ${String(format)}; this version reads ${INDEXEDDB_FORMAT}`);
     }
     if (protection !== wanted) throw new MlsError('STORAGE_FORMAT', `IndexedDB storage is ${String(protection)}-protected; opened as ${wanted}`);
@@ -525,7 +534,7 @@ async function prepare(db: IDBDatabase, encrypt: boolean, appKey: StorageKey | u
       cipher = await StorageCipher.create(appKey ?? (storedKey as CryptoKey));
       await cipher.verifyKeyCheck(check instanceof ArrayBuffer || check instanceof Uint8Array ? new Uint8Array(check) : new Uint8Array(0));
     }
-    if (format === UPGRADED_FORMAT) {
+    if (format !== INDEXEDDB_FORMAT) {
       // Format 2 is format 3 with an empty log (the store was added by the schema upgrade at open).
       const tx = db.transaction(META, 'readwrite', writes);
       tx.objectStore(META).put(INDEXEDDB_FORMAT, 'format');

@@ -23,6 +23,12 @@ export const SQLITE_STORAGE_FORMAT = '2';
 /** How a `SqliteStorageAdapter` protects what it stores. */
 export type SqliteStorageOptions = { key: StorageKey; encryption?: true } | { key?: undefined; encryption: false };
 
+/** The adapter's tables, as it creates them (the schema check compares `sqlite_master` with these). */
+const TABLES = ['meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)', 'entries (key BLOB PRIMARY KEY, value BLOB NOT NULL)'];
+
+/** The client's storage format marker (client.ts): the one record every client's store holds. */
+const FORMAT_MARKER = Buffer.from('\u0000paired-mls/format');
+
 /** How often `lock` tries again while it waits. */
 const LOCK_POLL_MS = 25;
 
@@ -94,7 +100,16 @@ export class SqliteStorageAdapter implements StorageAdapter {
     // Every commit synced to disk before its call resolves, whatever the
     // build's default (docs/PROTOCOL.md §2.4: like IndexedDB's 'strict').
     db.pragma('synchronous = FULL');
-    db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); CREATE TABLE IF NOT EXISTS entries (key BLOB PRIMARY KEY, value BLOB NOT NULL);');
+    db.exec(`CREATE TABLE IF NOT EXISTS ${TABLES.join('; CREATE TABLE IF NOT EXISTS ')};`);
+    // One write to the file must not change every later write: a trigger
+    // on these tables (dropping each write, so every restart sends again
+    // under used generations; copying each replaced value) or a table
+    // redefined (no primary key: every value kept) is refused.
+    const schema = db.prepare("SELECT name, sql FROM sqlite_master WHERE lower(tbl_name) IN ('meta', 'entries')").all() as { name: string; sql: unknown }[];
+    const made = [...TABLES.map((t) => `${t.split(' ')[0]} CREATE TABLE ${t}`), 'sqlite_autoindex_meta_1 null', 'sqlite_autoindex_entries_1 null'];
+    if (schema.length !== made.length || !schema.every((r) => made.includes(`${r.name} ${r.sql}`))) {
+      throw new MlsError('STORAGE_TAMPERED', 'the SQLite schema was changed (a trigger or table the adapter did not make)');
+    }
     const meta = (name: string) => (db.prepare('SELECT value FROM meta WHERE key = ?').get(name) as { value: string } | undefined)?.value;
     const format = meta('format');
     const wanted = key ? 'aes-256-gcm' : 'none';
@@ -111,6 +126,15 @@ export class SqliteStorageAdapter implements StorageAdapter {
         const check: unknown = meta('key-check');
         if (cipher) await cipher.verifyKeyCheck(isToHex(check) ? fromHex(check) : new Uint8Array(0));
         return cipher;
+      }
+      // No meta but a client's format marker (the meta deleted from
+      // outside): the protection opened with must read it, or nothing is
+      // written. Before, a wrong key (or none) wrote its own meta, and the
+      // right key was refused for good (test/storage-review2.test.ts).
+      const marker = (db.prepare('SELECT value FROM entries WHERE key = ?').get(FORMAT_MARKER) as { value: unknown } | undefined)?.value;
+      if (marker !== undefined) {
+        if (cipher) await cipher.open(FORMAT_MARKER, bytes(marker, cipher)).catch(() => cipher.verifyKeyCheck(new Uint8Array(0)));
+        else if (bytes(marker).length > 1) throw new MlsError('STORAGE_FORMAT', 'SQLite storage is aes-256-gcm-protected; opened as none');
       }
       const check = cipher ? toHex(await cipher.keyCheck()) : undefined;
       const put = db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)');
