@@ -148,26 +148,6 @@ function mergeBatches(batches: StorageBatch[]): StorageBatch {
   return merged;
 }
 
-/**
- * `core.deleteGroup`, then every record whose key still names the group,
- * by prefix (an empty `restoreGroupState`). The core's delete loads the
- * group and deletes what that state names: a listed group whose records do
- * not load (one deleted from outside, or a deleted group's index entry put
- * back) answered UNKNOWN_GROUP and stayed listed with its other sealed
- * secrets in the store, and records the loaded state does not name (an
- * earlier epoch's key pairs left by a join over such a group) stayed for
- * good (docs/PROTOCOL.md §2.6; test/storage-review2.test.ts).
- */
-function deleteFromCore(core: CoreClient, groupId: Uint8Array, listed: boolean): void {
-  try {
-    core.deleteGroup(groupId);
-  } catch (err) {
-    const code = (err as { code?: unknown } | null)?.code;
-    if (!listed || (code !== 'UNKNOWN_GROUP' && code !== 'STORAGE')) throw err;
-  }
-  core.restoreGroupState(groupId, new Uint8Array(0));
-}
-
 /** One device's MLS client: its identities, KeyPackages, groups and PSKs, kept in one StorageAdapter. Open with `MlsClient.open()`. */
 export class MlsClient extends Resource<CoreClient> implements GroupHost {
   readonly storage: StorageAdapter;
@@ -995,7 +975,15 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
     const bound = setAside ? boundPsksInKeys(setAside) : this.#groupRecords.boundPsks(hex);
     await this.mutate(
       (core) => {
-        if (!setAside) deleteFromCore(core, groupId, this.#groupIds.has(hex));
+        // The core deletes every record that names the group, also one whose state does not load; a listed
+        // group of which it holds nothing (its index entry put back from outside) only leaves the list (docs/PROTOCOL.md §2.6).
+        if (!setAside) {
+          try {
+            core.deleteGroup(groupId);
+          } catch (err) {
+            if (!this.#groupIds.has(hex) || (err as { code?: unknown } | null)?.code !== 'UNKNOWN_GROUP') throw err;
+          }
+        }
         for (const pskId of bound) core.deleteExternalPsk(pskId);
         return setAside;
       },

@@ -281,6 +281,22 @@ impl crate::error::ErrorCode for GroupLookupError {
 /// Load a stored group; the one call site of openmls' `MlsGroup::load`
 /// (kept out of line so the wasm carries one copy of it).
 #[inline(never)]
+/// openmls' delete of `group` (when it loaded), then every stored entry
+/// that still names the group (`prefix`, group_state::key_prefix): a group
+/// whose state does not load (a record deleted from outside, a deleted
+/// group's index entry put back) was undeletable, its other sealed secrets
+/// kept for good, and a join over such a group left the earlier epoch's
+/// key pairs, which the loaded state does not name (docs/PROTOCOL.md §2.6).
+/// The load's error only when nothing of the group was stored.
+pub(crate) fn delete_group_entries(provider: &Provider, prefix: &[u8], group: CoreResult<MlsGroup>) -> CoreResult<()> {
+    let deleted = group.and_then(|mut g| g.delete(provider.storage()).map_err(|e| CoreError::new(Code::Storage, format!("deleting group: {e}"))));
+    let left = provider.storage().replace_group_entries(prefix, Vec::new());
+    match deleted {
+        Err(e) if left == 0 => Err(e),
+        _ => Ok(()),
+    }
+}
+
 pub(crate) fn load_group(provider: &Provider, group_id: &GroupId, expander: std::sync::Arc<dyn openmls::group::ProposalExpander>) -> CoreResult<MlsGroup> {
     let mut group = MlsGroup::load(provider.storage(), group_id)
         .map_err(|e| CoreError::new(Code::Storage, format!("loading group: {e}")))?
@@ -1137,16 +1153,58 @@ impl Client {
     /// Remove the group and its secrets from storage.
     #[wasm_bindgen(js_name = deleteGroup)]
     pub fn delete_group(&mut self, group_id: &[u8]) -> Result<(), JsValue> {
+        let prefix = crate::group_state::key_prefix(group_id)?;
         Ok(self.mutate(|client| {
             client.tree_hashes.remove(group_id);
-            let mut group = match client.groups.remove(group_id) {
-                Some(g) => g,
-                None => {
-                    let expander = client.expander();
-                    load_group(&client.provider, &group_id_of(group_id), expander)?
-                }
+            let group = match client.groups.remove(group_id) {
+                Some(g) => Ok(g),
+                None => load_group(&client.provider, &group_id_of(group_id), client.expander()),
             };
-            group.delete(client.provider.storage()).map_err(|e| CoreError::new(Code::Storage, format!("deleting group: {e}")))
+            delete_group_entries(&client.provider, &prefix, group)
         })?)
+    }
+}
+
+#[cfg(test)]
+mod delete_tests {
+    use openmls::prelude::*;
+
+    use super::delete_group_entries;
+    use crate::error::{Code, CoreError};
+    use crate::provider::Provider;
+    use crate::storage::{group_key_prefix, GROUP_SCOPE};
+    use crate::test_groups::{identity, CS};
+
+    /// A key that names the group (`prefix`) under a label openmls' own delete knows nothing of.
+    fn stray_key(prefix: &[u8]) -> Vec<u8> {
+        [b"Stray".as_slice(), &[GROUP_SCOPE], prefix, &[0, 1]].concat()
+    }
+
+    /// docs/PROTOCOL.md §2.6: a group's delete leaves no entry that names it,
+    /// also when its state does not load; with nothing of it stored, the
+    /// load's error stands.
+    #[test]
+    fn a_deleted_group_leaves_no_entry_that_names_it() {
+        let provider = Provider::default();
+        let (credential, signer) = identity(&provider, "alice");
+        let config = MlsGroupCreateConfig::builder().ciphersuite(CS).build();
+        let group = MlsGroup::new(&provider, &signer, &config, credential).unwrap();
+        let prefix = group_key_prefix(group.group_id()).unwrap();
+        provider.storage().load_entries(vec![(stray_key(&prefix), vec![7])]);
+        let others = provider.storage().entry_count() - provider.storage().group_entries(&prefix).len();
+        delete_group_entries(&provider, &prefix, Ok(group)).unwrap();
+        assert!(provider.storage().group_entries(&prefix).is_empty());
+        // The signature key pair and the like are no entries of the group: they stay.
+        assert_eq!(provider.storage().entry_count(), others);
+
+        // A group whose state does not load (here: its load failed) still goes, entry by entry.
+        provider.storage().load_entries(vec![(stray_key(&prefix), vec![8])]);
+        let unloadable = Err(CoreError::new(Code::Storage, "the tree record is gone"));
+        delete_group_entries(&provider, &prefix, unloadable).unwrap();
+        assert!(provider.storage().group_entries(&prefix).is_empty());
+
+        // Nothing of the group stored: the load's error.
+        let unknown = Err(CoreError::new(Code::UnknownGroup, "no such group"));
+        assert!(delete_group_entries(&provider, &prefix, unknown).is_err());
     }
 }

@@ -578,10 +578,10 @@ impl JournalStorage {
 
     /// Replace every per-group entry of the group whose
     /// [`group_key_prefix`] is `prefix` by `entries` (journaled, so the
-    /// change reaches the next batch).
-    pub fn replace_group_entries(&self, prefix: &[u8], entries: Vec<(Vec<u8>, Vec<u8>)>) {
+    /// change reaches the next batch). Returns how many entries it removed.
+    pub fn replace_group_entries(&self, prefix: &[u8], entries: Vec<(Vec<u8>, Vec<u8>)>) -> usize {
         let Ok(mut state) = self.state.try_borrow_mut() else {
-            return;
+            return 0;
         };
         let stale: Vec<Vec<u8>> = state
             .values
@@ -589,12 +589,14 @@ impl JournalStorage {
             .filter(|k| key_names_group(k, prefix))
             .cloned()
             .collect();
+        let removed = stale.len();
         for key in stale {
             state.remove(&key);
         }
         for (key, value) in entries {
             state.put(key, value);
         }
+        removed
     }
 
     /// The stored value of a VC operation tree (secret material: the
