@@ -11,29 +11,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bytesEqual, MemoryStorageAdapter, MlsClient, type Group, type Identity } from 'paired-mls';
-import { DeliveryClient, DsError, signDsChallenge } from 'paired-mls/services';
+import { bytesEqual, MemoryStorageAdapter, MlsClient } from 'paired-mls';
+import { DeliveryClient, signDsChallenge } from 'paired-mls/services';
 import { SqliteDeliveryStore, startDeliveryServer, type RunningDeliveryServer } from 'paired-mls/server';
 import { deliverPaired, pairedWorld } from './paired-helpers.js';
+import { dsRefusal as refusal, leafIdentity } from './ds-guard-helpers.js';
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
 
-/** The identity (in `client`) whose key is on `group`'s own leaf: the anchor key of the last paired commit. */
-function leafIdentity(client: MlsClient, group: Group): Identity {
-  const leaf = group.members().find((m) => m.leafIndex === group.ownLeafIndex)!;
-  const identity = client.identities().find((i) => bytesEqual(i.signaturePublicKey, leaf.signatureKey));
-  if (!identity) throw new Error('the leaf key is not in this client');
-  return identity;
-}
 
-async function refusal(p: Promise<unknown>): Promise<{ reason: string; message: string }> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(DsError);
-  return { reason: (err as DsError).reason, message: (err as DsError).message };
-}
 
 describe('hidden Paired MLS: the anchor key rotated at the AS after a paired update', () => {
   let server: RunningDeliveryServer;

@@ -7,33 +7,22 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, request as httpRequest } from 'node:http';
 import { MlsClient, type Identity } from 'paired-mls';
-import { generateSeed, WebCryptoSeedVault } from 'paired-mls/paired';
-import { AuthenticationDirectory, DeliveryClient, MemoryDeliveryStore, DsError, vaultRotationGuard, type DeliveryStore, type RotationGuard } from 'paired-mls/services';
-import { PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer } from 'paired-mls/server';
+import { AuthenticationDirectory, DeliveryClient, MemoryDeliveryStore, DsError, type DeliveryStore, type RotationGuard } from 'paired-mls/services';
+import { PostgresDeliveryStore, SqliteDeliveryStore } from 'paired-mls/server';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { dsPeer, groupOf, proof, raw, sqliteServers, tokenOf } from './ds-helpers.js';
 import { startPostgres, type PgServer } from './pg-server.js';
+import { dsRefusal as refusal, GUARD_REFUSED, newGuard, twoPostgresServers } from './ds-guard-helpers.js';
 import pg from 'pg';
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
 const utf8 = (s: string) => new TextEncoder().encode(s);
-const GUARD_REFUSED = "this client's keys change only with the secret of its rotation guard (guard-refused)";
 const sha256 = async (b: Uint8Array) => new Uint8Array(await crypto.subtle.digest('SHA-256', b as Uint8Array<ArrayBuffer>));
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
-async function refusal(p: Promise<unknown>): Promise<{ reason: string; message: string }> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(DsError);
-  return { reason: (err as DsError).reason, message: (err as DsError).message };
-}
-
-const newGuard = async (clientId: string): Promise<RotationGuard> => vaultRotationGuard(await WebCryptoSeedVault.import(generateSeed()), clientId);
 
 /** `id`'s account, guarded by `guard` (set with a rotation); the key it holds now (which a copy of the device also holds). */
 async function guardedAccount(url: string, id: string): Promise<{ client: MlsClient; ds: DeliveryClient; guard: RotationGuard; current: Identity }> {
@@ -303,10 +292,7 @@ describe('rotation guard review: the stores (memory, SQLite, PostgreSQL), two se
   });
 
   it("on two servers: the copy's pairing request (as the anchor) racing the guarded rotation pairs nothing that outlives it", async () => {
-    const servers = [
-      await startDeliveryServer({ port: 0, store: await PostgresDeliveryStore.connect(postgres.url) }),
-      await startDeliveryServer({ port: 0, store: await PostgresDeliveryStore.connect(postgres.url) }),
-    ];
+    const servers = await twoPostgresServers(postgres.url);
     try {
       const [a, b] = servers.map((x) => x.url) as [string, string];
       for (let round = 0; round < 4; round++) {

@@ -15,32 +15,16 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bytesEqual, MemoryStorageAdapter, MlsClient, type Group, type Identity } from 'paired-mls';
-import { generateSeed, WebCryptoSeedVault } from 'paired-mls/paired';
-import { DeliveryClient, DsError, vaultRotationGuard, type RotationGuard } from 'paired-mls/services';
-import { PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer, DS_SCHEMA_VERSION } from 'paired-mls/server';
+import { DeliveryClient, vaultRotationGuard, type RotationGuard } from 'paired-mls/services';
+import { SqliteDeliveryStore, startDeliveryServer, DS_SCHEMA_VERSION } from 'paired-mls/server';
 import { deliverPaired, pairedWorld, type PairedWorld } from './paired-helpers.js';
 import { proof, raw, sqliteServers, tokenOf } from './ds-helpers.js';
 import { startPostgres, type PgServer } from './pg-server.js';
+import { dsRefusal as refusal, GUARD_REFUSED, leafIdentity, newGuard, twoPostgresServers } from './ds-guard-helpers.js';
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
-const GUARD_REFUSED = "this client's keys change only with the secret of its rotation guard (guard-refused)";
 
-/** The identity (in `client`) whose key is on `group`'s own leaf: the anchor key of the last paired commit. */
-function leafIdentity(client: MlsClient, group: Group): Identity {
-  const leaf = group.members().find((m) => m.leafIndex === group.ownLeafIndex)!;
-  const identity = client.identities().find((i) => bytesEqual(i.signaturePublicKey, leaf.signatureKey));
-  if (!identity) throw new Error('the leaf key is not in this client');
-  return identity;
-}
 
-async function refusal(p: Promise<unknown>): Promise<{ reason: string; message: string }> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(DsError);
-  return { reason: (err as DsError).reason, message: (err as DsError).message };
-}
 
 /** A further key `key` for alice's account, registered with the session `token` (what the default policy lets a client do). */
 async function furtherKey(url: string, token: string, client: MlsClient, key: Identity) {
@@ -111,7 +95,7 @@ describe('the rotation guard of a DS account (hidden Paired MLS)', () => {
 
     // Rotate first, with no guard, or with a guard of a vault of its own: refused, nothing registered.
     expect(await refusal(thief.rotateKey(own))).toEqual({ reason: 'guard-refused', message: GUARD_REFUSED });
-    const forged = vaultRotationGuard(await WebCryptoSeedVault.import(generateSeed()), 'alice');
+    const forged = await newGuard('alice');
     expect(await refusal(thief.rotateKey(own, { guard: forged }))).toEqual({ reason: 'guard-refused', message: GUARD_REFUSED });
     // A guard may only be dropped or replaced by one that opens it.
     expect(await refusal(thief.rotateKey(own, { guard: forged, nextGuard: null }))).toMatchObject({ reason: 'guard-refused' });
@@ -171,8 +155,8 @@ describe('the rotation guard of a DS account (hidden Paired MLS)', () => {
     const client = await MlsClient.open();
     const keys = [];
     for (let i = 0; i < 5; i++) keys.push(await client.createIdentity('carol', 1));
-    const old = vaultRotationGuard(await WebCryptoSeedVault.import(generateSeed()), 'carol');
-    const next = vaultRotationGuard(await WebCryptoSeedVault.import(generateSeed()), 'carol');
+    const old = await newGuard('carol');
+    const next = await newGuard('carol');
     const carol = await DeliveryClient.register(server.url, { clientId: 'carol', client, identity: keys[0]! });
     expect(await carol.guardStep()).toBeNull();
     await carol.rotateKey(keys[1]!, { guard: old });
@@ -204,10 +188,7 @@ describe('the rotation guard in a shared PostgreSQL database and across schemas'
   afterAll(async () => postgres?.stop());
 
   it("on two servers: a thief's further key racing the first guarded rotation ends revoked either way; two guarded rotations from one key: one wins", async () => {
-    const servers = [
-      await startDeliveryServer({ port: 0, store: await PostgresDeliveryStore.connect(postgres.url) }),
-      await startDeliveryServer({ port: 0, store: await PostgresDeliveryStore.connect(postgres.url) }),
-    ];
+    const servers = await twoPostgresServers(postgres.url);
     try {
       const [a, b] = servers.map((s) => s.url) as [string, string];
       for (let round = 0; round < 4; round++) {
@@ -215,7 +196,7 @@ describe('the rotation guard in a shared PostgreSQL database and across schemas'
         const client = await MlsClient.open();
         const first = await client.createIdentity(id, 1);
         const dave = await DeliveryClient.register(a, { clientId: id, client, identity: first });
-        const guard = vaultRotationGuard(await WebCryptoSeedVault.import(generateSeed()), id);
+        const guard = await newGuard(id);
         const own = await client.createIdentity(id, 1);
         const token = await tokenOf(b, id, { client, identity: first });
         const further = raw(b, 'POST', '/v1/as/register', { ...(await proof(b, id, { client, identity: own })), userId: id, identity: b64(own.identity), ciphersuite: 1 }, token);
@@ -230,7 +211,7 @@ describe('the rotation guard in a shared PostgreSQL database and across schemas'
       // Two rotations with the same guard secret from one session, one on each server: exactly one registers its key.
       const client = await MlsClient.open();
       const erin = await DeliveryClient.register(a, { clientId: 'erin', client, identity: await client.createIdentity('erin', 1) });
-      const guard = vaultRotationGuard(await WebCryptoSeedVault.import(generateSeed()), 'erin');
+      const guard = await newGuard('erin');
       const current = await client.createIdentity('erin', 1);
       await erin.rotateKey(current, { guard });
       const session = await tokenOf(a, 'erin', { client, identity: current });
@@ -267,7 +248,7 @@ describe('the rotation guard in a shared PostgreSQL database and across schemas'
       const client = await MlsClient.open();
       const frank = await DeliveryClient.register(s.url, { clientId: 'frank', client, identity: await client.createIdentity('frank', 1) });
       expect(await frank.guardStep()).toBeNull();
-      await frank.rotateKey(await client.createIdentity('frank', 1), { guard: vaultRotationGuard(await WebCryptoSeedVault.import(generateSeed()), 'frank') });
+      await frank.rotateKey(await client.createIdentity('frank', 1), { guard: await newGuard('frank') });
       expect(await frank.guardStep()).toBe(0);
     } finally {
       await s.close();

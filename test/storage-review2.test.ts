@@ -47,6 +47,15 @@ const indexKey = (id: Uint8Array) => enc.encode(`\u0000paired-mls/group/${lib.to
 const naming = async (inner: lib.StorageAdapter, id: Uint8Array) => (await inner.entries()).filter(([k]) => includes(k, id));
 
 /** Alice (on an encrypted `inner`) in g1 with bob and g2 with carol, with a layer record about g1. */
+/** The SQLite file opens under `key` and its client's group `groupId` still reaches `bob`. */
+async function sendsAfterOpen(file: string, key: Uint8Array, bob: lib.Group, groupId: Uint8Array, text: string): Promise<void> {
+  const storage = await SqliteStorageAdapter.open(file, { key });
+  const client = await lib.MlsClient.open({ storage });
+  expect((await bob.process(await client.group(groupId).encrypt(text))).kind).toBe('application');
+  client.free();
+  storage.close();
+}
+
 async function setUp() {
   const inner = new lib.MemoryStorageAdapter();
   const key = key32();
@@ -222,7 +231,7 @@ describe('state at rest: fourth attacker review (SQLite meta deleted)', () => {
   it('a SQLite file whose format row was deleted: a wrong key is STORAGE_KEY, no key STORAGE_FORMAT, and neither writes (was: each wrote its own meta and the right key was refused for good); the right key opens it', async () => {
     const key = key32();
     const file = join(mkdtempSync(join(tmpdir(), 'paired-mls-meta-review-')), 'a.sqlite');
-    let storage = await SqliteStorageAdapter.open(file, { key });
+    const storage = await SqliteStorageAdapter.open(file, { key });
     const { alice, bob, g1 } = await twoGroups(lib, storage);
     alice.free();
     storage.close();
@@ -241,12 +250,7 @@ describe('state at rest: fourth attacker review (SQLite meta deleted)', () => {
     const clear = await mlsError(() => SqliteStorageAdapter.open(file, { encryption: false }));
     expect([clear.constructor, clear.code, clear.message]).toEqual([lib.MlsError, 'STORAGE_FORMAT', 'SQLite storage is aes-256-gcm-protected; opened as none']);
     expect(meta()).toBe(before);
-    storage = await SqliteStorageAdapter.open(file, { key });
-    const client = await MlsClient.open({ storage });
-    const got = await bob.process(await client.group(g1.id).encrypt('right key'));
-    expect(got.kind).toBe('application');
-    client.free();
-    storage.close();
+    await sendsAfterOpen(file, key, bob, g1.id, 'right key');
   });
 });
 
@@ -254,7 +258,7 @@ describe('state at rest: fourth attacker review (SQLite schema)', () => {
   it('a trigger on the adapter\'s tables or a table redefined is STORAGE_TAMPERED at open (was: opened, every later write dropped or every replaced value kept); the app\'s own tables are its business', async () => {
     const key = key32();
     const base = join(mkdtempSync(join(tmpdir(), 'paired-mls-schema-review-')), 'base.sqlite');
-    let storage = await SqliteStorageAdapter.open(base, { key });
+    const storage = await SqliteStorageAdapter.open(base, { key });
     const { alice, bob, g1 } = await twoGroups(lib, storage);
     alice.free();
     storage.close();
@@ -282,12 +286,7 @@ describe('state at rest: fourth attacker review (SQLite schema)', () => {
     }
     // A table of the app's own in the same file, with its own trigger, is not the adapter's.
     const shared = await edited('shared', 'CREATE TABLE app (x); CREATE TRIGGER a AFTER INSERT ON app BEGIN SELECT 1; END; CREATE INDEX i ON app (x);');
-    storage = await SqliteStorageAdapter.open(shared, { key });
-    const client = await MlsClient.open({ storage });
-    const got = await bob.process(await client.group(g1.id).encrypt('still here'));
-    expect(got.kind).toBe('application');
-    client.free();
-    storage.close();
+    await sendsAfterOpen(shared, key, bob, g1.id, 'still here');
   });
 });
 

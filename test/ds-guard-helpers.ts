@@ -1,0 +1,41 @@
+/**
+ * Shared by the DS key-rotation and rotation-guard tests (docs/PROTOCOL.md
+ * §8.4): the anchor key on a leaf, a DsError's reason and message, a fresh
+ * vault's guard, two servers on one PostgreSQL database.
+ */
+import { expect } from 'vitest';
+import { bytesEqual, type Group, type Identity, type MlsClient } from 'paired-mls';
+import { generateSeed, WebCryptoSeedVault } from 'paired-mls/paired';
+import { DsError, vaultRotationGuard, type RotationGuard } from 'paired-mls/services';
+import { PostgresDeliveryStore, startDeliveryServer, type RunningDeliveryServer } from 'paired-mls/server';
+
+/** The refusal of a key change of a guarded account without its secret. */
+export const GUARD_REFUSED = "this client's keys change only with the secret of its rotation guard (guard-refused)";
+
+/** The identity (in `client`) whose key is on `group`'s own leaf: the anchor key of the last paired commit. */
+export function leafIdentity(client: MlsClient, group: Group): Identity {
+  const leaf = group.members().find((m) => m.leafIndex === group.ownLeafIndex)!;
+  const identity = client.identities().find((i) => bytesEqual(i.signaturePublicKey, leaf.signatureKey));
+  if (!identity) throw new Error('the leaf key is not in this client');
+  return identity;
+}
+
+/** The DsError `p` is refused with, as reason and message (it must be refused with one). */
+export async function dsRefusal(p: Promise<unknown>): Promise<{ reason: string; message: string }> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(DsError);
+  return { reason: (err as DsError).reason, message: (err as DsError).message };
+}
+
+/** The guard of `clientId` from a vault of a fresh seed (another pairing's). */
+export async function newGuard(clientId: string): Promise<RotationGuard> {
+  return vaultRotationGuard(await WebCryptoSeedVault.import(generateSeed()), clientId);
+}
+
+/** Two DS servers sharing the PostgreSQL database at `url`. */
+export async function twoPostgresServers(url: string): Promise<RunningDeliveryServer[]> {
+  return [await startDeliveryServer({ port: 0, store: await PostgresDeliveryStore.connect(url) }), await startDeliveryServer({ port: 0, store: await PostgresDeliveryStore.connect(url) })];
+}
