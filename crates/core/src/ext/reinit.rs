@@ -38,6 +38,8 @@ pub(crate) enum ReinitError {
     GroupReinitialized,
     #[error("a commit with a ReInit proposal must carry no other proposal")]
     NotAlone,
+    #[error("a ReInit may not lower the protocol version (to {0})")]
+    LowerVersion(u16),
     #[error("protocol version {0} is not implemented")]
     UnsupportedVersion(u16),
     #[error("ciphersuite {0} is not implemented")]
@@ -67,7 +69,7 @@ impl crate::error::ErrorCode for ReinitError {
     fn code(&self) -> Code {
         match self {
             Self::GroupReinitialized => Code::GroupReinitialized,
-            Self::NotAlone => Code::InvalidReinitCommit,
+            Self::NotAlone | Self::LowerVersion(_) => Code::InvalidReinitCommit,
             Self::UnsupportedVersion(_) | Self::UnsupportedCiphersuite(_) | Self::MemberUnsupported { .. } => Code::ReinitUnsupported,
             Self::NotReinitialized => Code::NotReinitialized,
             Self::SuccessorExists => Code::SuccessorExists,
@@ -222,6 +224,17 @@ pub(crate) fn reinit_of(staged: &StagedCommit) -> CoreResult<Option<ReInitPropos
         return Err(ReinitError::NotAlone.into());
     }
     Ok(reinit)
+}
+
+/// A received commit's ReInit (hooks.rs, members and the DS's public group
+/// alike): alone, and, RFC 9420 §12.2, "the version field in the ReInit
+/// proposal MUST be no less than the version for the current group" (a
+/// version 0 ReInit retired the group with no successor anyone could make).
+pub(crate) fn check_received(group: &PublicGroup, staged: &StagedCommit) -> CoreResult<()> {
+    match reinit_of(staged)? {
+        Some(r) if version_code(r.version()) < version_code(group.group_context().protocol_version()) => Err(ReinitError::LowerVersion(version_code(r.version())).into()),
+        _ => Ok(()),
+    }
 }
 
 /// After merging a ReInit commit: keep the reinit PSK under its full id and
@@ -587,5 +600,10 @@ mod tests {
         assert_eq!(reinit_of(&mixed).err().map(|e| e.code.as_str()), Some("INVALID_REINIT_COMMIT"));
         let alone = received(vec![Proposal::ReInit(Box::new(reinit.clone()))], &mut group);
         assert_eq!(reinit_of(&alone).ok().flatten(), Some(reinit));
+        // RFC 9420 §12.2: never to a lower protocol version.
+        let lower = ReInitProposal::new(GroupId::from_slice(b"next"), ProtocolVersion::Other(0), cs, Extensions::empty());
+        let lowered = received(vec![Proposal::ReInit(Box::new(lower))], &mut group);
+        assert!(check_received(bob_group.public_group(), &alone).is_ok());
+        assert_eq!(check_received(bob_group.public_group(), &lowered).err().map(|e| e.code.as_str()), Some("INVALID_REINIT_COMMIT"));
     }
 }
