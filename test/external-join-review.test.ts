@@ -11,6 +11,11 @@
  *   but the DS's public group did not apply that rule: it logged the commit,
  *   moved the epoch and took the victim off the member list (the tree says
  *   so), so the group was stuck and the victim could no longer read it.
+ * - Limit recorded: on a default-mode DS (which checks an external
+ *   commit's signature and AS binding only) the same commit is logged; as
+ *   with any junk an external joiner can send (path secrets no DS can
+ *   read), an open group there is only as safe as its least honest
+ *   registered client.
  * - Limit recorded: a ReInit cannot pass a verifying DS (commitReInit gives
  *   no GroupInfo of the epoch it creates, and the retired group exports
  *   none), so it is refused `invalid-group-info` and the group goes on.
@@ -27,14 +32,14 @@ import { mlsError } from './helpers.js';
 const plaintext = { wireFormat: 'plaintext' as const };
 const leafOf = (g: Group, name: string) => g.members().find((m) => utf8(m.credential.identity) === name)!.leafIndex;
 
-/** `creator`'s plaintext group, open to external joins, with `others` added through the DS. */
-async function openVerifiedGroup(creator: DsPeer, others: DsPeer[]): Promise<void> {
+/** `creator`'s plaintext group, open to external joins, with `others` added through the DS (`added` is ignored by a verifying DS). */
+async function openGroup(creator: DsPeer, others: DsPeer[]): Promise<void> {
   creator.group = await creator.client.createGroup(creator.identity, plaintext);
   await creator.ds.createGroup(creator.group.id, { epoch: 0, groupInfo: await creator.group.exportGroupInfo(), externalJoin: true });
   for (const p of others) await p.ds.uploadKeyPackages([await p.client.createKeyPackage(p.identity)]);
   const kps = await creator.ds.fetchKeyPackages(others.map((p) => p.name));
   const add = await creator.group.commit({ add: [...kps.values()], groupInfo: true });
-  creator.seen = await creator.ds.submit(creator.group.id, add.commit, { welcome: add.welcome, groupInfo: add.groupInfo });
+  creator.seen = await creator.ds.submit(creator.group.id, add.commit, { welcome: add.welcome, added: others.map((p) => p.name), groupInfo: add.groupInfo });
   await creator.ds.ackKeyPackages(others.map((p) => p.name));
   await creator.group.mergePendingCommit();
   for (const p of others) {
@@ -55,7 +60,7 @@ describe('external commits against a verifying DS', () => {
 
   it("an outsider's external commit that removes another member's leaf is refused (invalid-commit), as every member refuses it; the victim stays a reader", async () => {
     const [alice, bob, mallory] = await Promise.all(['alice', 'bob', 'mallory'].map((n) => dsPeer(server.url, `${n}-xrm-${tag}`)));
-    await openVerifiedGroup(alice!, [bob!]);
+    await openGroup(alice!, [bob!]);
     const gid = alice!.group!.id;
     const epoch = await server.ds.epoch(gid);
     // mallory, registered but no member, reads the open group's GroupInfo and joins removing bob's leaf.
@@ -88,7 +93,7 @@ describe('external commits against a verifying DS', () => {
 
   it('limit (not fixed): a ReInit commit carries no GroupInfo, so a verifying DS refuses it (invalid-group-info); the committer drops it and the group goes on', async () => {
     const [alice, bob] = await Promise.all(['alice', 'bob'].map((n) => dsPeer(server.url, `${n}-reinit-${tag}`)));
-    await openVerifiedGroup(alice!, [bob!]);
+    await openGroup(alice!, [bob!]);
     const gid = alice!.group!.id;
     const reinit = await alice!.group!.commitReInit({ ciphersuite: 3 });
     expect(reinit.groupInfo).toBeUndefined();
@@ -100,5 +105,32 @@ describe('external commits against a verifying DS', () => {
     await alice!.group!.clearPendingCommit();
     expect(alice!.group!.reinitState()).toBeUndefined();
     await groupStillWorks([alice!, bob!], 'no ReInit here');
+  });
+});
+
+describe('external commits against a default-mode DS', () => {
+  let server: RunningDeliveryServer;
+  const tag = Math.random().toString(36).slice(2, 8);
+  beforeAll(async () => {
+    server = await startDeliveryServer({ port: 0, store: new SqliteDeliveryStore(join(mkdtempSync(join(tmpdir(), 'paired-mls-extjoin-basic-')), 'ds.sqlite')) });
+  });
+  afterAll(async () => server.close());
+
+  it("limit (not fixed): an outsider's external commit removing another member's leaf is logged (only its signature and AS binding are checked); every member refuses it, the DS keeps the victim on its list", async () => {
+    const [alice, bob, mallory] = await Promise.all(['alice', 'bob', 'mallory'].map((n) => dsPeer(server.url, `${n}-xrm-basic-${tag}`)));
+    await openGroup(alice!, [bob!]);
+    const gid = alice!.group!.id;
+    const info = (await mallory!.ds.groupInfo(gid))!;
+    const joined = await mallory!.client.joinExternal(info, mallory!.identity, { ...plaintext, remove: [leafOf(alice!.group!, bob!.name)] });
+    const seq = await mallory!.ds.submit(gid, joined.commit, { externalJoin: true });
+    expect(await server.ds.epoch(gid)).toBe(alice!.group!.epoch + 1);
+    for (const p of [alice!, bob!]) {
+      const [logged] = await p.ds.poll(gid, seq - 1);
+      const err = await mlsError(() => p.group!.process(logged!.message));
+      expect(err.code).toBe('INVALID_COMMIT');
+      expect(err.message).toBe("an external commit may only remove a leaf with the joiner's own signature key (resync)");
+    }
+    expect(await server.ds.isReader(gid, bob!.name)).toBe(true);
+    expect(await server.ds.isReader(gid, mallory!.name)).toBe(true);
   });
 });

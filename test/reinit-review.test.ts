@@ -6,12 +6,17 @@
  *
  * - A ReInit lowering the protocol version (to 0): RFC 9420 §12.2 "MUST be
  *   no less than the version for the current group". It was merged: every
- *   member retired the group for a successor nobody can create (the engine
- *   makes only version 1 groups), so one member ended the group for all.
+ *   member retired the group for a successor nobody could join (the engine
+ *   makes only version 1 groups: REINIT_MISMATCH), so one member ended the
+ *   group for all.
  * - A ReInit committed with an Add (RFC 9420 §12.2: a ReInit goes alone):
  *   the claim of §1.6 step 1, end to end (the Rust test builds it with the
  *   engine; here a real other implementation sends it).
- * - Both, as PublicMessages with their GroupInfo, at a verifying DS
+ * - A successor keyed with the reinit PSK but with another group id or
+ *   ciphersuite than the ReInit named: the claim of §1.6 step 4 held.
+ * - Limit recorded: a ReInit to a ciphersuite this build lacks retires the
+ *   group, and no successor can be made.
+ * - The first two, as PublicMessages with their GroupInfo, at a verifying DS
  *   (docs/PROTOCOL.md §8.5): its public group did not run the members'
  *   checks, so it logged them and moved the epoch, every member refusing
  *   the commit (the group stuck). Now refused `invalid-commit`.
@@ -31,6 +36,8 @@ import {
   makePskIndex,
   processPrivateMessage,
   processPublicMessage,
+  reinitCreateNewGroup,
+  reinitGroup,
   type CiphersuiteImpl,
   type ClientState,
   type KeyPackage,
@@ -40,6 +47,8 @@ import {
 import { protocolVersions } from 'ts-mls/protocolVersion.js';
 import { createGroupInfoWithRatchetTree } from 'ts-mls/createCommit.js';
 import { DeliveryService } from 'paired-mls/services';
+import type { Group } from 'paired-mls';
+import { encodeRatchetTree } from 'ts-mls/ratchetTree.js';
 import { type Member, deliverCommit, expectInSync, mlsError, newMember } from './helpers.js';
 import { fastKdfProvider } from './interop-actors.js';
 
@@ -158,6 +167,49 @@ describe('ReInit from a dishonest member (ts-mls builds it)', () => {
       expect(m.group!.reinitState()).toBeUndefined();
     }
     await honestGoOn(t, ours);
+  });
+});
+
+describe('a successor from a dishonest member (ts-mls builds it)', () => {
+  it('a successor with another group id or ciphersuite than the ReInit named, though keyed with the reinit PSK, is refused (REINIT_MISMATCH); the honest successor is joined', async () => {
+    const { t, ours } = await tsLedGroup(['pete-succ', 'quinn-succ']);
+    const newId = enc.encode(`named by the ReInit ${Math.random()}`);
+    const r = await reinitGroup(t.state!, newId, 'mls10', SUITE3, [], t.cs);
+    t.state = r.newState;
+    const old = new Map<Member, Group>();
+    for (const m of ours) {
+      const p = await m.group!.process(encodeMlsMessage(r.commit));
+      if (p.kind !== 'commit') throw new Error('expected a commit');
+      await p.staged.merge();
+      old.set(m, m.group!);
+    }
+    const kpsIn = async (suite: 1 | 3) => Promise.all(ours.map(async (m) => (decodeMlsMessage(await m.client.createKeyPackage(await m.client.createIdentity(m.name, suite)), 0)![0] as { keyPackage: KeyPackage }).keyPackage));
+    const tsIn = async (suite: typeof SUITE1 | typeof SUITE3) => {
+      const cs = await getCiphersuiteImpl(getCiphersuiteFromName(suite), fastKdfProvider);
+      return { cs, ...(await generateKeyPackage({ credentialType: 'basic', identity: enc.encode('ts-mallory') }, defaultCapabilities(), defaultLifetime, [], cs)) };
+    };
+    const m3 = await tsIn(SUITE3);
+    const m1 = await tsIn(SUITE1);
+    const forged = [
+      await reinitCreateNewGroup(t.state, m3.publicPackage, m3.privatePackage, await kpsIn(3), enc.encode('another id'), SUITE3, [], fastKdfProvider),
+      await reinitCreateNewGroup(t.state, m1.publicPackage, m1.privatePackage, await kpsIn(1), newId, SUITE1, [], fastKdfProvider),
+    ];
+    for (const f of forged) {
+      const welcome = encodeMlsMessage({ welcome: f.welcome!, wireformat: 'mls_welcome', version: 'mls10' });
+      for (const m of ours) {
+        const err = await mlsError(() => m.client.joinReInitSuccessor(old.get(m)!, welcome, { ratchetTree: encodeRatchetTree(f.newState.ratchetTree) }));
+        expect(err.code).toBe('REINIT_MISMATCH');
+        expect(err.message).toBe("the successor's parameters differ from the ReInit");
+        expect(old.get(m)!.reinitState()!.successorCreator).toBeUndefined();
+      }
+    }
+    // The honest successor (the ReInit's id and suite) is joined, and messages cross.
+    const honest = await reinitCreateNewGroup(t.state, m3.publicPackage, m3.privatePackage, await kpsIn(3), newId, SUITE3, [], fastKdfProvider);
+    const welcome = encodeMlsMessage({ welcome: honest.welcome!, wireformat: 'mls_welcome', version: 'mls10' });
+    for (const m of ours) m.group = (await m.client.joinReInitSuccessor(old.get(m)!, welcome, { ratchetTree: encodeRatchetTree(honest.newState.ratchetTree) })).group;
+    expect(ours[0]!.group!.state().ciphersuite).toBe(3);
+    const msg = await ours[0]!.group!.encrypt('in the successor');
+    expect((await ours[1]!.group!.process(msg)).kind).toBe('application');
   });
 });
 
