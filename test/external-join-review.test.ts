@@ -26,7 +26,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { utf8, type Group } from 'paired-mls';
 import { SqliteDeliveryStore, startDeliveryServer, type RunningDeliveryServer } from 'paired-mls/server';
-import { catchUp, dsPeer, groupStillWorks, type DsPeer } from './ds-helpers.js';
+import { catchUp, dsPeer, groupOf, groupStillWorks, type DsPeer } from './ds-helpers.js';
 import { mlsError } from './helpers.js';
 
 const plaintext = { wireFormat: 'plaintext' as const };
@@ -132,5 +132,57 @@ describe('external commits against a default-mode DS', () => {
     }
     expect(await server.ds.isReader(gid, bob!.name)).toBe(true);
     expect(await server.ds.isReader(gid, mallory!.name)).toBe(true);
+  });
+});
+
+describe('ReInit successors racing at a DS (docs/PROTOCOL.md §1.6 step 5)', () => {
+  let server: RunningDeliveryServer;
+  const tag = Math.random().toString(36).slice(2, 8);
+  beforeAll(async () => {
+    server = await startDeliveryServer({ port: 0, store: new SqliteDeliveryStore(join(mkdtempSync(join(tmpdir(), 'paired-mls-reinit-race-')), 'ds.sqlite')) });
+  });
+  afterAll(async () => server.close());
+
+  it('a creator whose successor the DS did not register (group-exists) deletes it and joins the registered one, whatever its creator’s leaf', async () => {
+    const [alice, kate, liam] = await Promise.all(['alice', 'kate', 'liam'].map((n) => dsPeer(server.url, `${n}-race-${tag}`)));
+    await groupOf(alice!, [kate!, liam!]);
+    const gid = alice!.group!.id;
+    const newId = new TextEncoder().encode(`successor ${tag}`);
+    // alice commits the ReInit (same suite, a named id) and goes offline; kate (old leaf 1) and liam (leaf 2) both continue.
+    const reinit = await alice!.group!.commitReInit({ ciphersuite: 1, groupId: newId });
+    alice!.seen = await alice!.ds.submit(gid, reinit.commit);
+    await alice!.group!.mergePendingCommit();
+    for (const p of [kate!, liam!]) await catchUp(p);
+    const old = new Map([kate!, liam!].map((p) => [p, p.group!]));
+    for (const p of [alice!, kate!, liam!]) await p.ds.uploadKeyPackages([await p.client.createKeyPackage(p.identity), await p.client.createKeyPackage(p.identity)]);
+    const createBy = async (p: DsPeer, others: DsPeer[]) => {
+      const kps = await p.ds.fetchKeyPackages(others.map((o) => o.name));
+      return p.client.createReInitSuccessor(old.get(p)!, p.identity, [...kps.values()]);
+    };
+    const byLiam = await createBy(liam!, [alice!, kate!]);
+    const byKate = await createBy(kate!, [alice!, liam!]);
+    // The DS registers liam's first (group ids are first come, §8.3); kate's is refused.
+    await liam!.ds.createGroup(newId, { epoch: 0 });
+    liam!.seen = await liam!.ds.submit(newId, byLiam.commit, { welcome: byLiam.welcome, added: [alice!.name, kate!.name] });
+    await byLiam.group.mergePendingCommit();
+    liam!.group = byLiam.group;
+    await expect(kate!.ds.createGroup(newId, { epoch: 0 })).rejects.toMatchObject({ reason: 'group-exists' });
+    // kate's own successor would win by the leaf rule, but only liam's is at the DS: kate gives hers up and joins liam's.
+    const [w] = await kate!.ds.welcomes();
+    const superseded = await mlsError(() => kate!.client.joinReInitSuccessor(old.get(kate!)!, w!.welcome));
+    expect(superseded.code).toBe('REINIT_SUPERSEDED');
+    expect(superseded.message).toBe('already in the successor created by old leaf 1, which wins over leaf 2');
+    expect(byKate.creatorLeaf).toBe(1);
+    await kate!.client.deleteGroup(newId);
+    const joined = await kate!.client.joinReInitSuccessor(old.get(kate!)!, w!.welcome);
+    expect(joined).toMatchObject({ creatorLeaf: 2, replaced: false });
+    kate!.group = joined.group;
+    expect(old.get(kate!)!.reinitState()!.successorCreator).toBe(2);
+    await kate!.ds.ackWelcomes([w!.id]);
+    // alice, back, joins too; the successor works for all three.
+    const [wa] = await alice!.ds.welcomes();
+    alice!.group = (await alice!.client.joinReInitSuccessor(alice!.group!, wa!.welcome)).group;
+    alice!.seen = kate!.seen = liam!.seen;
+    await groupStillWorks([liam!, kate!, alice!], 'one successor');
   });
 });

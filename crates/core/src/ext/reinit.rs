@@ -480,7 +480,18 @@ impl Client {
             if let Some(tree) = tree {
                 builder = builder.with_ratchet_tree(tree);
             }
-            if record.successor_creator.is_some() {
+            // A successor this member deleted no longer stands in the way:
+            // at a DS the successor is the one it registered first, and a
+            // creator refused `group-exists` gives its own up (PROTOCOL
+            // §1.6 step 5); it was stranded by the leaf rule before.
+            let holds = record.successor_creator.is_some()
+                && (client.groups.contains_key(record.new_group_id.as_slice())
+                    || match crate::group::load_group(&client.provider, &GroupId::from_slice(&record.new_group_id), client.expander()) {
+                        Ok(_) => true,
+                        Err(e) if e.code == Code::UnknownGroup => false,
+                        Err(e) => return Err(e),
+                    });
+            if holds {
                 builder = builder.replace_old_group();
             }
             let staged = builder.build().map_err(|e| CoreError::from_mls("processing welcome", e))?;
@@ -509,10 +520,10 @@ impl Client {
                 .map(|(leaf, _)| *leaf)
                 .ok_or(ReinitError::Mismatch("the successor's creator was not in the old group"))?;
             let replaced = match record.successor_creator {
-                Some(current) if creator_leaf >= current => {
+                Some(current) if holds && creator_leaf >= current => {
                     return Err(ReinitError::Superseded { winner: current, loser: creator_leaf }.into())
                 }
-                Some(_) => true,
+                Some(_) => holds,
                 None => false,
             };
             if replaced {
