@@ -133,6 +133,31 @@ describe('external commits against a default-mode DS', () => {
     expect(await server.ds.isReader(gid, bob!.name)).toBe(true);
     expect(await server.ds.isReader(gid, mallory!.name)).toBe(true);
   });
+
+  it('a commit without a GroupInfo leaves the earlier one published (§8.1): an external join built from it is refused (epoch-taken), then passes once a commit brings the current one', async () => {
+    const [alice, bob, mallory] = await Promise.all(['alice', 'bob', 'mallory'].map((n) => dsPeer(server.url, `${n}-stale-gi-${tag}`)));
+    await openGroup(alice!, [bob!]);
+    const gid = alice!.group!.id;
+    const update = await alice!.group!.selfUpdate();
+    alice!.seen = await alice!.ds.submit(gid, update.commit);
+    await alice!.group!.mergePendingCommit();
+    const stale = (await mallory!.ds.groupInfo(gid))!;
+    const early = await mallory!.client.joinExternal(stale, mallory!.identity, plaintext);
+    await expect(mallory!.ds.submit(gid, early.commit, { externalJoin: true })).rejects.toMatchObject({
+      reason: 'epoch-taken',
+      message: `epoch ${alice!.group!.epoch - 1} already has a commit; process the group's messages up to epoch ${alice!.group!.epoch} and commit again (epoch-taken)`,
+    });
+    await mallory!.client.deleteGroup(gid);
+    // bob's next commit brings the GroupInfo of its epoch; the join then passes.
+    await catchUp(bob!);
+    const next = await bob!.group!.selfUpdate({ groupInfo: true });
+    bob!.seen = await bob!.ds.submit(gid, next.commit, { groupInfo: next.groupInfo });
+    await bob!.group!.mergePendingCommit();
+    const joined = await mallory!.client.joinExternal((await mallory!.ds.groupInfo(gid))!, mallory!.identity, plaintext);
+    mallory!.seen = await mallory!.ds.submit(gid, joined.commit, { externalJoin: true });
+    mallory!.group = joined.group;
+    await groupStillWorks([bob!, alice!, mallory!], 'joined from a current GroupInfo');
+  });
 });
 
 describe('ReInit successors racing at a DS (docs/PROTOCOL.md §1.6 step 5)', () => {
