@@ -25,6 +25,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { utf8, type Group } from 'paired-mls';
+import type { DsError } from 'paired-mls/services';
 import { SqliteDeliveryStore, startDeliveryServer, type RunningDeliveryServer } from 'paired-mls/server';
 import { catchUp, dsPeer, groupOf, groupStillWorks, type DsPeer } from './ds-helpers.js';
 import { mlsError } from './helpers.js';
@@ -209,5 +210,53 @@ describe('ReInit successors racing at a DS (docs/PROTOCOL.md §1.6 step 5)', () 
     alice!.group = (await alice!.client.joinReInitSuccessor(alice!.group!, wa!.welcome)).group;
     alice!.seen = kate!.seen = liam!.seen;
     await groupStillWorks([liam!, kate!, alice!], 'one successor');
+  });
+});
+
+describe('the cost of an external join at a verifying DS (docs/PROTOCOL.md §8.6)', () => {
+  let server: RunningDeliveryServer;
+  const tag = Math.random().toString(36).slice(2, 8);
+  beforeAll(async () => {
+    server = await startDeliveryServer({
+      port: 0,
+      store: new SqliteDeliveryStore(join(mkdtempSync(join(tmpdir(), 'paired-mls-extjoin-cost-')), 'ds.sqlite')),
+      verifyCommits: true,
+      verificationRate: [50, 300],
+      registrationRate: [100, 200],
+    });
+  });
+  afterAll(async () => server.close());
+
+  it("an outsider replaying one external commit with a junk GroupInfo of the next epoch pays for the group's checks (2 a member), so its address is soon refused rate-limited; the members commit on", async () => {
+    const peers = await Promise.all(Array.from({ length: 41 }, (_, i) => dsPeer(server.url, `${i === 40 ? 'mallory' : `m${i}`}-cost-${tag}`)));
+    const mallory = peers.pop()!;
+    const [alice, ...others] = peers as [DsPeer, ...DsPeer[]];
+    await openGroup(alice, others);
+    const gid = alice.group!.id;
+    const epoch = await server.ds.epoch(gid);
+    const info = (await mallory.ds.groupInfo(gid))!;
+    const joined = await mallory.client.joinExternal(info, mallory.identity, plaintext);
+    // The stored GroupInfo with its epoch field moved on: it fits the commit's epoch, and fails only after the DS rebuilt
+    // the group's public state (every leaf's signature) and processed the commit.
+    const junk = info.slice();
+    junk[9 + junk[8]! + 7]! += 1;
+    await new Promise((r) => setTimeout(r, 6_100)); // the address's budget full again (300 checks)
+    const outcomes: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      outcomes.push(await mallory.ds.submit(gid, joined.commit, { externalJoin: true, groupInfo: junk }).then(String, (e: DsError) => `${e.reason}: ${e.message}`));
+    }
+    // 40 (the external signature) + 2 × 40 members + 3 = 123 each: the third finds 54 left.
+    expect(outcomes).toEqual([
+      'invalid-group-info: the new GroupInfo does not verify: The signature on the GroupInfo is not valid. (invalid-group-info)',
+      'invalid-group-info: the new GroupInfo does not verify: The signature on the GroupInfo is not valid. (invalid-group-info)',
+      'rate-limited: too many signature checks for this address (rate-limited)',
+    ]);
+    expect(await server.ds.epoch(gid)).toBe(epoch);
+    // The budget refills; an honest commit (83 checks) passes and the group works.
+    await new Promise((r) => setTimeout(r, 2_000));
+    const update = await alice.group!.selfUpdate({ groupInfo: true });
+    alice.seen = await alice.ds.submit(gid, update.commit, { groupInfo: update.groupInfo });
+    await alice.group!.mergePendingCommit();
+    await groupStillWorks([alice, others[0]!, others[1]!], 'after the replays');
   });
 });

@@ -70,7 +70,7 @@ export interface DeliveryServerOptions {
   registrationRate?: [number, number];
   /** Key rotations per client (each keeps the old key, revoked, for good); [per second, burst], default [1/60, 60]. */
   rotationRate?: [number, number];
-  /** Signature checks of outsiders' input (proofs, KeyPackage uploads, external joins) per address, in Ed25519 checks (P-256 counts 10); [per second, burst], default [200, 2000]. */
+  /** Signature checks of outsiders' input (proofs, KeyPackage uploads, external joins, a verifying DS's commits) per address, in Ed25519 checks (P-256 counts 10); [per second, burst], default [200, 2000]. */
   verificationRate?: [number, number];
   /** Bits of an IPv6 address that key its per-address budgets, 32..128 (default 64: one holder has a /64). */
   ipv6PrefixLength?: number;
@@ -659,6 +659,8 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
           removed: idList(body.removed, 'removed', 1000),
           groupInfo: optionalB64(body.groupInfo, 'groupInfo'),
           externalJoin: body.externalJoin === true,
+          // A verified commit's checks grow with the group: at most a whole burst (it waits for a full budget then).
+          spend: (checks, suite) => spendVerification(req, Math.min(verificationBurst, checks * verificationCost(suite))),
         });
         if (!result.accepted) throw new HttpError(STATUS[result.reason], result.reason, result.message);
         return [200, { seq: result.seq }];
