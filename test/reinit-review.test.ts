@@ -14,8 +14,8 @@
  *   engine; here a real other implementation sends it).
  * - A successor keyed with the reinit PSK but with another group id or
  *   ciphersuite than the ReInit named: the claim of §1.6 step 4 held.
- * - Limit recorded: a ReInit to a ciphersuite this build lacks retires the
- *   group, and no successor can be made.
+ * - Limits recorded: a ReInit to a ciphersuite or a version this build
+ *   lacks retires the group, and no successor can be joined.
  * - The first two, as PublicMessages with their GroupInfo, at a verifying DS
  *   (docs/PROTOCOL.md §8.5): its public group did not run the members'
  *   checks, so it logged them and moved the epoch, every member refusing
@@ -147,6 +147,32 @@ describe('ReInit from a dishonest member (ts-mls builds it)', () => {
     const err = await mlsError(() => pete.client.createReInitSuccessor(pete.group!, pete.identity, []));
     expect(err.code).toBe('UNSUPPORTED_CIPHERSUITE');
     expect(err.message).toContain('MLS_256_DHKEMP384_AES256GCM_SHA384_P384');
+  });
+
+  it('limit (not fixed): a ReInit to a higher version this build lacks (2) retires the group; the successor made is version 1, which nobody joins', async () => {
+    const { t, ours } = await tsLedGroup(['pete-v2', 'quinn-v2']);
+    const table = protocolVersions as Record<string, number>;
+    table.mls2 = 2;
+    let commit: Uint8Array;
+    try {
+      commit = await tsCommit(t, [{ proposalType: 'reinit', reinit: { groupId: enc.encode('next'), version: 'mls2' as 'mls10', cipherSuite: SUITE1, extensions: [] } }]);
+    } finally {
+      delete table.mls2;
+    }
+    const old: Group[] = [];
+    for (const m of ours) {
+      const r = await m.group!.process(commit);
+      if (r.kind !== 'commit') throw new Error('expected a commit');
+      await r.staged.merge();
+      expect(m.group!.reinitState()).toMatchObject({ version: 2 });
+      old.push(m.group!);
+    }
+    const [pete, quinn] = ours as [Member, Member];
+    const created = await pete.client.createReInitSuccessor(old[0]!, pete.identity, [await quinn.client.createKeyPackage(quinn.identity)]);
+    await created.group.mergePendingCommit();
+    const err = await mlsError(() => quinn.client.joinReInitSuccessor(old[1]!, created.welcome!));
+    expect(err.code).toBe('REINIT_MISMATCH');
+    expect(err.message).toBe("the successor's parameters differ from the ReInit");
   });
 
   it('a ReInit committed with an Add is refused by every member (INVALID_REINIT_COMMIT); the group goes on', async () => {
