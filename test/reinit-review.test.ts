@@ -14,9 +14,11 @@
  *   engine; here a real other implementation sends it).
  * - A successor keyed with the reinit PSK but with another group id or
  *   ciphersuite than the ReInit named: the claim of §1.6 step 4 held.
- * - Limits recorded: a ReInit to a ciphersuite or a version this build
- *   lacks retires the group, and no successor can be joined.
- * - The first two, as PublicMessages with their GroupInfo, at a verifying DS
+ * - A ReInit to a ciphersuite (7) or a version (2) that a member's leaf
+ *   does not list (what commitReInit checks before it sends one): it was
+ *   merged, every member retired the group, and no successor could be
+ *   made (suite 7) or joined (version 2, REINIT_MISMATCH).
+ * - A lowering ReInit and one with an Add, as PublicMessages with their GroupInfo, at a verifying DS
  *   (docs/PROTOCOL.md §8.5): its public group did not run the members'
  *   checks, so it logged them and moved the epoch, every member refusing
  *   the commit (the group stuck). Now refused `invalid-commit`.
@@ -132,47 +134,32 @@ describe('ReInit from a dishonest member (ts-mls builds it)', () => {
     await honestGoOn(t, ours);
   });
 
-  it('limit (not fixed): a ReInit to a ciphersuite this build lacks (7) retires the group; no successor can be made (docs/PROTOCOL.md §1.6)', async () => {
-    const { t, ours } = await tsLedGroup(['pete-cs7', 'quinn-cs7']);
-    const commit = await tsCommit(t, [{ proposalType: 'reinit', reinit: { groupId: enc.encode('next'), version: 'mls10', cipherSuite: 'MLS_256_DHKEMP384_AES256GCM_SHA384_P384', extensions: [] } }]);
-    for (const m of ours) {
-      const r = await m.group!.process(commit);
-      if (r.kind !== 'commit') throw new Error('expected a commit');
-      await r.staged.merge();
-      expect(m.group!.reinitState()).toMatchObject({ ciphersuite: 7, version: 1 });
-      expect((await mlsError(() => m.group!.encrypt('x'))).code).toBe('GROUP_REINITIALIZED');
-    }
-    // Whoever tries to continue (here alone, no KeyPackage needed to show it) cannot.
-    const pete = ours[0]!;
-    const err = await mlsError(() => pete.client.createReInitSuccessor(pete.group!, pete.identity, []));
-    expect(err.code).toBe('UNSUPPORTED_CIPHERSUITE');
-    expect(err.message).toContain('MLS_256_DHKEMP384_AES256GCM_SHA384_P384');
-  });
-
-  it('limit (not fixed): a ReInit to a higher version this build lacks (2) retires the group; the successor made is version 1, which nobody joins', async () => {
-    const { t, ours } = await tsLedGroup(['pete-v2', 'quinn-v2']);
+  it('a ReInit to a ciphersuite (7) or a version (2) a member does not list is refused by every member (REINIT_UNSUPPORTED); the group goes on', async () => {
+    // Before, both were merged: every member retired the group; for suite 7 createReInitSuccessor was
+    // UNSUPPORTED_CIPHERSUITE, for version 2 the successor made was version 1, refused REINIT_MISMATCH by every member.
+    const { t, ours } = await tsLedGroup(['pete-unsup', 'quinn-unsup']);
     const table = protocolVersions as Record<string, number>;
     table.mls2 = 2;
-    let commit: Uint8Array;
+    let toVersion2: Uint8Array;
     try {
-      commit = await tsCommit(t, [{ proposalType: 'reinit', reinit: { groupId: enc.encode('next'), version: 'mls2' as 'mls10', cipherSuite: SUITE1, extensions: [] } }]);
+      toVersion2 = await tsCommit(t, [{ proposalType: 'reinit', reinit: { groupId: enc.encode('next'), version: 'mls2' as 'mls10', cipherSuite: SUITE1, extensions: [] } }]);
     } finally {
       delete table.mls2;
     }
-    const old: Group[] = [];
-    for (const m of ours) {
-      const r = await m.group!.process(commit);
-      if (r.kind !== 'commit') throw new Error('expected a commit');
-      await r.staged.merge();
-      expect(m.group!.reinitState()).toMatchObject({ version: 2 });
-      old.push(m.group!);
+    const toSuite7 = await tsCommit(t, [{ proposalType: 'reinit', reinit: { groupId: enc.encode('next'), version: 'mls10', cipherSuite: 'MLS_256_DHKEMP384_AES256GCM_SHA384_P384', extensions: [] } }]);
+    // Leaf 0 is mallory's (ts-mls lists every suite, one version); ours list the suites this build implements.
+    for (const [commit, message] of [
+      [toSuite7, 'member at leaf 1 does not list version 1 and ciphersuite 7'],
+      [toVersion2, 'member at leaf 0 does not list version 2 and ciphersuite 1'],
+    ] as const) {
+      for (const m of ours) {
+        const err = await mlsError(() => m.group!.process(commit));
+        expect(err.code).toBe('REINIT_UNSUPPORTED');
+        expect(err.message).toBe(message);
+        expect(m.group!.reinitState()).toBeUndefined();
+      }
     }
-    const [pete, quinn] = ours as [Member, Member];
-    const created = await pete.client.createReInitSuccessor(old[0]!, pete.identity, [await quinn.client.createKeyPackage(quinn.identity)]);
-    await created.group.mergePendingCommit();
-    const err = await mlsError(() => quinn.client.joinReInitSuccessor(old[1]!, created.welcome!));
-    expect(err.code).toBe('REINIT_MISMATCH');
-    expect(err.message).toBe("the successor's parameters differ from the ReInit");
+    await honestGoOn(t, ours);
   });
 
   it('a ReInit committed with an Add is refused by every member (INVALID_REINIT_COMMIT); the group goes on', async () => {
@@ -244,7 +231,7 @@ describe('ReInit from a dishonest member at a verifying DS (PROTOCOL §8.5)', ()
   const gi = async (t: TsMember, state: ClientState) =>
     encodeMlsMessage({ groupInfo: await createGroupInfoWithRatchetTree(state.groupContext, state.confirmationTag, state, state.ratchetTree, [], t.cs), wireformat: 'mls_group_info', version: 'mls10' });
 
-  it('a ReInit lowering the version, or committed with an Add, is refused (invalid-commit) with its GroupInfo; an honest commit then passes', async () => {
+  it('a ReInit lowering the version, committed with an Add, or to a suite a member does not list, is refused (invalid-commit) with its GroupInfo; an honest commit then passes', async () => {
     // No AS: the DS names a leaf's client by its identity.
     const ds = await DeliveryService.create({ verifyCommits: true });
     const t = await tsMember('ts-mallory-ds');
@@ -273,9 +260,11 @@ describe('ReInit from a dishonest member at a verifying DS (PROTOCOL §8.5)', ()
     const reinit = { groupId: enc.encode('next'), version: 'mls10', cipherSuite: SUITE3, extensions: [] };
     const disguised = { reinit, get proposalType() { return reads++ === 0 ? 5 : 'reinit'; } } as unknown as Proposal;
     const mixed = await createCommit({ state: t.state, cipherSuite: t.cs }, { extraProposals: [disguised, { proposalType: 'add', add: { keyPackage: await keyPackageOf(rita) } }], ratchetTreeExtension: true, wireAsPublicMessage: true });
-    for (const [bad, message] of [
-      [mixed, 'a commit with a ReInit proposal must carry no other proposal'],
-      [lowered, 'a ReInit may not lower the protocol version (to 0)'],
+    const toSuite7 = await createCommit({ state: t.state, cipherSuite: t.cs }, { extraProposals: [{ proposalType: 'reinit', reinit: { groupId: enc.encode('next'), version: 'mls10', cipherSuite: 'MLS_256_DHKEMP384_AES256GCM_SHA384_P384', extensions: [] } }], wireAsPublicMessage: true });
+    for (const [bad, code, message] of [
+      [mixed, 'INVALID_REINIT_COMMIT', 'a commit with a ReInit proposal must carry no other proposal'],
+      [lowered, 'INVALID_REINIT_COMMIT', 'a ReInit may not lower the protocol version (to 0)'],
+      [toSuite7, 'REINIT_UNSUPPORTED', 'member at leaf 1 does not list version 1 and ciphersuite 7'],
     ] as const) {
       const commit = encodeMlsMessage(bad.commit);
       // The DS refuses it, logs nothing and keeps its epoch and members ...
@@ -283,7 +272,7 @@ describe('ReInit from a dishonest member at a verifying DS (PROTOCOL §8.5)', ()
       expect(await ds.epoch(gid)).toBe(1);
       // ... as pete (a member) refuses it.
       const err = await mlsError(() => pete.group!.process(commit));
-      expect(err.code).toBe('INVALID_REINIT_COMMIT');
+      expect(err.code).toBe(code);
       expect(err.message).toBe(message);
     }
     expect(await ds.isReader(gid, 'rita-ds')).toBe(false);

@@ -230,10 +230,14 @@ pub(crate) fn reinit_of(staged: &StagedCommit) -> CoreResult<Option<ReInitPropos
 /// alike): alone, and, RFC 9420 §12.2, "the version field in the ReInit
 /// proposal MUST be no less than the version for the current group" (a
 /// version 0 ReInit retired the group with no successor anyone could make).
+/// Nor one that a member's leaf does not list (the rule `commitReInit`
+/// checks first): every member retired the group for a successor in a
+/// suite or version nobody could make or join.
 pub(crate) fn check_received(group: &PublicGroup, staged: &StagedCommit) -> CoreResult<()> {
     match reinit_of(staged)? {
         Some(r) if version_code(r.version()) < version_code(group.group_context().protocol_version()) => Err(ReinitError::LowerVersion(version_code(r.version())).into()),
-        _ => Ok(()),
+        Some(r) => check_leaves(group, version_code(r.version()), r.ciphersuite()),
+        None => Ok(()),
     }
 }
 
@@ -270,9 +274,13 @@ fn check_capabilities(group: &MlsGroup, version: u16, cs: Ciphersuite) -> CoreRe
     if !crate::provider::supported_ciphersuites().contains(&(cs as u16)) {
         return Err(ReinitError::UnsupportedCiphersuite(cs as u16).into());
     }
+    check_leaves(group.public_group(), version, cs)
+}
+
+/// Every member's leaf lists `version` and `cs`.
+fn check_leaves(group: &PublicGroup, version: u16, cs: Ciphersuite) -> CoreResult<()> {
     for member in group.members() {
         let leaf = group
-            .public_group()
             .leaf(member.index)
             .ok_or(ReinitError::Internal("member without a leaf"))?;
         let caps = leaf.capabilities();
