@@ -24,13 +24,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { utf8, type Group } from 'paired-mls';
-import type { DsError } from 'paired-mls/services';
+import { MlsClient, toHex, utf8, type Group } from 'paired-mls';
 import { SqliteDeliveryStore, startDeliveryServer, type RunningDeliveryServer } from 'paired-mls/server';
-import { catchUp, dsPeer, groupOf, groupStillWorks, type DsPeer } from './ds-helpers.js';
+import { catchUp, dsPeer, groupOf, groupStillWorks, raw, tokenOf, type DsPeer } from './ds-helpers.js';
 import { mlsError } from './helpers.js';
 
 const plaintext = { wireFormat: 'plaintext' as const };
+const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
 const leafOf = (g: Group, name: string) => g.members().find((m) => utf8(m.credential.identity) === name)!.leafIndex;
 
 /** `creator`'s plaintext group, open to external joins, with `others` added through the DS (`added` is ignored by a verifying DS). */
@@ -241,16 +241,15 @@ describe('the cost of an external join at a verifying DS (docs/PROTOCOL.md §8.6
     const junk = info.slice();
     junk[9 + junk[8]! + 7]! += 1;
     await new Promise((r) => setTimeout(r, 6_100)); // the address's budget full again (300 checks)
-    const outcomes: string[] = [];
+    // Raw requests: DeliveryClient waits and retries a rate-limited call.
+    const token = await tokenOf(server.url, mallory.name, mallory);
+    const outcomes = [];
     for (let i = 0; i < 3; i++) {
-      outcomes.push(await mallory.ds.submit(gid, joined.commit, { externalJoin: true, groupInfo: junk }).then(String, (e: DsError) => `${e.reason}: ${e.message}`));
+      outcomes.push(await raw(server.url, 'POST', `/v1/groups/${toHex(gid)}/messages`, { message: b64(joined.commit), externalJoin: true, groupInfo: b64(junk) }, token));
     }
-    // 40 (the external signature) + 2 × 40 members + 3 = 123 each: the third finds 54 left.
-    expect(outcomes).toEqual([
-      'invalid-group-info: the new GroupInfo does not verify: The signature on the GroupInfo is not valid. (invalid-group-info)',
-      'invalid-group-info: the new GroupInfo does not verify: The signature on the GroupInfo is not valid. (invalid-group-info)',
-      'rate-limited: too many signature checks for this address (rate-limited)',
-    ]);
+    // 40 (the external signature) + 2 × 40 members + 3 = 123 each: the third finds ~54 left.
+    const refused = { status: 400, body: { error: 'the new GroupInfo does not verify: The signature on the GroupInfo is not valid. (invalid-group-info)', reason: 'invalid-group-info' } };
+    expect(outcomes).toEqual([refused, refused, { status: 429, body: { error: 'too many signature checks for this address', reason: 'rate-limited' } }]);
     expect(await server.ds.epoch(gid)).toBe(epoch);
     // The budget refills; an honest commit (83 checks) passes and the group works.
     await new Promise((r) => setTimeout(r, 2_000));
@@ -258,5 +257,48 @@ describe('the cost of an external join at a verifying DS (docs/PROTOCOL.md §8.6
     alice.seen = await alice.ds.submit(gid, update.commit, { groupInfo: update.groupInfo });
     await alice.group!.mergePendingCommit();
     await groupStillWorks([alice, others[0]!, others[1]!], 'after the replays');
+  });
+});
+
+describe('a GroupInfo upload at a verifying DS (docs/PROTOCOL.md §8.6)', () => {
+  let server: RunningDeliveryServer;
+  const tag = Math.random().toString(36).slice(2, 8);
+  beforeAll(async () => {
+    server = await startDeliveryServer({
+      port: 0,
+      store: new SqliteDeliveryStore(join(mkdtempSync(join(tmpdir(), 'paired-mls-gi-cost-')), 'ds.sqlite')),
+      verifyCommits: true,
+      verificationRate: [50, 300],
+    });
+  });
+  afterAll(async () => server.close());
+
+  it("a registered client creating groups with a many-leaf GroupInfo (refused: not the creator's alone) pays for the tree's checks first, so its address is soon refused rate-limited; an honest creation passes", async () => {
+    const mallory = await dsPeer(server.url, `mallory-gi-${tag}`);
+    // A group of mallory's own making, 100 leaves, its GroupInfo (with the tree) signed as it should be.
+    const g = await mallory.client.createGroup(mallory.identity, plaintext);
+    const other = await MlsClient.open();
+    const kps = [];
+    for (let i = 0; i < 99; i++) kps.push(await other.createKeyPackage(await other.createIdentity(`leaf${i}`, 1)));
+    await g.commit({ add: kps });
+    await g.mergePendingCommit();
+    const info = await g.exportGroupInfo();
+    const checks = Math.ceil(info.length / 128);
+    // ~140 checks each: two fit the full budget of 300, the third finds ~20 (and what ~50 a second brought).
+    expect(checks).toBeGreaterThan(120);
+    expect(checks).toBeLessThan(150);
+    await new Promise((r) => setTimeout(r, 6_100)); // the address's budget full (300 checks)
+    // Raw requests: DeliveryClient waits and retries a rate-limited call.
+    const token = await tokenOf(server.url, mallory.name, mallory);
+    const outcomes = [];
+    for (let i = 0; i < 3; i++) outcomes.push(await raw(server.url, 'POST', '/v1/groups', { groupId: b64(g.id), epoch: g.epoch, groupInfo: b64(info) }, token));
+    const refused = { status: 400, body: { error: "the GroupInfo's only member must be the creator (invalid-group-info)", reason: 'invalid-group-info' } };
+    expect(outcomes).toEqual([refused, refused, { status: 429, body: { error: 'too many signature checks for this address', reason: 'rate-limited' } }]);
+    // A creator's own first state (one leaf, a few checks) passes once the budget refilled a little.
+    await new Promise((r) => setTimeout(r, 1_500));
+    const alice = await dsPeer(server.url, `alice-gi-${tag}`);
+    alice.group = await alice.client.createGroup(alice.identity, plaintext);
+    await alice.ds.createGroup(alice.group.id, { epoch: 0, groupInfo: await alice.group.exportGroupInfo() });
+    expect(await server.ds.isReader(alice.group.id, alice.name)).toBe(true);
   });
 });

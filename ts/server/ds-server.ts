@@ -639,10 +639,14 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       const consistency = body.consistency ?? 'strong';
       if (consistency !== 'strong' && consistency !== 'eventual') throw new HttpError(400, 'malformed', 'consistency is strong or eventual');
       if (body.externalJoin !== undefined && typeof body.externalJoin !== 'boolean') throw new HttpError(400, 'malformed', 'externalJoin is a boolean');
+      const groupInfo = optionalB64(body.groupInfo, 'groupInfo');
+      // A verifying DS checks every leaf of the GroupInfo's tree before it sees the creator is not its only member: charged
+      // first, a leaf per 128 bytes at most (a 300-leaf GroupInfo, anyone's, cost ~44 ms of checks a request, uncharged).
+      if (options.verifyCommits && groupInfo) spendVerification(req, Math.min(verificationBurst, Math.ceil(groupInfo.length / 128) * verificationCost(groupInfo.length > 7 ? (groupInfo[6]! << 8) | groupInfo[7]! : 0)));
       await ds.createGroup(unb64(body.groupId, 'groupId'), client, {
         epoch: natural(body.epoch, 'epoch', 0),
         consistency,
-        groupInfo: optionalB64(body.groupInfo, 'groupInfo'),
+        groupInfo,
         externalJoin: body.externalJoin === true,
       });
       return [200, {}];
