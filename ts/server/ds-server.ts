@@ -70,7 +70,7 @@ export interface DeliveryServerOptions {
   registrationRate?: [number, number];
   /** Key rotations per client (each keeps the old key, revoked, for good); [per second, burst], default [1/60, 60]. */
   rotationRate?: [number, number];
-  /** Signature checks of outsiders' input (proofs, KeyPackage uploads, external joins) per address, in Ed25519 checks (P-256 counts 10); [per second, burst], default [200, 2000]. */
+  /** Signature checks of outsiders' input (proofs, KeyPackage uploads, external joins, a verifying DS's commits) per address, in Ed25519 checks (P-256 counts 10); [per second, burst], default [200, 2000]. */
   verificationRate?: [number, number];
   /** Bits of an IPv6 address that key its per-address budgets, 32..128 (default 64: one holder has a /64). */
   ipv6PrefixLength?: number;
@@ -658,10 +658,14 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       const consistency = body.consistency ?? 'strong';
       if (consistency !== 'strong' && consistency !== 'eventual') throw new HttpError(400, 'malformed', 'consistency is strong or eventual');
       if (body.externalJoin !== undefined && typeof body.externalJoin !== 'boolean') throw new HttpError(400, 'malformed', 'externalJoin is a boolean');
+      const groupInfo = optionalB64(body.groupInfo, 'groupInfo');
+      // A verifying DS checks every leaf of the GroupInfo's tree before it sees the creator is not its only member: charged
+      // first, a leaf per 128 bytes at most (a 300-leaf GroupInfo, anyone's, cost ~44 ms of checks a request, uncharged).
+      if (options.verifyCommits && groupInfo) spendVerification(req, Math.min(verificationBurst, Math.ceil(groupInfo.length / 128) * verificationCost(groupInfo.length > 7 ? (groupInfo[6]! << 8) | groupInfo[7]! : 0)));
       await ds.createGroup(unb64(body.groupId, 'groupId'), client, {
         epoch: natural(body.epoch, 'epoch', 0),
         consistency,
-        groupInfo: optionalB64(body.groupInfo, 'groupInfo'),
+        groupInfo,
         externalJoin: body.externalJoin === true,
       });
       return [200, {}];
@@ -678,6 +682,8 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
           removed: idList(body.removed, 'removed', 1000),
           groupInfo: optionalB64(body.groupInfo, 'groupInfo'),
           externalJoin: body.externalJoin === true,
+          // A verified commit's checks grow with the group: at most a whole burst (it waits for a full budget then).
+          spend: (checks, suite) => spendVerification(req, Math.min(verificationBurst, checks * verificationCost(suite))),
         });
         if (!result.accepted) throw new HttpError(STATUS[result.reason], result.reason, result.message);
         return [200, { seq: result.seq }];

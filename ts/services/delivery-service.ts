@@ -112,6 +112,8 @@ export interface SubmitExtras {
   groupInfo?: Uint8Array;
   /** The sender joins by this external commit. */
   externalJoin?: boolean;
+  /** A verifying DS's charge (the server's per-address budget, §8.6): the signature checks a commit's verification will make, in the group's ciphersuite, before it makes them; throws to refuse. */
+  spend?: (checks: number, ciphersuite: number) => void;
 }
 
 /** Whether the DS accepted a message, and its sequence number or the reason. */
@@ -447,6 +449,10 @@ export class DeliveryService {
       /** Verified mode: the epoch's logged proposals (who posted an Add proposal pays for its Welcome). */
       let proposals: LoggedMessage[] = [];
       if (this.#verify && group.consistency === 'strong') {
+        // Rebuilding the public group checks every leaf's signature, and the new GroupInfo's tree again: charged first. An
+        // outsider replayed one external commit with a junk GroupInfo (charged 40): ~100 ms of checks a request at 300 members.
+        const suite = group.groupInfo && groupContextOf(group.groupInfo)?.ciphersuite;
+        if (suite !== undefined) extras.spend?.(2 * group.members.length + 3, suite);
         // The commit itself says who is in the group; the submitter's lists are ignored.
         const derived = await this.#verifiedMembers(group, sender, message, extras);
         members = derived.members;

@@ -23,8 +23,9 @@ pub(crate) struct Hooks {
     /// Refuse any use of a group an extension retired.
     pub ensure_active: fn(&Provider, &[u8]) -> CoreResult<()>,
     /// Checks of a received commit, once staged and before the application
-    /// sees it.
-    pub check_staged_commit: fn(&MlsGroup, &Sender, &StagedCommit) -> CoreResult<()>,
+    /// sees it; the DS's public group runs them too (public_group.rs), so it
+    /// logs no commit that every member refuses.
+    pub check_staged_commit: fn(&PublicGroup, &Sender, &StagedCommit) -> CoreResult<()>,
     /// Validate a commit about to be merged; returns what to do after it.
     pub before_merge: fn(&StagedCommit) -> CoreResult<Option<AfterMerge>>,
     /// Who must authorise a handshake message from `sender` (read before

@@ -54,6 +54,9 @@ struct VerifiedCommitView {
     added_key_packages: Vec<ByteBuf>,
 }
 
+/// A received commit's checks beyond openmls' (`Hooks::check_staged_commit`).
+type CommitCheck = fn(&PublicGroup, &Sender, &StagedCommit) -> CoreResult<()>;
+
 fn refused(code: Code, message: impl Into<String>) -> CoreError {
     CoreError::new(code, message)
 }
@@ -116,10 +119,12 @@ fn queue_proposals(crypto: &impl OpenMlsCrypto, storage: &JournalStorage, group:
 /// `UNVERIFIABLE_STATE` (the DS's stored GroupInfo), `UNVERIFIABLE_COMMIT`
 /// (not a PublicMessage commit), `INVALID_COMMIT` (openmls refused it),
 /// `INVALID_GROUP_INFO` (the committer's new GroupInfo). `expander`: the
-/// LeafOperationIntent expander; `proposals`: the epoch's proposals.
+/// LeafOperationIntent expander; `check`: the members' own checks of a
+/// received commit (hooks.rs); `proposals`: the epoch's proposals.
 fn verify(
     crypto: &impl OpenMlsCrypto,
     expander: Option<Arc<dyn ProposalExpander>>,
+    check: CommitCheck,
     group_info: &[u8],
     commit: &[u8],
     new_group_info: &[u8],
@@ -148,6 +153,11 @@ fn verify(
         ProcessedMessageContent::StagedCommitMessage(staged) => *staged,
         _ => return Err(refused(Code::UnverifiableCommit, "not a commit")),
     };
+    // The checks every member's core makes before it accepts a commit (a
+    // resync removes only the joiner's own leaf, a ReInit goes alone): a
+    // commit failing one would be logged, move the epoch and change the
+    // member list, while every member refuses it (the group stuck).
+    check(&group, &sender, &staged).map_err(|e| refused(Code::InvalidCommit, e.message))?;
     let added_key_packages = staged
         .add_proposals()
         .map(|p| p.add_proposal().key_package().hash_ref(crypto).map(|r| ByteBuf::from(r.as_slice().to_vec())))
@@ -201,7 +211,7 @@ impl Client {
     #[wasm_bindgen(js_name = verifyPublicCommit, unchecked_return_type = "VerifiedCommit")]
     pub fn verify_public_commit(&self, group_info: &[u8], commit: &[u8], new_group_info: &[u8], proposals: Vec<js_sys::Uint8Array>) -> Result<JsValue, JsValue> {
         let proposals: Vec<Vec<u8>> = proposals.iter().map(|p| p.to_vec()).collect();
-        let view = verify(self.provider.crypto(), Some(self.expander()), group_info, commit, new_group_info, &proposals)?;
+        let view = verify(self.provider.crypto(), Some(self.expander()), self.hooks.check_staged_commit, group_info, commit, new_group_info, &proposals)?;
         Ok(crate::inspect::to_js(&view)?)
     }
 
@@ -245,6 +255,8 @@ mod tests {
     use openmls_rust_crypto::OpenMlsRustCrypto;
 
     const CS: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+    /// No check beyond openmls' (the members' checks are the client's hooks, tested in TS: test/external-join-review).
+    const NO_CHECK: super::CommitCheck = |_, _, _| Ok(());
 
     fn member(name: &str) -> (OpenMlsRustCrypto, SignatureKeyPair, CredentialWithKey) {
         let provider = OpenMlsRustCrypto::default();
@@ -296,7 +308,7 @@ mod tests {
         let (mut alice, a, a_sig, info) = group(PURE_PLAINTEXT_WIRE_FORMAT_POLICY);
         let (commit, new_info) = commit(&mut alice, &a, &a_sig, vec![]);
         let crypto = a.crypto();
-        let view = verify(crypto, None, &info, &commit, &new_info, &[]).expect("verifies");
+        let view = verify(crypto, None, NO_CHECK, &info, &commit, &new_info, &[]).expect("verifies");
         assert_eq!(view.epoch, 2);
         assert_eq!(view.committer.identity.as_slice(), b"alice");
         assert_eq!(view.members_after.len(), 2);
@@ -306,11 +318,11 @@ mod tests {
         let mut tampered = commit.clone();
         let mid = tampered.len() / 2;
         tampered[mid] ^= 1;
-        assert_eq!(verify(crypto, None, &info, &tampered, &new_info, &[]).err().map(|e| e.code.as_str()), Some("INVALID_COMMIT"));
-        assert_eq!(verify(crypto, None, &info, &commit, &info, &[]).err().map(|e| e.code.as_str()), Some("INVALID_GROUP_INFO"));
-        assert_eq!(verify(crypto, None, &[0, 1, 0, 4], &commit, &new_info, &[]).err().map(|e| e.code.as_str()), Some("UNVERIFIABLE_STATE"));
+        assert_eq!(verify(crypto, None, NO_CHECK, &info, &tampered, &new_info, &[]).err().map(|e| e.code.as_str()), Some("INVALID_COMMIT"));
+        assert_eq!(verify(crypto, None, NO_CHECK, &info, &commit, &info, &[]).err().map(|e| e.code.as_str()), Some("INVALID_GROUP_INFO"));
+        assert_eq!(verify(crypto, None, NO_CHECK, &[0, 1, 0, 4], &commit, &new_info, &[]).err().map(|e| e.code.as_str()), Some("UNVERIFIABLE_STATE"));
         for cut in [0, 4, 20, commit.len() - 1] {
-            assert!(verify(crypto, None, &info, &commit[..cut], &new_info, &[]).is_err());
+            assert!(verify(crypto, None, NO_CHECK, &info, &commit[..cut], &new_info, &[]).is_err());
         }
     }
 
@@ -326,11 +338,11 @@ mod tests {
         // The commit covers the pending Add by reference.
         let (commit, new_info) = commit(&mut alice, &a, &a_sig, vec![]);
         let crypto = a.crypto();
-        let unknown = verify(crypto, None, &info, &commit, &new_info, &[]).err().map(|e| e.code.as_str());
+        let unknown = verify(crypto, None, NO_CHECK, &info, &commit, &new_info, &[]).err().map(|e| e.code.as_str());
         assert_eq!(unknown, Some("INVALID_COMMIT"));
         // Junk and a truncated proposal beside it are left out; the real one is queued.
         let junk = vec![vec![0, 1, 0, 1, 9], proposal[..proposal.len() - 3].to_vec()];
-        let view = verify(crypto, None, &info, &commit, &new_info, &[junk[0].clone(), junk[1].clone(), proposal]).expect("verifies");
+        let view = verify(crypto, None, NO_CHECK, &info, &commit, &new_info, &[junk[0].clone(), junk[1].clone(), proposal]).expect("verifies");
         assert_eq!(view.added_key_packages.len(), 1);
         assert_eq!(view.members_after.len(), 3);
     }
@@ -339,7 +351,7 @@ mod tests {
     fn an_encrypted_commit_is_unverifiable() {
         let (mut alice, a, a_sig, info) = group(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY);
         let (commit, new_info) = commit(&mut alice, &a, &a_sig, vec![]);
-        let err = verify(a.crypto(), None, &info, &commit, &new_info, &[]).err().map(|e| e.code.as_str());
+        let err = verify(a.crypto(), None, NO_CHECK, &info, &commit, &new_info, &[]).err().map(|e| e.code.as_str());
         assert_eq!(err, Some("UNVERIFIABLE_COMMIT"));
     }
 }

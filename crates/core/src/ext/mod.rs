@@ -18,7 +18,7 @@ use crate::hooks::Hooks;
 static HOOKS: Hooks = Hooks {
     ensure_active: reinit::ensure_active,
     check_staged_commit: |group, sender, staged| {
-        reinit::reinit_of(staged)?;
+        reinit::check_received(group, staged)?;
         paired::paired_keys::check_external_remove(group, sender, staged)
     },
     before_merge: |staged| {

@@ -38,6 +38,8 @@ pub(crate) enum ReinitError {
     GroupReinitialized,
     #[error("a commit with a ReInit proposal must carry no other proposal")]
     NotAlone,
+    #[error("a ReInit may not lower the protocol version (to {0})")]
+    LowerVersion(u16),
     #[error("protocol version {0} is not implemented")]
     UnsupportedVersion(u16),
     #[error("ciphersuite {0} is not implemented")]
@@ -67,7 +69,7 @@ impl crate::error::ErrorCode for ReinitError {
     fn code(&self) -> Code {
         match self {
             Self::GroupReinitialized => Code::GroupReinitialized,
-            Self::NotAlone => Code::InvalidReinitCommit,
+            Self::NotAlone | Self::LowerVersion(_) => Code::InvalidReinitCommit,
             Self::UnsupportedVersion(_) | Self::UnsupportedCiphersuite(_) | Self::MemberUnsupported { .. } => Code::ReinitUnsupported,
             Self::NotReinitialized => Code::NotReinitialized,
             Self::SuccessorExists => Code::SuccessorExists,
@@ -224,6 +226,21 @@ pub(crate) fn reinit_of(staged: &StagedCommit) -> CoreResult<Option<ReInitPropos
     Ok(reinit)
 }
 
+/// A received commit's ReInit (hooks.rs, members and the DS's public group
+/// alike): alone, and, RFC 9420 §12.2, "the version field in the ReInit
+/// proposal MUST be no less than the version for the current group" (a
+/// version 0 ReInit retired the group with no successor anyone could make).
+/// Nor one that a member's leaf does not list (the rule `commitReInit`
+/// checks first): every member retired the group for a successor in a
+/// suite or version nobody could make or join.
+pub(crate) fn check_received(group: &PublicGroup, staged: &StagedCommit) -> CoreResult<()> {
+    match reinit_of(staged)? {
+        Some(r) if version_code(r.version()) < version_code(group.group_context().protocol_version()) => Err(ReinitError::LowerVersion(version_code(r.version())).into()),
+        Some(r) => check_leaves(group, version_code(r.version()), r.ciphersuite()),
+        None => Ok(()),
+    }
+}
+
 /// After merging a ReInit commit: keep the reinit PSK under its full id and
 /// mark the group retired.
 pub(crate) fn retire(group: &MlsGroup, provider: &Provider, reinit: &ReInitProposal) -> CoreResult<()> {
@@ -257,9 +274,13 @@ fn check_capabilities(group: &MlsGroup, version: u16, cs: Ciphersuite) -> CoreRe
     if !crate::provider::supported_ciphersuites().contains(&(cs as u16)) {
         return Err(ReinitError::UnsupportedCiphersuite(cs as u16).into());
     }
+    check_leaves(group.public_group(), version, cs)
+}
+
+/// Every member's leaf lists `version` and `cs`.
+fn check_leaves(group: &PublicGroup, version: u16, cs: Ciphersuite) -> CoreResult<()> {
     for member in group.members() {
         let leaf = group
-            .public_group()
             .leaf(member.index)
             .ok_or(ReinitError::Internal("member without a leaf"))?;
         let caps = leaf.capabilities();
@@ -467,7 +488,18 @@ impl Client {
             if let Some(tree) = tree {
                 builder = builder.with_ratchet_tree(tree);
             }
-            if record.successor_creator.is_some() {
+            // A successor this member deleted no longer stands in the way:
+            // at a DS the successor is the one it registered first, and a
+            // creator refused `group-exists` gives its own up (PROTOCOL
+            // §1.6 step 5); it was stranded by the leaf rule before.
+            let holds = record.successor_creator.is_some()
+                && (client.groups.contains_key(record.new_group_id.as_slice())
+                    || match crate::group::load_group(&client.provider, &GroupId::from_slice(&record.new_group_id), client.expander()) {
+                        Ok(_) => true,
+                        Err(e) if e.code == Code::UnknownGroup => false,
+                        Err(e) => return Err(e),
+                    });
+            if holds {
                 builder = builder.replace_old_group();
             }
             let staged = builder.build().map_err(|e| CoreError::from_mls("processing welcome", e))?;
@@ -496,10 +528,10 @@ impl Client {
                 .map(|(leaf, _)| *leaf)
                 .ok_or(ReinitError::Mismatch("the successor's creator was not in the old group"))?;
             let replaced = match record.successor_creator {
-                Some(current) if creator_leaf >= current => {
+                Some(current) if holds && creator_leaf >= current => {
                     return Err(ReinitError::Superseded { winner: current, loser: creator_leaf }.into())
                 }
-                Some(_) => true,
+                Some(_) => holds,
                 None => false,
             };
             if replaced {
@@ -587,5 +619,10 @@ mod tests {
         assert_eq!(reinit_of(&mixed).err().map(|e| e.code.as_str()), Some("INVALID_REINIT_COMMIT"));
         let alone = received(vec![Proposal::ReInit(Box::new(reinit.clone()))], &mut group);
         assert_eq!(reinit_of(&alone).ok().flatten(), Some(reinit));
+        // RFC 9420 §12.2: never to a lower protocol version.
+        let lower = ReInitProposal::new(GroupId::from_slice(b"next"), ProtocolVersion::Other(0), cs, Extensions::empty());
+        let lowered = received(vec![Proposal::ReInit(Box::new(lower))], &mut group);
+        assert!(check_received(bob_group.public_group(), &alone).is_ok());
+        assert_eq!(check_received(bob_group.public_group(), &lowered).err().map(|e| e.code.as_str()), Some("INVALID_REINIT_COMMIT"));
     }
 }
