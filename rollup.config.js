@@ -18,19 +18,19 @@ const halveDeclarationIndent = {
 };
 
 // The wasm core's `Client` class is internal (the @internal `mutate`,
-// `read` and `writeOnce` hand it to the protocol layers), yet its
-// declaration is bundled with the doc comment of every method, copied from
-// the Rust source where they stay: ~4 KB of the 800,000-byte tarball
-// (issue 24). They are dropped from that class only; the glue's other
-// declarations (result shapes the public API returns) keep theirs.
-const stripCoreClientDocs = {
-  name: 'strip-core-client-docs',
+// `read` and `writeOnce` hand it to the protocol layers, which are typed
+// against pkg/ when built), yet its declaration was bundled with every
+// method and, before, every doc comment copied from the Rust source: ~5 KB
+// of the 800,000-byte tarball (issue 24). An app never calls it, so the
+// package declares it opaque: its methods are `any` to a caller of those
+// internal members. The glue's other declarations (result shapes the
+// public API returns) keep their members and docs.
+const opaqueCoreClient = {
+  name: 'opaque-core-client',
   renderChunk(code) {
     if (!code.includes('\ndeclare class Client {')) return null;
-    return {
-      code: code.replace(/^declare class Client \{[\s\S]*?^\}$/m, (block) => block.replace(/\n\s*\/\*\*[\s\S]*?\*\//g, '')),
-      map: null,
-    };
+    const opaque = 'declare class Client {\n  free(): void;\n  [Symbol.dispose](): void;\n  [method: string]: any;\n}';
+    return { code: code.replace(/^declare class Client \{[\s\S]*?^\}$/m, opaque), map: null };
   },
 };
 
@@ -136,7 +136,7 @@ export default [
     input: ENTRIES,
     output: { dir: 'dist', format: 'es', entryFileNames: '[name].d.ts', chunkFileNames: '[name]-[hash].d.ts' },
     external,
-    plugins: [dts({ tsconfig: './tsconfig.json' }), inlineAugmentations, stripCoreClientDocs, dropDetachedDocs, halveDeclarationIndent, bareDocLines],
+    plugins: [dts({ tsconfig: './tsconfig.json' }), inlineAugmentations, opaqueCoreClient, dropDetachedDocs, halveDeclarationIndent, bareDocLines],
     // inlineAugmentations resolves these (or fails the build).
     onwarn(warning, warn) {
       if (/augments names that the target chunk does not export unchanged/.test(warning.message)) return;
