@@ -5,17 +5,34 @@
  * Each test asserts the exact refusal and that the honest parties keep working.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as lib from 'paired-mls';
 import { MlsClient, type Identity } from 'paired-mls';
+import { mlsError } from './helpers.js';
 import { generateSeed, WebCryptoSeedVault } from 'paired-mls/paired';
 import { DeliveryClient, MemoryDeliveryStore, vaultRotationGuard, type DeliveryStore, type RotationGuard } from 'paired-mls/services';
 import { PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer } from 'paired-mls/server';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { raw, tokenOf } from './ds-helpers.js';
+import { request as httpRequest } from 'node:http';
+import { postFrom, proofFrom, raw, tokenOf } from './ds-helpers.js';
 import { startPostgres, type PgServer } from './pg-server.js';
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
+const GUARD_REFUSED = "this client's keys change only with the secret of its rotation guard (guard-refused)";
+
+/** A GET from `localAddress` with `token`: its status and parsed body. */
+function getFrom(url: string, path: string, localAddress: string, token: string): Promise<{ status: number; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url + path, { localAddress, headers: { authorization: `Bearer ${token}` } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 /** `id`'s account, guarded (set with a rotation); the key it holds now, which a copy of the device holds too. */
 async function guardedAccount(url: string, id: string): Promise<{ client: MlsClient; ds: DeliveryClient; guard: RotationGuard; current: Identity }> {
@@ -60,5 +77,76 @@ describe('re-review: the rotation guard', () => {
     } finally {
       await s.close();
     }
+  });
+
+  it("held: /v1/as/rotate and GET /v1/as/guard take no clientRate token, but the copy hammering them is bounded per address (requests, signature checks) and the owner's guarded rotation passes", async () => {
+    const s = await startDeliveryServer({ port: 0, store: new MemoryDeliveryStore(), clientRate: [1, 3], ipRate: [5, 40], verificationRate: [1, 10] });
+    try {
+      const alice = await guardedAccount(s.url, 'alice');
+      const token = await tokenOf(s.url, 'alice', { client: alice.client, identity: alice.current });
+      // The guard step, read past the account's clientRate burst (3) from one address: its ipRate burst (40), then refused.
+      const reads = [];
+      for (let i = 0; i < 41; i++) reads.push(await getFrom(s.url, '/v1/as/guard', '127.0.0.2', token));
+      expect(reads.slice(0, 40).every((r) => r.status === 200 && JSON.stringify(r.body) === '{"step":0}')).toBe(true);
+      expect(reads[40]).toEqual({ status: 429, body: { reason: 'rate-limited', error: 'too many requests from this address' } });
+      // Proven rotations (a fresh key each, a challenge each) from another address: its 10 signature checks, then refused before one more.
+      const thief = await MlsClient.open();
+      const attempt = async () => {
+        const key = await thief.createIdentity('alice', 1);
+        return postFrom(s.url, '/v1/as/rotate', await proofFrom(s.url, 'alice', thief, key, '127.0.0.3'), '127.0.0.3', token);
+      };
+      for (let i = 0; i < 10; i++) expect(await attempt()).toEqual({ status: 403, body: { reason: 'guard-refused', error: GUARD_REFUSED } });
+      expect(await attempt()).toEqual({ status: 429, body: { reason: 'rate-limited', error: 'too many signature checks for this address' } });
+      expect(await s.authentication.activeBindingsOf('alice')).toHaveLength(1);
+      // The owner, from its own address, logs in and rotates the copy out.
+      const owner = await DeliveryClient.login(s.url, { clientId: 'alice', client: alice.client, identity: alice.current });
+      await owner.rotateKey(await alice.client.createIdentity('alice', 1), { guard: alice.guard });
+      expect(await owner.guardStep()).toBe(1);
+      expect(await raw(s.url, 'GET', '/v1/welcomes', undefined, token)).toMatchObject({ status: 401, body: { reason: 'unauthenticated' } });
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('re-review: stored state at rest (a writer of raw records, no key)', () => {
+  const enc = new TextEncoder();
+  const has = (k: Uint8Array, part: Uint8Array) => Buffer.from(k).includes(Buffer.from(part));
+
+  it("held: a group listed by its records alone (index entry deleted) is deleted without a record of the group whose id it prefixes; a made-up prefix id deletes nothing", async () => {
+    const inner = new lib.MemoryStorageAdapter();
+    const key = crypto.getRandomValues(new Uint8Array(32));
+    const open = async () => MlsClient.open({ storage: await lib.EncryptedStorageAdapter.open(inner, key) });
+    let client = await open();
+    const me = await client.createIdentity('alice', 1);
+    // Ids whose bytes (and hex) prefix each other: 'ab' and 'abc'.
+    const a = await client.createGroup(me, { groupId: enc.encode('ab') });
+    const b = await client.createGroup(me, { groupId: enc.encode('abc') });
+    await a.encrypt('in ab');
+    await b.encrypt('in abc');
+    await client.putGroupRecord(b.id, 'layer', enc.encode('about abc'));
+    client.free();
+    const before = new Map((await inner.entries()).map(([k, v]) => [Buffer.from(k).toString('hex'), Buffer.from(v).toString('hex')]));
+    // The core's records of 'ab' carry its id length-prefixed (postcard: 0x02 'ab'); its index entry, group/6162.
+    const ofA = (k: Uint8Array) => has(k, Uint8Array.of(2, ...enc.encode('ab'))) || Buffer.from(k).toString('latin1') === '\u0000paired-mls/group/6162';
+    expect([...before.keys()].filter((k) => ofA(Buffer.from(k, 'hex'))).length).toBeGreaterThan(3);
+    await inner.apply({ puts: [], deletes: [enc.encode('\u0000paired-mls/group/6162')] });
+
+    client = await open();
+    expect(client.groupIds().map(lib.toHex).sort()).toEqual(['6162', '616263']);
+    const madeUp = await mlsError(() => client.deleteGroup(enc.encode('a')));
+    expect([madeUp.code, madeUp.message]).toEqual(['UNKNOWN_GROUP', 'no such group in storage']);
+    await client.deleteGroup(a.id);
+    expect(client.groupIds().map(lib.toHex)).toEqual(['616263']);
+    client.free();
+    // Exactly the records of 'ab' went; every other record is byte for byte as it was.
+    const after = new Map((await inner.entries()).map(([k, v]) => [Buffer.from(k).toString('hex'), Buffer.from(v).toString('hex')]));
+    const kept = [...before].filter(([k]) => !ofA(Buffer.from(k, 'hex')));
+    expect([...after].filter(([k]) => before.has(k))).toEqual(kept);
+    client = await open();
+    expect(client.groupIds().map(lib.toHex)).toEqual(['616263']);
+    expect(new TextDecoder().decode(client.groupRecord(b.id, 'layer'))).toBe('about abc');
+    expect((await client.group(b.id).encrypt('still here')).length).toBeGreaterThan(0);
+    client.free();
   });
 });
