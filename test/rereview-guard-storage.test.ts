@@ -79,6 +79,33 @@ describe('re-review: the rotation guard', () => {
     }
   });
 
+  it("documented limit: what the copy stored in the account's name before the rotation (here group records, kept for good) still counts against its storage quota after it", async () => {
+    const s = await startDeliveryServer({ port: 0, store: new MemoryDeliveryStore(), maxStoredBytesPerClient: 4096 });
+    try {
+      const alice = await guardedAccount(s.url, 'alice');
+      const token = await tokenOf(s.url, 'alice', { client: alice.client, identity: alice.current });
+      // The copy creates groups as alice (256 bytes each, for good) until the account's quota is full.
+      let made = 0;
+      for (;;) {
+        const r = await raw(s.url, 'POST', '/v1/groups', { groupId: b64(crypto.getRandomValues(new Uint8Array(16))), epoch: 0 }, token);
+        if (r.status !== 200) {
+          expect(r).toEqual({ status: 429, body: { reason: 'quota-exceeded', error: 'alice is at its quota of bytes (quota-exceeded)' } });
+          break;
+        }
+        made++;
+      }
+      expect(made).toBeGreaterThan(5);
+      await alice.ds.rotateKey(await alice.client.createIdentity('alice', 1), { guard: alice.guard });
+      expect(await raw(s.url, 'GET', '/v1/welcomes', undefined, token)).toMatchObject({ status: 401, body: { reason: 'unauthenticated' } });
+      // The owner holds the account alone, and its quota is still the copy's.
+      const group = await alice.client.createGroup(alice.current);
+      const err = await alice.ds.createGroup(group.id, { epoch: 0 }).then(() => undefined, (e: unknown) => e);
+      expect([(err as { reason?: string }).reason, (err as Error).message]).toEqual(['quota-exceeded', 'alice is at its quota of bytes (quota-exceeded)']);
+    } finally {
+      await s.close();
+    }
+  });
+
   it("held: /v1/as/rotate and GET /v1/as/guard take no clientRate token, but the copy hammering them is bounded per address (requests, signature checks) and the owner's guarded rotation passes", async () => {
     const s = await startDeliveryServer({ port: 0, store: new MemoryDeliveryStore(), clientRate: [1, 3], ipRate: [5, 40], verificationRate: [1, 10] });
     try {
