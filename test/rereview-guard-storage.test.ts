@@ -10,11 +10,13 @@ import { MlsClient, type Identity } from 'paired-mls';
 import { mlsError } from './helpers.js';
 import { generateSeed, WebCryptoSeedVault } from 'paired-mls/paired';
 import { DeliveryClient, MemoryDeliveryStore, vaultRotationGuard, type DeliveryStore, type RotationGuard } from 'paired-mls/services';
-import { PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer } from 'paired-mls/server';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request as httpRequest } from 'node:http';
+import { writeFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { PostgresDeliveryStore, SqliteDeliveryStore, SqliteStorageAdapter, startDeliveryServer } from 'paired-mls/server';
 import { postFrom, proofFrom, raw, tokenOf } from './ds-helpers.js';
 import { startPostgres, type PgServer } from './pg-server.js';
 
@@ -175,5 +177,33 @@ describe('re-review: stored state at rest (a writer of raw records, no key)', ()
     expect(new TextDecoder().decode(client.groupRecord(b.id, 'layer'))).toBe('about abc');
     expect((await client.group(b.id).encrypt('still here')).length).toBeGreaterThan(0);
     client.free();
+  });
+
+  it("a SQLite file whose trigger was hidden from the schema check (sqlite_master edited), or that is no database, is refused with STORAGE (was better-sqlite3's SqliteError); the adapter's own file opens", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'paired-mls-rereview-sqlite-'));
+    const key = crypto.getRandomValues(new Uint8Array(32));
+    const file = join(dir, 'client.sqlite');
+    let client = await MlsClient.open({ storage: await SqliteStorageAdapter.open(file, { key }) });
+    const me = await client.createIdentity('alice', 1);
+    const group = await client.createGroup(me);
+    client.free();
+    // The writer: a trigger that drops every write, then its row in sqlite_master moved to another table's name.
+    const db = new Database(join(dir, 'client.sqlite'));
+    db.exec('CREATE TRIGGER drop_writes BEFORE INSERT ON entries BEGIN SELECT RAISE(IGNORE); END;');
+    db.unsafeMode(true);
+    db.pragma('writable_schema = ON');
+    db.prepare("UPDATE sqlite_master SET tbl_name = 'other' WHERE name = 'drop_writes'").run();
+    db.close();
+    const hidden = await mlsError(() => SqliteStorageAdapter.open(file, { key }));
+    expect([hidden.code, hidden.message, (hidden.cause as { code?: string }).code]).toEqual(['STORAGE', 'opening the SQLite file failed', 'SQLITE_CORRUPT']);
+    writeFileSync(join(dir, 'junk.sqlite'), Buffer.alloc(4096, 7));
+    const junk = await mlsError(() => SqliteStorageAdapter.open(join(dir, 'junk.sqlite'), { key }));
+    expect([junk.code, junk.message, (junk.cause as { code?: string }).code]).toEqual(['STORAGE', 'opening the SQLite file failed', 'SQLITE_NOTADB']);
+    // The honest file of the adapter opens and its group works.
+    client = await MlsClient.open({ storage: await SqliteStorageAdapter.open(join(dir, 'fresh.sqlite'), { key }) });
+    const again = await client.createGroup(await client.createIdentity('alice', 1));
+    expect((await again.encrypt('hello')).length).toBeGreaterThan(0);
+    client.free();
+    void group;
   });
 });
