@@ -1,8 +1,14 @@
 /**
- * Re-review of today's fixes (docs/PROTOCOL.md §8.4 rotation guard, §2.2/§2.6 stored state):
- * attacks by a thief holding a guarded account's current key (not its seed vault) against a real
- * DS on loopback, and by someone who writes the raw records of a client's SQLite store.
- * Each test asserts the exact refusal and that the honest parties keep working.
+ * Re-review of today's fixes (docs/PROTOCOL.md §8.4 rotation guard, §2.2/§2.6 stored state), against a real DS on
+ * loopback and real storage adapters. Attacks:
+ * - the copy (a guarded account's current key, no vault) fills the account's KeyPackage quota before the owner's
+ *   guarded rotation: the owner's new key could upload none (fixed: that rotation drops the account's KeyPackages);
+ * - the copy fills the account's storage quota with groups (kept for good) before the rotation (documented limit);
+ * - the copy hammers /v1/as/rotate and GET /v1/as/guard, which take no clientRate token (held: bounded per address);
+ * - a writer of raw records deletes a group's index entry so it is listed by its records alone, next to a group whose
+ *   id it prefixes, and asks to delete a made-up prefix id (held: only that group's records go);
+ * - a writer hides a trigger from the SQLite schema check by editing sqlite_master, or replaces the file with junk
+ *   (fixed: STORAGE at open, was better-sqlite3's SqliteError).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as lib from 'paired-mls';
