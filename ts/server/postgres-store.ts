@@ -537,6 +537,8 @@ export class PostgresDeliveryStore implements DeliveryStore {
         // A guarded rotation leaves the client one key (sqlite-store.ts); its pairings go under their lock (removePairing).
         const next = options.guard?.next;
         if (held || next) await c.query('UPDATE ds_bindings SET revoked = true WHERE client_id = $1 AND NOT revoked AND signature_key <> $2', [b.clientId, key]);
+        // And its KeyPackages, all of revoked keys (sqlite-store.ts).
+        if ((held || next) && !existing) await this.#dropExpired(c, b.clientId, Number.MAX_SAFE_INTEGER);
         if (next) {
           await c.query('INSERT INTO ds_rotation_guards (client_id, commitment, step) VALUES ($1, $2, $3) ON CONFLICT (client_id) DO UPDATE SET commitment = $2, step = $3', [b.clientId, next, held ? held.step + 1 : 0]);
         } else await c.query('DELETE FROM ds_rotation_guards WHERE client_id = $1', [b.clientId]);

@@ -68,15 +68,24 @@ export class SqliteStorageAdapter implements StorageAdapter {
     const encrypt = options.encryption !== false;
     if (encrypt && !options.key) throw new MlsError('INVALID_ARGUMENT', 'SqliteStorageAdapter needs { key } (32 bytes or an AES-GCM CryptoKey), or { encryption: false }');
     const Sqlite = peerDependency<typeof Database>('better-sqlite3', 'SqliteStorageAdapter');
-    this.#db = new Sqlite(file);
+    // Every failure an MlsError (§3): a file that is no database, or whose schema SQLite finds malformed (a trigger
+    // hidden from the schema check by editing sqlite_master), threw better-sqlite3's own SqliteError.
+    const opening = (err: unknown) => (err instanceof MlsError ? err : new MlsError('STORAGE', 'opening the SQLite file failed', { cause: err }));
+    try {
+      this.#db = new Sqlite(file);
+    } catch (err) {
+      throw opening(err);
+    }
     try {
       // Every path that names this file (relative, through a symlink, with
       // blanks better-sqlite3 trims) gives the same companion (`lock`).
       this.#file = (this.#db.pragma('database_list') as { name: string; file: string }[]).find((d) => d.name === 'main')?.file ?? '';
-      this.#cipher = this.#prepare(encrypt ? options.key! : undefined);
+      this.#cipher = this.#prepare(encrypt ? options.key! : undefined).catch((err: unknown) => {
+        throw opening(err);
+      });
     } catch (err) {
       this.#db.close();
-      throw err;
+      throw opening(err);
     }
     this.#cipher.catch(() => undefined); // reported by every use
   }

@@ -274,6 +274,9 @@ export class SqliteDeliveryStore implements DeliveryStore {
         // A guarded rotation leaves the client one key: a thief's further key from before the guard goes too.
         const next = options.guard?.next;
         if (held || next) this.#db.prepare('UPDATE bindings SET revoked = 1 WHERE client_id = ? AND revoked = 0 AND signature_key <> ?').run(b.clientId, key);
+        // Its KeyPackages then are all of revoked keys (a fresh key has none): they go, or a copy that filled the client's
+        // KeyPackage quota before the rotation kept the owner's new key from uploading any (never handed out, kept up to 90 days).
+        if ((held || next) && !existing) this.#dropExpired(b.clientId, Number.MAX_SAFE_INTEGER);
         if (next) this.#db.prepare('INSERT OR REPLACE INTO rotation_guards (client_id, commitment, step) VALUES (?, ?, ?)').run(b.clientId, next, held ? held.step + 1 : 0);
         else this.#db.prepare('DELETE FROM rotation_guards WHERE client_id = ?').run(b.clientId);
         this.#dropPairings(b.clientId);

@@ -560,6 +560,8 @@ export class MemoryDeliveryStore implements DeliveryStore {
       replaced.revoked = true;
       const next = options.guard?.next;
       if (held || next) for (const x of all) if (x.clientId === b.clientId && x !== existing) x.revoked = true;
+      // And its KeyPackages, all of revoked keys (sqlite-store.ts).
+      if ((held || next) && !existing) this.#dropExpired(b.clientId, Number.MAX_SAFE_INTEGER);
       if (next) this.#guards.set(b.clientId, { commitment: next, step: held ? held.step + 1 : 0 });
       else this.#guards.delete(b.clientId);
       this.#dropPairings(b.clientId);
