@@ -281,8 +281,14 @@ impl crate::error::ErrorCode for GroupLookupError {
 /// Load a stored group; the one call site of openmls' `MlsGroup::load`
 /// (kept out of line so the wasm carries one copy of it).
 #[inline(never)]
+/// The group id as it starts the key of each of the group's records
+/// (after the label, storage.rs key layout).
+pub(crate) fn key_prefix(group_id: &[u8]) -> CoreResult<Vec<u8>> {
+    crate::storage::group_key_prefix(&group_id_of(group_id)).map_err(|_| CoreError::new(Code::Internal, "encoding group id"))
+}
+
 /// openmls' delete of `group` (when it loaded), then every stored entry
-/// that still names the group (`prefix`, group_state::key_prefix): a group
+/// that still names the group (`prefix`, `key_prefix`): a group
 /// whose state does not load (a record deleted from outside, a deleted
 /// group's index entry put back) was undeletable, its other sealed secrets
 /// kept for good, and a join over such a group left the earlier epoch's
@@ -1153,7 +1159,7 @@ impl Client {
     /// Remove the group and its secrets from storage.
     #[wasm_bindgen(js_name = deleteGroup)]
     pub fn delete_group(&mut self, group_id: &[u8]) -> Result<(), JsValue> {
-        let prefix = crate::group_state::key_prefix(group_id)?;
+        let prefix = key_prefix(group_id)?;
         Ok(self.mutate(|client| {
             client.tree_hashes.remove(group_id);
             let group = match client.groups.remove(group_id) {

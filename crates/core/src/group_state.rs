@@ -11,14 +11,10 @@ use zeroize::Zeroize as _;
 
 use crate::batch;
 use crate::client::Client;
-use crate::error::{Code, CoreError, CoreResult};
+use crate::error::{Code, CoreError};
+use crate::group::key_prefix;
 use crate::storage::Batch;
 
-/// The group id as it starts the key of each of the group's records
-/// (after the label, storage.rs key layout).
-pub(crate) fn key_prefix(group_id: &[u8]) -> CoreResult<Vec<u8>> {
-    crate::storage::group_key_prefix(&GroupId::from_slice(group_id)).map_err(|_| CoreError::new(Code::Internal, "encoding group id"))
-}
 
 // Called by `retainGroupState` / `restoreRetainedGroupState` (retained_state.rs), not exported.
 impl Client {

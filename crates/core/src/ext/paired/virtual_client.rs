@@ -205,7 +205,7 @@ impl Client {
         if pending {
             return Err(CoreError::new(Code::PendingCommit, "merge or clear the pending commit before handing the group over").into());
         }
-        let prefix = crate::group_state::key_prefix(group_id)?;
+        let prefix = crate::group::key_prefix(group_id)?;
         let mut entries = self.provider.storage().group_entries(&prefix);
         entries.retain_mut(|(key, value)| {
             let keep = !crate::storage::is_vc_bindings_key(key);
@@ -226,7 +226,7 @@ impl Client {
     /// (`INVALID_ARGUMENT`) and the result must load as a group.
     #[wasm_bindgen(js_name = importSiblingGroupState)]
     pub fn import_sibling_group_state(&mut self, group_id: &[u8], state: &[u8]) -> Result<(), JsValue> {
-        let prefix = crate::group_state::key_prefix(group_id)?;
+        let prefix = crate::group::key_prefix(group_id)?;
         let mut entries = crate::batch::decode_puts(state)?;
         let foreign = entries
             .iter()
