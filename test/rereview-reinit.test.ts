@@ -22,6 +22,9 @@
  *   of checks however large (4 MiB: ~10x the checks it paid for): one
  *   costing more than a burst is now 413 too-large (a creator's own first
  *   state is one leaf).
+ * - A verifying DS charged a commit 2 × members + 3 checks, members being
+ *   clients: one client's 41 leaves (a key each) were charged 5; now a leaf
+ *   per 256 bytes of the stored GroupInfo at least.
  * Claims that held: a verifying DS refuses the same ReInits
  * (invalid-commit); a member holding a successor refuses a replay of its
  * Welcome (its KeyPackage used up: NO_MATCHING_KEY_PACKAGE), also once it
@@ -266,5 +269,43 @@ describe('at a verifying DS (PROTOCOL §8.5, §8.6)', () => {
       await alice.ds.createGroup(alice.group.id, { epoch: 0, groupInfo: await alice.group.exportGroupInfo() });
       expect(await server.ds.isReader(alice.group.id, alice.name)).toBe(true);
     });
+  });
+});
+
+describe("a verifying DS's charge for a commit (PROTOCOL §8.6)", () => {
+  it("counts the stored tree's leaves, not the member list's clients: one client's 41 leaves were charged as one member (5 checks)", async () => {
+    // No AS: the DS names a leaf's client by its identity, so 40 leaves named alike are one member (with an AS: each a key of the client).
+    const ds = await DeliveryService.create({ verifyCommits: true });
+    const mallory = await newMember('mallory-many');
+    const g = await mallory.client.createGroup(mallory.identity, { wireFormat: 'plaintext' });
+    await ds.createGroup(g.id, 'mallory-many', { groupInfo: await g.exportGroupInfo() });
+    const kps = [];
+    for (let i = 0; i < 40; i++) {
+      const c = await MlsClient.open();
+      kps.push(await c.createKeyPackage(await c.createIdentity('mallory-many', 1)));
+    }
+    const add = await g.commit({ add: kps, groupInfo: true });
+    expect(await ds.submit(g.id, 'mallory-many', add.commit, { groupInfo: add.groupInfo, welcome: add.welcome })).toMatchObject({ accepted: true });
+    await g.mergePendingCommit();
+    expect(g.members().length).toBe(41);
+    const stored = (await ds.groupInfo(g.id, 'mallory-many'))!;
+    const charged: number[] = [];
+    const update = await g.selfUpdate({ groupInfo: true });
+    expect(await ds.submit(g.id, 'mallory-many', update.commit, { groupInfo: update.groupInfo, spend: (checks) => void charged.push(checks) })).toMatchObject({ accepted: true });
+    // Before: [5] (2 × 1 member + 3) for 41 leaves checked twice; now a leaf per 256 bytes of the stored GroupInfo.
+    expect(charged).toEqual([2 * Math.ceil(stored.length / 256) + 3]);
+    expect(charged[0]).toBeGreaterThan(2 * 30);
+    // Held: an honest group of 11 distinct members is charged 2 × members + 3, as before.
+    const ann = await newMember('ann-charge');
+    const h = await ann.client.createGroup(ann.identity, { wireFormat: 'plaintext' });
+    await ds.createGroup(h.id, 'ann-charge', { groupInfo: await h.exportGroupInfo() });
+    const others = await Promise.all(Array.from({ length: 10 }, (_, i) => newMember(`member${i}-charge`)));
+    const addAll = await h.commit({ add: await Promise.all(others.map((o) => o.client.createKeyPackage(o.identity))), groupInfo: true });
+    expect(await ds.submit(h.id, 'ann-charge', addAll.commit, { groupInfo: addAll.groupInfo, welcome: addAll.welcome })).toMatchObject({ accepted: true });
+    await h.mergePendingCommit();
+    const honest: number[] = [];
+    const next = await h.selfUpdate({ groupInfo: true });
+    expect(await ds.submit(h.id, 'ann-charge', next.commit, { groupInfo: next.groupInfo, spend: (checks) => void honest.push(checks) })).toMatchObject({ accepted: true });
+    expect(honest).toEqual([2 * 11 + 3]);
   });
 });

@@ -451,8 +451,11 @@ export class DeliveryService {
       if (this.#verify && group.consistency === 'strong') {
         // Rebuilding the public group checks every leaf's signature, and the new GroupInfo's tree again: charged first. An
         // outsider replayed one external commit with a junk GroupInfo (charged 40): ~100 ms of checks a request at 300 members.
+        // Its leaves, not its clients: one client's many leaves (a key each) counted once, its tree was checked ~16x past the charge.
+        // A leaf and its parent node take over 200 bytes of a GroupInfo: a leaf per 256 (honest groups of 6+: members still counts).
         const suite = group.groupInfo && groupContextOf(group.groupInfo)?.ciphersuite;
-        if (suite !== undefined) extras.spend?.(2 * group.members.length + 3, suite);
+        const leaves = Math.max(group.members.length, Math.ceil((group.groupInfo?.length ?? 0) / 256));
+        if (suite !== undefined) extras.spend?.(2 * leaves + 3, suite);
         // The commit itself says who is in the group; the submitter's lists are ignored.
         const derived = await this.#verifiedMembers(group, sender, message, extras);
         members = derived.members;
