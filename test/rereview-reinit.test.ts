@@ -13,7 +13,8 @@
  *   receipt (REINIT_UNSUPPORTED), so it is never committed.
  * - A ReInit naming the group's own id was merged by every member and no
  *   successor could be created (GROUP_EXISTS: the retired group keeps the
- *   id): now INVALID_REINIT_COMMIT.
+ *   id): now INVALID_REINIT_COMMIT; so is one naming an empty id or one
+ *   over 255 bytes (before: merged; no DS registers such a successor).
  * - A ReInit whose extensions (required_capabilities) no member supports
  *   was merged by every member and no successor could be created
  *   (INVALID_MESSAGE "Extensions are not acceptable"): now
@@ -150,6 +151,26 @@ describe('ReInit shapes the fixes did not cover (ts-mls builds them)', () => {
       expect(err.message).toBe('a ReInit must name a new group id');
       expect(m.group!.reinitState()).toBeUndefined();
     }
+    await honestGoOn(t, ours);
+  });
+
+  it('a ReInit naming an empty group id or one over 255 bytes (no DS takes it: malformed) is refused by every member (INVALID_REINIT_COMMIT); the group goes on', async () => {
+    // Before: merged by every member; the successor could then be created but never registered at a DS
+    // ("a group id is 1..255 bytes"), so one member ended a DS group for all.
+    const { t, ours } = await tsLedGroup(['pete-longid', 'quinn-longid']);
+    const ds = await DeliveryService.create();
+    await expect(ds.createGroup(new Uint8Array(256).fill(1), 'pete-longid')).rejects.toMatchObject({ reason: 'malformed' });
+    for (const id of [new Uint8Array(0), new Uint8Array(256).fill(1)]) {
+      const r = await reinitGroup(t.state!, id, 'mls10', SUITE3, [], t.cs);
+      for (const m of ours) {
+        const err = await mlsError(() => m.group!.process(encodeMlsMessage(r.commit)));
+        expect(err.code).toBe('INVALID_REINIT_COMMIT');
+        expect(err.message).toBe("a ReInit's group id must be 1..255 bytes");
+        expect(m.group!.reinitState()).toBeUndefined();
+      }
+    }
+    const own = await mlsError(() => ours[0]!.group!.commitReInit({ ciphersuite: 3, groupId: new Uint8Array(256) }));
+    expect(own.code).toBe('INVALID_REINIT_COMMIT');
     await honestGoOn(t, ours);
   });
 

@@ -42,6 +42,8 @@ pub(crate) enum ReinitError {
     LowerVersion(u16),
     #[error("a ReInit must name a new group id")]
     SameGroupId,
+    #[error("a ReInit's group id must be 1..255 bytes")]
+    GroupIdLength,
     #[error("member at leaf {0} does not support the ReInit's extensions")]
     ExtensionsUnsupported(u32),
     #[error("protocol version {0} is not implemented")]
@@ -73,7 +75,7 @@ impl crate::error::ErrorCode for ReinitError {
     fn code(&self) -> Code {
         match self {
             Self::GroupReinitialized => Code::GroupReinitialized,
-            Self::NotAlone | Self::LowerVersion(_) | Self::SameGroupId => Code::InvalidReinitCommit,
+            Self::NotAlone | Self::LowerVersion(_) | Self::SameGroupId | Self::GroupIdLength => Code::InvalidReinitCommit,
             Self::UnsupportedVersion(_) | Self::UnsupportedCiphersuite(_) | Self::MemberUnsupported { .. } | Self::ExtensionsUnsupported(_) => Code::ReinitUnsupported,
             Self::NotReinitialized => Code::NotReinitialized,
             Self::SuccessorExists => Code::SuccessorExists,
@@ -254,6 +256,11 @@ pub(crate) fn check_received(group: &PublicGroup, staged: &StagedCommit) -> Core
 pub(crate) fn check_reinit(group: &PublicGroup, r: &ReInitProposal) -> CoreResult<()> {
     if version_code(r.version()) < version_code(group.group_context().protocol_version()) {
         return Err(ReinitError::LowerVersion(version_code(r.version())).into());
+    }
+    // The DS's bound (POST /v1/groups): under another id the successor
+    // could be created but never registered there.
+    if r.group_id().as_slice().is_empty() || r.group_id().as_slice().len() > 255 {
+        return Err(ReinitError::GroupIdLength.into());
     }
     if r.group_id() == group.group_context().group_id() {
         return Err(ReinitError::SameGroupId.into());
@@ -669,6 +676,10 @@ mod tests {
         let code = |r: ReInitProposal| check_reinit(pg, &r).err().map(|e| (e.code.as_str(), e.message));
         let own_id = ReInitProposal::new(pg.group_context().group_id().clone(), ProtocolVersion::Mls10, cs, Extensions::empty());
         assert_eq!(code(own_id), Some(("INVALID_REINIT_COMMIT", "a ReInit must name a new group id".into())));
+        for id in [vec![], vec![1u8; 256]] {
+            let bad = ReInitProposal::new(GroupId::from_slice(&id), ProtocolVersion::Mls10, cs, Extensions::empty());
+            assert_eq!(code(bad), Some(("INVALID_REINIT_COMMIT", "a ReInit's group id must be 1..255 bytes".into())));
+        }
         let unknown = RequiredCapabilitiesExtension::new(&[ExtensionType::Unknown(0xff00)], &[], &[]);
         let required = Extensions::single(Extension::RequiredCapabilities(unknown)).unwrap();
         let unsupported = ReInitProposal::new(GroupId::from_slice(b"next"), ProtocolVersion::Mls10, cs, required);
