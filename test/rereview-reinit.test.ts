@@ -26,6 +26,9 @@
  * - A verifying DS charged a commit 2 × members + 3 checks, members being
  *   clients: one client's 41 leaves (a key each) were charged 5; now a leaf
  *   per 256 bytes of the stored GroupInfo at least.
+ * - Nor the epoch's logged proposals it verifies again with each commit:
+ *   a member's Add proposals (3 checks each, up to a page of 500) were
+ *   checked behind every commit, one refused and resent too, uncharged.
  * Claims that held: a verifying DS refuses the same ReInits
  * (invalid-commit); a member holding a successor refuses a replay of its
  * Welcome (its KeyPackage used up: NO_MATCHING_KEY_PACKAGE), also once it
@@ -328,5 +331,42 @@ describe("a verifying DS's charge for a commit (PROTOCOL §8.6)", () => {
     const next = await h.selfUpdate({ groupInfo: true });
     expect(await ds.submit(h.id, 'ann-charge', next.commit, { groupInfo: next.groupInfo, spend: (checks) => void honest.push(checks) })).toMatchObject({ accepted: true });
     expect(honest).toEqual([2 * 11 + 3]);
+  });
+});
+
+describe("a verifying DS's charge for the epoch's proposals (PROTOCOL §8.6)", () => {
+  it("takes 3 checks for each logged proposal it verifies again with a commit: a member's 20 Add proposals were verified behind every commit, uncharged", async () => {
+    const ds = await DeliveryService.create({ verifyCommits: true });
+    const [alice, mallory] = await Promise.all([newMember('alice-props'), newMember('mallory-props')]);
+    const g = await alice.client.createGroup(alice.identity, { wireFormat: 'plaintext' });
+    await ds.createGroup(g.id, 'alice-props', { groupInfo: await g.exportGroupInfo() });
+    const add = await g.commit({ add: [await mallory.client.createKeyPackage(mallory.identity)], groupInfo: true });
+    expect(await ds.submit(g.id, 'alice-props', add.commit, { groupInfo: add.groupInfo, welcome: add.welcome })).toMatchObject({ accepted: true });
+    await g.mergePendingCommit();
+    mallory.group = await mallory.client.joinFromWelcome(add.welcome!, { wireFormat: 'plaintext' });
+    // mallory posts 20 signed Add proposals (KeyPackages of her own making); the DS verifies each again with every commit.
+    const other = await MlsClient.open();
+    for (let i = 0; i < 20; i++) {
+      const kp = await other.createKeyPackage(await other.createIdentity(`prop${i}`, 1));
+      expect(await ds.submit(g.id, 'mallory-props', await mallory.group.propose({ type: 'add', keyPackage: kp }))).toMatchObject({ accepted: true });
+    }
+    // A commit refused for its GroupInfo (not logged, so it can be sent again and again; here with alice's GroupInfo of the next
+    // epoch, which fits its header) is verified in full, the proposals too, and is charged them now.
+    const next = await g.selfUpdate({ groupInfo: true });
+    const charged: number[] = [];
+    const update = await mallory.group.selfUpdate({ groupInfo: true, includePending: false });
+    for (let i = 0; i < 2; i++) {
+      expect(await ds.submit(g.id, 'mallory-props', update.commit, { groupInfo: next.groupInfo, spend: (checks) => void charged.push(checks) })).toEqual({
+        accepted: false,
+        reason: 'invalid-group-info',
+        message: 'the new GroupInfo does not match the state the commit creates (invalid-group-info)',
+      });
+    }
+    // Before: [9, 9] (the tree's 2 × 3 leaves + 3: a leaf per 256 bytes of this GroupInfo).
+    const stored = (await ds.groupInfo(g.id, 'alice-props'))!;
+    const tree = 2 * Math.max(2, Math.ceil(stored.length / 256)) + 3;
+    expect(charged).toEqual([tree + 3 * 20, tree + 3 * 20]);
+    // alice's honest commit (she never saw the proposals) passes.
+    expect(await ds.submit(g.id, 'alice-props', next.commit, { groupInfo: next.groupInfo })).toMatchObject({ accepted: true });
   });
 });

@@ -455,9 +455,12 @@ export class DeliveryService {
         // A leaf and its parent node take over 200 bytes of a GroupInfo: a leaf per 256 (honest groups of 6+: members still counts).
         const suite = group.groupInfo && groupContextOf(group.groupInfo)?.ciphersuite;
         const leaves = Math.max(group.members.length, Math.ceil((group.groupInfo?.length ?? 0) / 256));
-        if (suite !== undefined) extras.spend?.(2 * leaves + 3, suite);
+        // And the epoch's logged proposals, each verified again (an Add: 3 checks): a member's 500 of them were ~1,500 checks a
+        // request, uncharged, behind any commit refused and sent again.
+        const epochProposals = await this.#epochProposals(group);
+        if (suite !== undefined) extras.spend?.(2 * leaves + 3 + 3 * epochProposals.length, suite);
         // The commit itself says who is in the group; the submitter's lists are ignored.
-        const derived = await this.#verifiedMembers(group, sender, message, extras);
+        const derived = await this.#verifiedMembers(group, sender, message, extras, epochProposals);
         members = derived.members;
         added = derived.added;
         proposals = derived.proposals;
@@ -570,10 +573,10 @@ export class DeliveryService {
     sender: string,
     message: Uint8Array,
     extras: SubmitExtras,
+    proposals: LoggedMessage[],
   ): Promise<{ members: Set<string>; added: string[]; addedRefs: string[]; proposals: LoggedMessage[] }> {
     if (!group.groupInfo) throw new DsError('invalid-commit', 'the DS has no public state of this group to verify against');
     if (!extras.groupInfo) throw new DsError('invalid-group-info', "a verified group's commit carries the GroupInfo of the epoch it creates");
-    const proposals = await this.#epochProposals(group);
     const verified = verifyCommit(
       this.#client,
       group.groupInfo,
