@@ -661,7 +661,12 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       const groupInfo = optionalB64(body.groupInfo, 'groupInfo');
       // A verifying DS checks every leaf of the GroupInfo's tree before it sees the creator is not its only member: charged
       // first, a leaf per 128 bytes at most (a 300-leaf GroupInfo, anyone's, cost ~44 ms of checks a request, uncharged).
-      if (options.verifyCommits && groupInfo) spendVerification(req, Math.min(verificationBurst, Math.ceil(groupInfo.length / 128) * verificationCost(groupInfo.length > 7 ? (groupInfo[6]! << 8) | groupInfo[7]! : 0)));
+      if (options.verifyCommits && groupInfo) {
+        const cost = Math.ceil(groupInfo.length / 128) * verificationCost(groupInfo.length > 7 ? (groupInfo[6]! << 8) | groupInfo[7]! : 0);
+        // Not capped at a burst: a creator's own first state is one leaf, and a 4 MiB GroupInfo charged one burst was ~10x its checks.
+        if (cost > verificationBurst) throw new HttpError(413, 'too-large', `this GroupInfo costs ${cost} signature checks, more than one upload may (${verificationBurst})`);
+        spendVerification(req, cost);
+      }
       await ds.createGroup(unb64(body.groupId, 'groupId'), client, {
         epoch: natural(body.epoch, 'epoch', 0),
         consistency,

@@ -451,10 +451,16 @@ export class DeliveryService {
       if (this.#verify && group.consistency === 'strong') {
         // Rebuilding the public group checks every leaf's signature, and the new GroupInfo's tree again: charged first. An
         // outsider replayed one external commit with a junk GroupInfo (charged 40): ~100 ms of checks a request at 300 members.
+        // Its leaves, not its clients: one client's many leaves (a key each) counted once, its tree was checked ~16x past the charge.
+        // A leaf and its parent node take over 200 bytes of a GroupInfo: a leaf per 256 (honest groups of 6+: members still counts).
         const suite = group.groupInfo && groupContextOf(group.groupInfo)?.ciphersuite;
-        if (suite !== undefined) extras.spend?.(2 * group.members.length + 3, suite);
+        const leaves = Math.max(group.members.length, Math.ceil((group.groupInfo?.length ?? 0) / 256));
+        // And the epoch's logged proposals, each verified again (an Add: 3 checks): a member's 500 of them were ~1,500 checks a
+        // request, uncharged, behind any commit refused and sent again.
+        const epochProposals = await this.#epochProposals(group);
+        if (suite !== undefined) extras.spend?.(2 * leaves + 3 + 3 * epochProposals.length, suite);
         // The commit itself says who is in the group; the submitter's lists are ignored.
-        const derived = await this.#verifiedMembers(group, sender, message, extras);
+        const derived = await this.#verifiedMembers(group, sender, message, extras, epochProposals);
         members = derived.members;
         added = derived.added;
         proposals = derived.proposals;
@@ -567,10 +573,10 @@ export class DeliveryService {
     sender: string,
     message: Uint8Array,
     extras: SubmitExtras,
+    proposals: LoggedMessage[],
   ): Promise<{ members: Set<string>; added: string[]; addedRefs: string[]; proposals: LoggedMessage[] }> {
     if (!group.groupInfo) throw new DsError('invalid-commit', 'the DS has no public state of this group to verify against');
     if (!extras.groupInfo) throw new DsError('invalid-group-info', "a verified group's commit carries the GroupInfo of the epoch it creates");
-    const proposals = await this.#epochProposals(group);
     const verified = verifyCommit(
       this.#client,
       group.groupInfo,

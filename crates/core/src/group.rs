@@ -993,6 +993,10 @@ impl Client {
                         None => Vec::new(),
                     };
                     let summary = inspect::proposal(&sender, epoch, proposal.proposal(), aad, reference, digest, devices)?;
+                    // Queued, it goes by reference into this member's next
+                    // commit (a selfUpdate too): a ReInit every other member
+                    // refuses retired only this committer's group.
+                    (hooks.check_proposal)(group.public_group(), proposal.proposal())?;
                     group
                         .store_pending_proposal(provider.storage(), *proposal)
                         .map_err(|e| CoreError::new(Code::Storage, format!("queueing proposal: {e}")))?;

@@ -26,6 +26,9 @@ pub(crate) struct Hooks {
     /// sees it; the DS's public group runs them too (public_group.rs), so it
     /// logs no commit that every member refuses.
     pub check_staged_commit: fn(&PublicGroup, &Sender, &StagedCommit) -> CoreResult<()>,
+    /// Checks of a received standalone proposal before it is queued: one
+    /// queued goes by reference into this member's next commit.
+    pub check_proposal: fn(&PublicGroup, &Proposal) -> CoreResult<()>,
     /// Validate a commit about to be merged; returns what to do after it.
     pub before_merge: fn(&StagedCommit) -> CoreResult<Option<AfterMerge>>,
     /// Who must authorise a handshake message from `sender` (read before

@@ -13,6 +13,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::client::Client;
 use crate::hooks::Hooks;
+use openmls::prelude::Proposal;
 
 /// The hook table every `Client` of this library carries.
 static HOOKS: Hooks = Hooks {
@@ -20,6 +21,10 @@ static HOOKS: Hooks = Hooks {
     check_staged_commit: |group, sender, staged| {
         reinit::check_received(group, staged)?;
         paired::paired_keys::check_external_remove(group, sender, staged)
+    },
+    check_proposal: |group, proposal| match proposal {
+        Proposal::ReInit(r) => reinit::check_reinit(group, r),
+        _ => Ok(()),
     },
     before_merge: |staged| {
         let after = reinit::reinit_of(staged)?.map(|r| -> crate::hooks::AfterMerge { Box::new(move |group, provider| reinit::retire(group, provider, &r)) });

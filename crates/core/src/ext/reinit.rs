@@ -40,6 +40,12 @@ pub(crate) enum ReinitError {
     NotAlone,
     #[error("a ReInit may not lower the protocol version (to {0})")]
     LowerVersion(u16),
+    #[error("a ReInit must name a new group id")]
+    SameGroupId,
+    #[error("a ReInit's group id must be 1..255 bytes")]
+    GroupIdLength,
+    #[error("member at leaf {0} does not support the ReInit's extensions")]
+    ExtensionsUnsupported(u32),
     #[error("protocol version {0} is not implemented")]
     UnsupportedVersion(u16),
     #[error("ciphersuite {0} is not implemented")]
@@ -69,8 +75,8 @@ impl crate::error::ErrorCode for ReinitError {
     fn code(&self) -> Code {
         match self {
             Self::GroupReinitialized => Code::GroupReinitialized,
-            Self::NotAlone | Self::LowerVersion(_) => Code::InvalidReinitCommit,
-            Self::UnsupportedVersion(_) | Self::UnsupportedCiphersuite(_) | Self::MemberUnsupported { .. } => Code::ReinitUnsupported,
+            Self::NotAlone | Self::LowerVersion(_) | Self::SameGroupId | Self::GroupIdLength => Code::InvalidReinitCommit,
+            Self::UnsupportedVersion(_) | Self::UnsupportedCiphersuite(_) | Self::MemberUnsupported { .. } | Self::ExtensionsUnsupported(_) => Code::ReinitUnsupported,
             Self::NotReinitialized => Code::NotReinitialized,
             Self::SuccessorExists => Code::SuccessorExists,
             Self::Superseded { .. } => Code::ReinitSuperseded,
@@ -235,10 +241,48 @@ pub(crate) fn reinit_of(staged: &StagedCommit) -> CoreResult<Option<ReInitPropos
 /// suite or version nobody could make or join.
 pub(crate) fn check_received(group: &PublicGroup, staged: &StagedCommit) -> CoreResult<()> {
     match reinit_of(staged)? {
-        Some(r) if version_code(r.version()) < version_code(group.group_context().protocol_version()) => Err(ReinitError::LowerVersion(version_code(r.version())).into()),
-        Some(r) => check_leaves(group, version_code(r.version()), r.ciphersuite()),
+        Some(r) => check_reinit(group, &r),
         None => Ok(()),
     }
+}
+
+/// One ReInit against the group it ends (a received commit's, a received
+/// standalone proposal's, and `commitReInit`'s own): see `check_received`.
+/// Also a new group id (the retired group keeps its id in storage: a
+/// successor under it was GROUP_EXISTS for every creator) and extensions
+/// every member's leaf supports (creating the successor checks them
+/// against the creator's leaf: a required_capabilities nobody lists was
+/// INVALID_MESSAGE for every creator). Either retired the group for all.
+pub(crate) fn check_reinit(group: &PublicGroup, r: &ReInitProposal) -> CoreResult<()> {
+    if version_code(r.version()) < version_code(group.group_context().protocol_version()) {
+        return Err(ReinitError::LowerVersion(version_code(r.version())).into());
+    }
+    // The DS's bound (POST /v1/groups): under another id the successor
+    // could be created but never registered there.
+    if r.group_id().as_slice().is_empty() || r.group_id().as_slice().len() > 255 {
+        return Err(ReinitError::GroupIdLength.into());
+    }
+    if r.group_id() == group.group_context().group_id() {
+        return Err(ReinitError::SameGroupId.into());
+    }
+    check_leaves(group, version_code(r.version()), r.ciphersuite())?;
+    // RFC 9420 §7.2 / §11.1: types 1-5 (and proposal types 1-7) are
+    // supported by every member without being listed.
+    let ext_ok = |caps: &Capabilities, t: &ExtensionType| u16::from(*t) <= 5 || caps.extensions().contains(t);
+    let required = r.extensions().required_capabilities();
+    for member in group.members() {
+        let caps = group.leaf(member.index).ok_or(ReinitError::Internal("member without a leaf"))?.capabilities();
+        let supported = r.extensions().iter().all(|e| ext_ok(caps, &e.extension_type()))
+            && required.is_none_or(|req| {
+                req.extension_types().iter().all(|t| ext_ok(caps, t))
+                    && req.proposal_types().iter().all(|p| u16::from(*p) <= 7 || caps.proposals().contains(p))
+                    && req.credential_types().iter().all(|c| caps.credentials().contains(c))
+            });
+        if !supported {
+            return Err(ReinitError::ExtensionsUnsupported(member.index.u32()).into());
+        }
+    }
+    Ok(())
 }
 
 /// After merging a ReInit commit: keep the reinit PSK under its full id and
@@ -333,6 +377,8 @@ impl Client {
                 None => GroupId::random(provider.rand()),
             };
             let reinit = ReInitProposal::new(new_id, ProtocolVersion::from(spec.version), cs, extensions);
+            // What every member checks on receipt (a group id or extensions they refuse).
+            check_reinit(group.public_group(), &reinit)?;
             if let Some(aad) = &spec.aad {
                 group.set_aad(aad.to_vec());
             }
@@ -624,5 +670,22 @@ mod tests {
         let lowered = received(vec![Proposal::ReInit(Box::new(lower))], &mut group);
         assert!(check_received(bob_group.public_group(), &alone).is_ok());
         assert_eq!(check_received(bob_group.public_group(), &lowered).err().map(|e| e.code.as_str()), Some("INVALID_REINIT_COMMIT"));
+        // Nor the group's own id, nor extensions a member's leaf does not
+        // support (either left no successor anyone could create).
+        let pg = bob_group.public_group();
+        let code = |r: ReInitProposal| check_reinit(pg, &r).err().map(|e| (e.code.as_str(), e.message));
+        let own_id = ReInitProposal::new(pg.group_context().group_id().clone(), ProtocolVersion::Mls10, cs, Extensions::empty());
+        assert_eq!(code(own_id), Some(("INVALID_REINIT_COMMIT", "a ReInit must name a new group id".into())));
+        for id in [vec![], vec![1u8; 256]] {
+            let bad = ReInitProposal::new(GroupId::from_slice(&id), ProtocolVersion::Mls10, cs, Extensions::empty());
+            assert_eq!(code(bad), Some(("INVALID_REINIT_COMMIT", "a ReInit's group id must be 1..255 bytes".into())));
+        }
+        let unknown = RequiredCapabilitiesExtension::new(&[ExtensionType::Unknown(0xff00)], &[], &[]);
+        let required = Extensions::single(Extension::RequiredCapabilities(unknown)).unwrap();
+        let unsupported = ReInitProposal::new(GroupId::from_slice(b"next"), ProtocolVersion::Mls10, cs, required);
+        assert_eq!(code(unsupported), Some(("REINIT_UNSUPPORTED", "member at leaf 0 does not support the ReInit's extensions".into())));
+        let listed = RequiredCapabilitiesExtension::new(&[ExtensionType::ExternalSenders], &[], &[]);
+        let fine = ReInitProposal::new(GroupId::from_slice(b"next"), ProtocolVersion::Mls10, cs, Extensions::single(Extension::RequiredCapabilities(listed)).unwrap());
+        assert!(check_reinit(pg, &fine).is_ok());
     }
 }
