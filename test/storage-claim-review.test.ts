@@ -166,10 +166,13 @@ describe('SQLite: paths that name the same file', () => {
       try {
         return new SqliteStorageAdapter(hard, { key });
       } catch (e) {
-        return e as { code?: string };
+        return e as MlsError;
       }
     })();
-    expect((err as { code?: string }).code).toMatch(/^SQLITE_IOERR/);
+    // Typed as every open failure (docs/PROTOCOL.md §2.6), SQLite's own refusal kept as the cause.
+    expect(err).toBeInstanceOf(MlsError);
+    expect([(err as MlsError).code, (err as MlsError).message]).toEqual(['STORAGE', 'opening the SQLite file failed']);
+    expect(((err as MlsError).cause as { code?: string }).code).toMatch(/^SQLITE_IOERR/);
     holder.free();
     storage.close();
   });
