@@ -30,7 +30,21 @@ const opaqueCoreClient = {
   renderChunk(code) {
     if (!code.includes('\ndeclare class Client {')) return null;
     const opaque = 'declare class Client {\n  free(): void;\n  [Symbol.dispose](): void;\n  [method: string]: any;\n}';
-    return { code: code.replace(/^declare class Client \{[\s\S]*?^\}$/m, opaque), map: null };
+    let out = code.replace(/^declare class Client \{[\s\S]*?^\}$/m, opaque);
+    // The glue's types only its methods named (ReInitSpec, SuccessorCreated, ...) now name nothing: they go too, with
+    // their doc comments, until every interface or type left is exported or named elsewhere in the chunk.
+    const declaration = /(?:\/\*\*(?:(?!\*\/)[\s\S])*\*\/\n)?(?:interface (\w+) \{[\s\S]*?^\}\n|type (\w+) =[^;\n]*;\n)/gm;
+    for (let changed = true; changed; ) {
+      changed = false;
+      out = out.replace(declaration, (block, a, b) => {
+        const name = a ?? b;
+        const uses = out.match(new RegExp(`(?<![\\w$])${name.replace(/\$/g, '\\$')}(?![\\w$])`, 'g'))?.length ?? 0;
+        if (uses > 1) return block;
+        changed = true;
+        return '';
+      });
+    }
+    return { code: out, map: null };
   },
 };
 

@@ -249,7 +249,8 @@ struct CommitResult {
     /// Pending requests to remove this member this commit left out
     /// (docs/PROTOCOL.md §5.4).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    #[tsify(optional)]
+    // Its TypeScript name (tsify's rename is not applied where a field names the type).
+    #[tsify(type = "AskedToLeave[]", optional)]
     asked_to_leave: Vec<AskedToLeaveView>,
 }
 
@@ -633,7 +634,8 @@ struct StagedCommitView {
     authorizing_devices: Option<AuthorizingDevices>,
     /// As `CommitResult.askedToLeave`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    #[tsify(optional)]
+    // Its TypeScript name (tsify's rename is not applied where a field names the type).
+    #[tsify(type = "AskedToLeave[]", optional)]
     asked_to_leave: Vec<AskedToLeaveView>,
 }
 
