@@ -1,0 +1,120 @@
+/**
+ * Attacker review of state-loss recovery (docs/PROTOCOL.md §7.2), second
+ * pass: each test checks one sentence of §7.2 against real openmls groups.
+ *
+ * Attackers: a hostile DS that withholds a member's commit (the split of
+ * §7.1 that recovery exists for); the thief of a member's stored state
+ * (not its vault or backup) after that member healed; a DS replaying the
+ * recovery's commits or handing a GroupInfo in which the leaf is gone.
+ *
+ * "limit": a documented limit, pinned (§7.2 "Limits"); "held": a claim
+ * that held without a change.
+ */
+import { describe, expect, it } from 'vitest';
+import { MemoryStorageAdapter, MlsClient, fromHex, utf8, type Group } from 'paired-mls';
+import { RecoveryError, acceptRecoveryPsks, issueRecoveryPsk, parseRecoveryPskId, recoverMembership, recoveryPolicy } from 'paired-mls/resilience';
+import { forkWorld } from './resilience-helpers.js';
+import { deliverCommit, mlsError, newMember, stillWorks, type Member } from './helpers.js';
+
+async function deliverApp(message: Uint8Array, to: Member[]): Promise<void> {
+  for (const m of to) {
+    const r = await m.group!.process(message);
+    if (r.kind !== 'application') throw new Error(`expected an application message, got ${r.kind}`);
+    expect(await acceptRecoveryPsks(m.group!, r)).toBe(true);
+  }
+}
+
+async function refusal(fn: () => Promise<unknown>): Promise<{ name: string; code: string; message: string; reason?: string }> {
+  const err = await mlsError(fn);
+  return { name: err.name, code: err.code, message: err.message, ...(err instanceof RecoveryError ? { reason: err.reason } : {}) };
+}
+
+const names = (g: Group) => g.members().map((m) => utf8(m.credential.identity)).sort();
+
+describe('recovery review: §7.2 against the code', () => {
+  it('limit: a DS that withholds a member\'s commit leaves it with a latest proof nobody else knows; the one before still recovers it', async () => {
+    const [alice, bob, carol] = (await forkWorld(['alice', 'bob', 'carol'])) as [Member, Member, Member];
+    const first = await issueRecoveryPsk(carol.group!, carol.identity);
+    await deliverApp(first.registration, [alice, bob]);
+    // Carol commits (a path: her leaf changes) and, as §7.2 says, issues a
+    // new proof. The DS withholds both from the others and takes Bob's
+    // commit for that epoch instead: Carol is on a branch of her own.
+    const own = await carol.group!.selfUpdate();
+    await carol.group!.mergePendingCommit();
+    const second = await issueRecoveryPsk(carol.group!, carol.identity);
+    const bobs = await bob.group!.selfUpdate();
+    await bob.group!.mergePendingCommit();
+    await deliverCommit(bobs.commit, [alice]);
+    expect(own.commit.length).toBeGreaterThan(0);
+    // Carol notices the split and rejoins (§7.1 limits). With only "the
+    // latest" proof, as §7.2 told her to keep, she cannot: it names a leaf
+    // the group never saw.
+    const info = await alice.group!.exportGroupInfo();
+    const fresh = await MlsClient.open();
+    const freshId = await fresh.createIdentity('carol', 1);
+    expect(await refusal(() => recoverMembership(fresh, freshId, info, second.record))).toEqual({
+      name: 'RecoveryError',
+      code: 'INVALID_COMMIT',
+      message: 'recovery refused (stale-proof)',
+      reason: 'stale-proof',
+    });
+    expect(fresh.groupIds()).toEqual([]);
+    // The proof before it, which the group holds, recovers her.
+    const { group, commits } = await recoverMembership(fresh, freshId, info, first.record);
+    for (const c of commits) await deliverCommit(c, [alice, bob]);
+    expect(names(alice.group!)).toEqual(['alice', 'bob', 'carol']);
+    await stillWorks([alice, bob, { name: 'carol', client: fresh, identity: freshId, group }]);
+  });
+
+  it("the thief of a member's state cannot, after that member's heal, rejoin with its stolen key and the live proof of the identity's other leaf", async () => {
+    // One person, two devices: two leaves of identity "user" (phone, laptop).
+    const [alice, bob] = (await forkWorld(['alice', 'bob'])) as [Member, Member];
+    const phone = await newMember('user');
+    const laptop = await newMember('user');
+    const add = await alice.group!.commit({ add: [await phone.client.createKeyPackage(phone.identity), await laptop.client.createKeyPackage(laptop.identity)] });
+    await alice.group!.mergePendingCommit();
+    await deliverCommit(add.commit, [bob]);
+    for (const d of [phone, laptop]) {
+      d.group = await d.client.joinFromWelcome(add.welcome!);
+      d.group.useChecks([recoveryPolicy()]);
+    }
+    const all = [alice, bob, phone, laptop];
+    for (const d of [phone, laptop]) {
+      const { registration } = await issueRecoveryPsk(d.group!, d.identity);
+      await deliverApp(registration, all.filter((m) => m !== d));
+    }
+    // The thief copies the phone's storage (not its vault or backup).
+    const copy = await MlsClient.open({ storage: await MemoryStorageAdapter.copyOf(phone.client.storage) });
+    const registry = JSON.parse(utf8(copy.groupRecord(phone.group!.id, 'paired-mls/recovery-psks')!)) as Record<string, string>;
+    const stolenIdentity = copy.identities()[0]!;
+    await copy.deleteGroup(phone.group!.id); // the copy's own (soon stale) state of the group, out of the way
+    // The phone heals (a commit with a path) and issues a new proof.
+    const heal = await phone.group!.selfUpdate();
+    await phone.group!.mergePendingCommit();
+    await deliverCommit(heal.commit, [alice, bob, laptop]);
+    const again = await issueRecoveryPsk(phone.group!, phone.identity);
+    await deliverApp(again.registration, [alice, bob, laptop]);
+    // The phone's own proof in the copy is stale, as §7.2 says; the
+    // laptop's is live, and it is a proof for the identity the copy holds
+    // a credential of (the phone's own, its signature key included, which
+    // an AS issued). The external commit with that key removes the phone's
+    // leaf (the core's resync), the second commit the laptop's. Before the
+    // review everyone accepted it: the copy was back in after the heal and
+    // both of the user's devices were out.
+    const laptopProof = Object.entries(registry)
+      .map(([id, secret]) => ({ pskId: fromHex(id), secret: fromHex(secret) }))
+      .find((e) => parseRecoveryPskId(e.pskId)!.leafIndex === laptop.group!.ownLeafIndex)!;
+    const record = { groupId: alice.group!.id, identity: stolenIdentity.identity, ...laptopProof };
+    const { commits } = await recoverMembership(copy, stolenIdentity, await alice.group!.exportGroupInfo(), record);
+    for (const m of all) {
+      expect(await refusal(() => m.group!.process(commits[0]!))).toEqual({
+        name: 'RecoveryError',
+        code: 'INVALID_COMMIT',
+        message: 'recovery refused (identity-mismatch)',
+        reason: 'identity-mismatch',
+      });
+    }
+    expect(names(alice.group!)).toEqual(['alice', 'bob', 'user', 'user']);
+    await stillWorks(all);
+  });
+});
