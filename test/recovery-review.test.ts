@@ -29,6 +29,8 @@ async function refusal(fn: () => Promise<unknown>): Promise<{ name: string; code
   return { name: err.name, code: err.code, message: err.message, ...(err instanceof RecoveryError ? { reason: err.reason } : {}) };
 }
 
+const WRONG_EPOCH = { name: 'MlsError', code: 'WRONG_EPOCH', message: "processing message: Message epoch differs from the group's epoch." };
+
 const names = (g: Group) => g.members().map((m) => utf8(m.credential.identity)).sort();
 
 describe('recovery review: §7.2 against the code', () => {
@@ -116,5 +118,57 @@ describe('recovery review: §7.2 against the code', () => {
     }
     expect(names(alice.group!)).toEqual(['alice', 'bob', 'user', 'user']);
     await stillWorks(all);
+  });
+  it('held: a member that kept its signature key resyncs with its own proof (the rule above does not refuse it); the resync removes its old leaf itself', async () => {
+    const [alice, bob, carol] = (await forkWorld(['alice', 'bob', 'carol'])) as [Member, Member, Member];
+    const { record, registration } = await issueRecoveryPsk(carol.group!, carol.identity);
+    await deliverApp(registration, [alice, bob]);
+    // Carol's group state is lost, her identity (its key) is not.
+    const oldLeaf = carol.group!.ownLeafIndex;
+    await carol.client.deleteGroup(carol.group!.id);
+    await carol.client.psks.store(record.pskId, record.secret);
+    const { group, commit } = await carol.client.joinExternal(await alice.group!.exportGroupInfo(), carol.identity, { psks: [record.pskId] });
+    for (const m of [alice, bob]) {
+      const r = await m.group!.process(commit);
+      expect(r.kind === 'commit' && r.staged.removes.map((x) => x.leafIndex)).toEqual([oldLeaf]);
+      if (r.kind === 'commit') await r.staged.merge();
+    }
+    if (group.state().pendingCommit) await group.mergePendingCommit();
+    carol.group = group;
+    expect(names(alice.group!)).toEqual(['alice', 'bob', 'carol']);
+    await stillWorks([alice, bob, carol]);
+  });
+
+  it('held: a DS replaying the recovery commits after the recovery gets them refused; the group goes on', async () => {
+    const [alice, bob, carol] = (await forkWorld(['alice', 'bob', 'carol'])) as [Member, Member, Member];
+    const { record, registration } = await issueRecoveryPsk(carol.group!, carol.identity);
+    await deliverApp(registration, [alice, bob]);
+    const fresh = await MlsClient.open();
+    const freshId = await fresh.createIdentity('carol', 1);
+    const { group, commits } = await recoverMembership(fresh, freshId, await alice.group!.exportGroupInfo(), record);
+    for (const c of commits) await deliverCommit(c, [alice, bob]);
+    const back: Member = { name: 'carol', client: fresh, identity: freshId, group };
+    for (const c of commits) for (const m of [alice, bob, back]) expect(await refusal(() => m.group!.process(c))).toEqual(WRONG_EPOCH);
+    await stillWorks([alice, bob, back]);
+  });
+
+  it('limit: a DS handing the recoverer an old GroupInfo puts it on a dead branch (the members refuse its commits); its record still recovers it from the current one', async () => {
+    const [alice, bob, carol] = (await forkWorld(['alice', 'bob', 'carol'])) as [Member, Member, Member];
+    const { record, registration } = await issueRecoveryPsk(carol.group!, carol.identity);
+    await deliverApp(registration, [alice, bob]);
+    const old = await alice.group!.exportGroupInfo();
+    const { commit } = await bob.group!.selfUpdate();
+    await bob.group!.mergePendingCommit();
+    await deliverCommit(commit, [alice]);
+    const fresh = await MlsClient.open();
+    const freshId = await fresh.createIdentity('carol', 1);
+    const stale = await recoverMembership(fresh, freshId, old, record);
+    for (const m of [alice, bob]) expect(await refusal(() => m.group!.process(stale.commits[0]!))).toEqual(WRONG_EPOCH);
+    // Nothing at the recoverer tells it: it must see a message of another member in its new epoch before it trusts it is back.
+    expect(stale.commits).toHaveLength(2);
+    await fresh.deleteGroup(stale.group.id);
+    const { group, commits } = await recoverMembership(fresh, freshId, await alice.group!.exportGroupInfo(), record);
+    for (const c of commits) await deliverCommit(c, [alice, bob]);
+    await stillWorks([alice, bob, { name: 'carol', client: fresh, identity: freshId, group }]);
   });
 });
