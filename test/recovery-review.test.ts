@@ -171,4 +171,34 @@ describe('recovery review: §7.2 against the code', () => {
     for (const c of commits) await deliverCommit(c, [alice, bob]);
     await stillWorks([alice, bob, { name: 'carol', client: fresh, identity: freshId, group }]);
   });
+  it('limit: a commit that overtakes the removal (any member can race it) leaves the old leaf, its proof live, and the recoverer on a branch of its own; the record recovers it again, the first new leaf stays until removed', async () => {
+    const [alice, bob, carol] = (await forkWorld(['alice', 'bob', 'carol'])) as [Member, Member, Member];
+    const { record, registration } = await issueRecoveryPsk(carol.group!, carol.identity);
+    await deliverApp(registration, [alice, bob]);
+    const oldLeaf = carol.group!.ownLeafIndex;
+    const fresh = await MlsClient.open();
+    const freshId = await fresh.createIdentity('carol', 1);
+    const first = await recoverMembership(fresh, freshId, await alice.group!.exportGroupInfo(), record);
+    await deliverCommit(first.commits[0]!, [alice, bob]);
+    // Bob's commit for the epoch the removal is for reaches everyone first.
+    const race = await bob.group!.selfUpdate();
+    await bob.group!.mergePendingCommit();
+    await deliverCommit(race.commit, [alice]);
+    for (const m of [alice, bob]) expect(await refusal(() => m.group!.process(first.commits[1]!))).toEqual(WRONG_EPOCH);
+    expect(await refusal(() => first.group.process(race.commit))).toEqual(WRONG_EPOCH);
+    // The old leaf is still in, so its proof still passes: recovered again.
+    expect(alice.group!.members().some((m) => m.leafIndex === oldLeaf)).toBe(true);
+    const fresh2 = await MlsClient.open();
+    const freshId2 = await fresh2.createIdentity('carol', 1);
+    const { group, commits } = await recoverMembership(fresh2, freshId2, await alice.group!.exportGroupInfo(), record);
+    for (const c of commits) await deliverCommit(c, [alice, bob]);
+    expect(names(alice.group!)).toEqual(['alice', 'bob', 'carol', 'carol']);
+    const back: Member = { name: 'carol', client: fresh2, identity: freshId2, group };
+    const ghost = alice.group!.members().find((m) => utf8(m.credential.identity) === 'carol' && m.leafIndex !== group.ownLeafIndex)!;
+    const drop = await group.commit({ remove: [ghost.leafIndex] });
+    await group.mergePendingCommit();
+    await deliverCommit(drop.commit, [alice, bob]);
+    expect(names(alice.group!)).toEqual(['alice', 'bob', 'carol']);
+    await stillWorks([alice, bob, back]);
+  });
 });
