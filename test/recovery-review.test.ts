@@ -202,10 +202,10 @@ describe('recovery review: §7.2 against the code', () => {
     await stillWorks([alice, bob, back]);
   });
   it('limit: an optimistic switch does not undo what the recovery layer stored in the window: a registration read on the losing branch, whose commit removed a member, drops that member\'s proof for good', async () => {
-    const members = await forkWorld(['alice', 'bob', 'carol', 'mallory', 'zed']);
-    const [alice, bob, carol, mallory, zed] = members as [Member, Member, Member, Member, Member];
+    const members = await forkWorld(['alice', 'bob', 'carol', 'dave', 'mallory', 'zed']);
+    const [alice, bob, carol, dave, mallory, zed] = members as [Member, Member, Member, Member, Member, Member];
     const { record, registration } = await issueRecoveryPsk(zed.group!, zed.identity);
-    await deliverApp(registration, [alice, bob, carol, mallory]);
+    await deliverApp(registration, [alice, bob, carol, dave, mallory]);
     // Mallory's commit removes Zed, Carol's updates; Carol's ranks lower (wins).
     let removal: Uint8Array, update: Uint8Array;
     for (;;) {
@@ -226,11 +226,24 @@ describe('recovery review: §7.2 against the code', () => {
     const [read] = await atBob.receive(hers);
     expect(read?.type === 'processed' && (await acceptRecoveryPsks(bob.group!, read.result as never))).toBe(true);
     expect((await atBob.receive(update)).map((e) => e.type)).toEqual(['switched']);
+    // Dave does the same but hands the registration over once the window closed (§7.2): refused, nothing pruned.
+    const atDave = new ForkResolver(dave.group!, { strategy: 'optimistic', windowMs: 1000, now: () => clock });
+    await atDave.receive(removal);
+    const [kept] = await atDave.receive(hers);
+    expect((await atDave.receive(update)).map((e) => e.type)).toEqual(['switched']);
     clock += 1001;
     await atBob.tick();
+    await atDave.tick();
+    expect(kept?.type).toBe('processed');
+    expect(await refusal(() => acceptRecoveryPsks(dave.group!, (kept as unknown as { result: never }).result))).toEqual({
+      name: 'RecoveryError',
+      code: 'INVALID_MESSAGE',
+      message: 'recovery refused (forged-registration)',
+      reason: 'forged-registration',
+    });
     // Zed is a member again at Bob (Carol's branch), but the proof is gone.
-    expect(names(bob.group!)).toEqual(['alice', 'bob', 'carol', 'mallory', 'zed']);
-    await deliverCommit(update, [alice, zed]);
+    expect(names(bob.group!)).toEqual(['alice', 'bob', 'carol', 'dave', 'mallory', 'zed']);
+    await deliverCommit(update, [alice, zed]); // Dave and Bob switched to it
     // Zed recovers (a fresh client, his record): Alice takes it, Bob cannot
     // (the value went with the pruning); the members would split.
     const fresh = await MlsClient.open();
@@ -247,7 +260,11 @@ describe('recovery review: §7.2 against the code', () => {
     const registry = (m: Member) => utf8(m.client.groupRecord(m.group!.id, 'paired-mls/recovery-psks') ?? new Uint8Array(0));
     expect(registry(bob)).not.toContain(toHex(record.pskId));
     expect(registry(alice)).toContain(toHex(record.pskId));
+    expect(registry(dave)).toContain(toHex(record.pskId));
+    const atD = await dave.group!.process(commits[0]!);
+    expect(atD.kind).toBe('commit');
+    if (atD.kind === 'commit') atD.staged.discard();
     // The honest members of the winning branch keep working.
-    await stillWorks([alice, bob, carol, zed]);
+    await stillWorks([alice, bob, carol, dave, zed]);
   });
 });
