@@ -267,4 +267,24 @@ describe('recovery review: §7.2 against the code', () => {
     // The honest members of the winning branch keep working.
     await stillWorks([alice, bob, carol, dave, zed]);
   });
+  it('held: a GroupInfo of another group (a DS, or a member of both, steering the recoverer) is refused as stale-proof, nothing kept, and the record still recovers from the right one', async () => {
+    const [alice, bob, carol] = (await forkWorld(['alice', 'bob', 'carol'])) as [Member, Member, Member];
+    const { record, registration } = await issueRecoveryPsk(carol.group!, carol.identity);
+    await deliverApp(registration, [alice, bob]);
+    // Mallory hands over the GroupInfo of a group of her own.
+    const [m1] = (await forkWorld(['mallory', 'x', 'y'])) as [Member];
+    const fresh = await MlsClient.open();
+    const freshId = await fresh.createIdentity('carol', 1);
+    const elsewhere = await m1.group!.exportGroupInfo();
+    expect(await refusal(() => recoverMembership(fresh, freshId, elsewhere, record))).toEqual({
+      name: 'RecoveryError',
+      code: 'INVALID_COMMIT',
+      message: 'recovery refused (stale-proof)',
+      reason: 'stale-proof',
+    });
+    expect(fresh.groupIds()).toEqual([]);
+    const { group, commits } = await recoverMembership(fresh, freshId, await alice.group!.exportGroupInfo(), record);
+    for (const c of commits) await deliverCommit(c, [alice, bob]);
+    await stillWorks([alice, bob, { name: 'carol', client: fresh, identity: freshId, group }]);
+  });
 });
