@@ -376,10 +376,12 @@ function checkRecoveryCommit(group: Group, staged: StagedCommit, policy?: Recove
   if (!joiner || proofs.length === 0) throw new RecoveryError('no-proof');
   const registry = known(group);
   const members = group.members();
+  // A joiner whose external commit removes a leaf (the core's resync: a leaf with the joiner's own signature key) holds that leaf's key: it is that leaf, or a copy of its state. It may present only that leaf's proof. Before, the copy of a healed leaf presented the live proof of another leaf of its identity (the same user's other device) and was in again, both leaves out (docs/PROTOCOL.md §7.2).
+  const removed = staged.removes.map((r) => r.leafIndex);
   for (const { pskId } of proofs) {
     const id = parseRecoveryPskId(pskId)!;
     if (!registry[toHex(pskId)]) throw new RecoveryError('unknown-proof');
-    if (!bytesEqual(joiner, id.identity)) throw new RecoveryError('identity-mismatch');
+    if (!bytesEqual(joiner, id.identity) || (removed.length > 0 && !removed.includes(id.leafIndex))) throw new RecoveryError('identity-mismatch');
     if (!liveProof(group, members, pskId)) throw new RecoveryError('stale-proof');
     if (policy && !policy(joiner, { identity: id.identity, issuedAtEpoch: id.epoch, leafIndex: id.leafIndex })) throw new RecoveryError('policy');
   }
