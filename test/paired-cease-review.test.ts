@@ -1,0 +1,158 @@
+/**
+ * Review of Paired MLS CeasePair and a passive device that fell behind
+ * (docs/PROTOCOL.md §4.9, §4.14) against the attacker of §4.0: the stolen
+ * copy of the phone's state, which still holds the anchor leaf (and its
+ * key) in a group where alice's cease lost at the DS. Each test asserts
+ * the exact refusal or outcome and that the honest parties go on.
+ */
+import { describe, expect, it } from 'vitest';
+import { bytesEqual, toHex, type Group, type MlsClient } from 'paired-mls';
+import { type CeaseCommit } from 'paired-mls/paired';
+import { mlsError } from './helpers.js';
+import { stolen } from './paired-helpers.js';
+import { inSync, anchorKeyOf, bobWins, catchUp, ceaseSend, dsWorld, epochTaken, honestGoOn, lockedOut, submit, type DsGroup } from './paired-ds-helpers.js';
+
+type World = Awaited<ReturnType<typeof dsWorld>>;
+
+/** The copy's view of `g`, caught up with the DS log from `from`. */
+async function copyCatchesUp(w: World, copy: MlsClient, g: DsGroup, from: number): Promise<Group> {
+  const view = copy.group(g.id);
+  for (const m of await w.ds.poll('carol', g.id, from)) {
+    const r = await view.process(m.bytes);
+    if (r.kind === 'commit') await r.staged.merge();
+  }
+  return view;
+}
+
+async function lastSeq(w: World, g: DsGroup): Promise<number> {
+  return (await w.ds.poll('carol', g.id, 0)).at(-1)!.seq;
+}
+
+/**
+ * The copy, still on the anchor leaf with its key (alice's rekey lost), moves
+ * that leaf with a resync external commit (hidden mode: the anchor key and an
+ * emulation epoch of the copy's own pairing group, no vault), posted with the
+ * anchor's DS account. Returns the commit.
+ */
+async function copyResyncs(w: World, copy: MlsClient, view: Group): Promise<Uint8Array> {
+  const epochId = await copy.group(w.passiveDevice.pairingGroup.id).registerEmulationEpoch();
+  const { commit } = await view.resyncAsVirtualClient(epochId);
+  await submit(w.ds, view.id, 'alice', commit, { externalJoin: true });
+  if (view.state().pendingCommit) await view.mergePendingCommit();
+  return commit;
+}
+
+/** alice gives up her view of `g` and joins it again by external commit (a GroupInfo bob hands her), with `identity`'s key. */
+async function aliceRejoins(w: World, g: DsGroup, identity: Parameters<MlsClient['joinExternal']>[1]): Promise<void> {
+  await catchUp(g.bob, g.inbox.bob);
+  await catchUp(g.carol, g.inbox.carol);
+  await w.a.client.deleteGroup(g.id);
+  const { group, commit } = await w.a.client.joinExternal(await g.bob.exportGroupInfo(), identity);
+  await submit(w.ds, g.id, 'alice', commit, { externalJoin: true });
+  g.alice = group;
+  await catchUp(g.bob, g.inbox.bob);
+  await catchUp(g.carol, g.inbox.carol);
+  inSync([g.alice, g.bob, g.carol]);
+}
+
+
+/** alice's rekey cease of both groups, where bob's commit wins g1's epoch at the DS first: g1 stays to cease. */
+async function ceaseLostInG1(w: World, seen: CeaseCommit[]) {
+  const [g1] = w.groups;
+  const e1 = g1.alice.epoch;
+  const send = ceaseSend(w.ds, seen);
+  const result = await w.activeDevice.ceasePair('rekey', {
+    send: async (c) => {
+      if (bytesEqual(c.groupId, g1.id)) await bobWins(w.ds, g1);
+      await send(c);
+    },
+  });
+  epochTaken(result.groups[0]!.error, e1, e1 + 1);
+  expect(result.groups.map((g) => g.ceased)).toEqual([false, true]);
+  expect(w.activeDevice.ceasingGroups()).toEqual([toHex(g1.id)]);
+  return { result, send };
+}
+
+describe('Paired MLS cease review: the copy on the anchor leaf of a group whose cease lost (hidden mode)', () => {
+  it('the copy moves the anchor leaf by a resync external commit (anchor key, its own emulation epoch, the anchor\'s DS account): alice follows it on her leaf, the group stays listed, and ceasePair again re-keys it and locks the copy out', async () => {
+    const w = await dsWorld('hidden');
+    const [g1] = w.groups;
+    const phoneKey = anchorKeyOf(g1.phone);
+    const anchorLeaf = g1.alice.ownLeafIndex;
+    const copy = await stolen(w.p);
+    const from = await lastSeq(w, g1);
+    const seen: CeaseCommit[] = [];
+    const { send } = await ceaseLostInG1(w, seen);
+
+    const resync = await copyResyncs(w, copy, await copyCatchesUp(w, copy, g1, from));
+    await catchUp(g1.alice, g1.inbox.alice); // bob's
+    // Posted with alice's own account, so not in her inbox: she reads it from the log.
+    const seenByAlice = await g1.alice.process(resync);
+    if (seenByAlice.kind !== 'commit') throw new Error('expected the resync');
+    await seenByAlice.staged.merge();
+    await catchUp(g1.carol, g1.inbox.carol);
+    await catchUp(g1.bob, g1.inbox.bob);
+    // The engine follows a resync of the own leaf with its key: alice stays on it, in step with the others and the copy.
+    expect([g1.alice.state().active, g1.alice.ownLeafIndex, bytesEqual(anchorKeyOf(g1.alice), phoneKey)]).toEqual([true, anchorLeaf, true]);
+    inSync([g1.alice, g1.bob, g1.carol, copy.group(g1.id)]);
+    // Still listed (her leaf has the anchor key of the cease's start); ceasePair again re-keys it.
+    expect(w.activeDevice.ceasingGroups()).toEqual([toHex(g1.id)]);
+    const again = await w.activeDevice.ceasePair('rekey', { send });
+    expect(seen.at(-1)!.kind).toBe('rekey');
+    expect(again.groups).toEqual([{ groupId: g1.id, commits: [seen.at(-1)!.commit], ceased: true }]);
+    expect(w.activeDevice.ceasingGroups()).toEqual([]);
+    await honestGoOn(w.ds, g1, 'after the rekey');
+    await lockedOut(w.ds, g1, phoneKey);
+    const secret = await g1.carol.encrypt('not for the copy');
+    expect((await mlsError(() => copy.group(g1.id).process(secret))).code).toBe('WRONG_EPOCH');
+  });
+
+  it('LIMIT: the copy renames the anchor leaf (a self-update to a key and credential of its own, which members take); alice cannot follow it (INVALID_COMMIT) and rejoins with another key; ceasePair then counts g1 ceased with no removal, and the copy reads on as "mallory"', async () => {
+    const w = await dsWorld('hidden');
+    const [g1, g2] = w.groups;
+    const anchorLeaf = g1.alice.ownLeafIndex;
+    const copy = await stolen(w.p);
+    const from = await lastSeq(w, g1);
+    const seen: CeaseCommit[] = [];
+    const { result, send } = await ceaseLostInG1(w, seen);
+
+    const view = await copyCatchesUp(w, copy, g1, from);
+    const mallory = await copy.createIdentity('mallory', 1);
+    const { commit } = await view.commit({ selfUpdate: true, newSigner: mallory });
+    await submit(w.ds, g1.id, 'alice', commit);
+    await view.mergePendingCommit();
+    await catchUp(g1.carol, g1.inbox.carol);
+    await catchUp(g1.bob, g1.inbox.bob);
+    // Every member takes the rename: the anchor leaf now says "mallory", with the copy's own key.
+    const renamed = g1.carol.members().find((m) => m.leafIndex === anchorLeaf)!;
+    expect([new TextDecoder().decode(renamed.credential.identity), bytesEqual(renamed.signatureKey, mallory.signaturePublicKey)]).toEqual(['mallory', true]);
+    await catchUp(g1.alice, g1.inbox.alice); // bob's
+    const err = await mlsError(() => g1.alice.process(commit));
+    expect({ code: err.code, message: err.message }).toEqual({
+      code: 'INVALID_COMMIT',
+      message: 'processing message: The Commit was created by this client but does not match the pending commit.',
+    });
+    // alice rejoins g1 with a key other than the cease's (as the lost answer says) and ceases again.
+    const other = await w.a.client.createIdentity(result.identity.identity, result.identity.ciphersuite);
+    await aliceRejoins(w, g1, other);
+    const again = await w.activeDevice.ceasePair('rekey', { send });
+    // The anchor leaf is known by its index and its key or the anchor's credential (docs/PROTOCOL.md §4.9);
+    // renamed, it is not recognised: g1 counts as ceased, no removal is made, the list is empty …
+    expect(again.groups).toEqual([{ groupId: g1.id, commits: [], ceased: true }]);
+    expect(seen.map((c) => [toHex(c.groupId), c.kind])).toEqual([[toHex(g1.id), 'rekey'], [toHex(g2.id), 'rekey']]);
+    expect(w.activeDevice.ceasingGroups()).toEqual([]);
+    // … while the copy, still a member on the anchor leaf, follows alice's join and reads on.
+    for (const m of await w.ds.poll('carol', g1.id, (await lastSeq(w, g1)) - 1)) {
+      const r = await view.process(m.bytes);
+      if (r.kind === 'commit') await r.staged.merge();
+    }
+    inSync([g1.alice, g1.carol, view]);
+    const secret = await g1.carol.encrypt('read by the renamed copy');
+    await submit(w.ds, g1.id, 'carol', secret);
+    const r = await view.process(secret);
+    expect(r.kind === 'application' && new TextDecoder().decode(r.data)).toBe('read by the renamed copy');
+    // The honest members go on; removing the renamed leaf is left to the application (or its AS).
+    expect(await catchUp(g1.alice, g1.inbox.alice)).toEqual(['read by the renamed copy']);
+    expect(await catchUp(g1.bob, g1.inbox.bob)).toEqual(['read by the renamed copy']);
+  });
+});
