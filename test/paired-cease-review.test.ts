@@ -6,10 +6,10 @@
  * the exact refusal or outcome and that the honest parties go on.
  */
 import { describe, expect, it } from 'vitest';
-import { bytesEqual, toHex, type Group, type MlsClient } from 'paired-mls';
-import { type CeaseCommit } from 'paired-mls/paired';
-import { mlsError } from './helpers.js';
-import { stolen } from './paired-helpers.js';
+import { bytesEqual, toHex, utf8, type Group, type MlsClient } from 'paired-mls';
+import { PairedDevice, WebCryptoSeedVault, generateSeed, type CeaseCommit } from 'paired-mls/paired';
+import { deliverCommit, expectInSync, mlsError } from './helpers.js';
+import { deliverPaired, pairedWorld, refused, stolen } from './paired-helpers.js';
 import { inSync, anchorKeyOf, bobWins, catchUp, ceaseSend, dsWorld, epochTaken, honestGoOn, lockedOut, submit, type DsGroup } from './paired-ds-helpers.js';
 
 type World = Awaited<ReturnType<typeof dsWorld>>;
@@ -154,5 +154,48 @@ describe('Paired MLS cease review: the copy on the anchor leaf of a group whose 
     // The honest members go on; removing the renamed leaf is left to the application (or its AS).
     expect(await catchUp(g1.alice, g1.inbox.alice)).toEqual(['read by the renamed copy']);
     expect(await catchUp(g1.bob, g1.inbox.bob)).toEqual(['read by the renamed copy']);
+  });
+});
+
+describe('Paired MLS cease review: a passive device that fell behind re-enrols (§4.14)', () => {
+  it("the copy's KeyPackage (reset keeps the device's identity, which the copy holds) re-enrolled instead of the device's: the copy joins the pairing group but takes no ShareRand (unexpected / no-proof) and reads nothing new; the real device re-enrols naming the copy's leaf", async () => {
+    const w = await pairedWorld(['bob']);
+    const bob = w.others[0]!;
+    const copy = await stolen(w.p);
+    // The device loses a step and its Notify for good.
+    const lost = await w.activeDevice.update(w.a.group!);
+    await w.a.group!.mergePendingCommit();
+    await deliverCommit(lost.commit, w.others);
+    const staleLeaf = w.passiveDevice.pairingGroup.ownLeafIndex;
+    const vault = w.passiveDevice.vault!;
+    await PairedDevice.reset(w.p.client);
+
+    // The copy resets its own copy and signs a pairing KeyPackage with the device's identity; it reaches the active device first.
+    await PairedDevice.reset(copy);
+    const forged = await PairedDevice.createKeyPackage(copy, w.p.identity);
+    const back = await w.activeDevice.reenroll(staleLeaf, forged);
+    for (const g of back.groups) await deliverCommit(g.commit, w.others);
+    const copyDevice = await PairedDevice.join(copy, back.initPairing);
+    await refused(() => copyDevice.receive(back.shareRand), 'PAIRING_REJECTED', 'unexpected', 'ShareRand carries no seed and no vault was preinstalled (unexpected)');
+    const guessed = PairedDevice.open(copy, await WebCryptoSeedVault.import(generateSeed()));
+    await refused(() => guessed.receive(back.shareRand), 'PAIRING_REJECTED', 'no-proof', 'ShareRand without a valid vault proof (no-proof)');
+    await refused(() => guessed.applyNotify(back.groups[0]!), 'PAIRING_STATE', undefined, 'the pairing is not established yet');
+    // It holds no state of the group (reset forgot it, the enrolment's is sealed under the vault): it reads nothing.
+    expect(copy.groupIds().some((id) => bytesEqual(id, w.a.group!.id))).toBe(false);
+
+    // The real device's KeyPackage comes; the active device re-enrols it, naming the leaf the copy took.
+    const copyLeaf = copyDevice.pairingGroup.ownLeafIndex;
+    const real = await w.activeDevice.reenroll(copyLeaf, await PairedDevice.createKeyPackage(w.p.client, w.p.identity));
+    for (const g of real.groups) await deliverCommit(g.commit, w.others);
+    const passive = await PairedDevice.join(w.p.client, real.initPairing, { vault });
+    expect((await passive.receive(real.shareRand)).type).toBe('shareRandApplied');
+    for (const g of real.groups) expect((await passive.applyNotify(g)).kind).toBe('enroll');
+    w.p.group = w.p.client.group(w.a.group!.id);
+    expectInSync([w.a, w.p, ...w.others]);
+    const again = await w.activeDevice.update(w.a.group!);
+    await deliverPaired(again, w.a, passive, w.others);
+    const later = await bob.group!.encrypt('back in step');
+    const read = await w.p.group.process(later);
+    expect(read.kind === 'application' && utf8(read.data)).toBe('back in step');
   });
 });
