@@ -199,3 +199,35 @@ describe('Paired MLS cease review: a passive device that fell behind re-enrols (
     expect(read.kind === 'application' && utf8(read.data)).toBe('back in step');
   });
 });
+
+describe('Paired MLS cease review: the phone ends the pairing, its copy shares its leaf', () => {
+  it("the laptop takes an unproven removal of itself from the phone's leaf once the phone's proven CeasePair came: the copy's commit is taken in place of the real step (harmless: the laptop was leaving), and before the CeasePair it is refused (wrong-sender)", async () => {
+    const w = await pairedWorld(['bob']);
+    const copy = await stolen(w.p);
+    const pairingId = w.activeDevice.pairingGroup.id;
+    const laptopLeaf = w.activeDevice.pairingGroup.ownLeafIndex;
+    const forgedRemoval = async () => {
+      const { commit } = await copy.group(pairingId).commit({ remove: [laptopLeaf] });
+      await copy.group(pairingId).clearPendingCommit();
+      return commit;
+    };
+    // Before any CeasePair: refused, nothing changes.
+    await refused(async () => w.activeDevice.receive(await forgedRemoval()), 'PAIRING_REJECTED', 'wrong-sender');
+    const cease = await w.passiveDevice.ceasePair('rekey');
+    const [ceaseMessage, step] = cease.pairing as [Uint8Array, Uint8Array];
+    expect(await w.activeDevice.receive(ceaseMessage)).toEqual({ type: 'pairingCeased', route: 'rekey' });
+    // The copy's commit (no PSK, no proof) removing the laptop is now taken: the ceaseFrom rule.
+    expect((await w.activeDevice.receive(await forgedRemoval())).type).toBe('pairingGroupChanged');
+    expect([w.activeDevice.ceased, w.activeDevice.pairingGroup.state().active]).toEqual([true, false]);
+    // The real step then finds no group to process; the laptop rejoins the group with its own key as after any cease.
+    const late = await mlsError(() => w.activeDevice.receive(step));
+    expect({ code: late.code, message: late.message }).toEqual({ code: 'NOT_A_MEMBER', message: 'this client is no longer a member of the group' });
+    for (const c of cease.groups[0]!.commits) await deliverCommit(c, w.others);
+    await w.a.client.deleteGroup(w.a.group!.id);
+    const rejoin = await w.a.client.joinExternal(await w.p.group!.exportGroupInfo(), w.a.identity);
+    if (rejoin.group.state().pendingCommit) await rejoin.group.mergePendingCommit();
+    await deliverCommit(rejoin.commit, [w.p, ...w.others]);
+    w.a.group = rejoin.group;
+    expectInSync([w.a, w.p, ...w.others]);
+  });
+});
