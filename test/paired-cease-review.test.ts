@@ -231,3 +231,19 @@ describe('Paired MLS cease review: the phone ends the pairing, its copy shares i
     expectInSync([w.a, w.p, ...w.others]);
   });
 });
+
+describe('Paired MLS cease review: reset after a finished cease', () => {
+  it("on the device that ended the pairing by route rekey keeps its groups (re-keyed to its new key; before: reset deleted every one of them as if followed); the group goes on", async () => {
+    const w = await pairedWorld(['bob']);
+    const cease = await w.activeDevice.ceasePair('rekey');
+    for (const c of cease.groups[0]!.commits) await deliverCommit(c, w.others);
+    expect(w.activeDevice.ceasingGroups()).toEqual([]);
+    await PairedDevice.reset(w.a.client);
+    expect(w.a.client.groupIds().map(toHex)).toEqual([toHex(w.a.group!.id)]);
+    w.a.group = w.a.client.group(w.a.group!.id);
+    const secret = await w.others[0]!.group!.encrypt('still in the group');
+    const read = await w.a.group.process(secret);
+    expect(read.kind === 'application' && utf8(read.data)).toBe('still in the group');
+    await refused(async () => PairedDevice.open(w.a.client, undefined), 'PAIRING_STATE', undefined, 'this client has no pairing');
+  });
+});
