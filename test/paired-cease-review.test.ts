@@ -247,3 +247,44 @@ describe('Paired MLS cease review: reset after a finished cease', () => {
     await refused(async () => PairedDevice.open(w.a.client, undefined), 'PAIRING_STATE', undefined, 'this client has no pairing');
   });
 });
+
+describe('Paired MLS cease review: a crash before ceasePair returned (route rekey)', () => {
+  it('LIMIT: loses the CeasePair and the removal step (result.pairing): the next call finishes the groups and sends no pairing message, so the phone never learns the pairing ended; it is locked out of the groups all the same', async () => {
+    const w = await dsWorld('hidden');
+    const [g1, g2] = w.groups;
+    const phoneKeys = [anchorKeyOf(g1.phone), anchorKeyOf(g2.phone)];
+    let reached!: () => void;
+    const atSend = new Promise<void>((r) => (reached = r));
+    void w.activeDevice
+      .ceasePair('rekey', {
+        send: async () => {
+          reached();
+          await new Promise<void>(() => undefined);
+        },
+      })
+      .catch(() => undefined);
+    await atSend;
+    const vault = w.activeDevice.vault;
+    w.a.client.free();
+    w.a.client = await (await import('paired-mls')).MlsClient.open({ storage: w.a.storage });
+    const active = PairedDevice.open(w.a.client, vault);
+    expect({ ceased: active.ceased, ceasing: active.ceasingGroups() }).toEqual({ ceased: true, ceasing: [toHex(g1.id), toHex(g2.id)] });
+    // Route rekey made every group's commit first: the app settles them (the DS got none: cleared), then ceases again.
+    for (const g of [g1, g2]) await w.a.client.group(g.id).clearPendingCommit();
+    const seen: CeaseCommit[] = [];
+    const again = await active.ceasePair('rekey', { send: ceaseSend(w.ds, seen) });
+    expect(again.pairing).toEqual([]);
+    expect(again.groups.map((g) => g.ceased)).toEqual([true, true]);
+    expect(active.ceasingGroups()).toEqual([]);
+    // The phone got nothing: for it the pairing runs, with the laptop active.
+    expect({ ceased: w.passiveDevice.ceased, role: w.passiveDevice.role }).toEqual({ ceased: false, role: 'passive' });
+    // Locked out all the same: the anchor key it holds is gone from both groups.
+    for (const [i, g] of [g1, g2].entries()) {
+      g.alice = w.a.client.group(g.id);
+      await honestGoOn(w.ds, g, 'after the crash');
+      await lockedOut(w.ds, g, phoneKeys[i]!);
+    }
+    // A reset and a new KeyPackage bring it nowhere: the laptop's pairing has ended.
+    await refused(() => active.reenroll(1, new Uint8Array(0)), 'PAIRING_STATE', undefined, 'the pairing has ended');
+  });
+});
