@@ -7,9 +7,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { bytesEqual, toHex, utf8, type Group, type MlsClient } from 'paired-mls';
-import { PairedDevice, WebCryptoSeedVault, generateSeed, type CeaseCommit } from 'paired-mls/paired';
+import { PairedDevice, WebCryptoSeedVault, decodePairingMessage, encodePairingMessage, generateSeed, type CeaseCommit } from 'paired-mls/paired';
 import { deliverCommit, expectInSync, mlsError } from './helpers.js';
-import { deliverPaired, pairedWorld, refused, stolen } from './paired-helpers.js';
+import { aliceAndBob, applyShareRand, deliverPaired, device, invited, pairedWorld, refused, stolen } from './paired-helpers.js';
 import { inSync, anchorKeyOf, bobWins, catchUp, ceaseSend, dsWorld, epochTaken, honestGoOn, lockedOut, submit, type DsGroup } from './paired-ds-helpers.js';
 
 type World = Awaited<ReturnType<typeof dsWorld>>;
@@ -286,5 +286,51 @@ describe('Paired MLS cease review: a crash before ceasePair returned (route reke
     }
     // A reset and a new KeyPackage bring it nowhere: the laptop's pairing has ended.
     await refused(() => active.reenroll(1, new Uint8Array(0)), 'PAIRING_STATE', undefined, 'the pairing has ended');
+  });
+});
+
+describe('Paired MLS cease review: a device with a preinstalled seed that re-enrols (§4.14)', () => {
+  it('LIMIT: the ShareRand of its first pairing, read by a copy taken before it was applied, is replayed in a fork the copy builds (same pairing group id, epoch and inviter leaf) for the new KeyPackage: its proof matches, the device pairs with the fork (a dead end: no step or Notify can be proven there) and the real re-enrolment is refused until it resets again', async () => {
+    const seed = generateSeed();
+    const [va, vp] = await Promise.all([0, 1].map(() => WebCryptoSeedVault.import(seed.slice())));
+    seed.fill(0);
+    const { a } = await aliceAndBob();
+    const phone = await device('alice-phone');
+    const { active, joiner, shareRand } = await invited(a, phone, { vault: va, joinerVault: vp });
+    const pairingId = active.pairingGroup.id;
+    const inviterLeaf = active.pairingGroup.ownLeafIndex;
+    const epoch = active.pairingGroup.epoch;
+    // The copy, taken after the join and before the ShareRand, reads it (its proof is not secret).
+    const copy = await stolen(phone);
+    const read = await copy.group(pairingId).process(shareRand);
+    if (read.kind !== 'application') throw new Error('expected the ShareRand');
+    const replayed = decodePairingMessage(read.data);
+    expect(replayed.type).toBe('shareRand');
+    const applied = await applyShareRand(joiner, shareRand);
+    expect(await active.receive(applied.accept)).toEqual({ type: 'paired' });
+
+    // Later the phone falls behind and re-enrols: reset, and a new KeyPackage over the pairing channel.
+    const staleLeaf = joiner.pairingGroup.ownLeafIndex;
+    await PairedDevice.reset(phone.client);
+    const keyPackage = await PairedDevice.createKeyPackage(phone.client, phone.identity);
+    // The attacker builds the fork: the pairing group's id, the inviter at the same leaf, the device added in the same epoch.
+    const mallory = await device('mallory');
+    const fork = await mallory.client.createGroup(mallory.identity, { groupId: pairingId, capabilities: { virtualClient: true }, wireFormat: 'ciphertext' });
+    const { welcome } = await fork.commit({ add: [keyPackage] });
+    await fork.mergePendingCommit();
+    expect([fork.epoch, fork.ownLeafIndex]).toEqual([epoch, inviterLeaf]);
+    const forked = await PairedDevice.join(phone.client, welcome!, { vault: vp });
+    const event = await forked.receive(await fork.encrypt(encodePairingMessage(replayed)));
+    expect(event.type).toBe('shareRandApplied');
+    expect({ established: forked.established, role: forked.role }).toEqual({ established: true, role: 'passive' });
+    // A dead end (the fork proves no step or Notify without the vault), and the real re-enrolment is refused while the device holds the fork's pairing.
+    const back = await active.reenroll(staleLeaf, await PairedDevice.createKeyPackage(copy, phone.identity));
+    await refused(() => PairedDevice.join(phone.client, back.initPairing, { vault: vp }), 'PAIRING_STATE', undefined, 'this client already has a pairing');
+    // The way out: reset again and re-enrol with a fresh KeyPackage (naming the leaf the last invite added).
+    await PairedDevice.reset(phone.client);
+    const again = await active.reenroll(active.pairingGroup.members().map((m) => m.leafIndex).find((l) => l !== inviterLeaf)!, await PairedDevice.createKeyPackage(phone.client, phone.identity));
+    const real = await PairedDevice.join(phone.client, again.initPairing, { vault: vp });
+    expect((await real.receive(again.shareRand)).type).toBe('shareRandApplied');
+    expect({ established: real.established, role: real.role, counter: real.pairingGroup.epoch }).toEqual({ established: true, role: 'passive', counter: active.pairingGroup.epoch });
   });
 });
