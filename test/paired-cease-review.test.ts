@@ -334,3 +334,31 @@ describe('Paired MLS cease review: a device with a preinstalled seed that re-enr
     expect({ established: real.established, role: real.role, counter: real.pairingGroup.epoch }).toEqual({ established: true, role: 'passive', counter: active.pairingGroup.epoch });
   });
 });
+
+describe('Paired MLS cease review: the phone ends the pairing while a step behind', () => {
+  it('its CeasePair and step are from a pairing epoch the laptop left (WRONG_EPOCH), its group commit from an epoch the group left: nothing changes at the laptop, which keeps the pairing and its paired updates with the members', async () => {
+    const w = await pairedWorld(['bob']);
+    const bob = w.others[0]!;
+    const u = await w.activeDevice.update(w.a.group!);
+    await w.a.group!.mergePendingCommit();
+    await deliverCommit(u.commit, w.others);
+    // The phone has not got [step, Notify] yet and ends the pairing.
+    const cease = await w.passiveDevice.ceasePair('rekey');
+    const [ceaseMessage, step] = cease.pairing as [Uint8Array, Uint8Array];
+    const e1 = await mlsError(() => w.activeDevice.receive(ceaseMessage));
+    expect({ code: e1.code, message: e1.message }).toEqual({ code: 'WRONG_EPOCH', message: 'message from an epoch whose secrets this member no longer has' });
+    const e2 = await mlsError(() => w.activeDevice.receive(step));
+    expect({ code: e2.code, message: e2.message }).toEqual({ code: 'WRONG_EPOCH', message: "processing message: Message epoch differs from the group's epoch." });
+    const e3 = await mlsError(() => bob.group!.process(cease.groups[0]!.commits[0]!));
+    expect({ code: e3.code, message: e3.message }).toEqual({ code: 'WRONG_EPOCH', message: "processing message: Message epoch differs from the group's epoch." });
+    expect({ ceased: w.activeDevice.ceased, role: w.activeDevice.role }).toEqual({ ceased: false, role: 'active' });
+    // The laptop goes on with the members (the phone, ended, follows no more).
+    const next = await w.activeDevice.update(w.a.group!);
+    await w.a.group!.mergePendingCommit();
+    await deliverCommit(next.commit, w.others);
+    const secret = await bob.group!.encrypt('the laptop reads on');
+    const r = await w.a.group!.process(secret);
+    expect(r.kind === 'application' && utf8(r.data)).toBe('the laptop reads on');
+    await refused(() => w.passiveDevice.applyNotify(next), 'PAIRING_STATE', undefined, 'only a passive device applies a Notify');
+  });
+});
