@@ -362,3 +362,30 @@ describe('Paired MLS cease review: the phone ends the pairing while a step behin
     await refused(() => w.passiveDevice.applyNotify(next), 'PAIRING_STATE', undefined, 'only a passive device applies a Notify');
   });
 });
+
+describe('Paired MLS cease review: a cease right after a hand-over, reordered', () => {
+  it('the new active device ends the pairing before the phone took the RoleChange: the CeasePair arriving first is refused (stale) and changes nothing; after the RoleChange the same message is taken, then the step', async () => {
+    const w = await pairedWorld(['bob']);
+    const bob = w.others[0]!;
+    // A paired update first: the phone then holds an anchor key for the group (a hand-over needs one).
+    const u = await w.activeDevice.update(w.a.group!);
+    await deliverPaired(u, w.a, w.passiveDevice, w.others);
+    const roleChange = await w.activeDevice.handOver();
+    // The phone is the active device from the laptop's view; the laptop — now passive — ends the pairing (rekey).
+    const cease = await w.activeDevice.ceasePair('rekey');
+    const [ceaseMessage, step] = cease.pairing as [Uint8Array, Uint8Array];
+    await refused(() => w.passiveDevice.receive(ceaseMessage), 'PAIRING_REJECTED', 'stale', 'ceasePair for counter 3, expected 2 (stale)');
+    expect({ ceased: w.passiveDevice.ceased, role: w.passiveDevice.role }).toEqual({ ceased: false, role: 'passive' });
+    expect(await w.passiveDevice.receive(roleChange)).toEqual({ type: 'roleChanged', role: 'active' });
+    // The refusal rolled the decryption back: the same CeasePair is taken now, then the step that removes the phone.
+    expect(await w.passiveDevice.receive(ceaseMessage)).toEqual({ type: 'pairingCeased', route: 'rekey' });
+    expect((await w.passiveDevice.receive(step)).type).toBe('derivationStep');
+    expect([w.passiveDevice.ceased, w.passiveDevice.pairingGroup.state().active]).toEqual([true, false]);
+    // The laptop's re-key of the group goes through at bob; the phone is shut out of it.
+    for (const c of cease.groups[0]!.commits) await deliverCommit(c, [bob]);
+    const secret = await bob.group!.encrypt('after the cease');
+    const r = await w.a.group!.process(secret);
+    expect(r.kind === 'application' && utf8(r.data)).toBe('after the cease');
+    expect((await mlsError(() => w.p.group!.process(secret))).code).toBe('WRONG_EPOCH');
+  });
+});
