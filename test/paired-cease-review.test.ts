@@ -389,3 +389,46 @@ describe('Paired MLS cease review: a cease right after a hand-over, reordered', 
     expect((await mlsError(() => w.p.group!.process(secret))).code).toBe('WRONG_EPOCH');
   });
 });
+
+describe('Paired MLS cease review: the copy renames the anchor leaf before route rejoin removes it (hidden mode)', () => {
+  it('LIMIT: its rename wins the epoch of alice\'s removal; alice follows it on her new leaf, and the next ceasePair counts g1 ceased with no removal while the copy reads on', async () => {
+    const w = await dsWorld('hidden');
+    const [g1] = w.groups;
+    const anchorLeaf = g1.alice.ownLeafIndex;
+    const copy = await stolen(w.p);
+    const from = await lastSeq(w, g1);
+    const seen: CeaseCommit[] = [];
+    const send = ceaseSend(w.ds, seen);
+    let view: Group | undefined;
+    const result = await w.activeDevice.ceasePair('rejoin', {
+      send: async (c) => {
+        if (bytesEqual(c.groupId, g1.id) && c.kind === 'remove') {
+          // The copy follows alice's join and renames the anchor leaf first.
+          view = await copyCatchesUp(w, copy, g1, from);
+          const mallory = await copy.createIdentity('mallory', 1);
+          const { commit } = await view.commit({ selfUpdate: true, newSigner: mallory });
+          await submit(w.ds, g1.id, 'alice', commit);
+          await view.mergePendingCommit();
+        }
+        await send(c);
+      },
+    });
+    expect(result.groups.map((g) => g.ceased)).toEqual([false, true]);
+    expect((result.groups[0]!.error as { reason?: string }).reason).toBe('epoch-taken');
+    // alice reads the rename from the log (posted with her account) on her new leaf.
+    g1.alice = w.a.client.group(g1.id);
+    const log = await w.ds.poll('carol', g1.id, (await lastSeq(w, g1)) - 1);
+    const r0 = await g1.alice.process(log.at(-1)!.bytes);
+    if (r0.kind !== 'commit') throw new Error('expected the rename');
+    await r0.staged.merge();
+    expect(new TextDecoder().decode(g1.alice.members().find((m) => m.leafIndex === anchorLeaf)!.credential.identity)).toBe('mallory');
+    const again = await w.activeDevice.ceasePair('rejoin', { send });
+    expect(again.groups).toEqual([{ groupId: g1.id, commits: [], ceased: true }]);
+    expect(w.activeDevice.ceasingGroups()).toEqual([]);
+    await catchUp(g1.carol, g1.inbox.carol);
+    const secret = await g1.carol.encrypt('read by the renamed copy');
+    await submit(w.ds, g1.id, 'carol', secret);
+    const r = await view!.process(secret);
+    expect(r.kind === 'application' && new TextDecoder().decode(r.data)).toBe('read by the renamed copy');
+  });
+});
