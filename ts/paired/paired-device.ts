@@ -397,7 +397,10 @@ export class PairedDevice {
       throw new PairingError('PAIRING_STATE', 'the active device does not reset its pairing');
     }
     PairedDevice.#release(client);
-    await forgetPairing(client, [state.pairingGroupId, ...state.groups.map(fromHex)]);
+    // A device that ended the pairing by route rekey (or took the active role's CeasePair) keeps its groups,
+    // as initiate and join do: they are its own (re-keyed), not groups it followed; reset deleted them all.
+    const own = state.ceased && state.activeLeaf === state.ownLeaf;
+    await forgetPairing(client, [state.pairingGroupId, ...(own ? [] : state.groups.map(fromHex))]);
   }
 
   get role(): PairingRole {
