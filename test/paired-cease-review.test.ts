@@ -10,7 +10,7 @@ import { bytesEqual, toHex, utf8, type Group, type MlsClient } from 'paired-mls'
 import { PairedDevice, WebCryptoSeedVault, decodePairingMessage, encodePairingMessage, generateSeed, type CeaseCommit } from 'paired-mls/paired';
 import { deliverCommit, expectInSync, mlsError } from './helpers.js';
 import { aliceAndBob, applyShareRand, deliverPaired, device, invited, pairedWorld, refused, stolen } from './paired-helpers.js';
-import { inSync, anchorKeyOf, bobWins, catchUp, ceaseSend, dsWorld, epochTaken, honestGoOn, lockedOut, submit, type DsGroup } from './paired-ds-helpers.js';
+import { inSync, anchorKeyOf, bobWins, catchUp, ceaseSend, dsWorld, epochTaken, honestGoOn, aliceRejoins, lockedOut, submit, type DsGroup } from './paired-ds-helpers.js';
 
 type World = Awaited<ReturnType<typeof dsWorld>>;
 
@@ -42,18 +42,6 @@ async function copyResyncs(w: World, copy: MlsClient, view: Group): Promise<Uint
   return commit;
 }
 
-/** alice gives up her view of `g` and joins it again by external commit (a GroupInfo bob hands her), with `identity`'s key. */
-async function aliceRejoins(w: World, g: DsGroup, identity: Parameters<MlsClient['joinExternal']>[1]): Promise<void> {
-  await catchUp(g.bob, g.inbox.bob);
-  await catchUp(g.carol, g.inbox.carol);
-  await w.a.client.deleteGroup(g.id);
-  const { group, commit } = await w.a.client.joinExternal(await g.bob.exportGroupInfo(), identity);
-  await submit(w.ds, g.id, 'alice', commit, { externalJoin: true });
-  g.alice = group;
-  await catchUp(g.bob, g.inbox.bob);
-  await catchUp(g.carol, g.inbox.carol);
-  inSync([g.alice, g.bob, g.carol]);
-}
 
 
 /** alice's rekey cease of both groups, where bob's commit wins g1's epoch at the DS first: g1 stays to cease. */

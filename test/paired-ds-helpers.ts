@@ -228,3 +228,16 @@ export async function finishAfterRefusedJoin(
     await lockedOut(w.ds, g, phoneKeys[i]!);
   }
 }
+
+/** alice gives up her view of `g` and joins it again by external commit (a GroupInfo bob hands her), with `identity`'s key. */
+export async function aliceRejoins(w: Awaited<ReturnType<typeof dsWorld>>, g: DsGroup, identity: Parameters<MlsClient['joinExternal']>[1]): Promise<void> {
+  await catchUp(g.bob, g.inbox.bob);
+  await catchUp(g.carol, g.inbox.carol);
+  await w.a.client.deleteGroup(g.id);
+  const { group, commit } = await w.a.client.joinExternal(await g.bob.exportGroupInfo(), identity);
+  await submit(w.ds, g.id, 'alice', commit, { externalJoin: true });
+  g.alice = group;
+  await catchUp(g.bob, g.inbox.bob);
+  await catchUp(g.carol, g.inbox.carol);
+  inSync([g.alice, g.bob, g.carol]);
+}

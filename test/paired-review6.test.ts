@@ -15,7 +15,7 @@ import { PairedDevice, PairingError, signedAnchorCommit, type CeaseCommit, type 
 import { DsError } from 'paired-mls/services';
 import { deliverCommit, expectInSync, mlsError } from './helpers.js';
 import { device, pairedWorld, refused, stolen, updateFollowed } from './paired-helpers.js';
-import { UNFINISHED, anchorKeyOf, bobWins, catchUp, ceaseSend, dsWorld, epochTaken, honestGoOn, inSync, lockedOut, submit, wrapped, type DsGroup } from './paired-ds-helpers.js';
+import { UNFINISHED, anchorKeyOf, bobWins, catchUp, ceaseSend, dsWorld, epochTaken, honestGoOn, aliceRejoins, inSync, lockedOut, submit, wrapped, type DsGroup } from './paired-ds-helpers.js';
 
 const RUNNING = 'a call of this device (receive, applyNotify, propose) is still running: wait until it settled';
 const LOST = "removed from the group while the anchor leaf stays: rejoin it with a key other than the cease's and ceasePair again, or delete it to give it up";
@@ -122,18 +122,6 @@ async function lastSeq(w: Awaited<ReturnType<typeof dsWorld>>, g: DsGroup): Prom
   return (await w.ds.poll('carol', g.id, 0)).at(-1)!.seq;
 }
 
-/** alice gives up her view of `g` and joins it again by external commit (a GroupInfo bob hands her), with `identity`'s key. */
-async function aliceRejoins(w: Awaited<ReturnType<typeof dsWorld>>, g: DsGroup, identity: Parameters<MlsClient['joinExternal']>[1]): Promise<void> {
-  await catchUp(g.bob, g.inbox.bob);
-  await catchUp(g.carol, g.inbox.carol);
-  await w.a.client.deleteGroup(g.id);
-  const { group, commit } = await w.a.client.joinExternal(await g.bob.exportGroupInfo(), identity);
-  await submit(w.ds, g.id, 'alice', commit, { externalJoin: true });
-  g.alice = group;
-  await catchUp(g.bob, g.inbox.bob);
-  await catchUp(g.carol, g.inbox.carol);
-  inSync([g.alice, g.bob, g.carol]);
-}
 
 describe.each(['hidden', 'standard'] as const)('Paired MLS review 6: the phone’s copy in a group still to cease (%s mode)', (mode: PairingMode) => {
   it('rejoin: the copy removes alice’s new leaf where her removal of the anchor leaf lost; the group stays to cease (before: ceased, dropped from the list, the copy still on the anchor leaf); alice rejoins and ceasePair removes the anchor leaf', async () => {
