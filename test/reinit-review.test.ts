@@ -27,7 +27,6 @@ import { describe, expect, it } from 'vitest';
 import {
   acceptAll,
   createCommit,
-  createGroup,
   decodeMlsMessage,
   defaultCapabilities,
   defaultLifetime,
@@ -36,78 +35,25 @@ import {
   getCiphersuiteFromName,
   getCiphersuiteImpl,
   makePskIndex,
-  processPrivateMessage,
   processPublicMessage,
   reinitCreateNewGroup,
   reinitGroup,
-  type CiphersuiteImpl,
-  type ClientState,
   type KeyPackage,
-  type PrivateKeyPackage,
   type Proposal,
 } from 'ts-mls';
 import { protocolVersions } from 'ts-mls/protocolVersion.js';
-import { createGroupInfoWithRatchetTree } from 'ts-mls/createCommit.js';
-import { DeliveryService } from 'paired-mls/services';
 import type { Group } from 'paired-mls';
 import { encodeRatchetTree } from 'ts-mls/ratchetTree.js';
-import { type Member, deliverCommit, expectInSync, mlsError, newMember } from './helpers.js';
+import { type Member, mlsError, newMember } from './helpers.js';
 import { fastKdfProvider } from './interop-actors.js';
+import { SUITE1, SUITE3, honestGoOn, keyPackageOf, tsGroupInfo, tsLedGroup, tsLedGroupAtVerifyingDs, type TsMember } from './reinit-ts-helpers.js';
 
 const enc = new TextEncoder();
-const SUITE1 = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519' as const;
-const SUITE3 = 'MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519' as const;
-
-interface TsMember {
-  cs: CiphersuiteImpl;
-  pub: KeyPackage;
-  priv: PrivateKeyPackage;
-  state?: ClientState;
-}
-
-async function tsMember(name: string): Promise<TsMember> {
-  const cs = await getCiphersuiteImpl(getCiphersuiteFromName(SUITE1), fastKdfProvider);
-  const kp = await generateKeyPackage({ credentialType: 'basic', identity: enc.encode(name) }, defaultCapabilities(), defaultLifetime, [], cs);
-  return { cs, pub: kp.publicPackage, priv: kp.privatePackage };
-}
-
-const keyPackageOf = async (m: Member) => (decodeMlsMessage(await m.client.createKeyPackage(m.identity), 0)![0] as { keyPackage: KeyPackage }).keyPackage;
-
-/** A group led by a ts-mls member (mallory) with paired-mls members `names`. */
-async function tsLedGroup(names: string[]): Promise<{ t: TsMember; ours: Member[] }> {
-  const t = await tsMember('ts-mallory');
-  const ours = await Promise.all(names.map((n) => newMember(n)));
-  t.state = await createGroup(enc.encode(`ts-led ${Math.random()}`), t.pub, t.priv, [], t.cs);
-  const add = await createCommit(
-    { state: t.state, cipherSuite: t.cs, pskIndex: makePskIndex(t.state, {}) },
-    { extraProposals: await Promise.all(ours.map(async (m) => ({ proposalType: 'add' as const, add: { keyPackage: await keyPackageOf(m) } }))), ratchetTreeExtension: true },
-  );
-  t.state = add.newState;
-  const welcome = encodeMlsMessage({ welcome: add.welcome!, wireformat: 'mls_welcome', version: 'mls10' });
-  for (const m of ours) m.group = await m.client.joinFromWelcome(welcome);
-  return { t, ours };
-}
 
 /** mallory's commit of `proposals` (not merged on her side: the honest members refuse it). */
 async function tsCommit(t: TsMember, proposals: Proposal[]): Promise<Uint8Array> {
   const c = await createCommit({ state: t.state!, cipherSuite: t.cs, pskIndex: makePskIndex(t.state, {}) }, { extraProposals: proposals });
   return encodeMlsMessage(c.commit);
-}
-
-/** The honest members go on: one commits, the others (and mallory, at her old state) follow, and a message reaches everyone. */
-async function honestGoOn(t: TsMember, ours: Member[]): Promise<void> {
-  const [first, ...rest] = ours as [Member, ...Member[]];
-  const next = await first.group!.selfUpdate();
-  await first.group!.mergePendingCommit();
-  await deliverCommit(next.commit, rest);
-  const m = decodeMlsMessage(next.commit, 0)![0];
-  if (m.wireformat !== 'mls_private_message') throw new Error('expected a PrivateMessage');
-  t.state = (await processPrivateMessage(t.state!, m.privateMessage, makePskIndex(t.state, {}), t.cs, acceptAll)).newState;
-  expectInSync(ours);
-  expect(Number(t.state.groupContext.epoch)).toBe(first.group!.epoch);
-  const msg = await first.group!.encrypt('still one group');
-  for (const o of rest) expect((await o.group!.process(msg)).kind).toBe('application');
-  expect(first.group!.reinitState()).toBeUndefined();
 }
 
 describe('ReInit from a dishonest member (ts-mls builds it)', () => {
@@ -227,24 +173,10 @@ describe('a successor from a dishonest member (ts-mls builds it)', () => {
 });
 
 describe('ReInit from a dishonest member at a verifying DS (PROTOCOL §8.5)', () => {
-  // Without external_pub: ts-mls 1.6.4 writes that extension's data without its inner length (openmls cannot read it).
-  const gi = async (t: TsMember, state: ClientState) =>
-    encodeMlsMessage({ groupInfo: await createGroupInfoWithRatchetTree(state.groupContext, state.confirmationTag, state, state.ratchetTree, [], t.cs), wireformat: 'mls_group_info', version: 'mls10' });
-
   it('a ReInit lowering the version, committed with an Add, or to a suite a member does not list, is refused (invalid-commit) with its GroupInfo; an honest commit then passes', async () => {
-    // No AS: the DS names a leaf's client by its identity.
-    const ds = await DeliveryService.create({ verifyCommits: true });
-    const t = await tsMember('ts-mallory-ds');
     const pete = await newMember('pete-ds');
     const rita = await newMember('rita-ds');
-    t.state = await createGroup(enc.encode(`ts-led at a DS ${Math.random()}`), t.pub, t.priv, [], t.cs);
-    const gid = t.state.groupContext.groupId;
-    await ds.createGroup(gid, 'ts-mallory-ds', { groupInfo: await gi(t, t.state) });
-    const add = await createCommit({ state: t.state, cipherSuite: t.cs }, { extraProposals: [{ proposalType: 'add', add: { keyPackage: await keyPackageOf(pete) } }], ratchetTreeExtension: true, wireAsPublicMessage: true });
-    t.state = add.newState;
-    const welcome = encodeMlsMessage({ welcome: add.welcome!, wireformat: 'mls_welcome', version: 'mls10' });
-    expect(await ds.submit(gid, 'ts-mallory-ds', encodeMlsMessage(add.commit), { welcome, groupInfo: await gi(t, t.state) })).toMatchObject({ accepted: true });
-    pete.group = await pete.client.joinFromWelcome(welcome, { wireFormat: 'plaintext' });
+    const { ds, t, gid } = await tsLedGroupAtVerifyingDs('ts-mallory-ds', pete);
     expect(await ds.epoch(gid)).toBe(1);
 
     const table = protocolVersions as Record<string, number>;
@@ -268,7 +200,7 @@ describe('ReInit from a dishonest member at a verifying DS (PROTOCOL §8.5)', ()
     ] as const) {
       const commit = encodeMlsMessage(bad.commit);
       // The DS refuses it, logs nothing and keeps its epoch and members ...
-      expect(await ds.submit(gid, 'ts-mallory-ds', commit, { groupInfo: await gi(t, bad.newState) })).toEqual({ accepted: false, reason: 'invalid-commit', message: `${message} (invalid-commit)` });
+      expect(await ds.submit(gid, 'ts-mallory-ds', commit, { groupInfo: await tsGroupInfo(t, bad.newState) })).toEqual({ accepted: false, reason: 'invalid-commit', message: `${message} (invalid-commit)` });
       expect(await ds.epoch(gid)).toBe(1);
       // ... as pete (a member) refuses it.
       const err = await mlsError(() => pete.group!.process(commit));
@@ -277,13 +209,13 @@ describe('ReInit from a dishonest member at a verifying DS (PROTOCOL §8.5)', ()
     }
     expect(await ds.isReader(gid, 'rita-ds')).toBe(false);
     // pete's honest commit passes; mallory follows it.
-    const update = await pete.group.selfUpdate({ groupInfo: true });
+    const update = await pete.group!.selfUpdate({ groupInfo: true });
     expect(await ds.submit(gid, 'pete-ds', update.commit, { groupInfo: update.groupInfo })).toMatchObject({ accepted: true });
-    await pete.group.mergePendingCommit();
+    await pete.group!.mergePendingCommit();
     const m = decodeMlsMessage(update.commit, 0)![0];
     if (m.wireformat !== 'mls_public_message') throw new Error('expected a PublicMessage');
     t.state = (await processPublicMessage(t.state, m.publicMessage, makePskIndex(t.state, {}), t.cs, acceptAll)).newState;
-    expect(Number(t.state.groupContext.epoch)).toBe(pete.group.epoch);
+    expect(Number(t.state.groupContext.epoch)).toBe(pete.group!.epoch);
     expect(await ds.epoch(gid)).toBe(2);
   });
 });

@@ -40,80 +40,23 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  acceptAll,
   createCommit,
-  createGroup,
   createProposal,
   decodeMlsMessage,
-  defaultCapabilities,
-  defaultLifetime,
   encodeMlsMessage,
-  generateKeyPackage,
-  getCiphersuiteFromName,
-  getCiphersuiteImpl,
-  makePskIndex,
-  processPrivateMessage,
   reinitGroup,
-  type CiphersuiteImpl,
-  type ClientState,
   type Extension,
-  type KeyPackage,
-  type PrivateKeyPackage,
 } from 'ts-mls';
-import { createGroupInfoWithRatchetTree } from 'ts-mls/createCommit.js';
 import { DeliveryService } from 'paired-mls/services';
 import { MlsClient } from 'paired-mls';
 import { SqliteDeliveryStore, startDeliveryServer, type RunningDeliveryServer } from 'paired-mls/server';
 import { dsPeer, raw, tokenOf } from './ds-helpers.js';
 import { type Member, deliverCommit, expectInSync, mlsError, newMember } from './helpers.js';
-import { fastKdfProvider } from './interop-actors.js';
+import { SUITE3, honestGoOn, tsGroupInfo, tsLedGroup, tsLedGroupAtVerifyingDs } from './reinit-ts-helpers.js';
 
 const enc = new TextEncoder();
-const SUITE1 = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519' as const;
-const SUITE3 = 'MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519' as const;
 /** required_capabilities: extension type 0xff00 (nobody lists it), no proposal or credential types. */
 const REQUIRE_FF00: Extension = { extensionType: 'required_capabilities', extensionData: new Uint8Array([2, 0xff, 0x00, 0, 0]) };
-
-interface TsMember { cs: CiphersuiteImpl; pub: KeyPackage; priv: PrivateKeyPackage; state?: ClientState }
-
-const keyPackageOf = async (m: Member) => (decodeMlsMessage(await m.client.createKeyPackage(m.identity), 0)![0] as { keyPackage: KeyPackage }).keyPackage;
-
-async function tsMember(name: string): Promise<TsMember> {
-  const cs = await getCiphersuiteImpl(getCiphersuiteFromName(SUITE1), fastKdfProvider);
-  const kp = await generateKeyPackage({ credentialType: 'basic', identity: enc.encode(name) }, defaultCapabilities(), defaultLifetime, [], cs);
-  return { cs, pub: kp.publicPackage, priv: kp.privatePackage };
-}
-
-/** A group led by a ts-mls member (mallory, leaf 0) with paired-mls members `names`. */
-async function tsLedGroup(names: string[], wireFormat: 'ciphertext' | 'plaintext' = 'ciphertext'): Promise<{ t: TsMember; ours: Member[] }> {
-  const t = await tsMember('ts-mallory');
-  const ours = await Promise.all(names.map((n) => newMember(n)));
-  t.state = await createGroup(enc.encode(`ts-led ${Math.random()}`), t.pub, t.priv, [], t.cs);
-  const add = await createCommit(
-    { state: t.state, cipherSuite: t.cs, pskIndex: makePskIndex(t.state, {}) },
-    { extraProposals: await Promise.all(ours.map(async (m) => ({ proposalType: 'add' as const, add: { keyPackage: await keyPackageOf(m) } }))), ratchetTreeExtension: true },
-  );
-  t.state = add.newState;
-  const welcome = encodeMlsMessage({ welcome: add.welcome!, wireformat: 'mls_welcome', version: 'mls10' });
-  for (const m of ours) m.group = await m.client.joinFromWelcome(welcome, { wireFormat });
-  return { t, ours };
-}
-
-/** The honest members go on: the first self-updates (no ReInit in it), the rest and mallory follow, a message crosses. */
-async function honestGoOn(t: TsMember, ours: Member[]): Promise<void> {
-  const [first, ...rest] = ours as [Member, ...Member[]];
-  const next = await first.group!.selfUpdate();
-  await first.group!.mergePendingCommit();
-  expect(first.group!.reinitState()).toBeUndefined();
-  await deliverCommit(next.commit, rest);
-  const m = decodeMlsMessage(next.commit, 0)![0];
-  if (m.wireformat !== 'mls_private_message') throw new Error('expected a PrivateMessage');
-  t.state = (await processPrivateMessage(t.state!, m.privateMessage, makePskIndex(t.state, {}), t.cs, acceptAll)).newState;
-  expect(Number(t.state.groupContext.epoch)).toBe(first.group!.epoch);
-  expectInSync(ours);
-  const msg = await first.group!.encrypt('still one group');
-  for (const o of rest) expect((await o.group!.process(msg)).kind).toBe('application');
-}
 
 describe('ReInit shapes the fixes did not cover (ts-mls builds them)', () => {
   it('a standalone ReInit proposal (private or public) to suite 7 is refused on receipt (REINIT_UNSUPPORTED), so no honest commit carries it by reference', async () => {
@@ -229,31 +172,19 @@ describe('held: the honest ReInit flow and the successor rule', () => {
 });
 
 describe('at a verifying DS (PROTOCOL §8.5, §8.6)', () => {
-  const gi = async (t: TsMember, state: ClientState) =>
-    encodeMlsMessage({ groupInfo: await createGroupInfoWithRatchetTree(state.groupContext, state.confirmationTag, state, state.ratchetTree, [], t.cs), wireformat: 'mls_group_info', version: 'mls10' });
-
   it("a ReInit naming the group's own id or unsupported extensions is refused (invalid-commit) and logs nothing", async () => {
-    const ds = await DeliveryService.create({ verifyCommits: true });
-    const t = await tsMember('ts-mallory-vds');
     const pete = await newMember('pete-vds');
-    t.state = await createGroup(enc.encode(`ts-led at a DS ${Math.random()}`), t.pub, t.priv, [], t.cs);
-    const gid = t.state.groupContext.groupId;
-    await ds.createGroup(gid, 'ts-mallory-vds', { groupInfo: await gi(t, t.state) });
-    const add = await createCommit({ state: t.state, cipherSuite: t.cs }, { extraProposals: [{ proposalType: 'add', add: { keyPackage: await keyPackageOf(pete) } }], ratchetTreeExtension: true, wireAsPublicMessage: true });
-    t.state = add.newState;
-    const welcome = encodeMlsMessage({ welcome: add.welcome!, wireformat: 'mls_welcome', version: 'mls10' });
-    expect(await ds.submit(gid, 'ts-mallory-vds', encodeMlsMessage(add.commit), { welcome, groupInfo: await gi(t, t.state) })).toMatchObject({ accepted: true });
-    pete.group = await pete.client.joinFromWelcome(welcome, { wireFormat: 'plaintext' });
+    const { ds, t, gid } = await tsLedGroupAtVerifyingDs('ts-mallory-vds', pete);
     const reinit = (id: Uint8Array, extensions: Extension[]) =>
       createCommit({ state: t.state!, cipherSuite: t.cs }, { extraProposals: [{ proposalType: 'reinit', reinit: { groupId: id, version: 'mls10', cipherSuite: SUITE3, extensions } }], wireAsPublicMessage: true });
     for (const [bad, message] of [
       [await reinit(gid, []), 'a ReInit must name a new group id'],
       [await reinit(enc.encode('next'), [REQUIRE_FF00]), "member at leaf 0 does not support the ReInit's extensions"],
     ] as const) {
-      expect(await ds.submit(gid, 'ts-mallory-vds', encodeMlsMessage(bad.commit), { groupInfo: await gi(t, bad.newState) })).toEqual({ accepted: false, reason: 'invalid-commit', message: `${message} (invalid-commit)` });
+      expect(await ds.submit(gid, 'ts-mallory-vds', encodeMlsMessage(bad.commit), { groupInfo: await tsGroupInfo(t, bad.newState) })).toEqual({ accepted: false, reason: 'invalid-commit', message: `${message} (invalid-commit)` });
       expect(await ds.epoch(gid)).toBe(1);
     }
-    const update = await pete.group.selfUpdate({ groupInfo: true });
+    const update = await pete.group!.selfUpdate({ groupInfo: true });
     expect(await ds.submit(gid, 'pete-vds', update.commit, { groupInfo: update.groupInfo })).toMatchObject({ accepted: true });
     expect(await ds.epoch(gid)).toBe(2);
   });

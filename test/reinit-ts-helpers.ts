@@ -1,0 +1,105 @@
+/**
+ * A dishonest member built with ts-mls 1.6.4 (what this library never
+ * sends), shared by the ReInit reviews (test/reinit-review,
+ * test/rereview-reinit): the member, a group it leads with paired-mls
+ * members, its GroupInfo, the same group at a verifying DS, and the honest
+ * members going on afterwards.
+ */
+import { expect } from 'vitest';
+import {
+  acceptAll,
+  createCommit,
+  createGroup,
+  decodeMlsMessage,
+  defaultCapabilities,
+  defaultLifetime,
+  encodeMlsMessage,
+  generateKeyPackage,
+  getCiphersuiteFromName,
+  getCiphersuiteImpl,
+  makePskIndex,
+  processPrivateMessage,
+  type CiphersuiteImpl,
+  type ClientState,
+  type KeyPackage,
+  type PrivateKeyPackage,
+} from 'ts-mls';
+import { createGroupInfoWithRatchetTree } from 'ts-mls/createCommit.js';
+import { DeliveryService } from 'paired-mls/services';
+import { type Member, deliverCommit, expectInSync, newMember } from './helpers.js';
+import { fastKdfProvider } from './interop-actors.js';
+
+const enc = new TextEncoder();
+export const SUITE1 = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519' as const;
+export const SUITE3 = 'MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519' as const;
+
+/** A ts-mls member: its suite, KeyPackage and, once in a group, its state. */
+export interface TsMember {
+  cs: CiphersuiteImpl;
+  pub: KeyPackage;
+  priv: PrivateKeyPackage;
+  state?: ClientState;
+}
+
+export async function tsMember(name: string): Promise<TsMember> {
+  const cs = await getCiphersuiteImpl(getCiphersuiteFromName(SUITE1), fastKdfProvider);
+  const kp = await generateKeyPackage({ credentialType: 'basic', identity: enc.encode(name) }, defaultCapabilities(), defaultLifetime, [], cs);
+  return { cs, pub: kp.publicPackage, priv: kp.privatePackage };
+}
+
+/** A fresh KeyPackage of a paired-mls member, as ts-mls reads it. */
+export const keyPackageOf = async (m: Member) => (decodeMlsMessage(await m.client.createKeyPackage(m.identity), 0)![0] as { keyPackage: KeyPackage }).keyPackage;
+
+/** A group led by a ts-mls member (mallory, leaf 0) with paired-mls members `names`. */
+export async function tsLedGroup(names: string[], wireFormat: 'ciphertext' | 'plaintext' = 'ciphertext'): Promise<{ t: TsMember; ours: Member[] }> {
+  const t = await tsMember('ts-mallory');
+  const ours = await Promise.all(names.map((n) => newMember(n)));
+  t.state = await createGroup(enc.encode(`ts-led ${Math.random()}`), t.pub, t.priv, [], t.cs);
+  const add = await createCommit(
+    { state: t.state, cipherSuite: t.cs, pskIndex: makePskIndex(t.state, {}) },
+    { extraProposals: await Promise.all(ours.map(async (m) => ({ proposalType: 'add' as const, add: { keyPackage: await keyPackageOf(m) } }))), ratchetTreeExtension: true },
+  );
+  t.state = add.newState;
+  const welcome = encodeMlsMessage({ welcome: add.welcome!, wireformat: 'mls_welcome', version: 'mls10' });
+  for (const m of ours) m.group = await m.client.joinFromWelcome(welcome, { wireFormat });
+  return { t, ours };
+}
+
+/** The honest members go on: the first self-updates (no ReInit in it), the rest and mallory follow, a message crosses. */
+export async function honestGoOn(t: TsMember, ours: Member[]): Promise<void> {
+  const [first, ...rest] = ours as [Member, ...Member[]];
+  const next = await first.group!.selfUpdate();
+  await first.group!.mergePendingCommit();
+  expect(first.group!.reinitState()).toBeUndefined();
+  await deliverCommit(next.commit, rest);
+  const m = decodeMlsMessage(next.commit, 0)![0];
+  if (m.wireformat !== 'mls_private_message') throw new Error('expected a PrivateMessage');
+  t.state = (await processPrivateMessage(t.state!, m.privateMessage, makePskIndex(t.state, {}), t.cs, acceptAll)).newState;
+  expect(Number(t.state.groupContext.epoch)).toBe(first.group!.epoch);
+  expectInSync(ours);
+  const msg = await first.group!.encrypt('still one group');
+  for (const o of rest) expect((await o.group!.process(msg)).kind).toBe('application');
+}
+
+/** mallory's GroupInfo of `state`, with its tree. Without external_pub: ts-mls 1.6.4 writes that extension's data without its inner length (openmls cannot read it). */
+export const tsGroupInfo = async (t: TsMember, state: ClientState) =>
+  encodeMlsMessage({ groupInfo: await createGroupInfoWithRatchetTree(state.groupContext, state.confirmationTag, state, state.ratchetTree, [], t.cs), wireformat: 'mls_group_info', version: 'mls10' });
+
+/**
+ * An in-process verifying DS with a group mallory (`name`, leaf 0) created
+ * and added `pete` to by a PublicMessage commit with its GroupInfo, which
+ * the DS took (epoch 1). No AS: the DS names a leaf's client by its identity.
+ */
+export async function tsLedGroupAtVerifyingDs(name: string, pete: Member): Promise<{ ds: DeliveryService; t: TsMember & { state: ClientState }; gid: Uint8Array }> {
+  const ds = await DeliveryService.create({ verifyCommits: true });
+  const t: TsMember & { state?: ClientState } = await tsMember(name);
+  t.state = await createGroup(enc.encode(`ts-led at a DS ${Math.random()}`), t.pub, t.priv, [], t.cs);
+  const gid = t.state.groupContext.groupId;
+  await ds.createGroup(gid, name, { groupInfo: await tsGroupInfo(t, t.state) });
+  const add = await createCommit({ state: t.state, cipherSuite: t.cs }, { extraProposals: [{ proposalType: 'add', add: { keyPackage: await keyPackageOf(pete) } }], ratchetTreeExtension: true, wireAsPublicMessage: true });
+  t.state = add.newState;
+  const welcome = encodeMlsMessage({ welcome: add.welcome!, wireformat: 'mls_welcome', version: 'mls10' });
+  expect(await ds.submit(gid, name, encodeMlsMessage(add.commit), { welcome, groupInfo: await tsGroupInfo(t, t.state) })).toMatchObject({ accepted: true });
+  pete.group = await pete.client.joinFromWelcome(welcome, { wireFormat: 'plaintext' });
+  return { ds, t: t as TsMember & { state: ClientState }, gid };
+}
