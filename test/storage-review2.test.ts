@@ -47,6 +47,17 @@ const indexKey = (id: Uint8Array) => enc.encode(`\u0000paired-mls/group/${lib.to
 const naming = async (inner: lib.StorageAdapter, id: Uint8Array) => (await inner.entries()).filter(([k]) => includes(k, id));
 
 /** Alice (on an encrypted `inner`) in g1 with bob and g2 with carol, with a layer record about g1. */
+/** alice's client with twoGroups on a SQLite file `name` in a fresh directory, closed: the file, its key, and bob and g1 to check it by. */
+async function closedSqliteClient(prefix: string, name: string) {
+  const key = key32();
+  const file = join(mkdtempSync(join(tmpdir(), prefix)), name);
+  const storage = await SqliteStorageAdapter.open(file, { key });
+  const { alice, bob, g1 } = await twoGroups(lib, storage);
+  alice.free();
+  storage.close();
+  return { key, file, bob, g1 };
+}
+
 /** The SQLite file opens under `key` and its client's group `groupId` still reaches `bob`. */
 async function sendsAfterOpen(file: string, key: Uint8Array, bob: lib.Group, groupId: Uint8Array, text: string): Promise<void> {
   const storage = await SqliteStorageAdapter.open(file, { key });
@@ -229,12 +240,7 @@ describe('state at rest: fourth attacker review (a wrapped adapter\'s key check)
 
 describe('state at rest: fourth attacker review (SQLite meta deleted)', () => {
   it('a SQLite file whose format row was deleted: a wrong key is STORAGE_KEY, no key STORAGE_FORMAT, and neither writes (was: each wrote its own meta and the right key was refused for good); the right key opens it', async () => {
-    const key = key32();
-    const file = join(mkdtempSync(join(tmpdir(), 'paired-mls-meta-review-')), 'a.sqlite');
-    const storage = await SqliteStorageAdapter.open(file, { key });
-    const { alice, bob, g1 } = await twoGroups(lib, storage);
-    alice.free();
-    storage.close();
+    const { key, file, bob, g1 } = await closedSqliteClient('paired-mls-meta-review-', 'a.sqlite');
     const meta = () => {
       const db = new Database(file);
       const rows = db.prepare('SELECT key, value FROM meta ORDER BY key').all();
@@ -256,12 +262,7 @@ describe('state at rest: fourth attacker review (SQLite meta deleted)', () => {
 
 describe('state at rest: fourth attacker review (SQLite schema)', () => {
   it('a trigger on the adapter\'s tables or a table redefined is STORAGE_TAMPERED at open (was: opened, every later write dropped or every replaced value kept); the app\'s own tables are its business', async () => {
-    const key = key32();
-    const base = join(mkdtempSync(join(tmpdir(), 'paired-mls-schema-review-')), 'base.sqlite');
-    const storage = await SqliteStorageAdapter.open(base, { key });
-    const { alice, bob, g1 } = await twoGroups(lib, storage);
-    alice.free();
-    storage.close();
+    const { key, file: base, bob, g1 } = await closedSqliteClient('paired-mls-schema-review-', 'base.sqlite');
     const edited = async (name: string, sql: string): Promise<string> => {
       const file = base.replace('base', name);
       const src = new Database(base);
