@@ -20,13 +20,10 @@
  *   no GroupInfo of the epoch it creates, and the retired group exports
  *   none), so it is refused `invalid-group-info` and the group goes on.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { MlsClient, toHex, utf8, type Group } from 'paired-mls';
-import { SqliteDeliveryStore, startDeliveryServer, type RunningDeliveryServer } from 'paired-mls/server';
-import { catchUp, dsPeer, groupOf, groupStillWorks, raw, tokenOf, type DsPeer } from './ds-helpers.js';
+import { type RunningDeliveryServer } from 'paired-mls/server';
+import { catchUp, dsPeer, groupOf, groupStillWorks, raw, sqliteServers, tokenOf, type DsPeer } from './ds-helpers.js';
 import { mlsError } from './helpers.js';
 
 const plaintext = { wireFormat: 'plaintext' as const };
@@ -54,10 +51,11 @@ async function openGroup(creator: DsPeer, others: DsPeer[]): Promise<void> {
 describe('external commits against a verifying DS', () => {
   let server: RunningDeliveryServer;
   const tag = Math.random().toString(36).slice(2, 8);
+  // Its own server, closed after the block (sqliteServers).
+  const startServer = sqliteServers('paired-mls-extjoin-');
   beforeAll(async () => {
-    server = await startDeliveryServer({ port: 0, store: new SqliteDeliveryStore(join(mkdtempSync(join(tmpdir(), 'paired-mls-extjoin-')), 'ds.sqlite')), verifyCommits: true });
+    server = await startServer({ verifyCommits: true });
   });
-  afterAll(async () => server.close());
 
   it("an outsider's external commit that removes another member's leaf is refused (invalid-commit), as every member refuses it; the victim stays a reader", async () => {
     const [alice, bob, mallory] = await Promise.all(['alice', 'bob', 'mallory'].map((n) => dsPeer(server.url, `${n}-xrm-${tag}`)));
@@ -112,10 +110,11 @@ describe('external commits against a verifying DS', () => {
 describe('external commits against a default-mode DS', () => {
   let server: RunningDeliveryServer;
   const tag = Math.random().toString(36).slice(2, 8);
+  // Its own server, closed after the block (sqliteServers).
+  const startServer = sqliteServers('paired-mls-extjoin-basic-');
   beforeAll(async () => {
-    server = await startDeliveryServer({ port: 0, store: new SqliteDeliveryStore(join(mkdtempSync(join(tmpdir(), 'paired-mls-extjoin-basic-')), 'ds.sqlite')) });
+    server = await startServer();
   });
-  afterAll(async () => server.close());
 
   it("limit (not fixed): an outsider's external commit removing another member's leaf is logged (only its signature and AS binding are checked); every member refuses it, the DS keeps the victim on its list", async () => {
     const [alice, bob, mallory] = await Promise.all(['alice', 'bob', 'mallory'].map((n) => dsPeer(server.url, `${n}-xrm-basic-${tag}`)));
@@ -164,10 +163,11 @@ describe('external commits against a default-mode DS', () => {
 describe('ReInit successors racing at a DS (docs/PROTOCOL.md §1.6 step 5)', () => {
   let server: RunningDeliveryServer;
   const tag = Math.random().toString(36).slice(2, 8);
+  // Its own server, closed after the block (sqliteServers).
+  const startServer = sqliteServers('paired-mls-reinit-race-');
   beforeAll(async () => {
-    server = await startDeliveryServer({ port: 0, store: new SqliteDeliveryStore(join(mkdtempSync(join(tmpdir(), 'paired-mls-reinit-race-')), 'ds.sqlite')) });
+    server = await startServer();
   });
-  afterAll(async () => server.close());
 
   it('a creator whose successor the DS did not register (group-exists) deletes it and joins the registered one, whatever its creator’s leaf', async () => {
     const [alice, kate, liam] = await Promise.all(['alice', 'kate', 'liam'].map((n) => dsPeer(server.url, `${n}-race-${tag}`)));
@@ -216,16 +216,11 @@ describe('ReInit successors racing at a DS (docs/PROTOCOL.md §1.6 step 5)', () 
 describe('the cost of an external join at a verifying DS (docs/PROTOCOL.md §8.6)', () => {
   let server: RunningDeliveryServer;
   const tag = Math.random().toString(36).slice(2, 8);
+  // Its own server, closed after the block (sqliteServers).
+  const startServer = sqliteServers('paired-mls-extjoin-cost-');
   beforeAll(async () => {
-    server = await startDeliveryServer({
-      port: 0,
-      store: new SqliteDeliveryStore(join(mkdtempSync(join(tmpdir(), 'paired-mls-extjoin-cost-')), 'ds.sqlite')),
-      verifyCommits: true,
-      verificationRate: [50, 300],
-      registrationRate: [100, 200],
-    });
+    server = await startServer({ verifyCommits: true, verificationRate: [50, 300], registrationRate: [100, 200] });
   });
-  afterAll(async () => server.close());
 
   it("an outsider replaying one external commit with a junk GroupInfo of the next epoch pays for the group's checks (2 a member), so its address is soon refused rate-limited; the members commit on", async () => {
     const peers = await Promise.all(Array.from({ length: 41 }, (_, i) => dsPeer(server.url, `${i === 40 ? 'mallory' : `m${i}`}-cost-${tag}`)));
@@ -263,15 +258,11 @@ describe('the cost of an external join at a verifying DS (docs/PROTOCOL.md §8.6
 describe('a GroupInfo upload at a verifying DS (docs/PROTOCOL.md §8.6)', () => {
   let server: RunningDeliveryServer;
   const tag = Math.random().toString(36).slice(2, 8);
+  // Its own server, closed after the block (sqliteServers).
+  const startServer = sqliteServers('paired-mls-gi-cost-');
   beforeAll(async () => {
-    server = await startDeliveryServer({
-      port: 0,
-      store: new SqliteDeliveryStore(join(mkdtempSync(join(tmpdir(), 'paired-mls-gi-cost-')), 'ds.sqlite')),
-      verifyCommits: true,
-      verificationRate: [50, 300],
-    });
+    server = await startServer({ verifyCommits: true, verificationRate: [50, 300] });
   });
-  afterAll(async () => server.close());
 
   it("a registered client creating groups with a many-leaf GroupInfo (refused: not the creator's alone) pays for the tree's checks first, so its address is soon refused rate-limited; an honest creation passes", async () => {
     const mallory = await dsPeer(server.url, `mallory-gi-${tag}`);

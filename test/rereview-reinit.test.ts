@@ -35,10 +35,7 @@
  * deleted the successor; an honest ReInit to a suite every member
  * lists, with extensions they list, goes through.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   createCommit,
   createProposal,
@@ -49,8 +46,8 @@ import {
 } from 'ts-mls';
 import { DeliveryService } from 'paired-mls/services';
 import { MlsClient } from 'paired-mls';
-import { SqliteDeliveryStore, startDeliveryServer, type RunningDeliveryServer } from 'paired-mls/server';
-import { dsPeer, raw, tokenOf } from './ds-helpers.js';
+import { type RunningDeliveryServer } from 'paired-mls/server';
+import { dsPeer, raw, sqliteServers, tokenOf } from './ds-helpers.js';
 import { type Member, deliverCommit, expectInSync, mlsError, newMember } from './helpers.js';
 import { SUITE3, honestGoOn, tsGroupInfo, tsLedGroup, tsLedGroupAtVerifyingDs } from './reinit-ts-helpers.js';
 
@@ -192,15 +189,11 @@ describe('at a verifying DS (PROTOCOL §8.5, §8.6)', () => {
   describe('a group creation whose GroupInfo costs more than a burst', () => {
     let server: RunningDeliveryServer;
     const tag = Math.random().toString(36).slice(2, 8);
+    // Its own server, closed after the block (sqliteServers).
+    const startServer = sqliteServers('paired-mls-gi-burst-');
     beforeAll(async () => {
-      server = await startDeliveryServer({
-        port: 0,
-        store: new SqliteDeliveryStore(join(mkdtempSync(join(tmpdir(), 'paired-mls-gi-burst-')), 'ds.sqlite')),
-        verifyCommits: true,
-        verificationRate: [50, 100],
-      });
+      server = await startServer({ verifyCommits: true, verificationRate: [50, 100] });
     });
-    afterAll(async () => server.close());
 
     it('is refused 413 too-large unchecked (before: charged one burst, then every leaf checked); an honest creation passes', async () => {
       const mallory = await dsPeer(server.url, `mallory-burst-${tag}`);
