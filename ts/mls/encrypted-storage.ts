@@ -20,7 +20,7 @@
 import { MlsError } from './errors.js';
 import { bytesEqual, isToHex, toHex } from './bytes.js';
 import { parseGroupRecordKey } from './group-records.js';
-import type { StorageAdapter, StorageBatch, StorageEntry, VerifiedEntries } from './storage.js';
+import { CLIENT_FORMAT_KEY, type StorageAdapter, type StorageBatch, type StorageEntry, type VerifiedEntries } from './storage.js';
 import { storesInto } from './storage-claim.js';
 
 const VERSION = 1;
@@ -30,8 +30,7 @@ const AAD_PREFIX = new TextEncoder().encode('paired-mls storage v1\u0000');
 /** The storage key of the value that tells a right key from a wrong one. */
 const KEY_CHECK_KEY = new TextEncoder().encode('\u0000paired-mls/key-check');
 const KEY_CHECK_VALUE = new TextEncoder().encode('paired-mls storage key check');
-/** The client's storage format marker (client.ts), in every store a client opened. */
-const FORMAT_KEY = new TextEncoder().encode('\u0000paired-mls/format');
+const FORMAT_KEY = new TextEncoder().encode(CLIENT_FORMAT_KEY);
 /** A storage encryption key: 32 raw bytes (imported non-extractable) or an AES-GCM `CryptoKey`. */
 export type StorageKey = CryptoKey | Uint8Array;
 

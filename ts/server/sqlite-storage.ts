@@ -14,7 +14,7 @@ import { MlsError } from '../mls/errors.js';
 import { fromHex, isToHex, toHex } from '../mls/bytes.js';
 import { ownOptions } from '../mls/convert.js';
 import { StorageCipher, refuseTampered, type StorageKey } from '../mls/encrypted-storage.js';
-import type { StorageAdapter, StorageBatch, StorageEntry, VerifiedEntries } from '../mls/storage.js';
+import { CLIENT_FORMAT_KEY, type StorageAdapter, type StorageBatch, type StorageEntry, type VerifiedEntries } from '../mls/storage.js';
 import { peerDependency } from './peer-dependency.js';
 
 /** Format version of the SQLite client storage; a file of another version is refused. */
@@ -26,8 +26,7 @@ export type SqliteStorageOptions = { key: StorageKey; encryption?: true } | { ke
 /** The adapter's tables, as it creates them (the schema check compares `sqlite_master` with these). */
 const TABLES = ['meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)', 'entries (key BLOB PRIMARY KEY, value BLOB NOT NULL)'];
 
-/** The client's storage format marker (client.ts): the one record every client's store holds. */
-const FORMAT_MARKER = Buffer.from('\u0000paired-mls/format');
+const FORMAT_MARKER = Buffer.from(CLIENT_FORMAT_KEY);
 
 /** How often `lock` tries again while it waits. */
 const LOCK_POLL_MS = 25;
