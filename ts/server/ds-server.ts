@@ -629,7 +629,8 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       // More than the whole burst could never pass: not a wait (429) but a smaller batch.
       if (cost > verificationBurst) throw new HttpError(413, 'too-large', `these KeyPackages cost ${cost} signature checks, more than one upload may (${verificationBurst}); upload fewer at once`);
       spendVerification(req, cost);
-      await ds.uploadKeyPackages(client, keyPackages);
+      // Stored only while the session's key is active (in the store's transaction: a rotation between check and write, §8.4).
+      await ds.uploadKeyPackages(client, keyPackages, who.key === undefined ? undefined : fromHex(who.key));
       return [200, {}];
     }
     if (at('key-packages:fetch', 'POST')) {

@@ -433,11 +433,17 @@ export class PostgresDeliveryStore implements DeliveryStore {
     await this.#count(c, clientId, -rows.reduce((a, r) => a + storedBytes(Number(r.n)), 0), -rows.length);
   }
 
-  async putKeyPackages(kps: StoredKeyPackage[], options: { quota?: StorageQuota; now?: number } = {}): Promise<void> {
-    await this.#tx(async (c) => {
+  async putKeyPackages(kps: StoredKeyPackage[], options: { quota?: StorageQuota; now?: number; key?: Uint8Array } = {}): Promise<void | 'not-active'> {
+    return this.#tx(async (c) => {
       // In the order of the owners' ids (their usage rows are locked until the end); one past the quota throws, and #tx rolls all back.
       const sorted = [...kps].sort((a, b) => (a.clientId < b.clientId ? -1 : 1));
-      if (options.now !== undefined) for (const owner of new Set(sorted.map((k) => k.clientId))) await this.#dropExpired(c, owner, options.now);
+      const owners = new Set(sorted.map((k) => k.clientId));
+      // The session's key, under the lock its rotation takes (sqlite-store.ts).
+      for (const owner of options.key ? owners : []) {
+        await this.#lockAs(c, owner);
+        if (!(await c.query('SELECT 1 FROM ds_bindings WHERE signature_key = $1 AND client_id = $2 AND NOT revoked', [toHex(options.key!), owner])).rows.length) return 'not-active' as const;
+      }
+      if (options.now !== undefined) for (const owner of owners) await this.#dropExpired(c, owner, options.now);
       for (const k of sorted) {
         const { rowCount } = await c.query('INSERT INTO ds_key_packages (ref, client_id, bytes, last_resort, not_after) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (ref) DO NOTHING', [
           k.ref,

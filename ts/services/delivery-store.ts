@@ -269,8 +269,11 @@ export function checkQuota(clientId: string, usage: StorageUsage, delta: Storage
  * its `quota` throws `StorageQuotaError`.
  */
 export interface DeliveryStore {
-  /** Store KeyPackages (a ref once), all or none; with `now`, their owners' expired ones are deleted first. */
-  putKeyPackages(kps: StoredKeyPackage[], options?: { quota?: StorageQuota; now?: number }): Promise<void>;
+  /**
+   * Store KeyPackages (a ref once), all or none; with `now`, their owners' expired ones are deleted first. `key` (the
+   * uploading session's): 'not-active', nothing stored, unless it is an active key of their owner (§8.4).
+   */
+  putKeyPackages(kps: StoredKeyPackage[], options?: { quota?: StorageQuota; now?: number; key?: Uint8Array }): Promise<void | 'not-active'>;
   /**
    * Lease one KeyPackage of `clientId` to `requester` until `leaseUntil`
    * (docs/PROTOCOL.md §8.1), atomically: one already leased to it, else the
@@ -459,8 +462,10 @@ export class MemoryDeliveryStore implements DeliveryStore {
     return this.#notifier.watch(listener);
   }
 
-  async putKeyPackages(kps: StoredKeyPackage[], options: { quota?: StorageQuota; now?: number } = {}): Promise<void> {
+  async putKeyPackages(kps: StoredKeyPackage[], options: { quota?: StorageQuota; now?: number; key?: Uint8Array } = {}): Promise<void | 'not-active'> {
     const owners = new Set(kps.map((k) => k.clientId));
+    const by = options.key && this.#bindings.get(toHex(options.key));
+    if (options.key && [...owners].some((o) => !by || by.revoked || by.clientId !== o)) return 'not-active';
     if (options.now !== undefined) for (const owner of owners) this.#dropExpired(owner, options.now);
     // The new ones (a ref once), then the check per owner before anything is stored.
     const fresh: StoredKeyPackage[] = [];
