@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bytesEqual, MlsClient, utf8, type Identity } from 'paired-mls';
+import { bytesEqual, MlsClient, toHex, utf8, type Identity } from 'paired-mls';
 import { generateSeed, WebCryptoSeedVault } from 'paired-mls/paired';
 import { DeliveryClient, MemoryDeliveryStore, vaultRotationGuard, type DeliveryStore, type RotationGuard } from 'paired-mls/services';
 import { PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer, type RunningDeliveryServer } from 'paired-mls/server';
@@ -120,6 +120,48 @@ describe('writes racing the guarded rotation', () => {
       const [m] = await alice.ds.poll(group.id, seq - 1);
       const r = await joined.process(m!.message);
       expect(r.kind === 'application' && utf8(r.data)).toBe('after the rotation');
+    } finally {
+      await close();
+    }
+  });
+
+  it.each(setups)("%s: the copy's InitPairing as the anchor checked before the rotation and stored after it is refused (401 unauthenticated), pairs nothing, and the owner's own device pairs", async (_, setup) => {
+    const { store, copyAt, ownerAt, close } = await setup();
+    try {
+      const id = `alice-${tag()}`;
+      const alice = await guardedAccount(ownerAt.url, id);
+      const group = await alice.client.createGroup(alice.current);
+      await alice.ds.createGroup(group.id, { epoch: 0 });
+      // The copy's own account, to be the account's device.
+      const devId = `mal-dev-${tag()}`;
+      const dev = await peer(copyAt.url, devId);
+      const devToken = await tokenOf(copyAt.url, devId, dev);
+      const token = await tokenOf(copyAt.url, id, { client: alice.client, identity: alice.current });
+      const hold = holdNext(store, 'requestPairing');
+      const asked = raw(copyAt.url, 'POST', '/v1/pairings', { anchor: id, device: devId }, token);
+      await hold.reached;
+      const next = await alice.client.createIdentity(id, 1);
+      await alice.ds.rotateKey(next, { guard: alice.guard });
+      // The owner posts in its group after the rotation.
+      const seq = await alice.ds.submit(group.id, await group.encrypt('after the rotation'));
+      // Before: the copy's request was stored, then removed after a check of the session: in between, its device paired and read.
+      const removal = holdNext(store, 'removePairing');
+      hold.release();
+      const first = await Promise.race([asked.then(() => 'answered'), removal.reached.then(() => 'stored')]);
+      const devAnswer = await raw(copyAt.url, 'POST', '/v1/pairings', { anchor: id, device: devId }, devToken);
+      const read = await raw(copyAt.url, 'GET', `/v1/groups/${toHex(group.id)}/messages?after=0`, undefined, devToken);
+      removal.release();
+      expect(read).toEqual({ status: 403, body: { reason: 'not-a-member', error: expect.any(String) } });
+      expect(devAnswer).toEqual({ status: 200, body: { accepted: false } });
+      expect(await asked).toEqual({ status: 401, body: REVOKED_MEANWHILE });
+      expect(first).toBe('answered');
+      // The owner pairs its own device, which reads the group; the copy's device is none of the account's.
+      const phoneId = `phone-${tag()}`;
+      const phone = await peer(ownerAt.url, phoneId);
+      expect(await alice.ds.initPairing(id, phoneId)).toBe(false);
+      expect(await phone.ds.initPairing(id, phoneId)).toBe(true);
+      expect((await phone.ds.poll(group.id, 0)).map((m) => m.seq)).toEqual([seq]);
+      expect(await raw(copyAt.url, 'GET', `/v1/groups/${toHex(group.id)}/messages?after=0`, undefined, devToken)).toMatchObject({ status: 403, body: { reason: 'not-a-member' } });
     } finally {
       await close();
     }

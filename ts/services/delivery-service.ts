@@ -852,13 +852,15 @@ export class DeliveryService {
 
   /**
    * InitPairing(anchor, device) from one side; when both sides have sent it,
-   * the DS registers the pairing and answers Accept (true) to both.
+   * the DS registers the pairing and answers Accept (true) to both. `key`: `from`'s session's.
    */
-  async initPairing(from: string, anchor: string, device: string): Promise<boolean> {
+  async initPairing(from: string, anchor: string, device: string, key?: Uint8Array): Promise<boolean> {
     if (from !== anchor && from !== device) throw new DsError('forbidden', 'only the anchor or the device can ask to pair them');
     if (this.#auth) for (const id of [anchor, device]) await this.#registered(id);
     const now = this.#now();
-    return this.store.requestPairing(anchor, device, from === anchor ? 'anchor' : 'device', now, now - this.#pairingSeconds);
+    const accepted = await this.store.requestPairing(anchor, device, from === anchor ? 'anchor' : 'device', now, now - this.#pairingSeconds, key);
+    if (accepted === 'not-active') throw revokedMeanwhile();
+    return accepted;
   }
 
   /** Cease a pairing; `from` must be its anchor or its device. */
