@@ -33,6 +33,7 @@ export const DS_SENDER = 'delivery-service';
 
 /** A session whose key a rotation revoked after its request was authenticated (docs/PROTOCOL.md §8.4). */
 export const revokedMeanwhile = (): DsError => new DsError('unauthenticated', 'the key this session was proven with was revoked meanwhile');
+
 /** A member's share of an epoch's proposals is never less than this fraction of the members' (docs/PROTOCOL.md §8.6). */
 const MEMBER_SHARE_FLOOR = 32;
 
