@@ -308,7 +308,7 @@ describe('rotation guard review: the stores (memory, SQLite, PostgreSQL), two se
         // Paired before the rotation (then dropped by it), or refused: never a pairing after it.
         expect([
           { status: 200, body: { accepted: true } },
-          { status: 401, body: { reason: 'unauthenticated', error: "this session's key was revoked" } },
+          { status: 401, body: { reason: 'unauthenticated', error: 'the key this session was proven with was revoked meanwhile (unauthenticated)' } },
           { status: 401, body: { reason: 'unauthenticated', error: 'authenticate first (POST /v1/auth/challenge, then /v1/auth/session)' } },
         ]).toContainEqual(paired);
         expect(await servers[0]!.ds.devicesOf(id)).toEqual([]);

@@ -456,6 +456,8 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     return (await actor(req, token))?.client;
   }
 
+  const sessionKey = (who: { key?: string }) => (who.key === undefined ? undefined : fromHex(who.key));
+
   function bearer(req: IncomingMessage): string | undefined {
     const h = req.headers.authorization;
     return typeof h === 'string' && h.startsWith('Bearer ') ? h.slice(7) : undefined;
@@ -629,7 +631,8 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       // More than the whole burst could never pass: not a wait (429) but a smaller batch.
       if (cost > verificationBurst) throw new HttpError(413, 'too-large', `these KeyPackages cost ${cost} signature checks, more than one upload may (${verificationBurst}); upload fewer at once`);
       spendVerification(req, cost);
-      await ds.uploadKeyPackages(client, keyPackages);
+      // Stored only while the session's key is active (in the store's transaction: a rotation between check and write, §8.4).
+      await ds.uploadKeyPackages(client, keyPackages, sessionKey(who));
       return [200, {}];
     }
     if (at('key-packages:fetch', 'POST')) {
@@ -736,9 +739,10 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
         await ds.ceasePairing(client, anchor, device);
         return [200, {}];
       }
-      const accepted = await ds.initPairing(client, anchor, device);
-      // The session was checked before its body came: a key rotated or revoked meanwhile pairs nothing (§4.0).
-      if (client === anchor && !(await stillValid(who))) {
+      // The session was checked before its body came: a key rotated meanwhile pairs nothing (the store's transaction, §4.0).
+      const accepted = await ds.initPairing(client, anchor, device, sessionKey(who));
+      // A hook's session holds no key: its client revoked meanwhile.
+      if (client === anchor && !who.key && !(await stillValid(who))) {
         await store.removePairing(anchor, device);
         throw new HttpError(401, 'unauthenticated', 'this session\'s key was revoked');
       }

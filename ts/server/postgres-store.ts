@@ -433,11 +433,13 @@ export class PostgresDeliveryStore implements DeliveryStore {
     await this.#count(c, clientId, -rows.reduce((a, r) => a + storedBytes(Number(r.n)), 0), -rows.length);
   }
 
-  async putKeyPackages(kps: StoredKeyPackage[], options: { quota?: StorageQuota; now?: number } = {}): Promise<void> {
-    await this.#tx(async (c) => {
+  async putKeyPackages(kps: StoredKeyPackage[], options: { quota?: StorageQuota; now?: number; key?: Uint8Array } = {}): Promise<void | 'not-active'> {
+    return this.#tx(async (c) => {
       // In the order of the owners' ids (their usage rows are locked until the end); one past the quota throws, and #tx rolls all back.
       const sorted = [...kps].sort((a, b) => (a.clientId < b.clientId ? -1 : 1));
-      if (options.now !== undefined) for (const owner of new Set(sorted.map((k) => k.clientId))) await this.#dropExpired(c, owner, options.now);
+      const owners = new Set(sorted.map((k) => k.clientId));
+      for (const owner of options.key ? owners : []) if (await this.#inactive(c, options.key!, owner)) return 'not-active' as const;
+      if (options.now !== undefined) for (const owner of owners) await this.#dropExpired(c, owner, options.now);
       for (const k of sorted) {
         const { rowCount } = await c.query('INSERT INTO ds_key_packages (ref, client_id, bytes, last_resort, not_after) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (ref) DO NOTHING', [
           k.ref,
@@ -792,8 +794,15 @@ export class PostgresDeliveryStore implements DeliveryStore {
     });
   }
 
-  async requestPairing(anchor: string, device: string, side: 'anchor' | 'device', now: number, expiresBefore: number): Promise<boolean> {
+  /** Whether `key` is no active key of `clientId`, under the lock its rotation takes (sqlite-store.ts). */
+  async #inactive(c: pg.PoolClient, key: Uint8Array, clientId: string): Promise<boolean> {
+    await this.#lockAs(c, clientId);
+    return !(await c.query('SELECT 1 FROM ds_bindings WHERE signature_key = $1 AND client_id = $2 AND NOT revoked', [toHex(key), clientId])).rows.length;
+  }
+
+  async requestPairing(anchor: string, device: string, side: 'anchor' | 'device', now: number, expiresBefore: number, key?: Uint8Array): Promise<boolean | 'not-active'> {
     return this.#tx(async (c) => {
+      if (key && (await this.#inactive(c, key, side === 'anchor' ? anchor : device))) return 'not-active' as const;
       // Both sides may arrive at different servers at once: serialise per anchor (its rotation drops them, removePairing).
       await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`pairing:${anchor}`]);
       await c.query('DELETE FROM ds_pairing_requests WHERE at < $1', [expiresBefore]);

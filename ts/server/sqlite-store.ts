@@ -197,10 +197,13 @@ export class SqliteDeliveryStore implements DeliveryStore {
     this.#count(clientId, -gone.reduce((a, r) => a + storedBytes(r.n), 0), -gone.length);
   }
 
-  async putKeyPackages(kps: StoredKeyPackage[], options: { quota?: StorageQuota; now?: number } = {}): Promise<void> {
+  async putKeyPackages(kps: StoredKeyPackage[], options: { quota?: StorageQuota; now?: number; key?: Uint8Array } = {}): Promise<void | 'not-active'> {
     const insert = this.#db.prepare('INSERT OR IGNORE INTO key_packages (ref, client_id, bytes, last_resort, not_after) VALUES (?, ?, ?, ?, ?)');
-    this.#db.transaction(() => {
-      if (options.now !== undefined) for (const owner of new Set(kps.map((k) => k.clientId))) this.#dropExpired(owner, options.now);
+    return this.#db.transaction(() => {
+      const owners = new Set(kps.map((k) => k.clientId));
+      // The session's key, checked with the write: a rotation between an upload's check and its write left it stored (§8.4).
+      if (options.key && [...owners].some((o) => this.#inactive(options.key!, o))) return 'not-active' as const;
+      if (options.now !== undefined) for (const owner of owners) this.#dropExpired(owner, options.now);
       // One past the quota throws, and the transaction (all of them) rolls back.
       for (const k of kps) {
         if (insert.run(k.ref, k.clientId, Buffer.from(k.bytes), k.lastResort ? 1 : 0, k.notAfter).changes === 1) this.#count(k.clientId, storedBytes(k.bytes.length), 1, options.quota);
@@ -522,8 +525,14 @@ export class SqliteDeliveryStore implements DeliveryStore {
     })();
   }
 
-  async requestPairing(anchor: string, device: string, side: 'anchor' | 'device', now: number, expiresBefore: number): Promise<boolean> {
+  /** Whether `key` is no active key of `clientId` (in the caller's transaction). */
+  #inactive(key: Uint8Array, clientId: string): boolean {
+    return !this.#db.prepare('SELECT 1 FROM bindings WHERE signature_key = ? AND client_id = ? AND revoked = 0').get(toHex(key), clientId);
+  }
+
+  async requestPairing(anchor: string, device: string, side: 'anchor' | 'device', now: number, expiresBefore: number, key?: Uint8Array): Promise<boolean | 'not-active'> {
     return this.#db.transaction(() => {
+      if (key && this.#inactive(key, side === 'anchor' ? anchor : device)) return 'not-active' as const;
       this.#db.prepare('DELETE FROM pairing_requests WHERE at < ?').run(expiresBefore);
       this.#db.prepare('INSERT OR REPLACE INTO pairing_requests (anchor, device, side, at) VALUES (?, ?, ?, ?)').run(anchor, device, side, now);
       const { n } = this.#db.prepare('SELECT count(*) AS n FROM pairing_requests WHERE anchor = ? AND device = ?').get(anchor, device) as { n: number };

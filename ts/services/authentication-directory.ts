@@ -2,7 +2,7 @@
 import { bytesEqual, utf8 } from '../mls/bytes.js';
 import type { CredentialBinding } from './authentication-service.js';
 import type { DeliveryStore, GuardChange, RegisterOptions, StoredBinding } from './delivery-store.js';
-import { DS_SENDER, DsError, withinQuota } from './delivery-service.js';
+import { DS_SENDER, DsError, revokedMeanwhile, withinQuota } from './delivery-service.js';
 
 const guardRefused = () => new DsError('guard-refused', "this client's keys change only with the secret of its rotation guard");
 
@@ -26,7 +26,7 @@ export class AuthenticationDirectory {
     if ([binding.clientId, binding.userId, utf8(binding.identity)].includes(DS_SENDER)) throw new DsError('registration-refused', `${DS_SENDER} is the DS's own name`);
     const refusal = await withinQuota(this.store.registerBinding(binding, options));
     if (refusal === 'guard') throw guardRefused();
-    if (refusal === 'not-active') throw new DsError('unauthenticated', 'the key this session was proven with was revoked meanwhile');
+    if (refusal === 'not-active') throw revokedMeanwhile();
     if (refusal === 'revoked') throw new DsError('registration-refused', 'this client id or signature key was revoked; revocation is final');
     if (refusal === 'key-taken') throw new DsError('registration-refused', 'this signature key belongs to another client');
     if (refusal === 'identity-taken') throw new DsError('registration-refused', 'this credential identity belongs to a client of another user');

@@ -30,6 +30,10 @@ const STALE_KEY_PACKAGES = 16;
 
 /** Log sender name of what the DS proposes itself, and its external sender's identity: reserved, no client's (§8.4). */
 export const DS_SENDER = 'delivery-service';
+
+/** A session whose key a rotation revoked after its request was authenticated (docs/PROTOCOL.md §8.4). */
+export const revokedMeanwhile = (): DsError => new DsError('unauthenticated', 'the key this session was proven with was revoked meanwhile');
+
 /** A member's share of an epoch's proposals is never less than this fraction of the members' (docs/PROTOCOL.md §8.6). */
 const MEMBER_SHARE_FLOOR = 32;
 
@@ -248,8 +252,8 @@ export class DeliveryService {
 
   // --- KeyPackage directory --------------------------------------------------
 
-  /** Upload KeyPackages of `clientId` (validated: signature, lifetime, credential, size, quota), all or none. */
-  async uploadKeyPackages(clientId: string, keyPackages: Uint8Array[]): Promise<void> {
+  /** Upload KeyPackages of `clientId` (validated: signature, lifetime, credential, size, quota), all or none; `key`: its session's. */
+  async uploadKeyPackages(clientId: string, keyPackages: Uint8Array[], key?: Uint8Array): Promise<void> {
     for (const bytes of keyPackages) {
       if (bytes.length > this.#maxKeyPackageBytes) throw new DsError('too-large', 'KeyPackage too large');
     }
@@ -272,7 +276,7 @@ export class DeliveryService {
       if (info.notAfter < this.#now()) throw new DsError('invalid-key-package', 'the KeyPackage has expired');
       stored.push({ clientId, ref: toHex(info.keyPackageRef), bytes: keyPackages[i]!.slice(), lastResort: info.lastResort, notAfter: info.notAfter });
     }
-    await withinQuota(this.store.putKeyPackages(stored, { quota: this.#quota, now: this.#now() }));
+    if ((await withinQuota(this.store.putKeyPackages(stored, { quota: this.#quota, now: this.#now(), key }))) === 'not-active') throw revokedMeanwhile();
   }
 
   /** One KeyPackage per client (the minimal set), each handed out once; last-resort ones only when nothing else is left. */
@@ -849,13 +853,15 @@ export class DeliveryService {
 
   /**
    * InitPairing(anchor, device) from one side; when both sides have sent it,
-   * the DS registers the pairing and answers Accept (true) to both.
+   * the DS registers the pairing and answers Accept (true) to both. `key`: `from`'s session's.
    */
-  async initPairing(from: string, anchor: string, device: string): Promise<boolean> {
+  async initPairing(from: string, anchor: string, device: string, key?: Uint8Array): Promise<boolean> {
     if (from !== anchor && from !== device) throw new DsError('forbidden', 'only the anchor or the device can ask to pair them');
     if (this.#auth) for (const id of [anchor, device]) await this.#registered(id);
     const now = this.#now();
-    return this.store.requestPairing(anchor, device, from === anchor ? 'anchor' : 'device', now, now - this.#pairingSeconds);
+    const accepted = await this.store.requestPairing(anchor, device, from === anchor ? 'anchor' : 'device', now, now - this.#pairingSeconds, key);
+    if (accepted === 'not-active') throw revokedMeanwhile();
+    return accepted;
   }
 
   /** Cease a pairing; `from` must be its anchor or its device. */

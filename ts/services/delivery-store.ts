@@ -269,8 +269,11 @@ export function checkQuota(clientId: string, usage: StorageUsage, delta: Storage
  * its `quota` throws `StorageQuotaError`.
  */
 export interface DeliveryStore {
-  /** Store KeyPackages (a ref once), all or none; with `now`, their owners' expired ones are deleted first. */
-  putKeyPackages(kps: StoredKeyPackage[], options?: { quota?: StorageQuota; now?: number }): Promise<void>;
+  /**
+   * Store KeyPackages (a ref once), all or none; with `now`, their owners' expired ones are deleted first. `key` (the
+   * uploading session's): 'not-active', nothing stored, unless it is an active key of their owner (§8.4).
+   */
+  putKeyPackages(kps: StoredKeyPackage[], options?: { quota?: StorageQuota; now?: number; key?: Uint8Array }): Promise<void | 'not-active'>;
   /**
    * Lease one KeyPackage of `clientId` to `requester` until `leaseUntil`
    * (docs/PROTOCOL.md §8.1), atomically: one already leased to it, else the
@@ -361,9 +364,9 @@ export interface DeliveryStore {
   /**
    * Record one side's InitPairing; when both the anchor and the device have
    * asked, register the pairing (atomically) and return true. Requests
-   * made before `expiresBefore` (seconds) are forgotten first.
+   * made before `expiresBefore` (seconds) are forgotten first. `key`: as putKeyPackages', of the side's client.
    */
-  requestPairing(anchor: string, device: string, side: 'anchor' | 'device', now: number, expiresBefore: number): Promise<boolean>;
+  requestPairing(anchor: string, device: string, side: 'anchor' | 'device', now: number, expiresBefore: number, key?: Uint8Array): Promise<boolean | 'not-active'>;
   putPairing(anchor: string, device: string): Promise<void>;
   /** A pairing and its unanswered requests; without `device`, every one of `anchor` (its key rotated, docs/PROTOCOL.md §4.0). */
   removePairing(anchor: string, device?: string): Promise<void>;
@@ -459,8 +462,9 @@ export class MemoryDeliveryStore implements DeliveryStore {
     return this.#notifier.watch(listener);
   }
 
-  async putKeyPackages(kps: StoredKeyPackage[], options: { quota?: StorageQuota; now?: number } = {}): Promise<void> {
+  async putKeyPackages(kps: StoredKeyPackage[], options: { quota?: StorageQuota; now?: number; key?: Uint8Array } = {}): Promise<void | 'not-active'> {
     const owners = new Set(kps.map((k) => k.clientId));
+    if (options.key && [...owners].some((o) => this.#inactive(options.key!, o))) return 'not-active';
     if (options.now !== undefined) for (const owner of owners) this.#dropExpired(owner, options.now);
     // The new ones (a ref once), then the check per owner before anything is stored.
     const fresh: StoredKeyPackage[] = [];
@@ -568,6 +572,12 @@ export class MemoryDeliveryStore implements DeliveryStore {
     }
     this.#bindings.set(key, { ...b, revoked: false });
     return undefined;
+  }
+
+  /** Whether `key` is no active key of `clientId`. */
+  #inactive(key: Uint8Array, clientId: string): boolean {
+    const b = this.#bindings.get(toHex(key));
+    return !b || b.revoked || b.clientId !== clientId;
   }
 
   async rotationGuard(clientId: string): Promise<{ step: number; commitment: string } | undefined> {
@@ -746,7 +756,8 @@ export class MemoryDeliveryStore implements DeliveryStore {
 
   readonly #requests = new Map<string, Map<string, number>>();
 
-  async requestPairing(anchor: string, device: string, side: 'anchor' | 'device', now: number, expiresBefore: number): Promise<boolean> {
+  async requestPairing(anchor: string, device: string, side: 'anchor' | 'device', now: number, expiresBefore: number, by?: Uint8Array): Promise<boolean | 'not-active'> {
+    if (by && this.#inactive(by, side === 'anchor' ? anchor : device)) return 'not-active';
     for (const [k, sides] of this.#requests) {
       for (const [s, at] of sides) if (at < expiresBefore) sides.delete(s);
       if (sides.size === 0) this.#requests.delete(k);
