@@ -2076,3 +2076,171 @@ fn a_capturing_filter_leaves_out_one_senders_proposals() {
     assert_eq!(removed, vec![LeafNodeIndex::new(1)]);
     assert!(staged.queued_proposals().all(|q| q.sender() == &Sender::Member(LeafNodeIndex::new(2))));
 }
+
+/// The refusal of engine change 40 (RFC 9420 §7.3, valn0111), as
+/// `process` returns it.
+fn is_duplicate_signature_key<E: std::fmt::Debug>(result: Result<ProcessedMessage, ProcessMessageError<E>>) -> bool {
+    matches!(
+        result,
+        Err(ProcessMessageError::InvalidCommit(StageCommitError::ProposalValidationError(
+            ProposalValidationError::DuplicateSignatureKey
+        )))
+    )
+}
+
+/// After bob's removal, charlie's leaf (2) stays and leaf 1 is free, so a
+/// joiner takes leaf 1 with or without a Remove of leaf 2. A copy of
+/// charlie's state joins by external commit with charlie's key and leaves
+/// charlie's leaf in (its proposal filter drops the resync Remove the
+/// builder adds): two leaves with one signature key. Before change 40 alice
+/// took it (only Adds' keys were checked); now she and charlie refuse it and
+/// go on.
+#[openmls_test]
+fn an_external_commit_keeping_the_leaf_of_its_key_is_refused() {
+    let providers = [
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+    ];
+    let copy = &Provider::default();
+    let World {
+        mut groups,
+        signers,
+        ..
+    } = world(ciphersuite, &providers, false, false);
+    let bob = Proposal::Remove(Box::new(RemoveProposal::new(LeafNodeIndex::new(1))));
+    let commit = commit_with(&mut groups[0], providers[0], &signers[0].signer, vec![bob]).unwrap();
+    groups[0].merge_pending_commit(providers[0]).unwrap();
+    let ProcessedMessageContent::StagedCommitMessage(staged) =
+        process(&mut groups[2], providers[2], commit).unwrap().into_content()
+    else {
+        panic!("expected a commit");
+    };
+    groups[2].merge_staged_commit(providers[2], *staged).unwrap();
+
+    let group_info = groups[0]
+        .export_group_info(providers[0].crypto(), &signers[0].signer, false)
+        .unwrap()
+        .into_verifiable_group_info()
+        .unwrap();
+    let (_, bundle) = MlsGroup::external_commit_builder()
+        .with_config(groups[0].configuration().clone())
+        .with_ratchet_tree(groups[0].export_ratchet_tree().into())
+        .build_group(copy, group_info, signers[2].credential_with_key.clone())
+        .unwrap()
+        .load_psks(copy.storage())
+        .unwrap()
+        .build(copy.rand(), copy.crypto(), &signers[2].signer, |queued| {
+            !matches!(queued.proposal(), Proposal::Remove(_))
+        })
+        .unwrap()
+        .finalize(copy)
+        .unwrap();
+    let kept_leaf = bundle.into_commit();
+    assert!(is_duplicate_signature_key(process(&mut groups[0], providers[0], kept_leaf.clone())));
+    assert!(is_duplicate_signature_key(process(&mut groups[2], providers[2], kept_leaf)));
+
+    let update = commit_with(&mut groups[2], providers[2], &signers[2].signer, vec![]).unwrap();
+    groups[2].merge_pending_commit(providers[2]).unwrap();
+    let ProcessedMessageContent::StagedCommitMessage(staged) =
+        process(&mut groups[0], providers[0], update).unwrap().into_content()
+    else {
+        panic!("expected a commit");
+    };
+    groups[0].merge_staged_commit(providers[0], *staged).unwrap();
+    assert_eq!(groups[0].members().count(), 2);
+}
+
+/// Bob, holding charlie's signature key as well as his own, commits a
+/// self-update that puts charlie's key in his leaf (his own credential).
+/// Before change 40 the path leaf's key was not checked against the other
+/// members; now alice and charlie refuse it and go on without bob's commit.
+#[openmls_test]
+fn a_commit_path_leaf_takes_no_other_members_signature_key() {
+    let providers = [
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+    ];
+    let World {
+        mut groups,
+        signers,
+        ..
+    } = world(ciphersuite, &providers, false, false);
+    let charlies_key = NewSignerBundle {
+        signer: &signers[2].signer,
+        credential_with_key: CredentialWithKey {
+            credential: signers[1].credential_with_key.credential.clone(),
+            signature_key: signers[2].credential_with_key.signature_key.clone(),
+        },
+    };
+    let bundle = groups[1]
+        .commit_builder()
+        .load_psks(providers[1].storage())
+        .unwrap()
+        .build_with_new_signer(
+            providers[1].rand(),
+            providers[1].crypto(),
+            &signers[1].signer,
+            charlies_key,
+            |_| true,
+        )
+        .unwrap()
+        .stage_commit(providers[1])
+        .unwrap();
+    let commit = bundle.into_commit();
+    assert!(is_duplicate_signature_key(process(&mut groups[0], providers[0], commit.clone())));
+    assert!(is_duplicate_signature_key(process(&mut groups[2], providers[2], commit)));
+    groups[1].clear_pending_commit(providers[1].storage()).unwrap();
+
+    let update = commit_with(&mut groups[0], providers[0], &signers[0].signer, vec![]).unwrap();
+    everyone_follows(&mut groups, &providers, 0, update);
+}
+
+/// Bob proposes an Update that puts charlie's key in his leaf. The committer
+/// leaves it out (its trial of the store's proposals now fails on it, change
+/// 35) and everyone follows a commit without it; bob's leaf keeps his key.
+#[openmls_test]
+fn an_update_with_another_members_signature_key_is_left_out() {
+    let providers = [
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+    ];
+    let World {
+        mut groups,
+        signers,
+        ..
+    } = world(ciphersuite, &providers, false, false);
+    let charlies_key = NewSignerBundle {
+        signer: &signers[2].signer,
+        credential_with_key: CredentialWithKey {
+            credential: signers[1].credential_with_key.credential.clone(),
+            signature_key: signers[2].credential_with_key.signature_key.clone(),
+        },
+    };
+    let (update, _) = groups[1]
+        .propose_self_update_with_new_signer(
+            providers[1],
+            &signers[1].signer,
+            charlies_key,
+            LeafNodeParameters::default(),
+        )
+        .unwrap();
+    receive_proposal(&mut groups[0], providers[0], update.clone());
+    receive_proposal(&mut groups[2], providers[2], update);
+    let commit = commit_store(&mut groups[0], providers[0], &signers[0].signer).unwrap();
+    groups[0].merge_pending_commit(providers[0]).unwrap();
+    let ProcessedMessageContent::StagedCommitMessage(staged) =
+        process(&mut groups[2], providers[2], commit).unwrap().into_content()
+    else {
+        panic!("expected a commit");
+    };
+    assert_eq!(staged.queued_proposals().count(), 0);
+    groups[2].merge_staged_commit(providers[2], *staged).unwrap();
+    let bobs_key = groups[0].members().find(|m| m.index == LeafNodeIndex::new(1)).unwrap().signature_key;
+    assert_eq!(bobs_key, signers[1].credential_with_key.signature_key.as_slice());
+}

@@ -608,7 +608,7 @@ fn proposals_check(
     // ValSem102
     // ValSem103
     // ValSem104
-    public_group.validate_key_uniqueness(proposal_queue, None)?;
+    public_group.validate_key_uniqueness(proposal_queue, None, None)?;
     // ValSem105
     public_group.validate_add_proposals(proposal_queue)?;
     // ValSem106

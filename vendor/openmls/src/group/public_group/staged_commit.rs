@@ -175,7 +175,7 @@ impl PublicGroup {
         // ValSem102
         // ValSem103
         // ValSem104
-        self.validate_key_uniqueness(&proposal_queue, Some(commit))?;
+        self.validate_key_uniqueness(&proposal_queue, Some(commit), sender.as_member())?;
         // ValSem105
         self.validate_add_proposals(&proposal_queue)?;
         // ValSem106

@@ -1,7 +1,7 @@
 //! This module contains validation functions for incoming messages
 //! as defined in <https://github.com/openmls/openmls/wiki/Message-validation>
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use openmls_traits::types::VerifiableCiphersuite;
 
@@ -225,10 +225,16 @@ impl PublicGroup {
     /// [valn0111]: https://validation.openmls.tech/#valn0111
     /// [valn0112]: https://validation.openmls.tech/#valn0112
     /// [valn1208]: https://validation.openmls.tech/#valn1208
+    ///
+    /// The signature keys of Update proposals and of the commit's path leaf
+    /// count too (RFC 9420 §7.3 applies to every LeafNode a commit brings):
+    /// each may be the key of the leaf it replaces (the proposal's sender,
+    /// `committer` for the path), of no other remaining member.
     pub(crate) fn validate_key_uniqueness(
         &self,
         proposal_queue: &ProposalQueue,
         commit: Option<&Commit>,
+        committer: Option<LeafNodeIndex>,
     ) -> Result<(), ProposalValidationError> {
         // Handle the exceptions needed for https://validation.openmls.tech/#valn0306
         let remove_proposals = HashSet::<LeafNodeIndex>::from_iter(
@@ -247,15 +253,24 @@ impl PublicGroup {
                 _ => None,
             })
             .collect();
-        let updates = proposal_queue.queued_proposals().filter_map(|queued| match queued.proposal() {
-            Proposal::Update(update_proposal) => Some(update_proposal.leaf_node()),
-            _ => None,
-        });
+        let updates: Vec<_> = proposal_queue
+            .queued_proposals()
+            .filter_map(|queued| match queued.proposal() {
+                Proposal::Update(update_proposal) => {
+                    Some((update_proposal.leaf_node(), queued.sender().as_member()))
+                }
+                _ => None,
+            })
+            .collect();
+        let path_leaf = commit.and_then(|commit| commit.path.as_ref().map(|path| path.leaf_node()));
 
-        // Collect signature keys from add proposals
-        let signature_keys: Vec<&[u8]> = adds
+        // Collect signature keys from add proposals, update proposals and the
+        // commit leaf node, each with the leaf it replaces (none for an add)
+        let signature_keys: Vec<(&[u8], Option<LeafNodeIndex>)> = adds
             .iter()
-            .map(|key_package| key_package.leaf_node().signature_key().as_slice())
+            .map(|key_package| (key_package.leaf_node().signature_key().as_slice(), None))
+            .chain(updates.iter().map(|(leaf_node, sender)| (leaf_node.signature_key().as_slice(), *sender)))
+            .chain(path_leaf.map(|leaf_node| (leaf_node.signature_key().as_slice(), committer)))
             .collect();
 
         // Collect encryption keys from add proposals, update proposals, the
@@ -263,13 +278,8 @@ impl PublicGroup {
         let encryption_keys: Vec<&[u8]> = adds
             .iter()
             .map(|key_package| key_package.leaf_node().encryption_key().key().as_slice())
-            .chain(updates.map(|leaf_node| leaf_node.encryption_key().key().as_slice()))
-            .chain(commit.and_then(|commit| {
-                commit
-                    .path
-                    .as_ref()
-                    .map(|path| path.leaf_node().encryption_key().as_slice())
-            }))
+            .chain(updates.iter().map(|(leaf_node, _)| leaf_node.encryption_key().key().as_slice()))
+            .chain(path_leaf.map(|leaf_node| leaf_node.encryption_key().as_slice()))
             .chain(
                 commit
                     .iter()
@@ -293,10 +303,10 @@ impl PublicGroup {
         // remove proposals): one pass over the members, each key looked up
         // among the few new ones, instead of a hash set of every member's
         // keys (O(n) hashing and copies per commit).
-        let new_signature_keys: BTreeSet<&[u8]> = signature_keys.iter().copied().collect();
+        let new_signature_keys: BTreeSet<&[u8]> = signature_keys.iter().map(|(key, _)| *key).collect();
         let new_encryption_keys: BTreeSet<&[u8]> = encryption_keys.iter().copied().collect();
         let new_init_keys: BTreeSet<&[u8]> = init_keys.iter().copied().collect();
-        let mut member_signature_keys = BTreeSet::new();
+        let mut member_signature_keys = BTreeMap::new();
         let mut member_encryption_keys = BTreeSet::new();
         for (index, leaf_node) in self.treesync().full_leaves() {
             if !remove_proposals.is_empty() && remove_proposals.contains(&index) {
@@ -304,7 +314,7 @@ impl PublicGroup {
             }
             let signature_key = leaf_node.signature_key().as_slice();
             if new_signature_keys.contains(signature_key) {
-                member_signature_keys.insert(signature_key);
+                member_signature_keys.insert(signature_key, index);
             }
             let encryption_key = leaf_node.encryption_key().as_slice();
             if new_encryption_keys.contains(encryption_key) || new_init_keys.contains(encryption_key) {
@@ -317,9 +327,17 @@ impl PublicGroup {
         //  - https://validation.openmls.tech/#valn0111
         //  - https://validation.openmls.tech/#valn0305
         //  - https://validation.openmls.tech/#valn0306
-        let mut signature_key_set = BTreeSet::new();
-        for signature_key in signature_keys {
-            if member_signature_keys.contains(signature_key) || !signature_key_set.insert(signature_key) {
+        // Two new keys clash unless both replace the same leaf (its sender's
+        // own Update beside its path, which ValSem111 refuses by name).
+        let mut signature_key_set = BTreeMap::new();
+        for (signature_key, replaced) in signature_keys {
+            let held_by_another = member_signature_keys
+                .get(signature_key)
+                .is_some_and(|holder| Some(*holder) != replaced);
+            let new_twice = signature_key_set
+                .insert(signature_key, replaced)
+                .is_some_and(|before| before.is_none() || before != replaced);
+            if held_by_another || new_twice {
                 return Err(ProposalValidationError::DuplicateSignatureKey);
             }
         }
