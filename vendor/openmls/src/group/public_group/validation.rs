@@ -1,7 +1,7 @@
 //! This module contains validation functions for incoming messages
 //! as defined in <https://github.com/openmls/openmls/wiki/Message-validation>
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet};
 
 use openmls_traits::types::VerifiableCiphersuite;
 
@@ -253,32 +253,33 @@ impl PublicGroup {
                 _ => None,
             })
             .collect();
-        let updates: Vec<_> = proposal_queue
-            .queued_proposals()
-            .filter_map(|queued| match queued.proposal() {
-                Proposal::Update(update_proposal) => {
-                    Some((update_proposal.leaf_node(), queued.sender().as_member()))
-                }
-                _ => None,
-            })
-            .collect();
+        let updates = proposal_queue.queued_proposals().filter_map(|queued| match queued.proposal() {
+            Proposal::Update(update_proposal) => Some(update_proposal.leaf_node()),
+            _ => None,
+        });
         let path_leaf = commit.and_then(|commit| commit.path.as_ref().map(|path| path.leaf_node()));
 
         // Collect signature keys from add proposals, update proposals and the
         // commit leaf node, each with the leaf it replaces (none for an add)
-        let signature_keys: Vec<(&[u8], Option<LeafNodeIndex>)> = adds
-            .iter()
-            .map(|key_package| (key_package.leaf_node().signature_key().as_slice(), None))
-            .chain(updates.iter().map(|(leaf_node, sender)| (leaf_node.signature_key().as_slice(), *sender)))
-            .chain(path_leaf.map(|leaf_node| (leaf_node.signature_key().as_slice(), committer)))
-            .collect();
+        let mut signature_keys: Vec<(&[u8], Option<LeafNodeIndex>)> = Vec::with_capacity(adds.len() + 1);
+        for key_package in &adds {
+            signature_keys.push((key_package.leaf_node().signature_key().as_slice(), None));
+        }
+        for queued in proposal_queue.queued_proposals() {
+            if let Proposal::Update(update_proposal) = queued.proposal() {
+                signature_keys.push((update_proposal.leaf_node().signature_key().as_slice(), queued.sender().as_member()));
+            }
+        }
+        if let Some(leaf_node) = path_leaf {
+            signature_keys.push((leaf_node.signature_key().as_slice(), committer));
+        }
 
         // Collect encryption keys from add proposals, update proposals, the
         // commit leaf node and path keys
         let encryption_keys: Vec<&[u8]> = adds
             .iter()
             .map(|key_package| key_package.leaf_node().encryption_key().key().as_slice())
-            .chain(updates.iter().map(|(leaf_node, _)| leaf_node.encryption_key().key().as_slice()))
+            .chain(updates.map(|leaf_node| leaf_node.encryption_key().key().as_slice()))
             .chain(path_leaf.map(|leaf_node| leaf_node.encryption_key().as_slice()))
             .chain(
                 commit
@@ -303,10 +304,15 @@ impl PublicGroup {
         // remove proposals): one pass over the members, each key looked up
         // among the few new ones, instead of a hash set of every member's
         // keys (O(n) hashing and copies per commit).
-        let new_signature_keys: BTreeSet<&[u8]> = signature_keys.iter().map(|(key, _)| *key).collect();
+        let mut new_signature_keys = BTreeSet::new();
+        for &(signature_key, _) in &signature_keys {
+            new_signature_keys.insert(signature_key);
+        }
         let new_encryption_keys: BTreeSet<&[u8]> = encryption_keys.iter().copied().collect();
         let new_init_keys: BTreeSet<&[u8]> = init_keys.iter().copied().collect();
-        let mut member_signature_keys = BTreeMap::new();
+        // The members holding one of the new signature keys (an Update or a
+        // path keeping its own: a few), as a list of the same type.
+        let mut member_signature_keys: Vec<(&[u8], Option<LeafNodeIndex>)> = Vec::new();
         let mut member_encryption_keys = BTreeSet::new();
         for (index, leaf_node) in self.treesync().full_leaves() {
             if !remove_proposals.is_empty() && remove_proposals.contains(&index) {
@@ -314,7 +320,7 @@ impl PublicGroup {
             }
             let signature_key = leaf_node.signature_key().as_slice();
             if new_signature_keys.contains(signature_key) {
-                member_signature_keys.insert(signature_key, index);
+                member_signature_keys.push((signature_key, Some(index)));
             }
             let encryption_key = leaf_node.encryption_key().as_slice();
             if new_encryption_keys.contains(encryption_key) || new_init_keys.contains(encryption_key) {
@@ -329,14 +335,15 @@ impl PublicGroup {
         //  - https://validation.openmls.tech/#valn0306
         // Two new keys clash unless both replace the same leaf (its sender's
         // own Update beside its path, which ValSem111 refuses by name).
-        let mut signature_key_set = BTreeMap::new();
-        for (signature_key, replaced) in signature_keys {
+        let mut signature_key_set = BTreeSet::new();
+        for (i, &(signature_key, replaced)) in signature_keys.iter().enumerate() {
             let held_by_another = member_signature_keys
-                .get(signature_key)
-                .is_some_and(|holder| Some(*holder) != replaced);
-            let new_twice = signature_key_set
-                .insert(signature_key, replaced)
-                .is_some_and(|before| before.is_none() || before != replaced);
+                .iter()
+                .any(|&(key, holder)| key == signature_key && holder != replaced);
+            let new_twice = !signature_key_set.insert(signature_key)
+                && signature_keys[..i]
+                    .iter()
+                    .any(|&(key, before)| key == signature_key && (before.is_none() || before != replaced));
             if held_by_another || new_twice {
                 return Err(ProposalValidationError::DuplicateSignatureKey);
             }
