@@ -15,6 +15,7 @@ import {
   defaultLifetime,
   encodeMlsMessage,
   generateKeyPackage,
+  generateKeyPackageWithKey,
   getCiphersuiteFromName,
   getCiphersuiteImpl,
   joinGroup,
@@ -180,6 +181,13 @@ export class TsActor implements Actor {
     const cs = await suite1();
     const kp = await generateKeyPackage({ credentialType: 'basic', identity: enc.encode(name) }, defaultCapabilities(), defaultLifetime, [], cs);
     return new TsActor(name, cs, kp.publicPackage, kp.privatePackage);
+  }
+
+  /** Another client holding `of`'s credential and signature key (a copy of its state), with KeyPackage keys of its own. */
+  static async copyOf(of: TsActor): Promise<TsActor> {
+    const signatureKeyPair = { signKey: of.privatePackage.signaturePrivateKey, publicKey: of.publicPackage.leafNode.signaturePublicKey };
+    const kp = await generateKeyPackageWithKey(of.publicPackage.leafNode.credential, defaultCapabilities(), defaultLifetime, [], signatureKeyPair, of.cs);
+    return new TsActor(`copy of ${of.name}`, of.cs, kp.publicPackage, kp.privatePackage);
   }
 
   async createGroup(groupId: Uint8Array): Promise<void> {
