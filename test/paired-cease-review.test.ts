@@ -237,7 +237,7 @@ describe('Paired MLS cease review: reset after a finished cease', () => {
 });
 
 describe('Paired MLS cease review: a crash before ceasePair returned (route rekey)', () => {
-  it('LIMIT: loses the CeasePair and the removal step (result.pairing): the next call finishes the groups and sends no pairing message, so the phone never learns the pairing ended; it is locked out of the groups all the same', async () => {
+  it('keeps the CeasePair and the removal step (ceaseMessages()): the next call finishes the groups, the app sends them again and the phone learns the pairing ended; it is locked out of the groups as well', async () => {
     const w = await dsWorld('hidden');
     const [g1, g2] = w.groups;
     const phoneKeys = [anchorKeyOf(g1.phone), anchorKeyOf(g2.phone)];
@@ -264,8 +264,18 @@ describe('Paired MLS cease review: a crash before ceasePair returned (route reke
     expect(again.pairing).toEqual([]);
     expect(again.groups.map((g) => g.ceased)).toEqual([true, true]);
     expect(active.ceasingGroups()).toEqual([]);
-    // The phone got nothing: for it the pairing runs, with the laptop active.
+    // The phone got nothing yet: the app sends what the cease kept (it used to be lost with the crash).
     expect({ ceased: w.passiveDevice.ceased, role: w.passiveDevice.role }).toEqual({ ceased: false, role: 'passive' });
+    const [cease, removal, ...rest] = active.ceaseMessages();
+    expect(rest).toEqual([]);
+    expect(await w.passiveDevice.receive(cease!)).toEqual({ type: 'pairingCeased', route: 'rekey' });
+    expect(w.passiveDevice.ceased).toBe(true);
+    expect(await w.passiveDevice.receive(removal!)).toEqual({ type: 'derivationStep', counter: 2n });
+    // Sent twice (the app did send them before the crash): the copy is refused, harmlessly (the removal step took the phone out).
+    const twice = await mlsError(() => w.passiveDevice.receive(cease!));
+    expect({ name: twice.name, code: twice.code, message: twice.message }).toEqual({ name: 'MlsError', code: 'NOT_A_MEMBER', message: 'this client is no longer a member of the group' });
+    // Kept until reset, so a second crash loses nothing either; a copy is handed out each time.
+    expect(active.ceaseMessages().map(toHex)).toEqual([cease, removal].map((m) => toHex(m!)));
     // Locked out all the same: the anchor key it holds is gone from both groups.
     for (const [i, g] of [g1, g2].entries()) {
       g.alice = w.a.client.group(g.id);

@@ -467,6 +467,14 @@ export class PairedDevice {
     return (this.#state.ceasing?.groups ?? []).map((g) => g.groupId);
   }
 
+  /**
+   * The pairing messages of this device's `ceasePair` (its `pairing`), kept until `reset`: after a
+   * crash before they were sent, send them again (docs/PROTOCOL.md §4.9). Empty before a cease.
+   */
+  ceaseMessages(): Uint8Array[] {
+    return (this.#state.ceaseMessages ?? []).map((m) => m.slice());
+  }
+
   /** A pairing whose cease is not finished is neither replaced nor reset: that would forget the groups still to re-key. */
   static #requireCeaseFinished(state: PairingState): void {
     const left = state.ceasing?.groups.length ?? 0;
@@ -1322,8 +1330,9 @@ export class PairedDevice {
       const leaf = group.members().find((m) => m.leafIndex === group.ownLeafIndex)!;
       return { groupId: hex, anchorLeaf: leaf.leafIndex, anchorKey: toHex(leaf.signatureKey) };
     });
-    const ceasing = groups.length > 0 ? { ceasing: { route, groups } } : {};
     const messages = [cease];
+    // Kept with the state that ends the pairing: a crash before the app sent them lost them.
+    const ceasing = { ceaseMessages: messages, ...(groups.length > 0 ? { ceasing: { route, groups } } : {}) };
     if (route === 'rekey') {
       const partners = pairing.members().map((m) => m.leafIndex).filter((l) => l !== this.#state.ownLeaf);
       messages.push((await this.#derivationStep({ remove: partners })).commit);

@@ -60,6 +60,8 @@ export interface PairingState {
   inviter?: number;
   /** A cease not finished in every group yet: its route and those groups (never empty). */
   ceasing?: { route: CeaseRoute; groups: CeasingGroup[] };
+  /** The pairing messages of this device's cease, kept to send again after a crash (docs/PROTOCOL.md §4.9). */
+  ceaseMessages?: Uint8Array[];
 }
 
 interface Stored {
@@ -77,6 +79,7 @@ interface Stored {
   awaitingAccept?: number[];
   inviter?: number;
   ceasing?: { route: CeaseRoute; groups: CeasingGroup[] };
+  ceaseMessages?: string[];
 }
 
 export function loadPairingState(client: MlsClient): PairingState | undefined {
@@ -99,6 +102,7 @@ export function loadPairingState(client: MlsClient): PairingState | undefined {
       ...(s.awaitingAccept === undefined ? {} : { awaitingAccept: [...s.awaitingAccept] }),
       ...(s.inviter === undefined ? {} : { inviter: s.inviter }),
       ...(s.ceasing === undefined ? {} : { ceasing: { route: s.ceasing.route, groups: s.ceasing.groups.map((g) => ({ ...g })) } }),
+      ...(s.ceaseMessages === undefined ? {} : { ceaseMessages: s.ceaseMessages.map(fromHex) }),
     };
   } catch (err) {
     throw new MlsError('STORAGE', `stored pairing state could not be read: ${(err as Error).message}`, { cause: err });
@@ -125,6 +129,7 @@ export function savePairingState(client: MlsClient, state: PairingState): Promis
     ...(state.awaitingAccept === undefined ? {} : { awaitingAccept: state.awaitingAccept }),
     ...(state.inviter === undefined ? {} : { inviter: state.inviter }),
     ceasing: state.ceasing, // left out of the JSON when undefined
+    ceaseMessages: state.ceaseMessages?.map(toHex),
   };
   return client.putRecord(PAIRING_RECORD, new TextEncoder().encode(JSON.stringify(stored)));
 }
