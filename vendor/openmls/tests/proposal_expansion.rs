@@ -2244,3 +2244,181 @@ fn an_update_with_another_members_signature_key_is_left_out() {
     let bobs_key = groups[0].members().find(|m| m.index == LeafNodeIndex::new(1)).unwrap().signature_key;
     assert_eq!(bobs_key, signers[1].credential_with_key.signature_key.as_slice());
 }
+
+/// A KeyPackage of `name` under `key`'s signature key, with the world's capabilities.
+fn key_package_under<P: OpenMlsProvider>(
+    ciphersuite: Ciphersuite,
+    provider: &P,
+    name: &[u8],
+    key: &CredentialWithKeyAndSigner,
+) -> KeyPackage {
+    let (credential, _) = new_credential(provider, name, ciphersuite.signature_algorithm());
+    KeyPackage::builder()
+        .leaf_node_capabilities(capabilities())
+        .build(
+            ciphersuite,
+            provider,
+            &key.signer,
+            CredentialWithKey {
+                credential: credential.credential,
+                signature_key: key.credential_with_key.signature_key.clone(),
+            },
+        )
+        .unwrap()
+        .key_package()
+        .clone()
+}
+
+/// Bob adds dave's KeyPackage and commits with a path under dave's key
+/// (he holds it). His builder does not check its own path against the
+/// Adds; before change 40 alice and charlie took the commit (dave's leaf and
+/// bob's with one signature key); now they refuse it and go on.
+#[openmls_test]
+fn a_path_leaf_takes_no_key_the_commit_adds() {
+    let providers = [
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+    ];
+    let World {
+        mut groups,
+        signers,
+        ..
+    } = world(ciphersuite, &providers, false, false);
+    let daves_key = generate_credential_with_key(b"dave".into(), ciphersuite.signature_algorithm(), providers[1]);
+    let dave = key_package_under(ciphersuite, providers[1], b"dave", &daves_key);
+    let bundle = groups[1]
+        .commit_builder()
+        .propose_adds([dave])
+        .load_psks(providers[1].storage())
+        .unwrap()
+        .build_with_new_signer(
+            providers[1].rand(),
+            providers[1].crypto(),
+            &signers[1].signer,
+            NewSignerBundle {
+                signer: &daves_key.signer,
+                credential_with_key: CredentialWithKey {
+                    credential: signers[1].credential_with_key.credential.clone(),
+                    signature_key: daves_key.credential_with_key.signature_key.clone(),
+                },
+            },
+            |_| true,
+        )
+        .unwrap()
+        .stage_commit(providers[1])
+        .unwrap();
+    let commit = bundle.into_commit();
+    assert!(is_duplicate_signature_key(process(&mut groups[0], providers[0], commit.clone())));
+    assert!(is_duplicate_signature_key(process(&mut groups[2], providers[2], commit)));
+    groups[1].clear_pending_commit(providers[1].storage()).unwrap();
+
+    let update = commit_with(&mut groups[0], providers[0], &signers[0].signer, vec![]).unwrap();
+    everyone_follows(&mut groups, &providers, 0, update);
+}
+
+/// Bob and charlie (one holder of both) each propose an Update to the same
+/// new signature key. Before change 40 alice committed both (their
+/// encryption keys differ): two leaves with one key. Now her builder keeps
+/// one of them (the store's order) and leaves the other out; everyone
+/// follows.
+#[openmls_test]
+fn two_updates_to_one_signature_key_leave_one_out() {
+    let providers = [
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+    ];
+    let World {
+        mut groups,
+        signers,
+        ..
+    } = world(ciphersuite, &providers, false, false);
+    let shared = generate_credential_with_key(b"shared".into(), ciphersuite.signature_algorithm(), providers[1]);
+    let mut updates = Vec::new();
+    for i in [1, 2] {
+        let (update, _) = groups[i]
+            .propose_self_update_with_new_signer(
+                providers[i],
+                &signers[i].signer,
+                NewSignerBundle {
+                    signer: &shared.signer,
+                    credential_with_key: CredentialWithKey {
+                        credential: signers[i].credential_with_key.credential.clone(),
+                        signature_key: shared.credential_with_key.signature_key.clone(),
+                    },
+                },
+                LeafNodeParameters::default(),
+            )
+            .unwrap();
+        updates.push(update);
+    }
+    for update in &updates {
+        receive_proposal(&mut groups[0], providers[0], update.clone());
+    }
+    receive_proposal(&mut groups[1], providers[1], updates[1].clone());
+    receive_proposal(&mut groups[2], providers[2], updates[0].clone());
+    let commit = commit_store(&mut groups[0], providers[0], &signers[0].signer).unwrap();
+    assert_eq!(groups[0].pending_commit().unwrap().update_proposals().count(), 1);
+    everyone_follows(&mut groups, &providers, 0, commit);
+    let holders: Vec<_> = groups[0]
+        .members()
+        .filter(|m| m.signature_key == shared.credential_with_key.signature_key.as_slice())
+        .map(|m| m.index)
+        .collect();
+    assert_eq!(holders.len(), 1);
+    assert!([LeafNodeIndex::new(1), LeafNodeIndex::new(2)].contains(&holders[0]));
+}
+
+/// What stays allowed: alice removes charlie and adds a KeyPackage under
+/// charlie's key (his rejoin), while committing bob's Update that keeps his
+/// own key. Everyone left follows.
+#[openmls_test]
+fn a_removed_members_key_comes_back_beside_an_update_keeping_its_own() {
+    let providers = [
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+    ];
+    let World {
+        mut groups,
+        signers,
+        ..
+    } = world(ciphersuite, &providers, false, false);
+    let (update, _) = groups[1]
+        .propose_self_update(providers[1], &signers[1].signer, LeafNodeParameters::default())
+        .unwrap();
+    receive_proposal(&mut groups[0], providers[0], update.clone());
+    receive_proposal(&mut groups[2], providers[2], update);
+    let charlie_again = key_package_under(ciphersuite, providers[2], b"charlie", &signers[2]);
+    let bundle = groups[0]
+        .commit_builder()
+        .propose_removals([LeafNodeIndex::new(2)])
+        .propose_adds([charlie_again])
+        .consume_proposal_store(true)
+        .load_psks(providers[0].storage())
+        .unwrap()
+        .build(providers[0].rand(), providers[0].crypto(), &signers[0].signer, |_| true)
+        .unwrap()
+        .stage_commit(providers[0])
+        .unwrap();
+    assert_eq!(groups[0].pending_commit().unwrap().update_proposals().count(), 1);
+    let commit = bundle.into_commit();
+    groups[0].merge_pending_commit(providers[0]).unwrap();
+    let ProcessedMessageContent::StagedCommitMessage(staged) =
+        process(&mut groups[1], providers[1], commit).unwrap().into_content()
+    else {
+        panic!("expected a commit");
+    };
+    groups[1].merge_staged_commit(providers[1], *staged).unwrap();
+    let keys = |g: &MlsGroup| g.members().map(|m| (m.index, m.signature_key)).collect::<Vec<_>>();
+    assert_eq!(keys(&groups[0]), keys(&groups[1]));
+    assert_eq!(
+        keys(&groups[0]).iter().filter(|(_, k)| k == signers[2].credential_with_key.signature_key.as_slice()).count(),
+        1
+    );
+    assert_eq!(groups[0].members().count(), 3);
+}
