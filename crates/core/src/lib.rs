@@ -18,8 +18,6 @@ mod error_code;
 mod ext;
 mod ff1;
 mod fixed_base;
-#[cfg(test)]
-mod float_messages;
 mod group;
 mod group_state;
 mod half_size_scalars;

@@ -11,8 +11,6 @@ mod ser;
 
 pub use de::Deserializer;
 pub use error::Error;
-#[doc(hidden)]
-pub use error::rust_display_of_js_number;
 pub use ser::Serializer;
 
 type Result<T> = std::result::Result<T, Error>;
