@@ -65,7 +65,7 @@ impl Lifetime {
         let lifetime_margin: u64 = DEFAULT_KEY_PACKAGE_LIFETIME_MARGIN_SECONDS;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .expect("SystemTime before UNIX EPOCH!")
+            .unwrap_or_else(|_| panic!("SystemTime before UNIX EPOCH!"))
             .as_secs();
         let not_before = now - lifetime_margin;
         let not_after = now + t;
