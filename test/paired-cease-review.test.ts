@@ -6,7 +6,7 @@
  * the exact refusal or outcome and that the honest parties go on.
  */
 import { describe, expect, it } from 'vitest';
-import { bytesEqual, toHex, utf8, type Group, type MlsClient } from 'paired-mls';
+import { MlsClient, bytesEqual, toHex, utf8, type Group } from 'paired-mls';
 import { PairedDevice, WebCryptoSeedVault, decodePairingMessage, encodePairingMessage, generateSeed, type CeaseCommit } from 'paired-mls/paired';
 import { deliverCommit, expectInSync, mlsError } from './helpers.js';
 import { aliceAndBob, applyShareRand, deliverPaired, device, invited, pairedWorld, refused, stolen } from './paired-helpers.js';
@@ -285,6 +285,45 @@ describe('Paired MLS cease review: a crash before ceasePair returned (route reke
     // A reset and a new KeyPackage bring it nowhere: the laptop's pairing has ended.
     await refused(() => active.reenroll(1, new Uint8Array(0)), 'PAIRING_STATE', undefined, 'the pairing has ended');
   });
+});
+
+describe('Paired MLS cease review: the kept cease messages (ceaseMessages())', () => {
+  for (const [route, who] of [['rekey', 'active'], ['rekey', 'passive'], ['rejoin', 'active'], ['rejoin', 'passive']] as const) {
+    it(`route ${route}, ceased by the ${who} device: the app wiping and extending result.pairing leaves them whole; a second copy is refused MESSAGE_REPLAYED before the removal step, NOT_A_MEMBER after it; a restart keeps them, a new pairing drops them`, async () => {
+      const w = await pairedWorld(['bob']);
+      const [ceaser, other, m] = who === 'active' ? [w.activeDevice, w.passiveDevice, w.a] : [w.passiveDevice, w.activeDevice, w.p];
+      const result = await ceaser.ceasePair(route);
+      const kept = ceaser.ceaseMessages().map(toHex);
+      expect(kept).toEqual(result.pairing.map(toHex));
+      expect(kept.length).toBe(route === 'rekey' ? 2 : 1);
+      // The app's copies are its own (before: the state's array, so a wipe or transfer after sending emptied what a re-send needs).
+      for (const msg of result.pairing) msg.fill(0);
+      result.pairing.push(new Uint8Array([1]));
+      expect(ceaser.ceaseMessages().map(toHex)).toEqual(kept);
+      const [cease, removal] = ceaser.ceaseMessages();
+      expect(await other.receive(cease!)).toEqual({ type: 'pairingCeased', route });
+      const replayed = await mlsError(() => other.receive(cease!));
+      expect({ code: replayed.code, message: replayed.message }).toEqual({ code: 'MESSAGE_REPLAYED', message: 'processing message: The requested secret was deleted to preserve forward secrecy.' });
+      expect(other.ceased).toBe(true);
+      if (removal) {
+        expect(await other.receive(removal)).toEqual({ type: 'derivationStep', counter: 1n });
+        for (const again of [cease!, removal]) {
+          const refusedCopy = await mlsError(() => other.receive(again));
+          expect({ code: refusedCopy.code, message: refusedCopy.message }).toEqual({ code: 'NOT_A_MEMBER', message: 'this client is no longer a member of the group' });
+        }
+      }
+      // Saved with the cease: a restart reads them back.
+      const vault = ceaser.vault;
+      m.client.free();
+      m.client = await MlsClient.open({ storage: m.storage });
+      expect(PairedDevice.open(m.client, vault).ceaseMessages().map(toHex)).toEqual(kept);
+      expect(other.ceaseMessages()).toEqual([]);
+      // A new pairing on the client replaces the ended one's state: nothing of its cease is kept.
+      const next = await PairedDevice.initiate(m.client, m.identity);
+      expect(next.ceaseMessages()).toEqual([]);
+      expect(PairedDevice.open(m.client, undefined).ceaseMessages()).toEqual([]);
+    });
+  }
 });
 
 describe('Paired MLS cease review: a device with a preinstalled seed that re-enrols (§4.14)', () => {

@@ -468,8 +468,9 @@ export class PairedDevice {
   }
 
   /**
-   * The pairing messages of this device's `ceasePair` (its `pairing`), kept until `reset`: after a
-   * crash before they were sent, send them again (docs/PROTOCOL.md §4.9). Empty before a cease.
+   * The pairing messages of this device's `ceasePair` (its `pairing`, as made: the returned arrays
+   * are the app's), kept until `reset` or a new pairing: after a crash before they were sent, send
+   * them again (docs/PROTOCOL.md §4.9). Empty before a cease, and on the device that received one.
    */
   ceaseMessages(): Uint8Array[] {
     return (this.#state.ceaseMessages ?? []).map((m) => m.slice());
@@ -1331,11 +1332,14 @@ export class PairedDevice {
       return { groupId: hex, anchorLeaf: leaf.leafIndex, anchorKey: toHex(leaf.signatureKey) };
     });
     const messages = [cease];
-    // Kept with the state that ends the pairing: a crash before the app sent them lost them.
-    const ceasing = { ceaseMessages: messages, ...(groups.length > 0 ? { ceasing: { route, groups } } : {}) };
     if (route === 'rekey') {
       const partners = pairing.members().map((m) => m.leafIndex).filter((l) => l !== this.#state.ownLeaf);
       messages.push((await this.#derivationStep({ remove: partners })).commit);
+    }
+    // Kept with the state that ends the pairing (a crash before the app sent them lost them): copies,
+    // so what the app does with the returned messages (wipe, transfer) leaves them whole.
+    const ceasing = { ceaseMessages: messages.map((m) => m.slice()), ...(groups.length > 0 ? { ceasing: { route, groups } } : {}) };
+    if (route === 'rekey') {
       this.#state = { ...this.#state, anchor: identity, activeLeaf: this.#state.ownLeaf, ceased: true, ...ceasing };
     } else {
       await this.client.deleteGroup(this.#state.pairingGroupId);

@@ -231,7 +231,16 @@ impl Deserializer {
             bytes = v;
             de::Unexpected::Bytes(&bytes)
         } else {
-            string = format!("{:?}", self.value);
+            // paired-mls (docs/ENGINE.md S2): only `typeof` (and a BigInt's
+            // digits), never `{:?}`: its JSON.stringify / Array.from / name
+            // reads ran the caller's getters, toJSON and Proxy traps inside
+            // this call, and an exception or a cyclic array's overflow
+            // unwound through wasm, leaving the caller's object borrowed.
+            string = if self.value.is_bigint() {
+                format!("{:?}", self.value)
+            } else {
+                format!("JsValue({})", self.value.js_typeof().as_string().unwrap_or_default())
+            };
             de::Unexpected::Other(&string)
         };
 

@@ -101,7 +101,12 @@ fn float_with_decimal_point(f: f64) -> String {
 /// imports that return JavaScript exceptions as `Result<T, JsValue>`.
 impl From<JsValue> for Error {
     fn from(error: JsValue) -> Error {
-        Error(error)
+        // paired-mls (docs/ENGINE.md S2): what the caller's iterator threw
+        // is not kept: `Display` calls `String` on it, which ran its
+        // toString inside this call (and an exception there unwound
+        // through wasm).
+        drop(error);
+        Error::new("the value threw while it was read")
     }
 }
 
