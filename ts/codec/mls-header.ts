@@ -42,8 +42,12 @@ export function readMlsHeader(bytes: Uint8Array): MlsHeader | undefined {
       authenticatedData = r.vector();
     }
     const contentType = r.u8();
-    // PrivateMessage: content_type, then authenticated_data (RFC 9420 §6.3).
-    authenticatedData ??= r.vector();
+    // PrivateMessage: content_type, then authenticated_data (RFC 9420 §6.3); bytes cut or broken there still have a header, as before.
+    try {
+      authenticatedData ??= r.vector();
+    } catch {
+      /* no authenticated data to read */
+    }
     return { wireFormat, groupId, epoch, contentType, authenticatedData, ...(senderType === undefined ? {} : { senderType }) };
   } catch {
     return undefined;
