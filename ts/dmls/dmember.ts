@@ -842,7 +842,6 @@ export class DMember {
       const far = header.epoch > BigInt(group.epoch + this.#options.maxEpochsAhead) && !this.#state.rejoining.includes(hex);
       return far ? { retry: false, events: [{ type: 'dropped', reason: 'too-far-ahead' }] } : { retry: true, events: [] };
     }
-    if (header.epoch === BigInt(group.epoch) && hex !== this.#state.ownGroupId) await this.#compareChecks(header, hex);
     try {
       return { retry: false, events: await this.#atomically(() => this.#process(group, message)) };
     } catch (err) {
@@ -852,6 +851,9 @@ export class DMember {
       if (err.code === 'MESSAGE_REPLAYED' || err.code === 'MESSAGE_TOO_OLD' || (header.epoch < BigInt(group.epoch) && RETRY_CODES.has(err.code))) {
         return { retry: false, events: [{ type: 'dropped', reason: 'duplicate' }] };
       }
+      // Failed at the key schedule, so decrypted and verified: its epoch checks (§6.11), authentic now, tell an
+      // epoch seen otherwise (final) from a commit waiting for a proposal.
+      if (err.code === 'INVALID_COMMIT' && header.epoch === BigInt(group.epoch) && hex !== this.#state.ownGroupId) await this.#compareChecks(header, hex);
       // A send group being rejoined may be held on another branch (§6.11): its owner's messages wait for the Welcome.
       if (RETRY_CODES.has(err.code) || this.#state.rejoining.includes(hex)) return { retry: true, events: [] };
       throw err;
@@ -1052,11 +1054,12 @@ export class DMember {
   }
 
   /**
-   * Before a commit of send group `hex` is processed, each epoch check it
-   * carries against this member's for that PSK (§6.11). Another value is
-   * an equivocation, final (`DmlsEquivocationError`): the epoch is noted
-   * as disputed, and this member neither imports nor acknowledges it. A
-   * check it does not hold yet is compared when the commit is retried.
+   * Once a commit of send group `hex` failed as `INVALID_COMMIT` (its
+   * content authenticated), each epoch check it carries against this
+   * member's for that PSK (§6.11). Another value is an equivocation, final
+   * (`DmlsEquivocationError`): the epoch is noted as disputed, and this
+   * member neither imports nor acknowledges it. A check it does not hold
+   * yet is compared when the commit is retried.
    */
   async #compareChecks(header: MlsHeader, hex: string): Promise<void> {
     if (header.contentType !== 3) return;
