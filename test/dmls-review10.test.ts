@@ -7,8 +7,8 @@
  * definition's export length outside what the core derives with was an
  * INVALID_ARGUMENT from deep in the join, not a refusal of the definition.
  * Each refusal is asserted with its reason, nothing is kept, and the
- * honest members go on. (Send group ids and an equivocating owner:
- * test/dmls-review11.test.ts.)
+ * honest members go on. (Send group ids: test/dmls-review11.test.ts; an
+ * equivocating owner: test/dmls-equivocation.test.ts.)
  */
 import { describe, expect, it } from 'vitest';
 import { toHex } from 'paired-mls';

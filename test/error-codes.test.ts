@@ -62,6 +62,7 @@ const TS_ONLY_CODES = [
   'PAIRING_REJECTED',
   'NOTIFY_REJECTED',
   'DMLS_POLICY',
+  'DMLS_EQUIVOCATION',
 ];
 
 describe('error codes come from the source', () => {

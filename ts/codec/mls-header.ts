@@ -20,6 +20,8 @@ export interface MlsHeader {
   contentType?: number;
   /** PublicMessage only: 1 member, 2 external, 3 new_member_proposal, 4 new_member_commit (RFC 9420 §6). */
   senderType?: number;
+  /** Public/PrivateMessage only: the `authenticated_data`, in the clear in both (authenticated only when the message is processed). */
+  authenticatedData?: Uint8Array;
 }
 
 /** Undefined when the bytes are not an mls10 MLSMessage. */
@@ -32,13 +34,21 @@ export function readMlsHeader(bytes: Uint8Array): MlsHeader | undefined {
     const groupId = r.vector();
     const epoch = r.u64();
     let senderType: number | undefined;
+    let authenticatedData: Uint8Array | undefined;
     if (wireFormat === 'public') {
       // FramedContent: sender, then authenticated_data (RFC 9420 §6).
       senderType = r.u8();
       if (senderType === 1 || senderType === 2) r.u32();
-      r.vector();
+      authenticatedData = r.vector();
     }
-    return { wireFormat, groupId, epoch, contentType: r.u8(), ...(senderType === undefined ? {} : { senderType }) };
+    const contentType = r.u8();
+    // PrivateMessage: content_type, then authenticated_data (RFC 9420 §6.3); bytes cut or broken there still have a header, as before.
+    try {
+      authenticatedData ??= r.vector();
+    } catch {
+      /* no authenticated data to read */
+    }
+    return { wireFormat, groupId, epoch, contentType, authenticatedData, ...(senderType === undefined ? {} : { senderType }) };
   } catch {
     return undefined;
   }

@@ -20,8 +20,10 @@ import { ClientTurns } from '../mls/client-turns.js';
 import type { GroupOptions } from '../mls/types.js';
 import { CodecError } from '../codec/tls.js';
 import { readMlsHeader } from '../codec/mls-header.js';
-import { decodeDmlsMessage, encodeDmlsMessage, parsePskGroupId, pskGroupId, type Announce, type DmlsMessage } from './dmls-messages.js';
-import { DmlsError } from './dmls-error.js';
+import { decodeDmlsMessage, decodeEpochChecks, DMLS_EPOCH_CHECKS_COMPONENT, encodeDmlsMessage, encodeEpochChecks, parsePskGroupId, pskGroupId, type Announce, type DmlsMessage } from './dmls-messages.js';
+import { DmlsEquivocationError, DmlsError } from './dmls-error.js';
+import { decodeSafeAad, encodeSafeAad } from '../mls/safe-aad.js';
+import type { MlsHeader } from '../codec/mls-header.js';
 import { SEND_GROUP_RULES } from './send-group-rules.js';
 import { checkDmlsCredential, isCheckFailure, sendGroupCredentials, type DmlsCredentialAnswer, type DmlsCredentialCheck, type DmlsCredentialUse } from './credential-check.js';
 import type { ProcessCheck } from '../mls/checks.js';
@@ -109,6 +111,8 @@ export type DmlsEvent =
    * the messages processed before it are reported with this one.
    */
   | { type: 'deferred'; error: unknown }
+  /** A buffered commit refused when retried: the epoch it imports differs from the one this member reached since (docs/PROTOCOL.md §6.11). Dropped. */
+  | { type: 'equivocation'; error: DmlsEquivocationError }
   /** `unknown-group`: of no followed send group, and none is expected; `too-far-ahead`: `maxEpochsAhead` (docs/PROTOCOL.md §6.7). */
   | { type: 'dropped'; reason: 'duplicate' | 'not-for-us' | 'buffer-full' | 'unknown-group' | 'too-far-ahead' };
 
@@ -155,10 +159,16 @@ interface State {
    * checked against it then.
    */
   sendGroupIds: Record<string, { id: string; key: string; suite: number }[]>;
+  /** PSK id (hex) → the epoch check (hex) of that epoch as this member holds it, kept as long as its PSK (docs/PROTOCOL.md §6.11). */
+  checks: Record<string, string>;
+  /** Send group (hex) → its epoch whose check an importer's commit disputed: neither imported nor acknowledged by this member (§6.11). */
+  disputed: Record<string, number>;
 }
 
 const RECORD = 'paired-mls/dmls';
 const enc = new TextEncoder();
+/** Exporter label of an epoch's check value (docs/PROTOCOL.md §6.11); context: the epoch's PSK id; 16 bytes. */
+const CHECK_LABEL = 'dmls epoch check';
 /** Failures that mean "not yet": the message waits for something else first. */
 const RETRY_CODES = new Set(['PSK_NOT_FOUND', 'WRONG_EPOCH', 'UNKNOWN_GROUP', 'MESSAGE_TOO_FAR_AHEAD', 'PROTOCOL', 'INVALID_COMMIT']);
 
@@ -357,7 +367,7 @@ export class DMember {
   }
 
   static #emptyState(): State {
-    return { ownGroupId: '', pending: {}, stored: {}, ackOnly: {}, owners: {}, imported: {}, lastUpdateEpoch: 0, acks: {}, members: [], rejoining: [], proposals: [], rotations: {}, ownerKeys: {}, sendGroupIds: {} };
+    return { ownGroupId: '', pending: {}, stored: {}, ackOnly: {}, owners: {}, imported: {}, lastUpdateEpoch: 0, acks: {}, members: [], rejoining: [], proposals: [], rotations: {}, ownerKeys: {}, sendGroupIds: {}, checks: {}, disputed: {} };
   }
 
   static #sendGroupOptions(options: DmlsOptions): GroupOptions {
@@ -624,7 +634,7 @@ export class DMember {
       const psks = [...imports.map(([hex, epoch]) => pskGroupId(epoch, fromHex(hex))), ...extraPsks];
       const newSigner = newIdentity ? { identity: newIdentity.identity, signaturePublicKey: newIdentity.signaturePublicKey } : undefined;
       const covered = this.#coveredProposals();
-      const { commit } = await group.commit({ psks, selfUpdate: withPath, includePending: true, newSigner });
+      const { commit } = await group.commit({ psks, selfUpdate: withPath, includePending: true, newSigner, aad: this.#checksAad(psks) });
       await group.mergePendingCommit();
       this.#imported(imports);
       await this.#ownEpoch(group, withPath);
@@ -664,7 +674,7 @@ export class DMember {
       const imports = this.#importable(leaves);
       const psks = imports.map(([hex, epoch]) => pskGroupId(epoch, fromHex(hex)));
       const covered = this.#coveredProposals();
-      const { commit } = await group.commit({ remove: leaves, psks, selfUpdate: true });
+      const { commit } = await group.commit({ remove: leaves, psks, selfUpdate: true, aad: this.#checksAad(psks) });
       await group.mergePendingCommit();
       this.#imported(imports);
       await this.#ownEpoch(group, true);
@@ -706,7 +716,8 @@ export class DMember {
         const group = this.client.group(id);
         const epoch = group.epoch;
         // No ack of a send group whose owner removed us: the commit that did so has no epoch secrets for us, so no PSK.
-        if (group.state().active && this.#state.pending[hex] !== epoch && this.#followable(hex)) acks.push(pskGroupId(epoch, id));
+        // Nor of an epoch an importer disputed (§6.11): the members on the other branch would refuse the commit.
+        if (group.state().active && this.#state.pending[hex] !== epoch && this.#state.disputed[hex] !== epoch && this.#followable(hex)) acks.push(pskGroupId(epoch, id));
         entries.push({ sendGroupId: id, keyPackage: await this.client.createKeyPackage(this.identity) });
         if (!this.#state.rejoining.includes(hex)) this.#state.rejoining.push(hex);
       }
@@ -766,8 +777,9 @@ export class DMember {
               if (err instanceof DmlsError && err.reason === 'check-timeout') this.#silent = true;
               continue;
             }
-            // A buffered message that breaks the rules or cannot be processed is dropped, not rethrown later.
-            r = { retry: false, events: [] };
+            // A buffered message that breaks the rules or cannot be processed is dropped, not rethrown later;
+            // an equivocation is reported (the epoch it waited for came, and is another one).
+            r = { retry: false, events: err instanceof DmlsEquivocationError ? [{ type: 'equivocation', error: err }] : [] };
           }
           if (r.retry) continue;
           this.#buffer.splice(this.#buffer.indexOf(buffered), 1);
@@ -839,7 +851,11 @@ export class DMember {
       if (err.code === 'MESSAGE_REPLAYED' || err.code === 'MESSAGE_TOO_OLD' || (header.epoch < BigInt(group.epoch) && RETRY_CODES.has(err.code))) {
         return { retry: false, events: [{ type: 'dropped', reason: 'duplicate' }] };
       }
-      if (RETRY_CODES.has(err.code)) return { retry: true, events: [] };
+      // Failed at the key schedule, so decrypted and verified: its epoch checks (§6.11), authentic now, tell an
+      // epoch seen otherwise (final) from a commit waiting for a proposal.
+      if (err.code === 'INVALID_COMMIT' && header.epoch === BigInt(group.epoch) && hex !== this.#state.ownGroupId) await this.#compareChecks(header, hex);
+      // A send group being rejoined may be held on another branch (§6.11): its owner's messages wait for the Welcome.
+      if (RETRY_CODES.has(err.code) || this.#state.rejoining.includes(hex)) return { retry: true, events: [] };
       throw err;
     }
   }
@@ -907,6 +923,13 @@ export class DMember {
       try {
         const group = await this.#atomically(async () => {
           const held = this.client.group(fromHex(hex)).epoch;
+          // Those of a disputed epoch and after (another branch, §6.11) go with the state replaced, their checks too.
+          const cut = this.#state.disputed[hex];
+          for (const map of cut === undefined ? [] : [this.#state.stored, this.#state.ackOnly]) {
+            for (const e of map[hex] ?? []) if (e >= cut!) delete this.#state.checks[toHex(pskGroupId(e, fromHex(hex)))];
+            map[hex] = (map[hex] ?? []).filter((e) => e < cut!);
+          }
+          delete this.#state.disputed[hex];
           // The PSKs of the epochs held before stay (imports may name them), bound again to the group joined.
           const psks = [...(this.#state.stored[hex] ?? []), ...(this.#state.ackOnly[hex] ?? [])].map((epoch) => pskGroupId(epoch, fromHex(hex)));
           for (const pskId of psks) await this.client.psks.unbind(pskId);
@@ -954,6 +977,13 @@ export class DMember {
     const fromOwner = result.sender.type === 'member' && result.sender.leafIndex === 0;
     switch (result.kind) {
       case 'commit': {
+        const imported = new Set(result.staged.psks.map((p) => toHex(p.pskId)));
+        try {
+          if (DMember.#epochChecks(result.aad)?.some((c) => !imported.has(toHex(c.pskId)))) throw new DmlsError('malformed', 'a commit with an epoch check for a PSK it does not import');
+        } catch (err) {
+          result.staged.discard();
+          throw err;
+        }
         const withPath = result.staged.hasPath;
         const removed = result.staged.selfRemoved;
         const acked = this.#ackedEpoch(result.staged.psks);
@@ -996,6 +1026,54 @@ export class DMember {
       }
       default:
         return [{ type: 'dropped', reason: 'duplicate' }];
+    }
+  }
+
+  /**
+   * The epoch checks a commit's authenticated data carries (§6.11):
+   * undefined without them (not a SafeAAD, or no item of ours: an older
+   * release, the plain profile); `malformed` when the item does not decode.
+   */
+  static #epochChecks(aad: Uint8Array | undefined): { pskId: Uint8Array; check: Uint8Array }[] | undefined {
+    const item = aad?.length ? decodeSafeAad(aad)?.find((i) => i.componentId === DMLS_EPOCH_CHECKS_COMPONENT) : undefined;
+    try {
+      return item && decodeEpochChecks(item.data);
+    } catch (err) {
+      if (err instanceof CodecError) throw new DmlsError('malformed', `a commit whose epoch checks do not decode: ${err.message}`);
+      throw err;
+    }
+  }
+
+  /** The SafeAAD with the checks of the epochs `psks` import that this member holds (§6.11); none without any. */
+  #checksAad(psks: Uint8Array[]): Uint8Array | undefined {
+    const checks = psks.flatMap((pskId) => {
+      const check = this.#state.checks[toHex(pskId)];
+      return check ? [{ pskId, check: fromHex(check) }] : [];
+    });
+    return checks.length ? encodeSafeAad([{ componentId: DMLS_EPOCH_CHECKS_COMPONENT, data: encodeEpochChecks(checks) }]) : undefined;
+  }
+
+  /**
+   * Once a commit of send group `hex` failed as `INVALID_COMMIT` (its
+   * content authenticated), each epoch check it carries against this
+   * member's for that PSK (§6.11). Another value is an equivocation, final
+   * (`DmlsEquivocationError`): the epoch is noted as disputed, and this
+   * member neither imports nor acknowledges it. A check it does not hold
+   * yet is compared when the commit is retried.
+   */
+  async #compareChecks(header: MlsHeader, hex: string): Promise<void> {
+    if (header.contentType !== 3) return;
+    for (const { pskId, check } of DMember.#epochChecks(header.authenticatedData) ?? []) {
+      const mine = this.#state.checks[toHex(pskId)];
+      if (mine === undefined || mine === toHex(check)) continue;
+      const { epoch, groupId } = parsePskGroupId(pskId);
+      const [g, e] = [toHex(groupId), Number(epoch)];
+      await this.#atomically(async () => {
+        this.#state.disputed[g] = e;
+        if (this.#state.pending[g] === e) delete this.#state.pending[g];
+        await this.#save();
+      });
+      throw new DmlsEquivocationError(groupId, e, fromHex(hex), fromHex(this.#state.owners[hex] ?? ''));
     }
   }
 
@@ -1169,10 +1247,18 @@ export class DMember {
     const { pskId } = await storeEpochPsk(group, this.#params());
     // Bound to the send group: an application's deleteGroup deletes it too (§6.10).
     await this.client.psks.bind(pskId, group.id);
+    // The epoch's public check value, kept with its PSK (§6.11).
+    this.#state.checks[toHex(pskId)] = toHex(group.exportSecret(CHECK_LABEL, pskId, 16));
     const list = ((fresh ? this.#state.stored : this.#state.ackOnly)[hex] ??= []);
     if (!list.includes(epoch)) list.push(epoch);
-    while (list.length > this.#options.pskRetention) await this.client.psks.delete(pskGroupId(list.shift()!, group.id));
+    while (list.length > this.#options.pskRetention) await this.#deletePsk(pskGroupId(list.shift()!, group.id));
     if (pending) this.#state.pending[hex] = epoch;
+  }
+
+  /** Delete a stored PSK and its epoch check. */
+  async #deletePsk(pskId: Uint8Array): Promise<void> {
+    delete this.#state.checks[toHex(pskId)];
+    await this.client.psks.delete(pskId);
   }
 
   /**
@@ -1231,8 +1317,8 @@ export class DMember {
    */
   async #dropSendGroup(hex: string): Promise<void> {
     const s = this.#state;
-    for (const epoch of [...(s.stored[hex] ?? []), ...(s.ackOnly[hex] ?? [])]) await this.client.psks.delete(pskGroupId(epoch, fromHex(hex)));
-    for (const map of [s.stored, s.ackOnly, s.pending, s.owners, s.acks, s.ownerKeys, s.imported, s.rotations]) delete map[hex];
+    for (const epoch of [...(s.stored[hex] ?? []), ...(s.ackOnly[hex] ?? [])]) await this.#deletePsk(pskGroupId(epoch, fromHex(hex)));
+    for (const map of [s.stored, s.ackOnly, s.pending, s.owners, s.acks, s.ownerKeys, s.imported, s.rotations, s.disputed]) delete map[hex];
     s.rejoining = s.rejoining.filter((x) => x !== hex);
   }
 

@@ -2,7 +2,7 @@
 import { MlsError, registerErrorCodes } from '../mls/errors.js';
 
 /** The codes of this layer. */
-export const DMLS_ERROR_CODES = ['DMLS_POLICY'] as const;
+export const DMLS_ERROR_CODES = ['DMLS_POLICY', 'DMLS_EQUIVOCATION'] as const;
 export type DmlsErrorCode = (typeof DMLS_ERROR_CODES)[number];
 
 /**
@@ -18,7 +18,9 @@ export type DmlsErrorCode = (typeof DMLS_ERROR_CODES)[number];
  *   those the founder's send group binds to its owner, or into a send
  *   group (a rejoined one included) of a ciphersuite the universe does
  *   not accept;
- * - `malformed`: an undecodable DMLS message;
+ * - `malformed`: an undecodable DMLS message, or a commit whose epoch
+ *   checks (docs/PROTOCOL.md §6.11) do not decode, repeat a PSK, or name
+ *   a PSK the commit does not import;
  * - `rejoin`: a rejoin request whose KeyPackage is not its sender's;
  * - `identity`: an Update proposal or an owner's UpdatePath that changes
  *   a member's identity (a new signature key keeps it);
@@ -51,3 +53,32 @@ export class DmlsError extends MlsError<DmlsErrorCode> {
 }
 
 registerErrorCodes(DMLS_ERROR_CODES);
+
+/**
+ * `DMLS_EQUIVOCATION` (docs/PROTOCOL.md §6.11): a commit imports an epoch
+ * of a send group whose epoch check (carried in its authenticated data)
+ * differs from the one this member holds for that epoch. The importer's
+ * view of the epoch is not this member's: either the send group's owner
+ * sent different commits for that epoch (it equivocated) or the importer
+ * is faulty; this member cannot tell which. Final: the commit is refused,
+ * not buffered, and changes nothing.
+ */
+export class DmlsEquivocationError extends MlsError<DmlsErrorCode> {
+  /** The send group whose epoch is disputed. */
+  readonly sendGroupId: Uint8Array;
+  /** The disputed epoch. */
+  readonly epoch: number;
+  /** The send group of the refused commit (its owner imported the epoch). */
+  readonly importerGroupId: Uint8Array;
+  /** The identity of that send group's owner, as this member knows it (empty if unknown). */
+  readonly importer: Uint8Array;
+
+  constructor(sendGroupId: Uint8Array, epoch: number, importerGroupId: Uint8Array, importer: Uint8Array) {
+    super('DMLS_EQUIVOCATION', `a commit importing epoch ${epoch} of a send group that differs from this member's`);
+    this.name = 'DmlsEquivocationError';
+    this.sendGroupId = sendGroupId;
+    this.epoch = epoch;
+    this.importerGroupId = importerGroupId;
+    this.importer = importer;
+  }
+}

@@ -15,6 +15,7 @@
  *   } DmlsMessage;
  */
 import { CodecError, Reader, Writer } from '../codec/tls.js';
+import { toHex } from '../mls/bytes.js';
 
 /**
  * The universe definition (seed 003 §6.1): sent by every owner after its
@@ -91,4 +92,35 @@ export function pskGroupId(epoch: bigint | number, groupId: Uint8Array): Uint8Ar
 export function parsePskGroupId(id: Uint8Array): { epoch: bigint; groupId: Uint8Array } {
   if (id.length <= 8) throw new CodecError('PSK id too short');
   return { epoch: new DataView(id.buffer, id.byteOffset, 8).getBigUint64(0), groupId: id.slice(8) };
+}
+
+/** SafeAAD component of the epoch checks a DMLS commit carries (private use; docs/PROTOCOL.md §6.11). */
+export const DMLS_EPOCH_CHECKS_COMPONENT = 0xf1b4;
+
+/**
+ * The epoch checks of a commit's PSK imports, as the SafeAAD item's data
+ * (docs/PROTOCOL.md §6.11):
+ *
+ *   struct { opaque psk_id<V>; opaque check[16]; } EpochCheck;
+ *   struct { uint8 version = 1; EpochCheck checks<V>; } EpochChecks;
+ */
+export function encodeEpochChecks(checks: { pskId: Uint8Array; check: Uint8Array }[]): Uint8Array {
+  return new Writer().u8(1).list(checks, (w, c) => w.vector(c.pskId).raw(c.check)).finish();
+}
+
+/**
+ * Inverse of `encodeEpochChecks`, strictly: version 1, at least one check,
+ * each PSK id an epoch and a group id (over 8 bytes) and named once, no
+ * trailing bytes; throws `CodecError` otherwise.
+ */
+export function decodeEpochChecks(data: Uint8Array): { pskId: Uint8Array; check: Uint8Array }[] {
+  const r = new Reader(data);
+  if (r.u8() !== 1) throw new CodecError('epoch checks of an unknown version');
+  const checks = r.list((x) => ({ pskId: x.vector(), check: x.raw(16) }));
+  r.end();
+  if (checks.length === 0) throw new CodecError('no epoch checks');
+  const ids = new Set(checks.map((c) => toHex(c.pskId)));
+  if (ids.size < checks.length) throw new CodecError('two epoch checks for one PSK');
+  for (const c of checks) parsePskGroupId(c.pskId);
+  return checks;
 }

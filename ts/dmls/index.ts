@@ -13,6 +13,6 @@ export {
   type DmlsEpochValues,
   type DmlsDerivationParams,
 } from './dmls-profile.js';
-export { DmlsError, DMLS_ERROR_CODES, type DmlsRejection } from './dmls-error.js';
+export { DmlsError, DmlsEquivocationError, DMLS_ERROR_CODES, type DmlsRejection } from './dmls-error.js';
 export { type DmlsCredentialCheck, type DmlsCredentialAnswer, type DmlsCredentialUse } from './credential-check.js';
-export { encodeDmlsMessage, decodeDmlsMessage, pskGroupId, parsePskGroupId, type DmlsMessage } from './dmls-messages.js';
+export { encodeDmlsMessage, decodeDmlsMessage, pskGroupId, parsePskGroupId, encodeEpochChecks, decodeEpochChecks, DMLS_EPOCH_CHECKS_COMPONENT, type DmlsMessage } from './dmls-messages.js';
