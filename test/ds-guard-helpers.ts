@@ -1,12 +1,12 @@
 /**
  * Shared by the DS key-rotation and rotation-guard tests (docs/PROTOCOL.md
  * §8.4): the anchor key on a leaf, a DsError's reason and message, a fresh
- * vault's guard, two servers on one PostgreSQL database.
+ * vault's guard, two servers on one PostgreSQL database, a guarded account.
  */
 import { expect } from 'vitest';
-import { bytesEqual, type Group, type Identity, type MlsClient } from 'paired-mls';
+import { bytesEqual, MlsClient, type Group, type Identity } from 'paired-mls';
 import { generateSeed, WebCryptoSeedVault } from 'paired-mls/paired';
-import { DsError, vaultRotationGuard, type RotationGuard } from 'paired-mls/services';
+import { DeliveryClient, DsError, vaultRotationGuard, type RotationGuard } from 'paired-mls/services';
 import { PostgresDeliveryStore, startDeliveryServer, type RunningDeliveryServer } from 'paired-mls/server';
 
 /** The refusal of a key change of a guarded account without its secret. */
@@ -38,4 +38,14 @@ export async function newGuard(clientId: string): Promise<RotationGuard> {
 /** Two DS servers sharing the PostgreSQL database at `url`. */
 export async function twoPostgresServers(url: string): Promise<RunningDeliveryServer[]> {
   return [await startDeliveryServer({ port: 0, store: await PostgresDeliveryStore.connect(url) }), await startDeliveryServer({ port: 0, store: await PostgresDeliveryStore.connect(url) })];
+}
+
+/** `id`'s account at `url`, guarded (set with a rotation); `current`: its key now, which a copy of the device holds too. */
+export async function guardedAccount(url: string, id: string): Promise<{ client: MlsClient; ds: DeliveryClient; guard: RotationGuard; current: Identity }> {
+  const client = await MlsClient.open();
+  const ds = await DeliveryClient.register(url, { clientId: id, client, identity: await client.createIdentity(id, 1) });
+  const guard = vaultRotationGuard(await WebCryptoSeedVault.import(generateSeed()), id);
+  const current = await client.createIdentity(id, 1);
+  await ds.rotateKey(current, { guard });
+  return { client, ds, guard, current };
 }

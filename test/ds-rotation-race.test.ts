@@ -14,11 +14,11 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bytesEqual, MlsClient, toHex, utf8, type Identity } from 'paired-mls';
-import { generateSeed, WebCryptoSeedVault } from 'paired-mls/paired';
-import { DeliveryClient, MemoryDeliveryStore, vaultRotationGuard, type DeliveryStore, type RotationGuard } from 'paired-mls/services';
+import { DeliveryClient, MemoryDeliveryStore, type DeliveryStore } from 'paired-mls/services';
 import { PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer, type RunningDeliveryServer } from 'paired-mls/server';
 import { raw, tokenOf } from './ds-helpers.js';
 import { startPostgres, type PgServer } from './pg-server.js';
+import { guardedAccount } from './ds-guard-helpers.js';
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
 const REVOKED_MEANWHILE = { reason: 'unauthenticated', error: 'the key this session was proven with was revoked meanwhile (unauthenticated)' };
@@ -38,16 +38,6 @@ function holdNext(store: DeliveryStore, method: keyof DeliveryStore): { reached:
     return original.apply(store, args);
   };
   return { reached, release };
-}
-
-/** `id`'s account at `url`, guarded (set with a rotation); `current`: its key now, which a copy of the device holds too. */
-async function guardedAccount(url: string, id: string): Promise<{ client: MlsClient; ds: DeliveryClient; guard: RotationGuard; current: Identity }> {
-  const client = await MlsClient.open();
-  const ds = await DeliveryClient.register(url, { clientId: id, client, identity: await client.createIdentity(id, 1) });
-  const guard = vaultRotationGuard(await WebCryptoSeedVault.import(generateSeed()), id);
-  const current = await client.createIdentity(id, 1);
-  await ds.rotateKey(current, { guard });
-  return { client, ds, guard, current };
 }
 
 async function peer(url: string, id: string): Promise<{ client: MlsClient; identity: Identity; ds: DeliveryClient }> {

@@ -12,10 +12,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as lib from 'paired-mls';
-import { MlsClient, type Identity } from 'paired-mls';
+import { MlsClient } from 'paired-mls';
 import { mlsError } from './helpers.js';
-import { generateSeed, WebCryptoSeedVault } from 'paired-mls/paired';
-import { DeliveryClient, MemoryDeliveryStore, vaultRotationGuard, type DeliveryStore, type RotationGuard } from 'paired-mls/services';
+import { DeliveryClient, MemoryDeliveryStore, type DeliveryStore } from 'paired-mls/services';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +24,7 @@ import Database from 'better-sqlite3';
 import { PostgresDeliveryStore, SqliteDeliveryStore, SqliteStorageAdapter, startDeliveryServer } from 'paired-mls/server';
 import { postFrom, proofFrom, raw, tokenOf } from './ds-helpers.js';
 import { startPostgres, type PgServer } from './pg-server.js';
+import { guardedAccount } from './ds-guard-helpers.js';
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
 const GUARD_REFUSED = "this client's keys change only with the secret of its rotation guard (guard-refused)";
@@ -40,16 +40,6 @@ function getFrom(url: string, path: string, localAddress: string, token: string)
     req.on('error', reject);
     req.end();
   });
-}
-
-/** `id`'s account, guarded (set with a rotation); the key it holds now, which a copy of the device holds too. */
-async function guardedAccount(url: string, id: string): Promise<{ client: MlsClient; ds: DeliveryClient; guard: RotationGuard; current: Identity }> {
-  const client = await MlsClient.open();
-  const ds = await DeliveryClient.register(url, { clientId: id, client, identity: await client.createIdentity(id, 1) });
-  const guard = vaultRotationGuard(await WebCryptoSeedVault.import(generateSeed()), id);
-  const current = await client.createIdentity(id, 1);
-  await ds.rotateKey(current, { guard });
-  return { client, ds, guard, current };
 }
 
 describe('re-review: the rotation guard', () => {
