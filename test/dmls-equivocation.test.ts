@@ -11,7 +11,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MemoryStorageAdapter, MlsClient, MlsError, decodeSafeAad, encodeSafeAad, readMlsHeader, toHex } from 'paired-mls';
-import { DMember, DmlsEquivocationError, DmlsError, DMLS_EPOCH_CHECKS_COMPONENT, encodeEpochChecks, pskGroupId } from 'paired-mls/dmls';
+import { DMember, DmlsEquivocationError, DmlsError, DMLS_EPOCH_CHECKS_COMPONENT, encodeEpochChecks, EPOCH_CHECKS_LABEL, epochChecksTbs, pskGroupId, type EpochCheck } from 'paired-mls/dmls';
 import { everyoneTalks, receive, send, thrown, universe, type Person } from './dmls-review-helpers.js';
 
 const enc = new TextEncoder();
@@ -47,6 +47,10 @@ const checkOf = (viewer: Person, owner: Person) => {
   const g = viewer.client.group(owner.member!.sendGroup.id);
   return g.exportSecret('dmls epoch check', pskGroupId(g.epoch, g.id), 16);
 };
+
+/** The item's data as `owner` signs it in its send group at `epoch` (the epoch a commit is made in). */
+const signed = (owner: Person, epoch: number, checks: EpochCheck[]) =>
+  encodeEpochChecks(checks, owner.client.signWithLabel(owner.identity, EPOCH_CHECKS_LABEL, epochChecksTbs(owner.member!.sendGroup.id, epoch, checks)));
 
 const checksAad = (data: Uint8Array) => encodeSafeAad([{ componentId: DMLS_EPOCH_CHECKS_COMPONENT, data }]);
 
@@ -120,7 +124,7 @@ describe('DMLS epoch checks: importers and their items (PROTOCOL §6.11)', () =>
     const a = ann.member!.sendGroup.epoch;
     const pskId = pskGroupId(a, ann.member!.sendGroup.id);
     const own = ben.client.group(ben.member!.sendGroup.id);
-    const { commit } = await own.commit({ psks: [pskId], aad: checksAad(encodeEpochChecks([{ pskId, check: new Uint8Array(16) }])) });
+    const { commit } = await own.commit({ psks: [pskId], aad: checksAad(signed(ben, own.epoch, [{ pskId, check: new Uint8Array(16) }])) });
     await own.mergePendingCommit();
     for (const p of [ann, cat, mal]) {
       expect(await receive(p, commit)).toEqual([{ type: 'commit', sendGroupId: own.id, epoch: own.epoch, imported: false }]);
@@ -146,7 +150,7 @@ describe('DMLS epoch checks: importers and their items (PROTOCOL §6.11)', () =>
     // Not disputed: cat's next commit still imports ann's epoch, with its check.
     const [next] = await cat.member!.commit();
     const items = decodeSafeAad(readMlsHeader(next!)!.authenticatedData!)!;
-    expect(items).toEqual([{ componentId: DMLS_EPOCH_CHECKS_COMPONENT, data: encodeEpochChecks([{ pskId: pskGroupId(ann.member!.sendGroup.epoch, ann.member!.sendGroup.id), check }]) }]);
+    expect(items).toEqual([{ componentId: DMLS_EPOCH_CHECKS_COMPONENT, data: signed(cat, cat.member!.sendGroup.epoch - 1, [{ pskId: pskGroupId(ann.member!.sendGroup.epoch, ann.member!.sendGroup.id), check }]) }]);
     await send([next!], [ann, ben]);
     await everyoneTalks(people, 'after the altered copy');
   });
@@ -157,15 +161,17 @@ describe('DMLS epoch checks: importers and their items (PROTOCOL §6.11)', () =>
     const annGroup = ann.member!.sendGroup.id;
     const pskId = pskGroupId(ann.member!.sendGroup.epoch, annGroup);
     const check = checkOf(ben, ann);
-    const good = encodeEpochChecks([{ pskId, check }]);
+    const good = signed(ben, ben.member!.sendGroup.epoch, [{ pskId, check }]);
+    const sig = new Uint8Array(64);
     const cases: [string, Uint8Array, Uint8Array[]][] = [
       ['a commit whose epoch checks do not decode: epoch checks of an unknown version (malformed)', new Uint8Array([2, ...good.subarray(1)]), [pskId]],
-      ['a commit whose epoch checks do not decode: no epoch checks (malformed)', new Uint8Array([1, 0]), [pskId]],
+      ['a commit whose epoch checks do not decode: no epoch checks (malformed)', new Uint8Array([1, 0, 1, 0]), [pskId]],
       ['a commit whose epoch checks do not decode: trailing bytes (malformed)', new Uint8Array([...good, 0]), [pskId]],
-      ['a commit whose epoch checks do not decode: two epoch checks for one PSK (malformed)', encodeEpochChecks([{ pskId, check }, { pskId, check }]), [pskId]],
-      ['a commit whose epoch checks do not decode: PSK id too short (malformed)', encodeEpochChecks([{ pskId: pskId.subarray(0, 8), check }]), [pskId]],
+      ['a commit whose epoch checks do not decode: two epoch checks for one PSK (malformed)', encodeEpochChecks([{ pskId, check }, { pskId, check }], sig), [pskId]],
+      ['a commit whose epoch checks do not decode: PSK id too short (malformed)', encodeEpochChecks([{ pskId: pskId.subarray(0, 8), check }], sig), [pskId]],
       // A check cut to 15 bytes: the list ends inside it.
-      ['a commit whose epoch checks do not decode: truncated (malformed)', new Uint8Array([1, good[1]! - 1, ...good.subarray(2, good.length - 1)]), [pskId]],
+      ['a commit whose epoch checks do not decode: truncated (malformed)', new Uint8Array([1, good[1]! - 1, ...good.subarray(2, 1 + good[1]!)]), [pskId]],
+      ['a commit whose epoch checks do not decode: unsigned epoch checks (malformed)', encodeEpochChecks([{ pskId, check }], new Uint8Array(0)), [pskId]],
       // Well-formed and right, but for a PSK this commit does not import (told once processed; the staged commit is discarded).
       ['a commit with an epoch check for a PSK it does not import (malformed)', good, []],
     ];
@@ -202,7 +208,7 @@ describe('DMLS epoch checks: importers and their items (PROTOCOL §6.11)', () =>
     const [commit] = await ben.member!.commit();
     const items = decodeSafeAad(readMlsHeader(commit!)!.authenticatedData!)!;
     const annGroup = ann.member!.sendGroup.id;
-    expect(items).toEqual([{ componentId: 0xf1b4, data: encodeEpochChecks([{ pskId: pskGroupId(ann.member!.sendGroup.epoch, annGroup), check: checkOf(cat, ann) }]) }]);
+    expect(items).toEqual([{ componentId: 0xf1b4, data: signed(ben, ben.member!.sendGroup.epoch - 1, [{ pskId: pskGroupId(ann.member!.sendGroup.epoch, annGroup), check: checkOf(cat, ann) }]) }]);
     expect(toHex(checkOf(ann, ann))).toBe(toHex(checkOf(cat, ann)));
     expect(await receive(cat, commit!)).toEqual([{ type: 'commit', sendGroupId: ben.member!.sendGroup.id, epoch: ben.member!.sendGroup.epoch, imported: false }]);
   });
