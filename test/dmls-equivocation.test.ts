@@ -24,7 +24,7 @@ async function equivocation(first: string[], second: string[]) {
   const [branch1] = await mal.member!.update();
   const [branch2] = await twin.update();
   const named = (names: string[]) => people.filter((p) => names.includes(p.name));
-  return { people, ann, ben, cat, mal, branch1: branch1!, branch2: branch2!, deliver: () => Promise.all([send([branch1!], named(first)), send([branch2!], named(second))]) };
+  return { people, ann, ben, cat, mal, twin, branch1: branch1!, branch2: branch2!, deliver: () => Promise.all([send([branch1!], named(first)), send([branch2!], named(second))]) };
 }
 
 /** What the error says: its code, the disputed send group and epoch, the importer's send group and identity. */
@@ -85,6 +85,29 @@ describe('DMLS epoch checks: an owner that equivocates (PROTOCOL §6.11)', () =>
     await send(await mal.member!.update(), [ann, ben, cat]);
     await everyoneTalks(people, 'after mal\'s next update');
     for (const p of [ann, ben, cat]) expect(p.member!.importedEpochs().get(toHex(mal.member!.sendGroup.id))).toBe(mal.member!.lastUpdateEpoch);
+  });
+
+  it('while cat rejoins, mal goes on with cat\'s branch (its next epoch): cat neither imports nor acknowledges it, so ann takes cat\'s next commit; the rejoin then brings cat onto ann\'s branch', async () => {
+    const { people, ann, ben, cat, mal, twin, deliver } = await equivocation(['ann', 'ben'], ['cat']);
+    await deliver();
+    const e = mal.member!.sendGroup.epoch;
+    const fromBen = await ben.member!.protect(enc.encode('from ben'));
+    expect(said(await thrown(() => receive(cat, fromBen[0]!)))).toEqual(expected(mal, e, ben));
+    for (const p of [ann, mal]) for (const m of fromBen) await receive(p, m);
+    const request = await cat.member!.requestRejoin();
+    // mal's next epoch on each branch: the twin's to cat (which processes it), hers to the others.
+    const [onCats] = await twin.update();
+    expect(await receive(cat, onCats!)).toMatchObject([{ type: 'commit', sendGroupId: mal.member!.sendGroup.id, epoch: e + 1 }]);
+    await send(await mal.member!.update(), [ann, ben]);
+    const fromCat = await cat.member!.protect(enc.encode('from cat, rejoining'));
+    const malGroup = toHex(mal.member!.sendGroup.id);
+    expect(decodeSafeAad(readMlsHeader(fromCat[0]!)!.authenticatedData ?? new Uint8Array(0)) ?? []).toEqual([]);
+    await send(request, [ann, ben, mal], people);
+    for (const m of fromCat) expect(await receive(ann, m), 'ann takes cat\'s commit').not.toContainEqual(expect.objectContaining({ type: 'equivocation' }));
+    expect(ann.received).toContain('cat: from cat, rejoining');
+    expect(cat.client.group(mal.member!.sendGroup.id).epoch).toBe(mal.member!.sendGroup.epoch);
+    expect(cat.member!.importedEpochs().get(malGroup)).not.toBe(e + 1);
+    await everyoneTalks(people, 'after the rejoin');
   });
 
   it('each branch imported: every member refuses the other branch\'s importing commits (named), the send groups that did not import go on', async () => {

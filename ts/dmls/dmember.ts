@@ -717,7 +717,7 @@ export class DMember {
         const epoch = group.epoch;
         // No ack of a send group whose owner removed us: the commit that did so has no epoch secrets for us, so no PSK.
         // Nor of an epoch an importer disputed (§6.11): the members on the other branch would refuse the commit.
-        if (group.state().active && this.#state.pending[hex] !== epoch && this.#state.disputed[hex] !== epoch && this.#followable(hex)) acks.push(pskGroupId(epoch, id));
+        if (group.state().active && this.#state.pending[hex] !== epoch && !this.#withheld(hex, epoch) && this.#followable(hex)) acks.push(pskGroupId(epoch, id));
         entries.push({ sendGroupId: id, keyPackage: await this.client.createKeyPackage(this.identity) });
         if (!this.#state.rejoining.includes(hex)) this.#state.rejoining.push(hex);
       }
@@ -929,6 +929,8 @@ export class DMember {
             for (const e of map[hex] ?? []) if (e >= cut!) delete this.#state.checks[toHex(pskGroupId(e, fromHex(hex)))];
             map[hex] = (map[hex] ?? []).filter((e) => e < cut!);
           }
+          // A later epoch of the other branch, withheld while rejoining, is not imported after it either.
+          if (cut !== undefined && (this.#state.pending[hex] ?? -1) >= cut) delete this.#state.pending[hex];
           delete this.#state.disputed[hex];
           // The PSKs of the epochs held before stay (imports may name them), bound again to the group joined.
           const psks = [...(this.#state.stored[hex] ?? []), ...(this.#state.ackOnly[hex] ?? [])].map((epoch) => pskGroupId(epoch, fromHex(hex)));
@@ -1294,7 +1296,16 @@ export class DMember {
 
   /** The pending imports the own send group can take now (`#followable`); the others stay pending. */
   #importable(leaving: number[] = []): [string, number][] {
-    return Object.entries(this.#state.pending).filter(([hex]) => this.#followable(hex, leaving));
+    return Object.entries(this.#state.pending).filter(([hex, epoch]) => this.#followable(hex, leaving) && !this.#withheld(hex, epoch));
+  }
+
+  /**
+   * An epoch of send group `hex` this member neither imports nor acknowledges (§6.11): the disputed one, and
+   * while that send group is being rejoined every later one too (the owner may go on with this member's branch).
+   */
+  #withheld(hex: string, epoch: number): boolean {
+    const disputed = this.#state.disputed[hex];
+    return disputed !== undefined && (epoch === disputed || (epoch > disputed && this.#state.rejoining.includes(hex)));
   }
 
   /** These pending imports went into a commit of the own send group. */
