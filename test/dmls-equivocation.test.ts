@@ -11,7 +11,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MemoryStorageAdapter, MlsClient, MlsError, decodeSafeAad, encodeSafeAad, readMlsHeader, toHex } from 'paired-mls';
-import { DMember, DmlsEquivocationError, DmlsError, DMLS_EPOCH_CHECKS_COMPONENT, encodeEpochChecks, pskGroupId } from 'paired-mls/dmls';
+import { DMember, DmlsEquivocationError, DmlsError, DMLS_EPOCH_CHECKS_COMPONENT, encodeEpochChecks, EPOCH_CHECKS_LABEL, epochChecksTbs, pskGroupId, type EpochCheck } from 'paired-mls/dmls';
 import { everyoneTalks, receive, send, thrown, universe, type Person } from './dmls-review-helpers.js';
 
 const enc = new TextEncoder();
@@ -24,7 +24,7 @@ async function equivocation(first: string[], second: string[]) {
   const [branch1] = await mal.member!.update();
   const [branch2] = await twin.update();
   const named = (names: string[]) => people.filter((p) => names.includes(p.name));
-  return { people, ann, ben, cat, mal, branch1: branch1!, branch2: branch2!, deliver: () => Promise.all([send([branch1!], named(first)), send([branch2!], named(second))]) };
+  return { people, ann, ben, cat, mal, twin, branch1: branch1!, branch2: branch2!, deliver: () => Promise.all([send([branch1!], named(first)), send([branch2!], named(second))]) };
 }
 
 /** What the error says: its code, the disputed send group and epoch, the importer's send group and identity. */
@@ -47,6 +47,10 @@ const checkOf = (viewer: Person, owner: Person) => {
   const g = viewer.client.group(owner.member!.sendGroup.id);
   return g.exportSecret('dmls epoch check', pskGroupId(g.epoch, g.id), 16);
 };
+
+/** The item's data as `owner` signs it in its send group at `epoch` (the epoch a commit is made in). */
+const signed = (owner: Person, epoch: number, checks: EpochCheck[]) =>
+  encodeEpochChecks(checks, owner.client.signWithLabel(owner.identity, EPOCH_CHECKS_LABEL, epochChecksTbs(owner.member!.sendGroup.id, epoch, checks)));
 
 const checksAad = (data: Uint8Array) => encodeSafeAad([{ componentId: DMLS_EPOCH_CHECKS_COMPONENT, data }]);
 
@@ -81,6 +85,29 @@ describe('DMLS epoch checks: an owner that equivocates (PROTOCOL §6.11)', () =>
     await send(await mal.member!.update(), [ann, ben, cat]);
     await everyoneTalks(people, 'after mal\'s next update');
     for (const p of [ann, ben, cat]) expect(p.member!.importedEpochs().get(toHex(mal.member!.sendGroup.id))).toBe(mal.member!.lastUpdateEpoch);
+  });
+
+  it('while cat rejoins, mal goes on with cat\'s branch (its next epoch): cat neither imports nor acknowledges it, so ann takes cat\'s next commit; the rejoin then brings cat onto ann\'s branch', async () => {
+    const { people, ann, ben, cat, mal, twin, deliver } = await equivocation(['ann', 'ben'], ['cat']);
+    await deliver();
+    const e = mal.member!.sendGroup.epoch;
+    const fromBen = await ben.member!.protect(enc.encode('from ben'));
+    expect(said(await thrown(() => receive(cat, fromBen[0]!)))).toEqual(expected(mal, e, ben));
+    for (const p of [ann, mal]) for (const m of fromBen) await receive(p, m);
+    const request = await cat.member!.requestRejoin();
+    // mal's next epoch on each branch: the twin's to cat (which processes it), hers to the others.
+    const [onCats] = await twin.update();
+    expect(await receive(cat, onCats!)).toMatchObject([{ type: 'commit', sendGroupId: mal.member!.sendGroup.id, epoch: e + 1 }]);
+    await send(await mal.member!.update(), [ann, ben]);
+    const fromCat = await cat.member!.protect(enc.encode('from cat, rejoining'));
+    const malGroup = toHex(mal.member!.sendGroup.id);
+    expect(decodeSafeAad(readMlsHeader(fromCat[0]!)!.authenticatedData ?? new Uint8Array(0)) ?? []).toEqual([]);
+    await send(request, [ann, ben, mal], people);
+    for (const m of fromCat) expect(await receive(ann, m), 'ann takes cat\'s commit').not.toContainEqual(expect.objectContaining({ type: 'equivocation' }));
+    expect(ann.received).toContain('cat: from cat, rejoining');
+    expect(cat.client.group(mal.member!.sendGroup.id).epoch).toBe(mal.member!.sendGroup.epoch);
+    expect(cat.member!.importedEpochs().get(malGroup)).not.toBe(e + 1);
+    await everyoneTalks(people, 'after the rejoin');
   });
 
   it('each branch imported: every member refuses the other branch\'s importing commits (named), the send groups that did not import go on', async () => {
@@ -120,7 +147,7 @@ describe('DMLS epoch checks: importers and their items (PROTOCOL §6.11)', () =>
     const a = ann.member!.sendGroup.epoch;
     const pskId = pskGroupId(a, ann.member!.sendGroup.id);
     const own = ben.client.group(ben.member!.sendGroup.id);
-    const { commit } = await own.commit({ psks: [pskId], aad: checksAad(encodeEpochChecks([{ pskId, check: new Uint8Array(16) }])) });
+    const { commit } = await own.commit({ psks: [pskId], aad: checksAad(signed(ben, own.epoch, [{ pskId, check: new Uint8Array(16) }])) });
     await own.mergePendingCommit();
     for (const p of [ann, cat, mal]) {
       expect(await receive(p, commit)).toEqual([{ type: 'commit', sendGroupId: own.id, epoch: own.epoch, imported: false }]);
@@ -146,7 +173,7 @@ describe('DMLS epoch checks: importers and their items (PROTOCOL §6.11)', () =>
     // Not disputed: cat's next commit still imports ann's epoch, with its check.
     const [next] = await cat.member!.commit();
     const items = decodeSafeAad(readMlsHeader(next!)!.authenticatedData!)!;
-    expect(items).toEqual([{ componentId: DMLS_EPOCH_CHECKS_COMPONENT, data: encodeEpochChecks([{ pskId: pskGroupId(ann.member!.sendGroup.epoch, ann.member!.sendGroup.id), check }]) }]);
+    expect(items).toEqual([{ componentId: DMLS_EPOCH_CHECKS_COMPONENT, data: signed(cat, cat.member!.sendGroup.epoch - 1, [{ pskId: pskGroupId(ann.member!.sendGroup.epoch, ann.member!.sendGroup.id), check }]) }]);
     await send([next!], [ann, ben]);
     await everyoneTalks(people, 'after the altered copy');
   });
@@ -157,15 +184,17 @@ describe('DMLS epoch checks: importers and their items (PROTOCOL §6.11)', () =>
     const annGroup = ann.member!.sendGroup.id;
     const pskId = pskGroupId(ann.member!.sendGroup.epoch, annGroup);
     const check = checkOf(ben, ann);
-    const good = encodeEpochChecks([{ pskId, check }]);
+    const good = signed(ben, ben.member!.sendGroup.epoch, [{ pskId, check }]);
+    const sig = new Uint8Array(64);
     const cases: [string, Uint8Array, Uint8Array[]][] = [
       ['a commit whose epoch checks do not decode: epoch checks of an unknown version (malformed)', new Uint8Array([2, ...good.subarray(1)]), [pskId]],
-      ['a commit whose epoch checks do not decode: no epoch checks (malformed)', new Uint8Array([1, 0]), [pskId]],
+      ['a commit whose epoch checks do not decode: no epoch checks (malformed)', new Uint8Array([1, 0, 1, 0]), [pskId]],
       ['a commit whose epoch checks do not decode: trailing bytes (malformed)', new Uint8Array([...good, 0]), [pskId]],
-      ['a commit whose epoch checks do not decode: two epoch checks for one PSK (malformed)', encodeEpochChecks([{ pskId, check }, { pskId, check }]), [pskId]],
-      ['a commit whose epoch checks do not decode: PSK id too short (malformed)', encodeEpochChecks([{ pskId: pskId.subarray(0, 8), check }]), [pskId]],
+      ['a commit whose epoch checks do not decode: two epoch checks for one PSK (malformed)', encodeEpochChecks([{ pskId, check }, { pskId, check }], sig), [pskId]],
+      ['a commit whose epoch checks do not decode: PSK id too short (malformed)', encodeEpochChecks([{ pskId: pskId.subarray(0, 8), check }], sig), [pskId]],
       // A check cut to 15 bytes: the list ends inside it.
-      ['a commit whose epoch checks do not decode: truncated (malformed)', new Uint8Array([1, good[1]! - 1, ...good.subarray(2, good.length - 1)]), [pskId]],
+      ['a commit whose epoch checks do not decode: truncated (malformed)', new Uint8Array([1, good[1]! - 1, ...good.subarray(2, 1 + good[1]!)]), [pskId]],
+      ['a commit whose epoch checks do not decode: unsigned epoch checks (malformed)', encodeEpochChecks([{ pskId, check }], new Uint8Array(0)), [pskId]],
       // Well-formed and right, but for a PSK this commit does not import (told once processed; the staged commit is discarded).
       ['a commit with an epoch check for a PSK it does not import (malformed)', good, []],
     ];
@@ -202,7 +231,7 @@ describe('DMLS epoch checks: importers and their items (PROTOCOL §6.11)', () =>
     const [commit] = await ben.member!.commit();
     const items = decodeSafeAad(readMlsHeader(commit!)!.authenticatedData!)!;
     const annGroup = ann.member!.sendGroup.id;
-    expect(items).toEqual([{ componentId: 0xf1b4, data: encodeEpochChecks([{ pskId: pskGroupId(ann.member!.sendGroup.epoch, annGroup), check: checkOf(cat, ann) }]) }]);
+    expect(items).toEqual([{ componentId: 0xf1b4, data: signed(ben, ben.member!.sendGroup.epoch - 1, [{ pskId: pskGroupId(ann.member!.sendGroup.epoch, annGroup), check: checkOf(cat, ann) }]) }]);
     expect(toHex(checkOf(ann, ann))).toBe(toHex(checkOf(cat, ann)));
     expect(await receive(cat, commit!)).toEqual([{ type: 'commit', sendGroupId: ben.member!.sendGroup.id, epoch: ben.member!.sendGroup.epoch, imported: false }]);
   });

@@ -20,7 +20,7 @@ import { ClientTurns } from '../mls/client-turns.js';
 import type { GroupOptions } from '../mls/types.js';
 import { CodecError } from '../codec/tls.js';
 import { readMlsHeader } from '../codec/mls-header.js';
-import { decodeDmlsMessage, decodeEpochChecks, DMLS_EPOCH_CHECKS_COMPONENT, encodeDmlsMessage, encodeEpochChecks, parsePskGroupId, pskGroupId, type Announce, type DmlsMessage } from './dmls-messages.js';
+import { decodeDmlsMessage, decodeEpochChecks, DMLS_EPOCH_CHECKS_COMPONENT, encodeDmlsMessage, encodeEpochChecks, EPOCH_CHECKS_LABEL, epochChecksTbs, parsePskGroupId, pskGroupId, type Announce, type DmlsMessage } from './dmls-messages.js';
 import { DmlsEquivocationError, DmlsError } from './dmls-error.js';
 import { decodeSafeAad, encodeSafeAad } from '../mls/safe-aad.js';
 import type { MlsHeader } from '../codec/mls-header.js';
@@ -634,7 +634,7 @@ export class DMember {
       const psks = [...imports.map(([hex, epoch]) => pskGroupId(epoch, fromHex(hex))), ...extraPsks];
       const newSigner = newIdentity ? { identity: newIdentity.identity, signaturePublicKey: newIdentity.signaturePublicKey } : undefined;
       const covered = this.#coveredProposals();
-      const { commit } = await group.commit({ psks, selfUpdate: withPath, includePending: true, newSigner, aad: this.#checksAad(psks) });
+      const { commit } = await group.commit({ psks, selfUpdate: withPath, includePending: true, newSigner, aad: this.#checksAad(group, psks) });
       await group.mergePendingCommit();
       this.#imported(imports);
       await this.#ownEpoch(group, withPath);
@@ -674,7 +674,7 @@ export class DMember {
       const imports = this.#importable(leaves);
       const psks = imports.map(([hex, epoch]) => pskGroupId(epoch, fromHex(hex)));
       const covered = this.#coveredProposals();
-      const { commit } = await group.commit({ remove: leaves, psks, selfUpdate: true, aad: this.#checksAad(psks) });
+      const { commit } = await group.commit({ remove: leaves, psks, selfUpdate: true, aad: this.#checksAad(group, psks) });
       await group.mergePendingCommit();
       this.#imported(imports);
       await this.#ownEpoch(group, true);
@@ -717,7 +717,7 @@ export class DMember {
         const epoch = group.epoch;
         // No ack of a send group whose owner removed us: the commit that did so has no epoch secrets for us, so no PSK.
         // Nor of an epoch an importer disputed (§6.11): the members on the other branch would refuse the commit.
-        if (group.state().active && this.#state.pending[hex] !== epoch && this.#state.disputed[hex] !== epoch && this.#followable(hex)) acks.push(pskGroupId(epoch, id));
+        if (group.state().active && this.#state.pending[hex] !== epoch && !this.#withheld(hex, epoch) && this.#followable(hex)) acks.push(pskGroupId(epoch, id));
         entries.push({ sendGroupId: id, keyPackage: await this.client.createKeyPackage(this.identity) });
         if (!this.#state.rejoining.includes(hex)) this.#state.rejoining.push(hex);
       }
@@ -929,6 +929,8 @@ export class DMember {
             for (const e of map[hex] ?? []) if (e >= cut!) delete this.#state.checks[toHex(pskGroupId(e, fromHex(hex)))];
             map[hex] = (map[hex] ?? []).filter((e) => e < cut!);
           }
+          // A later epoch of the other branch, withheld while rejoining, is not imported after it either.
+          if (cut !== undefined && (this.#state.pending[hex] ?? -1) >= cut) delete this.#state.pending[hex];
           delete this.#state.disputed[hex];
           // The PSKs of the epochs held before stay (imports may name them), bound again to the group joined.
           const psks = [...(this.#state.stored[hex] ?? []), ...(this.#state.ackOnly[hex] ?? [])].map((epoch) => pskGroupId(epoch, fromHex(hex)));
@@ -979,7 +981,7 @@ export class DMember {
       case 'commit': {
         const imported = new Set(result.staged.psks.map((p) => toHex(p.pskId)));
         try {
-          if (DMember.#epochChecks(result.aad)?.some((c) => !imported.has(toHex(c.pskId)))) throw new DmlsError('malformed', 'a commit with an epoch check for a PSK it does not import');
+          if (this.#epochChecks(group, result.aad)?.some((c) => !imported.has(toHex(c.pskId)))) throw new DmlsError('malformed', 'a commit with an epoch check for a PSK it does not import');
         } catch (err) {
           result.staged.discard();
           throw err;
@@ -1030,32 +1032,49 @@ export class DMember {
   }
 
   /**
-   * The epoch checks a commit's authenticated data carries (§6.11):
-   * undefined without them (not a SafeAAD, or no item of ours: an older
-   * release, the plain profile); `malformed` when the item does not decode.
+   * The epoch checks a commit's authenticated data carries (§6.11), in
+   * `group` at the epoch the commit was made in: undefined without them
+   * (not a SafeAAD, or no item of ours: an older release, the plain
+   * profile); `malformed` when the item does not decode; `not-owner` when
+   * its signature is not by the owner's key in that epoch (the sender of a
+   * commit that fails is not known: any member of the send group, or an
+   * outsider's external commit, could have made it).
    */
-  static #epochChecks(aad: Uint8Array | undefined): { pskId: Uint8Array; check: Uint8Array }[] | undefined {
+  #epochChecks(group: Group, aad: Uint8Array | undefined): { pskId: Uint8Array; check: Uint8Array }[] | undefined {
     const item = aad?.length ? decodeSafeAad(aad)?.find((i) => i.componentId === DMLS_EPOCH_CHECKS_COMPONENT) : undefined;
+    if (!item) return undefined;
+    let decoded: ReturnType<typeof decodeEpochChecks>;
     try {
-      return item && decodeEpochChecks(item.data);
+      decoded = decodeEpochChecks(item.data);
     } catch (err) {
       if (err instanceof CodecError) throw new DmlsError('malformed', `a commit whose epoch checks do not decode: ${err.message}`);
       throw err;
     }
+    const key = DMember.#leaf0(group)?.signatureKey;
+    const tbs = epochChecksTbs(group.id, group.epoch, decoded.checks);
+    if (!key || !this.client.verifyWithLabel(group.state().ciphersuite, key, EPOCH_CHECKS_LABEL, tbs, decoded.signature)) {
+      throw new DmlsError('not-owner', 'epoch checks not signed by the send group\'s owner');
+    }
+    return decoded.checks;
   }
 
-  /** The SafeAAD with the checks of the epochs `psks` import that this member holds (§6.11); none without any. */
-  #checksAad(psks: Uint8Array[]): Uint8Array | undefined {
+  /** The SafeAAD with the checks of the epochs `psks` import that this member holds, signed (§6.11); none without any. */
+  #checksAad(group: Group, psks: Uint8Array[]): Uint8Array | undefined {
     const checks = psks.flatMap((pskId) => {
       const check = this.#state.checks[toHex(pskId)];
       return check ? [{ pskId, check: fromHex(check) }] : [];
     });
-    return checks.length ? encodeSafeAad([{ componentId: DMLS_EPOCH_CHECKS_COMPONENT, data: encodeEpochChecks(checks) }]) : undefined;
+    if (checks.length === 0) return undefined;
+    // Leaf 0's key in this epoch (before a rotation this commit makes), as the receivers verify it.
+    const signer = { signaturePublicKey: DMember.#leaf0(group)!.signatureKey, ciphersuite: group.state().ciphersuite };
+    const signature = this.client.signWithLabel(signer, EPOCH_CHECKS_LABEL, epochChecksTbs(group.id, group.epoch, checks));
+    return encodeSafeAad([{ componentId: DMLS_EPOCH_CHECKS_COMPONENT, data: encodeEpochChecks(checks, signature) }]);
   }
 
   /**
    * Once a commit of send group `hex` failed as `INVALID_COMMIT` (its
-   * content authenticated), each epoch check it carries against this
+   * content authenticated, its sender unknown: the checks must be signed
+   * by the owner, `#epochChecks`), each epoch check it carries against this
    * member's for that PSK (§6.11). Another value is an equivocation, final
    * (`DmlsEquivocationError`): the epoch is noted as disputed, and this
    * member neither imports nor acknowledges it. A check it does not hold
@@ -1063,7 +1082,7 @@ export class DMember {
    */
   async #compareChecks(header: MlsHeader, hex: string): Promise<void> {
     if (header.contentType !== 3) return;
-    for (const { pskId, check } of DMember.#epochChecks(header.authenticatedData) ?? []) {
+    for (const { pskId, check } of this.#epochChecks(this.client.group(fromHex(hex)), header.authenticatedData) ?? []) {
       const mine = this.#state.checks[toHex(pskId)];
       if (mine === undefined || mine === toHex(check)) continue;
       const { epoch, groupId } = parsePskGroupId(pskId);
@@ -1277,7 +1296,16 @@ export class DMember {
 
   /** The pending imports the own send group can take now (`#followable`); the others stay pending. */
   #importable(leaving: number[] = []): [string, number][] {
-    return Object.entries(this.#state.pending).filter(([hex]) => this.#followable(hex, leaving));
+    return Object.entries(this.#state.pending).filter(([hex, epoch]) => this.#followable(hex, leaving) && !this.#withheld(hex, epoch));
+  }
+
+  /**
+   * An epoch of send group `hex` this member neither imports nor acknowledges (§6.11): the disputed one, and
+   * while that send group is being rejoined every later one too (the owner may go on with this member's branch).
+   */
+  #withheld(hex: string, epoch: number): boolean {
+    const disputed = this.#state.disputed[hex];
+    return disputed !== undefined && (epoch === disputed || (epoch > disputed && this.#state.rejoining.includes(hex)));
   }
 
   /** These pending imports went into a commit of the own send group. */

@@ -7,8 +7,9 @@ export type DmlsErrorCode = (typeof DMLS_ERROR_CODES)[number];
 
 /**
  * - `not-owner`: a commit or application message in a send group from
- *   anyone but its owner (leaf 0), or a rejoin Welcome into a send group
- *   led by anyone but its owner;
+ *   anyone but its owner (leaf 0), a rejoin Welcome into a send group
+ *   led by anyone but its owner, or a commit's epoch checks not signed by
+ *   its owner (docs/PROTOCOL.md §6.11);
  * - `proposal-type`: a proposal other than Update in a send group;
  * - `universe`: an announcement for another universe or a non-member; a
  *   founder's definition whose members are not its send group's, or whose

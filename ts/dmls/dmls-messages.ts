@@ -97,30 +97,53 @@ export function parsePskGroupId(id: Uint8Array): { epoch: bigint; groupId: Uint8
 /** SafeAAD component of the epoch checks a DMLS commit carries (private use; docs/PROTOCOL.md §6.11). */
 export const DMLS_EPOCH_CHECKS_COMPONENT = 0xf1b4;
 
+/** An epoch check: the PSK id of an imported epoch and its check value (docs/PROTOCOL.md §6.11). */
+export interface EpochCheck {
+  pskId: Uint8Array;
+  check: Uint8Array;
+}
+
+/** SignWithLabel label of the owner's signature over a commit's epoch checks (docs/PROTOCOL.md §6.11). */
+export const EPOCH_CHECKS_LABEL = 'DMLS EpochChecks';
+
 /**
  * The epoch checks of a commit's PSK imports, as the SafeAAD item's data
- * (docs/PROTOCOL.md §6.11):
+ * (docs/PROTOCOL.md §6.11), signed by the send group's owner (leaf 0, its
+ * key in the epoch the commit is made in) over `epochChecksTbs`:
  *
  *   struct { opaque psk_id<V>; opaque check[16]; } EpochCheck;
- *   struct { uint8 version = 1; EpochCheck checks<V>; } EpochChecks;
+ *   struct { uint8 version = 1; EpochCheck checks<V>; opaque signature<V>; } EpochChecks;
  */
-export function encodeEpochChecks(checks: { pskId: Uint8Array; check: Uint8Array }[]): Uint8Array {
-  return new Writer().u8(1).list(checks, (w, c) => w.vector(c.pskId).raw(c.check)).finish();
+export function encodeEpochChecks(checks: EpochCheck[], signature: Uint8Array): Uint8Array {
+  return new Writer().u8(1).list(checks, (w, c) => w.vector(c.pskId).raw(c.check)).vector(signature).finish();
+}
+
+/**
+ * What the owner signs (`EPOCH_CHECKS_LABEL`): the send group and epoch
+ * the commit is made in, and the checks, so that no other member's commit
+ * (its sender is not known when it fails) nor another epoch's carries them:
+ *
+ *   struct { opaque group_id<V>; uint64 epoch; EpochCheck checks<V>; } EpochChecksTBS;
+ */
+export function epochChecksTbs(groupId: Uint8Array, epoch: number | bigint, checks: EpochCheck[]): Uint8Array {
+  return new Writer().vector(groupId).u64(epoch).list(checks, (w, c) => w.vector(c.pskId).raw(c.check)).finish();
 }
 
 /**
  * Inverse of `encodeEpochChecks`, strictly: version 1, at least one check,
- * each PSK id an epoch and a group id (over 8 bytes) and named once, no
- * trailing bytes; throws `CodecError` otherwise.
+ * each PSK id an epoch and a group id (over 8 bytes) and named once, a
+ * signature, no trailing bytes; throws `CodecError` otherwise.
  */
-export function decodeEpochChecks(data: Uint8Array): { pskId: Uint8Array; check: Uint8Array }[] {
+export function decodeEpochChecks(data: Uint8Array): { checks: EpochCheck[]; signature: Uint8Array } {
   const r = new Reader(data);
   if (r.u8() !== 1) throw new CodecError('epoch checks of an unknown version');
   const checks = r.list((x) => ({ pskId: x.vector(), check: x.raw(16) }));
+  const signature = r.vector();
   r.end();
   if (checks.length === 0) throw new CodecError('no epoch checks');
   const ids = new Set(checks.map((c) => toHex(c.pskId)));
   if (ids.size < checks.length) throw new CodecError('two epoch checks for one PSK');
   for (const c of checks) parsePskGroupId(c.pskId);
-  return checks;
+  if (signature.length === 0) throw new CodecError('unsigned epoch checks');
+  return { checks, signature };
 }

@@ -15,4 +15,4 @@ export {
 } from './dmls-profile.js';
 export { DmlsError, DmlsEquivocationError, DMLS_ERROR_CODES, type DmlsRejection } from './dmls-error.js';
 export { type DmlsCredentialCheck, type DmlsCredentialAnswer, type DmlsCredentialUse } from './credential-check.js';
-export { encodeDmlsMessage, decodeDmlsMessage, pskGroupId, parsePskGroupId, encodeEpochChecks, decodeEpochChecks, DMLS_EPOCH_CHECKS_COMPONENT, type DmlsMessage } from './dmls-messages.js';
+export { encodeDmlsMessage, decodeDmlsMessage, pskGroupId, parsePskGroupId, encodeEpochChecks, decodeEpochChecks, epochChecksTbs, EPOCH_CHECKS_LABEL, DMLS_EPOCH_CHECKS_COMPONENT, type EpochCheck, type DmlsMessage } from './dmls-messages.js';
