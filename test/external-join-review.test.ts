@@ -16,9 +16,10 @@
  *   with any junk an external joiner can send (path secrets no DS can
  *   read), an open group there is only as safe as its least honest
  *   registered client.
- * - Limit recorded: a ReInit cannot pass a verifying DS (commitReInit gives
- *   no GroupInfo of the epoch it creates, and the retired group exports
- *   none), so it is refused `invalid-group-info` and the group goes on.
+ * - A ReInit passes a verifying DS: commitReInit gives the GroupInfo of
+ *   the epoch it creates (before, none, and the retired group exports
+ *   none, so every ReInit there was refused `invalid-group-info`); the
+ *   members then continue in a successor registered at the same DS.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MlsClient, toHex, utf8, type Group } from 'paired-mls';
@@ -90,20 +91,46 @@ describe('external commits against a verifying DS', () => {
     await groupStillWorks([alice!, bob!, mallory!], 'mallory joined honestly');
   });
 
-  it('limit (not fixed): a ReInit commit carries no GroupInfo, so a verifying DS refuses it (invalid-group-info); the committer drops it and the group goes on', async () => {
+  it('a ReInit commit carries the GroupInfo of the epoch it creates: the verifying DS takes it, the members move to a successor (suite 1 to 3) registered there and talk in it (PROTOCOL §1.6)', async () => {
     const [alice, bob] = await Promise.all(['alice', 'bob'].map((n) => dsPeer(server.url, `${n}-reinit-${tag}`)));
     await openGroup(alice!, [bob!]);
     const gid = alice!.group!.id;
-    const reinit = await alice!.group!.commitReInit({ ciphersuite: 3 });
-    expect(reinit.groupInfo).toBeUndefined();
-    await expect(alice!.ds.submit(gid, reinit.commit)).rejects.toMatchObject({
-      name: 'DsError',
-      reason: 'invalid-group-info',
-      message: "a verified group's commit carries the GroupInfo of the epoch it creates (invalid-group-info)",
-    });
-    await alice!.group!.clearPendingCommit();
-    expect(alice!.group!.reinitState()).toBeUndefined();
-    await groupStillWorks([alice!, bob!], 'no ReInit here');
+    const newId = new TextEncoder().encode(`reinit successor ${tag}`);
+    const reinit = await alice!.group!.commitReInit({ ciphersuite: 3, groupId: newId });
+    expect(reinit.groupInfo).toBeInstanceOf(Uint8Array);
+    alice!.seen = await alice!.ds.submit(gid, reinit.commit, { groupInfo: reinit.groupInfo });
+    expect(await server.ds.epoch(gid)).toBe(alice!.group!.epoch + 1);
+    await alice!.group!.mergePendingCommit();
+    // The retired group still exports no GroupInfo: only the commit's own result carries it.
+    expect((await mlsError(() => alice!.group!.exportGroupInfo())).code).toBe('GROUP_REINITIALIZED');
+    const [logged] = await bob!.ds.poll(gid, bob!.seen);
+    bob!.seen = logged!.seq;
+    const received = await bob!.group!.process(logged!.message);
+    if (received.kind !== 'commit') throw new Error('expected a commit');
+    expect(received.staged.proposals.map((p) => p.proposal.type)).toEqual(['reInit']);
+    await received.staged.merge();
+    expect(bob!.group!.reinitState()).toMatchObject({ ciphersuite: 3, newGroupId: newId });
+    // Suite 3 signs with Ed25519 as suite 1 does: each keeps its AS-bound key for the successor.
+    const [aliceOld, bobOld] = [alice!.group!, bob!.group!];
+    const suite3 = (p: DsPeer) => ({ ...p.identity, ciphersuite: 3 as const });
+    await bob!.ds.uploadKeyPackages([await bob!.client.createKeyPackage(suite3(bob!))]);
+    const kps = await alice!.ds.fetchKeyPackages([bob!.name]);
+    const created = await alice!.client.createReInitSuccessor(aliceOld, suite3(alice!), [...kps.values()], plaintext);
+    // First come (§1.6 item 5): alice registers the successor with its first GroupInfo, then its first commit and Welcome.
+    await alice!.ds.createGroup(newId, { epoch: 0, groupInfo: await created.group.exportGroupInfo() });
+    alice!.seen = await alice!.ds.submit(newId, created.commit, { welcome: created.welcome, added: [bob!.name], groupInfo: created.groupInfo });
+    await alice!.ds.ackKeyPackages([bob!.name]);
+    await created.group.mergePendingCommit();
+    alice!.group = created.group;
+    const [w] = await bob!.ds.welcomes();
+    const joined = await bob!.client.joinReInitSuccessor(bobOld, w!.welcome, plaintext);
+    expect(joined).toMatchObject({ creatorLeaf: 0, replaced: false });
+    await bob!.ds.ackWelcomes([w!.id]);
+    bob!.group = joined.group;
+    bob!.seen = alice!.seen;
+    expect(bob!.group.state()).toMatchObject({ ciphersuite: 3, epoch: 1, memberCount: 2 });
+    await groupStillWorks([alice!, bob!], 'in the successor');
+    await groupStillWorks([bob!, alice!], 'and back');
   });
 });
 

@@ -270,7 +270,9 @@ export class Group {
    * `mergePendingCommit`, received: `StagedCommit.merge`) retires the
    * group: every later call that would use it fails with
    * `GROUP_REINITIALIZED`; continue with `MlsClient.createReInitSuccessor`
-   * or `MlsClient.joinReInitSuccessor`.
+   * or `MlsClient.joinReInitSuccessor`. The result carries the GroupInfo
+   * of the epoch the commit creates (a verifying DS needs it); the retired
+   * group exports none afterwards.
    */
   async commitReInit(options: ReInitOptions): Promise<CommitResult> {
     const spec = reinitOptionsToCore(options);

@@ -362,7 +362,9 @@ impl Client {
     /// Commit a ReInit (RFC 9420 §12.1.5) as the commit's only proposal,
     /// after checking every member supports the new version and
     /// ciphersuite. Pending until `mergePendingCommit`, which retires the
-    /// group. Returns `{ commit, welcome?, groupInfo? }`.
+    /// group. Returns `{ commit, groupInfo }`: the GroupInfo (with its
+    /// ratchet tree) of the epoch the commit creates, which a verifying DS
+    /// needs (docs/PROTOCOL.md §8.5); the retired group exports none after.
     #[wasm_bindgen(js_name = commitReInit, unchecked_return_type = "CommitResult")]
     pub fn commit_reinit(&mut self, group_id: &[u8], #[wasm_bindgen(unchecked_param_type = "ReInitSpec")] spec: JsValue) -> Result<JsValue, JsValue> {
         let spec: ReInitSpec =
@@ -383,7 +385,7 @@ impl Client {
                 group.set_aad(aad.to_vec());
             }
             let builder = group.commit_builder().consume_proposal_store(false).add_proposal(Proposal::ReInit(Box::new(reinit)));
-            let bundle = crate::group::stage_commit(builder, provider, signer, false, &mut |_| true)?;
+            let bundle = crate::group::stage_commit(builder, provider, signer, true, &mut |_| true)?;
             crate::group::commit_output(group, provider, bundle, Vec::new())
         })?)
     }
