@@ -132,6 +132,32 @@ describe('external commits against a verifying DS', () => {
     await groupStillWorks([alice!, bob!], 'in the successor');
     await groupStillWorks([bob!, alice!], 'and back');
   });
+
+  it('the retired group is closed at the DS: no GroupInfo is handed out, an outsider\'s join (GroupInfo fetched before the ReInit) is refused, so it cannot read the successor id or cut an offline member off (re-review of the ReInit GroupInfo)', async () => {
+    const [alice, bob, carol, mallory] = await Promise.all(['alice', 'bob', 'carol', 'mallory'].map((n) => dsPeer(server.url, `${n}-retired-${tag}`)));
+    await openGroup(alice!, [bob!, carol!]);
+    const gid = alice!.group!.id;
+    const before = (await mallory!.ds.groupInfo(gid))!;
+    const reinit = await alice!.group!.commitReInit({ ciphersuite: 3, groupId: new TextEncoder().encode(`retired successor ${tag}`) });
+    await alice!.ds.submit(gid, reinit.commit, { groupInfo: reinit.groupInfo });
+    await alice!.group!.mergePendingCommit();
+    // Before: the ReInit's GroupInfo was handed to anyone (an open group), mallory joined the retired group,
+    // read the successor id in the log, and removed carol there, whom the DS then stopped serving the ReInit commit.
+    await expect(mallory!.ds.groupInfo(gid)).rejects.toMatchObject({ name: 'DsError', reason: 'unknown-group', message: 'no GroupInfo for this group (unknown-group)' });
+    const joined = await mallory!.client.joinExternal(before, mallory!.identity, plaintext);
+    await expect(mallory!.ds.submit(gid, joined.commit, { externalJoin: true, groupInfo: await joined.group.exportGroupInfo() })).rejects.toMatchObject({
+      name: 'DsError',
+      reason: 'epoch-taken',
+    });
+    expect(await server.ds.isReader(gid, mallory!.name)).toBe(false);
+    // carol, offline meanwhile, still reads the ReInit and retires her group.
+    expect(await server.ds.isReader(gid, carol!.name)).toBe(true);
+    const [logged] = await carol!.ds.poll(gid, carol!.seen);
+    const received = await carol!.group!.process(logged!.message);
+    if (received.kind !== 'commit') throw new Error('expected a commit');
+    await received.staged.merge();
+    expect(carol!.group!.reinitState()).toMatchObject({ ciphersuite: 3 });
+  });
 });
 
 describe('external commits against a default-mode DS', () => {

@@ -452,6 +452,8 @@ export class DeliveryService {
       let spent: [string, string, string?][] = [];
       /** Verified mode: the epoch's logged proposals (who posted an Add proposal pays for its Welcome). */
       let proposals: LoggedMessage[] = [];
+      /** Verified mode: the commit retires the group (a ReInit): an empty GroupInfo marks it (§1.6), which no later commit or join passes. */
+      let groupInfo = extras.groupInfo;
       if (this.#verify && group.consistency === 'strong') {
         // Rebuilding the public group checks every leaf's signature, and the new GroupInfo's tree again: charged first. An
         // outsider replayed one external commit with a junk GroupInfo (charged 40): ~100 ms of checks a request at 300 members.
@@ -468,6 +470,7 @@ export class DeliveryService {
         members = derived.members;
         added = derived.added;
         proposals = derived.proposals;
+        if (derived.reinit) groupInfo = new Uint8Array(0);
         if (this.#requireGrants) spent = await this.#grantedRefs([sender, ...group.members], derived.addedRefs);
       } else {
         if (extras.welcome && !extras.added?.length) throw new DsError('malformed', 'a Welcome needs the clients it is for (added)');
@@ -500,7 +503,7 @@ export class DeliveryService {
       });
       // The inbox cap is counted in the store's transaction (racing commits cannot pass it).
       const welcome = extras.welcome && added.length > 0 ? { recipients: added, welcome: extras.welcome.slice(), payers, max: this.#maxWelcomes === Infinity ? undefined : this.#maxWelcomes } : undefined;
-      const update = { expectEpoch: group.consistency === 'strong' ? epoch : group.epoch, setEpoch, members: [...members], groupInfo: extras.groupInfo, welcome };
+      const update = { expectEpoch: group.consistency === 'strong' ? epoch : group.epoch, setEpoch, members: [...members], groupInfo, welcome };
       seq = await withinQuota(this.store.append({ groupId: id, sender, bytes: message.slice(), digest }, update, this.#quota));
       // Eventual: another commit went in since the group was read; this one is taken too, against the new state.
       if (seq === undefined && group.consistency === 'eventual' && tries < 16) return this.#submit(id, sender, message, extras, tries + 1);
@@ -578,7 +581,8 @@ export class DeliveryService {
     message: Uint8Array,
     extras: SubmitExtras,
     proposals: LoggedMessage[],
-  ): Promise<{ members: Set<string>; added: string[]; addedRefs: string[]; proposals: LoggedMessage[] }> {
+  ): Promise<{ members: Set<string>; added: string[]; addedRefs: string[]; proposals: LoggedMessage[]; reinit: boolean }> {
+    if (group.groupInfo?.length === 0) throw new DsError('invalid-commit', 'this group was reinitialized (ReInit): continue in its successor');
     if (!group.groupInfo) throw new DsError('invalid-commit', 'the DS has no public state of this group to verify against');
     if (!extras.groupInfo) throw new DsError('invalid-group-info', "a verified group's commit carries the GroupInfo of the epoch it creates");
     const verified = verifyCommit(
@@ -599,7 +603,7 @@ export class DeliveryService {
       throw new DsError('invalid-welcome', 'the Welcome is not for exactly the KeyPackages the commit adds');
     }
     const before = new Set(group.members);
-    return { members, added: [...members].filter((m) => !before.has(m)), addedRefs: verified.addedKeyPackages.map(toHex), proposals };
+    return { members, added: [...members].filter((m) => !before.has(m)), addedRefs: verified.addedKeyPackages.map(toHex), proposals, reinit: verified.reinit };
   }
 
   /** The KeyPackageRef (hex) an Add proposal adds; undefined for anything else. */
@@ -842,7 +846,7 @@ export class DeliveryService {
     const group = await this.store.getGroup(toHex(groupId));
     if (!group) return undefined;
     if (requester !== undefined && !group.externalJoin && !(await this.#mayAct(group, requester))) throw new DsError('not-a-member', 'the GroupInfo of this group is for its members');
-    return group.groupInfo;
+    return group.groupInfo?.length ? group.groupInfo : undefined;
   }
 
   async epoch(groupId: Uint8Array): Promise<number | undefined> {

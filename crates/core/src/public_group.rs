@@ -52,6 +52,8 @@ struct VerifiedCommitView {
     /// KeyPackageRefs of the added members (the Welcome's recipients).
     #[tsify(type = "Uint8Array[]")]
     added_key_packages: Vec<ByteBuf>,
+    /// true when it commits a ReInit: the group is retired after it (RFC 9420 §11.2).
+    reinit: bool,
 }
 
 /// A received commit's checks beyond openmls' (`Hooks::check_staged_commit`).
@@ -165,6 +167,7 @@ fn verify(
         .map_err(|e| refused(Code::InvalidCommit, format!("KeyPackage reference: {e}")))?;
     // An external commit's committer is its UpdatePath leaf (a resync may keep the key of the leaf it replaces).
     let path_key = staged.update_path_leaf_node().map(|leaf| leaf.signature_key().as_slice().to_vec());
+    let reinit = staged.queued_proposals().any(|queued| matches!(queued.proposal(), Proposal::ReInit(_)));
     let committer_index = match &sender {
         Sender::Member(leaf) => Some(*leaf),
         Sender::NewMemberCommit => None,
@@ -194,6 +197,7 @@ fn verify(
         members_before: before,
         members_after: after,
         added_key_packages,
+        reinit,
     })
 }
 
