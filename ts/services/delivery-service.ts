@@ -31,6 +31,9 @@ const STALE_KEY_PACKAGES = 16;
 /** Log sender name of what the DS proposes itself, and its external sender's identity: reserved, no client's (§8.4). */
 export const DS_SENDER = 'delivery-service';
 
+/** A group a ReInit retired at a verifying DS (docs/PROTOCOL.md §1.6). */
+const retired = (reason: 'invalid-commit' | 'unverifiable-intent'): DsError => new DsError(reason, 'this group was reinitialized (ReInit): continue in its successor');
+
 /** A session whose key a rotation revoked after its request was authenticated (docs/PROTOCOL.md §8.4). */
 export const revokedMeanwhile = (): DsError => new DsError('unauthenticated', 'the key this session was proven with was revoked meanwhile');
 
@@ -231,6 +234,7 @@ export class DeliveryService {
     // Without the group's current public state the DS cannot check: not the
     // intent's fault, and it passes once a commit hands the DS its GroupInfo.
     const unchecked = (why: string) => new DsError('unverifiable-intent', `the DS ${why}, so it cannot check the intent; ask again after a commit that gives it the GroupInfo, or have a member propose it`);
+    if (info?.length === 0) throw retired('unverifiable-intent');
     if (!info || !groupInfoFits(info, groupId, group.epoch)) throw unchecked(`holds no GroupInfo of epoch ${group.epoch}`);
     try {
       validateIntentPublic(this.#client, info, intent);
@@ -455,6 +459,8 @@ export class DeliveryService {
       /** Verified mode: the commit retires the group (a ReInit): an empty GroupInfo marks it (§1.6), which no later commit or join passes. */
       let groupInfo = extras.groupInfo;
       if (this.#verify && group.consistency === 'strong') {
+        // A group a ReInit retired (an empty GroupInfo, §1.6) takes no commit: refused before any work.
+        if (group.groupInfo?.length === 0) throw retired('invalid-commit');
         // Rebuilding the public group checks every leaf's signature, and the new GroupInfo's tree again: charged first. An
         // outsider replayed one external commit with a junk GroupInfo (charged 40): ~100 ms of checks a request at 300 members.
         // Its leaves, not its clients: one client's many leaves (a key each) counted once, its tree was checked ~16x past the charge.
@@ -582,7 +588,6 @@ export class DeliveryService {
     extras: SubmitExtras,
     proposals: LoggedMessage[],
   ): Promise<{ members: Set<string>; added: string[]; addedRefs: string[]; proposals: LoggedMessage[]; reinit: boolean }> {
-    if (group.groupInfo?.length === 0) throw new DsError('invalid-commit', 'this group was reinitialized (ReInit): continue in its successor');
     if (!group.groupInfo) throw new DsError('invalid-commit', 'the DS has no public state of this group to verify against');
     if (!extras.groupInfo) throw new DsError('invalid-group-info', "a verified group's commit carries the GroupInfo of the epoch it creates");
     const verified = verifyCommit(
