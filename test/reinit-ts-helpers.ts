@@ -41,8 +41,9 @@ export interface TsMember {
   state?: ClientState;
 }
 
-export async function tsMember(name: string): Promise<TsMember> {
-  const cs = await getCiphersuiteImpl(getCiphersuiteFromName(SUITE1), fastKdfProvider);
+/** A ts-mls member `name` in `suite` (ciphersuite 1 by default), with a KeyPackage. */
+export async function tsMember(name: string, suite: typeof SUITE1 | typeof SUITE3 = SUITE1): Promise<TsMember> {
+  const cs = await getCiphersuiteImpl(getCiphersuiteFromName(suite), fastKdfProvider);
   const kp = await generateKeyPackage({ credentialType: 'basic', identity: enc.encode(name) }, defaultCapabilities(), defaultLifetime, [], cs);
   return { cs, pub: kp.publicPackage, priv: kp.privatePackage };
 }

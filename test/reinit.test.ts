@@ -27,18 +27,14 @@ import {
   branchGroup,
   createCommit,
   createGroup,
-  type CiphersuiteImpl,
-  type ClientState,
   type KeyPackage,
-  type PrivateKeyPackage,
 } from 'ts-mls';
 import { encodeRatchetTree } from 'ts-mls/ratchetTree.js';
 import { type Member, deliverCommit, expectInSync, mlsError, newMember } from './helpers.js';
 import { fastKdfProvider } from './interop-actors.js';
+import { SUITE1, SUITE3, tsMember, type TsMember } from './reinit-ts-helpers.js';
 
 const enc = new TextEncoder();
-const SUITE1 = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519' as const;
-const SUITE3 = 'MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519' as const;
 
 /** A group of `names` created by the first, all in ciphersuite 1. */
 async function groupOf(...names: string[]): Promise<Member[]> {
@@ -238,20 +234,6 @@ describe('ReInit between paired-mls members', () => {
 
 // ---------------------------------------------------------------------------
 // Live interop with ts-mls 1.6.4 (which implements ReInit).
-
-interface TsMember {
-  name: string;
-  cs: CiphersuiteImpl;
-  pub: KeyPackage;
-  priv: PrivateKeyPackage;
-  state?: ClientState;
-}
-
-async function tsMember(name: string, suite: typeof SUITE1 | typeof SUITE3): Promise<TsMember> {
-  const cs = await getCiphersuiteImpl(getCiphersuiteFromName(suite), fastKdfProvider);
-  const kp = await generateKeyPackage({ credentialType: 'basic', identity: enc.encode(name) }, defaultCapabilities(), defaultLifetime, [], cs);
-  return { name, cs, pub: kp.publicPackage, priv: kp.privatePackage };
-}
 
 const kpMessage = (kp: KeyPackage) => encodeMlsMessage({ keyPackage: kp, wireformat: 'mls_key_package', version: 'mls10' });
 const welcomeOf = (bytes: Uint8Array) => {
