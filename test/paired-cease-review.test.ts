@@ -10,7 +10,7 @@ import { MlsClient, bytesEqual, toHex, utf8, type Group } from 'paired-mls';
 import { PairedDevice, WebCryptoSeedVault, decodePairingMessage, encodePairingMessage, generateSeed, type CeaseCommit } from 'paired-mls/paired';
 import { deliverCommit, expectInSync, mlsError } from './helpers.js';
 import { aliceAndBob, applyShareRand, deliverPaired, device, invited, pairedWorld, refused, stolen } from './paired-helpers.js';
-import { inSync, anchorKeyOf, bobWins, catchUp, ceaseSend, dsWorld, epochTaken, honestGoOn, aliceRejoins, lockedOut, submit, type DsGroup } from './paired-ds-helpers.js';
+import { inSync, anchorKeyOf, catchUp, ceaseLostInG1, ceaseSend, dsWorld, honestGoOn, aliceRejoins, lockedOut, submit, type DsGroup } from './paired-ds-helpers.js';
 
 type World = Awaited<ReturnType<typeof dsWorld>>;
 
@@ -44,22 +44,6 @@ async function copyResyncs(w: World, copy: MlsClient, view: Group): Promise<Uint
 
 
 
-/** alice's rekey cease of both groups, where bob's commit wins g1's epoch at the DS first: g1 stays to cease. */
-async function ceaseLostInG1(w: World, seen: CeaseCommit[]) {
-  const [g1] = w.groups;
-  const e1 = g1.alice.epoch;
-  const send = ceaseSend(w.ds, seen);
-  const result = await w.activeDevice.ceasePair('rekey', {
-    send: async (c) => {
-      if (bytesEqual(c.groupId, g1.id)) await bobWins(w.ds, g1);
-      await send(c);
-    },
-  });
-  epochTaken(result.groups[0]!.error, e1, e1 + 1);
-  expect(result.groups.map((g) => g.ceased)).toEqual([false, true]);
-  expect(w.activeDevice.ceasingGroups()).toEqual([toHex(g1.id)]);
-  return { result, send };
-}
 
 describe('Paired MLS cease review: the copy on the anchor leaf of a group whose cease lost (hidden mode)', () => {
   it('the copy moves the anchor leaf by a resync external commit (anchor key, its own emulation epoch, the anchor\'s DS account): alice follows it on her leaf, the group stays listed, and ceasePair again re-keys it and locks the copy out', async () => {

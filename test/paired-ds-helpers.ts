@@ -241,3 +241,20 @@ export async function aliceRejoins(w: Awaited<ReturnType<typeof dsWorld>>, g: Ds
   await catchUp(g.carol, g.inbox.carol);
   inSync([g.alice, g.bob, g.carol]);
 }
+
+/** alice's rekey cease of both groups, where bob's commit wins g1's epoch at the DS first: g1 stays to cease. */
+export async function ceaseLostInG1(w: Awaited<ReturnType<typeof dsWorld>>, seen: CeaseCommit[]) {
+  const [g1] = w.groups;
+  const e1 = g1.alice.epoch;
+  const send = ceaseSend(w.ds, seen);
+  const result = await w.activeDevice.ceasePair('rekey', {
+    send: async (c) => {
+      if (bytesEqual(c.groupId, g1.id)) await bobWins(w.ds, g1);
+      await send(c);
+    },
+  });
+  epochTaken(result.groups[0]!.error, e1, e1 + 1);
+  expect(result.groups.map((g) => g.ceased)).toEqual([false, true]);
+  expect(w.activeDevice.ceasingGroups()).toEqual([toHex(g1.id)]);
+  return { result, send };
+}

@@ -15,7 +15,7 @@ import { PairedDevice, PairingError, signedAnchorCommit, type CeaseCommit, type 
 import { DsError } from 'paired-mls/services';
 import { deliverCommit, expectInSync, mlsError } from './helpers.js';
 import { device, pairedWorld, refused, stolen, updateFollowed } from './paired-helpers.js';
-import { UNFINISHED, anchorKeyOf, bobWins, catchUp, ceaseSend, dsWorld, epochTaken, honestGoOn, aliceRejoins, inSync, lockedOut, submit, wrapped, type DsGroup } from './paired-ds-helpers.js';
+import { UNFINISHED, anchorKeyOf, bobWins, catchUp, ceaseLostInG1, ceaseSend, dsWorld, epochTaken, honestGoOn, aliceRejoins, inSync, lockedOut, submit, wrapped, type DsGroup } from './paired-ds-helpers.js';
 
 const RUNNING = 'a call of this device (receive, applyNotify, propose) is still running: wait until it settled';
 const LOST = "removed from the group while the anchor leaf stays: rejoin it with a key other than the cease's and ceasePair again, or delete it to give it up";
@@ -194,14 +194,7 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS review 6: the phoneâ€
     const from = await lastSeq(w, g1);
     const e1 = g1.alice.epoch;
     const seen: CeaseCommit[] = [];
-    const send = ceaseSend(w.ds, seen);
-    const result = await w.activeDevice.ceasePair('rekey', {
-      send: async (c) => {
-        if (bytesEqual(c.groupId, g1.id)) await bobWins(w.ds, g1);
-        await send(c);
-      },
-    });
-    epochTaken(result.groups[0]!.error, e1, e1 + 1);
+    const { result, send } = await ceaseLostInG1(w, seen);
     // The copy follows bob's commit and commits on the anchor leaf before alice caught up.
     const copyCommit = await copyCommits(w, mode, copy, await copyCatchesUp(w, copy, g1, from), { selfUpdate: true });
     await catchUp(g1.alice, g1.inbox.alice); // bob's
