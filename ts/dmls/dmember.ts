@@ -853,7 +853,7 @@ export class DMember {
       }
       // Failed at the key schedule, so decrypted and verified: its epoch checks (§6.11), authentic now, tell an
       // epoch seen otherwise (final) from a commit waiting for a proposal.
-      if (err.code === 'INVALID_COMMIT' && header.epoch === BigInt(group.epoch) && hex !== this.#state.ownGroupId) await this.#compareChecks(header, hex);
+      if (err.code === 'INVALID_COMMIT' && header.epoch === BigInt(group.epoch) && hex !== this.#state.ownGroupId) await this.#compareChecks(header, group, hex);
       // A send group being rejoined may be held on another branch (§6.11): its owner's messages wait for the Welcome.
       if (RETRY_CODES.has(err.code) || this.#state.rejoining.includes(hex)) return { retry: true, events: [] };
       throw err;
@@ -1072,7 +1072,7 @@ export class DMember {
   }
 
   /**
-   * Once a commit of send group `hex` failed as `INVALID_COMMIT` (its
+   * Once a commit of send group `hex` (`group`) failed as `INVALID_COMMIT` (its
    * content authenticated, its sender unknown: the checks must be signed
    * by the owner, `#epochChecks`), each epoch check it carries against this
    * member's for that PSK (§6.11). Another value is an equivocation, final
@@ -1080,9 +1080,9 @@ export class DMember {
    * member neither imports nor acknowledges it. A check it does not hold
    * yet is compared when the commit is retried.
    */
-  async #compareChecks(header: MlsHeader, hex: string): Promise<void> {
+  async #compareChecks(header: MlsHeader, group: Group, hex: string): Promise<void> {
     if (header.contentType !== 3) return;
-    for (const { pskId, check } of this.#epochChecks(this.client.group(fromHex(hex)), header.authenticatedData) ?? []) {
+    for (const { pskId, check } of this.#epochChecks(group, header.authenticatedData) ?? []) {
       const mine = this.#state.checks[toHex(pskId)];
       if (mine === undefined || mine === toHex(check)) continue;
       const { epoch, groupId } = parsePskGroupId(pskId);
