@@ -49,6 +49,35 @@ async function openGroup(creator: DsPeer, others: DsPeer[]): Promise<void> {
   }
 }
 
+/**
+ * `creator` (whose group merged a ReInit to `newId`) registers the successor
+ * at the DS and adds `others` (who merged it too) with KeyPackages of the
+ * new suite; they join it by `joinReInitSuccessor`. Signing keys stay (the
+ * suites used here all sign with Ed25519), bound to the same AS entry.
+ */
+async function moveToSuccessor(creator: DsPeer, others: DsPeer[], newId: Uint8Array, ciphersuite: 1 | 3): Promise<void> {
+  const inSuite = (p: DsPeer) => ({ ...p.identity, ciphersuite });
+  for (const p of others) await p.ds.uploadKeyPackages([await p.client.createKeyPackage(inSuite(p))]);
+  const kps = await creator.ds.fetchKeyPackages(others.map((p) => p.name));
+  const creatorLeaf = leafOf(creator.group!, creator.name);
+  const created = await creator.client.createReInitSuccessor(creator.group!, inSuite(creator), [...kps.values()], plaintext);
+  // First come (§1.6 item 5): the creator registers the successor with its first GroupInfo, then its first commit and Welcome.
+  await creator.ds.createGroup(newId, { epoch: 0, groupInfo: await created.group.exportGroupInfo() });
+  creator.seen = await creator.ds.submit(newId, created.commit, { welcome: created.welcome, added: others.map((p) => p.name), groupInfo: created.groupInfo });
+  await creator.ds.ackKeyPackages(others.map((p) => p.name));
+  await created.group.mergePendingCommit();
+  creator.group = created.group;
+  for (const p of others) {
+    const [w] = await p.ds.welcomes();
+    const joined = await p.client.joinReInitSuccessor(p.group!, w!.welcome, plaintext);
+    expect(joined).toMatchObject({ creatorLeaf, replaced: false });
+    await p.ds.ackWelcomes([w!.id]);
+    p.group = joined.group;
+    p.seen = creator.seen;
+    expect(p.group.state()).toMatchObject({ ciphersuite, epoch: 1, memberCount: others.length + 1 });
+  }
+}
+
 describe('external commits against a verifying DS', () => {
   let server: RunningDeliveryServer;
   const tag = Math.random().toString(36).slice(2, 8);
@@ -110,25 +139,7 @@ describe('external commits against a verifying DS', () => {
     expect(received.staged.proposals.map((p) => p.proposal.type)).toEqual(['reInit']);
     await received.staged.merge();
     expect(bob!.group!.reinitState()).toMatchObject({ ciphersuite: 3, newGroupId: newId });
-    // Suite 3 signs with Ed25519 as suite 1 does: each keeps its AS-bound key for the successor.
-    const [aliceOld, bobOld] = [alice!.group!, bob!.group!];
-    const suite3 = (p: DsPeer) => ({ ...p.identity, ciphersuite: 3 as const });
-    await bob!.ds.uploadKeyPackages([await bob!.client.createKeyPackage(suite3(bob!))]);
-    const kps = await alice!.ds.fetchKeyPackages([bob!.name]);
-    const created = await alice!.client.createReInitSuccessor(aliceOld, suite3(alice!), [...kps.values()], plaintext);
-    // First come (§1.6 item 5): alice registers the successor with its first GroupInfo, then its first commit and Welcome.
-    await alice!.ds.createGroup(newId, { epoch: 0, groupInfo: await created.group.exportGroupInfo() });
-    alice!.seen = await alice!.ds.submit(newId, created.commit, { welcome: created.welcome, added: [bob!.name], groupInfo: created.groupInfo });
-    await alice!.ds.ackKeyPackages([bob!.name]);
-    await created.group.mergePendingCommit();
-    alice!.group = created.group;
-    const [w] = await bob!.ds.welcomes();
-    const joined = await bob!.client.joinReInitSuccessor(bobOld, w!.welcome, plaintext);
-    expect(joined).toMatchObject({ creatorLeaf: 0, replaced: false });
-    await bob!.ds.ackWelcomes([w!.id]);
-    bob!.group = joined.group;
-    bob!.seen = alice!.seen;
-    expect(bob!.group.state()).toMatchObject({ ciphersuite: 3, epoch: 1, memberCount: 2 });
+    await moveToSuccessor(alice!, [bob!], newId, 3);
     await groupStillWorks([alice!, bob!], 'in the successor');
     await groupStillWorks([bob!, alice!], 'and back');
   });
@@ -157,6 +168,38 @@ describe('external commits against a verifying DS', () => {
     if (received.kind !== 'commit') throw new Error('expected a commit');
     await received.staged.merge();
     expect(carol!.group!.reinitState()).toMatchObject({ ciphersuite: 3 });
+  });
+
+  it('the retired group takes no proposal or application message (stale): a member yet to read the ReInit learns it instead of losing what it sends, and nobody fills a log no member reads (PROTOCOL §1.6)', async () => {
+    const [alice, bob, carol] = await Promise.all(['alice', 'bob', 'carol'].map((n) => dsPeer(server.url, `${n}-retiredpost-${tag}`)));
+    await openGroup(alice!, [bob!, carol!]);
+    const gid = alice!.group!.id;
+    // A message bob sent before the ReInit, whose reply he lost: its retry keeps its first answer.
+    const early = await bob!.group!.encrypt('before the ReInit');
+    const earlySeq = await bob!.ds.submit(gid, early);
+    const newId = new TextEncoder().encode(`retired posts successor ${tag}`);
+    const reinit = await alice!.group!.commitReInit({ ciphersuite: 1, groupId: newId });
+    const reinitSeq = await alice!.ds.submit(gid, reinit.commit, { groupInfo: reinit.groupInfo });
+    await alice!.group!.mergePendingCommit();
+    expect(await bob!.ds.submit(gid, early)).toBe(earlySeq);
+    // bob has not read the ReInit: his message and proposal of the old epoch. Before, both were logged, and every
+    // member that merged the ReInit refused them (GROUP_REINITIALIZED): bob's message was lost without a word.
+    const refusal = { name: 'DsError', code: 'DS_REJECTED', reason: 'stale', message: 'this group was reinitialized (ReInit): continue in its successor (stale)' };
+    await expect(bob!.ds.submit(gid, await bob!.group!.encrypt('after the ReInit'))).rejects.toMatchObject(refusal);
+    await expect(bob!.ds.submit(gid, await bob!.group!.propose({ type: 'update' }))).rejects.toMatchObject(refusal);
+    // Nothing was logged after the ReInit commit: bob reads it, retires his group, and his client refuses to send there.
+    const log = await bob!.ds.poll(gid, bob!.seen);
+    expect(log.map((m) => m.seq)).toEqual([earlySeq, reinitSeq]);
+    await bob!.group!.clearPendingProposals();
+    const received = await bob!.group!.process(log[1]!.message);
+    if (received.kind !== 'commit') throw new Error('expected a commit');
+    await received.staged.merge();
+    expect((await mlsError(() => bob!.group!.encrypt('once more'))).code).toBe('GROUP_REINITIALIZED');
+    // carol reads the same log, and the members continue in the successor at this DS.
+    await catchUp(carol!);
+    expect(carol!.group!.reinitState()).toMatchObject({ newGroupId: newId });
+    await moveToSuccessor(alice!, [bob!, carol!], newId, 1);
+    await groupStillWorks([bob!, alice!, carol!], 'in the successor');
   });
 });
 

@@ -32,7 +32,7 @@ const STALE_KEY_PACKAGES = 16;
 export const DS_SENDER = 'delivery-service';
 
 /** A group a ReInit retired at a verifying DS (docs/PROTOCOL.md §1.6). */
-const retired = (reason: 'invalid-commit' | 'unverifiable-intent'): DsError => new DsError(reason, 'this group was reinitialized (ReInit): continue in its successor');
+const retired = (reason: 'invalid-commit' | 'unverifiable-intent' | 'stale'): DsError => new DsError(reason, 'this group was reinitialized (ReInit): continue in its successor');
 
 /** A session whose key a rotation revoked after its request was authenticated (docs/PROTOCOL.md §8.4). */
 export const revokedMeanwhile = (): DsError => new DsError('unauthenticated', 'the key this session was proven with was revoked meanwhile');
@@ -517,6 +517,10 @@ export class DeliveryService {
       // A grant adds its client once: one more Welcome needs one more KeyPackage from the DS.
       for (const [holder, ref] of spent) await this.store.spendGrants(holder, [ref]);
     } else {
+      // A proposal or application message into a group a ReInit retired (verified mode, §1.6) reaches nobody: every member
+      // that merged the ReInit refuses it. Refused, so that a sender yet to read the ReInit learns it (`stale`: read the log)
+      // instead of losing the message, and nobody fills a log no member reads any more.
+      if (this.#verify && group.consistency === 'strong' && group.groupInfo?.length === 0) throw retired('stale');
       if (group.consistency === 'strong') {
         const stale = header.contentType === 2 ? epoch !== group.epoch : epoch > group.epoch || epoch < group.epoch - this.#tolerance;
         if (stale) throw new DsError('stale', `a message for epoch ${epoch}; the group is at ${group.epoch}`);
