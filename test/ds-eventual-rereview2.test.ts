@@ -82,7 +82,6 @@ describe('eventual group: the retry', () => {
     const gid = new Uint8Array([9, 9, 9, 4]);
     const store = new MemoryDeliveryStore();
     let appends = 0;
-    let reads = 0;
     let racing = false;
     const ds = await DeliveryService.create({ store });
     const append = store.append.bind(store);

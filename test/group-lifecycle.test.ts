@@ -4,7 +4,7 @@
  * epoch authenticator and exporter values after every commit.
  */
 import { describe, expect, it } from 'vitest';
-import { MlsError, bytesEqual, toBytes, utf8, type CommitOptions, type Group, type JoinOptions, type StagedCommit, type WireFormat } from 'paired-mls';
+import { bytesEqual, toBytes, utf8, type CommitOptions, type Group, type JoinOptions, type StagedCommit, type WireFormat } from 'paired-mls';
 import { expectInSync, newMember, type Member } from './helpers.js';
 import { mlsError } from './helpers.js';
 

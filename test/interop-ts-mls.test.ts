@@ -17,8 +17,6 @@
 import { describe, expect, it } from 'vitest';
 import { type Actor, PairedActor, TsActor, TsExternalJoiner, commitAll, say, expectAgree, everyoneTalks, enc, knownTsMlsFailures } from './interop-actors.js';
 import {
-  createCommit,
-  createGroup,
   createGroupInfoWithExternalPubAndRatchetTree,
   decodeMlsMessage,
   encodeMlsMessage,
@@ -26,7 +24,6 @@ import {
 // Not re-exported from ts-mls' index, but public through its "./*.js" export map.
 import { createGroupInfo } from 'ts-mls/createCommit.js';
 import { encodeRatchetTree } from 'ts-mls/ratchetTree.js';
-import { toHex, utf8 } from 'paired-mls';
 import { xorshift32 } from './helpers.js';
 const PSK_ID = enc.encode('interop external psk');
 const PSK_SECRET = crypto.getRandomValues(new Uint8Array(32));

@@ -8,7 +8,7 @@
  * may skip ahead by at most `maximumForwardDistance` generations.
  */
 import { describe, expect, it } from 'vitest';
-import { MlsError, bytesEqual, utf8, type JoinOptions } from 'paired-mls';
+import { bytesEqual, utf8, type JoinOptions } from 'paired-mls';
 import { expectInSync, newMember, type Member } from './helpers.js';
 import { mlsError } from './helpers.js';
 

@@ -30,7 +30,6 @@ describe.each(['hidden', 'standard'] as const)('review round u2: rejoin records 
       const w = await dsWorld(mode);
       const [g1] = w.groups;
       const phoneKeys = w.groups.map((g) => anchorKeyOf(g.phone));
-      const e1 = g1.alice.epoch;
       const send = ceaseSend(w.ds);
       let snapshot!: Uint8Array;
       let join!: Uint8Array;
