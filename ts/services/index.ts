@@ -33,4 +33,4 @@ export { AuthenticationService, type CredentialBinding, type CredentialValidator
 export { AuthenticationDirectory } from './authentication-directory.js';
 export { DeliveryClient, type DeliveredMessage, type DsAccount, type DeliveryClientOptions } from './delivery-client.js';
 export { DS_AUTH_LABEL, signDsChallenge } from './ds-proof.js';
-export { vaultRotationGuard, type RotationGuard } from './rotation-guard.js';
+export { vaultRotationGuard, type RotationGuard, type VaultRotationGuardOptions } from './rotation-guard.js';

@@ -16,16 +16,37 @@ export interface RotationGuard {
 /** Bytes of a guard's secret (and of its SHA-256 commitment). */
 export const GUARD_SECRET_BYTES = 32;
 
+/** Options of `vaultRotationGuard`. */
+export interface VaultRotationGuardOptions {
+  /**
+   * The DS the guard is for (its origin, say `https://ds.example`), 1 to 255
+   * bytes of UTF-8: its secrets then open this DS's guard only. Without it a
+   * vault guarding one client id at two DSes has the same secrets at both,
+   * and either DS, which learns each secret it verifies, could hand it to a
+   * holder of the account's key at the other (docs/PROTOCOL.md §8.4).
+   */
+  ds?: string;
+}
+
 /**
  * The guard of the DS account `clientId` from a pairing's seed vault (a `SeedVault`):
- * secret n = `vault.derive("ds rotation", opaque clientId<V> ‖ uint64 n, 32)`.
- * Both devices of the pairing get the same secrets; each account its own.
+ * secret n = `vault.derive("ds rotation", opaque clientId<V> ‖ uint64 n, 32)`, or with
+ * `options.ds`, `vault.derive("ds rotation", opaque clientId<V> ‖ uint64 n ‖ opaque ds<V>, 32)`.
+ * Both devices of the pairing get the same secrets (given the same `ds`); each account its own.
  */
-export function vaultRotationGuard(vault: { derive(label: string, context: Uint8Array, length: number): Promise<Uint8Array> }, clientId: string): RotationGuard {
+export function vaultRotationGuard(
+  vault: { derive(label: string, context: Uint8Array, length: number): Promise<Uint8Array> },
+  clientId: string,
+  options: VaultRotationGuardOptions = {},
+): RotationGuard {
+  if (options.ds !== undefined && typeof options.ds !== 'string') throw invalidArgument("a rotation guard's ds is a string");
+  const ds = options.ds === undefined ? undefined : new TextEncoder().encode(options.ds);
+  if (ds && (ds.length === 0 || ds.length > 255)) throw invalidArgument("a rotation guard's ds is 1 to 255 bytes of UTF-8");
   return {
     async secret(step: number) {
       if (!Number.isSafeInteger(step) || step < 0) throw invalidArgument('a guard step is a whole number from 0');
-      return vault.derive('ds rotation', new Writer().vector(new TextEncoder().encode(clientId)).u64(step).finish(), GUARD_SECRET_BYTES);
+      const context = new Writer().vector(new TextEncoder().encode(clientId)).u64(step);
+      return vault.derive('ds rotation', (ds ? context.vector(ds) : context).finish(), GUARD_SECRET_BYTES);
     },
   };
 }
