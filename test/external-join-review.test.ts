@@ -168,6 +168,17 @@ describe('external commits against a verifying DS', () => {
     if (received.kind !== 'commit') throw new Error('expected a commit');
     await received.staged.merge();
     expect(carol!.group!.reinitState()).toMatchObject({ ciphersuite: 3 });
+    // A member (or a copy of its state) holding the ReInit's GroupInfo commits into the retired group anyway: an
+    // external commit of a fresh client posted in alice's name is a member's commit at the DS's epoch, refused as retired.
+    const retiredText = 'this group was reinitialized (ReInit): continue in its successor';
+    const copy = await MlsClient.open();
+    const rejoin = await copy.joinExternal(reinit.groupInfo!, await copy.createIdentity('alice-copy', 1), plaintext);
+    const epoch = await server.ds.epoch(gid);
+    await expect(alice!.ds.submit(gid, rejoin.commit, { externalJoin: true })).rejects.toMatchObject({ name: 'DsError', reason: 'invalid-commit', message: `${retiredText} (invalid-commit)` });
+    expect(await server.ds.epoch(gid)).toBe(epoch);
+    expect(await server.ds.isReader(gid, carol!.name)).toBe(true);
+    // Nor does the DS propose an intent there (checked by group id first, then refused as retired before it reads the intent).
+    await expect(server.ds.proposeIntent(gid, { groupId: gid } as never)).rejects.toMatchObject({ name: 'DsError', reason: 'unverifiable-intent', message: `${retiredText} (unverifiable-intent)` });
   });
 
   it('the retired group takes no proposal or application message (stale): a member yet to read the ReInit learns it instead of losing what it sends, and nobody fills a log no member reads (PROTOCOL §1.6)', async () => {
