@@ -15,7 +15,7 @@ import { compareChecks, epochChecks } from './epoch-checks.js';
 import { checkPastOwnerKey, checkTree, ownerLeaf, noteOwnerKey } from './member-credentials.js';
 import type { MemberSession } from './member-session.js';
 import { coveredProposals, ownEpoch } from './own-commits.js';
-import { ackedEpoch, storePsk } from './psk-imports.js';
+import { ackedEpoch, followFromWelcome, storePsk } from './psk-imports.js';
 import { checkRejoinKeyPackage, rejoinWelcome } from './rejoin.js';
 import { checkAnnounce, checkBinding, checkSuite, decodeMessage } from './universe-founding.js';
 
@@ -79,10 +79,7 @@ async function joinSendGroup(member: MemberSession, welcome: Uint8Array): Promis
       // ... and, with or without one, the founder's send group bound this owner's send group id and key (`universe`).
       checkBinding(member, g, owner);
       member.state.owners[toHex(g.id)] = toHex(owner.credential.identity);
-      noteOwnerKey(member, g);
-      // Others may import the epoch this Welcome starts at; keep its PSK.
-      await storePsk(member, g, false);
-      await member.save();
+      await followFromWelcome(member, g);
       return g;
     });
     return { retry: false, events: [{ type: 'joined', sendGroupId: group.id }] };

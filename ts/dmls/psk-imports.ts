@@ -8,6 +8,7 @@ import type { Group } from '../mls/group.js';
 import { parsePskGroupId, pskGroupId } from './dmls-messages.js';
 import { storeEpochPsk } from './dmls-profile.js';
 import type { MemberSession } from './member-session.js';
+import { noteOwnerKey } from './member-credentials.js';
 
 /** Exporter label of an epoch's check value (docs/PROTOCOL.md §6.11); context: the epoch's PSK id; 16 bytes. */
 const CHECK_LABEL = 'dmls epoch check';
@@ -78,4 +79,15 @@ export function ackedEpoch(member: MemberSession, psks: readonly { pskType: stri
     if (toHex(groupId) === member.state.ownGroupId) newest = Math.max(newest ?? 0, Number(epoch));
   }
   return newest;
+}
+
+/**
+ * A send group joined (or rejoined) by Welcome, from its first epoch: its
+ * owner's key from then on, and that epoch's PSK (others may import it);
+ * the state saved.
+ */
+export async function followFromWelcome(member: MemberSession, group: Group): Promise<void> {
+  noteOwnerKey(member, group);
+  await storePsk(member, group, false);
+  await member.save();
 }

@@ -10,10 +10,10 @@ import { isCheckFailure } from './credential-check.js';
 import type { DmlsEvent } from './member-types.js';
 import { DmlsError } from './dmls-error.js';
 import { encodeDmlsMessage, pskGroupId } from './dmls-messages.js';
-import { checkTree, noteOwnerKey } from './member-credentials.js';
+import { checkTree } from './member-credentials.js';
 import type { MemberSession } from './member-session.js';
 import { commitOwn } from './own-commits.js';
-import { followable, storePsk, withheld } from './psk-imports.js';
+import { followFromWelcome, followable, withheld } from './psk-imports.js';
 import { checkSuite } from './universe-founding.js';
 
 /** A rejoin Welcome tried against a send group it is not for (rolls the attempt back). */
@@ -85,9 +85,7 @@ export async function rejoinWelcome(member: MemberSession, welcome: Uint8Array):
         await checkTree(member, g, 'a send group rejoined');
         member.state.rejoining = member.state.rejoining.filter((x) => x !== hex);
         delete member.state.ownerKeys[hex];
-        noteOwnerKey(member, g);
-        await storePsk(member, g, false);
-        await member.save();
+        await followFromWelcome(member, g);
         return g;
       });
       return { retry: false, events: [{ type: 'joined', sendGroupId: group.id }] };
