@@ -62,16 +62,7 @@ export async function anchorCommit(
   return { commit, derivationInfo: vcDerivationInfo, anchorSignatureKey: newSigner.signaturePublicKey, askedToLeave, welcome, groupInfo };
 }
 
-/**
- * Active device: a standalone proposal for the anchor in an enrolled
- * group; in standard mode it carries this device's signature. Not an
- * Update: its new leaf key would be this device's alone (an Update
- * proposal's key is fresh randomness, not derived from an emulation
- * epoch), so once committed the partner could no longer follow the
- * group; the anchor leaf changes only by a paired commit (`update`).
- * Other members commit it; this device's own paired commits leave out
- * every proposal of the anchor leaf (docs/PROTOCOL.md §4.5).
- */
+/** `PairedDevice.propose` (no Update proposals: the anchor leaf changes only by a paired commit), in the device's turn. */
 export async function proposeForAnchor(device: DeviceSession, group: Group, request: ProposalRequest): Promise<Uint8Array> {
   return device.serially(async () => {
     device.requireRole('active');
