@@ -5,7 +5,8 @@
  *
  * @packageDocumentation
  */
-export { DMember, type UniverseConfig, type FoundingOptions, type DmlsOptions, type DmlsEvent } from './dmember.js';
+export { DMember } from './dmember.js';
+export type { UniverseConfig, FoundingOptions, DmlsOptions, DmlsEvent } from './member-types.js';
 export {
   DMLS_PROFILE_CODES,
   dmlsProfileOf,

@@ -6,21 +6,21 @@
  *
  * @packageDocumentation
  */
-export {
-  PairedDevice,
-  type PairingRole,
-  type PairedCommit,
-  type PairedCommitOptions,
-  type PairedSend,
-  type PairedUpdateApplied,
-  type PairingEvent,
-  type CeasePairResult,
-  type CeasedGroup,
-  type CeaseCommit,
-  type CeaseSend,
-  type ReenrollResult,
-  type ReenrolledGroup,
-} from './paired-device.js';
+export { PairedDevice } from './paired-device.js';
+export type {
+  PairingRole,
+  PairedCommit,
+  PairedCommitOptions,
+  PairedSend,
+  PairedUpdateApplied,
+  PairingEvent,
+  CeasePairResult,
+  CeasedGroup,
+  CeaseCommit,
+  CeaseSend,
+  ReenrollResult,
+  ReenrolledGroup,
+} from './paired-types.js';
 export { WebCryptoSeedVault, generateSeed, type SeedVault } from './seed-vault.js';
 export { PairingError, PAIRED_ERROR_CODES, type PairedErrorCode, type NotifyRejection, type PairingRejection } from './pairing-error.js';
 export { anchorCoverOptions } from './hidden-cover.js';
