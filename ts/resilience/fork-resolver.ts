@@ -326,9 +326,11 @@ export class ForkResolver {
       if (r.kind !== 'commit') throw new MlsError('INVALID_MESSAGE', `the competing message is not a commit of another member (${r.kind})`);
       await r.staged.merge();
       // The same epoch again (the winner's content in other bytes): back to
-      // the state that already sent and read in it.
+      // the state that already sent and read in it. Its rank is now the one
+      // to beat: a member that saw the copies in the other order has it.
       if (bytesEqual(this.group.epochAuthenticator(), before)) {
         await this.group.restoreState(current);
+        window.winner = rank;
         return [{ type: 'dropped', reason: 'duplicate' }];
       }
     } catch (err) {
