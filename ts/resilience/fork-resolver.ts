@@ -47,6 +47,18 @@ export type ForkEvent =
   /** Reasons: docs/PROTOCOL.md §7.1 (`future`: hand it in again later). */
   | { type: 'dropped'; reason: 'losing-commit' | 'duplicate' | 'late' | 'future' };
 
+/** Per client, the groups (id hex) with an open optimistic window. */
+const openWindows = new WeakMap<object, Set<string>>();
+
+/**
+ * Whether a resolver keeps `group`'s previous epoch for a switch: what a
+ * layer stores meanwhile is not part of the kept state, and a switch
+ * would not undo it (the recovery registry, docs/PROTOCOL.md §7.2).
+ */
+export function optimisticWindowOpen(group: Group): boolean {
+  return openWindows.get(group.client)?.has(toHex(group.id)) ?? false;
+}
+
 /** Foreign candidates a hold window keeps at most: the lowest-ranked ones. */
 const MAX_CANDIDATES = 8;
 
@@ -352,6 +364,8 @@ export class ForkResolver {
   #openOptimistic(window: OptimisticWindow): void {
     this.#closeOptimistic();
     this.#optimistic = window;
+    const open = openWindows.get(this.group.client) ?? new Set<string>();
+    openWindows.set(this.group.client, open.add(toHex(this.group.id)));
     if (!this.#timed) return;
     // The kept state is wiped when the window's time is up, whether or not
     // anything arrives (a silent DS must not keep old epoch secrets alive).
@@ -366,6 +380,7 @@ export class ForkResolver {
   #closeOptimistic(): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
+    if (this.#optimistic) openWindows.get(this.group.client)?.delete(toHex(this.group.id));
     this.#optimistic?.snapshot.free();
     this.#optimistic = undefined;
   }
