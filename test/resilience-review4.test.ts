@@ -5,7 +5,7 @@
  * change; "limit": a documented limit, pinned.
  */
 import { describe, expect, it } from 'vitest';
-import { MlsClient, utf8 } from 'paired-mls';
+import { MemoryStorageAdapter, MlsClient, utf8 } from 'paired-mls';
 import {
   ForkResolver,
   RecoveryError,
@@ -73,6 +73,43 @@ describe('resilience review 4: optimistic, one commit in two encodings', () => {
     ]);
     expectInSync(members);
     await stillWorks(members);
+  });
+});
+
+/** The other valid ECDSA signature (s → n − s) of a P-256 external commit, re-encoded: the same content in other bytes, made by anyone. */
+function negatedSignature(commit: Uint8Array): Uint8Array {
+  const n = BigInt('0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551');
+  // FramedContentAuthData ends the message (no membership tag from a new member): signature<V>, then the 32-byte confirmation tag.
+  const end = commit.length - 33;
+  const start = [...Array(80).keys()].map((i) => end - 80 + i).find((i) => commit[i] === 0x30 && i + 2 + commit[i + 1]! === end)!;
+  const rLength = commit[start + 3]!;
+  const r = commit.slice(start + 4, start + 4 + rLength);
+  const s = commit.slice(start + 6 + rLength, end);
+  const int = (x: bigint) => {
+    const hex = x.toString(16).padStart(2 * Math.ceil(x.toString(16).length / 2), '0');
+    const bytes = [...(hex.match(/../g) ?? [])].map((h) => parseInt(h, 16));
+    return bytes[0]! & 0x80 ? [2, bytes.length + 1, 0, ...bytes] : [2, bytes.length, ...bytes];
+  };
+  const toInt = (b: Uint8Array) => BigInt(`0x${[...b].map((x) => x.toString(16).padStart(2, '0')).join('')}`);
+  const der = [...int(toInt(r)), ...int(n - toInt(s))];
+  return Uint8Array.from([...commit.slice(0, start - 2), 0x40, der.length + 2, 0x30, der.length, ...der, ...commit.slice(end)]);
+}
+
+describe('resilience review 4: an outsider re-encoding a commit', () => {
+  it('held: a P-256 external commit with its signature negated (valid ECDSA, other bytes, another rank) does not process: the confirmation tag covers the signature', async () => {
+    const alice = await newMember('alice', { ciphersuite: 2 });
+    const bob = await newMember('bob', { ciphersuite: 2 });
+    alice.group = await alice.client.createGroup(alice.identity);
+    const { commit } = await bob.client.joinExternal(await alice.group.exportGroupInfo(), bob.identity);
+    const copy = negatedSignature(commit);
+    expect(await commitRank(copy)).not.toBe(await commitRank(commit));
+    const atAlice = new ForkResolver(alice.group, { strategy: 'optimistic', windowMs: 1000, now: () => 0 });
+    const err = await mlsError(() => atAlice.receive(copy));
+    expect({ code: err.code, message: err.message }).toEqual({ code: 'INVALID_COMMIT', message: 'processing message: The confirmation tag is invalid.' });
+    expect(atAlice.retainedStates()).toBe(0);
+    expect(types(await atAlice.receive(commit))).toEqual(['processed']);
+    bob.group = bob.client.group(alice.group.id);
+    await stillWorks([alice, bob]);
   });
 });
 
@@ -167,5 +204,51 @@ describe('resilience review 4: recovery messages in an optimistic window', () =>
     expect(Object.keys(JSON.parse(registry))).toHaveLength(1);
     await deliverCommit(next, [carol, dave]);
     await stillWorks([alice, bob, carol, dave]);
+  });
+});
+
+describe('resilience review 4: the thief of the lost state and the recoverer', () => {
+  it("limit: a copy of the lost state that still follows the group forks it with a member of its own; a DS handing the recoverer that fork's GroupInfo gets it to recover there, where the thief reads it", async () => {
+    const members = await forkWorld(['alice', 'bob', 'zed']);
+    const [alice, bob, zed] = members as [Member, Member, Member];
+    const { record, registration } = await issueRecoveryPsk(zed.group!, zed.identity);
+    for (const m of [alice, bob]) {
+      const r = await m.group!.process(registration);
+      expect(r.kind === 'application' && (await acceptRecoveryPsks(m.group!, r))).toBe(true);
+    }
+    // The thief copies Zed's storage; Zed then loses his state (his record is in his backup).
+    const thief = await MlsClient.open({ storage: await MemoryStorageAdapter.copyOf(zed.client.storage) });
+    const forked = thief.group(zed.group!.id);
+    // It adds a member of its own, as Zed's unchanged leaf, and sends the commit nowhere.
+    const eve = await newMember('eve');
+    const add = await forked.commit({ add: [await eve.client.createKeyPackage(eve.identity)] });
+    await forked.mergePendingCommit();
+    const joined = await eve.client.joinFromWelcomeWithSender(add.welcome!);
+    eve.group = joined.group;
+    // Zed's proof is in the copy's registry: Eve takes it from her adder.
+    await expectRecoveryTransfer(eve.group, joined.welcomeSender);
+    const transfer = await eve.group.process(await transferRecoveryPsks(forked));
+    expect(transfer.kind === 'application' && (await acceptRecoveryPsks(eve.group, transfer))).toBe(true);
+    // The DS hands the recoverer the fork's GroupInfo (signed by Eve: refusing Zed's own leaf as signer would not help).
+    const fresh = await MlsClient.open();
+    const { group, commits } = await recoverMembership(fresh, await fresh.createIdentity('zed', 1), await eve.group.exportGroupInfo(), record);
+    expect(group.members().map((m) => utf8(m.credential.identity)).sort()).toEqual(['alice', 'bob', 'eve', 'zed']);
+    for (const c of commits) {
+      const r = await eve.group.process(c);
+      if (r.kind === 'commit') await r.staged.merge();
+    }
+    // Eve, "another member in the new epoch", reads the recoverer and is read.
+    const secret = await group.encrypt('after my recovery');
+    const read = await eve.group.process(secret);
+    expect(read.kind === 'application' && utf8(read.data)).toBe('after my recovery');
+    const hello = await group.process(await eve.group.encrypt('welcome back'));
+    expect(hello.kind === 'application' && utf8(hello.data)).toBe('welcome back');
+    // The real group refuses the fork's commits; the record recovers Zed there from a current GroupInfo.
+    const refused = await mlsError(() => alice.group!.process(commits[0]!));
+    expect({ code: refused.code, message: refused.message }).toEqual({ code: 'WRONG_EPOCH', message: "processing message: Message epoch differs from the group's epoch." });
+    const again = await MlsClient.open();
+    const back = await recoverMembership(again, await again.createIdentity('zed', 1), await alice.group!.exportGroupInfo(), record);
+    for (const c of back.commits) await deliverCommit(c, [alice, bob]);
+    await stillWorks([alice, bob, { ...zed, client: again, group: back.group }]);
   });
 });
