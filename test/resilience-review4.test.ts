@@ -252,3 +252,36 @@ describe('resilience review 4: the thief of the lost state and the recoverer', (
     await stillWorks([alice, bob, { ...zed, client: again, group: back.group }]);
   });
 });
+
+describe('resilience review 4: hold windows and application messages', () => {
+  for (const maxPastEpochs of [0, 1]) {
+    it(`limit: a message sent in a window that settled elsewhere first is read only with a past epoch kept (maxPastEpochs ${maxPastEpochs})`, async () => {
+      const members = await forkWorld(['alice', 'bob', 'carol'], { maxPastEpochs });
+      const [alice, bob, carol] = members as [Member, Member, Member];
+      let clock = 0;
+      const resolver = (m: Member) => new ForkResolver(m.group!, { strategy: 'hold', windowMs: 1000, now: () => clock });
+      const [atAlice, atBob] = [resolver(alice), resolver(bob)];
+      const { commit } = await carol.group!.commit({ selfUpdate: true });
+      await carol.group!.mergePendingCommit();
+      // The commit reaches Alice at 0 and Bob at 500; at 1200 Alice has settled, Bob not.
+      expect(types(await atAlice.receive(commit))).toEqual(['candidate']);
+      clock = 500;
+      expect(types(await atBob.receive(commit))).toEqual(['candidate']);
+      clock = 1200;
+      expect(types(await atAlice.tick())).toEqual(['settled']);
+      expect(await atBob.tick()).toEqual([]);
+      const late = await atBob.encrypt('sent in the held epoch');
+      if (maxPastEpochs === 0) {
+        const err = await mlsError(() => atAlice.receive(late));
+        expect({ code: err.code, message: err.message }).toEqual({ code: 'WRONG_EPOCH', message: 'message from an epoch whose secrets this member no longer has' });
+      } else {
+        const [read] = await atAlice.receive(late);
+        expect(read?.type === 'processed' && read.result.kind === 'application' && utf8(read.result.data)).toBe('sent in the held epoch');
+      }
+      clock = 1600;
+      expect(types(await atBob.tick())).toEqual(['settled']);
+      expectInSync(members);
+      await stillWorks(members);
+    });
+  }
+});
