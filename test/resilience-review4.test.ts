@@ -22,6 +22,7 @@ import { forkWorld } from './resilience-helpers.js';
 import { deliverCommit, expectInSync, mlsError, newMember, stillWorks, type Member } from './helpers.js';
 
 const types = (events: ForkEvent[]) => events.map((e) => e.type);
+const WRONG_EPOCH = { code: 'WRONG_EPOCH', message: "processing message: Message epoch differs from the group's epoch." };
 const IN_WINDOW = { code: 'INVALID_STATE', message: 'a fork window is open on this group: hand recovery messages in (or issue) once it closes' };
 
 describe('resilience review 4: optimistic, one commit in two encodings', () => {
@@ -284,4 +285,62 @@ describe('resilience review 4: hold windows and application messages', () => {
       await stillWorks(members);
     });
   }
+});
+
+describe('resilience review 4: optimistic, a commit applied on top within the window', () => {
+  it('members that saw both candidates within their windows agree, also those that applied (or made) a commit on top of the loser first', async () => {
+    const members = await forkWorld(['alice', 'bob', 'carol', 'dave']);
+    const [alice, bob, carol, dave] = members as [Member, Member, Member, Member];
+    const clock = 0;
+    const resolver = (m: Member) => new ForkResolver(m.group!, { strategy: 'optimistic', windowMs: 1000, now: () => clock });
+    const [atAlice, atBob, atCarol, atDave] = [resolver(alice), resolver(bob), resolver(carol), resolver(dave)];
+    const epoch = alice.group!.epoch;
+    const a = await atAlice.commit({ selfUpdate: true });
+    const c = await atCarol.commit({ selfUpdate: true });
+    const aWins = (await commitRank(a.commit)) < (await commitRank(c.commit));
+    const [winner, loser] = aWins ? [a.commit, c.commit] : [c.commit, a.commit];
+    const [atWinner, atLoser] = aWins ? [atAlice, atCarol] : [atCarol, atAlice];
+    // Bob applies the loser and at once commits on top of it (an app that updates after every commit).
+    await atBob.receive(loser);
+    const onTop = await atBob.commit({ selfUpdate: true });
+    const sent = await atBob.encrypt('on the branch that loses');
+    // Dave gets the loser, Bob's commit on top, then the winner: all within his window.
+    await atDave.receive(loser);
+    expect(types(await atDave.receive(onTop.commit))).toEqual(['processed']);
+    // Before: Bob's commit had closed the loser's window, the winner was late; Bob and Dave stayed on the other branch.
+    expect(await atDave.receive(winner)).toEqual([{ type: 'switched', epoch, winner: await commitRank(winner), ownCommitLost: false, unread: 0 }]);
+    expect(await atBob.receive(winner)).toEqual([
+      { type: 'switched', epoch, winner: await commitRank(winner), ownCommitLost: false, unread: 1 },
+      { type: 'lostRace', epoch: epoch + 1 },
+    ]);
+    expect([atBob.retainedStates(), atDave.retainedStates()]).toEqual([1, 1]);
+    expect(await atWinner.receive(loser)).toEqual([{ type: 'dropped', reason: 'losing-commit' }]);
+    expect(types(await atLoser.receive(winner))).toEqual(['switched', 'lostRace']);
+    // What Bob sent on the branch left does not decrypt on the winner's, his commit on top neither.
+    const dropped = await mlsError(() => atDave.receive(onTop.commit));
+    expect({ code: dropped.code, message: dropped.message }).toEqual({ code: 'DECRYPTION_FAILED', message: 'processing message: An error occurred during AEAD decryption.' });
+    const unread = await mlsError(() => atDave.receive(sent));
+    expect({ code: unread.code, message: unread.message }).toEqual(WRONG_EPOCH);
+    expectInSync(members);
+    await stillWorks(members);
+  });
+
+  it('at most 8 windows are kept: a ninth commit within the window closes the oldest early; with the default clock all close in time', async () => {
+    const members = await forkWorld(['alice', 'bob']);
+    const [alice, bob] = members as [Member, Member];
+    const atAlice = new ForkResolver(alice.group!, { strategy: 'optimistic', windowMs: 1000, now: () => 0 });
+    const atBob = new ForkResolver(bob.group!, { strategy: 'optimistic', windowMs: 1000, now: () => 0 });
+    for (let i = 1; i <= 9; i++) {
+      const { commit } = await atAlice.commit({ selfUpdate: true });
+      expect(types(await atBob.receive(commit))).toEqual(['processed']);
+      expect([atAlice.retainedStates(), atBob.retainedStates()]).toEqual([Math.min(i, 8), Math.min(i, 8)]);
+    }
+    // The default clock closes every window by its timer, also when nothing arrives.
+    const timed = new ForkResolver(alice.group!, { strategy: 'optimistic', windowMs: 100 });
+    for (let i = 0; i < 2; i++) await deliverCommit((await timed.commit({ selfUpdate: true })).commit, [bob]);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(timed.retainedStates()).toBe(0);
+    expectInSync(members);
+    await stillWorks(members);
+  });
 });
