@@ -3,9 +3,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MlsClient, toHex, utf8 } from 'paired-mls';
-import { ForkResolver, RecoveryError, acceptRecoveryPsks, commitRank, issueRecoveryPsk, recoverMembership, recoveryPolicy, type ForkEvent } from 'paired-mls/resilience';
+import { ForkResolver, RecoveryError, acceptRecoveryPsks, commitRank, issueRecoveryPsk, recoverMembership, type ForkEvent } from 'paired-mls/resilience';
 import { forkWorld } from './resilience-helpers.js';
-import { deliverCommit, expectInSync, mlsError, newMember, stillWorks, type Member } from './helpers.js';
+import { deliverCommit, expectInSync, mlsError, stillWorks, type Member } from './helpers.js';
 
 const world = forkWorld;
 
@@ -30,7 +30,6 @@ describe('resilience review 3: optimistic switch', () => {
     const members = await world(['alice', 'bob', 'carol', 'dave'], { maxPastEpochs: 2 });
     const [alice, bob, carol, dave] = members as [Member, Member, Member, Member];
     const { r, settle } = resolvers(members, 'optimistic');
-    const epoch = bob.group!.epoch;
     // Dave sends in the epoch; Alice and Carol commit for it.
     const late = await dave.group!.encrypt('from dave in the kept epoch');
     const later = await dave.group!.encrypt('and another, read after the switch');

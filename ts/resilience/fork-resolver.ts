@@ -12,7 +12,9 @@
  * - `optimistic`: apply the first commit at once but keep the previous
  *   epoch's group state for `windowMs`; if a competitor that wins the
  *   tie-break arrives in time, go back and apply it instead. The kept state
- *   is wiped when the window closes (forward secrecy).
+ *   is wiped when the window closes (forward secrecy). A commit applied on
+ *   top opens a window of its own and leaves the earlier one open: a
+ *   switch there drops what was applied on top.
  *
  * A received commit becomes a candidate only once it processed (the
  * group's checks included): junk with a commit's clear header opens no
@@ -47,8 +49,22 @@ export type ForkEvent =
   /** Reasons: docs/PROTOCOL.md §7.1 (`future`: hand it in again later). */
   | { type: 'dropped'; reason: 'losing-commit' | 'duplicate' | 'late' | 'future' };
 
+/** Per client, the groups (id hex) with an open optimistic window. */
+const openWindows = new WeakMap<object, Set<string>>();
+
+/**
+ * Whether a resolver keeps `group`'s previous epoch for a switch: what a
+ * layer stores meanwhile is not part of the kept state, and a switch
+ * would not undo it (the recovery registry, docs/PROTOCOL.md §7.2).
+ */
+export function optimisticWindowOpen(group: Group): boolean {
+  return openWindows.get(group.client)?.has(toHex(group.id)) ?? false;
+}
+
 /** Foreign candidates a hold window keeps at most: the lowest-ranked ones. */
 const MAX_CANDIDATES = 8;
+/** Optimistic windows open at once at most (one per epoch applied within `windowMs`): a further one closes the oldest early. */
+const MAX_WINDOWS = 8;
 
 /** Rank of a commit under the tie-break: hex of SHA-256 (lower wins). */
 export async function commitRank(commit: Uint8Array): Promise<string> {
@@ -82,7 +98,9 @@ interface OptimisticWindow {
   ownWinner: boolean;
   /** The state before the winner, kept inside the core; `free()` wipes it. */
   snapshot: RetainedState;
-  /** Messages sent through `encrypt` since the window opened or the last switch: unreadable if the member switches. */
+  /** Epoch authenticator once the winner is applied: a competitor leading there is the winner in other bytes. */
+  applied: Uint8Array;
+  /** Messages sent through `encrypt` while this was the newest window (since it opened or its last switch): unreadable if the member switches here or below. */
   sent: number;
 }
 
@@ -94,7 +112,8 @@ export class ForkResolver {
   readonly #now: () => number;
   readonly #timed: boolean;
   #hold: HoldWindow | undefined;
-  #optimistic: OptimisticWindow | undefined;
+  /** Open optimistic windows, oldest (lowest epoch) first; each epoch applied on top of the previous one. */
+  #optimistic: OptimisticWindow[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
   #queue: Promise<unknown> = Promise.resolve();
 
@@ -113,9 +132,9 @@ export class ForkResolver {
     return this.#hold === undefined;
   }
 
-  /** Group state kept for a possible switch (optimistic), 0 or 1. */
+  /** Group states kept for a possible switch (optimistic): one per open window, at most 8. */
   retainedStates(): number {
-    return this.#optimistic ? 1 : 0;
+    return this.#optimistic.length;
   }
 
   /** Other members' commits held in an open hold window (at most 8). */
@@ -138,7 +157,8 @@ export class ForkResolver {
     return this.#exclusive(async () => {
       const message = await this.group.encrypt(plaintext, options);
       // Sent on a branch a switch may leave (`switched.unread`).
-      if (this.#optimistic) this.#optimistic.sent++;
+      const newest = this.#optimistic.at(-1);
+      if (newest) newest.sent++;
       return message;
     });
   }
@@ -176,7 +196,7 @@ export class ForkResolver {
       this.#openHold(epoch).own = { rank };
       return out;
     }
-    // The new window replaces the old one only once the commit is merged.
+    // A window opens only once the commit is merged.
     const snapshot = this.group.retainState();
     let out: CommitResult;
     try {
@@ -186,7 +206,7 @@ export class ForkResolver {
       snapshot.free();
       throw err;
     }
-    this.#openOptimistic({ epoch, deadline: this.#now() + this.#windowMs, winner: await commitRank(out.commit), ownWinner: true, snapshot, sent: 0 });
+    this.#openOptimistic({ epoch, deadline: this.#now() + this.#windowMs, winner: await commitRank(out.commit), ownWinner: true, snapshot, applied: this.group.epochAuthenticator(), sent: 0 });
     return out;
   }
 
@@ -203,7 +223,7 @@ export class ForkResolver {
   async #tick(): Promise<ForkEvent[]> {
     const now = this.#now();
     if (this.#hold && now >= this.#hold.deadline) return this.#settle();
-    if (this.#optimistic && now >= this.#optimistic.deadline) this.#closeOptimistic();
+    while (this.#optimistic[0] && now >= this.#optimistic[0].deadline) this.#closeOldest();
     return [];
   }
 
@@ -281,22 +301,23 @@ export class ForkResolver {
   // --- optimistic -----------------------------------------------------------
 
   async #receiveOptimistic(commit: Uint8Array, rank: string, epoch: number): Promise<ForkEvent[]> {
-    const window = this.#optimistic;
-    if (window && epoch === window.epoch) {
-      // A competitor for the epoch we already moved on from. Only a strictly
-      // lower rank switches: a copy of the winner (a DS duplicate, this
-      // member's own commit echoed) would otherwise be applied again, the
-      // epoch's ratchets started afresh: own generations used twice, and
-      // messages already read readable again.
+    // A competitor for an epoch we already moved on from (within its
+    // window, also with commits applied on top since). Only a strictly
+    // lower rank switches: a copy of the winner (a DS duplicate, this
+    // member's own commit echoed) would otherwise be applied again, the
+    // epoch's ratchets started afresh: own generations used twice, and
+    // messages already read readable again.
+    const level = this.#optimistic.findIndex((w) => w.epoch === epoch);
+    const window = this.#optimistic[level];
+    if (window) {
       if (rank === window.winner) return [{ type: 'dropped', reason: 'duplicate' }];
       if (rank > window.winner) return [{ type: 'dropped', reason: 'losing-commit' }];
-      return this.#switch(window, commit, rank, epoch);
+      return this.#switch(level, commit, rank, epoch);
     }
     const current = this.group.epoch;
     if (epoch !== current) return [{ type: 'dropped', reason: epoch < current ? 'late' : 'future' }];
-    // A commit for the epoch this member is in: the open window (if any)
-    // is closed only once this commit is merged, so a message that does not
-    // process cannot end it early.
+    // A commit for the epoch this member is in: a window opens only once
+    // it is merged, so a message that does not process opens none.
     const snapshot = this.group.retainState();
     let r: ProcessResult;
     try {
@@ -310,15 +331,15 @@ export class ForkResolver {
       snapshot.free();
       return [{ type: 'processed', result: r }];
     }
-    this.#openOptimistic({ epoch, deadline: this.#now() + this.#windowMs, winner: rank, ownWinner: false, snapshot, sent: 0 });
+    this.#openOptimistic({ epoch, deadline: this.#now() + this.#windowMs, winner: rank, ownWinner: false, snapshot, applied: this.group.epochAuthenticator(), sent: 0 });
     return [{ type: 'processed', result: r }];
   }
 
-  async #switch(window: OptimisticWindow, commit: Uint8Array, rank: string, epoch: number): Promise<ForkEvent[]> {
+  async #switch(level: number, commit: Uint8Array, rank: string, epoch: number): Promise<ForkEvent[]> {
+    const window = this.#optimistic[level]!;
     // A competitor that fails once the kept epoch is back (a forged copy
     // of a commit ranks lower after a few tries) puts the group back where
     // it was, not in the epoch everyone else left.
-    const before = this.group.epochAuthenticator();
     const current = this.group.retainState();
     try {
       await this.group.restoreState(window.snapshot);
@@ -326,9 +347,11 @@ export class ForkResolver {
       if (r.kind !== 'commit') throw new MlsError('INVALID_MESSAGE', `the competing message is not a commit of another member (${r.kind})`);
       await r.staged.merge();
       // The same epoch again (the winner's content in other bytes): back to
-      // the state that already sent and read in it.
-      if (bytesEqual(this.group.epochAuthenticator(), before)) {
+      // the state that already sent and read in it. Its rank is now the one
+      // to beat: a member that saw the copies in the other order has it.
+      if (bytesEqual(this.group.epochAuthenticator(), window.applied)) {
         await this.group.restoreState(current);
+        window.winner = rank;
         return [{ type: 'dropped', reason: 'duplicate' }];
       }
     } catch (err) {
@@ -337,34 +360,46 @@ export class ForkResolver {
     } finally {
       current.free();
     }
+    // The branch left: this window's winner and every commit applied on top of it.
+    const left = [window, ...this.#optimistic.splice(level + 1)];
+    const unread = left.reduce((n, w) => n + w.sent, 0);
+    const lost: ForkEvent[] = left.filter((w) => w.ownWinner).map((w) => ({ type: 'lostRace', epoch: w.epoch }));
+    for (const w of left.slice(1)) w.snapshot.free();
     const ownCommitLost = window.ownWinner;
-    window.winner = rank;
-    window.ownWinner = false;
-    const unread = window.sent;
-    window.sent = 0;
-    const events: ForkEvent[] = [{ type: 'switched', epoch, winner: rank, ownCommitLost, unread }];
-    if (ownCommitLost) events.push({ type: 'lostRace', epoch });
-    return events;
+    Object.assign(window, { winner: rank, ownWinner: false, applied: this.group.epochAuthenticator(), sent: 0 });
+    this.#schedule();
+    return [{ type: 'switched', epoch, winner: rank, ownCommitLost, unread }, ...lost];
   }
 
   #openOptimistic(window: OptimisticWindow): void {
-    this.#closeOptimistic();
-    this.#optimistic = window;
-    if (!this.#timed) return;
-    // The kept state is wiped when the window's time is up, whether or not
-    // anything arrives (a silent DS must not keep old epoch secrets alive).
+    if (this.#optimistic.length >= MAX_WINDOWS) this.#closeOldest();
+    this.#optimistic.push(window);
+    const open = openWindows.get(this.group.client) ?? new Set<string>();
+    openWindows.set(this.group.client, open.add(toHex(this.group.id)));
+    this.#schedule();
+  }
+
+  /**
+   * With the default clock, the oldest window is closed by a timer when its
+   * time is up, whether or not anything arrives (a silent DS must not keep
+   * old epoch secrets alive), then the next one's.
+   */
+  #schedule(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const oldest = this.#optimistic[0];
+    if (!this.#timed || !oldest) return;
     const close = () =>
       this.#exclusive(async () => {
-        if (this.#optimistic === window) this.#closeOptimistic();
+        if (this.#optimistic[0] === oldest) this.#closeOldest();
       });
-    this.#timer = setTimeout(() => void close(), Math.max(0, window.deadline - this.#now()));
+    this.#timer = setTimeout(() => void close(), Math.max(0, oldest.deadline - this.#now()));
     (this.#timer as { unref?: () => void }).unref?.();
   }
 
-  #closeOptimistic(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#optimistic?.snapshot.free();
-    this.#optimistic = undefined;
+  #closeOldest(): void {
+    this.#optimistic.shift()?.snapshot.free();
+    if (this.#optimistic.length === 0) openWindows.get(this.group.client)?.delete(toHex(this.group.id));
+    this.#schedule();
   }
 }

@@ -33,6 +33,7 @@ import { MlsError, invalidArgument } from '../mls/errors.js';
 import type { ProcessCheck } from '../mls/checks.js';
 import { bytesEqual, fromHex, toHex } from '../mls/bytes.js';
 import { CodecError, Reader, Writer } from '../codec/tls.js';
+import { optimisticWindowOpen } from './fork-resolver.js';
 
 const LABEL = 'paired-mls recovery';
 /** Group record: the group's registry, psk id (hex) → value (hex); before, a client-wide record of every group's (same name). */
@@ -207,6 +208,15 @@ async function migrate(client: MlsClient): Promise<void> {
   await client.putRecord(TRANSFER_RECORD, rest(keep[1]));
 }
 
+/**
+ * Refuse while an optimistic fork window on `group` is open: the registry
+ * is not part of the state a switch restores, so what is stored on a
+ * branch that then loses (its pruning included) would stay (§7.2).
+ */
+function notInForkWindow(group: Group): void {
+  if (optimisticWindowOpen(group)) throw new MlsError('INVALID_STATE', 'a fork window is open on this group: hand recovery messages in (or issue) once it closes');
+}
+
 /** The fields of `pskId` if it is a proof of `group` naming a leaf of `members` as it is (index, identity, encryption key). */
 function liveProof(group: Group, members: readonly Member[], pskId: Uint8Array): RecoveryPskFields | undefined {
   const f = parseRecoveryPskId(pskId);
@@ -257,6 +267,7 @@ async function remember(group: Group, entries: Entry[]): Promise<void> {
 export async function issueRecoveryPsk(group: Group, identity: Identity): Promise<{ record: RecoveryRecord; registration: Uint8Array }> {
   const own = group.members().find((m) => m.leafIndex === group.ownLeafIndex);
   if (!own || !bytesEqual(own.credential.identity, identity.identity)) throw new RecoveryError('identity-mismatch');
+  notInForkWindow(group);
   const pskId = recoveryPskId(group.id, own.credential.identity, group.epoch, own.leafIndex, own.encryptionKey);
   const secret = group.exportSecret(LABEL, pskId, 32);
   return group.client.atomically(async () => {
@@ -299,6 +310,7 @@ export async function acceptRecoveryPsks(group: Group, message: ApplicationMessa
   const client = group.client;
   if (decoded.kind === TRANSFER) {
     if (from[0] && expectedSender(group) === `${sender.leafIndex}:${toHex(from[0].signatureKey)}`) {
+      notInForkWindow(group);
       await client.atomically(async () => {
         await migrate(client);
         await client.putGroupRecord(group.id, TRANSFER_RECORD, undefined);
@@ -311,6 +323,7 @@ export async function acceptRecoveryPsks(group: Group, message: ApplicationMessa
     }
     return true; // a transfer for someone else is ignored
   }
+  notInForkWindow(group);
   if (epoch !== group.epoch) throw new RecoveryError('stale-registration');
   for (const e of decoded.entries) {
     const f = liveProof(group, from, e.pskId);
