@@ -75,7 +75,7 @@ for (const verifyCommits of [true, false]) {
       // A member's honest commit handed in with an empty GroupInfo.
       await openGroup(alice!, [bob!]);
       const gid = alice!.group!.id;
-      const epoch = await server.ds.epoch(gid);
+      const epoch = (await server.ds.epoch(gid))!;
       const update = await alice!.group!.commit({ selfUpdate: true, groupInfo: true });
       const body = { message: b64(update.commit), groupInfo: '' };
       expect(await raw(server.url, 'POST', `/v1/groups/${Buffer.from(gid).toString('hex')}/messages`, body, token)).toEqual(emptyField);
