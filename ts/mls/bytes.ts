@@ -15,6 +15,24 @@ export function toBytes(value: BytesLike): Uint8Array {
   return typeof value === 'string' ? encoder.encode(value) : value;
 }
 
+/**
+ * Whether `s` is well-formed UTF-16 (no lone surrogate). UTF-8 has no lone
+ * surrogate: `TextEncoder` writes one as U+FFFD, so two strings that differ
+ * only there encode alike. (`String.prototype.isWellFormed` where the engine has it.)
+ */
+export function isWellFormedUtf16(s: string): boolean {
+  const native = (String.prototype as { isWellFormed?: (this: string) => boolean }).isWellFormed;
+  if (native) return native.call(s);
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0xd800 || c > 0xdfff) continue;
+    const next = s.charCodeAt(i + 1); // NaN past the end
+    if (c > 0xdbff || !(next >= 0xdc00 && next <= 0xdfff)) return false;
+    i++;
+  }
+  return true;
+}
+
 /** Decode UTF-8 bytes to a string. */
 export function utf8(bytes: Uint8Array): string {
   return decoder.decode(bytes);

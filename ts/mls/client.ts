@@ -13,7 +13,7 @@ import { groupOfKey, setAsideTamperedGroups } from './encrypted-storage.js';
 import { GROUP_RECORD_PREFIX, GroupRecords, boundPsksInKeys, groupRecordKey, parseGroupRecordKey, pskBindingName } from './group-records.js';
 import { Resource } from './resources.js';
 import { claimStorage, lockWait, type StorageClaim } from './storage-claim.js';
-import { toBytes, toHex, fromHex, utf8, type BytesLike } from './bytes.js';
+import { isWellFormedUtf16, toBytes, toHex, fromHex, utf8, type BytesLike } from './bytes.js';
 import { compact, groupOptionsToCore, joinOptionsToCore, ownOptions } from './convert.js';
 import type { Capabilities, Ciphersuite, GroupOptions, JoinOptions, KeyPackageInfo, LeafAssociation, PublicLeaf, VerifiedCommit } from './types.js';
 import { Group } from './group.js';
@@ -104,18 +104,6 @@ const enc = new TextEncoder();
 const metaKey = (name: string): Uint8Array => enc.encode(name);
 const isMeta = (key: Uint8Array): boolean => key.length > 0 && key[0] === 0;
 
-/** Whether `s` is well-formed UTF-16 (no lone surrogate), for engines without `String.prototype.isWellFormed`. */
-function wellFormed(s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0xd800 || c > 0xdfff) continue;
-    const next = s.charCodeAt(i + 1); // NaN past the end
-    if (c > 0xdbff || !(next >= 0xdc00 && next <= 0xdfff)) return false;
-    i++;
-  }
-  return true;
-}
-
 /**
  * A record's name: a string that is well-formed UTF-16. Names are stored
  * as UTF-8, which has no lone surrogate: two names that differ only there
@@ -123,8 +111,7 @@ function wellFormed(s: string): boolean {
  */
 function checkRecordName(name: unknown): asserts name is string {
   if (typeof name !== 'string') throw invalidArgument('name must be a string');
-  const isWellFormed = (String.prototype as { isWellFormed?: (this: string) => boolean }).isWellFormed;
-  if (!(isWellFormed ? isWellFormed.call(name) : wellFormed(name))) throw invalidArgument('name must be well-formed UTF-16 (no lone surrogate)');
+  if (!isWellFormedUtf16(name)) throw invalidArgument('name must be well-formed UTF-16 (no lone surrogate)');
 }
 
 /** A batch a `writeOnce` flow holds, with when it was taken from the core. */

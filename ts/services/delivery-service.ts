@@ -458,9 +458,11 @@ export class DeliveryService {
       let proposals: LoggedMessage[] = [];
       /** Verified mode: the commit retires the group (a ReInit): an empty GroupInfo marks it (§1.6), which no later commit or join passes. */
       let groupInfo = extras.groupInfo;
+      // A group a ReInit retired (an empty GroupInfo, §1.6) takes no commit: refused before it is verified or charged. In
+      // either mode: only a verifying server sets the mark, but a default-mode one on the same database took the retired
+      // group's commits, and one with a GroupInfo replaced the mark, so a verifying server took its commits again.
+      if (group.consistency === 'strong' && group.groupInfo?.length === 0) throw retired('invalid-commit');
       if (this.#verify && group.consistency === 'strong') {
-        // A group a ReInit retired (an empty GroupInfo, §1.6) takes no commit: refused before any work.
-        if (group.groupInfo?.length === 0) throw retired('invalid-commit');
         // Rebuilding the public group checks every leaf's signature, and the new GroupInfo's tree again: charged first. An
         // outsider replayed one external commit with a junk GroupInfo (charged 40): ~100 ms of checks a request at 300 members.
         // Its leaves, not its clients: one client's many leaves (a key each) counted once, its tree was checked ~16x past the charge.
@@ -517,10 +519,10 @@ export class DeliveryService {
       // A grant adds its client once: one more Welcome needs one more KeyPackage from the DS.
       for (const [holder, ref] of spent) await this.store.spendGrants(holder, [ref]);
     } else {
-      // A proposal or application message into a group a ReInit retired (verified mode, §1.6) reaches nobody: every member
+      // A proposal or application message into a group a ReInit retired (§1.6) reaches nobody: every member
       // that merged the ReInit refuses it. Refused, so that a sender yet to read the ReInit learns it (`stale`: read the log)
-      // instead of losing the message, and nobody fills a log no member reads any more.
-      if (this.#verify && group.consistency === 'strong' && group.groupInfo?.length === 0) throw retired('stale');
+      // instead of losing the message, and nobody fills a log no member reads any more. In either mode, as a commit above.
+      if (group.consistency === 'strong' && group.groupInfo?.length === 0) throw retired('stale');
       if (group.consistency === 'strong') {
         const stale = header.contentType === 2 ? epoch !== group.epoch : epoch > group.epoch || epoch < group.epoch - this.#tolerance;
         if (stale) throw new DsError('stale', `a message for epoch ${epoch}; the group is at ${group.epoch}`);

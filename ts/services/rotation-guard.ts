@@ -6,6 +6,7 @@
  * neither rotate it, nor add a key, nor revoke the account.
  */
 import { Writer } from '../codec/tls.js';
+import { isWellFormedUtf16 } from '../mls/bytes.js';
 import { invalidArgument } from '../mls/errors.js';
 
 /** Where a guard's secrets come from: step `step`'s, 32 bytes, the same on every device holding the guard; the caller wipes it. */
@@ -20,7 +21,9 @@ export const GUARD_SECRET_BYTES = 32;
 export interface VaultRotationGuardOptions {
   /**
    * The DS the guard is for (its origin, say `https://ds.example`), 1 to 255
-   * bytes of UTF-8: its secrets then open this DS's guard only. Without it a
+   * bytes of UTF-8, well-formed UTF-16 (no lone surrogate, which would be
+   * encoded as U+FFFD, so `"x\ud800"` and `"x\ufffd"` named one DS): its
+   * secrets then open this DS's guard only. Without it a
    * vault guarding one client id at two DSes has the same secrets at both,
    * and either DS, which learns each secret it verifies, could hand it to a
    * holder of the account's key at the other (docs/PROTOCOL.md §8.4).
@@ -39,8 +42,11 @@ export function vaultRotationGuard(
   clientId: string,
   options: VaultRotationGuardOptions = {},
 ): RotationGuard {
-  if (options.ds !== undefined && typeof options.ds !== 'string') throw invalidArgument("a rotation guard's ds is a string");
-  const ds = options.ds === undefined ? undefined : new TextEncoder().encode(options.ds);
+  // Both are taken as UTF-8: a lone surrogate (U+FFFD there) or a non-string (its String()) would give two names one context.
+  if (typeof clientId !== 'string' || !isWellFormedUtf16(clientId)) throw invalidArgument("a rotation guard's client id is a well-formed string (no lone surrogate)");
+  const named = (options ?? {}).ds;
+  if (named !== undefined && (typeof named !== 'string' || !isWellFormedUtf16(named))) throw invalidArgument("a rotation guard's ds is a well-formed string (no lone surrogate)");
+  const ds = named === undefined ? undefined : new TextEncoder().encode(named);
   if (ds && (ds.length === 0 || ds.length > 255)) throw invalidArgument("a rotation guard's ds is 1 to 255 bytes of UTF-8");
   return {
     async secret(step: number) {
