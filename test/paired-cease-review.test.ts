@@ -311,7 +311,7 @@ describe('Paired MLS cease review: the kept cease messages (ceaseMessages())', (
 });
 
 describe('Paired MLS cease review: a device with a preinstalled seed that re-enrols (§4.14)', () => {
-  it('LIMIT: the ShareRand of its first pairing, read by a copy taken before it was applied, is replayed in a fork the copy builds (same pairing group id, epoch and inviter leaf) for the new KeyPackage: its proof matches, the device pairs with the fork (a dead end: no step or Notify can be proven there) and the real re-enrolment is refused until it resets again', async () => {
+  it('the ShareRand of its first pairing, read by a copy taken before it was applied, replayed in a fork the copy builds (same pairing group id, epoch and inviter leaf) for the new KeyPackage, is refused (no-proof: the proof covers the epoch authenticator); the device resets and pairs with the real re-enrolment', async () => {
     const seed = generateSeed();
     const [va, vp] = await Promise.all([0, 1].map(() => WebCryptoSeedVault.import(seed.slice())));
     seed.fill(0);
@@ -341,15 +341,13 @@ describe('Paired MLS cease review: a device with a preinstalled seed that re-enr
     await fork.mergePendingCommit();
     expect([fork.epoch, fork.ownLeafIndex]).toEqual([epoch, inviterLeaf]);
     const forked = await PairedDevice.join(phone.client, welcome!, { vault: vp });
-    const event = await forked.receive(await fork.encrypt(encodePairingMessage(replayed)));
-    expect(event.type).toBe('shareRandApplied');
-    expect({ established: forked.established, role: forked.role }).toEqual({ established: true, role: 'passive' });
-    // A dead end (the fork proves no step or Notify without the vault), and the real re-enrolment is refused while the device holds the fork's pairing.
-    const back = await active.reenroll(staleLeaf, await PairedDevice.createKeyPackage(copy, phone.identity));
-    await refused(() => PairedDevice.join(phone.client, back.initPairing, { vault: vp }), 'PAIRING_STATE', undefined, 'this client already has a pairing');
-    // The way out: reset again and re-enrol with a fresh KeyPackage (naming the leaf the last invite added).
+    // Before (version 4, the proof bound the epoch's number only): taken, the device paired with the fork, a dead end.
+    const replay = await fork.encrypt(encodePairingMessage(replayed));
+    await refused(() => forked.receive(replay), 'PAIRING_REJECTED', 'no-proof', 'ShareRand without a valid vault proof (no-proof)');
+    expect(forked.established).toBe(false);
+    // The device drops the refused pairing and re-enrols for real (the active device names its stale leaf).
     await PairedDevice.reset(phone.client);
-    const again = await active.reenroll(active.pairingGroup.members().map((m) => m.leafIndex).find((l) => l !== inviterLeaf)!, await PairedDevice.createKeyPackage(phone.client, phone.identity));
+    const again = await active.reenroll(staleLeaf, await PairedDevice.createKeyPackage(phone.client, phone.identity));
     const real = await PairedDevice.join(phone.client, again.initPairing, { vault: vp });
     expect((await real.receive(again.shareRand)).type).toBe('shareRandApplied');
     expect({ established: real.established, role: real.role, counter: real.pairingGroup.epoch }).toEqual({ established: true, role: 'passive', counter: active.pairingGroup.epoch });

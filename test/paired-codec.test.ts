@@ -47,8 +47,8 @@ describe('pairing message encoding', () => {
   });
 
   it('rejects non-minimal lengths (one encoding per value)', () => {
-    // accept with a 1-byte confirmation whose length is written in 2 bytes.
-    expect(() => decodePairingMessage(new Uint8Array([0, 4, 2, 0x40, 0x01, 0xaa]))).toThrow(/non-minimal/);
+    // accept (version 5) with a 1-byte confirmation whose length is written in 2 bytes.
+    expect(() => decodePairingMessage(new Uint8Array([0, 5, 2, 0x40, 0x01, 0xaa]))).toThrow(/non-minimal/);
   });
 
   it('PSK ids differ per pairing and per counter', () => {

@@ -7,7 +7,7 @@ import { bytesEqual } from '../mls/bytes.js';
 import { MlsError } from '../mls/errors.js';
 import type { DeviceSession } from './device-session.js';
 import { PairingError } from './pairing-error.js';
-import { type ShareRand, encodePairingMessage, pairingCommitContent, provenContent } from './pairing-messages.js';
+import { type ShareRand, encodePairingMessage, pairingCommitContent, shareRandProvenContent } from './pairing-messages.js';
 import { addedDigest } from './pairing-proof.js';
 import { savePairingState } from './pairing-state.js';
 import { withOwnProof } from './vault-derivations.js';
@@ -55,7 +55,7 @@ export async function invitePartner(device: DeviceSession, keyPackage: Uint8Arra
       counter: device.state.counter,
       proof: new Uint8Array(0),
     };
-    const content = provenContent(unproven);
+    const content = shareRandProvenContent(unproven, pairing.epochAuthenticator());
     const body = await withOwnProof(device, content, BigInt(pairing.epoch), async (proof) => encodePairingMessage({ ...unproven, proof }));
     content.fill(0);
     keyPair.fill(0);

@@ -19,9 +19,11 @@ import { invalidArgument } from '../mls/errors.js';
 /**
  * 3: Notify carries the group state (enrol) and the detached derivation info;
  * 4: ShareRand carries a vault proof, Notify's group state is sealed under
- * the vault (docs/PROTOCOL.md §4.2).
+ * the vault; 5: ShareRand's proof also covers the pairing epoch's
+ * authenticator (`ShareRandProven`), so it holds in that epoch only, not
+ * in a fork with the same group id and epoch number (docs/PROTOCOL.md §4.2).
  */
-export const PAIRING_MESSAGE_VERSION = 4;
+export const PAIRING_MESSAGE_VERSION = 5;
 
 /** hidden: the devices look like one member; standard: the anchor leaf lists them and they sign (docs/PROTOCOL.md §4.12). */
 export type PairingMode = 'hidden' | 'standard';
@@ -214,6 +216,23 @@ export function pairingProofTbs(pairingGroupId: Uint8Array, pairingEpoch: bigint
 /** The content a proof covers for `message`: its encoding with an empty proof. */
 export function provenContent(message: ProvenMessage): Uint8Array {
   return encodePairingMessage({ ...message, proof: new Uint8Array(0) });
+}
+
+/**
+ * struct { opaque share_rand<V>; opaque epoch_authenticator<V>; } ShareRandProven
+ * — what a ShareRand's proof covers (version 5): its encoding with an empty
+ * proof, and the epoch authenticator (RFC 9420 §8.7) of the pairing epoch
+ * it is sent in. A copy of a joiner's state that read a ShareRand can build
+ * a fork with the same pairing group id, inviter leaf and epoch number for
+ * the device's next KeyPackage, but not that epoch: the replay fails.
+ */
+export function shareRandProvenContent(message: ShareRand, epochAuthenticator: Uint8Array): Uint8Array {
+  const encoded = provenContent(message);
+  try {
+    return new Writer().vector(encoded).vector(epochAuthenticator).finish();
+  } finally {
+    encoded.fill(0);
+  }
 }
 
 /**

@@ -11,7 +11,7 @@ import type { Identity } from '../mls/client.js';
 import type { DeviceSession } from './device-session.js';
 import type { PairingEvent } from './paired-types.js';
 import { notifyRejected, pairingRejected } from './pairing-error.js';
-import { type PairingMessage, decodePairingMessage, encodePairingMessage, pairingCommitContent, provenContent } from './pairing-messages.js';
+import { type PairingMessage, decodePairingMessage, encodePairingMessage, pairingCommitContent, shareRandProvenContent } from './pairing-messages.js';
 import { addedDigest } from './pairing-proof.js';
 import { savePairingState } from './pairing-state.js';
 import { SEED_LENGTH, WebCryptoSeedVault } from './seed-vault.js';
@@ -45,8 +45,15 @@ async function onPairingMessage(device: DeviceSession, message: PairingMessage, 
       if (senderLeaf !== device.state.inviter) throw pairingRejected('wrong-sender', `ShareRand from leaf ${senderLeaf}, not the inviting device`);
       // The anchor's key is never handed over (docs/PROTOCOL.md §4.2).
       if (message.anchorKeyPair.length > 0) throw pairingRejected('unexpected', 'ShareRand carries an anchor key pair');
+      // Its proof covers the pairing epoch it was sent in, by its authenticator, which this device
+      // holds for its current epoch only: sent in the epoch of the invite, it is read there.
+      const current = BigInt(device.pairingGroup.epoch);
+      if (epoch !== current) {
+        message.seed.fill(0);
+        throw pairingRejected('out-of-order', `ShareRand of pairing epoch ${epoch}, read at epoch ${current}: read it before later pairing commits`);
+      }
       // Its proof covers the seed it carries: taken before the import wipes it.
-      const content = provenContent(message);
+      const content = shareRandProvenContent(message, device.pairingGroup.epochAuthenticator());
       try {
         if (message.seed.length > 0) {
           // A preinstalled seed is never replaced: a ShareRand with a seed of
