@@ -8,8 +8,8 @@
  */
 import type { Identity, MlsClient } from './client.js';
 import type { Group } from './group.js';
-import { appDataToCore, commitOptionsToCore, compactResult, proposalToCore } from './convert.js';
-import type { AppDataEntry, CommitOptions, CommitResult, ProposalRequest } from './types.js';
+import { commitOptionsToCore, compactResult, proposalToCore } from './convert.js';
+import type { CommitOptions, CommitResult, ProposalRequest } from './types.js';
 
 /**
  * Paired MLS standard mode: a commit for the anchor leaf carrying the

@@ -19,11 +19,11 @@
  */
 import type { Identity, MlsClient } from '../mls/client.js';
 import type { Group } from '../mls/group.js';
-import type { AppDataEntry, CommitOptions, CommitResult, ProposalRequest } from '../mls/types.js';
+import type { CommitOptions, CommitResult, ProposalRequest } from '../mls/types.js';
 import { bytesEqual } from '../mls/bytes.js';
 import { registerDefaultCheck, type ProcessCheck, type ProposalToCheck, type CommitToCheck } from '../mls/checks.js';
 import { commitSignedByDevice, proposeSignedByDevice } from '../mls/layer-calls.js';
-import { CodecError, Reader, Writer } from '../codec/tls.js';
+import { Reader, Writer } from '../codec/tls.js';
 import { PairingError } from './pairing-error.js';
 import { decodeSafeAad, encodeSafeAad } from '../mls/safe-aad.js';
 
