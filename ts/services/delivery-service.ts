@@ -16,6 +16,7 @@ import { ExternalSender } from '../intents/external-sender.js';
 import { IntentError } from '../intents/intent-error.js';
 import { validateIntentPublic } from '../intents/intent-operations.js';
 import type { LeafOperationIntent } from '../intents/leaf-operation-intent.js';
+import type { LeafAssociation } from '../intents/leaf-association.js';
 import { EpochProposalsFullError, InboxFullError, MemoryDeliveryStore, StorageQuotaError, type DeliveryStore, type EpochProposalBudget, type ProposalLimit, type GroupRecord, type LoggedMessage, type PendingWelcome, type StorageQuota, type StoredKeyPackage } from './delivery-store.js';
 import type { CredentialCheck } from './credential-check.js';
 export type { CredentialCheck } from './credential-check.js';
@@ -107,6 +108,15 @@ export interface DeliveryOptions {
   maxKeysPerClient?: number;
   /** Bytes of one KeyPackage (default 64 KiB); beyond: `too-large`. */
   maxKeyPackageBytes?: number;
+  /**
+   * The members' association rule for `remove_associated_members` (the
+   * one they pass to `MlsClient.open`, e.g. `AuthenticationService.association()`;
+   * default: same credential identity). The DS removes by it when it checks
+   * an intent and when it verifies a commit: with another rule it refused
+   * the members' commits of a user's leave, and took a commit removing by
+   * its rule, which every member refused (docs/PROTOCOL.md §5.4, §8.5).
+   */
+  association?: LeafAssociation;
 }
 
 /** What a commit brings beside it: Welcome, GroupInfo, added clients. */
@@ -184,7 +194,7 @@ export class DeliveryService {
   }
 
   static async create(options: DeliveryOptions = {}): Promise<DeliveryService> {
-    const client = await MlsClient.open();
+    const client = await MlsClient.open({ association: options.association });
     const external = await client.createIdentity('delivery-service', 1);
     return new DeliveryService(client, external, options);
   }

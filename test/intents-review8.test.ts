@@ -1,0 +1,197 @@
+/**
+ * Eighth review of the LeafOperationIntent layer (seed 004) as an attacker,
+ * end to end: the engine's expander, a verifying DS.
+ *
+ * 1. One commit, many copies of one intent. A commit's intents were each
+ *    checked (leaf hash and signature) before their duplicate Removes were
+ *    found. Copies with the same bytes collapse into one proposal, but the
+ *    holder of a signature key can sign one intent anew as often as it
+ *    likes (here P-256, whose signatures node's crypto randomises; an
+ *    Ed25519 signer can pick its own nonces), so any member could hand a
+ *    verifying DS a commit of 5,000 distinct valid copies of its own intent
+ *    (655 KB) that took 9.4 s of the server's one thread to refuse, charged
+ *    as a commit of the group's size (PROTOCOL §8.6). Every receiver paid the
+ *    same. Now proposals bound to one leaf, or to the committer, are refused
+ *    before any is checked (docs/ENGINE.md change 42): 38 ms.
+ * 2. The DS's association rule. A verifying DS removed by the engine's
+ *    default rule (same credential identity), whatever rule the members
+ *    installed (`AuthenticationService.association()`: same user). Their
+ *    commit of a user's leave was refused (`invalid-commit`), and a member
+ *    without their rule (bob) had a commit accepted that removed only the
+ *    sender, which every member refuses: the group was stuck for good, its
+ *    epoch taken. The DS now takes the members' rule
+ *    (`DeliveryOptions.association`, PROTOCOL §5.4, §8.5).
+ */
+import { describe, expect, it } from 'vitest';
+import { createPrivateKey, sign } from 'node:crypto';
+import { MlsClient, MlsError, TlsWriter, type LeafAssociation } from 'paired-mls';
+import { commitIntents, createIntent, encodeIntent, encodeIntentTbs, leavesRemovedBy, type LeafOperationIntent } from 'paired-mls/intents';
+import { AuthenticationService, DeliveryService } from 'paired-mls/services';
+import { groupContextOf } from '../ts/services/ds-checks.js';
+import { expectInSync, type Member } from './helpers.js';
+import { CAPS, names } from './intents-review-helpers.js';
+
+const OPTIONS = { capabilities: CAPS, wireFormat: 'plaintext' as const };
+
+/** A member on its own client (ciphersuite `cs`), with `association` installed when given. */
+async function member(name: string, cs: 1 | 2, association?: LeafAssociation): Promise<Member> {
+  const client = await MlsClient.open({ association });
+  return { name, client, identity: await client.createIdentity(name, cs) };
+}
+
+/**
+ * A group of `all` built through a verifying DS (every commit verified and
+ * logged), everyone updated once (no leaf holds its KeyPackage LeafNode).
+ */
+async function verifiedWorld(ds: DeliveryService, all: Member[]) {
+  const [creator, ...rest] = all;
+  const g = await creator!.client.createGroup(creator!.identity, OPTIONS);
+  creator!.group = g;
+  await ds.createGroup(g.id, creator!.name, { epoch: 0, groupInfo: await g.exportGroupInfo() });
+  const kps = await Promise.all(rest.map((m) => m.client.createKeyPackage(m.identity, { capabilities: CAPS })));
+  const add = await g.commit({ add: kps, groupInfo: true });
+  expect(await ds.submit(g.id, creator!.name, add.commit, { groupInfo: add.groupInfo, welcome: add.welcome })).toMatchObject({ accepted: true });
+  await g.mergePendingCommit();
+  for (const m of rest) m.group = await m.client.joinFromWelcome(add.welcome!, OPTIONS);
+  for (const m of all) await through(ds, m, await m.group!.selfUpdate({ groupInfo: true }), all);
+  expectInSync(all);
+  return g.id;
+}
+
+/** `from`'s commit goes through the DS (accepted), then to every other member of `to`. */
+async function through(ds: DeliveryService, from: Member, c: { commit: Uint8Array; groupInfo?: Uint8Array }, to: Member[]): Promise<void> {
+  expect(await ds.submit(from.group!.id, from.name, c.commit, { groupInfo: c.groupInfo })).toMatchObject({ accepted: true });
+  await from.group!.mergePendingCommit();
+  for (const m of to.filter((o) => o !== from && o.group)) {
+    const r = await m.group!.process(c.commit);
+    if (r.kind !== 'commit') throw new Error('not a commit');
+    await r.staged.merge();
+  }
+}
+
+/**
+ * `count` distinct valid encodings of `intent`: signed anew with its
+ * sender's P-256 key (an exported key pair: 0x02, then the 32-byte private
+ * scalar and the 65-byte public point, each behind its length).
+ */
+function resigned(sender: Member, intent: LeafOperationIntent, count: number): Uint8Array[] {
+  const pair = sender.client.exportSignatureKeyPair(sender.identity);
+  expect([pair[1], pair[34]]).toEqual([32, 65]);
+  const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64url');
+  const [d, x, y] = [pair.slice(2, 34), pair.slice(36, 68), pair.slice(68, 100)];
+  const key = createPrivateKey({ format: 'jwk', key: { kty: 'EC', crv: 'P-256', d: b64(d), x: b64(x), y: b64(y) } });
+  pair.fill(0);
+  // SignWithLabel's content (RFC 9420 §5.1.2).
+  const content = new TlsWriter().vector(new TextEncoder().encode('MLS 1.0 LeafOperationIntentTBS')).vector(encodeIntentTbs(intent)).finish();
+  return Array.from({ length: count }, () => encodeIntent({ ...intent, signature: sign('sha256', content, { key, dsaEncoding: 'der' }) }));
+}
+
+/**
+ * A PublicMessage commit of `committer` carrying `intents` by value and no
+ * UpdatePath, signed with its leaf key over the GroupContext of `info`, its
+ * group's current GroupInfo (RFC 9420 §6.1). Its tags are zeros: the DS,
+ * holding no group secret, checks neither, and reads the proposals before
+ * it would compute the confirmation tag.
+ */
+function craftedCommit(committer: Member, info: Uint8Array, intents: Uint8Array[]): Uint8Array {
+  const g = committer.group!;
+  const proposals = new TlsWriter();
+  for (const intent of intents) proposals.u8(1).u16(0xf1a0).raw(intent);
+  const content = new TlsWriter().vector(g.id).u64(g.epoch).u8(1).u32(g.ownLeafIndex).vector(new Uint8Array(0)).u8(3).vector(proposals.finish()).u8(0).finish();
+  const tbs = new TlsWriter().u16(1).u16(1).raw(content).raw(groupContextOf(info)!.context).finish();
+  const signature = committer.client.signWithLabel(committer.identity, 'FramedContentTBS', tbs);
+  return new TlsWriter().u16(1).u16(1).raw(content).vector(signature).vector(new Uint8Array(32)).vector(new Uint8Array(32)).finish();
+}
+
+describe('LeafOperationIntent review 8: many copies of one intent, the DS association rule', () => {
+  it("a commit of 3,000 distinct valid copies of alice's intent is refused before any is checked, by the DS and by the engine; the honest commit of that intent goes through", async () => {
+    // Every intent the engine accepts asks the association rule: a count of the intents it checked through.
+    let asked = 0;
+    const counting: LeafAssociation = { associatedLeaves: () => (asked++, []) };
+    const ds = await DeliveryService.create({ verifyCommits: true, association: counting });
+    const [alice, bob, carol] = await Promise.all(['alice', 'bob', 'carol'].map((n) => member(n, 2)));
+    const all = [alice!, bob!, carol!];
+    const gid = await verifiedWorld(ds, all);
+    const intent = createIntent(alice!.group!, 'removeAssociatedMembers');
+    const info = await bob!.group!.exportGroupInfo();
+    const copies = resigned(alice!, intent, 3000);
+    expect(new Set(copies.map((c) => Buffer.from(c).toString('hex'))).size).toBe(3000);
+    const flood = craftedCommit(bob!, info, copies);
+    // The DS reads the new GroupInfo's header first: one of the next epoch (bob's, of an update he does not send).
+    const next = (await bob!.group!.selfUpdate({ groupInfo: true })).groupInfo!;
+    await bob!.group!.clearPendingCommit();
+    // The engine's check, as the DS makes it: refused as duplicate Removes, not one intent checked (before: 3,000).
+    const verifier = await MlsClient.open({ association: counting });
+    const err = (() => {
+      try {
+        verifier.verifyPublicCommit(info, flood, info, []);
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(MlsError);
+    expect(err).toMatchObject({ code: 'INVALID_COMMIT', message: expect.stringContaining('Duplicate remove proposals for the same member') });
+    expect(asked).toBe(0);
+    // Through the DS: the same refusal, nothing logged, in a fraction of the 5.6 s it took.
+    const started = performance.now();
+    const refused = await ds.submit(gid, bob!.name, flood, { groupInfo: next });
+    expect(performance.now() - started).toBeLessThan(2000);
+    expect(refused).toMatchObject({ accepted: false, reason: 'invalid-commit', message: expect.stringContaining('Duplicate remove proposals for the same member') });
+    expect(asked).toBe(0);
+    // One copy bound to the committer itself (its own intent beside alice's): refused as removing the committer, unchecked.
+    const own = createIntent(bob!.group!, 'senderRemovalOnly');
+    expect(await ds.submit(gid, bob!.name, craftedCommit(bob!, info, [copies[0]!, encodeIntent(own)]), { groupInfo: next })).toMatchObject({
+      accepted: false,
+      reason: 'invalid-commit',
+      message: expect.stringContaining('A custom proposal would remove the committer'),
+    });
+    expect(asked).toBe(0);
+    // The intent itself, committed once by bob, verifies at the DS (checked once there) and removes alice everywhere.
+    await through(ds, bob!, await commitIntents(bob!.group!, [intent], { commit: { groupInfo: true } }), [carol!]);
+    expect(asked).toBeGreaterThan(0);
+    expect(names(bob!.group!)).toEqual(['bob', 'carol']);
+    expect(await ds.isReader(gid, 'alice')).toBe(false);
+    expectInSync([bob!, carol!]);
+    await through(ds, carol!, await carol!.group!.selfUpdate({ groupInfo: true }), [bob!]);
+  }, 60_000);
+
+  it("a verifying DS removes by the members' association rule: their commit of alice's leave verifies, and bob's commit removing by another rule is refused instead of jamming the group", async () => {
+    const as = new AuthenticationService();
+    const association = as.association();
+    const ds = await DeliveryService.create({ verifyCommits: true, association });
+    // alice's phone has its own identity: the AS, not the identity, says it is alice's.
+    const alice = await member('alice', 1, association);
+    const phone = await member('alice-phone', 1, association);
+    const carol = await member('carol', 1, association);
+    // bob removes by the engine's default rule (same identity).
+    const bob = await member('bob', 1);
+    const all = [alice, phone, bob, carol];
+    for (const m of all) as.register({ clientId: m.name, userId: m.name.startsWith('alice') ? 'alice' : m.name, identity: m.identity.identity, signatureKey: m.identity.signaturePublicKey });
+    const gid = await verifiedWorld(ds, all);
+    const intent = createIntent(alice.group!, 'removeAssociatedMembers');
+    const aliceLeaves = [alice.group!.ownLeafIndex, phone.group!.ownLeafIndex].sort();
+    expect(leavesRemovedBy(carol.group!, intent).sort()).toEqual(aliceLeaves);
+    expect(leavesRemovedBy(bob.group!, intent)).toEqual([alice.group!.ownLeafIndex]);
+    // bob commits alice's leave removing alice alone. Before, the DS took it (its rule was his) and every member refused it:
+    // the epoch was taken by a commit nobody could process, and every later commit was epoch-taken.
+    const bobs = await commitIntents(bob.group!, [intent], { commit: { groupInfo: true } });
+    const refused = await ds.submit(gid, bob.name, bobs.commit, { groupInfo: bobs.groupInfo });
+    expect(refused).toMatchObject({ accepted: false, reason: 'invalid-commit', message: expect.stringContaining('the commit does not verify') });
+    await bob.group!.clearPendingCommit();
+    // carol's commit of the same leave (alice and her phone) verifies: the DS's member list follows the tree.
+    const carols = await commitIntents(carol.group!, [intent], { commit: { groupInfo: true } });
+    expect(await ds.submit(gid, carol.name, carols.commit, { groupInfo: carols.groupInfo })).toMatchObject({ accepted: true });
+    await carol.group!.mergePendingCommit();
+    const atPhone = await phone.group!.process(carols.commit);
+    expect(atPhone.kind === 'commit' && atPhone.staged.selfRemoved).toBe(true);
+    // bob takes the AS's rule and follows; the group goes on.
+    bob.client.setLeafAssociation(association);
+    const atBob = await bob.group!.process(carols.commit);
+    if (atBob.kind !== 'commit') throw new Error('not a commit');
+    await atBob.staged.merge();
+    expect(names(carol.group!)).toEqual(['bob', 'carol']);
+    expect([await ds.isReader(gid, 'alice'), await ds.isReader(gid, 'alice-phone')]).toEqual([false, false]);
+    await through(ds, bob, await bob.group!.selfUpdate({ groupInfo: true }), [carol]);
+    expectInSync([bob, carol]);
+  }, 60_000);
+});
