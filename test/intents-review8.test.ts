@@ -24,11 +24,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createPrivateKey, sign } from 'node:crypto';
-import { MlsClient, MlsError, TlsWriter, type LeafAssociation } from 'paired-mls';
-import { commitIntents, createIntent, encodeIntent, encodeIntentTbs, leavesRemovedBy, type LeafOperationIntent } from 'paired-mls/intents';
-import { AuthenticationService, DeliveryService } from 'paired-mls/services';
+import { MlsClient, MlsError, TlsWriter, type GroupOptions, type LeafAssociation } from 'paired-mls';
+import { commitIntents, createIntent, decodeIntent, encodeIntent, encodeIntentTbs, IntentError, leavesRemovedBy, validateIntent, type LeafOperationIntent } from 'paired-mls/intents';
+import { AuthenticationService, DeliveryService, DsError } from 'paired-mls/services';
 import { groupContextOf } from '../ts/services/ds-checks.js';
-import { expectInSync, type Member } from './helpers.js';
+import { expectInSync, mlsError, type Member } from './helpers.js';
+import { deliverPaired, pairedWorld, stolen } from './paired-helpers.js';
 import { CAPS, names } from './intents-review-helpers.js';
 
 const OPTIONS = { capabilities: CAPS, wireFormat: 'plaintext' as const };
@@ -43,9 +44,9 @@ async function member(name: string, cs: 1 | 2, association?: LeafAssociation): P
  * A group of `all` built through a verifying DS (every commit verified and
  * logged), everyone updated once (no leaf holds its KeyPackage LeafNode).
  */
-async function verifiedWorld(ds: DeliveryService, all: Member[]) {
+async function verifiedWorld(ds: DeliveryService, all: Member[], extensions: GroupOptions['extensions'] = {}) {
   const [creator, ...rest] = all;
-  const g = await creator!.client.createGroup(creator!.identity, OPTIONS);
+  const g = await creator!.client.createGroup(creator!.identity, { ...OPTIONS, extensions });
   creator!.group = g;
   await ds.createGroup(g.id, creator!.name, { epoch: 0, groupInfo: await g.exportGroupInfo() });
   const kps = await Promise.all(rest.map((m) => m.client.createKeyPackage(m.identity, { capabilities: CAPS })));
@@ -194,4 +195,75 @@ describe('LeafOperationIntent review 8: many copies of one intent, the DS associ
     await through(ds, bob, await bob.group!.selfUpdate({ groupInfo: true }), [carol]);
     expectInSync([bob, carol]);
   }, 60_000);
+});
+
+describe('LeafOperationIntent review 8: the DS proposes in a P-256 group', () => {
+  it("signs with its P-256 key (it signed with its Ed25519 one, and every member refused the proposal: 'Verifying the signature failed'); the group commits it", async () => {
+    const ds = await DeliveryService.create({ verifyCommits: true });
+    const [alice, bob] = await Promise.all(['alice', 'bob'].map((n) => member(n, 2)));
+    const gid = await verifiedWorld(ds, [alice!, bob!], { externalSenders: [ds.externalSenderSpecFor(2)], requiredCapabilities: CAPS });
+    const { proposal } = await ds.proposeIntent(gid, createIntent(alice!.group!, 'senderRemovalOnly'));
+    expect((await bob!.group!.process(proposal)).kind).toBe('proposal');
+    // An uncompressed P-256 point; ciphersuite 3 signs with Ed25519 like 1; no key for a suite this library does not run.
+    expect(ds.externalSenderSpecFor(2).signatureKey).toHaveLength(65);
+    expect(ds.externalSenderSpecFor(3)).toEqual(ds.externalSenderSpec);
+    expect(() => ds.externalSenderSpecFor(7)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: 'no external-sender key for ciphersuite 7' }));
+    const c = await bob!.group!.commit({ includePending: true, groupInfo: true });
+    expect(await ds.submit(gid, bob!.name, c.commit, { groupInfo: c.groupInfo })).toMatchObject({ accepted: true });
+    await bob!.group!.mergePendingCommit();
+    expect(names(bob!.group!)).toEqual(['bob']);
+    expect(await ds.isReader(gid, 'alice')).toBe(false);
+  }, 60_000);
+});
+
+describe("LeafOperationIntent review 8: the DS's own share of an epoch's proposals (the limit, PROTOCOL §8.6)", () => {
+  it("bob fills it with 62 re-signed copies of his own leave: alice's intent waits (too-many-proposals); the next commit removes bob, and alice's intent goes through in the epoch after", async () => {
+    const ds = await DeliveryService.create({ verifyCommits: true });
+    const [alice, bob, carol] = await Promise.all(['alice', 'bob', 'carol'].map((n) => member(n, 2)));
+    const gid = await verifiedWorld(ds, [alice!, bob!, carol!], { externalSenders: [ds.externalSenderSpecFor(2)], requiredCapabilities: CAPS });
+    const bobs = createIntent(bob!.group!, 'senderRemovalOnly');
+    for (const copy of resigned(bob!, bobs, 62)) await ds.proposeIntent(gid, decodeIntent(copy));
+    const alices = createIntent(alice!.group!, 'senderRemovalOnly');
+    const full = await ds.proposeIntent(gid, alices).catch((e: unknown) => e);
+    expect(full).toBeInstanceOf(DsError);
+    expect(full).toMatchObject({ reason: 'too-many-proposals', message: expect.stringContaining('delivery-service holds its share of the proposals') });
+    // carol reads the 62 proposals and commits them: one copy goes in (the rest overlap it), and bob is out.
+    const logged = await ds.poll(carol!.name, gid, 0);
+    const fromDs = logged.filter((l) => l.sender === 'delivery-service');
+    expect(fromDs).toHaveLength(62);
+    for (const m of fromDs) for (const to of [alice!, carol!]) expect((await to.group!.process(m.bytes)).kind).toBe('proposal');
+    await through(ds, carol!, await carol!.group!.commit({ includePending: true, groupInfo: true }), [alice!]);
+    expect(names(carol!.group!)).toEqual(['alice', 'carol']);
+    // A new epoch, a new share: alice's intent is proposed, and carol commits it.
+    const { proposal } = await ds.proposeIntent(gid, alices);
+    for (const to of [alice!, carol!]) expect((await to.group!.process(proposal)).kind).toBe('proposal');
+    const c = await carol!.group!.commit({ includePending: true, groupInfo: true });
+    expect(await ds.submit(gid, carol!.name, c.commit, { groupInfo: c.groupInfo })).toMatchObject({ accepted: true });
+    await carol!.group!.mergePendingCommit();
+    expect(names(carol!.group!)).toEqual(['carol']);
+  }, 60_000);
+});
+
+describe.each(['hidden', 'standard'] as const)("LeafOperationIntent review 8 (%s mode): a stolen copy of alice's passive device signs her account's leave", (mode) => {
+  it("valid as the anchor's until the group's paired update (PROTOCOL §4.0, the window); after it, stale-leaf at every member, and alice stays", async () => {
+    const w = await pairedWorld(['bob', 'carol'], mode);
+    const [bob, carol] = w.others as [Member, Member];
+    const copy = await stolen(w.p);
+    const thiefGroup = copy.group(w.a.group!.id);
+    // The copy holds the anchor key: its intent is the anchor leaf's, and removes it.
+    const intent = createIntent(thiefGroup, 'removeAssociatedMembers');
+    expect(leavesRemovedBy(bob.group!, intent)).toEqual([w.a.group!.ownLeafIndex]);
+    // The active device's paired update replaces the anchor leaf.
+    const update = await w.activeDevice.update(w.a.group!);
+    await deliverPaired(update, w.a, w.passiveDevice, [bob, carol]);
+    for (const m of [bob, carol, w.a]) {
+      const err = await mlsError(() => validateIntent(m.group!, intent));
+      expect(err).toBeInstanceOf(IntentError);
+      expect({ code: err.code, reason: (err as IntentError).reason }).toEqual({ code: 'INTENT_INVALID', reason: 'stale-leaf' });
+    }
+    // Nor can the copy sign a fresh one: its state stays at the old leaf.
+    expect(() => validateIntent(bob.group!, createIntent(thiefGroup, 'senderRemovalOnly'))).toThrow(expect.objectContaining({ reason: 'stale-leaf' }));
+    expect(names(bob.group!)).toEqual(['alice', 'bob', 'carol']);
+    expectInSync([w.a, w.p, bob, carol]);
+  });
 });
