@@ -25,12 +25,12 @@
 import { describe, expect, it } from 'vitest';
 import { createPrivateKey, sign } from 'node:crypto';
 import { MlsClient, MlsError, TlsWriter, type GroupOptions, type LeafAssociation } from 'paired-mls';
-import { commitIntents, createIntent, decodeIntent, encodeIntent, encodeIntentTbs, IntentError, leavesRemovedBy, validateIntent, type LeafOperationIntent } from 'paired-mls/intents';
+import { commitIntents, createIntent, decodeIntent, ExternalSender, encodeIntent, encodeIntentTbs, IntentError, leavesRemovedBy, validateIntent, type LeafOperationIntent } from 'paired-mls/intents';
 import { AuthenticationService, DeliveryService, DsError } from 'paired-mls/services';
 import { groupContextOf } from '../ts/services/ds-checks.js';
 import { expectInSync, mlsError, type Member } from './helpers.js';
 import { deliverPaired, pairedWorld, stolen } from './paired-helpers.js';
-import { CAPS, names } from './intents-review-helpers.js';
+import { CAPS, deliver, names } from './intents-review-helpers.js';
 
 const OPTIONS = { capabilities: CAPS, wireFormat: 'plaintext' as const };
 
@@ -194,6 +194,60 @@ describe('LeafOperationIntent review 8: many copies of one intent, the DS associ
     expect([await ds.isReader(gid, 'alice'), await ds.isReader(gid, 'alice-phone')]).toEqual([false, false]);
     await through(ds, bob, await bob.group!.selfUpdate({ groupInfo: true }), [carol]);
     expectInSync([bob, carol]);
+  }, 60_000);
+});
+
+describe("LeafOperationIntent review 8: the AS's association and a revoked device", () => {
+  it("alice revokes her stolen phone, then leaves: her leave covers the phone's leaf (it covered only leaves the AS still vouched for, so the thief's stayed, reading); the phone's own wide leave removes the phone alone", async () => {
+    const as = new AuthenticationService();
+    const association = as.association();
+    const laptop = await member('alice-laptop', 1, association);
+    const phone = await member('alice-phone', 1, association);
+    const bob = await member('bob', 1, association);
+    const all = [laptop, phone, bob];
+    for (const m of all) as.register({ clientId: m.name, userId: m.name.startsWith('alice') ? 'alice' : m.name, identity: m.identity.identity, signatureKey: m.identity.signaturePublicKey });
+    laptop.group = await laptop.client.createGroup(laptop.identity, { capabilities: CAPS });
+    const { welcome } = await laptop.group.commit({ add: await Promise.all([phone, bob].map((m) => m.client.createKeyPackage(m.identity, { capabilities: CAPS }))) });
+    await laptop.group.mergePendingCommit();
+    for (const m of [phone, bob]) m.group = await m.client.joinFromWelcome(welcome!, { capabilities: CAPS });
+    for (const m of all) {
+      const { commit } = await m.group!.selfUpdate();
+      await m.group!.mergePendingCommit();
+      await deliver(commit, all.filter((o) => o !== m));
+    }
+    const [laptopLeaf, phoneLeaf] = [laptop.group.ownLeafIndex, phone.group!.ownLeafIndex];
+    // The phone is stolen: alice revokes it at the AS.
+    as.revoke('alice-phone');
+    expect(leavesRemovedBy(bob.group!, createIntent(phone.group!, 'removeAssociatedMembers'))).toEqual([phoneLeaf]);
+    const leave = createIntent(laptop.group, 'removeAssociatedMembers');
+    expect(leavesRemovedBy(bob.group!, leave).sort()).toEqual([laptopLeaf, phoneLeaf].sort());
+    const c = await commitIntents(bob.group!, [leave]);
+    await bob.group!.mergePendingCommit();
+    const atPhone = await phone.group!.process(c.commit);
+    expect(atPhone.kind === 'commit' && atPhone.staged.selfRemoved).toBe(true);
+    expect(names(bob.group!)).toEqual(['bob']);
+  });
+});
+
+describe('LeafOperationIntent review 8: an outsider at the DS', () => {
+  it("a client on no member list can neither read nor post an intent, as a member's proposal, as the DS's, or flagged as an external join; the members commit the intent", async () => {
+    const ds = await DeliveryService.create({ verifyCommits: true });
+    const [alice, bob, mallory] = await Promise.all(['alice', 'bob', 'mallory'].map((n) => member(n, 1)));
+    const gid = await verifiedWorld(ds, [alice!, bob!], { externalSenders: [ds.externalSenderSpec], requiredCapabilities: CAPS });
+    const intent = createIntent(alice!.group!, 'senderRemovalOnly');
+    const { proposal } = await ds.proposeIntent(gid, intent);
+    await expect(ds.poll(mallory!.name, gid, 0)).rejects.toMatchObject({ reason: 'not-a-member' });
+    // The DS's own proposal (a copy from the wire), an external sender's of mallory's key: no member's, so not taken.
+    const asExternal = new ExternalSender(mallory!.client, mallory!.identity).proposeIntent({ groupId: gid, epoch: alice!.group!.epoch, senderIndex: 0 }, intent);
+    for (const bytes of [proposal, asExternal]) {
+      expect(await ds.submit(gid, mallory!.name, bytes)).toEqual({ accepted: false, reason: 'not-a-member', message: 'the sender is not a member of the group (not-a-member)' });
+      expect(await ds.submit(gid, mallory!.name, bytes, { externalJoin: true })).toEqual({ accepted: false, reason: 'external-join-closed', message: 'this group does not take external joins (external-join-closed)' });
+    }
+    // The DS's name is its own: no client posts under it.
+    expect(await ds.submit(gid, 'delivery-service', asExternal)).toEqual({ accepted: false, reason: 'forbidden', message: "delivery-service is the DS's own sender name (forbidden)" });
+    expect((await bob!.group!.process(proposal)).kind).toBe('proposal');
+    await through(ds, bob!, await bob!.group!.commit({ includePending: true, groupInfo: true }), []);
+    expect(names(bob!.group!)).toEqual(['bob']);
   }, 60_000);
 });
 
