@@ -177,7 +177,7 @@ if (expansionRun.status !== 0 && expansionFailed === 0) {
   console.log(expansionRun.out.split('\n').slice(-40).join('\n'));
   expansionFailed++;
 }
-console.log(`integration test of the proposal-expansion changes 6–8, 10, 29, 32, 35–40 (tests/proposal_expansion.rs): ${expansionPassed} passed, ${expansionFailed} failed`);
+console.log(`integration test of the proposal-expansion changes 6–8, 10, 29, 32, 35–40, 42 (tests/proposal_expansion.rs): ${expansionPassed} passed, ${expansionFailed} failed`);
 unitPassed += expansionPassed;
 unitFailed += expansionFailed;
 // The dalek patches in vendor/curve25519-dalek

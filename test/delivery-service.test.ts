@@ -205,7 +205,9 @@ describe('Authentication Service', () => {
     expect(as.association().associatedLeaves(members, 0)).toEqual([2]);
     as.revoke('alice-phone');
     expect(as.validate(p.identity, p.signaturePublicKey)).toBeUndefined();
-    expect(as.association().associatedLeaves(members, 0)).toEqual([]);
+    // The user's leave still takes the revoked phone along; the phone's own leave covers no one else (PROTOCOL §5.4).
+    expect(as.association().associatedLeaves(members, 0)).toEqual([2]);
+    expect(as.association().associatedLeaves(members, 2)).toEqual([]);
     // A DS with the AS refuses KeyPackages of unregistered credentials.
     const ds = await DeliveryService.create({ authentication: as });
     await ds.uploadKeyPackages('bob', [await bob.createKeyPackage(bb)]);

@@ -14,6 +14,7 @@ import { MlsError } from '../mls/errors.js';
 import { DeliveryService, DsError, type DsRejection } from '../services/delivery-service.js';
 import type { DeliveryStore, GuardChange } from '../services/delivery-store.js';
 import { AuthenticationDirectory } from '../services/authentication-directory.js';
+import type { LeafAssociation } from '../intents/leaf-association.js';
 import { verifyDsChallenge } from '../services/ds-proof.js';
 import { SessionIssuer } from './ds-session.js';
 import { RateLimiter, addressKey } from './rate-limit.js';
@@ -53,6 +54,8 @@ export interface DeliveryServerOptions {
   retention?: number;
   /** Verify every commit of strongly consistent groups (docs/PROTOCOL.md §8.5); groups then use a PublicMessage handshake. */
   verifyCommits?: boolean;
+  /** The members' association rule for LeafOperationIntents (`DeliveryOptions.association`); default: same credential identity. */
+  association?: LeafAssociation;
   /** Access-Control-Allow-Origin (default "*": tokens travel in a header, never in cookies). */
   corsOrigin?: string;
   sessionSeconds?: number;
@@ -247,6 +250,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     maxKeyPackageLifetime: options.maxKeyPackageLifetime,
     retention: options.retention,
     verifyCommits: options.verifyCommits,
+    association: options.association,
     requireGrants: true,
     maxPendingWelcomes: options.maxPendingWelcomes,
     pairingRequestSeconds: options.pairingRequestSeconds,

@@ -66,15 +66,26 @@ export class AuthenticationService {
   /**
    * The association LeafOperationIntents use for `remove_associated_members`:
    * registered to the same user. Pass it to `MlsClient.open({ association })`
-   * (or `setLeafAssociation`) so the engine removes by it.
+   * (or `setLeafAssociation`) so the engine removes by it. The sender must
+   * be valid (a revoked device's leave covers no one else); the others are
+   * its user's leaves, revoked ones too: a device revoked after a theft is
+   * still in the group under the user's name, and the user's leave must
+   * take it along (docs/PROTOCOL.md §5.4).
    */
   association(): LeafAssociation {
     return {
       associatedLeaves: (members, leafIndex) => {
         const sender = members.find((m) => m.leafIndex === leafIndex);
-        if (!sender) return [];
-        return members.filter((m) => m.leafIndex !== leafIndex && this.sameUser(m, sender)).map((m) => m.leafIndex);
+        const user = sender && this.validate(sender.credential.identity, sender.signatureKey)?.userId;
+        if (user === undefined) return [];
+        return members.filter((m) => m.leafIndex !== leafIndex && this.#registered(m)?.userId === user).map((m) => m.leafIndex);
       },
     };
+  }
+
+  /** `m`'s binding, revoked or not (identity as registered). */
+  #registered(m: Member): CredentialBinding | undefined {
+    const binding = this.#byKey.get(toHex(m.signatureKey));
+    return binding && bytesEqual(binding.identity, m.credential.identity) ? binding : undefined;
   }
 }

@@ -7,6 +7,7 @@
  * identity (LeafOperationIntents). An "eventual" group skips the ordering.
  */
 import { MlsClient, type Identity } from '../mls/client.js';
+import type { Ciphersuite } from '../mls/types.js';
 import { MlsError } from '../mls/errors.js';
 import { DsError, type DsRejection } from './ds-error.js';
 export { DS_ERROR_CODES, DsError, type DsRejection } from './ds-error.js';
@@ -16,6 +17,7 @@ import { ExternalSender } from '../intents/external-sender.js';
 import { IntentError } from '../intents/intent-error.js';
 import { validateIntentPublic } from '../intents/intent-operations.js';
 import type { LeafOperationIntent } from '../intents/leaf-operation-intent.js';
+import type { LeafAssociation } from '../intents/leaf-association.js';
 import { EpochProposalsFullError, InboxFullError, MemoryDeliveryStore, StorageQuotaError, type DeliveryStore, type EpochProposalBudget, type ProposalLimit, type GroupRecord, type LoggedMessage, type PendingWelcome, type StorageQuota, type StoredKeyPackage } from './delivery-store.js';
 import type { CredentialCheck } from './credential-check.js';
 export type { CredentialCheck } from './credential-check.js';
@@ -107,6 +109,15 @@ export interface DeliveryOptions {
   maxKeysPerClient?: number;
   /** Bytes of one KeyPackage (default 64 KiB); beyond: `too-large`. */
   maxKeyPackageBytes?: number;
+  /**
+   * The members' association rule for `remove_associated_members` (the
+   * one they pass to `MlsClient.open`, e.g. `AuthenticationService.association()`;
+   * default: same credential identity). The DS removes by it when it checks
+   * an intent and when it verifies a commit: with another rule it refused
+   * the members' commits of a user's leave, and took a commit removing by
+   * its rule, which every member refused (docs/PROTOCOL.md §5.4, §8.5).
+   */
+  association?: LeafAssociation;
 }
 
 /** What a commit brings beside it: Welcome, GroupInfo, added clients. */
@@ -130,7 +141,8 @@ export type SubmitResult = { accepted: true; seq: number } | { accepted: false; 
 export class DeliveryService {
   readonly store: DeliveryStore;
   readonly #client: MlsClient;
-  readonly #external: Identity;
+  /** The DS's external-sender identities: Ed25519 (ciphersuites 1 and 3), P-256 (ciphersuite 2). */
+  readonly #externals: { ed25519: Identity; p256: Identity };
   readonly #auth: CredentialCheck | undefined;
   readonly #lease: number;
   #takes = 0;
@@ -151,9 +163,9 @@ export class DeliveryService {
   readonly #quota: StorageQuota;
   readonly #maxKeyPackageBytes: number;
 
-  private constructor(client: MlsClient, external: Identity, options: DeliveryOptions) {
+  private constructor(client: MlsClient, externals: { ed25519: Identity; p256: Identity }, options: DeliveryOptions) {
     this.#client = client;
-    this.#external = external;
+    this.#externals = externals;
     this.store = options.store ?? new MemoryDeliveryStore();
     this.#auth = options.authentication;
     this.#tolerance = options.epochTolerance ?? 5;
@@ -184,9 +196,11 @@ export class DeliveryService {
   }
 
   static async create(options: DeliveryOptions = {}): Promise<DeliveryService> {
-    const client = await MlsClient.open();
-    const external = await client.createIdentity('delivery-service', 1);
-    return new DeliveryService(client, external, options);
+    const client = await MlsClient.open({ association: options.association });
+    // One key per signature scheme: members verify an external sender's proposal with the group's (RFC 9420 §6.1).
+    const ed25519 = await client.createIdentity(DS_SENDER, 1);
+    const p256 = await client.createIdentity(DS_SENDER, 2);
+    return new DeliveryService(client, { ed25519, p256 }, options);
   }
 
   /** What one client may store (undefined: no bound). */
@@ -194,14 +208,26 @@ export class DeliveryService {
     return { ...this.#quota };
   }
 
-  /** The DS's external-sender entry for a group's external_senders extension. */
+  /** The DS's external-sender entry for a group's external_senders extension, in ciphersuite 1 or 3 (Ed25519; `externalSenderSpecFor` for another). */
   get externalSenderSpec(): { identity: Uint8Array; signatureKey: Uint8Array } {
-    return { identity: this.#external.identity, signatureKey: this.#external.signaturePublicKey };
+    return this.externalSenderSpecFor(1);
   }
 
-  /** Signs external proposals (e.g. LeafOperationProposals) as this DS. */
+  /** The DS's external-sender entry for a group of `ciphersuite` (its key is of the suite's signature scheme). */
+  externalSenderSpecFor(ciphersuite: Ciphersuite): { identity: Uint8Array; signatureKey: Uint8Array } {
+    const external = this.#externalOf(ciphersuite);
+    return { identity: external.identity, signatureKey: external.signaturePublicKey };
+  }
+
+  /** Signs external proposals (e.g. LeafOperationProposals) as this DS, in ciphersuite 1 or 3 (`proposeIntent` signs in each group's). */
   get externalSender(): ExternalSender {
-    return new ExternalSender(this.#client, this.#external);
+    return new ExternalSender(this.#client, this.#externals.ed25519);
+  }
+
+  #externalOf(ciphersuite: Ciphersuite): Identity {
+    if (ciphersuite === 1 || ciphersuite === 3) return { ...this.#externals.ed25519, ciphersuite };
+    if (ciphersuite === 2) return this.#externals.p256;
+    throw new MlsError('INVALID_ARGUMENT', `no external-sender key for ciphersuite ${ciphersuite}`);
   }
 
   /**
@@ -246,7 +272,9 @@ export class DeliveryService {
       }
       throw err;
     }
-    const proposal = this.externalSender.proposeIntent({ groupId, epoch: group.epoch, senderIndex }, intent);
+    // Signed with the key of the group's signature scheme: an Ed25519 signature in a P-256 group was refused by every member.
+    const suite = groupContextOf(info)?.ciphersuite ?? 1;
+    const proposal = new ExternalSender(this.#client, this.#externalOf(suite)).proposeIntent({ groupId, epoch: group.epoch, senderIndex }, intent);
     // Logged only in the epoch it was made for (a commit may have moved the group meanwhile).
     const budget = { ...this.#ownProposals, ...(group.consistency === 'strong' ? { epoch: group.epoch } : {}) };
     const seq = await withinQuota(this.store.append({ groupId: id, sender: DS_SENDER, bytes: proposal, digest: toHex(await sha256(proposal)) }, undefined, undefined, budget));

@@ -5,7 +5,10 @@
 //! requirement and external commits; custom proposals of a required type are
 //! accepted from external senders.
 
-use std::sync::Arc;
+use std::sync::{
+    atomic::{AtomicUsize, Ordering},
+    Arc,
+};
 
 use openmls::{
     group::{ProposalExpander, ProposalExpansionError, PublicGroup},
@@ -397,6 +400,75 @@ fn duplicates_committer_removal_path_and_refusals() {
         process(&mut groups[1], providers[2], commit)
             .unwrap()
             .into_content()
+    else {
+        panic!("expected a commit");
+    };
+    assert!(staged.self_removed());
+}
+
+/// [`LeafList`], counting the proposals it is asked to expand.
+struct Counting(Arc<AtomicUsize>);
+
+impl ProposalExpander for Counting {
+    fn removed_leaves(
+        &self,
+        group: &PublicGroup,
+        proposal: &CustomProposal,
+    ) -> Result<Option<Vec<LeafNodeIndex>>, ProposalExpansionError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        LeafList.removed_leaves(group, proposal)
+    }
+
+    fn bound_leaf(&self, group: &PublicGroup, proposal: &CustomProposal) -> Option<LeafNodeIndex> {
+        LeafList.bound_leaf(group, proposal)
+    }
+}
+
+/// Expanding is where an expander checks a proposal (a LeafOperationIntent's
+/// signature): a commit carrying many distinct proposals bound to one leaf
+/// (copies of one intent, each signed anew) cost a check each before their
+/// duplicate Removes were found. Now none is expanded.
+#[openmls_test]
+fn proposals_bound_to_one_leaf_or_to_the_committer_are_refused_unexpanded() {
+    let providers = [
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+        &Provider::default(),
+    ];
+    let World {
+        mut groups,
+        signers,
+        ..
+    } = world(ciphersuite, &providers, true, false);
+    // alice without the expander builds what receivers must refuse.
+    let mut plain = groups.remove(0);
+    plain
+        .set_configuration(providers[0].storage(), &join_config(false))
+        .unwrap();
+    let expanded = Arc::new(AtomicUsize::new(0));
+    groups[0].set_proposal_expander(Arc::new(Counting(expanded.clone())));
+    let mut refused = |proposals: Vec<Proposal>| {
+        let commit = commit_with(&mut plain, providers[0], &signers[0].signer, proposals).unwrap();
+        plain.clear_pending_commit(providers[0].storage()).unwrap();
+        match process(&mut groups[0], providers[1], commit).unwrap_err() {
+            ProcessMessageError::InvalidCommit(StageCommitError::ProposalValidationError(e)) => e,
+            other => panic!("{other:?}"),
+        }
+    };
+    // Three distinct proposals bound to charlie (2).
+    let err = refused(vec![removing(&[2]), removing(&[2, 2]), removing(&[2, 2, 2])]);
+    assert_eq!(err, ProposalValidationError::DuplicateMemberRemoval);
+    // One bound to the committer, alice (0), beside one bound to charlie.
+    let err = refused(vec![removing(&[2]), removing(&[0, 2])]);
+    assert_eq!(err, ProposalValidationError::CommitterRemovedByProposal);
+    assert_eq!(expanded.load(Ordering::SeqCst), 0);
+    // One per leaf is expanded as before: bob removes charlie, who follows.
+    let commit = commit_with(&mut groups[0], providers[1], &signers[1].signer, vec![removing(&[2])]).unwrap();
+    groups[0].merge_pending_commit(providers[1]).unwrap();
+    assert!(expanded.load(Ordering::SeqCst) > 0);
+    let ProcessedMessageContent::StagedCommitMessage(staged) =
+        process(&mut groups[1], providers[2], commit).unwrap().into_content()
     else {
         panic!("expected a commit");
     };

@@ -17,7 +17,7 @@ use thiserror::Error;
 
 use crate::{binary_tree::LeafNodeIndex, messages::proposals::CustomProposal};
 
-use super::PublicGroup;
+use super::{errors::ProposalValidationError, PublicGroup};
 
 /// Why an expander refused a custom proposal. The reason is the expander's
 /// own stable text (e.g. `stale-leaf`); it refuses the message or commit
@@ -44,6 +44,11 @@ pub trait ProposalExpander: Send + Sync {
     /// committer leaving out a proposal whose bound leaf stays defers the
     /// Removes and Updates by reference of its leaves
     /// (`ProposalQueue::drop_overlapping_expansions`); `None`: always.
+    /// A proposal removes the leaf it is bound to: a commit carrying two
+    /// proposals bound to one leaf, or one bound to its committer, is
+    /// refused before any of them is expanded
+    /// ([`ProposalExpanderHook::removed_by_all`]). Answer from the bytes
+    /// alone, without the checks `removed_leaves` makes.
     fn bound_leaf(&self, _group: &PublicGroup, _proposal: &CustomProposal) -> Option<LeafNodeIndex> {
         None
     }
@@ -73,6 +78,37 @@ impl ProposalExpanderHook {
 }
 
 impl ProposalExpanderHook {
+    /// The leaves `customs` remove, together. Two of them bound to one leaf
+    /// would remove it twice (RFC 9420 §12.2), and one bound to the
+    /// `committer` would remove it: either is refused before any proposal
+    /// is expanded. An expander's check (a LeafOperationIntent's signature)
+    /// is the costly part, and a commit could carry thousands of distinct
+    /// valid copies of one sender's intent (a new signature each), each
+    /// checked before the duplicates were found; now a commit is checked at
+    /// most once per leaf bound.
+    pub(crate) fn removed_by_all<'a>(
+        &self,
+        group: &PublicGroup,
+        customs: impl IntoIterator<Item = &'a CustomProposal>,
+        committer: Option<LeafNodeIndex>,
+    ) -> Result<Vec<LeafNodeIndex>, ProposalValidationError> {
+        let customs: Vec<_> = customs.into_iter().collect();
+        let mut bound = std::collections::HashSet::new();
+        for leaf in customs.iter().filter_map(|c| self.bound_leaf(group, c)) {
+            if Some(leaf) == committer {
+                return Err(ProposalValidationError::CommitterRemovedByProposal);
+            }
+            if !bound.insert(leaf) {
+                return Err(ProposalValidationError::DuplicateMemberRemoval);
+            }
+        }
+        let mut implied = Vec::new();
+        for custom in customs {
+            implied.extend(self.removed_leaves(group, custom)?);
+        }
+        Ok(implied)
+    }
+
     /// [`ProposalExpander::bound_leaf`] (`None` without an expander).
     pub(crate) fn bound_leaf(&self, group: &PublicGroup, proposal: &CustomProposal) -> Option<LeafNodeIndex> {
         self.0.as_ref()?.bound_leaf(group, proposal)

@@ -429,12 +429,11 @@ impl ProposalQueue {
         hook: &crate::group::ProposalExpanderHook,
         committer: &Sender,
     ) -> Result<(), ProposalValidationError> {
-        let mut implied = Vec::new();
-        for queued_proposal in self.queued_proposals() {
-            if let Proposal::Custom(custom) = queued_proposal.proposal() {
-                implied.extend(hook.removed_leaves(group, custom)?);
-            }
-        }
+        let customs = self.queued_proposals().filter_map(|q| match q.proposal() {
+            Proposal::Custom(custom) => Some(custom.as_ref()),
+            _ => None,
+        });
+        let implied = hook.removed_by_all(group, customs, committer.as_member())?;
         if let Sender::Member(committer) = committer {
             if implied.contains(committer) {
                 return Err(ProposalValidationError::CommitterRemovedByProposal);

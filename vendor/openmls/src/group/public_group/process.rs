@@ -115,18 +115,9 @@ impl PublicGroup {
                 leftmost_blank_index: self.treesync().free_leaf_index(),
                 self_removes_in_store: self.proposal_store.self_removes(),
                 // Leaves freed by custom proposals can be the joiner's.
-                implied_removes: {
-                    let mut implied = Vec::new();
-                    let content = decrypted_message.verifiable_content();
-                    for custom in content.inline_custom_proposals() {
-                        implied.extend(
-                            proposal_expander
-                                .removed_leaves(self, custom)
-                                .map_err(|e| ValidationError::InvalidProposal(e.into()))?,
-                        );
-                    }
-                    implied
-                },
+                implied_removes: proposal_expander
+                    .removed_by_all(self, decrypted_message.verifiable_content().inline_custom_proposals(), None)
+                    .map_err(ValidationError::InvalidProposal)?,
             }),
             Sender::External(_) | Sender::NewMemberProposal => None,
         };
