@@ -27,9 +27,28 @@ export async function receivePairingMessage(device: DeviceSession, message: Uint
           ? { type: 'pairingGroupChanged', epoch: device.pairingGroup.epoch }
           : { type: 'derivationStep', counter: result.counter };
       }
-      return onPairingMessage(device, result.message, result.senderLeaf, result.epoch);
+      try {
+        return await onPairingMessage(device, result.message, result.senderLeaf, result.epoch);
+      } finally {
+        wipeCarried(result.message);
+      }
     }),
   );
+}
+
+/**
+ * What a received pairing message carries of the seed or of a vault
+ * output, wiped once the message was taken or refused (docs/PROTOCOL.md
+ * §4.2): a refusal before the seed was imported (`wrong-sender`, an
+ * established pairing, a key pair in it) left the decoded seed in memory.
+ */
+function wipeCarried(message: PairingMessage): void {
+  if (message.type === 'shareRand') {
+    message.seed.fill(0);
+    message.anchorKeyPair.fill(0);
+  }
+  if (message.type === 'accept') message.seedConfirmation.fill(0);
+  else message.proof.fill(0);
 }
 
 /** What a decoded pairing message (not a Notify) does to the pairing, once its sender is known. */
