@@ -11,7 +11,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { CodecError, MlsError, TlsWriter } from 'paired-mls';
-import { IntentError, createIntent, decodeIntent, encodeIntent, leavesRemovedBy, validateIntent, validateIntentPublic, type LeafOperationIntent } from 'paired-mls/intents';
+import { createIntent, decodeIntent, encodeIntent, leavesRemovedBy, validateIntent, validateIntentPublic, type LeafOperationIntent } from 'paired-mls/intents';
 import { world } from './intents-review-helpers.js';
 
 /** What `f` throws, as class, code and reason. */
