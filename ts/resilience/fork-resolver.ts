@@ -49,8 +49,14 @@ export type ForkEvent =
   /** Reasons: docs/PROTOCOL.md §7.1 (`future`: hand it in again later). */
   | { type: 'dropped'; reason: 'losing-commit' | 'duplicate' | 'late' | 'future' };
 
-/** Per client, the groups (id hex) with an open optimistic window. */
-const openWindows = new WeakMap<object, Set<string>>();
+/**
+ * Per client, per group (id hex), the resolvers with an open optimistic
+ * window: a group may have more than one (an app that replaces its
+ * resolver while the old one's window is still open), and the first to
+ * close its last window must not lift the others' (before, one flag per
+ * group: it did).
+ */
+const openWindows = new WeakMap<object, Map<string, Set<ForkResolver>>>();
 
 /**
  * Whether a resolver keeps `group`'s previous epoch for a switch: what a
@@ -58,7 +64,7 @@ const openWindows = new WeakMap<object, Set<string>>();
  * would not undo it (the recovery registry, docs/PROTOCOL.md §7.2).
  */
 export function optimisticWindowOpen(group: Group): boolean {
-  return openWindows.get(group.client)?.has(toHex(group.id)) ?? false;
+  return (openWindows.get(group.client)?.get(toHex(group.id))?.size ?? 0) > 0;
 }
 
 /** Foreign candidates a hold window keeps at most: the lowest-ranked ones. */
@@ -374,8 +380,10 @@ export class ForkResolver {
   #openOptimistic(window: OptimisticWindow): void {
     if (this.#optimistic.length >= MAX_WINDOWS) this.#closeOldest();
     this.#optimistic.push(window);
-    const open = openWindows.get(this.group.client) ?? new Set<string>();
-    openWindows.set(this.group.client, open.add(toHex(this.group.id)));
+    const byGroup = openWindows.get(this.group.client) ?? new Map<string, Set<ForkResolver>>();
+    openWindows.set(this.group.client, byGroup);
+    const hex = toHex(this.group.id);
+    byGroup.set(hex, (byGroup.get(hex) ?? new Set()).add(this));
     this.#schedule();
   }
 
@@ -399,7 +407,11 @@ export class ForkResolver {
 
   #closeOldest(): void {
     this.#optimistic.shift()?.snapshot.free();
-    if (this.#optimistic.length === 0) openWindows.get(this.group.client)?.delete(toHex(this.group.id));
+    if (this.#optimistic.length > 0) return this.#schedule();
+    const byGroup = openWindows.get(this.group.client);
+    const hex = toHex(this.group.id);
+    byGroup?.get(hex)?.delete(this);
+    if (byGroup?.get(hex)?.size === 0) byGroup.delete(hex);
     this.#schedule();
   }
 }
