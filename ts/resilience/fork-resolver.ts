@@ -25,6 +25,7 @@ import type { Group, ProcessResult, RetainedState, StagedCommit } from '../mls/g
 import { MlsError, invalidArgument } from '../mls/errors.js';
 import { bytesEqual, sha256, toHex, type BytesLike } from '../mls/bytes.js';
 import { readMlsHeader } from '../codec/mls-header.js';
+import { recoveryRecords } from './state-loss-recovery.js';
 
 /** Wait for the winning commit (hold) or apply the first and switch if another wins (optimistic). */
 export type ForkStrategy = 'hold' | 'optimistic';
@@ -50,22 +51,18 @@ export type ForkEvent =
   | { type: 'dropped'; reason: 'losing-commit' | 'duplicate' | 'late' | 'future' };
 
 /**
- * Per client, per group (id hex), the resolvers with an open optimistic
- * window: a group may have more than one (an app that replaces its
- * resolver while the old one's window is still open), and the first to
- * close its last window must not lift the others' (before, one flag per
- * group: it did).
+ * A layer's records of a group that a switch must take back with the group
+ * (they are not part of the state `retainState` keeps): `keep` as each
+ * optimistic window opens (before its commit), `restore` when a switch goes
+ * back there. Before, a switch left them as the losing branch wrote them
+ * (the recovery registry, docs/PROTOCOL.md §7.2).
  */
-const openWindows = new WeakMap<object, Map<string, Set<ForkResolver>>>();
-
-/**
- * Whether a resolver keeps `group`'s previous epoch for a switch: what a
- * layer stores meanwhile is not part of the kept state, and a switch
- * would not undo it (the recovery registry, docs/PROTOCOL.md §7.2).
- */
-export function optimisticWindowOpen(group: Group): boolean {
-  return (openWindows.get(group.client)?.get(toHex(group.id))?.size ?? 0) > 0;
+export interface ForkFollower {
+  keep(group: Group): unknown;
+  restore(group: Group, kept: unknown): Promise<void>;
 }
+/** The layers whose records follow a switch: the recovery registry (a layer of its own would be added here). */
+const followers: ForkFollower[] = [recoveryRecords];
 
 /** Foreign candidates a hold window keeps at most: the lowest-ranked ones. */
 const MAX_CANDIDATES = 8;
@@ -106,6 +103,8 @@ interface OptimisticWindow {
   snapshot: RetainedState;
   /** Epoch authenticator once the winner is applied: a competitor leading there is the winner in other bytes. */
   applied: Uint8Array;
+  /** What each `ForkFollower` kept as the window opened: a switch here puts it back. */
+  records: unknown[];
   /** Messages sent through `encrypt` while this was the newest window (since it opened or its last switch): unreadable if the member switches here or below. */
   sent: number;
 }
@@ -141,6 +140,15 @@ export class ForkResolver {
   /** Group states kept for a possible switch (optimistic): one per open window, at most 8. */
   retainedStates(): number {
     return this.#optimistic.length;
+  }
+
+  /**
+   * The last epoch no switch can take back (optimistic: the oldest open
+   * window's, else the current one): what a member did in a later epoch
+   * is void if a `switched` for an earlier epoch follows (docs/PROTOCOL.md §7.2).
+   */
+  settledEpoch(): number {
+    return this.#optimistic[0]?.epoch ?? this.group.epoch;
   }
 
   /** Other members' commits held in an open hold window (at most 8). */
@@ -203,6 +211,7 @@ export class ForkResolver {
       return out;
     }
     // A window opens only once the commit is merged.
+    const records = followers.map((f) => f.keep(this.group));
     const snapshot = this.group.retainState();
     let out: CommitResult;
     try {
@@ -212,7 +221,7 @@ export class ForkResolver {
       snapshot.free();
       throw err;
     }
-    this.#openOptimistic({ epoch, deadline: this.#now() + this.#windowMs, winner: await commitRank(out.commit), ownWinner: true, snapshot, applied: this.group.epochAuthenticator(), sent: 0 });
+    this.#openOptimistic({ epoch, deadline: this.#now() + this.#windowMs, winner: await commitRank(out.commit), ownWinner: true, snapshot, applied: this.group.epochAuthenticator(), records, sent: 0 });
     return out;
   }
 
@@ -324,6 +333,7 @@ export class ForkResolver {
     if (epoch !== current) return [{ type: 'dropped', reason: epoch < current ? 'late' : 'future' }];
     // A commit for the epoch this member is in: a window opens only once
     // it is merged, so a message that does not process opens none.
+    const records = followers.map((f) => f.keep(this.group));
     const snapshot = this.group.retainState();
     let r: ProcessResult;
     try {
@@ -337,7 +347,7 @@ export class ForkResolver {
       snapshot.free();
       return [{ type: 'processed', result: r }];
     }
-    this.#openOptimistic({ epoch, deadline: this.#now() + this.#windowMs, winner: rank, ownWinner: false, snapshot, applied: this.group.epochAuthenticator(), sent: 0 });
+    this.#openOptimistic({ epoch, deadline: this.#now() + this.#windowMs, winner: rank, ownWinner: false, snapshot, applied: this.group.epochAuthenticator(), records, sent: 0 });
     return [{ type: 'processed', result: r }];
   }
 
@@ -366,7 +376,9 @@ export class ForkResolver {
     } finally {
       current.free();
     }
-    // The branch left: this window's winner and every commit applied on top of it.
+    // The branch left: this window's winner and every commit applied on top
+    // of it, and what the layers stored since the window opened.
+    for (const [i, f] of followers.entries()) await f.restore(this.group, window.records[i]);
     const left = [window, ...this.#optimistic.splice(level + 1)];
     const unread = left.reduce((n, w) => n + w.sent, 0);
     const lost: ForkEvent[] = left.filter((w) => w.ownWinner).map((w) => ({ type: 'lostRace', epoch: w.epoch }));
@@ -380,10 +392,6 @@ export class ForkResolver {
   #openOptimistic(window: OptimisticWindow): void {
     if (this.#optimistic.length >= MAX_WINDOWS) this.#closeOldest();
     this.#optimistic.push(window);
-    const byGroup = openWindows.get(this.group.client) ?? new Map<string, Set<ForkResolver>>();
-    openWindows.set(this.group.client, byGroup);
-    const hex = toHex(this.group.id);
-    byGroup.set(hex, (byGroup.get(hex) ?? new Set()).add(this));
     this.#schedule();
   }
 
@@ -407,11 +415,6 @@ export class ForkResolver {
 
   #closeOldest(): void {
     this.#optimistic.shift()?.snapshot.free();
-    if (this.#optimistic.length > 0) return this.#schedule();
-    const byGroup = openWindows.get(this.group.client);
-    const hex = toHex(this.group.id);
-    byGroup?.get(hex)?.delete(this);
-    if (byGroup?.get(hex)?.size === 0) byGroup.delete(hex);
     this.#schedule();
   }
 }
