@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { utf8 } from 'paired-mls';
 import { ForkResolver, acceptRecoveryPsks, commitRank, issueRecoveryPsk, type ForkEvent } from 'paired-mls/resilience';
 import { forkWorld } from './resilience-helpers.js';
-import { deliverCommit, expectInSync, mlsError, stillWorks, type Member } from './helpers.js';
+import { deliverCommit, expectInSync, mlsError, newMember, stillWorks, type Member } from './helpers.js';
 
 const types = (events: ForkEvent[]) => events.map((e) => e.type);
 
@@ -75,6 +75,70 @@ describe('resilience review 5: limits of the per-commit windows', () => {
     // One proof per leaf: Alice's and Bob's latest.
     const registry = Object.keys(JSON.parse(utf8(bob.client.groupRecord(bob.group!.id, 'paired-mls/recovery-psks')!)));
     expect(registry).toHaveLength(2);
+    expectInSync(members);
+    await stillWorks(members);
+  });
+});
+
+describe('resilience review 5: a re-encoded commit brings its branch back', () => {
+  it("a member whose own commit on top was dropped by a switch, when a lower copy of the first commit switches it back, is not left behind those that kept its commit", async () => {
+    const members = await forkWorld(['alice', 'bob', 'carol', 'mallory']);
+    const [alice, bob, carol, mallory] = members as [Member, Member, Member, Member];
+    const clock = 0;
+    const resolver = (m: Member) => new ForkResolver(m.group!, { strategy: 'optimistic', windowMs: 1000, now: () => clock });
+    const epoch = alice.group!.epoch;
+    const atCarol = resolver(carol);
+    const y = (await atCarol.commit({ selfUpdate: true })).commit;
+    const rankY = await commitRank(y);
+    // Mallory's commit without a path in two encodings, one ranked below Carol's and one above (review 4).
+    const eve = await newMember('eve');
+    const kp = await eve.client.createKeyPackage(eve.identity);
+    let low: Uint8Array, high: Uint8Array;
+    for (;;) {
+      const first = (await mallory.group!.commit({ add: [kp] })).commit;
+      await mallory.group!.clearPendingCommit();
+      const second = (await mallory.group!.commit({ add: [kp] })).commit;
+      const [a, b] = [await commitRank(first), await commitRank(second)];
+      if (a < rankY !== b < rankY) {
+        [low, high] = a < b ? [first, second] : [second, first];
+        break;
+      }
+      await mallory.group!.clearPendingCommit();
+    }
+    await mallory.group!.mergePendingCommit();
+    // Alice applies the high copy and commits on top; Bob applies the low copy and Alice's commit.
+    const [atAlice, atBob] = [resolver(alice), resolver(bob)];
+    expect(types(await atAlice.receive(high))).toEqual(['processed']);
+    const onTop = (await atAlice.commit({ selfUpdate: true })).commit;
+    expect(types(await atBob.receive(low))).toEqual(['processed']);
+    expect(types(await atBob.receive(onTop))).toEqual(['processed']);
+    // Alice gets Carol's commit (she switches, her commit dropped), then the
+    // low copy: back to Mallory's content, and to her own state there with
+    // her commit on top, which the others kept. Before, she applied the low
+    // copy afresh and could not take her own commit when it came back
+    // (INVALID_COMMIT "The Commit was created by this client but does not
+    // match the pending commit"): she stayed an epoch behind the others.
+    const sent = await atAlice.encrypt('on the branch that loses');
+    expect(await atAlice.receive(y)).toEqual([
+      { type: 'switched', epoch, winner: rankY, ownCommitLost: false, unread: 1 },
+      { type: 'lostRace', epoch: epoch + 1 },
+    ]);
+    expect(atAlice.retainedStates()).toBe(3); // the window, and the branch left: its tip and the window on top
+    expect(await atAlice.receive(low)).toEqual([
+      { type: 'switched', epoch, winner: await commitRank(low), ownCommitLost: false, unread: 0 },
+      { type: 'regained', epoch: epoch + 1 },
+    ]);
+    expect(atAlice.retainedStates()).toBe(3);
+    for (const c of [y, high]) expect(await atBob.receive(c)).toEqual([{ type: 'dropped', reason: 'losing-commit' }]);
+    expect(types(await atCarol.receive(low))).toEqual(['switched', 'lostRace']);
+    expect(types(await atCarol.receive(onTop))).toEqual(['processed']);
+    const r = await mallory.group!.process(onTop);
+    if (r.kind === 'commit') await r.staged.merge();
+    expect(await atAlice.receive(onTop)).toEqual([{ type: 'dropped', reason: 'duplicate' }]);
+    // What Alice sent there is read again (her generations were not reused).
+    const [read] = await atBob.receive(sent);
+    expect(read?.type === 'processed' && read.result.kind === 'application' && utf8(read.result.data)).toBe('on the branch that loses');
+    expect(alice.group!.epoch).toBe(epoch + 2);
     expectInSync(members);
     await stillWorks(members);
   });

@@ -14,7 +14,8 @@
  *   tie-break arrives in time, go back and apply it instead. The kept state
  *   is wiped when the window closes (forward secrecy). A commit applied on
  *   top opens a window of its own and leaves the earlier one open: a
- *   switch there drops what was applied on top.
+ *   switch there drops what was applied on top, and keeps that branch in
+ *   case a copy of its commit in other bytes brings it back.
  *
  * A received commit becomes a candidate only once it processed (the
  * group's checks included): junk with a commit's clear header opens no
@@ -47,6 +48,8 @@ export type ForkEvent =
   /** `unread`: how many of this member's last messages through `encrypt` were sent on the branch it left; the winner's members cannot read them (docs/PROTOCOL.md §7.1). */
   | { type: 'switched'; epoch: number; winner: string; ownCommitLost: boolean; unread: number }
   | { type: 'lostRace'; epoch: number }
+  /** A commit of this member's that a `lostRace` reported is in again: a switch went back to its branch (its commit before, in other bytes). */
+  | { type: 'regained'; epoch: number }
   /** Reasons: docs/PROTOCOL.md §7.1 (`future`: hand it in again later). */
   | { type: 'dropped'; reason: 'losing-commit' | 'duplicate' | 'late' | 'future' };
 
@@ -107,6 +110,26 @@ interface OptimisticWindow {
   records: unknown[];
   /** Messages sent through `encrypt` while this was the newest window (since it opened or its last switch): unreadable if the member switches here or below. */
   sent: number;
+  /** Branches a switch here left, newest last: a competitor leading to one's epoch (its commit in other bytes) brings it back. */
+  left: LeftBranch[];
+}
+
+/** A branch a switch left: its commit at the window's level, the member's state where it left it, and the windows that were on top. */
+interface LeftBranch {
+  applied: Uint8Array;
+  ownWinner: boolean;
+  sent: number;
+  tip: RetainedState;
+  records: unknown[];
+  above: OptimisticWindow[];
+}
+
+/** Group states the branches left keep at most, over all windows (the oldest go first): each is a state of a branch a re-encoded commit can bring back. */
+const MAX_LEFT_STATES = 8;
+const leftStates = (b: LeftBranch) => 1 + b.above.length;
+function freeBranch(b: LeftBranch): void {
+  b.tip.free();
+  for (const w of b.above) w.snapshot.free();
 }
 
 /** Processes a group's messages under eventually consistent delivery, resolving competing commits for one epoch; calls run one at a time, in order (docs/PROTOCOL.md §7.1). */
@@ -137,9 +160,9 @@ export class ForkResolver {
     return this.#hold === undefined;
   }
 
-  /** Group states kept for a possible switch (optimistic): one per open window, at most 8. */
+  /** Group states kept for a possible switch (optimistic): one per open window (at most 8), and those of branches a switch left (at most 8 more). */
   retainedStates(): number {
-    return this.#optimistic.length;
+    return this.#optimistic.reduce((n, w) => n + 1 + w.left.reduce((m, b) => m + leftStates(b), 0), 0);
   }
 
   /**
@@ -221,7 +244,7 @@ export class ForkResolver {
       snapshot.free();
       throw err;
     }
-    this.#openOptimistic({ epoch, deadline: this.#now() + this.#windowMs, winner: await commitRank(out.commit), ownWinner: true, snapshot, applied: this.group.epochAuthenticator(), records, sent: 0 });
+    this.#openOptimistic({ epoch, deadline: this.#now() + this.#windowMs, winner: await commitRank(out.commit), ownWinner: true, snapshot, applied: this.group.epochAuthenticator(), records, sent: 0, left: [] });
     return out;
   }
 
@@ -347,46 +370,80 @@ export class ForkResolver {
       snapshot.free();
       return [{ type: 'processed', result: r }];
     }
-    this.#openOptimistic({ epoch, deadline: this.#now() + this.#windowMs, winner: rank, ownWinner: false, snapshot, applied: this.group.epochAuthenticator(), records, sent: 0 });
+    this.#openOptimistic({ epoch, deadline: this.#now() + this.#windowMs, winner: rank, ownWinner: false, snapshot, applied: this.group.epochAuthenticator(), records, sent: 0, left: [] });
     return [{ type: 'processed', result: r }];
   }
 
   async #switch(level: number, commit: Uint8Array, rank: string, epoch: number): Promise<ForkEvent[]> {
     const window = this.#optimistic[level]!;
-    // A competitor that fails once the kept epoch is back (a forged copy
-    // of a commit ranks lower after a few tries) puts the group back where
-    // it was, not in the epoch everyone else left.
+    // The branch this member is on: kept, as a re-encoded copy of its
+    // commit may bring it back (where the others kept what is on top).
     const current = this.group.retainState();
+    const records = followers.map((f) => f.keep(this.group));
+    let back: LeftBranch | undefined;
+    let reached: Uint8Array;
     try {
       await this.group.restoreState(window.snapshot);
       const r = await this.group.process(commit);
       if (r.kind !== 'commit') throw new MlsError('INVALID_MESSAGE', `the competing message is not a commit of another member (${r.kind})`);
       await r.staged.merge();
+      reached = this.group.epochAuthenticator();
       // The same epoch again (the winner's content in other bytes): back to
       // the state that already sent and read in it. Its rank is now the one
       // to beat: a member that saw the copies in the other order has it.
-      if (bytesEqual(this.group.epochAuthenticator(), window.applied)) {
+      if (bytesEqual(reached, window.applied)) {
         await this.group.restoreState(current);
+        current.free();
         window.winner = rank;
         return [{ type: 'dropped', reason: 'duplicate' }];
       }
+      // A branch left earlier, in other bytes: back to the member's own
+      // state there, with what was applied on top (before, it applied the
+      // commit afresh: its commits on top were lost while the members that
+      // never left kept them, and it sent again under generations it had used).
+      back = window.left.find((b) => bytesEqual(b.applied, reached));
+      if (back) await this.group.restoreState(back.tip);
     } catch (err) {
+      // A competitor that fails once the kept epoch is back (a forged copy
+      // of a commit ranks lower after a few tries) puts the group back where
+      // it was, not in the epoch everyone else left.
       await this.group.restoreState(current);
-      throw err;
-    } finally {
       current.free();
+      throw err;
     }
     // The branch left: this window's winner and every commit applied on top
     // of it, and what the layers stored since the window opened.
-    for (const [i, f] of followers.entries()) await f.restore(this.group, window.records[i]);
-    const left = [window, ...this.#optimistic.splice(level + 1)];
-    const unread = left.reduce((n, w) => n + w.sent, 0);
-    const lost: ForkEvent[] = left.filter((w) => w.ownWinner).map((w) => ({ type: 'lostRace', epoch: w.epoch }));
-    for (const w of left.slice(1)) w.snapshot.free();
+    for (const [i, f] of followers.entries()) await f.restore(this.group, back ? back.records[i] : window.records[i]);
+    const above = this.#optimistic.splice(level + 1);
+    const leaving = [window, ...above];
+    const unread = leaving.reduce((n, w) => n + w.sent, 0);
+    const lost: ForkEvent[] = leaving.filter((w) => w.ownWinner).map((w) => ({ type: 'lostRace', epoch: w.epoch }));
     const ownCommitLost = window.ownWinner;
-    Object.assign(window, { winner: rank, ownWinner: false, applied: this.group.epochAuthenticator(), sent: 0 });
+    for (const w of above) for (const b of w.left.splice(0)) freeBranch(b);
+    if (back) window.left.splice(window.left.indexOf(back), 1);
+    window.left.push({ applied: window.applied, ownWinner: window.ownWinner, sent: window.sent, tip: current, records, above });
+    Object.assign(window, { winner: rank, ownWinner: back?.ownWinner ?? false, applied: reached, sent: back?.sent ?? 0 });
+    const regained: ForkEvent[] = [];
+    if (back) {
+      this.#optimistic.push(...back.above);
+      back.tip.free();
+      for (const w of [window, ...back.above]) if (w.ownWinner) regained.push({ type: 'regained', epoch: w.epoch });
+    }
+    this.#boundLeft();
     this.#schedule();
-    return [{ type: 'switched', epoch, winner: rank, ownCommitLost, unread }, ...lost];
+    return [{ type: 'switched', epoch, winner: rank, ownCommitLost, unread }, ...lost, ...regained];
+  }
+
+  /** At most MAX_LEFT_STATES states in the branches left: the oldest windows' oldest branches go first. */
+  #boundLeft(): void {
+    let total = this.#optimistic.reduce((n, w) => n + w.left.reduce((m, b) => m + leftStates(b), 0), 0);
+    for (const w of this.#optimistic) {
+      while (total > MAX_LEFT_STATES && w.left.length > 0) {
+        const b = w.left.shift()!;
+        total -= leftStates(b);
+        freeBranch(b);
+      }
+    }
   }
 
   #openOptimistic(window: OptimisticWindow): void {
@@ -414,7 +471,9 @@ export class ForkResolver {
   }
 
   #closeOldest(): void {
-    this.#optimistic.shift()?.snapshot.free();
+    const oldest = this.#optimistic.shift();
+    oldest?.snapshot.free();
+    for (const b of oldest?.left ?? []) freeBranch(b);
     this.#schedule();
   }
 }
