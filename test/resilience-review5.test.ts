@@ -143,3 +143,50 @@ describe('resilience review 5: a re-encoded commit brings its branch back', () =
     await stillWorks(members);
   });
 });
+
+describe('resilience review 5: the branches a switch leaves are bounded', () => {
+  it('at most 8 states of branches left are kept; a branch whose states went is applied afresh (the limit), and members still agree', async () => {
+    const members = await forkWorld(['alice', 'bob', 'carol', 'dave', 'mallory']);
+    const [alice, bob, carol, dave, mallory] = members as [Member, Member, Member, Member, Member];
+    const clock = 0;
+    const resolver = (m: Member) => new ForkResolver(m.group!, { strategy: 'optimistic', windowMs: 1000, now: () => clock });
+    const epoch = alice.group!.epoch;
+    // Carol's commit ranks in the upper half, Dave's in the second quarter.
+    const grind = async (m: Member, first: RegExp) => {
+      for (;;) {
+        const { commit } = await m.group!.commit({ selfUpdate: true });
+        if (first.test(await commitRank(commit))) return commit;
+        await m.group!.clearPendingCommit();
+      }
+    };
+    const y = await grind(carol, /^[89ab]/);
+    const z = await grind(dave, /^[4-7]/);
+    // Mallory's commit without a path, in a copy ranked above Carol's and one below Dave's.
+    const eve = await newMember('eve');
+    const kp = await eve.client.createKeyPackage(eve.identity);
+    let high: Uint8Array | undefined, low: Uint8Array | undefined;
+    while (!high || !low) {
+      await mallory.group!.clearPendingCommit();
+      const copy = (await mallory.group!.commit({ add: [kp] })).commit;
+      const rank = await commitRank(copy);
+      if (/^[c-f]/.test(rank)) high ??= copy;
+      if (/^[0-3]/.test(rank)) low ??= copy;
+    }
+    await mallory.group!.mergePendingCommit();
+    // Alice applies the high copy and 7 commits of Bob's on top (8 windows), then Carol's, then Dave's.
+    const [atAlice, atBob] = [resolver(alice), resolver(bob)];
+    expect(types(await atAlice.receive(high))).toEqual(['processed']);
+    expect(types(await atBob.receive(high))).toEqual(['processed']);
+    for (let i = 0; i < 7; i++) expect(types(await atAlice.receive((await atBob.commit({ selfUpdate: true })).commit))).toEqual(['processed']);
+    expect(atAlice.retainedStates()).toBe(8);
+    expect(types(await atAlice.receive(y))).toEqual(['switched']);
+    // The window, and the branch left: its tip and the 7 windows on top.
+    expect(atAlice.retainedStates()).toBe(9);
+    expect(types(await atAlice.receive(z))).toEqual(['switched']);
+    // Carol's branch (1 state) made 9: the oldest branch, Mallory's, went.
+    expect(atAlice.retainedStates()).toBe(2);
+    // The low copy brings Mallory's content back, applied afresh: Alice is at its epoch, without Bob's 7.
+    expect(await atAlice.receive(low)).toEqual([{ type: 'switched', epoch, winner: await commitRank(low), ownCommitLost: false, unread: 0 }]);
+    expect([alice.group!.epoch, bob.group!.epoch]).toEqual([epoch + 1, epoch + 8]);
+  });
+});
