@@ -4,8 +4,8 @@
  * (review 4). "limit": a documented limit, pinned.
  */
 import { describe, expect, it } from 'vitest';
-import { utf8 } from 'paired-mls';
-import { ForkResolver, acceptRecoveryPsks, commitRank, issueRecoveryPsk, type ForkEvent } from 'paired-mls/resilience';
+import { MlsClient, utf8 } from 'paired-mls';
+import { ForkResolver, acceptRecoveryPsks, commitRank, issueRecoveryPsk, recoverMembership, type ForkEvent } from 'paired-mls/resilience';
 import { forkWorld } from './resilience-helpers.js';
 import { deliverCommit, expectInSync, mlsError, newMember, stillWorks, type Member } from './helpers.js';
 
@@ -188,5 +188,44 @@ describe('resilience review 5: the branches a switch leaves are bounded', () => 
     // The low copy brings Mallory's content back, applied afresh: Alice is at its epoch, without Bob's 7.
     expect(await atAlice.receive(low)).toEqual([{ type: 'switched', epoch, winner: await commitRank(low), ownCommitLost: false, unread: 0 }]);
     expect([alice.group!.epoch, bob.group!.epoch]).toEqual([epoch + 1, epoch + 8]);
+  });
+});
+
+describe('resilience review 5: a recovery competing in a window', () => {
+  it("a recovery commit that wins against a commit applied first is checked against the registry of the kept epoch, not the one the branch left pruned", async () => {
+    const members = await forkWorld(['alice', 'bob', 'carol', 'mallory', 'zed']);
+    const [alice, bob, carol, mallory, zed] = members as [Member, Member, Member, Member, Member];
+    const { record, registration } = await issueRecoveryPsk(zed.group!, zed.identity);
+    for (const m of [alice, bob, carol, mallory]) {
+      const r = await m.group!.process(registration);
+      expect(r.kind === 'application' && (await acceptRecoveryPsks(m.group!, r))).toBe(true);
+    }
+    const epoch = alice.group!.epoch;
+    // Zed lost his state and recovers from this epoch's GroupInfo; Mallory's commit for the same epoch removes his leaf and ranks above his.
+    const groupInfo = await alice.group!.exportGroupInfo();
+    const fresh = await MlsClient.open();
+    const recovered = await recoverMembership(fresh, await fresh.createIdentity('zed', 1), groupInfo, record);
+    const [join, removeOld] = recovered.commits as [Uint8Array, Uint8Array];
+    let removal: Uint8Array;
+    for (;;) {
+      removal = (await mallory.group!.commit({ remove: [zed.group!.ownLeafIndex] })).commit;
+      if ((await commitRank(removal)) > (await commitRank(join))) break;
+      await mallory.group!.clearPendingCommit();
+    }
+    await mallory.group!.clearPendingCommit();
+    // Alice (optimistic) applies Mallory's commit and takes Carol's registration on that branch: its pruning drops Zed's proof.
+    const atAlice = new ForkResolver(alice.group!, { strategy: 'optimistic', windowMs: 1000, now: () => 0 });
+    const atCarol = new ForkResolver(carol.group!, { strategy: 'optimistic', windowMs: 1000, now: () => 0 });
+    for (const at of [atAlice, atCarol]) expect(types(await at.receive(removal))).toEqual(['processed']);
+    expect(alice.group!.epoch).toBe(epoch + 1);
+    const [read] = await atAlice.receive((await issueRecoveryPsk(carol.group!, carol.identity)).registration);
+    expect(read?.type === 'processed' && read.result.kind === 'application' && (await acceptRecoveryPsks(alice.group!, read.result))).toBe(true);
+    // Zed's recovery ranks lower: Alice switches to it. Before, it was checked with the pruned registry (PSK_NOT_FOUND) and Alice stayed on Mallory's branch.
+    expect(types(await atAlice.receive(join))).toEqual(['switched']);
+    expect(types(await atCarol.receive(join))).toEqual(['switched']);
+    await deliverCommit(join, [bob, mallory]);
+    for (const at of [atAlice, atCarol]) expect(types(await at.receive(removeOld))).toEqual(['processed']);
+    await deliverCommit(removeOld, [bob, mallory]);
+    await stillWorks([alice, bob, carol, mallory, { ...zed, client: fresh, group: recovered.group }]);
   });
 });

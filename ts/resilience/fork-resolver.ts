@@ -380,10 +380,17 @@ export class ForkResolver {
     // commit may bring it back (where the others kept what is on top).
     const current = this.group.retainState();
     const records = followers.map((f) => f.keep(this.group));
+    const putBack = async (kept: unknown[]) => {
+      for (const [i, f] of followers.entries()) await f.restore(this.group, kept[i]);
+    };
     let back: LeftBranch | undefined;
     let reached: Uint8Array;
     try {
+      // The competitor is checked as in the kept epoch, the layers' records
+      // included: a recovery competing there needs the registry the branch
+      // left may have pruned (before, PSK_NOT_FOUND: the member stayed).
       await this.group.restoreState(window.snapshot);
+      await putBack(window.records);
       const r = await this.group.process(commit);
       if (r.kind !== 'commit') throw new MlsError('INVALID_MESSAGE', `the competing message is not a commit of another member (${r.kind})`);
       await r.staged.merge();
@@ -393,6 +400,7 @@ export class ForkResolver {
       // to beat: a member that saw the copies in the other order has it.
       if (bytesEqual(reached, window.applied)) {
         await this.group.restoreState(current);
+        await putBack(records);
         current.free();
         window.winner = rank;
         return [{ type: 'dropped', reason: 'duplicate' }];
@@ -402,18 +410,21 @@ export class ForkResolver {
       // commit afresh: its commits on top were lost while the members that
       // never left kept them, and it sent again under generations it had used).
       back = window.left.find((b) => bytesEqual(b.applied, reached));
-      if (back) await this.group.restoreState(back.tip);
+      if (back) {
+        await this.group.restoreState(back.tip);
+        await putBack(back.records);
+      }
     } catch (err) {
       // A competitor that fails once the kept epoch is back (a forged copy
       // of a commit ranks lower after a few tries) puts the group back where
       // it was, not in the epoch everyone else left.
       await this.group.restoreState(current);
+      await putBack(records);
       current.free();
       throw err;
     }
     // The branch left: this window's winner and every commit applied on top
-    // of it, and what the layers stored since the window opened.
-    for (const [i, f] of followers.entries()) await f.restore(this.group, back ? back.records[i] : window.records[i]);
+    // of it; what the layers stored since the window opened is undone above.
     const above = this.#optimistic.splice(level + 1);
     const leaving = [window, ...above];
     const unread = leaving.reduce((n, w) => n + w.sent, 0);

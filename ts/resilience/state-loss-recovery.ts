@@ -222,6 +222,8 @@ export const recoveryRecords: ForkFollower = {
   restore: async (group, kept) => {
     const { registry, transfer } = kept as { registry: Record<string, string>; transfer: string | undefined };
     const { client } = group;
+    // Nothing stored since (the common case, and junk that failed): no write.
+    if (JSON.stringify(known(group)) === JSON.stringify(registry) && expectedSender(group) === transfer) return;
     await client.atomically(async () => {
       const now = known(group);
       for (const hex of Object.keys(now)) if (!(hex in registry)) await client.psks.delete(fromHex(hex));
