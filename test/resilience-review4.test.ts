@@ -23,7 +23,10 @@ import { deliverCommit, expectInSync, mlsError, newMember, stillWorks, type Memb
 
 const types = (events: ForkEvent[]) => events.map((e) => e.type);
 const WRONG_EPOCH = { code: 'WRONG_EPOCH', message: "processing message: Message epoch differs from the group's epoch." };
-const IN_WINDOW = { code: 'INVALID_STATE', message: 'a fork window is open on this group: hand recovery messages in (or issue) once it closes' };
+const registryOf = (m: Member) => {
+  const raw = m.client.groupRecord(m.group!.id, 'paired-mls/recovery-psks');
+  return raw ? Object.keys(JSON.parse(utf8(raw))).sort() : [];
+};
 
 describe('resilience review 4: optimistic, one commit in two encodings', () => {
   it('members that saw the same candidates agree: a copy of the applied commit that ranks lower becomes the rank to beat', async () => {
@@ -115,7 +118,7 @@ describe('resilience review 4: an outsider re-encoding a commit', () => {
 });
 
 describe('resilience review 4: recovery messages in an optimistic window', () => {
-  it("a registration read on a branch that then loses cannot prune the others' proofs: the layer refuses recovery messages while the window is open, and the member's recovery is taken everywhere", async () => {
+  it("a registration read on a branch that then loses cannot prune the others' proofs: a switch puts the registry back as the window found it, and the member's recovery is taken everywhere", async () => {
     const members = await forkWorld(['alice', 'bob', 'carol', 'dave', 'mallory', 'zed']);
     const [alice, bob, carol, dave, mallory, zed] = members as [Member, Member, Member, Member, Member, Member];
     const { record, registration } = await issueRecoveryPsk(zed.group!, zed.identity);
@@ -134,21 +137,24 @@ describe('resilience review 4: recovery messages in an optimistic window', () =>
     }
     await carol.group!.mergePendingCommit();
     await mallory.group!.mergePendingCommit();
-    // Bob (optimistic) applies Mallory's commit first and reads her
-    // registration on that branch. Before, the layer took it: the pruning
-    // dropped Zed's proof, and the switch to Carol's commit did not bring it back.
+    // Bob (optimistic) applies Mallory's commit first, issues and reads her
+    // registration on that branch: the pruning drops Zed's proof there.
+    // Before review 4 the switch to Carol's commit did not bring it back;
+    // review 4 refused recovery messages while the window was open.
     let clock = 0;
     const atBob = new ForkResolver(bob.group!, { strategy: 'optimistic', windowMs: 1000, now: () => clock });
+    const before = registryOf(bob);
     await atBob.receive(removal);
-    const issued = await mlsError(() => issueRecoveryPsk(bob.group!, bob.identity));
-    expect({ code: issued.code, message: issued.message }).toEqual(IN_WINDOW);
+    await issueRecoveryPsk(bob.group!, bob.identity);
     const { registration: hers } = await issueRecoveryPsk(mallory.group!, mallory.identity);
     const [read] = await atBob.receive(hers);
     const result = read?.type === 'processed' && read.result.kind === 'application' ? read.result : undefined;
-    const refused = await mlsError(() => acceptRecoveryPsks(bob.group!, result!));
-    expect({ name: refused.name, code: refused.code, message: refused.message }).toEqual({ name: 'MlsError', ...IN_WINDOW });
+    expect(await acceptRecoveryPsks(bob.group!, result!)).toBe(true);
+    expect(registryOf(bob)).toHaveLength(2);
+    expect(registryOf(bob)).not.toContain(before[0]);
     expect(types(await atBob.receive(update))).toEqual(['switched']);
-    // Once the window closed it is handed in again: of the losing branch, refused; Mallory issues again.
+    expect(registryOf(bob)).toEqual(before);
+    // Handed in again on the winning branch, Mallory's registration is refused; she issues again.
     clock += 1001;
     await atBob.tick();
     const forged = await mlsError(() => acceptRecoveryPsks(bob.group!, result!));
@@ -165,7 +171,7 @@ describe('resilience review 4: recovery messages in an optimistic window', () =>
     await stillWorks([alice, bob, carol, dave, { ...zed, client: fresh, group }]);
   });
 
-  it('a transfer the new member would take waits for the window too, and is taken once it closed', async () => {
+  it('a transfer taken on a branch that then loses is undone by the switch (the expectation back), and taken again on the winning one', async () => {
     const members = await forkWorld(['alice', 'bob', 'carol']);
     const [alice, bob, carol] = members as [Member, Member, Member];
     const { registration } = await issueRecoveryPsk(bob.group!, bob.identity);
@@ -181,29 +187,31 @@ describe('resilience review 4: recovery messages in an optimistic window', () =>
     dave.group = joined.group;
     dave.group.useChecks([recoveryPolicy()]);
     await expectRecoveryTransfer(dave.group, joined.welcomeSender);
-    // Carol commits; Dave (optimistic) applies it, then Alice's transfer arrives.
-    let clock = 0;
-    const atDave = new ForkResolver(dave.group, { strategy: 'optimistic', windowMs: 1000, now: () => clock });
-    const { commit } = await carol.group!.commit({ selfUpdate: true });
+    // Bob and Carol commit for one epoch; Carol's ranks lower (wins). Bob's updates his leaf: his proof is dead on his branch only.
+    let losing: Uint8Array, winning: Uint8Array;
+    for (;;) {
+      losing = (await bob.group!.commit({ selfUpdate: true })).commit;
+      winning = (await carol.group!.commit({ selfUpdate: true })).commit;
+      if ((await commitRank(winning)) < (await commitRank(losing))) break;
+      await bob.group!.clearPendingCommit();
+      await carol.group!.clearPendingCommit();
+    }
+    await bob.group!.clearPendingCommit();
     await carol.group!.mergePendingCommit();
-    await deliverCommit(commit, [alice, bob]);
-    await atDave.receive(commit);
-    const [read] = await atDave.receive(await transferRecoveryPsks(alice.group!));
-    const transfer = read?.type === 'processed' && read.result.kind === 'application' ? read.result : undefined;
-    const refused = await mlsError(() => acceptRecoveryPsks(dave.group!, transfer!));
-    expect({ code: refused.code, message: refused.message }).toEqual(IN_WINDOW);
-    // Another member ignores it, window or not.
-    const atBob = new ForkResolver(bob.group!, { strategy: 'optimistic', windowMs: 1000, now: () => clock });
-    const { commit: next } = await alice.group!.commit({ selfUpdate: true });
-    await alice.group!.mergePendingCommit();
-    await atBob.receive(next);
-    expect(await acceptRecoveryPsks(bob.group!, transfer!)).toBe(true);
-    clock += 1001;
-    await atDave.tick();
-    expect(await acceptRecoveryPsks(dave.group!, transfer!)).toBe(true);
-    const registry = utf8(dave.client.groupRecord(dave.group.id, 'paired-mls/recovery-psks')!);
-    expect(Object.keys(JSON.parse(registry))).toHaveLength(1);
-    await deliverCommit(next, [carol, dave]);
+    await deliverCommit(winning, [bob]);
+    // Alice and Dave (optimistic) apply Bob's first; Alice's transfer sent there is empty, and Dave takes it.
+    const resolver = (m: Member) => new ForkResolver(m.group!, { strategy: 'optimistic', windowMs: 1000, now: () => 0 });
+    const [atAlice, atDave] = [resolver(alice), resolver(dave)];
+    for (const at of [atAlice, atDave]) expect(types(await at.receive(losing))).toEqual(['processed']);
+    const [empty] = await atDave.receive(await transferRecoveryPsks(alice.group!));
+    // Review 4 refused it here (INVALID_STATE) while the window was open; before that, the switch left the expectation spent.
+    expect(empty?.type === 'processed' && empty.result.kind === 'application' && (await acceptRecoveryPsks(dave.group!, empty.result))).toBe(true);
+    expect(registryOf(dave)).toEqual([]);
+    // The switch puts the expectation back: Alice's transfer on the winning branch, with Bob's proof, is taken.
+    for (const at of [atAlice, atDave]) expect(types(await at.receive(winning))).toEqual(['switched']);
+    const [full] = await atDave.receive(await transferRecoveryPsks(alice.group!));
+    expect(full?.type === 'processed' && full.result.kind === 'application' && (await acceptRecoveryPsks(dave.group!, full.result))).toBe(true);
+    expect(registryOf(dave)).toHaveLength(1);
     await stillWorks([alice, bob, carol, dave]);
   });
 });
@@ -313,7 +321,8 @@ describe('resilience review 4: optimistic, a commit applied on top within the wi
       { type: 'switched', epoch, winner: await commitRank(winner), ownCommitLost: false, unread: 1 },
       { type: 'lostRace', epoch: epoch + 1 },
     ]);
-    expect([atBob.retainedStates(), atDave.retainedStates()]).toEqual([1, 1]);
+    // The window, and the branch left (its tip and the window on top), which a copy of the loser in other bytes would bring back (review 5).
+    expect([atBob.retainedStates(), atDave.retainedStates()]).toEqual([3, 3]);
     expect(await atWinner.receive(loser)).toEqual([{ type: 'dropped', reason: 'losing-commit' }]);
     expect(types(await atLoser.receive(winner))).toEqual(['switched', 'lostRace']);
     // What Bob sent on the branch left does not decrypt on the winner's, his commit on top neither.

@@ -14,7 +14,8 @@
  *   tie-break arrives in time, go back and apply it instead. The kept state
  *   is wiped when the window closes (forward secrecy). A commit applied on
  *   top opens a window of its own and leaves the earlier one open: a
- *   switch there drops what was applied on top.
+ *   switch there drops what was applied on top, and keeps that branch in
+ *   case a copy of its commit in other bytes brings it back.
  *
  * A received commit becomes a candidate only once it processed (the
  * group's checks included): junk with a commit's clear header opens no
@@ -25,6 +26,7 @@ import type { Group, ProcessResult, RetainedState, StagedCommit } from '../mls/g
 import { MlsError, invalidArgument } from '../mls/errors.js';
 import { bytesEqual, sha256, toHex, type BytesLike } from '../mls/bytes.js';
 import { readMlsHeader } from '../codec/mls-header.js';
+import { recoveryRecords } from './state-loss-recovery.js';
 
 /** Wait for the winning commit (hold) or apply the first and switch if another wins (optimistic). */
 export type ForkStrategy = 'hold' | 'optimistic';
@@ -46,20 +48,24 @@ export type ForkEvent =
   /** `unread`: how many of this member's last messages through `encrypt` were sent on the branch it left; the winner's members cannot read them (docs/PROTOCOL.md §7.1). */
   | { type: 'switched'; epoch: number; winner: string; ownCommitLost: boolean; unread: number }
   | { type: 'lostRace'; epoch: number }
+  /** A commit of this member's that a `lostRace` reported is in again: a switch went back to its branch (its commit before, in other bytes). */
+  | { type: 'regained'; epoch: number }
   /** Reasons: docs/PROTOCOL.md §7.1 (`future`: hand it in again later). */
   | { type: 'dropped'; reason: 'losing-commit' | 'duplicate' | 'late' | 'future' };
 
-/** Per client, the groups (id hex) with an open optimistic window. */
-const openWindows = new WeakMap<object, Set<string>>();
-
 /**
- * Whether a resolver keeps `group`'s previous epoch for a switch: what a
- * layer stores meanwhile is not part of the kept state, and a switch
- * would not undo it (the recovery registry, docs/PROTOCOL.md §7.2).
+ * A layer's records of a group that a switch must take back with the group
+ * (they are not part of the state `retainState` keeps): `keep` as each
+ * optimistic window opens (before its commit), `restore` when a switch goes
+ * back there. Before, a switch left them as the losing branch wrote them
+ * (the recovery registry, docs/PROTOCOL.md §7.2).
  */
-export function optimisticWindowOpen(group: Group): boolean {
-  return openWindows.get(group.client)?.has(toHex(group.id)) ?? false;
+export interface ForkFollower {
+  keep(group: Group): unknown;
+  restore(group: Group, kept: unknown): Promise<void>;
 }
+/** The layers whose records follow a switch: the recovery registry (a layer of its own would be added here). */
+const followers: ForkFollower[] = [recoveryRecords];
 
 /** Foreign candidates a hold window keeps at most: the lowest-ranked ones. */
 const MAX_CANDIDATES = 8;
@@ -100,8 +106,30 @@ interface OptimisticWindow {
   snapshot: RetainedState;
   /** Epoch authenticator once the winner is applied: a competitor leading there is the winner in other bytes. */
   applied: Uint8Array;
+  /** What each `ForkFollower` kept as the window opened: a switch here puts it back. */
+  records: unknown[];
   /** Messages sent through `encrypt` while this was the newest window (since it opened or its last switch): unreadable if the member switches here or below. */
   sent: number;
+  /** Branches a switch here left, newest last: a competitor leading to one's epoch (its commit in other bytes) brings it back. */
+  left: LeftBranch[];
+}
+
+/** A branch a switch left: its commit at the window's level, the member's state where it left it, and the windows that were on top. */
+interface LeftBranch {
+  applied: Uint8Array;
+  ownWinner: boolean;
+  sent: number;
+  tip: RetainedState;
+  records: unknown[];
+  above: OptimisticWindow[];
+}
+
+/** Group states the branches left keep at most, over all windows (the oldest go first): each is a state of a branch a re-encoded commit can bring back. */
+const MAX_LEFT_STATES = 8;
+const leftStates = (b: LeftBranch) => 1 + b.above.length;
+function freeBranch(b: LeftBranch): void {
+  b.tip.free();
+  for (const w of b.above) w.snapshot.free();
 }
 
 /** Processes a group's messages under eventually consistent delivery, resolving competing commits for one epoch; calls run one at a time, in order (docs/PROTOCOL.md §7.1). */
@@ -132,9 +160,18 @@ export class ForkResolver {
     return this.#hold === undefined;
   }
 
-  /** Group states kept for a possible switch (optimistic): one per open window, at most 8. */
+  /** Group states kept for a possible switch (optimistic): one per open window (at most 8), and those of branches a switch left (at most 8 more). */
   retainedStates(): number {
-    return this.#optimistic.length;
+    return this.#optimistic.reduce((n, w) => n + 1 + w.left.reduce((m, b) => m + leftStates(b), 0), 0);
+  }
+
+  /**
+   * The last epoch no switch can take back (optimistic: the oldest open
+   * window's, else the current one): what a member did in a later epoch
+   * is void if a `switched` for an earlier epoch follows (docs/PROTOCOL.md §7.2).
+   */
+  settledEpoch(): number {
+    return this.#optimistic[0]?.epoch ?? this.group.epoch;
   }
 
   /** Other members' commits held in an open hold window (at most 8). */
@@ -197,6 +234,7 @@ export class ForkResolver {
       return out;
     }
     // A window opens only once the commit is merged.
+    const records = followers.map((f) => f.keep(this.group));
     const snapshot = this.group.retainState();
     let out: CommitResult;
     try {
@@ -206,7 +244,7 @@ export class ForkResolver {
       snapshot.free();
       throw err;
     }
-    this.#openOptimistic({ epoch, deadline: this.#now() + this.#windowMs, winner: await commitRank(out.commit), ownWinner: true, snapshot, applied: this.group.epochAuthenticator(), sent: 0 });
+    this.#openOptimistic({ epoch, deadline: this.#now() + this.#windowMs, winner: await commitRank(out.commit), ownWinner: true, snapshot, applied: this.group.epochAuthenticator(), records, sent: 0, left: [] });
     return out;
   }
 
@@ -318,6 +356,7 @@ export class ForkResolver {
     if (epoch !== current) return [{ type: 'dropped', reason: epoch < current ? 'late' : 'future' }];
     // A commit for the epoch this member is in: a window opens only once
     // it is merged, so a message that does not process opens none.
+    const records = followers.map((f) => f.keep(this.group));
     const snapshot = this.group.retainState();
     let r: ProcessResult;
     try {
@@ -331,51 +370,96 @@ export class ForkResolver {
       snapshot.free();
       return [{ type: 'processed', result: r }];
     }
-    this.#openOptimistic({ epoch, deadline: this.#now() + this.#windowMs, winner: rank, ownWinner: false, snapshot, applied: this.group.epochAuthenticator(), sent: 0 });
+    this.#openOptimistic({ epoch, deadline: this.#now() + this.#windowMs, winner: rank, ownWinner: false, snapshot, applied: this.group.epochAuthenticator(), records, sent: 0, left: [] });
     return [{ type: 'processed', result: r }];
   }
 
   async #switch(level: number, commit: Uint8Array, rank: string, epoch: number): Promise<ForkEvent[]> {
     const window = this.#optimistic[level]!;
-    // A competitor that fails once the kept epoch is back (a forged copy
-    // of a commit ranks lower after a few tries) puts the group back where
-    // it was, not in the epoch everyone else left.
+    // The branch this member is on: kept, as a re-encoded copy of its
+    // commit may bring it back (where the others kept what is on top).
     const current = this.group.retainState();
+    const records = followers.map((f) => f.keep(this.group));
+    const putBack = async (kept: unknown[]) => {
+      for (const [i, f] of followers.entries()) await f.restore(this.group, kept[i]);
+    };
+    let back: LeftBranch | undefined;
+    let reached: Uint8Array;
     try {
+      // The competitor is checked as in the kept epoch, the layers' records
+      // included: a recovery competing there needs the registry the branch
+      // left may have pruned (before, PSK_NOT_FOUND: the member stayed).
       await this.group.restoreState(window.snapshot);
+      await putBack(window.records);
       const r = await this.group.process(commit);
       if (r.kind !== 'commit') throw new MlsError('INVALID_MESSAGE', `the competing message is not a commit of another member (${r.kind})`);
       await r.staged.merge();
+      reached = this.group.epochAuthenticator();
       // The same epoch again (the winner's content in other bytes): back to
       // the state that already sent and read in it. Its rank is now the one
       // to beat: a member that saw the copies in the other order has it.
-      if (bytesEqual(this.group.epochAuthenticator(), window.applied)) {
+      if (bytesEqual(reached, window.applied)) {
         await this.group.restoreState(current);
+        await putBack(records);
+        current.free();
         window.winner = rank;
         return [{ type: 'dropped', reason: 'duplicate' }];
       }
+      // A branch left earlier, in other bytes: back to the member's own
+      // state there, with what was applied on top (before, it applied the
+      // commit afresh: its commits on top were lost while the members that
+      // never left kept them, and it sent again under generations it had used).
+      back = window.left.find((b) => bytesEqual(b.applied, reached));
+      if (back) {
+        await this.group.restoreState(back.tip);
+        await putBack(back.records);
+      }
     } catch (err) {
+      // A competitor that fails once the kept epoch is back (a forged copy
+      // of a commit ranks lower after a few tries) puts the group back where
+      // it was, not in the epoch everyone else left.
       await this.group.restoreState(current);
-      throw err;
-    } finally {
+      await putBack(records);
       current.free();
+      throw err;
     }
-    // The branch left: this window's winner and every commit applied on top of it.
-    const left = [window, ...this.#optimistic.splice(level + 1)];
-    const unread = left.reduce((n, w) => n + w.sent, 0);
-    const lost: ForkEvent[] = left.filter((w) => w.ownWinner).map((w) => ({ type: 'lostRace', epoch: w.epoch }));
-    for (const w of left.slice(1)) w.snapshot.free();
+    // The branch left: this window's winner and every commit applied on top
+    // of it; what the layers stored since the window opened is undone above.
+    const above = this.#optimistic.splice(level + 1);
+    const leaving = [window, ...above];
+    const unread = leaving.reduce((n, w) => n + w.sent, 0);
+    const lost: ForkEvent[] = leaving.filter((w) => w.ownWinner).map((w) => ({ type: 'lostRace', epoch: w.epoch }));
     const ownCommitLost = window.ownWinner;
-    Object.assign(window, { winner: rank, ownWinner: false, applied: this.group.epochAuthenticator(), sent: 0 });
+    for (const w of above) for (const b of w.left.splice(0)) freeBranch(b);
+    if (back) window.left.splice(window.left.indexOf(back), 1);
+    window.left.push({ applied: window.applied, ownWinner: window.ownWinner, sent: window.sent, tip: current, records, above });
+    Object.assign(window, { winner: rank, ownWinner: back?.ownWinner ?? false, applied: reached, sent: back?.sent ?? 0 });
+    const regained: ForkEvent[] = [];
+    if (back) {
+      this.#optimistic.push(...back.above);
+      back.tip.free();
+      for (const w of [window, ...back.above]) if (w.ownWinner) regained.push({ type: 'regained', epoch: w.epoch });
+    }
+    this.#boundLeft();
     this.#schedule();
-    return [{ type: 'switched', epoch, winner: rank, ownCommitLost, unread }, ...lost];
+    return [{ type: 'switched', epoch, winner: rank, ownCommitLost, unread }, ...lost, ...regained];
+  }
+
+  /** At most MAX_LEFT_STATES states in the branches left: the oldest windows' oldest branches go first. */
+  #boundLeft(): void {
+    let total = this.#optimistic.reduce((n, w) => n + w.left.reduce((m, b) => m + leftStates(b), 0), 0);
+    for (const w of this.#optimistic) {
+      while (total > MAX_LEFT_STATES && w.left.length > 0) {
+        const b = w.left.shift()!;
+        total -= leftStates(b);
+        freeBranch(b);
+      }
+    }
   }
 
   #openOptimistic(window: OptimisticWindow): void {
     if (this.#optimistic.length >= MAX_WINDOWS) this.#closeOldest();
     this.#optimistic.push(window);
-    const open = openWindows.get(this.group.client) ?? new Set<string>();
-    openWindows.set(this.group.client, open.add(toHex(this.group.id)));
     this.#schedule();
   }
 
@@ -398,8 +482,9 @@ export class ForkResolver {
   }
 
   #closeOldest(): void {
-    this.#optimistic.shift()?.snapshot.free();
-    if (this.#optimistic.length === 0) openWindows.get(this.group.client)?.delete(toHex(this.group.id));
+    const oldest = this.#optimistic.shift();
+    oldest?.snapshot.free();
+    for (const b of oldest?.left ?? []) freeBranch(b);
     this.#schedule();
   }
 }

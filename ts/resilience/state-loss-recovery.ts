@@ -33,7 +33,7 @@ import { MlsError, invalidArgument } from '../mls/errors.js';
 import type { ProcessCheck } from '../mls/checks.js';
 import { bytesEqual, fromHex, toHex } from '../mls/bytes.js';
 import { CodecError, Reader, Writer } from '../codec/tls.js';
-import { optimisticWindowOpen } from './fork-resolver.js';
+import type { ForkFollower } from './fork-resolver.js';
 
 const LABEL = 'paired-mls recovery';
 /** Group record: the group's registry, psk id (hex) → value (hex); before, a client-wide record of every group's (same name). */
@@ -209,13 +209,30 @@ async function migrate(client: MlsClient): Promise<void> {
 }
 
 /**
- * Refuse while an optimistic fork window on `group` is open: the registry
- * is not part of the state a switch restores, so what is stored on a
- * branch that then loses (its pruning included) would stay (§7.2).
+ * The registry (its PSKs with it) and the expected transfer are not part of
+ * the group state a fork switch restores: a `ForkResolver` keeps them as each
+ * window opens and puts them back on a switch there, so what a losing
+ * branch stored or pruned is undone (§7.2). Before, a registration taken
+ * there pruned proofs the winner kept; then the layer refused recovery
+ * messages while a window was open, which a member committing more often
+ * than the window kept refused for good.
  */
-function notInForkWindow(group: Group): void {
-  if (optimisticWindowOpen(group)) throw new MlsError('INVALID_STATE', 'a fork window is open on this group: hand recovery messages in (or issue) once it closes');
-}
+export const recoveryRecords: ForkFollower = {
+  keep: (group) => ({ registry: known(group), transfer: expectedSender(group) }),
+  restore: async (group, kept) => {
+    const { registry, transfer } = kept as { registry: Record<string, string>; transfer: string | undefined };
+    const { client } = group;
+    // Nothing stored since (the common case, and junk that failed): no write.
+    if (JSON.stringify(known(group)) === JSON.stringify(registry) && expectedSender(group) === transfer) return;
+    await client.atomically(async () => {
+      const now = known(group);
+      for (const hex of Object.keys(now)) if (!(hex in registry)) await client.psks.delete(fromHex(hex));
+      for (const [hex, value] of Object.entries(registry)) if (now[hex] !== value) await client.psks.store(fromHex(hex), fromHex(value), { group: group.id });
+      await client.putGroupRecord(group.id, RECORD, Object.keys(registry).length > 0 ? enc.encode(JSON.stringify(registry)) : undefined);
+      await client.putGroupRecord(group.id, TRANSFER_RECORD, transfer === undefined ? undefined : enc.encode(transfer));
+    });
+  },
+};
 
 /** The fields of `pskId` if it is a proof of `group` naming a leaf of `members` as it is (index, identity, encryption key). */
 function liveProof(group: Group, members: readonly Member[], pskId: Uint8Array): RecoveryPskFields | undefined {
@@ -267,7 +284,6 @@ async function remember(group: Group, entries: Entry[]): Promise<void> {
 export async function issueRecoveryPsk(group: Group, identity: Identity): Promise<{ record: RecoveryRecord; registration: Uint8Array }> {
   const own = group.members().find((m) => m.leafIndex === group.ownLeafIndex);
   if (!own || !bytesEqual(own.credential.identity, identity.identity)) throw new RecoveryError('identity-mismatch');
-  notInForkWindow(group);
   const pskId = recoveryPskId(group.id, own.credential.identity, group.epoch, own.leafIndex, own.encryptionKey);
   const secret = group.exportSecret(LABEL, pskId, 32);
   return group.client.atomically(async () => {
@@ -310,7 +326,6 @@ export async function acceptRecoveryPsks(group: Group, message: ApplicationMessa
   const client = group.client;
   if (decoded.kind === TRANSFER) {
     if (from[0] && expectedSender(group) === `${sender.leafIndex}:${toHex(from[0].signatureKey)}`) {
-      notInForkWindow(group);
       await client.atomically(async () => {
         await migrate(client);
         await client.putGroupRecord(group.id, TRANSFER_RECORD, undefined);
@@ -323,7 +338,6 @@ export async function acceptRecoveryPsks(group: Group, message: ApplicationMessa
     }
     return true; // a transfer for someone else is ignored
   }
-  notInForkWindow(group);
   if (epoch !== group.epoch) throw new RecoveryError('stale-registration');
   for (const e of decoded.entries) {
     const f = liveProof(group, from, e.pskId);
