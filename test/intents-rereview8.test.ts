@@ -197,4 +197,27 @@ describe("the AS's association: a revoked binding counts only within its own use
       expect.objectContaining({ reason: 'registration-refused', message: 'this signature key belongs to another client (registration-refused)' }),
     );
   });
+
+  it("alice's stolen phone, revoked, cannot be registered again: it was valid again, and the thief's wide leave took alice's laptop along", async () => {
+    const as = new AuthenticationService();
+    const all = await Promise.all(['alice-laptop', 'alice-phone', 'bob'].map((n) => member(n, 1)));
+    const bindings = all.map((m) => ({ clientId: m.name, userId: m.name.split('-')[0]!, identity: m.identity.identity, signatureKey: m.identity.signaturePublicKey }));
+    for (const b of bindings) as.register(b);
+    const [laptop, ...rest] = all;
+    const g = await laptop!.client.createGroup(laptop!.identity, { capabilities: CAPS });
+    await g.commit({ add: await Promise.all(rest.map((m) => m.client.createKeyPackage(m.identity, { capabilities: CAPS }))) });
+    await g.mergePendingCommit();
+    const members = g.members();
+    const rule = as.association();
+    expect(rule.associatedLeaves(members, 1)).toEqual([0]);
+    as.revoke('alice-phone');
+    expect(rule.associatedLeaves(members, 1)).toEqual([]);
+    // A re-provisioning flow registers the device's binding again, as it was.
+    expect(() => as.register(bindings[1]!)).toThrow(expect.objectContaining({ reason: 'registration-refused', message: 'this signature key was revoked; revocation is final (registration-refused)' }));
+    expect(as.validate(bindings[1]!.identity, bindings[1]!.signatureKey)).toBeUndefined();
+    expect(rule.associatedLeaves(members, 1)).toEqual([]);
+    // alice's own leave still takes the phone along, and bob is nobody's.
+    expect(rule.associatedLeaves(members, 0)).toEqual([1]);
+    expect(rule.associatedLeaves(members, 2)).toEqual([]);
+  });
 });
