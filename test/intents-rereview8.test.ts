@@ -14,7 +14,9 @@
  *    intent that another member makes (an ECDSA signature (r, s) has the
  *    twin (r, n - s), valid without the key) and proposes beside hers
  *    overlaps it, and the committer includes one.
- * 3. A revoked binding widens a leave only within its own user.
+ * 3. A revoked binding widens a leave only within its own user, and a
+ *    revoked key is not registered again (it was valid again, and the
+ *    thief's wide leave took the user's other devices along).
  */
 import { describe, expect, it } from 'vitest';
 import { MlsClient, type GroupOptions } from 'paired-mls';
