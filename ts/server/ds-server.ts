@@ -56,6 +56,8 @@ export interface DeliveryServerOptions {
   verifyCommits?: boolean;
   /** The members' association rule for LeafOperationIntents (`DeliveryOptions.association`); default: same credential identity. */
   association?: LeafAssociation;
+  /** The DS's external-sender key pairs, the same at every restart and server (`DeliveryOptions.externalSenderKeys`). */
+  externalSenderKeys?: { ed25519?: Uint8Array; p256?: Uint8Array };
   /** Access-Control-Allow-Origin (default "*": tokens travel in a header, never in cookies). */
   corsOrigin?: string;
   sessionSeconds?: number;
@@ -251,6 +253,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     retention: options.retention,
     verifyCommits: options.verifyCommits,
     association: options.association,
+    externalSenderKeys: options.externalSenderKeys,
     requireGrants: true,
     maxPendingWelcomes: options.maxPendingWelcomes,
     pairingRequestSeconds: options.pairingRequestSeconds,

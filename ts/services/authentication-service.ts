@@ -31,11 +31,14 @@ export class AuthenticationService {
     this.#validator = validator;
   }
 
-  /** Issue: bind a client's credential and signature key to a user. */
+  /** Issue: bind a client's credential and signature key to a user (a revoked key never again: `registration-refused`). */
   register(binding: Omit<CredentialBinding, 'revoked'>): void {
     const key = toHex(binding.signatureKey);
     const existing = this.#byKey.get(key);
     if (existing && existing.clientId !== binding.clientId) throw new DsError('registration-refused', 'this signature key belongs to another client');
+    // Revocation is final, as in AuthenticationDirectory: a revoked (stolen) key registered again was valid again, and its
+    // holder's remove_associated_members intent took every device of the user again (association(), docs/PROTOCOL.md §5.4).
+    if (existing?.revoked) throw new DsError('registration-refused', 'this signature key was revoked; revocation is final');
     this.#byKey.set(key, { ...binding, revoked: false });
   }
 

@@ -21,7 +21,7 @@ import type { LeafAssociation } from '../intents/leaf-association.js';
 import { EpochProposalsFullError, InboxFullError, MemoryDeliveryStore, StorageQuotaError, type DeliveryStore, type EpochProposalBudget, type ProposalLimit, type GroupRecord, type LoggedMessage, type PendingWelcome, type StorageQuota, type StoredKeyPackage } from './delivery-store.js';
 import type { CredentialCheck } from './credential-check.js';
 export type { CredentialCheck } from './credential-check.js';
-import { externalCommitTbs, groupContextOf, groupInfoFits, isWelcome, readExternalCommit, welcomeRecipients } from './ds-checks.js';
+import { externalCommitTbs, externalSenderKeysOf, groupContextOf, groupInfoFits, isWelcome, readExternalCommit, welcomeRecipients } from './ds-checks.js';
 import { clientOfLeaf, publicMembers, verifyCommit, welcomeMatches, type VerifiedCommit } from './verified-commit.js';
 
 /** Largest epoch the DS accepts: JavaScript numbers are exact up to 2^53 - 1. */
@@ -118,6 +118,15 @@ export interface DeliveryOptions {
    * its rule, which every member refused (docs/PROTOCOL.md §5.4, §8.5).
    */
   association?: LeafAssociation;
+  /**
+   * The DS's external-sender key pairs (`MlsClient.exportSignatureKeyPair`
+   * of an Ed25519 identity and of a P-256 one; wiped once imported). Groups
+   * pin the key they list, so a DS that restarts, or several sharing one
+   * database, must hold the same ones; default: new keys at every `create`,
+   * with which groups listing the old ones refuse `proposeIntent`
+   * (docs/PROTOCOL.md §5.4, §8.2).
+   */
+  externalSenderKeys?: { ed25519?: Uint8Array; p256?: Uint8Array };
 }
 
 /** What a commit brings beside it: Welcome, GroupInfo, added clients. */
@@ -198,8 +207,9 @@ export class DeliveryService {
   static async create(options: DeliveryOptions = {}): Promise<DeliveryService> {
     const client = await MlsClient.open({ association: options.association });
     // One key per signature scheme: members verify an external sender's proposal with the group's (RFC 9420 §6.1).
-    const ed25519 = await client.createIdentity(DS_SENDER, 1);
-    const p256 = await client.createIdentity(DS_SENDER, 2);
+    const keys = options.externalSenderKeys ?? {};
+    const ed25519 = await externalIdentity(client, 1, keys.ed25519);
+    const p256 = await externalIdentity(client, 2, keys.p256);
     return new DeliveryService(client, { ed25519, p256 }, options);
   }
 
@@ -247,7 +257,10 @@ export class DeliveryService {
    * check there is not final: `DsError` `unverifiable-intent` (a member can
    * still propose the intent, or the DS after a later commit), not the
    * engine's `IntentError` (docs/PROTOCOL.md §5.4, §8.5). An epoch that
-   * holds all the proposals it may: `too-many-proposals` (§8.6); a
+   * holds all the proposals it may: `too-many-proposals` (§8.6). A group
+   * whose external sender `senderIndex` is not this DS's key of the group's
+   * ciphersuite (new keys after a restart, another server's): `forbidden`
+   * (basic mode: `unverifiable-intent`), before the intent is checked; a
    * strongly consistent group that a commit moved past the epoch meanwhile:
    * `stale` (nothing logged; ask again).
    */
@@ -262,6 +275,16 @@ export class DeliveryService {
     const unchecked = (why: string) => new DsError('unverifiable-intent', `the DS ${why}, so it cannot check the intent; ask again after a commit that gives it the GroupInfo, or have a member propose it`);
     if (info?.length === 0) throw retired('unverifiable-intent');
     if (!info || !groupInfoFits(info, groupId, group.epoch)) throw unchecked(`holds no GroupInfo of epoch ${group.epoch}`);
+    // Members take an external proposal only from the key their group lists (RFC 9420 §12.1.8.1): a DS that
+    // restarted with new keys, or another server's, signed proposals every member refused, and logged them.
+    const suite = groupContextOf(info)?.ciphersuite ?? 1;
+    const external = suite >= 1 && suite <= 3 ? this.#externalOf(suite as Ciphersuite) : undefined;
+    const listed = externalSenderKeysOf(info)?.[senderIndex];
+    if (!external || !listed || !bytesEqual(listed, external.signaturePublicKey)) {
+      const why = `the group's external sender ${senderIndex} is not this DS's key for ciphersuite ${suite} (a DS must keep its keys across restarts and servers: externalSenderKeys), so every member would refuse its proposal`;
+      // In the basic mode the GroupInfo is the last submitter's word (as for the checks below).
+      throw this.#verify ? new DsError('forbidden', why) : new DsError('unverifiable-intent', `${why}, by the GroupInfo the last committer gave this DS`);
+    }
     try {
       validateIntentPublic(this.#client, info, intent);
     } catch (err) {
@@ -273,8 +296,7 @@ export class DeliveryService {
       throw err;
     }
     // Signed with the key of the group's signature scheme: an Ed25519 signature in a P-256 group was refused by every member.
-    const suite = groupContextOf(info)?.ciphersuite ?? 1;
-    const proposal = new ExternalSender(this.#client, this.#externalOf(suite)).proposeIntent({ groupId, epoch: group.epoch, senderIndex }, intent);
+    const proposal = new ExternalSender(this.#client, external).proposeIntent({ groupId, epoch: group.epoch, senderIndex }, intent);
     // Logged only in the epoch it was made for (a commit may have moved the group meanwhile).
     const budget = { ...this.#ownProposals, ...(group.consistency === 'strong' ? { epoch: group.epoch } : {}) };
     const seq = await withinQuota(this.store.append({ groupId: id, sender: DS_SENDER, bytes: proposal, digest: toHex(await sha256(proposal)) }, undefined, undefined, budget));
@@ -916,4 +938,13 @@ export class DeliveryService {
   devicesOf(anchor: string): Promise<string[]> {
     return this.store.devicesOf(anchor);
   }
+}
+
+/** The DS's external-sender identity of `ciphersuite`'s scheme: `keyPair` imported (and wiped), else a new one. */
+async function externalIdentity(client: MlsClient, ciphersuite: 1 | 2, keyPair: Uint8Array | undefined): Promise<Identity> {
+  if (!keyPair) return client.createIdentity(DS_SENDER, ciphersuite);
+  const identity = await client.importIdentity(new TextEncoder().encode(DS_SENDER), keyPair, ciphersuite);
+  // The length of the public key tells the scheme: a pair of the other one would sign what no member verifies.
+  if (identity.signaturePublicKey.length !== (ciphersuite === 1 ? 32 : 65)) throw new MlsError('INVALID_ARGUMENT', `externalSenderKeys.${ciphersuite === 1 ? 'ed25519' : 'p256'} is not a key pair of that scheme`);
+  return identity;
 }

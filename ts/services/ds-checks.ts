@@ -55,6 +55,35 @@ export function groupInfoFits(bytes: Uint8Array, groupId: Uint8Array, epoch: num
   return header !== undefined && bytesEqual(header.groupId, groupId) && header.epoch === BigInt(epoch);
 }
 
+/**
+ * The signature keys of a GroupInfo MLSMessage's external_senders extension
+ * (RFC 9420 §12.1.8.1), in order; [] without one, undefined when unreadable.
+ * A credential is read as one vector (basic and X.509 are, RFC 9420 §5.3).
+ */
+export function externalSenderKeysOf(groupInfo: Uint8Array): Uint8Array[] | undefined {
+  try {
+    const r = new Reader(groupInfo.subarray(4));
+    r.u16();
+    r.u16();
+    r.vector();
+    r.u64();
+    r.vector();
+    r.vector();
+    const extensions = r.list((x) => ({ type: x.u16(), data: x.vector() }));
+    const listed = extensions.find((e) => e.type === 5);
+    if (!listed) return [];
+    const senders = new Reader(listed.data).list((x) => {
+      const key = x.vector();
+      x.u16();
+      x.vector();
+      return key;
+    });
+    return senders;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The GroupContext bytes (RFC 9420 §8.1) at the head of a GroupInfo MLSMessage, and its ciphersuite. */
 export function groupContextOf(groupInfo: Uint8Array): { context: Uint8Array; ciphersuite: number; epoch: bigint } | undefined {
   try {
