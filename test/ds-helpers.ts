@@ -92,10 +92,14 @@ export function upgrade(url: string, path: string, options: { ca?: Buffer; local
   });
 }
 
-/** alice's group with `others` added through the DS (fetch → commit with Welcome → join), the start of most DS attacks. */
-export async function groupOf(alice: DsPeer, others: DsPeer[]): Promise<void> {
-  alice.group = await alice.client.createGroup(alice.identity);
-  await alice.ds.createGroup(alice.group.id, { epoch: alice.group.epoch });
+/**
+ * alice's group with `others` added through the DS (fetch → commit with Welcome → join), the start of most DS attacks.
+ * `open`: a PublicMessage-handshake group (what a verifying DS reads) open to external joins, registered with its GroupInfo.
+ */
+export async function groupOf(alice: DsPeer, others: DsPeer[], { open = false }: { open?: boolean } = {}): Promise<void> {
+  const options: GroupOptions = open ? { wireFormat: 'plaintext' } : {};
+  alice.group = await alice.client.createGroup(alice.identity, options);
+  await alice.ds.createGroup(alice.group.id, open ? { epoch: 0, groupInfo: await alice.group.exportGroupInfo(), externalJoin: true } : { epoch: alice.group.epoch });
   for (const p of others) await p.ds.uploadKeyPackages([await p.client.createKeyPackage(p.identity)]);
   const kps = await alice.ds.fetchKeyPackages(others.map((p) => p.name));
   const add = await alice.group.commit({ add: [...kps.values()], groupInfo: true });
@@ -104,7 +108,7 @@ export async function groupOf(alice: DsPeer, others: DsPeer[]): Promise<void> {
   await alice.group.mergePendingCommit();
   for (const p of others) {
     const [w] = await p.ds.welcomes();
-    p.group = await p.client.joinFromWelcome(w!.welcome);
+    p.group = await p.client.joinFromWelcome(w!.welcome, options);
     await p.ds.ackWelcomes([w!.id]);
     p.seen = alice.seen;
   }

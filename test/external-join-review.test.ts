@@ -32,22 +32,7 @@ const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
 const leafOf = (g: Group, name: string) => g.members().find((m) => utf8(m.credential.identity) === name)!.leafIndex;
 
 /** `creator`'s plaintext group, open to external joins, with `others` added through the DS (`added` is ignored by a verifying DS). */
-async function openGroup(creator: DsPeer, others: DsPeer[]): Promise<void> {
-  creator.group = await creator.client.createGroup(creator.identity, plaintext);
-  await creator.ds.createGroup(creator.group.id, { epoch: 0, groupInfo: await creator.group.exportGroupInfo(), externalJoin: true });
-  for (const p of others) await p.ds.uploadKeyPackages([await p.client.createKeyPackage(p.identity)]);
-  const kps = await creator.ds.fetchKeyPackages(others.map((p) => p.name));
-  const add = await creator.group.commit({ add: [...kps.values()], groupInfo: true });
-  creator.seen = await creator.ds.submit(creator.group.id, add.commit, { welcome: add.welcome, added: others.map((p) => p.name), groupInfo: add.groupInfo });
-  await creator.ds.ackKeyPackages(others.map((p) => p.name));
-  await creator.group.mergePendingCommit();
-  for (const p of others) {
-    const [w] = await p.ds.welcomes();
-    p.group = await p.client.joinFromWelcome(w!.welcome, plaintext);
-    await p.ds.ackWelcomes([w!.id]);
-    p.seen = creator.seen;
-  }
-}
+const openGroup = (creator: DsPeer, others: DsPeer[]): Promise<void> => groupOf(creator, others, { open: true });
 
 /**
  * `creator` (whose group merged a ReInit to `newId`) registers the successor
