@@ -26,6 +26,7 @@ import type { Group, ProcessResult, RetainedState, StagedCommit } from '../mls/g
 import { MlsError, invalidArgument } from '../mls/errors.js';
 import { bytesEqual, sha256, toHex, type BytesLike } from '../mls/bytes.js';
 import { readMlsHeader } from '../codec/mls-header.js';
+import type { ForkFollower } from './fork-follower.js';
 import { recoveryRecords } from './state-loss-recovery.js';
 
 /** Wait for the winning commit (hold) or apply the first and switch if another wins (optimistic). */
@@ -53,17 +54,6 @@ export type ForkEvent =
   /** Reasons: docs/PROTOCOL.md §7.1 (`future`: hand it in again later). */
   | { type: 'dropped'; reason: 'losing-commit' | 'duplicate' | 'late' | 'future' };
 
-/**
- * A layer's records of a group that a switch must take back with the group
- * (they are not part of the state `retainState` keeps): `keep` as each
- * optimistic window opens (before its commit), `restore` when a switch goes
- * back there. Before, a switch left them as the losing branch wrote them
- * (the recovery registry, docs/PROTOCOL.md §7.2).
- */
-export interface ForkFollower {
-  keep(group: Group): unknown;
-  restore(group: Group, kept: unknown): Promise<void>;
-}
 /** The layers whose records follow a switch: the recovery registry (a layer of its own would be added here). */
 const followers: ForkFollower[] = [recoveryRecords];
 

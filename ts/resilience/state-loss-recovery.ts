@@ -33,7 +33,7 @@ import { MlsError, invalidArgument } from '../mls/errors.js';
 import type { ProcessCheck } from '../mls/checks.js';
 import { bytesEqual, fromHex, toHex } from '../mls/bytes.js';
 import { CodecError, Reader, Writer } from '../codec/tls.js';
-import type { ForkFollower } from './fork-resolver.js';
+import type { ForkFollower } from './fork-follower.js';
 
 const LABEL = 'paired-mls recovery';
 /** Group record: the group's registry, psk id (hex) → value (hex); before, a client-wide record of every group's (same name). */

@@ -1,0 +1,18 @@
+/**
+ * The hook by which a layer's records follow the fork resolver's switches
+ * (docs/PROTOCOL.md §7.1), apart from the resolver so that a layer can
+ * implement it without importing the resolver that lists it.
+ */
+import type { Group } from '../mls/group.js';
+
+/**
+ * A layer's records of a group that a switch must take back with the group
+ * (they are not part of the state `retainState` keeps): `keep` as each
+ * optimistic window opens (before its commit), `restore` when a switch goes
+ * back there. Before, a switch left them as the losing branch wrote them
+ * (the recovery registry, docs/PROTOCOL.md §7.2).
+ */
+export interface ForkFollower {
+  keep(group: Group): unknown;
+  restore(group: Group, kept: unknown): Promise<void>;
+}
