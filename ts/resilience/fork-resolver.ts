@@ -114,7 +114,7 @@ interface OptimisticWindow {
   left: LeftBranch[];
 }
 
-/** A branch a switch left: its commit at the window's level, the member's state where it left it, and the windows that were on top. */
+/** A branch a switch left: its commit at the window's level, the member's state where it left it, and the windows that were on top (with the branches they had left). */
 interface LeftBranch {
   applied: Uint8Array;
   ownWinner: boolean;
@@ -126,10 +126,21 @@ interface LeftBranch {
 
 /** Group states the branches left keep at most, over all windows (the oldest go first): each is a state of a branch a re-encoded commit can bring back. */
 const MAX_LEFT_STATES = 8;
-const leftStates = (b: LeftBranch) => 1 + b.above.length;
+/**
+ * States a branch left holds: its tip, the kept state of each window on
+ * top, and the branches those windows had left (kept with them: a switch
+ * in a lower window used to wipe them, and a lower copy of such a branch's
+ * commit was then applied afresh, the member's commits there lost).
+ */
+function leftStates(b: LeftBranch): number {
+  return 1 + b.above.reduce((n, w) => n + 1 + w.left.reduce((m, l) => m + leftStates(l), 0), 0);
+}
 function freeBranch(b: LeftBranch): void {
   b.tip.free();
-  for (const w of b.above) w.snapshot.free();
+  for (const w of b.above) {
+    w.snapshot.free();
+    for (const l of w.left) freeBranch(l);
+  }
 }
 
 /** Processes a group's messages under eventually consistent delivery, resolving competing commits for one epoch; calls run one at a time, in order (docs/PROTOCOL.md §7.1). */
@@ -424,13 +435,13 @@ export class ForkResolver {
       throw err;
     }
     // The branch left: this window's winner and every commit applied on top
-    // of it; what the layers stored since the window opened is undone above.
+    // of it (their windows with the branches they left); what the layers
+    // stored since the window opened is undone above.
     const above = this.#optimistic.splice(level + 1);
     const leaving = [window, ...above];
     const unread = leaving.reduce((n, w) => n + w.sent, 0);
     const lost: ForkEvent[] = leaving.filter((w) => w.ownWinner).map((w) => ({ type: 'lostRace', epoch: w.epoch }));
     const ownCommitLost = window.ownWinner;
-    for (const w of above) for (const b of w.left.splice(0)) freeBranch(b);
     if (back) window.left.splice(window.left.indexOf(back), 1);
     window.left.push({ applied: window.applied, ownWinner: window.ownWinner, sent: window.sent, tip: current, records, above });
     Object.assign(window, { winner: rank, ownWinner: back?.ownWinner ?? false, applied: reached, sent: back?.sent ?? 0 });
