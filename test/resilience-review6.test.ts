@@ -4,25 +4,34 @@
  * a switch. "limit": a documented limit, pinned.
  */
 import { describe, expect, it } from 'vitest';
-import { utf8 } from 'paired-mls';
-import { ForkResolver, commitRank, type ForkEvent } from 'paired-mls/resilience';
+import { MlsClient, utf8 } from 'paired-mls';
+import { ForkResolver, acceptRecoveryPsks, commitRank, expectRecoveryTransfer, issueRecoveryPsk, recoverMembership, recoveryPolicy, transferRecoveryPsks, type ForkEvent } from 'paired-mls/resilience';
 import { forkWorld } from './resilience-helpers.js';
-import { expectInSync, newMember, stillWorks, type Member } from './helpers.js';
+import { deliverCommit, expectInSync, mlsError, newMember, stillWorks, type Member } from './helpers.js';
 
 const types = (events: ForkEvent[]) => events.map((e) => e.type);
 
-/** Two encodings of one commit without a path by `m` (an Add), one ranked below `rank` and one above; `m`'s pending commit is left in place. */
-async function copiesAround(m: Member, rank: string): Promise<[low: Uint8Array, high: Uint8Array]> {
+/**
+ * Two encodings of one commit without a path by `m` (an Add), one ranked
+ * below `rank` and one above; `m`'s pending commit is left in place. The
+ * high copy is made first (`lowFirst`: the low one, then `gap` more
+ * handshake generations before the high one): see the limit below.
+ */
+async function copiesAround(m: Member, rank: string, order: { lowFirst: boolean; gap: number } = { lowFirst: false, gap: 0 }): Promise<[low: Uint8Array, high: Uint8Array]> {
   const joiner = await newMember(`${m.name}-joiner`);
   const kp = await joiner.client.createKeyPackage(joiner.identity);
-  let low: Uint8Array | undefined, high: Uint8Array | undefined;
-  while (!low || !high) {
+  const copy = async () => {
     await m.group!.clearPendingCommit();
-    const copy = (await m.group!.commit({ add: [kp] })).commit;
-    if ((await commitRank(copy)) < rank) low ??= copy;
-    else high ??= copy;
-  }
-  return [low, high];
+    const commit = (await m.group!.commit({ add: [kp] })).commit;
+    return { commit, below: (await commitRank(commit)) < rank };
+  };
+  let first, second;
+  do first = await copy();
+  while (first.below !== order.lowFirst);
+  for (let i = 0; i < order.gap; i++) await copy();
+  do second = await copy();
+  while (second.below === order.lowFirst);
+  return order.lowFirst ? [first.commit, second.commit] : [second.commit, first.commit];
 }
 
 /** A self-update of `m` (pending), ranked in the range `first` matches. */
@@ -79,5 +88,83 @@ describe('resilience review 6: branches kept inside a branch left', () => {
     expect(read?.type === 'processed' && read.result.kind === 'application' && utf8(read.result.data)).toBe('sent on top');
     expectInSync([alice, dave]);
     await stillWorks([alice, dave]);
+  });
+});
+
+describe('resilience review 6: a return to a kept branch reads nothing twice', () => {
+  it('a message of the common epoch read on the winner is not readable again once a lower copy brings the kept branch back (a DS replaying it), nor one read before', async () => {
+    const members = await forkWorld(['alice', 'bob', 'carol', 'dave', 'mallory'], { maxPastEpochs: 2 });
+    const [alice, bob, carol, dave, mallory] = members as [Member, Member, Member, Member, Member];
+    const resolver = (m: Member) => new ForkResolver(m.group!, { strategy: 'optimistic', windowMs: 1000, now: () => 0 });
+    const text = (e: ForkEvent[]) => (e[0]?.type === 'processed' && e[0].result.kind === 'application' ? utf8(e[0].result.data) : undefined);
+    // Dave sends twice in epoch e; Carol's commit and Mallory's Add (two copies around it) compete for e.
+    const [m1, m2] = [await dave.group!.encrypt('first'), await dave.group!.encrypt('second')];
+    const y = await grind(carol, /^[4-b]/);
+    const [low, high] = await copiesAround(mallory, await commitRank(y));
+    await mallory.group!.mergePendingCommit();
+    const atAlice = resolver(alice);
+    expect(types(await atAlice.receive(high))).toEqual(['processed']);
+    expect(text(await atAlice.receive(m1))).toBe('first');
+    const own = await atAlice.encrypt('from alice on the kept branch');
+    expect(types(await atAlice.receive(y))).toEqual(['switched']);
+    expect(text(await atAlice.receive(m2))).toBe('second');
+    expect(types(await atAlice.receive(low))).toEqual(['switched']);
+    // Back on Mallory's branch in the state Alice left: the DS replays both.
+    for (const m of [m1, m2]) expect((await mlsError(() => atAlice.receive(m))).code).toBe('MESSAGE_REPLAYED');
+    // Bob, on that branch, reads what Alice sent there before and after (no generation used twice).
+    const again = await atAlice.encrypt('from alice, back');
+    const atBob = resolver(bob);
+    expect(types(await atBob.receive(low))).toEqual(['processed']);
+    expect(text(await atBob.receive(own))).toBe('from alice on the kept branch');
+    expect(text(await atBob.receive(again))).toBe('from alice, back');
+    expectInSync([alice, bob, mallory]);
+    await stillWorks([alice, bob, mallory]);
+  });
+});
+
+describe('resilience review 6: a transfer of the common epoch survives a switch', () => {
+  it('a new member that took its transfer (sent in the epoch both branches start from) on the branch that then loses still holds the proofs on the winner, and takes a recovery there', async () => {
+    const members = await forkWorld(['alice', 'bob', 'carol', 'mallory', 'zed'], { maxPastEpochs: 2 });
+    const [alice, bob, carol, mallory, zed] = members as [Member, Member, Member, Member, Member];
+    const { record, registration } = await issueRecoveryPsk(zed.group!, zed.identity);
+    for (const m of [alice, bob, carol, mallory]) {
+      const r = await m.group!.process(registration);
+      expect(r.kind === 'application' && (await acceptRecoveryPsks(m.group!, r))).toBe(true);
+    }
+    // Alice adds Nina, who expects Alice's transfer; Alice sends it in the new epoch e.
+    const nina = await newMember('nina');
+    const add = await alice.group!.commit({ add: [await nina.client.createKeyPackage(nina.identity)] });
+    await alice.group!.mergePendingCommit();
+    await deliverCommit(add.commit, [bob, carol, mallory, zed]);
+    const joined = await nina.client.joinFromWelcomeWithSender(add.welcome!, { maxPastEpochs: 2 });
+    nina.group = joined.group;
+    nina.group.useChecks([recoveryPolicy()]);
+    await expectRecoveryTransfer(nina.group, joined.welcomeSender);
+    const transfer = await transferRecoveryPsks(alice.group!);
+    const epoch = nina.group.epoch;
+    // Mallory's commit and Carol's for e; Carol's wins. The DS hands Nina Mallory's first, then the transfer, then Carol's.
+    const y = await grind(carol, /^[0-7]/);
+    const x = await grind(mallory, /^[89a-f]/);
+    await carol.group!.mergePendingCommit();
+    await deliverCommit(y, [alice, bob, zed]);
+    const atNina = new ForkResolver(nina.group, { strategy: 'optimistic', windowMs: 1000, now: () => 0 });
+    expect(types(await atNina.receive(x))).toEqual(['processed']);
+    const [read] = await atNina.receive(transfer);
+    expect(read?.type === 'processed' && read.result.kind === 'application' && (await acceptRecoveryPsks(nina.group, read.result))).toBe(true);
+    expect(await atNina.receive(y)).toEqual([{ type: 'switched', epoch, winner: await commitRank(y), ownCommitLost: false, unread: 0 }]);
+    // The transfer is not readable again (engine change 28), so it must not be undone: its proofs were of epochs both branches share.
+    expect((await mlsError(() => atNina.receive(transfer))).code).toBe('MESSAGE_REPLAYED');
+    const registry = nina.client.groupRecord(nina.group.id, 'paired-mls/recovery-psks');
+    expect(registry && Object.keys(JSON.parse(utf8(registry)))).toEqual([Buffer.from(record.pskId).toString('hex')]);
+    // Zed lost his state and recovers on Carol's branch: Nina takes it as the others do. Before, the switch put back her empty registry (PSK_NOT_FOUND): she stayed behind.
+    const fresh = await MlsClient.open();
+    const recovered = await recoverMembership(fresh, await fresh.createIdentity('zed', 1), await carol.group!.exportGroupInfo(), record);
+    for (const c of recovered.commits) {
+      expect(types(await atNina.receive(c))).toEqual(['processed']);
+      await deliverCommit(c, [alice, bob, carol]);
+    }
+    const honest = [alice, bob, carol, nina, { ...zed, client: fresh, group: recovered.group }];
+    expectInSync(honest);
+    await stillWorks(honest);
   });
 });

@@ -62,7 +62,12 @@ export type ForkEvent =
  */
 export interface ForkFollower {
   keep(group: Group): unknown;
-  restore(group: Group, kept: unknown): Promise<void>;
+  /**
+   * `left`, on a switch to another branch: what `keep` returned on the
+   * branch left, and the last epoch the two branches share (what the
+   * left branch took from messages of that epoch or before may hold on both).
+   */
+  restore(group: Group, kept: unknown, left?: { kept: unknown; shared: number }): Promise<void>;
 }
 /** The layers whose records follow a switch: the recovery registry (a layer of its own would be added here). */
 const followers: ForkFollower[] = [recoveryRecords];
@@ -391,8 +396,8 @@ export class ForkResolver {
     // commit may bring it back (where the others kept what is on top).
     const current = this.group.retainState();
     const records = followers.map((f) => f.keep(this.group));
-    const putBack = async (kept: unknown[]) => {
-      for (const [i, f] of followers.entries()) await f.restore(this.group, kept[i]);
+    const putBack = async (kept: unknown[], leaving?: unknown[]) => {
+      for (const [i, f] of followers.entries()) await f.restore(this.group, kept[i], leaving && { kept: leaving[i], shared: window.epoch });
     };
     let back: LeftBranch | undefined;
     let reached: Uint8Array;
@@ -401,7 +406,7 @@ export class ForkResolver {
       // included: a recovery competing there needs the registry the branch
       // left may have pruned (before, PSK_NOT_FOUND: the member stayed).
       await this.group.restoreState(window.snapshot);
-      await putBack(window.records);
+      await putBack(window.records, records);
       const r = await this.group.process(commit);
       if (r.kind !== 'commit') throw new MlsError('INVALID_MESSAGE', `the competing message is not a commit of another member (${r.kind})`);
       await r.staged.merge();
@@ -423,7 +428,7 @@ export class ForkResolver {
       back = window.left.find((b) => bytesEqual(b.applied, reached));
       if (back) {
         await this.group.restoreState(back.tip);
-        await putBack(back.records);
+        await putBack(back.records, records);
       }
     } catch (err) {
       // A competitor that fails once the kept epoch is back (a forged copy

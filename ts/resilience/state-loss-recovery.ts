@@ -212,15 +212,28 @@ async function migrate(client: MlsClient): Promise<void> {
  * The registry (its PSKs with it) and the expected transfer are not part of
  * the group state a fork switch restores: a `ForkResolver` keeps them as each
  * window opens and puts them back on a switch there, so what a losing
- * branch stored or pruned is undone (§7.2). Before, a registration taken
+ * branch stored or pruned is undone (§7.2), except a transfer it took:
+ * its proofs of the epochs both branches share stay. Before, a registration taken
  * there pruned proofs the winner kept; then the layer refused recovery
  * messages while a window was open, which a member committing more often
  * than the window kept refused for good.
  */
+type Records = { registry: Record<string, string>; transfer: string | undefined };
 export const recoveryRecords: ForkFollower = {
-  keep: (group) => ({ registry: known(group), transfer: expectedSender(group) }),
-  restore: async (group, kept) => {
-    const { registry, transfer } = kept as { registry: Record<string, string>; transfer: string | undefined };
+  keep: (group): Records => ({ registry: known(group), transfer: expectedSender(group) }),
+  restore: async (group, kept, left) => {
+    let { registry, transfer } = kept as Records;
+    // The transfer the branch left took: its proofs of the epochs both
+    // branches share are the same values here, and its message, read
+    // there, is not readable again (engine change 28). Before, the switch
+    // put back the empty registry and the new member refused every
+    // recovery for good (PSK_NOT_FOUND).
+    const took = left !== undefined && transfer !== undefined && (left.kept as Records).transfer === undefined;
+    if (took) {
+      const shared = Object.entries((left.kept as Records).registry).filter(([hex]) => (parseRecoveryPskId(fromHex(hex))?.epoch ?? BigInt(left.shared) + 1n) <= BigInt(left.shared));
+      registry = { ...Object.fromEntries(shared), ...registry };
+      transfer = undefined;
+    }
     const { client } = group;
     // Nothing stored since (the common case, and junk that failed): no write.
     if (JSON.stringify(known(group)) === JSON.stringify(registry) && expectedSender(group) === transfer) return;
@@ -230,6 +243,8 @@ export const recoveryRecords: ForkFollower = {
       for (const [hex, value] of Object.entries(registry)) if (now[hex] !== value) await client.psks.store(fromHex(hex), fromHex(value), { group: group.id });
       await client.putGroupRecord(group.id, RECORD, Object.keys(registry).length > 0 ? enc.encode(JSON.stringify(registry)) : undefined);
       await client.putGroupRecord(group.id, TRANSFER_RECORD, transfer === undefined ? undefined : enc.encode(transfer));
+      // What the transfer brought, pruned against this branch (a leaf it removed or changed, the newest proof per leaf).
+      if (took) await remember(group, []);
     });
   },
 };
