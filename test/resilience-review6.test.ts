@@ -168,3 +168,27 @@ describe('resilience review 6: a transfer of the common epoch survives a switch'
     await stillWorks(honest);
   });
 });
+
+describe('resilience review 6: limits', () => {
+  it('limit: with past epochs kept, a committer whose lower-ranked commit for an epoch is more than the out-of-order tolerance older (handshake generations) than the one a member applied first splits it from members that got the lower one first', async () => {
+    const members = await forkWorld(['alice', 'bob', 'carol', 'mallory'], { maxPastEpochs: 2 });
+    const [alice, bob, carol, mallory] = members as [Member, Member, Member, Member];
+    const resolver = (m: Member) => new ForkResolver(m.group!, { strategy: 'optimistic', windowMs: 1000, now: () => 0 });
+    const epoch = alice.group!.epoch;
+    // Mallory's low copy first, then 6 handshake generations, then the high copy.
+    const y = await grind(carol, /^[4-b]/);
+    const [low, high] = await copiesAround(mallory, await commitRank(y), { lowFirst: true, gap: 6 });
+    const [atAlice, atBob] = [resolver(alice), resolver(bob)];
+    // Alice: the high copy, Carol's, the low copy. The switch to Carol's carried Mallory's sender ratchet of the
+    // kept epoch past the high copy (a message read is not readable again, engine change 28): the low copy is too old.
+    expect(types(await atAlice.receive(high))).toEqual(['processed']);
+    expect(types(await atAlice.receive(y))).toEqual(['switched']);
+    const refused = await mlsError(() => atAlice.receive(low));
+    expect([refused.code, refused.message]).toEqual(['MESSAGE_TOO_OLD', expect.stringContaining('Generation is too old')]);
+    // Bob: the low copy first; the others rank behind it.
+    expect(types(await atBob.receive(low))).toEqual(['processed']);
+    for (const c of [y, high]) expect(types(await atBob.receive(c))).toEqual(['dropped']);
+    expect([alice.group!.epoch, bob.group!.epoch]).toEqual([epoch + 1, epoch + 1]);
+    expect(alice.group!.epochAuthenticator()).not.toEqual(bob.group!.epochAuthenticator());
+  });
+});
