@@ -91,6 +91,38 @@ describe('resilience review 6: branches kept inside a branch left', () => {
   });
 });
 
+describe('resilience review 6: the bound on branches left', () => {
+  it('over 8 states, the branches kept inside a branch left go before that branch: the member still returns to its state on it', async () => {
+    const members = await forkWorld(['alice', 'bob', 'carol', 'dave', 'mallory']);
+    const [alice, bob, carol, dave, mallory] = members as [Member, Member, Member, Member, Member];
+    const resolver = (m: Member) => new ForkResolver(m.group!, { strategy: 'optimistic', windowMs: 1000, now: () => 0 });
+    const epoch = alice.group!.epoch;
+    const y = await grind(carol, /^[4-b]/);
+    const [low, high] = await copiesAround(mallory, await commitRank(y));
+    await mallory.group!.mergePendingCommit();
+    // Alice applies the high copy and 7 commits of Bob's on top (8 windows).
+    const [atAlice, atBob, atDave] = [resolver(alice), resolver(bob), resolver(dave)];
+    for (const at of [atAlice, atBob, atDave]) expect(types(await at.receive(high))).toEqual(['processed']);
+    const onTop: Uint8Array[] = [];
+    for (let i = 0; i < 6; i++) onTop.push((await atBob.commit({ selfUpdate: true })).commit);
+    onTop.push(await grind(bob, /^[89a-f]/));
+    for (const c of onTop) expect(types(await atAlice.receive(c))).toEqual(['processed']);
+    // Dave's commit competes with Bob's 7th and ranks lower: Alice keeps Bob's 7th as a branch left (1 state).
+    for (const c of onTop.slice(0, 6)) expect(types(await atDave.receive(c))).toEqual(['processed']);
+    const z = await grind(dave, /^[0-7]/);
+    expect(types(await atAlice.receive(z))).toEqual(['switched']);
+    expect(atAlice.retainedStates()).toBe(9);
+    // Carol's wins at e: the branch left holds its tip, the 7 windows and Bob's 7th kept in the last: 9 states. Bob's 7th goes, the branch stays.
+    expect(types(await atAlice.receive(y))).toEqual(['switched']);
+    expect(atAlice.retainedStates()).toBe(9);
+    expect(types(await atAlice.receive(low))).toEqual(['switched']);
+    // Back in her state on Mallory's branch, Dave's commit on top: before, the branch went whole and the low copy was applied afresh (epoch e+1).
+    expect(alice.group!.epoch).toBe(epoch + 8);
+    await dave.group!.mergePendingCommit();
+    expectInSync([alice, dave]);
+  });
+});
+
 describe('resilience review 6: a return to a kept branch reads nothing twice', () => {
   it('a message of the common epoch read on the winner is not readable again once a lower copy brings the kept branch back (a DS replaying it), nor one read before', async () => {
     const members = await forkWorld(['alice', 'bob', 'carol', 'dave', 'mallory'], { maxPastEpochs: 2 });

@@ -461,16 +461,22 @@ export class ForkResolver {
     return [{ type: 'switched', epoch, winner: rank, ownCommitLost, unread }, ...lost, ...regained];
   }
 
-  /** At most MAX_LEFT_STATES states in the branches left: the oldest windows' oldest branches go first. */
+  /**
+   * At most MAX_LEFT_STATES states in the branches left: first the branches
+   * kept inside branches left (those a switch used to wipe), then whole
+   * branches; the oldest windows' oldest first.
+   */
   #boundLeft(): void {
     let total = this.#optimistic.reduce((n, w) => n + w.left.reduce((m, b) => m + leftStates(b), 0), 0);
-    for (const w of this.#optimistic) {
-      while (total > MAX_LEFT_STATES && w.left.length > 0) {
-        const b = w.left.shift()!;
+    const trim = (left: LeftBranch[]) => {
+      while (total > MAX_LEFT_STATES && left.length > 0) {
+        const b = left.shift()!;
         total -= leftStates(b);
         freeBranch(b);
       }
-    }
+    };
+    for (const w of this.#optimistic) for (const b of w.left) for (const above of b.above) trim(above.left);
+    for (const w of this.#optimistic) trim(w.left);
   }
 
   #openOptimistic(window: OptimisticWindow): void {
