@@ -14,5 +14,10 @@ import type { Group } from '../mls/group.js';
  */
 export interface ForkFollower {
   keep(group: Group): unknown;
-  restore(group: Group, kept: unknown): Promise<void>;
+  /**
+   * `left`, on a switch to another branch: what `keep` returned on the
+   * branch left, and the last epoch the two branches share (what the
+   * left branch took from messages of that epoch or before may hold on both).
+   */
+  restore(group: Group, kept: unknown, left?: { kept: unknown; shared: number }): Promise<void>;
 }

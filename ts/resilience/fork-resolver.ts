@@ -104,7 +104,7 @@ interface OptimisticWindow {
   left: LeftBranch[];
 }
 
-/** A branch a switch left: its commit at the window's level, the member's state where it left it, and the windows that were on top. */
+/** A branch a switch left: its commit at the window's level, the member's state where it left it, and the windows that were on top (with the branches they had left). */
 interface LeftBranch {
   applied: Uint8Array;
   ownWinner: boolean;
@@ -116,10 +116,21 @@ interface LeftBranch {
 
 /** Group states the branches left keep at most, over all windows (the oldest go first): each is a state of a branch a re-encoded commit can bring back. */
 const MAX_LEFT_STATES = 8;
-const leftStates = (b: LeftBranch) => 1 + b.above.length;
+/**
+ * States a branch left holds: its tip, the kept state of each window on
+ * top, and the branches those windows had left (kept with them: a switch
+ * in a lower window used to wipe them, and a lower copy of such a branch's
+ * commit was then applied afresh, the member's commits there lost).
+ */
+function leftStates(b: LeftBranch): number {
+  return 1 + b.above.reduce((n, w) => n + 1 + w.left.reduce((m, l) => m + leftStates(l), 0), 0);
+}
 function freeBranch(b: LeftBranch): void {
   b.tip.free();
-  for (const w of b.above) w.snapshot.free();
+  for (const w of b.above) {
+    w.snapshot.free();
+    for (const l of w.left) freeBranch(l);
+  }
 }
 
 /** Processes a group's messages under eventually consistent delivery, resolving competing commits for one epoch; calls run one at a time, in order (docs/PROTOCOL.md §7.1). */
@@ -370,8 +381,8 @@ export class ForkResolver {
     // commit may bring it back (where the others kept what is on top).
     const current = this.group.retainState();
     const records = followers.map((f) => f.keep(this.group));
-    const putBack = async (kept: unknown[]) => {
-      for (const [i, f] of followers.entries()) await f.restore(this.group, kept[i]);
+    const putBack = async (kept: unknown[], leaving?: unknown[]) => {
+      for (const [i, f] of followers.entries()) await f.restore(this.group, kept[i], leaving && { kept: leaving[i], shared: window.epoch });
     };
     let back: LeftBranch | undefined;
     let reached: Uint8Array;
@@ -380,7 +391,7 @@ export class ForkResolver {
       // included: a recovery competing there needs the registry the branch
       // left may have pruned (before, PSK_NOT_FOUND: the member stayed).
       await this.group.restoreState(window.snapshot);
-      await putBack(window.records);
+      await putBack(window.records, records);
       const r = await this.group.process(commit);
       if (r.kind !== 'commit') throw new MlsError('INVALID_MESSAGE', `the competing message is not a commit of another member (${r.kind})`);
       await r.staged.merge();
@@ -402,7 +413,7 @@ export class ForkResolver {
       back = window.left.find((b) => bytesEqual(b.applied, reached));
       if (back) {
         await this.group.restoreState(back.tip);
-        await putBack(back.records);
+        await putBack(back.records, records);
       }
     } catch (err) {
       // A competitor that fails once the kept epoch is back (a forged copy
@@ -414,13 +425,13 @@ export class ForkResolver {
       throw err;
     }
     // The branch left: this window's winner and every commit applied on top
-    // of it; what the layers stored since the window opened is undone above.
+    // of it (their windows with the branches they left); what the layers
+    // stored since the window opened is undone above.
     const above = this.#optimistic.splice(level + 1);
     const leaving = [window, ...above];
     const unread = leaving.reduce((n, w) => n + w.sent, 0);
     const lost: ForkEvent[] = leaving.filter((w) => w.ownWinner).map((w) => ({ type: 'lostRace', epoch: w.epoch }));
     const ownCommitLost = window.ownWinner;
-    for (const w of above) for (const b of w.left.splice(0)) freeBranch(b);
     if (back) window.left.splice(window.left.indexOf(back), 1);
     window.left.push({ applied: window.applied, ownWinner: window.ownWinner, sent: window.sent, tip: current, records, above });
     Object.assign(window, { winner: rank, ownWinner: back?.ownWinner ?? false, applied: reached, sent: back?.sent ?? 0 });
@@ -435,16 +446,22 @@ export class ForkResolver {
     return [{ type: 'switched', epoch, winner: rank, ownCommitLost, unread }, ...lost, ...regained];
   }
 
-  /** At most MAX_LEFT_STATES states in the branches left: the oldest windows' oldest branches go first. */
+  /**
+   * At most MAX_LEFT_STATES states in the branches left: first the branches
+   * kept inside branches left (those a switch used to wipe), then whole
+   * branches; the oldest windows' oldest first.
+   */
   #boundLeft(): void {
     let total = this.#optimistic.reduce((n, w) => n + w.left.reduce((m, b) => m + leftStates(b), 0), 0);
-    for (const w of this.#optimistic) {
-      while (total > MAX_LEFT_STATES && w.left.length > 0) {
-        const b = w.left.shift()!;
+    const trim = (left: LeftBranch[]) => {
+      while (total > MAX_LEFT_STATES && left.length > 0) {
+        const b = left.shift()!;
         total -= leftStates(b);
         freeBranch(b);
       }
-    }
+    };
+    for (const w of this.#optimistic) for (const b of w.left) for (const above of b.above) trim(above.left);
+    for (const w of this.#optimistic) trim(w.left);
   }
 
   #openOptimistic(window: OptimisticWindow): void {

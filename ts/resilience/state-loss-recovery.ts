@@ -40,6 +40,8 @@ const LABEL = 'paired-mls recovery';
 const RECORD = 'paired-mls/recovery-psks';
 /** Group record: `<leaf>:<signature key hex>` of the member a transfer is expected from; before, client-wide, group hex → that. */
 const TRANSFER_RECORD = 'paired-mls/recovery-transfer';
+/** Group record: the epoch of the transfer message last taken (a fork switch keeps a transfer of an epoch both branches share). */
+const TAKEN_RECORD = 'paired-mls/recovery-transfer-taken';
 /** Message kinds (version 2; version 1 is refused). */
 const REGISTRATION = 1;
 const TRANSFER = 2;
@@ -212,24 +214,47 @@ async function migrate(client: MlsClient): Promise<void> {
  * The registry (its PSKs with it) and the expected transfer are not part of
  * the group state a fork switch restores: a `ForkResolver` keeps them as each
  * window opens and puts them back on a switch there, so what a losing
- * branch stored or pruned is undone (§7.2). Before, a registration taken
+ * branch stored or pruned is undone (§7.2), except a transfer it took:
+ * in an epoch both branches share, its proofs of those epochs stay. Before, a registration taken
  * there pruned proofs the winner kept; then the layer refused recovery
  * messages while a window was open, which a member committing more often
  * than the window kept refused for good.
  */
+type Records = { registry: Record<string, string>; transfer: string | undefined; takenAt: string | undefined };
+const takenAt = (group: Group) => {
+  const raw = group.client.groupRecord(group.id, TAKEN_RECORD);
+  return raw && dec.decode(raw);
+};
 export const recoveryRecords: ForkFollower = {
-  keep: (group) => ({ registry: known(group), transfer: expectedSender(group) }),
-  restore: async (group, kept) => {
-    const { registry, transfer } = kept as { registry: Record<string, string>; transfer: string | undefined };
+  keep: (group): Records => ({ registry: known(group), transfer: expectedSender(group), takenAt: takenAt(group) }),
+  restore: async (group, kept, left) => {
+    let { registry, transfer, takenAt: taken } = kept as Records;
+    // The transfer the branch left took in an epoch both branches share:
+    // its proofs (of that epoch or before) are the same values here, and
+    // its message, read there, is not readable again (engine change 28).
+    // Before, the switch put back the empty registry and the expected
+    // transfer: the new member refused every recovery for good
+    // (PSK_NOT_FOUND). One taken in a later epoch is undone: its sender
+    // sends the winner's proofs again.
+    const from = left?.kept as Records | undefined;
+    const took = left !== undefined && transfer !== undefined && from!.transfer === undefined && from!.takenAt !== undefined && Number(from!.takenAt) <= left.shared;
+    if (took) {
+      const shared = Object.entries(from!.registry).filter(([hex]) => (parseRecoveryPskId(fromHex(hex))?.epoch ?? BigInt(left.shared) + 1n) <= BigInt(left.shared));
+      registry = { ...Object.fromEntries(shared), ...registry };
+      [transfer, taken] = [undefined, from!.takenAt];
+    }
     const { client } = group;
     // Nothing stored since (the common case, and junk that failed): no write.
-    if (JSON.stringify(known(group)) === JSON.stringify(registry) && expectedSender(group) === transfer) return;
+    if (JSON.stringify(known(group)) === JSON.stringify(registry) && expectedSender(group) === transfer && takenAt(group) === taken) return;
     await client.atomically(async () => {
       const now = known(group);
       for (const hex of Object.keys(now)) if (!(hex in registry)) await client.psks.delete(fromHex(hex));
       for (const [hex, value] of Object.entries(registry)) if (now[hex] !== value) await client.psks.store(fromHex(hex), fromHex(value), { group: group.id });
       await client.putGroupRecord(group.id, RECORD, Object.keys(registry).length > 0 ? enc.encode(JSON.stringify(registry)) : undefined);
       await client.putGroupRecord(group.id, TRANSFER_RECORD, transfer === undefined ? undefined : enc.encode(transfer));
+      await client.putGroupRecord(group.id, TAKEN_RECORD, taken === undefined ? undefined : enc.encode(taken));
+      // What the transfer brought, pruned against this branch (a leaf it removed or changed, the newest proof per leaf).
+      if (took) await remember(group, []);
     });
   },
 };
@@ -329,6 +354,7 @@ export async function acceptRecoveryPsks(group: Group, message: ApplicationMessa
       await client.atomically(async () => {
         await migrate(client);
         await client.putGroupRecord(group.id, TRANSFER_RECORD, undefined);
+        await client.putGroupRecord(group.id, TAKEN_RECORD, enc.encode(String(epoch)));
         await remember(
           group,
           // An entry of a later epoch than this one cannot be genuine, and as the newest it would keep out the issuer's next proof.
