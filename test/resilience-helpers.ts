@@ -1,5 +1,5 @@
 /** Resilience test plumbing (docs/PROTOCOL.md §7): the group every fork and recovery review starts from. */
-import { recoveryPolicy } from 'paired-mls/resilience';
+import { commitRank, recoveryPolicy } from 'paired-mls/resilience';
 import type { MemoryStorageAdapter } from 'paired-mls';
 import { newMember, type Member } from './helpers.js';
 
@@ -18,4 +18,27 @@ export async function forkWorld(names: string[], options: { maxPastEpochs?: numb
   for (const m of members.slice(1)) m.group = await m.client.joinFromWelcome(welcome!, join);
   for (const m of members) m.group!.useChecks([recoveryPolicy()]);
   return members;
+}
+
+/**
+ * Two encodings of one commit without a path by `m` (an Add), one ranked
+ * below `rank` and one above; `m`'s pending commit is left in place. The
+ * high copy is made first (`lowFirst`: the low one, then `gap` more
+ * handshake generations before the high one): see the limit below.
+ */
+export async function copiesAround(m: Member, rank: string, order: { lowFirst: boolean; gap: number } = { lowFirst: false, gap: 0 }): Promise<[low: Uint8Array, high: Uint8Array]> {
+  const joiner = await newMember(`${m.name}-joiner`);
+  const kp = await joiner.client.createKeyPackage(joiner.identity);
+  const copy = async () => {
+    await m.group!.clearPendingCommit();
+    const commit = (await m.group!.commit({ add: [kp] })).commit;
+    return { commit, below: (await commitRank(commit)) < rank };
+  };
+  let first, second;
+  do first = await copy();
+  while (first.below !== order.lowFirst);
+  for (let i = 0; i < order.gap; i++) await copy();
+  do second = await copy();
+  while (second.below === order.lowFirst);
+  return order.lowFirst ? [first.commit, second.commit] : [second.commit, first.commit];
 }

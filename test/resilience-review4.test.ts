@@ -18,7 +18,7 @@ import {
   transferRecoveryPsks,
   type ForkEvent,
 } from 'paired-mls/resilience';
-import { forkWorld } from './resilience-helpers.js';
+import { copiesAround, forkWorld } from './resilience-helpers.js';
 import { deliverCommit, expectInSync, mlsError, newMember, stillWorks, type Member } from './helpers.js';
 
 const types = (events: ForkEvent[]) => events.map((e) => e.type);
@@ -42,21 +42,7 @@ describe('resilience review 4: optimistic, one commit in two encodings', () => {
     // the same content (the same epoch follows) encrypted under her next
     // generation, in other bytes. She tries until one copy ranks below
     // Carol's commit and the other above it.
-    const eve = await newMember('eve');
-    const kp = await eve.client.createKeyPackage(eve.identity);
-    const rankY = await commitRank(y);
-    let low: Uint8Array, high: Uint8Array;
-    for (;;) {
-      const first = (await mallory.group!.commit({ add: [kp] })).commit;
-      await mallory.group!.clearPendingCommit();
-      const second = (await mallory.group!.commit({ add: [kp] })).commit;
-      const [a, b] = [await commitRank(first), await commitRank(second)];
-      if (a < rankY !== b < rankY) {
-        [low, high] = a < b ? [first, second] : [second, first];
-        break;
-      }
-      await mallory.group!.clearPendingCommit();
-    }
+    const [low, high] = await copiesAround(mallory, await commitRank(y));
     // Mallory's pending commit is one of the two copies: the group's winner is her content.
     await mallory.group!.mergePendingCommit();
     // Alice gets the high copy, then the low one, then Carol's; Bob the low copy first.

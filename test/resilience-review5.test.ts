@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { MlsClient, utf8 } from 'paired-mls';
 import { ForkResolver, acceptRecoveryPsks, commitRank, issueRecoveryPsk, recoverMembership, type ForkEvent } from 'paired-mls/resilience';
-import { forkWorld } from './resilience-helpers.js';
+import { copiesAround, forkWorld } from './resilience-helpers.js';
 import { deliverCommit, expectInSync, mlsError, newMember, stillWorks, type Member } from './helpers.js';
 
 const types = (events: ForkEvent[]) => events.map((e) => e.type);
@@ -91,20 +91,7 @@ describe('resilience review 5: a re-encoded commit brings its branch back', () =
     const y = (await atCarol.commit({ selfUpdate: true })).commit;
     const rankY = await commitRank(y);
     // Mallory's commit without a path in two encodings, one ranked below Carol's and one above (review 4).
-    const eve = await newMember('eve');
-    const kp = await eve.client.createKeyPackage(eve.identity);
-    let low: Uint8Array, high: Uint8Array;
-    for (;;) {
-      const first = (await mallory.group!.commit({ add: [kp] })).commit;
-      await mallory.group!.clearPendingCommit();
-      const second = (await mallory.group!.commit({ add: [kp] })).commit;
-      const [a, b] = [await commitRank(first), await commitRank(second)];
-      if (a < rankY !== b < rankY) {
-        [low, high] = a < b ? [first, second] : [second, first];
-        break;
-      }
-      await mallory.group!.clearPendingCommit();
-    }
+    const [low, high] = await copiesAround(mallory, rankY);
     await mallory.group!.mergePendingCommit();
     // Alice applies the high copy and commits on top; Bob applies the low copy and Alice's commit.
     const [atAlice, atBob] = [resolver(alice), resolver(bob)];

@@ -6,33 +6,10 @@
 import { describe, expect, it } from 'vitest';
 import { MlsClient, utf8 } from 'paired-mls';
 import { ForkResolver, acceptRecoveryPsks, commitRank, expectRecoveryTransfer, issueRecoveryPsk, recoverMembership, recoveryPolicy, transferRecoveryPsks, type ForkEvent } from 'paired-mls/resilience';
-import { forkWorld } from './resilience-helpers.js';
+import { copiesAround, forkWorld } from './resilience-helpers.js';
 import { deliverCommit, expectInSync, mlsError, newMember, stillWorks, type Member } from './helpers.js';
 
 const types = (events: ForkEvent[]) => events.map((e) => e.type);
-
-/**
- * Two encodings of one commit without a path by `m` (an Add), one ranked
- * below `rank` and one above; `m`'s pending commit is left in place. The
- * high copy is made first (`lowFirst`: the low one, then `gap` more
- * handshake generations before the high one): see the limit below.
- */
-async function copiesAround(m: Member, rank: string, order: { lowFirst: boolean; gap: number } = { lowFirst: false, gap: 0 }): Promise<[low: Uint8Array, high: Uint8Array]> {
-  const joiner = await newMember(`${m.name}-joiner`);
-  const kp = await joiner.client.createKeyPackage(joiner.identity);
-  const copy = async () => {
-    await m.group!.clearPendingCommit();
-    const commit = (await m.group!.commit({ add: [kp] })).commit;
-    return { commit, below: (await commitRank(commit)) < rank };
-  };
-  let first, second;
-  do first = await copy();
-  while (first.below !== order.lowFirst);
-  for (let i = 0; i < order.gap; i++) await copy();
-  do second = await copy();
-  while (second.below === order.lowFirst);
-  return order.lowFirst ? [first.commit, second.commit] : [second.commit, first.commit];
-}
 
 /** A self-update of `m` (pending), ranked in the range `first` matches. */
 async function grind(m: Member, first: RegExp): Promise<Uint8Array> {
