@@ -1,0 +1,62 @@
+/**
+ * Seventh attacker review of ts/resilience (docs/PROTOCOL.md §7): a crash
+ * in the middle of a fork switch (the client reopened from what its
+ * storage adapter held at each write of the switch).
+ */
+import { describe, expect, it } from 'vitest';
+import { MemoryStorageAdapter, MlsClient, bytesEqual, type StorageBatch } from 'paired-mls';
+import { ForkResolver, commitRank, type ForkEvent } from 'paired-mls/resilience';
+import { forkWorld } from './resilience-helpers.js';
+import { expectInSync, stillWorks, type Member } from './helpers.js';
+
+const types = (events: ForkEvent[]) => events.map((e) => e.type);
+
+/** A memory adapter that, while `watch` is on, keeps a copy of what it holds after each write (a crash could come after any). */
+class WatchedStorage extends MemoryStorageAdapter {
+  watch = false;
+  readonly afterEachWrite: MemoryStorageAdapter[] = [];
+  override async apply(batch: StorageBatch): Promise<void> {
+    await super.apply(batch);
+    if (this.watch) this.afterEachWrite.push(await MemoryStorageAdapter.copyOf(this));
+  }
+}
+
+describe('resilience review 7: a crash during a fork switch', () => {
+  it('the adapter holds the branch before the switch or the winner, never the kept epoch in between (reopened there, a replayed commit re-derived the epoch and the member reused its generations)', async () => {
+    const members = await forkWorld(['alice', 'bob', 'carol'], { storage: () => new WatchedStorage() });
+    const [alice, bob, carol] = members as [Member, Member, Member];
+    const atAlice = new ForkResolver(alice.group!, { strategy: 'optimistic', windowMs: 1000, now: () => 0 });
+    const epoch = alice.group!.epoch;
+    const fromBob = (await bob.group!.commit({ selfUpdate: true })).commit;
+    const fromCarol = (await carol.group!.commit({ selfUpdate: true })).commit;
+    const [low, high] = (await commitRank(fromBob)) < (await commitRank(fromCarol)) ? [fromBob, fromCarol] : [fromCarol, fromBob];
+    const [winner, loser] = low === fromBob ? [bob, carol] : [carol, bob];
+    await winner.group!.mergePendingCommit();
+    await loser.group!.clearPendingCommit();
+    const r = await loser.group!.process(winner === bob ? fromBob : fromCarol);
+    if (r.kind === 'commit') await r.staged.merge();
+    // Alice applies the losing commit first and sends on its branch; then the winner switches her.
+    expect(types(await atAlice.receive(high))).toEqual(['processed']);
+    const before = alice.group!.epochAuthenticator();
+    await atAlice.encrypt('sent on the branch left');
+    const storage = alice.storage as WatchedStorage;
+    storage.watch = true;
+    expect(types(await atAlice.receive(low))).toEqual(['switched']);
+    storage.watch = false;
+    const after = alice.group!.epochAuthenticator();
+    expect(storage.afterEachWrite.length).toBeGreaterThan(0);
+    // Before, the switch wrote the kept epoch first (then the records, then the winner): reopened
+    // after that write, Alice was back in epoch e, and the DS's replay of the losing commit
+    // gave her epoch e+1 afresh, her sender ratchet there at generation 0 again.
+    for (const held of storage.afterEachWrite) {
+      const reopened = await MlsClient.open({ storage: held });
+      const group = reopened.group(alice.group!.id);
+      expect(group.epoch).toBe(epoch + 1);
+      const auth = group.epochAuthenticator();
+      expect(bytesEqual(auth, before) || bytesEqual(auth, after)).toBe(true);
+      reopened.free();
+    }
+    expectInSync([alice, bob, carol]);
+    await stillWorks([alice, bob, carol]);
+  });
+});
