@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { MemoryStorageAdapter, MlsClient, bytesEqual, type StorageBatch } from 'paired-mls';
 import { ForkResolver, commitRank, type ForkEvent } from 'paired-mls/resilience';
 import { forkWorld } from './resilience-helpers.js';
-import { expectInSync, stillWorks, type Member } from './helpers.js';
+import { expectInSync, mlsError, stillWorks, type Member } from './helpers.js';
 
 const types = (events: ForkEvent[]) => events.map((e) => e.type);
 
@@ -56,6 +56,36 @@ describe('resilience review 7: a crash during a fork switch', () => {
       expect(bytesEqual(auth, before) || bytesEqual(auth, after)).toBe(true);
       reopened.free();
     }
+    expectInSync([alice, bob, carol]);
+    await stillWorks([alice, bob, carol]);
+  });
+
+  it('while a commit({ send }) of the same client waits on its send, a switch is refused (INVALID_STATE) and changes nothing; handed in again, it switches', async () => {
+    const members = await forkWorld(['alice', 'bob', 'carol']);
+    const [alice, bob, carol] = members as [Member, Member, Member];
+    const atAlice = new ForkResolver(alice.group!, { strategy: 'optimistic', windowMs: 1000, now: () => 0 });
+    const fromBob = (await bob.group!.commit({ selfUpdate: true })).commit;
+    const fromCarol = (await carol.group!.commit({ selfUpdate: true })).commit;
+    const [low, high] = (await commitRank(fromBob)) < (await commitRank(fromCarol)) ? [fromBob, fromCarol] : [fromCarol, fromBob];
+    const [winner, loser] = low === fromBob ? [bob, carol] : [carol, bob];
+    await winner.group!.mergePendingCommit();
+    await loser.group!.clearPendingCommit();
+    const r = await loser.group!.process(low);
+    if (r.kind === 'commit') await r.staged.merge();
+    expect(types(await atAlice.receive(high))).toEqual(['processed']);
+    const before = alice.group!.epochAuthenticator();
+    // Alice's commit in another group of hers waits on its DS.
+    const other = await alice.client.createGroup(alice.identity);
+    let release!: () => void;
+    const waiting = other.commit({ selfUpdate: true, send: () => new Promise<void>((resolve) => (release = resolve)) });
+    while (!release) await new Promise((resolve) => setImmediate(resolve));
+    const err = await mlsError(() => atAlice.receive(low));
+    expect([err.code, err.message]).toEqual(['INVALID_STATE', 'a commit is waiting on its send; start the transaction once it settled']);
+    expect(bytesEqual(alice.group!.epochAuthenticator(), before)).toBe(true);
+    expect(atAlice.retainedStates()).toBe(1);
+    release();
+    await waiting;
+    expect(types(await atAlice.receive(low))).toEqual(['switched']);
     expectInSync([alice, bob, carol]);
     await stillWorks([alice, bob, carol]);
   });
