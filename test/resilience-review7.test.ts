@@ -4,9 +4,9 @@
  * storage adapter held at each write of the switch).
  */
 import { describe, expect, it } from 'vitest';
-import { MemoryStorageAdapter, MlsClient, bytesEqual, type StorageBatch } from 'paired-mls';
-import { ForkResolver, commitRank, type ForkEvent } from 'paired-mls/resilience';
-import { forkWorld } from './resilience-helpers.js';
+import { MemoryStorageAdapter, MlsClient, bytesEqual, toHex, utf8, type StorageBatch } from 'paired-mls';
+import { ForkResolver, acceptRecoveryPsks, commitRank, expectRecoveryTransfer, issueRecoveryPsk, transferRecoveryPsks, type ForkEvent } from 'paired-mls/resilience';
+import { copiesAround, forkWorld } from './resilience-helpers.js';
 import { expectInSync, mlsError, stillWorks, type Member } from './helpers.js';
 
 const types = (events: ForkEvent[]) => events.map((e) => e.type);
@@ -88,5 +88,38 @@ describe('resilience review 7: a crash during a fork switch', () => {
     expect(types(await atAlice.receive(low))).toEqual(['switched']);
     expectInSync([alice, bob, carol]);
     await stillWorks([alice, bob, carol]);
+  });
+});
+
+describe('resilience review 7: the transfer-taken record', () => {
+  it('a member that expects a transfer again (it took one before) and returns to the branch where it set that expectation still expects it: the earlier take does not count as one on the branch left', async () => {
+    const members = await forkWorld(['alice', 'bob', 'mallory', 'dave']);
+    const [alice, bob, mallory, dave] = members as [Member, Member, Member, Member];
+    // Dave once took a transfer from Alice (the record names its epoch).
+    await expectRecoveryTransfer(dave.group!, alice.group!.ownLeafIndex);
+    const first = await dave.group!.process(await transferRecoveryPsks(alice.group!));
+    expect(first.kind === 'application' && (await acceptRecoveryPsks(dave.group!, first))).toBe(true);
+    // Epoch e: Bob's commit, and Mallory's Add in a copy ranked below it and one above.
+    const b = (await bob.group!.commit({ selfUpdate: true })).commit;
+    const [aLow, aHigh] = await copiesAround(mallory, await commitRank(b));
+    await mallory.group!.mergePendingCommit();
+    const r = await alice.group!.process(aHigh);
+    if (r.kind === 'commit') await r.staged.merge();
+    // Dave applies the high copy and, on that branch, expects a transfer from Alice again.
+    const atDave = new ForkResolver(dave.group!, { strategy: 'optimistic', windowMs: 1000, now: () => 0 });
+    expect(types(await atDave.receive(aHigh))).toEqual(['processed']);
+    await expectRecoveryTransfer(dave.group!, alice.group!.ownLeafIndex);
+    // Bob's commit switches him away (the expectation undone with the branch), the low copy brings him back.
+    expect(types(await atDave.receive(b))).toEqual(['switched']);
+    expect(types(await atDave.receive(aLow))).toEqual(['switched']);
+    // Before, the earlier take (its epoch before the window's) passed for a take on the branch left: the expectation was dropped and Alice's transfer ignored.
+    expect(dave.client.groupRecord(dave.group!.id, 'paired-mls/recovery-transfer')).toBeDefined();
+    const { record } = await issueRecoveryPsk(alice.group!, alice.identity);
+    const [read] = await atDave.receive(await transferRecoveryPsks(alice.group!));
+    expect(read?.type === 'processed' && read.result.kind === 'application' && (await acceptRecoveryPsks(dave.group!, read.result))).toBe(true);
+    const registry = dave.client.groupRecord(dave.group!.id, 'paired-mls/recovery-psks');
+    expect(registry && Object.keys(JSON.parse(utf8(registry)))).toEqual([toHex(record.pskId)]);
+    expectInSync([alice, mallory, dave]);
+    await stillWorks([alice, mallory, dave]);
   });
 });

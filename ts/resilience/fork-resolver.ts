@@ -382,7 +382,7 @@ export class ForkResolver {
     const current = this.group.retainState();
     const records = followers.map((f) => f.keep(this.group));
     const putBack = async (kept: unknown[], leaving?: unknown[]) => {
-      for (const [i, f] of followers.entries()) await f.restore(this.group, kept[i], leaving && { kept: leaving[i], shared: window.epoch });
+      for (const [i, f] of followers.entries()) await f.restore(this.group, kept[i], leaving && { kept: leaving[i], base: window.records[i], shared: window.epoch });
     };
     let back: LeftBranch | undefined;
     let reached!: Uint8Array;
