@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { MemoryStorageAdapter, MlsClient, bytesEqual, toHex, utf8, type StorageBatch } from 'paired-mls';
 import { ForkResolver, acceptRecoveryPsks, commitRank, expectRecoveryTransfer, issueRecoveryPsk, transferRecoveryPsks, type ForkEvent } from 'paired-mls/resilience';
 import { copiesAround, forkWorld } from './resilience-helpers.js';
-import { expectInSync, mlsError, stillWorks, type Member } from './helpers.js';
+import { deliverCommit, expectInSync, mlsError, newMember, stillWorks, type Member } from './helpers.js';
 
 const types = (events: ForkEvent[]) => events.map((e) => e.type);
 
@@ -121,5 +121,48 @@ describe('resilience review 7: the transfer-taken record', () => {
     expect(registry && Object.keys(JSON.parse(utf8(registry)))).toEqual([toHex(record.pskId)]);
     expectInSync([alice, mallory, dave]);
     await stillWorks([alice, mallory, dave]);
+  });
+});
+
+describe('resilience review 7: limits', () => {
+  it('limit: a transfer that stays taken across a switch keeps, stored, the proof of a leaf the winner removed until the next proof stored prunes it (as a removal does at every member)', async () => {
+    const members = await forkWorld(['alice', 'bob', 'carol', 'mallory', 'zed'], { maxPastEpochs: 2 });
+    const [alice, bob, carol, mallory, zed] = members as [Member, Member, Member, Member, Member];
+    const { record, registration } = await issueRecoveryPsk(zed.group!, zed.identity);
+    for (const m of [alice, bob, carol, mallory]) {
+      const r = await m.group!.process(registration);
+      expect(r.kind === 'application' && (await acceptRecoveryPsks(m.group!, r))).toBe(true);
+    }
+    // Alice adds Nina, who takes Alice's transfer (Zed's proof) on Mallory's branch; Carol's commit, which removes Zed, wins.
+    const nina = await newMember('nina');
+    const add = await alice.group!.commit({ add: [await nina.client.createKeyPackage(nina.identity)] });
+    await alice.group!.mergePendingCommit();
+    await deliverCommit(add.commit, [bob, carol, mallory, zed]);
+    nina.group = await nina.client.joinFromWelcome(add.welcome!, { maxPastEpochs: 2 });
+    await expectRecoveryTransfer(nina.group, alice.group!.ownLeafIndex);
+    const transfer = await transferRecoveryPsks(alice.group!);
+    let y: Uint8Array, x: Uint8Array;
+    do {
+      await carol.group!.clearPendingCommit();
+      y = (await carol.group!.commit({ remove: [zed.group!.ownLeafIndex] })).commit;
+    } while (!/^[0-7]/.test(await commitRank(y)));
+    do {
+      await mallory.group!.clearPendingCommit();
+      x = (await mallory.group!.commit({ selfUpdate: true })).commit;
+    } while (!/^[89a-f]/.test(await commitRank(x)));
+    await carol.group!.mergePendingCommit();
+    const atNina = new ForkResolver(nina.group, { strategy: 'optimistic', windowMs: 1000, now: () => 0 });
+    expect(types(await atNina.receive(x))).toEqual(['processed']);
+    const [read] = await atNina.receive(transfer);
+    expect(read?.type === 'processed' && read.result.kind === 'application' && (await acceptRecoveryPsks(nina.group, read.result))).toBe(true);
+    expect(types(await atNina.receive(y))).toEqual(['switched']);
+    // Zed is out on the winner; his proof is still in Nina's registry.
+    expect(nina.group.members().some((m) => m.leafIndex === zed.group!.ownLeafIndex)).toBe(false);
+    const registry = nina.client.groupRecord(nina.group.id, 'paired-mls/recovery-psks');
+    expect(registry && Object.keys(JSON.parse(utf8(registry)))).toEqual([toHex(record.pskId)]);
+    // The next proof stored prunes it.
+    const own = await issueRecoveryPsk(nina.group, nina.identity);
+    const after = nina.client.groupRecord(nina.group.id, 'paired-mls/recovery-psks');
+    expect(after && Object.keys(JSON.parse(utf8(after)))).toEqual([toHex(own.record.pskId)]);
   });
 });
