@@ -91,6 +91,23 @@ describe('resilience review 7: a crash during a fork switch', () => {
   });
 });
 
+describe('resilience review 7: a restart within a window', () => {
+  it('limit: the kept states live in memory only: a member reopened from its storage within a window drops the winner as late and stays on the branch it applied', async () => {
+    const members = await forkWorld(['alice', 'bob', 'carol'], { storage: () => new MemoryStorageAdapter() });
+    const [alice, bob, carol] = members as [Member, Member, Member];
+    const fromBob = (await bob.group!.commit({ selfUpdate: true })).commit;
+    const fromCarol = (await carol.group!.commit({ selfUpdate: true })).commit;
+    const [low, high] = (await commitRank(fromBob)) < (await commitRank(fromCarol)) ? [fromBob, fromCarol] : [fromCarol, fromBob];
+    const atAlice = new ForkResolver(alice.group!, { strategy: 'optimistic', windowMs: 1000, now: () => 0 });
+    expect(types(await atAlice.receive(high))).toEqual(['processed']);
+    // Alice's app restarts: the client is opened again from its storage, with a new resolver.
+    const reopened = await MlsClient.open({ storage: await MemoryStorageAdapter.copyOf(alice.storage!) });
+    const again = new ForkResolver(reopened.group(alice.group!.id), { strategy: 'optimistic', windowMs: 1000, now: () => 0 });
+    expect(await again.receive(low)).toEqual([{ type: 'dropped', reason: 'late' }]);
+    expect(again.retainedStates()).toBe(0);
+  });
+});
+
 describe('resilience review 7: the transfer-taken record', () => {
   it('a member that expects a transfer again (it took one before) and returns to the branch where it set that expectation still expects it: the earlier take does not count as one on the branch left', async () => {
     const members = await forkWorld(['alice', 'bob', 'mallory', 'dave']);
