@@ -16,8 +16,10 @@ export interface ForkFollower {
   keep(group: Group): unknown;
   /**
    * `left`, on a switch to another branch: what `keep` returned on the
-   * branch left, and the last epoch the two branches share (what the
-   * left branch took from messages of that epoch or before may hold on both).
+   * branch left, what it returned where the two branches part (`base`:
+   * what the branch left did since is what differs from it), and the last
+   * epoch the two share (what the left branch took from messages of that
+   * epoch or before may hold on both).
    */
-  restore(group: Group, kept: unknown, left?: { kept: unknown; shared: number }): Promise<void>;
+  restore(group: Group, kept: unknown, left?: { kept: unknown; base: unknown; shared: number }): Promise<void>;
 }

@@ -382,48 +382,66 @@ export class ForkResolver {
     const current = this.group.retainState();
     const records = followers.map((f) => f.keep(this.group));
     const putBack = async (kept: unknown[], leaving?: unknown[]) => {
-      for (const [i, f] of followers.entries()) await f.restore(this.group, kept[i], leaving && { kept: leaving[i], shared: window.epoch });
+      for (const [i, f] of followers.entries()) await f.restore(this.group, kept[i], leaving && { kept: leaving[i], base: window.records[i], shared: window.epoch });
     };
     let back: LeftBranch | undefined;
-    let reached: Uint8Array;
-    try {
-      // The competitor is checked as in the kept epoch, the layers' records
-      // included: a recovery competing there needs the registry the branch
-      // left may have pruned (before, PSK_NOT_FOUND: the member stayed).
-      await this.group.restoreState(window.snapshot);
-      await putBack(window.records, records);
-      const r = await this.group.process(commit);
-      if (r.kind !== 'commit') throw new MlsError('INVALID_MESSAGE', `the competing message is not a commit of another member (${r.kind})`);
-      await r.staged.merge();
-      reached = this.group.epochAuthenticator();
-      // The same epoch again (the winner's content in other bytes): back to
-      // the state that already sent and read in it. Its rank is now the one
-      // to beat: a member that saw the copies in the other order has it.
-      if (bytesEqual(reached, window.applied)) {
-        await this.group.restoreState(current);
-        await putBack(records);
-        current.free();
-        window.winner = rank;
-        return [{ type: 'dropped', reason: 'duplicate' }];
-      }
-      // A branch left earlier, in other bytes: back to the member's own
-      // state there, with what was applied on top (before, it applied the
-      // commit afresh: its commits on top were lost while the members that
-      // never left kept them, and it sent again under generations it had used).
-      back = window.left.find((b) => bytesEqual(b.applied, reached));
-      if (back) {
-        await this.group.restoreState(back.tip);
-        await putBack(back.records, records);
-      }
-    } catch (err) {
-      // A competitor that fails once the kept epoch is back (a forged copy
-      // of a commit ranks lower after a few tries) puts the group back where
-      // it was, not in the epoch everyone else left.
-      await this.group.restoreState(current);
-      await putBack(records);
-      current.free();
-      throw err;
-    }
+    let reached!: Uint8Array;
+    // One write for the whole switch: written step by step, a crash after
+    // the kept epoch was put back left the member there on reopening (the
+    // DS's replay of the commit it had applied then gave it that epoch
+    // afresh, its generations there used again). Nothing may throw out of
+    // the transaction: a rollback reloads the core, the kept states gone.
+    let entered = false;
+    const failed = await this.group.client
+      .atomically(async (): Promise<{ err: unknown } | 'duplicate' | undefined> => {
+        entered = true;
+        try {
+          // The competitor is checked as in the kept epoch, the layers' records
+          // included: a recovery competing there needs the registry the branch
+          // left may have pruned (before, PSK_NOT_FOUND: the member stayed).
+          await this.group.restoreState(window.snapshot);
+          await putBack(window.records, records);
+          const r = await this.group.process(commit);
+          if (r.kind !== 'commit') throw new MlsError('INVALID_MESSAGE', `the competing message is not a commit of another member (${r.kind})`);
+          await r.staged.merge();
+          reached = this.group.epochAuthenticator();
+          // The same epoch again (the winner's content in other bytes): back to
+          // the state that already sent and read in it. Its rank is now the one
+          // to beat: a member that saw the copies in the other order has it.
+          if (bytesEqual(reached, window.applied)) {
+            await this.group.restoreState(current);
+            await putBack(records);
+            current.free();
+            window.winner = rank;
+            return 'duplicate';
+          }
+          // A branch left earlier, in other bytes: back to the member's own
+          // state there, with what was applied on top (before, it applied the
+          // commit afresh: its commits on top were lost while the members that
+          // never left kept them, and it sent again under generations it had used).
+          back = window.left.find((b) => bytesEqual(b.applied, reached));
+          if (back) {
+            await this.group.restoreState(back.tip);
+            await putBack(back.records, records);
+          }
+        } catch (err) {
+          // A competitor that fails once the kept epoch is back (a forged copy
+          // of a commit ranks lower after a few tries) puts the group back where
+          // it was, not in the epoch everyone else left.
+          await this.group.restoreState(current);
+          await putBack(records);
+          current.free();
+          return { err };
+        }
+        return undefined;
+      })
+      .catch((err: unknown) => {
+        // Refused before it began (a `commit({ send })` of this client waits on its send): nothing changed, hand the commit in again.
+        if (!entered) current.free();
+        throw err;
+      });
+    if (failed === 'duplicate') return [{ type: 'dropped', reason: 'duplicate' }];
+    if (failed) throw failed.err;
     // The branch left: this window's winner and every commit applied on top
     // of it (their windows with the branches they left); what the layers
     // stored since the window opened is undone above.

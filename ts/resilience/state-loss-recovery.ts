@@ -236,8 +236,12 @@ export const recoveryRecords: ForkFollower = {
     // transfer: the new member refused every recovery for good
     // (PSK_NOT_FOUND). One taken in a later epoch is undone: its sender
     // sends the winner's proofs again.
+    // A take on the branch left is one since the branches parted: a record
+    // of an earlier take (the branch left restored to before an expectation
+    // this branch set) passed for one, and this branch's was dropped.
     const from = left?.kept as Records | undefined;
-    const took = left !== undefined && transfer !== undefined && from!.transfer === undefined && from!.takenAt !== undefined && Number(from!.takenAt) <= left.shared;
+    const base = left?.base as Records | undefined;
+    const took = left !== undefined && transfer !== undefined && from!.transfer === undefined && from!.takenAt !== undefined && from!.takenAt !== base!.takenAt && Number(from!.takenAt) <= left.shared;
     if (took) {
       const shared = Object.entries(from!.registry).filter(([hex]) => (parseRecoveryPskId(fromHex(hex))?.epoch ?? BigInt(left.shared) + 1n) <= BigInt(left.shared));
       registry = { ...Object.fromEntries(shared), ...registry };
