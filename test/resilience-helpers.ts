@@ -1,7 +1,8 @@
 /** Resilience test plumbing (docs/PROTOCOL.md §7): the group every fork and recovery review starts from. */
-import { commitRank, recoveryPolicy } from 'paired-mls/resilience';
-import type { MemoryStorageAdapter } from 'paired-mls';
-import { newMember, type Member } from './helpers.js';
+import { expect } from 'vitest';
+import { acceptRecoveryPsks, commitRank, issueRecoveryPsk, recoveryPolicy, type RecoveryRecord } from 'paired-mls/resilience';
+import type { CommitResult, MemoryStorageAdapter } from 'paired-mls';
+import { deliverCommit, newMember, type Member } from './helpers.js';
 
 /**
  * A group of `names` (the first creates it and adds the others), each
@@ -41,4 +42,25 @@ export async function copiesAround(m: Member, rank: string, order: { lowFirst: b
   do second = await copy();
   while (second.below === order.lowFirst);
   return order.lowFirst ? [first.commit, second.commit] : [second.commit, first.commit];
+}
+
+/**
+ * alice, bob, carol, mallory and zed (past epochs kept: 2); zed's recovery
+ * proof registered at the four others; then alice's commit adding Nina,
+ * merged and delivered to the others. Nina has not joined (the Welcome is
+ * `add.welcome`); her transfer is alice's to send.
+ */
+export async function proofAndNewcomer(): Promise<{ members: Member[]; record: RecoveryRecord; nina: Member; add: CommitResult }> {
+  const members = await forkWorld(['alice', 'bob', 'carol', 'mallory', 'zed'], { maxPastEpochs: 2 });
+  const [alice, bob, carol, mallory, zed] = members as [Member, Member, Member, Member, Member];
+  const { record, registration } = await issueRecoveryPsk(zed.group!, zed.identity);
+  for (const m of [alice, bob, carol, mallory]) {
+    const r = await m.group!.process(registration);
+    expect(r.kind === 'application' && (await acceptRecoveryPsks(m.group!, r))).toBe(true);
+  }
+  const nina = await newMember('nina');
+  const add = await alice.group!.commit({ add: [await nina.client.createKeyPackage(nina.identity)] });
+  await alice.group!.mergePendingCommit();
+  await deliverCommit(add.commit, [bob, carol, mallory, zed]);
+  return { members, record, nina, add };
 }

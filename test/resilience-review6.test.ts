@@ -5,9 +5,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MlsClient, utf8 } from 'paired-mls';
-import { ForkResolver, acceptRecoveryPsks, commitRank, expectRecoveryTransfer, issueRecoveryPsk, recoverMembership, recoveryPolicy, transferRecoveryPsks, type ForkEvent } from 'paired-mls/resilience';
-import { copiesAround, forkWorld } from './resilience-helpers.js';
-import { deliverCommit, expectInSync, mlsError, newMember, stillWorks, type Member } from './helpers.js';
+import { ForkResolver, acceptRecoveryPsks, commitRank, expectRecoveryTransfer, recoverMembership, recoveryPolicy, transferRecoveryPsks, type ForkEvent } from 'paired-mls/resilience';
+import { copiesAround, forkWorld, proofAndNewcomer } from './resilience-helpers.js';
+import { deliverCommit, expectInSync, mlsError, stillWorks, type Member } from './helpers.js';
 
 const types = (events: ForkEvent[]) => events.map((e) => e.type);
 
@@ -133,18 +133,9 @@ describe('resilience review 6: a return to a kept branch reads nothing twice', (
 
 describe('resilience review 6: a transfer of the common epoch survives a switch', () => {
   it('a new member that took its transfer (sent in the epoch both branches start from) on the branch that then loses still holds the proofs on the winner, and takes a recovery there', async () => {
-    const members = await forkWorld(['alice', 'bob', 'carol', 'mallory', 'zed'], { maxPastEpochs: 2 });
+    const { members, record, nina, add } = await proofAndNewcomer();
     const [alice, bob, carol, mallory, zed] = members as [Member, Member, Member, Member, Member];
-    const { record, registration } = await issueRecoveryPsk(zed.group!, zed.identity);
-    for (const m of [alice, bob, carol, mallory]) {
-      const r = await m.group!.process(registration);
-      expect(r.kind === 'application' && (await acceptRecoveryPsks(m.group!, r))).toBe(true);
-    }
     // Alice adds Nina, who expects Alice's transfer; Alice sends it in the new epoch e.
-    const nina = await newMember('nina');
-    const add = await alice.group!.commit({ add: [await nina.client.createKeyPackage(nina.identity)] });
-    await alice.group!.mergePendingCommit();
-    await deliverCommit(add.commit, [bob, carol, mallory, zed]);
     const joined = await nina.client.joinFromWelcomeWithSender(add.welcome!, { maxPastEpochs: 2 });
     nina.group = joined.group;
     nina.group.useChecks([recoveryPolicy()]);

@@ -6,8 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryStorageAdapter, MlsClient, bytesEqual, toHex, utf8, type StorageBatch } from 'paired-mls';
 import { ForkResolver, acceptRecoveryPsks, commitRank, expectRecoveryTransfer, issueRecoveryPsk, transferRecoveryPsks, type ForkEvent } from 'paired-mls/resilience';
-import { copiesAround, forkWorld } from './resilience-helpers.js';
-import { deliverCommit, expectInSync, mlsError, newMember, stillWorks, type Member } from './helpers.js';
+import { copiesAround, forkWorld, proofAndNewcomer } from './resilience-helpers.js';
+import { expectInSync, mlsError, stillWorks, type Member } from './helpers.js';
 
 const types = (events: ForkEvent[]) => events.map((e) => e.type);
 
@@ -143,18 +143,9 @@ describe('resilience review 7: the transfer-taken record', () => {
 
 describe('resilience review 7: limits', () => {
   it('limit: a transfer that stays taken across a switch keeps, stored, the proof of a leaf the winner removed until the next proof stored prunes it (as a removal does at every member)', async () => {
-    const members = await forkWorld(['alice', 'bob', 'carol', 'mallory', 'zed'], { maxPastEpochs: 2 });
-    const [alice, bob, carol, mallory, zed] = members as [Member, Member, Member, Member, Member];
-    const { record, registration } = await issueRecoveryPsk(zed.group!, zed.identity);
-    for (const m of [alice, bob, carol, mallory]) {
-      const r = await m.group!.process(registration);
-      expect(r.kind === 'application' && (await acceptRecoveryPsks(m.group!, r))).toBe(true);
-    }
+    const { members, record, nina, add } = await proofAndNewcomer();
+    const [alice, , carol, mallory, zed] = members as [Member, Member, Member, Member, Member];
     // Alice adds Nina, who takes Alice's transfer (Zed's proof) on Mallory's branch; Carol's commit, which removes Zed, wins.
-    const nina = await newMember('nina');
-    const add = await alice.group!.commit({ add: [await nina.client.createKeyPackage(nina.identity)] });
-    await alice.group!.mergePendingCommit();
-    await deliverCommit(add.commit, [bob, carol, mallory, zed]);
     nina.group = await nina.client.joinFromWelcome(add.welcome!, { maxPastEpochs: 2 });
     await expectRecoveryTransfer(nina.group, alice.group!.ownLeafIndex);
     const transfer = await transferRecoveryPsks(alice.group!);
