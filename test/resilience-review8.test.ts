@@ -4,10 +4,10 @@
  * kept (a take on the branch left is one since the branches parted).
  */
 import { describe, expect, it } from 'vitest';
-import { toHex, utf8 } from 'paired-mls';
+import { MemoryStorageAdapter, MlsClient, bytesEqual, toHex, utf8, type StorageBatch } from 'paired-mls';
 import { ForkResolver, acceptRecoveryPsks, commitRank, expectRecoveryTransfer, issueRecoveryPsk, transferRecoveryPsks, type ForkEvent } from 'paired-mls/resilience';
 import { forkWorld } from './resilience-helpers.js';
-import { expectInSync, stillWorks, type Member } from './helpers.js';
+import { expectInSync, mlsError, stillWorks, type Member } from './helpers.js';
 
 const types = (events: ForkEvent[]) => events.map((e) => e.type);
 
@@ -47,5 +47,80 @@ describe('resilience review 8: the transfer-taken record', () => {
     expect(registry && Object.keys(JSON.parse(utf8(registry)))).toContain(toHex(record.pskId));
     expectInSync(members);
     await stillWorks(members);
+  });
+});
+
+/** A memory adapter whose writes fail while `fail` is on (a full disk, a lost database connection). */
+class FailingStorage extends MemoryStorageAdapter {
+  fail = false;
+  override async apply(batch: StorageBatch): Promise<void> {
+    if (this.fail) throw new Error('disk full');
+    await super.apply(batch);
+  }
+}
+
+describe('resilience review 8: a switch whose one write fails', () => {
+  it('the member refuses every further call (STORAGE) and, reopened, is on the branch it was on: no epoch or generation used again', async () => {
+    const members = await forkWorld(['alice', 'bob', 'carol'], { storage: () => new FailingStorage() });
+    const [alice, bob, carol] = members as [Member, Member, Member];
+    const atAlice = new ForkResolver(alice.group!, { strategy: 'optimistic', windowMs: 1000, now: () => 0 });
+    const epoch = alice.group!.epoch;
+    const fromBob = (await bob.group!.commit({ selfUpdate: true })).commit;
+    const fromCarol = (await carol.group!.commit({ selfUpdate: true })).commit;
+    const [low, high] = (await commitRank(fromBob)) < (await commitRank(fromCarol)) ? [fromBob, fromCarol] : [fromCarol, fromBob];
+    expect(types(await atAlice.receive(high))).toEqual(['processed']);
+    const sent = await atAlice.encrypt('on the branch left');
+    const before = alice.group!.epochAuthenticator();
+    const storage = alice.storage as FailingStorage;
+    storage.fail = true;
+    const err = await mlsError(() => atAlice.receive(low));
+    expect([err.code, err.message]).toEqual(['STORAGE', 'writing state to the storage adapter failed; reopen the client from storage']);
+    // Nothing more leaves this client (its state in memory is not the stored one).
+    expect((await mlsError(() => atAlice.encrypt('after'))).code).toBe('STORAGE');
+    expect((await mlsError(() => atAlice.receive(low))).code).toBe('STORAGE');
+    storage.fail = false;
+    alice.client.free();
+    const reopened = await MlsClient.open({ storage });
+    const group = reopened.group(alice.group!.id);
+    expect(group.epoch).toBe(epoch + 1);
+    expect(bytesEqual(group.epochAuthenticator(), before)).toBe(true);
+    // Its next message there is at the next generation, the one sent before the failure not made again.
+    const next = await group.encrypt('after reopening');
+    expect(bytesEqual(next, sent)).toBe(false);
+    const other = high === fromBob ? bob : carol;
+    await other.group!.mergePendingCommit();
+    const first = await other.group!.process(sent);
+    const second = await other.group!.process(next);
+    expect(first.kind === 'application' && utf8(first.data)).toBe('on the branch left');
+    // A generation used again would be refused here (its secret was consumed by the first).
+    expect(second.kind === 'application' && utf8(second.data)).toBe('after reopening');
+    reopened.free();
+  });
+});
+
+describe('resilience review 8: limits', () => {
+  it('limit: a winner refused while a commit({ send }) waits (INVALID_STATE) and handed in again only after its window closed is dropped as late: the member stays on its branch', async () => {
+    const members = await forkWorld(['alice', 'bob', 'carol']);
+    const [alice, bob, carol] = members as [Member, Member, Member];
+    let now = 0;
+    const atAlice = new ForkResolver(alice.group!, { strategy: 'optimistic', windowMs: 1000, now: () => now });
+    const fromBob = (await bob.group!.commit({ selfUpdate: true })).commit;
+    const fromCarol = (await carol.group!.commit({ selfUpdate: true })).commit;
+    const [low, high] = (await commitRank(fromBob)) < (await commitRank(fromCarol)) ? [fromBob, fromCarol] : [fromCarol, fromBob];
+    expect(types(await atAlice.receive(high))).toEqual(['processed']);
+    const onBranch = alice.group!.epochAuthenticator();
+    // Alice's commit in another group waits on its DS longer than the window.
+    const other = await alice.client.createGroup(alice.identity);
+    let release!: () => void;
+    const waiting = other.commit({ selfUpdate: true, send: () => new Promise<void>((resolve) => (release = resolve)) });
+    while (!release) await new Promise((resolve) => setImmediate(resolve));
+    const err = await mlsError(() => atAlice.receive(low));
+    expect([err.code, err.message]).toEqual(['INVALID_STATE', 'a commit is waiting on its send; start the transaction once it settled']);
+    now = 1000;
+    release();
+    await waiting;
+    expect(await atAlice.receive(low)).toEqual([{ type: 'dropped', reason: 'late' }]);
+    expect(bytesEqual(alice.group!.epochAuthenticator(), onBranch)).toBe(true);
+    expect(atAlice.retainedStates()).toBe(0);
   });
 });
