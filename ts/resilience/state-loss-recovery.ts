@@ -40,7 +40,13 @@ const LABEL = 'paired-mls recovery';
 const RECORD = 'paired-mls/recovery-psks';
 /** Group record: `<leaf>:<signature key hex>` of the member a transfer is expected from; before, client-wide, group hex → that. */
 const TRANSFER_RECORD = 'paired-mls/recovery-transfer';
-/** Group record: the epoch of the transfer message last taken (a fork switch keeps a transfer of an epoch both branches share). */
+/**
+ * Group record: `<epoch>:<count>`, the epoch of the transfer message last
+ * taken (a fork switch keeps a transfer of an epoch both branches share)
+ * and how many takes this is (before, the epoch alone: two takes of
+ * messages of one epoch left the same record, and a switch took the second
+ * for no take). An earlier release stored the epoch alone.
+ */
 const TAKEN_RECORD = 'paired-mls/recovery-transfer-taken';
 /** Message kinds (version 2; version 1 is refused). */
 const REGISTRATION = 1;
@@ -225,6 +231,10 @@ const takenAt = (group: Group) => {
   const raw = group.client.groupRecord(group.id, TAKEN_RECORD);
   return raw && dec.decode(raw);
 };
+/** The epoch a transfer-taken record names. */
+const takenEpoch = (taken: string) => Number(taken.split(':')[0]);
+/** The record of a take of a message of `epoch`, after the one stored (each take's differs from the one before). */
+const nextTaken = (group: Group, epoch: number) => `${epoch}:${Number(takenAt(group)?.split(':')[1] ?? 0) + 1}`;
 export const recoveryRecords: ForkFollower = {
   keep: (group): Records => ({ registry: known(group), transfer: expectedSender(group), takenAt: takenAt(group) }),
   restore: async (group, kept, left) => {
@@ -241,7 +251,7 @@ export const recoveryRecords: ForkFollower = {
     // this branch set) passed for one, and this branch's was dropped.
     const from = left?.kept as Records | undefined;
     const base = left?.base as Records | undefined;
-    const took = left !== undefined && transfer !== undefined && from!.transfer === undefined && from!.takenAt !== undefined && from!.takenAt !== base!.takenAt && Number(from!.takenAt) <= left.shared;
+    const took = left !== undefined && transfer !== undefined && from!.transfer === undefined && from!.takenAt !== undefined && from!.takenAt !== base!.takenAt && takenEpoch(from!.takenAt) <= left.shared;
     if (took) {
       const shared = Object.entries(from!.registry).filter(([hex]) => (parseRecoveryPskId(fromHex(hex))?.epoch ?? BigInt(left.shared) + 1n) <= BigInt(left.shared));
       registry = { ...Object.fromEntries(shared), ...registry };
@@ -358,7 +368,7 @@ export async function acceptRecoveryPsks(group: Group, message: ApplicationMessa
       await client.atomically(async () => {
         await migrate(client);
         await client.putGroupRecord(group.id, TRANSFER_RECORD, undefined);
-        await client.putGroupRecord(group.id, TAKEN_RECORD, enc.encode(String(epoch)));
+        await client.putGroupRecord(group.id, TAKEN_RECORD, enc.encode(nextTaken(group, epoch)));
         await remember(
           group,
           // An entry of a later epoch than this one cannot be genuine, and as the newest it would keep out the issuer's next proof.
