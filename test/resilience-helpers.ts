@@ -64,3 +64,14 @@ export async function proofAndNewcomer(): Promise<{ members: Member[]; record: R
   await deliverCommit(add.commit, [bob, carol, mallory, zed]);
   return { members, record, nina, add };
 }
+
+/**
+ * Competing self-updates of `a` and `b` for their epoch (each pending at its
+ * committer), by rank: `low` wins the tie-break; `winner` made it, `loser`
+ * made `high`. Merging, clearing and delivering are the caller's.
+ */
+export async function rivals(a: Member, b: Member): Promise<{ low: Uint8Array; high: Uint8Array; winner: Member; loser: Member }> {
+  const fromA = (await a.group!.commit({ selfUpdate: true })).commit;
+  const fromB = (await b.group!.commit({ selfUpdate: true })).commit;
+  return (await commitRank(fromA)) < (await commitRank(fromB)) ? { low: fromA, high: fromB, winner: a, loser: b } : { low: fromB, high: fromA, winner: b, loser: a };
+}

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryStorageAdapter, MlsClient, bytesEqual, toHex, utf8, type StorageBatch } from 'paired-mls';
 import { ForkResolver, acceptRecoveryPsks, commitRank, expectRecoveryTransfer, issueRecoveryPsk, transferRecoveryPsks, type ForkEvent } from 'paired-mls/resilience';
-import { copiesAround, forkWorld, proofAndNewcomer } from './resilience-helpers.js';
+import { copiesAround, forkWorld, proofAndNewcomer, rivals } from './resilience-helpers.js';
 import { expectInSync, mlsError, stillWorks, type Member } from './helpers.js';
 
 const types = (events: ForkEvent[]) => events.map((e) => e.type);
@@ -27,13 +27,10 @@ describe('resilience review 7: a crash during a fork switch', () => {
     const [alice, bob, carol] = members as [Member, Member, Member];
     const atAlice = new ForkResolver(alice.group!, { strategy: 'optimistic', windowMs: 1000, now: () => 0 });
     const epoch = alice.group!.epoch;
-    const fromBob = (await bob.group!.commit({ selfUpdate: true })).commit;
-    const fromCarol = (await carol.group!.commit({ selfUpdate: true })).commit;
-    const [low, high] = (await commitRank(fromBob)) < (await commitRank(fromCarol)) ? [fromBob, fromCarol] : [fromCarol, fromBob];
-    const [winner, loser] = low === fromBob ? [bob, carol] : [carol, bob];
+    const { low, high, winner, loser } = await rivals(bob, carol);
     await winner.group!.mergePendingCommit();
     await loser.group!.clearPendingCommit();
-    const r = await loser.group!.process(winner === bob ? fromBob : fromCarol);
+    const r = await loser.group!.process(low);
     if (r.kind === 'commit') await r.staged.merge();
     // Alice applies the losing commit first and sends on its branch; then the winner switches her.
     expect(types(await atAlice.receive(high))).toEqual(['processed']);
@@ -64,10 +61,7 @@ describe('resilience review 7: a crash during a fork switch', () => {
     const members = await forkWorld(['alice', 'bob', 'carol']);
     const [alice, bob, carol] = members as [Member, Member, Member];
     const atAlice = new ForkResolver(alice.group!, { strategy: 'optimistic', windowMs: 1000, now: () => 0 });
-    const fromBob = (await bob.group!.commit({ selfUpdate: true })).commit;
-    const fromCarol = (await carol.group!.commit({ selfUpdate: true })).commit;
-    const [low, high] = (await commitRank(fromBob)) < (await commitRank(fromCarol)) ? [fromBob, fromCarol] : [fromCarol, fromBob];
-    const [winner, loser] = low === fromBob ? [bob, carol] : [carol, bob];
+    const { low, high, winner, loser } = await rivals(bob, carol);
     await winner.group!.mergePendingCommit();
     await loser.group!.clearPendingCommit();
     const r = await loser.group!.process(low);
@@ -95,9 +89,7 @@ describe('resilience review 7: a restart within a window', () => {
   it('limit: the kept states live in memory only: a member reopened from its storage within a window drops the winner as late and stays on the branch it applied', async () => {
     const members = await forkWorld(['alice', 'bob', 'carol'], { storage: () => new MemoryStorageAdapter() });
     const [alice, bob, carol] = members as [Member, Member, Member];
-    const fromBob = (await bob.group!.commit({ selfUpdate: true })).commit;
-    const fromCarol = (await carol.group!.commit({ selfUpdate: true })).commit;
-    const [low, high] = (await commitRank(fromBob)) < (await commitRank(fromCarol)) ? [fromBob, fromCarol] : [fromCarol, fromBob];
+    const { low, high } = await rivals(bob, carol);
     const atAlice = new ForkResolver(alice.group!, { strategy: 'optimistic', windowMs: 1000, now: () => 0 });
     expect(types(await atAlice.receive(high))).toEqual(['processed']);
     // Alice's app restarts: the client is opened again from its storage, with a new resolver.

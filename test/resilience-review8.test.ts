@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryStorageAdapter, MlsClient, bytesEqual, toHex, utf8, type StorageBatch } from 'paired-mls';
 import { ForkResolver, acceptRecoveryPsks, commitRank, expectRecoveryTransfer, issueRecoveryPsk, transferRecoveryPsks, type ForkEvent } from 'paired-mls/resilience';
-import { forkWorld } from './resilience-helpers.js';
+import { forkWorld, rivals } from './resilience-helpers.js';
 import { expectInSync, mlsError, stillWorks, type Member } from './helpers.js';
 
 const types = (events: ForkEvent[]) => events.map((e) => e.type);
@@ -65,9 +65,7 @@ describe('resilience review 8: a switch whose one write fails', () => {
     const [alice, bob, carol] = members as [Member, Member, Member];
     const atAlice = new ForkResolver(alice.group!, { strategy: 'optimistic', windowMs: 1000, now: () => 0 });
     const epoch = alice.group!.epoch;
-    const fromBob = (await bob.group!.commit({ selfUpdate: true })).commit;
-    const fromCarol = (await carol.group!.commit({ selfUpdate: true })).commit;
-    const [low, high] = (await commitRank(fromBob)) < (await commitRank(fromCarol)) ? [fromBob, fromCarol] : [fromCarol, fromBob];
+    const { low, high, loser } = await rivals(bob, carol);
     expect(types(await atAlice.receive(high))).toEqual(['processed']);
     const sent = await atAlice.encrypt('on the branch left');
     const before = alice.group!.epochAuthenticator();
@@ -87,7 +85,7 @@ describe('resilience review 8: a switch whose one write fails', () => {
     // Its next message there is at the next generation, the one sent before the failure not made again.
     const next = await group.encrypt('after reopening');
     expect(bytesEqual(next, sent)).toBe(false);
-    const other = high === fromBob ? bob : carol;
+    const other = loser;
     await other.group!.mergePendingCommit();
     const first = await other.group!.process(sent);
     const second = await other.group!.process(next);
@@ -104,9 +102,7 @@ describe('resilience review 8: limits', () => {
     const [alice, bob, carol] = members as [Member, Member, Member];
     let now = 0;
     const atAlice = new ForkResolver(alice.group!, { strategy: 'optimistic', windowMs: 1000, now: () => now });
-    const fromBob = (await bob.group!.commit({ selfUpdate: true })).commit;
-    const fromCarol = (await carol.group!.commit({ selfUpdate: true })).commit;
-    const [low, high] = (await commitRank(fromBob)) < (await commitRank(fromCarol)) ? [fromBob, fromCarol] : [fromCarol, fromBob];
+    const { low, high } = await rivals(bob, carol);
     expect(types(await atAlice.receive(high))).toEqual(['processed']);
     const onBranch = alice.group!.epochAuthenticator();
     // Alice's commit in another group waits on its DS longer than the window.
