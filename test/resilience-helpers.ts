@@ -75,3 +75,22 @@ export async function rivals(a: Member, b: Member): Promise<{ low: Uint8Array; h
   const fromB = (await b.group!.commit({ selfUpdate: true })).commit;
   return (await commitRank(fromA)) < (await commitRank(fromB)) ? { low: fromA, high: fromB, winner: a, loser: b } : { low: fromB, high: fromA, winner: b, loser: a };
 }
+
+/** The rivals' winner merges its commit, the loser clears its own, and each of `others` (the loser among them) processes the winner. */
+export async function winnerTakes({ low, winner, loser }: { low: Uint8Array; winner: Member; loser: Member }, others: Member[] = [loser]): Promise<void> {
+  await winner.group!.mergePendingCommit();
+  await loser.group!.clearPendingCommit();
+  for (const other of others) {
+    const r = await other.group!.process(low);
+    if (r.kind === 'commit') await r.staged.merge();
+  }
+}
+
+/** A commit of `m` in a new group of its own whose `send` waits until `release()`: its client's transactions wait on it meanwhile. */
+export async function commitWaitingOnSend(m: Member): Promise<{ release: () => void; waiting: Promise<unknown> }> {
+  const other = await m.client.createGroup(m.identity);
+  let release!: () => void;
+  const waiting = other.commit({ selfUpdate: true, send: () => new Promise<void>((resolve) => (release = resolve)) });
+  while (!release) await new Promise((resolve) => setImmediate(resolve));
+  return { release, waiting };
+}

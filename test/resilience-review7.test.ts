@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryStorageAdapter, MlsClient, bytesEqual, toHex, utf8, type StorageBatch } from 'paired-mls';
 import { ForkResolver, acceptRecoveryPsks, commitRank, expectRecoveryTransfer, issueRecoveryPsk, transferRecoveryPsks, type ForkEvent } from 'paired-mls/resilience';
-import { copiesAround, forkWorld, proofAndNewcomer, rivals } from './resilience-helpers.js';
+import { commitWaitingOnSend, copiesAround, forkWorld, proofAndNewcomer, rivals, winnerTakes } from './resilience-helpers.js';
 import { expectInSync, mlsError, stillWorks, type Member } from './helpers.js';
 
 const types = (events: ForkEvent[]) => events.map((e) => e.type);
@@ -27,11 +27,9 @@ describe('resilience review 7: a crash during a fork switch', () => {
     const [alice, bob, carol] = members as [Member, Member, Member];
     const atAlice = new ForkResolver(alice.group!, { strategy: 'optimistic', windowMs: 1000, now: () => 0 });
     const epoch = alice.group!.epoch;
-    const { low, high, winner, loser } = await rivals(bob, carol);
-    await winner.group!.mergePendingCommit();
-    await loser.group!.clearPendingCommit();
-    const r = await loser.group!.process(low);
-    if (r.kind === 'commit') await r.staged.merge();
+    const rival = await rivals(bob, carol);
+    const { low, high } = rival;
+    await winnerTakes(rival);
     // Alice applies the losing commit first and sends on its branch; then the winner switches her.
     expect(types(await atAlice.receive(high))).toEqual(['processed']);
     const before = alice.group!.epochAuthenticator();
@@ -61,18 +59,13 @@ describe('resilience review 7: a crash during a fork switch', () => {
     const members = await forkWorld(['alice', 'bob', 'carol']);
     const [alice, bob, carol] = members as [Member, Member, Member];
     const atAlice = new ForkResolver(alice.group!, { strategy: 'optimistic', windowMs: 1000, now: () => 0 });
-    const { low, high, winner, loser } = await rivals(bob, carol);
-    await winner.group!.mergePendingCommit();
-    await loser.group!.clearPendingCommit();
-    const r = await loser.group!.process(low);
-    if (r.kind === 'commit') await r.staged.merge();
+    const rival = await rivals(bob, carol);
+    const { low, high } = rival;
+    await winnerTakes(rival);
     expect(types(await atAlice.receive(high))).toEqual(['processed']);
     const before = alice.group!.epochAuthenticator();
     // Alice's commit in another group of hers waits on its DS.
-    const other = await alice.client.createGroup(alice.identity);
-    let release!: () => void;
-    const waiting = other.commit({ selfUpdate: true, send: () => new Promise<void>((resolve) => (release = resolve)) });
-    while (!release) await new Promise((resolve) => setImmediate(resolve));
+    const { release, waiting } = await commitWaitingOnSend(alice);
     const err = await mlsError(() => atAlice.receive(low));
     expect([err.code, err.message]).toEqual(['INVALID_STATE', 'a commit is waiting on its send; start the transaction once it settled']);
     expect(bytesEqual(alice.group!.epochAuthenticator(), before)).toBe(true);

@@ -5,8 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MemoryStorageAdapter, MlsClient, bytesEqual, toHex, utf8, type StorageBatch } from 'paired-mls';
-import { ForkResolver, acceptRecoveryPsks, commitRank, expectRecoveryTransfer, issueRecoveryPsk, transferRecoveryPsks, type ForkEvent } from 'paired-mls/resilience';
-import { forkWorld, rivals } from './resilience-helpers.js';
+import { ForkResolver, acceptRecoveryPsks, expectRecoveryTransfer, issueRecoveryPsk, transferRecoveryPsks, type ForkEvent } from 'paired-mls/resilience';
+import { commitWaitingOnSend, forkWorld, rivals, winnerTakes } from './resilience-helpers.js';
 import { expectInSync, mlsError, stillWorks, type Member } from './helpers.js';
 
 const types = (events: ForkEvent[]) => events.map((e) => e.type);
@@ -25,16 +25,9 @@ describe('resilience review 8: the transfer-taken record', () => {
     const { record } = await issueRecoveryPsk(bob.group!, bob.identity);
     const fromBob = await transferRecoveryPsks(bob.group!);
     // Carol's and Mallory's commits for e: Dave gets the losing one first, then Bob's transfer, then the winner.
-    const c = (await carol.group!.commit({ selfUpdate: true })).commit;
-    const m = (await mallory.group!.commit({ selfUpdate: true })).commit;
-    const [low, high] = (await commitRank(c)) < (await commitRank(m)) ? [c, m] : [m, c];
-    const [winner, loser] = low === c ? [carol, mallory] : [mallory, carol];
-    await winner.group!.mergePendingCommit();
-    await loser.group!.clearPendingCommit();
-    for (const other of [alice, bob, loser]) {
-      const r = await other.group!.process(low);
-      if (r.kind === 'commit') await r.staged.merge();
-    }
+    const rival = await rivals(carol, mallory);
+    const { low, high } = rival;
+    await winnerTakes(rival, [alice, bob, rival.loser]);
     const atDave = new ForkResolver(dave.group!, { strategy: 'optimistic', windowMs: 1000, now: () => 0 });
     expect(types(await atDave.receive(high))).toEqual(['processed']);
     const [read] = await atDave.receive(fromBob);
@@ -106,10 +99,7 @@ describe('resilience review 8: limits', () => {
     expect(types(await atAlice.receive(high))).toEqual(['processed']);
     const onBranch = alice.group!.epochAuthenticator();
     // Alice's commit in another group waits on its DS longer than the window.
-    const other = await alice.client.createGroup(alice.identity);
-    let release!: () => void;
-    const waiting = other.commit({ selfUpdate: true, send: () => new Promise<void>((resolve) => (release = resolve)) });
-    while (!release) await new Promise((resolve) => setImmediate(resolve));
+    const { release, waiting } = await commitWaitingOnSend(alice);
     const err = await mlsError(() => atAlice.receive(low));
     expect([err.code, err.message]).toEqual(['INVALID_STATE', 'a commit is waiting on its send; start the transaction once it settled']);
     now = 1000;
