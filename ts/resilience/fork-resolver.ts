@@ -123,7 +123,11 @@ const MAX_LEFT_STATES = 8;
  * commit was then applied afresh, the member's commits there lost).
  */
 function leftStates(b: LeftBranch): number {
-  return 1 + b.above.reduce((n, w) => n + 1 + w.left.reduce((m, l) => m + leftStates(l), 0), 0);
+  return 1 + b.above.reduce((n, w) => n + 1 + leftStatesOf(w), 0);
+}
+/** States the branches a switch in `w` left hold. */
+function leftStatesOf(w: OptimisticWindow): number {
+  return w.left.reduce((n, b) => n + leftStates(b), 0);
 }
 function freeBranch(b: LeftBranch): void {
   b.tip.free();
@@ -163,7 +167,7 @@ export class ForkResolver {
 
   /** Group states kept for a possible switch (optimistic): one per open window (at most 8), and those of branches a switch left (at most 8 more). */
   retainedStates(): number {
-    return this.#optimistic.reduce((n, w) => n + 1 + w.left.reduce((m, b) => m + leftStates(b), 0), 0);
+    return this.#optimistic.reduce((n, w) => n + 1 + leftStatesOf(w), 0);
   }
 
   /**
@@ -470,7 +474,7 @@ export class ForkResolver {
    * branches; the oldest windows' oldest first.
    */
   #boundLeft(): void {
-    let total = this.#optimistic.reduce((n, w) => n + w.left.reduce((m, b) => m + leftStates(b), 0), 0);
+    let total = this.#optimistic.reduce((n, w) => n + leftStatesOf(w), 0);
     const trim = (left: LeftBranch[]) => {
       while (total > MAX_LEFT_STATES && left.length > 0) {
         const b = left.shift()!;

@@ -33,7 +33,9 @@ const STALE_KEY_PACKAGES = 16;
 /** Log sender name of what the DS proposes itself, and its external sender's identity: reserved, no client's (§8.4). */
 export const DS_SENDER = 'delivery-service';
 
-/** A group a ReInit retired at a verifying DS (docs/PROTOCOL.md §1.6). */
+/** A group a ReInit retired (docs/PROTOCOL.md §1.6): a verifying DS marks it with an empty GroupInfo; eventual groups are never marked. */
+const isRetired = (group: GroupRecord): boolean => group.consistency === 'strong' && group.groupInfo?.length === 0;
+/** The refusal of what is sent to a retired group. */
 const retired = (reason: 'invalid-commit' | 'unverifiable-intent' | 'stale'): DsError => new DsError(reason, 'this group was reinitialized (ReInit): continue in its successor');
 
 /** A session whose key a rotation revoked after its request was authenticated (docs/PROTOCOL.md §8.4). */
@@ -511,7 +513,7 @@ export class DeliveryService {
       // A group a ReInit retired (an empty GroupInfo, §1.6) takes no commit: refused before it is verified or charged. In
       // either mode: only a verifying server sets the mark, but a default-mode one on the same database took the retired
       // group's commits, and one with a GroupInfo replaced the mark, so a verifying server took its commits again.
-      if (group.consistency === 'strong' && group.groupInfo?.length === 0) throw retired('invalid-commit');
+      if (isRetired(group)) throw retired('invalid-commit');
       if (this.#verify && group.consistency === 'strong') {
         // Rebuilding the public group checks every leaf's signature, and the new GroupInfo's tree again: charged first. An
         // outsider replayed one external commit with a junk GroupInfo (charged 40): ~100 ms of checks a request at 300 members.
@@ -572,7 +574,7 @@ export class DeliveryService {
       // A proposal or application message into a group a ReInit retired (§1.6) reaches nobody: every member
       // that merged the ReInit refuses it. Refused, so that a sender yet to read the ReInit learns it (`stale`: read the log)
       // instead of losing the message, and nobody fills a log no member reads any more. In either mode, as a commit above.
-      if (group.consistency === 'strong' && group.groupInfo?.length === 0) throw retired('stale');
+      if (isRetired(group)) throw retired('stale');
       if (group.consistency === 'strong') {
         const stale = header.contentType === 2 ? epoch !== group.epoch : epoch > group.epoch || epoch < group.epoch - this.#tolerance;
         if (stale) throw new DsError('stale', `a message for epoch ${epoch}; the group is at ${group.epoch}`);
