@@ -67,24 +67,17 @@ async function onPairingMessage(device: DeviceSession, message: PairingMessage, 
       // Its proof covers the pairing epoch it was sent in, by its authenticator, which this device
       // holds for its current epoch only: sent in the epoch of the invite, it is read there.
       const current = BigInt(device.pairingGroup.epoch);
-      if (epoch !== current) {
-        message.seed.fill(0);
-        throw pairingRejected('out-of-order', `ShareRand of pairing epoch ${epoch}, read at epoch ${current}: read it before later pairing commits`);
-      }
+      if (epoch !== current) throw pairingRejected('out-of-order', `ShareRand of pairing epoch ${epoch}, read at epoch ${current}: read it before later pairing commits`);
       // Its proof covers the seed it carries: taken before the import wipes it.
       const content = shareRandProvenContent(message, device.pairingGroup.epochAuthenticator());
       try {
         if (message.seed.length > 0) {
           // A preinstalled seed is never replaced: a ShareRand with a seed of
           // its own would hand the device to whoever made its InitPairing.
-          if (device.vault) {
-            message.seed.fill(0);
-            throw pairingRejected('unexpected', 'ShareRand carries a seed, but this device has a preinstalled one');
-          }
+          // (The seed is wiped on every path by `wipeCarried`, in the caller.)
+          if (device.vault) throw pairingRejected('unexpected', 'ShareRand carries a seed, but this device has a preinstalled one');
           if (message.seed.length < SEED_LENGTH) {
-            const length = message.seed.length;
-            message.seed.fill(0);
-            throw pairingRejected('malformed', `ShareRand carries a seed of ${length} bytes, a vault needs at least ${SEED_LENGTH}`);
+            throw pairingRejected('malformed', `ShareRand carries a seed of ${message.seed.length} bytes, a vault needs at least ${SEED_LENGTH}`);
           }
           device.vault = await WebCryptoSeedVault.import(message.seed); // wipes the plaintext seed
         } else if (!device.vault) {
