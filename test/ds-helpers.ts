@@ -1,7 +1,7 @@
 /** Clients of the networked DS for tests: a fresh MLS identity registered at the DS's AS and logged in. */
 import { afterAll, expect } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -126,7 +126,7 @@ export async function catchUpAll(p: DsPeer): Promise<void> {
  * The SQLite server fixture of a `describe` (call it inside one): each
  * `server(options)` starts a DS on a fresh SQLite file in a temporary
  * directory named `prefix`…; `store` makes another SQLite store on that
- * file. All are closed after the describe's tests.
+ * file. All are closed, and the directory removed, after the describe's tests.
  */
 export function sqliteServers(prefix: string): (options?: Partial<DeliveryServerOptions>, store?: (file: string) => SqliteDeliveryStore) => Promise<RunningDeliveryServer> {
   const servers: RunningDeliveryServer[] = [];
@@ -134,6 +134,8 @@ export function sqliteServers(prefix: string): (options?: Partial<DeliveryServer
   let n = 0;
   afterAll(async () => {
     for (const s of servers) await s.close();
+    // Each run left its files behind (ds-review8's alone ~170 MB a run), which filled this machine's disk.
+    rmSync(dir, { recursive: true, force: true });
   });
   return async (options = {}, store = (file) => new SqliteDeliveryStore(file)) => {
     const s = await startDeliveryServer({ port: 0, store: store(join(dir, `ds${++n}.sqlite`)), ...options });
