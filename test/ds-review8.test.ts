@@ -73,19 +73,24 @@ describe('eighth review of the DS (SQLite)', () => {
   }, 120_000);
 
   it("a database of the previous schema (identity index alone) gets the (identity, user_id) index and the seek", async () => {
-    const dir = (await import('node:fs')).mkdtempSync((await import('node:path')).join((await import('node:os')).tmpdir(), 'paired-mls-review8-old-'));
+    const fs = await import('node:fs');
+    const dir = fs.mkdtempSync((await import('node:path')).join((await import('node:os')).tmpdir(), 'paired-mls-review8-old-'));
     const file = `${dir}/old.db`;
-    new SqliteDeliveryStore(file).close();
-    const db = new Database(file);
-    db.exec('DROP INDEX bindings_identity_user; CREATE INDEX bindings_identity ON bindings (identity)');
-    db.close();
-    new SqliteDeliveryStore(file).close();
-    const again = new Database(file);
-    const indexes = (again.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'bindings'").all() as { name: string }[]).map((r) => r.name);
-    expect(indexes).toContain('bindings_identity_user');
-    const plan = again.prepare('EXPLAIN QUERY PLAN SELECT 1 FROM bindings WHERE identity = ? AND user_id > ?').all(Buffer.from('x'), 'u') as { detail: string }[];
-    expect(plan.map((p) => p.detail).join()).toContain('bindings_identity_user (identity=? AND user_id>?)');
-    again.close();
+    try {
+      new SqliteDeliveryStore(file).close();
+      const db = new Database(file);
+      db.exec('DROP INDEX bindings_identity_user; CREATE INDEX bindings_identity ON bindings (identity)');
+      db.close();
+      new SqliteDeliveryStore(file).close();
+      const again = new Database(file);
+      const indexes = (again.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'bindings'").all() as { name: string }[]).map((r) => r.name);
+      expect(indexes).toContain('bindings_identity_user');
+      const plan = again.prepare('EXPLAIN QUERY PLAN SELECT 1 FROM bindings WHERE identity = ? AND user_id > ?').all(Buffer.from('x'), 'u') as { detail: string }[];
+      expect(plan.map((p) => p.detail).join()).toContain('bindings_identity_user (identity=? AND user_id>?)');
+      again.close();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("bare rotation requests (no proof of a new key) no longer drain the client's rotation bucket: the owner still rotates the stolen key away", async () => {
