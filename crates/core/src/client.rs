@@ -22,6 +22,16 @@ use crate::hooks::Hooks;
 use crate::provider::Provider;
 
 const MAX_LIFETIME_SECONDS: u64 = 100 * 365 * 24 * 3600;
+/// openmls' default lifetime of a KeyPackage and of a creator's leaf
+/// (3 × 28 days), which the core now always sets itself (`lifetime_from_now`).
+pub(crate) const DEFAULT_LIFETIME_SECONDS: u64 = 60 * 60 * 24 * 28 * 3;
+
+/// A lifetime of `seconds` from now. A clock before 1970 is a typed error
+/// (engine change 43; JavaScript's clock can be set there), not the lifetime
+/// from 1970 openmls' `Lifetime::new` writes then.
+pub(crate) fn lifetime_from_now(seconds: u64) -> CoreResult<Lifetime> {
+    Lifetime::try_new(seconds).map_err(|_| CoreError::new(Code::InvalidState, "the system clock is before 1970"))
+}
 
 #[wasm_bindgen]
 pub struct Client {
@@ -269,10 +279,8 @@ impl Client {
             for _ in 0..count {
                 let mut builder = KeyPackage::builder()
                     .leaf_node_capabilities(capabilities.to_capabilities())
-                    .leaf_node_extensions(capabilities.leaf_extensions()?);
-                if let Some(seconds) = lifetime_seconds {
-                    builder = builder.key_package_lifetime(Lifetime::new(seconds));
-                }
+                    .leaf_node_extensions(capabilities.leaf_extensions()?)
+                    .key_package_lifetime(lifetime_from_now(lifetime_seconds.unwrap_or(DEFAULT_LIFETIME_SECONDS))?);
                 if last_resort {
                     builder = builder.mark_as_last_resort();
                 }

@@ -106,3 +106,26 @@ pub mod vector_converter {
         Ok(target)
     }
 }
+
+/// The system time, `None` when the clock is before 1970 (paired-mls,
+/// docs/ENGINE.md change 43). web_time's `SystemTime::now` reads
+/// JavaScript's `Date.now()` and panics when it is negative, which an
+/// application or a fake-timer library can set; this reads it the same way.
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn system_time_now() -> Option<web_time::SystemTime> {
+    let millis = millis_since_epoch(js_sys::Date::now())?;
+    web_time::SystemTime::UNIX_EPOCH.checked_add(std::time::Duration::from_millis(millis))
+}
+
+/// `Date.now()` as web_time reads it (`as i64`: NaN is 0), `None` where
+/// web_time panics (a time before 1970).
+#[cfg(any(target_arch = "wasm32", test))]
+pub(crate) fn millis_since_epoch(date_now: f64) -> Option<u64> {
+    u64::try_from(date_now as i64).ok()
+}
+
+/// The system time (std's represents a clock before 1970; callers check it).
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn system_time_now() -> Option<std::time::SystemTime> {
+    Some(std::time::SystemTime::now())
+}

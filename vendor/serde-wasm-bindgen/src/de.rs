@@ -1,5 +1,5 @@
-use js_sys::{Array, ArrayBuffer, JsString, Map, Number, Object, Symbol, Uint8Array};
-use serde::de::value::{MapDeserializer, SeqDeserializer};
+use js_sys::{Array, ArrayBuffer, JsString, Map, Number, Symbol, Uint8Array};
+use serde::de::value::MapDeserializer;
 use serde::de::{self, IntoDeserializer};
 use std::convert::TryFrom;
 use wasm_bindgen::convert::IntoWasmAbi;
@@ -8,9 +8,91 @@ use wasm_bindgen::{JsCast, JsValue, UnwrapThrowExt};
 use crate::preserve::PRESERVED_VALUE_MAGIC;
 use crate::{static_str_to_js, Error, ObjectExt, Result};
 
+// paired-mls (docs/ENGINE.md S2): every read of the caller's value that can
+// run its code (a getter, a Proxy trap, an iterator) is a `catch` import, so
+// that what it throws is an `Err` ("the value threw while it was read"),
+// not an exception unwinding through wasm with the caller's object borrowed.
+use js_sys::{Function, Reflect};
+
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(catch, js_namespace = Object, js_name = entries)]
+    fn object_entries(object: &JsValue) -> std::result::Result<Array, JsValue>;
+    // Throws for a revoked Proxy.
+    #[wasm_bindgen(catch, js_namespace = Array, js_name = isArray)]
+    fn is_array(value: &JsValue) -> std::result::Result<bool, JsValue>;
+    // `new Uint8Array(value)`, caught.
+    #[wasm_bindgen(js_name = Uint8Array)]
+    type NewUint8Array;
+    #[wasm_bindgen(catch, constructor, js_class = "Uint8Array")]
+    fn new(value: &JsValue) -> std::result::Result<NewUint8Array, JsValue>;
+}
+
+/// paired-mls (S2): the iteration protocol with each step caught
+/// (`js_sys::IntoIter` reads an iterator's `next`, and each result's `done`
+/// and `value`, uncaught).
+struct JsIter {
+    iterator: JsValue,
+    next: Function,
+}
+
+impl JsIter {
+    /// `value[Symbol.iterator]()`, or `None` when it is not an iterable.
+    fn of(value: &JsValue) -> Result<Option<Self>> {
+        let method = Reflect::get(value, &Symbol::iterator())?;
+        let Some(method) = method.dyn_ref::<Function>() else {
+            return Ok(None);
+        };
+        let iterator = method.call0(value)?;
+        if !iterator.is_object() {
+            return Ok(None);
+        }
+        Ok(match Reflect::get(&iterator, &static_str_to_js("next"))?.dyn_into::<Function>() {
+            Ok(next) => Some(Self { iterator, next }),
+            Err(_) => None,
+        })
+    }
+
+    fn step(&mut self) -> Result<Option<JsValue>> {
+        let result = self.next.call0(&self.iterator)?;
+        if Reflect::get(&result, &static_str_to_js("done"))?.is_truthy() {
+            return Ok(None);
+        }
+        Ok(Some(Reflect::get(&result, &static_str_to_js("value"))?))
+    }
+}
+
+/// paired-mls (S2): the elements of an array (or of a Proxy of one), each
+/// read caught (`Array::iter` reads `length` and the elements uncaught).
+struct ArrayAccess {
+    array: JsValue,
+    index: u32,
+    length: u32,
+}
+
+impl<'de> de::SeqAccess<'de> for ArrayAccess {
+    type Error = Error;
+
+    fn next_element_seed<T: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>> {
+        if self.index >= self.length {
+            return Ok(None);
+        }
+        let value = Reflect::get_u32(&self.array, self.index)?;
+        self.index += 1;
+        seed.deserialize(Deserializer::from(value)).map(Some)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some((self.length - self.index) as usize)
+    }
+}
+
 /// Provides [`de::SeqAccess`] from any JS iterator.
 struct SeqAccess {
-    iter: js_sys::IntoIter,
+    iter: JsIter,
 }
 
 impl<'de> de::SeqAccess<'de> for SeqAccess {
@@ -20,7 +102,7 @@ impl<'de> de::SeqAccess<'de> for SeqAccess {
         &mut self,
         seed: T,
     ) -> Result<Option<T::Value>> {
-        Ok(match self.iter.next().transpose()? {
+        Ok(match self.iter.step()? {
             Some(value) => Some(seed.deserialize(Deserializer::from(value))?),
             None => None,
         })
@@ -29,12 +111,12 @@ impl<'de> de::SeqAccess<'de> for SeqAccess {
 
 /// Provides [`de::MapAccess`] from any JS iterator that returns `[key, value]` pairs.
 struct MapAccess {
-    iter: js_sys::IntoIter,
+    iter: JsIter,
     next_value: Option<Deserializer>,
 }
 
 impl MapAccess {
-    const fn new(iter: js_sys::IntoIter) -> Self {
+    const fn new(iter: JsIter) -> Self {
         Self {
             iter,
             next_value: None,
@@ -48,9 +130,13 @@ impl<'de> de::MapAccess<'de> for MapAccess {
     fn next_key_seed<K: de::DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>> {
         debug_assert!(self.next_value.is_none());
 
-        Ok(match self.iter.next().transpose()? {
+        Ok(match self.iter.step()? {
             Some(pair) => {
-                let (key, value) = convert_pair(pair);
+                // paired-mls (S2): the caller's pair, read caught.
+                let (key, value) = (
+                    Deserializer::from(Reflect::get_u32(&pair, 0)?),
+                    Deserializer::from(Reflect::get_u32(&pair, 1)?),
+                );
                 self.next_value = Some(value);
                 Some(seed.deserialize(key)?)
             }
@@ -91,10 +177,11 @@ impl<'de> de::MapAccess<'de> for ObjectAccess {
 
         for field in &mut self.fields {
             let js_field = static_str_to_js(field);
-            let next_value = self.obj.get_with_ref_key(&js_field);
+            // paired-mls (S2): `Reflect.get` / `Reflect.has`, caught.
+            let next_value = Reflect::get(&self.obj, &js_field)?;
             // If this value is `undefined`, it might be actually a missing field;
             // double-check with an `in` operator if so.
-            let is_missing_field = next_value.is_undefined() && !js_field.js_in(&self.obj);
+            let is_missing_field = next_value.is_undefined() && !Reflect::has(&self.obj, &js_field)?;
             if !is_missing_field {
                 self.next_value = Some(Deserializer::from(next_value));
                 return Ok(Some(seed.deserialize(str_deserializer(field))?));
@@ -186,11 +273,12 @@ fn convert_pair(pair: JsValue) -> (Deserializer, Deserializer) {
 }
 
 impl Deserializer {
-    fn as_object_entries(&self) -> Option<Array> {
+    fn as_object_entries(&self) -> Result<Option<Array>> {
         if self.value.is_object() {
-            Some(Object::entries(self.value.unchecked_ref()))
+            // paired-mls (S2): getters and Proxy traps run here; caught.
+            Ok(Some(object_entries(&self.value)?))
         } else {
-            None
+            Ok(None)
         }
     }
 
@@ -198,19 +286,17 @@ impl Deserializer {
         self.value.loose_eq(&JsValue::NULL)
     }
 
-    fn as_bytes(&self) -> Option<Vec<u8>> {
-        let temp;
-
-        let v = if let Some(v) = self.value.dyn_ref::<Uint8Array>() {
-            v
-        } else if let Some(v) = self.value.dyn_ref::<ArrayBuffer>() {
-            temp = Uint8Array::new(v);
-            &temp
-        } else {
-            return None;
-        };
-
-        Some(v.to_vec())
+    fn as_bytes(&self) -> Result<Option<Vec<u8>>> {
+        if !(self.value.has_type::<Uint8Array>() || self.value.has_type::<ArrayBuffer>()) {
+            return Ok(None);
+        }
+        // paired-mls (S2): a new view (of an ArrayBuffer) or copy (of a
+        // Uint8Array), made by the constructor inside a catch: `to_vec`
+        // trusts `length`, which the value's own property can override (a
+        // getter that throws, or a lie: a shorter one threw in the copy, a
+        // longer one left the rest of the Vec uninitialised heap memory),
+        // and a value only posing as one (its prototype's) threw there.
+        Ok(Some(NewUint8Array::new(&self.value)?.unchecked_into::<Uint8Array>().to_vec()))
     }
 
     #[cold]
@@ -227,7 +313,7 @@ impl Deserializer {
         } else if let Some(v) = self.value.as_string() {
             string = v;
             de::Unexpected::Str(&string)
-        } else if let Some(v) = self.as_bytes() {
+        } else if let Ok(Some(v)) = self.as_bytes() {
             bytes = v;
             de::Unexpected::Bytes(&bytes)
         } else {
@@ -278,12 +364,14 @@ impl Deserializer {
         }
     }
 
-    fn deserialize_from_array<'de, V: de::Visitor<'de>>(
-        &self,
-        visitor: V,
-        array: &Array,
-    ) -> Result<V::Value> {
-        visitor.visit_seq(SeqDeserializer::new(array.iter().map(Deserializer::from)))
+    fn deserialize_from_array<'de, V: de::Visitor<'de>>(&self, visitor: V) -> Result<V::Value> {
+        // paired-mls (S2): `length` and each element read caught.
+        let length = Reflect::get(&self.value, &static_str_to_js("length"))?;
+        visitor.visit_seq(ArrayAccess {
+            array: self.value.clone(),
+            index: 0,
+            length: length.as_f64().map_or(0, |n| n as u32),
+        })
     }
 }
 
@@ -314,9 +402,9 @@ impl<'de> de::Deserializer<'de> for Deserializer {
             }
         } else if let Some(v) = self.value.as_string() {
             visitor.visit_string(v)
-        } else if Array::is_array(&self.value) {
+        } else if is_array(&self.value)? {
             self.deserialize_seq(visitor)
-        } else if let Some(bytes) = self.as_bytes() {
+        } else if let Some(bytes) = self.as_bytes()? {
             // We need to handle this here because serde uses `deserialize_any`
             // for internally tagged enums
             visitor.visit_byte_buf(bytes)
@@ -334,7 +422,7 @@ impl<'de> de::Deserializer<'de> for Deserializer {
             //
             // Hopefully we can rid of these hacks altogether once
             // https://github.com/serde-rs/serde/issues/1183 is implemented / fixed on serde side.
-            (!Symbol::iterator().js_in(&self.value) || self.value.has_type::<Map>())
+            (!Reflect::has(&self.value, &Symbol::iterator())? || self.value.has_type::<Map>())
         {
             self.deserialize_map(visitor)
         } else {
@@ -524,9 +612,9 @@ impl<'de> de::Deserializer<'de> for Deserializer {
     /// Supported outputs:
     ///  - Any Rust sequence from Serde point of view ([`Vec`], [`HashSet`](std::collections::HashSet), etc.)
     fn deserialize_seq<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        if let Some(arr) = self.value.dyn_ref::<Array>() {
-            self.deserialize_from_array(visitor, arr)
-        } else if let Some(iter) = js_sys::try_iter(&self.value)? {
+        if is_array(&self.value)? {
+            self.deserialize_from_array(visitor)
+        } else if let Some(iter) = JsIter::of(&self.value)? {
             visitor.visit_seq(SeqAccess { iter })
         } else {
             self.invalid_type(visitor)
@@ -559,9 +647,9 @@ impl<'de> de::Deserializer<'de> for Deserializer {
     ///  - A Rust key-value map ([`HashMap`](std::collections::HashMap), [`BTreeMap`](std::collections::BTreeMap), etc.).
     ///  - A typed Rust structure with `#[derive(Deserialize)]`.
     fn deserialize_map<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        match js_sys::try_iter(&self.value)? {
+        match JsIter::of(&self.value)? {
             Some(iter) => visitor.visit_map(MapAccess::new(iter)),
-            None => match self.as_object_entries() {
+            None => match self.as_object_entries()? {
                 Some(arr) => visitor.visit_map(MapDeserializer::new(arr.iter().map(convert_pair))),
                 None => self.invalid_type(visitor),
             },
@@ -601,7 +689,7 @@ impl<'de> de::Deserializer<'de> for Deserializer {
                 tag: self.value.into(),
                 payload: JsValue::UNDEFINED.into(),
             }
-        } else if let Some(entries) = self.as_object_entries() {
+        } else if let Some(entries) = self.as_object_entries()? {
             if entries.length() != 1 {
                 return Err(de::Error::invalid_length(entries.length() as _, &"1"));
             }
@@ -631,10 +719,10 @@ impl<'de> de::Deserializer<'de> for Deserializer {
     ///  - `ArrayBuffer` - converted to an `Uint8Array` view first.
     ///  - `Uint8Array`, `Array` - copied to a newly created `Vec<u8>` on the Rust side.
     fn deserialize_byte_buf<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        if let Some(bytes) = self.as_bytes() {
+        if let Some(bytes) = self.as_bytes()? {
             visitor.visit_byte_buf(bytes)
-        } else if let Some(arr) = self.value.dyn_ref::<Array>() {
-            self.deserialize_from_array(visitor, arr)
+        } else if is_array(&self.value)? {
+            self.deserialize_from_array(visitor)
         } else {
             self.invalid_type(visitor)
         }

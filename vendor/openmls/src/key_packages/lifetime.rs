@@ -62,13 +62,28 @@ impl Lifetime {
     /// Note that the lifetime is extended 1h into the past to adapt to skewed
     /// clocks, i.e. `not_before` is set to now - 1h.
     pub fn new(t: u64) -> Self {
+        // paired-mls (docs/ENGINE.md change 43): no panic on a clock before
+        // 1970 (JavaScript's clock can be set there); it reads as 1970 here,
+        // where there is no error to return. `try_new` reports it.
+        Self::try_new(t).unwrap_or(Self::init(0, t))
+    }
+
+    /// [`Lifetime::new`], or [`LifetimeError::SystemTimeBeforeUnixEpoch`]
+    /// when the system clock is before 1970.
+    pub fn try_new(t: u64) -> Result<Self, LifetimeError> {
         let lifetime_margin: u64 = DEFAULT_KEY_PACKAGE_LIFETIME_MARGIN_SECONDS;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_else(|_| panic!("SystemTime before UNIX EPOCH!"))
+        let now = crate::utils::system_time_now()
+            .and_then(|now| now.duration_since(UNIX_EPOCH).ok())
+            .ok_or(LifetimeError::SystemTimeBeforeUnixEpoch)?
             .as_secs();
-        let not_before = now - lifetime_margin;
-        let not_after = now + t;
+        Ok(Self::from_now(now, t, lifetime_margin))
+    }
+
+    /// paired-mls (change 43): saturating, as a clock in 1970's first hour
+    /// (or near the end of time) is the caller's to set.
+    fn from_now(now: u64, t: u64, lifetime_margin: u64) -> Self {
+        let not_before = now.saturating_sub(lifetime_margin);
+        let not_after = now.saturating_add(t);
         Self {
             not_before,
             not_after,
@@ -85,7 +100,9 @@ impl Lifetime {
 
     /// Returns a [`LifetimeError`] if the lifetime is not valid.
     pub fn validate(&self) -> Result<(), LifetimeError> {
-        self.validate_with_time(SystemTime::now())
+        // paired-mls (docs/ENGINE.md change 43): no panic on a clock before 1970.
+        let now = crate::utils::system_time_now().ok_or(LifetimeError::SystemTimeBeforeUnixEpoch)?;
+        self.validate_with_time(now)
     }
 
     /// Returns a [`LifetimeError`] if the lifetime is not valid at the given
@@ -175,5 +192,30 @@ mod tests {
         ext_deserialized
             .validate_with_time(now_plus_1s)
             .expect_err("Lifetime should be expired");
+    }
+
+    // paired-mls (docs/ENGINE.md change 43): the clock's reading and the
+    // lifetime's arithmetic, without panics at their edges.
+    #[test]
+    fn a_clock_before_1970_is_none_and_the_lifetime_saturates() {
+        use crate::utils::millis_since_epoch;
+        // web_time panicked where `Date.now()` is negative; it reads NaN as 0.
+        assert_eq!(millis_since_epoch(-1.0), None);
+        assert_eq!(millis_since_epoch(-86_400_000.0), None);
+        assert_eq!(millis_since_epoch(f64::NEG_INFINITY), None);
+        assert_eq!(millis_since_epoch(f64::NAN), Some(0));
+        assert_eq!(millis_since_epoch(-0.5), Some(0));
+        assert_eq!(millis_since_epoch(1_700_000_000_123.9), Some(1_700_000_000_123));
+        assert_eq!(millis_since_epoch(f64::INFINITY), Some(i64::MAX as u64));
+
+        // 1970's first hour and the end of time saturate instead of overflowing.
+        assert_eq!(Lifetime::from_now(10, 5, 3600), Lifetime::init(0, 15));
+        assert_eq!(Lifetime::from_now(u64::MAX - 1, 5, 3600), Lifetime::init(u64::MAX - 3601, u64::MAX));
+        assert_eq!(Lifetime::from_now(7200, 5, 3600), Lifetime::init(3600, 7205));
+
+        // With a clock after 1970, `try_new` is `new`.
+        let lifetime = Lifetime::try_new(60).expect("the clock is after 1970");
+        assert_eq!(lifetime.not_after() - lifetime.not_before(), 3600 + 60);
+        lifetime.validate().expect("valid now");
     }
 }

@@ -77,7 +77,7 @@ impl MessageSecretsStore {
         Self {
             max_epochs,
             past_epoch_trees: VecDeque::new(),
-            message_secrets: message_secrets.with_timestamp(SystemTime::now()),
+            message_secrets: message_secrets.with_timestamp(crate::utils::system_time_now()),
         }
     }
 
@@ -102,7 +102,7 @@ impl MessageSecretsStore {
         &mut self,
         message_secrets: MessageSecrets,
     ) -> MessageSecrets {
-        let mut message_secrets = message_secrets.with_timestamp(SystemTime::now());
+        let mut message_secrets = message_secrets.with_timestamp(crate::utils::system_time_now());
         std::mem::swap(&mut self.message_secrets, &mut message_secrets);
 
         message_secrets
@@ -245,9 +245,14 @@ impl MessageSecretsStore {
     }
 
     fn delete_past_epoch_secrets_older_than_duration(&mut self, duration: std::time::Duration) {
+        // paired-mls (docs/ENGINE.md change 43): with the clock before 1970
+        // (no time), no epoch is old enough.
+        let Some(now) = crate::utils::system_time_now() else {
+            return;
+        };
         // first, compare to the timestamp of the current message secrets
         if let Some(added_at) = self.message_secrets.timestamp() {
-            if let Ok(elapsed) = SystemTime::now().duration_since(added_at) {
+            if let Ok(elapsed) = now.duration_since(added_at) {
                 if elapsed > duration {
                     // delete all
                     self.past_epoch_trees.clear();
@@ -267,7 +272,7 @@ impl MessageSecretsStore {
                     return false;
                 };
 
-                let Ok(elapsed) = SystemTime::now().duration_since(added_at) else {
+                let Ok(elapsed) = now.duration_since(added_at) else {
                     return false;
                 };
 
