@@ -22,7 +22,9 @@ WASM="${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/${PROFILE}/${CRATE}.was
 
 # Skip the glue step when the wasm did not change (keeps `npm test` quick).
 stamp="pkg/.source-hash"
-hash="$(sha256sum "$WASM" | cut -d' ' -f1)-names${PAIRED_MLS_KEEP_NAMES:-0}-imports1"
+# The glue is post-processed by the two scripts below: a change to them rebuilds it too.
+glue_scripts="$(cat scripts/short-import-names.mjs scripts/harden-glue.mjs | sha256sum | cut -c1-16)"
+hash="$(sha256sum "$WASM" | cut -d' ' -f1)-names${PAIRED_MLS_KEEP_NAMES:-0}-glue${glue_scripts}"
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$hash" && -f "pkg/${CRATE}_bg.wasm" ]]; then
   echo "build-wasm: pkg/ is up to date"
   exit 0
@@ -39,6 +41,9 @@ wasm-bindgen --target web --weak-refs "${STRIP_FLAGS[@]}" --out-dir pkg --out-na
 # The imports' hashed names (`__wbg_get_7bed016f185add81`, in the wasm and
 # in the glue) become `a`, `b`, ...: bench/README.md "Size round 2z".
 node scripts/short-import-names.mjs "pkg/${CRATE}_bg.wasm" "pkg/${CRATE}.js"
+# Array arguments are copied into wasm by a length read once, which a
+# caller cannot lie about (docs/ENGINE.md G1).
+node scripts/harden-glue.mjs "pkg/${CRATE}.js"
 
 WASM_OPT_BIN="${WASM_OPT:-$(command -v wasm-opt || true)}"
 # binaryen before ~116 mishandles the reference-types table wasm-bindgen
