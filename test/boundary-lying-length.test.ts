@@ -14,10 +14,10 @@ import { newMember, stillWorks } from './helpers.js';
 async function pair() {
   const [alice, bob] = await Promise.all([newMember('alice'), newMember('bob')]);
   alice.group = await alice.client.createGroup(alice.identity);
-  const [kp] = await bob.client.createKeyPackages(bob.identity, 1);
+  const [kp] = await bob.client.createKeyPackages(bob.identity);
   const { welcome } = await alice.group.commit({ add: [kp!] });
   await alice.group.mergePendingCommit();
-  bob.group = await bob.client.joinFromWelcome(welcome!, bob.identity);
+  bob.group = await bob.client.joinFromWelcome(welcome!);
   return { alice, bob };
 }
 
