@@ -114,6 +114,35 @@ export async function groupOf(alice: DsPeer, others: DsPeer[], { open = false }:
   }
 }
 
+/**
+ * `creator` (whose group merged a ReInit to `newId`) registers the successor
+ * at the DS and adds `others` (who merged it too) with KeyPackages of the
+ * new suite; they join it by `joinReInitSuccessor`. Signing keys stay (the
+ * suites used here all sign with Ed25519), bound to the same AS entry.
+ */
+export async function moveToSuccessor(creator: DsPeer, others: DsPeer[], newId: Uint8Array, ciphersuite: 1 | 3): Promise<void> {
+  const inSuite = (p: DsPeer) => ({ ...p.identity, ciphersuite });
+  for (const p of others) await p.ds.uploadKeyPackages([await p.client.createKeyPackage(inSuite(p))]);
+  const kps = await creator.ds.fetchKeyPackages(others.map((p) => p.name));
+  const creatorLeaf = creator.group!.members().find((m) => utf8(m.credential.identity) === creator.name)!.leafIndex;
+  const created = await creator.client.createReInitSuccessor(creator.group!, inSuite(creator), [...kps.values()], { wireFormat: 'plaintext' });
+  // First come (§1.6 item 5): the creator registers the successor with its first GroupInfo, then its first commit and Welcome.
+  await creator.ds.createGroup(newId, { epoch: 0, groupInfo: await created.group.exportGroupInfo() });
+  creator.seen = await creator.ds.submit(newId, created.commit, { welcome: created.welcome, added: others.map((p) => p.name), groupInfo: created.groupInfo });
+  await creator.ds.ackKeyPackages(others.map((p) => p.name));
+  await created.group.mergePendingCommit();
+  creator.group = created.group;
+  for (const p of others) {
+    const [w] = await p.ds.welcomes();
+    const joined = await p.client.joinReInitSuccessor(p.group!, w!.welcome, { wireFormat: 'plaintext' });
+    expect(joined).toMatchObject({ creatorLeaf, replaced: false });
+    await p.ds.ackWelcomes([w!.id]);
+    p.group = joined.group;
+    p.seen = creator.seen;
+    expect(p.group.state()).toMatchObject({ ciphersuite, epoch: 1, memberCount: others.length + 1 });
+  }
+}
+
 /** `p` reads and processes every page of its group's log up to now (one `catchUp` reads one page). */
 export async function catchUpAll(p: DsPeer): Promise<void> {
   for (let before = -1; before !== p.seen; ) {

@@ -24,7 +24,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MlsClient, toHex, utf8, type Group } from 'paired-mls';
 import { type RunningDeliveryServer } from 'paired-mls/server';
-import { catchUp, dsPeer, groupOf, groupStillWorks, raw, sqliteServers, tokenOf, type DsPeer } from './ds-helpers.js';
+import { catchUp, dsPeer, groupOf, groupStillWorks, moveToSuccessor, raw, sqliteServers, tokenOf, type DsPeer } from './ds-helpers.js';
 import { mlsError } from './helpers.js';
 
 const plaintext = { wireFormat: 'plaintext' as const };
@@ -33,35 +33,6 @@ const leafOf = (g: Group, name: string) => g.members().find((m) => utf8(m.creden
 
 /** `creator`'s plaintext group, open to external joins, with `others` added through the DS (`added` is ignored by a verifying DS). */
 const openGroup = (creator: DsPeer, others: DsPeer[]): Promise<void> => groupOf(creator, others, { open: true });
-
-/**
- * `creator` (whose group merged a ReInit to `newId`) registers the successor
- * at the DS and adds `others` (who merged it too) with KeyPackages of the
- * new suite; they join it by `joinReInitSuccessor`. Signing keys stay (the
- * suites used here all sign with Ed25519), bound to the same AS entry.
- */
-async function moveToSuccessor(creator: DsPeer, others: DsPeer[], newId: Uint8Array, ciphersuite: 1 | 3): Promise<void> {
-  const inSuite = (p: DsPeer) => ({ ...p.identity, ciphersuite });
-  for (const p of others) await p.ds.uploadKeyPackages([await p.client.createKeyPackage(inSuite(p))]);
-  const kps = await creator.ds.fetchKeyPackages(others.map((p) => p.name));
-  const creatorLeaf = leafOf(creator.group!, creator.name);
-  const created = await creator.client.createReInitSuccessor(creator.group!, inSuite(creator), [...kps.values()], plaintext);
-  // First come (§1.6 item 5): the creator registers the successor with its first GroupInfo, then its first commit and Welcome.
-  await creator.ds.createGroup(newId, { epoch: 0, groupInfo: await created.group.exportGroupInfo() });
-  creator.seen = await creator.ds.submit(newId, created.commit, { welcome: created.welcome, added: others.map((p) => p.name), groupInfo: created.groupInfo });
-  await creator.ds.ackKeyPackages(others.map((p) => p.name));
-  await created.group.mergePendingCommit();
-  creator.group = created.group;
-  for (const p of others) {
-    const [w] = await p.ds.welcomes();
-    const joined = await p.client.joinReInitSuccessor(p.group!, w!.welcome, plaintext);
-    expect(joined).toMatchObject({ creatorLeaf, replaced: false });
-    await p.ds.ackWelcomes([w!.id]);
-    p.group = joined.group;
-    p.seen = creator.seen;
-    expect(p.group.state()).toMatchObject({ ciphersuite, epoch: 1, memberCount: others.length + 1 });
-  }
-}
 
 describe('external commits against a verifying DS', () => {
   let server: RunningDeliveryServer;

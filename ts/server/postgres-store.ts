@@ -24,7 +24,7 @@ import type {
   StoredBinding,
   StoredKeyPackage,
 } from '../services/delivery-store.js';
-import { EpochProposalsFullError, InboxFullError, SPENT_PROOF_MARGIN_SECONDS, STORED_RECORD_BYTES, StorageQuotaError, bindingBytes, checkQuota, countProposalWithShare, storedBytes, welcomeCharges, welcomeShares, withinBytes } from '../services/delivery-store.js';
+import { EpochProposalsFullError, GroupIdTakenError, InboxFullError, SPENT_PROOF_MARGIN_SECONDS, STORED_RECORD_BYTES, reservedGroup, StorageQuotaError, bindingBytes, checkQuota, countProposalWithShare, storedBytes, welcomeCharges, welcomeShares, withinBytes } from '../services/delivery-store.js';
 import { DS_MIGRATED_SCHEMAS, DS_SCHEMA_VERSION } from './sqlite-store.js';
 import { peerDependency } from './peer-dependency.js';
 
@@ -647,13 +647,20 @@ export class PostgresDeliveryStore implements DeliveryStore {
   }
 
   async insertGroup(g: GroupRecord, quota?: StorageQuota): Promise<boolean> {
+    const insert = 'INSERT INTO ds_groups (group_id, epoch, members, consistency, group_info, external_join, epoch_start, group_info_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)';
+    return this.#putGroup(`${insert} ON CONFLICT (group_id) DO NOTHING`, g, quota);
+  }
+
+  async claimReserved(g: GroupRecord, quota?: StorageQuota): Promise<boolean> {
+    const set = 'epoch = $2, members = $3, consistency = $4, group_info = $5, external_join = $6, epoch_start = $7, group_info_by = $8';
+    return this.#putGroup(`UPDATE ds_groups SET ${set} WHERE group_id = $1 AND epoch = -1 AND octet_length(group_info) = 0`, g, quota);
+  }
+
+  /** Writes the group's row by `sql` ($1..$8: its columns); counts it for its creator when written. */
+  #putGroup(sql: string, g: GroupRecord, quota: StorageQuota | undefined): Promise<boolean> {
     const creator = g.members[0] ?? null;
     return this.#tx(async (c) => {
-      const { rowCount } = await c.query(
-        `INSERT INTO ds_groups (group_id, epoch, members, consistency, group_info, external_join, epoch_start, group_info_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         ON CONFLICT (group_id) DO NOTHING`,
-        [g.groupId, g.epoch, JSON.stringify(g.members), g.consistency, g.groupInfo ? Buffer.from(g.groupInfo) : null, Boolean(g.externalJoin), g.epochStart ?? 0, g.groupInfo ? creator : null],
-      );
+      const { rowCount } = await c.query(sql, [g.groupId, g.epoch, JSON.stringify(g.members), g.consistency, g.groupInfo ? Buffer.from(g.groupInfo) : null, Boolean(g.externalJoin), g.epochStart ?? 0, g.groupInfo?.length ? creator : null]);
       // The record (groups are kept for good) and its GroupInfo count for the creator.
       if (rowCount === 1) await this.#count(c, creator, storedBytes(g.groupInfo?.length ?? 0), 0, quota);
       return rowCount === 1;
@@ -732,6 +739,13 @@ export class PostgresDeliveryStore implements DeliveryStore {
             else others.set(payer, (others.get(payer) ?? 0) + n);
           }
         }
+      }
+      // A ReInit's successor id, reserved (its record counts for the sender); taken meanwhile: the commit is refused whole.
+      if (update?.reserve) {
+        const g = reservedGroup(update.reserve);
+        const reserved = await c.query("INSERT INTO ds_groups (group_id, epoch, members, consistency, group_info) VALUES ($1, $2, $3, 'strong', '') ON CONFLICT (group_id) DO NOTHING", [g.groupId, g.epoch, JSON.stringify(g.members)]);
+        if (reserved.rowCount !== 1) throw new GroupIdTakenError(g.groupId);
+        charge += STORED_RECORD_BYTES;
       }
       // In the order of the clients' ids (no deadlock between two commits); only the sender's quota is asked:
       // past it, StorageQuotaError, and #tx rolls it all back.

@@ -24,8 +24,10 @@ import {
   type StorageUsage,
   type StoredBinding,
   type StoredKeyPackage,
+  GroupIdTakenError,
   InboxFullError,
   STORED_RECORD_BYTES,
+  reservedGroup,
   StorageQuotaError,
   bindingBytes,
   checkQuota,
@@ -372,15 +374,25 @@ export class SqliteDeliveryStore implements DeliveryStore {
   }
 
   async insertGroup(g: GroupRecord, quota?: StorageQuota): Promise<boolean> {
+    const insert = 'INSERT OR IGNORE INTO groups (group_id, epoch, members, consistency, group_info, external_join, epoch_start, group_info_by) VALUES (@id, @epoch, @members, @consistency, @info, @open, @start, @by)';
+    return this.#putGroup(insert, g, quota);
+  }
+
+  async claimReserved(g: GroupRecord, quota?: StorageQuota): Promise<boolean> {
+    const set = 'epoch = @epoch, members = @members, consistency = @consistency, group_info = @info, external_join = @open, epoch_start = @start, group_info_by = @by';
+    return this.#putGroup(`UPDATE groups SET ${set} WHERE group_id = @id AND epoch = -1 AND length(group_info) = 0`, g, quota);
+  }
+
+  /** Writes the group's row by `sql` (@id, @epoch, ...: its columns); counts it for its creator when written. */
+  #putGroup(sql: string, g: GroupRecord, quota: StorageQuota | undefined): boolean {
     const creator = g.members[0] ?? null;
+    const info = g.groupInfo ? Buffer.from(g.groupInfo) : null;
+    const row = { id: g.groupId, epoch: g.epoch, members: JSON.stringify(g.members), consistency: g.consistency, info, open: g.externalJoin ? 1 : 0, start: g.epochStart ?? 0, by: info?.length ? creator : null };
     return this.#db.transaction(() => {
-      const inserted =
-        this.#db
-          .prepare('INSERT OR IGNORE INTO groups (group_id, epoch, members, consistency, group_info, external_join, epoch_start, group_info_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-          .run(g.groupId, g.epoch, JSON.stringify(g.members), g.consistency, g.groupInfo ? Buffer.from(g.groupInfo) : null, g.externalJoin ? 1 : 0, g.epochStart ?? 0, g.groupInfo ? creator : null).changes === 1;
+      const written = this.#db.prepare(sql).run(row).changes === 1;
       // The record (groups are kept for good) and its GroupInfo count for the creator.
-      if (inserted) this.#count(creator, storedBytes(g.groupInfo?.length ?? 0), 0, quota);
-      return inserted;
+      if (written) this.#count(creator, storedBytes(g.groupInfo?.length ?? 0), 0, quota);
+      return written;
     })();
   }
 
@@ -463,6 +475,13 @@ export class SqliteDeliveryStore implements DeliveryStore {
             else this.#count(payer, n);
           }
         }
+      }
+      // A ReInit's successor id, reserved (its record counts for the sender); taken meanwhile: the commit is refused whole.
+      if (update?.reserve) {
+        const g = reservedGroup(update.reserve);
+        const reserved = this.#db.prepare("INSERT OR IGNORE INTO groups (group_id, epoch, members, consistency, group_info) VALUES (?, ?, ?, 'strong', x'')").run(g.groupId, g.epoch, JSON.stringify(g.members)).changes === 1;
+        if (!reserved) throw new GroupIdTakenError(g.groupId);
+        charge += STORED_RECORD_BYTES;
       }
       // Past the quota: StorageQuotaError, and the transaction (all of the above) rolls back.
       this.#count(message.sender, charge, 0, quota);

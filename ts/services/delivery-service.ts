@@ -18,7 +18,7 @@ import { IntentError } from '../intents/intent-error.js';
 import { validateIntentPublic } from '../intents/intent-operations.js';
 import type { LeafOperationIntent } from '../intents/leaf-operation-intent.js';
 import type { LeafAssociation } from '../intents/leaf-association.js';
-import { EpochProposalsFullError, InboxFullError, MemoryDeliveryStore, StorageQuotaError, type DeliveryStore, type EpochProposalBudget, type ProposalLimit, type GroupRecord, type LoggedMessage, type PendingWelcome, type StorageQuota, type StoredKeyPackage } from './delivery-store.js';
+import { EpochProposalsFullError, GroupIdTakenError, InboxFullError, MemoryDeliveryStore, isReserved, StorageQuotaError, type CommitUpdate, type DeliveryStore, type EpochProposalBudget, type ProposalLimit, type GroupRecord, type LoggedMessage, type PendingWelcome, type StorageQuota, type StoredKeyPackage } from './delivery-store.js';
 import type { CredentialCheck } from './credential-check.js';
 export type { CredentialCheck } from './credential-check.js';
 import { externalCommitTbs, externalSenderKeysOf, groupContextOf, groupInfoFits, isWelcome, readExternalCommit, welcomeRecipients } from './ds-checks.js';
@@ -38,6 +38,9 @@ const isRetired = (group: GroupRecord): boolean => group.consistency === 'strong
 /** The refusal of what is sent to a retired group. */
 const retired = (reason: 'invalid-commit' | 'unverifiable-intent' | 'stale'): DsError => new DsError(reason, 'this group was reinitialized (ReInit): continue in its successor');
 
+/** A ReInit naming an id the DS has (another group's, or one reserved for another successor): its successor could never be registered here. */
+const successorTaken = (): DsError => new DsError('invalid-commit', 'the ReInit names a successor group id this DS already has: commit one with another id');
+
 /** A session whose key a rotation revoked after its request was authenticated (docs/PROTOCOL.md §8.4). */
 export const revokedMeanwhile = (): DsError => new DsError('unauthenticated', 'the key this session was proven with was revoked meanwhile');
 
@@ -54,6 +57,7 @@ export async function withinQuota<T>(write: Promise<T>): Promise<T> {
     }
     if (err instanceof EpochProposalsFullError) throw new DsError('too-many-proposals', err.message);
     if (err instanceof InboxFullError) throw new DsError('inbox-full', err.message);
+    if (err instanceof GroupIdTakenError) throw successorTaken();
     throw err;
   }
 }
@@ -268,7 +272,7 @@ export class DeliveryService {
    */
   async proposeIntent(groupId: Uint8Array, intent: LeafOperationIntent, senderIndex = 0): Promise<{ seq: number; proposal: Uint8Array }> {
     const id = toHex(groupId);
-    const group = await this.store.getGroup(id);
+    const group = await this.#group(id);
     if (!group) throw new DsError('unknown-group', 'no such group');
     if (!bytesEqual(intent.groupId, groupId)) throw new IntentError('wrong-group', 'the intent is for another group');
     const info = group.groupInfo;
@@ -424,21 +428,24 @@ export class DeliveryService {
     if (this.#verify && consistency === 'eventual') throw new DsError('forbidden', 'this DS verifies commits: its groups are strongly consistent');
     if (this.#verify) await this.#checkFirstState(creator, options.groupInfo);
     const id = toHex(groupId);
+    const record: GroupRecord = { groupId: id, epoch, members: [creator], consistency, groupInfo: options.groupInfo, externalJoin: options.externalJoin ?? false };
     // One atomic insert, not a look then a write: two creations racing (on two servers) must not both succeed, the second overwriting the first.
-    const created = await withinQuota(
-      this.store.insertGroup(
-        {
-          groupId: id,
-          epoch,
-          members: [creator],
-          consistency,
-          groupInfo: options.groupInfo,
-          externalJoin: options.externalJoin ?? false,
-        },
-        this.#quota,
-      ),
-    );
-    if (!created) throw new DsError('group-exists', 'a group with this id exists');
+    if (await withinQuota(this.store.insertGroup(record, this.#quota))) return;
+    // A verified ReInit's successor id (§1.6): only a member of the group it retired registers it (an outsider who read the id
+    // took it first, and the members' successor could not be registered). The first member wins, atomically.
+    const held = await this.store.getGroup(id);
+    if (held && isReserved(held)) {
+      if (!held.members.includes(creator)) throw new DsError('forbidden', 'this group id is reserved for the successor of a group a ReInit retired: only its members may register it');
+      // A store that cannot claim (another package's, on a database other servers reserve in): group-exists, as at an earlier release.
+      if (this.store.claimReserved && (await withinQuota(this.store.claimReserved(record, this.#quota)))) return;
+    }
+    throw new DsError('group-exists', 'a group with this id exists');
+  }
+
+  /** The group under `id`; undefined for none, and for an id reserved for a ReInit's successor (no group yet). */
+  async #group(id: string): Promise<GroupRecord | undefined> {
+    const group = await this.store.getGroup(id);
+    return group && !isReserved(group) ? group : undefined;
   }
 
   /** Submit a handshake or application message of a group. */
@@ -460,7 +467,7 @@ export class DeliveryService {
     }
     if (toHex(header.groupId) !== id) throw new DsError('malformed', 'the message belongs to another group');
     if (header.epoch > BigInt(MAX_EPOCH)) throw new DsError('malformed', 'the epoch is out of range');
-    const group = await this.store.getGroup(id);
+    const group = await this.#group(id);
     if (!group) throw new DsError('unknown-group', 'no such group');
     // An external join is checked as one whenever the sender is not on the
     // member list: a paired device reads through its anchor but is no member,
@@ -510,6 +517,8 @@ export class DeliveryService {
       let proposals: LoggedMessage[] = [];
       /** Verified mode: the commit retires the group (a ReInit): an empty GroupInfo marks it (§1.6), which no later commit or join passes. */
       let groupInfo = extras.groupInfo;
+      /** Verified mode: a ReInit's successor id, reserved in the commit's transaction (§1.6). */
+      let reserve: CommitUpdate['reserve'];
       // A group a ReInit retired (an empty GroupInfo, §1.6) takes no commit: refused before it is verified or charged. In
       // either mode: only a verifying server sets the mark, but a default-mode one on the same database took the retired
       // group's commits, and one with a GroupInfo replaced the mark, so a verifying server took its commits again.
@@ -531,6 +540,12 @@ export class DeliveryService {
         added = derived.added;
         proposals = derived.proposals;
         if (derived.reinit) groupInfo = new Uint8Array(0);
+        // A ReInit naming an id this DS has: nobody could register the successor (another member's group, say, which then
+        // kept its member out of the continuation). Refused before it is logged; else the id is reserved for these members.
+        if (derived.successor !== undefined) {
+          if (await this.store.getGroup(derived.successor)) throw successorTaken();
+          if (this.store.claimReserved) reserve = { groupId: derived.successor, members: [...derived.members] };
+        }
         if (this.#requireGrants) spent = await this.#grantedRefs([sender, ...group.members], derived.addedRefs);
       } else {
         if (extras.welcome && !extras.added?.length) throw new DsError('malformed', 'a Welcome needs the clients it is for (added)');
@@ -563,7 +578,7 @@ export class DeliveryService {
       });
       // The inbox cap is counted in the store's transaction (racing commits cannot pass it).
       const welcome = extras.welcome && added.length > 0 ? { recipients: added, welcome: extras.welcome.slice(), payers, max: this.#maxWelcomes === Infinity ? undefined : this.#maxWelcomes } : undefined;
-      const update = { expectEpoch: group.consistency === 'strong' ? epoch : group.epoch, setEpoch, members: [...members], groupInfo, welcome };
+      const update = { expectEpoch: group.consistency === 'strong' ? epoch : group.epoch, setEpoch, members: [...members], groupInfo, welcome, reserve };
       seq = await withinQuota(this.store.append({ groupId: id, sender, bytes: message.slice(), digest }, update, this.#quota));
       // Eventual: another commit went in since the group was read; this one is taken too, against the new state.
       if (seq === undefined && group.consistency === 'eventual' && tries < 16) return this.#submit(id, sender, message, extras, tries + 1);
@@ -645,7 +660,7 @@ export class DeliveryService {
     message: Uint8Array,
     extras: SubmitExtras,
     proposals: LoggedMessage[],
-  ): Promise<{ members: Set<string>; added: string[]; addedRefs: string[]; proposals: LoggedMessage[]; reinit: boolean }> {
+  ): Promise<{ members: Set<string>; added: string[]; addedRefs: string[]; proposals: LoggedMessage[]; reinit: boolean; successor?: string }> {
     if (!group.groupInfo) throw new DsError('invalid-commit', 'the DS has no public state of this group to verify against');
     if (!extras.groupInfo) throw new DsError('invalid-group-info', "a verified group's commit carries the GroupInfo of the epoch it creates");
     const verified = verifyCommit(
@@ -666,7 +681,8 @@ export class DeliveryService {
       throw new DsError('invalid-welcome', 'the Welcome is not for exactly the KeyPackages the commit adds');
     }
     const before = new Set(group.members);
-    return { members, added: [...members].filter((m) => !before.has(m)), addedRefs: verified.addedKeyPackages.map(toHex), proposals, reinit: verified.reinit };
+    const successor = verified.reinitGroupId && toHex(verified.reinitGroupId);
+    return { members, added: [...members].filter((m) => !before.has(m)), addedRefs: verified.addedKeyPackages.map(toHex), proposals, reinit: verified.reinit, successor };
   }
 
   /** The KeyPackageRef (hex) an Add proposal adds; undefined for anything else. */
@@ -763,7 +779,7 @@ export class DeliveryService {
 
   /** Whether `client` may read and post in the group: a member, or a paired device of one. */
   async isReader(groupId: Uint8Array, client: string): Promise<boolean> {
-    const group = await this.store.getGroup(toHex(groupId));
+    const group = await this.#group(toHex(groupId));
     return group !== undefined && (await this.#mayAct(group, client));
   }
 
@@ -801,7 +817,7 @@ export class DeliveryService {
 
   /** Messages of a group after `afterSeq`, in order (for a member or a device of one). */
   async poll(client: string, groupId: Uint8Array, afterSeq = 0): Promise<LoggedMessage[]> {
-    const group = await this.store.getGroup(toHex(groupId));
+    const group = await this.#group(toHex(groupId));
     if (!group) throw new DsError('unknown-group', 'no such group');
     if (!(await this.#mayAct(group, client))) throw new DsError('not-a-member', 'not a member of the group');
     return this.store.readLog(group.groupId, afterSeq, this.#pageSize, this.#pageBytes);
@@ -906,14 +922,14 @@ export class DeliveryService {
 
   /** The current GroupInfo; with `requester`, only for a reader or in an open group. */
   async groupInfo(groupId: Uint8Array, requester?: string): Promise<Uint8Array | undefined> {
-    const group = await this.store.getGroup(toHex(groupId));
+    const group = await this.#group(toHex(groupId));
     if (!group) return undefined;
     if (requester !== undefined && !group.externalJoin && !(await this.#mayAct(group, requester))) throw new DsError('not-a-member', 'the GroupInfo of this group is for its members');
     return group.groupInfo?.length ? group.groupInfo : undefined;
   }
 
   async epoch(groupId: Uint8Array): Promise<number | undefined> {
-    return (await this.store.getGroup(toHex(groupId)))?.epoch;
+    return (await this.#group(toHex(groupId)))?.epoch;
   }
 
   // --- pairing registry (Paired MLS, draft Figure 1a) ---------------------------

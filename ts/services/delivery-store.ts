@@ -111,6 +111,26 @@ export interface CommitUpdate {
    * when a recipient has `max` waiting, counted in its transaction.
    */
   welcome?: { recipients: string[]; welcome: Uint8Array; payers?: string[]; max?: number };
+  /**
+   * A verified ReInit's successor id, reserved for the retired group's
+   * `members` (docs/PROTOCOL.md §1.6): a row `reservedGroup` makes, counting
+   * for the sender. A group under that id: `GroupIdTakenError`, nothing written.
+   */
+  reserve?: { groupId: string; members: string[] };
+}
+
+/** The row of a reserved successor id: no group yet, epoch -1, an empty GroupInfo (no schema change); `claimReserved` turns it into the group. */
+export const reservedGroup = (r: { groupId: string; members: string[] }): GroupRecord => ({ groupId: r.groupId, epoch: -1, members: [...r.members], consistency: 'strong', groupInfo: new Uint8Array(0) });
+
+/** Whether `g` is a reserved successor id (`reservedGroup`), which is no group: only its members may register it. */
+export const isReserved = (g: GroupRecord): boolean => g.epoch === -1 && g.groupInfo?.length === 0;
+
+/** A commit's `reserve` names an id a group already has; nothing was written. */
+export class GroupIdTakenError extends Error {
+  constructor(groupId: string) {
+    super(`group ${groupId} exists`);
+    this.name = 'GroupIdTakenError';
+  }
 }
 
 /** What one client may have stored (docs/PROTOCOL.md §8.6); undefined: no bound. */
@@ -298,6 +318,12 @@ export interface DeliveryStore {
    * It counts for its creator (`members[0]`).
    */
   insertGroup(group: GroupRecord, quota?: StorageQuota): Promise<boolean>;
+  /**
+   * Register `group` under an id a ReInit reserved (`CommitUpdate.reserve`),
+   * atomically: false, nothing written, unless the id is still reserved.
+   * Counts as `insertGroup`. A store without it reserves nothing.
+   */
+  claimReserved?(group: GroupRecord, quota?: StorageQuota): Promise<boolean>;
   /**
    * Append to a group's log; with `expectEpoch`, only if the group is still
    * at that epoch, and then move it to `setEpoch` — atomically (the first
@@ -642,6 +668,15 @@ export class MemoryDeliveryStore implements DeliveryStore {
 
   async insertGroup(group: GroupRecord, quota?: StorageQuota): Promise<boolean> {
     if (this.#groups.has(group.groupId)) return false;
+    return this.#putGroup(group, quota);
+  }
+
+  async claimReserved(group: GroupRecord, quota?: StorageQuota): Promise<boolean> {
+    const held = this.#groups.get(group.groupId);
+    return held !== undefined && isReserved(held) && this.#putGroup(group, quota);
+  }
+
+  #putGroup(group: GroupRecord, quota?: StorageQuota): boolean {
     const creator = group.members[0];
     const charge = storedBytes(group.groupInfo?.length ?? 0);
     if (creator !== undefined) this.#check(creator, { bytes: charge, keyPackages: 0 }, quota);
@@ -673,10 +708,11 @@ export class MemoryDeliveryStore implements DeliveryStore {
     const w = update?.welcome && update.welcome.recipients.length > 0 ? update.welcome : undefined;
     const max = w?.max ?? Infinity;
     for (const r of w?.recipients ?? []) if ((this.#welcomes.get(r)?.length ?? 0) >= max) throw new InboxFullError(r, max);
+    if (update?.reserve && this.#groups.has(update.reserve.groupId)) throw new GroupIdTakenError(update.reserve.groupId);
     const replaced = update?.groupInfo && group.groupInfo ? { by: this.#groupInfoBy.get(message.groupId), bytes: group.groupInfo.length } : undefined;
     // The Welcome's parts count for their payers; only the sender's quota is asked (another's never refuses this commit).
     const welcomeFor = welcomeCharges(message.sender, w);
-    let charge = storedBytes(message.bytes.length) + (update?.groupInfo?.length ?? 0) + (welcomeFor.get(message.sender) ?? 0);
+    let charge = storedBytes(message.bytes.length) + (update?.groupInfo?.length ?? 0) + (welcomeFor.get(message.sender) ?? 0) + (update?.reserve ? STORED_RECORD_BYTES : 0);
     welcomeFor.delete(message.sender);
     if (replaced?.by === message.sender) charge -= replaced.bytes;
     this.#check(message.sender, { bytes: charge, keyPackages: 0 }, quota);
@@ -692,6 +728,7 @@ export class MemoryDeliveryStore implements DeliveryStore {
       }
       if (w) this.#putWelcome(w, message.groupId, message.sender);
       for (const [payer, n] of welcomeFor) this.#count(payer, n);
+      if (update.reserve) this.#groups.set(update.reserve.groupId, reservedGroup(update.reserve));
     }
     this.#count(message.sender, charge);
     if (proposals) {

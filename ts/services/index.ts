@@ -27,6 +27,9 @@ export {
   type ProposalLimit,
   EpochProposalsFullError,
   InboxFullError,
+  GroupIdTakenError,
+  reservedGroup,
+  isReserved,
   SPENT_PROOF_MARGIN_SECONDS,
 } from './delivery-store.js';
 export { AuthenticationService, type CredentialBinding, type CredentialValidator } from './authentication-service.js';

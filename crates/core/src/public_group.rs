@@ -54,6 +54,10 @@ struct VerifiedCommitView {
     added_key_packages: Vec<ByteBuf>,
     /// true when it commits a ReInit: the group is retired after it (RFC 9420 §11.2).
     reinit: bool,
+    /// The ReInit's successor group id (a verifying DS refuses one it already serves, and reserves it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[tsify(type = "Uint8Array", optional)]
+    reinit_group_id: Option<ByteBuf>,
 }
 
 /// A received commit's checks beyond openmls' (`Hooks::check_staged_commit`).
@@ -167,7 +171,10 @@ fn verify(
         .map_err(|e| refused(Code::InvalidCommit, format!("KeyPackage reference: {e}")))?;
     // An external commit's committer is its UpdatePath leaf (a resync may keep the key of the leaf it replaces).
     let path_key = staged.update_path_leaf_node().map(|leaf| leaf.signature_key().as_slice().to_vec());
-    let reinit = staged.queued_proposals().any(|queued| matches!(queued.proposal(), Proposal::ReInit(_)));
+    let reinit_group_id = staged.queued_proposals().find_map(|queued| match queued.proposal() {
+        Proposal::ReInit(r) => Some(ByteBuf::from(r.group_id().as_slice().to_vec())),
+        _ => None,
+    });
     let committer_index = match &sender {
         Sender::Member(leaf) => Some(*leaf),
         Sender::NewMemberCommit => None,
@@ -197,7 +204,8 @@ fn verify(
         members_before: before,
         members_after: after,
         added_key_packages,
-        reinit,
+        reinit: reinit_group_id.is_some(),
+        reinit_group_id,
     })
 }
 

@@ -56,6 +56,9 @@ pub(crate) enum ReinitError {
     NotReinitialized,
     #[error("this member is already in the group's successor")]
     SuccessorExists,
+    /// Another group of this client has the successor's id: a client holds one group per id.
+    #[error("this client holds another group under the ReInit's successor id")]
+    SuccessorIdHeld,
     #[error("already in the successor created by old leaf {winner}, which wins over leaf {loser}")]
     Superseded { winner: u32, loser: u32 },
     /// The successor (its Welcome, KeyPackages or members) does not match the ReInit.
@@ -79,6 +82,7 @@ impl crate::error::ErrorCode for ReinitError {
             Self::UnsupportedVersion(_) | Self::UnsupportedCiphersuite(_) | Self::MemberUnsupported { .. } | Self::ExtensionsUnsupported(_) => Code::ReinitUnsupported,
             Self::NotReinitialized => Code::NotReinitialized,
             Self::SuccessorExists => Code::SuccessorExists,
+            Self::SuccessorIdHeld => Code::GroupExists,
             Self::Superseded { .. } => Code::ReinitSuperseded,
             Self::Mismatch(_) => Code::ReinitMismatch,
             Self::UnreadableRecord | Self::WriteRecord(_) => Code::Storage,
@@ -355,6 +359,18 @@ impl Client {
         load_record(&self.provider, old_group_id)?
             .ok_or_else(|| ReinitError::NotReinitialized.into())
     }
+
+    /// Refuse a successor id under which this client holds a group (loaded
+    /// or stored): a ReInit naming another group of this member (one it
+    /// shares with the committer, say) left it out of the successor, with
+    /// the engine's GROUP_EXISTS only once the Welcome was processed.
+    fn ensure_id_free(&self, group_id: &[u8]) -> CoreResult<()> {
+        let stored = MlsGroup::load(self.provider.storage(), &GroupId::from_slice(group_id)).map_err(|e| CoreError::new(Code::Storage, format!("loading group: {e}")))?;
+        if self.groups.contains_key(group_id) || stored.is_some() {
+            return Err(ReinitError::SuccessorIdHeld.into());
+        }
+        Ok(())
+    }
 }
 
 #[wasm_bindgen]
@@ -371,6 +387,10 @@ impl Client {
             serde_wasm_bindgen::from_value(spec).map_err(|e| invalid_argument(format!("reinit spec: {e}")))?;
         let cs = ciphersuite(spec.ciphersuite)?;
         let extensions = spec.extensions.as_ref().map(|e| e.to_extensions()).transpose()?.unwrap_or_else(Extensions::empty);
+        // This member could neither create nor join a successor under the id of another group it holds.
+        if let Some(id) = spec.group_id.as_ref().filter(|id| !id.is_empty() && id.as_slice() != group_id) {
+            self.ensure_id_free(id)?;
+        }
         Ok(self.with_group(group_id, |group, provider, signer| {
             check_capabilities(group, spec.version, cs)?;
             let new_id = match &spec.group_id {
@@ -433,6 +453,7 @@ impl Client {
             if record.successor_creator.is_some() {
                 return Err(ReinitError::SuccessorExists.into());
             }
+            client.ensure_id_free(&record.new_group_id)?;
             let cs = ciphersuite(record.ciphersuite)?;
             let own_identity = record
                 .members
@@ -519,6 +540,10 @@ impl Client {
             .transpose()?;
         Ok(self.mutate(|client| {
             let mut record = client.record_for(old_group_id)?;
+            // Checked before the Welcome is read: a group under the id that is not the successor this member is in.
+            if record.successor_creator.is_none() {
+                client.ensure_id_free(&record.new_group_id)?;
+            }
             let join = config.join_config(client.expander())?;
             let mut builder = StagedWelcome::build_from_welcome(&client.provider, &join, welcome)
                 .map_err(|e| CoreError::from_mls("processing welcome", e))?;
