@@ -6,12 +6,14 @@
  * repeated runs filled a machine's disk in the middle of a CI run. The
  * workers (forks) inherit TMPDIR, which `os.tmpdir()` reads on each call.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export default function setup(): () => void {
   const dir = mkdtempSync(join(tmpdir(), 'paired-mls-run-'));
+  // Traversable by other users (not listable): the PostgreSQL tests run initdb as the postgres user in a directory of their own here.
+  chmodSync(dir, 0o711);
   const before = process.env.TMPDIR;
   process.env.TMPDIR = dir;
   return () => {
