@@ -1,8 +1,8 @@
 /**
  * A clock before 1970 (docs/ENGINE.md change 43). In wasm the engine's clock
- * is JavaScript's `Date.now()` (web_time's `SystemTime::now`, the only clock
- * the core imports), which an application or a fake-timer library can set
- * anywhere. web_time panicked on a negative `Date.now()`: the call trapped
+ * is JavaScript's `Date.now()` (read by openmls' `system_time_now`, caught,
+ * the only clock the core imports), which an application or a fake-timer
+ * library can set anywhere, or replace by one that throws. web_time panicked on a negative `Date.now()`: the call trapped
  * and that client refused every later one. Now the calls that write a
  * lifetime refuse it INVALID_STATE, the ones that check one refuse the
  * KeyPackage as they refuse an expired one, the rest go on, and the same
