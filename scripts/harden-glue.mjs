@@ -9,7 +9,12 @@
 // itself (docs/ENGINE.md G1). Now a genuine typed array is measured by
 // the intrinsic `%TypedArray%.prototype.length` getter (its real length,
 // no caller code runs) and anything else is first copied into a typed
-// array of our own; a JsValue array's length is read once.
+// array of our own; a JsValue array's length is read once. A size over
+// 2^31 - 1 bytes is refused before `malloc` (`wasmSize`): wasm-bindgen's
+// malloc aborted the instance on it, and a JsValue array claiming 2^30 + 1
+// elements wrapped to a 4-byte allocation its loop then wrote far past. A
+// string argument must be a string: an object's `charCodeAt` wrote what it
+// liked (invalid UTF-8 in a Rust `&str`) and its `length` sized malloc.
 //
 // Usage: node scripts/harden-glue.mjs pkg/paired_mls_core.js
 // Fails (and leaves the file as it was) unless each function is found
@@ -34,7 +39,7 @@ const typed = (bits, type, view) => [
         arg = new ${type}(arg);
         len = arg.length;
     }
-    const ptr = malloc(len * ${bits / 8}, ${bits / 8}) >>> 0;
+    const ptr = malloc(wasmSize(len * ${bits / 8}), ${bits / 8}) >>> 0;
     ${view}().set(arg, ptr / ${bits / 8});
     WASM_VECTOR_LEN = len;
     return ptr;
@@ -51,7 +56,7 @@ const replacements = [
     for (let i = 0; i < array.length; i++) {`,
     `function passArrayJsValueToWasm0(array, malloc) {
     const len = array.length >>> 0;
-    const ptr = malloc(len * 4, 4) >>> 0;
+    const ptr = malloc(wasmSize(len * 4), 4) >>> 0;
     for (let i = 0; i < len; i++) {`,
   ],
   [
@@ -61,6 +66,13 @@ const replacements = [
     `    WASM_VECTOR_LEN = len;
     return ptr;
 }`,
+  ],
+  [
+    `    let len = arg.length;
+    let ptr = malloc(len, 1) >>> 0;`,
+    `    if (typeof arg !== 'string') throw invalidArgument('expected a string');
+    let len = arg.length;
+    let ptr = malloc(len, 1) >>> 0;`,
   ],
 ];
 
@@ -74,6 +86,15 @@ function typedLength(arg) {
         return -1;
     }
 }
+/** An error the client reports as INVALID_ARGUMENT (ts/mls/errors.ts reads its \`code\`). */
+function invalidArgument(message) {
+    return Object.assign(new TypeError(message), { code: 'INVALID_ARGUMENT' });
+}
+/** \`bytes\`, if wasm-bindgen's malloc can be asked for it (over 2^31 - 1 it aborted the instance). */
+function wasmSize(bytes) {
+    if (bytes > 0x7fffffff) throw invalidArgument('an argument is too large for the wasm heap');
+    return bytes;
+}
 `;
 
 for (const [from, to] of replacements) {
@@ -81,6 +102,10 @@ for (const [from, to] of replacements) {
   if (at < 0 || glue.indexOf(from, at + 1) >= 0) throw new Error(`harden-glue: expected exactly one of:\n${from}`);
   glue = glue.slice(0, at) + to + glue.slice(at + from.length);
 }
+// A pass function this script does not know (a new argument type) would go in unhardened.
+const known = ['passArray8ToWasm0', 'passArray16ToWasm0', 'passArray32ToWasm0', 'passArrayJsValueToWasm0', 'passStringToWasm0'];
+const unknown = [...glue.matchAll(/function (pass\w*ToWasm0)\(/g)].map((m) => m[1]).filter((name) => !known.includes(name));
+if (unknown.length > 0) throw new Error(`harden-glue: not hardened: ${unknown.join(', ')}`);
 const anchor = '\nfunction passArray8ToWasm0(';
 glue = glue.replace(anchor, `${helper}${anchor}`);
 writeFileSync(gluePath, glue);

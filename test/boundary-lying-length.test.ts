@@ -8,7 +8,7 @@
  * receiver's plaintext is the attack's measure: it must be the real bytes.
  */
 import { describe, expect, it } from 'vitest';
-import { bytesEqual } from 'paired-mls';
+import { MlsError, bytesEqual } from 'paired-mls';
 import { newMember, stillWorks } from './helpers.js';
 
 async function pair() {
@@ -55,6 +55,37 @@ describe('the length of bytes handed to the core (G1)', () => {
     expect([...data.subarray(0, 8)]).toEqual([9, 8, 7, 6, 5, 4, 3, 2]);
     expect(data.subarray(8).every((b) => b === 0)).toBe(true);
     // The honest members go on, the heap intact.
+    await stillWorks([members.alice, members.bob]);
+  });
+
+  it('an array of KeyPackages claiming 2^30 + 1 or 2^29 elements, a 2 GiB Uint8Array and a label that is no string are refused INVALID_ARGUMENT before any copy; the members go on', async () => {
+    const members = await pair();
+    const { alice } = members;
+    const refusal = (call: () => unknown) => {
+      try {
+        call();
+      } catch (e) {
+        expect(e).toBeInstanceOf(MlsError);
+        return { code: (e as MlsError).code, message: (e as MlsError).message };
+      }
+      throw new Error('not refused');
+    };
+    const tooLarge = { code: 'INVALID_ARGUMENT', message: 'an argument is too large for the wasm heap' };
+    const none = new Uint8Array(4);
+    let read = 0;
+    const elements = (length: number) => new Proxy({ length }, { get: (t, k) => (k === 'length' ? t.length : (read++, none)) });
+    // Before: 2^30 + 1 elements made a 4-byte allocation (the size wrapped at 2^32) that the copy wrote past, the
+    // instance then aborted (WASM_POISONED); 2^29 asked malloc for 2 GiB, which aborts it.
+    for (const length of [2 ** 30 + 1, 2 ** 29]) {
+      expect(refusal(() => alice.client.verifyPublicCommit(none, none, none, elements(length) as unknown as Uint8Array[]))).toEqual(tooLarge);
+    }
+    expect(read).toBe(0);
+    expect(refusal(() => alice.client.signWithLabel(alice.identity, 'label', new Uint8Array(2 ** 31)))).toEqual(tooLarge);
+    // A label's `charCodeAt` wrote what it answered (-1: invalid UTF-8 in Rust's `&str`), its `length` sized malloc.
+    const notStrings = [{ length: 3, charCodeAt: () => -1 }, { length: 2 ** 31, charCodeAt: () => 65 }, new String('label')];
+    for (const label of notStrings) {
+      expect(refusal(() => alice.client.signWithLabel(alice.identity, label as unknown as string, none))).toEqual({ code: 'INVALID_ARGUMENT', message: 'expected a string' });
+    }
     await stillWorks([members.alice, members.bob]);
   });
 });

@@ -1,8 +1,8 @@
 /**
  * A clock before 1970 (docs/ENGINE.md change 43). In wasm the engine's clock
- * is JavaScript's `Date.now()` (web_time's `SystemTime::now`, the only clock
- * the core imports), which an application or a fake-timer library can set
- * anywhere. web_time panicked on a negative `Date.now()`: the call trapped
+ * is JavaScript's `Date.now()` (read by openmls' `system_time_now`, caught,
+ * the only clock the core imports), which an application or a fake-timer
+ * library can set anywhere, or replace by one that throws. web_time panicked on a negative `Date.now()`: the call trapped
  * and that client refused every later one. Now the calls that write a
  * lifetime refuse it INVALID_STATE, the ones that check one refuse the
  * KeyPackage as they refuse an expired one, the rest go on, and the same
@@ -36,7 +36,7 @@ async function welcomeFor(keyPackage: Uint8Array): Promise<Uint8Array> {
   return welcome!;
 }
 
-const CLOCK_REFUSAL = { code: 'INVALID_STATE', message: 'the system clock is before 1970' };
+const CLOCK_REFUSAL = { code: 'INVALID_STATE', message: 'the system clock is before 1970 or unreadable' };
 
 describe('a clock before 1970 (engine change 43)', () => {
   it('KeyPackage and group creation refuse it INVALID_STATE, a KeyPackage check refuses the KeyPackage, commits and messages go on; the same client works once the clock is back', async () => {
@@ -83,5 +83,51 @@ describe('a clock before 1970 (engine change 43)', () => {
     expect((await dave.client.joinFromWelcome(daveWelcome)).epoch).toBe(1);
     const again = await bobGroup.process(await group.encrypt('and in the first group'));
     expect(again.kind === 'application' && utf8(again.data)).toBe('and in the first group');
+  });
+
+  it('a clock that throws, or answers NaN or no number, is refused as one before 1970, none of its value run; the same client goes on', async () => {
+    const alice = await newMember('alice');
+    let valueOfRan = false;
+    const clocks: [string, () => unknown][] = [
+      ['throws', () => { throw new Error('the clock threw'); }],
+      ['BigInt', () => 1_700_000_000_000n],
+      ['valueOf throws', () => ({ valueOf: () => { valueOfRan = true; throw new Error('valueOf ran'); } })],
+      ['string', () => '1700000000000'],
+      ['NaN', () => NaN],
+    ];
+    for (const [name, clock] of clocks) {
+      (Date as { now: () => unknown }).now = clock;
+      // Before: a throw (or the conversion's) unwound through wasm, `INTERNAL` then `RELEASED` for every later call; NaN wrote 1970.
+      expect([name, await refusal(() => alice.client.createKeyPackage(alice.identity))]).toEqual([name, CLOCK_REFUSAL]);
+      expect([name, await refusal(() => alice.client.createGroup(alice.identity))]).toEqual([name, CLOCK_REFUSAL]);
+    }
+    expect(valueOfRan).toBe(false);
+    Date.now = realNow;
+    const bob = await newMember('bob');
+    const group = await alice.client.createGroup(alice.identity);
+    const { welcome } = await group.commit({ add: [await bob.client.createKeyPackage(bob.identity)] });
+    await group.mergePendingCommit();
+    const bobGroup = await bob.client.joinFromWelcome(welcome!);
+    const read = await bobGroup.process(await group.encrypt('the clock is back'));
+    expect(read.kind === 'application' && utf8(read.data)).toBe('the clock is back');
+  });
+
+  it('a member whose clock is wrong refuses a commit adding a KeyPackage (a limit: it stays in its epoch) and processes it once the clock is right', async () => {
+    const [alice, bob, carol] = await Promise.all([newMember('alice'), newMember('bob'), newMember('carol')]);
+    const group = await alice.client.createGroup(alice.identity);
+    const { welcome } = await group.commit({ add: [await bob.client.createKeyPackage(bob.identity)] });
+    await group.mergePendingCommit();
+    const bobGroup = await bob.client.joinFromWelcome(welcome!);
+    const { commit } = await group.commit({ add: [await carol.client.createKeyPackage(carol.identity)] });
+    await group.mergePendingCommit();
+    Date.now = () => -1;
+    expect(await refusal(() => bobGroup.process(commit))).toEqual({ code: 'INVALID_MESSAGE', message: 'processing message: System time is before UNIX epoch.' });
+    expect(bobGroup.epoch).toBe(1);
+    Date.now = realNow;
+    const processed = await bobGroup.process(commit);
+    expect(processed.kind).toBe('commit');
+    if (processed.kind === 'commit') await processed.staged.merge();
+    const read = await bobGroup.process(await group.encrypt('in step again'));
+    expect(read.kind === 'application' && utf8(read.data)).toBe('in step again');
   });
 });

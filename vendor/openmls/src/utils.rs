@@ -107,21 +107,29 @@ pub mod vector_converter {
     }
 }
 
-/// The system time, `None` when the clock is before 1970 (paired-mls,
-/// docs/ENGINE.md change 43). web_time's `SystemTime::now` reads
-/// JavaScript's `Date.now()` and panics when it is negative, which an
-/// application or a fake-timer library can set; this reads it the same way.
+/// The system time, `None` when the clock is before 1970 or unreadable
+/// (paired-mls, docs/ENGINE.md change 43). web_time's `SystemTime::now`
+/// reads JavaScript's `Date.now()` and panics when it is negative, which an
+/// application or a fake-timer library can set; this reads it the same way,
+/// but caught and as a `JsValue`: a `Date.now` that throws, or returns what
+/// is not a number (whose conversion would run its `valueOf`), unwound
+/// through wasm with the caller's state borrowed.
 #[cfg(target_arch = "wasm32")]
 pub(crate) fn system_time_now() -> Option<web_time::SystemTime> {
-    let millis = millis_since_epoch(js_sys::Date::now())?;
+    #[wasm_bindgen::prelude::wasm_bindgen]
+    extern "C" {
+        #[wasm_bindgen(js_namespace = Date, js_name = now, catch)]
+        fn date_now() -> Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue>;
+    }
+    let millis = millis_since_epoch(date_now().ok()?.as_f64()?)?;
     web_time::SystemTime::UNIX_EPOCH.checked_add(std::time::Duration::from_millis(millis))
 }
 
-/// `Date.now()` as web_time reads it (`as i64`: NaN is 0), `None` where
-/// web_time panics (a time before 1970).
+/// `Date.now()` in whole milliseconds (`as i64`, as web_time reads it),
+/// `None` where web_time panics (a time before 1970) and for NaN.
 #[cfg(any(target_arch = "wasm32", test))]
 pub(crate) fn millis_since_epoch(date_now: f64) -> Option<u64> {
-    u64::try_from(date_now as i64).ok()
+    (date_now >= 0.0).then(|| date_now as i64 as u64)
 }
 
 /// The system time (std's represents a clock before 1970; callers check it).

@@ -199,12 +199,13 @@ mod tests {
     #[test]
     fn a_clock_before_1970_is_none_and_the_lifetime_saturates() {
         use crate::utils::millis_since_epoch;
-        // web_time panicked where `Date.now()` is negative; it reads NaN as 0.
+        // web_time panicked where `Date.now()` is negative; NaN is no time either.
         assert_eq!(millis_since_epoch(-1.0), None);
         assert_eq!(millis_since_epoch(-86_400_000.0), None);
         assert_eq!(millis_since_epoch(f64::NEG_INFINITY), None);
-        assert_eq!(millis_since_epoch(f64::NAN), Some(0));
-        assert_eq!(millis_since_epoch(-0.5), Some(0));
+        assert_eq!(millis_since_epoch(f64::NAN), None);
+        assert_eq!(millis_since_epoch(-0.5), None);
+        assert_eq!(millis_since_epoch(-0.0), Some(0));
         assert_eq!(millis_since_epoch(1_700_000_000_123.9), Some(1_700_000_000_123));
         assert_eq!(millis_since_epoch(f64::INFINITY), Some(i64::MAX as u64));
 
