@@ -8,26 +8,33 @@
  *   GroupInfo or its stream, posting a message, a commit at epoch 0 or an
  *   external join are all refused as for an unknown group (nothing leaks,
  *   nothing is logged); the members then register it and talk.
- * - limit (not fixed): a member's standalone ReInit proposal naming an id
- *   the DS has goes by reference into every honest member's next commit,
- *   which a verifying DS refuses: the epoch takes no commit until the
- *   committer drops the queued proposal (clearPendingProposals). Before
- *   the DS check the commit was logged and retired the group for good.
+ * - A member's standalone ReInit proposal (a ts-mls client's), naming an
+ *   id the DS has or a free one, and a PrivateMessage proposal are refused
+ *   by a verifying DS when posted (403 forbidden), so no honest member
+ *   queues them. Before, they were logged; every honest member's next
+ *   commit (a selfUpdate too) carried the ReInit by reference and was
+ *   refused `invalid-commit` (the id taken) until the committer dropped it
+ *   (clearPendingProposals), or retired the group (a free id); a
+ *   'mixed-plaintext' member queued the PrivateMessage one, and the DS
+ *   refused each of its commits covering it (never logged as one it reads).
+ * - limit (not fixed): an Add proposal of a KeyPackage the DS handed to no
+ *   member is logged, and each honest commit covering it is refused
+ *   (not-granted) until its committer drops it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createProposal, encodeMlsMessage } from 'ts-mls';
+import { createProposal, decodeMlsMessage, encodeMlsMessage, type KeyPackage } from 'ts-mls';
 import { toHex } from 'paired-mls';
 import { DeliveryService, MemoryDeliveryStore, type DeliveryStore } from 'paired-mls/services';
 import { PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer, type RunningDeliveryServer } from 'paired-mls/server';
 import { catchUp, dsPeer, groupOf, groupStillWorks, headerOnly, moveToSuccessor, raw, sqliteServers, tokenOf, upgrade } from './ds-helpers.js';
-import { newMember } from './helpers.js';
-import { SUITE1, tsLedGroupAtVerifyingDs } from './reinit-ts-helpers.js';
+import { SUITE1, tsLedGroupAtDs } from './reinit-ts-helpers.js';
 import { startPostgres, type PgServer } from './pg-server.js';
 
 const utf8Bytes = (s: string) => new TextEncoder().encode(s);
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
 const NO_GROUP = { status: 404, body: { error: 'no such group (unknown-group)', reason: 'unknown-group' } };
-const TAKEN = { accepted: false, reason: 'invalid-commit', message: 'the ReInit names a successor group id this DS already has: commit one with another id (invalid-commit)' };
+const NO_REINIT_PROPOSAL = { status: 403, body: { error: 'a verifying DS takes a ReInit only in a commit of its own (commitReInit), not as a proposal (forbidden)', reason: 'forbidden' } };
+const NO_PRIVATE_PROPOSAL = { status: 403, body: { error: 'a verifying DS takes only PublicMessage proposals (forbidden)', reason: 'forbidden' } };
 
 /** Every route of a group, for `token`'s client, on the reserved id `id`: each answers as for no group. */
 async function noGroupAnywhere(url: string, id: Uint8Array, token: string): Promise<void> {
@@ -62,9 +69,42 @@ function routes(kind: string, open: () => Promise<{ verifying: string; basic: st
     await moveToSuccessor(alice!, [bob!], newId, 1);
     await groupStillWorks([bob!, alice!], 'in the successor');
   });
+
+  it(`${kind}: a verifying DS refuses a standalone ReInit proposal (to an id it has, or a free one) and a PrivateMessage proposal when posted; the honest members' next commits and messages go through with nothing to drop`, async () => {
+    const tag = Math.random().toString(36).slice(2, 7);
+    const [pete, quinn, eve] = await Promise.all(['pete', 'quinn', 'eve'].map((n) => dsPeer(urls.verifying, `${n}-byref-${tag}`)));
+    const mallory = `mallory-byref-${tag}`;
+    // quinn takes PrivateMessage handshakes too ('mixed-plaintext', which verified mode allows): he queued mallory's.
+    const { t, gid, signer } = await tsLedGroupAtDs(urls.verifying, mallory, [[pete!, 'plaintext'], [quinn!, 'mixed-plaintext']]);
+    eve!.group = await eve!.client.createGroup(eve!.identity, { wireFormat: 'plaintext' });
+    await eve!.ds.createGroup(eve!.group.id, { epoch: 0, groupInfo: await eve!.group.exportGroupInfo() });
+    const token = await tokenOf(urls.verifying, mallory, signer);
+    const post = (message: Uint8Array) => raw(urls.verifying, 'POST', `/v1/groups/${toHex(gid)}/messages`, { message: b64(message) }, token);
+    const reinitTo = async (groupId: Uint8Array, publicMessage: boolean) =>
+      encodeMlsMessage((await createProposal(t.state, publicMessage, { proposalType: 'reinit', reinit: { groupId, version: 'mls10', cipherSuite: SUITE1, extensions: [] } }, t.cs)).message);
+    // Before: each was logged (a proposal was judged by its header) and pete and quinn queued it: each commit of theirs was
+    // invalid-commit (the id taken) until they called clearPendingProposals, or (the free id) retired the group.
+    for (const id of [eve!.group.id, utf8Bytes(`free ${tag}`)]) expect(await post(await reinitTo(id, true))).toEqual(NO_REINIT_PROPOSAL);
+    // A PrivateMessage proposal of any type (a ReInit, a Remove of pete): the DS cannot read it, so no commit covering it verifies.
+    expect(await post(await reinitTo(eve!.group.id, false))).toEqual(NO_PRIVATE_PROPOSAL);
+    expect(await post(encodeMlsMessage((await createProposal(t.state, false, { proposalType: 'remove', remove: { removed: 1 } }, t.cs)).message))).toEqual(NO_PRIVATE_PROPOSAL);
+    // A PublicMessage proposal cut after its content type has no proposal type to read.
+    expect(await post(headerOnly(gid, 1, 2, 0, 0, 1).subarray(0, 20 + gid.length))).toEqual({ status: 400, body: { error: 'not an MLS group message (malformed)', reason: 'malformed' } });
+    // Nothing was logged: each commits a selfUpdate with nothing queued, then messages cross both ways.
+    for (const p of [pete!, quinn!]) {
+      await catchUp(p);
+      expect(p.group!.state().pendingProposals).toBe(0);
+      const update = await p.group!.selfUpdate({ groupInfo: true });
+      p.seen = await p.ds.submit(gid, update.commit, { groupInfo: update.groupInfo });
+      await p.group!.mergePendingCommit();
+      expect(p.group!.reinitState()).toBeUndefined();
+    }
+    await groupStillWorks([pete!, quinn!], 'no proposal held the group');
+    await groupStillWorks([quinn!, pete!], 'and back');
+  });
 }
 
-describe('a reserved successor id on every route, SQLite (PROTOCOL §1.6 item 7)', () => {
+describe('a reserved successor id on every route, and the proposals a verifying DS refuses when posted, SQLite (PROTOCOL §1.6 item 7)', () => {
   const start = sqliteServers('paired-mls-reinit-ids-rereview-');
   routes(
     'SQLite',
@@ -78,7 +118,7 @@ describe('a reserved successor id on every route, SQLite (PROTOCOL §1.6 item 7)
   );
 });
 
-describe('a reserved successor id on every route, PostgreSQL (PROTOCOL §1.6 item 7)', () => {
+describe('a reserved successor id on every route, and the proposals a verifying DS refuses when posted, PostgreSQL (PROTOCOL §1.6 item 7)', () => {
   let pg: PgServer;
   const stores: PostgresDeliveryStore[] = [];
   const running: RunningDeliveryServer[] = [];
@@ -98,32 +138,29 @@ describe('a reserved successor id on every route, PostgreSQL (PROTOCOL §1.6 ite
   );
 });
 
-it('limit (not fixed): a standalone ReInit proposal naming a group the DS has goes into the next honest commit by reference, which a verifying DS refuses (invalid-commit) until the committer drops the queued proposal; then the group goes on', async () => {
-  const pete = await newMember('pete-byref');
-  const { ds, t, gid } = await tsLedGroupAtVerifyingDs('mallory-byref', pete);
-  const eve = await newMember('eve-byref');
-  const taken = await eve.client.createGroup(eve.identity, { wireFormat: 'plaintext' });
-  await ds.createGroup(taken.id, 'eve-byref', { groupInfo: await taken.exportGroupInfo() });
-  // mallory (ts-mls) proposes a ReInit to eve's id; the DS logs it (a proposal is not verified), pete queues it.
-  const p = await createProposal(t.state, true, { proposalType: 'reinit', reinit: { groupId: taken.id, version: 'mls10', cipherSuite: SUITE1, extensions: [] } }, t.cs);
-  t.state = p.newState;
-  expect(await ds.submit(gid, 'mallory-byref', encodeMlsMessage(p.message))).toMatchObject({ accepted: true });
-  expect(await pete.group!.process(encodeMlsMessage(p.message))).toMatchObject({ kind: 'proposal' });
-  const epoch = await ds.epoch(gid);
-  // Each of pete's commits carries it, and is refused; a retry the same.
-  for (let i = 0; i < 2; i++) {
-    const update = await pete.group!.selfUpdate({ groupInfo: true });
-    expect(await ds.submit(gid, 'pete-byref', update.commit, { groupInfo: update.groupInfo })).toEqual(TAKEN);
-    await pete.group!.clearPendingCommit();
-  }
-  expect(await ds.epoch(gid)).toBe(epoch);
-  // Dropping the queued proposal, pete commits; the group is not retired.
-  await pete.group!.clearPendingProposals();
-  const update = await pete.group!.selfUpdate({ groupInfo: true });
-  expect(await ds.submit(gid, 'pete-byref', update.commit, { groupInfo: update.groupInfo })).toMatchObject({ accepted: true });
-  await pete.group!.mergePendingCommit();
-  expect(pete.group!.reinitState()).toBeUndefined();
-  expect(await ds.epoch(gid)).toBe(epoch! + 1);
+describe('a proposal the verifying DS takes but refuses in a commit (PROTOCOL §8.5)', () => {
+  const start = sqliteServers('paired-mls-reinit-ids-rereview-add-');
+  it("limit (not fixed): an Add proposal of a KeyPackage the DS handed to no member is logged, and each honest commit covering it is refused (not-granted) until its committer drops it", async () => {
+    const s = await start({ verifyCommits: true });
+    const tag = Math.random().toString(36).slice(2, 7);
+    const [pete, quinn, sock] = await Promise.all(['pete', 'quinn', 'sock'].map((n) => dsPeer(s.url, `${n}-add-${tag}`)));
+    const { t, gid, ds } = await tsLedGroupAtDs(s.url, `mallory-add-${tag}`, [[pete!, 'plaintext'], [quinn!, 'plaintext']]);
+    // mallory's own sock puppet's KeyPackage, never fetched from the DS, proposed through mallory's DS account.
+    const keyPackage = (decodeMlsMessage(await sock!.client.createKeyPackage(sock!.identity), 0)![0] as { keyPackage: KeyPackage }).keyPackage;
+    const add = encodeMlsMessage((await createProposal(t.state, true, { proposalType: 'add', add: { keyPackage } }, t.cs)).message);
+    expect(await ds.submit(gid, add)).toBeGreaterThan(0);
+    await catchUp(pete!);
+    for (let i = 0; i < 2; i++) {
+      const update = await pete!.group!.selfUpdate({ groupInfo: true });
+      await expect(pete!.ds.submit(gid, update.commit, { groupInfo: update.groupInfo, welcome: update.welcome })).rejects.toMatchObject({ reason: 'not-granted', message: expect.stringMatching(/^the commit adds a KeyPackage \([0-9a-f]{16}…\) this DS handed to no member/) });
+      await pete!.group!.clearPendingCommit();
+    }
+    await pete!.group!.clearPendingProposals();
+    const update = await pete!.group!.selfUpdate({ groupInfo: true });
+    pete!.seen = await pete!.ds.submit(gid, update.commit, { groupInfo: update.groupInfo });
+    await pete!.group!.mergePendingCommit();
+    await groupStillWorks([pete!, quinn!], 'once pete dropped the Add');
+  });
 });
 
 it("a store without claimReserved (another package's) sharing a database with reservations: a member's registration of a reserved id is group-exists, as at an earlier release, not a TypeError (500)", async () => {

@@ -2,8 +2,9 @@
  * A dishonest member built with ts-mls 1.6.4 (what this library never
  * sends), shared by the ReInit reviews (test/reinit-review,
  * test/rereview-reinit): the member, a group it leads with paired-mls
- * members, its GroupInfo, the same group at a verifying DS, and the honest
- * members going on afterwards.
+ * members, its GroupInfo, the same group at a verifying DS (in process, or
+ * on loopback with an AS account of its own), and the honest members going
+ * on afterwards.
  */
 import { expect } from 'vitest';
 import {
@@ -25,7 +26,11 @@ import {
   type PrivateKeyPackage,
 } from 'ts-mls';
 import { createGroupInfoWithRatchetTree } from 'ts-mls/createCommit.js';
-import { DeliveryService } from 'paired-mls/services';
+import { createPrivateKey, sign } from 'node:crypto';
+import { WebSocket } from 'ws';
+import { TlsWriter, type Identity, type MlsClient } from 'paired-mls';
+import { DeliveryClient, DeliveryService } from 'paired-mls/services';
+import { type DsPeer } from './ds-helpers.js';
 import { type Member, deliverCommit, expectInSync, newMember } from './helpers.js';
 import { fastKdfProvider } from './interop-actors.js';
 
@@ -103,4 +108,45 @@ export async function tsLedGroupAtVerifyingDs(name: string, pete: Member): Promi
   expect(await ds.submit(gid, name, encodeMlsMessage(add.commit), { welcome, groupInfo: await tsGroupInfo(t, t.state) })).toMatchObject({ accepted: true });
   pete.group = await pete.client.joinFromWelcome(welcome, { wireFormat: 'plaintext' });
   return { ds, t: t as TsMember & { state: ClientState }, gid };
+}
+
+/**
+ * ts-mls member `t` as DS client `name` at `url`: registered at the AS with
+ * its own leaf key (ts-mls keeps it as PKCS#8). The DS proof is signed here
+ * with node's Ed25519 over SignWithLabel's content (RFC 9420 §5.1.2), as
+ * `signDsChallenge` signs it (ts-mls signs asynchronously, the DS client
+ * synchronously).
+ */
+export async function tsDsAccount(url: string, name: string, t: TsMember): Promise<{ ds: DeliveryClient; signer: { client: MlsClient; identity: Identity } }> {
+  const key = createPrivateKey({ key: Buffer.from(t.priv.signaturePrivateKey), format: 'der', type: 'pkcs8' });
+  const client = { signWithLabel: (_: Identity, label: string, content: Uint8Array) => new Uint8Array(sign(null, new TlsWriter().vector(enc.encode(`MLS 1.0 ${label}`)).vector(content).finish(), key)) } as unknown as MlsClient;
+  const identity: Identity = { identity: enc.encode(name), signaturePublicKey: t.pub.leafNode.signaturePublicKey, ciphersuite: 1 };
+  return { ds: await DeliveryClient.register(url, { clientId: name, client, identity }, { WebSocket }), signer: { client, identity } };
+}
+
+/**
+ * A group mallory (ts-mls, `name`, leaf 0) created at the verifying DS at
+ * `url` and added `ours` to by a PublicMessage commit with its Welcome and
+ * GroupInfo (KeyPackages fetched from the DS); each joins with its
+ * `wireFormat` (a PublicMessage handshake). `ds` is mallory's DS client.
+ */
+export async function tsLedGroupAtDs(url: string, name: string, ours: [DsPeer, 'plaintext' | 'mixed-plaintext'][]): Promise<{ t: TsMember & { state: ClientState }; gid: Uint8Array; ds: DeliveryClient; signer: { client: MlsClient; identity: Identity } }> {
+  const t: TsMember & { state?: ClientState } = await tsMember(name);
+  const { ds, signer } = await tsDsAccount(url, name, t);
+  t.state = await createGroup(enc.encode(`ts-led at ${url} ${Math.random()}`), t.pub, t.priv, [], t.cs);
+  const gid = t.state.groupContext.groupId;
+  await ds.createGroup(gid, { epoch: 0, groupInfo: await tsGroupInfo(t, t.state) });
+  for (const [p] of ours) await p.ds.uploadKeyPackages([await p.client.createKeyPackage(p.identity)]);
+  const kps = await ds.fetchKeyPackages(ours.map(([p]) => p.name));
+  const extraProposals = [...kps.values()].map((kp) => ({ proposalType: 'add' as const, add: { keyPackage: (decodeMlsMessage(kp, 0)![0] as { keyPackage: KeyPackage }).keyPackage } }));
+  const add = await createCommit({ state: t.state, cipherSuite: t.cs }, { extraProposals, ratchetTreeExtension: true, wireAsPublicMessage: true });
+  t.state = add.newState;
+  const seen = await ds.submit(gid, encodeMlsMessage(add.commit), { welcome: encodeMlsMessage({ welcome: add.welcome!, wireformat: 'mls_welcome', version: 'mls10' }), groupInfo: await tsGroupInfo(t, t.state) });
+  for (const [p, wireFormat] of ours) {
+    const [w] = await p.ds.welcomes();
+    p.group = await p.client.joinFromWelcome(w!.welcome, { wireFormat });
+    await p.ds.ackWelcomes([w!.id]);
+    p.seen = seen;
+  }
+  return { t: t as TsMember & { state: ClientState }, gid, ds, signer };
 }

@@ -22,6 +22,8 @@ export interface MlsHeader {
   senderType?: number;
   /** Public/PrivateMessage only: the `authenticated_data`, in the clear in both (authenticated only when the message is processed). */
   authenticatedData?: Uint8Array;
+  /** A PublicMessage proposal only: its type (RFC 9420 §12.1: 5 ReInit), when the bytes hold one. */
+  proposalType?: number;
 }
 
 /** Undefined when the bytes are not an mls10 MLSMessage. */
@@ -42,13 +44,16 @@ export function readMlsHeader(bytes: Uint8Array): MlsHeader | undefined {
       authenticatedData = r.vector();
     }
     const contentType = r.u8();
+    let proposalType: number | undefined;
     // PrivateMessage: content_type, then authenticated_data (RFC 9420 §6.3); bytes cut or broken there still have a header, as before.
+    // PublicMessage: a proposal's type follows content_type (§6, §12.1); a verifying DS refuses some types when posted (§1.6 item 7).
     try {
       authenticatedData ??= r.vector();
+      if (senderType !== undefined && contentType === 2) proposalType = r.u16();
     } catch {
-      /* no authenticated data to read */
+      /* no authenticated data or proposal type to read */
     }
-    return { wireFormat, groupId, epoch, contentType, authenticatedData, ...(senderType === undefined ? {} : { senderType }) };
+    return { wireFormat, groupId, epoch, contentType, authenticatedData, ...(senderType === undefined ? {} : { senderType }), ...(proposalType === undefined ? {} : { proposalType }) };
   } catch {
     return undefined;
   }

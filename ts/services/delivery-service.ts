@@ -590,6 +590,15 @@ export class DeliveryService {
       // that merged the ReInit refuses it. Refused, so that a sender yet to read the ReInit learns it (`stale`: read the log)
       // instead of losing the message, and nobody fills a log no member reads any more. In either mode, as a commit above.
       if (isRetired(group)) throw retired('stale');
+      // Verified mode: no proposal that honest members queue and commit by reference in their next commit (a selfUpdate too)
+      // which this DS then refuses: the epoch took no commit until each committer dropped it (clearPendingProposals), and
+      // one naming a free ReInit id retired the group (§1.6 item 7). Neither a ReInit (it goes in a commit of its own,
+      // commitReInit) nor a PrivateMessage (unread: no commit covering it verifies; a 'mixed-plaintext' member queues it).
+      if (this.#verify && group.consistency === 'strong' && header.contentType === 2) {
+        if (header.wireFormat !== 'public') throw new DsError('forbidden', 'a verifying DS takes only PublicMessage proposals');
+        if (header.proposalType === undefined) throw new DsError('malformed', 'not an MLS group message');
+        if (header.proposalType === 5) throw new DsError('forbidden', 'a verifying DS takes a ReInit only in a commit of its own (commitReInit), not as a proposal');
+      }
       if (group.consistency === 'strong') {
         const stale = header.contentType === 2 ? epoch !== group.epoch : epoch > group.epoch || epoch < group.epoch - this.#tolerance;
         if (stale) throw new DsError('stale', `a message for epoch ${epoch}; the group is at ${group.epoch}`);
