@@ -81,6 +81,7 @@ const UNIT_FILTERS = [
   'tree::dual_use_ratchet',
   'ciphersuite::secret::byte_serialization_tests',
   'test_utils::freed_memory',
+  'utils::read_vector_tests',
 ];
 
 const FEATURES = 'test-utils,virtual-clients-draft';

@@ -51,7 +51,7 @@ pub(crate) fn sign(scheme: SignatureScheme, data: &[u8], key: &[u8]) -> Result<V
             }
             Ok(fixed_base::Ed25519Key::from_seed(seed).sign(data).to_vec())
         }
-        SignatureScheme::ECDSA_SECP256R1_SHA256 => Ok(p256_sign(&p256_signing_key(key)?, data)),
+        SignatureScheme::ECDSA_SECP256R1_SHA256 => p256_sign(&p256_signing_key(key)?, data),
         _ => Err(CryptoError::UnsupportedSignatureScheme),
     }
 }
@@ -94,11 +94,69 @@ pub(crate) fn p256_signing_key(key: &[u8]) -> Result<p256::ecdsa::SigningKey, Cr
 }
 
 /// DER-encoded ECDSA-SHA256 signature of `data` (RFC 6979 nonce).
-pub(crate) fn p256_sign(key: &p256::ecdsa::SigningKey, data: &[u8]) -> Vec<u8> {
-    let signature: p256::ecdsa::Signature = key.sign(data);
-    signature.to_der().as_bytes().to_vec()
+pub(crate) fn p256_sign(key: &p256::ecdsa::SigningKey, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    let signature: p256::ecdsa::Signature = key.try_sign(data).map_err(|_| CryptoError::CryptoLibraryError)?;
+    let (r, s) = signature.split_bytes();
+    Ok(der_signature(&r.into(), &s.into()))
+}
+
+/// `SEQUENCE { r INTEGER, s INTEGER }` in DER (RFC 5480 §2.2.3), the bytes
+/// ecdsa's `to_der` writes. Written here because `to_der` and `sign` end in
+/// an `expect` each, which linked the `Debug` of der's, const-oid's and
+/// signature's errors (~3 KB of wasm, never run: bench/README.md "Size
+/// round 3d").
+fn der_signature(r: &[u8; 32], s: &[u8; 32]) -> Vec<u8> {
+    let mut out = vec![0x30, 0];
+    for value in [r, s] {
+        // The fewest bytes: no leading zero byte but one that keeps a
+        // number whose top bit is set positive.
+        let first = value.iter().position(|&byte| byte != 0).unwrap_or(value.len() - 1);
+        let digits = &value[first..];
+        let pad = digits[0] >= 0x80;
+        out.extend_from_slice(&[0x02, (digits.len() + usize::from(pad)) as u8]);
+        if pad {
+            out.push(0);
+        }
+        out.extend_from_slice(digits);
+    }
+    // At most 2 × 35 bytes: a short-form length.
+    out[1] = (out.len() - 2) as u8;
+    out
 }
 
 fn p256_public(key: &p256::ecdsa::SigningKey) -> Vec<u8> {
     key.verifying_key().to_encoded_point(false).as_bytes().to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `der_signature` writes exactly ecdsa's `to_der`: for signatures made
+    /// here, and for every shape of (r, s) the encoding tells apart (leading
+    /// zero bytes, a top bit set after them, the largest scalar).
+    #[test]
+    fn der_signatures_are_the_bytes_of_ecdsa_to_der() {
+        let key = p256_signing_key(&[7u8; 32]).unwrap();
+        for i in 0..256u32 {
+            let data = i.to_be_bytes();
+            let theirs: p256::ecdsa::Signature = key.sign(&data);
+            assert_eq!(p256_sign(&key, &data).unwrap(), theirs.to_der().as_bytes());
+        }
+        let mut shapes = vec![[0u8; 32]; 7];
+        shapes[0][31] = 1; // 1: 31 zero bytes
+        shapes[1][0] = 0x80; // top bit set: a zero byte prepended
+        shapes[2][1] = 0x80; // one zero byte, then the top bit
+        shapes[3][2..].fill(0x7f); // two zero bytes, top bit clear
+        shapes[4][0] = 0x7f; // top bit clear, no zero byte
+        shapes[5].fill(0x01);
+        // n - 1, the largest scalar.
+        shapes[6] = *b"\xff\xff\xff\xff\x00\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff\xbc\xe6\xfa\xad\xa7\x17\x9e\x84\xf3\xb9\xca\xc2\xfc\x63\x25\x50";
+        for r in &shapes {
+            for s in &shapes {
+                let theirs = p256::ecdsa::Signature::from_scalars(*r, *s).unwrap();
+                assert_eq!(der_signature(r, s), theirs.to_der().as_bytes());
+            }
+        }
+    }
 }

@@ -76,7 +76,7 @@ impl Signer for ClientSigner {
                 }
                 Ok(key.sign(payload).to_vec())
             }
-            Some(SigningKey::P256(key)) => Ok(p256_sign(key, payload)),
+            Some(SigningKey::P256(key)) => p256_sign(key, payload).map_err(|_| SignerError::SigningError),
             None => Err(SignerError::SigningError),
         }
     }

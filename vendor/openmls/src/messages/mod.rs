@@ -210,7 +210,6 @@ impl Commit {
     Clone,
     Serialize,
     Deserialize,
-    TlsDeserialize,
     TlsDeserializeBytes,
     TlsSerialize,
     TlsSize,
@@ -218,6 +217,16 @@ impl Commit {
 pub(crate) struct CommitIn {
     proposals: Vec<ProposalOrRefIn>,
     path: Option<UpdatePathIn>,
+}
+
+// The derived decoder but for the proposals, whose elements are read from a
+// slice (`read_vector`, docs/ENGINE.md change 45).
+impl TlsDeserializeTrait for CommitIn {
+    fn tls_deserialize<R: std::io::Read>(bytes: &mut R) -> Result<Self, tls_codec::Error> {
+        let proposals = crate::utils::read_vector(bytes)?;
+        let path = Option::<UpdatePathIn>::tls_deserialize(bytes)?;
+        Ok(CommitIn { proposals, path })
+    }
 }
 
 impl CommitIn {

@@ -28,7 +28,7 @@ use openmls_traits::{
 };
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-use tls_codec::{TlsDeserialize, TlsDeserializeBytes, TlsSerialize, TlsSize};
+use tls_codec::{TlsDeserializeBytes, TlsSerialize, TlsSize};
 
 use self::{
     diff::{StagedTreeSyncDiff, TreeSyncDiff},
@@ -384,12 +384,19 @@ impl RatchetTree {
     Debug,
     Serialize,
     Deserialize,
-    TlsDeserialize,
     TlsDeserializeBytes,
     TlsSerialize,
     TlsSize,
 )]
 pub struct RatchetTreeIn(Vec<Option<NodeIn>>);
+
+// The derived decoder, with the nodes read from a slice (`read_vector`,
+// docs/ENGINE.md change 45).
+impl tls_codec::Deserialize for RatchetTreeIn {
+    fn tls_deserialize<R: std::io::Read>(bytes: &mut R) -> Result<Self, tls_codec::Error> {
+        Ok(RatchetTreeIn(crate::utils::read_vector(bytes)?))
+    }
+}
 
 impl RatchetTreeIn {
     /// Create a new [`RatchetTreeIn`] from a vector of nodes after verifying

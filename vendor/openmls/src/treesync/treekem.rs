@@ -412,13 +412,22 @@ impl UpdatePath {
     Serialize,
     Deserialize,
     TlsSerialize,
-    TlsDeserialize,
     TlsDeserializeBytes,
     TlsSize,
 )]
 pub struct UpdatePathIn {
     leaf_node: LeafNodeIn,
     nodes: Vec<UpdatePathNode>,
+}
+
+// The derived decoder, with the path's nodes read from a slice
+// (`read_vector`, docs/ENGINE.md change 45).
+impl tls_codec::Deserialize for UpdatePathIn {
+    fn tls_deserialize<R: std::io::Read>(bytes: &mut R) -> Result<Self, tls_codec::Error> {
+        let leaf_node = LeafNodeIn::tls_deserialize(bytes)?;
+        let nodes = crate::utils::read_vector(bytes)?;
+        Ok(UpdatePathIn { leaf_node, nodes })
+    }
 }
 
 impl UpdatePathIn {

@@ -456,115 +456,109 @@ impl<'a, G: BorrowMut<MlsGroup>> CommitBuilder<'a, Initial, G> {
         epoch_id: EpochId,
         detached: bool,
     ) -> Result<Self, CreateCommitError> {
-        let state: EmulationEpochState = storage
-            .vc_emulation_epoch_state(&epoch_id)
-            .map_err(|e| {
-                log::error!("vc: load emulation epoch state in vc_emulation failed: {e:?}");
-                CreateCommitError::VirtualClientsError(VirtualClientsError::StorageError)
-            })?
-            .ok_or(VirtualClientsError::MissingEmulationEpochState)?;
-        let mut operation_tree: OperationSecretTree = storage
-            .vc_operation_tree(&epoch_id)
-            .map_err(|e| {
-                log::error!("vc: load operation tree in vc_emulation failed: {e:?}");
-                CreateCommitError::VirtualClientsError(VirtualClientsError::StorageError)
-            })?
-            .ok_or(VirtualClientsError::MissingOperationTree)?;
-        let (emulation_leaf_index, epoch_encryption_key, emulation_ciphersuite) =
-            state.into_parts();
-
-        // Validate the leaf configuration before allocating a generation, so
-        // a deterministic precondition failure (the new leaf not declaring
-        // `AppDataDictionary` or not listing `VC_COMPONENT_ID`) does not burn
-        // an operation secret. Returns the resolved `AppDataDictionary`, which
-        // `build` reuses so the injection preserves the AppComponents entry
-        // across commits.
-        let own_leaf_index = self.group.borrow().own_leaf_index();
-        let is_external_commit = self.stage.external_commit_info.is_some();
-        let resolved_dictionary = if detached {
-            AppDataDictionary::new()
-        } else {
-            check_vc_leaf_configuration(
-                &self.stage.leaf_node_parameters,
-                self.group.borrow(),
-                own_leaf_index,
-                is_external_commit,
-            )?
-        };
-
-        // Update-path leaf-node derivations are the only operation type
-        // wired up so far. KeyPackage / Application will get their own
-        // allocation entry points when emitted. The operation context for
-        // LeafNode operations is the higher-level group's id.
-        let (generation, operation_secret) = operation_tree.next_operation_secret(
+        // Through a `&MlsGroup` whatever `G` is: one copy of the code, not
+        // one per kind of group handle (as `build_internal`).
+        self.vc_loaded = Some(load_vc_emulation(
+            self.group.borrow(),
+            &self.stage,
             crypto,
-            emulation_ciphersuite,
-            &epoch_id,
-            emulation_leaf_index,
-            VirtualClientOperationType::LeafNode,
-            self.group.borrow().group_id().as_slice(),
-        )?;
-        // Persist the advanced tree right away, so the allocation can never
-        // be observed on the wire before it is persisted.
-        storage
-            .write_vc_operation_tree(&epoch_id, &operation_tree)
-            .map_err(|e| {
-                log::error!("vc: persist advanced operation tree failed: {e:?}");
-                CreateCommitError::VirtualClientsError(VirtualClientsError::StorageError)
-            })?;
-
-        self.vc_loaded = Some(VcLoaded {
+            storage,
             epoch_id,
-            emulation_leaf_index,
-            epoch_encryption_key,
-            emulation_ciphersuite,
-            generation,
-            operation_secret,
-            resolved_dictionary,
             detached,
-        });
+        )?);
         Ok(self)
     }
+}
 
+/// `vc_emulation_with` past what depends on how the builder holds the group.
+#[cfg(feature = "virtual-clients-draft")]
+fn load_vc_emulation<Crypto: OpenMlsCrypto, Storage: StorageProvider>(
+    group: &MlsGroup,
+    stage: &Initial,
+    crypto: &Crypto,
+    storage: &Storage,
+    epoch_id: EpochId,
+    detached: bool,
+) -> Result<VcLoaded, CreateCommitError> {
+    let state: EmulationEpochState = storage
+        .vc_emulation_epoch_state(&epoch_id)
+        .map_err(|e| {
+            log::error!("vc: load emulation epoch state in vc_emulation failed: {e:?}");
+            CreateCommitError::VirtualClientsError(VirtualClientsError::StorageError)
+        })?
+        .ok_or(VirtualClientsError::MissingEmulationEpochState)?;
+    let mut operation_tree: OperationSecretTree = storage
+        .vc_operation_tree(&epoch_id)
+        .map_err(|e| {
+            log::error!("vc: load operation tree in vc_emulation failed: {e:?}");
+            CreateCommitError::VirtualClientsError(VirtualClientsError::StorageError)
+        })?
+        .ok_or(VirtualClientsError::MissingOperationTree)?;
+    let (emulation_leaf_index, epoch_encryption_key, emulation_ciphersuite) =
+        state.into_parts();
+
+    // Validate the leaf configuration before allocating a generation, so
+    // a deterministic precondition failure (the new leaf not declaring
+    // `AppDataDictionary` or not listing `VC_COMPONENT_ID`) does not burn
+    // an operation secret. Returns the resolved `AppDataDictionary`, which
+    // `build` reuses so the injection preserves the AppComponents entry
+    // across commits.
+    let own_leaf_index = group.own_leaf_index();
+    let is_external_commit = stage.external_commit_info.is_some();
+    let resolved_dictionary = if detached {
+        AppDataDictionary::new()
+    } else {
+        check_vc_leaf_configuration(
+            &stage.leaf_node_parameters,
+            group,
+            own_leaf_index,
+            is_external_commit,
+        )?
+    };
+
+    // Update-path leaf-node derivations are the only operation type
+    // wired up so far. KeyPackage / Application will get their own
+    // allocation entry points when emitted. The operation context for
+    // LeafNode operations is the higher-level group's id.
+    let (generation, operation_secret) = operation_tree.next_operation_secret(
+        crypto,
+        emulation_ciphersuite,
+        &epoch_id,
+        emulation_leaf_index,
+        VirtualClientOperationType::LeafNode,
+        group.group_id().as_slice(),
+    )?;
+    // Persist the advanced tree right away, so the allocation can never
+    // be observed on the wire before it is persisted.
+    storage
+        .write_vc_operation_tree(&epoch_id, &operation_tree)
+        .map_err(|e| {
+            log::error!("vc: persist advanced operation tree failed: {e:?}");
+            CreateCommitError::VirtualClientsError(VirtualClientsError::StorageError)
+        })?;
+
+    Ok(VcLoaded {
+        epoch_id,
+        emulation_leaf_index,
+        epoch_encryption_key,
+        emulation_ciphersuite,
+        generation,
+        operation_secret,
+        resolved_dictionary,
+        detached,
+    })
+}
+
+impl<'a, G: BorrowMut<MlsGroup>> CommitBuilder<'a, Initial, G> {
     /// Loads the PSKs for the PskProposals marked for inclusion and moves on to the next phase.
     pub fn load_psks<Storage: StorageProvider>(
         self,
         storage: &'a Storage,
     ) -> Result<CommitBuilder<'a, LoadedPsks, G>, CreateCommitError> {
-        let group = self.group.borrow();
-        // The committer's own PSK proposals need their PSKs; those of the
-        // proposal store are loaded only when the commit takes it, and one
-        // whose PSK this member does not hold is left out of the commit
-        // (`committable_from_store`), not failing it; so is one whose read
-        // failed, which `load_psks` also reports as `KeyNotFound`.
-        let store = group
-            .proposal_store()
-            .proposals()
-            .map(|q| q.proposal())
-            .filter(|_| self.stage.consume_proposal_store);
-        let mut psks: Vec<(PreSharedKeyId, Secret)> = Vec::new();
-        for (from_store, proposal) in self.stage.own_proposals.iter().map(|p| (false, p)).chain(store.map(|p| (true, p))) {
-            let Proposal::PreSharedKey(psk_proposal) = proposal else {
-                continue;
-            };
-            let id = psk_proposal.clone().into_psk_id();
-            match load_psks(storage, &group.resumption_psk_store, std::slice::from_ref(&id)) {
-                Ok(mut loaded) => {
-                    let key = loaded.pop().map(|(_, key)| key);
-                    psks.extend(key.map(|key| (id, key)));
-                }
-                Err(PskError::KeyNotFound) if from_store => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-
-        // Initialize GroupInfoConfig
-        let use_ratchet_tree_extension = self
-            .group
-            .borrow()
-            .configuration()
-            .use_ratchet_tree_extension;
-
+        // Through a `&MlsGroup` whatever `G` is: one copy of the code, not
+        // one per kind of group handle (as `build_internal`).
+        let (psks, use_ratchet_tree_extension) =
+            load_stage_psks(self.group.borrow(), &self.stage, storage)?;
         let group_info_config = GroupInfoConfig {
             use_ratchet_tree_extension,
             create_group_info: use_ratchet_tree_extension,
@@ -590,6 +584,43 @@ impl<'a, G: BorrowMut<MlsGroup>> CommitBuilder<'a, Initial, G> {
             })
             .1)
     }
+}
+
+/// `load_psks` past what depends on how the builder holds the group: the
+/// PSKs of the stage's proposals, and whether the group uses the ratchet
+/// tree extension.
+fn load_stage_psks<Storage: StorageProvider>(
+    group: &MlsGroup,
+    stage: &Initial,
+    storage: &Storage,
+) -> Result<(Vec<(PreSharedKeyId, Secret)>, bool), CreateCommitError> {
+    // The committer's own PSK proposals need their PSKs; those of the
+    // proposal store are loaded only when the commit takes it, and one
+    // whose PSK this member does not hold is left out of the commit
+    // (`committable_from_store`), not failing it; so is one whose read
+    // failed, which `load_psks` also reports as `KeyNotFound`.
+    let store = group
+        .proposal_store()
+        .proposals()
+        .map(|q| q.proposal())
+        .filter(|_| stage.consume_proposal_store);
+    let mut psks: Vec<(PreSharedKeyId, Secret)> = Vec::new();
+    for (from_store, proposal) in stage.own_proposals.iter().map(|p| (false, p)).chain(store.map(|p| (true, p))) {
+        let Proposal::PreSharedKey(psk_proposal) = proposal else {
+            continue;
+        };
+        let id = psk_proposal.clone().into_psk_id();
+        match load_psks(storage, &group.resumption_psk_store, std::slice::from_ref(&id)) {
+            Ok(mut loaded) => {
+                let key = loaded.pop().map(|(_, key)| key);
+                psks.extend(key.map(|key| (id, key)));
+            }
+            Err(PskError::KeyNotFound) if from_store => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+
+    Ok((psks, group.configuration().use_ratchet_tree_extension))
 }
 
 /// The checks of a commit's proposals that depend neither on its path nor
