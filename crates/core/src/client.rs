@@ -19,19 +19,10 @@ pub(crate) use crate::codec::{parse_message, serialize};
 use crate::config::{ciphersuite, CapabilitiesSpec};
 use crate::error::{invalid_argument, Code, CoreError, CoreResult};
 use crate::hooks::Hooks;
+use crate::lifetime::{lifetime_from_now, DEFAULT_LIFETIME_SECONDS};
 use crate::provider::Provider;
 
 const MAX_LIFETIME_SECONDS: u64 = 100 * 365 * 24 * 3600;
-/// openmls' default lifetime of a KeyPackage and of a creator's leaf
-/// (3 × 28 days), which the core now always sets itself (`lifetime_from_now`).
-pub(crate) const DEFAULT_LIFETIME_SECONDS: u64 = 60 * 60 * 24 * 28 * 3;
-
-/// A lifetime of `seconds` from now. A clock before 1970 or unreadable is a
-/// typed error (engine change 43; JavaScript's clock can be set there), not
-/// the lifetime from 1970 openmls' `Lifetime::new` writes then.
-pub(crate) fn lifetime_from_now(seconds: u64) -> CoreResult<Lifetime> {
-    Lifetime::try_new(seconds).map_err(|_| CoreError::new(Code::InvalidState, "the system clock is before 1970 or unreadable"))
-}
 
 #[wasm_bindgen]
 pub struct Client {

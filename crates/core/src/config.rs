@@ -194,7 +194,7 @@ impl GroupConfig {
     pub fn group_builder(&self, cs: Ciphersuite) -> CoreResult<MlsGroupBuilder> {
         MlsGroup::builder()
             .ciphersuite(cs)
-            .lifetime(crate::client::lifetime_from_now(crate::client::DEFAULT_LIFETIME_SECONDS)?)
+            .lifetime(crate::lifetime::lifetime_from_now(crate::lifetime::DEFAULT_LIFETIME_SECONDS)?)
             .with_wire_format_policy(self.wire_format_policy()?)
             .padding_size(self.padding_size)
             .max_past_epochs(self.max_past_epochs)

@@ -27,6 +27,7 @@ mod hooks;
 mod inspect;
 #[cfg(test)]
 mod key_package_keys;
+mod lifetime;
 #[cfg(test)]
 mod message_writes;
 mod mls_error;
