@@ -37,6 +37,7 @@ import {
 import { defaultClientConfig } from 'ts-mls/clientConfig.js';
 import { expand as hkdfExpand, extract as hkdfExtract } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign as nodeSign, verify as nodeVerify } from 'node:crypto';
 
 export const enc = new TextEncoder();
 export const EXPORT_LABEL = 'interop-exporter';
@@ -64,10 +65,48 @@ export const fastKdfProvider: CryptoProvider = {
   },
 };
 
-let suite: CiphersuiteImpl | undefined;
-export async function suite1(): Promise<CiphersuiteImpl> {
-  suite ??= await getCiphersuiteImpl(getCiphersuiteFromName('MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519'), fastKdfProvider);
-  return suite;
+/** The ciphersuites the interop suites run in, by their RFC 9420 code. */
+const SUITE_NAMES = { 1: 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519', 2: 'MLS_128_DHKEMP256_AES128GCM_SHA256_P256' } as const;
+export type InteropSuite = keyof typeof SUITE_NAMES;
+const suites = new Map<InteropSuite, Promise<CiphersuiteImpl>>();
+export function tsSuite(code: InteropSuite): Promise<CiphersuiteImpl> {
+  if (!suites.has(code)) suites.set(code, code === 2 ? p256Suite() : getCiphersuiteImpl(getCiphersuiteFromName(SUITE_NAMES[code]), fastKdfProvider));
+  return suites.get(code)!;
+}
+
+/**
+ * ts-mls' ciphersuite 2 with ECDSA P-256 from node:crypto (OpenSSL): ts-mls
+ * signs P-256 through the optional @noble/curves, which is not installed.
+ * OpenSSL reads a DER ECDSA-Sig-Value strictly (it encodes what it parsed
+ * again and compares), so paired-mls' own DER encoding is checked by an
+ * independent parser; the signatures it writes are DER too.
+ */
+async function p256Suite(): Promise<CiphersuiteImpl> {
+  const cs = getCiphersuiteFromName(SUITE_NAMES[2]);
+  // Ed25519 only to build the rest (HPKE P-256, SHA-256); the signature is replaced.
+  const base = await fastKdfProvider.getCiphersuiteImpl({ ...cs, signature: 'Ed25519' });
+  const signature: CiphersuiteImpl['signature'] = {
+    async sign(signKey, message) {
+      const key = createPrivateKey({ key: Buffer.from(signKey), format: 'der', type: 'pkcs8' });
+      return new Uint8Array(nodeSign('sha256', message, { key, dsaEncoding: 'der' }));
+    },
+    async verify(publicKey, message, sig) {
+      if (publicKey.length !== 65 || publicKey[0] !== 4) return false;
+      const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64url');
+      const key = createPublicKey({ key: { kty: 'EC', crv: 'P-256', x: b64(publicKey.subarray(1, 33)), y: b64(publicKey.subarray(33)) }, format: 'jwk' });
+      return nodeVerify('sha256', message, { key, dsaEncoding: 'der' }, sig);
+    },
+    async keygen() {
+      const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const jwk = publicKey.export({ format: 'jwk' });
+      const point = new Uint8Array([4, ...Buffer.from(jwk.x!, 'base64url'), ...Buffer.from(jwk.y!, 'base64url')]);
+      return { signKey: new Uint8Array(privateKey.export({ format: 'der', type: 'pkcs8' })), publicKey: point };
+    },
+  };
+  return { ...base, signature, name: cs.name };
+}
+export function suite1(): Promise<CiphersuiteImpl> {
+  return tsSuite(1);
 }
 
 // ---------------------------------------------------------------------------
@@ -115,9 +154,9 @@ export class PairedActor implements Actor {
     readonly identity: Identity,
   ) {}
 
-  static async create(name: string): Promise<PairedActor> {
+  static async create(name: string, ciphersuite: InteropSuite = 1): Promise<PairedActor> {
     const client = await MlsClient.open();
-    return new PairedActor(name, client, await client.createIdentity(name, 1));
+    return new PairedActor(name, client, await client.createIdentity(name, ciphersuite));
   }
 
   async createGroup(): Promise<void> {
@@ -177,8 +216,8 @@ export class TsActor implements Actor {
     readonly privatePackage: PrivateKeyPackage,
   ) {}
 
-  static async create(name: string): Promise<TsActor> {
-    const cs = await suite1();
+  static async create(name: string, ciphersuite: InteropSuite = 1): Promise<TsActor> {
+    const cs = await tsSuite(ciphersuite);
     const kp = await generateKeyPackage({ credentialType: 'basic', identity: enc.encode(name) }, defaultCapabilities(), defaultLifetime, [], cs);
     return new TsActor(name, cs, kp.publicPackage, kp.privatePackage);
   }

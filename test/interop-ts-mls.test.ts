@@ -1,6 +1,9 @@
 /**
  * Live interoperability between paired-mls (openmls on wasm) and ts-mls
- * 1.6.4 (an independent TypeScript implementation of RFC 9420), ciphersuite 1.
+ * 1.6.4 (an independent TypeScript implementation of RFC 9420), ciphersuite 1;
+ * the mixed groups of part 1 also in ciphersuite 2 (P-256), where every
+ * signature is an ECDSA-Sig-Value in DER that paired-mls writes itself
+ * (crates/core/src/signatures.rs) and ts-mls (@noble/curves) parses strictly.
  *
  * 1. Mixed groups created by either side; each side commits add, remove,
  *    self-update (UpdatePath) and an external PSK; application messages cross
@@ -15,7 +18,7 @@
  * PublicMessages, as RFC 9420 requires.
  */
 import { describe, expect, it } from 'vitest';
-import { type Actor, PairedActor, TsActor, TsExternalJoiner, commitAll, say, expectAgree, everyoneTalks, enc, knownTsMlsFailures } from './interop-actors.js';
+import { type Actor, type InteropSuite, PairedActor, TsActor, TsExternalJoiner, commitAll, say, expectAgree, everyoneTalks, enc, knownTsMlsFailures } from './interop-actors.js';
 import {
   createGroupInfoWithExternalPubAndRatchetTree,
   decodeMlsMessage,
@@ -28,13 +31,13 @@ import { xorshift32 } from './helpers.js';
 const PSK_ID = enc.encode('interop external psk');
 const PSK_SECRET = crypto.getRandomValues(new Uint8Array(32));
 
-async function freshPaired(name: string): Promise<PairedActor> {
-  const a = await PairedActor.create(name);
+async function freshPaired(name: string, ciphersuite: InteropSuite = 1): Promise<PairedActor> {
+  const a = await PairedActor.create(name, ciphersuite);
   await a.storePsk(PSK_ID, PSK_SECRET);
   return a;
 }
-async function freshTs(name: string): Promise<TsActor> {
-  const a = await TsActor.create(name);
+async function freshTs(name: string, ciphersuite: InteropSuite = 1): Promise<TsActor> {
+  const a = await TsActor.create(name, ciphersuite);
   await a.storePsk(PSK_ID, PSK_SECRET);
   return a;
 }
@@ -43,9 +46,11 @@ async function freshTs(name: string): Promise<TsActor> {
  * The full round from one creator: each implementation adds, self-updates,
  * injects an external PSK and removes; messages cross after every step.
  */
-async function fullRound(creator: PairedActor | TsActor): Promise<void> {
-  const pA = creator.impl === 'paired-mls' ? creator : await freshPaired('p-A');
-  const tA = creator.impl === 'ts-mls' ? creator : await freshTs('t-A');
+async function fullRound(creator: PairedActor | TsActor, ciphersuite: InteropSuite = 1): Promise<void> {
+  const freshPairedHere = (name: string) => freshPaired(name, ciphersuite);
+  const freshTsHere = (name: string) => freshTs(name, ciphersuite);
+  const pA = creator.impl === 'paired-mls' ? creator : await freshPairedHere('p-A');
+  const tA = creator.impl === 'ts-mls' ? creator : await freshTsHere('t-A');
   if (creator.impl === 'paired-mls') await (creator as PairedActor).createGroup();
   else await (creator as TsActor).createGroup(enc.encode(`group of ${creator.name}`));
   let members: Actor[] = [creator];
@@ -58,15 +63,15 @@ async function fullRound(creator: PairedActor | TsActor): Promise<void> {
   await everyoneTalks(members, 'two members');
 
   // Each side adds a member of each implementation.
-  const pB = await freshPaired('p-B');
-  const tB = await freshTs('t-B');
+  const pB = await freshPairedHere('p-B');
+  const tB = await freshTsHere('t-B');
   let w = await commitAll(pA, { add: [await tB.keyPackage(), await pB.keyPackage()] }, members);
   await tB.join(w!);
   await pB.join(w!);
   members.push(tB, pB);
   await expectAgree(members);
-  const pC = await freshPaired('p-C');
-  const tC = await freshTs('t-C');
+  const pC = await freshPairedHere('p-C');
+  const tC = await freshTsHere('t-C');
   w = await commitAll(tA, { add: [await pC.keyPackage(), await tC.keyPackage()] }, members);
   await pC.join(w!);
   await tC.join(w!);
@@ -98,8 +103,8 @@ async function fullRound(creator: PairedActor | TsActor): Promise<void> {
   await everyoneTalks(members, 'after removes');
 
   // A combined commit from each side: add + remove + PSK in one.
-  const pD = await freshPaired('p-D');
-  const tD = await freshTs('t-D');
+  const pD = await freshPairedHere('p-D');
+  const tD = await freshTsHere('t-D');
   w = await commitAll(tB, { add: [await pD.keyPackage()], remove: [pB.leaf()], psk: PSK_ID }, members);
   members = members.filter((m) => m !== pB);
   await pD.join(w!);
@@ -124,6 +129,16 @@ describe('paired-mls ⇄ ts-mls 1.6.4, ciphersuite 1: mixed groups', () => {
 
   it('ts-mls creates, paired-mls joins; both add, self-update, PSK, remove', async () => {
     await fullRound(await freshTs('t-creator'));
+  });
+});
+
+describe('paired-mls ⇄ ts-mls 1.6.4, ciphersuite 2 (P-256, DER signatures): mixed groups', () => {
+  it('paired-mls creates, ts-mls joins; both add, self-update, PSK, remove', async () => {
+    await fullRound(await freshPaired('p-creator', 2), 2);
+  });
+
+  it('ts-mls creates, paired-mls joins; both add, self-update, PSK, remove', async () => {
+    await fullRound(await freshTs('t-creator', 2), 2);
   });
 });
 

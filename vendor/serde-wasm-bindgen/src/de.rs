@@ -53,6 +53,7 @@ impl JsIter {
         })
     }
 
+    #[inline(never)]
     fn step(&mut self) -> Result<Option<JsValue>> {
         let result = self.next.call0(&self.iterator)?;
         if Reflect::get(&result, &static_str_to_js("done"))?.is_truthy() {
@@ -77,16 +78,26 @@ impl<'de> de::SeqAccess<'de> for ArrayAccess {
         &mut self,
         seed: T,
     ) -> Result<Option<T::Value>> {
+        match self.next_value()? {
+            Some(value) => seed.deserialize(Deserializer::from(value)).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some((self.length - self.index) as usize)
+    }
+}
+
+impl ArrayAccess {
+    #[inline(never)]
+    fn next_value(&mut self) -> Result<Option<JsValue>> {
         if self.index >= self.length {
             return Ok(None);
         }
         let value = Reflect::get_u32(&self.array, self.index)?;
         self.index += 1;
-        seed.deserialize(Deserializer::from(value)).map(Some)
-    }
-
-    fn size_hint(&self) -> Option<usize> {
-        Some((self.length - self.index) as usize)
+        Ok(Some(value))
     }
 }
 
@@ -124,12 +135,9 @@ impl MapAccess {
     }
 }
 
-impl<'de> de::MapAccess<'de> for MapAccess {
-    type Error = Error;
-
-    fn next_key_seed<K: de::DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>> {
-        debug_assert!(self.next_value.is_none());
-
+impl MapAccess {
+    #[inline(never)]
+    fn next_pair(&mut self) -> Result<Option<Deserializer>> {
         Ok(match self.iter.step()? {
             Some(pair) => {
                 // paired-mls (S2): the caller's pair, read caught.
@@ -138,8 +146,21 @@ impl<'de> de::MapAccess<'de> for MapAccess {
                     Deserializer::from(Reflect::get_u32(&pair, 1)?),
                 );
                 self.next_value = Some(value);
-                Some(seed.deserialize(key)?)
+                Some(key)
             }
+            None => None,
+        })
+    }
+}
+
+impl<'de> de::MapAccess<'de> for MapAccess {
+    type Error = Error;
+
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>> {
+        debug_assert!(self.next_value.is_none());
+
+        Ok(match self.next_pair()? {
+            Some(key) => Some(seed.deserialize(key)?),
             None => None,
         })
     }
@@ -165,6 +186,25 @@ impl ObjectAccess {
     }
 }
 
+impl ObjectAccess {
+    #[inline(never)]
+    fn next_field(&mut self) -> Result<Option<&'static str>> {
+        for field in &mut self.fields {
+            let js_field = static_str_to_js(field);
+            // paired-mls (S2): `Reflect.get` / `Reflect.has`, caught.
+            let next_value = Reflect::get(&self.obj, &js_field)?;
+            // If this value is `undefined`, it might be actually a missing field;
+            // double-check with an `in` operator if so.
+            let is_missing_field = next_value.is_undefined() && !Reflect::has(&self.obj, &js_field)?;
+            if !is_missing_field {
+                self.next_value = Some(Deserializer::from(next_value));
+                return Ok(Some(field));
+            }
+        }
+        Ok(None)
+    }
+}
+
 fn str_deserializer(s: &str) -> de::value::StrDeserializer<Error> {
     de::IntoDeserializer::into_deserializer(s)
 }
@@ -175,20 +215,10 @@ impl<'de> de::MapAccess<'de> for ObjectAccess {
     fn next_key_seed<K: de::DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>> {
         debug_assert!(self.next_value.is_none());
 
-        for field in &mut self.fields {
-            let js_field = static_str_to_js(field);
-            // paired-mls (S2): `Reflect.get` / `Reflect.has`, caught.
-            let next_value = Reflect::get(&self.obj, &js_field)?;
-            // If this value is `undefined`, it might be actually a missing field;
-            // double-check with an `in` operator if so.
-            let is_missing_field = next_value.is_undefined() && !Reflect::has(&self.obj, &js_field)?;
-            if !is_missing_field {
-                self.next_value = Some(Deserializer::from(next_value));
-                return Ok(Some(seed.deserialize(str_deserializer(field))?));
-            }
-        }
-
-        Ok(None)
+        Ok(match self.next_field()? {
+            Some(field) => Some(seed.deserialize(str_deserializer(field))?),
+            None => None,
+        })
     }
 
     fn next_value_seed<V: de::DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value> {
