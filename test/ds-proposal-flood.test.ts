@@ -54,16 +54,23 @@ describe('a member floods an epoch with proposals (networked DS, SQLite, verifyi
   const tag = Math.random().toString(36).slice(2, 8);
 
   it("one member takes at most its share (a quarter of the members' 438 in a group of four, rounded down: 109; 409 too-many-proposals), the others' proposals still go in, each up to its own share, the DS's own intent still fits, the commit taking them all verifies and leaves out every conflicting Add, and the next epoch takes proposals again", async () => {
-    const s = await server({ verifyCommits: true });
+    const s = await server({ verifyCommits: true, keyPackageRate: [1000, 1000] });
     const [alice, bob, carol, mallory] = await Promise.all(['alice', 'bob', 'carol', 'mallory'].map((n) => dsPeer(s.url, `${n}-${tag}`)));
     await intentGroup(s, alice!, [bob!, carol!, mallory!]);
     const gid = alice!.group!.id;
     const hex = Buffer.from(gid).toString('hex');
-    /** `p` posts `n` Add proposals, each of a fresh KeyPackage of its own signature key: every one valid alone, none committable (its key is in the tree already); the answers. */
+    for (const p of [alice!, bob!, carol!, mallory!]) await p.ds.uploadKeyPackages([await p.client.createKeyPackage(p.identity, { capabilities: CAPS, lastResort: true })]);
+    /**
+     * `p`'s KeyPackage fetched from the DS, anew for each proposal: a verifying DS takes an Add proposal only of a KeyPackage
+     * it handed to the proposer, and the proposal takes that grant (docs/PROTOCOL.md §8.5).
+     */
+    const own = async (p: DsPeer) => (await p.ds.fetchKeyPackages([p.name])).get(p.name)!;
+    let posted = 0;
+    /** `p` posts `n` Add proposals of a KeyPackage of its own signature key (told apart by their aad): every one valid alone, none committable (its key is in the tree already); the answers. */
     const addsOwn = async (p: DsPeer, n: number) => {
       const answers: (string | undefined)[] = [];
       for (let i = 0; i < n; i++) {
-        const add = await p.group!.propose({ type: 'add', keyPackage: await p.client.createKeyPackage(p.identity, { capabilities: CAPS }) });
+        const add = await p.group!.propose({ type: 'add', keyPackage: await own(p) }, { aad: new TextEncoder().encode(`${++posted}`) });
         answers.push(await refusal(p.ds.submit(gid, add)));
       }
       await p.group!.clearPendingProposals();
@@ -73,7 +80,7 @@ describe('a member floods an epoch with proposals (networked DS, SQLite, verifyi
     expect(await addsOwn(mallory!, 111)).toEqual([...Array<undefined>(109).fill(undefined), 'too-many-proposals', 'too-many-proposals']);
     // Over HTTP: 409, with whose share it is; nothing logged.
     const token = await tokenOf(s.url, mallory!.name, mallory!);
-    const one = await mallory!.group!.propose({ type: 'add', keyPackage: await mallory!.client.createKeyPackage(mallory!.identity, { capabilities: CAPS }) });
+    const one = await mallory!.group!.propose({ type: 'add', keyPackage: await own(mallory!) }, { aad: new TextEncoder().encode('one') });
     await mallory!.group!.clearPendingProposals();
     const before = (await s.ds.store.readLog(hex, 0, 1000)).length;
     expect(await raw(s.url, 'POST', `/v1/groups/${hex}/messages`, { message: b64(one) }, token)).toMatchObject({

@@ -18,7 +18,7 @@ import { IntentError } from '../intents/intent-error.js';
 import { validateIntentPublic } from '../intents/intent-operations.js';
 import type { LeafOperationIntent } from '../intents/leaf-operation-intent.js';
 import type { LeafAssociation } from '../intents/leaf-association.js';
-import { EpochProposalsFullError, GroupIdTakenError, InboxFullError, MemoryDeliveryStore, isReserved, StorageQuotaError, type CommitUpdate, type DeliveryStore, type EpochProposalBudget, type ProposalLimit, type GroupRecord, type LoggedMessage, type PendingWelcome, type StorageQuota, type StoredKeyPackage } from './delivery-store.js';
+import { EpochProposalsFullError, GroupIdTakenError, InboxFullError, MemoryDeliveryStore, isReserved, StorageQuotaError, type CommitUpdate, type DeliveryStore, type EpochProposalBudget, type ProposalLimit, type GroupRecord, type KeyPackageGrant, type LoggedMessage, type PendingWelcome, type StorageQuota, type StoredKeyPackage } from './delivery-store.js';
 import type { CredentialCheck } from './credential-check.js';
 export type { CredentialCheck } from './credential-check.js';
 import { externalCommitTbs, externalSenderKeysOf, groupContextOf, groupInfoFits, isWelcome, readExternalCommit, welcomeRecipients } from './ds-checks.js';
@@ -496,6 +496,8 @@ export class DeliveryService {
     // A retried submission (same bytes) gets its first answer, so a client
     // that lost the reply can retry without the message being logged twice.
     const digest = toHex(await sha256(message));
+    /** Who holds the grants of the Add proposals logged in the group's epoch, until its next commit (§8.5): no client id has a control character (and PostgreSQL takes no NUL). */
+    const held = `\u0001${id}`;
     const already = await this.store.seqOf(id, digest);
     if (already !== undefined) return already;
     const epoch = Number(header.epoch);
@@ -546,7 +548,8 @@ export class DeliveryService {
           if (await this.store.getGroup(derived.successor)) throw successorTaken();
           if (this.store.claimReserved) reserve = { groupId: derived.successor, members: [...derived.members] };
         }
-        if (this.#requireGrants) spent = await this.#grantedRefs([sender, ...group.members], derived.addedRefs);
+        // The group's first: the KeyPackage of an Add proposal that passed the checks when posted (#proposedAdd), whoever fetched it again since.
+        if (this.#requireGrants) spent = await this.#grantedRefs([held, sender, ...group.members], derived.addedRefs);
       } else {
         if (extras.welcome && !extras.added?.length) throw new DsError('malformed', 'a Welcome needs the clients it is for (added)');
         if (this.#auth && extras.added?.length) for (const a of extras.added) await this.#registered(a);
@@ -570,22 +573,38 @@ export class DeliveryService {
       // Adds, covered by reference, do not count for the committer (§8.6).
       // Only a holder that posted the Add proposal of that KeyPackage itself: a member who
       // merely fetched a KeyPackage (the committer adding it inline, or proposing it) pays nothing.
-      const payers = added.map((a) => {
+      // The group holds the grant of an Add proposal logged in the epoch: its proposer pays.
+      const payer = (a: string) => {
         const grant = spent.find(([, , client]) => client === a);
         if (!grant || grant[0] === sender) return sender;
         const [holder, ref] = grant;
-        return proposals.some((m) => m.sender === holder && this.#addProposalRef(m.bytes) === ref) ? holder : sender;
-      });
-      // The inbox cap is counted in the store's transaction (racing commits cannot pass it).
-      const welcome = extras.welcome && added.length > 0 ? { recipients: added, welcome: extras.welcome.slice(), payers, max: this.#maxWelcomes === Infinity ? undefined : this.#maxWelcomes } : undefined;
-      const update = { expectEpoch: group.consistency === 'strong' ? epoch : group.epoch, setEpoch, members: [...members], groupInfo, welcome, reserve };
-      seq = await withinQuota(this.store.append({ groupId: id, sender, bytes: message.slice(), digest }, update, this.#quota));
+        return proposals.find((m) => (m.sender === holder || holder === held) && this.#addProposalRef(m.bytes) === ref)?.sender ?? sender;
+      };
+      const update = { expectEpoch: group.consistency === 'strong' ? epoch : group.epoch, setEpoch, members: [...members], groupInfo, reserve };
+      // The inbox cap is counted in the store's transaction (racing commits cannot pass it). An Add the group's grant covers
+      // passed it when proposed: its client's inbox full since, the commit goes in without that Welcome; refused, it held
+      // every honest commit until its committer dropped the proposal (§8.5).
+      const append = (to: string[]): Promise<number | undefined> =>
+        this.store
+          .append(
+            { groupId: id, sender, bytes: message.slice(), digest },
+            { ...update, welcome: extras.welcome && to.length > 0 ? { recipients: to, welcome: extras.welcome.slice(), payers: to.map(payer), max: this.#maxWelcomes === Infinity ? undefined : this.#maxWelcomes } : undefined },
+            this.#quota,
+          )
+          .catch((err) => {
+            if (err instanceof InboxFullError && spent.some(([holder, , client]) => holder === held && client === err.recipient)) return append(to.filter((a) => a !== err.recipient));
+            throw err;
+          });
+      seq = await withinQuota(append(added));
       // Eventual: another commit went in since the group was read; this one is taken too, against the new state.
       if (seq === undefined && group.consistency === 'eventual' && tries < 16) return this.#submit(id, sender, message, extras, tries + 1);
       if (seq === undefined) throw this.#epochTaken(epoch, (await this.store.getGroup(id))!);
       // A grant adds its client once: one more Welcome needs one more KeyPackage from the DS.
       for (const [holder, ref] of spent) await this.store.spendGrants(holder, [ref]);
+      // The epoch's proposals end with it, and so do the grants the group held for them.
+      if (this.#verify) await this.store.spendGrants(held, (await this.store.grants(held, 0)).map((g) => g.ref));
     } else {
+      let grant: KeyPackageGrant | undefined;
       // A proposal or application message into a group a ReInit retired (§1.6) reaches nobody: every member
       // that merged the ReInit refuses it. Refused, so that a sender yet to read the ReInit learns it (`stale`: read the log)
       // instead of losing the message, and nobody fills a log no member reads any more. In either mode, as a commit above.
@@ -598,6 +617,8 @@ export class DeliveryService {
         if (header.wireFormat !== 'public') throw new DsError('forbidden', 'a verifying DS takes only PublicMessage proposals');
         if (header.proposalType === undefined) throw new DsError('malformed', 'not an MLS group message');
         if (header.proposalType === 5) throw new DsError('forbidden', 'a verifying DS takes a ReInit only in a commit of its own (commitReInit), not as a proposal');
+        // Nor an Add it would refuse in that commit (§8.5): its grant and the inbox cap are checked now.
+        if (this.#requireGrants && header.proposalType === 1) grant = await this.#proposedAdd(sender, message);
       }
       if (group.consistency === 'strong') {
         const stale = header.contentType === 2 ? epoch !== group.epoch : epoch > group.epoch || epoch < group.epoch - this.#tolerance;
@@ -609,6 +630,12 @@ export class DeliveryService {
       const logged = await withinQuota(this.store.append({ groupId: id, sender, bytes: message.slice(), digest }, undefined, this.#quota, budget));
       if (logged === undefined) throw new DsError('stale', `a proposal for epoch ${epoch}; the group has moved past it`);
       seq = logged;
+      // The grant goes from the proposer to the group until its next commit (#grantedRefs): it neither expires in the epoch
+      // nor adds the client elsewhere. Not in the append's transaction, as a commit's spending (§8.1).
+      if (grant) {
+        await this.store.spendGrants(sender, [grant.ref]);
+        await this.store.grantKeyPackage({ ...grant, requester: held, until: MAX_EPOCH }, 0);
+      }
     }
     // Prune now and then (every min(1000, retention) messages), not on every append.
     if (seq > this.#retention && seq % Math.max(1, Math.min(1000, this.#retention)) === 0) await this.store.prune(id, this.#retention);
@@ -694,6 +721,19 @@ export class DeliveryService {
     return { members, added: [...members].filter((m) => !before.has(m)), addedRefs: verified.addedKeyPackages.map(toHex), proposals, reinit: verified.reinit, successor };
   }
 
+  /**
+   * A verified group's Add proposal, checked when posted as a commit covering it would be (docs/PROTOCOL.md §8.5), so that
+   * no honest commit is refused for it later: its KeyPackage granted to the proposer itself (so also bound by the AS when
+   * handed out), its client's inbox not full. Returns that grant.
+   */
+  async #proposedAdd(sender: string, message: Uint8Array): Promise<KeyPackageGrant> {
+    const ref = this.#addProposalRef(message);
+    const grant = (await this.store.grants(sender, this.#now())).find((g) => g.ref === ref);
+    if (!grant) throw new DsError('not-granted', 'the Add proposal is of a KeyPackage this DS did not hand to its proposer');
+    if ((await this.store.countWelcomes(grant.clientId)) >= this.#maxWelcomes) throw new DsError('inbox-full', new InboxFullError(grant.clientId, this.#maxWelcomes).message);
+    return grant;
+  }
+
   /** The KeyPackageRef (hex) an Add proposal adds; undefined for anything else. */
   #addProposalRef(bytes: Uint8Array): string | undefined {
     const kp = readAddProposalKeyPackage(bytes);
@@ -764,8 +804,9 @@ export class DeliveryService {
 
   /**
    * Verified mode: every KeyPackage the commit adds was granted to the
-   * committer or to a member (an Add proposed by one member and committed
-   * by reference by another); returns [requester, ref, client] to spend (the requester pays for its Welcome).
+   * committer or to a member, or is held by the group for an Add proposal
+   * of the epoch (its proposer's grant, taken when it was posted);
+   * returns [holder, ref, client] to spend (who pays for its Welcome: `payer`).
    */
   async #grantedRefs(holders: string[], refs: string[]): Promise<[string, string, string][]> {
     const out: [string, string, string][] = [];
