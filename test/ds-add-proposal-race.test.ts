@@ -8,15 +8,19 @@
  *   was `not-granted` until its committer dropped it (the jam the held
  *   grant closes, reopened by a race a member can aim for: it posts its
  *   Add as soon as it reads the commit);
- * - a grant held by one group adds its client in no other group.
+ * - a grant held by one group adds its client in no other group;
+ * - honest flows: Adds by reference from two proposers in one commit, an
+ *   Add a proposer commits itself, an Add by value, the proposal and its
+ *   commit through two servers on one database.
  *
  * The race is pinned with a store that holds a commit's answer after its
  * transaction (real SQLite, only paused), as two servers on one database
  * interleave the same way.
  */
 import { describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { SqliteDeliveryStore } from 'paired-mls/server';
-import type { CommitUpdate, EpochProposalBudget, LoggedMessage, StorageQuota } from 'paired-mls/services';
+import { DeliveryClient, type CommitUpdate, type EpochProposalBudget, type LoggedMessage, type StorageQuota } from 'paired-mls/services';
 import { catchUp, dsPeer, groupStillWorks, sqliteServers, verifiedGroup, type DsPeer } from './ds-helpers.js';
 
 /** A SQLite store that, once armed, holds the next commit's answer (its transaction done) until released. */
@@ -96,5 +100,43 @@ describe('grants a verifying DS holds for Add proposals, SQLite (PROTOCOL §8.5)
     await commitQueued(quinn!);
     expect(quinn!.group!.state().memberCount).toBe(4);
     await groupStillWorks([quinn!, pete!, mallory!], 'after the Add');
+  });
+
+  it('honest flows: two proposers\' Adds in one commit of a third, through two servers on one database; an Add its proposer commits itself; an Add by value', async () => {
+    let file!: string;
+    const one = await start({ verifyCommits: true }, (f) => new SqliteDeliveryStore((file = f)));
+    const two = await start({ verifyCommits: true }, () => new SqliteDeliveryStore(file));
+    const tag = Math.random().toString(36).slice(2, 7);
+    const [pete, quinn, mallory] = await Promise.all(['pete', 'quinn', 'mallory'].map((n) => dsPeer(one.url, `${n}-${tag}`)));
+    const joiners = await Promise.all(['sam', 'sock', 'tim', 'uma'].map((n) => dsPeer(two.url, `${n}-${tag}`)));
+    for (const j of joiners) await j.ds.uploadKeyPackages([await j.client.createKeyPackage(j.identity)]);
+    const [sam, sock, tim, uma] = joiners as [DsPeer, DsPeer, DsPeer, DsPeer];
+    await verifiedGroup(pete!, [quinn!, mallory!]);
+    const propose = async (p: DsPeer, j: DsPeer) => {
+      const kp = (await p.ds.fetchKeyPackages([j.name])).get(j.name)!;
+      await catchUp(p);
+      p.seen = await p.ds.submit(p.group!.id, await p.group!.propose({ type: 'add', keyPackage: kp }));
+    };
+    await propose(quinn!, sam);
+    await propose(mallory!, sock);
+    // pete commits both by reference through the other server.
+    const other: DsPeer = { ...pete!, ds: await DeliveryClient.login(two.url, { clientId: pete!.name, client: pete!.client, identity: pete!.identity }, { WebSocket }) };
+    await commitQueued(other);
+    pete!.seen = other.seen;
+    expect(pete!.group!.state().memberCount).toBe(5);
+    for (const j of [sam, sock]) expect((await j.ds.welcomes()).length).toBe(1);
+    // mallory proposes tim and commits it herself.
+    await propose(mallory!, tim);
+    await commitQueued(mallory!);
+    expect((await tim.ds.welcomes()).length).toBe(1);
+    // pete adds uma by value on his own grant.
+    await catchUp(pete!);
+    const kp = (await pete!.ds.fetchKeyPackages([uma.name])).get(uma.name)!;
+    const c = await pete!.group!.commit({ add: [kp], groupInfo: true });
+    pete!.seen = await pete!.ds.submit(pete!.group!.id, c.commit, { welcome: c.welcome, groupInfo: c.groupInfo });
+    await pete!.group!.mergePendingCommit();
+    expect(pete!.group!.state().memberCount).toBe(7);
+    expect((await uma.ds.welcomes()).length).toBe(1);
+    await groupStillWorks([pete!, quinn!, mallory!], 'after four Adds');
   });
 });
