@@ -40,6 +40,8 @@ const retired = (reason: 'invalid-commit' | 'unverifiable-intent' | 'stale'): Ds
 
 /** A ReInit naming an id the DS has (another group's, or one reserved for another successor): its successor could never be registered here. */
 const successorTaken = (): DsError => new DsError('invalid-commit', 'the ReInit names a successor group id this DS already has: commit one with another id');
+/** The grant holder of a group's epoch (§8.5): no client id has a control character; the epoch first, so no two pairs share one. */
+const heldGrants = (groupId: string, epoch: number): string => `\u0001${epoch}\u0001${groupId}`;
 
 /** A session whose key a rotation revoked after its request was authenticated (docs/PROTOCOL.md §8.4). */
 export const revokedMeanwhile = (): DsError => new DsError('unauthenticated', 'the key this session was proven with was revoked meanwhile');
@@ -496,11 +498,15 @@ export class DeliveryService {
     // A retried submission (same bytes) gets its first answer, so a client
     // that lost the reply can retry without the message being logged twice.
     const digest = toHex(await sha256(message));
-    /** Who holds the grants of the Add proposals logged in the group's epoch, until its next commit (§8.5): no client id has a control character (and PostgreSQL takes no NUL). */
-    const held = `\u0001${id}`;
     const already = await this.store.seqOf(id, digest);
     if (already !== undefined) return already;
     const epoch = Number(header.epoch);
+    /**
+     * Who holds the grants of the Add proposals logged in the group's epoch, until its commit (§8.5): no client id has a
+     * control character (and PostgreSQL takes no NUL). Per epoch: a proposal of the next epoch, posted as soon as a commit
+     * is logged, moved its grant before that commit cleared its own epoch's, and the clear took it too (the jam again).
+     */
+    const held = heldGrants(id, epoch);
     let seq: number | undefined;
     if (header.contentType === 3) {
       // Eventual: a commit for an epoch no logged commit made is junk (one for 2^53 - 2 pinned the DS's epoch there for good).
@@ -602,7 +608,8 @@ export class DeliveryService {
       // A grant adds its client once: one more Welcome needs one more KeyPackage from the DS.
       for (const [holder, ref] of spent) await this.store.spendGrants(holder, [ref]);
       // The epoch's proposals end with it, and so do the grants the group held for them.
-      if (this.#verify) await this.store.spendGrants(held, (await this.store.grants(held, 0)).map((g) => g.ref));
+      // And one moved after its epoch's commit had cleared them (it raced that commit), now with no proposal of its own.
+      if (this.#verify) for (const h of [held, heldGrants(id, epoch - 1)]) await this.store.spendGrants(h, (await this.store.grants(h, 0)).map((g) => g.ref));
     } else {
       let grant: KeyPackageGrant | undefined;
       // A proposal or application message into a group a ReInit retired (§1.6) reaches nobody: every member
@@ -630,7 +637,7 @@ export class DeliveryService {
       const logged = await withinQuota(this.store.append({ groupId: id, sender, bytes: message.slice(), digest }, undefined, this.#quota, budget));
       if (logged === undefined) throw new DsError('stale', `a proposal for epoch ${epoch}; the group has moved past it`);
       seq = logged;
-      // The grant goes from the proposer to the group until its next commit (#grantedRefs): it neither expires in the epoch
+      // The grant goes from the proposer to the group until its epoch's commit (#grantedRefs): it neither expires in the epoch
       // nor adds the client elsewhere. Not in the append's transaction, as a commit's spending (§8.1).
       if (grant) {
         await this.store.spendGrants(sender, [grant.ref]);
