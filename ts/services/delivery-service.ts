@@ -547,10 +547,11 @@ export class DeliveryService {
         members = derived.members;
         added = derived.added;
         proposals = derived.proposals;
-        if (derived.reinit) groupInfo = new Uint8Array(0);
-        // A ReInit naming an id this DS has: nobody could register the successor (another member's group, say, which then
-        // kept its member out of the continuation). Refused before it is logged; else the id is reserved for these members.
+        // A ReInit retires the group: the empty GroupInfo marks it. One naming an id this DS has: nobody could register the
+        // successor (another member's group, say, which then kept its member out of the continuation). Refused before it is
+        // logged; else the id is reserved for these members.
         if (derived.successor !== undefined) {
+          groupInfo = new Uint8Array(0);
           if (await this.store.getGroup(derived.successor)) throw successorTaken();
           if (this.store.claimReserved) reserve = { groupId: derived.successor, members: [...derived.members] };
         }
@@ -703,7 +704,7 @@ export class DeliveryService {
     message: Uint8Array,
     extras: SubmitExtras,
     proposals: LoggedMessage[],
-  ): Promise<{ members: Set<string>; added: string[]; addedRefs: string[]; proposals: LoggedMessage[]; reinit: boolean; successor?: string }> {
+  ): Promise<{ members: Set<string>; added: string[]; addedRefs: string[]; proposals: LoggedMessage[]; successor?: string }> {
     if (!group.groupInfo) throw new DsError('invalid-commit', 'the DS has no public state of this group to verify against');
     if (!extras.groupInfo) throw new DsError('invalid-group-info', "a verified group's commit carries the GroupInfo of the epoch it creates");
     const verified = verifyCommit(
@@ -724,8 +725,9 @@ export class DeliveryService {
       throw new DsError('invalid-welcome', 'the Welcome is not for exactly the KeyPackages the commit adds');
     }
     const before = new Set(group.members);
+    // Set for a ReInit (the core's `reinit`), which retires the group.
     const successor = verified.reinitGroupId && toHex(verified.reinitGroupId);
-    return { members, added: [...members].filter((m) => !before.has(m)), addedRefs: verified.addedKeyPackages.map(toHex), proposals, reinit: verified.reinit, successor };
+    return { members, added: [...members].filter((m) => !before.has(m)), addedRefs: verified.addedKeyPackages.map(toHex), proposals, successor };
   }
 
   /**
