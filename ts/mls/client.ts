@@ -8,7 +8,7 @@
 import { Client as CoreClient } from '../../pkg/paired_mls_core.js';
 import { call, init } from './init.js';
 import { MlsError, invalidArgument } from './errors.js';
-import { CLIENT_FORMAT_KEY, MemoryStorageAdapter, decodeBatch, encodeEntries, readStorage, type StorageAdapter, type StorageBatch, type StorageEntry } from './storage.js';
+import { MemoryStorageAdapter, decodeBatch, encodeEntries, readStorage, type StorageAdapter, type StorageBatch, type StorageEntry } from './storage.js';
 import { groupOfKey, setAsideTamperedGroups } from './encrypted-storage.js';
 import { GROUP_RECORD_PREFIX, GroupRecords, boundPsksInKeys, groupRecordKey, parseGroupRecordKey, pskBindingName } from './group-records.js';
 import { Resource } from './resources.js';
@@ -90,7 +90,7 @@ export interface ExternalJoinOptions extends JoinOptions {
 // Keys of the TS layer's own records start with 0x00, which no openmls key
 // (an ASCII label first) does.
 const META = '\u0000paired-mls/';
-const FORMAT_KEY = CLIENT_FORMAT_KEY; // `${META}format`, named in storage.ts for the adapters
+const FORMAT_KEY = `${META}format`;
 /** Storage format 2: the core's records are postcard, each value led by this byte (format 1 was JSON). */
 const FORMAT_VERSION = '2';
 const RECORD_FORMAT = 0x02;

@@ -23,7 +23,7 @@
 import { MlsError } from './errors.js';
 import { fromHex, isToHex, toHex } from './bytes.js';
 import { ownOptions } from './convert.js';
-import { StorageCipher, refuseTampered, type StorageKey } from './encrypted-storage.js';
+import { StorageCipher, proveProtection, refuseTampered, type StorageKey } from './encrypted-storage.js';
 import { decodeBatch, encodeBatch, type StorageAdapter, type StorageBatch, type StorageEntry, type VerifiedEntries } from './storage.js';
 
 const STORE = 'entries';
@@ -239,18 +239,7 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
   }
 
   async verifiedEntries(): Promise<VerifiedEntries> {
-    const tx = this.#db.transaction([STORE, LOG], 'readonly');
-    const store = tx.objectStore(STORE);
-    const [keys, values, log] = await Promise.all([request(store.getAllKeys()), request(store.getAll()), request(tx.objectStore(LOG).getAll())]);
-    const latest = new Map<string, Uint8Array | null>();
-    keys.forEach((k, i) => {
-      // As toHex writes it: another key cannot be attributed to a group (nor told apart from a lowercase twin).
-      if (!isToHex(k)) throw new MlsError('STORAGE_TAMPERED', 'a stored record has a malformed key');
-      latest.set(k, this.#bytes(values[i]));
-    });
-    foldInto(latest, log);
-    const raw: StorageEntry[] = [];
-    for (const [hex, value] of latest) if (value) raw.push([fromHex(hex), value]);
+    const raw = await storedEntries(this.#db, this.encrypted);
     return this.#cipher ? this.#cipher.openEntries(raw) : { entries: raw, tampered: [] };
   }
 
@@ -265,7 +254,7 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
     const tx = this.#db.transaction([STORE, LOG], 'readonly');
     const [stored, log] = await Promise.all([request(tx.objectStore(STORE).get(hex)), request(tx.objectStore(LOG).getAll())]);
     const latest = new Map<string, Uint8Array | null>();
-    if (stored !== undefined) latest.set(hex, this.#bytes(stored));
+    if (stored !== undefined) latest.set(hex, storedBytes(stored, this.encrypted));
     foldInto(latest, log, hex);
     const value = latest.get(hex);
     if (!value) return undefined;
@@ -348,18 +337,6 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
     this.#emptied();
   }
 
-  /**
-   * A stored `entries` value. One that is not an ArrayBuffer is never
-   * read as an array-like (its length is the attacker's): encrypted, it is
-   * an empty value, which fails to open as any changed record does (its
-   * group is set aside); in the clear, `STORAGE_TAMPERED`.
-   */
-  #bytes(value: unknown): Uint8Array {
-    if (value instanceof ArrayBuffer) return new Uint8Array(value);
-    if (this.#cipher) return new Uint8Array(0);
-    throw new MlsError('STORAGE_TAMPERED', 'a stored record is not bytes');
-  }
-
   #emptied(): void {
     this.#logKeys = [];
     this.#logBytes = 0;
@@ -405,6 +382,35 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
       return !aborted.has(tx);
     };
   }
+}
+
+/**
+ * A stored `entries` value. One that is not an ArrayBuffer is never
+ * read as an array-like (its length is the attacker's): sealed, it is
+ * an empty value, which fails to open as any changed record does (its
+ * group is set aside); in the clear, `STORAGE_TAMPERED`.
+ */
+function storedBytes(value: unknown, sealed: boolean): Uint8Array {
+  if (value instanceof ArrayBuffer) return new Uint8Array(value);
+  if (sealed) return new Uint8Array(0);
+  throw new MlsError('STORAGE_TAMPERED', 'a stored record is not bytes');
+}
+
+/** Every stored entry (`entries` with the log applied over it), values as stored (sealed when `sealed`). */
+async function storedEntries(db: IDBDatabase, sealed: boolean): Promise<StorageEntry[]> {
+  const tx = db.transaction([STORE, LOG], 'readonly');
+  const store = tx.objectStore(STORE);
+  const [keys, values, log] = await Promise.all([request(store.getAllKeys()), request(store.getAll()), request(tx.objectStore(LOG).getAll())]);
+  const latest = new Map<string, Uint8Array | null>();
+  keys.forEach((k, i) => {
+    // As toHex writes it: another key cannot be attributed to a group (nor told apart from a lowercase twin).
+    if (!isToHex(k)) throw new MlsError('STORAGE_TAMPERED', 'a stored record has a malformed key');
+    latest.set(k, storedBytes(values[i], sealed));
+  });
+  foldInto(latest, log);
+  const raw: StorageEntry[] = [];
+  for (const [hex, value] of latest) if (value) raw.push([fromHex(hex), value]);
+  return raw;
 }
 
 /** `tx.commit()` where the browser has it; a refusal leaves `tx` to commit itself. */
@@ -518,37 +524,51 @@ async function prepare(db: IDBDatabase, encrypt: boolean, appKey: StorageKey | u
   // new database. Checked as any other, nothing written unless the key
   // reads it; before, a generated key replaced the stored one (every
   // record lost), and a wrong app key stored its own check, refusing the
-  // right one for good (test/browser-storage-review2.test.ts).
-  if (format !== undefined || check !== undefined) {
-    if (format !== undefined && format !== INDEXEDDB_FORMAT && format !== UPGRADED_FORMAT) {
-      throw new MlsError('STORAGE_FORMAT', `IndexedDB storage has format ${String(format)}; this version reads ${INDEXEDDB_FORMAT}`);
-    }
-    if (protection !== wanted) throw new MlsError('STORAGE_FORMAT', `IndexedDB storage is ${String(protection)}-protected; opened as ${wanted}`);
-    let cipher: StorageCipher | undefined;
-    if (encrypt) {
-      if (appKey && storedKey) throw new MlsError('STORAGE_KEY', 'this database keeps its own generated key; open it without a key');
-      if (!appKey && !storedKey) throw new MlsError('STORAGE_KEY', "this database is encrypted under the app's key; pass it to open()");
-      // Only a key no script can read: one a script planted (raw bytes, an
-      // extractable key) would let it read what is sealed after it left.
-      if (!appKey && !(storedKey instanceof CryptoKey && storedKey.extractable === false)) throw new MlsError('STORAGE_KEY', 'the stored key is not a non-extractable CryptoKey');
-      cipher = await StorageCipher.create(appKey ?? (storedKey as CryptoKey));
-      await cipher.verifyKeyCheck(check instanceof ArrayBuffer || check instanceof Uint8Array ? new Uint8Array(check) : new Uint8Array(0));
-    }
-    if (format !== INDEXEDDB_FORMAT) {
-      // Format 2 is format 3 with an empty log (the store was added by the schema upgrade at open).
-      const tx = db.transaction(META, 'readwrite', writes);
-      tx.objectStore(META).put(INDEXEDDB_FORMAT, 'format');
-      await done(tx);
-    }
-    return cipher;
+  // right one for good (test/browser-storage-review2.test.ts). Neither,
+  // but records: both deleted, and a record must show the key (below).
+  const known = format !== undefined || check !== undefined;
+  const stored = known ? [] : await storedEntries(db, encrypt);
+  if (!known && stored.length === 0) return create(db, encrypt, appKey, writes);
+  if (format !== undefined && format !== INDEXEDDB_FORMAT && format !== UPGRADED_FORMAT) {
+    throw new MlsError('STORAGE_FORMAT', `IndexedDB storage has format ${String(format)}; this version reads ${INDEXEDDB_FORMAT}`);
   }
+  if ((known || protection !== undefined) && protection !== wanted) throw new MlsError('STORAGE_FORMAT', `IndexedDB storage is ${String(protection)}-protected; opened as ${wanted}`);
+  let cipher: StorageCipher | undefined;
+  if (encrypt) {
+    if (appKey && storedKey) throw new MlsError('STORAGE_KEY', 'this database keeps its own generated key; open it without a key');
+    if (!appKey && !storedKey) throw new MlsError('STORAGE_KEY', "this database is encrypted under the app's key; pass it to open()");
+    // Only a key no script can read: one a script planted (raw bytes, an
+    // extractable key) would let it read what is sealed after it left.
+    if (!appKey && !(storedKey instanceof CryptoKey && storedKey.extractable === false)) throw new MlsError('STORAGE_KEY', 'the stored key is not a non-extractable CryptoKey');
+    cipher = await StorageCipher.create(appKey ?? (storedKey as CryptoKey));
+    if (known) await cipher.verifyKeyCheck(check instanceof ArrayBuffer || check instanceof Uint8Array ? new Uint8Array(check) : new Uint8Array(0));
+  }
+  // Before, such a database was taken for a new one: a wrong app key stored
+  // its own check, the generated key was replaced (test/browser-storage-review3.test.ts).
+  if (!known) await proveProtection(cipher, stored, 'IndexedDB storage holds only sealed records; opened as none');
+  if (format !== INDEXEDDB_FORMAT) {
+    // Sealed first: a transaction commits itself once it waits on anything but its own requests.
+    const keyCheck = known ? undefined : await cipher?.keyCheck();
+    // Format 2 is format 3 with an empty log (the store was added by the schema upgrade at open).
+    const tx = db.transaction(META, 'readwrite', writes);
+    const meta = tx.objectStore(META);
+    meta.put(INDEXEDDB_FORMAT, 'format');
+    if (!known) meta.put(wanted, 'encryption');
+    if (keyCheck) meta.put(keyCheck.buffer, 'key-check');
+    await done(tx);
+  }
+  return cipher;
+}
+
+/** A new database's meta: its format, protection, generated key (without the app's) and key check. */
+async function create(db: IDBDatabase, encrypt: boolean, appKey: StorageKey | undefined, writes: IDBTransactionOptions): Promise<StorageCipher | undefined> {
   const key = encrypt ? (appKey ?? (await StorageCipher.generateKey())) : undefined;
   const cipher = key ? await StorageCipher.create(key) : undefined;
   const keyCheck = await cipher?.keyCheck();
   const tx = db.transaction(META, 'readwrite', writes);
   const meta = tx.objectStore(META);
   meta.put(INDEXEDDB_FORMAT, 'format');
-  meta.put(wanted, 'encryption');
+  meta.put(encrypt ? 'aes-256-gcm' : 'none', 'encryption');
   if (key && !appKey) meta.put(key, 'key');
   if (keyCheck) meta.put(keyCheck.buffer, 'key-check');
   await done(tx);
