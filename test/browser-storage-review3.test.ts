@@ -78,7 +78,7 @@ describe('state at rest: fifth attacker review (IndexedDB)', () => {
       return out;
     });
     const wrongKey = 'MlsError:STORAGE_KEY the storage was encrypted under another key (or its key check was changed)';
-    const sealedOnly = 'MlsError:STORAGE_FORMAT IndexedDB storage holds only sealed records; opened as none';
+    const sealedOnly = 'MlsError:STORAGE_FORMAT IndexedDB storage holds sealed records; opened as none';
     expect(result).toEqual({
       generatedOthers: ['MlsError:STORAGE_KEY this database keeps its own generated key; open it without a key', sealedOnly],
       generatedWrote: false,

@@ -103,7 +103,7 @@ describe('state at rest: fifth attacker review (a store whose key check and form
     const wrong = await mlsError(() => SqliteStorageAdapter.open(file, { key: key32() }));
     expect([wrong.constructor, wrong.code, wrong.message]).toEqual([lib.MlsError, 'STORAGE_KEY', WRONG_KEY]);
     const clear = await mlsError(() => SqliteStorageAdapter.open(file, { encryption: false }));
-    expect([clear.constructor, clear.code, clear.message]).toEqual([lib.MlsError, 'STORAGE_FORMAT', 'SQLite storage holds only sealed records; opened as none']);
+    expect([clear.constructor, clear.code, clear.message]).toEqual([lib.MlsError, 'STORAGE_FORMAT', 'SQLite storage holds sealed records; opened as none']);
     expect(dump()).toBe(before);
 
     const storage = await SqliteStorageAdapter.open(file, { key });

@@ -134,26 +134,78 @@ export class StorageCipher {
   }
 }
 
+/** The `encryption` meta value of a sealed durable store. */
+export const SEALED = 'aes-256-gcm';
+
+/** The client's format marker (client.ts): an MlsClient writes it into every store it opens. */
+const FORMAT_MARKER = new TextEncoder().encode('\u0000paired-mls/format');
 /**
- * For a store without its key check (and, for a durable adapter, without
- * its format): new when it holds nothing, else a store whose metadata was
- * deleted from outside, and what it holds must show the protection it is
- * opened with before anything is written (docs/PROTOCOL.md §2.6). Under a
- * key, one record must open (`STORAGE_KEY` otherwise: a record that opens
- * proves the key as the key check would); in the clear, one record must
- * be no sealed value (`STORAGE_FORMAT` with `sealedRefused` otherwise).
- * Before, any key (or none) wrote its own metadata over records sealed
- * under another, and the right key was refused for good.
+ * At most this many records (the marker, then the others in the order the
+ * store gives them) are tried to prove a key: a store of a million records
+ * none of which opens refuses a wrong key in ~65 decryptions, not one per
+ * record (~70 µs each in Node: over a minute).
+ */
+const PROOF_TRIES = 64;
+
+const looksSealed = (value: Uint8Array): boolean => value.length >= 1 + NONCE_BYTES + TAG_BYTES && value[0] === VERSION;
+
+/**
+ * For a store without its key check: new when it holds nothing, else one
+ * whose metadata was deleted from outside, and what it holds must show the
+ * protection it is opened with before anything is written (docs/PROTOCOL.md
+ * §2.6). Under a key, one of its first `PROOF_TRIES` records, the client's
+ * format marker first, must open (`STORAGE_KEY` otherwise: a record that
+ * opens proves the key as the key check would). In the clear, no core
+ * record (key not led by 0x00: its clear value leads with its format byte,
+ * 0x02 or 0x03, never 0x01) may be a sealed value, and one record must be
+ * none (`STORAGE_FORMAT` with `sealedRefused` otherwise): one clear record
+ * planted among sealed ones no longer passes.
  */
 export async function proveProtection(cipher: StorageCipher | undefined, stored: StorageEntry[], sealedRefused: string): Promise<void> {
   if (stored.length === 0) return;
   if (!cipher) {
-    if (stored.every(([, v]) => v.length >= 1 + NONCE_BYTES + TAG_BYTES && v[0] === VERSION)) throw new MlsError('STORAGE_FORMAT', sealedRefused);
+    if (stored.every(([, v]) => looksSealed(v)) || stored.some(([k, v]) => k[0] !== 0 && looksSealed(v))) throw new MlsError('STORAGE_FORMAT', sealedRefused);
     return;
   }
-  // One at a time: the right key stops at the first record.
-  for (const [k, v] of stored) if (await cipher.open(k, v).then(() => true, () => false)) return;
+  const marker = stored.find(([k]) => bytesEqual(k, FORMAT_MARKER));
+  // One at a time: the right key stops at the first record (the marker, which junk planted ahead cannot displace).
+  for (const [k, v] of [...(marker ? [marker] : []), ...stored.slice(0, PROOF_TRIES)]) if (await cipher.open(k, v).then(() => true, () => false)) return;
   await cipher.verifyKeyCheck(new Uint8Array(0));
+}
+
+/**
+ * `STORAGE_FORMAT` unless a durable store's meta is consistent with the
+ * protection `wanted`: its `encryption` row (`protection`), or without one
+ * its key check (`hasCheck`: sealed), says how it is protected; a key
+ * check in a store opened in the clear is refused too.
+ */
+export function refuseOtherProtection(protection: unknown, hasCheck: boolean, wanted: string, store: string): void {
+  const said = protection !== undefined ? protection : hasCheck ? SEALED : undefined;
+  if (said !== undefined && said !== wanted) throw new MlsError('STORAGE_FORMAT', `${store} storage is ${String(said)}-protected; opened as ${wanted}`);
+  if (hasCheck && wanted !== SEALED) throw new MlsError('STORAGE_FORMAT', `${store} storage holds a key check; opened as ${wanted}`);
+}
+
+/**
+ * A durable adapter's check of the protection it is opened with, from what
+ * its meta still holds: `protection` (the `encryption` row) and `check`
+ * (the key check: its bytes, empty when it is not bytes, undefined when
+ * missing). A key check there decides (`STORAGE_KEY` for every key it does
+ * not open, the right one too: docs/PROTOCOL.md §2.6); without one the
+ * records do (`proveProtection`, read by `records`), as without an
+ * `encryption` row. Returns the rows to write back: those missing.
+ */
+export async function checkProtection(
+  cipher: StorageCipher | undefined,
+  protection: unknown,
+  check: Uint8Array | undefined,
+  records: () => Promise<StorageEntry[]>,
+  store: string,
+): Promise<{ encryption?: string; check?: Uint8Array }> {
+  const wanted = cipher ? SEALED : 'none';
+  refuseOtherProtection(protection, check !== undefined, wanted, store);
+  if (cipher && check) await cipher.verifyKeyCheck(check);
+  else if (cipher || protection === undefined) await proveProtection(cipher, await records(), `${store} storage holds sealed records; opened as none`);
+  return { encryption: protection === undefined ? wanted : undefined, check: cipher && !check ? await cipher.keyCheck() : undefined };
 }
 
 function tampered(): MlsError {

@@ -23,7 +23,7 @@
 import { MlsError } from './errors.js';
 import { fromHex, isToHex, toHex } from './bytes.js';
 import { ownOptions } from './convert.js';
-import { StorageCipher, proveProtection, refuseTampered, type StorageKey } from './encrypted-storage.js';
+import { SEALED, StorageCipher, checkProtection, refuseOtherProtection, refuseTampered, type StorageKey } from './encrypted-storage.js';
 import { decodeBatch, encodeBatch, type StorageAdapter, type StorageBatch, type StorageEntry, type VerifiedEntries } from './storage.js';
 
 const STORE = 'entries';
@@ -514,25 +514,36 @@ function foldLog(tx: IDBTransaction, write: (request: () => void) => boolean, kn
 /**
  * The database's format and cipher: checked against `meta` on an existing
  * database (`STORAGE_FORMAT` for another format or protection,
- * `STORAGE_KEY` for a wrong or missing key), written on a new one.
+ * `STORAGE_KEY` for a wrong or missing key), written on a new one. Again
+ * when another tab (or another open in this one) wrote a meta row between
+ * this open's read and write: its row stands and is checked.
  */
 async function prepare(db: IDBDatabase, encrypt: boolean, appKey: StorageKey | undefined, writes: IDBTransactionOptions): Promise<StorageCipher | undefined> {
+  for (let attempt = 1; ; attempt++) {
+    const cipher = await prepareOnce(db, encrypt, appKey, writes);
+    if (cipher !== RACED) return cipher;
+    if (attempt === 3) throw new MlsError('STORAGE', "another open kept writing this IndexedDB database's meta");
+  }
+}
+
+/** `prepareOnce` lost a race: another open added a meta row this one was adding. */
+const RACED = Symbol('raced');
+
+async function prepareOnce(db: IDBDatabase, encrypt: boolean, appKey: StorageKey | undefined, writes: IDBTransactionOptions): Promise<StorageCipher | undefined | typeof RACED> {
   const read = db.transaction(META, 'readonly').objectStore(META);
   const [format, protection, storedKey, check] = await Promise.all(['format', 'encryption', 'key', 'key-check'].map((k) => request(read.get(k))));
-  const wanted = encrypt ? 'aes-256-gcm' : 'none';
-  // A key check without a format: the format deleted from outside, not a
-  // new database. Checked as any other, nothing written unless the key
-  // reads it; before, a generated key replaced the stored one (every
-  // record lost), and a wrong app key stored its own check, refusing the
-  // right one for good (test/browser-storage-review2.test.ts). Neither,
-  // but records: both deleted, and a record must show the key (below).
-  const known = format !== undefined || check !== undefined;
-  const stored = known ? [] : await storedEntries(db, encrypt);
-  if (!known && stored.length === 0) return create(db, encrypt, appKey, writes);
+  const wanted = encrypt ? SEALED : 'none';
   if (format !== undefined && format !== INDEXEDDB_FORMAT && format !== UPGRADED_FORMAT) {
     throw new MlsError('STORAGE_FORMAT', `IndexedDB storage has format ${String(format)}; this version reads ${INDEXEDDB_FORMAT}`);
   }
-  if ((known || protection !== undefined) && protection !== wanted) throw new MlsError('STORAGE_FORMAT', `IndexedDB storage is ${String(protection)}-protected; opened as ${wanted}`);
+  // Neither a format nor a key check: new only when it holds nothing.
+  // Before, a database with records but neither was taken for a new one:
+  // a generated key replaced the stored one (every record lost), a wrong
+  // app key stored its own check (test/browser-storage-review3.test.ts).
+  let stored: Promise<StorageEntry[]> | undefined;
+  const records = () => (stored ??= storedEntries(db, encrypt));
+  if (format === undefined && check === undefined && (await records()).length === 0) return create(db, encrypt, appKey, storedKey !== undefined, writes);
+  refuseOtherProtection(protection, check !== undefined, wanted, 'IndexedDB');
   let cipher: StorageCipher | undefined;
   if (encrypt) {
     if (appKey && storedKey) throw new MlsError('STORAGE_KEY', 'this database keeps its own generated key; open it without a key');
@@ -541,36 +552,59 @@ async function prepare(db: IDBDatabase, encrypt: boolean, appKey: StorageKey | u
     // extractable key) would let it read what is sealed after it left.
     if (!appKey && !(storedKey instanceof CryptoKey && storedKey.extractable === false)) throw new MlsError('STORAGE_KEY', 'the stored key is not a non-extractable CryptoKey');
     cipher = await StorageCipher.create(appKey ?? (storedKey as CryptoKey));
-    if (known) await cipher.verifyKeyCheck(check instanceof ArrayBuffer || check instanceof Uint8Array ? new Uint8Array(check) : new Uint8Array(0));
   }
-  // Before, such a database was taken for a new one: a wrong app key stored
-  // its own check, the generated key was replaced (test/browser-storage-review3.test.ts).
-  if (!known) await proveProtection(cipher, stored, 'IndexedDB storage holds only sealed records; opened as none');
-  if (format !== INDEXEDDB_FORMAT) {
-    // Sealed first: a transaction commits itself once it waits on anything but its own requests.
-    const keyCheck = known ? undefined : await cipher?.keyCheck();
-    // Format 2 is format 3 with an empty log (the store was added by the schema upgrade at open).
-    const tx = db.transaction(META, 'readwrite', writes);
-    const meta = tx.objectStore(META);
-    meta.put(INDEXEDDB_FORMAT, 'format');
-    if (!known) meta.put(wanted, 'encryption');
-    if (keyCheck) meta.put(keyCheck.buffer, 'key-check');
-    await done(tx);
-  }
-  return cipher;
+  // A key check that is not bytes was changed: STORAGE_KEY. One deleted (or
+  // the protection row): the records show the key before any row is written
+  // back (encrypted-storage.ts; before, with the format kept, the right key
+  // was refused for good: test/browser-storage-review4.test.ts).
+  const sealedCheck = check === undefined ? undefined : check instanceof ArrayBuffer || check instanceof Uint8Array ? new Uint8Array(check) : new Uint8Array(0);
+  const missing = await checkProtection(cipher, protection, sealedCheck, records, 'IndexedDB');
+  const rows: MetaRow[] = [];
+  // Format 2 is format 3 with an empty log (the store was added by the schema upgrade at open).
+  if (format !== INDEXEDDB_FORMAT) rows.push(['format', INDEXEDDB_FORMAT, format === undefined]);
+  if (missing.encryption) rows.push(['encryption', missing.encryption, true]);
+  if (missing.check) rows.push(['key-check', missing.check.buffer, true]);
+  return rows.length === 0 || (await writeMeta(db, rows, writes)) ? cipher : RACED;
 }
 
-/** A new database's meta: its format, protection, generated key (without the app's) and key check. */
-async function create(db: IDBDatabase, encrypt: boolean, appKey: StorageKey | undefined, writes: IDBTransactionOptions): Promise<StorageCipher | undefined> {
+/** A new database's meta: its format, protection, generated key (without the app's) and key check; the format is only added, so of two opens at once one writes and the other reads what it wrote. */
+async function create(db: IDBDatabase, encrypt: boolean, appKey: StorageKey | undefined, keyStored: boolean, writes: IDBTransactionOptions): Promise<StorageCipher | undefined | typeof RACED> {
   const key = encrypt ? (appKey ?? (await StorageCipher.generateKey())) : undefined;
   const cipher = key ? await StorageCipher.create(key) : undefined;
   const keyCheck = await cipher?.keyCheck();
+  const rows: MetaRow[] = [
+    ['format', INDEXEDDB_FORMAT, true],
+    ['encryption', encrypt ? SEALED : 'none', false],
+  ];
+  // A key left in a database that holds nothing is replaced: nothing is sealed under it.
+  if (key && !appKey) rows.push(['key', key, !keyStored]);
+  if (keyCheck) rows.push(['key-check', keyCheck.buffer, true]);
+  return (await writeMeta(db, rows, writes)) ? cipher : RACED;
+}
+
+/** A meta row to write: name, value, and whether it was missing when read (then only added: a row another open wrote since stands). */
+type MetaRow = [name: string, value: unknown, added: boolean];
+
+/**
+ * Writes `rows` in one transaction; false, nothing written, when a row
+ * read as missing was written meanwhile (by another tab, or another open
+ * in this one). Before, two opens of a new database each generated a key
+ * and stored it, the later over the earlier: the adapter whose key was
+ * replaced sealed every record under a key no longer stored, all lost at
+ * the next open (test/browser-storage-review4.test.ts).
+ */
+async function writeMeta(db: IDBDatabase, rows: MetaRow[], writes: IDBTransactionOptions): Promise<boolean> {
   const tx = db.transaction(META, 'readwrite', writes);
   const meta = tx.objectStore(META);
-  meta.put(INDEXEDDB_FORMAT, 'format');
-  meta.put(encrypt ? 'aes-256-gcm' : 'none', 'encryption');
-  if (key && !appKey) meta.put(key, 'key');
-  if (keyCheck) meta.put(keyCheck.buffer, 'key-check');
-  await done(tx);
-  return cipher;
+  for (const [name, value, added] of rows) {
+    if (added) meta.add(value, name);
+    else meta.put(value, name);
+  }
+  return done(tx).then(
+    () => true,
+    (err: unknown) => {
+      if ((err as { name?: unknown } | null)?.name === 'ConstraintError') return false;
+      throw err;
+    },
+  );
 }

@@ -13,7 +13,7 @@ import type Database from 'better-sqlite3';
 import { MlsError } from '../mls/errors.js';
 import { fromHex, isToHex, toHex } from '../mls/bytes.js';
 import { ownOptions } from '../mls/convert.js';
-import { StorageCipher, proveProtection, refuseTampered, type StorageKey } from '../mls/encrypted-storage.js';
+import { SEALED, StorageCipher, checkProtection, refuseOtherProtection, refuseTampered, type StorageKey } from '../mls/encrypted-storage.js';
 import { type StorageAdapter, type StorageBatch, type StorageEntry, type VerifiedEntries } from '../mls/storage.js';
 import { peerDependency } from './peer-dependency.js';
 
@@ -118,35 +118,30 @@ export class SqliteStorageAdapter implements StorageAdapter {
     }
     const meta = (name: string) => (db.prepare('SELECT value FROM meta WHERE key = ?').get(name) as { value: unknown } | undefined)?.value;
     const [format, protection, check] = [meta('format'), meta('encryption'), meta('key-check')];
-    const wanted = key ? 'aes-256-gcm' : 'none';
     if (format !== undefined && format !== SQLITE_STORAGE_FORMAT) {
       throw new MlsError('STORAGE_FORMAT', `SQLite storage has format ${String(format)}; this version reads ${SQLITE_STORAGE_FORMAT}`);
     }
-    // Also without a format: a row that says how the file is protected is read whatever else was deleted.
-    if ((format !== undefined || protection !== undefined) && protection !== wanted) {
-      throw new MlsError('STORAGE_FORMAT', `SQLite storage is ${String(protection)}-protected; opened as ${wanted}`);
-    }
-    if (!key && check !== undefined) throw new MlsError('STORAGE_FORMAT', 'SQLite storage is aes-256-gcm-protected; opened as none');
+    // Whatever else was deleted, a row that says how the file is protected is read (synchronously: the constructor throws).
+    refuseOtherProtection(protection, check !== undefined, key ? SEALED : 'none', 'SQLite');
     return (async () => {
       const cipher = key ? await StorageCipher.create(key) : undefined;
       // A key check that is not hex text (SQLite keeps any type in any column) was changed: STORAGE_KEY, as for any other change.
-      if (cipher && (format !== undefined || check !== undefined)) await cipher.verifyKeyCheck(isToHex(check) ? fromHex(check) : new Uint8Array(0));
-      if (format !== undefined) return cipher;
-      // No format (its meta deleted from outside, or a new file): what the
-      // file holds must show the protection opened with before any meta is
-      // written (encrypted-storage.ts). Before, a wrong key (or none) wrote
-      // its own meta, and the right key was refused for good
-      // (test/storage-review2.test.ts, test/storage-review3.test.ts).
-      if (check === undefined) {
-        const stored = (db.prepare('SELECT key, value FROM entries').all() as { key: unknown; value: unknown }[]).map((r): StorageEntry => [bytes(r.key), bytes(r.value, cipher)]);
-        await proveProtection(cipher, stored, 'SQLite storage holds only sealed records; opened as none');
-      }
-      const sealedCheck = cipher ? toHex(await cipher.keyCheck()) : undefined;
+      const sealedCheck = check === undefined ? undefined : isToHex(check) ? fromHex(check) : new Uint8Array(0);
+      // A row deleted from outside (the format, the protection, the key
+      // check): what the file holds must show the protection opened with
+      // before anything is written back (encrypted-storage.ts). Before, a
+      // wrong key (or none) wrote its own meta, and the right key was
+      // refused for good; with the format kept, the right key was refused
+      // for good without its key check or its protection row
+      // (test/storage-review2.test.ts, test/storage-review3.test.ts, test/storage-review4.test.ts).
+      const records = async () => (db.prepare('SELECT key, value FROM entries').all() as { key: unknown; value: unknown }[]).map((r): StorageEntry => [bytes(r.key), bytes(r.value, cipher)]);
+      const missing = await checkProtection(cipher, protection, sealedCheck, records, 'SQLite');
+      if (format !== undefined && !missing.encryption && !missing.check) return cipher;
       const put = db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)');
       db.transaction(() => {
-        put.run('format', SQLITE_STORAGE_FORMAT);
-        put.run('encryption', wanted);
-        if (sealedCheck) put.run('key-check', sealedCheck);
+        if (format === undefined) put.run('format', SQLITE_STORAGE_FORMAT);
+        if (missing.encryption) put.run('encryption', missing.encryption);
+        if (missing.check) put.run('key-check', toHex(missing.check));
       })();
       return cipher;
     })();
