@@ -8,7 +8,7 @@
 import { Client as CoreClient } from '../../pkg/paired_mls_core.js';
 import { call, init } from './init.js';
 import { MlsError, invalidArgument } from './errors.js';
-import { CLIENT_FORMAT_KEY, MemoryStorageAdapter, decodeBatch, encodeEntries, readStorage, type StorageAdapter, type StorageBatch, type StorageEntry } from './storage.js';
+import { MemoryStorageAdapter, decodeBatch, encodeEntries, readStorage, type StorageAdapter, type StorageBatch, type StorageEntry } from './storage.js';
 import { groupOfKey, setAsideTamperedGroups } from './encrypted-storage.js';
 import { GROUP_RECORD_PREFIX, GroupRecords, boundPsksInKeys, groupRecordKey, parseGroupRecordKey, pskBindingName } from './group-records.js';
 import { Resource } from './resources.js';
@@ -90,7 +90,7 @@ export interface ExternalJoinOptions extends JoinOptions {
 // Keys of the TS layer's own records start with 0x00, which no openmls key
 // (an ASCII label first) does.
 const META = '\u0000paired-mls/';
-const FORMAT_KEY = CLIENT_FORMAT_KEY; // `${META}format`, named in storage.ts for the adapters
+const FORMAT_KEY = `${META}format`;
 /** Storage format 2: the core's records are postcard, each value led by this byte (format 1 was JSON). */
 const FORMAT_VERSION = '2';
 const RECORD_FORMAT = 0x02;
@@ -142,6 +142,8 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
   readonly #groupIds = new Set<string>();
   /** Groups whose stored records failed authentication at load (not in the core), with the keys of their records. */
   #tamperedGroups = new Map<string, Uint8Array[]>();
+  /** The keys (hex) of the records that failed authentication at load: planted ones among them, so no binding of theirs names a PSK to delete. */
+  #failedKeys = new Set<string>();
   #writes: Promise<void> = Promise.resolve();
   /** `writeOnce` flows in progress, told about every write made meanwhile and when its values were taken. */
   #holders = new Set<(written: StorageBatch, taken: number) => void>();
@@ -268,6 +270,7 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
     // Records that failed authentication set their group aside (encrypted-storage.ts).
     const { entries, groups: tampered } = setAsideTamperedGroups(read, metaKey(GROUP_PREFIX));
     this.#tamperedGroups = tampered;
+    this.#failedKeys = new Set(read.tampered.map(toHex));
     const meta = new Map<string, Uint8Array>();
     const coreEntries: StorageEntry[] = [];
     for (const entry of entries) {
@@ -926,10 +929,21 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
     // A set-aside group's keys all go, PSK bindings too, with the PSKs they name, as its deleteGroup does: kept as
     // bindings of the group joined, keys whose values failed (planted) set that group aside again at every open.
     const stale = this.#tamperedGroups.get(hex) ?? [];
-    for (const pskId of boundPsksInKeys(stale)) this.inner.deleteExternalPsk(pskId);
+    for (const pskId of this.#setAsideBindings(stale)) this.inner.deleteExternalPsk(pskId);
     this.#tamperedGroups.delete(hex);
     // concat, not push(...): a set-aside group's kept keys can be as many as were planted.
     return { puts: [[metaKey(GROUP_PREFIX + hex), new Uint8Array(0)]], deletes: stale.concat(this.#groupRecords.drop(hex, true)) };
+  }
+
+  /**
+   * The PSKs bound by a set-aside group's stored keys, of those whose value
+   * opened: a failed one may be planted (under a phantom group, §2.6), and
+   * named another group's PSK or a client-wide one, which its deleteGroup
+   * then deleted (test/storage-review4.test.ts). A binding of the group's
+   * own whose value was changed leaves its PSK in the store.
+   */
+  #setAsideBindings(keys: Uint8Array[]): Uint8Array[] {
+    return boundPsksInKeys(keys.filter((k) => !this.#failedKeys.has(toHex(k))));
   }
 
   /** Remember a group whose index entry went out with its first batch. */
@@ -959,7 +973,7 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
     const hex = toHex(groupId);
     // A group set aside at load is not in the core: its stored records (group records among them) go by key.
     const setAside = this.#tamperedGroups.get(hex);
-    const bound = setAside ? boundPsksInKeys(setAside) : this.#groupRecords.boundPsks(hex);
+    const bound = setAside ? this.#setAsideBindings(setAside) : this.#groupRecords.boundPsks(hex);
     await this.mutate(
       (core) => {
         // The core deletes every record that names the group, also one whose state does not load; a listed

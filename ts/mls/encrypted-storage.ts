@@ -20,7 +20,7 @@
 import { MlsError } from './errors.js';
 import { bytesEqual, isToHex, toHex } from './bytes.js';
 import { parseGroupRecordKey } from './group-records.js';
-import { CLIENT_FORMAT_KEY, type StorageAdapter, type StorageBatch, type StorageEntry, type VerifiedEntries } from './storage.js';
+import { type StorageAdapter, type StorageBatch, type StorageEntry, type VerifiedEntries } from './storage.js';
 import { storesInto } from './storage-claim.js';
 
 const VERSION = 1;
@@ -30,7 +30,6 @@ const AAD_PREFIX = new TextEncoder().encode('paired-mls storage v1\u0000');
 /** The storage key of the value that tells a right key from a wrong one. */
 const KEY_CHECK_KEY = new TextEncoder().encode('\u0000paired-mls/key-check');
 const KEY_CHECK_VALUE = new TextEncoder().encode('paired-mls storage key check');
-const FORMAT_KEY = new TextEncoder().encode(CLIENT_FORMAT_KEY);
 /** A storage encryption key: 32 raw bytes (imported non-extractable) or an AES-GCM `CryptoKey`. */
 export type StorageKey = CryptoKey | Uint8Array;
 
@@ -135,6 +134,80 @@ export class StorageCipher {
   }
 }
 
+/** The `encryption` meta value of a sealed durable store. */
+export const SEALED = 'aes-256-gcm';
+
+/** The client's format marker (client.ts): an MlsClient writes it into every store it opens. */
+const FORMAT_MARKER = new TextEncoder().encode('\u0000paired-mls/format');
+/**
+ * At most this many records (the marker, then the others in the order the
+ * store gives them) are tried to prove a key: a store of a million records
+ * none of which opens refuses a wrong key in ~65 decryptions, not one per
+ * record (~70 µs each in Node: over a minute).
+ */
+const PROOF_TRIES = 64;
+
+const looksSealed = (value: Uint8Array): boolean => value.length >= 1 + NONCE_BYTES + TAG_BYTES && value[0] === VERSION;
+
+/**
+ * For a store without its key check: new when it holds nothing, else one
+ * whose metadata was deleted from outside, and what it holds must show the
+ * protection it is opened with before anything is written (docs/PROTOCOL.md
+ * §2.6). Under a key, one of its first `PROOF_TRIES` records, the client's
+ * format marker first, must open (`STORAGE_KEY` otherwise: a record that
+ * opens proves the key as the key check would). In the clear, no core
+ * record (key not led by 0x00: its clear value leads with its format byte,
+ * 0x02 or 0x03, never 0x01) may be a sealed value, and one record must be
+ * none (`STORAGE_FORMAT` with `sealedRefused` otherwise): one clear record
+ * planted among sealed ones no longer passes.
+ */
+export async function proveProtection(cipher: StorageCipher | undefined, stored: StorageEntry[], sealedRefused: string): Promise<void> {
+  if (stored.length === 0) return;
+  if (!cipher) {
+    if (stored.every(([, v]) => looksSealed(v)) || stored.some(([k, v]) => k[0] !== 0 && looksSealed(v))) throw new MlsError('STORAGE_FORMAT', sealedRefused);
+    return;
+  }
+  const marker = stored.find(([k]) => bytesEqual(k, FORMAT_MARKER));
+  // One at a time: the right key stops at the first record (the marker, which junk planted ahead cannot displace).
+  for (const [k, v] of [...(marker ? [marker] : []), ...stored.slice(0, PROOF_TRIES)]) if (await cipher.open(k, v).then(() => true, () => false)) return;
+  await cipher.verifyKeyCheck(new Uint8Array(0));
+}
+
+/**
+ * `STORAGE_FORMAT` unless a durable store's meta is consistent with the
+ * protection `wanted`: its `encryption` row (`protection`), or without one
+ * its key check (`hasCheck`: sealed), says how it is protected; a key
+ * check in a store opened in the clear is refused too.
+ */
+export function refuseOtherProtection(protection: unknown, hasCheck: boolean, wanted: string, store: string): void {
+  const said = protection !== undefined ? protection : hasCheck ? SEALED : undefined;
+  if (said !== undefined && said !== wanted) throw new MlsError('STORAGE_FORMAT', `${store} storage is ${String(said)}-protected; opened as ${wanted}`);
+  if (hasCheck && wanted !== SEALED) throw new MlsError('STORAGE_FORMAT', `${store} storage holds a key check; opened as ${wanted}`);
+}
+
+/**
+ * A durable adapter's check of the protection it is opened with, from what
+ * its meta still holds: `protection` (the `encryption` row) and `check`
+ * (the key check: its bytes, empty when it is not bytes, undefined when
+ * missing). A key check there decides (`STORAGE_KEY` for every key it does
+ * not open, the right one too: docs/PROTOCOL.md §2.6); without one the
+ * records do (`proveProtection`, read by `records`), as without an
+ * `encryption` row. Returns the rows to write back: those missing.
+ */
+export async function checkProtection(
+  cipher: StorageCipher | undefined,
+  protection: unknown,
+  check: Uint8Array | undefined,
+  records: () => Promise<StorageEntry[]>,
+  store: string,
+): Promise<{ encryption?: string; check?: Uint8Array }> {
+  const wanted = cipher ? SEALED : 'none';
+  refuseOtherProtection(protection, check !== undefined, wanted, store);
+  if (cipher && check) await cipher.verifyKeyCheck(check);
+  else if (cipher || protection === undefined) await proveProtection(cipher, await records(), `${store} storage holds sealed records; opened as none`);
+  return { encryption: protection === undefined ? wanted : undefined, check: cipher && !check ? await cipher.keyCheck() : undefined };
+}
+
 function tampered(): MlsError {
   return new MlsError('STORAGE_TAMPERED', 'a stored record was changed, truncated or moved to another key');
 }
@@ -168,11 +241,8 @@ export class EncryptedStorageAdapter implements StorageAdapter {
     const check = await inner.get(KEY_CHECK_KEY);
     if (check) await cipher.verifyKeyCheck(check);
     else {
-      // No key check (deleted from outside?) but a client's format marker:
-      // the key must open that first (STORAGE_KEY otherwise). Before, any key stored its own check,
-      // and the right key was then STORAGE_KEY for good.
-      const marker = await inner.get(FORMAT_KEY);
-      if (marker) await cipher.open(FORMAT_KEY, marker).catch(() => cipher.verifyKeyCheck(new Uint8Array(0)));
+      // No key check: new, or deleted from outside; then the key must open a stored record first.
+      await proveProtection(cipher, await inner.entries(), '');
       await inner.apply({ puts: [[KEY_CHECK_KEY.slice(), await cipher.keyCheck()]], deletes: [] });
     }
     return new EncryptedStorageAdapter(inner, cipher);
@@ -209,9 +279,10 @@ export class EncryptedStorageAdapter implements StorageAdapter {
  * no group (a signature key, a KeyPackage, an identity, a `putRecord`
  * record) refuses the whole load with `STORAGE_TAMPERED`.
  *
- * `groupIndexPrefix` is the key prefix of the client's group index
- * entries (`\0paired-mls/group/` then the group id in hex). A group
- * record's group is read from its key (`parseGroupRecordKey`).
+ * The groups are those the client lists: by an index entry
+ * (`groupIndexPrefix`, `\0paired-mls/group/` then the id in hex) or by
+ * per-group records naming them (`groupOfKey`). A group record's group
+ * is read from its key (`parseGroupRecordKey`) and must be one of them.
  */
 export function setAsideTamperedGroups(read: VerifiedEntries, groupIndexPrefix: Uint8Array): { entries: StorageEntry[]; groups: Map<string, Uint8Array[]> } {
   const groups = new Map<string, Uint8Array[]>();
@@ -221,27 +292,24 @@ export function setAsideTamperedGroups(read: VerifiedEntries, groupIndexPrefix: 
   // owner" below), uppercase or odd-length one would share a prefix with
   // every record or another group's, and no deleteGroup call names it.
   const indexed = (key: Uint8Array): string | undefined => {
-    const hex = startsWith(key, groupIndexPrefix) ? decoder.decode(key.subarray(groupIndexPrefix.length)) : '';
+    const hex = decoder.decode(key.subarray(groupIndexPrefix.length));
     return hex && isToHex(hex) ? hex : undefined;
   };
-  const groupHexes = new Set<string>();
+  // A per-group record's id is read out of its key (its length, then its
+  // bytes: exact, so a key that merely starts with another group's id
+  // names a group of its own), in time linear in the records: trying each
+  // group's prefix in turn made the open quadratic (8,000 planted index
+  // entries and records: 12 s; test/storage-review2.test.ts).
+  const named = (key: Uint8Array): string | undefined => (startsWith(key, groupIndexPrefix) ? indexed(key) : groupOfKey(key));
+  const listed = new Set<string>();
   for (const k of [...read.entries.map(([k]) => k), ...read.tampered]) {
-    const hex = indexed(k);
-    if (hex) groupHexes.add(hex);
+    const hex = named(k);
+    if (hex) listed.add(hex);
   }
-  const prefixes = new Map([...groupHexes].map((hex) => [hex, groupKeyPrefix(hex)]));
   const ownerOf = (key: Uint8Array): string | undefined => {
-    if (startsWith(key, groupIndexPrefix)) return indexed(key);
-    // A group record: only of a group with an index entry.
-    const record = parseGroupRecordKey(decoder.decode(key));
-    if (record) return prefixes.has(record.groupHex) ? record.groupHex : undefined;
-    const body = perGroupKeyBody(key);
-    // The id read from the key and looked up, not each group's prefix tried
-    // in turn: with planted index entries that scan made the open quadratic
-    // (8,000 planted entries and records: 12 s; test/storage-review2.test.ts).
-    const hex = body && groupHexOf(body);
-    const prefix = hex === undefined ? undefined : prefixes.get(hex);
-    return prefix && startsWith(body!, prefix) ? hex : undefined;
+    // A group record: only of a listed group (an orphan one is deleted at open).
+    const record = key[0] === 0 ? parseGroupRecordKey(decoder.decode(key)) : undefined;
+    return record ? (listed.has(record.groupHex) ? record.groupHex : undefined) : named(key);
   };
   for (const key of read.tampered) {
     const owner = ownerOf(key);
@@ -266,22 +334,6 @@ export function setAsideTamperedGroups(read: VerifiedEntries, groupIndexPrefix: 
 function perGroupKeyBody(key: Uint8Array): Uint8Array | undefined {
   const scopeAt = key.findIndex((b) => b < 0x02);
   return scopeAt > 0 && key[scopeAt] === 0x01 ? key.subarray(scopeAt + 1) : undefined;
-}
-
-/**
- * How a per-group key starts after its scope byte: postcard of openmls'
- * `GroupId`, its length as a LEB128 varint then its bytes, as
- * `group_key_prefix` in crates/core/src/storage.rs.
- */
-function groupKeyPrefix(hex: string): Uint8Array {
-  const out: number[] = [];
-  let n = hex.length >> 1;
-  do {
-    out.push((n & 0x7f) | (n > 0x7f ? 0x80 : 0));
-    n >>>= 7;
-  } while (n > 0);
-  for (let i = 0; i + 1 < hex.length; i += 2) out.push(parseInt(hex.slice(i, i + 2), 16));
-  return Uint8Array.from(out);
 }
 
 /** The group (hex id) a core storage key names, for a per-group record (§2.2); undefined for any other key. */

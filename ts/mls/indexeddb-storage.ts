@@ -23,7 +23,7 @@
 import { MlsError } from './errors.js';
 import { fromHex, isToHex, toHex } from './bytes.js';
 import { ownOptions } from './convert.js';
-import { StorageCipher, refuseTampered, type StorageKey } from './encrypted-storage.js';
+import { SEALED, StorageCipher, checkProtection, refuseOtherProtection, refuseTampered, type StorageKey } from './encrypted-storage.js';
 import { decodeBatch, encodeBatch, type StorageAdapter, type StorageBatch, type StorageEntry, type VerifiedEntries } from './storage.js';
 
 const STORE = 'entries';
@@ -239,18 +239,7 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
   }
 
   async verifiedEntries(): Promise<VerifiedEntries> {
-    const tx = this.#db.transaction([STORE, LOG], 'readonly');
-    const store = tx.objectStore(STORE);
-    const [keys, values, log] = await Promise.all([request(store.getAllKeys()), request(store.getAll()), request(tx.objectStore(LOG).getAll())]);
-    const latest = new Map<string, Uint8Array | null>();
-    keys.forEach((k, i) => {
-      // As toHex writes it: another key cannot be attributed to a group (nor told apart from a lowercase twin).
-      if (!isToHex(k)) throw new MlsError('STORAGE_TAMPERED', 'a stored record has a malformed key');
-      latest.set(k, this.#bytes(values[i]));
-    });
-    foldInto(latest, log);
-    const raw: StorageEntry[] = [];
-    for (const [hex, value] of latest) if (value) raw.push([fromHex(hex), value]);
+    const raw = await storedEntries(this.#db, this.encrypted);
     return this.#cipher ? this.#cipher.openEntries(raw) : { entries: raw, tampered: [] };
   }
 
@@ -265,7 +254,7 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
     const tx = this.#db.transaction([STORE, LOG], 'readonly');
     const [stored, log] = await Promise.all([request(tx.objectStore(STORE).get(hex)), request(tx.objectStore(LOG).getAll())]);
     const latest = new Map<string, Uint8Array | null>();
-    if (stored !== undefined) latest.set(hex, this.#bytes(stored));
+    if (stored !== undefined) latest.set(hex, storedBytes(stored, this.encrypted));
     foldInto(latest, log, hex);
     const value = latest.get(hex);
     if (!value) return undefined;
@@ -348,18 +337,6 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
     this.#emptied();
   }
 
-  /**
-   * A stored `entries` value. One that is not an ArrayBuffer is never
-   * read as an array-like (its length is the attacker's): encrypted, it is
-   * an empty value, which fails to open as any changed record does (its
-   * group is set aside); in the clear, `STORAGE_TAMPERED`.
-   */
-  #bytes(value: unknown): Uint8Array {
-    if (value instanceof ArrayBuffer) return new Uint8Array(value);
-    if (this.#cipher) return new Uint8Array(0);
-    throw new MlsError('STORAGE_TAMPERED', 'a stored record is not bytes');
-  }
-
   #emptied(): void {
     this.#logKeys = [];
     this.#logBytes = 0;
@@ -405,6 +382,35 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
       return !aborted.has(tx);
     };
   }
+}
+
+/**
+ * A stored `entries` value. One that is not an ArrayBuffer is never
+ * read as an array-like (its length is the attacker's): sealed, it is
+ * an empty value, which fails to open as any changed record does (its
+ * group is set aside); in the clear, `STORAGE_TAMPERED`.
+ */
+function storedBytes(value: unknown, sealed: boolean): Uint8Array {
+  if (value instanceof ArrayBuffer) return new Uint8Array(value);
+  if (sealed) return new Uint8Array(0);
+  throw new MlsError('STORAGE_TAMPERED', 'a stored record is not bytes');
+}
+
+/** Every stored entry (`entries` with the log applied over it), values as stored (sealed when `sealed`). */
+async function storedEntries(db: IDBDatabase, sealed: boolean): Promise<StorageEntry[]> {
+  const tx = db.transaction([STORE, LOG], 'readonly');
+  const store = tx.objectStore(STORE);
+  const [keys, values, log] = await Promise.all([request(store.getAllKeys()), request(store.getAll()), request(tx.objectStore(LOG).getAll())]);
+  const latest = new Map<string, Uint8Array | null>();
+  keys.forEach((k, i) => {
+    // As toHex writes it: another key cannot be attributed to a group (nor told apart from a lowercase twin).
+    if (!isToHex(k)) throw new MlsError('STORAGE_TAMPERED', 'a stored record has a malformed key');
+    latest.set(k, storedBytes(values[i], sealed));
+  });
+  foldInto(latest, log);
+  const raw: StorageEntry[] = [];
+  for (const [hex, value] of latest) if (value) raw.push([fromHex(hex), value]);
+  return raw;
 }
 
 /** `tx.commit()` where the browser has it; a refusal leaves `tx` to commit itself. */
@@ -508,49 +514,97 @@ function foldLog(tx: IDBTransaction, write: (request: () => void) => boolean, kn
 /**
  * The database's format and cipher: checked against `meta` on an existing
  * database (`STORAGE_FORMAT` for another format or protection,
- * `STORAGE_KEY` for a wrong or missing key), written on a new one.
+ * `STORAGE_KEY` for a wrong or missing key), written on a new one. Again
+ * when another tab (or another open in this one) wrote a meta row between
+ * this open's read and write: its row stands and is checked.
  */
 async function prepare(db: IDBDatabase, encrypt: boolean, appKey: StorageKey | undefined, writes: IDBTransactionOptions): Promise<StorageCipher | undefined> {
+  for (let attempt = 1; ; attempt++) {
+    const cipher = await prepareOnce(db, encrypt, appKey, writes);
+    if (cipher !== RACED) return cipher;
+    if (attempt === 3) throw new MlsError('STORAGE', "another open kept writing this IndexedDB database's meta");
+  }
+}
+
+/** `prepareOnce` lost a race: another open added a meta row this one was adding. */
+const RACED = Symbol('raced');
+
+async function prepareOnce(db: IDBDatabase, encrypt: boolean, appKey: StorageKey | undefined, writes: IDBTransactionOptions): Promise<StorageCipher | undefined | typeof RACED> {
   const read = db.transaction(META, 'readonly').objectStore(META);
   const [format, protection, storedKey, check] = await Promise.all(['format', 'encryption', 'key', 'key-check'].map((k) => request(read.get(k))));
-  const wanted = encrypt ? 'aes-256-gcm' : 'none';
-  // A key check without a format: the format deleted from outside, not a
-  // new database. Checked as any other, nothing written unless the key
-  // reads it; before, a generated key replaced the stored one (every
-  // record lost), and a wrong app key stored its own check, refusing the
-  // right one for good (test/browser-storage-review2.test.ts).
-  if (format !== undefined || check !== undefined) {
-    if (format !== undefined && format !== INDEXEDDB_FORMAT && format !== UPGRADED_FORMAT) {
-      throw new MlsError('STORAGE_FORMAT', `IndexedDB storage has format ${String(format)}; this version reads ${INDEXEDDB_FORMAT}`);
-    }
-    if (protection !== wanted) throw new MlsError('STORAGE_FORMAT', `IndexedDB storage is ${String(protection)}-protected; opened as ${wanted}`);
-    let cipher: StorageCipher | undefined;
-    if (encrypt) {
-      if (appKey && storedKey) throw new MlsError('STORAGE_KEY', 'this database keeps its own generated key; open it without a key');
-      if (!appKey && !storedKey) throw new MlsError('STORAGE_KEY', "this database is encrypted under the app's key; pass it to open()");
-      // Only a key no script can read: one a script planted (raw bytes, an
-      // extractable key) would let it read what is sealed after it left.
-      if (!appKey && !(storedKey instanceof CryptoKey && storedKey.extractable === false)) throw new MlsError('STORAGE_KEY', 'the stored key is not a non-extractable CryptoKey');
-      cipher = await StorageCipher.create(appKey ?? (storedKey as CryptoKey));
-      await cipher.verifyKeyCheck(check instanceof ArrayBuffer || check instanceof Uint8Array ? new Uint8Array(check) : new Uint8Array(0));
-    }
-    if (format !== INDEXEDDB_FORMAT) {
-      // Format 2 is format 3 with an empty log (the store was added by the schema upgrade at open).
-      const tx = db.transaction(META, 'readwrite', writes);
-      tx.objectStore(META).put(INDEXEDDB_FORMAT, 'format');
-      await done(tx);
-    }
-    return cipher;
+  const wanted = encrypt ? SEALED : 'none';
+  if (format !== undefined && format !== INDEXEDDB_FORMAT && format !== UPGRADED_FORMAT) {
+    throw new MlsError('STORAGE_FORMAT', `IndexedDB storage has format ${String(format)}; this version reads ${INDEXEDDB_FORMAT}`);
   }
+  // Neither a format nor a key check: new only when it holds nothing.
+  // Before, a database with records but neither was taken for a new one:
+  // a generated key replaced the stored one (every record lost), a wrong
+  // app key stored its own check (test/browser-storage-review3.test.ts).
+  let stored: Promise<StorageEntry[]> | undefined;
+  const records = () => (stored ??= storedEntries(db, encrypt));
+  if (format === undefined && check === undefined && (await records()).length === 0) return create(db, encrypt, appKey, storedKey !== undefined, writes);
+  refuseOtherProtection(protection, check !== undefined, wanted, 'IndexedDB');
+  let cipher: StorageCipher | undefined;
+  if (encrypt) {
+    if (appKey && storedKey) throw new MlsError('STORAGE_KEY', 'this database keeps its own generated key; open it without a key');
+    if (!appKey && !storedKey) throw new MlsError('STORAGE_KEY', "this database is encrypted under the app's key; pass it to open()");
+    // Only a key no script can read: one a script planted (raw bytes, an
+    // extractable key) would let it read what is sealed after it left.
+    if (!appKey && !(storedKey instanceof CryptoKey && storedKey.extractable === false)) throw new MlsError('STORAGE_KEY', 'the stored key is not a non-extractable CryptoKey');
+    cipher = await StorageCipher.create(appKey ?? (storedKey as CryptoKey));
+  }
+  // A key check that is not bytes was changed: STORAGE_KEY. One deleted (or
+  // the protection row): the records show the key before any row is written
+  // back (encrypted-storage.ts; before, with the format kept, the right key
+  // was refused for good: test/browser-storage-review4.test.ts).
+  const sealedCheck = check === undefined ? undefined : check instanceof ArrayBuffer || check instanceof Uint8Array ? new Uint8Array(check) : new Uint8Array(0);
+  const missing = await checkProtection(cipher, protection, sealedCheck, records, 'IndexedDB');
+  const rows: MetaRow[] = [];
+  // Format 2 is format 3 with an empty log (the store was added by the schema upgrade at open).
+  if (format !== INDEXEDDB_FORMAT) rows.push(['format', INDEXEDDB_FORMAT, format === undefined]);
+  if (missing.encryption) rows.push(['encryption', missing.encryption, true]);
+  if (missing.check) rows.push(['key-check', missing.check.buffer, true]);
+  return rows.length === 0 || (await writeMeta(db, rows, writes)) ? cipher : RACED;
+}
+
+/** A new database's meta: its format, protection, generated key (without the app's) and key check; the format is only added, so of two opens at once one writes and the other reads what it wrote. */
+async function create(db: IDBDatabase, encrypt: boolean, appKey: StorageKey | undefined, keyStored: boolean, writes: IDBTransactionOptions): Promise<StorageCipher | undefined | typeof RACED> {
   const key = encrypt ? (appKey ?? (await StorageCipher.generateKey())) : undefined;
   const cipher = key ? await StorageCipher.create(key) : undefined;
   const keyCheck = await cipher?.keyCheck();
+  const rows: MetaRow[] = [
+    ['format', INDEXEDDB_FORMAT, true],
+    ['encryption', encrypt ? SEALED : 'none', false],
+  ];
+  // A key left in a database that holds nothing is replaced: nothing is sealed under it.
+  if (key && !appKey) rows.push(['key', key, !keyStored]);
+  if (keyCheck) rows.push(['key-check', keyCheck.buffer, true]);
+  return (await writeMeta(db, rows, writes)) ? cipher : RACED;
+}
+
+/** A meta row to write: name, value, and whether it was missing when read (then only added: a row another open wrote since stands). */
+type MetaRow = [name: string, value: unknown, added: boolean];
+
+/**
+ * Writes `rows` in one transaction; false, nothing written, when a row
+ * read as missing was written meanwhile (by another tab, or another open
+ * in this one). Before, two opens of a new database each generated a key
+ * and stored it, the later over the earlier: the adapter whose key was
+ * replaced sealed every record under a key no longer stored, all lost at
+ * the next open (test/browser-storage-review4.test.ts).
+ */
+async function writeMeta(db: IDBDatabase, rows: MetaRow[], writes: IDBTransactionOptions): Promise<boolean> {
   const tx = db.transaction(META, 'readwrite', writes);
   const meta = tx.objectStore(META);
-  meta.put(INDEXEDDB_FORMAT, 'format');
-  meta.put(wanted, 'encryption');
-  if (key && !appKey) meta.put(key, 'key');
-  if (keyCheck) meta.put(keyCheck.buffer, 'key-check');
-  await done(tx);
-  return cipher;
+  for (const [name, value, added] of rows) {
+    if (added) meta.add(value, name);
+    else meta.put(value, name);
+  }
+  return done(tx).then(
+    () => true,
+    (err: unknown) => {
+      if ((err as { name?: unknown } | null)?.name === 'ConstraintError') return false;
+      throw err;
+    },
+  );
 }

@@ -9,9 +9,6 @@
 import { MlsError } from './errors.js';
 import { toHex } from './bytes.js';
 
-/** Key of the client's storage format marker, the record an MlsClient writes into every store it opens (client.ts); the adapters read it to tell a store whose own metadata was deleted from a new one. */
-export const CLIENT_FORMAT_KEY = '\u0000paired-mls/format';
-
 /** A stored key and its value. */
 export type StorageEntry = [key: Uint8Array, value: Uint8Array];
 

@@ -13,8 +13,8 @@ import type Database from 'better-sqlite3';
 import { MlsError } from '../mls/errors.js';
 import { fromHex, isToHex, toHex } from '../mls/bytes.js';
 import { ownOptions } from '../mls/convert.js';
-import { StorageCipher, refuseTampered, type StorageKey } from '../mls/encrypted-storage.js';
-import { CLIENT_FORMAT_KEY, type StorageAdapter, type StorageBatch, type StorageEntry, type VerifiedEntries } from '../mls/storage.js';
+import { SEALED, StorageCipher, checkProtection, refuseOtherProtection, refuseTampered, type StorageKey } from '../mls/encrypted-storage.js';
+import { type StorageAdapter, type StorageBatch, type StorageEntry, type VerifiedEntries } from '../mls/storage.js';
 import { peerDependency } from './peer-dependency.js';
 
 /** Format version of the SQLite client storage; a file of another version is refused. */
@@ -25,8 +25,6 @@ export type SqliteStorageOptions = { key: StorageKey; encryption?: true } | { ke
 
 /** The adapter's tables, as it creates them (the schema check compares `sqlite_master` with these). */
 const TABLES = ['meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)', 'entries (key BLOB PRIMARY KEY, value BLOB NOT NULL)'];
-
-const FORMAT_MARKER = Buffer.from(CLIENT_FORMAT_KEY);
 
 /** How often `lock` tries again while it waits. */
 const LOCK_POLL_MS = 25;
@@ -118,38 +116,32 @@ export class SqliteStorageAdapter implements StorageAdapter {
     if (schema.length !== made.length || !schema.every((r) => made.includes(`${r.name} ${r.sql}`))) {
       throw new MlsError('STORAGE_TAMPERED', 'the SQLite schema was changed (a trigger or table the adapter did not make)');
     }
-    const meta = (name: string) => (db.prepare('SELECT value FROM meta WHERE key = ?').get(name) as { value: string } | undefined)?.value;
-    const format = meta('format');
-    const wanted = key ? 'aes-256-gcm' : 'none';
+    const meta = (name: string) => (db.prepare('SELECT value FROM meta WHERE key = ?').get(name) as { value: unknown } | undefined)?.value;
+    const [format, protection, check] = [meta('format'), meta('encryption'), meta('key-check')];
     if (format !== undefined && format !== SQLITE_STORAGE_FORMAT) {
-      throw new MlsError('STORAGE_FORMAT', `SQLite storage has format ${format}; this version reads ${SQLITE_STORAGE_FORMAT}`);
+      throw new MlsError('STORAGE_FORMAT', `SQLite storage has format ${String(format)}; this version reads ${SQLITE_STORAGE_FORMAT}`);
     }
-    if (format !== undefined && meta('encryption') !== wanted) {
-      throw new MlsError('STORAGE_FORMAT', `SQLite storage is ${meta('encryption')}-protected; opened as ${wanted}`);
-    }
+    // Whatever else was deleted, a row that says how the file is protected is read (synchronously: the constructor throws).
+    refuseOtherProtection(protection, check !== undefined, key ? SEALED : 'none', 'SQLite');
     return (async () => {
       const cipher = key ? await StorageCipher.create(key) : undefined;
-      if (format !== undefined) {
-        // A key check that is not hex text (SQLite keeps any type in any column) was changed: STORAGE_KEY, as for any other change.
-        const check: unknown = meta('key-check');
-        if (cipher) await cipher.verifyKeyCheck(isToHex(check) ? fromHex(check) : new Uint8Array(0));
-        return cipher;
-      }
-      // No meta but a client's format marker (the meta deleted from
-      // outside): the protection opened with must read it, or nothing is
-      // written. Before, a wrong key (or none) wrote its own meta, and the
-      // right key was refused for good (test/storage-review2.test.ts).
-      const marker = (db.prepare('SELECT value FROM entries WHERE key = ?').get(FORMAT_MARKER) as { value: unknown } | undefined)?.value;
-      if (marker !== undefined) {
-        if (cipher) await cipher.open(FORMAT_MARKER, bytes(marker, cipher)).catch(() => cipher.verifyKeyCheck(new Uint8Array(0)));
-        else if (bytes(marker).length > 1) throw new MlsError('STORAGE_FORMAT', 'SQLite storage is aes-256-gcm-protected; opened as none');
-      }
-      const check = cipher ? toHex(await cipher.keyCheck()) : undefined;
+      // A key check that is not hex text (SQLite keeps any type in any column) was changed: STORAGE_KEY, as for any other change.
+      const sealedCheck = check === undefined ? undefined : isToHex(check) ? fromHex(check) : new Uint8Array(0);
+      // A row deleted from outside (the format, the protection, the key
+      // check): what the file holds must show the protection opened with
+      // before anything is written back (encrypted-storage.ts). Before, a
+      // wrong key (or none) wrote its own meta, and the right key was
+      // refused for good; with the format kept, the right key was refused
+      // for good without its key check or its protection row
+      // (test/storage-review2.test.ts, test/storage-review3.test.ts, test/storage-review4.test.ts).
+      const records = async () => (db.prepare('SELECT key, value FROM entries').all() as { key: unknown; value: unknown }[]).map((r): StorageEntry => [bytes(r.key), bytes(r.value, cipher)]);
+      const missing = await checkProtection(cipher, protection, sealedCheck, records, 'SQLite');
+      if (format !== undefined && !missing.encryption && !missing.check) return cipher;
       const put = db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)');
       db.transaction(() => {
-        put.run('format', SQLITE_STORAGE_FORMAT);
-        put.run('encryption', wanted);
-        if (check) put.run('key-check', check);
+        if (format === undefined) put.run('format', SQLITE_STORAGE_FORMAT);
+        if (missing.encryption) put.run('encryption', missing.encryption);
+        if (missing.check) put.run('key-check', toHex(missing.check));
       })();
       return cipher;
     })();
