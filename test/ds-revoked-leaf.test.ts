@@ -20,11 +20,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MlsClient, toHex } from 'paired-mls';
-import { DsError } from 'paired-mls/services';
+import { DeliveryClient, DsError } from 'paired-mls/services';
 import { PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer, type DeliveryServerOptions, type RunningDeliveryServer } from 'paired-mls/server';
+import { newMember } from './helpers.js';
 import { catchUp, dsPeer, groupStillWorks, raw, tokenOf, verifiedGroup, type DsPeer } from './ds-helpers.js';
 import { startPostgres, type PgServer } from './pg-server.js';
 
@@ -216,6 +219,38 @@ describe('a revoked client in a verified group, SQLite (PROTOCOL §8.5)', () => 
     expect(await selfUpdate(quinn)).toBeGreaterThan(0);
     expect(quinn.group!.members().map((m) => m.leafIndex)).toEqual([0, 1]);
     await groupStillWorks([quinn, pete], 'pete and quinn stay');
+  });
+});
+
+describe("DeliveryClient and a hostile DS's revoked-leaf (PROTOCOL §8.2, §8.5)", () => {
+  it('a revoked-leaf refusal without leaves (or with leaves that are no leaf indexes, or no proposed flag) is malformed; a well-formed one is a DsError with its leaves and flag', async () => {
+    let body: unknown;
+    // Answers every request with `body` (a login's first request, the challenge, reads it as any call does).
+    const http = createServer((_req, res) => {
+      res.writeHead(409, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    });
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+    const m = await newMember('reader');
+    const answer = (b: unknown) => {
+      body = b;
+      return DeliveryClient.login(url, { clientId: 'reader', client: m.client, identity: m.identity }).then(
+        () => undefined,
+        (e: DsError) => ({ reason: e.reason, message: e.message, leaves: e.leaves, proposed: e.proposed }),
+      );
+    };
+    const malformed = { reason: 'malformed', message: 'the DS sent a reply of the wrong shape (malformed)', leaves: undefined, proposed: undefined };
+    try {
+      for (const bad of [{}, { leaves: [] }, { leaves: [-1], proposed: true }, { leaves: [1.5], proposed: true }, { leaves: [2 ** 32], proposed: true }, { leaves: [2] }, { leaves: [2], proposed: 'yes' }]) {
+        expect(await answer({ error: 'x', reason: 'revoked-leaf', ...bad })).toEqual(malformed);
+      }
+      expect(await answer({ error: 'leaf 2 is of a revoked client (revoked-leaf)', reason: 'revoked-leaf', leaves: [2, 7], proposed: false })).toEqual({ reason: 'revoked-leaf', message: 'leaf 2 is of a revoked client (revoked-leaf)', leaves: [2, 7], proposed: false });
+      // Another refusal's fields are not read.
+      expect(await answer({ error: 'e', reason: 'epoch-taken', leaves: 'junk' })).toEqual({ reason: 'epoch-taken', message: 'e (epoch-taken)', leaves: undefined, proposed: undefined });
+    } finally {
+      await new Promise<void>((resolve) => (http.closeAllConnections(), http.close(() => resolve())));
+    }
   });
 });
 

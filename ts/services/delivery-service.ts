@@ -837,10 +837,12 @@ export class DeliveryService {
     }
     if (kept.length === 0) return later;
     const proposed = await this.#proposeRemovals(group.groupId, group.epoch, group.groupInfo!, kept, proposals);
-    const which = `leaf ${kept.join(', ')} ${kept.length > 1 ? 'are' : 'is'} of a revoked client`;
+    const which = kept.length > 1 ? `leaves ${kept.join(', ')} are of revoked clients` : `leaf ${kept[0]} is of a revoked client`;
     throw new DsError(
       'revoked-leaf',
-      proposed ? `${which}; this DS proposed its removal: process the group's messages and commit again` : `${which}: commit its removal (this DS cannot propose it: the group lists no external-sender key of this DS, or its proposals of the epoch are full)`,
+      proposed
+        ? `${which}; this DS proposed ${kept.length > 1 ? 'their' : 'its'} removal: process the group's messages and commit again`
+        : `${which}: commit ${kept.length > 1 ? 'their' : 'its'} removal (this DS cannot propose it: the group lists no external-sender key of this DS, or its proposals of the epoch are full)`,
       { leaves: kept, proposed },
     );
   }
