@@ -28,7 +28,7 @@ import { MlsClient, toHex } from 'paired-mls';
 import { DeliveryClient, DsError } from 'paired-mls/services';
 import { PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer, type DeliveryServerOptions, type RunningDeliveryServer } from 'paired-mls/server';
 import { newMember } from './helpers.js';
-import { catchUp, dsPeer, groupStillWorks, raw, tokenOf, verifiedGroup, type DsPeer } from './ds-helpers.js';
+import { catchUp, dsPeer, groupStillWorks, raw, sqliteServers, tokenOf, verifiedGroup, type DsPeer } from './ds-helpers.js';
 import { startPostgres, type PgServer } from './pg-server.js';
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
@@ -219,6 +219,65 @@ describe('a revoked client in a verified group, SQLite (PROTOCOL §8.5)', () => 
     expect(await selfUpdate(quinn)).toBeGreaterThan(0);
     expect(quinn.group!.members().map((m) => m.leafIndex)).toEqual([0, 1]);
     await groupStillWorks([quinn, pete], 'pete and quinn stay');
+  });
+});
+
+describe("a revoked leaf's slot, SQLite (PROTOCOL §8.5)", () => {
+  const start = sqliteServers('paired-mls-revoked-slot-');
+  let options: () => Omit<DeliveryServerOptions, 'store'>;
+  beforeAll(async () => {
+    options = await serverOptions();
+  });
+
+  it("an Add of a client revoked since, taking the slot of a revoked leaf the retry removes, goes in (before: that retry refused revoked-leaf again, the DS's Remove already logged, forever); one the committer adds by value there is unknown-client", async () => {
+    const s = await start(options());
+    const { pete, quinn, mallory, tag } = await group(s);
+    const sock = await dsPeer(s.url, `sock-${tag}`);
+    await sock.ds.uploadKeyPackages([await sock.client.createKeyPackage(sock.identity)]);
+    // mallory proposes her second client, then revokes both: the retry's Remove of leaf 2 frees the slot sock's Add takes.
+    const kp = (await mallory.ds.fetchKeyPackages([sock.name])).get(sock.name)!;
+    mallory.seen = await mallory.ds.submit(mallory.group!.id, await mallory.group!.propose({ type: 'add', keyPackage: kp }));
+    await sock.ds.revoke();
+    await mallory.ds.revoke();
+    expect(refusal(await selfUpdate(pete))).toEqual(PROPOSED(2));
+    expect(await logged(quinn)).toEqual([{ sender: mallory.name }, { sender: 'delivery-service', removed: 2 }]);
+    // The retry removes mallory and adds sock at leaf 2: it goes in, sock off the member list, no Welcome for it.
+    expect(await selfUpdate(pete)).toBeGreaterThan(0);
+    expect(pete.group!.members().map((m) => [m.leafIndex, new TextDecoder().decode(m.credential.identity)])).toEqual([[0, pete.name], [1, quinn.name], [2, sock.name]]);
+    expect((await s.ds.store.getGroup(toHex(pete.group!.id)))!.members.sort()).toEqual([pete.name, quinn.name].sort());
+    expect(await s.ds.store.countWelcomes(sock.name)).toBe(0);
+    // The DS proposed sock's removal in the new epoch; quinn's commit covers it.
+    expect((await logged(quinn)).at(-1)).toEqual({ sender: 'delivery-service', removed: 2 });
+    expect(await selfUpdate(quinn)).toBeGreaterThan(0);
+    expect(quinn.group!.members().map((m) => m.leafIndex)).toEqual([0, 1]);
+    await groupStillWorks([pete, quinn], 'sock and mallory gone');
+    await groupStillWorks([quinn, pete], 'both ways');
+
+    // By value: ann (quinn's) revoked, pete adds a client revoked since fetched where her leaf goes: his own choice, as before (he drops it).
+    const ann = await dsPeer(s.url, `ann-${tag}`);
+    await ann.ds.uploadKeyPackages([await ann.client.createKeyPackage(ann.identity)]);
+    const annKp = (await quinn.ds.fetchKeyPackages([ann.name])).get(ann.name)!;
+    const add = await quinn.group!.commit({ add: [annKp], groupInfo: true });
+    quinn.seen = await quinn.ds.submit(quinn.group!.id, add.commit, { groupInfo: add.groupInfo, welcome: add.welcome });
+    await quinn.group!.mergePendingCommit();
+    await ann.ds.revoke();
+    expect(refusal(await selfUpdate(pete))).toEqual(PROPOSED(2));
+    const sock2 = await dsPeer(s.url, `sock2-${tag}`);
+    await sock2.ds.uploadKeyPackages([await sock2.client.createKeyPackage(sock2.identity)]);
+    const inline = (await pete.ds.fetchKeyPackages([sock2.name])).get(sock2.name)!;
+    await sock2.ds.revoke();
+    await catchUp(pete);
+    const c = await pete.group!.commit({ add: [inline], groupInfo: true });
+    expect(refusal(await pete.ds.submit(pete.group!.id, c.commit, { groupInfo: c.groupInfo, welcome: c.welcome }).catch((e) => e))).toEqual({
+      reason: 'unknown-client',
+      message: 'leaf 2 has a credential the AS does not know (unknown-client)',
+      leaves: undefined,
+      proposed: undefined,
+    });
+    await pete.group!.clearPendingCommit();
+    expect(await selfUpdate(pete)).toBeGreaterThan(0);
+    await groupStillWorks([pete, quinn], 'ann gone');
+    await groupStillWorks([quinn, pete], 'both ways again');
   });
 });
 

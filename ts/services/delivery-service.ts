@@ -22,7 +22,7 @@ import { EpochProposalsFullError, GroupIdTakenError, InboxFullError, MemoryDeliv
 import type { CredentialCheck } from './credential-check.js';
 export type { CredentialCheck } from './credential-check.js';
 import { externalCommitTbs, externalSenderKeysOf, groupContextOf, groupInfoFits, isWelcome, readExternalCommit, welcomeRecipients } from './ds-checks.js';
-import { clientOfLeaf, publicMembers, verifyCommit, welcomeMatches, type VerifiedCommit } from './verified-commit.js';
+import { clientOfLeaf, publicMembers, verifyCommit, welcomeMatches, type PublicLeaf, type VerifiedCommit } from './verified-commit.js';
 import { externalRemoveOf, revokedClientOf } from './revoked-leaves.js';
 
 /** Largest epoch the DS accepts: JavaScript numbers are exact up to 2^53 - 1. */
@@ -38,6 +38,9 @@ export const DS_SENDER = 'delivery-service';
 const isRetired = (group: GroupRecord): boolean => group.consistency === 'strong' && group.groupInfo?.length === 0;
 /** The refusal of what is sent to a retired group. */
 const retired = (reason: 'invalid-commit' | 'unverifiable-intent' | 'stale'): DsError => new DsError(reason, 'this group was reinitialized (ReInit): continue in its successor');
+
+/** A leaf of a verified commit's new tree whose client the AS revoked (§8.5). */
+type RevokedLeaf = PublicLeaf & { client: string };
 
 /** A leaf of a verified commit's new tree whose credential the AS does not know (nor knew, for a client since revoked). */
 const unknownLeaf = (leafIndex: number): DsError => new DsError('unknown-client', `leaf ${leafIndex} has a credential the AS does not know`);
@@ -797,42 +800,50 @@ export class DeliveryService {
   }
 
   /** The clients of the new tree's leaves, and the leaves of revoked clients (off the member list); unknown-client for any other leaf. */
-  async #clientsOf(leaves: VerifiedCommit['membersAfter']): Promise<{ members: Set<string>; revoked: VerifiedCommit['membersAfter'] }> {
+  async #clientsOf(leaves: VerifiedCommit['membersAfter']): Promise<{ members: Set<string>; revoked: RevokedLeaf[] }> {
     const members = new Set<string>();
-    const revoked: VerifiedCommit['membersAfter'] = [];
+    const revoked: RevokedLeaf[] = [];
     for (const leaf of leaves) {
       const client = await clientOfLeaf(this.#auth, leaf);
       if (client !== undefined) members.add(client);
-      else if ((await revokedClientOf(this.#auth, leaf)) !== undefined) revoked.push(leaf);
-      else throw unknownLeaf(leaf.leafIndex);
+      else {
+        const gone = await revokedClientOf(this.#auth, leaf);
+        if (gone === undefined) throw unknownLeaf(leaf.leafIndex);
+        revoked.push({ ...leaf, client: gone });
+      }
     }
     return { members, revoked };
   }
 
   /**
-   * Leaves of revoked clients in a verified commit's new tree (docs/PROTOCOL.md §8.5). One the current tree holds for a revoked
-   * client too (kept, or updated by a proposal it posted before): its removal is proposed in this epoch, as the group's external
+   * Leaves of revoked clients in a verified commit's new tree (docs/PROTOCOL.md §8.5). One the current tree holds for the same
+   * revoked client (kept, or updated by a proposal it posted before): its removal is proposed in this epoch, as the group's external
    * sender, and the commit refused (`revoked-leaf`), so that no new epoch's path secrets reach the revoked client's keys; the
    * committer processes the log and commits again, covering the Remove. One the commit adds by reference (an Add proposal logged
    * before its client was revoked): the commit goes in (that client gets no Welcome, and the leaf no path secret) and the
-   * removal is proposed in the epoch it makes; returned. One the committer added itself: unknown-client, as before.
+   * removal is proposed in the epoch it makes; returned. One the committer added itself, or another client's in a revoked
+   * leaf's place: unknown-client, as before.
    */
-  async #revokedLeaves(group: GroupRecord, verified: VerifiedCommit, revoked: VerifiedCommit['membersAfter'], proposals: LoggedMessage[]): Promise<number[]> {
+  async #revokedLeaves(group: GroupRecord, verified: VerifiedCommit, revoked: RevokedLeaf[], proposals: LoggedMessage[]): Promise<number[]> {
     const kept: number[] = [];
     const later: number[] = [];
-    // The signature keys of the KeyPackages the epoch's logged Add proposals carry.
-    const proposedKeys = proposals.flatMap((m) => {
+    // The signature keys of the KeyPackages this commit adds by reference: logged Add proposals whose KeyPackageRef it adds.
+    const added = new Set(verified.addedKeyPackages.map(toHex));
+    const addedKeys = proposals.flatMap((m) => {
       const kp = readAddProposalKeyPackage(m.bytes);
       try {
-        return kp ? [this.#client.inspectKeyPackage(kp).signatureKey] : [];
+        const info = kp && this.#client.inspectKeyPackage(kp);
+        return info && added.has(toHex(info.keyPackageRef)) ? [info.signatureKey] : [];
       } catch {
         return [];
       }
     });
     for (const leaf of revoked) {
       const now = verified.membersBefore.find((l) => l.leafIndex === leaf.leafIndex);
-      if (now && (await revokedClientOf(this.#auth, now)) !== undefined) kept.push(leaf.leafIndex);
-      else if (proposedKeys.some((k) => bytesEqual(k, leaf.signatureKey))) later.push(leaf.leafIndex);
+      // Added first: a leaf this commit adds takes the lowest free index, that of a revoked leaf it removes too (the DS's
+      // Remove). Read as kept, that Remove, already logged, refused every retry, each one adding the leaf there again.
+      if (addedKeys.some((k) => bytesEqual(k, leaf.signatureKey))) later.push(leaf.leafIndex);
+      else if (now && (await revokedClientOf(this.#auth, now)) === leaf.client) kept.push(leaf.leafIndex);
       else throw unknownLeaf(leaf.leafIndex);
     }
     if (kept.length === 0) return later;
