@@ -16,7 +16,11 @@
  *   (`proposed: false`) and the app commits the removal of the leaves named;
  * - two commits refused at once at two servers log one Remove;
  * - a member cannot aim it at another (its revocation removes its own leaf
- *   only), and a key rotated away (not a revoked client) removes nothing.
+ *   only), and a key rotated away (not a revoked client) removes nothing;
+ * - an Add of a client revoked since, landing where the retry removes a
+ *   revoked leaf, goes in (it was read as kept: refused for ever);
+ * - a member's Update proposal to a leaf that is not its own client's is
+ *   refused when posted (logged, it made every honest commit unknown-client).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -222,7 +226,7 @@ describe('a revoked client in a verified group, SQLite (PROTOCOL §8.5)', () => 
   });
 });
 
-describe("a revoked leaf's slot, SQLite (PROTOCOL §8.5)", () => {
+describe("a revoked leaf's slot, and Update proposals, SQLite (PROTOCOL §8.5)", () => {
   const start = sqliteServers('paired-mls-revoked-slot-');
   let options: () => Omit<DeliveryServerOptions, 'store'>;
   beforeAll(async () => {
@@ -278,6 +282,27 @@ describe("a revoked leaf's slot, SQLite (PROTOCOL §8.5)", () => {
     expect(await selfUpdate(pete)).toBeGreaterThan(0);
     await groupStillWorks([pete, quinn], 'ann gone');
     await groupStillWorks([quinn, pete], 'both ways again');
+  });
+
+  it("a member's Update proposal whose leaf is not its own client's is refused when posted, 403 forbidden: a fresh key, another client of its user (revoked then); before: logged, and every honest commit covering it unknown-client until its committer dropped it", async () => {
+    const s = await start(options());
+    const { pete, quinn, mallory, tag } = await group(s);
+    const post = async (p: DsPeer, message: Uint8Array) => raw(s.url, 'POST', `/v1/groups/${toHex(p.group!.id)}/messages`, { message: b64(message) }, await tokenOf(s.url, p.name, p));
+    const updateTo = (p: DsPeer, key: { identity: Uint8Array; signaturePublicKey: Uint8Array }) =>
+      p.client.mutate((core) => core.dmlsProposeCredentialUpdate(p.group!.id, key.identity, key.signaturePublicKey));
+    const forbidden = { status: 403, body: { error: "an Update proposal's leaf must carry a credential the AS binds to the member it is sent for (forbidden)", reason: 'forbidden' } };
+    // A key pair of her own the AS never saw (same identity): free, and no revocation needed.
+    expect(await post(mallory, await updateTo(mallory, await mallory.client.createIdentity(mallory.name, 1)))).toEqual(forbidden);
+    // A second client of her user, vouched for by her, with her identity: refused too (revoking it later jammed the group).
+    const other = await mallory.client.createIdentity(mallory.name, 1);
+    await DeliveryClient.register(s.url, { clientId: `mallory2-${tag}`, userId: mallory.name, vouch: mallory.ds, client: mallory.client, identity: other });
+    expect(await post(mallory, await updateTo(mallory, other))).toEqual(forbidden);
+    expect(await logged(pete)).toEqual([]);
+    // An honest Update proposal (its own credential) still goes in, and the next commit covers it.
+    quinn.seen = await quinn.ds.submit(quinn.group!.id, await quinn.group!.propose({ type: 'update' }));
+    expect(await selfUpdate(pete)).toBeGreaterThan(0);
+    await groupStillWorks([pete, quinn, mallory], 'nothing jammed');
+    await groupStillWorks([mallory, quinn, pete], 'mallory too');
   });
 });
 

@@ -12,7 +12,7 @@ import { MlsError } from '../mls/errors.js';
 import { DsError, type DsRejection } from './ds-error.js';
 export { DS_ERROR_CODES, DsError, type DsRejection } from './ds-error.js';
 import { bytesEqual, fromHex, sha256, toHex } from '../mls/bytes.js';
-import { readAddProposalKeyPackage, readMlsHeader } from '../codec/mls-header.js';
+import { readAddProposalKeyPackage, readMlsHeader, readUpdateProposalLeaf } from '../codec/mls-header.js';
 import { ExternalSender } from '../intents/external-sender.js';
 import { IntentError } from '../intents/intent-error.js';
 import { validateIntentPublic } from '../intents/intent-operations.js';
@@ -639,6 +639,8 @@ export class DeliveryService {
         if (header.proposalType === 5) throw new DsError('forbidden', 'a verifying DS takes a ReInit only in a commit of its own (commitReInit), not as a proposal');
         // Nor an Add it would refuse in that commit (§8.5): its grant and the inbox cap are checked now.
         if (this.#requireGrants && header.proposalType === 1) grant = await this.#proposedAdd(sender, message);
+        // Nor an Update moving the sender's leaf to a credential of no client, or of another (a client it revokes then).
+        if (header.proposalType === 2) await this.#proposedUpdate(member ?? sender, message);
       }
       if (group.consistency === 'strong') {
         const stale = header.contentType === 2 ? epoch !== group.epoch : epoch > group.epoch || epoch < group.epoch - this.#tolerance;
@@ -754,6 +756,18 @@ export class DeliveryService {
     if (!grant) throw new DsError('not-granted', 'the Add proposal is of a KeyPackage this DS did not hand to its proposer');
     if ((await this.store.countWelcomes(grant.clientId)) >= this.#maxWelcomes) throw new DsError('inbox-full', new InboxFullError(grant.clientId, this.#maxWelcomes).message);
     return grant;
+  }
+
+  /**
+   * An Update proposal of a verified group (docs/PROTOCOL.md §8.5): its new leaf's credential must be one the AS binds to
+   * the member it is posted for. Before, one naming a key the AS did not know (any member makes one with a fresh key pair),
+   * or a client of the member's it then revoked, made every honest commit covering it `unknown-client` until its committer
+   * dropped it (`clearPendingProposals`): the jam that `revoked-leaf` closes for a member's own leaf, at no cost.
+   */
+  async #proposedUpdate(member: string, message: Uint8Array): Promise<void> {
+    const leaf = readUpdateProposalLeaf(message);
+    if (!leaf) throw new DsError('malformed', "not a member's Update proposal with a leaf node");
+    if ((await clientOfLeaf(this.#auth, leaf)) !== member) throw new DsError('forbidden', "an Update proposal's leaf must carry a credential the AS binds to the member it is sent for");
   }
 
   /** The KeyPackageRef (hex) an Add proposal adds; undefined for anything else. */
