@@ -102,3 +102,31 @@ export function readAddProposalKeyPackage(bytes: Uint8Array): Uint8Array | undef
     return undefined;
   }
 }
+
+/**
+ * The sender's leaf index and the new leaf's credential (a basic
+ * credential's identity; empty for another type, as the core's PublicLeaf)
+ * and signature key of a member's Update proposal in a PublicMessage;
+ * undefined for any other message or what does not parse (RFC 9420 §6,
+ * §7.2, §12.1.2).
+ */
+export function readUpdateProposalLeaf(bytes: Uint8Array): { leafIndex: number; identity: Uint8Array; signatureKey: Uint8Array } | undefined {
+  try {
+    const r = new Reader(bytes);
+    if (r.u16() !== 1 || r.u16() !== 1) return undefined;
+    r.vector(); // group_id
+    r.u64();
+    if (r.u8() !== 1) return undefined;
+    const leafIndex = r.u32();
+    r.vector(); // authenticated_data
+    if (r.u8() !== 2 || r.u16() !== 2) return undefined;
+    // LeafNode: encryption_key, signature_key, credential (type, content).
+    r.vector();
+    const signatureKey = r.vector();
+    const type = r.u16();
+    const content = r.vector();
+    return { leafIndex, identity: type === 1 ? content : new Uint8Array(0), signatureKey };
+  } catch {
+    return undefined;
+  }
+}

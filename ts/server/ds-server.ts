@@ -156,6 +156,8 @@ const STATUS: Record<DsRejection, number> = {
   'quota-exceeded': 429,
   'too-many-proposals': 409,
   'guard-refused': 403,
+  // Like epoch-taken: process the group's messages (the DS's Removes) and commit again, or commit the removal (§8.5).
+  'revoked-leaf': 409,
   unavailable: 503,
 };
 
@@ -700,7 +702,8 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
           // A verified commit's checks grow with the group: at most a whole burst (it waits for a full budget then).
           spend: (checks, suite) => spendVerification(req, Math.min(verificationBurst, checks * verificationCost(suite))),
         });
-        if (!result.accepted) throw new HttpError(STATUS[result.reason], result.reason, result.message);
+        // revoked-leaf names its leaves, and whether the DS proposed their removal, in the body beside the reason (§8.5).
+        if (!result.accepted) throw new DsError(result.reason, result.message, result.leaves && { leaves: result.leaves, proposed: result.proposed === true });
         return [200, { seq: result.seq }];
       }
       const messages = await ds.poll(client, groupId, natural(url.searchParams.get('after'), 'after', 0));
@@ -798,7 +801,8 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
         // Refused mid-body: the rest of the body is not read (the connection ends).
         if (status === 413 || status === 500 || (status === 429 && !req.complete)) res.setHeader('connection', 'close');
         // Waiting a second helps a rate limit, not a full inbox or quota.
-        reply(status, { error: message, reason }, reason === 'rate-limited' ? { 'retry-after': '1' } : {});
+        const revoked = err instanceof DsError && err.leaves ? { leaves: err.leaves, proposed: err.proposed } : {};
+        reply(status, { error: message, reason, ...revoked }, reason === 'rate-limited' ? { 'retry-after': '1' } : {});
       },
     );
   };

@@ -47,6 +47,12 @@ export class AuthenticationDirectory {
     return b;
   }
 
+  /** The client this credential was bound to, when that client is revoked (not when only this key was rotated away). */
+  async revokedClientOf(identity: Uint8Array, signatureKey: Uint8Array): Promise<string | undefined> {
+    const b = await this.store.bindingByKey(signatureKey);
+    return b && bytesEqual(b.identity, identity) && (await this.store.clientRevoked(b.clientId)) ? b.clientId : undefined;
+  }
+
   /** Every binding of a client, revoked ones included (unbounded: not for request paths). */
   bindingsOf(clientId: string): Promise<StoredBinding[]> {
     return this.store.bindingsOf(clientId);

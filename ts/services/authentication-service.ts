@@ -49,6 +49,12 @@ export class AuthenticationService {
     return this.#validator(binding) ? binding : undefined;
   }
 
+  /** The client this credential was bound to, when it is revoked (`revoke` revokes a client's every key). */
+  revokedClientOf(identity: Uint8Array, signatureKey: Uint8Array): string | undefined {
+    const binding = this.#byKey.get(toHex(signatureKey));
+    return binding?.revoked && bytesEqual(binding.identity, identity) ? binding.clientId : undefined;
+  }
+
   /** Revoke every credential of a client. */
   revoke(clientId: string): void {
     for (const b of this.#byKey.values()) if (b.clientId === clientId) b.revoked = true;

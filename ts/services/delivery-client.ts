@@ -233,8 +233,15 @@ export class DeliveryClient {
       }
     }
     if (!res.ok) {
-      const { error, reason } = parsed as { error?: unknown; reason?: unknown };
-      throw new DsError(typeof reason === 'string' ? (reason as DsRejection) : 'malformed', typeof error === 'string' ? error : `HTTP ${res.status}`);
+      const { error, reason, leaves, proposed } = parsed as { error?: unknown; reason?: unknown; leaves?: unknown; proposed?: unknown };
+      // revoked-leaf carries the leaves and whether the DS proposed their removal (§8.5); a hostile DS's other shape is malformed.
+      let revoked: { leaves: number[]; proposed: boolean } | undefined;
+      if (reason === 'revoked-leaf') {
+        const isLeaf = (l: unknown) => Number.isInteger(l) && (l as number) >= 0 && (l as number) <= 0xffffffff;
+        if (!Array.isArray(leaves) || leaves.length === 0 || !leaves.every(isLeaf) || typeof proposed !== 'boolean') throw wrongShape();
+        revoked = { leaves: leaves as number[], proposed };
+      }
+      throw new DsError(typeof reason === 'string' ? (reason as DsRejection) : 'malformed', typeof error === 'string' ? error : `HTTP ${res.status}`, revoked);
     }
     return parsed as T;
   }

@@ -12,7 +12,7 @@ import { MlsError } from '../mls/errors.js';
 import { DsError, type DsRejection } from './ds-error.js';
 export { DS_ERROR_CODES, DsError, type DsRejection } from './ds-error.js';
 import { bytesEqual, fromHex, sha256, toHex } from '../mls/bytes.js';
-import { readAddProposalKeyPackage, readMlsHeader } from '../codec/mls-header.js';
+import { readAddProposalKeyPackage, readMlsHeader, readUpdateProposalLeaf } from '../codec/mls-header.js';
 import { ExternalSender } from '../intents/external-sender.js';
 import { IntentError } from '../intents/intent-error.js';
 import { validateIntentPublic } from '../intents/intent-operations.js';
@@ -22,7 +22,8 @@ import { EpochProposalsFullError, GroupIdTakenError, InboxFullError, MemoryDeliv
 import type { CredentialCheck } from './credential-check.js';
 export type { CredentialCheck } from './credential-check.js';
 import { externalCommitTbs, externalSenderKeysOf, groupContextOf, groupInfoFits, isWelcome, readExternalCommit, welcomeRecipients } from './ds-checks.js';
-import { clientOfLeaf, publicMembers, verifyCommit, welcomeMatches, type VerifiedCommit } from './verified-commit.js';
+import { clientOfLeaf, publicMembers, verifyCommit, welcomeMatches, type PublicLeaf, type VerifiedCommit } from './verified-commit.js';
+import { externalRemoveOf, revokedClientOf } from './revoked-leaves.js';
 
 /** Largest epoch the DS accepts: JavaScript numbers are exact up to 2^53 - 1. */
 const MAX_EPOCH = Number.MAX_SAFE_INTEGER - 1;
@@ -37,6 +38,12 @@ export const DS_SENDER = 'delivery-service';
 const isRetired = (group: GroupRecord): boolean => group.consistency === 'strong' && group.groupInfo?.length === 0;
 /** The refusal of what is sent to a retired group. */
 const retired = (reason: 'invalid-commit' | 'unverifiable-intent' | 'stale'): DsError => new DsError(reason, 'this group was reinitialized (ReInit): continue in its successor');
+
+/** A leaf of a verified commit's new tree whose client the AS revoked (§8.5). */
+type RevokedLeaf = PublicLeaf & { client: string };
+
+/** A leaf of a verified commit's new tree whose credential the AS does not know (nor knew, for a client since revoked). */
+const unknownLeaf = (leafIndex: number): DsError => new DsError('unknown-client', `leaf ${leafIndex} has a credential the AS does not know`);
 
 /** A ReInit naming an id the DS has (another group's, or one reserved for another successor): its successor could never be registered here. */
 const successorTaken = (): DsError => new DsError('invalid-commit', 'the ReInit names a successor group id this DS already has: commit one with another id');
@@ -152,7 +159,7 @@ export interface SubmitExtras {
 }
 
 /** Whether the DS accepted a message, and its sequence number or the reason. */
-export type SubmitResult = { accepted: true; seq: number } | { accepted: false; reason: DsRejection; message: string };
+export type SubmitResult = { accepted: true; seq: number } | { accepted: false; reason: DsRejection; message: string; leaves?: number[]; proposed?: boolean };
 
 /** The Delivery Service in process (docs/PROTOCOL.md §8): KeyPackages, ordered group logs, Welcomes, pairings. */
 export class DeliveryService {
@@ -455,7 +462,7 @@ export class DeliveryService {
     try {
       return { accepted: true, seq: await this.#submit(toHex(groupId), sender, message, extras) };
     } catch (err) {
-      if (err instanceof DsError) return { accepted: false, reason: err.reason, message: err.message };
+      if (err instanceof DsError) return { accepted: false, reason: err.reason, message: err.message, ...(err.leaves ? { leaves: err.leaves, proposed: err.proposed } : {}) };
       throw err;
     }
   }
@@ -527,6 +534,8 @@ export class DeliveryService {
       let groupInfo = extras.groupInfo;
       /** Verified mode: a ReInit's successor id, reserved in the commit's transaction (§1.6). */
       let reserve: CommitUpdate['reserve'];
+      /** Verified mode: leaves of revoked clients the commit adds by reference, whose removal the DS proposes once it is logged (§8.5). */
+      let removeNext: number[] = [];
       // A group a ReInit retired (an empty GroupInfo, §1.6) takes no commit: refused before it is verified or charged. In
       // either mode: only a verifying server sets the mark, but a default-mode one on the same database took the retired
       // group's commits, and one with a GroupInfo replaced the mark, so a verifying server took its commits again.
@@ -547,6 +556,7 @@ export class DeliveryService {
         members = derived.members;
         added = derived.added;
         proposals = derived.proposals;
+        removeNext = derived.removeNext;
         // A ReInit retires the group: the empty GroupInfo marks it. One naming an id this DS has: nobody could register the
         // successor (another member's group, say, which then kept its member out of the continuation). Refused before it is
         // logged; else the id is reserved for these members.
@@ -608,6 +618,8 @@ export class DeliveryService {
       if (seq === undefined) throw this.#epochTaken(epoch, (await this.store.getGroup(id))!);
       // A grant adds its client once: one more Welcome needs one more KeyPackage from the DS.
       for (const [holder, ref] of spent) await this.store.spendGrants(holder, [ref]);
+      // Leaves of revoked clients this commit added (Add proposals logged before the revocation): removed in the epoch it made.
+      if (removeNext.length > 0 && groupInfo?.length) await this.#proposeRemovals(id, setEpoch, groupInfo, removeNext, []).catch(() => false);
       // The epoch's proposals end with it, and so do the grants the group held for them.
       // And one moved after its epoch's commit had cleared them (it raced that commit), now with no proposal of its own.
       if (this.#verify) for (const h of [held, heldGrants(id, epoch - 1)]) await this.store.spendGrants(h, (await this.store.grants(h, 0)).map((g) => g.ref));
@@ -627,6 +639,8 @@ export class DeliveryService {
         if (header.proposalType === 5) throw new DsError('forbidden', 'a verifying DS takes a ReInit only in a commit of its own (commitReInit), not as a proposal');
         // Nor an Add it would refuse in that commit (§8.5): its grant and the inbox cap are checked now.
         if (this.#requireGrants && header.proposalType === 1) grant = await this.#proposedAdd(sender, message);
+        // Nor an Update moving the sender's leaf to a credential of no client, or of another (a client it revokes then).
+        if (header.proposalType === 2) await this.#proposedUpdate(member ?? sender, message);
       }
       if (group.consistency === 'strong') {
         const stale = header.contentType === 2 ? epoch !== group.epoch : epoch > group.epoch || epoch < group.epoch - this.#tolerance;
@@ -704,7 +718,7 @@ export class DeliveryService {
     message: Uint8Array,
     extras: SubmitExtras,
     proposals: LoggedMessage[],
-  ): Promise<{ members: Set<string>; added: string[]; addedRefs: string[]; proposals: LoggedMessage[]; successor?: string }> {
+  ): Promise<{ members: Set<string>; added: string[]; addedRefs: string[]; proposals: LoggedMessage[]; successor?: string; removeNext: number[] }> {
     if (!group.groupInfo) throw new DsError('invalid-commit', 'the DS has no public state of this group to verify against');
     if (!extras.groupInfo) throw new DsError('invalid-group-info', "a verified group's commit carries the GroupInfo of the epoch it creates");
     const verified = verifyCommit(
@@ -715,8 +729,8 @@ export class DeliveryService {
       proposals.map((m) => m.bytes),
     );
     if ('reason' in verified) throw new DsError(verified.reason, verified.message);
-    // Every leaf of the new tree must be a client the AS knows (unknown-client), the committer's included.
-    const members = await this.#clientsOf(verified.membersAfter);
+    // Every leaf of the new tree must be a client the AS knows (unknown-client), the committer's included, or one it revoked.
+    const { members, revoked } = await this.#clientsOf(verified.membersAfter);
     const committer = await clientOfLeaf(this.#auth, verified.committer);
     if (committer === undefined || (committer !== sender && !(await this.store.devicesOf(committer)).includes(sender))) {
       throw new DsError('invalid-commit', 'the commit is not signed by the posting client');
@@ -724,10 +738,11 @@ export class DeliveryService {
     if (extras.welcome && !welcomeMatches(welcomeRecipients(extras.welcome) ?? [], verified.addedKeyPackages)) {
       throw new DsError('invalid-welcome', 'the Welcome is not for exactly the KeyPackages the commit adds');
     }
+    const removeNext = revoked.length > 0 ? await this.#revokedLeaves(group, verified, revoked, proposals) : [];
     const before = new Set(group.members);
     // Set for a ReInit (the core's `reinit`), which retires the group.
     const successor = verified.reinitGroupId && toHex(verified.reinitGroupId);
-    return { members, added: [...members].filter((m) => !before.has(m)), addedRefs: verified.addedKeyPackages.map(toHex), proposals, successor };
+    return { members, added: [...members].filter((m) => !before.has(m)), addedRefs: verified.addedKeyPackages.map(toHex), proposals, successor, removeNext };
   }
 
   /**
@@ -741,6 +756,18 @@ export class DeliveryService {
     if (!grant) throw new DsError('not-granted', 'the Add proposal is of a KeyPackage this DS did not hand to its proposer');
     if ((await this.store.countWelcomes(grant.clientId)) >= this.#maxWelcomes) throw new DsError('inbox-full', new InboxFullError(grant.clientId, this.#maxWelcomes).message);
     return grant;
+  }
+
+  /**
+   * An Update proposal of a verified group (docs/PROTOCOL.md §8.5): its new leaf's credential must be one the AS binds to
+   * the member it is posted for. Before, one naming a key the AS did not know (any member makes one with a fresh key pair),
+   * or a client of the member's it then revoked, made every honest commit covering it `unknown-client` until its committer
+   * dropped it (`clearPendingProposals`): the jam that `revoked-leaf` closes for a member's own leaf, at no cost.
+   */
+  async #proposedUpdate(member: string, message: Uint8Array): Promise<void> {
+    const leaf = readUpdateProposalLeaf(message);
+    if (!leaf) throw new DsError('malformed', "not a member's Update proposal with a leaf node");
+    if ((await clientOfLeaf(this.#auth, leaf)) !== member) throw new DsError('forbidden', "an Update proposal's leaf must carry a credential the AS binds to the member it is sent for");
   }
 
   /** The KeyPackageRef (hex) an Add proposal adds; undefined for anything else. */
@@ -786,14 +813,92 @@ export class DeliveryService {
     }
   }
 
-  async #clientsOf(leaves: VerifiedCommit['membersAfter']): Promise<Set<string>> {
-    const out = new Set<string>();
+  /** The clients of the new tree's leaves, and the leaves of revoked clients (off the member list); unknown-client for any other leaf. */
+  async #clientsOf(leaves: VerifiedCommit['membersAfter']): Promise<{ members: Set<string>; revoked: RevokedLeaf[] }> {
+    const members = new Set<string>();
+    const revoked: RevokedLeaf[] = [];
     for (const leaf of leaves) {
       const client = await clientOfLeaf(this.#auth, leaf);
-      if (client === undefined) throw new DsError('unknown-client', `leaf ${leaf.leafIndex} has a credential the AS does not know`);
-      out.add(client);
+      if (client !== undefined) members.add(client);
+      else {
+        const gone = await revokedClientOf(this.#auth, leaf);
+        if (gone === undefined) throw unknownLeaf(leaf.leafIndex);
+        revoked.push({ ...leaf, client: gone });
+      }
     }
-    return out;
+    return { members, revoked };
+  }
+
+  /**
+   * Leaves of revoked clients in a verified commit's new tree (docs/PROTOCOL.md §8.5). One the current tree holds for the same
+   * revoked client (kept, or updated by a proposal it posted before): its removal is proposed in this epoch, as the group's external
+   * sender, and the commit refused (`revoked-leaf`), so that no new epoch's path secrets reach the revoked client's keys; the
+   * committer processes the log and commits again, covering the Remove. One the commit adds by reference (an Add proposal logged
+   * before its client was revoked): the commit goes in (that client gets no Welcome, and the leaf no path secret) and the
+   * removal is proposed in the epoch it makes; returned. One the committer added itself, or another client's in a revoked
+   * leaf's place: unknown-client, as before.
+   */
+  async #revokedLeaves(group: GroupRecord, verified: VerifiedCommit, revoked: RevokedLeaf[], proposals: LoggedMessage[]): Promise<number[]> {
+    const kept: number[] = [];
+    const later: number[] = [];
+    // The signature keys of the KeyPackages this commit adds by reference: logged Add proposals whose KeyPackageRef it adds.
+    const added = new Set(verified.addedKeyPackages.map(toHex));
+    const addedKeys = proposals.flatMap((m) => {
+      const kp = readAddProposalKeyPackage(m.bytes);
+      try {
+        const info = kp && this.#client.inspectKeyPackage(kp);
+        return info && added.has(toHex(info.keyPackageRef)) ? [info.signatureKey] : [];
+      } catch {
+        return [];
+      }
+    });
+    for (const leaf of revoked) {
+      const now = verified.membersBefore.find((l) => l.leafIndex === leaf.leafIndex);
+      // Added first: a leaf this commit adds takes the lowest free index, that of a revoked leaf it removes too (the DS's
+      // Remove). Read as kept, that Remove, already logged, refused every retry, each one adding the leaf there again.
+      if (addedKeys.some((k) => bytesEqual(k, leaf.signatureKey))) later.push(leaf.leafIndex);
+      else if (now && (await revokedClientOf(this.#auth, now)) === leaf.client) kept.push(leaf.leafIndex);
+      else throw unknownLeaf(leaf.leafIndex);
+    }
+    if (kept.length === 0) return later;
+    const proposed = await this.#proposeRemovals(group.groupId, group.epoch, group.groupInfo!, kept, proposals);
+    const which = kept.length > 1 ? `leaves ${kept.join(', ')} are of revoked clients` : `leaf ${kept[0]} is of a revoked client`;
+    throw new DsError(
+      'revoked-leaf',
+      proposed
+        ? `${which}; this DS proposed ${kept.length > 1 ? 'their' : 'its'} removal: process the group's messages and commit again`
+        : `${which}: commit ${kept.length > 1 ? 'their' : 'its'} removal (this DS cannot propose it: the group lists no external-sender key of this DS, or its proposals of the epoch are full)`,
+      { leaves: kept, proposed },
+    );
+  }
+
+  /**
+   * Propose, as the group's external sender, the removal of `leaves` in `epoch` (docs/PROTOCOL.md §8.5): each once (the
+   * epoch's `logged` proposals are read for the DS's own), counted in the DS's own share of the epoch's proposals (§8.6).
+   * False when the group lists no key of this DS, the share is full, or the group moved past `epoch`.
+   */
+  async #proposeRemovals(groupId: string, epoch: number, groupInfo: Uint8Array, leaves: number[], logged: LoggedMessage[]): Promise<boolean> {
+    const suite = groupContextOf(groupInfo)?.ciphersuite;
+    if (suite === undefined || suite < 1 || suite > 3) return false;
+    const external = this.#externalOf(suite as Ciphersuite);
+    const senderIndex = (externalSenderKeysOf(groupInfo) ?? []).findIndex((k) => bytesEqual(k, external.signaturePublicKey));
+    if (senderIndex < 0) return false;
+    const already = new Set(logged.filter((m) => m.sender === DS_SENDER).map((m) => externalRemoveOf(m.bytes)));
+    const sender = new ExternalSender(this.#client, external);
+    const todo = leaves.filter((l) => !already.has(l));
+    // No more signatures than the DS's share of the epoch can take (a tree of many revoked leaves).
+    const share = this.#ownProposals.member!.count;
+    for (const leaf of todo.slice(0, share)) {
+      const proposal = sender.removeProposal({ groupId: fromHex(groupId), epoch, senderIndex }, leaf);
+      try {
+        const seq = await this.store.append({ groupId, sender: DS_SENDER, bytes: proposal, digest: toHex(await sha256(proposal)) }, undefined, undefined, { ...this.#ownProposals, epoch });
+        if (seq === undefined) return false;
+      } catch (err) {
+        if (err instanceof EpochProposalsFullError) return false;
+        throw err;
+      }
+    }
+    return todo.length <= share;
   }
 
   /**

@@ -34,6 +34,8 @@ export type DsRejection =
   | 'too-many-proposals'
   // a key change or revocation of a client with a rotation guard, without its secret (§8.4)
   | 'guard-refused'
+  // verified mode: a commit keeps a leaf of a revoked client; `DsError.leaves`, and whether the DS proposed their removal (§8.5)
+  | 'revoked-leaf'
   // the client's own: the DS did not answer in time, or could not be reached
   | 'unavailable';
 
@@ -44,9 +46,21 @@ registerErrorCodes(DS_ERROR_CODES);
 /** A refusal of the Delivery Service (`DS_REJECTED`), with the reason. */
 export class DsError extends MlsError<(typeof DS_ERROR_CODES)[number]> {
   readonly reason: DsRejection;
-  constructor(reason: DsRejection, message: string) {
+  /** `revoked-leaf`: the leaves (indexes) of revoked clients the refused commit keeps. */
+  readonly leaves?: number[];
+  /**
+   * `revoked-leaf`: true when the DS proposed their removal itself (as the
+   * group's external sender): process the group's messages and commit
+   * again; false: commit their removal (`commit({ remove: leaves })`).
+   */
+  readonly proposed?: boolean;
+  constructor(reason: DsRejection, message: string, revoked?: { leaves: number[]; proposed: boolean }) {
     super('DS_REJECTED', message.endsWith(`(${reason})`) ? message : `${message} (${reason})`);
     this.name = 'DsError';
     this.reason = reason;
+    if (revoked) {
+      this.leaves = revoked.leaves;
+      this.proposed = revoked.proposed;
+    }
   }
 }
