@@ -19,8 +19,9 @@
  *   only), and a key rotated away (not a revoked client) removes nothing;
  * - an Add of a client revoked since, landing where the retry removes a
  *   revoked leaf, goes in (it was read as kept: refused for ever);
- * - a member's Update proposal to a leaf that is not its own client's is
- *   refused when posted (logged, it made every honest commit unknown-client).
+ * - a member's Update proposal to a leaf that is not its own client's, or
+ *   from a leaf that is not (a second client's of its user), is refused
+ *   when posted (logged, it made every honest commit unknown-client).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
