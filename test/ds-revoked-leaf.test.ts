@@ -19,8 +19,9 @@
  *   only), and a key rotated away (not a revoked client) removes nothing;
  * - an Add of a client revoked since, landing where the retry removes a
  *   revoked leaf, goes in (it was read as kept: refused for ever);
- * - a member's Update proposal to a leaf that is not its own client's is
- *   refused when posted (logged, it made every honest commit unknown-client).
+ * - a member's Update proposal to a leaf that is not its own client's, or
+ *   from a leaf that is not (a second client's of its user), is refused
+ *   when posted (logged, it made every honest commit unknown-client).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -73,6 +74,14 @@ async function logged(p: DsPeer): Promise<{ sender: string; removed?: number }[]
   return (await p.ds.poll(p.group!.id, p.seen)).map((m) =>
     m.sender === 'delivery-service' ? { sender: m.sender, removed: new DataView(m.message.buffer, m.message.byteOffset + m.message.length - 70, 4).getUint32(0) } : { sender: m.sender },
   );
+}
+
+/** A member's PublicMessage with its sender leaf index set to `leaf` (the u32 after the group id, epoch and sender type). */
+function withSenderLeaf(message: Uint8Array, leaf: number): Uint8Array {
+  const out = message.slice();
+  const idLength = out[4]! >> 6 === 0 ? [1, out[4]!] : [2, ((out[4]! & 0x3f) << 8) | out[5]!];
+  new DataView(out.buffer).setUint32(4 + idLength[0]! + idLength[1]! + 8 + 1, leaf);
+  return out;
 }
 
 const refusal = (e: unknown) => {
@@ -303,6 +312,38 @@ describe("a revoked leaf's slot, and Update proposals, SQLite (PROTOCOL §8.5)",
     expect(await selfUpdate(pete)).toBeGreaterThan(0);
     await groupStillWorks([pete, quinn, mallory], 'nothing jammed');
     await groupStillWorks([mallory, quinn, pete], 'mallory too');
+  });
+
+  it("an Update proposal from another member's leaf is refused when posted, 403 forbidden, even to a credential of the poster's: mallory's second client's leaf moved to a key of mallory's (mallory revoked then); before: logged, and every honest commit covering it unknown-client until its committer dropped it", async () => {
+    const s = await start(options());
+    const tag = Math.random().toString(36).slice(2, 7);
+    const [pete, quinn, mallory] = await Promise.all(['pete', 'quinn', 'mallory'].map((n) => dsPeer(s.url, `${n}-${tag}`)));
+    // mallory's second client, vouched for by her: leaf 3.
+    const second = await newMember(`mallory2-${tag}`);
+    const mallory2: DsPeer = { ...second, seen: 0, ds: await DeliveryClient.register(s.url, { clientId: second.name, userId: mallory!.name, vouch: mallory!.ds, client: second.client, identity: second.identity }) };
+    await verifiedGroup(pete!, [quinn!, mallory!, mallory2], { extensions: { externalSenders: [s.ds.externalSenderSpec] } });
+    // mallory rotates her DS key (leaf 2 keeps the old one, which still names her, §8.4) and hands the new one to her second client.
+    const key = await mallory!.client.createIdentity(mallory!.name, 1);
+    await mallory!.ds.rotateKey(key);
+    await mallory2.client.importIdentity(key.identity, mallory!.client.exportSignatureKeyPair(key), 1);
+    // Leaf 3's Update to mallory's new key, signed as leaf 3 (every member takes it), posted by mallory: the leaf's
+    // credential is the poster's, the leaf is not.
+    const update = await mallory2.client.mutate((core) => core.dmlsProposeCredentialUpdate(mallory2.group!.id, key.identity, key.signaturePublicKey));
+    const notHers = { reason: 'forbidden', message: "an Update proposal must come from a leaf of the member it is sent for (forbidden)", leaves: undefined, proposed: undefined };
+    expect(refusal(await mallory!.ds.submit(mallory!.group!.id, update).catch((e) => e))).toEqual(notHers);
+    // Posted by mallory2, whose leaf it is: the leaf's credential is not hers.
+    expect(refusal(await mallory2.ds.submit(mallory2.group!.id, update).catch((e) => e))).toMatchObject({ reason: 'forbidden', message: "an Update proposal's leaf must carry a credential the AS binds to the member it is sent for (forbidden)" });
+    // Her own leaf's Update with the sender index rewritten to pete's (0): refused too (no member took it: not pete's signature).
+    const own = await mallory!.group!.propose({ type: 'update' });
+    expect(refusal(await mallory!.ds.submit(mallory!.group!.id, withSenderLeaf(own, 0)).catch((e) => e))).toEqual(notHers);
+    expect(await logged(pete!)).toEqual([]);
+    // mallory revokes her client: the DS proposes the Remove of leaf 2 (hers) only; the retry goes in, leaf 3 untouched.
+    await mallory!.ds.revoke();
+    expect(refusal(await selfUpdate(pete!))).toEqual(PROPOSED(2));
+    expect(await selfUpdate(pete!)).toBeGreaterThan(0);
+    expect(pete!.group!.members().map((m) => m.leafIndex)).toEqual([0, 1, 3]);
+    await groupStillWorks([pete!, quinn!, mallory2], 'leaf 3 kept its own client');
+    await groupStillWorks([mallory2, quinn!, pete!], 'mallory2 too');
   });
 });
 

@@ -171,6 +171,7 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
       throw new MlsError('STORAGE', 'opening IndexedDB failed', { cause: err });
     });
     try {
+      refuseForeignStores(db);
       const adapter = new IndexedDbStorageAdapter(db, await prepare(db, encrypt, options.key, writes), idleMs, writes);
       // Starts from an empty log, so #logKeys and #logBytes describe it
       // exactly; its transaction also tells what durability IndexedDB gives.
@@ -509,6 +510,23 @@ function foldLog(tx: IDBTransaction, write: (request: () => void) => boolean, kn
       writeLatest(latest);
     };
   };
+}
+
+/**
+ * `STORAGE_FORMAT` unless the object stores are as `open` makes them: a
+ * database of this name at this schema version made by a page script or
+ * another library (a store missing, a key path, an index) failed with the
+ * browser's own NotFoundError or DataError, no MlsError (§3).
+ */
+function refuseForeignStores(db: IDBDatabase): void {
+  const made: [string, boolean][] = [[STORE, false], [META, false], [LOG, true]];
+  const foreign = () => new MlsError('STORAGE_FORMAT', 'this IndexedDB database was not made by this library (its object stores differ)');
+  if (!made.every(([name]) => db.objectStoreNames.contains(name))) throw foreign();
+  const tx = db.transaction(made.map(([name]) => name), 'readonly');
+  for (const [name, increments] of made) {
+    const store = tx.objectStore(name);
+    if (store.keyPath !== null || store.autoIncrement !== increments || store.indexNames.length > 0) throw foreign();
+  }
 }
 
 /**

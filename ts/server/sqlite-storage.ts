@@ -41,6 +41,64 @@ const bytes = (b: unknown, sealed?: StorageCipher): Uint8Array => {
   throw new MlsError('STORAGE_TAMPERED', 'a stored record is not bytes');
 };
 
+/** The meta rows as read: format, protection and key check (undefined: missing); `STORAGE_FORMAT` for another format or protection. */
+type MetaRead = { format: unknown; protection: unknown; check: unknown };
+
+function readMeta(db: Database.Database, wanted: string): MetaRead {
+  const meta = (name: string) => (db.prepare('SELECT value FROM meta WHERE key = ?').get(name) as { value: unknown } | undefined)?.value;
+  const [format, protection, check] = [meta('format'), meta('encryption'), meta('key-check')];
+  if (format !== undefined && format !== SQLITE_STORAGE_FORMAT) {
+    throw new MlsError('STORAGE_FORMAT', `SQLite storage has format ${String(format)}; this version reads ${SQLITE_STORAGE_FORMAT}`);
+  }
+  // Whatever else was deleted, a row that says how the file is protected is read.
+  refuseOtherProtection(protection, check !== undefined, wanted, 'SQLite');
+  return { format, protection, check };
+}
+
+/**
+ * Checks the protection against what `read` found and adds the rows that
+ * were missing; false, nothing written, when another open (another
+ * connection or process) added one of them since `read`: its row stands,
+ * and the caller reads the meta again. Before, two opens of a new file
+ * with different keys (or one in the clear) each stored their own meta,
+ * the later over the earlier, and both opened: the adapter whose key check
+ * was replaced sealed everything under a key the file then refused
+ * (`STORAGE_KEY`, or `STORAGE_FORMAT`) at the next open
+ * (test/storage-review5.test.ts).
+ */
+async function completeMeta(db: Database.Database, cipher: StorageCipher | undefined, { format, protection, check }: MetaRead): Promise<boolean> {
+  // A key check that is not hex text (SQLite keeps any type in any column) was changed: STORAGE_KEY, as for any other change.
+  const sealedCheck = check === undefined ? undefined : isToHex(check) ? fromHex(check) : new Uint8Array(0);
+  // A row deleted from outside (the format, the protection, the key
+  // check): what the file holds must show the protection opened with
+  // before anything is written back (encrypted-storage.ts). Before, a
+  // wrong key (or none) wrote its own meta, and the right key was
+  // refused for good; with the format kept, the right key was refused
+  // for good without its key check or its protection row
+  // (test/storage-review2.test.ts, test/storage-review3.test.ts, test/storage-review4.test.ts).
+  const records = async () => (db.prepare('SELECT key, value FROM entries').all() as { key: unknown; value: unknown }[]).map((r): StorageEntry => [bytes(r.key), bytes(r.value, cipher)]);
+  const missing = await checkProtection(cipher, protection, sealedCheck, records, 'SQLite');
+  const rows: [string, string][] = [];
+  if (format === undefined) rows.push(['format', SQLITE_STORAGE_FORMAT]);
+  if (missing.encryption) rows.push(['encryption', missing.encryption]);
+  if (missing.check) rows.push(['key-check', toHex(missing.check)]);
+  if (rows.length === 0) return true;
+  const add = db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)');
+  // IMMEDIATE: the write lock before the first insert. A row another open added rolls back every row of this one.
+  try {
+    db.transaction(() => {
+      for (const [name, value] of rows) if (add.run(name, value).changes === 0) throw RACED;
+    }).immediate();
+    return true;
+  } catch (err) {
+    if (err === RACED) return false;
+    throw err;
+  }
+}
+
+/** `completeMeta` lost a race: another open added a meta row this one was adding. */
+const RACED = new Error('raced');
+
 /** Durable client storage in Node on SQLite, one transaction per batch (needs the optional peer `better-sqlite3`). */
 export class SqliteStorageAdapter implements StorageAdapter {
   readonly #db: Database.Database;
@@ -116,34 +174,15 @@ export class SqliteStorageAdapter implements StorageAdapter {
     if (schema.length !== made.length || !schema.every((r) => made.includes(`${r.name} ${r.sql}`))) {
       throw new MlsError('STORAGE_TAMPERED', 'the SQLite schema was changed (a trigger or table the adapter did not make)');
     }
-    const meta = (name: string) => (db.prepare('SELECT value FROM meta WHERE key = ?').get(name) as { value: unknown } | undefined)?.value;
-    const [format, protection, check] = [meta('format'), meta('encryption'), meta('key-check')];
-    if (format !== undefined && format !== SQLITE_STORAGE_FORMAT) {
-      throw new MlsError('STORAGE_FORMAT', `SQLite storage has format ${String(format)}; this version reads ${SQLITE_STORAGE_FORMAT}`);
-    }
-    // Whatever else was deleted, a row that says how the file is protected is read (synchronously: the constructor throws).
-    refuseOtherProtection(protection, check !== undefined, key ? SEALED : 'none', 'SQLite');
+    const wanted = key ? SEALED : 'none';
+    // The first read is synchronous (the constructor throws); a reread, after another open added a row this one was adding, is not.
+    const first = readMeta(db, wanted);
     return (async () => {
       const cipher = key ? await StorageCipher.create(key) : undefined;
-      // A key check that is not hex text (SQLite keeps any type in any column) was changed: STORAGE_KEY, as for any other change.
-      const sealedCheck = check === undefined ? undefined : isToHex(check) ? fromHex(check) : new Uint8Array(0);
-      // A row deleted from outside (the format, the protection, the key
-      // check): what the file holds must show the protection opened with
-      // before anything is written back (encrypted-storage.ts). Before, a
-      // wrong key (or none) wrote its own meta, and the right key was
-      // refused for good; with the format kept, the right key was refused
-      // for good without its key check or its protection row
-      // (test/storage-review2.test.ts, test/storage-review3.test.ts, test/storage-review4.test.ts).
-      const records = async () => (db.prepare('SELECT key, value FROM entries').all() as { key: unknown; value: unknown }[]).map((r): StorageEntry => [bytes(r.key), bytes(r.value, cipher)]);
-      const missing = await checkProtection(cipher, protection, sealedCheck, records, 'SQLite');
-      if (format !== undefined && !missing.encryption && !missing.check) return cipher;
-      const put = db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)');
-      db.transaction(() => {
-        if (format === undefined) put.run('format', SQLITE_STORAGE_FORMAT);
-        if (missing.encryption) put.run('encryption', missing.encryption);
-        if (missing.check) put.run('key-check', toHex(missing.check));
-      })();
-      return cipher;
+      for (let attempt = 1, read = first; ; attempt++, read = readMeta(db, wanted)) {
+        if (await completeMeta(db, cipher, read)) return cipher;
+        if (attempt === 3) throw new MlsError('STORAGE', "another open kept writing this SQLite file's meta");
+      }
     })();
   }
 

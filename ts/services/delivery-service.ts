@@ -21,7 +21,7 @@ import type { LeafAssociation } from '../intents/leaf-association.js';
 import { EpochProposalsFullError, GroupIdTakenError, InboxFullError, MemoryDeliveryStore, isReserved, StorageQuotaError, type CommitUpdate, type DeliveryStore, type EpochProposalBudget, type ProposalLimit, type GroupRecord, type KeyPackageGrant, type LoggedMessage, type PendingWelcome, type StorageQuota, type StoredKeyPackage } from './delivery-store.js';
 import type { CredentialCheck } from './credential-check.js';
 export type { CredentialCheck } from './credential-check.js';
-import { externalCommitTbs, externalSenderKeysOf, groupContextOf, groupInfoFits, isWelcome, readExternalCommit, welcomeRecipients } from './ds-checks.js';
+import { externalCommitTbs, externalSenderKeysOf, groupContextOf, groupInfoFits, isWelcome, readExternalCommit, treeLeafOf, welcomeRecipients } from './ds-checks.js';
 import { clientOfLeaf, publicMembers, verifyCommit, welcomeMatches, type PublicLeaf, type VerifiedCommit } from './verified-commit.js';
 import { externalRemoveOf, revokedClientOf } from './revoked-leaves.js';
 
@@ -641,8 +641,9 @@ export class DeliveryService {
         if (header.proposalType === 5) throw new DsError('forbidden', 'a verifying DS takes a ReInit only in a commit of its own (commitReInit), not as a proposal');
         // Nor an Add it would refuse in that commit (§8.5): its grant and the inbox cap are checked now.
         if (this.#requireGrants && header.proposalType === 1) grant = await this.#proposedAdd(sender, message);
-        // Nor an Update moving the sender's leaf to a credential of no client, or of another (a client it revokes then).
-        if (header.proposalType === 2) await this.#proposedUpdate(member ?? sender, message);
+        // Nor an Update of another member's leaf, or moving the sender's to a credential of no client, or of another (a
+        // client it revokes then). One of another epoch is refused stale below: the tree the DS holds is this epoch's.
+        if (header.proposalType === 2 && epoch === group.epoch) await this.#proposedUpdate(group, member ?? sender, message);
       }
       if (group.consistency === 'strong') {
         const stale = header.contentType === 2 ? epoch !== group.epoch : epoch > group.epoch || epoch < group.epoch - this.#tolerance;
@@ -761,14 +762,18 @@ export class DeliveryService {
   }
 
   /**
-   * An Update proposal of a verified group (docs/PROTOCOL.md §8.5): its new leaf's credential must be one the AS binds to
-   * the member it is posted for. Before, one naming a key the AS did not know (any member makes one with a fresh key pair),
-   * or a client of the member's it then revoked, made every honest commit covering it `unknown-client` until its committer
-   * dropped it (`clearPendingProposals`): the jam that `revoked-leaf` closes for a member's own leaf, at no cost.
+   * An Update proposal of a verified group (docs/PROTOCOL.md §8.5): its sender must be a leaf the current tree holds for
+   * the member it is posted for, and its new leaf's credential one the AS binds to that member. Before, one naming a key
+   * the AS did not know (any member makes one with a fresh key pair), or a client of the member's it then revoked, made
+   * every honest commit covering it `unknown-client` until its committer dropped it (`clearPendingProposals`): the jam that
+   * `revoked-leaf` closes for a member's own leaf, at no cost. The sender leaf too: a member holding the keys of two
+   * clients' leaves (two devices of one user) moved the other's leaf to a key of its own, then revoked its own client.
    */
-  async #proposedUpdate(member: string, message: Uint8Array): Promise<void> {
+  async #proposedUpdate(group: GroupRecord, member: string, message: Uint8Array): Promise<void> {
     const leaf = readUpdateProposalLeaf(message);
     if (!leaf) throw new DsError('malformed', "not a member's Update proposal with a leaf node");
+    const from = group.groupInfo && treeLeafOf(group.groupInfo, leaf.leafIndex);
+    if (!from || (await clientOfLeaf(this.#auth, from)) !== member) throw new DsError('forbidden', 'an Update proposal must come from a leaf of the member it is sent for');
     if ((await clientOfLeaf(this.#auth, leaf)) !== member) throw new DsError('forbidden', "an Update proposal's leaf must carry a credential the AS binds to the member it is sent for");
   }
 

@@ -127,6 +127,48 @@ function skipLeafNodeTail(r: Reader): void {
   r.vector(); // signature
 }
 
+/**
+ * The credential (a basic credential's identity, empty for another type, as
+ * the core's PublicLeaf) and signature key of leaf `leafIndex` in a GroupInfo
+ * MLSMessage's ratchet_tree extension (RFC 9420 §7.8, §12.4.3.3); undefined
+ * for a blank leaf, one past the tree, or bytes that do not parse. Read, not
+ * verified: the DS reads only a GroupInfo it verified when it stored it.
+ */
+export function treeLeafOf(groupInfo: Uint8Array, leafIndex: number): { leafIndex: number; identity: Uint8Array; signatureKey: Uint8Array } | undefined {
+  try {
+    const r = new Reader(groupInfo.subarray(4));
+    r.u16();
+    r.u16();
+    r.vector();
+    r.u64();
+    r.vector();
+    r.vector();
+    r.vector(); // group context extensions
+    const tree = new Reader(r.list((x) => ({ type: x.u16(), data: x.vector() })).find((e) => e.type === 2)?.data ?? new Uint8Array(0)).vector();
+    const nodes = new Reader(tree);
+    // Node 2i is leaf i; each node before it is skipped (blank, or a leaf or a parent node).
+    for (let node = 0; !nodes.done; node++) {
+      if (nodes.u8() === 0) {
+        if (node === 2 * leafIndex) return undefined;
+        continue;
+      }
+      if (nodes.u8() === 2) {
+        for (let i = 0; i < 3; i++) nodes.vector(); // encryption_key, parent_hash, unmerged_leaves
+        continue;
+      }
+      nodes.vector(); // encryption_key
+      const signatureKey = nodes.vector();
+      const type = nodes.u16();
+      const content = nodes.vector();
+      if (node === 2 * leafIndex) return { leafIndex, identity: type === 1 ? content : new Uint8Array(0), signatureKey };
+      skipLeafNodeTail(nodes);
+    }
+    return undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Parse an external commit; undefined when the bytes are not exactly one (with an UpdatePath). */
 export function readExternalCommit(message: Uint8Array): ExternalCommit | undefined {
   try {
