@@ -34,6 +34,10 @@ pub struct Client {
     /// again takes them if its tree is the same (engine change 13), instead
     /// of hashing the whole tree again for its next commit.
     pub(crate) tree_hashes: HashMap<Vec<u8>, openmls::treesync::TreeHashes>,
+    /// The public group `publicRemovedLeaves` last built, with the exact
+    /// GroupInfo bytes it was built from (public_group.rs): a DS checking
+    /// many intents against one epoch's GroupInfo verifies its tree once.
+    pub(crate) intent_check_group: Option<(Vec<u8>, openmls::prelude::PublicGroup)>,
     /// Signature key pairs loaded from storage, by public key.
     pub(crate) signers: HashMap<Vec<u8>, ClientSigner>,
     /// VC operation trees saved by `pinVcOperationTree`, by epoch id.
@@ -93,7 +97,7 @@ impl Client {
             next.set(id.wrapping_add(1));
             id
         });
-        Client { provider: Provider::default(), groups: HashMap::new(), tree_hashes: HashMap::new(), signers: HashMap::new(), association_slot, hooks, batch_buffer: Default::default() }
+        Client { provider: Provider::default(), groups: HashMap::new(), tree_hashes: HashMap::new(), intent_check_group: None, signers: HashMap::new(), association_slot, hooks, batch_buffer: Default::default() }
     }
 
     /// The proposal expander of this client's groups.
