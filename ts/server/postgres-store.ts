@@ -67,6 +67,8 @@ INSERT INTO ds_usage SELECT c, sum(b), sum(k) FROM (SELECT sender c, octet_lengt
 const POSTGRES_MIGRATION_5 =
   'ALTER TABLE ds_groups ADD COLUMN proposals_epoch BIGINT NOT NULL DEFAULT -1, ADD COLUMN epoch_proposals INT NOT NULL DEFAULT 0, ADD COLUMN epoch_proposal_bytes BIGINT NOT NULL DEFAULT 0';
 const CHANNEL = 'ds_log';
+/** Every grant of the requesters `$1` (a commit's held grants, §8.5): one statement, alone or in the commit's transaction. */
+const DROP_GRANTS = 'DELETE FROM ds_key_package_grants WHERE requester = ANY($1)';
 /** A write the store refused (a quota, an epoch's proposals): the transaction rolls back, the connection is fine. */
 const refusedByStore = (err: unknown) => err instanceof StorageQuotaError || err instanceof EpochProposalsFullError || err instanceof ProposalKeyTakenError || err instanceof InboxFullError;
 /** First and longest wait before the LISTEN connection is opened again after it was lost. */
@@ -507,6 +509,10 @@ export class PostgresDeliveryStore implements DeliveryStore {
     await this.#pool.query('DELETE FROM ds_key_package_grants WHERE requester = $1 AND ref = ANY($2)', [requester, refs]);
   }
 
+  async dropGrants(requesters: string[]): Promise<void> {
+    await this.#pool.query(DROP_GRANTS, [requesters]);
+  }
+
   /**
    * Advisory locks in one order (client, identity, key): a registration
    * and a revocation of the same client, or two registrations of one
@@ -721,6 +727,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
         if (Number(rows[0].epoch) !== update.expectEpoch) return undefined;
         // The members' shares were the old epoch's (a stale commit that leaves the epoch starts nothing).
         if (update.setEpoch !== Number(rows[0].epoch)) await c.query('DELETE FROM ds_member_proposals WHERE group_id = $1', [message.groupId]);
+        if (update.dropGrants?.length) await c.query(DROP_GRANTS, [update.dropGrants]);
         await c.query(
           'UPDATE ds_groups SET epoch = $2, members = coalesce($3, members), group_info = coalesce($4, group_info), group_info_by = CASE WHEN $4::bytea IS NULL THEN group_info_by ELSE $6 END, epoch_start = $5 WHERE group_id = $1',
           [message.groupId, update.setEpoch, update.members ? JSON.stringify(update.members) : null, update.groupInfo ? Buffer.from(update.groupInfo) : null, seq, message.sender],

@@ -258,6 +258,14 @@ export class SqliteDeliveryStore implements DeliveryStore {
     this.#db.transaction(() => refs.forEach((ref) => del.run(requester, ref)))();
   }
 
+  async dropGrants(requesters: string[]): Promise<void> {
+    this.#dropGrants(requesters);
+  }
+
+  #dropGrants(requesters: string[]): void {
+    this.#db.prepare('DELETE FROM key_package_grants WHERE requester IN (SELECT value FROM json_each(?))').run(JSON.stringify(requesters));
+  }
+
   async registerBinding(b: Omit<StoredBinding, 'revoked'>, options: RegisterOptions = {}): Promise<BindingRefusal | undefined> {
     return this.#db.transaction(() => {
       const key = toHex(b.signatureKey);
@@ -454,6 +462,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
         if (group.epoch !== update.expectEpoch) return undefined;
         // The members' shares were the old epoch's (a stale commit that leaves the epoch starts nothing).
         if (update.setEpoch !== group.epoch) this.#db.prepare('DELETE FROM member_proposals WHERE group_id = ?').run(message.groupId);
+        if (update.dropGrants?.length) this.#dropGrants(update.dropGrants);
         this.#db.prepare('UPDATE groups SET epoch = ?, epoch_start = ? WHERE group_id = ?').run(update.setEpoch, next, message.groupId);
         if (update.members) this.#db.prepare('UPDATE groups SET members = ? WHERE group_id = ?').run(JSON.stringify(update.members), message.groupId);
         if (update.groupInfo) {

@@ -622,7 +622,11 @@ export class DeliveryService {
         const [holder, ref] = grant;
         return proposals.find((m) => (m.sender === holder || holder === held) && this.#addProposalRef(m.bytes) === ref)?.sender ?? sender;
       };
-      const update = { expectEpoch: group.consistency === 'strong' ? epoch : group.epoch, setEpoch, members: [...members], groupInfo, reserve };
+      // The epoch's proposals end with its commit, and so do the grants the group held for them; and one moved after its
+      // epoch's commit had cleared them (its post raced that commit), now with no proposal of its own. Dropped in the
+      // commit's transaction by a store that can (dropGrants); one of an older interface has them read and spent below.
+      const dropGrants = this.#verify && this.store.dropGrants ? [held, heldGrants(id, epoch - 1)] : undefined;
+      const update = { expectEpoch: group.consistency === 'strong' ? epoch : group.epoch, setEpoch, members: [...members], groupInfo, reserve, dropGrants };
       // The inbox cap is counted in the store's transaction (racing commits cannot pass it). An Add the group's grant covers
       // passed it when proposed: its client's inbox full since, the commit goes in without that Welcome; refused, it held
       // every honest commit until its committer dropped the proposal (§8.5).
@@ -641,13 +645,11 @@ export class DeliveryService {
       // Eventual: another commit went in since the group was read; this one is taken too, against the new state.
       if (seq === undefined && group.consistency === 'eventual' && tries < 16) return this.#submit(id, sender, message, extras, tries + 1);
       if (seq === undefined) throw this.#epochTaken(epoch, (await this.store.getGroup(id))!);
-      // A grant adds its client once: one more Welcome needs one more KeyPackage from the DS.
-      for (const [holder, ref] of spent) await this.store.spendGrants(holder, [ref]);
+      // A grant adds its client once: one more Welcome needs one more KeyPackage from the DS (the group's went with the commit).
+      for (const [holder, ref] of spent) if (!dropGrants?.includes(holder)) await this.store.spendGrants(holder, [ref]);
       // Leaves of revoked clients this commit added (Add proposals logged before the revocation): removed in the epoch it made.
       if (removeNext.length > 0 && groupInfo?.length) await this.#proposeRemovals(id, setEpoch, groupInfo, removeNext, []).catch(() => false);
-      // The epoch's proposals end with it, and so do the grants the group held for them.
-      // And one moved after its epoch's commit had cleared them (it raced that commit), now with no proposal of its own.
-      if (this.#verify) for (const h of [held, heldGrants(id, epoch - 1)]) await this.store.spendGrants(h, (await this.store.grants(h, 0)).map((g) => g.ref));
+      if (this.#verify && !dropGrants) for (const h of [held, heldGrants(id, epoch - 1)]) await this.store.spendGrants(h, (await this.store.grants(h, 0)).map((g) => g.ref));
     } else {
       let grant: KeyPackageGrant | undefined;
       // A proposal or application message into a group a ReInit retired (§1.6) reaches nobody: every member

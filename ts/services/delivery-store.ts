@@ -117,6 +117,12 @@ export interface CommitUpdate {
    * for the sender. A group under that id: `GroupIdTakenError`, nothing written.
    */
   reserve?: { groupId: string; members: string[] };
+  /**
+   * Requesters whose grants all end with this commit (a group's held grants,
+   * docs/PROTOCOL.md §8.5), dropped in its transaction. Given only to a store
+   * that has `dropGrants`.
+   */
+  dropGrants?: string[];
 }
 
 /** The row of a reserved successor id: no group yet, epoch -1, an empty GroupInfo (no schema change); `claimReserved` turns it into the group. */
@@ -329,6 +335,13 @@ export interface DeliveryStore {
   grants(requester: string, now: number): Promise<KeyPackageGrant[]>;
   /** Spend these grants of `requester` (a commit used them). */
   spendGrants(requester: string, refs: string[]): Promise<void>;
+  /**
+   * Drop every grant of these requesters, in one statement. A store that has
+   * it also drops `CommitUpdate.dropGrants` in the commit's transaction; one
+   * without it (an older interface) is given none, and the DS reads and
+   * spends a commit's held grants after it instead (§8.5).
+   */
+  dropGrants?(requesters: string[]): Promise<void>;
   /** Delete these KeyPackages (refs) if leased to `requester`; returns how many. */
   ackKeyPackages(requester: string, refs: string[]): Promise<number>;
   countKeyPackages(clientId: string): Promise<number>;
@@ -591,6 +604,10 @@ export class MemoryDeliveryStore implements DeliveryStore {
     );
   }
 
+  async dropGrants(requesters: string[]): Promise<void> {
+    for (const r of requesters) this.#grants.delete(r);
+  }
+
   readonly #bindings = new Map<string, StoredBinding>();
   readonly #revokedClients = new Set<string>();
   readonly #guards = new Map<string, { commitment: string; step: number }>();
@@ -763,6 +780,7 @@ export class MemoryDeliveryStore implements DeliveryStore {
       if (w) this.#putWelcome(w, message.groupId, message.sender);
       for (const [payer, n] of welcomeFor) this.#count(payer, n);
       if (update.reserve) this.#groups.set(update.reserve.groupId, reservedGroup(update.reserve));
+      for (const r of update.dropGrants ?? []) this.#grants.delete(r);
     }
     this.#count(message.sender, charge);
     if (proposals) {

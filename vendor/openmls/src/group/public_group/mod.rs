@@ -62,6 +62,8 @@ pub mod errors;
 pub mod process;
 pub(crate) mod staged_commit;
 #[cfg(test)]
+mod key_uniqueness_tests;
+#[cfg(test)]
 mod tests;
 mod validation;
 

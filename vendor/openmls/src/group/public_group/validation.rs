@@ -303,24 +303,31 @@ impl PublicGroup {
         // The new keys that equal a key of a current member (filtered by the
         // remove proposals): one pass over the members, each key looked up
         // among the few new ones, instead of a hash set of every member's
-        // keys (O(n) hashing and copies per commit).
-        let mut new_signature_keys = BTreeSet::new();
-        for &(signature_key, _) in &signature_keys {
-            new_signature_keys.insert(signature_key);
-        }
+        // keys (O(n) hashing and copies per commit). The new signature keys
+        // are sorted without duplicates (the sort `BTreeSet::from_iter` of
+        // slices links already) and found by binary search; what is known
+        // of each is kept at its position.
+        let mut new_signature_keys: Vec<&[u8]> = signature_keys.iter().map(|&(key, _)| key).collect();
+        new_signature_keys.sort();
+        new_signature_keys.dedup();
         let new_encryption_keys: BTreeSet<&[u8]> = encryption_keys.iter().copied().collect();
         let new_init_keys: BTreeSet<&[u8]> = init_keys.iter().copied().collect();
-        // The members holding one of the new signature keys (an Update or a
-        // path keeping its own: a few), as a list of the same type.
-        let mut member_signature_keys: Vec<(&[u8], Option<LeafNodeIndex>)> = Vec::new();
+        // Per new signature key: a member holding it (an Update or a path
+        // keeping its own), whether another one does too, and the leaf its
+        // first occurrence replaces (`Some(None)`: an Add), found below.
+        let mut known: Vec<(Option<LeafNodeIndex>, bool, Option<Option<LeafNodeIndex>>)> =
+            vec![(None, false, None); new_signature_keys.len()];
         let mut member_encryption_keys = BTreeSet::new();
         for (index, leaf_node) in self.treesync().full_leaves() {
             if !remove_proposals.is_empty() && remove_proposals.contains(&index) {
                 continue;
             }
             let signature_key = leaf_node.signature_key().as_slice();
-            if new_signature_keys.contains(signature_key) {
-                member_signature_keys.push((signature_key, Some(index)));
+            if let Ok(position) = new_signature_keys.binary_search(&signature_key) {
+                if let Some((holder, another, _)) = known.get_mut(position) {
+                    *another |= holder.is_some();
+                    *holder = holder.or(Some(index));
+                }
             }
             let encryption_key = leaf_node.encryption_key().as_slice();
             if new_encryption_keys.contains(encryption_key) || new_init_keys.contains(encryption_key) {
@@ -334,16 +341,17 @@ impl PublicGroup {
         //  - https://validation.openmls.tech/#valn0305
         //  - https://validation.openmls.tech/#valn0306
         // Two new keys clash unless both replace the same leaf (its sender's
-        // own Update beside its path, which ValSem111 refuses by name).
-        let mut signature_key_set = BTreeSet::new();
-        for (i, &(signature_key, replaced)) in signature_keys.iter().enumerate() {
-            let held_by_another = member_signature_keys
-                .iter()
-                .any(|&(key, holder)| key == signature_key && holder != replaced);
-            let new_twice = !signature_key_set.insert(signature_key)
-                && signature_keys[..i]
-                    .iter()
-                    .any(|&(key, before)| key == signature_key && (before.is_none() || before != replaced));
+        // own Update beside its path, which ValSem111 refuses by name): each
+        // is compared with the first of its key (those between replace the
+        // same leaf, or the check has failed).
+        for &(signature_key, replaced) in &signature_keys {
+            let position = new_signature_keys.binary_search(&signature_key).ok();
+            let Some((holder, another, first)) = position.and_then(|position| known.get_mut(position)) else {
+                return Err(LibraryError::custom("a new signature key is not in its own list").into());
+            };
+            let held_by_another = *another || holder.is_some_and(|holder| Some(holder) != replaced);
+            let new_twice = first.is_some_and(|before| before.is_none() || before != replaced);
+            first.get_or_insert(replaced);
             if held_by_another || new_twice {
                 return Err(ProposalValidationError::DuplicateSignatureKey);
             }
