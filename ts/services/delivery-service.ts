@@ -329,7 +329,7 @@ export class DeliveryService {
     const retried = await this.store.seqOf(id, digest);
     if (retried !== undefined) return { seq: retried, proposal };
     const wide = intent.removalMode === 'removeAssociatedMembers';
-    const once = removalKey(intent.senderIndex, wide);
+    const once = removalKey(intent.senderIndex, wide, group.epoch);
     const held = await this.store.proposalCounts?.(id, [once, DS_SENDER]);
     if (held?.get(once)?.epoch === group.epoch) throw alreadyProposed(intent.senderIndex, wide, group.epoch);
     await withinQuota(Promise.resolve().then(() => countProposal(id, group.epoch, held?.get(DS_SENDER), proposal.length, this.#ownProposals.member!, DS_SENDER)));
@@ -918,7 +918,7 @@ export class DeliveryService {
     for (const leaf of todo.slice(0, share)) {
       const proposal = sender.removeProposal({ groupId: fromHex(groupId), epoch, senderIndex }, leaf);
       try {
-        const once = removalKey(leaf, false);
+        const once = removalKey(leaf, false, epoch);
         const seq = await this.store.append({ groupId, sender: DS_SENDER, bytes: proposal, digest: toHex(await sha256(proposal)) }, undefined, undefined, { ...this.#ownProposals, once, epoch });
         if (seq === undefined) return false;
       } catch (err) {
