@@ -3,8 +3,10 @@
  * (test/intents-review*.test.ts): one group of five members, alice on two
  * associated devices, everyone able to take LeafOperationIntent proposals.
  */
-import { MlsClient, type Group, type GroupOptions, type WireFormat } from 'paired-mls';
-import { LEAF_OPERATION_PROPOSAL_TYPE } from 'paired-mls/intents';
+import { createPrivateKey, sign } from 'node:crypto';
+import { expect } from 'vitest';
+import { MlsClient, TlsWriter, type Group, type GroupOptions, type WireFormat } from 'paired-mls';
+import { encodeIntent, encodeIntentTbs, LEAF_OPERATION_PROPOSAL_TYPE, type LeafOperationIntent } from 'paired-mls/intents';
 import { expectInSync, type Member } from './helpers.js';
 
 /** The capabilities every member advertises, so that intent proposals are allowed in the group. */
@@ -53,3 +55,20 @@ export async function world(wireFormat: WireFormat = 'ciphertext', extensions: G
 
 /** The identities of a group's members, sorted: who is still in after a commit. */
 export const names = (g: Group) => g.members().map((m) => new TextDecoder().decode(m.credential.identity)).sort();
+
+/**
+ * `count` distinct valid encodings of `intent`: signed anew with its
+ * sender's P-256 key (an exported key pair: 0x02, then the 32-byte private
+ * scalar and the 65-byte public point, each behind its length).
+ */
+export function resigned(sender: Member, intent: LeafOperationIntent, count: number): Uint8Array[] {
+  const pair = sender.client.exportSignatureKeyPair(sender.identity);
+  expect([pair[1], pair[34]]).toEqual([32, 65]);
+  const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64url');
+  const [d, x, y] = [pair.slice(2, 34), pair.slice(36, 68), pair.slice(68, 100)];
+  const key = createPrivateKey({ format: 'jwk', key: { kty: 'EC', crv: 'P-256', d: b64(d), x: b64(x), y: b64(y) } });
+  pair.fill(0);
+  // SignWithLabel's content (RFC 9420 §5.1.2).
+  const content = new TlsWriter().vector(new TextEncoder().encode('MLS 1.0 LeafOperationIntentTBS')).vector(encodeIntentTbs(intent)).finish();
+  return Array.from({ length: count }, () => encodeIntent({ ...intent, signature: sign('sha256', content, { key, dsaEncoding: 'der' }) }));
+}

@@ -158,6 +158,7 @@ const STATUS: Record<DsRejection, number> = {
   'guard-refused': 403,
   // Like epoch-taken: process the group's messages (the DS's Removes) and commit again, or commit the removal (§8.5).
   'revoked-leaf': 409,
+  duplicate: 409,
   unavailable: 503,
 };
 

@@ -15,6 +15,7 @@ import type {
   CommitUpdate,
   DeliveryStore,
   EpochProposalBudget,
+  ProposalCount,
   GroupRecord,
   KeyPackageGrant,
   LoggedMessage,
@@ -24,7 +25,7 @@ import type {
   StoredBinding,
   StoredKeyPackage,
 } from '../services/delivery-store.js';
-import { EpochProposalsFullError, GroupIdTakenError, InboxFullError, SPENT_PROOF_MARGIN_SECONDS, STORED_RECORD_BYTES, reservedGroup, StorageQuotaError, bindingBytes, checkQuota, countProposalWithShare, storedBytes, welcomeCharges, welcomeShares, withinBytes } from '../services/delivery-store.js';
+import { EpochProposalsFullError, GroupIdTakenError, ProposalKeyTakenError, InboxFullError, SPENT_PROOF_MARGIN_SECONDS, STORED_RECORD_BYTES, reservedGroup, StorageQuotaError, bindingBytes, checkQuota, countProposalWithShare, storedBytes, welcomeCharges, welcomeShares, withinBytes } from '../services/delivery-store.js';
 import { DS_MIGRATED_SCHEMAS, DS_SCHEMA_VERSION } from './sqlite-store.js';
 import { peerDependency } from './peer-dependency.js';
 
@@ -69,7 +70,7 @@ const CHANNEL = 'ds_log';
 /** Every grant of the requesters `$1` (a commit's held grants, §8.5): one statement, alone or in the commit's transaction. */
 const DROP_GRANTS = 'DELETE FROM ds_key_package_grants WHERE requester = ANY($1)';
 /** A write the store refused (a quota, an epoch's proposals): the transaction rolls back, the connection is fine. */
-const refusedByStore = (err: unknown) => err instanceof StorageQuotaError || err instanceof EpochProposalsFullError || err instanceof InboxFullError;
+const refusedByStore = (err: unknown) => err instanceof StorageQuotaError || err instanceof EpochProposalsFullError || err instanceof ProposalKeyTakenError || err instanceof InboxFullError;
 /** First and longest wait before the LISTEN connection is opened again after it was lost. */
 const RELISTEN_FIRST_MS = 100;
 const RELISTEN_MAX_MS = 5_000;
@@ -694,10 +695,13 @@ export class PostgresDeliveryStore implements DeliveryStore {
         // BIGINT columns come back as strings.
         const r = rows[0];
         if (budget.epoch !== undefined && Number(r.epoch) !== budget.epoch) return undefined;
-        const share = budget.member && (await c.query('SELECT epoch, count, bytes FROM ds_member_proposals WHERE group_id = $1 AND member = $2', [message.groupId, budget.member.id])).rows[0];
+        const row = async (id: string) => (await c.query('SELECT epoch, count, bytes FROM ds_member_proposals WHERE group_id = $1 AND member = $2', [message.groupId, id])).rows[0];
+        const share = budget.member && (await row(budget.member.id));
+        const once = budget.once !== undefined ? await row(budget.once) : undefined;
         const stored = {
           epoch: { epoch: Number(r.proposals_epoch), count: Number(r.epoch_proposals), bytes: Number(r.epoch_proposal_bytes) },
           member: share && { epoch: Number(share.epoch), count: Number(share.count), bytes: Number(share.bytes) },
+          once: once && { epoch: Number(once.epoch), count: Number(once.count), bytes: Number(once.bytes) },
         };
         const counted = countProposalWithShare(message.groupId, Number(r.epoch), stored, message.bytes.length, budget);
         if (counted.epoch) {
@@ -708,6 +712,15 @@ export class PostgresDeliveryStore implements DeliveryStore {
             'INSERT INTO ds_member_proposals (group_id, member, epoch, count, bytes) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (group_id, member) DO UPDATE SET epoch = $3, count = $4, bytes = $5',
             [message.groupId, budget.member.id, counted.member.epoch, counted.member.count, counted.member.bytes],
           );
+        }
+        if (budget.once !== undefined && counted.once) {
+          await c.query('INSERT INTO ds_member_proposals (group_id, member, epoch, count, bytes) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (group_id, member) DO UPDATE SET epoch = $3, count = $4, bytes = $5', [
+            message.groupId,
+            budget.once,
+            counted.once.epoch,
+            counted.once.count,
+            counted.once.bytes,
+          ]);
         }
       }
       if (update) {
@@ -768,6 +781,11 @@ export class PostgresDeliveryStore implements DeliveryStore {
   async seqOf(groupId: string, digest: string): Promise<number | undefined> {
     const { rows } = await this.#pool.query('SELECT seq FROM ds_log WHERE group_id = $1 AND digest = $2', [groupId, digest]);
     return rows.length > 0 ? Number(rows[0].seq) : undefined;
+  }
+
+  async proposalCounts(groupId: string, ids: string[]): Promise<Map<string, ProposalCount>> {
+    const { rows } = await this.#pool.query('SELECT member, epoch, count, bytes FROM ds_member_proposals WHERE group_id = $1 AND member = ANY($2)', [groupId, ids]);
+    return new Map(rows.map((r) => [r.member as string, { epoch: Number(r.epoch), count: Number(r.count), bytes: Number(r.bytes) }]));
   }
 
   async readLog(groupId: string, afterSeq: number, limit: number, maxBytes = Infinity): Promise<LoggedMessage[]> {

@@ -441,8 +441,10 @@ export class SqliteDeliveryStore implements DeliveryStore {
       let charge = storedBytes(message.bytes.length);
       if (budget && !update) {
         if (budget.epoch !== undefined && group.epoch !== budget.epoch) return undefined;
-        const share = budget.member && (this.#db.prepare('SELECT epoch, count, bytes FROM member_proposals WHERE group_id = ? AND member = ?').get(message.groupId, budget.member.id) as ProposalCount | undefined);
-        const stored = { epoch: { epoch: group.proposals_epoch, count: group.epoch_proposals, bytes: group.epoch_proposal_bytes }, member: share };
+        const row = this.#db.prepare('SELECT epoch, count, bytes FROM member_proposals WHERE group_id = ? AND member = ?');
+        const share = budget.member && (row.get(message.groupId, budget.member.id) as ProposalCount | undefined);
+        const once = budget.once !== undefined ? (row.get(message.groupId, budget.once) as ProposalCount | undefined) : undefined;
+        const stored = { epoch: { epoch: group.proposals_epoch, count: group.epoch_proposals, bytes: group.epoch_proposal_bytes }, member: share, once };
         const counted = countProposalWithShare(message.groupId, group.epoch, stored, message.bytes.length, budget);
         if (counted.epoch) {
           this.#db.prepare('UPDATE groups SET proposals_epoch = ?, epoch_proposals = ?, epoch_proposal_bytes = ? WHERE group_id = ?').run(counted.epoch.epoch, counted.epoch.count, counted.epoch.bytes, message.groupId);
@@ -451,6 +453,9 @@ export class SqliteDeliveryStore implements DeliveryStore {
           this.#db
             .prepare('INSERT OR REPLACE INTO member_proposals (group_id, member, epoch, count, bytes) VALUES (?, ?, ?, ?, ?)')
             .run(message.groupId, budget.member.id, counted.member.epoch, counted.member.count, counted.member.bytes);
+        }
+        if (budget.once !== undefined && counted.once) {
+          this.#db.prepare('INSERT OR REPLACE INTO member_proposals (group_id, member, epoch, count, bytes) VALUES (?, ?, ?, ?, ?)').run(message.groupId, budget.once, counted.once.epoch, counted.once.count, counted.once.bytes);
         }
       }
       if (update) {
@@ -503,6 +508,14 @@ export class SqliteDeliveryStore implements DeliveryStore {
 
   async seqOf(groupId: string, digest: string): Promise<number | undefined> {
     return (this.#db.prepare('SELECT seq FROM log WHERE group_id = ? AND digest = ?').get(groupId, digest) as { seq: number } | undefined)?.seq;
+  }
+
+  async proposalCounts(groupId: string, ids: string[]): Promise<Map<string, ProposalCount>> {
+    const row = this.#db.prepare('SELECT epoch, count, bytes FROM member_proposals WHERE group_id = ? AND member = ?');
+    return new Map(ids.flatMap((id) => {
+      const held = row.get(groupId, id) as ProposalCount | undefined;
+      return held ? [[id, { epoch: held.epoch, count: held.count, bytes: held.bytes }] as const] : [];
+    }));
   }
 
   async readLog(groupId: string, afterSeq: number, limit: number, maxBytes = Infinity): Promise<LoggedMessage[]> {

@@ -12,18 +12,20 @@ import { MlsError } from '../mls/errors.js';
 import { DsError, type DsRejection } from './ds-error.js';
 export { DS_ERROR_CODES, DsError, type DsRejection } from './ds-error.js';
 import { bytesEqual, fromHex, sha256, toHex } from '../mls/bytes.js';
+import { CodecError } from '../codec/tls.js';
 import { readAddProposalKeyPackage, readMlsHeader, readUpdateProposalLeaf } from '../codec/mls-header.js';
 import { ExternalSender } from '../intents/external-sender.js';
 import { IntentError } from '../intents/intent-error.js';
 import { validateIntentPublic } from '../intents/intent-operations.js';
 import type { LeafOperationIntent } from '../intents/leaf-operation-intent.js';
 import type { LeafAssociation } from '../intents/leaf-association.js';
-import { EpochProposalsFullError, GroupIdTakenError, InboxFullError, MemoryDeliveryStore, isReserved, StorageQuotaError, type CommitUpdate, type DeliveryStore, type EpochProposalBudget, type ProposalLimit, type GroupRecord, type KeyPackageGrant, type LoggedMessage, type PendingWelcome, type StorageQuota, type StoredKeyPackage } from './delivery-store.js';
+import { countProposal, EpochProposalsFullError, GroupIdTakenError, InboxFullError, MemoryDeliveryStore, ProposalKeyTakenError, isReserved, StorageQuotaError, type CommitUpdate, type DeliveryStore, type EpochProposalBudget, type ProposalLimit, type GroupRecord, type KeyPackageGrant, type LoggedMessage, type PendingWelcome, type StorageQuota, type StoredKeyPackage } from './delivery-store.js';
 import type { CredentialCheck } from './credential-check.js';
 export type { CredentialCheck } from './credential-check.js';
 import { externalCommitTbs, externalSenderKeysOf, groupContextOf, groupInfoFits, isWelcome, readExternalCommit, treeLeafOf, welcomeRecipients } from './ds-checks.js';
 import { clientOfLeaf, publicMembers, verifyCommit, welcomeMatches, type PublicLeaf, type VerifiedCommit } from './verified-commit.js';
 import { externalRemoveOf, revokedClientOf } from './revoked-leaves.js';
+import { alreadyProposed, removalKey } from './ds-own-proposals.js';
 
 /** Largest epoch the DS accepts: JavaScript numbers are exact up to 2^53 - 1. */
 const MAX_EPOCH = Number.MAX_SAFE_INTEGER - 1;
@@ -277,7 +279,11 @@ export class DeliveryService {
    * ciphersuite (new keys after a restart, another server's): `forbidden`
    * (basic mode: `unverifiable-intent`), before the intent is checked; a
    * strongly consistent group that a commit moved past the epoch meanwhile:
-   * `stale` (nothing logged; ask again).
+   * `stale` (nothing logged; ask again). One proposal a leaf an epoch of
+   * each kind (alone: an intent `sender_removal_only` or the DS's Remove;
+   * `remove_associated_members`): another is `duplicate`, an exact retry
+   * gets its first answer; both answered, like a full share, before the
+   * check (docs/PROTOCOL.md §5.4, §8.6).
    */
   async proposeIntent(groupId: Uint8Array, intent: LeafOperationIntent, senderIndex = 0): Promise<{ seq: number; proposal: Uint8Array }> {
     const id = toHex(groupId);
@@ -300,21 +306,40 @@ export class DeliveryService {
       // In the basic mode the GroupInfo is the last submitter's word (as for the checks below).
       throw this.#verify ? new DsError('forbidden', why) : new DsError('unverifiable-intent', `${why}, by the GroupInfo the last committer gave this DS`);
     }
-    try {
-      validateIntentPublic(this.#client, info, intent);
-    } catch (err) {
-      // A GroupInfo without its ratchet tree (or one that does not verify): the DS cannot check either.
-      if (err instanceof MlsError && err.code === 'INVALID_GROUP_INFO') throw unchecked(`cannot use its GroupInfo (${err.message})`);
-      if (err instanceof IntentError && !this.#verify) {
-        throw new DsError('unverifiable-intent', `the intent fails (${err.reason}) against the GroupInfo the last committer gave this DS, which it cannot verify; a member can still propose it`);
+    // An intent this API cannot encode is the engine check's `malformed` (below), as it was when that check came first.
+    const checked = <T>(check: () => T): T => {
+      try {
+        return check();
+      } catch (err) {
+        // A GroupInfo without its ratchet tree (or one that does not verify): the DS cannot check either.
+        if (err instanceof MlsError && err.code === 'INVALID_GROUP_INFO') throw unchecked(`cannot use its GroupInfo (${err.message})`);
+        const refused = err instanceof CodecError ? new IntentError('malformed', `unencodable intent: ${err.message}`) : err;
+        if (refused instanceof IntentError && !this.#verify) {
+          throw new DsError('unverifiable-intent', `the intent fails (${refused.reason}) against the GroupInfo the last committer gave this DS, which it cannot verify; a member can still propose it`);
+        }
+        throw refused;
       }
-      throw err;
-    }
+    };
     // Signed with the key of the group's signature scheme: an Ed25519 signature in a P-256 group was refused by every member.
-    const proposal = new ExternalSender(this.#client, external).proposeIntent({ groupId, epoch: group.epoch, senderIndex }, intent);
-    // Logged only in the epoch it was made for (a commit may have moved the group meanwhile).
-    const budget = { ...this.#ownProposals, ...(group.consistency === 'strong' ? { epoch: group.epoch } : {}) };
-    const seq = await withinQuota(this.store.append({ groupId: id, sender: DS_SENDER, bytes: proposal, digest: toHex(await sha256(proposal)) }, undefined, undefined, budget));
+    // Both schemes sign deterministically (RFC 8032, RFC 6979), so a retry of an intent makes the same bytes.
+    const proposal = checked(() => new ExternalSender(this.#client, external).proposeIntent({ groupId, epoch: group.epoch, senderIndex }, intent));
+    const digest = toHex(await sha256(proposal));
+    // The cheap answers first, before the check rebuilds the group's public state (every leaf's signature):
+    // a retry gets its first answer; a leaf whose removal (of this kind) is proposed, or a full share, is refused.
+    const retried = await this.store.seqOf(id, digest);
+    if (retried !== undefined) return { seq: retried, proposal };
+    const wide = intent.removalMode === 'removeAssociatedMembers';
+    const once = removalKey(intent.senderIndex, wide, group.epoch);
+    const held = await this.store.proposalCounts?.(id, [once, DS_SENDER]);
+    if (held?.get(once)?.epoch === group.epoch) throw alreadyProposed(intent.senderIndex, wide, group.epoch);
+    await withinQuota(Promise.resolve().then(() => countProposal(id, group.epoch, held?.get(DS_SENDER), proposal.length, this.#ownProposals.member!, DS_SENDER)));
+    checked(() => validateIntentPublic(this.#client, info, intent));
+    // Logged only in the epoch it was made for (a commit may have moved the group meanwhile), and once a leaf and kind an
+    // epoch (racing calls, and servers, each passed the check above; the store's transaction decides).
+    const budget = { ...this.#ownProposals, once, ...(group.consistency === 'strong' ? { epoch: group.epoch } : {}) };
+    const seq = await withinQuota(this.store.append({ groupId: id, sender: DS_SENDER, bytes: proposal, digest }, undefined, undefined, budget)).catch((err: unknown) => {
+      throw err instanceof ProposalKeyTakenError ? alreadyProposed(intent.senderIndex, wide, group.epoch) : err;
+    });
     if (seq === undefined) throw new DsError('stale', `the group moved past epoch ${group.epoch} while the intent was proposed; ask again`);
     return { seq, proposal };
   }
@@ -898,9 +923,12 @@ export class DeliveryService {
     for (const leaf of todo.slice(0, share)) {
       const proposal = sender.removeProposal({ groupId: fromHex(groupId), epoch, senderIndex }, leaf);
       try {
-        const seq = await this.store.append({ groupId, sender: DS_SENDER, bytes: proposal, digest: toHex(await sha256(proposal)) }, undefined, undefined, { ...this.#ownProposals, epoch });
+        const once = removalKey(leaf, false, epoch);
+        const seq = await this.store.append({ groupId, sender: DS_SENDER, bytes: proposal, digest: toHex(await sha256(proposal)) }, undefined, undefined, { ...this.#ownProposals, once, epoch });
         if (seq === undefined) return false;
       } catch (err) {
+        // Taken: the epoch holds this leaf's removal already (a sender_removal_only intent of it, or another server's Remove).
+        if (err instanceof ProposalKeyTakenError) continue;
         if (err instanceof EpochProposalsFullError) return false;
         throw err;
       }

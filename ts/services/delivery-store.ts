@@ -228,7 +228,26 @@ export interface ProposalLimit {
  */
 export interface EpochProposalBudget extends Partial<ProposalLimit> {
   member?: ProposalLimit & { id: string };
+  /**
+   * A key the epoch takes once (kept beside the members' shares, and
+   * cleared with them): a second proposal with it in the same epoch is
+   * refused, `ProposalKeyTakenError`. The DS's own proposals name the leaf
+   * they remove, so that racing servers cannot each log one (§8.6).
+   */
+  once?: string;
   epoch?: number;
+}
+
+/** A proposal whose budget's `once` key its epoch already took (docs/PROTOCOL.md §8.6); nothing stored. */
+export class ProposalKeyTakenError extends Error {
+  readonly groupId: string;
+  readonly key: string;
+  constructor(groupId: string, key: string) {
+    super(`the epoch of group ${groupId} already holds a proposal of this key`);
+    this.name = 'ProposalKeyTakenError';
+    this.groupId = groupId;
+    this.key = key;
+  }
 }
 
 /** A proposal past its epoch's budget (`scope` `epoch`) or its member's share (`member`, `memberId`); nothing stored. */
@@ -272,13 +291,16 @@ export function countProposal(groupId: string, epoch: number, stored: ProposalCo
 export function countProposalWithShare(
   groupId: string,
   epoch: number,
-  stored: { epoch: ProposalCount | undefined; member: ProposalCount | undefined },
+  stored: { epoch: ProposalCount | undefined; member: ProposalCount | undefined; once?: ProposalCount | undefined },
   size: number,
   budget: EpochProposalBudget,
-): { epoch: ProposalCount | undefined; member: ProposalCount | undefined } {
+): { epoch: ProposalCount | undefined; member: ProposalCount | undefined; once: ProposalCount | undefined } {
+  // A key taken is asked first: what it stands for is proposed, whatever room is left.
+  if (budget.once !== undefined && stored.once?.epoch === epoch) throw new ProposalKeyTakenError(groupId, budget.once);
   const member = budget.member && countProposal(groupId, epoch, stored.member, size, budget.member, budget.member.id);
   const shared = budget.count !== undefined && budget.bytes !== undefined ? { count: budget.count, bytes: budget.bytes } : undefined;
-  return { epoch: shared && countProposal(groupId, epoch, stored.epoch, size, shared), member };
+  const once = budget.once === undefined ? undefined : { epoch, count: 1, bytes: size };
+  return { epoch: shared && countProposal(groupId, epoch, stored.epoch, size, shared), member, once };
 }
 
 /** Throws `StorageQuotaError` when `usage` (after adding `delta`) is past `quota`; a change that adds nothing is never refused. */
@@ -351,6 +373,13 @@ export interface DeliveryStore {
   append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate, quota?: StorageQuota, budget?: EpochProposalBudget): Promise<number | undefined>;
   /** Sequence number of the message with this digest in the group's log, if any. */
   seqOf(groupId: string, digest: string): Promise<number | undefined>;
+  /**
+   * The counts the group keeps under `ids` (members' shares, `once` keys of
+   * `append`'s budget), each of the epoch it was last counted in. Optional:
+   * the DS reads them to refuse what `append` would refuse before its
+   * costlier checks (docs/PROTOCOL.md §5.4); `append` still decides.
+   */
+  proposalCounts?(groupId: string, ids: string[]): Promise<Map<string, ProposalCount>>;
   /**
    * Messages after `afterSeq`, in order: at most `limit`, and no more than
    * `maxBytes` of message bytes in all (but always the first one, whatever
@@ -709,6 +738,11 @@ export class MemoryDeliveryStore implements DeliveryStore {
     return this.#digests.get(groupId)?.get(digest);
   }
 
+  async proposalCounts(groupId: string, ids: string[]): Promise<Map<string, ProposalCount>> {
+    const shares = this.#memberProposals.get(groupId);
+    return new Map(ids.flatMap((id) => (shares?.has(id) ? [[id, { ...shares.get(id)! }] as const] : [])));
+  }
+
   async append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate, quota?: StorageQuota, budget?: EpochProposalBudget): Promise<number | undefined> {
     const group = this.#groups.get(message.groupId);
     if (!group) return undefined;
@@ -719,7 +753,7 @@ export class MemoryDeliveryStore implements DeliveryStore {
     if (update && group.epoch !== update.expectEpoch) return undefined;
     if (!update && budget?.epoch !== undefined && group.epoch !== budget.epoch) return undefined;
     const shares = this.#memberProposals.get(message.groupId);
-    const stored = { epoch: this.#epochProposals.get(message.groupId), member: budget?.member && shares?.get(budget.member.id) };
+    const stored = { epoch: this.#epochProposals.get(message.groupId), member: budget?.member && shares?.get(budget.member.id), once: budget?.once !== undefined ? shares?.get(budget.once) : undefined };
     const proposals = budget && !update ? countProposalWithShare(message.groupId, group.epoch, stored, message.bytes.length, budget) : undefined;
     // What the sender's quota is asked for, checked before anything changes.
     const w = update?.welcome && update.welcome.recipients.length > 0 ? update.welcome : undefined;
@@ -752,6 +786,7 @@ export class MemoryDeliveryStore implements DeliveryStore {
     if (proposals) {
       if (proposals.epoch) this.#epochProposals.set(message.groupId, proposals.epoch);
       if (budget?.member && proposals.member) this.#memberProposals.set(message.groupId, (shares ?? new Map()).set(budget.member.id, proposals.member));
+      if (budget?.once !== undefined && proposals.once) this.#memberProposals.set(message.groupId, (this.#memberProposals.get(message.groupId) ?? new Map()).set(budget.once, proposals.once));
     }
     log.push({ ...message, seq });
     this.#logs.set(message.groupId, log);

@@ -36,6 +36,8 @@ export type DsRejection =
   | 'guard-refused'
   // verified mode: a commit keeps a leaf of a revoked client; `DsError.leaves`, and whether the DS proposed their removal (§8.5)
   | 'revoked-leaf'
+  // proposeIntent: the epoch already holds the DS's proposal removing that leaf (of that kind; §5.4)
+  | 'duplicate'
   // the client's own: the DS did not answer in time, or could not be reached
   | 'unavailable';
 

@@ -26,6 +26,8 @@ export {
   type EpochProposalBudget,
   type ProposalLimit,
   EpochProposalsFullError,
+  ProposalKeyTakenError,
+  type ProposalCount,
   InboxFullError,
   GroupIdTakenError,
   reservedGroup,

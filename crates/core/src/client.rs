@@ -34,6 +34,12 @@ pub struct Client {
     /// again takes them if its tree is the same (engine change 13), instead
     /// of hashing the whole tree again for its next commit.
     pub(crate) tree_hashes: HashMap<Vec<u8>, openmls::treesync::TreeHashes>,
+    /// The public group `publicRemovedLeaves` last built, with the exact
+    /// GroupInfo bytes it was built from (public_group.rs): a DS checking
+    /// many intents against one epoch's GroupInfo verifies its tree once.
+    /// A `Cell`, taken out for the call, so that the check stays a read
+    /// (`&self`): the association hook it runs may call this client again.
+    pub(crate) intent_check_group: std::cell::Cell<Option<(Vec<u8>, openmls::prelude::PublicGroup)>>,
     /// Signature key pairs loaded from storage, by public key.
     pub(crate) signers: HashMap<Vec<u8>, ClientSigner>,
     /// VC operation trees saved by `pinVcOperationTree`, by epoch id.
@@ -93,7 +99,7 @@ impl Client {
             next.set(id.wrapping_add(1));
             id
         });
-        Client { provider: Provider::default(), groups: HashMap::new(), tree_hashes: HashMap::new(), signers: HashMap::new(), association_slot, hooks, batch_buffer: Default::default() }
+        Client { provider: Provider::default(), groups: HashMap::new(), tree_hashes: HashMap::new(), intent_check_group: Default::default(), signers: HashMap::new(), association_slot, hooks, batch_buffer: Default::default() }
     }
 
     /// The proposal expander of this client's groups.

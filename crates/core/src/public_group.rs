@@ -243,11 +243,22 @@ impl Client {
     /// (the DS), the recipient checks of draft-kohbrok-mls-leaf-operation-
     /// intents §2.3 (docs/PROTOCOL.md §5.4). Throws INVALID_GROUP_INFO, or
     /// INTENT_INVALID with the expander's reason; `[]` for a type no
-    /// expander knows.
+    /// expander knows. The group built is kept for the next call with the
+    /// same GroupInfo bytes (one entry; other bytes build anew): the
+    /// state is a function of those bytes alone, checked when built, and
+    /// the expander (the association hook included) runs on every call.
+    /// A read (`&self`): the hook may call this client, a nested check
+    /// included (it finds nothing kept, builds, and the outer call keeps
+    /// its own state after it).
     #[wasm_bindgen(js_name = publicRemovedLeaves)]
     pub fn public_removed_leaves(&self, group_info: &[u8], proposal_type: u16, payload: &[u8]) -> Result<Vec<u32>, JsValue> {
-        let group = public_group_of(self.provider.crypto(), &JournalStorage::new(), group_info, "current")?;
-        Ok(removed_by(self.expander().as_ref(), &group, proposal_type, payload)?)
+        let built = match self.intent_check_group.take() {
+            Some((bytes, group)) if bytes.as_slice() == group_info => (bytes, group),
+            _ => (group_info.to_vec(), public_group_of(self.provider.crypto(), &JournalStorage::new(), group_info, "current")?),
+        };
+        let removed = removed_by(self.expander().as_ref(), &built.1, proposal_type, payload);
+        self.intent_check_group.set(Some(built));
+        Ok(removed?)
     }
 }
 
