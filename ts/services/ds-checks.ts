@@ -56,19 +56,29 @@ export function groupInfoFits(bytes: Uint8Array, groupId: Uint8Array, epoch: num
 }
 
 /**
+ * A Reader of a GroupInfo MLSMessage at its GroupContext's extensions (RFC
+ * 9420 §8.1, §12.4.3), with the GroupContext fields read before them.
+ */
+function readContextHead(groupInfo: Uint8Array): { r: Reader; body: Uint8Array; ciphersuite: number; epoch: bigint } {
+  const body = groupInfo.subarray(4);
+  const r = new Reader(body);
+  r.u16(); // version
+  const ciphersuite = r.u16();
+  r.vector(); // group_id
+  const epoch = r.u64();
+  r.vector(); // tree_hash
+  r.vector(); // confirmed_transcript_hash
+  return { r, body, ciphersuite, epoch };
+}
+
+/**
  * The signature keys of a GroupInfo MLSMessage's external_senders extension
  * (RFC 9420 §12.1.8.1), in order; [] without one, undefined when unreadable.
  * A credential is read as one vector (basic and X.509 are, RFC 9420 §5.3).
  */
 export function externalSenderKeysOf(groupInfo: Uint8Array): Uint8Array[] | undefined {
   try {
-    const r = new Reader(groupInfo.subarray(4));
-    r.u16();
-    r.u16();
-    r.vector();
-    r.u64();
-    r.vector();
-    r.vector();
+    const { r } = readContextHead(groupInfo);
     const extensions = r.list((x) => ({ type: x.u16(), data: x.vector() }));
     const listed = extensions.find((e) => e.type === 5);
     if (!listed) return [];
@@ -87,15 +97,8 @@ export function externalSenderKeysOf(groupInfo: Uint8Array): Uint8Array[] | unde
 /** The GroupContext bytes (RFC 9420 §8.1) at the head of a GroupInfo MLSMessage, and its ciphersuite. */
 export function groupContextOf(groupInfo: Uint8Array): { context: Uint8Array; ciphersuite: number; epoch: bigint } | undefined {
   try {
-    const body = groupInfo.subarray(4);
-    const r = new Reader(body);
-    r.u16();
-    const ciphersuite = r.u16();
-    r.vector();
-    const epoch = r.u64();
-    r.vector();
-    r.vector();
-    r.vector();
+    const { r, body, ciphersuite, epoch } = readContextHead(groupInfo);
+    r.vector(); // group context extensions
     return { context: body.slice(0, r.offset), ciphersuite, epoch };
   } catch {
     return undefined;
@@ -136,13 +139,7 @@ function skipLeafNodeTail(r: Reader): void {
  */
 export function treeLeafOf(groupInfo: Uint8Array, leafIndex: number): { leafIndex: number; identity: Uint8Array; signatureKey: Uint8Array } | undefined {
   try {
-    const r = new Reader(groupInfo.subarray(4));
-    r.u16();
-    r.u16();
-    r.vector();
-    r.u64();
-    r.vector();
-    r.vector();
+    const { r } = readContextHead(groupInfo);
     r.vector(); // group context extensions
     const tree = new Reader(r.list((x) => ({ type: x.u16(), data: x.vector() })).find((e) => e.type === 2)?.data ?? new Uint8Array(0)).vector();
     const nodes = new Reader(tree);
