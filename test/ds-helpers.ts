@@ -8,9 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { DeliveryClient, signDsChallenge } from 'paired-mls/services';
-import { utf8, type GroupOptions, type Identity, type MlsClient } from 'paired-mls';
-import { SqliteDeliveryStore, startDeliveryServer, type DeliveryServerOptions, type RunningDeliveryServer } from 'paired-mls/server';
+import { MlsClient, utf8, type GroupOptions, type Identity } from 'paired-mls';
+import { PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer, type DeliveryServerOptions, type RunningDeliveryServer } from 'paired-mls/server';
 import { newMember, type Member } from './helpers.js';
+import { startPostgres, type PgServer } from './pg-server.js';
 
 export type DsPeer = Member & { ds: DeliveryClient; seen: number };
 
@@ -289,4 +290,46 @@ export async function aWelcome(): Promise<Uint8Array> {
   const group = await alice.client.createGroup(alice.identity);
   const { welcome } = await group.commit({ add: [await victim.client.createKeyPackage(victim.identity)] });
   return welcome!;
+}
+
+/** Options of a verifying server holding the deployment's external-sender keys (§8.1; a copy each: they are wiped once imported). */
+export async function verifyingServerOptions(): Promise<() => Omit<DeliveryServerOptions, 'store'>> {
+  const c = await MlsClient.open();
+  const keys = { ed25519: c.exportSignatureKeyPair(await c.createIdentity('delivery-service', 1)), p256: c.exportSignatureKeyPair(await c.createIdentity('delivery-service', 2)) };
+  return () => ({ port: 0, verifyCommits: true, registrationRate: [1, 100], externalSenderKeys: { ed25519: keys.ed25519.slice(), p256: keys.p256.slice() } });
+}
+
+/**
+ * Two verifying servers (`verifyingServerOptions`) on one store, SQLite (a
+ * file in a temporary directory named `prefix`…) or PostgreSQL (a server of
+ * its own): `open` starts them (into `servers`), `close` stops them and
+ * removes what they left.
+ */
+export function twoVerifyingServers(
+  kind: 'SQLite' | 'PostgreSQL',
+  prefix: string,
+): { open: () => Promise<{ one: RunningDeliveryServer; two: RunningDeliveryServer }>; close: () => Promise<void>; servers: RunningDeliveryServer[] } {
+  const servers: RunningDeliveryServer[] = [];
+  const stores: PostgresDeliveryStore[] = [];
+  let pg: PgServer | undefined;
+  let dir: string | undefined;
+  const open = async () => {
+    const options = await verifyingServerOptions();
+    if (kind === 'PostgreSQL') pg = await startPostgres();
+    else dir = mkdtempSync(join(tmpdir(), prefix));
+    for (let i = 0; i < 2; i++) {
+      let store: SqliteDeliveryStore | PostgresDeliveryStore;
+      if (pg) stores.push((store = await PostgresDeliveryStore.connect(pg.url)));
+      else store = new SqliteDeliveryStore(join(dir!, 'ds.sqlite'));
+      servers.push(await startDeliveryServer({ ...options(), store }));
+    }
+    return { one: servers[0]!, two: servers[1]! };
+  };
+  const close = async () => {
+    for (const s of servers) await s.close();
+    for (const s of stores) await s.close();
+    await pg?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  };
+  return { open, close, servers };
 }

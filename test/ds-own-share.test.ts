@@ -12,25 +12,15 @@
  * in the store's transaction, so two servers cannot each log one.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MlsClient, type GroupOptions } from 'paired-mls';
+import type { GroupOptions } from 'paired-mls';
 import { createIntent, decodeIntent, type LeafOperationIntent } from 'paired-mls/intents';
 import { DeliveryClient, DsError } from 'paired-mls/services';
-import { PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer, type DeliveryServerOptions, type RunningDeliveryServer } from 'paired-mls/server';
+import type { RunningDeliveryServer } from 'paired-mls/server';
 import { WebSocket } from 'ws';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { newMember } from './helpers.js';
-import { catchUp, groupStillWorks, verifiedGroup, type DsPeer } from './ds-helpers.js';
+import { catchUp, groupStillWorks, twoVerifyingServers, verifiedGroup, type DsPeer } from './ds-helpers.js';
 import { CAPS, resigned } from './intents-review-helpers.js';
-import { startPostgres, type PgServer } from './pg-server.js';
 
-/** Options of a verifying server holding the deployment's external-sender keys (a copy each: they are wiped once imported). */
-async function serverOptions(): Promise<() => Omit<DeliveryServerOptions, 'store'>> {
-  const c = await MlsClient.open();
-  const keys = { ed25519: c.exportSignatureKeyPair(await c.createIdentity('delivery-service', 1)), p256: c.exportSignatureKeyPair(await c.createIdentity('delivery-service', 2)) };
-  return () => ({ port: 0, verifyCommits: true, registrationRate: [1, 100], externalSenderKeys: { ed25519: keys.ed25519.slice(), p256: keys.p256.slice() } });
-}
 
 /** A P-256 member registered and logged in at `url` (its intents can be signed anew, distinct bytes each). */
 async function p256Peer(url: string, name: string): Promise<DsPeer> {
@@ -166,46 +156,11 @@ function variants(kind: string, open: () => Promise<{ one: RunningDeliveryServer
 }
 
 describe("the DS's own share, one proposal a leaf an epoch, SQLite (PROTOCOL §5.4, §8.6)", () => {
-  const dir = mkdtempSync(join(tmpdir(), 'paired-mls-own-share-'));
-  const servers: RunningDeliveryServer[] = [];
-  variants(
-    'SQLite',
-    async () => {
-      const options = await serverOptions();
-      const file = join(dir, 'ds.sqlite');
-      const start = async () => {
-        const s = await startDeliveryServer({ ...options(), store: new SqliteDeliveryStore(file) });
-        servers.push(s);
-        return s;
-      };
-      return { one: await start(), two: await start() };
-    },
-    async () => {
-      for (const s of servers) await s.close();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  );
+  const { open, close } = twoVerifyingServers('SQLite', 'paired-mls-own-share-');
+  variants('SQLite', open, close);
 });
 
 describe("the DS's own share, one proposal a leaf an epoch, PostgreSQL (PROTOCOL §5.4, §8.6)", () => {
-  let pg: PgServer;
-  const stores: PostgresDeliveryStore[] = [];
-  const servers: RunningDeliveryServer[] = [];
-  variants(
-    'PostgreSQL',
-    async () => {
-      const options = await serverOptions();
-      pg = await startPostgres();
-      for (let i = 0; i < 2; i++) {
-        stores.push(await PostgresDeliveryStore.connect(pg.url));
-        servers.push(await startDeliveryServer({ ...options(), store: stores[i]! }));
-      }
-      return { one: servers[0]!, two: servers[1]! };
-    },
-    async () => {
-      for (const s of servers) await s.close();
-      for (const s of stores) await s.close();
-      await pg?.stop();
-    },
-  );
+  const { open, close } = twoVerifyingServers('PostgreSQL', '');
+  variants('PostgreSQL', open, close);
 });

@@ -24,26 +24,16 @@
  *   when posted (logged, it made every honest commit unknown-client).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { MlsClient, toHex } from 'paired-mls';
+import { toHex } from 'paired-mls';
 import { DeliveryClient, DsError } from 'paired-mls/services';
-import { PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer, type DeliveryServerOptions, type RunningDeliveryServer } from 'paired-mls/server';
+import type { DeliveryServerOptions, RunningDeliveryServer } from 'paired-mls/server';
 import { newMember } from './helpers.js';
-import { catchUp, dsPeer, groupStillWorks, raw, sqliteServers, tokenOf, verifiedGroup, type DsPeer } from './ds-helpers.js';
-import { startPostgres, type PgServer } from './pg-server.js';
+import { catchUp, dsPeer, groupStillWorks, raw, sqliteServers, tokenOf, twoVerifyingServers, verifiedGroup, verifyingServerOptions, type DsPeer } from './ds-helpers.js';
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
 
-/** Options of a verifying server holding the deployment's external-sender keys (§8.1; a copy each: they are wiped once imported). */
-async function serverOptions(): Promise<() => Omit<DeliveryServerOptions, 'store'>> {
-  const c = await MlsClient.open();
-  const keys = { ed25519: c.exportSignatureKeyPair(await c.createIdentity('delivery-service', 1)), p256: c.exportSignatureKeyPair(await c.createIdentity('delivery-service', 2)) };
-  return () => ({ port: 0, verifyCommits: true, registrationRate: [1, 100], externalSenderKeys: { ed25519: keys.ed25519.slice(), p256: keys.p256.slice() } });
-}
 
 /** pete's verified group with quinn and mallory (leaves 0, 1, 2); `listed`: the DS's key in its external_senders. */
 async function group(s: RunningDeliveryServer, listed = true): Promise<{ pete: DsPeer; quinn: DsPeer; mallory: DsPeer; tag: string }> {
@@ -192,25 +182,8 @@ function variants(kind: string, open: () => Promise<{ one: RunningDeliveryServer
 }
 
 describe('a revoked client in a verified group, SQLite (PROTOCOL §8.5)', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'paired-mls-revoked-leaf-'));
-  const servers: RunningDeliveryServer[] = [];
-  variants(
-    'SQLite',
-    async () => {
-      const options = await serverOptions();
-      const file = join(dir, 'ds.sqlite');
-      const start = async () => {
-        const s = await startDeliveryServer({ ...options(), store: new SqliteDeliveryStore(file) });
-        servers.push(s);
-        return s;
-      };
-      return { one: await start(), two: await start() };
-    },
-    async () => {
-      for (const s of servers) await s.close();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  );
+  const { open, close, servers } = twoVerifyingServers('SQLite', 'paired-mls-revoked-leaf-');
+  variants('SQLite', open, close);
 
   it('a member cannot aim it at another: a revocation naming pete revokes its sender only, and the DS proposes the removal of its leaf alone; a key rotated away (its client not revoked) removes nothing', async () => {
     const s = servers[0]!;
@@ -239,7 +212,7 @@ describe("a revoked leaf's slot, and Update proposals, SQLite (PROTOCOL §8.5)",
   const start = sqliteServers('paired-mls-revoked-slot-');
   let options: () => Omit<DeliveryServerOptions, 'store'>;
   beforeAll(async () => {
-    options = await serverOptions();
+    options = await verifyingServerOptions();
   });
 
   it("an Add of a client revoked since, taking the slot of a revoked leaf the retry removes, goes in (before: that retry refused revoked-leaf again, the DS's Remove already logged, forever); one the committer adds by value there is unknown-client", async () => {
@@ -380,24 +353,6 @@ describe("DeliveryClient and a hostile DS's revoked-leaf (PROTOCOL §8.2, §8.5)
 });
 
 describe('a revoked client in a verified group, PostgreSQL (PROTOCOL §8.5)', () => {
-  let pg: PgServer;
-  const stores: PostgresDeliveryStore[] = [];
-  const servers: RunningDeliveryServer[] = [];
-  variants(
-    'PostgreSQL',
-    async () => {
-      const options = await serverOptions();
-      pg = await startPostgres();
-      for (let i = 0; i < 2; i++) {
-        stores.push(await PostgresDeliveryStore.connect(pg.url));
-        servers.push(await startDeliveryServer({ ...options(), store: stores[i]! }));
-      }
-      return { one: servers[0]!, two: servers[1]! };
-    },
-    async () => {
-      for (const s of servers) await s.close();
-      for (const s of stores) await s.close();
-      await pg?.stop();
-    },
-  );
+  const { open, close } = twoVerifyingServers('PostgreSQL', '');
+  variants('PostgreSQL', open, close);
 });
