@@ -55,12 +55,8 @@ export function groupInfoFits(bytes: Uint8Array, groupId: Uint8Array, epoch: num
   return header !== undefined && bytesEqual(header.groupId, groupId) && header.epoch === BigInt(epoch);
 }
 
-/**
- * The signature keys of a GroupInfo MLSMessage's external_senders extension
- * (RFC 9420 §12.1.8.1), in order; [] without one, undefined when unreadable.
- * A credential is read as one vector (basic and X.509 are, RFC 9420 §5.3).
- */
-export function externalSenderKeysOf(groupInfo: Uint8Array): Uint8Array[] | undefined {
+/** The GroupContext extensions of a GroupInfo MLSMessage (RFC 9420 §8.1, §12.4.3), as type and data; undefined when unreadable. */
+function contextExtensionsOf(groupInfo: Uint8Array): { type: number; data: Uint8Array }[] | undefined {
   try {
     const r = new Reader(groupInfo.subarray(4));
     r.u16();
@@ -69,18 +65,47 @@ export function externalSenderKeysOf(groupInfo: Uint8Array): Uint8Array[] | unde
     r.u64();
     r.vector();
     r.vector();
-    const extensions = r.list((x) => ({ type: x.u16(), data: x.vector() }));
-    const listed = extensions.find((e) => e.type === 5);
-    if (!listed) return [];
-    const senders = new Reader(listed.data).list((x) => {
+    return r.list((x) => ({ type: x.u16(), data: x.vector() }));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The signature keys of a GroupInfo MLSMessage's external_senders extension
+ * (RFC 9420 §12.1.8.1), in order; [] without one, undefined when unreadable.
+ * A credential is read as one vector (basic and X.509 are, RFC 9420 §5.3).
+ */
+export function externalSenderKeysOf(groupInfo: Uint8Array): Uint8Array[] | undefined {
+  try {
+    const extensions = contextExtensionsOf(groupInfo);
+    const listed = extensions?.find((e) => e.type === 5);
+    if (!listed) return extensions && [];
+    return new Reader(listed.data).list((x) => {
       const key = x.vector();
       x.u16();
       x.vector();
       return key;
     });
-    return senders;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Whether a GroupInfo MLSMessage's required_capabilities extension (RFC 9420
+ * §11.1) lists proposal type `type`: members take an external sender's
+ * custom proposal only then (docs/ENGINE.md change 8).
+ */
+export function requiresProposalType(groupInfo: Uint8Array, type: number): boolean {
+  try {
+    const required = contextExtensionsOf(groupInfo)?.find((e) => e.type === 3);
+    if (!required) return false;
+    const r = new Reader(required.data);
+    r.vector(); // extension_types
+    return r.list((x) => x.u16()).includes(type);
+  } catch {
+    return false;
   }
 }
 
