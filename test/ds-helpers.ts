@@ -292,11 +292,15 @@ export async function aWelcome(): Promise<Uint8Array> {
   return welcome!;
 }
 
-/** Options of a verifying server holding the deployment's external-sender keys (§8.1; a copy each: they are wiped once imported). */
+/**
+ * Options of a verifying server holding the deployment's external-sender keys (§8.1; a copy each: they are wiped once
+ * imported). Its budget of signature checks per address is raised: every test of a file creates its P-256 groups from
+ * one loopback address within seconds, and the default burst (2,000) made a later test's group creation rate-limited.
+ */
 export async function verifyingServerOptions(): Promise<() => Omit<DeliveryServerOptions, 'store'>> {
   const c = await MlsClient.open();
   const keys = { ed25519: c.exportSignatureKeyPair(await c.createIdentity('delivery-service', 1)), p256: c.exportSignatureKeyPair(await c.createIdentity('delivery-service', 2)) };
-  return () => ({ port: 0, verifyCommits: true, registrationRate: [1, 100], externalSenderKeys: { ed25519: keys.ed25519.slice(), p256: keys.p256.slice() } });
+  return () => ({ port: 0, verifyCommits: true, registrationRate: [1, 100], verificationRate: [2_000, 20_000], externalSenderKeys: { ed25519: keys.ed25519.slice(), p256: keys.p256.slice() } });
 }
 
 /**

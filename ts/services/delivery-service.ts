@@ -17,12 +17,12 @@ import { readAddProposalKeyPackage, readMlsHeader, readUpdateProposalLeaf } from
 import { ExternalSender } from '../intents/external-sender.js';
 import { IntentError } from '../intents/intent-error.js';
 import { validateIntentPublic } from '../intents/intent-operations.js';
-import type { LeafOperationIntent } from '../intents/leaf-operation-intent.js';
+import { LEAF_OPERATION_PROPOSAL_TYPE, type LeafOperationIntent } from '../intents/leaf-operation-intent.js';
 import type { LeafAssociation } from '../intents/leaf-association.js';
 import { countProposal, EpochProposalsFullError, GroupIdTakenError, InboxFullError, MemoryDeliveryStore, ProposalKeyTakenError, isReserved, StorageQuotaError, type CommitUpdate, type DeliveryStore, type EpochProposalBudget, type ProposalLimit, type GroupRecord, type KeyPackageGrant, type LoggedMessage, type PendingWelcome, type StorageQuota, type StoredKeyPackage } from './delivery-store.js';
 import type { CredentialCheck } from './credential-check.js';
 export type { CredentialCheck } from './credential-check.js';
-import { externalCommitTbs, externalSenderKeysOf, groupContextOf, groupInfoFits, isWelcome, readExternalCommit, treeLeafOf, welcomeRecipients } from './ds-checks.js';
+import { externalCommitTbs, externalSenderKeysOf, groupContextOf, groupInfoFits, isWelcome, readExternalCommit, requiresProposalType, treeLeafOf, welcomeRecipients } from './ds-checks.js';
 import { clientOfLeaf, publicMembers, verifyCommit, welcomeMatches, type PublicLeaf, type VerifiedCommit } from './verified-commit.js';
 import { externalRemoveOf, revokedClientOf } from './revoked-leaves.js';
 import { alreadyProposed, removalKey } from './ds-own-proposals.js';
@@ -304,6 +304,12 @@ export class DeliveryService {
     if (!external || !listed || !bytesEqual(listed, external.signaturePublicKey)) {
       const why = `the group's external sender ${senderIndex} is not this DS's key for ciphersuite ${suite} (a DS must keep its keys across restarts and servers: externalSenderKeys), so every member would refuse its proposal`;
       // In the basic mode the GroupInfo is the last submitter's word (as for the checks below).
+      throw this.#verify ? new DsError('forbidden', why) : new DsError('unverifiable-intent', `${why}, by the GroupInfo the last committer gave this DS`);
+    }
+    // Nor a custom proposal of a type their group does not require (engine change 8): logged, one took the leaf's key of
+    // the epoch, and the DS's Remove of that leaf, its client revoked, was never logged: proposed, yet refused for ever.
+    if (!requiresProposalType(info, LEAF_OPERATION_PROPOSAL_TYPE)) {
+      const why = "the group's required_capabilities do not list the LeafOperationProposal type (0xF1A0), so every member would refuse this DS's proposal";
       throw this.#verify ? new DsError('forbidden', why) : new DsError('unverifiable-intent', `${why}, by the GroupInfo the last committer gave this DS`);
     }
     // An intent this API cannot encode is the engine check's `malformed` (below), as it was when that check came first.

@@ -71,6 +71,15 @@ function readContextHead(groupInfo: Uint8Array): { r: Reader; body: Uint8Array; 
   return { r, body, ciphersuite, epoch };
 }
 
+/** The GroupContext extensions of a GroupInfo MLSMessage (RFC 9420 §8.1, §12.4.3), as type and data; undefined when unreadable. */
+function contextExtensionsOf(groupInfo: Uint8Array): { type: number; data: Uint8Array }[] | undefined {
+  try {
+    return readContextHead(groupInfo).r.list((x) => ({ type: x.u16(), data: x.vector() }));
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * The signature keys of a GroupInfo MLSMessage's external_senders extension
  * (RFC 9420 §12.1.8.1), in order; [] without one, undefined when unreadable.
@@ -78,19 +87,34 @@ function readContextHead(groupInfo: Uint8Array): { r: Reader; body: Uint8Array; 
  */
 export function externalSenderKeysOf(groupInfo: Uint8Array): Uint8Array[] | undefined {
   try {
-    const { r } = readContextHead(groupInfo);
-    const extensions = r.list((x) => ({ type: x.u16(), data: x.vector() }));
-    const listed = extensions.find((e) => e.type === 5);
-    if (!listed) return [];
-    const senders = new Reader(listed.data).list((x) => {
+    const extensions = contextExtensionsOf(groupInfo);
+    const listed = extensions?.find((e) => e.type === 5);
+    if (!listed) return extensions && [];
+    return new Reader(listed.data).list((x) => {
       const key = x.vector();
       x.u16();
       x.vector();
       return key;
     });
-    return senders;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Whether a GroupInfo MLSMessage's required_capabilities extension (RFC 9420
+ * §11.1) lists proposal type `type`: members take an external sender's
+ * custom proposal only then (docs/ENGINE.md change 8).
+ */
+export function requiresProposalType(groupInfo: Uint8Array, type: number): boolean {
+  try {
+    const required = contextExtensionsOf(groupInfo)?.find((e) => e.type === 3);
+    if (!required) return false;
+    const r = new Reader(required.data);
+    r.vector(); // extension_types
+    return r.list((x) => x.u16()).includes(type);
+  } catch {
+    return false;
   }
 }
 
