@@ -113,12 +113,17 @@ impl Display for Error {
     }
 }
 
+// paired-mls (docs/ENGINE.md T1): any other kind is a `DecodingError` with a
+// fixed message, not the io error's `{:?}`, which linked std's `io::Error`
+// `Debug` and the names of every `ErrorKind` into each binary that decodes,
+// though a slice or `Vec` never fails so (a slice reader's only error is the
+// end of the input).
 #[cfg(feature = "std")]
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
         match e.kind() {
             std::io::ErrorKind::UnexpectedEof => Self::EndOfStream,
-            _ => Self::DecodingError(format!("io error: {e:?}")),
+            _ => Self::DecodingError("io error".into()),
         }
     }
 }
@@ -396,5 +401,82 @@ impl TryFrom<usize> for U24 {
         } else {
             Ok(U24(value.to_be_bytes()[LEN - 3..].try_into()?))
         }
+    }
+}
+
+// paired-mls (docs/ENGINE.md T1).
+#[cfg(all(test, feature = "std"))]
+mod io_error_tests {
+    use crate::{Deserialize, Error, Serialize, VLBytes};
+    use std::io::{self, ErrorKind, Read};
+    use std::string::ToString;
+    use std::vec::Vec;
+
+    /// Gives `head`, then fails with the error `make` builds.
+    struct FailingReader {
+        head: &'static [u8],
+        make: fn() -> io::Error,
+    }
+
+    impl Read for FailingReader {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.head.is_empty() {
+                return Err((self.make)());
+            }
+            self.head.read(buf)
+        }
+    }
+
+    fn fixed() -> Result<(), Error> {
+        Err(Error::DecodingError("io error".into()))
+    }
+
+    fn decodes(make: fn() -> io::Error) -> [Result<(), Error>; 4] {
+        let reader = |head| FailingReader { head, make };
+        [
+            u32::tls_deserialize(&mut reader(&[0, 1])).map(drop),
+            // A length, then part of the bytes.
+            VLBytes::tls_deserialize(&mut reader(&[3, 9])).map(drop),
+            Vec::<u16>::tls_deserialize(&mut reader(&[4, 0, 1, 0])).map(drop),
+            Option::<u8>::tls_deserialize(&mut reader(&[])).map(drop),
+        ]
+    }
+
+    #[test]
+    fn an_io_error_is_a_decoding_error_with_a_fixed_message() {
+        // Any kind but the end of the input (Interrupted is retried by
+        // `read_exact`), with or without a payload, and an OS error.
+        let makes: [fn() -> io::Error; 7] = [
+            || ErrorKind::Other.into(),
+            || ErrorKind::OutOfMemory.into(),
+            || ErrorKind::InvalidData.into(),
+            || ErrorKind::ConnectionReset.into(),
+            || io::Error::new(ErrorKind::PermissionDenied, "a payload not to be shown"),
+            || io::Error::other("a payload not to be shown"),
+            || io::Error::from_raw_os_error(2),
+        ];
+        for make in makes {
+            for got in decodes(make) {
+                assert_eq!(got, fixed());
+                let shown = got.unwrap_err().to_string();
+                assert_eq!(shown, "DecodingError(\"io error\")");
+            }
+        }
+        // The end of the input stays `EndOfStream`, from a reader that says so
+        // and from a slice that ends.
+        for got in decodes(|| ErrorKind::UnexpectedEof.into()) {
+            assert_eq!(got, Err(Error::EndOfStream));
+        }
+        assert_eq!(u32::tls_deserialize(&mut &[0u8, 1][..]), Err(Error::EndOfStream));
+    }
+
+    #[test]
+    fn a_writer_that_fills_up_gives_the_fixed_message() {
+        // `write_all` into a slice too short fails with `WriteZero`.
+        let mut out = [0u8; 3];
+        let got = 0x0102_0304u32.tls_serialize(&mut &mut out[..]);
+        assert_eq!(got, Err(Error::DecodingError("io error".into())));
+        let got = VLBytes::new(vec![7; 8]).tls_serialize(&mut &mut out[..]);
+        assert_eq!(got, Err(Error::DecodingError("io error".into())));
     }
 }
