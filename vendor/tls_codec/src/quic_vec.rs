@@ -670,22 +670,46 @@ pub mod rw {
             // instead of trusting `tls_serialized_len()`, keeping this in sync
             // with the `DeserializeBytes` implementation for non-canonical
             // encodings (e.g. non-minimal varint lengths).
-            let mut sub = std::io::Read::take(bytes, length as u64);
-            let mut result = Vec::new();
-            while sub.limit() > 0 {
-                let before = sub.limit();
-                let element = T::tls_deserialize(&mut sub)?;
-                // A zero-length element would never advance the reader, causing
-                // an infinite loop that keeps allocating. Reject such input.
-                if sub.limit() == before {
-                    return Err(Error::DecodingError(
-                        "Vector element consumed 0 bytes; refusing to loop".into(),
-                    ));
-                }
-                result.push(element);
-            }
-            Ok(result)
+            //
+            // paired-mls (docs/ENGINE.md T2): the bytes the reader has, up to
+            // `length`, are copied out and the elements read from that slice,
+            // not through an `io::Take` over the reader: every decoder inside
+            // a vector was compiled once more per vector around it (a `Take`
+            // of a `Take` ...), and is now the one compiled for a slice. The
+            // buffer starts small and grows with the bytes actually read. A
+            // reader that fails (not just ends) inside the vector now gives
+            // its error here, before any element is decoded.
+            use std::io::Read as _;
+            let mut content = Vec::with_capacity(core::cmp::min(length, crate::MAX_PREALLOC));
+            bytes.take(length as u64).read_to_end(&mut content)?;
+            read_elements(&content, length)
         }
+    }
+
+    /// The elements of a vector of `length` bytes from `content`, which holds
+    /// them (all of them, unless the input ended early: the element that
+    /// runs past its end meets `EndOfStream`, as it met the end of the
+    /// `Take`). Generic in `T` only, so compiled once per element type
+    /// whatever the reader.
+    fn read_elements<T: Deserialize>(content: &[u8], length: usize) -> Result<Vec<T>, Error> {
+        let mut rest = content;
+        let mut unread = length;
+        let mut result = Vec::new();
+        while unread > 0 {
+            let before = rest.len();
+            let element = T::tls_deserialize(&mut rest)?;
+            // A zero-length element would never advance the reader, causing
+            // an infinite loop that keeps allocating. Reject such input.
+            let read = before - rest.len();
+            if read == 0 {
+                return Err(Error::DecodingError(
+                    "Vector element consumed 0 bytes; refusing to loop".into(),
+                ));
+            }
+            unread -= read;
+            result.push(element);
+        }
+        Ok(result)
     }
 
     #[inline(always)]
@@ -1061,5 +1085,196 @@ mod test {
             println!("{got}");
             assert_eq!(expected_secret_vl_bytes, got);
         }
+    }
+}
+
+// paired-mls (docs/ENGINE.md T2).
+#[cfg(all(test, feature = "std", feature = "mls"))]
+mod vec_from_slice_tests {
+    use crate::{Deserialize, Error, Serialize, VLBytes, vlen::read_length};
+    use std::fmt::Debug;
+    use std::io::{self, ErrorKind, Read};
+    use std::vec::Vec;
+
+    /// tls_codec 0.5.0's `Vec<T>` decoder as published: the elements read
+    /// through an `io::Take` over the reader.
+    fn through_take<T: Deserialize, R: Read>(bytes: &mut R) -> Result<Vec<T>, Error> {
+        let (length, _len_len) = read_length(bytes)?;
+        if length == 0 {
+            return Ok(Vec::new());
+        }
+        let mut sub = Read::take(bytes, length as u64);
+        let mut result = Vec::new();
+        while sub.limit() > 0 {
+            let before = sub.limit();
+            let element = T::tls_deserialize(&mut sub)?;
+            if sub.limit() == before {
+                return Err(Error::DecodingError(
+                    "Vector element consumed 0 bytes; refusing to loop".into(),
+                ));
+            }
+            result.push(element);
+        }
+        Ok(result)
+    }
+
+    /// Gives its bytes, then fails with `kind` (or ends, with `None`).
+    struct FailingReader<'a> {
+        bytes: &'a [u8],
+        kind: Option<ErrorKind>,
+    }
+
+    impl Read for FailingReader<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match self.kind {
+                Some(kind) if self.bytes.is_empty() => Err(kind.into()),
+                _ => self.bytes.read(buf),
+            }
+        }
+    }
+
+    /// Readers that failed where the `Take` decoder met an element's error.
+    static FAILED_FIRST: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    /// Both decoders on `input`: the same value and the same bytes left, or
+    /// the same error; then on readers that fail after each prefix of it.
+    fn same<T: Deserialize + PartialEq + Debug>(input: &[u8]) -> bool {
+        let (mut ours_rest, mut theirs_rest) = (input, input);
+        let ours = Vec::<T>::tls_deserialize(&mut ours_rest);
+        let theirs = through_take::<T, _>(&mut theirs_rest);
+        assert_eq!(ours, theirs, "input {input:02x?}");
+        if ours.is_ok() {
+            assert_eq!(ours_rest, theirs_rest, "input {input:02x?}");
+        }
+        // A reader that fails after each prefix (some, of a long input): the same outcome, or (the
+        // one change) the reader's error where the `Take` decoder met an
+        // element's error first.
+        for end in (0..input.len()).step_by(input.len() / 64 + 1) {
+            for kind in [ErrorKind::Other, ErrorKind::OutOfMemory, ErrorKind::UnexpectedEof] {
+                let reader = |bytes| FailingReader { bytes, kind: Some(kind) };
+                let ours = Vec::<T>::tls_deserialize(&mut reader(&input[..end]));
+                let theirs = through_take::<T, _>(&mut reader(&input[..end]));
+                let failed = Err(Error::from(io::Error::from(kind)));
+                assert!(
+                    ours == theirs || (ours == failed && theirs.is_err()),
+                    "input {input:02x?} failing after {end} bytes ({kind:?}): {ours:?} {theirs:?}"
+                );
+                if ours != theirs {
+                    FAILED_FIRST.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }
+        ours.is_ok()
+    }
+
+    /// A deterministic byte stream (xorshift64*), so a failure can be replayed.
+    struct Bytes(u64);
+
+    impl Bytes {
+        fn next(&mut self) -> u8 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (usize::from(self.next()) << 8 | usize::from(self.next())) % n
+        }
+    }
+
+    /// Every prefix, every one-byte change at a few values, the first byte
+    /// (the length) set to each of a few values, each with trailing bytes too.
+    fn variants(encoding: &[u8], bytes: &mut Bytes) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for end in 0..=encoding.len() {
+            out.push(encoding[..end].to_vec());
+        }
+        for at in 0..encoding.len() {
+            for value in [0x00, 0x01, 0x3f, 0x40, 0x80, 0xff, bytes.next()] {
+                let mut changed = encoding.to_vec();
+                changed[at] = value;
+                out.push(changed);
+            }
+        }
+        // Lengths longer than the input, in each varint width, and the
+        // non-minimal encodings mls refuses.
+        for length in [&[0x3f][..], &[0x40, 0x40], &[0x7f, 0xff], &[0x80, 0, 0x40, 0], &[0xbf, 0xff, 0xff, 0xff], &[0x40, 0x01], &[0xc0, 0, 0, 0, 0, 0, 0, 1]] {
+            let mut longer = length.to_vec();
+            longer.extend_from_slice(encoding.get(1..).unwrap_or_default());
+            out.push(longer);
+        }
+        let with_tail: Vec<Vec<u8>> = out
+            .iter()
+            .map(|v| {
+                let mut tail = v.clone();
+                tail.extend_from_slice(&[1, 2, 3, 0]);
+                tail
+            })
+            .collect();
+        out.extend(with_tail);
+        out
+    }
+
+    fn check<T: Deserialize + Serialize + PartialEq + Debug>(values: &[Vec<T>], bytes: &mut Bytes) -> (usize, usize) {
+        let (mut inputs, mut decoded) = (0, 0);
+        for value in values {
+            let encoding = value.tls_serialize_detached().expect("encodes");
+            assert_eq!(Vec::<T>::tls_deserialize(&mut encoding.as_slice()).as_ref(), Ok(value));
+            for input in variants(&encoding, bytes) {
+                inputs += 1;
+                decoded += usize::from(same::<T>(&input));
+            }
+        }
+        (inputs, decoded)
+    }
+
+    fn vl(bytes: &mut Bytes, max: usize) -> VLBytes {
+        VLBytes::new((0..bytes.below(max + 1)).map(|_| bytes.next()).collect())
+    }
+
+    #[test]
+    fn reads_what_the_take_decoder_reads_and_fails_where_it_fails() {
+        let mut bytes = Bytes(0x9e37_79b9_7f4a_7c15);
+        let mut totals = (0, 0);
+        let mut add = |(inputs, decoded): (usize, usize)| {
+            totals.0 += inputs;
+            totals.1 += decoded;
+        };
+        for _ in 0..12 {
+            let n = bytes.below(6);
+            let u16s: Vec<u16> = (0..n).map(|_| u16::from(bytes.next()) << 8 | u16::from(bytes.next())).collect();
+            add(check(&[u16s], &mut bytes));
+            let vls: Vec<VLBytes> = (0..n).map(|_| vl(&mut bytes, 5)).collect();
+            add(check(&[vls], &mut bytes));
+            let nested: Vec<Vec<u16>> = (0..n).map(|_| (0..bytes.below(3)).map(|_| u16::from(bytes.next())).collect()).collect();
+            add(check(&[nested], &mut bytes));
+            let optional: Vec<Option<VLBytes>> = (0..n).map(|_| (bytes.next() & 1 == 1).then(|| vl(&mut bytes, 3))).collect();
+            add(check(&[optional], &mut bytes));
+            let pairs: Vec<(u8, VLBytes)> = (0..n).map(|_| (bytes.next(), vl(&mut bytes, 2))).collect();
+            add(check(&[pairs], &mut bytes));
+        }
+        // A long vector: more than the buffer's first allocation.
+        let long: Vec<VLBytes> = (0..60).map(|_| vl(&mut bytes, 250)).collect();
+        let encoding = long.tls_serialize_detached().expect("encodes");
+        assert!(encoding.len() > crate::MAX_PREALLOC);
+        for end in [0, 1, 2, 3, 4096, encoding.len() - 1, encoding.len()] {
+            add((1, usize::from(same::<VLBytes>(&encoding[..end]))));
+        }
+        // Elements of no bytes: refused with the same message.
+        for input in [&[0x01, 0x00][..], &[0x02, 0x00, 0x00], &[0x00], &[0x01]] {
+            assert_eq!(same::<()>(input), input == [0x00]);
+        }
+        assert_eq!(
+            Vec::<()>::tls_deserialize(&mut &[0x01, 0x00][..]),
+            Err(Error::DecodingError("Vector element consumed 0 bytes; refusing to loop".into()))
+        );
+        std::println!(
+            "{} inputs, {} decoded; failing readers: {} gave their error where an element's came first",
+            totals.0,
+            totals.1,
+            FAILED_FIRST.load(std::sync::atomic::Ordering::Relaxed)
+        );
+        // Both outcomes were met many times.
+        assert!(totals.0 > 3000 && totals.1 > 300 && totals.0 - totals.1 > 1000, "{totals:?}");
     }
 }
