@@ -113,11 +113,11 @@ impl Display for Error {
     }
 }
 
-// paired-mls (docs/ENGINE.md T1): any other kind is a `DecodingError` with a
-// fixed message, not the io error's `{:?}`, which linked std's `io::Error`
-// `Debug` and the names of every `ErrorKind` into each binary that decodes,
-// though a slice or `Vec` never fails so (a slice reader's only error is the
-// end of the input).
+// paired-mls (docs/ENGINE.md change 46): any other kind is a `DecodingError`
+// with a fixed message, not the io error's `{:?}`, which linked std's
+// `io::Error` `Debug` and the names of every `ErrorKind` into each binary
+// that decodes, though a slice or `Vec` never fails so (a slice reader's
+// only error is the end of the input).
 #[cfg(feature = "std")]
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
@@ -404,7 +404,7 @@ impl TryFrom<usize> for U24 {
     }
 }
 
-// paired-mls (docs/ENGINE.md T1).
+// paired-mls (docs/ENGINE.md change 46).
 #[cfg(all(test, feature = "std"))]
 mod io_error_tests {
     use crate::{Deserialize, Error, Serialize, VLBytes};

@@ -671,19 +671,40 @@ pub mod rw {
             // with the `DeserializeBytes` implementation for non-canonical
             // encodings (e.g. non-minimal varint lengths).
             //
-            // paired-mls (docs/ENGINE.md T2): the bytes the reader has, up to
-            // `length`, are copied out and the elements read from that slice,
-            // not through an `io::Take` over the reader: every decoder inside
-            // a vector was compiled once more per vector around it (a `Take`
-            // of a `Take` ...), and is now the one compiled for a slice. The
-            // buffer starts small and grows with the bytes actually read. A
-            // reader that fails (not just ends) inside the vector now gives
-            // its error here, before any element is decoded.
+            // paired-mls (docs/ENGINE.md change 47): the bytes the reader
+            // has, up to `length`, are copied out and the elements read from
+            // that slice, not through an `io::Take` over the reader: every
+            // decoder inside a vector was compiled once more per vector
+            // around it (a `Take` of a `Take` ...), and is now the one
+            // compiled for a slice. The buffer starts small and grows with
+            // the bytes actually read. A reader that fails (not just ends)
+            // inside the vector now gives its error here, before any element
+            // is decoded. The copy is wiped when dropped: a `Vec<u8>` can
+            // hold a secret (openmls' `Secret` is decoded as one).
             use std::io::Read as _;
-            let mut content = Vec::with_capacity(core::cmp::min(length, crate::MAX_PREALLOC));
-            bytes.take(length as u64).read_to_end(&mut content)?;
-            read_elements(&content, length)
+            let mut content = WipedBuffer(Vec::with_capacity(core::cmp::min(
+                length,
+                crate::MAX_PREALLOC,
+            )));
+            bytes.take(length as u64).read_to_end(&mut content.0)?;
+            read_elements(&content.0, length)
         }
+    }
+
+    /// A vector's bytes, wiped when dropped (paired-mls, docs/ENGINE.md
+    /// change 47) by one function out of line: `Zeroizing` inlined its loops
+    /// into every `Vec<T>` decoder (~12 KB of wasm).
+    struct WipedBuffer(Vec<u8>);
+
+    impl Drop for WipedBuffer {
+        fn drop(&mut self) {
+            wipe(&mut self.0);
+        }
+    }
+
+    #[inline(never)]
+    fn wipe(bytes: &mut Vec<u8>) {
+        zeroize::Zeroize::zeroize(bytes);
     }
 
     /// The elements of a vector of `length` bytes from `content`, which holds
@@ -1088,7 +1109,7 @@ mod test {
     }
 }
 
-// paired-mls (docs/ENGINE.md T2).
+// paired-mls (docs/ENGINE.md change 47).
 #[cfg(all(test, feature = "std", feature = "mls"))]
 mod vec_from_slice_tests {
     use crate::{Deserialize, Error, Serialize, VLBytes, vlen::read_length};
@@ -1213,6 +1234,54 @@ mod vec_from_slice_tests {
             .collect();
         out.extend(with_tail);
         out
+    }
+
+    /// Records the bytes of blocks freed on a thread that asked for it, in a
+    /// static buffer (the allocator must not allocate).
+    struct RecordingAllocator;
+
+    static FREED: std::sync::Mutex<([u8; 1 << 16], usize)> = std::sync::Mutex::new(([0; 1 << 16], 0));
+
+    std::thread_local! {
+        static RECORDING: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+    }
+
+    unsafe impl std::alloc::GlobalAlloc for RecordingAllocator {
+        unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+            unsafe { std::alloc::System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+            if RECORDING.with(|r| r.get()) {
+                let block = unsafe { core::slice::from_raw_parts(ptr, layout.size()) };
+                if let Ok(mut freed) = FREED.lock() {
+                    let (buffer, used) = &mut *freed;
+                    let end = (*used + block.len()).min(buffer.len());
+                    buffer[*used..end].copy_from_slice(&block[..end - *used]);
+                    *used = end;
+                }
+            }
+            unsafe { std::alloc::System.dealloc(ptr, layout) }
+        }
+    }
+
+    #[global_allocator]
+    static ALLOCATOR: RecordingAllocator = RecordingAllocator;
+
+    #[test]
+    fn a_decoded_vec_of_bytes_leaves_no_freed_copy() {
+        // openmls decodes a `Secret` as a `Vec<u8>`: the copy of its bytes
+        // is wiped before it is freed. (The result vector's own growth
+        // frees partial copies, 8, 16 and 32 bytes, as before.)
+        let secret: Vec<u8> = (0..48u8).map(|i| 0xa5 ^ i.wrapping_mul(7)).collect();
+        let encoding = secret.tls_serialize_detached().expect("encodes");
+        RECORDING.with(|r| r.set(true));
+        let decoded = Vec::<u8>::tls_deserialize(&mut encoding.as_slice());
+        RECORDING.with(|r| r.set(false));
+        assert_eq!(decoded.as_ref(), Ok(&secret));
+        let freed = FREED.lock().expect("not poisoned");
+        let (buffer, used) = (&freed.0, freed.1);
+        assert!(used > 0 && used < buffer.len(), "{used} bytes recorded");
+        assert!(!buffer[..used].windows(secret.len()).any(|w| w == secret.as_slice()));
     }
 
     fn check<T: Deserialize + Serialize + PartialEq + Debug>(values: &[Vec<T>], bytes: &mut Bytes) -> (usize, usize) {
