@@ -7,9 +7,10 @@
 // compile time, or a runtime read relative to the crate). The published
 // crate leaves that folder out, so this script builds it (git-ignored) as
 // symlinks to test/vectors/mlswg; the vendored code is not modified.
-// Then the integration test of the proposal-expansion changes, and the
-// wasm tests of the field multiplication patched into
-// vendor/curve25519-dalek (scripts/test-field-wasm.sh).
+// Then the integration test of the proposal-expansion changes, the unit
+// tests of the vendored tls_codec (vendor/tls_codec), and the wasm tests
+// of the field multiplication patched into vendor/curve25519-dalek
+// (scripts/test-field-wasm.sh).
 // Ends with `N passed, M failed` and exits non-zero on any failure.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -181,6 +182,26 @@ if (expansionRun.status !== 0 && expansionFailed === 0) {
 console.log(`integration test of the proposal-expansion changes 6–8, 10, 29, 32, 35–40, 42 (tests/proposal_expansion.rs): ${expansionPassed} passed, ${expansionFailed} failed`);
 unitPassed += expansionPassed;
 unitFailed += expansionFailed;
+// The tls_codec changes 46-47 (docs/ENGINE.md): the vendored crate's own
+// unit tests, with the features openmls turns on.
+const codecRun = cargo(['test', '--manifest-path', join(root, 'vendor/tls_codec/Cargo.toml'), '--features', 'derive,serde,mls', '--lib']);
+const codecTests = results(codecRun.out);
+let codecPassed = 0;
+let codecFailed = 0;
+for (const [t, s] of codecTests) {
+  if (s === 'ok') codecPassed++;
+  else if (s === 'FAILED') {
+    codecFailed++;
+    console.log(`  FAIL tls_codec ${t}`);
+  }
+}
+if (codecRun.status !== 0 && codecFailed === 0) {
+  console.log(codecRun.out.split('\n').slice(-40).join('\n'));
+  codecFailed++;
+}
+console.log(`unit tests of vendor/tls_codec (changes 46-47 among them): ${codecPassed} passed, ${codecFailed} failed`);
+unitPassed += codecPassed;
+unitFailed += codecFailed;
 // The dalek patches in vendor/curve25519-dalek
 // (docs/ENGINE.md): their tests run in wasm, not natively.
 const wasmEnv = { ...process.env, CARGO_TARGET_DIR: process.env.CARGO_TARGET_DIR ?? join(root, 'target/engine') };
