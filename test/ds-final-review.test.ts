@@ -16,25 +16,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { toHex } from 'paired-mls';
 import { createIntent } from 'paired-mls/intents';
-import { DsError } from 'paired-mls/services';
 import type { DeliveryServerOptions } from 'paired-mls/server';
-import { catchUp, dsPeer, groupStillWorks, sqliteServers, verifiedGroup, verifyingServerOptions, type DsPeer } from './ds-helpers.js';
-
-
-/** `p`'s selfUpdate posted after reading the log (covering what it queued): the seq, or the refusal (the pending commit dropped). */
-async function selfUpdate(p: DsPeer): Promise<number | DsError> {
-  await catchUp(p);
-  const u = await p.group!.selfUpdate({ groupInfo: true });
-  const r = await p.ds.submit(p.group!.id, u.commit, { groupInfo: u.groupInfo }).catch((e: DsError) => e);
-  if (r instanceof DsError) await p.group!.clearPendingCommit();
-  else {
-    p.seen = r;
-    await p.group!.mergePendingCommit();
-  }
-  return r;
-}
-
-const refusal = (e: unknown) => ({ reason: (e as DsError).reason, message: (e as DsError).message, leaves: (e as DsError).leaves, proposed: (e as DsError).proposed });
+import { dsPeer, groupStillWorks, sqliteServers, verifiedGroup, postedSelfUpdate, refusalOf, verifyingServerOptions, type DsPeer } from './ds-helpers.js';
 
 const NOT_REQUIRED = "the group's required_capabilities do not list the LeafOperationProposal type (0xF1A0), so every member would refuse this DS's proposal";
 
@@ -58,24 +41,24 @@ describe('an intent in a group that does not require its type, and a revoked lea
     const { pete, quinn, mallory } = await group(s.url, { extensions: { externalSenders: [s.ds.externalSenderSpec] } });
     const gid = pete.group!.id;
     const before = await s.ds.store.readLog(toHex(gid), 0, 1000);
-    expect(refusal(await s.ds.proposeIntent(gid, createIntent(mallory.group!, 'senderRemovalOnly')).catch((e) => e))).toEqual({
+    expect(refusalOf(await s.ds.proposeIntent(gid, createIntent(mallory.group!, 'senderRemovalOnly')).catch((e) => e))).toEqual({
       reason: 'forbidden',
       message: `${NOT_REQUIRED} (forbidden)`,
       leaves: undefined,
       proposed: undefined,
     });
     // The wide kind too (its own key): nothing of either is logged.
-    expect(refusal(await s.ds.proposeIntent(gid, createIntent(mallory.group!, 'removeAssociatedMembers')).catch((e) => e))).toMatchObject({ reason: 'forbidden' });
+    expect(refusalOf(await s.ds.proposeIntent(gid, createIntent(mallory.group!, 'removeAssociatedMembers')).catch((e) => e))).toMatchObject({ reason: 'forbidden' });
     expect(await s.ds.store.readLog(toHex(gid), 0, 1000)).toEqual(before);
     await mallory.ds.revoke();
-    expect(refusal(await selfUpdate(pete))).toEqual({
+    expect(refusalOf(await postedSelfUpdate(pete))).toEqual({
       reason: 'revoked-leaf',
       message: "leaf 2 is of a revoked client; this DS proposed its removal: process the group's messages and commit again (revoked-leaf)",
       leaves: [2],
       proposed: true,
     });
     expect((await pete.ds.poll(gid, pete.seen)).map((m) => m.sender)).toEqual(['delivery-service']);
-    expect(await selfUpdate(pete)).toBeGreaterThan(0);
+    expect(await postedSelfUpdate(pete)).toBeGreaterThan(0);
     expect(pete.group!.members().map((m) => m.leafIndex)).toEqual([0, 1]);
     await groupStillWorks([pete, quinn], 'without mallory');
     await groupStillWorks([quinn, pete], 'both ways');
@@ -88,15 +71,15 @@ describe('an intent in a group that does not require its type, and a revoked lea
     const gid = pete.group.id;
     await pete.ds.createGroup(gid, { epoch: 0, groupInfo: await pete.group.exportGroupInfo() });
     // Its creation leaf updated first (an intent needs a leaf of its own, not a KeyPackage's).
-    expect(await selfUpdate(pete)).toBeGreaterThan(0);
+    expect(await postedSelfUpdate(pete)).toBeGreaterThan(0);
     const before = await s.ds.store.readLog(toHex(gid), 0, 1000);
-    expect(refusal(await s.ds.proposeIntent(gid, createIntent(pete.group, 'senderRemovalOnly')).catch((e) => e))).toEqual({
+    expect(refusalOf(await s.ds.proposeIntent(gid, createIntent(pete.group, 'senderRemovalOnly')).catch((e) => e))).toEqual({
       reason: 'unverifiable-intent',
       message: `${NOT_REQUIRED}, by the GroupInfo the last committer gave this DS (unverifiable-intent)`,
       leaves: undefined,
       proposed: undefined,
     });
     expect(await s.ds.store.readLog(toHex(gid), 0, 1000)).toEqual(before);
-    expect(await selfUpdate(pete)).toBeGreaterThan(before.length);
+    expect(await postedSelfUpdate(pete)).toBeGreaterThan(before.length);
   });
 });

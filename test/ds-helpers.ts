@@ -7,7 +7,7 @@ import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
-import { DeliveryClient, signDsChallenge } from 'paired-mls/services';
+import { DeliveryClient, DsError, signDsChallenge } from 'paired-mls/services';
 import { MlsClient, utf8, type GroupOptions, type Identity } from 'paired-mls';
 import { PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer, type DeliveryServerOptions, type RunningDeliveryServer } from 'paired-mls/server';
 import { newMember, type Member } from './helpers.js';
@@ -337,3 +337,22 @@ export function twoVerifyingServers(
   };
   return { open, close, servers };
 }
+
+/** `p`'s selfUpdate posted after reading the log (covering what it queued): the seq, or the DS's refusal (the pending commit then dropped). */
+export async function postedSelfUpdate(p: DsPeer): Promise<number | DsError> {
+  await catchUp(p);
+  const u = await p.group!.selfUpdate({ groupInfo: true });
+  const r = await p.ds.submit(p.group!.id, u.commit, { groupInfo: u.groupInfo, welcome: u.welcome }).catch((e: DsError) => e);
+  if (r instanceof DsError) await p.group!.clearPendingCommit();
+  else {
+    p.seen = r;
+    await p.group!.mergePendingCommit();
+  }
+  return r;
+}
+
+/** A DsError's reason, message and, for `revoked-leaf`, its leaves and whether the DS proposed their removal. */
+export const refusalOf = (e: unknown) => {
+  const err = e as DsError;
+  return { reason: err.reason, message: err.message, leaves: err.leaves, proposed: err.proposed };
+};

@@ -14,13 +14,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GroupOptions } from 'paired-mls';
 import { createIntent, decodeIntent, type LeafOperationIntent } from 'paired-mls/intents';
-import { DeliveryClient, DsError } from 'paired-mls/services';
+import { DeliveryClient } from 'paired-mls/services';
 import type { RunningDeliveryServer } from 'paired-mls/server';
 import { WebSocket } from 'ws';
 import { newMember } from './helpers.js';
-import { catchUp, groupStillWorks, twoVerifyingServers, verifiedGroup, type DsPeer } from './ds-helpers.js';
+import { groupStillWorks, twoVerifyingServers, verifiedGroup, postedSelfUpdate, refusalOf, type DsPeer } from './ds-helpers.js';
 import { CAPS, resigned } from './intents-review-helpers.js';
-
 
 /** A P-256 member registered and logged in at `url` (its intents can be signed anew, distinct bytes each). */
 async function p256Peer(url: string, name: string): Promise<DsPeer> {
@@ -43,21 +42,6 @@ const DUPLICATE = (leaf: number, epoch: number, wide = false) => ({
   reason: 'duplicate',
   message: `the removal of leaf ${leaf}${wide ? ' with its associated members' : ''} is already proposed in epoch ${epoch}: this DS proposes one a leaf an epoch, and the one logged stands (duplicate)`,
 });
-
-const refusal = (e: unknown) => ({ reason: (e as DsError).reason, message: (e as DsError).message, leaves: (e as DsError).leaves, proposed: (e as DsError).proposed });
-
-/** `p`'s selfUpdate posted after reading the log (covering what it queued): the seq, or the refusal (the pending commit dropped). */
-async function selfUpdate(p: DsPeer): Promise<number | DsError> {
-  await catchUp(p);
-  const u = await p.group!.selfUpdate({ groupInfo: true });
-  const r = await p.ds.submit(p.group!.id, u.commit, { groupInfo: u.groupInfo }).catch((e: DsError) => e);
-  if (r instanceof DsError) await p.group!.clearPendingCommit();
-  else {
-    p.seen = r;
-    await p.group!.mergePendingCommit();
-  }
-  return r;
-}
 
 /** The DS's own messages logged in the group since `after`. */
 async function fromDs(p: DsPeer, after: number): Promise<Uint8Array[]> {
@@ -83,13 +67,13 @@ function variants(kind: string, open: () => Promise<{ one: RunningDeliveryServer
     const logged = await one.ds.proposeIntent(gid, first!);
     for (const [i, copy] of copies.entries()) {
       const at = i % 2 === 0 ? one : two;
-      expect(refusal(await at.ds.proposeIntent(gid, copy).catch((e) => e))).toEqual({ ...DUPLICATE(2, epoch), leaves: undefined, proposed: undefined });
+      expect(refusalOf(await at.ds.proposeIntent(gid, copy).catch((e) => e))).toEqual({ ...DUPLICATE(2, epoch), leaves: undefined, proposed: undefined });
     }
     // A retry of the logged one, at either server: its first answer.
     expect(await two.ds.proposeIntent(gid, first!)).toEqual(logged);
     const alices = await two.ds.proposeIntent(gid, createIntent(alice.group!, 'senderRemovalOnly'));
     await mallory.ds.revoke();
-    expect(refusal(await selfUpdate(pete))).toEqual({
+    expect(refusalOf(await postedSelfUpdate(pete))).toEqual({
       reason: 'revoked-leaf',
       message: "leaf 4 is of a revoked client; this DS proposed its removal: process the group's messages and commit again (revoked-leaf)",
       leaves: [4],
@@ -99,7 +83,7 @@ function variants(kind: string, open: () => Promise<{ one: RunningDeliveryServer
     expect(own).toHaveLength(3);
     expect(own.slice(0, 2)).toEqual([logged.proposal, alices.proposal]);
     // pete reads the log and commits again: bob's leave, alice's, and the DS's Remove of mallory's leaf go in.
-    expect(await selfUpdate(pete)).toBeGreaterThan(0);
+    expect(await postedSelfUpdate(pete)).toBeGreaterThan(0);
     expect(pete.group!.members().map((m) => m.leafIndex)).toEqual([0, 1]);
     expect((await one.ds.store.getGroup(Buffer.from(gid).toString('hex')))!.members.sort()).toEqual([pete.name, quinn.name].sort());
     await groupStillWorks([pete, quinn], 'without bob, alice and mallory');
@@ -112,9 +96,9 @@ function variants(kind: string, open: () => Promise<{ one: RunningDeliveryServer
     const copies = copiesOf(bob, createIntent(bob.group!, 'senderRemovalOnly'), 8);
     const results = await Promise.allSettled(copies.map((c, i) => (i % 2 === 0 ? one : two).ds.proposeIntent(gid, c)));
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
-    for (const r of results.filter((r): r is PromiseRejectedResult => r.status === 'rejected')) expect(refusal(r.reason)).toMatchObject(DUPLICATE(2, pete.group!.epoch));
+    for (const r of results.filter((r): r is PromiseRejectedResult => r.status === 'rejected')) expect(refusalOf(r.reason)).toMatchObject(DUPLICATE(2, pete.group!.epoch));
     expect(await fromDs(pete, pete.seen)).toHaveLength(1);
-    expect(await selfUpdate(pete)).toBeGreaterThan(0);
+    expect(await postedSelfUpdate(pete)).toBeGreaterThan(0);
     expect(pete.group!.members().map((m) => m.leafIndex)).toEqual([0, 1, 3, 4]);
     await groupStillWorks([pete, quinn], 'bob gone');
   });
@@ -127,29 +111,29 @@ function variants(kind: string, open: () => Promise<{ one: RunningDeliveryServer
     const narrow = createIntent(bob.group!, 'senderRemovalOnly');
     const wide = createIntent(bob.group!, 'removeAssociatedMembers');
     const proposed = [(await one.ds.proposeIntent(gid, narrow)).proposal, (await two.ds.proposeIntent(gid, wide)).proposal];
-    expect(refusal(await one.ds.proposeIntent(gid, copiesOf(bob, wide, 1)[0]!).catch((e) => e))).toMatchObject(DUPLICATE(2, epoch, true));
-    expect(refusal(await two.ds.proposeIntent(gid, copiesOf(bob, narrow, 1)[0]!).catch((e) => e))).toMatchObject(DUPLICATE(2, epoch));
+    expect(refusalOf(await one.ds.proposeIntent(gid, copiesOf(bob, wide, 1)[0]!).catch((e) => e))).toMatchObject(DUPLICATE(2, epoch, true));
+    expect(refusalOf(await two.ds.proposeIntent(gid, copiesOf(bob, narrow, 1)[0]!).catch((e) => e))).toMatchObject(DUPLICATE(2, epoch));
     // No leaf 9: the check refuses it (the dedupe keys only what was logged).
-    expect(refusal(await one.ds.proposeIntent(gid, { ...narrow, senderIndex: 9 }).catch((e) => e))).toMatchObject({ reason: 'unknown-leaf' });
+    expect(refusalOf(await one.ds.proposeIntent(gid, { ...narrow, senderIndex: 9 }).catch((e) => e))).toMatchObject({ reason: 'unknown-leaf' });
     // mallory's own leave, then her client revoked (alice's too): the DS's Remove of leaf 4 is needless, that of leaf 3 is proposed.
     proposed.push((await one.ds.proposeIntent(gid, createIntent(mallory.group!, 'senderRemovalOnly'))).proposal);
     await mallory.ds.revoke();
     await alice.ds.revoke();
     // pete commits before reading the log (mallory's intent not yet queued): his commit keeps both leaves.
     const early = await pete.group!.selfUpdate({ groupInfo: true });
-    expect(refusal(await pete.ds.submit(gid, early.commit, { groupInfo: early.groupInfo }).catch((e) => e))).toMatchObject({ reason: 'revoked-leaf', leaves: [3, 4], proposed: true });
+    expect(refusalOf(await pete.ds.submit(gid, early.commit, { groupInfo: early.groupInfo }).catch((e) => e))).toMatchObject({ reason: 'revoked-leaf', leaves: [3, 4], proposed: true });
     await pete.group!.clearPendingCommit();
     const own = await fromDs(pete, start);
     expect(own).toHaveLength(4);
     expect(own.slice(0, 3)).toEqual(proposed);
     // alice's narrow intent after the DS's Remove of her leaf: needless.
-    expect(refusal(await two.ds.proposeIntent(gid, createIntent(alice.group!, 'senderRemovalOnly')).catch((e) => e))).toMatchObject(DUPLICATE(3, epoch));
+    expect(refusalOf(await two.ds.proposeIntent(gid, createIntent(alice.group!, 'senderRemovalOnly')).catch((e) => e))).toMatchObject(DUPLICATE(3, epoch));
     // quinn's intent, then her update through the DS: the DS's check uses the new epoch's state, not the one it last checked against.
     const stale = createIntent(quinn.group!, 'senderRemovalOnly');
-    expect(await selfUpdate(pete)).toBeGreaterThan(0);
+    expect(await postedSelfUpdate(pete)).toBeGreaterThan(0);
     expect(pete.group!.members().map((m) => m.leafIndex)).toEqual([0, 1]);
-    expect(await selfUpdate(quinn)).toBeGreaterThan(0);
-    expect(refusal(await one.ds.proposeIntent(gid, stale).catch((e) => e))).toMatchObject({ reason: 'stale-leaf' });
+    expect(await postedSelfUpdate(quinn)).toBeGreaterThan(0);
+    expect(refusalOf(await one.ds.proposeIntent(gid, stale).catch((e) => e))).toMatchObject({ reason: 'stale-leaf' });
     await groupStillWorks([pete, quinn], 'bob, alice and mallory gone');
     await groupStillWorks([quinn, pete], 'both ways');
   });

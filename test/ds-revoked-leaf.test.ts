@@ -30,10 +30,9 @@ import { toHex } from 'paired-mls';
 import { DeliveryClient, DsError } from 'paired-mls/services';
 import type { DeliveryServerOptions, RunningDeliveryServer } from 'paired-mls/server';
 import { newMember } from './helpers.js';
-import { catchUp, dsPeer, groupStillWorks, raw, sqliteServers, tokenOf, twoVerifyingServers, verifiedGroup, verifyingServerOptions, type DsPeer } from './ds-helpers.js';
+import { catchUp, dsPeer, groupStillWorks, raw, sqliteServers, tokenOf, twoVerifyingServers, verifiedGroup, postedSelfUpdate, refusalOf, verifyingServerOptions, type DsPeer } from './ds-helpers.js';
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
-
 
 /** pete's verified group with quinn and mallory (leaves 0, 1, 2); `listed`: the DS's key in its external_senders. */
 async function group(s: RunningDeliveryServer, listed = true): Promise<{ pete: DsPeer; quinn: DsPeer; mallory: DsPeer; tag: string }> {
@@ -41,19 +40,6 @@ async function group(s: RunningDeliveryServer, listed = true): Promise<{ pete: D
   const [pete, quinn, mallory] = await Promise.all(['pete', 'quinn', 'mallory'].map((n) => dsPeer(s.url, `${n}-${tag}`)));
   await verifiedGroup(pete!, [quinn!, mallory!], listed ? { extensions: { externalSenders: [s.ds.externalSenderSpec] } } : {});
   return { pete: pete!, quinn: quinn!, mallory: mallory!, tag };
-}
-
-/** `p`'s selfUpdate (covering what it queued), posted: the seq, or the DS's refusal (the pending commit then dropped). */
-async function selfUpdate(p: DsPeer): Promise<number | DsError> {
-  await catchUp(p);
-  const u = await p.group!.selfUpdate({ groupInfo: true });
-  const r = await p.ds.submit(p.group!.id, u.commit, { groupInfo: u.groupInfo, welcome: u.welcome }).catch((e: DsError) => e);
-  if (r instanceof DsError) await p.group!.clearPendingCommit();
-  else {
-    p.seen = r;
-    await p.group!.mergePendingCommit();
-  }
-  return r;
 }
 
 /**
@@ -73,11 +59,6 @@ function withSenderLeaf(message: Uint8Array, leaf: number): Uint8Array {
   new DataView(out.buffer).setUint32(4 + idLength[0]! + idLength[1]! + 8 + 1, leaf);
   return out;
 }
-
-const refusal = (e: unknown) => {
-  const err = e as DsError;
-  return { reason: err.reason, message: err.message, leaves: err.leaves, proposed: err.proposed };
-};
 
 const PROPOSED = (leaf: number) => ({
   reason: 'revoked-leaf',
@@ -109,11 +90,11 @@ function variants(kind: string, open: () => Promise<{ one: RunningDeliveryServer
       expect(await logged(pete)).toEqual([{ sender: 'delivery-service', removed: 2 }]);
       // Refused again before the committer read it (another of its commits): the same answer, no second Remove.
       const again = await pete.group!.selfUpdate({ groupInfo: true });
-      expect(refusal(await pete.ds.submit(pete.group!.id, again.commit, { groupInfo: again.groupInfo }).catch((e) => e))).toEqual(PROPOSED(2));
+      expect(refusalOf(await pete.ds.submit(pete.group!.id, again.commit, { groupInfo: again.groupInfo }).catch((e) => e))).toEqual(PROPOSED(2));
       await pete.group!.clearPendingCommit();
       expect(await logged(pete)).toHaveLength(1);
       // The selfUpdate after reading the log covers the Remove by reference: no manual step.
-      expect(await selfUpdate(pete)).toBeGreaterThan(0);
+      expect(await postedSelfUpdate(pete)).toBeGreaterThan(0);
       expect(pete.group!.state().memberCount).toBe(2);
       await groupStillWorks([pete, quinn], 'without mallory');
       await groupStillWorks([quinn, pete], 'quinn too');
@@ -123,8 +104,8 @@ function variants(kind: string, open: () => Promise<{ one: RunningDeliveryServer
   it(`${kind}: a group listing no key of this DS: the refusal says so (proposed: false) and names the leaf; the app commits its removal in one step`, async () => {
     const { pete, quinn, mallory } = await group(one, false);
     await mallory.ds.revoke();
-    const err = await selfUpdate(pete);
-    expect(refusal(err)).toEqual({
+    const err = await postedSelfUpdate(pete);
+    expect(refusalOf(err)).toEqual({
       reason: 'revoked-leaf',
       message: 'leaf 2 is of a revoked client: commit its removal (this DS cannot propose it: the group lists no external-sender key of this DS, or its proposals of the epoch are full) (revoked-leaf)',
       leaves: [2],
@@ -146,7 +127,7 @@ function variants(kind: string, open: () => Promise<{ one: RunningDeliveryServer
     mallory.seen = await mallory.ds.submit(mallory.group!.id, await mallory.group!.propose({ type: 'add', keyPackage: kp }));
     await sock.ds.revoke();
     // Before: unknown-client "leaf 3 has a credential the AS does not know", until the committer dropped the Add.
-    expect(await selfUpdate(pete)).toBeGreaterThan(0);
+    expect(await postedSelfUpdate(pete)).toBeGreaterThan(0);
     expect(pete.group!.state().memberCount).toBe(4);
     expect(await one.ds.store.countWelcomes(sock.name)).toBe(0);
     // mallory's Add, pete's commit, then the DS's Remove of leaf 3 (sock's) in the new epoch.
@@ -155,7 +136,7 @@ function variants(kind: string, open: () => Promise<{ one: RunningDeliveryServer
       { sender: pete.name },
       { sender: 'delivery-service', removed: 3 },
     ]);
-    expect(await selfUpdate(quinn)).toBeGreaterThan(0);
+    expect(await postedSelfUpdate(quinn)).toBeGreaterThan(0);
     expect(quinn.group!.state().memberCount).toBe(3);
     await groupStillWorks([quinn, pete, mallory], 'sock removed');
   });
@@ -171,12 +152,12 @@ function variants(kind: string, open: () => Promise<{ one: RunningDeliveryServer
       pete.ds.submit(pete.group!.id, p.commit, { groupInfo: p.groupInfo }).catch((e) => e),
       raw(two.url, 'POST', `/v1/groups/${toHex(quinn.group!.id)}/messages`, { message: b64(q.commit), groupInfo: b64(q.groupInfo!) }, atTwo),
     ]);
-    expect(refusal(rp)).toEqual(PROPOSED(2));
+    expect(refusalOf(rp)).toEqual(PROPOSED(2));
     expect(rq).toEqual({ status: 409, body: { error: PROPOSED(2).message, reason: 'revoked-leaf', leaves: [2], proposed: true } });
     for (const m of [pete, quinn]) await m.group!.clearPendingCommit();
     expect(await logged(pete)).toEqual([{ sender: 'delivery-service', removed: 2 }]);
-    expect(await selfUpdate(pete)).toBeGreaterThan(0);
-    expect(await selfUpdate(quinn)).toBeGreaterThan(0);
+    expect(await postedSelfUpdate(pete)).toBeGreaterThan(0);
+    expect(await postedSelfUpdate(quinn)).toBeGreaterThan(0);
     await groupStillWorks([pete, quinn], 'after the race');
   });
 }
@@ -190,7 +171,7 @@ describe('a revoked client in a verified group, SQLite (PROTOCOL §8.5)', () => 
     const { pete, quinn, mallory } = await group(s);
     // quinn rotates her DS key; her leaf keeps the old one, which still names her (§8.4): nothing refused, nothing proposed.
     await quinn.ds.rotateKey(await quinn.client.createIdentity(quinn.name, 1));
-    expect(await selfUpdate(pete)).toBeGreaterThan(0);
+    expect(await postedSelfUpdate(pete)).toBeGreaterThan(0);
     expect(await logged(quinn)).toEqual([{ sender: pete.name }]);
     await catchUp(quinn);
     // mallory's revocation names pete: the route revokes the session's own client, whatever the body says.
@@ -200,9 +181,9 @@ describe('a revoked client in a verified group, SQLite (PROTOCOL §8.5)', () => 
     const forged = { challenge: (await raw(s.url, 'POST', '/v1/auth/challenge', { clientId: 'mallory-2' })).body.challenge, identity: b64(mallory.identity.identity), signatureKey: b64(pete.identity.signaturePublicKey), ciphersuite: 1, signature: b64(new Uint8Array(64)) };
     expect(await raw(s.url, 'POST', '/v1/as/register', forged)).toEqual({ status: 401, body: { error: 'the signature does not verify with this key', reason: 'unauthenticated' } });
     // pete's commit keeping mallory's leaf: the DS proposes leaf 2 only (mallory's), never pete's (0) or quinn's (1).
-    expect(refusal(await selfUpdate(quinn))).toEqual(PROPOSED(2));
+    expect(refusalOf(await postedSelfUpdate(quinn))).toEqual(PROPOSED(2));
     expect(await logged(quinn)).toEqual([{ sender: 'delivery-service', removed: 2 }]);
-    expect(await selfUpdate(quinn)).toBeGreaterThan(0);
+    expect(await postedSelfUpdate(quinn)).toBeGreaterThan(0);
     expect(quinn.group!.members().map((m) => m.leafIndex)).toEqual([0, 1]);
     await groupStillWorks([quinn, pete], 'pete and quinn stay');
   });
@@ -225,16 +206,16 @@ describe("a revoked leaf's slot, and Update proposals, SQLite (PROTOCOL §8.5)",
     mallory.seen = await mallory.ds.submit(mallory.group!.id, await mallory.group!.propose({ type: 'add', keyPackage: kp }));
     await sock.ds.revoke();
     await mallory.ds.revoke();
-    expect(refusal(await selfUpdate(pete))).toEqual(PROPOSED(2));
+    expect(refusalOf(await postedSelfUpdate(pete))).toEqual(PROPOSED(2));
     expect(await logged(quinn)).toEqual([{ sender: mallory.name }, { sender: 'delivery-service', removed: 2 }]);
     // The retry removes mallory and adds sock at leaf 2: it goes in, sock off the member list, no Welcome for it.
-    expect(await selfUpdate(pete)).toBeGreaterThan(0);
+    expect(await postedSelfUpdate(pete)).toBeGreaterThan(0);
     expect(pete.group!.members().map((m) => [m.leafIndex, new TextDecoder().decode(m.credential.identity)])).toEqual([[0, pete.name], [1, quinn.name], [2, sock.name]]);
     expect((await s.ds.store.getGroup(toHex(pete.group!.id)))!.members.sort()).toEqual([pete.name, quinn.name].sort());
     expect(await s.ds.store.countWelcomes(sock.name)).toBe(0);
     // The DS proposed sock's removal in the new epoch; quinn's commit covers it.
     expect((await logged(quinn)).at(-1)).toEqual({ sender: 'delivery-service', removed: 2 });
-    expect(await selfUpdate(quinn)).toBeGreaterThan(0);
+    expect(await postedSelfUpdate(quinn)).toBeGreaterThan(0);
     expect(quinn.group!.members().map((m) => m.leafIndex)).toEqual([0, 1]);
     await groupStillWorks([pete, quinn], 'sock and mallory gone');
     await groupStillWorks([quinn, pete], 'both ways');
@@ -247,21 +228,21 @@ describe("a revoked leaf's slot, and Update proposals, SQLite (PROTOCOL §8.5)",
     quinn.seen = await quinn.ds.submit(quinn.group!.id, add.commit, { groupInfo: add.groupInfo, welcome: add.welcome });
     await quinn.group!.mergePendingCommit();
     await ann.ds.revoke();
-    expect(refusal(await selfUpdate(pete))).toEqual(PROPOSED(2));
+    expect(refusalOf(await postedSelfUpdate(pete))).toEqual(PROPOSED(2));
     const sock2 = await dsPeer(s.url, `sock2-${tag}`);
     await sock2.ds.uploadKeyPackages([await sock2.client.createKeyPackage(sock2.identity)]);
     const inline = (await pete.ds.fetchKeyPackages([sock2.name])).get(sock2.name)!;
     await sock2.ds.revoke();
     await catchUp(pete);
     const c = await pete.group!.commit({ add: [inline], groupInfo: true });
-    expect(refusal(await pete.ds.submit(pete.group!.id, c.commit, { groupInfo: c.groupInfo, welcome: c.welcome }).catch((e) => e))).toEqual({
+    expect(refusalOf(await pete.ds.submit(pete.group!.id, c.commit, { groupInfo: c.groupInfo, welcome: c.welcome }).catch((e) => e))).toEqual({
       reason: 'unknown-client',
       message: 'leaf 2 has a credential the AS does not know (unknown-client)',
       leaves: undefined,
       proposed: undefined,
     });
     await pete.group!.clearPendingCommit();
-    expect(await selfUpdate(pete)).toBeGreaterThan(0);
+    expect(await postedSelfUpdate(pete)).toBeGreaterThan(0);
     await groupStillWorks([pete, quinn], 'ann gone');
     await groupStillWorks([quinn, pete], 'both ways again');
   });
@@ -282,7 +263,7 @@ describe("a revoked leaf's slot, and Update proposals, SQLite (PROTOCOL §8.5)",
     expect(await logged(pete)).toEqual([]);
     // An honest Update proposal (its own credential) still goes in, and the next commit covers it.
     quinn.seen = await quinn.ds.submit(quinn.group!.id, await quinn.group!.propose({ type: 'update' }));
-    expect(await selfUpdate(pete)).toBeGreaterThan(0);
+    expect(await postedSelfUpdate(pete)).toBeGreaterThan(0);
     await groupStillWorks([pete, quinn, mallory], 'nothing jammed');
     await groupStillWorks([mallory, quinn, pete], 'mallory too');
   });
@@ -303,17 +284,17 @@ describe("a revoked leaf's slot, and Update proposals, SQLite (PROTOCOL §8.5)",
     // credential is the poster's, the leaf is not.
     const update = await mallory2.client.mutate((core) => core.dmlsProposeCredentialUpdate(mallory2.group!.id, key.identity, key.signaturePublicKey));
     const notHers = { reason: 'forbidden', message: "an Update proposal must come from a leaf of the member it is sent for (forbidden)", leaves: undefined, proposed: undefined };
-    expect(refusal(await mallory!.ds.submit(mallory!.group!.id, update).catch((e) => e))).toEqual(notHers);
+    expect(refusalOf(await mallory!.ds.submit(mallory!.group!.id, update).catch((e) => e))).toEqual(notHers);
     // Posted by mallory2, whose leaf it is: the leaf's credential is not hers.
-    expect(refusal(await mallory2.ds.submit(mallory2.group!.id, update).catch((e) => e))).toMatchObject({ reason: 'forbidden', message: "an Update proposal's leaf must carry a credential the AS binds to the member it is sent for (forbidden)" });
+    expect(refusalOf(await mallory2.ds.submit(mallory2.group!.id, update).catch((e) => e))).toMatchObject({ reason: 'forbidden', message: "an Update proposal's leaf must carry a credential the AS binds to the member it is sent for (forbidden)" });
     // Her own leaf's Update with the sender index rewritten to pete's (0): refused too (no member took it: not pete's signature).
     const own = await mallory!.group!.propose({ type: 'update' });
-    expect(refusal(await mallory!.ds.submit(mallory!.group!.id, withSenderLeaf(own, 0)).catch((e) => e))).toEqual(notHers);
+    expect(refusalOf(await mallory!.ds.submit(mallory!.group!.id, withSenderLeaf(own, 0)).catch((e) => e))).toEqual(notHers);
     expect(await logged(pete!)).toEqual([]);
     // mallory revokes her client: the DS proposes the Remove of leaf 2 (hers) only; the retry goes in, leaf 3 untouched.
     await mallory!.ds.revoke();
-    expect(refusal(await selfUpdate(pete!))).toEqual(PROPOSED(2));
-    expect(await selfUpdate(pete!)).toBeGreaterThan(0);
+    expect(refusalOf(await postedSelfUpdate(pete!))).toEqual(PROPOSED(2));
+    expect(await postedSelfUpdate(pete!)).toBeGreaterThan(0);
     expect(pete!.group!.members().map((m) => m.leafIndex)).toEqual([0, 1, 3]);
     await groupStillWorks([pete!, quinn!, mallory2], 'leaf 3 kept its own client');
     await groupStillWorks([mallory2, quinn!, pete!], 'mallory2 too');
