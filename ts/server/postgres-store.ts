@@ -707,21 +707,17 @@ export class PostgresDeliveryStore implements DeliveryStore {
         if (counted.epoch) {
           await c.query('UPDATE ds_groups SET proposals_epoch = $2, epoch_proposals = $3, epoch_proposal_bytes = $4 WHERE group_id = $1', [message.groupId, counted.epoch.epoch, counted.epoch.count, counted.epoch.bytes]);
         }
-        if (budget.member && counted.member) {
-          await c.query(
-            'INSERT INTO ds_member_proposals (group_id, member, epoch, count, bytes) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (group_id, member) DO UPDATE SET epoch = $3, count = $4, bytes = $5',
-            [message.groupId, budget.member.id, counted.member.epoch, counted.member.count, counted.member.bytes],
-          );
-        }
-        if (budget.once !== undefined && counted.once) {
-          await c.query('INSERT INTO ds_member_proposals (group_id, member, epoch, count, bytes) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (group_id, member) DO UPDATE SET epoch = $3, count = $4, bytes = $5', [
+        // A member's share and a proposal's once key are rows of one kind.
+        const putShare = (id: string, n: ProposalCount) =>
+          c.query('INSERT INTO ds_member_proposals (group_id, member, epoch, count, bytes) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (group_id, member) DO UPDATE SET epoch = $3, count = $4, bytes = $5', [
             message.groupId,
-            budget.once,
-            counted.once.epoch,
-            counted.once.count,
-            counted.once.bytes,
+            id,
+            n.epoch,
+            n.count,
+            n.bytes,
           ]);
-        }
+        if (budget.member && counted.member) await putShare(budget.member.id, counted.member);
+        if (budget.once !== undefined && counted.once) await putShare(budget.once, counted.once);
       }
       if (update) {
         if (Number(rows[0].epoch) !== update.expectEpoch) return undefined;

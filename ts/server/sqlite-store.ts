@@ -449,14 +449,10 @@ export class SqliteDeliveryStore implements DeliveryStore {
         if (counted.epoch) {
           this.#db.prepare('UPDATE groups SET proposals_epoch = ?, epoch_proposals = ?, epoch_proposal_bytes = ? WHERE group_id = ?').run(counted.epoch.epoch, counted.epoch.count, counted.epoch.bytes, message.groupId);
         }
-        if (budget.member && counted.member) {
-          this.#db
-            .prepare('INSERT OR REPLACE INTO member_proposals (group_id, member, epoch, count, bytes) VALUES (?, ?, ?, ?, ?)')
-            .run(message.groupId, budget.member.id, counted.member.epoch, counted.member.count, counted.member.bytes);
-        }
-        if (budget.once !== undefined && counted.once) {
-          this.#db.prepare('INSERT OR REPLACE INTO member_proposals (group_id, member, epoch, count, bytes) VALUES (?, ?, ?, ?, ?)').run(message.groupId, budget.once, counted.once.epoch, counted.once.count, counted.once.bytes);
-        }
+        // A member's share and a proposal's once key are rows of one kind.
+        const putShare = this.#db.prepare('INSERT OR REPLACE INTO member_proposals (group_id, member, epoch, count, bytes) VALUES (?, ?, ?, ?, ?)');
+        if (budget.member && counted.member) putShare.run(message.groupId, budget.member.id, counted.member.epoch, counted.member.count, counted.member.bytes);
+        if (budget.once !== undefined && counted.once) putShare.run(message.groupId, budget.once, counted.once.epoch, counted.once.count, counted.once.bytes);
       }
       if (update) {
         if (group.epoch !== update.expectEpoch) return undefined;
