@@ -164,44 +164,33 @@ if (run.status !== 0 && failed + unitFailed === 0) {
 }
 // The integration test of the proposal-expansion changes (6–8, 10, 29, 32, 35, 36 in
 // docs/ENGINE.md): the crate's public API only, a `[[test]]` of its own.
-const expansionRun = cargo(['test', '--manifest-path', join(crate, 'Cargo.toml'), '--features', FEATURES, '--test', 'proposal_expansion']);
-const expansionTests = results(expansionRun.out);
-let expansionPassed = 0;
-let expansionFailed = 0;
-for (const [t, s] of expansionTests) {
-  if (s === 'ok') expansionPassed++;
-  else if (s === 'FAILED') {
-    expansionFailed++;
-    console.log(`  FAIL proposal_expansion ${t}`);
+/** Counts a cargo run's passed and failed tests (naming each failure after `label`); a failed run with no failed test counts as one, its output's tail shown. */
+function tally(run, label) {
+  let passed = 0;
+  let failed = 0;
+  for (const [t, s] of results(run.out)) {
+    if (s === 'ok') passed++;
+    else if (s === 'FAILED') {
+      failed++;
+      console.log(`  FAIL ${label} ${t}`);
+    }
   }
+  if (run.status !== 0 && failed === 0) {
+    console.log(run.out.split('\n').slice(-40).join('\n'));
+    failed++;
+  }
+  return { passed, failed };
 }
-if (expansionRun.status !== 0 && expansionFailed === 0) {
-  console.log(expansionRun.out.split('\n').slice(-40).join('\n'));
-  expansionFailed++;
-}
-console.log(`integration test of the proposal-expansion changes 6–8, 10, 29, 32, 35–40, 42 (tests/proposal_expansion.rs): ${expansionPassed} passed, ${expansionFailed} failed`);
-unitPassed += expansionPassed;
-unitFailed += expansionFailed;
+const expansion = tally(cargo(['test', '--manifest-path', join(crate, 'Cargo.toml'), '--features', FEATURES, '--test', 'proposal_expansion']), 'proposal_expansion');
+console.log(`integration test of the proposal-expansion changes 6–8, 10, 29, 32, 35–40, 42 (tests/proposal_expansion.rs): ${expansion.passed} passed, ${expansion.failed} failed`);
+unitPassed += expansion.passed;
+unitFailed += expansion.failed;
 // The tls_codec changes 46-47 (docs/ENGINE.md): the vendored crate's own
 // unit tests, with the features openmls turns on.
-const codecRun = cargo(['test', '--manifest-path', join(root, 'vendor/tls_codec/Cargo.toml'), '--features', 'derive,serde,mls', '--lib']);
-const codecTests = results(codecRun.out);
-let codecPassed = 0;
-let codecFailed = 0;
-for (const [t, s] of codecTests) {
-  if (s === 'ok') codecPassed++;
-  else if (s === 'FAILED') {
-    codecFailed++;
-    console.log(`  FAIL tls_codec ${t}`);
-  }
-}
-if (codecRun.status !== 0 && codecFailed === 0) {
-  console.log(codecRun.out.split('\n').slice(-40).join('\n'));
-  codecFailed++;
-}
-console.log(`unit tests of vendor/tls_codec (changes 46-47 among them): ${codecPassed} passed, ${codecFailed} failed`);
-unitPassed += codecPassed;
-unitFailed += codecFailed;
+const codec = tally(cargo(['test', '--manifest-path', join(root, 'vendor/tls_codec/Cargo.toml'), '--features', 'derive,serde,mls', '--lib']), 'tls_codec');
+console.log(`unit tests of vendor/tls_codec (changes 46-47 among them): ${codec.passed} passed, ${codec.failed} failed`);
+unitPassed += codec.passed;
+unitFailed += codec.failed;
 // The dalek patches in vendor/curve25519-dalek
 // (docs/ENGINE.md): their tests run in wasm, not natively.
 const wasmEnv = { ...process.env, CARGO_TARGET_DIR: process.env.CARGO_TARGET_DIR ?? join(root, 'target/engine') };
