@@ -105,10 +105,23 @@ export class MemoryStorageAdapter implements StorageAdapter {
     }
   }
 
-  async putIfAbsent(key: Uint8Array, value: Uint8Array): Promise<boolean> {
-    if (this.map.has(toHex(key))) return false;
-    await this.apply({ puts: [[key, value]], deletes: [] });
-    return true;
+  /** The last `putIfAbsent` call: the next reads its key only once this one's write landed. */
+  #adding: Promise<unknown> = Promise.resolve();
+
+  /**
+   * `StorageAdapter.putIfAbsent`, one call at a time: a subclass's `apply`
+   * may wait before it writes (as a durable store's does), and two calls
+   * that both read the key before either wrote both added (the later key
+   * check stood: docs/PROTOCOL.md §2.6).
+   */
+  putIfAbsent(key: Uint8Array, value: Uint8Array): Promise<boolean> {
+    const added = this.#adding.then(async () => {
+      if (this.map.has(toHex(key))) return false;
+      await this.apply({ puts: [[key, value]], deletes: [] });
+      return true;
+    });
+    this.#adding = added.catch(() => undefined);
+    return added;
   }
 
   /** An independent copy of everything in `source` (e.g. a snapshot of a device's state). */
