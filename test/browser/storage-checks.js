@@ -170,3 +170,47 @@ export async function withPatched(target, name, replace, run) {
     else delete target[name];
   }
 }
+
+/**
+ * Two views of one store for two openers racing (test/wrapped-open-race
+ * and its browser twin): `a`'s first write (`apply` or `putIfAbsent`) is
+ * held until `b` makes its first (so `b` has read all it reads before
+ * writing), and `b`'s until `a`'s landed. Every other call goes straight
+ * through; `writes` lists each write as it lands: [view, key of each put,
+ * value of each put].
+ */
+export function interleaved(innerA, innerB) {
+  let bWrites;
+  const bAboutToWrite = new Promise((resolve) => (bWrites = resolve));
+  let aLanded;
+  const aWritten = new Promise((resolve) => (aLanded = resolve));
+  const writes = [];
+  const view = (inner, name) => {
+    let first = true;
+    const write = async (puts, run) => {
+      if (first && name === 'b') {
+        first = false;
+        bWrites();
+        await aWritten;
+      } else if (first) {
+        first = false;
+        await bAboutToWrite;
+      }
+      try {
+        const out = await run();
+        writes.push([name, puts.map(([k]) => k), puts.map(([, v]) => v), out]);
+        return out;
+      } finally {
+        if (name === 'a') aLanded();
+      }
+    };
+    const v = {
+      entries: () => inner.entries(),
+      get: (key) => inner.get(key),
+      apply: (batch) => write(batch.puts, () => inner.apply(batch)),
+    };
+    if (inner.putIfAbsent) v.putIfAbsent = (key, value) => write([[key, value]], () => inner.putIfAbsent(key, value));
+    return v;
+  };
+  return { a: view(innerA, 'a'), b: view(innerB, 'b'), writes };
+}

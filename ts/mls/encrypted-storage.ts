@@ -235,15 +235,33 @@ export class EncryptedStorageAdapter implements StorageAdapter {
     storesInto(this, inner);
   }
 
-  /** Wrap `inner`: checks the key against the stored key check (`STORAGE_KEY`), or stores one. */
+  /**
+   * Wrap `inner`: checks the key against the stored key check
+   * (`STORAGE_KEY`), or adds one. With `inner.putIfAbsent` the check is
+   * only added: when another open (another wrapper, tab or process) added
+   * one since this open read, nothing is written and the open checks its
+   * key against that one (`STORAGE` after three such turns). Without it,
+   * two opens at once with two keys both open and the later check stands
+   * (docs/PROTOCOL.md §2.6).
+   */
   static async open(inner: StorageAdapter, key: StorageKey): Promise<EncryptedStorageAdapter> {
     const cipher = await StorageCipher.create(key);
-    const check = await inner.get(KEY_CHECK_KEY);
-    if (check) await cipher.verifyKeyCheck(check);
-    else {
+    for (let turn = 1; ; turn++) {
+      const check = await inner.get(KEY_CHECK_KEY);
+      if (check) {
+        await cipher.verifyKeyCheck(check);
+        break;
+      }
       // No key check: new, or deleted from outside; then the key must open a stored record first.
       await proveProtection(cipher, await inner.entries(), '');
-      await inner.apply({ puts: [[KEY_CHECK_KEY.slice(), await cipher.keyCheck()]], deletes: [] });
+      const sealed = await cipher.keyCheck();
+      if (!inner.putIfAbsent) {
+        await inner.apply({ puts: [[KEY_CHECK_KEY.slice(), sealed]], deletes: [] });
+        break;
+      }
+      if (await inner.putIfAbsent(KEY_CHECK_KEY.slice(), sealed)) break;
+      // Three turns lost: something deletes each key check as it is added (it can as well delete the store).
+      if (turn === 3) throw new MlsError('STORAGE', "another open kept writing this store's key check");
     }
     return new EncryptedStorageAdapter(inner, cipher);
   }

@@ -281,14 +281,7 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
     const write = this.#writeGate(tx);
     let added: IDBValidKey | undefined;
     const expected = () => [...this.#logKeys, added!];
-    const issued = write(() => {
-      const request = tx.objectStore(LOG).add(record.buffer);
-      request.onsuccess = () => (added = request.result);
-      // The key generator only runs out when a record with a key of 2^53 or more was put there: not by this library.
-      request.onerror = () => {
-        if (request.error?.name === 'ConstraintError') foldFailures.set(tx, new MlsError('STORAGE_TAMPERED', "the log's key generator is exhausted (a record with a key of 2^53 or more was added)"));
-      };
-    });
+    const issued = write(() => addToLog(tx, record, (key) => (added = key)));
     if (issued && fold) foldLog(tx, write, { keys: expected, latest: () => new Map([...this.#pending, ...delta]) });
     // The log record is this transaction's only request: commit it now, not
     // once the browser has reported the request back to this thread and
@@ -305,6 +298,43 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
       for (const [hex, value] of delta) this.#pending.set(hex, value);
     }
     this.#foldWhenIdle();
+  }
+
+  /**
+   * `StorageAdapter.putIfAbsent`: the key's latest value (`entries`, then
+   * the log over it) read and, when there is none, a log record of the one
+   * put added, in one readwrite transaction: IndexedDB runs it alone
+   * against every other transaction on these stores, in any tab.
+   */
+  async putIfAbsent(key: Uint8Array, value: Uint8Array): Promise<boolean> {
+    const stored = this.#cipher ? await this.#cipher.seal(key, value) : value.slice();
+    if (this.#closed) throw new MlsError('STORAGE', 'the IndexedDB storage was closed');
+    const hex = toHex(key);
+    const record = encodeBatch({ puts: [[key, stored]], deletes: [] });
+    const tx = this.#writeTransaction([STORE, LOG]);
+    const finished = this.#finish(tx);
+    const held = tx.objectStore(STORE).get(hex);
+    const log = tx.objectStore(LOG).getAll();
+    let added: IDBValidKey | undefined;
+    log.onsuccess = () => {
+      const latest = new Map<string, Uint8Array | null>();
+      try {
+        if (held.result !== undefined) latest.set(hex, storedBytes(held.result, this.encrypted));
+        foldInto(latest, log.result, hex);
+      } catch (err) {
+        foldFailures.set(tx, err);
+        tx.abort();
+        return;
+      }
+      if (!latest.get(hex)) addToLog(tx, record, (k) => (added = k));
+    };
+    await finished;
+    if (added === undefined) return false;
+    this.#logKeys.push(added);
+    this.#logBytes += record.length;
+    this.#pending.set(hex, stored);
+    this.#foldWhenIdle();
+    return true;
   }
 
   /**
@@ -412,6 +442,16 @@ async function storedEntries(db: IDBDatabase, sealed: boolean): Promise<StorageE
   const raw: StorageEntry[] = [];
   for (const [hex, value] of latest) if (value) raw.push([fromHex(hex), value]);
   return raw;
+}
+
+/** Adds `record` to the log in `tx`; `onAdded` gets its key. */
+function addToLog(tx: IDBTransaction, record: Uint8Array<ArrayBuffer>, onAdded: (key: IDBValidKey) => void): void {
+  const request = tx.objectStore(LOG).add(record.buffer);
+  request.onsuccess = () => onAdded(request.result);
+  // The key generator only runs out when a record with a key of 2^53 or more was put there: not by this library.
+  request.onerror = () => {
+    if (request.error?.name === 'ConstraintError') foldFailures.set(tx, new MlsError('STORAGE_TAMPERED', "the log's key generator is exhausted (a record with a key of 2^53 or more was added)"));
+  };
 }
 
 /** `tx.commit()` where the browser has it; a refusal leaves `tx` to commit itself. */

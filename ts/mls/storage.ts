@@ -40,6 +40,21 @@ export interface StorageAdapter {
   /** Apply all puts and deletes, or none of them. */
   apply(batch: StorageBatch): Promise<void>;
   /**
+   * Optional, and wanted under an `EncryptedStorageAdapter`: store `value`
+   * under `key` only when the key holds no value, in one atomic step
+   * against every other writer of the same store (other adapter objects,
+   * connections, tabs, processes); true when stored, false (nothing
+   * written) when a value was there. The wrapper adds its key check with
+   * it, so of two wrappers opened at once with two keys over one new store
+   * one opens and the other is `STORAGE_KEY`, nothing written; without it
+   * the wrapper writes its key check with `apply`, both open and the later
+   * check stands (the other's records lost; docs/PROTOCOL.md §2.6). Use
+   * the store's own conditional write (SQL `INSERT OR IGNORE`, an
+   * IndexedDB read and `add` in one readwrite transaction, a
+   * compare-and-set), never a read followed by a write.
+   */
+  putIfAbsent?(key: Uint8Array, value: Uint8Array): Promise<boolean>;
+  /**
    * Optional: keep the stored state for one client, also against other
    * tabs or processes (IndexedDB: a Web Lock; SQLite: the file's exclusive
    * lock). `MlsClient.open` calls it once, waiting up to `waitMs` for
@@ -88,6 +103,25 @@ export class MemoryStorageAdapter implements StorageAdapter {
       this.map.get(id)?.[1].fill(0);
       this.map.set(id, [k.slice(), v.slice()]);
     }
+  }
+
+  /** The last `putIfAbsent` call: the next reads its key only once this one's write landed. */
+  #adding: Promise<unknown> = Promise.resolve();
+
+  /**
+   * `StorageAdapter.putIfAbsent`, one call at a time: a subclass's `apply`
+   * may wait before it writes (as a durable store's does), and two calls
+   * that both read the key before either wrote both added (the later key
+   * check stood: docs/PROTOCOL.md §2.6).
+   */
+  putIfAbsent(key: Uint8Array, value: Uint8Array): Promise<boolean> {
+    const added = this.#adding.then(async () => {
+      if (this.map.has(toHex(key))) return false;
+      await this.apply({ puts: [[key, value]], deletes: [] });
+      return true;
+    });
+    this.#adding = added.catch(() => undefined);
+    return added;
   }
 
   /** An independent copy of everything in `source` (e.g. a snapshot of a device's state). */

@@ -255,6 +255,13 @@ export class SqliteStorageAdapter implements StorageAdapter {
     return cipher ? cipher.open(key, bytes(row.value, cipher)) : bytes(row.value);
   }
 
+  /** `StorageAdapter.putIfAbsent`: one `INSERT OR IGNORE`, atomic against every connection to the file. */
+  async putIfAbsent(key: Uint8Array, value: Uint8Array): Promise<boolean> {
+    const cipher = await this.#cipher;
+    const stored = cipher ? await cipher.seal(key, value) : value;
+    return this.#db.prepare('INSERT OR IGNORE INTO entries (key, value) VALUES (?, ?)').run(Buffer.from(key), Buffer.from(stored)).changes === 1;
+  }
+
   async apply(plain: StorageBatch): Promise<void> {
     const cipher = await this.#cipher;
     const batch = cipher ? await cipher.sealBatch(plain) : plain;
