@@ -208,6 +208,10 @@ export class DeliveryService {
     this.#retention = options.retention ?? 100_000;
     this.#lease = options.keyPackageLease ?? 600;
     this.#verify = options.verifyCommits ?? false;
+    // Without it a revoked client's leaf is one the AS never knew, and every commit keeping it `unknown-client` for good (§8.5).
+    if (this.#verify && this.#auth && typeof this.#auth.revokedClientOf !== 'function') {
+      throw new MlsError('INVALID_ARGUMENT', 'a verifying DS needs authentication.revokedClientOf (an AS that never revokes answers undefined)');
+    }
     this.#requireGrants = options.requireGrants ?? false;
     this.#grantSeconds = options.grantSeconds ?? 24 * 3600;
     this.#maxWelcomes = options.maxPendingWelcomes ?? 1000;
