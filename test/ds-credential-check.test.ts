@@ -14,7 +14,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { MlsError } from 'paired-mls';
+import { toHex, type Identity, type MlsError } from 'paired-mls';
 import { AuthenticationDirectory, DeliveryService, type CredentialBinding, type CredentialCheck } from 'paired-mls/services';
 import { SqliteDeliveryStore } from 'paired-mls/server';
 import { expectInSync, newMember, type Member } from './helpers.js';
@@ -38,6 +38,17 @@ class RevokingAppCheck extends AppCheck {
   }
 }
 
+/** An app's check that answers revocations but has no `holderOf`: a key its client rotated away names no one. */
+class CurrentKeysCheck implements CredentialCheck {
+  constructor(readonly directory: AuthenticationDirectory) {}
+  validate(identity: Uint8Array, signatureKey: Uint8Array): Promise<CredentialBinding | undefined> {
+    return this.directory.validate(identity, signatureKey);
+  }
+  revokedClientOf(identity: Uint8Array, signatureKey: Uint8Array): Promise<string | undefined> {
+    return this.directory.revokedClientOf(identity, signatureKey);
+  }
+}
+
 const dir = mkdtempSync(join(tmpdir(), 'paired-mls-credential-check-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let files = 0;
@@ -49,6 +60,19 @@ async function world(names: string[]): Promise<{ store: SqliteDeliveryStore; dir
   const members = await Promise.all(names.map((n) => newMember(n)));
   for (const m of members) await directory.register({ clientId: m.name, userId: m.name, identity: m.identity.identity, signatureKey: m.identity.signaturePublicKey, ciphersuite: 1 });
   return { store, directory, members };
+}
+
+/** A verified group at `ds` of `members` (the first creates it and adds the others, the DS listed as external sender); what each read of the log. */
+async function verifiedGroupAt(ds: DeliveryService, members: Member[]): Promise<Map<string, number>> {
+  const [creator, ...others] = members as [Member, ...Member[]];
+  creator.group = await creator.client.createGroup(creator.identity, { wireFormat: 'plaintext', extensions: { externalSenders: [ds.externalSenderSpec] } });
+  await ds.createGroup(creator.group.id, creator.name, { epoch: 0, groupInfo: await creator.group.exportGroupInfo() });
+  const add = await creator.group.commit({ add: await Promise.all(others.map((m) => m.client.createKeyPackage(m.identity))), groupInfo: true });
+  expect(await ds.submit(creator.group.id, creator.name, add.commit, { groupInfo: add.groupInfo, welcome: add.welcome })).toMatchObject({ accepted: true });
+  await creator.group.mergePendingCommit();
+  for (const m of others) m.group = await m.client.joinFromWelcome(add.welcome!, { wireFormat: 'plaintext' });
+  const last = (await ds.poll(creator.name, creator.group.id)).at(-1)!.seq;
+  return new Map(members.map((m) => [m.name, last]));
 }
 
 /** `m`'s selfUpdate after reading the log: the DS's answer; merged when accepted, dropped otherwise. */
@@ -90,20 +114,12 @@ describe("a verifying DS with an app's own CredentialCheck (PROTOCOL §8.5)", ()
     const check = new RevokingAppCheck(directory);
     const ds = await DeliveryService.create({ store, verifyCommits: true, authentication: check });
     const [pete, quinn, mallory] = members as [Member, Member, Member];
-    const seen = new Map<string, number>();
-    pete.group = await pete.client.createGroup(pete.identity, { wireFormat: 'plaintext', extensions: { externalSenders: [ds.externalSenderSpec] } });
-    await ds.createGroup(pete.group.id, pete.name, { epoch: 0, groupInfo: await pete.group.exportGroupInfo() });
-    const add = await pete.group.commit({ add: await Promise.all([quinn, mallory].map((m) => m.client.createKeyPackage(m.identity))), groupInfo: true });
-    expect(await ds.submit(pete.group.id, pete.name, add.commit, { groupInfo: add.groupInfo, welcome: add.welcome })).toMatchObject({ accepted: true });
-    await pete.group.mergePendingCommit();
-    for (const m of [quinn, mallory]) m.group = await m.client.joinFromWelcome(add.welcome!, { wireFormat: 'plaintext' });
-    seen.set(pete.name, (await ds.poll(pete.name, pete.group.id)).at(-1)!.seq);
-    for (const m of [quinn, mallory]) seen.set(m.name, seen.get(pete.name)!);
+    const seen = await verifiedGroupAt(ds, members);
 
     // The AS is down: refused as a leaf it does not know (leaf 0, the first asked), nothing logged, no one removed.
     check.down = true;
     expect(await selfUpdate(ds, quinn, members, seen)).toEqual({ accepted: false, reason: 'unknown-client', message: 'leaf 0 has a credential the AS does not know (unknown-client)' });
-    expect(await ds.poll(pete.name, pete.group.id, seen.get(pete.name))).toEqual([]);
+    expect(await ds.poll(pete.name, pete.group!.id, seen.get(pete.name))).toEqual([]);
     check.down = false;
     expect(await selfUpdate(ds, quinn, members, seen)).toMatchObject({ accepted: true });
     expectInSync(members);
@@ -118,10 +134,43 @@ describe("a verifying DS with an app's own CredentialCheck (PROTOCOL §8.5)", ()
       proposed: true,
     });
     expect(await selfUpdate(ds, pete, [pete, quinn], seen)).toMatchObject({ accepted: true });
-    expect(pete.group.members().map((m) => m.leafIndex)).toEqual([0, 1]);
-    expect((await ds.store.getGroup(Buffer.from(pete.group.id).toString('hex')))!.members.sort()).toEqual([pete.name, quinn.name]);
+    expect(pete.group!.members().map((m) => m.leafIndex)).toEqual([0, 1]);
+    expect((await ds.store.getGroup(Buffer.from(pete.group!.id).toString('hex')))!.members.sort()).toEqual([pete.name, quinn.name]);
     expect(await selfUpdate(ds, quinn, [pete, quinn], seen)).toMatchObject({ accepted: true });
     expectInSync([pete, quinn]);
+    store.close();
+  });
+  it("without holderOf: a member holding the key another member rotated away (its thief) moves that leaf to a further key of its own: 403 forbidden, nothing logged (before: taken, the replaced leaf naming no client and the new one a member's: the victim off the member list with no Remove); the victim's own selfUpdate to its new key goes in, and the group goes on", async () => {
+    const { store, directory, members } = await world(['pete', 'quinn', 'mallory']);
+    const ds = await DeliveryService.create({ store, verifyCommits: true, authentication: new CurrentKeysCheck(directory) });
+    const [pete, quinn, mallory] = members as [Member, Member, Member];
+    const seen = await verifiedGroupAt(ds, members);
+    const gid = pete.group!.id;
+    /** Register `key` as a further key of `m` (the app's AS: same client, user and identity); `replacing` rotates that key away. */
+    const register = (m: Member, key: Identity, replacing?: Uint8Array) =>
+      directory.register({ clientId: m.name, userId: m.name, identity: key.identity, signatureKey: key.signaturePublicKey, ciphersuite: 1 }, { replacing });
+    const further = await mallory.client.createIdentity(mallory.name, 1);
+    await register(mallory, further);
+    // quinn's key is stolen by mallory, who also holds quinn's group state; quinn rotates it away.
+    const rotated = await quinn.client.createIdentity(quinn.name, 1);
+    await register(quinn, rotated, quinn.identity.signaturePublicKey);
+    const thief = await quinn.client.importIdentity(further.identity, mallory.client.exportSignatureKeyPair(further), 1);
+    const moved = await quinn.group!.commit({ selfUpdate: true, newSigner: thief, groupInfo: true });
+    await quinn.group!.clearPendingCommit();
+    expect(await ds.submit(gid, mallory.name, moved.commit, { groupInfo: moved.groupInfo })).toEqual({
+      accepted: false,
+      reason: 'forbidden',
+      message: "a commit's UpdatePath leaf must carry a credential the AS binds to the member it is sent for (forbidden)",
+    });
+    expect(await ds.poll(pete.name, gid, seen.get(pete.name))).toEqual([]);
+    // quinn's own selfUpdate, from the key rotated away to the new one: the same credential identity, so his.
+    const own = await quinn.group!.commit({ selfUpdate: true, newSigner: rotated, groupInfo: true });
+    expect(await ds.submit(gid, quinn.name, own.commit, { groupInfo: own.groupInfo })).toMatchObject({ accepted: true });
+    await quinn.group!.mergePendingCommit();
+    for (const m of [pete, mallory]) await readLog(ds, m, seen);
+    expect((await ds.store.getGroup(toHex(gid)))!.members.sort()).toEqual([mallory.name, pete.name, quinn.name]);
+    expect(await selfUpdate(ds, pete, members, seen)).toMatchObject({ accepted: true });
+    expectInSync(members);
     store.close();
   });
 });

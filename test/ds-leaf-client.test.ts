@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MlsClient, toHex, utf8, type Identity } from 'paired-mls';
 import { DeliveryClient, DsError } from 'paired-mls/services';
 import type { RunningDeliveryServer } from 'paired-mls/server';
-import { catchUp, dsPeer, groupStillWorks, proof, raw, refusalOf, tokenOf, twoVerifyingServers, verifiedGroup, type DsPeer } from './ds-helpers.js';
+import { catchUp, dsPeer, groupStillWorks, postedSelfUpdate, proof, raw, refusalOf, tokenOf, twoVerifyingServers, verifiedGroup, type DsPeer } from './ds-helpers.js';
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
 
@@ -168,6 +168,45 @@ function variants(kind: string, open: () => Promise<{ one: RunningDeliveryServer
     expect(await members()).toEqual(before);
     await groupStillWorks([pete, quinn, mallory], 'after the resync');
     await groupStillWorks([mallory, pete, quinn], 'mallory on her new leaf');
+  });
+
+  it(`${kind}: a member holding a revoked client's leaf key (its thief) moves that leaf to a further key of its own: 403 forbidden, nothing logged (before: taken, as the replaced leaf named no client and the new one was a member's; the thief had two leaves, the revoked client was off the list with no Remove); the DS then removes the revoked leaf and the group goes on`, async () => {
+    const tag = Math.random().toString(36).slice(2, 7);
+    const { pete, quinn, mallory, members } = await group(tag);
+    // The thief's copy of quinn's state, holding a further key of mallory's; quinn is revoked before the copy commits.
+    const further = await heldBy(quinn, mallory, await furtherKey(s.url, mallory));
+    await catchUp(quinn);
+    await s.authentication.revoke(quinn.name);
+    const u = await quinn.group!.commit({ selfUpdate: true, newSigner: further, groupInfo: true });
+    await quinn.group!.clearPendingCommit();
+    expect(refusalOf(await mallory.ds.submit(quinn.group!.id, u.commit, { groupInfo: u.groupInfo }).catch((e) => e))).toEqual(MOVED);
+    expect(await pete.ds.poll(pete.group!.id, pete.seen)).toEqual([]);
+    // The honest path: pete's commit is refused revoked-leaf once, the DS proposes the Remove, his next commit covers it.
+    expect(refusalOf(await postedSelfUpdate(pete))).toMatchObject({ reason: 'revoked-leaf', leaves: [1], proposed: true });
+    expect(await postedSelfUpdate(pete)).toBeGreaterThan(0);
+    expect(await members()).toEqual([mallory.name, pete.name].sort());
+    await groupStillWorks([pete, mallory], 'without quinn');
+    await groupStillWorks([mallory, pete], 'mallory on her one leaf');
+  });
+
+  it(`${kind}: a guarded rotation (every other key of the account revoked) and then the member's selfUpdate from its leaf's old key to the new one goes in; a commit by another member while that leaf still has the old key goes in too`, async () => {
+    const tag = Math.random().toString(36).slice(2, 7);
+    const { pete, quinn, mallory, members } = await group(tag);
+    const before = await members();
+    const secret = new Uint8Array(32).fill(7);
+    const guard = { secret: async () => secret.slice() };
+    await furtherKey(s.url, mallory);
+    const k1 = await mallory.client.createIdentity(mallory.name, 1);
+    await mallory.ds.rotateKey(k1, { nextGuard: guard });
+    const k2 = await mallory.client.createIdentity(mallory.name, 1);
+    await mallory.ds.rotateKey(k2, { guard });
+    expect((await s.authentication.activeBindingsOf(mallory.name)).map((b) => toHex(b.signatureKey))).toEqual([toHex(k2.signaturePublicKey)]);
+    expect(await postedSelfUpdate(pete)).toBeGreaterThan(0);
+    expect(await renamed(mallory, mallory, k2)).toBeGreaterThan(0);
+    await catchUp(pete);
+    expect(toHex(pete.group!.members().find((m) => m.leafIndex === 2)!.signatureKey)).toBe(toHex(k2.signaturePublicKey));
+    expect(await members()).toEqual(before);
+    await groupStillWorks([mallory, pete, quinn], 'after her guarded rotation');
   });
 }
 

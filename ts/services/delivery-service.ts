@@ -796,10 +796,22 @@ export class DeliveryService {
     }
     if (committer === undefined) throw new DsError('invalid-commit', 'the commit is not signed by the posting client');
     const replaced = verified.membersBefore.find((l) => l.leafIndex === verified.committer.leafIndex);
-    // A check without holderOf names no client for a key rotated away: then the new leaf's client, if already a member.
-    const owner = (replaced && (await clientOfLeaf(this.#auth, replaced))) ?? (group.members.includes(committer) ? committer : undefined);
+    const owner = replaced && (await this.#ownerOfReplaced(group, replaced, verified.committer, committer));
     if (committer !== owner) throw new DsError('forbidden', "a commit's UpdatePath leaf must carry a credential the AS binds to the member it is sent for");
     if (committer !== sender && !(await this.store.devicesOf(committer)).includes(sender)) throw new DsError('invalid-commit', 'the commit is not signed by the posting client');
+  }
+
+  /**
+   * The client a commit's UpdatePath may keep the committer's leaf with (docs/PROTOCOL.md §8.5): the AS's binding of the leaf
+   * it replaces; a revoked client's, which no commit moves (only its removal takes it off). Taking the new leaf's client when
+   * the old one named none, a member holding a revoked client's key (its thief), or with a check without holderOf the key a
+   * member rotated away, moved that leaf to itself: the victim off the member list with no Remove. Without holderOf a rotated
+   * key names no one: then the new leaf's client, if a member whose credential identity the old leaf carries (its own rotation).
+   */
+  async #ownerOfReplaced(group: GroupRecord, replaced: PublicLeaf, now: PublicLeaf, committer: string): Promise<string | undefined> {
+    const holder = (await clientOfLeaf(this.#auth, replaced)) ?? (await revokedClientOf(this.#auth, replaced));
+    if (holder !== undefined) return holder;
+    return group.members.includes(committer) && bytesEqual(replaced.identity, now.identity) ? committer : undefined;
   }
 
   /**
