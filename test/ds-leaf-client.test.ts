@@ -189,6 +189,36 @@ function variants(kind: string, open: () => Promise<{ one: RunningDeliveryServer
     await groupStillWorks([mallory, pete], 'mallory on her one leaf');
   });
 
+  it(`${kind}: a commit removing a member and adding another client's KeyPackage, which lands on the removed leaf's index, is an Add: with a KeyPackage the DS handed to no member, 403 not-granted, nothing logged; with one it handed the committer, it goes in and the Welcome reaches the added client`, async () => {
+    const tag = Math.random().toString(36).slice(2, 7);
+    const { pete, mallory, members } = await group(tag);
+    const bob = await dsPeer(s.url, `bob-${tag}`);
+    /** mallory's commit removing quinn (leaf 1) and adding `kp`: the DS's answer (refused: dropped). */
+    const replace = async (kp: Uint8Array) => {
+      await catchUp(mallory);
+      const c = await mallory.group!.commit({ remove: [1], add: [kp], groupInfo: true });
+      const r = await mallory.ds.submit(mallory.group!.id, c.commit, { groupInfo: c.groupInfo, welcome: c.welcome }).catch((e: DsError) => e);
+      if (r instanceof DsError) await mallory.group!.clearPendingCommit();
+      else await mallory.group!.mergePendingCommit();
+      return r;
+    };
+    const handed = await bob.client.createKeyPackage(bob.identity);
+    const ref = toHex(bob.client.inspectKeyPackage(handed).keyPackageRef).slice(0, 16);
+    expect(refusalOf(await replace(handed))).toEqual({ reason: 'not-granted', message: `the commit adds a KeyPackage (${ref}…) this DS handed to no member (not-granted)`, leaves: undefined, proposed: undefined });
+    expect(await pete.ds.poll(pete.group!.id, pete.seen)).toEqual([]);
+    await bob.ds.uploadKeyPackages([await bob.client.createKeyPackage(bob.identity)]);
+    const kps = await mallory.ds.fetchKeyPackages([bob.name]);
+    const seq = await replace(kps.get(bob.name)!);
+    expect(seq).toBeGreaterThan(0);
+    mallory.seen = seq as number;
+    expect(mallory.group!.members().find((m) => m.leafIndex === 1)!.credential.identity).toEqual(bob.identity.identity);
+    expect(await members()).toEqual([bob.name, mallory.name, pete.name].sort());
+    const [w] = await bob.ds.welcomes();
+    bob.group = await bob.client.joinFromWelcome(w!.welcome, { wireFormat: 'plaintext' });
+    bob.seen = seq as number;
+    await groupStillWorks([bob, pete, mallory], 'bob on leaf 1');
+  });
+
   it(`${kind}: a guarded rotation (every other key of the account revoked) and then the member's selfUpdate from its leaf's old key to the new one goes in; a commit by another member while that leaf still has the old key goes in too`, async () => {
     const tag = Math.random().toString(36).slice(2, 7);
     const { pete, quinn, mallory, members } = await group(tag);
