@@ -130,6 +130,9 @@ describe('AS and pairing locks whose names an attacker collides (PostgreSQL, two
     // The previous release's InitPairing of the attacker, taken step by step on a connection of its own.
     const old = new pg.Client({ connectionString: `postgres://postgres@127.0.0.1:${pair.port}/postgres` });
     await old.connect();
+    // It checks for a deadlock after 10 s, not 1 s: the revocation, which waited first, is always the one aborted
+    // (with both at 1 s, a few ms apart, a busy machine could let this connection's check run first).
+    await old.query("SET deadlock_timeout = '10s'");
     try {
       await old.query('BEGIN');
       await old.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`as-client:${evil.device.name}`]);
@@ -163,6 +166,8 @@ describe('AS and pairing locks whose names an attacker collides (PostgreSQL, two
     const stop = store.watch((g, seq) => g === groupId && seen.push(seq));
     const other = new pg.Client({ connectionString: `postgres://postgres@127.0.0.1:${pair.port}/postgres` });
     await other.connect();
+    // As above: the commit's run, not this connection, is the one PostgreSQL aborts.
+    await other.query("SET deadlock_timeout = '10s'");
     try {
       const welcome = await aWelcome();
       const recipient = `bob-${tag}`;
