@@ -27,8 +27,8 @@ import { guardedAccount } from './ds-guard-helpers.js';
 
 const REVOKED_MEANWHILE = { reason: 'unauthenticated', error: 'the key this session was proven with was revoked meanwhile (unauthenticated)' };
 
-/** The next call of `store[method]`, once entered, waits for `release()`; `reached` settles when it is entered. */
-function holdNext(store: DeliveryStore, method: keyof DeliveryStore): { reached: Promise<void>; release(): void } {
+/** The next `calls` calls of `store[method]`, once entered, wait for `release()`; `reached` settles when all are entered. */
+function holdNext(store: DeliveryStore, method: keyof DeliveryStore, calls = 1): { reached: Promise<void>; release(): void } {
   const s = store as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
   const original = s[method]!;
   let release!: () => void;
@@ -36,6 +36,7 @@ function holdNext(store: DeliveryStore, method: keyof DeliveryStore): { reached:
   const gate = new Promise<void>((r) => (release = r));
   const reached = new Promise<void>((r) => (entered = r));
   s[method] = async (...args: unknown[]) => {
+    if (--calls > 0) return gate.then(() => original.apply(store, args));
     delete s[method];
     entered();
     await gate;
@@ -243,6 +244,44 @@ describe('reads racing the guarded rotation', () => {
       while (bobFrames.length < 3) await sleep(10);
       expect(bobFrames).toEqual([before, racing, after]);
       stopBob();
+    } finally {
+      await close();
+    }
+  });
+
+  it.each(setups)("%s: the copy's own account, paired as the account's device before the rotation (which drops the pairing), reads nothing posted after it: a poll and a stream authorised by the pairing before and reading after (403, 1008 not-a-member); a device the owner pairs after reads all", async (_, setup) => {
+    const { store, copyAt, ownerAt, close } = await setup();
+    try {
+      const { id, alice, bob, bobGroup, seen, token, rotate, hex } = await scene(ownerAt, copyAt);
+      const mallory = await peer(copyAt.url, `mallory-${tag()}`);
+      const dev = mallory.ds.clientId!;
+      expect((await raw(copyAt.url, 'POST', '/v1/pairings', { anchor: id, device: dev }, token)).body).toEqual({ accepted: false });
+      expect(await mallory.ds.initPairing(id, dev)).toBe(true);
+      const devToken = await tokenOf(copyAt.url, dev, mallory);
+      const frames: number[] = [];
+      const ws = new WebSocket(`${copyAt.url.replace('http', 'ws')}/v1/stream?group=${hex}&after=${seen}&access_token=${devToken}`);
+      ws.on('message', (d) => frames.push((JSON.parse(String(d)) as { seq: number }).seq));
+      const ended = new Promise<{ code: number; reason: string }>((r) => ws.on('close', (code, reason) => r({ code, reason: String(reason) })));
+      await new Promise((r) => ws.once('open', r));
+      const before = await bob.ds.submit(bobGroup.id, await bobGroup.encrypt('before the rotation'));
+      while (!frames.includes(before)) await sleep(10);
+      // The stream's read (woken by the next message) and a poll, both past the pairing check, wait while the owner rotates.
+      const hold = holdNext(store, 'readLog', 2);
+      const racing = await bob.ds.submit(bobGroup.id, await bobGroup.encrypt('as the owner rotates'));
+      const read = raw(copyAt.url, 'GET', `/v1/groups/${hex}/messages?after=${before}`, undefined, devToken);
+      await hold.reached;
+      await rotate();
+      const after = await bob.ds.submit(bobGroup.id, await bobGroup.encrypt('after the rotation'));
+      hold.release();
+      // Before: 200 with [racing, after], and the stream pushed both (the device's own key was never rotated).
+      expect(await read).toEqual({ status: 403, body: { reason: 'not-a-member', error: 'the pairing this device reads by ended meanwhile (not-a-member)' } });
+      expect(await Promise.race([ended, sleep(3000).then(() => 'still open')])).toEqual({ code: 1008, reason: 'not-a-member' });
+      expect(frames).toEqual([before]);
+      const phoneId = `phone-${tag()}`;
+      const phone = await peer(ownerAt.url, phoneId);
+      expect(await alice.ds.initPairing(id, phoneId)).toBe(false);
+      expect(await phone.ds.initPairing(id, phoneId)).toBe(true);
+      for (const reader of [phone.ds, alice.ds, bob.ds]) expect((await reader.poll(bobGroup.id, seen)).map((m) => m.seq)).toEqual([before, racing, after]);
     } finally {
       await close();
     }
