@@ -11,7 +11,7 @@ import type { WebSocketServer as WsServer, WebSocket } from 'ws';
 import { bytesEqual, fromHex, toHex } from '../mls/bytes.js';
 import { MlsClient } from '../mls/client.js';
 import { MlsError } from '../mls/errors.js';
-import { DeliveryService, DsError, type DsRejection } from '../services/delivery-service.js';
+import { DeliveryService, DsError, revokedMeanwhile, type DsRejection } from '../services/delivery-service.js';
 import type { DeliveryStore, GuardChange } from '../services/delivery-store.js';
 import { AuthenticationDirectory } from '../services/authentication-directory.js';
 import type { LeafAssociation } from '../intents/leaf-association.js';
@@ -462,6 +462,16 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     return b !== undefined && !b.revoked && b.clientId === who.client;
   }
 
+  /**
+   * A read's reply goes only if its session still holds once the reply is read (§8.4): a read authenticated before a
+   * rotation and run after it returned what was posted since. Asked after every read of the reply, so a rotation
+   * any of them saw is seen here, and one none of them saw left them only what was stored before it.
+   */
+  async function stillValidAfterRead(who: { client: string; key?: string }): Promise<void> {
+    if (await stillValid(who)) return;
+    throw who.key === undefined ? new HttpError(401, 'unauthenticated', 'this client was revoked meanwhile') : revokedMeanwhile();
+  }
+
   async function actingClient(req: IncomingMessage, token: string | undefined): Promise<string | undefined> {
     return (await actor(req, token))?.client;
   }
@@ -628,7 +638,9 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       return [200, {}];
     }
     if (method === 'GET' && parts[1] === 'as' && parts[2] === 'guard' && parts.length === 3) {
-      return [200, { step: (await authentication.guardStep(client)) ?? null }];
+      const step = await authentication.guardStep(client);
+      await stillValidAfterRead(who);
+      return [200, { step: step ?? null }];
     }
     if (at('key-packages', 'POST')) {
       const body = await readJson(req);
@@ -708,10 +720,12 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
         return [200, { seq: result.seq }];
       }
       const messages = await ds.poll(client, groupId, natural(url.searchParams.get('after'), 'after', 0));
+      await stillValidAfterRead(who);
       return [200, { messages: messages.map((m) => ({ seq: m.seq, sender: m.sender, message: b64(m.bytes) })) }];
     }
     if (method === 'GET' && parts[1] === 'groups' && parts.length === 4 && parts[3] === 'group-info') {
       const info = await ds.groupInfo(hexGroupId(parts[2]), client);
+      await stillValidAfterRead(who);
       if (!info) throw new HttpError(404, 'unknown-group', 'no GroupInfo for this group');
       return [200, { groupInfo: b64(info) }];
     }
@@ -721,6 +735,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       const page = welcomes.slice(0, limit);
       // A page cut by its byte bound: more wait if one follows it.
       const more = welcomes.length > limit || (page.length > 0 && (await ds.pendingWelcomes(client, page.at(-1)!.id, 1)).length > 0);
+      await stillValidAfterRead(who);
       return [
         200,
         {
@@ -739,7 +754,11 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       );
       return [200, {}];
     }
-    if (at('pairings', 'GET')) return [200, { devices: await ds.devicesOf(client) }];
+    if (at('pairings', 'GET')) {
+      const devices = await ds.devicesOf(client);
+      await stillValidAfterRead(who);
+      return [200, { devices }];
+    }
     if (at('pairings', 'POST') || at('pairings:cease', 'POST')) {
       const body = await readJson(req);
       const anchor = clientId(body.anchor, 'anchor');
@@ -1007,6 +1026,10 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
           const batch = await ds.poll(sub.client, sub.group, sub.sent);
           sub.retryMs = 0;
           if (batch.length === 0) break;
+          // Asked again after the read, before any of it goes: the check above may predate a rotation at another
+          // server that this page already holds messages after (§8.4, §8.6).
+          if (!(await stillValid(sub))) throw new DsError('unauthenticated', 'the client or its key was revoked');
+          sub.validAt = Date.now();
           for (const m of batch) {
             if (sub.ws.readyState !== sub.ws.OPEN) return;
             const frame = Buffer.from(JSON.stringify({ seq: m.seq, sender: m.sender, message: b64(m.bytes) }));

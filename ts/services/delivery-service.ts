@@ -1059,8 +1059,13 @@ export class DeliveryService {
   async poll(client: string, groupId: Uint8Array, afterSeq = 0): Promise<LoggedMessage[]> {
     const group = await this.#group(toHex(groupId));
     if (!group) throw new DsError('unknown-group', 'no such group');
-    if (!(await this.#mayAct(group, client))) throw new DsError('not-a-member', 'not a member of the group');
-    return this.store.readLog(group.groupId, afterSeq, this.#pageSize, this.#pageBytes);
+    const member = await this.#actsFor(group, client);
+    if (member === undefined) throw new DsError('not-a-member', 'not a member of the group');
+    const page = await this.store.readLog(group.groupId, afterSeq, this.#pageSize, this.#pageBytes);
+    // A device's pairing is looked up again once the page is read: one dropped meanwhile (its anchor's rotation, §8.4)
+    // let it read what was posted after. Its own key was never rotated, so the session's check after the read passes.
+    if (member !== client && page.length > 0 && !(await this.#mayAct(group, client))) throw new DsError('not-a-member', 'the pairing this device reads by ended meanwhile');
+    return page;
   }
 
   /**
