@@ -13,9 +13,9 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MlsClient, toHex, type Group, type Identity } from 'paired-mls';
-import { DeliveryClient, type DeliveryStore } from 'paired-mls/services';
+import { DeliveryClient, MemoryDeliveryStore, type DeliveryStore } from 'paired-mls/services';
 import { PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer, type DeliveryServerOptions, type RunningDeliveryServer } from 'paired-mls/server';
-import { catchUp, dsPeer, groupOf, groupStillWorks, raw, tokenOf, verifyingServerOptions, type DsPeer } from './ds-helpers.js';
+import { catchUp, dsPeer, groupOf, groupStillWorks, raw, tokenOf, upgrade, verifyingServerOptions, type DsPeer } from './ds-helpers.js';
 import { dsRefusal, guardedAccount } from './ds-guard-helpers.js';
 import { startPostgres, type PgServer } from './pg-server.js';
 
@@ -156,14 +156,18 @@ describe('deleting a group whose only member is the client (PROTOCOL §8.3)', ()
     }
   });
 
-  it.each(setups)('%s: a deleted id is its last member\'s: anyone else registering it is 409 group-deleted, the member registers it again (counted again); it is listed no more and deleted once', async (_, setup) => {
+  it.each(setups)('%s: a deleted id is its last member\'s (its streams end): anyone else registering it is 409 group-deleted, the member registers it again (counted again); it is listed no more and deleted once', async (_, setup) => {
     const { servers, stores, close } = await setup();
     try {
       const [one, two] = servers;
       const [alice, bob] = [await dsPeer(one!.url, `alice-${tag()}`), await dsPeer(two!.url, `bob-${tag()}`)];
       const base = (await stores[0]!.usage(alice.name)).bytes;
       const group = await soleGroup(alice);
+      // Her stream of it (at the other server) ends with the deletion: it would have waited for good on a log gone.
+      const { ws } = await upgrade(two!.url, `/v1/stream?group=${toHex(group.id)}&after=1&access_token=${await tokenOf(two!.url, alice.name, alice)}`);
+      const closed = new Promise<[number, string]>((resolve) => ws!.on('close', (code, reason) => resolve([code, String(reason)])));
       await alice.ds.deleteGroup(group.id);
+      expect(await Promise.race([closed, new Promise((r) => setTimeout(() => r('still open'), 5000))])).toEqual([1008, 'unknown-group']);
       expect((await stores[1]!.usage(alice.name)).bytes).toBe(base);
       expect(await allSole(alice.ds)).toEqual([]);
       const gid = toHex(group.id);
@@ -218,7 +222,7 @@ describe('deleting a group whose only member is the client (PROTOCOL §8.3)', ()
     }
   });
 
-  it.each(setups)('%s, verifying: a reserved successor id of two members is refused (403 forbidden); one of the account alone, and its retired group, are deleted and their quota given back', async (_, setup) => {
+  it.each(setups)('%s, verifying: a reserved successor id of two members is refused (403 forbidden), and its record moves to the member registering it; one of the account alone, and its retired group, are deleted and their quota given back', async (_, setup) => {
     const { servers, stores, close } = await setup(await verifyingServerOptions());
     try {
       const [one, two] = servers;
@@ -373,6 +377,29 @@ describe('deleting a group whose only member is the client (PROTOCOL §8.3)', ()
       }
     } finally {
       await close();
+    }
+  });
+
+  it.each([
+    ['memory', async () => new MemoryDeliveryStore()],
+    ['SQLite', async () => new SqliteDeliveryStore()],
+    ['PostgreSQL', () => PostgresDeliveryStore.connect(postgres.url)],
+  ] as [string, () => Promise<DeliveryStore>][])("%s: a client's deleted ids are kept up to the store's bound (each counting for nobody); past it a deletion frees the id", async (_, open) => {
+    const store = await open();
+    try {
+      const [me, ids] = [`alice-${tag()}`, ['0a', '0b', '0c'].map((x) => `${x}${tag()}`)];
+      for (const groupId of ids) await store.insertGroup({ groupId, epoch: 0, members: [me], consistency: 'strong' });
+      expect((await store.usage(me)).bytes).toBe(3 * 256);
+      for (const groupId of ids) expect(await store.deleteGroup!(groupId, me, { held: () => [], keep: 2 })).toBe('deleted');
+      expect((await store.usage(me)).bytes).toBe(0);
+      expect(await Promise.all(ids.map(async (id) => (await store.getGroup(id))?.epoch))).toEqual([-2, -2, undefined]);
+      // The freed id is anyone's; a kept one its last member's only.
+      expect(await store.insertGroup({ groupId: ids[2]!, epoch: 0, members: ['bob'], consistency: 'strong' })).toBe(true);
+      expect(await store.claimDeleted!({ groupId: ids[0]!, epoch: 0, members: ['bob'], consistency: 'strong' })).toBe(false);
+      expect(await store.claimDeleted!({ groupId: ids[0]!, epoch: 0, members: [me], consistency: 'strong' })).toBe(true);
+      expect((await store.usage(me)).bytes).toBe(256);
+    } finally {
+      await (store as { close?: () => unknown }).close?.();
     }
   });
 });

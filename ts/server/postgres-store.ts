@@ -700,6 +700,8 @@ export class PostgresDeliveryStore implements DeliveryStore {
       const kept = Number((await c.query('SELECT count(*) AS n FROM ds_groups WHERE epoch = -2 AND members->>0 = $1', [member])).rows[0].n);
       if (kept >= options.keep) await c.query('DELETE FROM ds_groups WHERE group_id = $1', [groupId]);
       else await c.query("UPDATE ds_groups SET epoch = -2, group_info = '', group_info_by = NULL, record_by = NULL, proposals_epoch = -1, epoch_proposals = 0 WHERE group_id = $1", [groupId]);
+      // Its streams, at every server, read again, find no group and end.
+      await c.query('SELECT pg_notify($1, $2)', [CHANNEL, `${groupId}:0`]);
       return 'deleted' as const;
     });
   }

@@ -408,6 +408,13 @@ export class SqliteDeliveryStore implements DeliveryStore {
   }
 
   async deleteGroup(groupId: string, member: string, options: { held: (epoch: number) => string[]; keep: number }): Promise<'deleted' | 'not-sole' | 'unknown'> {
+    const done = this.#deleteGroup(groupId, member, options);
+    // Its streams read again, find no group and end.
+    if (done === 'deleted') this.#notifier.notify(groupId, 0);
+    return done;
+  }
+
+  #deleteGroup(groupId: string, member: string, options: { held: (epoch: number) => string[]; keep: number }): 'deleted' | 'not-sole' | 'unknown' {
     return this.#db.transaction(() => {
       const g = this.#db.prepare('SELECT epoch, members, length(group_info) AS info, group_info_by, record_by FROM groups WHERE group_id = ?').get(groupId) as
         | { epoch: number; members: string; info: number | null; group_info_by: string | null; record_by: string | null }

@@ -774,6 +774,8 @@ export class MemoryDeliveryStore implements DeliveryStore {
     const kept = [...this.#groups.values()].filter((x) => isDeleted(x) && x.members[0] === member).length;
     if (kept < options.keep) this.#groups.set(groupId, deletedGroup(groupId, member));
     else this.#groups.delete(groupId);
+    // Its streams read again, find no group and end.
+    this.#notifier.notify(groupId, 0);
     return 'deleted';
   }
 
