@@ -380,6 +380,31 @@ describe('deleting a group whose only member is the client (PROTOCOL §8.3)', ()
     }
   });
 
+  it.each(setups)("%s, verifying: an Add proposal's grant, moved to the group after the group's deletion (at the other server), is dropped again: no row stays behind", async (_, setup) => {
+    const { servers, stores, close } = await setup(await verifyingServerOptions());
+    try {
+      const [one, two] = servers;
+      const t = tag();
+      const [alice, carol] = [await dsPeer(one!.url, `alice-${t}`), await dsPeer(one!.url, `carol-${t}`)];
+      const group = await alice.client.createGroup(alice.identity, { wireFormat: 'plaintext' });
+      await alice.ds.createGroup(group.id, { epoch: 0, groupInfo: await group.exportGroupInfo() });
+      await carol.ds.uploadKeyPackages([await carol.client.createKeyPackage(carol.identity)]);
+      const atTwo = await DeliveryClient.login(two!.url, { clientId: alice.name, client: alice.client, identity: alice.identity });
+      const kp = (await atTwo.fetchKeyPackages([carol.name])).get(carol.name)!;
+      // The proposal is logged; its grant goes to the group after that transaction, here after the deletion.
+      const hold = holdNext(stores[1]!, 'grantKeyPackage');
+      const posted = atTwo.submit(group.id, await group.propose({ type: 'add', keyPackage: kp }));
+      await hold.reached;
+      await alice.ds.deleteGroup(group.id);
+      hold.release();
+      expect(await posted).toBe(1);
+      expect(await stores[0]!.grants(`\u00010\u0001${toHex(group.id)}`, 0)).toEqual([]);
+      expect(await stores[0]!.grants(alice.name, 0)).toEqual([]);
+    } finally {
+      await close();
+    }
+  });
+
   it.each([
     ['memory', async () => new MemoryDeliveryStore()],
     ['SQLite', async () => new SqliteDeliveryStore()],

@@ -56,7 +56,7 @@ CREATE TABLE IF NOT EXISTS ds_member_proposals (group_id TEXT NOT NULL, member T
 CREATE TABLE IF NOT EXISTS ds_rotation_guards (client_id TEXT PRIMARY KEY, commitment TEXT NOT NULL, step BIGINT NOT NULL);
 ALTER TABLE ds_groups ADD COLUMN IF NOT EXISTS record_by TEXT;
 CREATE INDEX IF NOT EXISTS ds_welcome_blobs_group ON ds_welcome_blobs (group_id);
-CREATE INDEX IF NOT EXISTS ds_groups_sole ON ds_groups ((members->>0), group_id) WHERE jsonb_array_length(members) = 1;
+CREATE INDEX IF NOT EXISTS ds_groups_sole ON ds_groups ((members->>0), group_id COLLATE "C") WHERE jsonb_array_length(members) = 1;
 CREATE INDEX IF NOT EXISTS ds_groups_deleted ON ds_groups ((members->>0)) WHERE epoch = -2;
 `;
 /** A claimed group's columns (claimReserved, claimDeleted). */
@@ -707,7 +707,8 @@ export class PostgresDeliveryStore implements DeliveryStore {
   }
 
   async soleGroups(member: string, after: string, limit: number): Promise<string[]> {
-    const sql = 'SELECT group_id FROM ds_groups WHERE jsonb_array_length(members) = 1 AND members->>0 = $1 AND epoch <> -2 AND group_id > $2 ORDER BY group_id LIMIT $3';
+    // In byte order whatever the database's collation (a client checks the page is ascending).
+    const sql = 'SELECT group_id FROM ds_groups WHERE jsonb_array_length(members) = 1 AND members->>0 = $1 AND epoch <> -2 AND group_id COLLATE "C" > $2 ORDER BY group_id COLLATE "C" LIMIT $3';
     return (await this.#pool.query(sql, [member, after, limit])).rows.map((r) => r.group_id);
   }
 
