@@ -127,6 +127,36 @@ describe('Paired MLS cease review: the copy on the anchor leaf of a group whose 
     expect(await catchUp(g1.alice, g1.inbox.alice)).toEqual(['read by the renamed copy']);
     expect(await catchUp(g1.bob, g1.inbox.bob)).toEqual(['read by the renamed copy']);
   });
+
+  it("the rename a verifying DS still takes (another key of the anchor's account, so the anchor's credential identity: §8.5) is recognised: alice rejoins, and ceasePair removes the renamed leaf, locking the copy out", async () => {
+    const w = await dsWorld('hidden');
+    const [g1] = w.groups;
+    const anchorLeaf = g1.alice.ownLeafIndex;
+    const anchorIdentity = g1.alice.members().find((m) => m.leafIndex === anchorLeaf)!.credential.identity;
+    const copy = await stolen(w.p);
+    const from = await lastSeq(w, g1);
+    const seen: CeaseCommit[] = [];
+    const { result, send } = await ceaseLostInG1(w, seen);
+    const view = await copyCatchesUp(w, copy, g1, from);
+    // A further key the copy registered for the account (same identity: the AS keeps a client's credential identity).
+    const further = await copy.createIdentity(new TextDecoder().decode(anchorIdentity), 1);
+    const { commit } = await view.commit({ selfUpdate: true, newSigner: further });
+    await submit(w.ds, g1.id, 'alice', commit);
+    await view.mergePendingCommit();
+    await catchUp(g1.alice, g1.inbox.alice); // bob's
+    expect((await mlsError(() => g1.alice.process(commit))).code).toBe('INVALID_COMMIT');
+    await aliceRejoins(w, g1, await w.a.client.createIdentity(result.identity.identity, result.identity.ciphersuite));
+    const again = await w.activeDevice.ceasePair('rekey', { send });
+    // Known by the anchor's credential at its index: removed, not counted ceased blindly.
+    expect(seen.at(-1)!.kind).toBe('remove');
+    expect(again.groups).toEqual([{ groupId: g1.id, commits: [seen.at(-1)!.commit], ceased: true }]);
+    expect(w.activeDevice.ceasingGroups()).toEqual([]);
+    expect(g1.alice.members().some((m) => m.leafIndex === anchorLeaf)).toBe(false);
+    await honestGoOn(w.ds, g1, 'the renamed copy removed');
+    const secret = await g1.carol.encrypt('not for the copy');
+    await submit(w.ds, g1.id, 'carol', secret);
+    expect((await mlsError(() => view.process(secret))).code).toBe('WRONG_EPOCH');
+  });
 });
 
 describe('Paired MLS cease review: a passive device that fell behind re-enrols (§4.14)', () => {

@@ -211,6 +211,10 @@ export class DeliveryService {
     this.#retention = options.retention ?? 100_000;
     this.#lease = options.keyPackageLease ?? 600;
     this.#verify = options.verifyCommits ?? false;
+    // Without it a revoked client's leaf is one the AS never knew, and every commit keeping it `unknown-client` for good (§8.5).
+    if (this.#verify && this.#auth && typeof this.#auth.revokedClientOf !== 'function') {
+      throw new MlsError('INVALID_ARGUMENT', 'a verifying DS needs authentication.revokedClientOf (an AS that never revokes answers undefined)');
+    }
     this.#requireGrants = options.requireGrants ?? false;
     this.#grantSeconds = options.grantSeconds ?? 24 * 3600;
     this.#maxWelcomes = options.maxPendingWelcomes ?? 1000;
@@ -803,10 +807,7 @@ export class DeliveryService {
     if ('reason' in verified) throw new DsError(verified.reason, verified.message);
     // Every leaf of the new tree must be a client the AS knows (unknown-client), the committer's included, or one it revoked.
     const { members, revoked } = await this.#clientsOf(verified.membersAfter);
-    const committer = await clientOfLeaf(this.#auth, verified.committer);
-    if (committer === undefined || (committer !== sender && !(await this.store.devicesOf(committer)).includes(sender))) {
-      throw new DsError('invalid-commit', 'the commit is not signed by the posting client');
-    }
+    await this.#checkCommitter(group, sender, verified);
     if (extras.welcome && !welcomeMatches(welcomeRecipients(extras.welcome) ?? [], verified.addedKeyPackages)) {
       throw new DsError('invalid-welcome', 'the Welcome is not for exactly the KeyPackages the commit adds');
     }
@@ -815,6 +816,40 @@ export class DeliveryService {
     // Set for a ReInit (the core's `reinit`), which retires the group.
     const successor = verified.reinitGroupId && toHex(verified.reinitGroupId);
     return { members, added: [...members].filter((m) => !before.has(m)), addedRefs: verified.addedKeyPackages.map(toHex), proposals, successor, removeNext };
+  }
+
+  /**
+   * Whose a verified commit is (docs/PROTOCOL.md §8.5). A member's commit is signed with its leaf of the current tree, and its
+   * UpdatePath may put another credential there (RFC 9420): it must be one the AS binds to the client of the leaf it replaces
+   * (a further or rotated key of it), else 403 forbidden, as for an Update proposal's leaf. Only the new leaf was asked: a
+   * member that was also a paired device of another client moved its leaf to that client, which came onto the member list
+   * with no Add, grant or Welcome. That client must be the poster or the anchor it is a paired device of. An external
+   * commit's new leaf is its joiner's, the poster's own client: a paired device's anchor joined a closed group through it.
+   */
+  async #checkCommitter(group: GroupRecord, sender: string, verified: VerifiedCommit): Promise<void> {
+    const committer = await clientOfLeaf(this.#auth, verified.committer);
+    if (verified.external) {
+      if (committer !== sender) throw new DsError('invalid-commit', "the joiner's credential is not the AS's binding of the posting client");
+      return;
+    }
+    if (committer === undefined) throw new DsError('invalid-commit', 'the commit is not signed by the posting client');
+    const replaced = verified.membersBefore.find((l) => l.leafIndex === verified.committer.leafIndex);
+    const owner = replaced && (await this.#ownerOfReplaced(group, replaced, verified.committer, committer));
+    if (committer !== owner) throw new DsError('forbidden', "a commit's UpdatePath leaf must carry a credential the AS binds to the member it is sent for");
+    if (committer !== sender && !(await this.store.devicesOf(committer)).includes(sender)) throw new DsError('invalid-commit', 'the commit is not signed by the posting client');
+  }
+
+  /**
+   * The client a commit's UpdatePath may keep the committer's leaf with (docs/PROTOCOL.md §8.5): the AS's binding of the leaf
+   * it replaces; a revoked client's, which no commit moves (only its removal takes it off). Taking the new leaf's client when
+   * the old one named none, a member holding a revoked client's key (its thief), or with a check without holderOf the key a
+   * member rotated away, moved that leaf to itself: the victim off the member list with no Remove. Without holderOf a rotated
+   * key names no one: then the new leaf's client, if a member whose credential identity the old leaf carries (its own rotation).
+   */
+  async #ownerOfReplaced(group: GroupRecord, replaced: PublicLeaf, now: PublicLeaf, committer: string): Promise<string | undefined> {
+    const holder = (await clientOfLeaf(this.#auth, replaced)) ?? (await revokedClientOf(this.#auth, replaced));
+    if (holder !== undefined) return holder;
+    return group.members.includes(committer) && bytesEqual(replaced.identity, now.identity) ? committer : undefined;
   }
 
   /**
