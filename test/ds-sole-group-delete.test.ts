@@ -10,6 +10,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync } from 'node:fs';
+import pg from 'pg';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MlsClient, toHex, type Group, type Identity } from 'paired-mls';
@@ -402,6 +403,49 @@ describe('deleting a group whose only member is the client (PROTOCOL §8.3)', ()
       expect(await stores[0]!.grants(alice.name, 0)).toEqual([]);
     } finally {
       await close();
+    }
+  });
+
+  it.each(setups)("%s: a deleted open eventual group's id reads as a retired group's (strong, empty GroupInfo, closed), which a server of the previous release refuses posts to", async (_, setup) => {
+    const { servers, stores, close } = await setup();
+    try {
+      const alice = await dsPeer(servers[0]!.url, `alice-${tag()}`);
+      const group = await alice.client.createGroup(alice.identity);
+      await alice.ds.createGroup(group.id, { consistency: 'eventual', groupInfo: await group.exportGroupInfo(), externalJoin: true });
+      await alice.ds.deleteGroup(group.id);
+      // The previous release serves any row but a reservation (epoch -1) as a group, and refuses posts only to a retired one
+      // (isRetired: strong with an empty GroupInfo). Before: the row stayed eventual and open, so it logged her (or her
+      // paired devices') messages under the deleted id, counted for good (a kept id is deleted no more), and handed its
+      // empty GroupInfo to anyone.
+      const kept = (await stores[1]!.getGroup(toHex(group.id)))!;
+      expect([kept.epoch, kept.consistency, kept.externalJoin, kept.groupInfo?.length, kept.members]).toEqual([-2, 'strong', false, 0, [alice.name]]);
+    } finally {
+      await close();
+    }
+  });
+
+  it("PostgreSQL: a server starting on a database that has the deletion's column and indexes takes no lock on ds_groups: another server reads a group while a transaction that read ds_groups is open", async () => {
+    const one = await PostgresDeliveryStore.connect(postgres.url);
+    const reader = new pg.Client({ connectionString: postgres.url });
+    await reader.connect();
+    const within = <T>(p: Promise<T>, ms: number) => Promise.race([p, new Promise<'waiting'>((r) => setTimeout(() => r('waiting'), ms))]);
+    let two: Promise<PostgresDeliveryStore> | undefined;
+    try {
+      const groupId = `0a${tag()}`;
+      await one.insertGroup({ groupId, epoch: 0, members: ['alice'], consistency: 'strong' });
+      await reader.query('BEGIN');
+      await reader.query('SELECT count(*) FROM ds_groups');
+      // Before: its ALTER TABLE ... ADD COLUMN IF NOT EXISTS took ds_groups exclusively even with the column there, so it
+      // waited for that transaction, and every read of a group (each request's) waited behind it, at every server.
+      two = PostgresDeliveryStore.connect(postgres.url);
+      expect(await within(two.then(() => 'started'), 3000)).toBe('started');
+      expect(await within(one.getGroup(groupId).then((g) => g?.members), 1000)).toEqual(['alice']);
+      expect(await (await two).deleteGroup!(groupId, 'alice', { held: () => [], keep: 1 })).toBe('deleted');
+    } finally {
+      await reader.query('COMMIT');
+      await reader.end();
+      await one.close();
+      await (await two)?.close();
     }
   });
 

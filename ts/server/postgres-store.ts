@@ -55,7 +55,9 @@ CREATE TABLE IF NOT EXISTS ds_revoked_clients (client_id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS ds_secrets (name TEXT PRIMARY KEY, value BYTEA NOT NULL);
 CREATE TABLE IF NOT EXISTS ds_member_proposals (group_id TEXT NOT NULL, member TEXT NOT NULL, epoch BIGINT NOT NULL, count INT NOT NULL, bytes BIGINT NOT NULL, PRIMARY KEY (group_id, member));
 CREATE TABLE IF NOT EXISTS ds_rotation_guards (client_id TEXT PRIMARY KEY, commitment TEXT NOT NULL, step BIGINT NOT NULL);
-ALTER TABLE ds_groups ADD COLUMN IF NOT EXISTS record_by TEXT;
+`;
+/** A deletion's column and indexes (§8.3), run only while absent: ALTER TABLE locked ds_groups against every read at each start. */
+const DELETIONS = `ALTER TABLE ds_groups ADD COLUMN IF NOT EXISTS record_by TEXT;
 CREATE INDEX IF NOT EXISTS ds_welcome_blobs_group ON ds_welcome_blobs (group_id);
 CREATE INDEX IF NOT EXISTS ds_groups_sole ON ds_groups ((members->>0), group_id COLLATE "C") WHERE jsonb_array_length(members) = 1;
 CREATE INDEX IF NOT EXISTS ds_groups_deleted ON ds_groups ((members->>0)) WHERE epoch = -2;
@@ -215,6 +217,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
           await client.query('BEGIN');
           try {
             await client.query(SCHEMA);
+            if ((await client.query("SELECT to_regclass('ds_groups_deleted') AS i")).rows[0].i === null) await client.query(DELETIONS);
             if (version === '3') await client.query(POSTGRES_MIGRATION);
             if (version === '3' || version === '4') await client.query(POSTGRES_MIGRATION_5);
             await client.query('INSERT INTO ds_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = $2', ['schema', DS_SCHEMA_VERSION]);
@@ -735,7 +738,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
       await c.query("SELECT pg_advisory_xact_lock(hashtextextended('ds deleted ' || $1, 0))", [member]);
       const kept = Number((await c.query('SELECT count(*) AS n FROM ds_groups WHERE epoch = -2 AND members->>0 = $1', [member])).rows[0].n);
       if (kept >= options.keep) await c.query('DELETE FROM ds_groups WHERE group_id = $1', [groupId]);
-      else await c.query("UPDATE ds_groups SET epoch = -2, group_info = '', group_info_by = NULL, record_by = NULL, proposals_epoch = -1, epoch_proposals = 0 WHERE group_id = $1", [groupId]);
+      else await c.query("UPDATE ds_groups SET epoch = -2, group_info = '', consistency = 'strong', external_join = false, group_info_by = NULL, record_by = NULL, proposals_epoch = -1, epoch_proposals = 0 WHERE group_id = $1", [groupId]);
       // Its streams, at every server, read again, find no group and end.
       await c.query('SELECT pg_notify($1, $2)', [CHANNEL, `${groupId}:0`]);
       return 'deleted' as const;

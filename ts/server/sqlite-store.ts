@@ -433,7 +433,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
       this.#count(g.record_by ?? member, -STORED_RECORD_BYTES);
       const kept = (this.#db.prepare('SELECT count(*) AS n FROM groups WHERE epoch = -2 AND members = ?').get(g.members) as { n: number }).n;
       if (kept >= options.keep) this.#db.prepare('DELETE FROM groups WHERE group_id = ?').run(groupId);
-      else this.#db.prepare("UPDATE groups SET epoch = -2, group_info = x'', group_info_by = NULL, record_by = NULL, proposals_epoch = -1, epoch_proposals = 0 WHERE group_id = ?").run(groupId);
+      else this.#db.prepare("UPDATE groups SET epoch = -2, group_info = x'', consistency = 'strong', external_join = 0, group_info_by = NULL, record_by = NULL, proposals_epoch = -1, epoch_proposals = 0 WHERE group_id = ?").run(groupId);
       return 'deleted' as const;
     })();
   }
