@@ -3,7 +3,8 @@
  * loopback and real storage adapters. Attacks:
  * - the copy (a guarded account's current key, no vault) fills the account's KeyPackage quota before the owner's
  *   guarded rotation: the owner's new key could upload none (fixed: that rotation drops the account's KeyPackages);
- * - the copy fills the account's storage quota with groups (kept for good) before the rotation (documented limit);
+ * - the copy fills the account's storage quota with groups before the rotation (was a documented limit, groups kept for
+ *   good; fixed: the owner deletes them, test/ds-sole-group-delete);
  * - the copy hammers /v1/as/rotate and GET /v1/as/guard, which take no clientRate token (held: bounded per address);
  * - a writer of raw records deletes a group's index entry so it is listed by its records alone, next to a group whose
  *   id it prefixes, and asks to delete a made-up prefix id (held: only that group's records go);
@@ -77,7 +78,7 @@ describe('re-review: the rotation guard', () => {
     }
   });
 
-  it("documented limit: what the copy stored in the account's name before the rotation (here group records, kept for good) still counts against its storage quota after it", async () => {
+  it("what the copy stored in the account's name before the rotation (here group records) counts against its storage quota after it, until the owner deletes the groups whose only member it is (was kept for good)", async () => {
     const s = await startDeliveryServer({ port: 0, store: new MemoryDeliveryStore(), maxStoredBytesPerClient: 4096 });
     try {
       const alice = await guardedAccount(s.url, 'alice');
@@ -95,10 +96,16 @@ describe('re-review: the rotation guard', () => {
       expect(made).toBeGreaterThan(5);
       await alice.ds.rotateKey(await alice.client.createIdentity('alice', 1), { guard: alice.guard });
       expect(await raw(s.url, 'GET', '/v1/welcomes', undefined, token)).toMatchObject({ status: 401, body: { reason: 'unauthenticated' } });
-      // The owner holds the account alone, and its quota is still the copy's.
+      // The owner holds the account alone, and its quota is still the copy's...
       const group = await alice.client.createGroup(alice.current);
       const err = await alice.ds.createGroup(group.id, { epoch: 0 }).then(() => undefined, (e: unknown) => e);
       expect([(err as { reason?: string }).reason, (err as Error).message]).toEqual(['quota-exceeded', 'alice is at its quota of bytes (quota-exceeded)']);
+      // ...until it deletes the copy's groups, which it finds as those it is the only member of (none of them in its state).
+      const { groupIds, next } = await alice.ds.soleGroups();
+      expect([groupIds.length, next]).toEqual([made, undefined]);
+      for (const id of groupIds) await alice.ds.deleteGroup(id);
+      await alice.ds.createGroup(group.id, { epoch: 0 });
+      expect(await alice.ds.submit(group.id, await group.encrypt('mine'))).toBe(1);
     } finally {
       await s.close();
     }

@@ -159,6 +159,7 @@ const STATUS: Record<DsRejection, number> = {
   // Like epoch-taken: process the group's messages (the DS's Removes) and commit again, or commit the removal (§8.5).
   'revoked-leaf': 409,
   duplicate: 409,
+  'group-deleted': 409,
   unavailable: 503,
 };
 
@@ -700,6 +701,17 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       });
       return [200, {}];
     }
+    if (method === 'DELETE' && parts[1] === 'groups' && parts.length === 3) {
+      // Only a group whose only member is this client, and all it stored (§8.3): how an owner takes back what a copy made.
+      await ds.deleteGroup(hexGroupId(parts[2]), client);
+      return [200, {}];
+    }
+    if (at('groups:sole', 'GET')) {
+      const limit = Math.min(100, Math.max(1, natural(url.searchParams.get('limit'), 'limit', 100)));
+      const after = url.searchParams.get('after') || undefined;
+      const groups = await ds.soleGroups(client, after && toHex(hexGroupId(after)), limit + 1);
+      return [200, { groups: groups.slice(0, limit), ...(groups.length > limit ? { next: groups[limit - 1] } : {}) }];
+    }
     if (parts[1] === 'groups' && parts.length === 4 && parts[3] === 'messages' && (method === 'POST' || method === 'GET')) {
       const groupId = hexGroupId(parts[2]);
       if (method === 'POST') {
@@ -784,7 +796,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   const cors = {
     'access-control-allow-origin': options.corsOrigin ?? '*',
     'access-control-allow-headers': 'content-type, authorization',
-    'access-control-allow-methods': 'GET, POST',
+    'access-control-allow-methods': 'GET, POST, DELETE',
   };
 
   const handler = (req: IncomingMessage, res: ServerResponse) => {

@@ -56,6 +56,14 @@ CREATE TABLE IF NOT EXISTS ds_secrets (name TEXT PRIMARY KEY, value BYTEA NOT NU
 CREATE TABLE IF NOT EXISTS ds_member_proposals (group_id TEXT NOT NULL, member TEXT NOT NULL, epoch BIGINT NOT NULL, count INT NOT NULL, bytes BIGINT NOT NULL, PRIMARY KEY (group_id, member));
 CREATE TABLE IF NOT EXISTS ds_rotation_guards (client_id TEXT PRIMARY KEY, commitment TEXT NOT NULL, step BIGINT NOT NULL);
 `;
+/** A deletion's column and indexes (§8.3), run only while absent: ALTER TABLE locked ds_groups against every read at each start. */
+const DELETIONS = `ALTER TABLE ds_groups ADD COLUMN IF NOT EXISTS record_by TEXT;
+CREATE INDEX IF NOT EXISTS ds_welcome_blobs_group ON ds_welcome_blobs (group_id);
+CREATE INDEX IF NOT EXISTS ds_groups_sole ON ds_groups ((members->>0), group_id COLLATE "C") WHERE jsonb_array_length(members) = 1;
+CREATE INDEX IF NOT EXISTS ds_groups_deleted ON ds_groups ((members->>0)) WHERE epoch = -2;
+`;
+/** A claimed group's columns (claimReserved, claimDeleted). */
+const CLAIM = 'epoch = $2, members = $3, consistency = $4, group_info = $5, external_join = $6, epoch_start = $7, group_info_by = $8';
 /** Schema 3 to 4 (as SQLITE_MIGRATION), after the schema's statements, in their transaction; the Welcome id sequences kept. */
 const POSTGRES_MIGRATION = `INSERT INTO ds_welcome_blobs (id, group_id, welcome, refs) SELECT id, group_id, welcome, 1 FROM ds_welcomes;
 SELECT setval(pg_get_serial_sequence('ds_welcome_blobs', 'id'), coalesce(max(id), 0) + 1, false) FROM ds_welcome_blobs;
@@ -209,6 +217,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
           await client.query('BEGIN');
           try {
             await client.query(SCHEMA);
+            if ((await client.query("SELECT to_regclass('ds_groups_deleted') AS i")).rows[0].i === null) await client.query(DELETIONS);
             if (version === '3') await client.query(POSTGRES_MIGRATION);
             if (version === '3' || version === '4') await client.query(POSTGRES_MIGRATION_5);
             await client.query('INSERT INTO ds_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = $2', ['schema', DS_SCHEMA_VERSION]);
@@ -695,18 +704,66 @@ export class PostgresDeliveryStore implements DeliveryStore {
   }
 
   async claimReserved(g: GroupRecord, quota?: StorageQuota): Promise<boolean> {
-    const set = 'epoch = $2, members = $3, consistency = $4, group_info = $5, external_join = $6, epoch_start = $7, group_info_by = $8';
-    return this.#putGroup(`UPDATE ds_groups SET ${set} WHERE group_id = $1 AND epoch = -1 AND octet_length(group_info) = 0`, g, quota);
+    // The reservation's payer, read in the claim's statement (before its update): its record goes back to it (sqlite-store.ts).
+    return this.#putGroup(`WITH old AS (SELECT record_by FROM ds_groups WHERE group_id = $1) UPDATE ds_groups SET ${CLAIM} WHERE group_id = $1 AND epoch = -1 AND octet_length(group_info) = 0 RETURNING (SELECT record_by FROM old)`, g, quota);
+  }
+
+  async claimDeleted(g: GroupRecord, quota?: StorageQuota): Promise<boolean> {
+    return this.#putGroup(`UPDATE ds_groups SET ${CLAIM} WHERE group_id = $1 AND epoch = -2 AND octet_length(group_info) = 0 AND members = $3`, g, quota);
+  }
+
+  async deleteGroup(groupId: string, member: string, options: { held: (epoch: number) => string[]; keep: number }): Promise<'deleted' | 'not-sole' | 'unknown'> {
+    return this.#tx(async (c) => {
+      // The group's row lock: a post, commit or external join to it runs before or after, as an append (no orphan rows).
+      const g = (await c.query('SELECT epoch, members, octet_length(group_info) AS info, group_info_by, record_by FROM ds_groups WHERE group_id = $1 FOR UPDATE', [groupId])).rows[0];
+      if (!g || (Number(g.epoch) === -2 && g.info === 0)) return 'unknown' as const;
+      if (g.members.length !== 1 || g.members[0] !== member) return 'not-sole' as const;
+      // Each part for whom it counted (sqlite-store.ts).
+      const log = await c.query('WITH gone AS (DELETE FROM ds_log WHERE group_id = $1 RETURNING sender, octet_length(bytes) AS n) SELECT sender, count(*) AS n, sum(n) AS b FROM gone GROUP BY sender', [groupId]);
+      const refs = await c.query('DELETE FROM ds_welcomes WHERE blob_id IN (SELECT id FROM ds_welcome_blobs WHERE group_id = $1) RETURNING payer, charge', [groupId]);
+      await c.query('DELETE FROM ds_welcome_blobs WHERE group_id = $1', [groupId]);
+      await c.query('DELETE FROM ds_member_proposals WHERE group_id = $1', [groupId]);
+      await c.query(DROP_GRANTS, [options.held(Number(g.epoch))]);
+      const parts = [
+        ...log.rows.map((r) => ({ client: r.sender, n: Number(r.b) + Number(r.n) * STORED_RECORD_BYTES })),
+        ...refs.rows.map((r) => ({ client: r.payer, n: Number(r.charge) })),
+        { client: g.group_info_by, n: Number(g.info ?? 0) },
+        { client: g.record_by ?? member, n: STORED_RECORD_BYTES },
+      ];
+      // One usage row per client, in the order of their ids (#release).
+      const per = new Map<string, number>();
+      for (const p of parts) if (p.client !== null) per.set(p.client, (per.get(p.client) ?? 0) + p.n);
+      await this.#release(c, [...per].map(([client, n]) => ({ client, n })));
+      // A member's deletions, one at a time, so that at most `keep` ids are kept for it.
+      await c.query("SELECT pg_advisory_xact_lock(hashtextextended('ds deleted ' || $1, 0))", [member]);
+      const kept = Number((await c.query('SELECT count(*) AS n FROM ds_groups WHERE epoch = -2 AND members->>0 = $1', [member])).rows[0].n);
+      if (kept >= options.keep) await c.query('DELETE FROM ds_groups WHERE group_id = $1', [groupId]);
+      else await c.query("UPDATE ds_groups SET epoch = -2, group_info = '', consistency = 'strong', external_join = false, group_info_by = NULL, record_by = NULL, proposals_epoch = -1, epoch_proposals = 0 WHERE group_id = $1", [groupId]);
+      // Its streams, at every server, read again, find no group and end.
+      await c.query('SELECT pg_notify($1, $2)', [CHANNEL, `${groupId}:0`]);
+      return 'deleted' as const;
+    });
+  }
+
+  async soleGroups(member: string, after: string, limit: number): Promise<string[]> {
+    // In byte order whatever the database's collation (a client checks the page is ascending).
+    const sql = 'SELECT group_id FROM ds_groups WHERE jsonb_array_length(members) = 1 AND members->>0 = $1 AND epoch <> -2 AND group_id COLLATE "C" > $2 ORDER BY group_id COLLATE "C" LIMIT $3';
+    return (await this.#pool.query(sql, [member, after, limit])).rows.map((r) => r.group_id);
   }
 
   /** Writes the group's row by `sql` ($1..$8: its columns); counts it for its creator when written. */
   #putGroup(sql: string, g: GroupRecord, quota: StorageQuota | undefined): Promise<boolean> {
     const creator = g.members[0] ?? null;
     return this.#tx(async (c) => {
-      const { rowCount } = await c.query(sql, [g.groupId, g.epoch, JSON.stringify(g.members), g.consistency, g.groupInfo ? Buffer.from(g.groupInfo) : null, Boolean(g.externalJoin), g.epochStart ?? 0, g.groupInfo?.length ? creator : null]);
-      // The record (groups are kept for good) and its GroupInfo count for the creator.
-      if (rowCount === 1) await this.#count(c, creator, storedBytes(g.groupInfo?.length ?? 0), 0, quota);
-      return rowCount === 1;
+      const { rowCount, rows } = await c.query(sql, [g.groupId, g.epoch, JSON.stringify(g.members), g.consistency, g.groupInfo ? Buffer.from(g.groupInfo) : null, Boolean(g.externalJoin), g.epochStart ?? 0, g.groupInfo?.length ? creator : null]);
+      if (rowCount !== 1) return false;
+      await c.query('UPDATE ds_groups SET record_by = $2 WHERE group_id = $1', [g.groupId, creator]);
+      // The record and its GroupInfo count for the creator; a claimed reservation's record goes back to its payer (claimReserved), in id order.
+      const back: string | null = rows[0]?.record_by ?? null;
+      const delta = new Map([[creator, storedBytes(g.groupInfo?.length ?? 0)]]);
+      if (back !== null) delta.set(back, (delta.get(back) ?? 0) - STORED_RECORD_BYTES);
+      for (const [who, n] of [...delta].sort(([a], [b]) => ((a ?? '') < (b ?? '') ? -1 : 1))) await this.#count(c, who, n, 0, who === creator ? quota : undefined);
+      return true;
     });
   }
 
@@ -716,6 +773,8 @@ export class PostgresDeliveryStore implements DeliveryStore {
         message.groupId,
       ]);
       if (rows.length === 0) return undefined;
+      // A deleted group's id takes nothing (a post that read the group before its deletion).
+      if (Number(rows[0].epoch) === -2 && rows[0].info === 0) return undefined;
       if (message.digest) {
         const known = await c.query('SELECT seq FROM ds_log WHERE group_id = $1 AND digest = $2', [message.groupId, message.digest]);
         if (known.rows.length > 0) return Number(known.rows[0].seq);
@@ -797,6 +856,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
         const g = reservedGroup(update.reserve);
         const reserved = await c.query("INSERT INTO ds_groups (group_id, epoch, members, consistency, group_info) VALUES ($1, $2, $3, 'strong', '') ON CONFLICT (group_id) DO NOTHING", [g.groupId, g.epoch, JSON.stringify(g.members)]);
         if (reserved.rowCount !== 1) throw new GroupIdTakenError(g.groupId);
+        await c.query('UPDATE ds_groups SET record_by = $2 WHERE group_id = $1', [g.groupId, message.sender]);
         charge += STORED_RECORD_BYTES;
       }
       // In the order of the clients' ids (no deadlock between two commits); only the sender's quota is asked:

@@ -64,7 +64,12 @@ CREATE TABLE IF NOT EXISTS revoked_clients (client_id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS member_proposals (group_id TEXT NOT NULL, member TEXT NOT NULL, epoch INTEGER NOT NULL, count INTEGER NOT NULL, bytes INTEGER NOT NULL, PRIMARY KEY (group_id, member));
 CREATE TABLE IF NOT EXISTS rotation_guards (client_id TEXT PRIMARY KEY, commitment TEXT NOT NULL, step INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS welcome_blobs_group ON welcome_blobs (group_id);
+CREATE INDEX IF NOT EXISTS groups_sole ON groups (members, group_id) WHERE length(members) <= 520;
+CREATE INDEX IF NOT EXISTS groups_deleted ON groups (members) WHERE epoch = -2;
 `;
+/** A claimed group's columns (claimReserved, claimDeleted). */
+const CLAIM = 'epoch = @epoch, members = @members, consistency = @consistency, group_info = @info, external_join = @open, epoch_start = @start, group_info_by = @by';
 /**
  * Version of the schema above; an older database (3 to 6) is migrated when
  * opened (SQLITE_MIGRATION, then SQLITE_MIGRATION_5; schemas 6 and 7 only
@@ -166,6 +171,8 @@ export class SqliteDeliveryStore implements DeliveryStore {
       this.#db.exec(SCHEMA);
       if (version === '3') this.#db.exec(SQLITE_MIGRATION);
       if (version === '3' || version === '4') this.#db.exec(SQLITE_MIGRATION_5);
+      // Who a group's record counts for (docs/PROTOCOL.md §8.6); NULL in rows of an older release: their only member at deletion.
+      if (!this.#db.prepare("SELECT 1 FROM pragma_table_info('groups') WHERE name = 'record_by'").get()) this.#db.exec('ALTER TABLE groups ADD COLUMN record_by TEXT');
       this.#db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run('schema', DS_SCHEMA_VERSION);
     })();
   }
@@ -387,8 +394,53 @@ export class SqliteDeliveryStore implements DeliveryStore {
   }
 
   async claimReserved(g: GroupRecord, quota?: StorageQuota): Promise<boolean> {
-    const set = 'epoch = @epoch, members = @members, consistency = @consistency, group_info = @info, external_join = @open, epoch_start = @start, group_info_by = @by';
-    return this.#putGroup(`UPDATE groups SET ${set} WHERE group_id = @id AND epoch = -1 AND length(group_info) = 0`, g, quota);
+    return this.#db.transaction(() => {
+      const by = this.#db.prepare('SELECT record_by FROM groups WHERE group_id = ?').get(g.groupId) as { record_by: string | null } | undefined;
+      const claimed = this.#putGroup(`UPDATE groups SET ${CLAIM} WHERE group_id = @id AND epoch = -1 AND length(group_info) = 0`, g, quota);
+      // One row, one record: the reservation's goes back to the committer, the group's counts for its creator.
+      if (claimed) this.#count(by?.record_by ?? null, -STORED_RECORD_BYTES);
+      return claimed;
+    })();
+  }
+
+  async claimDeleted(g: GroupRecord, quota?: StorageQuota): Promise<boolean> {
+    return this.#putGroup(`UPDATE groups SET ${CLAIM} WHERE group_id = @id AND epoch = -2 AND length(group_info) = 0 AND members = @members`, g, quota);
+  }
+
+  async deleteGroup(groupId: string, member: string, options: { held: (epoch: number) => string[]; keep: number }): Promise<'deleted' | 'not-sole' | 'unknown'> {
+    const done = this.#deleteGroup(groupId, member, options);
+    // Its streams read again, find no group and end.
+    if (done === 'deleted') this.#notifier.notify(groupId, 0);
+    return done;
+  }
+
+  #deleteGroup(groupId: string, member: string, options: { held: (epoch: number) => string[]; keep: number }): 'deleted' | 'not-sole' | 'unknown' {
+    return this.#db.transaction(() => {
+      const g = this.#db.prepare('SELECT epoch, members, length(group_info) AS info, group_info_by, record_by FROM groups WHERE group_id = ?').get(groupId) as
+        | { epoch: number; members: string; info: number | null; group_info_by: string | null; record_by: string | null }
+        | undefined;
+      if (!g || (g.epoch === -2 && g.info === 0)) return 'unknown' as const;
+      const members = JSON.parse(g.members) as string[];
+      if (members.length !== 1 || members[0] !== member) return 'not-sole' as const;
+      // Each part for whom it counted: the log for its senders, a Welcome's references for their payers.
+      const senders = this.#db.prepare('SELECT sender, count(*) AS n, sum(length(bytes)) AS b FROM log WHERE group_id = ? GROUP BY sender').all(groupId) as { sender: string; n: number; b: number }[];
+      for (const r of senders) this.#count(r.sender, -(r.b + r.n * STORED_RECORD_BYTES));
+      const refs = this.#db.prepare('DELETE FROM welcomes WHERE blob_id IN (SELECT id FROM welcome_blobs WHERE group_id = ?) RETURNING payer, charge').all(groupId) as { payer: string | null; charge: number }[];
+      for (const r of refs) this.#count(r.payer, -r.charge);
+      for (const t of ['log', 'welcome_blobs', 'member_proposals']) this.#db.prepare(`DELETE FROM ${t} WHERE group_id = ?`).run(groupId);
+      this.#dropGrants(options.held(g.epoch));
+      this.#count(g.group_info_by, -(g.info ?? 0));
+      this.#count(g.record_by ?? member, -STORED_RECORD_BYTES);
+      const kept = (this.#db.prepare('SELECT count(*) AS n FROM groups WHERE epoch = -2 AND members = ?').get(g.members) as { n: number }).n;
+      if (kept >= options.keep) this.#db.prepare('DELETE FROM groups WHERE group_id = ?').run(groupId);
+      else this.#db.prepare("UPDATE groups SET epoch = -2, group_info = x'', consistency = 'strong', external_join = 0, group_info_by = NULL, record_by = NULL, proposals_epoch = -1, epoch_proposals = 0 WHERE group_id = ?").run(groupId);
+      return 'deleted' as const;
+    })();
+  }
+
+  async soleGroups(member: string, after: string, limit: number): Promise<string[]> {
+    const sql = 'SELECT group_id FROM groups WHERE length(members) <= 520 AND members = ? AND epoch <> -2 AND group_id > ? ORDER BY group_id LIMIT ?';
+    return (this.#db.prepare(sql).all(JSON.stringify([member]), after, limit) as { group_id: string }[]).map((r) => r.group_id);
   }
 
   /** Writes the group's row by `sql` (@id, @epoch, ...: its columns); counts it for its creator when written. */
@@ -398,7 +450,8 @@ export class SqliteDeliveryStore implements DeliveryStore {
     const row = { id: g.groupId, epoch: g.epoch, members: JSON.stringify(g.members), consistency: g.consistency, info, open: g.externalJoin ? 1 : 0, start: g.epochStart ?? 0, by: info?.length ? creator : null };
     return this.#db.transaction(() => {
       const written = this.#db.prepare(sql).run(row).changes === 1;
-      // The record (groups are kept for good) and its GroupInfo count for the creator.
+      if (written) this.#db.prepare('UPDATE groups SET record_by = ? WHERE group_id = ?').run(creator, g.groupId);
+      // The record and its GroupInfo count for the creator.
       if (written) this.#count(creator, storedBytes(g.groupInfo?.length ?? 0), 0, quota);
       return written;
     })();
@@ -429,6 +482,8 @@ export class SqliteDeliveryStore implements DeliveryStore {
         | { epoch: number; info: number | null; group_info_by: string | null; proposals_epoch: number; epoch_proposals: number; epoch_proposal_bytes: number }
         | undefined;
       if (!group) return undefined;
+      // A deleted group's id takes nothing (a post that read the group before its deletion).
+      if (group.epoch === -2 && group.info === 0) return undefined;
       if (message.digest) {
         const known = this.#db.prepare('SELECT seq FROM log WHERE group_id = ? AND digest = ?').get(message.groupId, message.digest) as { seq: number } | undefined;
         if (known) {
@@ -491,6 +546,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
         const g = reservedGroup(update.reserve);
         const reserved = this.#db.prepare("INSERT OR IGNORE INTO groups (group_id, epoch, members, consistency, group_info) VALUES (?, ?, ?, 'strong', x'')").run(g.groupId, g.epoch, JSON.stringify(g.members)).changes === 1;
         if (!reserved) throw new GroupIdTakenError(g.groupId);
+        this.#db.prepare('UPDATE groups SET record_by = ? WHERE group_id = ?').run(message.sender, g.groupId);
         charge += STORED_RECORD_BYTES;
       }
       // Past the quota: StorageQuotaError, and the transaction (all of the above) rolls back.

@@ -3,7 +3,7 @@
  * WebSocket class). It authenticates as in docs/PROTOCOL.md §8.2 and logs
  * in again when its session ends. Refusals are `DsError`s.
  */
-import { toHex } from '../mls/bytes.js';
+import { fromHex, toHex } from '../mls/bytes.js';
 import type { Identity, MlsClient } from '../mls/client.js';
 import { invalidArgument, MlsError } from '../mls/errors.js';
 import { DsError, type DsRejection, type SubmitExtras } from './delivery-service.js';
@@ -309,6 +309,25 @@ export class DeliveryClient {
       consistency: options.consistency,
       groupInfo: options.groupInfo && b64(options.groupInfo),
       externalJoin: options.externalJoin,
+    });
+  }
+
+  /** Delete a group whose only member is this client (docs/PROTOCOL.md §8.3), and what it stored: its quota comes back. */
+  deleteGroup(groupId: Uint8Array): Promise<void> {
+    return this.#authed('DELETE', `/v1/groups/${toHex(groupId)}`);
+  }
+
+  /** A page of the ids of the groups (and reserved ids) whose only member is this client, after `after` (hex); `next` while more follow. */
+  soleGroups(after = ''): Promise<{ groupIds: Uint8Array[]; next?: string }> {
+    return this.#authed('GET', `/v1/groups:sole?after=${encodeURIComponent(after)}`, undefined, (out: { groups: unknown[]; next?: unknown }) => {
+      let last = after;
+      // Ascending ids past `after`, and `next` the last of a page: else paging would not end.
+      const groupIds = out.groups.map((g) => {
+        if (typeof g !== 'string' || !/^([0-9a-f]{2}){1,255}$/.test(g) || g <= last) throw wrongShape();
+        return fromHex((last = g));
+      });
+      if (out.next !== undefined && (groupIds.length === 0 || out.next !== last)) throw wrongShape();
+      return { groupIds, next: out.next as string | undefined };
     });
   }
 

@@ -20,6 +20,7 @@ import { validateIntentPublic } from '../intents/intent-operations.js';
 import { LEAF_OPERATION_PROPOSAL_TYPE, type LeafOperationIntent } from '../intents/leaf-operation-intent.js';
 import type { LeafAssociation } from '../intents/leaf-association.js';
 import { countProposal, EpochProposalsFullError, GroupIdTakenError, InboxFullError, MemoryDeliveryStore, ProposalKeyTakenError, isReserved, StorageQuotaError, type CommitUpdate, type DeliveryStore, type EpochProposalBudget, type ProposalLimit, type GroupRecord, type KeyPackageGrant, type LoggedMessage, type PendingWelcome, type StorageQuota, type StoredKeyPackage } from './delivery-store.js';
+import { DELETED_IDS_KEPT, isDeleted } from './delivery-store.js';
 import type { CredentialCheck } from './credential-check.js';
 export type { CredentialCheck } from './credential-check.js';
 import { externalCommitTbs, externalSenderKeysOf, groupContextOf, groupInfoFits, isWelcome, readExternalCommit, requiresProposalType, treeLeafOf, welcomeRecipients } from './ds-checks.js';
@@ -51,6 +52,8 @@ const unknownLeaf = (leafIndex: number): DsError => new DsError('unknown-client'
 const successorTaken = (): DsError => new DsError('invalid-commit', 'the ReInit names a successor group id this DS already has: commit one with another id');
 /** The grant holder of a group's epoch (§8.5): no client id has a control character; the epoch first, so no two pairs share one. */
 const heldGrants = (groupId: string, epoch: number): string => `\u0001${epoch}\u0001${groupId}`;
+
+const unknownGroup = (): DsError => new DsError('unknown-group', 'no such group');
 
 /** A session whose key a rotation revoked after its request was authenticated (docs/PROTOCOL.md §8.4). */
 export const revokedMeanwhile = (): DsError => new DsError('unauthenticated', 'the key this session was proven with was revoked meanwhile');
@@ -483,13 +486,44 @@ export class DeliveryService {
       // A store that cannot claim (another package's, on a database other servers reserve in): group-exists, as at an earlier release.
       if (this.store.claimReserved && (await withinQuota(this.store.claimReserved(record, this.#quota)))) return;
     }
+    // A deleted group's id (§8.3) is its last member's alone: anyone else's group under it would meet a former member's
+    // state, a ReInit naming it or a DMLS member's derived id.
+    if (held && isDeleted(held)) {
+      if (held.members[0] !== creator) throw new DsError('group-deleted', 'this group id was deleted by its last member: only that client may register it again');
+      if (this.store.claimDeleted && (await withinQuota(this.store.claimDeleted(record, this.#quota)))) return;
+    }
     throw new DsError('group-exists', 'a group with this id exists');
   }
 
-  /** The group under `id`; undefined for none, and for an id reserved for a ReInit's successor (no group yet). */
+  /**
+   * Delete a group whose member list is exactly `client`, or a reserved id of `client` alone (docs/PROTOCOL.md §8.3): its
+   * log, GroupInfo, Welcomes and held grants go in one transaction, each part given back to whom it counted for. A group
+   * with other members is theirs too, and a paired device is no member: `forbidden`.
+   */
+  async deleteGroup(groupId: Uint8Array, client: string): Promise<void> {
+    const id = toHex(groupId);
+    const group = await this.store.getGroup(id);
+    if (!group || isDeleted(group)) throw unknownGroup();
+    if (!this.store.deleteGroup) throw new DsError('not-found', "this DS's store cannot delete groups");
+    const others = () => new DsError('forbidden', 'this group has other members: it is theirs too');
+    if (!group.members.includes(client)) throw new DsError('forbidden', "only a group's only member may delete it (a paired device is no member)");
+    if (group.members.length !== 1) throw others();
+    // Checked again in the transaction: a commit or an external join adding a member meanwhile wins.
+    const done = await this.store.deleteGroup(id, client, { held: (epoch) => [heldGrants(id, epoch), heldGrants(id, epoch - 1)], keep: DELETED_IDS_KEPT });
+    if (done === 'unknown') throw unknownGroup();
+    if (done === 'not-sole') throw others();
+  }
+
+  /** Ids (hex, ascending) of the groups and reserved ids whose only member is `client`, after `after`: at most `limit` (§8.3). */
+  async soleGroups(client: string, after = '', limit = 100): Promise<string[]> {
+    if (!this.store.soleGroups) throw new DsError('not-found', "this DS's store cannot list groups");
+    return this.store.soleGroups(client, after, limit);
+  }
+
+  /** The group under `id`; undefined for none, for an id reserved for a ReInit's successor (no group yet), and for a deleted one. */
   async #group(id: string): Promise<GroupRecord | undefined> {
     const group = await this.store.getGroup(id);
-    return group && !isReserved(group) ? group : undefined;
+    return group && !isReserved(group) && !isDeleted(group) ? group : undefined;
   }
 
   /** Submit a handshake or application message of a group. */
@@ -654,6 +688,7 @@ export class DeliveryService {
       seq = await withinQuota(append(added));
       // Eventual: another commit went in since the group was read; this one is taken too, against the new state.
       if (seq === undefined && group.consistency === 'eventual' && tries < 16) return this.#submit(id, sender, message, extras, tries + 1);
+      if (seq === undefined && !(await this.#group(id))) throw unknownGroup();
       if (seq === undefined) throw this.#epochTaken(epoch, (await this.store.getGroup(id))!);
       // A grant adds its client once: one more Welcome needs one more KeyPackage from the DS (the group's went with the commit).
       for (const [holder, ref] of spent) if (!dropGrants?.includes(holder)) await this.store.spendGrants(holder, [ref]);
@@ -688,6 +723,7 @@ export class DeliveryService {
       const strongEpoch = group.consistency === 'strong' ? { epoch } : {};
       const budget = header.contentType === 2 ? { ...this.#membersProposals, member: this.#memberShare(group, member ?? sender), ...strongEpoch } : undefined;
       const logged = await withinQuota(this.store.append({ groupId: id, sender, bytes: message.slice(), digest }, undefined, this.#quota, budget));
+      if (logged === undefined && !(await this.#group(id))) throw unknownGroup();
       if (logged === undefined) throw new DsError('stale', `a proposal for epoch ${epoch}; the group has moved past it`);
       seq = logged;
       // The grant goes from the proposer to the group until its epoch's commit (#grantedRefs): it neither expires in the epoch
@@ -695,6 +731,8 @@ export class DeliveryService {
       if (grant) {
         await this.store.spendGrants(sender, [grant.ref]);
         await this.store.grantKeyPackage({ ...grant, requester: held, until: MAX_EPOCH }, 0);
+        // Deleted since the post (its deletion dropped the group's grants before this one came): none stays behind.
+        if (!(await this.#group(id))) await this.store.spendGrants(held, [grant.ref]);
       }
     }
     // Prune now and then (every min(1000, retention) messages), not on every append.

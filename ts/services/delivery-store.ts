@@ -131,6 +131,15 @@ export const reservedGroup = (r: { groupId: string; members: string[] }): GroupR
 /** Whether `g` is a reserved successor id (`reservedGroup`), which is no group: only its members may register it. */
 export const isReserved = (g: GroupRecord): boolean => g.epoch === -1 && g.groupInfo?.length === 0;
 
+/** The row a deleted group's id keeps (§8.3): epoch -2, an empty GroupInfo, its last member, who alone may register it again; it counts for nobody. */
+export const deletedGroup = (groupId: string, member: string): GroupRecord => ({ groupId, epoch: -2, members: [member], consistency: 'strong', groupInfo: new Uint8Array(0) });
+
+/** Whether `g` is a deleted group's id (`deletedGroup`): no group. */
+export const isDeleted = (g: GroupRecord): boolean => g.epoch === -2 && g.groupInfo?.length === 0;
+
+/** Deleted ids a client's deletions keep (`deletedGroup`) at most; past it a deletion frees the id. */
+export const DELETED_IDS_KEPT = 1000;
+
 /** A commit's `reserve` names an id a group already has; nothing was written. */
 export class GroupIdTakenError extends Error {
   constructor(groupId: string) {
@@ -360,6 +369,16 @@ export interface DeliveryStore {
    */
   claimReserved?(group: GroupRecord, quota?: StorageQuota): Promise<boolean>;
   /**
+   * Delete the group (or reserved id) whose member list is exactly [member], atomically: its log, GroupInfo, Welcomes,
+   * proposal counts and the grants `held(epoch)` names, each part given back to whom it counted for; the id then kept
+   * as `deletedGroup` while `member` keeps fewer than `keep` such ids, else freed (docs/PROTOCOL.md §8.3).
+   */
+  deleteGroup?(groupId: string, member: string, options: { held: (epoch: number) => string[]; keep: number }): Promise<'deleted' | 'not-sole' | 'unknown'>;
+  /** Ids of the groups and reserved ids whose member list is exactly [member], after `after`, ascending, at most `limit`. */
+  soleGroups?(member: string, after: string, limit: number): Promise<string[]>;
+  /** Register `group` under an id its creator deleted (`deletedGroup`), atomically: false unless still so. Counts as `insertGroup`. */
+  claimDeleted?(group: GroupRecord, quota?: StorageQuota): Promise<boolean>;
+  /**
    * Append to a group's log; with `expectEpoch`, only if the group is still
    * at that epoch, and then move it to `setEpoch` — atomically (the first
    * commit for an epoch wins). Returns the sequence number, or undefined
@@ -503,6 +522,8 @@ export class MemoryDeliveryStore implements DeliveryStore {
   readonly #usage = new Map<string, StorageUsage>();
   /** Who stored each group's current GroupInfo (it counts for them). */
   readonly #groupInfoBy = new Map<string, string>();
+  /** Who each group's (or reserved id's) record counts for: its creator, the ReInit's committer. */
+  readonly #recordBy = new Map<string, string>();
   /** Per group, the proposals of an epoch: which, how many, their bytes. */
   readonly #epochProposals = new Map<string, ProposalCount>();
   /** Per group, each member's share of the epoch's proposals (cleared when the epoch moves). */
@@ -719,7 +740,48 @@ export class MemoryDeliveryStore implements DeliveryStore {
 
   async claimReserved(group: GroupRecord, quota?: StorageQuota): Promise<boolean> {
     const held = this.#groups.get(group.groupId);
-    return held !== undefined && isReserved(held) && this.#putGroup(group, quota);
+    if (held === undefined || !isReserved(held)) return false;
+    const by = this.#recordBy.get(group.groupId);
+    this.#putGroup(group, quota);
+    // One row, one record: the reservation's goes back to the committer, the group's counts for its creator.
+    if (by !== undefined) this.#count(by, -STORED_RECORD_BYTES);
+    return true;
+  }
+
+  async claimDeleted(group: GroupRecord, quota?: StorageQuota): Promise<boolean> {
+    const held = this.#groups.get(group.groupId);
+    return held !== undefined && isDeleted(held) && held.members[0] === group.members[0] && this.#putGroup(group, quota);
+  }
+
+  async deleteGroup(groupId: string, member: string, options: { held: (epoch: number) => string[]; keep: number }): Promise<'deleted' | 'not-sole' | 'unknown'> {
+    const g = this.#groups.get(groupId);
+    if (!g || isDeleted(g)) return 'unknown';
+    if (g.members.length !== 1 || g.members[0] !== member) return 'not-sole';
+    for (const m of this.#logs.get(groupId) ?? []) this.#count(m.sender, -storedBytes(m.bytes.length));
+    for (const [recipient, list] of this.#welcomes) {
+      const kept = list.filter((w) => this.#welcomeBlobs.get(w.blob)?.groupId !== groupId);
+      for (const w of list) if (!kept.includes(w)) this.#count(w.payer, -w.charge);
+      if (kept.length > 0) this.#welcomes.set(recipient, kept);
+      else this.#welcomes.delete(recipient);
+    }
+    for (const [id, b] of this.#welcomeBlobs) if (b.groupId === groupId) this.#welcomeBlobs.delete(id);
+    const by = this.#groupInfoBy.get(groupId);
+    if (by !== undefined) this.#count(by, -(g.groupInfo?.length ?? 0));
+    // A record from before its payer was kept: its only member's.
+    this.#count(this.#recordBy.get(groupId) ?? member, -STORED_RECORD_BYTES);
+    for (const m of [this.#logs, this.#digests, this.#groupInfoBy, this.#recordBy, this.#epochProposals, this.#memberProposals]) m.delete(groupId);
+    for (const h of options.held(g.epoch)) this.#grants.delete(h);
+    const kept = [...this.#groups.values()].filter((x) => isDeleted(x) && x.members[0] === member).length;
+    if (kept < options.keep) this.#groups.set(groupId, deletedGroup(groupId, member));
+    else this.#groups.delete(groupId);
+    // Its streams read again, find no group and end.
+    this.#notifier.notify(groupId, 0);
+    return 'deleted';
+  }
+
+  async soleGroups(member: string, after: string, limit: number): Promise<string[]> {
+    const ids = [...this.#groups.values()].filter((g) => !isDeleted(g) && g.members.length === 1 && g.members[0] === member && g.groupId > after).map((g) => g.groupId);
+    return ids.sort().slice(0, limit);
   }
 
   #putGroup(group: GroupRecord, quota?: StorageQuota): boolean {
@@ -729,6 +791,7 @@ export class MemoryDeliveryStore implements DeliveryStore {
     this.#groups.set(group.groupId, { ...group, members: [...group.members] });
     if (creator !== undefined) {
       this.#count(creator, charge);
+      this.#recordBy.set(group.groupId, creator);
       if (group.groupInfo) this.#groupInfoBy.set(group.groupId, creator);
     }
     return true;
@@ -745,7 +808,8 @@ export class MemoryDeliveryStore implements DeliveryStore {
 
   async append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate, quota?: StorageQuota, budget?: EpochProposalBudget): Promise<number | undefined> {
     const group = this.#groups.get(message.groupId);
-    if (!group) return undefined;
+    // A deleted group's id takes nothing (a post that read the group before its deletion).
+    if (!group || isDeleted(group)) return undefined;
     const known = message.digest ? this.#digests.get(message.groupId)?.get(message.digest) : undefined;
     if (known !== undefined) return known;
     const log = this.#logs.get(message.groupId) ?? [];
@@ -780,6 +844,7 @@ export class MemoryDeliveryStore implements DeliveryStore {
       if (w) this.#putWelcome(w, message.groupId, message.sender);
       for (const [payer, n] of welcomeFor) this.#count(payer, n);
       if (update.reserve) this.#groups.set(update.reserve.groupId, reservedGroup(update.reserve));
+      if (update.reserve) this.#recordBy.set(update.reserve.groupId, message.sender);
       for (const r of update.dropGrants ?? []) this.#grants.delete(r);
     }
     this.#count(message.sender, charge);

@@ -38,6 +38,8 @@ export type DsRejection =
   | 'revoked-leaf'
   // proposeIntent: the epoch already holds the DS's proposal removing that leaf (of that kind; §5.4)
   | 'duplicate'
+  // POST /v1/groups: the id of a group its last member deleted, which only that client registers again (§8.3)
+  | 'group-deleted'
   // the client's own: the DS did not answer in time, or could not be reached
   | 'unavailable';
 

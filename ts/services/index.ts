@@ -32,6 +32,8 @@ export {
   GroupIdTakenError,
   reservedGroup,
   isReserved,
+  deletedGroup,
+  isDeleted,
   SPENT_PROOF_MARGIN_SECONDS,
 } from './delivery-store.js';
 export { AuthenticationService, type CredentialBinding, type CredentialValidator } from './authentication-service.js';
