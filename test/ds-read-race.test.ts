@@ -9,7 +9,8 @@
  *   fetched one of its KeyPackages before);
  * - a GroupInfo: the group's state after the next commit (members, tree);
  * - the account's devices: the one it paired after;
- * - a stream: the page it read after the rotation (at another server, what was posted within a second).
+ * - a stream: the page it read after the rotation (at another server, what was posted within a second);
+ * - the list of its sole groups: a group the owner created after.
  * Fixed: a read's reply goes only while the session's key is still an active key of its client, checked after the
  * read (401 unauthenticated, nothing returned); a stream checks after each page it read, before pushing it.
  */
@@ -213,6 +214,25 @@ describe('reads racing the guarded rotation', () => {
       guard.release();
       expect(await step).toEqual({ status: 401, body: REVOKED_MEANWHILE });
       expect(await alice.ds.guardStep()).toBe(stepBefore! + 1);
+    } finally {
+      await close();
+    }
+  });
+
+  it.each(setups)("%s: the copy's list of the account's sole groups checked before the rotation and read after it is refused (401 unauthenticated): it does not learn the id of a group the owner creates after; the owner's new key lists it", async (_, setup) => {
+    const { store, copyAt, ownerAt, close } = await setup();
+    try {
+      const { alice, token, rotate } = await scene(ownerAt, copyAt);
+      const hold = holdNext(store, 'soleGroups');
+      const read = raw(copyAt.url, 'GET', '/v1/groups:sole', undefined, token);
+      await hold.reached;
+      await rotate();
+      const own = await alice.client.createGroup(alice.client.identities().at(-1)!);
+      await alice.ds.createGroup(own.id, { epoch: 0, groupInfo: await own.exportGroupInfo() });
+      hold.release();
+      // Before: 200 listing the group created after the rotation.
+      expect(await read).toEqual({ status: 401, body: REVOKED_MEANWHILE });
+      expect((await alice.ds.soleGroups()).groupIds.map(toHex)).toEqual([toHex(own.id)]);
     } finally {
       await close();
     }

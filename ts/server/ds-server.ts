@@ -710,6 +710,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       const limit = Math.min(100, Math.max(1, natural(url.searchParams.get('limit'), 'limit', 100)));
       const after = url.searchParams.get('after') || undefined;
       const groups = await ds.soleGroups(client, after && toHex(hexGroupId(after)), limit + 1);
+      await stillValidAfterRead(who);
       return [200, { groups: groups.slice(0, limit), ...(groups.length > limit ? { next: groups[limit - 1] } : {}) }];
     }
     if (parts[1] === 'groups' && parts.length === 4 && parts[3] === 'messages' && (method === 'POST' || method === 'GET')) {
