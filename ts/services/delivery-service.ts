@@ -670,6 +670,7 @@ export class DeliveryService {
         if (last === lastSeq) throw new DsError('malformed', 'readTo is past the end of the log');
         update.lastSeq = lastSeq = last;
         seq = await withinQuota(append(added));
+        if (seq === undefined && n === 15 && (await this.store.getGroup(id))?.epoch === epoch) throw new DsError('unread-proposal', "the group's log moved on while the commit was checked: process its messages and commit again");
       }
       // Eventual: another commit went in since the group was read; this one is taken too, against the new state.
       if (seq === undefined && group.consistency === 'eventual' && tries < 16) return this.#submit(id, sender, message, extras, tries + 1);
