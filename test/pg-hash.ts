@@ -1,4 +1,8 @@
-/** PostgreSQL hashtextextended(text, 0) (Jenkins lookup3, hash_bytes_extended, little-endian) and a second preimage of it, for the review tests of the inbox lock (test/ds-inbox-review). */
+/**
+ * PostgreSQL hashtextextended(text, 0) (Jenkins lookup3, hash_bytes_extended, little-endian) and hashtext (its low 32 bits),
+ * with second preimages of each, for the review tests of the inbox lock (test/ds-inbox-review) and of the AS and pairing
+ * locks (test/ds-lock-collision).
+ */
 const rot = (x: number, k: number): number => ((x << k) | (x >>> (32 - k))) >>> 0;
 function mix(s: number[]): number[] {
   let [a, b, c] = s as [number, number, number];
@@ -8,6 +12,16 @@ function mix(s: number[]): number[] {
   a = (a - c) >>> 0; a = (a ^ rot(c, 16)) >>> 0; c = (c + b) >>> 0;
   b = (b - a) >>> 0; b = (b ^ rot(a, 19)) >>> 0; a = (a + c) >>> 0;
   c = (c - b) >>> 0; c = (c ^ rot(b, 4)) >>> 0; b = (b + a) >>> 0;
+  return [a, b, c]; }
+/** mix run backwards: unmix(mix(s)) = s. */
+function unmix(s: number[]): number[] {
+  let [a, b, c] = s as [number, number, number];
+  b = (b - a) >>> 0; c = (c ^ rot(b, 4)) >>> 0; c = (c + b) >>> 0;
+  a = (a - c) >>> 0; b = (b ^ rot(a, 19)) >>> 0; b = (b + a) >>> 0;
+  c = (c - b) >>> 0; a = (a ^ rot(c, 16)) >>> 0; a = (a + c) >>> 0;
+  b = (b - a) >>> 0; c = (c ^ rot(b, 8)) >>> 0; c = (c + b) >>> 0;
+  a = (a - c) >>> 0; b = (b ^ rot(a, 6)) >>> 0; b = (b + a) >>> 0;
+  c = (c - b) >>> 0; a = (a ^ rot(c, 4)) >>> 0; a = (a + c) >>> 0;
   return [a, b, c]; }
 function fin(s: number[]): number[] {
   let [a, b, c] = s as [number, number, number];
@@ -72,6 +86,31 @@ export function collide(prefix: string, target: string, lead: string): string {
     const da = (a1 - a0) >>> 0, db = (b1 - b0) >>> 0;
     const bytes = [da & 255, (da >>> 8) & 255, (da >>> 16) & 255, da >>> 24, db & 255, (db >>> 8) & 255, (db >>> 16) & 255, db >>> 24, (dc >>> 8) & 255, (dc >>> 16) & 255, dc >>> 24];
     if (bytes.every(ok)) return lead + Buffer.from(bytes).toString('latin1');
+  }
+  throw new Error('none');
+}
+/** PostgreSQL's hashtext(text) (hash_bytes: the low 32 bits of hashtextextended(text, 0)), a signed 32-bit. */
+export const pgHash32 = (str: string): number => Number(BigInt.asIntN(32, pgHash(str)));
+/**
+ * A string x (24 bytes in all with `prefix`, printable ASCII) with pgHash32(prefix + x) === target: the state before the last
+ * of two 12-byte blocks is known (no seed), so the last block is solved for (final and mix run backwards), a random
+ * choice of the free words until its bytes are printable (~150,000 tries). `prefix` is at most 12 bytes.
+ */
+export function preimage32(prefix: string, target: number): string {
+  const head = Buffer.from(prefix, 'utf8');
+  if (head.length > 12) throw new Error('prefix of at most 12 bytes');
+  const lead = Buffer.alloc(12 - head.length, 0x5f); // '_'
+  const k = Buffer.concat([head, lead]);
+  const init = (0x9e3779b9 + 24 + 3923095) >>> 0;
+  const s1 = mix([(init + w32(k, 0)) >>> 0, (init + w32(k, 4)) >>> 0, (init + w32(k, 8)) >>> 0]);
+  const ok = (x: number) => x >= 0x20 && x <= 0x7e;
+  const random = () => (Math.random() * 2 ** 32) >>> 0;
+  for (let i = 0; i < 1e8; i++) {
+    const before = unmix(unfin([random(), random(), target >>> 0]));
+    const words = before.map((w, j) => (w - s1[j]!) >>> 0);
+    const block = Buffer.alloc(12);
+    words.forEach((w, j) => block.writeUInt32LE(w, 4 * j));
+    if (block.every(ok)) return lead.toString('latin1') + block.toString('latin1');
   }
   throw new Error('none');
 }

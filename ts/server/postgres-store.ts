@@ -5,6 +5,7 @@
  * every append is announced with NOTIFY so each process pushes it to its
  * own WebSocket subscribers.
  */
+import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { fromHex, toHex } from '../mls/bytes.js';
 import { MlsError } from '../mls/errors.js';
@@ -71,6 +72,26 @@ const CHANNEL = 'ds_log';
 const DROP_GRANTS = 'DELETE FROM ds_key_package_grants WHERE requester = ANY($1)';
 /** A write the store refused (a quota, an epoch's proposals): the transaction rolls back, the connection is fine. */
 const refusedByStore = (err: unknown) => err instanceof StorageQuotaError || err instanceof EpochProposalsFullError || err instanceof ProposalKeyTakenError || err instanceof InboxFullError;
+/**
+ * A transaction PostgreSQL aborted as a deadlock (40P01) or a serialization failure (40001) left nothing behind and is
+ * run again, at most TX_ATTEMPTS times in all, after a random wait of up to TX_RETRY_MS, doubling each time.
+ */
+const RETRIED = new Set(['40P01', '40001']);
+const TX_ATTEMPTS = 5;
+const TX_RETRY_MS = 20;
+/**
+ * An AS or pairing lock by its name (`as-client:<id>`, `as-identity:<hex>`, `as:<key hex>`, `pairing:<anchor>`), in
+ * one statement: exclusive on 64 bits of the name's SHA-256, in the two-int4 key space (no other lock there, and
+ * colliding with a chosen name's takes ~2^64 hashes), and shared on the name's `hashtext`, the exclusive lock of the
+ * previous release (32 bits of an unseeded lookup3, whose second preimages are solved for): so a server of that
+ * release and this one still take turns mid rolling upgrade, while two of this one never wait on a colliding
+ * `hashtext` (docs/PROTOCOL.md §8.4). The shared lock goes once no server of the previous release runs.
+ */
+const NAMED_LOCK = 'SELECT pg_advisory_xact_lock_shared(hashtext($1)), pg_advisory_xact_lock($2::int, $3::int)';
+function namedLock(name: string): [string, number, number] {
+  const d = createHash('sha256').update(name).digest();
+  return [name, d.readInt32BE(0), d.readInt32BE(4)];
+}
 /** First and longest wait before the LISTEN connection is opened again after it was lost. */
 const RELISTEN_FIRST_MS = 100;
 const RELISTEN_MAX_MS = 5_000;
@@ -385,21 +406,36 @@ export class PostgresDeliveryStore implements DeliveryStore {
     return () => this.#watchers.delete(listener);
   }
 
+  /**
+   * Run `fn` in a transaction; one PostgreSQL aborted as a deadlock or a
+   * serialization failure is run again from the start (RETRIED). Every
+   * `fn` is only queries in its transaction and values of its own (a
+   * commit's NOTIFY is sent only if it commits), so a run that was rolled
+   * back leaves nothing a second run would repeat.
+   */
   async #tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-    return this.#withClient(async (c) => {
+    for (let attempt = 1; ; attempt++) {
       try {
-        await c.query('BEGIN');
-        const out = await fn(c);
-        await c.query('COMMIT');
-        return out;
+        return await this.#withClient(async (c) => {
+          try {
+            await c.query('BEGIN');
+            const out = await fn(c);
+            await c.query('COMMIT');
+            return out;
+          } catch (err) {
+            // After any other failure #withClient drops the connection, which
+            // ends the transaction; a ROLLBACK queued behind a query that got no
+            // answer would only wait out its own queryTimeoutMs.
+            if (fromDatabase(err) || refusedByStore(err)) await c.query('ROLLBACK').catch(() => undefined);
+            throw err;
+          }
+        });
       } catch (err) {
-        // After any other failure #withClient drops the connection, which
-        // ends the transaction; a ROLLBACK queued behind a query that got no
-        // answer would only wait out its own queryTimeoutMs.
-        if (fromDatabase(err) || refusedByStore(err)) await c.query('ROLLBACK').catch(() => undefined);
-        throw err;
+        if (attempt >= TX_ATTEMPTS || this.#closed || !fromDatabase(err) || !RETRIED.has((err as { code?: string }).code ?? '')) throw err;
+        // Random: two transactions that failed together do not meet again in step.
+        await new Promise((r) => setTimeout(r, Math.random() * TX_RETRY_MS * 2 ** (attempt - 1)));
       }
-    });
+    }
   }
 
   async usage(clientId: string): Promise<StorageUsage> {
@@ -514,14 +550,14 @@ export class PostgresDeliveryStore implements DeliveryStore {
   }
 
   /**
-   * Advisory locks in one order (client, identity, key): a registration
-   * and a revocation of the same client, or two registrations of one
-   * identity or key on different servers, run one after the other.
+   * Advisory locks in one order (client, identity, key; NAMED_LOCK): a
+   * registration and a revocation of the same client, or two registrations
+   * of one identity or key on different servers, run one after the other.
    */
   async #lockAs(c: pg.PoolClient, clientId: string, identity?: Uint8Array, ...keys: string[]): Promise<void> {
-    await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`as-client:${clientId}`]);
-    if (identity) await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`as-identity:${toHex(identity)}`]);
-    for (const key of [...keys].sort()) await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`as:${key}`]);
+    await c.query(NAMED_LOCK, namedLock(`as-client:${clientId}`));
+    if (identity) await c.query(NAMED_LOCK, namedLock(`as-identity:${toHex(identity)}`));
+    for (const key of [...keys].sort()) await c.query(NAMED_LOCK, namedLock(`as:${key}`));
   }
 
   async registerBinding(b: Omit<StoredBinding, 'revoked'>, options: RegisterOptions = {}): Promise<BindingRefusal | undefined> {
@@ -839,7 +875,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
     return this.#tx(async (c) => {
       if (key && (await this.#inactive(c, key, side === 'anchor' ? anchor : device))) return 'not-active' as const;
       // Both sides may arrive at different servers at once: serialise per anchor (its rotation drops them, removePairing).
-      await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`pairing:${anchor}`]);
+      await c.query(NAMED_LOCK, namedLock(`pairing:${anchor}`));
       await c.query('DELETE FROM ds_pairing_requests WHERE at < $1', [expiresBefore]);
       await c.query('INSERT INTO ds_pairing_requests (anchor, device, side, at) VALUES ($1, $2, $3, $4) ON CONFLICT (anchor, device, side) DO UPDATE SET at = $4', [
         anchor,
@@ -880,7 +916,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
 
   /** After the anchor's requests being answered (their lock): a statement's snapshot missed a pairing they then made. */
   async #dropPairings(c: pg.PoolClient, anchor: string, device?: string): Promise<void> {
-    await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`pairing:${anchor}`]);
+    await c.query(NAMED_LOCK, namedLock(`pairing:${anchor}`));
     await c.query("WITH r AS (DELETE FROM ds_pairing_requests WHERE anchor = $1 AND $2 IN (device, '')) DELETE FROM ds_pairings WHERE anchor = $1 AND $2 IN (device, '')", [anchor, device ?? '']);
   }
 
