@@ -7,7 +7,8 @@
  * and the DS checks what came: a proposal refuses the commit, an
  * application message does not. Real networked server on loopback; memory
  * store, SQLite, PostgreSQL; a store wrapper lands a post between the DS's
- * check and the commit's append. What it is for: the active device of a
+ * check and the commit's append. The DS reads one page after `readTo` at
+ * most (in process, a store wrapper counting what it reads). What it is for: the active device of a
  * pairing commits past the generations a copy of its partner burnt
  * (test/paired-burnt-generation).
  */
@@ -15,10 +16,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { toHex } from 'paired-mls';
-import { MemoryDeliveryStore, type DeliveryStore } from 'paired-mls/services';
+import { toHex, utf8 } from 'paired-mls';
+import { DeliveryService, MemoryDeliveryStore, type DeliveryStore } from 'paired-mls/services';
 import { PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer } from 'paired-mls/server';
-import { catchUp, dsPeer, groupOf, groupStillWorks, raw, tokenOf, type DsPeer } from './ds-helpers.js';
+import { catchUp, dsPeer, groupOf, groupStillWorks, headerOnly, raw, tokenOf, type DsPeer } from './ds-helpers.js';
+import { newMember } from './helpers.js';
+import { submit } from './paired-ds-helpers.js';
 import { startPostgres, type PgServer } from './pg-server.js';
 
 /** `store`, with `slip` run once before the next append of a commit checked against `readTo` (a post landing while the DS checks). */
@@ -154,6 +157,75 @@ describe('a commit with readTo: refused (409 unread-proposal) by a proposal its 
       expect(r.seen).toEqual(expected(r));
     } finally {
       await store.close();
+    }
+  });
+});
+
+describe('a commit with readTo: the DS reads one page of the log at most for it, as a poll (PROTOCOL §8.1)', () => {
+  it("a member's commit with readTo far behind, after it filled the epoch with application messages, is refused (409 unread-proposal) after one page; it made the DS read the whole epoch's log on every such request. Honest commits with readTo go in", async () => {
+    let read = 0;
+    const store = new Proxy(new MemoryDeliveryStore(), {
+      get(target, name) {
+        if (name === 'readLog') return async (...args: Parameters<DeliveryStore['readLog']>) => {
+          const page = await target.readLog(...args);
+          read += page.length;
+          return page;
+        };
+        const value = Reflect.get(target, name, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const ds = await DeliveryService.create({ store, pageSize: 4 });
+    const [alice, bob, carol] = await Promise.all(['alice', 'bob', 'carol'].map((n) => newMember(n)));
+    alice!.group = await alice!.client.createGroup(alice!.identity);
+    const gid = alice!.group.id;
+    await ds.createGroup(gid, 'alice', { epoch: alice!.group.epoch });
+    const add = await alice!.group.commit({ add: [await bob!.client.createKeyPackage(bob!.identity), await carol!.client.createKeyPackage(carol!.identity)] });
+    const start = await submit(ds, gid, 'alice', add.commit, { welcome: add.welcome, added: ['bob', 'carol'] });
+    await alice!.group.mergePendingCommit();
+    for (const m of [bob!, carol!]) m.group = await m.client.joinFromWelcome(add.welcome!);
+    // bob fills the epoch with 40 application messages (10 pages), then asks again and again with readTo at its start
+    // and a junk GroupInfo, which the DS refuses only after the readTo check.
+    for (let i = 0; i < 40; i++) await submit(ds, gid, 'bob', await bob!.group!.encrypt(`filler ${i}`));
+    const junk = headerOnly(gid, alice!.group.epoch, 3, 9);
+    const asked = [];
+    for (let i = 0; i < 3; i++) {
+      read = 0;
+      asked.push({ ...(await ds.submit(gid, 'bob', junk, { readTo: start, groupInfo: new Uint8Array([1, 2, 3]) })), read });
+    }
+    expect(asked).toEqual(
+      Array(3).fill({
+        accepted: false,
+        reason: 'unread-proposal',
+        message: `more than a page of the log follows ${start}: process the group's messages and commit again (unread-proposal)`,
+        read: 5,
+      }),
+    );
+    // Within a page of the end the check goes on (and the junk GroupInfo is refused after it).
+    read = 0;
+    expect({ ...(await ds.submit(gid, 'bob', junk, { readTo: start + 37, groupInfo: new Uint8Array([1, 2, 3]) })), read }).toEqual({
+      accepted: false,
+      reason: 'invalid-group-info',
+      message: `the GroupInfo is not one of this group at epoch ${alice!.group.epoch + 1} (invalid-group-info)`,
+      read: 3,
+    });
+    // alice reads to the end and commits with readTo: it goes in, and everyone follows and talks.
+    let end = start;
+    for (let page = await ds.poll('alice', gid, end); page.length > 0; page = await ds.poll('alice', gid, end)) {
+      for (const m of page) await alice!.group.process(m.bytes);
+      end = page.at(-1)!.seq;
+    }
+    const update = await alice!.group.selfUpdate();
+    await submit(ds, gid, 'alice', update.commit, { readTo: end });
+    await alice!.group.mergePendingCommit();
+    for (const m of [bob!, carol!]) {
+      const r = await m.group!.process(update.commit);
+      if (r.kind === 'commit') await r.staged.merge();
+    }
+    const hello = await carol!.group!.encrypt('after the flood');
+    for (const m of [alice!, bob!]) {
+      const r = await m.group!.process(hello);
+      expect(r.kind === 'application' && utf8(r.data)).toBe('after the flood');
     }
   });
 });

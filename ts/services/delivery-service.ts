@@ -901,11 +901,15 @@ export class DeliveryService {
    * sequence number logged, which the commit's append expects.
    */
   async #unreadProposals(group: GroupRecord, readTo: number, from: number): Promise<number> {
-    let last = from;
-    for await (const m of this.#logAfter(group.groupId, from)) {
+    // One page at most, as a poll: a readTo far behind had each request read the epoch's whole log (members fill it freely).
+    const page = await this.store.readLog(group.groupId, from, this.#pageSize, this.#pageBytes);
+    for (const m of page) {
       const h = readMlsHeader(m.bytes);
       if (h?.contentType === 2 && h.epoch === BigInt(group.epoch)) throw unread(group.epoch, readTo);
-      last = m.seq;
+    }
+    const last = page.at(-1)?.seq ?? from;
+    if (page.length > 0 && (await this.store.readLog(group.groupId, last, 1, 1)).length > 0) {
+      throw new DsError('unread-proposal', `more than a page of the log follows ${readTo}: process the group's messages and commit again`);
     }
     return last;
   }
