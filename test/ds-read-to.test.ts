@@ -71,6 +71,8 @@ async function readTo(store: DeliveryStore) {
     const blind = await alice!.group!.selfUpdate();
     seen.unread = await rawCommit(s.url, alice!, blind.commit, read);
     seen.pastTheEnd = await rawCommit(s.url, alice!, blind.commit, bob!.seen + 1);
+    seen.values = [];
+    for (const v of [-1, 1.5, 2 ** 53, 2 ** 53 - 2, 'x', '1', null, true]) (seen.values as unknown[]).push(await rawCommit(s.url, alice!, blind.commit, v as number));
     await alice!.group!.clearPendingCommit();
     seen.logAfterRefusals = (await carol!.ds.poll(gid, read)).map((m) => m.sender);
 
@@ -109,16 +111,20 @@ async function readTo(store: DeliveryStore) {
 }
 
 function expected({ epoch, read, ids }: { epoch: number; read: number; ids: { bob: string; carol: string } }) {
+  const notNatural = { status: 400, reason: 'malformed', error: 'readTo must be a natural number below 2^53' };
+  const unreadAfter = (n: number) => ({ status: 409, reason: 'unread-proposal', error: `a proposal of epoch ${epoch} was logged after ${n}: process the group's messages and commit again (unread-proposal)` });
   return {
-    unread: { status: 409, reason: 'unread-proposal', error: `a proposal of epoch ${epoch} was logged after ${read}: process the group's messages and commit again (unread-proposal)` },
+    unread: unreadAfter(read),
     // Its append refused (the log's end is not where it claims), the DS finds nothing new.
     pastTheEnd: { status: 400, reason: 'malformed', error: 'readTo is past the end of the log (malformed)' },
+    // -1, 1.5, 2^53, 2^53 - 2 (past the end), 'x', '1' (a digit string, as other fields), null (0: read nothing), true.
+    values: [notNatural, notNatural, notNatural, { status: 400, reason: 'malformed', error: 'readTo is past the end of the log (malformed)' }, notNatural, unreadAfter(1), unreadAfter(0), notNatural],
     logAfterRefusals: [ids.bob],
-    // The log moved after the DS looked: the store refused the append, the DS found carol's message, no proposal, and appended after it.
-    afterMessage: { accepted: 1, refusedAppends: 2 },
+    // Counted from the two past the end above. The log moved after the DS looked: the store refused the append, the DS found carol's message, no proposal, and appended after it.
+    afterMessage: { accepted: 1, refusedAppends: 3 },
     // Without the store's check this commit went in after carol's proposal.
     slipped: { reason: 'unread-proposal', message: `a proposal of epoch ${epoch + 1} was logged after ${read + 3}: process the group's messages and commit again (unread-proposal)` },
-    refusedAppends: 3,
+    refusedAppends: 4,
     logAfterSlip: [ids.carol],
     epochs: [2, 2, 2],
   };
