@@ -235,3 +235,25 @@ describe('a commit with readTo: the DS reads one page of the log at most for it,
     }
   });
 });
+
+describe('readTo is a member’s: an outsider’s external commit carries none that counts (PROTOCOL §8.1)', () => {
+  it("an outsider of an open group probed the log with readTo on its external commit, refused and logging nothing each time (409 unread-proposal: a proposal after N; 400 past the end: the log's length); it is not read: the commit goes in, and everyone talks", async () => {
+    const s = await startDeliveryServer({ port: 0, store: new MemoryDeliveryStore() });
+    try {
+      const tag = Math.random().toString(36).slice(2, 7);
+      const [alice, bob, eve] = await Promise.all(['alice', 'bob', 'eve'].map((n) => dsPeer(s.url, `${n}-${tag}`)));
+      await groupOf(alice!, [bob!], { open: true });
+      const gid = alice!.group!.id;
+      bob!.seen = await bob!.ds.submit(gid, await bob!.group!.propose({ type: 'update' }));
+      const joined = await eve!.client.joinExternal(await eve!.ds.groupInfo(gid), eve!.identity, { wireFormat: 'plaintext' });
+      const probes = [];
+      for (const readTo of [0, 10 ** 6]) probes.push(await eve!.ds.submit(gid, joined.commit, { externalJoin: true, readTo }).catch((e: { reason: string }) => e.reason));
+      expect(probes).toEqual([bob!.seen + 1, bob!.seen + 1]);
+      eve!.group = joined.group;
+      eve!.seen = bob!.seen + 1;
+      await groupStillWorks([alice!, bob!, eve!], 'eve joined');
+    } finally {
+      await s.close();
+    }
+  });
+});

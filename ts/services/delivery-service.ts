@@ -562,7 +562,8 @@ export class DeliveryService {
     if (header.contentType === 3) {
       // Eventual: a commit for an epoch no logged commit made is junk (one for 2^53 - 2 pinned the DS's epoch there for good).
       if (group.consistency === 'strong' ? epoch !== group.epoch : epoch > group.epoch) throw this.#epochTaken(epoch, group);
-      const readTo = group.consistency === 'strong' ? extras.readTo : undefined;
+      // Not an outsider's (it reads no log): its refusals told it the log's length and where proposals were.
+      const readTo = group.consistency === 'strong' && !joining ? extras.readTo : undefined;
       if (readTo !== undefined && !(Number.isSafeInteger(readTo) && readTo >= 0)) throw new DsError('malformed', 'readTo is a sequence number');
       let lastSeq = readTo !== undefined ? await this.#unreadProposals(group, readTo, Math.max(readTo, group.epochStart ?? 0)) : undefined;
       const setEpoch = Math.max(group.epoch, epoch + 1);
