@@ -167,6 +167,22 @@ describe.each(MODES)('%s mode: the copy burns the anchor handshake generation of
     await goOn(w.ds, g, b.thief, 'past the burnt generations');
   });
 
+  it("application messages of the copy as the anchor burn no handshake generation (the application ratchet is another; no commit uses it): the update the active device sends without reading the log is processed by all", async () => {
+    const b = await burntWorld(mode);
+    const { w, g } = b;
+    const sent = [];
+    for (let i = 0; i < 3; i++) sent.push(await b.thief.encrypt(`copy ${i}`));
+    for (const m of sent) await submit(w.ds, g.id, mode === 'hidden' ? 'alice' : 'alice-phone', m);
+    const update = await b.update();
+    expect(await othersRead(g)).toEqual([
+      ['application', 'application', 'application', 'commit'],
+      ['application', 'application', 'application', 'commit'],
+    ]);
+    expect((await w.passiveDevice.applyNotify(update)).kind).toBe('update');
+    inSync([g.alice, g.bob, g.carol, g.phone]);
+    await goOn(w.ds, g, b.thief, 'application messages burnt nothing');
+  });
+
   it('the bound: a proposal of the copy one further than the forward distance is refused by every member (MESSAGE_TOO_FAR_AHEAD) and burns nothing', async () => {
     const b = await burntWorld(mode);
     const { w, g } = b;
