@@ -357,7 +357,9 @@ export class PairedDevice {
    * The commit stays pending until the Delivery Service accepted it
    * (`group.mergePendingCommit()`); with `send`, it is merged once `send`
    * resolved and cleared when it throws (the partner then takes the
-   * step alone, docs/PROTOCOL.md §4.14).
+   * step alone, docs/PROTOCOL.md §4.14). Read the group's log first, and
+   * post with the DS's `readTo`: a copy of the partner burns the anchor's
+   * handshake generations (§4.0, §4.5).
    */
   commit(group: Group, options: PairedCommitOptions = {}): Promise<PairedCommit> {
     return this.#session.exclusive(() => pairedCommit(this.#session, group, options));

@@ -37,7 +37,8 @@ export interface PairedCommit {
  * (`enroll`, `commit`, `update` with `send`): it posts `update.commit` and
  * resolves once the DS accepted it (and may then forward `update.pairing`
  * to the partner), or throws when the DS refused it (another commit won
- * the epoch). docs/PROTOCOL.md §4.4, §4.5.
+ * the epoch, or `unread-proposal`). Read the group's log to its end first
+ * and post with `readTo` (docs/PROTOCOL.md §4.4, §4.5).
  */
 export type PairedSend = (update: PairedCommit) => Promise<void>;
 
@@ -100,7 +101,7 @@ export interface CeaseCommit {
   signatureKey: Uint8Array;
 }
 
-/** The app's call to the DS for one commit of `ceasePair`: resolves once accepted, throws if refused. */
+/** The app's call to the DS for one commit of `ceasePair`: resolves once accepted, throws if refused. A `rekey`: read the log first, post with `readTo` (§4.5). */
 export type CeaseSend = (commit: CeaseCommit) => Promise<void>;
 
 /** Result of `reenroll`: `pairing` for the devices already paired, `initPairing` and `shareRand` for the new one. */

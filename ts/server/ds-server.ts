@@ -146,6 +146,7 @@ const STATUS: Record<DsRejection, number> = {
   'registration-refused': 403,
   unauthenticated: 401,
   'epoch-taken': 409,
+  'unread-proposal': 409,
   stale: 409,
   'unverifiable-intent': 409,
   'group-exists': 409,
@@ -725,6 +726,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
           removed: idList(body.removed, 'removed', 1000),
           groupInfo: optionalB64(body.groupInfo, 'groupInfo'),
           externalJoin: body.externalJoin === true,
+          readTo: body.readTo === undefined ? undefined : natural(body.readTo, 'readTo', 0),
           // A verified commit's checks grow with the group: at most a whole burst (it waits for a full budget then).
           spend: (checks, suite) => spendVerification(req, Math.min(verificationBurst, checks * verificationCost(suite))),
         });

@@ -815,7 +815,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
         if (budget.once !== undefined && counted.once) await putShare(budget.once, counted.once);
       }
       if (update) {
-        if (Number(rows[0].epoch) !== update.expectEpoch) return undefined;
+        if (Number(rows[0].epoch) !== update.expectEpoch || (update.lastSeq !== undefined && update.lastSeq !== seq - 1)) return undefined;
         // The members' shares were the old epoch's (a stale commit that leaves the epoch starts nothing).
         if (update.setEpoch !== Number(rows[0].epoch)) await c.query('DELETE FROM ds_member_proposals WHERE group_id = $1', [message.groupId]);
         if (update.dropGrants?.length) await c.query(DROP_GRANTS, [update.dropGrants]);

@@ -510,7 +510,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
         if (budget.once !== undefined && counted.once) putShare.run(message.groupId, budget.once, counted.once.epoch, counted.once.count, counted.once.bytes);
       }
       if (update) {
-        if (group.epoch !== update.expectEpoch) return undefined;
+        if (group.epoch !== update.expectEpoch || (update.lastSeq !== undefined && update.lastSeq !== next - 1)) return undefined;
         // The members' shares were the old epoch's (a stale commit that leaves the epoch starts nothing).
         if (update.setEpoch !== group.epoch) this.#db.prepare('DELETE FROM member_proposals WHERE group_id = ?').run(message.groupId);
         if (update.dropGrants?.length) this.#dropGrants(update.dropGrants);

@@ -340,6 +340,7 @@ export class DeliveryClient {
       removed: extras.removed,
       groupInfo: extras.groupInfo && b64(extras.groupInfo),
       externalJoin: extras.externalJoin,
+      readTo: extras.readTo,
     }, (out: { seq: unknown }) => {
       if (!Number.isSafeInteger(out.seq)) throw wrongShape();
       return out.seq as number;

@@ -39,6 +39,9 @@ export const DS_SENDER = 'delivery-service';
 
 /** A group a ReInit retired (docs/PROTOCOL.md §1.6): a verifying DS marks it with an empty GroupInfo; eventual groups are never marked. */
 const isRetired = (group: GroupRecord): boolean => group.consistency === 'strong' && group.groupInfo?.length === 0;
+/** A commit whose sender had not read a proposal of its epoch (`SubmitExtras.readTo`). */
+const unread = (epoch: number, readTo: number): DsError =>
+  new DsError('unread-proposal', `a proposal of epoch ${epoch} was logged after ${readTo}: process the group's messages and commit again`);
 /** The refusal of what is sent to a retired group. */
 const retired = (reason: 'invalid-commit' | 'unverifiable-intent' | 'stale'): DsError => new DsError(reason, 'this group was reinitialized (ReInit): continue in its successor');
 
@@ -159,6 +162,12 @@ export interface SubmitExtras {
   groupInfo?: Uint8Array;
   /** The sender joins by this external commit. */
   externalJoin?: boolean;
+  /**
+   * A commit's sender has read the group's log up to this sequence number:
+   * a proposal of the commit's epoch logged after it refuses the commit
+   * (`unread-proposal`; docs/PROTOCOL.md §4.5, §8.1).
+   */
+  readTo?: number;
   /** A verifying DS's charge (the server's per-address budget, §8.6): the signature checks a commit's verification will make, in the group's ciphersuite, before it makes them; throws to refuse. */
   spend?: (checks: number, ciphersuite: number) => void;
 }
@@ -587,6 +596,10 @@ export class DeliveryService {
     if (header.contentType === 3) {
       // Eventual: a commit for an epoch no logged commit made is junk (one for 2^53 - 2 pinned the DS's epoch there for good).
       if (group.consistency === 'strong' ? epoch !== group.epoch : epoch > group.epoch) throw this.#epochTaken(epoch, group);
+      // Not an outsider's (it reads no log): its refusals told it the log's length and where proposals were.
+      const readTo = group.consistency === 'strong' && !joining ? extras.readTo : undefined;
+      if (readTo !== undefined && !(Number.isSafeInteger(readTo) && readTo >= 0)) throw new DsError('malformed', 'readTo is a sequence number');
+      let lastSeq = readTo !== undefined ? await this.#unreadProposals(group, readTo, Math.max(readTo, group.epochStart ?? 0)) : undefined;
       const setEpoch = Math.max(group.epoch, epoch + 1);
       if (extras.groupInfo && !groupInfoFits(extras.groupInfo, header.groupId, epoch + 1)) {
         throw new DsError('invalid-group-info', `the GroupInfo is not one of this group at epoch ${epoch + 1}`);
@@ -670,7 +683,7 @@ export class DeliveryService {
       // epoch's commit had cleared them (its post raced that commit), now with no proposal of its own. Dropped in the
       // commit's transaction by a store that can (dropGrants); one of an older interface has them read and spent below.
       const dropGrants = this.#verify && this.store.dropGrants ? [held, heldGrants(id, epoch - 1)] : undefined;
-      const update = { expectEpoch: group.consistency === 'strong' ? epoch : group.epoch, setEpoch, members: [...members], groupInfo, reserve, dropGrants };
+      const update = { expectEpoch: group.consistency === 'strong' ? epoch : group.epoch, setEpoch, members: [...members], groupInfo, reserve, dropGrants, lastSeq };
       // The inbox cap is counted in the store's transaction (racing commits cannot pass it). An Add the group's grant covers
       // passed it when proposed: its client's inbox full since, the commit goes in without that Welcome; refused, it held
       // every honest commit until its committer dropped the proposal (§8.5).
@@ -686,6 +699,14 @@ export class DeliveryService {
             throw err;
           });
       seq = await withinQuota(append(added));
+      // readTo: messages were logged since the log was checked, the epoch still open: the commit goes in if none is a proposal.
+      for (let n = 0; seq === undefined && lastSeq !== undefined && n < 16 && (await this.store.getGroup(id))?.epoch === epoch; n++) {
+        const last = await this.#unreadProposals(group, readTo!, lastSeq);
+        if (last === lastSeq) throw new DsError('malformed', 'readTo is past the end of the log');
+        update.lastSeq = lastSeq = last;
+        seq = await withinQuota(append(added));
+        if (seq === undefined && n === 15 && (await this.store.getGroup(id))?.epoch === epoch) throw new DsError('unread-proposal', "the group's log moved on while the commit was checked: process its messages and commit again");
+      }
       // Eventual: another commit went in since the group was read; this one is taken too, against the new state.
       if (seq === undefined && group.consistency === 'eventual' && tries < 16) return this.#submit(id, sender, message, extras, tries + 1);
       if (seq === undefined && !(await this.#group(id))) throw unknownGroup();
@@ -911,6 +932,25 @@ export class DeliveryService {
       bytes += m.bytes.length;
     }
     return out;
+  }
+
+  /**
+   * A commit's `readTo` (docs/PROTOCOL.md §4.5, §8.1): `unread-proposal` when a
+   * proposal of the group's epoch was logged after it; else the last
+   * sequence number logged, which the commit's append expects.
+   */
+  async #unreadProposals(group: GroupRecord, readTo: number, from: number): Promise<number> {
+    // One page at most, as a poll: a readTo far behind had each request read the epoch's whole log (members fill it freely).
+    const page = await this.store.readLog(group.groupId, from, this.#pageSize, this.#pageBytes);
+    for (const m of page) {
+      const h = readMlsHeader(m.bytes);
+      if (h?.contentType === 2 && h.epoch === BigInt(group.epoch)) throw unread(group.epoch, readTo);
+    }
+    const last = page.at(-1)?.seq ?? from;
+    if (page.length > 0 && (await this.store.readLog(group.groupId, last, 1, 1)).length > 0) {
+      throw new DsError('unread-proposal', `more than a page of the log follows ${readTo}: process the group's messages and commit again`);
+    }
+    return last;
   }
 
   /** A group's logged messages after sequence number `after`, read a page at a time. */

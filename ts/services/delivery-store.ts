@@ -123,6 +123,13 @@ export interface CommitUpdate {
    * that has `dropGrants`.
    */
   dropGrants?: string[];
+  /**
+   * The sequence number of the group's last logged message when the DS
+   * checked what the committer had not read (`SubmitExtras.readTo`): a
+   * message logged since refuses the commit as a changed epoch does
+   * (undefined, nothing written), and the DS checks the new messages.
+   */
+  lastSeq?: number;
 }
 
 /** The row of a reserved successor id: no group yet, epoch -1, an empty GroupInfo (no schema change); `claimReserved` turns it into the group. */
@@ -814,7 +821,7 @@ export class MemoryDeliveryStore implements DeliveryStore {
     if (known !== undefined) return known;
     const log = this.#logs.get(message.groupId) ?? [];
     const seq = (log.at(-1)?.seq ?? 0) + 1;
-    if (update && group.epoch !== update.expectEpoch) return undefined;
+    if (update && (group.epoch !== update.expectEpoch || (update.lastSeq !== undefined && update.lastSeq !== seq - 1))) return undefined;
     if (!update && budget?.epoch !== undefined && group.epoch !== budget.epoch) return undefined;
     const shares = this.#memberProposals.get(message.groupId);
     const stored = { epoch: this.#epochProposals.get(message.groupId), member: budget?.member && shares?.get(budget.member.id), once: budget?.once !== undefined ? shares?.get(budget.once) : undefined };

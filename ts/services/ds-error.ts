@@ -11,6 +11,8 @@ export type DsRejection =
   | 'unknown-group'
   | 'not-a-member'
   | 'epoch-taken'
+  // a commit with readTo: a proposal of its epoch was logged after it (§8.1)
+  | 'unread-proposal'
   | 'stale'
   | 'invalid-key-package'
   | 'group-exists'
