@@ -62,6 +62,8 @@ CREATE INDEX IF NOT EXISTS ds_welcome_blobs_group ON ds_welcome_blobs (group_id)
 CREATE INDEX IF NOT EXISTS ds_groups_sole ON ds_groups ((members->>0), group_id COLLATE "C") WHERE jsonb_array_length(members) = 1;
 CREATE INDEX IF NOT EXISTS ds_groups_deleted ON ds_groups ((members->>0)) WHERE epoch = -2;
 `;
+/** Which rows are proposals (readProposals; sqlite-store.ts), run only while absent as DELETIONS. */
+const PROPOSAL_MARK = 'ALTER TABLE ds_log ADD COLUMN IF NOT EXISTS proposal_epoch BIGINT DEFAULT -1; CREATE INDEX IF NOT EXISTS ds_log_proposals ON ds_log (group_id, seq) WHERE proposal_epoch IS NOT NULL';
 /** A claimed group's columns (claimReserved, claimDeleted). */
 const CLAIM = 'epoch = $2, members = $3, consistency = $4, group_info = $5, external_join = $6, epoch_start = $7, group_info_by = $8';
 /** Schema 3 to 4 (as SQLITE_MIGRATION), after the schema's statements, in their transaction; the Welcome id sequences kept. */
@@ -218,6 +220,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
           try {
             await client.query(SCHEMA);
             if ((await client.query("SELECT to_regclass('ds_groups_deleted') AS i")).rows[0].i === null) await client.query(DELETIONS);
+            if ((await client.query("SELECT to_regclass('ds_log_proposals') AS i")).rows[0].i === null) await client.query(PROPOSAL_MARK);
             if (version === '3') await client.query(POSTGRES_MIGRATION);
             if (version === '3' || version === '4') await client.query(POSTGRES_MIGRATION_5);
             await client.query('INSERT INTO ds_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = $2', ['schema', DS_SCHEMA_VERSION]);
@@ -864,7 +867,8 @@ export class PostgresDeliveryStore implements DeliveryStore {
       for (const client of [...others.keys(), message.sender].sort()) {
         await this.#count(c, client, client === message.sender ? charge : others.get(client)!, 0, client === message.sender ? quota : undefined);
       }
-      await c.query('INSERT INTO ds_log (group_id, seq, sender, bytes, digest) VALUES ($1, $2, $3, $4, $5)', [message.groupId, seq, message.sender, Buffer.from(message.bytes), message.digest ?? null]);
+      const mark = budget && !update ? (budget.epoch ?? Number(rows[0].epoch)) : null;
+      await c.query('INSERT INTO ds_log (group_id, seq, sender, bytes, digest, proposal_epoch) VALUES ($1, $2, $3, $4, $5, $6)', [message.groupId, seq, message.sender, Buffer.from(message.bytes), message.digest ?? null, mark]);
       await c.query('SELECT pg_notify($1, $2)', [CHANNEL, `${message.groupId}:${seq}`]);
       return seq;
     });
@@ -880,12 +884,22 @@ export class PostgresDeliveryStore implements DeliveryStore {
     return new Map(rows.map((r) => [r.member as string, { epoch: Number(r.epoch), count: Number(r.count), bytes: Number(r.bytes) }]));
   }
 
-  async readLog(groupId: string, afterSeq: number, limit: number, maxBytes = Infinity): Promise<LoggedMessage[]> {
+  async readLog(groupId: string, afterSeq: number, limit: number, maxBytes?: number): Promise<LoggedMessage[]> {
+    return this.#page(groupId, afterSeq, limit, maxBytes);
+  }
+
+  async readProposals(groupId: string, afterSeq: number, limit: number, maxBytes?: number): Promise<{ messages: LoggedMessage[]; last: number }> {
+    const { rows } = await this.#pool.query('SELECT coalesce(max(seq), 0) AS last FROM ds_log WHERE group_id = $1', [groupId]);
+    return { messages: await this.#page(groupId, afterSeq, limit, maxBytes, ' AND proposal_epoch IS NOT NULL'), last: Number(rows[0].last) };
+  }
+
+  /** `readLog` of the rows `only` (a condition, by the index of proposals) leaves. */
+  async #page(groupId: string, afterSeq: number, limit: number, maxBytes = Infinity, only = ''): Promise<LoggedMessage[]> {
     // The sizes first (octet_length of a TOASTed value reads no content), then only the rows that fit the byte budget.
-    const sizes = await this.#pool.query('SELECT seq, octet_length(bytes) AS n FROM ds_log WHERE group_id = $1 AND seq > $2 ORDER BY seq LIMIT $3', [groupId, afterSeq, limit]);
+    const sizes = await this.#pool.query(`SELECT seq, octet_length(bytes) AS n FROM ds_log WHERE group_id = $1 AND seq > $2${only} ORDER BY seq LIMIT $3`, [groupId, afterSeq, limit]);
     const last = sizes.rows[withinBytes(sizes.rows.map((r) => Number(r.n)), maxBytes) - 1];
     if (last === undefined) return [];
-    const { rows } = await this.#pool.query('SELECT * FROM ds_log WHERE group_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq', [groupId, afterSeq, last.seq]);
+    const { rows } = await this.#pool.query(`SELECT * FROM ds_log WHERE group_id = $1 AND seq > $2 AND seq <= $3${only} ORDER BY seq`, [groupId, afterSeq, last.seq]);
     return rows.map((r) => ({ groupId: r.group_id, seq: Number(r.seq), sender: r.sender, bytes: bytes(r.bytes) }));
   }
 
