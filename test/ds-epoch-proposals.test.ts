@@ -4,7 +4,7 @@
  * application messages included, before the commit was charged (§8.2) or checked: a member that logged 20,000
  * application messages of ~1 KB in one epoch (within its quota) then posted junk commits (a real commit whose GroupInfo
  * signature fails, 400 invalid-group-info), each holding the server ~150 ms on SQLite (an honest poll waited ~200 ms
- * behind ten of them) and ~400 ms on PostgreSQL; now ~3 ms. A commit's `readTo` check (§8.1) reads the same index.
+ * behind ten of them) and ~400 ms on PostgreSQL; now 2-6 ms. A commit's `readTo` check (§8.1) reads the same index.
  * The tests count the log rows the server reads, through a wrapper over the real store. Real servers on loopback, real
  * groups; memory, SQLite, PostgreSQL; a database of the previous release (its rows unmarked) opened by this one, and
  * that release's appends beside this one's.
