@@ -657,6 +657,8 @@ export class DeliveryService {
         for (const r of extras.removed ?? []) members.delete(r);
         for (const a of added) members.add(a);
         if (extras.externalJoin) members.add(sender);
+        // No committer removes itself (RFC 9420 §12.2): a copy's group left with no member was unlisted and undeletable (§8.3).
+        if (member !== undefined && !members.has(member)) throw new DsError('forbidden', 'a commit cannot take the member it is sent for off the member list');
       }
       // A paired device posts for its anchor and is no member: a commit of
       // its (its own external commit without the flag, or one naming itself
