@@ -1,23 +1,24 @@
 /**
  * The stop's DS changes attacked together (docs/PROTOCOL.md §8.1, §8.3, §8.4): a stolen copy of a device's state (the
  * account's key before the owner's guarded rotation) against the owner's way of taking its quota back (`groups:sole`,
- * `DELETE /v1/groups/{gid}`). Real servers on loopback (SQLite), real openmls groups.
+ * `DELETE /v1/groups/{gid}`); a commit refused for its epoch as its group is deleted. Real servers on loopback (SQLite),
+ * real openmls groups; in process, a memory store whose wrapper lands another commit and the deletion in the DS's gaps.
  */
 import { describe, expect, it } from 'vitest';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MlsClient, toHex } from 'paired-mls';
-import { DeliveryClient } from 'paired-mls/services';
+import { DeliveryClient, DeliveryService, MemoryDeliveryStore, type DeliveryStore } from 'paired-mls/services';
 import { SqliteDeliveryStore, startDeliveryServer } from 'paired-mls/server';
-import { dsPeer, raw, tokenOf } from './ds-helpers.js';
+import { dsPeer, headerOnly, raw, tokenOf } from './ds-helpers.js';
 import { dsRefusal, guardedAccount } from './ds-guard-helpers.js';
 
 const tag = () => Math.random().toString(36).slice(2, 8);
 const SELF_REMOVED = { reason: 'forbidden', message: 'a commit cannot take the member it is sent for off the member list (forbidden)' };
 
-describe('a stolen copy against the owner taking its quota back (PROTOCOL §8.3, §8.4)', () => {
-  it("default mode: the copy's commit writing the account off its own group's member list (no member left: unlisted, undeletable, counted for the account for good) or off a group shared with another client (the owner 403 not-a-member there) is 403 forbidden; the owner deletes the copy's group after its rotation", async () => {
+describe("the stop's deletion, readTo and rotation together (PROTOCOL §8.1, §8.3, §8.4)", () => {
+  it("default mode, a stolen copy against the owner taking its quota back: the copy's commit writing the account off its own group's member list (no member left: unlisted, undeletable, counted for the account for good) or off a group shared with another client (the owner 403 not-a-member there) is 403 forbidden; the owner deletes the copy's group after its rotation", async () => {
     const store = new SqliteDeliveryStore(join(mkdtempSync(join(tmpdir(), 'paired-mls-stop58-')), 'ds.sqlite'));
     const s = await startDeliveryServer({ port: 0, store });
     try {
@@ -60,5 +61,51 @@ describe('a stolen copy against the owner taking its quota back (PROTOCOL §8.3,
       await s.close();
       store.close();
     }
+  });
+
+  /**
+   * `store` whose next commit append first lets another commit take the epoch (refused, as at two servers), and whose first
+   * group read after it is followed by the group's deletion (`keep`: the ids its member may keep; 0, at its bound: no row left).
+   */
+  function losingThenDeleted(store: MemoryDeliveryStore, winner: Uint8Array, keep: number): DeliveryStore {
+    let reads = -1;
+    return new Proxy(store, {
+      get(target, name) {
+        if (name === 'append') {
+          return async (...args: Parameters<DeliveryStore['append']>) => {
+            if (args[1] && reads < 0) {
+              await target.append({ groupId: args[0].groupId, sender: 'alice', bytes: winner, digest: 'winner' }, { expectEpoch: 0, setEpoch: 1, members: ['alice'] });
+              reads = 0;
+            }
+            return target.append(...args);
+          };
+        }
+        if (name === 'getGroup') {
+          return async (id: string) => {
+            const read = await target.getGroup(id);
+            if (reads >= 0 && ++reads === 1) await target.deleteGroup(id, 'alice', { held: () => [], keep });
+            return read;
+          };
+        }
+        const value = Reflect.get(target, name, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+  }
+
+  it.each([
+    ['its id kept', 1000],
+    ['its member at the bound of kept ids (no row left)', 0],
+  ])("a commit refused for its epoch while its group is deleted (%s) is 409 epoch-taken, by the one read of the group it is refused by; a second read answered 'stale … the group is at -2' (the deleted mark), and with no row left a TypeError (500)", async (_, keep) => {
+    const gid = new Uint8Array([5, 8, 0, keep > 0 ? 1 : 2]);
+    const store = losingThenDeleted(new MemoryDeliveryStore(), headerOnly(gid, 0, 3, 1), keep);
+    const ds = await DeliveryService.create({ store });
+    await ds.createGroup(gid, 'alice');
+    expect(await ds.submit(gid, 'alice', headerOnly(gid, 0, 3, 2))).toEqual({
+      accepted: false,
+      reason: 'epoch-taken',
+      message: "epoch 0 already has a commit; process the group's messages up to epoch 1 and commit again (epoch-taken)",
+    });
+    expect(await ds.store.getGroup(toHex(gid))).toEqual(keep > 0 ? expect.objectContaining({ epoch: -2, members: ['alice'] }) : undefined);
   });
 });

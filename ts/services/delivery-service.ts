@@ -711,8 +711,9 @@ export class DeliveryService {
       }
       // Eventual: another commit went in since the group was read; this one is taken too, against the new state.
       if (seq === undefined && group.consistency === 'eventual' && tries < 16) return this.#submit(id, sender, message, extras, tries + 1);
-      if (seq === undefined && !(await this.#group(id))) throw unknownGroup();
-      if (seq === undefined) throw this.#epochTaken(epoch, (await this.store.getGroup(id))!);
+      // One read: a deletion between two answered the deleted mark's epoch (-2), or with no row left a TypeError (500).
+      const now = seq === undefined ? await this.#group(id) : undefined;
+      if (seq === undefined) throw now ? this.#epochTaken(epoch, now) : unknownGroup();
       // A grant adds its client once: one more Welcome needs one more KeyPackage from the DS (the group's went with the commit).
       for (const [holder, ref] of spent) if (!dropGrants?.includes(holder)) await this.store.spendGrants(holder, [ref]);
       // Leaves of revoked clients this commit added (Add proposals logged before the revocation): removed in the epoch it made.
