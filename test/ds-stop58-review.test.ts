@@ -108,4 +108,18 @@ describe("the stop's deletion, readTo and rotation together (PROTOCOL §8.1, §8
     });
     expect(await ds.store.getGroup(toHex(gid))).toEqual(keep > 0 ? expect.objectContaining({ epoch: -2, members: ['alice'] }) : undefined);
   });
+
+  it("a group registered again under its deleted id logs from 1: a poll from the deleted group's position reads nothing of it, and a commit's readTo from there is 400 malformed (past the end); read from 0 and the commit goes in", async () => {
+    const ds = await DeliveryService.create();
+    const gid = new Uint8Array([5, 8, 0, 3]);
+    await ds.createGroup(gid, 'alice');
+    for (let i = 1; i <= 3; i++) await ds.submit(gid, 'alice', headerOnly(gid, 0, 1, i));
+    await ds.deleteGroup(gid, 'alice');
+    await ds.createGroup(gid, 'alice');
+    expect(await ds.submit(gid, 'alice', headerOnly(gid, 0, 1, 4))).toEqual({ accepted: true, seq: 1 });
+    expect(await ds.poll('alice', gid, 3)).toEqual([]);
+    expect(await ds.submit(gid, 'alice', headerOnly(gid, 0, 3, 5), { readTo: 3 })).toEqual({ accepted: false, reason: 'malformed', message: 'readTo is past the end of the log (malformed)' });
+    expect((await ds.poll('alice', gid, 0)).map((m) => m.seq)).toEqual([1]);
+    expect(await ds.submit(gid, 'alice', headerOnly(gid, 0, 3, 5), { readTo: 1 })).toEqual({ accepted: true, seq: 2 });
+  });
 });
