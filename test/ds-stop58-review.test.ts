@@ -122,4 +122,33 @@ describe("the stop's deletion, readTo and rotation together (PROTOCOL §8.1, §8
     expect((await ds.poll('alice', gid, 0)).map((m) => m.seq)).toEqual([1]);
     expect(await ds.submit(gid, 'alice', headerOnly(gid, 0, 3, 5), { readTo: 1 })).toEqual({ accepted: true, seq: 2 });
   });
+
+  it("limit: the copy deletes the owner's sole group before the rotation and registers it again (its id kept for the account, so the copy may); the owner, after its rotation, is 409 group-exists registering it, deletes the copy's and registers its own again", async () => {
+    const store = new SqliteDeliveryStore(join(mkdtempSync(join(tmpdir(), 'paired-mls-stop58-')), 'ds.sqlite'));
+    const s = await startDeliveryServer({ port: 0, store });
+    try {
+      const id = `alice-${tag()}`;
+      const alice = await guardedAccount(s.url, id);
+      const own = await alice.client.createGroup(alice.current);
+      await alice.ds.createGroup(own.id, { epoch: 0 });
+      expect(await alice.ds.submit(own.id, await own.encrypt('mine'))).toBe(1);
+      const thief = await MlsClient.open();
+      const stolen = await thief.importIdentity(new TextEncoder().encode(id), alice.client.exportSignatureKeyPair(alice.current), 1);
+      const copy = await DeliveryClient.login(s.url, { clientId: id, client: thief, identity: stolen });
+      await copy.deleteGroup(own.id);
+      const squat = await thief.createGroup(stolen, { groupId: own.id });
+      await copy.createGroup(squat.id, { epoch: 0 });
+      expect(await copy.submit(squat.id, await squat.encrypt('the copy'))).toBe(1);
+      await alice.ds.rotateKey(await alice.client.createIdentity(id, 1), { guard: alice.guard });
+      expect(await dsRefusal(alice.ds.createGroup(own.id, { epoch: 0 }))).toEqual({ reason: 'group-exists', message: 'a group with this id exists (group-exists)' });
+      expect(await alice.ds.poll(own.id, 1)).toEqual([]);
+      await alice.ds.deleteGroup(own.id);
+      await alice.ds.createGroup(own.id, { epoch: 0 });
+      expect(await alice.ds.submit(own.id, await own.encrypt('mine again'))).toBe(1);
+      expect((await alice.ds.poll(own.id)).map((m) => m.seq)).toEqual([1]);
+    } finally {
+      await s.close();
+      store.close();
+    }
+  });
 });
