@@ -119,8 +119,8 @@ describe('rotation guard review: streams of keys a guarded rotation revokes', ()
     expect(closed).toBeUndefined();
     await bob!.ds.rotateKey(await bob!.client.createIdentity('bob', 1), { guard: await newGuard('bob') });
     for (let i = 0; i < 50 && closed === undefined; i++) await new Promise((r) => setTimeout(r, 20));
-    // Ended by the server (the client reports an opened stream's close without a reason), and its key logs in no more.
-    expect(closed).toBe('closed');
+    // Ended by the server, with its reason (before, onClose got none), and its key logs in no more.
+    expect(closed instanceof DsError && { reason: closed.reason, message: closed.message }).toEqual({ reason: 'unauthenticated', message: 'the DS ended the stream (unauthenticated)' });
     expect(await refusal(DeliveryClient.login(s.url, { clientId: 'bob', client: bob!.client, identity: own }))).toEqual({
       reason: 'unauthenticated',
       message: 'this signature key is not registered (or was revoked) (unauthenticated)',

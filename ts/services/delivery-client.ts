@@ -89,6 +89,9 @@ export class DeliveryClient {
   #token: string | undefined;
   /** KeyPackageRefs leased to this client by fetchKeyPackages, per owner, until acknowledged. */
   readonly #leased = new Map<string, string>();
+  /** The last rotation's request, and how many passed: a stream of the session one ends opens again after it (§8.4). */
+  #rotating: Promise<void> | undefined;
+  #rotations = 0;
 
   /** Anonymous (only `healthy()`); use `register` or `login`. */
   constructor(baseUrl: string, options: DeliveryClientOptions = {}, account?: DsAccount) {
@@ -145,7 +148,8 @@ export class DeliveryClient {
     if (!this.#token) await this.#login();
     const guard = await this.#guardFields(options.guard, options.nextGuard === undefined ? options.guard : options.nextGuard);
     const challenge = await this.#challenge();
-    const { token } = await this.#call<{ token: string }>(
+    // A stream of the old session that ends before this reply comes (another connection) waits for it.
+    await (this.#rotating = this.#call<{ token: string }>(
       'POST',
       '/v1/as/rotate',
       {
@@ -158,9 +162,11 @@ export class DeliveryClient {
         ...guard,
       },
       this.#token,
-    );
-    this.#account = { ...account, identity };
-    this.#token = token;
+    ).then(({ token }) => {
+      this.#account = { ...account, identity };
+      this.#token = token;
+      this.#rotations++;
+    }));
   }
 
   /** The client id this client acts as (undefined when anonymous). */
@@ -447,8 +453,9 @@ export class DeliveryClient {
   }
 
   /**
-   * Live delivery of a group's messages after `after`, in order. Returns a function that stops it. A frame that is no
-   * next message of the log ends the stream, `onClose` getting a DsError (`malformed`).
+   * Live delivery of a group's messages after `after`, in order. Returns a function that stops it. The DS ending it
+   * (1008) gives `onClose` a DsError of its reason; a frame that is no next message of the log, one of `malformed`.
+   * A stream of the session this client's `rotateKey` ends goes on with the new session, from its last message.
    */
   stream(groupId: Uint8Array, after: number, onMessage: (m: DeliveredMessage) => void, onClose?: (error?: DsError) => void): () => void {
     if (!this.#ws) throw new MlsError('UNSUPPORTED', 'no WebSocket implementation: pass { WebSocket } to DeliveryClient.register, DeliveryClient.login or the constructor');
@@ -468,6 +475,7 @@ export class DeliveryClient {
     const open = () => {
       if (stopped) return end();
       let opened = false;
+      const rotations = this.#rotations;
       const url = `${this.#base.replace(/^http/, 'ws')}/v1/stream?group=${toHex(groupId)}&after=${after}&access_token=${encodeURIComponent(this.#token ?? '')}`;
       // A frame is a reply too: `ws` stops reading one past `maxPayload` (its own cap is 100 MiB; it keeps the option as an int32),
       // browsers set none, so it is measured here as well.
@@ -499,10 +507,18 @@ export class DeliveryClient {
         opened = true;
         clearTimeout(deadline);
       };
-      socket.onclose = () => {
+      socket.onclose = async (ev) => {
         clearTimeout(deadline);
+        const { code, reason } = (ev ?? {}) as { code?: unknown; reason?: unknown };
+        // The DS's refusal that ended it (1008 and the reason, §8.6).
+        const why = failure ?? (code === 1008 && typeof reason === 'string' && reason ? new DsError(reason as DsRejection, 'the DS ended the stream') : undefined);
+        if (failure || stopped || (opened && why?.reason !== 'unauthenticated')) return end(why);
+        // The rotation in flight settles first: its reply comes on another connection, before or after this close.
+        await this.#rotating?.catch(() => undefined);
+        // This client rotated since the stream opened: the session the rotation ended goes on as the new one, from `after`.
+        if (this.#rotations !== rotations) return open();
         // Refused before it opened, which says not why: a session that ended (the token is not renewed otherwise), so log in again, once.
-        if (opened || failure || renewed || stopped || !this.#account) return end(failure);
+        if (opened || renewed || !this.#account) return end(why);
         renewed = true;
         login();
       };

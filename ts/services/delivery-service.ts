@@ -657,6 +657,8 @@ export class DeliveryService {
         for (const r of extras.removed ?? []) members.delete(r);
         for (const a of added) members.add(a);
         if (extras.externalJoin) members.add(sender);
+        // No committer removes itself (RFC 9420 §12.2): a copy's group left with no member was unlisted and undeletable (§8.3).
+        if (member !== undefined && !members.has(member)) throw new DsError('forbidden', 'a commit cannot take the member it is sent for off the member list');
       }
       // A paired device posts for its anchor and is no member: a commit of
       // its (its own external commit without the flag, or one naming itself
@@ -709,8 +711,9 @@ export class DeliveryService {
       }
       // Eventual: another commit went in since the group was read; this one is taken too, against the new state.
       if (seq === undefined && group.consistency === 'eventual' && tries < 16) return this.#submit(id, sender, message, extras, tries + 1);
-      if (seq === undefined && !(await this.#group(id))) throw unknownGroup();
-      if (seq === undefined) throw this.#epochTaken(epoch, (await this.store.getGroup(id))!);
+      // One read: a deletion between two answered the deleted mark's epoch (-2), or with no row left a TypeError (500).
+      const now = seq === undefined ? await this.#group(id) : undefined;
+      if (seq === undefined) throw now ? this.#epochTaken(epoch, now) : unknownGroup();
       // A grant adds its client once: one more Welcome needs one more KeyPackage from the DS (the group's went with the commit).
       for (const [holder, ref] of spent) if (!dropGrants?.includes(holder)) await this.store.spendGrants(holder, [ref]);
       // Leaves of revoked clients this commit added (Add proposals logged before the revocation): removed in the epoch it made.
