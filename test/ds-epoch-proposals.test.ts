@@ -267,6 +267,61 @@ describe("a verifying DS reads the epoch's proposals by an index, not the epoch'
     });
   });
 
+  it("PostgreSQL: this release's first start on a log of the previous release (400,000 rows) holds no server's appends or reads of it while the index is built", async () => {
+    const sql = new pg.Client({ connectionString: pgServer.url });
+    await sql.connect();
+    // A previous-release server, waiting at most 100 ms for a lock on the log (55P03 past that).
+    const old = new pg.Client({ connectionString: pgServer.url });
+    await old.connect();
+    try {
+      await (await PostgresDeliveryStore.connect(pgServer.url)).close();
+      await sql.query('DROP INDEX IF EXISTS ds_log_proposals; ALTER TABLE ds_log DROP COLUMN IF EXISTS proposal_epoch');
+      await sql.query("INSERT INTO ds_log (group_id, seq, sender, bytes, digest) SELECT 'big-' || (i % 50), i, 'm', '\\x0001', NULL FROM generate_series(1, 400000) i");
+      await old.query("SET lock_timeout = '100ms'");
+      const refused: string[] = [];
+      let seq = 400_000;
+      let opening = true;
+      const traffic = (async () => {
+        while (opening) {
+          await old.query('INSERT INTO ds_log (group_id, seq, sender, bytes, digest) VALUES ($1, $2, $3, $4, $5)', ['big-1', ++seq, 'm', Buffer.from([1]), null]).catch((e) => refused.push(e.code));
+          await old.query('SELECT seq FROM ds_log WHERE group_id = $1 AND seq > $2 ORDER BY seq LIMIT 10', ['big-1', seq - 5]).catch((e) => refused.push(e.code));
+        }
+      })();
+      await new Promise((r) => setTimeout(r, 50));
+      const store = await PostgresDeliveryStore.connect(pgServer.url);
+      opening = false;
+      await traffic;
+      await store.close();
+      const [index] = (await sql.query("SELECT indisvalid AS valid FROM pg_index WHERE indexrelid = to_regclass('ds_log_proposals')")).rows;
+      const [marks] = (await sql.query("SELECT count(*) FILTER (WHERE proposal_epoch = -1) AS unknown, count(*) AS n FROM ds_log WHERE group_id LIKE 'big-%'")).rows;
+      // Before: the ALTER TABLE's lock, held through the index build in the schema's transaction, refused both ([55P03, ...]).
+      expect({ refused, index, unknown: marks.unknown === marks.n }).toEqual({ refused: [], index: { valid: true }, unknown: true });
+      await sql.query("DELETE FROM ds_log WHERE group_id LIKE 'big-%'");
+    } finally {
+      await old.end();
+      await sql.end();
+    }
+  });
+
+  it('PostgreSQL: an index left invalid by a failed build is dropped and built again by the next start', async () => {
+    const sql = new pg.Client({ connectionString: pgServer.url });
+    await sql.connect();
+    try {
+      await (await PostgresDeliveryStore.connect(pgServer.url)).close();
+      // A build that fails (here: unique on a column with duplicates) leaves an invalid index under the name.
+      await sql.query('DROP INDEX IF EXISTS ds_log_proposals');
+      await sql.query("INSERT INTO ds_log (group_id, seq, sender, bytes, digest, proposal_epoch) VALUES ('dup', 1, 'm', '\\x01', NULL, 0), ('dup', 2, 'm', '\\x01', NULL, 0)");
+      const failed = await sql.query('CREATE UNIQUE INDEX CONCURRENTLY ds_log_proposals ON ds_log (group_id) WHERE proposal_epoch IS NOT NULL').catch((e) => e.code);
+      const state = async () => (await sql.query("SELECT indisvalid AS valid, indisunique AS \"unique\" FROM pg_index WHERE indexrelid = to_regclass('ds_log_proposals')")).rows[0];
+      expect({ failed, before: await state() }).toEqual({ failed: '23505', before: { valid: false, unique: true } });
+      await (await PostgresDeliveryStore.connect(pgServer.url)).close();
+      expect(await state()).toEqual({ valid: true, unique: false });
+      await sql.query("DELETE FROM ds_log WHERE group_id = 'dup'");
+    } finally {
+      await sql.end();
+    }
+  });
+
   it('PostgreSQL: the same, on a database of the previous release', async () => {
     const sql = async (text: string, values: unknown[] = []) => {
       const c = new pg.Client({ connectionString: pgServer.url });
