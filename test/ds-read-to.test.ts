@@ -7,8 +7,9 @@
  * and the DS checks what came: a proposal refuses the commit, an
  * application message does not. Real networked server on loopback; memory
  * store, SQLite, PostgreSQL; a store wrapper lands a post between the DS's
- * check and the commit's append. The DS reads one page after `readTo` at
- * most (in process, a store wrapper counting what it reads). What it is for: the active device of a
+ * check and the commit's append. The DS reads what may be proposals after
+ * `readTo` by the store's index, or one page of the log at most (in process,
+ * a store wrapper counting what it reads). What it is for: the active device of a
  * pairing commits past the generations a copy of its partner burnt
  * (test/paired-burnt-generation).
  */
@@ -167,63 +168,54 @@ describe('a commit with readTo: refused (409 unread-proposal) by a proposal its 
   });
 });
 
-describe('a commit with readTo: the DS reads one page of the log at most for it, as a poll (PROTOCOL §8.1)', () => {
-  it("a member's commit with readTo far behind, after it filled the epoch with application messages, is refused (409 unread-proposal) after one page; it made the DS read the whole epoch's log on every such request. Honest commits with readTo go in", async () => {
-    let read = 0;
-    const store = new Proxy(new MemoryDeliveryStore(), {
-      get(target, name) {
-        if (name === 'readLog') return async (...args: Parameters<DeliveryStore['readLog']>) => {
-          const page = await target.readLog(...args);
-          read += page.length;
-          return page;
+/**
+ * An in-process DS (pages of 4) on a memory store counting the log rows it reads; `indexed` false: a store of another
+ * package, without `readProposals`. bob fills the epoch with 40 application messages, then asks again and again with
+ * readTo at its start and a junk GroupInfo, which the DS refuses only after the readTo check.
+ */
+async function flooded(indexed: boolean) {
+  const read = { rows: 0 };
+  const store = new Proxy(new MemoryDeliveryStore(), {
+    get(target, name) {
+      if (name === 'readProposals' && !indexed) return undefined;
+      if (name === 'readLog' || name === 'readProposals') {
+        return async (...args: Parameters<DeliveryStore['readLog']>) => {
+          const r = await target[name](...args);
+          read.rows += Array.isArray(r) ? r.length : r.messages.length;
+          return r;
         };
-        const value = Reflect.get(target, name, target);
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
-    });
-    const ds = await DeliveryService.create({ store, pageSize: 4 });
-    const [alice, bob, carol] = await Promise.all(['alice', 'bob', 'carol'].map((n) => newMember(n)));
-    alice!.group = await alice!.client.createGroup(alice!.identity);
-    const gid = alice!.group.id;
-    await ds.createGroup(gid, 'alice', { epoch: alice!.group.epoch });
-    const add = await alice!.group.commit({ add: [await bob!.client.createKeyPackage(bob!.identity), await carol!.client.createKeyPackage(carol!.identity)] });
-    const start = await submit(ds, gid, 'alice', add.commit, { welcome: add.welcome, added: ['bob', 'carol'] });
-    await alice!.group.mergePendingCommit();
-    for (const m of [bob!, carol!]) m.group = await m.client.joinFromWelcome(add.welcome!);
-    // bob fills the epoch with 40 application messages (10 pages), then asks again and again with readTo at its start
-    // and a junk GroupInfo, which the DS refuses only after the readTo check.
-    for (let i = 0; i < 40; i++) await submit(ds, gid, 'bob', await bob!.group!.encrypt(`filler ${i}`));
-    const junk = headerOnly(gid, alice!.group.epoch, 3, 9);
-    const asked = [];
-    for (let i = 0; i < 3; i++) {
-      read = 0;
-      asked.push({ ...(await ds.submit(gid, 'bob', junk, { readTo: start, groupInfo: new Uint8Array([1, 2, 3]) })), read });
-    }
-    expect(asked).toEqual(
-      Array(3).fill({
-        accepted: false,
-        reason: 'unread-proposal',
-        message: `more than a page of the log follows ${start}: process the group's messages and commit again (unread-proposal)`,
-        read: 5,
-      }),
-    );
-    // Within a page of the end the check goes on (and the junk GroupInfo is refused after it).
-    read = 0;
-    expect({ ...(await ds.submit(gid, 'bob', junk, { readTo: start + 37, groupInfo: new Uint8Array([1, 2, 3]) })), read }).toEqual({
-      accepted: false,
-      reason: 'invalid-group-info',
-      message: `the GroupInfo is not one of this group at epoch ${alice!.group.epoch + 1} (invalid-group-info)`,
-      read: 3,
-    });
-    // alice reads to the end and commits with readTo: it goes in, and everyone follows and talks.
+      }
+      const value = Reflect.get(target, name, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  const ds = await DeliveryService.create({ store, pageSize: 4 });
+  const [alice, bob, carol] = await Promise.all(['alice', 'bob', 'carol'].map((n) => newMember(n)));
+  alice!.group = await alice!.client.createGroup(alice!.identity);
+  const gid = alice!.group.id;
+  await ds.createGroup(gid, 'alice', { epoch: alice!.group.epoch });
+  const add = await alice!.group.commit({ add: [await bob!.client.createKeyPackage(bob!.identity), await carol!.client.createKeyPackage(carol!.identity)] });
+  const start = await submit(ds, gid, 'alice', add.commit, { welcome: add.welcome, added: ['bob', 'carol'] });
+  await alice!.group.mergePendingCommit();
+  for (const m of [bob!, carol!]) m.group = await m.client.joinFromWelcome(add.welcome!);
+  for (let i = 0; i < 40; i++) await submit(ds, gid, 'bob', await bob!.group!.encrypt(`filler ${i}`));
+  const junk = headerOnly(gid, alice!.group.epoch, 3, 9);
+  /** bob's junk commit with `readTo`: the DS's answer and the log rows it read. */
+  const ask = async (readTo: number) => {
+    read.rows = 0;
+    return { ...(await ds.submit(gid, 'bob', junk, { readTo, groupInfo: new Uint8Array([1, 2, 3]) })), read: read.rows };
+  };
+  const badGroupInfo = (rows: number) => ({ accepted: false, reason: 'invalid-group-info', message: `the GroupInfo is not one of this group at epoch ${alice!.group!.epoch + 1} (invalid-group-info)`, read: rows });
+  /** alice reads to the end and commits with readTo: it goes in, and everyone follows and talks. */
+  const honest = async () => {
     let end = start;
     for (let page = await ds.poll('alice', gid, end); page.length > 0; page = await ds.poll('alice', gid, end)) {
-      for (const m of page) await alice!.group.process(m.bytes);
+      for (const m of page) await alice!.group!.process(m.bytes);
       end = page.at(-1)!.seq;
     }
-    const update = await alice!.group.selfUpdate();
+    const update = await alice!.group!.selfUpdate();
     await submit(ds, gid, 'alice', update.commit, { readTo: end });
-    await alice!.group.mergePendingCommit();
+    await alice!.group!.mergePendingCommit();
     for (const m of [bob!, carol!]) {
       const r = await m.group!.process(update.commit);
       if (r.kind === 'commit') await r.staged.merge();
@@ -233,6 +225,22 @@ describe('a commit with readTo: the DS reads one page of the log at most for it,
       const r = await m.group!.process(hello);
       expect(r.kind === 'application' && utf8(r.data)).toBe('after the flood');
     }
+  };
+  return { start, ask, badGroupInfo, honest };
+}
+
+describe("a commit with readTo: the DS reads the proposals logged after it by the store's index, else one page of the log at most, as a poll (PROTOCOL §8.1)", () => {
+  it("a member's commit with readTo far behind, after it filled the epoch with application messages: the DS reads none of them (no proposal) and checks the commit; it read the whole epoch's log on every such request, then a page of it and refused (409 unread-proposal). Honest commits with readTo go in", async () => {
+    const { start, ask, badGroupInfo, honest } = await flooded(true);
+    expect([await ask(start), await ask(start), await ask(start + 37)]).toEqual([badGroupInfo(0), badGroupInfo(0), badGroupInfo(0)]);
+    await honest();
+  });
+
+  it('a store without the index (of another package): refused (409 unread-proposal) after one page; within a page of the end the check goes on', async () => {
+    const { start, ask, badGroupInfo, honest } = await flooded(false);
+    const morePages = { accepted: false, reason: 'unread-proposal', message: `more than a page of the log follows ${start}: process the group's messages and commit again (unread-proposal)`, read: 5 };
+    expect([await ask(start), await ask(start), await ask(start + 37)]).toEqual([morePages, morePages, badGroupInfo(3)]);
+    await honest();
   });
 });
 

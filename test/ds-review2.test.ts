@@ -112,6 +112,11 @@ describe('second review of the DS (SQLite)', () => {
         this.read += page.reduce((sum, m) => sum + m.bytes.length, 0);
         return page;
       }
+      override async readProposals(groupId: string, afterSeq: number, limit: number, maxBytes?: number) {
+        const page = await super.readProposals(groupId, afterSeq, limit, maxBytes);
+        this.read += page.messages.reduce((sum, m) => sum + m.bytes.length, 0);
+        return page;
+      }
     }
     let store!: CountingStore;
     const s = await server({ verifyCommits: true }, (file) => (store = new CountingStore(file)));

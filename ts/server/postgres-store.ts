@@ -62,6 +62,21 @@ CREATE INDEX IF NOT EXISTS ds_welcome_blobs_group ON ds_welcome_blobs (group_id)
 CREATE INDEX IF NOT EXISTS ds_groups_sole ON ds_groups ((members->>0), group_id COLLATE "C") WHERE jsonb_array_length(members) = 1;
 CREATE INDEX IF NOT EXISTS ds_groups_deleted ON ds_groups ((members->>0)) WHERE epoch = -2;
 `;
+/** Which rows are proposals (readProposals; sqlite-store.ts), run only while absent (as DELETIONS). */
+const PROPOSAL_MARK = 'ALTER TABLE ds_log ADD COLUMN IF NOT EXISTS proposal_epoch BIGINT DEFAULT -1';
+/**
+ * Its index, after the schema's transaction: built in it, the ALTER's lock held every server's appends and reads of the
+ * log for the whole pass. Speed only (readProposals names the mark): a build that fails leaves the
+ * index invalid (unused), dropped and built again by the next start that finds no build under way.
+ */
+const PROPOSAL_INDEX = 'CREATE INDEX CONCURRENTLY IF NOT EXISTS ds_log_proposals ON ds_log (group_id, seq) WHERE proposal_epoch IS NOT NULL';
+/** The index's state: absent (i null), invalid (valid false: a build failed, or one is under way: building 1), the column. */
+const PROPOSAL_STATE = `SELECT to_regclass('ds_log_proposals') AS i,
+  (SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('ds_log_proposals')) AS valid,
+  (SELECT 1 FROM pg_stat_progress_create_index WHERE relid = 'ds_log'::regclass LIMIT 1) AS building,
+  (SELECT 1 FROM pg_attribute WHERE attrelid = 'ds_log'::regclass AND attname = 'proposal_epoch' AND NOT attisdropped) AS c`;
+/** The build's limit: the pool's 30 s would cancel it at every start on a large enough log (a million rows: ~5 s here). */
+const PROPOSAL_INDEX_TIMEOUT_MS = 600_000;
 /** A claimed group's columns (claimReserved, claimDeleted). */
 const CLAIM = 'epoch = $2, members = $3, consistency = $4, group_info = $5, external_join = $6, epoch_start = $7, group_info_by = $8';
 /** Schema 3 to 4 (as SQLITE_MIGRATION), after the schema's statements, in their transaction; the Welcome id sequences kept. */
@@ -206,6 +221,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
     const store = new PostgresDeliveryStore(pool, url, Client, connectTimeoutMs);
     try {
       await store.#withClient(async (client) => {
+        let index: 'built' | 'absent' | 'failed' = 'built';
         // Several servers may start at once: serialise the schema set-up.
         await client.query('SELECT pg_advisory_lock(7261001)');
         try {
@@ -218,6 +234,11 @@ export class PostgresDeliveryStore implements DeliveryStore {
           try {
             await client.query(SCHEMA);
             if ((await client.query("SELECT to_regclass('ds_groups_deleted') AS i")).rows[0].i === null) await client.query(DELETIONS);
+            // By the column: a server starting while another builds the index waited for the build there, the log's lock queued.
+            const [mark] = (await client.query(PROPOSAL_STATE)).rows;
+            if (mark.c === null) await client.query(PROPOSAL_MARK);
+            if (mark.i === null) index = 'absent';
+            else if (mark.valid === false && mark.building === null) index = 'failed';
             if (version === '3') await client.query(POSTGRES_MIGRATION);
             if (version === '3' || version === '4') await client.query(POSTGRES_MIGRATION_5);
             await client.query('INSERT INTO ds_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = $2', ['schema', DS_SCHEMA_VERSION]);
@@ -228,6 +249,21 @@ export class PostgresDeliveryStore implements DeliveryStore {
           }
         } finally {
           await client.query('SELECT pg_advisory_unlock(7261001)').catch(() => undefined);
+        }
+        // Unlocked first: the build waits for every older snapshot, a starting server's wait for that lock too.
+        // The database's refusal (its statement timeout, a server racing this one) is left; a lost connection is not.
+        if (index !== 'built') {
+          // node-postgres reads a query's own query_timeout (its types do not name it): the pool's would end the wait first.
+          const query = (text: string) => client.query({ text, query_timeout: PROPOSAL_INDEX_TIMEOUT_MS + 10_000 } as pg.QueryConfig);
+          await query(`SET statement_timeout = ${PROPOSAL_INDEX_TIMEOUT_MS}`);
+          try {
+            if (index === 'failed') await query('DROP INDEX CONCURRENTLY IF EXISTS ds_log_proposals');
+            await query(PROPOSAL_INDEX);
+          } catch (err) {
+            if (!fromDatabase(err)) throw err;
+          } finally {
+            await client.query('RESET statement_timeout').catch(() => undefined);
+          }
         }
       });
       await store.#listen();
@@ -864,7 +900,8 @@ export class PostgresDeliveryStore implements DeliveryStore {
       for (const client of [...others.keys(), message.sender].sort()) {
         await this.#count(c, client, client === message.sender ? charge : others.get(client)!, 0, client === message.sender ? quota : undefined);
       }
-      await c.query('INSERT INTO ds_log (group_id, seq, sender, bytes, digest) VALUES ($1, $2, $3, $4, $5)', [message.groupId, seq, message.sender, Buffer.from(message.bytes), message.digest ?? null]);
+      const mark = budget && !update ? (budget.epoch ?? Number(rows[0].epoch)) : null;
+      await c.query('INSERT INTO ds_log (group_id, seq, sender, bytes, digest, proposal_epoch) VALUES ($1, $2, $3, $4, $5, $6)', [message.groupId, seq, message.sender, Buffer.from(message.bytes), message.digest ?? null, mark]);
       await c.query('SELECT pg_notify($1, $2)', [CHANNEL, `${message.groupId}:${seq}`]);
       return seq;
     });
@@ -880,12 +917,22 @@ export class PostgresDeliveryStore implements DeliveryStore {
     return new Map(rows.map((r) => [r.member as string, { epoch: Number(r.epoch), count: Number(r.count), bytes: Number(r.bytes) }]));
   }
 
-  async readLog(groupId: string, afterSeq: number, limit: number, maxBytes = Infinity): Promise<LoggedMessage[]> {
+  async readLog(groupId: string, afterSeq: number, limit: number, maxBytes?: number): Promise<LoggedMessage[]> {
+    return this.#page(groupId, afterSeq, limit, maxBytes);
+  }
+
+  async readProposals(groupId: string, afterSeq: number, limit: number, maxBytes?: number): Promise<{ messages: LoggedMessage[]; last: number }> {
+    const { rows } = await this.#pool.query('SELECT coalesce(max(seq), 0) AS last FROM ds_log WHERE group_id = $1', [groupId]);
+    return { messages: await this.#page(groupId, afterSeq, limit, maxBytes, ' AND proposal_epoch IS NOT NULL'), last: Number(rows[0].last) };
+  }
+
+  /** `readLog` of the rows `only` (a condition, by the index of proposals) leaves. */
+  async #page(groupId: string, afterSeq: number, limit: number, maxBytes = Infinity, only = ''): Promise<LoggedMessage[]> {
     // The sizes first (octet_length of a TOASTed value reads no content), then only the rows that fit the byte budget.
-    const sizes = await this.#pool.query('SELECT seq, octet_length(bytes) AS n FROM ds_log WHERE group_id = $1 AND seq > $2 ORDER BY seq LIMIT $3', [groupId, afterSeq, limit]);
+    const sizes = await this.#pool.query(`SELECT seq, octet_length(bytes) AS n FROM ds_log WHERE group_id = $1 AND seq > $2${only} ORDER BY seq LIMIT $3`, [groupId, afterSeq, limit]);
     const last = sizes.rows[withinBytes(sizes.rows.map((r) => Number(r.n)), maxBytes) - 1];
     if (last === undefined) return [];
-    const { rows } = await this.#pool.query('SELECT * FROM ds_log WHERE group_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq', [groupId, afterSeq, last.seq]);
+    const { rows } = await this.#pool.query(`SELECT * FROM ds_log WHERE group_id = $1 AND seq > $2 AND seq <= $3${only} ORDER BY seq`, [groupId, afterSeq, last.seq]);
     return rows.map((r) => ({ groupId: r.group_id, seq: Number(r.seq), sender: r.sender, bytes: bytes(r.bytes) }));
   }
 

@@ -68,6 +68,8 @@ CREATE INDEX IF NOT EXISTS welcome_blobs_group ON welcome_blobs (group_id);
 CREATE INDEX IF NOT EXISTS groups_sole ON groups (members, group_id) WHERE length(members) <= 520;
 CREATE INDEX IF NOT EXISTS groups_deleted ON groups (members) WHERE epoch = -2;
 `;
+/** The log's proposal mark and its index (`readProposals`), added to a database of an older release without a new schema version. */
+const ADD_PROPOSAL_MARK = 'ALTER TABLE log ADD COLUMN proposal_epoch INTEGER DEFAULT -1; CREATE INDEX log_proposals ON log (group_id, seq) WHERE proposal_epoch IS NOT NULL';
 /** A claimed group's columns (claimReserved, claimDeleted). */
 const CLAIM = 'epoch = @epoch, members = @members, consistency = @consistency, group_info = @info, external_join = @open, epoch_start = @start, group_info_by = @by';
 /**
@@ -173,6 +175,8 @@ export class SqliteDeliveryStore implements DeliveryStore {
       if (version === '3' || version === '4') this.#db.exec(SQLITE_MIGRATION_5);
       // Who a group's record counts for (docs/PROTOCOL.md §8.6); NULL in rows of an older release: their only member at deletion.
       if (!this.#db.prepare("SELECT 1 FROM pragma_table_info('groups') WHERE name = 'record_by'").get()) this.#db.exec('ALTER TABLE groups ADD COLUMN record_by TEXT');
+      // Which rows are proposals (readProposals): -1 for one logged before, or by an older release (its inserts name no such column).
+      if (!this.#db.prepare("SELECT 1 FROM pragma_table_info('log') WHERE name = 'proposal_epoch'").get()) this.#db.exec(ADD_PROPOSAL_MARK);
       this.#db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run('schema', DS_SCHEMA_VERSION);
     })();
   }
@@ -551,7 +555,8 @@ export class SqliteDeliveryStore implements DeliveryStore {
       }
       // Past the quota: StorageQuotaError, and the transaction (all of the above) rolls back.
       this.#count(message.sender, charge, 0, quota);
-      this.#db.prepare('INSERT INTO log (group_id, seq, sender, bytes, digest) VALUES (?, ?, ?, ?, ?)').run(message.groupId, next, message.sender, Buffer.from(message.bytes), message.digest ?? null);
+      const mark = budget && !update ? (budget.epoch ?? group.epoch) : null;
+      this.#db.prepare('INSERT INTO log (group_id, seq, sender, bytes, digest, proposal_epoch) VALUES (?, ?, ?, ?, ?, ?)').run(message.groupId, next, message.sender, Buffer.from(message.bytes), message.digest ?? null, mark);
       return next as number | undefined;
     })();
     if (seq !== undefined && isFresh()) this.#notifier.notify(message.groupId, seq);
@@ -570,12 +575,22 @@ export class SqliteDeliveryStore implements DeliveryStore {
     }));
   }
 
-  async readLog(groupId: string, afterSeq: number, limit: number, maxBytes = Infinity): Promise<LoggedMessage[]> {
+  async readLog(groupId: string, afterSeq: number, limit: number, maxBytes?: number): Promise<LoggedMessage[]> {
+    return this.#page(groupId, afterSeq, limit, maxBytes);
+  }
+
+  async readProposals(groupId: string, afterSeq: number, limit: number, maxBytes?: number): Promise<{ messages: LoggedMessage[]; last: number }> {
+    const { last } = this.#db.prepare('SELECT coalesce(max(seq), 0) AS last FROM log WHERE group_id = ?').get(groupId) as { last: number };
+    return { messages: this.#page(groupId, afterSeq, limit, maxBytes, ' AND proposal_epoch IS NOT NULL'), last };
+  }
+
+  /** `readLog` of the rows `only` (a condition, by the index of proposals) leaves. */
+  #page(groupId: string, afterSeq: number, limit: number, maxBytes = Infinity, only = ''): LoggedMessage[] {
     // The sizes first (length() of a BLOB reads no content), then only the rows that fit the byte budget.
-    const sizes = this.#db.prepare('SELECT seq, length(bytes) AS n FROM log WHERE group_id = ? AND seq > ? ORDER BY seq LIMIT ?').all(groupId, afterSeq, limit) as { seq: number; n: number }[];
+    const sizes = this.#db.prepare(`SELECT seq, length(bytes) AS n FROM log WHERE group_id = ? AND seq > ?${only} ORDER BY seq LIMIT ?`).all(groupId, afterSeq, limit) as { seq: number; n: number }[];
     const last = sizes[withinBytes(sizes.map((r) => r.n), maxBytes) - 1];
     if (last === undefined) return [];
-    const rows = this.#db.prepare('SELECT * FROM log WHERE group_id = ? AND seq > ? AND seq <= ? ORDER BY seq').all(groupId, afterSeq, last.seq) as {
+    const rows = this.#db.prepare(`SELECT * FROM log WHERE group_id = ? AND seq > ? AND seq <= ?${only} ORDER BY seq`).all(groupId, afterSeq, last.seq) as {
       group_id: string;
       seq: number;
       sender: string;

@@ -922,12 +922,13 @@ export class DeliveryService {
    * (pageSize, pageBytes; at least one). Any member can post header-valid
    * junk "proposals" of a few MiB each, and every commit read all of the
    * epoch's into memory at once; those beyond the bound are left out like
-   * ones that do not verify (a commit covering them: `invalid-commit`).
+   * ones that do not verify (a commit covering them: `invalid-commit`). Read by the store's index of proposals when it
+   * has one: a member's application messages (up to its quota) were all read before each commit was checked.
    */
   async #epochProposals(group: GroupRecord): Promise<LoggedMessage[]> {
     const out: LoggedMessage[] = [];
     let bytes = 0;
-    for await (const m of this.#logAfter(group.groupId, group.epochStart ?? 0)) {
+    for await (const m of this.#logAfter(group.groupId, group.epochStart ?? 0, true)) {
       const h = readMlsHeader(m.bytes);
       if (h?.wireFormat !== 'public' || h.contentType !== 2 || h.epoch !== BigInt(group.epoch)) continue;
       if (out.length >= this.#pageSize || (out.length > 0 && bytes + m.bytes.length > this.#pageBytes)) break;
@@ -944,23 +945,32 @@ export class DeliveryService {
    */
   async #unreadProposals(group: GroupRecord, readTo: number, from: number): Promise<number> {
     // One page at most, as a poll: a readTo far behind had each request read the epoch's whole log (members fill it freely).
-    const page = await this.store.readLog(group.groupId, from, this.#pageSize, this.#pageBytes);
+    const { messages: page, last } = await this.#mayBeProposals(group.groupId, from);
     for (const m of page) {
       const h = readMlsHeader(m.bytes);
       if (h?.contentType === 2 && h.epoch === BigInt(group.epoch)) throw unread(group.epoch, readTo);
     }
-    const last = page.at(-1)?.seq ?? from;
-    if (page.length > 0 && (await this.store.readLog(group.groupId, last, 1, 1)).length > 0) {
+    if (page.length > 0 && (await this.#mayBeProposals(group.groupId, page.at(-1)!.seq, 1)).messages.length > 0) {
       throw new DsError('unread-proposal', `more than a page of the log follows ${readTo}: process the group's messages and commit again`);
     }
-    return last;
+    return Math.max(last, from);
   }
 
-  /** A group's logged messages after sequence number `after`, read a page at a time. */
-  async *#logAfter(groupId: string, after: number): AsyncGenerator<LoggedMessage> {
+  /**
+   * A page of the group's messages after `after` that may be proposals, by the store's index (`readProposals`), and the
+   * log's last sequence number; without the index, a page of the log and its last.
+   */
+  async #mayBeProposals(groupId: string, after: number, limit = this.#pageSize): Promise<{ messages: LoggedMessage[]; last: number }> {
+    if (this.store.readProposals) return this.store.readProposals(groupId, after, limit, this.#pageBytes);
+    const messages = await this.store.readLog(groupId, after, limit, this.#pageBytes);
+    return { messages, last: messages.at(-1)?.seq ?? after };
+  }
+
+  /** A group's logged messages after sequence number `after` (those that may be proposals: `#mayBeProposals`), read a page at a time. */
+  async *#logAfter(groupId: string, after: number, proposals = false): AsyncGenerator<LoggedMessage> {
     for (;;) {
       // A page short of pageSize may only have met the byte budget: the end is an empty page.
-      const page = await this.store.readLog(groupId, after, this.#pageSize, this.#pageBytes);
+      const page = proposals ? (await this.#mayBeProposals(groupId, after)).messages : await this.store.readLog(groupId, after, this.#pageSize, this.#pageBytes);
       yield* page;
       if (page.length === 0) return;
       after = page.at(-1)!.seq;

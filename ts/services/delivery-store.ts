@@ -412,6 +412,12 @@ export interface DeliveryStore {
    * its size), so one read never holds a whole log of large messages.
    */
   readLog(groupId: string, afterSeq: number, limit: number, maxBytes?: number): Promise<LoggedMessage[]>;
+  /**
+   * As `readLog`, by an index, only the messages `append` logged with a `budget` (proposals) and those logged unmarked
+   * (before this release opened the database, or by a server of an older one); and the log's last sequence number, read
+   * first (0: empty). Optional: without it the DS reads the whole log for them (docs/PROTOCOL.md §8.5).
+   */
+  readProposals?(groupId: string, afterSeq: number, limit: number, maxBytes?: number): Promise<{ messages: LoggedMessage[]; last: number }>;
 
   /** Welcomes waiting for `recipient`, oldest first: those with an id above `afterId`, at most `limit` and `maxBytes` of them (at least one). */
   pendingWelcomes(recipient: string, afterId?: number, limit?: number, maxBytes?: number): Promise<PendingWelcome[]>;
@@ -500,6 +506,12 @@ export function withinBytes(sizes: number[], maxBytes: number): number {
   return sizes.length;
 }
 
+/** The messages of `log` after `afterSeq`: at most `limit`, and `maxBytes` of them (at least one). */
+function pageOf(log: LoggedMessage[] = [], afterSeq: number, limit: number, maxBytes = Infinity): LoggedMessage[] {
+  const page = log.filter((m) => m.seq > afterSeq).slice(0, limit);
+  return page.slice(0, withinBytes(page.map((m) => m.bytes.length), maxBytes));
+}
+
 /** In-process fan-out of appends, for stores that are not shared between processes. */
 export class AppendNotifier {
   readonly #listeners = new Set<(groupId: string, seq: number) => void>();
@@ -535,6 +547,8 @@ export class MemoryDeliveryStore implements DeliveryStore {
   readonly #epochProposals = new Map<string, ProposalCount>();
   /** Per group, each member's share of the epoch's proposals (cleared when the epoch moves). */
   readonly #memberProposals = new Map<string, Map<string, ProposalCount>>();
+  /** Per group, its logged proposals (`readProposals`). */
+  readonly #proposals = new Map<string, LoggedMessage[]>();
 
   async usage(clientId: string): Promise<StorageUsage> {
     return { ...(this.#usage.get(clientId) ?? { bytes: 0, keyPackages: 0 }) };
@@ -776,7 +790,7 @@ export class MemoryDeliveryStore implements DeliveryStore {
     if (by !== undefined) this.#count(by, -(g.groupInfo?.length ?? 0));
     // A record from before its payer was kept: its only member's.
     this.#count(this.#recordBy.get(groupId) ?? member, -STORED_RECORD_BYTES);
-    for (const m of [this.#logs, this.#digests, this.#groupInfoBy, this.#recordBy, this.#epochProposals, this.#memberProposals]) m.delete(groupId);
+    for (const m of [this.#logs, this.#digests, this.#groupInfoBy, this.#recordBy, this.#epochProposals, this.#memberProposals, this.#proposals]) m.delete(groupId);
     for (const h of options.held(g.epoch)) this.#grants.delete(h);
     const kept = [...this.#groups.values()].filter((x) => isDeleted(x) && x.members[0] === member).length;
     if (kept < options.keep) this.#groups.set(groupId, deletedGroup(groupId, member));
@@ -862,6 +876,7 @@ export class MemoryDeliveryStore implements DeliveryStore {
     }
     log.push({ ...message, seq });
     this.#logs.set(message.groupId, log);
+    if (proposals) this.#proposals.set(message.groupId, this.#proposals.get(message.groupId) ?? []).get(message.groupId)!.push(log.at(-1)!);
     if (message.digest) {
       const digests = this.#digests.get(message.groupId) ?? new Map<string, number>();
       digests.set(message.digest, seq);
@@ -871,9 +886,12 @@ export class MemoryDeliveryStore implements DeliveryStore {
     return seq;
   }
 
-  async readLog(groupId: string, afterSeq: number, limit: number, maxBytes = Infinity): Promise<LoggedMessage[]> {
-    const page = (this.#logs.get(groupId) ?? []).filter((m) => m.seq > afterSeq).slice(0, limit);
-    return page.slice(0, withinBytes(page.map((m) => m.bytes.length), maxBytes));
+  async readLog(groupId: string, afterSeq: number, limit: number, maxBytes?: number): Promise<LoggedMessage[]> {
+    return pageOf(this.#logs.get(groupId), afterSeq, limit, maxBytes);
+  }
+
+  async readProposals(groupId: string, afterSeq: number, limit: number, maxBytes?: number): Promise<{ messages: LoggedMessage[]; last: number }> {
+    return { messages: pageOf(this.#proposals.get(groupId), afterSeq, limit, maxBytes), last: this.#logs.get(groupId)?.at(-1)?.seq ?? 0 };
   }
 
   #putWelcome(w: NonNullable<CommitUpdate['welcome']>, groupId: string, sender: string): void {
@@ -941,6 +959,7 @@ export class MemoryDeliveryStore implements DeliveryStore {
       this.#count(m.sender, -storedBytes(m.bytes.length));
       if (m.digest) this.#digests.get(groupId)?.delete(m.digest);
     }
+    this.#proposals.set(groupId, (this.#proposals.get(groupId) ?? []).filter((m) => m.seq >= (log[0]?.seq ?? Infinity)));
   }
 
   async putPairing(anchor: string, device: string): Promise<void> {
