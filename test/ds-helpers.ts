@@ -7,7 +7,7 @@ import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
-import { DeliveryClient, DsError, signDsChallenge } from 'paired-mls/services';
+import { DeliveryClient, DsError, signDsChallenge, type DeliveryStore } from 'paired-mls/services';
 import { MlsClient, utf8, type GroupOptions, type Identity } from 'paired-mls';
 import { PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer, type DeliveryServerOptions, type RunningDeliveryServer } from 'paired-mls/server';
 import { newMember, type Member } from './helpers.js';
@@ -356,3 +356,28 @@ export const refusalOf = (e: unknown) => {
   const err = e as DsError;
   return { reason: err.reason, message: err.message, leaves: err.leaves, proposed: err.proposed };
 };
+
+/** The next `calls` calls of `store[method]`, once entered, wait for `release()`; `reached` settles when all are entered. */
+export function holdNext(store: DeliveryStore, method: keyof DeliveryStore, calls = 1): { reached: Promise<void>; release(): void } {
+  const s = store as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+  const original = s[method]!;
+  let release!: () => void;
+  let entered!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const reached = new Promise<void>((r) => (entered = r));
+  s[method] = async (...args: unknown[]) => {
+    if (--calls > 0) return gate.then(() => original.apply(store, args));
+    delete s[method];
+    entered();
+    await gate;
+    return original.apply(store, args);
+  };
+  return { reached, release };
+}
+
+/** A client registered at the DS under `id`, with no group (its DeliveryClient streams over `ws`). */
+export async function registeredClient(url: string, id: string): Promise<{ client: MlsClient; identity: Identity; ds: DeliveryClient }> {
+  const client = await MlsClient.open();
+  const identity = await client.createIdentity(id, 1);
+  return { client, identity, ds: await DeliveryClient.register(url, { clientId: id, client, identity }, { WebSocket }) };
+}

@@ -19,39 +19,16 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
-import { bytesEqual, MlsClient, toHex, utf8, type Identity } from 'paired-mls';
-import { DeliveryClient, MemoryDeliveryStore, type DeliveryStore } from 'paired-mls/services';
+import { bytesEqual, toHex, utf8 } from 'paired-mls';
+import { MemoryDeliveryStore, type DeliveryStore } from 'paired-mls/services';
 import { PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer, type RunningDeliveryServer } from 'paired-mls/server';
-import { raw, tokenOf } from './ds-helpers.js';
+import { holdNext, raw, registeredClient as peer, tokenOf } from './ds-helpers.js';
 import { startPostgres, type PgServer } from './pg-server.js';
 import { guardedAccount } from './ds-guard-helpers.js';
 
 const REVOKED_MEANWHILE = { reason: 'unauthenticated', error: 'the key this session was proven with was revoked meanwhile (unauthenticated)' };
 
 /** The next `calls` calls of `store[method]`, once entered, wait for `release()`; `reached` settles when all are entered. */
-function holdNext(store: DeliveryStore, method: keyof DeliveryStore, calls = 1): { reached: Promise<void>; release(): void } {
-  const s = store as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
-  const original = s[method]!;
-  let release!: () => void;
-  let entered!: () => void;
-  const gate = new Promise<void>((r) => (release = r));
-  const reached = new Promise<void>((r) => (entered = r));
-  s[method] = async (...args: unknown[]) => {
-    if (--calls > 0) return gate.then(() => original.apply(store, args));
-    delete s[method];
-    entered();
-    await gate;
-    return original.apply(store, args);
-  };
-  return { reached, release };
-}
-
-async function peer(url: string, id: string): Promise<{ client: MlsClient; identity: Identity; ds: DeliveryClient }> {
-  const client = await MlsClient.open();
-  const identity = await client.createIdentity(id, 1);
-  return { client, identity, ds: await DeliveryClient.register(url, { clientId: id, client, identity }, { WebSocket }) };
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('reads racing the guarded rotation', () => {

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { MlsClient, toHex, type Group, type Identity } from 'paired-mls';
 import { DeliveryClient, MemoryDeliveryStore, type DeliveryStore } from 'paired-mls/services';
 import { PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer, type DeliveryServerOptions, type RunningDeliveryServer } from 'paired-mls/server';
-import { catchUp, dsPeer, groupOf, groupStillWorks, raw, tokenOf, upgrade, verifyingServerOptions, type DsPeer } from './ds-helpers.js';
+import { catchUp, dsPeer, groupOf, groupStillWorks, holdNext, raw, tokenOf, upgrade, verifyingServerOptions, type DsPeer } from './ds-helpers.js';
 import { dsRefusal, guardedAccount } from './ds-guard-helpers.js';
 import { startPostgres, type PgServer } from './pg-server.js';
 
@@ -28,22 +28,6 @@ const OTHER_MEMBERS = { reason: 'forbidden', message: 'this group has other memb
 const UNKNOWN = { status: 404, body: { reason: 'unknown-group', error: 'no such group (unknown-group)' } };
 
 /** The next call of `store[method]`, once entered, waits for `release()`; `reached` settles when it is entered. */
-function holdNext(store: DeliveryStore, method: keyof DeliveryStore): { reached: Promise<void>; release(): void } {
-  const s = store as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
-  const original = s[method]!;
-  let release!: () => void;
-  let entered!: () => void;
-  const gate = new Promise<void>((r) => (release = r));
-  const reached = new Promise<void>((r) => (entered = r));
-  s[method] = async (...args: unknown[]) => {
-    delete s[method];
-    entered();
-    await gate;
-    return original.apply(store, args);
-  };
-  return { reached, release };
-}
-
 /** Every id of the groups whose only member is `ds`'s client, page by page. */
 async function allSole(ds: DeliveryClient): Promise<string[]> {
   const ids: string[] = [];
