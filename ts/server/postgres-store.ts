@@ -37,7 +37,6 @@ CREATE INDEX IF NOT EXISTS ds_key_packages_client ON ds_key_packages (client_id,
 CREATE TABLE IF NOT EXISTS ds_groups (group_id TEXT PRIMARY KEY, epoch BIGINT NOT NULL, members JSONB NOT NULL, consistency TEXT NOT NULL, group_info BYTEA, external_join BOOLEAN NOT NULL DEFAULT false, epoch_start BIGINT NOT NULL DEFAULT 0, group_info_by TEXT, proposals_epoch BIGINT NOT NULL DEFAULT -1, epoch_proposals INT NOT NULL DEFAULT 0, epoch_proposal_bytes BIGINT NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS ds_usage (client_id TEXT PRIMARY KEY, bytes BIGINT NOT NULL, key_packages INT NOT NULL);
 CREATE TABLE IF NOT EXISTS ds_log (group_id TEXT NOT NULL, seq BIGINT NOT NULL, sender TEXT NOT NULL, bytes BYTEA NOT NULL, digest TEXT, PRIMARY KEY (group_id, seq));
-CREATE UNIQUE INDEX IF NOT EXISTS ds_log_digest ON ds_log (group_id, digest);
 CREATE TABLE IF NOT EXISTS ds_welcome_blobs (id BIGSERIAL PRIMARY KEY, group_id TEXT NOT NULL, welcome BYTEA NOT NULL, refs INT NOT NULL);
 CREATE TABLE IF NOT EXISTS ds_welcomes (id BIGSERIAL PRIMARY KEY, recipient TEXT NOT NULL, blob_id BIGINT NOT NULL, payer TEXT, charge BIGINT NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS ds_pairings (anchor TEXT NOT NULL, device TEXT NOT NULL, PRIMARY KEY (anchor, device));
@@ -62,6 +61,11 @@ CREATE INDEX IF NOT EXISTS ds_welcome_blobs_group ON ds_welcome_blobs (group_id)
 CREATE INDEX IF NOT EXISTS ds_groups_sole ON ds_groups ((members->>0), group_id COLLATE "C") WHERE jsonb_array_length(members) = 1;
 CREATE INDEX IF NOT EXISTS ds_groups_deleted ON ds_groups ((members->>0)) WHERE epoch = -2;
 `;
+/**
+ * Run only while absent: CREATE INDEX IF NOT EXISTS takes the log's SHARE lock even when the index exists, which a server
+ * starting during another's PROPOSAL_INDEX build waited for the whole build, every server's appends queued behind it.
+ */
+const LOG_DIGEST = 'CREATE UNIQUE INDEX IF NOT EXISTS ds_log_digest ON ds_log (group_id, digest)';
 /** Which rows are proposals (readProposals; sqlite-store.ts), run only while absent (as DELETIONS). */
 const PROPOSAL_MARK = 'ALTER TABLE ds_log ADD COLUMN IF NOT EXISTS proposal_epoch BIGINT DEFAULT -1';
 /**
@@ -233,6 +237,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
           await client.query('BEGIN');
           try {
             await client.query(SCHEMA);
+            if ((await client.query("SELECT to_regclass('ds_log_digest') AS i")).rows[0].i === null) await client.query(LOG_DIGEST);
             if ((await client.query("SELECT to_regclass('ds_groups_deleted') AS i")).rows[0].i === null) await client.query(DELETIONS);
             // By the column: a server starting while another builds the index waited for the build there, the log's lock queued.
             const [mark] = (await client.query(PROPOSAL_STATE)).rows;
