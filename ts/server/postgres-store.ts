@@ -79,7 +79,7 @@ const PROPOSAL_STATE = `SELECT to_regclass('ds_log_proposals') AS i,
   (SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('ds_log_proposals')) AS valid,
   (SELECT 1 FROM pg_stat_progress_create_index WHERE relid = 'ds_log'::regclass LIMIT 1) AS building,
   (SELECT 1 FROM pg_attribute WHERE attrelid = 'ds_log'::regclass AND attname = 'proposal_epoch' AND NOT attisdropped) AS c`;
-/** The build's limit: the pool's 30 s would cancel it at every start on a large enough log (a million rows: ~5 s here). */
+/** The build's limit: the pool's 30 s would cancel it at every start on a large enough log (a million rows: ~1 s here, bench/ds-costs.js). */
 const PROPOSAL_INDEX_TIMEOUT_MS = 600_000;
 /** A claimed group's columns (claimReserved, claimDeleted). */
 const CLAIM = 'epoch = $2, members = $3, consistency = $4, group_info = $5, external_join = $6, epoch_start = $7, group_info_by = $8';
