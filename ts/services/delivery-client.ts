@@ -201,7 +201,8 @@ export class DeliveryClient {
       { challenge, signatureKey: b64(account.identity.signaturePublicKey), signature: b64(signDsChallenge(account.client, account.identity, challenge)) },
       undefined,
     );
-    this.#token = token;
+    // Proven with a key a rotation replaced meanwhile: that session is revoked, the rotation's stays.
+    if (this.#account === account) this.#token = token;
   }
 
   #tooLarge(): DsError {
@@ -269,8 +270,11 @@ export class DeliveryClient {
         }
       } catch (err) {
         if (!(err instanceof DsError)) throw err;
-        if (err.reason === 'unauthenticated' && this.#account && attempt === 0) await this.#login();
-        else if (err.reason === 'rate-limited' && attempt < 3) await new Promise((r) => setTimeout(r, 1000));
+        // A rotation in flight first: its reply (another connection) may come after this refusal, and the old key's login fails.
+        if (err.reason === 'unauthenticated' && this.#account && attempt === 0) {
+          await this.#rotating?.catch(() => undefined);
+          await this.#login();
+        } else if (err.reason === 'rate-limited' && attempt < 3) await new Promise((r) => setTimeout(r, 1000));
         else throw err;
       }
     }
@@ -470,7 +474,15 @@ export class DeliveryClient {
       onClose?.(error);
     };
     // A failed login is onClose's DsError (a revoked client's looked like an honest close).
-    const login = () => void this.#login().then(open, (e) => end(e instanceof DsError ? e : undefined));
+    // Refused as the key a rotation of this client replaced meanwhile: its session goes on.
+    const login = () => {
+      const rotations = this.#rotations;
+      void this.#login().then(open, async (e) => {
+        await this.#rotating?.catch(() => undefined);
+        if (this.#rotations !== rotations) return open();
+        end(e instanceof DsError ? e : undefined);
+      });
+    };
     // The token rides in the query: browsers cannot set headers on a WebSocket.
     const open = () => {
       if (stopped) return end();
@@ -518,7 +530,7 @@ export class DeliveryClient {
         // This client rotated since the stream opened: the session the rotation ended goes on as the new one, from `after`.
         if (this.#rotations !== rotations) return open();
         // Refused before it opened, which says not why: a session that ended (the token is not renewed otherwise), so log in again, once.
-        if (opened || renewed || !this.#account) return end(why);
+        if (stopped || opened || renewed || !this.#account) return end(why);
         renewed = true;
         login();
       };
