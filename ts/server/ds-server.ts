@@ -216,6 +216,8 @@ interface Stream {
   retryMs: number;
   /** When its client and key were last found valid (not revoked). */
   validAt: number;
+  /** Its slot was given back (`releaseSlot`): the DS ended it, and its 'close' may come only at the close timeout. */
+  released: boolean;
   /** Its one timer for the next read: after a pause (backed up, its address's reply budget spent) or a store failure. */
   timer?: ReturnType<typeof setTimeout>;
 }
@@ -940,7 +942,12 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       // Reserve the stream slot now, in the same turn as the check: parallel
       // upgrades of one client cannot all pass the cap while awaiting below.
       const slot = streamSlot(client, toHex(group));
-      if ((streamsOf.get(client) ?? 0) >= maxStreams || (streamsOfGroup.get(slot) ?? 0) >= maxStreamsPerGroup) return refuse(429, 'too-many-streams');
+      const full = () => (streamsOf.get(client) ?? 0) >= maxStreams || (streamsOfGroup.get(slot) ?? 0) >= maxStreamsPerGroup;
+      // At its cap: its streams here may be of a key revoked through another server, which they see only at their
+      // group's next message (a stolen copy's, holding the owner's slots after its rotation). Ended now; the check and
+      // the reservation stay in one turn after it. At most one lookup per open stream of the client, only at its cap.
+      if (full()) await endRevoked(client);
+      if (full()) return refuse(429, 'too-many-streams');
       streamsOf.set(client, (streamsOf.get(client) ?? 0) + 1);
       streamsOfGroup.set(slot, (streamsOfGroup.get(slot) ?? 0) + 1);
       let opened = false;
@@ -966,17 +973,40 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     }
   }
 
+  /** `sub`'s slot back, once: at its 'close', or when the DS ends it (a peer that never answers the close handshake held it 30 s). */
+  function releaseSlot(sub: Stream): void {
+    if (sub.released) return;
+    sub.released = true;
+    releaseStream(sub.client, streamSlot(sub.client, toHex(sub.group)));
+  }
+
+  /** The DS ends `sub` for `reason`; its slot is free at once. */
+  function endStream(sub: Stream, reason: string): void {
+    sub.ws.close(1008, reason);
+    releaseSlot(sub);
+  }
+
+  /** End `client`'s streams on this server whose client or key was revoked (one lookup per distinct key). */
+  async function endRevoked(client: string): Promise<void> {
+    const subs = [...streams.values()].flatMap((set) => [...set]).filter((sub) => sub.client === client && !sub.released);
+    const keys = [...new Set(subs.map((sub) => sub.key))];
+    const valid = await Promise.all(keys.map((key) => stillValid({ client, key })));
+    const revoked = new Set(keys.filter((_, i) => !valid[i]));
+    for (const sub of subs) if (revoked.has(sub.key) && !sub.released) endStream(sub, 'unauthenticated');
+  }
+
   /** A stream on an upgraded socket; its slot in `streamsOf` was reserved before the upgrade. */
   function openStream(ws: WebSocket, who: { client: string; key?: string }, group: Uint8Array, after: number, ip: string): void {
     const groupHex = toHex(group);
     const client = who.client;
-    const sub: Stream = { ws, client, key: who.key, group, sent: after, busy: false, dirty: true, pausedSince: undefined, buffered: 0, ip, unsent: new Set(), progressAt: Date.now(), retryMs: 0, validAt: -Infinity };
+    const sub: Stream = { ws, client, key: who.key, group, sent: after, busy: false, dirty: true, pausedSince: undefined, buffered: 0, ip, unsent: new Set(), progressAt: Date.now(), retryMs: 0, validAt: -Infinity, released: false };
     const set = streams.get(groupHex) ?? new Set();
     set.add(sub);
     streams.set(groupHex, set);
     // Errors (a frame over maxPayload, a broken socket) end this stream only.
     ws.on('error', () => ws.terminate());
-    // Clients have nothing to say on a stream: any data frame closes it.
+    // Clients have nothing to say on a stream: any data frame closes it (its slot back only at the 'close': the
+    // client chose it, and could otherwise hold more closing sockets than its cap).
     ws.on('message', () => ws.close(1008, 'no frames expected'));
     // Frames held unsent and none handed to the kernel for slowMs: closed, also below streamHighWater (they count against its address).
     const stalled = setInterval(() => sub.unsent.size > 0 && Date.now() - sub.progressAt > slowMs && ws.terminate(), Math.max(50, slowMs / 4)).unref();
@@ -984,7 +1014,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       clearInterval(stalled);
       set.delete(sub);
       if (set.size === 0) streams.delete(groupHex);
-      releaseStream(client, streamSlot(client, groupHex));
+      releaseSlot(sub);
       for (const release of sub.unsent) release();
     });
     void pump(sub);
@@ -1068,7 +1098,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     } catch (err) {
       if (err instanceof DsError) {
         // Removed from the group (or its pairing ceased, or revoked) since: the stream ends.
-        sub.ws.close(1008, err.reason);
+        endStream(sub, err.reason);
       } else {
         // The store failed (a database restarting): the stream stays, and
         // reads again after a wait (it used to close every stream the
