@@ -381,3 +381,22 @@ export async function registeredClient(url: string, id: string): Promise<{ clien
   const identity = await client.createIdentity(id, 1);
   return { client, identity, ds: await DeliveryClient.register(url, { clientId: id, client, identity }, { WebSocket }) };
 }
+
+/**
+ * The next `fetch` of this process to a URL ending in `path` waits for `gate`: its request before it is sent
+ * (`at: 'request'`), or its reply before its caller gets it (`'reply'`). Settles once it waits.
+ */
+export function holdFetch(path: string, at: 'request' | 'reply', gate: Promise<void>): Promise<void> {
+  const original = globalThis.fetch;
+  let waiting!: () => void;
+  const reached = new Promise<void>((r) => (waiting = r));
+  globalThis.fetch = async (input, init) => {
+    if (!String(input).endsWith(path)) return original(input, init);
+    globalThis.fetch = original;
+    if (at === 'request') (waiting(), await gate);
+    const reply = await original(input, init);
+    if (at === 'reply') (waiting(), await gate);
+    return reply;
+  };
+  return reached;
+}

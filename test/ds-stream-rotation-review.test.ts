@@ -16,6 +16,7 @@ import { MlsClient } from 'paired-mls';
 import { DeliveryClient, DsError, type DeliveredMessage } from 'paired-mls/services';
 import { SqliteDeliveryStore, startDeliveryServer } from 'paired-mls/server';
 import { guardedAccount } from './ds-guard-helpers.js';
+import { holdFetch } from './ds-helpers.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const until = <T>(value: () => T) => expect.poll(value, { timeout: 5000 });
@@ -31,38 +32,6 @@ function droppedFirst() {
     }
   }
   return { seen, WebSocket: Dropped };
-}
-
-/** The next `POST /v1/as/rotate`: sent at once, its reply held until `gate`. */
-function holdRotationReply(gate: Promise<void>): Promise<void> {
-  const original = globalThis.fetch;
-  let waiting!: () => void;
-  const reached = new Promise<void>((r) => (waiting = r));
-  globalThis.fetch = async (input, init) => {
-    if (!String(input).endsWith('/v1/as/rotate')) return original(input, init);
-    globalThis.fetch = original;
-    const reply = await original(input, init);
-    waiting();
-    await gate;
-    return reply;
-  };
-  return reached;
-}
-
-/** The next `POST /v1/auth/session`: sent at once, and its request (`at: 'request'`) or reply held until `gate`. */
-function holdLogin(at: 'request' | 'reply', gate: Promise<void>): Promise<void> {
-  const original = globalThis.fetch;
-  let waiting!: () => void;
-  const reached = new Promise<void>((r) => (waiting = r));
-  globalThis.fetch = async (input, init) => {
-    if (!String(input).endsWith('/v1/auth/session')) return original(input, init);
-    globalThis.fetch = original;
-    if (at === 'request') (waiting(), await gate);
-    const reply = await original(input, init);
-    if (at === 'reply') (waiting(), await gate);
-    return reply;
-  };
-  return reached;
 }
 
 describe("a login of the old key overlapping the owner's rotation", () => {
@@ -86,7 +55,7 @@ describe("a login of the old key overlapping the owner's rotation", () => {
       const own = await DeliveryClient.login(server.url, { clientId: id, client: alice.client, identity: alice.current }, { WebSocket: sockets.WebSocket });
 
       let release!: () => void;
-      const held = holdLogin(at, new Promise<void>((r) => (release = r)));
+      const held = holdFetch('/v1/auth/session', at, new Promise<void>((r) => (release = r)));
       const got: DeliveredMessage[] = [];
       let closed: { reason: string } | 'closed' | undefined;
       const stop = own.stream(group.id, seen, (m) => got.push(m), (e) => (closed = e instanceof DsError ? { reason: e.reason } : 'closed'));
@@ -116,7 +85,7 @@ describe("a login of the old key overlapping the owner's rotation", () => {
       const alice = await guardedAccount(server.url, id);
       const own = await DeliveryClient.login(server.url, { clientId: id, client: alice.client, identity: alice.current });
       let release!: () => void;
-      const held = holdRotationReply(new Promise<void>((r) => (release = r)));
+      const held = holdFetch('/v1/as/rotate', 'reply', new Promise<void>((r) => (release = r)));
       const rotation = own.rotateKey(await alice.client.createIdentity(id, 1), { guard: alice.guard });
       await held;
       // The DS rotated; the read's 401 comes first. Before: refused (unauthenticated, the old key's login).

@@ -19,6 +19,7 @@ import { DeliveryClient, DsError, type DeliveredMessage } from 'paired-mls/servi
 import { PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer, type RunningDeliveryServer } from 'paired-mls/server';
 import { startPostgres, type PgServer } from './pg-server.js';
 import { dsRefusal, GUARD_REFUSED, guardedAccount, newGuard } from './ds-guard-helpers.js';
+import { holdFetch } from './ds-helpers.js';
 
 /** What `onClose` gets for a stream the DS ended because its session's key (or client) was revoked. */
 const ENDED = { reason: 'unauthenticated', message: 'the DS ended the stream (unauthenticated)' };
@@ -44,25 +45,6 @@ function tracedSockets() {
     }
   }
   return { seen, WebSocket: Traced };
-}
-
-/**
- * The next `POST /v1/as/rotate` of this process waits for `gate`: its request before it is sent, or its reply (the DS
- * has rotated) before its caller gets it. Settles once it waits.
- */
-function holdRotation(at: 'request' | 'reply', gate: Promise<void>): Promise<void> {
-  const original = globalThis.fetch;
-  let waiting!: () => void;
-  const reached = new Promise<void>((r) => (waiting = r));
-  globalThis.fetch = async (input, init) => {
-    if (!String(input).endsWith('/v1/as/rotate')) return original(input, init);
-    globalThis.fetch = original;
-    if (at === 'request') (waiting(), await gate);
-    const reply = await original(input, init);
-    if (at === 'reply') (waiting(), await gate);
-    return reply;
-  };
-  return reached;
 }
 
 /** A stream of `ds` from `after`: what it delivered and how it ended (`'closed'`: onClose without a reason). */
@@ -153,7 +135,7 @@ describe("the owner's stream across its own key rotation", () => {
         const gate = new Promise<void>((r) => (release = r));
         let rotation: Promise<void>;
         if (order === 'the close before the reply') {
-          const held = holdRotation('reply', gate);
+          const held = holdFetch('/v1/as/rotate', 'reply', gate);
           rotation = rotate();
           await held;
         } else {
@@ -224,7 +206,7 @@ describe("the owner's stream across its own key rotation", () => {
       expect({ closed: s.closed, sockets: sockets.seen.made }).toEqual({ closed: undefined, sockets: 1 });
       // The rotation's request waits while the deployment revokes the client and the stream ends; then it is refused.
       let release!: () => void;
-      const held = holdRotation('request', new Promise<void>((r) => (release = r)));
+      const held = holdFetch('/v1/as/rotate', 'request', new Promise<void>((r) => (release = r)));
       const rotation = dsRefusal(own.rotateKey(await alice.client.createIdentity(id, 1), { guard: alice.guard }));
       await held;
       await at.ownerAt.authentication.revoke(id);
