@@ -308,6 +308,8 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   const slowMs = options.slowConsumerMs ?? 30_000;
   const streams = new Map<string, Set<Stream>>();
   const streamsOf = new Map<string, number>();
+  /** Per client, its streams the DS ended (`endStream`) whose close handshake is not done, oldest first: at most maxStreams. */
+  const closingOf = new Map<string, Set<Stream>>();
   /** An open TCP connection: its requests in flight (`Infinity` once upgraded to a stream). */
   interface Connection {
     socket: import('node:net').Socket;
@@ -984,6 +986,17 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   function endStream(sub: Stream, reason: string): void {
     sub.ws.close(1008, reason);
     releaseSlot(sub);
+    // Its socket stays until its peer answers the close (up to ws's 30 s): a client holds at most maxStreams such, the
+    // oldest cut off past that. A client that made the DS end its streams at will (deleting a group of its own) and
+    // never answered held a socket per stream ended, its cap's worth again each round.
+    const closing = closingOf.get(sub.client) ?? new Set<Stream>();
+    closing.add(sub);
+    closingOf.set(sub.client, closing);
+    if (closing.size > maxStreams) {
+      const oldest = closing.values().next().value!;
+      closing.delete(oldest);
+      oldest.ws.terminate();
+    }
   }
 
   /** End `client`'s streams on this server whose client or key was revoked (one lookup per distinct key). */
@@ -1015,6 +1028,8 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       set.delete(sub);
       if (set.size === 0) streams.delete(groupHex);
       releaseSlot(sub);
+      const closing = closingOf.get(client);
+      if (closing?.delete(sub) && closing.size === 0) closingOf.delete(client);
       for (const release of sub.unsent) release();
     });
     void pump(sub);
