@@ -999,9 +999,14 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     }
   }
 
+  /** `client`'s open streams on this server, of every group. */
+  function streamsOfClient(client: string): Stream[] {
+    return [...streams.values()].flatMap((set) => [...set]).filter((sub) => sub.client === client);
+  }
+
   /** End `client`'s streams on this server whose client or key was revoked (one lookup per distinct key). */
   async function endRevoked(client: string): Promise<void> {
-    const subs = [...streams.values()].flatMap((set) => [...set]).filter((sub) => sub.client === client && !sub.released);
+    const subs = streamsOfClient(client).filter((sub) => !sub.released);
     const keys = [...new Set(subs.map((sub) => sub.key))];
     const valid = await Promise.all(keys.map((key) => stillValid({ client, key })));
     const revoked = new Set(keys.filter((_, i) => !valid[i]));
@@ -1130,7 +1135,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
 
   /** `client`'s streams on this server ask again now whether it (and its key) is revoked, and end if so. */
   const recheck = (client: string) => {
-    const subs = [...streams.values()].flatMap((set) => [...set]).filter((sub) => sub.client === client);
+    const subs = streamsOfClient(client);
     for (const sub of subs) sub.validAt = -Infinity;
     wake(subs);
   };
