@@ -6,7 +6,7 @@
 import { expect } from 'vitest';
 import { bytesEqual, MlsClient, type Group, type Identity } from 'paired-mls';
 import { generateSeed, WebCryptoSeedVault } from 'paired-mls/paired';
-import { DeliveryClient, DsError, vaultRotationGuard, type RotationGuard } from 'paired-mls/services';
+import { DeliveryClient, DsError, vaultRotationGuard, type DeliveryClientOptions, type RotationGuard } from 'paired-mls/services';
 import { PostgresDeliveryStore, startDeliveryServer, type RunningDeliveryServer } from 'paired-mls/server';
 
 /** The refusal of a key change of a guarded account without its secret. */
@@ -48,4 +48,25 @@ export async function guardedAccount(url: string, id: string): Promise<{ client:
   const current = await client.createIdentity(id, 1);
   await ds.rotateKey(current, { guard });
   return { client, ds, guard, current };
+}
+
+/**
+ * Bob's group (bob registered at `peersUrl`, streaming over `options.WebSocket` if given) with the guarded account
+ * alice (at `ownerUrl`) added by one of her KeyPackages; the Welcome is left for her to read.
+ */
+export async function guardedAliceInBobsGroup(ownerUrl: string, peersUrl: string, options?: DeliveryClientOptions) {
+  const tag = () => Math.random().toString(36).slice(2, 8);
+  const id = `alice-${tag()}`;
+  const alice = await guardedAccount(ownerUrl, id);
+  const bobId = `bob-${tag()}`;
+  const bobClient = await MlsClient.open();
+  const bobIdentity = await bobClient.createIdentity(bobId, 1);
+  const bob = await DeliveryClient.register(peersUrl, { clientId: bobId, client: bobClient, identity: bobIdentity }, options);
+  await alice.ds.uploadKeyPackages([await alice.client.createKeyPackage(alice.current)]);
+  const group = await bobClient.createGroup(bobIdentity);
+  await bob.createGroup(group.id, { epoch: 0 });
+  const add = await group.commit({ add: [(await bob.fetchKeyPackages([id])).get(id)!] });
+  const seen = await bob.submit(group.id, add.commit, { welcome: add.welcome, added: [id] });
+  await group.mergePendingCommit();
+  return { id, alice, bob, bobClient, group, seen };
 }

@@ -12,10 +12,9 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
-import { MlsClient } from 'paired-mls';
 import { DeliveryClient, DsError, type DeliveredMessage } from 'paired-mls/services';
 import { SqliteDeliveryStore, startDeliveryServer } from 'paired-mls/server';
-import { guardedAccount } from './ds-guard-helpers.js';
+import { guardedAccount, guardedAliceInBobsGroup } from './ds-guard-helpers.js';
 import { holdFetch } from './ds-helpers.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -39,18 +38,7 @@ describe("a login of the old key overlapping the owner's rotation", () => {
     const server = await startDeliveryServer({ port: 0, store: new SqliteDeliveryStore(join(mkdtempSync(join(tmpdir(), 'paired-mls-stream-rotation-review-')), 'ds.sqlite')) });
     const restore = globalThis.fetch;
     try {
-      const id = `alice-${tag()}`;
-      const alice = await guardedAccount(server.url, id);
-      const bobClient = await MlsClient.open();
-      const bobId = `bob-${tag()}`;
-      const bobIdentity = await bobClient.createIdentity(bobId, 1);
-      const bob = await DeliveryClient.register(server.url, { clientId: bobId, client: bobClient, identity: bobIdentity });
-      await alice.ds.uploadKeyPackages([await alice.client.createKeyPackage(alice.current)]);
-      const group = await bobClient.createGroup(bobIdentity);
-      await bob.createGroup(group.id, { epoch: 0 });
-      const add = await group.commit({ add: [(await bob.fetchKeyPackages([id])).get(id)!] });
-      const seen = await bob.submit(group.id, add.commit, { welcome: add.welcome, added: [id] });
-      await group.mergePendingCommit();
+      const { id, alice, bob, group, seen } = await guardedAliceInBobsGroup(server.url, server.url);
       const sockets = droppedFirst();
       const own = await DeliveryClient.login(server.url, { clientId: id, client: alice.client, identity: alice.current }, { WebSocket: sockets.WebSocket });
 

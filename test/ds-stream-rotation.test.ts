@@ -14,11 +14,11 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
-import { MlsClient, utf8 } from 'paired-mls';
+import { utf8 } from 'paired-mls';
 import { DeliveryClient, DsError, type DeliveredMessage } from 'paired-mls/services';
 import { PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer, type RunningDeliveryServer } from 'paired-mls/server';
 import { startPostgres, type PgServer } from './pg-server.js';
-import { dsRefusal, GUARD_REFUSED, guardedAccount, newGuard } from './ds-guard-helpers.js';
+import { dsRefusal, GUARD_REFUSED, guardedAliceInBobsGroup, newGuard } from './ds-guard-helpers.js';
 import { holdFetch } from './ds-helpers.js';
 
 /** What `onClose` gets for a stream the DS ended because its session's key (or client) was revoked. */
@@ -26,7 +26,6 @@ const ENDED = { reason: 'unauthenticated', message: 'the DS ended the stream (un
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const until = <T>(value: () => T) => expect.poll(value, { timeout: 5000 });
-const tag = () => Math.random().toString(36).slice(2, 8);
 
 /** `ws`'s WebSocket, counting the sockets it makes and the closes they got; while `held` is set, a close reaches the client only once it settles. */
 function tracedSockets() {
@@ -84,18 +83,7 @@ describe("the owner's stream across its own key rotation", () => {
 
   /** The guarded account alice in bob's group; `own`: the owner's DeliveryClient (its current key), whose sockets are traced. */
   async function scene({ ownerAt, peersAt }: Setup) {
-    const id = `alice-${tag()}`;
-    const alice = await guardedAccount(ownerAt.url, id);
-    const bobId = `bob-${tag()}`;
-    const bobClient = await MlsClient.open();
-    const bobIdentity = await bobClient.createIdentity(bobId, 1);
-    const bob = await DeliveryClient.register(peersAt.url, { clientId: bobId, client: bobClient, identity: bobIdentity }, { WebSocket });
-    await alice.ds.uploadKeyPackages([await alice.client.createKeyPackage(alice.current)]);
-    const group = await bobClient.createGroup(bobIdentity);
-    await bob.createGroup(group.id, { epoch: 0 });
-    const add = await group.commit({ add: [(await bob.fetchKeyPackages([id])).get(id)!] });
-    const seen = await bob.submit(group.id, add.commit, { welcome: add.welcome, added: [id] });
-    await group.mergePendingCommit();
+    const { id, alice, bob, group, seen } = await guardedAliceInBobsGroup(ownerAt.url, peersAt.url, { WebSocket });
     const joined = await alice.client.joinFromWelcome((await alice.ds.welcomes())[0]!.welcome);
     const sockets = tracedSockets();
     const own = await DeliveryClient.login(ownerAt.url, { clientId: id, client: alice.client, identity: alice.current }, { WebSocket: sockets.WebSocket });
