@@ -722,6 +722,8 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       const groupId = hexGroupId(parts[2]);
       if (method === 'POST') {
         const body = await readJson(req);
+        // Type-checked as at POST /v1/groups: any other value was taken for false (`"true"`, 1: logged as a member's post).
+        if (body.externalJoin !== undefined && typeof body.externalJoin !== 'boolean') throw new HttpError(400, 'malformed', 'externalJoin is a boolean');
         // An external join's signature is checked in the group's ciphersuite, which the joiner's group may have chosen.
         if (body.externalJoin === true) spendVerification(req, VERIFICATION_COST_OTHER);
         const result = await ds.submit(groupId, client, unb64(body.message, 'message'), {
