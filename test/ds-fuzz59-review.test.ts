@@ -4,6 +4,10 @@
  * entitled to it (an outsider, a removed member, a paired device, a rotated key, a revoked client, no session).
  * One finding: `POST /v1/groups/{gid}/messages` took a non-boolean `externalJoin` ("true", 1, null) for false and
  * logged the post as a member's (200; `POST /v1/groups` refused the same field 400 malformed); now 400 malformed.
+ * Two: a stream whose read after a group's deletion ran once its only member had registered the id again (a read in
+ * flight, or a server reading late) went on in the new log from the deleted group's position: the new group's first
+ * messages were never pushed to it, and it did not end (§8.3: 1008 unknown-group). Now a deletion's notification (seq 0)
+ * ends the group's streams on every server, whatever their next read finds.
  * The rest held and stays here as regressions with the exact refusals. A wider sweep (about 10,000 requests a
  * store; mutated GroupInfos, commits, proposals and external joins at a verifying DS; malformed upgrade headers)
  * found no 500, hang or leaked stream slot; the sweep below keeps a sample of it.
@@ -12,8 +16,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { WebSocket } from 'ws';
 import { toHex, utf8 } from 'paired-mls';
-import { MemoryDeliveryStore, type DeliveryStore } from 'paired-mls/services';
+import { MemoryDeliveryStore, type DeliveryStore, type GroupRecord } from 'paired-mls/services';
 import { PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer, type RunningDeliveryServer } from 'paired-mls/server';
 import { catchUp, dsPeer, groupOf, groupStillWorks, headerOnly, raw, registeredClient, tokenOf, upgrade } from './ds-helpers.js';
 import { startPostgres, type PgServer } from './pg-server.js';
@@ -238,5 +243,50 @@ describe('review 59: malformed input and rights on every DS route, memory, SQLit
       });
     });
   }
-});
 
+  it("a stream on a group its only member deletes and registers again ends 1008 unknown-group, though its read after the deletion finds the new group (before: it went on from the old log's position, skipping the new group's first messages); memory, and two servers on PostgreSQL", async () => {
+    for (const kind of ['memory', 'PostgreSQL'] as const) {
+      // Two servers: alice's, and the stream's, whose next group read after the deletion's notification waits until the
+      // id is registered again (memory: a view of the one store whose getGroup waits).
+      const memory = new MemoryDeliveryStore();
+      const stores: DeliveryStore[] = kind === 'memory' ? [memory] : [await PostgresDeliveryStore.connect(postgres.url), await PostgresDeliveryStore.connect(postgres.url)];
+      let armed = false;
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      const inner = kind === 'memory' ? memory : stores[1]!;
+      const getGroup = inner.getGroup.bind(inner);
+      const held = async (id: string): Promise<GroupRecord | undefined> => {
+        if (armed) (armed = false, await gate);
+        return getGroup(id);
+      };
+      const at: DeliveryStore = new Proxy(inner, { get: (t, k) => (k === 'getGroup' ? held : typeof (t as any)[k] === 'function' ? (t as any)[k].bind(t) : (t as any)[k]) });
+      // Registered before the servers' watchers: armed before the stream is woken.
+      at.watch((_g, seq) => void (seq === 0 && (armed = true)));
+      const servers = [await startDeliveryServer({ port: 0, store: stores[0]! }), await startDeliveryServer({ port: 0, store: at })];
+      const alice = await registeredClient(servers[0]!.url, `alice-${tag()}`);
+      const g = await alice.client.createGroup(alice.identity);
+      await alice.ds.createGroup(g.id, { epoch: 0 });
+      for (let i = 0; i < 3; i++) await alice.ds.submit(g.id, await g.encrypt(`old ${i}`));
+      const token = await tokenOf(servers.at(-1)!.url, alice.ds.clientId, alice);
+      const stream = await upgrade(servers.at(-1)!.url, `/v1/stream?group=${toHex(g.id)}&after=3&access_token=${token}`);
+      expect(stream.status).toBe(101);
+      const pushed: number[] = [];
+      const closed = new Promise((r) => stream.ws!.on('close', (code, reason) => r([code, reason.toString()])));
+      stream.ws!.on('message', (d) => pushed.push(JSON.parse(d.toString()).seq));
+      await alice.ds.deleteGroup(g.id);
+      await alice.ds.createGroup(g.id, { epoch: 0 });
+      for (let i = 0; i < 4; i++) await alice.ds.submit(g.id, await g.encrypt(`new ${i}`));
+      release();
+      expect([kind, await Promise.race([closed, new Promise((r) => setTimeout(() => r('still open'), 3000))]), pushed]).toEqual([kind, [1008, 'unknown-group'], []]);
+      // A new stream reads the new group from 0 (its listener set before it opens: the first frames may come with the upgrade).
+      const again = new WebSocket(`${servers.at(-1)!.url.replace(/^http/, 'ws')}/v1/stream?group=${toHex(g.id)}&access_token=${token}`);
+      const got: number[] = [];
+      again.on('message', (d) => got.push(JSON.parse(d.toString()).seq));
+      await expect.poll(() => got).toEqual([1, 2, 3, 4]);
+      await new Promise((r) => (again.once('close', r), again.close()));
+      for (const server of servers) await server.close();
+      await new Promise((r) => setTimeout(r, 200));
+      for (const store of stores) await (store as { close?(): unknown }).close?.();
+    }
+  });
+});

@@ -1149,7 +1149,9 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       void pump(sub);
     }
   };
-  const unwatch = store.watch((groupHex) => wake(streams.get(groupHex) ?? []));
+  // Seq 0 is a deletion (DeliveryStore.deleteGroup): the group's streams end whatever their next read finds. A read that
+  // ran once its member had registered the id again went on in the new log from the old one's position, skipping its start.
+  const unwatch = store.watch((groupHex, seq) => (seq === 0 ? [...(streams.get(groupHex) ?? [])].forEach((sub) => endStream(sub, 'unknown-group')) : wake(streams.get(groupHex) ?? [])));
   // The store lost and regained its notification channel: every stream re-reads its log.
   const unwatchGaps = store.watchGaps?.(() => [...streams.values()].forEach(wake)) ?? (() => undefined);
 
