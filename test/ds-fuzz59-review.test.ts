@@ -2,7 +2,7 @@
  * Attacker review 59 of the networked DS (docs/PROTOCOL.md §8.3), over the memory store, SQLite and PostgreSQL:
  * malformed input on every route and on the stream upgrade's URL, and every group route called by a client not
  * entitled to it (an outsider, a removed member, a paired device, a rotated key, a revoked client, no session).
- * One finding: `POST /v1/groups/{gid}/messages` took a non-boolean `externalJoin` ("true", 1, null) for false and
+ * Findings. One: `POST /v1/groups/{gid}/messages` took a non-boolean `externalJoin` ("true", 1, null) for false and
  * logged the post as a member's (200; `POST /v1/groups` refused the same field 400 malformed); now 400 malformed.
  * Two: a stream whose read after a group's deletion ran once its only member had registered the id again (a read in
  * flight, or a server reading late) went on in the new log from the deleted group's position: the new group's first
