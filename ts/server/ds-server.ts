@@ -722,6 +722,8 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       const groupId = hexGroupId(parts[2]);
       if (method === 'POST') {
         const body = await readJson(req);
+        // Type-checked as at POST /v1/groups: any other value was taken for false (`"true"`, 1: logged as a member's post).
+        if (body.externalJoin !== undefined && typeof body.externalJoin !== 'boolean') throw new HttpError(400, 'malformed', 'externalJoin is a boolean');
         // An external join's signature is checked in the group's ciphersuite, which the joiner's group may have chosen.
         if (body.externalJoin === true) spendVerification(req, VERIFICATION_COST_OTHER);
         const result = await ds.submit(groupId, client, unb64(body.message, 'message'), {
@@ -1147,7 +1149,9 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       void pump(sub);
     }
   };
-  const unwatch = store.watch((groupHex) => wake(streams.get(groupHex) ?? []));
+  // Seq 0 is a deletion (DeliveryStore.deleteGroup): the group's streams end whatever their next read finds. A read that
+  // ran once its member had registered the id again went on in the new log from the old one's position, skipping its start.
+  const unwatch = store.watch((groupHex, seq) => (seq === 0 ? [...(streams.get(groupHex) ?? [])].forEach((sub) => endStream(sub, 'unknown-group')) : wake(streams.get(groupHex) ?? [])));
   // The store lost and regained its notification channel: every stream re-reads its log.
   const unwatchGaps = store.watchGaps?.(() => [...streams.values()].forEach(wake)) ?? (() => undefined);
 

@@ -480,7 +480,7 @@ export interface DeliveryStore {
 
   /**
    * Be told of every message appended to any group, also by other servers
-   * sharing this store (a database server). Returns an unsubscribe function.
+   * sharing this store (a database server); `seq` 0: the group was deleted. Returns an unsubscribe function.
    */
   watch(listener: (groupId: string, seq: number) => void): () => void;
 
