@@ -593,7 +593,6 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     const method = req.method ?? 'GET';
     if (method === 'GET' && url.pathname === '/healthz') return [200, 'ok'];
     if (parts[0] !== 'v1' || parts.length < 2) throw new HttpError(404, 'not-found', 'no such route');
-    const at = (p: string, m: string) => method === m && parts.length === 2 && parts[1] === p;
 
     // --- authentication and the AS (public: the proof is the signature) ---
     if (method === 'POST' && parts[1] === 'auth' && parts[2] === 'challenge' && parts.length === 3) {
@@ -620,6 +619,18 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     // A rotation and the guard step it reads take no token of the client's: a session thief spending them held off the rotation
     // that ends it (§8.4). Limited per address (requests, proofs, public body bytes) and, once proven, by rotationRate.
     const who = await requireActor(req, !(parts[1] === 'as' && (parts[2] === 'rotate' || parts[2] === 'guard') && parts.length === 3));
+    try {
+      return await routeOf(who, req, url, parts, method);
+    } finally {
+      // Every GET's answer, a refusal too (404, 403 not-a-member), goes only if the session still holds once the route
+      // has read it (§8.4; its 401 replaces the answer): asked here, after the router, so that no read route leaves it out.
+      if (method === 'GET') await stillValidAfterRead(who);
+    }
+  }
+
+  /** The routes of a session's client (`who`, checked by `route`). */
+  async function routeOf(who: { client: string; key?: string }, req: IncomingMessage, url: URL, parts: string[], method: string): Promise<[number, unknown]> {
+    const at = (p: string, m: string) => method === m && parts.length === 2 && parts[1] === p;
     const client = who.client;
     if (method === 'POST' && parts[1] === 'as' && parts[2] === 'rotate' && parts.length === 3) {
       // Register a new key of this client (proof of it in the body) and retire the key of this session (§8.4).
@@ -645,7 +656,6 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     }
     if (method === 'GET' && parts[1] === 'as' && parts[2] === 'guard' && parts.length === 3) {
       const step = await authentication.guardStep(client);
-      await stillValidAfterRead(who);
       return [200, { step: step ?? null }];
     }
     if (at('key-packages', 'POST')) {
@@ -715,7 +725,6 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       const limit = Math.min(100, Math.max(1, natural(url.searchParams.get('limit'), 'limit', 100)));
       const after = url.searchParams.get('after') || undefined;
       const groups = await ds.soleGroups(client, after && toHex(hexGroupId(after)), limit + 1);
-      await stillValidAfterRead(who);
       return [200, { groups: groups.slice(0, limit), ...(groups.length > limit ? { next: groups[limit - 1] } : {}) }];
     }
     if (parts[1] === 'groups' && parts.length === 4 && parts[3] === 'messages' && (method === 'POST' || method === 'GET')) {
@@ -739,12 +748,10 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
         return [200, { seq: result.seq }];
       }
       const messages = await ds.poll(client, groupId, natural(url.searchParams.get('after'), 'after', 0));
-      await stillValidAfterRead(who);
       return [200, { messages: messages.map((m) => ({ seq: m.seq, sender: m.sender, message: b64(m.bytes) })) }];
     }
     if (method === 'GET' && parts[1] === 'groups' && parts.length === 4 && parts[3] === 'group-info') {
       const info = await ds.groupInfo(hexGroupId(parts[2]), client);
-      await stillValidAfterRead(who);
       if (!info) throw new HttpError(404, 'unknown-group', 'no GroupInfo for this group');
       return [200, { groupInfo: b64(info) }];
     }
@@ -754,7 +761,6 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       const page = welcomes.slice(0, limit);
       // A page cut by its byte bound: more wait if one follows it.
       const more = welcomes.length > limit || (page.length > 0 && (await ds.pendingWelcomes(client, page.at(-1)!.id, 1)).length > 0);
-      await stillValidAfterRead(who);
       return [
         200,
         {
@@ -775,7 +781,6 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     }
     if (at('pairings', 'GET')) {
       const devices = await ds.devicesOf(client);
-      await stillValidAfterRead(who);
       return [200, { devices }];
     }
     if (at('pairings', 'POST') || at('pairings:cease', 'POST')) {
