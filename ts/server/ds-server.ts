@@ -164,6 +164,23 @@ const STATUS: Record<DsRejection, number> = {
   unavailable: 503,
 };
 
+/** An error's answer: an HttpError as is, a DsError by its reason, anything else (a store failing) 500 internal, logged. */
+function answerOf(err: unknown): [status: number, reason: string, message: string] {
+  const [status, reason, message] =
+    err instanceof HttpError ? [err.status, err.reason, err.message] : err instanceof DsError ? [STATUS[err.reason] ?? 400, err.reason, err.message] : [500, 'internal', 'internal error'];
+  if (status === 500) console.error('ds: internal error', err);
+  return [status, reason, message];
+}
+
+/** A request's target as a URL; one that is none (`//`) is the client's fault: 400 malformed. */
+function targetOf(req: IncomingMessage): URL {
+  try {
+    return new URL(req.url ?? '/', 'http://localhost');
+  } catch {
+    throw new HttpError(400, 'malformed', 'bad request target');
+  }
+}
+
 /** Bytes of a rotation guard's secret and of its commitment, SHA-256 of the secret (docs/PROTOCOL.md §8.4). */
 const GUARD_BYTES = 32;
 
@@ -588,7 +605,8 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     return { client, key: signatureKey };
   }
 
-  async function route(req: IncomingMessage, url: URL): Promise<[number, unknown]> {
+  async function route(req: IncomingMessage): Promise<[number, unknown]> {
+    const url = targetOf(req);
     const parts = url.pathname.split('/').filter(Boolean);
     const method = req.method ?? 'GET';
     if (method === 'GET' && url.pathname === '/healthz') return [200, 'ok'];
@@ -830,18 +848,10 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       req.resume();
       return reply(429, { error: 'too many requests from this address', reason: 'rate-limited' }, { 'retry-after': '1' });
     }
-    let url: URL;
-    try {
-      url = new URL(req.url ?? '/', 'http://localhost');
-    } catch {
-      return reply(400, { error: 'bad request target', reason: 'malformed' });
-    }
-    route(req, url).then(
+    route(req).then(
       ([status, body]) => reply(status, body),
       (err: unknown) => {
-        const [status, reason, message] =
-          err instanceof HttpError ? [err.status, err.reason, err.message] : err instanceof DsError ? [STATUS[err.reason] ?? 400, err.reason, err.message] : [500, 'internal', 'internal error'];
-        if (status === 500) console.error('ds: internal error', err);
+        const [status, reason, message] = answerOf(err);
         // Refused mid-body: the rest of the body is not read (the connection ends).
         if (status === 413 || status === 500 || (status === 429 && !req.complete)) res.setHeader('connection', 'close');
         // Waiting a second helps a rate limit, not a full inbox or quota.
@@ -938,7 +948,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     const ip = ipOf(req);
     if (!ipLimit.take(ip)) return refuse(429, 'rate-limited');
     void (async () => {
-      const url = new URL(req.url ?? '/', 'http://localhost');
+      const url = targetOf(req);
       if (url.pathname !== '/v1/stream') return refuse(404, 'not-found');
       const group = hexGroupId(url.searchParams.get('group'));
       const after = natural(url.searchParams.get('after'), 'after', 0);
@@ -969,7 +979,11 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
         // handleUpgrade calls back synchronously when it upgrades; otherwise give the slot back.
         if (!opened) releaseStream(client, slot);
       }
-    })().catch((err: unknown) => refuse(err instanceof HttpError ? err.status : 400, err instanceof HttpError ? err.reason : 'malformed'));
+    })().catch((err: unknown) => {
+      // As an HTTP request's: a store failing (or a DsError) was 400 malformed, as if the client were at fault.
+      const [status, reason] = answerOf(err);
+      refuse(status, reason);
+    });
   });
 
   function releaseStream(client: string, slot: string): void {
