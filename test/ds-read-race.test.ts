@@ -13,9 +13,11 @@
  * - the list of its sole groups: a group the owner created after.
  * Fixed: a read's reply goes only while the session's key is still an active key of its client, checked after the
  * read (401 unauthenticated, nothing returned); a stream checks after each page it read, before pushing it.
+ * The check was then made once for every GET, after the router, its refusals too: six routes asked by hand (a new
+ * one could forget), and a poll refused 403 or 404 after the rotation went out as such.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
@@ -27,6 +29,27 @@ import { startPostgres, type PgServer } from './pg-server.js';
 import { guardedAccount } from './ds-guard-helpers.js';
 
 const REVOKED_MEANWHILE = { reason: 'unauthenticated', error: 'the key this session was proven with was revoked meanwhile (unauthenticated)' };
+
+/** Every GET route of a session, as docs/PROTOCOL.md §8.3 lists them; `{gid}`: a group of the session's client. */
+const GET_ROUTES = ['/v1/as/guard', '/v1/groups:sole', '/v1/groups/{gid}/messages', '/v1/groups/{gid}/group-info', '/v1/welcomes', '/v1/pairings'];
+
+/** The next call of `store[method]` answers only once `release()` is called; `reached` settles when it has read its answer. */
+function holdAnswer(store: DeliveryStore, method: keyof DeliveryStore): { reached: Promise<void>; release(): void } {
+  const s = store as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+  const original = s[method]!;
+  let release!: () => void;
+  let read!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const reached = new Promise<void>((r) => (read = r));
+  s[method] = async (...args: unknown[]) => {
+    delete s[method];
+    const answer = await original.apply(store, args);
+    read();
+    await gate;
+    return answer;
+  };
+  return { reached, release };
+}
 
 /** The next `calls` calls of `store[method]`, once entered, wait for `release()`; `reached` settles when all are entered. */
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -279,6 +302,73 @@ describe('reads racing the guarded rotation', () => {
       expect(await alice.ds.initPairing(id, phoneId)).toBe(false);
       expect(await phone.ds.initPairing(id, phoneId)).toBe(true);
       for (const reader of [phone.ds, alice.ds, bob.ds]) expect((await reader.poll(bobGroup.id, seen)).map((m) => m.seq)).toEqual([before, racing, after]);
+    } finally {
+      await close();
+    }
+  });
+
+  it.each(setups)("%s: every GET route, and a GET of no route, authenticated before the rotation and run after it is refused (401 unauthenticated): one check after the router, whatever the route; the owner's new key reads each", async (_, setup) => {
+    const { store, copyAt, ownerAt, close } = await setup();
+    try {
+      const { id, alice, bob, bobGroup, seen, token, rotate, hex } = await scene(ownerAt, copyAt);
+      const step = await alice.ds.guardStep();
+      // The list is the documented one, and the router serves each of its routes to a session (none is 404 not-found).
+      const documented = readFileSync(new URL('../docs/PROTOCOL.md', import.meta.url), 'utf8').match(/^\| `GET \/v1\/[^`?]*/gm)!.map((row) => row.slice(7));
+      expect(GET_ROUTES.slice().sort()).toEqual(documented.sort());
+      const paths = [...GET_ROUTES.map((route) => route.replace('{gid}', hex)), '/v1/no-such-route'];
+      for (const path of paths) expect(await raw(copyAt.url, 'GET', path, undefined, token)).toMatchObject(path.endsWith('no-such-route') ? { status: 404, body: { reason: 'not-found' } } : { status: 200 });
+      for (const path of paths) {
+        // The copy's session is checked (its key looked up) before the owner rotates; the route runs after.
+        const copy = await tokenOf(copyAt.url, id, { client: alice.client, identity: alice.client.identities().at(-1)! });
+        const hold = holdAnswer(store, 'bindingByKey');
+        const read = raw(copyAt.url, 'GET', path, undefined, copy);
+        await hold.reached;
+        await rotate();
+        hold.release();
+        // Before, no-such-route: 404 not-found (a route without its own check went out unchecked).
+        expect([path, await read]).toEqual([path, { status: 401, body: REVOKED_MEANWHILE }]);
+      }
+      const seq = await bob.ds.submit(bobGroup.id, await bobGroup.encrypt('after the rotations'));
+      expect((await alice.ds.poll(bobGroup.id, seen)).map((m) => m.seq)).toEqual([seq]);
+      expect(bytesEqual(await alice.ds.groupInfo(bobGroup.id), (await bob.ds.groupInfo(bobGroup.id))!)).toBe(true);
+      expect([await alice.ds.welcomes(), await alice.ds.devices(), (await alice.ds.soleGroups()).groupIds]).toEqual([[], [], []]);
+      expect(await alice.ds.guardStep()).toBe(step! + paths.length);
+    } finally {
+      await close();
+    }
+  });
+
+  it.each(setups)("%s: a GET refused after the rotation is 401 unauthenticated too, not its refusal: a GroupInfo the DS does not hold (not 404), a poll of a group the account is not in (not 403) or of none (not 404); honest parties go on", async (_, setup) => {
+    const { store, copyAt, ownerAt, close } = await setup();
+    try {
+      const { id, alice, bob, bobGroup, group, seen, rotate } = await scene(ownerAt, copyAt);
+      const own = await alice.client.createGroup(alice.client.identities().at(-1)!);
+      await alice.ds.createGroup(own.id, { epoch: 0 });
+      const other = await bob.client.createGroup(bob.identity);
+      await bob.ds.createGroup(other.id, { epoch: 0 });
+      const refusals: [string, number, string][] = [
+        [`/v1/groups/${toHex(own.id)}/group-info`, 404, 'unknown-group'],
+        [`/v1/groups/${toHex(other.id)}/messages`, 403, 'not-a-member'],
+        [`/v1/groups/${'ab'.repeat(16)}/messages`, 404, 'unknown-group'],
+      ];
+      for (const [path, status, reason] of refusals) {
+        const copy = await tokenOf(copyAt.url, id, { client: alice.client, identity: alice.client.identities().at(-1)! });
+        expect(await raw(copyAt.url, 'GET', path, undefined, copy)).toMatchObject({ status, body: { reason } });
+        const hold = holdNext(store, 'getGroup');
+        const read = raw(copyAt.url, 'GET', path, undefined, copy);
+        await hold.reached;
+        await rotate();
+        hold.release();
+        // Before: the GroupInfo's 401 came before its 404 already; the polls went out 403 and 404.
+        expect([path, await read]).toEqual([path, { status: 401, body: REVOKED_MEANWHILE }]);
+      }
+      // The owner's new key gets each refusal as such.
+      await expect(alice.ds.groupInfo(own.id)).rejects.toMatchObject({ reason: 'unknown-group' });
+      await expect(alice.ds.poll(other.id, 0)).rejects.toMatchObject({ reason: 'not-a-member' });
+      const seq = await bob.ds.submit(bobGroup.id, await bobGroup.encrypt('after the refusals'));
+      const r = await group.process((await alice.ds.poll(bobGroup.id, seen))[0]!.message);
+      expect(r.kind === 'application' && utf8(r.data)).toBe('after the refusals');
+      expect((await bob.ds.poll(bobGroup.id, seen)).map((m) => m.seq)).toEqual([seq]);
     } finally {
       await close();
     }

@@ -164,6 +164,23 @@ const STATUS: Record<DsRejection, number> = {
   unavailable: 503,
 };
 
+/** An error's answer: an HttpError as is, a DsError by its reason, anything else (a store failing) 500 internal, logged. */
+function answerOf(err: unknown): [status: number, reason: string, message: string] {
+  const [status, reason, message] =
+    err instanceof HttpError ? [err.status, err.reason, err.message] : err instanceof DsError ? [STATUS[err.reason] ?? 400, err.reason, err.message] : [500, 'internal', 'internal error'];
+  if (status === 500) console.error('ds: internal error', err);
+  return [status, reason, message];
+}
+
+/** A request's target as a URL; one that is none (`//`) is the client's fault: 400 malformed. */
+function targetOf(req: IncomingMessage): URL {
+  try {
+    return new URL(req.url ?? '/', 'http://localhost');
+  } catch {
+    throw new HttpError(400, 'malformed', 'bad request target');
+  }
+}
+
 /** Bytes of a rotation guard's secret and of its commitment, SHA-256 of the secret (docs/PROTOCOL.md §8.4). */
 const GUARD_BYTES = 32;
 
@@ -588,12 +605,12 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     return { client, key: signatureKey };
   }
 
-  async function route(req: IncomingMessage, url: URL): Promise<[number, unknown]> {
+  async function route(req: IncomingMessage): Promise<[number, unknown]> {
+    const url = targetOf(req);
     const parts = url.pathname.split('/').filter(Boolean);
     const method = req.method ?? 'GET';
     if (method === 'GET' && url.pathname === '/healthz') return [200, 'ok'];
     if (parts[0] !== 'v1' || parts.length < 2) throw new HttpError(404, 'not-found', 'no such route');
-    const at = (p: string, m: string) => method === m && parts.length === 2 && parts[1] === p;
 
     // --- authentication and the AS (public: the proof is the signature) ---
     if (method === 'POST' && parts[1] === 'auth' && parts[2] === 'challenge' && parts.length === 3) {
@@ -620,6 +637,18 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     // A rotation and the guard step it reads take no token of the client's: a session thief spending them held off the rotation
     // that ends it (§8.4). Limited per address (requests, proofs, public body bytes) and, once proven, by rotationRate.
     const who = await requireActor(req, !(parts[1] === 'as' && (parts[2] === 'rotate' || parts[2] === 'guard') && parts.length === 3));
+    try {
+      return await routeOf(who, req, url, parts, method);
+    } finally {
+      // Every GET's answer, a refusal too (404, 403 not-a-member), goes only if the session still holds once the route
+      // has read it (§8.4; its 401 replaces the answer): asked here, after the router, so that no read route leaves it out.
+      if (method === 'GET') await stillValidAfterRead(who);
+    }
+  }
+
+  /** The routes of a session's client (`who`, checked by `route`). */
+  async function routeOf(who: { client: string; key?: string }, req: IncomingMessage, url: URL, parts: string[], method: string): Promise<[number, unknown]> {
+    const at = (p: string, m: string) => method === m && parts.length === 2 && parts[1] === p;
     const client = who.client;
     if (method === 'POST' && parts[1] === 'as' && parts[2] === 'rotate' && parts.length === 3) {
       // Register a new key of this client (proof of it in the body) and retire the key of this session (§8.4).
@@ -645,7 +674,6 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     }
     if (method === 'GET' && parts[1] === 'as' && parts[2] === 'guard' && parts.length === 3) {
       const step = await authentication.guardStep(client);
-      await stillValidAfterRead(who);
       return [200, { step: step ?? null }];
     }
     if (at('key-packages', 'POST')) {
@@ -715,7 +743,6 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       const limit = Math.min(100, Math.max(1, natural(url.searchParams.get('limit'), 'limit', 100)));
       const after = url.searchParams.get('after') || undefined;
       const groups = await ds.soleGroups(client, after && toHex(hexGroupId(after)), limit + 1);
-      await stillValidAfterRead(who);
       return [200, { groups: groups.slice(0, limit), ...(groups.length > limit ? { next: groups[limit - 1] } : {}) }];
     }
     if (parts[1] === 'groups' && parts.length === 4 && parts[3] === 'messages' && (method === 'POST' || method === 'GET')) {
@@ -741,12 +768,10 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
         return [200, { seq: result.seq }];
       }
       const messages = await ds.poll(client, groupId, natural(url.searchParams.get('after'), 'after', 0));
-      await stillValidAfterRead(who);
       return [200, { messages: messages.map((m) => ({ seq: m.seq, sender: m.sender, message: b64(m.bytes) })) }];
     }
     if (method === 'GET' && parts[1] === 'groups' && parts.length === 4 && parts[3] === 'group-info') {
       const info = await ds.groupInfo(hexGroupId(parts[2]), client);
-      await stillValidAfterRead(who);
       if (!info) throw new HttpError(404, 'unknown-group', 'no GroupInfo for this group');
       return [200, { groupInfo: b64(info) }];
     }
@@ -756,7 +781,6 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       const page = welcomes.slice(0, limit);
       // A page cut by its byte bound: more wait if one follows it.
       const more = welcomes.length > limit || (page.length > 0 && (await ds.pendingWelcomes(client, page.at(-1)!.id, 1)).length > 0);
-      await stillValidAfterRead(who);
       return [
         200,
         {
@@ -777,7 +801,6 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     }
     if (at('pairings', 'GET')) {
       const devices = await ds.devicesOf(client);
-      await stillValidAfterRead(who);
       return [200, { devices }];
     }
     if (at('pairings', 'POST') || at('pairings:cease', 'POST')) {
@@ -827,18 +850,10 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       req.resume();
       return reply(429, { error: 'too many requests from this address', reason: 'rate-limited' }, { 'retry-after': '1' });
     }
-    let url: URL;
-    try {
-      url = new URL(req.url ?? '/', 'http://localhost');
-    } catch {
-      return reply(400, { error: 'bad request target', reason: 'malformed' });
-    }
-    route(req, url).then(
+    route(req).then(
       ([status, body]) => reply(status, body),
       (err: unknown) => {
-        const [status, reason, message] =
-          err instanceof HttpError ? [err.status, err.reason, err.message] : err instanceof DsError ? [STATUS[err.reason] ?? 400, err.reason, err.message] : [500, 'internal', 'internal error'];
-        if (status === 500) console.error('ds: internal error', err);
+        const [status, reason, message] = answerOf(err);
         // Refused mid-body: the rest of the body is not read (the connection ends).
         if (status === 413 || status === 500 || (status === 429 && !req.complete)) res.setHeader('connection', 'close');
         // Waiting a second helps a rate limit, not a full inbox or quota.
@@ -935,7 +950,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     const ip = ipOf(req);
     if (!ipLimit.take(ip)) return refuse(429, 'rate-limited');
     void (async () => {
-      const url = new URL(req.url ?? '/', 'http://localhost');
+      const url = targetOf(req);
       if (url.pathname !== '/v1/stream') return refuse(404, 'not-found');
       const group = hexGroupId(url.searchParams.get('group'));
       const after = natural(url.searchParams.get('after'), 'after', 0);
@@ -966,7 +981,11 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
         // handleUpgrade calls back synchronously when it upgrades; otherwise give the slot back.
         if (!opened) releaseStream(client, slot);
       }
-    })().catch((err: unknown) => refuse(err instanceof HttpError ? err.status : 400, err instanceof HttpError ? err.reason : 'malformed'));
+    })().catch((err: unknown) => {
+      // As an HTTP request's: a store failing (or a DsError) was 400 malformed, as if the client were at fault.
+      const [status, reason] = answerOf(err);
+      refuse(status, reason);
+    });
   });
 
   function releaseStream(client: string, slot: string): void {
