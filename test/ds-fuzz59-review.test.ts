@@ -267,7 +267,7 @@ describe('review 59: malformed input and rights on every DS route, memory, SQLit
       const g = await alice.client.createGroup(alice.identity);
       await alice.ds.createGroup(g.id, { epoch: 0 });
       for (let i = 0; i < 3; i++) await alice.ds.submit(g.id, await g.encrypt(`old ${i}`));
-      const token = await tokenOf(servers.at(-1)!.url, alice.ds.clientId, alice);
+      const token = await tokenOf(servers.at(-1)!.url, alice.ds.clientId!, alice);
       const stream = await upgrade(servers.at(-1)!.url, `/v1/stream?group=${toHex(g.id)}&after=3&access_token=${token}`);
       expect(stream.status).toBe(101);
       const pushed: number[] = [];
