@@ -1,14 +1,16 @@
-// Puts the wasm module's functions in the order of their names, so that
-// the instances of one generic function, and the functions of one module,
-// sit next to each other in the code section. The linker lays functions out
-// as LLVM emitted them, where two copies of the same code (a `BTreeMap`
-// insert for two key types, two `tls_serialize_detached`) are mostly far
-// more than gzip's 32 KiB window apart; side by side, the second compresses
-// against the first. The module means the same: every function keeps its
-// body and type, and every reference to a function (calls, `ref.func`, the
-// table's elements, exports, the start function, the name section) is
-// renumbered with it. Imports keep their indices. bench/README.md "Size
-// round 3f".
+// Lays the wasm module's functions out so that gzip finds more of each
+// function in the ones before it. The linker lays functions out as LLVM
+// emitted them, where two copies of the same code (a `BTreeMap` insert for
+// two key types, two `tls_serialize_detached`) or two functions that
+// inlined the same helpers are mostly far more than gzip's 32 KiB window
+// apart. Here the functions are first put in the order of their names (the
+// instances of one generic function side by side), then chained from that
+// order: each next function is the one most like the last 32 KiB laid out
+// (chainBySimilarity below). The module means the same: every function
+// keeps its body and type, and every reference to a function (calls,
+// `ref.func`, the table's elements, exports, the start function, the name
+// section) is renumbered with it. Imports keep their indices.
+// bench/README.md "Size round 3f".
 //
 // Usage: node scripts/reorder-functions.mjs <module.wasm> [--keep-names]
 // The module must carry a name section (wasm-bindgen run without
@@ -186,13 +188,73 @@ const keys = bodies.map((_, i) => {
   const path = demangle(name);
   return `${withoutGenerics(path)}\u0000${path}\u0000${name}`;
 });
-const order = bodies.map((_, i) => i);
-order.sort((a, b) => {
+const byName = bodies.map((_, i) => i);
+byName.sort((a, b) => {
   const x = keys[a];
   const y = keys[b];
   if (x === null || y === null) return x === y ? a - b : x === null ? 1 : -1; // unnamed last, as they were
   return x < y ? -1 : x > y ? 1 : a - b;
 });
+
+// Then, starting from the first function by name, each next function is
+// the one whose byte strings (its distinct 7-byte substrings) the last
+// 32 KiB of the code laid out so far (gzip's window) holds the most of,
+// per square root of how many it has; ties, and functions like no other,
+// go in name order. Deterministic: integer counts, a fixed scan order.
+const SHINGLE = 7;
+const WINDOW = 32 * 1024;
+function chainBySimilarity(candidates) {
+  const ids = new Map();
+  const shingles = bodies.map(({ start, end }) => {
+    const own = new Set();
+    for (let i = start; i + SHINGLE <= end; i++) {
+      const key = wasm.toString('latin1', i, i + SHINGLE);
+      let id = ids.get(key);
+      if (id === undefined) ids.set(key, (id = ids.size));
+      own.add(id);
+    }
+    return Int32Array.from(own);
+  });
+  const holders = Array.from({ length: ids.size }, () => []);
+  for (const f of candidates) for (const id of shingles[f]) holders[id].push(f);
+  const inWindow = new Int32Array(ids.size); // how many functions in the window hold the string
+  const shared = new Int32Array(bodies.length); // per function, how many of its strings the window holds
+  const enter = (f, delta) => {
+    for (const id of shingles[f]) {
+      const was = inWindow[id];
+      inWindow[id] += delta;
+      if ((was === 0) !== (inWindow[id] === 0)) for (const g of holders[id]) shared[g] += delta;
+    }
+  };
+  const placed = new Uint8Array(bodies.length);
+  const chain = [];
+  const window = [];
+  let windowBytes = 0;
+  for (let step = 0; step < candidates.length; step++) {
+    let next = -1;
+    let best = -1;
+    for (const f of candidates) {
+      if (placed[f]) continue;
+      const score = shared[f] / Math.sqrt(Math.max(1, shingles[f].length));
+      if (score > best) {
+        best = score;
+        next = f;
+      }
+    }
+    placed[next] = 1;
+    chain.push(next);
+    enter(next, 1);
+    window.push(next);
+    windowBytes += bodies[next].end - bodies[next].start;
+    while (window.length > 1 && windowBytes - (bodies[window[0]].end - bodies[window[0]].start) >= WINDOW) {
+      const old = window.shift();
+      windowBytes -= bodies[old].end - bodies[old].start;
+      enter(old, -1);
+    }
+  }
+  return chain;
+}
+const order = chainBySimilarity(byName);
 const newIndex = new Uint32Array(importedFunctions + defined);
 for (let i = 0; i < importedFunctions; i++) newIndex[i] = i;
 order.forEach((old, position) => {
