@@ -34,7 +34,7 @@ mkdir -p pkg
 # Function names (the "name" section) only serve stack traces and profiles,
 # and the "producers" section is toolchain telemetry; neither is read at run
 # time, so both are left out: the producers by wasm-bindgen, the names by
-# reorder-functions.mjs below, which orders the functions by them first.
+# reorder-functions.mjs below, which lays the functions out by them first.
 # PAIRED_MLS_KEEP_NAMES=1 keeps them (for profiling the core).
 STRIP_FLAGS=(--remove-producers-section)
 REORDER_FLAGS=()
@@ -46,10 +46,10 @@ node scripts/short-import-names.mjs "pkg/${CRATE}_bg.wasm" "pkg/${CRATE}.js"
 # Array arguments are copied into wasm by a length read once, which a
 # caller cannot lie about (docs/ENGINE.md G1).
 node scripts/harden-glue.mjs "pkg/${CRATE}.js"
-# The functions in the order of their names, so that the copies of one
-# generic function are next to each other for gzip: bench/README.md "Size
-# round 3f". Drops the name section unless REORDER_FLAGS says to keep it.
-node scripts/reorder-functions.mjs "pkg/${CRATE}_bg.wasm" "${REORDER_FLAGS[@]}"
+# The functions laid out by name, then each after the code most like it,
+# so that gzip finds more of each in the ones before it: bench/README.md
+# "Size round 3f". Drops the name section unless REORDER_FLAGS keeps it.
+node scripts/reorder-functions.mjs "pkg/${CRATE}_bg.wasm" ${REORDER_FLAGS[@]+"${REORDER_FLAGS[@]}"}
 
 WASM_OPT_BIN="${WASM_OPT:-$(command -v wasm-opt || true)}"
 # binaryen before ~116 mishandles the reference-types table wasm-bindgen

@@ -12,17 +12,22 @@
 // section) is renumbered with it. Imports keep their indices.
 // bench/README.md "Size round 3f".
 //
-// Usage: node scripts/reorder-functions.mjs <module.wasm> [--keep-names]
+// Usage: node scripts/reorder-functions.mjs <module.wasm> [--keep-names] [--order chain|name|linker]
 // The module must carry a name section (wasm-bindgen run without
 // --remove-name-section); it is dropped unless --keep-names is given.
+// Without --order, the layout that gzips smallest is kept (below).
 // Fails, leaving the file as it was, on an instruction it does not know,
 // a body that does not end where its size says, or a module without names.
 import { readFileSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 
 const args = process.argv.slice(2);
 const keepNames = args.includes('--keep-names');
+const orderAt = args.indexOf('--order');
+const forced = orderAt >= 0 ? args.splice(orderAt, 2)[1] : undefined;
+if (forced !== undefined && !['chain', 'name', 'linker'].includes(forced)) throw new Error('--order: chain, name or linker');
 const [path] = args.filter((a) => a !== '--keep-names');
-if (!path) throw new Error('usage: reorder-functions.mjs <module.wasm> [--keep-names]');
+if (!path) throw new Error('usage: reorder-functions.mjs <module.wasm> [--keep-names] [--order chain|name|linker]');
 const wasm = readFileSync(path);
 if (wasm.readUInt32LE(0) !== 0x6d736100 || wasm.readUInt32LE(4) !== 1) throw new Error(`${path} is not a wasm module`);
 
@@ -254,12 +259,7 @@ function chainBySimilarity(candidates) {
   }
   return chain;
 }
-const order = chainBySimilarity(byName);
-const newIndex = new Uint32Array(importedFunctions + defined);
-for (let i = 0; i < importedFunctions; i++) newIndex[i] = i;
-order.forEach((old, position) => {
-  newIndex[importedFunctions + old] = importedFunctions + position;
-});
+let newIndex;
 const renumber = (index) => {
   if (index >= newIndex.length) throw new Error(`function index ${index} out of range`);
   return newIndex[index];
@@ -352,57 +352,65 @@ function section(id, body) {
   return Buffer.concat([Buffer.from([id]), leb(body.length), body]);
 }
 
-// ---- the module, rebuilt ----
-const parts = [wasm.subarray(0, 8)];
-for (const s of sections) {
-  if (s.id === 3) {
-    parts.push(section(3, Buffer.concat([leb(defined), ...order.map((old) => types[old])])));
-  } else if (s.id === 10) {
-    const out = [leb(defined)];
-    for (const old of order) {
-      const { start, end } = bodies[old];
-      let [groups, p] = readLeb(wasm, start);
-      for (let i = 0; i < groups; i++) p = skipLeb(wasm, p) + 1;
-      const body = Buffer.concat([wasm.subarray(start, p), rewriteExpr(wasm, p, end)]);
-      out.push(leb(body.length), body);
+// ---- the module, rebuilt with its functions in `order` ----
+function layOut(order) {
+  newIndex = new Uint32Array(importedFunctions + defined);
+  for (let i = 0; i < importedFunctions; i++) newIndex[i] = i;
+  order.forEach((old, position) => {
+    newIndex[importedFunctions + old] = importedFunctions + position;
+  });
+  const parts = [wasm.subarray(0, 8)];
+  for (const s of sections) {
+    if (s.id === 3) {
+      parts.push(section(3, Buffer.concat([leb(defined), ...order.map((old) => types[old])])));
+    } else if (s.id === 10) {
+      const out = [leb(defined)];
+      for (const old of order) {
+        const { start, end } = bodies[old];
+        let [groups, p] = readLeb(wasm, start);
+        for (let i = 0; i < groups; i++) p = skipLeb(wasm, p) + 1;
+        const body = Buffer.concat([wasm.subarray(start, p), rewriteExpr(wasm, p, end)]);
+        out.push(leb(body.length), body);
+      }
+      parts.push(section(10, Buffer.concat(out)));
+    } else if (s.id === 7) {
+      let [count, p] = readLeb(wasm, s.bodyAt);
+      const out = [leb(count)];
+      for (let i = 0; i < count; i++) {
+        const start = p;
+        let length;
+        [length, p] = readLeb(wasm, p);
+        const kind = wasm[p + length];
+        const [index, q] = readLeb(wasm, p + length + 1);
+        out.push(wasm.subarray(start, p + length + 1), leb(kind === 0 ? renumber(index) : index));
+        p = q;
+      }
+      if (p !== s.end) throw new Error('export section has trailing bytes');
+      parts.push(section(7, Buffer.concat(out)));
+    } else if (s.id === 8) {
+      const [index] = readLeb(wasm, s.bodyAt);
+      parts.push(section(8, leb(renumber(index))));
+    } else if (s.id === 6) {
+      let [count, p] = readLeb(wasm, s.bodyAt);
+      const out = [leb(count)];
+      for (let i = 0; i < count; i++) {
+        out.push(wasm.subarray(p, p + 2)); // valtype, mutability
+        p += 2;
+        const exprEnd = exprEndOf(wasm, p);
+        out.push(rewriteExpr(wasm, p, exprEnd));
+        p = exprEnd;
+      }
+      if (p !== s.end) throw new Error('global section has trailing bytes');
+      parts.push(section(6, Buffer.concat(out)));
+    } else if (s.id === 9) {
+      parts.push(section(9, rewriteElements(s)));
+    } else if (s.id === 0 && s.name === 'name') {
+      if (keepNames) parts.push(section(0, rewriteNames(s)));
+    } else {
+      parts.push(wasm.subarray(s.start, s.end));
     }
-    parts.push(section(10, Buffer.concat(out)));
-  } else if (s.id === 7) {
-    let [count, p] = readLeb(wasm, s.bodyAt);
-    const out = [leb(count)];
-    for (let i = 0; i < count; i++) {
-      const start = p;
-      let length;
-      [length, p] = readLeb(wasm, p);
-      const kind = wasm[p + length];
-      const [index, q] = readLeb(wasm, p + length + 1);
-      out.push(wasm.subarray(start, p + length + 1), leb(kind === 0 ? renumber(index) : index));
-      p = q;
-    }
-    if (p !== s.end) throw new Error('export section has trailing bytes');
-    parts.push(section(7, Buffer.concat(out)));
-  } else if (s.id === 8) {
-    const [index] = readLeb(wasm, s.bodyAt);
-    parts.push(section(8, leb(renumber(index))));
-  } else if (s.id === 6) {
-    let [count, p] = readLeb(wasm, s.bodyAt);
-    const out = [leb(count)];
-    for (let i = 0; i < count; i++) {
-      out.push(wasm.subarray(p, p + 2)); // valtype, mutability
-      p += 2;
-      const exprEnd = exprEndOf(wasm, p);
-      out.push(rewriteExpr(wasm, p, exprEnd));
-      p = exprEnd;
-    }
-    if (p !== s.end) throw new Error('global section has trailing bytes');
-    parts.push(section(6, Buffer.concat(out)));
-  } else if (s.id === 9) {
-    parts.push(section(9, rewriteElements(s)));
-  } else if (s.id === 0 && s.name === 'name') {
-    if (keepNames) parts.push(section(0, rewriteNames(s)));
-  } else {
-    parts.push(wasm.subarray(s.start, s.end));
   }
+  return Buffer.concat(parts);
 }
 
 // The end of a constant expression starting at p (one that holds no block).
@@ -500,6 +508,22 @@ function rewriteNames(s) {
   return Buffer.concat(out);
 }
 
-const result = Buffer.concat(parts);
-if (!WebAssembly.validate(result)) throw new Error('the reordered module does not validate');
-writeFileSync(path, result);
+// The chain is a heuristic: the build keeps whichever of the three layouts
+// (the linker's, by name, the chain) gzips smallest, so it never makes the
+// module larger than the linker left it.
+const linkerOrder = bodies.map((_, i) => i);
+const candidates = [
+  ['chain', 'chain', () => chainBySimilarity(byName)],
+  ['name', 'by name', () => byName],
+  ['linker', "the linker's", () => linkerOrder],
+]
+  .filter(([key]) => forced === undefined || key === forced)
+  .map(([, label, orderOf]) => {
+    const order = orderOf();
+    const bytes = layOut(order);
+    return { label, bytes, gzip: gzipSync(bytes, { level: 9 }).length };
+  });
+const best = candidates.reduce((a, b) => (b.gzip < a.gzip ? b : a));
+if (!WebAssembly.validate(best.bytes)) throw new Error('the reordered module does not validate');
+writeFileSync(path, best.bytes);
+console.log(`reorder-functions: ${best.label} order kept (gzip -9: ${candidates.map((c) => `${c.label} ${c.gzip}`).join(', ')})`);

@@ -6,14 +6,16 @@
  * index), direct calls, `call_indirect` through an active element segment,
  * `ref.func` (with its declarative segment), exports, the start function
  * and the name section. Its bodies are too short to share a 7-byte string,
- * so they come out in name order. The module must compute the same before
- * and after, and lose its names unless told to keep them. The built wasm
+ * so the chain is the name order. Each layout must compute the same as the
+ * original; without `--order` the script keeps the one that gzips
+ * smallest and drops the names unless told to keep them. The built wasm
  * itself carries no name section.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const script = new URL('../scripts/reorder-functions.mjs', import.meta.url).pathname;
@@ -126,18 +128,26 @@ function functionNames(bytes: Bytes): string[] {
 
 describe('scripts/reorder-functions.mjs', () => {
   const original = buildModule();
+  const expected = { main: 45, viaRef: 2, started: 40 };
 
-  it('lays the functions out (here by name), renumbering every reference, and computes the same', () => {
-    expect(run(original)).toEqual({ main: 45, viaRef: 2, started: 40 });
-    const kept = reorder(original, '--keep-names');
-    expect(functionNames(kept)).toEqual(['one', 'aa', 'bb_ref', 'cc_start', 'mm', 'zz_main']);
-    expect(run(kept)).toEqual({ main: 45, viaRef: 2, started: 40 });
+  it('lays the functions out by name or by the chain, renumbering every reference, and computes the same', () => {
+    expect(run(original)).toEqual(expected);
+    for (const order of ['name', 'chain']) {
+      const kept = reorder(original, '--keep-names', '--order', order);
+      expect(functionNames(kept)).toEqual(['one', 'aa', 'bb_ref', 'cc_start', 'mm', 'zz_main']);
+      expect(run(kept)).toEqual(expected);
+    }
+    const linker = reorder(original, '--keep-names', '--order', 'linker');
+    expect(functionNames(linker)).toEqual(['one', ...defined.map((f) => f.name)]);
+    expect(run(linker)).toEqual(expected);
   });
 
-  it('drops the name section unless told to keep it', () => {
+  it('keeps the layout that gzips smallest, and drops the name section unless told to keep it', () => {
+    const smallest = Math.min(...['name', 'chain', 'linker'].map((order) => gzipSync(reorder(original, '--order', order), { level: 9 }).length));
     const stripped = reorder(original);
+    expect(gzipSync(stripped, { level: 9 }).length).toBe(smallest);
     expect(WebAssembly.Module.customSections(new WebAssembly.Module(stripped), 'name')).toEqual([]);
-    expect(run(stripped)).toEqual({ main: 45, viaRef: 2, started: 40 });
+    expect(run(stripped)).toEqual(expected);
   });
 
   it('refuses a module without names', () => {
