@@ -22,8 +22,8 @@ WASM="${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/${PROFILE}/${CRATE}.was
 
 # Skip the glue step when the wasm did not change (keeps `npm test` quick).
 stamp="pkg/.source-hash"
-# The glue is post-processed by the two scripts below: a change to them rebuilds it too.
-glue_scripts="$(cat scripts/short-import-names.mjs scripts/harden-glue.mjs | sha256sum | cut -c1-16)"
+# The glue and the module are post-processed by the three scripts below: a change to them rebuilds them too.
+glue_scripts="$(cat scripts/short-import-names.mjs scripts/harden-glue.mjs scripts/reorder-functions.mjs | sha256sum | cut -c1-16)"
 hash="$(sha256sum "$WASM" | cut -d' ' -f1)-names${PAIRED_MLS_KEEP_NAMES:-0}-glue${glue_scripts}"
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$hash" && -f "pkg/${CRATE}_bg.wasm" ]]; then
   echo "build-wasm: pkg/ is up to date"
@@ -33,10 +33,12 @@ fi
 mkdir -p pkg
 # Function names (the "name" section) only serve stack traces and profiles,
 # and the "producers" section is toolchain telemetry; neither is read at run
-# time, so wasm-bindgen leaves them out. PAIRED_MLS_KEEP_NAMES=1 keeps them
-# (for profiling the core).
-STRIP_FLAGS=(--remove-name-section --remove-producers-section)
-if [[ "${PAIRED_MLS_KEEP_NAMES:-0}" == "1" ]]; then STRIP_FLAGS=(); fi
+# time, so both are left out: the producers by wasm-bindgen, the names by
+# reorder-functions.mjs below, which lays the functions out by them first.
+# PAIRED_MLS_KEEP_NAMES=1 keeps them (for profiling the core).
+STRIP_FLAGS=(--remove-producers-section)
+REORDER_FLAGS=()
+if [[ "${PAIRED_MLS_KEEP_NAMES:-0}" == "1" ]]; then STRIP_FLAGS=(); REORDER_FLAGS=(--keep-names); fi
 wasm-bindgen --target web --weak-refs "${STRIP_FLAGS[@]}" --out-dir pkg --out-name "$CRATE" "$WASM"
 # The imports' hashed names (`__wbg_get_7bed016f185add81`, in the wasm and
 # in the glue) become `a`, `b`, ...: bench/README.md "Size round 2z".
@@ -44,6 +46,10 @@ node scripts/short-import-names.mjs "pkg/${CRATE}_bg.wasm" "pkg/${CRATE}.js"
 # Array arguments are copied into wasm by a length read once, which a
 # caller cannot lie about (docs/ENGINE.md G1).
 node scripts/harden-glue.mjs "pkg/${CRATE}.js"
+# The functions laid out by name, then each after the code most like it,
+# so that gzip finds more of each in the ones before it: bench/README.md
+# "Size round 3f". Drops the name section unless REORDER_FLAGS keeps it.
+node scripts/reorder-functions.mjs "pkg/${CRATE}_bg.wasm" ${REORDER_FLAGS[@]+"${REORDER_FLAGS[@]}"}
 
 WASM_OPT_BIN="${WASM_OPT:-$(command -v wasm-opt || true)}"
 # binaryen before ~116 mishandles the reference-types table wasm-bindgen
