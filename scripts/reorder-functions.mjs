@@ -465,8 +465,9 @@ function rewriteElements(s) {
   return Buffer.concat(out);
 }
 
-// The name section's function names (1) and local names (2) are maps by
-// function index, which must stay in ascending order.
+// The name section's function names (1), local names (2) and label names
+// (3, the extended name section) are maps by function index, which must
+// stay in ascending order; its other subsections are by other indices.
 function rewriteNames(s) {
   let [length, p] = readLeb(wasm, s.bodyAt);
   const out = [wasm.subarray(s.bodyAt, p + length)];
@@ -475,7 +476,7 @@ function rewriteNames(s) {
     const id = wasm[p];
     const [size, q] = readLeb(wasm, p + 1);
     const end = q + size;
-    if (id === 1 || id === 2) {
+    if (id === 1 || id === 2 || id === 3) {
       let [count, r] = readLeb(wasm, q);
       const entries = [];
       for (let i = 0; i < count; i++) {

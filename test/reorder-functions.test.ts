@@ -281,6 +281,12 @@ describe('scripts/reorder-functions.mjs on every encoding of a function index', 
     }
   });
 
+  it('with --keep-names, renumbers the label names, which are keyed by function index too', () => {
+    const labelled = edgeModule({ labelNames: true });
+    const out = reorder(labelled, '--order', 'name', '--keep-names');
+    expect(proved(labelled, out)).toMatch(/with 8 of 8 functions moved/);
+  });
+
   it('the checker is not fooled by a call to the wrong function of the same type', () => {
     expect(proved(edge, reorder(edgeModule({ wrongCall: true }), '--order', 'name'))).toMatch(/^FAILED/);
   });
