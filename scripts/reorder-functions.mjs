@@ -17,7 +17,8 @@
 // --remove-name-section); it is dropped unless --keep-names is given.
 // Without --order, the layout that gzips smallest is kept (below).
 // Fails, leaving the file as it was, on an instruction it does not know,
-// a body that does not end where its size says, or a module without names.
+// a body that does not end where its size says, a module without names, or
+// a custom section other than the name, producers and target features.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 
@@ -71,6 +72,16 @@ for (let at = 8; at < wasm.length; ) {
   }
   sections.push({ id, name, start: at, bodyAt, end });
   at = end;
+}
+// A custom section may hold function indices or code offsets (DWARF's
+// `.debug_*`, `sourceMappingURL`, `metadata.code.*` branch hints, `reloc.*`,
+// `linking`), which moving the functions would leave pointing at others:
+// only those known to hold neither are copied; the name section is
+// renumbered below.
+for (const s of sections) {
+  if (s.id === 0 && !['name', 'producers', 'target_features'].includes(s.name)) {
+    throw new Error(`custom section ${JSON.stringify(s.name)} may hold function indices or code offsets; it cannot be kept across a reorder`);
+  }
 }
 const only = (id, name) => {
   const found = sections.filter((s) => s.id === id && (name === undefined || s.name === name));

@@ -287,6 +287,16 @@ describe('scripts/reorder-functions.mjs on every encoding of a function index', 
     expect(proved(labelled, out)).toMatch(/with 8 of 8 functions moved/);
   });
 
+  it('refuses a custom section it cannot renumber (DWARF, branch hints, relocations hold code offsets or function indices)', () => {
+    for (const custom of ['.debug_info', 'metadata.code.branch_hint', 'reloc.CODE', 'sourceMappingURL']) {
+      expect(() => reorder(edgeModule({ custom }), '--order', 'name')).toThrow();
+    }
+    // The ones wasm-bindgen leaves are fine.
+    for (const custom of ['target_features', 'producers']) {
+      expect(proved(edgeModule({ custom }), reorder(edgeModule({ custom }), '--order', 'name'))).toMatch(/with 8 of 8 functions moved/);
+    }
+  });
+
   it('the checker is not fooled by a call to the wrong function of the same type', () => {
     expect(proved(edge, reorder(edgeModule({ wrongCall: true }), '--order', 'name'))).toMatch(/^FAILED/);
   });
