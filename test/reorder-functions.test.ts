@@ -171,7 +171,7 @@ describe('scripts/reorder-functions.mjs', () => {
 // is proved the input permuted by scripts/check-reorder.mjs, a decoder of
 // its own, and computes the same.
 const checker = new URL('../scripts/check-reorder.mjs', import.meta.url).pathname;
-function edgeModule({ labelNames = false, custom = '', wrongCall = false } = {}): Bytes {
+function edgeModule({ labelNames = false, custom = '', wrongCall = false, gc = '' } = {}): Bytes {
   const FUNCREF = 0x70;
   const pad5 = (n: number) => [0x80 | (n & 0x7f), 0x80 | ((n >> 7) & 0x7f), 0x80, 0x80, 0x00];
   const F4 = [0x10, 0x12, 0xd2, 0x10];
@@ -195,7 +195,8 @@ function edgeModule({ labelNames = false, custom = '', wrongCall = false } = {})
       0xfc, 0x0d, 1, // elem.drop 1
       0x10, ...pad5(wrongCall ? 3 : 2), 0x23, 1, 0x6a, 0x41, 0, 0x11, 0, 0, 0x6a, // mm() + g + table[0]() -> 40 + 40 + 2
     ] },
-    { name: 'mm', type: 0, locals: [], body: [0x41, 40] },
+    // gc: a (ref null func) local or block type (0x63 0x70), typed references of the GC proposal
+    { name: 'mm', type: 0, locals: gc === 'local' ? [[1, 0x63, FUNCREF]] : [], body: [...(gc === 'block' ? [0x02, 0x63, FUNCREF, 0xd0, FUNCREF, 0x0b, 0x1a] : []), 0x41, 40] },
     { name: 'aa', type: 0, locals: [], body: [0x41, 2] },
     { name: 'bb', type: 2, locals: [], body: [0x20, 0, 0x41, 3, 0x6a] },
     // table 1 [0] = the global (ref.func dd); dd() via it + aa() + one() -> 13
@@ -224,7 +225,7 @@ function edgeModule({ labelNames = false, custom = '', wrongCall = false } = {})
     [0x07, FUNCREF, ...vec([e(7)])], // declarative expressions: ee
   ]);
   const code = vec(defs.map((f) => {
-    const body = [...vec(f.locals.map(([n, t]) => [...leb(n!), t!])), ...f.body, 0x0b];
+    const body = [...vec(f.locals.map(([n, ...t]) => [...leb(n!), ...t])), ...f.body, 0x0b];
     return [...leb(body.length), ...body];
   }));
   const names = [
@@ -295,6 +296,19 @@ describe('scripts/reorder-functions.mjs on every encoding of a function index', 
     for (const custom of ['target_features', 'producers']) {
       expect(proved(edgeModule({ custom }), reorder(edgeModule({ custom }), '--order', 'name'))).toMatch(/with 8 of 8 functions moved/);
     }
+  });
+
+  it('refuses typed references (in a local, a block type), whose types it would read as one byte, as such', () => {
+    const refused = (gc: 'local' | 'block') => {
+      try {
+        reorder(edgeModule({ gc }), '--order', 'name');
+        return 'accepted';
+      } catch (error) {
+        return String((error as { stderr: Buffer }).stderr);
+      }
+    };
+    expect(refused('local')).toMatch(/unknown value type 0x63/);
+    expect(refused('block')).toMatch(/unknown block type 0x63/);
   });
 
   it('the checker is not fooled by a call to the wrong function of the same type', () => {
