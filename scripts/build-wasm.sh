@@ -22,8 +22,8 @@ WASM="${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/${PROFILE}/${CRATE}.was
 
 # Skip the glue step when the wasm did not change (keeps `npm test` quick).
 stamp="pkg/.source-hash"
-# The glue and the module are post-processed by the three scripts below: a change to them rebuilds them too.
-glue_scripts="$(cat scripts/short-import-names.mjs scripts/harden-glue.mjs scripts/reorder-functions.mjs | sha256sum | cut -c1-16)"
+# The glue and the module are post-processed by the scripts below: a change to them rebuilds them too.
+glue_scripts="$(cat scripts/short-import-names.mjs scripts/harden-glue.mjs scripts/reorder-functions.mjs scripts/check-reorder.mjs | sha256sum | cut -c1-16)"
 hash="$(sha256sum "$WASM" | cut -d' ' -f1)-names${PAIRED_MLS_KEEP_NAMES:-0}-glue${glue_scripts}"
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$hash" && -f "pkg/${CRATE}_bg.wasm" ]]; then
   echo "build-wasm: pkg/ is up to date"
@@ -49,7 +49,15 @@ node scripts/harden-glue.mjs "pkg/${CRATE}.js"
 # The functions laid out by name, then each after the code most like it,
 # so that gzip finds more of each in the ones before it: bench/README.md
 # "Size round 3f". Drops the name section unless REORDER_FLAGS keeps it.
+unordered="$(mktemp)"
+trap 'rm -f "$unordered"' EXIT
+cp "pkg/${CRATE}_bg.wasm" "$unordered"
 node scripts/reorder-functions.mjs "pkg/${CRATE}_bg.wasm" ${REORDER_FLAGS[@]+"${REORDER_FLAGS[@]}"}
+# A renumbering slip would call the wrong function yet still validate: an
+# independent decoder proves the output is the input with its functions
+# permuted (every body, type, export, element, global, section), ~4 s.
+node scripts/check-reorder.mjs "$unordered" "pkg/${CRATE}_bg.wasm"
+rm -f "$unordered"
 
 WASM_OPT_BIN="${WASM_OPT:-$(command -v wasm-opt || true)}"
 # binaryen before ~116 mishandles the reference-types table wasm-bindgen

@@ -17,7 +17,8 @@
 // --remove-name-section); it is dropped unless --keep-names is given.
 // Without --order, the layout that gzips smallest is kept (below).
 // Fails, leaving the file as it was, on an instruction it does not know,
-// a body that does not end where its size says, or a module without names.
+// a body that does not end where its size says, a module without names, or
+// a custom section other than the name, producers and target features.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 
@@ -72,6 +73,16 @@ for (let at = 8; at < wasm.length; ) {
   sections.push({ id, name, start: at, bodyAt, end });
   at = end;
 }
+// A custom section may hold function indices or code offsets (DWARF's
+// `.debug_*`, `sourceMappingURL`, `metadata.code.*` branch hints, `reloc.*`,
+// `linking`), which moving the functions would leave pointing at others:
+// only those known to hold neither are copied; the name section is
+// renumbered below.
+for (const s of sections) {
+  if (s.id === 0 && !['name', 'producers', 'target_features'].includes(s.name)) {
+    throw new Error(`custom section ${JSON.stringify(s.name)} may hold function indices or code offsets; it cannot be kept across a reorder`);
+  }
+}
 const only = (id, name) => {
   const found = sections.filter((s) => s.id === id && (name === undefined || s.name === name));
   if (found.length > 1) throw new Error(`more than one section ${name ?? id}`);
@@ -105,6 +116,8 @@ if (importSection) {
     } else if (kind === 3) p += 2;
     else throw new Error(`import kind ${kind}`);
   }
+  // A misread import (a limits flag not known here) would shift every index.
+  if (p !== importSection.end) throw new Error('import section not read to its end');
 }
 
 const functionSection = only(3);
@@ -269,6 +282,11 @@ const renumber = (index) => {
 const MEMARG_OPS = new Set();
 for (let op = 0x28; op <= 0x3e; op++) MEMARG_OPS.add(op);
 const VALTYPES = new Set([0x7f, 0x7e, 0x7d, 0x7c, 0x7b, 0x70, 0x6f]);
+// Value types are read as one byte: the typed references of the GC
+// proposal (0x63, 0x64 and a heap type) would be misread, so they fail.
+function valtype(bytes, at) {
+  if (!VALTYPES.has(bytes[at])) throw new Error(`unknown value type 0x${bytes[at]?.toString(16)} at ${at}`);
+}
 
 // Rewrites the instructions in bytes[start, end), which must end with the
 // `end` that closes them, and returns the new bytes.
@@ -295,7 +313,8 @@ function rewriteExpr(bytes, start, end) {
       depth++;
       const t = bytes[p];
       if (t === 0x40 || VALTYPES.has(t)) p++;
-      else p = skipLeb(bytes, p); // a type index (s33)
+      else if (t < 0x40 || t >= 0x80) p = skipLeb(bytes, p); // a type index (a positive s33)
+      else throw new Error(`unknown block type 0x${t.toString(16)} at ${p}`); // (ref ...) types take more bytes
     } else if (op === 0x0b) {
       if (depth === 0) {
         if (p !== end) throw new Error(`expression ends at ${p - 1}, not at ${end - 1}`);
@@ -315,7 +334,7 @@ function rewriteExpr(bytes, start, end) {
     else if (op === 0x1c) {
       let count;
       [count, p] = readLeb(bytes, p);
-      p += count;
+      for (let i = 0; i < count; i++) valtype(bytes, p++);
     } else if (op >= 0x20 && op <= 0x26) p = skipLeb(bytes, p);
     else if (MEMARG_OPS.has(op)) memarg();
     else if (op === 0x3f || op === 0x40) p = skipLeb(bytes, p);
@@ -324,7 +343,7 @@ function rewriteExpr(bytes, start, end) {
     else if (op === 0x44) p += 8;
     else if (op >= 0x45 && op <= 0xc4) {
       // numeric, no immediate
-    } else if (op === 0xd0) p++;
+    } else if (op === 0xd0) valtype(bytes, p++);
     else if (op === 0xfc) {
       let sub;
       [sub, p] = readLeb(bytes, p);
@@ -368,7 +387,10 @@ function layOut(order) {
       for (const old of order) {
         const { start, end } = bodies[old];
         let [groups, p] = readLeb(wasm, start);
-        for (let i = 0; i < groups; i++) p = skipLeb(wasm, p) + 1;
+        for (let i = 0; i < groups; i++) {
+          p = skipLeb(wasm, p);
+          valtype(wasm, p++);
+        }
         const body = Buffer.concat([wasm.subarray(start, p), rewriteExpr(wasm, p, end)]);
         out.push(leb(body.length), body);
       }
@@ -465,8 +487,9 @@ function rewriteElements(s) {
   return Buffer.concat(out);
 }
 
-// The name section's function names (1) and local names (2) are maps by
-// function index, which must stay in ascending order.
+// The name section's function names (1), local names (2) and label names
+// (3, the extended name section) are maps by function index, which must
+// stay in ascending order; its other subsections are by other indices.
 function rewriteNames(s) {
   let [length, p] = readLeb(wasm, s.bodyAt);
   const out = [wasm.subarray(s.bodyAt, p + length)];
@@ -475,7 +498,7 @@ function rewriteNames(s) {
     const id = wasm[p];
     const [size, q] = readLeb(wasm, p + 1);
     const end = q + size;
-    if (id === 1 || id === 2) {
+    if (id === 1 || id === 2 || id === 3) {
       let [count, r] = readLeb(wasm, q);
       const entries = [];
       for (let i = 0; i < count; i++) {
