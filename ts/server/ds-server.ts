@@ -637,12 +637,18 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     // A rotation and the guard step it reads take no token of the client's: a session thief spending them held off the rotation
     // that ends it (§8.4). Limited per address (requests, proofs, public body bytes) and, once proven, by rotationRate.
     const who = await requireActor(req, !(parts[1] === 'as' && (parts[2] === 'rotate' || parts[2] === 'guard') && parts.length === 3));
+    let refused = false;
     try {
       return await routeOf(who, req, url, parts, method);
+    } catch (err) {
+      refused = true;
+      throw err;
     } finally {
       // Every GET's answer, a refusal too (404, 403 not-a-member), goes only if the session still holds once the route
       // has read it (§8.4; its 401 replaces the answer): asked here, after the router, so that no read route leaves it out.
-      if (method === 'GET') await stillValidAfterRead(who);
+      // So does any refusal (nothing written): a POST's or DELETE's named what it read after a rotation (a commit's
+      // "the group is at 7", 403 or 404 of a group left or deleted since), its body sent slowly to stretch the race.
+      if (method === 'GET' || refused) await stillValidAfterRead(who);
     }
   }
 
@@ -971,7 +977,8 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       streamsOfGroup.set(slot, (streamsOfGroup.get(slot) ?? 0) + 1);
       let opened = false;
       try {
-        if (!(await ds.isReader(group, client))) return refuse(403, 'not-a-member');
+        // A refusal read after a rotation names nothing stored since (a group left or deleted): 401, as a GET's (§8.4).
+        if (!(await ds.isReader(group, client))) return (await stillValid(who)) ? refuse(403, 'not-a-member') : refuse(401, 'unauthenticated');
         if (socket.destroyed) return;
         wss.handleUpgrade(req, socket, head, (ws) => {
           opened = true;
