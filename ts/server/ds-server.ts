@@ -181,6 +181,9 @@ function targetOf(req: IncomingMessage): URL {
   }
 }
 
+/** SHA-256 of a message: which log a stream read it from (Stream.last). */
+const digest = (bytes: Uint8Array): Buffer => createHash('sha256').update(bytes).digest();
+
 /** Bytes of a rotation guard's secret and of its commitment, SHA-256 of the secret (docs/PROTOCOL.md §8.4). */
 const GUARD_BYTES = 32;
 
@@ -235,6 +238,10 @@ interface Stream {
   validAt: number;
   /** Its slot was given back (`releaseSlot`): the DS ended it, and its 'close' may come only at the close timeout. */
   released: boolean;
+  /** SHA-256 of the message at `sent`, if this stream pushed it: which log it reads, of those an id held (§8.3). */
+  last?: Buffer;
+  /** Its group's deletion was notified, or notifications were lost: its next read checks the message at `sent` is `last`. */
+  verify?: boolean;
   /** Its one timer for the next read: after a pause (backed up, its address's reply budget spent) or a store failure. */
   timer?: ReturnType<typeof setTimeout>;
 }
@@ -637,12 +644,18 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     // A rotation and the guard step it reads take no token of the client's: a session thief spending them held off the rotation
     // that ends it (§8.4). Limited per address (requests, proofs, public body bytes) and, once proven, by rotationRate.
     const who = await requireActor(req, !(parts[1] === 'as' && (parts[2] === 'rotate' || parts[2] === 'guard') && parts.length === 3));
+    let refused = false;
     try {
       return await routeOf(who, req, url, parts, method);
+    } catch (err) {
+      refused = true;
+      throw err;
     } finally {
       // Every GET's answer, a refusal too (404, 403 not-a-member), goes only if the session still holds once the route
       // has read it (§8.4; its 401 replaces the answer): asked here, after the router, so that no read route leaves it out.
-      if (method === 'GET') await stillValidAfterRead(who);
+      // So does any refusal (nothing written): a POST's or DELETE's named what it read after a rotation (a commit's
+      // "the group is at 7", 403 or 404 of a group left or deleted since), its body sent slowly to stretch the race.
+      if (method === 'GET' || refused) await stillValidAfterRead(who);
     }
   }
 
@@ -971,7 +984,8 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       streamsOfGroup.set(slot, (streamsOfGroup.get(slot) ?? 0) + 1);
       let opened = false;
       try {
-        if (!(await ds.isReader(group, client))) return refuse(403, 'not-a-member');
+        // A refusal read after a rotation names nothing stored since (a group left or deleted): 401, as a GET's (§8.4).
+        if (!(await ds.isReader(group, client))) return (await stillValid(who)) ? refuse(403, 'not-a-member') : refuse(401, 'unauthenticated');
         if (socket.destroyed) return;
         wss.handleUpgrade(req, socket, head, (ws) => {
           opened = true;
@@ -1109,13 +1123,25 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
             if (!(await stillValid(sub))) throw new DsError('unauthenticated', 'the client or its key was revoked');
             sub.validAt = Date.now();
           }
-          const batch = await ds.poll(sub.client, sub.group, sub.sent);
+          const verifying = sub.verify === true;
+          const checked = verifying && sub.sent !== 0;
+          const batch = await ds.poll(sub.client, sub.group, checked ? sub.sent - 1 : sub.sent);
           sub.retryMs = 0;
+          if (checked) {
+            // The log it read from still holds the id (a deletion notified late here, the id registered again before this
+            // stream opened on the new log), or another does, whose start it would skip: it ends.
+            const at = batch.shift();
+            if (at?.seq !== sub.sent || !digest(at.bytes).equals(sub.last!)) throw new DsError('unknown-group', 'the group was deleted');
+          }
+          if (verifying) sub.verify = false;
           if (batch.length === 0) break;
           // Asked again after the read, before any of it goes: the check above may predate a rotation at another
           // server that this page already holds messages after (§8.4, §8.6).
           if (!(await stillValid(sub))) throw new DsError('unauthenticated', 'the client or its key was revoked');
           sub.validAt = Date.now();
+          // A deletion notified while it read: read again, checked (the page may be of a log registered since).
+          if (sub.verify && !verifying) continue;
+          let pushed: Uint8Array | undefined;
           for (const m of batch) {
             if (sub.ws.readyState !== sub.ws.OPEN) return;
             const frame = Buffer.from(JSON.stringify({ seq: m.seq, sender: m.sender, message: b64(m.bytes) }));
@@ -1129,11 +1155,13 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
               sub.progressAt = Date.now();
             });
             sub.sent = m.seq;
+            pushed = m.bytes;
             // Backed up: stop mid-page (the loop above pauses), so a subscriber
             // that stops reading holds at most one message past streamHighWater;
             // and so does its address past maxReplyBytesPerIp.
             if (sub.ws.bufferedAmount > highWater || !replyRoom(sub.ip)) break;
           }
+          if (pushed) sub.last = digest(pushed);
         }
       }
     } catch (err) {
@@ -1162,17 +1190,30 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   };
 
   /** Make each of `subs` read its log again (from what it was sent). */
-  const wake = (subs: Iterable<Stream>) => {
+  const wake = (subs: Iterable<Stream>, verify = false) => {
     for (const sub of subs) {
+      // `verify`: its log may have been deleted: its next read is checked (one at 0 reads any log from its start; one at a
+      // position it pushed nothing of cannot be checked, and stays as it was).
+      if (verify && (sub.last || sub.sent === 0)) sub.verify = true;
       sub.dirty = true;
       void pump(sub);
     }
   };
-  // Seq 0 is a deletion (DeliveryStore.deleteGroup): the group's streams end whatever their next read finds. A read that
-  // ran once its member had registered the id again went on in the new log from the old one's position, skipping its start.
-  const unwatch = store.watch((groupHex, seq) => (seq === 0 ? [...(streams.get(groupHex) ?? [])].forEach((sub) => endStream(sub, 'unknown-group')) : wake(streams.get(groupHex) ?? [])));
-  // The store lost and regained its notification channel: every stream re-reads its log.
-  const unwatchGaps = store.watchGaps?.(() => [...streams.values()].forEach(wake)) ?? (() => undefined);
+  // Seq 0 is a deletion (DeliveryStore.deleteGroup). A read that ran once its member had registered the id again went on
+  // in the new log from the old one's position, skipping its start; so a stream that pushed the message at its position
+  // reads it again and ends unless it is still there, and one at 0 reads whatever log the id has from its start (none: it
+  // ends). Any other ends now. Ending all of them ended, at a server the notification reached late, a stream the member
+  // had opened there on the new log since.
+  const unwatch = store.watch((groupHex, seq) => {
+    if (seq !== 0) return wake(streams.get(groupHex) ?? []);
+    for (const sub of [...(streams.get(groupHex) ?? [])]) {
+      if (sub.sent !== 0 && !sub.last) endStream(sub, 'unknown-group');
+      else wake([sub], true);
+    }
+    // (A read in flight meanwhile is read again, checked: its page may be the old log's, or the new one's.)
+  });
+  // The store lost and regained its notification channel: every stream re-reads its log (checked: a deletion may be lost).
+  const unwatchGaps = store.watchGaps?.(() => [...streams.values()].forEach((subs) => wake(subs, true))) ?? (() => undefined);
 
   await new Promise<void>((resolve) => server.listen(options.port, options.host ?? '127.0.0.1', resolve));
   const address = server.address();
