@@ -23,7 +23,7 @@ WASM="${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/${PROFILE}/${CRATE}.was
 # Skip the glue step when the wasm did not change (keeps `npm test` quick).
 stamp="pkg/.source-hash"
 # The glue and the module are post-processed by the scripts below: a change to them rebuilds them too.
-glue_scripts="$(cat scripts/short-import-names.mjs scripts/harden-glue.mjs scripts/reorder-functions.mjs scripts/check-reorder.mjs | sha256sum | cut -c1-16)"
+glue_scripts="$(cat scripts/wasm-leb.mjs scripts/short-import-names.mjs scripts/harden-glue.mjs scripts/reorder-functions.mjs scripts/check-reorder.mjs | sha256sum | cut -c1-16)"
 hash="$(sha256sum "$WASM" | cut -d' ' -f1)-names${PAIRED_MLS_KEEP_NAMES:-0}-glue${glue_scripts}"
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$hash" && -f "pkg/${CRATE}_bg.wasm" ]]; then
   echo "build-wasm: pkg/ is up to date"

@@ -21,6 +21,7 @@
 // a custom section other than the name, producers and target features.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
+import { leb, readLeb } from './wasm-leb.mjs';
 
 const args = process.argv.slice(2);
 const keepNames = args.includes('--keep-names');
@@ -32,30 +33,9 @@ if (!path) throw new Error('usage: reorder-functions.mjs <module.wasm> [--keep-n
 const wasm = readFileSync(path);
 if (wasm.readUInt32LE(0) !== 0x6d736100 || wasm.readUInt32LE(4) !== 1) throw new Error(`${path} is not a wasm module`);
 
-function readLeb(bytes, at) {
-  let value = 0;
-  let shift = 0;
-  for (;;) {
-    const byte = bytes[at++];
-    if (byte === undefined) throw new Error('truncated LEB128');
-    value += (byte & 0x7f) * 2 ** shift;
-    shift += 7;
-    if (byte < 0x80) return [value, at];
-  }
-}
 function skipLeb(bytes, at) {
   while (bytes[at++] & 0x80);
   return at;
-}
-function leb(value) {
-  const out = [];
-  do {
-    let byte = value % 128;
-    value = Math.floor(value / 128);
-    if (value > 0) byte |= 0x80;
-    out.push(byte);
-  } while (value > 0);
-  return Buffer.from(out);
 }
 
 // ---- the sections ----

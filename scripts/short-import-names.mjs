@@ -13,32 +13,13 @@
 // Fails (and leaves both files as they were) if an import name is not
 // found exactly once in the glue.
 import { readFileSync, writeFileSync } from 'node:fs';
+import { leb, readLeb } from './wasm-leb.mjs';
 
 const [wasmPath, gluePath] = process.argv.slice(2);
 if (!wasmPath || !gluePath) throw new Error('usage: short-import-names.mjs <module.wasm> <glue.js>');
 const wasm = readFileSync(wasmPath);
 let glue = readFileSync(gluePath, 'utf8');
 
-function readLeb(bytes, at) {
-  let value = 0;
-  let shift = 0;
-  for (;;) {
-    const byte = bytes[at++];
-    value += (byte & 0x7f) * 2 ** shift;
-    shift += 7;
-    if (byte < 0x80) return [value, at];
-  }
-}
-function leb(value) {
-  const out = [];
-  do {
-    let byte = value % 128;
-    value = Math.floor(value / 128);
-    if (value > 0) byte |= 0x80;
-    out.push(byte);
-  } while (value > 0);
-  return Buffer.from(out);
-}
 function name(text) {
   const bytes = Buffer.from(text, 'utf8');
   return Buffer.concat([leb(bytes.length), bytes]);
