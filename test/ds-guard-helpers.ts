@@ -6,7 +6,7 @@
 import { expect } from 'vitest';
 import { bytesEqual, MlsClient, type Group, type Identity } from 'paired-mls';
 import { generateSeed, WebCryptoSeedVault } from 'paired-mls/paired';
-import { DeliveryClient, DsError, vaultRotationGuard, type DeliveryClientOptions, type RotationGuard } from 'paired-mls/services';
+import { DeliveryClient, DsError, vaultRotationGuard, type DeliveryClientOptions, type DeliveryStore, type RotationGuard } from 'paired-mls/services';
 import { PostgresDeliveryStore, startDeliveryServer, type RunningDeliveryServer } from 'paired-mls/server';
 
 /** The refusal of a key change of a guarded account without its secret. */
@@ -38,6 +38,24 @@ export async function newGuard(clientId: string): Promise<RotationGuard> {
 /** Two DS servers sharing the PostgreSQL database at `url`. */
 export async function twoPostgresServers(url: string): Promise<RunningDeliveryServer[]> {
   return [await startDeliveryServer({ port: 0, store: await PostgresDeliveryStore.connect(url) }), await startDeliveryServer({ port: 0, store: await PostgresDeliveryStore.connect(url) })];
+}
+
+/** Where a stolen copy and its owner act: one server (`store`) for both, or two servers sharing one database. */
+export type CopyAndOwner = { store: DeliveryStore; ownerStore: DeliveryStore; copyAt: RunningDeliveryServer; ownerAt: RunningDeliveryServer; close(): Promise<void> };
+
+/** The copy at one server and the owner at another, on the PostgreSQL database at `url`. */
+export async function copyAndOwnerOnPostgres(url: string): Promise<CopyAndOwner> {
+  const store = await PostgresDeliveryStore.connect(url);
+  const other = await PostgresDeliveryStore.connect(url);
+  const copyAt = await startDeliveryServer({ port: 0, store });
+  const ownerAt = await startDeliveryServer({ port: 0, store: other });
+  return { store, ownerStore: other, copyAt, ownerAt, close: async () => (await copyAt.close(), await ownerAt.close(), await store.close(), await other.close()) };
+}
+
+/** The copy and the owner at one server over `store`. */
+export async function copyAndOwnerAtOne(store: DeliveryStore): Promise<CopyAndOwner> {
+  const s = await startDeliveryServer({ port: 0, store });
+  return { store, ownerStore: store, copyAt: s, ownerAt: s, close: () => s.close() };
 }
 
 /** `id`'s account at `url`, guarded (set with a rotation); `current`: its key now, which a copy of the device holds too. */

@@ -23,10 +23,10 @@ import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { bytesEqual, toHex, utf8 } from 'paired-mls';
 import { MemoryDeliveryStore, type DeliveryStore } from 'paired-mls/services';
-import { PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer, type RunningDeliveryServer } from 'paired-mls/server';
+import { SqliteDeliveryStore, startDeliveryServer, type RunningDeliveryServer } from 'paired-mls/server';
 import { holdNext, raw, registeredClient as peer, tokenOf } from './ds-helpers.js';
 import { startPostgres, type PgServer } from './pg-server.js';
-import { guardedAccount } from './ds-guard-helpers.js';
+import { copyAndOwnerAtOne, copyAndOwnerOnPostgres, guardedAccount, type CopyAndOwner } from './ds-guard-helpers.js';
 
 const REVOKED_MEANWHILE = { reason: 'unauthenticated', error: 'the key this session was proven with was revoked meanwhile (unauthenticated)' };
 
@@ -61,26 +61,11 @@ describe('reads racing the guarded rotation', () => {
   }, 60_000);
   afterAll(async () => postgres?.stop());
   const tmp = () => join(mkdtempSync(join(tmpdir(), 'paired-mls-read-race-')), 'ds.sqlite');
-  /** The copy's store and server, and the owner's (the same ones but on PostgreSQL). */
-  type Setup = { store: DeliveryStore; ownerStore: DeliveryStore; copyAt: RunningDeliveryServer; ownerAt: RunningDeliveryServer; close(): Promise<void> };
-  const setups: [string, () => Promise<Setup>][] = [
-    ['memory', async () => one(new MemoryDeliveryStore())],
-    ['SQLite', async () => one(new SqliteDeliveryStore(tmp()))],
-    [
-      'PostgreSQL, two servers',
-      async () => {
-        const store = await PostgresDeliveryStore.connect(postgres.url);
-        const other = await PostgresDeliveryStore.connect(postgres.url);
-        const copyAt = await startDeliveryServer({ port: 0, store });
-        const ownerAt = await startDeliveryServer({ port: 0, store: other });
-        return { store, ownerStore: other, copyAt, ownerAt, close: async () => (await copyAt.close(), await ownerAt.close(), await store.close(), await other.close()) };
-      },
-    ],
+  const setups: [string, () => Promise<CopyAndOwner>][] = [
+    ['memory', async () => copyAndOwnerAtOne(new MemoryDeliveryStore())],
+    ['SQLite', async () => copyAndOwnerAtOne(new SqliteDeliveryStore(tmp()))],
+    ['PostgreSQL, two servers', async () => copyAndOwnerOnPostgres(postgres.url)],
   ];
-  async function one(store: DeliveryStore): Promise<Setup> {
-    const s = await startDeliveryServer({ port: 0, store });
-    return { store, ownerStore: store, copyAt: s, ownerAt: s, close: () => s.close() };
-  }
   const tag = () => Math.random().toString(36).slice(2, 8);
 
   /**

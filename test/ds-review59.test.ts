@@ -16,10 +16,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toHex } from 'paired-mls';
 import { MemoryDeliveryStore, type DeliveryStore } from 'paired-mls/services';
-import { PostgresDeliveryStore, startDeliveryServer, type RunningDeliveryServer } from 'paired-mls/server';
+import { PostgresDeliveryStore, startDeliveryServer } from 'paired-mls/server';
 import { WebSocket } from 'ws';
 import { headerOnly, holdNext, raw, registeredClient, tokenOf, upgrade } from './ds-helpers.js';
-import { guardedAliceInBobsGroup } from './ds-guard-helpers.js';
+import { copyAndOwnerAtOne, copyAndOwnerOnPostgres, guardedAliceInBobsGroup, type CopyAndOwner } from './ds-guard-helpers.js';
 import { startPostgres, type PgServer } from './pg-server.js';
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
@@ -32,26 +32,9 @@ describe('review 59: what a revoked session still learns after the rotation', ()
   }, 60_000);
   afterAll(async () => postgres?.stop());
 
-  type Setup = { store: DeliveryStore; copyAt: RunningDeliveryServer; ownerAt: RunningDeliveryServer; close(): Promise<void> };
-  const setups: [string, () => Promise<Setup>][] = [
-    [
-      'memory',
-      async () => {
-        const store = new MemoryDeliveryStore();
-        const s = await startDeliveryServer({ port: 0, store });
-        return { store, copyAt: s, ownerAt: s, close: () => s.close() };
-      },
-    ],
-    [
-      'PostgreSQL, two servers',
-      async () => {
-        const store = await PostgresDeliveryStore.connect(postgres.url);
-        const other = await PostgresDeliveryStore.connect(postgres.url);
-        const copyAt = await startDeliveryServer({ port: 0, store });
-        const ownerAt = await startDeliveryServer({ port: 0, store: other });
-        return { store, copyAt, ownerAt, close: async () => (await copyAt.close(), await ownerAt.close(), await store.close(), await other.close()) };
-      },
-    ],
+  const setups: [string, () => Promise<CopyAndOwner>][] = [
+    ['memory', async () => copyAndOwnerAtOne(new MemoryDeliveryStore())],
+    ['PostgreSQL, two servers', async () => copyAndOwnerOnPostgres(postgres.url)],
   ];
 
   it.each(setups)("%s: the copy's refused POST and DELETE, and its refused stream upgrade, read after the rotation are 401 unauthenticated, naming nothing stored since (before: 409 'the group is at 2', 403, 404); the owner and bob go on", async (_, setup) => {
