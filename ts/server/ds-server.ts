@@ -172,6 +172,9 @@ function answerOf(err: unknown): [status: number, reason: string, message: strin
   return [status, reason, message];
 }
 
+/** Whether answerOf would log `err`: a failure (500), not a refusal. */
+const internalError = (err: unknown): boolean => (err instanceof HttpError ? err.status === 500 : !(err instanceof DsError));
+
 /** A request's target as a URL; one that is none (`//`) is the client's fault: 400 malformed. */
 function targetOf(req: IncomingMessage): URL {
   try {
@@ -645,17 +648,28 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     // that ends it (§8.4). Limited per address (requests, proofs, public body bytes) and, once proven, by rotationRate.
     const who = await requireActor(req, !(parts[1] === 'as' && (parts[2] === 'rotate' || parts[2] === 'guard') && parts.length === 3));
     let refused = false;
+    let failure: unknown;
     try {
       return await routeOf(who, req, url, parts, method);
     } catch (err) {
       refused = true;
+      failure = err;
       throw err;
     } finally {
       // Every GET's answer, a refusal too (404, 403 not-a-member), goes only if the session still holds once the route
       // has read it (§8.4; its 401 replaces the answer): asked here, after the router, so that no read route leaves it out.
       // So does any refusal (nothing written): a POST's or DELETE's named what it read after a rotation (a commit's
       // "the group is at 7", 403 or 404 of a group left or deleted since), its body sent slowly to stretch the race.
-      if (method === 'GET' || refused) await stillValidAfterRead(who);
+      if (method === 'GET' || refused) {
+        try {
+          await stillValidAfterRead(who);
+        } catch (replacing) {
+          // The answer replaced (401, or the check's own failure) was a store failure: logged here, once, as answerOf
+          // logs the answer it is given (a 500 replaced by the 401 went unlogged).
+          if (refused && internalError(failure)) console.error('ds: internal error', failure);
+          throw replacing;
+        }
+      }
     }
   }
 

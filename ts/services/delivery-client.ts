@@ -78,6 +78,12 @@ export interface DeliveryClientOptions {
   maxReplyBytes?: number;
 }
 
+/** Whether a failed fetch lost its connection before any reply (reset, or closed by the other side): Node's fetch (undici) names it in `cause`. */
+function connectionLost(err: unknown): boolean {
+  const code = (err as { cause?: { code?: unknown } } | undefined)?.cause?.code;
+  return err instanceof TypeError && (code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET');
+}
+
 /** A client of a networked Delivery Service: authenticates with its MLS key and uses the DS routes (docs/PROTOCOL.md §8.2). */
 export class DeliveryClient {
   readonly #base: string;
@@ -217,7 +223,15 @@ export class DeliveryClient {
     let text = '';
     try {
       // One deadline for the whole call, body included: a DS that stops answering must not hold the caller for good.
-      res = await fetch(this.#base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(this.#timeoutMs) });
+      const signal = AbortSignal.timeout(this.#timeoutMs);
+      const send = () => fetch(this.#base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal });
+      // A GET whose connection failed before any reply is sent once more (on a new connection): a kept-alive connection
+      // the DS closed as idle just as the request went out reset it (catchUp of 8 MiB pages on a loaded machine,
+      // test/ds-client-reset). A browser resends so; Node's fetch does not. Not a POST or DELETE: the DS may have acted on it.
+      res = await send().catch((err: unknown) => {
+        if (method !== 'GET' || signal.aborted || !connectionLost(err)) throw err;
+        return send();
+      });
       const reader = res.body?.getReader();
       const decoder = new TextDecoder();
       for (let size = 0, part; reader && !(part = await reader.read()).done; ) {
