@@ -231,10 +231,11 @@ describe('the rotation guard in a shared PostgreSQL database and across schemas'
       const won = results.filter((r) => r.status === 200);
       expect(won.length).toBe(1);
       const lost = results.find((r) => r.status !== 200)!;
-      // The loser found the guard moved on, or its session's key revoked (when its request came, or in the store), whichever it read first.
+      // The loser found the guard moved on, or its session's key revoked (when its request came, or in the store), whichever it
+      // read first; a refusal read after the winner's rotation is 401, as any refusal of a session revoked meanwhile (§8.4).
       expect([
         { status: 403, body: { reason: 'guard-refused', error: GUARD_REFUSED } },
-        { status: 401, body: { reason: 'unauthenticated', error: 'the key this session was proven with was revoked meanwhile' } },
+        { status: 401, body: { reason: 'unauthenticated', error: 'the key this session was proven with was revoked meanwhile (unauthenticated)' } },
         { status: 401, body: { reason: 'unauthenticated', error: 'authenticate first (POST /v1/auth/challenge, then /v1/auth/session)' } },
       ]).toContainEqual(lost);
       expect((await servers[0]!.authentication.activeBindingsOf('erin')).length).toBe(1);
