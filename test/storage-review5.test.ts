@@ -91,7 +91,8 @@ describe('state at rest: two opens of a new SQLite file at once (PROTOCOL §2.6)
             storage.close();
             console.log('opened');
           } catch (err) {
-            console.log(err.code);
+            // Any other refusal with its message and SQLite's code, for the report of a failing round.
+            console.log(err.code === 'STORAGE_KEY' ? err.code : [err.code, err.message, err.cause?.code].join(' '));
           }`;
         const p = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'inherit'] });
         let out = '';

@@ -96,6 +96,30 @@ async function completeMeta(db: Database.Database, cipher: StorageCipher | undef
   }
 }
 
+/** Tries of `walMode`, a pause apart: ~1 s in all. */
+const WAL_TRIES = 40;
+const WAL_PAUSE_MS = 25;
+
+/**
+ * The file in WAL mode. The switch takes its exclusive lock without SQLite's
+ * busy wait, so an open racing another open of a new file (its switch, its
+ * first reads) was refused SQLITE_BUSY within a millisecond (`STORAGE`,
+ * test/storage-review5 "two processes…": 3 of 150 rounds of three processes).
+ * Tried again, a pause apart; a file already in WAL mode takes no lock.
+ */
+function walMode(db: Database.Database): void {
+  for (let tries = 1; ; tries++) {
+    try {
+      db.pragma('journal_mode = WAL');
+      return;
+    } catch (err) {
+      if ((err as { code?: unknown } | null)?.code !== 'SQLITE_BUSY' || tries === WAL_TRIES) throw err;
+      // Synchronous, as the open's other first steps (SQLite's busy wait blocks as long).
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, WAL_PAUSE_MS);
+    }
+  }
+}
+
 /** `completeMeta` lost a race: another open added a meta row this one was adding. */
 const RACED = new Error('raced');
 
@@ -160,7 +184,7 @@ export class SqliteStorageAdapter implements StorageAdapter {
   /** Checks the format (synchronously) and the protection; returns the key check's verdict. */
   #prepare(key: StorageKey | undefined): Promise<StorageCipher | undefined> {
     const db = this.#db;
-    db.pragma('journal_mode = WAL');
+    walMode(db);
     // Every commit synced to disk before its call resolves, whatever the
     // build's default (docs/PROTOCOL.md §2.4: like IndexedDB's 'strict').
     db.pragma('synchronous = FULL');
