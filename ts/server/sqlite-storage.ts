@@ -16,6 +16,7 @@ import { ownOptions } from '../mls/convert.js';
 import { SEALED, StorageCipher, checkProtection, refuseOtherProtection, refuseTampered, type StorageKey } from '../mls/encrypted-storage.js';
 import { type StorageAdapter, type StorageBatch, type StorageEntry, type VerifiedEntries } from '../mls/storage.js';
 import { peerDependency } from './peer-dependency.js';
+import { walMode } from './sqlite-wal.js';
 
 /** Format version of the SQLite client storage; a file of another version is refused. */
 export const SQLITE_STORAGE_FORMAT = '2';
@@ -93,30 +94,6 @@ async function completeMeta(db: Database.Database, cipher: StorageCipher | undef
   } catch (err) {
     if (err === RACED) return false;
     throw err;
-  }
-}
-
-/** Tries of `walMode`, a pause apart: ~1 s in all. */
-const WAL_TRIES = 40;
-const WAL_PAUSE_MS = 25;
-
-/**
- * The file in WAL mode. The switch takes its exclusive lock without SQLite's
- * busy wait, so an open racing another open of a new file (its switch, its
- * first reads) was refused SQLITE_BUSY within a millisecond (`STORAGE`,
- * test/storage-review5 "two processes…": 3 of 150 rounds of three processes).
- * Tried again, a pause apart; a file already in WAL mode takes no lock.
- */
-function walMode(db: Database.Database): void {
-  for (let tries = 1; ; tries++) {
-    try {
-      db.pragma('journal_mode = WAL');
-      return;
-    } catch (err) {
-      if ((err as { code?: unknown } | null)?.code !== 'SQLITE_BUSY' || tries === WAL_TRIES) throw err;
-      // Synchronous, as the open's other first steps (SQLite's busy wait blocks as long).
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, WAL_PAUSE_MS);
-    }
   }
 }
 

@@ -5,6 +5,7 @@
  */
 import type Database from 'better-sqlite3';
 import { peerDependency } from './peer-dependency.js';
+import { walMode } from './sqlite-wal.js';
 import { fromHex, toHex } from '../mls/bytes.js';
 import { MlsError } from '../mls/errors.js';
 import {
@@ -162,7 +163,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
   constructor(file = ':memory:', options: { synchronous?: 'FULL' | 'COMMITS' | 'NORMAL' } = {}) {
     const Sqlite = peerDependency<typeof Database>('better-sqlite3', 'SqliteDeliveryStore');
     this.#db = new Sqlite(file);
-    this.#db.pragma('journal_mode = WAL');
+    walMode(this.#db);
     this.#sync = options.synchronous ?? 'FULL';
     this.#db.pragma(`synchronous = ${this.#sync === 'NORMAL' ? 'NORMAL' : 'FULL'}`);
     this.#db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
