@@ -172,9 +172,6 @@ function answerOf(err: unknown): [status: number, reason: string, message: strin
   return [status, reason, message];
 }
 
-/** Whether answerOf would log `err`: a failure (500), not a refusal. */
-const internalError = (err: unknown): boolean => (err instanceof HttpError ? err.status === 500 : !(err instanceof DsError));
-
 /** A request's target as a URL; one that is none (`//`) is the client's fault: 400 malformed. */
 function targetOf(req: IncomingMessage): URL {
   try {
@@ -664,9 +661,9 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
         try {
           await stillValidAfterRead(who);
         } catch (replacing) {
-          // The answer replaced (401, or the check's own failure) was a store failure: logged here, once, as answerOf
-          // logs the answer it is given (a 500 replaced by the 401 went unlogged).
-          if (refused && internalError(failure)) console.error('ds: internal error', failure);
+          // The answer replaced (401, or the check's own failure) is logged as answerOf logs any answer: once, a store
+          // failure only (a 500 replaced by the 401 went unlogged).
+          if (refused) answerOf(failure);
           throw replacing;
         }
       }
