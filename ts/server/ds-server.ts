@@ -1200,12 +1200,14 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     wake(subs);
   };
 
+  /** Whether `sub`'s next read can tell which log it reads (§8.3): one at 0 reads any log from its start; another, by the message it pushed at `sent`. */
+  const checkable = (sub: Stream) => sub.sent === 0 || sub.last !== undefined;
+
   /** Make each of `subs` read its log again (from what it was sent). */
   const wake = (subs: Iterable<Stream>, verify = false) => {
     for (const sub of subs) {
-      // `verify`: its log may have been deleted: its next read is checked (one at 0 reads any log from its start; one at a
-      // position it pushed nothing of cannot be checked, and stays as it was).
-      if (verify && (sub.last || sub.sent === 0)) sub.verify = true;
+      // `verify`: its log may have been deleted: its next read is checked (one not checkable stays as it was).
+      if (verify && checkable(sub)) sub.verify = true;
       sub.dirty = true;
       void pump(sub);
     }
@@ -1218,8 +1220,8 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   const unwatch = store.watch((groupHex, seq) => {
     if (seq !== 0) return wake(streams.get(groupHex) ?? []);
     for (const sub of [...(streams.get(groupHex) ?? [])]) {
-      if (sub.sent !== 0 && !sub.last) endStream(sub, 'unknown-group');
-      else wake([sub], true);
+      if (checkable(sub)) wake([sub], true);
+      else endStream(sub, 'unknown-group');
     }
     // (A read in flight meanwhile is read again, checked: its page may be the old log's, or the new one's.)
   });
