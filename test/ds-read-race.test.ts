@@ -51,7 +51,6 @@ function holdAnswer(store: DeliveryStore, method: keyof DeliveryStore): { reache
   return { reached, release };
 }
 
-/** The next `calls` calls of `store[method]`, once entered, wait for `release()`; `reached` settles when all are entered. */
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('reads racing the guarded rotation', () => {
