@@ -6,6 +6,8 @@
  * - the group deleted meanwhile and registered again under the same id by its only member, who posted to it: the stream
  *   ends 1008 unknown-group, none of the new log's messages pushed (unchecked, it pushed the new log from the old
  *   position on, its start skipped);
+ * - the same for a stream opened past 0 that has pushed nothing: its first read kept the digest of the message at its
+ *   position (unanchored, it stayed open and pushed the new log from its position on);
  * - no deletion: the streams go on, every message pushed once, in order.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -133,6 +135,28 @@ describe('notifications lost at the stream\'s server (PostgreSQL, two servers)',
       const pushedMore = new Promise((r) => stream.ws.on('message', () => stream.got.length > 2 && setTimeout(() => r('still open'), 200)));
       const end = await Promise.race([stream.closed, pushedMore, new Promise((r) => setTimeout(() => r('still open'), 10_000))]);
       expect({ end, got: stream.got }).toEqual({ end: [1008, 'unknown-group'], got: [1, 2] });
+    } finally {
+      await close();
+    }
+  });
+
+  it('a stream opened past 0 that has pushed nothing: the group deleted and registered again while B heard nothing, the stream ends 1008 unknown-group once B listens again, none of the new log pushed (before, unanchored: it pushed the new log from seq 3 on)', async () => {
+    const { gate, alice, g, open, loseNotifications, close } = await setup('ds-gaps-past-zero');
+    try {
+      for (let i = 0; i < 2; i++) await alice.ds.submit(g.id, await g.encrypt(`old ${i}`));
+      // Opened at 2: its reader has the old log up to 2; nothing after that to push.
+      const stream = open(2);
+      await stream.opened;
+      // Its first read (of the message at its position, seq 2, whose digest it keeps) runs as it opens.
+      await new Promise((r) => setTimeout(r, 500));
+      await loseNotifications();
+      await alice.ds.deleteGroup(g.id);
+      await alice.ds.createGroup(g.id, { epoch: 0 });
+      for (let i = 0; i < 5; i++) await alice.ds.submit(g.id, await g.encrypt(`new ${i}`));
+      gate.open();
+      const pushedMore = new Promise((r) => stream.ws.on('message', () => setTimeout(() => r('still open'), 200)));
+      const end = await Promise.race([stream.closed, pushedMore, new Promise((r) => setTimeout(() => r('still open'), 10_000))]);
+      expect({ end, got: stream.got }).toEqual({ end: [1008, 'unknown-group'], got: [] });
     } finally {
       await close();
     }

@@ -238,7 +238,7 @@ interface Stream {
   validAt: number;
   /** Its slot was given back (`releaseSlot`): the DS ended it, and its 'close' may come only at the close timeout. */
   released: boolean;
-  /** SHA-256 of the message at `sent`, if this stream pushed it: which log it reads, of those an id held (§8.3). */
+  /** SHA-256 of the message at `sent`, if this stream pushed it (or, opened there, read it first): which log it reads, of those an id held (§8.3). */
   last?: Buffer;
   /** Its group's deletion was notified, or notifications were lost: its next read checks the message at `sent` is `last`. */
   verify?: boolean;
@@ -1136,13 +1136,20 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
           }
           const verifying = sub.verify === true;
           const checked = verifying && sub.sent !== 0;
-          const batch = await ds.poll(sub.client, sub.group, checked ? sub.sent - 1 : sub.sent);
+          // Opened past 0 and nothing pushed yet: it reads the message at its position too, and keeps its digest, so
+          // that a later check can tell which log it reads (unanchored, one whose notifications were lost read a log
+          // registered again under the id from the old position on).
+          const anchoring = sub.sent !== 0 && sub.last === undefined;
+          const batch = await ds.poll(sub.client, sub.group, checked || anchoring ? sub.sent - 1 : sub.sent);
           sub.retryMs = 0;
           if (checked) {
             // The log it read from still holds the id (a deletion notified late here, the id registered again before this
             // stream opened on the new log), or another does, whose start it would skip: it ends.
             const at = batch.shift();
             if (at?.seq !== sub.sent || !digest(at.bytes).equals(sub.last!)) throw new DsError('unknown-group', 'the group was deleted');
+          } else if (anchoring && batch[0]?.seq === sub.sent) {
+            // (None there: the log is shorter, or pruned past it; the stream stays unanchored and reads from sub.sent on.)
+            sub.last = digest(batch.shift()!.bytes);
           }
           if (verifying) sub.verify = false;
           if (batch.length === 0) break;
@@ -1200,7 +1207,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     wake(subs);
   };
 
-  /** Whether `sub`'s next read can tell which log it reads (§8.3): one at 0 reads any log from its start; another, by the message it pushed at `sent`. */
+  /** Whether `sub`'s next read can tell which log it reads (§8.3): one at 0 reads any log from its start; another, by the message at `sent` it pushed or first read. */
   const checkable = (sub: Stream) => sub.sent === 0 || sub.last !== undefined;
 
   /** Make each of `subs` read its log again (from what it was sent). */
