@@ -100,14 +100,16 @@ describe('review 59: malformed input and rights on every DS route, memory, SQLit
         for (const body of ['', 'null', '[]', '"s"', '{', '['.repeat(100_000)]) expectAt(`body ${body.slice(0, 8)}`, () => raw(s.url, 'POST', `/v1/groups/${gid}/messages`, body, A), MALFORMED);
         // The post's fields; the finding: externalJoin must be a boolean.
         for (const v of ['true', 1, null, [], {}]) expectAt(`externalJoin ${JSON.stringify(v)}`, () => post({ message: app(), externalJoin: v }), MALFORMED);
-        for (const v of [-1, 1.5, 2 ** 53, 'x', ' 1', [], {}]) expectAt(`readTo ${JSON.stringify(v)}`, () => post({ message: commit(0), readTo: v }), MALFORMED);
+        // A number in a body is a JSON number: null was taken for 0 and a string of digits for its number (review 60).
+        for (const v of [-1, 1.5, 2 ** 53, 'x', ' 1', [], {}, null, '0', '1']) expectAt(`readTo ${JSON.stringify(v)}`, () => post({ message: commit(0), readTo: v }), MALFORMED);
         expectAt('readTo past the end', () => post({ message: commit(0), readTo: 1000 }), MALFORMED);
         for (const [field, v] of [['message', 'A'], ['message', ''], ['message', 5], ['added', 'x'], ['added', [1]], ['added', ['x', 'x']], ['removed', ['']], ['removed', ['a\u0000']], ['welcome', 'AA='], ['groupInfo', 'zz']] as const) {
           expectAt(`${field} ${JSON.stringify(v)}`, () => post({ message: commit(0), [field]: v }), MALFORMED);
         }
-        for (const [field, v] of [['groupId', 'A'], ['groupId', ''], ['epoch', -1], ['epoch', 2 ** 53], ['consistency', 'weak'], ['externalJoin', 'true']] as const) {
+        for (const [field, v] of [['groupId', 'A'], ['groupId', ''], ['epoch', -1], ['epoch', 2 ** 53], ['epoch', null], ['epoch', '0'], ['consistency', 'weak'], ['externalJoin', 'true']] as const) {
           expectAt(`POST /v1/groups ${field} ${JSON.stringify(v)}`, () => raw(s.url, 'POST', '/v1/groups', { groupId: b64(new Uint8Array([0xfe, fill++])), [field]: v }, A), MALFORMED);
         }
+        for (const v of [null, '1']) expectAt(`welcomes:ack ids [${JSON.stringify(v)}]`, () => raw(s.url, 'POST', '/v1/welcomes:ack', { ids: [v] }, A), MALFORMED);
         for (const [what, r, want] of exact) expect([what, refusal(await r())]).toEqual([what, want]);
 
         // The stream upgrade: its URL's group and after, its token, its path.

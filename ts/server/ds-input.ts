@@ -53,12 +53,18 @@ export function idList(value: unknown, field: string, max: number): string[] {
   return value.map((v, i) => clientId(v, `${field}[${i}]`));
 }
 
-/** A natural number up to 2^53 - 2 (exact in JavaScript); `undefined` gives `fallback`. */
+/** A natural number up to 2^53 - 2 (exact in JavaScript) in a JSON body: a JSON number; absent gives `fallback` (`null` or a string of digits is 400: they were taken for `fallback` and for that number). */
 export function natural(value: unknown, field: string, fallback: number): number {
-  if (value === undefined || value === null) return fallback;
-  const n = typeof value === 'string' && /^\d{1,16}$/.test(value) ? Number(value) : value;
-  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0 || n > Number.MAX_SAFE_INTEGER - 1) throw new HttpError(400, 'malformed', `${field} must be a natural number below 2^53`);
-  return n;
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > Number.MAX_SAFE_INTEGER - 1) throw new HttpError(400, 'malformed', `${field} must be a natural number below 2^53`);
+  return value;
+}
+
+/** The same in a query string (`URLSearchParams.get`): decimal digits; absent (`null`) gives `fallback`. */
+export function naturalParam(value: string | null, field: string, fallback: number): number {
+  if (value === null) return fallback;
+  if (!/^\d{1,16}$/.test(value)) throw new HttpError(400, 'malformed', `${field} must be a natural number below 2^53`);
+  return natural(Number(value), field, fallback);
 }
 
 /** A group id in a path or query: lower-case hex of 1..255 bytes. */

@@ -18,7 +18,7 @@ import type { LeafAssociation } from '../intents/leaf-association.js';
 import { verifyDsChallenge } from '../services/ds-proof.js';
 import { SessionIssuer } from './ds-session.js';
 import { RateLimiter, addressKey } from './rate-limit.js';
-import { HttpError, b64, clientId, hexGroupId, idList, natural, optionalB64, unb64 } from './ds-input.js';
+import { HttpError, b64, clientId, hexGroupId, idList, natural, naturalParam, optionalB64, unb64 } from './ds-input.js';
 import { peerDependency } from './peer-dependency.js';
 
 /** What a registration policy is asked (docs/PROTOCOL.md §8.4). */
@@ -764,7 +764,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       return [200, {}];
     }
     if (at('groups:sole', 'GET')) {
-      const limit = Math.min(100, Math.max(1, natural(url.searchParams.get('limit'), 'limit', 100)));
+      const limit = Math.min(100, Math.max(1, naturalParam(url.searchParams.get('limit'), 'limit', 100)));
       const after = url.searchParams.get('after') || undefined;
       const groups = await ds.soleGroups(client, after && toHex(hexGroupId(after)), limit + 1);
       return [200, { groups: groups.slice(0, limit), ...(groups.length > limit ? { next: groups[limit - 1] } : {}) }];
@@ -791,7 +791,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
         if (!result.accepted) throw new DsError(result.reason, result.message, result.leaves && { leaves: result.leaves, proposed: result.proposed === true });
         return [200, { seq: result.seq }];
       }
-      const messages = await ds.poll(client, groupId, natural(url.searchParams.get('after'), 'after', 0));
+      const messages = await ds.poll(client, groupId, naturalParam(url.searchParams.get('after'), 'after', 0));
       return [200, { messages: messages.map((m) => ({ seq: m.seq, sender: m.sender, message: b64(m.bytes) })) }];
     }
     if (method === 'GET' && parts[1] === 'groups' && parts.length === 4 && parts[3] === 'group-info') {
@@ -800,8 +800,8 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       return [200, { groupInfo: b64(info) }];
     }
     if (at('welcomes', 'GET')) {
-      const limit = Math.min(WELCOME_PAGE, Math.max(1, natural(url.searchParams.get('limit'), 'limit', WELCOME_PAGE)));
-      const welcomes = await ds.pendingWelcomes(client, natural(url.searchParams.get('after'), 'after', 0), limit + 1);
+      const limit = Math.min(WELCOME_PAGE, Math.max(1, naturalParam(url.searchParams.get('limit'), 'limit', WELCOME_PAGE)));
+      const welcomes = await ds.pendingWelcomes(client, naturalParam(url.searchParams.get('after'), 'after', 0), limit + 1);
       const page = welcomes.slice(0, limit);
       // A page cut by its byte bound: more wait if one follows it.
       const more = welcomes.length > limit || (page.length > 0 && (await ds.pendingWelcomes(client, page.at(-1)!.id, 1)).length > 0);
@@ -977,7 +977,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       const url = targetOf(req);
       if (url.pathname !== '/v1/stream') return refuse(404, 'not-found');
       const group = hexGroupId(url.searchParams.get('group'));
-      const after = natural(url.searchParams.get('after'), 'after', 0);
+      const after = naturalParam(url.searchParams.get('after'), 'after', 0);
       const who = await actor(req, url.searchParams.get('access_token') ?? bearer(req));
       if (who === undefined) return refuse(401, 'unauthenticated');
       const client = who.client;
