@@ -109,6 +109,30 @@ describe('SQLite storage adapter', () => {
     new SqliteStorageAdapter(join(dir, 'clear.sqlite'), { encryption: false }).close();
   });
 
+  it('a key given with encryption: false is INVALID_ARGUMENT, no file made (as IndexedDbStorageAdapter.open refuses it; before, the key was dropped and every secret stored in the clear)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'paired-mls-sqlite-'));
+    const key = crypto.getRandomValues(new Uint8Array(32));
+    const file = join(dir, 'client.sqlite');
+    let refused: unknown;
+    try {
+      new SqliteStorageAdapter(file, { key, encryption: false } as unknown as ConstructorParameters<typeof SqliteStorageAdapter>[1]);
+    } catch (err) {
+      refused = err;
+    }
+    expect(refused).toBeInstanceOf(MlsError);
+    expect(refused).toMatchObject({ code: 'INVALID_ARGUMENT', message: 'a storage key was given with encryption: false' });
+    expect(existsSync(file)).toBe(false);
+    // The key alone opens the file encrypted, and a client works on it.
+    const storage = await SqliteStorageAdapter.open(file, { key });
+    const client = await MlsClient.open({ storage });
+    await client.createIdentity('alice');
+    client.free();
+    storage.close();
+    const db = new Database(file, { readonly: true });
+    expect((db.prepare("SELECT value FROM meta WHERE key = 'encryption'").get() as { value: string }).value).toBe('aes-256-gcm');
+    db.close();
+  });
+
   it('sets synchronous = FULL on every open, also of an existing WAL file (better-sqlite3 builds with WAL commits unsynced: NORMAL)', () => {
     const file = join(mkdtempSync(join(tmpdir(), 'paired-mls-sqlite-')), 'client.sqlite');
     const key = crypto.getRandomValues(new Uint8Array(32));

@@ -634,13 +634,17 @@ async function create(db: IDBDatabase, encrypt: boolean, appKey: StorageKey | un
     ['format', INDEXEDDB_FORMAT, true],
     ['encryption', encrypt ? SEALED : 'none', false],
   ];
-  // A key left in a database that holds nothing is replaced: nothing is sealed under it.
+  // A key left in a database that holds nothing is replaced, or deleted when
+  // no key is generated (the app's key, the clear): nothing is sealed under
+  // it. Left beside the app's key check, it refused the app's key at the
+  // next open (STORAGE_KEY, "keeps its own generated key"), for good.
   if (key && !appKey) rows.push(['key', key, !keyStored]);
+  else if (keyStored) rows.push(['key', undefined, false]);
   if (keyCheck) rows.push(['key-check', keyCheck.buffer, true]);
   return (await writeMeta(db, rows, writes)) ? cipher : RACED;
 }
 
-/** A meta row to write: name, value, and whether it was missing when read (then only added: a row another open wrote since stands). */
+/** A meta row to write: name, value (undefined: deleted), and whether it was missing when read (then only added: a row another open wrote since stands). */
 type MetaRow = [name: string, value: unknown, added: boolean];
 
 /**
@@ -656,6 +660,7 @@ async function writeMeta(db: IDBDatabase, rows: MetaRow[], writes: IDBTransactio
   const meta = tx.objectStore(META);
   for (const [name, value, added] of rows) {
     if (added) meta.add(value, name);
+    else if (value === undefined) meta.delete(name);
     else meta.put(value, name);
   }
   return done(tx).then(

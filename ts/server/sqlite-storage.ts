@@ -122,6 +122,8 @@ export class SqliteStorageAdapter implements StorageAdapter {
     const options = ownOptions(given as { key?: StorageKey; encryption?: boolean }, ['key', 'encryption']);
     if (options.encryption !== undefined && typeof options.encryption !== 'boolean') throw new MlsError('INVALID_ARGUMENT', 'encryption must be true or false');
     const encrypt = options.encryption !== false;
+    // A key with `encryption: false` (a setting left over, a merged configuration) was dropped without a word: every secret in the clear.
+    if (!encrypt && options.key) throw new MlsError('INVALID_ARGUMENT', 'a storage key was given with encryption: false');
     if (encrypt && !options.key) throw new MlsError('INVALID_ARGUMENT', 'SqliteStorageAdapter needs { key } (32 bytes or an AES-GCM CryptoKey), or { encryption: false }');
     const Sqlite = peerDependency<typeof Database>('better-sqlite3', 'SqliteStorageAdapter');
     // Every failure an MlsError (§3): a file that is no database, or whose schema SQLite finds malformed (a trigger
