@@ -15,6 +15,8 @@
  * - the message at a stream's position alone filled the page of its anchoring or checked read (messages of over half
  *   the DS's 8 MiB page bytes, a server with maxBodyBytes above ~5.4 MiB): what followed was pushed only at the next
  *   notification (before: nothing; now the next message at once).
+ * What stays (§8.3), shown as it is: after lost notifications, a stream whose first read ran after the id was deleted
+ * and registered again, and one past its log's end, read the new log from their positions on.
  * Held, kept as regressions with their exact outcomes: a stream opened past its log's end, at its last message, at a
  * pruned position, at 2^53 - 2, or at a position while messages are appended, pushes every message after it once, in
  * order; a deletion notified during its first read ends it 1008 unknown-group; `after` past 2^53 - 2 is refused 400.
@@ -38,20 +40,21 @@ type Closable = DeliveryStore & { close?(): unknown };
 
 /**
  * `inner` behind a Proxy: `deaf` drops its notifications (as a broken LISTEN connection does), `gap()` tells the
- * server's gap listeners notifications were lost, and `holdRead()` holds the next `readLog` once it has read, until
- * `release()`.
+ * server's gap listeners notifications were lost, and `holdRead()` holds the next `readLog` once it has read (or
+ * before it reads), until `release()`.
  */
 function lossy(inner: Closable) {
   const gaps = new Set<() => void>();
   let deaf = false;
-  let hold: { entered: () => void; gate: Promise<void> } | undefined;
+  let hold: { entered: () => void; gate: Promise<void>; before: boolean } | undefined;
   const watch = (listener: (g: string, seq: number) => void) => inner.watch((g, seq) => deaf || listener(g, seq));
   const watchGaps = (listener: () => void) => (gaps.add(listener), () => void gaps.delete(listener));
   const readLog = async (...args: Parameters<DeliveryStore['readLog']>) => {
-    const page = await inner.readLog(...args);
     const h = hold;
     hold = undefined;
-    if (h) (h.entered(), await h.gate);
+    if (h?.before) (h.entered(), await h.gate);
+    const page = await inner.readLog(...args);
+    if (h && !h.before) (h.entered(), await h.gate);
     return page;
   };
   const own: Record<string, unknown> = { watch, watchGaps, readLog };
@@ -60,12 +63,13 @@ function lossy(inner: Closable) {
     store,
     deaf: (on: boolean) => void (deaf = on),
     gap: () => gaps.forEach((l) => l()),
-    holdRead: () => {
+    /** `before`: held before it reads (its page is of the log as it is at `release`). */
+    holdRead: (before = false) => {
       let release!: () => void;
       let entered!: () => void;
       const gate = new Promise<void>((r) => (release = r));
       const reached = new Promise<void>((r) => (entered = r));
-      hold = { entered, gate };
+      hold = { entered, gate, before };
       return { reached, release };
     },
   };
@@ -207,6 +211,28 @@ describe('review 60: a stream\'s anchoring read, gaps, deletions and pruning, me
         stream.ws.close();
       });
     }, 60_000);
+
+    it(`${name}: what stays (§8.3): after lost notifications, a stream whose first read ran after the id was deleted and registered again, and one opened past its log's end, read the new log from their positions on`, async () => {
+      await serve(make, {}, async ({ l, post, remove, register, open }) => {
+        for (let i = 0; i < 3; i++) await post();
+        // Its first read waits before it reads: it reads the new log, and anchors there.
+        const held = l.holdRead(true);
+        const late = await open(2);
+        await held.reached;
+        const pastEnd = await open(5);
+        await sleep(300);
+        l.deaf(true);
+        await remove();
+        await register();
+        for (let i = 0; i < 6; i++) await post();
+        held.release();
+        l.deaf(false);
+        l.gap();
+        // Neither can tell the log it reads changed: the new log's 3..6 and 6 (their first messages never pushed).
+        await expect.poll(() => [late.got, pastEnd.got]).toEqual([[3, 4, 5, 6], [6]]);
+        expect([(await late.outcome(500)).end, (await pastEnd.outcome(0)).end]).toEqual(['open', 'open']);
+      });
+    });
 
     it(`${name}: held: a stream opened past its log's end, at its last message, at a pruned position, at 2^53 - 2, or while messages are appended pushes every message after its position once, in order; past 2^53 - 2 is refused 400; a deletion notified during a first read ends it 1008 unknown-group`, async () => {
       await serve(make, { retention: 10, maxStreamsPerClientGroup: 8 }, async ({ s, l, token, gid, post, remove, open }) => {
