@@ -12,7 +12,7 @@ import { bytesEqual, fromHex, toHex } from '../mls/bytes.js';
 import { MlsClient } from '../mls/client.js';
 import { MlsError } from '../mls/errors.js';
 import { DeliveryService, DsError, revokedMeanwhile, type DsRejection } from '../services/delivery-service.js';
-import type { DeliveryStore, GuardChange } from '../services/delivery-store.js';
+import type { DeliveryStore, GuardChange, LoggedMessage } from '../services/delivery-store.js';
 import { AuthenticationDirectory } from '../services/authentication-directory.js';
 import type { LeafAssociation } from '../intents/leaf-association.js';
 import { verifyDsChallenge } from '../services/ds-proof.js';
@@ -240,8 +240,12 @@ interface Stream {
   released: boolean;
   /** SHA-256 of the message at `sent`, if this stream pushed it (or, opened there, read it first): which log it reads, of those an id held (§8.3). */
   last?: Buffer;
-  /** Its group's deletion was notified, or notifications were lost: its next read checks the message at `sent` is `last`. */
-  verify?: boolean;
+  /**
+   * Its group's deletion was notified ('deleted'), or notifications were lost ('gap'): its next read checks the message
+   * at `sent` is `last` (one without `last` cannot: it anchors). Taken as that read starts: a wake during it sets it
+   * again, and the page is read again, checked (cleared after the read, it forgot a deletion notified meanwhile).
+   */
+  verify?: 'deleted' | 'gap';
   /** Its one timer for the next read: after a pause (backed up, its address's reply budget spent) or a store failure. */
   timer?: ReturnType<typeof setTimeout>;
 }
@@ -1134,31 +1138,52 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
             if (!(await stillValid(sub))) throw new DsError('unauthenticated', 'the client or its key was revoked');
             sub.validAt = Date.now();
           }
-          const verifying = sub.verify === true;
-          const checked = verifying && sub.sent !== 0;
           // Opened past 0 and nothing pushed yet: it reads the message at its position too, and keeps its digest, so
           // that a later check can tell which log it reads (unanchored, one whose notifications were lost read a log
           // registered again under the id from the old position on).
           const anchoring = sub.sent !== 0 && sub.last === undefined;
-          const batch = await ds.poll(sub.client, sub.group, checked || anchoring ? sub.sent - 1 : sub.sent);
+          const verifying = sub.verify;
+          const checked = verifying !== undefined && sub.last !== undefined;
+          sub.verify = undefined;
+          let batch: LoggedMessage[];
+          try {
+            batch = await ds.poll(sub.client, sub.group, checked || anchoring ? sub.sent - 1 : sub.sent);
+          } catch (err) {
+            // A store failure: read again later, still checked.
+            if (verifying) flag(sub, verifying);
+            throw err;
+          }
           sub.retryMs = 0;
+          // The message at its position read (checked, or kept): the page may end right after it (its byte bound, the
+          // message over half of it), so what follows is read at once, not at the next notification.
+          let past = false;
           if (checked) {
             // The log it read from still holds the id (a deletion notified late here, the id registered again before this
-            // stream opened on the new log), or another does, whose start it would skip: it ends.
-            const at = batch.shift();
-            if (at?.seq !== sub.sent || !digest(at.bytes).equals(sub.last!)) throw new DsError('unknown-group', 'the group was deleted');
+            // stream opened on the new log), or another does, whose start it would skip: it ends. After a gap alone, a
+            // message there pruned since (the stream a retention behind) leaves nothing to check it by: it goes on from
+            // the oldest kept, as an unchecked read (it ended, 1008 unknown-group: its client told its group was deleted).
+            const at = batch[0];
+            if (at?.seq === sub.sent) {
+              if (!digest(at.bytes).equals(sub.last!)) throw new DsError('unknown-group', 'the group was deleted');
+              batch.shift();
+              past = true;
+            } else if (at === undefined || verifying === 'deleted') throw new DsError('unknown-group', 'the group was deleted');
           } else if (anchoring && batch[0]?.seq === sub.sent) {
             // (None there: the log is shorter, or pruned past it; the stream stays unanchored and reads from sub.sent on.)
             sub.last = digest(batch.shift()!.bytes);
+            past = true;
           }
-          if (verifying) sub.verify = false;
-          if (batch.length === 0) break;
+          if (batch.length === 0) {
+            if (past) continue;
+            break;
+          }
           // Asked again after the read, before any of it goes: the check above may predate a rotation at another
           // server that this page already holds messages after (§8.4, §8.6).
           if (!(await stillValid(sub))) throw new DsError('unauthenticated', 'the client or its key was revoked');
           sub.validAt = Date.now();
-          // A deletion notified while it read: read again, checked (the page may be of a log registered since).
-          if (sub.verify && !verifying) continue;
+          // A deletion notified, or a gap, while it read: read again, checked (the page may be of a log registered since;
+          // an anchoring read's too, which a gap left unchecked).
+          if (sub.verify) continue;
           let pushed: Uint8Array | undefined;
           for (const m of batch) {
             if (sub.ws.readyState !== sub.ws.OPEN) return;
@@ -1210,11 +1235,15 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   /** Whether `sub`'s next read can tell which log it reads (§8.3): one at 0 reads any log from its start; another, by the message at `sent` it pushed or first read. */
   const checkable = (sub: Stream) => sub.sent === 0 || sub.last !== undefined;
 
+  /** `sub`'s next read is checked (a deletion outranks a gap: after it, a message at `sent` pruned ends it). */
+  const flag = (sub: Stream, why: 'deleted' | 'gap') => void (sub.verify = sub.verify === 'deleted' ? 'deleted' : why);
+
   /** Make each of `subs` read its log again (from what it was sent). */
-  const wake = (subs: Iterable<Stream>, verify = false) => {
+  const wake = (subs: Iterable<Stream>, verify?: 'deleted' | 'gap') => {
     for (const sub of subs) {
-      // `verify`: its log may have been deleted: its next read is checked (one not checkable stays as it was).
-      if (verify && checkable(sub)) sub.verify = true;
+      // `verify`: its log may have been deleted: its next read is checked. Also one not checkable yet: its read in
+      // flight may anchor it, on a page read before the deletion (one that is not by then reads the log the id has).
+      if (verify) flag(sub, verify);
       sub.dirty = true;
       void pump(sub);
     }
@@ -1227,13 +1256,13 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   const unwatch = store.watch((groupHex, seq) => {
     if (seq !== 0) return wake(streams.get(groupHex) ?? []);
     for (const sub of [...(streams.get(groupHex) ?? [])]) {
-      if (checkable(sub)) wake([sub], true);
+      if (checkable(sub)) wake([sub], 'deleted');
       else endStream(sub, 'unknown-group');
     }
     // (A read in flight meanwhile is read again, checked: its page may be the old log's, or the new one's.)
   });
   // The store lost and regained its notification channel: every stream re-reads its log (checked: a deletion may be lost).
-  const unwatchGaps = store.watchGaps?.(() => [...streams.values()].forEach((subs) => wake(subs, true))) ?? (() => undefined);
+  const unwatchGaps = store.watchGaps?.(() => [...streams.values()].forEach((subs) => wake(subs, 'gap'))) ?? (() => undefined);
 
   await new Promise<void>((resolve) => server.listen(options.port, options.host ?? '127.0.0.1', resolve));
   const address = server.address();
