@@ -1,0 +1,74 @@
+/**
+ * Audit 60c of docs/PROTOCOL.md §1.3 and §1.6 against the code, with real
+ * groups: a member's (mallory's, built with ts-mls 1.6.4) standalone ReInit
+ * proposal that passes every receipt check (a free id, a suite every leaf
+ * lists) is queued; an honest member's next commit with proposals of its
+ * own leaves it out (RFC 9420 §12.2: a ReInit goes alone; docs/ENGINE.md
+ * change 35, which had only a crate test), so no member refuses that
+ * commit and nobody's group is retired. A commit with no proposal of its
+ * own (a selfUpdate) still carries it by reference and retires the group
+ * for every member alike (the limit §1.6 item 7 states for a DS that does
+ * not verify commits; a verifying DS refuses the proposal when posted).
+ */
+import { describe, expect, it } from 'vitest';
+import { createProposal, encodeMlsMessage } from 'ts-mls';
+import { type Member, deliverCommit, expectInSync, mlsError, newMember } from './helpers.js';
+import { SUITE1, honestGoOn, tsLedGroup } from './reinit-ts-helpers.js';
+
+const enc = new TextEncoder();
+
+describe('a valid standalone ReInit proposal, queued by reference (PROTOCOL §1.3, §1.6 items 1 and 7)', () => {
+  it("is left out of an honest commit that carries proposals of its own: every member merges it, nobody is retired, the group goes on", async () => {
+    const { t, ours } = await tsLedGroup(['pete-60c', 'quinn-60c']);
+    const [pete, quinn] = ours as [Member, Member];
+    const p = await createProposal(t.state!, false, { proposalType: 'reinit', reinit: { groupId: enc.encode(`free ${Math.random()}`), version: 'mls10', cipherSuite: SUITE1, extensions: [] } }, t.cs);
+    t.state = p.newState;
+    const message = encodeMlsMessage(p.message);
+    for (const m of ours) {
+      const r = await m.group!.process(message);
+      expect(r.kind).toBe('proposal');
+      expect(r.kind === 'proposal' && r.proposal.type).toBe('reInit');
+    }
+    const rita = await newMember('rita-60c');
+    const add = await pete.group!.commit({ add: [await rita.client.createKeyPackage(rita.identity)] });
+    const r = await quinn.group!.process(add.commit);
+    if (r.kind !== 'commit') throw new Error('expected a commit');
+    expect(r.staged.proposals.map((q) => q.proposal.type)).toEqual(['add']);
+    await r.staged.merge();
+    await pete.group!.mergePendingCommit();
+    for (const m of ours) expect(m.group!.reinitState()).toBeUndefined();
+    rita.group = await rita.client.joinFromWelcome(add.welcome!);
+    expectInSync([pete, quinn, rita]);
+    const msg = await rita.group.encrypt('in the same group');
+    for (const m of ours) expect((await m.group!.process(msg)).kind).toBe('application');
+  });
+
+  it('is carried by a selfUpdate (its only proposal) and retires the group for every member alike, not for the committer alone (limit without a verifying DS)', async () => {
+    const { t, ours } = await tsLedGroup(['pete-60c-su', 'quinn-60c-su']);
+    const [pete, quinn] = ours as [Member, Member];
+    const newId = enc.encode(`free ${Math.random()}`);
+    const p = await createProposal(t.state!, false, { proposalType: 'reinit', reinit: { groupId: newId, version: 'mls10', cipherSuite: SUITE1, extensions: [] } }, t.cs);
+    t.state = p.newState;
+    const message = encodeMlsMessage(p.message);
+    for (const m of ours) expect((await m.group!.process(message)).kind).toBe('proposal');
+    const update = await pete.group!.selfUpdate();
+    await pete.group!.mergePendingCommit();
+    await deliverCommit(update.commit, [quinn]);
+    for (const m of ours) {
+      expect(m.group!.reinitState()).toMatchObject({ newGroupId: newId, ciphersuite: 1 });
+      expect((await mlsError(() => m.group!.encrypt('late'))).code).toBe('GROUP_REINITIALIZED');
+    }
+  });
+
+  it('clearPendingProposals drops it: the next selfUpdate carries nothing and the group goes on', async () => {
+    const { t, ours } = await tsLedGroup(['pete-60c-clr', 'quinn-60c-clr']);
+    const p = await createProposal(t.state!, false, { proposalType: 'reinit', reinit: { groupId: enc.encode(`free ${Math.random()}`), version: 'mls10', cipherSuite: SUITE1, extensions: [] } }, t.cs);
+    t.state = p.newState;
+    const message = encodeMlsMessage(p.message);
+    for (const m of ours) {
+      expect((await m.group!.process(message)).kind).toBe('proposal');
+      await m.group!.clearPendingProposals();
+    }
+    await honestGoOn(t, ours);
+  });
+});
