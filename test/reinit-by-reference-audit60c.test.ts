@@ -9,6 +9,9 @@
  * own (a selfUpdate) still carries it by reference and retires the group
  * for every member alike (the limit §1.6 item 7 states for a DS that does
  * not verify commits; a verifying DS refuses the proposal when posted).
+ * And createReInitSuccessor's two untested refusals (§1.6 item 3): a
+ * creator credential of another identity (INVALID_ARGUMENT; the doc said
+ * REINIT_MISMATCH) and a second successor (SUCCESSOR_EXISTS).
  */
 import { describe, expect, it } from 'vitest';
 import { createProposal, encodeMlsMessage } from 'ts-mls';
@@ -70,5 +73,46 @@ describe('a valid standalone ReInit proposal, queued by reference (PROTOCOL §1.
       await m.group!.clearPendingProposals();
     }
     await honestGoOn(t, ours);
+  });
+});
+
+/** A group of `names` created by the first; `from` commits a ReInit to suite 1 that every member merges. */
+async function retiredGroupOf(...names: string[]): Promise<Member[]> {
+  const members = await Promise.all(names.map((n) => newMember(n)));
+  const [creator, ...rest] = members as [Member, ...Member[]];
+  creator.group = await creator.client.createGroup(creator.identity);
+  const add = await creator.group.commit({ add: await Promise.all(rest.map((m) => m.client.createKeyPackage(m.identity))) });
+  await creator.group.mergePendingCommit();
+  for (const m of rest) m.group = await m.client.joinFromWelcome(add.welcome!);
+  const reinit = await creator.group.commitReInit({ ciphersuite: 1 });
+  await creator.group.mergePendingCommit();
+  await deliverCommit(reinit.commit, rest);
+  return members;
+}
+
+describe('createReInitSuccessor refusals (PROTOCOL §1.6 item 3)', () => {
+  it("a creator credential with another identity than the member's in the old group is INVALID_ARGUMENT; a second successor of a member already in one is SUCCESSOR_EXISTS; the honest successor goes on", async () => {
+    const [mia, noah] = (await retiredGroupOf('mia-60c', 'noah-60c')) as [Member, Member];
+    const old = new Map([mia, noah].map((m) => [m, m.group!]));
+    const noahKp = async () => noah.client.createKeyPackage(await noah.client.createIdentity(noah.name, 1));
+    // mia names herself noah in the successor.
+    const posing = await mia.client.createIdentity('noah-60c', 1);
+    const err = await mlsError(async () => mia.client.createReInitSuccessor(old.get(mia)!, posing, []));
+    expect(err.code).toBe('INVALID_ARGUMENT');
+    expect(err.message).toBe("the successor credential must carry this member's identity in the old group");
+    expect(old.get(mia)!.reinitState()!.successorCreator).toBeUndefined();
+    // The honest successor.
+    const created = await mia.client.createReInitSuccessor(old.get(mia)!, await mia.client.createIdentity(mia.name, 1), [await noahKp()]);
+    await created.group.mergePendingCommit();
+    mia.group = created.group;
+    noah.group = (await noah.client.joinReInitSuccessor(old.get(noah)!, created.welcome!)).group;
+    // Neither may create another successor now.
+    for (const m of [mia, noah]) {
+      const again = await mlsError(async () => m.client.createReInitSuccessor(old.get(m)!, await m.client.createIdentity(m.name, 1), []));
+      expect(again.code).toBe('SUCCESSOR_EXISTS');
+    }
+    expectInSync([mia, noah]);
+    const msg = await noah.group.encrypt('in the successor');
+    expect((await mia.group.process(msg)).kind).toBe('application');
   });
 });
