@@ -116,3 +116,25 @@ describe('createReInitSuccessor refusals (PROTOCOL §1.6 item 3)', () => {
     expect((await mia.group.process(msg)).kind).toBe('application');
   });
 });
+
+describe("commitReInit's own refusals of the ids members refuse (PROTOCOL §1.6 item 1)", () => {
+  it("an empty id is INVALID_ARGUMENT, the group's own id and one over 255 bytes INVALID_REINIT_COMMIT; nothing is pending and the group goes on", async () => {
+    const members = await Promise.all(['olga-60c', 'pia-60c'].map((n) => newMember(n)));
+    const [olga, pia] = members as [Member, Member];
+    olga.group = await olga.client.createGroup(olga.identity);
+    const add = await olga.group.commit({ add: [await pia.client.createKeyPackage(pia.identity)] });
+    await olga.group.mergePendingCommit();
+    pia.group = await pia.client.joinFromWelcome(add.welcome!);
+    const empty = await mlsError(() => olga.group!.commitReInit({ ciphersuite: 1, groupId: new Uint8Array(0) }));
+    expect([empty.code, empty.message]).toEqual(['INVALID_ARGUMENT', 'group id must not be empty']);
+    const own = await mlsError(() => olga.group!.commitReInit({ ciphersuite: 1, groupId: olga.group!.id }));
+    expect([own.code, own.message]).toEqual(['INVALID_REINIT_COMMIT', 'a ReInit must name a new group id']);
+    const long = await mlsError(() => olga.group!.commitReInit({ ciphersuite: 1, groupId: new Uint8Array(256).fill(7) }));
+    expect([long.code, long.message]).toEqual(['INVALID_REINIT_COMMIT', "a ReInit's group id must be 1..255 bytes"]);
+    expect((await mlsError(() => olga.group!.mergePendingCommit())).code).toBe('NO_PENDING_COMMIT');
+    const next = await olga.group.selfUpdate();
+    await olga.group.mergePendingCommit();
+    await deliverCommit(next.commit, [pia]);
+    expectInSync(members);
+  });
+});
