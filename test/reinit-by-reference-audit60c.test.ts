@@ -11,7 +11,9 @@
  * not verify commits; a verifying DS refuses the proposal when posted).
  * And createReInitSuccessor's two untested refusals (§1.6 item 3): a
  * creator credential of another identity (INVALID_ARGUMENT; the doc said
- * REINIT_MISMATCH) and a second successor (SUCCESSOR_EXISTS).
+ * REINIT_MISMATCH) and a second successor (SUCCESSOR_EXISTS). And a limit
+ * of the successor race (§1.6 item 5): two old members sharing an identity
+ * tie, and members who read their Welcomes in different orders end split.
  */
 import { describe, expect, it } from 'vitest';
 import { createProposal, encodeMlsMessage } from 'ts-mls';
@@ -136,5 +138,35 @@ describe("commitReInit's own refusals of the ids members refuse (PROTOCOL §1.6 
     await olga.group.mergePendingCommit();
     await deliverCommit(next.commit, [pia]);
     expectInSync(members);
+  });
+});
+
+describe('the successor race when two old members share an identity (PROTOCOL §1.6 item 5, limit)', () => {
+  it("two clients of one identity both create a successor: each counts as that identity's lowest old leaf, so the Welcomes tie and members who read them in different orders end split (REINIT_SUPERSEDED)", async () => {
+    const [ann1, ann2, bo, cy] = (await Promise.all(['ann-60c', 'ann-60c', 'bo-60c', 'cy-60c'].map((n) => newMember(n)))) as [Member, Member, Member, Member];
+    ann1.group = await ann1.client.createGroup(ann1.identity);
+    const add = await ann1.group.commit({ add: await Promise.all([ann2, bo, cy].map((m) => m.client.createKeyPackage(m.identity))) });
+    await ann1.group.mergePendingCommit();
+    for (const m of [ann2, bo, cy]) m.group = await m.client.joinFromWelcome(add.welcome!);
+    const reinit = await ann1.group.commitReInit({ ciphersuite: 1 });
+    await ann1.group.mergePendingCommit();
+    await deliverCommit(reinit.commit, [ann2, bo, cy]);
+    const old = new Map([ann1, ann2, bo, cy].map((m) => [m, m.group!]));
+    const kp = async (m: Member) => m.client.createKeyPackage(await m.client.createIdentity(m.name, 1));
+    // ann2 (leaf 1) may create one: its identity is an old member's.
+    const byAnn1 = await ann1.client.createReInitSuccessor(old.get(ann1)!, await ann1.client.createIdentity('ann-60c', 1), [await kp(bo), await kp(cy)]);
+    const byAnn2 = await ann2.client.createReInitSuccessor(old.get(ann2)!, await ann2.client.createIdentity('ann-60c', 1), [await kp(bo), await kp(cy)]);
+    await byAnn1.group.mergePendingCommit();
+    await byAnn2.group.mergePendingCommit();
+    // bo reads ann2's Welcome first, cy ann1's: both count creator leaf 0.
+    const boJoined = await bo.client.joinReInitSuccessor(old.get(bo)!, byAnn2.welcome!);
+    const cyJoined = await cy.client.joinReInitSuccessor(old.get(cy)!, byAnn1.welcome!);
+    expect([boJoined.creatorLeaf, boJoined.replaced, cyJoined.creatorLeaf, cyJoined.replaced]).toEqual([0, false, 0, false]);
+    expect((await mlsError(() => bo.client.joinReInitSuccessor(old.get(bo)!, byAnn1.welcome!))).code).toBe('REINIT_SUPERSEDED');
+    expect((await mlsError(() => cy.client.joinReInitSuccessor(old.get(cy)!, byAnn2.welcome!))).code).toBe('REINIT_SUPERSEDED');
+    // The same successor id, two groups: bo is with ann2, cy with ann1.
+    expect(boJoined.group.epochAuthenticator()).toEqual(byAnn2.group.epochAuthenticator());
+    expect(cyJoined.group.epochAuthenticator()).toEqual(byAnn1.group.epochAuthenticator());
+    expect(boJoined.group.epochAuthenticator()).not.toEqual(cyJoined.group.epochAuthenticator());
   });
 });
