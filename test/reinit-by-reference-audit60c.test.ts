@@ -14,6 +14,8 @@
  * REINIT_MISMATCH) and a second successor (SUCCESSOR_EXISTS). And a limit
  * of the successor race (§1.6 item 5): two old members sharing an identity
  * tie, and members who read their Welcomes in different orders end split.
+ * And §1.3's replay rule for a proposal (MESSAGE_REPLAYED), asserted
+ * before only for application messages.
  */
 import { describe, expect, it } from 'vitest';
 import { createProposal, encodeMlsMessage } from 'ts-mls';
@@ -168,5 +170,26 @@ describe('the successor race when two old members share an identity (PROTOCOL §
     expect(boJoined.group.epochAuthenticator()).toEqual(byAnn2.group.epochAuthenticator());
     expect(cyJoined.group.epochAuthenticator()).toEqual(byAnn1.group.epochAuthenticator());
     expect(boJoined.group.epochAuthenticator()).not.toEqual(cyJoined.group.epochAuthenticator());
+  });
+});
+
+describe('a replayed proposal (PROTOCOL §1.3)', () => {
+  it('a PrivateMessage proposal processed twice is MESSAGE_REPLAYED the second time, queued once, and the group goes on', async () => {
+    const [dee, eli] = (await Promise.all(['dee-60c', 'eli-60c'].map((n) => newMember(n)))) as [Member, Member];
+    dee.group = await dee.client.createGroup(dee.identity);
+    const add = await dee.group.commit({ add: [await eli.client.createKeyPackage(eli.identity)] });
+    await dee.group.mergePendingCommit();
+    eli.group = await eli.client.joinFromWelcome(add.welcome!);
+    const proposal = await eli.group.propose({ type: 'update' });
+    expect((await dee.group.process(proposal)).kind).toBe('proposal');
+    const err = await mlsError(() => dee.group!.process(proposal));
+    expect(err.code).toBe('MESSAGE_REPLAYED');
+    const commit = await dee.group.commit();
+    const r = await eli.group.process(commit.commit);
+    if (r.kind !== 'commit') throw new Error('expected a commit');
+    expect(r.staged.proposals.map((p) => p.proposal.type)).toEqual(['update']);
+    await r.staged.merge();
+    await dee.group.mergePendingCommit();
+    expectInSync([dee, eli]);
   });
 });
