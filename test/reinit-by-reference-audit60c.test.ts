@@ -1,0 +1,195 @@
+/**
+ * Audit 60c of docs/PROTOCOL.md §1.3 and §1.6 against the code, with real
+ * groups: a member's (mallory's, built with ts-mls 1.6.4) standalone ReInit
+ * proposal that passes every receipt check (a free id, a suite every leaf
+ * lists) is queued; an honest member's next commit with proposals of its
+ * own leaves it out (RFC 9420 §12.2: a ReInit goes alone; docs/ENGINE.md
+ * change 35, which had only a crate test), so no member refuses that
+ * commit and nobody's group is retired. A commit with no proposal of its
+ * own (a selfUpdate) still carries it by reference and retires the group
+ * for every member alike (the limit §1.6 item 7 states for a DS that does
+ * not verify commits; a verifying DS refuses the proposal when posted).
+ * And createReInitSuccessor's two untested refusals (§1.6 item 3): a
+ * creator credential of another identity (INVALID_ARGUMENT; the doc said
+ * REINIT_MISMATCH) and a second successor (SUCCESSOR_EXISTS). And a limit
+ * of the successor race (§1.6 item 5): two old members sharing an identity
+ * tie, and members who read their Welcomes in different orders end split.
+ * And §1.3's replay rule for a proposal (MESSAGE_REPLAYED), asserted
+ * before only for application messages.
+ */
+import { describe, expect, it } from 'vitest';
+import { createProposal, encodeMlsMessage } from 'ts-mls';
+import { type Member, deliverCommit, expectInSync, mlsError, newMember } from './helpers.js';
+import { SUITE1, honestGoOn, tsLedGroup } from './reinit-ts-helpers.js';
+
+const enc = new TextEncoder();
+
+describe('a valid standalone ReInit proposal, queued by reference (PROTOCOL §1.3, §1.6 items 1 and 7)', () => {
+  it("is left out of an honest commit that carries proposals of its own: every member merges it, nobody is retired, the group goes on", async () => {
+    const { t, ours } = await tsLedGroup(['pete-60c', 'quinn-60c']);
+    const [pete, quinn] = ours as [Member, Member];
+    const p = await createProposal(t.state!, false, { proposalType: 'reinit', reinit: { groupId: enc.encode(`free ${Math.random()}`), version: 'mls10', cipherSuite: SUITE1, extensions: [] } }, t.cs);
+    t.state = p.newState;
+    const message = encodeMlsMessage(p.message);
+    for (const m of ours) {
+      const r = await m.group!.process(message);
+      expect(r.kind).toBe('proposal');
+      expect(r.kind === 'proposal' && r.proposal.type).toBe('reInit');
+    }
+    const rita = await newMember('rita-60c');
+    const add = await pete.group!.commit({ add: [await rita.client.createKeyPackage(rita.identity)] });
+    const r = await quinn.group!.process(add.commit);
+    if (r.kind !== 'commit') throw new Error('expected a commit');
+    expect(r.staged.proposals.map((q) => q.proposal.type)).toEqual(['add']);
+    await r.staged.merge();
+    await pete.group!.mergePendingCommit();
+    for (const m of ours) expect(m.group!.reinitState()).toBeUndefined();
+    rita.group = await rita.client.joinFromWelcome(add.welcome!);
+    expectInSync([pete, quinn, rita]);
+    const msg = await rita.group.encrypt('in the same group');
+    for (const m of ours) expect((await m.group!.process(msg)).kind).toBe('application');
+  });
+
+  it('is carried by a selfUpdate (its only proposal) and retires the group for every member alike, not for the committer alone (limit without a verifying DS)', async () => {
+    const { t, ours } = await tsLedGroup(['pete-60c-su', 'quinn-60c-su']);
+    const [pete, quinn] = ours as [Member, Member];
+    const newId = enc.encode(`free ${Math.random()}`);
+    const p = await createProposal(t.state!, false, { proposalType: 'reinit', reinit: { groupId: newId, version: 'mls10', cipherSuite: SUITE1, extensions: [] } }, t.cs);
+    t.state = p.newState;
+    const message = encodeMlsMessage(p.message);
+    for (const m of ours) expect((await m.group!.process(message)).kind).toBe('proposal');
+    const update = await pete.group!.selfUpdate();
+    await pete.group!.mergePendingCommit();
+    await deliverCommit(update.commit, [quinn]);
+    for (const m of ours) {
+      expect(m.group!.reinitState()).toMatchObject({ newGroupId: newId, ciphersuite: 1 });
+      expect((await mlsError(() => m.group!.encrypt('late'))).code).toBe('GROUP_REINITIALIZED');
+    }
+  });
+
+  it('clearPendingProposals drops it: the next selfUpdate carries nothing and the group goes on', async () => {
+    const { t, ours } = await tsLedGroup(['pete-60c-clr', 'quinn-60c-clr']);
+    const p = await createProposal(t.state!, false, { proposalType: 'reinit', reinit: { groupId: enc.encode(`free ${Math.random()}`), version: 'mls10', cipherSuite: SUITE1, extensions: [] } }, t.cs);
+    t.state = p.newState;
+    const message = encodeMlsMessage(p.message);
+    for (const m of ours) {
+      expect((await m.group!.process(message)).kind).toBe('proposal');
+      await m.group!.clearPendingProposals();
+    }
+    await honestGoOn(t, ours);
+  });
+});
+
+/** A group of `names` created by the first; `from` commits a ReInit to suite 1 that every member merges. */
+async function retiredGroupOf(...names: string[]): Promise<Member[]> {
+  const members = await Promise.all(names.map((n) => newMember(n)));
+  const [creator, ...rest] = members as [Member, ...Member[]];
+  creator.group = await creator.client.createGroup(creator.identity);
+  const add = await creator.group.commit({ add: await Promise.all(rest.map((m) => m.client.createKeyPackage(m.identity))) });
+  await creator.group.mergePendingCommit();
+  for (const m of rest) m.group = await m.client.joinFromWelcome(add.welcome!);
+  const reinit = await creator.group.commitReInit({ ciphersuite: 1 });
+  await creator.group.mergePendingCommit();
+  await deliverCommit(reinit.commit, rest);
+  return members;
+}
+
+describe('createReInitSuccessor refusals (PROTOCOL §1.6 item 3)', () => {
+  it("a creator credential with another identity than the member's in the old group is INVALID_ARGUMENT; a second successor of a member already in one is SUCCESSOR_EXISTS; the honest successor goes on", async () => {
+    const [mia, noah] = (await retiredGroupOf('mia-60c', 'noah-60c')) as [Member, Member];
+    const old = new Map([mia, noah].map((m) => [m, m.group!]));
+    const noahKp = async () => noah.client.createKeyPackage(await noah.client.createIdentity(noah.name, 1));
+    // mia names herself noah in the successor.
+    const posing = await mia.client.createIdentity('noah-60c', 1);
+    const err = await mlsError(async () => mia.client.createReInitSuccessor(old.get(mia)!, posing, []));
+    expect(err.code).toBe('INVALID_ARGUMENT');
+    expect(err.message).toBe("the successor credential must carry this member's identity in the old group");
+    expect(old.get(mia)!.reinitState()!.successorCreator).toBeUndefined();
+    // The honest successor.
+    const created = await mia.client.createReInitSuccessor(old.get(mia)!, await mia.client.createIdentity(mia.name, 1), [await noahKp()]);
+    await created.group.mergePendingCommit();
+    mia.group = created.group;
+    noah.group = (await noah.client.joinReInitSuccessor(old.get(noah)!, created.welcome!)).group;
+    // Neither may create another successor now.
+    for (const m of [mia, noah]) {
+      const again = await mlsError(async () => m.client.createReInitSuccessor(old.get(m)!, await m.client.createIdentity(m.name, 1), []));
+      expect(again.code).toBe('SUCCESSOR_EXISTS');
+    }
+    expectInSync([mia, noah]);
+    const msg = await noah.group.encrypt('in the successor');
+    expect((await mia.group.process(msg)).kind).toBe('application');
+  });
+});
+
+describe("commitReInit's own refusals of the ids members refuse (PROTOCOL §1.6 item 1)", () => {
+  it("an empty id is INVALID_ARGUMENT, the group's own id and one over 255 bytes INVALID_REINIT_COMMIT; nothing is pending and the group goes on", async () => {
+    const members = await Promise.all(['olga-60c', 'pia-60c'].map((n) => newMember(n)));
+    const [olga, pia] = members as [Member, Member];
+    olga.group = await olga.client.createGroup(olga.identity);
+    const add = await olga.group.commit({ add: [await pia.client.createKeyPackage(pia.identity)] });
+    await olga.group.mergePendingCommit();
+    pia.group = await pia.client.joinFromWelcome(add.welcome!);
+    const empty = await mlsError(() => olga.group!.commitReInit({ ciphersuite: 1, groupId: new Uint8Array(0) }));
+    expect([empty.code, empty.message]).toEqual(['INVALID_ARGUMENT', 'group id must not be empty']);
+    const own = await mlsError(() => olga.group!.commitReInit({ ciphersuite: 1, groupId: olga.group!.id }));
+    expect([own.code, own.message]).toEqual(['INVALID_REINIT_COMMIT', 'a ReInit must name a new group id']);
+    const long = await mlsError(() => olga.group!.commitReInit({ ciphersuite: 1, groupId: new Uint8Array(256).fill(7) }));
+    expect([long.code, long.message]).toEqual(['INVALID_REINIT_COMMIT', "a ReInit's group id must be 1..255 bytes"]);
+    expect((await mlsError(() => olga.group!.mergePendingCommit())).code).toBe('NO_PENDING_COMMIT');
+    const next = await olga.group.selfUpdate();
+    await olga.group.mergePendingCommit();
+    await deliverCommit(next.commit, [pia]);
+    expectInSync(members);
+  });
+});
+
+describe('the successor race when two old members share an identity (PROTOCOL §1.6 item 5, limit)', () => {
+  it("two clients of one identity both create a successor: each counts as that identity's lowest old leaf, so the Welcomes tie and members who read them in different orders end split (REINIT_SUPERSEDED)", async () => {
+    const [ann1, ann2, bo, cy] = (await Promise.all(['ann-60c', 'ann-60c', 'bo-60c', 'cy-60c'].map((n) => newMember(n)))) as [Member, Member, Member, Member];
+    ann1.group = await ann1.client.createGroup(ann1.identity);
+    const add = await ann1.group.commit({ add: await Promise.all([ann2, bo, cy].map((m) => m.client.createKeyPackage(m.identity))) });
+    await ann1.group.mergePendingCommit();
+    for (const m of [ann2, bo, cy]) m.group = await m.client.joinFromWelcome(add.welcome!);
+    const reinit = await ann1.group.commitReInit({ ciphersuite: 1 });
+    await ann1.group.mergePendingCommit();
+    await deliverCommit(reinit.commit, [ann2, bo, cy]);
+    const old = new Map([ann1, ann2, bo, cy].map((m) => [m, m.group!]));
+    const kp = async (m: Member) => m.client.createKeyPackage(await m.client.createIdentity(m.name, 1));
+    // ann2 (leaf 1) may create one: its identity is an old member's.
+    const byAnn1 = await ann1.client.createReInitSuccessor(old.get(ann1)!, await ann1.client.createIdentity('ann-60c', 1), [await kp(bo), await kp(cy)]);
+    const byAnn2 = await ann2.client.createReInitSuccessor(old.get(ann2)!, await ann2.client.createIdentity('ann-60c', 1), [await kp(bo), await kp(cy)]);
+    await byAnn1.group.mergePendingCommit();
+    await byAnn2.group.mergePendingCommit();
+    // bo reads ann2's Welcome first, cy ann1's: both count creator leaf 0.
+    const boJoined = await bo.client.joinReInitSuccessor(old.get(bo)!, byAnn2.welcome!);
+    const cyJoined = await cy.client.joinReInitSuccessor(old.get(cy)!, byAnn1.welcome!);
+    expect([boJoined.creatorLeaf, boJoined.replaced, cyJoined.creatorLeaf, cyJoined.replaced]).toEqual([0, false, 0, false]);
+    expect((await mlsError(() => bo.client.joinReInitSuccessor(old.get(bo)!, byAnn1.welcome!))).code).toBe('REINIT_SUPERSEDED');
+    expect((await mlsError(() => cy.client.joinReInitSuccessor(old.get(cy)!, byAnn2.welcome!))).code).toBe('REINIT_SUPERSEDED');
+    // The same successor id, two groups: bo is with ann2, cy with ann1.
+    expect(boJoined.group.epochAuthenticator()).toEqual(byAnn2.group.epochAuthenticator());
+    expect(cyJoined.group.epochAuthenticator()).toEqual(byAnn1.group.epochAuthenticator());
+    expect(boJoined.group.epochAuthenticator()).not.toEqual(cyJoined.group.epochAuthenticator());
+  });
+});
+
+describe('a replayed proposal (PROTOCOL §1.3)', () => {
+  it('a PrivateMessage proposal processed twice is MESSAGE_REPLAYED the second time, queued once, and the group goes on', async () => {
+    const [dee, eli] = (await Promise.all(['dee-60c', 'eli-60c'].map((n) => newMember(n)))) as [Member, Member];
+    dee.group = await dee.client.createGroup(dee.identity);
+    const add = await dee.group.commit({ add: [await eli.client.createKeyPackage(eli.identity)] });
+    await dee.group.mergePendingCommit();
+    eli.group = await eli.client.joinFromWelcome(add.welcome!);
+    const proposal = await eli.group.propose({ type: 'update' });
+    expect((await dee.group.process(proposal)).kind).toBe('proposal');
+    const err = await mlsError(() => dee.group!.process(proposal));
+    expect(err.code).toBe('MESSAGE_REPLAYED');
+    const commit = await dee.group.commit();
+    const r = await eli.group.process(commit.commit);
+    if (r.kind !== 'commit') throw new Error('expected a commit');
+    expect(r.staged.proposals.map((p) => p.proposal.type)).toEqual(['update']);
+    await r.staged.merge();
+    await dee.group.mergePendingCommit();
+    expectInSync([dee, eli]);
+  });
+});
