@@ -13,38 +13,7 @@ import { MlsError } from 'paired-mls';
 import { commitIntents, createIntent, encodeIntent, proposeIntent } from 'paired-mls/intents';
 import { expectInSync } from './helpers.js';
 import { deliver, names, world } from './intents-review-helpers.js';
-
-/** A cursor over bytes, reading RFC 9420 §2.1.2 vectors (minimal lengths only). */
-class Cursor {
-  at = 0;
-  constructor(readonly bytes: Uint8Array) {}
-  u8(): number {
-    if (this.at >= this.bytes.length) throw new Error('truncated');
-    return this.bytes[this.at++];
-  }
-  uint(n: number): number {
-    let v = 0;
-    for (let i = 0; i < n; i++) v = v * 256 + this.u8();
-    return v;
-  }
-  take(n: number): Uint8Array {
-    if (this.at + n > this.bytes.length) throw new Error('truncated');
-    const out = this.bytes.subarray(this.at, this.at + n);
-    this.at += n;
-    return out;
-  }
-  vector(): Uint8Array {
-    const first = this.u8();
-    const prefix = 1 << (first >> 6);
-    if (prefix === 8) throw new Error('bad vector length');
-    let len = first & 0x3f;
-    for (let i = 1; i < prefix; i++) len = len * 256 + this.u8();
-    return this.take(len);
-  }
-  get done(): boolean {
-    return this.at === this.bytes.length;
-  }
-}
+import { Cursor } from './tls-cursor.js';
 
 /** TLS `opaque<V>` of `bytes`. */
 function vector(bytes: Uint8Array): Uint8Array {

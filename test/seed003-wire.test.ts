@@ -15,36 +15,9 @@ import { describe, expect, it } from 'vitest';
 import { toHex } from 'paired-mls';
 import { DMLS_PROFILE_CODES, encodeDmlsMessage } from 'paired-mls/dmls';
 import { everyoneTalks, send, universe, type Person } from './dmls-review-helpers.js';
+import { Cursor } from './tls-cursor.js';
 
 const enc = new TextEncoder();
-
-/** A cursor over bytes, reading RFC 9420 §2.1.2 vectors. */
-class Cursor {
-  at = 0;
-  constructor(readonly bytes: Uint8Array) {}
-  u8(): number {
-    if (this.at >= this.bytes.length) throw new Error('truncated');
-    return this.bytes[this.at++]!;
-  }
-  uint(n: number): number {
-    let v = 0;
-    for (let i = 0; i < n; i++) v = v * 256 + this.u8();
-    return v;
-  }
-  take(n: number): Uint8Array {
-    if (this.at + n > this.bytes.length) throw new Error('truncated');
-    const out = this.bytes.subarray(this.at, this.at + n);
-    this.at += n;
-    return out;
-  }
-  vector(): Uint8Array {
-    const first = this.u8();
-    const prefix = 1 << (first >> 6);
-    let len = first & 0x3f;
-    for (let i = 1; i < prefix; i++) len = len * 256 + this.u8();
-    return this.take(len);
-  }
-}
 
 /** The PreSharedKeyIDs of a PublicMessage commit's proposals (by value), and whether it has a path. */
 function pskProposals(commit: Uint8Array): { psks: { type: number; id: Uint8Array; nonce: Uint8Array }[]; path: boolean } {
