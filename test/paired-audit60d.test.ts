@@ -26,7 +26,7 @@ describe.each(['hidden', 'standard'] as const)('PROTOCOL §4.0 audit (%s mode): 
         encodePairingMessage({ type: 'accept', seedConfirmation: new Uint8Array(32) }),
         new Uint8Array([0, 5, 9]),
       ];
-      const sent = [];
+      const sent: Uint8Array[] = [];
       for (const body of junk) sent.push(await copyPairing.encrypt(body));
       await refused(() => w.activeDevice.receive(sent[0]!), 'PAIRING_REJECTED', 'no-proof');
       await refused(() => w.activeDevice.receive(sent[1]!), 'PAIRING_REJECTED', 'wrong-sender');
