@@ -4,8 +4,8 @@
  * passive device's stored state and its traffic, not its vault.
  */
 import { describe, expect, it } from 'vitest';
-import { utf8 } from 'paired-mls';
-import { PairedDevice, encodePairingMessage } from 'paired-mls/paired';
+import { sha256, utf8 } from 'paired-mls';
+import { PairedDevice, encodePairingMessage, pairingProofTbs, pairingPskId, provenContent } from 'paired-mls/paired';
 import { deliverCommit, expectInSync, mlsError } from './helpers.js';
 import { deliverPaired, pairedWorld, refused, stolen, updateFollowed } from './paired-helpers.js';
 
@@ -99,6 +99,42 @@ describe.each(['hidden', 'standard'] as const)('PROTOCOL §4.0 audit (%s mode): 
     expect(w.others[0]!.group!.state().pendingProposals).toBe(0);
     // Nothing moved: the next paired update is followed by everyone.
     await deliverPaired(await w.activeDevice.update(w.a.group!), w.a, w.passiveDevice, w.others);
+    expectInSync([w.a, w.p, ...w.others]);
+  });
+});
+
+describe.each(['hidden', 'standard'] as const)('PROTOCOL §4.5/§4.6 audit (%s mode): NOTIFY_REJECTED counter', (mode) => {
+  it("a step that injects another counter's PSK, and a proven Notify for another counter, are refused (counter); nothing changes and the next update is followed", async () => {
+    const w = await pairedWorld(['bob'], mode);
+    const vault = w.activeDevice.vault!;
+    const pgid = w.activeDevice.pairingGroup.id;
+    const n = w.passiveDevice.counter;
+    expect(w.activeDevice.counter).toBe(n);
+    // A vault holder (a faulty active device, here a copy of it with the
+    // real vault) skips a counter: its step injects PSK(n + 1).
+    const skipper = await stolen(w.a);
+    const context = new Uint8Array(pgid.length + 8);
+    context.set(pgid);
+    new DataView(context.buffer).setBigUint64(pgid.length, n + 1n);
+    const pskId = pairingPskId(pgid, n + 1n);
+    await skipper.psks.store(pskId, await vault.derive('psk', context, 32));
+    const { commit: skippedStep } = await skipper.group(pgid).commit({ selfUpdate: true, psks: [pskId] });
+    const real = await w.activeDevice.update(w.a.group!);
+    await refused(() => w.passiveDevice.applyNotify({ pairing: [skippedStep, real.pairing[1]!], commit: real.commit }), 'NOTIFY_REJECTED', 'counter');
+    expect(w.passiveDevice.counter).toBe(n);
+    // The real step with a proven Notify for counter n + 1, made with the vault
+    // in the step's pairing epoch (a copy of the active device taken now holds it).
+    const after = await stolen(w.a);
+    const pairing = after.group(pgid);
+    const body = { type: 'notify', counter: n + 1n, kind: 'update', groupId: w.a.group!.id, epoch: BigInt(w.a.group!.epoch) + 1n, commitRef: await sha256(real.commit), groupState: new Uint8Array(0), derivationInfo: new Uint8Array(0), proof: new Uint8Array(0) } as const;
+    const proof = await vault.derive('proof', pairingProofTbs(pgid, BigInt(pairing.epoch), pairing.ownLeafIndex, provenContent(body)), 32);
+    const wrongCounter = await pairing.encrypt(encodePairingMessage({ ...body, proof }));
+    await refused(() => w.passiveDevice.applyNotify({ pairing: [real.pairing[0]!, wrongCounter], commit: real.commit }), 'NOTIFY_REJECTED', 'counter');
+    expect(w.passiveDevice.counter).toBe(n);
+    // Nothing changed: the real update is followed, and the next one.
+    await deliverPaired(real, w.a, w.passiveDevice, w.others);
+    expectInSync([w.a, w.p, ...w.others]);
+    await updateFollowed(w.activeDevice, w.a, w.passiveDevice, w.others);
     expectInSync([w.a, w.p, ...w.others]);
   });
 });
