@@ -5,7 +5,7 @@
  *
  *   enum { share_rand(1), accept(2), notify(3), role_change(4), cease_pair(5), (255) } PairingMessageType;
  *   struct {
- *     uint16 version = 2;
+ *     uint16 version = 5;
  *     PairingMessageType msg_type;
  *     select (msg_type) { case share_rand: ShareRand; case accept: Accept; … };
  *   } PairingMessage;
