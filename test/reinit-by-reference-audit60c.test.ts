@@ -19,7 +19,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createProposal, encodeMlsMessage } from 'ts-mls';
-import { type Member, deliverCommit, expectInSync, mlsError, newMember } from './helpers.js';
+import { type Member, deliverCommit, expectInSync, mlsError, newMember, stillWorks } from './helpers.js';
 import { SUITE1, honestGoOn, tsLedGroup } from './reinit-ts-helpers.js';
 
 const enc = new TextEncoder();
@@ -143,8 +143,8 @@ describe("commitReInit's own refusals of the ids members refuse (PROTOCOL §1.6 
   });
 });
 
-describe('the successor race when two old members share an identity (PROTOCOL §1.6 item 5, limit)', () => {
-  it("two clients of one identity both create a successor: each counts as that identity's lowest old leaf, so the Welcomes tie and members who read them in different orders end split (REINIT_SUPERSEDED)", async () => {
+describe('the successor race when two old members share an identity (PROTOCOL §1.6 item 5)', () => {
+  it("two clients of one identity both create a successor: both count that identity's lowest old leaf, the creator's lower signature key in the successor breaks the tie, members reading the Welcomes in either order end in the same successor (the other REINIT_SUPERSEDED) and go on there", async () => {
     const [ann1, ann2, bo, cy] = (await Promise.all(['ann-60c', 'ann-60c', 'bo-60c', 'cy-60c'].map((n) => newMember(n)))) as [Member, Member, Member, Member];
     ann1.group = await ann1.client.createGroup(ann1.identity);
     const add = await ann1.group.commit({ add: await Promise.all([ann2, bo, cy].map((m) => m.client.createKeyPackage(m.identity))) });
@@ -156,20 +156,37 @@ describe('the successor race when two old members share an identity (PROTOCOL §
     const old = new Map([ann1, ann2, bo, cy].map((m) => [m, m.group!]));
     const kp = async (m: Member) => m.client.createKeyPackage(await m.client.createIdentity(m.name, 1));
     // ann2 (leaf 1) may create one: its identity is an old member's.
-    const byAnn1 = await ann1.client.createReInitSuccessor(old.get(ann1)!, await ann1.client.createIdentity('ann-60c', 1), [await kp(bo), await kp(cy)]);
-    const byAnn2 = await ann2.client.createReInitSuccessor(old.get(ann2)!, await ann2.client.createIdentity('ann-60c', 1), [await kp(bo), await kp(cy)]);
+    const [ann1Key, ann2Key] = [await ann1.client.createIdentity('ann-60c', 1), await ann2.client.createIdentity('ann-60c', 1)];
+    const byAnn1 = await ann1.client.createReInitSuccessor(old.get(ann1)!, ann1Key, [await kp(bo), await kp(cy)]);
+    const byAnn2 = await ann2.client.createReInitSuccessor(old.get(ann2)!, ann2Key, [await kp(bo), await kp(cy)]);
     await byAnn1.group.mergePendingCommit();
     await byAnn2.group.mergePendingCommit();
-    // bo reads ann2's Welcome first, cy ann1's: both count creator leaf 0.
-    const boJoined = await bo.client.joinReInitSuccessor(old.get(bo)!, byAnn2.welcome!);
-    const cyJoined = await cy.client.joinReInitSuccessor(old.get(cy)!, byAnn1.welcome!);
-    expect([boJoined.creatorLeaf, boJoined.replaced, cyJoined.creatorLeaf, cyJoined.replaced]).toEqual([0, false, 0, false]);
-    expect((await mlsError(() => bo.client.joinReInitSuccessor(old.get(bo)!, byAnn1.welcome!))).code).toBe('REINIT_SUPERSEDED');
-    expect((await mlsError(() => cy.client.joinReInitSuccessor(old.get(cy)!, byAnn2.welcome!))).code).toBe('REINIT_SUPERSEDED');
-    // The same successor id, two groups: bo is with ann2, cy with ann1.
-    expect(boJoined.group.epochAuthenticator()).toEqual(byAnn2.group.epochAuthenticator());
-    expect(cyJoined.group.epochAuthenticator()).toEqual(byAnn1.group.epochAuthenticator());
-    expect(boJoined.group.epochAuthenticator()).not.toEqual(cyJoined.group.epochAuthenticator());
+    expect([byAnn1.creatorLeaf, byAnn2.creatorLeaf]).toEqual([0, 1]);
+    // Both Welcomes count creator leaf 0 (ann's lowest): the lower key wins.
+    const lower = (a: Uint8Array, b: Uint8Array) => {
+      for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i]! < b[i]!;
+      return a.length < b.length;
+    };
+    const ann1Wins = lower(ann1Key.signaturePublicKey, ann2Key.signaturePublicKey);
+    const [winner, win, lose] = ann1Wins ? [ann1, byAnn1, byAnn2] : [ann2, byAnn2, byAnn1];
+    // bo reads the losing Welcome first, cy the winning one.
+    const boFirst = await bo.client.joinReInitSuccessor(old.get(bo)!, lose.welcome!);
+    const boFinal = await bo.client.joinReInitSuccessor(old.get(bo)!, win.welcome!);
+    const cyJoined = await cy.client.joinReInitSuccessor(old.get(cy)!, win.welcome!);
+    expect([boFirst.creatorLeaf, boFirst.replaced, boFinal.creatorLeaf, boFinal.replaced, cyJoined.creatorLeaf, cyJoined.replaced]).toEqual([0, false, 0, true, 0, false]);
+    // cy, in the winning successor, refuses the losing Welcome (bo already read it).
+    const refused = await mlsError(() => cy.client.joinReInitSuccessor(old.get(cy)!, lose.welcome!));
+    expect([refused.code, refused.message]).toEqual(['REINIT_SUPERSEDED', 'already in the successor created by old leaf 0 with a lower signature key, which wins over this one of the same leaf']);
+    for (const m of [bo, cy]) expect(old.get(m)!.reinitState()!.successorCreator).toBe(0);
+    // One successor: bo and cy are with the winning creator, whatever the order.
+    expect(boFinal.group.epochAuthenticator()).toEqual(win.group.epochAuthenticator());
+    expect(cyJoined.group.epochAuthenticator()).toEqual(win.group.epochAuthenticator());
+    expect(win.group.epochAuthenticator()).not.toEqual(lose.group.epochAuthenticator());
+    winner.group = win.group;
+    bo.group = boFinal.group;
+    cy.group = cyJoined.group;
+    // They go on there: cy commits, all follow, each sends and every other reads.
+    await stillWorks([cy, winner, bo]);
   });
 });
 

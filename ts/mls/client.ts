@@ -799,8 +799,10 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
    * continues the old group (ReInit parameters, reinit PSK, only old
    * members; `REINIT_MISMATCH` otherwise). If this member is already in a
    * successor, the Welcome is taken only when its creator had a lower
-   * leaf index in the old group (`REINIT_SUPERSEDED` otherwise), so racing
-   * creators converge on one group (docs/PROTOCOL.md, ReInit).
+   * leaf index in the old group, or an equal one (two clients of one
+   * identity) and a lower signature key in the successor
+   * (`REINIT_SUPERSEDED` otherwise), so racing creators converge on one
+   * group (docs/PROTOCOL.md §1.6 item 5).
    */
   async joinReInitSuccessor(
     oldGroup: Group,

@@ -13,8 +13,10 @@
 //!    reinit PSK (the engine resolves it from storage, docs/ENGINE.md).
 //! 4. The others join from its Welcome after checking it continues this
 //!    group (parameters, PSK, membership). When several members create a
-//!    successor, the one created by the lowest old leaf index wins
-//!    (docs/PROTOCOL.md, "ReInit"), so every member ends in the same group.
+//!    successor, the one created by the lowest old leaf index wins, and on
+//!    an equal leaf (two clients of one identity) the one whose creator's
+//!    signature key in the successor is lower (docs/PROTOCOL.md §1.6 item
+//!    5), so every member ends in the same group.
 
 use openmls::prelude::{tls_codec::Deserialize as _, tls_codec::Serialize as _, *};
 use openmls::schedule::psk::ResumptionPskUsage;
@@ -61,6 +63,9 @@ pub(crate) enum ReinitError {
     SuccessorIdHeld,
     #[error("already in the successor created by old leaf {winner}, which wins over leaf {loser}")]
     Superseded { winner: u32, loser: u32 },
+    /// Equal creator leaves (two clients of one identity): the lower signature key won.
+    #[error("already in the successor created by old leaf {0} with a lower signature key, which wins over this one of the same leaf")]
+    SupersededByKey(u32),
     /// The successor (its Welcome, KeyPackages or members) does not match the ReInit.
     #[error("{0}")]
     Mismatch(&'static str),
@@ -83,7 +88,7 @@ impl crate::error::ErrorCode for ReinitError {
             Self::NotReinitialized => Code::NotReinitialized,
             Self::SuccessorExists => Code::SuccessorExists,
             Self::SuccessorIdHeld => Code::GroupExists,
-            Self::Superseded { .. } => Code::ReinitSuperseded,
+            Self::Superseded { .. } | Self::SupersededByKey(_) => Code::ReinitSuperseded,
             Self::Mismatch(_) => Code::ReinitMismatch,
             Self::UnreadableRecord | Self::WriteRecord(_) => Code::Storage,
             Self::PskNonce | Self::Internal(_) => Code::Internal,
@@ -92,7 +97,10 @@ impl crate::error::ErrorCode for ReinitError {
 }
 
 /// What a member keeps about a group it left through ReInit. Public data
-/// only: the PSK itself is in the PSK store.
+/// only: the PSK itself is in the PSK store. Stored as postcard (its fields
+/// in order); `successor_key` was added last, so a record of the previous
+/// release is this one's bytes without it ([`ReInitRecordV1`]), and that
+/// release reads a record of this one (postcard ignores trailing bytes).
 #[derive(Serialize, Deserialize, Clone)]
 struct ReInitRecord {
     new_group_id: Vec<u8>,
@@ -107,6 +115,50 @@ struct ReInitRecord {
     own_leaf: u32,
     /// Old leaf index of the creator of the successor this member is in.
     successor_creator: Option<u32>,
+    /// That creator's signature key in the successor: the tie-break
+    /// between successors of one creator leaf. `None` in a record of the
+    /// previous release (ranks lowest: an equal-leaf Welcome is refused,
+    /// as that release did).
+    successor_key: Option<Vec<u8>>,
+}
+
+/// The record as the previous release wrote it (no `successor_key`).
+#[derive(Deserialize)]
+struct ReInitRecordV1 {
+    new_group_id: Vec<u8>,
+    version: u16,
+    ciphersuite: u16,
+    extensions: Vec<u8>,
+    epoch: u64,
+    members: Vec<(u32, Vec<u8>)>,
+    own_leaf: u32,
+    successor_creator: Option<u32>,
+}
+
+impl From<ReInitRecordV1> for ReInitRecord {
+    fn from(r: ReInitRecordV1) -> Self {
+        let ReInitRecordV1 { new_group_id, version, ciphersuite, extensions, epoch, members, own_leaf, successor_creator } = r;
+        Self { new_group_id, version, ciphersuite, extensions, epoch, members, own_leaf, successor_creator, successor_key: None }
+    }
+}
+
+/// Ok if a successor created by old leaf `leaf` with signature key `key`
+/// wins over the one created by `current_leaf` with `current_key`, its
+/// `REINIT_SUPERSEDED` error otherwise: the
+/// lower leaf wins, and on an equal leaf (the creators share an identity,
+/// the leaf being the lowest with it) the lower key, compared bytewise.
+/// A total order on what every member reads in the Welcome, so members
+/// end in the same successor whatever order the Welcomes arrive in.
+/// Honest clients never share a signature key; equal pairs do not win.
+fn ensure_wins(leaf: u32, key: &[u8], current_leaf: u32, current_key: Option<&[u8]>) -> Result<(), ReinitError> {
+    let current_key = current_key.unwrap_or_default();
+    if leaf > current_leaf {
+        Err(ReinitError::Superseded { winner: current_leaf, loser: leaf })
+    } else if leaf == current_leaf && key >= current_key {
+        Err(ReinitError::SupersededByKey(current_leaf))
+    } else {
+        Ok(())
+    }
 }
 
 /// `commitReInit` parameters.
@@ -198,7 +250,13 @@ fn load_record(provider: &Provider, group_id: &[u8]) -> CoreResult<Option<ReInit
     provider
         .storage()
         .reinit_record(group_id)
-        .map(|bytes| crate::storage::decode(&bytes).map_err(|_| ReinitError::UnreadableRecord.into()))
+        .map(|bytes| {
+            // The previous release's bytes end before `successor_key`, so
+            // they never read as the current layout (postcard: unexpected end).
+            crate::storage::decode::<ReInitRecord>(&bytes)
+                .or_else(|_| crate::storage::decode::<ReInitRecordV1>(&bytes).map(ReInitRecord::from))
+                .map_err(|_| ReinitError::UnreadableRecord.into())
+        })
         .transpose()
 }
 
@@ -309,6 +367,7 @@ pub(crate) fn retire(group: &MlsGroup, provider: &Provider, reinit: &ReInitPropo
         members,
         own_leaf: group.own_leaf_index().u32(),
         successor_creator: None,
+        successor_key: None,
     };
     write_record(provider, group_id, &record)
 }
@@ -501,6 +560,8 @@ impl Client {
             }
             let (commit, welcome, group_info) = bundle.into_messages();
             record.successor_creator = Some(record.own_leaf);
+            // Its own tie-break value, as the others read it from the Welcome (the sender's leaf).
+            record.successor_key = Some(public_key.to_vec());
             write_record(&client.provider, old_group_id, &record)?;
             let view = SuccessorCreatedView {
                 group_id: ByteBuf::from(record.new_group_id.clone()),
@@ -519,7 +580,8 @@ impl Client {
     /// version, ciphersuite and extensions, the reinit PSK of the old
     /// group's last epoch, and members who were all members of the old
     /// group. If this member is already in a successor, the Welcome wins
-    /// only if its creator's old leaf index is lower (docs/PROTOCOL.md);
+    /// only if its creator's old leaf index is lower, or equal with a lower
+    /// signature key in the successor (docs/PROTOCOL.md §1.6 item 5);
     /// otherwise it is refused with `REINIT_SUPERSEDED`.
     /// Returns `{ groupId, creatorLeaf, replaced }`.
     #[wasm_bindgen(js_name = joinReInitSuccessor, unchecked_return_type = "SuccessorJoined")]
@@ -600,12 +662,14 @@ impl Client {
                 .find(|(_, m)| *m == sender_id)
                 .map(|(leaf, _)| *leaf)
                 .ok_or(ReinitError::Mismatch("the successor's creator was not in the old group"))?;
+            // The GroupInfo signer's key, verified with it: the tie-break.
+            let creator_key = sender.signature_key().as_slice().to_vec();
             let replaced = match record.successor_creator {
-                Some(current) if holds && creator_leaf >= current => {
-                    return Err(ReinitError::Superseded { winner: current, loser: creator_leaf }.into())
+                Some(current) if holds => {
+                    ensure_wins(creator_leaf, &creator_key, current, record.successor_key.as_deref())?;
+                    true
                 }
-                Some(_) => holds,
-                None => false,
+                _ => false,
             };
             if replaced {
                 // The losing successor (and this member's pending commit in
@@ -614,6 +678,7 @@ impl Client {
             }
             let group = staged.into_group(&client.provider).map_err(|e| CoreError::from_mls("joining the successor", e))?;
             record.successor_creator = Some(creator_leaf);
+            record.successor_key = Some(creator_key);
             write_record(&client.provider, old_group_id, &record)?;
             client.groups.insert(record.new_group_id.clone(), group);
             to_js(&SuccessorJoinedView { group_id: ByteBuf::from(record.new_group_id.clone()), creator_leaf, replaced })
@@ -714,5 +779,105 @@ mod tests {
         let listed = RequiredCapabilitiesExtension::new(&[ExtensionType::ExternalSenders], &[], &[]);
         let fine = ReInitProposal::new(GroupId::from_slice(b"next"), ProtocolVersion::Mls10, cs, Extensions::single(Extension::RequiredCapabilities(listed)).unwrap());
         assert!(check_reinit(pg, &fine).is_ok());
+    }
+
+    /// The successor a member ends in after reading `welcomes` (creator
+    /// old leaf, creator key) in that order, as `joinReInitSuccessor`
+    /// decides, with the codes of the refused ones.
+    fn race(welcomes: &[(u32, &[u8])]) -> ((u32, Vec<u8>), Vec<&'static str>) {
+        let mut current: Option<(u32, Vec<u8>)> = None;
+        let mut refused = Vec::new();
+        for &(leaf, key) in welcomes {
+            match &current {
+                Some((l, k)) => match ensure_wins(leaf, key, *l, Some(k)) {
+                    Ok(()) => current = Some((leaf, key.to_vec())),
+                    Err(e) => refused.push(CoreError::from(e).code.as_str()),
+                },
+                None => current = Some((leaf, key.to_vec())),
+            }
+        }
+        (current.unwrap_or_default(), refused)
+    }
+
+    /// PROTOCOL §1.6 item 5: the lower creator leaf wins; on an equal leaf
+    /// (two clients of one identity) the lower signature key; every
+    /// delivery order ends in the same successor, the others refused
+    /// `REINIT_SUPERSEDED`.
+    #[test]
+    fn racing_successors_end_in_one_whatever_the_order() {
+        let (low, high) = (&[1u8, 0xff][..], &[2u8, 0][..]);
+        for (a, b, winner) in [
+            ((0, high), (0, low), (0, low)),   // equal leaf: lower key
+            ((1, low), (0, high), (0, high)),  // lower leaf, whatever its key
+            ((2, low), (1, high), (1, high)),
+        ] {
+            let (first, r1) = race(&[a, b]);
+            let (second, r2) = race(&[b, a]);
+            assert_eq!(first, (winner.0, winner.1.to_vec()));
+            assert_eq!(second, first);
+            assert_eq!((r1.len() + r2.len(), r1.iter().chain(&r2).all(|c| *c == "REINIT_SUPERSEDED")), (1, true));
+        }
+        // The same pair again (a duplicate Welcome) does not win.
+        assert_eq!(race(&[(0, low), (0, low)]).1, vec!["REINIT_SUPERSEDED"]);
+        let equal = ensure_wins(0, high, 0, Some(low)).err().map(|e| e.to_string());
+        assert_eq!(equal.as_deref(), Some("already in the successor created by old leaf 0 with a lower signature key, which wins over this one of the same leaf"));
+        // A record of the previous release has no key: it ranks lowest, so
+        // an equal-leaf Welcome is refused as that release did; a lower leaf still wins.
+        assert!(ensure_wins(0, low, 0, None).is_err());
+        assert!(ensure_wins(0, &[], 0, None).is_err());
+        assert!(ensure_wins(0, high, 1, None).is_ok());
+    }
+
+    /// A ReInit record written by the previous release (no `successor_key`)
+    /// loads, its successor kept and its key unknown; a current record
+    /// round-trips, and the previous release's layout still reads it.
+    #[test]
+    fn a_reinit_record_of_the_previous_release_loads() {
+        // The previous release's `ReInitRecord`, field for field.
+        #[derive(Serialize)]
+        struct Previous {
+            new_group_id: Vec<u8>,
+            version: u16,
+            ciphersuite: u16,
+            extensions: Vec<u8>,
+            epoch: u64,
+            members: Vec<(u32, Vec<u8>)>,
+            own_leaf: u32,
+            successor_creator: Option<u32>,
+        }
+        let provider = Provider::default();
+        let old: &[u8] = b"old";
+        for successor_creator in [None, Some(3)] {
+            let previous = Previous {
+                new_group_id: b"next".to_vec(),
+                version: 1,
+                ciphersuite: 1,
+                extensions: vec![0],
+                epoch: 7,
+                members: vec![(0, b"ann".to_vec()), (3, b"bo".to_vec())],
+                own_leaf: 0,
+                successor_creator,
+            };
+            let bytes = crate::storage::encode(&previous).unwrap();
+            // Pinned: format 2, then postcard of the fields in order.
+            let mut pinned = vec![2, 4, b'n', b'e', b'x', b't', 1, 1, 1, 0, 7, 2, 0, 3, b'a', b'n', b'n', 3, 2, b'b', b'o', 0];
+            pinned.extend(successor_creator.map_or(vec![0], |c| vec![1, c as u8]));
+            assert_eq!(bytes, pinned);
+            provider.storage().write_reinit_record(old, bytes).unwrap();
+            let loaded = load_record(&provider, old).unwrap().unwrap();
+            assert_eq!((loaded.new_group_id.as_slice(), loaded.epoch, loaded.members.len()), (&b"next"[..], 7, 2));
+            assert_eq!((loaded.successor_creator, loaded.successor_key), (successor_creator, None));
+        }
+        let mut record = load_record(&provider, old).unwrap().unwrap();
+        record.successor_key = Some(vec![9; 32]);
+        write_record(&provider, old, &record).unwrap();
+        let loaded = load_record(&provider, old).unwrap().unwrap();
+        assert_eq!((loaded.successor_creator, loaded.successor_key), (Some(3), Some(vec![9; 32])));
+        let bytes = provider.storage().reinit_record(old).unwrap();
+        let read_back: ReInitRecordV1 = crate::storage::decode(&bytes).unwrap();
+        assert_eq!(read_back.successor_creator, Some(3));
+        // Anything else is still unreadable.
+        provider.storage().write_reinit_record(old, vec![2, 1]).unwrap();
+        assert_eq!(load_record(&provider, old).err().map(|e| e.code.as_str()), Some("STORAGE"));
     }
 }
