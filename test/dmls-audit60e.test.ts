@@ -7,9 +7,10 @@
  * order, so each step is visible.
  */
 import { describe, expect, it } from 'vitest';
-import { toHex } from 'paired-mls';
-import { encodeDmlsMessage } from 'paired-mls/dmls';
-import { everyoneTalks, found, junkPrivateMessage, others, person, receive, refusedWith, send, universe, type Person } from './dmls-review-helpers.js';
+import { MlsError, toHex } from 'paired-mls';
+import { encodeDmlsMessage, type DmlsCredentialCheck } from 'paired-mls/dmls';
+import { AuthenticationService } from 'paired-mls/services';
+import { everyoneTalks, found, junkPrivateMessage, others, person, receive, refusedWith, send, thrown, universe, type Person } from './dmls-review-helpers.js';
 
 const enc = new TextEncoder();
 
@@ -97,5 +98,73 @@ describe('DMLS audit 60e: rejoin requests (PROTOCOL §6.8)', () => {
     expect(cat.received).toContain('ann: while cat rejoins');
     expect(cat.received).not.toContain('ann: far');
     await everyoneTalks(people, 'after the rejoin');
+  });
+});
+
+describe('DMLS audit 60e: an AS that fails with an MlsError (PROTOCOL §6.10, §6.7)', () => {
+  /**
+   * An AS client that reports its own failure as an `MlsError` whose code
+   * is one the core uses too (here `PROTOCOL`, say a gateway's bad reply).
+   * Its failure must reach the caller as any AS failure: before, the code
+   * was taken for the message's own — a message of a past epoch was dropped
+   * as a `duplicate` (its data lost) and one of the current epoch buffered.
+   */
+  async function withFailingAs(): Promise<{ people: Person[]; down: { on: boolean }; as: AuthenticationService }> {
+    const as = new AuthenticationService();
+    const down = { on: false };
+    const check: DmlsCredentialCheck = {
+      validate: (identity, key) => {
+        if (down.on) throw new MlsError('PROTOCOL', 'the AS gateway sent a bad reply');
+        return as.validate(identity, key);
+      },
+    };
+    const people = await Promise.all(['ann', 'ben', 'cat'].map((n) => person(n)));
+    for (const p of people) as.register({ clientId: p.name, userId: p.name, identity: p.identity.identity, signatureKey: p.identity.signaturePublicKey });
+    for (const [p, messages] of await found(people, undefined, { credentialCheck: check })) await send(messages, others(people, p));
+    return { people, down, as };
+  }
+
+  async function rotateBen(ben: Person, as: AuthenticationService): Promise<Uint8Array[]> {
+    const next = await ben.client.createIdentity('ben', 1);
+    as.register({ clientId: 'ben', userId: 'ben', identity: next.identity, signatureKey: next.signaturePublicKey });
+    const out = await ben.member!.update({ newIdentity: next });
+    ben.identity = next;
+    return out;
+  }
+
+  it('a message of a past epoch the AS is asked about: its failure reaches the caller (not dropped as a duplicate), and the message delivered again is read', async () => {
+    const { people, down, as } = await withFailingAs();
+    const [ann, ben, cat] = people as [Person, Person, Person];
+    // ben's line, then his rotation: ann gets the rotation first, so the line is of a past epoch signed with a key rotated since.
+    const line = await ben.member!.protect(enc.encode('before the rotation'));
+    await send(line, [cat]);
+    await send(await rotateBen(ben, as), [ann, cat]);
+    down.on = true;
+    const err = await thrown(() => receive(ann, line.at(-1)!));
+    expect(err).toBeInstanceOf(MlsError);
+    expect({ code: (err as MlsError).code, message: (err as MlsError).message }).toEqual({ code: 'PROTOCOL', message: 'the AS gateway sent a bad reply' });
+    expect(ann.member!.bufferedCount()).toBe(0);
+    down.on = false;
+    expect((await receive(ann, line.at(-1)!)).map((e) => e.type)).toEqual(['data']);
+    expect(ann.received).toContain('ben: before the rotation');
+    await everyoneTalks(people, 'after the outage');
+  });
+
+  it('an owner\'s UpdatePath to a new key the AS is asked about: its failure reaches the caller (not buffered), and the commit delivered again is taken', async () => {
+    const { people, down, as } = await withFailingAs();
+    const [ann, ben, cat] = people as [Person, Person, Person];
+    const [commit, ...proposals] = await rotateBen(ben, as);
+    await send([commit!, ...proposals], [cat]);
+    const epoch = ann.client.group(ben.member!.sendGroup.id).epoch;
+    down.on = true;
+    const err = await thrown(() => receive(ann, commit!));
+    expect(err).toBeInstanceOf(MlsError);
+    expect((err as MlsError).code).toBe('PROTOCOL');
+    expect(ann.member!.bufferedCount()).toBe(0);
+    expect(ann.client.group(ben.member!.sendGroup.id).epoch).toBe(epoch);
+    down.on = false;
+    expect((await receive(ann, commit!)).map((e) => e.type)).toEqual(['commit']);
+    await send(proposals, [ann]);
+    await everyoneTalks(people, 'after the outage');
   });
 });
