@@ -168,3 +168,18 @@ describe('DMLS audit 60e: an AS that fails with an MlsError (PROTOCOL §6.10, §
     await everyoneTalks(people, 'after the outage');
   });
 });
+
+describe('DMLS audit 60e: after the offline procedure (PROTOCOL §6.7, §6.8)', () => {
+  it('a forgotten member\'s send group is not followed, so junk under unknown ids is buffered again (one shared budget), not dropped; the others go on', async () => {
+    const people = await universe(['ann', 'ben', 'cat'], undefined, { maxBuffered: 3 });
+    const [ann, ben, cat] = people as [Person, Person, Person];
+    expect(await flood(ann, [junkPrivateMessage(undefined, 1)])).toEqual([['unknown-group']]);
+    // cat stays offline: ann and ben remove her and forget her send group.
+    for (const p of [ann, ben]) await send(await p.member!.removeMember(enc.encode('cat')), others([ann, ben], p));
+    for (const p of [ann, ben]) await p.member!.forget(cat.member!.sendGroup.id);
+    const junk = await flood(ann, Array.from({ length: 4 }, () => junkPrivateMessage(undefined, 1)));
+    expect(junk).toEqual([['buffered'], ['buffered'], ['buffered'], ['buffered', 'buffer-full']]);
+    expect(ann.member!.bufferedCount()).toBe(3);
+    await everyoneTalks([ann, ben], 'without cat');
+  });
+});
