@@ -183,3 +183,27 @@ describe('DMLS audit 60e: after the offline procedure (PROTOCOL §6.7, §6.8)', 
     await everyoneTalks([ann, ben], 'without cat');
   });
 });
+
+describe('DMLS audit 60e: UPDATE with a new credential (PROTOCOL §6.6)', () => {
+  it('a new credential under another identity is refused (identity), one of another ciphersuite (universe); nothing is sent or rotated, and the member then rotates and talks', async () => {
+    const people = await universe(['ann', 'ben', 'cat']);
+    const [ann, ben] = people as [Person, Person, Person];
+    const benGroup = ben.member!.sendGroup;
+    const epoch = benGroup.epoch;
+    const key = toHex(ben.identity.signaturePublicKey);
+    const asAnn = await ben.client.createIdentity('ann', 1);
+    const err = await refusedWith(() => ben.member!.update({ newIdentity: asAnn }), 'identity');
+    expect(err.message).toBe('a new credential must keep the identity (identity)');
+    const suite3 = await ben.client.createIdentity('ben', 3);
+    const err3 = await refusedWith(() => ben.member!.update({ newIdentity: suite3 }), 'universe');
+    expect(err3.message).toBe('a new credential must keep the ciphersuite (universe)');
+    expect(benGroup.epoch).toBe(epoch);
+    expect(toHex(ben.member!.identity.signaturePublicKey)).toBe(key);
+    expect(ann.client.group(benGroup.id).members().find((m) => m.leafIndex === 0)!.credential.identity).toEqual(enc.encode('ben'));
+    const next = await ben.client.createIdentity('ben', 1);
+    await send(await ben.member!.update({ newIdentity: next }), others(people, ben));
+    ben.identity = next;
+    expect(toHex(ann.client.group(benGroup.id).members().find((m) => m.leafIndex === 0)!.signatureKey)).toBe(toHex(next.signaturePublicKey));
+    await everyoneTalks(people, 'after the rotation');
+  });
+});
