@@ -40,7 +40,9 @@ export async function handleMessage(member: MemberSession, message: Uint8Array):
   try {
     return { retry: false, events: await member.atomically(() => processInSendGroup(member, group, message)) };
   } catch (err) {
-    if (err instanceof DmlsError) throw err;
+    // The credential check's own failure (the AS unreachable) reaches the caller whatever its type (§6.10): an MlsError
+    // it threw was taken for the message's own by its code (PROTOCOL: buffered; of a past epoch: dropped, its data lost).
+    if (err instanceof DmlsError || isCheckFailure(err)) throw err;
     if (!(err instanceof MlsError)) throw err;
     if (err.code === 'NOT_A_MEMBER') return { retry: false, events: [{ type: 'dropped', reason: 'not-for-us' }] };
     if (err.code === 'MESSAGE_REPLAYED' || err.code === 'MESSAGE_TOO_OLD' || (header.epoch < BigInt(group.epoch) && RETRY_CODES.has(err.code))) {
