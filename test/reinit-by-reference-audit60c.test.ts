@@ -161,7 +161,8 @@ describe('the successor race when two old members share an identity (PROTOCOL §
     const byAnn2 = await ann2.client.createReInitSuccessor(old.get(ann2)!, ann2Key, [await kp(bo), await kp(cy)]);
     await byAnn1.group.mergePendingCommit();
     await byAnn2.group.mergePendingCommit();
-    expect([byAnn1.creatorLeaf, byAnn2.creatorLeaf]).toEqual([0, 1]);
+    // Both creators report the leaf every member counts: ann's lowest (review60b).
+    expect([byAnn1.creatorLeaf, byAnn2.creatorLeaf]).toEqual([0, 0]);
     // Both Welcomes count creator leaf 0 (ann's lowest): the lower key wins.
     const lower = (a: Uint8Array, b: Uint8Array) => {
       for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i]! < b[i]!;

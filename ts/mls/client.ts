@@ -772,7 +772,9 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
    * (members of the old group, for the new ciphersuite) and injects the
    * reinit PSK. `identity` is this member's identity for the new
    * ciphersuite. Send `welcome` to the others and `commit` to the Delivery
-   * Service, then `group.mergePendingCommit()`.
+   * Service, then `group.mergePendingCommit()`. `creatorLeaf` is the old
+   * leaf the successor ranks by, as every member counts it: the lowest
+   * old leaf with this member's identity (docs/PROTOCOL.md §1.6 item 5).
    */
   async createReInitSuccessor(
     oldGroup: Group,

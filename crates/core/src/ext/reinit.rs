@@ -123,7 +123,8 @@ struct ReInitRecord {
 }
 
 /// The record as the previous release wrote it (no `successor_key`).
-#[derive(Deserialize)]
+/// Serialize too: only its exact bytes read as it (`load_record`).
+#[derive(Serialize, Deserialize)]
 struct ReInitRecordV1 {
     new_group_id: Vec<u8>,
     version: u16,
@@ -246,6 +247,13 @@ fn identity_of(c: &Credential) -> Vec<u8> {
     crate::inspect::identity_of(c)
 }
 
+/// The old leaf a successor's creator ranks by (PROTOCOL §1.6 item 5):
+/// the lowest old leaf with its identity, the same for the creator and for
+/// every member reading its Welcome.
+fn creator_leaf_of(record: &ReInitRecord, identity: &[u8]) -> Option<u32> {
+    record.members.iter().filter(|(_, m)| m.as_slice() == identity).map(|(leaf, _)| *leaf).min()
+}
+
 fn load_record(provider: &Provider, group_id: &[u8]) -> CoreResult<Option<ReInitRecord>> {
     provider
         .storage()
@@ -253,8 +261,19 @@ fn load_record(provider: &Provider, group_id: &[u8]) -> CoreResult<Option<ReInit
         .map(|bytes| {
             // The previous release's bytes end before `successor_key`, so
             // they never read as the current layout (postcard: unexpected end).
+            // Read as that release's only if they are exactly what it wrote:
+            // postcard ignores trailing bytes, so a current record whose key
+            // does not decode (a bad Option tag, a cut key) read as the
+            // previous release's, its key dropped (ranked lowest), instead
+            // of unreadable (review60b).
             crate::storage::decode::<ReInitRecord>(&bytes)
-                .or_else(|_| crate::storage::decode::<ReInitRecordV1>(&bytes).map(ReInitRecord::from))
+                .or_else(|_| {
+                    let v1 = crate::storage::decode::<ReInitRecordV1>(&bytes)?;
+                    match crate::storage::encode(&v1) {
+                        Ok(exact) if exact == bytes => Ok(ReInitRecord::from(v1)),
+                        _ => Err(crate::storage::StorageError::Deserialize),
+                    }
+                })
                 .map_err(|_| ReinitError::UnreadableRecord.into())
         })
         .transpose()
@@ -559,7 +578,12 @@ impl Client {
                     .map_err(|e| CoreError::from_mls("confirming commit secret", e))?;
             }
             let (commit, welcome, group_info) = bundle.into_messages();
-            record.successor_creator = Some(record.own_leaf);
+            // Ranked as every other member ranks it from the Welcome: the
+            // lowest old leaf with this identity, not this member's own leaf
+            // (a second client of one identity recorded its higher leaf, so it
+            // left its own, winning successor for a lower leaf's that every
+            // other member refuses: review60b).
+            record.successor_creator = Some(creator_leaf_of(&record, identity).unwrap_or(record.own_leaf));
             // Its own tie-break value, as the others read it from the Welcome (the sender's leaf).
             record.successor_key = Some(public_key.to_vec());
             write_record(&client.provider, old_group_id, &record)?;
@@ -568,7 +592,7 @@ impl Client {
                 commit: ByteBuf::from(serialize("commit", &commit)?),
                 welcome: welcome.map(|w| serialize("welcome", &w)).transpose()?.map(ByteBuf::from),
                 group_info: group_info.map(|g| serialize("group info", &g)).transpose()?.map(ByteBuf::from),
-                creator_leaf: record.own_leaf,
+                creator_leaf: record.successor_creator.unwrap_or(record.own_leaf),
             };
             client.groups.insert(record.new_group_id.clone(), group);
             to_js(&view)
@@ -656,11 +680,7 @@ impl Client {
             }
             let sender = staged.welcome_sender().map_err(|e| CoreError::from_mls("welcome sender", e))?;
             let sender_id = identity_of(sender.credential());
-            let creator_leaf = record
-                .members
-                .iter()
-                .find(|(_, m)| *m == sender_id)
-                .map(|(leaf, _)| *leaf)
+            let creator_leaf = creator_leaf_of(&record, &sender_id)
                 .ok_or(ReinitError::Mismatch("the successor's creator was not in the old group"))?;
             // The GroupInfo signer's key, verified with it: the tie-break.
             let creator_key = sender.signature_key().as_slice().to_vec();
@@ -879,5 +899,88 @@ mod tests {
         // Anything else is still unreadable.
         provider.storage().write_reinit_record(old, vec![2, 1]).unwrap();
         assert_eq!(load_record(&provider, old).err().map(|e| e.code.as_str()), Some("STORAGE"));
+    }
+
+    /// Review 60b: a current record whose `successor_key` does not decode
+    /// (a bad Option tag, a key cut short) and the previous release's bytes
+    /// with anything after them are unreadable (STORAGE), not read as the
+    /// previous release's record with its key dropped.
+    #[test]
+    fn a_record_that_is_neither_layout_is_unreadable() {
+        let provider = Provider::default();
+        let old: &[u8] = b"old";
+        let record = ReInitRecord {
+            new_group_id: b"next".to_vec(),
+            version: 1,
+            ciphersuite: 1,
+            extensions: vec![0],
+            epoch: 7,
+            members: vec![(0, b"ann".to_vec()), (3, b"bo".to_vec())],
+            own_leaf: 0,
+            successor_creator: Some(0),
+            successor_key: Some(vec![9; 32]),
+        };
+        let good = crate::storage::encode(&record).unwrap();
+        // The key's Option tag is the 33rd byte from the end (tag, length 32, key).
+        let tag = good.len() - 34;
+        assert_eq!(&good[tag..tag + 2], &[1, 32]);
+        let mut bad_tag = good.clone();
+        bad_tag[tag] = 2;
+        let cut = good[..good.len() - 1].to_vec();
+        let mut v1_trailing = good[..tag].to_vec();
+        v1_trailing.push(0xff);
+        for bytes in [bad_tag, cut, v1_trailing] {
+            provider.storage().write_reinit_record(old, bytes).unwrap();
+            assert_eq!(load_record(&provider, old).err().map(|e| e.code.as_str()), Some("STORAGE"));
+        }
+        // The previous release's exact bytes and the current ones still load.
+        provider.storage().write_reinit_record(old, good[..tag].to_vec()).unwrap();
+        let loaded = load_record(&provider, old).unwrap().unwrap();
+        assert_eq!((loaded.successor_creator, loaded.successor_key), (Some(0), None));
+        provider.storage().write_reinit_record(old, good).unwrap();
+        assert_eq!(load_record(&provider, old).unwrap().unwrap().successor_key, Some(vec![9; 32]));
+    }
+
+    /// Review 60b: three or four successors (equal and different leaves,
+    /// a previous-release record's unknown key among them) end in the same
+    /// one in every delivery order, the least (leaf, key), every other
+    /// refused REINIT_SUPERSEDED; nothing panics on empty or long keys.
+    #[test]
+    fn every_delivery_order_of_several_successors_ends_in_the_least() {
+        fn permutations(items: &[(u32, &'static [u8])]) -> Vec<Vec<(u32, &'static [u8])>> {
+            if items.len() <= 1 {
+                return vec![items.to_vec()];
+            }
+            let mut out = Vec::new();
+            for i in 0..items.len() {
+                let mut rest = items.to_vec();
+                let first = rest.remove(i);
+                for mut p in permutations(&rest) {
+                    p.insert(0, first);
+                    out.push(p);
+                }
+            }
+            out
+        }
+        let long: &'static [u8] = &[0u8; 4096];
+        for set in [
+            vec![(0, &[3u8][..]), (0, &[1u8, 9][..]), (0, &[1u8][..])],
+            vec![(2, &[0u8][..]), (0, &[7u8][..]), (0, &[5u8, 5][..]), (1, &[][..])],
+            vec![(0, long), (0, &[0u8, 0][..]), (4, &[][..])],
+        ] {
+            let least = set.iter().min().map(|(l, k)| (*l, k.to_vec())).unwrap();
+            for order in permutations(&set) {
+                let (winner, refused) = race(&order);
+                assert_eq!(winner, least, "order {order:?}");
+                assert!(refused.len() < set.len());
+                assert!(refused.iter().all(|c| *c == "REINIT_SUPERSEDED"));
+            }
+        }
+        // A record of the previous release (key unknown) keeps its successor
+        // against every equal-leaf Welcome, whatever its key, and gives way to a lower leaf.
+        for key in [&[][..], &[0u8][..], long] {
+            assert_eq!(ensure_wins(3, key, 3, None).err().map(|e| CoreError::from(e).code.as_str()), Some("REINIT_SUPERSEDED"));
+            assert!(ensure_wins(2, key, 3, None).is_ok());
+        }
     }
 }
