@@ -19,12 +19,6 @@ describe('a new IndexedDB database with a generated key left in its meta', () =>
     const result = await p.evaluate(async () => {
       const { lib, checks, idb } = (window as any).modules;
       const label = (err: any) => `${checks.errorLabel(err)} ${err.message}`;
-      const metaKeys = async (name: string) => {
-        const db = await idb.openRaw(name);
-        const { keys } = await idb.readStore(db, 'meta');
-        db.close();
-        return (keys as string[]).join();
-      };
       const out: Record<string, unknown> = {};
       for (const [name, options] of [
         ['audit60-left-key-app', { key: crypto.getRandomValues(new Uint8Array(32)) }],
@@ -46,11 +40,11 @@ describe('a new IndexedDB database with a generated key left in its meta', () =>
         // The next open with the same options.
         storage = await lib.IndexedDbStorageAdapter.open(name, { ...options, compactWhenIdleMs: 0 }).catch(label);
         if (typeof storage === 'string') {
-          out[name] = [storage, await metaKeys(name)];
+          out[name] = [storage, await idb.metaKeys(name)];
           continue;
         }
         client = await lib.MlsClient.open({ storage });
-        out[name] = [client.identities().length, await metaKeys(name)];
+        out[name] = [client.identities().length, await idb.metaKeys(name)];
         // And a generated key (no app key) is still refused for it.
         client.free();
         storage.close();

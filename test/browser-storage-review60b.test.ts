@@ -75,12 +75,6 @@ describe('the left-key delete of a new IndexedDB database (review60b)', () => {
     const result = await p.evaluate(async () => {
       const { lib, checks, idb } = (window as any).modules;
       const label = (err: any) => `${checks.errorLabel(err)} ${err.message}`;
-      const metaKeys = async (name: string) => {
-        const db = await idb.openRaw(name);
-        const { keys } = await idb.readStore(db, 'meta');
-        db.close();
-        return (keys as string[]).join();
-      };
       const name = 'review60b-sealed';
       let storage = await lib.IndexedDbStorageAdapter.open(name, { compactWhenIdleMs: 0 });
       let client = await lib.MlsClient.open({ storage });
@@ -96,7 +90,7 @@ describe('the left-key delete of a new IndexedDB database (review60b)', () => {
       for (const options of [{ key: crypto.getRandomValues(new Uint8Array(32)) }, { encryption: false }]) {
         out.push(await lib.IndexedDbStorageAdapter.open(name, { ...options, compactWhenIdleMs: 0 }).then((s: any) => (s.close(), 'opened'), label));
       }
-      out.push(await metaKeys(name));
+      out.push(await idb.metaKeys(name));
       storage = await lib.IndexedDbStorageAdapter.open(name, { compactWhenIdleMs: 0 });
       client = await lib.MlsClient.open({ storage });
       out.push(client.identities().length);

@@ -110,6 +110,14 @@ export async function counts(name) {
   return out;
 }
 
+/** The names of the rows in `name`'s meta store, comma-separated (which of format, encryption, key, key-check are there). */
+export async function metaKeys(name) {
+  const db = await openRaw(name);
+  const { keys } = await readStore(db, 'meta');
+  db.close();
+  return keys.join();
+}
+
 /**
  * A copy of the database `from` as the previous version laid it out
  * (format 2: schema version 1, `entries` and `meta` only). `from`'s log
