@@ -105,4 +105,25 @@ describe('the left-key delete of a new IndexedDB database (review60b)', () => {
       1,
     ]);
   });
+
+  it('a key of 31 bytes (or a CryptoKey of another algorithm) is INVALID_ARGUMENT before any database is made (it was refused once the database was open, which was left without meta)', async () => {
+    const p = await page();
+    const result = await p.evaluate(async () => {
+      const { lib, checks } = (window as any).modules;
+      const label = (err: any) => `${checks.errorLabel(err)} ${err.message}`;
+      const hmac = await crypto.subtle.generateKey({ name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+      const out: string[] = [];
+      for (const [name, key] of [['review60b-short-key', new Uint8Array(31)], ['review60b-hmac-key', hmac]] as const) {
+        out.push(await lib.IndexedDbStorageAdapter.open(name, { key }).then((s: any) => (s.close(), 'opened'), label));
+        out.push((await indexedDB.databases()).some((d) => d.name === name) ? 'made' : 'none');
+      }
+      return out;
+    });
+    expect(result).toEqual([
+      'MlsError:INVALID_ARGUMENT a storage key must be 32 bytes',
+      'none',
+      'MlsError:INVALID_ARGUMENT a storage CryptoKey must be an AES-GCM key usable to encrypt and decrypt',
+      'none',
+    ]);
+  });
 });

@@ -48,6 +48,23 @@ function aadFor(key: Uint8Array): Buf {
   return aad;
 }
 
+/**
+ * Refuse (`INVALID_ARGUMENT`) a storage key that is neither 32 bytes nor an
+ * AES-GCM CryptoKey usable to encrypt and decrypt. Synchronous, so that an
+ * adapter refuses it before it opens anything: checked with the meta, a
+ * 31-byte key left a new SQLite file (an IndexedDB database) without meta.
+ */
+export function checkStorageKey(key: StorageKey): void {
+  if (key instanceof Uint8Array) {
+    if (key.length !== 32) throw new MlsError('INVALID_ARGUMENT', 'a storage key must be 32 bytes');
+    return;
+  }
+  const algorithm = (key as CryptoKey | undefined)?.algorithm as AesKeyAlgorithm | undefined;
+  if (algorithm?.name !== 'AES-GCM' || !key.usages.includes('encrypt') || !key.usages.includes('decrypt')) {
+    throw new MlsError('INVALID_ARGUMENT', 'a storage CryptoKey must be an AES-GCM key usable to encrypt and decrypt');
+  }
+}
+
 /** Seals and opens stored values under one AES-256-GCM key. */
 export class StorageCipher {
   readonly #key: CryptoKey;
@@ -58,14 +75,10 @@ export class StorageCipher {
 
   /** A cipher over `key` (32 raw bytes are imported as a non-extractable key; the caller may then wipe them). */
   static async create(key: StorageKey): Promise<StorageCipher> {
+    checkStorageKey(key);
     if (key instanceof Uint8Array) {
-      if (key.length !== 32) throw new MlsError('INVALID_ARGUMENT', 'a storage key must be 32 bytes');
       const imported = await subtle().importKey('raw', key.slice() as Buf, { name: 'AES-GCM' }, false, ['encrypt', 'decrypt']);
       return new StorageCipher(imported);
-    }
-    const algorithm = (key as CryptoKey | undefined)?.algorithm as AesKeyAlgorithm | undefined;
-    if (algorithm?.name !== 'AES-GCM' || !key.usages.includes('encrypt') || !key.usages.includes('decrypt')) {
-      throw new MlsError('INVALID_ARGUMENT', 'a storage CryptoKey must be an AES-GCM key usable to encrypt and decrypt');
     }
     return new StorageCipher(key);
   }

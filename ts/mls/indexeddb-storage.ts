@@ -23,7 +23,7 @@
 import { MlsError } from './errors.js';
 import { fromHex, isToHex, toHex } from './bytes.js';
 import { ownOptions } from './convert.js';
-import { SEALED, StorageCipher, checkProtection, refuseOtherProtection, refuseTampered, type StorageKey } from './encrypted-storage.js';
+import { SEALED, StorageCipher, checkProtection, checkStorageKey, refuseOtherProtection, refuseTampered, type StorageKey } from './encrypted-storage.js';
 import { decodeBatch, encodeBatch, type StorageAdapter, type StorageBatch, type StorageEntry, type VerifiedEntries } from './storage.js';
 
 const STORE = 'entries';
@@ -150,6 +150,7 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
     if (options.encryption !== undefined && typeof options.encryption !== 'boolean') throw new MlsError('INVALID_ARGUMENT', 'encryption must be true or false');
     const encrypt = options.encryption !== false;
     if (!encrypt && options.key) throw new MlsError('INVALID_ARGUMENT', 'a storage key was given with encryption: false');
+    if (options.key) checkStorageKey(options.key);
     const idleMs = options.compactWhenIdleMs ?? COMPACT_WHEN_IDLE_MS;
     if (typeof idleMs !== 'number' || !Number.isFinite(idleMs) || idleMs < 0 || idleMs > 2 ** 31 - 1) {
       throw new MlsError('INVALID_ARGUMENT', 'compactWhenIdleMs must be a number of ms from 0 to 2^31 - 1');
