@@ -51,10 +51,11 @@ function aadFor(key: Uint8Array): Buf {
 /**
  * Refuse (`INVALID_ARGUMENT`) a storage key that is neither 32 bytes nor an
  * AES-GCM CryptoKey usable to encrypt and decrypt. Synchronous, so that an
- * adapter refuses it before it opens anything: checked with the meta, a
- * 31-byte key left a new SQLite file (an IndexedDB database) without meta.
+ * adapter refuses it before it opens anything (`encryptionOf`): checked with
+ * the meta, a 31-byte key left a new SQLite file (an IndexedDB database)
+ * without meta.
  */
-export function checkStorageKey(key: StorageKey): void {
+function checkStorageKey(key: StorageKey): void {
   if (key instanceof Uint8Array) {
     if (key.length !== 32) throw new MlsError('INVALID_ARGUMENT', 'a storage key must be 32 bytes');
     return;
@@ -63,6 +64,22 @@ export function checkStorageKey(key: StorageKey): void {
   if (algorithm?.name !== 'AES-GCM' || !key.usages.includes('encrypt') || !key.usages.includes('decrypt')) {
     throw new MlsError('INVALID_ARGUMENT', 'a storage CryptoKey must be an AES-GCM key usable to encrypt and decrypt');
   }
+}
+
+/**
+ * Whether a durable adapter's own options (`ownOptions`) ask for encryption
+ * at rest: only an explicit `encryption: false` does not. Refused
+ * (`INVALID_ARGUMENT`), before the adapter opens anything: an `encryption`
+ * other than true or false (a 0 or '' read from configuration, which
+ * IndexedDB took for false), a key beside `encryption: false` (SQLite
+ * dropped it: every secret in the clear), and a key of the wrong shape.
+ * Shared by the IndexedDB and SQLite adapters (docs/PROTOCOL.md §2.6).
+ */
+export function encryptionOf(options: { key?: StorageKey; encryption?: unknown }): boolean {
+  if (options.encryption !== undefined && typeof options.encryption !== 'boolean') throw new MlsError('INVALID_ARGUMENT', 'encryption must be true or false');
+  if (options.encryption === false && options.key) throw new MlsError('INVALID_ARGUMENT', 'a storage key was given with encryption: false');
+  if (options.key) checkStorageKey(options.key);
+  return options.encryption !== false;
 }
 
 /** Seals and opens stored values under one AES-256-GCM key. */

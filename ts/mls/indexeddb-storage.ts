@@ -23,7 +23,7 @@
 import { MlsError } from './errors.js';
 import { fromHex, isToHex, toHex } from './bytes.js';
 import { ownOptions } from './convert.js';
-import { SEALED, StorageCipher, checkProtection, checkStorageKey, refuseOtherProtection, refuseTampered, type StorageKey } from './encrypted-storage.js';
+import { SEALED, StorageCipher, checkProtection, encryptionOf, refuseOtherProtection, refuseTampered, type StorageKey } from './encrypted-storage.js';
 import { decodeBatch, encodeBatch, type StorageAdapter, type StorageBatch, type StorageEntry, type VerifiedEntries } from './storage.js';
 
 const STORE = 'entries';
@@ -147,10 +147,7 @@ export class IndexedDbStorageAdapter implements StorageAdapter {
     // `encryption` (a polluted Object.prototype) must not weaken the defaults.
     const options = ownOptions(given, ['key', 'encryption', 'compactWhenIdleMs', 'durability']);
     // Only an explicit `false` stores in the clear: a 0 or '' (a value read from configuration) is refused, not taken as false.
-    if (options.encryption !== undefined && typeof options.encryption !== 'boolean') throw new MlsError('INVALID_ARGUMENT', 'encryption must be true or false');
-    const encrypt = options.encryption !== false;
-    if (!encrypt && options.key) throw new MlsError('INVALID_ARGUMENT', 'a storage key was given with encryption: false');
-    if (options.key) checkStorageKey(options.key);
+    const encrypt = encryptionOf(options);
     const idleMs = options.compactWhenIdleMs ?? COMPACT_WHEN_IDLE_MS;
     if (typeof idleMs !== 'number' || !Number.isFinite(idleMs) || idleMs < 0 || idleMs > 2 ** 31 - 1) {
       throw new MlsError('INVALID_ARGUMENT', 'compactWhenIdleMs must be a number of ms from 0 to 2^31 - 1');

@@ -13,7 +13,7 @@ import type Database from 'better-sqlite3';
 import { MlsError } from '../mls/errors.js';
 import { fromHex, isToHex, toHex } from '../mls/bytes.js';
 import { ownOptions } from '../mls/convert.js';
-import { SEALED, StorageCipher, checkProtection, checkStorageKey, refuseOtherProtection, refuseTampered, type StorageKey } from '../mls/encrypted-storage.js';
+import { SEALED, StorageCipher, checkProtection, encryptionOf, refuseOtherProtection, refuseTampered, type StorageKey } from '../mls/encrypted-storage.js';
 import { type StorageAdapter, type StorageBatch, type StorageEntry, type VerifiedEntries } from '../mls/storage.js';
 import { peerDependency } from './peer-dependency.js';
 import { walMode } from './sqlite-wal.js';
@@ -120,12 +120,8 @@ export class SqliteStorageAdapter implements StorageAdapter {
     // Own properties only: an inherited `encryption: false` (a polluted
     // Object.prototype) would store every secret in the clear.
     const options = ownOptions(given as { key?: StorageKey; encryption?: boolean }, ['key', 'encryption']);
-    if (options.encryption !== undefined && typeof options.encryption !== 'boolean') throw new MlsError('INVALID_ARGUMENT', 'encryption must be true or false');
-    const encrypt = options.encryption !== false;
-    // A key with `encryption: false` (a setting left over, a merged configuration) was dropped without a word: every secret in the clear.
-    if (!encrypt && options.key) throw new MlsError('INVALID_ARGUMENT', 'a storage key was given with encryption: false');
+    const encrypt = encryptionOf(options);
     if (encrypt && !options.key) throw new MlsError('INVALID_ARGUMENT', 'SqliteStorageAdapter needs { key } (32 bytes or an AES-GCM CryptoKey), or { encryption: false }');
-    if (options.key) checkStorageKey(options.key);
     const Sqlite = peerDependency<typeof Database>('better-sqlite3', 'SqliteStorageAdapter');
     // Every failure an MlsError (§3): a file that is no database, or whose schema SQLite finds malformed (a trigger
     // hidden from the schema check by editing sqlite_master), threw better-sqlite3's own SqliteError.
