@@ -853,22 +853,12 @@ mod tests {
     /// round-trips, and the previous release's layout still reads it.
     #[test]
     fn a_reinit_record_of_the_previous_release_loads() {
-        // The previous release's `ReInitRecord`, field for field.
-        #[derive(Serialize)]
-        struct Previous {
-            new_group_id: Vec<u8>,
-            version: u16,
-            ciphersuite: u16,
-            extensions: Vec<u8>,
-            epoch: u64,
-            members: Vec<(u32, Vec<u8>)>,
-            own_leaf: u32,
-            successor_creator: Option<u32>,
-        }
+        // The previous release's `ReInitRecord` is `ReInitRecordV1`; the
+        // bytes pinned below hold it to that release's layout.
         let provider = Provider::default();
         let old: &[u8] = b"old";
         for successor_creator in [None, Some(3)] {
-            let previous = Previous {
+            let previous = ReInitRecordV1 {
                 new_group_id: b"next".to_vec(),
                 version: 1,
                 ciphersuite: 1,
