@@ -18,7 +18,7 @@ describe('a new IndexedDB database with a generated key left in its meta', () =>
     const p = await page();
     const result = await p.evaluate(async () => {
       const { lib, checks, idb } = (window as any).modules;
-      const label = (err: any) => `${checks.errorLabel(err)} ${err.message}`;
+      const label = checks.refusal;
       const out: Record<string, unknown> = {};
       for (const [name, options] of [
         ['audit60-left-key-app', { key: crypto.getRandomValues(new Uint8Array(32)) }],

@@ -62,7 +62,7 @@ describe('state at rest: fourth attacker review (IndexedDB meta)', () => {
       const storage = await lib.IndexedDbStorageAdapter.open('version-review', { compactWhenIdleMs: 0 });
       storage.close();
       (await idb.openRaw('version-review', 3, (db: IDBDatabase) => db.createObjectStore('later'))).close();
-      const refused = await lib.IndexedDbStorageAdapter.open('version-review').then(() => 'opened', (err: any) => `${checks.errorLabel(err)} ${err.message}`);
+      const refused = await lib.IndexedDbStorageAdapter.open('version-review').then(() => 'opened', checks.refusal);
       const db = await idb.openRaw('version-review');
       const after = [db.version, [...db.objectStoreNames].sort().join()];
       db.close();

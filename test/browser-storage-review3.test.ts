@@ -19,7 +19,7 @@ describe('state at rest: fifth attacker review (IndexedDB)', () => {
     const p = await page();
     const result = await p.evaluate(async () => {
       const { lib, checks, idb } = (window as any).modules;
-      const label = (err: any) => `${checks.errorLabel(err)} ${err.message}`;
+      const label = checks.refusal;
       const hex = (b: ArrayBuffer) => [...new Uint8Array(b)].join();
       const dump = async (name: string) => {
         const db = await idb.openRaw(name);
@@ -109,12 +109,12 @@ describe('state at rest: fifth attacker review (IndexedDB)', () => {
       db.close();
       const where = await idb.tamperLatest('review3-unindexed', checks.groupRecordKey('Tree', g1.id));
       storage = await lib.IndexedDbStorageAdapter.open('review3-unindexed', { compactWhenIdleMs: 0 });
-      const client = await lib.MlsClient.open({ storage }).catch((err: any) => `${checks.errorLabel(err)} ${err.message}`);
+      const client = await lib.MlsClient.open({ storage }).catch(checks.refusal);
       if (typeof client === 'string') return { where, open: client };
       const listed = client.groupIds().map(lib.toHex).sort().join() === [lib.toHex(g1.id), lib.toHex(g2.id)].sort().join();
       const refused = await Promise.resolve()
         .then(() => client.group(g1.id))
-        .then(() => 'opened', (err: any) => `${checks.errorLabel(err)} ${err.message}`);
+        .then(() => 'opened', checks.refusal);
       const auth = await checks.stillWorks(client.group(g2.id), carol, 'next to it');
       await client.deleteGroup(g1.id);
       const naming = (await storage.entries()).filter(([k]: [Uint8Array]) => checks.includes(k, g1.id)).length;

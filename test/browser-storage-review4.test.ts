@@ -19,7 +19,7 @@ const { page } = chromiumPages('/test/browser/page.html', { lib: '/dist/index.js
 /** Page-side helpers: the meta and entries as the attacker sees them, and its edits. */
 const tools = () => {
   const { lib, checks, idb } = (window as any).modules;
-  const label = (err: any) => `${checks.errorLabel(err)} ${err.message}`;
+  const label = checks.refusal;
   const show = (v: unknown) => (v instanceof ArrayBuffer ? [...new Uint8Array(v)].join() : String(v));
   const dump = async (name: string) => {
     const db = await idb.openRaw(name);

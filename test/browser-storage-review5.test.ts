@@ -28,7 +28,7 @@ describe('state at rest: IndexedDB meta, seventh attacker review', () => {
         db.close();
         const opened = await lib.IndexedDbStorageAdapter.open(name, { compactWhenIdleMs: 0 }).then(
           (s: any) => (s.close(), 'opened'),
-          (err: any) => `${checks.errorLabel(err)} ${err.message}`,
+          checks.refusal,
         );
         return [opened, Object.entries(await idb.counts(name)).map(([s, n]) => `${s}:${n}`).join()];
       };
@@ -105,7 +105,7 @@ describe('state at rest: IndexedDB meta, seventh attacker review', () => {
       };
       const opened = await lib.IndexedDbStorageAdapter.open(name, { compactWhenIdleMs: 0 }).then(
         (s: any) => (s.close(), 'opened'),
-        (err: any) => `${checks.errorLabel(err)} ${err.message}`,
+        checks.refusal,
       );
       IDBDatabase.prototype.transaction = original;
       db.close();

@@ -21,7 +21,7 @@ describe('the left-key delete of a new IndexedDB database (review60b)', () => {
     const p = await page();
     const result = await p.evaluate(async () => {
       const { lib, checks, idb } = (window as any).modules;
-      const label = (err: any) => `${checks.errorLabel(err)} ${err.message}`;
+      const label = checks.refusal;
       const appKey = crypto.getRandomValues(new Uint8Array(32));
       const options: Record<string, object> = { generated: {}, app: { key: appKey }, clear: { encryption: false } };
       const refusals: Record<string, Record<string, string>> = {
@@ -74,7 +74,7 @@ describe('the left-key delete of a new IndexedDB database (review60b)', () => {
     const p = await page();
     const result = await p.evaluate(async () => {
       const { lib, checks, idb } = (window as any).modules;
-      const label = (err: any) => `${checks.errorLabel(err)} ${err.message}`;
+      const label = checks.refusal;
       const name = 'review60b-sealed';
       let storage = await lib.IndexedDbStorageAdapter.open(name, { compactWhenIdleMs: 0 });
       let client = await lib.MlsClient.open({ storage });
@@ -110,7 +110,7 @@ describe('the left-key delete of a new IndexedDB database (review60b)', () => {
     const p = await page();
     const result = await p.evaluate(async () => {
       const { lib, checks } = (window as any).modules;
-      const label = (err: any) => `${checks.errorLabel(err)} ${err.message}`;
+      const label = checks.refusal;
       const hmac = await crypto.subtle.generateKey({ name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
       const out: string[] = [];
       for (const [name, key] of [['review60b-short-key', new Uint8Array(31)], ['review60b-hmac-key', hmac]] as const) {

@@ -18,7 +18,7 @@ describe('wrapped open race review, IndexedDB: a key check deleted while the rig
     const p = await page();
     const result = await p.evaluate(async () => {
       const { lib, checks } = (window as any).modules;
-      const label = (err: any) => `${checks.errorLabel(err)} ${err.message}`;
+      const label = checks.refusal;
       const keyCheck = new TextEncoder().encode('\u0000paired-mls/key-check');
       const keys = async (s: any) => (await s.entries()).map(([k]: Uint8Array[]) => [...k!].join('.')).sort();
       const key = (fill: number) => new Uint8Array(32).fill(fill);

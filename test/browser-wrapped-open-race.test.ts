@@ -19,7 +19,7 @@ describe('state at rest: two wrapped opens of one new IndexedDB database at once
     const p = await page();
     const result = await p.evaluate(async () => {
       const { lib, checks } = (window as any).modules;
-      const label = (err: any) => `${checks.errorLabel(err)} ${err.message}`;
+      const label = checks.refusal;
       const hex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
       const key = (fill: number) => new Uint8Array(32).fill(fill);
       const out: Record<string, unknown> = {};

@@ -153,6 +153,11 @@ export function errorLabel(err) {
   return `${err?.constructor?.name}:${err?.code}`;
 }
 
+/** A refusal with its message, e.g. `MlsError:STORAGE_KEY this database keeps its own generated key; …`. */
+export function refusal(err) {
+  return `${errorLabel(err)} ${err.message}`;
+}
+
 /**
  * Runs `run` with `target[name]` set to `replace(original)` (`original`:
  * what `target[name]` read before), then puts back what was there: the
