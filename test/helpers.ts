@@ -29,6 +29,20 @@ export async function deliverCommit(commit: Uint8Array, members: Member[]): Prom
   }
 }
 
+/** A group of `names` created by the first, who commits a ReInit to suite 1 that every member merges: the old members, retired. */
+export async function retiredGroupOf(...names: string[]): Promise<Member[]> {
+  const members = await Promise.all(names.map((n) => newMember(n)));
+  const [creator, ...rest] = members as [Member, ...Member[]];
+  creator.group = await creator.client.createGroup(creator.identity);
+  const add = await creator.group.commit({ add: await Promise.all(rest.map((m) => m.client.createKeyPackage(m.identity))) });
+  await creator.group.mergePendingCommit();
+  for (const m of rest) m.group = await m.client.joinFromWelcome(add.welcome!);
+  const reinit = await creator.group.commitReInit({ ciphersuite: 1 });
+  await creator.group.mergePendingCommit();
+  await deliverCommit(reinit.commit, rest);
+  return members;
+}
+
 /** All members agree on epoch, epoch authenticator and an exporter value. */
 export function expectInSync(members: Member[]): void {
   const [first, ...rest] = members;

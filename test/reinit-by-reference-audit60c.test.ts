@@ -19,7 +19,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createProposal, encodeMlsMessage } from 'ts-mls';
-import { type Member, deliverCommit, expectInSync, mlsError, newMember, stillWorks } from './helpers.js';
+import { type Member, deliverCommit, expectInSync, mlsError, newMember, retiredGroupOf, stillWorks } from './helpers.js';
 import { SUITE1, honestGoOn, tsLedGroup } from './reinit-ts-helpers.js';
 
 const enc = new TextEncoder();
@@ -80,20 +80,6 @@ describe('a valid standalone ReInit proposal, queued by reference (PROTOCOL §1.
   });
 });
 
-/** A group of `names` created by the first; `from` commits a ReInit to suite 1 that every member merges. */
-async function retiredGroupOf(...names: string[]): Promise<Member[]> {
-  const members = await Promise.all(names.map((n) => newMember(n)));
-  const [creator, ...rest] = members as [Member, ...Member[]];
-  creator.group = await creator.client.createGroup(creator.identity);
-  const add = await creator.group.commit({ add: await Promise.all(rest.map((m) => m.client.createKeyPackage(m.identity))) });
-  await creator.group.mergePendingCommit();
-  for (const m of rest) m.group = await m.client.joinFromWelcome(add.welcome!);
-  const reinit = await creator.group.commitReInit({ ciphersuite: 1 });
-  await creator.group.mergePendingCommit();
-  await deliverCommit(reinit.commit, rest);
-  return members;
-}
-
 describe('createReInitSuccessor refusals (PROTOCOL §1.6 item 3)', () => {
   it("a creator credential with another identity than the member's in the old group is INVALID_ARGUMENT; a second successor of a member already in one is SUCCESSOR_EXISTS; the honest successor goes on", async () => {
     const [mia, noah] = (await retiredGroupOf('mia-60c', 'noah-60c')) as [Member, Member];
@@ -145,14 +131,7 @@ describe("commitReInit's own refusals of the ids members refuse (PROTOCOL §1.6 
 
 describe('the successor race when two old members share an identity (PROTOCOL §1.6 item 5)', () => {
   it("two clients of one identity both create a successor: both count that identity's lowest old leaf, the creator's lower signature key in the successor breaks the tie, members reading the Welcomes in either order end in the same successor (the other REINIT_SUPERSEDED) and go on there", async () => {
-    const [ann1, ann2, bo, cy] = (await Promise.all(['ann-60c', 'ann-60c', 'bo-60c', 'cy-60c'].map((n) => newMember(n)))) as [Member, Member, Member, Member];
-    ann1.group = await ann1.client.createGroup(ann1.identity);
-    const add = await ann1.group.commit({ add: await Promise.all([ann2, bo, cy].map((m) => m.client.createKeyPackage(m.identity))) });
-    await ann1.group.mergePendingCommit();
-    for (const m of [ann2, bo, cy]) m.group = await m.client.joinFromWelcome(add.welcome!);
-    const reinit = await ann1.group.commitReInit({ ciphersuite: 1 });
-    await ann1.group.mergePendingCommit();
-    await deliverCommit(reinit.commit, [ann2, bo, cy]);
+    const [ann1, ann2, bo, cy] = (await retiredGroupOf('ann-60c', 'ann-60c', 'bo-60c', 'cy-60c')) as [Member, Member, Member, Member];
     const old = new Map([ann1, ann2, bo, cy].map((m) => [m, m.group!]));
     const kp = async (m: Member) => m.client.createKeyPackage(await m.client.createIdentity(m.name, 1));
     // ann2 (leaf 1) may create one: its identity is an old member's.

@@ -12,19 +12,12 @@ import { describe, expect, it } from 'vitest';
 import { MlsError } from 'paired-mls';
 import { type DmlsCredentialCheck } from 'paired-mls/dmls';
 import { AuthenticationService } from 'paired-mls/services';
-import { type Member, deliverCommit, mlsError, newMember, stillWorks } from './helpers.js';
+import { type Member, mlsError, retiredGroupOf, stillWorks } from './helpers.js';
 import { everyoneTalks, found, others, person, receive, send, thrown, type Person } from './dmls-review-helpers.js';
 
 describe('ReInit successor race, creator sharing an identity with a lower old leaf (review60b, PROTOCOL §1.6 item 5)', () => {
   it("the creator ranks its own successor as the others do (identity's lowest old leaf): it refuses a later leaf's Welcome REINIT_SUPERSEDED and every member ends in its successor", async () => {
-    const [ann1, bo, ann2, cy] = (await Promise.all(['ann-60b', 'bo-60b', 'ann-60b', 'cy-60b'].map((n) => newMember(n)))) as [Member, Member, Member, Member];
-    ann1.group = await ann1.client.createGroup(ann1.identity);
-    const add = await ann1.group.commit({ add: await Promise.all([bo, ann2, cy].map((m) => m.client.createKeyPackage(m.identity))) });
-    await ann1.group.mergePendingCommit();
-    for (const m of [bo, ann2, cy]) m.group = await m.client.joinFromWelcome(add.welcome!);
-    const reinit = await ann1.group.commitReInit({ ciphersuite: 1 });
-    await ann1.group.mergePendingCommit();
-    await deliverCommit(reinit.commit, [bo, ann2, cy]);
+    const [ann1, bo, ann2, cy] = (await retiredGroupOf('ann-60b', 'bo-60b', 'ann-60b', 'cy-60b')) as [Member, Member, Member, Member];
     const old = new Map([ann1, bo, ann2, cy].map((m) => [m, m.group!]));
     const kp = async (m: Member) => m.client.createKeyPackage(await m.client.createIdentity(m.name, 1));
     // ann2 (old leaf 2, identity ann whose lowest leaf is 0) and bo (old leaf 1) both create one.
