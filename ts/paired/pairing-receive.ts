@@ -145,8 +145,9 @@ async function onPairingMessage(device: DeviceSession, message: PairingMessage, 
  * ended the pairing while the RoleChange was on its way. Its proof is the
  * vault's, and a device makes one only when it ends the pairing, so taking
  * it ends nothing its sender did not end. A RoleChange gets no such
- * allowance (a pairing goes on after a hand-over, and a replayed one
- * would take the role back, §4.7), nor does an older CeasePair (`replay`).
+ * allowance (the pairing goes on after a hand-over, and a RoleChange taken
+ * again would leave both devices active, §4.7), nor does an older
+ * CeasePair (`replay`).
  */
 function ceasePairCounter(device: DeviceSession, sent: bigint, epoch: bigint): bigint {
   const counter = device.state.counter;
