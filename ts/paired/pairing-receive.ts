@@ -125,7 +125,7 @@ async function onPairingMessage(device: DeviceSession, message: PairingMessage, 
     }
     case 'ceasePair': {
       device.requireEstablishedPairing();
-      await verifyProof(device, message, epoch, senderLeaf);
+      await verifyProof(device, message, epoch, senderLeaf, ceasePairCounter(device, message.counter, epoch));
       device.state = { ...device.state, ceased: true, ...(message.route === 'rekey' ? { ceaseFrom: senderLeaf } : {}) };
       await savePairingState(device.client, device.state);
       return { type: 'pairingCeased', route: message.route };
@@ -133,6 +133,26 @@ async function onPairingMessage(device: DeviceSession, message: PairingMessage, 
     case 'notify':
       throw notifyRejected('out-of-order', 'a Notify must be applied with its commits (applyNotify)');
   }
+}
+
+/**
+ * The counter a CeasePair sent in pairing epoch `epoch` must carry: this
+ * device's, or the one just before it when it was sent in the current
+ * pairing epoch (docs/PROTOCOL.md §4.9, "A CeasePair racing a hand-over").
+ * Inside one pairing epoch only a hand-over moves the counter (a
+ * derivation step starts a new epoch), so such a CeasePair was made by a
+ * device that had not yet taken this device's last hand-over: the partner
+ * ended the pairing while the RoleChange was on its way. Its proof is the
+ * vault's, and a device makes one only when it ends the pairing, so taking
+ * it ends nothing its sender did not end. A RoleChange gets no such
+ * allowance (the pairing goes on after a hand-over, and a RoleChange taken
+ * again would leave both devices active, §4.7), nor does an older
+ * CeasePair (`replay`).
+ */
+function ceasePairCounter(device: DeviceSession, sent: bigint, epoch: bigint): bigint {
+  const counter = device.state.counter;
+  const racedHandOver = epoch === BigInt(device.pairingGroup.epoch) && sent === counter - 1n;
+  return racedHandOver ? sent : counter;
 }
 
 /**

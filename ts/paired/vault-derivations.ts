@@ -61,14 +61,13 @@ export async function sendProven(device: DeviceSession, message: ProvenMessage):
 
 /**
  * Refuse `message` unless its proof is the vault's for it, its sender and
- * epoch (`no-proof`) and it was made for this device's counter: an
- * earlier one is a `replay` (the counter moves with every derivation step
- * and every hand-over), a later one `stale`. Only a holder of the seed
- * vault can produce the proof.
+ * epoch (`no-proof`) and it was made for `counter` (this device's, unless
+ * the caller allows one just before it): an earlier one is a `replay` (the
+ * counter moves with every derivation step and every hand-over), a later
+ * one `stale`. Only a holder of the seed vault can produce the proof.
  */
-export async function verifyProof(device: DeviceSession, message: ProvenMessage, epoch: bigint, senderLeaf: number): Promise<void> {
+export async function verifyProof(device: DeviceSession, message: ProvenMessage, epoch: bigint, senderLeaf: number, counter = device.state.counter): Promise<void> {
   if (!(await proofMatches(device, provenContent(message), epoch, senderLeaf, message.proof))) throw pairingRejected('no-proof', `${message.type} without a valid vault proof`);
-  const counter = device.state.counter;
   if (message.counter < counter) throw pairingRejected('replay', `${message.type} for counter ${message.counter}, already past (${counter})`);
   if (message.counter !== counter) throw pairingRejected('stale', `${message.type} for counter ${message.counter}, expected ${counter}`);
 }
