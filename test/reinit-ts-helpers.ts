@@ -53,6 +53,24 @@ export async function tsMember(name: string, suite: typeof SUITE1 | typeof SUITE
   return { cs, pub: kp.publicPackage, priv: kp.privatePackage };
 }
 
+/** A ts-mls KeyPackage as an MLSMessage, as paired-mls takes it. */
+export const kpMessage = (kp: KeyPackage) => encodeMlsMessage({ keyPackage: kp, wireformat: 'mls_key_package', version: 'mls10' });
+
+/** A Welcome MLSMessage of paired-mls, as ts-mls reads it. */
+export const welcomeOf = (bytes: Uint8Array) => {
+  const m = decodeMlsMessage(bytes, 0)![0];
+  if (m.wireformat !== 'mls_welcome') throw new Error('expected a Welcome');
+  return m.welcome;
+};
+
+/** ts-mls member `t` processes a paired-mls PrivateMessage (a commit is merged). */
+export async function tsReceive(t: TsMember, message: Uint8Array): Promise<void> {
+  const m = decodeMlsMessage(message, 0)![0];
+  if (m.wireformat !== 'mls_private_message') throw new Error(`unexpected ${m.wireformat}`);
+  const r = await processPrivateMessage(t.state!, m.privateMessage, makePskIndex(t.state, {}), t.cs, acceptAll);
+  t.state = r.newState;
+}
+
 /** A fresh KeyPackage of a paired-mls member, as ts-mls reads it. */
 export const keyPackageOf = async (m: Member) => (decodeMlsMessage(await m.client.createKeyPackage(m.identity), 0)![0] as { keyPackage: KeyPackage }).keyPackage;
 

@@ -32,7 +32,7 @@ import {
 import { encodeRatchetTree } from 'ts-mls/ratchetTree.js';
 import { type Member, deliverCommit, expectInSync, mlsError, newMember } from './helpers.js';
 import { fastKdfProvider } from './interop-actors.js';
-import { SUITE1, SUITE3, tsMember, type TsMember } from './reinit-ts-helpers.js';
+import { SUITE1, SUITE3, kpMessage, tsMember, tsReceive, welcomeOf, type TsMember } from './reinit-ts-helpers.js';
 
 const enc = new TextEncoder();
 
@@ -234,20 +234,6 @@ describe('ReInit between paired-mls members', () => {
 
 // ---------------------------------------------------------------------------
 // Live interop with ts-mls 1.6.4 (which implements ReInit).
-
-const kpMessage = (kp: KeyPackage) => encodeMlsMessage({ keyPackage: kp, wireformat: 'mls_key_package', version: 'mls10' });
-const welcomeOf = (bytes: Uint8Array) => {
-  const m = decodeMlsMessage(bytes, 0)![0];
-  if (m.wireformat !== 'mls_welcome') throw new Error('expected a Welcome');
-  return m.welcome;
-};
-
-async function tsReceive(t: TsMember, message: Uint8Array): Promise<void> {
-  const m = decodeMlsMessage(message, 0)![0];
-  if (m.wireformat !== 'mls_private_message') throw new Error(`unexpected ${m.wireformat}`);
-  const r = await processPrivateMessage(t.state!, m.privateMessage, makePskIndex(t.state, {}), t.cs, acceptAll);
-  t.state = r.newState;
-}
 
 async function tsExporter(t: TsMember): Promise<string> {
   return toHex(await mlsExporter(t.state!.keySchedule.exporterSecret, 'test', enc.encode('ctx'), 32, t.cs));

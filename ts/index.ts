@@ -24,7 +24,7 @@ export {
   type Requirement,
   type SignerDevice,
 } from './mls/checks.js';
-export { MlsClient, type Identity, type OpenOptions, type KeyPackageOptions, type ExternalJoinOptions, type WelcomeJoinOptions } from './mls/client.js';
+export { MlsClient, type Identity, type OpenOptions, type KeyPackageOptions, type ExternalJoinOptions, type WelcomeJoinOptions, type ReInitJoinOptions } from './mls/client.js';
 export {
   Group,
   StagedCommit,

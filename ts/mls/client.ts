@@ -15,7 +15,7 @@ import { Resource } from './resources.js';
 import { claimStorage, lockWait, type StorageClaim } from './storage-claim.js';
 import { isWellFormedUtf16, toBytes, toHex, fromHex, utf8, type BytesLike } from './bytes.js';
 import { compact, groupOptionsToCore, joinOptionsToCore, ownOptions } from './convert.js';
-import type { Capabilities, Ciphersuite, GroupOptions, JoinOptions, KeyPackageInfo, LeafAssociation, PublicLeaf, VerifiedCommit } from './types.js';
+import type { Capabilities, Ciphersuite, GroupOptions, JoinOptions, KeyPackageInfo, LeafAssociation, PublicLeaf, SuccessorAuthenticator, SuccessorInspection, SuccessorMember, VerifiedCommit } from './types.js';
 import { Group } from './group.js';
 import { checkList, type ProcessCheck } from './checks.js';
 import type { GroupHost } from './group-host.js';
@@ -73,6 +73,19 @@ export interface WelcomeJoinOptions extends JoinOptions {
   ratchetTree?: Uint8Array;
   /** Accept tree leaves whose lifetime has passed (RFC 9420 §7.2 lets applications decide). */
   skipLifetimeValidation?: boolean;
+}
+
+/** Options of `joinReInitSuccessor` (and, without `authenticate`, `inspectReInitSuccessor`). */
+export interface ReInitJoinOptions extends Omit<WelcomeJoinOptions, 'skipLifetimeValidation'> {
+  /**
+   * Ask the Authentication Service about every member of the successor,
+   * its creator included, before the join stores or replaces anything
+   * (docs/PROTOCOL.md §1.6 item 5). The join checks members by identity
+   * only; with basic credentials an old member can sign a successor under
+   * another member's identity and win the race with it. A member refused
+   * makes the join `REINIT_UNAUTHENTICATED` and changes nothing.
+   */
+  authenticate?: SuccessorAuthenticator;
 }
 
 /** Options of `joinExternal` (an external commit from a GroupInfo). */
@@ -804,20 +817,51 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
    * leaf index in the old group, or an equal one (two clients of one
    * identity) and a lower signature key in the successor
    * (`REINIT_SUPERSEDED` otherwise), so racing creators converge on one
-   * group (docs/PROTOCOL.md §1.6 item 5).
+   * group (docs/PROTOCOL.md §1.6 item 5). With `authenticate`, every
+   * member of the successor is put to it first, in leaf order, and the
+   * join takes the successor only if it accepted them all
+   * (`REINIT_UNAUTHENTICATED` otherwise): nothing is stored, no successor
+   * replaced, and the KeyPackage the Welcome was sent to is kept. An error
+   * `authenticate` throws reaches the caller, with nothing changed.
    */
-  async joinReInitSuccessor(
-    oldGroup: Group,
-    welcome: Uint8Array,
-    options: Omit<WelcomeJoinOptions, 'skipLifetimeValidation'> = {},
-  ): Promise<{ group: Group; creatorLeaf: number; replaced: boolean }> {
-    const { ratchetTree, ...join } = options;
+  async joinReInitSuccessor(oldGroup: Group, welcome: Uint8Array, options: ReInitJoinOptions = {}): Promise<{ group: Group; creatorLeaf: number; replaced: boolean }> {
+    const { ratchetTree, authenticate, ...join } = options;
+    if (authenticate !== undefined && typeof authenticate !== 'function') throw invalidArgument('authenticate must be a function');
     const config = joinOptionsToCore(join);
+    let input = { welcome, ratchetTree };
+    let accepted: SuccessorMember[] | undefined;
+    if (authenticate) {
+      // Copies: the caller's arrays could change while `authenticate`
+      // runs, and the join must read the Welcome the AS was asked about.
+      input = successorInput(welcome, ratchetTree);
+      const inspected = this.read((core) => core.inspectReInitSuccessor(oldGroup.id, input.welcome, input.ratchetTree, config));
+      accepted = [];
+      for (const member of inspected.members) {
+        const asked = { ...member, identity: member.identity.slice(), signatureKey: member.signatureKey.slice() };
+        if ((await authenticate(asked)) !== true) break;
+        accepted.push(member);
+      }
+      // A member left out (the first refused) makes the core refuse the
+      // join, REINIT_UNAUTHENTICATED naming its leaf, before it stores anything.
+    }
     const out = await this.mutate(
-      (core) => core.joinReInitSuccessor(oldGroup.id, welcome, ratchetTree, config),
+      (core) => core.joinReInitSuccessor(oldGroup.id, input.welcome, input.ratchetTree, config, accepted),
       (result) => this.#indexGroup(result.groupId),
     );
     return { group: this.#track(out.groupId), creatorLeaf: out.creatorLeaf, replaced: out.replaced };
+  }
+
+  /**
+   * Read a successor's Welcome as `joinReInitSuccessor` would, with the
+   * same checks and errors, and change nothing: its members (leaf index,
+   * identity, signature key, creator) for the Authentication Service, the
+   * old leaf its creator ranks by, and whether joining would replace the
+   * successor this member is in. The KeyPackage it was sent to is kept.
+   */
+  inspectReInitSuccessor(oldGroup: Group, welcome: Uint8Array, options: Omit<ReInitJoinOptions, 'authenticate'> = {}): SuccessorInspection {
+    const { ratchetTree, ...join } = options;
+    const config = joinOptionsToCore(join);
+    return this.read((core) => core.inspectReInitSuccessor(oldGroup.id, welcome, ratchetTree, config));
   }
 
   /** Join by external commit from a GroupInfo; send `commit` to the group. */
@@ -1100,4 +1144,11 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
 // nothing above it; here it becomes the whole MlsClient.
 declare module './group-host.js' {
   interface GroupClient extends MlsClient {}
+}
+
+/** A successor's Welcome and ratchet tree, copied (`joinReInitSuccessor` with `authenticate`). */
+function successorInput(welcome: Uint8Array, ratchetTree: Uint8Array | undefined): { welcome: Uint8Array; ratchetTree: Uint8Array | undefined } {
+  if (!(welcome instanceof Uint8Array)) throw invalidArgument('welcome must be a Uint8Array');
+  if (ratchetTree !== undefined && !(ratchetTree instanceof Uint8Array)) throw invalidArgument('ratchetTree must be a Uint8Array');
+  return { welcome: welcome.slice(), ratchetTree: ratchetTree?.slice() };
 }

@@ -175,6 +175,30 @@ export interface ReInitOptions {
 export type ReInitState = Core.ReInitState;
 
 /**
+ * A member of a ReInit successor as its Welcome shows it: leaf index in
+ * the successor, basic credential identity, signature key there, and
+ * whether it created the successor (signed its GroupInfo).
+ */
+export type SuccessorMember = Core.SuccessorMember;
+/**
+ * A successor's Welcome read without joining it
+ * (`MlsClient.inspectReInitSuccessor`): its group id, the old leaf its
+ * creator ranks by, whether joining would replace the successor this
+ * member is in, and its members in leaf order.
+ */
+export type SuccessorInspection = Core.SuccessorInspection;
+
+/**
+ * Asks the application's Authentication Service about one member of a
+ * ReInit successor before `joinReInitSuccessor` takes it: does this
+ * identity own this signature key? Only `true` accepts; anything else (or
+ * a rejected promise, whose error reaches the caller) refuses, and the join
+ * changes nothing (docs/PROTOCOL.md §1.6 item 5). `credentialAuthenticator`
+ * in `paired-mls/services` makes one from an AS.
+ */
+export type SuccessorAuthenticator = (member: SuccessorMember) => boolean | Promise<boolean>;
+
+/**
  * Which members a `remove_associated_members` LeafOperationProposal takes
  * along (the Authentication Service's answer; the engine calls it, see
  * `MlsClient.setLeafAssociation`; `sameIdentityAssociation` in

@@ -38,6 +38,7 @@ export {
 } from './delivery-store.js';
 export { AuthenticationService, type CredentialBinding, type CredentialValidator } from './authentication-service.js';
 export { AuthenticationDirectory } from './authentication-directory.js';
+export { credentialAuthenticator } from './successor-authenticator.js';
 export { DeliveryClient, type DeliveredMessage, type DsAccount, type DeliveryClientOptions } from './delivery-client.js';
 export { DS_AUTH_LABEL, signDsChallenge } from './ds-proof.js';
 export { vaultRotationGuard, type RotationGuard, type VaultRotationGuardOptions } from './rotation-guard.js';

@@ -67,6 +67,7 @@ codes! {
     ReinitUnsupported => "REINIT_UNSUPPORTED",
     ReinitMismatch => "REINIT_MISMATCH",
     ReinitSuperseded => "REINIT_SUPERSEDED",
+    ReinitUnauthenticated => "REINIT_UNAUTHENTICATED",
     SuccessorExists => "SUCCESSOR_EXISTS",
     InvalidReinitCommit => "INVALID_REINIT_COMMIT",
     // protocol layers: a refused LeafOperationProposal (ext/intents), a bad device signature (ext/paired)

@@ -224,6 +224,22 @@ impl State {
         }
     }
 
+    /// Put every key the journal holds back to its checkpoint value
+    /// (zeroizing the value it replaces) and clear the journal.
+    fn undo_journal(&mut self) {
+        let State { values, journal, writes } = self;
+        *writes = writes.wrapping_add(1);
+        for (key, old) in journal.drain() {
+            let replaced = match old {
+                Some(old) => values.insert(key, old),
+                None => values.remove(&key),
+            };
+            if let Some(mut replaced) = replaced {
+                replaced.zeroize();
+            }
+        }
+    }
+
     /// Drop the journal (zeroizing the checkpoint values it held).
     fn clear_journal(&mut self) {
         for old in self.journal.values_mut().flatten() {
@@ -450,17 +466,7 @@ impl JournalStorage {
         let Ok(mut state) = self.state.try_borrow_mut() else {
             return; // Unreachable in practice (no re-entrancy).
         };
-        let State { values, journal, writes } = &mut *state;
-        *writes = writes.wrapping_add(1);
-        for (key, old) in journal.drain() {
-            let replaced = match old {
-                Some(old) => values.insert(key, old),
-                None => values.remove(&key),
-            };
-            if let Some(mut replaced) = replaced {
-                replaced.zeroize();
-            }
-        }
+        state.undo_journal();
     }
 
     /// Like [`rollback`](Self::rollback), but first returns the current
@@ -518,6 +524,31 @@ impl JournalStorage {
             match value {
                 Some(value) => state.put(key, value),
                 None => state.remove(&key),
+            }
+        }
+    }
+
+    /// Run `f`, then undo every write it made, whatever it returned: a
+    /// read-only look that has to go through writing code (openmls deletes
+    /// the KeyPackage a Welcome is processed with). Writes pending from
+    /// before (not yet taken in a batch) are kept, journal included: `f`
+    /// runs on a journal of its own, which alone is rolled back.
+    /// `Poisoned`, `f` not run, if the state is borrowed (re-entrancy).
+    pub fn undoing<T>(&self, f: impl FnOnce() -> T) -> Result<T, StorageError> {
+        let mut pending = std::mem::take(&mut self.state_mut()?.journal);
+        let out = f();
+        match self.state_mut() {
+            Ok(mut state) => {
+                state.undo_journal();
+                state.journal = pending;
+                Ok(out)
+            }
+            // Unreachable (no re-entrancy once `f` returned).
+            Err(e) => {
+                for old in pending.values_mut().flatten() {
+                    old.zeroize();
+                }
+                Err(e)
             }
         }
     }
@@ -1626,7 +1657,7 @@ pub(crate) mod tests {
     fn raw_get(s: &JournalStorage, k: &[u8]) -> Option<Vec<u8>> {
         s.state.borrow().values.get(k).cloned()
     }
-    fn snapshot(s: &JournalStorage) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    pub(crate) fn snapshot(s: &JournalStorage) -> BTreeMap<Vec<u8>, Vec<u8>> {
         s.state
             .borrow()
             .values
@@ -1903,6 +1934,34 @@ pub(crate) mod tests {
         let batch = s.take_batch();
         assert_eq!(batch.puts, vec![(b"a".to_vec(), b"100".to_vec())]);
         assert!(batch.deletes.is_empty());
+    }
+
+    /// `undoing` takes back what its closure wrote, and only that: writes
+    /// pending from before stay, and still reach the next batch.
+    #[test]
+    fn undoing_keeps_pending_writes_and_drops_its_own() {
+        let s = JournalStorage::new();
+        s.load_entries(vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"2".to_vec())]);
+        raw_put(&s, b"a", b"pending");
+        let before = snapshot(&s);
+        let out = s
+            .undoing(|| {
+                raw_put(&s, b"a", b"inside");
+                raw_del(&s, b"b");
+                raw_put(&s, b"c", b"new");
+                7
+            })
+            .unwrap();
+        assert_eq!((out, snapshot(&s)), (7, before));
+        let batch = s.take_batch();
+        assert_eq!((batch.puts, batch.deletes), (vec![(b"a".to_vec(), b"pending".to_vec())], vec![]));
+        // With nothing pending, nothing reaches the batch; a rollback after it still returns to the checkpoint.
+        s.undoing(|| raw_put(&s, b"b", b"inside")).unwrap();
+        assert!(s.take_batch().is_empty());
+        raw_put(&s, b"b", b"later");
+        s.undoing(|| raw_del(&s, b"b")).unwrap();
+        s.rollback();
+        assert_eq!(raw_get(&s, b"b"), Some(b"2".to_vec()));
     }
 
     #[test]

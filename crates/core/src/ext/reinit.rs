@@ -16,7 +16,11 @@
 //!    successor, the one created by the lowest old leaf index wins, and on
 //!    an equal leaf (two clients of one identity) the one whose creator's
 //!    signature key in the successor is lower (docs/PROTOCOL.md §1.6 item
-//!    5), so every member ends in the same group.
+//!    5), so every member ends in the same group. The rule ranks the
+//!    creator by its identity, which the core does not authenticate:
+//!    `inspectReInitSuccessor` reports the successor's members, storing
+//!    nothing, for the application's Authentication Service, and the join,
+//!    handed the members it accepted, refuses a successor with any other.
 
 use openmls::prelude::{tls_codec::Deserialize as _, tls_codec::Serialize as _, *};
 use openmls::schedule::psk::ResumptionPskUsage;
@@ -66,6 +70,9 @@ pub(crate) enum ReinitError {
     /// Equal creator leaves (two clients of one identity): the lower signature key won.
     #[error("already in the successor created by old leaf {0} with a lower signature key, which wins over this one of the same leaf")]
     SupersededByKey(u32),
+    /// The application's Authentication Service did not accept this member of the successor (its leaf there).
+    #[error("the Authentication Service did not accept the successor's member at leaf {0}")]
+    Unauthenticated(u32),
     /// The successor (its Welcome, KeyPackages or members) does not match the ReInit.
     #[error("{0}")]
     Mismatch(&'static str),
@@ -89,6 +96,7 @@ impl crate::error::ErrorCode for ReinitError {
             Self::SuccessorExists => Code::SuccessorExists,
             Self::SuccessorIdHeld => Code::GroupExists,
             Self::Superseded { .. } | Self::SupersededByKey(_) => Code::ReinitSuperseded,
+            Self::Unauthenticated(_) => Code::ReinitUnauthenticated,
             Self::Mismatch(_) => Code::ReinitMismatch,
             Self::UnreadableRecord | Self::WriteRecord(_) => Code::Storage,
             Self::PskNonce | Self::Internal(_) => Code::Internal,
@@ -232,6 +240,40 @@ struct SuccessorJoinedView {
     creator_leaf: u32,
     /// Whether this replaced a successor this member was already in.
     replaced: bool,
+}
+
+/// A member of a successor as its Welcome shows it: what the
+/// application's Authentication Service is asked about before
+/// `joinReInitSuccessor` takes the successor (docs/PROTOCOL.md §1.6 item
+/// 5), and, the ones it accepted, what that join is handed back.
+#[derive(Serialize, Deserialize, Tsify, Clone)]
+#[serde(rename_all = "camelCase")]
+struct SuccessorMember {
+    /// Leaf index in the successor.
+    leaf_index: u32,
+    /// Basic credential identity.
+    #[tsify(type = "Uint8Array")]
+    identity: ByteBuf,
+    /// Signature key in the successor.
+    #[tsify(type = "Uint8Array")]
+    signature_key: ByteBuf,
+    /// Whether this member created the successor (signed its GroupInfo).
+    creator: bool,
+}
+
+/// `inspectReInitSuccessor`: a successor's Welcome, read and not joined.
+#[derive(Serialize, Tsify)]
+#[serde(rename_all = "camelCase")]
+#[tsify(rename = "SuccessorInspection")]
+struct SuccessorInspectionView {
+    #[tsify(type = "Uint8Array")]
+    group_id: ByteBuf,
+    /// Old leaf index the successor's creator ranks by.
+    creator_leaf: u32,
+    /// Whether joining it would replace the successor this member is in.
+    replaces: bool,
+    /// Every member, in leaf order.
+    members: Vec<SuccessorMember>,
 }
 
 use crate::inspect::to_js;
@@ -599,6 +641,26 @@ impl Client {
         })?)
     }
 
+    /// Read a successor's Welcome as `joinReInitSuccessor` does, with
+    /// every check it makes and the same errors, and store nothing: the
+    /// KeyPackage it was sent to is kept, no successor is replaced.
+    /// Returns `{ groupId, creatorLeaf, replaces, members }`, public data
+    /// only: each member's leaf index in the successor, identity and
+    /// signature key, for the application's Authentication Service
+    /// (docs/PROTOCOL.md §1.6 item 5).
+    #[wasm_bindgen(js_name = inspectReInitSuccessor, unchecked_return_type = "SuccessorInspection")]
+    pub fn inspect_reinit_successor(
+        &self,
+        old_group_id: &[u8],
+        welcome: &[u8],
+        ratchet_tree: Option<Vec<u8>>,
+        config: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let config = GroupConfig::from_js(config)?;
+        let (welcome, tree) = successor_inputs(welcome, ratchet_tree)?;
+        Ok(to_js(&self.inspect_successor(old_group_id, welcome, tree, &config)?)?)
+    }
+
     /// Join the successor of a retired group from its Welcome, after
     /// checking that it continues this group: the ReInit's group id,
     /// version, ciphersuite and extensions, the reinit PSK of the old
@@ -606,7 +668,11 @@ impl Client {
     /// group. If this member is already in a successor, the Welcome wins
     /// only if its creator's old leaf index is lower, or equal with a lower
     /// signature key in the successor (docs/PROTOCOL.md §1.6 item 5);
-    /// otherwise it is refused with `REINIT_SUPERSEDED`.
+    /// otherwise it is refused with `REINIT_SUPERSEDED`. With
+    /// `authenticated` (the members the application's Authentication
+    /// Service accepted, from `inspectReInitSuccessor`), every member of
+    /// the successor must be one of them, at its leaf with its identity and
+    /// key (`REINIT_UNAUTHENTICATED` otherwise, before anything is stored).
     /// Returns `{ groupId, creatorLeaf, replaced }`.
     #[wasm_bindgen(js_name = joinReInitSuccessor, unchecked_return_type = "SuccessorJoined")]
     pub fn join_reinit_successor(
@@ -615,83 +681,21 @@ impl Client {
         welcome: &[u8],
         ratchet_tree: Option<Vec<u8>>,
         config: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "SuccessorMember[] | undefined")] authenticated: JsValue,
     ) -> Result<JsValue, JsValue> {
         let config = GroupConfig::from_js(config)?;
-        let welcome = match parse_message(welcome)?.extract() {
-            MlsMessageBodyIn::Welcome(w) => w,
-            _ => return Err(invalid_argument("expected a Welcome message").into()),
+        let authenticated: Option<Vec<SuccessorMember>> = if authenticated.is_undefined() || authenticated.is_null() {
+            None
+        } else {
+            Some(serde_wasm_bindgen::from_value(authenticated).map_err(|e| invalid_argument(format!("authenticated members: {e}")))?)
         };
-        let tree = ratchet_tree
-            .map(|b| RatchetTreeIn::tls_deserialize_exact(b.as_slice()).map_err(|e| malformed("ratchet tree", e)))
-            .transpose()?;
+        let (welcome, tree) = successor_inputs(welcome, ratchet_tree)?;
         Ok(self.mutate(|client| {
-            let mut record = client.record_for(old_group_id)?;
-            // Checked before the Welcome is read: a group under the id that is not the successor this member is in.
-            if record.successor_creator.is_none() {
-                client.ensure_id_free(&record.new_group_id)?;
+            let CheckedSuccessor { staged, mut record, creator_leaf, creator_key, replaces } = client.check_successor(old_group_id, welcome, tree, &config)?;
+            if let Some(accepted) = &authenticated {
+                ensure_authenticated(&successor_members(&staged)?, accepted)?;
             }
-            let join = config.join_config(client.expander())?;
-            let mut builder = StagedWelcome::build_from_welcome(&client.provider, &join, welcome)
-                .map_err(|e| CoreError::from_mls("processing welcome", e))?;
-            let carries_psk = builder.processed_welcome().psks().iter().any(|id| match id.psk() {
-                Psk::Resumption(r) => {
-                    r.usage() == ResumptionPskUsage::Reinit
-                        && r.psk_group_id().as_slice() == old_group_id
-                        && r.psk_epoch().as_u64() == record.epoch
-                }
-                _ => false,
-            });
-            if !carries_psk {
-                return Err(ReinitError::Mismatch("the Welcome does not carry this group's reinit PSK").into());
-            }
-            if let Some(tree) = tree {
-                builder = builder.with_ratchet_tree(tree);
-            }
-            // A successor this member deleted no longer stands in the way:
-            // at a DS the successor is the one it registered first, and a
-            // creator refused `group-exists` gives its own up (PROTOCOL
-            // §1.6 step 5); it was stranded by the leaf rule before.
-            let holds = record.successor_creator.is_some()
-                && (client.groups.contains_key(record.new_group_id.as_slice())
-                    || match crate::group::load_group(&client.provider, &GroupId::from_slice(&record.new_group_id), client.expander()) {
-                        Ok(_) => true,
-                        Err(e) if e.code == Code::UnknownGroup => false,
-                        Err(e) => return Err(e),
-                    });
-            if holds {
-                builder = builder.replace_old_group();
-            }
-            let staged = builder.build().map_err(|e| CoreError::from_mls("processing welcome", e))?;
-            let context = staged.group_context();
-            let extensions = context.extensions().tls_serialize_detached().map_err(|e| malformed("extensions", e))?;
-            if context.group_id().as_slice() != record.new_group_id.as_slice()
-                || context.epoch().as_u64() != 1
-                || context.ciphersuite() as u16 != record.ciphersuite
-                || version_code(context.protocol_version()) != record.version
-                || extensions != record.extensions
-            {
-                return Err(ReinitError::Mismatch("the successor's parameters differ from the ReInit").into());
-            }
-            for member in staged.members() {
-                let id = identity_of(&member.credential);
-                if !record.members.iter().any(|(_, m)| *m == id) {
-                    return Err(ReinitError::Mismatch("the successor has a member who was not in the old group").into());
-                }
-            }
-            let sender = staged.welcome_sender().map_err(|e| CoreError::from_mls("welcome sender", e))?;
-            let sender_id = identity_of(sender.credential());
-            let creator_leaf = creator_leaf_of(&record, &sender_id)
-                .ok_or(ReinitError::Mismatch("the successor's creator was not in the old group"))?;
-            // The GroupInfo signer's key, verified with it: the tie-break.
-            let creator_key = sender.signature_key().as_slice().to_vec();
-            let replaced = match record.successor_creator {
-                Some(current) if holds => {
-                    ensure_wins(creator_leaf, &creator_key, current, record.successor_key.as_deref())?;
-                    true
-                }
-                _ => false,
-            };
-            if replaced {
+            if replaces {
                 // The losing successor (and this member's pending commit in
                 // it, if it created it) goes away.
                 client.groups.remove(record.new_group_id.as_slice());
@@ -701,8 +705,154 @@ impl Client {
             record.successor_key = Some(creator_key);
             write_record(&client.provider, old_group_id, &record)?;
             client.groups.insert(record.new_group_id.clone(), group);
-            to_js(&SuccessorJoinedView { group_id: ByteBuf::from(record.new_group_id.clone()), creator_leaf, replaced })
+            to_js(&SuccessorJoinedView { group_id: ByteBuf::from(record.new_group_id.clone()), creator_leaf, replaced: replaces })
         })?)
+    }
+}
+
+/// A successor's Welcome and optional ratchet tree, decoded.
+fn successor_inputs(welcome: &[u8], ratchet_tree: Option<Vec<u8>>) -> CoreResult<(Welcome, Option<RatchetTreeIn>)> {
+    let welcome = match parse_message(welcome)?.extract() {
+        MlsMessageBodyIn::Welcome(w) => w,
+        _ => return Err(invalid_argument("expected a Welcome message")),
+    };
+    let tree = ratchet_tree
+        .map(|b| RatchetTreeIn::tls_deserialize_exact(b.as_slice()).map_err(|e| malformed("ratchet tree", e)))
+        .transpose()?;
+    Ok((welcome, tree))
+}
+
+/// The successor's members in leaf order, the creator (the Welcome's
+/// GroupInfo signer) marked.
+fn successor_members(staged: &StagedWelcome) -> CoreResult<Vec<SuccessorMember>> {
+    let creator = staged.welcome_sender_index();
+    Ok(staged
+        .members()
+        .map(|m| SuccessorMember {
+            leaf_index: m.index.u32(),
+            identity: ByteBuf::from(identity_of(&m.credential)),
+            signature_key: ByteBuf::from(m.signature_key),
+            creator: m.index == creator,
+        })
+        .collect())
+}
+
+/// Every member of the successor is one the application's Authentication
+/// Service accepted: the same leaf, identity and signature key. The first
+/// that is not (in leaf order, the order `authenticate` is asked in) is named.
+fn ensure_authenticated(members: &[SuccessorMember], accepted: &[SuccessorMember]) -> Result<(), ReinitError> {
+    let same = |a: &SuccessorMember, b: &SuccessorMember| a.leaf_index == b.leaf_index && a.identity == b.identity && a.signature_key == b.signature_key;
+    match members.iter().find(|m| !accepted.iter().any(|a| same(m, a))) {
+        Some(refused) => Err(ReinitError::Unauthenticated(refused.leaf_index)),
+        None => Ok(()),
+    }
+}
+
+/// A successor Welcome that passed every check `joinReInitSuccessor`
+/// makes, staged but not joined: nothing of it is stored yet.
+struct CheckedSuccessor {
+    staged: StagedWelcome,
+    record: ReInitRecord,
+    /// The old leaf its creator ranks by (PROTOCOL §1.6 item 5).
+    creator_leaf: u32,
+    /// The creator's signature key in the successor: the tie-break.
+    creator_key: Vec<u8>,
+    /// Whether joining it replaces the successor this member is in.
+    replaces: bool,
+}
+
+impl Client {
+    /// `inspectReInitSuccessor` without the JS conversions: the checks of
+    /// the join, every write they make (the KeyPackage openmls deletes
+    /// when it reads the Welcome) undone, whatever the outcome.
+    fn inspect_successor(&self, old_group_id: &[u8], welcome: Welcome, tree: Option<RatchetTreeIn>, config: &GroupConfig) -> CoreResult<SuccessorInspectionView> {
+        self.provider
+            .storage()
+            .undoing(|| {
+                let checked = self.check_successor(old_group_id, welcome, tree, config)?;
+                Ok(SuccessorInspectionView {
+                    group_id: ByteBuf::from(checked.record.new_group_id.clone()),
+                    creator_leaf: checked.creator_leaf,
+                    replaces: checked.replaces,
+                    members: successor_members(&checked.staged)?,
+                })
+            })
+            .map_err(|e| CoreError::new(Code::Storage, format!("inspecting the successor: {e}")))?
+    }
+
+    /// Every check `joinReInitSuccessor` makes before it stores anything:
+    /// the Welcome continues this group (parameters, PSK, old members
+    /// only) and, if this member is already in a successor, wins over it.
+    /// Writes only what openmls writes to read a Welcome (its KeyPackage
+    /// deleted), which the caller keeps or undoes.
+    fn check_successor(&self, old_group_id: &[u8], welcome: Welcome, tree: Option<RatchetTreeIn>, config: &GroupConfig) -> CoreResult<CheckedSuccessor> {
+        let record = self.record_for(old_group_id)?;
+        // Checked before the Welcome is read: a group under the id that is not the successor this member is in.
+        if record.successor_creator.is_none() {
+            self.ensure_id_free(&record.new_group_id)?;
+        }
+        let join = config.join_config(self.expander())?;
+        let mut builder = StagedWelcome::build_from_welcome(&self.provider, &join, welcome)
+            .map_err(|e| CoreError::from_mls("processing welcome", e))?;
+        let carries_psk = builder.processed_welcome().psks().iter().any(|id| match id.psk() {
+            Psk::Resumption(r) => {
+                r.usage() == ResumptionPskUsage::Reinit
+                    && r.psk_group_id().as_slice() == old_group_id
+                    && r.psk_epoch().as_u64() == record.epoch
+            }
+            _ => false,
+        });
+        if !carries_psk {
+            return Err(ReinitError::Mismatch("the Welcome does not carry this group's reinit PSK").into());
+        }
+        if let Some(tree) = tree {
+            builder = builder.with_ratchet_tree(tree);
+        }
+        // A successor this member deleted no longer stands in the way:
+        // at a DS the successor is the one it registered first, and a
+        // creator refused `group-exists` gives its own up (PROTOCOL
+        // §1.6 step 5); it was stranded by the leaf rule before.
+        let holds = record.successor_creator.is_some()
+            && (self.groups.contains_key(record.new_group_id.as_slice())
+                || match crate::group::load_group(&self.provider, &GroupId::from_slice(&record.new_group_id), self.expander()) {
+                    Ok(_) => true,
+                    Err(e) if e.code == Code::UnknownGroup => false,
+                    Err(e) => return Err(e),
+                });
+        if holds {
+            builder = builder.replace_old_group();
+        }
+        let staged = builder.build().map_err(|e| CoreError::from_mls("processing welcome", e))?;
+        let context = staged.group_context();
+        let extensions = context.extensions().tls_serialize_detached().map_err(|e| malformed("extensions", e))?;
+        if context.group_id().as_slice() != record.new_group_id.as_slice()
+            || context.epoch().as_u64() != 1
+            || context.ciphersuite() as u16 != record.ciphersuite
+            || version_code(context.protocol_version()) != record.version
+            || extensions != record.extensions
+        {
+            return Err(ReinitError::Mismatch("the successor's parameters differ from the ReInit").into());
+        }
+        for member in staged.members() {
+            let id = identity_of(&member.credential);
+            if !record.members.iter().any(|(_, m)| *m == id) {
+                return Err(ReinitError::Mismatch("the successor has a member who was not in the old group").into());
+            }
+        }
+        let sender = staged.welcome_sender().map_err(|e| CoreError::from_mls("welcome sender", e))?;
+        let sender_id = identity_of(sender.credential());
+        let creator_leaf = creator_leaf_of(&record, &sender_id)
+            .ok_or(ReinitError::Mismatch("the successor's creator was not in the old group"))?;
+        // The GroupInfo signer's key, verified with it: the tie-break.
+        let creator_key = sender.signature_key().as_slice().to_vec();
+        let replaces = match record.successor_creator {
+            Some(current) if holds => {
+                ensure_wins(creator_leaf, &creator_key, current, record.successor_key.as_deref())?;
+                true
+            }
+            _ => false,
+        };
+        Ok(CheckedSuccessor { staged, record, creator_leaf, creator_key, replaces })
     }
 }
 
@@ -727,6 +877,96 @@ mod tests {
             .unwrap()
             .stage_commit(p)
             .unwrap()
+    }
+
+    /// bob (a `Client`) in a group with alice that alice reinitialized to
+    /// id "next" (both merged and retired it), and the Welcome and tree
+    /// of the successor alice created with bob's new KeyPackage: the old
+    /// group's id, the Welcome's bytes, the tree's, and the keys of the
+    /// successor's two members (alice the creator at leaf 0, bob at 1).
+    fn retired_with_successor(bob: &Client) -> (Vec<u8>, Vec<u8>, Vec<u8>, [Vec<u8>; 2]) {
+        use crate::test_groups::{identity, wire, CS};
+        let (alice_p, bob_p) = (Provider::default(), &bob.provider);
+        let (alice, alice_keys) = identity(&alice_p, "alice");
+        let (bob_cred, bob_keys) = identity(bob_p, "bob");
+        let bob_kp = KeyPackage::builder().build(CS, bob_p, &bob_keys, bob_cred).unwrap();
+        let mut group = MlsGroup::builder().ciphersuite(CS).build(&alice_p, &alice_keys, alice).unwrap();
+        let add = stage(group.commit_builder().propose_adds([bob_kp.key_package().clone()]), &alice_p, &alice_keys);
+        group.merge_pending_commit(&alice_p).unwrap();
+        let welcome = add.into_welcome().unwrap();
+        let mut bob_group = StagedWelcome::new_from_welcome(bob_p, &MlsGroupJoinConfig::default(), welcome, Some(group.export_ratchet_tree().into()))
+            .unwrap()
+            .into_group(bob_p)
+            .unwrap();
+        let reinit = ReInitProposal::new(GroupId::from_slice(b"next"), ProtocolVersion::Mls10, CS, Extensions::empty());
+        let commit = stage(group.commit_builder().add_proposal(Proposal::ReInit(Box::new(reinit.clone()))), &alice_p, &alice_keys);
+        group.merge_pending_commit(&alice_p).unwrap();
+        retire(&group, &alice_p, &reinit).unwrap();
+        match bob_group.process_message(bob_p, wire(&commit.into_commit())).unwrap().into_content() {
+            ProcessedMessageContent::StagedCommitMessage(staged) => bob_group.merge_staged_commit(bob_p, *staged).unwrap(),
+            _ => panic!("expected a commit"),
+        }
+        retire(&bob_group, bob_p, &reinit).unwrap();
+        // The successor: new keys for both, the reinit PSK injected.
+        let (alice2, alice2_keys) = identity(&alice_p, "alice");
+        let (bob2, bob2_keys) = identity(bob_p, "bob");
+        let bob2_kp = KeyPackage::builder().build(CS, bob_p, &bob2_keys, bob2).unwrap();
+        let mut successor = MlsGroup::builder().ciphersuite(CS).with_group_id(GroupId::from_slice(b"next")).build(&alice_p, &alice2_keys, alice2).unwrap();
+        let psk = reinit_psk_id(&alice_p, CS, group.group_id().as_slice(), group.epoch().as_u64()).unwrap();
+        let builder = successor.commit_builder().propose_adds([bob2_kp.key_package().clone()]).add_proposal(Proposal::PreSharedKey(Box::new(PreSharedKeyProposal::new(psk))));
+        let (_, welcome, _) = stage(builder, &alice_p, &alice2_keys).into_messages();
+        successor.merge_pending_commit(&alice_p).unwrap();
+        let tree = RatchetTreeIn::from(successor.export_ratchet_tree()).tls_serialize_detached().unwrap();
+        let keys = [alice2_keys.to_public_vec(), bob2_keys.to_public_vec()];
+        (group.group_id().as_slice().to_vec(), serialize("welcome", &welcome.unwrap()).unwrap(), tree, keys)
+    }
+
+    /// `inspectReInitSuccessor` (PROTOCOL §1.6 item 5): it reports the
+    /// successor's members for the Authentication Service and stores
+    /// nothing, also when it refuses the Welcome: storage is as before,
+    /// a write pending from before still reaches the next batch, and the
+    /// KeyPackage the Welcome was sent to is kept (reading the Welcome
+    /// deletes it, as the bare checks show). The join's check of the
+    /// accepted members names the first one missing.
+    #[test]
+    fn inspecting_a_successor_stores_nothing() {
+        let bob = Client::new();
+        let (old_id, welcome, tree, [alice_key, bob_key]) = retired_with_successor(&bob);
+        let storage = bob.provider.storage();
+        let _ = storage.take_batch(); // as after every call: a checkpoint
+        storage.write_reinit_record(b"another group", vec![2, 0]).unwrap(); // pending, not yet in a batch
+        let before = crate::storage::tests::snapshot(storage);
+        let inspect = |tree: Option<&[u8]>| {
+            let (w, t) = successor_inputs(&welcome, tree.map(<[u8]>::to_vec))?;
+            bob.inspect_successor(&old_id, w, t, &GroupConfig::default())
+        };
+        for _ in 0..2 {
+            let seen = inspect(Some(&tree)).unwrap();
+            assert_eq!((seen.group_id.as_slice(), seen.creator_leaf, seen.replaces), (&b"next"[..], 0, false));
+            let members: Vec<_> = seen.members.iter().map(|m| (m.leaf_index, m.identity.to_vec(), m.signature_key.to_vec(), m.creator)).collect();
+            assert_eq!(members, vec![(0, b"alice".to_vec(), alice_key.clone(), true), (1, b"bob".to_vec(), bob_key.clone(), false)]);
+            assert_eq!(crate::storage::tests::snapshot(storage), before);
+        }
+        // Refused (no tree: the Welcome has no ratchet-tree extension), storage unchanged too.
+        assert_eq!(inspect(None).err().map(|e| e.code.as_str()), Some("PROTOCOL"));
+        assert_eq!(bob.inspect_successor(b"no such group", successor_inputs(&welcome, None).unwrap().0, None, &GroupConfig::default()).err().map(|e| e.code.as_str()), Some("NOT_REINITIALIZED"));
+        assert_eq!(crate::storage::tests::snapshot(storage), before);
+        let batch = storage.take_batch();
+        assert_eq!((batch.puts.len(), batch.deletes.len()), (1, 0));
+        // The bare checks delete the KeyPackage (openmls, reading the Welcome): what the inspection undoes.
+        let (w, t) = successor_inputs(&welcome, Some(tree.clone())).unwrap();
+        let members = successor_members(&bob.check_successor(&old_id, w, t, &GroupConfig::default()).unwrap().staged).unwrap();
+        assert!(!storage.take_batch().deletes.is_empty());
+        // Every member accepted: the join may go on; one missing or changed: the first named.
+        assert!(ensure_authenticated(&members, &members).is_ok());
+        let refused = |accepted: &[SuccessorMember]| ensure_authenticated(&members, accepted).err().map(CoreError::from).map(|e| (e.code.as_str(), e.message));
+        assert_eq!(refused(&members[1..]), Some(("REINIT_UNAUTHENTICATED", "the Authentication Service did not accept the successor's member at leaf 0".into())));
+        let mut other_key = members.clone();
+        other_key[1].signature_key = ByteBuf::from(alice_key.clone());
+        assert_eq!(refused(&other_key).map(|(_, m)| m), Some("the Authentication Service did not accept the successor's member at leaf 1".into()));
+        let mut moved = members.clone();
+        moved[1].leaf_index = 2;
+        assert_eq!(refused(&moved).map(|(code, _)| code), Some("REINIT_UNAUTHENTICATED"));
     }
 
     /// A ReInit committed with another proposal is refused on receipt

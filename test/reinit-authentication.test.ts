@@ -1,0 +1,216 @@
+/**
+ * ReInit successors and the Authentication Service (PROTOCOL §1.6 item 5).
+ *
+ * `joinReInitSuccessor` checks a successor's members against the old
+ * group by identity only. With basic credentials a dishonest old member,
+ * cy (leaf 2, built with ts-mls 1.6.4: what this library never sends),
+ * signs a successor under ann's identity (leaf 0) with a key it made: it
+ * ranks as leaf 0 and beats ben's honest successor (leaf 1), and the
+ * members drop ben's for cy's, deleting ben's for good. With
+ * `authenticate` each member of a successor is put to the AS before the
+ * join stores or replaces anything: cy's is refused REINIT_UNAUTHENTICATED
+ * whatever the order the Welcomes arrive in, the member keeps ben's
+ * successor (or none) and its KeyPackage, and they go on in ben's.
+ */
+import { describe, expect, it } from 'vitest';
+import { type Group, type Identity, type SuccessorMember, toHex } from 'paired-mls';
+import { AuthenticationService, credentialAuthenticator } from 'paired-mls/services';
+import { decodeMlsMessage, encodeMlsMessage, joinGroup, makePskIndex, reinitCreateNewGroup, type KeyPackage } from 'ts-mls';
+import { encodeRatchetTree } from 'ts-mls/ratchetTree.js';
+import { type Member, deliverCommit, mlsError, newMember, stillWorks } from './helpers.js';
+import { fastKdfProvider } from './interop-actors.js';
+import { SUITE1, kpMessage, tsMember, tsReceive, welcomeOf } from './reinit-ts-helpers.js';
+
+const tsKeyPackage = (bytes: Uint8Array) => (decodeMlsMessage(bytes, 0)![0] as { keyPackage: KeyPackage }).keyPackage;
+const UNAUTHENTICATED_CREATOR = "the Authentication Service did not accept the successor's member at leaf 0";
+
+/**
+ * ann (leaf 0) and ben (leaf 1) on paired-mls, cy (leaf 2) on ts-mls; ann
+ * reinitializes and all merge. Each registers a successor key at the AS;
+ * ben creates the honest successor (ann and cy in it), cy a forged one
+ * whose creator claims ann's identity with a key cy made (ann and ben in it).
+ */
+async function forgedSuccessorRace(tag: string) {
+  const [ann, ben] = [await newMember(`ann-${tag}`), await newMember(`ben-${tag}`)];
+  const cy = await tsMember(`cy-${tag}`, SUITE1);
+  ann.group = await ann.client.createGroup(ann.identity);
+  const add = await ann.group.commit({ add: [await ben.client.createKeyPackage(ben.identity), kpMessage(cy.pub)] });
+  await ann.group.mergePendingCommit();
+  ben.group = await ben.client.joinFromWelcome(add.welcome!);
+  cy.state = await joinGroup(welcomeOf(add.welcome!), cy.pub, cy.priv, makePskIndex(undefined, {}), cy.cs);
+  const reinit = await ann.group.commitReInit({ ciphersuite: 1 });
+  await ann.group.mergePendingCommit();
+  await deliverCommit(reinit.commit, [ben]);
+  await tsReceive(cy, reinit.commit);
+  const old = new Map<Member, Group>([ann, ben].map((m) => [m, m.group!]));
+
+  // Successor keys, each registered at the AS under its owner's identity.
+  const as = new AuthenticationService();
+  const next = new Map<Member, Identity>();
+  for (const m of [ann, ben]) {
+    const id = await m.client.createIdentity(m.name, 1);
+    next.set(m, id);
+    as.register({ clientId: m.name, userId: m.name, identity: id.identity, signatureKey: id.signaturePublicKey });
+  }
+  const cyNext = await tsMember(`cy-${tag}`, SUITE1);
+  as.register({ clientId: `cy-${tag}`, userId: `cy-${tag}`, identity: new TextEncoder().encode(`cy-${tag}`), signatureKey: cyNext.pub.leafNode.signaturePublicKey });
+
+  const kp = (m: Member) => m.client.createKeyPackage(next.get(m)!);
+  const byBen = await ben.client.createReInitSuccessor(old.get(ben)!, next.get(ben)!, [await kp(ann), kpMessage(cyNext.pub)]);
+  await byBen.group.mergePendingCommit();
+  expect(byBen.creatorLeaf).toBe(1);
+
+  // cy signs as ann: a KeyPackage with ann's identity and a key of its own.
+  const posingAsAnn = await tsMember(ann.name, SUITE1);
+  const newId = old.get(ann)!.reinitState()!.newGroupId;
+  const created = await reinitCreateNewGroup(cy.state, posingAsAnn.pub, posingAsAnn.priv, [tsKeyPackage(await kp(ann)), tsKeyPackage(await kp(ben))], newId, SUITE1, [], fastKdfProvider);
+  const forged = {
+    welcome: encodeMlsMessage({ welcome: created.welcome!, wireformat: 'mls_welcome', version: 'mls10' }),
+    ratchetTree: encodeRatchetTree(created.newState.ratchetTree),
+    creatorKey: posingAsAnn.pub.leafNode.signaturePublicKey,
+  };
+  return { ann, ben, old, next, as, byBen, forged };
+}
+
+/** `authenticate` over the AS, recording each member it is asked about as "leaf:identity[:creator]". */
+function askingAs(as: AuthenticationService, asked: string[]) {
+  const viaAs = credentialAuthenticator(as);
+  return (m: SuccessorMember) => {
+    asked.push(`${m.leafIndex}:${new TextDecoder().decode(m.identity)}${m.creator ? ':creator' : ''}`);
+    return viaAs(m);
+  };
+}
+
+describe('ReInit: a successor forged under another member’s identity (PROTOCOL §1.6 item 5)', () => {
+  it('without authenticate (the check by identity only) the forged successor wins: ben drops his own for it, ann refuses his', async () => {
+    const { ann, ben, old, byBen, forged } = await forgedSuccessorRace('noas');
+    const benJoined = await ben.client.joinReInitSuccessor(old.get(ben)!, forged.welcome, { ratchetTree: forged.ratchetTree });
+    expect([benJoined.creatorLeaf, benJoined.replaced]).toEqual([0, true]);
+    expect(old.get(ben)!.reinitState()!.successorCreator).toBe(0);
+    const annJoined = await ann.client.joinReInitSuccessor(old.get(ann)!, forged.welcome, { ratchetTree: forged.ratchetTree });
+    const refused = await mlsError(() => ann.client.joinReInitSuccessor(old.get(ann)!, byBen.welcome!));
+    expect([refused.code, refused.message]).toEqual(['REINIT_SUPERSEDED', 'already in the successor created by old leaf 0, which wins over leaf 1']);
+    // Both are in cy's successor, whose creator leaf holds the key cy made.
+    expect(annJoined.group.epochAuthenticator()).toEqual(benJoined.group.epochAuthenticator());
+    expect(annJoined.group.members().find((m) => m.leafIndex === 0)!.signatureKey).toEqual(forged.creatorKey);
+  });
+
+  for (const forgedFirst of [true, false]) {
+    it(`with authenticate over the AS, the forged successor is refused REINIT_UNAUTHENTICATED (${forgedFirst ? 'before' : 'after'} ann reads ben's): nothing changes, both stay in ben's and go on there`, async () => {
+      const tag = forgedFirst ? 'first' : 'last';
+      const { ann, ben, old, next, as, byBen, forged } = await forgedSuccessorRace(tag);
+      const asked: string[] = [];
+      const authenticate = askingAs(as, asked);
+      const forgedJoin = (m: Member) => m.client.joinReInitSuccessor(old.get(m)!, forged.welcome, { ratchetTree: forged.ratchetTree, authenticate });
+
+      // ben, in his own successor (leaf 1): cy's (leaf 0) would win; the AS refuses its creator, asked first.
+      const benRefused = await mlsError(() => forgedJoin(ben));
+      expect([benRefused.code, benRefused.message]).toEqual(['REINIT_UNAUTHENTICATED', UNAUTHENTICATED_CREATOR]);
+      expect(asked).toEqual([`0:ann-${tag}:creator`]);
+      expect(old.get(ben)!.reinitState()!.successorCreator).toBe(1);
+
+      asked.length = 0;
+      const honest = async () => {
+        const joined = await ann.client.joinReInitSuccessor(old.get(ann)!, byBen.welcome!, { authenticate });
+        expect([joined.creatorLeaf, joined.replaced]).toEqual([1, false]);
+        return joined.group;
+      };
+      let annGroup: Group | undefined;
+      if (!forgedFirst) annGroup = await honest();
+      const annRefused = await mlsError(() => forgedJoin(ann));
+      expect([annRefused.code, annRefused.message]).toEqual(['REINIT_UNAUTHENTICATED', UNAUTHENTICATED_CREATOR]);
+      expect(old.get(ann)!.reinitState()!.successorCreator).toBe(forgedFirst ? undefined : 1);
+      // Nothing consumed: the KeyPackage cy's Welcome was sent to still reads it, creator and all.
+      const seen = ann.client.inspectReInitSuccessor(old.get(ann)!, forged.welcome, { ratchetTree: forged.ratchetTree });
+      expect([seen.creatorLeaf, seen.replaces]).toEqual([0, !forgedFirst]);
+      expect(seen.members.map((m) => [m.leafIndex, new TextDecoder().decode(m.identity), m.creator])).toEqual([
+        [0, `ann-${tag}`, true],
+        [1, `ann-${tag}`, false],
+        [2, `ben-${tag}`, false],
+      ]);
+      expect(toHex(seen.members[0]!.signatureKey)).toBe(toHex(forged.creatorKey));
+      expect(toHex(seen.members[1]!.signatureKey)).toBe(toHex(next.get(ann)!.signaturePublicKey));
+      if (forgedFirst) annGroup = await honest();
+      // ben's successor was put to the AS whole: every member accepted.
+      expect(asked).toEqual([
+        ...(forgedFirst ? [`0:ann-${tag}:creator`] : []),
+        `0:ben-${tag}:creator`,
+        `1:ann-${tag}`,
+        `2:cy-${tag}`,
+        ...(forgedFirst ? [] : [`0:ann-${tag}:creator`]),
+      ]);
+
+      ann.group = annGroup!;
+      ben.group = byBen.group;
+      expect(old.get(ben)!.reinitState()!.successorCreator).toBe(1);
+      await stillWorks([ann, ben]);
+      await stillWorks([ben, ann]);
+    });
+  }
+
+  it("an authenticate that throws: its error reaches the caller unchanged and nothing changes; an answer other than true refuses; a callback over known keys accepts ben's", async () => {
+    const { ann, ben, old, next, byBen } = await forgedSuccessorRace('callback');
+    const down = new Error('the AS is unreachable');
+    const join = (authenticate: (m: SuccessorMember) => boolean | Promise<boolean>) => ann.client.joinReInitSuccessor(old.get(ann)!, byBen.welcome!, { authenticate });
+    await expect(join(() => Promise.reject(down))).rejects.toBe(down);
+    expect(old.get(ann)!.reinitState()!.successorCreator).toBeUndefined();
+    // Truthy is not true (a binding object, a 1): refused, the member named.
+    const truthy = await mlsError(() => join(((m: SuccessorMember) => (m.creator ? 1 : true)) as never));
+    expect([truthy.code, truthy.message]).toEqual(['REINIT_UNAUTHENTICATED', UNAUTHENTICATED_CREATOR]);
+    // Only ann's and ben's keys known: cy (leaf 2) is refused, after the others were asked.
+    const known = new Set([ann, ben].map((m) => toHex(next.get(m)!.signaturePublicKey)));
+    const partly = await mlsError(() => join((m) => known.has(toHex(m.signatureKey))));
+    expect([partly.code, partly.message]).toEqual(['REINIT_UNAUTHENTICATED', "the Authentication Service did not accept the successor's member at leaf 2"]);
+    expect(old.get(ann)!.reinitState()!.successorCreator).toBeUndefined();
+    // A callback that changes what it is shown changes nothing the join reads.
+    const joined = await join((m) => {
+      m.signatureKey.fill(0);
+      m.identity.fill(0);
+      return true;
+    });
+    expect([joined.creatorLeaf, joined.replaced]).toEqual([1, false]);
+    ann.group = joined.group;
+    ben.group = byBen.group;
+    await stillWorks([ben, ann]);
+  });
+
+  it('malformed input to the new entry points is a typed error, authenticate never asked, and the member then joins the honest successor', async () => {
+    const { ann, ben, old, as, byBen } = await forgedSuccessorRace('malformed');
+    const asked: string[] = [];
+    const authenticate = askingAs(as, asked);
+    const welcome = byBen.welcome!;
+    const oldAnn = old.get(ann)!;
+    const attempts: [string, () => unknown][] = [
+      ['garbage', () => ann.client.joinReInitSuccessor(oldAnn, new Uint8Array([1, 2, 3]), { authenticate })],
+      ['cut short', () => ann.client.joinReInitSuccessor(oldAnn, welcome.subarray(0, welcome.length - 9), { authenticate })],
+      ['one byte more', () => ann.client.joinReInitSuccessor(oldAnn, Uint8Array.of(...welcome, 0), { authenticate })],
+      ['inspected, garbage', () => ann.client.inspectReInitSuccessor(oldAnn, new Uint8Array(0))],
+      ['a KeyPackage', async () => ann.client.joinReInitSuccessor(oldAnn, await ann.client.createKeyPackage(ann.identity), { authenticate })],
+      ['a bad tree', () => ann.client.joinReInitSuccessor(oldAnn, welcome, { ratchetTree: new Uint8Array([9, 9]), authenticate })],
+      ['not bytes', () => ann.client.joinReInitSuccessor(oldAnn, 'welcome' as never, { authenticate })],
+      ['authenticate not a function', () => ann.client.joinReInitSuccessor(oldAnn, welcome, { authenticate: true as never })],
+      ['a group never reinitialized', async () => ann.client.inspectReInitSuccessor(await ann.client.createGroup(ann.identity), welcome)],
+    ];
+    const got: string[] = [];
+    for (const [name, attempt] of attempts) {
+      const err = await mlsError(async () => attempt());
+      got.push(`${name}: ${err.code}`);
+    }
+    expect(got).toEqual([
+      'garbage: MALFORMED',
+      'cut short: MALFORMED',
+      'one byte more: MALFORMED',
+      'inspected, garbage: MALFORMED',
+      'a KeyPackage: INVALID_ARGUMENT',
+      'a bad tree: MALFORMED',
+      'not bytes: INVALID_ARGUMENT',
+      'authenticate not a function: INVALID_ARGUMENT',
+      'a group never reinitialized: NOT_REINITIALIZED',
+    ]);
+    expect(asked).toEqual([]);
+    expect(oldAnn.reinitState()!.successorCreator).toBeUndefined();
+    ann.group = (await ann.client.joinReInitSuccessor(oldAnn, welcome, { authenticate })).group;
+    ben.group = byBen.group;
+    await stillWorks([ann, ben]);
+  });
+});
