@@ -1964,6 +1964,48 @@ pub(crate) mod tests {
         assert_eq!(raw_get(&s, b"b"), Some(b"2".to_vec()));
     }
 
+    /// review61a: `undoing` inside `undoing` (each level takes back its
+    /// own writes: deleted keys come back, new keys go, overwritten values
+    /// return), a closure that fails or rolls back inside, and the write
+    /// count moving (a cached group is never taken for unchanged).
+    #[test]
+    fn undoing_nested_failing_and_rolled_back_inside() {
+        let s = JournalStorage::new();
+        s.load_entries(vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"2".to_vec())]);
+        raw_put(&s, b"p", b"pending");
+        let before = snapshot(&s);
+        let count = s.write_count();
+        let out: Result<(), &str> = s
+            .undoing(|| {
+                raw_put(&s, b"a", b"outer");
+                raw_del(&s, b"b");
+                let outer = snapshot(&s);
+                s.undoing(|| {
+                    raw_put(&s, b"b", b"inner");
+                    raw_del(&s, b"a");
+                    raw_put(&s, b"c", b"inner");
+                    raw_del(&s, b"p");
+                })
+                .unwrap();
+                assert_eq!(snapshot(&s), outer, "the inner level takes back its own writes only");
+                raw_put(&s, b"d", b"outer");
+                Err("refused")
+            })
+            .unwrap();
+        assert_eq!((out, snapshot(&s)), (Err("refused"), before.clone()));
+        assert_ne!(s.write_count(), count);
+        // A rollback inside the closure returns to the closure's start, not to the checkpoint.
+        s.undoing(|| {
+            raw_put(&s, b"a", b"x");
+            s.rollback();
+            raw_del(&s, b"p");
+        })
+        .unwrap();
+        assert_eq!(snapshot(&s), before);
+        let batch = s.take_batch();
+        assert_eq!((batch.puts, batch.deletes), (vec![(b"p".to_vec(), b"pending".to_vec())], vec![]));
+    }
+
     #[test]
     fn load_entries_resets_pending_journal_for_loaded_keys() {
         let s = JournalStorage::new();
