@@ -188,6 +188,8 @@ describe('ReInit: a successor forged under another member’s identity (PROTOCOL
       ['a KeyPackage', async () => ann.client.joinReInitSuccessor(oldAnn, await ann.client.createKeyPackage(ann.identity), { authenticate })],
       ['a bad tree', () => ann.client.joinReInitSuccessor(oldAnn, welcome, { ratchetTree: new Uint8Array([9, 9]), authenticate })],
       ['not bytes', () => ann.client.joinReInitSuccessor(oldAnn, 'welcome' as never, { authenticate })],
+      ['inspected, not bytes', () => ann.client.inspectReInitSuccessor(oldAnn, 'welcome' as never)],
+      ['inspected, a tree not bytes', () => ann.client.inspectReInitSuccessor(oldAnn, welcome, { ratchetTree: [1, 2] as never })],
       ['authenticate not a function', () => ann.client.joinReInitSuccessor(oldAnn, welcome, { authenticate: true as never })],
       ['a group never reinitialized', async () => ann.client.inspectReInitSuccessor(await ann.client.createGroup(ann.identity), welcome)],
     ];
@@ -204,6 +206,8 @@ describe('ReInit: a successor forged under another member’s identity (PROTOCOL
       'a KeyPackage: INVALID_ARGUMENT',
       'a bad tree: MALFORMED',
       'not bytes: INVALID_ARGUMENT',
+      'inspected, not bytes: INVALID_ARGUMENT',
+      'inspected, a tree not bytes: INVALID_ARGUMENT',
       'authenticate not a function: INVALID_ARGUMENT',
       'a group never reinitialized: NOT_REINITIALIZED',
     ]);

@@ -861,7 +861,9 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
   inspectReInitSuccessor(oldGroup: Group, welcome: Uint8Array, options: Omit<ReInitJoinOptions, 'authenticate'> = {}): SuccessorInspection {
     const { ratchetTree, ...join } = options;
     const config = joinOptionsToCore(join);
-    return this.read((core) => core.inspectReInitSuccessor(oldGroup.id, welcome, ratchetTree, config));
+    // The join's argument checks, so both refuse a non-bytes Welcome alike (INVALID_ARGUMENT).
+    const input = successorInput(welcome, ratchetTree);
+    return this.read((core) => core.inspectReInitSuccessor(oldGroup.id, input.welcome, input.ratchetTree, config));
   }
 
   /** Join by external commit from a GroupInfo; send `commit` to the group. */
