@@ -25,55 +25,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { WebSocket } from 'ws';
 import { toHex } from 'paired-mls';
-import { MemoryDeliveryStore, type DeliveryStore } from 'paired-mls/services';
-import { PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer, type DeliveryServerOptions, type RunningDeliveryServer } from 'paired-mls/server';
-import { headerOnly, raw, registeredClient, tokenOf, upgrade } from './ds-helpers.js';
+import { MemoryDeliveryStore } from 'paired-mls/services';
+import { PostgresDeliveryStore, SqliteDeliveryStore } from 'paired-mls/server';
+import { upgrade } from './ds-helpers.js';
+import { serveLossy as serve, type Closable } from './ds-lossy-store.js';
 import { startPostgres, type PgServer } from './pg-server.js';
 
-const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
-const tag = () => Math.random().toString(36).slice(2, 8);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-type Closable = DeliveryStore & { close?(): unknown };
-
-/**
- * `inner` behind a Proxy: `deaf` drops its notifications (as a broken LISTEN connection does), `gap()` tells the
- * server's gap listeners notifications were lost, and `holdRead()` holds the next `readLog` once it has read (or
- * before it reads), until `release()`.
- */
-function lossy(inner: Closable) {
-  const gaps = new Set<() => void>();
-  let deaf = false;
-  let hold: { entered: () => void; gate: Promise<void>; before: boolean } | undefined;
-  const watch = (listener: (g: string, seq: number) => void) => inner.watch((g, seq) => deaf || listener(g, seq));
-  const watchGaps = (listener: () => void) => (gaps.add(listener), () => void gaps.delete(listener));
-  const readLog = async (...args: Parameters<DeliveryStore['readLog']>) => {
-    const h = hold;
-    hold = undefined;
-    if (h?.before) (h.entered(), await h.gate);
-    const page = await inner.readLog(...args);
-    if (h && !h.before) (h.entered(), await h.gate);
-    return page;
-  };
-  const own: Record<string, unknown> = { watch, watchGaps, readLog };
-  const store = new Proxy(inner, { get: (t, k) => (typeof k === 'string' && k in own ? own[k] : typeof (t as any)[k] === 'function' ? (t as any)[k].bind(t) : (t as any)[k]) }) as Closable;
-  return {
-    store,
-    deaf: (on: boolean) => void (deaf = on),
-    gap: () => gaps.forEach((l) => l()),
-    /** `before`: held before it reads (its page is of the log as it is at `release`). */
-    holdRead: (before = false) => {
-      let release!: () => void;
-      let entered!: () => void;
-      const gate = new Promise<void>((r) => (release = r));
-      const reached = new Promise<void>((r) => (entered = r));
-      hold = { entered, gate, before };
-      return { reached, release };
-    },
-  };
-}
 
 describe('review 60: a stream\'s anchoring read, gaps, deletions and pruning, memory, SQLite and PostgreSQL', () => {
   let postgres: PgServer;
@@ -95,52 +54,6 @@ describe('review 60: a stream\'s anchoring read, gaps, deletions and pruning, me
     }],
     ['PostgreSQL', async () => PostgresDeliveryStore.connect(postgres.url)],
   ];
-
-  /**
-   * A server on a `lossy` store of `make`'s, alice registered there with a group of her own (default mode: the DS reads
-   * headers only), and what a test does with them.
-   */
-  async function serve(make: () => Promise<Closable>, options: Partial<DeliveryServerOptions>, run: (t: Awaited<ReturnType<typeof setup>>) => Promise<void>) {
-    const inner = await make();
-    const l = lossy(inner);
-    const s = await startDeliveryServer({ port: 0, store: l.store, ipRate: [1e6, 1e6], clientRate: [1e6, 1e6], ...options });
-    try {
-      await run(await setup(s, l));
-    } finally {
-      await s.close();
-      // close() does not wait for a stream's read in flight: it would find the pool closed, and log it.
-      await sleep(200);
-      await inner.close?.();
-    }
-  }
-
-  async function setup(s: RunningDeliveryServer, l: ReturnType<typeof lossy>) {
-    const name = `alice-${tag()}`;
-    const token = await tokenOf(s.url, name, await registeredClient(s.url, name));
-    const gid = new Uint8Array([0xee, ...Buffer.from(tag())]);
-    const register = async () => expect(await raw(s.url, 'POST', '/v1/groups', { groupId: b64(gid) }, token)).toMatchObject({ status: 200 });
-    await register();
-    let fill = 1;
-    /** An application message of `size` bytes (the DS reads its header); its sequence number. */
-    const post = async (size = 64) => {
-      const r = await raw(s.url, 'POST', `/v1/groups/${toHex(gid)}/messages`, { message: b64(headerOnly(gid, 0, 1, fill++, size)) }, token);
-      expect(r.status).toBe(200);
-      return r.body.seq as number;
-    };
-    const remove = async () => expect(await raw(s.url, 'DELETE', `/v1/groups/${toHex(gid)}`, undefined, token)).toMatchObject({ status: 200 });
-    /** A stream of the group from `after`: the sequence numbers it pushed, and how it closed. */
-    const open = async (after: number | string) => {
-      const ws = new WebSocket(`${s.url.replace(/^http/, 'ws')}/v1/stream?group=${toHex(gid)}&after=${after}&access_token=${token}`);
-      const got: number[] = [];
-      ws.on('message', (d) => got.push(JSON.parse(d.toString()).seq));
-      const closed = new Promise<[number, string]>((r) => ws.on('close', (code, reason) => r([code, reason.toString()])));
-      await new Promise((r) => ws.once('open', r));
-      /** How it ended, or 'open' after `ms` (its got at that moment). */
-      const outcome = async (ms = 1_000) => ({ end: await Promise.race([closed, sleep(ms).then(() => 'open')]), got: [...got] });
-      return { ws, got, closed, outcome };
-    };
-    return { s, l, token, gid, register, post, remove, open };
-  }
 
   for (const [name, make] of stores) {
     it(`${name}: a gap reported while a stream's first (anchoring) read is in flight: the group deleted and registered again meanwhile, the stream ends 1008 unknown-group, nothing pushed (before: unchecked, it pushed the old page and then 4 and 5 of the new log)`, async () => {
