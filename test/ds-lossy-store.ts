@@ -5,7 +5,7 @@
 import { expect } from 'vitest';
 import { WebSocket } from 'ws';
 import { toHex } from 'paired-mls';
-import type { DeliveryStore } from 'paired-mls/services';
+import type { DeliveryStore, GroupRecord } from 'paired-mls/services';
 import { startDeliveryServer, type DeliveryServerOptions, type RunningDeliveryServer } from 'paired-mls/server';
 import { headerOnly, raw, registeredClient, tokenOf } from './ds-helpers.js';
 
@@ -73,25 +73,51 @@ export function lossy(inner: Closable) {
   };
 }
 
+/** A custom store adapter of before this release: its group records carry no registration. */
+export const withoutRegistration = (inner: Closable): Closable =>
+  new Proxy(inner, {
+    get: (t, k) => {
+      if (k === 'getGroup') {
+        return async (id: string) => {
+          const g = await t.getGroup(id);
+          if (g === undefined) return undefined;
+          const { registration: _, ...rest } = g as GroupRecord & { registration?: string };
+          return rest;
+        };
+      }
+      const v = (t as any)[k];
+      return typeof v === 'function' ? v.bind(t) : v;
+    },
+  });
+
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
 const tag = () => Math.random().toString(36).slice(2, 8);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** A client the store holds already, and its group: `serveLossy` then registers neither. */
+export interface Holder {
+  name: string;
+  who: Parameters<typeof tokenOf>[2];
+  gid: Uint8Array;
+}
+
 /**
  * A server on a `lossy` store of `make`'s (wrapped first by `adapt`, if given: a custom store adapter), alice
- * registered there with a group of her own (default mode: the DS reads headers only), and what a test does with them.
+ * registered there with a group of her own (default mode: the DS reads headers only), or `holder` and its group, and
+ * what a test does with them.
  */
 export async function serveLossy(
   make: () => Promise<Closable>,
   options: Partial<DeliveryServerOptions>,
   run: (t: LossyServer) => Promise<void>,
   adapt: (inner: Closable) => Closable = (inner) => inner,
+  holder?: Holder,
 ): Promise<void> {
   const inner = await make();
   const l = lossy(adapt(inner));
   const s = await startDeliveryServer({ port: 0, store: l.store, ipRate: [1e6, 1e6], clientRate: [1e6, 1e6], ...options });
   try {
-    await run(await setup(s, l));
+    await run(await setup(s, l, holder));
   } finally {
     await s.close();
     // close() does not wait for a stream's read in flight: it would find the pool closed, and log it.
@@ -102,13 +128,14 @@ export async function serveLossy(
 
 export type LossyServer = Awaited<ReturnType<typeof setup>>;
 
-async function setup(s: RunningDeliveryServer, l: ReturnType<typeof lossy>) {
-  const name = `alice-${tag()}`;
-  const token = await tokenOf(s.url, name, await registeredClient(s.url, name));
-  const gid = new Uint8Array([0xee, ...Buffer.from(tag())]);
+async function setup(s: RunningDeliveryServer, l: ReturnType<typeof lossy>, holder?: Holder) {
+  const name = holder?.name ?? `alice-${tag()}`;
+  const token = await tokenOf(s.url, name, holder?.who ?? (await registeredClient(s.url, name)));
+  const gid = holder?.gid ?? new Uint8Array([0xee, ...Buffer.from(tag())]);
   const register = async () => expect(await raw(s.url, 'POST', '/v1/groups', { groupId: b64(gid) }, token)).toMatchObject({ status: 200 });
-  await register();
-  let fill = 1;
+  if (!holder) await register();
+  // Each message its own bytes (a repeated one is taken for a retry): past those a holder's group may hold.
+  let fill = holder ? 1_000 : 1;
   /** An application message of `size` bytes (the DS reads its header); its sequence number. */
   const post = async (size = 64) => {
     const r = await raw(s.url, 'POST', `/v1/groups/${toHex(gid)}/messages`, { message: b64(headerOnly(gid, 0, 1, fill++, size)) }, token);
