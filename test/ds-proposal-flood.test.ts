@@ -489,6 +489,6 @@ describe('each store counts an epoch\'s proposals in the transaction that logs t
       expect((await check.query("SELECT value FROM ds_meta WHERE key = 'schema'")).rows).toEqual([{ value: DS_SCHEMA_VERSION }]);
       await check.end();
     }
-    expect(DS_SCHEMA_VERSION).toBe('7');
+    expect(DS_SCHEMA_VERSION).toBe('8');
   });
 });

@@ -319,7 +319,7 @@ describe('rotation guard review: the stores (memory, SQLite, PostgreSQL), two se
     }
   });
 
-  it('a PostgreSQL database of schema 6 is migrated to 7 when a server connects: no client has a guard, and one can be set', async () => {
+  it('a PostgreSQL database of schema 6 is migrated (to 8, which gives groups their registrations) when a server connects: no client has a guard, and one can be set', async () => {
     await (await PostgresDeliveryStore.connect(postgres.url)).close();
     const admin = new pg.Client({ connectionString: postgres.url });
     await admin.connect();
@@ -336,7 +336,7 @@ describe('rotation guard review: the stores (memory, SQLite, PostgreSQL), two se
       } finally {
         await store.close();
       }
-      expect((await admin.query("SELECT value FROM ds_meta WHERE key = 'schema'")).rows).toEqual([{ value: '7' }]);
+      expect((await admin.query("SELECT value FROM ds_meta WHERE key = 'schema'")).rows).toEqual([{ value: '8' }]);
     } finally {
       await admin.end();
     }

@@ -245,8 +245,8 @@ describe('the rotation guard in a shared PostgreSQL database and across schemas'
     }
   });
 
-  it('a database of schema 6 is migrated to 7 when opened: its clients have no guard, and one can be set', async () => {
-    expect(DS_SCHEMA_VERSION).toBe('7');
+  it('a database of schema 6 is migrated (to 8, which gives groups their registrations) when opened: its clients have no guard, and one can be set', async () => {
+    expect(DS_SCHEMA_VERSION).toBe('8');
     const file = join(mkdtempSync(join(tmpdir(), 'paired-mls-guard-v6-')), 'ds.sqlite');
     new SqliteDeliveryStore(file).close();
     const old = new Database(file);
@@ -263,7 +263,7 @@ describe('the rotation guard in a shared PostgreSQL database and across schemas'
       await s.close();
     }
     const meta = new Database(file, { readonly: true });
-    expect(meta.prepare("SELECT value FROM meta WHERE key = 'schema'").get()).toEqual({ value: '7' });
+    expect(meta.prepare("SELECT value FROM meta WHERE key = 'schema'").get()).toEqual({ value: '8' });
     meta.close();
   });
 });

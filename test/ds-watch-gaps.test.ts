@@ -2,12 +2,15 @@
  * Notifications lost at a server (docs/PROTOCOL.md §8.3): two DS servers on one PostgreSQL, the stream's server's
  * LISTEN connection broken (its backend terminated) and its reopening held (its store reaches the database through a
  * TCP gate that holds new connections) while the other server's clients write. Once the gate opens, the store reports
- * the gap (`watchGaps`) and each stream reads its log again, checked against the message it pushed last (`Stream.last`):
+ * the gap (`watchGaps`) and each stream reads its log again, checked against the registration of its group it opened on
+ * (`GroupRecord.registration`; before it, by the message it pushed last, `Stream.last`):
  * - the group deleted meanwhile and registered again under the same id by its only member, who posted to it: the stream
  *   ends 1008 unknown-group, none of the new log's messages pushed (unchecked, it pushed the new log from the old
  *   position on, its start skipped);
- * - the same for a stream opened past 0 that has pushed nothing: its first read kept the digest of the message at its
- *   position (unanchored, it stayed open and pushed the new log from its position on);
+ * - the same for a stream opened past 0 that has pushed nothing (unanchored, it stayed open and pushed the new log from
+ *   its position on; then its first read kept the digest of the message at its position);
+ * - the same for a stream opened past its log's end, which had no message there to check by (it pushed the new log
+ *   from its position on, until the registration);
  * - no deletion: the streams go on, every message pushed once, in order.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -148,6 +151,27 @@ describe('notifications lost at the stream\'s server (PostgreSQL, two servers)',
       const stream = open(2);
       await stream.opened;
       // Its first read (of the message at its position, seq 2, whose digest it keeps) runs as it opens.
+      await new Promise((r) => setTimeout(r, 500));
+      await loseNotifications();
+      await alice.ds.deleteGroup(g.id);
+      await alice.ds.createGroup(g.id, { epoch: 0 });
+      for (let i = 0; i < 5; i++) await alice.ds.submit(g.id, await g.encrypt(`new ${i}`));
+      gate.open();
+      const pushedMore = new Promise((r) => stream.ws.on('message', () => setTimeout(() => r('still open'), 200)));
+      const end = await Promise.race([stream.closed, pushedMore, new Promise((r) => setTimeout(() => r('still open'), 10_000))]);
+      expect({ end, got: stream.got }).toEqual({ end: [1008, 'unknown-group'], got: [] });
+    } finally {
+      await close();
+    }
+  });
+
+  it('a stream opened past its log\'s end: the group deleted and registered again while B heard nothing, the stream ends 1008 unknown-group once B listens again, none of the new log pushed (before: it pushed the new log from seq 4 on)', async () => {
+    const { gate, alice, g, open, loseNotifications, close } = await setup('ds-gaps-past-end');
+    try {
+      for (let i = 0; i < 2; i++) await alice.ds.submit(g.id, await g.encrypt(`old ${i}`));
+      // Opened at 3, past the old log's end: no message at its position to check by.
+      const stream = open(3);
+      await stream.opened;
       await new Promise((r) => setTimeout(r, 500));
       await loseNotifications();
       await alice.ds.deleteGroup(g.id);

@@ -11,7 +11,7 @@ import type { WebSocketServer as WsServer, WebSocket } from 'ws';
 import { bytesEqual, fromHex, toHex } from '../mls/bytes.js';
 import { MlsClient } from '../mls/client.js';
 import { MlsError } from '../mls/errors.js';
-import { DeliveryService, DsError, revokedMeanwhile, type DsRejection } from '../services/delivery-service.js';
+import { DeliveryService, DsError, revokedMeanwhile, type DsRejection, type Reading } from '../services/delivery-service.js';
 import type { DeliveryStore, GuardChange, LoggedMessage } from '../services/delivery-store.js';
 import { AuthenticationDirectory } from '../services/authentication-directory.js';
 import type { LeafAssociation } from '../intents/leaf-association.js';
@@ -238,12 +238,20 @@ interface Stream {
   validAt: number;
   /** Its slot was given back (`releaseSlot`): the DS ended it, and its 'close' may come only at the close timeout. */
   released: boolean;
-  /** SHA-256 of the message at `sent`, if this stream pushed it (or, opened there, read it first): which log it reads, of those an id held (§8.3). */
+  /**
+   * The registration of its group it opened on (`GroupRecord.registration`, read as its upgrade was authorised): each
+   * read checks the group still has it, the page included, and the stream ends 1008 unknown-group once it has not — the
+   * group deleted, its id perhaps registered again (§8.3). Undefined: the store keeps none (a custom store of an earlier
+   * release), and the stream is checked by the message at its position (`last`, `verify`) instead.
+   */
+  registration: string | undefined;
+  /** Without `registration`: SHA-256 of the message at `sent`, if this stream pushed it (or, opened there, read it first): which log it reads, of those an id held (§8.3). */
   last?: Buffer;
   /**
-   * Its group's deletion was notified ('deleted'), or notifications were lost ('gap'): its next read checks the message
-   * at `sent` is `last` (one without `last` cannot: it anchors). Taken as that read starts: a wake during it sets it
-   * again, and the page is read again, checked (cleared after the read, it forgot a deletion notified meanwhile).
+   * Without `registration`: its group's deletion was notified ('deleted'), or notifications were lost ('gap'): its next
+   * read checks the message at `sent` is `last` (one without `last` cannot: it anchors). Taken as that read starts: a
+   * wake during it sets it again, and the page is read again, checked (cleared after the read, it forgot a deletion
+   * notified meanwhile).
    */
   verify?: 'deleted' | 'gap';
   /** Its one timer for the next read: after a pause (backed up, its address's reply budget spent) or a store failure. */
@@ -1000,11 +1008,13 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
       let opened = false;
       try {
         // A refusal read after a rotation names nothing stored since (a group left or deleted): 401, as a GET's (§8.4).
-        if (!(await ds.isReader(group, client))) return (await stillValid(who)) ? refuse(403, 'not-a-member') : refuse(401, 'unauthenticated');
+        // The group's registration now, while it is known to exist and the client to read it: what the stream follows.
+        const reading = await ds.reader(group, client);
+        if (reading === undefined) return (await stillValid(who)) ? refuse(403, 'not-a-member') : refuse(401, 'unauthenticated');
         if (socket.destroyed) return;
         wss.handleUpgrade(req, socket, head, (ws) => {
           opened = true;
-          openStream(ws, who, group, after, ip);
+          openStream(ws, who, group, after, ip, reading);
         });
       } finally {
         // handleUpgrade calls back synchronously when it upgrades; otherwise give the slot back.
@@ -1064,10 +1074,10 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
   }
 
   /** A stream on an upgraded socket; its slot in `streamsOf` was reserved before the upgrade. */
-  function openStream(ws: WebSocket, who: { client: string; key?: string }, group: Uint8Array, after: number, ip: string): void {
+  function openStream(ws: WebSocket, who: { client: string; key?: string }, group: Uint8Array, after: number, ip: string, reading: Reading): void {
     const groupHex = toHex(group);
     const client = who.client;
-    const sub: Stream = { ws, client, key: who.key, group, sent: after, busy: false, dirty: true, pausedSince: undefined, buffered: 0, ip, unsent: new Set(), progressAt: Date.now(), retryMs: 0, validAt: -Infinity, released: false };
+    const sub: Stream = { ws, client, key: who.key, group, sent: after, busy: false, dirty: true, pausedSince: undefined, buffered: 0, ip, unsent: new Set(), progressAt: Date.now(), retryMs: 0, validAt: -Infinity, released: false, registration: reading.registration };
     const set = streams.get(groupHex) ?? new Set();
     set.add(sub);
     streams.set(groupHex, set);
@@ -1138,16 +1148,18 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
             if (!(await stillValid(sub))) throw new DsError('unauthenticated', 'the client or its key was revoked');
             sub.validAt = Date.now();
           }
-          // Opened past 0 and nothing pushed yet: it reads the message at its position too, and keeps its digest, so
-          // that a later check can tell which log it reads (unanchored, one whose notifications were lost read a log
-          // registered again under the id from the old position on).
-          const anchoring = sub.sent !== 0 && sub.last === undefined;
+          // A stream with its group's registration: the poll checks it (unknown-group when changed), nothing more.
+          // Without it, by the message at its position: opened past 0 and nothing pushed yet, it reads that message too,
+          // and keeps its digest, so that a later check can tell which log it reads (unanchored, one whose notifications
+          // were lost read a log registered again under the id from the old position on).
+          const byMessage = sub.registration === undefined;
+          const anchoring = byMessage && sub.sent !== 0 && sub.last === undefined;
           const verifying = sub.verify;
-          const checked = verifying !== undefined && sub.last !== undefined;
+          const checked = byMessage && verifying !== undefined && sub.last !== undefined;
           sub.verify = undefined;
           let batch: LoggedMessage[];
           try {
-            batch = await ds.poll(sub.client, sub.group, checked || anchoring ? sub.sent - 1 : sub.sent);
+            batch = await ds.poll(sub.client, sub.group, checked || anchoring ? sub.sent - 1 : sub.sent, sub);
           } catch (err) {
             // A store failure: read again later, still checked.
             if (verifying) flag(sub, verifying);
@@ -1181,9 +1193,9 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
           // server that this page already holds messages after (§8.4, §8.6).
           if (!(await stillValid(sub))) throw new DsError('unauthenticated', 'the client or its key was revoked');
           sub.validAt = Date.now();
-          // A deletion notified, or a gap, while it read: read again, checked (the page may be of a log registered since;
-          // an anchoring read's too, which a gap left unchecked).
-          if (sub.verify) continue;
+          // Without a registration: a deletion notified, or a gap, while it read: read again, checked (the page may be of
+          // a log registered since; an anchoring read's too, which a gap left unchecked). With one, the poll checked it.
+          if (byMessage && sub.verify) continue;
           let pushed: Uint8Array | undefined;
           for (const m of batch) {
             if (sub.ws.readyState !== sub.ws.OPEN) return;
@@ -1204,7 +1216,7 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
             // and so does its address past maxReplyBytesPerIp.
             if (sub.ws.bufferedAmount > highWater || !replyRoom(sub.ip)) break;
           }
-          if (pushed) sub.last = digest(pushed);
+          if (pushed && byMessage) sub.last = digest(pushed);
         }
       }
     } catch (err) {
@@ -1232,8 +1244,11 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     wake(subs);
   };
 
-  /** Whether `sub`'s next read can tell which log it reads (§8.3): one at 0 reads any log from its start; another, by the message at `sent` it pushed or first read. */
-  const checkable = (sub: Stream) => sub.sent === 0 || sub.last !== undefined;
+  /**
+   * Whether `sub`'s next read can tell which log it reads (§8.3): one with its group's registration, always; without, one
+   * at 0 reads any log from its start, another tells by the message at `sent` it pushed or first read.
+   */
+  const checkable = (sub: Stream) => sub.registration !== undefined || sub.sent === 0 || sub.last !== undefined;
 
   /** `sub`'s next read is checked (a deletion outranks a gap: after it, a message at `sent` pruned ends it). */
   const flag = (sub: Stream, why: 'deleted' | 'gap') => void (sub.verify = sub.verify === 'deleted' ? 'deleted' : why);
@@ -1249,10 +1264,11 @@ export async function startDeliveryServer(options: DeliveryServerOptions): Promi
     }
   };
   // Seq 0 is a deletion (DeliveryStore.deleteGroup). A read that ran once its member had registered the id again went on
-  // in the new log from the old one's position, skipping its start; so a stream that pushed the message at its position
-  // reads it again and ends unless it is still there, and one at 0 reads whatever log the id has from its start (none: it
-  // ends). Any other ends now. Ending all of them ended, at a server the notification reached late, a stream the member
-  // had opened there on the new log since.
+  // in the new log from the old one's position, skipping its start; so a stream reads again, checked: by its group's
+  // registration (it ends unless the group still has the one it opened on), or without one, by the message at its
+  // position (it ends unless that is still there; one at 0 reads whatever log the id has from its start, none: it ends).
+  // Any other ends now. Ending all of them ended, at a server the notification reached late, a stream the member had
+  // opened there on the new log since.
   const unwatch = store.watch((groupHex, seq) => {
     if (seq !== 0) return wake(streams.get(groupHex) ?? []);
     for (const sub of [...(streams.get(groupHex) ?? [])]) {

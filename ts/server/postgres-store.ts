@@ -81,6 +81,13 @@ const PROPOSAL_STATE = `SELECT to_regclass('ds_log_proposals') AS i,
   (SELECT 1 FROM pg_attribute WHERE attrelid = 'ds_log'::regclass AND attname = 'proposal_epoch' AND NOT attisdropped) AS c`;
 /** The build's limit: the pool's 30 s would cancel it at every start on a large enough log (a million rows: ~1 s here, bench/ds-costs.js). */
 const PROPOSAL_INDEX_TIMEOUT_MS = 600_000;
+/**
+ * Schema 7 to 8 (as SQLITE_REGISTRATION), run only while the column is absent (as DELETIONS): for each group held a
+ * registration of the DS's shape (32 hex digits). It need only differ from the DS's own, 128 random bits each, which
+ * none of these can be made to equal: random() and the clock, hashed (gen_random_uuid would ask PostgreSQL 13).
+ */
+const REGISTRATION = `ALTER TABLE ds_groups ADD COLUMN IF NOT EXISTS registration TEXT;
+UPDATE ds_groups SET registration = md5(random()::text || clock_timestamp()::text || group_id) WHERE epoch >= 0;`;
 /** A claimed group's columns (claimReserved, claimDeleted). */
 const CLAIM = 'epoch = $2, members = $3, consistency = $4, group_info = $5, external_join = $6, epoch_start = $7, group_info_by = $8';
 /** Schema 3 to 4 (as SQLITE_MIGRATION), after the schema's statements, in their transaction; the Welcome id sequences kept. */
@@ -242,6 +249,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
             // By the column: a server starting while another builds the index waited for the build there, the log's lock queued.
             const [mark] = (await client.query(PROPOSAL_STATE)).rows;
             if (mark.c === null) await client.query(PROPOSAL_MARK);
+            if ((await client.query("SELECT 1 FROM pg_attribute WHERE attrelid = 'ds_groups'::regclass AND attname = 'registration' AND NOT attisdropped")).rowCount === 0) await client.query(REGISTRATION);
             if (mark.i === null) index = 'absent';
             else if (mark.valid === false && mark.building === null) index = 'failed';
             if (version === '3') await client.query(POSTGRES_MIGRATION);
@@ -735,6 +743,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
         groupInfo: r.group_info ? bytes(r.group_info) : undefined,
         externalJoin: r.external_join,
         epochStart: Number(r.epoch_start),
+        ...(r.registration !== null && r.registration !== undefined ? { registration: r.registration } : {}),
       }
     );
   }
@@ -779,7 +788,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
       await c.query("SELECT pg_advisory_xact_lock(hashtextextended('ds deleted ' || $1, 0))", [member]);
       const kept = Number((await c.query('SELECT count(*) AS n FROM ds_groups WHERE epoch = -2 AND members->>0 = $1', [member])).rows[0].n);
       if (kept >= options.keep) await c.query('DELETE FROM ds_groups WHERE group_id = $1', [groupId]);
-      else await c.query("UPDATE ds_groups SET epoch = -2, group_info = '', consistency = 'strong', external_join = false, group_info_by = NULL, record_by = NULL, proposals_epoch = -1, epoch_proposals = 0 WHERE group_id = $1", [groupId]);
+      else await c.query("UPDATE ds_groups SET epoch = -2, group_info = '', consistency = 'strong', external_join = false, group_info_by = NULL, record_by = NULL, proposals_epoch = -1, epoch_proposals = 0, registration = NULL WHERE group_id = $1", [groupId]);
       // Its streams, at every server, read again, find no group and end.
       await c.query('SELECT pg_notify($1, $2)', [CHANNEL, `${groupId}:0`]);
       return 'deleted' as const;
@@ -798,7 +807,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
     return this.#tx(async (c) => {
       const { rowCount, rows } = await c.query(sql, [g.groupId, g.epoch, JSON.stringify(g.members), g.consistency, g.groupInfo ? Buffer.from(g.groupInfo) : null, Boolean(g.externalJoin), g.epochStart ?? 0, g.groupInfo?.length ? creator : null]);
       if (rowCount !== 1) return false;
-      await c.query('UPDATE ds_groups SET record_by = $2 WHERE group_id = $1', [g.groupId, creator]);
+      await c.query('UPDATE ds_groups SET record_by = $2, registration = $3 WHERE group_id = $1', [g.groupId, creator, g.registration ?? null]);
       // The record and its GroupInfo count for the creator; a claimed reservation's record goes back to its payer (claimReserved), in id order.
       const back: string | null = rows[0]?.record_by ?? null;
       const delta = new Map([[creator, storedBytes(g.groupInfo?.length ?? 0)]]);

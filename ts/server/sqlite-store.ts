@@ -74,16 +74,26 @@ const ADD_PROPOSAL_MARK = 'ALTER TABLE log ADD COLUMN proposal_epoch INTEGER DEF
 /** A claimed group's columns (claimReserved, claimDeleted). */
 const CLAIM = 'epoch = @epoch, members = @members, consistency = @consistency, group_info = @info, external_join = @open, epoch_start = @start, group_info_by = @by';
 /**
- * Version of the schema above; an older database (3 to 6) is migrated when
+ * Version of the schema above; an older database (3 to 7) is migrated when
  * opened (SQLITE_MIGRATION, then SQLITE_MIGRATION_5; schemas 6 and 7 only
  * add the tables `member_proposals` and `rotation_guards`, which the
- * schema's statements create), another refused. Schema 7 is a new version
- * so that a server of 6, which knows no rotation guard and would let a
- * guarded client's key change without it, refuses the database.
+ * schema's statements create; 8 the groups' `registration`, ADD_REGISTRATION),
+ * another refused. Schema 7 is a new version so that a server of 6, which
+ * knows no rotation guard and would let a guarded client's key change
+ * without it, refuses the database; 8, so that a server of 7, which would
+ * register a deleted id again under the deleted group's registration (it
+ * neither clears nor sets it), refuses it (docs/PROTOCOL.md §8.3).
  */
-export const DS_SCHEMA_VERSION = '7';
+export const DS_SCHEMA_VERSION = '8';
 /** The older schemas a store migrates when it opens their database. */
-export const DS_MIGRATED_SCHEMAS: readonly string[] = ['3', '4', '5', '6'];
+export const DS_MIGRATED_SCHEMAS: readonly string[] = ['3', '4', '5', '6', '7'];
+/**
+ * Schema 7 to 8, run while the column is absent: each group's registration (`GroupRecord.registration`), a random one
+ * for each group the database holds (reserved and deleted ids, epochs -1 and -2, have none), so that their streams are
+ * checked by it from the first start of this release on.
+ */
+export const SQLITE_REGISTRATION = `ALTER TABLE groups ADD COLUMN registration TEXT;
+UPDATE groups SET registration = lower(hex(randomblob(16))) WHERE epoch >= 0;`;
 
 /**
  * Schema 4 to 5: each group counts the proposals of one epoch, the one in
@@ -120,6 +130,8 @@ interface GroupRow {
   group_info: Buffer | null;
   external_join: number;
   epoch_start: number;
+  /** NULL: a reserved or deleted id, or a group a server of an earlier release registered. */
+  registration: string | null;
 }
 
 interface BindingRow {
@@ -178,6 +190,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
       if (!this.#db.prepare("SELECT 1 FROM pragma_table_info('groups') WHERE name = 'record_by'").get()) this.#db.exec('ALTER TABLE groups ADD COLUMN record_by TEXT');
       // Which rows are proposals (readProposals): -1 for one logged before, or by an older release (its inserts name no such column).
       if (!this.#db.prepare("SELECT 1 FROM pragma_table_info('log') WHERE name = 'proposal_epoch'").get()) this.#db.exec(ADD_PROPOSAL_MARK);
+      if (!this.#db.prepare("SELECT 1 FROM pragma_table_info('groups') WHERE name = 'registration'").get()) this.#db.exec(SQLITE_REGISTRATION);
       this.#db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run('schema', DS_SCHEMA_VERSION);
     })();
   }
@@ -389,6 +402,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
         groupInfo: row.group_info ? bytes(row.group_info) : undefined,
         externalJoin: Boolean(row.external_join),
         epochStart: row.epoch_start,
+        ...(row.registration !== null ? { registration: row.registration } : {}),
       }
     );
   }
@@ -438,7 +452,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
       this.#count(g.record_by ?? member, -STORED_RECORD_BYTES);
       const kept = (this.#db.prepare('SELECT count(*) AS n FROM groups WHERE epoch = -2 AND members = ?').get(g.members) as { n: number }).n;
       if (kept >= options.keep) this.#db.prepare('DELETE FROM groups WHERE group_id = ?').run(groupId);
-      else this.#db.prepare("UPDATE groups SET epoch = -2, group_info = x'', consistency = 'strong', external_join = 0, group_info_by = NULL, record_by = NULL, proposals_epoch = -1, epoch_proposals = 0 WHERE group_id = ?").run(groupId);
+      else this.#db.prepare("UPDATE groups SET epoch = -2, group_info = x'', consistency = 'strong', external_join = 0, group_info_by = NULL, record_by = NULL, proposals_epoch = -1, epoch_proposals = 0, registration = NULL WHERE group_id = ?").run(groupId);
       return 'deleted' as const;
     })();
   }
@@ -455,7 +469,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
     const row = { id: g.groupId, epoch: g.epoch, members: JSON.stringify(g.members), consistency: g.consistency, info, open: g.externalJoin ? 1 : 0, start: g.epochStart ?? 0, by: info?.length ? creator : null };
     return this.#db.transaction(() => {
       const written = this.#db.prepare(sql).run(row).changes === 1;
-      if (written) this.#db.prepare('UPDATE groups SET record_by = ? WHERE group_id = ?').run(creator, g.groupId);
+      if (written) this.#db.prepare('UPDATE groups SET record_by = ?, registration = ? WHERE group_id = ?').run(creator, g.registration ?? null, g.groupId);
       // The record and its GroupInfo count for the creator.
       if (written) this.#count(creator, storedBytes(g.groupInfo?.length ?? 0), 0, quota);
       return written;

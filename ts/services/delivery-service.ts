@@ -57,6 +57,10 @@ const successorTaken = (): DsError => new DsError('invalid-commit', 'the ReInit 
 const heldGrants = (groupId: string, epoch: number): string => `\u0001${epoch}\u0001${groupId}`;
 
 const unknownGroup = (): DsError => new DsError('unknown-group', 'no such group');
+/** A reader's group was deleted since it began (its id perhaps registered again: another group, another log). */
+const deletedSince = (): DsError => new DsError('unknown-group', 'the group was deleted');
+/** A group's registration id (`GroupRecord.registration`): 128 random bits, so never given twice. */
+const newRegistration = (): string => toHex(crypto.getRandomValues(new Uint8Array(16)));
 
 /** A session whose key a rotation revoked after its request was authenticated (docs/PROTOCOL.md §8.4). */
 export const revokedMeanwhile = (): DsError => new DsError('unauthenticated', 'the key this session was proven with was revoked meanwhile');
@@ -170,6 +174,11 @@ export interface SubmitExtras {
   readTo?: number;
   /** A verifying DS's charge (the server's per-address budget, §8.6): the signature checks a commit's verification will make, in the group's ciphersuite, before it makes them; throws to refuse. */
   spend?: (checks: number, ciphersuite: number) => void;
+}
+
+/** Which registration of a group a reader follows (`DeliveryService.reader`; undefined: the store keeps none). */
+export interface Reading {
+  registration: string | undefined;
 }
 
 /** Whether the DS accepted a message, and its sequence number or the reason. */
@@ -484,7 +493,7 @@ export class DeliveryService {
     if (this.#verify && consistency === 'eventual') throw new DsError('forbidden', 'this DS verifies commits: its groups are strongly consistent');
     if (this.#verify) await this.#checkFirstState(creator, options.groupInfo);
     const id = toHex(groupId);
-    const record: GroupRecord = { groupId: id, epoch, members: [creator], consistency, groupInfo: options.groupInfo, externalJoin: options.externalJoin ?? false };
+    const record: GroupRecord = { groupId: id, epoch, members: [creator], consistency, groupInfo: options.groupInfo, externalJoin: options.externalJoin ?? false, registration: newRegistration() };
     // One atomic insert, not a look then a write: two creations racing (on two servers) must not both succeed, the second overwriting the first.
     if (await withinQuota(this.store.insertGroup(record, this.#quota))) return;
     // A verified ReInit's successor id (§1.6): only a member of the group it retired registers it (an outsider who read the id
@@ -1110,8 +1119,16 @@ export class DeliveryService {
 
   /** Whether `client` may read and post in the group: a member, or a paired device of one. */
   async isReader(groupId: Uint8Array, client: string): Promise<boolean> {
+    return (await this.reader(groupId, client)) !== undefined;
+  }
+
+  /**
+   * As `isReader`, for a reader that follows the group (a stream): undefined when `client` may not read it, else the
+   * group's registration (`GroupRecord.registration`; undefined: its store keeps none), which it passes to each `poll`.
+   */
+  async reader(groupId: Uint8Array, client: string): Promise<Reading | undefined> {
     const group = await this.#group(toHex(groupId));
-    return group !== undefined && (await this.#mayAct(group, client));
+    return group !== undefined && (await this.#mayAct(group, client)) ? { registration: group.registration } : undefined;
   }
 
   /** Members, and the registered devices of members (paired anchors). */
@@ -1146,13 +1163,20 @@ export class DeliveryService {
     return { id, count: part(this.#membersProposals.count), bytes: part(this.#membersProposals.bytes) };
   }
 
-  /** Messages of a group after `afterSeq`, in order (for a member or a device of one). */
-  async poll(client: string, groupId: Uint8Array, afterSeq = 0): Promise<LoggedMessage[]> {
+  /**
+   * Messages of a group after `afterSeq`, in order (for a member or a device of one). `reading` (`reader`'s): the group
+   * must still be that registration of its id, else unknown-group, also when it changed while the page was read.
+   */
+  async poll(client: string, groupId: Uint8Array, afterSeq = 0, reading?: Reading): Promise<LoggedMessage[]> {
     const group = await this.#group(toHex(groupId));
     if (!group) throw new DsError('unknown-group', 'no such group');
+    if (reading && group.registration !== reading.registration) throw deletedSince();
     const member = await this.#actsFor(group, client);
     if (member === undefined) throw new DsError('not-a-member', 'not a member of the group');
     const page = await this.store.readLog(group.groupId, afterSeq, this.#pageSize, this.#pageBytes);
+    // Read again once the page is: the id may have been deleted and registered again between the two reads, the page of
+    // the new log. The same registration after it was the same throughout (a registration is never given twice).
+    if (reading?.registration !== undefined && page.length > 0 && (await this.store.getGroup(group.groupId))?.registration !== reading.registration) throw deletedSince();
     // A device's pairing is looked up again once the page is read: one dropped meanwhile (its anchor's rotation, §8.4)
     // let it read what was posted after. Its own key was never rotated, so the session's check after the read passes.
     if (member !== client && page.length > 0 && !(await this.#mayAct(group, client))) throw new DsError('not-a-member', 'the pairing this device reads by ended meanwhile');

@@ -40,6 +40,14 @@ export interface GroupRecord {
   externalJoin?: boolean;
   /** Sequence number of the commit that began the current epoch (0: none yet); the epoch's proposals follow it. */
   epochStart?: number;
+  /**
+   * Which registration of the id this group is (docs/PROTOCOL.md §8.3): random, given by the DS when it registers the
+   * group (`insertGroup`, `claimReserved`, `claimDeleted`), kept as the other fields while the group lives, none on a
+   * reserved or deleted id's row. A stream takes it when it opens and ends once its group has another (deleted and
+   * registered again under the id). Optional: a store that keeps none (a custom adapter of an earlier release) has
+   * its streams checked by the message at their position instead, with that check's limits.
+   */
+  registration?: string;
 }
 
 /** What `registerBinding` is asked besides the binding (docs/PROTOCOL.md §8.4). */
@@ -362,6 +370,12 @@ export interface DeliveryStore {
   ackKeyPackages(requester: string, refs: string[]): Promise<number>;
   countKeyPackages(clientId: string): Promise<number>;
 
+  /**
+   * The group's record, its `registration` as it was registered (none on a reserved or deleted id's row). A store that
+   * keeps none, as one written before it (docs/PROTOCOL.md §8.3), still works: its streams are checked by the message at
+   * their position, with that check's limits. One that keeps it must never return a registration once given for another
+   * registration of the id (a deletion clears it; `insertGroup` and the claims store the one they are given).
+   */
   getGroup(groupId: string): Promise<GroupRecord | undefined>;
   /**
    * Register a new group, atomically: false (and nothing written) when a
