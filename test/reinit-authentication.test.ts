@@ -4,7 +4,9 @@
  * `joinReInitSuccessor` checks a successor's members against the old
  * group by identity only. With basic credentials a dishonest old member,
  * cy (leaf 2, built with ts-mls 1.6.4: what this library never sends),
- * signs a successor under ann's identity (leaf 0) with a key it made: it
+ * signs a successor under ann's identity (leaf 0) with a key it made and
+ * adds ben and dee (not ann: with her own client too it would hold two
+ * clients of ann, who had one leaf, and is refused REINIT_MISMATCH): it
  * ranks as leaf 0 and beats ben's honest successor (leaf 1), and the
  * members drop ben's for cy's, deleting ben's for good. With
  * `authenticate` each member of a successor is put to the AS before the
@@ -25,29 +27,32 @@ const tsKeyPackage = (bytes: Uint8Array) => (decodeMlsMessage(bytes, 0)![0] as {
 const UNAUTHENTICATED_CREATOR = "the Authentication Service did not accept the successor's member at leaf 0";
 
 /**
- * ann (leaf 0) and ben (leaf 1) on paired-mls, cy (leaf 2) on ts-mls; ann
- * reinitializes and all merge. Each registers a successor key at the AS;
- * ben creates the honest successor (ann and cy in it), cy a forged one
- * whose creator claims ann's identity with a key cy made (ann and ben in it).
+ * ann (leaf 0), ben (leaf 1) and dee (leaf 3) on paired-mls, cy (leaf 2)
+ * on ts-mls; ann reinitializes and all merge. Each registers a successor
+ * key at the AS; ben creates the honest successor (ann, cy and dee in it),
+ * cy a forged one whose creator claims ann's identity with a key cy made
+ * (ben and dee in it), and one that adds ann's own client too.
  */
 async function forgedSuccessorRace(tag: string) {
   const [ann, ben] = [await newMember(`ann-${tag}`), await newMember(`ben-${tag}`)];
   const cy = await tsMember(`cy-${tag}`, SUITE1);
+  const dee = await newMember(`dee-${tag}`);
   ann.group = await ann.client.createGroup(ann.identity);
-  const add = await ann.group.commit({ add: [await ben.client.createKeyPackage(ben.identity), kpMessage(cy.pub)] });
+  const add = await ann.group.commit({ add: [await ben.client.createKeyPackage(ben.identity), kpMessage(cy.pub), await dee.client.createKeyPackage(dee.identity)] });
   await ann.group.mergePendingCommit();
   ben.group = await ben.client.joinFromWelcome(add.welcome!);
+  dee.group = await dee.client.joinFromWelcome(add.welcome!);
   cy.state = await joinGroup(welcomeOf(add.welcome!), cy.pub, cy.priv, makePskIndex(undefined, {}), cy.cs);
   const reinit = await ann.group.commitReInit({ ciphersuite: 1 });
   await ann.group.mergePendingCommit();
-  await deliverCommit(reinit.commit, [ben]);
+  await deliverCommit(reinit.commit, [ben, dee]);
   await tsReceive(cy, reinit.commit);
-  const old = new Map<Member, Group>([ann, ben].map((m) => [m, m.group!]));
+  const old = new Map<Member, Group>([ann, ben, dee].map((m) => [m, m.group!]));
 
   // Successor keys, each registered at the AS under its owner's identity.
   const as = new AuthenticationService();
   const next = new Map<Member, Identity>();
-  for (const m of [ann, ben]) {
+  for (const m of [ann, ben, dee]) {
     const id = await m.client.createIdentity(m.name, 1);
     next.set(m, id);
     as.register({ clientId: m.name, userId: m.name, identity: id.identity, signatureKey: id.signaturePublicKey });
@@ -56,20 +61,25 @@ async function forgedSuccessorRace(tag: string) {
   as.register({ clientId: `cy-${tag}`, userId: `cy-${tag}`, identity: new TextEncoder().encode(`cy-${tag}`), signatureKey: cyNext.pub.leafNode.signaturePublicKey });
 
   const kp = (m: Member) => m.client.createKeyPackage(next.get(m)!);
-  const byBen = await ben.client.createReInitSuccessor(old.get(ben)!, next.get(ben)!, [await kp(ann), kpMessage(cyNext.pub)]);
+  const byBen = await ben.client.createReInitSuccessor(old.get(ben)!, next.get(ben)!, [await kp(ann), kpMessage(cyNext.pub), await kp(dee)]);
   await byBen.group.mergePendingCommit();
   expect(byBen.creatorLeaf).toBe(1);
 
   // cy signs as ann: a KeyPackage with ann's identity and a key of its own.
   const posingAsAnn = await tsMember(ann.name, SUITE1);
   const newId = old.get(ann)!.reinitState()!.newGroupId;
-  const created = await reinitCreateNewGroup(cy.state, posingAsAnn.pub, posingAsAnn.priv, [tsKeyPackage(await kp(ann)), tsKeyPackage(await kp(ben))], newId, SUITE1, [], fastKdfProvider);
-  const forged = {
-    welcome: encodeMlsMessage({ welcome: created.welcome!, wireformat: 'mls_welcome', version: 'mls10' }),
-    ratchetTree: encodeRatchetTree(created.newState.ratchetTree),
-    creatorKey: posingAsAnn.pub.leafNode.signaturePublicKey,
+  const forge = async (members: Member[]) => {
+    const created = await reinitCreateNewGroup(cy.state!, posingAsAnn.pub, posingAsAnn.priv, await Promise.all(members.map(async (m) => tsKeyPackage(await kp(m)))), newId, SUITE1, [], fastKdfProvider);
+    return {
+      welcome: encodeMlsMessage({ welcome: created.welcome!, wireformat: 'mls_welcome', version: 'mls10' }),
+      ratchetTree: encodeRatchetTree(created.newState.ratchetTree),
+      creatorKey: posingAsAnn.pub.leafNode.signaturePublicKey,
+    };
   };
-  return { ann, ben, old, next, as, byBen, forged };
+  const forged = await forge([ben, dee]);
+  // With ann's own client too: two clients of ann, who had one old leaf.
+  const withAnn = await forge([ann, ben]);
+  return { ann, ben, dee, old, next, as, byBen, forged, withAnn };
 }
 
 /** `authenticate` over the AS, recording each member it is asked about as "leaf:identity[:creator]". */
@@ -82,23 +92,29 @@ function askingAs(as: AuthenticationService, asked: string[]) {
 }
 
 describe('ReInit: a successor forged under another member’s identity (PROTOCOL §1.6 item 5)', () => {
-  it('without authenticate (the check by identity only) the forged successor wins: ben drops his own for it, ann refuses his', async () => {
-    const { ann, ben, old, byBen, forged } = await forgedSuccessorRace('noas');
+  it('without authenticate (the check by identity only) the forged successor wins: ben drops his own for it, dee refuses his; one with ann\'s own client too is refused REINIT_MISMATCH', async () => {
+    const { ann, ben, dee, old, byBen, forged, withAnn } = await forgedSuccessorRace('noas');
+    // Two clients of ann where the old group had one: refused by count, before any AS.
+    for (const m of [ann, ben]) {
+      const counted = await mlsError(() => m.client.joinReInitSuccessor(old.get(m)!, withAnn.welcome, { ratchetTree: withAnn.ratchetTree }));
+      expect([counted.code, counted.message]).toEqual(['REINIT_MISMATCH', 'the successor has more clients of an identity than the old group had leaves of it']);
+    }
+    expect(old.get(ben)!.reinitState()!.successorCreator).toBe(1);
     const benJoined = await ben.client.joinReInitSuccessor(old.get(ben)!, forged.welcome, { ratchetTree: forged.ratchetTree });
     expect([benJoined.creatorLeaf, benJoined.replaced]).toEqual([0, true]);
     expect(old.get(ben)!.reinitState()!.successorCreator).toBe(0);
-    const annJoined = await ann.client.joinReInitSuccessor(old.get(ann)!, forged.welcome, { ratchetTree: forged.ratchetTree });
-    const refused = await mlsError(() => ann.client.joinReInitSuccessor(old.get(ann)!, byBen.welcome!));
+    const deeJoined = await dee.client.joinReInitSuccessor(old.get(dee)!, forged.welcome, { ratchetTree: forged.ratchetTree });
+    const refused = await mlsError(() => dee.client.joinReInitSuccessor(old.get(dee)!, byBen.welcome!));
     expect([refused.code, refused.message]).toEqual(['REINIT_SUPERSEDED', 'already in the successor created by old leaf 0, which wins over leaf 1']);
     // Both are in cy's successor, whose creator leaf holds the key cy made.
-    expect(annJoined.group.epochAuthenticator()).toEqual(benJoined.group.epochAuthenticator());
-    expect(annJoined.group.members().find((m) => m.leafIndex === 0)!.signatureKey).toEqual(forged.creatorKey);
+    expect(deeJoined.group.epochAuthenticator()).toEqual(benJoined.group.epochAuthenticator());
+    expect(deeJoined.group.members().find((m) => m.leafIndex === 0)!.signatureKey).toEqual(forged.creatorKey);
   });
 
   for (const forgedFirst of [true, false]) {
-    it(`with authenticate over the AS, the forged successor is refused REINIT_UNAUTHENTICATED (${forgedFirst ? 'before' : 'after'} ann reads ben's): nothing changes, both stay in ben's and go on there`, async () => {
+    it(`with authenticate over the AS, the forged successor is refused REINIT_UNAUTHENTICATED (${forgedFirst ? 'before' : 'after'} dee reads ben's): nothing changes, both stay in ben's and go on there`, async () => {
       const tag = forgedFirst ? 'first' : 'last';
-      const { ann, ben, old, next, as, byBen, forged } = await forgedSuccessorRace(tag);
+      const { ben, dee, old, next, as, byBen, forged } = await forgedSuccessorRace(tag);
       const asked: string[] = [];
       const authenticate = askingAs(as, asked);
       const forgedJoin = (m: Member) => m.client.joinReInitSuccessor(old.get(m)!, forged.welcome, { ratchetTree: forged.ratchetTree, authenticate });
@@ -111,40 +127,41 @@ describe('ReInit: a successor forged under another member’s identity (PROTOCOL
 
       asked.length = 0;
       const honest = async () => {
-        const joined = await ann.client.joinReInitSuccessor(old.get(ann)!, byBen.welcome!, { authenticate });
+        const joined = await dee.client.joinReInitSuccessor(old.get(dee)!, byBen.welcome!, { authenticate });
         expect([joined.creatorLeaf, joined.replaced]).toEqual([1, false]);
         return joined.group;
       };
-      let annGroup: Group | undefined;
-      if (!forgedFirst) annGroup = await honest();
-      const annRefused = await mlsError(() => forgedJoin(ann));
-      expect([annRefused.code, annRefused.message]).toEqual(['REINIT_UNAUTHENTICATED', UNAUTHENTICATED_CREATOR]);
-      expect(old.get(ann)!.reinitState()!.successorCreator).toBe(forgedFirst ? undefined : 1);
+      let deeGroup: Group | undefined;
+      if (!forgedFirst) deeGroup = await honest();
+      const deeRefused = await mlsError(() => forgedJoin(dee));
+      expect([deeRefused.code, deeRefused.message]).toEqual(['REINIT_UNAUTHENTICATED', UNAUTHENTICATED_CREATOR]);
+      expect(old.get(dee)!.reinitState()!.successorCreator).toBe(forgedFirst ? undefined : 1);
       // Nothing consumed: the KeyPackage cy's Welcome was sent to still reads it, creator and all.
-      const seen = ann.client.inspectReInitSuccessor(old.get(ann)!, forged.welcome, { ratchetTree: forged.ratchetTree });
+      const seen = dee.client.inspectReInitSuccessor(old.get(dee)!, forged.welcome, { ratchetTree: forged.ratchetTree });
       expect([seen.creatorLeaf, seen.replaces]).toEqual([0, !forgedFirst]);
       expect(seen.members.map((m) => [m.leafIndex, new TextDecoder().decode(m.identity), m.creator])).toEqual([
         [0, `ann-${tag}`, true],
-        [1, `ann-${tag}`, false],
-        [2, `ben-${tag}`, false],
+        [1, `ben-${tag}`, false],
+        [2, `dee-${tag}`, false],
       ]);
       expect(toHex(seen.members[0]!.signatureKey)).toBe(toHex(forged.creatorKey));
-      expect(toHex(seen.members[1]!.signatureKey)).toBe(toHex(next.get(ann)!.signaturePublicKey));
-      if (forgedFirst) annGroup = await honest();
+      expect(toHex(seen.members[2]!.signatureKey)).toBe(toHex(next.get(dee)!.signaturePublicKey));
+      if (forgedFirst) deeGroup = await honest();
       // ben's successor was put to the AS whole: every member accepted.
       expect(asked).toEqual([
         ...(forgedFirst ? [`0:ann-${tag}:creator`] : []),
         `0:ben-${tag}:creator`,
         `1:ann-${tag}`,
         `2:cy-${tag}`,
+        `3:dee-${tag}`,
         ...(forgedFirst ? [] : [`0:ann-${tag}:creator`]),
       ]);
 
-      ann.group = annGroup!;
+      dee.group = deeGroup!;
       ben.group = byBen.group;
       expect(old.get(ben)!.reinitState()!.successorCreator).toBe(1);
-      await stillWorks([ann, ben]);
-      await stillWorks([ben, ann]);
+      await stillWorks([dee, ben]);
+      await stillWorks([ben, dee]);
     });
   }
 

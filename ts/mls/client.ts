@@ -782,7 +782,9 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
    * Create the successor of `oldGroup`, which a merged ReInit commit
    * retired (RFC 9420 §11.2): a group with the ReInit's id, version,
    * ciphersuite and extensions whose first commit adds `keyPackages`
-   * (members of the old group, for the new ciphersuite) and injects the
+   * (members of the old group, for the new ciphersuite; other clients of
+   * this member's identity too, never more clients of an identity than it
+   * had leaves in the old group, this one counted) and injects the
    * reinit PSK. `identity` is this member's identity for the new
    * ciphersuite. Send `welcome` to the others and `commit` to the Delivery
    * Service, then `group.mergePendingCommit()`. `creatorLeaf` is the old
@@ -815,7 +817,8 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
    * members; `REINIT_MISMATCH` otherwise). If this member is already in a
    * successor, the Welcome is taken only when its creator had a lower
    * leaf index in the old group, or an equal one (two clients of one
-   * identity) and a lower signature key in the successor
+   * identity) and a lower signature key in the successor, or an equal key
+   * too (one signer built both) and a lower first-epoch digest
    * (`REINIT_SUPERSEDED` otherwise), so racing creators converge on one
    * group (docs/PROTOCOL.md §1.6 item 5). With `authenticate`, every
    * member of the successor is put to it first, in leaf order, and the

@@ -15,8 +15,11 @@
 //!    group (parameters, PSK, membership). When several members create a
 //!    successor, the one created by the lowest old leaf index wins, and on
 //!    an equal leaf (two clients of one identity) the one whose creator's
-//!    signature key in the successor is lower (docs/PROTOCOL.md §1.6 item
-//!    5), so every member ends in the same group. The rule ranks the
+//!    signature key in the successor is lower, and on an equal key (one
+//!    signer built both) the one whose first-epoch digest is lower
+//!    (`rank`, docs/PROTOCOL.md §1.6 item 5), so every member ends in the
+//!    same group. No identity has more clients in a successor than it had
+//!    leaves in the old group. The rule ranks the
 //!    creator by its identity, which the core does not authenticate:
 //!    `inspectReInitSuccessor` reports the successor's members, storing
 //!    nothing, for the application's Authentication Service, and the join,
@@ -35,6 +38,15 @@ use crate::client::{credential_with_key, parse_message, serialize, validate_key_
 use crate::config::{ciphersuite, GroupConfig, GroupContextExtensionsSpec};
 use crate::error::{invalid_argument, malformed, Code, CoreError, CoreResult};
 use crate::provider::Provider;
+
+#[cfg(test)]
+mod one_signer_tests;
+mod rank;
+mod record;
+use rank::{ensure_wins, first_epoch_digest, sealed_group_info, Rank};
+#[cfg(test)]
+use record::{ReInitRecordV1, ReInitRecordV2};
+use record::{load_record, write_record, ReInitRecord};
 
 /// Why a ReInit step fails (RFC 9420 §11.2; docs/PROTOCOL.md §1.6), each
 /// with its stable code.
@@ -70,6 +82,9 @@ pub(crate) enum ReinitError {
     /// Equal creator leaves (two clients of one identity): the lower signature key won.
     #[error("already in the successor created by old leaf {0} with a lower signature key, which wins over this one of the same leaf")]
     SupersededByKey(u32),
+    /// Equal creator leaves and keys (one signer built both successors): the lower first-epoch digest won.
+    #[error("already in the successor created by old leaf {0} with the same signature key and a lower or equal first-epoch digest, which wins over this one")]
+    SupersededByDigest(u32),
     /// The application's Authentication Service did not accept this member of the successor (its leaf there).
     #[error("the Authentication Service did not accept the successor's member at leaf {0}")]
     Unauthenticated(u32),
@@ -95,78 +110,12 @@ impl crate::error::ErrorCode for ReinitError {
             Self::NotReinitialized => Code::NotReinitialized,
             Self::SuccessorExists => Code::SuccessorExists,
             Self::SuccessorIdHeld => Code::GroupExists,
-            Self::Superseded { .. } | Self::SupersededByKey(_) => Code::ReinitSuperseded,
+            Self::Superseded { .. } | Self::SupersededByKey(_) | Self::SupersededByDigest(_) => Code::ReinitSuperseded,
             Self::Unauthenticated(_) => Code::ReinitUnauthenticated,
             Self::Mismatch(_) => Code::ReinitMismatch,
             Self::UnreadableRecord | Self::WriteRecord(_) => Code::Storage,
             Self::PskNonce | Self::Internal(_) => Code::Internal,
         }
-    }
-}
-
-/// What a member keeps about a group it left through ReInit. Public data
-/// only: the PSK itself is in the PSK store. Stored as postcard (its fields
-/// in order); `successor_key` was added last, so a record of the previous
-/// release is this one's bytes without it ([`ReInitRecordV1`]), and that
-/// release reads a record of this one (postcard ignores trailing bytes).
-#[derive(Serialize, Deserialize, Clone)]
-struct ReInitRecord {
-    new_group_id: Vec<u8>,
-    version: u16,
-    ciphersuite: u16,
-    /// TLS encoding of the successor's GroupContext extensions.
-    extensions: Vec<u8>,
-    /// The old group's epoch after the ReInit commit (the PSK's epoch).
-    epoch: u64,
-    /// Old members: (leaf index, identity).
-    members: Vec<(u32, Vec<u8>)>,
-    own_leaf: u32,
-    /// Old leaf index of the creator of the successor this member is in.
-    successor_creator: Option<u32>,
-    /// That creator's signature key in the successor: the tie-break
-    /// between successors of one creator leaf. `None` in a record of the
-    /// previous release (ranks lowest: an equal-leaf Welcome is refused,
-    /// as that release did).
-    successor_key: Option<Vec<u8>>,
-}
-
-/// The record as the previous release wrote it (no `successor_key`).
-/// Serialize too: only its exact bytes read as it (`load_record`).
-#[derive(Serialize, Deserialize)]
-struct ReInitRecordV1 {
-    new_group_id: Vec<u8>,
-    version: u16,
-    ciphersuite: u16,
-    extensions: Vec<u8>,
-    epoch: u64,
-    members: Vec<(u32, Vec<u8>)>,
-    own_leaf: u32,
-    successor_creator: Option<u32>,
-}
-
-impl From<ReInitRecordV1> for ReInitRecord {
-    fn from(r: ReInitRecordV1) -> Self {
-        let ReInitRecordV1 { new_group_id, version, ciphersuite, extensions, epoch, members, own_leaf, successor_creator } = r;
-        Self { new_group_id, version, ciphersuite, extensions, epoch, members, own_leaf, successor_creator, successor_key: None }
-    }
-}
-
-/// Ok if a successor created by old leaf `leaf` with signature key `key`
-/// wins over the one created by `current_leaf` with `current_key`, its
-/// `REINIT_SUPERSEDED` error otherwise: the
-/// lower leaf wins, and on an equal leaf (the creators share an identity,
-/// the leaf being the lowest with it) the lower key, compared bytewise.
-/// A total order on what every member reads in the Welcome, so members
-/// end in the same successor whatever order the Welcomes arrive in.
-/// Honest clients never share a signature key; equal pairs do not win.
-fn ensure_wins(leaf: u32, key: &[u8], current_leaf: u32, current_key: Option<&[u8]>) -> Result<(), ReinitError> {
-    let current_key = current_key.unwrap_or_default();
-    if leaf > current_leaf {
-        Err(ReinitError::Superseded { winner: current_leaf, loser: leaf })
-    } else if leaf == current_leaf && key >= current_key {
-        Err(ReinitError::SupersededByKey(current_leaf))
-    } else {
-        Ok(())
     }
 }
 
@@ -296,37 +245,11 @@ fn creator_leaf_of(record: &ReInitRecord, identity: &[u8]) -> Option<u32> {
     record.members.iter().filter(|(_, m)| m.as_slice() == identity).map(|(leaf, _)| *leaf).min()
 }
 
-fn load_record(provider: &Provider, group_id: &[u8]) -> CoreResult<Option<ReInitRecord>> {
-    provider
-        .storage()
-        .reinit_record(group_id)
-        .map(|bytes| {
-            // The previous release's bytes end before `successor_key`, so
-            // they never read as the current layout (postcard: unexpected end).
-            // Read as that release's only if they are exactly what it wrote:
-            // postcard ignores trailing bytes, so a current record whose key
-            // does not decode (a bad Option tag, a cut key) read as the
-            // previous release's, its key dropped (ranked lowest), instead
-            // of unreadable (review60b).
-            crate::storage::decode::<ReInitRecord>(&bytes)
-                .or_else(|_| {
-                    let v1 = crate::storage::decode::<ReInitRecordV1>(&bytes)?;
-                    match crate::storage::encode(&v1) {
-                        Ok(exact) if exact == bytes => Ok(ReInitRecord::from(v1)),
-                        _ => Err(crate::storage::StorageError::Deserialize),
-                    }
-                })
-                .map_err(|_| ReinitError::UnreadableRecord.into())
-        })
-        .transpose()
-}
-
-fn write_record(provider: &Provider, group_id: &[u8], record: &ReInitRecord) -> CoreResult<()> {
-    let bytes = crate::storage::encode(record).map_err(|_| ReinitError::Internal("encoding ReInit record"))?;
-    provider
-        .storage()
-        .write_reinit_record(group_id, bytes)
-        .map_err(|e| ReinitError::WriteRecord(e).into())
+/// How many leaves of the old group had `identity`: the most clients of it
+/// a successor may hold (two clients of one user may both continue, and
+/// no one may bring a client of an identity the old group did not have).
+fn old_leaves_of(record: &ReInitRecord, identity: &[u8]) -> usize {
+    record.members.iter().filter(|(_, m)| m.as_slice() == identity).count()
 }
 
 /// Refuse any further use of a group retired by ReInit (RFC 9420 §11.2:
@@ -429,6 +352,7 @@ pub(crate) fn retire(group: &MlsGroup, provider: &Provider, reinit: &ReInitPropo
         own_leaf: group.own_leaf_index().u32(),
         successor_creator: None,
         successor_key: None,
+        successor_digest: None,
     };
     write_record(provider, group_id, &record)
 }
@@ -549,7 +473,8 @@ impl Client {
 
     /// Create the successor of a retired group: a group with the ReInit's
     /// id, version, ciphersuite and extensions whose first commit adds the
-    /// given KeyPackages (old members only) and injects the reinit PSK
+    /// given KeyPackages (old members only, no identity with more clients
+    /// than it had old leaves, this member counted) and injects the reinit PSK
     /// (RFC 9420 §11.2). `identity`/`public_key` is this member's
     /// credential for the new ciphersuite (same identity as in the old
     /// group). Returns `{ groupId, commit, welcome, creatorLeaf }`; the
@@ -568,77 +493,7 @@ impl Client {
             .iter()
             .map(|kp| validate_key_package(&self.provider, &kp.to_vec()))
             .collect::<CoreResult<Vec<_>>>()?;
-        Ok(self.mutate(|client| {
-            let mut record = client.record_for(old_group_id)?;
-            if record.successor_creator.is_some() {
-                return Err(ReinitError::SuccessorExists.into());
-            }
-            client.ensure_id_free(&record.new_group_id)?;
-            let cs = ciphersuite(record.ciphersuite)?;
-            let own_identity = record
-                .members
-                .iter()
-                .find(|(leaf, _)| *leaf == record.own_leaf)
-                .map(|(_, id)| id.clone())
-                .ok_or(ReinitError::Internal("own leaf missing from the ReInit record"))?;
-            if identity != own_identity.as_slice() {
-                return Err(invalid_argument("the successor credential must carry this member's identity in the old group"));
-            }
-            let mut seen = vec![own_identity];
-            for kp in &key_packages {
-                if kp.ciphersuite() != cs {
-                    return Err(ReinitError::Mismatch("a KeyPackage is not for the successor's ciphersuite").into());
-                }
-                let id = identity_of(kp.leaf_node().credential());
-                if !record.members.iter().any(|(_, m)| *m == id) {
-                    return Err(ReinitError::Mismatch("a KeyPackage is not from a member of the old group").into());
-                }
-                if seen.contains(&id) {
-                    return Err(ReinitError::Mismatch("two KeyPackages for the same member").into());
-                }
-                seen.push(id);
-            }
-            let extensions = Extensions::<GroupContext>::tls_deserialize_exact(record.extensions.as_slice())
-                .map_err(|e| malformed("ReInit extensions", e))?;
-            client.load_signer(public_key, cs.signature_algorithm())?;
-            let signer = client.signer(public_key)?;
-            let mut group = config
-                .group_builder(cs)?
-                .with_group_id(GroupId::from_slice(&record.new_group_id))
-                .with_group_context_extensions(extensions)
-                .build(&client.provider, signer, credential_with_key(identity, public_key))
-                .map_err(|e| CoreError::from_mls("creating the successor", e))?;
-            let psk = reinit_psk_id(&client.provider, cs, old_group_id, record.epoch)?;
-            let builder = group
-                .commit_builder()
-                .propose_adds(key_packages)
-                .add_proposal(Proposal::PreSharedKey(Box::new(PreSharedKeyProposal::new(psk))));
-            let mut bundle = crate::group::stage_commit(builder, &client.provider, signer, true, &mut |_| true)?;
-            if let Some(c) = bundle.take_confirmation() {
-                group
-                    .confirm_handshake_message(client.provider.storage(), c.epoch, c.generation)
-                    .map_err(|e| CoreError::from_mls("confirming commit secret", e))?;
-            }
-            let (commit, welcome, group_info) = bundle.into_messages();
-            // Ranked as every other member ranks it from the Welcome: the
-            // lowest old leaf with this identity, not this member's own leaf
-            // (a second client of one identity recorded its higher leaf, so it
-            // left its own, winning successor for a lower leaf's that every
-            // other member refuses: review60b).
-            record.successor_creator = Some(creator_leaf_of(&record, identity).unwrap_or(record.own_leaf));
-            // Its own tie-break value, as the others read it from the Welcome (the sender's leaf).
-            record.successor_key = Some(public_key.to_vec());
-            write_record(&client.provider, old_group_id, &record)?;
-            let view = SuccessorCreatedView {
-                group_id: ByteBuf::from(record.new_group_id.clone()),
-                commit: ByteBuf::from(serialize("commit", &commit)?),
-                welcome: welcome.map(|w| serialize("welcome", &w)).transpose()?.map(ByteBuf::from),
-                group_info: group_info.map(|g| serialize("group info", &g)).transpose()?.map(ByteBuf::from),
-                creator_leaf: record.successor_creator.unwrap_or(record.own_leaf),
-            };
-            client.groups.insert(record.new_group_id.clone(), group);
-            to_js(&view)
-        })?)
+        Ok(self.mutate(|client| to_js(&create_successor(client, old_group_id, identity, public_key, key_packages, &config)?))?)
     }
 
     /// Read a successor's Welcome as `joinReInitSuccessor` does, with
@@ -667,7 +522,8 @@ impl Client {
     /// group's last epoch, and members who were all members of the old
     /// group. If this member is already in a successor, the Welcome wins
     /// only if its creator's old leaf index is lower, or equal with a lower
-    /// signature key in the successor (docs/PROTOCOL.md §1.6 item 5);
+    /// signature key in the successor, or an equal key too and a lower
+    /// first-epoch digest (docs/PROTOCOL.md §1.6 item 5);
     /// otherwise it is refused with `REINIT_SUPERSEDED`. With
     /// `authenticated` (the members the application's Authentication
     /// Service accepted, from `inspectReInitSuccessor`), every member of
@@ -690,24 +546,125 @@ impl Client {
             Some(serde_wasm_bindgen::from_value(authenticated).map_err(|e| invalid_argument(format!("authenticated members: {e}")))?)
         };
         let (welcome, tree) = successor_inputs(welcome, ratchet_tree)?;
-        Ok(self.mutate(|client| {
-            let CheckedSuccessor { staged, mut record, creator_leaf, creator_key, replaces } = client.check_successor(old_group_id, welcome, tree, &config)?;
-            if let Some(accepted) = &authenticated {
-                ensure_authenticated(&successor_members(&staged)?, accepted)?;
-            }
-            if replaces {
-                // The losing successor (and this member's pending commit in
-                // it, if it created it) goes away.
-                client.groups.remove(record.new_group_id.as_slice());
-            }
-            let group = staged.into_group(&client.provider).map_err(|e| CoreError::from_mls("joining the successor", e))?;
-            record.successor_creator = Some(creator_leaf);
-            record.successor_key = Some(creator_key);
-            write_record(&client.provider, old_group_id, &record)?;
-            client.groups.insert(record.new_group_id.clone(), group);
-            to_js(&SuccessorJoinedView { group_id: ByteBuf::from(record.new_group_id.clone()), creator_leaf, replaced: replaces })
-        })?)
+        Ok(self.mutate(|client| to_js(&join_successor(client, old_group_id, welcome, tree, &config, authenticated.as_deref())?))?)
     }
+}
+
+/// `joinReInitSuccessor` without the JS conversions (inside `mutate`).
+fn join_successor(
+    client: &mut Client,
+    old_group_id: &[u8],
+    welcome: Welcome,
+    tree: Option<RatchetTreeIn>,
+    config: &GroupConfig,
+    authenticated: Option<&[SuccessorMember]>,
+) -> CoreResult<SuccessorJoinedView> {
+    let CheckedSuccessor { staged, mut record, creator_leaf, creator_key, digest, replaces } = client.check_successor(old_group_id, welcome, tree, config)?;
+    if let Some(accepted) = authenticated {
+        ensure_authenticated(&successor_members(&staged)?, accepted)?;
+    }
+    if replaces {
+        // The losing successor (and this member's pending commit in
+        // it, if it created it) goes away.
+        client.groups.remove(record.new_group_id.as_slice());
+    }
+    let group = staged.into_group(&client.provider).map_err(|e| CoreError::from_mls("joining the successor", e))?;
+    record.successor_creator = Some(creator_leaf);
+    record.successor_key = Some(creator_key);
+    record.successor_digest = Some(digest);
+    write_record(&client.provider, old_group_id, &record)?;
+    client.groups.insert(record.new_group_id.clone(), group);
+    Ok(SuccessorJoinedView { group_id: ByteBuf::from(record.new_group_id.clone()), creator_leaf, replaced: replaces })
+}
+
+/// `createReInitSuccessor` without the JS conversions (inside `mutate`).
+fn create_successor(
+    client: &mut Client,
+    old_group_id: &[u8],
+    identity: &[u8],
+    public_key: &[u8],
+    key_packages: Vec<KeyPackage>,
+    config: &GroupConfig,
+) -> CoreResult<SuccessorCreatedView> {
+    let mut record = client.record_for(old_group_id)?;
+    if record.successor_creator.is_some() {
+        return Err(ReinitError::SuccessorExists.into());
+    }
+    client.ensure_id_free(&record.new_group_id)?;
+    let cs = ciphersuite(record.ciphersuite)?;
+    let own_identity = record
+        .members
+        .iter()
+        .find(|(leaf, _)| *leaf == record.own_leaf)
+        .map(|(_, id)| id.clone())
+        .ok_or(ReinitError::Internal("own leaf missing from the ReInit record"))?;
+    if identity != own_identity.as_slice() {
+        return Err(invalid_argument("the successor credential must carry this member's identity in the old group"));
+    }
+    // The creator may add other clients of its own identity (the
+    // sibling clients of one user), but no identity gets more
+    // clients in the successor than it had leaves in the old group.
+    let mut in_successor = vec![own_identity];
+    for kp in &key_packages {
+        if kp.ciphersuite() != cs {
+            return Err(ReinitError::Mismatch("a KeyPackage is not for the successor's ciphersuite").into());
+        }
+        let id = identity_of(kp.leaf_node().credential());
+        let old = old_leaves_of(&record, &id);
+        if old == 0 {
+            return Err(ReinitError::Mismatch("a KeyPackage is not from a member of the old group").into());
+        }
+        if in_successor.iter().filter(|m| **m == id).count() >= old {
+            return Err(ReinitError::Mismatch("more KeyPackages of an identity than the old group had leaves of it (the creator counts as one of its own)").into());
+        }
+        in_successor.push(id);
+    }
+    let extensions = Extensions::<GroupContext>::tls_deserialize_exact(record.extensions.as_slice())
+        .map_err(|e| malformed("ReInit extensions", e))?;
+    client.load_signer(public_key, cs.signature_algorithm())?;
+    let signer = client.signer(public_key)?;
+    let mut group = config
+        .group_builder(cs)?
+        .with_group_id(GroupId::from_slice(&record.new_group_id))
+        .with_group_context_extensions(extensions)
+        .build(&client.provider, signer, credential_with_key(identity, public_key))
+        .map_err(|e| CoreError::from_mls("creating the successor", e))?;
+    let psk = reinit_psk_id(&client.provider, cs, old_group_id, record.epoch)?;
+    let builder = group
+        .commit_builder()
+        .propose_adds(key_packages)
+        .add_proposal(Proposal::PreSharedKey(Box::new(PreSharedKeyProposal::new(psk))));
+    let mut bundle = crate::group::stage_commit(builder, &client.provider, signer, true, &mut |_| true)?;
+    if let Some(c) = bundle.take_confirmation() {
+        group
+            .confirm_handshake_message(client.provider.storage(), c.epoch, c.generation)
+            .map_err(|e| CoreError::from_mls("confirming commit secret", e))?;
+    }
+    // Its first-epoch digest, from what its Welcome carries (the
+    // third tie-break, when one signer built two successors).
+    let pending = group.pending_commit().ok_or(ReinitError::Internal("the successor's first commit is not pending"))?;
+    let sealed = bundle.welcome().map(sealed_group_info).transpose()?.unwrap_or_default();
+    let digest = first_epoch_digest(pending.group_context(), &sealed)?;
+    let (commit, welcome, group_info) = bundle.into_messages();
+    // Ranked as every other member ranks it from the Welcome: the
+    // lowest old leaf with this identity, not this member's own leaf
+    // (a second client of one identity recorded its higher leaf, so it
+    // left its own, winning successor for a lower leaf's that every
+    // other member refuses: review60b).
+    record.successor_creator = Some(creator_leaf_of(&record, identity).unwrap_or(record.own_leaf));
+    // Its own tie-break value, as the others read it from the Welcome (the sender's leaf).
+    record.successor_key = Some(public_key.to_vec());
+    record.successor_digest = Some(digest);
+    write_record(&client.provider, old_group_id, &record)?;
+    let view = SuccessorCreatedView {
+        group_id: ByteBuf::from(record.new_group_id.clone()),
+        commit: ByteBuf::from(serialize("commit", &commit)?),
+        welcome: welcome.map(|w| serialize("welcome", &w)).transpose()?.map(ByteBuf::from),
+        group_info: group_info.map(|g| serialize("group info", &g)).transpose()?.map(ByteBuf::from),
+        creator_leaf: record.successor_creator.unwrap_or(record.own_leaf),
+    };
+    client.groups.insert(record.new_group_id.clone(), group);
+    Ok(view)
 }
 
 /// A successor's Welcome and optional ratchet tree, decoded.
@@ -757,6 +714,8 @@ struct CheckedSuccessor {
     creator_leaf: u32,
     /// The creator's signature key in the successor: the tie-break.
     creator_key: Vec<u8>,
+    /// Its first-epoch digest: the tie-break between successors of one key.
+    digest: Vec<u8>,
     /// Whether joining it replaces the successor this member is in.
     replaces: bool,
 }
@@ -792,6 +751,8 @@ impl Client {
             self.ensure_id_free(&record.new_group_id)?;
         }
         let join = config.join_config(self.expander())?;
+        // Read before openmls consumes the Welcome: the digest needs its sealed GroupInfo.
+        let sealed = sealed_group_info(&welcome)?;
         let mut builder = StagedWelcome::build_from_welcome(&self.provider, &join, welcome)
             .map_err(|e| CoreError::from_mls("processing welcome", e))?;
         let carries_psk = builder.processed_welcome().psks().iter().any(|id| match id.psk() {
@@ -833,11 +794,21 @@ impl Client {
         {
             return Err(ReinitError::Mismatch("the successor's parameters differ from the ReInit").into());
         }
+        // Every member was in the old group, and no identity has more
+        // clients here than it had leaves there: two clients of one user
+        // may both continue, but no creator brings in an extra client
+        // under an old member's identity.
+        let mut seen: Vec<Vec<u8>> = Vec::new();
         for member in staged.members() {
             let id = identity_of(&member.credential);
-            if !record.members.iter().any(|(_, m)| *m == id) {
+            let old = old_leaves_of(&record, &id);
+            if old == 0 {
                 return Err(ReinitError::Mismatch("the successor has a member who was not in the old group").into());
             }
+            if seen.iter().filter(|m| **m == id).count() >= old {
+                return Err(ReinitError::Mismatch("the successor has more clients of an identity than the old group had leaves of it").into());
+            }
+            seen.push(id);
         }
         let sender = staged.welcome_sender().map_err(|e| CoreError::from_mls("welcome sender", e))?;
         let sender_id = identity_of(sender.credential());
@@ -845,14 +816,16 @@ impl Client {
             .ok_or(ReinitError::Mismatch("the successor's creator was not in the old group"))?;
         // The GroupInfo signer's key, verified with it: the tie-break.
         let creator_key = sender.signature_key().as_slice().to_vec();
+        let digest = first_epoch_digest(staged.group_context(), &sealed)?;
         let replaces = match record.successor_creator {
             Some(current) if holds => {
-                ensure_wins(creator_leaf, &creator_key, current, record.successor_key.as_deref())?;
+                let candidate = Rank { leaf: creator_leaf, key: Some(&creator_key), digest: Some(&digest) };
+                ensure_wins(&candidate, &Rank { leaf: current, key: record.successor_key.as_deref(), digest: record.successor_digest.as_deref() })?;
                 true
             }
             _ => false,
         };
-        Ok(CheckedSuccessor { staged, record, creator_leaf, creator_key, replaces })
+        Ok(CheckedSuccessor { staged, record, creator_leaf, creator_key, digest, replaces })
     }
 }
 
@@ -1041,88 +1014,113 @@ mod tests {
         assert!(check_reinit(pg, &fine).is_ok());
     }
 
+    /// A candidate successor's rank, every value known.
+    fn rank<'a>(leaf: u32, key: &'a [u8], digest: &'a [u8]) -> Rank<'a> {
+        Rank { leaf, key: Some(key), digest: Some(digest) }
+    }
+
+    type Seen = (u32, &'static [u8], &'static [u8]);
+
     /// The successor a member ends in after reading `welcomes` (creator
-    /// old leaf, creator key) in that order, as `joinReInitSuccessor`
-    /// decides, with the codes of the refused ones.
-    fn race(welcomes: &[(u32, &[u8])]) -> ((u32, Vec<u8>), Vec<&'static str>) {
-        let mut current: Option<(u32, Vec<u8>)> = None;
+    /// old leaf, creator key, first-epoch digest) in that order, as
+    /// `joinReInitSuccessor` decides, with the codes of the refused ones.
+    fn race(welcomes: &[Seen]) -> (Seen, Vec<&'static str>) {
+        let mut current: Option<Seen> = None;
         let mut refused = Vec::new();
-        for &(leaf, key) in welcomes {
-            match &current {
-                Some((l, k)) => match ensure_wins(leaf, key, *l, Some(k)) {
-                    Ok(()) => current = Some((leaf, key.to_vec())),
+        for &(leaf, key, digest) in welcomes {
+            match current {
+                Some((l, k, d)) => match ensure_wins(&rank(leaf, key, digest), &rank(l, k, d)) {
+                    Ok(()) => current = Some((leaf, key, digest)),
                     Err(e) => refused.push(CoreError::from(e).code.as_str()),
                 },
-                None => current = Some((leaf, key.to_vec())),
+                None => current = Some((leaf, key, digest)),
             }
         }
-        (current.unwrap_or_default(), refused)
+        (current.unwrap_or((0, &[], &[])), refused)
     }
 
     /// PROTOCOL §1.6 item 5: the lower creator leaf wins; on an equal leaf
-    /// (two clients of one identity) the lower signature key; every
+    /// (two clients of one identity) the lower signature key; on an equal
+    /// key too (one signer built both) the lower first-epoch digest; every
     /// delivery order ends in the same successor, the others refused
     /// `REINIT_SUPERSEDED`.
     #[test]
     fn racing_successors_end_in_one_whatever_the_order() {
         let (low, high) = (&[1u8, 0xff][..], &[2u8, 0][..]);
+        let (d1, d2) = (&[0x10u8; 32][..], &[0x20u8; 32][..]);
         for (a, b, winner) in [
-            ((0, high), (0, low), (0, low)),   // equal leaf: lower key
-            ((1, low), (0, high), (0, high)),  // lower leaf, whatever its key
-            ((2, low), (1, high), (1, high)),
+            ((0, high, d1), (0, low, d2), (0, low, d2)),   // equal leaf: lower key, whatever the digest
+            ((1, low, d1), (0, high, d2), (0, high, d2)),  // lower leaf, whatever its key
+            ((2, low, d1), (1, high, d2), (1, high, d2)),
+            ((0, low, d2), (0, low, d1), (0, low, d1)),    // equal leaf and key: lower digest
         ] {
             let (first, r1) = race(&[a, b]);
             let (second, r2) = race(&[b, a]);
-            assert_eq!(first, (winner.0, winner.1.to_vec()));
+            assert_eq!(first, winner);
             assert_eq!(second, first);
             assert_eq!((r1.len() + r2.len(), r1.iter().chain(&r2).all(|c| *c == "REINIT_SUPERSEDED")), (1, true));
         }
-        // The same pair again (a duplicate Welcome) does not win.
-        assert_eq!(race(&[(0, low), (0, low)]).1, vec!["REINIT_SUPERSEDED"]);
-        let equal = ensure_wins(0, high, 0, Some(low)).err().map(|e| e.to_string());
-        assert_eq!(equal.as_deref(), Some("already in the successor created by old leaf 0 with a lower signature key, which wins over this one of the same leaf"));
-        // A record of the previous release has no key: it ranks lowest, so
-        // an equal-leaf Welcome is refused as that release did; a lower leaf still wins.
-        assert!(ensure_wins(0, low, 0, None).is_err());
-        assert!(ensure_wins(0, &[], 0, None).is_err());
-        assert!(ensure_wins(0, high, 1, None).is_ok());
+        // The same successor again (a duplicate Welcome) does not win.
+        assert_eq!(race(&[(0, low, d1), (0, low, d1)]).1, vec!["REINIT_SUPERSEDED"]);
+        let message = |candidate: Rank<'_>, current: Rank<'_>| ensure_wins(&candidate, &current).err().map(|e| e.to_string());
+        assert_eq!(message(rank(0, high, d1), rank(0, low, d2)).as_deref(), Some("already in the successor created by old leaf 0 with a lower signature key, which wins over this one of the same leaf"));
+        assert_eq!(
+            message(rank(0, low, d2), rank(0, low, d1)).as_deref(),
+            Some("already in the successor created by old leaf 0 with the same signature key and a lower or equal first-epoch digest, which wins over this one")
+        );
+        // A record of the release before the key has neither value: it
+        // ranks lowest, so an equal-leaf Welcome is refused as that release
+        // did; a lower leaf still wins.
+        let first = |leaf| Rank { leaf, key: None, digest: None };
+        assert!(ensure_wins(&rank(0, low, d1), &first(0)).is_err());
+        assert!(ensure_wins(&rank(0, &[], &[]), &first(0)).is_err());
+        assert!(ensure_wins(&rank(0, high, d1), &first(1)).is_ok());
     }
 
-    /// A ReInit record written by the previous release (no `successor_key`)
-    /// loads, its successor kept and its key unknown; a current record
-    /// round-trips, and the previous release's layout still reads it.
+    /// The record fields of one test record: `successor_creator` 3.
+    fn test_record_v1(successor_creator: Option<u32>) -> ReInitRecordV1 {
+        ReInitRecordV1 {
+            new_group_id: b"next".to_vec(),
+            version: 1,
+            ciphersuite: 1,
+            extensions: vec![0],
+            epoch: 7,
+            members: vec![(0, b"ann".to_vec()), (3, b"bo".to_vec())],
+            own_leaf: 0,
+            successor_creator,
+        }
+    }
+
+    /// `test_record_v1`'s bytes: format 2, then postcard of the fields in order.
+    fn pinned_v1(successor_creator: Option<u32>) -> Vec<u8> {
+        let mut pinned = vec![2, 4, b'n', b'e', b'x', b't', 1, 1, 1, 0, 7, 2, 0, 3, b'a', b'n', b'n', 3, 2, b'b', b'o', 0];
+        pinned.extend(successor_creator.map_or(vec![0], |c| vec![1, c as u8]));
+        pinned
+    }
+
+    /// A ReInit record of the first layout (no `successor_key`) loads, its
+    /// successor kept and its key and digest unknown; a current record
+    /// round-trips, and the first layout still reads it.
     #[test]
     fn a_reinit_record_of_the_previous_release_loads() {
-        // The previous release's `ReInitRecord` is `ReInitRecordV1`; the
-        // bytes pinned below hold it to that release's layout.
+        // The first release's `ReInitRecord` is `ReInitRecordV1`; the
+        // bytes pinned hold it to that release's layout.
         let provider = Provider::default();
         let old: &[u8] = b"old";
         for successor_creator in [None, Some(3)] {
-            let previous = ReInitRecordV1 {
-                new_group_id: b"next".to_vec(),
-                version: 1,
-                ciphersuite: 1,
-                extensions: vec![0],
-                epoch: 7,
-                members: vec![(0, b"ann".to_vec()), (3, b"bo".to_vec())],
-                own_leaf: 0,
-                successor_creator,
-            };
-            let bytes = crate::storage::encode(&previous).unwrap();
-            // Pinned: format 2, then postcard of the fields in order.
-            let mut pinned = vec![2, 4, b'n', b'e', b'x', b't', 1, 1, 1, 0, 7, 2, 0, 3, b'a', b'n', b'n', 3, 2, b'b', b'o', 0];
-            pinned.extend(successor_creator.map_or(vec![0], |c| vec![1, c as u8]));
-            assert_eq!(bytes, pinned);
+            let bytes = crate::storage::encode(&test_record_v1(successor_creator)).unwrap();
+            assert_eq!(bytes, pinned_v1(successor_creator));
             provider.storage().write_reinit_record(old, bytes).unwrap();
             let loaded = load_record(&provider, old).unwrap().unwrap();
             assert_eq!((loaded.new_group_id.as_slice(), loaded.epoch, loaded.members.len()), (&b"next"[..], 7, 2));
-            assert_eq!((loaded.successor_creator, loaded.successor_key), (successor_creator, None));
+            assert_eq!((loaded.successor_creator, loaded.successor_key, loaded.successor_digest), (successor_creator, None, None));
         }
         let mut record = load_record(&provider, old).unwrap().unwrap();
         record.successor_key = Some(vec![9; 32]);
+        record.successor_digest = Some(vec![5; 32]);
         write_record(&provider, old, &record).unwrap();
         let loaded = load_record(&provider, old).unwrap().unwrap();
-        assert_eq!((loaded.successor_creator, loaded.successor_key), (Some(3), Some(vec![9; 32])));
+        assert_eq!((loaded.successor_creator, loaded.successor_key, loaded.successor_digest), (Some(3), Some(vec![9; 32]), Some(vec![5; 32])));
         let bytes = provider.storage().reinit_record(old).unwrap();
         let read_back: ReInitRecordV1 = crate::storage::decode(&bytes).unwrap();
         assert_eq!(read_back.successor_creator, Some(3));
@@ -1131,10 +1129,52 @@ mod tests {
         assert_eq!(load_record(&provider, old).err().map(|e| e.code.as_str()), Some("STORAGE"));
     }
 
-    /// Review 60b: a current record whose `successor_key` does not decode
-    /// (a bad Option tag, a key cut short) and the previous release's bytes
+    /// The previous release's record (`ReInitRecordV2`: a key, no digest),
+    /// pinned by bytes, loads with its key and no digest, and ranks as that
+    /// release did: a Welcome of the same leaf and key is refused whatever
+    /// its digest, a lower key or leaf wins. That release reads a current
+    /// record (its digest ignored).
+    #[test]
+    fn a_reinit_record_of_the_release_before_the_digest_loads_and_ranks_as_before() {
+        let provider = Provider::default();
+        let old: &[u8] = b"old";
+        let previous = ReInitRecordV2 {
+            new_group_id: b"next".to_vec(),
+            version: 1,
+            ciphersuite: 1,
+            extensions: vec![0],
+            epoch: 7,
+            members: vec![(0, b"ann".to_vec()), (3, b"bo".to_vec())],
+            own_leaf: 0,
+            successor_creator: Some(3),
+            successor_key: Some(vec![7, 7]),
+        };
+        let bytes = crate::storage::encode(&previous).unwrap();
+        let mut pinned = pinned_v1(Some(3));
+        pinned.extend([1, 2, 7, 7]);
+        assert_eq!(bytes, pinned);
+        provider.storage().write_reinit_record(old, bytes).unwrap();
+        let loaded = load_record(&provider, old).unwrap().unwrap();
+        assert_eq!((loaded.successor_creator, loaded.successor_key.clone(), loaded.successor_digest.clone()), (Some(3), Some(vec![7, 7]), None));
+        let current = Rank { leaf: 3, key: loaded.successor_key.as_deref(), digest: loaded.successor_digest.as_deref() };
+        for digest in [&[][..], &[0u8; 32][..], &[0xffu8; 32][..]] {
+            let refused = ensure_wins(&rank(3, &[7, 7], digest), &current).err().map(|e| CoreError::from(e).code.as_str());
+            assert_eq!(refused, Some("REINIT_SUPERSEDED"));
+            assert!(ensure_wins(&rank(3, &[7, 8], digest), &current).is_err());
+            assert!(ensure_wins(&rank(3, &[7, 6], digest), &current).is_ok());
+            assert!(ensure_wins(&rank(2, &[9], digest), &current).is_ok());
+        }
+        let mut record = loaded;
+        record.successor_digest = Some(vec![5; 32]);
+        write_record(&provider, old, &record).unwrap();
+        let read_back: ReInitRecordV2 = crate::storage::decode(&provider.storage().reinit_record(old).unwrap()).unwrap();
+        assert_eq!(read_back.successor_key, Some(vec![7, 7]));
+    }
+
+    /// Review 60b: a current record whose last field does not decode (a
+    /// bad Option tag, a value cut short) and an earlier layout's bytes
     /// with anything after them are unreadable (STORAGE), not read as the
-    /// previous release's record with its key dropped.
+    /// earlier release's record with a field dropped.
     #[test]
     fn a_record_that_is_neither_layout_is_unreadable() {
         let provider = Provider::default();
@@ -1149,35 +1189,40 @@ mod tests {
             own_leaf: 0,
             successor_creator: Some(0),
             successor_key: Some(vec![9; 32]),
+            successor_digest: Some(vec![5; 32]),
         };
         let good = crate::storage::encode(&record).unwrap();
-        // The key's Option tag is the 33rd byte from the end (tag, length 32, key).
-        let tag = good.len() - 34;
-        assert_eq!(&good[tag..tag + 2], &[1, 32]);
-        let mut bad_tag = good.clone();
-        bad_tag[tag] = 2;
-        let cut = good[..good.len() - 1].to_vec();
-        let mut v1_trailing = good[..tag].to_vec();
-        v1_trailing.push(0xff);
-        for bytes in [bad_tag, cut, v1_trailing] {
+        // Each Option tag is 34 bytes before its field's end (tag, length 32, value).
+        let digest_tag = good.len() - 34;
+        let key_tag = digest_tag - 34;
+        assert_eq!((&good[digest_tag..digest_tag + 2], &good[key_tag..key_tag + 2]), (&[1u8, 32][..], &[1u8, 32][..]));
+        let with = |mut bytes: Vec<u8>, at: usize, byte: u8| {
+            bytes[at] = byte;
+            bytes
+        };
+        let trailing = |end: usize| [&good[..end], &[0xff]].concat();
+        for bytes in [with(good.clone(), digest_tag, 2), with(good.clone(), key_tag, 2), good[..good.len() - 1].to_vec(), trailing(digest_tag), trailing(key_tag)] {
             provider.storage().write_reinit_record(old, bytes).unwrap();
             assert_eq!(load_record(&provider, old).err().map(|e| e.code.as_str()), Some("STORAGE"));
         }
-        // The previous release's exact bytes and the current ones still load.
-        provider.storage().write_reinit_record(old, good[..tag].to_vec()).unwrap();
+        // Each earlier layout's exact bytes and the current ones still load.
+        provider.storage().write_reinit_record(old, good[..digest_tag].to_vec()).unwrap();
         let loaded = load_record(&provider, old).unwrap().unwrap();
-        assert_eq!((loaded.successor_creator, loaded.successor_key), (Some(0), None));
+        assert_eq!((loaded.successor_key, loaded.successor_digest), (Some(vec![9; 32]), None));
+        provider.storage().write_reinit_record(old, good[..key_tag].to_vec()).unwrap();
+        let loaded = load_record(&provider, old).unwrap().unwrap();
+        assert_eq!((loaded.successor_creator, loaded.successor_key, loaded.successor_digest), (Some(0), None, None));
         provider.storage().write_reinit_record(old, good).unwrap();
-        assert_eq!(load_record(&provider, old).unwrap().unwrap().successor_key, Some(vec![9; 32]));
+        assert_eq!(load_record(&provider, old).unwrap().unwrap().successor_digest, Some(vec![5; 32]));
     }
 
     /// Review 60b: three or four successors (equal and different leaves,
-    /// a previous-release record's unknown key among them) end in the same
-    /// one in every delivery order, the least (leaf, key), every other
-    /// refused REINIT_SUPERSEDED; nothing panics on empty or long keys.
+    /// keys and digests) end in the same one in every delivery order, the
+    /// least (leaf, key, digest), every other refused REINIT_SUPERSEDED;
+    /// nothing panics on empty or long values.
     #[test]
     fn every_delivery_order_of_several_successors_ends_in_the_least() {
-        fn permutations(items: &[(u32, &'static [u8])]) -> Vec<Vec<(u32, &'static [u8])>> {
+        fn permutations(items: &[Seen]) -> Vec<Vec<Seen>> {
             if items.len() <= 1 {
                 return vec![items.to_vec()];
             }
@@ -1193,12 +1238,14 @@ mod tests {
             out
         }
         let long: &'static [u8] = &[0u8; 4096];
+        let d: &'static [u8] = &[0x40u8; 32];
         for set in [
-            vec![(0, &[3u8][..]), (0, &[1u8, 9][..]), (0, &[1u8][..])],
-            vec![(2, &[0u8][..]), (0, &[7u8][..]), (0, &[5u8, 5][..]), (1, &[][..])],
-            vec![(0, long), (0, &[0u8, 0][..]), (4, &[][..])],
+            vec![(0, &[3u8][..], d), (0, &[1u8, 9][..], d), (0, &[1u8][..], d)],
+            vec![(2, &[0u8][..], d), (0, &[7u8][..], d), (0, &[5u8, 5][..], d), (1, &[][..], d)],
+            vec![(0, long, d), (0, &[0u8, 0][..], d), (4, &[][..], d)],
+            vec![(0, &[1u8][..], &[9u8][..]), (0, &[1u8][..], &[3u8, 3][..]), (0, &[1u8][..], long), (1, &[0u8][..], &[][..])],
         ] {
-            let least = set.iter().min().map(|(l, k)| (*l, k.to_vec())).unwrap();
+            let least = *set.iter().min().unwrap();
             for order in permutations(&set) {
                 let (winner, refused) = race(&order);
                 assert_eq!(winner, least, "order {order:?}");
@@ -1206,11 +1253,12 @@ mod tests {
                 assert!(refused.iter().all(|c| *c == "REINIT_SUPERSEDED"));
             }
         }
-        // A record of the previous release (key unknown) keeps its successor
+        // A record of the first release (key unknown) keeps its successor
         // against every equal-leaf Welcome, whatever its key, and gives way to a lower leaf.
         for key in [&[][..], &[0u8][..], long] {
-            assert_eq!(ensure_wins(3, key, 3, None).err().map(|e| CoreError::from(e).code.as_str()), Some("REINIT_SUPERSEDED"));
-            assert!(ensure_wins(2, key, 3, None).is_ok());
+            let first = |leaf| Rank { leaf, key: None, digest: None };
+            assert_eq!(ensure_wins(&rank(3, key, d), &first(3)).err().map(|e| CoreError::from(e).code.as_str()), Some("REINIT_SUPERSEDED"));
+            assert!(ensure_wins(&rank(2, key, d), &first(3)).is_ok());
         }
     }
 }

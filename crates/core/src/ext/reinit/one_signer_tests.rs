@@ -1,0 +1,193 @@
+//! Real openmls groups (PROTOCOL §1.6 item 5): two successors built with
+//! one signature key (outside this library) end every member in the same
+//! one whatever the delivery order; an honest creator records the digest
+//! its Welcome shows; no successor holds more clients of an identity than
+//! the old group had leaves of it.
+
+use super::*;
+use crate::test_groups::{identity, wire, CS};
+use openmls_basic_credential::SignatureKeyPair;
+
+fn stage(builder: CommitBuilder<'_, Initial, &mut MlsGroup>, p: &Provider, keys: &SignatureKeyPair) -> CommitMessageBundle {
+    builder.load_psks(p.storage()).unwrap().build(p.rand(), p.crypto(), keys, |_| true).unwrap().stage_commit(p).unwrap()
+}
+
+/// Members (one `Client` each, named `names`) of a group the first
+/// created and reinitialized to id "next", each retired: the clients, the
+/// old group as its creator holds it, and the ReInit.
+fn retired(names: &[&str]) -> (Vec<Client>, MlsGroup, ReInitProposal) {
+    let clients: Vec<Client> = names.iter().map(|_| Client::new()).collect();
+    let creds: Vec<_> = names.iter().zip(&clients).map(|(n, c)| identity(&c.provider, n)).collect();
+    let (p0, keys0) = (&clients[0].provider, &creds[0].1);
+    let mut group = MlsGroup::builder().ciphersuite(CS).build(p0, keys0, creds[0].0.clone()).unwrap();
+    let kps: Vec<_> = clients[1..].iter().zip(&creds[1..]).map(|(c, (cred, keys))| KeyPackage::builder().build(CS, &c.provider, keys, cred.clone()).unwrap().key_package().clone()).collect();
+    let welcome = stage(group.commit_builder().propose_adds(kps), p0, keys0).into_welcome().unwrap();
+    group.merge_pending_commit(p0).unwrap();
+    let tree: RatchetTreeIn = group.export_ratchet_tree().into();
+    let mut others: Vec<MlsGroup> = clients[1..]
+        .iter()
+        .map(|c| StagedWelcome::new_from_welcome(&c.provider, &MlsGroupJoinConfig::default(), welcome.clone(), Some(tree.clone())).unwrap().into_group(&c.provider).unwrap())
+        .collect();
+    let reinit = ReInitProposal::new(GroupId::from_slice(b"next"), ProtocolVersion::Mls10, CS, Extensions::empty());
+    let commit = stage(group.commit_builder().add_proposal(Proposal::ReInit(Box::new(reinit.clone()))), p0, keys0).into_commit();
+    group.merge_pending_commit(p0).unwrap();
+    retire(&group, p0, &reinit).unwrap();
+    for (g, c) in others.iter_mut().zip(&clients[1..]) {
+        match g.process_message(&c.provider, wire(&commit)).unwrap().into_content() {
+            ProcessedMessageContent::StagedCommitMessage(staged) => g.merge_staged_commit(&c.provider, *staged).unwrap(),
+            _ => panic!("expected a commit"),
+        }
+        retire(g, &c.provider, &reinit).unwrap();
+    }
+    (clients, group, reinit)
+}
+
+/// A fresh successor credential of `name` in `client` and a KeyPackage for it.
+fn next_key_package(client: &Client, name: &str) -> (KeyPackage, SignatureKeyPair) {
+    let (cred, keys) = identity(&client.provider, name);
+    (KeyPackage::builder().build(CS, &client.provider, &keys, cred).unwrap().key_package().clone(), keys)
+}
+
+/// A successor built with raw openmls in `p` by a creator `name` signing
+/// with `keys`, adding `kps`: the group (its first commit merged), its
+/// Welcome and ratchet tree.
+fn raw_successor(p: &Provider, old: &MlsGroup, name: &str, keys: &SignatureKeyPair, kps: Vec<KeyPackage>) -> (MlsGroup, Welcome, RatchetTreeIn) {
+    let cred = CredentialWithKey { credential: BasicCredential::new(name.as_bytes().to_vec()).into(), signature_key: keys.to_public_vec().into() };
+    let mut successor = MlsGroup::builder().ciphersuite(CS).with_group_id(GroupId::from_slice(b"next")).build(p, keys, cred).unwrap();
+    let psk = reinit_psk_id(p, CS, old.group_id().as_slice(), old.epoch().as_u64()).unwrap();
+    let builder = successor.commit_builder().propose_adds(kps).add_proposal(Proposal::PreSharedKey(Box::new(PreSharedKeyProposal::new(psk))));
+    let welcome = stage(builder, p, keys).into_welcome().unwrap();
+    successor.merge_pending_commit(p).unwrap();
+    let tree = successor.export_ratchet_tree().into();
+    (successor, welcome, tree)
+}
+
+fn join(client: &mut Client, old: &MlsGroup, (welcome, tree): &(Welcome, RatchetTreeIn)) -> CoreResult<SuccessorJoinedView> {
+    join_successor(client, old.group_id().as_slice(), welcome.clone(), Some(tree.clone()), &GroupConfig::default(), None)
+}
+
+fn successor_of(client: &Client) -> &MlsGroup {
+    client.groups.get(&b"next"[..]).unwrap()
+}
+
+/// ann (old leaf 0) builds two successors with ONE signature key (raw
+/// openmls, as a dishonest member could; this library never does): they
+/// tie on the creator's leaf and key. bo reads them in one order, cy in
+/// the other; both end in the one with the lower first-epoch digest (they
+/// ended split before, each refusing the other's REINIT_SUPERSEDED), the
+/// other refused with its exact message, and they commit there.
+#[test]
+fn two_successors_of_one_signer_end_every_member_in_the_same() {
+    let (mut clients, ann_old, reinit) = retired(&["ann", "bo", "cy"]);
+    let old_of = |c: &Client| MlsGroup::load(c.provider.storage(), ann_old.group_id()).unwrap().unwrap();
+    let (bo_old, cy_old) = (old_of(&clients[1]), old_of(&clients[2]));
+    let (ann_p, second_p) = (&clients[0].provider, Provider::default());
+    // One key in both providers; the second successor built in a provider
+    // of its own (a client holds one group per id) holding the reinit PSK too.
+    let (_, ann_keys) = identity(ann_p, "ann");
+    ann_keys.store(second_p.storage()).unwrap();
+    retire(&ann_old, &second_p, &reinit).unwrap();
+    let (bo_kps, cy_kps): (Vec<_>, Vec<_>) = (0..2).map(|_| (next_key_package(&clients[1], "bo"), next_key_package(&clients[2], "cy"))).unzip();
+    let (s1, w1, t1) = raw_successor(ann_p, &ann_old, "ann", &ann_keys, vec![bo_kps[0].0.clone(), cy_kps[0].0.clone()]);
+    let (s2, w2, t2) = raw_successor(&second_p, &ann_old, "ann", &ann_keys, vec![bo_kps[1].0.clone(), cy_kps[1].0.clone()]);
+    let (first, second) = ((w1, t1), (w2, t2));
+
+    let (bo, cy) = match &mut clients[..] {
+        [_, bo, cy] => (bo, cy),
+        _ => unreachable!(),
+    };
+    assert!(!join(bo, &bo_old, &first).unwrap().replaced);
+    let bo_second = join(bo, &bo_old, &second).map(|j| j.replaced).map_err(|e| (e.code.as_str(), e.message));
+    assert!(!join(cy, &cy_old, &second).unwrap().replaced);
+    let cy_second = join(cy, &cy_old, &first).map(|j| j.replaced).map_err(|e| (e.code.as_str(), e.message));
+    // Exactly one of them moved (to the winner), the other refused the loser.
+    let refused = Err(("REINIT_SUPERSEDED", "already in the successor created by old leaf 0 with the same signature key and a lower or equal first-epoch digest, which wins over this one".to_string()));
+    assert!((bo_second == Ok(true) && cy_second == refused) || (bo_second == refused && cy_second == Ok(true)), "{bo_second:?} {cy_second:?}");
+    let winner = if bo_second == Ok(true) { &s2 } else { &s1 };
+    let loser = if bo_second == Ok(true) { &s1 } else { &s2 };
+    assert_eq!(successor_of(bo).epoch_authenticator().as_slice(), winner.epoch_authenticator().as_slice());
+    assert_eq!(successor_of(cy).epoch_authenticator().as_slice(), winner.epoch_authenticator().as_slice());
+    assert_ne!(winner.epoch_authenticator().as_slice(), loser.epoch_authenticator().as_slice());
+    for (old, c) in [(&bo_old, &*bo), (&cy_old, &*cy)] {
+        let record = load_record(&c.provider, old.group_id().as_slice()).unwrap().unwrap();
+        assert_eq!((record.successor_creator, record.successor_key.as_deref()), (Some(0), Some(ann_keys.public())));
+    }
+
+    // They go on in the winner: bo commits, cy merges it, both agree.
+    let bo_keys = if bo_second == Ok(true) { &bo_kps[1].1 } else { &bo_kps[0].1 };
+    let bo_group = bo.groups.get_mut(&b"next"[..]).unwrap();
+    let commit = stage(bo_group.commit_builder(), &bo.provider, bo_keys).into_commit();
+    bo_group.merge_pending_commit(&bo.provider).unwrap();
+    let cy_group = cy.groups.get_mut(&b"next"[..]).unwrap();
+    match cy_group.process_message(&cy.provider, wire(&commit)).unwrap().into_content() {
+        ProcessedMessageContent::StagedCommitMessage(staged) => cy_group.merge_staged_commit(&cy.provider, *staged).unwrap(),
+        _ => panic!("expected a commit"),
+    }
+    let (bo_group, cy_group) = (successor_of(bo), successor_of(cy));
+    assert_eq!((bo_group.epoch().as_u64(), cy_group.epoch().as_u64()), (2, 2));
+    assert_eq!(bo_group.epoch_authenticator().as_slice(), cy_group.epoch_authenticator().as_slice());
+    let exported = |g: &MlsGroup, c: &Client| g.export_secret(c.provider.crypto(), "test", b"ctx", 32).unwrap();
+    assert_eq!(exported(bo_group, bo), exported(cy_group, cy));
+}
+
+/// The digest an honest creator records is the one every member reads
+/// from its Welcome (the staged first commit's context and the Welcome's
+/// sealed GroupInfo), so a Welcome of its own key and another first epoch
+/// ranks against it as it does at every member.
+#[test]
+fn an_honest_creator_records_the_digest_its_welcome_shows() {
+    let (mut clients, ann_old, _) = retired(&["ann", "bo", "cy"]);
+    let old_id = ann_old.group_id().as_slice().to_vec();
+    let (bo_kp, _) = next_key_package(&clients[1], "bo");
+    let (cy_kp, _) = next_key_package(&clients[2], "cy");
+    let ann = &mut clients[0];
+    let (_, ann_keys) = identity(&ann.provider, "ann");
+    let created = create_successor(ann, &old_id, b"ann", ann_keys.public(), vec![bo_kp, cy_kp], &GroupConfig::default()).unwrap();
+    let recorded = load_record(&ann.provider, &old_id).unwrap().unwrap().successor_digest.unwrap();
+    let welcome = created.welcome.unwrap();
+    ann.groups.get_mut(&b"next"[..]).unwrap().merge_pending_commit(&ann.provider).unwrap();
+    let tree = RatchetTreeIn::from(successor_of(ann).export_ratchet_tree()).tls_serialize_detached().unwrap();
+    for c in &clients[1..] {
+        let (w, t) = successor_inputs(&welcome, Some(tree.clone())).unwrap();
+        let checked = c.check_successor(&old_id, w, t, &GroupConfig::default()).unwrap();
+        assert_eq!(checked.digest, recorded);
+        assert_eq!((checked.creator_leaf, checked.creator_key.as_slice()), (0, ann_keys.public()));
+    }
+}
+
+/// Two clients of ann (old leaves 0 and 2) and bo: the leaf-0 client may
+/// add its sibling's KeyPackage, not a third of ann's (ann had two leaves);
+/// a successor built outside the library with a third client of ann, or a
+/// second of bo, is refused on join.
+#[test]
+fn no_identity_gets_more_clients_in_the_successor_than_it_had_leaves() {
+    let (clients, ann_old, _) = retired(&["ann", "bo", "ann"]);
+    let old_id = ann_old.group_id().as_slice().to_vec();
+    let mismatch = |r: CoreResult<SuccessorCreatedView>| r.err().map(|e| (e.code.as_str(), e.message));
+    let (mut ann, bo, ann2) = match <[Client; 3]>::try_from(clients) {
+        Ok([a, b, c]) => (a, b, c),
+        Err(_) => unreachable!(),
+    };
+    let (_, ann_keys) = identity(&ann.provider, "ann");
+    let sibling = next_key_package(&ann2, "ann").0;
+    let extra = next_key_package(&ann2, "ann").0;
+    let bo_kp = next_key_package(&bo, "bo").0;
+    let too_many = create_successor(&mut ann, &old_id, b"ann", ann_keys.public(), vec![sibling.clone(), extra.clone(), bo_kp.clone()], &GroupConfig::default());
+    assert_eq!(
+        mismatch(too_many),
+        Some(("REINIT_MISMATCH", "more KeyPackages of an identity than the old group had leaves of it (the creator counts as one of its own)".into()))
+    );
+    let two_bo = create_successor(&mut ann, &old_id, b"ann", ann_keys.public(), vec![bo_kp.clone(), next_key_package(&bo, "bo").0], &GroupConfig::default());
+    assert_eq!(mismatch(two_bo).map(|(code, _)| code), Some("REINIT_MISMATCH"));
+    assert!(create_successor(&mut ann, &old_id, b"ann", ann_keys.public(), vec![sibling, bo_kp], &GroupConfig::default()).is_ok());
+
+    // Built outside the library: ann, two more clients of ann, and bo.
+    let smuggling = Provider::default();
+    let (_, keys) = identity(&smuggling, "ann");
+    retire(&ann_old, &smuggling, &ReInitProposal::new(GroupId::from_slice(b"next"), ProtocolVersion::Mls10, CS, Extensions::empty())).unwrap();
+    let (_, welcome, tree) = raw_successor(&smuggling, &ann_old, "ann", &keys, vec![next_key_package(&ann2, "ann").0, extra, next_key_package(&bo, "bo").0]);
+    for c in [&bo, &ann2] {
+        let refused = c.check_successor(&old_id, welcome.clone(), Some(tree.clone()), &GroupConfig::default()).err().map(|e| (e.code.as_str(), e.message));
+        assert_eq!(refused, Some(("REINIT_MISMATCH", "the successor has more clients of an identity than the old group had leaves of it".into())));
+    }
+}
