@@ -12,6 +12,8 @@ export {
   type DeliveryStore,
   type StoredKeyPackage,
   type LoggedMessage,
+  type MessageToLog,
+  type DeleteGroupOptions,
   type GroupRecord,
   type StoredBinding,
   type KeyPackageGrant,
