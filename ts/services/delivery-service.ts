@@ -181,6 +181,17 @@ export interface Reading {
   registration: string | undefined;
 }
 
+/** What `DeliveryService.subscribe` follows, and how it tells its end. */
+export interface SubscribeOptions {
+  /** The registration to follow (`DeliveryService.reader`'s, its reader checked); default: the group's at the call. */
+  reading?: Reading;
+  /**
+   * Called once when the subscription ends by itself: unknown-group "the group was deleted" (its group deleted, its id
+   * perhaps registered again) or "no such group" (none under the id at the call). Not called on unsubscribe.
+   */
+  onEnd?: (error: DsError) => void;
+}
+
 /** Whether the DS accepted a message, and its sequence number or the reason. */
 export type SubmitResult = { accepted: true; seq: number } | { accepted: false; reason: DsRejection; message: string; leaves?: number[]; proposed?: boolean };
 
@@ -1249,13 +1260,47 @@ export class DeliveryService {
    * notifications (`DeliveryStore.watchGaps`) or a failed read (the next
    * notification reads again). A listener that throws does not stop the
    * delivery of later messages.
+   *
+   * It follows one registration of the group (docs/PROTOCOL.md §8.3), as a
+   * stream does: `options.reading` (`reader`'s), else the group's when it is
+   * called. Each read checks the group still has it, the page included, and
+   * once it has not (the group deleted, its id perhaps registered again:
+   * another group, another log) the subscription ends by itself, nothing of
+   * that page pushed: `options.onEnd` is told unknown-group "the group was
+   * deleted", once ("no such group": none was registered under the id when
+   * it was called). Unsubscribing calls no `onEnd`. A store that keeps no
+   * registrations ends it only when a read finds no group: a deletion and a
+   * registration again between two reads go unseen there.
    */
-  subscribe(groupId: Uint8Array, listener: (m: LoggedMessage) => void): () => void {
+  subscribe(groupId: Uint8Array, listener: (m: LoggedMessage) => void, options: SubscribeOptions = {}): () => void {
     const id = toHex(groupId);
     let last: number | undefined;
     let busy = false;
     let dirty = false;
     let stopped = false;
+    /** The registration followed: undefined until the lookup at the call has answered (or, if it failed, a later one). */
+    let followed: Reading | undefined = options.reading;
+    const end = (error: DsError) => {
+      if (stopped) return;
+      stop();
+      try {
+        options.onEnd?.(error);
+      } catch {
+        // The callback's own failure: the subscription has ended all the same.
+      }
+    };
+    /** The group's registration now, taken as the one followed; false (ended) when there is no group. */
+    const lookUp = async (): Promise<boolean> => {
+      const group = await this.#group(id);
+      if (!group) return end(unknownGroup()), false;
+      followed ??= { registration: group.registration };
+      return true;
+    };
+    /** Whether the group is still the registration followed; ends the subscription when not. */
+    const stillFollowed = async (): Promise<boolean> => {
+      if ((await this.#still({ groupId: id, registration: followed!.registration })) === undefined) return end(deletedSince()), false;
+      return true;
+    };
     // One reader at a time; notifications while it reads only mark it dirty.
     const drain = async () => {
       if (busy) {
@@ -1264,16 +1309,27 @@ export class DeliveryService {
       }
       busy = true;
       try {
+        await begun;
         do {
           dirty = false;
-          if (last === undefined) return;
-          for await (const m of this.#logAfter(id, last)) {
-            if (stopped) return;
-            last = m.seq;
-            try {
-              listener(m);
-            } catch {
-              // The listener's own failure; later messages still reach it.
+          if (last === undefined || stopped) return;
+          // The lookup at the call failed (the store away): taken now, before anything is pushed.
+          if (followed === undefined && !(await lookUp())) return;
+          if (!(await stillFollowed())) return;
+          for (;;) {
+            // A page short of pageSize may only have met the byte budget: the end is an empty page.
+            const page = await this.store.readLog(id, last, this.#pageSize, this.#pageBytes);
+            if (page.length === 0 || stopped) break;
+            // Checked again once read: the id may have been deleted and registered again meanwhile, the page of the new log.
+            if (followed!.registration !== undefined && !(await stillFollowed())) return;
+            for (const m of page) {
+              if (stopped) return;
+              last = m.seq;
+              try {
+                listener(m);
+              } catch {
+                // The listener's own failure; later messages still reach it.
+              }
             }
           }
         } while (dirty && !stopped);
@@ -1292,11 +1348,14 @@ export class DeliveryService {
       this.store.watchGaps?.(() => {
         if (last !== undefined) void drain();
       }) ?? (() => undefined);
-    return () => {
+    function stop() {
       stopped = true;
       unwatch();
       unwatchGaps();
-    };
+    }
+    // The registration at the call (unless given): a failed lookup is made again by the first read.
+    const begun = followed ? Promise.resolve() : lookUp().then(() => undefined, () => undefined);
+    return stop;
   }
 
   /** Welcomes waiting for `client`, taken (read and acknowledged). */

@@ -6,7 +6,7 @@
  *
  * @packageDocumentation
  */
-export { DeliveryService, DsError, DS_ERROR_CODES, type DsRejection, type DeliveryOptions, type SubmitExtras, type SubmitResult, type Reading, type CredentialCheck } from './delivery-service.js';
+export { DeliveryService, DsError, DS_ERROR_CODES, type DsRejection, type DeliveryOptions, type SubmitExtras, type SubmitResult, type Reading, type SubscribeOptions, type CredentialCheck } from './delivery-service.js';
 export {
   MemoryDeliveryStore,
   type DeliveryStore,
