@@ -154,5 +154,5 @@ async function setup(s: RunningDeliveryServer, l: ReturnType<typeof lossy>, hold
     const outcome = async (ms = 1_000) => ({ end: await Promise.race([closed, sleep(ms).then(() => 'open')]), got: [...got] });
     return { ws, got, closed, outcome };
   };
-  return { s, l, token, gid, register, post, remove, open };
+  return { s, l, name, token, gid, register, post, remove, open };
 }

@@ -14,12 +14,14 @@ import type {
   GuardChange,
   RegisterOptions,
   CommitUpdate,
+  DeleteGroupOptions,
   DeliveryStore,
   EpochProposalBudget,
   ProposalCount,
   GroupRecord,
   KeyPackageGrant,
   LoggedMessage,
+  MessageToLog,
   PendingWelcome,
   StorageQuota,
   StorageUsage,
@@ -762,11 +764,13 @@ export class PostgresDeliveryStore implements DeliveryStore {
     return this.#putGroup(`UPDATE ds_groups SET ${CLAIM} WHERE group_id = $1 AND epoch = -2 AND octet_length(group_info) = 0 AND members = $3`, g, quota);
   }
 
-  async deleteGroup(groupId: string, member: string, options: { held: (epoch: number) => string[]; keep: number }): Promise<'deleted' | 'not-sole' | 'unknown'> {
+  async deleteGroup(groupId: string, member: string, options: DeleteGroupOptions): Promise<'deleted' | 'not-sole' | 'unknown'> {
     return this.#tx(async (c) => {
       // The group's row lock: a post, commit or external join to it runs before or after, as an append (no orphan rows).
-      const g = (await c.query('SELECT epoch, members, octet_length(group_info) AS info, group_info_by, record_by FROM ds_groups WHERE group_id = $1 FOR UPDATE', [groupId])).rows[0];
+      const g = (await c.query('SELECT epoch, members, octet_length(group_info) AS info, group_info_by, record_by, registration FROM ds_groups WHERE group_id = $1 FOR UPDATE', [groupId])).rows[0];
       if (!g || (Number(g.epoch) === -2 && g.info === 0)) return 'unknown' as const;
+      // Another registration of the id than the one the DS checked: the group it meant was deleted meanwhile.
+      if (options.registration !== undefined && g.registration !== options.registration) return 'unknown' as const;
       if (g.members.length !== 1 || g.members[0] !== member) return 'not-sole' as const;
       // Each part for whom it counted (sqlite-store.ts).
       const log = await c.query('WITH gone AS (DELETE FROM ds_log WHERE group_id = $1 RETURNING sender, octet_length(bytes) AS n) SELECT sender, count(*) AS n, sum(n) AS b FROM gone GROUP BY sender', [groupId]);
@@ -817,14 +821,16 @@ export class PostgresDeliveryStore implements DeliveryStore {
     });
   }
 
-  async append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate, quota?: StorageQuota, budget?: EpochProposalBudget): Promise<number | undefined> {
+  async append(message: MessageToLog, update?: CommitUpdate, quota?: StorageQuota, budget?: EpochProposalBudget): Promise<number | undefined> {
     return this.#tx(async (c) => {
-      const { rows } = await c.query('SELECT epoch, octet_length(group_info) AS info, group_info_by, proposals_epoch, epoch_proposals, epoch_proposal_bytes FROM ds_groups WHERE group_id = $1 FOR UPDATE', [
+      const { rows } = await c.query('SELECT epoch, octet_length(group_info) AS info, group_info_by, proposals_epoch, epoch_proposals, epoch_proposal_bytes, registration FROM ds_groups WHERE group_id = $1 FOR UPDATE', [
         message.groupId,
       ]);
       if (rows.length === 0) return undefined;
       // A deleted group's id takes nothing (a post that read the group before its deletion).
       if (Number(rows[0].epoch) === -2 && rows[0].info === 0) return undefined;
+      // Nor another registration of the id than the one the post was checked against (deleted and registered again meanwhile).
+      if (message.registration !== undefined && rows[0].registration !== message.registration) return undefined;
       if (message.digest) {
         const known = await c.query('SELECT seq FROM ds_log WHERE group_id = $1 AND digest = $2', [message.groupId, message.digest]);
         if (known.rows.length > 0) return Number(known.rows[0].seq);

@@ -14,12 +14,14 @@ import {
   type GuardChange,
   type RegisterOptions,
   type CommitUpdate,
+  type DeleteGroupOptions,
   type DeliveryStore,
   type EpochProposalBudget,
   type ProposalCount,
   type GroupRecord,
   type KeyPackageGrant,
   type LoggedMessage,
+  type MessageToLog,
   type PendingWelcome,
   type StorageQuota,
   type StorageUsage,
@@ -426,19 +428,21 @@ export class SqliteDeliveryStore implements DeliveryStore {
     return this.#putGroup(`UPDATE groups SET ${CLAIM} WHERE group_id = @id AND epoch = -2 AND length(group_info) = 0 AND members = @members`, g, quota);
   }
 
-  async deleteGroup(groupId: string, member: string, options: { held: (epoch: number) => string[]; keep: number }): Promise<'deleted' | 'not-sole' | 'unknown'> {
+  async deleteGroup(groupId: string, member: string, options: DeleteGroupOptions): Promise<'deleted' | 'not-sole' | 'unknown'> {
     const done = this.#deleteGroup(groupId, member, options);
     // Its streams read again, find no group and end.
     if (done === 'deleted') this.#notifier.notify(groupId, 0);
     return done;
   }
 
-  #deleteGroup(groupId: string, member: string, options: { held: (epoch: number) => string[]; keep: number }): 'deleted' | 'not-sole' | 'unknown' {
+  #deleteGroup(groupId: string, member: string, options: DeleteGroupOptions): 'deleted' | 'not-sole' | 'unknown' {
     return this.#db.transaction(() => {
-      const g = this.#db.prepare('SELECT epoch, members, length(group_info) AS info, group_info_by, record_by FROM groups WHERE group_id = ?').get(groupId) as
-        | { epoch: number; members: string; info: number | null; group_info_by: string | null; record_by: string | null }
+      const g = this.#db.prepare('SELECT epoch, members, length(group_info) AS info, group_info_by, record_by, registration FROM groups WHERE group_id = ?').get(groupId) as
+        | { epoch: number; members: string; info: number | null; group_info_by: string | null; record_by: string | null; registration: string | null }
         | undefined;
       if (!g || (g.epoch === -2 && g.info === 0)) return 'unknown' as const;
+      // Another registration of the id than the one the DS checked: the group it meant was deleted meanwhile.
+      if (options.registration !== undefined && g.registration !== options.registration) return 'unknown' as const;
       const members = JSON.parse(g.members) as string[];
       if (members.length !== 1 || members[0] !== member) return 'not-sole' as const;
       // Each part for whom it counted: the log for its senders, a Welcome's references for their payers.
@@ -476,7 +480,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
     })();
   }
 
-  async append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate, quota?: StorageQuota, budget?: EpochProposalBudget): Promise<number | undefined> {
+  async append(message: MessageToLog, update?: CommitUpdate, quota?: StorageQuota, budget?: EpochProposalBudget): Promise<number | undefined> {
     let fresh = true;
     // Application messages only: a proposal (one with a budget) lost to a power loss would leave a commit that covers it by reference unreadable.
     const relaxed = this.#sync === 'COMMITS' && !update && !budget;
@@ -489,7 +493,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
   }
 
   #append(
-    message: Omit<LoggedMessage, 'seq'>,
+    message: MessageToLog,
     update: CommitUpdate | undefined,
     quota: StorageQuota | undefined,
     budget: EpochProposalBudget | undefined,
@@ -497,12 +501,14 @@ export class SqliteDeliveryStore implements DeliveryStore {
     isFresh: () => boolean,
   ): number | undefined {
     const seq = this.#db.transaction(() => {
-      const group = this.#db.prepare('SELECT epoch, length(group_info) AS info, group_info_by, proposals_epoch, epoch_proposals, epoch_proposal_bytes FROM groups WHERE group_id = ?').get(message.groupId) as
-        | { epoch: number; info: number | null; group_info_by: string | null; proposals_epoch: number; epoch_proposals: number; epoch_proposal_bytes: number }
+      const group = this.#db.prepare('SELECT epoch, length(group_info) AS info, group_info_by, proposals_epoch, epoch_proposals, epoch_proposal_bytes, registration FROM groups WHERE group_id = ?').get(message.groupId) as
+        | { epoch: number; info: number | null; group_info_by: string | null; proposals_epoch: number; epoch_proposals: number; epoch_proposal_bytes: number; registration: string | null }
         | undefined;
       if (!group) return undefined;
       // A deleted group's id takes nothing (a post that read the group before its deletion).
       if (group.epoch === -2 && group.info === 0) return undefined;
+      // Nor another registration of the id than the one the post was checked against (deleted and registered again meanwhile).
+      if (message.registration !== undefined && group.registration !== message.registration) return undefined;
       if (message.digest) {
         const known = this.#db.prepare('SELECT seq FROM log WHERE group_id = ? AND digest = ?').get(message.groupId, message.digest) as { seq: number } | undefined;
         if (known) {

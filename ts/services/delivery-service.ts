@@ -181,6 +181,17 @@ export interface Reading {
   registration: string | undefined;
 }
 
+/** What `DeliveryService.subscribe` follows, and how it tells its end. */
+export interface SubscribeOptions {
+  /** The registration to follow (`DeliveryService.reader`'s, its reader checked); default: the group's at the call. */
+  reading?: Reading;
+  /**
+   * Called once when the subscription ends by itself: unknown-group "the group was deleted" (its group deleted, its id
+   * perhaps registered again) or "no such group" (none under the id at the call). Not called on unsubscribe.
+   */
+  onEnd?: (error: DsError) => void;
+}
+
 /** Whether the DS accepted a message, and its sequence number or the reason. */
 export type SubmitResult = { accepted: true; seq: number } | { accepted: false; reason: DsRejection; message: string; leaves?: number[]; proposed?: boolean };
 
@@ -368,9 +379,11 @@ export class DeliveryService {
     // Logged only in the epoch it was made for (a commit may have moved the group meanwhile), and once a leaf and kind an
     // epoch (racing calls, and servers, each passed the check above; the store's transaction decides).
     const budget = { ...this.#ownProposals, once, ...(group.consistency === 'strong' ? { epoch: group.epoch } : {}) };
-    const seq = await withinQuota(this.store.append({ groupId: id, sender: DS_SENDER, bytes: proposal, digest }, undefined, undefined, budget)).catch((err: unknown) => {
+    const seq = await withinQuota(this.store.append({ groupId: id, sender: DS_SENDER, bytes: proposal, digest, registration: group.registration }, undefined, undefined, budget)).catch((err: unknown) => {
       throw err instanceof ProposalKeyTakenError ? alreadyProposed(intent.senderIndex, wide, group.epoch) : err;
     });
+    // Deleted meanwhile (perhaps registered again: the proposal names the old group's epoch and tree), or moved on.
+    if (seq === undefined) await this.#notGone(group);
     if (seq === undefined) throw new DsError('stale', `the group moved past epoch ${group.epoch} while the intent was proposed; ask again`);
     return { seq, proposal };
   }
@@ -527,7 +540,10 @@ export class DeliveryService {
     if (!group.members.includes(client)) throw new DsError('forbidden', "only a group's only member may delete it (a paired device is no member)");
     if (group.members.length !== 1) throw others();
     // Checked again in the transaction: a commit or an external join adding a member meanwhile wins.
-    const done = await this.store.deleteGroup(id, client, { held: (epoch) => [heldGrants(id, epoch), heldGrants(id, epoch - 1)], keep: DELETED_IDS_KEPT });
+    // And the registration this request was checked against: a group registered again under the id meanwhile is another's
+    // deletion to ask for (its sole member's, maybe this very client's, which did not mean it).
+    const done = await this.store.deleteGroup(id, client, { held: (epoch) => [heldGrants(id, epoch), heldGrants(id, epoch - 1)], keep: DELETED_IDS_KEPT, registration: group.registration });
+    if (done === 'unknown') await this.#notGone(group);
     if (done === 'unknown') throw unknownGroup();
     if (done === 'not-sole') throw others();
   }
@@ -544,6 +560,28 @@ export class DeliveryService {
     return group && !isReserved(group) && !isDeleted(group) ? group : undefined;
   }
 
+  /**
+   * The group under `checked`'s id if it is still that registration of it (`GroupRecord.registration`, §8.3); undefined
+   * when it was deleted since, also when its id was registered again (another group, another log). A store without
+   * registrations tells only the first.
+   */
+  async #still(checked: Pick<GroupRecord, 'groupId' | 'registration'>): Promise<GroupRecord | undefined> {
+    const now = await this.#group(checked.groupId);
+    return now && now.registration === checked.registration ? now : undefined;
+  }
+
+  /**
+   * After the store wrote nothing for a request checked against `checked` (an append, a deletion): unknown-group when
+   * the group is gone ("no such group") or is another registration of its id ("the group was deleted"); else the
+   * request's own refusal follows (the epoch moved on, the group gained a member).
+   */
+  async #notGone(checked: GroupRecord): Promise<GroupRecord> {
+    const now = await this.#group(checked.groupId);
+    if (!now) throw unknownGroup();
+    if (now.registration !== checked.registration) throw deletedSince();
+    return now;
+  }
+
   /** Submit a handshake or application message of a group. */
   async submit(groupId: Uint8Array, sender: string, message: Uint8Array, extras: SubmitExtras = {}): Promise<SubmitResult> {
     try {
@@ -554,7 +592,8 @@ export class DeliveryService {
     }
   }
 
-  async #submit(id: string, sender: string, message: Uint8Array, extras: SubmitExtras, tries = 0): Promise<number> {
+  /** `checked`: an eventual commit's retry, the registration its first try was checked against (it must still be that group). */
+  async #submit(id: string, sender: string, message: Uint8Array, extras: SubmitExtras, tries = 0, checked?: GroupRecord): Promise<number> {
     // The DS's own name (a binding from before it was reserved, an `authenticate` hook): its log entries would pass for the DS's.
     if (sender === DS_SENDER) throw new DsError('forbidden', `${DS_SENDER} is the DS's own sender name`);
     const header = readMlsHeader(message);
@@ -565,6 +604,7 @@ export class DeliveryService {
     if (header.epoch > BigInt(MAX_EPOCH)) throw new DsError('malformed', 'the epoch is out of range');
     const group = await this.#group(id);
     if (!group) throw new DsError('unknown-group', 'no such group');
+    if (checked && group.registration !== checked.registration) throw deletedSince();
     // An external join is checked as one whenever the sender is not on the
     // member list: a paired device reads through its anchor but is no member,
     // and must not join a closed group (and outlive its pairing) by the flag.
@@ -593,7 +633,9 @@ export class DeliveryService {
     // that lost the reply can retry without the message being logged twice.
     const digest = toHex(await sha256(message));
     const already = await this.store.seqOf(id, digest);
-    if (already !== undefined) return already;
+    // The first answer only while the group is the one checked (a group registered again since may hold these bytes too).
+    if (already !== undefined && (await this.#still(group))) return already;
+    if (already !== undefined) throw deletedSince();
     const epoch = Number(header.epoch);
     /**
      * Who holds the grants of the Add proposals logged in the group's epoch, until its commit (§8.5): no client id has a
@@ -701,7 +743,7 @@ export class DeliveryService {
       const append = (to: string[]): Promise<number | undefined> =>
         this.store
           .append(
-            { groupId: id, sender, bytes: message.slice(), digest },
+            { groupId: id, sender, bytes: message.slice(), digest, registration: group.registration },
             { ...update, welcome: extras.welcome && to.length > 0 ? { recipients: to, welcome: extras.welcome.slice(), payers: to.map(payer), max: this.#maxWelcomes === Infinity ? undefined : this.#maxWelcomes } : undefined },
             this.#quota,
           )
@@ -711,22 +753,25 @@ export class DeliveryService {
           });
       seq = await withinQuota(append(added));
       // readTo: messages were logged since the log was checked, the epoch still open: the commit goes in if none is a proposal.
-      for (let n = 0; seq === undefined && lastSeq !== undefined && n < 16 && (await this.store.getGroup(id))?.epoch === epoch; n++) {
+      for (let n = 0; seq === undefined && lastSeq !== undefined && n < 16 && (await this.#still(group))?.epoch === epoch; n++) {
         const last = await this.#unreadProposals(group, readTo!, lastSeq);
         if (last === lastSeq) throw new DsError('malformed', 'readTo is past the end of the log');
         update.lastSeq = lastSeq = last;
         seq = await withinQuota(append(added));
-        if (seq === undefined && n === 15 && (await this.store.getGroup(id))?.epoch === epoch) throw new DsError('unread-proposal', "the group's log moved on while the commit was checked: process its messages and commit again");
+        if (seq === undefined && n === 15 && (await this.#still(group))?.epoch === epoch) throw new DsError('unread-proposal', "the group's log moved on while the commit was checked: process its messages and commit again");
       }
-      // Eventual: another commit went in since the group was read; this one is taken too, against the new state.
-      if (seq === undefined && group.consistency === 'eventual' && tries < 16) return this.#submit(id, sender, message, extras, tries + 1);
       // One read: a deletion between two answered the deleted mark's epoch (-2), or with no row left a TypeError (500).
-      const now = seq === undefined ? await this.#group(id) : undefined;
-      if (seq === undefined) throw now ? this.#epochTaken(epoch, now) : unknownGroup();
+      // Deleted, or registered again since (the commit was checked against another group): unknown-group.
+      if (seq === undefined) {
+        const now = await this.#notGone(group);
+        // Eventual: another commit went in since the group was read; this one is taken too, against the new state.
+        if (group.consistency === 'eventual' && tries < 16) return this.#submit(id, sender, message, extras, tries + 1, group);
+        throw this.#epochTaken(epoch, now);
+      }
       // A grant adds its client once: one more Welcome needs one more KeyPackage from the DS (the group's went with the commit).
       for (const [holder, ref] of spent) if (!dropGrants?.includes(holder)) await this.store.spendGrants(holder, [ref]);
       // Leaves of revoked clients this commit added (Add proposals logged before the revocation): removed in the epoch it made.
-      if (removeNext.length > 0 && groupInfo?.length) await this.#proposeRemovals(id, setEpoch, groupInfo, removeNext, []).catch(() => false);
+      if (removeNext.length > 0 && groupInfo?.length) await this.#proposeRemovals(group, setEpoch, groupInfo, removeNext, []).catch(() => false);
       if (this.#verify && !dropGrants) for (const h of [held, heldGrants(id, epoch - 1)]) await this.store.spendGrants(h, (await this.store.grants(h, 0)).map((g) => g.ref));
     } else {
       let grant: KeyPackageGrant | undefined;
@@ -755,8 +800,10 @@ export class DeliveryService {
       // A proposal is counted in the epoch it is for, against that epoch's member list: a commit that moved the epoch meanwhile makes it stale.
       const strongEpoch = group.consistency === 'strong' ? { epoch } : {};
       const budget = header.contentType === 2 ? { ...this.#membersProposals, member: this.#memberShare(group, member ?? sender), ...strongEpoch } : undefined;
-      const logged = await withinQuota(this.store.append({ groupId: id, sender, bytes: message.slice(), digest }, undefined, this.#quota, budget));
-      if (logged === undefined && !(await this.#group(id))) throw unknownGroup();
+      // Logged only in the registration of the group it was checked against (§8.3): deleted and registered again meanwhile,
+      // the store writes nothing, and it is unknown-group.
+      const logged = await withinQuota(this.store.append({ groupId: id, sender, bytes: message.slice(), digest, registration: group.registration }, undefined, this.#quota, budget));
+      if (logged === undefined) await this.#notGone(group);
       if (logged === undefined) throw new DsError('stale', `a proposal for epoch ${epoch}; the group has moved past it`);
       seq = logged;
       // The grant goes from the proposer to the group until its epoch's commit (#grantedRefs): it neither expires in the epoch
@@ -764,8 +811,9 @@ export class DeliveryService {
       if (grant) {
         await this.store.spendGrants(sender, [grant.ref]);
         await this.store.grantKeyPackage({ ...grant, requester: held, until: MAX_EPOCH }, 0);
-        // Deleted since the post (its deletion dropped the group's grants before this one came): none stays behind.
-        if (!(await this.#group(id))) await this.store.spendGrants(held, [grant.ref]);
+        // Deleted since the post (its deletion dropped the group's grants before this one came): none stays behind, also not
+        // held for a group registered again under the id (its epoch's commit would have added the client by it).
+        if (!(await this.#still(group))) await this.store.spendGrants(held, [grant.ref]);
       }
     }
     // Prune now and then (every min(1000, retention) messages), not on every append.
@@ -1034,7 +1082,7 @@ export class DeliveryService {
       else throw unknownLeaf(leaf.leafIndex);
     }
     if (kept.length === 0) return later;
-    const proposed = await this.#proposeRemovals(group.groupId, group.epoch, group.groupInfo!, kept, proposals);
+    const proposed = await this.#proposeRemovals(group, group.epoch, group.groupInfo!, kept, proposals);
     const which = kept.length > 1 ? `leaves ${kept.join(', ')} are of revoked clients` : `leaf ${kept[0]} is of a revoked client`;
     throw new DsError(
       'revoked-leaf',
@@ -1050,7 +1098,8 @@ export class DeliveryService {
    * epoch's `logged` proposals are read for the DS's own), counted in the DS's own share of the epoch's proposals (§8.6).
    * False when the group lists no key of this DS, the share is full, or the group moved past `epoch`.
    */
-  async #proposeRemovals(groupId: string, epoch: number, groupInfo: Uint8Array, leaves: number[], logged: LoggedMessage[]): Promise<boolean> {
+  async #proposeRemovals(group: GroupRecord, epoch: number, groupInfo: Uint8Array, leaves: number[], logged: LoggedMessage[]): Promise<boolean> {
+    const groupId = group.groupId;
     const suite = groupContextOf(groupInfo)?.ciphersuite;
     if (suite === undefined || suite < 1 || suite > 3) return false;
     const external = this.#externalOf(suite as Ciphersuite);
@@ -1065,7 +1114,8 @@ export class DeliveryService {
       const proposal = sender.removeProposal({ groupId: fromHex(groupId), epoch, senderIndex }, leaf);
       try {
         const once = removalKey(leaf, false, epoch);
-        const seq = await this.store.append({ groupId, sender: DS_SENDER, bytes: proposal, digest: toHex(await sha256(proposal)) }, undefined, undefined, { ...this.#ownProposals, once, epoch });
+        // Only in the registration of the group whose commit made `epoch` (§8.3): one registered again since is another group.
+        const seq = await this.store.append({ groupId, sender: DS_SENDER, bytes: proposal, digest: toHex(await sha256(proposal)), registration: group.registration }, undefined, undefined, { ...this.#ownProposals, once, epoch });
         if (seq === undefined) return false;
       } catch (err) {
         // Taken: the epoch holds this leaf's removal already (a sender_removal_only intent of it, or another server's Remove).
@@ -1210,13 +1260,47 @@ export class DeliveryService {
    * notifications (`DeliveryStore.watchGaps`) or a failed read (the next
    * notification reads again). A listener that throws does not stop the
    * delivery of later messages.
+   *
+   * It follows one registration of the group (docs/PROTOCOL.md §8.3), as a
+   * stream does: `options.reading` (`reader`'s), else the group's when it is
+   * called. Each read checks the group still has it, the page included, and
+   * once it has not (the group deleted, its id perhaps registered again:
+   * another group, another log) the subscription ends by itself, nothing of
+   * that page pushed: `options.onEnd` is told unknown-group "the group was
+   * deleted", once ("no such group": none was registered under the id when
+   * it was called). Unsubscribing calls no `onEnd`. A store that keeps no
+   * registrations ends it only when a read finds no group: a deletion and a
+   * registration again between two reads go unseen there.
    */
-  subscribe(groupId: Uint8Array, listener: (m: LoggedMessage) => void): () => void {
+  subscribe(groupId: Uint8Array, listener: (m: LoggedMessage) => void, options: SubscribeOptions = {}): () => void {
     const id = toHex(groupId);
     let last: number | undefined;
     let busy = false;
     let dirty = false;
     let stopped = false;
+    /** The registration followed: undefined until the lookup at the call has answered (or, if it failed, a later one). */
+    let followed: Reading | undefined = options.reading;
+    const end = (error: DsError) => {
+      if (stopped) return;
+      stop();
+      try {
+        options.onEnd?.(error);
+      } catch {
+        // The callback's own failure: the subscription has ended all the same.
+      }
+    };
+    /** The group's registration now, taken as the one followed; false (ended) when there is no group. */
+    const lookUp = async (): Promise<boolean> => {
+      const group = await this.#group(id);
+      if (!group) return end(unknownGroup()), false;
+      followed ??= { registration: group.registration };
+      return true;
+    };
+    /** Whether the group is still the registration followed; ends the subscription when not. */
+    const stillFollowed = async (): Promise<boolean> => {
+      if ((await this.#still({ groupId: id, registration: followed!.registration })) === undefined) return end(deletedSince()), false;
+      return true;
+    };
     // One reader at a time; notifications while it reads only mark it dirty.
     const drain = async () => {
       if (busy) {
@@ -1225,16 +1309,27 @@ export class DeliveryService {
       }
       busy = true;
       try {
+        await begun;
         do {
           dirty = false;
-          if (last === undefined) return;
-          for await (const m of this.#logAfter(id, last)) {
-            if (stopped) return;
-            last = m.seq;
-            try {
-              listener(m);
-            } catch {
-              // The listener's own failure; later messages still reach it.
+          if (last === undefined || stopped) return;
+          // The lookup at the call failed (the store away): taken now, before anything is pushed.
+          if (followed === undefined && !(await lookUp())) return;
+          if (!(await stillFollowed())) return;
+          for (;;) {
+            // A page short of pageSize may only have met the byte budget: the end is an empty page.
+            const page = await this.store.readLog(id, last, this.#pageSize, this.#pageBytes);
+            if (page.length === 0 || stopped) break;
+            // Checked again once read: the id may have been deleted and registered again meanwhile, the page of the new log.
+            if (followed!.registration !== undefined && !(await stillFollowed())) return;
+            for (const m of page) {
+              if (stopped) return;
+              last = m.seq;
+              try {
+                listener(m);
+              } catch {
+                // The listener's own failure; later messages still reach it.
+              }
             }
           }
         } while (dirty && !stopped);
@@ -1253,11 +1348,14 @@ export class DeliveryService {
       this.store.watchGaps?.(() => {
         if (last !== undefined) void drain();
       }) ?? (() => undefined);
-    return () => {
+    function stop() {
       stopped = true;
       unwatch();
       unwatchGaps();
-    };
+    }
+    // The registration at the call (unless given): a failed lookup is made again by the first read.
+    const begun = followed ? Promise.resolve() : lookUp().then(() => undefined, () => undefined);
+    return stop;
   }
 
   /** Welcomes waiting for `client`, taken (read and acknowledged). */

@@ -28,6 +28,25 @@ export interface LoggedMessage {
   digest?: string;
 }
 
+/**
+ * A message `append` is asked to log: with `registration`, the registration of its group (`GroupRecord.registration`) the
+ * DS checked it against (membership, epoch). A store that keeps registrations logs it only while the group still has
+ * that one, checked in the append's transaction (docs/PROTOCOL.md §8.3): the group deleted meanwhile and its id
+ * registered again, the message was checked against another group, and goes into no log. Not stored with the message.
+ */
+export type MessageToLog = Omit<LoggedMessage, 'seq'> & { registration?: string };
+
+/**
+ * What `deleteGroup` is asked besides the id and member: `held(epoch)`, the grants the group held; `keep`, how many
+ * deleted ids a member keeps; `registration`, the registration the DS checked the deletion against (a store that keeps
+ * registrations deletes nothing, 'unknown', when the group has another: deleted meanwhile, registered again).
+ */
+export interface DeleteGroupOptions {
+  held: (epoch: number) => string[];
+  keep: number;
+  registration?: string;
+}
+
 /** What the DS knows of a group: epoch, members, consistency mode, GroupInfo. */
 export interface GroupRecord {
   groupId: string;
@@ -151,6 +170,9 @@ export const deletedGroup = (groupId: string, member: string): GroupRecord => ({
 
 /** Whether `g` is a deleted group's id (`deletedGroup`): no group. */
 export const isDeleted = (g: GroupRecord): boolean => g.epoch === -2 && g.groupInfo?.length === 0;
+
+/** Whether `g` is the registration `expected` a request was checked against (none expected: any, a custom store's way). */
+export const sameRegistration = (g: GroupRecord, expected: string | undefined): boolean => expected === undefined || g.registration === expected;
 
 /** Deleted ids a client's deletions keep (`deletedGroup`) at most; past it a deletion frees the id. */
 export const DELETED_IDS_KEPT = 1000;
@@ -394,7 +416,7 @@ export interface DeliveryStore {
    * proposal counts and the grants `held(epoch)` names, each part given back to whom it counted for; the id then kept
    * as `deletedGroup` while `member` keeps fewer than `keep` such ids, else freed (docs/PROTOCOL.md §8.3).
    */
-  deleteGroup?(groupId: string, member: string, options: { held: (epoch: number) => string[]; keep: number }): Promise<'deleted' | 'not-sole' | 'unknown'>;
+  deleteGroup?(groupId: string, member: string, options: DeleteGroupOptions): Promise<'deleted' | 'not-sole' | 'unknown'>;
   /** Ids of the groups and reserved ids whose member list is exactly [member], after `after`, ascending, at most `limit`. */
   soleGroups?(member: string, after: string, limit: number): Promise<string[]>;
   /** Register `group` under an id its creator deleted (`deletedGroup`), atomically: false unless still so. Counts as `insertGroup`. */
@@ -409,8 +431,13 @@ export interface DeliveryStore {
    * group); a commit that moves the epoch starts the counts again. A
    * Welcome passes `update.welcome.max` per recipient, else
    * `InboxFullError` (a store that ignores it has no inbox cap).
+   * `message.registration` (`MessageToLog`): undefined, nothing written,
+   * unless the group still has it, checked first (before a retry's digest
+   * is looked up). A custom store that keeps no registration ignores it, and
+   * keeps the race it closes: a post checked against a group deleted
+   * meanwhile may be logged in a group registered again under its id.
    */
-  append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate, quota?: StorageQuota, budget?: EpochProposalBudget): Promise<number | undefined>;
+  append(message: MessageToLog, update?: CommitUpdate, quota?: StorageQuota, budget?: EpochProposalBudget): Promise<number | undefined>;
   /** Sequence number of the message with this digest in the group's log, if any. */
   seqOf(groupId: string, digest: string): Promise<number | undefined>;
   /**
@@ -788,9 +815,9 @@ export class MemoryDeliveryStore implements DeliveryStore {
     return held !== undefined && isDeleted(held) && held.members[0] === group.members[0] && this.#putGroup(group, quota);
   }
 
-  async deleteGroup(groupId: string, member: string, options: { held: (epoch: number) => string[]; keep: number }): Promise<'deleted' | 'not-sole' | 'unknown'> {
+  async deleteGroup(groupId: string, member: string, options: DeleteGroupOptions): Promise<'deleted' | 'not-sole' | 'unknown'> {
     const g = this.#groups.get(groupId);
-    if (!g || isDeleted(g)) return 'unknown';
+    if (!g || isDeleted(g) || !sameRegistration(g, options.registration)) return 'unknown';
     if (g.members.length !== 1 || g.members[0] !== member) return 'not-sole';
     for (const m of this.#logs.get(groupId) ?? []) this.#count(m.sender, -storedBytes(m.bytes.length));
     for (const [recipient, list] of this.#welcomes) {
@@ -841,10 +868,11 @@ export class MemoryDeliveryStore implements DeliveryStore {
     return new Map(ids.flatMap((id) => (shares?.has(id) ? [[id, { ...shares.get(id)! }] as const] : [])));
   }
 
-  async append(message: Omit<LoggedMessage, 'seq'>, update?: CommitUpdate, quota?: StorageQuota, budget?: EpochProposalBudget): Promise<number | undefined> {
+  async append(posted: MessageToLog, update?: CommitUpdate, quota?: StorageQuota, budget?: EpochProposalBudget): Promise<number | undefined> {
+    const { registration, ...message } = posted;
     const group = this.#groups.get(message.groupId);
-    // A deleted group's id takes nothing (a post that read the group before its deletion).
-    if (!group || isDeleted(group)) return undefined;
+    // A deleted group's id takes nothing (a post that read the group before its deletion), nor another registration of it.
+    if (!group || isDeleted(group) || !sameRegistration(group, registration)) return undefined;
     const known = message.digest ? this.#digests.get(message.groupId)?.get(message.digest) : undefined;
     if (known !== undefined) return known;
     const log = this.#logs.get(message.groupId) ?? [];

@@ -6,12 +6,14 @@
  *
  * @packageDocumentation
  */
-export { DeliveryService, DsError, DS_ERROR_CODES, type DsRejection, type DeliveryOptions, type SubmitExtras, type SubmitResult, type Reading, type CredentialCheck } from './delivery-service.js';
+export { DeliveryService, DsError, DS_ERROR_CODES, type DsRejection, type DeliveryOptions, type SubmitExtras, type SubmitResult, type Reading, type SubscribeOptions, type CredentialCheck } from './delivery-service.js';
 export {
   MemoryDeliveryStore,
   type DeliveryStore,
   type StoredKeyPackage,
   type LoggedMessage,
+  type MessageToLog,
+  type DeleteGroupOptions,
   type GroupRecord,
   type StoredBinding,
   type KeyPackageGrant,
