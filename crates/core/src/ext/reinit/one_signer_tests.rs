@@ -132,7 +132,7 @@ fn two_successors_of_one_signer_end_every_member_in_the_same() {
 
 /// The digest an honest creator records is the one every member reads
 /// from its Welcome (the staged first commit's context and the Welcome's
-/// sealed GroupInfo), so a Welcome of its own key and another first epoch
+/// GroupInfo's confirmation tag), so a Welcome of its own key and another first epoch
 /// ranks against it as it does at every member.
 #[test]
 fn an_honest_creator_records_the_digest_its_welcome_shows() {
@@ -190,4 +190,89 @@ fn no_identity_gets_more_clients_in_the_successor_than_it_had_leaves() {
         let refused = c.check_successor(&old_id, welcome.clone(), Some(tree.clone()), &GroupConfig::default()).err().map(|e| (e.code.as_str(), e.message));
         assert_eq!(refused, Some(("REINIT_MISMATCH", "the successor has more clients of an identity than the old group had leaves of it".into())));
     }
+}
+
+/// Review 61b, attack 1: ONE successor (one first commit, one set of
+/// secrets) whose Welcome a dishonest creator seals twice, with two
+/// GroupInfos (one with the ratchet-tree extension, one with an unknown
+/// GroupInfo extension instead), bo's through the first, cy's through the
+/// second. Both are in the same group, so they must record the same
+/// first-epoch digest: a digest over the sealed GroupInfo differed, and a
+/// third successor of the same key whose digest fell between the two was
+/// taken by one and refused by the other (split). With the digest over
+/// the GroupContext and the confirmation tag, their records are equal, and
+/// every further successor of that key is taken by both or refused by
+/// both.
+#[test]
+fn one_successor_sealed_twice_ranks_the_same_for_every_member() {
+    let (mut clients, ann_old, reinit) = retired(&["ann", "bo", "cy"]);
+    let old_id = ann_old.group_id().as_slice().to_vec();
+    let old_of = |c: &Client| MlsGroup::load(c.provider.storage(), ann_old.group_id()).unwrap().unwrap();
+    let (bo_old, cy_old) = (old_of(&clients[1]), old_of(&clients[2]));
+    let ann_p = &clients[0].provider;
+    let (ann_cred, ann_keys) = identity(ann_p, "ann");
+    let (bo_kp, _) = next_key_package(&clients[1], "bo");
+    let (cy_kp, _) = next_key_package(&clients[2], "cy");
+
+    // One first commit built twice (adds and the PSK, no path: the same
+    // content, so the same secrets), sealed with two GroupInfos.
+    let mut s1 = MlsGroup::builder().ciphersuite(CS).with_group_id(GroupId::from_slice(b"next")).build(ann_p, &ann_keys, ann_cred).unwrap();
+    let psk = reinit_psk_id(ann_p, CS, &old_id, ann_old.epoch().as_u64()).unwrap();
+    let seal = |s1: &mut MlsGroup, tree_ext: bool| {
+        let builder = s1.commit_builder().propose_adds([bo_kp.clone(), cy_kp.clone()]).add_proposal(Proposal::PreSharedKey(Box::new(PreSharedKeyProposal::new(psk.clone()))));
+        let loaded = builder.load_psks(ann_p.storage()).unwrap();
+        let loaded = match tree_ext {
+            true => loaded.use_ratchet_tree_extension(true),
+            false => loaded.create_group_info_with_extensions([Extension::Unknown(0xff01, UnknownExtension(vec![1, 2, 3]))]).unwrap(),
+        };
+        loaded.build(ann_p.rand(), ann_p.crypto(), &ann_keys, |_| true).unwrap().stage_commit(ann_p).unwrap().into_welcome().unwrap()
+    };
+    let for_bo = seal(&mut s1, true);
+    s1.clear_pending_commit(ann_p.storage()).unwrap();
+    let for_cy = seal(&mut s1, false);
+    s1.merge_pending_commit(ann_p).unwrap();
+    let tree: RatchetTreeIn = s1.export_ratchet_tree().into();
+    assert_ne!(for_bo.tls_serialize_detached().unwrap(), for_cy.tls_serialize_detached().unwrap());
+
+    let (bo, cy) = match &mut clients[..] {
+        [_, bo, cy] => (bo, cy),
+        _ => unreachable!(),
+    };
+    assert!(!join(bo, &bo_old, &(for_bo, tree.clone())).unwrap().replaced);
+    assert!(!join(cy, &cy_old, &(for_cy, tree)).unwrap().replaced);
+    // The same group: the same epoch, secrets and members as ann's.
+    for c in [&*bo, &*cy] {
+        assert_eq!(successor_of(c).epoch_authenticator().as_slice(), s1.epoch_authenticator().as_slice());
+    }
+    let record = |c: &Client, old: &MlsGroup| load_record(&c.provider, old.group_id().as_slice()).unwrap().unwrap();
+    let (bo_record, cy_record) = (record(bo, &bo_old), record(cy, &cy_old));
+    assert_eq!((bo_record.successor_creator, cy_record.successor_creator), (Some(0), Some(0)));
+    assert_eq!(bo_record.successor_key, cy_record.successor_key);
+    assert_eq!(bo_record.successor_digest, cy_record.successor_digest, "one successor, two digests");
+
+    // Further successors of ann's key: every one is taken by both or
+    // refused by both (inspected: nothing stored); before, about one in
+    // three split them.
+    let (bo_next, _) = next_key_package(bo, "bo");
+    let (cy_next, _) = next_key_package(cy, "cy");
+    let mut last = None;
+    for _ in 0..24 {
+        let other = Provider::default();
+        ann_keys.store(other.storage()).unwrap();
+        retire(&ann_old, &other, &reinit).unwrap();
+        let (_, welcome, tree) = raw_successor(&other, &ann_old, "ann", &ann_keys, vec![bo_next.clone(), cy_next.clone()]);
+        let outcome = |c: &Client, old: &MlsGroup| {
+            c.inspect_successor(old.group_id().as_slice(), welcome.clone(), Some(tree.clone()), &GroupConfig::default()).map(|i| i.replaces).map_err(|e| e.code.as_str())
+        };
+        let (b, c) = (outcome(bo, &bo_old), outcome(cy, &cy_old));
+        assert_eq!(b, c, "a third successor of the same key splits bo and cy");
+        assert!(b == Ok(true) || b == Err("REINIT_SUPERSEDED"), "{b:?}");
+        last = Some((welcome, tree, b));
+    }
+    // And joined: both move, or both stay, in one group.
+    let (welcome, tree, expected) = last.unwrap();
+    let joined = |c: &mut Client, old: &MlsGroup| join(c, old, &(welcome.clone(), tree.clone())).map(|j| j.replaced).map_err(|e| e.code.as_str());
+    assert_eq!(joined(bo, &bo_old), expected);
+    assert_eq!(joined(cy, &cy_old), expected);
+    assert_eq!(successor_of(bo).epoch_authenticator().as_slice(), successor_of(cy).epoch_authenticator().as_slice());
 }
