@@ -5,7 +5,7 @@
  * One signer, two successors: a dishonest member (cy, on ts-mls 1.6.4:
  * what this library never sends) builds two successors with one signature
  * key. They tie on the creator's old leaf and key; the successor's
- * first-epoch digest (its GroupContext and sealed GroupInfo, read from the
+ * first-epoch digest (its GroupContext and confirmation tag, read from the
  * Welcome) decides, so members reading them in different orders end in the
  * same one. Before, each kept the first it read and refused the other:
  * split.

@@ -43,7 +43,7 @@ use crate::provider::Provider;
 mod one_signer_tests;
 mod rank;
 mod record;
-use rank::{ensure_wins, first_epoch_digest, sealed_group_info, Rank};
+use rank::{confirmation_tag_of, ensure_wins, first_epoch_digest, Rank};
 #[cfg(test)]
 use record::{ReInitRecordV1, ReInitRecordV2};
 use record::{load_record, write_record, ReInitRecord};
@@ -643,8 +643,9 @@ fn create_successor(
     // Its first-epoch digest, from what its Welcome carries (the
     // third tie-break, when one signer built two successors).
     let pending = group.pending_commit().ok_or(ReinitError::Internal("the successor's first commit is not pending"))?;
-    let sealed = bundle.welcome().map(sealed_group_info).transpose()?.unwrap_or_default();
-    let digest = first_epoch_digest(pending.group_context(), &sealed)?;
+    let group_info = bundle.group_info().ok_or(ReinitError::Internal("the successor's first commit has no GroupInfo"))?;
+    let tag = confirmation_tag_of(&group_info.tls_serialize_detached().map_err(|e| malformed("group info", e))?)?;
+    let digest = first_epoch_digest(pending.group_context(), &tag)?;
     let (commit, welcome, group_info) = bundle.into_messages();
     // Ranked as every other member ranks it from the Welcome: the
     // lowest old leaf with this identity, not this member's own leaf
@@ -751,10 +752,13 @@ impl Client {
             self.ensure_id_free(&record.new_group_id)?;
         }
         let join = config.join_config(self.expander())?;
-        // Read before openmls consumes the Welcome: the digest needs its sealed GroupInfo.
-        let sealed = sealed_group_info(&welcome)?;
         let mut builder = StagedWelcome::build_from_welcome(&self.provider, &join, welcome)
             .map_err(|e| CoreError::from_mls("processing welcome", e))?;
+        // The GroupInfo's confirmation tag, for the digest: read before the
+        // builder is consumed, checked by it (openmls refuses a tag that is
+        // not the epoch's: ConfirmationTagMismatch).
+        let unverified = builder.processed_welcome().unverified_group_info().tls_serialize_detached().map_err(|e| malformed("group info", e))?;
+        let tag = confirmation_tag_of(&unverified)?;
         let carries_psk = builder.processed_welcome().psks().iter().any(|id| match id.psk() {
             Psk::Resumption(r) => {
                 r.usage() == ResumptionPskUsage::Reinit
@@ -816,7 +820,7 @@ impl Client {
             .ok_or(ReinitError::Mismatch("the successor's creator was not in the old group"))?;
         // The GroupInfo signer's key, verified with it: the tie-break.
         let creator_key = sender.signature_key().as_slice().to_vec();
-        let digest = first_epoch_digest(staged.group_context(), &sealed)?;
+        let digest = first_epoch_digest(staged.group_context(), &tag)?;
         let replaces = match record.successor_creator {
             Some(current) if holds => {
                 let candidate = Rank { leaf: creator_leaf, key: Some(&creator_key), digest: Some(&digest) };

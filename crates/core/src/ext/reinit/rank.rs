@@ -4,39 +4,44 @@
 //! alone, so every member that receives all Welcomes ends in the same
 //! successor whatever order they arrive in.
 
-use openmls::prelude::{tls_codec::Deserialize as _, tls_codec::Serialize as _, tls_codec::VLBytes, GroupContext, Welcome};
+use openmls::messages::group_info::GroupInfo;
+use openmls::prelude::{tls_codec::Deserialize as _, tls_codec::Serialize as _, tls_codec::VLBytes, Extensions, GroupContext};
 use sha2::{Digest as _, Sha256};
 
 use super::ReinitError;
 use crate::error::{malformed, CoreResult};
 
-/// The digest of a successor's first epoch as its Welcome shows it:
-/// SHA-256 of the TLS GroupContext of epoch 1 followed by the Welcome's
-/// encrypted GroupInfo. The context binds the first commit (its confirmed
-/// transcript hash) and the tree; the sealed GroupInfo binds the epoch's
-/// secrets, so two successors with the same public context (one commit
-/// without a path, built twice from one creator leaf) still differ. The
-/// sealed GroupInfo is the same for every member of one Welcome (only the
-/// per-member secrets differ), so a Welcome split per recipient ranks the
-/// same. The creator computes it from its staged first commit's context
-/// and the Welcome it returns: exactly what its members read (without a
-/// Welcome, one it added nobody to, `sealed` is empty: nobody reads it).
-pub(super) fn first_epoch_digest(context: &GroupContext, sealed: &[u8]) -> CoreResult<Vec<u8>> {
+/// The digest of a successor's first epoch: SHA-256 of the TLS
+/// GroupContext of epoch 1 followed by the epoch's confirmation tag (its
+/// MAC value). The context binds the first commit (its confirmed
+/// transcript hash) and the tree; the tag is MACed with the epoch's
+/// confirmation key, so it binds the epoch's secrets, and two successors
+/// with the same public context (one commit without a path, built twice
+/// from one creator leaf) still differ. Both are the same for every member
+/// of one successor however its Welcome reached them: the tag is the one
+/// each member computes and openmls checks against the GroupInfo, not the
+/// sealed GroupInfo, which a dishonest creator could seal differently for
+/// each member (with or without the ratchet-tree extension, other
+/// GroupInfo extensions), giving members of one group different digests
+/// that a third successor of its key fell between (review61b). A joiner
+/// reads the tag from the GroupInfo its Welcome carries, the creator from
+/// the GroupInfo of its staged first commit: the same value.
+pub(super) fn first_epoch_digest(context: &GroupContext, confirmation_tag: &[u8]) -> CoreResult<Vec<u8>> {
     let mut hash = Sha256::new();
     hash.update(context.tls_serialize_detached().map_err(|e| malformed("group context", e))?);
-    hash.update(sealed);
+    hash.update(confirmation_tag);
     Ok(hash.finalize().to_vec())
 }
 
-/// The Welcome's `encrypted_group_info` (RFC 9420 §12.4.3.1), which
-/// openmls keeps private: read from the Welcome's own encoding, after the
-/// suite (2 bytes) and the per-member secrets (a variable-length vector).
-pub(super) fn sealed_group_info(welcome: &Welcome) -> CoreResult<Vec<u8>> {
-    let bytes = welcome.tls_serialize_detached().map_err(|e| malformed("welcome", e))?;
-    let mut rest = bytes.get(2..).ok_or(ReinitError::Internal("welcome shorter than its suite"))?;
-    VLBytes::tls_deserialize(&mut rest).map_err(|e| malformed("welcome secrets", e))?;
-    let sealed = VLBytes::tls_deserialize_exact(rest).map_err(|e| malformed("welcome group info", e))?;
-    Ok(sealed.as_slice().to_vec())
+/// The confirmation tag's MAC value from a GroupInfo's TLS encoding
+/// (RFC 9420 §12.4.3: group_context, extensions, confirmation_tag,
+/// signer, signature), which openmls keeps private.
+pub(super) fn confirmation_tag_of(group_info: &[u8]) -> CoreResult<Vec<u8>> {
+    let mut rest = group_info;
+    GroupContext::tls_deserialize(&mut rest).map_err(|e| malformed("group info context", e))?;
+    Extensions::<GroupInfo>::tls_deserialize(&mut rest).map_err(|e| malformed("group info extensions", e))?;
+    let tag = VLBytes::tls_deserialize(&mut rest).map_err(|e| malformed("group info confirmation tag", e))?;
+    Ok(tag.as_slice().to_vec())
 }
 
 /// A successor as it ranks: its creator's old leaf (the lowest with the
