@@ -9,16 +9,11 @@
  * Over the memory store, SQLite and PostgreSQL, a real server on loopback; the append (or the deletion) of the request
  * is held in the store (`holdNext`) while the test deletes the group and registers its id again.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { toHex } from 'paired-mls';
-import { MemoryDeliveryStore } from 'paired-mls/services';
-import { PostgresDeliveryStore, SqliteDeliveryStore } from 'paired-mls/server';
 import { headerOnly, holdNext, raw } from './ds-helpers.js';
-import { serveLossy as serve, type Closable, type LossyServer } from './ds-lossy-store.js';
-import { startPostgres, type PgServer } from './pg-server.js';
+import { serveLossy as serve, type LossyServer } from './ds-lossy-store.js';
+import { everyStore } from './ds-store-kinds.js';
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
 const DELETED = { status: 404, body: { reason: 'unknown-group', error: 'the group was deleted (unknown-group)' } };
@@ -35,25 +30,7 @@ const sendRaw = ({ s, gid, token }: LossyServer, epoch: number, contentType: num
   raw(s.url, 'POST', `/v1/groups/${toHex(gid)}/messages`, { message: b64(headerOnly(gid, epoch, contentType, fill, 64)) }, token);
 
 describe('a post is logged only in the registration of its group it was checked against (memory, SQLite, PostgreSQL)', () => {
-  let postgres: PgServer;
-  const dirs: string[] = [];
-  beforeAll(async () => {
-    postgres = await startPostgres();
-  }, 60_000);
-  afterAll(async () => {
-    await postgres?.stop();
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
-  });
-
-  const stores: [string, () => Promise<Closable>][] = [
-    ['memory', async () => new MemoryDeliveryStore()],
-    ['SQLite', async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'paired-mls-append-registration-'));
-      dirs.push(dir);
-      return new SqliteDeliveryStore(join(dir, 'ds.sqlite'));
-    }],
-    ['PostgreSQL', async () => PostgresDeliveryStore.connect(postgres.url)],
-  ];
+  const { stores } = everyStore('paired-mls-append-registration-');
 
   /**
    * `t`'s group with three messages; then a request of `send`'s whose store call `method` waits while the group is deleted

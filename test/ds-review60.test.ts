@@ -24,39 +24,16 @@
  * pruned position, at 2^53 - 2, or at a position while messages are appended, pushes every message after it once, in
  * order; a deletion notified during its first read ends it 1008 unknown-group; `after` past 2^53 - 2 is refused 400.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { toHex } from 'paired-mls';
-import { MemoryDeliveryStore } from 'paired-mls/services';
-import { PostgresDeliveryStore, SqliteDeliveryStore } from 'paired-mls/server';
 import { upgrade } from './ds-helpers.js';
 import { serveLossy as serve, withoutRegistration, type Closable } from './ds-lossy-store.js';
-import { startPostgres, type PgServer } from './pg-server.js';
+import { everyStore } from './ds-store-kinds.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('review 60: a stream\'s anchoring read, gaps, deletions and pruning, memory, SQLite and PostgreSQL', () => {
-  let postgres: PgServer;
-  const dirs: string[] = [];
-  beforeAll(async () => {
-    postgres = await startPostgres();
-  }, 60_000);
-  afterAll(async () => {
-    await postgres?.stop();
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
-  });
-
-  const stores: [string, () => Promise<Closable>][] = [
-    ['memory', async () => new MemoryDeliveryStore()],
-    ['SQLite', async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'paired-mls-review60-'));
-      dirs.push(dir);
-      return new SqliteDeliveryStore(join(dir, 'ds.sqlite'));
-    }],
-    ['PostgreSQL', async () => PostgresDeliveryStore.connect(postgres.url)],
-  ];
+  const { stores } = everyStore('paired-mls-review60-');
 
   // Each store as it is (its groups' registrations checked) and behind an adapter that keeps none (checked by the
   // message at a stream's position, these tests' subject when written).

@@ -12,18 +12,15 @@
  * A custom store adapter that keeps no registration gets the checks of before (by the message at the stream's
  * position), limits included.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { toHex } from 'paired-mls';
-import { MemoryDeliveryStore } from 'paired-mls/services';
 import { DS_SCHEMA_VERSION, PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer } from 'paired-mls/server';
 import { headerOnly, raw, registeredClient, tokenOf } from './ds-helpers.js';
 import { serveLossy as serve, withoutRegistration, type Closable, type Holder } from './ds-lossy-store.js';
-import { startPostgres, type PgServer } from './pg-server.js';
+import { everyStore } from './ds-store-kinds.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
@@ -31,25 +28,7 @@ const tag = () => Math.random().toString(36).slice(2, 8);
 const seqs = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 describe('a stream checks its group\'s registration: deleted and registered again, it ends (memory, SQLite, PostgreSQL)', () => {
-  let postgres: PgServer;
-  const dirs: string[] = [];
-  beforeAll(async () => {
-    postgres = await startPostgres();
-  }, 60_000);
-  afterAll(async () => {
-    await postgres?.stop();
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
-  });
-
-  const stores: [string, () => Promise<Closable>][] = [
-    ['memory', async () => new MemoryDeliveryStore()],
-    ['SQLite', async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'paired-mls-registration-'));
-      dirs.push(dir);
-      return new SqliteDeliveryStore(join(dir, 'ds.sqlite'));
-    }],
-    ['PostgreSQL', async () => PostgresDeliveryStore.connect(postgres.url)],
-  ];
+  const { stores, postgresUrl, tempDir } = everyStore('paired-mls-registration-');
 
   for (const [name, make] of stores) {
     it(`${name}: a stream whose first read runs after its group was deleted and registered again, notifications lost meanwhile, ends 1008 unknown-group, nothing pushed; so does one whose first page is read then (before: they pushed the new log from their position on, [3, 4, 5, 6]); a new stream reads the new group from 0 and goes on`, async () => {
@@ -233,8 +212,7 @@ describe('a stream checks its group\'s registration: deleted and registered agai
 
   it(`a SQLite database of schema 7 is migrated to ${DS_SCHEMA_VERSION} when opened: each group gets a registration (a deleted id none); a group without one (as a server of schema 7 registers it) has its stream end once the id is registered again`, async () => {
     expect(DS_SCHEMA_VERSION).toBe('8');
-    const dir = mkdtempSync(join(tmpdir(), 'paired-mls-registration-v7-'));
-    dirs.push(dir);
+    const dir = tempDir('paired-mls-registration-v7-');
     const file = join(dir, 'ds.sqlite');
     const holder = await schema7(
       async () => new SqliteDeliveryStore(file),
@@ -268,11 +246,11 @@ describe('a stream checks its group\'s registration: deleted and registered agai
   });
 
   it(`a PostgreSQL database of schema 7 is migrated to ${DS_SCHEMA_VERSION} when a server connects: each group gets a registration (a deleted id none), and its streams are checked by it`, async () => {
-    const admin = new pg.Client({ connectionString: postgres.url });
+    const admin = new pg.Client({ connectionString: postgresUrl() });
     await admin.connect();
     await admin.query('CREATE DATABASE registration_v7');
     await admin.end();
-    const url = Object.assign(new URL(postgres.url), { pathname: '/registration_v7' }).href;
+    const url = Object.assign(new URL(postgresUrl()), { pathname: '/registration_v7' }).href;
     const db = new pg.Client({ connectionString: url });
     const holder = await schema7(
       () => PostgresDeliveryStore.connect(url),

@@ -5,15 +5,11 @@
  * "the group was deleted". Before, it pushed the new group's log from its old position on. Over the memory store, SQLite
  * and PostgreSQL (its notifications over LISTEN), each behind the `lossy` wrapper (a page read held on demand).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { DeliveryService, MemoryDeliveryStore, type DsError } from 'paired-mls/services';
-import { PostgresDeliveryStore, SqliteDeliveryStore } from 'paired-mls/server';
+import { describe, expect, it } from 'vitest';
+import { DeliveryService, type DsError } from 'paired-mls/services';
 import { headerOnly } from './ds-helpers.js';
 import { lossy, type Closable } from './ds-lossy-store.js';
-import { startPostgres, type PgServer } from './pg-server.js';
+import { everyStore } from './ds-store-kinds.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const tag = () => Math.random().toString(36).slice(2, 8);
@@ -21,25 +17,7 @@ const seqs = (from: number, to: number) => Array.from({ length: to - from + 1 },
 const DELETED = { reason: 'unknown-group', message: 'the group was deleted (unknown-group)' };
 
 describe('DeliveryService.subscribe follows its group\'s registration: deleted and registered again, it ends (memory, SQLite, PostgreSQL)', () => {
-  let postgres: PgServer;
-  const dirs: string[] = [];
-  beforeAll(async () => {
-    postgres = await startPostgres();
-  }, 60_000);
-  afterAll(async () => {
-    await postgres?.stop();
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
-  });
-
-  const stores: [string, () => Promise<Closable>][] = [
-    ['memory', async () => new MemoryDeliveryStore()],
-    ['SQLite', async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'paired-mls-subscribe-registration-'));
-      dirs.push(dir);
-      return new SqliteDeliveryStore(join(dir, 'ds.sqlite'));
-    }],
-    ['PostgreSQL', async () => PostgresDeliveryStore.connect(postgres.url)],
-  ];
+  const { stores } = everyStore('paired-mls-subscribe-registration-');
 
   /** An in-process DS (default mode) on a `lossy` store of `make`'s, alice's group registered there, and what a test does with them. */
   async function withDs(make: () => Promise<Closable>, run: (t: Awaited<ReturnType<typeof setup>>) => Promise<void>): Promise<void> {
