@@ -7,8 +7,8 @@
  * writes a code outside its `Code` enum, and if the enum and the TS code
  * lists differ (a code added on one side only).
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -20,10 +20,21 @@ function files(dir: string, ext: string): string[] {
   });
 }
 
-/** A Rust file without its `#[cfg(test)]` module (tests may print Debug). */
+/**
+ * A Rust file without its `#[cfg(test)]` module (tests may print Debug). A
+ * whole file of tests is `tests.rs`, or `<name>_tests.rs` beside its parent's
+ * inline `tests` module, declared there under `#[cfg(test)]` (checked, so a
+ * production file cannot hide behind the name).
+ */
 function productionRust(path: string): string {
   const text = readFileSync(path, 'utf8');
   if (path.endsWith('/tests.rs')) return '';
+  const named = /\/(\w+_tests)\.rs$/.exec(path);
+  if (named) {
+    const dir = dirname(path);
+    const parent = [`${dir}.rs`, join(dir, 'mod.rs')].find((p) => existsSync(p));
+    if (parent && readFileSync(parent, 'utf8').includes(`#[cfg(test)]\nmod ${named[1]};`)) return '';
+  }
   const cut = text.indexOf('#[cfg(test)]');
   return cut < 0 ? text : text.slice(0, cut);
 }

@@ -8,7 +8,7 @@ use openmls::messages::group_info::GroupInfo;
 use openmls::prelude::{tls_codec::Deserialize as _, tls_codec::Serialize as _, tls_codec::VLBytes, Extensions, GroupContext};
 use sha2::{Digest as _, Sha256};
 
-use super::ReinitError;
+use super::error::ReinitError;
 use crate::error::{malformed, CoreResult};
 
 /// The digest of a successor's first epoch: SHA-256 of the TLS

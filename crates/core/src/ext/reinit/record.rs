@@ -8,7 +8,7 @@
 use openmls_traits::OpenMlsProvider as _;
 use serde::{Deserialize, Serialize};
 
-use super::ReinitError;
+use super::error::ReinitError;
 use crate::error::CoreResult;
 use crate::provider::Provider;
 
