@@ -16,6 +16,9 @@
  * - The eventual commit's retry, checked against a group registered again meanwhile: 404, the new group untouched.
  * - An external join whose append waited while the open group was deleted and registered again: 404, the new group's
  *   member list and epoch its own.
+ * - An Add proposal's grant handed to the group while the group was deleted and registered again (verifying DS): dropped,
+ *   none held under the id's epoch for the new group.
+ * Each race test fails with the check it covers taken out (checked by reverting it).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -292,6 +295,43 @@ describe('review61c: registrations under attack (memory, SQLite, PostgreSQL)', (
         const again = await mallory!.client.joinExternal(await mallory!.ds.groupInfo(gid), mallory!.identity, plaintext);
         expect(await mallory!.ds.submit(gid, again.commit, { externalJoin: true, groupInfo: await again.group.exportGroupInfo() })).toBe(2);
         expect((await inner.getGroup(id))!.members.sort()).toEqual([alice!.name, mallory!.name].sort());
+      } finally {
+        await s.close();
+        await sleep(100);
+        await inner.close?.();
+      }
+    });
+    it(`${name}: an Add proposal's grant handed to the group while the group is deleted and registered again (verifying DS) is dropped: no grant held under the id's epoch for the new group, none back with its proposer; the new group's member commits on`, async () => {
+      const inner = await make();
+      const c = intercept(inner);
+      const s = await startDeliveryServer({ port: 0, store: inner, verifyCommits: true, ipRate: [1e6, 1e6], clientRate: [1e6, 1e6] });
+      try {
+        const [pete, sock] = await Promise.all(['pete', 'sock'].map((n) => dsPeer(s.url, `${n}-${tag()}`)));
+        const plaintext = { wireFormat: 'plaintext' as const };
+        pete!.group = await pete!.client.createGroup(pete!.identity, plaintext);
+        const gid = pete!.group.id;
+        const id = toHex(gid);
+        await pete!.ds.createGroup(gid, { epoch: 0, groupInfo: await pete!.group.exportGroupInfo() });
+        await sock!.ds.uploadKeyPackages(await sock!.client.createKeyPackages(sock!.identity, { count: 2 }));
+        const kp = (await pete!.ds.fetchKeyPackages([sock!.name])).get(sock!.name)!;
+        await pete!.ds.ackKeyPackages([sock!.name]);
+        const [granted] = await inner.grants(pete!.name, 0);
+        expect(granted?.clientId).toBe(sock!.name);
+        const held = `\u0001${0}\u0001${id}`;
+        // The proposal is logged; its grant's hand-over waits while pete deletes the group and registers its id again at epoch 0.
+        const h = c.hold('spendGrants');
+        const proposed = pete!.ds.submit(gid, await pete!.group.propose({ type: 'add', keyPackage: kp }));
+        await h.reached;
+        await pete!.ds.deleteGroup(gid);
+        await pete!.client.deleteGroup(gid);
+        const g2 = await pete!.client.createGroup(pete!.identity, { ...plaintext, groupId: gid });
+        await pete!.ds.createGroup(gid, { epoch: 0, groupInfo: await g2.exportGroupInfo() });
+        h.release();
+        expect(await proposed).toBe(1);
+        expect([(await inner.grants(held, 0)).map((g) => g.ref), (await inner.grants(pete!.name, 0)).map((g) => g.ref)]).toEqual([[], []]);
+        expect([(await inner.getGroup(id))?.epoch, await inner.readLog(id, 0, 100)]).toEqual([0, []]);
+        const u = await g2.selfUpdate({ groupInfo: true });
+        expect(await pete!.ds.submit(gid, u.commit, { groupInfo: u.groupInfo })).toBe(1);
       } finally {
         await s.close();
         await sleep(100);
