@@ -754,8 +754,7 @@ export class DeliveryService {
       seq = await withinQuota(append(added));
       // readTo: messages were logged since the log was checked, the epoch still open: the commit goes in if none is a proposal.
       for (let n = 0; seq === undefined && lastSeq !== undefined && n < 16 && (await this.#still(group))?.epoch === epoch; n++) {
-        const last = await this.#unreadProposals(group, readTo!, lastSeq);
-        if (last === lastSeq) throw new DsError('malformed', 'readTo is past the end of the log');
+        const last = await this.#unreadProposals(group, readTo!, lastSeq, new DsError('malformed', 'readTo is past the end of the log'));
         update.lastSeq = lastSeq = last;
         seq = await withinQuota(append(added));
         if (seq === undefined && n === 15 && (await this.#still(group))?.epoch === epoch) throw new DsError('unread-proposal', "the group's log moved on while the commit was checked: process its messages and commit again");
@@ -998,18 +997,27 @@ export class DeliveryService {
   /**
    * A commit's `readTo` (docs/PROTOCOL.md §4.5, §8.1): `unread-proposal` when a
    * proposal of the group's epoch was logged after it; else the last
-   * sequence number logged, which the commit's append expects.
+   * sequence number logged, which the commit's append expects. `moved`: the
+   * caller's refusal when the log is no longer than `from` (its loop's).
+   * Each refusal is unknown-group instead when the group is no longer
+   * `group`'s registration (§8.3): the log read was a group's registered
+   * again under the id meanwhile, not this one's (review61c).
    */
-  async #unreadProposals(group: GroupRecord, readTo: number, from: number): Promise<number> {
+  async #unreadProposals(group: GroupRecord, readTo: number, from: number, moved?: DsError): Promise<number> {
+    const refuse = async (err: DsError): Promise<never> => {
+      await this.#notGone(group);
+      throw err;
+    };
     // One page at most, as a poll: a readTo far behind had each request read the epoch's whole log (members fill it freely).
     const { messages: page, last } = await this.#mayBeProposals(group.groupId, from);
     for (const m of page) {
       const h = readMlsHeader(m.bytes);
-      if (h?.contentType === 2 && h.epoch === BigInt(group.epoch)) throw unread(group.epoch, readTo);
+      if (h?.contentType === 2 && h.epoch === BigInt(group.epoch)) return refuse(unread(group.epoch, readTo));
     }
     if (page.length > 0 && (await this.#mayBeProposals(group.groupId, page.at(-1)!.seq, 1)).messages.length > 0) {
-      throw new DsError('unread-proposal', `more than a page of the log follows ${readTo}: process the group's messages and commit again`);
+      return refuse(new DsError('unread-proposal', `more than a page of the log follows ${readTo}: process the group's messages and commit again`));
     }
+    if (moved && Math.max(last, from) === from) return refuse(moved);
     return Math.max(last, from);
   }
 
