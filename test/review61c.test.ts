@@ -20,16 +20,13 @@
  *   none held under the id's epoch for the new group.
  * Each race test fails with the check it covers taken out (checked by reverting it).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { toHex } from 'paired-mls';
-import { MemoryDeliveryStore, type DeliveryStore } from 'paired-mls/services';
-import { PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer } from 'paired-mls/server';
+import type { DeliveryStore } from 'paired-mls/services';
+import { startDeliveryServer } from 'paired-mls/server';
 import { dsPeer, headerOnly, raw, registeredClient, tokenOf } from './ds-helpers.js';
-import { serveLossy as serve, type Closable, type LossyServer } from './ds-lossy-store.js';
-import { startPostgres, type PgServer } from './pg-server.js';
+import { serveLossy as serve, type LossyServer } from './ds-lossy-store.js';
+import { everyStore } from './ds-store-kinds.js';
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -81,26 +78,7 @@ const send = ({ s, gid, token }: LossyServer, bytes: Uint8Array, extra: Record<s
   raw(s.url, 'POST', `/v1/groups/${toHex(gid)}/messages`, { message: b64(bytes), ...extra }, token);
 
 describe('review61c: registrations under attack (memory, SQLite, PostgreSQL)', () => {
-  let postgres: PgServer;
-  const dirs: string[] = [];
-  beforeAll(async () => {
-    postgres = await startPostgres();
-  }, 60_000);
-  afterAll(async () => {
-    await postgres?.stop();
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
-  });
-  const dir = () => {
-    const d = mkdtempSync(join(tmpdir(), 'paired-mls-review61c-'));
-    dirs.push(d);
-    return d;
-  };
-
-  const stores: [string, () => Promise<Closable>][] = [
-    ['memory', async () => new MemoryDeliveryStore()],
-    ['SQLite', async () => new SqliteDeliveryStore(join(dir(), 'ds.sqlite'))],
-    ['PostgreSQL', async () => PostgresDeliveryStore.connect(postgres.url)],
-  ];
+  const { stores } = everyStore('paired-mls-review61c-');
 
   for (const [name, make] of stores) {
     it(`${name}: the registration reaches no client: not in a reply, a refusal or a stream frame`, async () => {
