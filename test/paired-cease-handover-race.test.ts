@@ -1,6 +1,6 @@
 /**
  * A passive device's CeasePair racing the active device's hand-over
- * (docs/PROTOCOL.md §4.9, "A CeasePair racing a hand-over"): the phone ends
+ * (docs/PROTOCOL.md §4.9, "A CeasePair behind on hand-overs"): the phone ends
  * the pairing in the pairing epoch in which the laptop handed it the active
  * role, before the RoleChange reached it. The laptop's counter has moved
  * with its hand-over, the phone's CeasePair carries the one before. It used

@@ -1,13 +1,13 @@
 /**
  * review61a: an attacker's review of two changes.
  *
- * 1. Paired MLS (PROTOCOL §4.9, "A CeasePair racing a hand-over"): a
+ * 1. Paired MLS (PROTOCOL §4.9, "A CeasePair behind on hand-overs"): a
  *    CeasePair sent in the receiver's pairing epoch for the counter just
- *    before its own is taken. Tried: three devices (the window at a device
- *    that took someone else's hand-over; two hand-overs missed, then the
- *    documented limit, since closed: any earlier counter of the epoch), a RoleChange
- *    never delivered with the thief of §4.0 (the phone's stored state, not its
- *    vault) then committing in the pairing group as the leaf the laptop had
+ *    before its own is taken (since widened to any counter of the epoch up
+ *    to the receiver's). Tried: three devices (the window at a device that
+ *    took someone else's hand-over; two hand-overs missed, then the
+ *    documented limit, now closed), a RoleChange never delivered with the
+ *    thief of §4.0 (the phone's stored state, not its vault) then committing in the pairing group as the leaf the laptop had
  *    made active, in both routes (`ceaseFrom` set or not). Each holds.
  * 2. ReInit (PROTOCOL §1.6 items 4–5): `inspectReInitSuccessor` and
  *    `joinReInitSuccessor({ authenticate })`. Tried: storage byte for byte
