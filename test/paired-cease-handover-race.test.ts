@@ -1,14 +1,15 @@
 /**
  * A passive device's CeasePair racing the active device's hand-over
- * (docs/PROTOCOL.md §4.9, "A CeasePair racing a hand-over"): the phone ends
+ * (docs/PROTOCOL.md §4.9, "A CeasePair behind on hand-overs"): the phone ends
  * the pairing in the pairing epoch in which the laptop handed it the active
  * role, before the RoleChange reached it. The laptop's counter has moved
  * with its hand-over, the phone's CeasePair carries the one before. It used
  * to be refused (`replay`), and its removal step after it (`no-proof`): the
  * laptop stayed in the pairing, passive, waiting for an active device that
- * had ended it. Now it is taken; the thief of §4.0 (the phone's stored state
- * and traffic, not its vault) still gets every older CeasePair and every
- * replayed RoleChange refused.
+ * had ended it. Now it is taken (any counter of the epoch up to the
+ * receiver's, test/paired-cease-missed-handovers); the thief of §4.0 (the
+ * phone's stored state and traffic, not its vault) still gets every
+ * CeasePair it can make and every replayed RoleChange refused.
  */
 import { describe, expect, it } from 'vitest';
 import { PairedDevice, WebCryptoSeedVault, encodePairingMessage, generateSeed, pairingProofTbs, provenContent, type CeasePairResult, type PairingMode, type ProvenMessage, type SeedVault } from 'paired-mls/paired';
@@ -111,8 +112,8 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS (%s mode): the thief 
   /**
    * The laptop hands the role to the phone, the phone hands it back, and the
    * laptop hands it over again (`inFlight`, not delivered yet): all in one
-   * pairing epoch. The laptop now takes a CeasePair of the phone for the
-   * counter before its own. The thief copies the phone's state now, and holds
+   * pairing epoch. The laptop now takes a CeasePair of the phone for any
+   * counter of the epoch up to its own. The thief copies the phone's state now, and holds
    * the plaintext of the phone's hand-back from past traffic.
    */
   async function window(w: PairedWorld) {
@@ -137,20 +138,20 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS (%s mode): the thief 
     const send = async (body: Uint8Array) => w.activeDevice.receive(await thief.encrypt(body));
     // The phone's hand-back, replayed: the phone is the laptop's active leaf again, but its counter is long past.
     await refused(() => send(win.handBackPlaintext), 'PAIRING_REJECTED', 'replay', `roleChange for counter ${k + 1n}, already past (${k + 3n}) (replay)`);
-    // CeasePairs the phone's vault proved in this epoch for older counters (the thief cannot make
-    // them: they stand for ones in past traffic) are more than one hand-over behind.
-    for (const counter of [k, k + 1n]) {
-      const old = await provenByPhone(w, w.passiveDevice.vault!, { type: 'ceasePair', route: 'rekey', counter, proof: new Uint8Array(0) });
-      await refused(() => send(old), 'PAIRING_REJECTED', 'replay', `ceasePair for counter ${counter}, already past (${k + 3n}) (replay)`);
-    }
-    // For the counter the laptop would take, without the vault: no proof.
+    // No proven CeasePair of this epoch is in past traffic: the phone makes one only when it ends
+    // the pairing (then any counter up to the laptop's is taken, §4.9). Without the vault, for every
+    // counter of the epoch: no proof. With the vault's proof, one past the laptop's counter: stale.
     const guessed = await WebCryptoSeedVault.import(generateSeed());
-    const forged = await provenByPhone(w, guessed, { type: 'ceasePair', route: 'rekey', counter: k + 2n, proof: new Uint8Array(0) });
-    await refused(() => send(forged), 'PAIRING_REJECTED', 'no-proof', 'ceasePair without a valid vault proof (no-proof)');
+    for (const counter of [k, k + 1n, k + 2n, k + 3n]) {
+      const forged = await provenByPhone(w, guessed, { type: 'ceasePair', route: 'rekey', counter, proof: new Uint8Array(0) });
+      await refused(() => send(forged), 'PAIRING_REJECTED', 'no-proof', 'ceasePair without a valid vault proof (no-proof)');
+    }
+    const ahead = await provenByPhone(w, w.passiveDevice.vault!, { type: 'ceasePair', route: 'rekey', counter: k + 4n, proof: new Uint8Array(0) });
+    await refused(() => send(ahead), 'PAIRING_REJECTED', 'stale', `ceasePair for counter ${k + 4n}, expected ${k + 3n} (stale)`);
     expect({ ceased: w.activeDevice.ceased, role: w.activeDevice.role, counter: w.activeDevice.counter }).toEqual({ ceased: false, role: 'passive', counter: k + 3n });
   }
 
-  it('its replayed hand-back and older CeasePairs are refused (replay), its CeasePair for the open counter has no proof (no-proof); the hand-over completes and the pairing goes on', async () => {
+  it('its replayed hand-back is refused (replay), its CeasePairs without the vault have no proof (no-proof), one ahead of the laptop is stale; the hand-over completes and the pairing goes on', async () => {
     const w = await world(mode);
     const win = await window(w);
     await thiefRefused(w, win);

@@ -16,7 +16,7 @@ import {
   type SeedVault,
   signedAnchorProposal,
 } from 'paired-mls/paired';
-import { deliverCommit, mlsError, newMember, type Member } from './helpers.js';
+import { deliverCommit, expectInSync, mlsError, newMember, type Member } from './helpers.js';
 
 export interface PairedWorld {
   /** alice's active device (creator of the group). */
@@ -135,6 +135,19 @@ export async function seededTrio(mode: PairingMode) {
   const s1 = await applyShareRand(phoneDevice, shareRand);
   expect(await active.receive(s1.accept)).toEqual({ type: 'paired' });
   return { a, phone, watch, bob, active, phoneDevice, watchVault: vw };
+}
+
+/** `seededTrio` with the watch paired too, enrolled in the group with bob, after one paired update both passive devices followed: laptop (active), phone and watch (passive). */
+export async function pairedTrio(mode: PairingMode) {
+  const { a, phone, watch, bob, active, phoneDevice, watchVault } = await seededTrio(mode);
+  const { joiner: watchDevice, shareRand } = await inviteNext(active, phoneDevice, watch, watchVault);
+  expect(await active.receive((await applyShareRand(watchDevice, shareRand)).accept)).toEqual({ type: 'paired' });
+  await enrolPaired(active, a, [[phone, phoneDevice], [watch, watchDevice]], [bob]);
+  const u = await active.update(a.group!, { send: async () => undefined });
+  await deliverCommit(u.commit, [bob]);
+  for (const d of [phoneDevice, watchDevice]) expect((await d.applyNotify(u)).kind).toBe('update');
+  expectInSync([a, phone, watch, bob]);
+  return { a, phone, watch, bob, laptop: active, phoneDevice, watchDevice, watchVault };
 }
 
 /** A further device `m` invited by an established active device: the passive device follows the add, `m` joins (ShareRand not yet taken). */

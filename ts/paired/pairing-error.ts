@@ -34,7 +34,9 @@ export type NotifyRejection = 'forged' | 'replay' | 'counter' | 'out-of-order' |
  *   with a preinstalled seed: not made with that seed).
  * - `malformed`: its content is no PairingMessage (strict decoding).
  * - `replay` (RoleChange, CeasePair): made for a counter this device has
- *   already passed (every derivation step and every hand-over moves it).
+ *   already passed (every derivation step and every hand-over moves it);
+ *   a CeasePair of the current pairing epoch is taken for any counter up
+ *   to this device's (docs/PROTOCOL.md §4.9).
  * - `stale`: made for a later counter than this device's (a reordered step).
  * - `no-such-leaf`: a RoleChange naming a leaf that is not a device of the pairing.
  * - `unexpected`: a message the pairing's state does not allow now

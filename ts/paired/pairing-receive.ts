@@ -136,23 +136,32 @@ async function onPairingMessage(device: DeviceSession, message: PairingMessage, 
 }
 
 /**
- * The counter a CeasePair sent in pairing epoch `epoch` must carry: this
- * device's, or the one just before it when it was sent in the current
- * pairing epoch (docs/PROTOCOL.md §4.9, "A CeasePair racing a hand-over").
- * Inside one pairing epoch only a hand-over moves the counter (a
- * derivation step starts a new epoch), so such a CeasePair was made by a
- * device that had not yet taken this device's last hand-over: the partner
- * ended the pairing while the RoleChange was on its way. Its proof is the
- * vault's, and a device makes one only when it ends the pairing, so taking
- * it ends nothing its sender did not end. A RoleChange gets no such
- * allowance (the pairing goes on after a hand-over, and a RoleChange taken
- * again would leave both devices active, §4.7), nor does an older
- * CeasePair (`replay`).
+ * The counter a CeasePair sent in pairing epoch `epoch` must carry
+ * (docs/PROTOCOL.md §4.9, "A CeasePair behind on hand-overs"): sent in an
+ * earlier pairing epoch, this device's (MLS refuses it first, `WRONG_EPOCH`);
+ * sent in the current one, any counter up to this device's, as sent.
+ * Why that is sound: the proof covers pairing group, epoch, sender leaf,
+ * route and counter, and only a vault holder makes it. Inside one pairing
+ * epoch only hand-overs move the counter (a derivation step, a proven add
+ * start a new epoch; ShareRand sets the joiner's counter in the add's
+ * epoch, to the one every member entered it with), so a lower counter
+ * only means the sender had not taken this device's latest hand-overs
+ * (with three or more devices, any number of them). A device makes a
+ * CeasePair only in `ceaseBegin`, which records the pairing as ended in
+ * the same atomic block (a failure there discards the message; a DS that
+ * refuses the group commits after it leaves the device ended, with the
+ * groups still to cease): taking one ends nothing its sender did not end.
+ * No lower bound is needed: every member entered the current epoch with
+ * the same counter and none moves back, so no proof of this epoch names a
+ * counter below it. A later counter is `stale` (read the RoleChange
+ * first). A RoleChange gets no such allowance (the pairing goes on after a
+ * hand-over, and a RoleChange taken again would leave two active devices,
+ * §4.7).
  */
 function ceasePairCounter(device: DeviceSession, sent: bigint, epoch: bigint): bigint {
   const counter = device.state.counter;
-  const racedHandOver = epoch === BigInt(device.pairingGroup.epoch) && sent === counter - 1n;
-  return racedHandOver ? sent : counter;
+  const behindOnHandOvers = epoch === BigInt(device.pairingGroup.epoch) && sent < counter;
+  return behindOnHandOvers ? sent : counter;
 }
 
 /**

@@ -62,9 +62,10 @@ export async function sendProven(device: DeviceSession, message: ProvenMessage):
 /**
  * Refuse `message` unless its proof is the vault's for it, its sender and
  * epoch (`no-proof`) and it was made for `counter` (this device's, unless
- * the caller allows one just before it): an earlier one is a `replay` (the
- * counter moves with every derivation step and every hand-over), a later
- * one `stale`. Only a holder of the seed vault can produce the proof.
+ * the caller allows an earlier one: a CeasePair of the current pairing
+ * epoch, `ceasePairCounter`): an earlier one is a `replay` (the counter
+ * moves with every derivation step and every hand-over), a later one
+ * `stale`. Only a holder of the seed vault can produce the proof.
  */
 export async function verifyProof(device: DeviceSession, message: ProvenMessage, epoch: bigint, senderLeaf: number, counter = device.state.counter): Promise<void> {
   if (!(await proofMatches(device, provenContent(message), epoch, senderLeaf, message.proof))) throw pairingRejected('no-proof', `${message.type} without a valid vault proof`);
