@@ -51,13 +51,16 @@ describe('switched.unread (re-review)', () => {
     const ownRank = await commitRank(own.commit);
     await r(bob).encrypt('5');
     await r(bob).encrypt('6');
+    // Bob's own rank is a fresh hash, at a uniform fraction u of the space, so n tries miss with chance (1-u)^n: 1/(n+1)
+    // over u. Forty tries failed one run in 41 (CI, stop 61); 4000 fail one in 4001, and most runs take a few.
     let rival: Uint8Array | undefined;
-    for (let i = 0; i < 40 && !rival; i++) {
+    for (let i = 0; i < 4000 && !rival; i++) {
       const c = (await alice.group!.commit({ selfUpdate: true })).commit;
       if ((await commitRank(c)) < ownRank) rival = c;
       else await alice.group!.clearPendingCommit();
     }
-    const ev = await r(bob).receive(rival!);
+    if (!rival) throw new Error(`no commit of Alice's ranked below Bob's own (${ownRank}) in 4000 tries`);
+    const ev = await r(bob).receive(rival);
     expect(ev.map((e) => e.type)).toEqual(['switched', 'lostRace']);
     expect(unread(ev)).toEqual([2]);
   }, 60_000);
