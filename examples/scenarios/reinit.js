@@ -1,8 +1,12 @@
 // ReInit (RFC 9420 §11.2): a three-member group moves from ciphersuite 1
 // to ciphersuite 3. bob commits the ReInit; the old group is retired;
 // bob goes offline, so carol creates the successor (keyed with the reinit
-// PSK); alice joins from the Welcome, and bob joins when he is back.
+// PSK); alice joins from the Welcome, and bob joins when he is back. Each
+// joiner asks the Authentication Service about every member of the
+// successor first: identities alone would let one old member sign a
+// successor under another's name (docs/PROTOCOL.md §1.6 item 5).
 import { MlsClient, MlsError, bytesEqual, toHex, utf8 } from 'paired-mls';
+import { AuthenticationService, credentialAuthenticator } from 'paired-mls/services';
 
 const short = (bytes) => toHex(bytes).slice(0, 16);
 
@@ -42,7 +46,12 @@ export async function run(log) {
 
   // Suite-3 identities and KeyPackages (a DS would hold these); bob is offline.
   const id3 = {};
-  for (const m of [alice, bob, carol]) id3[m.name] = await m.client.createIdentity(m.name, 3);
+  const as = new AuthenticationService();
+  for (const m of [alice, bob, carol]) {
+    id3[m.name] = await m.client.createIdentity(m.name, 3);
+    as.register({ clientId: m.name, userId: m.name, identity: id3[m.name].identity, signatureKey: id3[m.name].signaturePublicKey });
+  }
+  const authenticate = credentialAuthenticator(as);
   const bobKp = await bob.client.createKeyPackage(id3.bob);
   log('4. bob (the proposer) goes offline; carol creates the successor instead');
   const created = await carol.client.createReInitSuccessor(old.carol, id3.carol, [
@@ -51,14 +60,14 @@ export async function run(log) {
   ]);
   await created.group.mergePendingCommit();
   carol.group = created.group;
-  const aliceJoin = await alice.client.joinReInitSuccessor(old.alice, created.welcome);
+  const aliceJoin = await alice.client.joinReInitSuccessor(old.alice, created.welcome, { authenticate });
   alice.group = aliceJoin.group;
-  log(`   alice joined from carol's Welcome (creator: old leaf ${aliceJoin.creatorLeaf})`);
+  log(`   alice joined from carol's Welcome, the AS having vouched for its ${created.group.state().memberCount} members (creator: old leaf ${aliceJoin.creatorLeaf})`);
   const hello = await alice.group.encrypt('hello in suite 3');
   const got = await carol.group.process(hello);
   log(`   carol <- alice: "${utf8(got.data)}"`);
 
-  const bobJoin = await bob.client.joinReInitSuccessor(old.bob, created.welcome);
+  const bobJoin = await bob.client.joinReInitSuccessor(old.bob, created.welcome, { authenticate });
   bob.group = bobJoin.group;
   log('5. bob is back and joins from the same Welcome');
   const same = [alice, bob, carol].every((m) => bytesEqual(m.group.epochAuthenticator(), carol.group.epochAuthenticator()));
