@@ -1114,18 +1114,7 @@ mod tests {
     fn a_record_that_is_neither_layout_is_unreadable() {
         let provider = Provider::default();
         let old: &[u8] = b"old";
-        let record = ReInitRecord {
-            new_group_id: b"next".to_vec(),
-            version: 1,
-            ciphersuite: 1,
-            extensions: vec![0],
-            epoch: 7,
-            members: vec![(0, b"ann".to_vec()), (3, b"bo".to_vec())],
-            own_leaf: 0,
-            successor_creator: Some(0),
-            successor_key: Some(vec![9; 32]),
-            successor_digest: Some(vec![5; 32]),
-        };
+        let record = ReInitRecord::sample();
         let good = crate::storage::encode(&record).unwrap();
         // Each Option tag is 34 bytes before its field's end (tag, length 32, value).
         let digest_tag = good.len() - 34;

@@ -347,18 +347,7 @@ fn the_client_count_counts_the_creator_on_create_and_on_join() {
 fn record_bytes_of_no_layout_are_unreadable_and_never_panic() {
     let provider = Provider::default();
     let old: &[u8] = b"old";
-    let record = ReInitRecord {
-        new_group_id: b"next".to_vec(),
-        version: 1,
-        ciphersuite: 1,
-        extensions: vec![0],
-        epoch: 7,
-        members: vec![(0, b"ann".to_vec()), (3, b"bo".to_vec())],
-        own_leaf: 0,
-        successor_creator: Some(0),
-        successor_key: Some(vec![9; 32]),
-        successor_digest: Some(vec![5; 32]),
-    };
+    let record = ReInitRecord::sample();
     let good = crate::storage::encode(&record).unwrap();
     let load = |bytes: Vec<u8>| {
         provider.storage().write_reinit_record(old, bytes).unwrap();

@@ -120,3 +120,23 @@ pub(super) fn write_record(provider: &Provider, group_id: &[u8], record: &ReInit
         .write_reinit_record(group_id, bytes)
         .map_err(|e| ReinitError::WriteRecord(e).into())
 }
+
+#[cfg(test)]
+impl ReInitRecord {
+    /// A record of every field set (two old members, a successor with a
+    /// 32-byte key and digest): what the layout tests cut and corrupt.
+    pub(super) fn sample() -> Self {
+        ReInitRecord {
+            new_group_id: b"next".to_vec(),
+            version: 1,
+            ciphersuite: 1,
+            extensions: vec![0],
+            epoch: 7,
+            members: vec![(0, b"ann".to_vec()), (3, b"bo".to_vec())],
+            own_leaf: 0,
+            successor_creator: Some(0),
+            successor_key: Some(vec![9; 32]),
+            successor_digest: Some(vec![5; 32]),
+        }
+    }
+}
