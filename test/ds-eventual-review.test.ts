@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { DeliveryService } from 'paired-mls/services';
-import { headerOnly } from './ds-helpers.js';
+import { headerOnly, holdNext } from './ds-helpers.js';
 
 
 describe('an eventual group: a commit for an epoch no logged commit made is refused', () => {
@@ -65,7 +65,14 @@ describe('an eventual group: a limit (not fixed)', () => {
     await ds.submit(gid, 'alice', headerOnly(gid, 0, 3, 1), { added: ['mallory', 'xavier'] });
     await ds.submit(gid, 'alice', headerOnly(gid, 1, 3, 2));
     // Both for epoch 1 (a competing commit each), the DS at 2: the store's check (the epoch is still 2) passes for both.
-    const answers = await Promise.all([ds.submit(gid, 'alice', headerOnly(gid, 1, 3, 3), { removed: ['xavier'] }), ds.submit(gid, 'mallory', headerOnly(gid, 1, 3, 4))]);
+    // Mallory's is held at its append, its member list computed; Alice's goes in meanwhile, then Mallory's. Placed so:
+    // left to race (Promise.all), the order was the scheduler's, and one CI run logged them the other way (stop 61).
+    const held = holdNext(ds.store, 'append');
+    const junk = ds.submit(gid, 'mallory', headerOnly(gid, 1, 3, 4));
+    await held.reached;
+    const removal = await ds.submit(gid, 'alice', headerOnly(gid, 1, 3, 3), { removed: ['xavier'] });
+    held.release();
+    const answers = [removal, await junk];
     expect(answers).toEqual([{ accepted: true, seq: 3 }, { accepted: true, seq: 4 }]);
     expect((await ds.store.getGroup('07070703'))!.members).toEqual(['alice', 'mallory', 'xavier']);
     expect(await ds.isReader(gid, 'xavier')).toBe(true);
