@@ -7,9 +7,7 @@
  * an honest stream opened at one server before the others start stays open and reads on. Claiming the deleted or the
  * reserved id then gives a new registration. A database of a later schema (9) is refused, nothing in it changed.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
@@ -17,7 +15,7 @@ import { toHex } from 'paired-mls';
 import { DeliveryService } from 'paired-mls/services';
 import { PostgresDeliveryStore, SqliteDeliveryStore, startDeliveryServer } from 'paired-mls/server';
 import { headerOnly, raw, registeredClient, tokenOf } from './ds-helpers.js';
-import { startPostgres, type PgServer } from './pg-server.js';
+import { everyStore } from './ds-store-kinds.js';
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
 const tag = () => Math.random().toString(36).slice(2, 8);
@@ -52,15 +50,7 @@ async function schema7(open: () => Promise<Store>, sql: (text: string, params?: 
 }
 
 describe('review61c: the migration of schema 7 to 8 (SQLite, PostgreSQL)', () => {
-  let postgres: PgServer;
-  const dirs: string[] = [];
-  beforeAll(async () => {
-    postgres = await startPostgres();
-  }, 60_000);
-  afterAll(async () => {
-    await postgres?.stop();
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
-  });
+  const { postgresUrl, tempDir } = everyStore('paired-mls-review61c-mig-');
 
   /**
    * After the migration (`open` opens a store on the database, `rows` reads [group_id, epoch, registration] of every
@@ -125,8 +115,7 @@ describe('review61c: the migration of schema 7 to 8 (SQLite, PostgreSQL)', () =>
   }
 
   it('SQLite: a schema-7 file is migrated once (live group: a registration; deleted and reserved ids: none), kept over two restarts with an honest stream open; a schema-9 file is refused, unchanged', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'paired-mls-review61c-mig-'));
-    dirs.push(dir);
+    const dir = tempDir();
     const file = join(dir, 'ds.sqlite');
     const exec = async (text: string) => {
       const db = new Database(file);
@@ -154,11 +143,11 @@ describe('review61c: the migration of schema 7 to 8 (SQLite, PostgreSQL)', () =>
   });
 
   it('PostgreSQL: a schema-7 database is migrated once by three servers starting at once (one draws the registrations, the others find them), kept over two restarts with an honest stream open at the first; a schema-9 database is refused, unchanged', async () => {
-    const admin = new pg.Client({ connectionString: postgres.url });
+    const admin = new pg.Client({ connectionString: postgresUrl() });
     await admin.connect();
     await admin.query('CREATE DATABASE review61c_v7');
     await admin.end();
-    const url = Object.assign(new URL(postgres.url), { pathname: '/review61c_v7' }).href;
+    const url = Object.assign(new URL(postgresUrl()), { pathname: '/review61c_v7' }).href;
     const db = new pg.Client({ connectionString: url });
     await db.connect();
     try {
