@@ -176,11 +176,29 @@ fn creator_leaf_of(record: &ReInitRecord, identity: &[u8]) -> Option<u32> {
     record.members.iter().filter(|(_, m)| m.as_slice() == identity).map(|(leaf, _)| *leaf).min()
 }
 
-/// How many leaves of the old group had `identity`: the most clients of it
-/// a successor may hold (two clients of one user may both continue, and
-/// no one may bring a client of an identity the old group did not have).
-fn old_leaves_of(record: &ReInitRecord, identity: &[u8]) -> usize {
-    record.members.iter().filter(|(_, m)| m.as_slice() == identity).count()
+/// Why `identity` cannot be one more client of a successor.
+enum ExtraClient {
+    /// The old group had no leaf with it.
+    NotOldMember,
+    /// The successor already holds as many clients of it as the old group had leaves.
+    OverCount,
+}
+
+/// Count `identity` as one more client of a successor, whose clients so
+/// far are `seen`: the old group's leaves of an identity are the most
+/// clients of it a successor may hold (two clients of one user may both
+/// continue, and no one may bring a client of an identity the old group
+/// did not have). The rule of both `createReInitSuccessor` and the join.
+fn count_client(record: &ReInitRecord, seen: &mut Vec<Vec<u8>>, identity: Vec<u8>) -> Result<(), ExtraClient> {
+    let old = record.members.iter().filter(|(_, m)| *m == identity).count();
+    if old == 0 {
+        return Err(ExtraClient::NotOldMember);
+    }
+    if seen.iter().filter(|m| **m == identity).count() >= old {
+        return Err(ExtraClient::OverCount);
+    }
+    seen.push(identity);
+    Ok(())
 }
 
 /// Refuse any further use of a group retired by ReInit (RFC 9420 §11.2:
@@ -540,15 +558,12 @@ fn create_successor(
         if kp.ciphersuite() != cs {
             return Err(ReinitError::Mismatch("a KeyPackage is not for the successor's ciphersuite").into());
         }
-        let id = identity_of(kp.leaf_node().credential());
-        let old = old_leaves_of(&record, &id);
-        if old == 0 {
-            return Err(ReinitError::Mismatch("a KeyPackage is not from a member of the old group").into());
-        }
-        if in_successor.iter().filter(|m| **m == id).count() >= old {
-            return Err(ReinitError::Mismatch("more KeyPackages of an identity than the old group had leaves of it (the creator counts as one of its own)").into());
-        }
-        in_successor.push(id);
+        count_client(&record, &mut in_successor, identity_of(kp.leaf_node().credential())).map_err(|e| {
+            ReinitError::Mismatch(match e {
+                ExtraClient::NotOldMember => "a KeyPackage is not from a member of the old group",
+                ExtraClient::OverCount => "more KeyPackages of an identity than the old group had leaves of it (the creator counts as one of its own)",
+            })
+        })?;
     }
     let extensions = Extensions::<GroupContext>::tls_deserialize_exact(record.extensions.as_slice())
         .map_err(|e| malformed("ReInit extensions", e))?;
@@ -735,15 +750,12 @@ impl Client {
         // under an old member's identity.
         let mut seen: Vec<Vec<u8>> = Vec::new();
         for member in staged.members() {
-            let id = identity_of(&member.credential);
-            let old = old_leaves_of(&record, &id);
-            if old == 0 {
-                return Err(ReinitError::Mismatch("the successor has a member who was not in the old group").into());
-            }
-            if seen.iter().filter(|m| **m == id).count() >= old {
-                return Err(ReinitError::Mismatch("the successor has more clients of an identity than the old group had leaves of it").into());
-            }
-            seen.push(id);
+            count_client(&record, &mut seen, identity_of(&member.credential)).map_err(|e| {
+                ReinitError::Mismatch(match e {
+                    ExtraClient::NotOldMember => "the successor has a member who was not in the old group",
+                    ExtraClient::OverCount => "the successor has more clients of an identity than the old group had leaves of it",
+                })
+            })?;
         }
         let sender = staged.welcome_sender().map_err(|e| CoreError::from_mls("welcome sender", e))?;
         let sender_id = identity_of(sender.credential());
