@@ -231,3 +231,15 @@ export async function stagedBy(m: Member, commit: Uint8Array): Promise<{ adds: s
   await r.staged.merge();
   return seen;
 }
+
+/**
+ * Each of `devices` takes a route-`rekey` CeasePair (`cease.pairing[0]`) and its removal step (`cease.pairing[1]`):
+ * the pairing ended there and the device is out of the pairing group.
+ */
+export async function takeRekeyCease(devices: PairedDevice[], cease: { pairing: Uint8Array[] }): Promise<void> {
+  for (const d of devices) {
+    expect(await d.receive(cease.pairing[0]!)).toEqual({ type: 'pairingCeased', route: 'rekey' });
+    expect((await d.receive(cease.pairing[1]!)).type).toBe('pairingGroupChanged');
+    expect(d.pairingGroup.state().active).toBe(false);
+  }
+}

@@ -30,7 +30,7 @@ import { describe, expect, it } from 'vitest';
 import { MemoryStorageAdapter, MlsClient, type StorageBatch } from 'paired-mls';
 import { PairedDevice, type PairingMode } from 'paired-mls/paired';
 import { deliverCommit, expectInSync, mlsError } from './helpers.js';
-import { pairedTrio, read, refused, stolen } from './paired-helpers.js';
+import { pairedTrio, read, refused, stolen, takeRekeyCease } from './paired-helpers.js';
 
 type Trio = Awaited<ReturnType<typeof pairedTrio>>;
 const state = (d: PairedDevice) => ({ ceased: d.ceased, role: d.role, counter: d.counter });
@@ -129,11 +129,7 @@ describe.each(['hidden', 'standard'] as const)('review61d (%s mode): an older co
     expect(state(restored)).toEqual({ ceased: false, role: 'passive', counter: k });
     expect(restored.pairingGroup.epoch).toBe(t.laptop.pairingGroup.epoch);
     const cease = await restored.ceasePair('rekey');
-    for (const d of [t.laptop, t.phoneDevice]) {
-      expect(await d.receive(cease.pairing[0]!)).toEqual({ type: 'pairingCeased', route: 'rekey' });
-      expect((await d.receive(cease.pairing[1]!)).type).toBe('pairingGroupChanged');
-      expect(d.pairingGroup.state().active).toBe(false);
-    }
+    await takeRekeyCease([t.laptop, t.phoneDevice], cease);
     expect([state(t.laptop), state(t.phoneDevice)]).toEqual([
       { ceased: true, role: 'active', counter: k + 2n },
       { ceased: true, role: 'passive', counter: k + 2n },
