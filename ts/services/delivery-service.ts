@@ -1234,7 +1234,7 @@ export class DeliveryService {
     const page = await this.store.readLog(group.groupId, afterSeq, this.#pageSize, this.#pageBytes);
     // Read again once the page is: the id may have been deleted and registered again between the two reads, the page of
     // the new log. The same registration after it was the same throughout (a registration is never given twice).
-    if (reading?.registration !== undefined && page.length > 0 && (await this.store.getGroup(group.groupId))?.registration !== reading.registration) throw deletedSince();
+    if (reading?.registration !== undefined && page.length > 0 && !(await this.#still({ groupId: group.groupId, registration: reading.registration }))) throw deletedSince();
     // A device's pairing is looked up again once the page is read: one dropped meanwhile (its anchor's rotation, §8.4)
     // let it read what was posted after. Its own key was never rotated, so the session's check after the read passes.
     if (member !== client && page.length > 0 && !(await this.#mayAct(group, client))) throw new DsError('not-a-member', 'the pairing this device reads by ended meanwhile');
