@@ -28,7 +28,7 @@ import type {
   StoredBinding,
   StoredKeyPackage,
 } from '../services/delivery-store.js';
-import { EpochProposalsFullError, GroupIdTakenError, ProposalKeyTakenError, InboxFullError, SPENT_PROOF_MARGIN_SECONDS, STORED_RECORD_BYTES, reservedGroup, StorageQuotaError, bindingBytes, checkQuota, countProposalWithShare, storedBytes, welcomeCharges, welcomeShares, withinBytes } from '../services/delivery-store.js';
+import { EpochProposalsFullError, GroupIdTakenError, ProposalKeyTakenError, InboxFullError, SPENT_PROOF_MARGIN_SECONDS, STORED_RECORD_BYTES, reservedGroup, StorageQuotaError, bindingBytes, sameMembers, checkQuota, countProposalWithShare, storedBytes, welcomeCharges, welcomeShares, withinBytes } from '../services/delivery-store.js';
 import { DS_MIGRATED_SCHEMAS, DS_SCHEMA_VERSION } from './sqlite-store.js';
 import { peerDependency } from './peer-dependency.js';
 
@@ -823,7 +823,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
 
   async append(message: MessageToLog, update?: CommitUpdate, quota?: StorageQuota, budget?: EpochProposalBudget): Promise<number | undefined> {
     return this.#tx(async (c) => {
-      const { rows } = await c.query('SELECT epoch, octet_length(group_info) AS info, group_info_by, proposals_epoch, epoch_proposals, epoch_proposal_bytes, registration FROM ds_groups WHERE group_id = $1 FOR UPDATE', [
+      const { rows } = await c.query('SELECT epoch, members, octet_length(group_info) AS info, group_info_by, proposals_epoch, epoch_proposals, epoch_proposal_bytes, registration FROM ds_groups WHERE group_id = $1 FOR UPDATE', [
         message.groupId,
       ]);
       if (rows.length === 0) return undefined;
@@ -871,7 +871,8 @@ export class PostgresDeliveryStore implements DeliveryStore {
         if (budget.once !== undefined && counted.once) await putShare(budget.once, counted.once);
       }
       if (update) {
-        if (Number(rows[0].epoch) !== update.expectEpoch || (update.lastSeq !== undefined && update.lastSeq !== seq - 1)) return undefined;
+        // The row is locked (FOR UPDATE): the member list checked is the one the UPDATE below replaces.
+        if (Number(rows[0].epoch) !== update.expectEpoch || !sameMembers(rows[0].members, update.expectMembers) || (update.lastSeq !== undefined && update.lastSeq !== seq - 1)) return undefined;
         // The members' shares were the old epoch's (a stale commit that leaves the epoch starts nothing).
         if (update.setEpoch !== Number(rows[0].epoch)) await c.query('DELETE FROM ds_member_proposals WHERE group_id = $1', [message.groupId]);
         if (update.dropGrants?.length) await c.query(DROP_GRANTS, [update.dropGrants]);

@@ -31,6 +31,7 @@ import {
   InboxFullError,
   STORED_RECORD_BYTES,
   reservedGroup,
+  sameMembers,
   StorageQuotaError,
   bindingBytes,
   checkQuota,
@@ -501,8 +502,8 @@ export class SqliteDeliveryStore implements DeliveryStore {
     isFresh: () => boolean,
   ): number | undefined {
     const seq = this.#db.transaction(() => {
-      const group = this.#db.prepare('SELECT epoch, length(group_info) AS info, group_info_by, proposals_epoch, epoch_proposals, epoch_proposal_bytes, registration FROM groups WHERE group_id = ?').get(message.groupId) as
-        | { epoch: number; info: number | null; group_info_by: string | null; proposals_epoch: number; epoch_proposals: number; epoch_proposal_bytes: number; registration: string | null }
+      const group = this.#db.prepare('SELECT epoch, members, length(group_info) AS info, group_info_by, proposals_epoch, epoch_proposals, epoch_proposal_bytes, registration FROM groups WHERE group_id = ?').get(message.groupId) as
+        | { epoch: number; members: string; info: number | null; group_info_by: string | null; proposals_epoch: number; epoch_proposals: number; epoch_proposal_bytes: number; registration: string | null }
         | undefined;
       if (!group) return undefined;
       // A deleted group's id takes nothing (a post that read the group before its deletion).
@@ -535,7 +536,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
         if (budget.once !== undefined && counted.once) putShare.run(message.groupId, budget.once, counted.once.epoch, counted.once.count, counted.once.bytes);
       }
       if (update) {
-        if (group.epoch !== update.expectEpoch || (update.lastSeq !== undefined && update.lastSeq !== next - 1)) return undefined;
+        if (group.epoch !== update.expectEpoch || !sameMembers(JSON.parse(group.members) as string[], update.expectMembers) || (update.lastSeq !== undefined && update.lastSeq !== next - 1)) return undefined;
         // The members' shares were the old epoch's (a stale commit that leaves the epoch starts nothing).
         if (update.setEpoch !== group.epoch) this.#db.prepare('DELETE FROM member_proposals WHERE group_id = ?').run(message.groupId);
         if (update.dropGrants?.length) this.#dropGrants(update.dropGrants);

@@ -736,7 +736,12 @@ export class DeliveryService {
       // epoch's commit had cleared them (its post raced that commit), now with no proposal of its own. Dropped in the
       // commit's transaction by a store that can (dropGrants); one of an older interface has them read and spent below.
       const dropGrants = this.#verify && this.store.dropGrants ? [held, heldGrants(id, epoch - 1)] : undefined;
-      const update = { expectEpoch: group.consistency === 'strong' ? epoch : group.epoch, setEpoch, members: [...members], groupInfo, reserve, dropGrants, lastSeq };
+      // Eventual: the epoch check lets a racing commit that leaves the epoch where it is in, so the store also checks that
+      // the member list is still the one read (a junk commit logged after a removal put the removed client back). Refused,
+      // the commit is taken again below against the new list, and the checks above (no committer off the list, no paired
+      // device on it) hold for the list written. Strong: the exact epoch serialises commits already.
+      const expectMembers = group.consistency === 'eventual' ? [...group.members] : undefined;
+      const update = { expectEpoch: group.consistency === 'strong' ? epoch : group.epoch, setEpoch, members: [...members], expectMembers, groupInfo, reserve, dropGrants, lastSeq };
       // The inbox cap is counted in the store's transaction (racing commits cannot pass it). An Add the group's grant covers
       // passed it when proposed: its client's inbox full since, the commit goes in without that Welcome; refused, it held
       // every honest commit until its committer dropped the proposal (§8.5).

@@ -129,6 +129,17 @@ export interface CommitUpdate {
   expectEpoch: number;
   setEpoch: number;
   members?: string[];
+  /**
+   * The member list `members` was computed from (an eventual group's commit,
+   * docs/PROTOCOL.md §8.1): undefined, nothing written, unless the group's
+   * list is still exactly this one, checked in the transaction. Its epoch
+   * check alone let two racing commits that leave the epoch where it is
+   * both in, the later one writing a list from before the first (a member's
+   * junk commit put back a client another's had removed); the DS takes a
+   * refused one again against the new list. A custom store that ignores it
+   * keeps that race.
+   */
+  expectMembers?: string[];
   groupInfo?: Uint8Array;
   /**
    * The Welcome of this commit, stored once, and the clients it adds: a
@@ -246,6 +257,10 @@ export class StorageQuotaError extends Error {
     this.kind = kind;
   }
 }
+
+/** Whether a group's stored member list is `expected` (`CommitUpdate.expectMembers`; none expected: any), the same clients in the same order. */
+export const sameMembers = (members: string[], expected: string[] | undefined): boolean =>
+  expected === undefined || (members.length === expected.length && members.every((m, i) => m === expected[i]));
 
 /** A commit's Welcome for a recipient whose inbox is full (`CommitUpdate.welcome.max`); nothing was written. */
 export class InboxFullError extends Error {
@@ -425,8 +440,9 @@ export interface DeliveryStore {
    * Append to a group's log; with `expectEpoch`, only if the group is still
    * at that epoch, and then move it to `setEpoch` — atomically (the first
    * commit for an epoch wins). Returns the sequence number, or undefined
-   * when the epoch check failed (`expectEpoch`, `budget.epoch`). It counts
-   * for its sender. A proposal counts within `budget`, else
+   * when the epoch check failed (`expectEpoch`, `budget.epoch`) or the
+   * member list moved (`expectMembers`). It counts for its sender. A
+   * proposal counts within `budget`, else
    * `EpochProposalsFullError` (a store that ignores it lets a member jam the
    * group); a commit that moves the epoch starts the counts again. A
    * Welcome passes `update.welcome.max` per recipient, else
@@ -877,7 +893,7 @@ export class MemoryDeliveryStore implements DeliveryStore {
     if (known !== undefined) return known;
     const log = this.#logs.get(message.groupId) ?? [];
     const seq = (log.at(-1)?.seq ?? 0) + 1;
-    if (update && (group.epoch !== update.expectEpoch || (update.lastSeq !== undefined && update.lastSeq !== seq - 1))) return undefined;
+    if (update && (group.epoch !== update.expectEpoch || !sameMembers(group.members, update.expectMembers) || (update.lastSeq !== undefined && update.lastSeq !== seq - 1))) return undefined;
     if (!update && budget?.epoch !== undefined && group.epoch !== budget.epoch) return undefined;
     const shares = this.#memberProposals.get(message.groupId);
     const stored = { epoch: this.#epochProposals.get(message.groupId), member: budget?.member && shares?.get(budget.member.id), once: budget?.once !== undefined ? shares?.get(budget.once) : undefined };
