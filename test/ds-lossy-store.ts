@@ -15,7 +15,8 @@ export type Closable = DeliveryStore & { close?(): unknown };
  * `inner` behind a Proxy: `deaf` drops its notifications (as a broken LISTEN connection does), `gap()` tells the
  * server's gap listeners notifications were lost, `late(group, seq)` hands the server a notification now (one that
  * reached it late), `holdRead()` holds the next `readLog` once it has read (or before it reads), until `release()`, and
- * `holdGroupRead(skip)` lets `skip` calls of `getGroup` through and holds the next one before it reads.
+ * `holdGroupRead(skip)` lets `skip` calls of `getGroup` through and holds the next one before it reads, and
+ * `failGroupRead()` has the next `getGroup` throw.
  */
 export function lossy(inner: Closable) {
   const gaps = new Set<() => void>();
@@ -29,7 +30,12 @@ export function lossy(inner: Closable) {
   };
   const watchGaps = (listener: () => void) => (gaps.add(listener), () => void gaps.delete(listener));
   let groupHold: { skip: number; entered: () => void; gate: Promise<void> } | undefined;
+  let failGroup = false;
   const getGroup = async (id: string) => {
+    if (failGroup) {
+      failGroup = false;
+      throw new Error('the database is away');
+    }
     const h = groupHold;
     if (h && h.skip-- === 0) {
       groupHold = undefined;
@@ -53,6 +59,8 @@ export function lossy(inner: Closable) {
     deaf: (on: boolean) => void (deaf = on),
     gap: () => gaps.forEach((l) => l()),
     late: (group: string, seq: number) => listeners.forEach((l) => l(group, seq)),
+    /** The next `getGroup` throws, as a store whose database is away. */
+    failGroupRead: () => void (failGroup = true),
     holdGroupRead: (skip: number) => {
       let release!: () => void;
       let entered!: () => void;

@@ -3,7 +3,9 @@
  * (docs/PROTOCOL.md §8.3), as a WebSocket stream does: each read checks the group still has it, the page included, and
  * once it has not (the group deleted, its id perhaps registered again) the subscription ends, `onEnd` told unknown-group
  * "the group was deleted". Before, it pushed the new group's log from its old position on. Over the memory store, SQLite
- * and PostgreSQL (its notifications over LISTEN), each behind the `lossy` wrapper (a page read held on demand).
+ * and PostgreSQL (its notifications over LISTEN), each behind the `lossy` wrapper (a page read held, or a group lookup
+ * failed, on demand): a subscription whose lookup at the call fails ends `unavailable` instead of following whichever
+ * registration its first read finds.
  */
 import { describe, expect, it } from 'vitest';
 import { DeliveryService, type DsError } from 'paired-mls/services';
@@ -15,6 +17,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const tag = () => Math.random().toString(36).slice(2, 8);
 const seqs = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 const DELETED = { reason: 'unknown-group', message: 'the group was deleted (unknown-group)' };
+const UNAVAILABLE = { reason: 'unavailable', message: 'the store failed to look the group up when subscribing: subscribe again (unavailable)' };
 
 describe('DeliveryService.subscribe follows its group\'s registration: deleted and registered again, it ends (memory, SQLite, PostgreSQL)', () => {
   const { stores } = everyStore('paired-mls-subscribe-registration-');
@@ -85,6 +88,24 @@ describe('DeliveryService.subscribe follows its group\'s registration: deleted a
         page.release();
         await expect.poll(() => old.ended()).toEqual(DELETED);
         expect(old.got).toEqual([1]);
+      });
+    });
+
+    it(`${name}: a subscriber whose lookup at the call fails (the store away) ends, onEnd unavailable, and pushes nothing of the group registered again meanwhile (before: it took the registration at its first read, the new group's, and pushed [1, 2, 3]); subscribing again follows the new group`, async () => {
+      await withDs(make, async ({ l, post, remove, register, follow }) => {
+        l.failGroupRead();
+        const old = follow();
+        await remove();
+        await register();
+        for (let i = 0; i < 3; i++) await post();
+        await expect.poll(() => old.ended()).toEqual(UNAVAILABLE);
+        await sleep(300);
+        expect(old.got).toEqual([]);
+        const again = follow();
+        await post();
+        await expect.poll(() => again.got).toEqual([4]);
+        expect(again.ended()).toBeUndefined();
+        again.stop();
       });
     });
 

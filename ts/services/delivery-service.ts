@@ -187,7 +187,8 @@ export interface SubscribeOptions {
   reading?: Reading;
   /**
    * Called once when the subscription ends by itself: unknown-group "the group was deleted" (its group deleted, its id
-   * perhaps registered again) or "no such group" (none under the id at the call). Not called on unsubscribe.
+   * perhaps registered again) or "no such group" (none under the id at the call), or, without `reading`, unavailable when
+   * the store failed the lookup made at the call (subscribe again). Not called on unsubscribe.
    */
   onEnd?: (error: DsError) => void;
 }
@@ -1281,7 +1282,8 @@ export class DeliveryService {
    * another group, another log) the subscription ends by itself, nothing of
    * that page pushed: `options.onEnd` is told unknown-group "the group was
    * deleted", once ("no such group": none was registered under the id when
-   * it was called). Unsubscribing calls no `onEnd`. A store that keeps no
+   * it was called; unavailable when the store failed that lookup, without
+   * `options.reading`). Unsubscribing calls no `onEnd`. A store that keeps no
    * registrations ends it only when a read finds no group: a deletion and a
    * registration again between two reads go unseen there.
    */
@@ -1291,7 +1293,7 @@ export class DeliveryService {
     let busy = false;
     let dirty = false;
     let stopped = false;
-    /** The registration followed: undefined until the lookup at the call has answered (or, if it failed, a later one). */
+    /** The registration followed: undefined until the lookup at the call has answered (if it failed, the subscription ends). */
     let followed: Reading | undefined = options.reading;
     const end = (error: DsError) => {
       if (stopped) return;
@@ -1326,8 +1328,6 @@ export class DeliveryService {
         do {
           dirty = false;
           if (last === undefined || stopped) return;
-          // The lookup at the call failed (the store away): taken now, before anything is pushed.
-          if (followed === undefined && !(await lookUp())) return;
           if (!(await stillFollowed())) return;
           for (;;) {
             // A page short of pageSize may only have met the byte budget: the end is an empty page.
@@ -1366,8 +1366,15 @@ export class DeliveryService {
       unwatch();
       unwatchGaps();
     }
-    // The registration at the call (unless given): a failed lookup is made again by the first read.
-    const begun = followed ? Promise.resolve() : lookUp().then(() => undefined, () => undefined);
+    // The registration at the call (unless given). A failed lookup ends the subscription: taken later, by the first read,
+    // it was the registration then, and a deletion and a registration again in between went unseen (the new group's log
+    // pushed from the old position on, review61c). `reader` throws instead; an application subscribes again.
+    const begun = followed
+      ? Promise.resolve()
+      : lookUp().then(
+          () => undefined,
+          () => end(new DsError('unavailable', 'the store failed to look the group up when subscribing: subscribe again')),
+        );
     return stop;
   }
 
