@@ -771,6 +771,8 @@ export class PostgresDeliveryStore implements DeliveryStore {
       if (!g || (Number(g.epoch) === -2 && g.info === 0)) return 'unknown' as const;
       // Another registration of the id than the one the DS checked: the group it meant was deleted meanwhile.
       if (options.registration !== undefined && g.registration !== options.registration) return 'unknown' as const;
+      // A reserved id the DS checked, claimed meanwhile (sqlite-store.ts).
+      if (options.reserved && (Number(g.epoch) !== -1 || Number(g.info) !== 0)) return 'unknown' as const;
       if (g.members.length !== 1 || g.members[0] !== member) return 'not-sole' as const;
       // Each part for whom it counted (sqlite-store.ts).
       const log = await c.query('WITH gone AS (DELETE FROM ds_log WHERE group_id = $1 RETURNING sender, octet_length(bytes) AS n) SELECT sender, count(*) AS n, sum(n) AS b FROM gone GROUP BY sender', [groupId]);

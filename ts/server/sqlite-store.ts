@@ -444,6 +444,8 @@ export class SqliteDeliveryStore implements DeliveryStore {
       if (!g || (g.epoch === -2 && g.info === 0)) return 'unknown' as const;
       // Another registration of the id than the one the DS checked: the group it meant was deleted meanwhile.
       if (options.registration !== undefined && g.registration !== options.registration) return 'unknown' as const;
+      // A reserved id the DS checked, claimed meanwhile (reservedGroup's epoch -1): the new group was not asked for.
+      if (options.reserved && (g.epoch !== -1 || g.info !== 0)) return 'unknown' as const;
       const members = JSON.parse(g.members) as string[];
       if (members.length !== 1 || members[0] !== member) return 'not-sole' as const;
       // Each part for whom it counted: the log for its senders, a Welcome's references for their payers.

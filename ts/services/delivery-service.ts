@@ -543,7 +543,11 @@ export class DeliveryService {
     // Checked again in the transaction: a commit or an external join adding a member meanwhile wins.
     // And the registration this request was checked against: a group registered again under the id meanwhile is another's
     // deletion to ask for (its sole member's, maybe this very client's, which did not mean it).
-    const done = await this.store.deleteGroup(id, client, { held: (epoch) => [heldGrants(id, epoch), heldGrants(id, epoch - 1)], keep: DELETED_IDS_KEPT, registration: group.registration });
+    // A reserved id has no registration: the store is told it was one, and deletes nothing once its member's registration
+    // claimed it (before, one order of that member's two requests deleted the group it had just registered).
+    const reserved = isReserved(group);
+    const done = await this.store.deleteGroup(id, client, { held: (epoch) => [heldGrants(id, epoch), heldGrants(id, epoch - 1)], keep: DELETED_IDS_KEPT, registration: group.registration, reserved });
+    if (done === 'unknown' && reserved) throw new DsError('unknown-group', 'the id is no longer reserved: its group was registered, or the id deleted, meanwhile');
     if (done === 'unknown') await this.#notGone(group);
     if (done === 'unknown') throw unknownGroup();
     if (done === 'not-sole') throw others();

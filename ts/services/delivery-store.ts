@@ -39,12 +39,15 @@ export type MessageToLog = Omit<LoggedMessage, 'seq'> & { registration?: string 
 /**
  * What `deleteGroup` is asked besides the id and member: `held(epoch)`, the grants the group held; `keep`, how many
  * deleted ids a member keeps; `registration`, the registration the DS checked the deletion against (a store that keeps
- * registrations deletes nothing, 'unknown', when the group has another: deleted meanwhile, registered again).
+ * registrations deletes nothing, 'unknown', when the group has another: deleted meanwhile, registered again);
+ * `reserved`, the DS checked a reserved id (`reservedGroup`, which has no registration): nothing deleted, 'unknown',
+ * unless the id is still reserved (its member's registration claimed it meanwhile: that group is not the one asked for).
  */
 export interface DeleteGroupOptions {
   held: (epoch: number) => string[];
   keep: number;
   registration?: string;
+  reserved?: boolean;
 }
 
 /** What the DS knows of a group: epoch, members, consistency mode, GroupInfo. */
@@ -833,7 +836,7 @@ export class MemoryDeliveryStore implements DeliveryStore {
 
   async deleteGroup(groupId: string, member: string, options: DeleteGroupOptions): Promise<'deleted' | 'not-sole' | 'unknown'> {
     const g = this.#groups.get(groupId);
-    if (!g || isDeleted(g) || !sameRegistration(g, options.registration)) return 'unknown';
+    if (!g || isDeleted(g) || !sameRegistration(g, options.registration) || (options.reserved && !isReserved(g))) return 'unknown';
     if (g.members.length !== 1 || g.members[0] !== member) return 'not-sole';
     for (const m of this.#logs.get(groupId) ?? []) this.#count(m.sender, -storedBytes(m.bytes.length));
     for (const [recipient, list] of this.#welcomes) {
