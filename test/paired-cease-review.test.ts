@@ -408,7 +408,8 @@ describe('Paired MLS cease review: the phone ends the pairing while a step behin
     const secret = await bob.group!.encrypt('the laptop reads on');
     const r = await w.a.group!.process(secret);
     expect(r.kind === 'application' && utf8(r.data)).toBe('the laptop reads on');
-    await refused(() => w.passiveDevice.applyNotify(next), 'PAIRING_STATE', undefined, 'only a passive device applies a Notify');
+    // Its pairing has ended: a Notify is refused as `receive` refuses a pairing message then (test/paired-ceased-notify).
+    await refused(() => w.passiveDevice.applyNotify(next), 'PAIRING_REJECTED', 'unexpected', 'the pairing has ended (unexpected)');
   });
 });
 

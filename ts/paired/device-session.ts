@@ -159,6 +159,16 @@ export class DeviceSession {
   /** For pairing messages that only an established, not ended pairing accepts. */
   requireEstablishedPairing(): void {
     if (!this.state.established) throw pairingRejected('unexpected', 'the pairing is not established yet');
+    this.requireNotEnded();
+  }
+
+  /**
+   * For what a partner sends that only a pairing not ended accepts (a
+   * Notify, a pairing-group commit other than the cease step, an Accept):
+   * `PAIRING_REJECTED` `unexpected` once the pairing has ended
+   * (docs/PROTOCOL.md §4.9).
+   */
+  requireNotEnded(): void {
     if (this.state.ceased) throw pairingRejected('unexpected', 'the pairing has ended');
   }
 

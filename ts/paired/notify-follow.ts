@@ -19,6 +19,12 @@ import { deriveAnchorKey, proofMatches } from './vault-derivations.js';
 /** `PairedDevice.applyNotify`, in the device's turn. */
 export async function applyNotify(device: DeviceSession, update: { pairing: Uint8Array[]; commit: Uint8Array }): Promise<PairedUpdateApplied> {
   device.requireEstablished();
+  // After a CeasePair (made or taken) nobody acts for this device on the
+  // anchor leaf any more: a Notify is refused before anything is read, as
+  // `receive` refuses a RoleChange or a CeasePair then (docs/PROTOCOL.md
+  // §4.9). Checked here, in the device's turn: a CeasePair taken by a call
+  // queued before this one is seen.
+  device.requireNotEnded();
   if (device.role !== 'passive') throw new PairingError('PAIRING_STATE', 'only a passive device applies a Notify');
   if (update.pairing.length !== 2) throw notifyRejected('out-of-order', 'expected the derivation commit and the Notify');
   const [stepMessage, notifyMessage] = update.pairing as [Uint8Array, Uint8Array];

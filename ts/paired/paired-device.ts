@@ -390,6 +390,9 @@ export class PairedDevice {
    * commit, Notify), `commit` the higher-level commit as the Delivery
    * Service delivered it. All or nothing: a rejected Notify leaves the
    * device exactly as it was (`PairingError` NOTIFY_REJECTED with a reason).
+   * Once the pairing has ended (a CeasePair made or taken) it is refused
+   * first, in the device's turn, with nothing read (`PAIRING_REJECTED`
+   * `unexpected`): nobody acts for this device any more (docs/PROTOCOL.md §4.9).
    */
   applyNotify(update: { pairing: Uint8Array[]; commit: Uint8Array }): Promise<PairedUpdateApplied> {
     return this.#session.serially(() => applyNotify(this.#session, update));

@@ -42,7 +42,9 @@ export type NotifyRejection = 'forged' | 'replay' | 'counter' | 'out-of-order' |
  * - `unexpected`: a message the pairing's state does not allow now
  *   (ShareRand or Accept after pairing, ShareRand to a device nobody
  *   invited, a seed in ShareRand to a device with a preinstalled one,
- *   Accept at a passive device, a proposal, a second CeasePair).
+ *   Accept at a passive device, a proposal, a second CeasePair; once the
+ *   pairing has ended, a Notify, RoleChange, Accept, or pairing-group
+ *   commit other than the cease step, docs/PROTOCOL.md §4.9).
  * - `snapshot-missing` (`PAIRING_STATE`, a `ceasePair` group's error): route
  *   `rejoin`'s record of the group's state from before its external join
  *   is missing or damaged (storage), so the join cannot be undone; nothing

@@ -101,6 +101,8 @@ async function onPairingMessage(device: DeviceSession, message: PairingMessage, 
     }
     case 'accept': {
       if (device.role !== 'active') throw pairingRejected('unexpected', 'Accept received by a passive device');
+      // An invited device's Accept completes a pairing that goes on: after the end there is none (§4.9).
+      device.requireNotEnded();
       const awaiting = device.state.awaitingAccept ?? [];
       if (!awaiting.includes(senderLeaf)) throw pairingRejected('unexpected', 'Accept from a device that was not invited, or twice');
       if (!(await usedOnce(message.seedConfirmation, (theirs) => usedOnce(deriveSeedConfirmation(device), (ours) => bytesEqual(theirs, ours))))) {
@@ -234,11 +236,18 @@ async function authorizeCommit(
   // device cannot check the step's PSK (it cannot compute the new epoch).
   if (sender === device.state.ceaseFrom && c.removed) return;
   if (sender !== device.state.activeLeaf) throw pairingRejected('wrong-sender', `a pairing-group commit from leaf ${sender}, not the active device`);
-  if (c.injects) return;
-  const adds = staged.adds;
-  if (adds.length === 0 || adds.length !== staged.proposals.length) {
-    throw pairingRejected('no-proof', 'a pairing-group commit that is neither a derivation step nor a proven add');
+  if (!c.injects) {
+    const adds = staged.adds;
+    if (adds.length === 0 || adds.length !== staged.proposals.length) {
+      throw pairingRejected('no-proof', 'a pairing-group commit that is neither a derivation step nor a proven add');
+    }
+    const content = pairingCommitContent(c.counter, await addedDigest(adds.map((a) => a.signatureKey)));
+    if (!(await proofMatches(device, content, BigInt(staged.epoch), sender, aad))) throw pairingRejected('no-proof', 'an add to the pairing group without a valid vault proof');
   }
-  const content = pairingCommitContent(c.counter, await addedDigest(adds.map((a) => a.signatureKey)));
-  if (!(await proofMatches(device, content, BigInt(staged.epoch), sender, aad))) throw pairingRejected('no-proof', 'an add to the pairing group without a valid vault proof');
+  // Once the pairing has ended (a CeasePair made or taken), the former
+  // active device's step or proven add is refused too, valid as it is: the
+  // device follows nobody on the anchor leaf any more, and its pairing
+  // group stays at the epoch of the CeasePair, where the cease step from
+  // `ceaseFrom` (above) is the one commit it takes (docs/PROTOCOL.md §4.9).
+  device.requireNotEnded();
 }
