@@ -10,11 +10,13 @@
  * The cost held: 17 attacker requests per honest refusal, as the documented epoch race.
  */
 import { describe, expect, it } from 'vitest';
+import { toHex } from 'paired-mls';
 import { DeliveryService, DsError } from 'paired-mls/services';
 import type { DeliveryStore } from 'paired-mls/services';
 import { PostgresDeliveryStore } from 'paired-mls/server';
 import { aWelcome, headerOnly, holdNext } from './ds-helpers.js';
 import { everyStore } from './ds-store-kinds.js';
+import { newMember } from './helpers.js';
 import type { Closable } from './ds-lossy-store.js';
 
 const NOT_A_MEMBER_POST = { accepted: false, reason: 'not-a-member', message: 'the sender is not a member of the group (not-a-member)' };
@@ -248,6 +250,80 @@ describe('review62a: eventual member lists written over the list they were compu
         expect(await t.submit('bob', 1, 3)).toEqual({ accepted: true, seq: 2 });
       } finally {
         await t.close();
+      }
+    });
+
+    it(`${name}: an honest external join (open eventual group) whose append lost to bob's late commit adding zed (the list moved, the epoch and GroupInfo not) is taken again and logged once: mallory and zed both on the list, mallory reads`, async () => {
+      const store = await make();
+      try {
+        const ds = await DeliveryService.create({ store });
+        const [alice, mallory] = [await newMember('alice'), await newMember('mallory')];
+        const g = await alice.client.createGroup(alice.identity);
+        const gid = g.id;
+        await ds.createGroup(gid, 'alice', { consistency: 'eventual', epoch: 0, groupInfo: await g.exportGroupInfo(), externalJoin: true });
+        const u = await g.selfUpdate({ groupInfo: true });
+        expect(await ds.submit(gid, 'alice', u.commit, { groupInfo: u.groupInfo, added: ['bob'] })).toEqual({ accepted: true, seq: 1 });
+        await g.mergePendingCommit();
+        const joined = await mallory.client.joinExternal((await ds.groupInfo(gid))!, mallory.identity);
+        let raced = 0;
+        raceEvery(store, 'mallory', 1, async () => {
+          raced++;
+          expect(await ds.submit(gid, 'bob', headerOnly(gid, 0, 3, 7), { added: ['zed'] })).toEqual({ accepted: true, seq: 2 });
+        });
+        expect(await ds.submit(gid, 'mallory', joined.commit, { externalJoin: true })).toEqual({ accepted: true, seq: 3 });
+        expect(raced).toBe(1);
+        const hex = toHex(gid);
+        expect(await store.getGroup(hex)).toMatchObject({ epoch: 2, members: ['alice', 'bob', 'zed', 'mallory'] });
+        expect((await store.readLog(hex, 0, 10)).map((m) => [m.seq, m.sender])).toEqual([[1, 'alice'], [2, 'bob'], [3, 'mallory']]);
+        expect((await ds.poll('mallory', gid, 0)).length).toBe(3);
+      } finally {
+        await store.close?.();
+      }
+    });
+
+    it(`${name}: grants (requireGrants): alice's Add of yara jammed 17 times by bob's list rotations is refused with its grant unspent and no Welcome; sent again and racing one rotation, logged once: the grant spent, yara's Welcome stored once`, async () => {
+      const store = await make();
+      try {
+        const ds = await DeliveryService.create({ store, requireGrants: true });
+        // Bob's rotations (an Add of a client already on the list, no Welcome) through an instance that asks no grant, on the same store.
+        const loose = await DeliveryService.create({ store });
+        const [alice, yara] = [await newMember('alice'), await newMember('yara')];
+        await ds.uploadKeyPackages('yara', await yara.client.createKeyPackages(yara.identity, { count: 2 }));
+        const g = await alice.client.createGroup(alice.identity);
+        const gid = g.id;
+        const hex = toHex(gid);
+        await ds.createGroup(gid, 'alice', { consistency: 'eventual', epoch: 0 });
+        expect(await ds.submit(gid, 'alice', headerOnly(gid, 0, 3, 1))).toEqual({ accepted: true, seq: 1 });
+        const leased = await ds.leaseKeyPackages('alice', ['yara']);
+        const { commit, welcome } = await g.commit({ add: [leased.get('yara')!.keyPackage] });
+        let fill = 10;
+        // Bob on the list (a junk commit of alice's for the past epoch 0: late, the list its word).
+        expect(await loose.submit(gid, 'alice', headerOnly(gid, 0, 3, 2), { added: ['bob'] })).toEqual({ accepted: true, seq: 2 });
+        const bobRotates = async () => {
+          const first = (await store.getGroup(hex))!.members[0]!;
+          expect(await loose.submit(gid, 'bob', headerOnly(gid, 0, 3, ++fill), { removed: [first], added: [first] })).toMatchObject({ accepted: true });
+        };
+        const now = () => Math.floor(Date.now() / 1000);
+        const jam = raceEvery(store, 'alice', 17, bobRotates);
+        expect(await ds.submit(gid, 'alice', commit, { added: ['yara'], welcome })).toEqual({
+          accepted: false,
+          reason: 'epoch-taken',
+          message: "epoch 0 already has a commit; process the group's messages up to epoch 1 and commit again (epoch-taken)",
+        });
+        expect(jam.tries()).toBe(17);
+        expect((await store.grants('alice', now())).map((x) => x.ref)).toEqual([leased.get('yara')!.ref]);
+        expect(await ds.pendingWelcomes('yara')).toEqual([]);
+        expect((await store.getGroup(hex))!.members.sort()).toEqual(['alice', 'bob']);
+        raceEvery(store, 'alice', 1, bobRotates);
+        expect(await ds.submit(gid, 'alice', commit, { added: ['yara'], welcome })).toEqual({ accepted: true, seq: 21 });
+        expect(await store.grants('alice', now())).toEqual([]);
+        expect((await ds.pendingWelcomes('yara')).length).toBe(1);
+        expect((await store.getGroup(hex))!.members.sort()).toEqual(['alice', 'bob', 'yara']);
+        // Sent again: its first answer, no second Welcome.
+        expect(await ds.submit(gid, 'alice', commit, { added: ['yara'], welcome })).toEqual({ accepted: true, seq: 21 });
+        expect((await ds.pendingWelcomes('yara')).length).toBe(1);
+      } finally {
+        await store.close?.();
       }
     });
 
