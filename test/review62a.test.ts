@@ -288,14 +288,14 @@ describe('review62a: eventual member lists written over the list they were compu
         // Bob's rotations (an Add of a client already on the list, no Welcome) through an instance that asks no grant, on the same store.
         const loose = await DeliveryService.create({ store });
         const [alice, yara] = [await newMember('alice'), await newMember('yara')];
-        await ds.uploadKeyPackages('yara', await yara.client.createKeyPackages(yara.identity, { count: 2 }));
+        await ds.uploadKeyPackages('yara-g', await yara.client.createKeyPackages(yara.identity, { count: 2 }));
         const g = await alice.client.createGroup(alice.identity);
         const gid = g.id;
         const hex = toHex(gid);
         await ds.createGroup(gid, 'alice', { consistency: 'eventual', epoch: 0 });
         expect(await ds.submit(gid, 'alice', headerOnly(gid, 0, 3, 1))).toEqual({ accepted: true, seq: 1 });
-        const leased = await ds.leaseKeyPackages('alice', ['yara']);
-        const { commit, welcome } = await g.commit({ add: [leased.get('yara')!.keyPackage] });
+        const leased = await ds.leaseKeyPackages('alice', ['yara-g']);
+        const { commit, welcome } = await g.commit({ add: [leased.get('yara-g')!.keyPackage] });
         let fill = 10;
         // Bob on the list (a junk commit of alice's for the past epoch 0: late, the list its word).
         expect(await loose.submit(gid, 'alice', headerOnly(gid, 0, 3, 2), { added: ['bob'] })).toEqual({ accepted: true, seq: 2 });
@@ -305,25 +305,43 @@ describe('review62a: eventual member lists written over the list they were compu
         };
         const now = () => Math.floor(Date.now() / 1000);
         const jam = raceEvery(store, 'alice', 17, bobRotates);
-        expect(await ds.submit(gid, 'alice', commit, { added: ['yara'], welcome })).toEqual({
+        expect(await ds.submit(gid, 'alice', commit, { added: ['yara-g'], welcome })).toEqual({
           accepted: false,
           reason: 'epoch-taken',
           message: "epoch 0 already has a commit; process the group's messages up to epoch 1 and commit again (epoch-taken)",
         });
         expect(jam.tries()).toBe(17);
-        expect((await store.grants('alice', now())).map((x) => x.ref)).toEqual([leased.get('yara')!.ref]);
-        expect(await ds.pendingWelcomes('yara')).toEqual([]);
+        expect((await store.grants('alice', now())).map((x) => x.ref)).toEqual([leased.get('yara-g')!.ref]);
+        expect(await ds.pendingWelcomes('yara-g')).toEqual([]);
         expect((await store.getGroup(hex))!.members.sort()).toEqual(['alice', 'bob']);
         raceEvery(store, 'alice', 1, bobRotates);
-        expect(await ds.submit(gid, 'alice', commit, { added: ['yara'], welcome })).toEqual({ accepted: true, seq: 21 });
+        expect(await ds.submit(gid, 'alice', commit, { added: ['yara-g'], welcome })).toEqual({ accepted: true, seq: 21 });
         expect(await store.grants('alice', now())).toEqual([]);
-        expect((await ds.pendingWelcomes('yara')).length).toBe(1);
-        expect((await store.getGroup(hex))!.members.sort()).toEqual(['alice', 'bob', 'yara']);
+        expect((await ds.pendingWelcomes('yara-g')).length).toBe(1);
+        expect((await store.getGroup(hex))!.members.sort()).toEqual(['alice', 'bob', 'yara-g']);
         // Sent again: its first answer, no second Welcome.
-        expect(await ds.submit(gid, 'alice', commit, { added: ['yara'], welcome })).toEqual({ accepted: true, seq: 21 });
-        expect((await ds.pendingWelcomes('yara')).length).toBe(1);
+        expect(await ds.submit(gid, 'alice', commit, { added: ['yara-g'], welcome })).toEqual({ accepted: true, seq: 21 });
+        expect((await ds.pendingWelcomes('yara-g')).length).toBe(1);
       } finally {
         await store.close?.();
+      }
+    });
+
+    it(`${name}: limit (pre-existing, not this change): xavier's application message checked before alice's removal of him and held is logged after it (the store checks no membership for a post, as in strong groups); it puts nobody on the list, and xavier reads and posts nothing more`, async () => {
+      const t = await setup(make, 10);
+      try {
+        const answers = await t.raced(
+          () => t.submit('xavier', 2, 1),
+          () => t.submit('alice', 1, 3, { removed: ['xavier'] }),
+        );
+        expect(answers).toEqual([{ accepted: true, seq: 3 }, { accepted: true, seq: 4 }]);
+        expect(await t.log()).toEqual([[1, 'alice'], [2, 'alice'], [3, 'alice'], [4, 'xavier']]);
+        expect(await t.members()).toEqual(['alice', 'bob']);
+        expect(await t.submit('xavier', 2, 1)).toEqual(NOT_A_MEMBER_POST);
+        expect(await t.readRefusal('xavier')).toEqual(NOT_A_MEMBER_READ);
+        expect(await t.submit('bob', 2, 3)).toEqual({ accepted: true, seq: 5 });
+      } finally {
+        await t.close();
       }
     });
 
