@@ -775,6 +775,12 @@ export class DeliveryService {
         const now = await this.#notGone(group);
         // Eventual: another commit went in since the group was read; this one is taken too, against the new state.
         if (group.consistency === 'eventual' && tries < 16) return this.#submit(id, sender, message, extras, tries + 1, group);
+        // Eventual, every try lost to a commit that moved only the member list (expectMembers; a late one leaves the epoch
+        // where it was): the epoch is still this commit's, and #epochTaken answered `stale` "a commit for epoch 2; the group
+        // is at 2" (test/review62a). The same as a lost epoch race: process the log and commit again.
+        if (group.consistency === 'eventual' && epoch >= now.epoch) {
+          throw new DsError('epoch-taken', `the group's member list moved on while the commit was checked (${tries + 1} tries); process the group's messages and commit again`);
+        }
         throw this.#epochTaken(epoch, now);
       }
       // A grant adds its client once: one more Welcome needs one more KeyPackage from the DS (the group's went with the commit).
