@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { toHex } from 'paired-mls';
 import { PairedDevice, type PairingMode } from 'paired-mls/paired';
 import { type Member, deliverCommit, expectInSync, mlsError } from './helpers.js';
-import { device, pairedTrio, pairedWorld, read, refused, stolen } from './paired-helpers.js';
+import { applyShareRand, device, inviteNext, pairedTrio, pairedWorld, read, refused, seededTrio, stolen } from './paired-helpers.js';
 
 const ENDED = ['PAIRING_REJECTED', 'unexpected', 'the pairing has ended (unexpected)'] as const;
 
@@ -246,4 +246,29 @@ describe.each(['hidden', 'standard'] as const)('review62b (%s mode): after the e
     await rejoin(w.p, w.a, [w.a, bob]);
     await allTalk([w.a, w.p, bob]);
   });
+
+  for (const route of ['rekey', 'rejoin'] as const) {
+    it(`route ${route}: the invited watch whose Accept the laptop refuses after the phone's cease is not stranded: it takes the phone's CeasePair (and route rekey its removal step) itself, has ended too, and pairs again`, async () => {
+      const t = await seededTrio(mode);
+      const { joiner: watchDevice, shareRand } = await inviteNext(t.active, t.phoneDevice, t.watch, t.watchVault);
+      const { accept } = await applyShareRand(watchDevice, shareRand);
+      expect({ established: watchDevice.established, role: watchDevice.role }).toEqual({ established: true, role: 'passive' });
+      const cease = await t.phoneDevice.ceasePair(route);
+      expect(await t.active.receive(cease.pairing[0]!)).toEqual({ type: 'pairingCeased', route });
+      await refused(() => t.active.receive(accept), ...ENDED);
+      // The watch learns the end from the phone itself.
+      expect(await watchDevice.receive(cease.pairing[0]!)).toEqual({ type: 'pairingCeased', route });
+      if (route === 'rekey') {
+        expect((await watchDevice.receive(cease.pairing[1]!)).type).toBe('derivationStep');
+        expect(watchDevice.pairingGroup.state().active).toBe(false);
+        expect((await t.active.receive(cease.pairing[1]!)).type).toBe('derivationStep');
+      }
+      expect(watchDevice.ceased).toBe(true);
+      // Nothing holds the watch: it pairs again (here with the laptop, which initiates anew).
+      expect(cease.groups).toEqual([]); // (the phone was enrolled in no group here)
+      const again = await PairedDevice.initiate(t.watch.client, t.watch.identity, { mode, vault: t.watchVault });
+      expect({ ceased: again.ceased, established: again.established, role: again.role }).toEqual({ ceased: false, established: false, role: 'active' });
+      await allTalk([t.a, t.bob]);
+    });
+  }
 });
