@@ -271,4 +271,44 @@ describe.each(['hidden', 'standard'] as const)('review62b (%s mode): after the e
       await allTalk([t.a, t.bob]);
     });
   }
+
+  it("route rejoin, the phone's own cease loses its join to the laptop's paired update at the DS: the Notify is refused ENDED (was UNKNOWN_GROUP), the phone rejoins with another key and its next ceasePair removes the anchor leaf; all go on", async () => {
+    const w = await pairedWorld(['bob'], mode);
+    const bob = w.others[0]!;
+    const groupId = w.a.group!.id;
+    const u = await w.activeDevice.update(w.a.group!, { send: async () => undefined });
+    await deliverCommit(u.commit, [bob]);
+    const lost = await w.passiveDevice.ceasePair('rejoin', {
+      send: async () => {
+        throw new Error('409: the epoch was taken');
+      },
+    });
+    expect(lost.groups.map((g) => g.ceased)).toEqual([false]);
+    expect(w.passiveDevice.ceasingGroups()).toEqual([toHex(groupId)]);
+    const before = await snapshot(w.p, w.passiveDevice, groupId);
+    await refused(() => w.passiveDevice.applyNotify(u), ...ENDED);
+    expect(await snapshot(w.p, w.passiveDevice, groupId)).toEqual(before);
+    // The laptop takes the CeasePair (route rejoin: no step; its pairing group is at its own step's epoch).
+    const atLaptop = await mlsError(() => w.activeDevice.receive(lost.pairing[0]!));
+    expect(atLaptop.code).toBe('WRONG_EPOCH');
+    // The phone cannot follow the winner on the anchor leaf: it rejoins with a key other than the cease's.
+    const other = await w.p.client.createIdentity(w.p.identity.identity, w.p.identity.ciphersuite);
+    await w.p.client.deleteGroup(groupId);
+    const joined = await w.p.client.joinExternal(await bob.group!.exportGroupInfo(), other);
+    if (joined.group.state().pendingCommit) await joined.group.mergePendingCommit();
+    await deliverCommit(joined.commit, [w.a, bob]);
+    w.p.group = joined.group;
+    const finish = await w.passiveDevice.ceasePair('rejoin');
+    expect(finish.groups.map((g) => ({ ceased: g.ceased, commits: g.commits.length, error: g.error }))).toEqual([{ ceased: true, commits: 1, error: undefined }]);
+    await deliverCommit(finish.groups[0]!.commits[0]!, [w.a, bob]);
+    await rejoin(w.a, bob, [w.p, bob]);
+    await allTalk([w.a, w.p, bob]);
+    // (Known, §4.9 "A CeasePair that races a paired update": the laptop never took the CeasePair and still
+    // counts itself paired; its further paired updates act for nobody: the phone refuses them.)
+    expect({ ceased: w.activeDevice.ceased, role: w.activeDevice.role }).toEqual({ ceased: false, role: 'active' });
+    const next = await w.activeDevice.update(w.a.group!, { send: async () => undefined });
+    await deliverCommit(next.commit, [w.p, bob]);
+    await refused(() => w.passiveDevice.applyNotify(next), ...ENDED);
+    await allTalk([w.a, w.p, bob]);
+  });
 });
