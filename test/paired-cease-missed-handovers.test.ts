@@ -13,8 +13,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { PairedDevice, WebCryptoSeedVault, encodePairingMessage, generateSeed, pairingProofTbs, provenContent, type CeasePairResult, type PairingMode, type ProvenMessage, type SeedVault } from 'paired-mls/paired';
-import { type Member, deliverCommit, expectInSync, mlsError } from './helpers.js';
-import { pairedTrio, read, refused, stolen } from './paired-helpers.js';
+import { deliverCommit, expectInSync, mlsError } from './helpers.js';
+import { pairedTrio, read, refused, rejoinOwnKey, stolen } from './paired-helpers.js';
 
 type Route = 'rekey' | 'rejoin';
 type Trio = Awaited<ReturnType<typeof pairedTrio>>;
@@ -46,16 +46,6 @@ async function provenByWatch(t: Trio, vault: SeedVault, body: ProvenMessage): Pr
   return encodePairingMessage({ ...body, proof });
 }
 
-/** `m` joins the group again with its own key from `from`'s GroupInfo (§4.9), the commit reaching `others`. */
-async function rejoin(m: Member, from: Member, others: Member[]): Promise<void> {
-  const groupId = from.group!.id;
-  await m.client.deleteGroup(groupId);
-  const joined = await m.client.joinExternal(await from.group!.exportGroupInfo(), m.identity);
-  if (joined.group.state().pendingCommit) await joined.group.mergePendingCommit();
-  await deliverCommit(joined.commit, others);
-  m.group = joined.group;
-}
-
 /**
  * After the cease the group goes on: the watch's group commits reach bob
  * (route rejoin: the laptop and the phone too, whom the removal of the
@@ -70,8 +60,8 @@ async function groupGoesOn(t: Trio, route: Route, cease: CeasePairResult): Promi
   }
   t.watch.group = t.watch.client.group(groupId);
   expectInSync([t.watch, t.bob]);
-  await rejoin(t.a, t.watch, [t.watch, t.bob]);
-  await rejoin(t.phone, t.watch, [t.watch, t.bob, t.a]);
+  await rejoinOwnKey(t.a, t.watch, [t.watch, t.bob]);
+  await rejoinOwnKey(t.phone, t.watch, [t.watch, t.bob, t.a]);
   const { commit } = await t.bob.group!.selfUpdate();
   await t.bob.group!.mergePendingCommit();
   await deliverCommit(commit, [t.a, t.phone, t.watch]);

@@ -16,48 +16,9 @@ import { describe, expect, it } from 'vitest';
 import { toHex } from 'paired-mls';
 import { PairedDevice, type CeasePairResult, type PairedCommit, type PairingMode } from 'paired-mls/paired';
 import { type Member, deliverCommit, expectInSync, mlsError } from './helpers.js';
-import { applyShareRand, device, inviteNext, pairedTrio, pairedWorld, read, refused, seededTrio, stolen } from './paired-helpers.js';
+import { allTalk, applyShareRand, device, deviceSnapshot, inviteNext, pairedTrio, pairedWorld, refused, rejoinOwnKey, seededTrio, stolen } from './paired-helpers.js';
 
 const ENDED = ['PAIRING_REJECTED', 'unexpected', 'the pairing has ended (unexpected)'] as const;
-
-/** Everything `m` has stored (sorted hex), and what its device and group say: compared before and after a refusal. */
-async function snapshot(m: Member, d: PairedDevice, groupId: Uint8Array) {
-  const entries = (await m.storage!.entries()).map(([k, v]) => `${toHex(k)}=${toHex(v)}`).sort();
-  const group = m.client.group(groupId);
-  // Route rejoin deletes the pairing group of the device that ended the pairing.
-  const pairing = await Promise.resolve()
-    .then(() => d.pairingGroup)
-    .catch((err: { code?: string }) => {
-      expect(err.code).toBe('UNKNOWN_GROUP');
-      return undefined;
-    });
-  return {
-    entries,
-    device: { ceased: d.ceased, role: d.role, counter: d.counter, groups: d.enrolledGroups(), ceasing: d.ceasingGroups() },
-    group: { epoch: group.epoch, authenticator: toHex(group.epochAuthenticator()) },
-    pairing: pairing && { epoch: pairing.epoch, active: pairing.state().active, members: pairing.members().length },
-  };
-}
-
-/** `m` joins the group again with its own key from `from`'s GroupInfo (§4.9), the commit reaching `others`. */
-async function rejoin(m: Member, from: Member, others: Member[]): Promise<void> {
-  const groupId = from.group!.id;
-  await m.client.deleteGroup(groupId);
-  const joined = await m.client.joinExternal(await from.group!.exportGroupInfo(), m.identity);
-  if (joined.group.state().pendingCommit) await joined.group.mergePendingCommit();
-  await deliverCommit(joined.commit, others);
-  m.group = joined.group;
-}
-
-/** Every member commits nothing more but sends one message that all the others read. */
-async function allTalk(members: Member[]): Promise<void> {
-  expectInSync(members);
-  for (const sender of members) {
-    const text = `${sender.name} after the cease`;
-    const message = await sender.group!.encrypt(text);
-    for (const m of members.filter((x) => x !== sender)) expect(await read(m, message)).toBe(text);
-  }
-}
 
 /**
  * The cease's group commits, which the DS took (the paired update lost there): `takers` process them
@@ -86,30 +47,30 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS (%s mode): a device w
         // The laptop's paired update and the watch's cease, made in the same pairing and group epochs.
         const u = await updateLostAtDs(t.laptop, t.a);
         const cease = await t.watchDevice.ceasePair(route);
-        let before: Awaited<ReturnType<typeof snapshot>>;
+        let before: Awaited<ReturnType<typeof deviceSnapshot>>;
         if (order === 'awaited') {
           expect(await t.phoneDevice.receive(cease.pairing[0]!)).toEqual({ type: 'pairingCeased', route });
-          before = await snapshot(t.phone, t.phoneDevice, groupId);
+          before = await deviceSnapshot(t.phone, t.phoneDevice, groupId);
           await refused(() => t.phoneDevice.applyNotify(u), ...ENDED);
         } else {
           // Both calls made at once: the Notify waits its turn behind the CeasePair, and the check is made in that turn.
-          before = await snapshot(t.phone, t.phoneDevice, groupId);
+          before = await deviceSnapshot(t.phone, t.phoneDevice, groupId);
           const taking = t.phoneDevice.receive(cease.pairing[0]!);
           const applying = mlsError(() => t.phoneDevice.applyNotify(u));
           expect(await taking).toEqual({ type: 'pairingCeased', route });
           const err = await applying;
           expect({ code: err.code, reason: (err as { reason?: string }).reason, message: err.message }).toEqual({ code: ENDED[0], reason: ENDED[1], message: ENDED[2] });
-          const after = await snapshot(t.phone, t.phoneDevice, groupId);
+          const after = await deviceSnapshot(t.phone, t.phoneDevice, groupId);
           // Only the CeasePair changed the phone.
           expect(after.device).toEqual({ ...before.device, ceased: true });
           expect(after.group).toEqual(before.group);
           before = after;
         }
-        expect(await snapshot(t.phone, t.phoneDevice, groupId)).toEqual(before);
+        expect(await deviceSnapshot(t.phone, t.phoneDevice, groupId)).toEqual(before);
         expect(before.device).toMatchObject({ ceased: true, role: 'passive', groups: [toHex(groupId)] });
         // The laptop's derivation step alone is refused too (it ended nothing at the laptop, which has not read the CeasePair).
         await refused(() => t.phoneDevice.receive(u.pairing[0]!), ...ENDED);
-        expect(await snapshot(t.phone, t.phoneDevice, groupId)).toEqual(before);
+        expect(await deviceSnapshot(t.phone, t.phoneDevice, groupId)).toEqual(before);
         // The watch's removal step is still taken from its leaf: the phone leaves the pairing group.
         if (route === 'rekey') {
           expect(await t.phoneDevice.receive(cease.pairing[1]!)).toEqual({ type: 'derivationStep', counter: before.device.counter });
@@ -121,12 +82,12 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS (%s mode): a device w
         await deliverCease(cease, route === 'rekey' ? [t.bob] : [t.a, t.phone, t.bob]);
         t.watch.group = t.watch.client.group(groupId);
         expectInSync([t.watch, t.bob]);
-        await rejoin(t.phone, t.watch, [t.watch, t.bob]);
-        await rejoin(t.a, t.watch, [t.watch, t.bob, t.phone]);
+        await rejoinOwnKey(t.phone, t.watch, [t.watch, t.bob]);
+        await rejoinOwnKey(t.a, t.watch, [t.watch, t.bob, t.phone]);
         const { commit } = await t.bob.group!.selfUpdate();
         await t.bob.group!.mergePendingCommit();
         await deliverCommit(commit, [t.a, t.phone, t.watch]);
-        await allTalk([t.a, t.phone, t.watch, t.bob]);
+        await allTalk([t.a, t.phone, t.watch, t.bob], 'after the cease');
       });
     }
 
@@ -138,13 +99,13 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS (%s mode): a device w
       const older = await stolen(w.a);
       const cease = await w.activeDevice.ceasePair(route);
       expect(await w.passiveDevice.receive(cease.pairing[0]!)).toEqual({ type: 'pairingCeased', route });
-      const before = await snapshot(w.p, w.passiveDevice, groupId);
+      const before = await deviceSnapshot(w.p, w.passiveDevice, groupId);
       const exPartner = PairedDevice.open(older, w.activeDevice.vault);
       expect({ ceased: exPartner.ceased, role: exPartner.role }).toEqual({ ceased: false, role: 'active' });
       const u = await exPartner.update(older.group(groupId));
       await refused(() => w.passiveDevice.applyNotify(u), ...ENDED);
       await refused(() => w.passiveDevice.receive(u.pairing[0]!), ...ENDED);
-      expect(await snapshot(w.p, w.passiveDevice, groupId)).toEqual(before);
+      expect(await deviceSnapshot(w.p, w.passiveDevice, groupId)).toEqual(before);
       if (route === 'rekey') {
         expect(await w.passiveDevice.receive(cease.pairing[1]!)).toEqual({ type: 'derivationStep', counter: before.device.counter });
         expect(w.passiveDevice.pairingGroup.state().active).toBe(false);
@@ -152,8 +113,8 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS (%s mode): a device w
       // The laptop's cease reaches bob (route rejoin: the phone too, whom the removal of the anchor leaf takes out); the phone joins with its own key.
       await deliverCease(cease, route === 'rekey' ? [bob] : [w.p, bob]);
       expectInSync([w.a, bob]);
-      await rejoin(w.p, w.a, [w.a, bob]);
-      await allTalk([w.a, w.p, bob]);
+      await rejoinOwnKey(w.p, w.a, [w.a, bob]);
+      await allTalk([w.a, w.p, bob], 'after the cease');
     });
 
     it(`two devices, route ${route}: the phone ends the pairing itself before the laptop's Notify arrives: refused, nothing changes; all go on`, async () => {
@@ -162,16 +123,16 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS (%s mode): a device w
       const groupId = w.a.group!.id;
       const u = await updateLostAtDs(w.activeDevice, w.a);
       const cease = await w.passiveDevice.ceasePair(route);
-      const before = await snapshot(w.p, w.passiveDevice, groupId);
+      const before = await deviceSnapshot(w.p, w.passiveDevice, groupId);
       expect(before.device).toMatchObject({ ceased: true, role: route === 'rekey' ? 'active' : 'passive' });
       await refused(() => w.passiveDevice.applyNotify(u), ...ENDED);
-      expect(await snapshot(w.p, w.passiveDevice, groupId)).toEqual(before);
+      expect(await deviceSnapshot(w.p, w.passiveDevice, groupId)).toEqual(before);
       // The phone's cease reaches bob (route rejoin: the laptop too); the laptop joins with its own key.
       await deliverCease(cease, route === 'rekey' ? [bob] : [w.a, bob]);
       w.p.group = w.p.client.group(groupId);
       expectInSync([w.p, bob]);
-      await rejoin(w.a, w.p, [w.p, bob]);
-      await allTalk([w.a, w.p, bob]);
+      await rejoinOwnKey(w.a, w.p, [w.p, bob]);
+      await allTalk([w.a, w.p, bob], 'after the cease');
     });
   }
 
@@ -182,12 +143,12 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS (%s mode): a device w
     const { accept } = await applyShareRand(watchDevice, shareRand);
     const cease = await t.phoneDevice.ceasePair('rekey');
     expect(await t.active.receive(cease.pairing[0]!)).toEqual({ type: 'pairingCeased', route: 'rekey' });
-    const before = await snapshot(t.a, t.active, t.a.group.id);
+    const before = await deviceSnapshot(t.a, t.active, t.a.group.id);
     await refused(() => t.active.receive(accept), ...ENDED);
-    expect(await snapshot(t.a, t.active, t.a.group.id)).toEqual(before);
+    expect(await deviceSnapshot(t.a, t.active, t.a.group.id)).toEqual(before);
     expect(await t.active.receive(cease.pairing[1]!)).toEqual({ type: 'derivationStep', counter: before.device.counter });
     expect(t.active.pairingGroup.state().active).toBe(false);
-    await allTalk([t.a, t.bob]);
+    await allTalk([t.a, t.bob], 'after the cease');
 
     // Proven add: the laptop ends the pairing, its older copy (with its vault) invites a device; the phone took the CeasePair.
     const w = await pairedWorld(['bob'], mode);
@@ -196,14 +157,14 @@ describe.each(['hidden', 'standard'] as const)('Paired MLS (%s mode): a device w
     const older = await stolen(w.a);
     const ended = await w.activeDevice.ceasePair('rekey');
     expect(await w.passiveDevice.receive(ended.pairing[0]!)).toEqual({ type: 'pairingCeased', route: 'rekey' });
-    const phoneBefore = await snapshot(w.p, w.passiveDevice, groupId);
+    const phoneBefore = await deviceSnapshot(w.p, w.passiveDevice, groupId);
     const tablet = await device('alice-tablet');
     const invite = await PairedDevice.open(older, w.activeDevice.vault).invite(await PairedDevice.createKeyPackage(tablet.client, tablet.identity));
     await refused(() => w.passiveDevice.receive(invite.pairingCommit), ...ENDED);
-    expect(await snapshot(w.p, w.passiveDevice, groupId)).toEqual(phoneBefore);
+    expect(await deviceSnapshot(w.p, w.passiveDevice, groupId)).toEqual(phoneBefore);
     expect(await w.passiveDevice.receive(ended.pairing[1]!)).toEqual({ type: 'derivationStep', counter: phoneBefore.device.counter });
     await deliverCease(ended, [bob]);
-    await rejoin(w.p, w.a, [w.a, bob]);
-    await allTalk([w.a, w.p, bob]);
+    await rejoinOwnKey(w.p, w.a, [w.a, bob]);
+    await allTalk([w.a, w.p, bob], 'after the cease');
   });
 });

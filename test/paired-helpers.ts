@@ -3,7 +3,7 @@
  * which "alice" acts through two paired devices (active A, passive P).
  */
 import { expect } from 'vitest';
-import { MemoryStorageAdapter, MlsClient, utf8, type Group } from 'paired-mls';
+import { MemoryStorageAdapter, MlsClient, toHex, utf8, type Group } from 'paired-mls';
 import {
   PairedDevice,
   PairingError,
@@ -241,5 +241,47 @@ export async function takeRekeyCease(devices: PairedDevice[], cease: { pairing: 
     expect(await d.receive(cease.pairing[0]!)).toEqual({ type: 'pairingCeased', route: 'rekey' });
     expect((await d.receive(cease.pairing[1]!)).type).toBe('pairingGroupChanged');
     expect(d.pairingGroup.state().active).toBe(false);
+  }
+}
+
+/**
+ * Everything `m` has stored (sorted hex), and what its device, its group `groupId` and its pairing group say:
+ * compared before and after a refusal (nothing stored or changed). Route rejoin deletes the pairing group of the device
+ * that ended the pairing: then `pairing` is undefined.
+ */
+export async function deviceSnapshot(m: Member, d: PairedDevice, groupId: Uint8Array) {
+  const entries = (await m.storage!.entries()).map(([k, v]) => `${toHex(k)}=${toHex(v)}`).sort();
+  const group = m.client.group(groupId);
+  const pairing = await Promise.resolve()
+    .then(() => d.pairingGroup)
+    .catch((err: { code?: string }) => {
+      expect(err.code).toBe('UNKNOWN_GROUP');
+      return undefined;
+    });
+  return {
+    entries,
+    device: { ceased: d.ceased, role: d.role, counter: d.counter, groups: d.enrolledGroups(), ceasing: d.ceasingGroups() },
+    group: { epoch: group.epoch, authenticator: toHex(group.epochAuthenticator()) },
+    pairing: pairing && { epoch: pairing.epoch, active: pairing.state().active, members: pairing.members().length },
+  };
+}
+
+/** `m` joins the group again with its own key from `from`'s GroupInfo (§4.9), the commit reaching `others`. */
+export async function rejoinOwnKey(m: Member, from: Member, others: Member[]): Promise<void> {
+  const groupId = from.group!.id;
+  await m.client.deleteGroup(groupId);
+  const joined = await m.client.joinExternal(await from.group!.exportGroupInfo(), m.identity);
+  if (joined.group.state().pendingCommit) await joined.group.mergePendingCommit();
+  await deliverCommit(joined.commit, others);
+  m.group = joined.group;
+}
+
+/** The members are in sync, and each sends one message (`${name} ${what}`) that all the others read. */
+export async function allTalk(members: Member[], what: string): Promise<void> {
+  expectInSync(members);
+  for (const sender of members) {
+    const text = `${sender.name} ${what}`;
+    const message = await sender.group!.encrypt(text);
+    for (const m of members.filter((x) => x !== sender)) expect(await read(m, message)).toBe(text);
   }
 }

@@ -7,48 +7,10 @@
 import { describe, expect, it } from 'vitest';
 import { toHex } from 'paired-mls';
 import { PairedDevice, type PairingMode } from 'paired-mls/paired';
-import { type Member, deliverCommit, expectInSync, mlsError } from './helpers.js';
-import { applyShareRand, device, inviteNext, pairedTrio, pairedWorld, read, refused, seededTrio, stolen } from './paired-helpers.js';
+import { deliverCommit, expectInSync, mlsError } from './helpers.js';
+import { allTalk, applyShareRand, device, deviceSnapshot, inviteNext, pairedTrio, pairedWorld, refused, rejoinOwnKey, seededTrio, stolen } from './paired-helpers.js';
 
 const ENDED = ['PAIRING_REJECTED', 'unexpected', 'the pairing has ended (unexpected)'] as const;
-
-/** Everything `m` has stored (sorted hex), and what its device and group say. */
-async function snapshot(m: Member, d: PairedDevice, groupId: Uint8Array) {
-  const entries = (await m.storage!.entries()).map(([k, v]) => `${toHex(k)}=${toHex(v)}`).sort();
-  const group = m.client.group(groupId);
-  const pairing = await Promise.resolve()
-    .then(() => d.pairingGroup)
-    .catch((err: { code?: string }) => {
-      expect(err.code).toBe('UNKNOWN_GROUP');
-      return undefined;
-    });
-  return {
-    entries,
-    device: { ceased: d.ceased, role: d.role, counter: d.counter, groups: d.enrolledGroups(), ceasing: d.ceasingGroups() },
-    group: { epoch: group.epoch, authenticator: toHex(group.epochAuthenticator()) },
-    pairing: pairing && { epoch: pairing.epoch, active: pairing.state().active, members: pairing.members().length },
-  };
-}
-
-/** `m` joins the group again with its own key from `from`'s GroupInfo, the commit reaching `others`. */
-async function rejoin(m: Member, from: Member, others: Member[]): Promise<void> {
-  const groupId = from.group!.id;
-  await m.client.deleteGroup(groupId);
-  const joined = await m.client.joinExternal(await from.group!.exportGroupInfo(), m.identity);
-  if (joined.group.state().pendingCommit) await joined.group.mergePendingCommit();
-  await deliverCommit(joined.commit, others);
-  m.group = joined.group;
-}
-
-/** Every member sends one message that all the others read. */
-async function allTalk(members: Member[]): Promise<void> {
-  expectInSync(members);
-  for (const sender of members) {
-    const text = `${sender.name} after the attack`;
-    const message = await sender.group!.encrypt(text);
-    for (const m of members.filter((x) => x !== sender)) expect(await read(m, message)).toBe(text);
-  }
-}
 
 describe.each(['hidden', 'standard'] as const)('review62b (%s mode): after the end', (mode: PairingMode) => {
   it("route rejoin sets no ceaseFrom: the laptop's older copy (with its vault) makes a proven step removing the phone (its own ceasePair('rekey')): refused ENDED, nothing changes; before 49ed97b it was taken", async () => {
@@ -58,18 +20,18 @@ describe.each(['hidden', 'standard'] as const)('review62b (%s mode): after the e
     const older = await stolen(w.a);
     const cease = await w.activeDevice.ceasePair('rejoin');
     expect(await w.passiveDevice.receive(cease.pairing[0]!)).toEqual({ type: 'pairingCeased', route: 'rejoin' });
-    const before = await snapshot(w.p, w.passiveDevice, groupId);
+    const before = await deviceSnapshot(w.p, w.passiveDevice, groupId);
     expect(before.pairing).toMatchObject({ active: true, members: 2 });
     // The copy's own cease: a proven CeasePair and a proven derivation step removing the phone, from the active leaf.
     const copyCease = await PairedDevice.open(older, w.activeDevice.vault).ceasePair('rekey');
     await refused(() => w.passiveDevice.receive(copyCease.pairing[0]!), ...ENDED);
     await refused(() => w.passiveDevice.receive(copyCease.pairing[1]!), ...ENDED);
-    expect(await snapshot(w.p, w.passiveDevice, groupId)).toEqual(before);
+    expect(await deviceSnapshot(w.p, w.passiveDevice, groupId)).toEqual(before);
     // The real cease goes on: bob and the phone take the laptop's join and removal; the phone rejoins with its own key.
     for (const g of cease.groups) for (const c of g.commits) await deliverCommit(c, [w.p, bob]);
     expectInSync([w.a, bob]);
-    await rejoin(w.p, w.a, [w.a, bob]);
-    await allTalk([w.a, w.p, bob]);
+    await rejoinOwnKey(w.p, w.a, [w.a, bob]);
+    await allTalk([w.a, w.p, bob], 'after the attack');
   });
 
   it("route rekey (ceaseFrom = the laptop): a commit from the laptop's older copy that removes the phone AND adds a device (no PSK, no proof) is taken in place of the step: the phone only leaves; an add alone, or a step not removing it, from that leaf is refused", async () => {
@@ -91,7 +53,7 @@ describe.each(['hidden', 'standard'] as const)('review62b (%s mode): after the e
     const raw2 = async (options: Parameters<ReturnType<typeof older.group>['commit']>[0]) => (await older2.group(pairingId).commit(options)).commit;
     const cease = await w.activeDevice.ceasePair('rekey');
     expect(await w.passiveDevice.receive(cease.pairing[0]!)).toEqual({ type: 'pairingCeased', route: 'rekey' });
-    const before = await snapshot(w.p, w.passiveDevice, groupId);
+    const before = await deviceSnapshot(w.p, w.passiveDevice, groupId);
     // From ceaseFrom's leaf but not removing the phone: an unproven add, a self-update: refused as from any active leaf.
     await refused(async () => w.passiveDevice.receive(await raw({ add: [await tabletKp()] })), 'PAIRING_REJECTED', 'no-proof');
     await refused(async () => w.passiveDevice.receive(await raw({ selfUpdate: true })), 'PAIRING_REJECTED', 'no-proof');
@@ -99,21 +61,21 @@ describe.each(['hidden', 'standard'] as const)('review62b (%s mode): after the e
     const u = await olderDevice.update(older.group(groupId));
     await refused(() => w.passiveDevice.receive(u.pairing[0]!), ...ENDED);
     await refused(() => w.passiveDevice.applyNotify(u), ...ENDED);
-    expect(await snapshot(w.p, w.passiveDevice, groupId)).toEqual(before);
+    expect(await deviceSnapshot(w.p, w.passiveDevice, groupId)).toEqual(before);
     // A second copy from before the cease removes the phone and adds mallory's tablet in one commit (no PSK, no proof):
     // taken (the ceaseFrom rule), and the phone only leaves the pairing group; nothing else of it changes.
     const both = await raw2({ remove: [phoneLeaf], add: [await tabletKp()] });
     expect(await w.passiveDevice.receive(both)).toEqual({ type: 'pairingGroupChanged', epoch: before.pairing!.epoch + 1 });
     expect(w.passiveDevice.pairingGroup.state().active).toBe(false);
-    const after = await snapshot(w.p, w.passiveDevice, groupId);
+    const after = await deviceSnapshot(w.p, w.passiveDevice, groupId);
     expect(after.device).toEqual(before.device);
     expect(after.group).toEqual(before.group);
     // The real step then finds no group; the laptop's older copy's later steps, likewise refused.
     expect((await mlsError(() => w.passiveDevice.receive(cease.pairing[1]!))).code).toBe('NOT_A_MEMBER');
     await refused(() => w.passiveDevice.applyNotify(u), ...ENDED);
     for (const g of cease.groups) for (const c of g.commits) await deliverCommit(c, [bob]);
-    await rejoin(w.p, w.a, [w.a, bob]);
-    await allTalk([w.a, w.p, bob]);
+    await rejoinOwnKey(w.p, w.a, [w.a, bob]);
+    await allTalk([w.a, w.p, bob], 'after the attack');
   });
 
   it("three devices, route rekey (ceaseFrom = the watch at the phone): the watch's older copy removes only the laptop (or the laptop and adds a device): refused wrong-sender at the phone, nothing changes; its removal of the phone is the one commit taken", async () => {
@@ -132,7 +94,7 @@ describe.each(['hidden', 'standard'] as const)('review62b (%s mode): after the e
     };
     const cease = await t.watchDevice.ceasePair('rekey');
     expect(await t.phoneDevice.receive(cease.pairing[0]!)).toEqual({ type: 'pairingCeased', route: 'rekey' });
-    const before = await snapshot(t.phone, t.phoneDevice, groupId);
+    const before = await deviceSnapshot(t.phone, t.phoneDevice, groupId);
     const notActive = `a pairing-group commit from leaf ${watchLeaf}, not the active device (wrong-sender)`;
     await refused(async () => t.phoneDevice.receive(await raw({ remove: [laptopLeaf] })), 'PAIRING_REJECTED', 'wrong-sender', notActive);
     await refused(
@@ -141,7 +103,7 @@ describe.each(['hidden', 'standard'] as const)('review62b (%s mode): after the e
       'wrong-sender',
       notActive,
     );
-    expect(await snapshot(t.phone, t.phoneDevice, groupId)).toEqual(before);
+    expect(await deviceSnapshot(t.phone, t.phoneDevice, groupId)).toEqual(before);
     // Removing only the phone (the copy's own removal, no PSK): taken; the real step then NOT_A_MEMBER.
     expect((await t.phoneDevice.receive(await raw({ remove: [phoneLeaf] }))).type).toBe('pairingGroupChanged');
     expect(t.phoneDevice.pairingGroup.state().active).toBe(false);
@@ -151,9 +113,9 @@ describe.each(['hidden', 'standard'] as const)('review62b (%s mode): after the e
     expect((await t.laptop.receive(cease.pairing[1]!)).type).toBe('derivationStep');
     for (const g of cease.groups) for (const c of g.commits) await deliverCommit(c, [t.bob]);
     t.watch.group = t.watch.client.group(groupId);
-    await rejoin(t.phone, t.watch, [t.watch, t.bob]);
-    await rejoin(t.a, t.watch, [t.watch, t.bob, t.phone]);
-    await allTalk([t.a, t.phone, t.watch, t.bob]);
+    await rejoinOwnKey(t.phone, t.watch, [t.watch, t.bob]);
+    await rejoinOwnKey(t.a, t.watch, [t.watch, t.bob, t.phone]);
+    await allTalk([t.a, t.phone, t.watch, t.bob], 'after the attack');
   });
 
   it("three devices, the laptop's paired update WINS at the DS over the watch's cease (its group commit refused): the phone takes the CeasePair and refuses the Notify; it is not stranded: it rejoins with its own key and all read each other", async () => {
@@ -169,26 +131,26 @@ describe.each(['hidden', 'standard'] as const)('review62b (%s mode): after the e
     expect(lost.groups.map((g) => g.ceased)).toEqual([false]);
     expect(t.watchDevice.ceasingGroups()).toEqual([toHex(groupId)]);
     expect(await t.phoneDevice.receive(lost.pairing[0]!)).toEqual({ type: 'pairingCeased', route: 'rekey' });
-    const before = await snapshot(t.phone, t.phoneDevice, groupId);
+    const before = await deviceSnapshot(t.phone, t.phoneDevice, groupId);
     await refused(() => t.phoneDevice.applyNotify(u), ...ENDED);
-    expect(await snapshot(t.phone, t.phoneDevice, groupId)).toEqual(before);
+    expect(await deviceSnapshot(t.phone, t.phoneDevice, groupId)).toEqual(before);
     // The winner on the anchor leaf cannot be followed without the Notify: the phone's group stays where it was.
     const direct = await mlsError(() => t.phone.group!.process(u.commit));
     expect({ code: direct.code, message: direct.message }).toEqual({
       code: 'INVALID_COMMIT',
       message: 'processing message: The Commit was created by this client but does not match the pending commit.',
     });
-    expect(await snapshot(t.phone, t.phoneDevice, groupId)).toEqual(before);
+    expect(await deviceSnapshot(t.phone, t.phoneDevice, groupId)).toEqual(before);
     // The laptop made its step: the CeasePair is of a pairing epoch it left; it stays active on the anchor leaf.
     expect((await mlsError(() => t.laptop.receive(lost.pairing[0]!))).code).toBe('WRONG_EPOCH');
     // The phone rejoins with its own key from bob's GroupInfo; laptop, phone and bob read each other.
-    await rejoin(t.phone, t.bob, [t.a, t.bob]);
-    await allTalk([t.a, t.phone, t.bob]);
+    await rejoinOwnKey(t.phone, t.bob, [t.a, t.bob]);
+    await allTalk([t.a, t.phone, t.bob], 'after the attack');
     // The laptop's next paired update is for nobody: the phone refuses it, nothing changes, and the group goes on.
     const next = await t.laptop.update(t.a.group!, { send: async () => undefined });
     await deliverCommit(next.commit, [t.phone, t.bob]);
     await refused(() => t.phoneDevice.applyNotify(next), ...ENDED);
-    await allTalk([t.a, t.phone, t.bob]);
+    await allTalk([t.a, t.phone, t.bob], 'after the attack');
     // The watch, whose cease lost in the group, is not stranded either: it cannot follow the winner (nor take its
     // Notify, ended), rejoins with a key of its own, and its cease then removes the anchor leaf the laptop stays on.
     await refused(() => t.watchDevice.applyNotify(u), ...ENDED);
@@ -209,8 +171,8 @@ describe.each(['hidden', 'standard'] as const)('review62b (%s mode): after the e
     expect(t.watchDevice.ceasingGroups()).toEqual([]);
     await deliverCommit(finish.groups[0]!.commits[0]!, [t.phone, t.bob]);
     expect((await t.a.group!.process(finish.groups[0]!.commits[0]!)).kind).toBe('commit');
-    await rejoin(t.a, t.bob, [t.phone, t.watch, t.bob]);
-    await allTalk([t.a, t.phone, t.watch, t.bob]);
+    await rejoinOwnKey(t.a, t.bob, [t.phone, t.watch, t.bob]);
+    await allTalk([t.a, t.phone, t.watch, t.bob], 'after the attack');
   });
 
   it("the thief's replay: a Notify the phone already applied, sent again after the phone took the laptop's CeasePair, is refused ENDED before anything is read (no error loop: the same each time), nothing changes; a stolen copy (no vault) cannot cease; all go on", async () => {
@@ -221,20 +183,20 @@ describe.each(['hidden', 'standard'] as const)('review62b (%s mode): after the e
     await deliverCommit(u0.commit, [bob]);
     expect((await w.passiveDevice.applyNotify(u0)).kind).toBe('update');
     // Before the end the replay is refused as a replay; the device is unchanged.
-    const live = await snapshot(w.p, w.passiveDevice, groupId);
+    const live = await deviceSnapshot(w.p, w.passiveDevice, groupId);
     await refused(() => w.passiveDevice.applyNotify(u0), 'NOTIFY_REJECTED', 'replay', "Notify rejected: processing message: Message epoch differs from the group's epoch. (replay)");
-    expect(await snapshot(w.p, w.passiveDevice, groupId)).toEqual(live);
+    expect(await deviceSnapshot(w.p, w.passiveDevice, groupId)).toEqual(live);
     const thief = await stolen(w.p);
     const cease = await w.activeDevice.ceasePair('rekey');
     expect(await w.passiveDevice.receive(cease.pairing[0]!)).toEqual({ type: 'pairingCeased', route: 'rekey' });
-    const before = await snapshot(w.p, w.passiveDevice, groupId);
+    const before = await deviceSnapshot(w.p, w.passiveDevice, groupId);
     for (let i = 0; i < 3; i++) {
       await refused(() => w.passiveDevice.applyNotify(u0), ...ENDED);
       // The step alone through receive: of a pairing epoch the phone left, MLS refuses it first.
       const old = await mlsError(() => w.passiveDevice.receive(u0.pairing[0]!));
       expect(old.code).toBe('WRONG_EPOCH');
     }
-    expect(await snapshot(w.p, w.passiveDevice, groupId)).toEqual(before);
+    expect(await deviceSnapshot(w.p, w.passiveDevice, groupId)).toEqual(before);
     // The copy (still paired in its own eyes, no vault) can end nothing.
     const copy = PairedDevice.open(thief, undefined);
     expect({ ceased: copy.ceased, role: copy.role }).toEqual({ ceased: false, role: 'passive' });
@@ -243,8 +205,8 @@ describe.each(['hidden', 'standard'] as const)('review62b (%s mode): after the e
     // The real removal step is still taken; the phone rejoins; all read each other.
     expect((await w.passiveDevice.receive(cease.pairing[1]!)).type).toBe('derivationStep');
     for (const g of cease.groups) for (const c of g.commits) await deliverCommit(c, [bob]);
-    await rejoin(w.p, w.a, [w.a, bob]);
-    await allTalk([w.a, w.p, bob]);
+    await rejoinOwnKey(w.p, w.a, [w.a, bob]);
+    await allTalk([w.a, w.p, bob], 'after the attack');
   });
 
   for (const route of ['rekey', 'rejoin'] as const) {
@@ -268,7 +230,7 @@ describe.each(['hidden', 'standard'] as const)('review62b (%s mode): after the e
       expect(cease.groups).toEqual([]); // (the phone was enrolled in no group here)
       const again = await PairedDevice.initiate(t.watch.client, t.watch.identity, { mode, vault: t.watchVault });
       expect({ ceased: again.ceased, established: again.established, role: again.role }).toEqual({ ceased: false, established: false, role: 'active' });
-      await allTalk([t.a, t.bob]);
+      await allTalk([t.a, t.bob], 'after the attack');
     });
   }
 
@@ -285,9 +247,9 @@ describe.each(['hidden', 'standard'] as const)('review62b (%s mode): after the e
     });
     expect(lost.groups.map((g) => g.ceased)).toEqual([false]);
     expect(w.passiveDevice.ceasingGroups()).toEqual([toHex(groupId)]);
-    const before = await snapshot(w.p, w.passiveDevice, groupId);
+    const before = await deviceSnapshot(w.p, w.passiveDevice, groupId);
     await refused(() => w.passiveDevice.applyNotify(u), ...ENDED);
-    expect(await snapshot(w.p, w.passiveDevice, groupId)).toEqual(before);
+    expect(await deviceSnapshot(w.p, w.passiveDevice, groupId)).toEqual(before);
     // The laptop takes the CeasePair (route rejoin: no step; its pairing group is at its own step's epoch).
     const atLaptop = await mlsError(() => w.activeDevice.receive(lost.pairing[0]!));
     expect(atLaptop.code).toBe('WRONG_EPOCH');
@@ -301,14 +263,14 @@ describe.each(['hidden', 'standard'] as const)('review62b (%s mode): after the e
     const finish = await w.passiveDevice.ceasePair('rejoin');
     expect(finish.groups.map((g) => ({ ceased: g.ceased, commits: g.commits.length, error: g.error }))).toEqual([{ ceased: true, commits: 1, error: undefined }]);
     await deliverCommit(finish.groups[0]!.commits[0]!, [w.a, bob]);
-    await rejoin(w.a, bob, [w.p, bob]);
-    await allTalk([w.a, w.p, bob]);
+    await rejoinOwnKey(w.a, bob, [w.p, bob]);
+    await allTalk([w.a, w.p, bob], 'after the attack');
     // (Known, §4.9 "A CeasePair that races a paired update": the laptop never took the CeasePair and still
     // counts itself paired; its further paired updates act for nobody: the phone refuses them.)
     expect({ ceased: w.activeDevice.ceased, role: w.activeDevice.role }).toEqual({ ceased: false, role: 'active' });
     const next = await w.activeDevice.update(w.a.group!, { send: async () => undefined });
     await deliverCommit(next.commit, [w.p, bob]);
     await refused(() => w.passiveDevice.applyNotify(next), ...ENDED);
-    await allTalk([w.a, w.p, bob]);
+    await allTalk([w.a, w.p, bob], 'after the attack');
   });
 });
