@@ -9,14 +9,11 @@
  * (`holdNext`) while the other is logged.
  */
 import { describe, expect, it } from 'vitest';
-import { DeliveryService, DsError } from 'paired-mls/services';
-import { headerOnly, holdNext } from './ds-helpers.js';
+import { DsError } from 'paired-mls/services';
 import { everyStore } from './ds-store-kinds.js';
+import { NOT_A_MEMBER_POST, NOT_A_MEMBER_READ, eventualTrio } from './ds-eventual-helpers.js';
 import type { Closable } from './ds-lossy-store.js';
 
-/** What the DS answers a client that is no member of the group: its post, and its read (403 over HTTP). */
-const NOT_A_MEMBER_POST = { accepted: false, reason: 'not-a-member', message: 'the sender is not a member of the group (not-a-member)' };
-const NOT_A_MEMBER_READ = { reason: 'not-a-member', message: 'not a member of the group (not-a-member)' };
 
 describe("an eventual group: a commit's member change applies to the list at write time (memory, SQLite, PostgreSQL)", () => {
   const { stores } = everyStore('paired-mls-eventual-members-');
@@ -26,27 +23,8 @@ describe("an eventual group: a commit's member change applies to the list at wri
    * epochs 0 and 1 logged): commits for epoch 1 compete with a logged one and leave the DS's epoch where it is.
    */
   async function setup(make: () => Promise<Closable>, id: number) {
-    const store = await make();
-    const ds = await DeliveryService.create({ store });
-    const gid = new Uint8Array([7, 7, 8, id]);
-    const hex = [...gid].map((b) => b.toString(16).padStart(2, '0')).join('');
-    await ds.createGroup(gid, 'alice', { consistency: 'eventual' });
-    let n = 0;
-    const submit = (sender: string, epoch: number, type: number, extras = {}) => ds.submit(gid, sender, headerOnly(gid, epoch, type, ++n), extras);
-    expect(await submit('alice', 0, 3, { added: ['bob', 'xavier'] })).toEqual({ accepted: true, seq: 1 });
-    expect(await submit('alice', 1, 3)).toEqual({ accepted: true, seq: 2 });
-    const members = async () => (await store.getGroup(hex))!.members;
-    const log = async () => (await store.readLog(hex, 0, 100)).map((m) => [m.seq, m.sender]);
-    const epoch = async () => (await store.getGroup(hex))!.epoch;
-    /** `first`'s append held (its member list computed) while `second` goes in; then `first` goes on: both answers. */
-    const raced = async (first: () => ReturnType<typeof submit>, second: () => ReturnType<typeof submit>) => {
-      const held = holdNext(store, 'append');
-      const late = first();
-      await held.reached;
-      const early = await second();
-      held.release();
-      return [early, await late];
-    };
+    const trio = await eventualTrio(make, new Uint8Array([7, 7, 8, id]));
+    const { ds, gid, submit, epoch } = trio;
     /** The honest members go on: alice posts, bob commits for the DS's epoch, alice posts in the new epoch. */
     const honestGoOn = async (seq: number) => {
       const at = await epoch();
@@ -63,7 +41,7 @@ describe("an eventual group: a commit's member change applies to the list at wri
       expect({ reason: (read as DsError).reason, message: (read as DsError).message }).toEqual(NOT_A_MEMBER_READ);
       expect(await ds.isReader(gid, 'xavier')).toBe(false);
     };
-    return { store, ds, gid, submit, members, log, epoch, raced, honestGoOn, xavierOut, close: () => store.close?.() };
+    return { ...trio, honestGoOn, xavierOut };
   }
 
   for (const [name, make] of stores) {

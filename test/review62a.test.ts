@@ -16,11 +16,10 @@ import type { DeliveryStore } from 'paired-mls/services';
 import { PostgresDeliveryStore } from 'paired-mls/server';
 import { aWelcome, headerOnly, holdNext } from './ds-helpers.js';
 import { everyStore } from './ds-store-kinds.js';
+import { NOT_A_MEMBER_POST, NOT_A_MEMBER_READ, eventualTrio } from './ds-eventual-helpers.js';
 import { newMember } from './helpers.js';
 import type { Closable } from './ds-lossy-store.js';
 
-const NOT_A_MEMBER_POST = { accepted: false, reason: 'not-a-member', message: 'the sender is not a member of the group (not-a-member)' };
-const NOT_A_MEMBER_READ = { reason: 'not-a-member', message: 'not a member of the group (not-a-member)' };
 /** The refusal of an honest commit for the DS's epoch whose every try lost to a commit moving only the member list (the fix). */
 const LIST_JAMMED = {
   accepted: false,
@@ -61,27 +60,8 @@ describe('review62a: eventual member lists written over the list they were compu
 
   /** An eventual group of alice, bob and xavier, the DS at epoch 2 (alice's commits for epochs 0 and 1 logged). */
   async function setup(make: () => Promise<Closable>, id: number, options: { externalJoin?: boolean } = {}) {
-    const store = await make();
-    const ds = await DeliveryService.create({ store });
-    const gid = new Uint8Array([0x62, 0xa, 9, id]);
-    const hex = [...gid].map((b) => b.toString(16).padStart(2, '0')).join('');
-    await ds.createGroup(gid, 'alice', { consistency: 'eventual', ...options });
-    let n = 0;
-    const msg = (epoch: number, type: number) => headerOnly(gid, epoch, type, ++n);
-    const submit = (sender: string, epoch: number, type: number, extras = {}) => ds.submit(gid, sender, msg(epoch, type), extras);
-    expect(await submit('alice', 0, 3, { added: ['bob', 'xavier'] })).toEqual({ accepted: true, seq: 1 });
-    expect(await submit('alice', 1, 3)).toEqual({ accepted: true, seq: 2 });
-    const members = async () => (await store.getGroup(hex))!.members;
-    const log = async () => (await store.readLog(hex, 0, 100)).map((m) => [m.seq, m.sender]);
-    const epoch = async () => (await store.getGroup(hex))!.epoch;
-    const raced = async (first: () => ReturnType<typeof submit>, second: () => ReturnType<typeof submit>) => {
-      const held = holdNext(store, 'append');
-      const late = first();
-      await held.reached;
-      const early = await second();
-      held.release();
-      return [early, await late];
-    };
+    const trio = await eventualTrio(make, new Uint8Array([0x62, 0xa, 9, id]), options);
+    const { ds, gid, submit, members } = trio;
     /** Bob's late commit (for epoch 1) removing and adding the list's first client: the same clients, another order. */
     const rotate = async () => {
       const first = (await members())[0]!;
@@ -92,7 +72,7 @@ describe('review62a: eventual member lists written over the list they were compu
       expect(read).toBeInstanceOf(DsError);
       return { reason: (read as DsError).reason, message: (read as DsError).message };
     };
-    return { store, ds, gid, hex, msg, submit, members, log, epoch, raced, rotate, readRefusal, close: () => store.close?.() };
+    return { ...trio, rotate, readRefusal };
   }
 
   for (const [name, make] of stores) {
