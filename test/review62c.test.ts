@@ -231,10 +231,10 @@ describe('review62c: DeliveryService.subscribe and its lookup at the call (memor
 });
 
 /** A group of `members[0]`'s whose ReInit commit reserved `successor` for `members` (the store's side, `CommitUpdate.reserve`). */
-async function reserveFor(store: DeliveryStore, successor: Uint8Array, members: string[]): Promise<string> {
+async function reserveFor(store: DeliveryStore, successor: Uint8Array, members: string[], sender = members[0]!): Promise<string> {
   const retired = toHex(utf8Bytes(`retired ${Math.random()}`));
   expect(await store.insertGroup({ groupId: retired, epoch: 0, members, consistency: 'strong' })).toBe(true);
-  const commit = { groupId: retired, sender: members[0]!, bytes: new Uint8Array([1, 2, 3]), digest: `d${Math.random()}` };
+  const commit = { groupId: retired, sender, bytes: new Uint8Array([1, 2, 3]), digest: `d${Math.random()}` };
   expect(await store.append(commit, { expectEpoch: 0, setEpoch: 1, groupInfo: new Uint8Array(0), reserve: { groupId: toHex(successor), members } })).toBe(1);
   return retired;
 }
@@ -305,6 +305,53 @@ describe('review62c: a reserved id\'s deletion (memory, SQLite, PostgreSQL)', ()
         expect(await deletion).toEqual(NO_LONGER_RESERVED);
         expect((await store.usage('alice')).bytes).toBe(claimed);
         expect((await store.getGroup(toHex(successor)))?.registration).toEqual(expect.any(String));
+      } finally {
+        await (store as { close?(): unknown }).close?.();
+      }
+    });
+
+    it(`${name}: a reservation committed by a paired device of its sole member: the member's deletion gives the record back to the device (the committer), once; the member's usage is untouched`, async () => {
+      const store = await make();
+      try {
+        const ds = await DeliveryService.create({ store });
+        const [member, device] = [`carol-${tag()}`, `carol-phone-${tag()}`];
+        const successor = utf8Bytes(`successor ${Math.random()}`);
+        await reserveFor(store, successor, [member], device);
+        const [m0, d0] = [(await store.usage(member)).bytes, (await store.usage(device)).bytes];
+        await ds.deleteGroup(successor, member);
+        expect([(await store.usage(member)).bytes, (await store.usage(device)).bytes]).toEqual([m0, d0 - 256]);
+        expect(await ds.deleteGroup(successor, member).then(() => 'deleted', refusal)).toEqual({ reason: 'unknown-group', message: 'no such group (unknown-group)' });
+        expect([(await store.usage(member)).bytes, (await store.usage(device)).bytes]).toEqual([m0, d0 - 256]);
+        // The device is no member: it cannot delete a reservation of its member's either.
+        const other = utf8Bytes(`other ${Math.random()}`);
+        await reserveFor(store, other, [member], device);
+        expect(await ds.deleteGroup(other, device).then(() => 'deleted', refusal)).toEqual(NOT_MEMBER);
+        expect((await store.getGroup(toHex(other)))?.epoch).toBe(-1);
+      } finally {
+        await (store as { close?(): unknown }).close?.();
+      }
+    });
+
+    it(`${name}: a reservation claimed and the group deleted while a deletion of the reservation waits: that deletion is 404 "no longer reserved", the tombstone stays its member's (it registers the id again), usage unchanged by it`, async () => {
+      const store = await make();
+      try {
+        const ds = await DeliveryService.create({ store });
+        const dave = `dave-${tag()}`;
+        const successor = utf8Bytes(`successor ${Math.random()}`);
+        await reserveFor(store, successor, [dave]);
+        const held = holdNext(store, 'deleteGroup');
+        const deletion = ds.deleteGroup(successor, dave).then(() => 'deleted', refusal);
+        await held.reached;
+        await ds.createGroup(successor, dave);
+        expect(await ds.submit(successor, dave, headerOnly(successor, 0, 1, 1, 64))).toEqual({ accepted: true, seq: 1 });
+        await ds.deleteGroup(successor, dave);
+        const usage = (await store.usage(dave)).bytes;
+        held.release();
+        expect(await deletion).toEqual(NO_LONGER_RESERVED);
+        expect((await store.usage(dave)).bytes).toBe(usage);
+        await expect(ds.createGroup(successor, 'mallory')).rejects.toMatchObject({ reason: 'group-deleted' });
+        await ds.createGroup(successor, dave);
+        expect(await ds.submit(successor, dave, headerOnly(successor, 0, 1, 2, 64))).toEqual({ accepted: true, seq: 1 });
       } finally {
         await (store as { close?(): unknown }).close?.();
       }
