@@ -1293,7 +1293,8 @@ export class DeliveryService {
    * that page pushed: `options.onEnd` is told unknown-group "the group was
    * deleted", once ("no such group": none was registered under the id when
    * it was called; unavailable when the store failed that lookup, without
-   * `options.reading`). Unsubscribing calls no `onEnd`. A store that keeps no
+   * `options.reading`; "the group was deleted" too when a deletion was
+   * announced before that lookup answered). Unsubscribing calls no `onEnd`. A store that keeps no
    * registrations ends it only when a read finds no group: a deletion and a
    * registration again between two reads go unseen there.
    */
@@ -1305,6 +1306,8 @@ export class DeliveryService {
     let stopped = false;
     /** The registration followed: undefined until the lookup at the call has answered (if it failed, the subscription ends). */
     let followed: Reading | undefined = options.reading;
+    /** A deletion of the group (seq 0) was announced before the lookup at the call answered (review62c). */
+    let deletedEarly = false;
     const end = (error: DsError) => {
       if (stopped) return;
       stop();
@@ -1318,6 +1321,9 @@ export class DeliveryService {
     const lookUp = async (): Promise<boolean> => {
       const group = await this.#group(id);
       if (!group) return end(unknownGroup()), false;
+      // Deleted after the call, before this lookup answered: what it found may be the id registered again (another group,
+      // another log), which was pushed from the position a notification of the old group had set (review62c).
+      if (deletedEarly && followed === undefined) return end(deletedSince()), false;
       followed ??= { registration: group.registration };
       return true;
     };
@@ -1364,6 +1370,7 @@ export class DeliveryService {
     };
     const unwatch = this.store.watch((group, seq) => {
       if (group !== id) return;
+      if (seq === 0 && followed === undefined) deletedEarly = true;
       last ??= seq - 1;
       void drain();
     });
