@@ -1,18 +1,24 @@
 /**
- * ReInit successors and the Authentication Service (PROTOCOL §1.6 item 5).
+ * ReInit successors and the Authentication Service (PROTOCOL §1.6 items 4
+ * and 5).
  *
- * `joinReInitSuccessor` checks a successor's members against the old
- * group by identity only. With basic credentials a dishonest old member,
- * cy (leaf 2, built with ts-mls 1.6.4: what this library never sends),
- * signs a successor under ann's identity (leaf 0) with a key it made and
- * adds ben and dee (not ann: with her own client too it would hold two
- * clients of ann, who had one leaf, and is refused REINIT_MISMATCH): it
- * ranks as leaf 0 and beats ben's honest successor (leaf 1), and the
- * members drop ben's for cy's, deleting ben's for good. With
- * `authenticate` each member of a successor is put to the AS before the
- * join stores or replaces anything: cy's is refused REINIT_UNAUTHENTICATED
- * whatever the order the Welcomes arrive in, the member keeps ben's
- * successor (or none) and its KeyPackage, and they go on in ben's.
+ * A dishonest old member, cy (leaf 2, built with ts-mls 1.6.4: what this
+ * library never sends), signs a successor under ann's identity (leaf 0)
+ * with a key it made and adds ben and dee (not ann: with her own client
+ * too it would hold two clients of ann, who had one leaf, and is refused
+ * REINIT_MISMATCH): it would rank as leaf 0 and beat ben's honest
+ * successor (leaf 1). Checked by identity only (before this change), the
+ * members dropped ben's for cy's, deleting ben's for good. Now, without
+ * `authenticate`, every member of a successor must hold the signature key
+ * the old group had for its identity: cy's is refused
+ * REINIT_UNAUTHENTICATED, and an honest successor of old keys is joined.
+ * An honest member that uses a new key in its successor KeyPackage needs
+ * the AS: refused without `authenticate`, joined with one that vouches.
+ * With `authenticate` each member of a successor is put to the AS before
+ * the join stores or replaces anything: cy's is refused
+ * REINIT_UNAUTHENTICATED whatever the order the Welcomes arrive in, the
+ * member keeps ben's successor (or none) and its KeyPackage, and they go
+ * on in ben's.
  */
 import { describe, expect, it } from 'vitest';
 import { type Group, type Identity, type SuccessorMember, toHex } from 'paired-mls';
@@ -25,15 +31,23 @@ import { SUITE1, kpMessage, tsMember, tsReceive, welcomeOf } from './reinit-ts-h
 
 const tsKeyPackage = (bytes: Uint8Array) => (decodeMlsMessage(bytes, 0)![0] as { keyPackage: KeyPackage }).keyPackage;
 const UNAUTHENTICATED_CREATOR = "the Authentication Service did not accept the successor's member at leaf 0";
+/** The join's refusal, without `authenticate`, of a member whose key the old group did not have for its identity. */
+const newKeyAt = (leaf: number) =>
+  `the successor's member at leaf ${leaf} has a signature key the old group did not have for its identity: pass authenticate to have the Authentication Service vouch for a new key`;
+
+type Role = 'ann' | 'ben' | 'cy' | 'dee';
+const EVERYONE: Role[] = ['ann', 'ben', 'cy', 'dee'];
 
 /**
  * ann (leaf 0), ben (leaf 1) and dee (leaf 3) on paired-mls, cy (leaf 2)
- * on ts-mls; ann reinitializes and all merge. Each registers a successor
- * key at the AS; ben creates the honest successor (ann, cy and dee in it),
- * cy a forged one whose creator claims ann's identity with a key cy made
- * (ben and dee in it), and one that adds ann's own client too.
+ * on ts-mls; ann reinitializes and all merge. Each member in `fresh` makes
+ * a new successor key (the others keep their old one, same suite); every
+ * successor key is registered at the AS under its owner's identity. ben
+ * creates the honest successor (ann, cy and dee in it), cy a forged one
+ * whose creator claims ann's identity with a key cy made (ben and dee in
+ * it), and one that adds ann's own client too.
  */
-async function forgedSuccessorRace(tag: string) {
+async function forgedSuccessorRace(tag: string, fresh: Role[] = EVERYONE) {
   const [ann, ben] = [await newMember(`ann-${tag}`), await newMember(`ben-${tag}`)];
   const cy = await tsMember(`cy-${tag}`, SUITE1);
   const dee = await newMember(`dee-${tag}`);
@@ -49,15 +63,16 @@ async function forgedSuccessorRace(tag: string) {
   await tsReceive(cy, reinit.commit);
   const old = new Map<Member, Group>([ann, ben, dee].map((m) => [m, m.group!]));
 
-  // Successor keys, each registered at the AS under its owner's identity.
+  // Successor keys (new or old), each registered at the AS under its owner's identity.
   const as = new AuthenticationService();
   const next = new Map<Member, Identity>();
-  for (const m of [ann, ben, dee]) {
-    const id = await m.client.createIdentity(m.name, 1);
+  for (const [m, role] of [[ann, 'ann'], [ben, 'ben'], [dee, 'dee']] as const) {
+    const id = fresh.includes(role) ? await m.client.createIdentity(m.name, 1) : m.identity;
     next.set(m, id);
     as.register({ clientId: m.name, userId: m.name, identity: id.identity, signatureKey: id.signaturePublicKey });
   }
-  const cyNext = await tsMember(`cy-${tag}`, SUITE1);
+  // cy's old key: the KeyPackage it joined the old group with, which ben may add again.
+  const cyNext = fresh.includes('cy') ? await tsMember(`cy-${tag}`, SUITE1) : cy;
   as.register({ clientId: `cy-${tag}`, userId: `cy-${tag}`, identity: new TextEncoder().encode(`cy-${tag}`), signatureKey: cyNext.pub.leafNode.signaturePublicKey });
 
   const kp = (m: Member) => m.client.createKeyPackage(next.get(m)!);
@@ -79,7 +94,7 @@ async function forgedSuccessorRace(tag: string) {
   const forged = await forge([ben, dee]);
   // With ann's own client too: two clients of ann, who had one old leaf.
   const withAnn = await forge([ann, ben]);
-  return { ann, ben, dee, old, next, as, byBen, forged, withAnn };
+  return { ann, ben, cy, dee, old, next, as, byBen, forged, withAnn };
 }
 
 /** `authenticate` over the AS, recording each member it is asked about as "leaf:identity[:creator]". */
@@ -92,23 +107,72 @@ function askingAs(as: AuthenticationService, asked: string[]) {
 }
 
 describe('ReInit: a successor forged under another member’s identity (PROTOCOL §1.6 item 5)', () => {
-  it('without authenticate (the check by identity only) the forged successor wins: ben drops his own for it, dee refuses his; one with ann\'s own client too is refused REINIT_MISMATCH', async () => {
-    const { ann, ben, dee, old, byBen, forged, withAnn } = await forgedSuccessorRace('noas');
-    // Two clients of ann where the old group had one: refused by count, before any AS.
+  it("without authenticate the forged successor is refused REINIT_UNAUTHENTICATED (its creator's key is not ann's old one): ben and dee keep their KeyPackages and successor and talk in ben's; one with ann's own client too is refused REINIT_MISMATCH", async () => {
+    const { ann, ben, dee, old, next, byBen, forged, withAnn } = await forgedSuccessorRace('noas', []);
+    // Two clients of ann where the old group had one: refused by count, before the keys.
     for (const m of [ann, ben]) {
       const counted = await mlsError(() => m.client.joinReInitSuccessor(old.get(m)!, withAnn.welcome, { ratchetTree: withAnn.ratchetTree }));
       expect([counted.code, counted.message]).toEqual(['REINIT_MISMATCH', 'the successor has more clients of an identity than the old group had leaves of it']);
     }
     expect(old.get(ben)!.reinitState()!.successorCreator).toBe(1);
-    const benJoined = await ben.client.joinReInitSuccessor(old.get(ben)!, forged.welcome, { ratchetTree: forged.ratchetTree });
-    expect([benJoined.creatorLeaf, benJoined.replaced]).toEqual([0, true]);
-    expect(old.get(ben)!.reinitState()!.successorCreator).toBe(0);
-    const deeJoined = await dee.client.joinReInitSuccessor(old.get(dee)!, forged.welcome, { ratchetTree: forged.ratchetTree });
-    const refused = await mlsError(() => dee.client.joinReInitSuccessor(old.get(dee)!, byBen.welcome!));
-    expect([refused.code, refused.message]).toEqual(['REINIT_SUPERSEDED', 'already in the successor created by old leaf 0, which wins over leaf 1']);
-    // Both are in cy's successor, whose creator leaf holds the key cy made.
-    expect(deeJoined.group.epochAuthenticator()).toEqual(benJoined.group.epochAuthenticator());
-    expect(deeJoined.group.members().find((m) => m.leafIndex === 0)!.signatureKey).toEqual(forged.creatorKey);
+    // ben, in his own successor (leaf 1): cy's (leaf 0) would win by rank; its creator's key is not ann's old one.
+    const benRefused = await mlsError(() => ben.client.joinReInitSuccessor(old.get(ben)!, forged.welcome, { ratchetTree: forged.ratchetTree }));
+    expect([benRefused.code, benRefused.message]).toEqual(['REINIT_UNAUTHENTICATED', newKeyAt(0)]);
+    expect(old.get(ben)!.reinitState()!.successorCreator).toBe(1);
+    // dee, in none yet: refused the same way, before and after reading ben's.
+    const deeRefused = await mlsError(() => dee.client.joinReInitSuccessor(old.get(dee)!, forged.welcome, { ratchetTree: forged.ratchetTree }));
+    expect([deeRefused.code, deeRefused.message]).toEqual(['REINIT_UNAUTHENTICATED', newKeyAt(0)]);
+    expect(old.get(dee)!.reinitState()!.successorCreator).toBeUndefined();
+    // Nothing consumed: the KeyPackage cy's Welcome was sent to still reads it, and the inspection shows why.
+    const seen = dee.client.inspectReInitSuccessor(old.get(dee)!, forged.welcome, { ratchetTree: forged.ratchetTree });
+    expect(seen.members.map((m) => [m.leafIndex, new TextDecoder().decode(m.identity), m.creator, m.oldKey])).toEqual([
+      [0, 'ann-noas', true, false],
+      [1, 'ben-noas', false, true],
+      [2, 'dee-noas', false, true],
+    ]);
+    // ben's successor: every member with its old key, joined by default.
+    const honest = dee.client.inspectReInitSuccessor(old.get(dee)!, byBen.welcome!);
+    expect(honest.members.map((m) => m.oldKey)).toEqual([true, true, true, true]);
+    const deeJoined = await dee.client.joinReInitSuccessor(old.get(dee)!, byBen.welcome!);
+    expect([deeJoined.creatorLeaf, deeJoined.replaced]).toEqual([1, false]);
+    const again = await mlsError(() => dee.client.joinReInitSuccessor(old.get(dee)!, forged.welcome, { ratchetTree: forged.ratchetTree }));
+    expect([again.code, again.message]).toEqual(['REINIT_UNAUTHENTICATED', newKeyAt(0)]);
+    expect(old.get(dee)!.reinitState()!.successorCreator).toBe(1);
+    const annJoined = await ann.client.joinReInitSuccessor(old.get(ann)!, byBen.welcome!);
+    expect(annJoined.group.members().find((m) => m.leafIndex === 1)!.signatureKey).toEqual(next.get(ann)!.signaturePublicKey);
+    expect(toHex(next.get(ann)!.signaturePublicKey)).toBe(toHex(ann.identity.signaturePublicKey));
+    dee.group = deeJoined.group;
+    ann.group = annJoined.group;
+    ben.group = byBen.group;
+    await stillWorks([ben, ann, dee]);
+    await stillWorks([dee, ben, ann]);
+  });
+
+  it('an honest member with a NEW signature key in its successor KeyPackage: refused without authenticate (its leaf named), joined with an authenticate that vouches for it (credentialAuthenticator over the AS)', async () => {
+    const { ann, ben, dee, old, next, as, byBen } = await forgedSuccessorRace('newkey', ['dee']);
+    // ben's successor: ben 0 (creator), ann 1, cy 2, dee 3 with a key the old group never had.
+    const seen = ann.client.inspectReInitSuccessor(old.get(ann)!, byBen.welcome!);
+    expect(seen.members.map((m) => [m.leafIndex, m.oldKey])).toEqual([
+      [0, true],
+      [1, true],
+      [2, true],
+      [3, false],
+    ]);
+    expect(toHex(seen.members[3]!.signatureKey)).toBe(toHex(next.get(dee)!.signaturePublicKey));
+    for (const m of [ann, dee]) {
+      const refused = await mlsError(() => m.client.joinReInitSuccessor(old.get(m)!, byBen.welcome!));
+      expect([refused.code, refused.message]).toEqual(['REINIT_UNAUTHENTICATED', newKeyAt(3)]);
+      expect(old.get(m)!.reinitState()!.successorCreator).toBeUndefined();
+    }
+    // The AS vouches for dee's new key (and the others' old ones): both join, the KeyPackages kept by the refusals.
+    const authenticate = credentialAuthenticator(as);
+    const annJoined = await ann.client.joinReInitSuccessor(old.get(ann)!, byBen.welcome!, { authenticate });
+    const deeJoined = await dee.client.joinReInitSuccessor(old.get(dee)!, byBen.welcome!, { authenticate });
+    expect([annJoined.creatorLeaf, annJoined.replaced, deeJoined.creatorLeaf, deeJoined.replaced]).toEqual([1, false, 1, false]);
+    ann.group = annJoined.group;
+    dee.group = deeJoined.group;
+    ben.group = byBen.group;
+    await stillWorks([dee, ann, ben]);
   });
 
   for (const forgedFirst of [true, false]) {

@@ -84,7 +84,8 @@ describe('createReInitSuccessor refusals (PROTOCOL §1.6 item 3)', () => {
   it("a creator credential with another identity than the member's in the old group is INVALID_ARGUMENT; a second successor of a member already in one is SUCCESSOR_EXISTS; the honest successor goes on", async () => {
     const [mia, noah] = (await retiredGroupOf('mia-60c', 'noah-60c')) as [Member, Member];
     const old = new Map([mia, noah].map((m) => [m, m.group!]));
-    const noahKp = async () => noah.client.createKeyPackage(await noah.client.createIdentity(noah.name, 1));
+    // Successor KeyPackages keep the old signature keys (PROTOCOL §1.6 item 4: the join without `authenticate` takes old keys only).
+    const noahKp = async () => noah.client.createKeyPackage(noah.identity);
     // mia names herself noah in the successor.
     const posing = await mia.client.createIdentity('noah-60c', 1);
     const err = await mlsError(async () => mia.client.createReInitSuccessor(old.get(mia)!, posing, []));
@@ -92,7 +93,7 @@ describe('createReInitSuccessor refusals (PROTOCOL §1.6 item 3)', () => {
     expect(err.message).toBe("the successor credential must carry this member's identity in the old group");
     expect(old.get(mia)!.reinitState()!.successorCreator).toBeUndefined();
     // The honest successor.
-    const created = await mia.client.createReInitSuccessor(old.get(mia)!, await mia.client.createIdentity(mia.name, 1), [await noahKp()]);
+    const created = await mia.client.createReInitSuccessor(old.get(mia)!, mia.identity, [await noahKp()]);
     await created.group.mergePendingCommit();
     mia.group = created.group;
     noah.group = (await noah.client.joinReInitSuccessor(old.get(noah)!, created.welcome!)).group;
@@ -133,9 +134,10 @@ describe('the successor race when two old members share an identity (PROTOCOL §
   it("two clients of one identity both create a successor: both count that identity's lowest old leaf, the creator's lower signature key in the successor breaks the tie, members reading the Welcomes in either order end in the same successor (the other REINIT_SUPERSEDED) and go on there", async () => {
     const [ann1, ann2, bo, cy] = (await retiredGroupOf('ann-60c', 'ann-60c', 'bo-60c', 'cy-60c')) as [Member, Member, Member, Member];
     const old = new Map([ann1, ann2, bo, cy].map((m) => [m, m.group!]));
-    const kp = async (m: Member) => m.client.createKeyPackage(await m.client.createIdentity(m.name, 1));
+    // Successor keys: each client's old one (PROTOCOL §1.6 item 4: the join without `authenticate` takes old keys only).
+    const kp = async (m: Member) => m.client.createKeyPackage(m.identity);
     // ann2 (leaf 1) may create one: its identity is an old member's.
-    const [ann1Key, ann2Key] = [await ann1.client.createIdentity('ann-60c', 1), await ann2.client.createIdentity('ann-60c', 1)];
+    const [ann1Key, ann2Key] = [ann1.identity, ann2.identity];
     const byAnn1 = await ann1.client.createReInitSuccessor(old.get(ann1)!, ann1Key, [await kp(bo), await kp(cy)]);
     const byAnn2 = await ann2.client.createReInitSuccessor(old.get(ann2)!, ann2Key, [await kp(bo), await kp(cy)]);
     await byAnn1.group.mergePendingCommit();

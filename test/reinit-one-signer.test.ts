@@ -20,10 +20,11 @@ import { decodeMlsMessage, encodeMlsMessage, joinGroup, makePskIndex, reinitCrea
 import { encodeRatchetTree } from 'ts-mls/ratchetTree.js';
 import { type Member, deliverCommit, mlsError, newMember, retiredGroupOf, stillWorks } from './helpers.js';
 import { fastKdfProvider } from './interop-actors.js';
-import { SUITE1, kpMessage, tsMember, tsReceive, welcomeOf } from './reinit-ts-helpers.js';
+import { SUITE1, kpMessage, tsKeeping, tsMember, tsReceive, welcomeOf } from './reinit-ts-helpers.js';
 
 const tsKeyPackage = (bytes: Uint8Array) => (decodeMlsMessage(bytes, 0)![0] as { keyPackage: KeyPackage }).keyPackage;
-const kp = async (m: Member) => m.client.createKeyPackage(await m.client.createIdentity(m.name, 1));
+/** A successor KeyPackage with the member's old signature key (PROTOCOL §1.6 item 4: the join without `authenticate` takes old keys only). */
+const kp = async (m: Member) => m.client.createKeyPackage(m.identity);
 
 describe('two successors built with one signature key (PROTOCOL §1.6 item 5)', () => {
   it('members reading them in either order end in the same one (the lower first-epoch digest), the other REINIT_SUPERSEDED, and go on there', async () => {
@@ -40,9 +41,9 @@ describe('two successors built with one signature key (PROTOCOL §1.6 item 5)', 
     await tsReceive(cy, reinit.commit);
     const old = new Map<Member, Group>([ann, ben].map((m) => [m, m.group!]));
 
-    // cy (old leaf 2) builds two successors with ONE successor key, each
-    // to a fresh KeyPackage of ann and of ben.
-    const cyNext = await tsMember('cy-1sig', SUITE1);
+    // cy (old leaf 2) builds two successors with ONE successor key (its
+    // old one), each to a fresh KeyPackage of ann and of ben.
+    const cyNext = await tsKeeping(cy, SUITE1);
     const newId = old.get(ann)!.reinitState()!.newGroupId;
     const build = async () => {
       const created = await reinitCreateNewGroup(cy.state!, cyNext.pub, cyNext.priv, [tsKeyPackage(await kp(ann)), tsKeyPackage(await kp(ben))], newId, SUITE1, [], fastKdfProvider);
@@ -81,7 +82,7 @@ describe('a creator adds other clients of its own identity (PROTOCOL §1.6 item 
   it("ann's leaf-0 client adds its sibling's (old leaf 2) and bo's KeyPackages, all join and talk; a third client of ann is refused REINIT_MISMATCH", async () => {
     const [ann1, bo, ann2] = (await retiredGroupOf('ann-sib', 'bo-sib', 'ann-sib')) as [Member, Member, Member];
     const old = new Map([ann1, bo, ann2].map((m) => [m, m.group!]));
-    const identity = await ann1.client.createIdentity('ann-sib', 1);
+    const identity = ann1.identity;
     // ann had two old leaves: the creator and one sibling, no third.
     const third = await mlsError(async () => ann1.client.createReInitSuccessor(old.get(ann1)!, identity, [await kp(ann2), await kp(ann2), await kp(bo)]));
     expect([third.code, third.message]).toEqual(['REINIT_MISMATCH', 'more KeyPackages of an identity than the old group had leaves of it (the creator counts as one of its own)']);

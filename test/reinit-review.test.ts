@@ -28,12 +28,7 @@ import {
   acceptAll,
   createCommit,
   decodeMlsMessage,
-  defaultCapabilities,
-  defaultLifetime,
   encodeMlsMessage,
-  generateKeyPackage,
-  getCiphersuiteFromName,
-  getCiphersuiteImpl,
   makePskIndex,
   processPublicMessage,
   reinitCreateNewGroup,
@@ -46,7 +41,7 @@ import type { Group } from 'paired-mls';
 import { encodeRatchetTree } from 'ts-mls/ratchetTree.js';
 import { type Member, mlsError, newMember } from './helpers.js';
 import { fastKdfProvider } from './interop-actors.js';
-import { SUITE1, SUITE3, honestGoOn, keyPackageOf, tsGroupInfo, tsLedGroup, tsLedGroupAtVerifyingDs, type TsMember } from './reinit-ts-helpers.js';
+import { SUITE1, SUITE3, honestGoOn, keyPackageOf, tsGroupInfo, tsKeeping, tsLedGroup, tsLedGroupAtVerifyingDs, type TsMember } from './reinit-ts-helpers.js';
 
 const enc = new TextEncoder();
 
@@ -142,10 +137,11 @@ describe('a successor from a dishonest member (ts-mls builds it)', () => {
       await p.staged.merge();
       old.set(m, m.group!);
     }
-    const kpsIn = async (suite: 1 | 3) => Promise.all(ours.map(async (m) => (decodeMlsMessage(await m.client.createKeyPackage(await m.client.createIdentity(m.name, suite)), 0)![0] as { keyPackage: KeyPackage }).keyPackage));
+    // Every successor key is its owner's old one (suites 1 and 3 both sign with Ed25519) (PROTOCOL §1.6 item 4: the join without `authenticate` takes old keys only).
+    const kpsIn = async (suite: 1 | 3) => Promise.all(ours.map(async (m) => (decodeMlsMessage(await m.client.createKeyPackage({ ...m.identity, ciphersuite: suite }), 0)![0] as { keyPackage: KeyPackage }).keyPackage));
     const tsIn = async (suite: typeof SUITE1 | typeof SUITE3) => {
-      const cs = await getCiphersuiteImpl(getCiphersuiteFromName(suite), fastKdfProvider);
-      return { cs, ...(await generateKeyPackage({ credentialType: 'basic', identity: enc.encode('ts-mallory') }, defaultCapabilities(), defaultLifetime, [], cs)) };
+      const kept = await tsKeeping(t, suite);
+      return { cs: kept.cs, publicPackage: kept.pub, privatePackage: kept.priv };
     };
     const m3 = await tsIn(SUITE3);
     const m1 = await tsIn(SUITE1);

@@ -16,6 +16,7 @@ import {
   defaultLifetime,
   encodeMlsMessage,
   generateKeyPackage,
+  generateKeyPackageWithKey,
   getCiphersuiteFromName,
   getCiphersuiteImpl,
   makePskIndex,
@@ -50,6 +51,18 @@ export interface TsMember {
 export async function tsMember(name: string, suite: typeof SUITE1 | typeof SUITE3 = SUITE1): Promise<TsMember> {
   const cs = await getCiphersuiteImpl(getCiphersuiteFromName(suite), fastKdfProvider);
   const kp = await generateKeyPackage({ credentialType: 'basic', identity: enc.encode(name) }, defaultCapabilities(), defaultLifetime, [], cs);
+  return { cs, pub: kp.publicPackage, priv: kp.privatePackage };
+}
+
+/**
+ * `t` in `suite` with the signature key it had (suites 1 and 3 both sign
+ * with Ed25519): a successor member a paired-mls member joining without
+ * `authenticate` takes (PROTOCOL §1.6 item 4: old keys only).
+ */
+export async function tsKeeping(t: TsMember, suite: typeof SUITE1 | typeof SUITE3): Promise<TsMember> {
+  const cs = await getCiphersuiteImpl(getCiphersuiteFromName(suite), fastKdfProvider);
+  const key = { signKey: t.priv.signaturePrivateKey, publicKey: t.pub.leafNode.signaturePublicKey };
+  const kp = await generateKeyPackageWithKey(t.pub.leafNode.credential, defaultCapabilities(), defaultLifetime, [], key, cs);
   return { cs, pub: kp.publicPackage, priv: kp.privatePackage };
 }
 

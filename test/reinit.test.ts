@@ -32,7 +32,7 @@ import {
 import { encodeRatchetTree } from 'ts-mls/ratchetTree.js';
 import { type Member, deliverCommit, expectInSync, mlsError, newMember } from './helpers.js';
 import { fastKdfProvider } from './interop-actors.js';
-import { SUITE1, SUITE3, kpMessage, tsMember, tsReceive, welcomeOf, type TsMember } from './reinit-ts-helpers.js';
+import { SUITE1, SUITE3, kpMessage, tsKeeping, tsMember, tsReceive, welcomeOf, type TsMember } from './reinit-ts-helpers.js';
 
 const enc = new TextEncoder();
 
@@ -64,11 +64,14 @@ async function reinitAll(from: Member, members: Member[], options: { ciphersuite
   return new Map(members.map((m) => [m, m.group!]));
 }
 
-/** Each member's identity for the successor's ciphersuite (same name). */
+/**
+ * Each member's identity for the successor's ciphersuite: the same name
+ * and signature key (suites 1 and 3 both sign with Ed25519), which a
+ * member joining without `authenticate` requires of every member
+ * (PROTOCOL §1.6 item 4; a new key needs the AS: test/reinit-authentication).
+ */
 async function identitiesFor(members: Member[], ciphersuite: number): Promise<Map<Member, Identity>> {
-  const out = new Map<Member, Identity>();
-  for (const m of members) out.set(m, await m.client.createIdentity(m.name, ciphersuite as 1));
-  return out;
+  return new Map(members.map((m) => [m, { ...m.identity, ciphersuite: ciphersuite as 1 }]));
 }
 
 async function everyoneReads(members: Member[], tag: string): Promise<void> {
@@ -276,7 +279,7 @@ describe('ReInit interop with ts-mls 1.6.4', () => {
       expect(m.group!.reinitState()).toMatchObject({ ciphersuite: 3 });
     }
 
-    const t3 = await tsMember('ts-olga', SUITE3);
+    const t3 = await tsKeeping(t, SUITE3);
     const ids = await identitiesFor(ours, 3);
 
     // Attack: a successor that smuggles in someone who was not in the old
@@ -344,7 +347,7 @@ describe('ReInit interop with ts-mls 1.6.4', () => {
     expect(t.state!.groupActiveState).toMatchObject({ kind: 'suspendedPendingReinit', reinit: { cipherSuite: SUITE3 } });
     const suspended = t.state!;
 
-    const t3 = await tsMember('ts-tina', SUITE3);
+    const t3 = await tsKeeping(t, SUITE3);
     const ids = await identitiesFor(members, 3);
     const old = new Map(members.map((m) => [m, m.group!]));
     const created = await rosa.client.createReInitSuccessor(old.get(rosa)!, ids.get(rosa)!, [

@@ -148,8 +148,10 @@ describe('held: the honest ReInit flow and the successor rule', () => {
     await deliverCommit(reinit.commit, [bob, cat]);
     const old = new Map(ours.map((m) => [m, m.group!]));
     for (const m of ours) expect(m.group!.reinitState()!.ciphersuite).toBe(3);
-    const kps = await Promise.all([bob, cat].map(async (m) => m.client.createKeyPackage(await m.client.createIdentity(m.name, 3))));
-    const created = await ann.client.createReInitSuccessor(old.get(ann)!, await ann.client.createIdentity(ann.name, 3), kps);
+    // Each keeps its signature key in suite 3 (both Ed25519) (PROTOCOL §1.6 item 4: the join without `authenticate` takes old keys only).
+    const inSuite3 = (m: Member) => ({ ...m.identity, ciphersuite: 3 as const });
+    const kps = await Promise.all([bob, cat].map(async (m) => m.client.createKeyPackage(inSuite3(m))));
+    const created = await ann.client.createReInitSuccessor(old.get(ann)!, inSuite3(ann), kps);
     await created.group.mergePendingCommit();
     ann.group = created.group;
     for (const m of [bob, cat]) m.group = (await m.client.joinReInitSuccessor(old.get(m)!, created.welcome!)).group;

@@ -19,10 +19,11 @@ describe('ReInit successor race, creator sharing an identity with a lower old le
   it("the creator ranks its own successor as the others do (identity's lowest old leaf): it refuses a later leaf's Welcome REINIT_SUPERSEDED and every member ends in its successor", async () => {
     const [ann1, bo, ann2, cy] = (await retiredGroupOf('ann-60b', 'bo-60b', 'ann-60b', 'cy-60b')) as [Member, Member, Member, Member];
     const old = new Map([ann1, bo, ann2, cy].map((m) => [m, m.group!]));
-    const kp = async (m: Member) => m.client.createKeyPackage(await m.client.createIdentity(m.name, 1));
+    // Successor keys: each client's old one (PROTOCOL §1.6 item 4: the join without `authenticate` takes old keys only).
+    const kp = async (m: Member) => m.client.createKeyPackage(m.identity);
     // ann2 (old leaf 2, identity ann whose lowest leaf is 0) and bo (old leaf 1) both create one.
-    const byAnn2 = await ann2.client.createReInitSuccessor(old.get(ann2)!, await ann2.client.createIdentity('ann-60b', 1), [await kp(bo), await kp(cy)]);
-    const byBo = await bo.client.createReInitSuccessor(old.get(bo)!, await bo.client.createIdentity('bo-60b', 1), [await kp(ann2), await kp(cy)]);
+    const byAnn2 = await ann2.client.createReInitSuccessor(old.get(ann2)!, ann2.identity, [await kp(bo), await kp(cy)]);
+    const byBo = await bo.client.createReInitSuccessor(old.get(bo)!, bo.identity, [await kp(ann2), await kp(cy)]);
     await byAnn2.group.mergePendingCommit();
     await byBo.group.mergePendingCommit();
     // The creator reports and records the leaf the others count.

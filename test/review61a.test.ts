@@ -190,10 +190,11 @@ describe("review61a: ReInit's inspection and authenticated join", () => {
     const seen = ann.client.inspectReInitSuccessor(oldAnn, byBen.welcome);
     expect(Object.keys(seen).sort()).toEqual(['creatorLeaf', 'groupId', 'members', 'replaces']);
     expect([seen.creatorLeaf, seen.replaces]).toEqual([1, true]);
-    expect(seen.members.map((m) => [m.leafIndex, new TextDecoder().decode(m.identity), m.creator, Object.keys(m).sort().join()])).toEqual([
-      [0, 'ben61a', true, 'creator,identity,leafIndex,signatureKey'],
-      [1, 'ann61a', false, 'creator,identity,leafIndex,signatureKey'],
-      [2, 'cy61a', false, 'creator,identity,leafIndex,signatureKey'],
+    // oldKey: each made a new successor key, which the AS vouches for (PROTOCOL §1.6 item 4).
+    expect(seen.members.map((m) => [m.leafIndex, new TextDecoder().decode(m.identity), m.creator, m.oldKey, Object.keys(m).sort().join()])).toEqual([
+      [0, 'ben61a', true, false, 'creator,identity,leafIndex,oldKey,signatureKey'],
+      [1, 'ann61a', false, false, 'creator,identity,leafIndex,oldKey,signatureKey'],
+      [2, 'cy61a', false, false, 'creator,identity,leafIndex,oldKey,signatureKey'],
     ]);
     expect(await dump(ann)).toEqual(before);
 

@@ -36,8 +36,8 @@ describe('review61b: malformed successor Welcomes, trees and KeyPackages in wasm
   it('cut at every byte, lengths past their bytes, another encrypted GroupInfo: typed refusals from inspect and join, nothing stored; then the honest join works', async () => {
     const [ann, ben] = (await retiredGroupOf('ann61b', 'ben61b')) as [Member, Member];
     const old = new Map<Member, Group>([ann, ben].map((m) => [m, m.group!]));
-    const annNext = await ann.client.createIdentity(ann.name, 1);
-    const benNext = await ben.client.createIdentity(ben.name, 1);
+    // Successor keys: the old ones (PROTOCOL §1.6 item 4: the join without `authenticate` takes old keys only).
+    const [annNext, benNext] = [ann.identity, ben.identity];
     const annKp = await ann.client.createKeyPackage(annNext);
     const created = await ben.client.createReInitSuccessor(old.get(ben)!, benNext, [annKp], { ratchetTreeExtension: false });
     await created.group.mergePendingCommit();
@@ -98,7 +98,7 @@ describe('review61b: malformed successor Welcomes, trees and KeyPackages in wasm
     expect(oldAnn.reinitState()!.successorCreator).toBeUndefined();
 
     // Create: ann's own successor from ben's KeyPackage cut at every byte.
-    const benKp = await ben.client.createKeyPackage(await ben.client.createIdentity(ben.name, 1));
+    const benKp = await ben.client.createKeyPackage(ben.identity);
     const beforeCreate = await dump(ann);
     for (let end = 0; end < benKp.length; end++) {
       try {

@@ -80,10 +80,16 @@ export interface ReInitJoinOptions extends Omit<WelcomeJoinOptions, 'skipLifetim
   /**
    * Ask the Authentication Service about every member of the successor,
    * its creator included, before the join stores or replaces anything
-   * (docs/PROTOCOL.md §1.6 item 5). The join checks members by identity
-   * only; with basic credentials an old member can sign a successor under
-   * another member's identity and win the race with it. A member refused
-   * makes the join `REINIT_UNAUTHENTICATED` and changes nothing.
+   * (docs/PROTOCOL.md §1.6 item 5); it decides, and may vouch for a
+   * signature key the old group never had (a new one for the new suite). A
+   * member refused makes the join `REINIT_UNAUTHENTICATED` and changes
+   * nothing. Without it, every member must hold the signature key the old
+   * group had for its identity (§1.6 item 4: an old member can then not
+   * sign a successor under another member's identity with a key of its
+   * own), and a member with a new key is refused `REINIT_UNAUTHENTICATED`
+   * ("… pass authenticate to have the Authentication Service vouch for a
+   * new key"); a ReInit record of an earlier release kept no keys, and
+   * then the join checks identities only.
    */
   authenticate?: SuccessorAuthenticator;
 }
@@ -790,6 +796,11 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
    * Service, then `group.mergePendingCommit()`. `creatorLeaf` is the old
    * leaf the successor ranks by, as every member counts it: the lowest
    * old leaf with this member's identity (docs/PROTOCOL.md §1.6 item 5).
+   * KeyPackages (and an `identity`) whose signature key the old group did
+   * not have for their identity are taken, but members joining without
+   * `authenticate` refuse such a successor (§1.6 item 4): without an
+   * Authentication Service, keep each member's old key (`{ ...identity,
+   * ciphersuite }` when the new suite signs with the same scheme).
    */
   async createReInitSuccessor(
     oldGroup: Group,
@@ -826,6 +837,11 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
    * (`REINIT_UNAUTHENTICATED` otherwise): nothing is stored, no successor
    * replaced, and the KeyPackage the Welcome was sent to is kept. An error
    * `authenticate` throws reaches the caller, with nothing changed.
+   * Without `authenticate`, every member (the creator too) must hold the
+   * signature key the old group had for its identity: the first that does
+   * not is refused `REINIT_UNAUTHENTICATED`, its leaf named, with nothing
+   * changed either (§1.6 item 4; identities only for a ReInit record of an
+   * earlier release, which kept no keys).
    */
   async joinReInitSuccessor(oldGroup: Group, welcome: Uint8Array, options: ReInitJoinOptions = {}): Promise<{ group: Group; creatorLeaf: number; replaced: boolean }> {
     const { ratchetTree, authenticate, ...join } = options;
@@ -860,6 +876,11 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
    * identity, signature key, creator) for the Authentication Service, the
    * old leaf its creator ranks by, and whether joining would replace the
    * successor this member is in. The KeyPackage it was sent to is kept.
+   * Each member's `oldKey` tells whether the old group had its signature
+   * key for its identity: the join without `authenticate` refuses a
+   * member whose `oldKey` is false (absent: a ReInit record of an earlier
+   * release, identities only). A new key is not refused here, so that the
+   * Authentication Service can be asked about it.
    */
   inspectReInitSuccessor(oldGroup: Group, welcome: Uint8Array, options: Omit<ReInitJoinOptions, 'authenticate'> = {}): SuccessorInspection {
     const { ratchetTree, ...join } = options;

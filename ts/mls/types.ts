@@ -176,8 +176,11 @@ export type ReInitState = Core.ReInitState;
 
 /**
  * A member of a ReInit successor as its Welcome shows it: leaf index in
- * the successor, basic credential identity, signature key there, and
- * whether it created the successor (signed its GroupInfo).
+ * the successor, basic credential identity, signature key there, whether
+ * it created the successor (signed its GroupInfo), and `oldKey`, whether
+ * the old group had that signature key for that identity (absent when the
+ * member's ReInit record, of an earlier release, kept no keys;
+ * docs/PROTOCOL.md §1.6 item 4).
  */
 export type SuccessorMember = Core.SuccessorMember;
 /**

@@ -20,10 +20,15 @@
 //!    (`rank`, docs/PROTOCOL.md §1.6 item 5), so every member ends in the
 //!    same group. No identity has more clients in a successor than it had
 //!    leaves in the old group. The rule ranks the
-//!    creator by its identity, which the core does not authenticate:
-//!    `inspectReInitSuccessor` reports the successor's members, storing
-//!    nothing, for the application's Authentication Service, and the join,
-//!    handed the members it accepted, refuses a successor with any other.
+//!    creator by its identity, so the join binds each member to the old
+//!    group by key too: without an Authentication Service, every member of
+//!    the successor must hold a signature key the old group had for its
+//!    identity (`ReInitRecord::member_keys`; a record of an earlier layout
+//!    kept none and checks identities only). With one,
+//!    `inspectReInitSuccessor` reports the successor's members (and whether
+//!    each key is an old one), storing nothing, and the join, handed the
+//!    members the AS accepted, refuses a successor with any other: the AS
+//!    may vouch for a new key.
 
 use openmls::prelude::{tls_codec::Deserialize as _, tls_codec::Serialize as _, *};
 use openmls::schedule::psk::ResumptionPskUsage;
@@ -47,7 +52,7 @@ mod record;
 pub(crate) use error::ReinitError;
 use rank::{confirmation_tag_of, ensure_wins, first_epoch_digest, Rank};
 #[cfg(test)]
-use record::{ReInitRecordV1, ReInitRecordV2};
+use record::{ReInitRecordV1, ReInitRecordV2, ReInitRecordV3};
 use record::{load_record, write_record, ReInitRecord};
 
 /// `commitReInit` parameters.
@@ -139,6 +144,15 @@ struct SuccessorMember {
     signature_key: ByteBuf,
     /// Whether this member created the successor (signed its GroupInfo).
     creator: bool,
+    /// Whether the old group had this signature key for this identity (a
+    /// leaf with both): the join without `authenticate` refuses a member
+    /// for which it is `false` (`REINIT_UNAUTHENTICATED`, docs/PROTOCOL.md
+    /// §1.6 item 4). Absent when this member's ReInit record is of an
+    /// earlier layout, which kept no keys (the join then checks identities
+    /// only). Reported, not read back: the join ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    old_key: Option<bool>,
 }
 
 /// `inspectReInitSuccessor`: a successor's Welcome, read and not joined.
@@ -174,6 +188,13 @@ fn identity_of(c: &Credential) -> Vec<u8> {
 /// every member reading its Welcome.
 fn creator_leaf_of(record: &ReInitRecord, identity: &[u8]) -> Option<u32> {
     record.members.iter().filter(|(_, m)| m.as_slice() == identity).map(|(leaf, _)| *leaf).min()
+}
+
+/// Whether the old group had `key` for `identity` (a leaf with both), or
+/// `None` when the record, of an earlier layout, kept no keys.
+fn is_old_key(record: &ReInitRecord, identity: &[u8], key: &[u8]) -> Option<bool> {
+    let keys = record.member_keys.as_ref()?;
+    Some(keys.iter().any(|(leaf, k)| k.as_slice() == key && record.members.iter().any(|(l, id)| l == leaf && id.as_slice() == identity)))
 }
 
 /// Why `identity` cannot be one more client of a successor.
@@ -287,10 +308,10 @@ pub(crate) fn retire(group: &MlsGroup, provider: &Provider, reinit: &ReInitPropo
     let psk = PreSharedKeyId::resumption(ResumptionPskUsage::Reinit, group.group_id().clone(), group.epoch(), Vec::new());
     psk.store(provider, group.resumption_psk_secret().as_slice())
         .map_err(|e| CoreError::from_mls("storing the reinit PSK", e))?;
-    let members = group
+    let (members, member_keys) = group
         .members()
-        .map(|m| (m.index.u32(), identity_of(&m.credential)))
-        .collect();
+        .map(|m| ((m.index.u32(), identity_of(&m.credential)), (m.index.u32(), m.signature_key)))
+        .unzip();
     let record = ReInitRecord {
         new_group_id: reinit.group_id().as_slice().to_vec(),
         version: version_code(reinit.version()),
@@ -302,6 +323,7 @@ pub(crate) fn retire(group: &MlsGroup, provider: &Provider, reinit: &ReInitPropo
         successor_creator: None,
         successor_key: None,
         successor_digest: None,
+        member_keys: Some(member_keys),
     };
     write_record(provider, group_id, &record)
 }
@@ -428,6 +450,11 @@ impl Client {
     /// credential for the new ciphersuite (same identity as in the old
     /// group). Returns `{ groupId, commit, welcome, creatorLeaf }`; the
     /// commit is pending until `mergePendingCommit` on the new group.
+    /// KeyPackages (and a creator key) with a signature key the old group
+    /// did not have for their identity are taken: this call cannot tell
+    /// whether the members will join with an Authentication Service, and a
+    /// member without one refuses such a successor (`REINIT_UNAUTHENTICATED`,
+    /// docs/PROTOCOL.md §1.6 item 4).
     #[wasm_bindgen(js_name = createReInitSuccessor, unchecked_return_type = "SuccessorCreated")]
     pub fn create_reinit_successor(
         &mut self,
@@ -451,7 +478,10 @@ impl Client {
     /// Returns `{ groupId, creatorLeaf, replaces, members }`, public data
     /// only: each member's leaf index in the successor, identity and
     /// signature key, for the application's Authentication Service
-    /// (docs/PROTOCOL.md §1.6 item 5).
+    /// (docs/PROTOCOL.md §1.6 item 5), and `oldKey`, whether the old group
+    /// had that key for that identity (the join without an AS refuses a
+    /// member for which it is false; absent for a record of an earlier
+    /// layout). It does not refuse a new key itself: the AS may vouch for one.
     #[wasm_bindgen(js_name = inspectReInitSuccessor, unchecked_return_type = "SuccessorInspection")]
     pub fn inspect_reinit_successor(
         &self,
@@ -469,7 +499,10 @@ impl Client {
     /// checking that it continues this group: the ReInit's group id,
     /// version, ciphersuite and extensions, the reinit PSK of the old
     /// group's last epoch, and members who were all members of the old
-    /// group. If this member is already in a successor, the Welcome wins
+    /// group. Without `authenticated`, every member must hold a signature
+    /// key the old group had for its identity (`REINIT_UNAUTHENTICATED`
+    /// naming its leaf otherwise, before anything is stored; a ReInit
+    /// record of an earlier layout kept no keys: identities only). If this member is already in a successor, the Welcome wins
     /// only if its creator's old leaf index is lower, or equal with a lower
     /// signature key in the successor, or an equal key too and a lower
     /// first-epoch digest (docs/PROTOCOL.md §1.6 item 5);
@@ -477,7 +510,8 @@ impl Client {
     /// `authenticated` (the members the application's Authentication
     /// Service accepted, from `inspectReInitSuccessor`), every member of
     /// the successor must be one of them, at its leaf with its identity and
-    /// key (`REINIT_UNAUTHENTICATED` otherwise, before anything is stored).
+    /// key (`REINIT_UNAUTHENTICATED` otherwise, before anything is stored),
+    /// old key or new: the AS decides.
     /// Returns `{ groupId, creatorLeaf, replaced }`.
     #[wasm_bindgen(js_name = joinReInitSuccessor, unchecked_return_type = "SuccessorJoined")]
     pub fn join_reinit_successor(
@@ -509,8 +543,11 @@ fn join_successor(
     authenticated: Option<&[SuccessorMember]>,
 ) -> CoreResult<SuccessorJoinedView> {
     let CheckedSuccessor { staged, mut record, creator_leaf, creator_key, digest, replaces } = client.check_successor(old_group_id, welcome, tree, config)?;
-    if let Some(accepted) = authenticated {
-        ensure_authenticated(&successor_members(&staged)?, accepted)?;
+    let members = successor_members(&staged, &record)?;
+    match authenticated {
+        // The Authentication Service decides (it may vouch for a new key).
+        Some(accepted) => ensure_authenticated(&members, accepted)?,
+        None => ensure_old_keys(&members)?,
     }
     if replaces {
         // The losing successor (and this member's pending commit in
@@ -628,17 +665,36 @@ fn successor_inputs(welcome: &[u8], ratchet_tree: Option<Vec<u8>>) -> CoreResult
 
 /// The successor's members in leaf order, the creator (the Welcome's
 /// GroupInfo signer) marked.
-fn successor_members(staged: &StagedWelcome) -> CoreResult<Vec<SuccessorMember>> {
+fn successor_members(staged: &StagedWelcome, record: &ReInitRecord) -> CoreResult<Vec<SuccessorMember>> {
     let creator = staged.welcome_sender_index();
     Ok(staged
         .members()
-        .map(|m| SuccessorMember {
-            leaf_index: m.index.u32(),
-            identity: ByteBuf::from(identity_of(&m.credential)),
-            signature_key: ByteBuf::from(m.signature_key),
-            creator: m.index == creator,
+        .map(|m| {
+            let identity = identity_of(&m.credential);
+            let old_key = is_old_key(record, &identity, &m.signature_key);
+            SuccessorMember {
+                leaf_index: m.index.u32(),
+                identity: ByteBuf::from(identity),
+                signature_key: ByteBuf::from(m.signature_key),
+                creator: m.index == creator,
+                old_key,
+            }
         })
         .collect())
+}
+
+/// Without `authenticate`: every member of the successor, its creator
+/// included, holds a signature key the old group had for its identity
+/// (`SuccessorMember::old_key`). A successor leaf is signed by its key, so
+/// an old member cannot sign one under another member's identity with a
+/// key of its own (PROTOCOL §1.6 item 4). The first that does not (in
+/// leaf order) is named. A record of an earlier layout kept no keys
+/// (`old_key` unknown): identities only, as its release checked.
+fn ensure_old_keys(members: &[SuccessorMember]) -> Result<(), ReinitError> {
+    match members.iter().find(|m| m.old_key == Some(false)) {
+        Some(new) => Err(ReinitError::NewKey(new.leaf_index)),
+        None => Ok(()),
+    }
 }
 
 /// Every member of the successor is one the application's Authentication
@@ -680,7 +736,7 @@ impl Client {
                     group_id: ByteBuf::from(checked.record.new_group_id.clone()),
                     creator_leaf: checked.creator_leaf,
                     replaces: checked.replaces,
-                    members: successor_members(&checked.staged)?,
+                    members: successor_members(&checked.staged, &checked.record)?,
                 })
             })
             .map_err(|e| CoreError::new(Code::Storage, format!("inspecting the successor: {e}")))?
@@ -805,6 +861,12 @@ mod tests {
     /// group's id, the Welcome's bytes, the tree's, and the keys of the
     /// successor's two members (alice the creator at leaf 0, bob at 1).
     fn retired_with_successor(bob: &Client) -> (Vec<u8>, Vec<u8>, Vec<u8>, [Vec<u8>; 2]) {
+        retired_with_successor_keyed(bob, [true, true])
+    }
+
+    /// `retired_with_successor`, each of alice and bob in the successor
+    /// with a fresh signature key (`fresh`) or the one it had in the old group.
+    fn retired_with_successor_keyed(bob: &Client, fresh: [bool; 2]) -> (Vec<u8>, Vec<u8>, Vec<u8>, [Vec<u8>; 2]) {
         use crate::test_groups::{identity, wire, CS};
         let (alice_p, bob_p) = (Provider::default(), &bob.provider);
         let (alice, alice_keys) = identity(&alice_p, "alice");
@@ -827,9 +889,9 @@ mod tests {
             _ => panic!("expected a commit"),
         }
         retire(&bob_group, bob_p, &reinit).unwrap();
-        // The successor: new keys for both, the reinit PSK injected.
-        let (alice2, alice2_keys) = identity(&alice_p, "alice");
-        let (bob2, bob2_keys) = identity(bob_p, "bob");
+        // The successor: new keys or old ones, the reinit PSK injected.
+        let (alice2, alice2_keys) = if fresh[0] { identity(&alice_p, "alice") } else { (credential_with_key(b"alice", alice_keys.public()), alice_keys) };
+        let (bob2, bob2_keys) = if fresh[1] { identity(bob_p, "bob") } else { (credential_with_key(b"bob", bob_keys.public()), bob_keys) };
         let bob2_kp = KeyPackage::builder().build(CS, bob_p, &bob2_keys, bob2).unwrap();
         let mut successor = MlsGroup::builder().ciphersuite(CS).with_group_id(GroupId::from_slice(b"next")).build(&alice_p, &alice2_keys, alice2).unwrap();
         let psk = reinit_psk_id(&alice_p, CS, group.group_id().as_slice(), group.epoch().as_u64()).unwrap();
@@ -875,7 +937,8 @@ mod tests {
         assert_eq!((batch.puts.len(), batch.deletes.len()), (1, 0));
         // The bare checks delete the KeyPackage (openmls, reading the Welcome): what the inspection undoes.
         let (w, t) = successor_inputs(&welcome, Some(tree.clone())).unwrap();
-        let members = successor_members(&bob.check_successor(&old_id, w, t, &GroupConfig::default()).unwrap().staged).unwrap();
+        let checked = bob.check_successor(&old_id, w, t, &GroupConfig::default()).unwrap();
+        let members = successor_members(&checked.staged, &checked.record).unwrap();
         assert!(!storage.take_batch().deletes.is_empty());
         // Every member accepted: the join may go on; one missing or changed: the first named.
         assert!(ensure_authenticated(&members, &members).is_ok());
@@ -887,6 +950,98 @@ mod tests {
         let mut moved = members.clone();
         moved[1].leaf_index = 2;
         assert_eq!(refused(&moved).map(|(code, _)| code), Some("REINIT_UNAUTHENTICATED"));
+    }
+
+    /// bob's join of a successor built by `retired_with_successor_keyed`:
+    /// inside `mutate` (a refusal rolls its writes back, as from JS),
+    /// without `authenticate` or with an AS that accepts `vouched`.
+    fn join_as_bob(bob: &mut Client, old_id: &[u8], welcome: &[u8], tree: &[u8], vouched: Option<&[SuccessorMember]>) -> CoreResult<SuccessorJoinedView> {
+        let (w, t) = successor_inputs(welcome, Some(tree.to_vec()))?;
+        bob.mutate(|c| join_successor(c, old_id, w, t, &GroupConfig::default(), vouched))
+    }
+
+    fn inspect_as_bob(bob: &Client, old_id: &[u8], welcome: &[u8], tree: &[u8]) -> SuccessorInspectionView {
+        let (w, t) = successor_inputs(welcome, Some(tree.to_vec())).unwrap();
+        bob.inspect_successor(old_id, w, t, &GroupConfig::default()).unwrap()
+    }
+
+    fn old_keys(seen: &SuccessorInspectionView) -> Vec<Option<bool>> {
+        seen.members.iter().map(|m| m.old_key).collect()
+    }
+
+    /// PROTOCOL §1.6 item 4: without `authenticate`, every member of the
+    /// successor, its creator included, must hold the signature key the
+    /// old group had for its identity. A successor whose creator claims
+    /// alice's identity with a key the old group never had (what an old
+    /// member forging alice's leaf signs with) is refused
+    /// REINIT_UNAUTHENTICATED, its leaf named, nothing stored (the
+    /// KeyPackage still reads it); so is one where an honest member (bob's
+    /// own client) uses a new key. With an Authentication Service that
+    /// vouches for the keys, both are joined; a successor of old keys is
+    /// joined by default. The inspection reports each member's `old_key`.
+    #[test]
+    fn without_authenticate_every_successor_member_needs_an_old_key() {
+        let forged_creator = "the successor's member at leaf 0 has a signature key the old group did not have for its identity: pass authenticate to have the Authentication Service vouch for a new key";
+        let new_bob = "the successor's member at leaf 1 has a signature key the old group did not have for its identity: pass authenticate to have the Authentication Service vouch for a new key";
+        for (fresh, refused) in [([true, false], Some(forged_creator)), ([false, true], Some(new_bob)), ([true, true], Some(forged_creator)), ([false, false], None)] {
+            let mut bob = Client::new();
+            let (old_id, welcome, tree, _) = retired_with_successor_keyed(&bob, fresh);
+            let _ = bob.provider.storage().take_batch(); // as after every call: a checkpoint
+            let seen = inspect_as_bob(&bob, &old_id, &welcome, &tree);
+            assert_eq!(old_keys(&seen), fresh.iter().map(|f| Some(!f)).collect::<Vec<_>>());
+            let joined = join_as_bob(&mut bob, &old_id, &welcome, &tree, None);
+            match refused {
+                Some(message) => {
+                    assert_eq!(joined.err().map(|e| (e.code.as_str(), e.message)), Some(("REINIT_UNAUTHENTICATED", message.to_string())), "{fresh:?}");
+                    // Nothing stored: no successor, the KeyPackage kept (it still reads the Welcome).
+                    assert_eq!(load_record(&bob.provider, &old_id).unwrap().unwrap().successor_creator, None);
+                    assert!(!bob.groups.contains_key(&b"next"[..]));
+                    let again = inspect_as_bob(&bob, &old_id, &welcome, &tree);
+                    // The AS decides with `authenticate`: it may vouch for a new key.
+                    let joined = join_as_bob(&mut bob, &old_id, &welcome, &tree, Some(&again.members)).unwrap();
+                    assert_eq!((joined.creator_leaf, joined.replaced), (0, false));
+                }
+                None => {
+                    let joined = joined.unwrap();
+                    assert_eq!((joined.creator_leaf, joined.replaced), (0, false));
+                }
+            }
+            assert_eq!(bob.groups.get(&b"next"[..]).map(|g| g.members().count()), Some(2));
+        }
+    }
+
+    /// A member whose ReInit record is of an earlier layout (`ReInitRecordV3`:
+    /// no old keys) checks identities only, as that release did: its
+    /// inspection reports no `old_key`, and it joins a successor of new keys
+    /// without `authenticate`.
+    #[test]
+    fn a_record_without_old_keys_checks_identities_only() {
+        let mut bob = Client::new();
+        let (old_id, welcome, tree, _) = retired_with_successor_keyed(&bob, [true, true]);
+        let r = load_record(&bob.provider, &old_id).unwrap().unwrap();
+        assert_eq!(r.member_keys.as_ref().map(Vec::len), Some(2));
+        let earlier = ReInitRecordV3 {
+            new_group_id: r.new_group_id,
+            version: r.version,
+            ciphersuite: r.ciphersuite,
+            extensions: r.extensions,
+            epoch: r.epoch,
+            members: r.members,
+            own_leaf: r.own_leaf,
+            successor_creator: r.successor_creator,
+            successor_key: r.successor_key,
+            successor_digest: r.successor_digest,
+        };
+        bob.provider.storage().write_reinit_record(&old_id, crate::storage::encode(&earlier).unwrap()).unwrap();
+        assert_eq!(load_record(&bob.provider, &old_id).unwrap().unwrap().member_keys, None);
+        let _ = bob.provider.storage().take_batch(); // as after every call: a checkpoint
+        assert_eq!(old_keys(&inspect_as_bob(&bob, &old_id, &welcome, &tree)), vec![None, None]);
+        let joined = join_as_bob(&mut bob, &old_id, &welcome, &tree, None).unwrap();
+        assert_eq!((joined.creator_leaf, joined.replaced), (0, false));
+        // Written back in the current layout, keys still unknown.
+        let bytes = bob.provider.storage().reinit_record(&old_id).unwrap();
+        assert_eq!(bytes.last(), Some(&0));
+        assert_eq!(load_record(&bob.provider, &old_id).unwrap().unwrap().member_keys, None);
     }
 
     /// A ReInit committed with another proposal is refused on receipt
@@ -1118,6 +1273,46 @@ mod tests {
         assert_eq!(read_back.successor_key, Some(vec![7, 7]));
     }
 
+    /// The release before the old members' keys (`ReInitRecordV3`: a
+    /// digest, no keys) and the current layout, pinned by bytes: the V3
+    /// bytes load with no keys, the current ones with them; that release
+    /// reads a current record (the keys ignored).
+    #[test]
+    fn a_reinit_record_of_the_release_before_the_old_keys_loads_and_the_current_layout_is_pinned() {
+        let provider = Provider::default();
+        let old: &[u8] = b"old";
+        let v3 = ReInitRecordV3 {
+            new_group_id: b"next".to_vec(),
+            version: 1,
+            ciphersuite: 1,
+            extensions: vec![0],
+            epoch: 7,
+            members: vec![(0, b"ann".to_vec()), (3, b"bo".to_vec())],
+            own_leaf: 0,
+            successor_creator: Some(3),
+            successor_key: Some(vec![7, 7]),
+            successor_digest: Some(vec![5, 5]),
+        };
+        let mut pinned = pinned_v1(Some(3));
+        pinned.extend([1, 2, 7, 7, 1, 2, 5, 5]);
+        let bytes = crate::storage::encode(&v3).unwrap();
+        assert_eq!(bytes, pinned);
+        provider.storage().write_reinit_record(old, bytes).unwrap();
+        let loaded = load_record(&provider, old).unwrap().unwrap();
+        assert_eq!((loaded.successor_key.clone(), loaded.successor_digest.clone(), loaded.member_keys.clone()), (Some(vec![7, 7]), Some(vec![5, 5]), None));
+        // The current layout: the old members' (leaf, key) appended.
+        let mut current = loaded;
+        current.member_keys = Some(vec![(0, vec![0xaa]), (3, vec![0xbb, 0xcc])]);
+        let bytes = crate::storage::encode(&current).unwrap();
+        pinned.extend([1, 2, 0, 1, 0xaa, 3, 2, 0xbb, 0xcc]);
+        assert_eq!(bytes, pinned);
+        write_record(&provider, old, &current).unwrap();
+        let loaded = load_record(&provider, old).unwrap().unwrap();
+        assert_eq!(loaded.member_keys, Some(vec![(0, vec![0xaa]), (3, vec![0xbb, 0xcc])]));
+        let read_back: ReInitRecordV3 = crate::storage::decode(&provider.storage().reinit_record(old).unwrap()).unwrap();
+        assert_eq!(read_back.successor_digest, Some(vec![5, 5]));
+    }
+
     /// Review 60b: a current record whose last field does not decode (a
     /// bad Option tag, a value cut short) and an earlier layout's bytes
     /// with anything after them are unreadable (STORAGE), not read as the
@@ -1128,20 +1323,34 @@ mod tests {
         let old: &[u8] = b"old";
         let record = ReInitRecord::sample();
         let good = crate::storage::encode(&record).unwrap();
-        // Each Option tag is 34 bytes before its field's end (tag, length 32, value).
-        let digest_tag = good.len() - 34;
+        // The old members' keys last; before them each Option tag is 34
+        // bytes before its field's end (tag, length 32, value).
+        let keys_tag = good.len() - ReInitRecord::SAMPLE_KEYS_LEN;
+        let digest_tag = keys_tag - 34;
         let key_tag = digest_tag - 34;
         assert_eq!((&good[digest_tag..digest_tag + 2], &good[key_tag..key_tag + 2]), (&[1u8, 32][..], &[1u8, 32][..]));
+        assert_eq!(&good[keys_tag..keys_tag + 4], &[1u8, 2, 0, 32][..]);
         let with = |mut bytes: Vec<u8>, at: usize, byte: u8| {
             bytes[at] = byte;
             bytes
         };
         let trailing = |end: usize| [&good[..end], &[0xff]].concat();
-        for bytes in [with(good.clone(), digest_tag, 2), with(good.clone(), key_tag, 2), good[..good.len() - 1].to_vec(), trailing(digest_tag), trailing(key_tag)] {
+        for bytes in [
+            with(good.clone(), keys_tag, 2),
+            with(good.clone(), digest_tag, 2),
+            with(good.clone(), key_tag, 2),
+            good[..good.len() - 1].to_vec(),
+            trailing(keys_tag),
+            trailing(digest_tag),
+            trailing(key_tag),
+        ] {
             provider.storage().write_reinit_record(old, bytes).unwrap();
             assert_eq!(load_record(&provider, old).err().map(|e| e.code.as_str()), Some("STORAGE"));
         }
         // Each earlier layout's exact bytes and the current ones still load.
+        provider.storage().write_reinit_record(old, good[..keys_tag].to_vec()).unwrap();
+        let loaded = load_record(&provider, old).unwrap().unwrap();
+        assert_eq!((loaded.successor_digest, loaded.member_keys), (Some(vec![5; 32]), None));
         provider.storage().write_reinit_record(old, good[..digest_tag].to_vec()).unwrap();
         let loaded = load_record(&provider, old).unwrap().unwrap();
         assert_eq!((loaded.successor_key, loaded.successor_digest), (Some(vec![9; 32]), None));
@@ -1149,7 +1358,8 @@ mod tests {
         let loaded = load_record(&provider, old).unwrap().unwrap();
         assert_eq!((loaded.successor_creator, loaded.successor_key, loaded.successor_digest), (Some(0), None, None));
         provider.storage().write_reinit_record(old, good).unwrap();
-        assert_eq!(load_record(&provider, old).unwrap().unwrap().successor_digest, Some(vec![5; 32]));
+        let loaded = load_record(&provider, old).unwrap().unwrap();
+        assert_eq!((loaded.successor_digest, loaded.member_keys), (Some(vec![5; 32]), record.member_keys));
     }
 
     /// Review 60b: three or four successors (equal and different leaves,

@@ -44,6 +44,10 @@ pub(crate) enum ReinitError {
     /// The application's Authentication Service did not accept this member of the successor (its leaf there).
     #[error("the Authentication Service did not accept the successor's member at leaf {0}")]
     Unauthenticated(u32),
+    /// Joined without `authenticate`: this member of the successor (its leaf
+    /// there) holds a signature key the old group did not have for its identity.
+    #[error("the successor's member at leaf {0} has a signature key the old group did not have for its identity: pass authenticate to have the Authentication Service vouch for a new key")]
+    NewKey(u32),
     /// The successor (its Welcome, KeyPackages or members) does not match the ReInit.
     #[error("{0}")]
     Mismatch(&'static str),
@@ -67,7 +71,7 @@ impl crate::error::ErrorCode for ReinitError {
             Self::SuccessorExists => Code::SuccessorExists,
             Self::SuccessorIdHeld => Code::GroupExists,
             Self::Superseded { .. } | Self::SupersededByKey(_) | Self::SupersededByDigest(_) => Code::ReinitSuperseded,
-            Self::Unauthenticated(_) => Code::ReinitUnauthenticated,
+            Self::Unauthenticated(_) | Self::NewKey(_) => Code::ReinitUnauthenticated,
             Self::Mismatch(_) => Code::ReinitMismatch,
             Self::UnreadableRecord | Self::WriteRecord(_) => Code::Storage,
             Self::PskNonce | Self::Internal(_) => Code::Internal,

@@ -63,7 +63,16 @@ fn raw_successor(p: &Provider, old: &MlsGroup, name: &str, keys: &SignatureKeyPa
 }
 
 fn join(client: &mut Client, old: &MlsGroup, (welcome, tree): &(Welcome, RatchetTreeIn)) -> CoreResult<SuccessorJoinedView> {
-    join_successor(client, old.group_id().as_slice(), welcome.clone(), Some(tree.clone()), &GroupConfig::default(), None)
+    join_vouched(client, old.group_id().as_slice(), welcome.clone(), Some(tree.clone()))
+}
+
+/// The join with an Authentication Service that vouches for every member
+/// the inspection shows: these successors' members carry new signature
+/// keys, which the join without one refuses (PROTOCOL §1.6 item 4), and
+/// these tests are about ranking and counting.
+fn join_vouched(client: &mut Client, old_id: &[u8], welcome: Welcome, tree: Option<RatchetTreeIn>) -> CoreResult<SuccessorJoinedView> {
+    let members = client.inspect_successor(old_id, welcome.clone(), tree.clone(), &GroupConfig::default())?.members;
+    join_successor(client, old_id, welcome, tree, &GroupConfig::default(), Some(&members))
 }
 
 fn successor_of(client: &Client) -> &MlsGroup {
@@ -332,13 +341,13 @@ fn the_client_count_counts_the_creator_on_create_and_on_join() {
     let welcome = created.welcome.unwrap();
     for c in &mut clients[..2] {
         let (w, t) = successor_inputs(&welcome, Some(tree.clone())).unwrap();
-        let joined = join_successor(c, &old_id, w, t, &GroupConfig::default(), None).unwrap();
+        let joined = join_vouched(c, &old_id, w, t).unwrap();
         assert_eq!((joined.creator_leaf, joined.replaced), (0, false));
         assert_eq!(successor_of(c).members().count(), 3);
     }
 }
 
-/// Review 61b, attack 3: ReInit record bytes that are none of the three
+/// Review 61b, attack 3: ReInit record bytes that are none of the four
 /// layouts are STORAGE, never a panic or an allocation of the length they
 /// claim: a digest (or key, or member list) claiming 2^32-1 or 2^63 bytes,
 /// each field cut at every byte, another first byte. An empty digest is a
@@ -351,23 +360,29 @@ fn record_bytes_of_no_layout_are_unreadable_and_never_panic() {
     let good = crate::storage::encode(&record).unwrap();
     let load = |bytes: Vec<u8>| {
         provider.storage().write_reinit_record(old, bytes).unwrap();
-        load_record(&provider, old).map(|r| r.map(|r| (r.successor_key.is_some(), r.successor_digest.is_some()))).map_err(|e| e.code.as_str())
+        load_record(&provider, old).map(|r| r.map(|r| (r.successor_key.is_some(), r.successor_digest.is_some(), r.member_keys.is_some()))).map_err(|e| e.code.as_str())
     };
-    // Every cut: only the exact ends of V1 (after successor_creator) and
-    // V2 (after successor_key) and the whole record load.
-    let (v1_end, v2_end) = (good.len() - 68, good.len() - 34);
+    // Every cut: only the exact ends of V1 (after successor_creator), V2
+    // (after successor_key) and V3 (after successor_digest) and the whole
+    // record load.
+    let v3_end = good.len() - ReInitRecord::SAMPLE_KEYS_LEN;
+    let (v1_end, v2_end) = (v3_end - 68, v3_end - 34);
     for end in 0..=good.len() {
         let expected = match end {
-            e if e == v1_end => Ok(Some((false, false))),
-            e if e == v2_end => Ok(Some((true, false))),
-            e if e == good.len() => Ok(Some((true, true))),
+            e if e == v1_end => Ok(Some((false, false, false))),
+            e if e == v2_end => Ok(Some((true, false, false))),
+            e if e == v3_end => Ok(Some((true, true, false))),
+            e if e == good.len() => Ok(Some((true, true, true))),
             _ => Err("STORAGE"),
         };
         assert_eq!(load(good[..end].to_vec()), expected, "cut at {end}");
     }
-    // Lengths far past the bytes there: the digest's, the key's, a member's.
+    // Lengths far past the bytes there: the old keys' count, an old key's,
+    // the digest's, the key's, a member's.
     let huge = |at: usize, len: &[u8]| [&good[..at], len, &good[at + 1..]].concat();
     for len in [&[0xff, 0xff, 0xff, 0xff, 0x0f][..], &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f][..], &[0xff; 10][..], &[33][..]] {
+        assert_eq!(load(huge(v3_end + 1, len)), Err("STORAGE"));
+        assert_eq!(load(huge(good.len() - 33, len)), Err("STORAGE")); // the last old key's length
         assert_eq!(load(huge(v2_end + 1, len)), Err("STORAGE"));
         assert_eq!(load(huge(v1_end + 1, len)), Err("STORAGE"));
         let members = good.iter().position(|b| *b == b'a').unwrap() - 1; // ann's length
@@ -380,5 +395,5 @@ fn record_bytes_of_no_layout_are_unreadable_and_never_panic() {
     // An empty digest is a value: loaded as one.
     let mut empty = record.clone();
     empty.successor_digest = Some(Vec::new());
-    assert_eq!(load(crate::storage::encode(&empty).unwrap()), Ok(Some((true, true))));
+    assert_eq!(load(crate::storage::encode(&empty).unwrap()), Ok(Some((true, true, true))));
 }

@@ -38,6 +38,29 @@ pub(super) struct ReInitRecord {
     /// in a record of an earlier layout ([`ReInitRecordV2`]: ranks lowest,
     /// so a Welcome with the same leaf and key is refused, as that release did).
     pub(super) successor_digest: Option<Vec<u8>>,
+    /// Old members' signature keys: (leaf index, key), from the old
+    /// group's tree at the ReInit's epoch. A member of a successor joined
+    /// without `authenticate` must hold one of its identity's (PROTOCOL
+    /// §1.6 item 4). `None` in a record of an earlier layout
+    /// ([`ReInitRecordV3`] and before: the join checks identities only,
+    /// as those releases did).
+    pub(super) member_keys: Option<Vec<(u32, Vec<u8>)>>,
+}
+
+/// The record as the release before the old members' signature keys
+/// wrote it. Frozen: only its exact bytes read as it (`load_record`).
+#[derive(Serialize, Deserialize)]
+pub(super) struct ReInitRecordV3 {
+    pub(super) new_group_id: Vec<u8>,
+    pub(super) version: u16,
+    pub(super) ciphersuite: u16,
+    pub(super) extensions: Vec<u8>,
+    pub(super) epoch: u64,
+    pub(super) members: Vec<(u32, Vec<u8>)>,
+    pub(super) own_leaf: u32,
+    pub(super) successor_creator: Option<u32>,
+    pub(super) successor_key: Option<Vec<u8>>,
+    pub(super) successor_digest: Option<Vec<u8>>,
 }
 
 /// The record as the release before the first-epoch digest wrote it.
@@ -69,10 +92,17 @@ pub(super) struct ReInitRecordV1 {
     pub(super) successor_creator: Option<u32>,
 }
 
+impl From<ReInitRecordV3> for ReInitRecord {
+    fn from(r: ReInitRecordV3) -> Self {
+        let ReInitRecordV3 { new_group_id, version, ciphersuite, extensions, epoch, members, own_leaf, successor_creator, successor_key, successor_digest } = r;
+        Self { new_group_id, version, ciphersuite, extensions, epoch, members, own_leaf, successor_creator, successor_key, successor_digest, member_keys: None }
+    }
+}
+
 impl From<ReInitRecordV2> for ReInitRecord {
     fn from(r: ReInitRecordV2) -> Self {
         let ReInitRecordV2 { new_group_id, version, ciphersuite, extensions, epoch, members, own_leaf, successor_creator, successor_key } = r;
-        Self { new_group_id, version, ciphersuite, extensions, epoch, members, own_leaf, successor_creator, successor_key, successor_digest: None }
+        ReInitRecordV3 { new_group_id, version, ciphersuite, extensions, epoch, members, own_leaf, successor_creator, successor_key, successor_digest: None }.into()
     }
 }
 
@@ -106,6 +136,7 @@ pub(super) fn load_record(provider: &Provider, group_id: &[u8]) -> CoreResult<Op
             // unexpected end); each earlier layout is tried exactly.
             crate::storage::decode::<ReInitRecord>(&bytes)
                 .ok()
+                .or_else(|| decode_exact::<ReInitRecordV3>(&bytes).map(ReInitRecord::from))
                 .or_else(|| decode_exact::<ReInitRecordV2>(&bytes).map(ReInitRecord::from))
                 .or_else(|| decode_exact::<ReInitRecordV1>(&bytes).map(ReInitRecord::from))
                 .ok_or_else(|| ReinitError::UnreadableRecord.into())
@@ -124,7 +155,9 @@ pub(super) fn write_record(provider: &Provider, group_id: &[u8], record: &ReInit
 #[cfg(test)]
 impl ReInitRecord {
     /// A record of every field set (two old members, a successor with a
-    /// 32-byte key and digest): what the layout tests cut and corrupt.
+    /// 32-byte key and digest, the old members' 32-byte keys, which take
+    /// its last [`Self::SAMPLE_KEYS_LEN`] bytes): what the layout tests
+    /// cut and corrupt.
     pub(super) fn sample() -> Self {
         ReInitRecord {
             new_group_id: b"next".to_vec(),
@@ -137,6 +170,11 @@ impl ReInitRecord {
             successor_creator: Some(0),
             successor_key: Some(vec![9; 32]),
             successor_digest: Some(vec![5; 32]),
+            member_keys: Some(vec![(0, vec![1; 32]), (3, vec![2; 32])]),
         }
     }
+
+    /// The bytes of `sample`'s `member_keys`: tag, count, then per key its
+    /// leaf, length and 32 bytes.
+    pub(super) const SAMPLE_KEYS_LEN: usize = 2 + 2 * 34;
 }
