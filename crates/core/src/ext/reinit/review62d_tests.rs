@@ -3,8 +3,9 @@
 //! (PROTOCOL §1.6 item 4). Real openmls groups; the victim is a `Client`.
 //! A key rotated away before the ReInit, another old member's key under
 //! an identity, a second client of one identity, an identity renamed in
-//! the old group, the record's keys across create/join/replace, and a
-//! successor in another ciphersuite of the same signature scheme.
+//! the old group (a limit: it passes), the record's keys across
+//! create/join/replace, successors in another ciphersuite of the same
+//! signature scheme and of another, and a damaged record's empty key list.
 
 use super::*;
 use crate::test_groups::{wire, CS};
@@ -376,4 +377,50 @@ fn a_successor_in_another_suite_of_the_same_scheme_keeps_the_old_keys() {
         let s = old.successor(0, "alice", creator_keys, vec![old.key_package(1, "bob", cs3)], cs3);
         assert_eq!(old.join(1, &s).map(|j| (j.creator_leaf, j.replaced)), outcome);
     }
+}
+
+/// A successor in a suite of another signature scheme (2: P-256) can hold
+/// no old key: without `authenticate` the join refuses it, its creator
+/// named first (PROTOCOL §1.6 item 3: "a new suite of another signature
+/// scheme needs one"), nothing stored; with an AS that vouches for the
+/// members the inspection shows, it is joined. Held (documented).
+#[test]
+fn a_successor_in_a_suite_of_another_scheme_needs_authenticate() {
+    let cs2 = Ciphersuite::MLS_128_DHKEMP256_AES128GCM_SHA256_P256;
+    let mut old = Old::new(&["alice", "bob"]);
+    old.reinit(cs2);
+    let p256 = |c: &Client| {
+        let k = SignatureKeyPair::new(cs2.signature_algorithm()).unwrap();
+        k.store(c.provider.storage()).unwrap();
+        k
+    };
+    let (alice2, bob2) = (p256(&old.clients[0]), p256(&old.clients[1]));
+    let bob_kp = KeyPackage::builder().build(cs2, &old.clients[1].provider, &bob2, cred("bob", &bob2)).unwrap().key_package().clone();
+    let s = old.successor(0, "alice", &alice2, vec![bob_kp], cs2);
+    let seen = old.inspect(1, &s).unwrap();
+    assert_eq!(old_key_flags(&seen), vec![Some(false), Some(false)]);
+    assert_eq!(old.join(1, &s).err(), new_key_at(0));
+    assert_eq!(old.record(1).successor_creator, None);
+    let id = old.id();
+    let (w, t) = (s.0.clone(), Some(s.1.clone()));
+    let _ = old.clients[1].provider.storage().take_batch();
+    let joined = old.clients[1].mutate(|c| join_successor(c, &id, w, t, &GroupConfig::default(), Some(&seen.members))).unwrap();
+    assert_eq!((joined.creator_leaf, joined.replaced), (0, false));
+    assert_eq!(old.record(1).member_keys.map(|k| k.len()), Some(2));
+}
+
+/// A current-layout record whose old keys are an empty list (a damaged
+/// store; `retire` always writes every leaf's) fails closed: every member
+/// is refused (leaf 0 named), not checked by identity only as a record
+/// without keys is. Held.
+#[test]
+fn a_record_with_an_empty_key_list_refuses_every_member() {
+    let mut old = Old::new(&["alice", "bob"]);
+    old.reinit(CS);
+    let mut record = old.record(1);
+    record.member_keys = Some(Vec::new());
+    write_record(&old.clients[1].provider, &old.id(), &record).unwrap();
+    let s = old.successor(0, "alice", &old.keys[0], vec![old.key_package(1, "bob", CS)], CS);
+    assert_eq!(old_key_flags(&old.inspect(1, &s).unwrap()), vec![Some(false), Some(false)]);
+    assert_eq!(old.join(1, &s).err(), new_key_at(0));
 }
