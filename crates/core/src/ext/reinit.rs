@@ -46,6 +46,8 @@ use crate::provider::Provider;
 
 #[cfg(test)]
 mod one_signer_tests;
+#[cfg(test)]
+mod review62d_tests;
 mod error;
 mod rank;
 mod record;
