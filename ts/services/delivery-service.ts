@@ -530,7 +530,9 @@ export class DeliveryService {
   /**
    * Delete a group whose member list is exactly `client`, or a reserved id of `client` alone (docs/PROTOCOL.md §8.3): its
    * log, GroupInfo, Welcomes and held grants go in one transaction, each part given back to whom it counted for. A group
-   * with other members is theirs too, and a paired device is no member: `forbidden`.
+   * with other members is theirs too, and a paired device is no member: `forbidden`. A reserved id its member's
+   * registration claimed meanwhile deletes nothing: unknown-group "the id is no longer reserved…" (the group is not the one
+   * asked for; `DeleteGroupOptions.reserved`).
    */
   async deleteGroup(groupId: Uint8Array, client: string): Promise<void> {
     const id = toHex(groupId);

@@ -42,7 +42,8 @@ export type DsRejection =
   | 'duplicate'
   // POST /v1/groups: the id of a group its last member deleted, which only that client registers again (§8.3)
   | 'group-deleted'
-  // the client's own: the DS did not answer in time, or could not be reached
+  // the client's own: the DS did not answer in time, or could not be reached; in-process, `subscribe`'s onEnd when the
+  // store failed its lookup at the call (docs/PROTOCOL.md §8.6). No server route sends it.
   | 'unavailable';
 
 /** The codes of the services layer. */

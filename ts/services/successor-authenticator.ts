@@ -1,8 +1,10 @@
 /**
  * The `authenticate` option of `MlsClient.joinReInitSuccessor` from an
- * Authentication Service (docs/PROTOCOL.md §1.6 item 5, §8.4): the core
- * checks a successor's members by identity only, so binding each one's new
- * signature key to its identity is the AS's answer, as for any KeyPackage.
+ * Authentication Service (docs/PROTOCOL.md §1.6 item 5, §8.4). Without it
+ * the join takes only signature keys the old group had for their
+ * identities (§1.6 item 4), and does not tell an identity the old group
+ * let a member take; with it, binding each member's signature key (a new
+ * one too) to its identity is the AS's answer, as for any KeyPackage.
  */
 import type { SuccessorAuthenticator } from '../mls/types.js';
 import type { CredentialCheck } from './credential-check.js';
