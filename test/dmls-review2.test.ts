@@ -7,32 +7,34 @@
  * Delivery is direct and in order, so each step is visible.
  */
 import { describe, expect, it } from 'vitest';
-import { bytesEqual, readMlsHeader, toHex, utf8 } from 'paired-mls';
+import { toHex, utf8 } from 'paired-mls';
 import { DMember } from 'paired-mls/dmls';
 import { answersTo, everyoneTalks, person, receive, refusedWith, send, universe, type Person } from './dmls-review-helpers.js';
+import { mlsError } from './helpers.js';
 
 const enc = new TextEncoder();
 
 describe('DMLS review 2: a member\'s identity is fixed across send groups', () => {
-  it('an owner\'s UpdatePath and an Update proposal that rename a member are refused (identity); the others\' imports go on', async () => {
+  it('an owner\'s UpdatePath and an Update proposal that rename a member are refused (identity by DMember, INVALID_ARGUMENT by the core); the others\' imports go on', async () => {
     const people = await universe(['ann', 'ben', 'cat']);
     const [ann, ben, cat] = people as [Person, Person, Person];
-    const benGroup = ben.member!.sendGroup.id;
     const catGroup = cat.member!.sendGroup.id;
     // The API refuses a new credential under another identity.
     const renamed = await ann.client.createIdentity('ann2', 1);
     await refusedWith(() => ann.member!.update({ newIdentity: renamed }), 'identity');
-    // ann reopens her state as "ann2" and rotates to it: her own send group
-    // shows ann2 at leaf 0, and she sends the Update proposal to ben's send
-    // group only. Had ben committed it, ben's send group would hold "ann2",
-    // which cat's does not: ben could never import cat's epochs again.
+    // ann reopens her state as "ann2" and rotates to it. Had ben committed
+    // her Update proposal, ben's send group would hold "ann2", which cat's
+    // does not: ben could never import cat's epochs again. Before the core's
+    // credential succession (RFC 9420 §5.3.1) her client sent the renaming
+    // UpdatePath and Update proposal and ben's and cat's DMembers refused
+    // them (identity); now her core refuses to build either (INVALID_ARGUMENT,
+    // a leaf keeps its identity), and a commit or proposal built by another
+    // engine is refused by every member's core (CREDENTIAL_CHANGED) before
+    // DMember sees it (crates/core/src/credential_succession.rs).
     const forged = DMember.open(ann.client, renamed);
-    const out = await forged.update({ newIdentity: renamed });
-    const [ownCommit, ...proposals] = out as [Uint8Array, ...Uint8Array[]];
-    const toBen = proposals.find((m) => bytesEqual(readMlsHeader(m)!.groupId!, benGroup))!;
-    await refusedWith(() => receive(ben, ownCommit), 'identity');
-    await refusedWith(() => receive(cat, ownCommit), 'identity');
-    await refusedWith(() => receive(ben, toBen), 'identity');
+    const err = await mlsError(() => forged.update({ newIdentity: renamed }));
+    expect(err.code).toBe('INVALID_ARGUMENT');
+    expect(err.message).toMatch(/^the new credential has another identity than this member's leaf \d+: a leaf's credential may change only within its type and identity \(RFC 9420 §5\.3\.1\)$/);
     expect(ben.member!.sendGroup.state().pendingProposals).toBe(0);
     expect(ben.client.group(ann.member!.sendGroup.id).members()[0]!.credential.identity).toEqual(enc.encode('ann'));
     // cat UPDATEs; ben imports it with his next message, and cat reads him.

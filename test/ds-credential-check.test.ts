@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { toHex, type Identity, type MlsError } from 'paired-mls';
 import { AuthenticationDirectory, DeliveryService, type CredentialBinding, type CredentialCheck } from 'paired-mls/services';
 import { SqliteDeliveryStore } from 'paired-mls/server';
-import { expectInSync, newMember, type Member } from './helpers.js';
+import { expectInSync, mlsError, newMember, type Member } from './helpers.js';
 
 /** The app's own check: its AS (here a real AuthenticationDirectory on the DS's database) asked by the app's rules; `down` makes every lookup fail. */
 class AppCheck implements CredentialCheck {
@@ -140,7 +140,7 @@ describe("a verifying DS with an app's own CredentialCheck (PROTOCOL §8.5)", ()
     expectInSync([pete, quinn]);
     store.close();
   });
-  it("without holderOf: a member holding the key another member rotated away (its thief) moves that leaf to a further key of its own: 403 forbidden, nothing logged (before: taken, the replaced leaf naming no client and the new one a member's: the victim off the member list with no Remove); the victim's own selfUpdate to its new key goes in, and the group goes on", async () => {
+  it("without holderOf: a member holding the key another member rotated away (its thief) cannot move that leaf to a further key of its own (another identity: its client refuses; before the core's policy: 403 forbidden, and before that taken), nothing logged; the victim's own selfUpdate to its new key goes in, and the group goes on", async () => {
     const { store, directory, members } = await world(['pete', 'quinn', 'mallory']);
     const ds = await DeliveryService.create({ store, verifyCommits: true, authentication: new CurrentKeysCheck(directory) });
     const [pete, quinn, mallory] = members as [Member, Member, Member];
@@ -155,17 +155,19 @@ describe("a verifying DS with an app's own CredentialCheck (PROTOCOL §8.5)", ()
     const rotated = await quinn.client.createIdentity(quinn.name, 1);
     await register(quinn, rotated, quinn.identity.signaturePublicKey);
     const thief = await quinn.client.importIdentity(further.identity, mallory.client.exportSignatureKeyPair(further), 1);
-    const moved = await quinn.group!.commit({ selfUpdate: true, newSigner: thief, groupInfo: true });
-    await quinn.group!.clearPendingCommit();
-    expect(await ds.submit(gid, mallory.name, moved.commit, { groupInfo: moved.groupInfo })).toEqual({
-      accepted: false,
-      reason: 'forbidden',
-      message: "a commit's UpdatePath leaf must carry a credential the AS binds to the member it is sent for (forbidden)",
-    });
+    // The thief's client refuses the move to another identity (the core's credential succession,
+    // RFC 9420 §5.3.1; a commit built by another engine: CREDENTIAL_CHANGED at every member and
+    // invalid-commit at this DS's verifyPublicCommit). Before it: 403 forbidden here, and before that taken.
+    const refused = await mlsError(() => quinn.group!.commit({ selfUpdate: true, newSigner: thief, groupInfo: true }));
+    expect([refused.code, refused.message]).toEqual([
+      'INVALID_ARGUMENT',
+      "the new credential has another identity than this member's leaf 1: a leaf's credential may change only within its type and identity (RFC 9420 §5.3.1)",
+    ]);
+    expect(quinn.group!.state().pendingCommit).toBeFalsy();
     expect(await ds.poll(pete.name, gid, seen.get(pete.name))).toEqual([]);
     // quinn's own selfUpdate, from the key rotated away to the new one: the same credential identity, so his.
-    const own = await quinn.group!.commit({ selfUpdate: true, newSigner: rotated, groupInfo: true });
-    expect(await ds.submit(gid, quinn.name, own.commit, { groupInfo: own.groupInfo })).toMatchObject({ accepted: true });
+    const his = await quinn.group!.commit({ selfUpdate: true, newSigner: rotated, groupInfo: true });
+    expect(await ds.submit(gid, quinn.name, his.commit, { groupInfo: his.groupInfo })).toMatchObject({ accepted: true });
     await quinn.group!.mergePendingCommit();
     for (const m of [pete, mallory]) await readLog(ds, m, seen);
     expect((await ds.store.getGroup(toHex(gid)))!.members.sort()).toEqual([mallory.name, pete.name, quinn.name]);

@@ -13,22 +13,45 @@
  * the AS binds to the client of the leaf it replaces (403 `forbidden`,
  * nothing logged), a further or rotated key of that client still goes in,
  * and an external commit's new leaf must be its poster's own (`invalid-commit`).
+ *
+ * Since the core's default credential-succession policy (PROTOCOL §8.4,
+ * RFC 9420 §5.3.1) a leaf keeps its credential identity: a move to another
+ * identity (an accomplice's, a paired device's own, a thief's) is refused
+ * by the committing client itself (INVALID_ARGUMENT, nothing built), and
+ * one built by another engine by every member (CREDENTIAL_CHANGED) and by
+ * the verifying DS's `verifyPublicCommit` (`invalid-commit`) before this
+ * rule. What this rule still decides is a move to another client under
+ * the same identity (a second client of one user, a further key).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MlsClient, toHex, utf8, type Identity } from 'paired-mls';
+import { MlsClient, MlsError, toHex, utf8, type Group, type Identity } from 'paired-mls';
 import { DeliveryClient, DsError } from 'paired-mls/services';
 import type { RunningDeliveryServer } from 'paired-mls/server';
 import { catchUp, dsPeer, groupStillWorks, postedSelfUpdate, proof, raw, refusalOf, tokenOf, twoVerifyingServers, verifiedGroup, type DsPeer } from './ds-helpers.js';
+import { mlsError } from './helpers.js';
+
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
 
 const MOVED = { reason: 'forbidden', message: "a commit's UpdatePath leaf must carry a credential the AS binds to the member it is sent for (forbidden)", leaves: undefined, proposed: undefined };
+/** The committing client's own refusal of a new credential of another identity (leaf `leaf`). */
+const OWN_REFUSED = (leaf: number) => ({
+  code: 'INVALID_ARGUMENT',
+  message: `the new credential has another identity than this member's leaf ${leaf}: a leaf's credential may change only within its type and identity (RFC 9420 §5.3.1)`,
+});
 const NOT_SIGNED = { reason: 'invalid-commit', message: 'the commit is not signed by the posting client (invalid-commit)', leaves: undefined, proposed: undefined };
 
-/** `p`'s selfUpdate putting `signer` on its leaf (undefined: a fresh key of its own credential), posted by `poster`: the seq, or the refusal (the pending commit then dropped). */
-async function renamed(p: DsPeer, poster: DsPeer, signer?: Identity): Promise<number | ReturnType<typeof refusalOf>> {
+/** `p`'s selfUpdate putting `signer` on its leaf (undefined: a fresh key of its own credential), posted by `poster`: the seq, or the refusal (the pending commit then dropped), or `p`'s own refusal to build it. */
+async function renamed(p: DsPeer, poster: DsPeer, signer?: Identity): Promise<number | ReturnType<typeof refusalOf> | { code: string; message: string }> {
   await catchUp(p);
-  const u = await p.group!.commit({ selfUpdate: true, newSigner: signer, groupInfo: true });
+  let u: Awaited<ReturnType<Group['commit']>>;
+  try {
+    u = await p.group!.commit({ selfUpdate: true, newSigner: signer, groupInfo: true });
+  } catch (e) {
+    if (!(e instanceof MlsError)) throw e;
+    expect(p.group!.state().pendingCommit).toBeFalsy();
+    return { code: e.code, message: e.message };
+  }
   const r = await poster.ds.submit(p.group!.id, u.commit, { groupInfo: u.groupInfo }).catch((e: DsError) => e);
   if (r instanceof DsError) {
     await p.group!.clearPendingCommit();
@@ -72,17 +95,17 @@ function variants(kind: string, open: () => Promise<{ one: RunningDeliveryServer
     return { pete: pete!, quinn: quinn!, mallory: mallory!, members };
   }
 
-  it(`${kind}: a member that is a paired device of an accomplice's account moves its leaf to the accomplice: 403 forbidden, nothing logged (before: taken, the accomplice a member with no Add, grant or Welcome, reading the log); to a client of its own user, or with the accomplice's key alone: 403 forbidden too; a further key and a rotated key of its own go in`, async () => {
+  it(`${kind}: a member that is a paired device of an accomplice's account cannot move its leaf to the accomplice (its client refuses another identity; before the core's policy: 403 forbidden, and before that taken); to a second client of its own user: 403 forbidden, nothing logged; a further key and a rotated key of its own go in`, async () => {
     const tag = Math.random().toString(36).slice(2, 7);
     const { pete, quinn, mallory, members } = await group(tag);
     const bob = await dsPeer(s.url, `bob-${tag}`);
     const before = await members();
     await paired(bob, mallory);
     const bobKey = await heldBy(mallory, bob, bob.identity);
-    expect(await renamed(mallory, mallory, bobKey)).toEqual(MOVED);
-    // Posted by bob himself: he is no member (a paired device reads through its anchor, not the other way).
+    expect(await renamed(mallory, mallory, bobKey)).toEqual(OWN_REFUSED(2));
+    // Her own selfUpdate posted by bob himself: he is no member (a paired device reads through its anchor, not the other way).
     expect(refusalOf(await (async () => {
-      const u = await mallory.group!.commit({ selfUpdate: true, newSigner: bobKey, groupInfo: true });
+      const u = await mallory.group!.commit({ selfUpdate: true, groupInfo: true });
       await mallory.group!.clearPendingCommit();
       return bob.ds.submit(mallory.group!.id, u.commit, { groupInfo: u.groupInfo }).catch((e) => e);
     })())).toMatchObject({ reason: 'not-a-member' });
@@ -91,7 +114,7 @@ function variants(kind: string, open: () => Promise<{ one: RunningDeliveryServer
     await DeliveryClient.register(s.url, { clientId: `mallory2-${tag}`, userId: mallory.name, vouch: mallory.ds, client: mallory.client, identity: second });
     expect(await renamed(mallory, mallory, second)).toEqual(MOVED);
     await mallory.ds.ceasePairing(bob.name, mallory.name);
-    expect(await renamed(mallory, mallory, bobKey)).toEqual(MOVED);
+    expect(await renamed(mallory, mallory, bobKey)).toEqual(OWN_REFUSED(2));
     expect(await pete.ds.poll(pete.group!.id, pete.seen)).toEqual([]);
     expect(await members()).toEqual(before);
     expect(refusalOf(await bob.ds.poll(pete.group!.id, 0).catch((e) => e))).toMatchObject({ reason: 'not-a-member' });
@@ -127,7 +150,7 @@ function variants(kind: string, open: () => Promise<{ one: RunningDeliveryServer
     await groupStillWorks([pete!, quinn!, mallory!, mallory2], 'four members');
   });
 
-  it(`${kind}: a paired device posting for its anchor: the anchor's selfUpdate (its key, a further key of it) goes in; moved to the device's own credential or an outsider's: 403 forbidden (before: forbidden as "a paired device cannot make itself a member", and invalid-commit)`, async () => {
+  it(`${kind}: a paired device posting for its anchor: the anchor's selfUpdate (its key, a further key of it) goes in; a move to the device's own credential or an outsider's is refused by the anchor's client (another identity; before the core's policy: 403 forbidden)`, async () => {
     const tag = Math.random().toString(36).slice(2, 7);
     const { pete, quinn, mallory, members } = await group(tag);
     const [phone, bob] = await Promise.all([dsPeer(s.url, `pete-phone-${tag}`), dsPeer(s.url, `bob-${tag}`)]);
@@ -135,8 +158,8 @@ function variants(kind: string, open: () => Promise<{ one: RunningDeliveryServer
     const before = await members();
     expect(await renamed(pete, phone)).toBeGreaterThan(0);
     expect(await renamed(pete, phone, await furtherKey(s.url, pete))).toBeGreaterThan(0);
-    expect(await renamed(pete, phone, await heldBy(pete, phone, phone.identity))).toEqual(MOVED);
-    expect(await renamed(pete, phone, await heldBy(pete, bob, bob.identity))).toEqual(MOVED);
+    expect(await renamed(pete, phone, await heldBy(pete, phone, phone.identity))).toEqual(OWN_REFUSED(0));
+    expect(await renamed(pete, phone, await heldBy(pete, bob, bob.identity))).toEqual(OWN_REFUSED(0));
     expect(await members()).toEqual(before);
     await groupStillWorks([pete, quinn, mallory], 'the anchor leaf stays the anchor');
   });
@@ -170,16 +193,16 @@ function variants(kind: string, open: () => Promise<{ one: RunningDeliveryServer
     await groupStillWorks([mallory, pete, quinn], 'mallory on her new leaf');
   });
 
-  it(`${kind}: a member holding a revoked client's leaf key (its thief) moves that leaf to a further key of its own: 403 forbidden, nothing logged (before: taken, as the replaced leaf named no client and the new one was a member's; the thief had two leaves, the revoked client was off the list with no Remove); the DS then removes the revoked leaf and the group goes on`, async () => {
+  it(`${kind}: a member holding a revoked client's leaf key (its thief) cannot move that leaf to a further key of its own (another identity: refused by the client; before the core's policy: 403 forbidden, and before that taken); the DS then removes the revoked leaf and the group goes on`, async () => {
     const tag = Math.random().toString(36).slice(2, 7);
     const { pete, quinn, mallory, members } = await group(tag);
     // The thief's copy of quinn's state, holding a further key of mallory's; quinn is revoked before the copy commits.
     const further = await heldBy(quinn, mallory, await furtherKey(s.url, mallory));
     await catchUp(quinn);
     await s.authentication.revoke(quinn.name);
-    const u = await quinn.group!.commit({ selfUpdate: true, newSigner: further, groupInfo: true });
-    await quinn.group!.clearPendingCommit();
-    expect(refusalOf(await mallory.ds.submit(quinn.group!.id, u.commit, { groupInfo: u.groupInfo }).catch((e) => e))).toEqual(MOVED);
+    const err = await mlsError(() => quinn.group!.commit({ selfUpdate: true, newSigner: further, groupInfo: true }));
+    expect({ code: err.code, message: err.message }).toEqual(OWN_REFUSED(1));
+    expect(quinn.group!.state().pendingCommit).toBeFalsy();
     expect(await pete.ds.poll(pete.group!.id, pete.seen)).toEqual([]);
     // The honest path: pete's commit is refused revoked-leaf once, the DS proposes the Remove, his next commit covers it.
     expect(refusalOf(await postedSelfUpdate(pete))).toMatchObject({ reason: 'revoked-leaf', leaves: [1], proposed: true });

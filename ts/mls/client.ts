@@ -689,7 +689,9 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
    * Verify `commit` against `groupInfo` (with its ratchet tree) without
    * group secrets (openmls PublicGroup), and the committer's `newGroupInfo`
    * against the result. Throws `UNVERIFIABLE_COMMIT`, `INVALID_COMMIT` or
-   * `INVALID_GROUP_INFO`.
+   * `INVALID_GROUP_INFO`; a commit that gives a leaf a credential of another
+   * type or identity is `INVALID_COMMIT` (docs/PROTOCOL.md §8.4 "Credential
+   * succession").
    */
   verifyPublicCommit(groupInfo: Uint8Array, commit: Uint8Array, newGroupInfo: Uint8Array, proposals: Uint8Array[] = []): VerifiedCommit {
     return this.read((core) => core.verifyPublicCommit(groupInfo, commit, newGroupInfo, proposals));

@@ -30,6 +30,8 @@ export const ERROR_CODES = [
   'UNVERIFIABLE_COMMIT',
   'UNVERIFIABLE_STATE',
   'INVALID_GROUP_INFO',
+  // a leaf's credential replaced by one of another type or identity (RFC 9420 §5.3.1)
+  'CREDENTIAL_CHANGED',
   // state
   'UNKNOWN_GROUP',
   'GROUP_EXISTS',

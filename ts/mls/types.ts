@@ -125,7 +125,16 @@ export interface CommitOptions {
    * an ordinary member's (openmls `vc_emulation_detached`, docs/ENGINE.md).
    */
   vcDetached?: boolean;
-  /** Rotate the leaf's signature key and credential (an identity of this client). */
+  /**
+   * Rotate the leaf's signature key (a key pair of this client) in the
+   * commit's UpdatePath. The credential keeps the leaf's identity: the core's
+   * credential-succession policy (RFC 9420 §5.3.1, docs/PROTOCOL.md §8.4)
+   * lets a leaf's credential change only within its type and identity, so
+   * `identity` must be the leaf's current one; another is INVALID_ARGUMENT
+   * before anything is built, and members refuse a commit that renames a
+   * leaf (CREDENTIAL_CHANGED). The default cannot be relaxed yet: to change
+   * identity, remove the leaf and add the new credential (or rejoin).
+   */
   newSigner?: { identity: Uint8Array; signaturePublicKey: Uint8Array };
   /**
    * Set these AppDataDictionary entries in this member's leaf (implies an

@@ -46,6 +46,7 @@ codes! {
     UnverifiableCommit => "UNVERIFIABLE_COMMIT",
     UnverifiableState => "UNVERIFIABLE_STATE",
     InvalidGroupInfo => "INVALID_GROUP_INFO",
+    CredentialChanged => "CREDENTIAL_CHANGED",
     // state
     UnknownGroup => "UNKNOWN_GROUP",
     GroupExists => "GROUP_EXISTS",

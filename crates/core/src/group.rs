@@ -706,10 +706,13 @@ impl Client {
                 if current.as_slice() == new.public_key.as_slice() {
                     return Err(invalid_argument("the new signature key equals the current one").into());
                 }
-                let scheme = self.groups.get(group_id).map(|g| g.ciphersuite().signature_algorithm());
-                let scheme = scheme.ok_or_else(|| CoreError::from(GroupLookupError::NotLoaded))?;
+                let group = self.groups.get(group_id).ok_or_else(|| CoreError::from(GroupLookupError::NotLoaded))?;
+                let scheme = group.ciphersuite().signature_algorithm();
+                // A leaf's identity stays (RFC 9420 §5.3.1): refused before anything is built.
+                let credential = credential_with_key(&new.identity, &new.public_key);
+                crate::credential_succession::check_own(group, &credential.credential)?;
                 self.load_signer(&new.public_key, scheme)?;
-                self.signers.remove(new.public_key.as_slice()).map(|pair| (pair, credential_with_key(&new.identity, &new.public_key)))
+                self.signers.remove(new.public_key.as_slice()).map(|pair| (pair, credential))
             }
             None => None,
         };
@@ -995,7 +998,10 @@ impl Client {
                     let summary = inspect::proposal(&sender, epoch, proposal.proposal(), aad, reference, digest, devices)?;
                     // Queued, it goes by reference into this member's next
                     // commit (a selfUpdate too): a ReInit every other member
-                    // refuses retired only this committer's group.
+                    // refuses retired only this committer's group; an
+                    // Update that renames its leaf is refused by the base
+                    // credential-succession policy (RFC 9420 §5.3.1).
+                    crate::credential_succession::check_update(group.public_group(), &sender, proposal.proposal())?;
                     (hooks.check_proposal)(group.public_group(), proposal.proposal())?;
                     group
                         .store_pending_proposal(provider.storage(), *proposal)
@@ -1012,6 +1018,7 @@ impl Client {
                         provider.storage().rollback_stashing_with_base(crate::storage::VC_OPERATION_TREE_PREFIX);
                     // Wiped when dropped, also by the `?`s below.
                     let (stash, stash_base) = (Stash(stash), Stash(stash_base));
+                    crate::credential_succession::check_commit(group.public_group(), &sender, &staged)?;
                     (hooks.check_staged_commit)(group.public_group(), &sender, &staged)?;
                     let devices = (hooks.authorizers)(group, &sender, Some(&staged));
                     let digest = match devices {

@@ -24,7 +24,8 @@ pub(crate) struct Hooks {
     pub ensure_active: fn(&Provider, &[u8]) -> CoreResult<()>,
     /// Checks of a received commit, once staged and before the application
     /// sees it; the DS's public group runs them too (public_group.rs), so it
-    /// logs no commit that every member refuses.
+    /// logs no commit that every member refuses. The base rules
+    /// (credential_succession.rs) run before them, in both places.
     pub check_staged_commit: fn(&PublicGroup, &Sender, &StagedCommit) -> CoreResult<()>,
     /// Checks of a received standalone proposal before it is queued: one
     /// queued goes by reference into this member's next commit.

@@ -10,6 +10,7 @@ mod batch;
 mod client;
 mod codec;
 mod config;
+mod credential_succession;
 mod device_signed;
 #[cfg(test)]
 mod ed25519_test_inputs;

@@ -163,6 +163,8 @@ fn verify(
     // resync removes only the joiner's own leaf, a ReInit goes alone): a
     // commit failing one would be logged, move the epoch and change the
     // member list, while every member refuses it (the group stuck).
+    // The base credential-succession policy (RFC 9420 §5.3.1) among them.
+    crate::credential_succession::check_commit(&group, &sender, &staged).map_err(|e| refused(Code::InvalidCommit, e.message))?;
     check(&group, &sender, &staged).map_err(|e| refused(Code::InvalidCommit, e.message))?;
     let added_key_packages = staged
         .add_proposals()
@@ -368,6 +370,43 @@ mod tests {
         let view = verify(crypto, None, NO_CHECK, &info, &commit, &new_info, &[junk[0].clone(), junk[1].clone(), proposal]).expect("verifies");
         assert_eq!(view.added_key_packages.len(), 1);
         assert_eq!(view.members_after.len(), 3);
+    }
+
+    /// alice's self-update with a new key under `name`, and the GroupInfo of the new epoch.
+    fn path_as(group: &mut MlsGroup, provider: &OpenMlsRustCrypto, signer: &SignatureKeyPair, name: &str) -> (Vec<u8>, Vec<u8>) {
+        let fresh = SignatureKeyPair::new(CS.signature_algorithm()).expect("key");
+        fresh.store(provider.storage()).expect("store");
+        let credential = CredentialWithKey { credential: BasicCredential::new(name.as_bytes().to_vec()).into(), signature_key: fresh.to_public_vec().into() };
+        let bundle = group
+            .commit_builder()
+            .force_self_update(true)
+            .load_psks(provider.storage())
+            .expect("psks")
+            .create_group_info(true)
+            .build_with_new_signer(provider.rand(), provider.crypto(), signer, NewSignerBundle { signer: &fresh, credential_with_key: credential }, |_| true)
+            .expect("build")
+            .stage_commit(provider)
+            .expect("stage");
+        let (commit, _, info) = bundle.into_messages();
+        (bytes(&commit), bytes(&info.expect("group info")))
+    }
+
+    /// The base credential-succession policy (RFC 9420 §5.3.1) holds at
+    /// the DS whatever the members' extension checks: a commit renaming
+    /// its committer's leaf is INVALID_COMMIT with the members' reason; a
+    /// new key under the same identity verifies.
+    #[test]
+    fn a_commit_renaming_its_committers_leaf_does_not_verify() {
+        let (mut alice, a, a_sig, info) = group(PURE_PLAINTEXT_WIRE_FORMAT_POLICY);
+        let (renamed, renamed_info) = path_as(&mut alice, &a, &a_sig, "bob");
+        let refused = verify(a.crypto(), None, NO_CHECK, &info, &renamed, &renamed_info, &[]).err().map(|e| (e.code.as_str(), e.message));
+        let why = "the commit's UpdatePath gives leaf 0 a credential with another identity than its current one: a leaf's credential may change only within its type and identity (RFC 9420 §5.3.1)";
+        assert_eq!(refused, Some(("INVALID_COMMIT", why.to_string())));
+        alice.clear_pending_commit(a.storage()).expect("clear");
+        let (rotated, rotated_info) = path_as(&mut alice, &a, &a_sig, "alice");
+        let view = verify(a.crypto(), None, NO_CHECK, &info, &rotated, &rotated_info, &[]).expect("verifies");
+        assert_eq!(view.committer.identity.as_slice(), b"alice");
+        assert_ne!(view.committer.signature_key.as_slice(), a_sig.to_public_vec().as_slice());
     }
 
     #[test]

@@ -146,8 +146,10 @@ impl Client {
     pub fn dmls_propose_credential_update(&mut self, group_id: &[u8], identity: &[u8], new_public_key: &[u8]) -> Result<Vec<u8>, JsValue> {
         // A new key equal to the current one would still be a valid Update (no rotation).
         self.prepare_group(group_id, true)?;
-        let scheme = self.groups.get(group_id).map(|g| g.ciphersuite().signature_algorithm());
-        let scheme = scheme.ok_or_else(|| CoreError::from(crate::group::GroupLookupError::NotLoaded))?;
+        let group = self.groups.get(group_id).ok_or_else(|| CoreError::from(crate::group::GroupLookupError::NotLoaded))?;
+        let scheme = group.ciphersuite().signature_algorithm();
+        // A leaf's identity stays (RFC 9420 §5.3.1): refused before anything is built.
+        crate::credential_succession::check_own(group, &credential_with_key(identity, new_public_key).credential)?;
         self.load_signer(new_public_key, scheme)?;
         let pair = self
             .signers

@@ -3,7 +3,8 @@
 //! (PROTOCOL §1.6 item 4). Real openmls groups; the victim is a `Client`.
 //! A key rotated away before the ReInit, another old member's key under
 //! an identity, a second client of one identity, an identity renamed in
-//! the old group (a limit: it passes), the record's keys across
+//! the old group (refused on receipt by the base credential-succession
+//! policy, RFC 9420 §5.3.1), the record's keys across
 //! create/join/replace, successors in another ciphersuite of the same
 //! signature scheme and of another, and a damaged record's empty key list.
 
@@ -100,42 +101,50 @@ impl Old {
         }
     }
 
-    /// Member `i` commits the ReInit (to "next" in `CS`) with an
-    /// UpdatePath whose leaf carries `name` and a new key; every other
-    /// member checks it as the core does on receipt (`check_received`),
-    /// then all merge it and retire the group. Returns the key rotated away.
-    fn reinit_renaming(&mut self, i: usize, name: &str) -> SignatureKeyPair {
+    /// Member `i` commits an UpdatePath whose leaf carries `name` and a
+    /// new key, with a ReInit (to "next" in `CS`) if `reinit`; every other
+    /// member processes it and runs the core's checks on receipt (the base
+    /// credential succession, then the extensions' `check_received`), as
+    /// `process` does, merging it only if they pass. Returns the new key
+    /// and each other member's refusal as (code, message); the committer
+    /// drops its commit when one refused.
+    fn offer_rename(&mut self, i: usize, name: &str, reinit: bool) -> (SignatureKeyPair, Vec<Option<(&'static str, String)>>) {
         let fresh = new_keys(&self.clients[i]);
-        let reinit = ReInitProposal::new(GroupId::from_slice(b"next"), ProtocolVersion::Mls10, CS, Extensions::empty());
         let p = &self.clients[i].provider;
-        let bundle = self.groups[i]
-            .commit_builder()
-            .add_proposal(Proposal::ReInit(Box::new(reinit.clone())))
-            .force_self_update(true)
+        let mut builder = self.groups[i].commit_builder().force_self_update(true);
+        if reinit {
+            let reinit = ReInitProposal::new(GroupId::from_slice(b"next"), ProtocolVersion::Mls10, CS, Extensions::empty());
+            builder = builder.add_proposal(Proposal::ReInit(Box::new(reinit)));
+        }
+        let bundle = builder
             .load_psks(p.storage())
             .unwrap()
             .build_with_new_signer(p.rand(), p.crypto(), &self.keys[i], NewSignerBundle { signer: &fresh, credential_with_key: cred(name, &fresh) }, |_| true)
             .unwrap()
             .stage_commit(p)
             .unwrap();
-        self.groups[i].merge_pending_commit(p).unwrap();
         let commit = bundle.into_commit();
+        let mut refusals = Vec::new();
         for (j, (g, c)) in self.groups.iter_mut().zip(&self.clients).enumerate() {
             if j == i {
                 continue;
             }
-            match g.process_message(&c.provider, wire(&commit)).unwrap().into_content() {
-                ProcessedMessageContent::StagedCommitMessage(staged) => {
-                    assert!(check_received(g.public_group(), &staged).is_ok());
-                    g.merge_staged_commit(&c.provider, *staged).unwrap()
+            let processed = g.process_message(&c.provider, wire(&commit)).unwrap();
+            let sender = processed.sender().clone();
+            let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content() else { panic!("expected a commit") };
+            let checked = crate::credential_succession::check_commit(g.public_group(), &sender, &staged).and_then(|()| check_received(g.public_group(), &staged));
+            match checked {
+                Ok(()) => {
+                    g.merge_staged_commit(&c.provider, *staged).unwrap();
+                    refusals.push(None);
                 }
-                _ => panic!("expected a commit"),
+                Err(e) => refusals.push(Some((e.code.as_str(), e.message))),
             }
         }
-        for (g, c) in self.groups.iter().zip(&self.clients) {
-            retire(g, &c.provider, &reinit).unwrap();
+        if refusals.iter().any(Option::is_some) {
+            self.groups[i].clear_pending_commit(p.storage()).unwrap();
         }
-        std::mem::replace(&mut self.keys[i], fresh)
+        (fresh, refusals)
     }
 
     fn id(&self) -> Vec<u8> {
@@ -268,51 +277,62 @@ fn a_second_client_of_one_identity_ranks_as_its_lowest_leaf_with_its_own_key() {
     assert_eq!(old.record(1).member_keys.map(|k| k.len()), Some(4));
 }
 
-/// Limit (not a break of this change): the core does not fix a leaf's
-/// identity in an ordinary group, so mallory (leaf 2) can rename her leaf
-/// "alice" with a key of her own (an UpdatePath, RFC 9420 §12.4.2) before
-/// the ReInit; every member merges it, the old group then has that key for
-/// alice, and her successor signed with it as alice ranks as alice's
-/// lowest leaf, 0, without `authenticate`. It is the old group's two
-/// "alice" leaves, which the old group's own Authentication Service had
-/// to refuse (as it had to refuse an Add of a client under alice's name);
-/// alice's real key still cannot be used by mallory, and mallory's key
-/// from before the rename is no longer hers. PROTOCOL §1.6 item 4 says so.
+const RENAMED: &str = "the commit's UpdatePath gives leaf 2 a credential with another identity than its current one: a leaf's credential may change only within its type and identity (RFC 9420 §5.3.1)";
+
+/// Was a limit (review62d): mallory (leaf 2) renamed her leaf "alice"
+/// with a key of her own (an UpdatePath, RFC 9420 §12.4.2) before the
+/// ReInit; every member merged it, the old group then had that key for
+/// alice, and her successor signed with it as alice ranked as alice's
+/// lowest leaf, 0, without `authenticate`. Now every member refuses the
+/// rename on receipt (the base credential-succession policy, RFC 9420
+/// §5.3.1: CREDENTIAL_CHANGED, leaf 2 named), nothing is merged, the
+/// record holds leaf 2 as mallory, and her successor as alice under that
+/// key is refused (a new key at leaf 0) while alice's real one is joined.
+/// PROTOCOL §1.6 item 4 says so. Held.
 #[test]
 fn a_leaf_renamed_in_the_old_group_ranks_as_that_identity() {
     let mut old = Old::new(&["alice", "bob", "mallory"]);
-    let before_rename = old.rotate(2, "alice");
+    let refused = Some(("CREDENTIAL_CHANGED", RENAMED.to_string()));
+    let (renamed_key, refusals) = old.offer_rename(2, "alice", false);
+    assert_eq!(refusals, vec![refused.clone(), refused]);
+    assert!(old.groups.iter().all(|g| g.epoch().as_u64() == 1), "nothing merged");
+    // The rename's key was never the group's: mallory signs her successor as alice with it.
     old.reinit(CS);
     let record = old.record(1);
-    assert_eq!(record.members.iter().map(|(l, id)| (*l, id.clone())).collect::<Vec<_>>(), vec![(0, b"alice".to_vec()), (1, b"bob".to_vec()), (2, b"alice".to_vec())]);
-    // Her key from before the rename, under her new name or her old one (no longer an old identity).
-    let stale = old.successor(2, "alice", &before_rename, vec![old.key_package(1, "bob", CS)], CS);
-    assert_eq!(old.join(1, &stale).err(), new_key_at(0));
-    let stale = old.successor(2, "mallory", &before_rename, vec![old.key_package(1, "bob", CS)], CS);
-    assert_eq!(old.join(1, &stale).err(), Some(("REINIT_MISMATCH", "the successor has a member who was not in the old group".to_string())));
-    let renamed = old.successor(2, "alice", &old.keys[2], vec![old.key_package(1, "bob", CS)], CS);
-    let seen = old.inspect(1, &renamed).unwrap();
-    assert_eq!((seen.creator_leaf, old_key_flags(&seen)), (0, vec![Some(true), Some(true)]));
-    assert_eq!(old.join(1, &renamed).map(|j| (j.creator_leaf, j.replaced)), Ok((0, false)));
+    assert_eq!(record.members.iter().map(|(l, id)| (*l, id.clone())).collect::<Vec<_>>(), vec![(0, b"alice".to_vec()), (1, b"bob".to_vec()), (2, b"mallory".to_vec())]);
+    let renamed = old.successor(2, "alice", &renamed_key, vec![old.key_package(1, "bob", CS)], CS);
+    assert_eq!(old_key_flags(&old.inspect(1, &renamed).unwrap()), vec![Some(false), Some(true)]);
+    assert_eq!(old.join(1, &renamed).err(), new_key_at(0));
+    // Her own key under alice's name: refused too (an_old_key_counts_only_with_the_identity_of_its_own_leaf).
+    let as_alice = old.successor(2, "alice", &old.keys[2], vec![old.key_package(1, "bob", CS)], CS);
+    assert_eq!(old.join(1, &as_alice).err(), new_key_at(0));
+    let real = old.successor(0, "alice", &old.keys[0], vec![old.key_package(1, "bob", CS)], CS);
+    assert_eq!(old.join(1, &real).map(|j| (j.creator_leaf, j.replaced)), Ok((0, false)));
 }
 
-/// The same limit in one step: mallory renames her leaf "alice" in the
-/// ReInit commit's own UpdatePath. The core takes the commit on receipt
-/// (`check_received` looks at the proposals only), every member retires
-/// the group with leaf 2 as "alice" under mallory's new key, and no
-/// message of the old group could show the rename first. Her successor
-/// as alice ranks as leaf 0 and pulls bob out of cy's (leaf 1) without
-/// `authenticate`: bob's join replaces (deletes) cy's. Limit (PROTOCOL
-/// §1.6 item 4), not fixed.
+/// Was the same limit in one step: mallory renamed her leaf "alice" in
+/// the ReInit commit's own UpdatePath, which `check_received` (proposals
+/// only) took; every member retired the group with leaf 2 as "alice" and
+/// her successor as alice pulled bob out of cy's. Now the base policy
+/// refuses the commit on receipt (CREDENTIAL_CHANGED, before the
+/// extensions' checks): nobody merges or retires, the group goes on, a
+/// later honest ReInit records leaf 2 as mallory, and her successor as
+/// alice no longer replaces cy's. Held.
 #[test]
 fn a_leaf_renamed_in_the_reinit_commit_itself_ranks_as_that_identity() {
     let mut old = Old::new(&["alice", "cy", "mallory", "bob"]);
-    old.reinit_renaming(2, "alice");
-    assert_eq!(old.record(3).members.iter().filter(|(_, id)| id == b"alice").map(|(l, _)| *l).collect::<Vec<_>>(), vec![0, 2]);
+    let refused = Some(("CREDENTIAL_CHANGED", RENAMED.to_string()));
+    assert_eq!(old.offer_rename(2, "alice", true).1, vec![refused.clone(), refused.clone(), refused]);
+    for c in &old.clients {
+        assert!(load_record(&c.provider, &old.id()).unwrap().is_none(), "nobody retired the group");
+    }
+    old.reinit(CS);
+    assert_eq!(old.record(3).members.iter().filter(|(_, id)| id == b"alice").map(|(l, _)| *l).collect::<Vec<_>>(), vec![0]);
     let cys = old.successor(1, "cy", &old.keys[1], vec![old.key_package(3, "bob", CS)], CS);
     assert_eq!(old.join(3, &cys).map(|j| (j.creator_leaf, j.replaced)), Ok((1, false)));
     let renamed = old.successor(2, "alice", &old.keys[2], vec![old.key_package(3, "bob", CS)], CS);
-    assert_eq!(old.join(3, &renamed).map(|j| (j.creator_leaf, j.replaced)), Ok((0, true)));
+    assert_eq!(old.join(3, &renamed).err(), new_key_at(0));
+    assert_eq!(old.record(3).successor_creator, Some(1));
 }
 
 /// The record's old keys survive every rewrite: creating a successor,

@@ -1,0 +1,255 @@
+//! The default credential-succession policy of the base core (RFC 9420
+//! §5.3.1: when a member's credential is replaced, "the AS MUST also
+//! verify that the set of presented identifiers in the new credential is
+//! valid as a successor to the set of presented identifiers in the old
+//! credential, according to the application's policy"). This library's
+//! policy, in every group: a leaf's credential may be replaced only by one
+//! of the same credential type and the same content (for a basic
+//! credential, the same identity); its signature key may change (key
+//! rotation, RFC 9420 §12.4.2). Without it a member could rename its leaf
+//! to another member's identity with a key of its own (docs/PROTOCOL.md
+//! §8.2 "Credential succession").
+//!
+//! Checked where a leaf's credential is replaced: a received commit's
+//! UpdatePath leaf and the Update proposals it covers (`check_commit`, by
+//! every member in `process` and by the DS in `verifyPublicCommit`), a
+//! received standalone Update proposal (`check_update`, before it is
+//! queued), and this member's own new credential (`check_own`, before
+//! anything is built). A base rule, not an extension hook: it holds for
+//! every client of the core.
+
+use openmls::prelude::*;
+
+use crate::error::{invalid_argument, Code, CoreError, CoreResult};
+
+/// Why `new` may not succeed `old` in one leaf, or None when it may.
+fn refusal(old: &Credential, new: &Credential) -> Option<&'static str> {
+    if old.credential_type() != new.credential_type() {
+        Some("another credential type")
+    } else if old.serialized_content() != new.serialized_content() {
+        Some("another identity")
+    } else {
+        None
+    }
+}
+
+/// A refusal of the credential `new` for `leaf` of `group` (its current
+/// credential), `what` naming where it came from. A leaf the tree does
+/// not have is left to openmls, which refuses an update of it.
+fn check_leaf(group: &PublicGroup, leaf: LeafNodeIndex, new: &Credential, what: &str) -> CoreResult<()> {
+    let Some(old) = group.leaf(leaf) else { return Ok(()) };
+    match refusal(old.credential(), new) {
+        None => Ok(()),
+        Some(why) => Err(CoreError::new(
+            Code::CredentialChanged,
+            format!(
+                "{what} gives leaf {} a credential with {why} than its current one: a leaf's credential may change only within its type and identity (RFC 9420 §5.3.1)",
+                leaf.u32()
+            ),
+        )),
+    }
+}
+
+/// A received standalone Update proposal from `sender` (before it is queued).
+pub(crate) fn check_update(group: &PublicGroup, sender: &Sender, proposal: &Proposal) -> CoreResult<()> {
+    update_of(group, sender, proposal, "the Update proposal")
+}
+
+fn update_of(group: &PublicGroup, sender: &Sender, proposal: &Proposal, what: &str) -> CoreResult<()> {
+    match (sender, proposal) {
+        (Sender::Member(leaf), Proposal::Update(update)) => check_leaf(group, *leaf, update.leaf_node().credential(), what),
+        _ => Ok(()),
+    }
+}
+
+/// A received commit from `sender`, staged against `group` (the state
+/// before it): the UpdatePath leaf of a member's commit, and each Update
+/// proposal it covers (by reference or by value). An external commit's
+/// UpdatePath leaf is a new leaf, not a successor: not checked here.
+pub(crate) fn check_commit(group: &PublicGroup, sender: &Sender, staged: &StagedCommit) -> CoreResult<()> {
+    for queued in staged.queued_proposals() {
+        update_of(group, queued.sender(), queued.proposal(), "an Update proposal the commit covers")?;
+    }
+    match (sender, staged.update_path_leaf_node()) {
+        (Sender::Member(leaf), Some(path_leaf)) => check_leaf(group, *leaf, path_leaf.credential(), "the commit's UpdatePath"),
+        _ => Ok(()),
+    }
+}
+
+/// This member's own new credential (`newSigner`, a credential update):
+/// refused as INVALID_ARGUMENT before anything is built or sent.
+pub(crate) fn check_own(group: &MlsGroup, new: &Credential) -> CoreResult<()> {
+    let leaf = group.own_leaf_node().ok_or_else(|| CoreError::new(Code::NotAMember, "this client is no longer a member of the group"))?;
+    match refusal(leaf.credential(), new) {
+        None => Ok(()),
+        Some(why) => Err(invalid_argument(format!(
+            "the new credential has {why} than this member's leaf {}: a leaf's credential may change only within its type and identity (RFC 9420 §5.3.1)",
+            group.own_leaf_index().u32()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::Provider;
+    use crate::test_groups::{identity, wire, CS};
+    use openmls_basic_credential::SignatureKeyPair;
+
+    fn cred(name: &str, keys: &SignatureKeyPair) -> CredentialWithKey {
+        CredentialWithKey { credential: BasicCredential::new(name.as_bytes().to_vec()).into(), signature_key: keys.to_public_vec().into() }
+    }
+
+    fn fresh(p: &Provider) -> SignatureKeyPair {
+        let keys = SignatureKeyPair::new(CS.signature_algorithm()).unwrap();
+        keys.store(p.storage()).unwrap();
+        keys
+    }
+
+    /// alice (leaf 0), bob (leaf 1), mallory (leaf 2) and carol (leaf 3) in one group.
+    struct Three {
+        p: Vec<Provider>,
+        keys: Vec<SignatureKeyPair>,
+        groups: Vec<MlsGroup>,
+    }
+
+    fn three() -> Three {
+        let p: Vec<Provider> = (0..4).map(|_| Provider::default()).collect();
+        let ids: Vec<_> = ["alice", "bob", "mallory", "carol"].iter().zip(&p).map(|(n, p)| identity(p, n)).collect();
+        let mut alice = MlsGroup::builder().ciphersuite(CS).build(&p[0], &ids[0].1, ids[0].0.clone()).unwrap();
+        let kps = (1..4).map(|i| KeyPackage::builder().build(CS, &p[i], &ids[i].1, ids[i].0.clone()).unwrap().key_package().clone()).collect::<Vec<_>>();
+        let bundle = alice.commit_builder().propose_adds(kps).load_psks(p[0].storage()).unwrap().build(p[0].rand(), p[0].crypto(), &ids[0].1, |_| true).unwrap().stage_commit(&p[0]).unwrap();
+        alice.merge_pending_commit(&p[0]).unwrap();
+        let welcome = bundle.into_welcome().unwrap();
+        let tree: RatchetTreeIn = alice.export_ratchet_tree().into();
+        let mut groups = vec![alice];
+        for pi in &p[1..] {
+            groups.push(StagedWelcome::new_from_welcome(pi, &MlsGroupJoinConfig::default(), welcome.clone(), Some(tree.clone())).unwrap().into_group(pi).unwrap());
+        }
+        let keys = ids.into_iter().map(|(_, k)| k).collect();
+        Three { p, keys, groups }
+    }
+
+    impl Three {
+        /// Member `i`'s self-update commit whose UpdatePath leaf carries `name` under a new key.
+        fn path_as(&mut self, i: usize, name: &str) -> MlsMessageOut {
+            let new = fresh(&self.p[i]);
+            let p = &self.p[i];
+            let bundle = self.groups[i]
+                .commit_builder()
+                .force_self_update(true)
+                .load_psks(p.storage())
+                .unwrap()
+                .build_with_new_signer(p.rand(), p.crypto(), &self.keys[i], NewSignerBundle { signer: &new, credential_with_key: cred(name, &new) }, |_| true)
+                .unwrap()
+                .stage_commit(p)
+                .unwrap();
+            bundle.into_commit()
+        }
+
+        /// Member `i`'s standalone Update proposal whose leaf carries `name` under a new key.
+        fn update_as(&mut self, i: usize, name: &str) -> MlsMessageOut {
+            let new = fresh(&self.p[i]);
+            let bundle = NewSignerBundle { signer: &new, credential_with_key: cred(name, &new) };
+            self.groups[i].propose_self_update_with_new_signer_unconfirmed(&self.p[i], &self.keys[i], bundle, LeafNodeParameters::default()).unwrap().0
+        }
+
+        /// Member `j` processes `message` and runs the core's checks, as `process` does.
+        fn receive(&mut self, j: usize, message: &MlsMessageOut) -> (CoreResult<()>, Option<Box<StagedCommit>>) {
+            let g = &mut self.groups[j];
+            let processed = g.process_message(&self.p[j], wire(message)).unwrap();
+            let sender = processed.sender().clone();
+            match processed.into_content() {
+                ProcessedMessageContent::StagedCommitMessage(staged) => (check_commit(g.public_group(), &sender, &staged), Some(staged)),
+                ProcessedMessageContent::ProposalMessage(proposal) => {
+                    let checked = check_update(g.public_group(), &sender, proposal.proposal());
+                    if checked.is_ok() {
+                        g.store_pending_proposal(self.p[j].storage(), *proposal).unwrap();
+                    }
+                    (checked, None)
+                }
+                _ => panic!("expected a commit or a proposal"),
+            }
+        }
+
+        fn identity_at(&self, j: usize, leaf: u32) -> Vec<u8> {
+            crate::inspect::identity_of(self.groups[j].public_group().leaf(LeafNodeIndex::new(leaf)).unwrap().credential())
+        }
+    }
+
+    fn err(r: CoreResult<()>) -> Option<(&'static str, String)> {
+        r.err().map(|e| (e.code.as_str(), e.message))
+    }
+
+    const RULE: &str = "a leaf's credential may change only within its type and identity (RFC 9420 §5.3.1)";
+
+    /// mallory's UpdatePath renames leaf 2 "alice": refused by name and
+    /// reason, and `process` stages nothing (the `?` before the handle).
+    #[test]
+    fn a_commit_renaming_its_committers_leaf_is_refused() {
+        let mut g = three();
+        let commit = g.path_as(2, "alice");
+        let (checked, _) = g.receive(1, &commit);
+        let why = format!("the commit's UpdatePath gives leaf 2 a credential with another identity than its current one: {RULE}");
+        assert_eq!(err(checked), Some(("CREDENTIAL_CHANGED", why)));
+        assert_eq!((g.groups[1].epoch().as_u64(), g.identity_at(1, 2)), (1, b"mallory".to_vec()));
+    }
+
+    /// A standalone Update renaming the sender's leaf is refused (and not
+    /// queued); so is a commit covering it by reference (alice's and
+    /// carol's raw engines queued it unchecked).
+    #[test]
+    fn an_update_proposal_renaming_its_senders_leaf_is_refused() {
+        let mut g = three();
+        let update = g.update_as(2, "bob");
+        let why = format!("the Update proposal gives leaf 2 a credential with another identity than its current one: {RULE}");
+        assert_eq!(err(g.receive(1, &update).0), Some(("CREDENTIAL_CHANGED", why)));
+        assert_eq!(g.groups[1].pending_proposals().count(), 0);
+        for j in [0, 3] {
+            let ProcessedMessageContent::ProposalMessage(proposal) = g.groups[j].process_message(&g.p[j], wire(&update)).unwrap().into_content() else { panic!("a proposal") };
+            g.groups[j].store_pending_proposal(g.p[j].storage(), *proposal).unwrap();
+        }
+        let p = &g.p[0];
+        let commit = g.groups[0].commit_builder().load_psks(p.storage()).unwrap().build(p.rand(), p.crypto(), &g.keys[0], |_| true).unwrap().stage_commit(p).unwrap().into_commit();
+        let why = format!("an Update proposal the commit covers gives leaf 2 a credential with another identity than its current one: {RULE}");
+        assert_eq!(err(g.receive(3, &commit).0), Some(("CREDENTIAL_CHANGED", why)));
+        assert_eq!(g.identity_at(3, 2), b"mallory".to_vec());
+    }
+
+    /// Key rotation under the same identity passes, in a path and in an Update.
+    #[test]
+    fn the_same_identity_under_a_new_key_is_accepted() {
+        let mut g = three();
+        let update = g.update_as(0, "alice");
+        assert_eq!(err(g.receive(1, &update).0), None);
+        assert_eq!(g.groups[1].pending_proposals().count(), 1);
+        let commit = g.path_as(2, "mallory");
+        let (checked, staged) = g.receive(1, &commit);
+        assert_eq!(err(checked), None);
+        g.groups[1].merge_staged_commit(&g.p[1], *staged.unwrap()).unwrap();
+        assert_eq!((g.groups[1].epoch().as_u64(), g.identity_at(1, 2)), (2, b"mallory".to_vec()));
+    }
+
+    /// Another credential type is another credential, whatever its bytes.
+    #[test]
+    fn another_credential_type_is_refused() {
+        let basic: Credential = BasicCredential::new(b"alice".to_vec()).into();
+        let other = Credential::new(CredentialType::Other(0xF000), b"alice".to_vec());
+        assert_eq!(refusal(&basic, &other), Some("another credential type"));
+        assert_eq!(refusal(&basic, &basic.clone()), None);
+    }
+
+    /// This member's own new credential: another identity is INVALID_ARGUMENT
+    /// (checked by `commit` and `dmlsProposeCredentialUpdate` before any signer
+    /// is loaded or commit built), its own identity passes.
+    #[test]
+    fn an_own_new_credential_of_another_identity_is_refused() {
+        let g = three();
+        let why = format!("the new credential has another identity than this member's leaf 2: {RULE}");
+        let alice: Credential = BasicCredential::new(b"alice".to_vec()).into();
+        assert_eq!(err(check_own(&g.groups[2], &alice)), Some(("INVALID_ARGUMENT", why)));
+        let mallory: Credential = BasicCredential::new(b"mallory".to_vec()).into();
+        assert_eq!(err(check_own(&g.groups[2], &mallory)), None);
+        assert!(g.groups[2].pending_commit().is_none());
+    }
+}

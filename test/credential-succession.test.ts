@@ -1,0 +1,77 @@
+/**
+ * The default credential-succession policy (docs/PROTOCOL.md §8.4
+ * "Credential succession", RFC 9420 §5.3.1): a leaf's credential may change
+ * only within its type and identity; its signature key may change. Real
+ * groups: paired-mls members (alice, carol) and a ts-mls member (bob),
+ * whose engine checks nothing of the kind, so it can send a commit that
+ * renames its leaf (its tree's own leaf credential swapped before the
+ * commit: ts-mls copies it into the UpdatePath leaf).
+ */
+import { describe, expect, it } from 'vitest';
+import { bytesEqual, utf8 } from 'paired-mls';
+import { PairedActor, TsActor, commitAll, expectAgree, everyoneTalks } from './interop-actors.js';
+import { mlsError } from './helpers.js';
+
+const RULE = "a leaf's credential may change only within its type and identity (RFC 9420 §5.3.1)";
+
+async function world() {
+  const alice = await PairedActor.create('alice-cs');
+  const bob = await TsActor.create('bob-cs');
+  const carol = await PairedActor.create('carol-cs');
+  await alice.createGroup();
+  await bob.join((await commitAll(alice, { add: [await bob.keyPackage()] }, [alice]))!);
+  await carol.join((await commitAll(alice, { add: [await carol.keyPackage()] }, [alice, bob]))!);
+  return { alice, bob, carol };
+}
+
+/** bob's self-update commit whose UpdatePath leaf carries `identity` (his state is left as before). */
+async function tsRename(bob: TsActor, identity: Uint8Array): Promise<Uint8Array> {
+  const before = bob.state!;
+  const tree = [...before.ratchetTree];
+  const at = bob.leaf() * 2;
+  const node = tree[at]!;
+  if (node.nodeType !== 'leaf') throw new Error('expected a leaf');
+  tree[at] = { ...node, leaf: { ...node.leaf, credential: { credentialType: 'basic', identity } } };
+  bob.state = { ...before, ratchetTree: tree };
+  try {
+    return (await bob.commit({})).commit;
+  } finally {
+    bob.state = before;
+  }
+}
+
+describe('credential succession: a leaf keeps its credential type and identity', () => {
+  it('a received commit renaming its committer\'s leaf is refused by every member (CREDENTIAL_CHANGED, leaf named), nothing staged; the honest self-update is taken', async () => {
+    const { alice, bob, carol } = await world();
+    const renamed = await tsRename(bob, alice.identity.identity);
+    for (const m of [alice, carol]) {
+      const epoch = m.group!.epoch;
+      const err = await mlsError(() => m.group!.process(renamed));
+      expect([err.code, err.message]).toEqual(['CREDENTIAL_CHANGED', `the commit's UpdatePath gives leaf 1 a credential with another identity than its current one: ${RULE}`]);
+      expect([m.group!.epoch, utf8(m.group!.members().find((x) => x.leafIndex === 1)!.credential.identity)]).toEqual([epoch, 'bob-cs']);
+    }
+    // bob's honest self-update (same identity, new path keys) is taken, and the group goes on.
+    await commitAll(bob, { update: true }, [alice, bob, carol]);
+    await expectAgree([alice, bob, carol]);
+    await everyoneTalks([alice, bob, carol], 'after the refused rename');
+  });
+
+  it("this member's own newSigner of another identity is refused before anything is built (INVALID_ARGUMENT); a new key under its identity is taken by every member", async () => {
+    const { alice, bob, carol } = await world();
+    const g = carol.group!;
+    const asAlice = await carol.client.createIdentity(alice.identity.identity, 1);
+    const err = await mlsError(() => g.commit({ selfUpdate: true, newSigner: { identity: asAlice.identity, signaturePublicKey: asAlice.signaturePublicKey } }));
+    expect([err.code, err.message]).toEqual(['INVALID_ARGUMENT', `the new credential has another identity than this member's leaf 2: ${RULE}`]);
+    expect(g.state().pendingCommit).toBeFalsy();
+    // Key rotation under the same identity.
+    const rotated = await carol.client.createIdentity(carol.identity.identity, 1);
+    const { commit } = await g.commit({ selfUpdate: true, newSigner: { identity: rotated.identity, signaturePublicKey: rotated.signaturePublicKey } });
+    await g.mergePendingCommit();
+    await alice.receive(commit);
+    await bob.receive(commit);
+    const leaf = alice.group!.members().find((m) => m.leafIndex === 2)!;
+    expect([utf8(leaf.credential.identity), bytesEqual(leaf.signatureKey, rotated.signaturePublicKey)]).toEqual(['carol-cs', true]);
+    await expectAgree([alice, bob, carol]);
+    await everyoneTalks([alice, bob, carol], 'after the rotation');
+  });
+});
