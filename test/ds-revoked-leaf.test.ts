@@ -26,7 +26,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { toHex } from 'paired-mls';
+import { MlsClient, toHex } from 'paired-mls';
 import { DeliveryClient, DsError } from 'paired-mls/services';
 import type { DeliveryServerOptions, RunningDeliveryServer } from 'paired-mls/server';
 import { newMember } from './helpers.js';
@@ -272,8 +272,10 @@ describe("a revoked leaf's slot, and Update proposals, SQLite (PROTOCOL §8.5)",
     const s = await start(options());
     const tag = Math.random().toString(36).slice(2, 7);
     const [pete, quinn, mallory] = await Promise.all(['pete', 'quinn', 'mallory'].map((n) => dsPeer(s.url, `${n}-${tag}`)));
-    // mallory's second client, vouched for by her: leaf 3.
-    const second = await newMember(`mallory2-${tag}`);
+    // mallory's second client, vouched for by her, under her identity (a leaf's credential keeps its identity, §8.4:
+    // a move to another identity is refused by the client itself before the DS sees it): leaf 3.
+    const secondClient = await MlsClient.open();
+    const second = { name: `mallory2-${tag}`, client: secondClient, identity: await secondClient.createIdentity(mallory!.name, 1), storage: secondClient.storage };
     const mallory2: DsPeer = { ...second, seen: 0, ds: await DeliveryClient.register(s.url, { clientId: second.name, userId: mallory!.name, vouch: mallory!.ds, client: second.client, identity: second.identity }) };
     await verifiedGroup(pete!, [quinn!, mallory!, mallory2], { extensions: { externalSenders: [s.ds.externalSenderSpec] } });
     // mallory rotates her DS key (leaf 2 keeps the old one, which still names her, §8.4) and hands the new one to her second client.
