@@ -11,7 +11,7 @@
  * Real paired-mls groups.
  */
 import { describe, expect, it } from 'vitest';
-import { MlsClient, bytesEqual, utf8 } from 'paired-mls';
+import { MlsClient, bytesEqual, toHex, utf8 } from 'paired-mls';
 import { PairedActor, commitAll, expectAgree, everyoneTalks } from './interop-actors.js';
 import { mlsError } from './helpers.js';
 import { beforeAll } from 'vitest';
@@ -28,6 +28,11 @@ async function world() {
   await bob.join((await commitAll(alice, { add: [await bob.keyPackage()] }, [alice]))!);
   await carol.join((await commitAll(alice, { add: [await carol.keyPackage()] }, [alice, bob]))!);
   return { alice, bob, carol };
+}
+
+/** Every storage entry of `client`, as sorted hex. */
+async function stored(client: MlsClient): Promise<string[]> {
+  return (await client.storage.entries()).map(([k, v]) => `${toHex(k)}=${toHex(v)}`).sort();
 }
 
 /** A copy of carol's signature key in another client, under `identity`, resyncing onto carol's leaf (2). */
@@ -47,9 +52,12 @@ describe('review62e: a resync is a credential succession (RFC 9420 §12.4.3.2)',
     const why = `the external commit's UpdatePath (a resync removing the leaf) gives leaf 2 a credential with another identity than its current one: ${RULE}`;
     for (const m of [alice, bob]) {
       const epoch = m.group!.epoch;
+      const before = await stored(m.client);
       const err = await mlsError(() => m.group!.process(commit));
       // Before the fix: taken, and leaf 2 read ("alice-62e", carol's key).
       expect([err.code, err.message]).toEqual(['CREDENTIAL_CHANGED', why]);
+      // Nothing stored by the refusal (storage entries byte for byte).
+      expect(await stored(m.client)).toEqual(before);
       const leaf = m.group!.members().find((x) => x.leafIndex === 2)!;
       expect([m.group!.epoch, utf8(leaf.credential.identity), bytesEqual(leaf.signatureKey, carol.identity.signaturePublicKey)]).toEqual([epoch, 'carol-62e', true]);
       expect(m.group!.state().pendingCommit).toBeFalsy();
