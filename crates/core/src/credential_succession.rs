@@ -13,6 +13,7 @@
 //! Checked where a leaf's credential is replaced: a received commit's
 //! UpdatePath leaf and the Update proposals it covers (`check_commit`, by
 //! every member in `process` and by the DS in `verifyPublicCommit`), a
+//! received resync's leaf against the leaf it removes (`check_resync`), a
 //! received standalone Update proposal (`check_update`, before it is
 //! queued), and this member's own new credential (`check_own`, before
 //! anything is built). A base rule, not an extension hook: it holds for
@@ -65,7 +66,8 @@ fn update_of(group: &PublicGroup, sender: &Sender, proposal: &Proposal, what: &s
 /// A received commit from `sender`, staged against `group` (the state
 /// before it): the UpdatePath leaf of a member's commit, and each Update
 /// proposal it covers (by reference or by value). An external commit's
-/// UpdatePath leaf is a new leaf, not a successor: not checked here.
+/// UpdatePath leaf is a new leaf, checked only against each leaf the
+/// commit removes, by `check_resync`.
 pub(crate) fn check_commit(group: &PublicGroup, sender: &Sender, staged: &StagedCommit) -> CoreResult<()> {
     for queued in staged.queued_proposals() {
         update_of(group, queued.sender(), queued.proposal(), "an Update proposal the commit covers")?;
@@ -74,6 +76,26 @@ pub(crate) fn check_commit(group: &PublicGroup, sender: &Sender, staged: &Staged
         (Sender::Member(leaf), Some(path_leaf)) => check_leaf(group, *leaf, path_leaf.credential(), "the commit's UpdatePath"),
         _ => Ok(()),
     }
+}
+
+/// A received resync (RFC 9420 §12.4.3.2): an external commit that removes
+/// a leaf puts its joiner in that participant's place, and "the credential
+/// in the LeafNode MUST present a set of identifiers that is acceptable to
+/// the application for the removed participant" (openmls leaves it to the
+/// application). Without this a member renamed its leaf by resyncing under
+/// its own key with another identity, which the resync rule of every group
+/// (same signature key, the extensions' `check_staged_commit`) let through
+/// (review62e: credential_succession_review62e_tests.rs). Run after that
+/// hook in `process` and `verifyPublicCommit`, so that an outsider removing
+/// another member's leaf keeps its own reason (test/external-join-review).
+pub(crate) fn check_resync(group: &PublicGroup, sender: &Sender, staged: &StagedCommit) -> CoreResult<()> {
+    let (Sender::NewMemberCommit, Some(path_leaf)) = (sender, staged.update_path_leaf_node()) else { return Ok(()) };
+    for queued in staged.queued_proposals() {
+        if let Proposal::Remove(remove) = queued.proposal() {
+            check_leaf(group, remove.removed(), path_leaf.credential(), "the external commit's UpdatePath (a resync removing the leaf)")?;
+        }
+    }
+    Ok(())
 }
 
 /// This member's own new credential (`newSigner`, a credential update):
@@ -88,6 +110,10 @@ pub(crate) fn check_own(group: &MlsGroup, new: &Credential) -> CoreResult<()> {
         ))),
     }
 }
+
+#[cfg(test)]
+#[path = "credential_succession_review62e_tests.rs"]
+mod review62e_tests;
 
 #[cfg(test)]
 mod tests {

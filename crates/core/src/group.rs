@@ -1020,6 +1020,7 @@ impl Client {
                     let (stash, stash_base) = (Stash(stash), Stash(stash_base));
                     crate::credential_succession::check_commit(group.public_group(), &sender, &staged)?;
                     (hooks.check_staged_commit)(group.public_group(), &sender, &staged)?;
+                    crate::credential_succession::check_resync(group.public_group(), &sender, &staged)?;
                     let devices = (hooks.authorizers)(group, &sender, Some(&staged));
                     let digest = match devices {
                         Some(_) => (hooks.commit_digest)(provider, &staged)?,
