@@ -103,6 +103,13 @@ export interface ExternalJoinOptions extends JoinOptions {
   aad?: Uint8Array;
   /** Custom proposals (e.g. `intentProposal(intent)`) and Removes the external commit carries. */
   custom?: { proposalType: number; payload: Uint8Array }[];
+  /**
+   * Leaves to remove (a resync, RFC 9420 §12.4.3.2): members take only a
+   * leaf with the joiner's signature key (docs/PROTOCOL.md §4.6) and whose
+   * credential type and identity the new leaf keeps (§8.4 "Credential
+   * succession", `CREDENTIAL_CHANGED`). Not checked here: the join is made,
+   * and its receivers (and a verifying DS) refuse it.
+   */
   remove?: number[];
 }
 

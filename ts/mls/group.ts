@@ -448,10 +448,12 @@ export class Group {
    * commit, and leaves the group in its epoch. `vcDerivationInfo`: a
    * sibling virtual client's commit made with `vcDetached` needs the
    * derivation info the sibling handed over (Paired MLS: in its Notify).
-   * Before any check, the core refuses a commit or Update proposal that
-   * gives a leaf a credential of another type or identity
-   * (`CREDENTIAL_CHANGED`, RFC 9420 §5.3.1, docs/PROTOCOL.md §8.4): nothing
-   * is queued or staged.
+   * Before the process checks, the core refuses a commit or Update proposal
+   * that gives a leaf a credential of another type or identity
+   * (`CREDENTIAL_CHANGED`, RFC 9420 §5.3.1, docs/PROTOCOL.md §8.4; a
+   * resync's new leaf is held to the leaf it removes, after the core's
+   * resync key rule, so an outsider's removal keeps that rule's
+   * `INVALID_COMMIT`): nothing is queued or staged.
    */
   async process(message: Uint8Array, options: ProcessOptions = {}): Promise<ProcessResult> {
     // Extra checks are validated before processing (a bad one throws first);

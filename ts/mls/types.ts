@@ -133,7 +133,9 @@ export interface CommitOptions {
    * `identity` must be the leaf's current one; another is INVALID_ARGUMENT
    * before anything is built, and members refuse a commit that renames a
    * leaf (CREDENTIAL_CHANGED). The default cannot be relaxed yet: to change
-   * identity, remove the leaf and add the new credential (or rejoin).
+   * identity, remove the leaf and add the new credential, or join externally
+   * as a new leaf and remove the old one by a commit (a resync removing it
+   * under the new identity is refused like a rename).
    */
   newSigner?: { identity: Uint8Array; signaturePublicKey: Uint8Array };
   /**
