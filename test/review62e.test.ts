@@ -128,7 +128,7 @@ describe('review62e: the resync rename at a DS', () => {
     await groupStillWorks([alice, bob], 'after the refused resync rename');
   });
 
-  it('LIMIT (as any commit every member refuses, §8.4): a default-mode DS logs it (its AS check binds the key, not the leaf\'s identity); every member refuses it (CREDENTIAL_CHANGED) and the group is stuck at the DS (epoch-taken)', async () => {
+  it('LIMIT (as any commit every member refuses, §8.4): a default-mode DS logs it (it reads no tree, and a member\'s resync is not checked as an outsider\'s join); every member refuses it (CREDENTIAL_CHANGED) and the group is stuck at the DS (epoch-taken)', async () => {
     const { alice, bob, mallory, commit, why } = await renamingResync(server.url);
     const gid = alice.group!.id;
     const seq = await mallory.ds.submit(gid, commit, { externalJoin: true });

@@ -8,7 +8,7 @@
 //! credential, the same identity); its signature key may change (key
 //! rotation, RFC 9420 §12.4.2). Without it a member could rename its leaf
 //! to another member's identity with a key of its own (docs/PROTOCOL.md
-//! §8.2 "Credential succession").
+//! §8.4 "Credential succession").
 //!
 //! Checked where a leaf's credential is replaced: a received commit's
 //! UpdatePath leaf and the Update proposals it covers (`check_commit`, by
