@@ -1319,15 +1319,14 @@ export class DeliveryService {
         // The callback's own failure: the subscription has ended all the same.
       }
     };
-    /** The group's registration now, taken as the one followed; false (ended) when there is no group. */
-    const lookUp = async (): Promise<boolean> => {
+    /** The lookup at the call (its only caller, without `options.reading`): the group's registration, taken as the one followed, or the end. */
+    const lookUp = async (): Promise<void> => {
       const group = await this.#group(id);
-      if (!group) return end(unknownGroup()), false;
+      if (!group) return end(unknownGroup());
       // Deleted after the call, before this lookup answered: what it found may be the id registered again (another group,
       // another log), which was pushed from the position a notification of the old group had set (review62c).
-      if (deletedEarly && followed === undefined) return end(deletedSince()), false;
-      followed ??= { registration: group.registration };
-      return true;
+      if (deletedEarly) return end(deletedSince());
+      followed = { registration: group.registration };
     };
     /** Whether the group is still the registration followed; ends the subscription when not. */
     const stillFollowed = async (): Promise<boolean> => {
@@ -1390,10 +1389,7 @@ export class DeliveryService {
     // pushed from the old position on, review61c). `reader` throws instead; an application subscribes again.
     const begun = followed
       ? Promise.resolve()
-      : lookUp().then(
-          () => undefined,
-          () => end(new DsError('unavailable', 'the store failed to look the group up when subscribing: subscribe again')),
-        );
+      : lookUp().catch(() => end(new DsError('unavailable', 'the store failed to look the group up when subscribing: subscribe again')));
     return stop;
   }
 
