@@ -68,7 +68,7 @@ fn update_of(group: &PublicGroup, sender: &Sender, proposal: &Proposal, what: &s
 /// proposal it covers (by reference or by value). An external commit's
 /// UpdatePath leaf is a new leaf, checked only against each leaf the
 /// commit removes, by `check_resync`.
-pub(crate) fn check_commit(group: &PublicGroup, sender: &Sender, staged: &StagedCommit) -> CoreResult<()> {
+fn check_commit(group: &PublicGroup, sender: &Sender, staged: &StagedCommit) -> CoreResult<()> {
     for queued in staged.queued_proposals() {
         update_of(group, queued.sender(), queued.proposal(), "an Update proposal the commit covers")?;
     }
@@ -88,7 +88,7 @@ pub(crate) fn check_commit(group: &PublicGroup, sender: &Sender, staged: &Staged
 /// (review62e: credential_succession_review62e_tests.rs). Run after that
 /// hook in `process` and `verifyPublicCommit`, so that an outsider removing
 /// another member's leaf keeps its own reason (test/external-join-review).
-pub(crate) fn check_resync(group: &PublicGroup, sender: &Sender, staged: &StagedCommit) -> CoreResult<()> {
+fn check_resync(group: &PublicGroup, sender: &Sender, staged: &StagedCommit) -> CoreResult<()> {
     let (Sender::NewMemberCommit, Some(path_leaf)) = (sender, staged.update_path_leaf_node()) else { return Ok(()) };
     for queued in staged.queued_proposals() {
         if let Proposal::Remove(remove) = queued.proposal() {
@@ -96,6 +96,23 @@ pub(crate) fn check_resync(group: &PublicGroup, sender: &Sender, staged: &Staged
         }
     }
     Ok(())
+}
+
+/// A received commit's checks in their order, as every member (`process`)
+/// and the DS (`verifyPublicCommit`) run them: the base policy's
+/// `check_commit`, then the extensions' `check_staged_commit` hook, then
+/// `check_resync` (after the hook, so that an outsider removing another
+/// member's leaf keeps the resync key rule's reason). One place for the
+/// order, which both callers must keep.
+pub(crate) fn check_received_commit(
+    group: &PublicGroup,
+    sender: &Sender,
+    staged: &StagedCommit,
+    extensions: fn(&PublicGroup, &Sender, &StagedCommit) -> CoreResult<()>,
+) -> CoreResult<()> {
+    check_commit(group, sender, staged)?;
+    extensions(group, sender, staged)?;
+    check_resync(group, sender, staged)
 }
 
 /// This member's own new credential (`newSigner`, a credential update):

@@ -60,8 +60,8 @@ fn external(info: VerifiableGroupInfo, name: &str, signer: &SignatureKeyPair, re
     bundle.commit().clone()
 }
 
-/// `group` stages `commit` and runs the base policy (`check_commit`, then
-/// `check_resync` as `process` does after the extensions' hook); and
+/// `group` stages `commit` and runs the base policy in `process`'s order
+/// (`check_received_commit`, with no extension hook); and
 /// whether the Paired resync rule (`check_external_remove`, run after it in
 /// `process`; not imported: a base module does not name an extension) lets
 /// it through: every leaf it removes has the joiner's signature key.
@@ -70,7 +70,7 @@ fn checks(group: &mut MlsGroup, p: &Provider, commit: &MlsMessageOut) -> (Option
     let sender = processed.sender().clone();
     assert!(matches!(sender, Sender::NewMemberCommit));
     let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content() else { panic!("a commit") };
-    let base = check_commit(group.public_group(), &sender, &staged).and_then(|()| check_resync(group.public_group(), &sender, &staged));
+    let base = check_received_commit(group.public_group(), &sender, &staged, |_, _, _| Ok(()));
     let base = base.err().map(|e| (e.code.as_str(), e.message));
     let joiner = staged.update_path_leaf_node().map(|l| l.signature_key().clone());
     let paired = staged.queued_proposals().all(|q| match q.proposal() {

@@ -1018,9 +1018,7 @@ impl Client {
                         provider.storage().rollback_stashing_with_base(crate::storage::VC_OPERATION_TREE_PREFIX);
                     // Wiped when dropped, also by the `?`s below.
                     let (stash, stash_base) = (Stash(stash), Stash(stash_base));
-                    crate::credential_succession::check_commit(group.public_group(), &sender, &staged)?;
-                    (hooks.check_staged_commit)(group.public_group(), &sender, &staged)?;
-                    crate::credential_succession::check_resync(group.public_group(), &sender, &staged)?;
+                    crate::credential_succession::check_received_commit(group.public_group(), &sender, &staged, hooks.check_staged_commit)?;
                     let devices = (hooks.authorizers)(group, &sender, Some(&staged));
                     let digest = match devices {
                         Some(_) => (hooks.commit_digest)(provider, &staged)?,

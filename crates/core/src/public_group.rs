@@ -164,9 +164,7 @@ fn verify(
     // commit failing one would be logged, move the epoch and change the
     // member list, while every member refuses it (the group stuck).
     // The base credential-succession policy (RFC 9420 §5.3.1) among them.
-    crate::credential_succession::check_commit(&group, &sender, &staged).map_err(|e| refused(Code::InvalidCommit, e.message))?;
-    check(&group, &sender, &staged).map_err(|e| refused(Code::InvalidCommit, e.message))?;
-    crate::credential_succession::check_resync(&group, &sender, &staged).map_err(|e| refused(Code::InvalidCommit, e.message))?;
+    crate::credential_succession::check_received_commit(&group, &sender, &staged, check).map_err(|e| refused(Code::InvalidCommit, e.message))?;
     let added_key_packages = staged
         .add_proposals()
         .map(|p| p.add_proposal().key_package().hash_ref(crypto).map(|r| ByteBuf::from(r.as_slice().to_vec())))

@@ -132,7 +132,7 @@ impl Old {
             let processed = g.process_message(&c.provider, wire(&commit)).unwrap();
             let sender = processed.sender().clone();
             let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content() else { panic!("expected a commit") };
-            let checked = crate::credential_succession::check_commit(g.public_group(), &sender, &staged).and_then(|()| check_received(g.public_group(), &staged));
+            let checked = crate::credential_succession::check_received_commit(g.public_group(), &sender, &staged, |g, _, s| check_received(g, s));
             match checked {
                 Ok(()) => {
                     g.merge_staged_commit(&c.provider, *staged).unwrap();
