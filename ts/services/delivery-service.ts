@@ -20,7 +20,7 @@ import { validateIntentPublic } from '../intents/intent-operations.js';
 import { LEAF_OPERATION_PROPOSAL_TYPE, type LeafOperationIntent } from '../intents/leaf-operation-intent.js';
 import type { LeafAssociation } from '../intents/leaf-association.js';
 import { countProposal, EpochProposalsFullError, GroupIdTakenError, InboxFullError, MemoryDeliveryStore, ProposalKeyTakenError, isReserved, StorageQuotaError, type CommitUpdate, type DeliveryStore, type EpochProposalBudget, type ProposalLimit, type GroupRecord, type KeyPackageGrant, type LoggedMessage, type PendingWelcome, type StorageQuota, type StoredKeyPackage } from './delivery-store.js';
-import { DELETED_IDS_KEPT, isDeleted } from './delivery-store.js';
+import { DELETED_IDS_KEPT, isDeleted, isRetired } from './delivery-store.js';
 import type { CredentialCheck } from './credential-check.js';
 export type { CredentialCheck } from './credential-check.js';
 import { externalCommitTbs, externalSenderKeysOf, groupContextOf, groupInfoFits, isWelcome, readExternalCommit, requiresProposalType, treeLeafOf, welcomeRecipients } from './ds-checks.js';
@@ -37,8 +37,6 @@ const STALE_KEY_PACKAGES = 16;
 /** Log sender name of what the DS proposes itself, and its external sender's identity: reserved, no client's (§8.4). */
 export const DS_SENDER = 'delivery-service';
 
-/** A group a ReInit retired (docs/PROTOCOL.md §1.6): a verifying DS marks it with an empty GroupInfo; eventual groups are never marked. */
-const isRetired = (group: GroupRecord): boolean => group.consistency === 'strong' && group.groupInfo?.length === 0;
 /** A commit whose sender had not read a proposal of its epoch (`SubmitExtras.readTo`). */
 const unread = (epoch: number, readTo: number): DsError =>
   new DsError('unread-proposal', `a proposal of epoch ${epoch} was logged after ${readTo}: process the group's messages and commit again`);
@@ -818,10 +816,20 @@ export class DeliveryService {
       const strongEpoch = group.consistency === 'strong' ? { epoch } : {};
       const budget = header.contentType === 2 ? { ...this.#membersProposals, member: this.#memberShare(group, member ?? sender), ...strongEpoch } : undefined;
       // Logged only in the registration of the group it was checked against (§8.3): deleted and registered again meanwhile,
-      // the store writes nothing, and it is unknown-group.
-      const logged = await withinQuota(this.store.append({ groupId: id, sender, bytes: message.slice(), digest, registration: group.registration }, undefined, this.#quota, budget));
-      if (logged === undefined) await this.#notGone(group);
-      if (logged === undefined) throw new DsError('stale', `a proposal for epoch ${epoch}; the group has moved past it`);
+      // the store writes nothing, and it is unknown-group. And only while the sender may still post (`postsFor`, checked
+      // in the append's transaction, §8.1): checked only above, a post held before its append while its sender's removal
+      // or the ReInit commit was logged went in after it.
+      const posted = { groupId: id, sender, bytes: message.slice(), digest, registration: group.registration, postsFor: member ?? sender };
+      const logged = await withinQuota(this.store.append(posted, undefined, this.#quota, budget));
+      if (logged === undefined) {
+        const now = await this.#notGone(group);
+        if (header.contentType === 2 && group.consistency === 'strong' && now.epoch !== epoch) throw new DsError('stale', `a proposal for epoch ${epoch}; the group has moved past it`);
+        // Refused as no longer the sender's to make (its member removed, its pairing ended, the group retired): taken again,
+        // so the checks above answer as they answer any such post (not-a-member; stale, retired). Its member removed and
+        // added back (or paired again) meanwhile, it goes in; at most 16 times, as an eventual commit.
+        if (tries < 16) return this.#submit(id, sender, message, extras, tries + 1, group);
+        throw new DsError('stale', `the sender's membership moved while the message was checked (${tries + 1} tries); send it again`);
+      }
       seq = logged;
       // The grant goes from the proposer to the group until its epoch's commit (#grantedRefs): it neither expires in the epoch
       // nor adds the client elsewhere. Not in the append's transaction, as a commit's spending (§8.1).
