@@ -746,6 +746,14 @@ export class DeliveryService {
       // the commit is taken again below against the new list, and the checks above (no committer off the list, no paired
       // device on it) hold for the list written. Strong: the exact epoch serialises commits already.
       const expectMembers = group.consistency === 'eventual' ? [...group.members] : undefined;
+      // A paired device's commit, as a post (`postsFor`, its anchor): logged only while the device is still paired to it.
+      // Neither check above sees the pairing's end (ceased, or the anchor's key rotated or revoked; no commit, so neither
+      // the epoch nor the member list moved): a commit held before its append meanwhile went in after it (review63a).
+      // A member's own commit needs none: its removal or the ReInit is a commit, which the epoch (strong) or the member
+      // list (eventual) checks already refuse.
+      const postsFor = !joining && member !== undefined && member !== sender ? member : undefined;
+      /** The commit's sender still posts for the member it was checked for (its pairing not ended since): asked after a refusal. */
+      const stillFor = async (now: GroupRecord | undefined): Promise<boolean> => postsFor === undefined || (now !== undefined && (await this.#actsFor(now, sender)) === postsFor);
       const update = { expectEpoch: group.consistency === 'strong' ? epoch : group.epoch, setEpoch, members: [...members], expectMembers, groupInfo, reserve, dropGrants, lastSeq };
       // The inbox cap is counted in the store's transaction (racing commits cannot pass it). An Add the group's grant covers
       // passed it when proposed: its client's inbox full since, the commit goes in without that Welcome; refused, it held
@@ -753,7 +761,7 @@ export class DeliveryService {
       const append = (to: string[]): Promise<number | undefined> =>
         this.store
           .append(
-            { groupId: id, sender, bytes: message.slice(), digest, registration: group.registration },
+            { groupId: id, sender, bytes: message.slice(), digest, registration: group.registration, postsFor },
             { ...update, welcome: extras.welcome && to.length > 0 ? { recipients: to, welcome: extras.welcome.slice(), payers: to.map(payer), max: this.#maxWelcomes === Infinity ? undefined : this.#maxWelcomes } : undefined },
             this.#quota,
           )
@@ -763,11 +771,16 @@ export class DeliveryService {
           });
       seq = await withinQuota(append(added));
       // readTo: messages were logged since the log was checked, the epoch still open: the commit goes in if none is a proposal.
-      for (let n = 0; seq === undefined && lastSeq !== undefined && n < 16 && (await this.#still(group))?.epoch === epoch; n++) {
+      // Not a device's commit refused as its pairing ended (`postsFor`): that is answered below, not as an unread log.
+      const logMoved = async () => {
+        const now = await this.#still(group);
+        return now?.epoch === epoch && (await stillFor(now));
+      };
+      for (let n = 0; seq === undefined && lastSeq !== undefined && n < 16 && (await logMoved()); n++) {
         const last = await this.#unreadProposals(group, readTo!, lastSeq, new DsError('malformed', 'readTo is past the end of the log'));
         update.lastSeq = lastSeq = last;
         seq = await withinQuota(append(added));
-        if (seq === undefined && n === 15 && (await this.#still(group))?.epoch === epoch) throw new DsError('unread-proposal', "the group's log moved on while the commit was checked: process its messages and commit again");
+        if (seq === undefined && n === 15 && (await logMoved())) throw new DsError('unread-proposal', "the group's log moved on while the commit was checked: process its messages and commit again");
       }
       // One read: a deletion between two answered the deleted mark's epoch (-2), or with no row left a TypeError (500).
       // Deleted, or registered again since (the commit was checked against another group): unknown-group.
@@ -775,6 +788,12 @@ export class DeliveryService {
         const now = await this.#notGone(group);
         // Eventual: another commit went in since the group was read; this one is taken too, against the new state.
         if (group.consistency === 'eventual' && tries < 16) return this.#submit(id, sender, message, extras, tries + 1, group);
+        // Strong: a device's commit refused in its epoch (its pairing ended, `postsFor`), taken again as a post is, so the
+        // checks above answer (not-a-member); paired again meanwhile, it goes in. At most 16 times.
+        if (group.consistency === 'strong' && postsFor !== undefined && now.epoch === epoch) {
+          if (tries < 16) return this.#submit(id, sender, message, extras, tries + 1, group);
+          throw new DsError('stale', `the sender's membership moved while the message was checked (${tries + 1} tries); send it again`);
+        }
         // Eventual, every try lost to a commit that moved only the member list (expectMembers; a late one leaves the epoch
         // where it was): the epoch is still this commit's, and #epochTaken answered `stale` "a commit for epoch 2; the group
         // is at 2" (test/review62a). The same as a lost epoch race: process the log and commit again.

@@ -37,8 +37,9 @@ export interface LoggedMessage {
 export type MessageToLog = Omit<LoggedMessage, 'seq'> & {
   registration?: string;
   /**
-   * A member's proposal or application message (not a commit, not the DS's own): the member its sender posts for, as
-   * the DS checked it (the sender itself, or the anchor it is a paired device of). A store logs it only while the group
+   * A member's proposal or application message, and a paired device's commit (not a member's own commit: its removal
+   * or the ReInit moves the epoch or the member list, which the commit's checks see; not the DS's own): the member its
+   * sender posts for, as the DS checked it (the sender itself, or the anchor it is a paired device of). A store logs it only while the group
    * still takes it from that sender (`takesPost`), checked in the append's transaction after a retry's digest is
    * looked up: `postsFor` still on the member list, the sender that member or still paired to it, and the group not
    * retired by a ReInit (`isRetired`); else undefined, nothing written or counted (docs/PROTOCOL.md §8.1). The DS checks
