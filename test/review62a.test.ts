@@ -8,6 +8,9 @@
  * order) 17 times jams an honest commit for the DS's own epoch, which was then refused `stale` "a commit for epoch 2;
  * the group is at 2" (a nonsense answer; §8.1 says `epoch-taken`). Fixed: `epoch-taken`, naming the member list.
  * The cost held: 17 attacker requests per honest refusal, as the documented epoch race.
+ *
+ * Its limit, a removed member's application message checked before the removal and held there logged after it, was
+ * closed since (`MessageToLog.postsFor`, checked in the append's transaction): that test now asserts the refusal.
  */
 import { describe, expect, it } from 'vitest';
 import { toHex } from 'paired-mls';
@@ -307,19 +310,23 @@ describe('review62a: eventual member lists written over the list they were compu
       }
     });
 
-    it(`${name}: limit (pre-existing, not this change): xavier's application message checked before alice's removal of him and held is logged after it (the store checks no membership for a post, as in strong groups); it puts nobody on the list, and xavier reads and posts nothing more`, async () => {
+    it(`${name}: xavier's application message checked before alice's removal of him and held is refused not-a-member, as any non-member's post (the store checks postsFor in the append's transaction; before, a limit: logged after the removal): nothing logged or charged; xavier reads and posts nothing more, the honest members go on`, async () => {
       const t = await setup(make, 10);
       try {
+        const charged = (await t.store.usage('xavier')).bytes;
         const answers = await t.raced(
           () => t.submit('xavier', 2, 1),
           () => t.submit('alice', 1, 3, { removed: ['xavier'] }),
         );
-        expect(answers).toEqual([{ accepted: true, seq: 3 }, { accepted: true, seq: 4 }]);
-        expect(await t.log()).toEqual([[1, 'alice'], [2, 'alice'], [3, 'alice'], [4, 'xavier']]);
+        expect(answers).toEqual([{ accepted: true, seq: 3 }, NOT_A_MEMBER_POST]);
+        expect(await t.log()).toEqual([[1, 'alice'], [2, 'alice'], [3, 'alice']]);
+        expect((await t.store.usage('xavier')).bytes).toBe(charged);
         expect(await t.members()).toEqual(['alice', 'bob']);
         expect(await t.submit('xavier', 2, 1)).toEqual(NOT_A_MEMBER_POST);
         expect(await t.readRefusal('xavier')).toEqual(NOT_A_MEMBER_READ);
-        expect(await t.submit('bob', 2, 3)).toEqual({ accepted: true, seq: 5 });
+        expect(await t.submit('bob', 2, 3)).toEqual({ accepted: true, seq: 4 });
+        expect(await t.submit('alice', 3, 1)).toEqual({ accepted: true, seq: 5 });
+        expect((await t.ds.poll('bob', t.gid, 3)).map((m) => [m.seq, m.sender])).toEqual([[4, 'bob'], [5, 'alice']]);
       } finally {
         await t.close();
       }

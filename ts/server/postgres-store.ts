@@ -28,7 +28,7 @@ import type {
   StoredBinding,
   StoredKeyPackage,
 } from '../services/delivery-store.js';
-import { EpochProposalsFullError, GroupIdTakenError, ProposalKeyTakenError, InboxFullError, SPENT_PROOF_MARGIN_SECONDS, STORED_RECORD_BYTES, reservedGroup, StorageQuotaError, bindingBytes, sameMembers, checkQuota, countProposalWithShare, storedBytes, welcomeCharges, welcomeShares, withinBytes } from '../services/delivery-store.js';
+import { EpochProposalsFullError, GroupIdTakenError, ProposalKeyTakenError, InboxFullError, SPENT_PROOF_MARGIN_SECONDS, STORED_RECORD_BYTES, reservedGroup, StorageQuotaError, bindingBytes, sameMembers, takesPost, checkQuota, countProposalWithShare, storedBytes, welcomeCharges, welcomeShares, withinBytes } from '../services/delivery-store.js';
 import { DS_MIGRATED_SCHEMAS, DS_SCHEMA_VERSION } from './sqlite-store.js';
 import { peerDependency } from './peer-dependency.js';
 
@@ -825,7 +825,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
 
   async append(message: MessageToLog, update?: CommitUpdate, quota?: StorageQuota, budget?: EpochProposalBudget): Promise<number | undefined> {
     return this.#tx(async (c) => {
-      const { rows } = await c.query('SELECT epoch, members, octet_length(group_info) AS info, group_info_by, proposals_epoch, epoch_proposals, epoch_proposal_bytes, registration FROM ds_groups WHERE group_id = $1 FOR UPDATE', [
+      const { rows } = await c.query('SELECT epoch, members, consistency, octet_length(group_info) AS info, group_info_by, proposals_epoch, epoch_proposals, epoch_proposal_bytes, registration FROM ds_groups WHERE group_id = $1 FOR UPDATE', [
         message.groupId,
       ]);
       if (rows.length === 0) return undefined;
@@ -836,6 +836,14 @@ export class PostgresDeliveryStore implements DeliveryStore {
       if (message.digest) {
         const known = await c.query('SELECT seq FROM ds_log WHERE group_id = $1 AND digest = $2', [message.groupId, message.digest]);
         if (known.rows.length > 0) return Number(known.rows[0].seq);
+      }
+      // A member's post, checked under the row's lock: a removal or a ReInit (a commit, which updates the row) since the
+      // DS's check refuses it. The pairing is read FOR SHARE: its end waits for this transaction, or came before it.
+      if (message.postsFor !== undefined) {
+        const device = message.postsFor !== message.sender;
+        const paired = device && (await c.query('SELECT 1 FROM ds_pairings WHERE anchor = $1 AND device = $2 FOR SHARE', [message.postsFor, message.sender])).rows.length > 0;
+        const retired = rows[0].consistency === 'strong' && rows[0].info === 0; // isRetired: an empty GroupInfo
+        if (!takesPost({ members: rows[0].members as string[], retired }, message, () => paired)) return undefined;
       }
       const next = await c.query('SELECT coalesce(max(seq), 0) + 1 AS next FROM ds_log WHERE group_id = $1', [message.groupId]);
       const seq = Number(next.rows[0].next);

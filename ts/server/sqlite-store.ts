@@ -32,6 +32,7 @@ import {
   STORED_RECORD_BYTES,
   reservedGroup,
   sameMembers,
+  takesPost,
   StorageQuotaError,
   bindingBytes,
   checkQuota,
@@ -504,8 +505,8 @@ export class SqliteDeliveryStore implements DeliveryStore {
     isFresh: () => boolean,
   ): number | undefined {
     const seq = this.#db.transaction(() => {
-      const group = this.#db.prepare('SELECT epoch, members, length(group_info) AS info, group_info_by, proposals_epoch, epoch_proposals, epoch_proposal_bytes, registration FROM groups WHERE group_id = ?').get(message.groupId) as
-        | { epoch: number; members: string; info: number | null; group_info_by: string | null; proposals_epoch: number; epoch_proposals: number; epoch_proposal_bytes: number; registration: string | null }
+      const group = this.#db.prepare('SELECT epoch, members, consistency, length(group_info) AS info, group_info_by, proposals_epoch, epoch_proposals, epoch_proposal_bytes, registration FROM groups WHERE group_id = ?').get(message.groupId) as
+        | { epoch: number; members: string; consistency: 'strong' | 'eventual'; info: number | null; group_info_by: string | null; proposals_epoch: number; epoch_proposals: number; epoch_proposal_bytes: number; registration: string | null }
         | undefined;
       if (!group) return undefined;
       // A deleted group's id takes nothing (a post that read the group before its deletion).
@@ -519,6 +520,10 @@ export class SqliteDeliveryStore implements DeliveryStore {
           return known.seq as number | undefined;
         }
       }
+      // A member's post, checked in the transaction: a removal, a pairing's end or a ReInit since the DS's check refuses it.
+      const retired = group.consistency === 'strong' && group.info === 0; // isRetired: an empty GroupInfo
+      const paired = this.#db.prepare('SELECT 1 FROM pairings WHERE anchor = ? AND device = ?');
+      if (!takesPost({ members: JSON.parse(group.members) as string[], retired }, message, (anchor) => paired.get(anchor, message.sender) !== undefined)) return undefined;
       const { next } = this.#db.prepare('SELECT coalesce(max(seq), 0) + 1 AS next FROM log WHERE group_id = ?').get(message.groupId) as { next: number };
       // The message, and a commit's GroupInfo and Welcome, count for the sender.
       let charge = storedBytes(message.bytes.length);

@@ -20,7 +20,7 @@ import { validateIntentPublic } from '../intents/intent-operations.js';
 import { LEAF_OPERATION_PROPOSAL_TYPE, type LeafOperationIntent } from '../intents/leaf-operation-intent.js';
 import type { LeafAssociation } from '../intents/leaf-association.js';
 import { countProposal, EpochProposalsFullError, GroupIdTakenError, InboxFullError, MemoryDeliveryStore, ProposalKeyTakenError, isReserved, StorageQuotaError, type CommitUpdate, type DeliveryStore, type EpochProposalBudget, type ProposalLimit, type GroupRecord, type KeyPackageGrant, type LoggedMessage, type PendingWelcome, type StorageQuota, type StoredKeyPackage } from './delivery-store.js';
-import { DELETED_IDS_KEPT, isDeleted } from './delivery-store.js';
+import { DELETED_IDS_KEPT, isDeleted, isRetired } from './delivery-store.js';
 import type { CredentialCheck } from './credential-check.js';
 export type { CredentialCheck } from './credential-check.js';
 import { externalCommitTbs, externalSenderKeysOf, groupContextOf, groupInfoFits, isWelcome, readExternalCommit, requiresProposalType, treeLeafOf, welcomeRecipients } from './ds-checks.js';
@@ -37,8 +37,6 @@ const STALE_KEY_PACKAGES = 16;
 /** Log sender name of what the DS proposes itself, and its external sender's identity: reserved, no client's (§8.4). */
 export const DS_SENDER = 'delivery-service';
 
-/** A group a ReInit retired (docs/PROTOCOL.md §1.6): a verifying DS marks it with an empty GroupInfo; eventual groups are never marked. */
-const isRetired = (group: GroupRecord): boolean => group.consistency === 'strong' && group.groupInfo?.length === 0;
 /** A commit whose sender had not read a proposal of its epoch (`SubmitExtras.readTo`). */
 const unread = (epoch: number, readTo: number): DsError =>
   new DsError('unread-proposal', `a proposal of epoch ${epoch} was logged after ${readTo}: process the group's messages and commit again`);
@@ -748,6 +746,14 @@ export class DeliveryService {
       // the commit is taken again below against the new list, and the checks above (no committer off the list, no paired
       // device on it) hold for the list written. Strong: the exact epoch serialises commits already.
       const expectMembers = group.consistency === 'eventual' ? [...group.members] : undefined;
+      // A paired device's commit, as a post (`postsFor`, its anchor): logged only while the device is still paired to it.
+      // Neither check above sees the pairing's end (ceased, or the anchor's key rotated or revoked; no commit, so neither
+      // the epoch nor the member list moved): a commit held before its append meanwhile went in after it (review63a).
+      // A member's own commit needs none: its removal or the ReInit is a commit, which the epoch (strong) or the member
+      // list (eventual) checks already refuse.
+      const postsFor = !joining && member !== undefined && member !== sender ? member : undefined;
+      /** The commit's sender still posts for the member it was checked for (its pairing not ended since): asked after a refusal. */
+      const stillFor = async (now: GroupRecord | undefined): Promise<boolean> => postsFor === undefined || (now !== undefined && (await this.#actsFor(now, sender)) === postsFor);
       const update = { expectEpoch: group.consistency === 'strong' ? epoch : group.epoch, setEpoch, members: [...members], expectMembers, groupInfo, reserve, dropGrants, lastSeq };
       // The inbox cap is counted in the store's transaction (racing commits cannot pass it). An Add the group's grant covers
       // passed it when proposed: its client's inbox full since, the commit goes in without that Welcome; refused, it held
@@ -755,7 +761,7 @@ export class DeliveryService {
       const append = (to: string[]): Promise<number | undefined> =>
         this.store
           .append(
-            { groupId: id, sender, bytes: message.slice(), digest, registration: group.registration },
+            { groupId: id, sender, bytes: message.slice(), digest, registration: group.registration, postsFor },
             { ...update, welcome: extras.welcome && to.length > 0 ? { recipients: to, welcome: extras.welcome.slice(), payers: to.map(payer), max: this.#maxWelcomes === Infinity ? undefined : this.#maxWelcomes } : undefined },
             this.#quota,
           )
@@ -765,11 +771,16 @@ export class DeliveryService {
           });
       seq = await withinQuota(append(added));
       // readTo: messages were logged since the log was checked, the epoch still open: the commit goes in if none is a proposal.
-      for (let n = 0; seq === undefined && lastSeq !== undefined && n < 16 && (await this.#still(group))?.epoch === epoch; n++) {
+      // Not a device's commit refused as its pairing ended (`postsFor`): that is answered below, not as an unread log.
+      const logMoved = async () => {
+        const now = await this.#still(group);
+        return now?.epoch === epoch && (await stillFor(now));
+      };
+      for (let n = 0; seq === undefined && lastSeq !== undefined && n < 16 && (await logMoved()); n++) {
         const last = await this.#unreadProposals(group, readTo!, lastSeq, new DsError('malformed', 'readTo is past the end of the log'));
         update.lastSeq = lastSeq = last;
         seq = await withinQuota(append(added));
-        if (seq === undefined && n === 15 && (await this.#still(group))?.epoch === epoch) throw new DsError('unread-proposal', "the group's log moved on while the commit was checked: process its messages and commit again");
+        if (seq === undefined && n === 15 && (await logMoved())) throw new DsError('unread-proposal', "the group's log moved on while the commit was checked: process its messages and commit again");
       }
       // One read: a deletion between two answered the deleted mark's epoch (-2), or with no row left a TypeError (500).
       // Deleted, or registered again since (the commit was checked against another group): unknown-group.
@@ -777,6 +788,12 @@ export class DeliveryService {
         const now = await this.#notGone(group);
         // Eventual: another commit went in since the group was read; this one is taken too, against the new state.
         if (group.consistency === 'eventual' && tries < 16) return this.#submit(id, sender, message, extras, tries + 1, group);
+        // Strong: a device's commit refused in its epoch (its pairing ended, `postsFor`), taken again as a post is, so the
+        // checks above answer (not-a-member); paired again meanwhile, it goes in. At most 16 times.
+        if (group.consistency === 'strong' && postsFor !== undefined && now.epoch === epoch) {
+          if (tries < 16) return this.#submit(id, sender, message, extras, tries + 1, group);
+          throw new DsError('stale', `the sender's membership moved while the message was checked (${tries + 1} tries); send it again`);
+        }
         // Eventual, every try lost to a commit that moved only the member list (expectMembers; a late one leaves the epoch
         // where it was): the epoch is still this commit's, and #epochTaken answered `stale` "a commit for epoch 2; the group
         // is at 2" (test/review62a). The same as a lost epoch race: process the log and commit again.
@@ -818,10 +835,20 @@ export class DeliveryService {
       const strongEpoch = group.consistency === 'strong' ? { epoch } : {};
       const budget = header.contentType === 2 ? { ...this.#membersProposals, member: this.#memberShare(group, member ?? sender), ...strongEpoch } : undefined;
       // Logged only in the registration of the group it was checked against (§8.3): deleted and registered again meanwhile,
-      // the store writes nothing, and it is unknown-group.
-      const logged = await withinQuota(this.store.append({ groupId: id, sender, bytes: message.slice(), digest, registration: group.registration }, undefined, this.#quota, budget));
-      if (logged === undefined) await this.#notGone(group);
-      if (logged === undefined) throw new DsError('stale', `a proposal for epoch ${epoch}; the group has moved past it`);
+      // the store writes nothing, and it is unknown-group. And only while the sender may still post (`postsFor`, checked
+      // in the append's transaction, §8.1): checked only above, a post held before its append while its sender's removal
+      // or the ReInit commit was logged went in after it.
+      const posted = { groupId: id, sender, bytes: message.slice(), digest, registration: group.registration, postsFor: member ?? sender };
+      const logged = await withinQuota(this.store.append(posted, undefined, this.#quota, budget));
+      if (logged === undefined) {
+        const now = await this.#notGone(group);
+        if (header.contentType === 2 && group.consistency === 'strong' && now.epoch !== epoch) throw new DsError('stale', `a proposal for epoch ${epoch}; the group has moved past it`);
+        // Refused as no longer the sender's to make (its member removed, its pairing ended, the group retired): taken again,
+        // so the checks above answer as they answer any such post (not-a-member; stale, retired). Its member removed and
+        // added back (or paired again) meanwhile, it goes in; at most 16 times, as an eventual commit.
+        if (tries < 16) return this.#submit(id, sender, message, extras, tries + 1, group);
+        throw new DsError('stale', `the sender's membership moved while the message was checked (${tries + 1} tries); send it again`);
+      }
       seq = logged;
       // The grant goes from the proposer to the group until its epoch's commit (#grantedRefs): it neither expires in the epoch
       // nor adds the client elsewhere. Not in the append's transaction, as a commit's spending (§8.1).

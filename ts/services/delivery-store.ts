@@ -34,7 +34,21 @@ export interface LoggedMessage {
  * that one, checked in the append's transaction (docs/PROTOCOL.md §8.3): the group deleted meanwhile and its id
  * registered again, the message was checked against another group, and goes into no log. Not stored with the message.
  */
-export type MessageToLog = Omit<LoggedMessage, 'seq'> & { registration?: string };
+export type MessageToLog = Omit<LoggedMessage, 'seq'> & {
+  registration?: string;
+  /**
+   * A member's proposal or application message, and a paired device's commit (not a member's own commit: its removal
+   * or the ReInit moves the epoch or the member list, which the commit's checks see; not the DS's own): the member its
+   * sender posts for, as the DS checked it (the sender itself, or the anchor it is a paired device of). A store logs it only while the group
+   * still takes it from that sender (`takesPost`), checked in the append's transaction after a retry's digest is
+   * looked up: `postsFor` still on the member list, the sender that member or still paired to it, and the group not
+   * retired by a ReInit (`isRetired`); else undefined, nothing written or counted (docs/PROTOCOL.md §8.1). The DS checks
+   * it before the append too, but a post held between that check and its append while its sender's removal, the end of
+   * its pairing or the ReInit commit was logged went in after it. A custom store that ignores it keeps that race. Not
+   * stored with the message.
+   */
+  postsFor?: string;
+};
 
 /**
  * What `deleteGroup` is asked besides the id and member: `held(epoch)`, the grants the group held; `keep`, how many
@@ -184,6 +198,19 @@ export const deletedGroup = (groupId: string, member: string): GroupRecord => ({
 
 /** Whether `g` is a deleted group's id (`deletedGroup`): no group. */
 export const isDeleted = (g: GroupRecord): boolean => g.epoch === -2 && g.groupInfo?.length === 0;
+
+/** A group a ReInit retired (docs/PROTOCOL.md §1.6): a verifying DS marks it with an empty GroupInfo; eventual groups are never marked. */
+export const isRetired = (g: Pick<GroupRecord, 'consistency' | 'groupInfo'>): boolean => g.consistency === 'strong' && g.groupInfo?.length === 0;
+
+/**
+ * Whether a group (its member list, and whether it is retired, `isRetired`) still takes `message`, a member's post
+ * (`MessageToLog.postsFor`; none given: any message). `paired(anchor)`: whether the sender is still a paired device of
+ * `anchor`, asked only when it posts for another client. Synchronous, so that a store calls it in its transaction.
+ */
+export const takesPost = (group: { members: string[]; retired: boolean }, message: MessageToLog, paired: (anchor: string) => boolean): boolean => {
+  const member = message.postsFor;
+  return member === undefined || (!group.retired && group.members.includes(member) && (member === message.sender || paired(member)));
+};
 
 /** Whether `g` is the registration `expected` a request was checked against (none expected: any, a custom store's way). */
 export const sameRegistration = (g: GroupRecord, expected: string | undefined): boolean => expected === undefined || g.registration === expected;
@@ -443,8 +470,9 @@ export interface DeliveryStore {
    * Append to a group's log; with `expectEpoch`, only if the group is still
    * at that epoch, and then move it to `setEpoch` — atomically (the first
    * commit for an epoch wins). Returns the sequence number, or undefined
-   * when the epoch check failed (`expectEpoch`, `budget.epoch`) or the
-   * member list moved (`expectMembers`). It counts for its sender. A
+   * when the epoch check failed (`expectEpoch`, `budget.epoch`), the
+   * member list moved (`expectMembers`), or a member's post is no longer
+   * its sender's to make (`message.postsFor`). It counts for its sender. A
    * proposal counts within `budget`, else
    * `EpochProposalsFullError` (a store that ignores it lets a member jam the
    * group); a commit that moves the epoch starts the counts again. A
@@ -888,12 +916,15 @@ export class MemoryDeliveryStore implements DeliveryStore {
   }
 
   async append(posted: MessageToLog, update?: CommitUpdate, quota?: StorageQuota, budget?: EpochProposalBudget): Promise<number | undefined> {
-    const { registration, ...message } = posted;
+    // Neither is stored with the message (postsFor is read from `posted` below).
+    const { registration, postsFor, ...message } = posted;
     const group = this.#groups.get(message.groupId);
     // A deleted group's id takes nothing (a post that read the group before its deletion), nor another registration of it.
     if (!group || isDeleted(group) || !sameRegistration(group, registration)) return undefined;
     const known = message.digest ? this.#digests.get(message.groupId)?.get(message.digest) : undefined;
     if (known !== undefined) return known;
+    // Checked with the write, no turn of the event loop between: a removal, a pairing's end or a ReInit since the DS's check refuses it.
+    if (!takesPost({ members: group.members, retired: isRetired(group) }, posted, (anchor) => this.#pairings.get(anchor)?.has(message.sender) === true)) return undefined;
     const log = this.#logs.get(message.groupId) ?? [];
     const seq = (log.at(-1)?.seq ?? 0) + 1;
     if (update && (group.epoch !== update.expectEpoch || !sameMembers(group.members, update.expectMembers) || (update.lastSeq !== undefined && update.lastSeq !== seq - 1))) return undefined;
