@@ -15,9 +15,14 @@
 //! every member in `process` and by the DS in `verifyPublicCommit`), a
 //! received resync's leaf against the leaf it removes (`check_resync`), a
 //! received standalone Update proposal (`check_update`, before it is
-//! queued), and this member's own new credential (`check_own`, before
-//! anything is built). A base rule, not an extension hook: it holds for
-//! every client of the core.
+//! queued), this member's own new credential (`check_own`, before
+//! anything is built), and the leaves this client's own external commit
+//! removes (`check_own_resync` in `joinExternal`, before anything is
+//! built: the caller's Removes and the one openmls adds for a leaf with
+//! the joiner's key). The core's other external commit, the Paired
+//! virtual-client resync (`resyncAsVirtualClient`), keeps its own leaf's
+//! credential and removes only the leaf of its own key: its own leaf. A
+//! base rule, not an extension hook: it holds for every client of the core.
 
 use openmls::prelude::*;
 
@@ -126,6 +131,87 @@ pub(crate) fn check_own(group: &MlsGroup, new: &Credential) -> CoreResult<()> {
             group.own_leaf_index().u32()
         ))),
     }
+}
+
+/// This client's own external commit (`joinExternal`), before anything is
+/// built: every leaf it would remove is a resync of that leaf (RFC 9420
+/// §12.4.3.2), so its credential must be one the joiner's may succeed, as
+/// every receiver (`check_resync`) and a verifying DS will check. The leaves
+/// removed: each in `removes` (the caller's Remove proposals) and the one
+/// openmls' builder adds itself, the first leaf with the joiner's signature
+/// key (`ExternalCommitBuilder::build_group`). Refused INVALID_ARGUMENT,
+/// naming the leaf; without it the joiner merged a commit every member
+/// refuses and was alone on a dead branch, and a DS that does not verify
+/// commits logged it. `tree` is the tree the builder will use (the
+/// GroupInfo's extension, else the one passed), read unverified: the build
+/// verifies it, and a tree it refuses fails either way. A leaf the tree
+/// does not have is left to openmls, which refuses its removal. Leaves an
+/// intent removes (a custom proposal) are not resyncs: each removed leaf
+/// signed its own intent, and receivers do not check them either.
+pub(crate) fn check_own_resync(tree: &RatchetTreeIn, joiner: &CredentialWithKey, removes: &[u32]) -> CoreResult<()> {
+    let key = joiner.signature_key.as_slice();
+    // The common join (no Remove, and no leaf of the joiner's key or one
+    // whose credential it keeps) reads no leaf positions.
+    let keyed = tree.leaves().find(|leaf| leaf.signature_key().as_slice() == key);
+    if removes.is_empty() && keyed.is_none_or(|leaf| refusal(leaf.credential(), &joiner.credential).is_none()) {
+        return Ok(());
+    }
+    let Some(leaves) = leaves_by_index(tree, tree.leaves())? else { return Ok(()) };
+    let keyed = leaves.iter().position(|leaf| leaf.is_some_and(|l| l.signature_key().as_slice() == key));
+    let removed = keyed.map(|i| (i, true)).into_iter().chain(removes.iter().map(|&i| (i as usize, false)));
+    for (index, by_core) in removed {
+        let Some(Some(old)) = leaves.get(index) else { continue };
+        let Some(why) = refusal(old.credential(), &joiner.credential) else { continue };
+        let what = if by_core {
+            format!("leaf {index} holds the joiner's signature key, so the external commit would remove it (a resync), and its credential has {why} than the joiner's")
+        } else {
+            format!("remove names leaf {index}, whose credential has {why} than the joiner's")
+        };
+        return Err(invalid_argument(format!(
+            "{what}: a resync's leaf takes the place of the leaf it removes, and a leaf's credential may change only within its type and identity (RFC 9420 §5.3.1); nothing was built"
+        )));
+    }
+    Ok(())
+}
+
+/// The leaves of `tree` by leaf index (`leaves` is `tree.leaves()`, whose
+/// item type openmls does not export by name), None at a blank leaf.
+/// `RatchetTreeIn` yields its nodes without their positions, so the
+/// positions are read from its encoding (RFC 9420 §12.4.3.3: `optional<Node>
+/// ratchet_tree<V>`, leaf i at node 2i), each present node skipped by its
+/// encoded length. None (left to the build, which refuses the tree) when
+/// the encoding and the nodes disagree.
+fn leaves_by_index<'a, L>(tree: &'a RatchetTreeIn, mut leaves: impl Iterator<Item = &'a L>) -> CoreResult<Option<Vec<Option<&'a L>>>> {
+    use openmls::prelude::tls_codec::{Serialize as _, Size as _};
+    let bytes = tree.tls_serialize_detached().map_err(|e| CoreError::new(Code::Internal, format!("encoding the ratchet tree: {e}")))?;
+    // The vector's length prefix (RFC 9420 §2.1.2): 1, 2 or 4 bytes.
+    let mut at = match bytes.first() {
+        Some(first) => 1usize << (first >> 6),
+        None => return Ok(None),
+    };
+    let mut nodes = tree.nodes();
+    let mut by_index = Vec::new();
+    let mut position = 0usize;
+    while at < bytes.len() {
+        let present = match bytes[at] {
+            0 => false,
+            1 => true,
+            _ => return Ok(None),
+        };
+        at += 1;
+        if present {
+            let Some(node) = nodes.next() else { return Ok(None) };
+            at += node.tls_serialized_len();
+        }
+        if position.is_multiple_of(2) {
+            by_index.push(if present { leaves.next() } else { None });
+            if present && by_index.last().is_some_and(Option::is_none) {
+                return Ok(None);
+            }
+        }
+        position += 1;
+    }
+    Ok((at == bytes.len() && nodes.next().is_none() && leaves.next().is_none()).then_some(by_index))
 }
 
 #[cfg(test)]
@@ -280,6 +366,69 @@ mod tests {
         let other = Credential::new(CredentialType::Other(0xF000), b"alice".to_vec());
         assert_eq!(refusal(&basic, &other), Some("another credential type"));
         assert_eq!(refusal(&basic, &basic.clone()), None);
+    }
+
+    fn joiner(name: &str, key: &[u8]) -> CredentialWithKey {
+        CredentialWithKey { credential: BasicCredential::new(name.as_bytes().to_vec()).into(), signature_key: key.to_vec().into() }
+    }
+
+    const RESYNC: &str = "a resync's leaf takes the place of the leaf it removes, and a leaf's credential may change only within its type and identity (RFC 9420 §5.3.1); nothing was built";
+
+    /// This client's own external commit (`joinExternal`): a Remove of a
+    /// leaf of another identity or credential type is INVALID_ARGUMENT,
+    /// naming the leaf; one keeping the identity passes (with any key: the
+    /// resync key rule is the receivers'), and so does a join removing nothing.
+    #[test]
+    fn an_own_resync_removing_a_leaf_of_another_identity_is_refused() {
+        let g = three();
+        let tree: RatchetTreeIn = g.groups[0].export_ratchet_tree().into();
+        let other = fresh(&g.p[0]).to_public_vec();
+        let why = format!("remove names leaf 2, whose credential has another identity than the joiner's: {RESYNC}");
+        assert_eq!(err(check_own_resync(&tree, &joiner("alice", &other), &[2])), Some(("INVALID_ARGUMENT", why)));
+        // The first refused leaf is named, in the caller's order.
+        let why = format!("remove names leaf 3, whose credential has another identity than the joiner's: {RESYNC}");
+        assert_eq!(err(check_own_resync(&tree, &joiner("mallory", &other), &[3, 2])), Some(("INVALID_ARGUMENT", why)));
+        assert_eq!(err(check_own_resync(&tree, &joiner("mallory", &other), &[2])), None);
+        assert_eq!(err(check_own_resync(&tree, &joiner("zed", &other), &[])), None);
+        // A leaf the tree does not have is left to openmls.
+        assert_eq!(err(check_own_resync(&tree, &joiner("zed", &other), &[9])), None);
+        let mut typed = joiner("mallory", &other);
+        typed.credential = Credential::new(CredentialType::Other(0xF000), b"mallory".to_vec());
+        let why = format!("remove names leaf 2, whose credential has another credential type than the joiner's: {RESYNC}");
+        assert_eq!(err(check_own_resync(&tree, &typed, &[2])), Some(("INVALID_ARGUMENT", why)));
+    }
+
+    /// The removal openmls' builder adds itself (the leaf with the joiner's
+    /// signature key) is a resync too: under mallory's key, another name is
+    /// refused without any `removes`; her own name passes.
+    #[test]
+    fn an_own_resync_by_the_joiners_key_of_another_identity_is_refused() {
+        let g = three();
+        let tree: RatchetTreeIn = g.groups[0].export_ratchet_tree().into();
+        let key = g.keys[2].to_public_vec();
+        let why = format!("leaf 2 holds the joiner's signature key, so the external commit would remove it (a resync), and its credential has another identity than the joiner's: {RESYNC}");
+        assert_eq!(err(check_own_resync(&tree, &joiner("alice", &key), &[])), Some(("INVALID_ARGUMENT", why.clone())));
+        assert_eq!(err(check_own_resync(&tree, &joiner("alice", &key), &[2])), Some(("INVALID_ARGUMENT", why)));
+        assert_eq!(err(check_own_resync(&tree, &joiner("mallory", &key), &[])), None);
+    }
+
+    /// Leaf positions come from the tree's encoding: with a blank leaf
+    /// (bob's, 1) and the last leaf gone (carol's, 3: the tree truncated),
+    /// the leaves stay at their indices.
+    #[test]
+    fn an_own_resync_names_leaves_by_index_across_blanks() {
+        let mut g = three();
+        let p = &g.p[0];
+        g.groups[0].commit_builder().propose_removals([LeafNodeIndex::new(1), LeafNodeIndex::new(3)]).load_psks(p.storage()).unwrap().build(p.rand(), p.crypto(), &g.keys[0], |_| true).unwrap().stage_commit(p).unwrap();
+        g.groups[0].merge_pending_commit(p).unwrap();
+        let tree: RatchetTreeIn = g.groups[0].export_ratchet_tree().into();
+        let leaves = leaves_by_index(&tree, tree.leaves()).unwrap().unwrap();
+        let names: Vec<_> = leaves.iter().map(|l| l.map(|l| crate::inspect::identity_of(l.credential()))).collect();
+        assert_eq!(names, vec![Some(b"alice".to_vec()), None, Some(b"mallory".to_vec())]);
+        let other = fresh(&g.p[0]).to_public_vec();
+        let why = format!("remove names leaf 2, whose credential has another identity than the joiner's: {RESYNC}");
+        assert_eq!(err(check_own_resync(&tree, &joiner("bob", &other), &[1, 2])), Some(("INVALID_ARGUMENT", why)));
+        assert_eq!(err(check_own_resync(&tree, &joiner("mallory", &other), &[2])), None);
     }
 
     /// This member's own new credential: another identity is INVALID_ARGUMENT
