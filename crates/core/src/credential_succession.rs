@@ -150,17 +150,10 @@ pub(crate) fn check_own(group: &MlsGroup, new: &Credential) -> CoreResult<()> {
 /// signed its own intent, and receivers do not check them either.
 pub(crate) fn check_own_resync(tree: &RatchetTreeIn, joiner: &CredentialWithKey, removes: &[u32]) -> CoreResult<()> {
     let key = joiner.signature_key.as_slice();
-    // The common join (no Remove, and no leaf of the joiner's key or one
-    // whose credential it keeps) reads no leaf positions.
-    let keyed = tree.leaves().find(|leaf| leaf.signature_key().as_slice() == key);
-    if removes.is_empty() && keyed.is_none_or(|leaf| refusal(leaf.credential(), &joiner.credential).is_none()) {
-        return Ok(());
-    }
-    let Some(leaves) = leaves_by_index(tree, tree.leaves())? else { return Ok(()) };
-    let keyed = leaves.iter().position(|leaf| leaf.is_some_and(|l| l.signature_key().as_slice() == key));
+    let keyed = tree.leaves_by_index().position(|leaf| leaf.is_some_and(|l| l.signature_key().as_slice() == key));
     let removed = keyed.map(|i| (i, true)).into_iter().chain(removes.iter().map(|&i| (i as usize, false)));
     for (index, by_core) in removed {
-        let Some(Some(old)) = leaves.get(index) else { continue };
+        let Some(Some(old)) = tree.leaves_by_index().nth(index) else { continue };
         let Some(why) = refusal(old.credential(), &joiner.credential) else { continue };
         let what = if by_core {
             format!("leaf {index} holds the joiner's signature key, so the external commit would remove it (a resync), and its credential has {why} than the joiner's")
@@ -172,46 +165,6 @@ pub(crate) fn check_own_resync(tree: &RatchetTreeIn, joiner: &CredentialWithKey,
         )));
     }
     Ok(())
-}
-
-/// The leaves of `tree` by leaf index (`leaves` is `tree.leaves()`, whose
-/// item type openmls does not export by name), None at a blank leaf.
-/// `RatchetTreeIn` yields its nodes without their positions, so the
-/// positions are read from its encoding (RFC 9420 §12.4.3.3: `optional<Node>
-/// ratchet_tree<V>`, leaf i at node 2i), each present node skipped by its
-/// encoded length. None (left to the build, which refuses the tree) when
-/// the encoding and the nodes disagree.
-fn leaves_by_index<'a, L>(tree: &'a RatchetTreeIn, mut leaves: impl Iterator<Item = &'a L>) -> CoreResult<Option<Vec<Option<&'a L>>>> {
-    use openmls::prelude::tls_codec::{Serialize as _, Size as _};
-    let bytes = tree.tls_serialize_detached().map_err(|e| CoreError::new(Code::Internal, format!("encoding the ratchet tree: {e}")))?;
-    // The vector's length prefix (RFC 9420 §2.1.2): 1, 2 or 4 bytes.
-    let mut at = match bytes.first() {
-        Some(first) => 1usize << (first >> 6),
-        None => return Ok(None),
-    };
-    let mut nodes = tree.nodes();
-    let mut by_index = Vec::new();
-    let mut position = 0usize;
-    while at < bytes.len() {
-        let present = match bytes[at] {
-            0 => false,
-            1 => true,
-            _ => return Ok(None),
-        };
-        at += 1;
-        if present {
-            let Some(node) = nodes.next() else { return Ok(None) };
-            at += node.tls_serialized_len();
-        }
-        if position.is_multiple_of(2) {
-            by_index.push(if present { leaves.next() } else { None });
-            if present && by_index.last().is_some_and(Option::is_none) {
-                return Ok(None);
-            }
-        }
-        position += 1;
-    }
-    Ok((at == bytes.len() && nodes.next().is_none() && leaves.next().is_none()).then_some(by_index))
 }
 
 #[cfg(test)]
@@ -412,9 +365,9 @@ mod tests {
         assert_eq!(err(check_own_resync(&tree, &joiner("mallory", &key), &[])), None);
     }
 
-    /// Leaf positions come from the tree's encoding: with a blank leaf
+    /// Leaves are named by leaf index (engine change 48): with a blank leaf
     /// (bob's, 1) and the last leaf gone (carol's, 3: the tree truncated),
-    /// the leaves stay at their indices.
+    /// mallory is still leaf 2.
     #[test]
     fn an_own_resync_names_leaves_by_index_across_blanks() {
         let mut g = three();
@@ -422,9 +375,6 @@ mod tests {
         g.groups[0].commit_builder().propose_removals([LeafNodeIndex::new(1), LeafNodeIndex::new(3)]).load_psks(p.storage()).unwrap().build(p.rand(), p.crypto(), &g.keys[0], |_| true).unwrap().stage_commit(p).unwrap();
         g.groups[0].merge_pending_commit(p).unwrap();
         let tree: RatchetTreeIn = g.groups[0].export_ratchet_tree().into();
-        let leaves = leaves_by_index(&tree, tree.leaves()).unwrap().unwrap();
-        let names: Vec<_> = leaves.iter().map(|l| l.map(|l| crate::inspect::identity_of(l.credential()))).collect();
-        assert_eq!(names, vec![Some(b"alice".to_vec()), None, Some(b"mallory".to_vec())]);
         let other = fresh(&g.p[0]).to_public_vec();
         let why = format!("remove names leaf 2, whose credential has another identity than the joiner's: {RESYNC}");
         assert_eq!(err(check_own_resync(&tree, &joiner("bob", &other), &[1, 2])), Some(("INVALID_ARGUMENT", why)));
