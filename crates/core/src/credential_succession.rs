@@ -144,8 +144,10 @@ pub(crate) fn check_own(group: &MlsGroup, new: &Credential) -> CoreResult<()> {
 /// refuses and was alone on a dead branch, and a DS that does not verify
 /// commits logged it. `tree` is the tree the builder will use (the
 /// GroupInfo's extension, else the one passed), read unverified: the build
-/// verifies it, and a tree it refuses fails either way. A leaf the tree
-/// does not have is left to openmls, which refuses its removal. Leaves an
+/// verifies it, and a tree it refuses fails either way (with this refusal,
+/// when the unverified tree shows one, rather than the build's error). A
+/// leaf the tree does not have is left to openmls, which refuses its
+/// removal. Leaves an
 /// intent removes (a custom proposal) are not resyncs: each removed leaf
 /// signed its own intent, and receivers do not check them either.
 pub(crate) fn check_own_resync(tree: &RatchetTreeIn, joiner: &CredentialWithKey, removes: &[u32]) -> CoreResult<()> {
@@ -379,6 +381,36 @@ mod tests {
         let why = format!("remove names leaf 2, whose credential has another identity than the joiner's: {RESYNC}");
         assert_eq!(err(check_own_resync(&tree, &joiner("bob", &other), &[1, 2])), Some(("INVALID_ARGUMENT", why)));
         assert_eq!(err(check_own_resync(&tree, &joiner("mallory", &other), &[2])), None);
+    }
+
+    /// review63b: the index edges of the own resync check. The last leaf
+    /// (3, the tree's last node) is read; one past it, u32::MAX (no overflow
+    /// in `as usize` on wasm32 either) and a blank leaf are left to openmls,
+    /// which refuses a Remove of a leaf that is not there; a duplicate
+    /// names the leaf once, in the caller's order; the leaf with the
+    /// joiner's key is named before any `removes`.
+    #[test]
+    fn an_own_resync_reads_indices_at_the_edges() {
+        let mut g = three();
+        let other = fresh(&g.p[0]).to_public_vec();
+        let tree: RatchetTreeIn = g.groups[0].export_ratchet_tree().into();
+        assert_eq!(tree.leaves_by_index().count(), 4);
+        let why = format!("remove names leaf 3, whose credential has another identity than the joiner's: {RESYNC}");
+        assert_eq!(err(check_own_resync(&tree, &joiner("zed", &other), &[4, u32::MAX, 3])), Some(("INVALID_ARGUMENT", why)));
+        assert_eq!(err(check_own_resync(&tree, &joiner("zed", &other), &[4, u32::MAX, u32::MAX - 1])), None);
+        let why = format!("remove names leaf 2, whose credential has another identity than the joiner's: {RESYNC}");
+        assert_eq!(err(check_own_resync(&tree, &joiner("carol", &other), &[3, 2, 2])), Some(("INVALID_ARGUMENT", why)));
+        assert_eq!(err(check_own_resync(&tree, &joiner("carol", &other), &[3, 3])), None);
+        // The joiner's key (mallory's, leaf 2) is named first, whatever `removes` holds.
+        let key = g.keys[2].to_public_vec();
+        let why = format!("leaf 2 holds the joiner's signature key, so the external commit would remove it (a resync), and its credential has another identity than the joiner's: {RESYNC}");
+        assert_eq!(err(check_own_resync(&tree, &joiner("carol", &key), &[3])), Some(("INVALID_ARGUMENT", why)));
+        // bob's leaf (1) blank: passed over, as a leaf the tree does not have.
+        let p = &g.p[0];
+        g.groups[0].commit_builder().propose_removals([LeafNodeIndex::new(1)]).load_psks(p.storage()).unwrap().build(p.rand(), p.crypto(), &g.keys[0], |_| true).unwrap().stage_commit(p).unwrap();
+        g.groups[0].merge_pending_commit(p).unwrap();
+        let tree: RatchetTreeIn = g.groups[0].export_ratchet_tree().into();
+        assert_eq!(err(check_own_resync(&tree, &joiner("zed", &other), &[1])), None);
     }
 
     /// This member's own new credential: another identity is INVALID_ARGUMENT
