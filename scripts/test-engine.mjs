@@ -71,6 +71,7 @@ const UNIT_FILTERS = [
   'treesync::tests_and_kats::tests::test_update_path_batch',
   'treesync::tests_and_kats::tests::test_verify_signatures_ahead',
   'treesync::tests_and_kats::tests::test_derive_key_pairs_batch',
+  'treesync::tests_and_kats::tests::test_leaves_by_index',
   'key_packages::',
   'messages::',
   'tree::sparse_vec',

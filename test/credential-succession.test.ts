@@ -8,11 +8,17 @@
  * commit: ts-mls copies it into the UpdatePath leaf).
  */
 import { describe, expect, it } from 'vitest';
-import { bytesEqual, utf8 } from 'paired-mls';
+import { MlsClient, bytesEqual, toHex, utf8 } from 'paired-mls';
 import { PairedActor, TsActor, commitAll, expectAgree, everyoneTalks } from './interop-actors.js';
 import { mlsError } from './helpers.js';
 
 const RULE = "a leaf's credential may change only within its type and identity (RFC 9420 §5.3.1)";
+const RESYNC = "a resync's leaf takes the place of the leaf it removes, and a leaf's credential may change only within its type and identity (RFC 9420 §5.3.1); nothing was built";
+
+/** Every storage entry of `client`, as sorted hex. */
+async function stored(client: MlsClient): Promise<string[]> {
+  return (await client.storage.entries()).map(([k, v]) => `${toHex(k)}=${toHex(v)}`).sort();
+}
 
 async function world() {
   const alice = await PairedActor.create('alice-cs');
@@ -73,5 +79,31 @@ describe('credential succession: a leaf keeps its credential type and identity',
     expect([utf8(leaf.credential.identity), bytesEqual(leaf.signatureKey, rotated.signaturePublicKey)]).toEqual(['carol-cs', true]);
     await expectAgree([alice, bob, carol]);
     await everyoneTalks([alice, bob, carol], 'after the rotation');
+  });
+
+  it("this client's own joinExternal removing a leaf of another identity is refused before anything is built (INVALID_ARGUMENT, leaf named): by `remove`, and by the joiner's key (the removal the core adds); storage unchanged, no group; a resync keeping the identity is built and taken", async () => {
+    const { alice, carol } = await world();
+    const info = await alice.group!.exportGroupInfo();
+    // A copy of carol's key, under alice's name; and alice's name under a key of the copy's own.
+    const copy = await MlsClient.open();
+    const carolsKeyAsAlice = await copy.importIdentity(alice.identity.identity, carol.client.exportSignatureKeyPair(carol.identity), 1);
+    const ownKeyAsAlice = await copy.createIdentity(alice.identity.identity, 1);
+    const before = await stored(copy);
+    const byRemove = await mlsError(() => copy.joinExternal(info, ownKeyAsAlice, { remove: [2] }));
+    expect([byRemove.code, byRemove.message]).toEqual(['INVALID_ARGUMENT', `remove names leaf 2, whose credential has another identity than the joiner's: ${RESYNC}`]);
+    const byKey = `leaf 2 holds the joiner's signature key, so the external commit would remove it (a resync), and its credential has another identity than the joiner's: ${RESYNC}`;
+    for (const options of [{}, { remove: [2] }]) {
+      const err = await mlsError(() => copy.joinExternal(info, carolsKeyAsAlice, options));
+      expect([err.code, err.message]).toEqual(['INVALID_ARGUMENT', byKey]);
+    }
+    expect(await stored(copy)).toEqual(before);
+    expect(copy.groupIds()).toEqual([]);
+    // The honest resync: carol's key under carol's name.
+    const carolsKey = await copy.importIdentity(carol.identity.identity, carol.client.exportSignatureKeyPair(carol.identity), 1);
+    const { group, commit } = await copy.joinExternal(info, carolsKey, { remove: [2] });
+    if (group.state().pendingCommit) await group.mergePendingCommit();
+    await alice.receive(commit);
+    const leaf = alice.group!.members().find((m) => m.leafIndex === 2)!;
+    expect([utf8(leaf.credential.identity), bytesEqual(leaf.signatureKey, carol.identity.signaturePublicKey), group.epoch]).toEqual(['carol-cs', true, alice.group!.epoch]);
   });
 });

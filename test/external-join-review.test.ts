@@ -22,14 +22,28 @@
  *   members then continue in a successor registered at the same DS.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { MlsClient, toHex, utf8, type Group } from 'paired-mls';
+import { MlsClient, toHex, utf8 } from 'paired-mls';
 import { type RunningDeliveryServer } from 'paired-mls/server';
 import { catchUp, dsPeer, groupOf, groupStillWorks, moveToSuccessor, raw, sqliteServers, tokenOf, type DsPeer } from './ds-helpers.js';
 import { mlsError } from './helpers.js';
+import { TsActor, TsExternalJoiner } from './interop-actors.js';
 
 const plaintext = { wireFormat: 'plaintext' as const };
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
-const leafOf = (g: Group, name: string) => g.members().find((m) => utf8(m.credential.identity) === name)!.leafIndex;
+
+/**
+ * `joiner`'s external commit (its identity and signature key) that also
+ * removes `victim`'s leaf, built by ts-mls (its resync comparator picks the
+ * leaf), with the key exported from `joiner`'s client: paired-mls' own
+ * `joinExternal` refuses to build a Remove of another identity's leaf
+ * (INVALID_ARGUMENT). `groupInfo` is the epoch it makes, ts-mls' view.
+ */
+async function removingJoin(joiner: DsPeer, info: Uint8Array, victim: string): Promise<{ commit: Uint8Array; groupInfo: Uint8Array }> {
+  const key = joiner.identity.signaturePublicKey;
+  const attacker = await TsActor.withKey(joiner.name, joiner.identity.identity, joiner.client.exportSignatureKeyPair(joiner.identity), key);
+  const commit = await TsExternalJoiner.join(attacker, info, true, (leaf) => utf8(leaf.credential.credentialType === 'basic' ? leaf.credential.identity : new Uint8Array()) === victim);
+  return { commit, groupInfo: await attacker.groupInfo() };
+}
 
 /** `creator`'s plaintext group, open to external joins, with `others` added through the DS (`added` is ignored by a verifying DS). */
 const openGroup = (creator: DsPeer, others: DsPeer[]): Promise<void> => groupOf(creator, others, { open: true });
@@ -50,13 +64,13 @@ describe('external commits against a verifying DS', () => {
     const epoch = await server.ds.epoch(gid);
     // mallory, registered but no member, reads the open group's GroupInfo and joins removing bob's leaf.
     const info = (await mallory!.ds.groupInfo(gid))!;
-    const joined = await mallory!.client.joinExternal(info, mallory!.identity, { ...plaintext, remove: [leafOf(alice!.group!, bob!.name)] });
+    const joined = await removingJoin(mallory!, info, bob!.name);
     // Every member's core refuses it: a resync may only remove a leaf with the joiner's own key.
     const refusal = await mlsError(() => alice!.group!.process(joined.commit));
     expect(refusal.code).toBe('INVALID_COMMIT');
     expect(refusal.message).toBe("an external commit may only remove a leaf with the joiner's own signature key (resync)");
     // The DS refuses it with the same reason, and nothing moves.
-    await expect(mallory!.ds.submit(gid, joined.commit, { externalJoin: true, groupInfo: await joined.group.exportGroupInfo() })).rejects.toMatchObject({
+    await expect(mallory!.ds.submit(gid, joined.commit, { externalJoin: true, groupInfo: joined.groupInfo })).rejects.toMatchObject({
       name: 'DsError',
       code: 'DS_REJECTED',
       reason: 'invalid-commit',
@@ -184,7 +198,7 @@ describe('external commits against a default-mode DS', () => {
     await openGroup(alice!, [bob!]);
     const gid = alice!.group!.id;
     const info = (await mallory!.ds.groupInfo(gid))!;
-    const joined = await mallory!.client.joinExternal(info, mallory!.identity, { ...plaintext, remove: [leafOf(alice!.group!, bob!.name)] });
+    const joined = await removingJoin(mallory!, info, bob!.name);
     const seq = await mallory!.ds.submit(gid, joined.commit, { externalJoin: true });
     expect(await server.ds.epoch(gid)).toBe(alice!.group!.epoch + 1);
     for (const p of [alice!, bob!]) {

@@ -208,8 +208,11 @@ describe('LeafOperationIntent', () => {
     const frank = await member('frank');
     const info = await w.bob.group!.exportGroupInfo();
 
-    // The intent and a Remove of one of its leaves in one external commit.
-    await refused(() => frank.client.joinExternal(info, frank.identity, { capabilities: CAPS, custom: [intentProposal(intent)], remove: [implied[1]!] }), 'INVALID_MESSAGE', 'Duplicate remove');
+    // The intent and a Remove of one of its leaves in one external commit (under that leaf's identity,
+    // with a key of frank's: a Remove of another identity's leaf is refused before the build, INVALID_ARGUMENT).
+    const removedName = w.bob.group!.members().find((m) => m.leafIndex === implied[1])!.credential.identity;
+    const asRemoved = await frank.client.createIdentity(removedName, 1);
+    await refused(() => frank.client.joinExternal(info, asRemoved, { capabilities: CAPS, custom: [intentProposal(intent)], remove: [implied[1]!] }), 'INVALID_MESSAGE', 'Duplicate remove');
 
     const { group, commit } = await frank.client.joinExternal(info, frank.identity, { capabilities: CAPS, custom: [intentProposal(intent)] });
     frank.group = group;

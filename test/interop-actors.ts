@@ -10,6 +10,7 @@ import {
   createCommit,
   createGroup,
   createApplicationMessage,
+  createGroupInfoWithExternalPubAndRatchetTree,
   decodeMlsMessage,
   defaultCapabilities,
   defaultLifetime,
@@ -227,6 +228,28 @@ export class TsActor implements Actor {
     const signatureKeyPair = { signKey: of.privatePackage.signaturePrivateKey, publicKey: of.publicPackage.leafNode.signaturePublicKey };
     const kp = await generateKeyPackageWithKey(of.publicPackage.leafNode.credential, defaultCapabilities(), defaultLifetime, [], signatureKeyPair, of.cs);
     return new TsActor(`copy of ${of.name}`, of.cs, kp.publicPackage, kp.privatePackage);
+  }
+
+  /**
+   * A ts-mls client under basic credential `identity` that signs with a
+   * paired-mls client's Ed25519 key (suite 1): `exported` is that client's
+   * `exportSignatureKeyPair` of `publicKey`, the core's stored record
+   * (format byte 2, then postcard: the 32-byte seed and the public key,
+   * each with its length). KeyPackage keys of its own. An engine that
+   * builds what paired-mls' own API refuses (a resync under another name).
+   */
+  static async withKey(name: string, identity: Uint8Array, exported: Uint8Array, publicKey: Uint8Array): Promise<TsActor> {
+    const layout = exported[0] === 2 && exported[1] === 32 && exported[34] === 32 && Buffer.from(exported.subarray(35, 67)).equals(Buffer.from(publicKey));
+    if (!layout) throw new Error('not an exported Ed25519 key pair of that public key');
+    const cs = await tsSuite(1);
+    const signatureKeyPair = { signKey: exported.slice(2, 34), publicKey: publicKey.slice() };
+    const kp = await generateKeyPackageWithKey({ credentialType: 'basic', identity }, defaultCapabilities(), defaultLifetime, [], signatureKeyPair, cs);
+    return new TsActor(name, cs, kp.publicPackage, kp.privatePackage);
+  }
+
+  /** The GroupInfo (with its ratchet tree) of this actor's current epoch, as ts-mls writes it (a raw external_pub: see withRawExternalPub). */
+  async groupInfo(): Promise<Uint8Array> {
+    return encodeMlsMessage({ groupInfo: await createGroupInfoWithExternalPubAndRatchetTree(this.state!, [], this.cs), wireformat: 'mls_group_info', version: 'mls10' });
   }
 
   async createGroup(groupId: Uint8Array): Promise<void> {

@@ -233,7 +233,9 @@ describe('resilience review: recovery proofs', () => {
     const { record, registration } = await issueRecoveryPsk(mallory.group!, mallory.identity);
     await deliverApp(registration, [alice, bob, carol]);
     const client = await MlsClient.open();
-    const identity = await client.createIdentity('mallory', 1);
+    // Under alice's name (a key of its own): the client refuses to build a Remove of a leaf of another
+    // identity than the joiner's (INVALID_ARGUMENT, credential succession), so the attacker takes hers.
+    const identity = await client.createIdentity(alice.identity.identity, 1);
     await client.psks.store(record.pskId, record.secret);
     const { commit } = await client.joinExternal(await carol.group!.exportGroupInfo(), identity, {
       psks: [record.pskId],

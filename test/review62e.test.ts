@@ -8,11 +8,14 @@
  * stolen copy holding its key) renamed its leaf with the public API:
  * `joinExternal(info, { identity: someoneElse, signaturePublicKey: ownKey },
  * { remove: [ownLeaf] })`. Every member and a verifying DS took it.
- * Real paired-mls groups.
+ * Real paired-mls groups. paired-mls' own `joinExternal` now refuses to
+ * build that resync (INVALID_ARGUMENT, test/credential-succession), so the
+ * attacker's commit is built by ts-mls (its resync removing the leaf of the
+ * key it holds), signing with the key it took from the member's client.
  */
 import { describe, expect, it } from 'vitest';
-import { MlsClient, bytesEqual, toHex, utf8 } from 'paired-mls';
-import { PairedActor, commitAll, expectAgree, everyoneTalks } from './interop-actors.js';
+import { MlsClient, bytesEqual, toHex, utf8, type Group, type Identity } from 'paired-mls';
+import { PairedActor, TsActor, TsExternalJoiner, commitAll, expectAgree, everyoneTalks } from './interop-actors.js';
 import { mlsError } from './helpers.js';
 import { beforeAll } from 'vitest';
 import { type RunningDeliveryServer } from 'paired-mls/server';
@@ -35,7 +38,7 @@ async function stored(client: MlsClient): Promise<string[]> {
   return (await client.storage.entries()).map(([k, v]) => `${toHex(k)}=${toHex(v)}`).sort();
 }
 
-/** A copy of carol's signature key in another client, under `identity`, resyncing onto carol's leaf (2). */
+/** A copy of carol's signature key in another paired-mls client, under `identity`, resyncing onto carol's leaf (2). */
 async function resyncAs(carol: PairedActor, identity: Uint8Array) {
   const copy = await MlsClient.open();
   const asWho = await copy.importIdentity(identity, carol.client.exportSignatureKeyPair(carol.identity), 1);
@@ -44,11 +47,24 @@ async function resyncAs(carol: PairedActor, identity: Uint8Array) {
   return { copy, asWho, info, group, commit };
 }
 
+/**
+ * `holder`'s signature key (exported from its client) in a ts-mls client
+ * under `identity`, resyncing onto `holder`'s leaf: ts-mls' resync removes
+ * the leaf with the joiner's key. Returns the commit and the GroupInfo of
+ * the epoch it makes (the attacker's own view, as a verifying DS needs).
+ */
+async function tsResyncAs(holder: { client: MlsClient; identity: Identity; group?: Group }, identity: Uint8Array) {
+  const key = holder.identity.signaturePublicKey;
+  const attacker = await TsActor.withKey(`copy of ${utf8(holder.identity.identity)}`, identity, holder.client.exportSignatureKeyPair(holder.identity), key);
+  const info = await holder.group!.exportGroupInfo();
+  const commit = await TsExternalJoiner.join(attacker, info, true, (leaf) => bytesEqual(leaf.signaturePublicKey, key));
+  return { info, commit, after: await attacker.groupInfo() };
+}
+
 describe('review62e: a resync is a credential succession (RFC 9420 §12.4.3.2)', () => {
   it('a resync under carol\'s own key naming alice, removing carol\'s leaf, is refused by every member (CREDENTIAL_CHANGED, leaf 2 named) and by a verifying DS (INVALID_COMMIT); nothing staged, the group goes on', async () => {
     const { alice, bob, carol } = await world();
-    const { asWho, info, group, commit } = await resyncAs(carol, alice.identity.identity);
-    expect(bytesEqual(asWho.signaturePublicKey, carol.identity.signaturePublicKey)).toBe(true);
+    const { info, commit, after } = await tsResyncAs(carol, alice.identity.identity);
     const why = `the external commit's UpdatePath (a resync removing the leaf) gives leaf 2 a credential with another identity than its current one: ${RULE}`;
     for (const m of [alice, bob]) {
       const epoch = m.group!.epoch;
@@ -63,8 +79,6 @@ describe('review62e: a resync is a credential succession (RFC 9420 §12.4.3.2)',
       expect(m.group!.state().pendingCommit).toBeFalsy();
     }
     // A verifying DS refuses it with the members' reason (the copy's own view of the new epoch as its GroupInfo).
-    if (group.state().pendingCommit) await group.mergePendingCommit();
-    const after = await group.exportGroupInfo();
     const dsErr = await mlsError(async () => alice.client.verifyPublicCommit(info, commit, after));
     expect([dsErr.code, dsErr.message]).toEqual(['INVALID_COMMIT', why]);
     // The honest members (carol's real client among them) go on.
@@ -110,20 +124,18 @@ describe('review62e: the resync rename at a DS', () => {
     await groupOf(alice!, [bob!, mallory!], { open: true });
     await catchUp(mallory!);
     const leaf = mallory!.group!.ownLeafIndex;
-    const info = await mallory!.group!.exportGroupInfo();
-    const joined = await mallory!.client.joinExternal(info, { ...mallory!.identity, identity: alice!.identity.identity }, { wireFormat: 'plaintext', remove: [leaf] });
+    // Built by ts-mls with mallory's key: her paired-mls client refuses to (INVALID_ARGUMENT).
+    const { commit, after } = await tsResyncAs(mallory!, alice!.identity.identity);
     const why = `the external commit's UpdatePath (a resync removing the leaf) gives leaf ${leaf} a credential with another identity than its current one: ${RULE}`;
-    return { alice: alice!, bob: bob!, mallory: mallory!, commit: joined.commit, joined: joined.group, why };
+    return { alice: alice!, bob: bob!, mallory: mallory!, commit, after, why };
   }
 
   it('a verifying DS refuses it (invalid-commit, the members\' reason); the members go on', async () => {
     const verifying = await startServer({ verifyCommits: true });
-    const { alice, bob, mallory, commit, joined, why } = await renamingResync(verifying.url);
+    const { alice, bob, mallory, commit, after, why } = await renamingResync(verifying.url);
     const gid = alice.group!.id;
-    // With the GroupInfo of the epoch it makes (mallory's own view, merged), as a verifying DS needs.
-    if (joined.state().pendingCommit) await joined.mergePendingCommit();
-    const groupInfo = await joined.exportGroupInfo();
-    await expect(mallory.ds.submit(gid, commit, { externalJoin: true, groupInfo })).rejects.toMatchObject({ reason: 'invalid-commit', message: expect.stringContaining(why) });
+    // With the GroupInfo of the epoch it makes (mallory's own view), as a verifying DS needs.
+    await expect(mallory.ds.submit(gid, commit, { externalJoin: true, groupInfo: after })).rejects.toMatchObject({ reason: 'invalid-commit', message: expect.stringContaining(why) });
     expect(await verifying.ds.epoch(gid)).toBe(alice.group!.epoch);
     await groupStillWorks([alice, bob], 'after the refused resync rename');
   });

@@ -107,8 +107,13 @@ export interface ExternalJoinOptions extends JoinOptions {
    * Leaves to remove (a resync, RFC 9420 §12.4.3.2): members take only a
    * leaf with the joiner's signature key (docs/PROTOCOL.md §4.6) and whose
    * credential type and identity the new leaf keeps (§8.4 "Credential
-   * succession", `CREDENTIAL_CHANGED`). Not checked here: the join is made,
-   * and its receivers (and a verifying DS) refuse it.
+   * succession", `CREDENTIAL_CHANGED`). The second is checked here too:
+   * a leaf of another credential type or identity than the joiner's, named
+   * here or the one holding the joiner's signature key (which the core
+   * removes without being asked), is refused `INVALID_ARGUMENT` before
+   * anything is built, sent or stored. The key rule is the receivers' (and
+   * a verifying DS's): a leaf of the joiner's identity under another key is
+   * removed here, and its receivers refuse the commit.
    */
   remove?: number[];
 }
@@ -899,7 +904,12 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
     return this.read((core) => core.inspectReInitSuccessor(oldGroup.id, input.welcome, input.ratchetTree, config));
   }
 
-  /** Join by external commit from a GroupInfo; send `commit` to the group. */
+  /**
+   * Join by external commit from a GroupInfo; send `commit` to the group.
+   * A resync removing a leaf of another credential type or identity than
+   * `identity`'s is refused `INVALID_ARGUMENT` before anything is built
+   * (`ExternalJoinOptions.remove`).
+   */
   async joinExternal(groupInfo: Uint8Array, identity: Identity, options: ExternalJoinOptions = {}): Promise<{ group: Group; commit: Uint8Array }> {
     const config = joinOptionsToCore(options);
     const custom = options.custom ?? [];

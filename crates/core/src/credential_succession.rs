@@ -15,9 +15,14 @@
 //! every member in `process` and by the DS in `verifyPublicCommit`), a
 //! received resync's leaf against the leaf it removes (`check_resync`), a
 //! received standalone Update proposal (`check_update`, before it is
-//! queued), and this member's own new credential (`check_own`, before
-//! anything is built). A base rule, not an extension hook: it holds for
-//! every client of the core.
+//! queued), this member's own new credential (`check_own`, before
+//! anything is built), and the leaves this client's own external commit
+//! removes (`check_own_resync` in `joinExternal`, before anything is
+//! built: the caller's Removes and the one openmls adds for a leaf with
+//! the joiner's key). The core's other external commit, the Paired
+//! virtual-client resync (`resyncAsVirtualClient`), keeps its own leaf's
+//! credential and removes only the leaf of its own key: its own leaf. A
+//! base rule, not an extension hook: it holds for every client of the core.
 
 use openmls::prelude::*;
 
@@ -126,6 +131,42 @@ pub(crate) fn check_own(group: &MlsGroup, new: &Credential) -> CoreResult<()> {
             group.own_leaf_index().u32()
         ))),
     }
+}
+
+/// This client's own external commit (`joinExternal`), before anything is
+/// built: every leaf it would remove is a resync of that leaf (RFC 9420
+/// §12.4.3.2), so its credential must be one the joiner's may succeed, as
+/// every receiver (`check_resync`) and a verifying DS will check. The leaves
+/// removed: each in `removes` (the caller's Remove proposals) and the one
+/// openmls' builder adds itself, the first leaf with the joiner's signature
+/// key (`ExternalCommitBuilder::build_group`). Refused INVALID_ARGUMENT,
+/// naming the leaf; without it the joiner merged a commit every member
+/// refuses and was alone on a dead branch, and a DS that does not verify
+/// commits logged it. `tree` is the tree the builder will use (the
+/// GroupInfo's extension, else the one passed), read unverified: the build
+/// verifies it, and a tree it refuses fails either way (with this refusal,
+/// when the unverified tree shows one, rather than the build's error). A
+/// leaf the tree does not have is left to openmls, which refuses its
+/// removal. Leaves an
+/// intent removes (a custom proposal) are not resyncs: each removed leaf
+/// signed its own intent, and receivers do not check them either.
+pub(crate) fn check_own_resync(tree: &RatchetTreeIn, joiner: &CredentialWithKey, removes: &[u32]) -> CoreResult<()> {
+    let key = joiner.signature_key.as_slice();
+    let keyed = tree.leaves_by_index().position(|leaf| leaf.is_some_and(|l| l.signature_key().as_slice() == key));
+    let removed = keyed.map(|i| (i, true)).into_iter().chain(removes.iter().map(|&i| (i as usize, false)));
+    for (index, by_core) in removed {
+        let Some(Some(old)) = tree.leaves_by_index().nth(index) else { continue };
+        let Some(why) = refusal(old.credential(), &joiner.credential) else { continue };
+        let what = if by_core {
+            format!("leaf {index} holds the joiner's signature key, so the external commit would remove it (a resync), and its credential has {why} than the joiner's")
+        } else {
+            format!("remove names leaf {index}, whose credential has {why} than the joiner's")
+        };
+        return Err(invalid_argument(format!(
+            "{what}: a resync's leaf takes the place of the leaf it removes, and a leaf's credential may change only within its type and identity (RFC 9420 §5.3.1); nothing was built"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -280,6 +321,96 @@ mod tests {
         let other = Credential::new(CredentialType::Other(0xF000), b"alice".to_vec());
         assert_eq!(refusal(&basic, &other), Some("another credential type"));
         assert_eq!(refusal(&basic, &basic.clone()), None);
+    }
+
+    fn joiner(name: &str, key: &[u8]) -> CredentialWithKey {
+        CredentialWithKey { credential: BasicCredential::new(name.as_bytes().to_vec()).into(), signature_key: key.to_vec().into() }
+    }
+
+    const RESYNC: &str = "a resync's leaf takes the place of the leaf it removes, and a leaf's credential may change only within its type and identity (RFC 9420 §5.3.1); nothing was built";
+
+    /// This client's own external commit (`joinExternal`): a Remove of a
+    /// leaf of another identity or credential type is INVALID_ARGUMENT,
+    /// naming the leaf; one keeping the identity passes (with any key: the
+    /// resync key rule is the receivers'), and so does a join removing nothing.
+    #[test]
+    fn an_own_resync_removing_a_leaf_of_another_identity_is_refused() {
+        let g = three();
+        let tree: RatchetTreeIn = g.groups[0].export_ratchet_tree().into();
+        let other = fresh(&g.p[0]).to_public_vec();
+        let why = format!("remove names leaf 2, whose credential has another identity than the joiner's: {RESYNC}");
+        assert_eq!(err(check_own_resync(&tree, &joiner("alice", &other), &[2])), Some(("INVALID_ARGUMENT", why)));
+        // The first refused leaf is named, in the caller's order.
+        let why = format!("remove names leaf 3, whose credential has another identity than the joiner's: {RESYNC}");
+        assert_eq!(err(check_own_resync(&tree, &joiner("mallory", &other), &[3, 2])), Some(("INVALID_ARGUMENT", why)));
+        assert_eq!(err(check_own_resync(&tree, &joiner("mallory", &other), &[2])), None);
+        assert_eq!(err(check_own_resync(&tree, &joiner("zed", &other), &[])), None);
+        // A leaf the tree does not have is left to openmls.
+        assert_eq!(err(check_own_resync(&tree, &joiner("zed", &other), &[9])), None);
+        let mut typed = joiner("mallory", &other);
+        typed.credential = Credential::new(CredentialType::Other(0xF000), b"mallory".to_vec());
+        let why = format!("remove names leaf 2, whose credential has another credential type than the joiner's: {RESYNC}");
+        assert_eq!(err(check_own_resync(&tree, &typed, &[2])), Some(("INVALID_ARGUMENT", why)));
+    }
+
+    /// The removal openmls' builder adds itself (the leaf with the joiner's
+    /// signature key) is a resync too: under mallory's key, another name is
+    /// refused without any `removes`; her own name passes.
+    #[test]
+    fn an_own_resync_by_the_joiners_key_of_another_identity_is_refused() {
+        let g = three();
+        let tree: RatchetTreeIn = g.groups[0].export_ratchet_tree().into();
+        let key = g.keys[2].to_public_vec();
+        let why = format!("leaf 2 holds the joiner's signature key, so the external commit would remove it (a resync), and its credential has another identity than the joiner's: {RESYNC}");
+        assert_eq!(err(check_own_resync(&tree, &joiner("alice", &key), &[])), Some(("INVALID_ARGUMENT", why.clone())));
+        assert_eq!(err(check_own_resync(&tree, &joiner("alice", &key), &[2])), Some(("INVALID_ARGUMENT", why)));
+        assert_eq!(err(check_own_resync(&tree, &joiner("mallory", &key), &[])), None);
+    }
+
+    /// Leaves are named by leaf index (engine change 48): with a blank leaf
+    /// (bob's, 1) and the last leaf gone (carol's, 3: the tree truncated),
+    /// mallory is still leaf 2.
+    #[test]
+    fn an_own_resync_names_leaves_by_index_across_blanks() {
+        let mut g = three();
+        let p = &g.p[0];
+        g.groups[0].commit_builder().propose_removals([LeafNodeIndex::new(1), LeafNodeIndex::new(3)]).load_psks(p.storage()).unwrap().build(p.rand(), p.crypto(), &g.keys[0], |_| true).unwrap().stage_commit(p).unwrap();
+        g.groups[0].merge_pending_commit(p).unwrap();
+        let tree: RatchetTreeIn = g.groups[0].export_ratchet_tree().into();
+        let other = fresh(&g.p[0]).to_public_vec();
+        let why = format!("remove names leaf 2, whose credential has another identity than the joiner's: {RESYNC}");
+        assert_eq!(err(check_own_resync(&tree, &joiner("bob", &other), &[1, 2])), Some(("INVALID_ARGUMENT", why)));
+        assert_eq!(err(check_own_resync(&tree, &joiner("mallory", &other), &[2])), None);
+    }
+
+    /// review63b: the index edges of the own resync check. The last leaf
+    /// (3, the tree's last node) is read; one past it, u32::MAX (no overflow
+    /// in `as usize` on wasm32 either) and a blank leaf are left to openmls,
+    /// which refuses a Remove of a leaf that is not there; a duplicate
+    /// names the leaf once, in the caller's order; the leaf with the
+    /// joiner's key is named before any `removes`.
+    #[test]
+    fn an_own_resync_reads_indices_at_the_edges() {
+        let mut g = three();
+        let other = fresh(&g.p[0]).to_public_vec();
+        let tree: RatchetTreeIn = g.groups[0].export_ratchet_tree().into();
+        assert_eq!(tree.leaves_by_index().count(), 4);
+        let why = format!("remove names leaf 3, whose credential has another identity than the joiner's: {RESYNC}");
+        assert_eq!(err(check_own_resync(&tree, &joiner("zed", &other), &[4, u32::MAX, 3])), Some(("INVALID_ARGUMENT", why)));
+        assert_eq!(err(check_own_resync(&tree, &joiner("zed", &other), &[4, u32::MAX, u32::MAX - 1])), None);
+        let why = format!("remove names leaf 2, whose credential has another identity than the joiner's: {RESYNC}");
+        assert_eq!(err(check_own_resync(&tree, &joiner("carol", &other), &[3, 2, 2])), Some(("INVALID_ARGUMENT", why)));
+        assert_eq!(err(check_own_resync(&tree, &joiner("carol", &other), &[3, 3])), None);
+        // The joiner's key (mallory's, leaf 2) is named first, whatever `removes` holds.
+        let key = g.keys[2].to_public_vec();
+        let why = format!("leaf 2 holds the joiner's signature key, so the external commit would remove it (a resync), and its credential has another identity than the joiner's: {RESYNC}");
+        assert_eq!(err(check_own_resync(&tree, &joiner("carol", &key), &[3])), Some(("INVALID_ARGUMENT", why)));
+        // bob's leaf (1) blank: passed over, as a leaf the tree does not have.
+        let p = &g.p[0];
+        g.groups[0].commit_builder().propose_removals([LeafNodeIndex::new(1)]).load_psks(p.storage()).unwrap().build(p.rand(), p.crypto(), &g.keys[0], |_| true).unwrap().stage_commit(p).unwrap();
+        g.groups[0].merge_pending_commit(p).unwrap();
+        let tree: RatchetTreeIn = g.groups[0].export_ratchet_tree().into();
+        assert_eq!(err(check_own_resync(&tree, &joiner("zed", &other), &[1])), None);
     }
 
     /// This member's own new credential: another identity is INVALID_ARGUMENT

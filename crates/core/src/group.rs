@@ -614,6 +614,10 @@ impl Client {
 
     /// Join by external commit (RFC 9420 §12.4.3.2) from a GroupInfo.
     /// Returns `{ groupId, commit }`: the commit goes to the group.
+    /// `removes` (and the leaf with the joiner's signature key, which the
+    /// builder removes itself) must carry the joiner's credential type and
+    /// identity: else INVALID_ARGUMENT before anything is built
+    /// (credential_succession::check_own_resync).
     #[wasm_bindgen(js_name = joinExternal, unchecked_return_type = "ExternalJoinOutput")]
     pub fn join_external(
         &mut self,
@@ -637,6 +641,14 @@ impl Client {
             _ => return Err(invalid_argument("expected a GroupInfo message").into()),
         };
         let tree = ratchet_tree_in(ratchet_tree)?;
+        // A leaf the commit removes (the caller's, or the builder's own of
+        // the joiner's key) is succeeded by the joiner's (RFC 9420 §5.3.1,
+        // §12.4.3.2): refused before anything is built. The builder's tree:
+        // the GroupInfo's extension first, else the one passed.
+        let joiner = credential_with_key(identity, public_key);
+        if let Some(in_use) = info.extensions().ratchet_tree().map(|e| e.ratchet_tree()).or(tree.as_ref()) {
+            crate::credential_succession::check_own_resync(in_use, &joiner, &removes)?;
+        }
         Ok(self.mutate_reaching(Reach::NewGroups, |client| {
             let cs = info.ciphersuite();
             client.load_signer(public_key, cs.signature_algorithm())?;
@@ -658,7 +670,7 @@ impl Client {
                 .collect::<CoreResult<_>>()?;
             builder = builder.with_inline_proposals(inline_proposals);
             let mut commit_builder = builder
-                .build_group(&client.provider, info, credential_with_key(identity, public_key))
+                .build_group(&client.provider, info, joiner)
                 .map_err(|e| CoreError::from_mls("external join", e))?
                 .leaf_node_parameters(
                     LeafNodeParameters::builder()

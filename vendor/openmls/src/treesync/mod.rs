@@ -435,6 +435,16 @@ impl RatchetTreeIn {
         })
     }
 
+    /// Returns the leaves by leaf index (leaf `i` is node `2i`), `None` at a
+    /// blank leaf, up to the last node the tree carries (RFC 9420
+    /// §12.4.3.3: a tree's trailing blank nodes are not sent).
+    pub fn leaves_by_index(&self) -> impl Iterator<Item = Option<&LeafNodeIn>> {
+        self.0.iter().step_by(2).map(|node| match node {
+            Some(NodeIn::LeafNode(leaf_node)) => Some(&**leaf_node),
+            _ => None,
+        })
+    }
+
     /// Returns an iterator over all parent nodes in the ratchet tree.
     pub fn parents(&self) -> impl Iterator<Item = &ParentNode> {
         self.nodes().filter_map(|node| match node {

@@ -9,6 +9,7 @@ use crate::{
 
 mod test_diff;
 mod test_derive_key_pairs_batch;
+mod test_leaves_by_index;
 mod test_update_path_batch;
 mod test_verify_signatures_ahead;
 mod test_unmerged_leaves;
