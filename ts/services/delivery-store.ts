@@ -203,8 +203,8 @@ export const isDeleted = (g: GroupRecord): boolean => g.epoch === -2 && g.groupI
 export const isRetired = (g: Pick<GroupRecord, 'consistency' | 'groupInfo'>): boolean => g.consistency === 'strong' && g.groupInfo?.length === 0;
 
 /**
- * Whether a group (its member list, and whether it is retired, `isRetired`) still takes `message`, a member's post
- * (`MessageToLog.postsFor`; none given: any message). `paired(anchor)`: whether the sender is still a paired device of
+ * Whether a group (its member list, and whether it is retired, `isRetired`) still takes `message`, a member's post or a
+ * paired device's commit (`MessageToLog.postsFor`; none given: any message). `paired(anchor)`: whether the sender is still a paired device of
  * `anchor`, asked only when it posts for another client. Synchronous, so that a store calls it in its transaction.
  */
 export const takesPost = (group: { members: string[]; retired: boolean }, message: MessageToLog, paired: (anchor: string) => boolean): boolean => {
@@ -471,8 +471,9 @@ export interface DeliveryStore {
    * at that epoch, and then move it to `setEpoch` — atomically (the first
    * commit for an epoch wins). Returns the sequence number, or undefined
    * when the epoch check failed (`expectEpoch`, `budget.epoch`), the
-   * member list moved (`expectMembers`), or a member's post is no longer
-   * its sender's to make (`message.postsFor`). It counts for its sender. A
+   * member list moved (`expectMembers`), or a member's post or a paired
+   * device's commit is no longer its sender's to make (`message.postsFor`).
+   * It counts for its sender. A
    * proposal counts within `budget`, else
    * `EpochProposalsFullError` (a store that ignores it lets a member jam the
    * group); a commit that moves the epoch starts the counts again. A

@@ -38,6 +38,6 @@ fn leaves_by_index_keeps_positions_across_blanks() {
         .map(|leaf| leaf.map(|leaf| BasicCredential::try_from(leaf.credential().clone()).unwrap().identity().to_vec()))
         .collect();
     assert_eq!(identities, vec![Some(b"alice".to_vec()), None, Some(b"carol".to_vec())]);
-    // The same leaves `leaves()` gives, in the same order, blanks left out.
+    // As many leaves as `leaves()` gives, blanks left out.
     assert_eq!(tree.leaves_by_index().flatten().count(), tree.leaves().count());
 }
