@@ -4,7 +4,8 @@
  * "(with `readTo` too, not answered `unread-proposal`); paired again by then, it is logged"), which no other test pinned:
  * a store refusing every append that carries `postsFor` while the DS finds the device paired each time (a pairing that
  * ends and comes back between each check and its append), and one pairing end and return around the first append.
- * The last test fails: a code bug, reported, not fixed here.
+ * The readTo cases failed before the fix in `#submit` (the readTo loop took the refusal for a log past readTo: 400
+ * `malformed` "readTo is past the end of the log"); they now get the answers without readTo.
  */
 import { describe, expect, it } from 'vitest';
 import { DeliveryService, MemoryDeliveryStore, type DeliveryStore } from 'paired-mls/services';
@@ -78,15 +79,24 @@ describe('audit63: a paired device commit the store refuses for its pairing (pos
     expect(appends()).toBe(2);
   });
 
-  // FAILS (code bug): with readTo, the same commit is answered 400 malformed "readTo is past the end of the log" (the
-  // readTo loop, `logMoved` true as the device is paired again, reads a log that did not move and takes the store's refusal
-  // for a readTo past its end); nothing is logged. PROTOCOL §8.1: "the DS takes it again from the start as a post (with
-  // `readTo` too, not answered `unread-proposal`); paired again by then, it is logged". The store refusing on every append
-  // while the DS finds the device paired is answered the same malformed on the first try (not 409 stale "(17 tries)").
+  // Before the fix: 400 malformed "readTo is past the end of the log", nothing logged (the readTo loop read a log that
+  // did not move and took the store's refusal for a readTo past its end).
   it('strong with readTo: the device paired again by the time the DS looks, its commit is logged as without readTo (PROTOCOL §8.1)', async () => {
     const { store, ds, gid } = await trio('strong', 4);
     const { appends } = unpairedDuringAppend(store);
     expect(await ds.submit(gid, 'phone', headerOnly(gid, 1, 3, 2), { readTo: 1 })).toEqual({ accepted: true, seq: 2 });
     expect(appends()).toBe(2);
+  });
+
+  it('strong with readTo: a store refusing every append is 409 stale "(17 tries)" as without readTo, not malformed (PROTOCOL §8.1)', async () => {
+    const { store, ds, gid } = await trio('strong', 5);
+    const { refused } = refusingPosts(store);
+    expect(await ds.submit(gid, 'phone', headerOnly(gid, 1, 3, 2), { readTo: 1 })).toEqual({
+      accepted: false,
+      reason: 'stale',
+      message: "the sender's membership moved while the message was checked (17 tries); send it again (stale)",
+    });
+    expect(refused()).toBe(17);
+    expect((await store.readLog(toHex(gid), 0, 10)).map((m) => m.seq)).toEqual([1]);
   });
 });

@@ -777,7 +777,11 @@ export class DeliveryService {
         return now?.epoch === epoch && (await stillFor(now));
       };
       for (let n = 0; seq === undefined && lastSeq !== undefined && n < 16 && (await logMoved()); n++) {
-        const last = await this.#unreadProposals(group, readTo!, lastSeq, new DsError('malformed', 'readTo is past the end of the log'));
+        // A device's commit may have been refused with the log where it was: its pairing ended and began again before
+        // `logMoved` looked (audit63). That is no unread log (nor `malformed`): it is taken again from the start, below.
+        const moved = postsFor === undefined ? new DsError('malformed', 'readTo is past the end of the log') : undefined;
+        const last = await this.#unreadProposals(group, readTo!, lastSeq, moved);
+        if (last === lastSeq) break;
         update.lastSeq = lastSeq = last;
         seq = await withinQuota(append(added));
         if (seq === undefined && n === 15 && (await logMoved())) throw new DsError('unread-proposal', "the group's log moved on while the commit was checked: process its messages and commit again");
