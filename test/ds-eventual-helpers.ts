@@ -4,7 +4,7 @@
  */
 import { expect } from 'vitest';
 import { DeliveryService } from 'paired-mls/services';
-import { headerOnly, holdNext } from './ds-helpers.js';
+import { headerOnly, racedAppend } from './ds-helpers.js';
 import type { Closable } from './ds-lossy-store.js';
 
 /** What the DS answers a client that is no member of the group: its post, and its read (403 over HTTP). */
@@ -29,13 +29,6 @@ export async function eventualTrio(make: () => Promise<Closable>, gid: Uint8Arra
   const members = async () => (await store.getGroup(hex))!.members;
   const log = async () => (await store.readLog(hex, 0, 100)).map((m) => [m.seq, m.sender]);
   const epoch = async () => (await store.getGroup(hex))!.epoch;
-  const raced = async (first: () => ReturnType<typeof submit>, second: () => ReturnType<typeof submit>) => {
-    const held = holdNext(store, 'append');
-    const late = first();
-    await held.reached;
-    const early = await second();
-    held.release();
-    return [early, await late];
-  };
+  const raced = (first: () => ReturnType<typeof submit>, second: () => ReturnType<typeof submit>) => racedAppend(store, first, second);
   return { store, ds, gid, hex, msg, submit, members, log, epoch, raced, close: () => store.close?.() };
 }

@@ -375,6 +375,35 @@ export function holdNext(store: DeliveryStore, method: keyof DeliveryStore, call
   return { reached, release };
 }
 
+/** `first`'s append held (checked, not yet written) while `second` goes in; then `first` goes on: both answers, in that order. */
+export async function racedAppend<T>(store: DeliveryStore, first: () => Promise<T>, second: () => Promise<T>): Promise<[T, T]> {
+  const held = holdNext(store, 'append');
+  const late = first();
+  await held.reached;
+  const early = await second();
+  held.release();
+  return [early, await late];
+}
+
+/**
+ * `store.append` runs `before()` ahead of the next `times` appends of `sender`'s posts (no commit), and `after()` once each
+ * has answered: e.g. a removal logged between the DS's check and the post's append, and undone before the DS reads again.
+ */
+export function aroundPosts(store: DeliveryStore, sender: string, times: number, before: () => Promise<unknown>, after: () => Promise<unknown> = async () => undefined): { calls: () => number } {
+  const s = store as { append: DeliveryStore['append'] };
+  const original = s.append.bind(store);
+  let calls = 0;
+  s.append = async (message, update, quota, budget) => {
+    if (message.sender !== sender || update || calls >= times) return original(message, update, quota, budget);
+    calls++;
+    await before();
+    const seq = await original(message, update, quota, budget);
+    await after();
+    return seq;
+  };
+  return { calls: () => calls };
+}
+
 /** A client registered at the DS under `id`, with no group (its DeliveryClient streams over `ws`). */
 export async function registeredClient(url: string, id: string): Promise<{ client: MlsClient; identity: Identity; ds: DeliveryClient }> {
   const client = await MlsClient.open();

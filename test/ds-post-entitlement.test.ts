@@ -15,7 +15,7 @@ import { describe, expect, it } from 'vitest';
 import { DeliveryService, DsError, MemoryDeliveryStore, type DeliveryStore, type SubmitResult } from 'paired-mls/services';
 import { startDeliveryServer } from 'paired-mls/server';
 import { toHex, utf8 } from 'paired-mls';
-import { catchUp, dsPeer, groupOf, groupStillWorks, headerOnly, holdNext, moveToSuccessor, raw, tokenOf, verifyingServerOptions, type DsPeer } from './ds-helpers.js';
+import { aroundPosts, catchUp, dsPeer, groupOf, groupStillWorks, headerOnly, holdNext, moveToSuccessor, racedAppend, raw, tokenOf, verifyingServerOptions, type DsPeer } from './ds-helpers.js';
 import { everyStore } from './ds-store-kinds.js';
 import { NOT_A_MEMBER_POST, NOT_A_MEMBER_READ, eventualTrio } from './ds-eventual-helpers.js';
 import type { Closable } from './ds-lossy-store.js';
@@ -23,25 +23,6 @@ import type { Closable } from './ds-lossy-store.js';
 const RETIRED = 'this group was reinitialized (ReInit): continue in its successor';
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
 const tag = () => Math.random().toString(36).slice(2, 8);
-
-/**
- * `store.append` runs `before()` ahead of the next `times` appends of `sender`'s posts (no commit), and `after()` once each
- * has answered: a removal logged between the DS's check and the post's append, and undone before the DS reads again.
- */
-function aroundPosts(store: DeliveryStore, sender: string, times: number, before: () => Promise<unknown>, after: () => Promise<unknown> = async () => undefined): { calls: () => number } {
-  const s = store as { append: DeliveryStore['append'] };
-  const original = s.append.bind(store);
-  let calls = 0;
-  s.append = async (message, update, quota, budget) => {
-    if (message.sender !== sender || update || calls >= times) return original(message, update, quota, budget);
-    calls++;
-    await before();
-    const seq = await original(message, update, quota, budget);
-    await after();
-    return seq;
-  };
-  return { calls: () => calls };
-}
 
 describe("a member's post is logged only while its sender may post, checked in the append's transaction (memory, SQLite, PostgreSQL)", () => {
   const { stores } = everyStore('paired-mls-post-entitlement-');
@@ -64,14 +45,7 @@ describe("a member's post is logged only while its sender may post, checked in t
       return { reason: (read as DsError).reason, message: (read as DsError).message };
     };
     /** `first`'s append held (checked, not yet written) while `second` goes in; then `first` goes on. */
-    const raced = async (first: () => Promise<SubmitResult>, second: () => Promise<SubmitResult>) => {
-      const held = holdNext(store, 'append');
-      const late = first();
-      await held.reached;
-      const early = await second();
-      held.release();
-      return [early, await late];
-    };
+    const raced = (first: () => Promise<SubmitResult>, second: () => Promise<SubmitResult>) => racedAppend(store, first, second);
     return { store, ds, gid, submit, log, members, readRefusal, raced, close: () => store.close?.() };
   }
 

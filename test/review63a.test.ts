@@ -16,32 +16,13 @@ import { describe, expect, it } from 'vitest';
 import { DeliveryService, MemoryDeliveryStore, type DeliveryStore, type SubmitResult } from 'paired-mls/services';
 import { startDeliveryServer } from 'paired-mls/server';
 import { toHex } from 'paired-mls';
-import { headerOnly, holdNext, raw, registeredClient, tokenOf } from './ds-helpers.js';
+import { aroundPosts, headerOnly, holdNext, raw, registeredClient, tokenOf } from './ds-helpers.js';
 import { everyStore } from './ds-store-kinds.js';
 import { NOT_A_MEMBER_POST, eventualTrio } from './ds-eventual-helpers.js';
 import type { Closable } from './ds-lossy-store.js';
 
 const DELETED = { accepted: false, reason: 'unknown-group', message: 'the group was deleted (unknown-group)' };
 const MOVED17 = { accepted: false, reason: 'stale', message: "the sender's membership moved while the message was checked (17 tries); send it again (stale)" };
-
-/**
- * `store.append` runs `before()` ahead of the next `times` appends of `sender`'s posts (no commit), and `after()` once each
- * has answered (as test/ds-post-entitlement's).
- */
-function aroundPosts(store: DeliveryStore, sender: string, times: number, before: () => Promise<unknown>, after: () => Promise<unknown> = async () => undefined): { calls: () => number } {
-  const s = store as { append: DeliveryStore['append'] };
-  const original = s.append.bind(store);
-  let calls = 0;
-  s.append = async (message, update, quota, budget) => {
-    if (message.sender !== sender || update || calls >= times) return original(message, update, quota, budget);
-    calls++;
-    await before();
-    const seq = await original(message, update, quota, budget);
-    await after();
-    return seq;
-  };
-  return { calls: () => calls };
-}
 
 describe('review63a: attacks on the post entitlement check in the append transaction (memory, SQLite, PostgreSQL)', () => {
   const { stores, postgresUrl } = everyStore('paired-mls-review63a-');

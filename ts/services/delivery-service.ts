@@ -37,6 +37,9 @@ const STALE_KEY_PACKAGES = 16;
 /** Log sender name of what the DS proposes itself, and its external sender's identity: reserved, no client's (§8.4). */
 export const DS_SENDER = 'delivery-service';
 
+/** A post, or a strong group's device commit, the store refused on each of `tries` (its sender's membership or pairing moving, `postsFor`). */
+const membershipMoved = (tries: number): DsError =>
+  new DsError('stale', `the sender's membership moved while the message was checked (${tries} tries); send it again`);
 /** A commit whose sender had not read a proposal of its epoch (`SubmitExtras.readTo`). */
 const unread = (epoch: number, readTo: number): DsError =>
   new DsError('unread-proposal', `a proposal of epoch ${epoch} was logged after ${readTo}: process the group's messages and commit again`);
@@ -796,7 +799,7 @@ export class DeliveryService {
         // checks above answer (not-a-member); paired again meanwhile, it goes in. At most 16 times.
         if (group.consistency === 'strong' && postsFor !== undefined && now.epoch === epoch) {
           if (tries < 16) return this.#submit(id, sender, message, extras, tries + 1, group);
-          throw new DsError('stale', `the sender's membership moved while the message was checked (${tries + 1} tries); send it again`);
+          throw membershipMoved(tries + 1);
         }
         // Eventual, every try lost to a commit that moved only the member list (expectMembers; a late one leaves the epoch
         // where it was): the epoch is still this commit's, and #epochTaken answered `stale` "a commit for epoch 2; the group
@@ -851,7 +854,7 @@ export class DeliveryService {
         // so the checks above answer as they answer any such post (not-a-member; stale, retired). Its member removed and
         // added back (or paired again) meanwhile, it goes in; at most 16 times, as an eventual commit.
         if (tries < 16) return this.#submit(id, sender, message, extras, tries + 1, group);
-        throw new DsError('stale', `the sender's membership moved while the message was checked (${tries + 1} tries); send it again`);
+        throw membershipMoved(tries + 1);
       }
       seq = logged;
       // The grant goes from the proposer to the group until its epoch's commit (#grantedRefs): it neither expires in the epoch
