@@ -8,27 +8,13 @@
  * commit: ts-mls copies it into the UpdatePath leaf).
  */
 import { describe, expect, it } from 'vitest';
-import { MlsClient, bytesEqual, toHex, utf8 } from 'paired-mls';
-import { PairedActor, TsActor, commitAll, expectAgree, everyoneTalks } from './interop-actors.js';
+import { MlsClient, bytesEqual, utf8 } from 'paired-mls';
+import { TsActor, commitAll, expectAgree, everyoneTalks } from './interop-actors.js';
 import { mlsError } from './helpers.js';
+import { RESYNC, RULE, aliceBobCarol, stored } from './credential-succession-helpers.js';
 
-const RULE = "a leaf's credential may change only within its type and identity (RFC 9420 §5.3.1)";
-const RESYNC = "a resync's leaf takes the place of the leaf it removes, and a leaf's credential may change only within its type and identity (RFC 9420 §5.3.1); nothing was built";
 
-/** Every storage entry of `client`, as sorted hex. */
-async function stored(client: MlsClient): Promise<string[]> {
-  return (await client.storage.entries()).map(([k, v]) => `${toHex(k)}=${toHex(v)}`).sort();
-}
 
-async function world() {
-  const alice = await PairedActor.create('alice-cs');
-  const bob = await TsActor.create('bob-cs');
-  const carol = await PairedActor.create('carol-cs');
-  await alice.createGroup();
-  await bob.join((await commitAll(alice, { add: [await bob.keyPackage()] }, [alice]))!);
-  await carol.join((await commitAll(alice, { add: [await carol.keyPackage()] }, [alice, bob]))!);
-  return { alice, bob, carol };
-}
 
 /** bob's self-update commit whose UpdatePath leaf carries `identity` (his state is left as before). */
 async function tsRename(bob: TsActor, identity: Uint8Array): Promise<Uint8Array> {
@@ -48,7 +34,7 @@ async function tsRename(bob: TsActor, identity: Uint8Array): Promise<Uint8Array>
 
 describe('credential succession: a leaf keeps its credential type and identity', () => {
   it('a received commit renaming its committer\'s leaf is refused by every member (CREDENTIAL_CHANGED, leaf named), nothing staged; the honest self-update is taken', async () => {
-    const { alice, bob, carol } = await world();
+    const { alice, bob, carol } = await aliceBobCarol('cs', (n) => TsActor.create(n));
     const renamed = await tsRename(bob, alice.identity.identity);
     for (const m of [alice, carol]) {
       const epoch = m.group!.epoch;
@@ -63,7 +49,7 @@ describe('credential succession: a leaf keeps its credential type and identity',
   });
 
   it("this member's own newSigner of another identity is refused before anything is built (INVALID_ARGUMENT); a new key under its identity is taken by every member", async () => {
-    const { alice, bob, carol } = await world();
+    const { alice, bob, carol } = await aliceBobCarol('cs', (n) => TsActor.create(n));
     const g = carol.group!;
     const asAlice = await carol.client.createIdentity(alice.identity.identity, 1);
     const err = await mlsError(() => g.commit({ selfUpdate: true, newSigner: { identity: asAlice.identity, signaturePublicKey: asAlice.signaturePublicKey } }));
@@ -82,7 +68,7 @@ describe('credential succession: a leaf keeps its credential type and identity',
   });
 
   it("this client's own joinExternal removing a leaf of another identity is refused before anything is built (INVALID_ARGUMENT, leaf named): by `remove`, and by the joiner's key (the removal the core adds); storage unchanged, no group; a resync keeping the identity is built and taken", async () => {
-    const { alice, carol } = await world();
+    const { alice, carol } = await aliceBobCarol('cs', (n) => TsActor.create(n));
     const info = await alice.group!.exportGroupInfo();
     // A copy of carol's key, under alice's name; and alice's name under a key of the copy's own.
     const copy = await MlsClient.open();

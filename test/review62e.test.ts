@@ -14,29 +14,16 @@
  * key it holds), signing with the key it took from the member's client.
  */
 import { describe, expect, it } from 'vitest';
-import { MlsClient, bytesEqual, toHex, utf8, type Group, type Identity } from 'paired-mls';
+import { MlsClient, bytesEqual, utf8, type Group, type Identity } from 'paired-mls';
 import { PairedActor, TsActor, TsExternalJoiner, commitAll, expectAgree, everyoneTalks } from './interop-actors.js';
 import { mlsError } from './helpers.js';
+import { RULE, aliceBobCarol, stored } from './credential-succession-helpers.js';
 import { beforeAll } from 'vitest';
 import { type RunningDeliveryServer } from 'paired-mls/server';
 import { catchUp, dsPeer, groupOf, groupStillWorks, sqliteServers } from './ds-helpers.js';
 
-const RULE = "a leaf's credential may change only within its type and identity (RFC 9420 §5.3.1)";
 
-async function world() {
-  const alice = await PairedActor.create('alice-62e');
-  const bob = await PairedActor.create('bob-62e');
-  const carol = await PairedActor.create('carol-62e');
-  await alice.createGroup();
-  await bob.join((await commitAll(alice, { add: [await bob.keyPackage()] }, [alice]))!);
-  await carol.join((await commitAll(alice, { add: [await carol.keyPackage()] }, [alice, bob]))!);
-  return { alice, bob, carol };
-}
 
-/** Every storage entry of `client`, as sorted hex. */
-async function stored(client: MlsClient): Promise<string[]> {
-  return (await client.storage.entries()).map(([k, v]) => `${toHex(k)}=${toHex(v)}`).sort();
-}
 
 /** A copy of carol's signature key in another paired-mls client, under `identity`, resyncing onto carol's leaf (2). */
 async function resyncAs(carol: PairedActor, identity: Uint8Array) {
@@ -63,7 +50,7 @@ async function tsResyncAs(holder: { client: MlsClient; identity: Identity; group
 
 describe('review62e: a resync is a credential succession (RFC 9420 §12.4.3.2)', () => {
   it('a resync under carol\'s own key naming alice, removing carol\'s leaf, is refused by every member (CREDENTIAL_CHANGED, leaf 2 named) and by a verifying DS (INVALID_COMMIT); nothing staged, the group goes on', async () => {
-    const { alice, bob, carol } = await world();
+    const { alice, bob, carol } = await aliceBobCarol('62e', (n) => PairedActor.create(n));
     const { info, commit, after } = await tsResyncAs(carol, alice.identity.identity);
     const why = `the external commit's UpdatePath (a resync removing the leaf) gives leaf 2 a credential with another identity than its current one: ${RULE}`;
     for (const m of [alice, bob]) {
@@ -88,7 +75,7 @@ describe('review62e: a resync is a credential succession (RFC 9420 §12.4.3.2)',
   });
 
   it('held: an honest resync (carol\'s identity and key, removing her leaf) is taken by every member, and leaf 2 stays carol', async () => {
-    const { alice, bob, carol } = await world();
+    const { alice, bob, carol } = await aliceBobCarol('62e', (n) => PairedActor.create(n));
     const { group, commit } = await resyncAs(carol, carol.identity.identity);
     if (group.state().pendingCommit) await group.mergePendingCommit();
     for (const m of [alice, bob]) await m.receive(commit);
@@ -99,7 +86,7 @@ describe('review62e: a resync is a credential succession (RFC 9420 §12.4.3.2)',
   });
 
   it("by design (an AS's matter, PROTOCOL §1.6 item 4, §8.4): carol's Add of a KeyPackage of her own client under alice's identity is no succession and is taken by every member, a second leaf of alice's identity", async () => {
-    const { alice, bob, carol } = await world();
+    const { alice, bob, carol } = await aliceBobCarol('62e', (n) => PairedActor.create(n));
     const asAlice = await carol.client.createIdentity(alice.identity.identity, 1);
     await commitAll(carol, { add: [await carol.client.createKeyPackage(asAlice)] }, [alice, bob, carol]);
     for (const m of [alice, bob, carol]) {

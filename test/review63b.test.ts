@@ -7,31 +7,19 @@
  * makes an honest join the members take.
  */
 import { describe, expect, it } from 'vitest';
-import { MlsClient, bytesEqual, toHex, utf8, type Group, type Identity } from 'paired-mls';
+import { MlsClient, bytesEqual, utf8, type Group, type Identity } from 'paired-mls';
 import { decodeRatchetTree, encodeRatchetTree, type RatchetTree } from 'ts-mls/ratchetTree.js';
 import { PairedActor, commitAll } from './interop-actors.js';
 import { LEAF_OPERATION_PROPOSAL_TYPE, createIntent, intentProposal } from 'paired-mls/intents';
 import { mlsError } from './helpers.js';
+import { RESYNC, aliceBobCarol, stored } from './credential-succession-helpers.js';
 
-const RESYNC = "a resync's leaf takes the place of the leaf it removes, and a leaf's credential may change only within its type and identity (RFC 9420 §5.3.1); nothing was built";
 const byKey = (leaf: number, why = 'another identity') =>
   `leaf ${leaf} holds the joiner's signature key, so the external commit would remove it (a resync), and its credential has ${why} than the joiner's: ${RESYNC}`;
 const byRemove = (leaf: number, why = 'another identity') => `remove names leaf ${leaf}, whose credential has ${why} than the joiner's: ${RESYNC}`;
 const enc = new TextEncoder();
 
-async function stored(client: MlsClient): Promise<string[]> {
-  return (await client.storage.entries()).map(([k, v]) => `${toHex(k)}=${toHex(v)}`).sort();
-}
 
-async function world() {
-  const alice = await PairedActor.create('alice-63b');
-  const bob = await PairedActor.create('bob-63b');
-  const carol = await PairedActor.create('carol-63b');
-  await alice.createGroup();
-  await bob.join((await commitAll(alice, { add: [await bob.keyPackage()] }, [alice]))!);
-  await carol.join((await commitAll(alice, { add: [await carol.keyPackage()] }, [alice, bob]))!);
-  return { alice, bob, carol };
-}
 
 /** A fresh client (the copy) holding carol's key under `identity`. */
 async function copyOf(carol: PairedActor, identity: Uint8Array | string): Promise<{ copy: MlsClient; asWho: Identity }> {
@@ -47,15 +35,7 @@ function varint(bytes: Uint8Array): [number, number] {
   for (let i = 1; i < len; i++) v = v * 256 + bytes[i]!;
   return [v, len];
 }
-const concat = (...parts: Uint8Array[]): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-};
+const concat = (...parts: Uint8Array[]): Uint8Array => new Uint8Array(parts.flatMap((p) => [...p]));
 const tree = (bytes: Uint8Array): RatchetTree => decodeRatchetTree(bytes, 0)![0];
 
 /** `[code, message]` of the refusal of `fn`. */
@@ -77,7 +57,7 @@ async function honestResync(copy: MlsClient, carol: PairedActor, alice: PairedAc
 
 describe('review63b: the own resync check reads the tree the builder uses', () => {
   it('extension and argument differ, no extension, no tree, a doctored tree: the check follows the builder; refusals exact, storage unchanged, then an honest resync', async () => {
-    const { alice, carol } = await world();
+    const { alice, carol } = await aliceBobCarol('63b', (n) => PairedActor.create(n));
     const withTree = await alice.group!.exportGroupInfo();
     const bare = await alice.group!.exportGroupInfo({ ratchetTree: false });
     const realTree = alice.group!.exportRatchetTree();
@@ -118,7 +98,7 @@ describe('review63b: the own resync check reads the tree the builder uses', () =
 
 describe('review63b: leaf indices', () => {
   it('past the end, u32 max, duplicates, a blank leaf, blanks before the named leaf: exact refusals (the engine\'s where the tree has no such leaf), no panic, storage unchanged, then an honest resync', async () => {
-    const { alice, bob, carol } = await world();
+    const { alice, bob, carol } = await aliceBobCarol('63b', (n) => PairedActor.create(n));
     const copy = await MlsClient.open();
     const asAlice = await copy.createIdentity('alice-63b', 1);
     const asCarol = await copy.createIdentity('carol-63b', 1);
@@ -164,7 +144,7 @@ describe('review63b: leaf indices', () => {
 
 describe('review63b: identities, credential bytes, honest resyncs', () => {
   it('an identity differing in one byte (a trailing NUL, case) is another identity; the same identity under a new key is built (its receivers refuse the key), and a join removing nothing is built and taken', async () => {
-    const { alice, carol } = await world();
+    const { alice, carol } = await aliceBobCarol('63b', (n) => PairedActor.create(n));
     const info = await alice.group!.exportGroupInfo();
     const copy = await MlsClient.open();
     const key = () => carol.client.exportSignatureKeyPair(carol.identity);
@@ -193,7 +173,7 @@ describe('review63b: identities, credential bytes, honest resyncs', () => {
 
 describe('review63b: malformed and huge trees', () => {
   it('garbage, a lying length, and a tree of 50 001 leaves with a leaf far out: typed errors, the far leaf named by its index, no panic; the client then joins honestly', async () => {
-    const { alice, carol } = await world();
+    const { alice, carol } = await aliceBobCarol('63b', (n) => PairedActor.create(n));
     const info = await alice.group!.exportGroupInfo();
     const bare = await alice.group!.exportGroupInfo({ ratchetTree: false });
     const copy = await MlsClient.open();
@@ -238,7 +218,7 @@ describe('review63b: malformed and huge trees', () => {
 
 describe('review63b: the unverified read', () => {
   it("a forged tree (no GroupInfo extension) holding the honest joiner's key under another name: the check refuses it INVALID_ARGUMENT before the build would refuse its signature (INVALID_SIGNATURE); storage unchanged, the real tree then joins", async () => {
-    const { alice, carol } = await world();
+    const { alice, carol } = await aliceBobCarol('63b', (n) => PairedActor.create(n));
     const bare = await alice.group!.exportGroupInfo({ ratchetTree: false });
     const real = alice.group!.exportRatchetTree();
     const { copy, asWho } = await copyOf(carol, 'carol-63b'); // the honest resync: carol's key, carol's name
