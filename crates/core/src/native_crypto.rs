@@ -130,6 +130,79 @@ thread_local! {
     static X25519_LAST_PUBLIC: RefCell<Option<(zeroize::Zeroizing<[u8; 32]>, [u8; 32])>> = const { RefCell::new(None) };
 }
 
+/// How many public keys [`DERIVED_PUBLICS`] keeps: a member's own direct
+/// path holds ~log2(n) + 1 keys (15 at n = 10,000), and a commit made or
+/// processed derives up to as many more.
+const DERIVED_PUBLICS_MAX: usize = 64;
+
+thread_local! {
+    /// The public keys of the X25519 key pairs this instance derived (an
+    /// UpdatePath's or a leaf's, a KeyPackage's: path_key_pairs.rs), under
+    /// a SHA-256 of the secret (the secret itself is not kept), oldest out
+    /// first. HPKE Decap asks `secret_to_public` for the public key of its
+    /// own secret (pkRm in the KEM context, RFC 9180 §4.1), a fixed-base
+    /// multiplication (~35 µs in wasm, 4.5 % of a processed commit at n =
+    /// 16), and the secret it decrypts with is always one a derivation
+    /// made: the member's leaf (its last commit, its KeyPackage) or a node
+    /// of its path (a commit it made or processed, its Welcome). A key
+    /// derived before the instance started misses once: a Decap's miss is
+    /// kept too ([`opening`]). Least recently used out first: the key a
+    /// member decrypts with stays while the commits it processes derive
+    /// others (bench/README.md "Round 3h"). Public values under a one-way
+    /// digest: nothing here gives a secret back.
+    static DERIVED_PUBLICS: RefCell<std::collections::VecDeque<(zeroize::Zeroizing<[u8; 32]>, [u8; 32])>> = const { RefCell::new(std::collections::VecDeque::new()) };
+}
+
+/// Remember `public` as the X25519 public key of `secret`, derived here
+/// (path_key_pairs.rs), for a later Decap with `secret` ([`DERIVED_PUBLICS`]).
+pub(crate) fn remember_derived_public(secret: &[u8; 32], public: &[u8; 32]) {
+    remember_public(secret_digest(secret), public);
+}
+
+fn remember_public(digest: zeroize::Zeroizing<[u8; 32]>, public: &[u8; 32]) {
+    DERIVED_PUBLICS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(at) = cache.iter().position(|(known, _)| *known == digest) {
+            cache.remove(at);
+        } else if cache.len() >= DERIVED_PUBLICS_MAX {
+            cache.pop_front();
+        }
+        cache.push_back((digest, *public));
+    });
+}
+
+/// The remembered public key under `digest`, now the most recently used.
+fn remembered_public(digest: &[u8; 32]) -> Option<[u8; 32]> {
+    DERIVED_PUBLICS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let at = cache.iter().rposition(|(known, _)| **known == *digest)?;
+        let entry = cache.remove(at)?;
+        let public = entry.1;
+        cache.push_back(entry);
+        Some(public)
+    })
+}
+
+thread_local! {
+    /// Set while an HPKE open runs ([`opening`]): the only
+    /// `secret_to_public` then is the Decap's, of the recipient's own
+    /// secret, so a miss is remembered. (Outside it the call may be for an
+    /// ephemeral key, which is never asked for again.)
+    static OPENING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run an HPKE open (Decap) in `op`: see [`OPENING`].
+pub(crate) fn opening<T>(op: impl FnOnce() -> T) -> T {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            OPENING.with(|flag| flag.set(self.0));
+        }
+    }
+    let _reset = Reset(OPENING.with(|flag| flag.replace(true)));
+    op()
+}
+
 /// Wiped when dropped: it cannot give the secret back, but nothing derived
 /// from a secret is left in memory.
 fn secret_digest(sk: &[u8]) -> zeroize::Zeroizing<[u8; 32]> {
@@ -374,16 +447,25 @@ impl HpkeCrypto for CurveAcceleratedHpke {
                 if sk.len() != 32 {
                     return Err(HpkeError::KemInvalidSecretKey);
                 }
+                let digest = secret_digest(sk);
                 // Taken, so it answers only the call right after its DH.
-                if let Some((digest, public)) = X25519_LAST_PUBLIC.with(|slot| slot.borrow_mut().take()) {
-                    if digest == secret_digest(sk) {
+                if let Some((last, public)) = X25519_LAST_PUBLIC.with(|slot| slot.borrow_mut().take()) {
+                    if last == digest {
                         return Ok(public.to_vec());
                     }
+                }
+                // A key pair derived here earlier, or opened with before (a Decap's own key).
+                if let Some(public) = remembered_public(&digest) {
+                    return Ok(public.to_vec());
                 }
                 // Fixed-base, with the basepoint table (fixed_base.rs):
                 // cheaper in wasm than the host's import (module docs).
                 let sk: &[u8; 32] = sk.try_into().map_err(|_| HpkeError::KemInvalidSecretKey)?;
-                Ok(crate::fixed_base::x25519_public(sk).to_vec())
+                let public = crate::fixed_base::x25519_public(sk);
+                if OPENING.with(std::cell::Cell::get) {
+                    remember_public(digest, &public);
+                }
+                Ok(public.to_vec())
             }
             KemAlgorithm::DhKemP256 => Ok(p256_public_bytes(&p256_secret(sk)?)),
             _ => Err(HpkeError::UnknownKemAlgorithm),
@@ -691,25 +773,68 @@ fn take_or_make_here(pool: &NativeCurves, inputs: &[(&[u8], &[u8])], index: usiz
 /// (WebCrypto in a browser), its public key by the fixed-base table, the DH
 /// by x25519-dalek. The secrets are drawn straight into memory wiped after
 /// use: through a PRNG, its state would stay behind (hpke-rs' ChaCha is not
-/// wiped) and give the ephemeral keys back. An all-zero DH (low-order
-/// point) is refused here as in `seal_with_encapsulation`.
+/// wiped) and give the ephemeral keys back. The public keys share one field
+/// inversion (`x25519_publics`, as a path's key pairs do). An all-zero DH
+/// (low-order point) is refused here as in `seal_with_encapsulation`.
 fn encaps_here(inputs: &[(&[u8], &[u8])]) -> Result<zeroize::Zeroizing<Vec<u8>>, hpke_rs::HpkeError> {
     let failed = |_| hpke_rs::HpkeError::CryptoError(String::new());
-    let mut secrets = zeroize::Zeroizing::new(vec![0u8; inputs.len() * 32]);
-    getrandom_02::getrandom(&mut secrets).map_err(|_| hpke_rs::HpkeError::InsufficientRandomness)?;
+    let mut drawn = zeroize::Zeroizing::new(vec![0u8; inputs.len() * 32]);
+    getrandom_02::getrandom(&mut drawn).map_err(|_| hpke_rs::HpkeError::InsufficientRandomness)?;
+    // Allocated at its final size: a vector grown while filling would free
+    // its earlier blocks, with the first secrets in them, unwiped.
+    let mut secrets: Vec<zeroize::Zeroizing<[u8; 32]>> = Vec::with_capacity(inputs.len());
+    for sk_e in drawn.chunks_exact(32) {
+        let mut secret = zeroize::Zeroizing::new([0u8; 32]);
+        secret.copy_from_slice(sk_e);
+        secrets.push(secret);
+    }
+    let encs = crate::fixed_base::x25519_publics(&secrets);
     let mut made = zeroize::Zeroizing::new(Vec::with_capacity(inputs.len() * 64));
-    for ((pk_r, _), sk_e) in inputs.iter().zip(secrets.chunks_exact(32)) {
+    for (((pk_r, _), sk_e), enc) in inputs.iter().zip(&secrets).zip(&encs) {
         let pk_r: [u8; 32] = (*pk_r).try_into().map_err(|_| hpke_rs::HpkeError::InvalidInput)?;
-        let sk_e: &[u8; 32] = sk_e.try_into().map_err(|_| hpke_rs::HpkeError::InvalidInput)?;
-        let enc = crate::fixed_base::x25519_public(sk_e);
-        let shared = x25519_secret(sk_e).map_err(failed)?.diffie_hellman(&x25519_dalek::PublicKey::from(pk_r));
+        let shared = x25519_secret(sk_e.as_slice()).map_err(failed)?.diffie_hellman(&x25519_dalek::PublicKey::from(pk_r));
         if shared.as_bytes().iter().fold(0u8, |acc, b| acc | b) == 0 {
             return Err(hpke_rs::HpkeError::CryptoError(String::new()));
         }
-        made.extend_from_slice(&enc);
+        made.extend_from_slice(enc);
         made.extend_from_slice(shared.as_bytes());
     }
     Ok(made)
+}
+
+/// An UpdatePath's seals (`inputs`: `(pk_r, ptxt)`) in wasm, when no host
+/// takes the batch: without native curves or a pool, or below the pool's
+/// minimum (a browser's self-update at n = 16). The same Encaps as the
+/// browsers' calling thread makes for a pool (`encaps_here`: a random
+/// ephemeral secret, RFC 9180 §4.1 GenerateKeyPair, the public keys with
+/// one shared inversion) and the same key schedule as a host's Encaps
+/// (`seal_with_encapsulation`, its key_schedule_context computed once per
+/// commit): hpke-rs' `seal` one by one would derive each ephemeral key
+/// through DeriveKeyPair (two more HKDF calls) with an inversion of its
+/// own, and hash the context for every recipient (bench/README.md "Round
+/// 3h"). `None` for another KEM, KDF or AEAD than ciphersuites 1 and 3
+/// use, or a public key of the wrong length (the caller then seals one by
+/// one and fails as it always did).
+pub(crate) fn wasm_x25519_seal_batch(algorithms: Algorithms, info: &[u8], aad: &[u8], inputs: &[(&[u8], &[u8])]) -> Option<Result<Vec<(Vec<u8>, Vec<u8>)>, hpke_rs::HpkeError>> {
+    let (kem, kdf, aead) = algorithms;
+    if kem != KemAlgorithm::DhKem25519 || kdf != KdfAlgorithm::HkdfSha256 || aead == AeadAlgorithm::HpkeExport || inputs.iter().any(|(pk_r, _)| pk_r.len() != 32) {
+        return None;
+    }
+    let made = match encaps_here(inputs) {
+        Ok(made) => made,
+        Err(error) => return Some(Err(error)),
+    };
+    Some(
+        inputs
+            .iter()
+            .zip(made.chunks_exact(64))
+            .map(|((pk_r, ptxt), one)| {
+                let pk_r: [u8; 32] = (*pk_r).try_into().map_err(|_| hpke_rs::HpkeError::InvalidInput)?;
+                let one: &[u8; 64] = one.try_into().map_err(|_| hpke_rs::HpkeError::InvalidInput)?;
+                seal_encapsulated(algorithms, one, &pk_r, info, aad, ptxt)
+            })
+            .collect(),
+    )
 }
 
 /// Seal with a host's Encap output `enc (32) || DH (32)`: (enc, ciphertext).
@@ -994,6 +1119,49 @@ mod tests {
         assert!(X25519_LAST_PUBLIC.with(|slot| slot.borrow().is_none()));
     }
 
+    /// A Decap's `secret_to_public` answers from the key pairs derived
+    /// here (`DERIVED_PUBLICS`; a marker value shows where the answer came
+    /// from), keeps at most `DERIVED_PUBLICS_MAX` (oldest out first), and
+    /// a derived pair's HPKE open works through it end to end.
+    #[test]
+    fn a_derived_key_pairs_public_key_answers_its_decap() {
+        let alice: [u8; 32] = unhex(RFC7748_ALICE_SECRET).try_into().expect("32 bytes");
+        remember_derived_public(&alice, &[0xBB; 32]);
+        assert_eq!(CurveAcceleratedHpke::secret_to_public(KemAlgorithm::DhKem25519, &alice).expect("cached"), vec![0xBB; 32]);
+        // Still there for the next Decap with the same key.
+        assert_eq!(CurveAcceleratedHpke::secret_to_public(KemAlgorithm::DhKem25519, &alice).expect("cached"), vec![0xBB; 32]);
+        // Least recently used out first: alice, used last, outlives the
+        // first DERIVED_PUBLICS_MAX - 1 others and goes with the next.
+        for i in 0..DERIVED_PUBLICS_MAX as u8 - 1 {
+            remember_derived_public(&[i; 32], &[i; 32]);
+        }
+        assert_eq!(DERIVED_PUBLICS.with(|cache| cache.borrow().len()), DERIVED_PUBLICS_MAX);
+        assert_eq!(CurveAcceleratedHpke::secret_to_public(KemAlgorithm::DhKem25519, &alice).expect("cached"), vec![0xBB; 32]);
+        remember_derived_public(&[0xF0; 32], &[0xF0; 32]);
+        assert_eq!(CurveAcceleratedHpke::secret_to_public(KemAlgorithm::DhKem25519, &alice).expect("cached"), vec![0xBB; 32]);
+        for i in 0..DERIVED_PUBLICS_MAX as u8 {
+            remember_derived_public(&[i.wrapping_add(100); 32], &[1; 32]);
+        }
+        assert_eq!(DERIVED_PUBLICS.with(|cache| cache.borrow().len()), DERIVED_PUBLICS_MAX);
+        assert_eq!(CurveAcceleratedHpke::secret_to_public(KemAlgorithm::DhKem25519, &alice).expect("derived"), unhex(RFC7748_ALICE_PUBLIC));
+        // Outside an open a miss is not remembered (an ephemeral key's); inside one it is.
+        let bob: [u8; 32] = [0x42; 32];
+        let bob_public = CurveAcceleratedHpke::secret_to_public(KemAlgorithm::DhKem25519, &bob).expect("derived");
+        assert!(remembered_public(&secret_digest(&bob)).is_none());
+        assert_eq!(opening(|| CurveAcceleratedHpke::secret_to_public(KemAlgorithm::DhKem25519, &bob)).expect("derived"), bob_public);
+        assert_eq!(remembered_public(&secret_digest(&bob)).map(|public| public.to_vec()), Some(bob_public));
+        assert!(!OPENING.with(std::cell::Cell::get));
+
+        let pairs = crate::path_key_pairs::derive_x25519_key_pairs(&[b"a node secret".as_slice(), b"another".as_slice()]).expect("derived");
+        for pair in &pairs {
+            let secret: &[u8] = pair.private.as_ref();
+            assert_eq!(CurveAcceleratedHpke::secret_to_public(KemAlgorithm::DhKem25519, secret).expect("cached"), pair.public);
+            let (enc, ct) = with_hpke(SUITE_1, |hpke| hpke.seal(&pair.public.clone().into(), b"info", b"aad", b"path secret", None, None, None)).expect("sealed");
+            let opened = with_hpke(SUITE_1, |hpke| hpke.open(&enc, &secret.to_vec().into(), b"info", b"aad", &ct, None, None, None)).expect("opened");
+            assert_eq!(opened, b"path secret");
+        }
+    }
+
     #[test]
     fn an_all_zero_dh_output_is_refused() {
         let (_, pk_r) = key_pair(7);
@@ -1021,6 +1189,42 @@ mod tests {
         let mut low_order = inputs.clone();
         low_order[17] = (&[0u8; 32], b"");
         assert!(matches!(encaps_here(&low_order), Err(hpke_rs::HpkeError::CryptoError(_))));
+    }
+
+    /// A batch sealed in wasm when no host takes it
+    /// (`wasm_x25519_seal_batch`): each recipient opens its own ciphertext
+    /// with hpke-rs and no other's, every enc is fresh; a low-order key
+    /// fails the batch as a one-by-one seal fails (hpke_seal_error maps
+    /// both to CryptoLibraryError); a key of another length, another KDF
+    /// or the export-only AEAD are left to the one-by-one seal (`None`).
+    #[test]
+    fn a_batch_sealed_in_wasm_opens_with_hpke_rs_recipient_by_recipient() {
+        for suite in [SUITE_1, (KemAlgorithm::DhKem25519, KdfAlgorithm::HkdfSha256, AeadAlgorithm::ChaCha20Poly1305)] {
+            let recipients: Vec<([u8; 32], [u8; 32])> = (1..=15u8).map(key_pair).collect();
+            let secrets: Vec<Vec<u8>> = (0..recipients.len()).map(|i| vec![i as u8 ^ 0x5a; 32]).collect();
+            let inputs: Vec<(&[u8], &[u8])> = recipients.iter().zip(&secrets).map(|((_, pk), ptxt)| (pk.as_slice(), ptxt.as_slice())).collect();
+            let sealed = wasm_x25519_seal_batch(suite, b"info", b"aad", &inputs).expect("taken").expect("sealed");
+            assert_eq!(sealed.len(), recipients.len());
+            let mut encs = std::collections::HashSet::new();
+            for (i, ((sk_r, _), (enc, ct))) in recipients.iter().zip(&sealed).enumerate() {
+                assert!(encs.insert(enc.clone()));
+                let open = |enc: &[u8], ct: &[u8]| with_hpke(suite, |hpke| hpke.open(enc, &sk_r.to_vec().into(), b"info", b"aad", ct, None, None, None));
+                assert_eq!(open(enc, ct).expect("opened"), secrets[i]);
+                let (other_enc, other_ct) = &sealed[(i + 1) % sealed.len()];
+                assert!(open(other_enc, other_ct).is_err());
+            }
+            let mut low_order = inputs.clone();
+            low_order[9] = (&[0u8; 32], b"");
+            assert!(matches!(wasm_x25519_seal_batch(suite, b"info", b"aad", &low_order), Some(Err(hpke_rs::HpkeError::CryptoError(_)))));
+            let mut short = inputs.clone();
+            short[3] = (&[1u8; 31], b"");
+            assert!(wasm_x25519_seal_batch(suite, b"info", b"aad", &short).is_none());
+        }
+        let (_, pk_r) = key_pair(7);
+        let one: [(&[u8], &[u8]); 1] = [(&pk_r, b"secret")];
+        assert!(wasm_x25519_seal_batch((KemAlgorithm::DhKem25519, KdfAlgorithm::HkdfSha512, AeadAlgorithm::Aes128Gcm), b"info", b"aad", &one).is_none());
+        assert!(wasm_x25519_seal_batch((KemAlgorithm::DhKem25519, KdfAlgorithm::HkdfSha256, AeadAlgorithm::HpkeExport), b"info", b"aad", &one).is_none());
+        assert!(wasm_x25519_seal_batch((KemAlgorithm::DhKemP256, KdfAlgorithm::HkdfSha256, AeadAlgorithm::Aes128Gcm), b"info", b"aad", &one).is_none());
     }
 
     #[test]

@@ -190,16 +190,24 @@ impl OpenMlsCrypto for AcceleratedCrypto {
                 .map(|(kem_output, ciphertext)| HpkeCiphertext { kem_output: kem_output.into(), ciphertext: ciphertext.into() })
                 .collect()),
             Some(Err(native_crypto::BatchError::Seal(error))) => Err(hpke_seal_error(error)),
-            // No batch host, or the browsers' pool failed: one by one in Rust
-            // (a low-order point then fails here as it would have without a pool).
-            None | Some(Err(native_crypto::BatchError::HostFailed)) => {
-                inputs.iter().map(|(pk_r, ptxt)| self.hpke_seal(HpkeConfig(config.0, config.1, config.2), pk_r, info, aad, ptxt)).collect()
-            }
+            // No batch host, or the browsers' pool did not take the batch
+            // (below its minimum) or failed: in wasm, X25519 as a batch
+            // (native_crypto::wasm_x25519_seal_batch), anything else one by
+            // one (a low-order point then fails here as it would have
+            // without a pool).
+            None | Some(Err(native_crypto::BatchError::HostFailed)) => match native_crypto::wasm_x25519_seal_batch(algorithms, info, aad, inputs) {
+                Some(sealed) => Ok(sealed
+                    .map_err(hpke_seal_error)?
+                    .into_iter()
+                    .map(|(kem_output, ciphertext)| HpkeCiphertext { kem_output: kem_output.into(), ciphertext: ciphertext.into() })
+                    .collect()),
+                None => inputs.iter().map(|(pk_r, ptxt)| self.hpke_seal(HpkeConfig(config.0, config.1, config.2), pk_r, info, aad, ptxt)).collect(),
+            },
         }
     }
     fn hpke_open(&self, config: HpkeConfig, input: &HpkeCiphertext, sk_r: &[u8], info: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        with_hpke(hpke_algorithms(&config)?, |hpke| hpke.open(input.kem_output.as_slice(), &sk_r.into(), info, aad, input.ciphertext.as_slice(), None, None, None))
-            .map_err(|_| CryptoError::HpkeDecryptionError)
+        // `opening`: the Decap's public key of sk_r is remembered (native_crypto.rs DERIVED_PUBLICS).
+        native_crypto::opening(|| with_hpke(hpke_algorithms(&config)?, |hpke| hpke.open(input.kem_output.as_slice(), &sk_r.into(), info, aad, input.ciphertext.as_slice(), None, None, None)).map_err(|_| CryptoError::HpkeDecryptionError))
     }
     fn hpke_setup_sender_and_export(&self, config: HpkeConfig, pk_r: &[u8], info: &[u8], exporter_context: &[u8], exporter_length: usize) -> Result<(KemOutput, ExporterSecret), CryptoError> {
         let (kem_output, context) = with_hpke(hpke_algorithms(&config)?, |hpke| hpke.setup_sender(&pk_r.into(), info, None, None, None)).map_err(|_| CryptoError::SenderSetupError)?;
@@ -207,7 +215,8 @@ impl OpenMlsCrypto for AcceleratedCrypto {
         Ok((kem_output, exported.into()))
     }
     fn hpke_setup_receiver_and_export(&self, config: HpkeConfig, enc: &[u8], sk_r: &[u8], info: &[u8], exporter_context: &[u8], exporter_length: usize) -> Result<ExporterSecret, CryptoError> {
-        let context = with_hpke(hpke_algorithms(&config)?, |hpke| hpke.setup_receiver(enc, &sk_r.into(), info, None, None, None)).map_err(|_| CryptoError::ReceiverSetupError)?;
+        let algorithms = hpke_algorithms(&config)?;
+        let context = native_crypto::opening(|| with_hpke(algorithms, |hpke| hpke.setup_receiver(enc, &sk_r.into(), info, None, None, None))).map_err(|_| CryptoError::ReceiverSetupError)?;
         let exported = context.export(exporter_context, exporter_length).map_err(|_| CryptoError::ExporterError)?;
         Ok(exported.into())
     }
