@@ -162,6 +162,12 @@ pub(crate) fn remember_derived_public(secret: &[u8; 32], public: &[u8; 32]) {
 fn remember_public(digest: zeroize::Zeroizing<[u8; 32]>, public: &[u8; 32]) {
     DERIVED_PUBLICS.with(|cache| {
         let mut cache = cache.borrow_mut();
+        // Its one buffer, allocated once at full size: grown on the way, the
+        // deque would free its earlier buffers with digests in them unwiped.
+        if cache.capacity() < DERIVED_PUBLICS_MAX {
+            let room = DERIVED_PUBLICS_MAX - cache.len();
+            cache.reserve_exact(room);
+        }
         if let Some(at) = cache.iter().position(|(known, _)| *known == digest) {
             cache.remove(at);
         } else if cache.len() >= DERIVED_PUBLICS_MAX {
