@@ -119,19 +119,22 @@ async function roundAt(lib: Lib, suite: Suite, n: number): Promise<void> {
   agree();
 }
 
-const AROUND_THE_POOL = [2, 3, 4, 16, 33, 63, 64, 65, 66, 70];
+// n − 1 Encaps in a blank copath: 64 members make 63 (no pool), 65 make 64 (the pool's minimum).
+const AROUND_THE_POOL = [2, 16, 64, 65];
 
 describe('review63c: commits sealed in wasm as a batch, opened by ts-mls', () => {
-  it('curves in wasm (the new batch path), ciphersuite 1, n = 2..70', async () => {
+  // The review ran every n from 2 to 70 once (~180 s); the suite keeps the sizes whose paths differ: one and two
+  // recipients, blank and full subtrees, both sides of a power of two, and the pool's minimum of 64 Encaps.
+  it('curves in wasm (the new batch path), ciphersuite 1, n = 2, 3, 5, 9, 16, 17, 33, 63, 65', async () => {
     const lib = await libraryWith('wasm');
-    for (let n = 2; n <= 70; n++) await roundAt(lib, 1, n);
-  }, 900_000);
+    for (const n of [2, 3, 5, 9, 16, 17, 33, 63, 65]) await roundAt(lib, 1, n);
+  }, 300_000);
 
   it('curves in wasm with setThreads(2) (no host: still the wasm batch), around the pool minimum', async () => {
     const lib = await libraryWith('wasm');
     expect(lib.setThreads(2)).toBe(2);
     try {
-      for (const n of [63, 64, 65, 66]) await roundAt(lib, 1, n);
+      for (const n of [64, 65]) await roundAt(lib, 1, n);
     } finally {
       lib.setThreads(0);
     }
