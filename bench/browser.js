@@ -30,6 +30,8 @@ const { values: args } = parseArgs({
     'max-samples': { type: 'string', default: '200' },
     warmup: { type: 'string', default: '2' },
     profile: { type: 'boolean', default: false },
+    // With --profile: also each op's raw V8 profile, its calibration and timed windows (JSON, for inclusive times: bench/profile-tree.js).
+    'profile-raw': { type: 'boolean', default: false },
     // Off-the-record contexts (IndexedDB in memory), as runs before round 2p.
     'in-memory-profile': { type: 'boolean', default: false },
     out: { type: 'string', default: join(ROOT, 'bench', 'results') },
@@ -40,7 +42,7 @@ const { values: args } = parseArgs({
   },
 });
 if (args.help) {
-  console.log('node bench/browser.js [--sizes 16,128,1024] [--storages memory,indexeddb,indexeddb-relaxed] [--impls paired-mls,core-crypto] [--ops a,b] [--time MS] [--min-samples K] [--max-samples K] [--warmup K] [--threads N] [--out DIR] [--profile] [--wasm FILE] [--in-memory-profile]');
+  console.log('node bench/browser.js [--sizes 16,128,1024] [--storages memory,indexeddb,indexeddb-relaxed] [--impls paired-mls,core-crypto] [--ops a,b] [--time MS] [--min-samples K] [--max-samples K] [--warmup K] [--threads N] [--out DIR] [--profile] [--profile-raw] [--wasm FILE] [--in-memory-profile]');
   console.log('  --in-memory-profile   off-the-record pages (IndexedDB in memory, never waiting for the disk) instead of a fresh on-disk profile per page');
   console.log('  --threads N   paired-mls: Web Workers for a commit\'s path encryptions (setThreads; the page is cross-origin isolated); default cores − 1, 0: none');
   process.exit(0);
@@ -72,6 +74,12 @@ async function attachProfiler(page, context) {
     const { profile } = await cdp.send('Profiler.stop');
     const { label, calibration, windows } = JSON.parse(json);
     profiles.push(summarizeProfile(label, profile, calibration, windows));
+    if (args['profile-raw']) {
+      mkdirSync(args.out, { recursive: true });
+      const file = join(args.out, `browser-profile-${label.replace(/[^A-Za-z0-9_=-]+/g, '_')}.json`);
+      writeFileSync(file, JSON.stringify({ profile, calibration, windows }));
+      console.error(`raw profile: ${file}`);
+    }
     console.error(profiles.at(-1));
   });
 }

@@ -210,7 +210,7 @@ if (wasmRun.status !== 0 && wasmFailed === 0) {
   console.log(`${wasmRun.stdout ?? ''}${wasmRun.stderr ?? ''}`.split('\n').slice(-40).join('\n'));
   wasmFailed++;
 }
-console.log(`wasm tests of the dalek patches D1–D6 (crates/field-wasm-test, and the D6 branch check): ${wasmPassed} passed, ${wasmFailed} failed`);
+console.log(`wasm tests of the dalek patches D1–D7 (crates/field-wasm-test, and the D6 branch check): ${wasmPassed} passed, ${wasmFailed} failed`);
 unitPassed += wasmPassed;
 unitFailed += wasmFailed;
 console.log(`took ${Math.round((Date.now() - started) / 1000)} s`);

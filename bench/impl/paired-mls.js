@@ -16,10 +16,17 @@
 // and fail after 1000 (maximum forward distance). So each commit comes from
 // a fresh copy of m1, reopened from a snapshot of its storage taken after
 // it joined: every commit is m1's first handshake message of the epoch.
-import { MemoryStorageAdapter, MlsClient, wasmMemoryBytes } from 'paired-mls';
+import { MemoryStorageAdapter, MlsClient, init, setCurveBackend, wasmMemoryBytes } from 'paired-mls';
 import { decodeRatchetTree } from 'ts-mls/ratchetTree.js';
 import { preEncrypted } from '../ops.js';
 import { fullShapePlan, treeCensus } from '../tree.js';
+
+// PAIRED_MLS_CURVES=wasm: every curve operation in wasm, as in a browser
+// (bench/README.md "Round 3h": an A/B of the browser's path on CPU time).
+if (process.env.PAIRED_MLS_CURVES === 'wasm') {
+  await init();
+  setCurveBackend('wasm');
+}
 
 export const name = 'paired-mls';
 

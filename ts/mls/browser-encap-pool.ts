@@ -39,6 +39,14 @@ import type { PoolStats } from './x25519-pool.js';
  */
 export const BROWSER_POOL_MIN_ENCAPS = 64;
 
+/**
+ * What `begin` throws for a batch below the minimum (the core then seals
+ * it in wasm): made once, because a new Error per call captured the stack
+ * of every commit below the minimum, wasm frames and all — 2.3 % of a
+ * self-update at n = 16 (bench/README.md "Round 3h").
+ */
+const BELOW_MINIMUM = new RangeError('batch below the pool minimum');
+
 /** What a Web Worker runs (sent as source text in a Blob URL). */
 function browserWorkerMain(claim: typeof claimChunks): void {
   const subtle = crypto.subtle;
@@ -108,7 +116,7 @@ export class BrowserEncapPool implements EncapBatchRunner {
     const items = publicKeys.length / 32;
     // Too small, or no worker runs yet: the core then seals in wasm, as
     // without a pool (waiting here could not let a worker start).
-    if (items < BROWSER_POOL_MIN_ENCAPS) throw new RangeError('batch below the pool minimum');
+    if (items < BROWSER_POOL_MIN_ENCAPS) throw BELOW_MINIMUM;
     if (this.#broken) this.#restart();
     if (this.#ready === 0) throw new RangeError('no worker runs yet');
     const shared = (this.#shared = sharedBatchFor(this.#shared, items));

@@ -56,6 +56,11 @@ pub(crate) fn derive_x25519_key_pairs(ikms: &[&[u8]]) -> Result<Vec<HpkeKeyPair>
         secrets.push(derive_secret(ikm)?);
     }
     let publics = crate::fixed_base::x25519_publics(&secrets);
+    // For a later HPKE Decap with one of these secrets (native_crypto.rs
+    // DERIVED_PUBLICS): it then needs no fixed-base multiplication.
+    for (secret, public) in secrets.iter().zip(&publics) {
+        crate::native_crypto::remember_derived_public(secret, public);
+    }
     Ok(secrets
         .iter()
         .zip(publics)

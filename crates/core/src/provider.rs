@@ -190,16 +190,24 @@ impl OpenMlsCrypto for AcceleratedCrypto {
                 .map(|(kem_output, ciphertext)| HpkeCiphertext { kem_output: kem_output.into(), ciphertext: ciphertext.into() })
                 .collect()),
             Some(Err(native_crypto::BatchError::Seal(error))) => Err(hpke_seal_error(error)),
-            // No batch host, or the browsers' pool failed: one by one in Rust
-            // (a low-order point then fails here as it would have without a pool).
-            None | Some(Err(native_crypto::BatchError::HostFailed)) => {
-                inputs.iter().map(|(pk_r, ptxt)| self.hpke_seal(HpkeConfig(config.0, config.1, config.2), pk_r, info, aad, ptxt)).collect()
-            }
+            // No batch host, or the browsers' pool did not take the batch
+            // (below its minimum) or failed: in wasm, X25519 as a batch
+            // (native_crypto::wasm_x25519_seal_batch), anything else one by
+            // one (a low-order point then fails here as it would have
+            // without a pool).
+            None | Some(Err(native_crypto::BatchError::HostFailed)) => match native_crypto::wasm_x25519_seal_batch(algorithms, info, aad, inputs) {
+                Some(sealed) => Ok(sealed
+                    .map_err(hpke_seal_error)?
+                    .into_iter()
+                    .map(|(kem_output, ciphertext)| HpkeCiphertext { kem_output: kem_output.into(), ciphertext: ciphertext.into() })
+                    .collect()),
+                None => inputs.iter().map(|(pk_r, ptxt)| self.hpke_seal(HpkeConfig(config.0, config.1, config.2), pk_r, info, aad, ptxt)).collect(),
+            },
         }
     }
     fn hpke_open(&self, config: HpkeConfig, input: &HpkeCiphertext, sk_r: &[u8], info: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        with_hpke(hpke_algorithms(&config)?, |hpke| hpke.open(input.kem_output.as_slice(), &sk_r.into(), info, aad, input.ciphertext.as_slice(), None, None, None))
-            .map_err(|_| CryptoError::HpkeDecryptionError)
+        // `opening`: the Decap's public key of sk_r is remembered (native_crypto.rs DERIVED_PUBLICS).
+        native_crypto::opening(|| with_hpke(hpke_algorithms(&config)?, |hpke| hpke.open(input.kem_output.as_slice(), &sk_r.into(), info, aad, input.ciphertext.as_slice(), None, None, None)).map_err(|_| CryptoError::HpkeDecryptionError))
     }
     fn hpke_setup_sender_and_export(&self, config: HpkeConfig, pk_r: &[u8], info: &[u8], exporter_context: &[u8], exporter_length: usize) -> Result<(KemOutput, ExporterSecret), CryptoError> {
         let (kem_output, context) = with_hpke(hpke_algorithms(&config)?, |hpke| hpke.setup_sender(&pk_r.into(), info, None, None, None)).map_err(|_| CryptoError::SenderSetupError)?;
@@ -207,7 +215,8 @@ impl OpenMlsCrypto for AcceleratedCrypto {
         Ok((kem_output, exported.into()))
     }
     fn hpke_setup_receiver_and_export(&self, config: HpkeConfig, enc: &[u8], sk_r: &[u8], info: &[u8], exporter_context: &[u8], exporter_length: usize) -> Result<ExporterSecret, CryptoError> {
-        let context = with_hpke(hpke_algorithms(&config)?, |hpke| hpke.setup_receiver(enc, &sk_r.into(), info, None, None, None)).map_err(|_| CryptoError::ReceiverSetupError)?;
+        let algorithms = hpke_algorithms(&config)?;
+        let context = native_crypto::opening(|| with_hpke(algorithms, |hpke| hpke.setup_receiver(enc, &sk_r.into(), info, None, None, None))).map_err(|_| CryptoError::ReceiverSetupError)?;
         let exported = context.export(exporter_context, exporter_length).map_err(|_| CryptoError::ExporterError)?;
         Ok(exported.into())
     }
@@ -545,5 +554,56 @@ mod tests {
         let (p384_private, p384_public) = RustCrypto::default().signature_key_gen(SignatureScheme::ECDSA_SECP384R1_SHA384).unwrap();
         let p384 = crate::signer::ClientSigner::new(openmls_basic_credential::SignatureKeyPair::from_raw(SignatureScheme::ECDSA_SECP384R1_SHA384, p384_private, p384_public));
         assert!(matches!(p384.sign(b"tbs"), Err(openmls_traits::signatures::SignerError::SigningError)));
+    }
+
+    /// review63c: `hpke_seal_batch` through the wasm batch (no native
+    /// curves here) fails on a low-order key with the same CryptoError as
+    /// the one-by-one `hpke_seal` it replaced, wherever the key sits in a
+    /// mixed batch; a key of another length too. P-256 (ciphersuite 2)
+    /// still seals one by one (hpke-rs), and opens with an independent
+    /// hpke-rs; X25519 batches open with it as well.
+    #[test]
+    fn review63c_seal_batch_errors_and_suites_as_before() {
+        use hpke_rs::Hpke;
+        use hpke_rs_rust_crypto::HpkeRustCrypto;
+        let crypto = AcceleratedCrypto::default();
+        let good: Vec<Vec<u8>> = (1..=4u8).map(|i| x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from([i; 32])).to_bytes().to_vec()).collect();
+        let mut bads: Vec<Vec<u8>> = vec![vec![0u8; 32], { let mut one = vec![0u8; 32]; one[0] = 1; one }];
+        bads.push({ let mut p = vec![0xffu8; 32]; p[0] = 0xed; p[31] = 0x7f; p });
+        bads.push({ let mut z = vec![0u8; 32]; z[31] = 0x80; z });
+        bads.push(vec![7u8; 31]);
+        bads.push(vec![7u8; 33]);
+        for config in [hpke(X25519), HpkeConfig(X25519, HpkeKdfType::HkdfSha256, HpkeAeadType::ChaCha20Poly1305)] {
+            for bad in &bads {
+                let single = crypto.hpke_seal(HpkeConfig(config.0, config.1, config.2), bad, b"info", b"aad", b"m").expect_err("refused one by one");
+                for at in 0..good.len() {
+                    let mut keys = good.clone();
+                    keys[at] = bad.clone();
+                    let inputs: Vec<(&[u8], &[u8])> = keys.iter().map(|k| (k.as_slice(), b"m".as_slice())).collect();
+                    let batch = crypto.hpke_seal_batch(HpkeConfig(config.0, config.1, config.2), b"info", b"aad", &inputs).expect_err("refused as a batch");
+                    assert_eq!(batch, single, "key {bad:02x?} at {at}");
+                }
+            }
+        }
+        // Ciphersuites 1, 2 (P-256: hpke-rs one by one) and 3 open with an independent hpke-rs.
+        let p256_keys: Vec<(Vec<u8>, Vec<u8>)> = (0..3).map(|_| {
+            let (sk, pk) = Hpke::<HpkeRustCrypto>::new(hpke_rs::Mode::Base, KemAlgorithm::DhKemP256, KdfAlgorithm::HkdfSha256, AeadAlgorithm::Aes128Gcm).generate_key_pair().expect("key pair").into_keys();
+            (sk.as_slice().to_vec(), pk.as_slice().to_vec())
+        }).collect();
+        let x_keys: Vec<(Vec<u8>, Vec<u8>)> = (1..=3u8).map(|i| ([i; 32].to_vec(), good[i as usize - 1].clone())).collect();
+        for (config, keys) in [(hpke(X25519), &x_keys), (hpke(P256), &p256_keys), (HpkeConfig(X25519, HpkeKdfType::HkdfSha256, HpkeAeadType::ChaCha20Poly1305), &x_keys)] {
+            let algorithms = hpke_algorithms(&config).expect("supported");
+            let inputs: Vec<(&[u8], &[u8])> = keys.iter().map(|(_, pk)| (pk.as_slice(), b"path secret".as_slice())).collect();
+            let sealed = crypto.hpke_seal_batch(HpkeConfig(config.0, config.1, config.2), b"info", b"aad", &inputs).expect("sealed");
+            for ((sk, _), ct) in keys.iter().zip(&sealed) {
+                let opened = Hpke::<HpkeRustCrypto>::new(hpke_rs::Mode::Base, algorithms.0, algorithms.1, algorithms.2)
+                    .open(ct.kem_output.as_slice(), &sk.clone().into(), b"info", b"aad", ct.ciphertext.as_slice(), None, None, None)
+                    .expect("opened");
+                assert_eq!(opened, b"path secret");
+            }
+            if config.0 == P256 {
+                assert!(native_crypto::wasm_x25519_seal_batch(algorithms, b"info", b"aad", &inputs).is_none());
+            }
+        }
     }
 }

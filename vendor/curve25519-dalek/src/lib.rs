@@ -137,6 +137,23 @@ pub fn __divsteps_batches(delta: i64, f_low: i64, g_low: i64) -> [[i64; 5]; 2] {
     field::divsteps::batches_for_test(delta, f_low, g_low)
 }
 
+// paired-mls patch D7: a field element of raw limbs times a small constant,
+// by the full product (the constant as a field element) and by
+// `mul_small`, both encoded (same wasm tests, same feature).
+#[cfg(all(
+    feature = "paired-mls-simd-test-hook",
+    target_arch = "wasm32",
+    target_feature = "simd128"
+))]
+#[doc(hidden)]
+pub fn __field_mul_small(limbs: [u32; 10], c: u32) -> [[u8; 32]; 2] {
+    let x = backend::serial::u32::field::FieldElement2625::from_limbs(limbs);
+    let mut c_bytes = [0u8; 32];
+    c_bytes[..4].copy_from_slice(&c.to_le_bytes());
+    let full = &x * &field::FieldElement::from_bytes(&c_bytes);
+    [full.as_bytes(), x.mul_small(c).as_bytes()]
+}
+
 // Generic code for window lookups
 pub(crate) mod window;
 

@@ -54,7 +54,10 @@ use core::{
     ops::{Mul, MulAssign},
 };
 
-use crate::constants::{APLUS2_OVER_FOUR, MONTGOMERY_A, MONTGOMERY_A_NEG};
+use crate::constants::{MONTGOMERY_A, MONTGOMERY_A_NEG};
+// paired-mls patch D7: the u32 backend multiplies by 121666 directly.
+#[cfg(not(all(curve25519_dalek_bits = "32", not(curve25519_dalek_backend = "fiat"))))]
+use crate::constants::APLUS2_OVER_FOUR;
 use crate::edwards::{CompressedEdwardsY, EdwardsPoint};
 use crate::field::FieldElement;
 use crate::scalar::{clamp_integer, Scalar};
@@ -364,6 +367,11 @@ fn differential_add_and_double(
     let t11 =  t9.square(); // 4 (U_P U_Q - W_P W_Q)^2
     let t12 = t10.square(); // 4 (W_P U_Q - U_P W_Q)^2
 
+    // paired-mls patch D7: in the u32 backend (wasm) the constant (A + 2) / 4
+    // = 121666 multiplies limb by limb, not as a full field product.
+    #[cfg(all(curve25519_dalek_bits = "32", not(curve25519_dalek_backend = "fiat")))]
+    let t13 = t6.mul_small(121666); // (A + 2) U_P U_Q
+    #[cfg(not(all(curve25519_dalek_bits = "32", not(curve25519_dalek_backend = "fiat"))))]
     let t13 = &APLUS2_OVER_FOUR * &t6; // (A + 2) U_P U_Q
 
     let t14 = &t4 * &t5;    // ((U_P + W_P)(U_P - W_P))^2 = (U_P^2 - W_P^2)^2
