@@ -737,11 +737,7 @@ fn seal_batch_on(curves: &NativeCurves, taker: Taker, algorithms: Algorithms, in
             // The host throws on a low-order point, or when its threads failed.
             curves.x25519_encap_take(out).map_err(|_| host_error())?;
         }
-        for ((pk_r, ptxt), one) in chunk.iter().zip(out.chunks_exact(64)) {
-            let pk_r: [u8; 32] = (*pk_r).try_into().map_err(|_| BatchError::Seal(hpke_rs::HpkeError::InvalidInput))?;
-            let one: &[u8; 64] = one.try_into().map_err(|_| host_error())?;
-            sealed.push(seal_encapsulated(algorithms, one, &pk_r, info, aad, ptxt).map_err(BatchError::Seal)?);
-        }
+        sealed.extend(seal_each(algorithms, chunk, out, info, aad).map_err(BatchError::Seal)?);
     }
     Ok(sealed)
 }
@@ -826,21 +822,22 @@ pub(crate) fn wasm_x25519_seal_batch(algorithms: Algorithms, info: &[u8], aad: &
     if kem != KemAlgorithm::DhKem25519 || kdf != KdfAlgorithm::HkdfSha256 || aead == AeadAlgorithm::HpkeExport || inputs.iter().any(|(pk_r, _)| pk_r.len() != 32) {
         return None;
     }
-    let made = match encaps_here(inputs) {
-        Ok(made) => made,
-        Err(error) => return Some(Err(error)),
-    };
-    Some(
-        inputs
-            .iter()
-            .zip(made.chunks_exact(64))
-            .map(|((pk_r, ptxt), one)| {
-                let pk_r: [u8; 32] = (*pk_r).try_into().map_err(|_| hpke_rs::HpkeError::InvalidInput)?;
-                let one: &[u8; 64] = one.try_into().map_err(|_| hpke_rs::HpkeError::InvalidInput)?;
-                seal_encapsulated(algorithms, one, &pk_r, info, aad, ptxt)
-            })
-            .collect(),
-    )
+    Some(encaps_here(inputs).and_then(|made| seal_each(algorithms, inputs, &made, info, aad)))
+}
+
+/// Each recipient of `inputs` (`(pk_r, ptxt)`, keys of 32 bytes) sealed
+/// with its Encap output, `encapsulated`'s 64 bytes `enc || DH` in the same
+/// order: (enc, ciphertext) each. The host's chunks and the wasm batch.
+fn seal_each(algorithms: Algorithms, inputs: &[(&[u8], &[u8])], encapsulated: &[u8], info: &[u8], aad: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, hpke_rs::HpkeError> {
+    inputs
+        .iter()
+        .zip(encapsulated.chunks_exact(64))
+        .map(|((pk_r, ptxt), one)| {
+            let pk_r: [u8; 32] = (*pk_r).try_into().map_err(|_| hpke_rs::HpkeError::InvalidInput)?;
+            let one: &[u8; 64] = one.try_into().map_err(|_| hpke_rs::HpkeError::InvalidInput)?;
+            seal_encapsulated(algorithms, one, &pk_r, info, aad, ptxt)
+        })
+        .collect()
 }
 
 /// Seal with a host's Encap output `enc (32) || DH (32)`: (enc, ciphertext).

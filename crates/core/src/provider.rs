@@ -184,26 +184,20 @@ impl OpenMlsCrypto for AcceleratedCrypto {
     // has a pool: native_crypto.rs, native_x25519_seal_batch).
     fn hpke_seal_batch(&self, config: HpkeConfig, info: &[u8], aad: &[u8], inputs: &[(&[u8], &[u8])]) -> Result<Vec<HpkeCiphertext>, CryptoError> {
         let algorithms = hpke_algorithms(&config)?;
-        match native_crypto::native_x25519_seal_batch(algorithms, info, aad, inputs) {
-            Some(Ok(sealed)) => Ok(sealed
-                .into_iter()
-                .map(|(kem_output, ciphertext)| HpkeCiphertext { kem_output: kem_output.into(), ciphertext: ciphertext.into() })
-                .collect()),
-            Some(Err(native_crypto::BatchError::Seal(error))) => Err(hpke_seal_error(error)),
+        let sealed = match native_crypto::native_x25519_seal_batch(algorithms, info, aad, inputs) {
+            Some(Ok(sealed)) => sealed,
+            Some(Err(native_crypto::BatchError::Seal(error))) => return Err(hpke_seal_error(error)),
             // No batch host, or the browsers' pool did not take the batch
             // (below its minimum) or failed: in wasm, X25519 as a batch
             // (native_crypto::wasm_x25519_seal_batch), anything else one by
             // one (a low-order point then fails here as it would have
             // without a pool).
             None | Some(Err(native_crypto::BatchError::HostFailed)) => match native_crypto::wasm_x25519_seal_batch(algorithms, info, aad, inputs) {
-                Some(sealed) => Ok(sealed
-                    .map_err(hpke_seal_error)?
-                    .into_iter()
-                    .map(|(kem_output, ciphertext)| HpkeCiphertext { kem_output: kem_output.into(), ciphertext: ciphertext.into() })
-                    .collect()),
-                None => inputs.iter().map(|(pk_r, ptxt)| self.hpke_seal(HpkeConfig(config.0, config.1, config.2), pk_r, info, aad, ptxt)).collect(),
+                Some(sealed) => sealed.map_err(hpke_seal_error)?,
+                None => return inputs.iter().map(|(pk_r, ptxt)| self.hpke_seal(HpkeConfig(config.0, config.1, config.2), pk_r, info, aad, ptxt)).collect(),
             },
-        }
+        };
+        Ok(sealed.into_iter().map(|(kem_output, ciphertext)| HpkeCiphertext { kem_output: kem_output.into(), ciphertext: ciphertext.into() }).collect())
     }
     fn hpke_open(&self, config: HpkeConfig, input: &HpkeCiphertext, sk_r: &[u8], info: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
         // `opening`: the Decap's public key of sk_r is remembered (native_crypto.rs DERIVED_PUBLICS).
