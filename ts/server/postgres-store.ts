@@ -28,7 +28,7 @@ import type {
   StoredBinding,
   StoredKeyPackage,
 } from '../services/delivery-store.js';
-import { EpochProposalsFullError, GroupIdTakenError, ProposalKeyTakenError, InboxFullError, SPENT_PROOF_MARGIN_SECONDS, STORED_RECORD_BYTES, reservedGroup, StorageQuotaError, bindingBytes, sameMembers, takesPost, checkQuota, countProposalWithShare, storedBytes, welcomeCharges, welcomeShares, withinBytes } from '../services/delivery-store.js';
+import { EpochProposalsFullError, GroupIdTakenError, ProposalKeyTakenError, InboxFullError, SPENT_PROOF_MARGIN_SECONDS, STORED_RECORD_BYTES, reservedGroup, StorageQuotaError, bindingBytes, sameMembers, retiredRow, takesPost, checkQuota, countProposalWithShare, storedBytes, welcomeCharges, welcomeShares, withinBytes } from '../services/delivery-store.js';
 import { DS_MIGRATED_SCHEMAS, DS_SCHEMA_VERSION } from './sqlite-store.js';
 import { peerDependency } from './peer-dependency.js';
 
@@ -842,8 +842,7 @@ export class PostgresDeliveryStore implements DeliveryStore {
       if (message.postsFor !== undefined) {
         const device = message.postsFor !== message.sender;
         const paired = device && (await c.query('SELECT 1 FROM ds_pairings WHERE anchor = $1 AND device = $2 FOR SHARE', [message.postsFor, message.sender])).rows.length > 0;
-        const retired = rows[0].consistency === 'strong' && rows[0].info === 0; // isRetired: an empty GroupInfo
-        if (!takesPost({ members: rows[0].members as string[], retired }, message, () => paired)) return undefined;
+        if (!takesPost({ members: rows[0].members as string[], retired: retiredRow(rows[0].consistency, rows[0].info) }, message, () => paired)) return undefined;
       }
       const next = await c.query('SELECT coalesce(max(seq), 0) + 1 AS next FROM ds_log WHERE group_id = $1', [message.groupId]);
       const seq = Number(next.rows[0].next);

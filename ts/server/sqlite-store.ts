@@ -32,6 +32,7 @@ import {
   STORED_RECORD_BYTES,
   reservedGroup,
   sameMembers,
+  retiredRow,
   takesPost,
   StorageQuotaError,
   bindingBytes,
@@ -521,9 +522,8 @@ export class SqliteDeliveryStore implements DeliveryStore {
         }
       }
       // A member's post, checked in the transaction: a removal, a pairing's end or a ReInit since the DS's check refuses it.
-      const retired = group.consistency === 'strong' && group.info === 0; // isRetired: an empty GroupInfo
-      const paired = this.#db.prepare('SELECT 1 FROM pairings WHERE anchor = ? AND device = ?');
-      if (!takesPost({ members: JSON.parse(group.members) as string[], retired }, message, (anchor) => paired.get(anchor, message.sender) !== undefined)) return undefined;
+      const paired = (anchor: string) => this.#db.prepare('SELECT 1 FROM pairings WHERE anchor = ? AND device = ?').get(anchor, message.sender) !== undefined;
+      if (!takesPost({ members: JSON.parse(group.members) as string[], retired: retiredRow(group.consistency, group.info) }, message, paired)) return undefined;
       const { next } = this.#db.prepare('SELECT coalesce(max(seq), 0) + 1 AS next FROM log WHERE group_id = ?').get(message.groupId) as { next: number };
       // The message, and a commit's GroupInfo and Welcome, count for the sender.
       let charge = storedBytes(message.bytes.length);

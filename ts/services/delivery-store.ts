@@ -200,7 +200,10 @@ export const deletedGroup = (groupId: string, member: string): GroupRecord => ({
 export const isDeleted = (g: GroupRecord): boolean => g.epoch === -2 && g.groupInfo?.length === 0;
 
 /** A group a ReInit retired (docs/PROTOCOL.md §1.6): a verifying DS marks it with an empty GroupInfo; eventual groups are never marked. */
-export const isRetired = (g: Pick<GroupRecord, 'consistency' | 'groupInfo'>): boolean => g.consistency === 'strong' && g.groupInfo?.length === 0;
+export const isRetired = (g: Pick<GroupRecord, 'consistency' | 'groupInfo'>): boolean => retiredRow(g.consistency, g.groupInfo?.length);
+
+/** `isRetired` from a stored row's consistency and GroupInfo length (null or undefined: none), as the SQL stores read them. */
+export const retiredRow = (consistency: GroupRecord['consistency'], groupInfoBytes: number | null | undefined): boolean => consistency === 'strong' && groupInfoBytes === 0;
 
 /**
  * Whether a group (its member list, and whether it is retired, `isRetired`) still takes `message`, a member's post or a
