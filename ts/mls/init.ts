@@ -18,7 +18,7 @@ let poisoned: MlsError | undefined;
 let memory: WebAssembly.Memory | undefined;
 let nodeCurves: NodeNativeCurves | undefined;
 let nodeWorkers: typeof import('node:worker_threads') | undefined;
-/** The core's compiled module in Node, which verification workers instantiate too. */
+/** The core's compiled module, which verification workers (Node) and Encap workers (browsers) instantiate too. */
 let coreModule: WebAssembly.Module | undefined;
 let verifyPool: VerifyPool | undefined;
 let browserPool: BrowserEncapPool | undefined;
@@ -50,6 +50,20 @@ async function loadInNode(): Promise<void> {
   if (threads !== undefined && threads !== '') setNodeThreads(Number(threads));
 }
 
+/** The core's module from `source` (by default the file next to this one), compiled once. */
+async function compileInBrowser(source: WasmSource | undefined): Promise<WebAssembly.Module> {
+  if (source instanceof WebAssembly.Module) return source;
+  let response: Response | Promise<Response> | undefined;
+  if (source === undefined) response = fetch(new URL(`./${WASM_FILE}`, import.meta.url));
+  else if (typeof source === 'string' || source instanceof URL) response = fetch(source);
+  else if (typeof Response === 'function' && source instanceof Response) response = source;
+  if (response === undefined) return WebAssembly.compile(source as BufferSource);
+  const fetched = await response;
+  if (!fetched.ok) throw new Error(`failed to fetch Wasm: ${fetched.status} ${fetched.statusText} fetching '${fetched.url}'`);
+  if (typeof WebAssembly.compileStreaming === 'function' && fetched.headers.get('Content-Type') === 'application/wasm') return WebAssembly.compileStreaming(fetched);
+  return WebAssembly.compile(await fetched.arrayBuffer());
+}
+
 /**
  * Load the wasm core. Safe to call many times; the library's entry points
  * call it themselves. Pass `source` to supply the wasm yourself (a URL,
@@ -61,7 +75,10 @@ export function init(source?: WasmSource): Promise<void> {
       if (source === undefined && isNode()) {
         await loadInNode();
       } else {
-        const exports = await initCore(source === undefined ? undefined : { module_or_path: source as never });
+        // Compiled here (not inside initCore) so that the browsers' Encap
+        // workers can instantiate the same module without compiling it again.
+        coreModule = await compileInBrowser(source);
+        const exports = await initCore({ module_or_path: coreModule });
         memory = exports.memory;
       }
       loaded = true;
@@ -118,7 +135,7 @@ export function setThreads(threads: number): number {
     throw new MlsError('UNSUPPORTED', 'threads need SharedArrayBuffer and Web Workers: serve the page cross-origin isolated (COOP same-origin, COEP require-corp)');
   }
   browserPool?.close();
-  browserPool = threads > 0 ? new BrowserEncapPool(threads) : undefined;
+  browserPool = threads > 0 ? new BrowserEncapPool(threads, coreModule!) : undefined;
   const pool = browserPool;
   // The core calls the batch methods of the NativeCurves contract.
   installEncapPool((pool ? { x25519EncapBegin: (keys: Uint8Array) => pool.begin(keys), x25519EncapClaim: (chunkSize: number) => pool.claim(chunkSize), x25519EncapTake: (out: Uint8Array) => pool.take(out), x25519EncapEnd: () => pool.end() } : undefined) as never);
