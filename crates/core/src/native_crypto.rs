@@ -866,7 +866,9 @@ pub extern "C" fn paired_mls_encap_chunk(count: u32) -> i32 {
     WORKER_ENCAPS.with(|buffer| {
         let Ok(mut buffer) = buffer.try_borrow_mut() else { return -1 };
         let count = count as usize;
-        let made = if buffer.len() == count * 64 {
+        // Checked: on wasm32 a count past 2^26 would wrap `count * 64` and
+        // let `split_at` panic (a trap) instead of answering -1.
+        let made = if count.checked_mul(64) == Some(buffer.len()) {
             let (keys, drawn) = buffer.split_at(count * 32);
             let inputs: Vec<(&[u8], &[u8])> = keys.chunks_exact(32).map(|pk| (pk, &[][..])).collect();
             encaps_with_secrets(&inputs, drawn).ok()
