@@ -50,18 +50,37 @@ async function loadInNode(): Promise<void> {
   if (threads !== undefined && threads !== '') setNodeThreads(Number(threads));
 }
 
-/** The core's module from `source` (by default the file next to this one), compiled once. */
+/**
+ * The core's module from `source` (by default the file next to this one),
+ * compiled once. Accepts what wasm-bindgen's `initCore` accepted before
+ * (review63d), in the same way: a promise is awaited first; a string, URL
+ * or Request is fetched; a Response is compiled streaming, falling back to
+ * its bytes (with wasm-bindgen's warning) only when the server did not send
+ * `application/wasm` on a basic/cors/default response, else its error is
+ * thrown as before; bytes are compiled; a compiled module (also one from
+ * another realm, which `instanceof` misses) is used as is.
+ */
 async function compileInBrowser(source: WasmSource | undefined): Promise<WebAssembly.Module> {
-  if (source instanceof WebAssembly.Module) return source;
-  let response: Response | Promise<Response> | undefined;
-  if (source === undefined) response = fetch(new URL(`./${WASM_FILE}`, import.meta.url));
-  else if (typeof source === 'string' || source instanceof URL) response = fetch(source);
-  else if (typeof Response === 'function' && source instanceof Response) response = source;
-  if (response === undefined) return WebAssembly.compile(source as BufferSource);
-  const fetched = await response;
-  if (!fetched.ok) throw new Error(`failed to fetch Wasm: ${fetched.status} ${fetched.statusText} fetching '${fetched.url}'`);
-  if (typeof WebAssembly.compileStreaming === 'function' && fetched.headers.get('Content-Type') === 'application/wasm') return WebAssembly.compileStreaming(fetched);
-  return WebAssembly.compile(await fetched.arrayBuffer());
+  let input: unknown = await (source as unknown);
+  if (input === undefined) input = new URL(`./${WASM_FILE}`, import.meta.url);
+  if (typeof input === 'string' || (typeof Request === 'function' && input instanceof Request) || (typeof URL === 'function' && input instanceof URL)) {
+    input = await fetch(input as RequestInfo | URL);
+  }
+  if (typeof Response === 'function' && input instanceof Response) {
+    if (!input.ok) throw new Error(`failed to fetch Wasm: ${input.status} ${input.statusText} fetching '${input.url}'`);
+    if (typeof WebAssembly.compileStreaming === 'function') {
+      try {
+        return await WebAssembly.compileStreaming(input);
+      } catch (error) {
+        const basic = input.type === 'basic' || input.type === 'cors' || input.type === 'default';
+        if (!basic || input.headers.get('Content-Type') === 'application/wasm') throw error;
+        console.warn('`WebAssembly.instantiateStreaming` failed because your server does not serve Wasm with `application/wasm` MIME type. Falling back to `WebAssembly.instantiate` which is slower. Original error:\n', error);
+      }
+    }
+    return WebAssembly.compile(await input.arrayBuffer());
+  }
+  if (input instanceof WebAssembly.Module || Object.prototype.toString.call(input) === '[object WebAssembly.Module]') return input as WebAssembly.Module;
+  return WebAssembly.compile(input as BufferSource);
 }
 
 /**
