@@ -216,6 +216,7 @@ describe("the browser pool's wasm workers (worker source in a vm context)", () =
       runInNewContext(source, context);
     }
     for (const data of worker.inbox.splice(0)) {
+      if (data && typeof data === 'object' && 'buffer' in data) worker.context.lastBatch = (data as { buffer: SharedArrayBuffer }).buffer;
       (worker.context.onmessage as (event: Sent) => void)({ data });
       // The claim loop awaits each chunk: let it run to its end.
       for (let i = 0; i < 20; i++) await Promise.resolve();
@@ -290,6 +291,10 @@ describe("the browser pool's wasm workers (worker source in a vm context)", () =
     await expectEncaps(out, keys);
     expectWiped(seen, out);
     expect(pool.stats).toMatchObject({ pooledBatches: 1, workerEncaps: 15, callingThreadEncaps: 0, stalls: 0 });
+    // The shared buffer holds no enc || DH after the batch (the calling thread's copy wiped it).
+    const shared = new Uint8Array((FakeWorker.made[0]!.context!.lastBatch as SharedArrayBuffer) ?? new SharedArrayBuffer(0));
+    expect(shared.length).toBeGreaterThan(0);
+    for (let i = 0; i < 15; i++) expect(contains(shared, out.subarray(i * 64 + 32, i * 64 + 64))).toBe(false);
 
     // 2. The calling thread claims chunk 0, then the worker runs and makes chunk 1.
     pool.begin(publicKeys);
@@ -353,6 +358,42 @@ describe("the browser pool's wasm workers (worker source in a vm context)", () =
     pool.close();
     expect(replacement.terminated).toBe(true);
     expect(pool.running).toBe(0);
+  });
+
+  it('a worker that claims a chunk and hangs at the minimum (9): the calling thread gives up after ~1 s, the pool is replaced, the next batch uses a new shared buffer (the hung one cannot write into it)', async () => {
+    const { pool } = await freshPool();
+    const worker = FakeWorker.made[0]!;
+    await run(worker, { memory: undefined, drawn: [], failRandom: false });
+    const keys = await recipients(9);
+    const publicKeys = new Uint8Array(keys.flatMap(({ pk }) => [...pk]));
+    pool.begin(publicKeys);
+    const message = worker.inbox.pop() as { buffer: SharedArrayBuffer };
+    // The hung worker: claims chunk 0 (as claimChunks does) and never finishes it.
+    const control = new Int32Array(message.buffer, 0, 4);
+    expect(Atomics.add(control, 0, 1) & 0xfffff).toBe(0);
+    // The calling thread makes chunk 1 itself, then must wait for chunk 0.
+    expect(pool.claim(8)).toBe(1);
+    const start = performance.now();
+    expect(() => pool.take(new Uint8Array(8 * 64))).toThrow('the Encap pool failed');
+    const waited = performance.now() - start;
+    expect(waited).toBeGreaterThanOrEqual(990);
+    expect(waited).toBeLessThan(3000);
+    pool.end();
+    expect(pool.stats.stalls).toBe(1);
+    expect(worker.terminated).toBe(true);
+    const replacement = FakeWorker.made[1]!;
+    const fresh = { memory: undefined, drawn: [], failRandom: false };
+    await run(replacement, fresh);
+    pool.begin(publicKeys);
+    const next = replacement.inbox[replacement.inbox.length - 1] as { buffer: SharedArrayBuffer };
+    expect(next.buffer).not.toBe(message.buffer);
+    await run(replacement, fresh);
+    const out = new Uint8Array(9 * 64);
+    pool.take(out.subarray(0, 8 * 64));
+    pool.take(out.subarray(8 * 64));
+    pool.end();
+    await expectEncaps(out, keys);
+    pool.close();
   });
 
   it('the worker entry at its edges (the instance a worker makes): 0, huge and wrapping counts, a count the buffer does not hold, a second chunk without a buffer', () => {
