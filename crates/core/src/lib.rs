@@ -12,6 +12,7 @@ mod codec;
 mod config;
 mod credential_succession;
 mod device_signed;
+mod encap_worker;
 #[cfg(test)]
 mod ed25519_test_inputs;
 mod error;
