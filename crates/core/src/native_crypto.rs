@@ -775,12 +775,14 @@ fn take_or_make_here(pool: &NativeCurves, inputs: &[(&[u8], &[u8])], index: usiz
 /// (WebCrypto in a browser), its public key by the fixed-base table, the DH
 /// by x25519-dalek. The secrets are drawn straight into memory wiped after
 /// use: through a PRNG, its state would stay behind (hpke-rs' ChaCha is not
-/// wiped) and give the ephemeral keys back. The public keys share one field
+/// wiped) and give the ephemeral keys back; through getrandom 0.2, its
+/// 256-byte JS buffer would keep the last 8 (getrandom 0.4 has WebCrypto
+/// fill wasm memory itself). The public keys share one field
 /// inversion (`x25519_publics`, as a path's key pairs do). An all-zero DH
 /// (low-order point) is refused here as in `seal_with_encapsulation`.
 fn encaps_here(inputs: &[(&[u8], &[u8])]) -> Result<zeroize::Zeroizing<Vec<u8>>, hpke_rs::HpkeError> {
     let mut drawn = zeroize::Zeroizing::new(vec![0u8; inputs.len() * 32]);
-    getrandom_02::getrandom(&mut drawn).map_err(|_| hpke_rs::HpkeError::InsufficientRandomness)?;
+    getrandom_04::fill(&mut drawn).map_err(|_| hpke_rs::HpkeError::InsufficientRandomness)?;
     encaps_with_secrets(inputs, &drawn)
 }
 
