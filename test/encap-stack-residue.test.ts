@@ -18,18 +18,19 @@
  * browsers' branch of `init` (no native curves: `curveBackend()` is
  * 'wasm'); the instance's memory is captured by wrapping
  * `WebAssembly.instantiate` during that init, and the secrets are read
- * where they come from, `crypto.getRandomValues` (getrandom 0.2 draws in
- * chunks of at most 256 bytes into a JS buffer and copies them in;
- * getrandom 0.4 fills a view of wasm memory). Each
+ * where they come from, `crypto.getRandomValues` (getrandom 0.4 fills a
+ * view of wasm memory; getrandom 0.2 in wasm now forwards to it, see
+ * test/random-draw-buffers.test.ts). Each
  * drawn 32-byte window whose X25519 public key is an `enc` of the commit
  * (a PublicMessage, so the encs are in its bytes) is an ephemeral secret;
  * memory is then searched for any 8 consecutive bytes of it raw, clamped
  * (RFC 7748), clamped and reduced mod ℓ (fixed_base.rs' scalar), and as
  * that scalar's radix-16 digits (its fixed-base multiplication's). The
- * JS arrays getRandomValues filled are searched too: getrandom 0.2 draws
- * into a 256-byte JS buffer of its own and copies it in, and that buffer
- * kept the last 8 secrets after the commit (fixed: `encaps_here` draws with
- * getrandom 0.4, which has WebCrypto fill wasm memory itself).
+ * JS arrays getRandomValues filled are searched too: getrandom 0.2's "js"
+ * backend drew into a 256-byte JS buffer of its own and copied it in, and
+ * that buffer kept the last 8 secrets after the commit (fixed: `encaps_here`
+ * draws with getrandom 0.4, which has WebCrypto fill wasm memory itself;
+ * and 0.2 no longer has a JS buffer in wasm).
  *
  * `setThreads` in Node sets Node's native pool, which the wasm backend
  * does not use, so the browsers' pool cannot be set up through the API
@@ -63,7 +64,9 @@ async function load(): Promise<Loaded> {
   WebAssembly.instantiate = (async (...args: Parameters<typeof real>) => {
     const made = (await (real as (...a: unknown[]) => Promise<unknown>)(...args)) as WebAssembly.Instance | WebAssembly.WebAssemblyInstantiatedSource;
     const instance = made instanceof WebAssembly.Instance ? made : made.instance;
-    memory ??= instance.exports.memory as WebAssembly.Memory;
+    // The core's instance, not another module's instantiated meanwhile
+    // (vite's es-module-lexer, while the glue's imports are transformed).
+    if ('__wbindgen_malloc' in instance.exports) memory = instance.exports.memory as WebAssembly.Memory;
     return made;
   }) as typeof real;
   try {

@@ -70,6 +70,22 @@ pub use group::StagedCommitHandle;
 
 use wasm_bindgen::prelude::*;
 
+/// getrandom 0.2's source in wasm (its "custom" backend; Cargo.toml):
+/// getrandom 0.4, which has `crypto.getRandomValues` fill the wasm memory
+/// itself. getrandom 0.2's own "js" backend fills a 256-byte JS array of
+/// its own and copies it in, never wiping it; its draws here are the
+/// 32-byte seeds of openmls_rust_crypto's `ChaCha20Rng::from_entropy()`
+/// (a client's provider, from which its signature keys, HPKE keys and
+/// secrets are drawn), so the last seed stayed in the JS heap
+/// (test/random-draw-buffers.test.ts).
+#[cfg(target_arch = "wasm32")]
+fn getrandom_02_from_04(dest: &mut [u8]) -> Result<(), getrandom_02::Error> {
+    getrandom_04::fill(dest).map_err(|_| getrandom_02::Error::WEB_CRYPTO)
+}
+
+#[cfg(target_arch = "wasm32")]
+getrandom_02::register_custom_getrandom!(getrandom_02_from_04);
+
 /// Version of the core crate, so the TS layer can check it loaded the
 /// wasm it was built with.
 #[wasm_bindgen(js_name = coreVersion)]
