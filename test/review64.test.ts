@@ -36,7 +36,7 @@
  * on a build without the fix.
  */
 import { readFileSync } from 'node:fs';
-import { createCipheriv, createPrivateKey, createPublicKey } from 'node:crypto';
+import { createCipheriv, createHmac, createPrivateKey, createPublicKey } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type * as Source from '../ts/index.js';
 
@@ -278,5 +278,29 @@ describe('a browser Encap worker whose getRandomValues does not write (no-op): i
       (globalThis as { Worker?: unknown }).Worker = realWorker;
       URL.createObjectURL = realCreate;
     }
+  });
+});
+
+describe('left open (not fixed here): hpke-rs seeds its own ChaCha20 from getrandom 0.4 (SysRng), outside the core’s checks', () => {
+  it('a no-op getRandomValues during the first single seal (an add’s Welcome): the commit succeeds and the Welcome’s enc is DeriveKeyPair(first 32 bytes of the zero-keyed ChaCha20), computable by anyone (and the cached Hpke keeps that PRNG for the instance’s life). Asserts the CURRENT, insecure outcome', async () => {
+    const lib = await load();
+    const alice = await lib.MlsClient.open();
+    const bob = await lib.MlsClient.open();
+    const aliceId = await alice.createIdentity('alice', 1);
+    const keyPackage = await bob.createKeyPackage(await bob.createIdentity('bob', 1));
+    const group = await alice.createGroup(aliceId);
+    mode = 'noop';
+    const added = await group.commit({ add: [keyPackage] });
+    mode = 'real';
+    // hpke-rs' seal: ikm = the PRNG's first 32 bytes (ChaCha20 under the
+    // zero seed), sk = DeriveKeyPair(ikm) (RFC 9180 §7.1.3, DHKEM(X25519)).
+    const ikm = chacha20Stream(new Uint8Array(32), 32);
+    const suite = Buffer.concat([Buffer.from('KEM'), Buffer.from([0x00, 0x20])]);
+    const hpke = Buffer.from('HPKE-v1');
+    const prk = createHmac('sha256', Buffer.alloc(32)).update(Buffer.concat([hpke, suite, Buffer.from('dkp_prk'), ikm])).digest();
+    const sk = createHmac('sha256', prk).update(Buffer.concat([Buffer.from([0, 32]), hpke, suite, Buffer.from('sk'), Buffer.from([1])])).digest();
+    const der = Buffer.concat([Buffer.from('302e020100300506032b656e04220420', 'hex'), sk]);
+    const enc = Buffer.from(createPublicKey(createPrivateKey({ key: der, format: 'der', type: 'pkcs8' })).export({ format: 'jwk' }).x!, 'base64url');
+    expect(Buffer.from(added.welcome!).indexOf(enc)).toBeGreaterThan(0);
   });
 });
