@@ -73,8 +73,9 @@ pub extern "C" fn paired_mls_encap_buffer(count: u32) -> *mut u8 {
 /// Writes `enc || DH` per recipient over the buffer (public keys and
 /// secrets: the results take their place); returns `count`, or -1 (the whole buffer wiped) when the
 /// buffer does not hold `count` recipients, was not made ready by
-/// `paired_mls_encap_buffer` since the last chunk, or a DH is all zero (a
-/// low-order key).
+/// `paired_mls_encap_buffer` since the last chunk, a DH is all zero (a
+/// low-order key), or a secret is all zero (review 64: a `getRandomValues`
+/// that did not write into the zeroed buffer).
 #[no_mangle]
 pub extern "C" fn paired_mls_encap_chunk(count: u32) -> i32 {
     WORKER_ENCAPS.with(|buffer| {
@@ -240,6 +241,17 @@ mod tests {
             let enc: [u8; 32] = one[..32].try_into().expect("enc");
             assert_eq!(StaticSecret::from(*sk_r).diffie_hellman(&PublicKey::from(enc)).as_bytes(), &one[32..]);
         }
+        // Review 64: a secret left all zero (the worker's getRandomValues
+        // did not write) fails the chunk, wiped; never X25519(clamp(0), ·).
+        let buffer = fill(&keys, 0x66);
+        buffer[3 * 32 + 32..3 * 32 + 64].fill(0);
+        assert_eq!(paired_mls_encap_chunk(3), -1);
+        assert!(buffer.iter().all(|b| *b == 0));
+        let at = paired_mls_encap_buffer(3);
+        // SAFETY: the buffer holds 64 bytes per key (test only).
+        let buffer = unsafe { std::slice::from_raw_parts_mut(at, 3 * 64) };
+        buffer[..96].copy_from_slice(&keys.concat());
+        assert_eq!(paired_mls_encap_chunk(3), -1, "no secret written at all");
         // A larger buffer after a smaller one: a new block, the chunk right.
         let many: Vec<([u8; 32], [u8; 32])> = (1..=40u8).map(key_pair).collect();
         let many_keys: Vec<[u8; 32]> = many.iter().map(|(_, pk)| *pk).collect();

@@ -80,7 +80,16 @@ use wasm_bindgen::prelude::*;
 /// (test/random-draw-buffers.test.ts).
 #[cfg(target_arch = "wasm32")]
 fn getrandom_02_from_04(dest: &mut [u8]) -> Result<(), getrandom_02::Error> {
-    getrandom_04::fill(dest).map_err(|_| getrandom_02::Error::WEB_CRYPTO)
+    getrandom_04::fill(dest).map_err(|_| getrandom_02::Error::WEB_CRYPTO)?;
+    // Review 64: a `getRandomValues` that returns without writing (a
+    // no-op polyfill or stub) left the caller's zeros (rand_core's
+    // `from_entropy` seed starts zeroed), and every client got the same
+    // provider PRNG, so the same signature keys. 16 zero bytes or more
+    // from a real source: probability 2^-128.
+    if dest.len() >= 16 && dest.iter().all(|b| *b == 0) {
+        return Err(getrandom_02::Error::WEB_CRYPTO);
+    }
+    Ok(())
 }
 
 #[cfg(target_arch = "wasm32")]

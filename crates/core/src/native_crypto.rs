@@ -795,6 +795,13 @@ pub(crate) fn encaps_with_secrets(inputs: &[(&[u8], &[u8])], drawn: &[u8]) -> Re
     if drawn.len() != inputs.len() * 32 {
         return Err(hpke_rs::HpkeError::InvalidInput);
     }
+    // Review 64: an all-zero secret is a random source that returned
+    // without writing (`getRandomValues` a no-op; the buffers start
+    // zeroed, here and in a worker): its Encap, X25519(clamp(0), pk_r), is
+    // anyone's to compute. Probability 2^-256 from a real source.
+    if drawn.chunks_exact(32).any(|sk_e| sk_e.iter().fold(0u8, |acc, b| acc | b) == 0) {
+        return Err(hpke_rs::HpkeError::InsufficientRandomness);
+    }
     // Allocated at its final size: a vector grown while filling would free
     // its earlier blocks, with the first secrets in them, unwiped.
     let mut secrets: Vec<zeroize::Zeroizing<[u8; 32]>> = Vec::with_capacity(inputs.len());
@@ -1162,6 +1169,12 @@ mod tests {
         let mut low_order = inputs.clone();
         low_order[17] = (&[0u8; 32], b"");
         assert!(matches!(encaps_here(&low_order), Err(hpke_rs::HpkeError::CryptoError(_))));
+        // Review 64: an all-zero secret (a random source that did not
+        // write) is refused, not used: its enc and DH are anyone's.
+        let mut drawn = vec![0x5au8; 32 * 3];
+        assert!(encaps_with_secrets(&inputs[..3], &drawn).is_ok());
+        drawn[32..64].fill(0);
+        assert!(matches!(encaps_with_secrets(&inputs[..3], &drawn), Err(hpke_rs::HpkeError::InsufficientRandomness)));
     }
 
     /// A batch sealed in wasm when no host takes it
