@@ -14,13 +14,15 @@
  *
  * - it throws (or is missing: the same TypeError caught by the glue):
  *   fails closed. A commit's path Encaps (`encaps_here`) surface a typed
- *   `INTERNAL` and the next commit works; every draw through a PRNG
- *   seeding (`RustCrypto::default()`'s `from_entropy`, hpke-rs'
- *   `SysRng` for a single seal such as a Welcome's) panics, which poisons
- *   the instance for good (`WASM_POISONED`): open, createGroup, a commit
- *   with an add, even `coreInfo()` (which builds a `RustCrypto` to list
- *   ciphersuites). Unchanged by the diff (getrandom 0.2's "js" backend
- *   panicked the same way) and recorded here as it is.
+ *   `INTERNAL` and the next commit works, and so does a single seal such
+ *   as a Welcome's (hpke-rs' PRNG, which the core now seeds itself:
+ *   `LazyHpkePrng`; before, hpke-rs seeded it with rand's `SysRng` and
+ *   panicked). openmls_rust_crypto's PRNG seeding
+ *   (`RustCrypto::default()`'s `from_entropy`) still panics, which poisons
+ *   the instance for good (`WASM_POISONED`): open, createGroup, even
+ *   `coreInfo()` (which builds a `RustCrypto` to list ciphersuites).
+ *   Unchanged by the diff (getrandom 0.2's "js" backend panicked the same
+ *   way) and recorded here as it is.
  * - it returns without writing (a no-op stub): failed OPEN before this
  *   review. The buffers it was handed start zeroed, so every client's
  *   provider PRNG was ChaCha20 under the zero key (two clients, one
@@ -30,7 +32,10 @@
  *   `getrandom_02_from_04` (a panic: WASM_POISONED, closed) and an
  *   all-zero ephemeral secret in `encaps_with_secrets` (typed INTERNAL on
  *   the calling thread; -1 from `paired_mls_encap_chunk`, the worker then
- *   fails and the batch is sealed in wasm).
+ *   fails and the batch is sealed in wasm). Then also hpke-rs' own PRNG
+ *   (a Welcome's seal: its enc came from the zero-keyed ChaCha20): the
+ *   core seeds it with an all-zero check, and a draw that found no
+ *   randomness makes the seal's DH refuse (typed INTERNAL).
  *
  * Run with REVIEW64_WASM=/path/to/old.wasm to see the no-op cases fail
  * on a build without the fix.
@@ -100,6 +105,8 @@ async function codeOf(run: () => unknown): Promise<string> {
 
 const POISONED = 'WASM_POISONED: the wasm instance aborted (unreachable); reload the library';
 const SEAL_FAILED = 'INTERNAL: building commit: InternalLibraryError: Error description: Encryption failed. A serialization issue really\n';
+/** openmls' words for a Welcome whose group secrets could not be sealed (here: no randomness for its Encap). */
+const WELCOME_SEAL_FAILED = 'INTERNAL: building commit: InternalLibraryError: Error description: Error while encrypting group secrets. This could have really only been a missing bounds check in the serialization\n';
 
 /** A two-member group of ciphersuite `cs` (Alice's, Bob joined). */
 async function pair(lib: typeof Source, cs = 1) {
@@ -136,16 +143,33 @@ describe('getRandomValues throws or is missing: fails closed (typed for the path
       expect(lib.coreInfo().ciphersuites).toContain(1);
     });
 
-    it(`${failing}: open, coreInfo, createGroup, a commit with an add (its Welcome seal's hpke-rs PRNG) poison the instance (unchanged by the diff)`, async () => {
-      for (const step of ['open', 'coreInfo', 'createGroup', 'add'] as const) {
+    it(`${failing}: a commit with an add (its Welcome's seal, hpke-rs' PRNG seeded by the core) gives a typed INTERNAL, no trap; the add then goes through and Bob joins`, async () => {
+      const lib = await load();
+      const alice = await lib.MlsClient.open();
+      const bob = await lib.MlsClient.open();
+      const aliceId = await alice.createIdentity('alice', 1);
+      const bobId = await bob.createIdentity('bob', 1);
+      const keyPackage = await bob.createKeyPackage(bobId);
+      const group = await alice.createGroup(aliceId);
+      mode = failing;
+      expect(await codeOf(() => group.commit({ add: [keyPackage] }))).toBe(WELCOME_SEAL_FAILED);
+      mode = 'real';
+      const added = await group.commit({ add: [keyPackage] });
+      await group.mergePendingCommit();
+      const bobs = await bob.joinFromWelcome(added.welcome!);
+      await honestUpdate(group, bobs);
+    });
+
+    it(`${failing}: open, coreInfo, createGroup (openmls_rust_crypto's PRNG seeding, rand_core's from_entropy) poison the instance (unchanged by the diff)`, async () => {
+      for (const step of ['open', 'coreInfo', 'createGroup'] as const) {
         const lib = await load();
         const alice = await lib.MlsClient.open();
         const bob = await lib.MlsClient.open();
         const aliceId = await alice.createIdentity('alice', 1);
         const keyPackage = await bob.createKeyPackage(await bob.createIdentity('bob', 1));
-        const group = step === 'add' ? await alice.createGroup(aliceId) : undefined;
+        expect(keyPackage.length).toBeGreaterThan(0);
         mode = failing;
-        const run = { open: () => lib.MlsClient.open(), coreInfo: () => lib.coreInfo(), createGroup: () => alice.createGroup(aliceId), add: () => group!.commit({ add: [keyPackage] }) }[step];
+        const run = { open: () => lib.MlsClient.open(), coreInfo: () => lib.coreInfo(), createGroup: () => alice.createGroup(aliceId) }[step];
         expect(`${step}: ${await codeOf(run)}`).toBe(`${step}: ${POISONED}`);
         mode = 'real';
         // For good: the source works again, the instance does not.
@@ -281,17 +305,20 @@ describe('a browser Encap worker whose getRandomValues does not write (no-op): i
   });
 });
 
-describe('left open (not fixed here): hpke-rs seeds its own ChaCha20 from getrandom 0.4 (SysRng), outside the core’s checks', () => {
-  it('a no-op getRandomValues during the first single seal (an add’s Welcome): the commit succeeds and the Welcome’s enc is DeriveKeyPair(first 32 bytes of the zero-keyed ChaCha20), computable by anyone (and the cached Hpke keeps that PRNG for the instance’s life). Asserts the CURRENT, insecure outcome', async () => {
+describe('hpke-rs\u2019 PRNG, seeded by the core (LazyHpkePrng): a no-op source at its seeding is refused (fixed after review 64)', () => {
+  it('a no-op getRandomValues during the first single seal (an add\u2019s Welcome): a typed INTERNAL, never the Welcome enc DeriveKeyPair(first 32 bytes of the zero-keyed ChaCha20) gives anyone; the add then goes through without that enc and Bob joins', async () => {
     const lib = await load();
     const alice = await lib.MlsClient.open();
     const bob = await lib.MlsClient.open();
     const aliceId = await alice.createIdentity('alice', 1);
-    const keyPackage = await bob.createKeyPackage(await bob.createIdentity('bob', 1));
+    const bobId = await bob.createIdentity('bob', 1);
+    const keyPackage = await bob.createKeyPackage(bobId);
     const group = await alice.createGroup(aliceId);
     mode = 'noop';
-    const added = await group.commit({ add: [keyPackage] });
+    expect(await codeOf(() => group.commit({ add: [keyPackage] }))).toBe(WELCOME_SEAL_FAILED);
     mode = 'real';
+    const added = await group.commit({ add: [keyPackage] });
+    await group.mergePendingCommit();
     // hpke-rs' seal: ikm = the PRNG's first 32 bytes (ChaCha20 under the
     // zero seed), sk = DeriveKeyPair(ikm) (RFC 9180 §7.1.3, DHKEM(X25519)).
     const ikm = chacha20Stream(new Uint8Array(32), 32);
@@ -301,6 +328,8 @@ describe('left open (not fixed here): hpke-rs seeds its own ChaCha20 from getran
     const sk = createHmac('sha256', prk).update(Buffer.concat([Buffer.from([0, 32]), hpke, suite, Buffer.from('sk'), Buffer.from([1])])).digest();
     const der = Buffer.concat([Buffer.from('302e020100300506032b656e04220420', 'hex'), sk]);
     const enc = Buffer.from(createPublicKey(createPrivateKey({ key: der, format: 'der', type: 'pkcs8' })).export({ format: 'jwk' }).x!, 'base64url');
-    expect(Buffer.from(added.welcome!).indexOf(enc)).toBeGreaterThan(0);
+    expect(Buffer.from(added.welcome!).indexOf(enc)).toBe(-1);
+    const bobs = await bob.joinFromWelcome(added.welcome!);
+    await honestUpdate(group, bobs);
   });
 });
