@@ -1,14 +1,16 @@
 /**
  * The browsers' opt-in Web Worker pool of `setThreads` (ts/mls/
  * browser-encap-pool.ts) in Chromium: on a cross-origin isolated page a
- * self-update whose Encaps the workers (WebCrypto X25519) and the calling
+ * self-update whose Encaps the workers (WebCrypto X25519 at n = 300; the
+ * core's wasm, its module compiled once, below 64 Encaps) and the calling
  * thread (in wasm, the chunks no worker had claimed) made is processed by
  * members at several leaves to the same epoch authenticator; workers that
  * never claim leave every chunk to the calling thread, without a stall;
  * workers that claim a chunk and hang stall the batch, the core seals it
  * in wasm instead and the group keeps working; a worker whose chunk fails
  * after earlier takes succeeded gets the same fallback; the pool starts
- * at 64 Encaps; without cross-origin
+ * at 9 Encaps (a self-update at n = 16 is pooled, its workers' Encaps
+ * open for every member); without cross-origin
  * isolation setThreads is refused with UNSUPPORTED; the single-thread
  * mode works.
  */
@@ -69,6 +71,19 @@ async function expectRepairedPoolWorks(page: Page, previous: Round): Promise<voi
   expect(after.epoch).toBe(previous.epoch + 1);
   expect(after.stats).toMatchObject({ pooledBatches: 1, stalls: 0 });
   expect(after.stats!.workerEncaps + after.stats!.callingThreadEncaps).toBe(SIZE - 1);
+}
+
+/** As expectRepairedPoolWorks, for the n = 16 group (15 members processing). */
+async function expectRepairedPoolWorks16(page: Page, previous: Round): Promise<void> {
+  await call(page, 'repairWorkers');
+  expect(await call(page, 'setThreads', 0)).toEqual({ threads: 0, count: 0 });
+  expect(await call(page, 'setThreads', 1)).toEqual({ threads: 1, count: 1 });
+  await call(page, 'idle', 300);
+  const after = await call<Round>(page, 'selfUpdateRound');
+  expect(new Set(after.authenticators).size).toBe(1);
+  expect(after.epoch).toBe(previous.epoch + 1);
+  expect(after.stats).toMatchObject({ pooledBatches: 1, stalls: 0 });
+  expect(after.stats!.workerEncaps + after.stats!.callingThreadEncaps).toBe(15);
 }
 
 describe('setThreads in Chromium', () => {
@@ -140,10 +155,10 @@ describe('setThreads in Chromium', () => {
     await page.close();
   }, 180_000);
 
-  it('the pool takes a batch of 64 Encaps (two chunks), not one of 63; both commits are good', async () => {
+  it('the pool takes a batch of 9 Encaps (two chunks), not one of 8; both commits are good', async () => {
     for (const [size, pooled] of [
-      [64, 0],
-      [65, 1],
+      [9, 0],
+      [10, 1],
     ] as const) {
       const page = await open(isolated);
       expect(await call(page, 'build', size, [1, size - 1])).toEqual([1, size - 1]);
@@ -158,9 +173,52 @@ describe('setThreads in Chromium', () => {
     }
   }, 120_000);
 
+  // Round 3i: at n = 16 (15 Encaps, two chunks) the worker makes its
+  // chunk in wasm. Every member (each leaf a real client) opens its own
+  // path secret from the commits, whoever made its Encap; over several
+  // commits the worker made some and the calling thread some. Then a
+  // worker that hangs on its chunk: that commit is sealed in wasm on the
+  // calling thread and still opens for everyone.
+  it('at n = 16 the workers make Encaps in wasm that every member opens; a hung worker falls back to wasm', async () => {
+    const page = await open(isolated);
+    const leaves = Array.from({ length: 15 }, (_, i) => i + 1);
+    expect(await call(page, 'build', 16, leaves)).toEqual(leaves);
+    expect(await call(page, 'setThreads', 1)).toEqual({ threads: 1, count: 1 });
+    await call(page, 'idle', 300);
+    let round: Round | undefined;
+    for (let i = 0; i < 12 && !(round && round.stats!.workerEncaps > 0); i++) {
+      round = await call<Round>(page, 'selfUpdateRound');
+      expect(new Set(round.authenticators).size).toBe(1);
+      expect(round.authenticators).toHaveLength(16);
+      await call(page, 'idle', 20);
+    }
+    expect(round!.stats).toMatchObject({ stalls: 0 });
+    expect(round!.stats!.workerEncaps).toBeGreaterThan(0);
+    expect(round!.stats!.workerEncaps + round!.stats!.callingThreadEncaps).toBe(15 * round!.stats!.pooledBatches);
+
+    expect(await call(page, 'setThreads', 0)).toEqual({ threads: 0, count: 0 });
+    await call(page, 'hangWorkers');
+    expect(await call(page, 'setThreads', 1)).toEqual({ threads: 1, count: 1 });
+    await call(page, 'idle', 300);
+    // Whether the worker claims a chunk before the calling thread has made
+    // both is timing; a round where it did stalls, and still agrees.
+    let stalled: Round | undefined;
+    for (let i = 0; i < 8 && !stalled; i++) {
+      const tried = await call<Round>(page, 'selfUpdateRound');
+      expect(new Set(tried.authenticators).size).toBe(1);
+      expect(tried.authenticators).toHaveLength(16);
+      if (tried.stats!.stalls > 0) stalled = tried;
+      await call(page, 'idle', 300);
+    }
+    if (!stalled) throw new Error('the hung worker never claimed a chunk in 8 rounds');
+    expect(stalled.ms).toBeGreaterThanOrEqual(950);
+    await expectRepairedPoolWorks16(page, stalled);
+    await page.close();
+  }, 180_000);
+
   // From the review of round 2m: the core takes a pooled batch a chunk at
   // a time, so a failure can come after takes that succeeded. One real
-  // worker whose WebCrypto X25519 refuses every DH after its 64th: its
+  // worker that refuses every Encap after its 64th: its
   // first 64 Encaps are good, its next chunk fails; the calling thread makes
   // the chunks the worker has not claimed, so how many of the worker's
   // were taken first depends on timing, but the take of the failed chunk

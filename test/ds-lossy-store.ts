@@ -14,7 +14,8 @@ export type Closable = DeliveryStore & { close?(): unknown };
 /**
  * `inner` behind a Proxy: `deaf` drops its notifications (as a broken LISTEN connection does), `gap()` tells the
  * server's gap listeners notifications were lost, `late(group, seq)` hands the server a notification now (one that
- * reached it late), `holdRead()` holds the next `readLog` once it has read (or before it reads), until `release()`, and
+ * reached it late), `notified(group, seq)` settles once a notification has reached the server, `holdRead()` holds the
+ * next `readLog` once it has read (or before it reads), until `release()`, and
  * `holdGroupRead(skip)` lets `skip` calls of `getGroup` through and holds the next one before it reads, and
  * `failGroupRead()` has the next `getGroup` throw.
  */
@@ -23,9 +24,14 @@ export function lossy(inner: Closable) {
   let deaf = false;
   let hold: { entered: () => void; gate: Promise<void>; before: boolean } | undefined;
   const listeners = new Set<(g: string, seq: number) => void>();
+  const heard = new Set<(g: string, seq: number) => void>();
   const watch = (listener: (g: string, seq: number) => void) => {
     listeners.add(listener);
-    const unwatch = inner.watch((g, seq) => deaf || listener(g, seq));
+    const unwatch = inner.watch((g, seq) => {
+      if (deaf) return;
+      listener(g, seq);
+      heard.forEach((h) => h(g, seq));
+    });
     return () => (listeners.delete(listener), unwatch());
   };
   const watchGaps = (listener: () => void) => (gaps.add(listener), () => void gaps.delete(listener));
@@ -59,6 +65,20 @@ export function lossy(inner: Closable) {
     deaf: (on: boolean) => void (deaf = on),
     gap: () => gaps.forEach((l) => l()),
     late: (group: string, seq: number) => listeners.forEach((l) => l(group, seq)),
+    /**
+     * Settles once the store's notification of `seq` in `group` has been handed to the server's listeners (call it
+     * before what makes it): PostgreSQL's comes over its LISTEN connection, after the request that made it has been
+     * answered, while the memory store's and SQLite's are handed over within the request.
+     */
+    notified: (group: string, seq: number) =>
+      new Promise<void>((resolve) => {
+        const h = (g: string, s: number) => {
+          if (g !== group || s !== seq) return;
+          heard.delete(h);
+          resolve();
+        };
+        heard.add(h);
+      }),
     /** The next `getGroup` throws, as a store whose database is away. */
     failGroupRead: () => void (failGroup = true),
     holdGroupRead: (skip: number) => {

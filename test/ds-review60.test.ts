@@ -60,7 +60,7 @@ describe('review 60: a stream\'s anchoring read, gaps, deletions and pruning, me
     });
 
     it(`${name}: a deletion notified while a stream's checked read (after a gap) is in flight: the stream ends 1008 unknown-group (before: the read cleared the deletion's flag, and the stream went on with 4 and 5 of the new log)`, async () => {
-      await serve(make, {}, async ({ l, post, remove, register, open }) => {
+      await serve(make, {}, async ({ l, gid, post, remove, register, open }) => {
         const stream = await open(0);
         for (let i = 0; i < 3; i++) await post();
         await expect.poll(() => stream.got).toEqual([1, 2, 3]);
@@ -68,9 +68,12 @@ describe('review 60: a stream\'s anchoring read, gaps, deletions and pruning, me
         const held = l.holdRead();
         l.gap();
         await held.reached;
+        // Released once the deletion's notification has reached the server (PostgreSQL's may come after the DELETE's answer).
+        const deleted = l.notified(toHex(gid), 0);
         await remove();
         await register();
         for (let i = 0; i < 5; i++) await post();
+        await deleted;
         held.release();
         expect(await stream.outcome(3_000)).toEqual({ end: [1008, 'unknown-group'], got: [1, 2, 3] });
       });
@@ -139,7 +142,12 @@ describe('review 60: a stream\'s anchoring read, gaps, deletions and pruning, me
         const held = l.holdRead();
         const first = await open(12);
         await held.reached;
+        // Released once the deletion's notification has reached the server: on PostgreSQL it comes over the LISTEN
+        // connection, after the DELETE has been answered, and a read released before it is one the deletion was not
+        // notified during (its page, 13..23, read before the deletion, pushed; the stream ended at the notification).
+        const deleted = l.notified(toHex(gid), 0);
         await remove();
+        await deleted;
         held.release();
         expect(await first.outcome(3_000)).toEqual({ end: [1008, 'unknown-group'], got: [] });
         // The deletion ended the others too (each checked by the message it pushed last; the one past the end, unchecked).

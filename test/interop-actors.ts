@@ -67,7 +67,11 @@ export const fastKdfProvider: CryptoProvider = {
 };
 
 /** The ciphersuites the interop suites run in, by their RFC 9420 code. */
-const SUITE_NAMES = { 1: 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519', 2: 'MLS_128_DHKEMP256_AES128GCM_SHA256_P256' } as const;
+const SUITE_NAMES = {
+  1: 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519',
+  2: 'MLS_128_DHKEMP256_AES128GCM_SHA256_P256',
+  3: 'MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519',
+} as const;
 export type InteropSuite = keyof typeof SUITE_NAMES;
 const suites = new Map<InteropSuite, Promise<CiphersuiteImpl>>();
 export function tsSuite(code: InteropSuite): Promise<CiphersuiteImpl> {
@@ -217,8 +221,9 @@ export class TsActor implements Actor {
     readonly privatePackage: PrivateKeyPackage,
   ) {}
 
-  static async create(name: string, ciphersuite: InteropSuite = 1): Promise<TsActor> {
-    const cs = await tsSuite(ciphersuite);
+  /** `ciphersuite`: an RFC 9420 code, or a ts-mls CiphersuiteImpl of one (a test's doctored suite). */
+  static async create(name: string, ciphersuite: InteropSuite | CiphersuiteImpl = 1): Promise<TsActor> {
+    const cs = typeof ciphersuite === 'number' ? await tsSuite(ciphersuite) : ciphersuite;
     const kp = await generateKeyPackage({ credentialType: 'basic', identity: enc.encode(name) }, defaultCapabilities(), defaultLifetime, [], cs);
     return new TsActor(name, cs, kp.publicPackage, kp.privatePackage);
   }

@@ -19,79 +19,27 @@
  * wasm (the new path) as natively, and leaves the group usable.
  */
 import { describe, expect, it } from 'vitest';
-import {
-  acceptAll,
-  decodeMlsMessage,
-  defaultCapabilities,
-  defaultLifetime,
-  encodeMlsMessage,
-  generateKeyPackage,
-  getCiphersuiteFromName,
-  getCiphersuiteImpl,
-  joinGroup,
-  createCommit,
-  makePskIndex,
-  processPrivateMessage,
-  type CiphersuiteImpl,
-  type ClientState,
-  type KeyPackage,
-  type PrivateKeyPackage,
-} from 'ts-mls';
+import type { CiphersuiteImpl } from 'ts-mls';
 import { libraryWith, type Lib } from './curve-backends.js';
-import { fastKdfProvider, tsSuite } from './interop-actors.js';
+import { TsActor, tsSuite } from './interop-actors.js';
 
-const enc = new TextEncoder();
 const toHex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
 
 type Suite = 1 | 2 | 3;
-const suite3 = getCiphersuiteImpl(getCiphersuiteFromName('MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519'), fastKdfProvider);
-const csFor = (suite: Suite): Promise<CiphersuiteImpl> => (suite === 3 ? suite3 : tsSuite(suite));
 
-class TsMember {
-  state: ClientState | undefined;
-  private constructor(
-    readonly cs: CiphersuiteImpl,
-    readonly pub: KeyPackage,
-    readonly priv: PrivateKeyPackage,
-  ) {}
-  static async create(name: string, cs: CiphersuiteImpl): Promise<TsMember> {
-    const kp = await generateKeyPackage({ credentialType: 'basic', identity: enc.encode(name) }, defaultCapabilities(), defaultLifetime, [], cs);
-    return new TsMember(cs, kp.publicPackage, kp.privatePackage);
-  }
-  keyPackage(): Uint8Array {
-    return encodeMlsMessage({ keyPackage: this.pub, wireformat: 'mls_key_package', version: 'mls10' });
-  }
-  async join(welcome: Uint8Array): Promise<void> {
-    const m = decodeMlsMessage(welcome, 0)![0];
-    if (m.wireformat !== 'mls_welcome') throw new Error('expected a Welcome');
-    this.state = await joinGroup(m.welcome, this.pub, this.priv, makePskIndex(undefined, {}), this.cs);
-  }
-  async receive(message: Uint8Array): Promise<void> {
-    const m = decodeMlsMessage(message, 0)![0];
-    if (m.wireformat !== 'mls_private_message') throw new Error(`unexpected ${m.wireformat}`);
-    const r = await processPrivateMessage(this.state!, m.privateMessage, makePskIndex(this.state, {}), this.cs, acceptAll);
-    if (r.kind !== 'newState') throw new Error('expected a commit');
-    this.state = r.newState;
-  }
-  async selfUpdate(): Promise<Uint8Array> {
-    const r = await createCommit({ state: this.state!, cipherSuite: this.cs, pskIndex: makePskIndex(this.state, {}) }, { extraProposals: [] });
-    this.state = r.newState;
-    return encodeMlsMessage(r.commit);
-  }
-  authenticator(): string {
-    return toHex(this.state!.keySchedule.epochAuthenticator);
-  }
+/** `m` processes `commit`, which must be a commit. */
+async function takeCommit(m: TsActor, commit: Uint8Array): Promise<void> {
+  expect((await m.receive(commit)).kind).toBe('commit');
 }
 
 /** UpdatePath's nodes' encrypted_path_secret count is n - 1 here; all opened. */
 async function roundAt(lib: Lib, suite: Suite, n: number): Promise<void> {
-  const cs = await csFor(suite);
   const client = await lib.MlsClient.open();
   const id = await client.createIdentity('creator', suite);
   const group = await client.createGroup(id);
-  const members: TsMember[] = [];
-  for (let i = 1; i < n; i++) members.push(await TsMember.create(`ts-${i}`, cs));
-  const added = await group.commit({ add: members.map((m) => m.keyPackage()) });
+  const members: TsActor[] = [];
+  for (let i = 1; i < n; i++) members.push(await TsActor.create(`ts-${i}`, suite));
+  const added = await group.commit({ add: await Promise.all(members.map((m) => m.keyPackage())) });
   await group.mergePendingCommit();
   for (const m of members) await m.join(added.welcome!);
   const agree = () => {
@@ -102,20 +50,20 @@ async function roundAt(lib: Lib, suite: Suite, n: number): Promise<void> {
   // n - 1 Encaps in one batch: each ciphertext opened by its ts-mls recipient.
   const update = await group.commit({ selfUpdate: true });
   await group.mergePendingCommit();
-  for (const m of members) await m.receive(update.commit);
+  for (const m of members) await takeCommit(m, update.commit);
   agree();
   // A ts-mls commit the creator opens (its key: derived by its own commit).
   const first = members[0]!;
-  const theirs = await first.selfUpdate();
+  const { commit: theirs } = await first.commit({ update: true });
   const processed = await group.process(theirs);
   if (processed.kind !== 'commit') throw new Error('expected a commit');
   await processed.staged.merge();
-  for (const m of members.slice(1)) await m.receive(theirs);
+  for (const m of members.slice(1)) await takeCommit(m, theirs);
   agree();
   // And once more from the creator (a smaller batch now).
   const again = await group.commit({ selfUpdate: true });
   await group.mergePendingCommit();
-  for (const m of members) await m.receive(again.commit);
+  for (const m of members) await takeCommit(m, again.commit);
   agree();
 }
 
@@ -174,14 +122,14 @@ describe('review63c: a low-order leaf key fails the batch as before', () => {
           ...cs,
           hpke: { ...cs.hpke, exportPublicKey: async (k) => (exported++ === 0 ? new Uint8Array(32) : cs.hpke.exportPublicKey(k)) },
         };
-        const mallory = await TsMember.create('mallory', lowOrderLeaf);
-        expect(toHex(mallory.pub.leafNode.hpkePublicKey)).toBe('00'.repeat(32));
+        const mallory = await TsActor.create('mallory', lowOrderLeaf);
+        expect(toHex(mallory.publicPackage.leafNode.hpkePublicKey)).toBe('00'.repeat(32));
         const client = await lib.MlsClient.open();
         const id = await client.createIdentity('creator', 1);
         const group = await client.createGroup(id);
-        const others: TsMember[] = [];
-        for (let i = 2; i < n; i++) others.push(await TsMember.create(`ts-${i}`, cs));
-        await group.commit({ add: [mallory.keyPackage(), ...others.map((m) => m.keyPackage())] });
+        const others: TsActor[] = [];
+        for (let i = 2; i < n; i++) others.push(await TsActor.create(`ts-${i}`, cs));
+        await group.commit({ add: await Promise.all([mallory, ...others].map((m) => m.keyPackage())) });
         await group.mergePendingCommit();
         let code = 'none';
         try {

@@ -76,18 +76,27 @@ const app = {
       }
     };
   },
-  /** Workers whose WebCrypto X25519 never answers: each claims a chunk and hangs on it (a pool that stalls mid-batch). */
+  /**
+   * Workers whose Encaps never finish: each claims a chunk and hangs on it
+   * (a pool that stalls mid-batch). Their Encaps are made in wasm, with
+   * secrets drawn by `crypto.getRandomValues`, which blocks here for good
+   * (WebCrypto's X25519 never answers either, for a pool without the module).
+   */
   hangWorkers() {
-    this.wrapWorkers('crypto.subtle.deriveBits = () => new Promise(() => {});');
+    this.wrapWorkers(`crypto.subtle.deriveBits = () => new Promise(() => {});
+      crypto.getRandomValues = () => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);`);
   },
   /**
-   * Workers whose WebCrypto X25519 refuses every DH after the first `good`
-   * (as for a low-order point): with one worker, its chunks before are
-   * made and handed over, the next one FAILs (a failure in a later take).
+   * Workers that refuse every Encap after the first `good` (as for a
+   * low-order point): the secrets' draw for a chunk in wasm, or WebCrypto's
+   * DH in a large batch, throws once it would pass `good` Encaps. With one worker, its chunks before are made and
+   * handed over, the next one FAILs (a failure in a later take).
    */
   failWorkersAfter(good) {
-    this.wrapWorkers(`const real = crypto.subtle.deriveBits.bind(crypto.subtle); let made = 0;
-      crypto.subtle.deriveBits = (...args) => (++made > ${good} ? Promise.reject(new Error('refused')) : real(...args));`);
+    this.wrapWorkers(`const real = crypto.getRandomValues.bind(crypto); let made = 0;
+      crypto.getRandomValues = (bytes) => { made += bytes.length / 32; if (made > ${good}) throw new Error('refused'); return real(bytes); };
+      const realDh = crypto.subtle.deriveBits.bind(crypto.subtle);
+      crypto.subtle.deriveBits = (...args) => (++made > ${good} ? Promise.reject(new Error('refused')) : realDh(...args));`);
   },
   repairWorkers() {
     if (this.RealWorker) globalThis.Worker = this.RealWorker;

@@ -1,13 +1,16 @@
 /**
  * Browsers' opt-in pool of Web Workers for the X25519 Encaps of a commit's
  * path encryptions (issue 24 item 6; `setThreads` in a browser). Each
- * worker makes its Encaps with WebCrypto's X25519 (the browser's native
- * crypto, asynchronous in the worker): the ephemeral key is generated
- * non-extractable, so its secret never reaches JS or wasm (in the chunks
- * the core makes itself, below, it lives in wasm memory: drawn from
- * WebCrypto's random source and wiped after use); `enc` and the
- * DH output go into a SharedArrayBuffer, from which the calling thread
- * copies them into the core's memory (which the core wipes) and wipes them.
+ * worker instantiates the core's compiled module (shared, not compiled
+ * again) and makes its Encaps in wasm as the calling thread makes its own
+ * (`paired_mls_encap_chunk`): the ephemeral secrets are drawn from
+ * WebCrypto's random source straight into the worker's wasm memory and
+ * wiped there after use; in batches of 64 or more, WebCrypto's X25519
+ * (`WEBCRYPTO_FROM`: its four asynchronous calls per Encap cost a small
+ * batch more than wasm, bench/README.md "Round 3i"; its ephemeral key is
+ * non-extractable). `enc` and the DH output go into a SharedArrayBuffer, from
+ * which the calling thread copies them into the core's memory (which the
+ * core wipes) and wipes them.
  * The chunk protocol and buffer are the Node pool's (x25519-pool.ts). The
  * calling thread has no synchronous X25519 outside wasm: it runs the key
  * schedules of the chunks already made, and when the chunk it needs next
@@ -22,9 +25,8 @@
  * with or without the pool.
  *
  * Needs SharedArrayBuffer, i.e. a cross-origin isolated page (COOP
- * `same-origin` + COEP `require-corp`), and WebCrypto X25519. Any failure
- * (a worker that errs, stalls for `STALL_MS`, or a browser without
- * WebCrypto X25519) makes `take` throw; the core then seals that batch
+ * `same-origin` + COEP `require-corp`). Any failure (a worker that errs,
+ * or stalls for `STALL_MS`) makes `take` throw; the core then seals that batch
  * one by one in wasm, as without a pool (same result), and the pool's
  * workers are replaced before its next batch.
  */
@@ -33,11 +35,22 @@ import type { PoolStats } from './x25519-pool.js';
 
 /**
  * Smaller batches are sealed in wasm without the pool (the core is told so
- * by `begin`): 64 Encaps, as in Node. Was 128 while the calling thread
- * only waited; since it makes the unclaimed chunks itself, a self-update
- * at n = 128 (127 Encaps) gains too (bench/README.md "Round 2m").
+ * by `begin`): 9 Encaps, two chunks, so that a self-update at n = 16 (15
+ * Encaps) has a worker make one chunk while the calling thread makes the
+ * other (bench/README.md "Round 3i"). Was 128 while the calling thread
+ * only waited, then 64 (as in Node, "Round 2m") while the workers' Encaps
+ * were WebCrypto's, slower than wasm.
  */
-export const BROWSER_POOL_MIN_ENCAPS = 64;
+export const BROWSER_POOL_MIN_ENCAPS = 9;
+
+/**
+ * From this many Encaps in a batch the workers use WebCrypto's X25519
+ * instead of wasm: its four asynchronous calls per Encap cost latency,
+ * which a small batch waits for, but they run in the browser's native
+ * code, and at n = 1024 the wasm workers were 3–5 % slower (bench/README.md
+ * "Round 3i").
+ */
+const WEBCRYPTO_FROM = 64;
 
 /**
  * What `begin` throws for a batch below the minimum (the core then seals
@@ -47,8 +60,20 @@ export const BROWSER_POOL_MIN_ENCAPS = 64;
  */
 const BELOW_MINIMUM = new RangeError('batch below the pool minimum');
 
-/** What a Web Worker runs (sent as source text in a Blob URL). */
-function browserWorkerMain(claim: typeof claimChunks): void {
+/**
+ * What a Web Worker runs (sent as source text in a Blob URL). Its first
+ * message is the core's compiled module, which it instantiates without
+ * the JS glue (each import throws if ever reached, as in Node's
+ * verification workers); it then makes its Encaps in wasm as the calling
+ * thread makes its own chunks (`paired_mls_encap_chunk`: the ephemeral
+ * secrets drawn from WebCrypto's random source straight into the
+ * instance's memory, their public keys with one shared inversion, a
+ * low-order key failing the chunk), copies `enc || DH` into the shared
+ * buffer and wipes its instance's copy. In batches of `webCryptoFrom`
+ * Encaps or more it uses WebCrypto's X25519 instead (the ephemeral key
+ * generated non-extractable; a low-order point rejected).
+ */
+function browserWorkerMain(claim: typeof claimChunks, webCryptoFrom: number): void {
   const subtle = crypto.subtle;
   const X25519 = { name: 'X25519' } as const;
   const encap = async (publicKey: Uint8Array, out: Uint8Array, offset: number): Promise<void> => {
@@ -65,15 +90,59 @@ function browserWorkerMain(claim: typeof claimChunks): void {
       shared.fill(0);
     }
   };
-  // Tell the page this worker runs: a worker starts only when the page's
-  // main thread is free, never while it waits inside a commit.
-  postMessage('ready');
-  onmessage = (event: MessageEvent<BatchMessage>) =>
-    claim(event.data, async (publicKeys, out, from, to) => {
-      const jobs = [];
-      for (let i = from; i < to; i++) jobs.push(encap(publicKeys.subarray(i * 32, i * 32 + 32), out, i * 64));
-      await Promise.all(jobs);
+  type Core = { memory: WebAssembly.Memory; paired_mls_encap_buffer(count: number): number; paired_mls_encap_chunk(count: number): number };
+  let core: Core | undefined;
+  let failed = false;
+  const encapInWasm = (wasm: Core, publicKeys: Uint8Array, out: Uint8Array, from: number, to: number): void => {
+    const count = to - from;
+    const at = wasm.paired_mls_encap_buffer(count);
+    if (at === 0) throw new Error('no room for the Encaps');
+    try {
+      // The public keys, then as many random secrets.
+      const input = new Uint8Array(wasm.memory.buffer, at, count * 64);
+      input.set(publicKeys.subarray(from * 32, to * 32));
+      crypto.getRandomValues(input.subarray(count * 32));
+      if (wasm.paired_mls_encap_chunk(count) !== count) throw new Error('the Encaps failed');
+      out.set(new Uint8Array(wasm.memory.buffer, at, count * 64), from * 64);
+    } finally {
+      new Uint8Array(wasm.memory.buffer, at, count * 64).fill(0);
+    }
+  };
+  onmessage = (event: MessageEvent<BatchMessage | { module: WebAssembly.Module }>) => {
+    const data = event.data;
+    if (!('buffer' in data)) {
+      const imports: Record<string, Record<string, () => never>> = {};
+      for (const { module: from, name } of WebAssembly.Module.imports(data.module)) {
+        (imports[from] ??= {})[name] = () => {
+          throw new Error(`${name} is not available in an Encap worker`);
+        };
+      }
+      core = new WebAssembly.Instance(data.module, imports).exports as unknown as Core;
+      // Tell the page this worker runs: a worker starts only when the
+      // page's main thread is free, never while it waits inside a commit.
+      postMessage('ready');
+      return;
+    }
+    const items = Atomics.load(new Int32Array(data.buffer, 0, 4), 2);
+    void claim(data, async (publicKeys, out, from, to) => {
+      // An instance that failed is not trusted again (a trap may leave its
+      // buffer borrowed): this worker fails every later chunk, and the
+      // pool replaces it before its next batch.
+      if (failed || !core) throw new Error('this worker cannot make Encaps');
+      if (items >= webCryptoFrom) {
+        const jobs = [];
+        for (let i = from; i < to; i++) jobs.push(encap(publicKeys.subarray(i * 32, i * 32 + 32), out, i * 64));
+        await Promise.all(jobs);
+        return;
+      }
+      try {
+        encapInWasm(core, publicKeys, out, from, to);
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
     });
+  };
 }
 
 /** Whether this thread may block in `Atomics.wait` (Workers may; a window's main thread may not). */
@@ -98,7 +167,11 @@ export class BrowserEncapPool implements EncapBatchRunner {
   readonly #madeByCaller = new Set<number>();
 
   /** Starts the workers now, so that they run by the first large commit (they start once the page's thread is free). */
-  constructor(readonly threads: number) {
+  constructor(
+    readonly threads: number,
+    /** The core's compiled module, which each worker instantiates. */
+    private readonly module: WebAssembly.Module,
+  ) {
     this.#start();
   }
 
@@ -209,11 +282,12 @@ export class BrowserEncapPool implements EncapBatchRunner {
   }
 
   #start(): void {
-    this.#url ??= URL.createObjectURL(new Blob([`(${browserWorkerMain.toString()})(${claimChunks.toString()})`], { type: 'text/javascript' }));
+    this.#url ??= URL.createObjectURL(new Blob([`(${browserWorkerMain.toString()})(${claimChunks.toString()}, ${WEBCRYPTO_FROM})`], { type: 'text/javascript' }));
     for (let i = 0; i < this.threads; i++) {
       const worker = new Worker(this.#url);
       worker.onmessage = () => this.#ready++;
       worker.onerror = () => (this.#broken = true);
+      worker.postMessage({ module: this.module });
       this.#workers.push(worker);
     }
   }

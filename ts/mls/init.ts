@@ -18,7 +18,7 @@ let poisoned: MlsError | undefined;
 let memory: WebAssembly.Memory | undefined;
 let nodeCurves: NodeNativeCurves | undefined;
 let nodeWorkers: typeof import('node:worker_threads') | undefined;
-/** The core's compiled module in Node, which verification workers instantiate too. */
+/** The core's compiled module, which verification workers (Node) and Encap workers (browsers) instantiate too. */
 let coreModule: WebAssembly.Module | undefined;
 let verifyPool: VerifyPool | undefined;
 let browserPool: BrowserEncapPool | undefined;
@@ -51,6 +51,39 @@ async function loadInNode(): Promise<void> {
 }
 
 /**
+ * The core's module from `source` (by default the file next to this one),
+ * compiled once. Accepts what wasm-bindgen's `initCore` accepted before
+ * (review63d), in the same way: a promise is awaited first; a string, URL
+ * or Request is fetched; a Response is compiled streaming, falling back to
+ * its bytes (with wasm-bindgen's warning) only when the server did not send
+ * `application/wasm` on a basic/cors/default response, else its error is
+ * thrown as before; bytes are compiled; a compiled module (also one from
+ * another realm, which `instanceof` misses) is used as is.
+ */
+async function compileInBrowser(source: WasmSource | undefined): Promise<WebAssembly.Module> {
+  let input: unknown = await (source as unknown);
+  if (input === undefined) input = new URL(`./${WASM_FILE}`, import.meta.url);
+  if (typeof input === 'string' || (typeof Request === 'function' && input instanceof Request) || (typeof URL === 'function' && input instanceof URL)) {
+    input = await fetch(input as RequestInfo | URL);
+  }
+  if (typeof Response === 'function' && input instanceof Response) {
+    if (!input.ok) throw new Error(`failed to fetch Wasm: ${input.status} ${input.statusText} fetching '${input.url}'`);
+    if (typeof WebAssembly.compileStreaming === 'function') {
+      try {
+        return await WebAssembly.compileStreaming(input);
+      } catch (error) {
+        const basic = input.type === 'basic' || input.type === 'cors' || input.type === 'default';
+        if (!basic || input.headers.get('Content-Type') === 'application/wasm') throw error;
+        console.warn('`WebAssembly.instantiateStreaming` failed because your server does not serve Wasm with `application/wasm` MIME type. Falling back to `WebAssembly.instantiate` which is slower. Original error:\n', error);
+      }
+    }
+    return WebAssembly.compile(await input.arrayBuffer());
+  }
+  if (input instanceof WebAssembly.Module || Object.prototype.toString.call(input) === '[object WebAssembly.Module]') return input as WebAssembly.Module;
+  return WebAssembly.compile(input as BufferSource);
+}
+
+/**
  * Load the wasm core. Safe to call many times; the library's entry points
  * call it themselves. Pass `source` to supply the wasm yourself (a URL,
  * its bytes, a compiled module or a fetch Response).
@@ -61,7 +94,10 @@ export function init(source?: WasmSource): Promise<void> {
       if (source === undefined && isNode()) {
         await loadInNode();
       } else {
-        const exports = await initCore(source === undefined ? undefined : { module_or_path: source as never });
+        // Compiled here (not inside initCore) so that the browsers' Encap
+        // workers can instantiate the same module without compiling it again.
+        coreModule = await compileInBrowser(source);
+        const exports = await initCore({ module_or_path: coreModule });
         memory = exports.memory;
       }
       loaded = true;
@@ -118,7 +154,7 @@ export function setThreads(threads: number): number {
     throw new MlsError('UNSUPPORTED', 'threads need SharedArrayBuffer and Web Workers: serve the page cross-origin isolated (COOP same-origin, COEP require-corp)');
   }
   browserPool?.close();
-  browserPool = threads > 0 ? new BrowserEncapPool(threads) : undefined;
+  browserPool = threads > 0 ? new BrowserEncapPool(threads, coreModule!) : undefined;
   const pool = browserPool;
   // The core calls the batch methods of the NativeCurves contract.
   installEncapPool((pool ? { x25519EncapBegin: (keys: Uint8Array) => pool.begin(keys), x25519EncapClaim: (chunkSize: number) => pool.claim(chunkSize), x25519EncapTake: (out: Uint8Array) => pool.take(out), x25519EncapEnd: () => pool.end() } : undefined) as never);

@@ -37,6 +37,11 @@ const STALE_KEY_PACKAGES = 16;
 /** Log sender name of what the DS proposes itself, and its external sender's identity: reserved, no client's (§8.4). */
 export const DS_SENDER = 'delivery-service';
 
+/**
+ * How many times `#submit` takes again what the store refused (a post or a strong group's device commit whose sender's
+ * membership or pairing moved, an eventual commit whose group moved): the try after the last of these is final.
+ */
+const SUBMIT_RETRIES = 16;
 /** A post, or a strong group's device commit, the store refused on each of `tries` (its sender's membership or pairing moving, `postsFor`). */
 const membershipMoved = (tries: number): DsError =>
   new DsError('stale', `the sender's membership moved while the message was checked (${tries} tries); send it again`);
@@ -600,6 +605,15 @@ export class DeliveryService {
     }
   }
 
+  /**
+   * What the store refused on try `tries` (0 the first) as no longer its sender's to send (`postsFor`), taken again
+   * against `checked` (up to SUBMIT_RETRIES times); after the last, `stale` (`membershipMoved`).
+   */
+  #submitAgain(id: string, sender: string, message: Uint8Array, extras: SubmitExtras, tries: number, checked: GroupRecord): Promise<number> {
+    if (tries < SUBMIT_RETRIES) return this.#submit(id, sender, message, extras, tries + 1, checked);
+    throw membershipMoved(tries + 1);
+  }
+
   /** `checked`: an eventual commit's retry, the registration its first try was checked against (it must still be that group). */
   async #submit(id: string, sender: string, message: Uint8Array, extras: SubmitExtras, tries = 0, checked?: GroupRecord): Promise<number> {
     // The DS's own name (a binding from before it was reserved, an `authenticate` hook): its log entries would pass for the DS's.
@@ -794,13 +808,10 @@ export class DeliveryService {
       if (seq === undefined) {
         const now = await this.#notGone(group);
         // Eventual: another commit went in since the group was read; this one is taken too, against the new state.
-        if (group.consistency === 'eventual' && tries < 16) return this.#submit(id, sender, message, extras, tries + 1, group);
+        if (group.consistency === 'eventual' && tries < SUBMIT_RETRIES) return this.#submit(id, sender, message, extras, tries + 1, group);
         // Strong: a device's commit refused in its epoch (its pairing ended, `postsFor`), taken again as a post is, so the
         // checks above answer (not-a-member); paired again meanwhile, it goes in. At most 16 times.
-        if (group.consistency === 'strong' && postsFor !== undefined && now.epoch === epoch) {
-          if (tries < 16) return this.#submit(id, sender, message, extras, tries + 1, group);
-          throw membershipMoved(tries + 1);
-        }
+        if (group.consistency === 'strong' && postsFor !== undefined && now.epoch === epoch) return this.#submitAgain(id, sender, message, extras, tries, group);
         // Eventual, every try lost to a commit that moved only the member list (expectMembers; a late one leaves the epoch
         // where it was): the epoch is still this commit's, and #epochTaken answered `stale` "a commit for epoch 2; the group
         // is at 2" (test/review62a). The same as a lost epoch race: process the log and commit again.
@@ -853,8 +864,7 @@ export class DeliveryService {
         // Refused as no longer the sender's to make (its member removed, its pairing ended, the group retired): taken again,
         // so the checks above answer as they answer any such post (not-a-member; stale, retired). Its member removed and
         // added back (or paired again) meanwhile, it goes in; at most 16 times, as an eventual commit.
-        if (tries < 16) return this.#submit(id, sender, message, extras, tries + 1, group);
-        throw membershipMoved(tries + 1);
+        return this.#submitAgain(id, sender, message, extras, tries, group);
       }
       seq = logged;
       // The grant goes from the proposer to the group until its epoch's commit (#grantedRefs): it neither expires in the epoch

@@ -12,6 +12,7 @@ mod codec;
 mod config;
 mod credential_succession;
 mod device_signed;
+mod encap_worker;
 #[cfg(test)]
 mod ed25519_test_inputs;
 mod error;
@@ -68,6 +69,31 @@ pub use client::Client;
 pub use group::StagedCommitHandle;
 
 use wasm_bindgen::prelude::*;
+
+/// getrandom 0.2's source in wasm (its "custom" backend; Cargo.toml):
+/// getrandom 0.4, which has `crypto.getRandomValues` fill the wasm memory
+/// itself. getrandom 0.2's own "js" backend fills a 256-byte JS array of
+/// its own and copies it in, never wiping it; its draws here are the
+/// 32-byte seeds of openmls_rust_crypto's `ChaCha20Rng::from_entropy()`
+/// (a client's provider, from which its signature keys, HPKE keys and
+/// secrets are drawn), so the last seed stayed in the JS heap
+/// (test/random-draw-buffers.test.ts).
+#[cfg(target_arch = "wasm32")]
+fn getrandom_02_from_04(dest: &mut [u8]) -> Result<(), getrandom_02::Error> {
+    getrandom_04::fill(dest).map_err(|_| getrandom_02::Error::WEB_CRYPTO)?;
+    // Review 64: a `getRandomValues` that returns without writing (a
+    // no-op polyfill or stub) left the caller's zeros (rand_core's
+    // `from_entropy` seed starts zeroed), and every client got the same
+    // provider PRNG, so the same signature keys. 16 zero bytes or more
+    // from a real source: probability 2^-128.
+    if dest.len() >= 16 && dest.iter().all(|b| *b == 0) {
+        return Err(getrandom_02::Error::WEB_CRYPTO);
+    }
+    Ok(())
+}
+
+#[cfg(target_arch = "wasm32")]
+getrandom_02::register_custom_getrandom!(getrandom_02_from_04);
 
 /// Version of the core crate, so the TS layer can check it loaded the
 /// wasm it was built with.

@@ -52,7 +52,7 @@ use hpke_rs_crypto::{
 };
 use hpke_rs_rust_crypto::HpkeRustCrypto;
 use openmls_traits::crypto::OpenMlsCrypto as _;
-use openmls_traits::types::{AeadType, CryptoError, HashType};
+use openmls_traits::types::{AeadType, HashType};
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen]
@@ -326,50 +326,107 @@ fn p256_public_bytes(sk: &p256::SecretKey) -> Vec<u8> {
     sk.public_key().to_encoded_point(false).as_bytes().to_vec()
 }
 
-/// hpke-rs' ChaCha20 PRNG, seeded from the host at its first draw instead
-/// of when it is made. hpke-rs makes a fresh one whenever it clones an
-/// `Hpke` — twice per HPKE open (`setup_receiver` and the `Context` it
-/// returns), each a JS call for the seed — and those clones never draw:
-/// the only draws are key generation on the instance's kept context
-/// (`with_hpke`). A draw gets the same seeding as before, just later.
-pub struct LazyHpkePrng(Option<<HpkeRustCrypto as HpkeCrypto>::HpkePrng>);
+/// hpke-rs' PRNG (ChaCha20, as `HpkeRustCrypto::prng`'s), seeded at its
+/// first draw instead of when it is made. hpke-rs makes a fresh one
+/// whenever it clones an `Hpke` — twice per HPKE open (`setup_receiver`
+/// and the `Context` it returns), each a JS call for the seed — and those
+/// clones never draw: the only draws are key generation on the instance's
+/// kept context (`with_hpke`). Seeded here, not by `HpkeRustCrypto::prng`
+/// (rand's `SysRng`, unchecked): 32 bytes from the system source, refused
+/// when all zero, which is what a `getRandomValues` that returned without
+/// writing leaves (review 64: a Welcome's enc then came from the zero-keyed
+/// ChaCha20, anyone's to compute, as did every later single seal of the
+/// instance).
+pub struct LazyHpkePrng(Option<rand_chacha_010::ChaCha20Rng>);
 
 impl LazyHpkePrng {
-    fn seeded(&mut self) -> &mut <HpkeRustCrypto as HpkeCrypto>::HpkePrng {
-        self.0.get_or_insert_with(HpkeRustCrypto::prng)
+    /// Seeds it now if it is not yet (`kem_key_gen` calls this before it
+    /// draws, so a failed seeding is its typed error, not a panic).
+    fn try_seed(&mut self) -> Result<&mut rand_chacha_010::ChaCha20Rng, HpkeError> {
+        use rand_chacha_010::rand_core::SeedableRng as _;
+        if self.0.is_none() {
+            let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+            getrandom_04::fill(seed.as_mut_slice()).map_err(|_| HpkeError::InsufficientRandomness)?;
+            if seed.iter().fold(0u8, |acc, b| acc | b) == 0 {
+                return Err(HpkeError::InsufficientRandomness);
+            }
+            self.0 = Some(rand_chacha_010::ChaCha20Rng::from_seed(*seed));
+        }
+        self.0.as_mut().ok_or(HpkeError::InsufficientRandomness)
     }
+
+    /// A draw hpke-rs asks for through its infallible traits (an Encap's
+    /// ephemeral randomness, `Hpke::random`): from the seeded generator,
+    /// or, when it cannot be seeded, zeros and `DRAW_FAILED` set, so the
+    /// DH that follows refuses (`refuse_after_failed_draw`) and the seal
+    /// fails `InsufficientRandomness` instead of trapping.
+    fn draw(&mut self, dst: &mut [u8]) {
+        use hpke_rs_crypto::Rng as _;
+        match self.try_seed() {
+            Ok(prng) => {
+                DRAW_FAILED.with(|failed| failed.set(false));
+                prng.fill_bytes(dst);
+            }
+            Err(_) => {
+                dst.fill(0);
+                DRAW_FAILED.with(|failed| failed.set(true));
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// Whether hpke-rs' last draw from a `LazyHpkePrng` found no randomness
+    /// (review 64); its zeros must never become a key.
+    static DRAW_FAILED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// `InsufficientRandomness` when hpke-rs' last draw failed (and clears
+/// it): an Encap derives its ephemeral key from that draw, then calls
+/// `dh`, which asks this first.
+fn refuse_after_failed_draw() -> Result<(), HpkeError> {
+    if DRAW_FAILED.with(|failed| failed.replace(false)) {
+        return Err(HpkeError::InsufficientRandomness);
+    }
+    Ok(())
 }
 
 impl hpke_rs_crypto::TryRng for LazyHpkePrng {
     type Error = core::convert::Infallible;
     fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-        self.seeded().try_next_u32()
+        let mut bytes = [0u8; 4];
+        self.draw(&mut bytes);
+        Ok(u32::from_le_bytes(bytes))
     }
     fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        self.seeded().try_next_u64()
+        let mut bytes = [0u8; 8];
+        self.draw(&mut bytes);
+        Ok(u64::from_le_bytes(bytes))
     }
     fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
-        self.seeded().try_fill_bytes(dst)
+        self.draw(dst);
+        Ok(())
     }
 }
 
 impl hpke_rs_crypto::TryCryptoRng for LazyHpkePrng {}
 
+/// As `HpkeRustCrypto`'s PRNG without its `deterministic-prng` feature:
+/// test draws are ordinary draws, a test seed is ignored.
 impl hpke_rs_crypto::HpkeTestRng for LazyHpkePrng {
     type Error = <<HpkeRustCrypto as HpkeCrypto>::HpkePrng as hpke_rs_crypto::HpkeTestRng>::Error;
     fn try_fill_test_bytes(&mut self, dest: &mut [u8]) -> Result<(), Self::Error> {
-        self.seeded().try_fill_test_bytes(dest)
+        self.draw(dest);
+        Ok(())
     }
-    fn seed(&mut self, seed: &[u8]) {
-        self.seeded().seed(seed)
-    }
+    fn seed(&mut self, _: &[u8]) {}
 }
 
+/// As `HpkeRustCrypto`'s PRNG: ChaCha20Rng has no zeroize; the generator
+/// is dropped instead, so a later draw seeds a new one.
 impl zeroize::Zeroize for LazyHpkePrng {
     fn zeroize(&mut self) {
-        if let Some(prng) = self.0.as_mut() {
-            prng.zeroize();
-        }
+        self.0 = None;
     }
 }
 
@@ -404,6 +461,9 @@ impl HpkeCrypto for CurveAcceleratedHpke {
     }
 
     fn dh(alg: KemAlgorithm, pk: &[u8], sk: &[u8]) -> Result<Vec<u8>, HpkeError> {
+        // An Encap whose ephemeral randomness could not be drawn: its key
+        // is anyone's (review 64); refused before any use of it.
+        refuse_after_failed_draw()?;
         match alg {
             KemAlgorithm::DhKem25519 => {
                 if sk.len() != 32 {
@@ -480,6 +540,8 @@ impl HpkeCrypto for CurveAcceleratedHpke {
 
     fn kem_key_gen(alg: KemAlgorithm, prng: &mut Self::HpkePrng) -> Result<(Vec<u8>, Vec<u8>), HpkeError> {
         use hpke_rs_crypto::Rng as _;
+        // A failed seeding is this call's error (`seeded` would stop).
+        prng.try_seed()?;
         match alg {
             KemAlgorithm::DhKem25519 => {
                 // In wasm also with native curves: a fixed-base
@@ -775,13 +837,33 @@ fn take_or_make_here(pool: &NativeCurves, inputs: &[(&[u8], &[u8])], index: usiz
 /// (WebCrypto in a browser), its public key by the fixed-base table, the DH
 /// by x25519-dalek. The secrets are drawn straight into memory wiped after
 /// use: through a PRNG, its state would stay behind (hpke-rs' ChaCha is not
-/// wiped) and give the ephemeral keys back. The public keys share one field
+/// wiped) and give the ephemeral keys back; through getrandom 0.2, its
+/// 256-byte JS buffer would keep the last 8 (getrandom 0.4 has WebCrypto
+/// fill wasm memory itself). The public keys share one field
 /// inversion (`x25519_publics`, as a path's key pairs do). An all-zero DH
 /// (low-order point) is refused here as in `seal_with_encapsulation`.
 fn encaps_here(inputs: &[(&[u8], &[u8])]) -> Result<zeroize::Zeroizing<Vec<u8>>, hpke_rs::HpkeError> {
-    let failed = |_| hpke_rs::HpkeError::CryptoError(String::new());
     let mut drawn = zeroize::Zeroizing::new(vec![0u8; inputs.len() * 32]);
-    getrandom_02::getrandom(&mut drawn).map_err(|_| hpke_rs::HpkeError::InsufficientRandomness)?;
+    getrandom_04::fill(&mut drawn).map_err(|_| hpke_rs::HpkeError::InsufficientRandomness)?;
+    encaps_with_secrets(inputs, &drawn)
+}
+
+/// [`encaps_here`] with the ephemeral secrets already drawn (`drawn`: 32
+/// random bytes per recipient; the caller wipes them): the browsers' Encap
+/// workers draw them from WebCrypto straight into their instance's memory
+/// (`paired_mls_encap_chunk`).
+pub(crate) fn encaps_with_secrets(inputs: &[(&[u8], &[u8])], drawn: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>, hpke_rs::HpkeError> {
+    let failed = |_| hpke_rs::HpkeError::CryptoError(String::new());
+    if drawn.len() != inputs.len() * 32 {
+        return Err(hpke_rs::HpkeError::InvalidInput);
+    }
+    // Review 64: an all-zero secret is a random source that returned
+    // without writing (`getRandomValues` a no-op; the buffers start
+    // zeroed, here and in a worker): its Encap, X25519(clamp(0), pk_r), is
+    // anyone's to compute. Probability 2^-256 from a real source.
+    if drawn.chunks_exact(32).any(|sk_e| sk_e.iter().fold(0u8, |acc, b| acc | b) == 0) {
+        return Err(hpke_rs::HpkeError::InsufficientRandomness);
+    }
     // Allocated at its final size: a vector grown while filling would free
     // its earlier blocks, with the first secrets in them, unwiped.
     let mut secrets: Vec<zeroize::Zeroizing<[u8; 32]>> = Vec::with_capacity(inputs.len());
@@ -1032,6 +1114,29 @@ mod tests {
         assert_eq!(found, vec![false, false]);
     }
 
+    /// Review 64: a draw that found no randomness leaves `DRAW_FAILED`, and
+    /// the DH an Encap makes next refuses once (`InsufficientRandomness`),
+    /// so a seal never uses a key derived from its zeros; the next DH, and
+    /// a seal with a working source, go on. (A failing source itself is
+    /// tested in wasm: test/review64.test.ts.)
+    #[test]
+    fn a_failed_draw_refuses_the_next_dh_once() {
+        let (sk, pk) = key_pair(9);
+        DRAW_FAILED.with(|failed| failed.set(true));
+        assert!(matches!(CurveAcceleratedHpke::dh(KemAlgorithm::DhKem25519, &pk, &sk), Err(HpkeError::InsufficientRandomness)));
+        assert!(CurveAcceleratedHpke::dh(KemAlgorithm::DhKem25519, &pk, &sk).is_ok());
+        // A draw with a working source clears a mark left standing; a
+        // seal then opens.
+        DRAW_FAILED.with(|failed| failed.set(true));
+        let mut prng = CurveAcceleratedHpke::prng();
+        hpke_rs_crypto::Rng::fill_bytes(&mut prng, &mut [0u8; 32]);
+        assert!(CurveAcceleratedHpke::dh(KemAlgorithm::DhKem25519, &pk, &sk).is_ok());
+        let algorithms = (KemAlgorithm::DhKem25519, KdfAlgorithm::HkdfSha256, AeadAlgorithm::Aes128Gcm);
+        let (enc, ct) = with_hpke(algorithms, |hpke| hpke.seal(&pk.to_vec().into(), b"info", b"aad", b"secret", None, None, None)).expect("seal");
+        let opened = with_hpke(algorithms, |hpke| hpke.open(&enc, &sk.to_vec().into(), b"info", b"aad", &ct, None, None, None)).expect("open");
+        assert_eq!(opened, b"secret");
+    }
+
     /// hpke-rs' clones of a context get a PRNG that is not seeded until it
     /// draws; a draw is seeded from the system, so two PRNGs differ; an
     /// HPKE open (which clones twice) still opens what a seal made.
@@ -1149,6 +1254,12 @@ mod tests {
         let mut low_order = inputs.clone();
         low_order[17] = (&[0u8; 32], b"");
         assert!(matches!(encaps_here(&low_order), Err(hpke_rs::HpkeError::CryptoError(_))));
+        // Review 64: an all-zero secret (a random source that did not
+        // write) is refused, not used: its enc and DH are anyone's.
+        let mut drawn = vec![0x5au8; 32 * 3];
+        assert!(encaps_with_secrets(&inputs[..3], &drawn).is_ok());
+        drawn[32..64].fill(0);
+        assert!(matches!(encaps_with_secrets(&inputs[..3], &drawn), Err(hpke_rs::HpkeError::InsufficientRandomness)));
     }
 
     /// A batch sealed in wasm when no host takes it

@@ -1,0 +1,335 @@
+/**
+ * Review 64 (attacker's view of 8b2e178...review64): getrandom 0.2's
+ * "custom" backend forwarding to getrandom 0.4 in wasm, `encaps_here`'s
+ * getrandom 0.4 draws, and the browsers' Encap workers making their
+ * Encaps in the core's wasm (`paired_mls_encap_buffer` /
+ * `paired_mls_encap_chunk`).
+ *
+ * The random source is `globalThis.crypto.getRandomValues`, looked up by
+ * the glue on every draw (pkg/paired_mls_core.js), so whatever replaces
+ * it (a page script, a polyfill, a stub) is what the core's secrets come
+ * from. Three ways it can go wrong, each on the browsers' path in Node (a
+ * fresh copy of ts/index.ts loaded from bytes, as
+ * test/random-draw-buffers.test.ts does):
+ *
+ * - it throws (or is missing: the same TypeError caught by the glue):
+ *   fails closed. A commit's path Encaps (`encaps_here`) surface a typed
+ *   `INTERNAL` and the next commit works, and so does a single seal such
+ *   as a Welcome's (hpke-rs' PRNG, which the core now seeds itself:
+ *   `LazyHpkePrng`; before, hpke-rs seeded it with rand's `SysRng` and
+ *   panicked). openmls_rust_crypto's PRNG seeding
+ *   (`RustCrypto::default()`'s `from_entropy`) still panics, which poisons
+ *   the instance for good (`WASM_POISONED`): open, createGroup, even
+ *   `coreInfo()` (which builds a `RustCrypto` to list ciphersuites).
+ *   Unchanged by the diff (getrandom 0.2's "js" backend panicked the same
+ *   way) and recorded here as it is.
+ * - it returns without writing (a no-op stub): failed OPEN before this
+ *   review. The buffers it was handed start zeroed, so every client's
+ *   provider PRNG was ChaCha20 under the zero key (two clients, one
+ *   Ed25519 signing key) and every path Encap used the secret 0, whose
+ *   enc X25519(clamp(0), 9) and DH anyone computes; a worker's chunk did
+ *   the same. Fixed: an all-zero draw of 16 bytes or more is refused in
+ *   `getrandom_02_from_04` (a panic: WASM_POISONED, closed) and an
+ *   all-zero ephemeral secret in `encaps_with_secrets` (typed INTERNAL on
+ *   the calling thread; -1 from `paired_mls_encap_chunk`, the worker then
+ *   fails and the batch is sealed in wasm). Then also hpke-rs' own PRNG
+ *   (a Welcome's seal: its enc came from the zero-keyed ChaCha20): the
+ *   core seeds it with an all-zero check, and a draw that found no
+ *   randomness makes the seal's DH refuse (typed INTERNAL).
+ *
+ * Run with REVIEW64_WASM=/path/to/old.wasm to see the no-op cases fail
+ * on a build without the fix.
+ */
+import { readFileSync } from 'node:fs';
+import { createCipheriv, createHmac, createPrivateKey, createPublicKey } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type * as Source from '../ts/index.js';
+
+const WASM = readFileSync(process.env.REVIEW64_WASM ?? new URL('../pkg/paired_mls_core_bg.wasm', import.meta.url));
+
+async function load(): Promise<typeof Source> {
+  vi.resetModules();
+  const lib = (await import('../ts/index.js')) as typeof Source;
+  await lib.init(new Uint8Array(WASM));
+  expect(lib.curveBackend()).toBe('wasm');
+  return lib;
+}
+
+type Mode = 'real' | 'throw' | 'missing' | 'noop';
+let mode: Mode = 'real';
+const realGetRandomValues = globalThis.crypto.getRandomValues;
+
+beforeEach(() => {
+  mode = 'real';
+  const crypto = globalThis.crypto;
+  Object.defineProperty(crypto, 'getRandomValues', {
+    configurable: true,
+    get() {
+      if (mode === 'missing') return undefined;
+      return <T extends ArrayBufferView | null>(array: T): T => {
+        if (mode === 'throw') throw new DOMException('refused', 'QuotaExceededError');
+        if (mode === 'noop') return array;
+        return realGetRandomValues.call(crypto, array as never) as T;
+      };
+    },
+  });
+});
+
+afterEach(() => {
+  delete (globalThis.crypto as unknown as Record<string, unknown>).getRandomValues;
+  expect(globalThis.crypto.getRandomValues).toBe(realGetRandomValues);
+});
+
+/** X25519(clamp(0), 9): the enc of an Encap whose ephemeral secret is 32 zero bytes. */
+const ZERO_ENC = (() => {
+  const der = Buffer.concat([Buffer.from('302e020100300506032b656e04220420', 'hex'), Buffer.alloc(32)]);
+  const jwk = createPublicKey(createPrivateKey({ key: der, format: 'der', type: 'pkcs8' })).export({ format: 'jwk' });
+  return Buffer.from(jwk.x!, 'base64url');
+})();
+
+/** ChaCha20's first `length` keystream bytes under `key`: rand_chacha's `ChaCha20Rng::from_seed(key)`. */
+function chacha20Stream(key: Uint8Array, length: number): Buffer {
+  const cipher = createCipheriv('chacha20', key, Buffer.alloc(16));
+  return Buffer.concat([cipher.update(Buffer.alloc(length)), cipher.final()]);
+}
+
+async function codeOf(run: () => unknown): Promise<string> {
+  try {
+    await run();
+    return 'ok';
+  } catch (error) {
+    const { code, message } = error as { code?: string; message?: string };
+    return `${code}: ${message}`;
+  }
+}
+
+const POISONED = 'WASM_POISONED: the wasm instance aborted (unreachable); reload the library';
+const SEAL_FAILED = 'INTERNAL: building commit: InternalLibraryError: Error description: Encryption failed. A serialization issue really\n';
+/** openmls' words for a Welcome whose group secrets could not be sealed (here: no randomness for its Encap). */
+const WELCOME_SEAL_FAILED = 'INTERNAL: building commit: InternalLibraryError: Error description: Error while encrypting group secrets. This could have really only been a missing bounds check in the serialization\n';
+
+/** A two-member group of ciphersuite `cs` (Alice's, Bob joined). */
+async function pair(lib: typeof Source, cs = 1) {
+  const alice = await lib.MlsClient.open();
+  const bob = await lib.MlsClient.open();
+  const aliceId = await alice.createIdentity('alice', cs);
+  const bobId = await bob.createIdentity('bob', cs);
+  const group = await alice.createGroup(aliceId);
+  const added = await group.commit({ add: [await bob.createKeyPackage(bobId)] });
+  await group.mergePendingCommit();
+  const bobs = await bob.joinFromWelcome(added.welcome!);
+  return { alice, bob, group, bobs };
+}
+
+/** A self-update Bob processes and merges. */
+async function honestUpdate(group: Source.Group, bobs: Source.Group): Promise<Uint8Array> {
+  const update = await group.selfUpdate();
+  await group.mergePendingCommit();
+  const processed = await bobs.process(update.commit);
+  expect(processed.kind).toBe('commit');
+  if (processed.kind === 'commit') await processed.staged.merge();
+  return update.commit;
+}
+
+describe('getRandomValues throws or is missing: fails closed (typed for the path Encaps, a poisoned instance for PRNG seedings)', () => {
+  for (const failing of ['throw', 'missing'] as const) {
+    it(`${failing}: a self-update's Encaps (encaps_here) give a typed INTERNAL, no trap; the next self-update works`, async () => {
+      const lib = await load();
+      const { group, bobs } = await pair(lib);
+      mode = failing;
+      expect(await codeOf(() => group.selfUpdate())).toBe(SEAL_FAILED);
+      mode = 'real';
+      await honestUpdate(group, bobs);
+      expect(lib.coreInfo().ciphersuites).toContain(1);
+    });
+
+    it(`${failing}: a commit with an add (its Welcome's seal, hpke-rs' PRNG seeded by the core) gives a typed INTERNAL, no trap; the add then goes through and Bob joins`, async () => {
+      const lib = await load();
+      const alice = await lib.MlsClient.open();
+      const bob = await lib.MlsClient.open();
+      const aliceId = await alice.createIdentity('alice', 1);
+      const bobId = await bob.createIdentity('bob', 1);
+      const keyPackage = await bob.createKeyPackage(bobId);
+      const group = await alice.createGroup(aliceId);
+      mode = failing;
+      expect(await codeOf(() => group.commit({ add: [keyPackage] }))).toBe(WELCOME_SEAL_FAILED);
+      mode = 'real';
+      const added = await group.commit({ add: [keyPackage] });
+      await group.mergePendingCommit();
+      const bobs = await bob.joinFromWelcome(added.welcome!);
+      await honestUpdate(group, bobs);
+    });
+
+    it(`${failing}: open, coreInfo, createGroup (openmls_rust_crypto's PRNG seeding, rand_core's from_entropy) poison the instance (unchanged by the diff)`, async () => {
+      for (const step of ['open', 'coreInfo', 'createGroup'] as const) {
+        const lib = await load();
+        const alice = await lib.MlsClient.open();
+        const bob = await lib.MlsClient.open();
+        const aliceId = await alice.createIdentity('alice', 1);
+        const keyPackage = await bob.createKeyPackage(await bob.createIdentity('bob', 1));
+        expect(keyPackage.length).toBeGreaterThan(0);
+        mode = failing;
+        const run = { open: () => lib.MlsClient.open(), coreInfo: () => lib.coreInfo(), createGroup: () => alice.createGroup(aliceId) }[step];
+        expect(`${step}: ${await codeOf(run)}`).toBe(`${step}: ${POISONED}`);
+        mode = 'real';
+        // For good: the source works again, the instance does not.
+        expect(await codeOf(() => lib.coreInfo())).toBe(POISONED);
+      }
+    });
+  }
+});
+
+describe('getRandomValues returns without writing (a no-op stub): refused, not used as secrets (fixed in review 64)', () => {
+  it('a client opened meanwhile: refused (WASM_POISONED), never the zero-keyed PRNG whose keystream would be every such client’s signing key', async () => {
+    const lib = await load();
+    mode = 'noop';
+    // Before the fix: two clients opened here had the same signing key
+    // seed, chacha20Stream(zeros, 32) (exportSignatureKeyPair after
+    // createIdentity(.., 1)).
+    expect(await codeOf(() => lib.MlsClient.open())).toBe(POISONED);
+    mode = 'real';
+    expect(await codeOf(() => lib.coreInfo())).toBe(POISONED);
+    // The honest path on a fresh instance: two clients, two signing keys, neither the zero-keyed one.
+    const fresh = await load();
+    const seeds: string[] = [];
+    for (const name of ['alice', 'bob']) {
+      const client = await fresh.MlsClient.open();
+      const exported = client.exportSignatureKeyPair(await client.createIdentity(name, 1));
+      seeds.push(Buffer.from(exported.slice(2, 34)).toString('hex'));
+    }
+    expect(new Set(seeds).size).toBe(2);
+    expect(seeds).not.toContain(chacha20Stream(new Uint8Array(32), 32).toString('hex'));
+  });
+
+  it('a self-update meanwhile: typed INTERNAL (its Encap would have had the secret 0: enc = X25519(clamp(0), 9) in the commit); the next self-update works, no such enc', async () => {
+    const lib = await load();
+    const { group, bobs } = await pair(lib);
+    mode = 'noop';
+    expect(await codeOf(() => group.selfUpdate())).toBe(SEAL_FAILED);
+    mode = 'real';
+    const commit = await honestUpdate(group, bobs);
+    expect(Buffer.from(commit).indexOf(ZERO_ENC)).toBe(-1);
+  });
+});
+
+/**
+ * The browsers' Encap pool with its real worker source in a vm context
+ * standing for the Web Worker (as test/review63d.test.ts runs it), whose
+ * `crypto.getRandomValues` is the worker's own.
+ */
+describe('a browser Encap worker whose getRandomValues does not write (no-op): its chunk is refused, the batch left to wasm (fixed in review 64)', () => {
+  it('the worker fails its chunk instead of making Encaps with the secret 0; a fresh worker then makes them, each enc distinct', async () => {
+    const { runInNewContext } = await import('node:vm');
+    const made: FakeWorker[] = [];
+    class FakeWorker {
+      onmessage: ((event: { data: unknown }) => void) | null = null;
+      onerror: ((event: unknown) => void) | null = null;
+      inbox: unknown[] = [];
+      terminated = false;
+      context: Record<string, unknown> | undefined;
+      constructor(readonly url: string) {
+        made.push(this);
+      }
+      postMessage(data: unknown): void {
+        this.inbox.push(data);
+      }
+      terminate(): void {
+        this.terminated = true;
+      }
+    }
+    const sources = new Map<string, Promise<string>>();
+    const realWorker = (globalThis as { Worker?: unknown }).Worker;
+    const realCreate = URL.createObjectURL;
+    (globalThis as { Worker?: unknown }).Worker = FakeWorker;
+    URL.createObjectURL = (blob: Blob) => {
+      const url = `blob:review64/${sources.size}`;
+      sources.set(url, blob.text());
+      return url;
+    };
+    let workerMode: 'real' | 'noop' = 'noop';
+    const run = async (worker: FakeWorker) => {
+      if (!worker.context) {
+        const crypto = {
+          subtle: globalThis.crypto.subtle,
+          getRandomValues: (bytes: Uint8Array) => (workerMode === 'noop' ? bytes : realGetRandomValues.call(globalThis.crypto, bytes)),
+        };
+        worker.context = { crypto, WebAssembly, Atomics, SharedArrayBuffer, Int32Array, Uint8Array, Error, RangeError, Promise, Math, postMessage: (message: unknown) => worker.onmessage?.({ data: message }) };
+        runInNewContext(await sources.get(worker.url)!, worker.context);
+      }
+      for (const data of worker.inbox.splice(0)) {
+        (worker.context.onmessage as (event: { data: unknown }) => void)({ data });
+        for (let i = 0; i < 20; i++) await Promise.resolve();
+      }
+    };
+    try {
+      const { BrowserEncapPool } = await import('../ts/mls/browser-encap-pool.js');
+      const pool = new BrowserEncapPool(1, new WebAssembly.Module(WASM));
+      const { generateKeyPairSync } = await import('node:crypto');
+      const publicKeys = new Uint8Array(
+        Array.from({ length: 9 }, () => [...Buffer.from(generateKeyPairSync('x25519').publicKey.export({ format: 'jwk' }).x!, 'base64url')]).flat(),
+      );
+      await run(made[0]!);
+      pool.begin(publicKeys);
+      await run(made[0]!);
+      // Both chunks claimed by the worker; before the fix each `enc` here was ZERO_ENC.
+      expect(pool.claim(8)).toBe(-1);
+      const out = new Uint8Array(9 * 64);
+      let taken = 'ok';
+      try {
+        pool.take(out.subarray(0, 8 * 64));
+      } catch (error) {
+        taken = (error as Error).message;
+      }
+      for (let i = 0; i < 8; i++) expect(Buffer.from(out.subarray(i * 64, i * 64 + 32)).equals(ZERO_ENC), `enc ${i} is X25519(clamp(0), 9)`).toBe(false);
+      expect(taken).toBe('the Encap pool failed');
+      pool.end();
+      expect(pool.stats).toMatchObject({ stalls: 1, workerEncaps: 0 });
+      expect(made[0]!.terminated).toBe(true);
+      // The honest path: the replacement, with a working source.
+      workerMode = 'real';
+      await run(made[1]!);
+      pool.begin(publicKeys);
+      await run(made[1]!);
+      pool.take(out.subarray(0, 8 * 64));
+      pool.take(out.subarray(8 * 64));
+      pool.end();
+      const encs = Array.from({ length: 9 }, (_, i) => Buffer.from(out.subarray(i * 64, i * 64 + 32)).toString('hex'));
+      expect(new Set(encs).size).toBe(9);
+      expect(encs).not.toContain(ZERO_ENC.toString('hex'));
+      expect(pool.stats).toMatchObject({ pooledBatches: 2, workerEncaps: 9, stalls: 1 });
+      pool.close();
+    } finally {
+      (globalThis as { Worker?: unknown }).Worker = realWorker;
+      URL.createObjectURL = realCreate;
+    }
+  });
+});
+
+describe('hpke-rs\u2019 PRNG, seeded by the core (LazyHpkePrng): a no-op source at its seeding is refused (fixed after review 64)', () => {
+  it('a no-op getRandomValues during the first single seal (an add\u2019s Welcome): a typed INTERNAL, never the Welcome enc DeriveKeyPair(first 32 bytes of the zero-keyed ChaCha20) gives anyone; the add then goes through without that enc and Bob joins', async () => {
+    const lib = await load();
+    const alice = await lib.MlsClient.open();
+    const bob = await lib.MlsClient.open();
+    const aliceId = await alice.createIdentity('alice', 1);
+    const bobId = await bob.createIdentity('bob', 1);
+    const keyPackage = await bob.createKeyPackage(bobId);
+    const group = await alice.createGroup(aliceId);
+    mode = 'noop';
+    expect(await codeOf(() => group.commit({ add: [keyPackage] }))).toBe(WELCOME_SEAL_FAILED);
+    mode = 'real';
+    const added = await group.commit({ add: [keyPackage] });
+    await group.mergePendingCommit();
+    // hpke-rs' seal: ikm = the PRNG's first 32 bytes (ChaCha20 under the
+    // zero seed), sk = DeriveKeyPair(ikm) (RFC 9180 §7.1.3, DHKEM(X25519)).
+    const ikm = chacha20Stream(new Uint8Array(32), 32);
+    const suite = Buffer.concat([Buffer.from('KEM'), Buffer.from([0x00, 0x20])]);
+    const hpke = Buffer.from('HPKE-v1');
+    const prk = createHmac('sha256', Buffer.alloc(32)).update(Buffer.concat([hpke, suite, Buffer.from('dkp_prk'), ikm])).digest();
+    const sk = createHmac('sha256', prk).update(Buffer.concat([Buffer.from([0, 32]), hpke, suite, Buffer.from('sk'), Buffer.from([1])])).digest();
+    const der = Buffer.concat([Buffer.from('302e020100300506032b656e04220420', 'hex'), sk]);
+    const enc = Buffer.from(createPublicKey(createPrivateKey({ key: der, format: 'der', type: 'pkcs8' })).export({ format: 'jwk' }).x!, 'base64url');
+    expect(Buffer.from(added.welcome!).indexOf(enc)).toBe(-1);
+    const bobs = await bob.joinFromWelcome(added.welcome!);
+    await honestUpdate(group, bobs);
+  });
+});
