@@ -39,51 +39,17 @@
  * glue, a stand-in pool whose workers never claim a chunk: the calling
  * thread makes them all.
  */
-import { readFileSync } from 'node:fs';
-import { createPublicKey, createPrivateKey } from 'node:crypto';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type * as Source from '../ts/index.js';
-import type * as Glue from '../pkg/paired_mls_core.js';
+import { loadOnBrowsersPath, x25519Public, type BrowsersPath } from './browsers-path.js';
 
-const WASM = readFileSync(new URL('../pkg/paired_mls_core_bg.wasm', import.meta.url));
 const ELL = (1n << 252n) + 27742317777372353535851937790883648493n;
 
-interface Loaded {
-  lib: typeof Source;
-  glue: typeof Glue;
-  memory: WebAssembly.Memory;
-}
-
 /** A fresh copy of the library and its glue, on the browsers' path; the instance's memory. */
-async function load(): Promise<Loaded> {
-  vi.resetModules();
-  const lib = (await import('../ts/index.js')) as typeof Source;
-  const glue = (await import('../pkg/paired_mls_core.js')) as typeof Glue;
-  const real = WebAssembly.instantiate;
-  let memory: WebAssembly.Memory | undefined;
-  WebAssembly.instantiate = (async (...args: Parameters<typeof real>) => {
-    const made = (await (real as (...a: unknown[]) => Promise<unknown>)(...args)) as WebAssembly.Instance | WebAssembly.WebAssemblyInstantiatedSource;
-    const instance = made instanceof WebAssembly.Instance ? made : made.instance;
-    // The core's instance, not another module's instantiated meanwhile
-    // (vite's es-module-lexer, while the glue's imports are transformed).
-    if ('__wbindgen_malloc' in instance.exports) memory = instance.exports.memory as WebAssembly.Memory;
-    return made;
-  }) as typeof real;
-  try {
-    await lib.init(new Uint8Array(WASM));
-  } finally {
-    WebAssembly.instantiate = real;
-  }
-  expect(memory).toBeInstanceOf(WebAssembly.Memory);
-  expect(lib.curveBackend()).toBe('wasm');
-  expect(lib.setCurveBackend('wasm')).toBe('wasm');
-  return { lib, glue, memory: memory! };
-}
-
-function x25519Public(secret: Uint8Array): Buffer {
-  const der = Buffer.concat([Buffer.from('302e020100300506032b656e04220420', 'hex'), secret]);
-  const jwk = createPublicKey(createPrivateKey({ key: der, format: 'der', type: 'pkcs8' })).export({ format: 'jwk' });
-  return Buffer.from(jwk.x!, 'base64url');
+async function load(): Promise<BrowsersPath> {
+  const loaded = await loadOnBrowsersPath();
+  expect(loaded.lib.setCurveBackend('wasm')).toBe('wasm');
+  return loaded;
 }
 
 function clamped(secret: Uint8Array): Buffer {

@@ -23,34 +23,14 @@
  * ts/index.ts on the browsers' branch of `init` (from bytes), the
  * instance's memory captured during that init.
  */
-import { readFileSync } from 'node:fs';
 import { createCipheriv } from 'node:crypto';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type * as Source from '../ts/index.js';
-
-const WASM = readFileSync(new URL('../pkg/paired_mls_core_bg.wasm', import.meta.url));
+import { loadOnBrowsersPath } from './browsers-path.js';
 
 async function load(): Promise<{ lib: typeof Source; memory: WebAssembly.Memory }> {
-  vi.resetModules();
-  const lib = (await import('../ts/index.js')) as typeof Source;
-  const real = WebAssembly.instantiate;
-  let memory: WebAssembly.Memory | undefined;
-  WebAssembly.instantiate = (async (...args: Parameters<typeof real>) => {
-    const made = (await (real as (...a: unknown[]) => Promise<unknown>)(...args)) as WebAssembly.Instance | WebAssembly.WebAssemblyInstantiatedSource;
-    const instance = made instanceof WebAssembly.Instance ? made : made.instance;
-    // The core's instance, not another module's instantiated meanwhile
-    // (vite's es-module-lexer, while the glue's imports are transformed).
-    if ('__wbindgen_malloc' in instance.exports) memory = instance.exports.memory as WebAssembly.Memory;
-    return made;
-  }) as typeof real;
-  try {
-    await lib.init(new Uint8Array(WASM));
-  } finally {
-    WebAssembly.instantiate = real;
-  }
-  expect(memory).toBeInstanceOf(WebAssembly.Memory);
-  expect(lib.curveBackend()).toBe('wasm');
-  return { lib, memory: memory! };
+  const { lib, memory } = await loadOnBrowsersPath();
+  return { lib, memory };
 }
 
 interface Draw {

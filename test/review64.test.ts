@@ -41,18 +41,15 @@
  * on a build without the fix.
  */
 import { readFileSync } from 'node:fs';
-import { createCipheriv, createHmac, createPrivateKey, createPublicKey } from 'node:crypto';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { createCipheriv, createHmac } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type * as Source from '../ts/index.js';
+import { loadOnBrowsersPath, x25519Public } from './browsers-path.js';
 
 const WASM = readFileSync(process.env.REVIEW64_WASM ?? new URL('../pkg/paired_mls_core_bg.wasm', import.meta.url));
 
 async function load(): Promise<typeof Source> {
-  vi.resetModules();
-  const lib = (await import('../ts/index.js')) as typeof Source;
-  await lib.init(new Uint8Array(WASM));
-  expect(lib.curveBackend()).toBe('wasm');
-  return lib;
+  return (await loadOnBrowsersPath(WASM)).lib;
 }
 
 type Mode = 'real' | 'throw' | 'missing' | 'noop';
@@ -81,11 +78,7 @@ afterEach(() => {
 });
 
 /** X25519(clamp(0), 9): the enc of an Encap whose ephemeral secret is 32 zero bytes. */
-const ZERO_ENC = (() => {
-  const der = Buffer.concat([Buffer.from('302e020100300506032b656e04220420', 'hex'), Buffer.alloc(32)]);
-  const jwk = createPublicKey(createPrivateKey({ key: der, format: 'der', type: 'pkcs8' })).export({ format: 'jwk' });
-  return Buffer.from(jwk.x!, 'base64url');
-})();
+const ZERO_ENC = x25519Public(new Uint8Array(32));
 
 /** ChaCha20's first `length` keystream bytes under `key`: rand_chacha's `ChaCha20Rng::from_seed(key)`. */
 function chacha20Stream(key: Uint8Array, length: number): Buffer {
@@ -326,8 +319,7 @@ describe('hpke-rs\u2019 PRNG, seeded by the core (LazyHpkePrng): a no-op source 
     const hpke = Buffer.from('HPKE-v1');
     const prk = createHmac('sha256', Buffer.alloc(32)).update(Buffer.concat([hpke, suite, Buffer.from('dkp_prk'), ikm])).digest();
     const sk = createHmac('sha256', prk).update(Buffer.concat([Buffer.from([0, 32]), hpke, suite, Buffer.from('sk'), Buffer.from([1])])).digest();
-    const der = Buffer.concat([Buffer.from('302e020100300506032b656e04220420', 'hex'), sk]);
-    const enc = Buffer.from(createPublicKey(createPrivateKey({ key: der, format: 'der', type: 'pkcs8' })).export({ format: 'jwk' }).x!, 'base64url');
+    const enc = x25519Public(sk);
     expect(Buffer.from(added.welcome!).indexOf(enc)).toBe(-1);
     const bobs = await bob.joinFromWelcome(added.welcome!);
     await honestUpdate(group, bobs);
