@@ -52,6 +52,19 @@ impl Default for RustCrypto {
     }
 }
 
+// paired-mls (docs/ENGINE.md R1): a constructor that takes the seed, so a
+// caller whose random source can fail seeds it fallibly; `from_entropy`
+// above panics when the OS source fails (in wasm, a trap).
+impl RustCrypto {
+    /// A provider whose random generator is ChaCha20 seeded with `seed`,
+    /// which must be 32 bytes from a cryptographically secure source.
+    pub fn from_seed(seed: [u8; 32]) -> Self {
+        Self {
+            rng: RwLock::new(rand_chacha::ChaCha20Rng::from_seed(seed)),
+        }
+    }
+}
+
 #[inline(always)]
 fn kem_mode(kem: HpkeKemType) -> hpke_types::KemAlgorithm {
     match kem {
@@ -729,5 +742,26 @@ mod tests {
                 "{ciphersuite:?} is advertised by supported_ciphersuites() but rejected by supports()"
             );
         }
+    }
+}
+
+// paired-mls (docs/ENGINE.md R1).
+#[cfg(test)]
+mod from_seed_tests {
+    use super::*;
+
+    #[test]
+    fn draws_the_chacha20_stream_of_its_seed() {
+        let seed = [7u8; 32];
+        let mut reference = rand_chacha::ChaCha20Rng::from_seed(seed);
+        let mut expected = [0u8; 96];
+        reference.fill_bytes(&mut expected);
+        let crypto = RustCrypto::from_seed(seed);
+        let first: [u8; 32] = crypto.random_array().unwrap();
+        let rest = crypto.random_vec(64).unwrap();
+        assert_eq!(first[..], expected[..32]);
+        assert_eq!(rest[..], expected[32..]);
+        let other: [u8; 32] = RustCrypto::from_seed([8u8; 32]).random_array().unwrap();
+        assert_ne!(other, first);
     }
 }
