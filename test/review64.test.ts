@@ -359,3 +359,36 @@ describe('hpke-rs\u2019 PRNG, seeded by the core (LazyHpkePrng): a no-op source 
     await honestUpdate(group, bobs);
   });
 });
+
+describe('a transaction rolled back while the random source fails: the client is refused until reopened, never left with unwritten state', () => {
+  it('the reload (a new core) finds no randomness: the transaction rejects with its own error, the next call is STORAGE "rolling back the transaction failed; reopen the client from storage"; reopened from the same storage, the client is at the state before the transaction and goes on', async () => {
+    const lib = await load();
+    const storage = new lib.MemoryStorageAdapter();
+    const alice = await lib.MlsClient.open({ storage });
+    const bob = await lib.MlsClient.open();
+    const aliceId = await alice.createIdentity('alice', 1);
+    const bobId = await bob.createIdentity('bob', 1);
+    const group = await alice.createGroup(aliceId);
+    const added = await group.commit({ add: [await bob.createKeyPackage(bobId)] });
+    await group.mergePendingCommit();
+    const bobs = await bob.joinFromWelcome(added.welcome!);
+    const before = group.epoch;
+    const refused = await codeOf(() =>
+      alice.transaction(async () => {
+        await group.selfUpdate();
+        await group.mergePendingCommit();
+        expect(group.epoch).toBe(before + 1);
+        mode = 'noop';
+        throw new lib.MlsError('INVALID_ARGUMENT', 'the app gave up');
+      }),
+    );
+    mode = 'real';
+    expect(refused).toBe('INVALID_ARGUMENT: the app gave up');
+    expect(await codeOf(() => group.selfUpdate())).toBe('STORAGE: rolling back the transaction failed; reopen the client from storage');
+    alice.free();
+    const reopened = await lib.MlsClient.open({ storage });
+    const again = reopened.group(group.id);
+    expect(again.epoch).toBe(before);
+    await honestUpdate(again, bobs);
+  });
+});
