@@ -258,6 +258,8 @@ describe('no ephemeral X25519 secret of a commit is left in the main instance’
     const stackCopies = (found: string[]) => found.filter((at) => Number(at.split('@ ')[1]) < 1 << 20).length;
     expect(stackCopies(residue.foundMidway[1]!)).toBeGreaterThan(0);
     expect(stackCopies(residue.foundMidway[3]!)).toBeGreaterThan(0);
+    expect(stackCopies(residue.foundMidway[2]!)).toBeGreaterThan(0);
+    expect(stackCopies(residue.foundMidway[4]!)).toBeGreaterThan(0);
     // Once the commit returns, and after its merge: none.
     expect(residue.foundMidway.at(-1)).toEqual([]);
     expect(residue.found).toEqual([]);

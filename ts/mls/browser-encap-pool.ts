@@ -27,7 +27,7 @@
  * Needs SharedArrayBuffer, i.e. a cross-origin isolated page (COOP
  * `same-origin` + COEP `require-corp`). Any failure (a worker that errs,
  * or stalls for `STALL_MS`) makes `take` throw; the core then seals that batch
- * one by one in wasm, as without a pool (same result), and the pool's
+ * in wasm, as without a pool (same result), and the pool's
  * workers are replaced before its next batch.
  */
 import { CHUNK, DONE, PENDING, claimChunks, sharedBatchFor, type BatchMessage, type EncapBatchRunner, type SharedBatch } from './encap-batch.js';

@@ -134,11 +134,12 @@ export function setCurveBackend(backend: 'native' | 'wasm'): 'native' | 'wasm' {
 
 /**
  * Worker threads, besides the calling thread, for the X25519 Encaps of a
- * commit's path (batches of 64 or more: groups of about 65 members and
- * up) and, in Node, the leaf signatures of a joined tree of 32 members or
- * more. `0` (the default): none. A failed or stalled worker is replaced;
- * the bytes on the wire are the same either way. Node: worker_threads,
- * never keeping the process alive. Browsers: Web Workers on a
+ * commit's path (batches of 64 or more in Node: groups of about 65
+ * members and up; of 9 or more in browsers: about 10 members and up) and,
+ * in Node, the leaf signatures of a joined tree of 32 members or more.
+ * `0` (the default): none. A failed or stalled worker is replaced; the
+ * bytes on the wire are the same either way. Node: worker_threads, never
+ * keeping the process alive. Browsers: Web Workers on a
  * cross-origin isolated page, else `UNSUPPORTED`. Returns the number set.
  * docs/PROTOCOL.md §1.5 has the details.
  */
