@@ -192,6 +192,12 @@ const codec = tally(cargo(['test', '--manifest-path', join(root, 'vendor/tls_cod
 console.log(`unit tests of vendor/tls_codec (changes 46-47 among them): ${codec.passed} passed, ${codec.failed} failed`);
 unitPassed += codec.passed;
 unitFailed += codec.failed;
+// openmls_rust_crypto's R1 (docs/ENGINE.md): the vendored crate's own
+// unit tests, with the feature the core turns on.
+const rustCrypto = tally(cargo(['test', '--manifest-path', join(root, 'vendor/openmls_rust_crypto/Cargo.toml'), '--features', 'virtual-clients-draft', '--lib']), 'openmls_rust_crypto');
+console.log(`unit tests of vendor/openmls_rust_crypto (R1 among them): ${rustCrypto.passed} passed, ${rustCrypto.failed} failed`);
+unitPassed += rustCrypto.passed;
+unitFailed += rustCrypto.failed;
 // The dalek patches in vendor/curve25519-dalek
 // (docs/ENGINE.md): their tests run in wasm, not natively.
 const wasmEnv = { ...process.env, CARGO_TARGET_DIR: process.env.CARGO_TARGET_DIR ?? join(root, 'target/engine') };

@@ -10,9 +10,10 @@
  * getrandom 0.2 with its "js" feature does not do that: it fills a
  * 256-byte JS Uint8Array of its own and copies it in, never wiping it, so
  * the last ≤ 256 bytes drawn stay in the JS heap until the next 0.2 draw.
- * Its one draw in the core is `ChaCha20Rng::from_entropy()` in
- * openmls_rust_crypto's `RustCrypto::default()`: the 32-byte seed of the
- * provider's PRNG, from which a client's signature keys, HPKE init and
+ * Its one draw in the core was `ChaCha20Rng::from_entropy()` in
+ * openmls_rust_crypto's `RustCrypto::default()` (since docs/ENGINE.md R1
+ * the core's own getrandom 0.4 draw, `seeded_rust_crypto`): the 32-byte
+ * seed of the provider's PRNG, from which a client's signature keys, HPKE init and
  * encryption keys, path and epoch secrets are all drawn. With the seed
  * in a JS array, the Ed25519 signing key seed of createIdentity is a
  * window of ChaCha20's keystream under it (shown below). The wasm build
@@ -142,15 +143,18 @@ describe('the core’s random draws fill wasm memory, never a JS array (browsers
     const outside = byCore.filter((draw) => !draw.inWasm);
     const summary = (list: Draw[]) => list.map((draw) => `${draw.step}: ${draw.length} bytes`);
     // Every draw in the flow is the core's (the TS layer draws nothing
-    // here). The 0.2 ones (through the JS buffer before the custom
-    // backend) are each a `RustCrypto::default()`'s ChaCha20 seed: a
-    // client's provider (open), the HKDF/AEAD helper of native_crypto.rs
-    // (its first use), each group's LeafOperationIntents expander (create,
-    // join); the commits' are `encaps_here`'s (getrandom 0.4 already).
+    // here). Before the custom backend the 0.2 ones went through the JS
+    // buffer, each a `RustCrypto::default()`'s ChaCha20 seed: a client's
+    // provider (open), the HKDF/AEAD helper of native_crypto.rs (its first
+    // use: createKeyPackage (cs 1)), each group's LeafOperationIntents
+    // expander (createGroup, joinFromWelcome). Since docs/ENGINE.md R1 the
+    // core draws a provider's seed from getrandom 0.4 itself
+    // (`seeded_rust_crypto`) and the helper and the expander draw none;
+    // the commits' are `encaps_here`'s and hpke-rs' seed (getrandom 0.4).
     expect(summary(draws.filter((draw) => !draw.byCore))).toEqual([]);
     expect(summary(byCore)).toEqual([
-      ...['open (cs 1)', 'open (cs 1)', 'createKeyPackage (cs 1)', 'createGroup (cs 1)', 'commit with an add (cs 1)', 'joinFromWelcome (cs 1)', 'selfUpdate (cs 1)'],
-      ...['open (cs 2)', 'open (cs 2)', 'createGroup (cs 2)', 'commit with an add (cs 2)', 'joinFromWelcome (cs 2)'],
+      ...['open (cs 1)', 'open (cs 1)', 'commit with an add (cs 1)', 'selfUpdate (cs 1)'],
+      ...['open (cs 2)', 'open (cs 2)', 'commit with an add (cs 2)'],
     ].map((step) => `${step}: 32 bytes`));
     expect(summary(outside)).toEqual([]);
 

@@ -18,18 +18,22 @@
  *   as a Welcome's (hpke-rs' PRNG, which the core now seeds itself:
  *   `LazyHpkePrng`; before, hpke-rs seeded it with rand's `SysRng` and
  *   panicked). openmls_rust_crypto's PRNG seeding
- *   (`RustCrypto::default()`'s `from_entropy`) still panics, which poisons
+ *   (`RustCrypto::default()`'s `from_entropy`) panicked, which poisoned
  *   the instance for good (`WASM_POISONED`): open, createGroup, even
- *   `coreInfo()` (which builds a `RustCrypto` to list ciphersuites).
+ *   `coreInfo()` (which built a `RustCrypto` to list ciphersuites).
  *   Unchanged by the diff (getrandom 0.2's "js" backend panicked the same
- *   way) and recorded here as it is.
+ *   way); fixed after it (docs/ENGINE.md R1): the core seeds every
+ *   generator it draws from itself, a typed INTERNAL without randomness
+ *   (open), and coreInfo and createGroup need none.
  * - it returns without writing (a no-op stub): failed OPEN before this
  *   review. The buffers it was handed start zeroed, so every client's
  *   provider PRNG was ChaCha20 under the zero key (two clients, one
  *   Ed25519 signing key) and every path Encap used the secret 0, whose
  *   enc X25519(clamp(0), 9) and DH anyone computes; a worker's chunk did
  *   the same. Fixed: an all-zero draw of 16 bytes or more is refused in
- *   `getrandom_02_from_04` (a panic: WASM_POISONED, closed) and an
+ *   `getrandom_02_from_04` (a panic: WASM_POISONED, closed; since R1 the
+ *   provider's seed is the core's own draw, an all-zero one a typed
+ *   INTERNAL) and an
  *   all-zero ephemeral secret in `encaps_with_secrets` (typed INTERNAL on
  *   the calling thread; -1 from `paired_mls_encap_chunk`, the worker then
  *   fails and the batch is sealed in wasm). Then also hpke-rs' own PRNG
@@ -38,7 +42,9 @@
  *   randomness makes the seal's DH refuse (typed INTERNAL).
  *
  * Run with REVIEW64_WASM=/path/to/old.wasm to see the no-op cases fail
- * on a build without the fix.
+ * on a build without the fix (the wasm of a build whose glue matches:
+ * R1 changed `new Client()`'s, so for the cases R1 fixed run the test in
+ * a checkout of the build before it).
  */
 import { readFileSync } from 'node:fs';
 import { createCipheriv, createHmac } from 'node:crypto';
@@ -96,7 +102,8 @@ async function codeOf(run: () => unknown): Promise<string> {
   }
 }
 
-const POISONED = 'WASM_POISONED: the wasm instance aborted (unreachable); reload the library';
+/** A provider's generator that could not be seeded (`seeded_rust_crypto`, docs/ENGINE.md R1). */
+const NO_RANDOMNESS = 'INTERNAL: no randomness: the random source (crypto.getRandomValues) failed or wrote nothing';
 const SEAL_FAILED = 'INTERNAL: building commit: InternalLibraryError: Error description: Encryption failed. A serialization issue really\n';
 /** openmls' words for a Welcome whose group secrets could not be sealed (here: no randomness for its Encap). */
 const WELCOME_SEAL_FAILED = 'INTERNAL: building commit: InternalLibraryError: Error description: Error while encrypting group secrets. This could have really only been a missing bounds check in the serialization\n';
@@ -124,7 +131,7 @@ async function honestUpdate(group: Source.Group, bobs: Source.Group): Promise<Ui
   return update.commit;
 }
 
-describe('getRandomValues throws or is missing: fails closed (typed for the path Encaps, a poisoned instance for PRNG seedings)', () => {
+describe('getRandomValues throws or is missing: fails closed (typed for the path Encaps)', () => {
   for (const failing of ['throw', 'missing'] as const) {
     it(`${failing}: a self-update's Encaps (encaps_here) give a typed INTERNAL, no trap; the next self-update works`, async () => {
       const lib = await load();
@@ -153,7 +160,24 @@ describe('getRandomValues throws or is missing: fails closed (typed for the path
       await honestUpdate(group, bobs);
     });
 
-    it(`${failing}: open, coreInfo, createGroup (openmls_rust_crypto's PRNG seeding, rand_core's from_entropy) poison the instance (unchanged by the diff)`, async () => {
+  }
+});
+
+/**
+ * openmls_rust_crypto's PRNG seeding: `RustCrypto::default()`'s
+ * `from_entropy` panicked without randomness (a throwing or missing
+ * source; a no-op one through getrandom_02_from_04's all-zero refusal),
+ * which poisoned the instance for good (WASM_POISONED): open, createGroup
+ * (the intents expander built a provider per group), even coreInfo. Now
+ * (docs/ENGINE.md R1) the core seeds every generator it draws from itself
+ * (`seeded_rust_crypto`: getrandom 0.4, all zero refused), a typed error
+ * without randomness; listing ciphersuites and the expander use an
+ * instance whose generator nothing draws, so they need none. On the build
+ * before R1 (REVIEW64_WASM) each step below gives WASM_POISONED.
+ */
+describe('getRandomValues throws, is missing or writes nothing when a provider is seeded: a typed INTERNAL, the instance usable (fixed after review 64)', () => {
+  for (const failing of ['throw', 'missing', 'noop'] as const) {
+    it(`${failing}: open is refused with a typed INTERNAL, coreInfo and createGroup need no randomness; with the source back the same instance opens a client, creates a group, adds a member who joins`, async () => {
       for (const step of ['open', 'coreInfo', 'createGroup'] as const) {
         const lib = await load();
         const alice = await lib.MlsClient.open();
@@ -162,31 +186,41 @@ describe('getRandomValues throws or is missing: fails closed (typed for the path
         const keyPackage = await bob.createKeyPackage(await bob.createIdentity('bob', 1));
         expect(keyPackage.length).toBeGreaterThan(0);
         mode = failing;
-        const run = { open: () => lib.MlsClient.open(), coreInfo: () => lib.coreInfo(), createGroup: () => alice.createGroup(aliceId) }[step];
-        expect(`${step}: ${await codeOf(run)}`).toBe(`${step}: ${POISONED}`);
+        const run = {
+          open: () => lib.MlsClient.open(),
+          coreInfo: () => expect(lib.coreInfo().ciphersuites).toEqual([1, 3, 2]),
+          createGroup: async () => expect((await alice.createGroup(aliceId)).id.length).toBeGreaterThan(0),
+        }[step];
+        expect(`${step}: ${await codeOf(run)}`).toBe(`${step}: ${step === 'open' ? NO_RANDOMNESS : 'ok'}`);
         mode = 'real';
-        // For good: the source works again, the instance does not.
-        expect(await codeOf(() => lib.coreInfo())).toBe(POISONED);
+        // The same instance, the source working again: a new client, its
+        // group, a member added who joins, a self-update he processes.
+        expect(lib.coreInfo().ciphersuites).toContain(1);
+        const carol = await lib.MlsClient.open();
+        const group = await carol.createGroup(await carol.createIdentity('carol', 1));
+        const added = await group.commit({ add: [keyPackage] });
+        await group.mergePendingCommit();
+        const bobs = await bob.joinFromWelcome(added.welcome!);
+        await honestUpdate(group, bobs);
       }
     });
   }
 });
 
 describe('getRandomValues returns without writing (a no-op stub): refused, not used as secrets (fixed in review 64)', () => {
-  it('a client opened meanwhile: refused (WASM_POISONED), never the zero-keyed PRNG whose keystream would be every such client’s signing key', async () => {
+  it('a client opened meanwhile: refused (a typed INTERNAL; WASM_POISONED from review 64 until R1), never the zero-keyed PRNG whose keystream would be every such client’s signing key', async () => {
     const lib = await load();
     mode = 'noop';
     // Before the fix: two clients opened here had the same signing key
     // seed, chacha20Stream(zeros, 32) (exportSignatureKeyPair after
     // createIdentity(.., 1)).
-    expect(await codeOf(() => lib.MlsClient.open())).toBe(POISONED);
+    expect(await codeOf(() => lib.MlsClient.open())).toBe(NO_RANDOMNESS);
     mode = 'real';
-    expect(await codeOf(() => lib.coreInfo())).toBe(POISONED);
-    // The honest path on a fresh instance: two clients, two signing keys, neither the zero-keyed one.
-    const fresh = await load();
+    expect(lib.coreInfo().ciphersuites).toContain(1);
+    // The honest path on the same instance: two clients, two signing keys, neither the zero-keyed one.
     const seeds: string[] = [];
     for (const name of ['alice', 'bob']) {
-      const client = await fresh.MlsClient.open();
+      const client = await lib.MlsClient.open();
       const exported = client.exportSignatureKeyPair(await client.createIdentity(name, 1));
       seeds.push(Buffer.from(exported.slice(2, 34)).toString('hex'));
     }
@@ -323,5 +357,38 @@ describe('hpke-rs\u2019 PRNG, seeded by the core (LazyHpkePrng): a no-op source 
     expect(Buffer.from(added.welcome!).indexOf(enc)).toBe(-1);
     const bobs = await bob.joinFromWelcome(added.welcome!);
     await honestUpdate(group, bobs);
+  });
+});
+
+describe('a transaction rolled back while the random source fails: the client is refused until reopened, never left with unwritten state', () => {
+  it('the reload (a new core) finds no randomness: the transaction rejects with its own error, the next call is STORAGE "rolling back the transaction failed; reopen the client from storage"; reopened from the same storage, the client is at the state before the transaction and goes on', async () => {
+    const lib = await load();
+    const storage = new lib.MemoryStorageAdapter();
+    const alice = await lib.MlsClient.open({ storage });
+    const bob = await lib.MlsClient.open();
+    const aliceId = await alice.createIdentity('alice', 1);
+    const bobId = await bob.createIdentity('bob', 1);
+    const group = await alice.createGroup(aliceId);
+    const added = await group.commit({ add: [await bob.createKeyPackage(bobId)] });
+    await group.mergePendingCommit();
+    const bobs = await bob.joinFromWelcome(added.welcome!);
+    const before = group.epoch;
+    const refused = await codeOf(() =>
+      alice.transaction(async () => {
+        await group.selfUpdate();
+        await group.mergePendingCommit();
+        expect(group.epoch).toBe(before + 1);
+        mode = 'noop';
+        throw new lib.MlsError('INVALID_ARGUMENT', 'the app gave up');
+      }),
+    );
+    mode = 'real';
+    expect(refused).toBe('INVALID_ARGUMENT: the app gave up');
+    expect(await codeOf(() => group.selfUpdate())).toBe('STORAGE: rolling back the transaction failed; reopen the client from storage');
+    alice.free();
+    const reopened = await lib.MlsClient.open({ storage });
+    const again = reopened.group(group.id);
+    expect(again.epoch).toBe(before);
+    await honestUpdate(again, bobs);
   });
 });

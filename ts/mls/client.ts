@@ -413,9 +413,17 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
       // in the adapter. A reload would cost every group a full decode and
       // put each sender's ratchet at its stored head (PROTOCOL §2.5).
       if (batches.every((batch) => batch.puts.length === 0 && batch.deletes.length === 0)) throw err;
-      this.replaceInner(call(() => new CoreClient()));
-      this.setLeafAssociation(this.#association);
-      await this.#load();
+      try {
+        this.replaceInner(call(() => new CoreClient()));
+        this.setLeafAssociation(this.#association);
+        await this.#load();
+      } catch (reload) {
+        // Not reloaded (no randomness for a new core, an adapter that
+        // fails its read): the client may still hold what the transaction
+        // changed and never wrote; every later call is refused, as after a
+        // failed write, until the client is reopened from storage.
+        this.#storageFailure ??= new MlsError('STORAGE', 'rolling back the transaction failed; reopen the client from storage', { cause: reload });
+      }
       throw err;
     }
     this.#transaction = undefined;

@@ -92,14 +92,17 @@ pub(crate) enum Reach<'a> {
 const BATCH_BUFFER_KEPT: usize = 1 << 16;
 
 impl Client {
-    /// A client with empty storage and these extension hooks.
-    pub(crate) fn with_hooks(hooks: &'static Hooks) -> Client {
+    /// A client with empty storage and these extension hooks; a typed
+    /// `INTERNAL` error when its provider's generator cannot be seeded
+    /// (no randomness: `provider::seeded_rust_crypto`).
+    pub(crate) fn with_hooks(hooks: &'static Hooks) -> CoreResult<Client> {
+        let provider = Provider::new()?;
         let association_slot = NEXT_CLIENT_ID.with(|next| {
             let id = next.get();
             next.set(id.wrapping_add(1));
             id
         });
-        Client { provider: Provider::default(), groups: HashMap::new(), tree_hashes: HashMap::new(), intent_check_group: Default::default(), signers: HashMap::new(), association_slot, hooks, batch_buffer: Default::default() }
+        Ok(Client { provider, groups: HashMap::new(), tree_hashes: HashMap::new(), intent_check_group: Default::default(), signers: HashMap::new(), association_slot, hooks, batch_buffer: Default::default() })
     }
 
     /// The proposal expander of this client's groups.
@@ -350,12 +353,6 @@ impl Client {
             .hash_ref(self.provider.crypto())
             .map_err(|e| CoreError::from_mls("key package reference", e))?;
         Ok(crate::inspect::key_package(&key_package, key_package_ref.as_slice().to_vec())?)
-    }
-}
-
-impl Default for Client {
-    fn default() -> Self {
-        Self::new()
     }
 }
 

@@ -85,7 +85,7 @@ fn credential(cs: Ciphersuite, name: &str) -> (CredentialWithKey, SignatureKeyPa
 
 /// openmls_rust_crypto's key pair of `ikm` (hpke-rs, one by one).
 fn reference(cs: Ciphersuite, ikm: &[u8]) -> HpkeKeyPair {
-    RustCrypto::default().derive_hpke_keypair(cs.hpke_config(), ikm).unwrap()
+    crate::randomness::seeded_rust_crypto().unwrap().derive_hpke_keypair(cs.hpke_config(), ikm).unwrap()
 }
 
 /// Ciphersuites 1-3 (the core's), with the length of their HPKE public keys.

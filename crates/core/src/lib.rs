@@ -38,6 +38,7 @@ mod path_key_pairs;
 mod primitives;
 mod provider;
 mod public_group;
+mod randomness;
 mod retained_state;
 mod safe_aad;
 #[cfg(test)]
@@ -73,11 +74,14 @@ use wasm_bindgen::prelude::*;
 /// getrandom 0.2's source in wasm (its "custom" backend; Cargo.toml):
 /// getrandom 0.4, which has `crypto.getRandomValues` fill the wasm memory
 /// itself. getrandom 0.2's own "js" backend fills a 256-byte JS array of
-/// its own and copies it in, never wiping it; its draws here are the
+/// its own and copies it in, never wiping it; its draws here were the
 /// 32-byte seeds of openmls_rust_crypto's `ChaCha20Rng::from_entropy()`
 /// (a client's provider, from which its signature keys, HPKE keys and
 /// secrets are drawn), so the last seed stayed in the JS heap
-/// (test/random-draw-buffers.test.ts).
+/// (test/random-draw-buffers.test.ts). Since docs/ENGINE.md R1 the core
+/// seeds those itself from getrandom 0.4 (randomness.rs, a typed error
+/// where `from_entropy` panics); this forward stays for whatever else
+/// draws through getrandom 0.2.
 #[cfg(target_arch = "wasm32")]
 fn getrandom_02_from_04(dest: &mut [u8]) -> Result<(), getrandom_02::Error> {
     getrandom_04::fill(dest).map_err(|_| getrandom_02::Error::WEB_CRYPTO)?;

@@ -452,11 +452,11 @@ impl HpkeCrypto for CurveAcceleratedHpke {
         LazyHpkePrng(None)
     }
     fn kdf_extract(alg: KdfAlgorithm, salt: &[u8], ikm: &[u8]) -> Result<Vec<u8>, HpkeError> {
-        let prk = with_rust(|rust| rust.hkdf_extract(hash_of(alg), salt, ikm)).map_err(|_| HpkeError::CryptoLibraryError("HKDF error".into()))?;
+        let prk = with_rng_free(|rust| rust.hkdf_extract(hash_of(alg), salt, ikm)).map_err(|_| HpkeError::CryptoLibraryError("HKDF error".into()))?;
         Ok(prk.as_slice().to_vec())
     }
     fn kdf_expand(alg: KdfAlgorithm, prk: &[u8], info: &[u8], output_size: usize) -> Result<Vec<u8>, HpkeError> {
-        let okm = with_rust(|rust| rust.hkdf_expand(hash_of(alg), prk, info, output_size)).map_err(|_| HpkeError::HpkeInvalidOutputLength)?;
+        let okm = with_rng_free(|rust| rust.hkdf_expand(hash_of(alg), prk, info, output_size)).map_err(|_| HpkeError::HpkeInvalidOutputLength)?;
         Ok(okm.as_slice().to_vec())
     }
 
@@ -588,7 +588,7 @@ impl HpkeCrypto for CurveAcceleratedHpke {
         if nonce.len() != AEAD_NONCE_LEN {
             return Err(HpkeError::AeadInvalidNonce);
         }
-        with_rust(|rust| rust.aead_encrypt(aead, key, msg, nonce, aad)).map_err(|_| HpkeError::CryptoLibraryError("AEAD error".into()))
+        with_rng_free(|rust| rust.aead_encrypt(aead, key, msg, nonce, aad)).map_err(|_| HpkeError::CryptoLibraryError("AEAD error".into()))
     }
     fn aead_open(alg: AeadAlgorithm, key: &[u8], nonce: &[u8], aad: &[u8], msg: &[u8]) -> Result<Vec<u8>, HpkeError> {
         let aead = aead_of(alg)?;
@@ -636,13 +636,41 @@ impl HpkeCrypto for CurveAcceleratedHpke {
 const AEAD_NONCE_LEN: usize = 12;
 const AEAD_TAG_LEN: usize = 16;
 
-thread_local! {
-    // Only its HKDF and AEAD functions are used, which do not touch its
-    // random generator (seeded once, on first use).
-    static RUST: openmls_rust_crypto::RustCrypto = openmls_rust_crypto::RustCrypto::default();
+/// openmls_rust_crypto's functions that draw nothing, on one instance per
+/// thread: its hash, HKDF and AEAD functions and its ciphersuite list,
+/// which never touch its random generator (in vendor/openmls_rust_crypto
+/// the generator is read only by `signature_key_gen` and `OpenMlsRand`).
+/// The instance is private to this type and only these methods reach it,
+/// so its generator is never drawn and needs no seed (docs/ENGINE.md R1):
+/// it is built without randomness, so listing ciphersuites, hashing and
+/// HPKE's KDF and AEAD work even when the random source does not. Every
+/// generator the core draws from is seeded by `provider::seeded_rust_crypto`.
+pub(crate) struct RngFree(openmls_rust_crypto::RustCrypto);
+
+impl RngFree {
+    pub(crate) fn hash(&self, hash_type: HashType, data: &[u8]) -> Result<Vec<u8>, openmls_traits::types::CryptoError> {
+        self.0.hash(hash_type, data)
+    }
+    fn hkdf_extract(&self, hash_type: HashType, salt: &[u8], ikm: &[u8]) -> Result<openmls::prelude::tls_codec::SecretVLBytes, openmls_traits::types::CryptoError> {
+        self.0.hkdf_extract(hash_type, salt, ikm)
+    }
+    fn hkdf_expand(&self, hash_type: HashType, prk: &[u8], info: &[u8], okm_len: usize) -> Result<openmls::prelude::tls_codec::SecretVLBytes, openmls_traits::types::CryptoError> {
+        self.0.hkdf_expand(hash_type, prk, info, okm_len)
+    }
+    fn aead_encrypt(&self, alg: AeadType, key: &[u8], data: &[u8], nonce: &[u8], aad: &[u8]) -> Result<Vec<u8>, openmls_traits::types::CryptoError> {
+        self.0.aead_encrypt(alg, key, data, nonce, aad)
+    }
+    pub(crate) fn supported_ciphersuites(&self) -> Vec<openmls_traits::types::Ciphersuite> {
+        self.0.supported_ciphersuites()
+    }
 }
 
-fn with_rust<T>(f: impl FnOnce(&openmls_rust_crypto::RustCrypto) -> T) -> T {
+thread_local! {
+    // The seed is irrelevant: nothing draws from this generator (RngFree).
+    static RUST: RngFree = RngFree(openmls_rust_crypto::RustCrypto::from_seed([0; 32]));
+}
+
+pub(crate) fn with_rng_free<T>(f: impl FnOnce(&RngFree) -> T) -> T {
     RUST.with(f)
 }
 

@@ -17,15 +17,32 @@ use openmls_traits::{
 
 use hpke_rs_crypto::types::{AeadAlgorithm, KdfAlgorithm, KemAlgorithm};
 
+use crate::error::CoreResult;
+use crate::randomness::seeded_rust_crypto;
 use crate::native_crypto::{self, native_x25519_seal, with_hpke, Algorithms};
 use crate::signatures;
 use crate::verify_pool;
 use crate::storage::JournalStorage;
 
-#[derive(Default)]
 pub struct Provider {
     crypto: AcceleratedCrypto,
     storage: JournalStorage,
+}
+
+impl Provider {
+    /// A client's provider, its random generator seeded by
+    /// `seeded_rust_crypto` (a typed error when there is no randomness).
+    pub fn new() -> CoreResult<Provider> {
+        Ok(Provider { crypto: AcceleratedCrypto::new()?, storage: JournalStorage::default() })
+    }
+}
+
+/// Tests only (native randomness): the core itself calls `Provider::new`.
+#[cfg(test)]
+impl Default for Provider {
+    fn default() -> Self {
+        Provider::new().expect("native randomness")
+    }
 }
 
 impl OpenMlsProvider for Provider {
@@ -44,14 +61,36 @@ impl OpenMlsProvider for Provider {
     }
 }
 
-/// RFC 9420 ciphersuites the Rust crypto provider implements.
+/// RFC 9420 ciphersuites the Rust crypto provider implements (the
+/// instance that draws nothing: no randomness needed to list them).
 pub fn supported_ciphersuites() -> Vec<u16> {
-    let crypto = RustCrypto::default();
-    crypto
-        .supported_ciphersuites()
+    native_crypto::with_rng_free(|rust| rust.supported_ciphersuites())
         .into_iter()
         .map(|cs: Ciphersuite| cs as u16)
         .collect()
+}
+
+/// A hash as the provider's `OpenMlsCrypto::hash` computes it, without a
+/// provider (the intents expander's LeafNodeRef).
+pub(crate) fn hash(hash_type: HashType, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    // Long inputs (a commit's transcript hash input) go to the host's
+    // SHA-256 when it has one (native_crypto.rs, NATIVE_BULK_MIN).
+    if hash_type == HashType::Sha2_256 {
+        if let Some(digest) = native_crypto::native_sha256(data) {
+            return digest.map_err(|_| CryptoError::CryptoLibraryError);
+        }
+    }
+    native_crypto::with_rng_free(|rust| rust.hash(hash_type, data))
+}
+
+/// A signature check as the provider's `OpenMlsCrypto::verify_signature`
+/// makes it, without a provider (the intents expander).
+pub(crate) fn verify_signature(alg: SignatureScheme, data: &[u8], pk: &[u8], signature: &[u8]) -> Result<(), CryptoError> {
+    // Found valid ahead, with exactly these bytes (verify_pool.rs).
+    if alg == SignatureScheme::ED25519 && verify_pool::found_valid(data, pk, signature) {
+        return Ok(());
+    }
+    signatures::verify(alg, data, pk, signature)
 }
 
 /// openmls' Rust crypto for hashing, HKDF, AEAD and randomness; the
@@ -61,9 +100,23 @@ pub fn supported_ciphersuites() -> Vec<u16> {
 /// reaches the Rust crypto provider's signature, HPKE or FF1 functions,
 /// so their P-384 and secp256k1 code and fpe/num-bigint are never
 /// linked.
-#[derive(Default)]
 pub struct AcceleratedCrypto {
     rust: RustCrypto,
+}
+
+impl AcceleratedCrypto {
+    /// Its Rust crypto seeded by `seeded_rust_crypto`.
+    pub fn new() -> CoreResult<AcceleratedCrypto> {
+        Ok(AcceleratedCrypto { rust: seeded_rust_crypto()? })
+    }
+}
+
+/// Tests only (native randomness).
+#[cfg(test)]
+impl Default for AcceleratedCrypto {
+    fn default() -> Self {
+        AcceleratedCrypto::new().expect("native randomness")
+    }
 }
 
 /// The hpke-rs algorithms of `config`; other KEMs than DHKEM(X25519) and
@@ -117,14 +170,7 @@ impl OpenMlsCrypto for AcceleratedCrypto {
         self.rust.hkdf_expand(hash_type, prk, info, okm_len)
     }
     fn hash(&self, hash_type: HashType, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        // Long inputs (a commit's transcript hash input) go to the host's
-        // SHA-256 when it has one (native_crypto.rs, NATIVE_BULK_MIN).
-        if hash_type == HashType::Sha2_256 {
-            if let Some(digest) = native_crypto::native_sha256(data) {
-                return digest.map_err(|_| CryptoError::CryptoLibraryError);
-            }
-        }
-        self.rust.hash(hash_type, data)
+        hash(hash_type, data)
     }
     // Long messages (commits with a path, Welcomes) go to the host's
     // AES-GCM when it has one (native_crypto.rs, NATIVE_BULK_MIN).
@@ -149,11 +195,7 @@ impl OpenMlsCrypto for AcceleratedCrypto {
         signatures::generate(alg, || self.rust.random_array().map_err(|_| CryptoError::InsufficientRandomness))
     }
     fn verify_signature(&self, alg: SignatureScheme, data: &[u8], pk: &[u8], signature: &[u8]) -> Result<(), CryptoError> {
-        // Found valid ahead, with exactly these bytes (verify_pool.rs).
-        if alg == SignatureScheme::ED25519 && verify_pool::found_valid(data, pk, signature) {
-            return Ok(());
-        }
-        signatures::verify(alg, data, pk, signature)
+        verify_signature(alg, data, pk, signature)
     }
     // Engine change 23: a ratchet tree's leaf signatures arrive together at
     // join, so a host pool can verify them on several threads.
@@ -269,6 +311,15 @@ mod tests {
         pub(super) static KEY_PAIR_BATCHES: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
     }
 
+    /// The list `coreInfo` gives, from the instance that draws nothing, is
+    /// a seeded provider's.
+    #[test]
+    fn ciphersuites_are_listed_without_randomness() {
+        let listed: Vec<u16> = seeded_rust_crypto().unwrap().supported_ciphersuites().into_iter().map(|cs| cs as u16).collect();
+        assert_eq!(supported_ciphersuites(), listed);
+        assert_eq!(supported_ciphersuites(), [1, 3, 2]);
+    }
+
     /// The HPKE configuration of ciphersuites 1-3 with `kem`.
     fn hpke(kem: HpkeKemType) -> HpkeConfig {
         HpkeConfig(kem, HpkeKdfType::HkdfSha256, HpkeAeadType::AesGcm128)
@@ -296,7 +347,7 @@ mod tests {
     // crypto provider) under its own key, in the order of the inputs.
     #[test]
     fn an_hpke_batch_opens_like_one_by_one_seals() {
-        let (core, rust) = (AcceleratedCrypto::default(), RustCrypto::default());
+        let (core, rust) = (AcceleratedCrypto::default(), seeded_rust_crypto().unwrap());
         for kem in [P256, X25519] {
             let pairs: Vec<_> = (1u8..=3).map(|i| rust.derive_hpke_keypair(hpke(kem), &[i; 32]).unwrap()).collect();
             let secrets: [&[u8]; 3] = [b"first", b"second", b"third"];
@@ -313,7 +364,7 @@ mod tests {
 
     #[test]
     fn p256_and_x25519_hpke_round_trip_and_match_rust_crypto() {
-        let (core, rust) = (AcceleratedCrypto::default(), RustCrypto::default());
+        let (core, rust) = (AcceleratedCrypto::default(), seeded_rust_crypto().unwrap());
         for kem in [P256, X25519] {
             seal_then_open(&core, &core, kem);
             seal_then_open(&core, &rust, kem);
@@ -329,7 +380,7 @@ mod tests {
     #[test]
     fn a_path_of_key_pairs_matches_the_one_by_one_pairs_of_rust_crypto() {
         // Engine change 25: X25519 through path_key_pairs.rs, P-256 one by one.
-        let (core, rust) = (AcceleratedCrypto::default(), RustCrypto::default());
+        let (core, rust) = (AcceleratedCrypto::default(), seeded_rust_crypto().unwrap());
         let ikms: Vec<[u8; 32]> = (0..13u8).map(|i| [i.wrapping_mul(29) ^ 0x5a; 32]).collect();
         let refs: Vec<&[u8]> = ikms.iter().map(|ikm| ikm.as_slice()).collect();
         for kem in [X25519, P256] {
@@ -357,7 +408,7 @@ mod tests {
         // or the same error, as derive_hpke_keypair one by one; X25519's
         // pairs also equal openmls_rust_crypto's (hpke-rs over its own
         // curve code) for every input.
-        let (core, rust) = (AcceleratedCrypto::default(), RustCrypto::default());
+        let (core, rust) = (AcceleratedCrypto::default(), seeded_rust_crypto().unwrap());
         let kems = [X25519, P256, HpkeKemType::DhKemP384, HpkeKemType::DhKemP521, HpkeKemType::DhKem448];
         let kdfs = [HpkeKdfType::HkdfSha256, HpkeKdfType::HkdfSha384, HpkeKdfType::HkdfSha512];
         let aeads = [HpkeAeadType::AesGcm128, HpkeAeadType::AesGcm256, HpkeAeadType::ChaCha20Poly1305, HpkeAeadType::Export];
@@ -483,7 +534,7 @@ mod tests {
     /// other, and both sign a key and message to the same bytes (Ed25519 and
     /// RFC 6979 ECDSA are deterministic). Returns a core key pair and signature of b"tbs".
     fn cross_check(scheme: SignatureScheme) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
-        let (core, rust) = (AcceleratedCrypto::default(), RustCrypto::default());
+        let (core, rust) = (AcceleratedCrypto::default(), seeded_rust_crypto().unwrap());
         let (private, public) = core.signature_key_gen(scheme).unwrap();
         let ours = core.sign(scheme, b"tbs", &private).unwrap();
         assert_eq!(core.verify_signature(scheme, b"tbs", &public, &ours), Ok(()));
@@ -526,7 +577,7 @@ mod tests {
 
     #[test]
     fn p384_and_other_signature_schemes_are_refused() {
-        let (core, rust) = (AcceleratedCrypto::default(), RustCrypto::default());
+        let (core, rust) = (AcceleratedCrypto::default(), seeded_rust_crypto().unwrap());
         let p384 = SignatureScheme::ECDSA_SECP384R1_SHA384;
         let (private, public) = rust.signature_key_gen(p384).unwrap();
         let signature = rust.sign(p384, b"tbs", &private).unwrap();
@@ -543,9 +594,9 @@ mod tests {
         let signer = crate::signer::ClientSigner::new(openmls_basic_credential::SignatureKeyPair::from_raw(ECDSA, private.clone(), public.clone()));
         let signature = signer.sign(b"tbs").unwrap();
         assert_eq!(signature, core.sign(ECDSA, b"tbs", &private).unwrap());
-        assert_eq!(RustCrypto::default().verify_signature(ECDSA, b"tbs", &public, &signature), Ok(()));
+        assert_eq!(seeded_rust_crypto().unwrap().verify_signature(ECDSA, b"tbs", &public, &signature), Ok(()));
         // A P-384 pair is not signed with (the basic credential's code is never used).
-        let (p384_private, p384_public) = RustCrypto::default().signature_key_gen(SignatureScheme::ECDSA_SECP384R1_SHA384).unwrap();
+        let (p384_private, p384_public) = seeded_rust_crypto().unwrap().signature_key_gen(SignatureScheme::ECDSA_SECP384R1_SHA384).unwrap();
         let p384 = crate::signer::ClientSigner::new(openmls_basic_credential::SignatureKeyPair::from_raw(SignatureScheme::ECDSA_SECP384R1_SHA384, p384_private, p384_public));
         assert!(matches!(p384.sign(b"tbs"), Err(openmls_traits::signatures::SignerError::SigningError)));
     }

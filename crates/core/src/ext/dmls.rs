@@ -178,7 +178,6 @@ mod tests {
     use super::*;
     use crate::error::invalid_argument;
     use crate::config::ciphersuite;
-    use openmls_rust_crypto::RustCrypto;
 
     /// A TLS variable-length vector (RFC 9420 §2.1.2), for the short ones here.
     fn vl(bytes: &[u8]) -> Vec<u8> {
@@ -216,7 +215,7 @@ mod tests {
     /// vector, ciphersuite 1, epoch 0 (mls-implementations, test-vectors).
     #[test]
     fn exporter_from_secret_matches_mlswg_key_schedule() {
-        let crypto = RustCrypto::default();
+        let crypto = crate::randomness::seeded_rust_crypto().unwrap();
         let cs = ciphersuite(1).unwrap();
         let got = exporter_from_secret(
             &crypto,
@@ -264,7 +263,7 @@ mod tests {
     }
 
     fn vector_cases() -> serde_json::Value {
-        let crypto = RustCrypto::default();
+        let crypto = crate::randomness::seeded_rust_crypto().unwrap();
         let cs = ciphersuite(1).unwrap();
         let mut cases = Vec::new();
         for (epoch, secret) in EXPORTER_SECRETS.iter().enumerate() {

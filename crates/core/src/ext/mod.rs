@@ -46,10 +46,11 @@ pub fn start() {
 
 #[wasm_bindgen]
 impl Client {
-    /// A client with empty storage.
+    /// A client with empty storage; `INTERNAL` ("no randomness: …") when
+    /// its random generator cannot be seeded.
     #[wasm_bindgen(constructor)]
-    pub fn new() -> Client {
+    pub fn new() -> Result<Client, JsValue> {
         intents::leaf_operation_intent::register_framing();
-        Client::with_hooks(&HOOKS)
+        Ok(Client::with_hooks(&HOOKS)?)
     }
 }

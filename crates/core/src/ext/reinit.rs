@@ -914,7 +914,7 @@ mod tests {
     /// accepted members names the first one missing.
     #[test]
     fn inspecting_a_successor_stores_nothing() {
-        let bob = Client::new();
+        let bob = Client::new().unwrap();
         let (old_id, welcome, tree, [alice_key, bob_key]) = retired_with_successor(&bob);
         let storage = bob.provider.storage();
         let _ = storage.take_batch(); // as after every call: a checkpoint
@@ -986,7 +986,7 @@ mod tests {
         let forged_creator = "the successor's member at leaf 0 has a signature key the old group did not have for its identity: pass authenticate to have the Authentication Service vouch for a new key";
         let new_bob = "the successor's member at leaf 1 has a signature key the old group did not have for its identity: pass authenticate to have the Authentication Service vouch for a new key";
         for (fresh, refused) in [([true, false], Some(forged_creator)), ([false, true], Some(new_bob)), ([true, true], Some(forged_creator)), ([false, false], None)] {
-            let mut bob = Client::new();
+            let mut bob = Client::new().unwrap();
             let (old_id, welcome, tree, _) = retired_with_successor_keyed(&bob, fresh);
             let _ = bob.provider.storage().take_batch(); // as after every call: a checkpoint
             let seen = inspect_as_bob(&bob, &old_id, &welcome, &tree);
@@ -1018,7 +1018,7 @@ mod tests {
     /// without `authenticate`.
     #[test]
     fn a_record_without_old_keys_checks_identities_only() {
-        let mut bob = Client::new();
+        let mut bob = Client::new().unwrap();
         let (old_id, welcome, tree, _) = retired_with_successor_keyed(&bob, [true, true]);
         let r = load_record(&bob.provider, &old_id).unwrap().unwrap();
         assert_eq!(r.member_keys.as_ref().map(Vec::len), Some(2));

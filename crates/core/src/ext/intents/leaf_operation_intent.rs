@@ -11,10 +11,8 @@ use openmls::group::{ProposalExpander, ProposalExpansionError, PublicGroup};
 use openmls::messages::custom_proposal_framing::{register_self_framed, BodyLength};
 use openmls::prelude::*;
 use openmls::treesync::LeafNodeSource;
-use openmls_traits::crypto::OpenMlsCrypto;
 
 use crate::codec::{serialize, sign_content, two_vectors};
-use crate::provider::AcceleratedCrypto;
 
 /// Proposal type of LeafOperationProposal (private use, RFC 9420 §17.4).
 pub const LEAF_OPERATION_PROPOSAL_TYPE: u16 = 0xF1A0;
@@ -27,13 +25,14 @@ const REMOVE_ASSOCIATED_MEMBERS: u8 = 2;
 /// names its client's association hook (leaf_association.rs).
 pub fn expander(association_slot: u32) -> Arc<dyn ProposalExpander> {
     register_framing();
-    Arc::new(LeafOperationIntents { crypto: AcceleratedCrypto::default(), association_slot })
+    Arc::new(LeafOperationIntents { association_slot })
 }
 
+/// Hashes and verifies as the core's provider does (`provider::hash`,
+/// `provider::verify_signature`: ciphersuites 1-3), without a provider of
+/// its own: building one drew a random seed per group loaded, created or
+/// joined, for a generator nothing here draws from (docs/ENGINE.md R1).
 struct LeafOperationIntents {
-    /// Hashing and signature verification only (no secrets); the core's
-    /// provider, whose verification covers ciphersuites 1-3 only.
-    crypto: AcceleratedCrypto,
     association_slot: u32,
 }
 
@@ -143,16 +142,13 @@ impl LeafOperationIntents {
         let leaf = group.leaf(LeafNodeIndex::new(intent.sender_index)).ok_or_else(|| refused(IntentRejection::UnknownLeaf))?;
         let cs = group.ciphersuite();
         let leaf_bytes = encoded(serialize("leaf node", leaf))?;
-        let leaf_ref = self
-            .crypto
-            .hash(cs.hash_algorithm(), &encoded(two_vectors(LEAF_NODE_REF_LABEL.as_bytes(), &leaf_bytes))?)
+        let leaf_ref = crate::provider::hash(cs.hash_algorithm(), &encoded(two_vectors(LEAF_NODE_REF_LABEL.as_bytes(), &leaf_bytes))?)
             .map_err(|_| refused(IntentRejection::Unhashable))?;
         if leaf_ref != intent.sender_leaf_ref {
             return Err(refused(IntentRejection::StaleLeaf));
         }
         let signed = encoded(sign_content(SIGNATURE_LABEL, &intent.tbs))?;
-        self.crypto
-            .verify_signature(cs.signature_algorithm(), &signed, leaf.signature_key().as_slice(), &intent.signature)
+        crate::provider::verify_signature(cs.signature_algorithm(), &signed, leaf.signature_key().as_slice(), &intent.signature)
             .map_err(|_| refused(IntentRejection::BadSignature))?;
         if matches!(leaf.leaf_node_source(), LeafNodeSource::KeyPackage(_)) {
             return Err(refused(IntentRejection::KeyPackageLeaf));

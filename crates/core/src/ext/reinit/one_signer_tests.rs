@@ -16,7 +16,7 @@ fn stage(builder: CommitBuilder<'_, Initial, &mut MlsGroup>, p: &Provider, keys:
 /// created and reinitialized to id "next", each retired: the clients, the
 /// old group as its creator holds it, and the ReInit.
 fn retired(names: &[&str]) -> (Vec<Client>, MlsGroup, ReInitProposal) {
-    let clients: Vec<Client> = names.iter().map(|_| Client::new()).collect();
+    let clients: Vec<Client> = names.iter().map(|_| Client::new().unwrap()).collect();
     let creds: Vec<_> = names.iter().zip(&clients).map(|(n, c)| identity(&c.provider, n)).collect();
     let (p0, keys0) = (&clients[0].provider, &creds[0].1);
     let mut group = MlsGroup::builder().ciphersuite(CS).build(p0, keys0, creds[0].0.clone()).unwrap();

@@ -42,7 +42,7 @@ struct Old {
 
 impl Old {
     fn new(names: &[&str]) -> Self {
-        let clients: Vec<Client> = names.iter().map(|_| Client::new()).collect();
+        let clients: Vec<Client> = names.iter().map(|_| Client::new().unwrap()).collect();
         let keys: Vec<SignatureKeyPair> = clients.iter().map(new_keys).collect();
         let p0 = &clients[0].provider;
         let mut group = MlsGroup::builder().ciphersuite(CS).build(p0, &keys[0], cred(names[0], &keys[0])).unwrap();
