@@ -121,6 +121,29 @@ async function pair(lib: typeof Source, cs = 1) {
   return { alice, bob, group, bobs };
 }
 
+/**
+ * Alice's group and Bob's KeyPackage: the add is refused while the source
+ * is `failing` (its Welcome's seal: typed INTERNAL), then goes through
+ * with the source back; Bob joins and processes a self-update. The Welcome.
+ */
+async function addRefusedThenJoined(failing: Mode): Promise<Uint8Array> {
+  const lib = await load();
+  const alice = await lib.MlsClient.open();
+  const bob = await lib.MlsClient.open();
+  const aliceId = await alice.createIdentity('alice', 1);
+  const bobId = await bob.createIdentity('bob', 1);
+  const keyPackage = await bob.createKeyPackage(bobId);
+  const group = await alice.createGroup(aliceId);
+  mode = failing;
+  expect(await codeOf(() => group.commit({ add: [keyPackage] }))).toBe(WELCOME_SEAL_FAILED);
+  mode = 'real';
+  const added = await group.commit({ add: [keyPackage] });
+  await group.mergePendingCommit();
+  const bobs = await bob.joinFromWelcome(added.welcome!);
+  await honestUpdate(group, bobs);
+  return added.welcome!;
+}
+
 /** A self-update Bob processes and merges. */
 async function honestUpdate(group: Source.Group, bobs: Source.Group): Promise<Uint8Array> {
   const update = await group.selfUpdate();
@@ -144,20 +167,7 @@ describe('getRandomValues throws or is missing: fails closed (typed for the path
     });
 
     it(`${failing}: a commit with an add (its Welcome's seal, hpke-rs' PRNG seeded by the core) gives a typed INTERNAL, no trap; the add then goes through and Bob joins`, async () => {
-      const lib = await load();
-      const alice = await lib.MlsClient.open();
-      const bob = await lib.MlsClient.open();
-      const aliceId = await alice.createIdentity('alice', 1);
-      const bobId = await bob.createIdentity('bob', 1);
-      const keyPackage = await bob.createKeyPackage(bobId);
-      const group = await alice.createGroup(aliceId);
-      mode = failing;
-      expect(await codeOf(() => group.commit({ add: [keyPackage] }))).toBe(WELCOME_SEAL_FAILED);
-      mode = 'real';
-      const added = await group.commit({ add: [keyPackage] });
-      await group.mergePendingCommit();
-      const bobs = await bob.joinFromWelcome(added.welcome!);
-      await honestUpdate(group, bobs);
+      await addRefusedThenJoined(failing);
     });
 
   }
@@ -334,18 +344,7 @@ describe('a browser Encap worker whose getRandomValues does not write (no-op): i
 
 describe('hpke-rs\u2019 PRNG, seeded by the core (LazyHpkePrng): a no-op source at its seeding is refused (fixed after review 64)', () => {
   it('a no-op getRandomValues during the first single seal (an add\u2019s Welcome): a typed INTERNAL, never the Welcome enc DeriveKeyPair(first 32 bytes of the zero-keyed ChaCha20) gives anyone; the add then goes through without that enc and Bob joins', async () => {
-    const lib = await load();
-    const alice = await lib.MlsClient.open();
-    const bob = await lib.MlsClient.open();
-    const aliceId = await alice.createIdentity('alice', 1);
-    const bobId = await bob.createIdentity('bob', 1);
-    const keyPackage = await bob.createKeyPackage(bobId);
-    const group = await alice.createGroup(aliceId);
-    mode = 'noop';
-    expect(await codeOf(() => group.commit({ add: [keyPackage] }))).toBe(WELCOME_SEAL_FAILED);
-    mode = 'real';
-    const added = await group.commit({ add: [keyPackage] });
-    await group.mergePendingCommit();
+    const welcome = await addRefusedThenJoined('noop');
     // hpke-rs' seal: ikm = the PRNG's first 32 bytes (ChaCha20 under the
     // zero seed), sk = DeriveKeyPair(ikm) (RFC 9180 §7.1.3, DHKEM(X25519)).
     const ikm = chacha20Stream(new Uint8Array(32), 32);
@@ -354,9 +353,7 @@ describe('hpke-rs\u2019 PRNG, seeded by the core (LazyHpkePrng): a no-op source 
     const prk = createHmac('sha256', Buffer.alloc(32)).update(Buffer.concat([hpke, suite, Buffer.from('dkp_prk'), ikm])).digest();
     const sk = createHmac('sha256', prk).update(Buffer.concat([Buffer.from([0, 32]), hpke, suite, Buffer.from('sk'), Buffer.from([1])])).digest();
     const enc = x25519Public(sk);
-    expect(Buffer.from(added.welcome!).indexOf(enc)).toBe(-1);
-    const bobs = await bob.joinFromWelcome(added.welcome!);
-    await honestUpdate(group, bobs);
+    expect(Buffer.from(welcome).indexOf(enc)).toBe(-1);
   });
 });
 
