@@ -341,6 +341,11 @@ describe('attack 3: the rollback that cannot reload (client.ts #atomically)', ()
       groupIds: await codeOf(() => alice.groupIds()),
       record: await codeOf(() => alice.record('r')),
       groupRecord: await codeOf(() => alice.groupRecord(group.id, 'g')),
+      exportGroupInfo: await codeOf(() => group.exportGroupInfo({ ratchetTree: true })),
+      exportRatchetTree: await codeOf(() => group.exportRatchetTree()),
+      retainState: await codeOf(() => group.retainState()),
+      exportSiblingGroupState: await codeOf(() => alice.exportSiblingGroupState(group.id)),
+      process: await codeOf(async () => group.process(await bobs.encrypt(new Uint8Array([3])))),
     };
     expect(reads).toEqual(Object.fromEntries(Object.keys(reads).map((k) => [k, ROLLBACK_FAILED])));
     // A staged commit held across it is still freed when discarded (the refusal thrown, its handle released).
