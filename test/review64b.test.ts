@@ -409,3 +409,57 @@ describe('attack 4: the intents expander verifies as before, ECDSA P-256 (cipher
     expect((await bob.process(raw)).kind).toBe('proposal');
   });
 });
+
+/**
+ * Paired MLS runs its operations inside `client.atomically`: on the
+ * browsers' path (every Encap drawn from getRandomValues), a paired update
+ * whose path Encaps find no randomness.
+ */
+describe('attack 5: a paired update on the browsers\u2019 path while getRandomValues fails', () => {
+  for (const failing of ['throw', 'noop'] as const) {
+    it(`${failing}: its Encaps give a typed INTERNAL; the transaction's rollback needs a new core, whose seed finds no randomness either, so the client is refused until reopened (not a trap, no unwritten state used); reopened, the pair goes on`, async () => {
+      const lib = await load();
+      const paired = (await import('../ts/paired/index.js')) as typeof import('../ts/paired/index.js');
+      const storage = new lib.MemoryStorageAdapter();
+      const aClient = await lib.MlsClient.open({ storage });
+      const pClient = await lib.MlsClient.open();
+      const bob = await lib.MlsClient.open();
+      const aId = await aClient.createIdentity('alice', 1);
+      const pId = await pClient.createIdentity('alice-phone', 1);
+      const group = await aClient.createGroup(aId);
+      const added = await group.commit({ add: [await bob.createKeyPackage(await bob.createIdentity('bob', 1))] });
+      await group.mergePendingCommit();
+      const bobs = await bob.joinFromWelcome(added.welcome!);
+      const seed = paired.generateSeed();
+      const [vault, phoneVault] = [await paired.WebCryptoSeedVault.import(seed.slice()), await paired.WebCryptoSeedVault.import(seed.slice())];
+      seed.fill(0);
+      const active = await paired.PairedDevice.initiate(aClient, aId, { mode: 'hidden', vault });
+      const { initPairing, shareRand } = await active.invite(await paired.PairedDevice.createKeyPackage(pClient, pId));
+      const passive = await paired.PairedDevice.join(pClient, initPairing, { vault: phoneVault });
+      const applied = await passive.receive(shareRand);
+      if (applied.type !== 'shareRandApplied') throw new Error(applied.type);
+      expect((await active.receive(applied.accept)).type).toBe('paired');
+      const enrolled = await active.enroll(group, {});
+      const seen = await bobs.process(enrolled.commit);
+      if (seen.kind === 'commit') await seen.staged.merge();
+      expect((await passive.applyNotify(enrolled)).kind).toBe('enroll');
+      const before = group.epoch;
+
+      mode = failing;
+      expect(await codeOf(() => active.update(group, { send: async () => undefined }))).toBe(SEAL_FAILED);
+      mode = 'real';
+      expect(await codeOf(() => active.update(group, { send: async () => undefined }))).toBe(ROLLBACK_FAILED);
+      expect(await codeOf(() => group.epoch)).toBe(ROLLBACK_FAILED);
+      aClient.free();
+      const reopened = await lib.MlsClient.open({ storage });
+      const again = reopened.group(group.id);
+      expect(again.epoch).toBe(before);
+      const device = paired.PairedDevice.open(reopened, vault);
+      const u = await device.update(again, { send: async () => undefined });
+      const r = await bobs.process(u.commit);
+      if (r.kind === 'commit') await r.staged.merge();
+      expect((await passive.applyNotify(u)).kind).toBe('update');
+      expect(bobs.epochAuthenticator()).toEqual(again.epochAuthenticator());
+    });
+  }
+});
