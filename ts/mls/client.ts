@@ -181,6 +181,13 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
   /** Counts batches taken from the core, to tell an older held value from a newer one. */
   #taken = 0;
   #storageFailure: MlsError | undefined;
+  /**
+   * Set when a transaction's rollback could not reload the client: it
+   * still holds what the transaction changed and never wrote, so reads
+   * (a group's epoch, exporter, keys, records) are refused too, not only
+   * mutations as after a failed write.
+   */
+  #unreloaded: MlsError | undefined;
   #transaction: StorageBatch[] | undefined;
   readonly #records = new Map<string, Uint8Array>();
   /** Layer records bound to a group, deleted with it (`groupRecord`). */
@@ -423,6 +430,7 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
         // changed and never wrote; every later call is refused, as after a
         // failed write, until the client is reopened from storage.
         this.#storageFailure ??= new MlsError('STORAGE', 'rolling back the transaction failed; reopen the client from storage', { cause: reload });
+        this.#unreloaded = this.#storageFailure;
       }
       throw err;
     }
@@ -578,6 +586,7 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
    * would be stored as U+FFFD, under another name's key).
    */
   record(name: string): Uint8Array | undefined {
+    if (this.#unreloaded) throw this.#unreloaded;
     checkRecordName(name);
     return this.#records.get(name);
   }
@@ -608,6 +617,7 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
    * (`INVALID_ARGUMENT` for one with a lone surrogate).
    */
   groupRecord(groupId: Uint8Array, name: string): Uint8Array | undefined {
+    if (this.#unreloaded) throw this.#unreloaded;
     return this.#groupRecords.get(this.#groupRecordOwner(groupId, name), name);
   }
 
@@ -659,6 +669,7 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
 
   /** @internal Run a read-only core call. */
   read<T>(op: (core: CoreClient) => T): T {
+    if (this.#unreloaded) throw this.#unreloaded;
     const core = this.inner;
     return call(() => op(core));
   }
@@ -734,6 +745,7 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
 
   /** Identities this client holds keys for. */
   identities(): Identity[] {
+    if (this.#unreloaded) throw this.#unreloaded;
     return [...this.#identities.values()];
   }
 
@@ -1062,6 +1074,7 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
 
   /** Ids of the groups in storage. */
   groupIds(): Uint8Array[] {
+    if (this.#unreloaded) throw this.#unreloaded;
     return [...this.#groupIds].map(fromHex);
   }
 

@@ -153,11 +153,14 @@ export class StagedCommit extends Resource<StagedCommitHandle> {
   discard(): void {
     // Through the core, which keeps the group's tree hashes for its next
     // load (docs/ENGINE.md change 13) and wipes the commit's secrets.
-    if (!this.released && !this.#group.client.released) {
-      const handle = this.inner;
-      this.#group.client.read((core) => core.discardStagedCommit(handle));
+    try {
+      if (!this.released && !this.#group.client.released) {
+        const handle = this.inner;
+        this.#group.client.read((core) => core.discardStagedCommit(handle));
+      }
+    } finally {
+      this.free();
     }
-    this.free();
   }
 }
 
