@@ -90,7 +90,7 @@ fn getrandom_02_from_04(dest: &mut [u8]) -> Result<(), getrandom_02::Error> {
     // `from_entropy` seed starts zeroed), and every client got the same
     // provider PRNG, so the same signature keys. 16 zero bytes or more
     // from a real source: probability 2^-128.
-    if dest.len() >= 16 && dest.iter().all(|b| *b == 0) {
+    if dest.len() >= 16 && randomness::all_zero(dest) {
         return Err(getrandom_02::Error::WEB_CRYPTO);
     }
     Ok(())

@@ -345,11 +345,7 @@ impl LazyHpkePrng {
     fn try_seed(&mut self) -> Result<&mut rand_chacha_010::ChaCha20Rng, HpkeError> {
         use rand_chacha_010::rand_core::SeedableRng as _;
         if self.0.is_none() {
-            let mut seed = zeroize::Zeroizing::new([0u8; 32]);
-            getrandom_04::fill(seed.as_mut_slice()).map_err(|_| HpkeError::InsufficientRandomness)?;
-            if seed.iter().fold(0u8, |acc, b| acc | b) == 0 {
-                return Err(HpkeError::InsufficientRandomness);
-            }
+            let seed = crate::randomness::fresh_seed().ok_or(HpkeError::InsufficientRandomness)?;
             self.0 = Some(rand_chacha_010::ChaCha20Rng::from_seed(*seed));
         }
         self.0.as_mut().ok_or(HpkeError::InsufficientRandomness)
@@ -889,7 +885,7 @@ pub(crate) fn encaps_with_secrets(inputs: &[(&[u8], &[u8])], drawn: &[u8]) -> Re
     // without writing (`getRandomValues` a no-op; the buffers start
     // zeroed, here and in a worker): its Encap, X25519(clamp(0), pk_r), is
     // anyone's to compute. Probability 2^-256 from a real source.
-    if drawn.chunks_exact(32).any(|sk_e| sk_e.iter().fold(0u8, |acc, b| acc | b) == 0) {
+    if drawn.chunks_exact(32).any(crate::randomness::all_zero) {
         return Err(hpke_rs::HpkeError::InsufficientRandomness);
     }
     // Allocated at its final size: a vector grown while filling would free

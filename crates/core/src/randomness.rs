@@ -18,16 +18,39 @@ pub(crate) const NO_RANDOMNESS: &str = "no randomness: the random source (crypto
 /// is a typed `INTERNAL` error, where `RustCrypto::default()`'s
 /// `from_entropy` panics (a trap in wasm: the instance poisoned).
 pub(crate) fn seeded_rust_crypto() -> CoreResult<RustCrypto> {
-    rust_crypto_seeded_by(|seed| getrandom_04::fill(seed).is_ok())
+    rust_crypto_seeded_by(system_source)
 }
 
 /// `seeded_rust_crypto` with the source as a parameter (tests).
 fn rust_crypto_seeded_by(fill: impl FnOnce(&mut [u8]) -> bool) -> CoreResult<RustCrypto> {
-    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
-    if !fill(seed.as_mut_slice()) || seed.iter().fold(0u8, |acc, b| acc | b) == 0 {
-        return Err(CoreError::new(Code::Internal, NO_RANDOMNESS));
-    }
+    let seed = seed_from(fill).ok_or_else(|| CoreError::new(Code::Internal, NO_RANDOMNESS))?;
     Ok(RustCrypto::from_seed(*seed))
+}
+
+/// 32 fresh bytes from getrandom 0.4 (in wasm, `crypto.getRandomValues`
+/// writing straight into wasm memory) in a buffer wiped on drop, for a
+/// generator's seed; `None` when the source fails or leaves them all zero.
+/// Every generator the core seeds takes its seed here: the providers'
+/// (above) and hpke-rs' (native_crypto.rs `LazyHpkePrng`).
+pub(crate) fn fresh_seed() -> Option<zeroize::Zeroizing<[u8; 32]>> {
+    seed_from(system_source)
+}
+
+/// Fills `seed` from getrandom 0.4; whether it did.
+fn system_source(seed: &mut [u8]) -> bool {
+    getrandom_04::fill(seed).is_ok()
+}
+
+fn seed_from(fill: impl FnOnce(&mut [u8]) -> bool) -> Option<zeroize::Zeroizing<[u8; 32]>> {
+    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+    (fill(seed.as_mut_slice()) && !all_zero(seed.as_slice())).then_some(seed)
+}
+
+/// Whether `bytes` are all zero: what a random source that returned without
+/// writing leaves in a zeroed buffer (review 64). Reads every byte (no
+/// early exit on a secret's first non-zero byte).
+pub(crate) fn all_zero(bytes: &[u8]) -> bool {
+    bytes.iter().fold(0u8, |acc, b| acc | b) == 0
 }
 
 #[cfg(test)]
