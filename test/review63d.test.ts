@@ -260,6 +260,17 @@ describe("the browser pool's wasm workers (worker source in a vm context)", () =
     }
   }
 
+  /** A begun batch of 9 Encaps: `worker` runs and makes both chunks; the results, each checked against its recipient. */
+  async function workerMakesBoth(pool: { take(out: Uint8Array): void; end(): void }, worker: FakeWorker, seen: Seen, keys: { privateKey: import('node:crypto').KeyObject }[]): Promise<Uint8Array> {
+    await run(worker, seen);
+    const out = new Uint8Array(9 * 64);
+    pool.take(out.subarray(0, 8 * 64));
+    pool.take(out.subarray(8 * 64));
+    pool.end();
+    await expectEncaps(out, keys);
+    return out;
+  }
+
   async function freshPool(threads = 1) {
     FakeWorker.made = [];
     const { BrowserEncapPool } = await import('../ts/mls/browser-encap-pool.js');
@@ -348,12 +359,7 @@ describe("the browser pool's wasm workers (worker source in a vm context)", () =
     const fresh: Seen = { memory: undefined, drawn: [], failRandom: false };
     await run(replacement, fresh);
     pool.begin(publicKeys);
-    await run(replacement, fresh);
-    const out = new Uint8Array(9 * 64);
-    pool.take(out.subarray(0, 8 * 64));
-    pool.take(out.subarray(8 * 64));
-    pool.end();
-    await expectEncaps(out, keys);
+    const out = await workerMakesBoth(pool, replacement, fresh, keys);
     expectWiped(fresh, out);
     pool.close();
     expect(replacement.terminated).toBe(true);
@@ -387,12 +393,7 @@ describe("the browser pool's wasm workers (worker source in a vm context)", () =
     pool.begin(publicKeys);
     const next = replacement.inbox[replacement.inbox.length - 1] as { buffer: SharedArrayBuffer };
     expect(next.buffer).not.toBe(message.buffer);
-    await run(replacement, fresh);
-    const out = new Uint8Array(9 * 64);
-    pool.take(out.subarray(0, 8 * 64));
-    pool.take(out.subarray(8 * 64));
-    pool.end();
-    await expectEncaps(out, keys);
+    await workerMakesBoth(pool, replacement, fresh, keys);
     pool.close();
   });
 

@@ -48,9 +48,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { createCipheriv, createHmac } from 'node:crypto';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type * as Source from '../ts/index.js';
 import { loadOnBrowsersPath, x25519Public } from './browsers-path.js';
+import { NO_RANDOMNESS, SEAL_FAILED, codeOf, honestUpdate, random, realGetRandomValues, useRandomSource, type RandomMode } from './random-source.js';
 
 const WASM = readFileSync(process.env.REVIEW64_WASM ?? new URL('../pkg/paired_mls_core_bg.wasm', import.meta.url));
 
@@ -58,30 +59,8 @@ async function load(): Promise<typeof Source> {
   return (await loadOnBrowsersPath(WASM)).lib;
 }
 
-type Mode = 'real' | 'throw' | 'missing' | 'noop';
-let mode: Mode = 'real';
-const realGetRandomValues = globalThis.crypto.getRandomValues;
 
-beforeEach(() => {
-  mode = 'real';
-  const crypto = globalThis.crypto;
-  Object.defineProperty(crypto, 'getRandomValues', {
-    configurable: true,
-    get() {
-      if (mode === 'missing') return undefined;
-      return <T extends ArrayBufferView | null>(array: T): T => {
-        if (mode === 'throw') throw new DOMException('refused', 'QuotaExceededError');
-        if (mode === 'noop') return array;
-        return realGetRandomValues.call(crypto, array as never) as T;
-      };
-    },
-  });
-});
-
-afterEach(() => {
-  delete (globalThis.crypto as unknown as Record<string, unknown>).getRandomValues;
-  expect(globalThis.crypto.getRandomValues).toBe(realGetRandomValues);
-});
+useRandomSource();
 
 /** X25519(clamp(0), 9): the enc of an Encap whose ephemeral secret is 32 zero bytes. */
 const ZERO_ENC = x25519Public(new Uint8Array(32));
@@ -92,19 +71,7 @@ function chacha20Stream(key: Uint8Array, length: number): Buffer {
   return Buffer.concat([cipher.update(Buffer.alloc(length)), cipher.final()]);
 }
 
-async function codeOf(run: () => unknown): Promise<string> {
-  try {
-    await run();
-    return 'ok';
-  } catch (error) {
-    const { code, message } = error as { code?: string; message?: string };
-    return `${code}: ${message}`;
-  }
-}
 
-/** A provider's generator that could not be seeded (`seeded_rust_crypto`, docs/ENGINE.md R1). */
-const NO_RANDOMNESS = 'INTERNAL: no randomness: the random source (crypto.getRandomValues) failed or wrote nothing';
-const SEAL_FAILED = 'INTERNAL: building commit: InternalLibraryError: Error description: Encryption failed. A serialization issue really\n';
 /** openmls' words for a Welcome whose group secrets could not be sealed (here: no randomness for its Encap). */
 const WELCOME_SEAL_FAILED = 'INTERNAL: building commit: InternalLibraryError: Error description: Error while encrypting group secrets. This could have really only been a missing bounds check in the serialization\n';
 
@@ -126,7 +93,7 @@ async function pair(lib: typeof Source, cs = 1) {
  * is `failing` (its Welcome's seal: typed INTERNAL), then goes through
  * with the source back; Bob joins and processes a self-update. The Welcome.
  */
-async function addRefusedThenJoined(failing: Mode): Promise<Uint8Array> {
+async function addRefusedThenJoined(failing: RandomMode): Promise<Uint8Array> {
   const lib = await load();
   const alice = await lib.MlsClient.open();
   const bob = await lib.MlsClient.open();
@@ -134,9 +101,9 @@ async function addRefusedThenJoined(failing: Mode): Promise<Uint8Array> {
   const bobId = await bob.createIdentity('bob', 1);
   const keyPackage = await bob.createKeyPackage(bobId);
   const group = await alice.createGroup(aliceId);
-  mode = failing;
+  random.mode = failing;
   expect(await codeOf(() => group.commit({ add: [keyPackage] }))).toBe(WELCOME_SEAL_FAILED);
-  mode = 'real';
+  random.mode = 'real';
   const added = await group.commit({ add: [keyPackage] });
   await group.mergePendingCommit();
   const bobs = await bob.joinFromWelcome(added.welcome!);
@@ -144,24 +111,15 @@ async function addRefusedThenJoined(failing: Mode): Promise<Uint8Array> {
   return added.welcome!;
 }
 
-/** A self-update Bob processes and merges. */
-async function honestUpdate(group: Source.Group, bobs: Source.Group): Promise<Uint8Array> {
-  const update = await group.selfUpdate();
-  await group.mergePendingCommit();
-  const processed = await bobs.process(update.commit);
-  expect(processed.kind).toBe('commit');
-  if (processed.kind === 'commit') await processed.staged.merge();
-  return update.commit;
-}
 
 describe('getRandomValues throws or is missing: fails closed (typed for the path Encaps)', () => {
   for (const failing of ['throw', 'missing'] as const) {
     it(`${failing}: a self-update's Encaps (encaps_here) give a typed INTERNAL, no trap; the next self-update works`, async () => {
       const lib = await load();
       const { group, bobs } = await pair(lib);
-      mode = failing;
+      random.mode = failing;
       expect(await codeOf(() => group.selfUpdate())).toBe(SEAL_FAILED);
-      mode = 'real';
+      random.mode = 'real';
       await honestUpdate(group, bobs);
       expect(lib.coreInfo().ciphersuites).toContain(1);
     });
@@ -195,14 +153,14 @@ describe('getRandomValues throws, is missing or writes nothing when a provider i
         const aliceId = await alice.createIdentity('alice', 1);
         const keyPackage = await bob.createKeyPackage(await bob.createIdentity('bob', 1));
         expect(keyPackage.length).toBeGreaterThan(0);
-        mode = failing;
+        random.mode = failing;
         const run = {
           open: () => lib.MlsClient.open(),
           coreInfo: () => expect(lib.coreInfo().ciphersuites).toEqual([1, 3, 2]),
           createGroup: async () => expect((await alice.createGroup(aliceId)).id.length).toBeGreaterThan(0),
         }[step];
         expect(`${step}: ${await codeOf(run)}`).toBe(`${step}: ${step === 'open' ? NO_RANDOMNESS : 'ok'}`);
-        mode = 'real';
+        random.mode = 'real';
         // The same instance, the source working again: a new client, its
         // group, a member added who joins, a self-update he processes.
         expect(lib.coreInfo().ciphersuites).toContain(1);
@@ -220,12 +178,12 @@ describe('getRandomValues throws, is missing or writes nothing when a provider i
 describe('getRandomValues returns without writing (a no-op stub): refused, not used as secrets (fixed in review 64)', () => {
   it('a client opened meanwhile: refused (a typed INTERNAL; WASM_POISONED from review 64 until R1), never the zero-keyed PRNG whose keystream would be every such client’s signing key', async () => {
     const lib = await load();
-    mode = 'noop';
+    random.mode = 'noop';
     // Before the fix: two clients opened here had the same signing key
     // seed, chacha20Stream(zeros, 32) (exportSignatureKeyPair after
     // createIdentity(.., 1)).
     expect(await codeOf(() => lib.MlsClient.open())).toBe(NO_RANDOMNESS);
-    mode = 'real';
+    random.mode = 'real';
     expect(lib.coreInfo().ciphersuites).toContain(1);
     // The honest path on the same instance: two clients, two signing keys, neither the zero-keyed one.
     const seeds: string[] = [];
@@ -241,9 +199,9 @@ describe('getRandomValues returns without writing (a no-op stub): refused, not u
   it('a self-update meanwhile: typed INTERNAL (its Encap would have had the secret 0: enc = X25519(clamp(0), 9) in the commit); the next self-update works, no such enc', async () => {
     const lib = await load();
     const { group, bobs } = await pair(lib);
-    mode = 'noop';
+    random.mode = 'noop';
     expect(await codeOf(() => group.selfUpdate())).toBe(SEAL_FAILED);
-    mode = 'real';
+    random.mode = 'real';
     const commit = await honestUpdate(group, bobs);
     expect(Buffer.from(commit).indexOf(ZERO_ENC)).toBe(-1);
   });
@@ -375,11 +333,11 @@ describe('a transaction rolled back while the random source fails: the client is
         await group.selfUpdate();
         await group.mergePendingCommit();
         expect(group.epoch).toBe(before + 1);
-        mode = 'noop';
+        random.mode = 'noop';
         throw new lib.MlsError('INVALID_ARGUMENT', 'the app gave up');
       }),
     );
-    mode = 'real';
+    random.mode = 'real';
     expect(refused).toBe('INVALID_ARGUMENT: the app gave up');
     expect(await codeOf(() => group.selfUpdate())).toBe('STORAGE: rolling back the transaction failed; reopen the client from storage');
     alice.free();

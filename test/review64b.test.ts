@@ -9,11 +9,12 @@
  * test/review64.test.ts does.
  */
 import { readFileSync } from 'node:fs';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type * as Source from '../ts/index.js';
 import { MlsClient, type Group } from 'paired-mls';
 import { IntentError, createIntent, encodeIntent } from 'paired-mls/intents';
 import { loadOnBrowsersPath } from './browsers-path.js';
+import { NO_RANDOMNESS, SEAL_FAILED, codeOf, honestUpdate, random, useRandomSource } from './random-source.js';
 import { CAPS, deliver } from './intents-review-helpers.js';
 
 const WASM = readFileSync(new URL('../pkg/paired_mls_core_bg.wasm', import.meta.url));
@@ -22,62 +23,13 @@ async function load(): Promise<typeof Source> {
   return (await loadOnBrowsersPath(WASM)).lib;
 }
 
-type Mode = 'real' | 'throw' | 'missing' | 'noop' | 'constant';
-let mode: Mode = 'real';
-/** The length of every array handed to getRandomValues while `drawn` is set. */
-let drawn: number[] | undefined;
-const realGetRandomValues = globalThis.crypto.getRandomValues;
 
-beforeEach(() => {
-  mode = 'real';
-  drawn = undefined;
-  const crypto = globalThis.crypto;
-  Object.defineProperty(crypto, 'getRandomValues', {
-    configurable: true,
-    get() {
-      if (mode === 'missing') return undefined;
-      return <T extends ArrayBufferView | null>(array: T): T => {
-        drawn?.push((array as unknown as Uint8Array).length);
-        if (mode === 'throw') throw new DOMException('refused', 'QuotaExceededError');
-        if (mode === 'noop') return array;
-        if (mode === 'constant') {
-          (array as unknown as Uint8Array).fill(7);
-          return array;
-        }
-        return realGetRandomValues.call(crypto, array as never) as T;
-      };
-    },
-  });
-});
+useRandomSource();
 
-afterEach(() => {
-  delete (globalThis.crypto as unknown as Record<string, unknown>).getRandomValues;
-  expect(globalThis.crypto.getRandomValues).toBe(realGetRandomValues);
-});
 
-async function codeOf(run: () => unknown): Promise<string> {
-  try {
-    await run();
-    return 'ok';
-  } catch (error) {
-    const { code, message } = error as { code?: string; message?: string };
-    return `${code}: ${message}`;
-  }
-}
-
-const NO_RANDOMNESS = 'INTERNAL: no randomness: the random source (crypto.getRandomValues) failed or wrote nothing';
-const SEAL_FAILED = 'INTERNAL: building commit: InternalLibraryError: Error description: Encryption failed. A serialization issue really\n';
 const EXTERNAL_SEAL_FAILED = 'INTERNAL: building external commit: InternalLibraryError: Error description: Encryption failed. A serialization issue really\n';
 const ROLLBACK_FAILED = 'STORAGE: rolling back the transaction failed; reopen the client from storage';
 
-/** A self-update `bobs` processes and merges. */
-async function honestUpdate(group: Source.Group, bobs: Source.Group): Promise<void> {
-  const update = await group.selfUpdate();
-  await group.mergePendingCommit();
-  const processed = await bobs.process(update.commit);
-  expect(processed.kind).toBe('commit');
-  if (processed.kind === 'commit') await processed.staged.merge();
-}
 
 describe('attack 1: every public operation that makes keys or secrets, with getRandomValues failing after the clients were opened', () => {
   for (const failing of ['throw', 'missing', 'noop'] as const) {
@@ -100,7 +52,7 @@ describe('attack 1: every public operation that makes keys or secrets, with getR
       const daveId = await daveKeys.createIdentity('dave', 1);
       const ciphertext = await group.encrypt(new TextEncoder().encode('before'));
 
-      mode = failing;
+      random.mode = failing;
       const outcomes: Record<string, string> = {};
       let welcome: Uint8Array | undefined;
       let newId: Source.Identity | undefined;
@@ -123,7 +75,7 @@ describe('attack 1: every public operation that makes keys or secrets, with getR
       outcomes.selfUpdate = await codeOf(() => group.selfUpdate());
       outcomes.joinExternal = await codeOf(() => daveKeys.joinExternal(groupInfo, daveId));
       outcomes.joinFromWelcome = await codeOf(() => (welcome ? carol.joinFromWelcome(welcome) : Promise.reject(new Error('no welcome'))));
-      mode = 'real';
+      random.mode = 'real';
 
       expect(outcomes).toEqual({
         open: NO_RANDOMNESS,
@@ -172,10 +124,10 @@ describe('attack 2: no two clients share a generator or a seed', () => {
     for (const _ of [0, 1]) {
       const lib = await load();
       for (const name of ['a', 'b', 'c']) {
-        drawn = [];
+        random.drawn = [];
         const client = await lib.MlsClient.open();
-        expect(drawn).toEqual([32]);
-        drawn = undefined;
+        expect(random.drawn).toEqual([32]);
+        random.drawn = undefined;
         keys.add(Buffer.from(client.exportSignatureKeyPair(await client.createIdentity(name, 1))).toString('hex'));
       }
     }
@@ -184,9 +136,9 @@ describe('attack 2: no two clients share a generator or a seed', () => {
 
   it('residual (not detectable by the core): a source that writes the same non-zero bytes every time seeds every client alike, so two clients get one signing key', async () => {
     const lib = await load();
-    mode = 'constant';
+    random.mode = 'constant';
     const [a, b] = [await lib.MlsClient.open(), await lib.MlsClient.open()];
-    mode = 'real';
+    random.mode = 'real';
     const keyA = a.exportSignatureKeyPair(await a.createIdentity('a', 1));
     const keyB = b.exportSignatureKeyPair(await b.createIdentity('b', 1));
     expect(Buffer.from(keyA).equals(Buffer.from(keyB))).toBe(true);
@@ -230,11 +182,11 @@ describe('attack 3: the rollback that cannot reload (client.ts #atomically)', ()
       const { alice, group, bobs } = await pairWith(lib, new lib.MemoryStorageAdapter());
       const refused = await codeOf(() =>
         alice.transaction(async () => {
-          mode = failing;
+          random.mode = failing;
           throw new lib.MlsError('INVALID_ARGUMENT', 'the app gave up');
         }),
       );
-      mode = 'real';
+      random.mode = 'real';
       expect(refused).toBe('INVALID_ARGUMENT: the app gave up');
       await honestUpdate(group, bobs);
     });
@@ -248,11 +200,11 @@ describe('attack 3: the rollback that cannot reload (client.ts #atomically)', ()
         alice.transaction(async () => {
           await group.selfUpdate();
           await group.mergePendingCommit();
-          mode = failing;
+          random.mode = failing;
           throw new lib.MlsError('INVALID_ARGUMENT', 'the app gave up');
         }),
       );
-      mode = 'real';
+      random.mode = 'real';
       expect(refused).toBe('INVALID_ARGUMENT: the app gave up');
       for (const call of [() => group.selfUpdate(), () => group.encrypt(new Uint8Array([1])), () => alice.putRecord('r', new Uint8Array([1])), () => alice.createIdentity('again', 1)]) {
         expect(await codeOf(call)).toBe(ROLLBACK_FAILED);
@@ -324,11 +276,11 @@ describe('attack 3: the rollback that cannot reload (client.ts #atomically)', ()
         inside = await alice.createIdentity('inside', 1);
         await alice.putRecord('r', new Uint8Array([1]));
         await alice.putGroupRecord(group.id, 'g', new Uint8Array([2]));
-        mode = 'throw';
+        random.mode = 'throw';
         throw new lib.MlsError('INVALID_ARGUMENT', 'the app gave up');
       }),
     );
-    mode = 'real';
+    random.mode = 'real';
     expect(refused).toBe('INVALID_ARGUMENT: the app gave up');
     expect(exportedInside).not.toEqual(exportedBefore);
     const reads = {
@@ -445,9 +397,9 @@ describe('attack 5: a paired update on the browsers\u2019 path while getRandomVa
       expect((await passive.applyNotify(enrolled)).kind).toBe('enroll');
       const before = group.epoch;
 
-      mode = failing;
+      random.mode = failing;
       expect(await codeOf(() => active.update(group, { send: async () => undefined }))).toBe(SEAL_FAILED);
-      mode = 'real';
+      random.mode = 'real';
       expect(await codeOf(() => active.update(group, { send: async () => undefined }))).toBe(ROLLBACK_FAILED);
       expect(await codeOf(() => group.epoch)).toBe(ROLLBACK_FAILED);
       aClient.free();

@@ -1,0 +1,72 @@
+/**
+ * `crypto.getRandomValues` as an attacker or a broken environment can
+ * make it, for tests on the browsers' path (test/browsers-path.ts): the
+ * glue looks it up on every draw, so whatever `random.mode` says is what
+ * the core's secrets come from. `useRandomSource()` installs the stand-in
+ * before each test of the file and puts the real one back after it.
+ */
+import { afterEach, beforeEach, expect } from 'vitest';
+import type * as Source from '../ts/index.js';
+
+/** real; throws; missing (undefined); returns without writing; fills every byte with 7. */
+export type RandomMode = 'real' | 'throw' | 'missing' | 'noop' | 'constant';
+
+/** The current test's source: its mode, and (while set) the length of every array handed to it. */
+export const random: { mode: RandomMode; drawn: number[] | undefined } = { mode: 'real', drawn: undefined };
+
+/** The environment's own source, for code the stand-in must not reach (a worker's context). */
+export const realGetRandomValues = globalThis.crypto.getRandomValues;
+
+export function useRandomSource(): void {
+  beforeEach(() => {
+    random.mode = 'real';
+    random.drawn = undefined;
+    const crypto = globalThis.crypto;
+    Object.defineProperty(crypto, 'getRandomValues', {
+      configurable: true,
+      get() {
+        if (random.mode === 'missing') return undefined;
+        return <T extends ArrayBufferView | null>(array: T): T => {
+          random.drawn?.push((array as unknown as Uint8Array).length);
+          if (random.mode === 'throw') throw new DOMException('refused', 'QuotaExceededError');
+          if (random.mode === 'noop') return array;
+          if (random.mode === 'constant') {
+            (array as unknown as Uint8Array).fill(7);
+            return array;
+          }
+          return realGetRandomValues.call(crypto, array as never) as T;
+        };
+      },
+    });
+  });
+  afterEach(() => {
+    delete (globalThis.crypto as unknown as Record<string, unknown>).getRandomValues;
+    expect(globalThis.crypto.getRandomValues).toBe(realGetRandomValues);
+  });
+}
+
+/** `run`'s outcome: 'ok', or the error's `code: message`. */
+export async function codeOf(run: () => unknown): Promise<string> {
+  try {
+    await run();
+    return 'ok';
+  } catch (error) {
+    const { code, message } = error as { code?: string; message?: string };
+    return `${code}: ${message}`;
+  }
+}
+
+/** A provider's generator that could not be seeded (`seeded_rust_crypto`, docs/ENGINE.md R1). */
+export const NO_RANDOMNESS = 'INTERNAL: no randomness: the random source (crypto.getRandomValues) failed or wrote nothing';
+/** openmls' words for a commit whose path Encaps found no randomness. */
+export const SEAL_FAILED = 'INTERNAL: building commit: InternalLibraryError: Error description: Encryption failed. A serialization issue really\n';
+
+/** A self-update `bobs` processes and merges; the commit. */
+export async function honestUpdate(group: Source.Group, bobs: Source.Group): Promise<Uint8Array> {
+  const update = await group.selfUpdate();
+  await group.mergePendingCommit();
+  const processed = await bobs.process(update.commit);
+  expect(processed.kind).toBe('commit');
+  if (processed.kind === 'commit') await processed.staged.merge();
+  return update.commit;
+}
