@@ -421,14 +421,19 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
       // put each sender's ratchet at its stored head (PROTOCOL §2.5).
       if (batches.every((batch) => batch.puts.length === 0 && batch.deletes.length === 0)) throw err;
       try {
-        this.replaceInner(call(() => new CoreClient()));
+        // The new core's generator is seeded from the old one's (a fork,
+        // `forkEmpty`), not from getRandomValues: a source failing now (the
+        // cause of many a failed transaction) must not leave the client
+        // refused. The old core is freed (its generator wiped) here.
+        const old = this.inner;
+        this.replaceInner(call(() => old.forkEmpty()));
         this.setLeafAssociation(this.#association);
         await this.#load();
       } catch (reload) {
-        // Not reloaded (no randomness for a new core, an adapter that
-        // fails its read): the client may still hold what the transaction
-        // changed and never wrote; every later call is refused, as after a
-        // failed write, until the client is reopened from storage.
+        // Not reloaded (an adapter that fails its read): the client may
+        // still hold what the transaction changed and never wrote; every
+        // later call is refused, as after a failed write, until the client
+        // is reopened from storage.
         this.#storageFailure ??= new MlsError('STORAGE', 'rolling back the transaction failed; reopen the client from storage', { cause: reload });
         this.#unreloaded = this.#storageFailure;
       }
