@@ -799,6 +799,25 @@ mod from_seed_tests {
         assert_ne!(other, first);
     }
 
+    // paired-mls (docs/ENGINE.md R2), review 64c: a lock poisoned by a
+    // panic while drawing is wiped too (the generator is reached through
+    // the poison), and a draw from it is the typed LockPoisoned, not a panic.
+    #[test]
+    fn a_poisoned_generator_is_wiped_and_refuses_draws() {
+        let mut crypto = RustCrypto::from_seed(&mut [3u8; 32]);
+        let _: [u8; 4] = crypto.random_array().unwrap();
+        let poisoner = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _held = crypto.rng.write().unwrap();
+            panic!("poison the lock");
+        }));
+        assert!(poisoner.is_err());
+        assert!(crypto.rng.is_poisoned());
+        assert_eq!(crypto.random_array::<32>(), Err(RandError::LockPoisoned));
+        crypto.wipe_rng();
+        let rng = crypto.rng.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
+        assert_eq!((rng.get_seed(), rng.get_word_pos()), ([0u8; 32], 0));
+    }
+
     // paired-mls (docs/ENGINE.md R2).
     #[test]
     fn wiping_leaves_no_state_of_the_seed() {
