@@ -672,7 +672,8 @@ const AEAD_TAG_LEN: usize = 16;
 /// so its generator is never drawn and needs no seed (docs/ENGINE.md R1):
 /// it is built without randomness, so listing ciphersuites, hashing and
 /// HPKE's KDF and AEAD work even when the random source does not. Every
-/// generator the core draws from is seeded by `provider::seeded_rust_crypto`.
+/// provider generator the core draws from is seeded by
+/// `randomness::seeded_rust_crypto` (a rollback's by `forked_rust_crypto`).
 pub(crate) struct RngFree(openmls_rust_crypto::RustCrypto);
 
 impl RngFree {

@@ -85,8 +85,9 @@ fn scrub_stack_below() {
 /// 32 fresh bytes from getrandom 0.4 (in wasm, `crypto.getRandomValues`
 /// writing straight into wasm memory) in a buffer wiped on drop, for a
 /// generator's seed; `None` when the source fails or leaves them all zero.
-/// Every generator the core seeds takes its seed here: the providers'
-/// (above) and hpke-rs' (native_crypto.rs `LazyHpkePrng`).
+/// Every generator the core seeds from the system takes its seed here:
+/// the providers' (above; a rollback's fork takes its parent's output)
+/// and hpke-rs' (native_crypto.rs `LazyHpkePrng`).
 pub(crate) fn fresh_seed() -> Option<zeroize::Zeroizing<[u8; 32]>> {
     seed_from(system_source)
 }
