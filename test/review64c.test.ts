@@ -287,13 +287,12 @@ describe('attack 4: a rollback while the source fails, then with the client free
 });
 
 describe('attack 5: calls made while the rollback reloads (the fork is empty until the adapter is read)', () => {
-  // Not new in R2 (main's `new CoreClient()` had the same window): the
-  // fork is empty until `#load` restores it. A read of a stored group
-  // there says UNKNOWN_GROUP (misleading, but typed); a mutation that
-  // needs no group goes through and is kept (its batch reaches the
-  // adapter before the reload reads it). PROTOCOL §2.5 asks that nothing
-  // else use the client while a transaction runs.
-  it('a read and a mutation in that window: typed refusals, or kept; the group is back afterwards', async () => {
+  // Before: the fork is empty until `#load` restores it, so a read of a
+  // stored group there said UNKNOWN_GROUP and a mutation that needs no
+  // group went through and was kept (its batch reached the adapter before
+  // the reload read it). Now every call is refused until the rollback
+  // settled (INVALID_STATE), and nothing made there is kept.
+  it('a read and a mutation in that window are refused INVALID_STATE; afterwards the client is the stored state and goes on', async () => {
     const { lib } = await setup();
     const storage = new lib.MemoryStorageAdapter();
     let during: (() => Promise<void>) | undefined;
@@ -313,7 +312,7 @@ describe('attack 5: calls made while the rollback reloads (the fork is empty unt
     const seen: Record<string, string> = {};
     during = async () => {
       seen.epoch = await codeOf(() => group.epoch);
-      seen.identities = String(alice.identities().length);
+      seen.identities = await codeOf(() => alice.identities().length);
       seen.update = await codeOf(() => group.selfUpdate());
       seen.identity = await codeOf(() => alice.createIdentity('window', 1));
     };
@@ -325,14 +324,57 @@ describe('attack 5: calls made while the rollback reloads (the fork is empty unt
         }),
       ),
     ).toBe(GAVE_UP);
-    expect(seen).toEqual({
-      epoch: 'UNKNOWN_GROUP: no such group in storage',
-      identities: '1',
-      update: 'UNKNOWN_GROUP: no such group in storage',
-      identity: 'ok',
-    });
-    expect(alice.identities().length).toBe(2);
+    const rollingBack = 'INVALID_STATE: a failed transaction is rolling back; call again once it settled';
+    expect(seen).toEqual({ epoch: rollingBack, identities: rollingBack, update: rollingBack, identity: rollingBack });
+    expect(alice.identities().length).toBe(1);
+    expect(alice.record('r')).toBeUndefined();
     expect(group.epoch).toBe(before);
+    await honestUpdate(group, bobs);
+  });
+});
+
+describe('attack 5b: calls made while the rollback waits for the writes of calls made before the transaction', () => {
+  // Before: `#transaction` was cleared, then the rollback awaited the
+  // earlier calls' writes on the old core, which still held what `fn`
+  // changed: a read there answered from state never written (the new
+  // epoch), and a mutation would have written part of it to the adapter.
+  it('a read in that window is refused INVALID_STATE, not answered from the epoch fn made; afterwards the stored epoch, and the client goes on', async () => {
+    const { lib } = await setup();
+    const storage = new lib.MemoryStorageAdapter();
+    let gate: Promise<void> | undefined;
+    const gated: Source.StorageAdapter = {
+      entries: () => storage.entries(),
+      get: (key) => storage.get(key),
+      apply: async (batch) => {
+        if (gate) await gate;
+        return storage.apply(batch);
+      },
+    };
+    const alice = await lib.MlsClient.open({ storage: gated });
+    const { group, bobs } = await pair(lib, alice);
+    const before = group.epoch;
+    let open!: () => void;
+    gate = new Promise((resolve) => (open = resolve));
+    const earlier = alice.putRecord('earlier', new Uint8Array([1])); // its write waits at the gate
+    const failed = codeOf(() =>
+      alice.transaction(async () => {
+        await group.selfUpdate();
+        await group.mergePendingCommit();
+        expect(group.epoch).toBe(before + 1);
+        throw new lib.MlsError('INVALID_ARGUMENT', 'the app gave up');
+      }),
+    );
+    for (let i = 0; i < 20; i++) await Promise.resolve(); // fn has thrown; the rollback waits on the gate
+    const rollingBack = 'INVALID_STATE: a failed transaction is rolling back; call again once it settled';
+    expect(await codeOf(() => group.epoch)).toBe(rollingBack);
+    expect(await codeOf(() => alice.putRecord('window', new Uint8Array([2])))).toBe(rollingBack);
+    gate = undefined;
+    open();
+    await earlier;
+    expect(await failed).toBe(GAVE_UP);
+    expect(group.epoch).toBe(before);
+    expect(alice.record('earlier')).toEqual(new Uint8Array([1]));
+    expect(alice.record('window')).toBeUndefined();
     await honestUpdate(group, bobs);
   });
 });
