@@ -315,8 +315,8 @@ describe('hpke-rs\u2019 PRNG, seeded by the core (LazyHpkePrng): a no-op source 
   });
 });
 
-describe('a transaction rolled back while the random source fails: the client is refused until reopened, never left with unwritten state', () => {
-  it('the reload (a new core) finds no randomness: the transaction rejects with its own error, the next call is STORAGE "rolling back the transaction failed; reopen the client from storage"; reopened from the same storage, the client is at the state before the transaction and goes on', async () => {
+describe('a transaction rolled back while the random source fails: the new core is a fork of the old one\'s generator, so the client keeps working (before: refused until reopened)', () => {
+  it('the reload draws no system randomness: the transaction rejects with its own error, the client is at the stored state (epoch, exporter secret) while the source still fails, and goes on; the adapter holds the same state', async () => {
     const lib = await load();
     const storage = new lib.MemoryStorageAdapter();
     const alice = await lib.MlsClient.open({ storage });
@@ -328,22 +328,68 @@ describe('a transaction rolled back while the random source fails: the client is
     await group.mergePendingCommit();
     const bobs = await bob.joinFromWelcome(added.welcome!);
     const before = group.epoch;
+    const exportedBefore = group.exportSecret('x', new Uint8Array(0), 32);
     const refused = await codeOf(() =>
       alice.transaction(async () => {
         await group.selfUpdate();
         await group.mergePendingCommit();
         expect(group.epoch).toBe(before + 1);
         random.mode = 'noop';
+        random.drawn = [];
         throw new lib.MlsError('INVALID_ARGUMENT', 'the app gave up');
       }),
     );
-    random.mode = 'real';
     expect(refused).toBe('INVALID_ARGUMENT: the app gave up');
-    expect(await codeOf(() => group.selfUpdate())).toBe('STORAGE: rolling back the transaction failed; reopen the client from storage');
+    // The rollback asked the source for nothing (a new core's seed was 32 bytes).
+    expect(random.drawn).toEqual([]);
+    random.drawn = undefined;
+    expect(group.epoch).toBe(before);
+    expect(group.exportSecret('x', new Uint8Array(0), 32)).toEqual(exportedBefore);
+    random.mode = 'real';
+    await honestUpdate(group, bobs);
+    const exported = group.exportSecret('x', new Uint8Array(0), 32);
     alice.free();
     const reopened = await lib.MlsClient.open({ storage });
     const again = reopened.group(group.id);
-    expect(again.epoch).toBe(before);
+    expect(again.epoch).toBe(before + 1);
+    expect(again.exportSecret('x', new Uint8Array(0), 32)).toEqual(exported);
     await honestUpdate(again, bobs);
   });
+
+  it('the fork does not reuse the old core\'s stream: two clients seeded alike (a constant source) stay in step until one rolls back; its KeyPackages\' init keys after each of two rollbacks differ from each other and from those its twin makes from the old stream', async () => {
+    const lib = await load();
+    random.mode = 'constant';
+    const [a, b] = [await lib.MlsClient.open(), await lib.MlsClient.open()];
+    random.mode = 'real';
+    const [idA, idB] = [await a.createIdentity('same', 1), await b.createIdentity('same', 1)];
+    // In step: one seed, one stream, one signature key.
+    expect(Buffer.from(idA.signaturePublicKey).equals(Buffer.from(idB.signaturePublicKey))).toBe(true);
+    const rollBack = async () => {
+      const refused = await codeOf(() =>
+        a.transaction(async () => {
+          await a.putRecord('r', new Uint8Array([1])); // a change: the rollback reloads
+          random.mode = 'throw';
+          throw new lib.MlsError('INVALID_ARGUMENT', 'the app gave up');
+        }),
+      );
+      random.mode = 'real';
+      expect(refused).toBe('INVALID_ARGUMENT: the app gave up');
+      expect(a.record('r')).toBeUndefined();
+    };
+    await rollBack();
+    const afterFirst = initKey(await a.createKeyPackage(idA));
+    await rollBack();
+    const afterSecond = initKey(await a.createKeyPackage(idA));
+    // The twin's next two KeyPackages: what the old core's generator would have given.
+    const oldStream = [initKey(await b.createKeyPackage(idB)), initKey(await b.createKeyPackage(idB))];
+    const keys = [afterFirst, afterSecond, ...oldStream].map((key) => Buffer.from(key).toString('hex'));
+    expect(new Set(keys).size).toBe(4);
+  });
 });
+
+/** The init_key of a KeyPackage MLSMessage of ciphersuite 1 (RFC 9420 §10: version, wire_format, then the KeyPackage's version, cipher_suite, init_key<V>). */
+function initKey(message: Uint8Array): Uint8Array {
+  expect([...message.subarray(0, 6)]).toEqual([0, 1, 0, 5, 0, 1]);
+  expect([...message.subarray(6, 9)]).toEqual([0, 1, 32]);
+  return message.subarray(9, 41);
+}

@@ -188,6 +188,12 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
    * mutations as after a failed write.
    */
   #unreloaded: MlsError | undefined;
+  /**
+   * Set while a failed transaction rolls back (its writes settle, a fork of
+   * the core reloads from the adapter): a call from elsewhere meanwhile would
+   * read or change the state `fn` left, or the empty fork. Refused instead.
+   */
+  #rollingBack: MlsError | undefined;
   #transaction: StorageBatch[] | undefined;
   readonly #records = new Map<string, Uint8Array>();
   /** Layer records bound to a group, deleted with it (`groupRecord`). */
@@ -258,6 +264,16 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
     const untrack = () => void this.#flows.delete(flow);
     flow.then(untrack, untrack);
     return flow;
+  }
+
+  /**
+   * Refuses every call while the client may hold state that is not the
+   * adapter's: a failed transaction rolling back (until the fork is
+   * loaded) or a rollback that could not reload (until reopened).
+   */
+  #checkLoaded(): void {
+    const refusal = this.#unreloaded ?? this.#rollingBack;
+    if (refusal) throw refusal;
   }
 
   /**
@@ -395,6 +411,7 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
   }
 
   async #atomically<T>(fn: () => Promise<T>): Promise<T> {
+    this.#checkLoaded();
     if (this.#holders.size > 0) {
       // Its rollback would reload the core and drop the waiting commit's ratchet step.
       throw new MlsError('INVALID_STATE', 'a commit is waiting on its send; start the transaction once it settled');
@@ -407,36 +424,54 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
     } catch (err) {
       this.#transaction = undefined;
       for (const batch of batches) for (const [, value] of batch.puts) value.fill(0);
-      // Reload only once every batch of a call made before the transaction
-      // is in the adapter (or failed): read earlier, the core would come
-      // back behind a message handed out meanwhile and use its generation
-      // again (also one whose step an earlier message stored ahead).
-      await this.#writes;
-      // Freed meanwhile: a reload would bring the client back to life next
-      // to the one opened after it (two clients on one state, §2.7).
-      if (this.released) throw err;
       // Nothing changed inside (its first call was refused: a tampered or
       // replayed message anyone can send): the client already is the state
       // in the adapter. A reload would cost every group a full decode and
       // put each sender's ratchet at its stored head (PROTOCOL §2.5).
-      if (batches.every((batch) => batch.puts.length === 0 && batch.deletes.length === 0)) throw err;
+      if (batches.every((batch) => batch.puts.length === 0 && batch.deletes.length === 0)) {
+        await this.#writes; // rejected once the earlier calls' batches are in the adapter, as a rollback is
+        throw err;
+      }
+      this.#rollingBack = new MlsError('INVALID_STATE', 'a failed transaction is rolling back; call again once it settled');
       try {
-        this.replaceInner(call(() => new CoreClient()));
-        this.setLeafAssociation(this.#association);
-        await this.#load();
-      } catch (reload) {
-        // Not reloaded (no randomness for a new core, an adapter that
-        // fails its read): the client may still hold what the transaction
-        // changed and never wrote; every later call is refused, as after a
-        // failed write, until the client is reopened from storage.
-        this.#storageFailure ??= new MlsError('STORAGE', 'rolling back the transaction failed; reopen the client from storage', { cause: reload });
-        this.#unreloaded = this.#storageFailure;
+        await this.#rollBack();
+      } finally {
+        this.#rollingBack = undefined;
       }
       throw err;
     }
     this.#transaction = undefined;
     await this.#write(mergeBatches(batches));
     return result;
+  }
+
+  /** A failed transaction's rollback: the client back at the state in the adapter, or refused until reopened. */
+  async #rollBack(): Promise<void> {
+    // Reload only once every batch of a call made before the transaction
+    // is in the adapter (or failed): read earlier, the core would come
+    // back behind a message handed out meanwhile and use its generation
+    // again (also one whose step an earlier message stored ahead).
+    await this.#writes;
+    // Freed meanwhile: a reload would bring the client back to life next
+    // to the one opened after it (two clients on one state, §2.7).
+    if (this.released) return;
+    try {
+      // The new core's generator is seeded from the old one's (a fork,
+      // `forkEmpty`), not from getRandomValues: a source failing now (the
+      // cause of many a failed transaction) must not leave the client
+      // refused. The old core is freed (its generator wiped) here.
+      const old = this.inner;
+      this.replaceInner(call(() => old.forkEmpty()));
+      this.setLeafAssociation(this.#association);
+      await this.#load();
+    } catch (reload) {
+      // Not reloaded (an adapter that fails its read): the client may
+      // still hold what the transaction changed and never wrote; every
+      // later call is refused, as after a failed write, until the client
+      // is reopened from storage.
+      this.#storageFailure ??= new MlsError('STORAGE', 'rolling back the transaction failed; reopen the client from storage', { cause: reload });
+      this.#unreloaded = this.#storageFailure;
+    }
   }
 
   /**
@@ -482,6 +517,7 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
   }
 
   async #writeOnce<T>(fn: (hold: <R>(op: (core: CoreClient) => R) => R) => Promise<T>): Promise<T> {
+    this.#checkLoaded();
     if (this.#storageFailure) throw this.#storageFailure;
     if (this.#transaction) {
       throw new MlsError('INVALID_STATE', 'commit({ send }) cannot run inside a transaction, whose rollback would undo a commit that was sent; use commit() and mergePendingCommit() there');
@@ -499,6 +535,7 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
     let result: T;
     try {
       result = await fn((op) => {
+        this.#checkLoaded();
         const core = this.inner;
         const value = call(() => op(core));
         held.push({ batch: this.#takeBatch(core), taken: ++this.#taken });
@@ -524,6 +561,7 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
 
   /** @internal Run a mutating core call, then persist its batch. */
   async mutate<T>(op: (core: CoreClient) => T, metaFor?: StorageBatch | ((result: T) => StorageBatch)): Promise<T> {
+    this.#checkLoaded();
     if (this.#storageFailure) throw this.#storageFailure;
     const core = this.inner;
     const result = call(() => op(core));
@@ -586,7 +624,7 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
    * would be stored as U+FFFD, under another name's key).
    */
   record(name: string): Uint8Array | undefined {
-    if (this.#unreloaded) throw this.#unreloaded;
+    this.#checkLoaded();
     checkRecordName(name);
     return this.#records.get(name);
   }
@@ -595,6 +633,7 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
   async putRecord(name: string, value: Uint8Array | undefined): Promise<void> {
     // Freed: the state may belong to the next client already (§2.7).
     if (this.released) throw new MlsError('RELEASED', 'MlsClient was already released');
+    this.#checkLoaded();
     if (this.#storageFailure) throw this.#storageFailure;
     checkRecordName(name);
     const key = metaKey(RECORD_PREFIX + name);
@@ -617,7 +656,7 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
    * (`INVALID_ARGUMENT` for one with a lone surrogate).
    */
   groupRecord(groupId: Uint8Array, name: string): Uint8Array | undefined {
-    if (this.#unreloaded) throw this.#unreloaded;
+    this.#checkLoaded();
     return this.#groupRecords.get(this.#groupRecordOwner(groupId, name), name);
   }
 
@@ -639,6 +678,7 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
 
   /** `putGroupRecord` once its arguments are checked; also writes the client's own names (PSK bindings). */
   async #putGroupRecord(hex: string, name: string, value: Uint8Array | undefined): Promise<void> {
+    this.#checkLoaded();
     if (this.#rejoining?.hex === hex) this.#rejoining.touched.add(name);
     if (value === undefined) {
       if (!this.#groupRecords.has(hex, name)) return;
@@ -669,7 +709,7 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
 
   /** @internal Run a read-only core call. */
   read<T>(op: (core: CoreClient) => T): T {
-    if (this.#unreloaded) throw this.#unreloaded;
+    this.#checkLoaded();
     const core = this.inner;
     return call(() => op(core));
   }
@@ -745,7 +785,7 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
 
   /** Identities this client holds keys for. */
   identities(): Identity[] {
-    if (this.#unreloaded) throw this.#unreloaded;
+    this.#checkLoaded();
     return [...this.#identities.values()];
   }
 
@@ -1074,7 +1114,7 @@ export class MlsClient extends Resource<CoreClient> implements GroupHost {
 
   /** Ids of the groups in storage. */
   groupIds(): Uint8Array[] {
-    if (this.#unreloaded) throw this.#unreloaded;
+    this.#checkLoaded();
     return [...this.#groupIds].map(fromHex);
   }
 

@@ -96,13 +96,17 @@ impl Client {
     /// `INTERNAL` error when its provider's generator cannot be seeded
     /// (no randomness: `provider::seeded_rust_crypto`).
     pub(crate) fn with_hooks(hooks: &'static Hooks) -> CoreResult<Client> {
-        let provider = Provider::new()?;
+        Ok(Client::with_provider(Provider::new()?, hooks))
+    }
+
+    /// A client with `provider` (empty storage) and `hooks`.
+    fn with_provider(provider: Provider, hooks: &'static Hooks) -> Client {
         let association_slot = NEXT_CLIENT_ID.with(|next| {
             let id = next.get();
             next.set(id.wrapping_add(1));
             id
         });
-        Ok(Client { provider, groups: HashMap::new(), tree_hashes: HashMap::new(), intent_check_group: Default::default(), signers: HashMap::new(), association_slot, hooks, batch_buffer: Default::default() })
+        Client { provider, groups: HashMap::new(), tree_hashes: HashMap::new(), intent_check_group: Default::default(), signers: HashMap::new(), association_slot, hooks, batch_buffer: Default::default() }
     }
 
     /// The proposal expander of this client's groups.
@@ -203,6 +207,17 @@ impl Client {
 
 #[wasm_bindgen]
 impl Client {
+    /// A new, empty client with this one's hooks, its random generator
+    /// seeded from this one's own (`randomness::forked_rust_crypto`), not
+    /// from the system source: the core a transaction's rollback reloads
+    /// into (ts/mls/client.ts `#atomically`), which a failing
+    /// `getRandomValues` must not refuse. Nothing else is carried over:
+    /// the caller sets the leaf association and restores storage.
+    #[wasm_bindgen(js_name = forkEmpty)]
+    pub fn fork_empty(&self) -> Result<Client, JsValue> {
+        Ok(Client::with_provider(self.provider.fork_empty()?, self.hooks))
+    }
+
     /// Load persisted entries (the flat encoding of `batch.rs`) into this
     /// client's storage. Used on a fresh instance before any other call.
     pub fn restore(&mut self, entries: &[u8]) -> Result<(), JsValue> {

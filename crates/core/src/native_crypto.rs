@@ -418,11 +418,43 @@ impl hpke_rs_crypto::HpkeTestRng for LazyHpkePrng {
     fn seed(&mut self, _: &[u8]) {}
 }
 
-/// As `HpkeRustCrypto`'s PRNG: ChaCha20Rng has no zeroize; the generator
-/// is dropped instead, so a later draw seeds a new one.
+impl LazyHpkePrng {
+    /// Overwrites the generator in place with the zero-seeded one, then
+    /// unseeds it (a later draw seeds a new one). ChaCha20Rng has no
+    /// zeroize, and setting `None` alone leaves its key and buffered
+    /// output in the bytes: every output, earlier and later, to anyone
+    /// reading them (docs/ENGINE.md R2). The instance's kept contexts
+    /// (`with_hpke`) are never dropped; clones never seed theirs.
+    fn wipe(&mut self) {
+        if let Some(prng) = self.0.as_mut() {
+            overwrite_with_zero_seeded(prng);
+        }
+        self.0 = None;
+    }
+}
+
+/// `prng` becomes the zero-seeded ChaCha20 in place: key, counter and
+/// buffered output all zero (`LazyHpkePrng::wipe`; tests call it directly).
+fn overwrite_with_zero_seeded(prng: &mut rand_chacha_010::ChaCha20Rng) {
+    use rand_chacha_010::rand_core::SeedableRng as _;
+    // SAFETY: a valid, aligned `&mut`; ChaCha20Rng has no drop glue, so
+    // not dropping the old value leaks nothing. Volatile: not elided as a
+    // dead store before the memory is freed.
+    unsafe { core::ptr::write_volatile(prng, rand_chacha_010::ChaCha20Rng::from_seed([0; 32])) };
+    core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+}
+
+impl Drop for LazyHpkePrng {
+    fn drop(&mut self) {
+        self.wipe();
+    }
+}
+
+/// As `HpkeRustCrypto`'s PRNG, the generator is gone (a later draw seeds
+/// a new one), and here its bytes are overwritten first.
 impl zeroize::Zeroize for LazyHpkePrng {
     fn zeroize(&mut self) {
-        self.0 = None;
+        self.wipe();
     }
 }
 
@@ -640,7 +672,8 @@ const AEAD_TAG_LEN: usize = 16;
 /// so its generator is never drawn and needs no seed (docs/ENGINE.md R1):
 /// it is built without randomness, so listing ciphersuites, hashing and
 /// HPKE's KDF and AEAD work even when the random source does not. Every
-/// generator the core draws from is seeded by `provider::seeded_rust_crypto`.
+/// provider generator the core draws from is seeded by
+/// `randomness::seeded_rust_crypto` (a rollback's by `forked_rust_crypto`).
 pub(crate) struct RngFree(openmls_rust_crypto::RustCrypto);
 
 impl RngFree {
@@ -663,7 +696,7 @@ impl RngFree {
 
 thread_local! {
     // The seed is irrelevant: nothing draws from this generator (RngFree).
-    static RUST: RngFree = RngFree(openmls_rust_crypto::RustCrypto::from_seed([0; 32]));
+    static RUST: RngFree = RngFree(openmls_rust_crypto::RustCrypto::from_seed(&mut [0; 32]));
 }
 
 pub(crate) fn with_rng_free<T>(f: impl FnOnce(&RngFree) -> T) -> T {
@@ -1048,6 +1081,32 @@ pub(crate) fn with_hpke<T>(algorithms: Algorithms, op: impl FnOnce(&mut Hpke<Cur
 mod tests {
     use super::*;
     use x25519_dalek::{PublicKey, StaticSecret};
+
+    /// docs/ENGINE.md R2: hpke-rs' generator, wiped (on drop or zeroize),
+    /// keeps neither its key nor its buffered output: what its bytes then
+    /// hold is the zero seed's state from its start; the PRNG is unseeded.
+    #[test]
+    fn a_wiped_hpke_prng_keeps_none_of_its_stream() {
+        use rand_chacha_010::rand_core::{Rng as _, SeedableRng as _};
+        let seed = [5u8; 32];
+        let mut stream = [0u8; 128];
+        rand_chacha_010::ChaCha20Rng::from_seed(seed).fill_bytes(&mut stream);
+        let mut prng = rand_chacha_010::ChaCha20Rng::from_seed(seed);
+        let mut drawn = [0u8; 4]; // the rest of the block is buffered
+        prng.fill_bytes(&mut drawn);
+        assert_eq!(drawn[..], stream[..4]);
+        overwrite_with_zero_seeded(&mut prng);
+        assert_eq!((prng.get_seed(), prng.get_word_pos()), ([0u8; 32], 0));
+        let mut zero_stream = [0u8; 124];
+        rand_chacha_010::ChaCha20Rng::from_seed([0; 32]).fill_bytes(&mut zero_stream);
+        let mut after = [0u8; 124];
+        prng.fill_bytes(&mut after);
+        assert_eq!(after, zero_stream);
+        assert_ne!(after[..], stream[4..]);
+        let mut lazy = LazyHpkePrng(Some(rand_chacha_010::ChaCha20Rng::from_seed(seed)));
+        zeroize::Zeroize::zeroize(&mut lazy);
+        assert!(lazy.0.is_none());
+    }
 
     /// HPKE's KDF and AEAD through openmls_rust_crypto give what
     /// hpke-rs-rust-crypto's gave: the same bytes for every KDF and AEAD

@@ -18,7 +18,7 @@ use openmls_traits::{
 use hpke_rs_crypto::types::{AeadAlgorithm, KdfAlgorithm, KemAlgorithm};
 
 use crate::error::CoreResult;
-use crate::randomness::seeded_rust_crypto;
+use crate::randomness::{forked_rust_crypto, seeded_rust_crypto};
 use crate::native_crypto::{self, native_x25519_seal, with_hpke, Algorithms};
 use crate::signatures;
 use crate::verify_pool;
@@ -34,6 +34,12 @@ impl Provider {
     /// `seeded_rust_crypto` (a typed error when there is no randomness).
     pub fn new() -> CoreResult<Provider> {
         Ok(Provider { crypto: AcceleratedCrypto::new()?, storage: JournalStorage::default() })
+    }
+
+    /// An empty provider whose generator is seeded from this one's
+    /// (`randomness::forked_rust_crypto`): no system randomness.
+    pub(crate) fn fork_empty(&self) -> CoreResult<Provider> {
+        Ok(Provider { crypto: AcceleratedCrypto { rust: forked_rust_crypto(&self.crypto.rust)? }, storage: JournalStorage::default() })
     }
 }
 
@@ -101,7 +107,9 @@ pub(crate) fn verify_signature(alg: SignatureScheme, data: &[u8], pk: &[u8], sig
 /// so their P-384 and secp256k1 code and fpe/num-bigint are never
 /// linked.
 pub struct AcceleratedCrypto {
-    rust: RustCrypto,
+    /// Boxed where it is built (`randomness::scrubbed`): moved
+    /// by value, its generator left copies of its key on the stack.
+    rust: Box<RustCrypto>,
 }
 
 impl AcceleratedCrypto {
@@ -347,7 +355,7 @@ mod tests {
     // crypto provider) under its own key, in the order of the inputs.
     #[test]
     fn an_hpke_batch_opens_like_one_by_one_seals() {
-        let (core, rust) = (AcceleratedCrypto::default(), seeded_rust_crypto().unwrap());
+        let (core, rust) = (AcceleratedCrypto::default(), *seeded_rust_crypto().unwrap());
         for kem in [P256, X25519] {
             let pairs: Vec<_> = (1u8..=3).map(|i| rust.derive_hpke_keypair(hpke(kem), &[i; 32]).unwrap()).collect();
             let secrets: [&[u8]; 3] = [b"first", b"second", b"third"];
@@ -364,7 +372,7 @@ mod tests {
 
     #[test]
     fn p256_and_x25519_hpke_round_trip_and_match_rust_crypto() {
-        let (core, rust) = (AcceleratedCrypto::default(), seeded_rust_crypto().unwrap());
+        let (core, rust) = (AcceleratedCrypto::default(), *seeded_rust_crypto().unwrap());
         for kem in [P256, X25519] {
             seal_then_open(&core, &core, kem);
             seal_then_open(&core, &rust, kem);
@@ -380,7 +388,7 @@ mod tests {
     #[test]
     fn a_path_of_key_pairs_matches_the_one_by_one_pairs_of_rust_crypto() {
         // Engine change 25: X25519 through path_key_pairs.rs, P-256 one by one.
-        let (core, rust) = (AcceleratedCrypto::default(), seeded_rust_crypto().unwrap());
+        let (core, rust) = (AcceleratedCrypto::default(), *seeded_rust_crypto().unwrap());
         let ikms: Vec<[u8; 32]> = (0..13u8).map(|i| [i.wrapping_mul(29) ^ 0x5a; 32]).collect();
         let refs: Vec<&[u8]> = ikms.iter().map(|ikm| ikm.as_slice()).collect();
         for kem in [X25519, P256] {
@@ -408,7 +416,7 @@ mod tests {
         // or the same error, as derive_hpke_keypair one by one; X25519's
         // pairs also equal openmls_rust_crypto's (hpke-rs over its own
         // curve code) for every input.
-        let (core, rust) = (AcceleratedCrypto::default(), seeded_rust_crypto().unwrap());
+        let (core, rust) = (AcceleratedCrypto::default(), *seeded_rust_crypto().unwrap());
         let kems = [X25519, P256, HpkeKemType::DhKemP384, HpkeKemType::DhKemP521, HpkeKemType::DhKem448];
         let kdfs = [HpkeKdfType::HkdfSha256, HpkeKdfType::HkdfSha384, HpkeKdfType::HkdfSha512];
         let aeads = [HpkeAeadType::AesGcm128, HpkeAeadType::AesGcm256, HpkeAeadType::ChaCha20Poly1305, HpkeAeadType::Export];
@@ -534,7 +542,7 @@ mod tests {
     /// other, and both sign a key and message to the same bytes (Ed25519 and
     /// RFC 6979 ECDSA are deterministic). Returns a core key pair and signature of b"tbs".
     fn cross_check(scheme: SignatureScheme) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
-        let (core, rust) = (AcceleratedCrypto::default(), seeded_rust_crypto().unwrap());
+        let (core, rust) = (AcceleratedCrypto::default(), *seeded_rust_crypto().unwrap());
         let (private, public) = core.signature_key_gen(scheme).unwrap();
         let ours = core.sign(scheme, b"tbs", &private).unwrap();
         assert_eq!(core.verify_signature(scheme, b"tbs", &public, &ours), Ok(()));
@@ -577,7 +585,7 @@ mod tests {
 
     #[test]
     fn p384_and_other_signature_schemes_are_refused() {
-        let (core, rust) = (AcceleratedCrypto::default(), seeded_rust_crypto().unwrap());
+        let (core, rust) = (AcceleratedCrypto::default(), *seeded_rust_crypto().unwrap());
         let p384 = SignatureScheme::ECDSA_SECP384R1_SHA384;
         let (private, public) = rust.signature_key_gen(p384).unwrap();
         let signature = rust.sign(p384, b"tbs", &private).unwrap();

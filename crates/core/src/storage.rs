@@ -2122,7 +2122,7 @@ pub(crate) mod tests {
     impl TestProvider {
         fn with_storage(storage: JournalStorage) -> Self {
             Self {
-                crypto: crate::randomness::seeded_rust_crypto().unwrap(),
+                crypto: *crate::randomness::seeded_rust_crypto().unwrap(),
                 storage,
             }
         }

@@ -58,10 +58,41 @@ impl Default for RustCrypto {
 impl RustCrypto {
     /// A provider whose random generator is ChaCha20 seeded with `seed`,
     /// which must be 32 bytes from a cryptographically secure source.
-    pub fn from_seed(seed: [u8; 32]) -> Self {
-        Self {
-            rng: RwLock::new(rand_chacha::ChaCha20Rng::from_seed(seed)),
+    /// `seed` is zeroed once the generator holds it (R2).
+    pub fn from_seed(seed: &mut [u8; 32]) -> Self {
+        let rng = rand_chacha::ChaCha20Rng::from_seed(*seed);
+        for byte in seed.iter_mut() {
+            // SAFETY: a valid, aligned `&mut u8`. Volatile: not elided.
+            unsafe { core::ptr::write_volatile(byte, 0) };
         }
+        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+        Self {
+            rng: RwLock::new(rng),
+        }
+    }
+
+    // paired-mls (docs/ENGINE.md R2): ChaCha20Rng has no zeroize, and its
+    // key (plus a buffered block of output) lets anyone reading freed
+    // memory recompute every output, earlier and later (signing keys).
+    /// Overwrites the generator in place with the zero-seeded one (key,
+    /// counter and buffered output all zero). Called by `Drop`.
+    fn wipe_rng(&mut self) {
+        let rng = match self.rng.get_mut() {
+            Ok(rng) => rng,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        // SAFETY: a valid, aligned `&mut`; ChaCha20Rng has no drop glue,
+        // so not dropping the old value leaks nothing. Volatile: not
+        // elided as a dead store before the memory is freed.
+        unsafe { core::ptr::write_volatile(rng, rand_chacha::ChaCha20Rng::from_seed([0; 32])) };
+        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+// paired-mls (docs/ENGINE.md R2).
+impl Drop for RustCrypto {
+    fn drop(&mut self) {
+        self.wipe_rng();
     }
 }
 
@@ -756,12 +787,61 @@ mod from_seed_tests {
         let mut reference = rand_chacha::ChaCha20Rng::from_seed(seed);
         let mut expected = [0u8; 96];
         reference.fill_bytes(&mut expected);
-        let crypto = RustCrypto::from_seed(seed);
+        let mut given = seed;
+        let crypto = RustCrypto::from_seed(&mut given);
+        // R2: the caller's copy is zeroed.
+        assert_eq!(given, [0u8; 32]);
         let first: [u8; 32] = crypto.random_array().unwrap();
         let rest = crypto.random_vec(64).unwrap();
         assert_eq!(first[..], expected[..32]);
         assert_eq!(rest[..], expected[32..]);
-        let other: [u8; 32] = RustCrypto::from_seed([8u8; 32]).random_array().unwrap();
+        let other: [u8; 32] = RustCrypto::from_seed(&mut [8u8; 32]).random_array().unwrap();
         assert_ne!(other, first);
+    }
+
+    // paired-mls (docs/ENGINE.md R2), review 64c: a lock poisoned by a
+    // panic while drawing is wiped too (the generator is reached through
+    // the poison), and a draw from it is the typed LockPoisoned, not a panic.
+    #[test]
+    fn a_poisoned_generator_is_wiped_and_refuses_draws() {
+        let mut crypto = RustCrypto::from_seed(&mut [3u8; 32]);
+        let _: [u8; 4] = crypto.random_array().unwrap();
+        let poisoner = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _held = crypto.rng.write().unwrap();
+            panic!("poison the lock");
+        }));
+        assert!(poisoner.is_err());
+        assert!(crypto.rng.is_poisoned());
+        assert_eq!(crypto.random_array::<32>(), Err(RandError::LockPoisoned));
+        crypto.wipe_rng();
+        let rng = crypto.rng.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
+        assert_eq!((rng.get_seed(), rng.get_word_pos()), ([0u8; 32], 0));
+    }
+
+    // paired-mls (docs/ENGINE.md R2).
+    #[test]
+    fn wiping_leaves_no_state_of_the_seed() {
+        let seed = [7u8; 32];
+        let mut reference = rand_chacha::ChaCha20Rng::from_seed(seed);
+        let mut stream = [0u8; 128];
+        reference.fill_bytes(&mut stream);
+        let mut crypto = RustCrypto::from_seed(&mut seed.clone());
+        // 4 bytes drawn: the rest of the first block is buffered output.
+        let drawn: [u8; 4] = crypto.random_array().unwrap();
+        assert_eq!(drawn[..], stream[..4]);
+        crypto.wipe_rng();
+        {
+            let rng = crypto.rng.read().unwrap();
+            assert_eq!(rng.get_seed(), [0u8; 32]);
+            assert_eq!((rng.get_word_pos(), rng.get_stream()), (0, 0));
+        }
+        // Neither the buffered block nor the key is left: the next draws
+        // are the zero seed's stream from its start.
+        let mut zero = rand_chacha::ChaCha20Rng::from_seed([0u8; 32]);
+        let mut zero_stream = [0u8; 124];
+        zero.fill_bytes(&mut zero_stream);
+        let after = crypto.random_vec(124).unwrap();
+        assert_eq!(after[..], zero_stream[..]);
+        assert_ne!(after[..], stream[4..]);
     }
 }

@@ -215,7 +215,7 @@ mod tests {
     /// vector, ciphersuite 1, epoch 0 (mls-implementations, test-vectors).
     #[test]
     fn exporter_from_secret_matches_mlswg_key_schedule() {
-        let crypto = crate::randomness::seeded_rust_crypto().unwrap();
+        let crypto = *crate::randomness::seeded_rust_crypto().unwrap();
         let cs = ciphersuite(1).unwrap();
         let got = exporter_from_secret(
             &crypto,
@@ -263,7 +263,7 @@ mod tests {
     }
 
     fn vector_cases() -> serde_json::Value {
-        let crypto = crate::randomness::seeded_rust_crypto().unwrap();
+        let crypto = *crate::randomness::seeded_rust_crypto().unwrap();
         let cs = ciphersuite(1).unwrap();
         let mut cases = Vec::new();
         for (epoch, secret) in EXPORTER_SECRETS.iter().enumerate() {
