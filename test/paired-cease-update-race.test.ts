@@ -39,6 +39,8 @@ type Route = 'rekey' | 'rejoin';
 const ENDED = ['PAIRING_REJECTED', 'unexpected', 'the pairing has ended (unexpected)'] as const;
 const PAST_EPOCH = { code: 'WRONG_EPOCH', message: 'message from an epoch whose secrets this member no longer has' };
 const GONE = { code: 'NOT_A_MEMBER', message: 'this client is no longer a member of the group' };
+/** The group record an earlier version of the race kept a group's whole state in (review64d): never written. */
+const RACE_GROUP = 'paired-mls/cease-race-group';
 
 /** The DS of the group, played by bob: a commit is taken when bob can merge it (of the group's current epoch), else refused with bob's error. */
 function ds(bob: Member): (c: { commit: Uint8Array }) => Promise<void> {
@@ -62,6 +64,8 @@ async function phoneCeasesBehind(w: PairedWorld, route: Route): Promise<CeasePai
   // Nothing of the refused commit is left: the phone is on the anchor leaf in the epoch before the update.
   const group = w.p.client.group(bob.group!.id);
   expect({ epoch: group.epoch, pending: group.state().pendingCommit }).toEqual({ epoch: before, pending: false });
+  // No group state is kept for the race (route rekey: the refused commit kept only its own handshake secret).
+  expect(w.p.client.groupRecord(bob.group!.id, RACE_GROUP)).toBeUndefined();
   return cease;
 }
 
@@ -113,9 +117,9 @@ async function bothEndedAndTalk(w: PairedWorld, route: Route, derivedKeys: Uint8
   // The laptop no longer updates on anyone's behalf.
   const err = await mlsError(() => w.activeDevice.update(w.a.group!));
   expect({ code: err.code, message: err.message }).toEqual({ code: 'PAIRING_STATE', message: 'the pairing has ended' });
-  // What the phone kept for a race: the group's state before its cease commit went when the cease was done; the
-  // pairing group of its CeasePair's epoch goes with the pairing (reset); the group stays, and bob reads the phone.
-  expect(w.p.client.groupRecord(groupId, 'paired-mls/cease-race-group')).toBeUndefined();
+  // What the phone kept for a race: no group state at any point; the pairing group of its CeasePair's epoch
+  // goes with the pairing (reset); the group stays, and bob reads the phone.
+  expect(w.p.client.groupRecord(groupId, RACE_GROUP)).toBeUndefined();
   expect(w.p.client.record('paired-mls/cease-race')).toBeDefined();
   await PairedDevice.reset(w.p.client);
   expect(w.p.client.record('paired-mls/cease-race')).toBeUndefined();

@@ -134,61 +134,16 @@ export async function renewCease(
 }
 
 /**
- * Route `rekey`: a group's state from before this device's cease commit
- * there, after the authenticator of its epoch (a group record, deleted
- * with the group). The commit is encrypted with the anchor leaf's
- * handshake ratchet, which the active device shares: a commit the DS
- * refused burnt the generation the raced update used, so the device could
- * not read that update any more (`MESSAGE_REPLAYED`). The catch-up puts
- * this state back only to process the update, which leaves the epoch
- * (nothing is encrypted from it). Dropped once the group's cease is done
- * (`markCeased`).
+ * Route `rekey`: whether this device's cease commits keep their handshake
+ * secret (`retainOwnSecret`): it made its CeasePair in the passive role
+ * (the kept epoch). The commit is encrypted with the anchor leaf's
+ * handshake ratchet, which the active device shares (§4.8): a paired
+ * update that raced the cease used the same generation, and a refused
+ * commit that deleted that generation's secret could not read it any more
+ * (`MESSAGE_REPLAYED`). The secret kept is that one generation's, of the
+ * epoch the group is in; it goes when the epoch ends (the update taken,
+ * the cease commit merged, or any other commit).
  */
-export const CEASE_RACE_GROUP_RECORD = 'paired-mls/cease-race-group';
-
-/** Before a route-rekey cease commit in `groupId`, on a device that kept its CeasePair's epoch: keep the group's state, unless kept already in this epoch (an earlier refused commit's, from before that one). */
-export async function keepGroupBeforeCease(device: DeviceSession, groupId: Uint8Array): Promise<void> {
-  if (device.client.record(CEASE_RACE_RECORD) === undefined) return;
-  const group = device.client.group(groupId);
-  const auth = group.epochAuthenticator();
-  const kept = device.client.groupRecord(groupId, CEASE_RACE_GROUP_RECORD);
-  const current = kept !== undefined && kept.length > auth.length && bytesEqual(kept.subarray(0, auth.length), auth);
-  kept?.fill(0);
-  if (current) return;
-  const state = device.client.exportSiblingGroupState(groupId);
-  const record = concatBytes(auth, state);
-  state.fill(0);
-  try {
-    await device.client.putGroupRecord(groupId, CEASE_RACE_GROUP_RECORD, record);
-  } finally {
-    record.fill(0);
-  }
-}
-
-/** Catching up with a raced update of `groupId`: its state from before this device's refused cease commit, when kept for the epoch it is in, put back. */
-export async function restoreGroupBeforeCease(device: DeviceSession, groupId: Uint8Array): Promise<void> {
-  if (!device.client.groupIds().some((g) => bytesEqual(g, groupId))) return;
-  const kept = device.client.groupRecord(groupId, CEASE_RACE_GROUP_RECORD);
-  if (kept === undefined) return;
-  const auth = device.client.group(groupId).epochAuthenticator();
-  try {
-    await device.client.putGroupRecord(groupId, CEASE_RACE_GROUP_RECORD, undefined);
-    if (kept.length <= auth.length || !bytesEqual(kept.subarray(0, auth.length), auth)) return; // of another epoch: not this one's
-    const state = kept.slice(auth.length);
-    await device.client.rejoinKeepingRecords(groupId, async () => {
-      await device.client.deleteGroup(groupId);
-      await device.client.importSiblingGroupState(groupId, state); // wipes it
-    });
-  } finally {
-    kept.fill(0);
-  }
-}
-
-/** The groups' kept states go once their cease is done. */
-export async function dropGroupsBeforeCease(device: DeviceSession, hexes: string[]): Promise<void> {
-  for (const hex of hexes) {
-    const id = fromHex(hex);
-    if (!device.client.groupIds().some((g) => bytesEqual(g, id))) continue;
-    if (device.client.groupRecord(id, CEASE_RACE_GROUP_RECORD) !== undefined) await device.client.putGroupRecord(id, CEASE_RACE_GROUP_RECORD, undefined);
-  }
+export function retainsCeaseSecret(device: DeviceSession): boolean {
+  return device.client.record(CEASE_RACE_RECORD) !== undefined;
 }

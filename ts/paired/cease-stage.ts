@@ -12,7 +12,6 @@ import type { DeviceSession } from './device-session.js';
 import type { CeasedGroup } from './paired-types.js';
 import type { CeaseRoute } from './pairing-messages.js';
 import { type CeasingGroup, savePairingState } from './pairing-state.js';
-import { dropGroupsBeforeCease } from './cease-race.js';
 
 // A rejoin with the cease's key cannot be told from the cease's own join, whose yes went with the deleted group: join-unconfirmed.
 /** A group the device was removed from while the anchor leaf stays: nothing this device can commit there ceases it. */
@@ -80,7 +79,6 @@ export function anchorLeafRemains(device: DeviceSession, group: Group, entry: Ce
 
 /** The groups of `hexes` are ceased: no longer listed in `ceasing`. */
 export async function markCeased(device: DeviceSession, hexes: string[]): Promise<void> {
-  await dropGroupsBeforeCease(device, hexes);
   const left = (device.state.ceasing?.groups ?? []).filter((g) => !hexes.includes(g.groupId));
   const { ceasing, ...rest } = device.state;
   device.state = left.length > 0 && ceasing ? { ...rest, ceasing: { route: ceasing.route, groups: left } } : rest;

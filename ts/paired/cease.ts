@@ -10,7 +10,7 @@ import { invalidArgument } from '../mls/errors.js';
 import type { Group } from '../mls/group.js';
 import type { CommitOptions, CommitResult } from '../mls/types.js';
 import { rejoinGroups } from './cease-rejoin.js';
-import { keepCeaseEpoch, keepGroupBeforeCease } from './cease-race.js';
+import { keepCeaseEpoch, retainsCeaseSecret } from './cease-race.js';
 import { LOST_IN_CEASE, PENDING_IN_CEASE, ceaseStage, ceasedBy, markCeased, ownKey } from './cease-stage.js';
 import { settle } from './commit-settle.js';
 import type { DeviceSession, Queue } from './device-session.js';
@@ -103,10 +103,15 @@ export async function ceaseMade(device: DeviceSession, route: CeaseRoute, identi
  * The cease commit of route `rekey` in `group`: a self-update from
  * emulation epoch `epochId` with the new signature key. The path comes
  * from the step (a standard-mode device signature needs two identical
- * builds); its derivation info is for nobody. Left pending.
+ * builds); its derivation info is for nobody. Left pending. `retain`:
+ * made by a device that made its CeasePair in the passive role, the commit
+ * keeps its handshake secret, so a paired update from the active device at
+ * the same generation of the anchor leaf's ratchet, winning at the DS,
+ * still decrypts (docs/PROTOCOL.md §4.9, "A CeasePair racing a paired
+ * update").
  */
-async function rekeyCommit(device: DeviceSession, group: Group, epochId: Uint8Array, identity: Identity): Promise<CommitResult> {
-  const spec: CommitOptions = { selfUpdate: true, vcEpochId: epochId, vcDetached: true, newSigner: identity, skipProposalsFrom: group.ownLeafIndex };
+async function rekeyCommit(device: DeviceSession, group: Group, epochId: Uint8Array, identity: Identity, retain: boolean): Promise<CommitResult> {
+  const spec: CommitOptions = { selfUpdate: true, vcEpochId: epochId, vcDetached: true, newSigner: identity, skipProposalsFrom: group.ownLeafIndex, ...(retain && { retainOwnSecret: true }) };
   // Standard mode: with no partner left the leaf is an ordinary
   // member's again, so the device list is cleared (an empty value;
   // signed by this device, which the list still names).
@@ -143,9 +148,8 @@ async function rekeyGroups(device: DeviceSession, send: CeaseSend, fresh: boolea
           planned.push({ hex: entry.groupId, group, made, kind: stage, sent: group.pendingCommitDigest(), anchorLeaf: entry.anchorLeaf });
         } else {
           epochId ??= fresh ? await device.pairingGroup.registerEmulationEpoch() : (await derivationStep(device)).epochId;
-          await keepGroupBeforeCease(device, groupId);
           const group = device.client.group(groupId);
-          const made = await rekeyCommit(device, group, epochId, identity);
+          const made = await rekeyCommit(device, group, epochId, identity, retainsCeaseSecret(device));
           planned.push({ hex: entry.groupId, group, made, kind: 'rekey', sent: group.pendingCommitDigest(), anchorLeaf: entry.anchorLeaf });
         }
       }

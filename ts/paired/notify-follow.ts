@@ -16,7 +16,7 @@ import { processPairing } from './pairing-receive.js';
 import { savePairingState } from './pairing-state.js';
 import { deriveAnchorKey, proofMatches } from './vault-derivations.js';
 import { ceaseMade } from './cease.js';
-import { catchUp, followableGroups, racedCease, renewCease, requireCaughtUp, restoreGroupBeforeCease } from './cease-race.js';
+import { catchUp, followableGroups, racedCease, renewCease, requireCaughtUp } from './cease-race.js';
 
 /** `PairedDevice.applyNotify`, in the device's turn. */
 export async function applyNotify(device: DeviceSession, update: { pairing: Uint8Array[]; commit: Uint8Array }): Promise<PairedUpdateApplied> {
@@ -74,7 +74,6 @@ async function followPaired(device: DeviceSession, stepMessage: Uint8Array, noti
   const kind = notify.kind === 'enroll' && device.state.groups.includes(toHex(notify.groupId)) ? 'update' : notify.kind;
   // Catching up, the device follows only the groups whose cease is still to make on the anchor leaf.
   if (raced && kind === 'enroll') throw notifyRejected('unknown-group', 'the Notify names a group this device does not follow');
-  if (raced && device.state.groups.includes(toHex(notify.groupId))) await restoreGroupBeforeCease(device, notify.groupId);
   const followed = kind === 'enroll' ? await followEnroll(device, notify, commit) : await followUpdate(device, notify, commit);
   return { type: 'pairedUpdateApplied', kind, groupId: notify.groupId, counter: notify.counter, ...followed } as const;
 }
