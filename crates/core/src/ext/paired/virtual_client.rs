@@ -472,4 +472,42 @@ mod tests {
             assert_eq!(anchor_a.epoch_authenticator().as_slice(), anchor_b.epoch_authenticator().as_slice());
         }
     }
+
+    /// review64e: a commit made with `retainOwnSecret` and cleared (refused
+    /// at the DS), the group read back from storage (a restart): the next
+    /// commit takes the next handshake generation, so no key and nonce is
+    /// used twice, and carol follows it; the cleared one, of the epoch that
+    /// ended, is refused at carol.
+    #[test]
+    fn review64e_a_retained_cleared_commit_read_back_sends_on_at_the_next_generation() {
+        for retain in [false, true] {
+            let config = MlsGroupCreateConfig::builder().ciphersuite(CS).use_ratchet_tree_extension(true).build();
+            let (pa, pc) = (Provider::default(), Provider::default());
+            let signer = SignatureKeyPair::new(CS.signature_algorithm()).unwrap();
+            let mut alice = MlsGroup::new(&pa, &signer, &config, identity("alice", &signer)).unwrap();
+            let (_carol_signer, carol_kp) = member(&pc, "carol", Capabilities::default());
+            let w = add(&mut alice, &pa, &signer, carol_kp);
+            let mut carol = StagedWelcome::new_from_welcome(&pc, config.join_config(), w, None).unwrap().into_group(&pc).unwrap();
+            let group_id = alice.group_id().clone();
+            let self_update = |group: &mut MlsGroup| {
+                group.commit_builder().force_self_update(true).load_psks(pa.storage()).unwrap().build(pa.rand(), pa.crypto(), &signer, |_| true).unwrap().stage_commit(&pa).unwrap()
+            };
+            let mut first = self_update(&mut alice);
+            let g1 = first.confirmation().expect("an encrypted commit").generation;
+            crate::group::confirm_commit_secret(&mut alice, &pa, &mut first, retain).unwrap();
+            alice.clear_pending_commit(pa.storage()).unwrap();
+            drop(alice);
+            let mut alice = MlsGroup::load(pa.storage(), &group_id).unwrap().unwrap();
+            let mut second = self_update(&mut alice);
+            assert_eq!(second.confirmation().unwrap().generation, g1 + 1, "retain {retain}: the next generation after a restart");
+            crate::group::confirm_commit_secret(&mut alice, &pa, &mut second, false).unwrap();
+            let commit = second.commit().clone();
+            alice.merge_pending_commit(&pa).unwrap();
+            let processed = carol.process_message(&pc, protocol(&commit)).unwrap();
+            let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content() else { panic!("expected a commit") };
+            carol.merge_staged_commit(&pc, *staged).unwrap();
+            assert_eq!(alice.epoch_authenticator().as_slice(), carol.epoch_authenticator().as_slice());
+            assert!(carol.process_message(&pc, protocol(first.commit())).is_err(), "a handshake message of a past epoch");
+        }
+    }
 }
