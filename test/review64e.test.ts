@@ -21,9 +21,10 @@
  * retained, cleared commit and a restart takes the next generation
  * (crates/core virtual_client.rs, review64e_…).
  *
- * FINDING (docs only, §4.9 "A limit: a hand-over before the raced step"):
- * "the laptop and the watch, still paired, rejoin as a device removed from a
- * group does" — after the phone removes the anchor leaf, the watch's paired
+ * FINDING (docs only, §4.9 "A limit: a hand-over before the raced step";
+ * the sentence "the laptop and the watch, still paired, rejoin as a device
+ * removed from a group does" is replaced by this test's outcome, named a
+ * limit there): after the phone removes the anchor leaf, the watch's paired
  * update is NOT_A_MEMBER, both keep the group in enrolledGroups(), and a
  * group the watch rejoins (joinExternal, its own key) cannot be enrolled
  * (PAIRING_STATE 'the group is already enrolled'): they rejoin only as two
