@@ -80,6 +80,7 @@ const UNIT_FILTERS = [
   'group::mls_group::tests_and_kats::tests::confirmed_message',
   'group::mls_group::tests_and_kats::tests::stored_ahead',
   'group::mls_group::tests_and_kats::tests::own_ratchets',
+  'group::mls_group::tests_and_kats::tests::unconfirmed_commit',
   'tree::dual_use_ratchet',
   'ciphersuite::secret::byte_serialization_tests',
   'test_utils::freed_memory',

@@ -364,31 +364,49 @@ describe('Paired MLS cease review: a device with a preinstalled seed that re-enr
 });
 
 describe('Paired MLS cease review: the phone ends the pairing while a step behind', () => {
-  it('its CeasePair and step are from a pairing epoch the laptop left (WRONG_EPOCH), its group commit from an epoch the group left: nothing changes at the laptop, which keeps the pairing and its paired updates with the members', async () => {
+  // Was: the laptop refused the CeasePair and its step (WRONG_EPOCH) and kept the pairing, making paired updates the
+  // phone refused ("the pairing has ended"), while the phone's group commit never landed (the limit of docs/PROTOCOL.md §4.9).
+  // Now the phone catches up with the update its cease raced and ceases again in the new epoch (test/paired-cease-update-race).
+  it('its CeasePair and step are from a pairing epoch the laptop left (WRONG_EPOCH), its group commit from an epoch the group left (the DS refuses it); taking the update it raced, it ceases again, the laptop takes that, and all go on with their own keys', async () => {
     const w = await pairedWorld(['bob']);
     const bob = w.others[0]!;
-    const u = await w.activeDevice.update(w.a.group!);
-    await w.a.group!.mergePendingCommit();
-    await deliverCommit(u.commit, w.others);
-    // The phone has not got [step, Notify] yet and ends the pairing.
-    const cease = await w.passiveDevice.ceasePair('rekey');
+    const toDs = async ({ commit }: { commit: Uint8Array }) => deliverCommit(commit, [bob]);
+    const u = await w.activeDevice.update(w.a.group!, { send: toDs });
+    // The phone has not got [step, Notify] yet and ends the pairing; the DS refuses its group commit (bob: WRONG_EPOCH).
+    const cease = await w.passiveDevice.ceasePair('rekey', { send: toDs });
     const [ceaseMessage, step] = cease.pairing as [Uint8Array, Uint8Array];
     const e1 = await mlsError(() => w.activeDevice.receive(ceaseMessage));
     expect({ code: e1.code, message: e1.message }).toEqual({ code: 'WRONG_EPOCH', message: 'message from an epoch whose secrets this member no longer has' });
     const e2 = await mlsError(() => w.activeDevice.receive(step));
     expect({ code: e2.code, message: e2.message }).toEqual({ code: 'WRONG_EPOCH', message: "processing message: Message epoch differs from the group's epoch." });
-    const e3 = await mlsError(() => bob.group!.process(cease.groups[0]!.commits[0]!));
-    expect({ code: e3.code, message: e3.message }).toEqual({ code: 'WRONG_EPOCH', message: "processing message: Message epoch differs from the group's epoch." });
+    const e3 = cease.groups[0]!.error as { code?: string; message?: string };
+    expect({ ceased: cease.groups[0]!.ceased, code: e3.code, message: e3.message }).toEqual({ ceased: false, code: 'WRONG_EPOCH', message: "processing message: Message epoch differs from the group's epoch." });
     expect({ ceased: w.activeDevice.ceased, role: w.activeDevice.role }).toEqual({ ceased: false, role: 'active' });
-    // The laptop goes on with the members (the phone, ended, follows no more).
-    const next = await w.activeDevice.update(w.a.group!);
-    await w.a.group!.mergePendingCommit();
-    await deliverCommit(next.commit, w.others);
-    const secret = await bob.group!.encrypt('the laptop reads on');
-    const r = await w.a.group!.process(secret);
-    expect(r.kind === 'application' && utf8(r.data)).toBe('the laptop reads on');
-    // Its pairing has ended: a Notify is refused as `receive` refuses a pairing message then (test/paired-ceased-notify).
-    await refused(() => w.passiveDevice.applyNotify(next), 'PAIRING_REJECTED', 'unexpected', 'the pairing has ended (unexpected)');
+    // The phone takes the update it raced, only to catch up, and makes its cease again in the epoch the step created.
+    const applied = await w.passiveDevice.applyNotify(u);
+    expect({ ceased: w.passiveDevice.ceased, route: applied.ceasePair?.route }).toEqual({ ceased: true, route: 'rekey' });
+    const [again, removal] = applied.ceasePair!.pairing as [Uint8Array, Uint8Array];
+    expect(await w.activeDevice.receive(again)).toEqual({ type: 'pairingCeased', route: 'rekey' });
+    expect((await w.activeDevice.receive(removal)).type).toBe('derivationStep');
+    expect({ ceased: w.activeDevice.ceased, inPairingGroup: w.activeDevice.pairingGroup.state().active }).toEqual({ ceased: true, inPairingGroup: false });
+    // Its groups: ceasePair again, from the update's epoch; the laptop joins again with its own key.
+    const finish = await w.passiveDevice.ceasePair('rekey', { send: toDs });
+    expect({ pairing: finish.pairing, ceased: finish.groups.map((g) => g.ceased) }).toEqual({ pairing: [], ceased: [true] });
+    w.p.group = w.p.client.group(bob.group!.id);
+    expectInSync([w.p, bob]);
+    await w.a.client.deleteGroup(bob.group!.id);
+    const rejoin = await w.a.client.joinExternal(await bob.group!.exportGroupInfo(), w.a.identity);
+    if (rejoin.group.state().pendingCommit) await rejoin.group.mergePendingCommit();
+    await deliverCommit(rejoin.commit, [w.p, bob]);
+    w.a.group = rejoin.group;
+    const secret = await bob.group!.encrypt('both read on');
+    for (const m of [w.a, w.p]) {
+      const r = await m.group!.process(secret);
+      expect(r.kind === 'application' && utf8(r.data)).toBe('both read on');
+    }
+    // The laptop updates for nobody any more; the update is not taken twice at the phone.
+    expect((await mlsError(() => w.activeDevice.update(w.a.group!))).code).toBe('PAIRING_STATE');
+    await refused(() => w.passiveDevice.applyNotify(u), 'PAIRING_REJECTED', 'unexpected', 'the pairing has ended (unexpected)');
   });
 });
 

@@ -87,6 +87,7 @@ export function commitOptionsToCore(options: CommitOptions = {}): Core.CommitSpe
     aad: options.aad,
     vcEpochId: options.vcEpochId,
     vcDetached: options.vcDetached,
+    retainOwnSecret: options.retainOwnSecret,
     newSigner: options.newSigner ? { identity: options.newSigner.identity, publicKey: options.newSigner.signaturePublicKey } : undefined,
     leafAppData: appDataToCore(options.leafAppData),
   });

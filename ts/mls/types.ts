@@ -126,6 +126,15 @@ export interface CommitOptions {
    */
   vcDetached?: boolean;
   /**
+   * For a leaf whose sender ratchet a sibling shares (virtual clients): the
+   * handshake secret of the generation this commit uses is kept, so a
+   * sibling's commit at the same generation that wins at the DS still
+   * decrypts once this one is cleared. It goes when the epoch ends (this
+   * commit merged, or another); every other commit deletes it at once
+   * (RFC 9420 §9.2). docs/ENGINE.md change 49.
+   */
+  retainOwnSecret?: boolean;
+  /**
    * Rotate the leaf's signature key (a key pair of this client) in the
    * commit's UpdatePath. The credential keeps the leaf's identity: the core's
    * credential-succession policy (RFC 9420 §5.3.1, docs/PROTOCOL.md §8.4)

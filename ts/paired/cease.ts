@@ -10,6 +10,7 @@ import { invalidArgument } from '../mls/errors.js';
 import type { Group } from '../mls/group.js';
 import type { CommitOptions, CommitResult } from '../mls/types.js';
 import { rejoinGroups } from './cease-rejoin.js';
+import { keepCeaseEpoch, retainsCeaseSecret } from './cease-race.js';
 import { LOST_IN_CEASE, PENDING_IN_CEASE, ceaseStage, ceasedBy, markCeased, ownKey } from './cease-stage.js';
 import { settle } from './commit-settle.js';
 import type { DeviceSession, Queue } from './device-session.js';
@@ -59,14 +60,26 @@ function ceaseGroups(device: DeviceSession, route: CeaseRoute, send: CeaseSend, 
  * Returns the pairing messages.
  */
 async function ceaseBegin(device: DeviceSession, route: CeaseRoute, anchor: Identity): Promise<Uint8Array[]> {
-  const pairing = device.pairingGroup;
-  const cease = await sendProven(device, { type: 'ceasePair', route, counter: device.state.counter, proof: new Uint8Array(0) });
   const identity = await device.client.createIdentity(anchor.identity, anchor.ciphersuite);
   const groups: CeasingGroup[] = device.state.groups.map((hex) => {
     const group = device.client.group(fromHex(hex));
     const leaf = group.members().find((m) => m.leafIndex === group.ownLeafIndex)!;
     return { groupId: hex, anchorLeaf: leaf.leafIndex, anchorKey: toHex(leaf.signatureKey) };
   });
+  return ceaseMade(device, route, identity, groups);
+}
+
+/**
+ * `ceaseBegin` once the cease's identity and groups are known; also the
+ * cease made again after a raced step (`cease-race.ts`, with the first
+ * cease's identity). A device in the passive role first keeps the pairing
+ * group of the CeasePair's epoch: the active device's step of that epoch
+ * may have raced it (docs/PROTOCOL.md §4.9).
+ */
+export async function ceaseMade(device: DeviceSession, route: CeaseRoute, identity: Identity, groups: CeasingGroup[]): Promise<Uint8Array[]> {
+  const pairing = device.pairingGroup;
+  if (device.role === 'passive') await keepCeaseEpoch(device, route);
+  const cease = await sendProven(device, { type: 'ceasePair', route, counter: device.state.counter, proof: new Uint8Array(0) });
   const messages = [cease];
   if (route === 'rekey') {
     const partners = pairing.members().map((m) => m.leafIndex).filter((l) => l !== device.state.ownLeaf);
@@ -75,11 +88,12 @@ async function ceaseBegin(device: DeviceSession, route: CeaseRoute, anchor: Iden
   // Kept with the state that ends the pairing (a crash before the app sent them lost them): copies,
   // so what the app does with the returned messages (wipe, transfer) leaves them whole.
   const ceasing = { ceaseMessages: messages.map((m) => m.slice()), ...(groups.length > 0 ? { ceasing: { route, groups } } : {}) };
+  const { ceasing: _earlier, ...before } = device.state; // a cease made again lists only the groups still to cease
   if (route === 'rekey') {
-    device.state = { ...device.state, anchor: identity, activeLeaf: device.state.ownLeaf, ceased: true, ...ceasing };
+    device.state = { ...before, anchor: identity, activeLeaf: device.state.ownLeaf, ceased: true, ...ceasing };
   } else {
     await device.client.deleteGroup(device.state.pairingGroupId);
-    device.state = { ...device.state, anchor: identity, groups: [], ceased: true, ...ceasing };
+    device.state = { ...before, anchor: identity, groups: [], ceased: true, ...ceasing };
   }
   await savePairingState(device.client, device.state);
   return messages;
@@ -89,10 +103,15 @@ async function ceaseBegin(device: DeviceSession, route: CeaseRoute, anchor: Iden
  * The cease commit of route `rekey` in `group`: a self-update from
  * emulation epoch `epochId` with the new signature key. The path comes
  * from the step (a standard-mode device signature needs two identical
- * builds); its derivation info is for nobody. Left pending.
+ * builds); its derivation info is for nobody. Left pending. `retain`:
+ * made by a device that made its CeasePair in the passive role, the commit
+ * keeps its handshake secret, so a paired update from the active device at
+ * the same generation of the anchor leaf's ratchet, winning at the DS,
+ * still decrypts (docs/PROTOCOL.md §4.9, "A CeasePair racing a paired
+ * update").
  */
-async function rekeyCommit(device: DeviceSession, group: Group, epochId: Uint8Array, identity: Identity): Promise<CommitResult> {
-  const spec: CommitOptions = { selfUpdate: true, vcEpochId: epochId, vcDetached: true, newSigner: identity, skipProposalsFrom: group.ownLeafIndex };
+async function rekeyCommit(device: DeviceSession, group: Group, epochId: Uint8Array, identity: Identity, retain: boolean): Promise<CommitResult> {
+  const spec: CommitOptions = { selfUpdate: true, vcEpochId: epochId, vcDetached: true, newSigner: identity, skipProposalsFrom: group.ownLeafIndex, ...(retain && { retainOwnSecret: true }) };
   // Standard mode: with no partner left the leaf is an ordinary
   // member's again, so the device list is cleared (an empty value;
   // signed by this device, which the list still names).
@@ -130,7 +149,7 @@ async function rekeyGroups(device: DeviceSession, send: CeaseSend, fresh: boolea
         } else {
           epochId ??= fresh ? await device.pairingGroup.registerEmulationEpoch() : (await derivationStep(device)).epochId;
           const group = device.client.group(groupId);
-          const made = await rekeyCommit(device, group, epochId, identity);
+          const made = await rekeyCommit(device, group, epochId, identity, retainsCeaseSecret(device));
           planned.push({ hex: entry.groupId, group, made, kind: 'rekey', sent: group.pendingCommitDigest(), anchorLeaf: entry.anchorLeaf });
         }
       }

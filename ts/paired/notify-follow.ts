@@ -15,46 +15,67 @@ import { openGroupState } from './pairing-proof.js';
 import { processPairing } from './pairing-receive.js';
 import { savePairingState } from './pairing-state.js';
 import { deriveAnchorKey, proofMatches } from './vault-derivations.js';
+import { ceaseMade } from './cease.js';
+import { catchUp, followableGroups, racedCease, renewCease, requireCaughtUp } from './cease-race.js';
 
 /** `PairedDevice.applyNotify`, in the device's turn. */
 export async function applyNotify(device: DeviceSession, update: { pairing: Uint8Array[]; commit: Uint8Array }): Promise<PairedUpdateApplied> {
   device.requireEstablished();
+  // The one paired update taken after the end: the step of the epoch of this device's own CeasePair,
+  // which raced it, to catch up and cease again (`cease-race.ts`, docs/PROTOCOL.md §4.9).
+  const race = update.pairing.length === 2 ? racedCease(device, update.pairing[0]) : undefined;
+  const followable = race ? followableGroups(device, race.route) : [];
   // After a CeasePair (made or taken) nobody acts for this device on the
   // anchor leaf any more: a Notify is refused before anything is read, as
   // `receive` refuses a RoleChange or a CeasePair then (docs/PROTOCOL.md
   // §4.9). Checked here, in the device's turn: a CeasePair taken by a call
   // queued before this one is seen.
-  device.requireNotEnded();
-  if (device.role !== 'passive') throw new PairingError('PAIRING_STATE', 'only a passive device applies a Notify');
+  if (followable.length === 0) device.requireNotEnded();
+  const raced = race && followable.length > 0 ? race : undefined;
+  if (!raced && device.role !== 'passive') throw new PairingError('PAIRING_STATE', 'only a passive device applies a Notify');
   if (update.pairing.length !== 2) throw notifyRejected('out-of-order', 'expected the derivation commit and the Notify');
   const [stepMessage, notifyMessage] = update.pairing as [Uint8Array, Uint8Array];
   try {
     return await device.atomically(async () => {
-      const expected = device.state.counter;
-      const step = await processPairing(device, stepMessage);
-      if (step.kind !== 'commit') throw notifyRejected('out-of-order', 'the first message is not a pairing-group commit');
-      if (step.counter === undefined) throw notifyRejected('counter', 'the pairing-group commit is not a derivation step');
-      await device.pairingGroup.registerEmulationEpoch();
-      const parsed = await processPairing(device, notifyMessage);
-      if (parsed.kind !== 'message' || parsed.message.type !== 'notify') throw notifyRejected('out-of-order', 'the second message is not a Notify');
-      const notify = parsed.message;
-      if (parsed.senderLeaf !== device.state.activeLeaf) throw notifyRejected('forged', 'the Notify is not from the active device');
-      if (notify.counter !== expected) throw notifyRejected('counter', `Notify for counter ${notify.counter}, expected ${expected}`);
-      if (!(await proofMatches(device, provenContent(notify), parsed.epoch, parsed.senderLeaf, notify.proof))) throw notifyRejected('no-proof', 'the Notify carries no valid vault proof');
-      if (!bytesEqual(notify.commitRef, await sha256(update.commit))) throw notifyRejected('commit-mismatch', 'the commit is not the one the Notify names');
-      // Several passive devices share the pairing (§4.7): an enrolment of a
-      // group this device already follows is another device's (`reenroll`),
-      // and here a paired update like any other (its state not imported).
-      const kind = notify.kind === 'enroll' && device.state.groups.includes(toHex(notify.groupId)) ? 'update' : notify.kind;
-      const followed = kind === 'enroll' ? await followEnroll(device, notify, update.commit) : await followUpdate(device, notify, update.commit);
-      return { type: 'pairedUpdateApplied', kind, groupId: notify.groupId, counter: notify.counter, ...followed } as const;
+      const caught = raced ? await catchUp(device, raced, followable) : undefined;
+      const applied = await followPaired(device, stepMessage, notifyMessage, update.commit, caught !== undefined);
+      if (!caught) return applied;
+      const pairing = await renewCease(device, caught, toHex(applied.groupId), (route, groups) => ceaseMade(device, route, device.requireAnchor(), groups));
+      return { ...applied, ceasePair: { route: caught.route, pairing } };
     });
   } catch (err) {
     if (err instanceof PairingError && err.code === 'NOTIFY_REJECTED') throw err;
     // Failures of the device itself are not verdicts on the Notify.
     if (err instanceof MlsError && ENVIRONMENT_FAILURES.has(err.code)) throw err;
-    throw notifyRejected(epochRejection(device, update.pairing) ?? rejectionFor(err), err instanceof Error ? err.message : String(err), err);
+    // A raced step is of the kept epoch, which the pairing group has left again (rolled back): no epoch verdict.
+    const byEpoch = raced ? undefined : epochRejection(device, update.pairing);
+    throw notifyRejected(byEpoch ?? rejectionFor(err), err instanceof Error ? err.message : String(err), err);
   }
+}
+
+/** The step, its Notify and the commit it names (`raced`: the step of a CeasePair's epoch, taken to catch up; an enrolment refused). */
+async function followPaired(device: DeviceSession, stepMessage: Uint8Array, notifyMessage: Uint8Array, commit: Uint8Array, raced: boolean): Promise<PairedUpdateApplied> {
+  const expected = device.state.counter;
+  const step = await processPairing(device, stepMessage);
+  if (step.kind !== 'commit') throw notifyRejected('out-of-order', 'the first message is not a pairing-group commit');
+  if (step.counter === undefined) throw notifyRejected('counter', 'the pairing-group commit is not a derivation step');
+  if (raced) requireCaughtUp(device, step.counter);
+  await device.pairingGroup.registerEmulationEpoch();
+  const parsed = await processPairing(device, notifyMessage);
+  if (parsed.kind !== 'message' || parsed.message.type !== 'notify') throw notifyRejected('out-of-order', 'the second message is not a Notify');
+  const notify = parsed.message;
+  if (parsed.senderLeaf !== device.state.activeLeaf) throw notifyRejected('forged', 'the Notify is not from the active device');
+  if (notify.counter !== expected) throw notifyRejected('counter', `Notify for counter ${notify.counter}, expected ${expected}`);
+  if (!(await proofMatches(device, provenContent(notify), parsed.epoch, parsed.senderLeaf, notify.proof))) throw notifyRejected('no-proof', 'the Notify carries no valid vault proof');
+  if (!bytesEqual(notify.commitRef, await sha256(commit))) throw notifyRejected('commit-mismatch', 'the commit is not the one the Notify names');
+  // Several passive devices share the pairing (§4.7): an enrolment of a
+  // group this device already follows is another device's (`reenroll`),
+  // and here a paired update like any other (its state not imported).
+  const kind = notify.kind === 'enroll' && device.state.groups.includes(toHex(notify.groupId)) ? 'update' : notify.kind;
+  // Catching up, the device follows only the groups whose cease is still to make on the anchor leaf.
+  if (raced && kind === 'enroll') throw notifyRejected('unknown-group', 'the Notify names a group this device does not follow');
+  const followed = kind === 'enroll' ? await followEnroll(device, notify, commit) : await followUpdate(device, notify, commit);
+  return { type: 'pairedUpdateApplied', kind, groupId: notify.groupId, counter: notify.counter, ...followed } as const;
 }
 
 /** A pairing message from a past epoch is a replay; from a future one, out of order. */

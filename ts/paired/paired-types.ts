@@ -58,6 +58,15 @@ export interface PairedUpdateApplied {
   counter: bigint;
   /** The anchor's signature public key the commit put on the anchor leaf. */
   anchorSignatureKey: Uint8Array;
+  /**
+   * Set when the update was the one this device's own CeasePair raced
+   * (docs/PROTOCOL.md §4.9, "A CeasePair racing a paired update"): the
+   * device took it only to catch up and has made its cease again in the
+   * pairing epoch the update's step created. Send `pairing` to the partner
+   * (also kept in `ceaseMessages()`), then call `ceasePair(route)` again to
+   * finish the groups. The pairing stays ended.
+   */
+  ceasePair?: { route: CeaseRoute; pairing: Uint8Array[] };
 }
 
 /** Result of `receive` for the other pairing messages. */
@@ -67,7 +76,14 @@ export type PairingEvent =
   | { type: 'derivationStep'; counter: bigint }
   | { type: 'pairingGroupChanged'; epoch: number }
   | { type: 'roleChanged'; role: PairingRole }
-  | { type: 'pairingCeased'; route: CeaseRoute };
+  | { type: 'pairingCeased'; route: CeaseRoute }
+  /**
+   * The derivation step this device's own CeasePair raced, taken alone to
+   * catch up: the cease is made again in the epoch it created (as
+   * `PairedUpdateApplied.ceasePair`): send `pairing` to the partner, then
+   * `ceasePair(route)` again finishes the groups (docs/PROTOCOL.md §4.9).
+   */
+  | { type: 'ceaseRenewed'; route: CeaseRoute; pairing: Uint8Array[] };
 
 /** Result of `ceasePair` on the initiating device. */
 export interface CeasePairResult {

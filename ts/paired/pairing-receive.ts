@@ -14,6 +14,8 @@ import { notifyRejected, pairingRejected } from './pairing-error.js';
 import { type PairingMessage, decodePairingMessage, encodePairingMessage, pairingCommitContent, shareRandProvenContent } from './pairing-messages.js';
 import { addedDigest } from './pairing-proof.js';
 import { savePairingState } from './pairing-state.js';
+import { ceaseMade } from './cease.js';
+import { catchUp, racedCease, renewCease, requireCaughtUp } from './cease-race.js';
 import { SEED_LENGTH, WebCryptoSeedVault } from './seed-vault.js';
 import { deriveSeedConfirmation, proofMatches, storePsk, usedOnce, verifyProof } from './vault-derivations.js';
 
@@ -21,6 +23,15 @@ import { deriveSeedConfirmation, proofMatches, storePsk, usedOnce, verifyProof }
 export async function receivePairingMessage(device: DeviceSession, message: Uint8Array): Promise<PairingEvent> {
   return device.serially(() =>
     device.atomically(async () => {
+      // The step this device's own CeasePair raced, alone: caught up, and the cease made again (docs/PROTOCOL.md §4.9).
+      const race = racedCease(device, message);
+      if (race) {
+        const caught = await catchUp(device, race, []);
+        const step = await processPairing(device, message);
+        requireCaughtUp(device, step.kind === 'commit' ? step.counter : undefined);
+        const pairing = await renewCease(device, caught, undefined, (route, groups) => ceaseMade(device, route, device.requireAnchor(), groups));
+        return { type: 'ceaseRenewed', route: caught.route, pairing };
+      }
       const result = await processPairing(device, message);
       if (result.kind === 'commit') {
         return result.counter === undefined
@@ -149,8 +160,9 @@ async function onPairingMessage(device: DeviceSession, message: PairingMessage, 
  * epoch, to the one every member entered it with), so a lower counter
  * only means the sender had not taken this device's latest hand-overs
  * (with three or more devices, any number of them). A device makes a
- * CeasePair only in `ceaseBegin`, which records the pairing as ended in
- * the same atomic block (a failure there discards the message; a DS that
+ * CeasePair only in `ceaseMade` (from `ceaseBegin`, or from the catch-up
+ * after a raced update, `cease-race.ts`), which records the pairing as
+ * ended in the same atomic block (a failure there discards the message; a DS that
  * refuses the group commits after it leaves the device ended, with the
  * groups still to cease): taking one ends nothing its sender did not end.
  * No lower bound is needed: every member entered the current epoch with

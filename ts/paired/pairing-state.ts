@@ -17,6 +17,16 @@ import type { CeaseRoute, PairingMode } from './pairing-messages.js';
 export const PAIRING_RECORD = 'paired-mls/pairing';
 
 /**
+ * A layer record: the route, the pairing epoch, the active leaf and the
+ * counter of the device's latest CeasePair, then the pairing group's state
+ * in that epoch (`exportSiblingGroupState`: secret, as the group's own
+ * state). Written with the CeasePair of a device in the passive role,
+ * replaced by the next one, deleted with the pairing (`forgetPairing`);
+ * see `cease-race.ts`.
+ */
+export const CEASE_RACE_RECORD = 'paired-mls/cease-race';
+
+/**
  * A group whose cease (`ceasePair`, docs/PROTOCOL.md §4.9) is
  * not finished: the anchor leaf as it was when the cease began.
  */
@@ -206,5 +216,7 @@ export async function forgetPairing(client: MlsClient, groupIds: Uint8Array[]): 
     const held = client.groupIds();
     for (const id of groupIds) if (held.some((h) => bytesEqual(h, id))) await client.deleteGroup(id);
     await client.putRecord(PAIRING_RECORD, undefined);
+    // The pairing group as its last CeasePair found it (cease-race.ts): goes with the pairing.
+    if (client.record(CEASE_RACE_RECORD) !== undefined) await client.putRecord(CEASE_RACE_RECORD, undefined);
   });
 }

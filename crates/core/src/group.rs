@@ -148,6 +148,12 @@ struct CommitSpec {
     /// instead of writing it into the leaf, which then stays an ordinary
     /// member's (Paired MLS hidden mode, docs/PROTOCOL.md §4.13).
     vc_detached: bool,
+    /// For a leaf whose sender ratchet a sibling shares (virtual clients):
+    /// the handshake secret of the generation this commit uses is kept (not
+    /// confirmed), so a sibling's commit at the same generation that wins at
+    /// the DS still decrypts once this one is cleared. It goes when the
+    /// epoch ends: this commit merged, or another (engine change 49).
+    retain_own_secret: bool,
     /// Rotate this member's signature key and credential in the commit's
     /// UpdatePath leaf (RFC 9420 §12.4.2); the key pair must be stored.
     #[tsify(optional)]
@@ -448,17 +454,25 @@ pub(crate) fn asked_to_leave(pending: Vec<(CustomProposal, Option<LeafNodeIndex>
         .collect()
 }
 
+/// A commit just staged: its handshake secret deleted (confirmed), unless
+/// `retain` (`retainOwnSecret`: kept for a sibling's commit at the same
+/// generation; the engine drops it when the epoch ends, change 49).
+pub(crate) fn confirm_commit_secret(group: &mut MlsGroup, provider: &Provider, bundle: &mut CommitMessageBundle, retain: bool) -> CoreResult<()> {
+    match bundle.take_confirmation() {
+        Some(confirmation) if !retain => group
+            .confirm_handshake_message(provider.storage(), confirmation.epoch, confirmation.generation)
+            .map_err(|e| CoreError::from_mls("confirming commit secret", e)),
+        _ => Ok(()),
+    }
+}
+
 /// Encode the outputs of a commit as a JS object (`pending_requests`:
 /// [`pending_removals_of_self`] read before the commit was built; none for
-/// a ReInit, which retires the group).
-pub(crate) fn commit_output(group: &mut MlsGroup, provider: &Provider, mut bundle: CommitMessageBundle, pending_requests: Vec<(CustomProposal, Option<LeafNodeIndex>)>) -> CoreResult<JsValue> {
+/// a ReInit, which retires the group; `retain`: [`confirm_commit_secret`]).
+pub(crate) fn commit_output(group: &mut MlsGroup, provider: &Provider, mut bundle: CommitMessageBundle, pending_requests: Vec<(CustomProposal, Option<LeafNodeIndex>)>, retain: bool) -> CoreResult<JsValue> {
     let staged = group.pending_commit().ok_or_else(|| CoreError::new(Code::Internal, "a staged commit has no pending commit"))?;
     let asked_to_leave = asked_to_leave(pending_requests, staged);
-    if let Some(confirmation) = bundle.take_confirmation() {
-        group
-            .confirm_handshake_message(provider.storage(), confirmation.epoch, confirmation.generation)
-            .map_err(|e| CoreError::from_mls("confirming commit secret", e))?;
-    }
+    confirm_commit_secret(group, provider, &mut bundle, retain)?;
     let vc_derivation_info = bundle.vc_derivation_info().map(<[u8]>::to_vec);
     let (commit, welcome, group_info) = bundle.into_messages();
     inspect::commit_output(
@@ -790,7 +804,7 @@ impl Client {
             };
             let Some((pair, credential)) = &new_signer else {
                 let bundle = stage_commit(builder, provider, signer, spec.group_info, keep)?;
-                return commit_output(group, provider, bundle, asked_to_leave);
+                return commit_output(group, provider, bundle, asked_to_leave, spec.retain_own_secret);
             };
             let bundle = builder
                 .load_psks(provider.storage())
@@ -806,7 +820,7 @@ impl Client {
                 .map_err(|e| CoreError::from_mls("building commit", e))?
                 .stage_commit(provider)
                 .map_err(|e| CoreError::from_mls("staging commit", e))?;
-            commit_output(group, provider, bundle, asked_to_leave)
+            commit_output(group, provider, bundle, asked_to_leave, spec.retain_own_secret)
         });
         if let Some((pair, _)) = new_signer {
             self.signers.insert(pair.to_public_vec(), pair);

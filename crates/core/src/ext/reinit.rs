@@ -423,7 +423,7 @@ impl Client {
             }
             let builder = group.commit_builder().consume_proposal_store(false).add_proposal(Proposal::ReInit(Box::new(reinit)));
             let bundle = crate::group::stage_commit(builder, provider, signer, true, &mut |_| true)?;
-            crate::group::commit_output(group, provider, bundle, Vec::new())
+            crate::group::commit_output(group, provider, bundle, Vec::new(), false)
         })?)
     }
 

@@ -239,6 +239,14 @@ impl DualUseRatchet {
         }
     }
 
+    /// Discard every cached encryption secret still awaiting confirmation:
+    /// the messages they encrypted can no longer be processed (their epoch
+    /// ended), so they are only kept for an attacker.
+    pub(crate) fn drop_unconfirmed(&mut self) {
+        self.past_secrets
+            .retain(|_, entry| !matches!(entry, DualUsePastSecret::AwaitingConfirmation(_)));
+    }
+
     /// Gets a secret for encryption. The secret is also recorded in the
     /// past-secrets window so the caller can later confirm and drop it. This
     /// requires cloning the [`RatchetKeyMaterial`] with one clone returned and

@@ -512,6 +512,17 @@ impl SecretTree {
         }
     }
 
+    /// Drops the own ratchet's secrets of `secret_type` still awaiting
+    /// confirmation ([`DualUseRatchet::drop_unconfirmed`]).
+    #[cfg(feature = "virtual-clients-draft")]
+    pub(crate) fn drop_own_unconfirmed_secrets(&mut self, secret_type: SecretType) {
+        if let Ok(SenderRatchet::DualUse(dual_ratchet)) =
+            self.ratchet_mut(self.own_index, secret_type)
+        {
+            dual_ratchet.drop_unconfirmed();
+        }
+    }
+
     /// Stores the own application ratchet `ahead` generations past the next
     /// one to send ([`DualUseRatchet::store_ahead`]); returns whether the
     /// tree must be written now.

@@ -389,4 +389,125 @@ mod tests {
         let ProcessedMessageContent::ApplicationMessage(app) = processed.into_content() else { panic!("expected an application message") };
         assert_eq!(app.into_bytes(), b"after the paired update");
     }
+
+    /// `retainOwnSecret` (engine change 49): the anchor leaf's commit from A
+    /// (Paired MLS: the passive device's route-rekey cease commit) and B's
+    /// paired update use the same handshake generation of the shared leaf;
+    /// the DS takes B's. A, its commit cleared as after a refused send,
+    /// follows B's only when its commit kept its secret (confirmed at once,
+    /// as every other commit, the generation's secret is gone: in the
+    /// TypeScript layer `MESSAGE_REPLAYED`). Read back from storage, as a
+    /// device restarted between the two.
+    #[test]
+    fn a_commit_that_retains_its_secret_lets_the_sibling_commit_of_its_generation_be_followed() {
+        for retain in [false, true] {
+            let config = MlsGroupCreateConfig::builder().ciphersuite(CS).use_ratchet_tree_extension(true).build();
+            let (pa, pb, pc) = (Provider::default(), Provider::default(), Provider::default());
+            let vc_caps = Capabilities::builder().extensions(vec![ExtensionType::AppDataDictionary]).build();
+            let a_signer = SignatureKeyPair::new(CS.signature_algorithm()).unwrap();
+            let mut emulation_a = MlsGroup::new(&pa, &a_signer, &config, identity("a#pairing", &a_signer)).unwrap();
+            let (_b_signer, b_kp) = member(&pb, "b#pairing", vc_caps);
+            let w = add(&mut emulation_a, &pa, &a_signer, b_kp);
+            let mut emulation_b = StagedWelcome::new_from_welcome(&pb, config.join_config(), w, None).unwrap().into_group(&pb).unwrap();
+            emulation_a.register_vc_emulation_epoch(pa.crypto(), pa.storage()).unwrap();
+            let epoch_b = emulation_b.register_vc_emulation_epoch(pb.crypto(), pb.storage()).unwrap();
+
+            let anchor_signer = SignatureKeyPair::new(CS.signature_algorithm()).unwrap();
+            let mut anchor_a = MlsGroup::new(&pa, &anchor_signer, &config, identity("alice", &anchor_signer)).unwrap();
+            let (_carol_signer, carol_kp) = member(&pc, "carol", Capabilities::default());
+            let w = add(&mut anchor_a, &pa, &anchor_signer, carol_kp);
+            let mut carol = StagedWelcome::new_from_welcome(&pc, config.join_config(), w, None).unwrap().into_group(&pc).unwrap();
+            let group_id = anchor_a.group_id().clone();
+            let prefix = crate::storage::group_key_prefix(&group_id).unwrap();
+            let entries: Vec<_> = pa.storage().group_entries(&prefix).into_iter().filter(|(k, _)| !crate::storage::is_vc_bindings_key(k)).collect();
+            pb.storage().load_entries(entries);
+            let mut anchor_b = MlsGroup::load(pb.storage(), &group_id).unwrap().unwrap();
+
+            // A's self-update, made as `commit` makes it, then refused by the DS and cleared.
+            let mut mine = anchor_a
+                .commit_builder()
+                .force_self_update(true)
+                .load_psks(pa.storage())
+                .unwrap()
+                .build(pa.rand(), pa.crypto(), &anchor_signer, |_| true)
+                .unwrap()
+                .stage_commit(&pa)
+                .unwrap();
+            let generation = mine.confirmation().expect("an encrypted commit").generation;
+            crate::group::confirm_commit_secret(&mut anchor_a, &pa, &mut mine, retain).unwrap();
+            anchor_a.clear_pending_commit(pa.storage()).unwrap();
+
+            // B's paired update, confirmed as every commit; the DS takes it.
+            let mut won = anchor_b
+                .commit_builder()
+                .force_self_update(true)
+                .vc_emulation_detached(pb.crypto(), pb.storage(), EpochId::new(epoch_b.as_bytes().to_vec()))
+                .unwrap()
+                .load_psks(pb.storage())
+                .unwrap()
+                .build(pb.rand(), pb.crypto(), &anchor_signer, |_| true)
+                .unwrap()
+                .stage_commit(&pb)
+                .unwrap();
+            assert_eq!(won.confirmation().unwrap().generation, generation, "the same generation of the shared ratchet");
+            crate::group::confirm_commit_secret(&mut anchor_b, &pb, &mut won, false).unwrap();
+            let info = won.vc_derivation_info().unwrap().to_vec();
+            let commit = won.commit().clone();
+            anchor_b.merge_pending_commit(&pb).unwrap();
+            let processed = carol.process_message(&pc, protocol(&commit)).unwrap();
+            let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content() else { panic!("expected a commit") };
+            carol.merge_staged_commit(&pc, *staged).unwrap();
+
+            let mut anchor_a = MlsGroup::load(pa.storage(), &group_id).unwrap().unwrap();
+            let processed = anchor_a.process_message_with_vc_derivation_info(&pa, protocol(&commit), &info);
+            if !retain {
+                // Not decrypted: an error, or (no emulation context bound to the epoch) an own message.
+                let followed = matches!(processed.map(|p| p.into_content()), Ok(ProcessedMessageContent::StagedCommitMessage(_)));
+                assert!(!followed, "confirmed: the generation's secret is gone");
+                continue;
+            }
+            let ProcessedMessageContent::StagedCommitMessage(staged) = processed.unwrap().into_content() else { panic!("expected a commit") };
+            anchor_a.merge_staged_commit(&pa, *staged).unwrap();
+            assert_eq!(anchor_a.epoch_authenticator().as_slice(), carol.epoch_authenticator().as_slice());
+            assert_eq!(anchor_a.epoch_authenticator().as_slice(), anchor_b.epoch_authenticator().as_slice());
+        }
+    }
+
+    /// review64e: a commit made with `retainOwnSecret` and cleared (refused
+    /// at the DS), the group read back from storage (a restart): the next
+    /// commit takes the next handshake generation, so no key and nonce is
+    /// used twice, and carol follows it; the cleared one, of the epoch that
+    /// ended, is refused at carol.
+    #[test]
+    fn review64e_a_retained_cleared_commit_read_back_sends_on_at_the_next_generation() {
+        for retain in [false, true] {
+            let config = MlsGroupCreateConfig::builder().ciphersuite(CS).use_ratchet_tree_extension(true).build();
+            let (pa, pc) = (Provider::default(), Provider::default());
+            let signer = SignatureKeyPair::new(CS.signature_algorithm()).unwrap();
+            let mut alice = MlsGroup::new(&pa, &signer, &config, identity("alice", &signer)).unwrap();
+            let (_carol_signer, carol_kp) = member(&pc, "carol", Capabilities::default());
+            let w = add(&mut alice, &pa, &signer, carol_kp);
+            let mut carol = StagedWelcome::new_from_welcome(&pc, config.join_config(), w, None).unwrap().into_group(&pc).unwrap();
+            let group_id = alice.group_id().clone();
+            let self_update = |group: &mut MlsGroup| {
+                group.commit_builder().force_self_update(true).load_psks(pa.storage()).unwrap().build(pa.rand(), pa.crypto(), &signer, |_| true).unwrap().stage_commit(&pa).unwrap()
+            };
+            let mut first = self_update(&mut alice);
+            let g1 = first.confirmation().expect("an encrypted commit").generation;
+            crate::group::confirm_commit_secret(&mut alice, &pa, &mut first, retain).unwrap();
+            alice.clear_pending_commit(pa.storage()).unwrap();
+            drop(alice);
+            let mut alice = MlsGroup::load(pa.storage(), &group_id).unwrap().unwrap();
+            let mut second = self_update(&mut alice);
+            assert_eq!(second.confirmation().unwrap().generation, g1 + 1, "retain {retain}: the next generation after a restart");
+            crate::group::confirm_commit_secret(&mut alice, &pa, &mut second, false).unwrap();
+            let commit = second.commit().clone();
+            alice.merge_pending_commit(&pa).unwrap();
+            let processed = carol.process_message(&pc, protocol(&commit)).unwrap();
+            let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content() else { panic!("expected a commit") };
+            carol.merge_staged_commit(&pc, *staged).unwrap();
+            assert_eq!(alice.epoch_authenticator().as_slice(), carol.epoch_authenticator().as_slice());
+            assert!(carol.process_message(&pc, protocol(first.commit())).is_err(), "a handshake message of a past epoch");
+        }
+    }
 }

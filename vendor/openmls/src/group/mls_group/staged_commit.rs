@@ -706,9 +706,20 @@ impl MlsGroup {
                 self.group_epoch_secrets = state.group_epoch_secrets;
 
                 // Replace the previous message secrets with the new ones and return the previous message secrets
-                let old_message_secrets = self
+                #[cfg_attr(not(feature = "virtual-clients-draft"), allow(unused_mut))]
+                let mut old_message_secrets = self
                     .message_secrets_store
                     .replace_current_message_secrets(state.message_secrets);
+                // A handshake message of a past epoch is never processed
+                // (valn1307), so the own handshake secrets still awaiting
+                // confirmation (a commit or proposal created unconfirmed and
+                // never confirmed) would only be exposed if kept.
+                #[cfg(feature = "virtual-clients-draft")]
+                old_message_secrets
+                    .secret_tree_mut()
+                    .drop_own_unconfirmed_secrets(
+                        crate::tree::secret_tree::SecretType::HandshakeSecret,
+                    );
                 self.message_secrets_store.add_past_epoch_tree(
                     past_epoch,
                     old_message_secrets,

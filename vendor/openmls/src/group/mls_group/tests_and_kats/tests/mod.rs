@@ -20,4 +20,6 @@ mod reinit;
 mod secret_tree_persistence;
 #[cfg(feature = "virtual-clients-draft")]
 mod stored_ahead;
+#[cfg(feature = "virtual-clients-draft")]
+mod unconfirmed_commit;
 mod welcome_ratchet_tree;
