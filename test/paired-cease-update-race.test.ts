@@ -32,20 +32,12 @@ import {
   type ProvenMessage,
   type SeedVault,
 } from 'paired-mls/paired';
-import { type Member, deliverCommit, expectInSync, mlsError } from './helpers.js';
+import { expectInSync, mlsError } from './helpers.js';
+import { ENDED, RACE_GROUP, type Route, dsOf as ds } from './cease-race-world.js';
 import { allTalk, deviceSnapshot, pairedWorld, refused, rejoinOwnKey, stolen, type PairedWorld } from './paired-helpers.js';
 
-type Route = 'rekey' | 'rejoin';
-const ENDED = ['PAIRING_REJECTED', 'unexpected', 'the pairing has ended (unexpected)'] as const;
 const PAST_EPOCH = { code: 'WRONG_EPOCH', message: 'message from an epoch whose secrets this member no longer has' };
 const GONE = { code: 'NOT_A_MEMBER', message: 'this client is no longer a member of the group' };
-/** The group record an earlier version of the race kept a group's whole state in (review64d): never written. */
-const RACE_GROUP = 'paired-mls/cease-race-group';
-
-/** The DS of the group, played by bob: a commit is taken when bob can merge it (of the group's current epoch), else refused with bob's error. */
-function ds(bob: Member): (c: { commit: Uint8Array }) => Promise<void> {
-  return async ({ commit }) => deliverCommit(commit, [bob]);
-}
 
 /** The laptop's paired update, taken by the DS (bob merged it), before the phone got its step and Notify. */
 async function updateTaken(w: PairedWorld): Promise<PairedCommit> {

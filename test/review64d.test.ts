@@ -29,46 +29,15 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MemoryStorageAdapter, MlsClient, bytesEqual, toHex, utf8, type Group } from 'paired-mls';
-import { PairedDevice, WebCryptoSeedVault, generateSeed, type PairedCommit, type PairingMode } from 'paired-mls/paired';
+import { PairedDevice, type PairedCommit, type PairingMode } from 'paired-mls/paired';
 import { type Member, deliverCommit, expectInSync, mlsError, newMember } from './helpers.js';
-import { allTalk, applyShareRand, device, deviceSnapshot, enrolPaired, invited, refused, rejoinOwnKey, stolen, type InGroup } from './paired-helpers.js';
+import { type CeaseRaceWorld as World, ENDED, RACE_GROUP, type Route, ceaseRaceWorld as world, dsOf as ds } from './cease-race-world.js';
+import { allTalk, deviceSnapshot, refused, rejoinOwnKey, stolen } from './paired-helpers.js';
 
-type Route = 'rekey' | 'rejoin';
-const ENDED = ['PAIRING_REJECTED', 'unexpected', 'the pairing has ended (unexpected)'] as const;
 const RACE = 'paired-mls/cease-race';
-/** The group record of ca9da92's kept group state (removed): never written. */
-const RACE_GROUP = 'paired-mls/cease-race-group';
 
-interface World {
-  a: InGroup;
-  p: Member;
-  bob: InGroup;
-  laptop: PairedDevice;
-  phone: PairedDevice;
-  phoneVault: WebCryptoSeedVault;
-}
 
-/** alice's laptop (active) and phone (passive) on a preinstalled seed, a group with bob enrolled (`maxPastEpochs` for every member of it). */
-async function world(mode: PairingMode, maxPastEpochs = 0): Promise<World> {
-  const seed = generateSeed();
-  const [va, vp] = await Promise.all([0, 1].map(() => WebCryptoSeedVault.import(seed.slice())));
-  seed.fill(0);
-  const a = await device('alice');
-  const p = await device('alice-phone');
-  const bob = await newMember('bob');
-  a.group = await a.client.createGroup(a.identity, { maxPastEpochs });
-  const { welcome } = await a.group.commit({ add: [await bob.client.createKeyPackage(bob.identity)] });
-  await a.group.mergePendingCommit();
-  bob.group = await bob.client.joinFromWelcome(welcome!, { maxPastEpochs });
-  const { active, joiner, shareRand } = await invited(a, p, { mode, vault: va, joinerVault: vp });
-  expect(await active.receive((await applyShareRand(joiner, shareRand)).accept)).toEqual({ type: 'paired' });
-  await enrolPaired(active, a, [[p, joiner]], [bob]);
-  return { a: a as InGroup, p, bob: bob as InGroup, laptop: active, phone: joiner, phoneVault: vp! };
-}
 
-function ds(bob: Member): (c: { commit: Uint8Array }) => Promise<void> {
-  return async ({ commit }) => deliverCommit(commit, [bob]);
-}
 
 /** The laptop's update the DS took (bob merged it); then the phone ceases a step behind (its group commit refused). */
 async function race(w: World, route: Route): Promise<{ u: PairedCommit; cease: Uint8Array[] }> {

@@ -32,9 +32,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MemoryStorageAdapter, MlsClient, MlsError, toHex, utf8, type Group, type WireFormat } from 'paired-mls';
-import { PairedDevice, WebCryptoSeedVault, generateSeed, type PairedCommit, type PairingMode } from 'paired-mls/paired';
+import { PairedDevice, type PairedCommit, type PairingMode } from 'paired-mls/paired';
 import { type Member, deliverCommit, expectInSync, mlsError, newMember } from './helpers.js';
-import { allTalk, applyShareRand, device, enrolPaired, invited, pairedTrio, rejoinOwnKey, stolen, type InGroup } from './paired-helpers.js';
+import { ceaseRaceWorld as world, dsOf as ds } from './cease-race-world.js';
+import { allTalk, pairedTrio, rejoinOwnKey, stolen, type InGroup } from './paired-helpers.js';
 
 type Two = { alice: InGroup; bob: InGroup };
 
@@ -134,36 +135,8 @@ describe('review64e: retainOwnSecret in the MLS base', () => {
   }
 });
 
-interface World {
-  a: InGroup;
-  p: Member;
-  bob: InGroup;
-  laptop: PairedDevice;
-  phone: PairedDevice;
-  phoneVault: WebCryptoSeedVault;
-}
 
-/** review64d's world: alice's laptop (active) and phone (passive) on a preinstalled seed, a group with bob enrolled. */
-async function world(mode: PairingMode): Promise<World> {
-  const seed = generateSeed();
-  const [va, vp] = await Promise.all([0, 1].map(() => WebCryptoSeedVault.import(seed.slice())));
-  seed.fill(0);
-  const a = await device('alice');
-  const p = await device('alice-phone');
-  const bob = await newMember('bob');
-  a.group = await a.client.createGroup(a.identity);
-  const { welcome } = await a.group.commit({ add: [await bob.client.createKeyPackage(bob.identity)] });
-  await a.group.mergePendingCommit();
-  bob.group = await bob.client.joinFromWelcome(welcome!);
-  const { active, joiner, shareRand } = await invited(a, p, { mode, vault: va, joinerVault: vp });
-  expect(await active.receive((await applyShareRand(joiner, shareRand)).accept)).toEqual({ type: 'paired' });
-  await enrolPaired(active, a, [[p, joiner]], [bob]);
-  return { a: a as InGroup, p, bob: bob as InGroup, laptop: active, phone: joiner, phoneVault: vp! };
-}
 
-function ds(bob: Member): (c: { commit: Uint8Array }) => Promise<void> {
-  return async ({ commit }) => deliverCommit(commit, [bob]);
-}
 
 describe.each(['hidden', 'standard'] as const)('review64e (%s mode): the raced cease commit and its kept secret', (mode: PairingMode) => {
   it('attack B1 (thief between refusal and catch-up; retry; restart): a copy taken after the refused cease commit makes of the raced update what a copy from before the send makes (INVALID_COMMIT, no vault); the phone retries the cease (refused again), restarts from storage, and the reopened phone still catches up; a copy after it has nothing (WRONG_EPOCH); the pairing ends and the group talks', async () => {

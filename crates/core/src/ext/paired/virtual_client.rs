@@ -314,11 +314,27 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_detached_vc_commit_has_an_ordinary_leaf_and_the_sibling_follows_it_with_the_info() {
+    /// Two devices' emulation (pairing) group, A and B, both virtual-client
+    /// capable, one emulation epoch registered at each; the higher-level
+    /// group of the anchor (on A, an ordinary leaf) and Carol; B holding
+    /// A's stored state of it (what exportSiblingGroupState hands over).
+    struct Siblings {
+        pa: Provider,
+        pb: Provider,
+        pc: Provider,
+        epoch_a: EpochId,
+        epoch_b: EpochId,
+        anchor_signer: SignatureKeyPair,
+        anchor_a: MlsGroup,
+        anchor_b: MlsGroup,
+        carol_signer: SignatureKeyPair,
+        carol: MlsGroup,
+        group_id: GroupId,
+    }
+
+    fn siblings() -> Siblings {
         let config = MlsGroupCreateConfig::builder().ciphersuite(CS).use_ratchet_tree_extension(true).build();
         let (pa, pb, pc) = (Provider::default(), Provider::default(), Provider::default());
-        // The devices' emulation (pairing) group: A and B, both virtual-client capable.
         let vc_caps = Capabilities::builder().extensions(vec![ExtensionType::AppDataDictionary]).build();
         let a_signer = SignatureKeyPair::new(CS.signature_algorithm()).unwrap();
         let mut emulation_a = MlsGroup::new(&pa, &a_signer, &config, identity("a#pairing", &a_signer)).unwrap();
@@ -327,36 +343,36 @@ mod tests {
         let mut emulation_b = StagedWelcome::new_from_welcome(&pb, config.join_config(), w, None).unwrap().into_group(&pb).unwrap();
         let epoch_a = emulation_a.register_vc_emulation_epoch(pa.crypto(), pa.storage()).unwrap();
         let epoch_b = emulation_b.register_vc_emulation_epoch(pb.crypto(), pb.storage()).unwrap();
-        assert_eq!(epoch_a.as_bytes(), epoch_b.as_bytes());
-
-        // The higher-level group: the anchor (on A) with an ordinary leaf, and Carol.
         let anchor_signer = SignatureKeyPair::new(CS.signature_algorithm()).unwrap();
         let mut anchor_a = MlsGroup::new(&pa, &anchor_signer, &config, identity("alice", &anchor_signer)).unwrap();
         let (carol_signer, carol_kp) = member(&pc, "carol", Capabilities::default());
         let w = add(&mut anchor_a, &pa, &anchor_signer, carol_kp);
-        let mut carol = StagedWelcome::new_from_welcome(&pc, config.join_config(), w, None).unwrap().into_group(&pc).unwrap();
+        let carol = StagedWelcome::new_from_welcome(&pc, config.join_config(), w, None).unwrap().into_group(&pc).unwrap();
         let group_id = anchor_a.group_id().clone();
-
-        // B takes A's stored state of the group (what exportSiblingGroupState hands over).
         let prefix = crate::storage::group_key_prefix(&group_id).unwrap();
         let entries: Vec<_> = pa.storage().group_entries(&prefix).into_iter().filter(|(k, _)| !crate::storage::is_vc_bindings_key(k)).collect();
         pb.storage().load_entries(entries);
-        let mut anchor_b = MlsGroup::load(pb.storage(), &group_id).unwrap().unwrap();
+        let anchor_b = MlsGroup::load(pb.storage(), &group_id).unwrap().unwrap();
+        Siblings { pa, pb, pc, epoch_a, epoch_b, anchor_signer, anchor_a, anchor_b, carol_signer, carol, group_id }
+    }
+
+    /// A self-update of the anchor leaf as a paired update makes it: a
+    /// detached virtual-client commit of emulation epoch `epoch`, staged.
+    fn detached_update(group: &mut MlsGroup, provider: &Provider, signer: &SignatureKeyPair, epoch: &EpochId) -> CommitMessageBundle {
+        let epoch = EpochId::new(epoch.as_bytes().to_vec());
+        let builder = group.commit_builder().force_self_update(true).vc_emulation_detached(provider.crypto(), provider.storage(), epoch).unwrap();
+        builder.load_psks(provider.storage()).unwrap().build(provider.rand(), provider.crypto(), signer, |_| true).unwrap().stage_commit(provider).unwrap()
+    }
+
+    #[test]
+    fn a_detached_vc_commit_has_an_ordinary_leaf_and_the_sibling_follows_it_with_the_info() {
+        let Siblings { pa, pb, pc, epoch_a, epoch_b, anchor_signer, mut anchor_a, mut anchor_b, carol_signer, mut carol, .. } = siblings();
+        assert_eq!(epoch_a.as_bytes(), epoch_b.as_bytes());
 
         // The leaf lists no AppDataDictionary: the leaf-carried form is refused, the detached one builds.
         let refused = anchor_a.commit_builder().force_self_update(true).vc_emulation(pa.crypto(), pa.storage(), EpochId::new(epoch_a.as_bytes().to_vec()));
         assert!(matches!(refused, Err(CreateCommitError::VirtualClientsError(_))));
-        let bundle = anchor_a
-            .commit_builder()
-            .force_self_update(true)
-            .vc_emulation_detached(pa.crypto(), pa.storage(), EpochId::new(epoch_a.as_bytes().to_vec()))
-            .unwrap()
-            .load_psks(pa.storage())
-            .unwrap()
-            .build(pa.rand(), pa.crypto(), &anchor_signer, |_| true)
-            .unwrap()
-            .stage_commit(&pa)
-            .unwrap();
+        let bundle = detached_update(&mut anchor_a, &pa, &anchor_signer, &epoch_a);
         let info = bundle.vc_derivation_info().expect("the detached derivation info").to_vec();
         let commit = bundle.commit().clone();
         anchor_a.merge_pending_commit(&pa).unwrap();
@@ -401,27 +417,7 @@ mod tests {
     #[test]
     fn a_commit_that_retains_its_secret_lets_the_sibling_commit_of_its_generation_be_followed() {
         for retain in [false, true] {
-            let config = MlsGroupCreateConfig::builder().ciphersuite(CS).use_ratchet_tree_extension(true).build();
-            let (pa, pb, pc) = (Provider::default(), Provider::default(), Provider::default());
-            let vc_caps = Capabilities::builder().extensions(vec![ExtensionType::AppDataDictionary]).build();
-            let a_signer = SignatureKeyPair::new(CS.signature_algorithm()).unwrap();
-            let mut emulation_a = MlsGroup::new(&pa, &a_signer, &config, identity("a#pairing", &a_signer)).unwrap();
-            let (_b_signer, b_kp) = member(&pb, "b#pairing", vc_caps);
-            let w = add(&mut emulation_a, &pa, &a_signer, b_kp);
-            let mut emulation_b = StagedWelcome::new_from_welcome(&pb, config.join_config(), w, None).unwrap().into_group(&pb).unwrap();
-            emulation_a.register_vc_emulation_epoch(pa.crypto(), pa.storage()).unwrap();
-            let epoch_b = emulation_b.register_vc_emulation_epoch(pb.crypto(), pb.storage()).unwrap();
-
-            let anchor_signer = SignatureKeyPair::new(CS.signature_algorithm()).unwrap();
-            let mut anchor_a = MlsGroup::new(&pa, &anchor_signer, &config, identity("alice", &anchor_signer)).unwrap();
-            let (_carol_signer, carol_kp) = member(&pc, "carol", Capabilities::default());
-            let w = add(&mut anchor_a, &pa, &anchor_signer, carol_kp);
-            let mut carol = StagedWelcome::new_from_welcome(&pc, config.join_config(), w, None).unwrap().into_group(&pc).unwrap();
-            let group_id = anchor_a.group_id().clone();
-            let prefix = crate::storage::group_key_prefix(&group_id).unwrap();
-            let entries: Vec<_> = pa.storage().group_entries(&prefix).into_iter().filter(|(k, _)| !crate::storage::is_vc_bindings_key(k)).collect();
-            pb.storage().load_entries(entries);
-            let mut anchor_b = MlsGroup::load(pb.storage(), &group_id).unwrap().unwrap();
+            let Siblings { pa, pb, pc, epoch_b, anchor_signer, mut anchor_a, mut anchor_b, mut carol, group_id, .. } = siblings();
 
             // A's self-update, made as `commit` makes it, then refused by the DS and cleared.
             let mut mine = anchor_a
@@ -438,17 +434,7 @@ mod tests {
             anchor_a.clear_pending_commit(pa.storage()).unwrap();
 
             // B's paired update, confirmed as every commit; the DS takes it.
-            let mut won = anchor_b
-                .commit_builder()
-                .force_self_update(true)
-                .vc_emulation_detached(pb.crypto(), pb.storage(), EpochId::new(epoch_b.as_bytes().to_vec()))
-                .unwrap()
-                .load_psks(pb.storage())
-                .unwrap()
-                .build(pb.rand(), pb.crypto(), &anchor_signer, |_| true)
-                .unwrap()
-                .stage_commit(&pb)
-                .unwrap();
+            let mut won = detached_update(&mut anchor_b, &pb, &anchor_signer, &epoch_b);
             assert_eq!(won.confirmation().unwrap().generation, generation, "the same generation of the shared ratchet");
             crate::group::confirm_commit_secret(&mut anchor_b, &pb, &mut won, false).unwrap();
             let info = won.vc_derivation_info().unwrap().to_vec();
