@@ -177,6 +177,25 @@ export class DeviceSession {
     if (!this.state.groups.includes(toHex(groupId))) throw new PairingError('PAIRING_STATE', 'the group is not enrolled in the pairing');
   }
 
+  /**
+   * Whether this device's own client shows that the pairing has left the
+   * group (docs/PROTOCOL.md §4.4, "When the pairing leaves a group"): the
+   * client no longer holds it, or its leaf there is not the pairing's anchor
+   * leaf any more — removed, a leaf of another credential (rejoined with a
+   * key of its own), or a leaf still carrying the anchor identity's own key,
+   * which no paired commit leaves on it (every enrolment rotates it to a
+   * derived key): the anchor added again from a KeyPackage, or rejoined.
+   * Each device reads only its own state; no pairing message says it.
+   */
+  pairingLeft(groupId: Uint8Array): boolean {
+    if (!this.client.groupIds().some((id) => bytesEqual(id, groupId))) return true;
+    const group = this.client.group(groupId);
+    if (!group.state().active) return true;
+    const anchor = this.requireAnchor();
+    const leaf = group.members().find((m) => m.leafIndex === group.ownLeafIndex);
+    return !leaf || !bytesEqual(leaf.credential.identity, anchor.identity) || bytesEqual(leaf.signatureKey, anchor.signaturePublicKey);
+  }
+
   /** The anchor identity; `PAIRING_STATE` before ShareRand told it. */
   requireAnchor(): Identity {
     const anchor = this.state.anchor;

@@ -17,14 +17,16 @@ import { derivationStep } from './vault-derivations.js';
 /** `PairedDevice.enroll`: the group recorded as enrolled once its paired update merged. */
 export async function enrollGroup(device: DeviceSession, group: Group, options: { send?: PairedSend }): Promise<PairedCommit> {
   const { send } = options;
+  const hex = toHex(group.id);
+  // A listed group the pairing has left (`pairingLeft`) is enrolled anew: its old entry goes with the same write.
   const record = async () => {
-    device.state = { ...device.state, groups: [...device.state.groups, toHex(group.id)] };
+    device.state = { ...device.state, groups: [...device.state.groups.filter((g) => g !== hex), hex] };
     await savePairingState(device.client, device.state);
   };
   const built = await device.serially(async () => {
     device.requireRole('active');
     device.requireEstablished();
-    if (device.state.groups.includes(toHex(group.id))) throw new PairingError('PAIRING_STATE', 'the group is already enrolled');
+    if (device.state.groups.includes(hex) && !device.pairingLeft(group.id)) throw new PairingError('PAIRING_STATE', 'the group is already enrolled');
     if (send !== undefined && typeof send !== 'function') throw invalidArgument('send must be a function');
     if (!send) {
       return device.atomically(async () => {
@@ -57,4 +59,19 @@ export async function enrollStep(device: DeviceSession, group: Group, options: {
   } finally {
     groupState.fill(0);
   }
+}
+
+/**
+ * `PairedDevice.forgetGroup`: an enrolled group the pairing has left leaves
+ * the list; a live one is refused (the partner's paired updates there would
+ * be refused, and the leaf would stop healing).
+ */
+export async function forgetGroup(device: DeviceSession, groupId: Uint8Array): Promise<void> {
+  const hex = toHex(groupId);
+  device.requireEnrolled(groupId);
+  if (!device.pairingLeft(groupId)) throw new PairingError('PAIRING_STATE', 'the pairing still acts on the anchor leaf in this group: it stays enrolled');
+  await device.atomically(async () => {
+    device.state = { ...device.state, groups: device.state.groups.filter((g) => g !== hex) };
+    await savePairingState(device.client, device.state);
+  });
 }

@@ -12,6 +12,7 @@ import { sendThenMerge } from './commit-settle.js';
 import type { DeviceSession } from './device-session.js';
 import { signedAnchorCommit, signedAnchorProposal } from './device-signature.js';
 import type { PairedCommit, PairedCommitOptions } from './paired-types.js';
+import { PairingError } from './pairing-error.js';
 import type { Notify, NotifyKind } from './pairing-messages.js';
 import { sealGroupState } from './pairing-proof.js';
 import { derivationStep, deriveAnchorKey, sendProven } from './vault-derivations.js';
@@ -23,6 +24,7 @@ export async function pairedCommit(device: DeviceSession, group: Group, options:
     device.requireRole('active');
     device.requireEstablished();
     device.requireEnrolled(group.id);
+    requireFollowed(device, group);
     if (send !== undefined && typeof send !== 'function') throw invalidArgument('send must be a function');
     const out = await device.atomically(async (): Promise<PairedCommit> => {
       const step = await derivationStep(device);
@@ -34,6 +36,17 @@ export async function pairedCommit(device: DeviceSession, group: Group, options:
     return { out, sent: send ? group.pendingCommitDigest() : undefined };
   });
   return send && sent ? sendThenMerge(device, group, out, sent, send) : out;
+}
+
+/**
+ * A listed group held anew (the anchor re-added, or rejoined) is not the one
+ * the partner follows: `enroll` it again (docs/PROTOCOL.md §4.4). A group
+ * this client was removed from is left to the core (`NOT_A_MEMBER`).
+ */
+function requireFollowed(device: DeviceSession, group: Group): void {
+  if (group.state().active && device.pairingLeft(group.id)) {
+    throw new PairingError('PAIRING_STATE', 'the pairing has left this group (the leaf here is not the anchor leaf it enrolled): enroll it again');
+  }
 }
 
 /**
@@ -68,6 +81,7 @@ export async function proposeForAnchor(device: DeviceSession, group: Group, requ
     device.requireRole('active');
     device.requireEstablished();
     device.requireEnrolled(group.id);
+    requireFollowed(device, group);
     if (request.type === 'update') throw invalidArgument('the anchor leaf changes only by a paired commit (update()), not by an Update proposal');
     return device.atomically(() => (device.mode === 'standard' ? signedAnchorProposal(group, device.deviceIdentity, request) : group.propose(request)));
   });
