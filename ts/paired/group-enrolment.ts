@@ -67,6 +67,7 @@ export async function enrollStep(device: DeviceSession, group: Group, options: {
  * be refused, and the leaf would stop healing).
  */
 export async function forgetGroup(device: DeviceSession, groupId: Uint8Array): Promise<void> {
+  if (!(groupId instanceof Uint8Array)) throw invalidArgument('groupId must be a Uint8Array');
   const hex = toHex(groupId);
   device.requireEnrolled(groupId);
   if (!device.pairingLeft(groupId)) throw new PairingError('PAIRING_STATE', 'the pairing still acts on the anchor leaf in this group: it stays enrolled');
