@@ -184,13 +184,15 @@ export class DeviceSession {
    * leaf any more — removed, a leaf of another credential (rejoined with a
    * key of its own), or a leaf still carrying the anchor identity's own key,
    * which no paired commit leaves on it (every enrolment rotates it to a
-   * derived key): the anchor added again from a KeyPackage, or rejoined.
-   * Each device reads only its own state; no pairing message says it.
+   * derived key): the anchor added again from a KeyPackage, or rejoined;
+   * or the group was retired by a ReInit. Each device reads only its own state; no pairing message says it.
    */
   pairingLeft(groupId: Uint8Array): boolean {
     if (!this.client.groupIds().some((id) => bytesEqual(id, groupId))) return true;
     const group = this.client.group(groupId);
     if (!group.state().active) return true;
+    // Retired by a ReInit: no commit is made in it any more (its successor is another group, enrolled on its own).
+    if (group.reinitState() !== undefined) return true;
     const anchor = this.requireAnchor();
     const leaf = group.members().find((m) => m.leafIndex === group.ownLeafIndex);
     return !leaf || !bytesEqual(leaf.credential.identity, anchor.identity) || bytesEqual(leaf.signatureKey, anchor.signaturePublicKey);

@@ -44,7 +44,8 @@ export async function pairedCommit(device: DeviceSession, group: Group, options:
  * this client was removed from is left to the core (`NOT_A_MEMBER`).
  */
 function requireFollowed(device: DeviceSession, group: Group): void {
-  if (group.state().active && device.pairingLeft(group.id)) {
+  // A retired group (ReInit) is left to the core too (`GROUP_REINITIALIZED`).
+  if (group.state().active && group.reinitState() === undefined && device.pairingLeft(group.id)) {
     throw new PairingError('PAIRING_STATE', 'the pairing has left this group (the leaf here is not the anchor leaf it enrolled): enroll it again');
   }
 }
