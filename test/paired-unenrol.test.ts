@@ -11,9 +11,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { PairedDevice, PairingError, type PairingMode } from 'paired-mls/paired';
-import { toHex } from 'paired-mls';
+import { MlsClient, toHex } from 'paired-mls';
 import { deliverCommit, expectInSync, mlsError } from './helpers.js';
-import { allTalk, pairedWorld, refused, stolen, type PairedWorld } from './paired-helpers.js';
+import { allTalk, pairedWorld, refused, stolen, updateFollowed, type PairedWorld } from './paired-helpers.js';
+import type { Member } from './helpers.js';
 
 const LIVE = { code: 'PAIRING_STATE', message: 'the pairing still acts on the anchor leaf in this group: it stays enrolled' };
 const HELD_ANEW = { code: 'PAIRING_STATE', message: 'the pairing has left this group (the leaf here is not the anchor leaf it enrolled): enroll it again' };
@@ -41,7 +42,84 @@ async function bobAddsAliceBack(w: PairedWorld): Promise<void> {
   expectInSync([w.a, bob]);
 }
 
+
+/** The pairing record as stored (JSON): its anchor keys per group (`pairingLeft`, §4.4), absent in a state stored before them. */
+function storedAnchorKeys(m: Member): Record<string, { key?: string; pending?: string }> | undefined {
+  return (JSON.parse(new TextDecoder().decode(m.client.record('paired-mls/pairing')!)) as { anchorKeys?: Record<string, { key?: string; pending?: string }> }).anchorKeys;
+}
+
+/** The key of `m`'s own leaf in its group, hex. */
+function ownKey(m: Member): string {
+  const g = m.group!;
+  return toHex(g.members().find((x) => x.leafIndex === g.ownLeafIndex)!.signatureKey);
+}
+
+/**
+ * The device's pairing record rewritten as a release before the anchor keys
+ * stored it (the field left out; everything else as written), then the
+ * device restarted from its storage (the vault survives).
+ */
+async function restartFromOldFormat(m: Member, d: PairedDevice): Promise<PairedDevice> {
+  const raw = JSON.parse(new TextDecoder().decode(m.client.record('paired-mls/pairing')!)) as Record<string, unknown>;
+  expect(raw.anchorKeys).toBeDefined(); // this release writes it
+  delete raw.anchorKeys;
+  await m.client.putRecord('paired-mls/pairing', new TextEncoder().encode(JSON.stringify(raw)));
+  const vault = d.vault;
+  const id = m.group!.id;
+  m.client.free();
+  m.client = await MlsClient.open({ storage: m.storage! });
+  m.group = m.client.group(id);
+  return PairedDevice.open(m.client, vault);
+}
+
 describe.each(['hidden', 'standard'] as PairingMode[])('paired unenrol (%s mode)', (mode) => {
+  it('a pairing state stored before the anchor keys were recorded (no anchorKeys) loads and behaves: the live group stays live, paired commits record the keys (at the merge; a refused one not), a group held anew is still left', async () => {
+    const w = await pairedWorld(['bob'], mode);
+    const id = w.a.group!.id;
+    const hex = toHex(id);
+    const bob = w.others[0]!;
+    // Enrolment recorded the key on both devices.
+    for (const m of [w.a, w.p]) expect(storedAnchorKeys(m)).toEqual({ [hex]: { key: ownKey(m) } });
+    w.activeDevice = await restartFromOldFormat(w.a, w.activeDevice);
+    w.passiveDevice = await restartFromOldFormat(w.p, w.passiveDevice);
+    for (const m of [w.a, w.p]) expect(storedAnchorKeys(m)).toBeUndefined();
+    // No record: the checks without it; the live group is live.
+    for (const d of [w.activeDevice, w.passiveDevice]) {
+      expect(d.enrolledGroups()).toEqual([hex]);
+      await refused(() => d.forgetGroup(id), LIVE.code, undefined, LIVE.message);
+    }
+    // A paired update refused at the DS (cleared): nothing recorded as landed; the partner takes the step alone, nothing recorded.
+    let step: Uint8Array | undefined;
+    await expect(w.activeDevice.update(w.a.group!, { send: async (out) => { step = out.pairing[0]; throw new Error('DS refused'); } })).rejects.toThrow('DS refused');
+    expect(storedAnchorKeys(w.a)?.[hex]?.key).toBeUndefined();
+    expect((await w.passiveDevice.receive(step!)).type).toBe('derivationStep');
+    expect(storedAnchorKeys(w.p)).toBeUndefined();
+    await refused(() => w.activeDevice.forgetGroup(id), LIVE.code, undefined, LIVE.message);
+    // Without send the application merges: pending until the leaf carries it, live meanwhile and after.
+    const u = await w.activeDevice.update(w.a.group!);
+    await refused(() => w.activeDevice.forgetGroup(id), LIVE.code, undefined, LIVE.message);
+    await w.a.group!.mergePendingCommit();
+    await deliverCommit(u.commit, [bob]);
+    expect((await w.passiveDevice.applyNotify(u)).kind).toBe('update');
+    expect(storedAnchorKeys(w.a)).toEqual({ [hex]: { pending: ownKey(w.a) } });
+    expect(storedAnchorKeys(w.p)).toEqual({ [hex]: { key: ownKey(w.p) } });
+    await refused(() => w.activeDevice.forgetGroup(id), LIVE.code, undefined, LIVE.message);
+    // The next paired update (with send) records it at the merge.
+    await updateFollowed(w.activeDevice, w.a, w.passiveDevice, w.others);
+    for (const m of [w.a, w.p]) expect(storedAnchorKeys(m)).toEqual({ [hex]: { key: ownKey(m) } });
+    // Stored old again: a group held anew with the anchor identity's own key is still left without a record.
+    w.activeDevice = await restartFromOldFormat(w.a, w.activeDevice);
+    w.passiveDevice = await restartFromOldFormat(w.p, w.passiveDevice);
+    await bobRemovesAlice(w);
+    await bobAddsAliceBack(w);
+    await refused(() => w.activeDevice.update(w.a.group!), HELD_ANEW.code, undefined, HELD_ANEW.message);
+    const en = await w.activeDevice.enroll(w.a.group!, { send: async ({ commit }) => deliverCommit(commit, [bob]) });
+    expect((await w.passiveDevice.applyNotify(en)).kind).toBe('enroll');
+    w.p.group = w.p.client.group(id);
+    for (const m of [w.a, w.p]) expect(storedAnchorKeys(m)).toEqual({ [hex]: { key: ownKey(m) } });
+    await allTalk([w.a, w.p, bob], 'after the old state');
+  });
+
   it('a live group cannot be forgotten (PAIRING_STATE), on either device, and stays followed', async () => {
     const w = await pairedWorld(['bob'], mode);
     const id = w.a.group!.id;

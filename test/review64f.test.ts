@@ -8,11 +8,12 @@ import { describe, expect, it } from 'vitest';
 import { PairedDevice, PairingError, type PairingMode } from 'paired-mls/paired';
 import { MlsError, toHex } from 'paired-mls';
 import { deliverCommit, expectInSync, newMember } from './helpers.js';
-import { allTalk, device, enrolPaired, pair, pairedWorld, refused, stolen, updateFollowed, type PairedWorld } from './paired-helpers.js';
+import { allTalk, device, enrolPaired, pair, pairedWorld, stolen, updateFollowed, type PairedWorld } from './paired-helpers.js';
 
 const LIVE = { code: 'PAIRING_STATE', message: 'the pairing still acts on the anchor leaf in this group: it stays enrolled' };
 const WRONG_EPOCH_REPLAY = { code: 'NOTIFY_REJECTED', message: "Notify rejected: processing message: Message epoch differs from the group's epoch. (replay)", reason: 'replay' };
 const ALREADY = { code: 'PAIRING_STATE', message: 'the group is already enrolled' };
+const HELD_ANEW = { code: 'PAIRING_STATE', message: 'the pairing has left this group (the leaf here is not the anchor leaf it enrolled): enroll it again' };
 
 async function codeOf(fn: () => Promise<unknown>): Promise<{ code: string; message: string; reason?: string }> {
   let err: unknown;
@@ -310,7 +311,7 @@ describe.each(['hidden', 'standard'] as PairingMode[])('review64f (%s mode)', (m
     await stillLive(w, w.activeDevice, phone);
   });
 
-  it('F15 false negative: after a hand-over the new active device (no anchor key) rejoins a group it was removed from with a fresh key of the anchor credential', async () => {
+  it('F15 fixed: after a hand-over the new active device (no anchor key) rejoins a group it was removed from with a fresh key of the anchor credential: left (its leaf does not carry the key the pairing last put there); re-enrolled, the partner follows', async () => {
     const w = await pairedWorld(['bob'], mode);
     const id = w.a.group!.id;
     const bob = w.others[0]!;
@@ -325,20 +326,39 @@ describe.each(['hidden', 'standard'] as PairingMode[])('review64f (%s mode)', (m
     if (rejoin.group.state().pendingCommit) await rejoin.group.mergePendingCommit();
     await deliverCommit(rejoin.commit, [bob]);
     w.p.group = rejoin.group;
-    // BROKEN (reported, not fixed): the laptop sees the group left (its copy is dead); the phone does not — its leaf
-    // has the anchor credential and a key that is not the anchor identity's own (the phone never had it): held anew
-    // but taken as live. Forget and enroll are refused, and its update is made as a paired update nobody follows.
-    await laptop.forgetGroup(id);
-    expect(laptop.enrolledGroups()).toEqual([]);
-    expect(await codeOf(() => phone.forgetGroup(id))).toEqual(LIVE);
-    expect(await codeOf(() => phone.enroll(w.p.group!))).toEqual(ALREADY);
-    const u = await phone.update(w.p.group!, { send: async ({ commit }) => deliverCommit(commit, [bob]) });
-    await refused(() => laptop.applyNotify(u), 'NOTIFY_REJECTED', 'unknown-group', 'Notify rejected: the Notify names a group this device does not follow (unknown-group)');
+    // Held anew on the phone: its update is refused before anything is made, enroll enrols it again.
+    expect(await codeOf(() => phone.update(w.p.group!))).toEqual(HELD_ANEW);
+    const en = await phone.enroll(w.p.group!, { send: async ({ commit }) => deliverCommit(commit, [bob]) });
+    // The laptop's copy is dead (removed): the proven enroll Notify is new for it.
+    expect((await laptop.applyNotify(en)).kind).toBe('enroll');
+    w.a.group = w.a.client.group(id);
     expect(phone.enrolledGroups()).toEqual([toHex(id)]);
-    expect(await codeOf(() => phone.enroll(w.p.group!))).toEqual(ALREADY);
+    expect(laptop.enrolledGroups()).toEqual([toHex(id)]);
+    await stillLive(w, phone, laptop, w.p, w.a);
   });
 
-  it('F16 false negative, no hand-over: the active device rejoins with a fresh key of the anchor credential (not the anchor identity): held anew, taken as live', async () => {
+  it('F15 fixed (forget): the rejoined new active device forgets the group, as its partner with the dead copy', async () => {
+    const w = await pairedWorld(['bob'], mode);
+    const id = w.a.group!.id;
+    const bob = w.others[0]!;
+    const rc = await w.activeDevice.handOver();
+    expect((await w.passiveDevice.receive(rc)).type).toBe('roleChanged');
+    const phone = w.passiveDevice;
+    const laptop = w.activeDevice;
+    await bobRemovesAlice(w);
+    await w.p.client.deleteGroup(id);
+    const rejoin = await w.p.client.joinExternal(await bob.group!.exportGroupInfo(), await w.p.client.createIdentity(phone.anchor!.identity, 1));
+    if (rejoin.group.state().pendingCommit) await rejoin.group.mergePendingCommit();
+    await deliverCommit(rejoin.commit, [bob]);
+    await laptop.forgetGroup(id);
+    await phone.forgetGroup(id);
+    expect(laptop.enrolledGroups()).toEqual([]);
+    expect(phone.enrolledGroups()).toEqual([]);
+    // Its state stays with the client (only the list changed): an ordinary member now.
+    expect(w.p.client.group(id).state().active).toBe(true);
+  });
+
+  it('F16 fixed, no hand-over: the active device rejoins with a fresh key of the anchor credential (not the anchor identity): left; update refused, enroll re-enrols, the passive device follows', async () => {
     const w = await pairedWorld(['bob'], mode);
     const id = w.a.group!.id;
     const bob = w.others[0]!;
@@ -349,12 +369,25 @@ describe.each(['hidden', 'standard'] as PairingMode[])('review64f (%s mode)', (m
     if (rejoin.group.state().pendingCommit) await rejoin.group.mergePendingCommit();
     await deliverCommit(rejoin.commit, [bob]);
     w.a.group = rejoin.group;
-    // BROKEN (reported): the passive device (dead copy) sees it left; the active device does not.
-    expect(await codeOf(() => w.activeDevice.forgetGroup(id))).toEqual(LIVE);
-    expect(await codeOf(() => w.activeDevice.enroll(w.a.group!))).toEqual(ALREADY);
-    const u = await w.activeDevice.update(w.a.group!, { send: async ({ commit }) => deliverCommit(commit, [bob]) });
-    const rej = await codeOf(() => w.passiveDevice.applyNotify(u));
-    expect(rej.code).toBe('NOTIFY_REJECTED');
-    expect(w.p.client.group(id).state().active).toBe(false);
+    expect(await codeOf(() => w.activeDevice.update(w.a.group!, { send: async ({ commit }) => deliverCommit(commit, [bob]) }))).toEqual(HELD_ANEW);
+    const en = await w.activeDevice.enroll(w.a.group!, { send: async ({ commit }) => deliverCommit(commit, [bob]) });
+    expect((await w.passiveDevice.applyNotify(en)).kind).toBe('enroll');
+    w.p.group = w.p.client.group(id);
+    await stillLive(w, w.activeDevice, w.passiveDevice);
+  });
+
+  it('F16 fixed (forget): the rejoined active device forgets the group; the passive device (dead copy) too', async () => {
+    const w = await pairedWorld(['bob'], mode);
+    const id = w.a.group!.id;
+    const bob = w.others[0]!;
+    await bobRemovesAlice(w);
+    await w.a.client.deleteGroup(id);
+    const rejoin = await w.a.client.joinExternal(await bob.group!.exportGroupInfo(), await w.a.client.createIdentity(w.activeDevice.anchor!.identity, 1));
+    if (rejoin.group.state().pendingCommit) await rejoin.group.mergePendingCommit();
+    await deliverCommit(rejoin.commit, [bob]);
+    await w.activeDevice.forgetGroup(id);
+    await w.passiveDevice.forgetGroup(id);
+    expect(w.activeDevice.enrolledGroups()).toEqual([]);
+    expect(w.passiveDevice.enrolledGroups()).toEqual([]);
   });
 });

@@ -185,7 +185,10 @@ export class DeviceSession {
    * key of its own), or a leaf still carrying the anchor identity's own key,
    * which no paired commit leaves on it (every enrolment rotates it to a
    * derived key): the anchor added again from a KeyPackage, or rejoined;
-   * or the group was retired by a ReInit. Each device reads only its own state; no pairing message says it.
+   * or a leaf whose key is not the one the pairing last put there
+   * (`PairingState.anchorKeys`: its paired commit merged, or followed; a
+   * rejoin or re-add with a fresh key of the anchor credential); or the
+   * group was retired by a ReInit. Each device reads only its own state; no pairing message says it.
    */
   pairingLeft(groupId: Uint8Array): boolean {
     if (!this.client.groupIds().some((id) => bytesEqual(id, groupId))) return true;
@@ -195,7 +198,14 @@ export class DeviceSession {
     if (group.reinitState() !== undefined) return true;
     const anchor = this.requireAnchor();
     const leaf = group.members().find((m) => m.leafIndex === group.ownLeafIndex);
-    return !leaf || !bytesEqual(leaf.credential.identity, anchor.identity) || bytesEqual(leaf.signatureKey, anchor.signaturePublicKey);
+    if (!leaf || !bytesEqual(leaf.credential.identity, anchor.identity) || bytesEqual(leaf.signatureKey, anchor.signaturePublicKey)) return true;
+    // The key the pairing last put on the leaf here (its own paired commit merged, or one followed):
+    // a leaf with another key was changed by something else (a rejoin, a re-add, with any key).
+    const recorded = this.state.anchorKeys?.[toHex(groupId)];
+    const key = toHex(leaf.signatureKey);
+    if (recorded?.pending !== undefined && key === recorded.pending) return false;
+    // No record (a state stored before it existed): the checks above only.
+    return recorded?.key !== undefined && key !== recorded.key;
   }
 
   /** The anchor identity; `PAIRING_STATE` before ShareRand told it. */

@@ -8,10 +8,10 @@ import { invalidArgument } from '../mls/errors.js';
 import type { Group } from '../mls/group.js';
 import { sendThenMerge } from './commit-settle.js';
 import type { DeviceSession } from './device-session.js';
-import { anchorCommit, sendNotify } from './paired-commit.js';
+import { anchorCommit, ownLeafKey, sendNotify } from './paired-commit.js';
 import type { PairedCommit, PairedSend } from './paired-types.js';
 import { PairingError } from './pairing-error.js';
-import { savePairingState } from './pairing-state.js';
+import { savePairingState, withAnchorKey, withoutAnchorKey, withPendingAnchorKey } from './pairing-state.js';
 import { derivationStep } from './vault-derivations.js';
 
 /** `PairedDevice.enroll`: the group recorded as enrolled once its paired update merged. */
@@ -19,8 +19,8 @@ export async function enrollGroup(device: DeviceSession, group: Group, options: 
   const { send } = options;
   const hex = toHex(group.id);
   // A listed group the pairing has left (`pairingLeft`) is enrolled anew: its old entry goes with the same write.
-  const record = async () => {
-    device.state = { ...device.state, groups: [...device.state.groups.filter((g) => g !== hex), hex] };
+  const record = async (out: PairedCommit) => {
+    device.state = withAnchorKey({ ...device.state, groups: [...device.state.groups.filter((g) => g !== hex), hex] }, hex, out.anchorSignatureKey);
     await savePairingState(device.client, device.state);
   };
   const built = await device.serially(async () => {
@@ -31,14 +31,14 @@ export async function enrollGroup(device: DeviceSession, group: Group, options: 
     if (!send) {
       return device.atomically(async () => {
         const out = await enrollStep(device, group, { merge: true });
-        await record();
+        await record(out);
         return { out, sent: undefined };
       });
     }
     const out = await device.atomically(() => enrollStep(device, group, { merge: false }));
     return { out, sent: group.pendingCommitDigest() };
   });
-  return send && built.sent ? sendThenMerge(device, group, built.out, built.sent, send, record) : built.out;
+  return send && built.sent ? sendThenMerge(device, group, built.out, built.sent, send, () => record(built.out)) : built.out;
 }
 
 /**
@@ -52,8 +52,15 @@ export async function enrollStep(device: DeviceSession, group: Group, options: {
   const epoch = BigInt(group.epoch) + 1n;
   const groupState = device.client.exportSiblingGroupState(group.id);
   try {
+    const leafKey = ownLeafKey(group);
     const { commit, derivationInfo, anchorSignatureKey, askedToLeave } = await anchorCommit(device, group, step, { selfUpdate: true });
-    if (options.merge) await group.mergePendingCommit();
+    // Pending until merged (`pairingLeft` takes it only once the leaf carries it); recorded at the merge.
+    device.state = withPendingAnchorKey(device.state, toHex(group.id), leafKey, anchorSignatureKey);
+    if (options.merge) {
+      await group.mergePendingCommit();
+      device.state = withAnchorKey(device.state, toHex(group.id), anchorSignatureKey);
+    }
+    await savePairingState(device.client, device.state);
     const notify = await sendNotify(device, { kind: 'enroll', counter: step.counter, group, commit, groupState, derivationInfo, epoch });
     return { groupId: group.id, commit, pairing: [step.commit, notify], anchorSignatureKey, ...(askedToLeave && { askedToLeave }) };
   } finally {
@@ -72,7 +79,7 @@ export async function forgetGroup(device: DeviceSession, groupId: Uint8Array): P
   device.requireEnrolled(groupId);
   if (!device.pairingLeft(groupId)) throw new PairingError('PAIRING_STATE', 'the pairing still acts on the anchor leaf in this group: it stays enrolled');
   await device.atomically(async () => {
-    device.state = { ...device.state, groups: device.state.groups.filter((g) => g !== hex) };
+    device.state = withoutAnchorKey({ ...device.state, groups: device.state.groups.filter((g) => g !== hex) }, hex);
     await savePairingState(device.client, device.state);
   });
 }

@@ -13,7 +13,7 @@ import { PairingError, type PairingRejection, notifyRejected, rejectionFor } fro
 import { type Notify, provenContent } from './pairing-messages.js';
 import { openGroupState } from './pairing-proof.js';
 import { processPairing } from './pairing-receive.js';
-import { savePairingState } from './pairing-state.js';
+import { savePairingState, withAnchorKey } from './pairing-state.js';
 import { deriveAnchorKey, proofMatches } from './vault-derivations.js';
 import { ceaseMade } from './cease.js';
 import { catchUp, followableGroups, racedCease, renewCease, requireCaughtUp } from './cease-race.js';
@@ -136,5 +136,8 @@ async function followUpdate(device: DeviceSession, notify: Notify, commit: Uint8
   if (!leaf || !bytesEqual(leaf.signatureKey, anchorKey.signaturePublicKey)) {
     throw notifyRejected('commit-mismatch', 'the commit does not rotate the anchor key to the one of its derivation step');
   }
+  // The key the pairing put on the leaf here, as of this commit (`pairingLeft`, docs/PROTOCOL.md §4.4).
+  device.state = withAnchorKey(device.state, toHex(notify.groupId), anchorKey.signaturePublicKey);
+  await savePairingState(device.client, device.state);
   return { epoch: group.epoch, anchorSignatureKey: anchorKey.signaturePublicKey };
 }

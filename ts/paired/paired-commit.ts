@@ -4,7 +4,7 @@
  * step and followed by a Notify for the passive devices; and its
  * standalone proposals for the anchor.
  */
-import { sha256 } from '../mls/bytes.js';
+import { sha256, toHex } from '../mls/bytes.js';
 import { MlsError, invalidArgument } from '../mls/errors.js';
 import type { Group } from '../mls/group.js';
 import type { CommitOptions, ProposalRequest } from '../mls/types.js';
@@ -15,6 +15,7 @@ import type { PairedCommit, PairedCommitOptions } from './paired-types.js';
 import { PairingError } from './pairing-error.js';
 import type { Notify, NotifyKind } from './pairing-messages.js';
 import { sealGroupState } from './pairing-proof.js';
+import { savePairingState, withAnchorKey, withPendingAnchorKey } from './pairing-state.js';
 import { derivationStep, deriveAnchorKey, sendProven } from './vault-derivations.js';
 
 /** `PairedDevice.commit`, with `send` merged once the DS took it. */
@@ -29,13 +30,27 @@ export async function pairedCommit(device: DeviceSession, group: Group, options:
     const out = await device.atomically(async (): Promise<PairedCommit> => {
       const step = await derivationStep(device);
       const epoch = BigInt(group.epoch) + 1n;
+      const leafKey = ownLeafKey(group);
       const { commit, derivationInfo, anchorSignatureKey, askedToLeave, welcome, groupInfo } = await anchorCommit(device, group, step, commitOptions);
+      // Pending until merged (by `send`'s settle below, or the application): `pairingLeft` takes it once the leaf carries it.
+      device.state = withPendingAnchorKey(device.state, toHex(group.id), leafKey, anchorSignatureKey);
+      await savePairingState(device.client, device.state);
       const notify = await sendNotify(device, { kind: 'update', counter: step.counter, group, commit, groupState: new Uint8Array(0), derivationInfo, epoch });
       return { groupId: group.id, commit, pairing: [step.commit, notify], anchorSignatureKey, ...(askedToLeave && { askedToLeave }), ...(welcome && { welcome }), ...(groupInfo && { groupInfo }) };
     });
     return { out, sent: send ? group.pendingCommitDigest() : undefined };
   });
-  return send && sent ? sendThenMerge(device, group, out, sent, send) : out;
+  // Recorded at the merge, in its write; a commit refused and cleared leaves the recorded key as it was.
+  const merged = async () => {
+    device.state = withAnchorKey(device.state, toHex(group.id), out.anchorSignatureKey);
+    await savePairingState(device.client, device.state);
+  };
+  return send && sent ? sendThenMerge(device, group, out, sent, send, merged) : out;
+}
+
+/** The signature key of this client's own leaf in `group` as merged (undefined when it has none). */
+export function ownLeafKey(group: Group): Uint8Array | undefined {
+  return group.members().find((m) => m.leafIndex === group.ownLeafIndex)?.signatureKey;
 }
 
 /**
