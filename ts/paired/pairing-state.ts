@@ -108,6 +108,16 @@ export function withPendingAnchorKey(state: PairingState, hex: string, leafKey: 
   return { ...state, anchorKeys: { ...state.anchorKeys, [hex]: { ...(base === undefined ? {} : { key: base }), pending: toHex(key) } } };
 }
 
+/**
+ * `state` without any anchor key recorded: the pairing ended (a cease made
+ * or taken), no paired commit follows, and `pairingLeft` goes back to its
+ * checks without them.
+ */
+export function withoutAnchorKeys(state: PairingState): PairingState {
+  const { anchorKeys: _recorded, ...rest } = state;
+  return rest;
+}
+
 /** `state` without a record for group `hex` (its entry left the list). */
 export function withoutAnchorKey(state: PairingState, hex: string): PairingState {
   if (!state.anchorKeys || !(hex in state.anchorKeys)) return state;
