@@ -93,6 +93,8 @@ export interface AnchorKeyRecord {
 
 /** `state` with `key` recorded as the key a merged (or followed) paired commit put on the anchor leaf of group `hex`. */
 export function withAnchorKey(state: PairingState, hex: string, key: Uint8Array): PairingState {
+  // Merged after the end (a CeasePair taken while `send` ran): no paired commit follows, nothing is recorded.
+  if (state.ceased) return state;
   return { ...state, anchorKeys: { ...state.anchorKeys, [hex]: { key: toHex(key) } } };
 }
 
