@@ -175,12 +175,18 @@ export function loadPairingState(client: MlsClient): PairingState | undefined {
   }
 }
 
+/** Hex lengths of a signature public key: Ed25519, Ed448, P-256, P-384, P-521 (uncompressed). */
+const SIGNATURE_KEY_HEX_LENGTHS = new Set([64, 114, 130, 194, 266]);
+
 function loadAnchorKeys(raw: Record<string, AnchorKeyRecord>): Record<string, AnchorKeyRecord> {
-  if (typeof raw !== 'object' || raw === null) throw new Error('anchorKeys is not an object');
+  const isRecord = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isRecord(raw)) throw new Error('anchorKeys is not an object');
   const out: Record<string, AnchorKeyRecord> = {};
   for (const [hex, rec] of Object.entries(raw)) {
+    if (!isRecord(rec)) throw new Error('anchorKeys holds a record that is not an object');
     const { key, pending } = rec;
-    for (const v of [key, pending]) if (v !== undefined && (typeof v !== 'string' || !/^([0-9a-f]{2})+$/.test(v))) throw new Error('anchorKeys holds a key that is not hex');
+    // A key of another length never equals a leaf's: loaded, it would make a live group look left (review64g G6).
+    for (const v of [key, pending]) if (v !== undefined && (typeof v !== 'string' || !/^([0-9a-f]{2})+$/.test(v) || !SIGNATURE_KEY_HEX_LENGTHS.has(v.length))) throw new Error('anchorKeys holds a key that is not a signature public key in hex');
     out[hex] = { ...(key === undefined ? {} : { key }), ...(pending === undefined ? {} : { pending }) };
   }
   return out;
