@@ -27,8 +27,10 @@
  * limit there): after the phone removes the anchor leaf, the watch's paired
  * update is NOT_A_MEMBER, both keep the group in enrolledGroups(), and a
  * group the watch rejoins (joinExternal, its own key) cannot be enrolled
- * (PAIRING_STATE 'the group is already enrolled'): they rejoin only as two
- * unpaired members, the pairing keeps a dead entry.
+ * (then PAIRING_STATE 'the group is already enrolled'; since the unenrol
+ * fix, §4.4, INVALID_ARGUMENT: a leaf of the watch's own identity cannot
+ * become the anchor leaf, and `forgetGroup` takes the dead entry off on
+ * each device): they rejoin only as two unpaired members.
  */
 import { describe, expect, it } from 'vitest';
 import { MemoryStorageAdapter, MlsClient, MlsError, toHex, utf8, type Group, type WireFormat } from 'paired-mls';
@@ -168,7 +170,7 @@ describe.each(['hidden', 'standard'] as const)('review64e (%s mode): the raced c
     await allTalk([w.a, p2, w.bob], 'after the restart');
   });
 
-  it('attack B2 (the hand-over limit, §4.9): after the phone removes the anchor leaf, the laptop and the watch do not "rejoin as a removed device does" as a pair — FINDING: the watch\'s paired update is NOT_A_MEMBER, the dead group stays enrolled, a rejoined group cannot be enrolled (PAIRING_STATE); they rejoin only as unpaired members', async () => {
+  it('attack B2 (the hand-over limit, §4.9): after the phone removes the anchor leaf, the laptop and the watch do not "rejoin as a removed device does" as a pair — FINDING: the watch\'s paired update is NOT_A_MEMBER, the dead group stays enrolled until forgetGroup, a group rejoined with the watch\'s own key cannot be enrolled (INVALID_ARGUMENT, credential identity); they rejoin only as unpaired members', async () => {
     const t = await pairedTrio(mode);
     const groupId = t.bob.group!.id;
     const rc = await t.laptop.handOver(t.watchDevice.pairingGroup.ownLeafIndex);
@@ -198,8 +200,20 @@ describe.each(['hidden', 'standard'] as const)('review64e (%s mode): the raced c
     expect({ code: up.code, message: up.message }).toEqual({ code: 'NOT_A_MEMBER', message: 'this client is no longer a member of the group' });
     // "As a removed device does": each rejoins with its own key; the pairing cannot take the group back.
     await rejoinOwnKey(t.watch, t.bob, [t.bob, t.phone]);
+    // Since the unenrol fix (§4.4, "When the pairing leaves a group"): the dead entry no longer blocks `enroll`;
+    // a leaf of the watch's own identity still cannot become the anchor leaf (RFC 9420 §5.3.1), nothing changes.
+    const counter = t.watchDevice.counter;
     const en = await mlsError(() => t.watchDevice.enroll(t.watch.group!, { send: async () => undefined }));
-    expect({ code: en.code, message: en.message }).toEqual({ code: 'PAIRING_STATE', message: 'the group is already enrolled' });
+    expect({ code: en.code, message: en.message }).toEqual({
+      code: 'INVALID_ARGUMENT',
+      message: "the new credential has another identity than this member's leaf 0: a leaf's credential may change only within its type and identity (RFC 9420 §5.3.1)",
+    });
+    expect(t.watchDevice.counter).toBe(counter);
+    // The dead entry can be taken off the list on each device (its own client shows the pairing left the group).
+    for (const d of [t.watchDevice, t.laptop]) {
+      await d.forgetGroup(groupId);
+      expect(d.enrolledGroups()).toEqual([]);
+    }
     await rejoinOwnKey(t.a, t.bob, [t.bob, t.phone, t.watch]);
     await allTalk([t.a, t.watch, t.phone, t.bob], 'as unpaired members');
     expect(t.watchDevice.ceased).toBe(false);

@@ -18,7 +18,7 @@ import { PAIRED_DEVICES_COMPONENT, signedAnchorCommit } from './device-signature
 import type { CeasePairResult, CeaseSend, CeasedGroup } from './paired-types.js';
 import { PairingError } from './pairing-error.js';
 import type { CeaseRoute } from './pairing-messages.js';
-import { type CeasingGroup, savePairingState } from './pairing-state.js';
+import { type CeasingGroup, savePairingState, withoutAnchorKeys } from './pairing-state.js';
 import { derivationStep, sendProven } from './vault-derivations.js';
 
 /** `PairedDevice.ceasePair` once its route is checked: begins the cease (or finishes an earlier one), then the groups. */
@@ -88,7 +88,9 @@ export async function ceaseMade(device: DeviceSession, route: CeaseRoute, identi
   // Kept with the state that ends the pairing (a crash before the app sent them lost them): copies,
   // so what the app does with the returned messages (wipe, transfer) leaves them whole.
   const ceasing = { ceaseMessages: messages.map((m) => m.slice()), ...(groups.length > 0 ? { ceasing: { route, groups } } : {}) };
-  const { ceasing: _earlier, ...before } = device.state; // a cease made again lists only the groups still to cease
+  // A cease made again lists only the groups still to cease. No paired commit follows the end: the
+  // anchor keys recorded for `pairingLeft` go (its checks without them, as before they existed).
+  const { ceasing: _earlier, ...before } = withoutAnchorKeys(device.state);
   if (route === 'rekey') {
     device.state = { ...before, anchor: identity, activeLeaf: device.state.ownLeaf, ceased: true, ...ceasing };
   } else {

@@ -177,6 +177,37 @@ export class DeviceSession {
     if (!this.state.groups.includes(toHex(groupId))) throw new PairingError('PAIRING_STATE', 'the group is not enrolled in the pairing');
   }
 
+  /**
+   * Whether this device's own client shows that the pairing has left the
+   * group (docs/PROTOCOL.md §4.4, "When the pairing leaves a group"): the
+   * client no longer holds it, or its leaf there is not the pairing's anchor
+   * leaf any more — removed, a leaf of another credential (rejoined with a
+   * key of its own), or a leaf still carrying the anchor identity's own key,
+   * which no paired commit leaves on it (every enrolment rotates it to a
+   * derived key): the anchor added again from a KeyPackage, or rejoined;
+   * or a leaf whose key is not the one the pairing last put there
+   * (`PairingState.anchorKeys`: its paired commit merged, or followed; a
+   * rejoin or re-add with a fresh key of the anchor credential); or the
+   * group was retired by a ReInit. Each device reads only its own state; no pairing message says it.
+   */
+  pairingLeft(groupId: Uint8Array): boolean {
+    if (!this.client.groupIds().some((id) => bytesEqual(id, groupId))) return true;
+    const group = this.client.group(groupId);
+    if (!group.state().active) return true;
+    // Retired by a ReInit: no commit is made in it any more (its successor is another group, enrolled on its own).
+    if (group.reinitState() !== undefined) return true;
+    const anchor = this.requireAnchor();
+    const leaf = group.members().find((m) => m.leafIndex === group.ownLeafIndex);
+    if (!leaf || !bytesEqual(leaf.credential.identity, anchor.identity) || bytesEqual(leaf.signatureKey, anchor.signaturePublicKey)) return true;
+    // The key the pairing last put on the leaf here (its own paired commit merged, or one followed):
+    // a leaf with another key was changed by something else (a rejoin, a re-add, with any key).
+    const recorded = this.state.anchorKeys?.[toHex(groupId)];
+    const key = toHex(leaf.signatureKey);
+    if (recorded?.pending !== undefined && key === recorded.pending) return false;
+    // No record (a state stored before it existed): the checks above only.
+    return recorded?.key !== undefined && key !== recorded.key;
+  }
+
   /** The anchor identity; `PAIRING_STATE` before ShareRand told it. */
   requireAnchor(): Identity {
     const anchor = this.state.anchor;

@@ -13,7 +13,7 @@ import { PairingError, type PairingRejection, notifyRejected, rejectionFor } fro
 import { type Notify, provenContent } from './pairing-messages.js';
 import { openGroupState } from './pairing-proof.js';
 import { processPairing } from './pairing-receive.js';
-import { savePairingState } from './pairing-state.js';
+import { savePairingState, withAnchorKey } from './pairing-state.js';
 import { deriveAnchorKey, proofMatches } from './vault-derivations.js';
 import { ceaseMade } from './cease.js';
 import { catchUp, followableGroups, racedCease, renewCease, requireCaughtUp } from './cease-race.js';
@@ -70,11 +70,15 @@ async function followPaired(device: DeviceSession, stepMessage: Uint8Array, noti
   if (!bytesEqual(notify.commitRef, await sha256(commit))) throw notifyRejected('commit-mismatch', 'the commit is not the one the Notify names');
   // Several passive devices share the pairing (§4.7): an enrolment of a
   // group this device already follows is another device's (`reenroll`),
-  // and here a paired update like any other (its state not imported).
-  const kind = notify.kind === 'enroll' && device.state.groups.includes(toHex(notify.groupId)) ? 'update' : notify.kind;
+  // and here a paired update like any other (its state not imported) —
+  // unless this device's own client shows the pairing has left the group
+  // (`pairingLeft`, §4.4): then the enrolment is new and replaces it.
+  const listed = device.state.groups.includes(toHex(notify.groupId));
+  const replaces = notify.kind === 'enroll' && listed && device.pairingLeft(notify.groupId);
+  const kind = notify.kind === 'enroll' && listed && !replaces ? 'update' : notify.kind;
   // Catching up, the device follows only the groups whose cease is still to make on the anchor leaf.
   if (raced && kind === 'enroll') throw notifyRejected('unknown-group', 'the Notify names a group this device does not follow');
-  const followed = kind === 'enroll' ? await followEnroll(device, notify, commit) : await followUpdate(device, notify, commit);
+  const followed = kind === 'enroll' ? await followEnroll(device, notify, commit, replaces) : await followUpdate(device, notify, commit);
   return { type: 'pairedUpdateApplied', kind, groupId: notify.groupId, counter: notify.counter, ...followed } as const;
 }
 
@@ -92,16 +96,19 @@ function epochRejection(device: DeviceSession, messages: Uint8Array[]): PairingR
  * Enrolment: take the group's state from the Notify (the active device's,
  * before its commit), then follow the commit like a paired update.
  */
-async function followEnroll(device: DeviceSession, notify: Notify, commit: Uint8Array): Promise<{ epoch: number; anchorSignatureKey: Uint8Array }> {
+async function followEnroll(device: DeviceSession, notify: Notify, commit: Uint8Array, replaces: boolean): Promise<{ epoch: number; anchorSignatureKey: Uint8Array }> {
   const hex = toHex(notify.groupId);
-  if (device.client.groupIds().some((id) => bytesEqual(id, notify.groupId))) {
+  const held = device.client.groupIds().some((id) => bytesEqual(id, notify.groupId));
+  if (held && !replaces) {
     throw notifyRejected('commit-mismatch', 'this device already holds the group outside the pairing');
   }
   // Sealed under the vault (docs/PROTOCOL.md §4.4), not only the pairing epoch.
   const groupState = await openGroupState(device.requireVault(), device.state.pairingGroupId, notify.counter, notify.groupId, notify.groupState);
   if (!groupState) throw notifyRejected('no-proof', 'the group state is not sealed with this vault');
+  // A group the pairing has left (only once the vault opened the new state): its dead state goes first.
+  if (held) await device.client.deleteGroup(notify.groupId);
   await device.client.importSiblingGroupState(notify.groupId, groupState); // wipes it
-  device.state = { ...device.state, groups: [...device.state.groups, hex] };
+  device.state = { ...device.state, groups: [...device.state.groups.filter((g) => g !== hex), hex] };
   await savePairingState(device.client, device.state);
   return followUpdate(device, notify, commit);
 }
@@ -129,5 +136,8 @@ async function followUpdate(device: DeviceSession, notify: Notify, commit: Uint8
   if (!leaf || !bytesEqual(leaf.signatureKey, anchorKey.signaturePublicKey)) {
     throw notifyRejected('commit-mismatch', 'the commit does not rotate the anchor key to the one of its derivation step');
   }
+  // The key the pairing put on the leaf here, as of this commit (`pairingLeft`, docs/PROTOCOL.md §4.4).
+  device.state = withAnchorKey(device.state, toHex(notify.groupId), anchorKey.signaturePublicKey);
+  await savePairingState(device.client, device.state);
   return { epoch: group.epoch, anchorSignatureKey: anchorKey.signaturePublicKey };
 }

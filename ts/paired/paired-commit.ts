@@ -4,7 +4,7 @@
  * step and followed by a Notify for the passive devices; and its
  * standalone proposals for the anchor.
  */
-import { sha256 } from '../mls/bytes.js';
+import { sha256, toHex } from '../mls/bytes.js';
 import { MlsError, invalidArgument } from '../mls/errors.js';
 import type { Group } from '../mls/group.js';
 import type { CommitOptions, ProposalRequest } from '../mls/types.js';
@@ -12,8 +12,10 @@ import { sendThenMerge } from './commit-settle.js';
 import type { DeviceSession } from './device-session.js';
 import { signedAnchorCommit, signedAnchorProposal } from './device-signature.js';
 import type { PairedCommit, PairedCommitOptions } from './paired-types.js';
+import { PairingError } from './pairing-error.js';
 import type { Notify, NotifyKind } from './pairing-messages.js';
 import { sealGroupState } from './pairing-proof.js';
+import { savePairingState, withAnchorKey, withPendingAnchorKey } from './pairing-state.js';
 import { derivationStep, deriveAnchorKey, sendProven } from './vault-derivations.js';
 
 /** `PairedDevice.commit`, with `send` merged once the DS took it. */
@@ -23,17 +25,44 @@ export async function pairedCommit(device: DeviceSession, group: Group, options:
     device.requireRole('active');
     device.requireEstablished();
     device.requireEnrolled(group.id);
+    requireFollowed(device, group);
     if (send !== undefined && typeof send !== 'function') throw invalidArgument('send must be a function');
     const out = await device.atomically(async (): Promise<PairedCommit> => {
       const step = await derivationStep(device);
       const epoch = BigInt(group.epoch) + 1n;
+      const leafKey = ownLeafKey(group);
       const { commit, derivationInfo, anchorSignatureKey, askedToLeave, welcome, groupInfo } = await anchorCommit(device, group, step, commitOptions);
+      // Pending until merged (by `send`'s settle below, or the application): `pairingLeft` takes it once the leaf carries it.
+      device.state = withPendingAnchorKey(device.state, toHex(group.id), leafKey, anchorSignatureKey);
+      await savePairingState(device.client, device.state);
       const notify = await sendNotify(device, { kind: 'update', counter: step.counter, group, commit, groupState: new Uint8Array(0), derivationInfo, epoch });
       return { groupId: group.id, commit, pairing: [step.commit, notify], anchorSignatureKey, ...(askedToLeave && { askedToLeave }), ...(welcome && { welcome }), ...(groupInfo && { groupInfo }) };
     });
     return { out, sent: send ? group.pendingCommitDigest() : undefined };
   });
-  return send && sent ? sendThenMerge(device, group, out, sent, send) : out;
+  // Recorded at the merge, in its write; a commit refused and cleared leaves the recorded key as it was.
+  const merged = async () => {
+    device.state = withAnchorKey(device.state, toHex(group.id), out.anchorSignatureKey);
+    await savePairingState(device.client, device.state);
+  };
+  return send && sent ? sendThenMerge(device, group, out, sent, send, merged) : out;
+}
+
+/** The signature key of this client's own leaf in `group` as merged (undefined when it has none). */
+export function ownLeafKey(group: Group): Uint8Array | undefined {
+  return group.members().find((m) => m.leafIndex === group.ownLeafIndex)?.signatureKey;
+}
+
+/**
+ * A listed group held anew (the anchor re-added, or rejoined) is not the one
+ * the partner follows: `enroll` it again (docs/PROTOCOL.md §4.4). A group
+ * this client was removed from is left to the core (`NOT_A_MEMBER`).
+ */
+function requireFollowed(device: DeviceSession, group: Group): void {
+  // A retired group (ReInit) is left to the core too (`GROUP_REINITIALIZED`).
+  if (group.state().active && group.reinitState() === undefined && device.pairingLeft(group.id)) {
+    throw new PairingError('PAIRING_STATE', 'the pairing has left this group (the leaf here is not the anchor leaf it enrolled): enroll it again');
+  }
 }
 
 /**
@@ -68,6 +97,7 @@ export async function proposeForAnchor(device: DeviceSession, group: Group, requ
     device.requireRole('active');
     device.requireEstablished();
     device.requireEnrolled(group.id);
+    requireFollowed(device, group);
     if (request.type === 'update') throw invalidArgument('the anchor leaf changes only by a paired commit (update()), not by an Update proposal');
     return device.atomically(() => (device.mode === 'standard' ? signedAnchorProposal(group, device.deviceIdentity, request) : group.propose(request)));
   });

@@ -25,7 +25,7 @@ import type { PairedDeviceKey } from './device-signature.js';
 import { BUSY, DeviceSession } from './device-session.js';
 import { invitePartner } from './pairing-invite.js';
 import { receivePairingMessage } from './pairing-receive.js';
-import { enrollGroup } from './group-enrolment.js';
+import { enrollGroup, forgetGroup } from './group-enrolment.js';
 import { reenrollDevice } from './reenrolment.js';
 import { pairedCommit, proposeForAnchor } from './paired-commit.js';
 import { applyNotify } from './notify-follow.js';
@@ -333,6 +333,20 @@ export class PairedDevice {
    */
   enroll(group: Group, options: { send?: PairedSend } = {}): Promise<PairedCommit> {
     return this.#session.exclusive(() => enrollGroup(this.#session, group, options));
+  }
+
+  /**
+   * Either device: take a group off the enrolled list once this device's
+   * own client shows the pairing has left it (docs/PROTOCOL.md §4.4): the
+   * client no longer holds it, or its leaf there is not the anchor leaf
+   * the pairing enrolled (removed, or held anew). Only the list changes
+   * (the group's state, if any, stays with the client). Refused
+   * `PAIRING_STATE` for a group not enrolled, and for a live one (the
+   * partner's paired updates there would be refused). Not needed before
+   * `enroll` of a group held anew, which drops the old entry itself.
+   */
+  forgetGroup(groupId: Uint8Array): Promise<void> {
+    return this.#session.exclusive(() => this.#session.serially(() => forgetGroup(this.#session, groupId)));
   }
 
   /**

@@ -13,7 +13,7 @@ import type { PairingEvent } from './paired-types.js';
 import { notifyRejected, pairingRejected } from './pairing-error.js';
 import { type PairingMessage, decodePairingMessage, encodePairingMessage, pairingCommitContent, shareRandProvenContent } from './pairing-messages.js';
 import { addedDigest } from './pairing-proof.js';
-import { savePairingState } from './pairing-state.js';
+import { savePairingState, withoutAnchorKeys } from './pairing-state.js';
 import { ceaseMade } from './cease.js';
 import { catchUp, racedCease, renewCease, requireCaughtUp } from './cease-race.js';
 import { SEED_LENGTH, WebCryptoSeedVault } from './seed-vault.js';
@@ -139,7 +139,7 @@ async function onPairingMessage(device: DeviceSession, message: PairingMessage, 
     case 'ceasePair': {
       device.requireEstablishedPairing();
       await verifyProof(device, message, epoch, senderLeaf, ceasePairCounter(device, message.counter, epoch));
-      device.state = { ...device.state, ceased: true, ...(message.route === 'rekey' ? { ceaseFrom: senderLeaf } : {}) };
+      device.state = { ...withoutAnchorKeys(device.state), ceased: true, ...(message.route === 'rekey' ? { ceaseFrom: senderLeaf } : {}) };
       await savePairingState(device.client, device.state);
       return { type: 'pairingCeased', route: message.route };
     }
@@ -211,7 +211,7 @@ export async function processPairing(
       }
       await staged.merge();
       if (removed) {
-        device.state = { ...device.state, ceased: true };
+        device.state = { ...withoutAnchorKeys(device.state), ceased: true };
       }
       if (injects) device.state = { ...device.state, counter: counter + 1n };
       await savePairingState(device.client, device.state);

@@ -72,6 +72,59 @@ export interface PairingState {
   ceasing?: { route: CeaseRoute; groups: CeasingGroup[] };
   /** The pairing messages of this device's cease, kept to send again after a crash (docs/PROTOCOL.md §4.9). */
   ceaseMessages?: Uint8Array[];
+  /**
+   * Per enrolled group (hex id), the anchor leaf's signature PUBLIC key as
+   * of the last paired commit this device merged or followed there
+   * (`key`), and the one of its own paired commit still pending
+   * (`pending`: it counts only once the leaf carries it, which only that
+   * commit's merge does). `pairingLeft` (docs/PROTOCOL.md §4.4) takes a
+   * leaf with another key as left. Absent in a state stored before it
+   * existed, and for a group no paired commit touched since: the old
+   * heuristic then.
+   */
+  anchorKeys?: Record<string, AnchorKeyRecord>;
+}
+
+/** The anchor leaf's signature public keys the pairing put there (hex; see `PairingState.anchorKeys`). */
+export interface AnchorKeyRecord {
+  key?: string;
+  pending?: string;
+}
+
+/** `state` with `key` recorded as the key a merged (or followed) paired commit put on the anchor leaf of group `hex`. */
+export function withAnchorKey(state: PairingState, hex: string, key: Uint8Array): PairingState {
+  // Merged after the end (a CeasePair taken while `send` ran): no paired commit follows, nothing is recorded.
+  if (state.ceased) return state;
+  return { ...state, anchorKeys: { ...state.anchorKeys, [hex]: { key: toHex(key) } } };
+}
+
+/**
+ * `state` with `key` recorded as the key of this device's paired commit
+ * pending in group `hex` (`leafKey`: the key the leaf carries now; a
+ * pending key it carries was merged, and becomes the recorded one).
+ */
+export function withPendingAnchorKey(state: PairingState, hex: string, leafKey: Uint8Array | undefined, key: Uint8Array): PairingState {
+  const prev = state.anchorKeys?.[hex];
+  const landed = prev?.pending !== undefined && leafKey !== undefined && prev.pending === toHex(leafKey);
+  const base = landed ? prev.pending : prev?.key;
+  return { ...state, anchorKeys: { ...state.anchorKeys, [hex]: { ...(base === undefined ? {} : { key: base }), pending: toHex(key) } } };
+}
+
+/**
+ * `state` without any anchor key recorded: the pairing ended (a cease made
+ * or taken), no paired commit follows, and `pairingLeft` goes back to its
+ * checks without them.
+ */
+export function withoutAnchorKeys(state: PairingState): PairingState {
+  const { anchorKeys: _recorded, ...rest } = state;
+  return rest;
+}
+
+/** `state` without a record for group `hex` (its entry left the list). */
+export function withoutAnchorKey(state: PairingState, hex: string): PairingState {
+  if (!state.anchorKeys || !(hex in state.anchorKeys)) return state;
+  const { [hex]: _dropped, ...rest } = state.anchorKeys;
+  return { ...state, anchorKeys: rest };
 }
 
 interface Stored {
@@ -90,6 +143,8 @@ interface Stored {
   inviter?: number;
   ceasing?: { route: CeaseRoute; groups: CeasingGroup[] };
   ceaseMessages?: string[];
+  /** Added later: a stored state without it loads (no record: the old heuristic). */
+  anchorKeys?: Record<string, AnchorKeyRecord>;
 }
 
 export function loadPairingState(client: MlsClient): PairingState | undefined {
@@ -113,10 +168,28 @@ export function loadPairingState(client: MlsClient): PairingState | undefined {
       ...(s.inviter === undefined ? {} : { inviter: s.inviter }),
       ...(s.ceasing === undefined ? {} : { ceasing: { route: s.ceasing.route, groups: s.ceasing.groups.map((g) => ({ ...g })) } }),
       ...(s.ceaseMessages === undefined ? {} : { ceaseMessages: s.ceaseMessages.map(fromHex) }),
+      ...(s.anchorKeys === undefined ? {} : { anchorKeys: loadAnchorKeys(s.anchorKeys) }),
     };
   } catch (err) {
     throw new MlsError('STORAGE', `stored pairing state could not be read: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/** Hex lengths of a signature public key: Ed25519, Ed448, P-256, P-384, P-521 (uncompressed). */
+const SIGNATURE_KEY_HEX_LENGTHS = new Set([64, 114, 130, 194, 266]);
+
+function loadAnchorKeys(raw: Record<string, AnchorKeyRecord>): Record<string, AnchorKeyRecord> {
+  const isRecord = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isRecord(raw)) throw new Error('anchorKeys is not an object');
+  const out: Record<string, AnchorKeyRecord> = {};
+  for (const [hex, rec] of Object.entries(raw)) {
+    if (!isRecord(rec)) throw new Error('anchorKeys holds a record that is not an object');
+    const { key, pending } = rec;
+    // A key of another length never equals a leaf's: loaded, it would make a live group look left (review64g G6).
+    for (const v of [key, pending]) if (v !== undefined && (typeof v !== 'string' || !/^([0-9a-f]{2})+$/.test(v) || !SIGNATURE_KEY_HEX_LENGTHS.has(v.length))) throw new Error('anchorKeys holds a key that is not a signature public key in hex');
+    out[hex] = { ...(key === undefined ? {} : { key }), ...(pending === undefined ? {} : { pending }) };
+  }
+  return out;
 }
 
 export function savePairingState(client: MlsClient, state: PairingState): Promise<void> {
@@ -140,6 +213,7 @@ export function savePairingState(client: MlsClient, state: PairingState): Promis
     ...(state.inviter === undefined ? {} : { inviter: state.inviter }),
     ceasing: state.ceasing, // left out of the JSON when undefined
     ceaseMessages: state.ceaseMessages?.map(toHex),
+    anchorKeys: state.anchorKeys, // left out of the JSON when undefined
   };
   return client.putRecord(PAIRING_RECORD, new TextEncoder().encode(JSON.stringify(stored)));
 }

@@ -12,7 +12,7 @@ import { enrollStep } from './group-enrolment.js';
 import type { PairedCommit, PairedSend, ReenrollResult, ReenrolledGroup } from './paired-types.js';
 import { PairingError } from './pairing-error.js';
 import { invitePartner } from './pairing-invite.js';
-import { savePairingState } from './pairing-state.js';
+import { savePairingState, withAnchorKey, withoutAnchorKey } from './pairing-state.js';
 import { derivationStep } from './vault-derivations.js';
 
 /** `PairedDevice.reenroll`: a group whose commit the DS refused leaves the pairing. */
@@ -49,9 +49,14 @@ export async function reenrollDevice(device: DeviceSession, staleLeaf: number, k
     // Refused: the re-enrolled device never gets this group's state, so
     // the group leaves the pairing until `enroll` hands it over again.
     const settled = await settle(device, group, sent, () => send(out), {
+      // The key the pairing put on the leaf, recorded at the merge (`pairingLeft`, docs/PROTOCOL.md §4.4).
+      merged: async () => {
+        device.state = withAnchorKey(device.state, toHex(group.id), out.anchorSignatureKey);
+        await savePairingState(device.client, device.state);
+      },
       refused: async (pending) => {
         if (pending) await group.clearPendingCommit();
-        device.state = { ...device.state, groups: device.state.groups.filter((g) => g !== toHex(group.id)) };
+        device.state = withoutAnchorKey({ ...device.state, groups: device.state.groups.filter((g) => g !== toHex(group.id)) }, toHex(group.id));
         await savePairingState(device.client, device.state);
       },
     });
