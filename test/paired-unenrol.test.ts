@@ -11,48 +11,17 @@
  */
 import { describe, expect, it } from 'vitest';
 import { PairedDevice, PairingError, type PairingMode } from 'paired-mls/paired';
-import { MlsClient, toHex } from 'paired-mls';
+import { toHex } from 'paired-mls';
 import { deliverCommit, expectInSync, mlsError } from './helpers.js';
-import { allTalk, pairedWorld, refused, stolen, updateFollowed, type PairedWorld } from './paired-helpers.js';
+import { allTalk, pairedWorld, refused, stolen, updateFollowed } from './paired-helpers.js';
 import type { Member } from './helpers.js';
-
-const LIVE = { code: 'PAIRING_STATE', message: 'the pairing still acts on the anchor leaf in this group: it stays enrolled' };
-const HELD_ANEW = { code: 'PAIRING_STATE', message: 'the pairing has left this group (the leaf here is not the anchor leaf it enrolled): enroll it again' };
-
-/** bob removes alice's anchor leaf; alice's two devices process the removal. */
-async function bobRemovesAlice(w: PairedWorld): Promise<void> {
-  const bob = w.others[0]!;
-  const { commit } = await bob.group!.commit({ remove: [w.a.group!.ownLeafIndex] });
-  await bob.group!.mergePendingCommit();
-  for (const m of [w.a, w.p]) {
-    const r = await m.group!.process(commit);
-    if (r.kind === 'commit') await r.staged.merge();
-    expect(m.group!.state().active).toBe(false);
-  }
-}
-
-/** bob adds alice back from a new KeyPackage of the anchor identity; the active device joins (its dead copy deleted first). */
-async function bobAddsAliceBack(w: PairedWorld): Promise<void> {
-  const bob = w.others[0]!;
-  const id = bob.group!.id;
-  const { welcome } = await bob.group!.commit({ add: [await w.a.client.createKeyPackage(w.activeDevice.anchor!)] });
-  await bob.group!.mergePendingCommit();
-  await w.a.client.deleteGroup(id);
-  w.a.group = await w.a.client.joinFromWelcome(welcome!);
-  expectInSync([w.a, bob]);
-}
+import { HELD_ANEW, LIVE, bobAddsAliceBack, bobRemovesAlice, ownLeafKey, restart, storedAnchorKeys } from './unenrol-helpers.js';
 
 
-/** The pairing record as stored (JSON): its anchor keys per group (`pairingLeft`, §4.4), absent in a state stored before them. */
-function storedAnchorKeys(m: Member): Record<string, { key?: string; pending?: string }> | undefined {
-  return (JSON.parse(new TextDecoder().decode(m.client.record('paired-mls/pairing')!)) as { anchorKeys?: Record<string, { key?: string; pending?: string }> }).anchorKeys;
-}
 
-/** The key of `m`'s own leaf in its group, hex. */
-function ownKey(m: Member): string {
-  const g = m.group!;
-  return toHex(g.members().find((x) => x.leafIndex === g.ownLeafIndex)!.signatureKey);
-}
+
+
+
 
 /**
  * The device's pairing record rewritten as a release before the anchor keys
@@ -64,12 +33,7 @@ async function restartFromOldFormat(m: Member, d: PairedDevice): Promise<PairedD
   expect(raw.anchorKeys).toBeDefined(); // this release writes it
   delete raw.anchorKeys;
   await m.client.putRecord('paired-mls/pairing', new TextEncoder().encode(JSON.stringify(raw)));
-  const vault = d.vault;
-  const id = m.group!.id;
-  m.client.free();
-  m.client = await MlsClient.open({ storage: m.storage! });
-  m.group = m.client.group(id);
-  return PairedDevice.open(m.client, vault);
+  return restart(m, d);
 }
 
 describe.each(['hidden', 'standard'] as PairingMode[])('paired unenrol (%s mode)', (mode) => {
@@ -79,7 +43,7 @@ describe.each(['hidden', 'standard'] as PairingMode[])('paired unenrol (%s mode)
     const hex = toHex(id);
     const bob = w.others[0]!;
     // Enrolment recorded the key on both devices.
-    for (const m of [w.a, w.p]) expect(storedAnchorKeys(m)).toEqual({ [hex]: { key: ownKey(m) } });
+    for (const m of [w.a, w.p]) expect(storedAnchorKeys(m)).toEqual({ [hex]: { key: ownLeafKey(m) } });
     w.activeDevice = await restartFromOldFormat(w.a, w.activeDevice);
     w.passiveDevice = await restartFromOldFormat(w.p, w.passiveDevice);
     for (const m of [w.a, w.p]) expect(storedAnchorKeys(m)).toBeUndefined();
@@ -101,12 +65,12 @@ describe.each(['hidden', 'standard'] as PairingMode[])('paired unenrol (%s mode)
     await w.a.group!.mergePendingCommit();
     await deliverCommit(u.commit, [bob]);
     expect((await w.passiveDevice.applyNotify(u)).kind).toBe('update');
-    expect(storedAnchorKeys(w.a)).toEqual({ [hex]: { pending: ownKey(w.a) } });
-    expect(storedAnchorKeys(w.p)).toEqual({ [hex]: { key: ownKey(w.p) } });
+    expect(storedAnchorKeys(w.a)).toEqual({ [hex]: { pending: ownLeafKey(w.a) } });
+    expect(storedAnchorKeys(w.p)).toEqual({ [hex]: { key: ownLeafKey(w.p) } });
     await refused(() => w.activeDevice.forgetGroup(id), LIVE.code, undefined, LIVE.message);
     // The next paired update (with send) records it at the merge.
     await updateFollowed(w.activeDevice, w.a, w.passiveDevice, w.others);
-    for (const m of [w.a, w.p]) expect(storedAnchorKeys(m)).toEqual({ [hex]: { key: ownKey(m) } });
+    for (const m of [w.a, w.p]) expect(storedAnchorKeys(m)).toEqual({ [hex]: { key: ownLeafKey(m) } });
     // Stored old again: a group held anew with the anchor identity's own key is still left without a record.
     w.activeDevice = await restartFromOldFormat(w.a, w.activeDevice);
     w.passiveDevice = await restartFromOldFormat(w.p, w.passiveDevice);
@@ -116,7 +80,7 @@ describe.each(['hidden', 'standard'] as PairingMode[])('paired unenrol (%s mode)
     const en = await w.activeDevice.enroll(w.a.group!, { send: async ({ commit }) => deliverCommit(commit, [bob]) });
     expect((await w.passiveDevice.applyNotify(en)).kind).toBe('enroll');
     w.p.group = w.p.client.group(id);
-    for (const m of [w.a, w.p]) expect(storedAnchorKeys(m)).toEqual({ [hex]: { key: ownKey(m) } });
+    for (const m of [w.a, w.p]) expect(storedAnchorKeys(m)).toEqual({ [hex]: { key: ownLeafKey(m) } });
     await allTalk([w.a, w.p, bob], 'after the old state');
   });
 

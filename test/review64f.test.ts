@@ -6,59 +6,27 @@
  */
 import { describe, expect, it } from 'vitest';
 import { PairedDevice, PairingError, type PairingMode } from 'paired-mls/paired';
-import { MlsError, toHex } from 'paired-mls';
+import { toHex } from 'paired-mls';
 import { deliverCommit, expectInSync, newMember } from './helpers.js';
+import { ALREADY, HELD_ANEW, LIVE, bobAddsAliceBack, bobRemovesAlice, rejectionOf } from './unenrol-helpers.js';
 import { allTalk, device, enrolPaired, pair, pairedWorld, stolen, updateFollowed, type PairedWorld } from './paired-helpers.js';
 
-const LIVE = { code: 'PAIRING_STATE', message: 'the pairing still acts on the anchor leaf in this group: it stays enrolled' };
 const WRONG_EPOCH_REPLAY = { code: 'NOTIFY_REJECTED', message: "Notify rejected: processing message: Message epoch differs from the group's epoch. (replay)", reason: 'replay' };
-const ALREADY = { code: 'PAIRING_STATE', message: 'the group is already enrolled' };
-const HELD_ANEW = { code: 'PAIRING_STATE', message: 'the pairing has left this group (the leaf here is not the anchor leaf it enrolled): enroll it again' };
 
-async function codeOf(fn: () => Promise<unknown>): Promise<{ code: string; message: string; reason?: string }> {
-  let err: unknown;
-  try {
-    await fn();
-  } catch (e) {
-    err = e;
-  }
-  if (err === undefined) throw new Error('expected a rejection, but the call succeeded');
-  if (!(err instanceof MlsError)) return { code: `plain ${(err as Error).name}`, message: (err as Error).message };
-  const reason = err instanceof PairingError ? err.reason : undefined;
-  return { code: err.code, message: err.message, ...(reason !== undefined && { reason }) };
-}
 
 /** The group is live on both devices: forget refused, enroll refused, a paired update followed, everyone talks. */
 async function stillLive(w: PairedWorld, active: PairedDevice, passive: PairedDevice, activeM = w.a, passiveM = w.p): Promise<void> {
   const id = activeM.group!.id;
   for (const d of [active, passive]) {
-    expect(await codeOf(() => d.forgetGroup(id))).toEqual(LIVE);
+    expect(await rejectionOf(() => d.forgetGroup(id))).toEqual(LIVE);
     expect(d.enrolledGroups()).toEqual([toHex(id)]);
   }
-  expect(await codeOf(() => active.enroll(activeM.group!))).toEqual(ALREADY);
+  expect(await rejectionOf(() => active.enroll(activeM.group!))).toEqual(ALREADY);
   await updateFollowed(active, activeM, passive, w.others);
   await allTalk([activeM, passiveM, ...w.others], 'live');
 }
 
-async function bobRemovesAlice(w: PairedWorld, process = [w.a, w.p]): Promise<Uint8Array> {
-  const bob = w.others[0]!;
-  const { commit } = await bob.group!.commit({ remove: [w.a.group!.ownLeafIndex] });
-  await bob.group!.mergePendingCommit();
-  for (const m of process) {
-    const r = await m.group!.process(commit);
-    if (r.kind === 'commit') await r.staged.merge();
-  }
-  return commit;
-}
 
-async function bobAddsAliceBack(w: PairedWorld): Promise<void> {
-  const bob = w.others[0]!;
-  const id = bob.group!.id;
-  const { welcome } = await bob.group!.commit({ add: [await w.a.client.createKeyPackage(w.activeDevice.anchor!)] });
-  await bob.group!.mergePendingCommit();
-  await w.a.client.deleteGroup(id);
-  w.a.group = await w.a.client.joinFromWelcome(welcome!);
-}
 
 describe.each(['hidden', 'standard'] as PairingMode[])('review64f (%s mode)', (mode) => {
   it('F1 hand-over: the new active device (no anchor key) and the old one (now passive) both see the group live', async () => {
@@ -75,7 +43,7 @@ describe.each(['hidden', 'standard'] as PairingMode[])('review64f (%s mode)', (m
   it('F2 a paired update refused at the DS (cleared) and an enrol refused at the DS leave no false "left"', async () => {
     const w = await pairedWorld(['bob'], mode);
     let step: Uint8Array | undefined;
-    const err = await codeOf(() => w.activeDevice.update(w.a.group!, { send: async (out) => { step = out.pairing[0]; throw new Error('DS refused'); } }));
+    const err = await rejectionOf(() => w.activeDevice.update(w.a.group!, { send: async (out) => { step = out.pairing[0]; throw new Error('DS refused'); } }));
     expect(err).toEqual({ code: 'plain Error', message: 'DS refused' });
     expect(w.a.group!.state().pendingCommit).toBeFalsy();
     // The partner takes the step alone (§4.4); the group is live on both devices.
@@ -108,7 +76,7 @@ describe.each(['hidden', 'standard'] as PairingMode[])('review64f (%s mode)', (m
     })();
     const id = a.group!.id;
     let step: Uint8Array | undefined;
-    const refusedEnrol = await codeOf(() => activeDevice.enroll(a.group!, { send: async (out) => { step = out.pairing[0]; throw new Error('DS said no'); } }));
+    const refusedEnrol = await rejectionOf(() => activeDevice.enroll(a.group!, { send: async (out) => { step = out.pairing[0]; throw new Error('DS said no'); } }));
     expect(refusedEnrol).toEqual({ code: 'plain Error', message: 'DS said no' });
     await passiveDevice.receive(step!); // the step alone
     // Still listed (old dead entry), still left: nothing recorded.
@@ -123,7 +91,7 @@ describe.each(['hidden', 'standard'] as PairingMode[])('review64f (%s mode)', (m
     const enrolled = await enrolling;
     // A forget while the enrolment waits on its send is BUSY; after it settled, the group is live: LIVE.
     expect(await forgetting).toBe('PAIRING_STATE: another paired operation of this device is still running (a commit waiting on its send): wait until it settled');
-    expect(await codeOf(() => activeDevice.forgetGroup(id))).toEqual(LIVE);
+    expect(await rejectionOf(() => activeDevice.forgetGroup(id))).toEqual(LIVE);
     await deliverCommit(enrolled.commit, others);
     expect((await passiveDevice.applyNotify(enrolled)).kind).toBe('enroll');
     p.group = p.client.group(id);
@@ -139,7 +107,7 @@ describe.each(['hidden', 'standard'] as PairingMode[])('review64f (%s mode)', (m
     expect(addCommit.epoch).toBe(w.a.group!.epoch);
     const enrolled = await w.activeDevice.enroll(w.a.group!, { send: async ({ commit }) => deliverCommit(commit, w.others) });
     const before = { epoch: w.p.group!.epoch, pairingEpoch: w.passiveDevice.pairingGroup.epoch, counter: w.passiveDevice.counter, groups: w.passiveDevice.enrolledGroups() };
-    const rej = await codeOf(() => w.passiveDevice.applyNotify(enrolled));
+    const rej = await rejectionOf(() => w.passiveDevice.applyNotify(enrolled));
     expect(rej).toEqual(WRONG_EPOCH_REPLAY);
     expect({ epoch: w.p.group!.epoch, pairingEpoch: w.passiveDevice.pairingGroup.epoch, counter: w.passiveDevice.counter, groups: w.passiveDevice.enrolledGroups() }).toEqual(before);
     // It processes the group's commits first: the removal (the add does not concern its dead copy), then the Notify is new.
@@ -157,7 +125,7 @@ describe.each(['hidden', 'standard'] as PairingMode[])('review64f (%s mode)', (m
     const id = w.a.group!.id;
     await updateFollowed(w.activeDevice, w.a, w.passiveDevice, w.others);
     await bobRemovesAlice(w);
-    const early = await codeOf(() => w.passiveDevice.applyNotify(w.enrolment));
+    const early = await rejectionOf(() => w.passiveDevice.applyNotify(w.enrolment));
     expect(early).toEqual(WRONG_EPOCH_REPLAY);
     expect(w.p.client.group(id).state().active).toBe(false);
     await bobAddsAliceBack(w);
@@ -165,7 +133,7 @@ describe.each(['hidden', 'standard'] as PairingMode[])('review64f (%s mode)', (m
     expect((await w.passiveDevice.applyNotify(enrolled)).kind).toBe('enroll');
     w.p.group = w.p.client.group(id);
     for (const old of [w.enrolment, enrolled]) {
-      const late = await codeOf(() => w.passiveDevice.applyNotify(old));
+      const late = await rejectionOf(() => w.passiveDevice.applyNotify(old));
       expect(late).toEqual(WRONG_EPOCH_REPLAY);
     }
     await stillLive(w, w.activeDevice, w.passiveDevice);
@@ -174,7 +142,7 @@ describe.each(['hidden', 'standard'] as PairingMode[])('review64f (%s mode)', (m
   it('F7 malformed groupId to forgetGroup', async () => {
     const w = await pairedWorld(['bob'], mode);
     for (const bad of [undefined, null, 'abc', 5, {}, [1, 2]]) {
-      const e = await codeOf(() => w.activeDevice.forgetGroup(bad as unknown as Uint8Array));
+      const e = await rejectionOf(() => w.activeDevice.forgetGroup(bad as unknown as Uint8Array));
       expect(e).toEqual({ code: 'INVALID_ARGUMENT', message: 'groupId must be a Uint8Array' });
     }
     await stillLive(w, w.activeDevice, w.passiveDevice);
@@ -185,17 +153,17 @@ describe.each(['hidden', 'standard'] as PairingMode[])('review64f (%s mode)', (m
     const id = w.a.group!.id;
     await bobRemovesAlice(w);
     await bobAddsAliceBack(w);
-    const heldAnew = await codeOf(() => w.activeDevice.handOver());
+    const heldAnew = await rejectionOf(() => w.activeDevice.handOver());
     // Limit: the remedy the message names (a paired update) is itself refused for a group held anew (HELD_ANEW); enroll or forgetGroup is the way.
     expect(heldAnew).toEqual({ code: 'PAIRING_STATE', message: 'the partner holds no anchor key for an enrolled group yet: make a paired update there first' });
     await w.a.client.deleteGroup(id);
-    const ho = await codeOf(() => w.activeDevice.handOver());
+    const ho = await rejectionOf(() => w.activeDevice.handOver());
     expect(ho).toEqual({ code: 'UNKNOWN_GROUP', message: 'this client has no such group' });
     const kp = await PairedDevice.createKeyPackage(w.p.client, w.p.identity);
-    const re = await codeOf(() => w.activeDevice.reenroll(1, kp));
+    const re = await rejectionOf(() => w.activeDevice.reenroll(1, kp));
     expect(re).toEqual({ code: 'UNKNOWN_GROUP', message: 'this client has no such group' });
     const copy = PairedDevice.open(await stolen(w.a), undefined);
-    const cz = await codeOf(() => copy.ceasePair('rekey'));
+    const cz = await rejectionOf(() => copy.ceasePair('rekey'));
     expect(cz).toEqual({ code: 'UNKNOWN_GROUP', message: 'this client has no such group' });
     await w.activeDevice.forgetGroup(id);
     expect(w.activeDevice.enrolledGroups()).toEqual([]);
@@ -213,11 +181,11 @@ describe.each(['hidden', 'standard'] as PairingMode[])('review64f (%s mode)', (m
     await w.activeDevice.forgetGroup(id);
     expect(w.activeDevice.enrolledGroups()).toEqual([]);
     // Limit (message inaccurate after the end): the partner's stale copy still looks live to it.
-    expect(await codeOf(() => w.passiveDevice.forgetGroup(id))).toEqual(LIVE);
+    expect(await rejectionOf(() => w.passiveDevice.forgetGroup(id))).toEqual(LIVE);
     await w.p.client.deleteGroup(id);
     await w.passiveDevice.forgetGroup(id);
     expect(w.passiveDevice.enrolledGroups()).toEqual([]);
-    expect(await codeOf(() => w.activeDevice.enroll(w.a.group!))).toEqual({ code: 'PAIRING_STATE', message: 'the pairing has ended' });
+    expect(await rejectionOf(() => w.activeDevice.enroll(w.a.group!))).toEqual({ code: 'PAIRING_STATE', message: 'the pairing has ended' });
     await allTalk([w.a, ...w.others], 'after cease');
   });
 
@@ -229,9 +197,9 @@ describe.each(['hidden', 'standard'] as PairingMode[])('review64f (%s mode)', (m
     await bob.group!.mergePendingCommit();
     await deliverCommit(reinit.commit, [w.a, w.p]);
     const retired = { code: 'GROUP_REINITIALIZED', message: 'the group was reinitialized (ReInit); continue in its successor' };
-    expect(await codeOf(() => w.activeDevice.update(w.a.group!))).toEqual(retired);
+    expect(await rejectionOf(() => w.activeDevice.update(w.a.group!))).toEqual(retired);
     const counter = w.activeDevice.counter;
-    expect(await codeOf(() => w.activeDevice.enroll(w.a.group!))).toEqual(retired);
+    expect(await rejectionOf(() => w.activeDevice.enroll(w.a.group!))).toEqual(retired);
     expect(w.activeDevice.enrolledGroups()).toEqual([toHex(id)]);
     for (const d of [w.activeDevice, w.passiveDevice]) {
       await d.forgetGroup(id);
@@ -248,9 +216,9 @@ describe.each(['hidden', 'standard'] as PairingMode[])('review64f (%s mode)', (m
     const id = w.a.group!.id;
     const thiefClient = await stolen(w.p);
     const thief = PairedDevice.open(thiefClient, undefined);
-    const en = await codeOf(() => thief.enroll(thiefClient.group(id)));
+    const en = await rejectionOf(() => thief.enroll(thiefClient.group(id)));
     expect(en).toEqual({ code: 'PAIRING_STATE', message: 'this device is passive, the operation needs the active role' });
-    expect(await codeOf(() => thief.forgetGroup(id))).toEqual(LIVE);
+    expect(await rejectionOf(() => thief.forgetGroup(id))).toEqual(LIVE);
     await thiefClient.deleteGroup(id);
     await thief.forgetGroup(id); // its copy only
     expect(thief.enrolledGroups()).toEqual([]);
@@ -263,7 +231,7 @@ describe.each(['hidden', 'standard'] as PairingMode[])('review64f (%s mode)', (m
     await bobRemovesAlice(w);
     const counter = w.activeDevice.counter;
     // Left, but a dead copy cannot be enrolled: the core's NOT_A_MEMBER, nothing changed (entry and counter kept).
-    expect(await codeOf(() => w.activeDevice.enroll(w.a.group!))).toEqual({ code: 'NOT_A_MEMBER', message: 'this client is no longer a member of the group' });
+    expect(await rejectionOf(() => w.activeDevice.enroll(w.a.group!))).toEqual({ code: 'NOT_A_MEMBER', message: 'this client is no longer a member of the group' });
     expect(w.activeDevice.enrolledGroups()).toEqual([toHex(id)]);
     expect(w.activeDevice.counter).toBe(counter);
     // A hand-over with the dead group listed works; both then forget it.
@@ -283,7 +251,7 @@ describe.each(['hidden', 'standard'] as PairingMode[])('review64f (%s mode)', (m
     await bobAddsAliceBack(w);
     const enrolled = await w.activeDevice.enroll(w.a.group!, { send: async ({ commit }) => deliverCommit(commit, w.others) });
     const counter = w.passiveDevice.counter;
-    expect(await codeOf(() => w.passiveDevice.applyNotify(enrolled))).toEqual({
+    expect(await rejectionOf(() => w.passiveDevice.applyNotify(enrolled))).toEqual({
       code: 'NOTIFY_REJECTED',
       message: 'Notify rejected: this device already holds the group outside the pairing (commit-mismatch)',
       reason: 'commit-mismatch',
@@ -327,7 +295,7 @@ describe.each(['hidden', 'standard'] as PairingMode[])('review64f (%s mode)', (m
     await deliverCommit(rejoin.commit, [bob]);
     w.p.group = rejoin.group;
     // Held anew on the phone: its update is refused before anything is made, enroll enrols it again.
-    expect(await codeOf(() => phone.update(w.p.group!))).toEqual(HELD_ANEW);
+    expect(await rejectionOf(() => phone.update(w.p.group!))).toEqual(HELD_ANEW);
     const en = await phone.enroll(w.p.group!, { send: async ({ commit }) => deliverCommit(commit, [bob]) });
     // The laptop's copy is dead (removed): the proven enroll Notify is new for it.
     expect((await laptop.applyNotify(en)).kind).toBe('enroll');
@@ -369,7 +337,7 @@ describe.each(['hidden', 'standard'] as PairingMode[])('review64f (%s mode)', (m
     if (rejoin.group.state().pendingCommit) await rejoin.group.mergePendingCommit();
     await deliverCommit(rejoin.commit, [bob]);
     w.a.group = rejoin.group;
-    expect(await codeOf(() => w.activeDevice.update(w.a.group!, { send: async ({ commit }) => deliverCommit(commit, [bob]) }))).toEqual(HELD_ANEW);
+    expect(await rejectionOf(() => w.activeDevice.update(w.a.group!, { send: async ({ commit }) => deliverCommit(commit, [bob]) }))).toEqual(HELD_ANEW);
     const en = await w.activeDevice.enroll(w.a.group!, { send: async ({ commit }) => deliverCommit(commit, [bob]) });
     expect((await w.passiveDevice.applyNotify(en)).kind).toBe('enroll');
     w.p.group = w.p.client.group(id);

@@ -6,53 +6,24 @@
  * encoding of the record.
  */
 import { describe, expect, it } from 'vitest';
-import { PairedDevice, PairingError, type PairingMode } from 'paired-mls/paired';
+import { PairedDevice, type PairingMode } from 'paired-mls/paired';
 import { MlsClient, MlsError, toHex } from 'paired-mls';
 import { deliverCommit } from './helpers.js';
 import type { Member } from './helpers.js';
+import { ALREADY, LIVE, ownLeafKey, rejectionOf, restart, storedAnchorKeys } from './unenrol-helpers.js';
 import { allTalk, pairedTrio, pairedWorld, updateFollowed, type PairedWorld } from './paired-helpers.js';
 
-const LIVE = { code: 'PAIRING_STATE', message: 'the pairing still acts on the anchor leaf in this group: it stays enrolled' };
-const ALREADY = { code: 'PAIRING_STATE', message: 'the group is already enrolled' };
 
-async function codeOf(fn: () => Promise<unknown>): Promise<{ code: string; message: string; reason?: string }> {
-  let err: unknown;
-  try {
-    await fn();
-  } catch (e) {
-    err = e;
-  }
-  if (err === undefined) throw new Error('expected a rejection, but the call succeeded');
-  if (!(err instanceof MlsError)) return { code: `plain ${(err as Error).name}`, message: (err as Error).message };
-  const reason = err instanceof PairingError ? err.reason : undefined;
-  return { code: err.code, message: err.message, ...(reason !== undefined && { reason }) };
-}
 
-function stored(m: Member): Record<string, { key?: string; pending?: string }> | undefined {
-  return (JSON.parse(new TextDecoder().decode(m.client.record('paired-mls/pairing')!)) as { anchorKeys?: Record<string, { key?: string; pending?: string }> }).anchorKeys;
-}
 
-function ownKey(m: Member): string {
-  const g = m.group!;
-  return toHex(g.members().find((x) => x.leafIndex === g.ownLeafIndex)!.signatureKey);
-}
 
 /** Live on this device: forget refused LIVE (and, when active, enroll refused ALREADY). */
 async function liveOn(d: PairedDevice, m: Member): Promise<void> {
-  expect(await codeOf(() => d.forgetGroup(m.group!.id))).toEqual(LIVE);
+  expect(await rejectionOf(() => d.forgetGroup(m.group!.id))).toEqual(LIVE);
   expect(d.enrolledGroups()).toEqual([toHex(m.group!.id)]);
-  if (d.role === 'active') expect(await codeOf(() => d.enroll(m.group!))).toEqual(ALREADY);
+  if (d.role === 'active') expect(await rejectionOf(() => d.enroll(m.group!))).toEqual(ALREADY);
 }
 
-/** Reopen `m`'s client from its storage (a restart) and its PairedDevice. */
-async function restart(m: Member, d: PairedDevice): Promise<PairedDevice> {
-  const vault = d.vault;
-  const id = m.group!.id;
-  m.client.free();
-  m.client = await MlsClient.open({ storage: m.storage! });
-  m.group = m.client.group(id);
-  return PairedDevice.open(m.client, vault);
-}
 
 async function both(w: PairedWorld): Promise<void> {
   await liveOn(w.activeDevice, w.a);
@@ -72,7 +43,7 @@ describe.each(['hidden', 'standard'] as PairingMode[])('review64g (%s mode)', (m
       expect((await w.passiveDevice.applyNotify(u)).kind).toBe('update');
       await both(w);
     }
-    expect(stored(w.a)![toHex(w.a.group!.id)]!.pending).toBe(ownKey(w.a));
+    expect(storedAnchorKeys(w.a)![toHex(w.a.group!.id)]!.pending).toBe(ownLeafKey(w.a));
     // The app clears a send-less commit (the DS refused it): the partner takes the step alone.
     const refusedU = await w.activeDevice.update(w.a.group!);
     await w.a.group!.clearPendingCommit();
@@ -89,7 +60,7 @@ describe.each(['hidden', 'standard'] as PairingMode[])('review64g (%s mode)', (m
     await both(w);
     await updateFollowed(w.activeDevice, w.a, w.passiveDevice, w.others);
     await both(w);
-    for (const m of [w.a, w.p]) expect(stored(m)).toEqual({ [toHex(w.a.group!.id)]: { key: ownKey(m) } });
+    for (const m of [w.a, w.p]) expect(storedAnchorKeys(m)).toEqual({ [toHex(w.a.group!.id)]: { key: ownLeafKey(m) } });
     await allTalk([w.a, w.p, bob], 'G1');
   });
 
@@ -97,7 +68,7 @@ describe.each(['hidden', 'standard'] as PairingMode[])('review64g (%s mode)', (m
     const w = await pairedWorld(['bob'], mode);
     const bob = w.others[0]!;
     let sent: { commit: Uint8Array; pairing: Uint8Array[] } | undefined;
-    const err = await codeOf(() =>
+    const err = await rejectionOf(() =>
       w.activeDevice.update(w.a.group!, {
         send: async (out) => {
           sent = out;
@@ -144,7 +115,7 @@ describe.each(['hidden', 'standard'] as PairingMode[])('review64g (%s mode)', (m
     const w = await pairedWorld(['bob'], mode);
     const bob = w.others[0]!;
     const u = await w.activeDevice.update(w.a.group!, { send: async ({ commit }) => deliverCommit(commit, [bob]) });
-    const own = await codeOf(() => w.p.group!.process(u.commit));
+    const own = await rejectionOf(() => w.p.group!.process(u.commit));
     // The core refuses it (its own leaf's commit, not its pending one): nothing merged, the record unchanged.
     expect(own).toEqual({ code: 'INVALID_COMMIT', message: 'processing message: The Commit was created by this client but does not match the pending commit.' });
     await liveOn(w.passiveDevice, w.p);
@@ -172,7 +143,7 @@ describe.each(['hidden', 'standard'] as PairingMode[])('review64g (%s mode)', (m
     const outcomes: Record<string, string> = {};
     const cases: Record<string, unknown> = {
       nonHex: { [hex]: { key: 'zz' } },
-      upper: { [hex]: { key: ownKey(w.a).toUpperCase() } },
+      upper: { [hex]: { key: ownLeafKey(w.a).toUpperCase() } },
       odd: { [hex]: { key: 'abc' } },
       number: { [hex]: { key: 7 } },
       recNull: { [hex]: null },
@@ -194,7 +165,7 @@ describe.each(['hidden', 'standard'] as PairingMode[])('review64g (%s mode)', (m
       w.a.group = w.a.client.group(id);
       try {
         const d = PairedDevice.open(w.a.client, w.activeDevice.vault);
-        const f = await codeOf(() => d.forgetGroup(w.a.group!.id)).catch((e: Error) => ({ code: 'forget ok', message: e.message }));
+        const f = await rejectionOf(() => d.forgetGroup(w.a.group!.id)).catch((e: Error) => ({ code: 'forget ok', message: e.message }));
         outcomes[name] = `opened; forget ${f.code}`;
       } catch (e) {
         outcomes[name] = e instanceof MlsError ? `${e.code}` : `plain ${(e as Error).name}`;
@@ -236,10 +207,10 @@ describe.each(['hidden', 'standard'] as PairingMode[])('review64g (%s mode)', (m
   it('G8 the record holds the public leaf keys only (no secret), one per enrolled group', async () => {
     const w = await pairedWorld(['bob'], mode);
     const hex = toHex(w.a.group!.id);
-    expect(Object.keys(stored(w.a)!)).toEqual([hex]);
+    expect(Object.keys(storedAnchorKeys(w.a)!)).toEqual([hex]);
     // No secret: the record holds the public leaf key only.
-    expect(stored(w.a)).toEqual({ [hex]: { key: ownKey(w.a) } });
-    expect(stored(w.p)).toEqual({ [hex]: { key: ownKey(w.p) } });
+    expect(storedAnchorKeys(w.a)).toEqual({ [hex]: { key: ownLeafKey(w.a) } });
+    expect(storedAnchorKeys(w.p)).toEqual({ [hex]: { key: ownLeafKey(w.p) } });
   });
 
   it('G9 an enrolment refused at the DS: what stays in the record of the group it never listed', async () => {
@@ -247,15 +218,15 @@ describe.each(['hidden', 'standard'] as PairingMode[])('review64g (%s mode)', (m
     const bob = w.others[0]!;
     const hex = toHex(w.a.group!.id);
     const g2 = await w.a.client.createGroup(w.activeDevice.anchor!);
-    const err = await codeOf(() => w.activeDevice.enroll(g2, { send: async () => { throw new Error('DS refused'); } }));
+    const err = await rejectionOf(() => w.activeDevice.enroll(g2, { send: async () => { throw new Error('DS refused'); } }));
     expect(err).toEqual({ code: 'plain Error', message: 'DS refused' });
     expect(w.activeDevice.enrolledGroups()).toEqual([hex]);
     // Reported (minor): the refused enrolment's pending key stays in the record of a group never listed (public key only; no effect: pairingLeft is asked only of listed groups).
-    expect(stored(w.a)).toEqual({ [hex]: { key: ownKey(w.a) }, [toHex(g2.id)]: { pending: expect.stringMatching(/^[0-9a-f]{64}$/) } });
+    expect(storedAnchorKeys(w.a)).toEqual({ [hex]: { key: ownLeafKey(w.a) }, [toHex(g2.id)]: { pending: expect.stringMatching(/^[0-9a-f]{64}$/) } });
     await both(w);
     // Enrolled later: live.
     const en = await w.activeDevice.enroll(g2, { send: async () => undefined });
-    expect(stored(w.a)![toHex(g2.id)]).toEqual({ key: toHex(en.anchorSignatureKey) });
+    expect(storedAnchorKeys(w.a)![toHex(g2.id)]).toEqual({ key: toHex(en.anchorSignatureKey) });
     void bob;
   });
 
@@ -275,12 +246,12 @@ describe.each(['hidden', 'standard'] as PairingMode[])('review64g (%s mode)', (m
       expect((await w.activeDevice.receive(cease.pairing[0]!)).type).toBe('pairingCeased');
       if (route === 'rekey') expect((await w.activeDevice.receive(cease.pairing[1]!)).type).toBe('derivationStep');
       expect(w.activeDevice.ceased).toBe(true);
-      expect(stored(w.a)).toBeUndefined();
+      expect(storedAnchorKeys(w.a)).toBeUndefined();
       release();
       await up; // merged once send returned
       // Fixed: the merge after the end records no key (was: the key recorded again after the end, §4.4 says it goes with the end).
-      expect(stored(w.a)).toBeUndefined();
-      expect(await codeOf(() => w.activeDevice.forgetGroup(w.a.group!.id))).toEqual(LIVE);
+      expect(storedAnchorKeys(w.a)).toBeUndefined();
+      expect(await rejectionOf(() => w.activeDevice.forgetGroup(w.a.group!.id))).toEqual(LIVE);
     });
   }
 });

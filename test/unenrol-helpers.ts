@@ -1,0 +1,77 @@
+/**
+ * Shared by the tests of "When the pairing leaves a group" (docs/PROTOCOL.md
+ * §4.4): test/paired-unenrol, test/review64f and test/review64g. The
+ * refusals, the stored anchor keys, and bob removing and re-adding alice's
+ * anchor leaf.
+ */
+import { expect } from 'vitest';
+import { MlsClient, MlsError, toHex } from 'paired-mls';
+import { PairedDevice, PairingError } from 'paired-mls/paired';
+import { type Member, expectInSync } from './helpers.js';
+import type { PairedWorld } from './paired-helpers.js';
+
+/** `forgetGroup` of a group the pairing still acts in. */
+export const LIVE = { code: 'PAIRING_STATE', message: 'the pairing still acts on the anchor leaf in this group: it stays enrolled' };
+/** `enroll` of a group enrolled and live. */
+export const ALREADY = { code: 'PAIRING_STATE', message: 'the group is already enrolled' };
+/** A paired update or proposal in a group held anew (re-added, rejoined). */
+export const HELD_ANEW = { code: 'PAIRING_STATE', message: 'the pairing has left this group (the leaf here is not the anchor leaf it enrolled): enroll it again' };
+
+/** The rejection of `fn` as code, message and (a pairing refusal) reason; a plain error as `plain <name>`; a resolution fails the test. */
+export async function rejectionOf(fn: () => Promise<unknown>): Promise<{ code: string; message: string; reason?: string }> {
+  let err: unknown;
+  try {
+    await fn();
+  } catch (e) {
+    err = e;
+  }
+  if (err === undefined) throw new Error('expected a rejection, but the call succeeded');
+  if (!(err instanceof MlsError)) return { code: `plain ${(err as Error).name}`, message: (err as Error).message };
+  const reason = err instanceof PairingError ? err.reason : undefined;
+  return { code: err.code, message: err.message, ...(reason !== undefined && { reason }) };
+}
+
+/** The pairing record as stored (JSON): its anchor keys per group, absent in a state stored before them. */
+export function storedAnchorKeys(m: Member): Record<string, { key?: string; pending?: string }> | undefined {
+  return (JSON.parse(new TextDecoder().decode(m.client.record('paired-mls/pairing')!)) as { anchorKeys?: Record<string, { key?: string; pending?: string }> }).anchorKeys;
+}
+
+/** The signature key of `m`'s own leaf in its group, hex. */
+export function ownLeafKey(m: Member): string {
+  const g = m.group!;
+  return toHex(g.members().find((x) => x.leafIndex === g.ownLeafIndex)!.signatureKey);
+}
+
+/** bob removes alice's anchor leaf; the devices in `process` process the removal (inactive after). Returns the commit. */
+export async function bobRemovesAlice(w: PairedWorld, process = [w.a, w.p]): Promise<Uint8Array> {
+  const bob = w.others[0]!;
+  const { commit } = await bob.group!.commit({ remove: [w.a.group!.ownLeafIndex] });
+  await bob.group!.mergePendingCommit();
+  for (const m of process) {
+    const r = await m.group!.process(commit);
+    if (r.kind === 'commit') await r.staged.merge();
+    expect(m.group!.state().active).toBe(false);
+  }
+  return commit;
+}
+
+/** bob adds alice back from a new KeyPackage of the anchor identity; the active device joins (its dead copy deleted first). */
+export async function bobAddsAliceBack(w: PairedWorld): Promise<void> {
+  const bob = w.others[0]!;
+  const id = bob.group!.id;
+  const { welcome } = await bob.group!.commit({ add: [await w.a.client.createKeyPackage(w.activeDevice.anchor!)] });
+  await bob.group!.mergePendingCommit();
+  await w.a.client.deleteGroup(id);
+  w.a.group = await w.a.client.joinFromWelcome(welcome!);
+  expectInSync([w.a, bob]);
+}
+
+/** Reopen `m`'s client from its storage (a restart) and its PairedDevice (the vault survives). */
+export async function restart(m: Member, d: PairedDevice): Promise<PairedDevice> {
+  const vault = d.vault;
+  const id = m.group!.id;
+  m.client.free();
+  m.client = await MlsClient.open({ storage: m.storage! });
+  m.group = m.client.group(id);
+  return PairedDevice.open(m.client, vault);
+}
