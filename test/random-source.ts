@@ -61,6 +61,17 @@ export const NO_RANDOMNESS = 'INTERNAL: no randomness: the random source (crypto
 /** openmls' words for a commit whose path Encaps found no randomness. */
 export const SEAL_FAILED = 'INTERNAL: building commit: InternalLibraryError: Error description: Encryption failed. A serialization issue really\n';
 
+/** `alice`'s two-member group of `ciphersuite`: she creates it and adds Bob, a new client, who joins from her Welcome. */
+export async function pairWithBob(lib: typeof Source, alice: Source.MlsClient, ciphersuite: 1 | 2 | 3 = 1) {
+  const bob = await lib.MlsClient.open();
+  const aliceId = await alice.createIdentity('alice', ciphersuite);
+  const group = await alice.createGroup(aliceId);
+  const added = await group.commit({ add: [await bob.createKeyPackage(await bob.createIdentity('bob', ciphersuite))] });
+  await group.mergePendingCommit();
+  const bobs = await bob.joinFromWelcome(added.welcome!);
+  return { bob, aliceId, group, bobs };
+}
+
 /** A self-update `bobs` processes and merges; the commit. */
 export async function honestUpdate(group: Source.Group, bobs: Source.Group): Promise<Uint8Array> {
   const update = await group.selfUpdate();

@@ -51,7 +51,7 @@ import { createCipheriv, createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type * as Source from '../ts/index.js';
 import { loadOnBrowsersPath, x25519Public } from './browsers-path.js';
-import { NO_RANDOMNESS, SEAL_FAILED, codeOf, honestUpdate, random, realGetRandomValues, useRandomSource, type RandomMode } from './random-source.js';
+import { NO_RANDOMNESS, SEAL_FAILED, codeOf, honestUpdate, pairWithBob, random, realGetRandomValues, useRandomSource, type RandomMode } from './random-source.js';
 
 const WASM = readFileSync(process.env.REVIEW64_WASM ?? new URL('../pkg/paired_mls_core_bg.wasm', import.meta.url));
 
@@ -75,17 +75,10 @@ function chacha20Stream(key: Uint8Array, length: number): Buffer {
 /** openmls' words for a Welcome whose group secrets could not be sealed (here: no randomness for its Encap). */
 const WELCOME_SEAL_FAILED = 'INTERNAL: building commit: InternalLibraryError: Error description: Error while encrypting group secrets. This could have really only been a missing bounds check in the serialization\n';
 
-/** A two-member group of ciphersuite `cs` (Alice's, Bob joined). */
-async function pair(lib: typeof Source, cs = 1) {
+/** A two-member group of ciphersuite 1 (Alice's, Bob joined). */
+async function pair(lib: typeof Source) {
   const alice = await lib.MlsClient.open();
-  const bob = await lib.MlsClient.open();
-  const aliceId = await alice.createIdentity('alice', cs);
-  const bobId = await bob.createIdentity('bob', cs);
-  const group = await alice.createGroup(aliceId);
-  const added = await group.commit({ add: [await bob.createKeyPackage(bobId)] });
-  await group.mergePendingCommit();
-  const bobs = await bob.joinFromWelcome(added.welcome!);
-  return { alice, bob, group, bobs };
+  return { alice, ...(await pairWithBob(lib, alice)) };
 }
 
 /**
@@ -316,46 +309,6 @@ describe('hpke-rs\u2019 PRNG, seeded by the core (LazyHpkePrng): a no-op source 
 });
 
 describe('a transaction rolled back while the random source fails: the new core is a fork of the old one\'s generator, so the client keeps working (before: refused until reopened)', () => {
-  it('the reload draws no system randomness: the transaction rejects with its own error, the client is at the stored state (epoch, exporter secret) while the source still fails, and goes on; the adapter holds the same state', async () => {
-    const lib = await load();
-    const storage = new lib.MemoryStorageAdapter();
-    const alice = await lib.MlsClient.open({ storage });
-    const bob = await lib.MlsClient.open();
-    const aliceId = await alice.createIdentity('alice', 1);
-    const bobId = await bob.createIdentity('bob', 1);
-    const group = await alice.createGroup(aliceId);
-    const added = await group.commit({ add: [await bob.createKeyPackage(bobId)] });
-    await group.mergePendingCommit();
-    const bobs = await bob.joinFromWelcome(added.welcome!);
-    const before = group.epoch;
-    const exportedBefore = group.exportSecret('x', new Uint8Array(0), 32);
-    const refused = await codeOf(() =>
-      alice.transaction(async () => {
-        await group.selfUpdate();
-        await group.mergePendingCommit();
-        expect(group.epoch).toBe(before + 1);
-        random.mode = 'noop';
-        random.drawn = [];
-        throw new lib.MlsError('INVALID_ARGUMENT', 'the app gave up');
-      }),
-    );
-    expect(refused).toBe('INVALID_ARGUMENT: the app gave up');
-    // The rollback asked the source for nothing (a new core's seed was 32 bytes).
-    expect(random.drawn).toEqual([]);
-    random.drawn = undefined;
-    expect(group.epoch).toBe(before);
-    expect(group.exportSecret('x', new Uint8Array(0), 32)).toEqual(exportedBefore);
-    random.mode = 'real';
-    await honestUpdate(group, bobs);
-    const exported = group.exportSecret('x', new Uint8Array(0), 32);
-    alice.free();
-    const reopened = await lib.MlsClient.open({ storage });
-    const again = reopened.group(group.id);
-    expect(again.epoch).toBe(before + 1);
-    expect(again.exportSecret('x', new Uint8Array(0), 32)).toEqual(exported);
-    await honestUpdate(again, bobs);
-  });
-
   it('the fork does not reuse the old core\'s stream: two clients seeded alike (a constant source) stay in step until one rolls back; its KeyPackages\' init keys after each of two rollbacks differ from each other and from those its twin makes from the old stream', async () => {
     const lib = await load();
     random.mode = 'constant';

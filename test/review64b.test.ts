@@ -14,7 +14,7 @@ import type * as Source from '../ts/index.js';
 import { MlsClient, type Group } from 'paired-mls';
 import { IntentError, createIntent, encodeIntent } from 'paired-mls/intents';
 import { loadOnBrowsersPath } from './browsers-path.js';
-import { NO_RANDOMNESS, SEAL_FAILED, codeOf, honestUpdate, random, useRandomSource } from './random-source.js';
+import { NO_RANDOMNESS, SEAL_FAILED, codeOf, honestUpdate, pairWithBob, random, useRandomSource } from './random-source.js';
 import { CAPS, deliver } from './intents-review-helpers.js';
 
 const WASM = readFileSync(new URL('../pkg/paired_mls_core_bg.wasm', import.meta.url));
@@ -146,15 +146,22 @@ describe('attack 2: no two clients share a generator or a seed', () => {
 });
 
 /** Alice (storage `storage`) and Bob in one group. */
+/** `storage` behind an adapter whose `entries()` (the read a rollback reloads with) fails while `fails` is set. */
+function readFailingAdapter(storage: Source.StorageAdapter): { adapter: Source.StorageAdapter; fails: boolean } {
+  const read = {
+    fails: false,
+    adapter: {
+      entries: () => (read.fails ? Promise.reject(new Error('disk gone')) : storage.entries()),
+      get: (key: Uint8Array) => storage.get(key),
+      apply: (batch: Source.StorageBatch) => storage.apply(batch),
+    },
+  };
+  return read;
+}
+
 async function pairWith(lib: typeof Source, storage: Source.StorageAdapter) {
   const alice = await lib.MlsClient.open({ storage });
-  const bob = await lib.MlsClient.open();
-  const aliceId = await alice.createIdentity('alice', 1);
-  const group = await alice.createGroup(aliceId);
-  const added = await group.commit({ add: [await bob.createKeyPackage(await bob.createIdentity('bob', 1))] });
-  await group.mergePendingCommit();
-  const bobs = await bob.joinFromWelcome(added.welcome!);
-  return { alice, bob, aliceId, group, bobs };
+  return { alice, ...(await pairWithBob(lib, alice)) };
 }
 
 describe('attack 3: the rollback that cannot reload (client.ts #atomically)', () => {
@@ -203,10 +210,14 @@ describe('attack 3: the rollback that cannot reload (client.ts #atomically)', ()
           await group.mergePendingCommit();
           await alice.putRecord('r', new Uint8Array([1]));
           random.mode = failing;
+          random.drawn = [];
           throw new lib.MlsError('INVALID_ARGUMENT', 'the app gave up');
         }),
       );
       expect(refused).toBe('INVALID_ARGUMENT: the app gave up');
+      // The rollback asked the source for nothing (a new core's seed was 32 bytes).
+      expect(random.drawn).toEqual([]);
+      random.drawn = undefined;
       // Still failing: the rolled-back client answers from the stored state.
       expect(group.epoch).toBe(before);
       expect(group.exportSecret('x', new Uint8Array(0), 32)).toEqual(exportedBefore);
@@ -218,18 +229,21 @@ describe('attack 3: the rollback that cannot reload (client.ts #atomically)', ()
       await honestUpdate(group, bobs);
       expect(group.epoch).toBe(before + 1);
       expect(bobs.epochAuthenticator()).toEqual(group.epochAuthenticator());
+      // The adapter holds the same state: reopened, the epoch and exporter the client went on to.
+      const exported = group.exportSecret('x', new Uint8Array(0), 32);
+      alice.free();
+      const again = (await lib.MlsClient.open({ storage })).group(group.id);
+      expect(again.epoch).toBe(before + 1);
+      expect(again.exportSecret('x', new Uint8Array(0), 32)).toEqual(exported);
+      await honestUpdate(again, bobs);
     });
   }
 
   it('an adapter whose read fails at the reload: its own error, then refused (cause: STORAGE reading the storage adapter failed); reopened when the adapter works, the state before it', async () => {
     const lib = await load();
     const storage = new lib.MemoryStorageAdapter();
-    let readFails = false;
-    const flaky: Source.StorageAdapter = {
-      entries: () => (readFails ? Promise.reject(new Error('disk gone')) : storage.entries()),
-      get: (key) => storage.get(key),
-      apply: (batch) => storage.apply(batch),
-    };
+    const read = readFailingAdapter(storage);
+    const flaky = read.adapter;
     const { alice, group, bobs } = await pairWith(lib, flaky);
     const before = group.epoch;
     let caught: unknown;
@@ -237,13 +251,13 @@ describe('attack 3: the rollback that cannot reload (client.ts #atomically)', ()
       await alice.transaction(async () => {
         await group.selfUpdate();
         await group.mergePendingCommit();
-        readFails = true;
+        read.fails = true;
         throw new lib.MlsError('INVALID_ARGUMENT', 'the app gave up');
       });
     } catch (error) {
       caught = error;
     }
-    readFails = false;
+    read.fails = false;
     expect(await codeOf(() => Promise.reject(caught))).toBe('INVALID_ARGUMENT: the app gave up');
     let next: unknown;
     try {
@@ -264,12 +278,8 @@ describe('attack 3: the rollback that cannot reload (client.ts #atomically)', ()
     const lib = await load();
     const storage = new lib.MemoryStorageAdapter();
     // The rollback's read fails (a failing random source no longer stops a rollback).
-    let readFails = false;
-    const flaky: Source.StorageAdapter = {
-      entries: () => (readFails ? Promise.reject(new Error('disk gone')) : storage.entries()),
-      get: (key) => storage.get(key),
-      apply: (batch) => storage.apply(batch),
-    };
+    const read = readFailingAdapter(storage);
+    const flaky = read.adapter;
     const { alice, aliceId, group, bobs } = await pairWith(lib, flaky);
     const before = group.epoch;
     const exportedBefore = group.exportSecret('x', new Uint8Array(0), 32);
@@ -288,11 +298,11 @@ describe('attack 3: the rollback that cannot reload (client.ts #atomically)', ()
         inside = await alice.createIdentity('inside', 1);
         await alice.putRecord('r', new Uint8Array([1]));
         await alice.putGroupRecord(group.id, 'g', new Uint8Array([2]));
-        readFails = true;
+        read.fails = true;
         throw new lib.MlsError('INVALID_ARGUMENT', 'the app gave up');
       }),
     );
-    readFails = false;
+    read.fails = false;
     expect(refused).toBe('INVALID_ARGUMENT: the app gave up');
     expect(exportedInside).not.toEqual(exportedBefore);
     const reads = {

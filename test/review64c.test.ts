@@ -11,7 +11,7 @@ import { createCipheriv } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type * as Source from '../ts/index.js';
 import { loadOnBrowsersPath } from './browsers-path.js';
-import { codeOf, honestUpdate, random, useRandomSource } from './random-source.js';
+import { codeOf, honestUpdate, pairWithBob, random, useRandomSource } from './random-source.js';
 
 useRandomSource();
 
@@ -36,16 +36,6 @@ function buffersIn(found: (needle: Uint8Array) => boolean, stream: Buffer): numb
   return at;
 }
 
-async function pair(lib: typeof Source, alice: Source.MlsClient, ciphersuite: 1 | 2 | 3 = 1) {
-  const bob = await lib.MlsClient.open();
-  const aliceId = await alice.createIdentity('alice', ciphersuite);
-  const group = await alice.createGroup(aliceId);
-  const added = await group.commit({ add: [await bob.createKeyPackage(await bob.createIdentity('bob', ciphersuite))] });
-  await group.mergePendingCommit();
-  const bobs = await bob.joinFromWelcome(added.welcome!);
-  return { bob, aliceId, group, bobs };
-}
-
 describe('attack 1: the rollback frees the old core with its generator wiped, and the fork\u2019s own key goes with its client', () => {
   it('after a rollback: the old key and its buffer are gone while the client lives on the fork; the fork\u2019s key (the old stream\u2019s next 32 bytes) is in memory while it lives and gone, with its buffer, once the client is freed', async () => {
     const { lib, found } = await setup();
@@ -53,7 +43,7 @@ describe('attack 1: the rollback frees the old core with its generator wiped, an
     random.mode = 'constant';
     const alice = await lib.MlsClient.open({ storage });
     random.mode = 'real';
-    const { group, bobs } = await pair(lib, alice);
+    const { group, bobs } = await pairWithBob(lib, alice);
     const old = chacha20Stream(KEY, 64 * 1024);
     // Not blind: the old generator's key and its current buffer are there.
     expect(found(KEY)).toBe(true);
@@ -101,7 +91,7 @@ describe('attack 1: the rollback frees the old core with its generator wiped, an
       random.mode = 'constant';
       const alice = await lib.MlsClient.open();
       random.mode = 'real';
-      const { group, bobs } = await pair(lib, alice, ciphersuite);
+      const { group, bobs } = await pairWithBob(lib, alice, ciphersuite);
       for (let i = 0; i < 6; i++) {
         await honestUpdate(group, bobs);
         const up = await bobs.selfUpdate();
@@ -125,7 +115,7 @@ describe('attack 1: the rollback frees the old core with its generator wiped, an
     random.mode = 'constant';
     const alice = await lib.MlsClient.open();
     random.mode = 'real';
-    const { group, bobs } = await pair(lib, alice);
+    const { group, bobs } = await pairWithBob(lib, alice);
     const keys: Buffer[] = [Buffer.from(KEY)];
     for (let round = 0; round < 3; round++) {
       const parent = chacha20Stream(keys[keys.length - 1]!, 64 * 1024);
@@ -156,7 +146,7 @@ describe('attack 2: the rolled-back client against one opened fresh from the sam
     const storage = new lib.MemoryStorageAdapter();
     const association = { associatedLeaves: (_members: unknown, sender: number) => [sender] };
     const alice = await lib.MlsClient.open({ storage, association });
-    const { group, bobs, aliceId } = await pair(lib, alice);
+    const { group, bobs, aliceId } = await pairWithBob(lib, alice);
     await alice.putRecord('kept', new Uint8Array([9]));
     await alice.putGroupRecord(group.id, 'g', new Uint8Array([8]));
     // A pending commit stored before the transaction.
@@ -219,7 +209,7 @@ describe('attack 3: handles obtained inside the failed transaction, used after t
   it('a StagedCommit staged inside: merged after the rollback it applies to the restored epoch (no trap), and the client goes on', async () => {
     const { lib } = await setup();
     const alice = await lib.MlsClient.open();
-    const { group, bobs } = await pair(lib, alice);
+    const { group, bobs } = await pairWithBob(lib, alice);
     const up = await bobs.selfUpdate();
     await bobs.mergePendingCommit();
     let staged: Source.StagedCommit | undefined;
@@ -246,7 +236,7 @@ describe('attack 3: handles obtained inside the failed transaction, used after t
   it('an unconfirmed message made inside: its confirm() after the rollback is typed (no trap); the next message still decrypts at bob', async () => {
     const { lib } = await setup();
     const alice = await lib.MlsClient.open();
-    const { group, bobs } = await pair(lib, alice);
+    const { group, bobs } = await pairWithBob(lib, alice);
     let unconfirmed: Source.UnconfirmedMessage | undefined;
     expect(
       await codeOf(() =>
@@ -269,7 +259,7 @@ describe('attack 4: a rollback while the source fails, then with the client free
     const { lib } = await setup();
     const storage = new lib.MemoryStorageAdapter();
     const alice = await lib.MlsClient.open({ storage });
-    const { group, bobs } = await pair(lib, alice);
+    const { group, bobs } = await pairWithBob(lib, alice);
     const before = group.epoch;
     random.mode = 'throw';
     const tx = alice.transaction(async () => {
@@ -307,7 +297,7 @@ describe('attack 5: calls made while the rollback reloads (the fork is empty unt
       apply: (batch) => storage.apply(batch),
     };
     const alice = await lib.MlsClient.open({ storage: slow });
-    const { group, bobs } = await pair(lib, alice);
+    const { group, bobs } = await pairWithBob(lib, alice);
     const before = group.epoch;
     const seen: Record<string, string> = {};
     during = async () => {
@@ -351,7 +341,7 @@ describe('attack 5b: calls made while the rollback waits for the writes of calls
       },
     };
     const alice = await lib.MlsClient.open({ storage: gated });
-    const { group, bobs } = await pair(lib, alice);
+    const { group, bobs } = await pairWithBob(lib, alice);
     const before = group.epoch;
     let open!: () => void;
     gate = new Promise((resolve) => (open = resolve));

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { PairedDevice, PairingError, type PairingMode } from 'paired-mls/paired';
 import { toHex } from 'paired-mls';
 import { deliverCommit, expectInSync, newMember } from './helpers.js';
-import { ALREADY, HELD_ANEW, LIVE, bobAddsAliceBack, bobRemovesAlice, rejectionOf } from './unenrol-helpers.js';
+import { ALREADY, HELD_ANEW, LIVE, bobAddsAliceBack, bobRemovesAlice, rejectionOf, resetAndReenrol } from './unenrol-helpers.js';
 import { allTalk, device, enrolPaired, pair, pairedWorld, stolen, updateFollowed, type PairedWorld } from './paired-helpers.js';
 
 const WRONG_EPOCH_REPLAY = { code: 'NOTIFY_REJECTED', message: "Notify rejected: processing message: Message epoch differs from the group's epoch. (replay)", reason: 'replay' };
@@ -266,16 +266,7 @@ describe.each(['hidden', 'standard'] as PairingMode[])('review64f (%s mode)', (m
 
   it('F14 after reenroll (the phone reset and taken back) the group is live on both devices', async () => {
     const w = await pairedWorld(['bob'], mode);
-    const bob = w.others[0]!;
-    const staleLeaf = w.passiveDevice.pairingGroup.ownLeafIndex;
-    const vault = w.passiveDevice.vault!;
-    await PairedDevice.reset(w.p.client);
-    const back = await w.activeDevice.reenroll(staleLeaf, await PairedDevice.createKeyPackage(w.p.client, w.p.identity));
-    for (const g of back.groups) await deliverCommit(g.commit, [bob]);
-    const phone = await PairedDevice.join(w.p.client, back.initPairing, { vault });
-    expect((await phone.receive(back.shareRand)).type).toBe('shareRandApplied');
-    for (const g of back.groups) expect((await phone.applyNotify(g)).kind).toBe('enroll');
-    w.p.group = w.p.client.group(w.a.group!.id);
+    const phone = await resetAndReenrol(w);
     await stillLive(w, w.activeDevice, phone);
   });
 

@@ -10,7 +10,7 @@ import { PairedDevice, type PairingMode } from 'paired-mls/paired';
 import { MlsClient, MlsError, toHex } from 'paired-mls';
 import { deliverCommit } from './helpers.js';
 import type { Member } from './helpers.js';
-import { ALREADY, LIVE, ownLeafKey, rejectionOf, restart, storedAnchorKeys } from './unenrol-helpers.js';
+import { ALREADY, LIVE, ownLeafKey, rejectionOf, resetAndReenrol, restart, storedAnchorKeys } from './unenrol-helpers.js';
 import { allTalk, pairedTrio, pairedWorld, updateFollowed, type PairedWorld } from './paired-helpers.js';
 
 
@@ -184,19 +184,7 @@ describe.each(['hidden', 'standard'] as PairingMode[])('review64g (%s mode)', (m
     for (const withSend of [false, true]) {
       const w = await pairedWorld(['bob'], mode);
       const bob = w.others[0]!;
-      const staleLeaf = w.passiveDevice.pairingGroup.ownLeafIndex;
-      const vault = w.passiveDevice.vault!;
-      await PairedDevice.reset(w.p.client);
-      const kp = await PairedDevice.createKeyPackage(w.p.client, w.p.identity);
-      const back = await w.activeDevice.reenroll(staleLeaf, kp, withSend ? { send: async ({ commit }) => deliverCommit(commit, [bob]) } : {});
-      if (!withSend) {
-        for (const g of back.groups) await deliverCommit(g.commit, [bob]);
-      }
-      const passive = await PairedDevice.join(w.p.client, back.initPairing, { vault });
-      expect((await passive.receive(back.shareRand)).type).toBe('shareRandApplied');
-      for (const g of back.groups) expect((await passive.applyNotify(g)).kind).toBe('enroll');
-      w.p.group = w.p.client.group(w.a.group!.id);
-      w.passiveDevice = passive;
+      w.passiveDevice = await resetAndReenrol(w, withSend);
       await both(w);
       await updateFollowed(w.activeDevice, w.a, w.passiveDevice, w.others);
       await both(w);

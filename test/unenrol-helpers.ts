@@ -7,7 +7,7 @@
 import { expect } from 'vitest';
 import { MlsClient, MlsError, toHex } from 'paired-mls';
 import { PairedDevice, PairingError } from 'paired-mls/paired';
-import { type Member, expectInSync } from './helpers.js';
+import { type Member, deliverCommit, expectInSync } from './helpers.js';
 import type { PairedWorld } from './paired-helpers.js';
 
 /** `forgetGroup` of a group the pairing still acts in. */
@@ -74,4 +74,24 @@ export async function restart(m: Member, d: PairedDevice): Promise<PairedDevice>
   m.client = await MlsClient.open({ storage: m.storage! });
   m.group = m.client.group(id);
   return PairedDevice.open(m.client, vault);
+}
+
+/**
+ * The passive device resets and the active device re-enrols it
+ * (`reenroll`, with `send` delivering to the other members, or without
+ * and delivered after): it joins, takes the ShareRand and each group's
+ * enrolment. Returns the re-joined device (its member's group set).
+ */
+export async function resetAndReenrol(w: PairedWorld, withSend = false): Promise<PairedDevice> {
+  const staleLeaf = w.passiveDevice.pairingGroup.ownLeafIndex;
+  const vault = w.passiveDevice.vault!;
+  await PairedDevice.reset(w.p.client);
+  const keyPackage = await PairedDevice.createKeyPackage(w.p.client, w.p.identity);
+  const back = await w.activeDevice.reenroll(staleLeaf, keyPackage, withSend ? { send: async ({ commit }) => deliverCommit(commit, w.others) } : {});
+  if (!withSend) for (const g of back.groups) await deliverCommit(g.commit, w.others);
+  const passive = await PairedDevice.join(w.p.client, back.initPairing, { vault });
+  expect((await passive.receive(back.shareRand)).type).toBe('shareRandApplied');
+  for (const g of back.groups) expect((await passive.applyNotify(g)).kind).toBe('enroll');
+  w.p.group = w.p.client.group(w.a.group!.id);
+  return passive;
 }
