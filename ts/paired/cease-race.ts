@@ -140,9 +140,9 @@ export async function renewCease(
  * handshake ratchet, which the active device shares (§4.8): a paired
  * update that raced the cease used the same generation, and a refused
  * commit that deleted that generation's secret could not read it any more
- * (`MESSAGE_REPLAYED`). The secret kept is that one generation's, of the
- * epoch the group is in; it goes when the epoch ends (the update taken,
- * the cease commit merged, or any other commit).
+ * (`MESSAGE_REPLAYED`). The secrets kept are those of the generations such
+ * commits used (one per try), of the epoch the group is in; they go when the
+ * epoch ends (the update taken, the cease commit merged, or any other commit).
  */
 export function retainsCeaseSecret(device: DeviceSession): boolean {
   return device.client.record(CEASE_RACE_RECORD) !== undefined;

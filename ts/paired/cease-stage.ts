@@ -12,6 +12,7 @@ import type { DeviceSession } from './device-session.js';
 import type { CeasedGroup } from './paired-types.js';
 import type { CeaseRoute } from './pairing-messages.js';
 import { type CeasingGroup, savePairingState } from './pairing-state.js';
+import { ownLeaf } from './own-leaf.js';
 
 // A rejoin with the cease's key cannot be told from the cease's own join, whose yes went with the deleted group: join-unconfirmed.
 /** A group the device was removed from while the anchor leaf stays: nothing this device can commit there ceases it. */
@@ -34,7 +35,7 @@ export function ceasedBy(groupId: Uint8Array, commits: Uint8Array[], made: Commi
 
 /** The signature key of the device's own leaf in `group` (as the tree is now: a pending commit not counted). */
 export function ownKey(group: Group): Uint8Array {
-  const own = group.members().find((m) => m.leafIndex === group.ownLeafIndex);
+  const own = ownLeaf(group);
   if (!own) throw new MlsError('INTERNAL', 'the own leaf is not in the group');
   return own.signatureKey;
 }

@@ -15,6 +15,7 @@ import { PairingError, pairingRejected } from './pairing-error.js';
 import type { PairingMode } from './pairing-messages.js';
 import type { PairingState } from './pairing-state.js';
 import type { SeedVault } from './seed-vault.js';
+import { ownLeaf } from './own-leaf.js';
 
 /** How a step of a multi-step operation waits its turn: `serially`, or directly inside the caller's turn. */
 export type Queue = <T>(fn: () => Promise<T>) => Promise<T>;
@@ -197,7 +198,7 @@ export class DeviceSession {
     // Retired by a ReInit: no commit is made in it any more (its successor is another group, enrolled on its own).
     if (group.reinitState() !== undefined) return true;
     const anchor = this.requireAnchor();
-    const leaf = group.members().find((m) => m.leafIndex === group.ownLeafIndex);
+    const leaf = ownLeaf(group);
     if (!leaf || !bytesEqual(leaf.credential.identity, anchor.identity) || bytesEqual(leaf.signatureKey, anchor.signaturePublicKey)) return true;
     // The key the pairing last put on the leaf here (its own paired commit merged, or one followed):
     // a leaf with another key was changed by something else (a rejoin, a re-add, with any key).

@@ -17,6 +17,7 @@ import type { Notify, NotifyKind } from './pairing-messages.js';
 import { sealGroupState } from './pairing-proof.js';
 import { savePairingState, withAnchorKey, withPendingAnchorKey } from './pairing-state.js';
 import { derivationStep, deriveAnchorKey, sendProven } from './vault-derivations.js';
+import { ownLeaf } from './own-leaf.js';
 
 /** `PairedDevice.commit`, with `send` merged once the DS took it. */
 export async function pairedCommit(device: DeviceSession, group: Group, options: PairedCommitOptions): Promise<PairedCommit> {
@@ -30,7 +31,7 @@ export async function pairedCommit(device: DeviceSession, group: Group, options:
     const out = await device.atomically(async (): Promise<PairedCommit> => {
       const step = await derivationStep(device);
       const epoch = BigInt(group.epoch) + 1n;
-      const leafKey = ownLeafKey(group);
+      const leafKey = ownLeaf(group)?.signatureKey;
       const { commit, derivationInfo, anchorSignatureKey, askedToLeave, welcome, groupInfo } = await anchorCommit(device, group, step, commitOptions);
       // Pending until merged (by `send`'s settle below, or the application): `pairingLeft` takes it once the leaf carries it.
       device.state = withPendingAnchorKey(device.state, toHex(group.id), leafKey, anchorSignatureKey);
@@ -46,11 +47,6 @@ export async function pairedCommit(device: DeviceSession, group: Group, options:
     await savePairingState(device.client, device.state);
   };
   return send && sent ? sendThenMerge(device, group, out, sent, send, merged) : out;
-}
-
-/** The signature key of this client's own leaf in `group` as merged (undefined when it has none). */
-export function ownLeafKey(group: Group): Uint8Array | undefined {
-  return group.members().find((m) => m.leafIndex === group.ownLeafIndex)?.signatureKey;
 }
 
 /**
