@@ -65,7 +65,7 @@ export async function run(log) {
   showAgreement(log, members);
 
   // Bob updates his keys (post-compromise security).
-  const before = members.alice.group.members().find((m) => m.leafIndex === members.bob.group.ownLeafIndex).encryptionKey;
+  const before = members.alice.group.member(members.bob.group.ownLeafIndex).encryptionKey;
   const update = await members.bob.group.selfUpdate();
   await members.bob.group.mergePendingCommit();
   for (const m of Object.values(members)) {
@@ -73,7 +73,7 @@ export async function run(log) {
     const result = await m.group.process(update.commit);
     await result.staged.merge();
   }
-  const after = members.alice.group.members().find((m) => m.leafIndex === members.bob.group.ownLeafIndex).encryptionKey;
+  const after = members.alice.group.member(members.bob.group.ownLeafIndex).encryptionKey;
   log(`\n4. bob updated his leaf: encryption key ${short(before)}… -> ${short(after)}…`);
   showAgreement(log, members);
 

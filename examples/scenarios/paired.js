@@ -98,7 +98,7 @@ export async function run(log) {
   }
   log(`6. healed: the attacker's copy ${attackerFollow} and ${await tryRead(attacker.group(laptop.group.id), afterHeal)};`);
   log(`   the phone ${await tryRead(phone.group, afterHeal)}; the laptop ${await tryRead(laptop.group, afterHeal)}`);
-  const anchorKey = (g) => toHex(g.members().find((m) => m.leafIndex === laptop.group.ownLeafIndex).signatureKey);
+  const anchorKey = (g) => toHex(g.member(laptop.group.ownLeafIndex).signatureKey);
   log(`   the anchor's signature key was rotated to one both devices derive from the vault; the copy holds it: ${attacker.identities().some((i) => toHex(i.signaturePublicKey) === anchorKey(bob.group))}`);
   await tryRead(carol.group, afterHeal);
 

@@ -117,7 +117,7 @@ export function sendGroupCredentials(check: DmlsCredentialCheck, ownGroupId: () 
         await checkDmlsCredential(check, proposal.credential.identity, proposal.signatureKey, 'introduced', 'an Update proposal in this member\'s send group');
         return;
       }
-      const leaf = group.members().find((m) => m.leafIndex === sender.leafIndex);
+      const leaf = group.member(sender.leafIndex);
       // A refresh under the credential and key the leaf has: accepted when that leaf was (its owner asks).
       if (leaf && bytesEqual(leaf.signatureKey, proposal.signatureKey) && bytesEqual(leaf.credential.identity, proposal.credential.identity)) return;
       await checkDmlsCredential(check, proposal.credential.identity, proposal.signatureKey, 'held', 'an Update proposal in another owner\'s send group');

@@ -101,13 +101,13 @@ export class DMember {
       checkSuite(draft.#session, founderGroup);
       // The founder (the definition came from its leaf 0) and everyone it added.
       await checkTree(draft.#session, founderGroup, 'the founder\'s send group');
-      const founder = founderGroup.members().find((x) => x.leafIndex === 0)!;
+      const founder = founderGroup.member(0)!;
       draft.#session.state.owners[toHex(founderGroup.id)] = toHex(founder.credential.identity);
       noteOwnerKey(draft.#session, founderGroup);
       await storePsk(draft.#session, founderGroup, false);
       // Its own send group takes the id the founder's send group binds to its leaf, under that leaf's key
       // (in another ciphersuite, which the universe may accept, the identity's key there).
-      const leaf = founderGroup.members().find((x) => x.leafIndex === founderGroup.ownLeafIndex)!;
+      const leaf = founderGroup.ownLeaf()!;
       if (identity.ciphersuite === founderGroup.state().ciphersuite && !bytesEqual(leaf.signatureKey, identity.signaturePublicKey)) {
         throw invalidArgument('identity: not the one the founder\'s Welcome added (its KeyPackage\'s signature key)');
       }

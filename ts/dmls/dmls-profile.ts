@@ -44,7 +44,7 @@ export interface DmlsEpochValues {
  * `signingKey` (default: this member's own leaf signature key).
  */
 export async function storeEpochPsk(group: Group, params: DmlsDerivationParams, signingKey?: Uint8Array): Promise<DmlsEpochValues> {
-  const key = signingKey ?? group.members().find((m) => m.leafIndex === group.ownLeafIndex)!.signatureKey;
+  const key = signingKey ?? group.ownLeaf()!.signatureKey;
   const flat = await dmlsEpoch(group, DMLS_PROFILE_CODES[params.profile], params.universeId, params.exportLength, key);
   // psk_id ‖ [exportPskId] ‖ derivedGroupId (the core's layout)
   const idLength = 8 + group.id.length;

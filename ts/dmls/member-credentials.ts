@@ -59,5 +59,5 @@ export async function checkPastOwnerKey(member: MemberSession, group: Group, epo
 
 /** Leaf 0 of `group`: its owner. */
 export function ownerLeaf(group: Group) {
-  return group.members().find((m) => m.leafIndex === 0);
+  return group.member(0);
 }

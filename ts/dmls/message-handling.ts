@@ -63,7 +63,7 @@ async function joinSendGroup(member: MemberSession, welcome: Uint8Array): Promis
     const group = await member.atomically(async () => {
       const g = await member.client.joinFromWelcome(welcome, member.options.sendGroup);
       checkSuite(member, g);
-      const owner = g.members().find((m) => m.leafIndex === 0);
+      const owner = g.member(0);
       // Only members of the universe own send groups (seed 003 §2): anyone
       // holding one of our published KeyPackages could make us join theirs.
       if (!(owner && member.state.members.includes(toHex(owner.credential.identity)))) {
@@ -199,7 +199,7 @@ async function onMessage(member: MemberSession, group: Group, owner: Uint8Array,
 function ownerOf(member: MemberSession, group: Group): Uint8Array {
   const known = member.state.owners[toHex(group.id)];
   if (known) return fromHex(known);
-  return group.members().find((m) => m.leafIndex === 0)?.credential.identity ?? new Uint8Array(0);
+  return group.member(0)?.credential.identity ?? new Uint8Array(0);
 }
 
 /** A member of the universe whose send group this member does not follow yet (its Welcome may come). */

@@ -69,7 +69,7 @@ async function rotationsAgain(member: MemberSession): Promise<Uint8Array[]> {
     if (hex === member.state.ownGroupId || member.state.rejoining.includes(hex)) continue;
     const group = member.client.group(fromHex(hex));
     if (!group.state().active) continue;
-    const leaf = group.members().find((m) => m.leafIndex === group.ownLeafIndex);
+    const leaf = group.ownLeaf();
     if (!leaf || bytesEqual(leaf.signatureKey, signaturePublicKey)) {
       delete member.state.rotations[hex];
       continue;

@@ -77,7 +77,7 @@ export async function rejoinWelcome(member: MemberSession, welcome: Uint8Array):
         if (toHex(g.id) !== hex) throw new OtherGroup();
         for (const pskId of psks) await member.client.psks.bind(pskId, g.id);
         if (g.epoch < held) throw new StaleWelcome();
-        const owner = g.members().find((m) => m.leafIndex === 0)?.credential.identity;
+        const owner = g.member(0)?.credential.identity;
         if (!owner || toHex(owner) !== member.state.owners[hex]) throw new DmlsError('not-owner', 'a rejoin Welcome into a send group led by someone other than its owner');
         // The new group is the owner's (or a forger's) choice as much as the first was: same rule (seed 003 §6).
         checkSuite(member, g);
@@ -117,7 +117,7 @@ export async function checkRejoinKeyPackage(member: MemberSession, requesterGrou
     if (err instanceof MlsError) throw new DmlsError('rejoin', `a rejoin request with an undecodable KeyPackage: ${err.message}`);
     throw err;
   }
-  const key = requesterGroup.members().find((m) => m.leafIndex === 0)?.signatureKey;
+  const key = requesterGroup.member(0)?.signatureKey;
   if (!bytesEqual(info.credential.identity, requester) || !key || !bytesEqual(info.signatureKey, key)) {
     throw new DmlsError('rejoin', 'a rejoin request with a KeyPackage that is not its sender\'s');
   }

@@ -41,6 +41,6 @@ export const SEND_GROUP_RULES: ProcessCheck = {
 
 /** The new credential of leaf `leafIndex` must carry the identity the leaf has (`identity` otherwise). */
 function keepsIdentity(group: Group, leafIndex: number, identity: Uint8Array, what: string): void {
-  const current = group.members().find((m) => m.leafIndex === leafIndex)?.credential.identity;
+  const current = group.member(leafIndex)?.credential.identity;
   if (!current || !bytesEqual(current, identity)) throw new DmlsError('identity', `${what} that changes a member's identity in a send group`);
 }

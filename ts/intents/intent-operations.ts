@@ -33,7 +33,8 @@ interface LeafInfo {
 }
 
 function leafInfo(group: Group, leafIndex: number): LeafInfo | undefined {
-  const member = group.members().find((m) => m.leafIndex === leafIndex);
+  // Any number (an intent's senderIndex as given): one that is no leaf index names no member.
+  const member = Number.isInteger(leafIndex) && leafIndex >= 0 && leafIndex <= 0xffffffff ? group.member(leafIndex) : undefined;
   if (!member) return undefined;
   const cs = group.state().ciphersuite;
   const { leafNode, source } = group.leafNode(leafIndex);

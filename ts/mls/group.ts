@@ -207,8 +207,25 @@ export class Group {
     return this.state().ownLeafIndex;
   }
 
+  /** Current members (blank leaves left out), each with leaf index, credential, signature and encryption key. Builds every member: for one leaf, `member(leafIndex)`. */
   members(): Member[] {
     return this.client.read((core) => core.members(this.id));
+  }
+
+  /**
+   * The member at `leafIndex`, exactly as `members()` lists it; undefined
+   * for a blank leaf or an index past the tree. Reads that one leaf, not the
+   * whole member list. `INVALID_ARGUMENT` when `leafIndex` is not an integer
+   * 0..2^32-1.
+   */
+  member(leafIndex: number): Member | undefined {
+    if (!Number.isInteger(leafIndex) || leafIndex < 0 || leafIndex > 0xffffffff) throw invalidArgument('leafIndex must be an integer between 0 and 4294967295');
+    return this.client.read((core) => core.memberAt(this.id, leafIndex));
+  }
+
+  /** This client's own member (`member(ownLeafIndex)`): its credential and keys as the group lists them; undefined when the group no longer lists it. */
+  ownLeaf(): Member | undefined {
+    return this.client.read((core) => core.memberAt(this.id));
   }
 
   /** RFC 9420 §8.7. Equal for all members of an epoch. */

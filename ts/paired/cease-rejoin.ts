@@ -13,7 +13,6 @@ import { type DeviceSession, ENVIRONMENT_FAILURES, type Queue } from './device-s
 import type { CeaseSend, CeasedGroup } from './paired-types.js';
 import { PairingError } from './pairing-error.js';
 import { CEASE_JOIN_RECORDS, type CeasingGroup, joinedBy, moveOldJoinRecords } from './pairing-state.js';
-import { ownLeaf } from './own-leaf.js';
 
 const JOIN_UNCONFIRMED = "on the leaf of this cease's join, with no record that the DS took it (the join's records are gone): its removal would be made on a fork; delete the group to give it up, or rejoin it with a key other than the cease's, then ceasePair again";
 
@@ -63,7 +62,7 @@ async function rejoinGroup(device: DeviceSession, entry: CeasingGroup, send: Cea
         taken = joined !== undefined && yes !== undefined && bytesEqual(joined, yes);
         // The join's records hold only while the group is that join's: the device on its new key's leaf, in the epoch the join
         // made (each starts with its authenticator). Others (put back in storage) are dropped, not sent or imported.
-        const own = ownLeaf(group);
+        const own = group.ownLeaf();
         const join = device.client.groupRecord(groupId, records.join);
         const snapshot = device.client.groupRecord(groupId, records.snapshot);
         const snapshotOfThisJoin = joinedBy(group, snapshot);
@@ -218,7 +217,7 @@ async function dropJoinRecords(device: DeviceSession, groupId: Uint8Array, joine
  * made (a later external join into the id makes a fresh one).
  */
 function yesOf(group: Group, key: Uint8Array): Uint8Array | undefined {
-  const own = ownLeaf(group);
+  const own = group.ownLeaf();
   if (!own) return undefined; // removed: no leaf the yes could be of
   return concatBytes(key, own.encryptionKey);
 }

@@ -12,7 +12,6 @@ import type { DeviceSession } from './device-session.js';
 import type { CeasedGroup } from './paired-types.js';
 import type { CeaseRoute } from './pairing-messages.js';
 import { type CeasingGroup, savePairingState } from './pairing-state.js';
-import { ownLeaf } from './own-leaf.js';
 
 // A rejoin with the cease's key cannot be told from the cease's own join, whose yes went with the deleted group: join-unconfirmed.
 /** A group the device was removed from while the anchor leaf stays: nothing this device can commit there ceases it. */
@@ -35,7 +34,7 @@ export function ceasedBy(groupId: Uint8Array, commits: Uint8Array[], made: Commi
 
 /** The signature key of the device's own leaf in `group` (as the tree is now: a pending commit not counted). */
 export function ownKey(group: Group): Uint8Array {
-  const own = ownLeaf(group);
+  const own = group.ownLeaf();
   if (!own) throw new MlsError('INTERNAL', 'the own leaf is not in the group');
   return own.signatureKey;
 }
@@ -60,7 +59,7 @@ export function ceaseStage(device: DeviceSession, route: CeaseRoute, entry: Ceas
   if (!state.active) return anchorRemains ? 'lost' : 'done';
   if (state.pendingCommit) return 'busy';
   if (anchorRemains) return 'remove';
-  const own = group.members().find((m) => m.leafIndex === state.ownLeafIndex);
+  const own = group.member(state.ownLeafIndex);
   const moved = own !== undefined && !bytesEqual(own.signatureKey, fromHex(entry.anchorKey));
   if (route === 'rekey') return moved ? 'done' : 'rekey';
   return moved ? 'done' : 'join';
@@ -72,7 +71,7 @@ export function ceaseStage(device: DeviceSession, route: CeaseRoute, entry: Ceas
  * the anchor key may have rotated it meanwhile).
  */
 export function anchorLeafRemains(device: DeviceSession, group: Group, entry: CeasingGroup): boolean {
-  const leaf = group.members().find((m) => m.leafIndex === entry.anchorLeaf);
+  const leaf = group.member(entry.anchorLeaf);
   if (!leaf || leaf.leafIndex === group.ownLeafIndex) return false;
   const anchor = device.requireAnchor();
   return bytesEqual(leaf.signatureKey, fromHex(entry.anchorKey)) || bytesEqual(leaf.credential.identity, anchor.identity);

@@ -20,7 +20,6 @@ import { PairingError } from './pairing-error.js';
 import type { CeaseRoute } from './pairing-messages.js';
 import { type CeasingGroup, savePairingState, withoutAnchorKeys } from './pairing-state.js';
 import { derivationStep, sendProven } from './vault-derivations.js';
-import { ownLeaf } from './own-leaf.js';
 
 /** `PairedDevice.ceasePair` once its route is checked: begins the cease (or finishes an earlier one), then the groups. */
 export async function ceasePair(device: DeviceSession, route: CeaseRoute, send: CeaseSend | undefined): Promise<CeasePairResult> {
@@ -64,7 +63,7 @@ async function ceaseBegin(device: DeviceSession, route: CeaseRoute, anchor: Iden
   const identity = await device.client.createIdentity(anchor.identity, anchor.ciphersuite);
   const groups: CeasingGroup[] = device.state.groups.map((hex) => {
     const group = device.client.group(fromHex(hex));
-    const leaf = ownLeaf(group)!;
+    const leaf = group.ownLeaf()!;
     return { groupId: hex, anchorLeaf: leaf.leafIndex, anchorKey: toHex(leaf.signatureKey) };
   });
   return ceaseMade(device, route, identity, groups);

@@ -15,7 +15,6 @@ import { PairingError, pairingRejected } from './pairing-error.js';
 import type { PairingMode } from './pairing-messages.js';
 import type { PairingState } from './pairing-state.js';
 import type { SeedVault } from './seed-vault.js';
-import { ownLeaf } from './own-leaf.js';
 
 /** How a step of a multi-step operation waits its turn: `serially`, or directly inside the caller's turn. */
 export type Queue = <T>(fn: () => Promise<T>) => Promise<T>;
@@ -70,7 +69,7 @@ export class DeviceSession {
 
   /** This device's own identity: its pairing-group credential and key (its device key in standard mode). */
   get deviceIdentity(): Identity {
-    const own = this.pairingGroup.members().find((m) => m.leafIndex === this.state.ownLeaf);
+    const own = this.pairingGroup.member(this.state.ownLeaf);
     if (!own) throw new PairingError('PAIRING_STATE', 'this device is not in its pairing group');
     const identity = this.client.identities().find((i) => bytesEqual(i.signaturePublicKey, own.signatureKey));
     if (!identity) throw new PairingError('PAIRING_STATE', 'the device key is not held by this client');
@@ -198,7 +197,7 @@ export class DeviceSession {
     // Retired by a ReInit: no commit is made in it any more (its successor is another group, enrolled on its own).
     if (group.reinitState() !== undefined) return true;
     const anchor = this.requireAnchor();
-    const leaf = ownLeaf(group);
+    const leaf = group.ownLeaf();
     if (!leaf || !bytesEqual(leaf.credential.identity, anchor.identity) || bytesEqual(leaf.signatureKey, anchor.signaturePublicKey)) return true;
     // The key the pairing last put on the leaf here (its own paired commit merged, or one followed):
     // a leaf with another key was changed by something else (a rejoin, a re-add, with any key).

@@ -9,7 +9,6 @@ import type { Group } from '../mls/group.js';
 import { sendThenMerge } from './commit-settle.js';
 import type { DeviceSession } from './device-session.js';
 import { anchorCommit, sendNotify } from './paired-commit.js';
-import { ownLeaf } from './own-leaf.js';
 import type { PairedCommit, PairedSend } from './paired-types.js';
 import { PairingError } from './pairing-error.js';
 import { savePairingState, withAnchorKey, withoutAnchorKey, withPendingAnchorKey } from './pairing-state.js';
@@ -53,7 +52,7 @@ export async function enrollStep(device: DeviceSession, group: Group, options: {
   const epoch = BigInt(group.epoch) + 1n;
   const groupState = device.client.exportSiblingGroupState(group.id);
   try {
-    const leafKey = ownLeaf(group)?.signatureKey;
+    const leafKey = group.ownLeaf()?.signatureKey;
     const { commit, derivationInfo, anchorSignatureKey, askedToLeave } = await anchorCommit(device, group, step, { selfUpdate: true });
     // Pending until merged (`pairingLeft` takes it only once the leaf carries it); recorded at the merge.
     device.state = withPendingAnchorKey(device.state, toHex(group.id), leafKey, anchorSignatureKey);

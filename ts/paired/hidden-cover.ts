@@ -10,7 +10,6 @@
 import type { Group } from '../mls/group.js';
 import type { CommitOptions } from '../mls/types.js';
 import { invalidArgument } from '../mls/errors.js';
-import { ownLeaf } from './own-leaf.js';
 
 /**
  * The commit options that make `options` (a self-update) a covered one:
@@ -20,7 +19,7 @@ export async function anchorCoverOptions(group: Group, options: CommitOptions = 
   if (options.newSigner || options.vcEpochId || options.leafAppData) {
     throw invalidArgument('the anchor cover is an ordinary self-update: no newSigner, vcEpochId or leafAppData');
   }
-  const own = ownLeaf(group);
+  const own = group.ownLeaf();
   if (!own) throw invalidArgument('this client is not a member of the group');
   const ciphersuite = group.state().ciphersuite;
   const signaturePublicKey = await group.client.generateSignatureKey(ciphersuite);

@@ -17,7 +17,6 @@ import { savePairingState, withAnchorKey } from './pairing-state.js';
 import { deriveAnchorKey, proofMatches } from './vault-derivations.js';
 import { ceaseMade } from './cease.js';
 import { catchUp, followableGroups, racedCease, renewCease, requireCaughtUp } from './cease-race.js';
-import { ownLeaf } from './own-leaf.js';
 
 /** `PairedDevice.applyNotify`, in the device's turn. */
 export async function applyNotify(device: DeviceSession, update: { pairing: Uint8Array[]; commit: Uint8Array }): Promise<PairedUpdateApplied> {
@@ -133,7 +132,7 @@ async function followUpdate(device: DeviceSession, notify: Notify, commit: Uint8
   // (from the vault) and check after merging (inside the caller's atomic block).
   const anchorKey = await deriveAnchorKey(device, notify.counter);
   await staged.merge();
-  const leaf = ownLeaf(group);
+  const leaf = group.ownLeaf();
   if (!leaf || !bytesEqual(leaf.signatureKey, anchorKey.signaturePublicKey)) {
     throw notifyRejected('commit-mismatch', 'the commit does not rotate the anchor key to the one of its derivation step');
   }

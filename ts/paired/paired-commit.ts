@@ -17,7 +17,6 @@ import type { Notify, NotifyKind } from './pairing-messages.js';
 import { sealGroupState } from './pairing-proof.js';
 import { savePairingState, withAnchorKey, withPendingAnchorKey } from './pairing-state.js';
 import { derivationStep, deriveAnchorKey, sendProven } from './vault-derivations.js';
-import { ownLeaf } from './own-leaf.js';
 
 /** `PairedDevice.commit`, with `send` merged once the DS took it. */
 export async function pairedCommit(device: DeviceSession, group: Group, options: PairedCommitOptions): Promise<PairedCommit> {
@@ -31,7 +30,7 @@ export async function pairedCommit(device: DeviceSession, group: Group, options:
     const out = await device.atomically(async (): Promise<PairedCommit> => {
       const step = await derivationStep(device);
       const epoch = BigInt(group.epoch) + 1n;
-      const leafKey = ownLeaf(group)?.signatureKey;
+      const leafKey = group.ownLeaf()?.signatureKey;
       const { commit, derivationInfo, anchorSignatureKey, askedToLeave, welcome, groupInfo } = await anchorCommit(device, group, step, commitOptions);
       // Pending until merged (by `send`'s settle below, or the application): `pairingLeft` takes it once the leaf carries it.
       device.state = withPendingAnchorKey(device.state, toHex(group.id), leafKey, anchorSignatureKey);

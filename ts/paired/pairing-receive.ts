@@ -129,7 +129,7 @@ async function onPairingMessage(device: DeviceSession, message: PairingMessage, 
       if (senderLeaf !== device.state.activeLeaf) throw pairingRejected('wrong-sender', 'RoleChange from a device that is not active');
       await verifyProof(device, message, epoch, senderLeaf);
       const target = message.newActiveLeaf;
-      if (target === senderLeaf || !device.pairingGroup.members().some((m) => m.leafIndex === target)) {
+      if (target === senderLeaf || device.pairingGroup.member(target) === undefined) {
         throw pairingRejected('no-such-leaf', `RoleChange names leaf ${target}, which is not another device of the pairing`);
       }
       device.state = { ...device.state, activeLeaf: target, counter: device.state.counter + 1n };

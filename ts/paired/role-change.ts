@@ -8,7 +8,6 @@ import type { DeviceSession } from './device-session.js';
 import { PairingError } from './pairing-error.js';
 import { savePairingState } from './pairing-state.js';
 import { sendProven } from './vault-derivations.js';
-import { ownLeaf } from './own-leaf.js';
 
 /** `PairedDevice.handOver`, in the device's turn. */
 export async function handOver(device: DeviceSession, newActiveLeaf?: number): Promise<Uint8Array> {
@@ -24,7 +23,7 @@ export async function handOver(device: DeviceSession, newActiveLeaf?: number): P
   const anchorKey = device.requireAnchor().signaturePublicKey;
   for (const hex of device.state.groups) {
     const group = device.client.group(fromHex(hex));
-    const leaf = ownLeaf(group);
+    const leaf = group.ownLeaf();
     if (leaf && bytesEqual(leaf.signatureKey, anchorKey)) {
       throw new PairingError('PAIRING_STATE', 'the partner holds no anchor key for an enrolled group yet: make a paired update there first');
     }

@@ -321,7 +321,7 @@ async function remember(group: Group, entries: Entry[]): Promise<void> {
  * `registration`. Issue again after each change of its leaf (§7.2).
  */
 export async function issueRecoveryPsk(group: Group, identity: Identity): Promise<{ record: RecoveryRecord; registration: Uint8Array }> {
-  const own = group.members().find((m) => m.leafIndex === group.ownLeafIndex);
+  const own = group.ownLeaf();
   if (!own || !bytesEqual(own.credential.identity, identity.identity)) throw new RecoveryError('identity-mismatch');
   const pskId = recoveryPskId(group.id, own.credential.identity, group.epoch, own.leafIndex, own.encryptionKey);
   const secret = group.exportSecret(LABEL, pskId, 32);
@@ -338,7 +338,7 @@ export async function issueRecoveryPsk(group: Group, identity: Identity): Promis
  * it chooses; once (docs/PROTOCOL.md §7.2).
  */
 export async function expectRecoveryTransfer(group: Group, from: number): Promise<void> {
-  const adder = group.members().find((m) => m.leafIndex === from);
+  const adder = Number.isInteger(from) && from >= 0 && from <= 0xffffffff ? group.member(from) : undefined;
   if (!adder || from === group.ownLeafIndex) throw invalidArgument('from: not another member');
   const { client } = group;
   await client.atomically(async () => {
@@ -360,11 +360,12 @@ export async function acceptRecoveryPsks(group: Group, message: ApplicationMessa
   if (decoded === 'malformed') throw new RecoveryError('malformed');
   const { sender, epoch } = message;
   if (sender.type !== 'member') throw new RecoveryError('forged-registration');
-  const members = group.members();
-  const from = members.filter((m) => m.leafIndex === sender.leafIndex);
+  const senderMember = group.member(sender.leafIndex);
+  const from = senderMember ? [senderMember] : [];
   const client = group.client;
   if (decoded.kind === TRANSFER) {
     if (from[0] && expectedSender(group) === `${sender.leafIndex}:${toHex(from[0].signatureKey)}`) {
+      const members = group.members();
       await client.atomically(async () => {
         await migrate(client);
         await client.putGroupRecord(group.id, TRANSFER_RECORD, undefined);

@@ -1162,6 +1162,14 @@ impl Client {
         Ok(self.read_group(group_id, |group, _| inspect::members(group.members()))?)
     }
 
+    /// The member at `leaf_index` (without one: this client's own leaf),
+    /// converted as `members` converts each; undefined for a blank leaf or an
+    /// index past the tree. One leaf read, not the whole member list.
+    #[wasm_bindgen(js_name = memberAt, unchecked_return_type = "Member | undefined")]
+    pub fn member_at(&mut self, group_id: &[u8], leaf_index: Option<u32>) -> Result<JsValue, JsValue> {
+        Ok(self.read_group(group_id, |group, _| inspect::member(group, leaf_index.unwrap_or_else(|| group.own_leaf_index().u32())))?)
+    }
+
     /// The leaves a custom proposal (`proposal_type`, `payload`) removes in
     /// the group's current epoch, as this client's expander says (the
     /// recipient checks of a LeafOperationIntent included, draft §2.3):

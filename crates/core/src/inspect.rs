@@ -69,6 +69,7 @@ fn sender(sender: &Sender) -> SenderView {
 }
 
 #[derive(Serialize, Tsify)]
+#[cfg_attr(test, derive(PartialEq, Debug))]
 #[serde(rename_all = "camelCase")]
 struct CredentialInfo {
     /// 1 = basic (RFC 9420 §5.3).
@@ -120,6 +121,7 @@ pub fn key_package(kp: &KeyPackage, key_package_ref: Vec<u8>) -> CoreResult<JsVa
 }
 
 #[derive(Serialize, Tsify)]
+#[cfg_attr(test, derive(PartialEq, Debug))]
 #[serde(rename_all = "camelCase")]
 struct Member {
     leaf_index: u32,
@@ -132,15 +134,31 @@ struct Member {
 
 /// `Member[]` of ts/mls/types.ts (a group's, or a PublicGroup's for the association hook).
 pub fn members(members: impl Iterator<Item = openmls::prelude::Member>) -> CoreResult<JsValue> {
-    let list: Vec<Member> = members
-        .map(|m| Member {
-            leaf_index: m.index.u32(),
-            credential: credential(&m.credential),
-            signature_key: bytes(&m.signature_key),
-            encryption_key: bytes(&m.encryption_key),
-        })
-        .collect();
+    let list: Vec<Member> = members.map(|m| member_view(&m)).collect();
     to_js(&list)
+}
+
+/// `Member | undefined` of ts/mls/types.ts: the group's member at
+/// `leaf_index`, converted exactly as `members` converts each (undefined for
+/// a blank leaf or an index past the tree). One leaf read.
+pub fn member(group: &MlsGroup, leaf_index: u32) -> CoreResult<JsValue> {
+    match member_at(group, leaf_index) {
+        Some(m) => to_js(&m),
+        None => Ok(JsValue::UNDEFINED),
+    }
+}
+
+fn member_at(group: &MlsGroup, leaf_index: u32) -> Option<Member> {
+    group.member_at(LeafNodeIndex::new(leaf_index)).map(|m| member_view(&m))
+}
+
+fn member_view(m: &openmls::prelude::Member) -> Member {
+    Member {
+        leaf_index: m.index.u32(),
+        credential: credential(&m.credential),
+        signature_key: bytes(&m.signature_key),
+        encryption_key: bytes(&m.encryption_key),
+    }
 }
 
 #[derive(Serialize, Tsify)]
@@ -685,4 +703,41 @@ struct OwnCommitView {
 /// (any own PrivateMessage, which it cannot and need not decrypt).
 pub fn own(s: &Sender, epoch: u64, kind: &'static str) -> CoreResult<JsValue> {
     to_js(&OwnCommitView { kind, sender: sender(s), epoch })
+}
+
+#[cfg(test)]
+mod member_at_tests {
+    use openmls::prelude::*;
+
+    use super::{member_at, member_view};
+    use crate::provider::Provider;
+    use crate::test_groups::{identity, CS};
+
+    /// `member_at` (behind `Group.member(i)`) is the entry of `members` with
+    /// that leaf index, converted the same; a blank leaf and an index past
+    /// the tree are none.
+    #[test]
+    fn member_at_is_the_matching_entry_of_members() {
+        let p: Vec<Provider> = (0..4).map(|_| Provider::default()).collect();
+        let ids: Vec<_> = ["alice", "bob", "carol", "dave"].iter().enumerate().map(|(i, n)| identity(&p[i], n)).collect();
+        let config = MlsGroupCreateConfig::builder().ciphersuite(CS).build();
+        let mut alice = MlsGroup::new(&p[0], &ids[0].1, &config, ids[0].0.clone()).unwrap();
+        let kps = (1..4).map(|i| KeyPackage::builder().build(CS, &p[i], &ids[i].1, ids[i].0.clone()).unwrap().key_package().clone()).collect::<Vec<_>>();
+        alice.commit_builder().propose_adds(kps).load_psks(p[0].storage()).unwrap().build(p[0].rand(), p[0].crypto(), &ids[0].1, |_| true).unwrap().stage_commit(&p[0]).unwrap();
+        alice.merge_pending_commit(&p[0]).unwrap();
+        // carol's leaf (2) goes blank; the tree keeps its 4 leaves.
+        let remove = alice.commit_builder().propose_removals([LeafNodeIndex::new(2)]).load_psks(p[0].storage()).unwrap();
+        remove.build(p[0].rand(), p[0].crypto(), &ids[0].1, |_| true).unwrap().stage_commit(&p[0]).unwrap();
+        alice.merge_pending_commit(&p[0]).unwrap();
+
+        let all: Vec<_> = alice.members().map(|m| member_view(&m)).collect();
+        assert_eq!(all.iter().map(|m| m.leaf_index).collect::<Vec<_>>(), vec![0, 1, 3]);
+        for i in 0..8u32 {
+            assert_eq!(member_at(&alice, i).as_ref(), all.iter().find(|m| m.leaf_index == i), "leaf {i}");
+        }
+        assert_eq!(member_at(&alice, 1).unwrap().credential.identity.as_slice(), b"bob");
+        assert!(member_at(&alice, 2).is_none(), "blank leaf");
+        assert!(member_at(&alice, 4).is_none(), "past the tree");
+        assert!(member_at(&alice, u32::MAX).is_none(), "u32::MAX");
+    }
 }
