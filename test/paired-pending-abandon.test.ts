@@ -13,8 +13,8 @@
  * honest paired commit records and is followed as before.
  */
 import { describe, expect, it } from 'vitest';
-import { toHex } from 'paired-mls';
-import type { PairedCommit, PairingMode } from 'paired-mls/paired';
+import { MemoryStorageAdapter, MlsClient, toHex } from 'paired-mls';
+import { PairedDevice, type PairedCommit, type PairingMode } from 'paired-mls/paired';
 import { deliverCommit } from './helpers.js';
 import { allTalk, pairedWorld, refused, updateFollowed, type PairedWorld } from './paired-helpers.js';
 import { HELD_ANEW, LIVE, bobAddsAliceBack, bobRemovesAlice, ownLeafKey, rejectionOf, restart, storedAnchorKeys } from './unenrol-helpers.js';
@@ -178,5 +178,44 @@ describe.each(['hidden', 'standard'] as PairingMode[])('paired pending key aband
     const back = await w.passiveDevice.handOver();
     expect((await w.activeDevice.receive(back)).type).toBe('roleChanged');
     await honestAfter(w, 'after the cleared send-less update');
+  });
+  it('a crash while an enrolment of a new group waits on its send: the reopened device keeps the entry while the commit is pending; the application clears it (the DS refused), and the next open drops the entry of the group never listed (stored with the next write); the group is enrolled later', async () => {
+    const w = await pairedWorld(['bob', 'carol'], mode);
+    const carol = w.others[1]!;
+    const hex = toHex(w.a.group!.id);
+    const g2 = await w.a.client.createGroup(w.activeDevice.anchor!);
+    const { welcome } = await g2.commit({ add: [await carol.client.createKeyPackage(carol.identity)] });
+    await g2.mergePendingCommit();
+    const carolG2 = await carol.client.joinFromWelcome(welcome!);
+    let out: PairedCommit | undefined;
+    void w.activeDevice.enroll(g2, { send: async (o) => { out = o; await new Promise<void>(() => undefined); } });
+    while (!out) await new Promise((r) => setTimeout(r, 5));
+    const g2Hex = toHex(g2.id);
+    // The crash: the device's storage as it was while send waited.
+    const storage = await MemoryStorageAdapter.copyOf(w.a.storage as MemoryStorageAdapter);
+    expect(storedAnchorKeys(w.a)).toEqual({ [hex]: { key: ownLeafKey(w.a) }, [g2Hex]: { pending: toHex(out.anchorSignatureKey) } });
+    let client = await MlsClient.open({ storage });
+    let laptop = PairedDevice.open(client, w.activeDevice.vault);
+    expect(client.group(g2.id).state().pendingCommit).toBe(true);
+    expect(laptop.enrolledGroups()).toEqual([hex]);
+    // The DS refused it: the application clears the commit; the next open settles the record.
+    await client.group(g2.id).clearPendingCommit();
+    client.free();
+    client = await MlsClient.open({ storage });
+    laptop = PairedDevice.open(client, w.activeDevice.vault);
+    w.a.client = client;
+    w.a.group = client.group(w.a.group!.id);
+    w.activeDevice = laptop;
+    const rc = await laptop.handOver(); // a write of the pairing record
+    const raw = JSON.parse(new TextDecoder().decode(client.record('paired-mls/pairing')!)) as { anchorKeys: Record<string, unknown> };
+    expect(raw.anchorKeys).toEqual({ [hex]: { key: ownLeafKey(w.a) } });
+    expect((await w.passiveDevice.receive(out.pairing[0]!)).type).toBe('derivationStep');
+    expect((await w.passiveDevice.receive(rc)).type).toBe('roleChanged');
+    const back = await w.passiveDevice.handOver();
+    expect((await laptop.receive(back)).type).toBe('roleChanged');
+    const en = await laptop.enroll(client.group(g2.id), { send: async ({ commit }) => deliverCommit(commit, [{ ...carol, group: carolG2 }]) });
+    expect((await w.passiveDevice.applyNotify(en)).kind).toBe('enroll');
+    expect(storedAnchorKeys(w.a)).toEqual({ [hex]: { key: ownLeafKey(w.a) }, [g2Hex]: { key: toHex(en.anchorSignatureKey) } });
+    await honestAfter(w, 'after the crash during the enrolment');
   });
 });

@@ -13,7 +13,7 @@ import { PAIRED_DEVICES_COMPONENT, encodePairedDevices, type PairedDeviceKey } f
 import type { PairingRole } from './paired-types.js';
 import { PairingError, pairingRejected } from './pairing-error.js';
 import type { PairingMode } from './pairing-messages.js';
-import { type PairingState, withPendingSettled } from './pairing-state.js';
+import { type PairingState, withPendingSettled, withoutAnchorKey } from './pairing-state.js';
 import type { SeedVault } from './seed-vault.js';
 import { ownLeaf } from './own-leaf.js';
 
@@ -216,6 +216,8 @@ export class DeviceSession {
    * - a pending key whose group has no commit pending any more: that commit
    *   was merged (the leaf carries the key: it becomes the recorded one) or
    *   abandoned (cleared by the application: dropped, the recorded key kept);
+   *   the entry of a group not listed (an enrolment whose `send` never
+   *   returned) goes once no commit is pending there;
    * - a state stored before `anchorKeys` existed: for each listed group
    *   without a record that is live by the other checks of `pairingLeft`
    *   and has no commit pending, the key its anchor leaf carries now is
@@ -231,6 +233,12 @@ export class DeviceSession {
   settleAnchorKeysAtOpen(): void {
     if (this.state.ceased || !this.state.established || !this.state.anchor) return;
     const held = this.client.groupIds().map(toHex);
+    // The entry of a group not listed (an enrolment whose send did not return, a crash meanwhile): it goes once no commit is pending there.
+    for (const hex of Object.keys(this.state.anchorKeys ?? {})) {
+      if (this.state.groups.includes(hex)) continue;
+      if (held.includes(hex) && this.client.group(fromHex(hex)).state().pendingCommit) continue;
+      this.state = withoutAnchorKey(this.state, hex);
+    }
     for (const hex of this.state.groups) {
       if (!held.includes(hex)) continue;
       const groupId = fromHex(hex);
