@@ -42,7 +42,7 @@ import { rejectionOf } from './unenrol-helpers.js';
 
 const RACE = 'paired-mls/cease-race';
 
-const REMOVES_PHONE = { code: 'NOTIFY_REJECTED', reason: 'unexpected', message: 'Notify rejected: the pairing has ended (unexpected) (unexpected)' };
+const REMOVES_PHONE = { code: 'NOTIFY_REJECTED', reason: 'unexpected', message: 'Notify rejected: the pairing has ended (unexpected)' };
 const PROVEN_ADD = { code: 'NOTIFY_REJECTED', reason: 'counter', message: 'Notify rejected: the pairing-group commit is not a derivation step (counter)' };
 const NOT_TO_CEASE = { code: 'NOTIFY_REJECTED', reason: 'unknown-group', message: 'Notify rejected: the Notify names a group this device does not follow (unknown-group)' };
 
