@@ -9,6 +9,7 @@ import type { Group } from '../mls/group.js';
 import type { Identity, MlsClient } from '../mls/client.js';
 import { bytesEqual, fromHex, toHex } from '../mls/bytes.js';
 import { ClientTurns } from '../mls/client-turns.js';
+import { MlsError } from '../mls/errors.js';
 import { PAIRED_DEVICES_COMPONENT, encodePairedDevices, type PairedDeviceKey } from './device-signature.js';
 import type { PairingRole } from './paired-types.js';
 import { PairingError, pairingRejected } from './pairing-error.js';
@@ -233,17 +234,28 @@ export class DeviceSession {
   settleAnchorKeysAtOpen(): void {
     if (this.state.ceased || !this.state.established || !this.state.anchor) return;
     const held = this.client.groupIds().map(toHex);
+    // A group set aside at load (its stored records failed authentication, `STORAGE_TAMPERED` there) is left as recorded:
+    // open does not fail for it (the other groups and the pairing work; `deleteGroup`, then `forgetGroup`, clear it).
+    const groupOf = (hex: string): Group | 'set aside' => {
+      try {
+        return this.client.group(fromHex(hex));
+      } catch (err) {
+        if (err instanceof MlsError && err.code === 'STORAGE_TAMPERED') return 'set aside';
+        throw err;
+      }
+    };
     // The entry of a group not listed (an enrolment whose send did not return, a crash meanwhile): it goes once no commit is pending there.
     for (const hex of Object.keys(this.state.anchorKeys ?? {})) {
       if (this.state.groups.includes(hex)) continue;
-      if (held.includes(hex) && this.client.group(fromHex(hex)).state().pendingCommit) continue;
+      const group = held.includes(hex) ? groupOf(hex) : undefined;
+      if (group === 'set aside' || group?.state().pendingCommit) continue;
       this.state = withoutAnchorKey(this.state, hex);
     }
     for (const hex of this.state.groups) {
       if (!held.includes(hex)) continue;
       const groupId = fromHex(hex);
-      const group = this.client.group(groupId);
-      if (group.state().pendingCommit) continue;
+      const group = groupOf(hex);
+      if (group === 'set aside' || group.state().pendingCommit) continue;
       const leafKey = group.state().active ? ownLeaf(group)?.signatureKey : undefined;
       this.state = withPendingSettled(this.state, hex, leafKey);
       if (this.state.anchorKeys?.[hex] !== undefined || !leafKey || this.pairingLeft(groupId)) continue;
