@@ -54,8 +54,11 @@ describe('review66a', () => {
     expect(err).toEqual(DS_REFUSED);
     expect(storedAnchorKeys(w.a)).toEqual({ [hex]: { key: before } });
     expect(w.a.group!.state().pendingCommit).toBe(false);
-    console.log('A1 merge after clear', await rejectionOf(() => w.a.group!.mergePendingCommit()));
-    console.log('A1 process own commit', await rejectionOf(() => w.a.group!.process(out!.commit)));
+    // The application learns the DS took it: nothing to merge, and its own commit cannot be processed (the group forked, as before the change).
+    expect(await rejectionOf(() => w.a.group!.mergePendingCommit())).toEqual({ code: 'NO_PENDING_COMMIT', message: 'there is no pending commit to merge' });
+    expect(await rejectionOf(() => w.a.group!.process(out!.commit))).toEqual({ code: 'MESSAGE_REPLAYED', message: 'processing message: The requested secret was deleted to preserve forward secrecy.' });
+    // The laptop's verdict is unchanged by the drop (its leaf still carries the recorded key).
+    await refused(() => w.activeDevice.forgetGroup(w.a.group!.id), LIVE.code, undefined, LIVE.message);
     // The phone follows what the DS took.
     expect((await w.passiveDevice.applyNotify(out!)).kind).toBe('update');
     expect(storedAnchorKeys(w.p)).toEqual({ [hex]: { key: toHex(out!.anchorSignatureKey) } });
@@ -165,8 +168,12 @@ describe('review66a', () => {
     Object.setPrototypeOf(other, Object.getPrototypeOf(vault));
     const reopened = PairedDevice.open(w.a.client, other);
     expect(reopened).not.toBe(w.activeDevice);
-    console.log('A5 old instance', await rejectionOf(() => w.activeDevice.update(w.a.group!)));
-    console.log('A5 new instance forget', await rejectionOf(() => reopened.forgetGroup(id)));
+    expect(await rejectionOf(() => w.activeDevice.update(w.a.group!))).toEqual({
+      code: 'PAIRING_STATE',
+      message: 'this PairedDevice was replaced on its client, or reset: use the one PairedDevice.open returns',
+    });
+    // The key taken by the first open was never stored: the second open takes the rejoined leaf's key (the limit, §4.4).
+    await refused(() => reopened.forgetGroup(id), LIVE.code, undefined, LIVE.message);
   });
 
   it('A6 old format, passive device with two groups: open takes both keys; following one Notify stores both', async () => {
@@ -221,24 +228,81 @@ describe('review66a', () => {
     expect((await laptop.receive(await passiveDevice.handOver())).type).toBe('roleChanged');
   });
 
-  it('A8 the application deletes the group inside send, then send throws: typed error or the DS error, never a raw TypeError', async () => {
+  it('A8 the application deletes the group inside send, then send throws: UNKNOWN_GROUP (typed); the pending key of the deleted group stays until forgetGroup drops the entry (a hand-over is refused while it is listed)', async () => {
     const w = await pairedWorld(['bob']);
     const id = w.a.group!.id;
+    const hex = toHex(id);
+    const before = ownLeafKey(w.a);
+    let out: PairedCommit | undefined;
     const err = await rejectionOf(() =>
       w.activeDevice.update(w.a.group!, {
-        send: async () => {
+        send: async (o) => {
+          out = o;
           await w.a.client.deleteGroup(id);
           throw new Error('DS refused');
         },
       }),
     );
-    console.log('A8', err, storedAnchorKeys(w.a));
-    const err2 = await rejectionOf(() =>
-      w.activeDevice.update(w.a.client.groupIds().length ? w.a.group! : w.a.group!, {
-        send: async () => undefined,
-      }),
-    );
-    console.log('A8b', err2);
-    w.activeDevice = await restart({ ...w.a, group: { id } as never }, w.activeDevice).catch((e) => { console.log('A8 restart', e); return w.activeDevice; });
+    expect(err).toEqual({ code: 'UNKNOWN_GROUP', message: 'no such group in storage' });
+    expect(storedAnchorKeys(w.a)).toEqual({ [hex]: { key: before, pending: toHex(out!.anchorSignatureKey) } });
+    const vault = w.activeDevice.vault;
+    w.a.client.free();
+    w.a.client = await MlsClient.open({ storage: w.a.storage! });
+    w.activeDevice = PairedDevice.open(w.a.client, vault);
+    // A hand-over reads each listed group (UNKNOWN_GROUP while the deleted one is listed, as before the change): forgotten first,
+    // which drops its whole entry (the stale pending key with it).
+    expect(await rejectionOf(() => w.activeDevice.handOver())).toEqual({ code: 'UNKNOWN_GROUP', message: 'this client has no such group' });
+    await w.activeDevice.forgetGroup(id);
+    expect(storedAnchorKeys(w.a)).toEqual({});
+    expect((await w.passiveDevice.receive(out!.pairing[0]!)).type).toBe('derivationStep');
+    const rc = await w.activeDevice.handOver();
+    expect((await w.passiveDevice.receive(rc)).type).toBe('roleChanged');
+    expect((await w.activeDevice.receive(await w.passiveDevice.handOver())).type).toBe('roleChanged');
+  });
+
+  it('A7 old format, a paired commit pending at the open (skipped), merged; the NEXT open (no commit pending) takes the merged key: a rejoin after it is left (the doc said: without a record until the next paired commit)', async () => {
+    const w = await pairedWorld(['bob']);
+    const id = w.a.group!.id;
+    const hex = toHex(id);
+    const u = await w.activeDevice.update(w.a.group!);
+    w.activeDevice = await restartFromOldFormat(w.a, w.activeDevice);
+    await w.a.group!.mergePendingCommit();
+    await deliverCommit(u.commit, [w.others[0]!]);
+    expect((await w.passiveDevice.applyNotify(u)).kind).toBe('update');
+    w.activeDevice = await restart(w.a, w.activeDevice);
+    const rc = await w.activeDevice.handOver();
+    expect(storedAnchorKeys(w.a)).toEqual({ [hex]: { key: toHex(u.anchorSignatureKey) } });
+    expect((await w.passiveDevice.receive(rc)).type).toBe('roleChanged');
+    expect((await w.activeDevice.receive(await w.passiveDevice.handOver())).type).toBe('roleChanged');
+    await rejoinFresh(w);
+    await refused(() => w.activeDevice.update(w.a.group!), HELD_ANEW.code, undefined, HELD_ANEW.message);
+  });
+
+  it('A10 old format, the phone killed during the write of a followed Notify: nothing stored (one batch); reopened, it takes the old key, follows the Notify again and records the new one', async () => {
+    const w = await pairedWorld(['bob']);
+    const hex = toHex(w.a.group!.id);
+    w.passiveDevice = await restartFromOldFormat(w.p, w.passiveDevice);
+    const u = await w.activeDevice.update(w.a.group!, { send: async ({ commit }) => deliverCommit(commit, w.others) });
+    const storage = w.p.storage as MemoryStorageAdapter;
+    const apply = storage.apply.bind(storage);
+    let crash = true;
+    storage.apply = async (batch) => {
+      if (crash) {
+        crash = false;
+        throw new Error('killed during the write');
+      }
+      return apply(batch);
+    };
+    const err = await rejectionOf(() => w.passiveDevice.applyNotify(u));
+    expect(err).toEqual({ code: 'STORAGE', message: 'writing state to the storage adapter failed; reopen the client from storage' });
+    // Reopened from storage: nothing of the follow was stored (no anchor keys, the old leaf key), the key taken at open is the old one.
+    w.passiveDevice = await restart(w.p, w.passiveDevice);
+    expect(storedAnchorKeys(w.p)).toBeUndefined();
+    expect(ownLeafKey(w.p)).not.toBe(toHex(u.anchorSignatureKey));
+    await refused(() => w.passiveDevice.forgetGroup(w.a.group!.id), LIVE.code, undefined, LIVE.message);
+    expect((await w.passiveDevice.applyNotify(u)).kind).toBe('update');
+    expect(storedAnchorKeys(w.p)).toEqual({ [hex]: { key: toHex(u.anchorSignatureKey) } });
+    await updateFollowed(w.activeDevice, w.a, w.passiveDevice, w.others);
+    await allTalk([w.a, w.p, ...w.others], 'A10');
   });
 });
