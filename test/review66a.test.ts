@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { EncryptedStorageAdapter, MemoryStorageAdapter, MlsClient, toHex } from 'paired-mls';
 import { PairedDevice, type PairedCommit } from 'paired-mls/paired';
 import { type Member, deliverCommit, newMember } from './helpers.js';
+// @ts-expect-error plain JS module shared with the browser page
 import { groupRecordKey } from './browser/storage-checks.js';
 import { allTalk, device, enrolPaired, groupWith, pair, pairedWorld, refused, updateFollowed, type PairedWorld } from './paired-helpers.js';
 import { HELD_ANEW, LIVE, bobRemovesAlice, ownLeafKey, rejectionOf, restart, storedAnchorKeys } from './unenrol-helpers.js';

@@ -230,6 +230,8 @@ export class DeviceSession {
    *   paired commit made before the upgrade, merged after, would put a key
    *   this did not take). What it cannot tell: a leaf rejoined before this
    *   open, whose key it takes as the pairing's.
+   * A group set aside at load (`STORAGE_TAMPERED`) is left as recorded: open
+   * does not fail for it.
    */
   settleAnchorKeysAtOpen(): void {
     if (this.state.ceased || !this.state.established || !this.state.anchor) return;
