@@ -8,7 +8,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { EncryptedStorageAdapter, MemoryStorageAdapter, MlsClient, toHex } from 'paired-mls';
-import { PairedDevice, type PairedCommit } from 'paired-mls/paired';
+import { PairedDevice, type PairedCommit, type PairingMode } from 'paired-mls/paired';
 import { type Member, deliverCommit, newMember } from './helpers.js';
 // @ts-expect-error plain JS module shared with the browser page
 import { groupRecordKey } from './browser/storage-checks.js';
@@ -37,9 +37,9 @@ async function rejoinFresh(w: PairedWorld): Promise<void> {
   w.a.group = rejoin.group;
 }
 
-describe('review66a', () => {
+describe.each(['hidden', 'standard'] as PairingMode[])('review66a (%s mode)', (mode) => {
   it('A1 a send that throws AFTER the DS took the commit: cleared, pending dropped, recorded key kept; the commit cannot be merged or processed afterwards', async () => {
-    const w = await pairedWorld(['bob']);
+    const w = await pairedWorld(['bob'], mode);
     const hex = toHex(w.a.group!.id);
     const before = ownLeafKey(w.a);
     let out: PairedCommit | undefined;
@@ -66,7 +66,7 @@ describe('review66a', () => {
   });
 
   it('A2 a send-less paired update pending at a restart (its group skipped), a stale pending key in another group settled; merged after the open: live, the next open records it; the partner follows', async () => {
-    const w = await pairedWorld(['bob', 'carol']);
+    const w = await pairedWorld(['bob', 'carol'], mode);
     const carol = w.others[1]!;
     const id = w.a.group!.id;
     const hex = toHex(id);
@@ -111,7 +111,7 @@ describe('review66a', () => {
   });
 
   it('A3 a crash while a paired update waits on send (the DS took it): the reopened laptop skips the pending group; the application merges it (the DS said yes): live, recorded at the next open; honest update after', async () => {
-    const w = await pairedWorld(['bob']);
+    const w = await pairedWorld(['bob'], mode);
     const id = w.a.group!.id;
     const hex = toHex(id);
     const before = ownLeafKey(w.a);
@@ -137,7 +137,7 @@ describe('review66a', () => {
 
   it('A4 old format: a rejoin after the open but before any write, then a restart: the second open takes the rejoined key (the documented limit: live); after a write the same rejoin is left', async () => {
     for (const write of [false, true]) {
-      const w = await pairedWorld(['bob']);
+      const w = await pairedWorld(['bob'], mode);
       const id = w.a.group!.id;
       w.activeDevice = await restartFromOldFormat(w.a, w.activeDevice);
       if (write) {
@@ -157,7 +157,7 @@ describe('review66a', () => {
   });
 
   it('A5 old format: a second open with another vault object (no restart) re-settles from the stored record: a rejoin between the opens is taken as live (same as a restart)', async () => {
-    const w = await pairedWorld(['bob']);
+    const w = await pairedWorld(['bob'], mode);
     const id = w.a.group!.id;
     const vault = w.activeDevice.vault!;
     w.activeDevice = await restartFromOldFormat(w.a, w.activeDevice);
@@ -178,7 +178,7 @@ describe('review66a', () => {
   });
 
   it('A6 old format, passive device with two groups: open takes both keys; following one Notify stores both', async () => {
-    const w = await pairedWorld(['bob', 'carol']);
+    const w = await pairedWorld(['bob', 'carol'], mode);
     const carol = w.others[1]!;
     const g2 = await w.a.client.createGroup(w.activeDevice.anchor!);
     const { welcome } = await g2.commit({ add: [await carol.client.createKeyPackage(carol.identity)] });
@@ -205,7 +205,7 @@ describe('review66a', () => {
     const p = await device('alice-phone');
     const bob = await newMember('bob');
     await groupWith(a, [bob]);
-    const { activeDevice, passiveDevice } = await pair(a, p);
+    const { activeDevice, passiveDevice } = await pair(a, p, mode);
     await enrolPaired(activeDevice, a, [[p, passiveDevice]], [bob]);
     const id = a.group!.id;
     const vault = activeDevice.vault;
@@ -230,7 +230,7 @@ describe('review66a', () => {
   });
 
   it('A8 the application deletes the group inside send, then send throws: UNKNOWN_GROUP (typed); the pending key of the deleted group stays until forgetGroup drops the entry (a hand-over is refused while it is listed)', async () => {
-    const w = await pairedWorld(['bob']);
+    const w = await pairedWorld(['bob'], mode);
     const id = w.a.group!.id;
     const hex = toHex(id);
     const before = ownLeafKey(w.a);
@@ -262,7 +262,7 @@ describe('review66a', () => {
   });
 
   it('A7 old format, a paired commit pending at the open (skipped), merged; the NEXT open (no commit pending) takes the merged key: a rejoin after it is left (the doc said: without a record until the next paired commit)', async () => {
-    const w = await pairedWorld(['bob']);
+    const w = await pairedWorld(['bob'], mode);
     const id = w.a.group!.id;
     const hex = toHex(id);
     const u = await w.activeDevice.update(w.a.group!);
@@ -280,7 +280,7 @@ describe('review66a', () => {
   });
 
   it('A10 old format, the phone killed during the write of a followed Notify: nothing stored (one batch); reopened, it takes the old key, follows the Notify again and records the new one', async () => {
-    const w = await pairedWorld(['bob']);
+    const w = await pairedWorld(['bob'], mode);
     const hex = toHex(w.a.group!.id);
     w.passiveDevice = await restartFromOldFormat(w.p, w.passiveDevice);
     const u = await w.activeDevice.update(w.a.group!, { send: async ({ commit }) => deliverCommit(commit, w.others) });
@@ -305,5 +305,30 @@ describe('review66a', () => {
     expect(storedAnchorKeys(w.p)).toEqual({ [hex]: { key: toHex(u.anchorSignatureKey) } });
     await updateFollowed(w.activeDevice, w.a, w.passiveDevice, w.others);
     await allTalk([w.a, w.p, ...w.others], 'A10');
+  });
+
+  it('A11 the application merges the paired commit inside send, then send throws (its DS call failed after): the DS error, the pending key becomes the recorded one (the leaf carries it), live; the phone follows', async () => {
+    const w = await pairedWorld(['bob'], mode);
+    const hex = toHex(w.a.group!.id);
+    let out: PairedCommit | undefined;
+    const err = await rejectionOf(() =>
+      w.activeDevice.update(w.a.group!, {
+        send: async (o) => {
+          out = o;
+          await deliverCommit(o.commit, w.others);
+          await w.a.group!.mergePendingCommit();
+          throw new Error('DS refused');
+        },
+      }),
+    );
+    expect(err).toEqual(DS_REFUSED);
+    expect(ownLeafKey(w.a)).toBe(toHex(out!.anchorSignatureKey));
+    expect(storedAnchorKeys(w.a)).toEqual({ [hex]: { key: toHex(out!.anchorSignatureKey) } });
+    await refused(() => w.activeDevice.forgetGroup(w.a.group!.id), LIVE.code, undefined, LIVE.message);
+    expect((await w.passiveDevice.applyNotify(out!)).kind).toBe('update');
+    w.activeDevice = await restart(w.a, w.activeDevice);
+    await updateFollowed(w.activeDevice, w.a, w.passiveDevice, w.others);
+    expect(storedAnchorKeys(w.a)).toEqual({ [hex]: { key: ownLeafKey(w.a) } });
+    await allTalk([w.a, w.p, ...w.others], 'A11');
   });
 });
