@@ -331,4 +331,49 @@ describe.each(['hidden', 'standard'] as PairingMode[])('review66a (%s mode)', (m
     expect(storedAnchorKeys(w.a)).toEqual({ [hex]: { key: ownLeafKey(w.a) } });
     await allTalk([w.a, w.p, ...w.others], 'A11');
   });
+
+  it('A12 the application\'s own (not paired) commit pending at the open, beside a stale pending key: the group skipped, the record kept; merged or cleared, the verdict follows the leaf (its own key change: left; none: live)', async () => {
+    if (mode === 'standard') return; // a raw commit of the anchor leaf is hidden mode's (standard mode signs with the device key)
+    for (const ownKey of [false, true]) {
+      const w = await pairedWorld(['bob'], mode);
+      const id = w.a.group!.id;
+      const hex = toHex(id);
+      const dave = await newMember('dave');
+      const before = ownLeafKey(w.a);
+      const stale = await w.activeDevice.update(w.a.group!);
+      await w.a.group!.clearPendingCommit();
+      const fresh = ownKey ? await w.a.client.createIdentity(w.activeDevice.anchor!.identity, 1) : undefined;
+      await w.a.group!.commit({ add: [await dave.client.createKeyPackage(dave.identity)], ...(fresh && { newSigner: fresh }) });
+      w.activeDevice = await restart(w.a, w.activeDevice);
+      expect(w.a.group!.state().pendingCommit).toBe(true);
+      await refused(() => w.activeDevice.forgetGroup(id), LIVE.code, undefined, LIVE.message);
+      await w.a.group!.mergePendingCommit();
+      expect(storedAnchorKeys(w.a)).toEqual({ [hex]: { key: before, pending: toHex(stale.anchorSignatureKey) } });
+      if (ownKey) {
+        expect(ownLeafKey(w.a)).toBe(toHex(fresh!.signaturePublicKey));
+        await refused(() => w.activeDevice.update(w.a.group!), HELD_ANEW.code, undefined, HELD_ANEW.message);
+      } else {
+        expect(ownLeafKey(w.a)).toBe(before);
+        await refused(() => w.activeDevice.forgetGroup(id), LIVE.code, undefined, LIVE.message);
+        // The next open settles the stale key (the group has no commit pending now).
+        w.activeDevice = await restart(w.a, w.activeDevice);
+        await refused(() => w.activeDevice.forgetGroup(id), LIVE.code, undefined, LIVE.message);
+      }
+    }
+  });
+
+  it('A13 old format, the application\'s own commit with a fresh key of the anchor credential pending at the open: skipped, merged after it, taken as live (no record: the checks without it), and the next open takes that key (the skip of §4.4, a consequence the limit sentence does not name)', async () => {
+    if (mode === 'standard') return;
+    const w = await pairedWorld(['bob'], mode);
+    const id = w.a.group!.id;
+    const dave = await newMember('dave');
+    const fresh = await w.a.client.createIdentity(w.activeDevice.anchor!.identity, 1);
+    await w.a.group!.commit({ add: [await dave.client.createKeyPackage(dave.identity)], newSigner: fresh });
+    w.activeDevice = await restartFromOldFormat(w.a, w.activeDevice);
+    await w.a.group!.mergePendingCommit();
+    expect(ownLeafKey(w.a)).toBe(toHex(fresh.signaturePublicKey));
+    await refused(() => w.activeDevice.forgetGroup(id), LIVE.code, undefined, LIVE.message);
+    w.activeDevice = await restart(w.a, w.activeDevice);
+    await refused(() => w.activeDevice.forgetGroup(id), LIVE.code, undefined, LIVE.message);
+  });
 });
