@@ -376,4 +376,35 @@ describe.each(['hidden', 'standard'] as PairingMode[])('review66a (%s mode)', (m
     w.activeDevice = await restart(w.a, w.activeDevice);
     await refused(() => w.activeDevice.forgetGroup(id), LIVE.code, undefined, LIVE.message);
   });
+
+  it('A14 an enrolment of a new group the application merges inside send, then send throws: the group not listed, and no entry left for it (the doc: a refused enrolment of a group never listed leaves no entry); enrolled again, recorded and followed', async () => {
+    const w = await pairedWorld(['bob', 'carol'], mode);
+    const carol = w.others[1]!;
+    const hex = toHex(w.a.group!.id);
+    const g2 = await w.a.client.createGroup(w.activeDevice.anchor!);
+    const { welcome } = await g2.commit({ add: [await carol.client.createKeyPackage(carol.identity)] });
+    await g2.mergePendingCommit();
+    const carolG2 = { ...carol, group: await carol.client.joinFromWelcome(welcome!) };
+    let out: PairedCommit | undefined;
+    const err = await rejectionOf(() =>
+      w.activeDevice.enroll(g2, {
+        send: async (o) => {
+          out = o;
+          await deliverCommit(o.commit, [carolG2]);
+          await w.a.client.group(g2.id).mergePendingCommit();
+          throw new Error('DS refused');
+        },
+      }),
+    );
+    expect(err).toEqual(DS_REFUSED);
+    expect(w.activeDevice.enrolledGroups()).toEqual([hex]);
+    expect(storedAnchorKeys(w.a)).toEqual({ [hex]: { key: ownLeafKey(w.a) } });
+    // The phone took the enrolment (the DS delivered it); the laptop enrols the group again, the phone follows it as an update.
+    expect((await w.passiveDevice.applyNotify(out!)).kind).toBe('enroll');
+    const en = await w.activeDevice.enroll(w.a.client.group(g2.id), { send: async ({ commit }) => deliverCommit(commit, [carolG2]) });
+    expect((await w.passiveDevice.applyNotify(en)).kind).toBe('update');
+    const g2Hex = toHex(g2.id);
+    expect(storedAnchorKeys(w.a)).toEqual({ [hex]: { key: ownLeafKey(w.a) }, [g2Hex]: { key: toHex(en.anchorSignatureKey) } });
+    expect(storedAnchorKeys(w.p)![g2Hex]).toEqual({ key: toHex(en.anchorSignatureKey) });
+  });
 });

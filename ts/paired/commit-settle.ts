@@ -11,7 +11,7 @@ import type { DeviceSession, Queue } from './device-session.js';
 import type { PairedCommit, PairedSend } from './paired-types.js';
 import { ownLeaf } from './own-leaf.js';
 import { PairingError } from './pairing-error.js';
-import { savePairingState, withPendingSettled } from './pairing-state.js';
+import { savePairingState, withPendingSettled, withoutAnchorKey } from './pairing-state.js';
 
 const NOT_PENDING = 'the commit sent is no longer the pending commit of the group (another commit was merged or made while send ran): nothing merged';
 
@@ -24,7 +24,11 @@ const NOT_PENDING = 'the commit sent is no longer the pending commit of the grou
 export async function sendThenMerge(device: DeviceSession, group: Group, out: PairedCommit, sent: Uint8Array, send: PairedSend, then?: () => Promise<void>): Promise<PairedCommit> {
   const refused = async (pending: boolean) => {
     if (pending) await group.clearPendingCommit();
-    const settledState = withPendingSettled(device.state, toHex(group.id), group.state().active ? ownLeaf(group)?.signatureKey : undefined);
+    const hex = toHex(group.id);
+    // A group not listed (a refused enrolment of a new group, even one the application merged itself meanwhile) keeps no entry.
+    const settledState = device.state.groups.includes(hex)
+      ? withPendingSettled(device.state, hex, group.state().active ? ownLeaf(group)?.signatureKey : undefined)
+      : withoutAnchorKey(device.state, hex);
     if (settledState === device.state) return;
     device.state = settledState;
     await savePairingState(device.client, device.state);
