@@ -19,7 +19,8 @@ const NOT_PENDING = 'the commit sent is no longer the pending commit of the grou
  * `send` the paired commit `out`, pending in `group` (`settle`); rethrows
  * what refused it. Refused, the commit's pending anchor key goes with it
  * (`withPendingSettled`, in the write that clears the commit; kept as the
- * recorded key when the application merged the commit itself meanwhile).
+ * recorded key when the application merged the commit itself meanwhile;
+ * the entry of a group not listed goes whole).
  */
 export async function sendThenMerge(device: DeviceSession, group: Group, out: PairedCommit, sent: Uint8Array, send: PairedSend, then?: () => Promise<void>): Promise<PairedCommit> {
   const refused = async (pending: boolean) => {
