@@ -37,7 +37,7 @@ async function restartFromOldFormat(m: Member, d: PairedDevice): Promise<PairedD
 }
 
 describe.each(['hidden', 'standard'] as PairingMode[])('paired unenrol (%s mode)', (mode) => {
-  it('a pairing state stored before the anchor keys were recorded (no anchorKeys) loads and behaves: the live group stays live, paired commits record the keys (at the merge; a refused one not), a group held anew is still left', async () => {
+  it('a pairing state stored before the anchor keys were recorded (no anchorKeys) loads and behaves: each live group\'s key is taken at open (in memory, stored with the next write), paired commits record the keys (at the merge; a refused one drops its pending key), a group held anew is still left', async () => {
     const w = await pairedWorld(['bob'], mode);
     const id = w.a.group!.id;
     const hex = toHex(id);
@@ -46,18 +46,21 @@ describe.each(['hidden', 'standard'] as PairingMode[])('paired unenrol (%s mode)
     for (const m of [w.a, w.p]) expect(storedAnchorKeys(m)).toEqual({ [hex]: { key: ownLeafKey(m) } });
     w.activeDevice = await restartFromOldFormat(w.a, w.activeDevice);
     w.passiveDevice = await restartFromOldFormat(w.p, w.passiveDevice);
+    // Open writes nothing: the stored record is still without the keys.
     for (const m of [w.a, w.p]) expect(storedAnchorKeys(m)).toBeUndefined();
-    // No record: the checks without it; the live group is live.
+    // The live group is live (the key its leaf carries, taken at open).
     for (const d of [w.activeDevice, w.passiveDevice]) {
       expect(d.enrolledGroups()).toEqual([hex]);
       await refused(() => d.forgetGroup(id), LIVE.code, undefined, LIVE.message);
     }
-    // A paired update refused at the DS (cleared): nothing recorded as landed; the partner takes the step alone, nothing recorded.
+    // A paired update refused at the DS (cleared): the key taken at open is stored with the write that clears it, no pending
+    // key; the partner takes the step alone, and its write stores the key it took at open.
+    const before = ownLeafKey(w.a);
     let step: Uint8Array | undefined;
     await expect(w.activeDevice.update(w.a.group!, { send: async (out) => { step = out.pairing[0]; throw new Error('DS refused'); } })).rejects.toThrow('DS refused');
-    expect(storedAnchorKeys(w.a)?.[hex]?.key).toBeUndefined();
+    expect(storedAnchorKeys(w.a)).toEqual({ [hex]: { key: before } });
     expect((await w.passiveDevice.receive(step!)).type).toBe('derivationStep');
-    expect(storedAnchorKeys(w.p)).toBeUndefined();
+    expect(storedAnchorKeys(w.p)).toEqual({ [hex]: { key: ownLeafKey(w.p) } });
     await refused(() => w.activeDevice.forgetGroup(id), LIVE.code, undefined, LIVE.message);
     // Without send the application merges: pending until the leaf carries it, live meanwhile and after.
     const u = await w.activeDevice.update(w.a.group!);
@@ -65,7 +68,7 @@ describe.each(['hidden', 'standard'] as PairingMode[])('paired unenrol (%s mode)
     await w.a.group!.mergePendingCommit();
     await deliverCommit(u.commit, [bob]);
     expect((await w.passiveDevice.applyNotify(u)).kind).toBe('update');
-    expect(storedAnchorKeys(w.a)).toEqual({ [hex]: { pending: ownLeafKey(w.a) } });
+    expect(storedAnchorKeys(w.a)).toEqual({ [hex]: { key: before, pending: ownLeafKey(w.a) } });
     expect(storedAnchorKeys(w.p)).toEqual({ [hex]: { key: ownLeafKey(w.p) } });
     await refused(() => w.activeDevice.forgetGroup(id), LIVE.code, undefined, LIVE.message);
     // The next paired update (with send) records it at the merge.
@@ -82,6 +85,56 @@ describe.each(['hidden', 'standard'] as PairingMode[])('paired unenrol (%s mode)
     w.p.group = w.p.client.group(id);
     for (const m of [w.a, w.p]) expect(storedAnchorKeys(m)).toEqual({ [hex]: { key: ownLeafKey(m) } });
     await allTalk([w.a, w.p, bob], 'after the old state');
+  });
+
+  it('a pairing state stored before the anchor keys: a rejoin with a fresh key of the anchor credential AFTER the open counts as left (the key taken at open); one BEFORE the open is still taken as live (the limit, §4.4)', async () => {
+    for (const when of ['after open', 'before open'] as const) {
+      const w = await pairedWorld(['bob'], mode);
+      const id = w.a.group!.id;
+      const bob = w.others[0]!;
+      const rejoinFresh = async () => {
+        await bobRemovesAlice(w);
+        await w.a.client.deleteGroup(id);
+        const rejoin = await w.a.client.joinExternal(await bob.group!.exportGroupInfo(), await w.a.client.createIdentity(w.activeDevice.anchor!.identity, 1));
+        if (rejoin.group.state().pendingCommit) await rejoin.group.mergePendingCommit();
+        await deliverCommit(rejoin.commit, [bob]);
+        w.a.group = rejoin.group;
+      };
+      if (when === 'before open') {
+        await rejoinFresh();
+        w.activeDevice = await restartFromOldFormat(w.a, w.activeDevice);
+        // LIMIT: the key the leaf carries at open is taken as the pairing's; the held-anew group is live to this device.
+        await refused(() => w.activeDevice.forgetGroup(id), LIVE.code, undefined, LIVE.message);
+        continue;
+      }
+      w.activeDevice = await restartFromOldFormat(w.a, w.activeDevice);
+      await rejoinFresh();
+      // Left: the update refused before anything is made, the group enrolled again and followed.
+      await refused(() => w.activeDevice.update(w.a.group!), HELD_ANEW.code, undefined, HELD_ANEW.message);
+      const en = await w.activeDevice.enroll(w.a.group!, { send: async ({ commit }) => deliverCommit(commit, [bob]) });
+      expect((await w.passiveDevice.applyNotify(en)).kind).toBe('enroll');
+      w.p.group = w.p.client.group(id);
+      for (const m of [w.a, w.p]) expect(storedAnchorKeys(m)).toEqual({ [toHex(id)]: { key: ownLeafKey(m) } });
+      await allTalk([w.a, w.p, bob], 'after the rejoin');
+    }
+  });
+
+  it('a pairing state stored before the anchor keys, with a paired commit pending at open: no key taken for that group (the merge would put one it did not take); merged, it stays live and the next paired commit records the key', async () => {
+    const w = await pairedWorld(['bob'], mode);
+    const id = w.a.group!.id;
+    const hex = toHex(id);
+    const bob = w.others[0]!;
+    const u = await w.activeDevice.update(w.a.group!);
+    w.activeDevice = await restartFromOldFormat(w.a, w.activeDevice);
+    // A write (a refused forget writes nothing; a pairing message does): the record stays without a key for the group.
+    await refused(() => w.activeDevice.forgetGroup(id), LIVE.code, undefined, LIVE.message);
+    await w.a.group!.mergePendingCommit();
+    await deliverCommit(u.commit, [bob]);
+    await refused(() => w.activeDevice.forgetGroup(id), LIVE.code, undefined, LIVE.message);
+    expect((await w.passiveDevice.applyNotify(u)).kind).toBe('update');
+    await updateFollowed(w.activeDevice, w.a, w.passiveDevice, w.others);
+    for (const m of [w.a, w.p]) expect(storedAnchorKeys(m)).toEqual({ [hex]: { key: ownLeafKey(m) } });
+    await allTalk([w.a, w.p, bob], 'after the pending commit');
   });
 
   it('a live group cannot be forgotten (PAIRING_STATE), on either device, and stays followed', async () => {

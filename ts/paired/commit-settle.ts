@@ -5,17 +5,35 @@
  * back when the DS refuses it: it is cleared, and the partner takes the
  * derivation step alone.
  */
-import { bytesEqual } from '../mls/bytes.js';
+import { bytesEqual, toHex } from '../mls/bytes.js';
 import type { Group } from '../mls/group.js';
 import type { DeviceSession, Queue } from './device-session.js';
 import type { PairedCommit, PairedSend } from './paired-types.js';
 import { PairingError } from './pairing-error.js';
+import { savePairingState, withPendingSettled, withoutAnchorKey } from './pairing-state.js';
 
 const NOT_PENDING = 'the commit sent is no longer the pending commit of the group (another commit was merged or made while send ran): nothing merged';
 
-/** `send` the paired commit `out`, pending in `group` (`settle`); rethrows what refused it. */
+/**
+ * `send` the paired commit `out`, pending in `group` (`settle`); rethrows
+ * what refused it. Refused, the commit's pending anchor key goes with it
+ * (`withPendingSettled`, in the write that clears the commit; kept as the
+ * recorded key when the application merged the commit itself meanwhile;
+ * the entry of a group not listed goes whole).
+ */
 export async function sendThenMerge(device: DeviceSession, group: Group, out: PairedCommit, sent: Uint8Array, send: PairedSend, then?: () => Promise<void>): Promise<PairedCommit> {
-  const settled = await settle(device, group, sent, () => send(out), { merged: then });
+  const refused = async (pending: boolean) => {
+    if (pending) await group.clearPendingCommit();
+    const hex = toHex(group.id);
+    // A group not listed (a refused enrolment of a new group, even one the application merged itself meanwhile) keeps no entry.
+    const settledState = device.state.groups.includes(hex)
+      ? withPendingSettled(device.state, hex, group.state().active ? group.ownLeaf()?.signatureKey : undefined)
+      : withoutAnchorKey(device.state, hex);
+    if (settledState === device.state) return;
+    device.state = settledState;
+    await savePairingState(device.client, device.state);
+  };
+  const settled = await settle(device, group, sent, () => send(out), { merged: then, refused });
   if (!settled.merged) throw settled.error;
   return out;
 }

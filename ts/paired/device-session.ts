@@ -7,13 +7,14 @@
  */
 import type { Group } from '../mls/group.js';
 import type { Identity, MlsClient } from '../mls/client.js';
-import { bytesEqual, toHex } from '../mls/bytes.js';
+import { bytesEqual, fromHex, toHex } from '../mls/bytes.js';
 import { ClientTurns } from '../mls/client-turns.js';
+import { MlsError } from '../mls/errors.js';
 import { PAIRED_DEVICES_COMPONENT, encodePairedDevices, type PairedDeviceKey } from './device-signature.js';
 import type { PairingRole } from './paired-types.js';
 import { PairingError, pairingRejected } from './pairing-error.js';
 import type { PairingMode } from './pairing-messages.js';
-import type { PairingState } from './pairing-state.js';
+import { type PairingState, withPendingSettled, withoutAnchorKey } from './pairing-state.js';
 import type { SeedVault } from './seed-vault.js';
 
 /** How a step of a multi-step operation waits its turn: `serially`, or directly inside the caller's turn. */
@@ -204,8 +205,63 @@ export class DeviceSession {
     const recorded = this.state.anchorKeys?.[toHex(groupId)];
     const key = toHex(leaf.signatureKey);
     if (recorded?.pending !== undefined && key === recorded.pending) return false;
-    // No record (a state stored before it existed): the checks above only.
+    // No record (a state stored before it existed, a group with a commit pending at open): the checks above only.
     return recorded?.key !== undefined && key !== recorded.key;
+  }
+
+  /**
+   * The anchor-key records as `PairedDevice.open` finds them
+   * (docs/PROTOCOL.md §4.4), settled in memory (`open` writes nothing; the
+   * next write of the pairing record stores them):
+   * - a pending key whose group has no commit pending any more: that commit
+   *   was merged (the leaf carries the key: it becomes the recorded one) or
+   *   abandoned (cleared by the application: dropped, the recorded key kept);
+   *   the entry of a group not listed (an enrolment whose `send` never
+   *   returned) goes once no commit is pending there;
+   * - a state stored before `anchorKeys` existed: for each listed group
+   *   without a record that is live by the other checks of `pairingLeft`
+   *   and has no commit pending, the key its anchor leaf carries now is
+   *   taken as the recorded one. From then on a rejoin or re-add with a
+   *   fresh key of the anchor credential counts as left, as for a state that
+   *   recorded the key. Only the pairing's own commits change that leaf's key
+   *   afterwards, and each records or keeps pending its key, so no live group
+   *   is made to look left; a group with a commit pending is skipped (a
+   *   paired commit made before the upgrade, merged after, would put a key
+   *   this did not take). What it cannot tell: a leaf rejoined before this
+   *   open, whose key it takes as the pairing's.
+   * A group set aside at load (`STORAGE_TAMPERED`) is left as recorded: open
+   * does not fail for it.
+   */
+  settleAnchorKeysAtOpen(): void {
+    if (this.state.ceased || !this.state.established || !this.state.anchor) return;
+    const held = this.client.groupIds().map(toHex);
+    // A group set aside at load (its stored records failed authentication, `STORAGE_TAMPERED` there) is left as recorded:
+    // open does not fail for it (the other groups and the pairing work; `deleteGroup`, then `forgetGroup`, clear it).
+    const groupOf = (hex: string): Group | 'set aside' => {
+      try {
+        return this.client.group(fromHex(hex));
+      } catch (err) {
+        if (err instanceof MlsError && err.code === 'STORAGE_TAMPERED') return 'set aside';
+        throw err;
+      }
+    };
+    // The entry of a group not listed (an enrolment whose send did not return, a crash meanwhile): it goes once no commit is pending there.
+    for (const hex of Object.keys(this.state.anchorKeys ?? {})) {
+      if (this.state.groups.includes(hex)) continue;
+      const group = held.includes(hex) ? groupOf(hex) : undefined;
+      if (group === 'set aside' || group?.state().pendingCommit) continue;
+      this.state = withoutAnchorKey(this.state, hex);
+    }
+    for (const hex of this.state.groups) {
+      if (!held.includes(hex)) continue;
+      const groupId = fromHex(hex);
+      const group = groupOf(hex);
+      if (group === 'set aside' || group.state().pendingCommit) continue;
+      const leafKey = group.state().active ? group.ownLeaf()?.signatureKey : undefined;
+      this.state = withPendingSettled(this.state, hex, leafKey);
+      if (this.state.anchorKeys?.[hex] !== undefined || !leafKey || this.pairingLeft(groupId)) continue;
+      this.state = { ...this.state, anchorKeys: { ...this.state.anchorKeys, [hex]: { key: toHex(leafKey) } } };
+    }
   }
 
   /** The anchor identity; `PAIRING_STATE` before ShareRand told it. */

@@ -49,8 +49,15 @@ export async function applyNotify(device: DeviceSession, update: { pairing: Uint
     if (err instanceof MlsError && ENVIRONMENT_FAILURES.has(err.code)) throw err;
     // A raced step is of the kept epoch, which the pairing group has left again (rolled back): no epoch verdict.
     const byEpoch = raced ? undefined : epochRejection(device, update.pairing);
-    throw notifyRejected(byEpoch ?? rejectionFor(err), err instanceof Error ? err.message : String(err), err);
+    throw notifyRejected(byEpoch ?? rejectionFor(err), bareMessage(err), err);
   }
+}
+
+/** What `err` says, without the reason a `PairingError` appends (the Notify's refusal appends its own). */
+function bareMessage(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const suffix = err instanceof PairingError && err.reason ? ` (${err.reason})` : '';
+  return suffix && err.message.endsWith(suffix) ? err.message.slice(0, -suffix.length) : err.message;
 }
 
 /** The step, its Notify and the commit it names (`raced`: the step of a CeasePair's epoch, taken to catch up; an enrolment refused). */

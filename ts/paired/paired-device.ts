@@ -190,7 +190,11 @@ export class PairedDevice {
     const live = devices.get(client);
     if (live && (vault === undefined || vault === live.#session.vault)) return live;
     PairedDevice.#release(client);
-    return PairedDevice.#live(new PairedDevice(client, vault, state));
+    const device = new PairedDevice(client, vault, state);
+    // Pending keys of commits no longer pending settled; a state stored before the anchor keys: each live group's key taken
+    // as of now (in memory, saved with the next write; docs/PROTOCOL.md §4.4).
+    device.#session.settleAnchorKeysAtOpen();
+    return PairedDevice.#live(device);
   }
 
   /**

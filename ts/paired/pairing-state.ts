@@ -79,8 +79,10 @@ export interface PairingState {
    * (`pending`: it counts only once the leaf carries it, which only that
    * commit's merge does). `pairingLeft` (docs/PROTOCOL.md §4.4) takes a
    * leaf with another key as left. Absent in a state stored before it
-   * existed, and for a group no paired commit touched since: the old
-   * heuristic then.
+   * existed: `PairedDevice.open` then takes the key each live group's leaf
+   * carries (`DeviceSession.settleAnchorKeysAtOpen`; a group with a commit
+   * pending keeps the old heuristic until its next paired commit). A
+   * `pending` key goes when its commit is abandoned (`withPendingSettled`).
    */
   anchorKeys?: Record<string, AnchorKeyRecord>;
 }
@@ -108,6 +110,23 @@ export function withPendingAnchorKey(state: PairingState, hex: string, leafKey: 
   const landed = prev?.pending !== undefined && leafKey !== undefined && prev.pending === toHex(leafKey);
   const base = landed ? prev.pending : prev?.key;
   return { ...state, anchorKeys: { ...state.anchorKeys, [hex]: { ...(base === undefined ? {} : { key: base }), pending: toHex(key) } } };
+}
+
+/**
+ * `state` with the pending key of group `hex` settled after the commit it
+ * belongs to was abandoned (its `send` threw and it was cleared, or it is
+ * no longer the group's pending commit): kept as the recorded key when the
+ * leaf carries it (`leafKey`: the application merged that commit itself
+ * meanwhile), else dropped, the recorded `key` kept; an entry left with
+ * neither goes (a group the refused enrolment never listed). Nothing
+ * pending, or no record (the pairing ended meanwhile): `state` itself.
+ */
+export function withPendingSettled(state: PairingState, hex: string, leafKey: Uint8Array | undefined): PairingState {
+  const prev = state.anchorKeys?.[hex];
+  if (prev?.pending === undefined) return state;
+  const key = leafKey !== undefined && prev.pending === toHex(leafKey) ? prev.pending : prev.key;
+  if (key === undefined) return withoutAnchorKey(state, hex);
+  return { ...state, anchorKeys: { ...state.anchorKeys, [hex]: { key } } };
 }
 
 /**
