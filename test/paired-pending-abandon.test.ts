@@ -17,9 +17,8 @@ import { MemoryStorageAdapter, MlsClient, toHex } from 'paired-mls';
 import { PairedDevice, type PairedCommit, type PairingMode } from 'paired-mls/paired';
 import { deliverCommit } from './helpers.js';
 import { allTalk, pairedWorld, refused, updateFollowed, type PairedWorld } from './paired-helpers.js';
-import { HELD_ANEW, LIVE, bobAddsAliceBack, bobRemovesAlice, ownLeafKey, rejectionOf, restart, storedAnchorKeys } from './unenrol-helpers.js';
+import { DS_REFUSED, HELD_ANEW, LIVE, bobAddsAliceBack, bobRemovesAlice, ownLeafKey, refusedSend, rejectionOf, restart, secondGroupWith, storedAnchorKeys } from './unenrol-helpers.js';
 
-const DS_REFUSED = { code: 'plain Error', message: 'DS refused' };
 const NOT_PENDING = { code: 'PAIRING_STATE', message: 'the commit sent is no longer the pending commit of the group (another commit was merged or made while send ran): nothing merged' };
 
 /** Both devices restarted from storage (the vault survives); the group live on both (forget refused). */
@@ -62,15 +61,9 @@ describe.each(['hidden', 'standard'] as PairingMode[])('paired pending key aband
     const w = await pairedWorld(['bob'], mode);
     const hex = toHex(w.a.group!.id);
     const before = ownLeafKey(w.a);
-    let out: PairedCommit | undefined;
-    const err = await rejectionOf(() =>
-      w.activeDevice.update(w.a.group!, {
-        send: async (o) => {
-          out = o;
-          await w.a.group!.clearPendingCommit();
-        },
-      }),
-    );
+    const { err, out } = await refusedSend((send) => w.activeDevice.update(w.a.group!, { send }), async () => {
+      await w.a.group!.clearPendingCommit();
+    });
     expect(err).toEqual(NOT_PENDING);
     expect(storedAnchorKeys(w.a)).toEqual({ [hex]: { key: before } });
     await restartBothLive(w);
@@ -81,16 +74,10 @@ describe.each(['hidden', 'standard'] as PairingMode[])('paired pending key aband
   it('the application merges the commit itself inside send (NOT_PENDING): the pending key becomes the recorded one (the leaf carries it), live; the partner follows', async () => {
     const w = await pairedWorld(['bob'], mode);
     const hex = toHex(w.a.group!.id);
-    let out: PairedCommit | undefined;
-    const err = await rejectionOf(() =>
-      w.activeDevice.update(w.a.group!, {
-        send: async (o) => {
-          out = o;
-          await deliverCommit(o.commit, w.others);
-          await w.a.group!.mergePendingCommit();
-        },
-      }),
-    );
+    const { err, out } = await refusedSend((send) => w.activeDevice.update(w.a.group!, { send }), async (o) => {
+      await deliverCommit(o.commit, w.others);
+      await w.a.group!.mergePendingCommit();
+    });
     expect(err).toEqual(NOT_PENDING);
     expect(storedAnchorKeys(w.a)).toEqual({ [hex]: { key: ownLeafKey(w.a) } });
     expect(ownLeafKey(w.a)).toBe(toHex(out!.anchorSignatureKey));
@@ -103,26 +90,16 @@ describe.each(['hidden', 'standard'] as PairingMode[])('paired pending key aband
     const w = await pairedWorld(['bob', 'carol'], mode);
     const carol = w.others[1]!;
     const hex = toHex(w.a.group!.id);
-    const g2 = await w.a.client.createGroup(w.activeDevice.anchor!);
-    const { welcome } = await g2.commit({ add: [await carol.client.createKeyPackage(carol.identity)] });
-    await g2.mergePendingCommit();
-    const carolG2 = await carol.client.joinFromWelcome(welcome!);
-    let out: PairedCommit | undefined;
-    expect(
-      await rejectionOf(() =>
-        w.activeDevice.enroll(g2, {
-          send: async (o) => {
-            out = o;
-            throw new Error('DS refused');
-          },
-        }),
-      ),
-    ).toEqual(DS_REFUSED);
+    const { g2, memberInG2: carolG2 } = await secondGroupWith(w, carol);
+    const { err, out } = await refusedSend((send) => w.activeDevice.enroll(g2, { send }), async () => {
+      throw new Error('DS refused');
+    });
+    expect(err).toEqual(DS_REFUSED);
     expect(w.activeDevice.enrolledGroups()).toEqual([hex]);
     expect(storedAnchorKeys(w.a)).toEqual({ [hex]: { key: ownLeafKey(w.a) } });
     await restartBothLive(w);
     expect((await w.passiveDevice.receive(out!.pairing[0]!)).type).toBe('derivationStep');
-    const en = await w.activeDevice.enroll(w.a.client.group(g2.id), { send: async ({ commit }) => deliverCommit(commit, [{ ...carol, group: carolG2 }]) });
+    const en = await w.activeDevice.enroll(w.a.client.group(g2.id), { send: async ({ commit }) => deliverCommit(commit, [carolG2]) });
     expect((await w.passiveDevice.applyNotify(en)).kind).toBe('enroll');
     const g2Hex = toHex(g2.id);
     expect(storedAnchorKeys(w.a)).toEqual({ [hex]: { key: ownLeafKey(w.a) }, [g2Hex]: { key: toHex(en.anchorSignatureKey) } });
@@ -138,17 +115,10 @@ describe.each(['hidden', 'standard'] as PairingMode[])('paired pending key aband
     const old = ownLeafKey(w.a);
     await bobRemovesAlice(w);
     await bobAddsAliceBack(w);
-    let out: PairedCommit | undefined;
-    expect(
-      await rejectionOf(() =>
-        w.activeDevice.enroll(w.a.group!, {
-          send: async (o) => {
-            out = o;
-            throw new Error('DS refused');
-          },
-        }),
-      ),
-    ).toEqual(DS_REFUSED);
+    const { err, out } = await refusedSend((send) => w.activeDevice.enroll(w.a.group!, { send }), async () => {
+      throw new Error('DS refused');
+    });
+    expect(err).toEqual(DS_REFUSED);
     expect(storedAnchorKeys(w.a)).toEqual({ [hex]: { key: old } });
     w.activeDevice = await restart(w.a, w.activeDevice);
     await refused(() => w.activeDevice.update(w.a.group!), HELD_ANEW.code, undefined, HELD_ANEW.message);
@@ -183,10 +153,7 @@ describe.each(['hidden', 'standard'] as PairingMode[])('paired pending key aband
     const w = await pairedWorld(['bob', 'carol'], mode);
     const carol = w.others[1]!;
     const hex = toHex(w.a.group!.id);
-    const g2 = await w.a.client.createGroup(w.activeDevice.anchor!);
-    const { welcome } = await g2.commit({ add: [await carol.client.createKeyPackage(carol.identity)] });
-    await g2.mergePendingCommit();
-    const carolG2 = await carol.client.joinFromWelcome(welcome!);
+    const { g2, memberInG2: carolG2 } = await secondGroupWith(w, carol);
     let out: PairedCommit | undefined;
     void w.activeDevice.enroll(g2, { send: async (o) => { out = o; await new Promise<void>(() => undefined); } });
     while (!out) await new Promise((r) => setTimeout(r, 5));
@@ -213,7 +180,7 @@ describe.each(['hidden', 'standard'] as PairingMode[])('paired pending key aband
     expect((await w.passiveDevice.receive(rc)).type).toBe('roleChanged');
     const back = await w.passiveDevice.handOver();
     expect((await laptop.receive(back)).type).toBe('roleChanged');
-    const en = await laptop.enroll(client.group(g2.id), { send: async ({ commit }) => deliverCommit(commit, [{ ...carol, group: carolG2 }]) });
+    const en = await laptop.enroll(client.group(g2.id), { send: async ({ commit }) => deliverCommit(commit, [carolG2]) });
     expect((await w.passiveDevice.applyNotify(en)).kind).toBe('enroll');
     expect(storedAnchorKeys(w.a)).toEqual({ [hex]: { key: ownLeafKey(w.a) }, [g2Hex]: { key: toHex(en.anchorSignatureKey) } });
     await honestAfter(w, 'after the crash during the enrolment');

@@ -13,9 +13,7 @@ import { type Member, deliverCommit, newMember } from './helpers.js';
 // @ts-expect-error plain JS module shared with the browser page
 import { groupRecordKey } from './browser/storage-checks.js';
 import { allTalk, device, enrolPaired, groupWith, pair, pairedWorld, refused, updateFollowed, type PairedWorld } from './paired-helpers.js';
-import { HELD_ANEW, LIVE, bobRemovesAlice, ownLeafKey, rejectionOf, restart, storedAnchorKeys } from './unenrol-helpers.js';
-
-const DS_REFUSED = { code: 'plain Error', message: 'DS refused' };
+import { DS_REFUSED, HELD_ANEW, LIVE, bobRemovesAlice, ownLeafKey, refusedSend, rejectionOf, restart, secondGroupWith, storedAnchorKeys } from './unenrol-helpers.js';
 
 /** The pairing record rewritten as a release before the anchor keys stored it, then the device restarted. */
 async function restartFromOldFormat(m: Member, d: PairedDevice): Promise<PairedDevice> {
@@ -42,16 +40,10 @@ describe.each(['hidden', 'standard'] as PairingMode[])('review66a (%s mode)', (m
     const w = await pairedWorld(['bob'], mode);
     const hex = toHex(w.a.group!.id);
     const before = ownLeafKey(w.a);
-    let out: PairedCommit | undefined;
-    const err = await rejectionOf(() =>
-      w.activeDevice.update(w.a.group!, {
-        send: async (o) => {
-          out = o;
-          await deliverCommit(o.commit, w.others);
-          throw new Error('DS refused');
-        },
-      }),
-    );
+    const { err, out } = await refusedSend((send) => w.activeDevice.update(w.a.group!, { send }), async (o) => {
+      await deliverCommit(o.commit, w.others);
+      throw new Error('DS refused');
+    });
     expect(err).toEqual(DS_REFUSED);
     expect(storedAnchorKeys(w.a)).toEqual({ [hex]: { key: before } });
     expect(w.a.group!.state().pendingCommit).toBe(false);
@@ -70,10 +62,7 @@ describe.each(['hidden', 'standard'] as PairingMode[])('review66a (%s mode)', (m
     const carol = w.others[1]!;
     const id = w.a.group!.id;
     const hex = toHex(id);
-    const g2 = await w.a.client.createGroup(w.activeDevice.anchor!);
-    const { welcome } = await g2.commit({ add: [await carol.client.createKeyPackage(carol.identity)] });
-    await g2.mergePendingCommit();
-    const carolG2 = { ...carol, group: await carol.client.joinFromWelcome(welcome!) };
+    const { g2, memberInG2: carolG2 } = await secondGroupWith(w, carol);
     const en = await w.activeDevice.enroll(g2, { send: async ({ commit }) => deliverCommit(commit, [carolG2]) });
     expect((await w.passiveDevice.applyNotify(en)).kind).toBe('enroll');
     const g2Hex = toHex(g2.id);
@@ -180,10 +169,7 @@ describe.each(['hidden', 'standard'] as PairingMode[])('review66a (%s mode)', (m
   it('A6 old format, passive device with two groups: open takes both keys; following one Notify stores both', async () => {
     const w = await pairedWorld(['bob', 'carol'], mode);
     const carol = w.others[1]!;
-    const g2 = await w.a.client.createGroup(w.activeDevice.anchor!);
-    const { welcome } = await g2.commit({ add: [await carol.client.createKeyPackage(carol.identity)] });
-    await g2.mergePendingCommit();
-    const carolG2 = { ...carol, group: await carol.client.joinFromWelcome(welcome!) };
+    const { g2, memberInG2: carolG2 } = await secondGroupWith(w, carol);
     const en = await w.activeDevice.enroll(g2, { send: async ({ commit }) => deliverCommit(commit, [carolG2]) });
     expect((await w.passiveDevice.applyNotify(en)).kind).toBe('enroll');
     const hex = toHex(w.a.group!.id);
@@ -234,16 +220,10 @@ describe.each(['hidden', 'standard'] as PairingMode[])('review66a (%s mode)', (m
     const id = w.a.group!.id;
     const hex = toHex(id);
     const before = ownLeafKey(w.a);
-    let out: PairedCommit | undefined;
-    const err = await rejectionOf(() =>
-      w.activeDevice.update(w.a.group!, {
-        send: async (o) => {
-          out = o;
-          await w.a.client.deleteGroup(id);
-          throw new Error('DS refused');
-        },
-      }),
-    );
+    const { err, out } = await refusedSend((send) => w.activeDevice.update(w.a.group!, { send }), async () => {
+      await w.a.client.deleteGroup(id);
+      throw new Error('DS refused');
+    });
     expect(err).toEqual({ code: 'UNKNOWN_GROUP', message: 'no such group in storage' });
     expect(storedAnchorKeys(w.a)).toEqual({ [hex]: { key: before, pending: toHex(out!.anchorSignatureKey) } });
     const vault = w.activeDevice.vault;
@@ -310,17 +290,11 @@ describe.each(['hidden', 'standard'] as PairingMode[])('review66a (%s mode)', (m
   it('A11 the application merges the paired commit inside send, then send throws (its DS call failed after): the DS error, the pending key becomes the recorded one (the leaf carries it), live; the phone follows', async () => {
     const w = await pairedWorld(['bob'], mode);
     const hex = toHex(w.a.group!.id);
-    let out: PairedCommit | undefined;
-    const err = await rejectionOf(() =>
-      w.activeDevice.update(w.a.group!, {
-        send: async (o) => {
-          out = o;
-          await deliverCommit(o.commit, w.others);
-          await w.a.group!.mergePendingCommit();
-          throw new Error('DS refused');
-        },
-      }),
-    );
+    const { err, out } = await refusedSend((send) => w.activeDevice.update(w.a.group!, { send }), async (o) => {
+      await deliverCommit(o.commit, w.others);
+      await w.a.group!.mergePendingCommit();
+      throw new Error('DS refused');
+    });
     expect(err).toEqual(DS_REFUSED);
     expect(ownLeafKey(w.a)).toBe(toHex(out!.anchorSignatureKey));
     expect(storedAnchorKeys(w.a)).toEqual({ [hex]: { key: toHex(out!.anchorSignatureKey) } });
@@ -381,21 +355,12 @@ describe.each(['hidden', 'standard'] as PairingMode[])('review66a (%s mode)', (m
     const w = await pairedWorld(['bob', 'carol'], mode);
     const carol = w.others[1]!;
     const hex = toHex(w.a.group!.id);
-    const g2 = await w.a.client.createGroup(w.activeDevice.anchor!);
-    const { welcome } = await g2.commit({ add: [await carol.client.createKeyPackage(carol.identity)] });
-    await g2.mergePendingCommit();
-    const carolG2 = { ...carol, group: await carol.client.joinFromWelcome(welcome!) };
-    let out: PairedCommit | undefined;
-    const err = await rejectionOf(() =>
-      w.activeDevice.enroll(g2, {
-        send: async (o) => {
-          out = o;
-          await deliverCommit(o.commit, [carolG2]);
-          await w.a.client.group(g2.id).mergePendingCommit();
-          throw new Error('DS refused');
-        },
-      }),
-    );
+    const { g2, memberInG2: carolG2 } = await secondGroupWith(w, carol);
+    const { err, out } = await refusedSend((send) => w.activeDevice.enroll(g2, { send }), async (o) => {
+      await deliverCommit(o.commit, [carolG2]);
+      await w.a.client.group(g2.id).mergePendingCommit();
+      throw new Error('DS refused');
+    });
     expect(err).toEqual(DS_REFUSED);
     expect(w.activeDevice.enrolledGroups()).toEqual([hex]);
     expect(storedAnchorKeys(w.a)).toEqual({ [hex]: { key: ownLeafKey(w.a) } });

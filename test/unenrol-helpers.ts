@@ -1,12 +1,13 @@
 /**
  * Shared by the tests of "When the pairing leaves a group" (docs/PROTOCOL.md
- * §4.4): test/paired-unenrol, test/review64f and test/review64g. The
+ * §4.4): test/paired-unenrol, test/review64f, test/review64g,
+ * test/paired-pending-abandon and test/review66a. The
  * refusals, the stored anchor keys, and bob removing and re-adding alice's
  * anchor leaf.
  */
 import { expect } from 'vitest';
-import { MlsClient, MlsError, toHex } from 'paired-mls';
-import { PairedDevice, PairingError } from 'paired-mls/paired';
+import { type Group, MlsClient, MlsError, toHex } from 'paired-mls';
+import { PairedDevice, PairingError, type PairedCommit, type PairedSend } from 'paired-mls/paired';
 import { type Member, deliverCommit, expectInSync } from './helpers.js';
 import type { PairedWorld } from './paired-helpers.js';
 
@@ -36,10 +37,35 @@ export function storedAnchorKeys(m: Member): Record<string, { key?: string; pend
   return (JSON.parse(new TextDecoder().decode(m.client.record('paired-mls/pairing')!)) as { anchorKeys?: Record<string, { key?: string; pending?: string }> }).anchorKeys;
 }
 
+/** What these tests' `send` throws for a DS that refused the commit. */
+export const DS_REFUSED = { code: 'plain Error', message: 'DS refused' };
+
+/**
+ * The rejection of a paired `call` (an update, an enrolment) whose `send`
+ * runs `onSend` with the commit it is given, and that commit.
+ */
+export async function refusedSend(call: (send: PairedSend) => Promise<unknown>, onSend: (out: PairedCommit) => Promise<void>): Promise<{ err: Awaited<ReturnType<typeof rejectionOf>>; out: PairedCommit }> {
+  let out: PairedCommit | undefined;
+  const err = await rejectionOf(() =>
+    call(async (o) => {
+      out = o;
+      await onSend(o);
+    }),
+  );
+  return { err, out: out! };
+}
+
+/** A second group of the anchor, made at the active device's client with `member` added: the group, and `member` as a member of it. */
+export async function secondGroupWith(w: PairedWorld, member: Member): Promise<{ g2: Group; memberInG2: Member }> {
+  const g2 = await w.a.client.createGroup(w.activeDevice.anchor!);
+  const { welcome } = await g2.commit({ add: [await member.client.createKeyPackage(member.identity)] });
+  await g2.mergePendingCommit();
+  return { g2, memberInG2: { ...member, group: await member.client.joinFromWelcome(welcome!) } };
+}
+
 /** The signature key of `m`'s own leaf in its group, hex. */
 export function ownLeafKey(m: Member): string {
-  const g = m.group!;
-  return toHex(g.members().find((x) => x.leafIndex === g.ownLeafIndex)!.signatureKey);
+  return toHex(m.group!.ownLeaf()!.signatureKey);
 }
 
 /** bob removes alice's anchor leaf; the devices in `process` process the removal (inactive after). Returns the commit. */
