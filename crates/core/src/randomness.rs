@@ -7,8 +7,8 @@ use openmls_rust_crypto::RustCrypto;
 use crate::error::{Code, CoreError, CoreResult};
 
 /// The message of the typed `INTERNAL` error of a provider that could not
-/// be seeded (review 64).
-pub(crate) const NO_RANDOMNESS: &str = "no randomness: the random source (crypto.getRandomValues) failed or wrote nothing";
+/// be seeded (review 64; the repetition tests: docs/ENGINE.md R3).
+pub(crate) const NO_RANDOMNESS: &str = "no randomness: the random source (crypto.getRandomValues) failed, wrote nothing or repeated itself";
 
 /// Every `RustCrypto` whose random generator the core draws from is built
 /// here (docs/ENGINE.md R1): ChaCha20 seeded with 32 bytes from getrandom
@@ -84,7 +84,8 @@ fn scrub_stack_below() {
 
 /// 32 fresh bytes from getrandom 0.4 (in wasm, `crypto.getRandomValues`
 /// writing straight into wasm memory) in a buffer wiped on drop, for a
-/// generator's seed; `None` when the source fails or leaves them all zero.
+/// generator's seed; `None` when the source fails, leaves them all zero,
+/// or fails a repetition test (`seed_from`, docs/ENGINE.md R3).
 /// Every generator the core seeds from the system takes its seed here:
 /// the providers' (above; a rollback's fork takes its parent's output)
 /// and hpke-rs' (native_crypto.rs `LazyHpkePrng`).
@@ -97,16 +98,51 @@ fn system_source(seed: &mut [u8]) -> bool {
     getrandom_04::fill(seed).is_ok()
 }
 
+/// A seed from `fill`, refused (`None`) when `fill` fails or the source
+/// fails a repetition test (docs/ENGINE.md R3, in the spirit of NIST SP
+/// 800-90B §4.4): its 32 bytes all equal (a source that returned without
+/// writing leaves zeros; a stub filling with a constant, that byte), or
+/// equal to the previous seed drawn on this thread (in wasm: the
+/// instance), which is remembered only as a SHA-256 digest. False
+/// positives from a uniform source: 2^-248 per seed for the first test,
+/// 2^-256 per pair of consecutive seeds for the second.
 fn seed_from(fill: impl FnOnce(&mut [u8]) -> bool) -> Option<zeroize::Zeroizing<[u8; 32]>> {
     let mut seed = zeroize::Zeroizing::new([0u8; 32]);
-    (fill(seed.as_mut_slice()) && !all_zero(seed.as_slice())).then_some(seed)
+    if !fill(seed.as_mut_slice()) || all_equal(seed.as_slice()) {
+        return None;
+    }
+    (!repeats_previous_seed(seed.as_slice())).then_some(seed)
 }
 
-/// Whether `bytes` are all zero: what a random source that returned without
-/// writing leaves in a zeroed buffer (review 64). Reads every byte (no
-/// early exit on a secret's first non-zero byte).
-pub(crate) fn all_zero(bytes: &[u8]) -> bool {
-    bytes.iter().fold(0u8, |acc, b| acc | b) == 0
+thread_local! {
+    /// SHA-256 of the previous seed drawn (`seed_from`), zero before the
+    /// first: what a repeating source is recognised by, without keeping
+    /// the seed (a digest of a 32-byte secret gives none of it back).
+    static PREVIOUS_SEED_DIGEST: core::cell::Cell<[u8; 32]> = const { core::cell::Cell::new([0u8; 32]) };
+}
+
+/// Whether `seed` is the previous seed drawn on this thread; it becomes the
+/// previous one (its digest overwrites the last). Domain-separated so the
+/// digest is no other use's SHA-256 of the seed.
+fn repeats_previous_seed(seed: &[u8]) -> bool {
+    use sha2::Digest as _;
+    let digest: [u8; 32] = sha2::Sha256::new().chain_update(b"paired-mls previous seed").chain_update(seed).finalize().into();
+    let previous = PREVIOUS_SEED_DIGEST.with(|cell| cell.replace(digest));
+    // Compared over all 32 bytes (no early exit).
+    previous.iter().zip(digest.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+/// Whether `bytes` are all one value: all zero is what a random source
+/// that returned without writing leaves in a zeroed buffer (review 64),
+/// all one non-zero byte what a stub filling with a constant leaves
+/// (docs/ENGINE.md R3). Reads every byte (no early exit on a secret's
+/// first differing byte). For n uniform bytes, probability
+/// 2^(8 - 8n): 2^-120 at 16 bytes, 2^-248 at 32.
+pub(crate) fn all_equal(bytes: &[u8]) -> bool {
+    match bytes.first() {
+        Some(&first) => bytes.iter().fold(0u8, |acc, b| acc | (b ^ first)) == 0,
+        None => true,
+    }
 }
 
 #[cfg(test)]
@@ -161,11 +197,57 @@ mod tests {
         let drawn: [u8; 64] = fork.random_array().unwrap();
         assert_eq!(drawn, expected);
         assert_ne!(drawn[..], parent_stream[32..]);
-        // The parent went on past the seed it gave away.
+        // The parent went on past the seed it gave away: since R3 it was
+        // rekeyed with the 32 bytes that followed it, and the second fork's
+        // seed is the first 32 bytes of that generator's stream.
         let second = forked_rust_crypto(&parent).unwrap();
-        let mut second_seed: [u8; 32] = parent_stream[32..64].try_into().unwrap();
+        let rekeyed: [u8; 32] = RustCrypto::from_seed(&mut parent_stream[32..64].try_into().unwrap()).random_array().unwrap();
+        let mut second_seed = rekeyed;
         let second_drawn: [u8; 64] = second.random_array().unwrap();
         assert_eq!(second_drawn, RustCrypto::from_seed(&mut second_seed).random_array::<64>().unwrap());
         assert_ne!(second_drawn, drawn);
+    }
+
+    /// R3: a source that fills every byte with one non-zero value, or
+    /// returns the same 32 bytes on two consecutive seed draws, is refused
+    /// with the typed error of one that wrote nothing; an honest source
+    /// still seeds, and the repeated seed is accepted again once another
+    /// came between (only the previous one is remembered, as a digest).
+    #[test]
+    fn a_constant_or_repeating_source_is_refused() {
+        let refusal = |built: CoreResult<Box<RustCrypto>>| {
+            let refused = built.err().expect("refused");
+            (refused.code, refused.message)
+        };
+        let expected = (Code::Internal, NO_RANDOMNESS.to_string());
+        for constant in [0x41u8, 0xff, 1] {
+            assert_eq!(refusal(rust_crypto_seeded_by(|seed| {
+                seed.fill(constant);
+                true
+            })), expected);
+        }
+        let fixed: [u8; 32] = core::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(11));
+        let repeating = |seed: &mut [u8]| {
+            seed.copy_from_slice(&fixed);
+            true
+        };
+        let first = rust_crypto_seeded_by(repeating).expect("the first draw cannot be known to repeat");
+        assert_eq!(refusal(rust_crypto_seeded_by(repeating)), expected);
+        assert_eq!(refusal(rust_crypto_seeded_by(repeating)), expected);
+        // Only a digest of the previous seed is kept, never the seed.
+        assert_ne!(PREVIOUS_SEED_DIGEST.with(|d| d.get()), fixed);
+        let honest = seeded_rust_crypto().expect("an honest source seeds");
+        assert_ne!(honest.random_array::<32>().unwrap(), first.random_array::<32>().unwrap());
+        assert!(rust_crypto_seeded_by(repeating).is_ok());
+        // hpke-rs' seeds come from the same test (`fresh_seed`).
+        assert!(fresh_seed().is_some());
+        assert!(seed_from(repeating).is_some());
+        assert!(seed_from(repeating).is_none());
+        // The all-equal test on draws of any length (the getrandom 0.2
+        // forward applies it from 16 bytes).
+        assert!(all_equal(&[0x41; 16]) && all_equal(&[0; 64]) && !all_equal(&fixed));
+        let mut one_off = [0x41u8; 16];
+        one_off[15] = 0x40;
+        assert!(!all_equal(&one_off));
     }
 }
