@@ -250,4 +250,52 @@ mod tests {
         one_off[15] = 0x40;
         assert!(!all_equal(&one_off));
     }
+
+    /// Review 66b (docs/ENGINE.md R3): what the repetition tests let
+    /// through, asserted as they stand. Only the previous seed is
+    /// compared: a source alternating two values, or one shifting a fixed
+    /// stream by a byte per call, passes every seed; a failed or all-equal
+    /// draw leaves the remembered digest as it was (so A, fail, A and A,
+    /// 0x41, A refuse the second A), and a repeat refused is remembered
+    /// (A, A, A refuses both); an honest seed after a refusal passes.
+    #[test]
+    fn what_the_repetition_tests_let_through() {
+        let a: [u8; 32] = core::array::from_fn(|i| i as u8 + 1);
+        let b: [u8; 32] = core::array::from_fn(|i| 200 - i as u8);
+        let gives = |value: [u8; 32]| {
+            move |seed: &mut [u8]| {
+                seed.copy_from_slice(&value);
+                true
+            }
+        };
+        // Alternating: every seed accepted.
+        for _ in 0..3 {
+            assert!(seed_from(gives(a)).is_some());
+            assert!(seed_from(gives(b)).is_some());
+        }
+        // A fixed 64-byte stream read one byte further on each call.
+        let stream: [u8; 64] = core::array::from_fn(|i| (i as u8).wrapping_mul(29).wrapping_add(3));
+        for shift in 0..8 {
+            assert!(seed_from(|seed: &mut [u8]| {
+                seed.copy_from_slice(&stream[shift..shift + 32]);
+                true
+            })
+            .is_some());
+        }
+        // A failed or all-equal draw between two equal seeds: still refused.
+        assert!(seed_from(gives(a)).is_some());
+        assert!(seed_from(|_: &mut [u8]| false).is_none());
+        assert!(seed_from(gives([0x41; 32])).is_none());
+        assert!(seed_from(gives(a)).is_none());
+        assert!(seed_from(gives(a)).is_none());
+        assert!(fresh_seed().is_some());
+        assert!(seed_from(gives(a)).is_some());
+        // The provider's and hpke-rs' seeds share the one digest: an honest
+        // source alternating between them is never refused.
+        for _ in 0..16 {
+            assert!(seeded_rust_crypto().is_ok());
+            assert!(fresh_seed().is_some());
+        }
+    }
+
 }

@@ -908,6 +908,36 @@ mod from_seed_tests {
         assert_eq!(a.random_array::<64>().unwrap(), b.random_array::<64>().unwrap());
     }
 
+    // paired-mls (docs/ENGINE.md R3), review 66b: a panic while a draw's
+    // guard is held rekeys on the unwind (no second panic, no abort) and
+    // poisons the lock, and the typed LockPoisoned follows; an empty draw
+    // rekeys too (key = the stream's first 32 bytes), without panicking.
+    #[test]
+    fn a_panic_while_drawing_rekeys_on_unwind_and_empty_draws_rekey() {
+        let seed = [9u8; 32];
+        let mut stream = [0u8; 64];
+        rand_chacha::ChaCha20Rng::from_seed(seed).fill_bytes(&mut stream);
+        let crypto = RustCrypto::from_seed(&mut seed.clone());
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut drawing = crypto.drawing().unwrap();
+            let mut eight = [0u8; 8];
+            drawing.fill_bytes(&mut eight);
+            panic!("a panic mid-draw");
+        }));
+        assert!(unwound.is_err());
+        assert!(crypto.rng.is_poisoned());
+        let after = crypto.rng.read().unwrap_or_else(|p| p.into_inner()).clone();
+        assert_eq!(after.get_seed()[..], stream[8..40]);
+        assert_eq!(crypto.random_vec(0), Err(RandError::LockPoisoned));
+        let empty = RustCrypto::from_seed(&mut seed.clone());
+        assert_eq!(empty.random_vec(0).unwrap(), Vec::<u8>::new());
+        assert_eq!(empty.random_array::<0>().unwrap(), [0u8; 0]);
+        let once: [u8; 32] = stream[..32].try_into().unwrap();
+        let mut twice = [0u8; 32];
+        rand_chacha::ChaCha20Rng::from_seed(once).fill_bytes(&mut twice);
+        assert_eq!(empty.rng.read().unwrap().get_seed(), twice);
+    }
+
     // paired-mls (docs/ENGINE.md R2), review 64c: a lock poisoned by a
     // panic while drawing is wiped too (the generator is reached through
     // the poison), and a draw from it is the typed LockPoisoned, not a panic.
