@@ -378,3 +378,88 @@ describe('attack 6: the repetition test\u2019s SHA-256 of the seed (sha2\u2019s 
     });
   }
 });
+
+/** A snapshot of `memory` indexed by every 4-aligned 32-bit word: `has(needle)` for 4-aligned needles, fast enough for thousands of candidates. */
+function snapshot(memory: WebAssembly.Memory): (needle: Uint8Array) => boolean {
+  const bytes = Buffer.from(new Uint8Array(memory.buffer).slice());
+  const words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 2);
+  const at = new Map<number, number[]>();
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!;
+    if (w === 0) continue;
+    const list = at.get(w);
+    if (list) list.push(i * 4);
+    else at.set(w, [i * 4]);
+  }
+  return (needle) => {
+    const first = Buffer.from(needle).readUInt32LE(0);
+    for (const o of at.get(first) ?? []) if (bytes.subarray(o, o + needle.length).equals(needle)) return true;
+    return false;
+  };
+}
+
+/** Every key reachable from `key` by up to `depth` draws of the sizes in `sizes`, with the chain to it. */
+function reachable(key: Buffer, sizes: number[], depth: number): { key: Buffer; chain: Buffer[] }[] {
+  const out: { key: Buffer; chain: Buffer[] }[] = [{ key, chain: [] }];
+  let frontier = out.slice();
+  for (let d = 0; d < depth; d++) {
+    const next: { key: Buffer; chain: Buffer[] }[] = [];
+    for (const f of frontier) {
+      const stream = chacha20Stream(f.key, 128);
+      for (const n of sizes) next.push({ key: Buffer.from(stream.subarray(n, n + 32)), chain: [...f.chain, f.key] });
+    }
+    out.push(...next);
+    frontier = next;
+  }
+  return out;
+}
+
+describe('attack 7: R2 after R3 across a rollback of a transaction that drew (review64c\u2019s first test before R3 checked this; its R3 version no longer identifies these keys)', () => {
+  it('a self-update inside a rolled-back transaction: the fork\u2019s key (the next 32 bytes of the old core\u2019s last key) is found, no key of the old core\u2019s chain is left, and after free() neither is the fork\u2019s', async () => {
+    const { lib, memory } = await loadOnBrowsersPath();
+    const filled: Uint8Array[] = [];
+    install(recording(filled));
+    const storage = new lib.MemoryStorageAdapter();
+    const alice = await lib.MlsClient.open({ storage });
+    const id = await alice.createIdentity('a', 1);
+    const k1 = Buffer.from(chacha20Stream(Buffer.from(filled[0]!), 64).subarray(32, 64));
+    expect(snapshot(memory)(k1)).toBe(true); // not blind
+    const group = await alice.createGroup(id);
+    // The key after createGroup (its draws followed from k1).
+    let has = snapshot(memory);
+    const afterGroup = reachable(k1, [4, 16, 32, 64], 5).find((r) => r.chain.length > 0 && has(r.key));
+    expect(afterGroup).toBeDefined();
+    const before = group.epoch;
+    expect(
+      await codeOf(() =>
+        alice.transaction(async () => {
+          await group.selfUpdate();
+          await group.mergePendingCommit();
+          throw new lib.MlsError('INVALID_ARGUMENT', 'gave up');
+        }),
+      ),
+    ).toBe('INVALID_ARGUMENT: gave up');
+    expect(group.epoch).toBe(before);
+    has = snapshot(memory);
+    // The fork's key: ChaCha20(old core's last key)[0..32], the old core's last key reached from afterGroup by the transaction's draws.
+    const candidates = reachable(afterGroup!.key, [4, 16, 32, 64], 6);
+    const forked = candidates.map((c) => ({ ...c, fork: Buffer.from(chacha20Stream(c.key, 32)) })).filter((c) => has(c.fork));
+    expect(forked.length).toBe(1);
+    const { chain, key: last, fork } = forked[0]!;
+    const oldChain = [Buffer.from(filled[0]!), k1, ...afterGroup!.chain, ...chain, last];
+    expect(oldChain.filter((k) => has(k)).length).toBe(0);
+    // The fork draws (an update), then the client is freed.
+    await group.selfUpdate();
+    await group.mergePendingCommit();
+    has = snapshot(memory);
+    const live = reachable(fork, [4, 16, 32, 64], 5).filter((r) => r.chain.length > 0 && has(r.key));
+    expect(live.length).toBe(1); // the fork's current key, while it lives
+    expect(has(fork)).toBe(false);
+    alice.free();
+    has = snapshot(memory);
+    expect(has(fork)).toBe(false);
+    expect(has(live[0]!.key)).toBe(false);
+    expect(oldChain.filter((k) => has(k)).length).toBe(0);
+    if (process.env.R66B_DEBUG) console.log('transaction draws', chain.length, 'createGroup draws', afterGroup!.chain.length);
+  });
+});
