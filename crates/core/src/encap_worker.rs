@@ -74,8 +74,8 @@ pub extern "C" fn paired_mls_encap_buffer(count: u32) -> *mut u8 {
 /// secrets: the results take their place); returns `count`, or -1 (the whole buffer wiped) when the
 /// buffer does not hold `count` recipients, was not made ready by
 /// `paired_mls_encap_buffer` since the last chunk, a DH is all zero (a
-/// low-order key), or a secret is all zero (review 64: a `getRandomValues`
-/// that did not write into the zeroed buffer).
+/// low-order key), or a secret is all of one value (review 64: a `getRandomValues`
+/// that did not write into the zeroed buffer; R3: one filling a constant).
 #[no_mangle]
 pub extern "C" fn paired_mls_encap_chunk(count: u32) -> i32 {
     WORKER_ENCAPS.with(|buffer| {

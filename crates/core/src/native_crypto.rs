@@ -336,7 +336,8 @@ fn p256_public_bytes(sk: &p256::SecretKey) -> Vec<u8> {
 /// when all zero, which is what a `getRandomValues` that returned without
 /// writing leaves (review 64: a Welcome's enc then came from the zero-keyed
 /// ChaCha20, anyone's to compute, as did every later single seal of the
-/// instance).
+/// instance), and since R3 when all of one value or equal to the previous
+/// seed (`randomness::seed_from`).
 pub struct LazyHpkePrng(Option<rand_chacha_010::ChaCha20Rng>);
 
 impl LazyHpkePrng {

@@ -15,8 +15,8 @@ pub(crate) const NO_RANDOMNESS: &str = "no randomness: the random source (crypto
 /// 0.4 (in wasm, `crypto.getRandomValues` writing straight into wasm
 /// memory), held in a buffer wiped on drop. A source that fails (throws,
 /// is missing) or leaves the 32 bytes all zero (a no-op stub: every such
-/// client would get the zero-keyed ChaCha20, so the same signature keys)
-/// is a typed `INTERNAL` error, where `RustCrypto::default()`'s
+/// client would get the zero-keyed ChaCha20, so the same signature keys),
+/// or fails a repetition test (`seed_from`, docs/ENGINE.md R3), is a typed `INTERNAL` error, where `RustCrypto::default()`'s
 /// `from_entropy` panics (a trap in wasm: the instance poisoned).
 pub(crate) fn seeded_rust_crypto() -> CoreResult<Box<RustCrypto>> {
     rust_crypto_seeded_by(system_source)
