@@ -7,7 +7,7 @@
  * its own: alternating, shifted, throwing mid-way).
  */
 import { createCipheriv } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type * as Source from '../ts/index.js';
 import { loadOnBrowsersPath } from './browsers-path.js';
 import { NO_RANDOMNESS, codeOf, honestUpdate, pairWithBob, random, realGetRandomValues, useRandomSource } from './random-source.js';
@@ -461,5 +461,35 @@ describe('attack 7: R2 after R3 across a rollback of a transaction that drew (re
     expect(has(live[0]!.key)).toBe(false);
     expect(oldChain.filter((k) => has(k)).length).toBe(0);
     if (process.env.R66B_DEBUG) console.log('transaction draws', chain.length, 'createGroup draws', afterGroup!.chain.length);
+  });
+});
+
+describe('attack 8: the Node path (native curves: a Welcome is sealed by native_x25519_seal, whose secret is drawn directly, not by hpke-rs\u2019 seeded generator)', () => {
+  it('one client per instance under a fixed-buffer stub: open, identity, key package, a commit adding a member with its Welcome, and a self-update to three members all succeed: nothing is ever refused, and every instance has one signing key', async () => {
+    const keys: string[] = [];
+    const outcomes: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      vi.resetModules();
+      const lib = (await import('../dist/index.js')) as unknown as typeof Source;
+      const bob = await lib.MlsClient.open();
+      const carol = await lib.MlsClient.open();
+      const bobKp = await bob.createKeyPackage(await bob.createIdentity('bob', 1));
+      const carolKp = await carol.createKeyPackage(await carol.createIdentity('carol', 1));
+      vi.resetModules();
+      const victim = (await import('../dist/index.js')) as unknown as typeof Source;
+      random.mode = 'repeat';
+      const client = await victim.MlsClient.open();
+      const id = await client.createIdentity('x', 1);
+      keys.push(hex(client.exportSignatureKeyPair(id)));
+      outcomes.push(await codeOf(() => client.createKeyPackage(id)));
+      const group = await client.createGroup(id);
+      outcomes.push(await codeOf(() => group.commit({ add: [bobKp, carolKp] })));
+      outcomes.push(await codeOf(() => group.mergePendingCommit()));
+      outcomes.push(await codeOf(() => group.selfUpdate()));
+      random.mode = 'real';
+    }
+    if (process.env.R66B_DEBUG) console.log(outcomes);
+    expect(new Set(keys).size).toBe(1);
+    expect(outcomes).toEqual(Array(8).fill('ok'));
   });
 });
