@@ -40,9 +40,12 @@ describe('a freed client leaves no state of its provider generator in wasm memor
     const found = (needle: Uint8Array) => Buffer.from(memory.buffer).indexOf(needle) !== -1;
     random.filled = [];
     const client = await lib.MlsClient.open();
-    const [seed] = random.filled;
+    // The instance's first open: its start-up sample (R3, review 66b), then the seed.
+    const [sample, seed] = random.filled;
     random.filled = undefined;
-    expect(seed?.length).toBe(32);
+    expect([sample?.length, seed?.length]).toEqual([32, 32]);
+    // The start-up sample is wiped; only its digest is kept.
+    expect(found(sample!)).toBe(false);
     const stream = chacha20Stream(seed!, 256);
     // Not a blind search: before any draw, the generator's key is the seed.
     expect(found(seed!)).toBe(true);

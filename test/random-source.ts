@@ -12,7 +12,8 @@ import type * as Source from '../ts/index.js';
  * real; throws; missing (undefined); returns without writing; fills every
  * byte with 0x41; writes `REPEATED` (cycled) on every call. The last two
  * are refused by the core's repetition tests (docs/ENGINE.md R3), the
- * repeating one from its second seed draw on.
+ * repeating one from its first seed draw on an instance not yet started
+ * (its start-up sample is the same bytes), else from its second.
  */
 export type RandomMode = 'real' | 'throw' | 'missing' | 'noop' | 'constant' | 'repeat';
 
@@ -81,6 +82,8 @@ export async function codeOf(run: () => unknown): Promise<string> {
 export const NO_RANDOMNESS = 'INTERNAL: no randomness: the random source (crypto.getRandomValues) failed, wrote nothing or repeated itself';
 /** openmls' words for a commit whose path Encaps found no randomness. */
 export const SEAL_FAILED = 'INTERNAL: building commit: InternalLibraryError: Error description: Encryption failed. A serialization issue really\n';
+/** openmls' words for a Welcome whose group secrets could not be sealed (here: no randomness for its Encap). */
+export const WELCOME_SEAL_FAILED = 'INTERNAL: building commit: InternalLibraryError: Error description: Error while encrypting group secrets. This could have really only been a missing bounds check in the serialization\n';
 
 /** `alice`'s two-member group of `ciphersuite`: she creates it and adds Bob, a new client, who joins from her Welcome. */
 export async function pairWithBob(lib: typeof Source, alice: Source.MlsClient, ciphersuite: 1 | 2 | 3 = 1) {

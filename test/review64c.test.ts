@@ -38,8 +38,10 @@ async function openRecorded(lib: typeof Source, options?: Parameters<typeof Sour
   const client = await lib.MlsClient.open(options);
   const filled = random.filled;
   random.filled = undefined;
-  expect(filled.map((f) => f.length)).toEqual([32]);
-  return { client, key: Buffer.from(filled[0]!) };
+  // Always the first open of a fresh instance (`setup()`): the instance's
+  // start-up sample (R3, review 66b), then the seed.
+  expect(filled.map((f) => f.length)).toEqual([32, 32]);
+  return { client, key: Buffer.from(filled[1]!) };
 }
 
 /** A rollback of a transaction that changed a record (the client reloads into a fork). */

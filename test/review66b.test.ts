@@ -6,13 +6,18 @@
  * source replaced as test/random-source.ts does (and, here, by sources of
  * its own: alternating, shifted, throwing mid-way).
  */
+import * as nodeCryptoNamespace from 'node:crypto';
 import { createCipheriv } from 'node:crypto';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { describe, expect, it, vi } from 'vitest';
 import type * as Source from '../ts/index.js';
 import { loadOnBrowsersPath } from './browsers-path.js';
-import { NO_RANDOMNESS, codeOf, honestUpdate, pairWithBob, random, realGetRandomValues, useRandomSource } from './random-source.js';
+import { NO_RANDOMNESS, REPEATED, SEAL_FAILED, WELCOME_SEAL_FAILED, codeOf, honestUpdate, pairWithBob, random, realGetRandomValues, useRandomSource } from './random-source.js';
 
 useRandomSource();
+
+/** Node's crypto module itself (its CommonJS exports, which `syncBuiltinESMExports` copies to every ESM import of it). */
+const nodeCrypto = createRequire(import.meta.url)('node:crypto') as typeof nodeCryptoNamespace;
 
 function chacha20Stream(key: Uint8Array, length: number): Buffer {
   const cipher = createCipheriv('chacha20', key, Buffer.alloc(16));
@@ -53,9 +58,12 @@ describe('attack 1: fast key erasure in wasm memory — no earlier key of the pr
     const filled: Uint8Array[] = [];
     install(recording(filled));
     const alice = await lib.MlsClient.open();
-    expect(filled.map((f) => f.length)).toEqual([32]);
-    const keys: Buffer[] = [Buffer.from(filled[0]!)];
+    // The instance's start-up sample (R3, review 66b), then the seed.
+    expect(filled.map((f) => f.length)).toEqual([32, 32]);
+    const keys: Buffer[] = [Buffer.from(filled[1]!)];
     expect(found(keys[0]!)).toBe(true); // not blind
+    // The start-up sample is wiped: only its digest is kept.
+    expect(found(filled[0]!)).toBe(false);
     const leftovers: string[] = [];
     for (let i = 0; i < 6; i++) {
       const stream = chacha20Stream(keys[i]!, 64);
@@ -99,19 +107,22 @@ describe('attack 2: the repetition tests — what a broken or malicious source s
     expect(keys[0]).not.toBe(keys[1]);
   });
 
-  it('the FIRST seed of every instance is unchecked against anything but all-equal: a fixed non-constant source gives the first client of every instance (every device) one signing key', async () => {
+  it('the FIRST seed of every instance is checked against the instance’s start-up sample (since this review): a fixed non-constant source is refused at the first open of every instance (every device), which then opens clients with distinct keys once the source is honest', async () => {
     const keys: string[] = [];
     for (let i = 0; i < 3; i++) {
       const { lib } = await loadOnBrowsersPath();
       random.mode = 'repeat';
-      const client = await lib.MlsClient.open();
+      random.drawn = [];
+      expect(await codeOf(() => lib.MlsClient.open())).toBe(NO_RANDOMNESS);
+      // One extra draw: the start-up sample, then the seed equal to it.
+      expect(random.drawn).toEqual([32, 32]);
       random.mode = 'real';
-      keys.push(await signingKeyOf(client, 'x'));
+      keys.push(await signingKeyOf(await lib.MlsClient.open(), 'x'));
     }
-    expect(new Set(keys).size).toBe(1);
+    expect(new Set(keys).size).toBe(3);
   });
 
-  it('one client per instance (the usual app) under a fixed-buffer stub throughout: open, identity, key package, group and a commit adding a member all succeed, every instance with one signing key; only the Welcome\u2019s hpke-rs seed (the second seed of the instance) is refused', async () => {
+  it('one client per instance (the usual app) under a fixed-buffer stub throughout: refused at open (the start-up sample, since this review) with the exact INTERNAL no-randomness error, on every instance; once the source is honest the same instance opens the client, and its identity, key package, group, self-update and a commit adding a member all succeed, with distinct keys per instance', async () => {
     const keys: string[] = [];
     const outcomes: string[] = [];
     for (let i = 0; i < 2; i++) {
@@ -121,6 +132,9 @@ describe('attack 2: the repetition tests — what a broken or malicious source s
       // A fresh instance for the victim: its first seed draw is the stub's.
       const victim = await loadOnBrowsersPath();
       random.mode = 'repeat';
+      outcomes.push(await codeOf(() => victim.lib.MlsClient.open()));
+      outcomes.push(await codeOf(() => victim.lib.MlsClient.open()));
+      random.mode = 'real';
       const client = await victim.lib.MlsClient.open();
       const id = await client.createIdentity('x', 1);
       keys.push(hex(client.exportSignatureKeyPair(id)));
@@ -129,15 +143,12 @@ describe('attack 2: the repetition tests — what a broken or malicious source s
       outcomes.push(await codeOf(() => group.selfUpdate()));
       outcomes.push(await codeOf(() => group.clearPendingCommit()));
       outcomes.push(await codeOf(() => group.commit({ add: [bobKp] })));
-      random.mode = 'real';
-      // hpke-rs' kept generator is not stuck: the same commit goes through once honest.
-      expect(await codeOf(() => group.commit({ add: [bobKp] }))).toBe('ok');
     }
-    expect(new Set(keys).size).toBe(1);
+    expect(new Set(keys).size).toBe(2);
     if (process.env.R66B_DEBUG) console.log(outcomes);
-    for (const at of [0, 4]) {
-      expect(outcomes.slice(at, at + 3)).toEqual(['ok', 'ok', 'ok']);
-      expect(outcomes[at + 3]).toMatch(/^INTERNAL: building commit: /);
+    for (const at of [0, 6]) {
+      expect(outcomes.slice(at, at + 2)).toEqual([NO_RANDOMNESS, NO_RANDOMNESS]);
+      expect(outcomes.slice(at + 2, at + 6)).toEqual(['ok', 'ok', 'ok', 'ok']);
     }
   });
 
@@ -154,7 +165,7 @@ describe('attack 2: the repetition tests — what a broken or malicious source s
     expect(codes).toEqual(['ok', 'ok', 'ok', 'ok']);
   });
 
-  it('path Encaps under the repeating source (every 32-byte secret of a batch the same, not all one value): a three-member self-update is ACCEPTED — one ephemeral key for every recipient, and again for every commit', async () => {
+  it('path Encaps under the repeating source (every 32-byte secret of a batch the same, not all one value): a three-member self-update is REFUSED (since this review: each Encap secret is checked against the one drawn before it) with the exact seal error, and again; once honest the same group commits and both members follow', async () => {
     const { lib } = await loadOnBrowsersPath();
     const alice = await lib.MlsClient.open();
     const { group, bobs } = await pairWithBob(lib, alice);
@@ -165,12 +176,15 @@ describe('attack 2: the repetition tests — what a broken or malicious source s
     if (seen.kind === 'commit') await seen.staged.merge();
     const carols = await carol.joinFromWelcome(added.welcome!);
     random.mode = 'repeat';
-    const outcome = await codeOf(() => group.selfUpdate());
+    const outcomes = [await codeOf(() => group.selfUpdate()), await codeOf(() => group.selfUpdate())];
     random.mode = 'real';
-    expect(outcome).toBe('ok');
-    // The group still works for the members (the commit is valid).
-    await group.mergePendingCommit();
-    void carols;
+    expect(outcomes).toEqual([SEAL_FAILED, SEAL_FAILED]);
+    // The group still works for the members: an honest retry goes through.
+    const commit = await honestUpdate(group, bobs);
+    const carolSaw = await carols.process(commit);
+    expect(carolSaw.kind).toBe('commit');
+    if (carolSaw.kind === 'commit') await carolSaw.staged.merge();
+    expect(carols.epoch).toBe(group.epoch);
   });
 
   it('a source that throws mid-way (after the seed, during the commit): typed errors, no WASM_POISONED, the client goes on once honest', async () => {
@@ -193,6 +207,9 @@ describe('attack 2: the repetition tests — what a broken or malicious source s
 describe('attack 3: no false positives and no stuck state', () => {
   it('after a refused repeat, an honest source is never refused: the digest follows the last seed, not stuck; the hpke-rs seed and the provider seeds share one digest without refusing honest ones', async () => {
     const { lib } = await loadOnBrowsersPath();
+    // Started from the honest source (else the first open below would be
+    // refused by the start-up sample: attack 2).
+    await lib.MlsClient.open();
     random.mode = 'repeat';
     await lib.MlsClient.open();
     expect(await codeOf(() => lib.MlsClient.open())).toBe(NO_RANDOMNESS);
@@ -310,7 +327,8 @@ describe('attack 5: R2 after R3 — a client that drew many times: its current (
     const filled: Uint8Array[] = [];
     install(recording(filled));
     const alice = await lib.MlsClient.open();
-    let key: Buffer = Buffer.from(filled[0]!);
+    // filled[0] is the instance's start-up sample (R3), filled[1] the seed.
+    let key: Buffer = Buffer.from(filled[1]!);
     const all: Buffer[] = [key];
     let id: Source.Identity | undefined;
     const ops: (() => Promise<unknown>)[] = [
@@ -352,9 +370,11 @@ describe('attack 6: the repetition test\u2019s SHA-256 of the seed (sha2\u2019s 
           const present = chain.map((k, j) => (found(k) ? j : -1)).filter((j) => j >= 0);
           if (present.length > 1) leaks.push(`${label}: ${hex(seed).slice(0, 8)} at ${present.join(',')}`);
           if (process.env.R66B_DEBUG && present.length > 0) console.log(label, filled.indexOf(seed), present);
-          // Not blind: hpke-rs' seed (the third fill, drawn for the Welcome) is followed to its current key.
-          if (label === 'commit with Welcome' && filled.indexOf(seed) === 2 && present.length === 1 && present[0]! >= 1) hpkeFollowed = true;
+          // Not blind: hpke-rs' seed (the fourth fill, drawn for the Welcome, after the start-up sample and two provider seeds) is followed to its current key.
+          if (label === 'commit with Welcome' && filled.indexOf(seed) === 3 && present.length === 1 && present[0]! >= 1) hpkeFollowed = true;
         }
+        // The instance's start-up sample (R3) is never in memory after the open.
+        if (filled[0] && found(filled[0])) leaks.push(`${label}: the start-up sample`);
       };
       const alice = await lib.MlsClient.open();
       check('open');
@@ -422,7 +442,8 @@ describe('attack 7: R2 after R3 across a rollback of a transaction that drew (re
     const storage = new lib.MemoryStorageAdapter();
     const alice = await lib.MlsClient.open({ storage });
     const id = await alice.createIdentity('a', 1);
-    const k1 = Buffer.from(chacha20Stream(Buffer.from(filled[0]!), 64).subarray(32, 64));
+    // filled[0] is the instance's start-up sample (R3), filled[1] the seed.
+    const k1 = Buffer.from(chacha20Stream(Buffer.from(filled[1]!), 64).subarray(32, 64));
     expect(snapshot(memory)(k1)).toBe(true); // not blind
     const group = await alice.createGroup(id);
     // The key after createGroup (its draws followed from k1).
@@ -464,8 +485,8 @@ describe('attack 7: R2 after R3 across a rollback of a transaction that drew (re
   });
 });
 
-describe('attack 8: the Node path (native curves: a Welcome is sealed by native_x25519_seal, whose secret is drawn directly, not by hpke-rs\u2019 seeded generator)', () => {
-  it('one client per instance under a fixed-buffer stub: open, identity, key package, a commit adding a member with its Welcome, and a self-update to three members all succeed: nothing is ever refused, and every instance has one signing key', async () => {
+describe('attack 8: the Node path (native curves: a Welcome is sealed by native_x25519_seal, whose secret the host draws, crypto.randomBytes, not hpke-rs’ seeded generator)', () => {
+  it('one client per instance under a fixed-buffer stub: refused at open with the exact INTERNAL no-randomness error on every instance (the start-up sample, since this review); once honest the same instance opens the client, and its key package, a commit adding two members with its Welcome, and a self-update all succeed, with distinct keys per instance', async () => {
     const keys: string[] = [];
     const outcomes: string[] = [];
     for (let i = 0; i < 2; i++) {
@@ -478,6 +499,8 @@ describe('attack 8: the Node path (native curves: a Welcome is sealed by native_
       vi.resetModules();
       const victim = (await import('../dist/index.js')) as unknown as typeof Source;
       random.mode = 'repeat';
+      outcomes.push(await codeOf(() => victim.MlsClient.open()));
+      random.mode = 'real';
       const client = await victim.MlsClient.open();
       const id = await client.createIdentity('x', 1);
       keys.push(hex(client.exportSignatureKeyPair(id)));
@@ -486,10 +509,64 @@ describe('attack 8: the Node path (native curves: a Welcome is sealed by native_
       outcomes.push(await codeOf(() => group.commit({ add: [bobKp, carolKp] })));
       outcomes.push(await codeOf(() => group.mergePendingCommit()));
       outcomes.push(await codeOf(() => group.selfUpdate()));
-      random.mode = 'real';
     }
     if (process.env.R66B_DEBUG) console.log(outcomes);
-    expect(new Set(keys).size).toBe(1);
-    expect(outcomes).toEqual(Array(8).fill('ok'));
+    expect(new Set(keys).size).toBe(2);
+    expect(outcomes).toEqual([NO_RANDOMNESS, 'ok', 'ok', 'ok', 'ok', NO_RANDOMNESS, 'ok', 'ok', 'ok', 'ok']);
+  });
+});
+
+/** Node's `crypto.randomBytes` (the native curves' Encap secrets, ts/mls/x25519-encap.ts) made to return `REPEATED` cycled, until the returned function puts it back. */
+function repeatNodeRandomBytes(): () => void {
+  const real = nodeCrypto.randomBytes;
+  (nodeCrypto as { randomBytes: unknown }).randomBytes = (size: number) => Buffer.from(Uint8Array.from({ length: size }, (_, i) => REPEATED[i % 32]!));
+  syncBuiltinESMExports();
+  return () => {
+    (nodeCrypto as { randomBytes: unknown }).randomBytes = real;
+    syncBuiltinESMExports();
+  };
+}
+
+describe('attack 9: the Node path under a source that repeats its Encap secrets (since this review: the host’s repetition test, x25519-encap.ts)', () => {
+  it('a commit adding two members (two Welcome seals, native_x25519_seal), a one-member Welcome after it, and a three-member self-update (path Encaps) are refused with the exact Welcome and path seal errors; the group then works with an honest source: the same commits go through and the members follow', async () => {
+    vi.resetModules();
+    const lib = (await import('../dist/index.js')) as unknown as typeof Source;
+    const alice = await lib.MlsClient.open();
+    const { group, bobs } = await pairWithBob(lib, alice);
+    const carol = await lib.MlsClient.open();
+    const dave = await lib.MlsClient.open();
+    const carolKp = await carol.createKeyPackage(await carol.createIdentity('carol', 1));
+    const daveKp = await dave.createKeyPackage(await dave.createIdentity('dave', 1));
+    const restore = repeatNodeRandomBytes();
+    const outcomes: string[] = [];
+    try {
+      outcomes.push(await codeOf(() => group.commit({ add: [carolKp, daveKp] })));
+      outcomes.push(await codeOf(() => group.commit({ add: [carolKp] })));
+    } finally {
+      restore();
+    }
+    // Honest again: the Welcome goes through, both join.
+    const added = await group.commit({ add: [carolKp, daveKp] });
+    await group.mergePendingCommit();
+    const seen = await bobs.process(added.commit);
+    if (seen.kind === 'commit') await seen.staged.merge();
+    const carols = await carol.joinFromWelcome(added.welcome!);
+    const daves = await dave.joinFromWelcome(added.welcome!);
+    const again = repeatNodeRandomBytes();
+    try {
+      outcomes.push(await codeOf(() => group.selfUpdate()));
+      outcomes.push(await codeOf(() => group.selfUpdate()));
+    } finally {
+      again();
+    }
+    if (process.env.R66B_DEBUG) console.log(outcomes);
+    expect(outcomes).toEqual([WELCOME_SEAL_FAILED, WELCOME_SEAL_FAILED, SEAL_FAILED, SEAL_FAILED]);
+    const commit = await honestUpdate(group, bobs);
+    for (const member of [carols, daves]) {
+      const processed = await member.process(commit);
+      expect(processed.kind).toBe('commit');
+      if (processed.kind === 'commit') await processed.staged.merge();
+      expect(member.epoch).toBe(group.epoch);
+    }
   });
 });

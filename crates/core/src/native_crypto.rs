@@ -942,6 +942,12 @@ pub(crate) fn encaps_with_secrets(inputs: &[(&[u8], &[u8])], drawn: &[u8]) -> Re
     if drawn.chunks_exact(32).any(crate::randomness::all_equal) {
         return Err(hpke_rs::HpkeError::InsufficientRandomness);
     }
+    // R3 (review 66b): nor is a secret equal to the one drawn before it
+    // on this thread (a stub returning the same bytes on every call gave
+    // every recipient of a path, and every commit, one ephemeral key).
+    if crate::randomness::repeats_previous_secret(drawn) {
+        return Err(hpke_rs::HpkeError::InsufficientRandomness);
+    }
     // Allocated at its final size: a vector grown while filling would free
     // its earlier blocks, with the first secrets in them, unwiped.
     let mut secrets: Vec<zeroize::Zeroizing<[u8; 32]>> = Vec::with_capacity(inputs.len());
@@ -1398,6 +1404,17 @@ mod tests {
         // R3: nor is a constant non-zero one (a stub filling 0x41).
         drawn[32..64].fill(0x41);
         assert!(matches!(encaps_with_secrets(&inputs[..3], &drawn), Err(hpke_rs::HpkeError::InsufficientRandomness)));
+        // Review 66b: nor a secret equal to the one drawn before it (a
+        // stub returning the same bytes on every call), within a draw or
+        // across two, nor the same draw twice; honest secrets go on.
+        let fixed: Vec<u8> = (0..32).map(|i| (i as u8).wrapping_mul(37).wrapping_add(11)).collect();
+        let repeating = fixed.repeat(3);
+        assert!(matches!(encaps_with_secrets(&inputs[..3], &repeating), Err(hpke_rs::HpkeError::InsufficientRandomness)));
+        assert!(matches!(encaps_with_secrets(&inputs[..1], &fixed), Err(hpke_rs::HpkeError::InsufficientRandomness)));
+        let fresh: Vec<u8> = (0..32 * 3).map(|i| (i as u8).wrapping_mul(101) ^ 0x33).collect();
+        assert!(encaps_with_secrets(&inputs[..3], &fresh).is_ok());
+        assert!(matches!(encaps_with_secrets(&inputs[..3], &fresh), Err(hpke_rs::HpkeError::InsufficientRandomness)));
+        assert!(encaps_here(&inputs).is_ok());
     }
 
     /// A batch sealed in wasm when no host takes it

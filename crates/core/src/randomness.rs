@@ -23,7 +23,7 @@ pub(crate) fn seeded_rust_crypto() -> CoreResult<Box<RustCrypto>> {
 }
 
 /// `seeded_rust_crypto` with the source as a parameter (tests).
-fn rust_crypto_seeded_by(fill: impl FnOnce(&mut [u8]) -> bool) -> CoreResult<Box<RustCrypto>> {
+fn rust_crypto_seeded_by(fill: impl FnMut(&mut [u8]) -> bool) -> CoreResult<Box<RustCrypto>> {
     let built = scrubbed(|| seed_from(fill).map(|mut seed| Box::new(RustCrypto::from_seed(&mut seed))));
     built.ok_or_else(|| CoreError::new(Code::Internal, NO_RANDOMNESS))
 }
@@ -103,10 +103,17 @@ fn system_source(seed: &mut [u8]) -> bool {
 /// 800-90B §4.4): its 32 bytes all equal (a source that returned without
 /// writing leaves zeros; a stub filling with a constant, that byte), or
 /// equal to the previous seed drawn on this thread (in wasm: the
-/// instance), which is remembered only as a SHA-256 digest. False
-/// positives from a uniform source: 2^-248 per seed for the first test,
-/// 2^-256 per pair of consecutive seeds for the second.
-fn seed_from(fill: impl FnOnce(&mut [u8]) -> bool) -> Option<zeroize::Zeroizing<[u8; 32]>> {
+/// instance), which is remembered only as a SHA-256 digest. Before the
+/// thread's first seed, a start-up sample (`start_up`, §4.3 in spirit)
+/// is drawn from the same source and becomes that "previous seed", so a
+/// stub returning the same bytes on every call is refused at the first
+/// seed of every instance, not only from its second. False positives from
+/// a uniform source: 2^-248 per seed (and per start-up sample) for the
+/// first test, 2^-256 per pair of consecutive draws for the second.
+fn seed_from(mut fill: impl FnMut(&mut [u8]) -> bool) -> Option<zeroize::Zeroizing<[u8; 32]>> {
+    if !STARTED.with(|started| started.get()) {
+        start_up(&mut fill)?;
+    }
     let mut seed = zeroize::Zeroizing::new([0u8; 32]);
     if !fill(seed.as_mut_slice()) || all_equal(seed.as_slice()) {
         return None;
@@ -114,22 +121,84 @@ fn seed_from(fill: impl FnOnce(&mut [u8]) -> bool) -> Option<zeroize::Zeroizing<
     (!repeats_previous_seed(seed.as_slice())).then_some(seed)
 }
 
+/// The start-up test (docs/ENGINE.md R3): one 32-byte sample from `fill`,
+/// refused when the draw fails or is all one value (`None`: the seed is
+/// refused, and the next seed draw of the thread runs the start-up test
+/// again, so an honest source later is not refused); else its digest
+/// becomes the previous seed's and the thread is started. The sample is
+/// never used for anything else and is wiped on return.
+#[inline(never)]
+fn start_up(fill: &mut impl FnMut(&mut [u8]) -> bool) -> Option<()> {
+    let mut sample = zeroize::Zeroizing::new([0u8; 32]);
+    if !fill(sample.as_mut_slice()) || all_equal(sample.as_slice()) {
+        return None;
+    }
+    // A fresh thread's digest is all zero: nothing to compare with.
+    repeats_previous_seed(sample.as_slice());
+    STARTED.with(|started| started.set(true));
+    Some(())
+}
+
 thread_local! {
-    /// SHA-256 of the previous seed drawn (`seed_from`), zero before the
-    /// first: what a repeating source is recognised by, without keeping
-    /// the seed (a digest of a 32-byte secret gives none of it back).
+    /// SHA-256 of the previous seed drawn (`seed_from`; before the first,
+    /// of the start-up sample), zero before the start-up: what a
+    /// repeating source is recognised by, without keeping the seed (a
+    /// digest of a 32-byte secret gives none of it back).
     static PREVIOUS_SEED_DIGEST: core::cell::Cell<[u8; 32]> = const { core::cell::Cell::new([0u8; 32]) };
+    /// Whether this thread's start-up sample was drawn and passed.
+    static STARTED: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+    /// SHA-256 of the first and the last Encap ephemeral secret of the
+    /// previous draw on this thread (`repeats_previous_secret`), zero
+    /// before the first.
+    static PREVIOUS_SECRET_DIGESTS: core::cell::Cell<[[u8; 32]; 2]> = const { core::cell::Cell::new([[0u8; 32]; 2]) };
 }
 
 /// Whether `seed` is the previous seed drawn on this thread; it becomes the
 /// previous one (its digest overwrites the last). Domain-separated so the
 /// digest is no other use's SHA-256 of the seed.
 fn repeats_previous_seed(seed: &[u8]) -> bool {
-    use sha2::Digest as _;
-    let digest: [u8; 32] = sha2::Sha256::new().chain_update(b"paired-mls previous seed").chain_update(seed).finalize().into();
+    let digest = digest_of(b"paired-mls previous seed", seed);
     let previous = PREVIOUS_SEED_DIGEST.with(|cell| cell.replace(digest));
-    // Compared over all 32 bytes (no early exit).
-    previous.iter().zip(digest.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    equal_32(&previous, &digest)
+}
+
+/// The repetition test of Encap ephemeral secrets (docs/ENGINE.md R3):
+/// `drawn` is one draw of 32-byte secrets in the order they were drawn;
+/// whether one equals the one drawn before it (within `drawn`, compared
+/// directly; the first against the last secret of this thread's previous
+/// draw), or the draw starts as the previous draw did (a stub returning
+/// the same buffer on every call, whatever its length). Both previous
+/// secrets are remembered only as digests, then replaced by this draw's.
+/// Two SHA-256 per draw. False positives from a uniform source: 2^-255 per
+/// secret.
+pub(crate) fn repeats_previous_secret(drawn: &[u8]) -> bool {
+    let mut secrets = drawn.chunks_exact(32);
+    let (Some(first), Some(last)) = (secrets.clone().next(), secrets.clone().next_back()) else {
+        return false;
+    };
+    const DOMAIN: &[u8] = b"paired-mls previous Encap secret";
+    let first_digest = digest_of(DOMAIN, first);
+    let [previous_first, previous_last] = PREVIOUS_SECRET_DIGESTS.with(|cell| cell.get());
+    let mut repeated = equal_32(&previous_last, &first_digest) | equal_32(&previous_first, &first_digest);
+    let mut before = secrets.next();
+    for secret in secrets {
+        repeated |= before.is_some_and(|before| before.iter().zip(secret).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0);
+        before = Some(secret);
+    }
+    let last_digest = if drawn.len() < 64 { first_digest } else { digest_of(DOMAIN, last) };
+    PREVIOUS_SECRET_DIGESTS.with(|cell| cell.set([first_digest, last_digest]));
+    repeated
+}
+
+/// SHA-256(`domain` ‖ `bytes`).
+fn digest_of(domain: &[u8], bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::new().chain_update(domain).chain_update(bytes).finalize().into()
+}
+
+/// Compared over all 32 bytes (no early exit).
+fn equal_32(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
 /// Whether `bytes` are all one value: all zero is what a random source
@@ -165,6 +234,9 @@ mod tests {
             let refused = rust_crypto_seeded_by(fill).err().expect("refused");
             assert_eq!((refused.code, refused.message.as_str()), (Code::Internal, NO_RANDOMNESS));
         }
+        // The start-up sample from the real source (the fixed seed below
+        // would otherwise be its own start-up sample, and refused).
+        assert!(fresh_seed().is_some());
         let seeded = rust_crypto_seeded_by(|seed| {
             seed.fill(0);
             seed[31] = 1;
@@ -231,7 +303,13 @@ mod tests {
             seed.copy_from_slice(&fixed);
             true
         };
-        let first = rust_crypto_seeded_by(repeating).expect("the first draw cannot be known to repeat");
+        // A thread's first seed is preceded by a start-up sample from the
+        // same source: a repeating source is refused from its first seed.
+        assert_eq!(refusal(rust_crypto_seeded_by(repeating)), expected);
+        // After an honest start-up, a repeating source's first seed cannot
+        // be told from an honest one; the next ones are refused.
+        assert!(fresh_seed().is_some());
+        let first = rust_crypto_seeded_by(repeating).expect("the first draw after an honest one cannot be known to repeat");
         assert_eq!(refusal(rust_crypto_seeded_by(repeating)), expected);
         assert_eq!(refusal(rust_crypto_seeded_by(repeating)), expected);
         // Only a digest of the previous seed is kept, never the seed.
@@ -268,6 +346,9 @@ mod tests {
                 true
             }
         };
+        // Started from the real source (else `a` would be refused as equal
+        // to its own start-up sample).
+        assert!(fresh_seed().is_some());
         // Alternating: every seed accepted.
         for _ in 0..3 {
             assert!(seed_from(gives(a)).is_some());
@@ -296,6 +377,100 @@ mod tests {
             assert!(seeded_rust_crypto().is_ok());
             assert!(fresh_seed().is_some());
         }
+    }
+
+    /// The start-up test (docs/ENGINE.md R3, review 66b): a thread's first
+    /// seed draw first draws one 32-byte sample from the same source, and
+    /// only that one; a source returning the same bytes on every call is
+    /// refused at that first seed (one client per instance no longer gets
+    /// the stub's key), with the typed error; a failed or all-equal sample
+    /// refuses the seed and the start-up runs again at the next draw, so an
+    /// honest source is then accepted; the sample is kept only as a digest.
+    #[test]
+    fn the_start_up_sample_refuses_a_fixed_source_at_the_first_seed() {
+        let fixed: [u8; 32] = core::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(11));
+        let mut calls = 0;
+        let refused = rust_crypto_seeded_by(|seed: &mut [u8]| {
+            calls += 1;
+            seed.copy_from_slice(&fixed);
+            true
+        })
+        .err()
+        .expect("refused");
+        assert_eq!((refused.code, refused.message.as_str(), calls), (Code::Internal, NO_RANDOMNESS, 2));
+        // Started by that sample: the next seed draw draws once.
+        let mut calls = 0;
+        assert!(seed_from(|seed: &mut [u8]| {
+            calls += 1;
+            crate::randomness::system_source(seed)
+        })
+        .is_some());
+        assert_eq!(calls, 1);
+        assert_ne!(PREVIOUS_SEED_DIGEST.with(|d| d.get()), fixed);
+        // On a new thread (a new instance): a failing or all-equal start-up
+        // refuses, and is retried; an honest source then seeds, with one
+        // extra draw in all.
+        std::thread::spawn(|| {
+            for fill in [(|_: &mut [u8]| false) as fn(&mut [u8]) -> bool, |seed: &mut [u8]| {
+                seed.fill(0x41);
+                true
+            }] {
+                let mut calls = 0;
+                assert!(seed_from(|seed: &mut [u8]| {
+                    calls += 1;
+                    fill(seed)
+                })
+                .is_none());
+                assert_eq!(calls, 1, "the seed is not drawn after a refused start-up");
+                assert!(!STARTED.with(|s| s.get()));
+            }
+            let mut calls = 0;
+            let mut counted = |seed: &mut [u8]| {
+                calls += 1;
+                system_source(seed)
+            };
+            assert!(seed_from(&mut counted).is_some());
+            assert!(seed_from(&mut counted).is_some());
+            assert_eq!(calls, 3);
+        })
+        .join()
+        .expect("the thread's test");
+        // Two sources sharing nothing but a thread: the start-up is the
+        // thread's, so after it a fixed source's first seed passes.
+        std::thread::spawn(move || {
+            assert!(seed_from(system_source).is_some());
+            assert!(seed_from(|seed: &mut [u8]| {
+                seed.copy_from_slice(&fixed);
+                true
+            })
+            .is_some());
+        })
+        .join()
+        .expect("the second thread's test");
+    }
+
+    /// The repetition test of Encap secrets (`repeats_previous_secret`):
+    /// a secret equal to the one drawn before it, within one draw or the
+    /// last of the previous draw on this thread, or a draw starting as the
+    /// previous one did, is a repeat; different ones are not; only digests
+    /// are kept.
+    #[test]
+    fn an_encap_secret_equal_to_the_previous_one_is_a_repeat() {
+        let a: [u8; 32] = core::array::from_fn(|i| i as u8 + 1);
+        let b: [u8; 32] = core::array::from_fn(|i| 200 - i as u8);
+        let joined = |parts: &[[u8; 32]]| parts.concat();
+        let c: [u8; 32] = core::array::from_fn(|i| 90 + i as u8);
+        assert!(!repeats_previous_secret(&joined(&[a, b, a])));
+        assert!(repeats_previous_secret(&joined(&[a])), "the previous call's last secret");
+        assert!(!repeats_previous_secret(&joined(&[b, c])));
+        assert!(repeats_previous_secret(&joined(&[b, c])), "the same buffer again");
+        assert!(!repeats_previous_secret(&joined(&[a, b, c])));
+        assert!(repeats_previous_secret(&joined(&[b, a, a, b])), "within a call");
+        assert!(!repeats_previous_secret(&joined(&[a])));
+        assert!(repeats_previous_secret(&joined(&[a])));
+        assert!(!repeats_previous_secret(&[]));
+        assert!(repeats_previous_secret(&joined(&[a])), "an empty call forgets nothing");
+        assert!(PREVIOUS_SECRET_DIGESTS.with(|d| d.get()).iter().all(|d| *d != a));
     }
 
 }
