@@ -152,17 +152,20 @@ describe('the core’s random draws fill wasm memory, never a JS array (browsers
     // (`seeded_rust_crypto`) and the helper and the expander draw none;
     // the commits' are `encaps_here`'s and hpke-rs' seed (getrandom 0.4).
     expect(summary(draws.filter((draw) => !draw.byCore))).toEqual([]);
+    // The instance's first open also draws its start-up sample (R3,
+    // review 66b): one more 32-byte draw, before Alice's seed.
     expect(summary(byCore)).toEqual([
-      ...['open (cs 1)', 'open (cs 1)', 'commit with an add (cs 1)', 'selfUpdate (cs 1)'],
+      ...['open (cs 1)', 'open (cs 1)', 'open (cs 1)', 'commit with an add (cs 1)', 'selfUpdate (cs 1)'],
       ...['open (cs 2)', 'open (cs 2)', 'commit with an add (cs 2)'],
     ].map((step) => `${step}: 32 bytes`));
     expect(summary(outside)).toEqual([]);
 
     // The control: Alice's signing key seed is the first 32 bytes of the
     // keystream of her client's provider PRNG, seeded by the first draw of
-    // her open: the draw that sat in getrandom 0.2's JS buffer.
+    // her open: the draw that sat in getrandom 0.2's JS buffer (in the
+    // instance's first open, the draw after the start-up sample).
     const opens = (cs: number) => draws.filter((draw) => draw.step === `open (cs ${cs})`);
-    expect(chacha20Stream(opens(1)[0]!.bytes, 32)).toEqual(Buffer.from(seeds[0]!));
+    expect(chacha20Stream(opens(1)[1]!.bytes, 32)).toEqual(Buffer.from(seeds[0]!));
     expect(chacha20Stream(opens(2)[0]!.bytes, 32)).toEqual(Buffer.from(seeds[1]!));
 
     // No signing key seed is in a JS array getRandomValues filled, nor in

@@ -3,9 +3,13 @@
  * provider's generator wiped on drop; a transaction's rollback reloads
  * into `Client.forkEmpty()`, a core seeded with the next 32 bytes of the
  * old core's ChaCha20). On the browsers' path, so the core's memory can
- * be searched (test/provider-rng-wipe.test.ts's method): the client is
- * opened under a constant source (every byte 7), so its generator is
- * ChaCha20 under a known key, computed here by node:crypto.
+ * be searched (test/provider-rng-wipe.test.ts's method): the seed the
+ * client is opened with is recorded (`random.filled`), so its generator
+ * is ChaCha20 under a known key, computed here by node:crypto. Since R3
+ * (fast key erasure) every draw rekeys the generator from its own
+ * output: only its current key is in memory, so the chain of keys can be
+ * followed from outside only across rollbacks made before any other
+ * draw (a fork's key is then the first 32 bytes of its parent's stream).
  */
 import { createCipheriv } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
@@ -20,13 +24,36 @@ function chacha20Stream(key: Uint8Array, length: number): Buffer {
   return Buffer.concat([cipher.update(Buffer.alloc(length)), cipher.final()]);
 }
 
-const KEY = new Uint8Array(32).fill(7);
 const GAVE_UP = 'INVALID_ARGUMENT: the app gave up';
 
 async function setup() {
   const { lib, memory } = await loadOnBrowsersPath();
   const found = (needle: Uint8Array) => Buffer.from(memory.buffer).indexOf(needle) !== -1;
   return { lib, memory, found };
+}
+
+/** `open()`, and the seed of the client's generator (recorded from the real source). */
+async function openRecorded(lib: typeof Source, options?: Parameters<typeof Source.MlsClient.open>[0]): Promise<{ client: Source.MlsClient; key: Buffer }> {
+  random.filled = [];
+  const client = await lib.MlsClient.open(options);
+  const filled = random.filled;
+  random.filled = undefined;
+  // Always the first open of a fresh instance (`setup()`): the instance's
+  // start-up sample (R3, review 66b), then the seed.
+  expect(filled.map((f) => f.length)).toEqual([32, 32]);
+  return { client, key: Buffer.from(filled[1]!) };
+}
+
+/** A rollback of a transaction that changed a record (the client reloads into a fork). */
+async function rollBack(lib: typeof Source, client: Source.MlsClient, round: number): Promise<void> {
+  expect(
+    await codeOf(() =>
+      client.transaction(async () => {
+        await client.putRecord('r', new Uint8Array([round]));
+        throw new lib.MlsError('INVALID_ARGUMENT', 'the app gave up');
+      }),
+    ),
+  ).toBe(GAVE_UP);
 }
 
 /** Which 256-byte buffers (rand_chacha 0.3 refills four blocks at a time) of `stream` are in memory now. */
@@ -37,18 +64,23 @@ function buffersIn(found: (needle: Uint8Array) => boolean, stream: Buffer): numb
 }
 
 describe('attack 1: the rollback frees the old core with its generator wiped, and the fork\u2019s own key goes with its client', () => {
-  it('after a rollback: the old key and its buffer are gone while the client lives on the fork; the fork\u2019s key (the old stream\u2019s next 32 bytes) is in memory while it lives and gone, with its buffer, once the client is freed', async () => {
+  it('a rollback before any draw: the old key is gone and the fork\u2019s (the old stream\u2019s first 32 bytes) is there; after the group\u2019s draws (R3) neither that key nor any buffer of its stream is, and after a rollback of a commit and free() nothing is', async () => {
     const { lib, found } = await setup();
     const storage = new lib.MemoryStorageAdapter();
-    random.mode = 'constant';
-    const alice = await lib.MlsClient.open({ storage });
-    random.mode = 'real';
+    const { client: alice, key } = await openRecorded(lib, { storage });
+    // Not blind: before any draw the generator's key is the seed.
+    expect(found(key)).toBe(true);
+    await rollBack(lib, alice, 0);
+    const old = chacha20Stream(key, 64 * 1024);
+    const forkKey = Buffer.from(old.subarray(0, 32));
+    expect(found(key)).toBe(false);
+    expect(found(forkKey)).toBe(true);
     const { group, bobs } = await pairWithBob(lib, alice);
-    const old = chacha20Stream(KEY, 64 * 1024);
-    // Not blind: the old generator's key and its current buffer are there.
-    expect(found(KEY)).toBe(true);
-    const live = buffersIn(found, old);
-    expect(live.length).toBeGreaterThan(0);
+    // R3: the fork's generator drew, so it was rekeyed: its first key and
+    // every buffer of its stream are gone while the client lives.
+    const fork = chacha20Stream(forkKey, 64 * 1024);
+    expect(found(forkKey)).toBe(false);
+    expect(buffersIn(found, fork)).toEqual([]);
     const before = group.epoch;
     expect(
       await codeOf(() =>
@@ -60,37 +92,23 @@ describe('attack 1: the rollback frees the old core with its generator wiped, an
       ),
     ).toBe(GAVE_UP);
     expect(group.epoch).toBe(before);
-    // The old core is freed: neither its key nor any of its buffers is left.
-    expect(found(KEY)).toBe(false);
-    expect(buffersIn(found, old)).toEqual([]);
-    // The fork's key: a word-aligned 32-byte window of the old stream past
-    // every buffer seen, never handed out (the last such window found).
-    const last = Math.max(...live);
-    let forkAt = -1;
-    for (let o = last * 256; o + 32 <= old.length && o < (last + 40) * 256; o += 4) if (found(old.subarray(o, o + 32))) forkAt = o;
-    expect(forkAt).toBeGreaterThanOrEqual(0);
-    const forkKey = Buffer.from(old.subarray(forkAt, forkAt + 32));
-    const fork = chacha20Stream(forkKey, 4096);
-    await honestUpdate(group, bobs); // the fork draws: its first buffer filled
-    expect(found(forkKey)).toBe(true);
-    expect(buffersIn(found, fork).length).toBeGreaterThan(0);
+    await honestUpdate(group, bobs);
     alice.free();
-    expect(found(forkKey)).toBe(false);
+    for (const gone of [key, forkKey]) expect(found(gone)).toBe(false);
+    expect(buffersIn(found, old)).toEqual([]);
     expect(buffersIn(found, fork)).toEqual([]);
-    expect(found(KEY)).toBe(false);
-    // Reopened from the adapter: the state the fork wrote.
+    // Reopened from the adapter: the state the forks wrote.
     const reopened = await lib.MlsClient.open({ storage });
     expect(reopened.group(group.id).epoch).toBe(before + 1);
     await honestUpdate(reopened.group(group.id), bobs);
   });
 
   for (const ciphersuite of [1, 2, 3] as const) {
-    it(`ciphersuite ${ciphersuite}: a client that made many commits, processed and sent messages, then freed: its key and every buffer of its stream are gone`, async () => {
+    it(`ciphersuite ${ciphersuite}: a client that made many commits, processed and sent messages: its seed and every buffer of its stream are gone while it lives (R3) and once freed`, async () => {
       const { lib, found } = await setup();
       expect(lib.coreInfo().ciphersuites).toContain(ciphersuite);
-      random.mode = 'constant';
-      const alice = await lib.MlsClient.open();
-      random.mode = 'real';
+      const { client: alice, key } = await openRecorded(lib);
+      expect(found(key)).toBe(true); // not blind
       const { group, bobs } = await pairWithBob(lib, alice, ciphersuite);
       for (let i = 0; i < 6; i++) {
         await honestUpdate(group, bobs);
@@ -101,42 +119,32 @@ describe('attack 1: the rollback frees the old core with its generator wiped, an
         expect((await bobs.process(await group.encrypt(new Uint8Array([i])))).kind).toBe('application');
         await alice.createKeyPackage(alice.identities()[0]!);
       }
-      const old = chacha20Stream(KEY, 256 * 1024);
-      expect(found(KEY)).toBe(true);
-      expect(buffersIn(found, old).length).toBeGreaterThan(0);
+      const old = chacha20Stream(key, 256 * 1024);
+      expect(found(key)).toBe(false);
+      expect(buffersIn(found, old)).toEqual([]);
       alice.free();
-      expect(found(KEY)).toBe(false);
+      expect(found(key)).toBe(false);
       expect(buffersIn(found, old)).toEqual([]);
     });
   }
 
-  it('three rollbacks in a row, then free: no key of any generator in the chain (the old one, each fork) is left', async () => {
+  it('three rollbacks in a row before any draw, then free: each fork\u2019s key is its parent\u2019s first 32 bytes, the parent\u2019s gone; no key of the chain is left', async () => {
     const { lib, found } = await setup();
-    random.mode = 'constant';
-    const alice = await lib.MlsClient.open();
-    random.mode = 'real';
-    const { group, bobs } = await pairWithBob(lib, alice);
-    const keys: Buffer[] = [Buffer.from(KEY)];
+    const { client: alice, key } = await openRecorded(lib);
+    const keys: Buffer[] = [key];
     for (let round = 0; round < 3; round++) {
-      const parent = chacha20Stream(keys[keys.length - 1]!, 64 * 1024);
-      expect(
-        await codeOf(() =>
-          alice.transaction(async () => {
-            await alice.putRecord('r', new Uint8Array([round]));
-            throw new lib.MlsError('INVALID_ARGUMENT', 'the app gave up');
-          }),
-        ),
-      ).toBe(GAVE_UP);
+      await rollBack(lib, alice, round);
+      const next = chacha20Stream(keys[keys.length - 1]!, 32);
       expect(found(keys[keys.length - 1]!)).toBe(false);
-      let at = -1;
-      for (let o = 0; o + 32 <= parent.length; o += 4) if (found(parent.subarray(o, o + 32))) at = o;
-      expect(at).toBeGreaterThanOrEqual(0);
-      keys.push(Buffer.from(parent.subarray(at, at + 32)));
+      expect(found(next)).toBe(true);
+      keys.push(next);
     }
     expect(new Set(keys.map((k) => k.toString('hex'))).size).toBe(4);
+    const { group, bobs } = await pairWithBob(lib, alice);
     await honestUpdate(group, bobs);
+    for (const k of keys) expect(found(k)).toBe(false);
     alice.free();
-    for (const key of keys) expect(found(key)).toBe(false);
+    for (const k of keys) expect(found(k)).toBe(false);
   });
 });
 

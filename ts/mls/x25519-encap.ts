@@ -11,6 +11,9 @@ import type { EncapBatchRunner } from './encap-batch.js';
 
 type KeyObject = NodeCrypto.KeyObject;
 
+/** SHA-256 of the Encap secret this thread drew last (`encapInto`'s repetition test, docs/ENGINE.md R3). */
+let previousSecretDigest: Buffer | undefined;
+
 /**
  * One Encap for `publicKey` (an imported X25519 public key), written into
  * `out[offset, offset + 64)`: enc (32) || DH(skE, publicKey) (32).
@@ -23,7 +26,7 @@ type KeyObject = NodeCrypto.KeyObject;
  * the key-generation job (bench/README.md, "n = 10,000 round 2"). Every
  * buffer here that held a secret is wiped before returning; the key object
  * keeps skE inside OpenSSL until it is collected. Throws on a low-order
- * point.
+ * point, and on a secret the repetition tests refuse (docs/ENGINE.md R3).
  */
 export function encapInto(crypto: typeof NodeCrypto, publicKey: KeyObject, out: Uint8Array, offset: number, random?: Uint8Array): void {
   // `random`: 32 fresh random bytes drawn by a caller that makes many
@@ -33,6 +36,21 @@ export function encapInto(crypto: typeof NodeCrypto, publicKey: KeyObject, out: 
   const secret = random === undefined ? crypto.randomBytes(32) : Buffer.from(random.buffer, random.byteOffset, 32);
   let ephemeral: KeyObject;
   try {
+    // The repetition tests of docs/ENGINE.md R3 (review 66b), as the core
+    // applies them to the secrets it draws (randomness.rs): a secret all
+    // of one value (a source that did not write, or filled a constant), or
+    // equal to the secret this thread drew before it (a stub returning the
+    // same bytes on every call: every recipient and every commit would get
+    // one ephemeral key), is refused; the core then fails the seal.
+    // Only a SHA-256 of the previous secret is kept (`previousSecretDigest`,
+    // one per thread: each worker loads this module), never the secret.
+    let spread = 0;
+    for (let i = 1; i < 32; i++) spread |= secret[i]! ^ secret[0]!;
+    if (spread === 0) throw new RangeError('no randomness: an Encap secret all of one value');
+    const digest = crypto.createHash('sha256').update('paired-mls previous Encap secret').update(secret).digest();
+    const previous = previousSecretDigest;
+    previousSecretDigest = digest;
+    if (previous !== undefined && crypto.timingSafeEqual(previous, digest)) throw new RangeError('no randomness: an Encap secret equal to the previous one');
     ephemeral = crypto.createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: secret.toString('base64url'), x: '' }, format: 'jwk' });
   } finally {
     if (random === undefined) secret.fill(0);

@@ -74,8 +74,10 @@ pub extern "C" fn paired_mls_encap_buffer(count: u32) -> *mut u8 {
 /// secrets: the results take their place); returns `count`, or -1 (the whole buffer wiped) when the
 /// buffer does not hold `count` recipients, was not made ready by
 /// `paired_mls_encap_buffer` since the last chunk, a DH is all zero (a
-/// low-order key), or a secret is all zero (review 64: a `getRandomValues`
-/// that did not write into the zeroed buffer).
+/// low-order key), or a secret is all of one value (review 64: a `getRandomValues`
+/// that did not write into the zeroed buffer; R3: one filling a constant)
+/// or equal to the one drawn before it on this worker (R3, review 66b:
+/// `randomness::repeats_previous_secret`).
 #[no_mangle]
 pub extern "C" fn paired_mls_encap_chunk(count: u32) -> i32 {
     WORKER_ENCAPS.with(|buffer| {
@@ -261,5 +263,14 @@ mod tests {
             let enc: [u8; 32] = one[..32].try_into().expect("enc");
             assert_eq!(StaticSecret::from(*sk_r).diffie_hellman(&PublicKey::from(enc)).as_bytes(), &one[32..]);
         }
+        // Review 66b (R3): a worker whose source hands it the same secrets
+        // for the next chunk fails that chunk, wiped; new ones go on.
+        fill(&keys, 0x77);
+        assert_eq!(paired_mls_encap_chunk(3), 3);
+        let buffer = fill(&keys, 0x77);
+        assert_eq!(paired_mls_encap_chunk(3), -1);
+        assert!(buffer.iter().all(|b| *b == 0));
+        fill(&keys, 0x78);
+        assert_eq!(paired_mls_encap_chunk(3), 3);
     }
 }

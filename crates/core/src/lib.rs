@@ -88,9 +88,10 @@ fn getrandom_02_from_04(dest: &mut [u8]) -> Result<(), getrandom_02::Error> {
     // Review 64: a `getRandomValues` that returns without writing (a
     // no-op polyfill or stub) left the caller's zeros (rand_core's
     // `from_entropy` seed starts zeroed), and every client got the same
-    // provider PRNG, so the same signature keys. 16 zero bytes or more
-    // from a real source: probability 2^-128.
-    if dest.len() >= 16 && randomness::all_zero(dest) {
+    // provider PRNG, so the same signature keys. R3: a draw of 16 bytes
+    // or more all of one value (zeros, or a stub's constant) is refused;
+    // from a real source: probability 2^-120.
+    if dest.len() >= 16 && randomness::all_equal(dest) {
         return Err(getrandom_02::Error::WEB_CRYPTO);
     }
     Ok(())

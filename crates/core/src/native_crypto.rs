@@ -336,7 +336,8 @@ fn p256_public_bytes(sk: &p256::SecretKey) -> Vec<u8> {
 /// when all zero, which is what a `getRandomValues` that returned without
 /// writing leaves (review 64: a Welcome's enc then came from the zero-keyed
 /// ChaCha20, anyone's to compute, as did every later single seal of the
-/// instance).
+/// instance), and since R3 when all of one value or equal to the previous
+/// seed (`randomness::seed_from`).
 pub struct LazyHpkePrng(Option<rand_chacha_010::ChaCha20Rng>);
 
 impl LazyHpkePrng {
@@ -362,6 +363,7 @@ impl LazyHpkePrng {
             Ok(prng) => {
                 DRAW_FAILED.with(|failed| failed.set(false));
                 prng.fill_bytes(dst);
+                rekey(prng);
             }
             Err(_) => {
                 dst.fill(0);
@@ -441,6 +443,24 @@ fn overwrite_with_zero_seeded(prng: &mut rand_chacha_010::ChaCha20Rng) {
     // not dropping the old value leaks nothing. Volatile: not elided as a
     // dead store before the memory is freed.
     unsafe { core::ptr::write_volatile(prng, rand_chacha_010::ChaCha20Rng::from_seed([0; 32])) };
+    core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+}
+
+/// Fast key erasure (docs/ENGINE.md R3; Bernstein 2017): `prng` becomes,
+/// in place, ChaCha20 keyed with its own next 32 bytes, which are then
+/// zeroed. Called after every draw (`LazyHpkePrng::draw`), so the state
+/// left (the instance's kept contexts live as long as it does) cannot
+/// recompute the ephemeral and key-generation secrets already drawn.
+fn rekey(prng: &mut rand_chacha_010::ChaCha20Rng) {
+    use rand_chacha_010::rand_core::{Rng as _, SeedableRng as _};
+    let mut key = [0u8; 32];
+    prng.fill_bytes(&mut key);
+    // SAFETY: as `overwrite_with_zero_seeded`.
+    unsafe { core::ptr::write_volatile(prng, rand_chacha_010::ChaCha20Rng::from_seed(key)) };
+    for byte in key.iter_mut() {
+        // SAFETY: a valid, aligned `&mut u8`. Volatile: not elided.
+        unsafe { core::ptr::write_volatile(byte, 0) };
+    }
     core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
 }
 
@@ -917,8 +937,15 @@ pub(crate) fn encaps_with_secrets(inputs: &[(&[u8], &[u8])], drawn: &[u8]) -> Re
     // Review 64: an all-zero secret is a random source that returned
     // without writing (`getRandomValues` a no-op; the buffers start
     // zeroed, here and in a worker): its Encap, X25519(clamp(0), pk_r), is
-    // anyone's to compute. Probability 2^-256 from a real source.
-    if drawn.chunks_exact(32).any(crate::randomness::all_zero) {
+    // anyone's to compute. R3: so is one of a source filling a constant
+    // byte; refused alike. Probability 2^-248 from a real source.
+    if drawn.chunks_exact(32).any(crate::randomness::all_equal) {
+        return Err(hpke_rs::HpkeError::InsufficientRandomness);
+    }
+    // R3 (review 66b): nor is a secret equal to the one drawn before it
+    // on this thread (a stub returning the same bytes on every call gave
+    // every recipient of a path, and every commit, one ephemeral key).
+    if crate::randomness::repeats_previous_secret(drawn) {
         return Err(hpke_rs::HpkeError::InsufficientRandomness);
     }
     // Allocated at its final size: a vector grown while filling would free
@@ -1106,6 +1133,37 @@ mod tests {
         let mut lazy = LazyHpkePrng(Some(rand_chacha_010::ChaCha20Rng::from_seed(seed)));
         zeroize::Zeroize::zeroize(&mut lazy);
         assert!(lazy.0.is_none());
+    }
+
+    /// R3: fast key erasure. After each draw hpke-rs makes (an Encap's
+    /// ephemeral secret, a key generation), the generator is ChaCha20
+    /// keyed with the 32 bytes of its stream that followed the draw:
+    /// a copy of its state then cannot give the draw back.
+    #[test]
+    fn the_hpke_prng_state_after_a_draw_cannot_recompute_it() {
+        use hpke_rs_crypto::Rng as _;
+        use rand_chacha_010::rand_core::SeedableRng as _;
+        let seed = [6u8; 32];
+        let mut stream = [0u8; 256];
+        rand_chacha_010::ChaCha20Rng::from_seed(seed).fill_bytes(&mut stream);
+        let mut lazy = LazyHpkePrng(Some(rand_chacha_010::ChaCha20Rng::from_seed(seed)));
+        let mut drawn = [0u8; 32];
+        lazy.fill_bytes(&mut drawn);
+        assert_eq!(drawn[..], stream[..32]);
+        let captured = lazy.0.clone().expect("seeded");
+        assert_eq!(captured.get_seed()[..], stream[32..64]);
+        assert_eq!(captured.get_word_pos(), 0);
+        let mut replayed = vec![0u8; 1 << 16];
+        captured.clone().fill_bytes(&mut replayed);
+        assert!(!replayed.windows(32).any(|w| w == drawn));
+        assert!(!replayed.windows(32).any(|w| w == &stream[64..96]));
+        // A key generation draws through the same path.
+        let before = lazy.0.as_ref().expect("seeded").get_seed();
+        let (_, sk) = CurveAcceleratedHpke::kem_key_gen(KemAlgorithm::DhKem25519, &mut lazy).expect("generated");
+        let mut chain = [0u8; 64];
+        rand_chacha_010::ChaCha20Rng::from_seed(before).fill_bytes(&mut chain);
+        assert_eq!(sk[..], chain[..32]);
+        assert_eq!(lazy.0.as_ref().expect("seeded").get_seed()[..], chain[32..64]);
     }
 
     /// HPKE's KDF and AEAD through openmls_rust_crypto give what
@@ -1339,10 +1397,24 @@ mod tests {
         assert!(matches!(encaps_here(&low_order), Err(hpke_rs::HpkeError::CryptoError(_))));
         // Review 64: an all-zero secret (a random source that did not
         // write) is refused, not used: its enc and DH are anyone's.
-        let mut drawn = vec![0x5au8; 32 * 3];
+        let mut drawn: Vec<u8> = (0..32 * 3).map(|i| (i as u8) ^ 0x5a).collect();
         assert!(encaps_with_secrets(&inputs[..3], &drawn).is_ok());
         drawn[32..64].fill(0);
         assert!(matches!(encaps_with_secrets(&inputs[..3], &drawn), Err(hpke_rs::HpkeError::InsufficientRandomness)));
+        // R3: nor is a constant non-zero one (a stub filling 0x41).
+        drawn[32..64].fill(0x41);
+        assert!(matches!(encaps_with_secrets(&inputs[..3], &drawn), Err(hpke_rs::HpkeError::InsufficientRandomness)));
+        // Review 66b: nor a secret equal to the one drawn before it (a
+        // stub returning the same bytes on every call), within a draw or
+        // across two, nor the same draw twice; honest secrets go on.
+        let fixed: Vec<u8> = (0..32).map(|i| (i as u8).wrapping_mul(37).wrapping_add(11)).collect();
+        let repeating = fixed.repeat(3);
+        assert!(matches!(encaps_with_secrets(&inputs[..3], &repeating), Err(hpke_rs::HpkeError::InsufficientRandomness)));
+        assert!(matches!(encaps_with_secrets(&inputs[..1], &fixed), Err(hpke_rs::HpkeError::InsufficientRandomness)));
+        let fresh: Vec<u8> = (0..32 * 3).map(|i| (i as u8).wrapping_mul(101) ^ 0x33).collect();
+        assert!(encaps_with_secrets(&inputs[..3], &fresh).is_ok());
+        assert!(matches!(encaps_with_secrets(&inputs[..3], &fresh), Err(hpke_rs::HpkeError::InsufficientRandomness)));
+        assert!(encaps_here(&inputs).is_ok());
     }
 
     /// A batch sealed in wasm when no host takes it

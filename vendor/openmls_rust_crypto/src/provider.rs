@@ -96,6 +96,58 @@ impl Drop for RustCrypto {
     }
 }
 
+// paired-mls (docs/ENGINE.md R3): fast key erasure (Bernstein, 2017). Every
+// draw goes through a `Drawing`, which rekeys the generator from its own
+// output when the draw ends, so its state after a draw (a memory dump)
+// cannot recompute that draw nor any earlier one.
+impl RustCrypto {
+    /// The generator, for one draw; rekeyed when the guard is dropped.
+    fn drawing(&self) -> Result<Drawing<'_>, RandError> {
+        self.rng
+            .write()
+            .map(Drawing)
+            .map_err(|_| RandError::LockPoisoned)
+    }
+}
+
+/// The generator locked for one draw (`RustCrypto::drawing`).
+struct Drawing<'a>(std::sync::RwLockWriteGuard<'a, rand_chacha::ChaCha20Rng>);
+
+impl core::ops::Deref for Drawing<'_> {
+    type Target = rand_chacha::ChaCha20Rng;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl core::ops::DerefMut for Drawing<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Drawing<'_> {
+    fn drop(&mut self) {
+        rekey(&mut self.0);
+    }
+}
+
+/// Replaces `rng` in place by ChaCha20 keyed with its next 32 bytes of
+/// output: the old key, counter and buffered output are overwritten, and
+/// the 32 bytes are zeroed once the new generator holds them.
+fn rekey(rng: &mut rand_chacha::ChaCha20Rng) {
+    let mut key = [0u8; 32];
+    rng.fill_bytes(&mut key);
+    // SAFETY: a valid, aligned `&mut`; ChaCha20Rng has no drop glue, so
+    // not dropping the old value leaks nothing. Volatile: not elided.
+    unsafe { core::ptr::write_volatile(rng, rand_chacha::ChaCha20Rng::from_seed(key)) };
+    for byte in key.iter_mut() {
+        // SAFETY: a valid, aligned `&mut u8`. Volatile: not elided.
+        unsafe { core::ptr::write_volatile(byte, 0) };
+    }
+    core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+}
+
 #[inline(always)]
 fn kem_mode(kem: HpkeKemType) -> hpke_types::KemAlgorithm {
     match kem {
@@ -324,8 +376,7 @@ impl OpenMlsCrypto for RustCrypto {
         match alg {
             SignatureScheme::ECDSA_SECP256R1_SHA256 => {
                 let mut rng = self
-                    .rng
-                    .write()
+                    .drawing()
                     .map_err(|_| CryptoError::InsufficientRandomness)?;
                 let k = SigningKey::random(&mut *rng);
                 let pk = k.verifying_key().to_encoded_point(false).as_bytes().into();
@@ -334,8 +385,7 @@ impl OpenMlsCrypto for RustCrypto {
             }
             SignatureScheme::ED25519 => {
                 let mut rng = self
-                    .rng
-                    .write()
+                    .drawing()
                     .map_err(|_| CryptoError::InsufficientRandomness)?;
                 let sk = ed25519_dalek::SigningKey::generate(&mut *rng);
                 let pk = sk.verifying_key().to_bytes().into();
@@ -343,8 +393,7 @@ impl OpenMlsCrypto for RustCrypto {
             }
             SignatureScheme::ECDSA_SECP384R1_SHA384 => {
                 let mut rng = self
-                    .rng
-                    .write()
+                    .drawing()
                     .map_err(|_| CryptoError::InsufficientRandomness)?;
                 let k = p384::ecdsa::SigningKey::random(&mut *rng);
                 let pk = k.verifying_key().to_encoded_point(false).as_bytes().into();
@@ -356,8 +405,7 @@ impl OpenMlsCrypto for RustCrypto {
                 use ml_dsa::{Generate, Keypair};
                 let sk = {
                     let mut rng = self
-                        .rng
-                        .write()
+                        .drawing()
                         .map_err(|_| CryptoError::InsufficientRandomness)?;
                     ml_dsa::SigningKey::<ml_dsa::MlDsa44>::generate_from_rng(&mut RandCore0_10(
                         &mut *rng,
@@ -373,8 +421,7 @@ impl OpenMlsCrypto for RustCrypto {
                 use ml_dsa::{Generate, Keypair};
                 let sk = {
                     let mut rng = self
-                        .rng
-                        .write()
+                        .drawing()
                         .map_err(|_| CryptoError::InsufficientRandomness)?;
                     ml_dsa::SigningKey::<ml_dsa::MlDsa65>::generate_from_rng(&mut RandCore0_10(
                         &mut *rng,
@@ -390,8 +437,7 @@ impl OpenMlsCrypto for RustCrypto {
                 use ml_dsa::{Generate, Keypair};
                 let sk = {
                     let mut rng = self
-                        .rng
-                        .write()
+                        .drawing()
                         .map_err(|_| CryptoError::InsufficientRandomness)?;
                     ml_dsa::SigningKey::<ml_dsa::MlDsa87>::generate_from_rng(&mut RandCore0_10(
                         &mut *rng,
@@ -736,7 +782,7 @@ impl OpenMlsRand for RustCrypto {
     type Error = RandError;
 
     fn random_array<const N: usize>(&self) -> Result<[u8; N], Self::Error> {
-        let mut rng = self.rng.write().map_err(|_| Self::Error::LockPoisoned)?;
+        let mut rng = self.drawing()?;
         let mut out = [0u8; N];
         rng.try_fill_bytes(&mut out)
             .map_err(|_| Self::Error::NotEnoughRandomness)?;
@@ -744,7 +790,7 @@ impl OpenMlsRand for RustCrypto {
     }
 
     fn random_vec(&self, len: usize) -> Result<Vec<u8>, Self::Error> {
-        let mut rng = self.rng.write().map_err(|_| Self::Error::LockPoisoned)?;
+        let mut rng = self.drawing()?;
         let mut out = vec![0u8; len];
         rng.try_fill_bytes(&mut out)
             .map_err(|_| Self::Error::NotEnoughRandomness)?;
@@ -792,11 +838,104 @@ mod from_seed_tests {
         // R2: the caller's copy is zeroed.
         assert_eq!(given, [0u8; 32]);
         let first: [u8; 32] = crypto.random_array().unwrap();
-        let rest = crypto.random_vec(64).unwrap();
         assert_eq!(first[..], expected[..32]);
-        assert_eq!(rest[..], expected[32..]);
+        // R3: the next draw is from ChaCha20 keyed with the 32 bytes that
+        // followed the first draw, not the rest of the seed's stream.
+        let rest = crypto.random_vec(64).unwrap();
+        let mut rekeyed = rand_chacha::ChaCha20Rng::from_seed(expected[32..64].try_into().unwrap());
+        let mut expected_rest = [0u8; 64];
+        rekeyed.fill_bytes(&mut expected_rest);
+        assert_eq!(rest[..], expected_rest[..]);
         let other: [u8; 32] = RustCrypto::from_seed(&mut [8u8; 32]).random_array().unwrap();
         assert_ne!(other, first);
+    }
+
+    // paired-mls (docs/ENGINE.md R3): fast key erasure. After each draw
+    // (random_array, random_vec, signature_key_gen) the generator is
+    // ChaCha20 keyed with the 32 bytes of its stream that followed the
+    // draw, counter and buffer fresh: a copy of the state taken then
+    // cannot recompute what was drawn.
+    #[test]
+    fn the_state_after_a_draw_cannot_recompute_it() {
+        let seed = [5u8; 32];
+        let mut reference = rand_chacha::ChaCha20Rng::from_seed(seed);
+        let mut stream = [0u8; 256];
+        reference.fill_bytes(&mut stream);
+        let crypto = RustCrypto::from_seed(&mut seed.clone());
+        let drawn: [u8; 16] = crypto.random_array().unwrap();
+        assert_eq!(drawn[..], stream[..16]);
+        let captured = crypto.rng.read().unwrap().clone();
+        let next_key: [u8; 32] = stream[16..48].try_into().unwrap();
+        assert_eq!(captured.get_seed(), next_key);
+        assert_eq!((captured.get_word_pos(), captured.get_stream()), (0, 0));
+        // What the captured state gives, read as far as one likes, holds
+        // neither the draw nor the seed's stream (the buffer went too).
+        let mut replay = captured.clone();
+        let mut replayed = vec![0u8; 1 << 16];
+        replay.fill_bytes(&mut replayed);
+        assert!(!replayed.windows(16).any(|w| w == drawn));
+        assert!(!replayed.windows(32).any(|w| w == &stream[48..80]));
+        // Each kind of draw rekeys: random_vec, and a signature key.
+        let before = crypto.rng.read().unwrap().get_seed();
+        let vec = crypto.random_vec(40).unwrap();
+        let mut chain = rand_chacha::ChaCha20Rng::from_seed(before);
+        let mut chain_stream = [0u8; 72];
+        chain.fill_bytes(&mut chain_stream);
+        assert_eq!(vec[..], chain_stream[..40]);
+        assert_eq!(crypto.rng.read().unwrap().get_seed()[..], chain_stream[40..72]);
+        let before = crypto.rng.read().unwrap().get_seed();
+        let (private, _) = crypto.signature_key_gen(SignatureScheme::ED25519).unwrap();
+        let after = crypto.rng.read().unwrap().clone();
+        let mut chain = rand_chacha::ChaCha20Rng::from_seed(before);
+        let mut chain_stream = [0u8; 64];
+        chain.fill_bytes(&mut chain_stream);
+        // Ed25519's signing key is the 32 bytes drawn.
+        assert_eq!(private[..], chain_stream[..32]);
+        assert_eq!(after.get_seed()[..], chain_stream[32..64]);
+        assert_eq!(after.get_word_pos(), 0);
+    }
+
+    // paired-mls (docs/ENGINE.md R3): a failed draw (poisoned lock)
+    // draws nothing, and a provider's two equal seeds give equal streams
+    // under erasure too (deterministic: a fork stays reproducible).
+    #[test]
+    fn erasure_is_deterministic_in_the_seed() {
+        let a = RustCrypto::from_seed(&mut [6u8; 32]);
+        let b = RustCrypto::from_seed(&mut [6u8; 32]);
+        for len in [1usize, 31, 32, 33, 300] {
+            assert_eq!(a.random_vec(len).unwrap(), b.random_vec(len).unwrap());
+        }
+        assert_eq!(a.random_array::<64>().unwrap(), b.random_array::<64>().unwrap());
+    }
+
+    // paired-mls (docs/ENGINE.md R3), review 66b: a panic while a draw's
+    // guard is held rekeys on the unwind (no second panic, no abort) and
+    // poisons the lock, and the typed LockPoisoned follows; an empty draw
+    // rekeys too (key = the stream's first 32 bytes), without panicking.
+    #[test]
+    fn a_panic_while_drawing_rekeys_on_unwind_and_empty_draws_rekey() {
+        let seed = [9u8; 32];
+        let mut stream = [0u8; 64];
+        rand_chacha::ChaCha20Rng::from_seed(seed).fill_bytes(&mut stream);
+        let crypto = RustCrypto::from_seed(&mut seed.clone());
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut drawing = crypto.drawing().unwrap();
+            let mut eight = [0u8; 8];
+            drawing.fill_bytes(&mut eight);
+            panic!("a panic mid-draw");
+        }));
+        assert!(unwound.is_err());
+        assert!(crypto.rng.is_poisoned());
+        let after = crypto.rng.read().unwrap_or_else(|p| p.into_inner()).clone();
+        assert_eq!(after.get_seed()[..], stream[8..40]);
+        assert_eq!(crypto.random_vec(0), Err(RandError::LockPoisoned));
+        let empty = RustCrypto::from_seed(&mut seed.clone());
+        assert_eq!(empty.random_vec(0).unwrap(), Vec::<u8>::new());
+        assert_eq!(empty.random_array::<0>().unwrap(), [0u8; 0]);
+        let once: [u8; 32] = stream[..32].try_into().unwrap();
+        let mut twice = [0u8; 32];
+        rand_chacha::ChaCha20Rng::from_seed(once).fill_bytes(&mut twice);
+        assert_eq!(empty.rng.read().unwrap().get_seed(), twice);
     }
 
     // paired-mls (docs/ENGINE.md R2), review 64c: a lock poisoned by a
