@@ -11,9 +11,6 @@ import type { EncapBatchRunner } from './encap-batch.js';
 
 type KeyObject = NodeCrypto.KeyObject;
 
-/** SHA-256 of the Encap secret this thread drew last (`encapInto`'s repetition test, docs/ENGINE.md R3). */
-let previousSecretDigest: Buffer | undefined;
-
 /**
  * One Encap for `publicKey` (an imported X25519 public key), written into
  * `out[offset, offset + 64)`: enc (32) || DH(skE, publicKey) (32).
@@ -42,14 +39,18 @@ export function encapInto(crypto: typeof NodeCrypto, publicKey: KeyObject, out: 
     // equal to the secret this thread drew before it (a stub returning the
     // same bytes on every call: every recipient and every commit would get
     // one ephemeral key), is refused; the core then fails the seal.
-    // Only a SHA-256 of the previous secret is kept (`previousSecretDigest`,
-    // one per thread: each worker loads this module), never the secret.
+    // Only a SHA-256 of the previous secret is kept, per thread (a
+    // worker's global), never the secret. A global, not a module variable:
+    // the pool's workers run this function from its source text
+    // (x25519-pool.ts), without this module around it.
     let spread = 0;
     for (let i = 1; i < 32; i++) spread |= secret[i]! ^ secret[0]!;
+    const slot = Symbol.for('paired-mls previous Encap secret');
+    const kept = globalThis as unknown as Record<symbol, Buffer | undefined>;
     if (spread === 0) throw new RangeError('no randomness: an Encap secret all of one value');
     const digest = crypto.createHash('sha256').update('paired-mls previous Encap secret').update(secret).digest();
-    const previous = previousSecretDigest;
-    previousSecretDigest = digest;
+    const previous = kept[slot];
+    kept[slot] = digest;
     if (previous !== undefined && crypto.timingSafeEqual(previous, digest)) throw new RangeError('no randomness: an Encap secret equal to the previous one');
     ephemeral = crypto.createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: secret.toString('base64url'), x: '' }, format: 'jwk' });
   } finally {

@@ -55,9 +55,8 @@ export async function applyNotify(device: DeviceSession, update: { pairing: Uint
 
 /** What `err` says, without the reason a `PairingError` appends (the Notify's refusal appends its own). */
 function bareMessage(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  const suffix = err instanceof PairingError && err.reason ? ` (${err.reason})` : '';
-  return suffix && err.message.endsWith(suffix) ? err.message.slice(0, -suffix.length) : err.message;
+  if (err instanceof PairingError) return err.detail;
+  return err instanceof Error ? err.message : String(err);
 }
 
 /** The step, its Notify and the commit it names (`raced`: the step of a CeasePair's epoch, taken to catch up; an enrolment refused). */

@@ -59,11 +59,14 @@ export type PairingRejection = NotifyRejection | 'wrong-sender' | 'stale' | 'no-
 /** A refused pairing step or Notify, with the reason (`PAIRING_REJECTED`, `NOTIFY_REJECTED`, `PAIRING_STATE`, `DEVICE_SIGNATURE`). */
 export class PairingError extends MlsError<PairedErrorCode> {
   readonly reason: PairingRejection | undefined;
+  /** The message without the reason `message` ends with. */
+  readonly detail: string;
 
   constructor(code: PairedErrorCode, message: string, reason?: PairingRejection, options?: { cause?: unknown }) {
     super(code, reason ? `${message} (${reason})` : message, options);
     this.name = 'PairingError';
     this.reason = reason;
+    this.detail = message;
   }
 }
 
