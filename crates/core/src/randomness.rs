@@ -169,8 +169,8 @@ fn repeats_previous_seed(seed: &[u8]) -> bool {
 /// draw), or the draw starts as the previous draw did (a stub returning
 /// the same buffer on every call, whatever its length). Both previous
 /// secrets are remembered only as digests, then replaced by this draw's.
-/// Two SHA-256 per draw. False positives from a uniform source: 2^-255 per
-/// secret.
+/// At most two SHA-256 per draw (one when it holds a single secret).
+/// False positives from a uniform source: 2^-255 per secret.
 pub(crate) fn repeats_previous_secret(drawn: &[u8]) -> bool {
     let mut secrets = drawn.chunks_exact(32);
     let (Some(first), Some(last)) = (secrets.clone().next(), secrets.clone().next_back()) else {
