@@ -33,30 +33,31 @@ export function encapInto(crypto: typeof NodeCrypto, publicKey: KeyObject, out: 
   const secret = random === undefined ? crypto.randomBytes(32) : Buffer.from(random.buffer, random.byteOffset, 32);
   let ephemeral: KeyObject;
   try {
-    // The repetition tests of docs/ENGINE.md R3 (review 66b), as the core
-    // applies them to the secrets it draws (randomness.rs): a secret all
-    // of one value (a source that did not write, or filled a constant), or
-    // equal to the secret this thread drew before it (a stub returning the
-    // same bytes on every call: every recipient and every commit would get
-    // one ephemeral key), is refused; the core then fails the seal.
-    // Only a SHA-256 of the previous secret is kept, per thread (a
-    // worker's global), never the secret. A global, not a module variable:
-    // the pool's workers run this function from its source text
-    // (x25519-pool.ts), without this module around it.
+    // The all-one-value test of docs/ENGINE.md R3 (review 66b), as the
+    // core applies it to the secrets it draws (randomness.rs): a source that
+    // did not write, or filled a constant. The repeat test is on the
+    // ephemeral public key, below.
     let spread = 0;
     for (let i = 1; i < 32; i++) spread |= secret[i]! ^ secret[0]!;
-    const slot = Symbol.for('paired-mls previous Encap secret');
-    const kept = globalThis as unknown as Record<symbol, Buffer | undefined>;
     if (spread === 0) throw new RangeError('no randomness: an Encap secret all of one value');
-    const digest = crypto.createHash('sha256').update('paired-mls previous Encap secret').update(secret).digest();
-    const previous = kept[slot];
-    kept[slot] = digest;
-    if (previous !== undefined && crypto.timingSafeEqual(previous, digest)) throw new RangeError('no randomness: an Encap secret equal to the previous one');
     ephemeral = crypto.createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: secret.toString('base64url'), x: '' }, format: 'jwk' });
   } finally {
     if (random === undefined) secret.fill(0);
   }
   const enc = Buffer.from((ephemeral.export({ format: 'jwk' }) as { x: string }).x, 'base64url');
+  // R3's repeat test: an ephemeral public key equal to the one this thread
+  // made before it (a stub returning the same bytes on every call: every
+  // recipient and every commit would get one ephemeral key; secrets that
+  // differ only in the bits X25519 clamps give the same key too) is
+  // refused, and the core then fails the seal. The public key is compared,
+  // not the secret: nothing secret is kept and no hash is needed. Kept on
+  // the thread's global, not in a module variable: the pool's workers run
+  // this function from its source text (x25519-pool.ts), without its module.
+  const kept = globalThis as unknown as Record<symbol, Buffer | undefined>;
+  const slot = Symbol.for('paired-mls previous Encap key');
+  const repeated = kept[slot]?.equals(enc) === true;
+  kept[slot] = enc;
+  if (repeated) throw new RangeError('no randomness: an Encap ephemeral key equal to the previous one');
   const shared = crypto.diffieHellman({ privateKey: ephemeral, publicKey });
   try {
     if (enc.length !== 32 || shared.length !== 32) throw new RangeError('X25519 output of unexpected length');
