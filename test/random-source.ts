@@ -96,6 +96,19 @@ export async function pairWithBob(lib: typeof Source, alice: Source.MlsClient, c
   return { bob, aliceId, group, bobs };
 }
 
+/**
+ * `codeOf` a transaction of `client` that runs `body` and then gives up
+ * (throws INVALID_ARGUMENT `why`): the client rolls back what `body` did.
+ */
+export function givenUp(lib: typeof Source, client: Source.MlsClient, body: () => Promise<unknown>, why = 'the app gave up'): Promise<string> {
+  return codeOf(() =>
+    client.transaction(async () => {
+      await body();
+      throw new lib.MlsError('INVALID_ARGUMENT', why);
+    }),
+  );
+}
+
 /** A self-update `bobs` processes and merges; the commit. */
 export async function honestUpdate(group: Source.Group, bobs: Source.Group): Promise<Uint8Array> {
   const update = await group.selfUpdate();

@@ -51,7 +51,7 @@ import { createCipheriv, createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type * as Source from '../ts/index.js';
 import { loadOnBrowsersPath, x25519Public } from './browsers-path.js';
-import { NO_RANDOMNESS, SEAL_FAILED, WELCOME_SEAL_FAILED, codeOf, honestUpdate, pairWithBob, random, realGetRandomValues, useRandomSource, type RandomMode } from './random-source.js';
+import { NO_RANDOMNESS, SEAL_FAILED, WELCOME_SEAL_FAILED, codeOf, givenUp, honestUpdate, pairWithBob, random, realGetRandomValues, useRandomSource, type RandomMode } from './random-source.js';
 
 const WASM = readFileSync(process.env.REVIEW64_WASM ?? new URL('../pkg/paired_mls_core_bg.wasm', import.meta.url));
 
@@ -322,13 +322,10 @@ describe('a transaction rolled back while the random source fails: the new core 
     // In step: one seed, one stream, one signature key.
     expect(Buffer.from(idA.signaturePublicKey).equals(Buffer.from(idB.signaturePublicKey))).toBe(true);
     const rollBack = async () => {
-      const refused = await codeOf(() =>
-        a.transaction(async () => {
-          await a.putRecord('r', new Uint8Array([1])); // a change: the rollback reloads
-          random.mode = 'throw';
-          throw new lib.MlsError('INVALID_ARGUMENT', 'the app gave up');
-        }),
-      );
+      const refused = await givenUp(lib, a, async () => {
+        await a.putRecord('r', new Uint8Array([1])); // a change: the rollback reloads
+        random.mode = 'throw';
+      });
       random.mode = 'real';
       expect(refused).toBe('INVALID_ARGUMENT: the app gave up');
       expect(a.record('r')).toBeUndefined();

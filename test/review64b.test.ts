@@ -14,7 +14,7 @@ import type * as Source from '../ts/index.js';
 import { MlsClient, type Group } from 'paired-mls';
 import { IntentError, createIntent, encodeIntent } from 'paired-mls/intents';
 import { loadOnBrowsersPath } from './browsers-path.js';
-import { NO_RANDOMNESS, SEAL_FAILED, codeOf, honestUpdate, pairWithBob, random, useRandomSource } from './random-source.js';
+import { NO_RANDOMNESS, SEAL_FAILED, codeOf, givenUp, honestUpdate, pairWithBob, random, useRandomSource } from './random-source.js';
 import { CAPS, deliver } from './intents-review-helpers.js';
 
 const WASM = readFileSync(new URL('../pkg/paired_mls_core_bg.wasm', import.meta.url));
@@ -164,14 +164,11 @@ describe('attack 3: the rollback that cannot reload (client.ts #atomically)', ()
     const lib = await load();
     const { alice, group, bobs } = await pairWith(lib, new lib.MemoryStorageAdapter());
     const before = group.epoch;
-    const refused = await codeOf(() =>
-      alice.transaction(async () => {
-        await group.selfUpdate();
-        await group.mergePendingCommit();
-        await alice.putRecord('r', new Uint8Array([1]));
-        throw new lib.MlsError('INVALID_ARGUMENT', 'the app gave up');
-      }),
-    );
+    const refused = await givenUp(lib, alice, async () => {
+      await group.selfUpdate();
+      await group.mergePendingCommit();
+      await alice.putRecord('r', new Uint8Array([1]));
+    });
     expect(refused).toBe('INVALID_ARGUMENT: the app gave up');
     expect(group.epoch).toBe(before);
     expect(alice.record('r')).toBeUndefined();
@@ -182,12 +179,9 @@ describe('attack 3: the rollback that cannot reload (client.ts #atomically)', ()
     it(`${failing}: a transaction that changed nothing needs no reload, so a failing source does not refuse the client`, async () => {
       const lib = await load();
       const { alice, group, bobs } = await pairWith(lib, new lib.MemoryStorageAdapter());
-      const refused = await codeOf(() =>
-        alice.transaction(async () => {
-          random.mode = failing;
-          throw new lib.MlsError('INVALID_ARGUMENT', 'the app gave up');
-        }),
-      );
+      const refused = await givenUp(lib, alice, async () => {
+        random.mode = failing;
+      });
       random.mode = 'real';
       expect(refused).toBe('INVALID_ARGUMENT: the app gave up');
       await honestUpdate(group, bobs);
@@ -199,16 +193,13 @@ describe('attack 3: the rollback that cannot reload (client.ts #atomically)', ()
       const { alice, group, bobs } = await pairWith(lib, storage);
       const before = group.epoch;
       const exportedBefore = group.exportSecret('x', new Uint8Array(0), 32);
-      const refused = await codeOf(() =>
-        alice.transaction(async () => {
-          await group.selfUpdate();
-          await group.mergePendingCommit();
-          await alice.putRecord('r', new Uint8Array([1]));
-          random.mode = failing;
-          random.drawn = [];
-          throw new lib.MlsError('INVALID_ARGUMENT', 'the app gave up');
-        }),
-      );
+      const refused = await givenUp(lib, alice, async () => {
+        await group.selfUpdate();
+        await group.mergePendingCommit();
+        await alice.putRecord('r', new Uint8Array([1]));
+        random.mode = failing;
+        random.drawn = [];
+      });
       expect(refused).toBe('INVALID_ARGUMENT: the app gave up');
       // The rollback asked the source for nothing (a new core's seed was 32 bytes).
       expect(random.drawn).toEqual([]);
@@ -281,22 +272,19 @@ describe('attack 3: the rollback that cannot reload (client.ts #atomically)', ()
     let inside: Source.Identity | undefined;
     let exportedInside: Uint8Array | undefined;
     let staged: Source.StagedCommit | undefined;
-    const refused = await codeOf(() =>
-      alice.transaction(async () => {
-        // A commit of Bob's staged (not merged) inside, to see its discard after.
-        const bobCommit = await bobs.selfUpdate();
-        const processed = await group.process(bobCommit.commit);
-        if (processed.kind === 'commit') staged = processed.staged;
-        await group.selfUpdate();
-        await group.mergePendingCommit();
-        exportedInside = group.exportSecret('x', new Uint8Array(0), 32);
-        inside = await alice.createIdentity('inside', 1);
-        await alice.putRecord('r', new Uint8Array([1]));
-        await alice.putGroupRecord(group.id, 'g', new Uint8Array([2]));
-        read.fails = true;
-        throw new lib.MlsError('INVALID_ARGUMENT', 'the app gave up');
-      }),
-    );
+    const refused = await givenUp(lib, alice, async () => {
+      // A commit of Bob's staged (not merged) inside, to see its discard after.
+      const bobCommit = await bobs.selfUpdate();
+      const processed = await group.process(bobCommit.commit);
+      if (processed.kind === 'commit') staged = processed.staged;
+      await group.selfUpdate();
+      await group.mergePendingCommit();
+      exportedInside = group.exportSecret('x', new Uint8Array(0), 32);
+      inside = await alice.createIdentity('inside', 1);
+      await alice.putRecord('r', new Uint8Array([1]));
+      await alice.putGroupRecord(group.id, 'g', new Uint8Array([2]));
+      read.fails = true;
+    });
     read.fails = false;
     expect(refused).toBe('INVALID_ARGUMENT: the app gave up');
     expect(exportedInside).not.toEqual(exportedBefore);

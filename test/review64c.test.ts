@@ -15,7 +15,7 @@ import { createCipheriv } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type * as Source from '../ts/index.js';
 import { loadOnBrowsersPath } from './browsers-path.js';
-import { codeOf, honestUpdate, pairWithBob, random, useRandomSource } from './random-source.js';
+import { codeOf, givenUp, honestUpdate, pairWithBob, random, useRandomSource } from './random-source.js';
 
 useRandomSource();
 
@@ -47,12 +47,9 @@ async function openRecorded(lib: typeof Source, options?: Parameters<typeof Sour
 /** A rollback of a transaction that changed a record (the client reloads into a fork). */
 async function rollBack(lib: typeof Source, client: Source.MlsClient, round: number): Promise<void> {
   expect(
-    await codeOf(() =>
-      client.transaction(async () => {
-        await client.putRecord('r', new Uint8Array([round]));
-        throw new lib.MlsError('INVALID_ARGUMENT', 'the app gave up');
-      }),
-    ),
+    await givenUp(lib, client, async () => {
+      await client.putRecord('r', new Uint8Array([round]));
+    }),
   ).toBe(GAVE_UP);
 }
 
@@ -83,13 +80,10 @@ describe('attack 1: the rollback frees the old core with its generator wiped, an
     expect(buffersIn(found, fork)).toEqual([]);
     const before = group.epoch;
     expect(
-      await codeOf(() =>
-        alice.transaction(async () => {
-          await group.selfUpdate();
-          await group.mergePendingCommit();
-          throw new lib.MlsError('INVALID_ARGUMENT', 'the app gave up');
-        }),
-      ),
+      await givenUp(lib, alice, async () => {
+        await group.selfUpdate();
+        await group.mergePendingCommit();
+      }),
     ).toBe(GAVE_UP);
     expect(group.epoch).toBe(before);
     await honestUpdate(group, bobs);
@@ -162,16 +156,13 @@ describe('attack 2: the rolled-back client against one opened fresh from the sam
     const checked: string[] = [];
     group.useChecks([{ name: 'review64c/seen', stage: 'policy', commit: () => void checked.push('commit') }]);
     expect(
-      await codeOf(() =>
-        alice.transaction(async () => {
-          await group.clearPendingCommit();
-          await alice.createIdentity('inside', 1);
-          await alice.putRecord('kept', undefined);
-          await alice.putGroupRecord(group.id, 'g', undefined);
-          await alice.createGroup(aliceId);
-          throw new lib.MlsError('INVALID_ARGUMENT', 'the app gave up');
-        }),
-      ),
+      await givenUp(lib, alice, async () => {
+        await group.clearPendingCommit();
+        await alice.createIdentity('inside', 1);
+        await alice.putRecord('kept', undefined);
+        await alice.putGroupRecord(group.id, 'g', undefined);
+        await alice.createGroup(aliceId);
+      }),
     ).toBe(GAVE_UP);
     const view = (client: Source.MlsClient) => {
       const g = client.group(group.id);
@@ -222,14 +213,11 @@ describe('attack 3: handles obtained inside the failed transaction, used after t
     await bobs.mergePendingCommit();
     let staged: Source.StagedCommit | undefined;
     expect(
-      await codeOf(() =>
-        alice.transaction(async () => {
-          await alice.putRecord('r', new Uint8Array([1]));
-          const seen = await group.process(up.commit);
-          if (seen.kind === 'commit') staged = seen.staged;
-          throw new lib.MlsError('INVALID_ARGUMENT', 'the app gave up');
-        }),
-      ),
+      await givenUp(lib, alice, async () => {
+        await alice.putRecord('r', new Uint8Array([1]));
+        const seen = await group.process(up.commit);
+        if (seen.kind === 'commit') staged = seen.staged;
+      }),
     ).toBe(GAVE_UP);
     expect(staged).toBeDefined();
     // Staged against the epoch the rollback restored (the fork's client id
@@ -247,12 +235,9 @@ describe('attack 3: handles obtained inside the failed transaction, used after t
     const { group, bobs } = await pairWithBob(lib, alice);
     let unconfirmed: Source.UnconfirmedMessage | undefined;
     expect(
-      await codeOf(() =>
-        alice.transaction(async () => {
-          unconfirmed = await group.encryptUnconfirmed(new Uint8Array([1]));
-          throw new lib.MlsError('INVALID_ARGUMENT', 'the app gave up');
-        }),
-      ),
+      await givenUp(lib, alice, async () => {
+        unconfirmed = await group.encryptUnconfirmed(new Uint8Array([1]));
+      }),
     ).toBe(GAVE_UP);
     // The ratchet step was rolled back with the rest: a typed refusal (an
     // odd message, but no trap and nothing written).
@@ -315,12 +300,9 @@ describe('attack 5: calls made while the rollback reloads (the fork is empty unt
       seen.identity = await codeOf(() => alice.createIdentity('window', 1));
     };
     expect(
-      await codeOf(() =>
-        alice.transaction(async () => {
-          await alice.putRecord('r', new Uint8Array([1]));
-          throw new lib.MlsError('INVALID_ARGUMENT', 'the app gave up');
-        }),
-      ),
+      await givenUp(lib, alice, async () => {
+        await alice.putRecord('r', new Uint8Array([1]));
+      }),
     ).toBe(GAVE_UP);
     const rollingBack = 'INVALID_STATE: a failed transaction is rolling back; call again once it settled';
     expect(seen).toEqual({ epoch: rollingBack, identities: rollingBack, update: rollingBack, identity: rollingBack });
@@ -354,14 +336,11 @@ describe('attack 5b: calls made while the rollback waits for the writes of calls
     let open!: () => void;
     gate = new Promise((resolve) => (open = resolve));
     const earlier = alice.putRecord('earlier', new Uint8Array([1])); // its write waits at the gate
-    const failed = codeOf(() =>
-      alice.transaction(async () => {
-        await group.selfUpdate();
-        await group.mergePendingCommit();
-        expect(group.epoch).toBe(before + 1);
-        throw new lib.MlsError('INVALID_ARGUMENT', 'the app gave up');
-      }),
-    );
+    const failed = givenUp(lib, alice, async () => {
+      await group.selfUpdate();
+      await group.mergePendingCommit();
+      expect(group.epoch).toBe(before + 1);
+    });
     for (let i = 0; i < 20; i++) await Promise.resolve(); // fn has thrown; the rollback waits on the gate
     const rollingBack = 'INVALID_STATE: a failed transaction is rolling back; call again once it settled';
     expect(await codeOf(() => group.epoch)).toBe(rollingBack);
