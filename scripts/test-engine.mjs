@@ -13,7 +13,7 @@
 // (scripts/test-field-wasm.sh).
 // Ends with `N passed, M failed` and exits non-zero on any failure.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -89,14 +89,38 @@ const UNIT_FILTERS = [
 
 const FEATURES = 'test-utils,virtual-clients-draft';
 
+/**
+ * Links and placeholders are left untouched when already right: the KATs
+ * read them with include_str!, so rewriting one would make cargo rebuild
+ * the crate's tests on every run (.ci/run keeps unchanged files' times).
+ */
 function linkVectors() {
   mkdirSync(linkDir, { recursive: true });
-  for (const name of readdirSync(linkDir)) rmSync(join(linkDir, name));
-  for (const name of Object.keys(KATS)) {
+  const wanted = new Map(Object.keys(KATS).map((name) => [name, join('../../../test/vectors/mlswg', name)]));
+  for (const name of PLACEHOLDERS) wanted.set(name, null);
+  for (const name of readdirSync(linkDir)) if (!wanted.has(name)) rmSync(join(linkDir, name));
+  for (const [name, link] of wanted) {
+    const path = join(linkDir, name);
+    if (link === null) {
+      if (!existsSync(path) || lstatSync(path).isSymbolicLink() || readFileSync(path, 'utf8') !== '[]\n') {
+        rmSync(path, { force: true });
+        writeFileSync(path, '[]\n');
+      }
+      continue;
+    }
     if (!existsSync(join(vectors, name))) throw new Error(`missing test/vectors/mlswg/${name}`);
-    symlinkSync(join('../../../test/vectors/mlswg', name), join(linkDir, name));
+    if (isLinkTo(path, link)) continue;
+    rmSync(path, { force: true });
+    symlinkSync(link, path);
   }
-  for (const name of PLACEHOLDERS) writeFileSync(join(linkDir, name), '[]\n');
+}
+
+function isLinkTo(path, link) {
+  try {
+    return lstatSync(path).isSymbolicLink() && readlinkSync(path) === link;
+  } catch {
+    return false;
+  }
 }
 
 /** Cases per file: how many the engine's ciphersuites cover, how many it cannot run. */
@@ -112,9 +136,16 @@ function countCases(name) {
   return { total: cases.length, run, skipped };
 }
 
+/**
+ * The vendored crates keep manifests (and so dev profiles) of their own:
+ * scripts/engine-test-profile.toml gives them the root workspace's, so the
+ * dependencies the core's tests built are reused, not built again.
+ */
+const PROFILE_CONFIG = ['--config', join(root, 'scripts/engine-test-profile.toml')];
+
 function cargo(args) {
   const env = { ...process.env, CARGO_TARGET_DIR: process.env.CARGO_TARGET_DIR ?? join(root, 'target/engine') };
-  const r = spawnSync(process.env.CARGO ?? 'cargo', args, { cwd: root, env, encoding: 'utf8', maxBuffer: 1 << 28 });
+  const r = spawnSync(process.env.CARGO ?? 'cargo', [args[0], ...PROFILE_CONFIG, ...args.slice(1)], { cwd: root, env, encoding: 'utf8', maxBuffer: 1 << 28 });
   process.stderr.write(r.stderr.split('\n').filter((l) => /error|warning: unused/.test(l)).join('\n'));
   return { status: r.status, out: r.stdout };
 }
