@@ -7,7 +7,7 @@
  * which content it was built from.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -45,10 +45,27 @@ function clone(base: string, from: string, rev?: string): string {
   return dir;
 }
 
-/** The script, as .ci/run runs it; returns its one line. */
-function restore(dir: string, target: string): string {
-  return execFileSync(process.execPath, [SCRIPT, target], { cwd: dir, encoding: 'utf8' }).trim();
+let runs = 0;
+/** `start` as .ci/run runs it before any build; returns its line and the run's id (for `end`). */
+function start(dir: string, target: string): { line: string; id: string } {
+  const id = `run-${++runs}`;
+  const line = execFileSync(process.execPath, [SCRIPT, 'start', target, id], { cwd: dir, encoding: 'utf8' }).trim();
+  return { line, id };
 }
+
+function end(dir: string, target: string, id: string): string {
+  return execFileSync(process.execPath, [SCRIPT, 'end', target, id], { cwd: dir, encoding: 'utf8' }).trim();
+}
+
+/** A whole CI run: start, build, end; returns start's line and the build. */
+function ciRun(dir: string, target: string): { line: string; built: { compiled: boolean; prints: string } } {
+  const { line, id } = start(dir, target);
+  const built = build(dir, target);
+  expect(end(dir, target, id)).toBe('');
+  return { line, built };
+}
+
+const RECORD = 'paired-mls-ci-source-mtimes.tsv';
 
 /** cargo build into `target`: whether it compiled the program, and what the program prints. */
 function build(dir: string, target: string): { compiled: boolean; prints: string } {
@@ -64,49 +81,118 @@ function build(dir: string, target: string): { compiled: boolean; prints: string
 }
 
 describe('ci-source-mtimes: unchanged files keep their times, and cargo never reuses a build of other content', () => {
-  it('same content: no rebuild; new, changed back, or edited in the work tree: rebuilt from that content', () => {
+  it('same content: no rebuild; new, changed back, or edited: rebuilt from that content', () => {
     const base = mkdtempSync(join(tmpdir(), 'ci-mtimes-'));
     const target = join(base, 'target');
     const repo = origin(base, 1);
 
-    // A first checkout: nothing recorded, every file new, a full build.
+    // A first run: nothing recorded, every file new, a full build.
     const first = clone(base, repo);
-    expect(restore(first, target)).toBe('ci-source-mtimes: 0 files as the previous CI checkout had them, 3 new or changed');
-    expect(build(first, target)).toEqual({ compiled: true, prints: '1' });
+    expect(ciRun(first, target)).toEqual({
+      line: 'ci-source-mtimes: 0 files as the previous CI checkout had them, 3 new or changed',
+      built: { compiled: true, prints: '1' },
+    });
     const firstTime = statSync(join(first, 'src/main.rs')).mtimeMs;
 
     // Without the script a fresh clone of the same commit is rebuilt (its files are newer than the build).
-    const plain = clone(base, repo);
-    expect(build(plain, target)).toEqual({ compiled: true, prints: '1' });
+    expect(build(clone(base, repo), target)).toEqual({ compiled: true, prints: '1' });
 
     // With it: the earlier times come back, and the build made since is reused.
     const same = clone(base, repo);
-    expect(restore(same, target)).toBe('ci-source-mtimes: 3 files as the previous CI checkout had them, 0 new or changed');
+    const sameRun = ciRun(same, target);
+    expect(sameRun).toEqual({
+      line: 'ci-source-mtimes: 3 files as the previous CI checkout had them, 0 new or changed',
+      built: { compiled: false, prints: '1' },
+    });
     expect(statSync(join(same, 'src/main.rs')).mtimeMs).toBe(firstTime);
-    expect(build(same, target)).toEqual({ compiled: false, prints: '1' });
 
     // A commit that changes the program: that file is new, rebuilt.
     writeProgram(repo, 2);
     git(repo, 'commit', '-q', '-am', 'prints 2');
-    const changed = clone(base, repo);
-    expect(restore(changed, target)).toBe('ci-source-mtimes: 2 files as the previous CI checkout had them, 1 new or changed');
-    expect(build(changed, target)).toEqual({ compiled: true, prints: '2' });
+    expect(ciRun(clone(base, repo), target)).toEqual({
+      line: 'ci-source-mtimes: 2 files as the previous CI checkout had them, 1 new or changed',
+      built: { compiled: true, prints: '2' },
+    });
 
     // The earlier commit again: its content was seen before, but not last; it is new again, rebuilt.
     const back = clone(base, repo, 'HEAD~1');
-    expect(restore(back, target)).toBe('ci-source-mtimes: 2 files as the previous CI checkout had them, 1 new or changed');
+    expect(ciRun(back, target)).toEqual({
+      line: 'ci-source-mtimes: 2 files as the previous CI checkout had them, 1 new or changed',
+      built: { compiled: true, prints: '1' },
+    });
     expect(statSync(join(back, 'src/main.rs')).mtimeMs).toBeGreaterThan(firstTime);
-    expect(build(back, target)).toEqual({ compiled: true, prints: '1' });
-
-    // A file edited in the work tree (not committed): its index entry matches the record, its content does not.
-    const edited = clone(base, repo, 'HEAD~1');
-    writeProgram(edited, 3);
-    expect(restore(edited, target)).toBe('ci-source-mtimes: 2 files as the previous CI checkout had them, 1 new or changed');
-    expect(build(edited, target)).toEqual({ compiled: true, prints: '3' });
 
     // The record names each tracked file once, with its blob id and the time it was given.
-    const record = readFileSync(join(target, 'paired-mls-ci-source-mtimes.tsv'), 'utf8').trim().split('\n');
+    const record = readFileSync(join(target, RECORD), 'utf8').trim().split('\n');
     expect(record.map((line) => line.split('\t')[2]).sort()).toEqual(['Cargo.toml', 'README', 'src/main.rs']);
+  });
+
+  it('a checkout that is not a clean clone is not timed, and the record is dropped: the next run rebuilds', () => {
+    const base = mkdtempSync(join(tmpdir(), 'ci-mtimes-'));
+    const target = join(base, 'target');
+    const repo = origin(base, 1);
+    expect(ciRun(clone(base, repo), target).built).toEqual({ compiled: true, prints: '1' });
+
+    // Edited in the work tree: not timed, built from the edit.
+    const edited = clone(base, repo);
+    writeProgram(edited, 3);
+    const editedTime = statSync(join(edited, 'src/main.rs')).mtimeMs;
+    expect(ciRun(edited, target)).toEqual({
+      line: 'ci-source-mtimes: not a clean clone; files left as they are, the record dropped',
+      built: { compiled: true, prints: '3' },
+    });
+    expect(statSync(join(edited, 'src/main.rs')).mtimeMs).toBe(editedTime);
+    expect(existsSync(join(target, RECORD))).toBe(false);
+
+    // The next clean clone of the commit (which prints 1) finds no record: every file new, rebuilt.
+    expect(ciRun(clone(base, repo), target)).toEqual({
+      line: 'ci-source-mtimes: 0 files as the previous CI checkout had them, 3 new or changed',
+      built: { compiled: true, prints: '1' },
+    });
+
+    // An ignored file (a build left in the checkout) makes it unclean too.
+    const ignoring = clone(base, repo);
+    writeFileSync(join(ignoring, '.gitignore'), 'out/\n');
+    git(ignoring, 'add', '.gitignore');
+    git(ignoring, 'commit', '-q', '-m', 'ignore out/');
+    mkdirSync(join(ignoring, 'out'));
+    writeFileSync(join(ignoring, 'out/x'), 'x');
+    expect(start(ignoring, target).line).toBe('ci-source-mtimes: not a clean clone; files left as they are, the record dropped');
+  });
+
+  it('a run that did not end, or that another run overlapped, leaves no record to trust: the next run rebuilds', () => {
+    const base = mkdtempSync(join(tmpdir(), 'ci-mtimes-'));
+    const target = join(base, 'target');
+    const repo = origin(base, 1);
+    expect(ciRun(clone(base, repo), target).built).toEqual({ compiled: true, prints: '1' });
+
+    // Killed: started, built the commit that prints 2, never ended.
+    writeProgram(repo, 2);
+    git(repo, 'commit', '-q', '-am', 'prints 2');
+    const killed = clone(base, repo);
+    start(killed, target);
+    expect(build(killed, target)).toEqual({ compiled: true, prints: '2' });
+
+    // The next run (the commit that prints 1) does not trust the record the killed run wrote.
+    const after = clone(base, repo, 'HEAD~1');
+    const { line, id } = start(after, target);
+    expect(line).toBe('ci-source-mtimes: 0 files as the previous CI checkout had them, 3 new or changed (the run before did not end: its record dropped)');
+    expect(build(after, target)).toEqual({ compiled: true, prints: '1' });
+
+    // Overlap: the killed run's orphaned process goes on after this run timed and built its files, and
+    // builds a step it had not reached (modelled by giving its file the time of that later step), then ends.
+    const later = new Date();
+    utimesSync(join(killed, 'src/main.rs'), later, later);
+    expect(build(killed, target)).toEqual({ compiled: true, prints: '2' });
+    expect(end(killed, target, 'run-killed-elsewhere')).toBe('ci-source-mtimes: another run overlapped this one; the record dropped');
+    expect(existsSync(join(target, RECORD))).toBe(false);
+    expect(end(after, target, id)).toBe('');
+
+    // So the next run of the commit that prints 1 rebuilds instead of reusing the orphan's build of 2.
+    expect(ciRun(clone(base, repo, 'HEAD~1'), target)).toEqual({
+      line: 'ci-source-mtimes: 0 files as the previous CI checkout had them, 3 new or changed',
+      built: { compiled: true, prints: '1' },
+    });
   });
 
   it('a damaged record is read as no record: every file new', () => {
@@ -114,9 +200,10 @@ describe('ci-source-mtimes: unchanged files keep their times, and cargo never re
     const target = join(base, 'target');
     const repo = origin(base, 1);
     mkdirSync(target);
-    writeFileSync(join(target, 'paired-mls-ci-source-mtimes.tsv'), 'garbage\tNaN\tsrc/main.rs\nnot a line\n');
-    const dir = clone(base, repo);
-    expect(restore(dir, target)).toBe('ci-source-mtimes: 0 files as the previous CI checkout had them, 3 new or changed');
-    expect(build(dir, target)).toEqual({ compiled: true, prints: '1' });
+    writeFileSync(join(target, RECORD), 'garbage\tNaN\tsrc/main.rs\nnot a line\n');
+    expect(ciRun(clone(base, repo), target)).toEqual({
+      line: 'ci-source-mtimes: 0 files as the previous CI checkout had them, 3 new or changed',
+      built: { compiled: true, prints: '1' },
+    });
   });
 });
