@@ -142,16 +142,9 @@ function countCases(name) {
   return { total: cases.length, run, skipped };
 }
 
-/**
- * The vendored crates keep manifests (and so dev profiles) of their own:
- * scripts/engine-test-profile.toml gives them the root workspace's, so the
- * dependencies the core's tests built are reused, not built again.
- */
-const PROFILE_CONFIG = ['--config', join(root, 'scripts/engine-test-profile.toml')];
-
 function cargo(args) {
   const env = { ...process.env, CARGO_TARGET_DIR: process.env.CARGO_TARGET_DIR ?? join(root, 'target/engine') };
-  const r = spawnSync(process.env.CARGO ?? 'cargo', [args[0], ...PROFILE_CONFIG, ...args.slice(1)], { cwd: root, env, encoding: 'utf8', maxBuffer: 1 << 28 });
+  const r = spawnSync(process.env.CARGO ?? 'cargo', args, { cwd: root, env, encoding: 'utf8', maxBuffer: 1 << 28 });
   process.stderr.write(r.stderr.split('\n').filter((l) => /error|warning: unused/.test(l)).join('\n'));
   return { status: r.status, out: r.stdout };
 }
