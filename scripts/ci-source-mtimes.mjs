@@ -4,8 +4,8 @@
 //   node scripts/ci-source-mtimes.mjs end TARGET_DIR RUN_ID     (when the run ends)
 // `start` gives each tracked file the modification time it had in the
 // previous CI checkout that built into TARGET_DIR, when its content (git's
-// blob id) is the same; a file whose content is new is given the time of
-// this run.
+// blob id) is the same and that checkout was at the same path; a file whose
+// content is new is given the time of this run.
 //
 // Why: cargo decides that a path crate (crates/*, vendor/*) must be rebuilt
 // when one of its files is newer than the last build. A fresh clone makes
@@ -51,11 +51,18 @@ function dropRecord() {
   rmSync(recordPath, { force: true });
 }
 
-/** path -> { blob, mtimeMs } from the previous CI checkout (empty when none). */
+/**
+ * path -> { blob, mtimeMs } from the previous CI checkout (empty when none,
+ * or when that checkout was at another path: builds embed their checkout's
+ * absolute path, env!("CARGO_MANIFEST_DIR") for one, which cargo does not
+ * track, so a build made elsewhere is not reused).
+ */
 function readRecord() {
   const record = new Map();
   if (!existsSync(recordPath)) return record;
-  for (const line of readFileSync(recordPath, 'utf8').split('\n')) {
+  const lines = readFileSync(recordPath, 'utf8').split('\n');
+  if (lines[0] !== `root\t${root}`) return record;
+  for (const line of lines.slice(1)) {
     const [blob, mtime, path] = line.split('\t');
     if (!path) continue;
     const mtimeMs = Number(mtime);
@@ -107,7 +114,7 @@ function start() {
   const now = new Date(Math.max(Date.now(), latest + 1));
   let kept = 0;
   let fresh = 0;
-  const lines = [];
+  const lines = [`root\t${root}`];
   for (const [path, blob] of trackedFiles()) {
     const full = join(root, path);
     if (!exists(full)) continue;

@@ -7,7 +7,7 @@
  * which content it was built from.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -36,10 +36,10 @@ function origin(base: string, value: number): string {
   return dir;
 }
 
-let clones = 0;
-/** A fresh clone (every file new), optionally at `rev`. */
-function clone(base: string, from: string, rev?: string): string {
-  const dir = join(base, `clone${++clones}`);
+/** A fresh clone (every file new), optionally at `rev`, at `base/name`: CI's checkout path, the same each run unless named. */
+function clone(base: string, from: string, rev?: string, name = 'checkout'): string {
+  const dir = join(base, name);
+  rmSync(dir, { recursive: true, force: true });
   git(base, 'clone', '-q', from, dir);
   if (rev) git(dir, 'checkout', '-q', rev);
   return dir;
@@ -92,10 +92,21 @@ describe('ci-source-mtimes: unchanged files keep their times, and cargo never re
       line: 'ci-source-mtimes: 0 files as the previous CI checkout had them, 3 new or changed',
       built: { compiled: true, prints: '1' },
     });
-    const firstTime = statSync(join(first, 'src/main.rs')).mtimeMs;
 
     // Without the script a fresh clone of the same commit is rebuilt (its files are newer than the build).
     expect(build(clone(base, repo), target)).toEqual({ compiled: true, prints: '1' });
+
+    // The same commit cloned at another path: builds embed their checkout's path (env!("CARGO_MANIFEST_DIR")),
+    // so nothing recorded at the first path is reused there; and back at the first path, nothing recorded there.
+    expect(ciRun(clone(base, repo, undefined, 'elsewhere'), target)).toEqual({
+      line: 'ci-source-mtimes: 0 files as the previous CI checkout had them, 3 new or changed',
+      built: { compiled: true, prints: '1' },
+    });
+    expect(ciRun(clone(base, repo), target)).toEqual({
+      line: 'ci-source-mtimes: 0 files as the previous CI checkout had them, 3 new or changed',
+      built: { compiled: true, prints: '1' },
+    });
+    const firstTime = statSync(join(base, 'checkout/src/main.rs')).mtimeMs;
 
     // With it: the earlier times come back, and the build made since is reused.
     const same = clone(base, repo);
@@ -122,8 +133,9 @@ describe('ci-source-mtimes: unchanged files keep their times, and cargo never re
     });
     expect(statSync(join(back, 'src/main.rs')).mtimeMs).toBeGreaterThan(firstTime);
 
-    // The record names each tracked file once, with its blob id and the time it was given.
-    const record = readFileSync(join(target, RECORD), 'utf8').trim().split('\n');
+    // The record names its checkout's path, then each tracked file once, with its blob id and the time it was given.
+    const [rootLine, ...record] = readFileSync(join(target, RECORD), 'utf8').trim().split('\n');
+    expect(rootLine).toBe(`root\t${back}`);
     expect(record.map((line) => line.split('\t')[2]).sort()).toEqual(['Cargo.toml', 'README', 'src/main.rs']);
   });
 
@@ -169,7 +181,7 @@ describe('ci-source-mtimes: unchanged files keep their times, and cargo never re
     // Killed: started, built the commit that prints 2, never ended.
     writeProgram(repo, 2);
     git(repo, 'commit', '-q', '-am', 'prints 2');
-    const killed = clone(base, repo);
+    const killed = clone(base, repo, undefined, 'killed');
     start(killed, target);
     expect(build(killed, target)).toEqual({ compiled: true, prints: '2' });
 
